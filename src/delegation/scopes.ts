@@ -1,0 +1,45 @@
+// Scopes of the delegate resources, what they mean in plain words, and the
+// set operations that attenuation is built on. Pure: no I/O.
+
+/** Ask CalendarAgent to find free time (audience: the agent's /mcp URL). */
+export const SCOPE_FIND_SLOT = 'slots:find';
+/** Read busy intervals only, never event details (audience: the calendar backend). */
+export const SCOPE_FREEBUSY_READ = 'freebusy:read';
+
+/** What each scope lets the holder do, in words for the consent page. */
+export const SCOPE_DESCRIPTIONS: Readonly<Record<string, string>> = Object.freeze({
+  [SCOPE_FIND_SLOT]: 'Find free time in your calendar',
+  [SCOPE_FREEBUSY_READ]: 'See when you are busy, but not what your events are (no titles, places or people)',
+});
+
+/** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by single spaces. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+export function isValidScopeToken(token: string): boolean {
+  return SCOPE_TOKEN.test(token);
+}
+
+/** Splits a scope string into its distinct tokens, in order; undefined or empty gives []. */
+export function parseScope(scope: string | undefined | null): string[] {
+  if (!scope) return [];
+  const out: string[] = [];
+  for (const token of scope.split(' ')) {
+    if (token !== '' && !out.includes(token)) out.push(token);
+  }
+  return out;
+}
+
+export function formatScope(scopes: readonly string[]): string {
+  return [...new Set(scopes)].join(' ');
+}
+
+/** Whether every element of `inner` is in `outer`. */
+export function isSubset(inner: readonly string[], outer: readonly string[]): boolean {
+  const set = new Set(outer);
+  return inner.every((s) => set.has(s));
+}
+
+export function missingFrom(required: readonly string[], held: readonly string[]): string[] {
+  const set = new Set(held);
+  return required.filter((s) => !set.has(s));
+}

@@ -1,0 +1,69 @@
+// The token model: claims of delegate's access tokens (RFC 9068 JWTs), the
+// actor chain (RFC 8693 §4.1) and the URNs of token exchange. Pure: no I/O.
+
+export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+export const TOKEN_TYPE_REFRESH_TOKEN = 'urn:ietf:params:oauth:token-type:refresh_token';
+export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
+export const GRANT_TYPE_AUTHORIZATION_CODE = 'authorization_code';
+export const GRANT_TYPE_REFRESH_TOKEN = 'refresh_token';
+export const GRANT_TYPE_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const CLIENT_ASSERTION_TYPE_JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/** JOSE `typ` of an access token (RFC 9068 §2.1). */
+export const ACCESS_TOKEN_TYP = 'at+jwt';
+/** The only signature algorithm delegate issues or accepts. */
+export const SIGNING_ALG = 'ES256';
+
+/** RFC 8693 §4.1: the current actor, with prior actors nested inside. */
+export interface ActorClaim {
+  sub: string;
+  act?: ActorClaim;
+}
+
+/** RFC 9396 authorization details, as delegate carries them in tokens. */
+export interface AuthorizationDetail {
+  type: string;
+  locations?: string[];
+  actions?: string[];
+  [key: string]: unknown;
+}
+
+/** Claims of every access token delegate issues. */
+export interface AccessTokenClaims {
+  iss: string;
+  sub: string;
+  aud: string | string[];
+  client_id: string;
+  scope: string;
+  exp: number;
+  iat: number;
+  nbf?: number;
+  jti: string;
+  /** The user's delegation this token derives from. */
+  grant_id: string;
+  act?: ActorClaim;
+  authorization_details?: AuthorizationDetail[];
+}
+
+/** The actors of a chain, current first: [agent, client, …]. */
+export function actorChain(act: ActorClaim | undefined): string[] {
+  const out: string[] = [];
+  for (let a = act; a; a = a.act) out.push(a.sub);
+  return out;
+}
+
+/** Depth of an actor chain: the number of hops a token has travelled. */
+export function chainDepth(act: ActorClaim | undefined): number {
+  return actorChain(act).length;
+}
+
+/**
+ * The `act` claim of a token obtained by `actor` through exchanging a subject
+ * token (RFC 8693 §4.1): the new actor outermost, the subject token's actors
+ * nested inside. A subject token with no `act` was held by its client, which
+ * becomes the first prior actor, so the chain reads agent ← client.
+ */
+export function nestActor(actor: string, subject: Pick<AccessTokenClaims, 'client_id' | 'act'>): ActorClaim {
+  const prior: ActorClaim = subject.act ?? { sub: subject.client_id };
+  return { sub: actor, act: prior };
+}

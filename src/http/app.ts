@@ -1,0 +1,114 @@
+// The fastify plumbing the three servers share: a form-body parser that keeps
+// repeated parameters visible (RFC 6749 §3.1 forbids them), a Host check
+// against DNS rebinding, baseline security headers, and an error handler that
+// answers with an RFC-style `error` body and never a stack trace.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
+
+export interface AppOptions {
+  /** A pino logger; none (silent) by default. */
+  logger?: Logger;
+  /** Largest accepted request body, in bytes. */
+  bodyLimit?: number;
+  /**
+   * Host header values accepted besides the loopback names on the port the
+   * request arrived on (for a server published under another name).
+   */
+  extraHosts?: readonly string[];
+}
+
+/** A parsed form body: a repeated parameter becomes an array, so handlers can refuse it. */
+export type FormBody = Record<string, string | string[]>;
+
+export const DEFAULT_BODY_LIMIT = 64 * 1024;
+
+export function createApp(options: AppOptions = {}): FastifyInstance {
+  const app: FastifyInstance = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger as FastifyBaseLogger } : { logger: false }),
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // Large headers are refused by Node itself (16 KiB by default) with 431.
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    trustProxy: false,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+  });
+
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, parseForm(body as string));
+  });
+
+  const extraHosts = new Set((options.extraHosts ?? []).map((h) => h.toLowerCase()));
+  app.addHook('onRequest', async (req, reply) => {
+    if (!hostAllowed(req, extraHosts)) {
+      // DNS rebinding: a page on another name that resolves to loopback must not reach us.
+      return sendError(reply, 421, 'invalid_request', 'This server does not answer for that Host.');
+    }
+    reply.header('X-Content-Type-Options', 'nosniff');
+    reply.header('Referrer-Policy', 'no-referrer');
+  });
+
+  app.setNotFoundHandler((_req, reply) => sendError(reply, 404, 'not_found', 'No such endpoint.'));
+
+  app.setErrorHandler((err: { statusCode?: number; code?: string; message?: string }, req, reply) => {
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) {
+      req.log.error({ err: { code: err.code, message: err.message } }, 'unhandled error');
+      return sendError(reply, 500, 'server_error', 'The server could not complete the request.');
+    }
+    return sendError(reply, status, 'invalid_request', clientErrorMessage(err.code, status));
+  });
+
+  return app;
+}
+
+function clientErrorMessage(code: string | undefined, status: number): string {
+  switch (code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'The request body is too large.';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'The request body has an unsupported media type.';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return 'The request body is not valid JSON.';
+    default:
+      return status === 413 ? 'The request body is too large.' : 'The request is malformed.';
+  }
+}
+
+/** An error response with an RFC 6749 §5.2-style body; never cached. */
+export function sendError(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
+  return reply
+    .code(status)
+    .header('Cache-Control', 'no-store')
+    .header('Pragma', 'no-cache')
+    .type('application/json')
+    .send({ error, error_description: description });
+}
+
+export function parseForm(body: string): FormBody {
+  const out: FormBody = {};
+  for (const [key, value] of new URLSearchParams(body)) {
+    const prior = out[key];
+    if (prior === undefined) out[key] = value;
+    else out[key] = Array.isArray(prior) ? [...prior, value] : [prior, value];
+  }
+  return out;
+}
+
+const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]'];
+
+/**
+ * The Host header must name this server: a loopback name with the port the
+ * connection arrived on, or one of the configured extra hosts.
+ */
+function hostAllowed(req: FastifyRequest, extraHosts: ReadonlySet<string>): boolean {
+  const host = req.headers.host?.toLowerCase();
+  if (!host) return false;
+  if (extraHosts.has(host)) return true;
+  const port = req.raw.socket.localPort;
+  // Requests injected by tests (fastify.inject) have no socket port.
+  if (port === undefined) return LOOPBACK_NAMES.some((name) => host === name || host.startsWith(`${name}:`));
+  return LOOPBACK_NAMES.some((name) => host === `${name}:${port}` || (port === 80 && host === name));
+}

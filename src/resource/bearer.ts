@@ -1,0 +1,163 @@
+// Bearer-token verification for delegate's resource servers (CalendarAgent and
+// the calendar backend): RFC 6750 header parsing, RFC 9068 JWT validation
+// against the authorization server's JWKS, scope checks, and the
+// WWW-Authenticate challenge of RFC 6750 §3 with RFC 9728's resource_metadata.
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import {
+  ACCESS_TOKEN_TYP,
+  SIGNING_ALG,
+  audienceIncludes,
+  missingFrom,
+  parseScope,
+  type AccessTokenClaims,
+} from '../delegation/index.js';
+
+export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
+
+/** Why a request's bearer token was refused; `code` is undefined when no token was sent (RFC 6750 §3.1). */
+export class BearerError extends Error {
+  readonly status: 400 | 401 | 403;
+  readonly code: BearerErrorCode | undefined;
+  /** For insufficient_scope: the scopes the request needs. */
+  readonly scope: string | undefined;
+
+  constructor(status: 400 | 401 | 403, code: BearerErrorCode | undefined, description: string, scope?: string) {
+    super(description);
+    this.name = 'BearerError';
+    this.status = status;
+    this.code = code;
+    this.scope = scope;
+  }
+}
+
+export interface VerifiedBearer {
+  token: string;
+  claims: AccessTokenClaims;
+  scopes: string[];
+}
+
+export interface BearerVerifierOptions {
+  /** The authorization server whose tokens are accepted (exact `iss`). */
+  issuer: string;
+  /** This resource server's canonical URL: tokens must name it in `aud`. */
+  audience: string;
+  /** Verification keys; by default the JWKS named in the issuer's RFC 8414 metadata. */
+  keys?: JWTVerifyGetKey;
+  /** Milliseconds since the epoch; injected so tests can move time. */
+  now?: () => number;
+  /** Seconds of clock skew tolerated on exp/nbf/iat. */
+  clockToleranceSec?: number;
+  /** Fetch used to discover the JWKS (tests pass their own). */
+  fetchFn?: typeof fetch;
+  /** A last check after the signature and claims pass, e.g. a revocation list. Returns a reason to refuse, or undefined. */
+  reject?: (claims: AccessTokenClaims) => string | undefined | Promise<string | undefined>;
+}
+
+export type BearerVerifier = (authorization: string | undefined, requiredScopes: readonly string[]) => Promise<VerifiedBearer>;
+
+/** RFC 6750 §2.1: `Bearer` followed by a b64token. */
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+
+export function createBearerVerifier(options: BearerVerifierOptions): BearerVerifier {
+  const now = options.now ?? Date.now;
+  const keys = options.keys ?? discoveredJwks(options.issuer, options.fetchFn ?? fetch);
+
+  return async (authorization, requiredScopes) => {
+    if (authorization === undefined || authorization === '') {
+      throw new BearerError(401, undefined, 'No bearer token was sent.');
+    }
+    if (!/^bearer\b/i.test(authorization)) {
+      // Another scheme is not a bearer token at all (RFC 6750 §3.1: no error code).
+      throw new BearerError(401, undefined, 'Only the Bearer authentication scheme is accepted.');
+    }
+    const match = BEARER.exec(authorization);
+    if (!match) throw new BearerError(400, 'invalid_request', 'The Authorization header is not a well-formed bearer token.');
+    const token = match[1]!;
+
+    let claims: AccessTokenClaims;
+    try {
+      const result = await jwtVerify(token, keys, {
+        algorithms: [SIGNING_ALG],
+        typ: ACCESS_TOKEN_TYP,
+        issuer: options.issuer,
+        currentDate: new Date(now()),
+        clockTolerance: options.clockToleranceSec ?? 0,
+        requiredClaims: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'client_id', 'scope', 'grant_id'],
+      });
+      claims = result.payload as unknown as AccessTokenClaims;
+    } catch (err) {
+      throw new BearerError(401, 'invalid_token', describeJoseError(err));
+    }
+    if (typeof claims.client_id !== 'string' || typeof claims.scope !== 'string' || typeof claims.grant_id !== 'string') {
+      throw new BearerError(401, 'invalid_token', 'The token lacks delegate claims.');
+    }
+    // RFC 8707 / RFC 9068 §4: a token is only good at the resource it was issued for.
+    if (!audienceIncludes(claims.aud, options.audience)) {
+      throw new BearerError(401, 'invalid_token', 'The token was issued for another resource.');
+    }
+    const refusal = await options.reject?.(claims);
+    if (refusal) throw new BearerError(401, 'invalid_token', refusal);
+
+    const scopes = parseScope(claims.scope);
+    const missing = missingFrom(requiredScopes, scopes);
+    if (missing.length > 0) {
+      throw new BearerError(403, 'insufficient_scope', `The token lacks the scope ${missing.join(' ')}.`, requiredScopes.join(' '));
+    }
+    return { token, claims, scopes };
+  };
+}
+
+/**
+ * The JWKS of an issuer, found through its RFC 8414 metadata on first use
+ * (so a resource server can start before its authorization server). A failed
+ * discovery is retried on the next request.
+ */
+function discoveredJwks(issuer: string, fetchFn: typeof fetch): JWTVerifyGetKey {
+  let pending: Promise<JWTVerifyGetKey> | undefined;
+  const discover = async (): Promise<JWTVerifyGetKey> => {
+    const res = await fetchFn(`${issuer}/.well-known/oauth-authorization-server`, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`authorization server metadata: HTTP ${res.status}`);
+    const metadata = (await res.json()) as { issuer?: unknown; jwks_uri?: unknown };
+    // RFC 8414 §3.3: the metadata must name the issuer it was fetched for.
+    if (metadata.issuer !== issuer) throw new Error('authorization server metadata names another issuer');
+    if (typeof metadata.jwks_uri !== 'string') throw new Error('authorization server metadata has no jwks_uri');
+    return createRemoteJWKSet(new URL(metadata.jwks_uri), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+  };
+  return async (header, token) => {
+    pending ??= discover().catch((err) => {
+      pending = undefined;
+      throw err;
+    });
+    const getKey = await pending;
+    return getKey(header, token);
+  };
+}
+
+function describeJoseError(err: unknown): string {
+  if (err instanceof joseErrors.JWTExpired) return 'The token has expired.';
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return `The token's ${err.claim} claim is not acceptable.`;
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'The token is not signed with ES256.';
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'The token signature is invalid.';
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return 'The token was signed with an unknown key.';
+  if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JWTInvalid) return 'The token is malformed.';
+  if (err instanceof joseErrors.JOSEError) return 'The token is invalid.';
+  return 'The token could not be verified.';
+}
+
+function quote(value: string): string {
+  return `"${value.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/**
+ * The WWW-Authenticate challenge for a refused request (RFC 6750 §3, RFC 9728
+ * §5.1). With no error (no token sent) it carries only resource_metadata.
+ */
+export function wwwAuthenticate(resourceMetadataUrl: string, error?: BearerError): string {
+  const params = [`resource_metadata=${quote(resourceMetadataUrl)}`];
+  if (error?.code) {
+    params.push(`error=${quote(error.code)}`);
+    params.push(`error_description=${quote(error.message)}`);
+  }
+  if (error?.scope) params.push(`scope=${quote(error.scope)}`);
+  return `Bearer ${params.join(', ')}`;
+}
