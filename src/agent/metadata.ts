@@ -1,0 +1,59 @@
+// CalendarAgent's OAuth 2.0 Protected Resource Metadata (RFC 9728): the
+// document an MCP client fetches after a 401 to learn which authorization
+// server issues tokens for the agent and which scope to ask for.
+import type { FastifyInstance } from 'fastify';
+import { SCOPE_FIND_SLOT } from '../delegation/index.js';
+
+export const PRM_WELL_KNOWN = '/.well-known/oauth-protected-resource';
+
+export const AGENT_RESOURCE_NAME = 'CalendarAgent';
+
+export interface ProtectedResourceMetadata {
+  resource: string;
+  authorization_servers: string[];
+  scopes_supported: string[];
+  bearer_methods_supported: string[];
+  resource_name: string;
+}
+
+export function protectedResourceMetadata(resourceUrl: string, issuer: string): ProtectedResourceMetadata {
+  return {
+    resource: resourceUrl,
+    authorization_servers: [issuer],
+    scopes_supported: [SCOPE_FIND_SLOT],
+    bearer_methods_supported: ['header'],
+    resource_name: AGENT_RESOURCE_NAME,
+  };
+}
+
+/**
+ * Where the metadata of `resourceUrl` lives (RFC 9728 §3.1): the well-known
+ * segment goes between the host and the resource's path, so the metadata of
+ * `http://127.0.0.1:8412/mcp` is at
+ * `http://127.0.0.1:8412/.well-known/oauth-protected-resource/mcp`.
+ */
+export function protectedResourceMetadataUrl(resourceUrl: string): string {
+  const url = new URL(resourceUrl);
+  const path = url.pathname === '/' ? '' : url.pathname;
+  return `${url.origin}${PRM_WELL_KNOWN}${path}${url.search}`;
+}
+
+/**
+ * Serves the metadata at its RFC 9728 §3.1 location and, for clients that
+ * only try the root (the MCP specification allows either), at the bare
+ * well-known path too: this server has a single protected resource.
+ */
+export function registerProtectedResourceMetadata(app: FastifyInstance, resourceUrl: string, issuer: string): void {
+  const document = protectedResourceMetadata(resourceUrl, issuer);
+  const suffixed = new URL(protectedResourceMetadataUrl(resourceUrl)).pathname;
+  for (const path of new Set([suffixed, PRM_WELL_KNOWN])) {
+    app.get(path, async (_req, reply) =>
+      reply
+        // Public metadata: browser-based MCP clients may read it from another origin.
+        .header('Access-Control-Allow-Origin', '*')
+        .header('Cache-Control', 'public, max-age=300')
+        .type('application/json')
+        .send(document),
+    );
+  }
+}
