@@ -1,0 +1,189 @@
+// The CLI's token cache, tokens.json in the data directory: access and
+// refresh tokens keyed by authorization server (issuer) and resource,
+// dynamic client registrations keyed by issuer, and OAuth discovery state
+// keyed by resource. Mode 0600 in a 0700 directory, replaced atomically, and
+// changed only under the cross-process lock tokens.lock. A file that is not a
+// cache we can read is refused with a clear error and never overwritten.
+import type { OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
+import type { OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
+import { ClientError, isClientError } from './errors.js';
+import { acquireFileLock, type FileLockOptions } from './lock.js';
+import { ensurePrivateDir, readPrivateFile, writePrivateFileAtomic } from './private-files.js';
+import { dirname } from 'node:path';
+
+export const CACHE_VERSION = 1;
+
+/** Tokens for one resource from one authorization server. */
+export interface StoredTokens {
+  access_token: string;
+  token_type: string;
+  refresh_token?: string;
+  scope?: string;
+  /** When the access token expires (epoch ms), computed from `expires_in` on receipt; absent if the server did not say. */
+  expires_at?: number;
+  /** The authorization server that issued them (the SDK's `issuer` stamp): a refresh token goes to no other. */
+  issuer: string;
+  /** The resource indicator (RFC 8707) they were issued for, as sent to the server. */
+  resource: string;
+  /** When they were received (epoch ms). */
+  obtained_at: number;
+}
+
+/** A client registration (RFC 7591) or pre-registered client, stamped with its issuer by the SDK. */
+export type StoredClient = OAuthClientInformationMixed & { issuer?: string };
+
+export interface TokenCacheData {
+  version: typeof CACHE_VERSION;
+  /** Discovery state (RFC 9728 and RFC 8414 metadata) per resource. */
+  discovery: Record<string, OAuthDiscoveryState>;
+  /** Client registrations per issuer. */
+  clients: Record<string, StoredClient>;
+  /** Tokens per issuer, then per resource. */
+  tokens: Record<string, Record<string, StoredTokens>>;
+}
+
+export interface CacheFiles {
+  tokenCache: string;
+  tokenLock: string;
+}
+
+export interface TokenCacheOptions {
+  files: CacheFiles;
+  now: () => number;
+  /** Overrides for the cross-process lock (tests). */
+  lock?: Partial<Omit<FileLockOptions, 'path' | 'now'>>;
+}
+
+/** Reads and writes of tokens.json inside one holding of tokens.lock. */
+export interface CacheTransaction {
+  read(): Promise<TokenCacheData>;
+  write(data: TokenCacheData): Promise<void>;
+}
+
+export function emptyCache(): TokenCacheData {
+  return { version: CACHE_VERSION, discovery: {}, clients: {}, tokens: {} };
+}
+
+export class TokenCache {
+  readonly files: CacheFiles;
+  private readonly now: () => number;
+  private readonly lockOptions: TokenCacheOptions['lock'];
+  /** Serializes this process's own transactions; the file lock serializes processes. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: TokenCacheOptions) {
+    this.files = options.files;
+    this.now = options.now;
+    this.lockOptions = options.lock;
+  }
+
+  /** The cache as it is on disk now (empty when there is no file). Needs no lock: files are replaced atomically. */
+  async read(): Promise<TokenCacheData> {
+    let text: string | undefined;
+    try {
+      text = await readPrivateFile(this.files.tokenCache);
+    } catch (error) {
+      throw new ClientError('CACHE_IO', `Cannot read the token cache ${this.files.tokenCache}: ${errorText(error)}`, { cause: error });
+    }
+    return text === undefined ? emptyCache() : parseCache(text, this.files.tokenCache);
+  }
+
+  /** Runs `work` holding tokens.lock; its reads see every change another process made before. */
+  async withLock<T>(work: (txn: CacheTransaction) => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      await ensurePrivateDir(dirname(this.files.tokenCache));
+      const lock = await acquireFileLock({ ...this.lockOptions, path: this.files.tokenLock, now: this.now });
+      try {
+        return await work({ read: () => this.read(), write: (data) => this.write(data) });
+      } finally {
+        await lock.release();
+      }
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Read, change and write back under the lock, so that concurrent writers lose nothing. */
+  async update<T>(mutate: (data: TokenCacheData) => T): Promise<T> {
+    return this.withLock(async (txn) => {
+      const data = await txn.read();
+      const result = mutate(data);
+      await txn.write(data);
+      return result;
+    });
+  }
+
+  private async write(data: TokenCacheData): Promise<void> {
+    try {
+      await writePrivateFileAtomic(this.files.tokenCache, `${JSON.stringify(data, null, 2)}\n`);
+    } catch (error) {
+      if (isClientError(error)) throw error;
+      throw new ClientError('CACHE_IO', `Cannot write the token cache ${this.files.tokenCache}: ${errorText(error)}`, { cause: error });
+    }
+  }
+}
+
+/** Parses tokens.json, refusing anything that is not a cache of this version. */
+export function parseCache(text: string, path: string): TokenCacheData {
+  const refuse = (why: string): never => {
+    throw new ClientError(
+      'CACHE_CORRUPT',
+      `The token cache ${path} ${why}. It was left as it is: move it away or delete it, then sign in again.`,
+    );
+  };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return refuse('is not valid JSON');
+  }
+  if (!isRecord(value)) return refuse('is not a JSON object');
+  if (value.version !== CACHE_VERSION) return refuse(`has version ${JSON.stringify(value.version)}, not ${CACHE_VERSION}`);
+  const { discovery, clients, tokens } = value;
+  if (!isRecord(discovery) || !isRecord(clients) || !isRecord(tokens)) return refuse('lacks its discovery, clients or tokens sections');
+  for (const [issuer, byResource] of Object.entries(tokens)) {
+    if (!isRecord(byResource)) return refuse(`has a malformed tokens entry for ${issuer}`);
+    for (const entry of Object.values(byResource)) {
+      if (!isRecord(entry) || typeof entry.access_token !== 'string' || typeof entry.issuer !== 'string') {
+        return refuse(`has a malformed tokens entry for ${issuer}`);
+      }
+    }
+  }
+  for (const [issuer, client] of Object.entries(clients)) {
+    if (!isRecord(client) || typeof client.client_id !== 'string') return refuse(`has a malformed client entry for ${issuer}`);
+  }
+  return value as unknown as TokenCacheData;
+}
+
+export function tokensFor(data: TokenCacheData, issuer: string, resource: string): StoredTokens | undefined {
+  return data.tokens[issuer]?.[resource];
+}
+
+export function setTokens(data: TokenCacheData, resource: string, entry: StoredTokens): void {
+  (data.tokens[entry.issuer] ??= {})[resource] = entry;
+}
+
+export function deleteTokens(data: TokenCacheData, issuer: string, resource: string): void {
+  const byResource = data.tokens[issuer];
+  if (!byResource) return;
+  delete byResource[resource];
+  if (Object.keys(byResource).length === 0) delete data.tokens[issuer];
+}
+
+/**
+ * Whether the access token is expired, or will be within `marginMs` (so that
+ * it does not expire in flight). A token without a known expiry is assumed
+ * valid: the resource server will say if it is not.
+ */
+export function isExpired(entry: StoredTokens, now: number, marginMs = 30_000): boolean {
+  return entry.expires_at !== undefined && entry.expires_at - marginMs <= now;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,45 @@
+// The one error type of the CLI's OAuth client, with a closed set of stable
+// codes that callers (the CLI, tests) switch on instead of matching prose.
+// Messages are written for the person at the terminal and never carry a token.
+
+export type ClientErrorCode =
+  /** tokens.json exists but is not a token cache we can read; it is left untouched. */
+  | 'CACHE_CORRUPT'
+  /** A file in the data directory could not be read or written. */
+  | 'CACHE_IO'
+  /** Another process held tokens.lock for too long. */
+  | 'LOCK_TIMEOUT'
+  /** The browser did not come back to the loopback listener in time. */
+  | 'LOGIN_TIMEOUT'
+  /** The callback's `state` is not the one this login sent (RFC 6749 §10.12). */
+  | 'STATE_MISMATCH'
+  /** The callback's `iss` is not the authorization server we asked (RFC 9207 §2.4). */
+  | 'ISSUER_MISMATCH'
+  /** The person at the browser chose Deny (`error=access_denied`). */
+  | 'ACCESS_DENIED'
+  /** The authorization server answered the callback with another error. */
+  | 'AUTHORIZATION_FAILED'
+  /** No valid token, and this run may not ask the user (reserved for non-interactive use). */
+  | 'AUTHORIZATION_REQUIRED'
+  /** The authorization server did not refresh the tokens for a reason other than their being dead. */
+  | 'REFRESH_FAILED'
+  /** The agent could not be reached or answered something unexpected. */
+  | 'AGENT_UNAVAILABLE'
+  /** The agent's tool answered with an error. */
+  | 'TOOL_FAILED'
+  /** The owner's login key is missing or unusable. */
+  | 'OWNER_KEY';
+
+export class ClientError extends Error {
+  readonly code: ClientErrorCode;
+
+  constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ClientError';
+    this.code = code;
+  }
+}
+
+export function isClientError(error: unknown, code?: ClientErrorCode): error is ClientError {
+  return error instanceof ClientError && (code === undefined || error.code === code);
+}

@@ -1,0 +1,189 @@
+// The loopback redirect listener of a native app (RFC 8252 §7.3): bound on
+// 127.0.0.1 on an ephemeral port before the browser opens, it waits for one
+// authorization response on /callback, checks its `state` (constant time) and
+// its RFC 9207 `iss`, answers the browser with a short plain page, and closes.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import { ClientError } from './errors.js';
+import type { AuthorizationRequestContext } from './provider.js';
+
+export const CALLBACK_PATH = '/callback';
+export const LOOPBACK_HOST = '127.0.0.1';
+
+export interface LoopbackOptions {
+  /** How long to wait for the browser once waitForCode() is called (ms). */
+  timeoutMs: number;
+  /** 0 (the default) lets the OS pick a free port. */
+  port?: number;
+}
+
+export interface LoopbackListener {
+  /** http://127.0.0.1:<port>/callback */
+  readonly redirectUrl: string;
+  /** What the callback must carry; set just before the browser is sent to the authorization URL. */
+  expect(context: AuthorizationRequestContext): void;
+  /** The authorization code of the one valid callback, or a ClientError saying what went wrong. */
+  waitForCode(): Promise<string>;
+  close(): Promise<void>;
+}
+
+type Outcome = { ok: true; code: string } | { ok: false; error: ClientError };
+
+/** Starts listening; the returned listener is already bound. */
+export async function startLoopbackListener(options: LoopbackOptions): Promise<LoopbackListener> {
+  let expected: AuthorizationRequestContext | undefined;
+  let outcome: Outcome | undefined;
+  let settle: ((outcome: Outcome) => void) | undefined;
+  const settled = new Promise<Outcome>((resolve) => {
+    settle = resolve;
+  });
+  let port = 0;
+
+  const finish = (result: Outcome): void => {
+    if (outcome) return;
+    outcome = result;
+    settle?.(result);
+  };
+
+  const server = createServer((req, res) => {
+    const result = judgeCallback(req, port, expected, outcome !== undefined);
+    if (result === 'not-found') return reply(res, 404, 'Not found.');
+    if (result === 'ignored') return reply(res, 400, 'This sign-in is not waiting for a response. You can close this window.');
+    if (result.ok) {
+      reply(res, 200, 'Signed in. You can close this window and return to the terminal.');
+    } else {
+      reply(res, 400, `Sign-in failed: ${result.error.message} You can close this window and return to the terminal.`);
+    }
+    finish(result);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, LOOPBACK_HOST, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  port = (server.address() as AddressInfo).port;
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    // Responses carry `Connection: close`, so idle sockets go at once and a
+    // page still being written finishes first; a browser that holds on is cut after a second.
+    closed ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), 1000).unref();
+    });
+    return closed;
+  };
+
+  return {
+    redirectUrl: `http://${LOOPBACK_HOST}:${port}${CALLBACK_PATH}`,
+    expect(context) {
+      expected = context;
+    },
+    async waitForCode() {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<Outcome>((resolve) => {
+        timer = setTimeout(() => {
+          resolve({
+            ok: false,
+            error: new ClientError(
+              'LOGIN_TIMEOUT',
+              `Gave up waiting for the browser after ${describeMs(options.timeoutMs)}. Run the command again to get a new link.`,
+            ),
+          });
+        }, options.timeoutMs);
+      });
+      try {
+        const result = await Promise.race([settled, timedOut]);
+        finish(result);
+        if (!result.ok) throw result.error;
+        return result.code;
+      } finally {
+        clearTimeout(timer);
+        await close();
+      }
+    },
+    close,
+  };
+}
+
+/**
+ * What a request to the listener means. Order matters: `state` first (a
+ * response to someone else's request is not ours to act on, not even its
+ * error), then `iss` (RFC 9207 §2.4: stop on a mix-up before using anything
+ * else), then the error or the code.
+ */
+function judgeCallback(
+  req: IncomingMessage,
+  port: number,
+  expected: AuthorizationRequestContext | undefined,
+  done: boolean,
+): Outcome | 'not-found' | 'ignored' {
+  // DNS rebinding: a page on another name that resolves to 127.0.0.1 carries its own Host.
+  if (req.method !== 'GET' || req.headers.host !== `${LOOPBACK_HOST}:${port}`) return 'not-found';
+  const url = new URL(req.url ?? '/', `http://${LOOPBACK_HOST}:${port}`);
+  if (url.pathname !== CALLBACK_PATH) return 'not-found';
+  if (!expected || done) return 'ignored';
+  const params = url.searchParams;
+
+  const state = params.get('state');
+  if (state === null || !sameSecret(state, expected.state)) {
+    return fail('STATE_MISMATCH', 'The response does not belong to this sign-in (its state does not match).');
+  }
+  const iss = params.get('iss');
+  if (iss === null ? expected.requireIss : iss !== expected.issuer) {
+    return fail(
+      'ISSUER_MISMATCH',
+      iss === null
+        ? `The response does not name its authorization server, which ${expected.issuer} promised to do (RFC 9207).`
+        : `The response comes from ${iss}, not from ${expected.issuer}, the authorization server this sign-in used (RFC 9207).`,
+    );
+  }
+  const error = params.get('error');
+  if (error !== null) {
+    const description = params.get('error_description');
+    if (error === 'access_denied') return fail('ACCESS_DENIED', `Access was denied${description ? `: ${description}` : '.'}`);
+    return fail('AUTHORIZATION_FAILED', `The authorization server answered ${error}${description ? `: ${description}` : '.'}`);
+  }
+  const code = params.get('code');
+  if (!code) return fail('AUTHORIZATION_FAILED', 'The response carries neither a code nor an error.');
+  return { ok: true, code };
+}
+
+function fail(code: ConstructorParameters<typeof ClientError>[0], message: string): Outcome {
+  return { ok: false, error: new ClientError(code, printable(message)) };
+}
+
+/** Compares secrets in time independent of where they differ. */
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function reply(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'cache-control': 'no-store',
+    'referrer-policy': 'no-referrer',
+    'x-content-type-options': 'nosniff',
+    connection: 'close',
+  });
+  res.end(`${text}\n`);
+}
+
+/** Text from the query string, shown in a terminal and a page: no control characters, bounded length. */
+function printable(text: string): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+  return clean.length > 300 ? `${clean.slice(0, 300)}…` : clean;
+}
+
+function describeMs(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
+  if (ms >= 1000) return `${Math.round(ms / 100) / 10} s`;
+  return `${ms} ms`;
+}

@@ -1,0 +1,130 @@
+// The local owner's sign-in link (docs/internals.md, "Local owner sign-in"):
+// the CLI proves it runs as the OS user who owns the data directory by
+// signing a short-lived, single-use assertion with the private key in
+// owner-key.json (ES256, 0600 in the 0700 data directory), and sends the
+// browser to <issuer>/login/owner, which signs the owner in and continues to
+// the authorization request.
+import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { SIGNING_ALG, isLoopbackHostname } from '../delegation/index.js';
+import { ClientError } from './errors.js';
+import { createPrivateFileExclusive, isErrno, readPrivateFile } from './private-files.js';
+
+export const OWNER_ASSERTION_ISSUER = 'delegate-cli';
+export const OWNER_ASSERTION_SUBJECT = 'owner';
+export const OWNER_LOGIN_PATH = '/login/owner';
+/** Long enough to open the link from another terminal, and within the 120 s the contract allows. */
+export const OWNER_ASSERTION_LIFETIME_SEC = 120;
+
+/**
+ * The owner's private key (a JWK with `kid` = RFC 7638 thumbprint and `alg`),
+ * created on first use. Creation is exclusive, so when the CLI and the
+ * authorization server race to create it, both end up with the same key. A
+ * file others can read, or one that holds no usable key, is refused, never
+ * replaced: its key may already be the one the server trusts.
+ */
+export async function loadOrCreateOwnerKey(path: string): Promise<JWK> {
+  const existing = await readOwnerKey(path);
+  if (existing) return existing;
+  const { privateKey } = await generateKeyPair(SIGNING_ALG, { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  const { d: _secret, ...publicHalf } = jwk;
+  const created: JWK = { ...jwk, kid: await calculateJwkThumbprint(publicHalf), alg: SIGNING_ALG };
+  if (await createPrivateFileExclusive(path, `${JSON.stringify(created, null, 2)}\n`)) return created;
+  const theirs = await readOwnerKey(path);
+  if (!theirs) throw new ClientError('OWNER_KEY', `The owner key ${path} vanished while it was being created.`);
+  return theirs;
+}
+
+async function readOwnerKey(path: string): Promise<JWK | undefined> {
+  try {
+    const mode = (await stat(path)).mode;
+    if ((mode & 0o077) !== 0) {
+      throw new ClientError('OWNER_KEY', `The owner key ${path} is readable by other users (mode ${(mode & 0o777).toString(8)}); make it 0600 or delete it.`);
+    }
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return undefined;
+    throw error;
+  }
+  const text = await readPrivateFile(path);
+  if (text === undefined) return undefined;
+  let jwk: JWK;
+  try {
+    jwk = JSON.parse(text) as JWK;
+  } catch {
+    throw new ClientError('OWNER_KEY', `The owner key ${path} is not valid JSON; it was left as it is.`);
+  }
+  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.d !== 'string') {
+    throw new ClientError('OWNER_KEY', `The owner key ${path} is not an ES256 private key; it was left as it is.`);
+  }
+  return jwk;
+}
+
+export interface OwnerAssertionInput {
+  key: JWK;
+  /** The authorization server's issuer identifier: the assertion's audience. */
+  issuer: string;
+  now: () => number;
+  lifetimeSec?: number;
+}
+
+/** The signed login assertion: iss "delegate-cli", sub "owner", aud issuer, jti of 256 random bits, exp ≤ 120 s. */
+export async function signOwnerAssertion(input: OwnerAssertionInput): Promise<string> {
+  const lifetime = Math.min(input.lifetimeSec ?? OWNER_ASSERTION_LIFETIME_SEC, OWNER_ASSERTION_LIFETIME_SEC);
+  const iat = Math.floor(input.now() / 1000);
+  const key = await importJWK(input.key, SIGNING_ALG);
+  const header: { alg: string; typ: string; kid?: string } = { alg: SIGNING_ALG, typ: 'JWT' };
+  if (input.key.kid) header.kid = input.key.kid;
+  return new SignJWT({})
+    .setProtectedHeader(header)
+    .setIssuer(OWNER_ASSERTION_ISSUER)
+    .setSubject(OWNER_ASSERTION_SUBJECT)
+    .setAudience(input.issuer)
+    .setJti(randomBytes(32).toString('base64url'))
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + lifetime)
+    .sign(key);
+}
+
+/**
+ * <issuer>/login/owner?assertion=…&next=<path and query of the authorization URL>.
+ * `next` is relative, so the server can insist it stays on itself.
+ */
+export function ownerLoginUrl(issuer: string, assertion: string, authorizationUrl: URL): string {
+  const link = new URL(`${issuer.replace(/\/+$/, '')}${OWNER_LOGIN_PATH}`);
+  link.searchParams.set('assertion', assertion);
+  link.searchParams.set('next', `${authorizationUrl.pathname}${authorizationUrl.search}`);
+  return link.href;
+}
+
+/**
+ * Whether the owner link applies: the authorization server runs on this
+ * machine (a loopback issuer, where it can share the data directory's key)
+ * and the authorization URL is on it. Elsewhere the plain authorization URL
+ * is opened and the server signs the user in its own way.
+ */
+export function ownerLoginApplies(issuer: string, authorizationUrl: URL): boolean {
+  let origin: URL;
+  try {
+    origin = new URL(issuer);
+  } catch {
+    return false;
+  }
+  return isLoopbackHostname(origin.hostname) && origin.origin === authorizationUrl.origin;
+}
+
+export interface LoginLinkInput {
+  authorizationUrl: URL;
+  issuer: string;
+  ownerKeyPath: string;
+  now: () => number;
+}
+
+/** The URL to show and open: the owner's sign-in link when it applies, else the authorization URL itself. */
+export async function loginLinkFor(input: LoginLinkInput): Promise<string> {
+  if (!ownerLoginApplies(input.issuer, input.authorizationUrl)) return input.authorizationUrl.href;
+  const key = await loadOrCreateOwnerKey(input.ownerKeyPath);
+  const assertion = await signOwnerAssertion({ key, issuer: input.issuer, now: input.now });
+  return ownerLoginUrl(input.issuer, assertion, input.authorizationUrl);
+}

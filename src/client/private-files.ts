@@ -1,0 +1,116 @@
+// Files only the owner may read, in a directory only the owner may enter:
+// creating the data directory 0700, tightening modes that are looser than
+// 0600/0700, atomic replacement (temp file, fsync, rename, fsync of the
+// directory) and exclusive creation (a file appears whole or not at all).
+import { randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+export const PRIVATE_DIR_MODE = 0o700;
+export const PRIVATE_FILE_MODE = 0o600;
+
+/** Creates `dir` (and its parents) if missing, and takes group/other access away from it. */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  await tightenMode(dir, PRIVATE_DIR_MODE);
+}
+
+/**
+ * Takes group and other permissions away from `path` when it has any. Only
+ * the owner can chmod, so on a path owned by someone else this fails loudly,
+ * which is right: we would not trust such a file.
+ */
+export async function tightenMode(path: string, mode: number): Promise<void> {
+  const info = await stat(path);
+  if ((info.mode & 0o077) !== 0) await chmod(path, mode);
+}
+
+/** The file's text, or undefined when it does not exist; a looser mode is tightened to 0600 first. */
+export async function readPrivateFile(path: string): Promise<string | undefined> {
+  try {
+    await tightenMode(path, PRIVATE_FILE_MODE);
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Replaces `path` with `text` so that a reader sees either the old or the new
+ * content, never a mix, even across a crash: write a private temp file beside
+ * it, fsync, rename over, fsync the directory.
+ */
+export async function writePrivateFileAtomic(path: string, text: string): Promise<void> {
+  const dir = dirname(path);
+  await ensurePrivateDir(dir);
+  const temp = tempPathFor(path);
+  const handle = await open(temp, 'wx', PRIVATE_FILE_MODE);
+  try {
+    try {
+      await handle.chmod(PRIVATE_FILE_MODE); // whatever the umask did
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
+  await syncDir(dir);
+}
+
+/**
+ * Creates `path` holding `text` only if it does not exist yet; returns false
+ * when it already did. The content is written to a temp file and hard-linked
+ * into place (link fails with EEXIST atomically), so a concurrent reader never
+ * sees a half-written file, and two racing creators cannot both win.
+ */
+export async function createPrivateFileExclusive(path: string, text: string): Promise<boolean> {
+  const dir = dirname(path);
+  await ensurePrivateDir(dir);
+  const temp = tempPathFor(path);
+  const handle = await open(temp, 'wx', PRIVATE_FILE_MODE);
+  try {
+    try {
+      await handle.chmod(PRIVATE_FILE_MODE);
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await link(temp, path);
+    } catch (error) {
+      if (isErrno(error, 'EEXIST')) return false;
+      throw error;
+    }
+    await syncDir(dir);
+    return true;
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+}
+
+export function isErrno(error: unknown, code: string): boolean {
+  return typeof error === 'object' && error !== null && (error as NodeJS.ErrnoException).code === code;
+}
+
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** Makes a rename or link durable. Some file systems refuse fsync on a directory; that is not an error here. */
+async function syncDir(dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // EISDIR/EINVAL/EPERM on platforms without directory fsync.
+  } finally {
+    await handle?.close();
+  }
+}

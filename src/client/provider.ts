@@ -1,0 +1,196 @@
+// The SDK's OAuthClientProvider for the delegate CLI, backed by the token
+// cache: it describes the CLI as a public loopback client (RFC 8252), keeps
+// the PKCE verifier and `state` in memory, and persists what auth() learns
+// (discovery state, client registration, tokens) in tokens.json. Everything
+// comes from discovery on the agent's 401; no authorization server is named here.
+import { randomBytes } from 'node:crypto';
+import type { OAuthClientProvider, OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
+import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import { deleteTokens, setTokens, tokensFor, type StoredTokens, type TokenCache, type TokenCacheData } from './cache.js';
+import { ClientError } from './errors.js';
+
+/** The redirect URI the CLI registers: any port at request time, RFC 8252 §7.3. */
+export const REGISTERED_REDIRECT_URI = 'http://127.0.0.1/callback';
+
+export const CLIENT_METADATA: Readonly<OAuthClientMetadata> = Object.freeze({
+  client_name: 'delegate CLI',
+  redirect_uris: [REGISTERED_REDIRECT_URI],
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'none',
+});
+
+/** What the browser must bring back for the login to count. */
+export interface AuthorizationRequestContext {
+  /** The `state` sent in the authorization URL. */
+  state: string;
+  /** The authorization server's issuer identifier, which RFC 9207 `iss` must equal. */
+  issuer: string;
+  /** Whether the server promised `iss` in every response (RFC 9207 §3), so that its absence is an error. */
+  requireIss: boolean;
+}
+
+export interface CacheOAuthProviderOptions {
+  cache: TokenCache;
+  /** The cache as read at start; the provider keeps it current as it writes. */
+  snapshot: TokenCacheData;
+  /** The MCP server's canonical URL: the cache key for its tokens and discovery state. */
+  resource: string;
+  now: () => number;
+  /** The live loopback listener's callback URL (http://127.0.0.1:<port>/callback). */
+  redirectUrl?: string;
+  /** Sends the user to the authorization URL; without it, a needed login is an error. */
+  onAuthorizationUrl?: (url: URL, context: AuthorizationRequestContext) => Promise<void>;
+  /** Present no cached access token (a login the user asked for), until new tokens are saved. */
+  ignoreCachedTokens?: boolean;
+}
+
+export class CacheOAuthProvider implements OAuthClientProvider {
+  private readonly options: CacheOAuthProviderOptions;
+  private data: TokenCacheData;
+  private verifier: string | undefined;
+  private lastState: string | undefined;
+  private savedTokens = false;
+
+  constructor(options: CacheOAuthProviderOptions) {
+    this.options = options;
+    this.data = options.snapshot;
+  }
+
+  get redirectUrl(): string {
+    return this.options.redirectUrl ?? REGISTERED_REDIRECT_URI;
+  }
+
+  get clientMetadata(): OAuthClientMetadata {
+    return { ...CLIENT_METADATA, redirect_uris: [...CLIENT_METADATA.redirect_uris] };
+  }
+
+  /** ≥128 bits of randomness (here 256), fresh for each authorization request. */
+  state(): string {
+    this.lastState = randomBytes(32).toString('base64url');
+    return this.lastState;
+  }
+
+  /** The authorization server discovery last found for this resource. */
+  get issuer(): string | undefined {
+    return this.data.discovery[this.options.resource]?.authorizationServerUrl;
+  }
+
+  /** The cached tokens for this resource, refresh token included (for the session, never for auth()). */
+  storedTokens(): StoredTokens | undefined {
+    const issuer = this.issuer;
+    return issuer === undefined ? undefined : tokensFor(this.data, issuer, this.options.resource);
+  }
+
+  /** The discovery state this provider holds (cached or just saved). */
+  discoveryState(): OAuthDiscoveryState | undefined {
+    return this.data.discovery[this.options.resource];
+  }
+
+  async saveDiscoveryState(state: OAuthDiscoveryState): Promise<void> {
+    await this.change((data) => {
+      data.discovery[this.options.resource] = state;
+    });
+  }
+
+  clientInformation(): OAuthClientInformationMixed | undefined {
+    const issuer = this.issuer;
+    return issuer === undefined ? undefined : this.data.clients[issuer];
+  }
+
+  /** Stored unchanged, with the SDK's `issuer` stamp, under that issuer: one registration per authorization server. */
+  async saveClientInformation(info: OAuthClientInformationMixed & { issuer?: string }): Promise<void> {
+    const issuer = info.issuer ?? this.issuer;
+    if (issuer === undefined) throw new Error('client information to save names no authorization server');
+    await this.change((data) => {
+      data.clients[issuer] = info;
+    });
+  }
+
+  /**
+   * The access token for the transport's Authorization header. The refresh
+   * token is deliberately withheld from auth(): refreshing rotates it, so the
+   * session refreshes only under the cross-process lock (see refresh.ts), and
+   * auth() goes straight to a new authorization when it gets here.
+   */
+  tokens(): OAuthTokens | undefined {
+    if (this.options.ignoreCachedTokens && !this.savedTokens) return undefined;
+    const entry = this.storedTokens();
+    if (!entry) return undefined;
+    const tokens: OAuthTokens = { access_token: entry.access_token, token_type: entry.token_type, issuer: entry.issuer };
+    if (entry.scope !== undefined) tokens.scope = entry.scope;
+    if (entry.expires_at !== undefined) tokens.expires_in = Math.max(0, Math.floor((entry.expires_at - this.options.now()) / 1000));
+    return tokens;
+  }
+
+  async saveTokens(tokens: OAuthTokens): Promise<void> {
+    const issuer = tokens.issuer ?? this.issuer;
+    if (issuer === undefined) throw new Error('tokens to save name no authorization server');
+    const entry = storedTokensFrom(tokens, {
+      issuer,
+      resource: this.discoveryState()?.resourceMetadata?.resource ?? this.options.resource,
+      now: this.options.now(),
+    });
+    await this.change((data) => setTokens(data, this.options.resource, entry));
+    this.savedTokens = true;
+  }
+
+  async redirectToAuthorization(url: URL): Promise<void> {
+    const { onAuthorizationUrl } = this.options;
+    if (!onAuthorizationUrl) throw new ClientError('AUTHORIZATION_REQUIRED', 'Authorization is required, and this run may not ask for it.');
+    const state = url.searchParams.get('state') ?? this.lastState;
+    if (!state) throw new Error('authorization URL without state');
+    const discovery = this.discoveryState();
+    const metadata = discovery?.authorizationServerMetadata as (Record<string, unknown> & { issuer?: string }) | undefined;
+    const issuer = metadata?.issuer ?? discovery?.authorizationServerUrl ?? url.origin;
+    await onAuthorizationUrl(url, {
+      state,
+      issuer,
+      requireIss: metadata?.authorization_response_iss_parameter_supported === true,
+    });
+  }
+
+  saveCodeVerifier(codeVerifier: string): void {
+    this.verifier = codeVerifier;
+  }
+
+  codeVerifier(): string {
+    if (this.verifier === undefined) throw new Error('no PKCE code verifier: no authorization was started by this process');
+    return this.verifier;
+  }
+
+  async invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void> {
+    const resource = this.options.resource;
+    const issuer = this.issuer;
+    if (scope === 'verifier' || scope === 'all') this.verifier = undefined;
+    if (scope === 'verifier') return;
+    await this.change((data) => {
+      if (issuer !== undefined && (scope === 'all' || scope === 'tokens')) deleteTokens(data, issuer, resource);
+      if (issuer !== undefined && (scope === 'all' || scope === 'client')) delete data.clients[issuer];
+      if (scope === 'all' || scope === 'discovery') delete data.discovery[resource];
+    });
+  }
+
+  /** Applies a change to the file under the lock (merging with other processes' changes) and to the snapshot. */
+  private async change(mutate: (data: TokenCacheData) => void): Promise<void> {
+    this.data = await this.options.cache.update((data) => {
+      mutate(data);
+      return data;
+    });
+  }
+}
+
+/** A token response as the cache keeps it: `expires_in` made absolute. */
+export function storedTokensFrom(tokens: OAuthTokens, at: { issuer: string; resource: string; now: number }): StoredTokens {
+  const entry: StoredTokens = {
+    access_token: tokens.access_token,
+    token_type: tokens.token_type,
+    issuer: at.issuer,
+    resource: at.resource,
+    obtained_at: at.now,
+  };
+  if (tokens.refresh_token !== undefined) entry.refresh_token = tokens.refresh_token;
+  if (tokens.scope !== undefined) entry.scope = tokens.scope;
+  if (tokens.expires_in !== undefined && Number.isFinite(tokens.expires_in)) entry.expires_at = at.now + tokens.expires_in * 1000;
+  return entry;
+}

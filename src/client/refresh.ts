@@ -1,0 +1,70 @@
+// Refreshing the cached tokens without the user, once across processes:
+// under tokens.lock, re-read the cache (another process may have refreshed
+// already, and its refresh token has then rotated), and only if the tokens
+// there are still the stale ones, spend the refresh token (RFC 6749 §6,
+// OAuth 2.1 §4.3.1) and write the new pair before releasing the lock.
+import { refreshAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
+import { InvalidClientError, InvalidGrantError, UnauthorizedClientError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { deleteTokens, isExpired, setTokens, tokensFor, type StoredTokens, type TokenCache } from './cache.js';
+import { ClientError } from './errors.js';
+import { storedTokensFrom } from './provider.js';
+
+export interface RefreshInput {
+  cache: TokenCache;
+  /** The authorization server that issued the tokens (their stamp). */
+  issuer: string;
+  /** The cache key of the resource (canonical MCP server URL). */
+  resource: string;
+  now: () => number;
+  /** The access token a resource server has just refused: replace it even if it looks unexpired. */
+  rejectedAccessToken?: string;
+  fetchFn?: FetchLike;
+}
+
+/**
+ * Fresh tokens for the resource, or undefined when they cannot be had without
+ * the user (no refresh token, or the server says it is dead, in which case
+ * the dead tokens are removed from the cache).
+ */
+export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTokens | undefined> {
+  const { cache, issuer, resource, now } = input;
+  return cache.withLock(async (txn) => {
+    const data = await txn.read();
+    const current = tokensFor(data, issuer, resource);
+    if (!current) return undefined;
+    const stillStale = isExpired(current, now()) || current.access_token === input.rejectedAccessToken;
+    if (!stillStale) return current; // another process refreshed while we waited for the lock
+    if (!current.refresh_token) return undefined;
+
+    const discovery = data.discovery[resource];
+    const client = data.clients[issuer];
+    if (!client || (discovery && discovery.authorizationServerUrl !== issuer)) return undefined;
+
+    let response;
+    try {
+      response = await refreshAuthorization(issuer, {
+        metadata: discovery?.authorizationServerMetadata,
+        clientInformation: client,
+        refreshToken: current.refresh_token,
+        resource: current.resource, // verbatim, as auth() sent it (a URL object would gain a trailing slash)
+        fetchFn: input.fetchFn,
+      });
+    } catch (error) {
+      // RFC 6749 §5.2: the grant is dead (revoked, expired, reused) or the client is unknown; only a new login helps.
+      if (error instanceof InvalidGrantError || error instanceof InvalidClientError || error instanceof UnauthorizedClientError) {
+        deleteTokens(data, issuer, resource);
+        if (!(error instanceof InvalidGrantError)) delete data.clients[issuer];
+        await txn.write(data);
+        return undefined;
+      }
+      throw new ClientError('REFRESH_FAILED', `Could not refresh the access token at ${issuer}: ${error instanceof Error ? error.message : String(error)}`, {
+        cause: error,
+      });
+    }
+    const fresh = storedTokensFrom({ ...response, issuer }, { issuer, resource: current.resource, now: now() });
+    setTokens(data, resource, fresh);
+    await txn.write(data);
+    return fresh;
+  });
+}

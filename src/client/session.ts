@@ -1,0 +1,299 @@
+// A session with CalendarAgent as an MCP client over Streamable HTTP, with
+// the user's delegation behind it. Fast path: a cached, unexpired access
+// token goes straight into the Authorization header (an expired one is first
+// refreshed under the cross-process lock, so no 401 round trip is wasted).
+// Slow path, when there is no usable token: the SDK's auth() with our
+// provider discovers everything from the agent's 401, registers if needed
+// and builds the authorization URL; the user signs in and approves in the
+// browser; the loopback listener takes the code; finishAuth() redeems it;
+// and the client reconnects with the new token.
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { canonicalResource } from '../delegation/resource.js';
+import { TokenCache, isExpired, tokensFor, type StoredTokens } from './cache.js';
+import { ClientError, isClientError } from './errors.js';
+import { startLoopbackListener } from './loopback.js';
+import { loginLinkFor } from './owner-login.js';
+import { CacheOAuthProvider } from './provider.js';
+import { refreshCachedTokens } from './refresh.js';
+
+export const FIND_SLOT_TOOL = 'find_slot';
+export const DEFAULT_LOGIN_TIMEOUT_MS = 5 * 60_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+export interface SessionOptions {
+  /** CalendarAgent's MCP endpoint, e.g. http://127.0.0.1:8412/mcp. */
+  agentUrl: string;
+  /** Where the token cache, its lock and the owner's login key live (from resolvePaths). */
+  files: { tokenCache: string; tokenLock: string; ownerKey: string };
+  now: () => number;
+  /**
+   * Shows the user where to sign in (prints the link, opens a browser).
+   * Without it, a run that needs the user fails with AUTHORIZATION_REQUIRED.
+   */
+  presentLoginUrl?: (url: string) => Promise<void>;
+  /** How long to wait for the browser to come back (ms). */
+  loginTimeoutMs?: number;
+  /** Cap on each HTTP request (ms). */
+  requestTimeoutMs?: number;
+  clientInfo?: { name: string; version: string };
+  fetchFn?: FetchLike;
+}
+
+export interface FindSlotInput {
+  /** e.g. "30m", "1h", "PT45M"; parsed by the agent. */
+  duration: string;
+  from?: string;
+  to?: string;
+  timeZone?: string;
+}
+
+export interface Slot {
+  start: string;
+  end: string;
+  timeZone: string;
+}
+
+/** find_slot's structured output (docs/internals.md, CalendarAgent). */
+export interface SlotSearchResult {
+  found: boolean;
+  timeZone: string;
+  start?: string;
+  end?: string;
+  slots: Slot[];
+}
+
+/** What a login obtained, for the CLI to tell the user. */
+export interface AuthorizationSummary {
+  /** The agent's resource URL (the token's audience). */
+  resource: string;
+  /** The agent's name from its protected resource metadata, when it gives one. */
+  resourceName: string | undefined;
+  /** The authorization server. */
+  issuer: string;
+  scopes: string[];
+  /** When the access token expires (epoch ms); it is refreshed without the user after that. */
+  expiresAt: number | undefined;
+  /** Whether a refresh token came with it. */
+  renewable: boolean;
+}
+
+/** Calls find_slot, signing in first if the cache holds no usable delegation. */
+export async function findSlot(options: SessionOptions, input: FindSlotInput): Promise<SlotSearchResult> {
+  return withAgent(options, 'use-cache', async (client) => slotSearchResult(await client.callTool({ name: FIND_SLOT_TOOL, arguments: { ...input } })));
+}
+
+/** Signs in through the browser even if a cached token would do, and says what was authorized. */
+export async function login(options: SessionOptions): Promise<AuthorizationSummary> {
+  const resource = resourceOf(options.agentUrl);
+  await withAgent(options, 'sign-in', async () => undefined);
+  const cache = cacheFor(options);
+  const data = await cache.read();
+  const discovery = data.discovery[resource];
+  const issuer = discovery?.authorizationServerUrl;
+  const tokens = issuer === undefined ? undefined : tokensFor(data, issuer, resource);
+  if (!discovery || !issuer || !tokens) throw new ClientError('AUTHORIZATION_FAILED', 'Signed in, but the token cache holds no tokens afterwards.');
+  return {
+    resource: tokens.resource,
+    resourceName: discovery.resourceMetadata?.resource_name,
+    issuer,
+    scopes: (tokens.scope ?? '').split(' ').filter(Boolean),
+    expiresAt: tokens.expires_at,
+    renewable: tokens.refresh_token !== undefined,
+  };
+}
+
+type Mode = 'use-cache' | 'sign-in';
+
+async function withAgent<T>(options: SessionOptions, mode: Mode, use: (client: Client) => Promise<T>): Promise<T> {
+  const resource = resourceOf(options.agentUrl);
+  const cache = cacheFor(options);
+  const fetchFn = withTimeout(options.fetchFn ?? fetch, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  try {
+    if (mode === 'use-cache') {
+      const done = await tryCachedTokens(options, cache, resource, fetchFn, use);
+      if (done) return done.value;
+    }
+    if (!options.presentLoginUrl) {
+      throw new ClientError('AUTHORIZATION_REQUIRED', 'No valid delegation is cached, and this run may not open a sign-in.');
+    }
+    return await signInAndUse(options, cache, resource, fetchFn, options.presentLoginUrl, use);
+  } catch (error) {
+    throw asClientError(error, options.agentUrl);
+  }
+}
+
+/** The fast path; undefined when only the user can help (no tokens, or the agent refuses them even after a refresh). */
+async function tryCachedTokens<T>(
+  options: SessionOptions,
+  cache: TokenCache,
+  resource: string,
+  fetchFn: FetchLike,
+  use: (client: Client) => Promise<T>,
+): Promise<{ value: T } | undefined> {
+  const data = await cache.read();
+  const issuer = data.discovery[resource]?.authorizationServerUrl;
+  if (issuer === undefined) return undefined;
+  let tokens: StoredTokens | undefined = tokensFor(data, issuer, resource);
+  if (!tokens) return undefined;
+
+  let refreshed = false;
+  if (isExpired(tokens, options.now())) {
+    tokens = await refreshCachedTokens({ cache, issuer, resource, now: options.now, fetchFn });
+    refreshed = true;
+    if (!tokens) return undefined;
+  }
+  try {
+    return { value: await useWithBearer(options, fetchFn, tokens.access_token, use) };
+  } catch (error) {
+    if (!isUnauthorized(error)) throw error;
+    if (refreshed) return undefined;
+  }
+  // Refused though unexpired (revoked, keys rotated, clock skew): one refresh, then the user.
+  const replacement = await refreshCachedTokens({ cache, issuer, resource, now: options.now, fetchFn, rejectedAccessToken: tokens.access_token });
+  if (!replacement) return undefined;
+  try {
+    return { value: await useWithBearer(options, fetchFn, replacement.access_token, use) };
+  } catch (error) {
+    if (isUnauthorized(error)) return undefined;
+    throw error;
+  }
+}
+
+/** Connects with a known access token and no auth provider: a 401 comes back as an error, and nothing refreshes behind the lock's back. */
+async function useWithBearer<T>(options: SessionOptions, fetchFn: FetchLike, accessToken: string, use: (client: Client) => Promise<T>): Promise<T> {
+  const transport = new StreamableHTTPClientTransport(new URL(options.agentUrl), {
+    requestInit: { headers: { Authorization: `Bearer ${accessToken}` } },
+    fetch: fetchFn,
+  });
+  return connectAndUse(options, transport, use);
+}
+
+async function signInAndUse<T>(
+  options: SessionOptions,
+  cache: TokenCache,
+  resource: string,
+  fetchFn: FetchLike,
+  presentLoginUrl: (url: string) => Promise<void>,
+  use: (client: Client) => Promise<T>,
+): Promise<T> {
+  // Bound before anything can send the browser to it (RFC 8252 §7.3).
+  const listener = await startLoopbackListener({ timeoutMs: options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS });
+  try {
+    let asked = 0;
+    const provider = new CacheOAuthProvider({
+      cache,
+      snapshot: await cache.read(),
+      resource,
+      now: options.now,
+      redirectUrl: listener.redirectUrl,
+      ignoreCachedTokens: true,
+      onAuthorizationUrl: async (url, context) => {
+        if (++asked > 1) {
+          throw new ClientError('AUTHORIZATION_FAILED', 'CalendarAgent refused the token the authorization server has just issued.');
+        }
+        listener.expect(context);
+        await presentLoginUrl(await loginLinkFor({ authorizationUrl: url, issuer: context.issuer, ownerKeyPath: options.files.ownerKey, now: options.now }));
+      },
+    });
+    // Discover afresh from the agent's 401: a cached authorization server may be the reason we are here.
+    await provider.invalidateCredentials('discovery');
+
+    const first = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
+    try {
+      return await connectAndUse(options, first, use);
+    } catch (error) {
+      if (!(error instanceof UnauthorizedError)) throw error;
+    }
+    const code = await listener.waitForCode();
+    await first.finishAuth(code);
+    const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
+    return await connectAndUse(options, second, use);
+  } finally {
+    await listener.close();
+  }
+}
+
+async function connectAndUse<T>(options: SessionOptions, transport: StreamableHTTPClientTransport, use: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client(options.clientInfo ?? { name: 'delegate-cli', version: '0' }, { capabilities: {} });
+  try {
+    await client.connect(transport);
+    return await use(client);
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
+function slotSearchResult(result: Awaited<ReturnType<Client['callTool']>>): SlotSearchResult {
+  const text = Array.isArray(result.content)
+    ? result.content
+        .filter((c): c is { type: 'text'; text: string } => typeof c === 'object' && c !== null && (c as { type?: unknown }).type === 'text')
+        .map((c) => c.text)
+        .join(' ')
+    : '';
+  if (result.isError) throw new ClientError('TOOL_FAILED', text || 'find_slot failed without saying why.');
+  const out = result.structuredContent as Partial<SlotSearchResult> | undefined;
+  if (!out || typeof out.found !== 'boolean' || typeof out.timeZone !== 'string') {
+    throw new ClientError('AGENT_UNAVAILABLE', 'CalendarAgent answered find_slot without the structured result it declares.');
+  }
+  return { found: out.found, timeZone: out.timeZone, start: out.start, end: out.end, slots: Array.isArray(out.slots) ? out.slots : [] };
+}
+
+function isUnauthorized(error: unknown): boolean {
+  return (error instanceof StreamableHTTPError && error.code === 401) || error instanceof UnauthorizedError;
+}
+
+function resourceOf(agentUrl: string): string {
+  const resource = canonicalResource(agentUrl);
+  if (!resource) throw new ClientError('AGENT_UNAVAILABLE', `${agentUrl} is not an http(s) URL.`);
+  return resource;
+}
+
+function cacheFor(options: SessionOptions): TokenCache {
+  return new TokenCache({ files: options.files, now: options.now });
+}
+
+/** Every request ends within `ms`, so a hung server cannot hang the CLI (or hold tokens.lock). */
+function withTimeout(fetchFn: FetchLike, ms: number): FetchLike {
+  return (url, init) => {
+    const timeout = AbortSignal.timeout(ms);
+    const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    return fetchFn(url, { ...init, signal });
+  };
+}
+
+/** Errors as the user should read them: what failed and where, never a token. */
+function asClientError(error: unknown, agentUrl: string): unknown {
+  if (isClientError(error)) return error;
+  if (error instanceof StreamableHTTPError) {
+    return new ClientError('AGENT_UNAVAILABLE', `CalendarAgent at ${agentUrl} answered ${error.code === undefined ? 'unexpectedly' : `HTTP ${error.code}`}: ${oneLine(error.message)}`, {
+      cause: error,
+    });
+  }
+  if (error instanceof UnauthorizedError) {
+    return new ClientError('AUTHORIZATION_FAILED', `CalendarAgent at ${agentUrl} did not accept the authorization: ${oneLine(error.message)}`, { cause: error });
+  }
+  if (error instanceof McpError) return new ClientError('TOOL_FAILED', oneLine(error.message), { cause: error });
+  const network = networkCode(error);
+  if (network) return new ClientError('AGENT_UNAVAILABLE', `Cannot reach ${agentUrl} or its authorization server (${network}).`, { cause: error });
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+    return new ClientError('AGENT_UNAVAILABLE', `A request timed out talking to ${agentUrl} or its authorization server.`, { cause: error });
+  }
+  return error;
+}
+
+function networkCode(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  }
+  return undefined;
+}
+
+function oneLine(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
