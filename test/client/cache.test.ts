@@ -1,0 +1,151 @@
+// The token cache: private modes, atomic replacement, refusal of a corrupt
+// file, and the cross-process lock that makes concurrent refreshes happen once.
+import { mkdtemp, readdir, readFile, rm, stat, writeFile, chmod, mkdir } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { builtModule } from '../e2e/built.js';
+import { TokenCache, isExpired, setTokens, tokensFor, type StoredTokens } from '../../src/client/cache.js';
+import { ClientError } from '../../src/client/errors.js';
+
+let dir: string;
+let home: string;
+const files = () => ({ tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock') });
+const now = () => 1_700_000_000_000;
+
+function tokens(overrides: Partial<StoredTokens> = {}): StoredTokens {
+  return {
+    access_token: 'at-1',
+    token_type: 'Bearer',
+    refresh_token: 'rt-1',
+    scope: 'slots:find',
+    expires_at: now() + 600_000,
+    issuer: 'http://127.0.0.1:8410',
+    resource: 'http://127.0.0.1:8412/mcp',
+    obtained_at: now(),
+    ...overrides,
+  };
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'delegate-cache-'));
+  home = join(dir, 'home');
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('TokenCache', () => {
+  it('reads an empty cache when there is no file, and creates nothing', async () => {
+    const cache = new TokenCache({ files: files(), now });
+    expect(await cache.read()).toEqual({ version: 1, discovery: {}, clients: {}, tokens: {} });
+    await expect(stat(files().tokenCache)).rejects.toThrow();
+  });
+
+  it('writes tokens.json 0600 in a 0700 directory, keyed by issuer and resource', async () => {
+    const cache = new TokenCache({ files: files(), now });
+    await cache.update((data) => setTokens(data, 'http://127.0.0.1:8412/mcp', tokens()));
+    expect((await stat(home)).mode & 0o777).toBe(0o700);
+    expect((await stat(files().tokenCache)).mode & 0o777).toBe(0o600);
+    const onDisk = JSON.parse(await readFile(files().tokenCache, 'utf8'));
+    expect(onDisk.tokens['http://127.0.0.1:8410']['http://127.0.0.1:8412/mcp'].access_token).toBe('at-1');
+    expect(tokensFor(await cache.read(), 'http://127.0.0.1:8410', 'http://127.0.0.1:8412/mcp')?.refresh_token).toBe('rt-1');
+  });
+
+  it('tightens a looser directory and file', async () => {
+    const cache = new TokenCache({ files: files(), now });
+    await cache.update((data) => setTokens(data, 'r', tokens()));
+    await chmod(home, 0o755);
+    await chmod(files().tokenCache, 0o644);
+    await cache.read();
+    expect((await stat(files().tokenCache)).mode & 0o777).toBe(0o600);
+    await cache.update(() => undefined);
+    expect((await stat(home)).mode & 0o777).toBe(0o700);
+  });
+
+  it('replaces the file atomically and leaves no temp files or lock behind', async () => {
+    const cache = new TokenCache({ files: files(), now });
+    await cache.update((data) => setTokens(data, 'r', tokens()));
+    const before = (await stat(files().tokenCache)).ino;
+    await cache.update((data) => setTokens(data, 'r', tokens({ access_token: 'at-2' })));
+    // rename() over the old file gives a new inode: the old one was never written in place.
+    expect((await stat(files().tokenCache)).ino).not.toBe(before);
+    expect(await readdir(home)).toEqual(['tokens.json']);
+  });
+
+  it('refuses a corrupt file with a clear error and never overwrites it', async () => {
+    await mkdir(home, { recursive: true, mode: 0o700 });
+    await writeFile(files().tokenCache, '{"version": 1, "tok', { mode: 0o600 });
+    const cache = new TokenCache({ files: files(), now });
+    const error = await cache.read().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ClientError);
+    expect((error as ClientError).code).toBe('CACHE_CORRUPT');
+    expect((error as ClientError).message).toContain(files().tokenCache);
+    await expect(cache.update((data) => setTokens(data, 'r', tokens()))).rejects.toMatchObject({ code: 'CACHE_CORRUPT' });
+    expect(await readFile(files().tokenCache, 'utf8')).toBe('{"version": 1, "tok');
+  });
+
+  it('refuses a file of another version or shape', async () => {
+    await mkdir(home, { recursive: true, mode: 0o700 });
+    const cache = new TokenCache({ files: files(), now });
+    for (const text of ['[]', '{"version":2,"discovery":{},"clients":{},"tokens":{}}', '{"version":1,"discovery":{},"clients":{},"tokens":{"i":{"r":{"x":1}}}}']) {
+      await writeFile(files().tokenCache, text, { mode: 0o600 });
+      await expect(cache.read()).rejects.toMatchObject({ code: 'CACHE_CORRUPT' });
+    }
+  });
+
+  it('loses no change when many writers update at once', async () => {
+    const caches = Array.from({ length: 8 }, () => new TokenCache({ files: files(), now }));
+    await Promise.all(caches.map((cache, i) => cache.update((data) => setTokens(data, `r${i}`, tokens({ access_token: `at-${i}` })))));
+    const data = await caches[0]!.read();
+    expect(Object.keys(data.tokens['http://127.0.0.1:8410']!).sort()).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7']);
+  });
+});
+
+describe('isExpired', () => {
+  it('counts a token about to expire as expired, and one without expiry as valid', () => {
+    expect(isExpired(tokens({ expires_at: now() + 10_000 }), now())).toBe(true);
+    expect(isExpired(tokens({ expires_at: now() + 120_000 }), now())).toBe(false);
+    expect(isExpired(tokens({ expires_at: undefined }), now())).toBe(false);
+  });
+});
+
+describe('the lock across processes (built code: npm test builds first)', () => {
+  it('lets exactly one of several processes do the work while the others wait and see its result', async () => {
+    // Each child: take the lock; if no token "rt-1" has been spent yet, spend it
+    // (append to a log) and write the new token; otherwise do nothing.
+    const script = `
+      import { TokenCache, setTokens, tokensFor } from ${JSON.stringify(builtModule('client/cache.js'))};
+      import { appendFile } from 'node:fs/promises';
+      const [tokenCache, tokenLock, log] = process.argv.slice(-3);
+      const cache = new TokenCache({ files: { tokenCache, tokenLock }, now: Date.now });
+      await cache.withLock(async (txn) => {
+        const data = await txn.read();
+        const t = tokensFor(data, 'http://127.0.0.1:8410', 'r');
+        if (t.refresh_token !== 'rt-1') return;
+        await appendFile(log, 'spent rt-1\\n');
+        await new Promise((r) => setTimeout(r, 50));
+        setTokens(data, 'r', { ...t, access_token: 'at-2', refresh_token: 'rt-2' });
+        await txn.write(data);
+      });
+    `;
+    const cache = new TokenCache({ files: files(), now });
+    await cache.update((data) => setTokens(data, 'r', tokens()));
+    // Separate instances in one process contend on the same file lock, too.
+    const log = join(dir, 'spent.log');
+    await writeFile(log, '');
+    const children = Array.from({ length: 6 }, () =>
+      new Promise<number>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script, files().tokenCache, files().tokenLock, log], {
+          stdio: ['ignore', 'ignore', 'inherit'],
+        });
+        child.on('error', reject);
+        child.on('exit', (code) => resolve(code ?? -1));
+      }),
+    );
+    expect(await Promise.all(children)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(await readFile(log, 'utf8')).toBe('spent rt-1\n');
+    expect(tokensFor(await cache.read(), 'http://127.0.0.1:8410', 'r')?.refresh_token).toBe('rt-2');
+  });
+});

@@ -1,0 +1,73 @@
+// The refresh lock: exclusive, broken when its holder is gone or it is too
+// old, released only by its holder, and bounded in how long it waits.
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { acquireFileLock, withFileLock } from '../../src/client/lock.js';
+
+let dir: string;
+let path: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'delegate-lock-'));
+  path = join(dir, 'tokens.lock');
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A clock that moves only when the lock sleeps. */
+function fakeTime(start = 1_000_000) {
+  let t = start;
+  return { now: () => t, sleep: async (ms: number) => void (t += ms) };
+}
+
+describe('acquireFileLock', () => {
+  it('creates the lock file 0600 and removes it on release', async () => {
+    const lock = await acquireFileLock({ path, now: Date.now });
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(await readFile(path, 'utf8')).pid).toBe(process.pid);
+    await lock.release();
+    await expect(stat(path)).rejects.toThrow();
+  });
+
+  it('serializes holders: the second waits until the first releases', async () => {
+    const order: string[] = [];
+    const first = await acquireFileLock({ path, now: Date.now });
+    const second = withFileLock({ path, now: Date.now, retryMs: 5 }, async () => void order.push('second'));
+    await new Promise((r) => setTimeout(r, 50));
+    order.push('first done');
+    await first.release();
+    await second;
+    expect(order).toEqual(['first done', 'second']);
+  });
+
+  it('breaks a lock whose holder process is gone', async () => {
+    await writeFile(path, JSON.stringify({ pid: 999_999, host: hostname(), nonce: 'dead', created: Date.now() }), { mode: 0o600 });
+    const lock = await acquireFileLock({ path, now: Date.now, isProcessAlive: () => false, timeoutMs: 1000 });
+    expect(JSON.parse(await readFile(path, 'utf8')).pid).toBe(process.pid);
+    await lock.release();
+  });
+
+  it('breaks a lock older than the stale limit even if its pid looks alive', async () => {
+    const time = fakeTime();
+    await writeFile(path, JSON.stringify({ pid: 1, host: 'elsewhere', nonce: 'old', created: time.now() - 10_000 }), { mode: 0o600 });
+    const lock = await acquireFileLock({ path, ...time, staleAfterMs: 5_000, isProcessAlive: () => true });
+    expect(JSON.parse(await readFile(path, 'utf8')).nonce).not.toBe('old');
+    await lock.release();
+  });
+
+  it('gives up with LOCK_TIMEOUT while a live holder keeps it', async () => {
+    const time = fakeTime();
+    await writeFile(path, JSON.stringify({ pid: process.pid, host: hostname(), nonce: 'live', created: time.now() }), { mode: 0o600 });
+    await expect(acquireFileLock({ path, ...time, timeoutMs: 2_000, staleAfterMs: 60_000 })).rejects.toMatchObject({ code: 'LOCK_TIMEOUT' });
+    expect(JSON.parse(await readFile(path, 'utf8')).nonce).toBe('live');
+  });
+
+  it('does not remove a lock that is no longer its own', async () => {
+    const lock = await acquireFileLock({ path, now: Date.now });
+    await writeFile(path, JSON.stringify({ pid: process.pid, host: hostname(), nonce: 'someone-else', created: Date.now() }));
+    await lock.release();
+    expect(JSON.parse(await readFile(path, 'utf8')).nonce).toBe('someone-else');
+  });
+});

@@ -1,0 +1,91 @@
+// The local owner's sign-in link: the key file, the assertion's claims and
+// lifetime, and the link's shape.
+import { mkdtemp, readFile, rm, stat, writeFile, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, signOwnerAssertion } from '../../src/client/owner-login.js';
+
+let dir: string;
+let keyPath: string;
+const ISSUER = 'http://127.0.0.1:8410';
+const now = () => Date.now();
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'delegate-owner-'));
+  keyPath = join(dir, 'home', 'owner-key.json');
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function publicHalf(jwk: JWK): JWK {
+  const { d: _d, ...pub } = jwk;
+  return pub;
+}
+
+describe('owner key', () => {
+  it('is created once, 0600 in a 0700 directory, as an ES256 private JWK with kid', async () => {
+    const [a, b] = await Promise.all([loadOrCreateOwnerKey(keyPath), loadOrCreateOwnerKey(keyPath)]);
+    expect(a).toEqual(b); // racing creators end with one key
+    expect(a).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', kid: expect.any(String), d: expect.any(String) });
+    expect((await stat(keyPath)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, 'home'))).mode & 0o777).toBe(0o700);
+    expect(await loadOrCreateOwnerKey(keyPath)).toEqual(a);
+  });
+
+  it('is refused, not replaced, when others can read it or it is not a key', async () => {
+    await loadOrCreateOwnerKey(keyPath);
+    await chmod(keyPath, 0o644);
+    await expect(loadOrCreateOwnerKey(keyPath)).rejects.toMatchObject({ code: 'OWNER_KEY' });
+    await writeFile(keyPath, 'not json', { mode: 0o600 });
+    await chmod(keyPath, 0o600);
+    await expect(loadOrCreateOwnerKey(keyPath)).rejects.toMatchObject({ code: 'OWNER_KEY' });
+    expect(await readFile(keyPath, 'utf8')).toBe('not json');
+  });
+});
+
+describe('owner assertion', () => {
+  it('carries iss delegate-cli, sub owner, aud the issuer, a 256-bit jti, and lives at most 120 s', async () => {
+    const key = await loadOrCreateOwnerKey(keyPath);
+    const fixed = 1_800_000_000_000;
+    const jwt = await signOwnerAssertion({ key, issuer: ISSUER, now: () => fixed, lifetimeSec: 600 });
+    expect(decodeProtectedHeader(jwt)).toMatchObject({ alg: 'ES256', kid: key.kid });
+    const { payload } = await jwtVerify(jwt, await importJWK(publicHalf(key), 'ES256'), {
+      issuer: 'delegate-cli',
+      subject: 'owner',
+      audience: ISSUER,
+      currentDate: new Date(fixed),
+    });
+    expect(payload.iat).toBe(fixed / 1000);
+    expect(payload.exp! - payload.iat!).toBe(120);
+    expect(Buffer.from(payload.jti!, 'base64url').length).toBeGreaterThanOrEqual(16);
+    const other = await signOwnerAssertion({ key, issuer: ISSUER, now: () => fixed });
+    expect(decodeJti(other)).not.toBe(payload.jti);
+  });
+});
+
+describe('login link', () => {
+  const authorizationUrl = new URL(`${ISSUER}/authorize?response_type=code&client_id=c&state=s&resource=${encodeURIComponent('http://127.0.0.1:8412/mcp')}`);
+
+  it('is <issuer>/login/owner with the assertion and next = the authorization path and query', async () => {
+    const link = new URL(await loginLinkFor({ authorizationUrl, issuer: ISSUER, ownerKeyPath: keyPath, now }));
+    expect(`${link.origin}${link.pathname}`).toBe(`${ISSUER}/login/owner`);
+    expect(link.searchParams.get('next')).toBe(`${authorizationUrl.pathname}${authorizationUrl.search}`);
+    const key = await loadOrCreateOwnerKey(keyPath);
+    await jwtVerify(link.searchParams.get('assertion')!, await importJWK(publicHalf(key), 'ES256'), { audience: ISSUER });
+    expect(link.href).not.toMatch(/[\s"<>]/); // one unbroken token on its line
+  });
+
+  it('is the plain authorization URL when the server is not on this machine', async () => {
+    const remote = new URL('https://as.example.com/authorize?client_id=c');
+    expect(ownerLoginApplies('https://as.example.com', remote)).toBe(false);
+    expect(await loginLinkFor({ authorizationUrl: remote, issuer: 'https://as.example.com', ownerKeyPath: keyPath, now })).toBe(remote.href);
+    await expect(stat(keyPath)).rejects.toThrow(); // no key created for nothing
+  });
+});
+
+function decodeJti(jwt: string): string {
+  return JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')).jti;
+}
