@@ -67,3 +67,12 @@ export function nestActor(actor: string, subject: Pick<AccessTokenClaims, 'clien
   const prior: ActorClaim = subject.act ?? { sub: subject.client_id };
   return { sub: actor, act: prior };
 }
+
+/**
+ * How many exchanges a token is from the user's own token. The first exchange
+ * nests two actors (the agent, and the client that held the user's token);
+ * each later one adds one.
+ */
+export function exchangeHops(act: ActorClaim | undefined): number {
+  return Math.max(0, chainDepth(act) - 1);
+}

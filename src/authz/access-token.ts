@@ -1,0 +1,77 @@
+// Issuing and checking delegate's access tokens: RFC 9068 JWTs (typ at+jwt,
+// ES256) with the delegation claims of src/delegation/tokens.ts. The AS checks
+// its own tokens here when they come back as subject tokens or for revocation.
+import { SignJWT, decodeProtectedHeader, jwtVerify, errors as joseErrors } from 'jose';
+import { ACCESS_TOKEN_TYP, SIGNING_ALG, type AccessTokenClaims, type ActorClaim, type AuthorizationDetail } from '../delegation/index.js';
+import { randomId } from './crypto.js';
+import type { KeyRing } from './keys.js';
+
+export interface AccessTokenInput {
+  sub: string;
+  aud: string;
+  clientId: string;
+  scope: string;
+  grantId: string;
+  /** Seconds since the epoch. */
+  iat: number;
+  exp: number;
+  act?: ActorClaim;
+  authorizationDetails?: AuthorizationDetail[];
+}
+
+export interface SignedAccessToken {
+  token: string;
+  claims: AccessTokenClaims;
+}
+
+export async function signAccessToken(issuer: string, keys: KeyRing, input: AccessTokenInput): Promise<SignedAccessToken> {
+  const claims: AccessTokenClaims = {
+    iss: issuer,
+    sub: input.sub,
+    aud: input.aud,
+    client_id: input.clientId,
+    scope: input.scope,
+    exp: input.exp,
+    iat: input.iat,
+    jti: randomId('at'),
+    grant_id: input.grantId,
+    ...(input.act ? { act: input.act } : {}),
+    ...(input.authorizationDetails && input.authorizationDetails.length > 0 ? { authorization_details: input.authorizationDetails } : {}),
+  };
+  const { kid, privateKey } = keys.current();
+  const token = await new SignJWT(claims as unknown as Record<string, unknown>)
+    .setProtectedHeader({ alg: SIGNING_ALG, typ: ACCESS_TOKEN_TYP, kid })
+    .sign(privateKey);
+  return { token, claims };
+}
+
+export type OwnTokenCheck = { ok: true; claims: AccessTokenClaims } | { ok: false; reason: string };
+
+/**
+ * Verifies a token this server issued: signature with one of its own keys,
+ * ES256 only, typ at+jwt, iss, exp. Audience is left to the caller.
+ */
+export async function verifyOwnAccessToken(issuer: string, keys: KeyRing, token: string, nowSec: number): Promise<OwnTokenCheck> {
+  let kid: string | undefined;
+  try {
+    kid = decodeProtectedHeader(token).kid;
+  } catch {
+    return { ok: false, reason: 'the token is not a JWT' };
+  }
+  if (typeof kid !== 'string') return { ok: false, reason: 'the token names no signing key' };
+  const key = await keys.publicKey(kid);
+  if (!key) return { ok: false, reason: 'the token was not signed by this server' };
+  try {
+    const { payload } = await jwtVerify(token, key, {
+      algorithms: [SIGNING_ALG],
+      typ: ACCESS_TOKEN_TYP,
+      issuer,
+      currentDate: new Date(nowSec * 1000),
+      requiredClaims: ['sub', 'aud', 'exp', 'iat', 'jti', 'client_id', 'scope', 'grant_id'],
+    });
+    return { ok: true, claims: payload as unknown as AccessTokenClaims };
+  } catch (err) {
+    if (err instanceof joseErrors.JWTExpired) return { ok: false, reason: 'the token has expired' };
+    return { ok: false, reason: 'the token is invalid' };
+  }
+}

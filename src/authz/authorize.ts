@@ -1,0 +1,149 @@
+// GET /authorize (OAuth 2.1 §4.1.1): checks the request in the order that
+// keeps redirects safe. Until the client and its redirect URI are known good,
+// errors are shown as a page; after that they go back to the client with
+// `state` and `iss` (RFC 9207). A valid request from a signed-in user gets the
+// consent page; otherwise the sign-in page.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { canonicalResource, formatScope, isSubset, parseScope } from '../delegation/index.js';
+import type { ClientRecord, ResourceRecord } from '../store/index.js';
+import type { FormBody } from '../http/app.js';
+import { hashSecret, randomId, randomSecret } from './crypto.js';
+import type { AuthContext } from './context.js';
+import { renderConsent } from './consent-page.js';
+import { sendErrorPage } from './pages.js';
+import { queryParams } from './params.js';
+import { checkChallenge } from './policy/pkce.js';
+import { matchRedirectUri } from './policy/redirect-uri.js';
+import { currentSession } from './session.js';
+import { renderSignIn } from './sign-in-page.js';
+
+/** A validated authorization request. */
+export interface AuthorizationRequest {
+  client: ClientRecord;
+  redirectUri: string;
+  state: string | undefined;
+  resource: ResourceRecord;
+  scope: string;
+  codeChallenge: string;
+}
+
+type Outcome =
+  | { kind: 'page-error'; status: number; heading: string; detail: string }
+  | { kind: 'redirect-error'; redirectUri: string; state: string | undefined; error: string; description: string }
+  | { kind: 'ok'; request: AuthorizationRequest };
+
+export function registerAuthorize(app: FastifyInstance, ctx: AuthContext): void {
+  app.get('/authorize', async (req, reply) => {
+    const outcome = await validate(ctx, queryParams(req.url));
+    switch (outcome.kind) {
+      case 'page-error':
+        return sendErrorPage(reply, outcome.status, outcome.heading, outcome.detail);
+      case 'redirect-error':
+        return redirectToClient(reply, ctx, outcome.redirectUri, { error: outcome.error, error_description: outcome.description, state: outcome.state });
+      case 'ok':
+        return showConsentOrSignIn(req, reply, ctx, outcome.request);
+    }
+  });
+}
+
+async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
+  const repeated = Object.entries(params).find(([, v]) => Array.isArray(v));
+  const one = (name: string): string | undefined => {
+    const v = params[name];
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+
+  // 1. Client and redirect URI: until both check out, nothing may be sent to the redirect URI.
+  const clientId = one('client_id');
+  if (!clientId || Array.isArray(params.client_id)) {
+    return { kind: 'page-error', status: 400, heading: 'This sign-in request is incomplete', detail: 'The app did not say who it is (client_id is missing or repeated).' };
+  }
+  const client = await ctx.store.clientById(clientId);
+  if (!client) return { kind: 'page-error', status: 400, heading: 'Unknown app', detail: 'The app that sent you here is not registered with this server.' };
+  if (client.kind === 'agent') {
+    return { kind: 'page-error', status: 400, heading: 'This app cannot sign you in', detail: 'Agents act only through delegations you give to other apps.' };
+  }
+  const redirectUri = one('redirect_uri');
+  if (!redirectUri || Array.isArray(params.redirect_uri)) {
+    return { kind: 'page-error', status: 400, heading: 'This sign-in request is incomplete', detail: 'The app did not say where to return you (redirect_uri is missing or repeated).' };
+  }
+  if (!matchRedirectUri(redirectUri, client.redirectUris)) {
+    return {
+      kind: 'page-error',
+      status: 400,
+      heading: 'This sign-in request is not safe to follow',
+      detail: 'The address the app asked to return you to is not one it registered, so you were not sent there.',
+    };
+  }
+
+  // 2. From here on, errors go back to the client.
+  const state = typeof params.state === 'string' ? params.state : undefined;
+  const fail = (error: string, description: string): Outcome => ({ kind: 'redirect-error', redirectUri, state, error, description });
+  if (repeated) return fail('invalid_request', `The ${repeated[0]} parameter is repeated.`);
+  if (one('request') || one('request_uri')) return fail('request_not_supported', 'Request objects are not supported.');
+
+  const responseType = one('response_type');
+  if (responseType !== 'code') return fail('unsupported_response_type', 'Only response_type=code is supported.');
+  if (!client.grantTypes.includes('authorization_code')) return fail('unauthorized_client', 'This client may not use the authorization code grant.');
+  const responseMode = one('response_mode');
+  if (responseMode !== undefined && responseMode !== 'query') return fail('invalid_request', 'Only response_mode=query is supported.');
+
+  const pkce = checkChallenge(one('code_challenge'), one('code_challenge_method'));
+  if (!pkce.ok) return fail('invalid_request', pkce.reason);
+
+  // RFC 8707: the resource the token is for is required, and must be one this server knows.
+  const resourceParam = one('resource');
+  if (!resourceParam) return fail('invalid_target', 'The resource parameter is required.');
+  const resourceUrl = canonicalResource(resourceParam);
+  const resource = resourceUrl ? await ctx.store.resourceByUrl(resourceUrl) : undefined;
+  if (!resource) return fail('invalid_target', 'The resource is not known to this server.');
+
+  const requested = parseScope(one('scope'));
+  const scopes = requested.length > 0 ? requested : resource.scopes;
+  if (!isSubset(scopes, resource.scopes)) {
+    return fail('invalid_scope', `The resource offers only: ${resource.scopes.join(' ')}.`);
+  }
+
+  return {
+    kind: 'ok',
+    request: { client, redirectUri, state, resource, scope: formatScope(scopes), codeChallenge: one('code_challenge')! },
+  };
+}
+
+async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx: AuthContext, request: AuthorizationRequest): Promise<FastifyReply> {
+  const now = ctx.now();
+  const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now);
+  if (!signedIn) return renderSignIn(reply, ctx, req.url);
+
+  const csrf = randomSecret();
+  const id = randomId('req');
+  await ctx.store.createAuthRequest({
+    id,
+    sessionHash: signedIn.session.idHash,
+    userId: signedIn.user.id,
+    clientId: request.client.clientId,
+    redirectUri: request.redirectUri,
+    scope: request.scope,
+    resource: request.resource.url,
+    state: request.state ?? null,
+    codeChallenge: request.codeChallenge,
+    csrfHash: hashSecret(csrf),
+    createdAt: now,
+    expiresAt: now + ctx.lifetimes.authRequestSec * 1000,
+  });
+  return renderConsent(reply, ctx, { request, user: signedIn.user, requestId: id, csrf });
+}
+
+/** 302 (or 303 after a POST) to the client's validated redirect URI with the response parameters and `iss` (RFC 9207). */
+export function redirectToClient(
+  reply: FastifyReply,
+  ctx: AuthContext,
+  redirectUri: string,
+  params: Record<string, string | undefined>,
+  status: 302 | 303 = 302,
+): FastifyReply {
+  const url = new URL(redirectUri);
+  for (const [key, value] of Object.entries(params)) if (value !== undefined) url.searchParams.set(key, value);
+  url.searchParams.set('iss', ctx.issuer);
+  return reply.code(status).header('Cache-Control', 'no-store').header('Location', url.href).send();
+}

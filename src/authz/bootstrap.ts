@@ -1,0 +1,63 @@
+// First-start setup of a local installation, done as its administrator: the
+// owner account (with the demo calendar), the calendar backend as a resource,
+// and CalendarAgent as a registered agent bound to its URL. Idempotent: a
+// later start with the same settings changes nothing.
+import { SCOPE_FIND_SLOT, SCOPE_FREEBUSY_READ } from '../delegation/index.js';
+import type { Store, UserRecord } from '../store/index.js';
+import { registerAgent } from './agents.js';
+import { randomId } from './crypto.js';
+
+export interface LocalSetup {
+  ownerName: string;
+  timeZone: string;
+  /** The calendar every new owner starts with. */
+  demoCalendarPath: string;
+  calendarUrl: string;
+  agentUrl: string;
+  agentClientId: string;
+  agentPublicJwk: Record<string, unknown>;
+}
+
+export const CALENDAR_DETAILS_TYPE = 'calendar';
+
+export async function bootstrapLocal(store: Store, setup: LocalSetup, now: number): Promise<{ owner: UserRecord }> {
+  const owner = await ensureOwner(store, setup, now);
+  await store.upsertResource({
+    url: setup.calendarUrl,
+    name: 'Calendar',
+    scopes: [SCOPE_FREEBUSY_READ],
+    agentClientId: null,
+    downstream: [],
+    createdAt: now,
+  });
+  await registerAgent(
+    store,
+    {
+      clientId: setup.agentClientId,
+      name: 'CalendarAgent',
+      resourceUrl: setup.agentUrl,
+      scopes: [SCOPE_FIND_SLOT],
+      jwks: { keys: [setup.agentPublicJwk] },
+      downstream: [{ type: CALENDAR_DETAILS_TYPE, resource: setup.calendarUrl, scopes: [SCOPE_FREEBUSY_READ] }],
+    },
+    now,
+  );
+  return { owner };
+}
+
+async function ensureOwner(store: Store, setup: LocalSetup, now: number): Promise<UserRecord> {
+  const existing = await store.ownerUser();
+  if (existing) return existing;
+  const taken = await store.userByName(setup.ownerName);
+  const owner: UserRecord = {
+    id: randomId('usr'),
+    name: taken ? `${setup.ownerName}-owner` : setup.ownerName,
+    passwordHash: null,
+    isOwner: true,
+    timeZone: setup.timeZone,
+    createdAt: now,
+  };
+  await store.createUser(owner);
+  await store.addCalendar({ id: randomId('cal'), userId: owner.id, name: 'demo', kind: 'file', source: setup.demoCalendarPath, createdAt: now });
+  return owner;
+}

@@ -1,0 +1,62 @@
+// What every endpoint of the authorization server shares: its issuer and
+// endpoint URLs, the store, the signing keys, the clock and the lifetimes.
+import type { Store } from '../store/index.js';
+import type { KeyRing } from './keys.js';
+
+export interface Lifetimes {
+  /** Access tokens (RFC 9068); at most 10 minutes by default. */
+  accessTokenSec: number;
+  refreshTokenSec: number;
+  codeSec: number;
+  /** An authorization request waiting on the consent page. */
+  authRequestSec: number;
+  sessionSec: number;
+  /** How long a delegation lasts unless revoked. */
+  grantSec: number;
+}
+
+export const DEFAULT_LIFETIMES: Lifetimes = Object.freeze({
+  accessTokenSec: 600,
+  refreshTokenSec: 30 * 86_400,
+  codeSec: 60,
+  authRequestSec: 600,
+  sessionSec: 12 * 3600,
+  grantSec: 30 * 86_400,
+});
+
+export interface Endpoints {
+  authorization: string;
+  token: string;
+  registration: string;
+  revocation: string;
+  jwks: string;
+}
+
+export interface AuthContext {
+  issuer: string;
+  endpoints: Endpoints;
+  store: Store;
+  keys: KeyRing;
+  now: () => number;
+  lifetimes: Lifetimes;
+  /** Name of the browser session cookie. */
+  cookieName: string;
+  /** Whether cookies need the Secure attribute (an https issuer). */
+  secureCookies: boolean;
+  /** The owner's login key file (public half used to check login assertions). */
+  ownerKeyPath: string | undefined;
+  /** Most exchange hops a new grant allows. */
+  defaultMaxDepth: number;
+}
+
+export function endpointsFor(issuer: string): Endpoints {
+  return {
+    authorization: `${issuer}/authorize`,
+    token: `${issuer}/token`,
+    registration: `${issuer}/register`,
+    revocation: `${issuer}/revoke`,
+    jwks: `${issuer}/.well-known/jwks.json`,
+  };
+}
+
+export const nowSec = (ctx: Pick<AuthContext, 'now'>): number => Math.floor(ctx.now() / 1000);

@@ -1,0 +1,44 @@
+// The authorization_code grant (OAuth 2.1 §4.1.3): a code is single-use and
+// bound to its client, redirect URI, PKCE verifier and resource. A replayed
+// code revokes the tokens it issued (RFC 6749 §4.1.2).
+import { canonicalResource } from '../delegation/index.js';
+import type { FormBody } from '../http/app.js';
+import type { ClientRecord } from '../store/index.js';
+import type { AuthContext } from './context.js';
+import { hashSecret } from './crypto.js';
+import { InvalidGrantError, InvalidTargetError } from './errors.js';
+import { mintUserTokens, tokenResponse } from './issue.js';
+import { required, single } from './params.js';
+import { checkVerifier } from './policy/pkce.js';
+
+export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
+  const code = required(body, 'code');
+  const redirectUri = required(body, 'redirect_uri');
+  const verifier = single(body, 'code_verifier');
+  const resource = single(body, 'resource');
+
+  const codeHash = hashSecret(code);
+  const record = await ctx.store.authCodeByHash(codeHash);
+  const now = ctx.now();
+  if (!record) throw new InvalidGrantError('The authorization code is invalid.');
+  if (record.usedAt !== null) {
+    await ctx.store.revokeFamily(record.familyId, now, 'authorization code replayed');
+    throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
+  }
+  if (record.expiresAt <= now) throw new InvalidGrantError('The authorization code has expired.');
+  if (record.clientId !== client.clientId) throw new InvalidGrantError('The authorization code was issued to another client.');
+  // OAuth 2.1 §4.1.3: the redirect URI must be the one of the authorization request, exactly.
+  if (record.redirectUri !== redirectUri) throw new InvalidGrantError('redirect_uri does not match the authorization request.');
+  const pkce = checkVerifier(verifier, record.codeChallenge);
+  if (!pkce.ok) throw new InvalidGrantError(pkce.reason);
+  if (resource !== undefined && canonicalResource(resource) !== record.resource) {
+    throw new InvalidTargetError('The resource does not match the authorization request.');
+  }
+  const grant = await ctx.store.grantById(record.grantId);
+  if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this code has ended.');
+
+  const pair = await mintUserTokens(ctx, grant, record.familyId, record.scope);
+  const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refreshRecord, access: pair.accessRecord });
+  if (result.status === 'replayed') throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
+  return tokenResponse(ctx, pair);
+}

@@ -1,0 +1,47 @@
+// The refresh_token grant (OAuth 2.1 §4.3): the token is rotated on every use
+// and the old one dies. Presenting a spent one revokes its family (RFC 9700
+// §4.14.2). The new access token may narrow the scope, never widen it.
+import { canonicalResource, formatScope, isSubset, parseScope } from '../delegation/index.js';
+import type { FormBody } from '../http/app.js';
+import type { ClientRecord } from '../store/index.js';
+import type { AuthContext } from './context.js';
+import { hashSecret } from './crypto.js';
+import { InvalidGrantError, InvalidScopeError, InvalidTargetError } from './errors.js';
+import { mintUserTokens, tokenResponse } from './issue.js';
+import { required, single } from './params.js';
+
+export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
+  const presented = required(body, 'refresh_token');
+  const resource = single(body, 'resource');
+  const scopeParam = single(body, 'scope');
+
+  const tokenHash = hashSecret(presented);
+  const record = await ctx.store.refreshTokenByHash(tokenHash);
+  if (!record) throw new InvalidGrantError('The refresh token is invalid.');
+  // Checked before anything changes, so another client cannot burn this client's token.
+  if (record.clientId !== client.clientId) throw new InvalidGrantError('The refresh token was issued to another client.');
+  if (resource !== undefined && canonicalResource(resource) !== record.resource) {
+    throw new InvalidTargetError('A refresh token is good only for the resource it was issued for.');
+  }
+  const scopes = scopeParam === undefined ? parseScope(record.scope) : parseScope(scopeParam);
+  if (!isSubset(scopes, parseScope(record.scope))) throw new InvalidScopeError('The requested scope exceeds the one granted.');
+
+  const grant = await ctx.store.grantById(record.grantId);
+  const now = ctx.now();
+  if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this token has ended.');
+
+  const pair = await mintUserTokens(ctx, grant, record.familyId, formatScope(scopes));
+  const result = await ctx.store.rotateRefreshToken(tokenHash, now, { refresh: pair.refreshRecord, access: pair.accessRecord });
+  switch (result.status) {
+    case 'rotated':
+      return tokenResponse(ctx, pair);
+    case 'replayed':
+      throw new InvalidGrantError('The refresh token was already used; every token of its family is now revoked.');
+    case 'expired':
+      throw new InvalidGrantError('The refresh token has expired.');
+    case 'revoked':
+      throw new InvalidGrantError('The refresh token has been revoked.');
+    case 'unknown':
+      throw new InvalidGrantError('The refresh token is invalid.');
+  }
+}

@@ -1,0 +1,76 @@
+// Minting the pair a user's client receives: a signed access token for the
+// grant's resource and a fresh opaque refresh token (stored hashed), with the
+// records the store keeps of both. Shared by the code and refresh grants.
+import type { GrantRecord, IssuedTokenRecord, RefreshTokenRecord } from '../store/index.js';
+import { signAccessToken, type SignedAccessToken } from './access-token.js';
+import type { AuthContext } from './context.js';
+import { hashSecret, randomSecret } from './crypto.js';
+
+export interface IssuedPair {
+  access: SignedAccessToken;
+  accessRecord: IssuedTokenRecord;
+  refreshToken: string;
+  refreshRecord: RefreshTokenRecord;
+}
+
+export const REFRESH_TOKEN_PREFIX = 'dlg_rt_';
+
+export async function mintUserTokens(ctx: AuthContext, grant: GrantRecord, familyId: string, scope: string): Promise<IssuedPair> {
+  const now = ctx.now();
+  const iat = Math.floor(now / 1000);
+  const grantEndsSec = Math.floor(grant.expiresAt / 1000);
+  const access = await signAccessToken(ctx.issuer, ctx.keys, {
+    sub: grant.userId,
+    aud: grant.resource,
+    clientId: grant.clientId,
+    scope,
+    grantId: grant.id,
+    iat,
+    exp: Math.min(iat + ctx.lifetimes.accessTokenSec, grantEndsSec),
+    authorizationDetails: grant.authorizationDetails as SignedAccessToken['claims']['authorization_details'],
+  });
+  const refreshToken = REFRESH_TOKEN_PREFIX + randomSecret();
+  return {
+    access,
+    accessRecord: {
+      jti: access.claims.jti,
+      grantId: grant.id,
+      familyId,
+      parentJti: null,
+      clientId: grant.clientId,
+      audience: grant.resource,
+      scope,
+      createdAt: now,
+      expiresAt: access.claims.exp * 1000,
+      revokedAt: null,
+    },
+    refreshToken,
+    refreshRecord: {
+      tokenHash: hashSecret(refreshToken),
+      familyId,
+      grantId: grant.id,
+      clientId: grant.clientId,
+      userId: grant.userId,
+      resource: grant.resource,
+      scope: grant.scope,
+      createdAt: now,
+      expiresAt: Math.min(now + ctx.lifetimes.refreshTokenSec * 1000, grant.expiresAt),
+      usedAt: null,
+    },
+  };
+}
+
+/** The token response (RFC 6749 §5.1) for a minted pair. */
+export function tokenResponse(ctx: AuthContext, pair: IssuedPair): Record<string, unknown> {
+  const nowSec = Math.floor(ctx.now() / 1000);
+  return {
+    access_token: pair.access.token,
+    token_type: 'Bearer',
+    expires_in: pair.access.claims.exp - nowSec,
+    refresh_token: pair.refreshToken,
+    // Not in RFC 6749, but widely understood: when the delegation itself ends.
+    refresh_token_expires_in: Math.max(0, Math.floor(pair.refreshRecord.expiresAt / 1000) - nowSec),
+    scope: pair.access.claims.scope,
+    ...(pair.access.claims.authorization_details ? { authorization_details: pair.access.claims.authorization_details } : {}),
+  };
+}

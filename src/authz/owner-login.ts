@@ -1,0 +1,84 @@
+// GET /login/owner: the local owner's passwordless sign-in. The CLI, running
+// as the OS user that owns the data directory, signs a short-lived assertion
+// with the private key in owner-key.json (0600 in a 0700 directory); nobody
+// else on the machine can read that key. Each assertion works once.
+import { readFile } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
+import { SIGNING_ALG } from '../delegation/index.js';
+import type { AuthContext } from './context.js';
+import { sendErrorPage } from './pages.js';
+import { queryParams } from './params.js';
+import { startSession } from './session.js';
+
+export const OWNER_ASSERTION_ISSUER = 'delegate-cli';
+export const OWNER_ASSERTION_SUBJECT = 'owner';
+/** Longest life of a login assertion, in seconds. */
+export const OWNER_ASSERTION_MAX_LIFETIME_SEC = 120;
+
+export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void {
+  app.get('/login/owner', async (req, reply) => {
+    const params = queryParams(req.url);
+    const assertion = params.assertion;
+    const next = params.next;
+    if (typeof assertion !== 'string' || typeof next !== 'string') {
+      return sendErrorPage(reply, 400, 'This sign-in link is incomplete', 'Run delegate login again to get a new link.');
+    }
+    if (!isAuthorizePath(next)) {
+      return sendErrorPage(reply, 400, 'This sign-in link is not safe to follow', 'It would send you somewhere other than this server’s consent page.');
+    }
+    const key = ctx.ownerKeyPath ? await ownerPublicKey(ctx.ownerKeyPath) : undefined;
+    if (!key) return sendErrorPage(reply, 401, 'Owner sign-in is not set up here', 'This server has no owner key, so it cannot check the link.');
+
+    const now = ctx.now();
+    let jti: string;
+    let exp: number;
+    try {
+      const { payload } = await jwtVerify(assertion, key, {
+        algorithms: [SIGNING_ALG],
+        issuer: OWNER_ASSERTION_ISSUER,
+        subject: OWNER_ASSERTION_SUBJECT,
+        audience: ctx.issuer,
+        currentDate: new Date(now),
+        requiredClaims: ['jti', 'iat', 'exp'],
+      });
+      jti = String(payload.jti);
+      exp = payload.exp!;
+      if (exp - payload.iat! > OWNER_ASSERTION_MAX_LIFETIME_SEC || jti.length < 22) throw new Error('assertion too weak');
+    } catch {
+      req.log.info('owner sign-in refused: invalid assertion');
+      return sendErrorPage(reply, 401, 'This sign-in link is not valid', 'It has expired or was not made on this computer. Run delegate login again.');
+    }
+    if (!(await ctx.store.useOnce(`owner-login:${jti}`, exp * 1000, now))) {
+      req.log.info('owner sign-in refused: link reused');
+      return sendErrorPage(reply, 401, 'This sign-in link was already used', 'Each link works once. Run delegate login again.');
+    }
+    const owner = await ctx.store.ownerUser();
+    if (!owner) return sendErrorPage(reply, 500, 'This server has no owner account', 'Restart delegate to set it up.');
+
+    await startSession(reply, ctx.store, {
+      cookieName: ctx.cookieName,
+      userId: owner.id,
+      now,
+      ttlMs: ctx.lifetimes.sessionSec * 1000,
+      secure: ctx.secureCookies,
+    });
+    req.log.info({ user: owner.id }, 'owner signed in');
+    return reply.code(303).header('Cache-Control', 'no-store').header('Location', next).send();
+  });
+}
+
+/** Only this server's authorization endpoint, as a relative path, may follow a sign-in. */
+function isAuthorizePath(next: string): boolean {
+  return next.startsWith('/authorize?') && !next.includes('\\') && !/[\r\n]/.test(next);
+}
+
+async function ownerPublicKey(path: string): Promise<CryptoKey | undefined> {
+  try {
+    const jwk = JSON.parse(await readFile(path, 'utf8')) as JWK;
+    const { d: _private, ...publicJwk } = jwk;
+    return (await importJWK(publicJwk, SIGNING_ALG)) as CryptoKey;
+  } catch {
+    return undefined;
+  }
+}

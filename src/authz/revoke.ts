@@ -1,0 +1,47 @@
+// POST /revoke (RFC 7009): a client ends one of its tokens. Revoking a refresh
+// token ends its family and every token derived from it; revoking an access
+// token ends it and the tokens exchanged from it. An unknown token is not an
+// error (§2.2), so the answer says nothing about which tokens exist.
+import type { FastifyInstance } from 'fastify';
+import type { FormBody } from '../http/app.js';
+import { verifyOwnAccessToken } from './access-token.js';
+import { authenticateClient } from './client-auth.js';
+import { nowSec, type AuthContext } from './context.js';
+import { hashSecret } from './crypto.js';
+import { InvalidRequestError, UnauthorizedClientError, UnsupportedTokenTypeError, replyWithError } from './errors.js';
+import { required, single } from './params.js';
+
+export function registerRevocation(app: FastifyInstance, ctx: AuthContext): void {
+  app.post('/revoke', async (req, reply) => {
+    try {
+      if (!req.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+        throw new InvalidRequestError('The revocation request must be application/x-www-form-urlencoded.');
+      }
+      const body = (req.body ?? {}) as FormBody;
+      const token = required(body, 'token');
+      const hint = single(body, 'token_type_hint');
+      if (hint !== undefined && hint !== 'access_token' && hint !== 'refresh_token') {
+        throw new UnsupportedTokenTypeError(`Tokens of type ${hint} cannot be revoked here.`);
+      }
+      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, tokenEndpoint: ctx.endpoints.revocation, now: ctx.now });
+      const now = ctx.now();
+
+      const refresh = await ctx.store.refreshTokenByHash(hashSecret(token));
+      if (refresh) {
+        if (refresh.clientId !== client.clientId) throw new UnauthorizedClientError('The token was issued to another client.');
+        await ctx.store.revokeRefreshToken(refresh.tokenHash, now);
+        req.log.info({ client: client.clientId, family: refresh.familyId }, 'refresh token revoked');
+      } else {
+        const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, token, nowSec(ctx));
+        if (checked.ok) {
+          if (checked.claims.client_id !== client.clientId) throw new UnauthorizedClientError('The token was issued to another client.');
+          await ctx.store.revokeIssuedToken(checked.claims.jti, now);
+          req.log.info({ client: client.clientId, jti: checked.claims.jti }, 'access token revoked');
+        }
+      }
+      return reply.code(200).header('Cache-Control', 'no-store').send();
+    } catch (err) {
+      return replyWithError(req, reply, err);
+    }
+  });
+}

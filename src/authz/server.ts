@@ -1,0 +1,85 @@
+// The authorization server as a fastify instance that never listens itself:
+// OAuth 2.1 with PKCE, RFC 8414 metadata, RFC 7591 registration, RFC 8707
+// resources, RFC 8693 exchange for agents, RFC 7009 revocation, and the
+// owner's sign-in and consent pages.
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createApp } from '../http/app.js';
+import type { Store } from '../store/index.js';
+import { registerAuthorize } from './authorize.js';
+import { registerConsent } from './consent.js';
+import { DEFAULT_LIFETIMES, endpointsFor, type AuthContext, type Lifetimes } from './context.js';
+import { loadKeyRing } from './keys.js';
+import { registerMetadata } from './metadata.js';
+import { registerOwnerLogin } from './owner-login.js';
+import { registerRegistration } from './register.js';
+import { registerRevocation } from './revoke.js';
+import { sessionCookieName } from './session.js';
+import { registerToken } from './token.js';
+
+export interface AuthServerOptions {
+  /** The issuer identifier: the server's base URL, no trailing slash. */
+  issuer: string;
+  store: Store;
+  /** The owner's login key file (owner-key.json); without it the owner cannot sign in from the CLI. */
+  ownerKeyPath?: string;
+  now?: () => number;
+  logger?: Logger;
+  lifetimes?: Partial<Lifetimes>;
+  /** Most exchange hops a new grant allows (default 2). */
+  defaultMaxDepth?: number;
+  /** Host header values accepted besides loopback. */
+  extraHosts?: readonly string[];
+}
+
+/** Endpoints that browser-based clients call cross-origin (no cookies are involved). */
+const CORS_PATHS = new Set(['/token', '/register', '/revoke', '/.well-known/oauth-authorization-server', '/.well-known/jwks.json']);
+
+export async function buildAuthServer(options: AuthServerOptions): Promise<FastifyInstance> {
+  const issuer = options.issuer.replace(/\/+$/, '');
+  const now = options.now ?? Date.now;
+  const lifetimes: Lifetimes = { ...DEFAULT_LIFETIMES, ...options.lifetimes };
+  const keys = await loadKeyRing(options.store, now, lifetimes.accessTokenSec * 1000);
+  const ctx: AuthContext = {
+    issuer,
+    endpoints: endpointsFor(issuer),
+    store: options.store,
+    keys,
+    now,
+    lifetimes,
+    cookieName: sessionCookieName(issuer),
+    secureCookies: issuer.startsWith('https:'),
+    ownerKeyPath: options.ownerKeyPath,
+    defaultMaxDepth: options.defaultMaxDepth ?? 2,
+  };
+
+  const app = createApp({ logger: options.logger, extraHosts: options.extraHosts });
+  app.addHook('onRequest', async (req, reply) => {
+    const path = req.url.split('?')[0]!;
+    if (!CORS_PATHS.has(path)) return;
+    reply.header('Access-Control-Allow-Origin', '*');
+    if (req.method === 'OPTIONS') {
+      return reply
+        .code(204)
+        .header('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
+        .header('Access-Control-Allow-Headers', 'Authorization, Content-Type, MCP-Protocol-Version')
+        .header('Access-Control-Max-Age', '600')
+        .send();
+    }
+  });
+  for (const path of CORS_PATHS) app.options(path, async (_req, reply) => reply.code(204).send());
+
+  registerMetadata(app, ctx);
+  registerAuthorize(app, ctx);
+  registerOwnerLogin(app, ctx);
+  registerConsent(app, ctx);
+  registerToken(app, ctx);
+  registerRegistration(app, ctx);
+  registerRevocation(app, ctx);
+
+  // Expired codes, sessions and one-time ids are swept now and then, off the request path.
+  const sweeper = setInterval(() => void options.store.sweep(now()).catch(() => {}), 10 * 60_000);
+  sweeper.unref();
+  app.addHook('onClose', async () => clearInterval(sweeper));
+  return app;
+}

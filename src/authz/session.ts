@@ -1,0 +1,55 @@
+// Browser sessions at the authorization server: a random session id in an
+// HttpOnly, SameSite=Lax cookie, stored only as a hash. Cookies are not
+// isolated by port, so the cookie name carries the issuer's port.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { SessionRecord, Store, UserRecord } from '../store/index.js';
+import { hashSecret, randomSecret } from './crypto.js';
+
+export interface SessionContext {
+  session: SessionRecord;
+  user: UserRecord;
+}
+
+export function sessionCookieName(issuer: string): string {
+  const port = new URL(issuer).port || (issuer.startsWith('https:') ? '443' : '80');
+  return `delegate_session_${port}`;
+}
+
+/** Reads one cookie from a Cookie header (RFC 6265 §5.4), or undefined. */
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq === -1) continue;
+    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+export async function currentSession(req: FastifyRequest, store: Store, cookieName: string, now: number): Promise<SessionContext | undefined> {
+  const id = readCookie(req.headers.cookie, cookieName);
+  if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
+  const session = await store.sessionByHash(hashSecret(id), now);
+  if (!session) return undefined;
+  const user = await store.userById(session.userId);
+  return user && { session, user };
+}
+
+/** Starts a session for `user` and sets its cookie on `reply`. */
+export async function startSession(
+  reply: FastifyReply,
+  store: Store,
+  opts: { cookieName: string; userId: string; now: number; ttlMs: number; secure: boolean },
+): Promise<SessionRecord> {
+  const id = randomSecret();
+  const session: SessionRecord = { idHash: hashSecret(id), userId: opts.userId, createdAt: opts.now, expiresAt: opts.now + opts.ttlMs };
+  await store.createSession(session);
+  const attrs = ['Path=/', 'HttpOnly', 'SameSite=Lax', `Max-Age=${Math.floor(opts.ttlMs / 1000)}`];
+  if (opts.secure) attrs.push('Secure');
+  reply.header('Set-Cookie', `${opts.cookieName}=${id}; ${attrs.join('; ')}`);
+  return session;
+}
+
+export function clearSessionCookie(reply: FastifyReply, cookieName: string): void {
+  reply.header('Set-Cookie', `${cookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
+}

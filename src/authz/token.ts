@@ -1,0 +1,52 @@
+// POST /token (RFC 6749 §3.2): authenticates the client, then hands the
+// request to its grant: authorization_code, refresh_token or token exchange
+// (RFC 8693). Responses are never cached; errors are RFC 6749 §5.2 bodies.
+import type { FastifyInstance } from 'fastify';
+import { GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, GRANT_TYPE_TOKEN_EXCHANGE } from '../delegation/index.js';
+import type { FormBody } from '../http/app.js';
+import { authenticateClient } from './client-auth.js';
+import type { AuthContext } from './context.js';
+import { InvalidRequestError, UnauthorizedClientError, UnsupportedGrantTypeError, replyWithError } from './errors.js';
+import { required } from './params.js';
+import { authorizationCodeGrant } from './grant-code.js';
+import { refreshTokenGrant } from './grant-refresh.js';
+import { tokenExchangeGrant } from './grant-exchange.js';
+
+const FORM = 'application/x-www-form-urlencoded';
+
+export function registerToken(app: FastifyInstance, ctx: AuthContext): void {
+  app.post('/token', async (req, reply) => {
+    try {
+      if (!req.headers['content-type']?.toLowerCase().startsWith(FORM)) {
+        throw new InvalidRequestError('The token request must be application/x-www-form-urlencoded.');
+      }
+      const body = (req.body ?? {}) as FormBody;
+      const grantType = required(body, 'grant_type');
+      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, tokenEndpoint: ctx.endpoints.token, now: ctx.now });
+      if (!client.grantTypes.includes(grantType)) {
+        if (![GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, GRANT_TYPE_TOKEN_EXCHANGE].includes(grantType)) {
+          throw new UnsupportedGrantTypeError(`The grant type ${grantType} is not supported.`);
+        }
+        throw new UnauthorizedClientError(`This client may not use the ${grantType} grant.`);
+      }
+      let response: Record<string, unknown>;
+      switch (grantType) {
+        case GRANT_TYPE_AUTHORIZATION_CODE:
+          response = await authorizationCodeGrant(ctx, client, body);
+          break;
+        case GRANT_TYPE_REFRESH_TOKEN:
+          response = await refreshTokenGrant(ctx, client, body);
+          break;
+        case GRANT_TYPE_TOKEN_EXCHANGE:
+          response = await tokenExchangeGrant(ctx, client, body);
+          break;
+        default:
+          throw new UnsupportedGrantTypeError(`The grant type ${grantType} is not supported.`);
+      }
+      req.log.info({ client: client.clientId, grant_type: grantType }, 'token issued');
+      return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache').send(response);
+    } catch (err) {
+      return replyWithError(req, reply, err, { basicChallenge: /^basic /i.test(req.headers.authorization ?? '') });
+    }
+  });
+}

@@ -1,0 +1,156 @@
+// The SQLite schema, as numbered migrations applied in order (tracked by
+// PRAGMA user_version). docs/storage.md describes each table in words.
+// Times are milliseconds since the epoch; JSON columns hold arrays or objects.
+
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE signing_keys (
+    kid TEXT PRIMARY KEY,
+    alg TEXT NOT NULL,
+    private_jwk TEXT NOT NULL,
+    public_jwk TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    retired_at INTEGER
+  );
+
+  CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    password_hash TEXT,
+    is_owner INTEGER NOT NULL DEFAULT 0,
+    time_zone TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX users_one_owner ON users (is_owner) WHERE is_owner = 1;
+
+  CREATE TABLE clients (
+    client_id TEXT PRIMARY KEY,
+    client_name TEXT,
+    kind TEXT NOT NULL CHECK (kind IN ('public', 'confidential', 'agent')),
+    secret_hash TEXT,
+    redirect_uris TEXT NOT NULL,
+    grant_types TEXT NOT NULL,
+    token_endpoint_auth_method TEXT NOT NULL,
+    jwks TEXT,
+    resource TEXT,
+    metadata TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE resources (
+    url TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    agent_client_id TEXT REFERENCES clients (client_id),
+    downstream TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE sessions (
+    id_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE used_once (
+    id TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE auth_requests (
+    id TEXT PRIMARY KEY,
+    session_hash TEXT NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    client_id TEXT NOT NULL REFERENCES clients (client_id),
+    redirect_uri TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    state TEXT,
+    code_challenge TEXT NOT NULL,
+    csrf_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE grants (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    client_id TEXT NOT NULL REFERENCES clients (client_id),
+    resource TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    authorization_details TEXT NOT NULL,
+    max_depth INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    revoked_reason TEXT
+  );
+  CREATE INDEX grants_by_user ON grants (user_id);
+
+  CREATE TABLE auth_codes (
+    code_hash TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    code_challenge TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    grant_id TEXT NOT NULL REFERENCES grants (id),
+    user_id TEXT NOT NULL,
+    family_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+  );
+
+  CREATE TABLE token_families (
+    id TEXT PRIMARY KEY,
+    grant_id TEXT NOT NULL REFERENCES grants (id),
+    client_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    revoked_reason TEXT
+  );
+  CREATE INDEX token_families_by_grant ON token_families (grant_id);
+
+  CREATE TABLE refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    family_id TEXT NOT NULL REFERENCES token_families (id),
+    grant_id TEXT NOT NULL REFERENCES grants (id),
+    client_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+  );
+  CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
+
+  CREATE TABLE issued_tokens (
+    jti TEXT PRIMARY KEY,
+    grant_id TEXT NOT NULL REFERENCES grants (id),
+    family_id TEXT,
+    parent_jti TEXT,
+    client_id TEXT NOT NULL,
+    audience TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+  CREATE INDEX issued_tokens_by_grant ON issued_tokens (grant_id);
+  CREATE INDEX issued_tokens_by_family ON issued_tokens (family_id);
+  CREATE INDEX issued_tokens_by_parent ON issued_tokens (parent_jti);
+
+  CREATE TABLE calendars (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('file', 'url')),
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (user_id, name)
+  );
+  `,
+];

@@ -1,0 +1,568 @@
+// The SQLite implementation of the Store (better-sqlite3, WAL). Every state
+// change that must happen once (a code redeemed, a refresh token rotated, a
+// consent decision taken) is a single transaction. The database file is
+// created 0600 inside a 0700 directory; SQLite gives its -wal and -shm files
+// the same mode.
+import Database from 'better-sqlite3';
+import { closeSync, mkdirSync, openSync, chmodSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { MIGRATIONS } from './schema.js';
+import type {
+  AuthCodeRecord,
+  AuthRequestRecord,
+  CalendarRecord,
+  ClientRecord,
+  GrantRecord,
+  IssuedTokenRecord,
+  RedeemCodeResult,
+  RefreshTokenRecord,
+  ResourceRecord,
+  RotateRefreshResult,
+  SessionRecord,
+  SigningKeyRecord,
+  Store,
+  TokenStanding,
+  UserRecord,
+} from './types.js';
+
+type Row = Record<string, unknown>;
+
+export class StoreError extends Error {
+  readonly code: 'STORE_OPEN_FAILED' | 'STORE_READ_ONLY' | 'STORE_FULL' | 'STORE_CORRUPT';
+  constructor(code: StoreError['code'], message: string) {
+    super(message);
+    this.name = 'StoreError';
+    this.code = code;
+  }
+}
+
+/** Opens (creating if needed) the database at `path` and brings its schema up to date. */
+export function openSqliteStore(path: string): Store {
+  let db: Database.Database;
+  try {
+    if (path !== ':memory:') prepareFile(path);
+    db = new Database(path, { timeout: 5000 });
+    db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode loses nothing when the process is killed; only a power cut can cost the last commits.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+  } catch (err) {
+    throw asStoreError(err, path);
+  }
+  return new SqliteStore(db);
+}
+
+function prepareFile(path: string): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  closeSync(openSync(path, 'a', 0o600));
+  if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+}
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  for (let i = version; i < MIGRATIONS.length; i++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[i]!);
+      db.pragma(`user_version = ${i + 1}`);
+    }).immediate();
+  }
+}
+
+export function asStoreError(err: unknown, path: string): StoreError {
+  const code = (err as { code?: string }).code ?? '';
+  const message = err instanceof Error ? err.message : String(err);
+  if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY') || code === 'EROFS' || code === 'EACCES') {
+    return new StoreError('STORE_READ_ONLY', `The database ${path} cannot be written (${message}).`);
+  }
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
+    return new StoreError('STORE_FULL', `The disk holding ${path} is full.`);
+  }
+  if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') {
+    return new StoreError('STORE_CORRUPT', `The database ${path} is damaged or is not a delegate database.`);
+  }
+  return new StoreError('STORE_OPEN_FAILED', `The database ${path} could not be used: ${message}`);
+}
+
+const json = (value: unknown): string => JSON.stringify(value);
+const parse = <T>(value: unknown): T => JSON.parse(String(value)) as T;
+const num = (value: unknown): number => Number(value);
+const numOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
+const strOrNull = (value: unknown): string | null => (value === null || value === undefined ? null : String(value));
+
+function toUser(r: Row): UserRecord {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    passwordHash: strOrNull(r.password_hash),
+    isOwner: r.is_owner === 1,
+    timeZone: String(r.time_zone),
+    createdAt: num(r.created_at),
+  };
+}
+
+function toClient(r: Row): ClientRecord {
+  return {
+    clientId: String(r.client_id),
+    clientName: strOrNull(r.client_name),
+    kind: r.kind as ClientRecord['kind'],
+    secretHash: strOrNull(r.secret_hash),
+    redirectUris: parse(r.redirect_uris),
+    grantTypes: parse(r.grant_types),
+    tokenEndpointAuthMethod: r.token_endpoint_auth_method as ClientRecord['tokenEndpointAuthMethod'],
+    jwks: r.jwks === null ? null : parse(r.jwks),
+    resource: strOrNull(r.resource),
+    metadata: parse(r.metadata),
+    createdAt: num(r.created_at),
+  };
+}
+
+function toResource(r: Row): ResourceRecord {
+  return {
+    url: String(r.url),
+    name: String(r.name),
+    scopes: parse(r.scopes),
+    agentClientId: strOrNull(r.agent_client_id),
+    downstream: parse(r.downstream),
+    createdAt: num(r.created_at),
+  };
+}
+
+function toAuthRequest(r: Row): AuthRequestRecord {
+  return {
+    id: String(r.id),
+    sessionHash: String(r.session_hash),
+    userId: String(r.user_id),
+    clientId: String(r.client_id),
+    redirectUri: String(r.redirect_uri),
+    scope: String(r.scope),
+    resource: String(r.resource),
+    state: strOrNull(r.state),
+    codeChallenge: String(r.code_challenge),
+    csrfHash: String(r.csrf_hash),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+  };
+}
+
+function toGrant(r: Row): GrantRecord {
+  return {
+    id: String(r.id),
+    userId: String(r.user_id),
+    clientId: String(r.client_id),
+    resource: String(r.resource),
+    scope: String(r.scope),
+    authorizationDetails: parse(r.authorization_details),
+    maxDepth: num(r.max_depth),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+    revokedAt: numOrNull(r.revoked_at),
+  };
+}
+
+function toCode(r: Row): AuthCodeRecord {
+  return {
+    codeHash: String(r.code_hash),
+    clientId: String(r.client_id),
+    redirectUri: String(r.redirect_uri),
+    codeChallenge: String(r.code_challenge),
+    resource: String(r.resource),
+    scope: String(r.scope),
+    grantId: String(r.grant_id),
+    userId: String(r.user_id),
+    familyId: String(r.family_id),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+    usedAt: numOrNull(r.used_at),
+  };
+}
+
+function toRefresh(r: Row): RefreshTokenRecord {
+  return {
+    tokenHash: String(r.token_hash),
+    familyId: String(r.family_id),
+    grantId: String(r.grant_id),
+    clientId: String(r.client_id),
+    userId: String(r.user_id),
+    resource: String(r.resource),
+    scope: String(r.scope),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+    usedAt: numOrNull(r.used_at),
+  };
+}
+
+function toIssued(r: Row): IssuedTokenRecord {
+  return {
+    jti: String(r.jti),
+    grantId: String(r.grant_id),
+    familyId: strOrNull(r.family_id),
+    parentJti: strOrNull(r.parent_jti),
+    clientId: String(r.client_id),
+    audience: String(r.audience),
+    scope: String(r.scope),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+    revokedAt: numOrNull(r.revoked_at),
+  };
+}
+
+function toCalendar(r: Row): CalendarRecord {
+  return {
+    id: String(r.id),
+    userId: String(r.user_id),
+    name: String(r.name),
+    kind: r.kind as CalendarRecord['kind'],
+    source: String(r.source),
+    createdAt: num(r.created_at),
+  };
+}
+
+class SqliteStore implements Store {
+  constructor(private readonly db: Database.Database) {}
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private run(sql: string, params: Row | unknown[] = {}): Database.RunResult {
+    return this.db.prepare(sql).run(params as never);
+  }
+
+  private get(sql: string, params: Row | unknown[] = {}): Row | undefined {
+    return this.db.prepare(sql).get(params as never) as Row | undefined;
+  }
+
+  private all(sql: string, params: Row | unknown[] = {}): Row[] {
+    return this.db.prepare(sql).all(params as never) as Row[];
+  }
+
+  /** Runs `fn` as one IMMEDIATE transaction (the write lock taken up front, so two processes cannot interleave). */
+  private atomically<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  async signingKeys(): Promise<SigningKeyRecord[]> {
+    return this.all('SELECT * FROM signing_keys ORDER BY created_at DESC').map((r) => ({
+      kid: String(r.kid),
+      alg: 'ES256' as const,
+      privateJwk: parse(r.private_jwk),
+      publicJwk: parse(r.public_jwk),
+      createdAt: num(r.created_at),
+      retiredAt: numOrNull(r.retired_at),
+    }));
+  }
+
+  async addSigningKey(key: SigningKeyRecord): Promise<void> {
+    this.run(
+      'INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)',
+      [key.kid, key.alg, json(key.privateJwk), json(key.publicJwk), key.createdAt, key.retiredAt],
+    );
+  }
+
+  async createUser(user: UserRecord): Promise<void> {
+    this.run('INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
+      user.id,
+      user.name,
+      user.passwordHash,
+      user.isOwner ? 1 : 0,
+      user.timeZone,
+      user.createdAt,
+    ]);
+  }
+
+  async userById(id: string): Promise<UserRecord | undefined> {
+    const r = this.get('SELECT * FROM users WHERE id = ?', [id]);
+    return r && toUser(r);
+  }
+
+  async userByName(name: string): Promise<UserRecord | undefined> {
+    const r = this.get('SELECT * FROM users WHERE name = ?', [name]);
+    return r && toUser(r);
+  }
+
+  async ownerUser(): Promise<UserRecord | undefined> {
+    const r = this.get('SELECT * FROM users WHERE is_owner = 1');
+    return r && toUser(r);
+  }
+
+  async createClient(c: ClientRecord): Promise<void> {
+    this.run(
+      `INSERT INTO clients (client_id, client_name, kind, secret_hash, redirect_uris, grant_types, token_endpoint_auth_method, jwks, resource, metadata, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [c.clientId, c.clientName, c.kind, c.secretHash, json(c.redirectUris), json(c.grantTypes), c.tokenEndpointAuthMethod,
+        c.jwks === null ? null : json(c.jwks), c.resource, json(c.metadata), c.createdAt],
+    );
+  }
+
+  async updateClient(c: ClientRecord): Promise<void> {
+    this.run(
+      `UPDATE clients SET client_name = ?, kind = ?, secret_hash = ?, redirect_uris = ?, grant_types = ?, token_endpoint_auth_method = ?,
+         jwks = ?, resource = ?, metadata = ? WHERE client_id = ?`,
+      [c.clientName, c.kind, c.secretHash, json(c.redirectUris), json(c.grantTypes), c.tokenEndpointAuthMethod,
+        c.jwks === null ? null : json(c.jwks), c.resource, json(c.metadata), c.clientId],
+    );
+  }
+
+  async clientById(clientId: string): Promise<ClientRecord | undefined> {
+    const r = this.get('SELECT * FROM clients WHERE client_id = ?', [clientId]);
+    return r && toClient(r);
+  }
+
+  async upsertResource(res: ResourceRecord): Promise<void> {
+    this.run(
+      `INSERT INTO resources (url, name, scopes, agent_client_id, downstream, created_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (url) DO UPDATE SET name = excluded.name, scopes = excluded.scopes,
+         agent_client_id = excluded.agent_client_id, downstream = excluded.downstream`,
+      [res.url, res.name, json(res.scopes), res.agentClientId, json(res.downstream), res.createdAt],
+    );
+  }
+
+  async resourceByUrl(url: string): Promise<ResourceRecord | undefined> {
+    const r = this.get('SELECT * FROM resources WHERE url = ?', [url]);
+    return r && toResource(r);
+  }
+
+  async listResources(): Promise<ResourceRecord[]> {
+    return this.all('SELECT * FROM resources ORDER BY url').map(toResource);
+  }
+
+  async createSession(s: SessionRecord): Promise<void> {
+    this.run('INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)', [s.idHash, s.userId, s.createdAt, s.expiresAt]);
+  }
+
+  async sessionByHash(idHash: string, now: number): Promise<SessionRecord | undefined> {
+    const r = this.get('SELECT * FROM sessions WHERE id_hash = ? AND expires_at > ?', [idHash, now]);
+    return r && { idHash: String(r.id_hash), userId: String(r.user_id), createdAt: num(r.created_at), expiresAt: num(r.expires_at) };
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    this.run('DELETE FROM sessions WHERE id_hash = ?', [idHash]);
+  }
+
+  async useOnce(id: string, expiresAt: number, now: number): Promise<boolean> {
+    return this.atomically(() => {
+      this.run('DELETE FROM used_once WHERE id = ? AND expires_at <= ?', [id, now]);
+      return this.run('INSERT OR IGNORE INTO used_once (id, expires_at) VALUES (?, ?)', [id, expiresAt]).changes === 1;
+    });
+  }
+
+  async createAuthRequest(a: AuthRequestRecord): Promise<void> {
+    this.run(
+      `INSERT INTO auth_requests (id, session_hash, user_id, client_id, redirect_uri, scope, resource, state, code_challenge, csrf_hash, created_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [a.id, a.sessionHash, a.userId, a.clientId, a.redirectUri, a.scope, a.resource, a.state, a.codeChallenge, a.csrfHash, a.createdAt, a.expiresAt],
+    );
+  }
+
+  async authRequestById(id: string, now: number): Promise<AuthRequestRecord | undefined> {
+    const r = this.get('SELECT * FROM auth_requests WHERE id = ? AND expires_at > ?', [id, now]);
+    return r && toAuthRequest(r);
+  }
+
+  async takeAuthRequest(id: string, now: number): Promise<AuthRequestRecord | undefined> {
+    return this.atomically(() => {
+      const r = this.get('SELECT * FROM auth_requests WHERE id = ? AND expires_at > ?', [id, now]);
+      if (!r) return undefined;
+      this.run('DELETE FROM auth_requests WHERE id = ?', [id]);
+      return toAuthRequest(r);
+    });
+  }
+
+  async createGrant(g: GrantRecord): Promise<void> {
+    this.run(
+      `INSERT INTO grants (id, user_id, client_id, resource, scope, authorization_details, max_depth, created_at, expires_at, revoked_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [g.id, g.userId, g.clientId, g.resource, g.scope, json(g.authorizationDetails), g.maxDepth, g.createdAt, g.expiresAt, g.revokedAt],
+    );
+  }
+
+  async grantById(id: string): Promise<GrantRecord | undefined> {
+    const r = this.get('SELECT * FROM grants WHERE id = ?', [id]);
+    return r && toGrant(r);
+  }
+
+  async revokeGrant(id: string, now: number, reason: string): Promise<boolean> {
+    return this.atomically(() => {
+      const changed = this.run('UPDATE grants SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL', [now, reason, id]).changes;
+      this.run('UPDATE token_families SET revoked_at = ?, revoked_reason = ? WHERE grant_id = ? AND revoked_at IS NULL', [now, reason, id]);
+      this.run('UPDATE issued_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL', [now, id]);
+      return changed === 1;
+    });
+  }
+
+  async createAuthCode(c: AuthCodeRecord): Promise<void> {
+    this.run(
+      `INSERT INTO auth_codes (code_hash, client_id, redirect_uri, code_challenge, resource, scope, grant_id, user_id, family_id, created_at, expires_at, used_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [c.codeHash, c.clientId, c.redirectUri, c.codeChallenge, c.resource, c.scope, c.grantId, c.userId, c.familyId, c.createdAt, c.expiresAt, c.usedAt],
+    );
+  }
+
+  async authCodeByHash(codeHash: string): Promise<AuthCodeRecord | undefined> {
+    const r = this.get('SELECT * FROM auth_codes WHERE code_hash = ?', [codeHash]);
+    return r && toCode(r);
+  }
+
+  async redeemAuthCode(
+    codeHash: string,
+    now: number,
+    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord },
+  ): Promise<RedeemCodeResult> {
+    return this.atomically((): RedeemCodeResult => {
+      const r = this.get('SELECT * FROM auth_codes WHERE code_hash = ?', [codeHash]);
+      if (!r) throw new Error('redeemAuthCode: unknown code');
+      const code = toCode(r);
+      if (code.usedAt !== null) {
+        this.revokeFamilyNow(code.familyId, now, 'authorization code replayed');
+        return { status: 'replayed' };
+      }
+      this.run('UPDATE auth_codes SET used_at = ? WHERE code_hash = ?', [now, codeHash]);
+      this.run('INSERT INTO token_families (id, grant_id, client_id, created_at) VALUES (?, ?, ?, ?)', [code.familyId, code.grantId, code.clientId, now]);
+      if (issue.refresh) this.insertRefresh(issue.refresh);
+      this.insertIssued(issue.access);
+      return { status: 'redeemed' };
+    });
+  }
+
+  async revokeFamily(familyId: string, now: number, reason: string): Promise<void> {
+    this.atomically(() => this.revokeFamilyNow(familyId, now, reason));
+  }
+
+  private revokeFamilyNow(familyId: string, now: number, reason: string): void {
+    this.run('UPDATE token_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL', [now, reason, familyId]);
+    // The family's access tokens, and the tokens exchanged from them however many hops down.
+    this.run(
+      `WITH RECURSIVE derived(jti) AS (
+         SELECT jti FROM issued_tokens WHERE family_id = ?
+         UNION SELECT t.jti FROM issued_tokens t JOIN derived d ON t.parent_jti = d.jti
+       )
+       UPDATE issued_tokens SET revoked_at = ? WHERE jti IN (SELECT jti FROM derived) AND revoked_at IS NULL`,
+      [familyId, now],
+    );
+  }
+
+  private insertRefresh(t: RefreshTokenRecord): void {
+    this.run(
+      `INSERT INTO refresh_tokens (token_hash, family_id, grant_id, client_id, user_id, resource, scope, created_at, expires_at, used_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [t.tokenHash, t.familyId, t.grantId, t.clientId, t.userId, t.resource, t.scope, t.createdAt, t.expiresAt, t.usedAt],
+    );
+  }
+
+  private insertIssued(t: IssuedTokenRecord): void {
+    this.run(
+      `INSERT INTO issued_tokens (jti, grant_id, family_id, parent_jti, client_id, audience, scope, created_at, expires_at, revoked_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [t.jti, t.grantId, t.familyId, t.parentJti, t.clientId, t.audience, t.scope, t.createdAt, t.expiresAt, t.revokedAt],
+    );
+  }
+
+  async rotateRefreshToken(
+    tokenHash: string,
+    now: number,
+    next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord },
+  ): Promise<RotateRefreshResult> {
+    return this.atomically((): RotateRefreshResult => {
+      const r = this.get('SELECT * FROM refresh_tokens WHERE token_hash = ?', [tokenHash]);
+      if (!r) return { status: 'unknown' };
+      const previous = toRefresh(r);
+      const family = this.get('SELECT revoked_at FROM token_families WHERE id = ?', [previous.familyId]);
+      const grant = this.get('SELECT revoked_at, expires_at FROM grants WHERE id = ?', [previous.grantId]);
+      if (!family || family.revoked_at !== null || !grant || grant.revoked_at !== null) return { status: 'revoked' };
+      if (previous.usedAt !== null) {
+        // RFC 9700 §4.14.2: a spent refresh token presented again means it leaked; end the family.
+        this.revokeFamilyNow(previous.familyId, now, 'refresh token reused');
+        return { status: 'replayed', previous };
+      }
+      if (previous.expiresAt <= now || num(grant.expires_at) <= now) return { status: 'expired' };
+      this.run('UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?', [now, tokenHash]);
+      this.insertRefresh(next.refresh);
+      this.insertIssued(next.access);
+      return { status: 'rotated', previous };
+    });
+  }
+
+  async refreshTokenByHash(tokenHash: string): Promise<RefreshTokenRecord | undefined> {
+    const r = this.get('SELECT * FROM refresh_tokens WHERE token_hash = ?', [tokenHash]);
+    return r && toRefresh(r);
+  }
+
+  async revokeRefreshToken(tokenHash: string, now: number): Promise<boolean> {
+    return this.atomically(() => {
+      const r = this.get('SELECT family_id FROM refresh_tokens WHERE token_hash = ?', [tokenHash]);
+      if (!r) return false;
+      // RFC 7009 §2.1: revoking a refresh token also ends the access tokens of the same grant (here: its family).
+      this.revokeFamilyNow(String(r.family_id), now, 'refresh token revoked');
+      return true;
+    });
+  }
+
+  async recordIssuedToken(t: IssuedTokenRecord): Promise<void> {
+    this.insertIssued(t);
+  }
+
+  async issuedToken(jti: string): Promise<IssuedTokenRecord | undefined> {
+    const r = this.get('SELECT * FROM issued_tokens WHERE jti = ?', [jti]);
+    return r && toIssued(r);
+  }
+
+  async tokenStanding(jti: string, now: number): Promise<TokenStanding> {
+    const r = this.get(
+      `SELECT t.revoked_at AS token_revoked, f.revoked_at AS family_revoked, g.revoked_at AS grant_revoked, g.expires_at AS grant_expires
+       FROM issued_tokens t
+       JOIN grants g ON g.id = t.grant_id
+       LEFT JOIN token_families f ON f.id = t.family_id
+       WHERE t.jti = ?`,
+      [jti],
+    );
+    if (!r) return 'unknown';
+    if (r.token_revoked !== null || r.family_revoked !== null || r.grant_revoked !== null || num(r.grant_expires) <= now) return 'revoked';
+    return 'active';
+  }
+
+  async revokeIssuedToken(jti: string, now: number): Promise<boolean> {
+    return this.atomically(() => {
+      const changed = this.run(
+        `WITH RECURSIVE derived(jti) AS (
+           SELECT jti FROM issued_tokens WHERE jti = ?
+           UNION SELECT t.jti FROM issued_tokens t JOIN derived d ON t.parent_jti = d.jti
+         )
+         UPDATE issued_tokens SET revoked_at = ? WHERE jti IN (SELECT jti FROM derived) AND revoked_at IS NULL`,
+        [jti, now],
+      ).changes;
+      return changed > 0;
+    });
+  }
+
+  async listCalendars(userId: string): Promise<CalendarRecord[]> {
+    return this.all('SELECT * FROM calendars WHERE user_id = ? ORDER BY created_at, name', [userId]).map(toCalendar);
+  }
+
+  async addCalendar(c: CalendarRecord): Promise<void> {
+    this.run('INSERT INTO calendars (id, user_id, name, kind, source, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
+      c.id,
+      c.userId,
+      c.name,
+      c.kind,
+      c.source,
+      c.createdAt,
+    ]);
+  }
+
+  async removeCalendar(userId: string, name: string): Promise<boolean> {
+    return this.run('DELETE FROM calendars WHERE user_id = ? AND name = ?', [userId, name]).changes === 1;
+  }
+
+  async sweep(now: number): Promise<void> {
+    this.atomically(() => {
+      this.run('DELETE FROM used_once WHERE expires_at <= ?', [now]);
+      this.run('DELETE FROM sessions WHERE expires_at <= ?', [now]);
+      this.run('DELETE FROM auth_requests WHERE expires_at <= ?', [now]);
+      // A used code is kept a day after its expiry so a late replay is still recognised and answered by revocation.
+      this.run('DELETE FROM auth_codes WHERE expires_at <= ?', [now - 86_400_000]);
+    });
+  }
+}

@@ -1,0 +1,258 @@
+// The store interface: every piece of state the authorization server and the
+// calendar backend keep, as domain records and atomic domain operations. The
+// SQLite implementation is the default; a server deployment can put another
+// database behind the same interface. Secrets (codes, refresh tokens, session
+// ids, client secrets) are only ever stored as hashes.
+
+export interface SigningKeyRecord {
+  kid: string;
+  alg: 'ES256';
+  privateJwk: Record<string, unknown>;
+  publicJwk: Record<string, unknown>;
+  createdAt: number;
+  /** Set when a newer key took over; the key stays published until its tokens expire. */
+  retiredAt: number | null;
+}
+
+export interface UserRecord {
+  id: string;
+  name: string;
+  /** scrypt hash (see authz/password.ts); null for the passwordless local owner. */
+  passwordHash: string | null;
+  isOwner: boolean;
+  timeZone: string;
+  createdAt: number;
+}
+
+export type ClientKind = 'public' | 'confidential' | 'agent';
+export type TokenEndpointAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+
+export interface ClientRecord {
+  clientId: string;
+  clientName: string | null;
+  kind: ClientKind;
+  /** SHA-256 of the client secret, for confidential clients that registered with one. */
+  secretHash: string | null;
+  redirectUris: string[];
+  grantTypes: string[];
+  tokenEndpointAuthMethod: TokenEndpointAuthMethod;
+  /** Public keys for private_key_jwt (a JWK Set). */
+  jwks: { keys: Record<string, unknown>[] } | null;
+  /** For an agent: the resource URL it is bound to (it may exchange tokens issued for it). */
+  resource: string | null;
+  /** The registration metadata as registered (RFC 7591 §3.2.1 echo). */
+  metadata: Record<string, unknown>;
+  createdAt: number;
+}
+
+/** A permission a resource's holder needs further down the chain (the agent's reach). */
+export interface DownstreamAccess {
+  /** RFC 9396 authorization details type that carries this access in tokens, e.g. "calendar". */
+  type: string;
+  resource: string;
+  scopes: string[];
+}
+
+export interface ResourceRecord {
+  /** Canonical resource URL (RFC 8707). */
+  url: string;
+  name: string;
+  scopes: string[];
+  /** The agent client bound to this resource, if it is an agent. */
+  agentClientId: string | null;
+  /** What the agent behind this resource reaches on the user's behalf. */
+  downstream: DownstreamAccess[];
+  createdAt: number;
+}
+
+export interface SessionRecord {
+  idHash: string;
+  userId: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** An authorization request waiting for the user's decision on the consent page. */
+export interface AuthRequestRecord {
+  id: string;
+  sessionHash: string;
+  userId: string;
+  clientId: string;
+  redirectUri: string;
+  scope: string;
+  resource: string;
+  state: string | null;
+  codeChallenge: string;
+  csrfHash: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface GrantRecord {
+  id: string;
+  userId: string;
+  clientId: string;
+  resource: string;
+  scope: string;
+  /** RFC 9396 authorization details the grant allows (downstream access, constraints). */
+  authorizationDetails: Record<string, unknown>[];
+  maxDepth: number;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+}
+
+export interface AuthCodeRecord {
+  codeHash: string;
+  clientId: string;
+  redirectUri: string;
+  codeChallenge: string;
+  resource: string;
+  scope: string;
+  grantId: string;
+  userId: string;
+  /** The token family the code's tokens will belong to, so a replay can revoke them. */
+  familyId: string;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+}
+
+export interface RefreshTokenRecord {
+  tokenHash: string;
+  familyId: string;
+  grantId: string;
+  clientId: string;
+  userId: string;
+  resource: string;
+  scope: string;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+}
+
+export interface TokenFamilyRecord {
+  id: string;
+  grantId: string;
+  clientId: string;
+  createdAt: number;
+  revokedAt: number | null;
+  revokedReason: string | null;
+}
+
+/** An access token the AS signed, recorded by its jti so that it can be revoked and its chain followed. */
+export interface IssuedTokenRecord {
+  jti: string;
+  grantId: string;
+  familyId: string | null;
+  /** For an exchanged token: the jti of the subject token it was derived from. */
+  parentJti: string | null;
+  clientId: string;
+  audience: string;
+  scope: string;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+}
+
+export interface CalendarRecord {
+  id: string;
+  userId: string;
+  name: string;
+  kind: 'file' | 'url';
+  source: string;
+  createdAt: number;
+}
+
+export type RedeemCodeResult =
+  | { status: 'redeemed' }
+  /** The code had been used already: the tokens it issued have now been revoked. */
+  | { status: 'replayed' };
+
+export type RotateRefreshResult =
+  | { status: 'rotated'; previous: RefreshTokenRecord }
+  | { status: 'unknown' }
+  | { status: 'expired' }
+  | { status: 'revoked' }
+  /** A spent token was presented again: its family has now been revoked (RFC 9700 §4.14.2). */
+  | { status: 'replayed'; previous: RefreshTokenRecord };
+
+/** Why a token or grant no longer holds, or undefined when it does. */
+export type TokenStanding = 'active' | 'revoked' | 'unknown';
+
+export interface Store {
+  close(): void;
+
+  // Signing keys
+  signingKeys(): Promise<SigningKeyRecord[]>;
+  addSigningKey(key: SigningKeyRecord): Promise<void>;
+
+  // Users
+  createUser(user: UserRecord): Promise<void>;
+  userById(id: string): Promise<UserRecord | undefined>;
+  userByName(name: string): Promise<UserRecord | undefined>;
+  ownerUser(): Promise<UserRecord | undefined>;
+
+  // Clients and resources
+  createClient(client: ClientRecord): Promise<void>;
+  updateClient(client: ClientRecord): Promise<void>;
+  clientById(clientId: string): Promise<ClientRecord | undefined>;
+  upsertResource(resource: ResourceRecord): Promise<void>;
+  resourceByUrl(url: string): Promise<ResourceRecord | undefined>;
+  listResources(): Promise<ResourceRecord[]>;
+
+  // Browser sessions and single-use identifiers
+  createSession(session: SessionRecord): Promise<void>;
+  sessionByHash(idHash: string, now: number): Promise<SessionRecord | undefined>;
+  deleteSession(idHash: string): Promise<void>;
+  /** Records a one-time identifier (a login assertion's or client assertion's jti); false if it was seen before. */
+  useOnce(id: string, expiresAt: number, now: number): Promise<boolean>;
+
+  // Authorization requests awaiting consent
+  createAuthRequest(request: AuthRequestRecord): Promise<void>;
+  /** Returns and deletes the request, atomically, so a decision is taken once. */
+  takeAuthRequest(id: string, now: number): Promise<AuthRequestRecord | undefined>;
+  authRequestById(id: string, now: number): Promise<AuthRequestRecord | undefined>;
+
+  // Grants
+  createGrant(grant: GrantRecord): Promise<void>;
+  grantById(id: string): Promise<GrantRecord | undefined>;
+  /** Revokes a grant and every token family and token derived from it. */
+  revokeGrant(id: string, now: number, reason: string): Promise<boolean>;
+
+  // Authorization codes
+  createAuthCode(code: AuthCodeRecord): Promise<void>;
+  authCodeByHash(codeHash: string): Promise<AuthCodeRecord | undefined>;
+  /**
+   * Marks the code used and records what it issues, in one transaction. A code
+   * already used is a replay: the tokens it issued are revoked (RFC 6749 §4.1.2).
+   */
+  redeemAuthCode(codeHash: string, now: number, issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord }): Promise<RedeemCodeResult>;
+  /** Revokes the tokens an already-used code issued (its family). */
+  revokeFamily(familyId: string, now: number, reason: string): Promise<void>;
+
+  // Refresh tokens
+  /**
+   * Rotates a refresh token in one transaction: the presented one is spent and
+   * `next` (of the same family) takes its place. A token already spent is a
+   * replay, and its whole family is revoked (RFC 9700 §4.14.2).
+   */
+  rotateRefreshToken(tokenHash: string, now: number, next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord }): Promise<RotateRefreshResult>;
+  refreshTokenByHash(tokenHash: string): Promise<RefreshTokenRecord | undefined>;
+  revokeRefreshToken(tokenHash: string, now: number): Promise<boolean>;
+
+  // Issued access tokens
+  recordIssuedToken(token: IssuedTokenRecord): Promise<void>;
+  issuedToken(jti: string): Promise<IssuedTokenRecord | undefined>;
+  /** Whether a token (by jti), its family and its grant all still stand. */
+  tokenStanding(jti: string, now: number): Promise<TokenStanding>;
+  revokeIssuedToken(jti: string, now: number): Promise<boolean>;
+
+  // Calendars (the calendar backend's data)
+  listCalendars(userId: string): Promise<CalendarRecord[]>;
+  addCalendar(calendar: CalendarRecord): Promise<void>;
+  removeCalendar(userId: string, name: string): Promise<boolean>;
+
+  /** Deletes expired codes, sessions, requests and one-time ids. */
+  sweep(now: number): Promise<void>;
+}

@@ -1,0 +1,99 @@
+// Shared steps for the authorization server's tests: a complete user flow
+// from registration to tokens, and a private_key_jwt assertion for the agent.
+import { SignJWT, decodeJwt, importJWK, type CryptoKey, type JWK } from 'jose';
+import { expect } from 'vitest';
+import type { TestAuthz } from '../support/authz.js';
+import { ownerAssertion } from '../support/authz.js';
+import {
+  Browser,
+  authorizeUrl,
+  callbackParams,
+  parseConsentForm,
+  pkcePair,
+  postForm,
+  registerPublicClient,
+  signInAndOpenConsent,
+} from '../support/oauth-flow.js';
+
+export const REDIRECT = 'http://127.0.0.1:43123/callback';
+
+export interface UserTokens {
+  clientId: string;
+  accessToken: string;
+  refreshToken: string;
+  body: Record<string, unknown>;
+}
+
+/** Registration, owner sign-in, consent, code: returns the code and what is needed to redeem it. */
+export async function obtainCode(authz: TestAuthz, clientId?: string) {
+  const id = clientId ?? (await registerPublicClient(authz.issuer));
+  const { verifier, challenge } = pkcePair();
+  const browser = new Browser();
+  const page = await signInAndOpenConsent(
+    browser,
+    authz.issuer,
+    await ownerAssertion(authz.ownerJwk, authz.issuer),
+    authorizeUrl(authz.issuer, { clientId: id, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 'st-123', challenge }),
+  );
+  expect(page.status).toBe(200);
+  const form = parseConsentForm(page.html);
+  const decision = await browser.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' });
+  expect(decision.status).toBe(303);
+  const params = callbackParams(decision.location!);
+  expect(params.get('state')).toBe('st-123');
+  expect(params.get('iss')).toBe(authz.issuer);
+  return { clientId: id, code: params.get('code')!, verifier, browser };
+}
+
+export async function redeem(authz: TestAuthz, code: { clientId: string; code: string; verifier: string }, extra: Record<string, string> = {}) {
+  return postForm(`${authz.issuer}/token`, {
+    grant_type: 'authorization_code',
+    code: code.code,
+    code_verifier: code.verifier,
+    redirect_uri: REDIRECT,
+    client_id: code.clientId,
+    resource: authz.agentUrl,
+    ...extra,
+  });
+}
+
+export async function obtainTokens(authz: TestAuthz): Promise<UserTokens> {
+  const code = await obtainCode(authz);
+  const res = await redeem(authz, code);
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return { clientId: code.clientId, accessToken: String(res.body.access_token), refreshToken: String(res.body.refresh_token), body: res.body };
+}
+
+export async function clientAssertion(
+  jwk: JWK,
+  clientId: string,
+  audience: string,
+  overrides: { jti?: string; expSec?: number } = {},
+): Promise<string> {
+  const key = (await importJWK(jwk, 'ES256')) as CryptoKey;
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'ES256', kid: jwk.kid })
+    .setIssuer(clientId)
+    .setSubject(clientId)
+    .setAudience(audience)
+    .setJti(overrides.jti ?? crypto.randomUUID())
+    .setIssuedAt(now)
+    .setExpirationTime(now + (overrides.expSec ?? 60))
+    .sign(key);
+}
+
+export async function exchange(authz: TestAuthz, subjectToken: string, params: Record<string, string | undefined> = {}, as = authz.agent) {
+  return postForm(`${authz.issuer}/token`, {
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    subject_token: subjectToken,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+    resource: authz.calendarUrl,
+    scope: 'freebusy:read',
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    client_assertion: await clientAssertion(as.privateJwk, as.clientId, authz.issuer),
+    ...params,
+  });
+}
+
+export { decodeJwt };

@@ -1,0 +1,167 @@
+// The token endpoint from outside: codes, PKCE, refresh rotation and replay.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeProtectedHeader } from 'jose';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { postForm } from '../support/oauth-flow.js';
+import { REDIRECT, decodeJwt, exchange, obtainCode, obtainTokens, redeem } from './helpers.js';
+
+let authz: TestAuthz;
+beforeAll(async () => {
+  authz = await startTestAuthz();
+});
+afterAll(async () => authz.close());
+
+describe('authorization_code grant', () => {
+  it('issues an RFC 9068 access token for the agent and a refresh token', async () => {
+    const tokens = await obtainTokens(authz);
+    expect(tokens.body.token_type).toBe('Bearer');
+    expect(tokens.body.expires_in).toBeLessThanOrEqual(600);
+    expect(tokens.body.scope).toBe('slots:find');
+    expect(tokens.refreshToken).toMatch(/^dlg_rt_/);
+    const header = decodeProtectedHeader(tokens.accessToken);
+    expect(header).toMatchObject({ alg: 'ES256', typ: 'at+jwt' });
+    const claims = decodeJwt(tokens.accessToken);
+    expect(claims).toMatchObject({ iss: authz.issuer, aud: authz.agentUrl, client_id: tokens.clientId, scope: 'slots:find', sub: authz.ownerId });
+    expect(typeof claims.jti).toBe('string');
+    expect(typeof claims.grant_id).toBe('string');
+    expect(claims.exp! - claims.iat!).toBeLessThanOrEqual(600);
+  });
+
+  it('answers with Cache-Control: no-store', async () => {
+    const code = await obtainCode(authz);
+    const res = await redeem(authz, code);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('refuses a wrong PKCE verifier, and a missing one', async () => {
+    const code = await obtainCode(authz);
+    const wrong = await redeem(authz, { ...code, verifier: 'x'.repeat(43) });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.error).toBe('invalid_grant');
+    const missing = await postForm(`${authz.issuer}/token`, { grant_type: 'authorization_code', code: code.code, redirect_uri: REDIRECT, client_id: code.clientId });
+    expect(missing.body.error).toBe('invalid_grant');
+    // The code was not spent by the failed attempts: the right verifier still works.
+    expect((await redeem(authz, code)).status).toBe(200);
+  });
+
+  it('refuses a redirect_uri other than the one of the authorization request', async () => {
+    const code = await obtainCode(authz);
+    const res = await redeem(authz, code, { redirect_uri: 'http://127.0.0.1:43124/callback' });
+    expect(res.body.error).toBe('invalid_grant');
+  });
+
+  it('refuses a code presented by another client', async () => {
+    const code = await obtainCode(authz);
+    const other = await obtainCode(authz);
+    const res = await redeem(authz, { ...code, clientId: other.clientId });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_grant');
+  });
+
+  it('refuses a resource other than the authorized one', async () => {
+    const code = await obtainCode(authz);
+    const res = await redeem(authz, code, { resource: authz.calendarUrl });
+    expect(res.body.error).toBe('invalid_target');
+  });
+
+  it('refuses a replayed code and revokes what it issued', async () => {
+    const code = await obtainCode(authz);
+    const first = await redeem(authz, code);
+    expect(first.status).toBe(200);
+    const replay = await redeem(authz, code);
+    expect(replay.status).toBe(400);
+    expect(replay.body.error).toBe('invalid_grant');
+    // The refresh token of the first redemption is dead...
+    const refresh = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(first.body.refresh_token), client_id: code.clientId });
+    expect(refresh.body.error).toBe('invalid_grant');
+    // ...and so is its access token, at the exchange.
+    const ex = await exchange(authz, String(first.body.access_token));
+    expect(ex.body.error).toBe('invalid_grant');
+  });
+
+  it('refuses an unknown code and an unknown client', async () => {
+    const code = await obtainCode(authz);
+    expect((await redeem(authz, { ...code, code: 'nope' })).body.error).toBe('invalid_grant');
+    const res = await redeem(authz, { ...code, clientId: 'cli_unknown' });
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('invalid_client');
+  });
+
+  it('refuses a JSON body, a repeated parameter and an unknown grant type', async () => {
+    const code = await obtainCode(authz);
+    const json = await fetch(`${authz.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'authorization_code', code: code.code }),
+    });
+    expect(json.status).toBe(400);
+    expect((await json.json()).error).toBe('invalid_request');
+    const repeated = await fetch(`${authz.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `grant_type=authorization_code&code=${code.code}&code=${code.code}&client_id=${code.clientId}`,
+    });
+    expect((await repeated.json()).error).toBe('invalid_request');
+    const unknown = await postForm(`${authz.issuer}/token`, { grant_type: 'password', client_id: code.clientId, username: 'a', password: 'b' });
+    expect(unknown.body.error).toBe('unsupported_grant_type');
+  });
+});
+
+describe('refresh_token grant', () => {
+  it('rotates the refresh token; the old one dies, and presenting it again ends the family', async () => {
+    const tokens = await obtainTokens(authz);
+    const first = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
+    expect(first.status).toBe(200);
+    expect(first.body.refresh_token).not.toBe(tokens.refreshToken);
+    expect(decodeJwt(String(first.body.access_token)).grant_id).toBe(decodeJwt(tokens.accessToken).grant_id);
+
+    const replay = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
+    expect(replay.body.error).toBe('invalid_grant');
+    // Reuse detection revoked the family: the newest refresh token is dead too.
+    const newest = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(first.body.refresh_token), client_id: tokens.clientId });
+    expect(newest.body.error).toBe('invalid_grant');
+  });
+
+  it('refuses a refresh by another client without spending the token', async () => {
+    const tokens = await obtainTokens(authz);
+    const other = await obtainTokens(authz);
+    const res = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: other.clientId });
+    expect(res.body.error).toBe('invalid_grant');
+    const own = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
+    expect(own.status).toBe(200);
+  });
+
+  it('narrows scope on request and refuses to widen it', async () => {
+    const tokens = await obtainTokens(authz);
+    const wider = await postForm(`${authz.issuer}/token`, {
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refreshToken,
+      client_id: tokens.clientId,
+      scope: 'slots:find freebusy:read',
+    });
+    expect(wider.body.error).toBe('invalid_scope');
+  });
+});
+
+describe('revocation (RFC 7009)', () => {
+  it('revoking the refresh token ends it and the access tokens of its family', async () => {
+    const tokens = await obtainTokens(authz);
+    const res = await postForm(`${authz.issuer}/revoke`, { token: tokens.refreshToken, token_type_hint: 'refresh_token', client_id: tokens.clientId });
+    expect(res.status).toBe(200);
+    const refresh = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
+    expect(refresh.body.error).toBe('invalid_grant');
+    expect((await exchange(authz, tokens.accessToken)).body.error).toBe('invalid_grant');
+  });
+
+  it('answers 200 for an unknown token, and refuses another client’s token', async () => {
+    const tokens = await obtainTokens(authz);
+    const other = await obtainTokens(authz);
+    expect((await postForm(`${authz.issuer}/revoke`, { token: 'nothing', client_id: tokens.clientId })).status).toBe(200);
+    const foreign = await postForm(`${authz.issuer}/revoke`, { token: tokens.refreshToken, client_id: other.clientId });
+    expect(foreign.status).toBe(400);
+    expect(foreign.body.error).toBe('unauthorized_client');
+    // Nothing changed: the owner's refresh token still works.
+    const refresh = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
+    expect(refresh.status).toBe(200);
+  });
+});

@@ -1,0 +1,99 @@
+// A real authorization server for tests: a fresh data directory and SQLite
+// store, the local bootstrap (owner, calendar resource, CalendarAgent), an
+// owner login key and an agent key, listening on a free loopback port.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import { bootstrapLocal, buildAuthServer, type Lifetimes } from '../../src/authz/index.js';
+import { openStore, type Store } from '../../src/store/index.js';
+import { freePort } from './ports.js';
+
+export interface TestAuthz {
+  issuer: string;
+  agentUrl: string;
+  calendarUrl: string;
+  home: string;
+  store: Store;
+  app: FastifyInstance;
+  ownerJwk: JWK;
+  agent: { clientId: string; privateJwk: JWK };
+  ownerId: string;
+  close(): Promise<void>;
+}
+
+export interface TestAuthzOptions {
+  lifetimes?: Partial<Lifetimes>;
+  now?: () => number;
+  agentPort?: number;
+  calendarPort?: number;
+  /** Port to listen on (a free one by default). */
+  port?: number;
+}
+
+export async function es256Key(): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const publicJwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(publicJwk);
+  return { privateJwk: { ...(await exportJWK(privateKey)), kid, alg: 'ES256' }, publicJwk: { ...publicJwk, kid, alg: 'ES256' } };
+}
+
+export async function startTestAuthz(options: TestAuthzOptions = {}): Promise<TestAuthz> {
+  const home = mkdtempSync(join(tmpdir(), 'delegate-authz-'));
+  const port = options.port ?? (await freePort());
+  const issuer = `http://127.0.0.1:${port}`;
+  const agentUrl = `http://127.0.0.1:${options.agentPort ?? (await freePort())}/mcp`;
+  const calendarUrl = `http://127.0.0.1:${options.calendarPort ?? (await freePort())}`;
+  const store = openStore(join(home, 'delegate.db'));
+  const owner = await es256Key();
+  writeFileSync(join(home, 'owner-key.json'), JSON.stringify(owner.privateJwk), { mode: 0o600 });
+  const agentKey = await es256Key();
+  const now = options.now ?? Date.now;
+  const { owner: ownerUser } = await bootstrapLocal(
+    store,
+    {
+      ownerName: 'owner',
+      timeZone: 'Europe/Berlin',
+      demoCalendarPath: join(process.cwd(), 'fixtures', 'owner.ics'),
+      calendarUrl,
+      agentUrl,
+      agentClientId: 'calendar-agent',
+      agentPublicJwk: agentKey.publicJwk as Record<string, unknown>,
+    },
+    now(),
+  );
+  const app = await buildAuthServer({ issuer, store, ownerKeyPath: join(home, 'owner-key.json'), now, lifetimes: options.lifetimes });
+  await app.listen({ port, host: '127.0.0.1' });
+  return {
+    issuer,
+    agentUrl,
+    calendarUrl,
+    home,
+    store,
+    app,
+    ownerJwk: owner.privateJwk,
+    agent: { clientId: 'calendar-agent', privateJwk: agentKey.privateJwk },
+    ownerId: ownerUser.id,
+    close: async () => {
+      await app.close();
+      store.close();
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The login assertion the CLI would sign as the local owner. */
+export async function ownerAssertion(ownerJwk: JWK, issuer: string, overrides: { expSec?: number; jti?: string; aud?: string; iss?: string } = {}): Promise<string> {
+  const key = (await importJWK(ownerJwk, 'ES256')) as CryptoKey;
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'ES256' })
+    .setIssuer(overrides.iss ?? 'delegate-cli')
+    .setSubject('owner')
+    .setAudience(overrides.aud ?? issuer)
+    .setJti(overrides.jti ?? crypto.randomUUID() + crypto.randomUUID())
+    .setIssuedAt(now)
+    .setExpirationTime(now + (overrides.expSec ?? 60))
+    .sign(key);
+}
