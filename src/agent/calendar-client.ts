@@ -1,0 +1,109 @@
+// How CalendarAgent reads busy time from the calendar backend: one
+// `GET /freebusy?from&to` with the exchanged token (docs/internals.md), under
+// a timeout, with every way it can fail named by a stable code so the tool can
+// say clearly what went wrong and the agent stays up.
+import type { Interval } from '../calendar/intervals.js';
+import { isIanaZone } from '../config.js';
+
+export type CalendarErrorCode =
+  /** Nothing answered at the calendar backend's address. */
+  | 'unreachable'
+  /** It did not answer within the timeout. */
+  | 'timeout'
+  /** It refused the token (401) or the request (403): the delegation does not allow it. */
+  | 'refused'
+  /** It said the request was wrong (400 and other 4xx). */
+  | 'rejected'
+  /** It failed (5xx). */
+  | 'failed'
+  /** It answered something that is not a free/busy document. */
+  | 'invalid_response';
+
+export class CalendarError extends Error {
+  readonly code: CalendarErrorCode;
+  /** HTTP status, when the backend answered. */
+  readonly status: number | undefined;
+
+  constructor(code: CalendarErrorCode, message: string, status?: number) {
+    super(message);
+    this.name = 'CalendarError';
+    this.code = code;
+    this.status = status;
+  }
+}
+
+export interface FreeBusy {
+  /** The calendar owner's IANA time zone. */
+  timeZone: string;
+  /** Busy intervals, epoch ms, half-open. */
+  busy: Interval[];
+}
+
+export interface FreeBusyRequest {
+  calendarUrl: string;
+  /** A token whose audience is the calendar backend (never the caller's own token). */
+  accessToken: string;
+  window: Interval;
+  fetchFn: typeof fetch;
+  timeoutMs: number;
+}
+
+export const DEFAULT_CALENDAR_TIMEOUT_MS = 5_000;
+
+export async function fetchFreeBusy(request: FreeBusyRequest): Promise<FreeBusy> {
+  const url = new URL(`${request.calendarUrl.replace(/\/$/, '')}/freebusy`);
+  url.searchParams.set('from', new Date(request.window.start).toISOString());
+  url.searchParams.set('to', new Date(request.window.end).toISOString());
+
+  const timeout = AbortSignal.timeout(request.timeoutMs);
+  let res: Response;
+  let body: unknown;
+  try {
+    res = await request.fetchFn(url, {
+      headers: { Authorization: `Bearer ${request.accessToken}`, Accept: 'application/json' },
+      redirect: 'error', // the token is for this backend only
+      signal: timeout,
+    });
+    body = await res.json().catch(() => undefined);
+  } catch {
+    if (timeout.aborted) {
+      throw new CalendarError('timeout', `The calendar did not answer within ${formatSeconds(request.timeoutMs)}.`);
+    }
+    throw new CalendarError('unreachable', `The calendar at ${request.calendarUrl} could not be reached.`);
+  }
+  if (!res.ok) throw refusal(res.status, body);
+  return freeBusyFrom(body);
+}
+
+function refusal(status: number, body: unknown): CalendarError {
+  const description = errorDescription(body);
+  const said = description ? `: ${description}` : '.';
+  if (status === 401 || status === 403) return new CalendarError('refused', `The calendar refused access${said}`, status);
+  if (status >= 500) return new CalendarError('failed', `The calendar failed (HTTP ${status})${said}`, status);
+  return new CalendarError('rejected', `The calendar rejected the request (HTTP ${status})${said}`, status);
+}
+
+function errorDescription(body: unknown): string | undefined {
+  const d = (body as { error_description?: unknown } | undefined)?.error_description;
+  return typeof d === 'string' && d !== '' ? d.slice(0, 300) : undefined;
+}
+
+/** `{timeZone, busy: [{start, end}]}` with ISO 8601 instants, checked and turned into epoch ms. */
+function freeBusyFrom(body: unknown): FreeBusy {
+  const invalid = () => new CalendarError('invalid_response', 'The calendar answered with something that is not free/busy data.');
+  if (typeof body !== 'object' || body === null) throw invalid();
+  const { timeZone, busy } = body as { timeZone?: unknown; busy?: unknown };
+  if (typeof timeZone !== 'string' || !isIanaZone(timeZone) || !Array.isArray(busy)) throw invalid();
+  const intervals: Interval[] = [];
+  for (const item of busy) {
+    const start = Date.parse(String((item as { start?: unknown } | null)?.start));
+    const end = Date.parse(String((item as { end?: unknown } | null)?.end));
+    if (!Number.isFinite(start) || !Number.isFinite(end) || end < start) throw invalid();
+    intervals.push({ start, end });
+  }
+  return { timeZone, busy: intervals };
+}
+
+function formatSeconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}

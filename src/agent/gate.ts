@@ -1,0 +1,83 @@
+// The checks every request to CalendarAgent's /mcp endpoint passes before the
+// MCP SDK sees it: the Origin check against DNS rebinding (MCP transports
+// spec: a present, foreign Origin gets 403; createApp already checks Host),
+// then the bearer token (RFC 6750, RFC 9068), answered with the RFC 9728
+// challenge that starts an MCP client's discovery.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { isLoopbackHostname } from '../delegation/index.js';
+import { BearerError, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
+
+/**
+ * Whether a request's Origin, if it has one, is this server's own: the origin
+ * of its resource URL, or a loopback name on the port the request arrived on
+ * (the names createApp accepts in Host). Non-browser clients send no Origin.
+ */
+export function originAllowed(req: FastifyRequest, resourceUrl: string): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  if (origin === new URL(resourceUrl).origin) return true;
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false; // includes the opaque origin "null"
+  }
+  if (url.protocol !== 'http:' || !isLoopbackHostname(url.hostname)) return false;
+  const port = req.raw.socket.localPort;
+  return port !== undefined && url.port === String(port) && url.origin === origin;
+}
+
+/** 403 for a cross-origin request, as a JSON-RPC error without an id (MCP transports spec). */
+export function refuseOrigin(reply: FastifyReply): FastifyReply {
+  return sendJsonRpcError(reply, 403, -32000, 'Forbidden: cross-origin requests are refused.');
+}
+
+/**
+ * Verifies the bearer token for `requiredScopes`, or answers the request with
+ * 400/401/403 and the WWW-Authenticate challenge (resource_metadata always;
+ * error only when a token was sent, RFC 6750 §3.1; scope on insufficient_scope)
+ * and returns undefined.
+ */
+export async function authenticate(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  verify: BearerVerifier,
+  requiredScopes: readonly string[],
+  resourceMetadataUrl: string,
+): Promise<VerifiedBearer | undefined> {
+  try {
+    return await verify(req.headers.authorization, requiredScopes);
+  } catch (err) {
+    const refusal = err instanceof BearerError ? err : new BearerError(401, 'invalid_token', 'The token could not be verified.');
+    if (!(err instanceof BearerError)) req.log.warn({ err: { name: (err as Error)?.name } }, 'bearer verification failed unexpectedly');
+    await reply
+      .code(refusal.status)
+      .header('WWW-Authenticate', wwwAuthenticate(resourceMetadataUrl, refusal))
+      .header('Cache-Control', 'no-store')
+      .type('application/json')
+      // With no token sent there is no RFC 6750 error code; the body says what to do instead.
+      .send({ error: refusal.code ?? 'unauthorized', error_description: refusal.message });
+    return undefined;
+  }
+}
+
+/** What the MCP SDK hands tool handlers as `extra.authInfo`. */
+export function authInfoFrom(bearer: VerifiedBearer, resourceUrl: string): AuthInfo {
+  return {
+    token: bearer.token,
+    clientId: bearer.claims.client_id,
+    scopes: bearer.scopes,
+    expiresAt: bearer.claims.exp,
+    resource: new URL(resourceUrl),
+    extra: { claims: bearer.claims },
+  };
+}
+
+export function sendJsonRpcError(reply: FastifyReply, status: number, code: number, message: string): FastifyReply {
+  return reply
+    .code(status)
+    .header('Cache-Control', 'no-store')
+    .type('application/json')
+    .send({ jsonrpc: '2.0', error: { code, message }, id: null });
+}
