@@ -1,0 +1,212 @@
+// GET /authorize and the consent page from outside: which errors are shown as
+// a page and which go back to the client, redirect URI matching, PKCE, resource
+// and scope checks, and the consent page's protections.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestAuthz, ownerAssertion, type TestAuthz } from '../support/authz.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, registerPublicClient, signInAndOpenConsent, type AuthorizeParams } from '../support/oauth-flow.js';
+import { REDIRECT } from './helpers.js';
+
+let authz: TestAuthz;
+let clientId: string;
+const { challenge } = pkcePair();
+
+beforeAll(async () => {
+  authz = await startTestAuthz();
+  clientId = await registerPublicClient(authz.issuer);
+});
+afterAll(async () => authz.close());
+
+/** Signs in afresh and opens the authorization URL built from `p`. */
+async function open(p: Partial<AuthorizeParams>) {
+  const browser = new Browser();
+  const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's1', challenge, ...p });
+  const res = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+  return { ...res, browser };
+}
+
+describe('errors before the redirect URI is trusted are shown, not redirected', () => {
+  it.each([
+    ['an unknown client', { clientId: 'cli_nobody' }],
+    ['a missing redirect_uri', { redirectUri: undefined as unknown as string }],
+    ['an unregistered host (open redirect)', { redirectUri: 'https://evil.example/callback' }],
+    ['another path', { redirectUri: 'http://127.0.0.1:43123/callback/../evil' }],
+    ['an added query', { redirectUri: 'http://127.0.0.1:43123/callback?x=1' }],
+    ['another case', { redirectUri: 'http://127.0.0.1:43123/Callback' }],
+    ['userinfo', { redirectUri: 'http://127.0.0.1@evil.example/callback' }],
+    ['a fragment', { redirectUri: 'http://127.0.0.1:43123/callback#x' }],
+    ['percent-encoding', { redirectUri: 'http://127.0.0.1:43123/%63allback' }],
+    ['localhost for 127.0.0.1', { redirectUri: 'http://localhost:43123/callback' }],
+    ['https for http', { redirectUri: 'https://127.0.0.1:43123/callback' }],
+  ])('%s', async (_name, p) => {
+    const res = await open(p);
+    expect(res.status).toBe(400);
+    expect(res.location).toBeNull();
+    expect(res.html).toContain('<h1>');
+  });
+});
+
+describe('errors after the redirect URI is trusted go back to the client with state and iss', () => {
+  it.each([
+    ['response_type=token', { responseType: 'token' }, 'unsupported_response_type'],
+    ['no PKCE challenge', { challenge: undefined }, 'invalid_request'],
+    ['PKCE plain', { challengeMethod: 'plain' }, 'invalid_request'],
+    ['a malformed challenge', { challenge: 'short' }, 'invalid_request'],
+    ['no resource', { resource: undefined }, 'invalid_target'],
+    ['an unknown resource', { resource: 'http://127.0.0.1:1/mcp' }, 'invalid_target'],
+    ['a scope the resource does not offer', { scope: 'slots:find calendar:write' }, 'invalid_scope'],
+    ['a repeated parameter', { extra: { scope: 'slots:find' }, scope: 'slots:find' }, 'invalid_request'],
+  ])('%s → %s', async (_name, p, error) => {
+    const res = await open(p as Partial<AuthorizeParams>);
+    expect(res.location).not.toBeNull();
+    const params = callbackParams(res.location!);
+    expect(new URL(res.location!).origin + new URL(res.location!).pathname).toBe(REDIRECT);
+    expect(params.get('error')).toBe(error);
+    expect(params.get('state')).toBe('s1');
+    expect(params.get('iss')).toBe(authz.issuer);
+  });
+});
+
+describe('loopback redirect URIs (RFC 8252 §7.3)', () => {
+  it('accept any port for a loopback URI registered without one', async () => {
+    const res = await open({ redirectUri: 'http://127.0.0.1:61000/callback' });
+    expect(res.status).toBe(200);
+    expect(res.html).toContain('Approve');
+  });
+});
+
+describe('the consent page', () => {
+  it('names the client, the agent and the scopes in plain words, with Approve and Deny', async () => {
+    const res = await open({});
+    expect(res.status).toBe(200);
+    expect(res.html).toContain('test client');
+    expect(res.html).toContain('CalendarAgent');
+    expect(res.html).toContain('Find free time in your calendar');
+    expect(res.html).toContain('See when you are busy');
+    expect(res.html).toMatch(/<button[^>]*value="approve">Approve<\/button>/);
+    expect(res.html).toMatch(/<button[^>]*value="deny">Deny<\/button>/);
+  });
+
+  it('refuses framing and allows no script', async () => {
+    const browser = new Browser();
+    const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's1', challenge });
+    await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+    const page = await browser.get(href);
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    const csp = page.headers.get('content-security-policy')!;
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).not.toContain('script-src');
+    expect(page.html).not.toContain('<script');
+    expect(page.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('shows the redirect host of a client that is not on loopback', async () => {
+    const webClient = await registerPublicClient(authz.issuer, ['https://app.example.com/oauth/callback']);
+    const res = await open({ clientId: webClient, redirectUri: 'https://app.example.com/oauth/callback' });
+    expect(res.status).toBe(200);
+    expect(res.html).toContain('app.example.com');
+  });
+
+  it('escapes what the client registered', async () => {
+    const res = await fetch(`${authz.issuer}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_name: '<img src=x onerror=alert(1)>', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'] }),
+    });
+    const evil = String((await res.json()).client_id);
+    const page = await open({ clientId: evil });
+    expect(page.html).not.toContain('<img src=x');
+    expect(page.html).toContain('&lt;img src=x onerror=alert(1)&gt;');
+  });
+
+  it('with no session, asks the user to sign in and issues nothing', async () => {
+    const res = await new Browser().get(authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, challenge }));
+    expect(res.status).toBe(401);
+    expect(res.html).toContain('delegate login');
+    expect(res.html).not.toContain('Approve');
+  });
+});
+
+describe('the consent decision', () => {
+  it('Deny returns access_denied to the client', async () => {
+    const page = await open({});
+    const res = await page.browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'deny' });
+    expect(res.status).toBe(303);
+    const params = callbackParams(res.location!);
+    expect(params.get('error')).toBe('access_denied');
+    expect(params.get('state')).toBe('s1');
+    expect(params.get('code')).toBeNull();
+  });
+
+  it('refuses a wrong CSRF token and leaves the request usable', async () => {
+    const page = await open({});
+    const form = parseConsentForm(page.html);
+    const forged = await page.browser.post(`${authz.issuer}/consent`, { ...form, csrf: 'forged', decision: 'approve' });
+    expect(forged.status).toBe(403);
+    expect(forged.location).toBeNull();
+    const real = await page.browser.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' });
+    expect(real.status).toBe(303);
+    expect(callbackParams(real.location!).get('code')).toBeTruthy();
+  });
+
+  it('refuses a decision from another site or another session', async () => {
+    const page = await open({});
+    const form = parseConsentForm(page.html);
+    const crossSite = await page.browser.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' }, { origin: 'https://evil.example' });
+    expect(crossSite.status).toBe(403);
+    const fetchSite = await page.browser.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' }, { 'sec-fetch-site': 'cross-site' });
+    expect(fetchSite.status).toBe(403);
+    // An attacker signed in with their own session, holding the victim's form fields.
+    const attacker = (await open({})).browser;
+    const other = await attacker.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' });
+    expect(other.status).toBe(403);
+    expect(other.location).toBeNull();
+  });
+
+  it('takes a decision once', async () => {
+    const page = await open({});
+    const form = parseConsentForm(page.html);
+    expect((await page.browser.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' })).status).toBe(303);
+    const again = await page.browser.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' });
+    expect(again.status).toBe(400);
+    expect(again.location).toBeNull();
+  });
+});
+
+describe('the owner sign-in link', () => {
+  const href = () => authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, challenge });
+
+  it('works once', async () => {
+    const assertion = await ownerAssertion(authz.ownerJwk, authz.issuer);
+    expect((await signInAndOpenConsent(new Browser(), authz.issuer, assertion, href())).status).toBe(200);
+    const second = new Browser();
+    const res = await signInAndOpenConsent(second, authz.issuer, assertion, href());
+    expect(res.status).toBe(401);
+    expect(second.hasCookies()).toBe(false);
+  });
+
+  it('refuses an assertion signed by another key, for another server, or living too long', async () => {
+    const { es256Key } = await import('../support/authz.js');
+    const stranger = (await es256Key()).privateJwk;
+    for (const assertion of [
+      await ownerAssertion(stranger, authz.issuer),
+      await ownerAssertion(authz.ownerJwk, authz.issuer, { aud: 'http://127.0.0.1:1' }),
+      await ownerAssertion(authz.ownerJwk, authz.issuer, { expSec: 3600 }),
+      await ownerAssertion(authz.ownerJwk, authz.issuer, { jti: 'short' }),
+    ]) {
+      const browser = new Browser();
+      const res = await signInAndOpenConsent(browser, authz.issuer, assertion, href());
+      expect(res.status).toBe(401);
+      expect(browser.hasCookies()).toBe(false);
+    }
+  });
+
+  it('goes nowhere but this server’s authorization endpoint', async () => {
+    for (const next of ['https://evil.example/', '//evil.example/authorize?x', '/grants', '/authorize\\@evil']) {
+      const assertion = await ownerAssertion(authz.ownerJwk, authz.issuer);
+      const res = await new Browser().get(`${authz.issuer}/login/owner?assertion=${assertion}&next=${encodeURIComponent(next)}`);
+      expect(res.status).toBe(400);
+      expect(res.location).toBeNull();
+    }
+  });
+});

@@ -1,0 +1,96 @@
+// Discovery (RFC 8414, JWKS) and open registration (RFC 7591) from outside.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { postJson } from '../support/oauth-flow.js';
+
+let authz: TestAuthz;
+beforeAll(async () => {
+  authz = await startTestAuthz();
+});
+afterAll(async () => authz.close());
+
+describe('metadata', () => {
+  it('describes the server as RFC 8414 and the MCP authorization spec ask', async () => {
+    const res = await fetch(`${authz.issuer}/.well-known/oauth-authorization-server`);
+    expect(res.status).toBe(200);
+    const m = await res.json();
+    expect(m.issuer).toBe(authz.issuer);
+    expect(m.code_challenge_methods_supported).toEqual(['S256']);
+    expect(m.response_types_supported).toEqual(['code']);
+    expect(m.grant_types_supported).toEqual(expect.arrayContaining(['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:token-exchange']));
+    expect(m.token_endpoint_auth_methods_supported).toEqual(expect.arrayContaining(['none', 'private_key_jwt']));
+    expect(m.scopes_supported).toEqual(expect.arrayContaining(['slots:find', 'freebusy:read']));
+    expect(m.registration_endpoint).toBe(`${authz.issuer}/register`);
+    expect(m.authorization_response_iss_parameter_supported).toBe(true);
+    const jwks = await (await fetch(m.jwks_uri)).json();
+    expect(jwks.keys).toHaveLength(1);
+    expect(jwks.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' });
+    expect(jwks.keys[0].d).toBeUndefined();
+  });
+
+  it('keeps the signing key across restarts (it lives in the database)', async () => {
+    const before = await (await fetch(`${authz.issuer}/.well-known/jwks.json`)).json();
+    const keys = await authz.store.signingKeys();
+    expect(keys.map((k) => k.kid)).toEqual(before.keys.map((k: { kid: string }) => k.kid));
+  });
+});
+
+describe('registration', () => {
+  const valid = { client_name: 'c', redirect_uris: ['http://127.0.0.1/callback'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'] };
+
+  it('registers a public loopback client and an https one', async () => {
+    const res = await postJson(`${authz.issuer}/register`, valid);
+    expect(res.status).toBe(201);
+    expect(res.body.client_id).toMatch(/^cli_/);
+    expect(res.body.client_secret).toBeUndefined();
+    expect(res.body.redirect_uris).toEqual(valid.redirect_uris);
+    const web = await postJson(`${authz.issuer}/register`, { ...valid, redirect_uris: ['https://app.example/cb'] });
+    expect(web.status).toBe(201);
+  });
+
+  it('gives a confidential client a secret, stored only as a hash', async () => {
+    const res = await postJson(`${authz.issuer}/register`, { ...valid, token_endpoint_auth_method: 'client_secret_basic' });
+    expect(res.status).toBe(201);
+    const secret = String(res.body.client_secret);
+    expect(secret.length).toBeGreaterThanOrEqual(43);
+    const stored = await authz.store.clientById(String(res.body.client_id));
+    expect(stored?.secretHash).not.toBe(secret);
+    expect(JSON.stringify(stored)).not.toContain(secret);
+  });
+
+  it.each([
+    ['a non-loopback http URI', { redirect_uris: ['http://example.com/cb'] }, 'invalid_redirect_uri'],
+    ['a fragment', { redirect_uris: ['https://app.example/cb#x'] }, 'invalid_redirect_uri'],
+    ['a custom scheme', { redirect_uris: ['javascript://alert(1)'] }, 'invalid_redirect_uri'],
+    ['no redirect URIs', { redirect_uris: [] }, 'invalid_redirect_uri'],
+    ['private_key_jwt', { token_endpoint_auth_method: 'private_key_jwt' }, 'invalid_client_metadata'],
+    ['the token-exchange grant', { grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'] }, 'invalid_client_metadata'],
+    ['an implicit response type', { response_types: ['token'] }, 'invalid_client_metadata'],
+    ['a key set', { jwks: { keys: [] } }, 'invalid_client_metadata'],
+    ['a non-string name', { client_name: 42 }, 'invalid_client_metadata'],
+  ])('refuses %s', async (_name, patch, error) => {
+    const res = await postJson(`${authz.issuer}/register`, { ...valid, ...patch });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe(error);
+  });
+
+  it('refuses a body that is not JSON, or too large', async () => {
+    const form = await fetch(`${authz.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'redirect_uris=x' });
+    expect(form.status).toBe(400);
+    const big = await fetch(`${authz.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...valid, client_name: 'x'.repeat(200_000) }) });
+    expect(big.status).toBe(413);
+    expect((await big.json()).error).toBe('invalid_request');
+  });
+});
+
+describe('DNS rebinding', () => {
+  it('refuses a Host that is not this server', async () => {
+    const { request } = await import('node:http');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${authz.issuer}/.well-known/oauth-authorization-server`, { headers: { host: 'evil.example:80' } }, (res) => resolve(res.statusCode!));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(421);
+  });
+});
