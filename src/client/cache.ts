@@ -6,6 +6,7 @@
 // cache we can read is refused with a clear error and never overwritten.
 import type { OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type { AuthorizationDetail } from '../delegation/tokens.js';
 import { ClientError, isClientError } from './errors.js';
 import { acquireFileLock, type FileLockOptions } from './lock.js';
 import { ensurePrivateDir, readPrivateFile, writePrivateFileAtomic } from './private-files.js';
@@ -27,6 +28,10 @@ export interface StoredTokens {
   resource: string;
   /** When they were received (epoch ms). */
   obtained_at: number;
+  /** When the refresh token, and so the delegation, ends (epoch ms), if the server said (`refresh_token_expires_in`). */
+  refresh_expires_at?: number;
+  /** What the delegation covers downstream (RFC 9396), if the server said. */
+  authorization_details?: AuthorizationDetail[];
 }
 
 /** A client registration (RFC 7591) or pre-registered client, stamped with its issuer by the SDK. */

@@ -8,6 +8,7 @@ import type { OAuthClientProvider, OAuthDiscoveryState } from '@modelcontextprot
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { deleteTokens, setTokens, tokensFor, type StoredTokens, type TokenCache, type TokenCacheData } from './cache.js';
 import { ClientError } from './errors.js';
+import type { TokenResponseExtras, TokenResponseNotes } from './token-notes.js';
 
 /** The redirect URI the CLI registers: any port at request time, RFC 8252 §7.3. */
 export const REGISTERED_REDIRECT_URI = 'http://127.0.0.1/callback';
@@ -43,6 +44,8 @@ export interface CacheOAuthProviderOptions {
   onAuthorizationUrl?: (url: URL, context: AuthorizationRequestContext) => Promise<void>;
   /** Present no cached access token (a login the user asked for), until new tokens are saved. */
   ignoreCachedTokens?: boolean;
+  /** Extras of token responses that the SDK's parsing drops (see token-notes.ts). */
+  notes?: TokenResponseNotes;
 }
 
 export class CacheOAuthProvider implements OAuthClientProvider {
@@ -126,11 +129,11 @@ export class CacheOAuthProvider implements OAuthClientProvider {
   async saveTokens(tokens: OAuthTokens): Promise<void> {
     const issuer = tokens.issuer ?? this.issuer;
     if (issuer === undefined) throw new Error('tokens to save name no authorization server');
-    const entry = storedTokensFrom(tokens, {
-      issuer,
-      resource: this.discoveryState()?.resourceMetadata?.resource ?? this.options.resource,
-      now: this.options.now(),
-    });
+    const entry = storedTokensFrom(
+      tokens,
+      { issuer, resource: this.discoveryState()?.resourceMetadata?.resource ?? this.options.resource, now: this.options.now() },
+      this.options.notes?.take(tokens.access_token),
+    );
     await this.change((data) => setTokens(data, this.options.resource, entry));
     this.savedTokens = true;
   }
@@ -181,7 +184,11 @@ export class CacheOAuthProvider implements OAuthClientProvider {
 }
 
 /** A token response as the cache keeps it: `expires_in` made absolute. */
-export function storedTokensFrom(tokens: OAuthTokens, at: { issuer: string; resource: string; now: number }): StoredTokens {
+export function storedTokensFrom(
+  tokens: OAuthTokens,
+  at: { issuer: string; resource: string; now: number },
+  extras: TokenResponseExtras = {},
+): StoredTokens {
   const entry: StoredTokens = {
     access_token: tokens.access_token,
     token_type: tokens.token_type,
@@ -192,5 +199,7 @@ export function storedTokensFrom(tokens: OAuthTokens, at: { issuer: string; reso
   if (tokens.refresh_token !== undefined) entry.refresh_token = tokens.refresh_token;
   if (tokens.scope !== undefined) entry.scope = tokens.scope;
   if (tokens.expires_in !== undefined && Number.isFinite(tokens.expires_in)) entry.expires_at = at.now + tokens.expires_in * 1000;
+  if (extras.refreshExpiresAt !== undefined) entry.refresh_expires_at = extras.refreshExpiresAt;
+  if (extras.authorizationDetails !== undefined) entry.authorization_details = extras.authorizationDetails;
   return entry;
 }

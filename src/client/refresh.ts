@@ -9,6 +9,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { deleteTokens, isExpired, setTokens, tokensFor, type StoredTokens, type TokenCache } from './cache.js';
 import { ClientError } from './errors.js';
 import { storedTokensFrom } from './provider.js';
+import { TokenResponseNotes } from './token-notes.js';
 
 export interface RefreshInput {
   cache: TokenCache;
@@ -20,6 +21,8 @@ export interface RefreshInput {
   /** The access token a resource server has just refused: replace it even if it looks unexpired. */
   rejectedAccessToken?: string;
   fetchFn?: FetchLike;
+  /** Notes what the token response says beyond the SDK's fields. */
+  notes?: TokenResponseNotes;
 }
 
 /**
@@ -29,6 +32,8 @@ export interface RefreshInput {
  */
 export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTokens | undefined> {
   const { cache, issuer, resource, now } = input;
+  const notes = input.notes ?? new TokenResponseNotes(now);
+  const fetchFn = notes.observe(input.fetchFn ?? fetch);
   return cache.withLock(async (txn) => {
     const data = await txn.read();
     const current = tokensFor(data, issuer, resource);
@@ -48,7 +53,7 @@ export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTo
         clientInformation: client,
         refreshToken: current.refresh_token,
         resource: current.resource, // verbatim, as auth() sent it (a URL object would gain a trailing slash)
-        fetchFn: input.fetchFn,
+        fetchFn,
       });
     } catch (error) {
       // RFC 6749 §5.2: the grant is dead (revoked, expired, reused) or the client is unknown; only a new login helps.
@@ -62,7 +67,11 @@ export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTo
         cause: error,
       });
     }
-    const fresh = storedTokensFrom({ ...response, issuer }, { issuer, resource: current.resource, now: now() });
+    const extras = notes.take(response.access_token);
+    const fresh = storedTokensFrom({ ...response, issuer }, { issuer, resource: current.resource, now: now() }, {
+      refreshExpiresAt: extras.refreshExpiresAt ?? current.refresh_expires_at,
+      authorizationDetails: extras.authorizationDetails ?? current.authorization_details,
+    });
     setTokens(data, resource, fresh);
     await txn.write(data);
     return fresh;

@@ -13,12 +13,14 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { canonicalResource } from '../delegation/resource.js';
+import type { AuthorizationDetail } from '../delegation/tokens.js';
 import { TokenCache, isExpired, tokensFor, type StoredTokens } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
 import { startLoopbackListener } from './loopback.js';
 import { loginLinkFor } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
 import { refreshCachedTokens } from './refresh.js';
+import { TokenResponseNotes } from './token-notes.js';
 
 export const FIND_SLOT_TOOL = 'find_slot';
 export const DEFAULT_LOGIN_TIMEOUT_MS = 5 * 60_000;
@@ -77,8 +79,12 @@ export interface AuthorizationSummary {
   scopes: string[];
   /** When the access token expires (epoch ms); it is refreshed without the user after that. */
   expiresAt: number | undefined;
+  /** When the delegation ends (the refresh token's expiry), if the server said. */
+  delegationEndsAt: number | undefined;
   /** Whether a refresh token came with it. */
   renewable: boolean;
+  /** What the delegation lets the agent do downstream (RFC 9396), if the server said. */
+  authorizationDetails: AuthorizationDetail[];
 }
 
 /** Calls find_slot, signing in first if the cache holds no usable delegation. */
@@ -102,7 +108,9 @@ export async function login(options: SessionOptions): Promise<AuthorizationSumma
     issuer,
     scopes: (tokens.scope ?? '').split(' ').filter(Boolean),
     expiresAt: tokens.expires_at,
+    delegationEndsAt: tokens.refresh_expires_at,
     renewable: tokens.refresh_token !== undefined,
+    authorizationDetails: tokens.authorization_details ?? [],
   };
 }
 
@@ -120,7 +128,8 @@ async function withAgent<T>(options: SessionOptions, mode: Mode, use: (client: C
     if (!options.presentLoginUrl) {
       throw new ClientError('AUTHORIZATION_REQUIRED', 'No valid delegation is cached, and this run may not open a sign-in.');
     }
-    return await signInAndUse(options, cache, resource, fetchFn, options.presentLoginUrl, use);
+    const notes = new TokenResponseNotes(options.now);
+    return await signInAndUse(options, cache, resource, notes.observe(fetchFn), notes, options.presentLoginUrl, use);
   } catch (error) {
     throw asClientError(error, options.agentUrl);
   }
@@ -177,6 +186,7 @@ async function signInAndUse<T>(
   cache: TokenCache,
   resource: string,
   fetchFn: FetchLike,
+  notes: TokenResponseNotes,
   presentLoginUrl: (url: string) => Promise<void>,
   use: (client: Client) => Promise<T>,
 ): Promise<T> {
@@ -191,6 +201,7 @@ async function signInAndUse<T>(
       now: options.now,
       redirectUrl: listener.redirectUrl,
       ignoreCachedTokens: true,
+      notes,
       onAuthorizationUrl: async (url, context) => {
         if (++asked > 1) {
           throw new ClientError('AUTHORIZATION_FAILED', 'CalendarAgent refused the token the authorization server has just issued.');

@@ -1,0 +1,72 @@
+// Parsing and checking option values: each parser either returns the value
+// the command works with or throws commander's InvalidArgumentError, which
+// becomes a one-line usage error (exit code 2).
+import { InvalidArgumentError } from 'commander';
+import { parseDuration } from '../calendar/duration.js';
+import { DEFAULT_PORTS, isIanaZone, type Ports } from '../config.js';
+
+export function parsePort(value: string): number {
+  const port = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new InvalidArgumentError('A port is a whole number from 1 to 65535.');
+  return port;
+}
+
+/** An absolute http(s) URL, without a trailing slash. */
+export function parseHttpUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('Expected an absolute URL such as http://127.0.0.1:8410.');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('Expected an http or https URL.');
+  if (url.hash || url.username || url.password) throw new InvalidArgumentError('The URL may not carry a fragment or credentials.');
+  return url.href.replace(/\/+$/, '');
+}
+
+/** A time span for waiting: "90s", "5m", "1h", or plain seconds; returned in ms. */
+export function parseWait(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!match) throw new InvalidArgumentError('Expected a time span such as 90s, 5m or 1h.');
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  const ms = Math.round(Number(match[1]) * unit);
+  if (ms <= 0) throw new InvalidArgumentError('The time span must be longer than zero.');
+  return ms;
+}
+
+export function parseTimeZone(value: string): string {
+  if (!isIanaZone(value)) throw new InvalidArgumentError('Expected an IANA time zone such as Europe/Berlin or UTC.');
+  return value;
+}
+
+/** An ISO 8601 date or date-time (the agent reads it; this only catches typos early). */
+export function parseInstant(value: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(Date.parse(value))) {
+    throw new InvalidArgumentError('Expected an ISO 8601 date or time such as 2026-12-01 or 2026-12-01T09:00:00+01:00.');
+  }
+  return value;
+}
+
+/** A meeting length for find-slot ("30m", "1h30m", "45", "PT45M"), read as the agent will read it; passed on as written. */
+export function parseSlotDuration(value: string): string {
+  try {
+    parseDuration(value);
+  } catch (error) {
+    throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+  }
+  return value.trim();
+}
+
+export interface PortOptions {
+  authPort?: number;
+  calendarPort?: number;
+  agentPort?: number;
+}
+
+export function portsFrom(options: PortOptions): Ports {
+  return {
+    auth: options.authPort ?? DEFAULT_PORTS.auth,
+    calendar: options.calendarPort ?? DEFAULT_PORTS.calendar,
+    agent: options.agentPort ?? DEFAULT_PORTS.agent,
+  };
+}

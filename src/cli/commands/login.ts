@@ -1,0 +1,15 @@
+// `delegate login`: signs in through the browser and approves CalendarAgent
+// even when a cached delegation would do, then says what was authorized:
+// the agent, the scopes in words, and until when.
+import { systemTimeZone } from '../../config.js';
+import { login } from '../../client/session.js';
+import { EXIT_OK } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { authorizationLines } from '../output.js';
+import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
+
+export async function loginCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
+  const summary = await withAgentAccess(args, io, (session) => login(session));
+  io.stdout.write(`${authorizationLines(summary, systemTimeZone(io.env)).join('\n')}\n`);
+  return EXIT_OK;
+}

@@ -1,0 +1,93 @@
+// The CLI's contracts with the two modules the lead writes: the embedded
+// stack (./stack.ts, docs/internals.md "The embedded stack") and the server
+// commands (./commands/serve.ts). Both are loaded lazily, so that find-slot
+// on its fast path loads neither fastify nor better-sqlite3.
+import type { Logger } from 'pino';
+import type { Paths, Ports, Urls } from '../config.js';
+import type { CliIo } from './io.js';
+
+export interface StackOptions {
+  paths: Paths;
+  ports: Ports;
+  host: string;
+  logger?: Logger;
+}
+
+export interface Stack {
+  /** Whether this process started the servers (and must close them). */
+  embedded: boolean;
+  urls: Urls;
+  close(): Promise<void>;
+}
+
+export interface StackModule {
+  ensureStack(options: StackOptions): Promise<Stack>;
+}
+
+/** `delegate serve`: the three servers in one process until interrupted. */
+export interface ServeAllOptions {
+  paths: Paths;
+  ports: Ports;
+  host: string;
+  debug: boolean;
+}
+
+/** `delegate serve-auth`: the authorization server alone. */
+export interface ServeAuthOptions {
+  paths: Paths;
+  host: string;
+  port: number;
+  /** Its issuer identifier (default http://<host>:<port>). */
+  issuer: string;
+  /** The resources it knows: the calendar backend and CalendarAgent. */
+  calendarUrl: string;
+  agentUrl: string;
+  debug: boolean;
+}
+
+/** `delegate serve-calendar`: the calendar backend alone. */
+export interface ServeCalendarOptions {
+  paths: Paths;
+  host: string;
+  port: number;
+  /** Its own URL, the audience of its tokens (default http://<host>:<port>). */
+  resourceUrl: string;
+  /** The authorization server whose tokens it accepts. */
+  issuer: string;
+  debug: boolean;
+}
+
+/** `delegate serve-agent`: CalendarAgent alone. */
+export interface ServeAgentOptions {
+  paths: Paths;
+  host: string;
+  port: number;
+  /** Its MCP URL, the audience of users' tokens (default http://<host>:<port>/mcp). */
+  resourceUrl: string;
+  issuer: string;
+  calendarUrl: string;
+  debug: boolean;
+}
+
+/** Each resolves with the exit code once the server has stopped (after Ctrl-C). */
+export interface ServeModule {
+  serveAll(options: ServeAllOptions, io: CliIo): Promise<number | void>;
+  serveAuth(options: ServeAuthOptions, io: CliIo): Promise<number | void>;
+  serveCalendar(options: ServeCalendarOptions, io: CliIo): Promise<number | void>;
+  serveAgent(options: ServeAgentOptions, io: CliIo): Promise<number | void>;
+}
+
+// Specifiers held in constants while the two modules are being written, so
+// that type-checking does not depend on them; once both exist, these become
+// literal import('./stack.js') calls (which bundlers can follow) typed by
+// the modules themselves.
+const STACK_MODULE = './stack.js';
+const SERVE_MODULE = './commands/serve.js';
+
+export async function loadStack(): Promise<StackModule> {
+  return (await import(STACK_MODULE)) as StackModule;
+}
+
+export async function loadServe(): Promise<ServeModule> {
+  return (await import(SERVE_MODULE)) as ServeModule;
+}

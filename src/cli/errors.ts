@@ -1,0 +1,45 @@
+// Exit codes and the one-line error message: how any failure reaches the
+// person at the terminal. 0 success, 1 error, 2 bad usage; a single line on
+// stderr, with the stack only under --debug.
+import { CommanderError } from 'commander';
+
+export const EXIT_OK = 0;
+export const EXIT_ERROR = 1;
+export const EXIT_USAGE = 2;
+
+/** The command line itself is wrong (an option's value, a missing option). */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** A failure that is not a bug and has a message written for the user, with its own exit code. */
+export class CommandFailed extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number = EXIT_ERROR) {
+    super(message);
+    this.name = 'CommandFailed';
+    this.exitCode = exitCode;
+  }
+}
+
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof UsageError) return EXIT_USAGE;
+  if (error instanceof CommandFailed) return error.exitCode;
+  if (error instanceof CommanderError) {
+    // --help and --version end "with an error" that is not one; help shown for a missing command is bad usage.
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT_OK;
+    return EXIT_USAGE;
+  }
+  return EXIT_ERROR;
+}
+
+/** The message for stderr: one line, prefixed with the program's name; plus the stack under --debug. */
+export function errorText(error: unknown, debug: boolean): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const line = `delegate: ${message.replace(/\s*\n\s*/g, ' ').trim()}`;
+  if (debug && error instanceof Error && error.stack) return `${line}\n${error.stack}\n`;
+  return `${line}\n`;
+}

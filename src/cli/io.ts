@@ -1,0 +1,26 @@
+// What a command may touch of the outside world, passed in rather than
+// reached for, so that tests run commands in-process with fakes: the
+// environment, the clock, the two output streams and the browser.
+import type { Env } from '../config.js';
+
+export interface OutputStream {
+  write(text: string): unknown;
+  /** Whether a person is likely watching (a terminal). */
+  readonly isTTY?: boolean;
+}
+
+export interface CliIo {
+  readonly env: Env;
+  now(): number;
+  /** The program's output: results only (e.g. the --json object). */
+  readonly stdout: OutputStream;
+  /** Messages for the person: progress, links, errors. */
+  readonly stderr: OutputStream;
+  /** Opens a URL in the user's browser; resolves even when none could be opened. */
+  openBrowser(url: string): Promise<void>;
+  /**
+   * Resolves when the user asks the program to stop (Ctrl-C, SIGTERM); for
+   * commands that run until then, such as the servers.
+   */
+  untilInterrupted(): Promise<string>;
+}

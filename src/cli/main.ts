@@ -1,0 +1,39 @@
+// The CLI's entry point (bin/delegate imports dist/cli/main.js): binds the
+// program to this process — its arguments, environment, clock, streams,
+// browser and signals — runs it, and is the one place that exits.
+import { processEnv } from '../config.js';
+import type { CliIo } from './io.js';
+import { runCli } from './program.js';
+
+const io: CliIo = {
+  env: processEnv(),
+  now: () => Date.now(),
+  stdout: process.stdout,
+  stderr: process.stderr,
+  async openBrowser(url) {
+    try {
+      const { default: open } = await import('open');
+      await open(url);
+    } catch {
+      // No browser here: the link is on stderr already.
+    }
+  },
+  untilInterrupted() {
+    return new Promise((resolve) => {
+      const stop = (signal: NodeJS.Signals) => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve(signal);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+  },
+};
+
+const code = await runCli(process.argv.slice(2), io);
+// Let buffered output reach pipes, then exit: idle keep-alive sockets and
+// the like must not keep a finished command alive.
+await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
+process.exit(code);

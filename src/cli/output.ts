@@ -1,0 +1,52 @@
+// What the commands print: a slot as one JSON object or one human line, and
+// what a login authorized, in words. Pure text building, no I/O.
+import { formatSlotHuman } from '../calendar/format.js';
+import type { AuthorizationSummary, Slot } from '../client/session.js';
+import { SCOPE_DESCRIPTIONS } from '../delegation/scopes.js';
+
+/** Exactly {"start","end","timeZone"}: the --json contract scripts rely on. */
+export function slotJson(slot: Slot): string {
+  return JSON.stringify({ start: slot.start, end: slot.end, timeZone: slot.timeZone });
+}
+
+/** "Tue 1 Dec 2026, 11:45–12:15 (Europe/Berlin)". */
+export function slotLine(slot: Slot): string {
+  return formatSlotHuman({ start: Date.parse(slot.start), end: Date.parse(slot.end) }, slot.timeZone);
+}
+
+/** "Tue 1 Dec 2026, 11:45 (Europe/Berlin)" for an instant. */
+export function instantLine(ms: number, timeZone: string): string {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-GB', {
+      timeZone,
+      weekday: 'short',
+      day: 'numeric',
+      month: 'short',
+      year: 'numeric',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    })
+      .formatToParts(new Date(ms))
+      .map((p) => [p.type, p.value]),
+  );
+  return `${parts.weekday} ${parts.day} ${parts.month} ${parts.year}, ${parts.hour}:${parts.minute} (${timeZone})`;
+}
+
+/** What a login authorized: the agent, each scope in words, what it may do downstream, until when. */
+export function authorizationLines(summary: AuthorizationSummary, timeZone: string): string[] {
+  const agent = summary.resourceName ? `${summary.resourceName} (${summary.resource})` : summary.resource;
+  const lines = [`Authorized ${agent} to act for you, as signed in at ${summary.issuer}:`];
+  for (const scope of summary.scopes) lines.push(`  - ${SCOPE_DESCRIPTIONS[scope] ?? scope} [${scope}]`);
+  for (const detail of summary.authorizationDetails) {
+    const actions = (detail.actions ?? []).map((a) => `${SCOPE_DESCRIPTIONS[a] ?? a} [${a}]`).join('; ');
+    const where = (detail.locations ?? []).join(', ');
+    if (actions) lines.push(`  - through it${where ? `, at ${where}` : ''}: ${actions}`);
+  }
+  if (summary.delegationEndsAt !== undefined) {
+    lines.push(`Until ${instantLine(summary.delegationEndsAt, timeZone)}, unless you revoke it.`);
+  } else if (summary.expiresAt !== undefined) {
+    lines.push(`The access token is valid until ${instantLine(summary.expiresAt, timeZone)}${summary.renewable ? ' and renews itself after that' : ''}.`);
+  }
+  return lines;
+}

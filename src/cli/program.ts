@@ -1,0 +1,250 @@
+// The `delegate` command line: the commander program, its commands and
+// options, and runCli(argv, io), which runs one command and returns its exit
+// code instead of exiting (main.ts exits). Each command's module is imported
+// only when that command runs, so `find-slot` never loads the servers.
+import { Command, CommanderError, Option } from 'commander';
+import { DEFAULT_HOST, DEFAULT_PORTS, resolvePaths, urlsFor } from '../config.js';
+import {
+  parseHttpUrl,
+  parseInstant,
+  parsePort,
+  parseSlotDuration,
+  parseTimeZone,
+  parseWait,
+  portsFrom,
+  type PortOptions,
+} from './args.js';
+import { loadServe } from './contracts.js';
+import { EXIT_OK, errorText, exitCodeFor } from './errors.js';
+import type { CliIo } from './io.js';
+import { packageVersion } from './version.js';
+import type { AgentAccessArgs } from './commands/agent-access.js';
+
+interface GlobalOptions {
+  debug?: boolean;
+}
+
+interface AccessOptions extends PortOptions {
+  browser: boolean;
+  host?: string;
+  loginTimeout?: number;
+}
+
+interface FindSlotOptions extends AccessOptions {
+  duration: string;
+  json?: boolean;
+  from?: string;
+  to?: string;
+  tz?: string;
+}
+
+/** Runs the command line `argv` (without node and script) and returns the exit code. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let exitCode = EXIT_OK;
+  const program = buildProgram(io, (code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    // Commander has already said what was wrong with the command line.
+    if (!(error instanceof CommanderError)) io.stderr.write(errorText(error, wantsDebug(argv)));
+    return exitCodeFor(error);
+  }
+}
+
+export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
+  const program = new Command('delegate')
+    .description('Authorize an AI agent to act for you, and use it: CalendarAgent finds free time in your calendar.')
+    .version(packageVersion(), '-V, --version')
+    .option('--debug', 'show stack traces of errors')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+      outputError: (text, write) => write(`delegate: ${text.replace(/^error: /, '')}`),
+    })
+    .showSuggestionAfterError(true);
+
+  const globals = (command: Command): GlobalOptions => command.optsWithGlobals<GlobalOptions>();
+
+  addAccessOptions(
+    program
+      .command('find-slot')
+      .description('Find the first free slot of the given length in your calendar, signing in first if needed.')
+      .requiredOption('-d, --duration <duration>', 'length of the slot: 30m, 1h, 1h30m, 45 (minutes) or PT45M', parseSlotDuration)
+      .option('--json', 'print only {"start","end","timeZone"} on stdout')
+      .option('--from <when>', 'start of the search window (ISO 8601; default now)', parseInstant)
+      .option('--to <when>', 'end of the search window (ISO 8601; default 7 days after the start)', parseInstant)
+      .option('--tz <zone>', 'IANA time zone for the result (default: the calendar owner’s)', parseTimeZone),
+  )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  delegate find-slot --duration 30m',
+        '  delegate find-slot --duration 1h --from 2026-12-01 --tz Europe/Berlin --json',
+        '  delegate find-slot --duration 30m --no-browser --auth-port 18510 --calendar-port 18511 --agent-port 18512',
+      ].join('\n'),
+    )
+    .action(async (options: FindSlotOptions, command: Command) => {
+      const { findSlotCommand } = await import('./commands/find-slot.js');
+      setExitCode(
+        await findSlotCommand(
+          {
+            ...accessArgs(options, globals(command)),
+            duration: options.duration,
+            json: options.json === true,
+            ...(options.from !== undefined ? { from: options.from } : {}),
+            ...(options.to !== undefined ? { to: options.to } : {}),
+            ...(options.tz !== undefined ? { timeZone: options.tz } : {}),
+          },
+          io,
+        ),
+      );
+    });
+
+  addAccessOptions(
+    program.command('login').description('Sign in and approve CalendarAgent in the browser, and say what was authorized.'),
+  )
+    .addHelpText('after', ['', 'Examples:', '  delegate login', '  delegate login --no-browser'].join('\n'))
+    .action(async (options: AccessOptions, command: Command) => {
+      const { loginCommand } = await import('./commands/login.js');
+      setExitCode(await loginCommand(accessArgs(options, globals(command)), io));
+    });
+
+  program
+    .command('serve')
+    .description('Run the authorization server, the calendar backend and CalendarAgent in this process, until Ctrl-C.')
+    .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
+    .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
+    .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
+    .option('--host <host>', 'address to listen on and to name in URLs', DEFAULT_HOST)
+    .action(async (options: PortOptions & { host: string }, command: Command) => {
+      const serve = await loadServe();
+      const code = await serve.serveAll(
+        { paths: resolvePaths(io.env), ports: portsFrom(options), host: options.host, debug: globals(command).debug === true },
+        io,
+      );
+      setExitCode(code ?? EXIT_OK);
+    });
+
+  program
+    .command('serve-auth')
+    .description('Run the authorization server alone.')
+    .option('--port <port>', `port (default ${DEFAULT_PORTS.auth})`, parsePort)
+    .option('--host <host>', 'address to listen on', DEFAULT_HOST)
+    .option('--issuer <url>', 'its issuer identifier (default http://<host>:<port>)', parseHttpUrl)
+    .option('--calendar-url <url>', 'the calendar backend it issues tokens for', parseHttpUrl)
+    .option('--agent-url <url>', 'CalendarAgent’s MCP URL it issues tokens for', parseHttpUrl)
+    .action(async (options: SingleServerOptions, command: Command) => {
+      const serve = await loadServe();
+      const port = options.port ?? DEFAULT_PORTS.auth;
+      const defaults = urlsFor({ ...DEFAULT_PORTS, auth: port }, options.host);
+      const code = await serve.serveAuth(
+        {
+          paths: resolvePaths(io.env),
+          host: options.host,
+          port,
+          issuer: options.issuer ?? defaults.issuer,
+          calendarUrl: options.calendarUrl ?? defaults.calendarUrl,
+          agentUrl: options.agentUrl ?? defaults.agentUrl,
+          debug: globals(command).debug === true,
+        },
+        io,
+      );
+      setExitCode(code ?? EXIT_OK);
+    });
+
+  program
+    .command('serve-calendar')
+    .description('Run the calendar backend alone.')
+    .option('--port <port>', `port (default ${DEFAULT_PORTS.calendar})`, parsePort)
+    .option('--host <host>', 'address to listen on', DEFAULT_HOST)
+    .option('--auth-url <url>', 'the authorization server whose tokens it accepts', parseHttpUrl)
+    .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseHttpUrl))
+    .action(async (options: SingleServerOptions, command: Command) => {
+      const serve = await loadServe();
+      const port = options.port ?? DEFAULT_PORTS.calendar;
+      const defaults = urlsFor({ ...DEFAULT_PORTS, calendar: port }, options.host);
+      const code = await serve.serveCalendar(
+        {
+          paths: resolvePaths(io.env),
+          host: options.host,
+          port,
+          resourceUrl: defaults.calendarUrl,
+          issuer: options.authUrl ?? options.issuer ?? defaults.issuer,
+          debug: globals(command).debug === true,
+        },
+        io,
+      );
+      setExitCode(code ?? EXIT_OK);
+    });
+
+  program
+    .command('serve-agent')
+    .description('Run CalendarAgent (MCP over Streamable HTTP at /mcp) alone.')
+    .option('--port <port>', `port (default ${DEFAULT_PORTS.agent})`, parsePort)
+    .option('--host <host>', 'address to listen on', DEFAULT_HOST)
+    .option('--auth-url <url>', 'the authorization server', parseHttpUrl)
+    .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseHttpUrl))
+    .option('--calendar-url <url>', 'the calendar backend it reads busy time from', parseHttpUrl)
+    .action(async (options: SingleServerOptions, command: Command) => {
+      const serve = await loadServe();
+      const port = options.port ?? DEFAULT_PORTS.agent;
+      const defaults = urlsFor({ ...DEFAULT_PORTS, agent: port }, options.host);
+      const code = await serve.serveAgent(
+        {
+          paths: resolvePaths(io.env),
+          host: options.host,
+          port,
+          resourceUrl: defaults.agentUrl,
+          issuer: options.authUrl ?? options.issuer ?? defaults.issuer,
+          calendarUrl: options.calendarUrl ?? defaults.calendarUrl,
+          debug: globals(command).debug === true,
+        },
+        io,
+      );
+      setExitCode(code ?? EXIT_OK);
+    });
+
+  return program;
+}
+
+interface SingleServerOptions {
+  port?: number;
+  host: string;
+  issuer?: string;
+  authUrl?: string;
+  calendarUrl?: string;
+  agentUrl?: string;
+}
+
+/** The options find-slot and login share: where the servers are, and how to sign in. */
+function addAccessOptions(command: Command): Command {
+  return command
+    .option('--no-browser', 'print the sign-in link on stderr without opening a browser')
+    .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
+    .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
+    .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
+    .option('--login-timeout <wait>', 'how long to wait for the browser: 90s, 5m (default 5m)', parseWait);
+}
+
+function accessArgs(options: AccessOptions, globals: GlobalOptions): AgentAccessArgs {
+  const args: AgentAccessArgs = {
+    ports: portsFrom(options),
+    host: options.host ?? DEFAULT_HOST,
+    browser: options.browser,
+    debug: globals.debug === true,
+  };
+  if (options.loginTimeout !== undefined) args.loginTimeoutMs = options.loginTimeout;
+  return args;
+}
+
+/** Whether --debug appears among the options (before a `--`), even if parsing failed. */
+function wantsDebug(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--debug');
+}

@@ -1,0 +1,60 @@
+// What a token response says beyond the fields the SDK keeps: the SDK parses
+// token responses with a schema that drops unknown members, but delegate's
+// authorization server also says when the delegation ends
+// (`refresh_token_expires_in`) and what it covers downstream
+// (`authorization_details`, RFC 9396). A fetch wrapper notes them, keyed by
+// the access token they came with, for the cache entry to keep.
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { AuthorizationDetail } from '../delegation/tokens.js';
+
+export interface TokenResponseExtras {
+  /** When the refresh token, and with it the delegation, ends (epoch ms). */
+  refreshExpiresAt?: number;
+  authorizationDetails?: AuthorizationDetail[];
+}
+
+export class TokenResponseNotes {
+  private readonly byAccessToken = new Map<string, TokenResponseExtras>();
+
+  constructor(private readonly now: () => number) {}
+
+  /** The extras that came with this access token, if a response carried any. */
+  take(accessToken: string): TokenResponseExtras {
+    const extras = this.byAccessToken.get(accessToken) ?? {};
+    this.byAccessToken.delete(accessToken);
+    return extras;
+  }
+
+  /** Wraps `fetchFn` so that successful token-endpoint responses are read (a clone) on their way to the SDK. */
+  observe(fetchFn: FetchLike): FetchLike {
+    return async (url, init) => {
+      const response = await fetchFn(url, init);
+      if (response.ok && isTokenRequest(init)) await this.note(response.clone());
+      return response;
+    };
+  }
+
+  private async note(response: Response): Promise<void> {
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch {
+      return;
+    }
+    if (typeof body !== 'object' || body === null) return;
+    const { access_token, refresh_token_expires_in, authorization_details } = body as Record<string, unknown>;
+    if (typeof access_token !== 'string') return;
+    const extras: TokenResponseExtras = {};
+    if (typeof refresh_token_expires_in === 'number' && Number.isFinite(refresh_token_expires_in)) {
+      extras.refreshExpiresAt = this.now() + refresh_token_expires_in * 1000;
+    }
+    if (Array.isArray(authorization_details)) extras.authorizationDetails = authorization_details as AuthorizationDetail[];
+    this.byAccessToken.set(access_token, extras);
+  }
+}
+
+function isTokenRequest(init: RequestInit | undefined): boolean {
+  if (init?.method !== 'POST' || !(init.body instanceof URLSearchParams)) return false;
+  const grant = init.body.get('grant_type');
+  return grant === 'authorization_code' || grant === 'refresh_token';
+}
