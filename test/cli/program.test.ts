@@ -1,0 +1,54 @@
+// The command line as scripts see it: exit codes (0 ok, 2 bad usage), one
+// line on stderr for a usage error, help and version on stdout.
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/program.js';
+import { fakeIo } from './fake-io.js';
+
+describe('runCli', () => {
+  it.each([
+    ['no command', []],
+    ['an unknown command', ['find-slots']],
+    ['a missing --duration', ['find-slot']],
+    ['a duration that is not one', ['find-slot', '--duration', '3x']],
+    ['a zero duration', ['find-slot', '--duration', '0m']],
+    ['a port out of range', ['find-slot', '--duration', '30m', '--auth-port', '70000']],
+    ['a port that is not a number', ['login', '--agent-port', 'eighty']],
+    ['an unknown option', ['find-slot', '--duration', '30m', '--frobnicate']],
+    ['an unknown time zone', ['find-slot', '--duration', '30m', '--tz', 'Mars/Olympus']],
+    ['a window bound that is not a date', ['find-slot', '--duration', '30m', '--from', 'tomorrow']],
+    ['a login timeout that is not a time span', ['login', '--login-timeout', 'soon']],
+    ['a server URL that is not http', ['serve-agent', '--auth-url', 'ftp://x']],
+  ])('exits 2 on %s, with the reason on stderr and nothing on stdout', async (_why, argv) => {
+    const io = fakeIo();
+    expect(await runCli(argv, io)).toBe(2);
+    expect(io.out).toBe('');
+    expect(io.err).toMatch(/^delegate: |^Usage: delegate/);
+    expect(io.err).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('says what is wrong with a usage error on its first line', async () => {
+    const io = fakeIo();
+    await runCli(['find-slot', '--duration', '3x'], io);
+    expect(io.err.split('\n')[0]).toContain('"3x" is not a duration');
+  });
+
+  it('prints help on stdout and exits 0', async () => {
+    const io = fakeIo();
+    expect(await runCli(['find-slot', '--help'], io)).toBe(0);
+    expect(io.out).toContain('--duration');
+    expect(io.out).toContain('--no-browser');
+    expect(io.out).toContain('Examples:');
+  });
+
+  it('prints the version and exits 0', async () => {
+    const io = fakeIo();
+    expect(await runCli(['--version'], io)).toBe(0);
+    expect(io.out.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('lists every command in the help', async () => {
+    const io = fakeIo();
+    await runCli(['--help'], io);
+    for (const name of ['find-slot', 'login', 'serve', 'serve-auth', 'serve-calendar', 'serve-agent']) expect(io.out).toContain(name);
+  });
+});
