@@ -3,7 +3,9 @@
 // Bounds with an offset (`…Z`, `…+01:00`) are instants; bounds without one
 // (`2026-12-01`, `2026-12-01T09:00`) are wall-clock times in the search's
 // time zone, which may only be known once the calendar has answered.
+import { parseIsoInstant } from '../calendar/format.js';
 import type { Interval } from '../calendar/intervals.js';
+import { DEFAULT_WINDOW_DAYS } from '../calendar/slots.js';
 import { DAY_MS, fromWall, isIanaZone } from '../calendar/zone.js';
 
 /** A window bound as the caller wrote it. */
@@ -20,13 +22,14 @@ export interface WindowRequest {
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
 
 /** How far ahead the search looks by default (issue 2: the next 7 days). */
-export const DEFAULT_WINDOW_MS = 7 * DAY_MS;
+export const DEFAULT_WINDOW_MS = DEFAULT_WINDOW_DAYS * DAY_MS;
 /** The longest window searched, so one call cannot ask for years of slots. */
 export const MAX_WINDOW_MS = 62 * DAY_MS;
 /** Wall-clock offsets run from UTC−12 to UTC+14: a window read before its zone is known is widened by this much. */
 const MAX_OFFSET_MS = 14 * 3600_000;
 
-const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$/i;
+/** A date, or a date and time, with no offset: a wall-clock time. */
+const WALL_CLOCK = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?)?$/i;
 
 export function parseWindowRequest(input: { from?: string | undefined; to?: string | undefined; timeZone?: string | undefined }): Parsed<WindowRequest> {
   const request: WindowRequest = {};
@@ -58,7 +61,8 @@ export function coveringWindow(request: WindowRequest, nowMs: number): Parsed<In
   const to = request.to === undefined ? (request.from === undefined ? nowMs : latest(request.from, 'from')) + DEFAULT_WINDOW_MS : latest(request.to, 'to');
   const start = Math.max(from, nowMs);
   if (to <= start) return fail(to <= from ? '"to" must be later than "from".' : 'The window has already passed.');
-  return { ok: true, value: { start, end: Math.min(to, start + MAX_WINDOW_MS + 2 * MAX_OFFSET_MS) } };
+  if (to - from > MAX_WINDOW_MS + 4 * MAX_OFFSET_MS) return fail(tooLong());
+  return { ok: true, value: { start, end: to } };
 }
 
 /**
@@ -70,24 +74,20 @@ export function searchWindow(request: WindowRequest, timeZone: string, nowMs: nu
   const from = request.from === undefined ? nowMs : instantOf(request.from, timeZone, 'from');
   const to = request.to === undefined ? from + DEFAULT_WINDOW_MS : instantOf(request.to, timeZone, 'to');
   if (to <= from) return fail('"to" must be later than "from".');
-  if (to - from > MAX_WINDOW_MS) return fail(`The window is longer than ${MAX_WINDOW_MS / DAY_MS} days; ask for a shorter one.`);
+  if (to - from > MAX_WINDOW_MS) return fail(tooLong());
   const start = Math.max(from, nowMs);
   if (to <= start) return fail('The window has already passed.');
   return { ok: true, value: { start, end: to } };
 }
 
 function parseBound(text: string): WindowBound | undefined {
-  const m = ISO.exec(text);
+  const instant = parseIsoInstant(text);
+  if (instant !== undefined) return { kind: 'instant', ms: instant };
+  const m = WALL_CLOCK.exec(text);
   if (!m) return undefined;
-  const [, y, mo, d, h, mi, s, offset] = m;
+  const [, y, mo, d, h, mi, s] = m;
   const fields = { year: Number(y), month: Number(mo), day: Number(d), hour: Number(h ?? 0), minute: Number(mi ?? 0), second: Number(s ?? 0) };
   if (!validFields(fields)) return undefined;
-  if (offset !== undefined) {
-    const normalized = offset.toUpperCase() === 'Z' ? 'Z' : offset.length === 5 ? `${offset.slice(0, 3)}:${offset.slice(3)}` : offset;
-    const iso = `${y}-${mo}-${d}T${h ?? '00'}:${mi ?? '00'}:${s ?? '00'}${normalized}`;
-    const ms = Date.parse(iso);
-    return Number.isFinite(ms) ? { kind: 'instant', ms } : undefined;
-  }
   return { kind: 'wallClock', ...fields, dateOnly: h === undefined };
 }
 
@@ -110,6 +110,10 @@ function earliest(bound: WindowBound, role: 'from' | 'to'): number {
 
 function latest(bound: WindowBound, role: 'from' | 'to'): number {
   return bound.kind === 'instant' ? bound.ms : instantOf(bound, 'UTC', role) + MAX_OFFSET_MS;
+}
+
+function tooLong(): string {
+  return `The window is longer than ${MAX_WINDOW_MS / DAY_MS} days; ask for a shorter one.`;
 }
 
 function fail(message: string): { ok: false; message: string } {

@@ -16,7 +16,7 @@ describe('parseWindowRequest', () => {
   it('reads instants with an offset or Z', () => {
     expect(parsed({ from: '2026-12-01T09:00:00+01:00' }).from).toEqual({ kind: 'instant', ms: Date.parse('2026-12-01T08:00:00Z') });
     expect(parsed({ from: '2026-12-01T09:00Z' }).from).toEqual({ kind: 'instant', ms: Date.parse('2026-12-01T09:00:00Z') });
-    expect(parsed({ from: '2026-12-01T09:00:00.250-0500' }).from).toEqual({ kind: 'instant', ms: Date.parse('2026-12-01T14:00:00Z') });
+    expect(parsed({ from: '2026-12-01T09:00:00.250-05:00' }).from).toEqual({ kind: 'instant', ms: Date.parse('2026-12-01T14:00:00.250Z') });
   });
 
   it('reads dates and date-times without an offset as wall-clock times', () => {
@@ -31,6 +31,7 @@ describe('parseWindowRequest', () => {
     ['2026-12-01T25:00'],
     ['12/01/2026'],
     ['2026-12-01T09:00+0100x'],
+    ['2026-12-01 09:00'],
   ])('refuses %s with a message naming the field', (from) => {
     const result = parseWindowRequest({ from });
     expect(result.ok).toBe(false);

@@ -1,0 +1,96 @@
+// CalendarAgent's HTTP server (docs/internals.md): its protected resource
+// metadata (RFC 9728) and its MCP endpoint over stateless Streamable HTTP,
+// behind the bearer check. buildAgentServer never listens; callers (the CLI,
+// tests) do.
+import type { FastifyInstance } from 'fastify';
+import type { JWK, JWTVerifyGetKey } from 'jose';
+import type { Logger } from 'pino';
+import { canonicalResource, SCOPE_FIND_SLOT, type AccessTokenClaims } from '../delegation/index.js';
+import { createApp } from '../http/app.js';
+import { createBearerVerifier } from '../resource/bearer.js';
+import { DEFAULT_CALENDAR_TIMEOUT_MS } from './calendar-client.js';
+import { createTokenExchanger, type TokenExchanger } from './exchange.js';
+import { createAgentMcpServer } from './mcp.js';
+import { registerMcpEndpoint } from './mcp-http.js';
+import { protectedResourceMetadataUrl, registerProtectedResourceMetadata } from './metadata.js';
+import { bearerCallerToken } from './tool.js';
+
+export interface AgentServerOptions {
+  /** Canonical /mcp URL, e.g. http://127.0.0.1:8412/mcp: the audience of the tokens it accepts. */
+  resourceUrl: string;
+  /** The authorization server. */
+  issuer: string;
+  /** The calendar backend (exchange target). */
+  calendarUrl: string;
+  /** Its client id at the AS ("calendar-agent"). */
+  clientId: string;
+  /** ES256 private JWK with kid, for private_key_jwt. */
+  privateKey: JWK;
+  now?: () => number;
+  logger?: Logger;
+  /** Tests: verification keys instead of discovery. */
+  keys?: JWTVerifyGetKey;
+  fetchFn?: typeof fetch;
+  /** Time allowed for the calendar backend to answer one find_slot. */
+  calendarTimeoutMs?: number;
+  /** Time allowed for each request to the authorization server. */
+  exchangeTimeoutMs?: number;
+  /** A last check on verified tokens, e.g. a revocation list (issue 3); returns a reason to refuse. */
+  rejectToken?: (claims: AccessTokenClaims) => string | undefined | Promise<string | undefined>;
+  /** Host header values accepted besides loopback (a server published under another name). */
+  extraHosts?: readonly string[];
+  /** Tests and embedders: a token exchanger to use instead of building one. */
+  exchanger?: TokenExchanger;
+}
+
+export async function buildAgentServer(options: AgentServerOptions): Promise<FastifyInstance> {
+  const resourceUrl = canonicalResource(options.resourceUrl);
+  if (!resourceUrl) throw new Error(`The agent's resource URL ${options.resourceUrl} is not an absolute http(s) URL.`);
+  const calendarUrl = canonicalResource(options.calendarUrl);
+  if (!calendarUrl) throw new Error(`The calendar URL ${options.calendarUrl} is not an absolute http(s) URL.`);
+  const now = options.now ?? Date.now;
+  const fetchFn = options.fetchFn ?? fetch;
+
+  const app = createApp({
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.extraHosts ? { extraHosts: options.extraHosts } : {}),
+  });
+  registerProtectedResourceMetadata(app, resourceUrl, options.issuer);
+
+  const verify = createBearerVerifier({
+    issuer: options.issuer,
+    audience: resourceUrl,
+    now,
+    fetchFn,
+    ...(options.keys ? { keys: options.keys } : {}),
+    ...(options.rejectToken ? { reject: options.rejectToken } : {}),
+  });
+  const exchanger =
+    options.exchanger ??
+    createTokenExchanger({
+      issuer: options.issuer,
+      clientId: options.clientId,
+      privateKey: options.privateKey,
+      now,
+      fetchFn,
+      ...(options.exchangeTimeoutMs !== undefined ? { timeoutMs: options.exchangeTimeoutMs } : {}),
+    });
+  const toolDeps = {
+    calendarUrl,
+    exchanger,
+    callerToken: bearerCallerToken,
+    now,
+    fetchFn,
+    calendarTimeoutMs: options.calendarTimeoutMs ?? DEFAULT_CALENDAR_TIMEOUT_MS,
+    logger: app.log,
+  };
+
+  await registerMcpEndpoint(app, {
+    resourceUrl,
+    resourceMetadataUrl: protectedResourceMetadataUrl(resourceUrl),
+    verify,
+    requiredScopes: [SCOPE_FIND_SLOT],
+    createServer: () => createAgentMcpServer(toolDeps),
+  });
+  return app;
+}

@@ -1,0 +1,209 @@
+// The find_slot tool: its input and output schemas, and the handler that acts
+// for the caller. It trades the caller's token for a calendar token (RFC 8693,
+// never forwarding the caller's own), reads busy time from the calendar
+// backend, and runs the pure slot search. Bad input and unavailable servers
+// are tool errors (isError) with a clear message, never protocol failures.
+import { z } from 'zod';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+import { parseDuration } from '../calendar/duration.js';
+import { DurationError, SlotQueryError } from '../calendar/errors.js';
+import { DAY_MS } from '../calendar/zone.js';
+import { formatSlotHuman, toZonedIso } from '../calendar/format.js';
+import { DEFAULT_STEP_MS, DEFAULT_WORKING_HOURS, findSlots, type Interval } from '../calendar/slots.js';
+import { SCOPE_FREEBUSY_READ } from '../delegation/index.js';
+import { CalendarError, fetchFreeBusy } from './calendar-client.js';
+import { TokenExchangeError, type TokenExchanger } from './exchange.js';
+import { coveringWindow, parseWindowRequest, searchWindow } from './window.js';
+
+export const FIND_SLOT_TOOL = 'find_slot';
+
+/** How many free slots one answer lists. */
+export const MAX_SLOTS = 5;
+
+export const findSlotInputShape = {
+  duration: z.string().min(1).max(64).describe('How long the slot must be: 30m, 1h30m, 90m or ISO 8601 (PT45M).'),
+  from: z
+    .string()
+    .max(64)
+    .optional()
+    .describe('Start of the search window, ISO 8601 (2026-12-01, 2026-12-01T09:00 or with an offset). Default: now.'),
+  to: z
+    .string()
+    .max(64)
+    .optional()
+    .describe('End of the search window, ISO 8601; a date alone means the end of that day. Default: 7 days after the start.'),
+  timeZone: z
+    .string()
+    .max(64)
+    .optional()
+    .describe("IANA time zone for working hours, dates without an offset and the answer. Default: the calendar owner's."),
+};
+
+const slotShape = z.object({
+  start: z.string().describe('ISO 8601 with the offset of timeZone'),
+  end: z.string().describe('ISO 8601 with the offset of timeZone'),
+  timeZone: z.string(),
+});
+
+export const findSlotOutputShape = {
+  found: z.boolean().describe('Whether a free slot was found in the window'),
+  timeZone: z.string().describe('The IANA time zone of the times given'),
+  start: z.string().optional().describe('Start of the first free slot'),
+  end: z.string().optional().describe('End of the first free slot'),
+  slots: z.array(slotShape).describe(`The first free slots, earliest first (at most ${MAX_SLOTS})`),
+};
+
+export type FindSlotInput = z.infer<z.ZodObject<typeof findSlotInputShape>>;
+export type FindSlotOutput = z.infer<z.ZodObject<typeof findSlotOutputShape>>;
+export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+/** Where a call's delegation comes from: over HTTP the verified bearer token, over stdio the user's cached token. */
+export type CallerToken = (extra: ToolExtra) => string | undefined | Promise<string | undefined>;
+
+/** The caller's token as the HTTP endpoint verified it (`req.raw.auth` → `extra.authInfo`). */
+export const bearerCallerToken: CallerToken = (extra) => extra.authInfo?.token;
+
+/** Minimal logger surface (pino and fastify's logger both fit). */
+export interface ToolLogger {
+  warn(obj: object, msg: string): void;
+}
+
+export interface FindSlotDeps {
+  /** The calendar backend's canonical URL: the exchange's `resource` and where /freebusy lives. */
+  calendarUrl: string;
+  exchanger: TokenExchanger;
+  callerToken: CallerToken;
+  now: () => number;
+  fetchFn: typeof fetch;
+  calendarTimeoutMs: number;
+  logger?: ToolLogger;
+}
+
+export type FindSlotHandler = (input: FindSlotInput, extra: ToolExtra) => Promise<CallToolResult>;
+
+export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
+  return async (input, extra) => {
+    // Everything the caller can get wrong is checked before any token leaves the agent.
+    const duration = readDuration(input.duration);
+    if ('message' in duration) return toolError(duration.message);
+    const durationMs = duration.ms;
+    const parsed = parseWindowRequest(input);
+    if (!parsed.ok) return toolError(parsed.message);
+    const request = parsed.value;
+    const covering = coveringWindow(request, deps.now());
+    if (!covering.ok) return toolError(covering.message);
+
+    const subjectToken = await deps.callerToken(extra);
+    if (!subjectToken) return toolError('This call carries no delegation to act under; sign in first.');
+
+    const exchangeRequest = { resource: deps.calendarUrl, scope: SCOPE_FREEBUSY_READ };
+    let freeBusy;
+    try {
+      const calendarToken = await deps.exchanger.exchange(subjectToken, exchangeRequest);
+      freeBusy = await fetchFreeBusy({
+        calendarUrl: deps.calendarUrl,
+        accessToken: calendarToken.accessToken,
+        window: covering.value,
+        fetchFn: deps.fetchFn,
+        timeoutMs: deps.calendarTimeoutMs,
+      });
+    } catch (err) {
+      // A calendar token the backend refuses (revoked, keys rotated) must not be handed out again.
+      if (err instanceof CalendarError && err.code === 'refused') deps.exchanger.forget(subjectToken, exchangeRequest);
+      return toolError(explain(err, deps.logger));
+    }
+
+    const timeZone = request.timeZone ?? freeBusy.timeZone;
+    const window = searchWindow(request, timeZone, deps.now());
+    if (!window.ok) return toolError(window.message);
+    let slots: Interval[];
+    try {
+      slots = findSlots(freeBusy.busy, {
+        durationMs,
+        from: window.value.start,
+        to: window.value.end,
+        timeZone,
+        workingHours: DEFAULT_WORKING_HOURS,
+        stepMs: DEFAULT_STEP_MS,
+        limit: MAX_SLOTS,
+      });
+    } catch (err) {
+      if (err instanceof SlotQueryError) return toolError(err.message);
+      throw err;
+    }
+    return answer(slots, timeZone, durationMs, window.value);
+  };
+}
+
+/** The duration in ms, or the duration parser's own message (it says what was wrong and what to write). */
+function readDuration(text: string): { ms: number } | { message: string } {
+  try {
+    // A slot lies inside one working day, so a duration longer than a day is a mistake, not a search.
+    return { ms: parseDuration(text, { maxMs: DAY_MS }) };
+  } catch (err) {
+    if (err instanceof DurationError) return { message: err.message };
+    throw err;
+  }
+}
+
+function answer(slots: Interval[], timeZone: string, durationMs: number, window: Interval): CallToolResult {
+  const zoned = slots.map((s) => ({ start: toZonedIso(s.start, timeZone), end: toZonedIso(s.end, timeZone), timeZone }));
+  const first = zoned[0];
+  const structured: FindSlotOutput = first
+    ? { found: true, timeZone, start: first.start, end: first.end, slots: zoned }
+    : { found: false, timeZone, slots: [] };
+  const text = slots[0]
+    ? [
+        `First free ${minutes(durationMs)} slot: ${formatSlotHuman(slots[0], timeZone)}`,
+        ...(slots.length > 1 ? ['Also free:', ...slots.slice(1).map((s) => `- ${formatSlotHuman(s, timeZone)}`)] : []),
+      ].join('\n')
+    : `No free ${minutes(durationMs)} slot in working hours (Monday to Friday, 09:00–17:00) during ${formatSlotHuman(window, timeZone)}.`;
+  return { content: [{ type: 'text', text }], structuredContent: structured };
+}
+
+function minutes(ms: number): string {
+  const total = Math.round(ms / 60_000);
+  const h = Math.floor(total / 60);
+  const m = total % 60;
+  return h === 0 ? `${m}-minute` : m === 0 ? `${h}-hour` : `${h} h ${m} min`;
+}
+
+/** A message for the person behind the MCP client: what failed and what to do; never a token. */
+function explain(err: unknown, logger: ToolLogger | undefined): string {
+  if (err instanceof TokenExchangeError) {
+    logger?.warn({ code: err.code }, 'token exchange failed');
+    switch (err.code) {
+      case 'invalid_grant':
+        return `The authorization server would not let CalendarAgent act on this delegation${said(err)} Sign in again.`;
+      case 'invalid_target':
+      case 'invalid_scope':
+        return `Your delegation does not let CalendarAgent read your calendar's free/busy time${said(err)}`;
+      case 'invalid_client':
+      case 'unauthorized_client':
+        return `The authorization server does not accept CalendarAgent as a client (${err.code}); its registration or key needs attention.`;
+      case 'unreachable':
+        return `${err.message} Try again shortly.`;
+      case 'invalid_request':
+      case 'unsupported_grant_type':
+      case 'server_error':
+      case 'temporarily_unavailable':
+      case 'invalid_response':
+        return `The authorization server could not issue a calendar token (${err.code}). Try again shortly.`;
+    }
+  }
+  if (err instanceof CalendarError) {
+    logger?.warn({ code: err.code, status: err.status }, 'calendar request failed');
+    return err.code === 'refused' || err.code === 'rejected' ? err.message : `${err.message} Try again shortly.`;
+  }
+  logger?.warn({ err: { name: (err as Error)?.name } }, 'find_slot failed');
+  return 'find_slot failed unexpectedly.';
+}
+
+function said(err: TokenExchangeError): string {
+  return err.serverDescription ? `: ${err.serverDescription}` : '.';
+}
+
+function toolError(message: string): CallToolResult {
+  return { content: [{ type: 'text', text: message }], isError: true };
+}

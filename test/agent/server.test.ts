@@ -1,0 +1,269 @@
+// CalendarAgent's HTTP server from the outside, on a real loopback port:
+// protected resource metadata, the bearer gate with its RFC 6750 / RFC 9728
+// challenges, the DNS-rebinding checks, the stateless MCP endpoint, and
+// find_slot's refusal of bad input, through the real MCP SDK client. Tokens
+// are signed here with a test issuer key (passed as `keys`); the end-to-end
+// test runs the same agent against the real authorization server.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { base64url, decodeProtectedHeader } from 'jose';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { buildAgentServer } from '../../src/agent/server.js';
+import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
+import { freePort, testIssuer, type TestIssuer } from './support.js';
+import { initializeBody, mcpHeaders, rawRequest } from './http.js';
+
+const ISSUER = 'http://127.0.0.1:8410';
+let dir: string;
+let port: number;
+let resourceUrl: string;
+let metadataUrl: string;
+let app: FastifyInstance;
+let as: TestIssuer;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'delegate-agent-server-'));
+  const identity = await loadOrCreateAgentKey(join(dir, 'agent-key.json'));
+  port = await freePort();
+  resourceUrl = `http://127.0.0.1:${port}/mcp`;
+  metadataUrl = `http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp`;
+  as = await testIssuer(ISSUER, { aud: resourceUrl });
+  app = await buildAgentServer({
+    resourceUrl,
+    issuer: ISSUER,
+    // Nothing listens here: the tests below never get as far as the calendar.
+    calendarUrl: 'http://127.0.0.1:9',
+    clientId: identity.clientId,
+    privateKey: identity.privateJwk,
+    keys: as.keys,
+  });
+  await app.listen({ port, host: '127.0.0.1' });
+});
+
+afterAll(async () => {
+  await app?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const post = (token: string | undefined, extraHeaders: Record<string, string> = {}, body = initializeBody) =>
+  rawRequest({ port, method: 'POST', path: '/mcp', headers: mcpHeaders(token, extraHeaders), body });
+
+describe('protected resource metadata (RFC 9728)', () => {
+  it.each(['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource'])('is served at %s', async (path) => {
+    const res = await rawRequest({ port, path });
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({
+      resource: resourceUrl,
+      authorization_servers: [ISSUER],
+      scopes_supported: ['slots:find'],
+      bearer_methods_supported: ['header'],
+      resource_name: 'CalendarAgent',
+    });
+  });
+});
+
+describe('the bearer gate on /mcp', () => {
+  it('answers a request without a token with 401 and resource_metadata, and no error code', async () => {
+    const res = await post(undefined);
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe(`Bearer resource_metadata="${metadataUrl}"`);
+    expect(res.headers['cache-control']).toBe('no-store');
+  });
+
+  it('answers another scheme like no token at all', async () => {
+    const res = await rawRequest({ port, method: 'POST', path: '/mcp', headers: { ...mcpHeaders(undefined), Authorization: 'Basic dXNlcjpwYXNz' }, body: initializeBody });
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe(`Bearer resource_metadata="${metadataUrl}"`);
+  });
+
+  it('answers a malformed Authorization header with 400 invalid_request', async () => {
+    const res = await rawRequest({ port, method: 'POST', path: '/mcp', headers: { ...mcpHeaders(undefined), Authorization: 'Bearer a b c' }, body: initializeBody });
+    expect(res.status).toBe(400);
+    expect(res.headers['www-authenticate']).toContain('error="invalid_request"');
+  });
+
+  const refused: Array<[string, () => Promise<string>]> = [
+    ['a token for another audience', () => as.token({ aud: 'http://127.0.0.1:8411' })],
+    ['a token from another issuer', () => as.token({ iss: 'http://127.0.0.1:9999' })],
+    ['an expired token', () => as.token({ iat: Math.floor(Date.now() / 1000) - 900, exp: Math.floor(Date.now() / 1000) - 60 })],
+    ['a token not yet valid', () => as.token({ nbf: Math.floor(Date.now() / 1000) + 600 })],
+    ['a token with the wrong typ', () => as.token({}, { typ: 'JWT' })],
+    ['a token without grant_id', () => as.token({ grant_id: undefined })],
+    [
+      'a token whose signature was tampered with',
+      async () => {
+        const [h, p, s] = (await as.token()).split('.');
+        const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
+        return `${h}.${base64url.encode(JSON.stringify({ ...claims, sub: 'mallory' }))}.${s}`;
+      },
+    ],
+    [
+      'an unsigned token (alg: none)',
+      async () => {
+        const [, p] = (await as.token()).split('.');
+        return `${base64url.encode(JSON.stringify({ alg: 'none', typ: 'at+jwt' }))}.${p}.`;
+      },
+    ],
+    [
+      'a token signed with HS256 using the public key as secret',
+      async () => {
+        const { SignJWT } = await import('jose');
+        const secret = new TextEncoder().encode(JSON.stringify(as.publicJwk));
+        const [, p] = (await as.token()).split('.');
+        const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
+        return new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: 'test-key' }).sign(secret);
+      },
+    ],
+  ];
+
+  it.each(refused)('refuses %s with 401 invalid_token', async (_name, make) => {
+    const token = await make();
+    const res = await post(token);
+    expect(res.status).toBe(401);
+    const challenge = String(res.headers['www-authenticate']);
+    expect(challenge).toMatch(/^Bearer /);
+    expect(challenge).toContain(`resource_metadata="${metadataUrl}"`);
+    expect(challenge).toContain('error="invalid_token"');
+    expect(res.json()).toMatchObject({ error: 'invalid_token' });
+    // The refusal never echoes the token.
+    expect(res.text).not.toContain(token);
+  });
+
+  it('checks the unsigned token really is alg none', async () => {
+    const [, make] = refused.find(([name]) => name.includes('alg: none'))!;
+    expect(decodeProtectedHeader(await make()).alg).toBe('none');
+  });
+
+  it('answers a token without slots:find with 403 insufficient_scope naming the scope', async () => {
+    const res = await post(await as.token({ scope: 'freebusy:read' }));
+    expect(res.status).toBe(403);
+    const challenge = String(res.headers['www-authenticate']);
+    expect(challenge).toContain('error="insufficient_scope"');
+    expect(challenge).toContain('scope="slots:find"');
+    expect(challenge).toContain(`resource_metadata="${metadataUrl}"`);
+  });
+
+  it('lets a good token through to the MCP server', async () => {
+    const res = await post(await as.token());
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ jsonrpc: '2.0', id: 1, result: { serverInfo: { name: 'calendar-agent' } } });
+    expect(res.headers['mcp-session-id']).toBeUndefined();
+  });
+});
+
+describe('DNS rebinding', () => {
+  it('refuses a Host that is not this server (before looking at the token)', async () => {
+    const res = await post(await as.token(), { Host: `attacker.example:${port}` });
+    expect(res.status).toBe(421);
+    const other = await post(await as.token(), { Host: `127.0.0.1:${port + 1}` });
+    expect(other.status).toBe(421);
+  });
+
+  it.each(['http://attacker.example', 'http://attacker.example:PORT', 'null', 'https://127.0.0.1:PORT', 'http://127.0.0.1:OTHER', 'http://127.0.0.1:PORT/'])(
+    'refuses Origin %s with 403',
+    async (origin) => {
+      const res = await post(await as.token(), { Origin: origin.replace('PORT', String(port)).replace('OTHER', String(port + 1)) });
+      expect(res.status).toBe(403);
+      expect(res.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 }, id: null });
+    },
+  );
+
+  it.each(['http://127.0.0.1:PORT', 'http://localhost:PORT', 'http://[::1]:PORT'])('accepts its own loopback Origin %s', async (origin) => {
+    const res = await post(await as.token(), { Origin: origin.replace('PORT', String(port)) });
+    expect(res.status).toBe(200);
+  });
+});
+
+describe('the stateless Streamable HTTP endpoint', () => {
+  it.each(['GET', 'DELETE'])('answers %s with 405 and Allow: POST', async (method) => {
+    const res = await rawRequest({ port, method, path: '/mcp', headers: { Authorization: `Bearer ${await as.token()}`, Accept: 'text/event-stream' } });
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+  });
+
+  it('checks the token before answering 405', async () => {
+    const res = await rawRequest({ port, method: 'GET', path: '/mcp', headers: { Accept: 'text/event-stream' } });
+    expect(res.status).toBe(401);
+  });
+
+  it('answers malformed JSON with a JSON-RPC parse error', async () => {
+    const res = await post(await as.token(), {}, '{"jsonrpc": "2.0", ');
+    expect(res.status).toBe(400);
+    expect(res.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32700 }, id: null });
+  });
+
+  it('answers a body that is not JSON-RPC, or not JSON at all, with a 4xx', async () => {
+    const token = await as.token();
+    expect((await post(token, {}, '{"hello": "world"}')).status).toBe(400);
+    const plain = await rawRequest({ port, method: 'POST', path: '/mcp', headers: { ...mcpHeaders(token), 'Content-Type': 'text/plain' }, body: 'hi' });
+    expect(plain.status).toBe(415);
+  });
+
+  it('refuses an unsupported MCP-Protocol-Version after initialization, as the SDK does', async () => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
+    const res = await post(await as.token(), { 'MCP-Protocol-Version': '1999-01-01' }, body);
+    expect(res.status).toBe(400);
+    const ok = await post(await as.token(), { 'MCP-Protocol-Version': '2025-06-18' }, body);
+    expect(ok.status).toBe(200);
+  });
+});
+
+describe('find_slot through the MCP SDK client', () => {
+  async function connect(): Promise<Client> {
+    const token = await as.token();
+    const client = new Client({ name: 'agent-test', version: '0.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(resourceUrl), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+    return client;
+  }
+
+  it('lists find_slot with input and output schemas', async () => {
+    const client = await connect();
+    try {
+      const { tools } = await client.listTools();
+      expect(tools.map((t) => t.name)).toEqual(['find_slot']);
+      const tool = tools[0]!;
+      expect(tool.inputSchema.required).toEqual(['duration']);
+      expect(Object.keys(tool.inputSchema.properties ?? {})).toEqual(['duration', 'from', 'to', 'timeZone']);
+      expect(tool.outputSchema?.required).toEqual(expect.arrayContaining(['found', 'timeZone', 'slots']));
+      expect(tool.annotations?.readOnlyHint).toBe(true);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it.each([
+    [{ duration: 'soon' }, /not a duration/],
+    [{ duration: '0m' }, /longer than zero/],
+    [{ duration: '3d' }, /longer than/],
+    [{ duration: '30m', from: '2030-01-02T00:00:00Z', to: '2030-01-01T00:00:00Z' }, /"to" must be later than "from"/],
+    [{ duration: '30m', from: 'next tuesday' }, /"from" must be an ISO 8601/],
+    [{ duration: '30m', timeZone: 'Europe/Atlantis' }, /not an IANA time zone/],
+    [{ duration: '30m', from: '2001-01-01T00:00:00Z', to: '2001-01-02T00:00:00Z' }, /already passed/],
+    [{ duration: '30m', from: '2030-01-01', to: '2031-01-01' }, /longer than 62 days/],
+  ])('answers %j with a tool error, not a protocol error', async (args, message) => {
+    const client = await connect();
+    try {
+      const result = (await client.callTool({ name: 'find_slot', arguments: args })) as CallToolResult;
+      expect(result.isError).toBe(true);
+      expect(result.content[0]).toMatchObject({ type: 'text', text: expect.stringMatching(message) });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('answers arguments that break the schema with a tool error', async () => {
+    const client = await connect();
+    try {
+      const result = (await client.callTool({ name: 'find_slot', arguments: { duration: 30 } })) as CallToolResult;
+      expect(result.isError).toBe(true);
+      expect(JSON.stringify(result.content)).toMatch(/duration/);
+    } finally {
+      await client.close();
+    }
+  });
+});
