@@ -1,0 +1,103 @@
+// `delegate serve` and its single-part siblings: run the servers in this
+// process until Ctrl-C, with structured logs on stderr. `serve` runs all
+// three; serve-auth, serve-calendar and serve-agent one each, so the parts
+// can run as separate processes that share the data directory.
+import type { FastifyInstance } from 'fastify';
+import { urlsFor } from '../../config.js';
+import { createLogger } from '../../http/logging.js';
+import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalendarOptions } from '../contracts.js';
+import { EXIT_OK } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, listen, openDataStore } from '../servers.js';
+
+function logger(debug: boolean) {
+  return createLogger(debug ? 'debug' : 'info');
+}
+
+/** Waits for Ctrl-C, then stops everything that was started. */
+async function runUntilInterrupted(io: CliIo, close: () => Promise<void>, lines: string[]): Promise<number> {
+  for (const line of lines) io.stderr.write(`${line}\n`);
+  io.stderr.write('Press Ctrl-C to stop.\n');
+  const signal = await io.untilInterrupted();
+  io.stderr.write(`Stopping (${signal})…\n`);
+  await close();
+  return EXIT_OK;
+}
+
+export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<number> {
+  const urls = urlsFor(options.ports, options.host);
+  const log = logger(options.debug);
+  const store = openDataStore(options.paths);
+  const started: FastifyInstance[] = [];
+  try {
+    await bootstrap(store, options.paths, urls, io.now());
+    const parts: Array<[FastifyInstance, string, number]> = [
+      [await buildAuth(store, options.paths, urls.issuer, log), 'authorization server', options.ports.auth],
+      [await buildCalendar(store, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar],
+      [await buildAgent(options.paths, urls, log), 'CalendarAgent', options.ports.agent],
+    ];
+    for (const [app, name, port] of parts) {
+      await listen(app, name, options.host, port);
+      started.push(app);
+    }
+  } catch (error) {
+    await closeAll(started, store);
+    throw error;
+  }
+  return runUntilInterrupted(io, () => closeAll(started, store), [
+    `authorization server  ${urls.issuer}`,
+    `calendar backend      ${urls.calendarUrl}`,
+    `CalendarAgent (MCP)   ${urls.agentUrl}`,
+    `data directory        ${options.paths.home}`,
+  ]);
+}
+
+export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<number> {
+  const store = openDataStore(options.paths);
+  let app: FastifyInstance | undefined;
+  try {
+    await bootstrap(store, options.paths, { calendarUrl: options.calendarUrl, agentUrl: options.agentUrl }, io.now());
+    app = await buildAuth(store, options.paths, options.issuer, logger(options.debug));
+    await listen(app, 'authorization server', options.host, options.port);
+  } catch (error) {
+    await closeAll(app ? [app] : [], store);
+    throw error;
+  }
+  const apps = [app];
+  return runUntilInterrupted(io, () => closeAll(apps, store), [
+    `authorization server  ${options.issuer}`,
+    `issues tokens for     ${options.agentUrl} and ${options.calendarUrl}`,
+  ]);
+}
+
+export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): Promise<number> {
+  const store = openDataStore(options.paths);
+  let app: FastifyInstance | undefined;
+  try {
+    app = await buildCalendar(store, options.resourceUrl, options.issuer, logger(options.debug));
+    await listen(app, 'calendar backend', options.host, options.port);
+  } catch (error) {
+    await closeAll(app ? [app] : [], store);
+    throw error;
+  }
+  const apps = [app];
+  return runUntilInterrupted(io, () => closeAll(apps, store), [
+    `calendar backend      ${options.resourceUrl}`,
+    `accepts tokens from   ${options.issuer}`,
+  ]);
+}
+
+export async function serveAgent(options: ServeAgentOptions, io: CliIo): Promise<number> {
+  const app = await buildAgent(options.paths, { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.resourceUrl }, logger(options.debug));
+  try {
+    await listen(app, 'CalendarAgent', options.host, options.port);
+  } catch (error) {
+    await closeAll([app]);
+    throw error;
+  }
+  return runUntilInterrupted(io, () => closeAll([app]), [
+    `CalendarAgent (MCP)   ${options.resourceUrl}`,
+    `authorization server  ${options.issuer}`,
+    `calendar backend      ${options.calendarUrl}`,
+  ]);
+}

@@ -1,0 +1,117 @@
+// Starting delegate's servers from the CLI: each part built from the data
+// directory (store, keys, bootstrap) and listening on its address. Used by the
+// serve commands and by the embedded stack that find-slot and login start.
+// Imported lazily: nothing here may load on find-slot's fast path.
+import { userInfo } from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { bootstrapLocal, buildAuthServer } from '../authz/index.js';
+import { buildAgentServer } from '../agent/server.js';
+import { loadOrCreateAgentKey, type AgentIdentity } from '../agent/identity.js';
+import { buildCalendarServer } from '../calendar/server.js';
+import { demoCalendarPath, systemTimeZone, type Paths } from '../config.js';
+import { openStore, type Store } from '../store/index.js';
+import { CommandFailed } from './errors.js';
+
+export interface RunningServer {
+  name: string;
+  url: string;
+  app: FastifyInstance;
+}
+
+/** The store, opened once for every server of this process. */
+export function openDataStore(paths: Paths): Store {
+  try {
+    return openStore(paths.db);
+  } catch (error) {
+    throw new CommandFailed(error instanceof Error ? error.message : String(error));
+  }
+}
+
+export function agentIdentity(paths: Paths): Promise<AgentIdentity> {
+  return loadOrCreateAgentKey(paths.agentKey).catch((error: unknown) => {
+    throw new CommandFailed(error instanceof Error ? error.message : String(error));
+  });
+}
+
+/**
+ * The administrator's first-start setup of a local installation: the owner
+ * (the OS user running this), the calendar backend, and CalendarAgent bound
+ * to its URL with its key.
+ */
+export async function bootstrap(store: Store, paths: Paths, urls: { calendarUrl: string; agentUrl: string }, now: number): Promise<void> {
+  const agent = await agentIdentity(paths);
+  await bootstrapLocal(
+    store,
+    {
+      ownerName: safeUserName(),
+      timeZone: systemTimeZone({}),
+      demoCalendarPath: demoCalendarPath(),
+      calendarUrl: urls.calendarUrl,
+      agentUrl: urls.agentUrl,
+      agentClientId: agent.clientId,
+      agentPublicJwk: agent.publicJwk as Record<string, unknown>,
+    },
+    now,
+  );
+}
+
+export async function buildAuth(store: Store, paths: Paths, issuer: string, logger?: Logger): Promise<FastifyInstance> {
+  return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, ...(logger ? { logger } : {}) });
+}
+
+export async function buildCalendar(store: Store, resourceUrl: string, issuer: string, logger?: Logger): Promise<FastifyInstance> {
+  return buildCalendarServer({
+    resourceUrl,
+    issuer,
+    ...(logger ? { logger } : {}),
+    calendarsFor: async (sub: string) => {
+      const user = await store.userById(sub);
+      if (!user) return undefined;
+      const calendars = await store.listCalendars(user.id);
+      return {
+        timeZone: user.timeZone,
+        calendars: calendars.filter((c) => c.kind === 'file').map((c) => ({ name: c.name, path: c.source })),
+      };
+    },
+  });
+}
+
+export async function buildAgent(paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, logger?: Logger): Promise<FastifyInstance> {
+  const identity = await agentIdentity(paths);
+  return buildAgentServer({
+    resourceUrl: urls.agentUrl,
+    issuer: urls.issuer,
+    calendarUrl: urls.calendarUrl,
+    clientId: identity.clientId,
+    privateKey: identity.privateJwk,
+    ...(logger ? { logger } : {}),
+  });
+}
+
+/** Listens on host:port, turning a busy port into a message a person can act on. */
+export async function listen(app: FastifyInstance, name: string, host: string, port: number): Promise<void> {
+  try {
+    await app.listen({ host, port });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'EADDRINUSE') throw new CommandFailed(`Port ${port} is already in use, so the ${name} cannot start. Is delegate serve already running?`);
+    if (code === 'EACCES') throw new CommandFailed(`The ${name} may not listen on port ${port}.`);
+    if (code === 'EADDRNOTAVAIL') throw new CommandFailed(`The ${name} cannot listen on ${host}: no such local address.`);
+    throw error;
+  }
+}
+
+/** Closes servers in reverse order of starting, then the store. */
+export async function closeAll(apps: readonly FastifyInstance[], store?: Store): Promise<void> {
+  for (const app of [...apps].reverse()) await app.close().catch(() => {});
+  store?.close();
+}
+
+function safeUserName(): string {
+  try {
+    return userInfo().username || 'owner';
+  } catch {
+    return 'owner';
+  }
+}
