@@ -1,0 +1,184 @@
+// The client session against the real authorization server and CalendarAgent
+// (in this process, on ephemeral ports), with a stand-in calendar backend
+// that is always free: discovery from the agent's 401, registration, the
+// owner's sign-in link, consent, the loopback callback, the cached fast
+// path, refresh of an expired token and of a refused one, and a corrupt cache.
+import { createServer, type Server } from 'node:http';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildAgentServer } from '../../src/agent/index.js';
+import { findSlot, login, type SessionOptions } from '../../src/client/session.js';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { Browser, parseConsentForm } from '../support/oauth-flow.js';
+
+let authz: TestAuthz;
+let agent: FastifyInstance;
+let calendar: Server;
+let home: string;
+let requests: string[];
+
+beforeEach(async () => {
+  requests = [];
+  calendar = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ timeZone: 'Europe/Berlin', busy: [] }));
+  });
+  await new Promise<void>((resolve) => calendar.listen(0, '127.0.0.1', resolve));
+  const calendarPort = (calendar.address() as { port: number }).port;
+  authz = await startTestAuthz({ calendarPort });
+  agent = await buildAgentServer({
+    resourceUrl: authz.agentUrl,
+    issuer: authz.issuer,
+    calendarUrl: authz.calendarUrl,
+    clientId: authz.agent.clientId,
+    privateKey: authz.agent.privateJwk,
+  });
+  await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+  home = await mkdtemp(join(tmpdir(), 'delegate-session-'));
+  // The CLI and the AS share the owner's key through the data directory.
+  await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
+});
+
+afterEach(async () => {
+  await agent.close();
+  await authz.close();
+  await new Promise((resolve) => calendar.close(resolve));
+  await rm(home, { recursive: true, force: true });
+});
+
+/** Session options whose "browser" follows the link, approves, and lands on the loopback callback. */
+function options(overrides: Partial<SessionOptions> & { decision?: 'approve' | 'deny' } = {}): SessionOptions & { shown: string[] } {
+  const shown: string[] = [];
+  const { decision = 'approve', ...rest } = overrides;
+  return {
+    agentUrl: authz.agentUrl,
+    files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') },
+    now: Date.now,
+    loginTimeoutMs: 10_000,
+    presentLoginUrl: async (url) => {
+      shown.push(url);
+      void playBrowser(url, decision);
+    },
+    fetchFn: recordingFetch,
+    shown,
+    ...rest,
+  };
+}
+
+/** What the client sends, as "POST /token" for the AS and "agent POST /mcp bearer|none" for the agent. */
+const recordingFetch: typeof fetch = async (input, init) => {
+  const url = new URL(input instanceof Request ? input.url : String(input));
+  const method = init?.method ?? 'GET';
+  if (url.origin === new URL(authz.agentUrl).origin) {
+    const auth = new Headers(init?.headers).get('authorization');
+    requests.push(`agent ${method} ${url.pathname} ${auth ? 'bearer' : 'none'}`);
+  } else {
+    requests.push(`${method} ${url.pathname}`);
+  }
+  return fetch(input, init);
+};
+
+async function playBrowser(link: string, decision: 'approve' | 'deny'): Promise<void> {
+  const browser = new Browser();
+  const consent = await browser.follow(link);
+  const form = parseConsentForm(consent.html);
+  const answer = await browser.post(new URL('/consent', link).href, { ...form, decision });
+  await browser.get(new URL(answer.location!, link).href);
+}
+
+async function cacheFile(): Promise<{ tokens: Record<string, Record<string, { access_token: string; refresh_token: string; expires_at: number }>> }> {
+  return JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8'));
+}
+
+describe('client session', () => {
+  it('signs in through the owner link on first use, then uses the cache without asking', async () => {
+    const first = options();
+    const result = await findSlot(first, { duration: '30m' });
+    expect(result.found).toBe(true);
+    expect(Date.parse(result.end!) - Date.parse(result.start!)).toBe(30 * 60_000);
+    expect(first.shown).toHaveLength(1);
+    expect(first.shown[0]).toMatch(new RegExp(`^${authz.issuer}/login/owner\\?assertion=`));
+    expect(requests.slice(0, 4)).toEqual([
+      'agent POST /mcp none', // the 401 that starts discovery
+      'agent GET /.well-known/oauth-protected-resource/mcp none',
+      'GET /.well-known/oauth-authorization-server',
+      'POST /register',
+    ]);
+
+    requests = [];
+    const second = options();
+    await findSlot(second, { duration: '30m' });
+    expect(second.shown).toEqual([]);
+    expect(requests.filter((r) => !r.startsWith('agent'))).toEqual([]); // no discovery, no token request
+    expect(requests.some((r) => r.includes('none'))).toBe(false); // every agent request carried the token
+  });
+
+  it('refreshes an expired token without the user and without a wasted 401', async () => {
+    await findSlot(options(), { duration: '30m' });
+    const before = Object.values((await cacheFile()).tokens)[0]!;
+    const oldRefresh = Object.values(before)[0]!.refresh_token;
+
+    requests = [];
+    const later = options({ now: () => Date.now() + 11 * 60_000 });
+    await findSlot(later, { duration: '30m' });
+    expect(later.shown).toEqual([]);
+    expect(requests[0]).toBe('POST /token');
+    expect(requests.filter((r) => r === 'POST /token')).toHaveLength(1);
+    const after = Object.values(Object.values((await cacheFile()).tokens)[0]!)[0]!;
+    expect(after.refresh_token).not.toBe(oldRefresh); // rotated
+  });
+
+  it('refreshes once when the agent refuses a token that looks valid', async () => {
+    await findSlot(options(), { duration: '30m' });
+    const file = await cacheFile();
+    const entry = Object.values(Object.values(file.tokens)[0]!)[0]!;
+    entry.access_token = `${entry.access_token.slice(0, -4)}AAAA`; // bad signature
+    await writeFile(join(home, 'tokens.json'), JSON.stringify(file), { mode: 0o600 });
+
+    const again = options();
+    await findSlot(again, { duration: '30m' });
+    expect(again.shown).toEqual([]);
+  });
+
+  it('signs in again when the refresh token is dead', async () => {
+    await findSlot(options(), { duration: '30m' });
+    const file = await cacheFile();
+    const entry = Object.values(Object.values(file.tokens)[0]!)[0]!;
+    entry.refresh_token = 'dlg_rt_not-a-real-one';
+    entry.expires_at = 0;
+    await writeFile(join(home, 'tokens.json'), JSON.stringify(file), { mode: 0o600 });
+
+    const again = options();
+    await findSlot(again, { duration: '30m' });
+    expect(again.shown).toHaveLength(1);
+  });
+
+  it('fails with AUTHORIZATION_REQUIRED when it may not ask the user', async () => {
+    const quiet = options();
+    delete quiet.presentLoginUrl;
+    await expect(findSlot(quiet, { duration: '30m' })).rejects.toMatchObject({ code: 'AUTHORIZATION_REQUIRED' });
+  });
+
+  it('reports a denial as ACCESS_DENIED', async () => {
+    await expect(findSlot(options({ decision: 'deny' }), { duration: '30m' })).rejects.toMatchObject({ code: 'ACCESS_DENIED' });
+  });
+
+  it('login signs in even with a valid cache, and says what was authorized', async () => {
+    await findSlot(options(), { duration: '30m' });
+    const again = options();
+    const summary = await login(again);
+    expect(again.shown).toHaveLength(1);
+    expect(summary).toMatchObject({ resource: authz.agentUrl, resourceName: 'CalendarAgent', issuer: authz.issuer, scopes: ['slots:find'], renewable: true });
+    expect(summary.delegationEndsAt).toBeGreaterThan(Date.now() + 86_400_000);
+    expect(summary.authorizationDetails[0]).toMatchObject({ locations: [authz.calendarUrl], actions: ['freebusy:read'] });
+  });
+
+  it('refuses a corrupt cache and leaves it alone', async () => {
+    await writeFile(join(home, 'tokens.json'), 'garbage', { mode: 0o600 });
+    await expect(findSlot(options(), { duration: '30m' })).rejects.toMatchObject({ code: 'CACHE_CORRUPT' });
+    expect(await readFile(join(home, 'tokens.json'), 'utf8')).toBe('garbage');
+  });
+});
