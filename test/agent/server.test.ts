@@ -17,6 +17,8 @@ import { buildAgentServer } from '../../src/agent/server.js';
 import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
 import { freePort, testIssuer, type TestIssuer } from './support.js';
 import { initializeBody, mcpHeaders, rawRequest } from './http.js';
+import { createLogger } from '../../src/http/logging.js';
+import { PassThrough } from 'node:stream';
 
 const ISSUER = 'http://127.0.0.1:8410';
 let dir: string;
@@ -25,6 +27,9 @@ let resourceUrl: string;
 let metadataUrl: string;
 let app: FastifyInstance;
 let as: TestIssuer;
+/** Every log line the agent writes, at debug level, to show that no token ever reaches one. */
+const logLines: string[] = [];
+const tokensUsed: string[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'delegate-agent-server-'));
@@ -32,7 +37,18 @@ beforeAll(async () => {
   port = await freePort();
   resourceUrl = `http://127.0.0.1:${port}/mcp`;
   metadataUrl = `http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp`;
-  as = await testIssuer(ISSUER, { aud: resourceUrl });
+  const issuer = await testIssuer(ISSUER, { aud: resourceUrl });
+  as = {
+    ...issuer,
+    token: async (...args) => {
+      const token = await issuer.token(...args);
+      tokensUsed.push(token);
+      return token;
+    },
+  };
+  const logStream = new PassThrough();
+  logStream.setEncoding('utf8');
+  logStream.on('data', (chunk: string) => logLines.push(...chunk.split('\n').filter(Boolean)));
   app = await buildAgentServer({
     resourceUrl,
     issuer: ISSUER,
@@ -41,6 +57,7 @@ beforeAll(async () => {
     clientId: identity.clientId,
     privateKey: identity.privateJwk,
     keys: as.keys,
+    logger: createLogger('debug', logStream),
   });
   await app.listen({ port, host: '127.0.0.1' });
 });
@@ -264,6 +281,17 @@ describe('find_slot through the MCP SDK client', () => {
       expect(JSON.stringify(result.content)).toMatch(/duration/);
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('logs', () => {
+  it('were written, and hold no token, whole or in part', () => {
+    expect(logLines.length).toBeGreaterThan(10);
+    expect(tokensUsed.length).toBeGreaterThan(10);
+    const log = logLines.join('\n');
+    for (const token of tokensUsed) {
+      for (const part of token.split('.').filter((p) => p.length > 20)) expect(log).not.toContain(part);
     }
   });
 });
