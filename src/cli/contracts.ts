@@ -77,17 +77,10 @@ export interface ServeModule {
   serveAgent(options: ServeAgentOptions, io: CliIo): Promise<number | void>;
 }
 
-// Specifiers held in constants while the two modules are being written, so
-// that type-checking does not depend on them; once both exist, these become
-// literal import('./stack.js') calls (which bundlers can follow) typed by
-// the modules themselves.
-const STACK_MODULE = './stack.js';
-const SERVE_MODULE = './commands/serve.js';
-
 export async function loadStack(): Promise<StackModule> {
-  return (await import(STACK_MODULE)) as StackModule;
+  return import('./stack.js');
 }
 
 export async function loadServe(): Promise<ServeModule> {
-  return (await import(SERVE_MODULE)) as ServeModule;
+  return import('./commands/serve.js');
 }
