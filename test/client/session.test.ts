@@ -19,22 +19,27 @@ let agent: FastifyInstance;
 let calendar: Server;
 let home: string;
 let requests: string[];
+/** One clock for the servers and the client, moved by hand. */
+let clock: number;
+const now = () => clock;
 
 beforeEach(async () => {
   requests = [];
+  clock = Date.now();
   calendar = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ timeZone: 'Europe/Berlin', busy: [] }));
   });
   await new Promise<void>((resolve) => calendar.listen(0, '127.0.0.1', resolve));
   const calendarPort = (calendar.address() as { port: number }).port;
-  authz = await startTestAuthz({ calendarPort });
+  authz = await startTestAuthz({ calendarPort, now });
   agent = await buildAgentServer({
     resourceUrl: authz.agentUrl,
     issuer: authz.issuer,
     calendarUrl: authz.calendarUrl,
     clientId: authz.agent.clientId,
     privateKey: authz.agent.privateJwk,
+    now,
   });
   await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
   home = await mkdtemp(join(tmpdir(), 'delegate-session-'));
@@ -56,7 +61,7 @@ function options(overrides: Partial<SessionOptions> & { decision?: 'approve' | '
   return {
     agentUrl: authz.agentUrl,
     files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') },
-    now: Date.now,
+    now,
     loginTimeoutMs: 10_000,
     presentLoginUrl: async (url) => {
       shown.push(url);
@@ -122,13 +127,15 @@ describe('client session', () => {
     const oldRefresh = Object.values(before)[0]!.refresh_token;
 
     requests = [];
-    const later = options({ now: () => Date.now() + 11 * 60_000 });
+    clock += 11 * 60_000; // past the access token's 10 minutes, for the servers too
+    const later = options();
     await findSlot(later, { duration: '30m' });
     expect(later.shown).toEqual([]);
     expect(requests[0]).toBe('POST /token');
     expect(requests.filter((r) => r === 'POST /token')).toHaveLength(1);
     const after = Object.values(Object.values((await cacheFile()).tokens)[0]!)[0]!;
     expect(after.refresh_token).not.toBe(oldRefresh); // rotated
+    expect(after.expires_at).toBeGreaterThan(clock);
   });
 
   it('refreshes once when the agent refuses a token that looks valid', async () => {

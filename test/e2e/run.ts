@@ -1,0 +1,84 @@
+// Running the built CLI as a user would (node bin/delegate …) with its own
+// data directory, and playing the person at the browser with a plain HTTP
+// client: follow the sign-in link, read the consent form, Approve, and
+// follow the redirect to the CLI's loopback callback.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Browser, parseConsentForm } from '../support/oauth-flow.js';
+import { delegateBin, repoRoot } from './built.js';
+
+export interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Running {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first loopback URL printed on stderr (what newcomer.sh opens). */
+  loginUrl: Promise<string>;
+  done: Promise<Run>;
+}
+
+const running = new Set<ChildProcess>();
+
+/** The first http://127.0.0.1… URL in a text, as the acceptance check greps it. */
+export function firstLoopbackUrl(text: string): string | undefined {
+  return /https?:\/\/(?:127\.0\.0\.1|localhost)[^\s"<>]+/.exec(text)?.[0];
+}
+
+export function startCli(args: string[], home: string): Running {
+  const child = spawn(process.execPath, [delegateBin, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, DELEGATE_HOME: home, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let stdout = '';
+  let stderr = '';
+  let resolveUrl: (url: string) => void;
+  let rejectUrl: (error: Error) => void;
+  const loginUrl = new Promise<string>((resolve, reject) => {
+    resolveUrl = resolve;
+    rejectUrl = reject;
+  });
+  loginUrl.catch(() => undefined); // only some runs wait for it
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+    const url = firstLoopbackUrl(stderr);
+    if (url && stderr.slice(stderr.indexOf(url) + url.length).includes('\n')) resolveUrl(url);
+  });
+  const done = new Promise<Run>((resolve) => {
+    child.on('exit', (code, signal) => {
+      running.delete(child);
+      rejectUrl(new Error(`delegate exited (${code ?? signal}) without printing a sign-in URL; stderr:\n${stderr}`));
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return { child, stdout: () => stdout, stderr: () => stderr, loginUrl, done };
+}
+
+export async function runCli(args: string[], home: string): Promise<Run> {
+  return startCli(args, home).done;
+}
+
+/** Kills CLI processes a failed test left behind. */
+export function killLeftovers(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
+/** Signs in and approves (or denies) in "the browser", ending on the CLI's loopback callback page. */
+export async function approveInBrowser(link: string, decision: 'approve' | 'deny' = 'approve'): Promise<{ callbackStatus: number; callbackPage: string }> {
+  const browser = new Browser();
+  const consent = await browser.follow(link);
+  if (consent.status !== 200) throw new Error(`expected the consent page, got ${consent.status}: ${consent.html.slice(0, 300)}`);
+  const form = parseConsentForm(consent.html);
+  const answer = await browser.post(new URL('/consent', consent.url).href, { ...form, decision });
+  if (answer.status !== 302 && answer.status !== 303) throw new Error(`consent answered ${answer.status}: ${answer.html.slice(0, 300)}`);
+  const callback = await browser.get(new URL(answer.location!, consent.url).href);
+  return { callbackStatus: callback.status, callbackPage: callback.html };
+}
