@@ -1,0 +1,96 @@
+// Errors of the calendar part: one base class whose `code` is a closed union
+// of stable strings that callers switch on (tests assert the code, never the
+// prose), with one subclass per concern: durations typed by people, calendar
+// sources (ICS files) and slot queries.
+
+export type DurationErrorCode =
+  /** Nothing was given. */
+  | 'ERR_DURATION_EMPTY'
+  /** Not a duration this parser reads (see duration.ts for the accepted forms). */
+  | 'ERR_DURATION_SYNTAX'
+  /** The duration is zero. */
+  | 'ERR_DURATION_ZERO'
+  /** Longer than the parser's maximum. */
+  | 'ERR_DURATION_TOO_LONG';
+
+export type CalendarSourceErrorCode =
+  /** The calendar could not be read at all (missing file, no permission). */
+  | 'ERR_CALENDAR_UNREADABLE'
+  /** The text is not well-formed iCalendar (RFC 5545 §3.1, §3.4, §3.6). */
+  | 'ERR_ICS_SYNTAX'
+  /** A property value is not what its type requires (a date, a duration, a period). */
+  | 'ERR_ICS_VALUE'
+  /** An event lacks what every event needs (DTSTART). */
+  | 'ERR_ICS_EVENT'
+  /** A recurrence rule (RRULE, RFC 5545 §3.3.10) is malformed or contradicts itself. */
+  | 'ERR_ICS_RULE'
+  /** A recurring event produced more instances than the expansion allows. */
+  | 'ERR_ICS_EXPANSION_LIMIT';
+
+export type SlotQueryErrorCode =
+  | 'ERR_SLOT_DURATION'
+  | 'ERR_SLOT_WINDOW'
+  | 'ERR_SLOT_TIME_ZONE'
+  | 'ERR_SLOT_STEP'
+  | 'ERR_SLOT_BUFFER'
+  | 'ERR_SLOT_LIMIT'
+  | 'ERR_SLOT_WORKING_HOURS';
+
+export type CalendarErrorCode = DurationErrorCode | CalendarSourceErrorCode | SlotQueryErrorCode;
+
+/** Base class of every error this part throws on purpose. */
+export class CalendarError extends Error {
+  readonly code: CalendarErrorCode;
+
+  constructor(code: CalendarErrorCode, message: string) {
+    super(message);
+    this.name = 'CalendarError';
+    this.code = code;
+  }
+}
+
+/** A duration such as `30m`, `1h30m` or `PT45M` that could not be read. */
+export class DurationError extends CalendarError {
+  declare readonly code: DurationErrorCode;
+  /** What was given, for the caller's message. */
+  readonly input: string;
+
+  constructor(code: DurationErrorCode, input: string, message: string) {
+    super(code, message);
+    this.name = 'DurationError';
+    this.input = input;
+  }
+}
+
+/**
+ * A calendar that could not be used. The message names the calendar and, when
+ * known, the line (1-based, as an editor counts them); it never quotes event
+ * titles or other details, so it may be shown to the agent acting for the user.
+ */
+export class CalendarSourceError extends CalendarError {
+  declare readonly code: CalendarSourceErrorCode;
+  /** The calendar's name as the user configured it. */
+  readonly calendar: string;
+  /** The physical line the problem is on, when known. */
+  readonly line: number | undefined;
+  /** The problem without the calendar and line prefix. */
+  readonly reason: string;
+
+  constructor(code: CalendarSourceErrorCode, calendar: string, reason: string, line?: number) {
+    super(code, `Calendar "${calendar}"${line === undefined ? '' : `, line ${line}`}: ${reason}`);
+    this.name = 'CalendarSourceError';
+    this.calendar = calendar;
+    this.line = line;
+    this.reason = reason;
+  }
+}
+
+/** A slot query that cannot be answered as asked (a bug in the caller or bad user input). */
+export class SlotQueryError extends CalendarError {
+  declare readonly code: SlotQueryErrorCode;
+
+  constructor(code: SlotQueryErrorCode, message: string) {
+    super(code, message);
+    this.name = 'SlotQueryError';
+  }
+}

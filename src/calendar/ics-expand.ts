@@ -1,0 +1,215 @@
+// Expanding a parsed calendar into the instances that touch a window: each
+// series' recurrence set (RFC 5545 §3.8.5: DTSTART, RRULE, RDATE, minus
+// EXDATE) with overridden instances (RECURRENCE-ID) swapped in, plus VFREEBUSY
+// periods. Rules with no end stop at the window; a series that needs more
+// iterations than the cap is an error, never a silently short answer. Pure.
+import ICAL from 'ical.js';
+import { CalendarSourceError } from './errors.js';
+import { dateMatchesParts } from './ics-rules.js';
+import type { EventEnd, EventSeries, EventTiming, Availability, ParsedCalendar, InstanceOverride } from './ics-parse.js';
+import { dateOf, instantOf, wallOf, wallZoneOf, type CalendarTime } from './ics-time.js';
+import type { Interval } from './intervals.js';
+import { DAY_MS, fromWall, toWall } from './zone.js';
+
+export interface ExpandOptions {
+  /** The owner's IANA zone: floating times and all-day events are read in it. */
+  timeZone: string;
+  /**
+   * The most rule iterations one series may take, counted from its DTSTART
+   * (a daily series from 2000 to 2030 takes about 11,000). Default 100,000.
+   */
+  maxIterationsPerSeries?: number;
+}
+
+export const DEFAULT_MAX_ITERATIONS_PER_SERIES = 100_000;
+
+/** One instance of an event or a VFREEBUSY period, as it stands in time. */
+export interface EventInstance extends Interval {
+  availability: Availability;
+}
+
+/** Every instance in `calendar` that overlaps `window` (not clipped), free ones included. */
+export function expandInstances(calendar: ParsedCalendar, window: Interval, options: ExpandOptions): EventInstance[] {
+  const out: EventInstance[] = [];
+  const keep = (i: EventInstance) => {
+    if (i.end > i.start && i.end > window.start && i.start < window.end) out.push(i);
+  };
+  for (const series of calendar.series) expandSeries(series, window, options, calendar.name).forEach(keep);
+  for (const period of calendar.freeBusy) {
+    const start = instantOf(period.start, options.timeZone);
+    keep({ start, end: endOf(period.end, period.start, start, options.timeZone), availability: period.availability });
+  }
+  return out;
+}
+
+/** An occurrence of a series' recurrence set, before overrides are applied. */
+interface Occurrence {
+  start: CalendarTime;
+  instant: number;
+  /** A PERIOD RDATE's own end. */
+  end?: EventEnd;
+}
+
+function expandSeries(series: EventSeries, window: Interval, options: ExpandOptions, calendar: string): EventInstance[] {
+  const master = series.master;
+  if (!master) return [];
+  const zone = options.timeZone;
+  const masterStart = instantOf(master.start, zone);
+  const masterSpan = endOf(master.end, master.start, masterStart, zone) - masterStart;
+
+  // Wall-clock bounds for the rule iteration: offsets are under a day, and an
+  // instance starting before the window may still reach into it.
+  const wallFrom = window.start - Math.max(masterSpan, 0) - 2 * DAY_MS;
+  const wallTo = window.end + 2 * DAY_MS;
+
+  const occurrences = new Map<number, Occurrence>();
+  const add = (o: Occurrence) => {
+    if (!occurrences.has(o.instant)) occurrences.set(o.instant, o);
+  };
+  // RFC 5545 §3.8.5.3: DTSTART is always the first instance of the set.
+  add({ start: master.start, instant: masterStart });
+  const cap = options.maxIterationsPerSeries ?? DEFAULT_MAX_ITERATIONS_PER_SERIES;
+  for (const rule of series.rules) {
+    const iterator = ruleInWallTime(rule, master.start, zone).iterator(master.start.time);
+    let iterations = 0;
+    for (let t = iterator.next(); t; t = iterator.next()) {
+      if (++iterations > cap) {
+        throw new CalendarSourceError(
+          'ERR_ICS_EXPANSION_LIMIT',
+          calendar,
+          `This recurring event needs more than ${cap} repetitions to reach the window.`,
+          master.line,
+        );
+      }
+      const wall = wallOf(t);
+      if (wall >= wallTo) break;
+      if (wall < wallFrom || !dateMatchesParts(t.year, t.month, t.day, rule.parts)) continue;
+      const start = { time: t.clone(), zone: master.start.zone };
+      add({ start, instant: instantOf(start, zone) });
+    }
+  }
+  for (const rdate of series.rdates) {
+    add({ start: rdate.start, instant: instantOf(rdate.start, zone), ...(rdate.end ? { end: rdate.end } : {}) });
+  }
+
+  const excluded = new RecurrenceMatcher<true>(zone);
+  for (const exdate of series.exdates) excluded.add(exdate, true);
+  const overrides = new RecurrenceMatcher<InstanceOverride>(zone);
+  for (const o of series.overrides) overrides.add(o.recurrenceId, o);
+
+  const instances: EventInstance[] = [];
+  const used = new Set<InstanceOverride>();
+  for (const occurrence of occurrences.values()) {
+    if (excluded.find(occurrence)) continue;
+    const override = overrides.find(occurrence);
+    if (override) {
+      used.add(override);
+      instances.push(instanceOf(override.timing, zone, master));
+      continue;
+    }
+    const end = occurrence.end ?? master.end;
+    instances.push({
+      start: occurrence.instant,
+      end: endOf(end, occurrence.start, occurrence.instant, zone, master),
+      availability: master.availability,
+    });
+  }
+  // An override whose instance the rules do not produce (here) still happened: keep it.
+  for (const o of series.overrides) if (!used.has(o)) instances.push(instanceOf(o.timing, zone, master));
+  return instances;
+}
+
+function instanceOf(timing: EventTiming, zone: string, master: EventTiming): EventInstance {
+  const start = instantOf(timing.start, zone);
+  return { start, end: endOf(timing.end, timing.start, start, zone, master), availability: timing.availability };
+}
+
+/**
+ * The end of an instance that starts at `start` (written as `startTime`).
+ * `master`, for instances of a series, gives the series' length:
+ * RFC 5545 §3.8.5.3 gives every instance the master's exact duration when it
+ * has DTEND, and DURATION's days are nominal (§3.3.6: a day across a DST
+ * change keeps the clock time). An override with neither DTEND nor DURATION
+ * keeps the master's length rather than lasting no time: a moved meeting still
+ * takes its hour.
+ */
+function endOf(end: EventEnd, startTime: CalendarTime, start: number, zone: string, master?: EventTiming): number {
+  switch (end.kind) {
+    case 'after':
+      return addDuration(startTime, start, end.duration, zone);
+    case 'at':
+      if (!master || master.end !== end) return instantOf(end.end, zone);
+      if (startTime.time.isDate && end.end.time.isDate) {
+        const days = Math.round((wallOf(end.end.time) - wallOf(master.start.time)) / DAY_MS);
+        return fromWall(wallOf(startTime.time) + days * DAY_MS, zone);
+      }
+      return start + (instantOf(end.end, zone) - instantOf(master.start, zone));
+    case 'unspecified':
+      if (startTime.time.isDate) return fromWall(wallOf(startTime.time) + DAY_MS, zone);
+      if (master && master.end.kind !== 'unspecified' && master.start !== startTime) {
+        return endOf(master.end, startTime, start, zone, master);
+      }
+      return start;
+  }
+}
+
+/** Adds an RFC 5545 duration: weeks and days on the clock of the start's zone, hours to seconds as elapsed time. */
+function addDuration(startTime: CalendarTime, start: number, duration: ICAL.Duration, zone: string): number {
+  if (duration.isNegative) return start;
+  const days = duration.weeks * 7 + duration.days;
+  const exact = ((duration.hours * 60 + duration.minutes) * 60 + duration.seconds) * 1000;
+  if (days === 0) return start + exact;
+  const wallZone = wallZoneOf(startTime, zone);
+  if (wallZone !== undefined) return fromWall(toWall(start, wallZone) + days * DAY_MS, wallZone) + exact;
+  if (startTime.zone.kind === 'utc') return start + days * DAY_MS + exact;
+  const later = startTime.time.clone();
+  later.adjust(days, 0, 0, 0);
+  return instantOf({ time: later, zone: startTime.zone }, zone) + exact;
+}
+
+/**
+ * The rule to iterate for a series. ical.js compares UNTIL with instances by
+ * reading both as instants, but an instance of a series whose zone ical.js does
+ * not know (an IANA TZID without VTIMEZONE, a floating time, an all-day date)
+ * reads as if it were UTC; so a UTC UNTIL is moved onto the series' own clock.
+ */
+function ruleInWallTime(rule: ICAL.Recur, start: CalendarTime, zone: string): ICAL.Recur {
+  const wallZone = wallZoneOf(start, zone);
+  if (!rule.until || rule.until.zone !== ICAL.Timezone.utcTimezone || wallZone === undefined) return rule;
+  const wall = new Date(toWall(wallOf(rule.until), wallZone));
+  const copy = rule.clone();
+  copy.until = ICAL.Time.fromData({
+    year: wall.getUTCFullYear(),
+    month: wall.getUTCMonth() + 1,
+    day: wall.getUTCDate(),
+    hour: wall.getUTCHours(),
+    minute: wall.getUTCMinutes(),
+    second: wall.getUTCSeconds(),
+    isDate: false,
+  });
+  return copy;
+}
+
+/**
+ * Finds what a recurrence instance is referred to by (EXDATE, RECURRENCE-ID):
+ * the same instant, or the same date as written when either side is a date
+ * (Exchange writes RECURRENCE-ID of an all-day instance as local midnight).
+ */
+class RecurrenceMatcher<T> {
+  private readonly byInstant = new Map<number, T>();
+  private readonly byDate = new Map<number, T>();
+  private readonly byDateOnly = new Map<number, T>();
+
+  constructor(private readonly zone: string) {}
+
+  add(ref: CalendarTime, value: T): void {
+    if (!ref.time.isDate) this.byInstant.set(instantOf(ref, this.zone), value);
+    else this.byDateOnly.set(dateOf(ref.time), value);
+    this.byDate.set(dateOf(ref.time), value);
+  }
+
+  find(o: Occurrence): T | undefined {
+    if (o.start.time.isDate) return this.byDate.get(dateOf(o.start.time));
+    return this.byInstant.get(o.instant) ?? this.byDateOnly.get(dateOf(o.start.time));
+  }
+}

@@ -1,0 +1,265 @@
+// From iCalendar text to a ParsedCalendar: the events (each recurring series
+// with its rules, extra and excluded dates and overridden instances, grouped
+// by UID), VFREEBUSY periods, and warnings. Parsing does not depend on the
+// window or on the owner's zone, so a parsed calendar can be cached and
+// expanded many times. Errors name the calendar and the line.
+import ICAL from 'ical.js';
+import { CalendarSourceError } from './errors.js';
+import { datePartsSatisfiable } from './ics-rules.js';
+import { readIcsText, type ComponentSpan, type IcsText } from './ics-text.js';
+import { zoneRuleOf, type CalendarTime } from './ics-time.js';
+
+/** Whether an instance makes its owner busy. */
+export type Availability = 'busy' | 'tentative' | 'free';
+
+/** How an instance ends. */
+export type EventEnd =
+  /** DTEND (or a period's end). */
+  | { kind: 'at'; end: CalendarTime }
+  /** DURATION (or a period's duration). */
+  | { kind: 'after'; duration: ICAL.Duration }
+  /** Neither: a day for an all-day event, otherwise no time at all (RFC 5545 §3.6.1). */
+  | { kind: 'unspecified' };
+
+/** One VEVENT's own timing and availability. */
+export interface EventTiming {
+  start: CalendarTime;
+  end: EventEnd;
+  availability: Availability;
+  /** Line of its BEGIN:VEVENT. */
+  line: number;
+}
+
+/** An extra instance from RDATE: a start, and its own end when the RDATE is a PERIOD. */
+export interface RecurrenceDate {
+  start: CalendarTime;
+  end?: EventEnd;
+}
+
+/** A VEVENT with RECURRENCE-ID: it replaces the instance that the master generates at that time. */
+export interface InstanceOverride {
+  recurrenceId: CalendarTime;
+  timing: EventTiming;
+}
+
+/** A UID's events: the master with its recurrence, and the instances it overrides. */
+export interface EventSeries {
+  uid: string | undefined;
+  /** Undefined when the file holds only overridden instances of a series (an invitation to one occurrence). */
+  master: EventTiming | undefined;
+  rules: ICAL.Recur[];
+  rdates: RecurrenceDate[];
+  exdates: CalendarTime[];
+  overrides: InstanceOverride[];
+}
+
+/** Busy time a VFREEBUSY component states directly (RFC 5545 §3.6.4). */
+export interface FreeBusyPeriod {
+  start: CalendarTime;
+  end: EventEnd;
+  availability: Availability;
+}
+
+/** A calendar read and checked, ready to expand into busy time for any window. */
+export interface ParsedCalendar {
+  readonly name: string;
+  readonly series: readonly EventSeries[];
+  readonly freeBusy: readonly FreeBusyPeriod[];
+  /** What was repaired or read by assumption, with lines; never event details. */
+  readonly warnings: readonly string[];
+}
+
+export function parseCalendar(raw: string, name: string): ParsedCalendar {
+  const text = readIcsText(raw, name);
+  const roots = parseWithIcal(text, name);
+  const warnings = [...text.repairs];
+  const reader = new EventReader(name, text, warnings);
+
+  const masters = new Map<string, EventSeries>();
+  const series: EventSeries[] = [];
+  const overridesByUid = new Map<string, InstanceOverride[]>();
+  let spanIndex = 0;
+  for (const root of roots) {
+    const calendar = new ICAL.Component(root);
+    const subcomponents = [...calendar.getAllSubcomponents()];
+    const spans = text.components.slice(spanIndex, spanIndex + subcomponents.length);
+    spanIndex += subcomponents.length;
+    subcomponents.forEach((component, i) => {
+      const span = spans[i]!;
+      if (component.name === 'vtimezone' && !component.hasProperty('tzid')) {
+        // A VTIMEZONE without TZID cannot be referred to, and ical.js trips over it when it looks up zones.
+        calendar.removeSubcomponent(component);
+        warnings.push(`line ${span.line}: ignored a VTIMEZONE without TZID`);
+      }
+    });
+    subcomponents.forEach((component, i) => {
+      const span = spans[i]!;
+      if (component.name === 'vfreebusy') reader.freeBusy.push(...reader.freeBusyPeriods(component, span));
+      if (component.name !== 'vevent') return;
+      const uid = reader.text(component, 'uid');
+      if (component.hasProperty('recurrence-id')) {
+        const override = reader.override(component, span);
+        const key = uid ?? `\0line ${span.line}`;
+        overridesByUid.set(key, [...(overridesByUid.get(key) ?? []), override]);
+        return;
+      }
+      const entry = reader.series(component, span, uid);
+      series.push(entry);
+      if (uid !== undefined && !masters.has(uid)) masters.set(uid, entry);
+    });
+  }
+  for (const [uid, overrides] of overridesByUid) {
+    const master = masters.get(uid);
+    if (master) master.overrides.push(...overrides);
+    // Only overridden instances and no master: each is an event of its own.
+    else for (const o of overrides) series.push({ uid, master: o.timing, rules: [], rdates: [], exdates: [], overrides: [] });
+  }
+  return { name, series, freeBusy: reader.freeBusy, warnings };
+}
+
+/** ical.js's parse, with its errors turned into ours (and the line found from the text it quotes). */
+function parseWithIcal(text: IcsText, name: string): unknown[][] {
+  let jcal: unknown;
+  try {
+    jcal = ICAL.parse(text.text);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const quoted = text.lines.filter((l) => message.includes(l.text)).sort((a, b) => b.text.length - a.text.length)[0];
+    throw new CalendarSourceError('ERR_ICS_SYNTAX', name, 'This line is not valid iCalendar.', quoted?.line);
+  }
+  const list = (Array.isArray(jcal) && Array.isArray(jcal[0]) ? jcal : [jcal]) as unknown[][];
+  return list;
+}
+
+/** Reads VEVENT and VFREEBUSY components into the model, naming the line of whatever is wrong. */
+class EventReader {
+  readonly freeBusy: FreeBusyPeriod[] = [];
+
+  constructor(
+    private readonly calendar: string,
+    private readonly source: IcsText,
+    private readonly warnings: string[],
+  ) {}
+
+  series(component: ICAL.Component, span: ComponentSpan, uid: string | undefined): EventSeries {
+    const timing = this.timing(component, span);
+    const rules = component.getAllProperties('rrule').flatMap((property) => {
+      const rule = this.read(span, 'RRULE', 'ERR_ICS_RULE', () => property.getFirstValue() as ICAL.Recur);
+      // Starting an iterator is how ical.js checks a rule against its DTSTART.
+      this.read(span, 'RRULE', 'ERR_ICS_RULE', () => rule.iterator(timing.start.time));
+      if (!datePartsSatisfiable(rule.parts)) {
+        this.warnings.push(`line ${this.lineOf(span, 'RRULE')}: a recurrence rule that matches no date was ignored`);
+        return [];
+      }
+      return [rule];
+    });
+    const rdates = component.getAllProperties('rdate').flatMap((property) =>
+      this.read(span, 'RDATE', 'ERR_ICS_VALUE', () =>
+        property.getValues().map((value): RecurrenceDate => {
+          if (value instanceof ICAL.Period) {
+            const start = this.timeOf(property, value.start, span);
+            const end: EventEnd = value.end
+              ? { kind: 'at', end: this.timeOf(property, value.end, span) }
+              : { kind: 'after', duration: value.duration! };
+            return { start, end };
+          }
+          return { start: this.timeOf(property, value as ICAL.Time, span) };
+        }),
+      ),
+    );
+    const exdates = component.getAllProperties('exdate').flatMap((property) =>
+      this.read(span, 'EXDATE', 'ERR_ICS_VALUE', () => property.getValues().map((v) => this.timeOf(property, v as ICAL.Time, span))),
+    );
+    return { uid, master: timing, rules, rdates, exdates, overrides: [] };
+  }
+
+  override(component: ICAL.Component, span: ComponentSpan): InstanceOverride {
+    const property = component.getFirstProperty('recurrence-id')!;
+    const recurrenceId = this.read(span, 'RECURRENCE-ID', 'ERR_ICS_VALUE', () =>
+      this.timeOf(property, property.getFirstValue() as ICAL.Time, span),
+    );
+    const range = property.getParameter('range');
+    if (typeof range === 'string' && range.toUpperCase() === 'THISANDFUTURE') {
+      this.warnings.push(`line ${this.lineOf(span, 'RECURRENCE-ID')}: RANGE=THISANDFUTURE read as changing one instance`);
+    }
+    return { recurrenceId, timing: this.timing(component, span) };
+  }
+
+  freeBusyPeriods(component: ICAL.Component, span: ComponentSpan): FreeBusyPeriod[] {
+    return component.getAllProperties('freebusy').flatMap((property) => {
+      const type = String(property.getParameter('fbtype') ?? 'BUSY').toUpperCase();
+      if (type === 'FREE') return [];
+      const availability: Availability = type === 'BUSY-TENTATIVE' ? 'tentative' : 'busy';
+      return this.read(span, 'FREEBUSY', 'ERR_ICS_VALUE', () =>
+        property.getValues().map((value): FreeBusyPeriod => {
+          const period = value as ICAL.Period;
+          if (!(period instanceof ICAL.Period)) throw new Error('not a period');
+          return {
+            start: this.timeOf(property, period.start, span),
+            end: period.end ? { kind: 'at', end: this.timeOf(property, period.end, span) } : { kind: 'after', duration: period.duration! },
+            availability,
+          };
+        }),
+      );
+    });
+  }
+
+  text(component: ICAL.Component, name: string): string | undefined {
+    const value = component.getFirstPropertyValue(name);
+    return typeof value === 'string' ? value : undefined;
+  }
+
+  private timing(component: ICAL.Component, span: ComponentSpan): EventTiming {
+    const dtstart = component.getFirstProperty('dtstart');
+    if (!dtstart) throw new CalendarSourceError('ERR_ICS_EVENT', this.calendar, 'This event has no DTSTART.', span.line);
+    const start = this.read(span, 'DTSTART', 'ERR_ICS_VALUE', () => this.timeOf(dtstart, dtstart.getFirstValue() as ICAL.Time, span));
+    let end: EventEnd = { kind: 'unspecified' };
+    const dtend = component.getFirstProperty('dtend');
+    const duration = component.getFirstProperty('duration');
+    if (dtend) end = { kind: 'at', end: this.read(span, 'DTEND', 'ERR_ICS_VALUE', () => this.timeOf(dtend, dtend.getFirstValue() as ICAL.Time, span)) };
+    else if (duration) end = { kind: 'after', duration: this.read(span, 'DURATION', 'ERR_ICS_VALUE', () => duration.getFirstValue() as ICAL.Duration) };
+    return { start, end, availability: availabilityOf(component), line: span.line };
+  }
+
+  private timeOf(property: ICAL.Property, time: ICAL.Time, span: ComponentSpan): CalendarTime {
+    if (!(time instanceof ICAL.Time)) throw new Error('not a date or date-time');
+    const { rule, unknownTzid } = zoneRuleOf(property, time);
+    if (unknownTzid !== undefined) {
+      const warning = `line ${this.lineOf(span, property.name.toUpperCase())}: unknown time zone "${unknownTzid}" read in the owner's zone`;
+      if (!this.warnings.includes(warning)) this.warnings.push(warning);
+    }
+    return { time, zone: rule };
+  }
+
+  /** Runs an ical.js read; its failure becomes our error on the property's line. */
+  private read<T>(span: ComponentSpan, property: string, code: 'ERR_ICS_VALUE' | 'ERR_ICS_RULE', fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof CalendarSourceError) throw err;
+      const reason = code === 'ERR_ICS_RULE' ? `This recurrence rule cannot be used (${plain(err)}).` : `${property} cannot be read.`;
+      throw new CalendarSourceError(code, this.calendar, reason, this.lineOf(span, property));
+    }
+  }
+
+  /** The line of the first `property` inside a component, else the component's BEGIN line. */
+  private lineOf(span: ComponentSpan, property: string): number {
+    for (let i = span.first; i <= span.last; i++) if (this.source.lines[i]!.name === property) return this.source.lines[i]!.line;
+    return span.line;
+  }
+}
+
+/** RFC 5545 §3.8.2.7 TRANSP and §3.8.1.11 STATUS: what an event does to its owner's time. */
+function availabilityOf(component: ICAL.Component): Availability {
+  const status = String(component.getFirstPropertyValue('status') ?? '').toUpperCase();
+  const transp = String(component.getFirstPropertyValue('transp') ?? '').toUpperCase();
+  if (status === 'CANCELLED' || transp === 'TRANSPARENT') return 'free';
+  if (status === 'TENTATIVE') return 'tentative';
+  return 'busy';
+}
+
+/** An ical.js error's message, which names rule parts, never event details. */
+function plain(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/\s+/g, ' ').slice(0, 120);
+}

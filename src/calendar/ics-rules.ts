@@ -1,0 +1,129 @@
+// Recurrence rules (RRULE, RFC 5545 §3.3.10) checked as written, before
+// ical.js reads them: ical.js drops parts it does not know and can loop for a
+// very long time on rules that never match, so a malformed rule must be caught
+// here, with its line, and a rule that can never match must be recognised
+// before anything iterates it. Pure.
+
+const FREQUENCIES = new Set(['SECONDLY', 'MINUTELY', 'HOURLY', 'DAILY', 'WEEKLY', 'MONTHLY', 'YEARLY']);
+const WEEKDAY = '(?:MO|TU|WE|TH|FR|SA|SU)';
+const WEEKDAY_ONLY = new RegExp(`^${WEEKDAY}$`);
+const BYDAY_ITEM = new RegExp(`^([+-]?\\d{1,2})?${WEEKDAY}$`);
+
+/** BY-parts whose values are integer lists, with the magnitudes RFC 5545 allows. */
+const INTEGER_PARTS: Readonly<Record<string, { min: number; max: number; signed: boolean }>> = {
+  BYSECOND: { min: 0, max: 60, signed: false },
+  BYMINUTE: { min: 0, max: 59, signed: false },
+  BYHOUR: { min: 0, max: 23, signed: false },
+  BYMONTHDAY: { min: 1, max: 31, signed: true },
+  BYYEARDAY: { min: 1, max: 366, signed: true },
+  BYWEEKNO: { min: 1, max: 53, signed: true },
+  BYMONTH: { min: 1, max: 12, signed: false },
+  BYSETPOS: { min: 1, max: 366, signed: true },
+};
+
+/** Parts that restrict which days match; with them a sub-daily rule can search for years between matches. */
+const DAY_LEVEL_PARTS = ['BYMONTH', 'BYMONTHDAY', 'BYYEARDAY', 'BYWEEKNO', 'BYDAY'];
+
+/** Why an RRULE value is malformed, or undefined when it is fine. */
+export function recurRuleProblem(value: string): string | undefined {
+  if (value.trim() === '') return 'RRULE is empty.';
+  const parts = new Map<string, string>();
+  for (const raw of value.split(';')) {
+    const eq = raw.indexOf('=');
+    if (eq <= 0 || eq === raw.length - 1) return `RRULE part "${raw}" is not NAME=VALUE.`;
+    const name = raw.slice(0, eq).toUpperCase();
+    const v = raw.slice(eq + 1);
+    if (parts.has(name)) return `RRULE repeats ${name}.`;
+    parts.set(name, v);
+    const problem = partProblem(name, v);
+    if (problem) return problem;
+  }
+  const freq = parts.get('FREQ');
+  if (!freq) return 'RRULE has no FREQ.';
+  if (parts.has('COUNT') && parts.has('UNTIL')) return 'RRULE has both COUNT and UNTIL.';
+  // RFC 5545 §3.3.10: which parts each frequency may carry.
+  if (parts.has('BYWEEKNO') && freq !== 'YEARLY') return 'BYWEEKNO is only allowed with FREQ=YEARLY.';
+  if (parts.has('BYYEARDAY') && ['DAILY', 'WEEKLY', 'MONTHLY'].includes(freq)) {
+    return `BYYEARDAY is not allowed with FREQ=${freq}.`;
+  }
+  if (parts.has('BYMONTHDAY') && freq === 'WEEKLY') return 'BYMONTHDAY is not allowed with FREQ=WEEKLY.';
+  const byday = parts.get('BYDAY');
+  if (byday && !['MONTHLY', 'YEARLY'].includes(freq) && byday.split(',').some((d) => /\d/.test(d))) {
+    return `BYDAY with a number is only allowed with FREQ=MONTHLY or YEARLY.`;
+  }
+  if ((freq === 'SECONDLY' || freq === 'MINUTELY') && DAY_LEVEL_PARTS.some((p) => parts.has(p))) {
+    // Not an RFC restriction: such rules can make ical.js step through months
+    // of seconds or minutes between matches, which no calendar program writes.
+    return `FREQ=${freq} combined with day-level BY-parts is not supported.`;
+  }
+  return undefined;
+}
+
+function partProblem(name: string, value: string): string | undefined {
+  switch (name) {
+    case 'FREQ':
+      return FREQUENCIES.has(value.toUpperCase()) ? undefined : `FREQ=${value} is not a frequency.`;
+    case 'COUNT':
+    case 'INTERVAL':
+      return /^\d+$/.test(value) && Number(value) >= 1 ? undefined : `${name}=${value} is not a positive whole number.`;
+    case 'UNTIL':
+      return /^\d{8}(T\d{6}Z?)?$/i.test(value) ? undefined : `UNTIL=${value} is not a date or date-time.`;
+    case 'WKST':
+      return WEEKDAY_ONLY.test(value.toUpperCase()) ? undefined : `WKST=${value} is not a weekday.`;
+    case 'BYDAY':
+      for (const item of value.toUpperCase().split(',')) {
+        const m = BYDAY_ITEM.exec(item);
+        const n = m?.[1] === undefined ? undefined : Number(m[1]);
+        if (!m || n === 0 || (n !== undefined && Math.abs(n) > 53)) return `BYDAY value "${item}" is not a weekday.`;
+      }
+      return undefined;
+    default: {
+      const range = INTEGER_PARTS[name];
+      if (range) {
+        for (const item of value.split(',')) {
+          const ok = (range.signed ? /^[+-]?\d+$/ : /^\+?\d+$/).test(item);
+          const n = Math.abs(Number(item));
+          if (!ok || n < range.min || n > range.max || (range.signed && n === 0)) {
+            return `${name} value "${item}" is out of range.`;
+          }
+        }
+        return undefined;
+      }
+      // RFC 5545 allows x-name parts; ical.js ignores them, and so do we.
+      return /^X-/i.test(name) ? undefined : `RRULE part ${name} is unknown.`;
+    }
+  }
+}
+
+const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** BYMONTH and BYMONTHDAY as ical.js keeps them in Recur#parts. */
+export interface DateParts {
+  BYMONTH?: number[];
+  BYMONTHDAY?: number[];
+}
+
+/**
+ * Whether any date satisfies both BYMONTH and BYMONTHDAY (30 February never
+ * does). ical.js iterates such a DAILY rule forever, so it must not start.
+ */
+export function datePartsSatisfiable(parts: DateParts): boolean {
+  const months = parts.BYMONTH;
+  const days = parts.BYMONTHDAY;
+  if (!months?.length || !days?.length) return true;
+  return months.some((m) => days.some((d) => Math.abs(d) <= (DAYS_IN_MONTH[m - 1] ?? 0)));
+}
+
+/**
+ * Whether an instance's date matches BYMONTH and BYMONTHDAY. Every instance a
+ * rule generates must; ical.js sometimes rolls an impossible date (30 February)
+ * over into the next month instead of skipping it, and this drops those.
+ */
+export function dateMatchesParts(year: number, month: number, day: number, parts: DateParts): boolean {
+  if (parts.BYMONTH?.length && !parts.BYMONTH.includes(month)) return false;
+  if (parts.BYMONTHDAY?.length) {
+    const length = new Date(Date.UTC(year, month, 0)).getUTCDate();
+    return parts.BYMONTHDAY.some((d) => (d > 0 ? d : length + 1 + d) === day);
+  }
+  return true;
+}

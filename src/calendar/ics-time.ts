@@ -1,0 +1,75 @@
+// Reading a DATE or DATE-TIME of a calendar file as an instant. ical.js keeps
+// the wall-clock fields and knows the zones a file defines in VTIMEZONE; a TZID
+// with no VTIMEZONE it treats as floating. Here such a TZID is resolved to an
+// IANA zone (or a Windows zone name mapped to one) and converted with Intl;
+// floating times and all-day dates are read in the owner's zone, which is only
+// known when expanding, so a parsed calendar does not depend on it. Pure.
+import ICAL from 'ical.js';
+import { fromWall } from './zone.js';
+import { ianaZoneForTzid } from './zone-names.js';
+
+/** How a time's wall clock maps to instants. */
+export type ZoneRule =
+  /** Ends in Z. */
+  | { kind: 'utc' }
+  /** No TZID (or one nobody knows): the owner's zone. */
+  | { kind: 'floating' }
+  /** A TZID with no VTIMEZONE in the file, resolved to this IANA zone. */
+  | { kind: 'named'; timeZone: string }
+  /** A TZID the file defines in a VTIMEZONE: ical.js converts it. */
+  | { kind: 'defined' };
+
+/** A date or date-time as written in the file, with how to read it. */
+export interface CalendarTime {
+  time: ICAL.Time;
+  zone: ZoneRule;
+}
+
+/** How to read the times of a property, and a note when its TZID is unknown. */
+export function zoneRuleOf(property: ICAL.Property, time: ICAL.Time): { rule: ZoneRule; unknownTzid?: string } {
+  if (time.zone === ICAL.Timezone.utcTimezone) return { rule: { kind: 'utc' } };
+  const tzid = property.getParameter('tzid');
+  const name = Array.isArray(tzid) ? tzid[0] : tzid;
+  if (typeof name !== 'string' || name === '') return { rule: { kind: 'floating' } };
+  if (time.zone && time.zone !== ICAL.Timezone.localTimezone && time.zone.tzid === name) return { rule: { kind: 'defined' } };
+  const timeZone = ianaZoneForTzid(name);
+  return timeZone ? { rule: { kind: 'named', timeZone } } : { rule: { kind: 'floating' }, unknownTzid: name };
+}
+
+/** The wall-clock time as written, in wall milliseconds (a date is its midnight). */
+export function wallOf(time: ICAL.Time): number {
+  return time.isDate
+    ? Date.UTC(time.year, time.month - 1, time.day)
+    : Date.UTC(time.year, time.month - 1, time.day, time.hour, time.minute, time.second);
+}
+
+/** The local date as written, as the wall milliseconds of its midnight. */
+export function dateOf(time: ICAL.Time): number {
+  return Date.UTC(time.year, time.month - 1, time.day);
+}
+
+/**
+ * The instant a calendar time names. All-day dates start at midnight in the
+ * owner's zone, so an all-day event blocks the owner's whole day.
+ */
+export function instantOf(t: CalendarTime, ownerZone: string): number {
+  if (t.time.isDate) return fromWall(wallOf(t.time), ownerZone);
+  switch (t.zone.kind) {
+    case 'utc':
+      return wallOf(t.time);
+    case 'defined':
+      return Math.round(t.time.toUnixTime() * 1000);
+    case 'named':
+      return fromWall(wallOf(t.time), t.zone.timeZone);
+    case 'floating':
+      return fromWall(wallOf(t.time), ownerZone);
+  }
+}
+
+/** The IANA zone whose clock a time's wall fields are read on, or undefined for UTC and VTIMEZONE zones. */
+export function wallZoneOf(t: CalendarTime, ownerZone: string): string | undefined {
+  if (t.time.isDate) return ownerZone;
+  if (t.zone.kind === 'named') return t.zone.timeZone;
+  if (t.zone.kind === 'floating') return ownerZone;
+  return undefined;
+}

@@ -1,0 +1,162 @@
+// The calendar backend, a resource server (RFC 9728) answering one question:
+// when is this user busy in this window? `GET /freebusy?from&to` returns the
+// merged busy intervals of the token subject's calendars, clipped to the
+// window, and the user's time zone; never titles, places or people. Built by
+// buildCalendarServer, which never listens (docs/internals.md).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { JWTVerifyGetKey } from 'jose';
+import type { Logger } from 'pino';
+import { SCOPE_FREEBUSY_READ, canonicalResource } from '../delegation/index.js';
+import { createApp, sendError } from '../http/app.js';
+import { BearerError, createBearerVerifier, wwwAuthenticate } from '../resource/bearer.js';
+import { CalendarSourceError } from './errors.js';
+import { toUtcIso, parseIsoInstant } from './format.js';
+import { expandBusy } from './ics.js';
+import { mergeIntervals, type Interval } from './intervals.js';
+import { createCalendarLoader, type CalendarLoader, type CalendarRef } from './sources.js';
+import { DAY_MS, isIanaZone } from './zone.js';
+
+/** A user's calendars and the zone their floating times, all-day events and working hours are read in. */
+export interface UserCalendars {
+  timeZone: string;
+  calendars: CalendarRef[];
+}
+
+export interface CalendarServerOptions {
+  /** Canonical URL of this backend: the audience its tokens must name, e.g. http://127.0.0.1:8411. */
+  resourceUrl: string;
+  /** The authorization server whose tokens are accepted. */
+  issuer: string;
+  /** The calendars of a token's `sub`; undefined for a user this backend does not know. */
+  calendarsFor: (sub: string) => Promise<UserCalendars | undefined>;
+  now?: () => number;
+  logger?: Logger;
+  /** Verification keys (tests); by default the issuer's JWKS, found through its metadata. */
+  keys?: JWTVerifyGetKey;
+  fetchFn?: typeof fetch;
+  /**
+   * What a calendar that cannot be read or parsed does to a request: fail it
+   * (502, the default) or leave that calendar out and name it under `skipped`.
+   */
+  onCalendarError?: 'fail' | 'skip';
+  /** Whether tentative events count as busy (default) or free. */
+  tentative?: 'busy' | 'free';
+  /** Parsed-calendar cache; one per server by default. */
+  loader?: CalendarLoader;
+}
+
+/** The longest window one request may ask for. */
+export const MAX_FREEBUSY_WINDOW_MS = 366 * DAY_MS;
+
+/** Wire format of `GET /freebusy`. */
+export interface FreeBusyResponse {
+  timeZone: string;
+  /** Merged busy intervals, UTC ISO 8601 ("2026-12-01T10:45:00Z"), sorted, inside the window. */
+  busy: Array<{ start: string; end: string }>;
+  /** Only with onCalendarError 'skip', and only when a calendar was left out. */
+  skipped?: Array<{ calendar: string; error_description: string }>;
+}
+
+export async function buildCalendarServer(options: CalendarServerOptions): Promise<FastifyInstance> {
+  const resource = canonicalResource(options.resourceUrl);
+  if (!resource) throw new Error(`The calendar backend's resource URL is not an absolute http(s) URL: ${options.resourceUrl}`);
+  const url = new URL(resource);
+  const basePath = url.pathname === '/' ? '' : url.pathname;
+  // RFC 9728 §3.1: the well-known segment goes between the host and the resource's path.
+  const metadataPath = `/.well-known/oauth-protected-resource${basePath}`;
+  const metadataUrl = `${url.origin}${metadataPath}`;
+
+  const verify = createBearerVerifier({
+    issuer: options.issuer,
+    audience: resource,
+    ...(options.keys ? { keys: options.keys } : {}),
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}),
+  });
+  const loader = options.loader ?? createCalendarLoader();
+  const app = createApp(options.logger ? { logger: options.logger } : {});
+
+  // Free/busy is personal and changes: no response of this server may be stored (RFC 9111 §5.2.2.5).
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.header('Cache-Control', 'no-store');
+  });
+
+  app.get(metadataPath, async () => ({
+    resource,
+    authorization_servers: [options.issuer],
+    scopes_supported: [SCOPE_FREEBUSY_READ],
+    bearer_methods_supported: ['header'],
+    resource_name: 'delegate calendar backend (free/busy)',
+  }));
+
+  app.get(`${basePath}/freebusy`, async (req, reply) => {
+    let sub: string;
+    try {
+      sub = (await verify(req.headers.authorization, [SCOPE_FREEBUSY_READ])).claims.sub;
+    } catch (err) {
+      if (err instanceof BearerError) return refuse(reply, metadataUrl, err);
+      throw err;
+    }
+    const window = windowOf(req);
+    if ('problem' in window) return sendError(reply, 400, 'invalid_request', window.problem);
+
+    const user = await options.calendarsFor(sub);
+    if (!user) return sendError(reply, 404, 'not_found', 'No calendars are known for this user.');
+    if (!isIanaZone(user.timeZone)) {
+      req.log.error({ timeZone: user.timeZone }, 'user has an invalid time zone');
+      return sendError(reply, 500, 'server_error', "The user's time zone is not configured correctly.");
+    }
+
+    const busy: Interval[] = [];
+    const skipped: NonNullable<FreeBusyResponse['skipped']> = [];
+    for (const calendar of user.calendars) {
+      try {
+        const parsed = await loader.load(calendar);
+        busy.push(...expandBusy(parsed, window, { timeZone: user.timeZone, tentative: options.tentative ?? 'busy' }));
+      } catch (err) {
+        if (!(err instanceof CalendarSourceError)) throw err;
+        req.log.warn({ calendar: err.calendar, code: err.code, line: err.line }, 'calendar unavailable');
+        if (options.onCalendarError === 'skip') {
+          skipped.push({ calendar: err.calendar, error_description: err.message });
+          continue;
+        }
+        return reply
+          .code(502)
+          .type('application/json')
+          .send({ error: 'calendar_unavailable', error_description: err.message, calendar: err.calendar });
+      }
+    }
+    const body: FreeBusyResponse = {
+      timeZone: user.timeZone,
+      busy: mergeIntervals(busy).map((i) => ({ start: toUtcIso(i.start), end: toUtcIso(i.end) })),
+      ...(skipped.length > 0 ? { skipped } : {}),
+    };
+    return body;
+  });
+
+  return app;
+}
+
+/** 401/403 (or 400) with the RFC 6750 §3 challenge naming our metadata (RFC 9728 §5.1). */
+function refuse(reply: FastifyReply, metadataUrl: string, err: BearerError): FastifyReply {
+  reply.header('WWW-Authenticate', wwwAuthenticate(metadataUrl, err));
+  return sendError(reply, err.status, err.code ?? 'invalid_token', err.message);
+}
+
+/** The requested window [from, to) from the query, or what is wrong with it. */
+function windowOf(req: FastifyRequest): Interval | { problem: string } {
+  const query = req.query as Record<string, string | string[] | undefined>;
+  const read = (name: 'from' | 'to'): number | string => {
+    const value = query[name];
+    if (value === undefined || value === '') return `The "${name}" parameter is required (ISO 8601 with an offset, e.g. 2026-12-01T09:00:00Z).`;
+    if (Array.isArray(value)) return `The "${name}" parameter must be given once.`;
+    return parseIsoInstant(value) ?? `"${name}" must be an ISO 8601 date-time with an offset or Z, e.g. 2026-12-01T09:00:00+01:00.`;
+  };
+  const from = read('from');
+  if (typeof from === 'string') return { problem: from };
+  const to = read('to');
+  if (typeof to === 'string') return { problem: to };
+  if (to <= from) return { problem: '"to" must be later than "from".' };
+  if (to - from > MAX_FREEBUSY_WINDOW_MS) return { problem: 'The window may cover at most 366 days.' };
+  return { start: from, end: to };
+}

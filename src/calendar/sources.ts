@@ -1,0 +1,79 @@
+// Where a user's calendars come from: .ics files, read and parsed once per
+// version. A file is re-read only when its modification time or size changes,
+// so repeated free/busy calls cost one stat per calendar. A file that fails to
+// parse is remembered as failing until it changes.
+import { readFile, stat } from 'node:fs/promises';
+import { CalendarSourceError } from './errors.js';
+import { parseCalendar, type ParsedCalendar } from './ics.js';
+
+/** A calendar as a user configured it. */
+export interface CalendarRef {
+  /** The name the user knows it by; errors use it. */
+  name: string;
+  /** Path of its .ics file. */
+  path: string;
+}
+
+export interface CalendarLoader {
+  /** The parsed calendar; throws CalendarSourceError. */
+  load(ref: CalendarRef): Promise<ParsedCalendar>;
+}
+
+export interface CalendarLoaderOptions {
+  /** File access, replaceable in tests. */
+  readText?: (path: string) => Promise<string>;
+  statFile?: (path: string) => Promise<{ mtimeMs: number; size: number }>;
+  /** How many calendars to keep parsed (least recently loaded go first). */
+  maxEntries?: number;
+}
+
+interface Entry {
+  version: string;
+  parsed: Promise<ParsedCalendar>;
+}
+
+export function createCalendarLoader(options: CalendarLoaderOptions = {}): CalendarLoader {
+  const readText = options.readText ?? ((path: string) => readFile(path, 'utf8'));
+  const statFile = options.statFile ?? stat;
+  const maxEntries = options.maxEntries ?? 64;
+  const cache = new Map<string, Entry>();
+
+  return {
+    async load(ref) {
+      let version: string;
+      try {
+        const info = await statFile(ref.path);
+        version = `${info.mtimeMs}:${info.size}`;
+      } catch (err) {
+        throw unreadable(ref, err);
+      }
+      const key = `${ref.name}\0${ref.path}`;
+      const cached = cache.get(key);
+      if (cached && cached.version === version) {
+        // Refresh its place in the least-recently-used order.
+        cache.delete(key);
+        cache.set(key, cached);
+        return cached.parsed;
+      }
+      const parsed = readText(ref.path).then(
+        (text) => parseCalendar(text, ref.name),
+        (err: unknown) => {
+          // A failed read may be passing; a failed parse is not, until the file changes.
+          if (cache.get(key) === entry) cache.delete(key);
+          throw unreadable(ref, err);
+        },
+      );
+      const entry: Entry = { version, parsed };
+      cache.delete(key);
+      cache.set(key, entry);
+      while (cache.size > maxEntries) cache.delete(cache.keys().next().value!);
+      return parsed;
+    },
+  };
+}
+
+function unreadable(ref: CalendarRef, err: unknown): CalendarSourceError {
+  const code = (err as { code?: unknown } | null)?.code;
+  const why = code === 'ENOENT' ? 'its file does not exist' : code === 'EACCES' ? 'its file may not be read' : 'its file could not be read';
+  return new CalendarSourceError('ERR_CALENDAR_UNREADABLE', ref.name, `The calendar cannot be read: ${why}.`);
+}
