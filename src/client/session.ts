@@ -2,12 +2,9 @@
 // the user's delegation behind it. Fast path: a cached, unexpired access
 // token goes straight into the Authorization header (an expired one is first
 // refreshed under the cross-process lock, so no 401 round trip is wasted).
-// Slow path, when there is no usable token: the SDK's auth() with our
-// provider discovers everything from the agent's 401, registers if needed
-// and builds the authorization URL; the user signs in and approves in the
-// browser; the loopback listener takes the code; finishAuth() redeems it;
-// and the client reconnects with the new token.
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+// Slow path, when there is no usable token: sign in through the browser
+// (sign-in.ts, loaded only then).
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -16,14 +13,10 @@ import { canonicalResource } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
 import { TokenCache, isExpired, tokensFor, type StoredTokens } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
-import { startLoopbackListener } from './loopback.js';
-import { loginLinkFor } from './owner-login.js';
-import { CacheOAuthProvider } from './provider.js';
+import { connectAndUse } from './connect.js';
 import { refreshCachedTokens } from './refresh.js';
-import { TokenResponseNotes } from './token-notes.js';
 
 export const FIND_SLOT_TOOL = 'find_slot';
-export const DEFAULT_LOGIN_TIMEOUT_MS = 5 * 60_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 export interface SessionOptions {
@@ -128,8 +121,9 @@ async function withAgent<T>(options: SessionOptions, mode: Mode, use: (client: C
     if (!options.presentLoginUrl) {
       throw new ClientError('AUTHORIZATION_REQUIRED', 'No valid delegation is cached, and this run may not open a sign-in.');
     }
-    const notes = new TokenResponseNotes(options.now);
-    return await signInAndUse(options, cache, resource, notes.observe(fetchFn), notes, options.presentLoginUrl, use);
+    // Only now the sign-in machinery (listener, owner key, jose, provider) is loaded.
+    const { signInAndUse } = await import('./sign-in.js');
+    return await signInAndUse({ ...options, presentLoginUrl: options.presentLoginUrl }, cache, resource, fetchFn, use);
   } catch (error) {
     throw asClientError(error, options.agentUrl);
   }
@@ -178,64 +172,7 @@ async function useWithBearer<T>(options: SessionOptions, fetchFn: FetchLike, acc
     requestInit: { headers: { Authorization: `Bearer ${accessToken}` } },
     fetch: fetchFn,
   });
-  return connectAndUse(options, transport, use);
-}
-
-async function signInAndUse<T>(
-  options: SessionOptions,
-  cache: TokenCache,
-  resource: string,
-  fetchFn: FetchLike,
-  notes: TokenResponseNotes,
-  presentLoginUrl: (url: string) => Promise<void>,
-  use: (client: Client) => Promise<T>,
-): Promise<T> {
-  // Bound before anything can send the browser to it (RFC 8252 §7.3).
-  const listener = await startLoopbackListener({ timeoutMs: options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS });
-  try {
-    let asked = 0;
-    const provider = new CacheOAuthProvider({
-      cache,
-      snapshot: await cache.read(),
-      resource,
-      now: options.now,
-      redirectUrl: listener.redirectUrl,
-      ignoreCachedTokens: true,
-      notes,
-      onAuthorizationUrl: async (url, context) => {
-        if (++asked > 1) {
-          throw new ClientError('AUTHORIZATION_FAILED', 'CalendarAgent refused the token the authorization server has just issued.');
-        }
-        listener.expect(context);
-        await presentLoginUrl(await loginLinkFor({ authorizationUrl: url, issuer: context.issuer, ownerKeyPath: options.files.ownerKey, now: options.now }));
-      },
-    });
-    // Discover afresh from the agent's 401: a cached authorization server may be the reason we are here.
-    await provider.invalidateCredentials('discovery');
-
-    const first = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
-    try {
-      return await connectAndUse(options, first, use);
-    } catch (error) {
-      if (!(error instanceof UnauthorizedError)) throw error;
-    }
-    const code = await listener.waitForCode();
-    await first.finishAuth(code);
-    const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
-    return await connectAndUse(options, second, use);
-  } finally {
-    await listener.close();
-  }
-}
-
-async function connectAndUse<T>(options: SessionOptions, transport: StreamableHTTPClientTransport, use: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client(options.clientInfo ?? { name: 'delegate-cli', version: '0' }, { capabilities: {} });
-  try {
-    await client.connect(transport);
-    return await use(client);
-  } finally {
-    await client.close().catch(() => undefined);
-  }
+  return connectAndUse(options.clientInfo, transport, use);
 }
 
 function slotSearchResult(result: Awaited<ReturnType<Client['callTool']>>): SlotSearchResult {

@@ -1,0 +1,70 @@
+// The slow path of a session: sign in through the browser. The loopback
+// listener is bound first; the SDK's auth() with our provider discovers the
+// authorization server from the agent's 401, registers if needed and builds
+// the authorization URL; the user gets the owner's sign-in link (or the plain
+// URL), approves, and the browser brings the code back to the listener;
+// finishAuth() redeems it and a new connection uses the new token. Loaded
+// only when needed, so the cached fast path does not load any of this.
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { TokenCache } from './cache.js';
+import { connectAndUse } from './connect.js';
+import { ClientError } from './errors.js';
+import { startLoopbackListener } from './loopback.js';
+import { loginLinkFor } from './owner-login.js';
+import { CacheOAuthProvider } from './provider.js';
+import type { SessionOptions } from './session.js';
+import { TokenResponseNotes } from './token-notes.js';
+
+/** How long to wait for the browser unless told otherwise. */
+export const DEFAULT_LOGIN_TIMEOUT_MS = 5 * 60_000;
+
+/** Signs in through the browser, then runs `use` on a client connected with the new token. */
+export async function signInAndUse<T>(
+  options: SessionOptions & { presentLoginUrl: (url: string) => Promise<void> },
+  cache: TokenCache,
+  resource: string,
+  baseFetch: FetchLike,
+  use: (client: Client) => Promise<T>,
+): Promise<T> {
+  const notes = new TokenResponseNotes(options.now);
+  const fetchFn = notes.observe(baseFetch);
+  // Bound before anything can send the browser to it (RFC 8252 §7.3).
+  const listener = await startLoopbackListener({ timeoutMs: options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS });
+  try {
+    let asked = 0;
+    const provider = new CacheOAuthProvider({
+      cache,
+      snapshot: await cache.read(),
+      resource,
+      now: options.now,
+      redirectUrl: listener.redirectUrl,
+      ignoreCachedTokens: true,
+      notes,
+      onAuthorizationUrl: async (url, context) => {
+        if (++asked > 1) {
+          throw new ClientError('AUTHORIZATION_FAILED', 'CalendarAgent refused the token the authorization server has just issued.');
+        }
+        listener.expect(context);
+        await options.presentLoginUrl(await loginLinkFor({ authorizationUrl: url, issuer: context.issuer, ownerKeyPath: options.files.ownerKey, now: options.now }));
+      },
+    });
+    // Discover afresh from the agent's 401: a cached authorization server may be the reason we are here.
+    await provider.invalidateCredentials('discovery');
+
+    const first = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
+    try {
+      return await connectAndUse(options.clientInfo, first, use);
+    } catch (error) {
+      if (!(error instanceof UnauthorizedError)) throw error;
+    }
+    const code = await listener.waitForCode();
+    await first.finishAuth(code);
+    const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
+    return await connectAndUse(options.clientInfo, second, use);
+  } finally {
+    await listener.close();
+  }
+}
