@@ -56,8 +56,9 @@ export async function authenticate(
       .header('WWW-Authenticate', wwwAuthenticate(resourceMetadataUrl, refusal))
       .header('Cache-Control', 'no-store')
       .type('application/json')
-      // With no token sent there is no RFC 6750 error code; the body says what to do instead.
-      .send({ error: refusal.code ?? 'unauthorized', error_description: refusal.message });
+      // The challenge carries no error code when no token was sent (RFC 6750 §3.1); the body, like the
+      // calendar backend's, always names one so every 4xx has an RFC-style error body.
+      .send({ error: refusal.code ?? 'invalid_token', error_description: refusal.message });
     return undefined;
   }
 }

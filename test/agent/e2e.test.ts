@@ -1,0 +1,271 @@
+// CalendarAgent end to end, on real servers on loopback ports: the real
+// authorization server (SQLite store, local bootstrap), the real calendar
+// backend over the demo calendar, and the agent, called through the MCP SDK
+// client with a token obtained by the owner's sign-in and consent. The agent's
+// outgoing requests pass through a recording fetch, so the test can show
+// where the user's token went (only to the AS's token endpoint) and what the
+// calendar saw (the exchanged token).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { decodeJwt } from 'jose';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { buildAgentServer } from '../../src/agent/server.js';
+import { createTokenExchanger, TokenExchangeError } from '../../src/agent/exchange.js';
+import { registerAgent } from '../../src/authz/index.js';
+import { buildCalendarServer } from '../../src/calendar/server.js';
+import type { Store } from '../../src/store/index.js';
+import type { AccessTokenClaims } from '../../src/delegation/index.js';
+import { es256Key, ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { createApp } from '../../src/http/app.js';
+
+interface Sent {
+  method: string;
+  url: string;
+  authorization: string | null;
+  body: string;
+}
+
+let authz: TestAuthz;
+let calendar: FastifyInstance | undefined;
+let agent: FastifyInstance;
+let user: { clientId: string; accessToken: string };
+const sent: Sent[] = [];
+
+/** A fetch that records what the agent sends before sending it for real. */
+const recordingFetch: typeof fetch = async (input, init) => {
+  const url = input instanceof Request ? input.url : String(input);
+  const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+  sent.push({ method: init?.method ?? 'GET', url, authorization: headers.get('authorization'), body: typeof init?.body === 'string' ? init.body : '' });
+  return fetch(input, init);
+};
+
+function calendarsFor(store: Store) {
+  return async (sub: string) => {
+    const owner = await store.userById(sub);
+    if (!owner) return undefined;
+    const calendars = await store.listCalendars(owner.id);
+    return { timeZone: owner.timeZone, calendars: calendars.filter((c) => c.kind === 'file').map((c) => ({ name: c.name, path: c.source })) };
+  };
+}
+
+async function startCalendar(): Promise<FastifyInstance> {
+  const app = await buildCalendarServer({ resourceUrl: authz.calendarUrl, issuer: authz.issuer, calendarsFor: calendarsFor(authz.store) });
+  await app.listen({ port: Number(new URL(authz.calendarUrl).port), host: '127.0.0.1' });
+  return app;
+}
+
+/** The owner signs in, approves the consent page for a freshly registered client, and the client redeems the code. */
+async function userToken(): Promise<{ clientId: string; accessToken: string }> {
+  const redirectUri = 'http://127.0.0.1:43123/callback';
+  const clientId = await registerPublicClient(authz.issuer, [redirectUri]);
+  const { verifier, challenge } = pkcePair();
+  const browser = new Browser();
+  const page = await signInAndOpenConsent(
+    browser,
+    authz.issuer,
+    await ownerAssertion(authz.ownerJwk, authz.issuer),
+    authorizeUrl(authz.issuer, { clientId, redirectUri, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge }),
+  );
+  expect(page.status).toBe(200);
+  const decision = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
+  const code = callbackParams(decision.location!).get('code')!;
+  const res = await postForm(`${authz.issuer}/token`, {
+    grant_type: 'authorization_code',
+    code,
+    code_verifier: verifier,
+    redirect_uri: redirectUri,
+    client_id: clientId,
+    resource: authz.agentUrl,
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return { clientId, accessToken: String(res.body.access_token) };
+}
+
+async function withClient<T>(token: string, use: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ name: 'agent-e2e', version: '0.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(authz.agentUrl), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+  try {
+    return await use(client);
+  } finally {
+    await client.close();
+  }
+}
+
+const findSlot = (token: string, args: Record<string, string>) =>
+  withClient(token, async (client) => (await client.callTool({ name: 'find_slot', arguments: args })) as CallToolResult);
+
+const tokenRequests = () => sent.filter((s) => s.method === 'POST' && s.url === `${authz.issuer}/token`);
+const calendarRequests = () => sent.filter((s) => s.url.startsWith(`${authz.calendarUrl}/`));
+
+beforeAll(async () => {
+  authz = await startTestAuthz();
+  calendar = await startCalendar();
+  agent = await buildAgentServer({
+    resourceUrl: authz.agentUrl,
+    issuer: authz.issuer,
+    calendarUrl: authz.calendarUrl,
+    clientId: authz.agent.clientId,
+    privateKey: authz.agent.privateJwk,
+    fetchFn: recordingFetch,
+    calendarTimeoutMs: 1_000,
+  });
+  await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+  user = await userToken();
+});
+
+afterAll(async () => {
+  await agent?.close();
+  await calendar?.close();
+  await authz?.close();
+});
+
+describe('find_slot through the whole delegation path', () => {
+  it('finds free slots in working hours, in the owner’s time zone, with structured and text results', async () => {
+    const result = await findSlot(user.accessToken, { duration: '30m' });
+    expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+    const out = result.structuredContent as { found: boolean; timeZone: string; start?: string; end?: string; slots: Array<{ start: string; end: string; timeZone: string }> };
+    expect(out.timeZone).toBe('Europe/Berlin');
+    expect(out.found).toBe(true);
+    expect(out.start).toBe(out.slots[0]!.start);
+    expect(out.end).toBe(out.slots[0]!.end);
+    expect(out.slots.length).toBeGreaterThan(0);
+    expect(out.slots.length).toBeLessThanOrEqual(5);
+    for (const slot of out.slots) {
+      expect(slot.timeZone).toBe('Europe/Berlin');
+      expect(slot.start).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+0[12]:00$/);
+      expect(Date.parse(slot.end) - Date.parse(slot.start)).toBe(30 * 60_000);
+      // Working hours in Berlin: the local clock reads 09:00–17:00, Monday to Friday.
+      const hour = Number(slot.start.slice(11, 13));
+      const endClock = slot.end.slice(11, 16);
+      expect(hour).toBeGreaterThanOrEqual(9);
+      expect(endClock <= '17:00').toBe(true);
+      const weekday = new Date(`${slot.start.slice(0, 10)}T12:00:00Z`).getUTCDay();
+      expect([1, 2, 3, 4, 5]).toContain(weekday);
+      expect(Date.parse(slot.start)).toBeGreaterThanOrEqual(Date.now() - 60_000);
+    }
+    const text = result.content.find((c) => c.type === 'text');
+    expect(text && 'text' in text ? text.text : '').toMatch(/^First free 30-minute slot: \w{3} \d{1,2} \w{3} \d{4}, \d{2}:\d{2}–\d{2}:\d{2} \(Europe\/Berlin\)/);
+  });
+
+  it('exchanged the user’s token for a calendar token: calendar audience, freebusy:read only, the agent as actor', async () => {
+    const exchange = tokenRequests().at(-1)!;
+    const form = new URLSearchParams(exchange.body);
+    expect(form.get('grant_type')).toBe('urn:ietf:params:oauth:grant-type:token-exchange');
+    expect(form.get('subject_token')).toBe(user.accessToken);
+    expect(form.get('resource')).toBe(authz.calendarUrl);
+    expect(form.get('client_assertion_type')).toBe('urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
+
+    const used = calendarRequests().at(-1)!;
+    const calendarToken = used.authorization!.replace(/^Bearer /, '');
+    const claims = decodeJwt(calendarToken) as unknown as AccessTokenClaims;
+    const subject = decodeJwt(user.accessToken) as unknown as AccessTokenClaims;
+    expect(claims).toMatchObject({
+      iss: authz.issuer,
+      aud: authz.calendarUrl,
+      scope: 'freebusy:read',
+      client_id: 'calendar-agent',
+      sub: subject.sub,
+      grant_id: subject.grant_id,
+      act: { sub: 'calendar-agent', act: { sub: user.clientId } },
+    });
+    expect(claims.exp).toBeLessThanOrEqual(subject.exp);
+  });
+
+  it('never passes the user’s token through: it went to the token endpoint only, in the request body', async () => {
+    const carrying = sent.filter((s) => s.body.includes(user.accessToken) || s.url.includes(user.accessToken) || s.authorization?.includes(user.accessToken));
+    expect(carrying.length).toBeGreaterThan(0);
+    for (const s of carrying) {
+      expect(s.url).toBe(`${authz.issuer}/token`);
+      expect(s.authorization).toBeNull();
+    }
+    for (const s of calendarRequests()) expect(s.authorization).not.toContain(user.accessToken);
+  });
+
+  it('refuses the user’s own token at the calendar backend (a passthrough would not work)', async () => {
+    const res = await fetch(`${authz.calendarUrl}/freebusy?from=${new Date().toISOString()}&to=${new Date(Date.now() + 86_400_000).toISOString()}`, {
+      headers: { Authorization: `Bearer ${user.accessToken}` },
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toContain('error="invalid_token"');
+  });
+
+  it('reuses the cached exchange on the next call instead of exchanging again', async () => {
+    const exchangesBefore = tokenRequests().length;
+    const tokenBefore = calendarRequests().at(-1)!.authorization;
+    const result = await findSlot(user.accessToken, { duration: '1h', timeZone: 'America/New_York' });
+    expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+    expect((result.structuredContent as { timeZone: string }).timeZone).toBe('America/New_York');
+    expect(tokenRequests().length).toBe(exchangesBefore);
+    expect(calendarRequests().at(-1)!.authorization).toBe(tokenBefore);
+  });
+
+  it('exchanges separately for another user token', async () => {
+    const other = await userToken();
+    const exchangesBefore = tokenRequests().length;
+    const result = await findSlot(other.accessToken, { duration: '15m' });
+    expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+    expect(tokenRequests().length).toBe(exchangesBefore + 1);
+  });
+});
+
+describe('exchanges the authorization server refuses', () => {
+  it('an exchange attempted by a different client is refused (invalid_grant)', async () => {
+    const key = await es256Key();
+    await registerAgent(
+      authz.store,
+      { clientId: 'other-agent', name: 'Other', resourceUrl: 'http://127.0.0.1:9/mcp', scopes: ['slots:find'], jwks: { keys: [key.publicJwk as Record<string, unknown>] }, downstream: [] },
+      Date.now(),
+    );
+    const stranger = createTokenExchanger({ issuer: authz.issuer, clientId: 'other-agent', privateKey: key.privateJwk });
+    const error = await stranger.exchange(user.accessToken, { resource: authz.calendarUrl, scope: 'freebusy:read' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TokenExchangeError);
+    expect((error as TokenExchangeError).code).toBe('invalid_grant');
+  });
+
+  it('a client that cannot prove it is the agent is refused (invalid_client)', async () => {
+    const impostorKey = await es256Key();
+    const impostor = createTokenExchanger({ issuer: authz.issuer, clientId: 'calendar-agent', privateKey: { ...impostorKey.privateJwk, kid: authz.agent.privateJwk.kid } });
+    await expect(impostor.exchange(user.accessToken, { resource: authz.calendarUrl, scope: 'freebusy:read' })).rejects.toMatchObject({ code: 'invalid_client' });
+  });
+
+  it('after the grant is revoked, a fresh exchange fails and find_slot says so', async () => {
+    const revoked = await userToken();
+    await authz.store.revokeGrant(String(decodeJwt(revoked.accessToken).grant_id), Date.now(), 'test');
+    const result = await findSlot(revoked.accessToken, { duration: '30m' });
+    expect(result.isError).toBe(true);
+    expect(JSON.stringify(result.content)).toMatch(/would not let CalendarAgent act on this delegation/);
+  });
+});
+
+describe('a calendar backend that is down or slow', () => {
+  it('gives a clear tool error when the calendar is down, and the agent stays up', async () => {
+    await calendar!.close();
+    calendar = undefined;
+    const started = Date.now();
+    const result = await findSlot(user.accessToken, { duration: '30m' });
+    expect(result.isError).toBe(true);
+    expect(JSON.stringify(result.content)).toMatch(/calendar at .* could not be reached/);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    const tools = await withClient(user.accessToken, (client) => client.listTools());
+    expect(tools.tools[0]!.name).toBe('find_slot');
+  });
+
+  it('gives a clear tool error within the timeout when the calendar hangs', async () => {
+    // A calendar that accepts the request and never answers (the one stand-in here: a real backend cannot be made to hang).
+    const hanging = createApp();
+    hanging.get('/freebusy', () => new Promise(() => undefined));
+    await hanging.listen({ port: Number(new URL(authz.calendarUrl).port), host: '127.0.0.1' });
+    try {
+      const started = Date.now();
+      const result = await findSlot(user.accessToken, { duration: '30m' });
+      expect(result.isError).toBe(true);
+      expect(JSON.stringify(result.content)).toMatch(/did not answer within 1 s/);
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      await hanging.close();
+    }
+  });
+});
