@@ -1,7 +1,7 @@
 // CalendarAgent's public surface: the server builder, its MCP server (for a
 // stdio transport), its identity key and its token exchange client.
 export { buildAgentServer, type AgentServerOptions } from './server.js';
-export { createAgentMcpServer, AGENT_SERVER_INFO, type AgentMcpDeps } from './mcp.js';
+export { createAgentMcpServer, agentMcpDeps, AGENT_SERVER_INFO, type AgentMcpDeps, type AgentRuntimeOptions } from './mcp.js';
 export {
   FIND_SLOT_TOOL,
   bearerCallerToken,

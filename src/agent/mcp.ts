@@ -4,7 +4,11 @@
 // user's cached token (issue 5). Either way the tool acts under the token the
 // builder passes in and never under one of its own.
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { FIND_SLOT_TOOL, createFindSlotHandler, findSlotInputShape, findSlotOutputShape, type FindSlotDeps } from './tool.js';
+import type { JWK } from 'jose';
+import { canonicalResource } from '../delegation/index.js';
+import { DEFAULT_CALENDAR_TIMEOUT_MS } from './calendar-client.js';
+import { createTokenExchanger, type TokenExchanger } from './exchange.js';
+import { FIND_SLOT_TOOL, createFindSlotHandler, findSlotInputShape, findSlotOutputShape, type CallerToken, type FindSlotDeps, type ToolLogger } from './tool.js';
 import { AGENT_RESOURCE_NAME } from './metadata.js';
 
 export const AGENT_SERVER_INFO = Object.freeze({ name: 'calendar-agent', title: AGENT_RESOURCE_NAME, version: '0.1.0' });
@@ -14,8 +18,57 @@ const INSTRUCTIONS =
   'Call find_slot with a duration (for example 30m); it searches working hours (Monday to Friday, 09:00 to 17:00) ' +
   "in the next 7 days, in the calendar owner's time zone, unless you give a window or a zone.";
 
-/** Tool dependencies minus the per-call parts; the same for every server the agent builds. */
+/** What the agent's tools need; the same for every server the agent builds, whatever the transport. */
 export type AgentMcpDeps = FindSlotDeps;
+
+export interface AgentRuntimeOptions {
+  /** The authorization server. */
+  issuer: string;
+  /** The calendar backend (exchange target). */
+  calendarUrl: string;
+  /** The agent's client id at the AS, and its ES256 private JWK with kid. */
+  clientId: string;
+  privateKey: JWK;
+  /** The delegation each call acts under: `bearerCallerToken` over HTTP, the user's cached token over stdio. */
+  callerToken: CallerToken;
+  now?: () => number;
+  fetchFn?: typeof fetch;
+  calendarTimeoutMs?: number;
+  exchangeTimeoutMs?: number;
+  logger?: ToolLogger;
+  /** A token exchanger to share or to use instead of building one. */
+  exchanger?: TokenExchanger;
+}
+
+/**
+ * The tools' dependencies from the agent's settings. Build them once per
+ * process and pass them to createAgentMcpServer for each server, so the
+ * exchange cache is shared.
+ */
+export function agentMcpDeps(options: AgentRuntimeOptions): AgentMcpDeps {
+  const calendarUrl = canonicalResource(options.calendarUrl);
+  if (!calendarUrl) throw new Error(`The calendar URL ${options.calendarUrl} is not an absolute http(s) URL.`);
+  const now = options.now ?? Date.now;
+  const fetchFn = options.fetchFn ?? fetch;
+  return {
+    calendarUrl,
+    exchanger:
+      options.exchanger ??
+      createTokenExchanger({
+        issuer: options.issuer,
+        clientId: options.clientId,
+        privateKey: options.privateKey,
+        now,
+        fetchFn,
+        ...(options.exchangeTimeoutMs !== undefined ? { timeoutMs: options.exchangeTimeoutMs } : {}),
+      }),
+    callerToken: options.callerToken,
+    now,
+    fetchFn,
+    calendarTimeoutMs: options.calendarTimeoutMs ?? DEFAULT_CALENDAR_TIMEOUT_MS,
+    ...(options.logger ? { logger: options.logger } : {}),
+  };
+}
 
 export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
   const server = new McpServer(AGENT_SERVER_INFO, {

@@ -8,9 +8,8 @@ import type { Logger } from 'pino';
 import { canonicalResource, SCOPE_FIND_SLOT, type AccessTokenClaims } from '../delegation/index.js';
 import { createApp } from '../http/app.js';
 import { createBearerVerifier } from '../resource/bearer.js';
-import { DEFAULT_CALENDAR_TIMEOUT_MS } from './calendar-client.js';
-import { createTokenExchanger, type TokenExchanger } from './exchange.js';
-import { createAgentMcpServer } from './mcp.js';
+import type { TokenExchanger } from './exchange.js';
+import { agentMcpDeps, createAgentMcpServer } from './mcp.js';
 import { registerMcpEndpoint } from './mcp-http.js';
 import { protectedResourceMetadataUrl, registerProtectedResourceMetadata } from './metadata.js';
 import { bearerCallerToken } from './tool.js';
@@ -46,8 +45,6 @@ export interface AgentServerOptions {
 export async function buildAgentServer(options: AgentServerOptions): Promise<FastifyInstance> {
   const resourceUrl = canonicalResource(options.resourceUrl);
   if (!resourceUrl) throw new Error(`The agent's resource URL ${options.resourceUrl} is not an absolute http(s) URL.`);
-  const calendarUrl = canonicalResource(options.calendarUrl);
-  if (!calendarUrl) throw new Error(`The calendar URL ${options.calendarUrl} is not an absolute http(s) URL.`);
   const now = options.now ?? Date.now;
   const fetchFn = options.fetchFn ?? fetch;
 
@@ -65,25 +62,19 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     ...(options.keys ? { keys: options.keys } : {}),
     ...(options.rejectToken ? { reject: options.rejectToken } : {}),
   });
-  const exchanger =
-    options.exchanger ??
-    createTokenExchanger({
-      issuer: options.issuer,
-      clientId: options.clientId,
-      privateKey: options.privateKey,
-      now,
-      fetchFn,
-      ...(options.exchangeTimeoutMs !== undefined ? { timeoutMs: options.exchangeTimeoutMs } : {}),
-    });
-  const toolDeps = {
-    calendarUrl,
-    exchanger,
+  const toolDeps = agentMcpDeps({
+    issuer: options.issuer,
+    calendarUrl: options.calendarUrl,
+    clientId: options.clientId,
+    privateKey: options.privateKey,
     callerToken: bearerCallerToken,
     now,
     fetchFn,
-    calendarTimeoutMs: options.calendarTimeoutMs ?? DEFAULT_CALENDAR_TIMEOUT_MS,
     logger: app.log,
-  };
+    ...(options.calendarTimeoutMs !== undefined ? { calendarTimeoutMs: options.calendarTimeoutMs } : {}),
+    ...(options.exchangeTimeoutMs !== undefined ? { exchangeTimeoutMs: options.exchangeTimeoutMs } : {}),
+    ...(options.exchanger ? { exchanger: options.exchanger } : {}),
+  });
 
   await registerMcpEndpoint(app, {
     resourceUrl,

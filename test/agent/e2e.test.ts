@@ -13,6 +13,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { buildAgentServer } from '../../src/agent/server.js';
 import { createTokenExchanger, TokenExchangeError } from '../../src/agent/exchange.js';
+import { agentMcpDeps, createAgentMcpServer } from '../../src/agent/mcp.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { registerAgent } from '../../src/authz/index.js';
 import { buildCalendarServer } from '../../src/calendar/server.js';
 import type { Store } from '../../src/store/index.js';
@@ -208,6 +210,50 @@ describe('find_slot through the whole delegation path', () => {
     const result = await findSlot(other.accessToken, { duration: '15m' });
     expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
     expect(tokenRequests().length).toBe(exchangesBefore + 1);
+  });
+});
+
+describe('the MCP server without HTTP (as a stdio transport will use it)', () => {
+  it('acts under the token it is given, through a linked transport pair', async () => {
+    const server = createAgentMcpServer(
+      agentMcpDeps({
+        issuer: authz.issuer,
+        calendarUrl: authz.calendarUrl,
+        clientId: authz.agent.clientId,
+        privateKey: authz.agent.privateJwk,
+        callerToken: () => user.accessToken,
+      }),
+    );
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const client = new Client({ name: 'stdio-like', version: '0.0.0' });
+    await client.connect(clientSide);
+    try {
+      const result = (await client.callTool({ name: 'find_slot', arguments: { duration: '45m' } })) as CallToolResult;
+      expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+      expect(result.structuredContent).toMatchObject({ found: true, timeZone: 'Europe/Berlin' });
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
+  it('says so when there is no delegation to act under', async () => {
+    const server = createAgentMcpServer(
+      agentMcpDeps({ issuer: authz.issuer, calendarUrl: authz.calendarUrl, clientId: authz.agent.clientId, privateKey: authz.agent.privateJwk, callerToken: () => undefined }),
+    );
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const client = new Client({ name: 'stdio-like', version: '0.0.0' });
+    await client.connect(clientSide);
+    try {
+      const result = (await client.callTool({ name: 'find_slot', arguments: { duration: '45m' } })) as CallToolResult;
+      expect(result.isError).toBe(true);
+      expect(JSON.stringify(result.content)).toMatch(/no delegation/);
+    } finally {
+      await client.close();
+      await server.close();
+    }
   });
 });
 
