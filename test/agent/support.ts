@@ -50,14 +50,4 @@ export async function listen(app: FastifyInstance): Promise<string> {
 }
 
 /** A port that was free a moment ago (for servers whose URL must be known before they are built). */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../support/ports.js';
