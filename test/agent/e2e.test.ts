@@ -112,7 +112,8 @@ beforeAll(async () => {
     clientId: authz.agent.clientId,
     privateKey: authz.agent.privateJwk,
     fetchFn: recordingFetch,
-    calendarTimeoutMs: 1_000,
+    // Long enough for a cold first parse of the calendar on a busy machine, short enough for the hang test.
+    calendarTimeoutMs: 3_000,
   });
   await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
   user = await userToken();
@@ -308,8 +309,8 @@ describe('a calendar backend that is down or slow', () => {
       const started = Date.now();
       const result = await findSlot(user.accessToken, { duration: '30m' });
       expect(result.isError).toBe(true);
-      expect(JSON.stringify(result.content)).toMatch(/did not answer within 1 s/);
-      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(JSON.stringify(result.content)).toMatch(/did not answer within 3 s/);
+      expect(Date.now() - started).toBeLessThan(5_000);
     } finally {
       await hanging.close();
     }
