@@ -16,12 +16,13 @@ export interface ExpandOptions {
   timeZone: string;
   /**
    * The most rule iterations one series may take, counted from its DTSTART
-   * (a daily series from 2000 to 2030 takes about 11,000). Default 100,000.
+   * (a daily series from 2000 to 2030 takes about 11,000; ical.js manages
+   * some tens of thousands a second). Default 50,000.
    */
   maxIterationsPerSeries?: number;
 }
 
-export const DEFAULT_MAX_ITERATIONS_PER_SERIES = 100_000;
+export const DEFAULT_MAX_ITERATIONS_PER_SERIES = 50_000;
 
 /** One instance of an event or a VFREEBUSY period, as it stands in time. */
 export interface EventInstance extends Interval {

@@ -134,6 +134,8 @@ function parseWithIcal(text: IcsText, name: string): unknown[][] {
 /** Reads VEVENT and VFREEBUSY components into the model, naming the line of whatever is wrong. */
 class EventReader {
   readonly freeBusy: FreeBusyPeriod[] = [];
+  /** TZIDs already warned about: one warning each. */
+  private readonly unknownTzids = new Set<string>();
 
   constructor(
     private readonly calendar: string,
@@ -224,9 +226,9 @@ class EventReader {
   private timeOf(property: ICAL.Property, time: ICAL.Time, span: ComponentSpan): CalendarTime {
     if (!(time instanceof ICAL.Time)) throw new Error('not a date or date-time');
     const { rule, unknownTzid } = zoneRuleOf(property, time);
-    if (unknownTzid !== undefined) {
-      const warning = `line ${this.lineOf(span, property.name.toUpperCase())}: unknown time zone "${unknownTzid}" read in the owner's zone`;
-      if (!this.warnings.includes(warning)) this.warnings.push(warning);
+    if (unknownTzid !== undefined && !this.unknownTzids.has(unknownTzid)) {
+      this.unknownTzids.add(unknownTzid);
+      this.warnings.push(`line ${this.lineOf(span, property.name.toUpperCase())}: unknown time zone "${unknownTzid}" read in the owner's zone`);
     }
     return { time, zone: rule };
   }

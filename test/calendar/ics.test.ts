@@ -1,0 +1,280 @@
+import { describe, expect, it } from 'vitest';
+import { CalendarSourceError } from '../../src/calendar/errors.js';
+import { toUtcIso } from '../../src/calendar/format.js';
+import { expandBusy, expandInstances, parseCalendar, type BusyOptions } from '../../src/calendar/ics.js';
+
+const utc = Date.UTC;
+const DAY = 86_400_000;
+
+/** A VCALENDAR around some content lines (indentation is stripped, lines joined with CRLF). */
+function ics(body: string): string {
+  const lines = body
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//delegate tests//EN', ...lines, 'END:VCALENDAR', ''].join('\r\n');
+}
+
+function event(...props: string[]): string {
+  return ['BEGIN:VEVENT', `UID:${props.join('').length}-${Math.random()}@test`, 'DTSTAMP:20250101T000000Z', ...props, 'END:VEVENT'].join('\n');
+}
+
+/** Busy intervals as "start/end" UTC strings. */
+function busy(text: string, from: number, to: number, options: Partial<BusyOptions> = {}): string[] {
+  const calendar = parseCalendar(text, 'test');
+  return expandBusy(calendar, { start: from, end: to }, { timeZone: 'Europe/Berlin', ...options }).map((i) => `${toUtcIso(i.start)}/${toUtcIso(i.end)}`);
+}
+
+function sourceError(fn: () => unknown): CalendarSourceError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof CalendarSourceError) return err;
+    throw err;
+  }
+  throw new Error('expected a CalendarSourceError');
+}
+
+const BERLIN_VTIMEZONE = `BEGIN:VTIMEZONE
+TZID:Office
+BEGIN:STANDARD
+DTSTART:19700101T000000
+TZOFFSETFROM:+0300
+TZOFFSETTO:+0300
+END:STANDARD
+END:VTIMEZONE`;
+
+describe('recurrence', () => {
+  it('expands an open-ended weekly rule in an IANA zone without VTIMEZONE, across the DST change, up to the window end', () => {
+    const text = ics(event('DTSTART;TZID=Europe/Berlin:20250106T090000', 'DTEND;TZID=Europe/Berlin:20250106T093000', 'RRULE:FREQ=WEEKLY;BYDAY=MO'));
+    expect(busy(text, utc(2026, 2, 20), utc(2026, 3, 7))).toEqual([
+      '2026-03-23T08:00:00Z/2026-03-23T08:30:00Z', // 09:00 CET
+      '2026-03-30T07:00:00Z/2026-03-30T07:30:00Z', // 09:00 CEST
+      '2026-04-06T07:00:00Z/2026-04-06T07:30:00Z',
+    ]);
+  });
+
+  it('reads a UTC UNTIL against instances on the series’ own clock', () => {
+    // UNTIL 08:00Z is 09:00 in Berlin on 8 Jan: that instance is the last one.
+    const text = ics(
+      event('DTSTART;TZID=Europe/Berlin:20260105T090000', 'DTEND;TZID=Europe/Berlin:20260105T100000', 'RRULE:FREQ=DAILY;UNTIL=20260108T080000Z'),
+    );
+    expect(busy(text, utc(2026, 0, 1), utc(2026, 0, 31))).toEqual([
+      '2026-01-05T08:00:00Z/2026-01-05T09:00:00Z',
+      '2026-01-06T08:00:00Z/2026-01-06T09:00:00Z',
+      '2026-01-07T08:00:00Z/2026-01-07T09:00:00Z',
+      '2026-01-08T08:00:00Z/2026-01-08T09:00:00Z',
+    ]);
+  });
+
+  it('adds RDATEs (date-times and periods) and removes EXDATEs', () => {
+    const text = ics(
+      event(
+        'DTSTART;TZID=Europe/Berlin:20261201T100000',
+        'DTEND;TZID=Europe/Berlin:20261201T110000',
+        'RRULE:FREQ=DAILY;COUNT=3',
+        'RDATE;TZID=Europe/Berlin:20261210T150000',
+        'RDATE;VALUE=PERIOD:20261211T080000Z/20261211T120000Z',
+        'EXDATE;TZID=Europe/Berlin:20261202T100000',
+      ),
+    );
+    expect(busy(text, utc(2026, 10, 1), utc(2027, 0, 1))).toEqual([
+      '2026-12-01T09:00:00Z/2026-12-01T10:00:00Z',
+      '2026-12-03T09:00:00Z/2026-12-03T10:00:00Z',
+      '2026-12-10T14:00:00Z/2026-12-10T15:00:00Z',
+      '2026-12-11T08:00:00Z/2026-12-11T12:00:00Z',
+    ]);
+  });
+
+  it('applies moved and cancelled overrides, even when they come before the master', () => {
+    const text = ics(
+      [
+        event('RECURRENCE-ID;TZID=Europe/Berlin:20261202T100000', 'DTSTART;TZID=Europe/Berlin:20261202T160000', 'DTEND;TZID=Europe/Berlin:20261202T170000'),
+        event('RECURRENCE-ID;TZID=Europe/Berlin:20261203T100000', 'DTSTART;TZID=Europe/Berlin:20261203T100000', 'DTEND;TZID=Europe/Berlin:20261203T110000', 'STATUS:CANCELLED'),
+        event('DTSTART;TZID=Europe/Berlin:20261201T100000', 'DTEND;TZID=Europe/Berlin:20261201T110000', 'RRULE:FREQ=DAILY;COUNT=4'),
+      ]
+        .join('\n')
+        .replace(/UID:[^\n]*/g, 'UID:same-series@test'),
+    );
+    expect(busy(text, utc(2026, 10, 1), utc(2027, 0, 1))).toEqual([
+      '2026-12-01T09:00:00Z/2026-12-01T10:00:00Z',
+      '2026-12-02T15:00:00Z/2026-12-02T16:00:00Z',
+      '2026-12-04T09:00:00Z/2026-12-04T10:00:00Z',
+    ]);
+  });
+
+  it('keeps the master’s length for an override without DTEND, and an override moved into the window from outside it', () => {
+    const text = ics(
+      [
+        event('DTSTART;TZID=Europe/Berlin:20261201T100000', 'DTEND;TZID=Europe/Berlin:20261201T113000', 'RRULE:FREQ=WEEKLY'),
+        event('RECURRENCE-ID;TZID=Europe/Berlin:20270105T100000', 'DTSTART;TZID=Europe/Berlin:20261218T140000'),
+      ]
+        .join('\n')
+        .replace(/UID:[^\n]*/g, 'UID:s@test'),
+    );
+    expect(busy(text, utc(2026, 11, 14), utc(2026, 11, 21))).toEqual([
+      '2026-12-15T09:00:00Z/2026-12-15T10:30:00Z',
+      '2026-12-18T13:00:00Z/2026-12-18T14:30:00Z',
+    ]);
+  });
+
+  it('does not loop on a rule that matches no date, and reads the event as its DTSTART only', () => {
+    const text = ics(event('DTSTART;TZID=Europe/Berlin:20260115T100000', 'DTEND;TZID=Europe/Berlin:20260115T110000', 'RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30'));
+    expect(parseCalendar(text, 'x').warnings).toEqual([expect.stringMatching(/matches no date/)]);
+    expect(busy(text, utc(2026, 0, 1), utc(2026, 11, 31))).toEqual(['2026-01-15T09:00:00Z/2026-01-15T10:00:00Z']);
+  });
+
+  it('drops dates ical.js rolls over (30 February is not 2 March)', () => {
+    const text = ics(event('DTSTART;TZID=Europe/Berlin:20250130T100000', 'DTEND;TZID=Europe/Berlin:20250130T110000', 'RRULE:FREQ=MONTHLY;BYMONTHDAY=30'));
+    expect(busy(text, utc(2026, 0, 1), utc(2026, 3, 1))).toEqual([
+      '2026-01-30T09:00:00Z/2026-01-30T10:00:00Z',
+      '2026-03-30T08:00:00Z/2026-03-30T09:00:00Z',
+    ]);
+  });
+
+  it('stops an endless series at the window, and refuses one that needs too many iterations to reach it', () => {
+    const daily = ics(event('DTSTART;TZID=Europe/Berlin:20250101T100000', 'DTEND;TZID=Europe/Berlin:20250101T110000', 'RRULE:FREQ=DAILY'));
+    expect(busy(daily, utc(2026, 0, 1), utc(2026, 0, 8))).toHaveLength(7);
+    const error = sourceError(() => busy(daily, utc(2026, 0, 1), utc(2026, 0, 8), { maxIterationsPerSeries: 300 }));
+    expect(error.code).toBe('ERR_ICS_EXPANSION_LIMIT');
+    expect(error.line).toBe(4);
+    const hourly = ics(event('DTSTART:20000101T000000Z', 'DURATION:PT1M', 'RRULE:FREQ=HOURLY'));
+    expect(sourceError(() => busy(hourly, utc(2026, 0, 1), utc(2026, 0, 8))).code).toBe('ERR_ICS_EXPANSION_LIMIT');
+  });
+
+  it('excludes instances of an all-day series by date-only EXDATE', () => {
+    const text = ics(event('DTSTART;VALUE=DATE:20261130', 'DTEND;VALUE=DATE:20261201', 'RRULE:FREQ=DAILY;COUNT=3', 'EXDATE;VALUE=DATE:20261201'));
+    expect(busy(text, utc(2026, 10, 1), utc(2027, 0, 1))).toEqual([
+      '2026-11-29T23:00:00Z/2026-11-30T23:00:00Z',
+      '2026-12-01T23:00:00Z/2026-12-02T23:00:00Z',
+    ]);
+  });
+});
+
+describe('times and zones', () => {
+  it('uses a VTIMEZONE in the file, even over a TZID’s usual meaning', () => {
+    const text = ics(`${BERLIN_VTIMEZONE}\n${event('DTSTART;TZID=Office:20261201T100000', 'DTEND;TZID=Office:20261201T110000')}`);
+    expect(busy(text, utc(2026, 11, 1), utc(2026, 11, 2))).toEqual(['2026-12-01T07:00:00Z/2026-12-01T08:00:00Z']);
+  });
+
+  it('reads an IANA TZID without VTIMEZONE through a DST gap and overlap (RFC 5545 §3.3.5)', () => {
+    const gap = ics(event('DTSTART;TZID=Europe/Berlin:20260329T023000', 'DTEND;TZID=Europe/Berlin:20260329T040000'));
+    expect(busy(gap, utc(2026, 2, 28), utc(2026, 2, 30))).toEqual(['2026-03-29T01:30:00Z/2026-03-29T02:00:00Z']);
+    const overlap = ics(event('DTSTART;TZID=Europe/Berlin:20261025T023000', 'DTEND;TZID=Europe/Berlin:20261025T033000'));
+    expect(busy(overlap, utc(2026, 9, 24), utc(2026, 9, 26))).toEqual(['2026-10-25T00:30:00Z/2026-10-25T02:30:00Z']);
+    const ny = ics(event('DTSTART;TZID=America/New_York:20260308T013000', 'DTEND;TZID=America/New_York:20260308T033000'));
+    expect(busy(ny, utc(2026, 2, 7), utc(2026, 2, 9))).toEqual(['2026-03-08T06:30:00Z/2026-03-08T07:30:00Z']);
+  });
+
+  it('maps Windows zone names to IANA zones when the file has no VTIMEZONE for them', () => {
+    const text = ics(event('DTSTART;TZID=W. Europe Standard Time:20260701T090000', 'DTEND;TZID="W. Europe Standard Time":20260701T100000'));
+    expect(busy(text, utc(2026, 6, 1), utc(2026, 6, 2))).toEqual(['2026-07-01T07:00:00Z/2026-07-01T08:00:00Z']);
+  });
+
+  it('reads floating times and unknown TZIDs in the owner’s zone, and warns about the unknown TZID', () => {
+    const text = ics([event('DTSTART:20261201T100000', 'DTEND:20261201T110000'), event('DTSTART;TZID=Narnia/Cair_Paravel:20261202T100000', 'DTEND;TZID=Narnia/Cair_Paravel:20261202T110000')].join('\n'));
+    expect(busy(text, utc(2026, 11, 1), utc(2026, 11, 3))).toEqual(['2026-12-01T09:00:00Z/2026-12-01T10:00:00Z', '2026-12-02T09:00:00Z/2026-12-02T10:00:00Z']);
+    expect(busy(text, utc(2026, 11, 1), utc(2026, 11, 3), { timeZone: 'America/New_York' })).toEqual([
+      '2026-12-01T15:00:00Z/2026-12-01T16:00:00Z',
+      '2026-12-02T15:00:00Z/2026-12-02T16:00:00Z',
+    ]);
+    expect(parseCalendar(text, 'x').warnings).toEqual([expect.stringMatching(/line \d+: unknown time zone "Narnia\/Cair_Paravel"/)]);
+  });
+
+  it('makes the owner’s whole local day busy for an all-day event, also on a 23-hour day', () => {
+    const text = ics([event('DTSTART;VALUE=DATE:20261201'), event('DTSTART;VALUE=DATE:20260329', 'DTEND;VALUE=DATE:20260330')].join('\n'));
+    expect(busy(text, utc(2026, 0, 1), utc(2027, 0, 1))).toEqual(['2026-03-28T23:00:00Z/2026-03-29T22:00:00Z', '2026-11-30T23:00:00Z/2026-12-01T23:00:00Z']);
+    expect(busy(text, utc(2026, 11, 1), utc(2026, 11, 2), { timeZone: 'Australia/Sydney' })).toEqual(['2026-12-01T00:00:00Z/2026-12-01T13:00:00Z']);
+  });
+
+  it('reads DURATION instead of DTEND, with days on the clock and hours as elapsed time', () => {
+    const text = ics(
+      [
+        event('DTSTART;TZID=Europe/Berlin:20261201T100000', 'DURATION:PT1H30M'),
+        event('DTSTART;TZID=Europe/Berlin:20260328T120000', 'DURATION:P1D'),
+        event('DTSTART;TZID=Europe/Berlin:20260321T120000', 'DURATION:PT24H'),
+      ].join('\n'),
+    );
+    expect(busy(text, utc(2026, 0, 1), utc(2027, 0, 1))).toEqual([
+      '2026-03-21T11:00:00Z/2026-03-22T11:00:00Z',
+      '2026-03-28T11:00:00Z/2026-03-29T10:00:00Z', // 12:00 CET to 12:00 CEST: 23 hours
+      '2026-12-01T09:00:00Z/2026-12-01T10:30:00Z',
+    ]);
+  });
+});
+
+describe('what counts as busy', () => {
+  const text = ics(
+    [
+      event('DTSTART:20261201T090000Z', 'DTEND:20261201T100000Z', 'TRANSP:TRANSPARENT'),
+      event('DTSTART:20261201T100000Z', 'DTEND:20261201T110000Z', 'STATUS:CANCELLED'),
+      event('DTSTART:20261201T110000Z', 'DTEND:20261201T120000Z', 'STATUS:TENTATIVE'),
+      event('DTSTART:20261201T130000Z', 'DTEND:20261201T140000Z', 'STATUS:CONFIRMED', 'TRANSP:OPAQUE'),
+      event('DTSTART:20261201T150000Z'),
+      'BEGIN:VFREEBUSY',
+      'DTSTART:20261201T000000Z',
+      'DTEND:20261202T000000Z',
+      'FREEBUSY;FBTYPE=BUSY:20261201T160000Z/20261201T163000Z,20261201T170000Z/PT15M',
+      'FREEBUSY;FBTYPE=FREE:20261201T180000Z/20261201T190000Z',
+      'FREEBUSY;FBTYPE=BUSY-TENTATIVE:20261201T200000Z/20261201T203000Z',
+      'END:VFREEBUSY',
+    ].join('\n'),
+  );
+
+  it('counts opaque, tentative and VFREEBUSY busy time; transparent, cancelled, zero-length and FBTYPE=FREE are free', () => {
+    expect(busy(text, utc(2026, 11, 1), utc(2026, 11, 2))).toEqual([
+      '2026-12-01T11:00:00Z/2026-12-01T12:00:00Z',
+      '2026-12-01T13:00:00Z/2026-12-01T14:00:00Z',
+      '2026-12-01T16:00:00Z/2026-12-01T16:30:00Z',
+      '2026-12-01T17:00:00Z/2026-12-01T17:15:00Z',
+      '2026-12-01T20:00:00Z/2026-12-01T20:30:00Z',
+    ]);
+  });
+
+  it('leaves tentative time out when asked to', () => {
+    expect(busy(text, utc(2026, 11, 1), utc(2026, 11, 2), { tentative: 'free' })).toEqual([
+      '2026-12-01T13:00:00Z/2026-12-01T14:00:00Z',
+      '2026-12-01T16:00:00Z/2026-12-01T16:30:00Z',
+      '2026-12-01T17:00:00Z/2026-12-01T17:15:00Z',
+    ]);
+  });
+
+  it('clips to the window and merges what touches', () => {
+    expect(busy(text, utc(2026, 11, 1, 11, 30), utc(2026, 11, 1, 16, 15))).toEqual([
+      '2026-12-01T11:30:00Z/2026-12-01T12:00:00Z',
+      '2026-12-01T13:00:00Z/2026-12-01T14:00:00Z',
+      '2026-12-01T16:00:00Z/2026-12-01T16:15:00Z',
+    ]);
+    const instances = expandInstances(parseCalendar(text, 'x'), { start: utc(2026, 11, 1), end: utc(2026, 11, 2) }, { timeZone: 'UTC' });
+    expect(instances.filter((i) => i.availability === 'free')).toHaveLength(2);
+  });
+});
+
+describe('malformed calendars', () => {
+  it.each([
+    ['not iCalendar at all', 'hello world\r\n', 'ERR_ICS_SYNTAX', 1],
+    ['no VCALENDAR', 'BEGIN:VEVENT\r\nEND:VEVENT\r\n', 'ERR_ICS_SYNTAX', 1],
+    ['an END that closes the wrong component', 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nDTSTART:20260101T100000Z\r\nEND:VCALENDAR\r\n', 'ERR_ICS_SYNTAX', 5],
+    ['a file that ends inside an event', 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nDTSTART:20260101T100000Z\r\n', 'ERR_ICS_SYNTAX', 3],
+    ['a line without a value', ics(event('DTSTART:20260101T100000Z', 'SUMMARY Secret board meeting')), 'ERR_ICS_SYNTAX', 8],
+    ['a bad RRULE', ics(event('DTSTART:20260101T100000Z', 'RRULE:RRULE:AnythingRandom;FREQ=WEEKLY')), 'ERR_ICS_RULE', 8],
+    ['an unknown RRULE part', ics(event('DTSTART:20260101T100000Z', 'RRULE:FREQ=WEEKLY;BYDAYS=MO')), 'ERR_ICS_RULE', 8],
+    ['a rule ical.js refuses', ics(event('DTSTART:20260101T100000Z', 'RRULE:FREQ=YEARLY;BYWEEKNO=1;BYMONTHDAY=1')), 'ERR_ICS_RULE', 8],
+    ['an impossible date', ics(event('DTSTART:20260230T100000Z')), 'ERR_ICS_VALUE', 7],
+    ['a bad DURATION', ics(event('DTSTART:20260101T100000Z', 'DURATION:1 hour')), 'ERR_ICS_VALUE', 8],
+    ['an event without DTSTART', ics(event('SUMMARY:Secret board meeting')), 'ERR_ICS_EVENT', 4],
+  ])('%s: %s', (_what, text, code, line) => {
+    const error = sourceError(() => parseCalendar(text, 'work'));
+    expect(error.code).toBe(code);
+    expect(error.calendar).toBe('work');
+    expect(error.line).toBe(line);
+    expect(error.message).toMatch(new RegExp(`^Calendar "work"(, line ${line})?: `));
+    expect(error.message).not.toMatch(/Secret/);
+  });
+
+  it('counts lines as an editor does, folded lines and all', () => {
+    const text = 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nDESCRIPTION:a long\r\n  folded text\r\nDTSTART:20260101T100000Z\r\nRRULE:FREQ=W\r\n EEKLY;BYDAY=XX\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n';
+    const error = sourceError(() => parseCalendar(text, 'work'));
+    expect([error.code, error.line]).toEqual(['ERR_ICS_RULE', 7]);
+  });
+});
