@@ -113,7 +113,7 @@ describe('the consent page', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ client_name: '<img src=x onerror=alert(1)>', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'] }),
     });
-    const evil = String((await res.json()).client_id);
+    const evil = String(((await res.json()) as { client_id: string }).client_id);
     const page = await open({ clientId: evil });
     expect(page.html).not.toContain('<img src=x');
     expect(page.html).toContain('&lt;img src=x onerror=alert(1)&gt;');

@@ -13,7 +13,7 @@ describe('metadata', () => {
   it('describes the server as RFC 8414 and the MCP authorization spec ask', async () => {
     const res = await fetch(`${authz.issuer}/.well-known/oauth-authorization-server`);
     expect(res.status).toBe(200);
-    const m = await res.json();
+    const m = (await res.json()) as Record<string, any>;
     expect(m.issuer).toBe(authz.issuer);
     expect(m.code_challenge_methods_supported).toEqual(['S256']);
     expect(m.response_types_supported).toEqual(['code']);
@@ -22,14 +22,14 @@ describe('metadata', () => {
     expect(m.scopes_supported).toEqual(expect.arrayContaining(['slots:find', 'freebusy:read']));
     expect(m.registration_endpoint).toBe(`${authz.issuer}/register`);
     expect(m.authorization_response_iss_parameter_supported).toBe(true);
-    const jwks = await (await fetch(m.jwks_uri)).json();
+    const jwks = (await (await fetch(m.jwks_uri)).json()) as { keys: Array<Record<string, unknown>> };
     expect(jwks.keys).toHaveLength(1);
     expect(jwks.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' });
-    expect(jwks.keys[0].d).toBeUndefined();
+    expect(jwks.keys[0]!.d).toBeUndefined();
   });
 
   it('keeps the signing key across restarts (it lives in the database)', async () => {
-    const before = await (await fetch(`${authz.issuer}/.well-known/jwks.json`)).json();
+    const before = (await (await fetch(`${authz.issuer}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> };
     const keys = await authz.store.signingKeys();
     expect(keys.map((k) => k.kid)).toEqual(before.keys.map((k: { kid: string }) => k.kid));
   });
@@ -79,7 +79,7 @@ describe('registration', () => {
     expect(form.status).toBe(400);
     const big = await fetch(`${authz.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...valid, client_name: 'x'.repeat(200_000) }) });
     expect(big.status).toBe(413);
-    expect((await big.json()).error).toBe('invalid_request');
+    expect(((await big.json()) as { error: string }).error).toBe('invalid_request');
   });
 });
 

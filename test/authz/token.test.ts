@@ -95,13 +95,13 @@ describe('authorization_code grant', () => {
       body: JSON.stringify({ grant_type: 'authorization_code', code: code.code }),
     });
     expect(json.status).toBe(400);
-    expect((await json.json()).error).toBe('invalid_request');
+    expect(((await json.json()) as { error: string }).error).toBe('invalid_request');
     const repeated = await fetch(`${authz.issuer}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: `grant_type=authorization_code&code=${code.code}&code=${code.code}&client_id=${code.clientId}`,
     });
-    expect((await repeated.json()).error).toBe('invalid_request');
+    expect(((await repeated.json()) as { error: string }).error).toBe('invalid_request');
     const unknown = await postForm(`${authz.issuer}/token`, { grant_type: 'password', client_id: code.clientId, username: 'a', password: 'b' });
     expect(unknown.body.error).toBe('unsupported_grant_type');
   });
