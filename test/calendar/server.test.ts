@@ -1,0 +1,263 @@
+// The calendar backend through fastify's inject(), with real ES256 access
+// tokens signed here and verified against a local JWKS.
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCalendarServer, type CalendarServerOptions, type UserCalendars } from '../../src/calendar/server.js';
+import { createCalendarLoader } from '../../src/calendar/sources.js';
+
+const ISSUER = 'http://127.0.0.1:8410';
+const CALENDAR_URL = 'http://127.0.0.1:8411';
+const AGENT_URL = 'http://127.0.0.1:8412/mcp';
+const METADATA_URL = `${CALENDAR_URL}/.well-known/oauth-protected-resource`;
+const NOW = Date.UTC(2026, 10, 30, 7, 0); // Mon 30 Nov 2026, 08:00 in Berlin
+const fixture = (path: string) => fileURLToPath(new URL(`../../fixtures/${path}`, import.meta.url));
+
+const USERS: Record<string, UserCalendars> = {
+  owner: { timeZone: 'Europe/Berlin', calendars: [{ name: 'work', path: fixture('owner.ics') }] },
+  nobody: { timeZone: 'America/New_York', calendars: [] },
+  broken: { timeZone: 'Europe/Berlin', calendars: [{ name: 'google', path: fixture('ics-samples/nodeical-google-bad-rrule.ics') }] },
+  mixed: {
+    timeZone: 'Europe/Berlin',
+    calendars: [
+      { name: 'google', path: fixture('ics-samples/nodeical-google-bad-rrule.ics') },
+      { name: 'work', path: fixture('owner.ics') },
+    ],
+  },
+  missing: { timeZone: 'Europe/Berlin', calendars: [{ name: 'gone', path: fixture('no-such-calendar.ics') }] },
+};
+
+let privateKey: CryptoKey;
+let otherKey: CryptoKey;
+let publicJwk: JWK;
+let reads = 0;
+let app: FastifyInstance;
+
+async function build(extra: Partial<CalendarServerOptions> = {}): Promise<FastifyInstance> {
+  return buildCalendarServer({
+    resourceUrl: CALENDAR_URL,
+    issuer: ISSUER,
+    calendarsFor: async (sub) => USERS[sub],
+    now: () => NOW,
+    keys: createLocalJWKSet({ keys: [publicJwk] }),
+    fetchFn: () => Promise.reject(new Error('no network in this test')),
+    loader: createCalendarLoader({
+      readText: async (path) => {
+        reads++;
+        const { readFile } = await import('node:fs/promises');
+        return readFile(path, 'utf8');
+      },
+    }),
+    ...extra,
+  });
+}
+
+beforeAll(async () => {
+  const pair = await generateKeyPair('ES256', { extractable: true });
+  privateKey = pair.privateKey;
+  publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  otherKey = (await generateKeyPair('ES256')).privateKey;
+  app = await build();
+});
+
+afterAll(async () => {
+  await app.close();
+});
+
+interface TokenOptions {
+  claims?: Record<string, unknown>;
+  header?: Record<string, unknown>;
+  key?: CryptoKey;
+}
+
+/** An access token as the AS issues it after token exchange (docs/internals.md), with changes. */
+async function token(options: TokenOptions = {}): Promise<string> {
+  const iat = Math.floor(NOW / 1000) - 10;
+  const claims = {
+    iss: ISSUER,
+    sub: 'owner',
+    aud: CALENDAR_URL,
+    client_id: 'calendar-agent',
+    scope: 'freebusy:read',
+    iat,
+    exp: iat + 300,
+    jti: randomUUID(),
+    grant_id: 'grant-1',
+    act: { sub: 'calendar-agent', act: { sub: 'delegate-cli' } },
+    ...options.claims,
+  };
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1', ...options.header } as { alg: string })
+    .sign(options.key ?? privateKey);
+}
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+function freebusy(authorization: string | undefined, query = 'from=2026-11-30T08:35:00Z&to=2026-12-01T00:00:00Z', target: FastifyInstance = app) {
+  return target.inject({ method: 'GET', url: `/freebusy?${query}`, headers: authorization ? { authorization } : {} });
+}
+
+describe('GET /.well-known/oauth-protected-resource', () => {
+  it('describes the backend (RFC 9728)', async () => {
+    const res = await app.inject({ method: 'GET', url: '/.well-known/oauth-protected-resource' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.json()).toEqual({
+      resource: CALENDAR_URL,
+      authorization_servers: [ISSUER],
+      scopes_supported: ['freebusy:read'],
+      bearer_methods_supported: ['header'],
+      resource_name: expect.any(String),
+    });
+  });
+});
+
+describe('GET /freebusy', () => {
+  it('returns only merged busy intervals in UTC, clipped to the window, and the time zone', async () => {
+    const res = await freebusy(`Bearer ${await token()}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.json()).toEqual({
+      timeZone: 'Europe/Berlin',
+      busy: [
+        { start: '2026-11-30T08:35:00Z', end: '2026-11-30T08:45:00Z' }, // the standup, clipped at `from`
+        { start: '2026-11-30T09:00:00Z', end: '2026-11-30T10:00:00Z' },
+        { start: '2026-11-30T11:00:00Z', end: '2026-11-30T12:00:00Z' }, // lunch; no sprint planning this week
+      ],
+    });
+    expect(res.body).not.toMatch(/standup|Lunch|SUMMARY|sync/i);
+  });
+
+  it('answers a user with no calendars with no busy time', async () => {
+    const res = await freebusy(`Bearer ${await token({ claims: { sub: 'nobody' } })}`);
+    expect([res.statusCode, res.json()]).toEqual([200, { timeZone: 'America/New_York', busy: [] }]);
+  });
+
+  it('answers 404 for a user it does not know', async () => {
+    const res = await freebusy(`Bearer ${await token({ claims: { sub: 'stranger' } })}`);
+    expect([res.statusCode, res.json().error]).toEqual([404, 'not_found']);
+  });
+
+  it('names a calendar that cannot be parsed, and the line, without a stack', async () => {
+    const res = await freebusy(`Bearer ${await token({ claims: { sub: 'broken' } })}`);
+    expect(res.statusCode).toBe(502);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.json()).toEqual({
+      error: 'calendar_unavailable',
+      error_description: 'Calendar "google", line 50: RRULE part "RRULE:AnythingRandom" is not NAME=VALUE.',
+      calendar: 'google',
+    });
+    const missing = await freebusy(`Bearer ${await token({ claims: { sub: 'missing' } })}`);
+    expect(missing.statusCode).toBe(502);
+    expect(missing.json().error_description).toBe('Calendar "gone": The calendar cannot be read: its file does not exist.');
+    expect(missing.body).not.toMatch(/fixtures|no-such-calendar|at .*\.ts/);
+  });
+
+  it('leaves a broken calendar out and names it when told to skip', async () => {
+    const skipping = await build({ onCalendarError: 'skip' });
+    const res = await freebusy(`Bearer ${await token({ claims: { sub: 'mixed' } })}`, undefined, skipping);
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.busy).toHaveLength(3);
+    expect(body.skipped).toEqual([{ calendar: 'google', error_description: expect.stringMatching(/^Calendar "google", line 50: /) }]);
+    await skipping.close();
+  });
+
+  it('parses a calendar once while its file is unchanged', async () => {
+    const fresh = await build();
+    const before = reads;
+    const authorization = `Bearer ${await token()}`;
+    for (let i = 0; i < 3; i++) expect((await freebusy(authorization, undefined, fresh)).statusCode).toBe(200);
+    expect(reads - before).toBe(1);
+    await fresh.close();
+  });
+
+  it.each([
+    ['', /"from" parameter is required/],
+    ['from=2026-11-30T08:00:00Z', /"to" parameter is required/],
+    ['from=yesterday&to=2026-12-01T00:00:00Z', /"from" must be an ISO 8601/],
+    ['from=2026-11-30T08:00:00&to=2026-12-01T00:00:00Z', /"from" must be an ISO 8601/],
+    ['from=2026-12-01T00:00:00Z&to=2026-12-01T00:00:00Z', /"to" must be later/],
+    ['from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z', /"to" must be later/],
+    ['from=2026-01-01T00:00:00Z&to=2027-01-03T00:00:00Z', /366 days/],
+    ['from=2026-11-30T08:00:00Z&from=2026-11-30T09:00:00Z&to=2026-12-01T00:00:00Z', /once/],
+  ])('refuses the window %j with 400', async (query, message) => {
+    const res = await freebusy(`Bearer ${await token()}`, query);
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ error: 'invalid_request', error_description: expect.stringMatching(message) });
+  });
+});
+
+describe('GET /freebusy refuses tokens it must not accept', () => {
+  it('without a token: 401 with only resource_metadata', async () => {
+    const res = await freebusy(undefined);
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['www-authenticate']).toBe(`Bearer resource_metadata="${METADATA_URL}"`);
+    expect(res.headers['cache-control']).toBe('no-store');
+  });
+
+  it('another authentication scheme: 401 with only resource_metadata', async () => {
+    const res = await freebusy('Basic dXNlcjpwYXNz');
+    expect([res.statusCode, res.headers['www-authenticate']]).toEqual([401, `Bearer resource_metadata="${METADATA_URL}"`]);
+  });
+
+  it('a token without freebusy:read: 403 insufficient_scope naming the scope', async () => {
+    const res = await freebusy(`Bearer ${await token({ claims: { scope: 'calendar:write' } })}`);
+    expect(res.statusCode).toBe(403);
+    expect(res.headers['www-authenticate']).toMatch(/^Bearer resource_metadata="http:\/\/127\.0\.0\.1:8411\/\.well-known\/oauth-protected-resource", error="insufficient_scope", /);
+    expect(res.headers['www-authenticate']).toMatch(/scope="freebusy:read"$/);
+    expect(res.json().error).toBe('insufficient_scope');
+  });
+
+  const invalid: Array<[string, () => Promise<string>]> = [
+    // Passthrough: the user's own token for CalendarAgent must not open the calendar.
+    ['the user’s token for the agent (passthrough)', () => token({ claims: { aud: AGENT_URL, scope: 'slots:find', client_id: 'delegate-cli', act: undefined } })],
+    ['the agent’s audience with the right scope', () => token({ claims: { aud: AGENT_URL } })],
+    ['an expired token', () => token({ claims: { iat: Math.floor(NOW / 1000) - 700, exp: Math.floor(NOW / 1000) - 1 } })],
+    ['another issuer', () => token({ claims: { iss: 'http://127.0.0.1:9999' } })],
+    ['typ JWT instead of at+jwt', () => token({ header: { typ: 'JWT' } })],
+    ['a key the issuer does not publish', () => token({ key: otherKey })],
+    ['a tampered payload', async () => {
+      const [h, , s] = (await token()).split('.');
+      return `${h}.${b64({ iss: ISSUER, sub: 'owner', aud: CALENDAR_URL, client_id: 'x', scope: 'freebusy:read', iat: 1, exp: 4e9, jti: 'j', grant_id: 'g' })}.${s}`;
+    }],
+    ['a tampered signature', async () => {
+      const t = await token();
+      return `${t.slice(0, -6)}${t.slice(-6) === 'AAAAAA' ? 'BBBBBB' : 'AAAAAA'}`;
+    }],
+    ['alg none', async () => `${b64({ alg: 'none', typ: 'at+jwt' })}.${b64({ iss: ISSUER, sub: 'owner', aud: CALENDAR_URL, client_id: 'calendar-agent', scope: 'freebusy:read', iat: Math.floor(NOW / 1000), exp: Math.floor(NOW / 1000) + 300, jti: 'j', grant_id: 'g' })}.`],
+    ['no grant_id', () => token({ claims: { grant_id: undefined } })],
+  ];
+
+  it.each(invalid)('%s: 401 invalid_token', async (_name, make) => {
+    const res = await freebusy(`Bearer ${await make()}`);
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/^Bearer resource_metadata="http:\/\/127\.0\.0\.1:8411\/\.well-known\/oauth-protected-resource", error="invalid_token", error_description="[^"]+"$/);
+    expect(res.json().error).toBe('invalid_token');
+    expect(res.body).not.toMatch(/busy/);
+  });
+
+  it('a malformed Authorization header: 400 invalid_request', async () => {
+    const res = await freebusy('Bearer not a token');
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['www-authenticate']).toMatch(/error="invalid_request"/);
+  });
+});
+
+describe('buildCalendarServer', () => {
+  it('serves under the path of a resource URL that has one (RFC 9728 §3.1)', async () => {
+    const nested = await build({ resourceUrl: 'http://127.0.0.1:8411/calendar' });
+    const meta = await nested.inject({ method: 'GET', url: '/.well-known/oauth-protected-resource/calendar' });
+    expect(meta.json().resource).toBe('http://127.0.0.1:8411/calendar');
+    const res = await nested.inject({ method: 'GET', url: '/calendar/freebusy?from=2026-11-30T08:00:00Z&to=2026-11-30T09:00:00Z' });
+    expect(res.headers['www-authenticate']).toBe('Bearer resource_metadata="http://127.0.0.1:8411/.well-known/oauth-protected-resource/calendar"');
+    await nested.close();
+  });
+
+  it('refuses a resource URL that is not one', async () => {
+    await expect(build({ resourceUrl: 'not a url' })).rejects.toThrow(/resource URL/);
+  });
+});
