@@ -29,8 +29,10 @@ const USERS: Record<string, UserCalendars> = {
   missing: { timeZone: 'Europe/Berlin', calendars: [{ name: 'gone', path: fixture('no-such-calendar.ics') }] },
 };
 
-let privateKey: CryptoKey;
-let otherKey: CryptoKey;
+type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+
+let privateKey: SigningKey;
+let otherKey: SigningKey;
 let publicJwk: JWK;
 let reads = 0;
 let app: FastifyInstance;
@@ -69,7 +71,7 @@ afterAll(async () => {
 interface TokenOptions {
   claims?: Record<string, unknown>;
   header?: Record<string, unknown>;
-  key?: CryptoKey;
+  key?: SigningKey;
 }
 
 /** An access token as the AS issues it after token exchange (docs/internals.md), with changes. */
