@@ -71,7 +71,7 @@ function expandSeries(series: EventSeries, window: Interval, options: ExpandOpti
   add({ start: master.start, instant: masterStart });
   const cap = options.maxIterationsPerSeries ?? DEFAULT_MAX_ITERATIONS_PER_SERIES;
   for (const rule of series.rules) {
-    const iterator = ruleInWallTime(rule, master.start, zone).iterator(master.start.time);
+    const iterator = ruleInWallTime(rule, master.start, zone).iterator(fastForward(master.start.time, rule, wallFrom));
     let iterations = 0;
     for (let t = iterator.next(); t; t = iterator.next()) {
       if (++iterations > cap) {
@@ -166,6 +166,25 @@ function addDuration(startTime: CalendarTime, start: number, duration: ICAL.Dura
   const later = startTime.time.clone();
   later.adjust(days, 0, 0, 0);
   return instantOf({ time: later, zone: startTime.zone }, zone) + exact;
+}
+
+/**
+ * Where to start iterating a rule so as not to walk years of instances before
+ * the window: a DAILY or WEEKLY rule without COUNT repeats every INTERVAL days
+ * or weeks of wall-clock time (its BY-parts pick days inside each period or
+ * filter them), so starting a whole number of periods after DTSTART yields the
+ * same instances from there on. COUNT counts from DTSTART, and months and
+ * years vary in length, so those rules start at DTSTART (they have few
+ * instances a year anyway).
+ */
+function fastForward(dtstart: ICAL.Time, rule: ICAL.Recur, wallFrom: number): ICAL.Time {
+  if (rule.count || (rule.freq !== 'DAILY' && rule.freq !== 'WEEKLY')) return dtstart;
+  const periodDays = (rule.interval || 1) * (rule.freq === 'WEEKLY' ? 7 : 1);
+  const periods = Math.floor((wallFrom - wallOf(dtstart)) / DAY_MS / periodDays);
+  if (periods <= 0) return dtstart;
+  const start = dtstart.clone();
+  start.adjust(periods * periodDays, 0, 0, 0);
+  return start;
 }
 
 /**

@@ -14,7 +14,8 @@ import { toUtcIso, parseIsoInstant } from './format.js';
 import { expandBusy } from './ics.js';
 import { mergeIntervals, type Interval } from './intervals.js';
 import { createCalendarLoader, type CalendarLoader, type CalendarRef } from './sources.js';
-import { DAY_MS, isIanaZone } from './zone.js';
+import { MAX_WINDOW_MS } from './slots.js';
+import { isIanaZone } from './zone.js';
 
 /** A user's calendars and the zone their floating times, all-day events and working hours are read in. */
 export interface UserCalendars {
@@ -44,9 +45,6 @@ export interface CalendarServerOptions {
   /** Parsed-calendar cache; one per server by default. */
   loader?: CalendarLoader;
 }
-
-/** The longest window one request may ask for. */
-export const MAX_FREEBUSY_WINDOW_MS = 366 * DAY_MS;
 
 /** Wire format of `GET /freebusy`. */
 export interface FreeBusyResponse {
@@ -157,6 +155,6 @@ function windowOf(req: FastifyRequest): Interval | { problem: string } {
   const to = read('to');
   if (typeof to === 'string') return { problem: to };
   if (to <= from) return { problem: '"to" must be later than "from".' };
-  if (to - from > MAX_FREEBUSY_WINDOW_MS) return { problem: 'The window may cover at most 366 days.' };
+  if (to - from > MAX_WINDOW_MS) return { problem: 'The window may cover at most 366 days.' };
   return { start: from, end: to };
 }

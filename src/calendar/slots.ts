@@ -97,7 +97,7 @@ export function findSlots(busy: readonly Interval[], query: SlotQuery): Interval
  * segment and each local day it touches, the instants whose clock time falls
  * inside that weekday's hours. Exact across DST changes, whatever the hours.
  */
-export function workingTime(segments: readonly OffsetSegment[], hours: readonly MinuteRange[][], window: Interval): Interval[] {
+function workingTime(segments: readonly OffsetSegment[], hours: readonly MinuteRange[][], window: Interval): Interval[] {
   const pieces: Interval[] = [];
   for (const seg of segments) {
     const from = Math.max(seg.start, window.start);
@@ -117,6 +117,7 @@ export function workingTime(segments: readonly OffsetSegment[], hours: readonly 
 /**
  * A function giving the first instant at or after t whose local clock time is
  * a whole number of steps after local midnight (undefined past the segments).
+ * Calls must come with t never decreasing: it walks the segments once.
  * Within a segment the clock runs with the instant, so this is arithmetic; at
  * a DST change the search moves on to the next segment's own clock.
  */

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CalendarSourceError } from '../../src/calendar/errors.js';
 import { toUtcIso } from '../../src/calendar/format.js';
@@ -132,12 +133,22 @@ describe('recurrence', () => {
     ]);
   });
 
-  it('stops an endless series at the window, and refuses one that needs too many iterations to reach it', () => {
-    const daily = ics(event('DTSTART;TZID=Europe/Berlin:20250101T100000', 'DTEND;TZID=Europe/Berlin:20250101T110000', 'RRULE:FREQ=DAILY'));
-    expect(busy(daily, utc(2026, 0, 1), utc(2026, 0, 8))).toHaveLength(7);
-    const error = sourceError(() => busy(daily, utc(2026, 0, 1), utc(2026, 0, 8), { maxIterationsPerSeries: 300 }));
-    expect(error.code).toBe('ERR_ICS_EXPANSION_LIMIT');
-    expect(error.line).toBe(4);
+  it('starts an endless daily or weekly series near the window and stops it at the window end', () => {
+    const daily = ics(event('DTSTART;TZID=Europe/Berlin:20000101T100000', 'DTEND;TZID=Europe/Berlin:20000101T110000', 'RRULE:FREQ=DAILY'));
+    // Nine thousand days lie between DTSTART and the window, yet a dozen iterations are enough.
+    expect(busy(daily, utc(2026, 0, 1), utc(2026, 0, 8), { maxIterationsPerSeries: 20 })).toHaveLength(7);
+    const biweekly = ics(event('DTSTART;TZID=Europe/Berlin:20000103T100000', 'DTEND;TZID=Europe/Berlin:20000103T110000', 'RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE'));
+    // 3 Jan 2000 is a Monday; 5 Jan 2026 is 1357 weeks later (odd): its week is off, the next one on.
+    expect(busy(biweekly, utc(2026, 0, 4), utc(2026, 0, 18), { maxIterationsPerSeries: 20 })).toEqual([
+      '2026-01-12T09:00:00Z/2026-01-12T10:00:00Z',
+      '2026-01-14T09:00:00Z/2026-01-14T10:00:00Z',
+    ]);
+  });
+
+  it('refuses a series that needs more iterations than allowed to reach the window', () => {
+    const counted = ics(event('DTSTART;TZID=Europe/Berlin:20000101T100000', 'DTEND;TZID=Europe/Berlin:20000101T110000', 'RRULE:FREQ=DAILY;COUNT=100000'));
+    const error = sourceError(() => busy(counted, utc(2026, 0, 1), utc(2026, 0, 8), { maxIterationsPerSeries: 300 }));
+    expect([error.code, error.line]).toEqual(['ERR_ICS_EXPANSION_LIMIT', 4]);
     const hourly = ics(event('DTSTART:20000101T000000Z', 'DURATION:PT1M', 'RRULE:FREQ=HOURLY'));
     expect(sourceError(() => busy(hourly, utc(2026, 0, 1), utc(2026, 0, 8))).code).toBe('ERR_ICS_EXPANSION_LIMIT');
   });
@@ -276,5 +287,41 @@ describe('malformed calendars', () => {
     const text = 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nDESCRIPTION:a long\r\n  folded text\r\nDTSTART:20260101T100000Z\r\nRRULE:FREQ=W\r\n EEKLY;BYDAY=XX\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n';
     const error = sourceError(() => parseCalendar(text, 'work'));
     expect([error.code, error.line]).toEqual(['ERR_ICS_RULE', 7]);
+  });
+});
+
+describe('starting near the window (property-based)', () => {
+  it('gives the same instances as iterating from DTSTART', () => {
+    const days = ['MO', 'TU', 'WE', 'TH', 'FR', 'SA', 'SU'];
+    const rule = fc.record({
+      freq: fc.constantFrom('DAILY', 'WEEKLY'),
+      interval: fc.integer({ min: 1, max: 5 }),
+      byday: fc.subarray(days),
+      bymonth: fc.subarray([1, 2, 3, 6, 10, 11, 12]),
+      until: fc.option(fc.integer({ min: 0, max: 2400 }), { nil: undefined }),
+      startDay: fc.integer({ min: 0, max: 400 }),
+      hour: fc.integer({ min: 0, max: 23 }),
+      zone: fc.constantFrom('Europe/Berlin', 'America/New_York', 'Australia/Sydney'),
+      windowDay: fc.integer({ min: 800, max: 2300 }),
+    });
+    fc.assert(
+      fc.property(rule, (r) => {
+        const start = new Date(utc(2020, 0, 1) + r.startDay * DAY);
+        const stamp = (d: Date, h: number) => `${d.toISOString().slice(0, 10).replace(/-/g, '')}T${String(h).padStart(2, '0')}0000`;
+        const parts = [`FREQ=${r.freq}`, `INTERVAL=${r.interval}`];
+        if (r.byday.length) parts.push(`BYDAY=${r.byday.join(',')}`);
+        if (r.bymonth.length) parts.push(`BYMONTH=${r.bymonth.join(',')}`);
+        if (r.until !== undefined) parts.push(`UNTIL=${stamp(new Date(start.getTime() + r.until * DAY), 12)}Z`);
+        const text = ics(event(`DTSTART;TZID=${r.zone}:${stamp(start, r.hour)}`, 'DURATION:PT90M', `RRULE:${parts.join(';')}`));
+        const calendar = parseCalendar(text, 'p');
+        const late = { start: utc(2020, 0, 1) + r.windowDay * DAY, end: utc(2020, 0, 1) + (r.windowDay + 10) * DAY };
+        const everything = expandBusy(calendar, { start: utc(2019, 11, 1), end: late.end }, { timeZone: 'UTC' });
+        const clipped = everything
+          .map((i) => ({ start: Math.max(i.start, late.start), end: Math.min(i.end, late.end) }))
+          .filter((i) => i.end > i.start);
+        expect(expandBusy(calendar, late, { timeZone: 'UTC' })).toEqual(clipped);
+      }),
+      { numRuns: 60 },
+    );
   });
 });
