@@ -76,7 +76,6 @@ export function sendPage(reply: FastifyReply, status: number, title: string, bod
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
 <title>${title}</title>
 <style>${new Html(STYLE)}</style>
 </head>
@@ -91,6 +90,9 @@ ${body}
     .code(status)
     .header('Content-Security-Policy', csp)
     .header('X-Frame-Options', 'DENY')
+    // Not no-referrer: under that policy a browser sends `Origin: null` with the
+    // consent form, and the same-origin check on /consent could not pass.
+    .header('Referrer-Policy', 'same-origin')
     .header('Cache-Control', 'no-store')
     .header('Pragma', 'no-cache')
     .type('text/html; charset=utf-8')
