@@ -15,9 +15,10 @@ export interface ExpandOptions {
   /** The owner's IANA zone: floating times and all-day events are read in it. */
   timeZone: string;
   /**
-   * The most rule iterations one series may take, counted from its DTSTART
-   * (a daily series from 2000 to 2030 takes about 11,000; ical.js manages
-   * some tens of thousands a second). Default 50,000.
+   * The most rule iterations one series may take to get through the window,
+   * counted from where iteration starts: DTSTART, or for an endless DAILY or
+   * WEEKLY rule a period shortly before the window (ical.js manages some tens
+   * of thousands of iterations a second). Default 50,000.
    */
   maxIterationsPerSeries?: number;
 }
@@ -53,7 +54,6 @@ interface Occurrence {
 
 function expandSeries(series: EventSeries, window: Interval, options: ExpandOptions, calendar: string): EventInstance[] {
   const master = series.master;
-  if (!master) return [];
   const zone = options.timeZone;
   const masterStart = instantOf(master.start, zone);
   const masterSpan = endOf(master.end, master.start, masterStart, zone) - masterStart;

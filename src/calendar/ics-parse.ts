@@ -45,8 +45,11 @@ export interface InstanceOverride {
 /** A UID's events: the master with its recurrence, and the instances it overrides. */
 export interface EventSeries {
   uid: string | undefined;
-  /** Undefined when the file holds only overridden instances of a series (an invitation to one occurrence). */
-  master: EventTiming | undefined;
+  /**
+   * The series' own VEVENT; for an overridden instance whose master the file
+   * lacks (an invitation to one occurrence), that instance.
+   */
+  master: EventTiming;
   rules: ICAL.Recur[];
   rdates: RecurrenceDate[];
   exdates: CalendarTime[];
@@ -99,8 +102,9 @@ export function parseCalendar(raw: string, name: string): ParsedCalendar {
       const uid = reader.text(component, 'uid');
       if (component.hasProperty('recurrence-id')) {
         const override = reader.override(component, span);
-        const key = uid ?? `\0line ${span.line}`;
-        overridesByUid.set(key, [...(overridesByUid.get(key) ?? []), override]);
+        // Without a UID it belongs to no series: an event of its own.
+        if (uid === undefined) series.push(standalone(undefined, override));
+        else overridesByUid.set(uid, [...(overridesByUid.get(uid) ?? []), override]);
         return;
       }
       const entry = reader.series(component, span, uid);
@@ -112,9 +116,13 @@ export function parseCalendar(raw: string, name: string): ParsedCalendar {
     const master = masters.get(uid);
     if (master) master.overrides.push(...overrides);
     // Only overridden instances and no master: each is an event of its own.
-    else for (const o of overrides) series.push({ uid, master: o.timing, rules: [], rdates: [], exdates: [], overrides: [] });
+    else for (const o of overrides) series.push(standalone(uid, o));
   }
   return { name, series, freeBusy: reader.freeBusy, warnings };
+}
+
+function standalone(uid: string | undefined, override: InstanceOverride): EventSeries {
+  return { uid, master: override.timing, rules: [], rdates: [], exdates: [], overrides: [] };
 }
 
 /** ical.js's parse, with its errors turned into ours (and the line found from the text it quotes). */
@@ -127,8 +135,8 @@ function parseWithIcal(text: IcsText, name: string): unknown[][] {
     const quoted = text.lines.filter((l) => message.includes(l.text)).sort((a, b) => b.text.length - a.text.length)[0];
     throw new CalendarSourceError('ERR_ICS_SYNTAX', name, 'This line is not valid iCalendar.', quoted?.line);
   }
-  const list = (Array.isArray(jcal) && Array.isArray(jcal[0]) ? jcal : [jcal]) as unknown[][];
-  return list;
+  // One VCALENDAR parses to its jCal; several to a list of them.
+  return (Array.isArray(jcal) && Array.isArray(jcal[0]) ? jcal : [jcal]) as unknown[][];
 }
 
 /** Reads VEVENT and VFREEBUSY components into the model, naming the line of whatever is wrong. */

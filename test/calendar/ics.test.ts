@@ -137,6 +137,13 @@ describe('recurrence', () => {
     ]);
   });
 
+  it('reads an overridden instance without its master (an invitation to one occurrence) as an event, in any of several VCALENDARs', () => {
+    const text =
+      ics(event('RECURRENCE-ID;TZID=Europe/Berlin:20261207T100000', 'DTSTART;TZID=Europe/Berlin:20261208T090000', 'DTEND;TZID=Europe/Berlin:20261208T100000')) +
+      ics(event('DTSTART:20261209T120000Z', 'DTEND:20261209T130000Z'));
+    expect(busy(text, utc(2026, 11, 1), utc(2026, 11, 31))).toEqual(['2026-12-08T08:00:00Z/2026-12-08T09:00:00Z', '2026-12-09T12:00:00Z/2026-12-09T13:00:00Z']);
+  });
+
   it('does not loop on a rule that matches no date, and reads the event as its DTSTART only', () => {
     const text = ics(event('DTSTART;TZID=Europe/Berlin:20260115T100000', 'DTEND;TZID=Europe/Berlin:20260115T110000', 'RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30'));
     expect(parseCalendar(text, 'x').warnings).toEqual([expect.stringMatching(/matches no date/)]);
