@@ -26,7 +26,7 @@ const now = () => clock;
 beforeEach(async () => {
   requests = [];
   clock = Date.now();
-  calendar = createServer((req, res) => {
+  calendar = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ timeZone: 'Europe/Berlin', busy: [] }));
   });
