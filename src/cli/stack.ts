@@ -3,34 +3,72 @@
 // for the length of the command (same ports, same data directory), so one
 // command works on a fresh machine. The servers' code is imported only then.
 import type { FastifyInstance } from 'fastify';
-import { urlsFor } from '../config.js';
+import { urlsFor, type Urls } from '../config.js';
 import type { Stack, StackOptions } from './contracts.js';
 import { CommandFailed } from './errors.js';
 
-const PROBE_TIMEOUT_MS = 1500;
+/** Each probe waits longer than the one before: a busy machine may answer slowly, but a port nobody listens on refuses at once. */
+const PROBE_TIMEOUTS_MS = [1500, 4000, 8000];
+/** How long to wait for another process's embedded stack after losing the race to start one. */
+const RACE_WAIT_MS = 10_000;
 
-type Probe = 'up' | 'down' | 'foreign';
+type ProbeResult = 'up' | 'down' | 'foreign' | 'silent';
+
+interface Part {
+  name: string;
+  port: number;
+  url: string;
+  isOurs: (body: Record<string, unknown>) => boolean;
+}
 
 export async function ensureStack(options: StackOptions): Promise<Stack> {
   const urls = urlsFor(options.ports, options.host);
-  const parts = [
-    { name: 'authorization server', port: options.ports.auth, probe: probe(`${urls.issuer}/.well-known/oauth-authorization-server`, (b) => b.issuer === urls.issuer) },
-    { name: 'calendar backend', port: options.ports.calendar, probe: probe(`${urls.calendarUrl}/.well-known/oauth-protected-resource`, (b) => b.resource !== undefined) },
-    { name: 'CalendarAgent', port: options.ports.agent, probe: probe(`${new URL(urls.agentUrl).origin}/.well-known/oauth-protected-resource/mcp`, (b) => b.resource === urls.agentUrl) },
-  ];
-  const states = await Promise.all(parts.map((p) => p.probe));
+  const parts = partsOf(options, urls);
+  const states = await Promise.all(parts.map(probePart));
+  const verdict = judge(parts, states);
+  if (verdict === 'running') return { embedded: false, urls, close: async () => {} };
 
-  const foreign = parts.find((_, i) => states[i] === 'foreign');
-  if (foreign) throw new CommandFailed(`Port ${foreign.port} is used by another program, not delegate's ${foreign.name}. Choose other ports with --auth-port, --calendar-port and --agent-port.`);
-  if (states.every((s) => s === 'up')) return { embedded: false, urls, close: async () => {} };
-  if (states.some((s) => s === 'up')) {
-    const missing = parts.filter((_, i) => states[i] === 'down').map((p) => `the ${p.name} (port ${p.port})`);
-    throw new CommandFailed(`Some of delegate's servers are running but not ${missing.join(' and ')}. Start it, or stop the others and let this command start all three.`);
+  try {
+    return await startEmbedded(options, urls);
+  } catch (error) {
+    // Another process may have started the stack between our probe and our listen.
+    if (!(error instanceof PortTaken)) throw error;
+    const deadline = Date.now() + RACE_WAIT_MS;
+    while (Date.now() < deadline) {
+      const again = await Promise.all(parts.map(probePart));
+      if (again.every((s) => s === 'up')) return { embedded: false, urls, close: async () => {} };
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new CommandFailed(error.message);
   }
-  return startEmbedded(options, urls);
 }
 
-async function startEmbedded(options: StackOptions, urls: ReturnType<typeof urlsFor>): Promise<Stack> {
+function partsOf(options: StackOptions, urls: Urls): Part[] {
+  return [
+    { name: 'authorization server', port: options.ports.auth, url: `${urls.issuer}/.well-known/oauth-authorization-server`, isOurs: (b) => b.issuer === urls.issuer },
+    { name: 'calendar backend', port: options.ports.calendar, url: `${urls.calendarUrl}/.well-known/oauth-protected-resource`, isOurs: (b) => b.resource !== undefined },
+    { name: 'CalendarAgent', port: options.ports.agent, url: `${new URL(urls.agentUrl).origin}/.well-known/oauth-protected-resource/mcp`, isOurs: (b) => b.resource === urls.agentUrl },
+  ];
+}
+
+/** 'running' when all three answer; 'absent' when none listens; otherwise a message saying what is wrong. */
+function judge(parts: Part[], states: ProbeResult[]): 'running' | 'absent' {
+  const named = (wanted: ProbeResult) => parts.filter((_, i) => states[i] === wanted);
+  const [foreign] = named('foreign');
+  if (foreign) {
+    throw new CommandFailed(`Port ${foreign.port} is used by another program, not delegate's ${foreign.name}. Choose other ports with --auth-port, --calendar-port and --agent-port.`);
+  }
+  const [silent] = named('silent');
+  if (silent) throw new CommandFailed(`The ${silent.name} on port ${silent.port} accepts connections but does not answer.`);
+  if (states.every((s) => s === 'up')) return 'running';
+  if (states.every((s) => s === 'down')) return 'absent';
+  const missing = named('down').map((p) => `the ${p.name} (port ${p.port})`);
+  throw new CommandFailed(`Some of delegate's servers are running but not ${missing.join(' and ')}. Start it, or stop the others and let this command start all three.`);
+}
+
+class PortTaken extends Error {}
+
+async function startEmbedded(options: StackOptions, urls: Urls): Promise<Stack> {
   const servers = await import('./servers.js');
   const store = servers.openDataStore(options.paths);
   const started: FastifyInstance[] = [];
@@ -44,7 +82,13 @@ async function startEmbedded(options: StackOptions, urls: ReturnType<typeof urls
       [calendar, 'calendar backend', options.ports.calendar],
       [agent, 'CalendarAgent', options.ports.agent],
     ] as const) {
-      await servers.listen(app, name, options.host, port);
+      try {
+        await servers.listen(app, name, options.host, port);
+      } catch (error) {
+        await app.close().catch(() => {});
+        if (error instanceof CommandFailed && /already in use/.test(error.message)) throw new PortTaken(error.message);
+        throw error;
+      }
       started.push(app);
     }
   } catch (error) {
@@ -54,18 +98,27 @@ async function startEmbedded(options: StackOptions, urls: ReturnType<typeof urls
   return { embedded: true, urls, close: () => servers.closeAll(started, store) };
 }
 
-/** Whether delegate's server answers at `url`: up, down (nothing listens), or foreign (something else answers). */
-async function probe(url: string, isOurs: (body: Record<string, unknown>) => boolean): Promise<Probe> {
+async function probePart(part: Part): Promise<ProbeResult> {
+  for (const timeout of PROBE_TIMEOUTS_MS) {
+    const result = await probeOnce(part, timeout);
+    if (result !== 'silent') return result;
+  }
+  return 'silent';
+}
+
+/** up (delegate answers), down (nothing listens), foreign (something else answers) or silent (no answer in time). */
+async function probeOnce(part: Part, timeoutMs: number): Promise<ProbeResult> {
   let res: Response;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    res = await fetch(part.url, { signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
-    const code = (error as { cause?: { code?: string } }).cause?.code;
-    return code === 'ECONNREFUSED' ? 'down' : 'foreign';
+    const cause = (error as { cause?: { code?: string } }).cause?.code;
+    if (cause === 'ECONNREFUSED') return 'down';
+    return 'silent';
   }
   try {
     const body = (await res.json()) as Record<string, unknown>;
-    return res.ok && isOurs(body) ? 'up' : 'foreign';
+    return res.ok && part.isOurs(body) ? 'up' : 'foreign';
   } catch {
     return 'foreign';
   }
