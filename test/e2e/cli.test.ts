@@ -141,6 +141,25 @@ describe('delegate find-slot, end to end', () => {
     serve.child.kill('SIGINT');
     expect((await serve.done).code).toBe(0);
   });
+  it('works through serve-auth, serve-calendar and serve-agent run as three processes', async () => {
+    const [auth, calendar, agent] = [ports[1]!, ports[3]!, ports[5]!];
+    const authUrl = `http://127.0.0.1:${auth}`;
+    const calendarUrl = `http://127.0.0.1:${calendar}`;
+    const agentUrl = `http://127.0.0.1:${agent}/mcp`;
+    const parts = [
+      startCli(['serve-auth', '--port', auth, '--calendar-url', calendarUrl, '--agent-url', agentUrl], home),
+      startCli(['serve-calendar', '--port', calendar, '--auth-url', authUrl], home),
+      startCli(['serve-agent', '--port', agent, '--auth-url', authUrl, '--calendar-url', calendarUrl], home),
+    ];
+    for (const part of parts) await waitFor(() => part.stderr().includes('Press Ctrl-C'), part);
+    const first = await firstRun();
+    expectOneSlot(first.stdout, 30);
+    const second = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
+    expect(second.code).toBe(0);
+    expect(second.stderr).not.toMatch(AUTHORIZE_OR_LOGIN_URL);
+    for (const part of parts) part.child.kill('SIGTERM');
+    for (const part of parts) expect((await part.done).code).toBe(0);
+  });
 });
 
 describe('delegate usage errors, end to end', () => {
