@@ -2,3 +2,4 @@
 export * from './scopes.js';
 export * from './resource.js';
 export * from './tokens.js';
+export * from './constraints.js';

@@ -1,0 +1,119 @@
+// The user's limits on a delegation, carried as an RFC 9396 authorization
+// detail of type `calendar`: which calendars, how far ahead, free/busy only.
+// Attenuation is a subset check on these details. Pure: no I/O, no clock.
+import { canonicalResource } from './resource.js';
+import type { AuthorizationDetail } from './tokens.js';
+
+export const CALENDAR_DETAIL_TYPE = 'calendar';
+export const DATATYPE_FREEBUSY = 'freebusy';
+const DAY_MS = 86_400_000;
+
+export interface CalendarDetail extends AuthorizationDetail {
+  type: typeof CALENDAR_DETAIL_TYPE;
+  locations: string[];
+  actions: string[];
+  datatypes: string[];
+  /** Calendar names the holder may read; undefined means all of the user's calendars. */
+  calendars?: string[];
+  /** How many days ahead of the request the holder may look; undefined means no limit. */
+  lookahead_days?: number;
+}
+
+export type DetailCheck = { ok: true } | { ok: false; reason: string };
+
+const stringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+/** Reads a calendar detail, or says why it is not one. Unknown members are kept but not interpreted. */
+export function parseCalendarDetail(value: unknown): { ok: true; detail: CalendarDetail } | { ok: false; reason: string } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'an authorization detail must be an object' };
+  const d = value as Record<string, unknown>;
+  if (d.type !== CALENDAR_DETAIL_TYPE) return { ok: false, reason: `unsupported authorization detail type ${JSON.stringify(d.type)}` };
+  if (!stringList(d.locations) || d.locations.length === 0) return { ok: false, reason: 'locations must be a non-empty list of URLs' };
+  const locations: string[] = [];
+  for (const l of d.locations) {
+    const canonical = canonicalResource(l);
+    if (!canonical) return { ok: false, reason: `${l} is not an absolute http(s) URL` };
+    locations.push(canonical);
+  }
+  if (!stringList(d.actions) || d.actions.length === 0) return { ok: false, reason: 'actions must be a non-empty list' };
+  const datatypes = d.datatypes === undefined ? [DATATYPE_FREEBUSY] : d.datatypes;
+  if (!stringList(datatypes) || !datatypes.every((t) => t === DATATYPE_FREEBUSY)) return { ok: false, reason: 'only the freebusy datatype is supported' };
+  if (d.calendars !== undefined && (!stringList(d.calendars) || d.calendars.length === 0 || d.calendars.some((c) => c === ''))) {
+    return { ok: false, reason: 'calendars must be a non-empty list of calendar names' };
+  }
+  if (d.lookahead_days !== undefined && (!Number.isInteger(d.lookahead_days) || (d.lookahead_days as number) < 1 || (d.lookahead_days as number) > 366)) {
+    return { ok: false, reason: 'lookahead_days must be a whole number of days from 1 to 366' };
+  }
+  return {
+    ok: true,
+    detail: {
+      ...d,
+      type: CALENDAR_DETAIL_TYPE,
+      locations,
+      actions: [...new Set(d.actions)],
+      datatypes: [...new Set(datatypes)],
+      ...(d.calendars !== undefined ? { calendars: [...new Set(d.calendars as string[])] } : {}),
+      ...(d.lookahead_days !== undefined ? { lookahead_days: d.lookahead_days as number } : {}),
+    },
+  };
+}
+
+/** The calendar detail among a token's or grant's details that reaches `location`, if any. */
+export function calendarDetailFor(details: readonly AuthorizationDetail[] | undefined, location: string): CalendarDetail | undefined {
+  for (const raw of details ?? []) {
+    const parsed = parseCalendarDetail(raw);
+    if (parsed.ok && parsed.detail.locations.includes(location)) return parsed.detail;
+  }
+  return undefined;
+}
+
+/**
+ * Whether `child` asks for no more than `parent` allows (attenuation): the
+ * same type, and locations, actions, datatypes and calendars each a subset, and
+ * a lookahead no longer. The reason names the first bound crossed.
+ */
+export function isDetailSubset(child: CalendarDetail, parent: CalendarDetail): DetailCheck {
+  const over = (name: string, a: readonly string[], b: readonly string[]): DetailCheck | undefined => {
+    const extra = a.filter((x) => !b.includes(x));
+    return extra.length > 0 ? { ok: false, reason: `${name} ${extra.join(', ')} not allowed by the delegation` } : undefined;
+  };
+  const fail =
+    over('location', child.locations, parent.locations) ??
+    over('action', child.actions, parent.actions) ??
+    over('datatype', child.datatypes, parent.datatypes) ??
+    (parent.calendars !== undefined
+      ? child.calendars === undefined
+        ? { ok: false as const, reason: `the delegation allows only the calendars ${parent.calendars.join(', ')}` }
+        : over('calendar', child.calendars, parent.calendars)
+      : undefined);
+  if (fail) return fail;
+  if (parent.lookahead_days !== undefined && (child.lookahead_days === undefined || child.lookahead_days > parent.lookahead_days)) {
+    return { ok: false, reason: `the delegation allows looking ${parent.lookahead_days} days ahead, not ${child.lookahead_days ?? 'without limit'}` };
+  }
+  return { ok: true };
+}
+
+/** The narrower of two details, for a request that asks for less: what the child asks, bounded by the parent. */
+export function narrowDetail(parent: CalendarDetail, ask: Partial<Pick<CalendarDetail, 'calendars' | 'lookahead_days' | 'actions'>>): CalendarDetail {
+  return {
+    ...parent,
+    ...(ask.actions ? { actions: ask.actions } : {}),
+    ...(ask.calendars ? { calendars: ask.calendars } : {}),
+    ...(ask.lookahead_days !== undefined ? { lookahead_days: ask.lookahead_days } : {}),
+  };
+}
+
+/** Whether a search window [from, to) (epoch ms) lies within the detail's lookahead as of `now`. */
+export function windowAllowed(detail: CalendarDetail, window: { from: number; to: number }, now: number): DetailCheck {
+  if (detail.lookahead_days === undefined) return { ok: true };
+  const limit = now + detail.lookahead_days * DAY_MS;
+  if (window.to > limit) {
+    return { ok: false, reason: `the delegation lets the agent look ${detail.lookahead_days} days ahead, until ${new Date(limit).toISOString()}` };
+  }
+  return { ok: true };
+}
+
+/** Which of the user's calendars the detail lets the holder read. */
+export function allowedCalendars(detail: CalendarDetail, all: readonly string[]): string[] {
+  return detail.calendars === undefined ? [...all] : all.filter((c) => detail.calendars!.includes(c));
+}
