@@ -153,4 +153,34 @@ export const MIGRATIONS: readonly string[] = [
     UNIQUE (user_id, name)
   );
   `,
+  // issue 3: the audit log, the revocation list, sign-in sessions bound to a request.
+  `
+  CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    user_id TEXT,
+    client_id TEXT,
+    grant_id TEXT,
+    resource TEXT,
+    actors TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+  );
+  CREATE INDEX audit_log_by_grant ON audit_log (grant_id);
+  CREATE INDEX audit_log_by_time ON audit_log (at);
+
+  CREATE TABLE revocations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('grant', 'token')),
+    id TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    keep_until INTEGER NOT NULL
+  );
+  CREATE INDEX revocations_by_keep ON revocations (keep_until);
+
+  ALTER TABLE sessions ADD COLUMN bound_request_hash TEXT;
+  CREATE INDEX grants_by_user_client ON grants (user_id, client_id, resource);
+  `,
 ];

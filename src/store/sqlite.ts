@@ -6,17 +6,22 @@
 import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync, chmodSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { GENESIS_HASH, recordHash, verifyChain, type AuditRecord, type ChainVerdict } from './audit-chain.js';
 import { MIGRATIONS } from './schema.js';
 import type {
+  AuditEventInput,
+  AuditFilter,
   AuthCodeRecord,
   AuthRequestRecord,
   CalendarRecord,
+  ClientKind,
   ClientRecord,
   GrantRecord,
   IssuedTokenRecord,
   RedeemCodeResult,
   RefreshTokenRecord,
   ResourceRecord,
+  RevocationPage,
   RotateRefreshResult,
   SessionRecord,
   SigningKeyRecord,
@@ -220,6 +225,22 @@ function toCalendar(r: Row): CalendarRecord {
   };
 }
 
+function toAudit(r: Row): AuditRecord {
+  return {
+    seq: num(r.seq),
+    at: num(r.at),
+    event: String(r.event),
+    user: strOrNull(r.user_id),
+    client: strOrNull(r.client_id),
+    grant: strOrNull(r.grant_id),
+    resource: strOrNull(r.resource),
+    actors: parse(r.actors),
+    detail: parse(r.detail),
+    prevHash: String(r.prev_hash),
+    hash: String(r.hash),
+  };
+}
+
 class SqliteStore implements Store {
   constructor(private readonly db: Database.Database) {}
 
@@ -242,6 +263,61 @@ class SqliteStore implements Store {
   /** Runs `fn` as one IMMEDIATE transaction (the write lock taken up front, so two processes cannot interleave). */
   private atomically<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
+  }
+
+  async appendAudit(event: AuditEventInput, now: number): Promise<AuditRecord> {
+    return this.atomically(() => {
+      const last = this.get('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
+      const content = {
+        seq: last ? num(last.seq) + 1 : 1,
+        at: now,
+        event: event.event,
+        user: event.user ?? null,
+        client: event.client ?? null,
+        grant: event.grant ?? null,
+        resource: event.resource ?? null,
+        actors: event.actors ?? [],
+        detail: event.detail ?? {},
+      };
+      const prevHash = last ? String(last.hash) : GENESIS_HASH;
+      const hash = recordHash(prevHash, content);
+      this.run(
+        `INSERT INTO audit_log (seq, at, event, user_id, client_id, grant_id, resource, actors, detail, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [content.seq, content.at, content.event, content.user, content.client, content.grant, content.resource, json(content.actors), json(content.detail), prevHash, hash],
+      );
+      return { ...content, prevHash, hash };
+    });
+  }
+
+  async listAudit(filter: AuditFilter = {}): Promise<AuditRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.grant !== undefined) {
+      where.push('grant_id = ?');
+      params.push(filter.grant);
+    }
+    if (filter.since !== undefined) {
+      where.push('at >= ?');
+      params.push(filter.since);
+    }
+    const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq${filter.limit ? ' LIMIT ?' : ''}`;
+    if (filter.limit) params.push(filter.limit);
+    return this.all(sql, params).map(toAudit);
+  }
+
+  async verifyAudit(): Promise<ChainVerdict> {
+    return verifyChain(this.all('SELECT * FROM audit_log ORDER BY seq').map(toAudit));
+  }
+
+  async revocationsSince(cursor: number, now: number): Promise<RevocationPage> {
+    const rows = this.all('SELECT kind, id FROM revocations WHERE seq > ? AND keep_until > ? ORDER BY seq', [cursor, now]);
+    const head = this.get('SELECT seq FROM sqlite_sequence WHERE name = ?', ['revocations']);
+    return {
+      cursor: head ? num(head.seq) : 0,
+      grants: rows.filter((r) => r.kind === 'grant').map((r) => String(r.id)),
+      tokens: rows.filter((r) => r.kind === 'token').map((r) => String(r.id)),
+    };
   }
 
   async signingKeys(): Promise<SigningKeyRecord[]> {
@@ -288,6 +364,14 @@ class SqliteStore implements Store {
     return r && toUser(r);
   }
 
+  async listUsers(): Promise<UserRecord[]> {
+    return this.all('SELECT * FROM users ORDER BY created_at, name').map(toUser);
+  }
+
+  async setPassword(userId: string, passwordHash: string): Promise<void> {
+    this.run('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, userId]);
+  }
+
   async createClient(c: ClientRecord): Promise<void> {
     this.run(
       `INSERT INTO clients (client_id, client_name, kind, secret_hash, redirect_uris, grant_types, token_endpoint_auth_method, jwks, resource, metadata, created_at)
@@ -311,6 +395,10 @@ class SqliteStore implements Store {
     return r && toClient(r);
   }
 
+  async listClients(kind?: ClientKind): Promise<ClientRecord[]> {
+    return (kind ? this.all('SELECT * FROM clients WHERE kind = ? ORDER BY created_at', [kind]) : this.all('SELECT * FROM clients ORDER BY created_at')).map(toClient);
+  }
+
   async upsertResource(res: ResourceRecord): Promise<void> {
     this.run(
       `INSERT INTO resources (url, name, scopes, agent_client_id, downstream, created_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -330,12 +418,26 @@ class SqliteStore implements Store {
   }
 
   async createSession(s: SessionRecord): Promise<void> {
-    this.run('INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)', [s.idHash, s.userId, s.createdAt, s.expiresAt]);
+    this.run('INSERT INTO sessions (id_hash, user_id, created_at, expires_at, bound_request_hash) VALUES (?, ?, ?, ?, ?)', [
+      s.idHash,
+      s.userId,
+      s.createdAt,
+      s.expiresAt,
+      s.boundRequestHash ?? null,
+    ]);
   }
 
   async sessionByHash(idHash: string, now: number): Promise<SessionRecord | undefined> {
     const r = this.get('SELECT * FROM sessions WHERE id_hash = ? AND expires_at > ?', [idHash, now]);
-    return r && { idHash: String(r.id_hash), userId: String(r.user_id), createdAt: num(r.created_at), expiresAt: num(r.expires_at) };
+    return (
+      r && {
+        idHash: String(r.id_hash),
+        userId: String(r.user_id),
+        createdAt: num(r.created_at),
+        expiresAt: num(r.expires_at),
+        boundRequestHash: strOrNull(r.bound_request_hash),
+      }
+    );
   }
 
   async deleteSession(idHash: string): Promise<void> {
@@ -384,12 +486,39 @@ class SqliteStore implements Store {
     return r && toGrant(r);
   }
 
+  async activeGrant(userId: string, clientId: string, resource: string, now: number): Promise<GrantRecord | undefined> {
+    const r = this.get(
+      `SELECT * FROM grants WHERE user_id = ? AND client_id = ? AND resource = ? AND revoked_at IS NULL AND expires_at > ?
+       ORDER BY created_at DESC LIMIT 1`,
+      [userId, clientId, resource, now],
+    );
+    return r && toGrant(r);
+  }
+
+  async listGrants(userId?: string): Promise<GrantRecord[]> {
+    return (userId ? this.all('SELECT * FROM grants WHERE user_id = ? ORDER BY created_at', [userId]) : this.all('SELECT * FROM grants ORDER BY created_at')).map(toGrant);
+  }
+
+  async updateGrant(g: GrantRecord): Promise<void> {
+    this.run('UPDATE grants SET scope = ?, authorization_details = ?, max_depth = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL', [
+      g.scope,
+      json(g.authorizationDetails),
+      g.maxDepth,
+      g.expiresAt,
+      g.id,
+    ]);
+  }
+
   async revokeGrant(id: string, now: number, reason: string): Promise<boolean> {
     return this.atomically(() => {
       const changed = this.run('UPDATE grants SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL', [now, reason, id]).changes;
+      if (changed === 0) return false;
       this.run('UPDATE token_families SET revoked_at = ?, revoked_reason = ? WHERE grant_id = ? AND revoked_at IS NULL', [now, reason, id]);
       this.run('UPDATE issued_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL', [now, id]);
-      return changed === 1;
+      // Resource servers refuse every token of the grant until the last of them would have expired anyway.
+      const last = this.get('SELECT MAX(expires_at) AS last FROM issued_tokens WHERE grant_id = ?', [id]);
+      this.run('INSERT INTO revocations (kind, id, revoked_at, keep_until) VALUES (?, ?, ?, ?)', ['grant', id, now, Math.max(num(last?.last ?? 0), now + 1)]);
+      return true;
     });
   }
 
@@ -434,14 +563,25 @@ class SqliteStore implements Store {
   private revokeFamilyNow(familyId: string, now: number, reason: string): void {
     this.run('UPDATE token_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL', [now, reason, familyId]);
     // The family's access tokens, and the tokens exchanged from them however many hops down.
-    this.run(
-      `WITH RECURSIVE derived(jti) AS (
-         SELECT jti FROM issued_tokens WHERE family_id = ?
+    this.revokeDerived('SELECT jti FROM issued_tokens WHERE family_id = ?', familyId, now);
+  }
+
+  /**
+   * Revokes the tokens `seedSql` selects and every token exchanged from them,
+   * and lists those still alive for the resource servers. Returns how many
+   * tokens changed.
+   */
+  private revokeDerived(seedSql: string, seed: string, now: number): number {
+    const tree = `WITH RECURSIVE derived(jti) AS (
+         ${seedSql}
          UNION SELECT t.jti FROM issued_tokens t JOIN derived d ON t.parent_jti = d.jti
-       )
-       UPDATE issued_tokens SET revoked_at = ? WHERE jti IN (SELECT jti FROM derived) AND revoked_at IS NULL`,
-      [familyId, now],
-    );
+       )`;
+    const alive = this.all(`${tree} SELECT t.jti, t.expires_at FROM issued_tokens t JOIN derived d ON d.jti = t.jti WHERE t.revoked_at IS NULL AND t.expires_at > ?`, [seed, now]);
+    const changed = this.run(`${tree} UPDATE issued_tokens SET revoked_at = ? WHERE jti IN (SELECT jti FROM derived) AND revoked_at IS NULL`, [seed, now]).changes;
+    for (const t of alive) {
+      this.run('INSERT INTO revocations (kind, id, revoked_at, keep_until) VALUES (?, ?, ?, ?)', ['token', String(t.jti), now, num(t.expires_at)]);
+    }
+    return changed;
   }
 
   private insertRefresh(t: RefreshTokenRecord): void {
@@ -464,6 +604,7 @@ class SqliteStore implements Store {
     tokenHash: string,
     now: number,
     next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord },
+    graceMs = 0,
   ): Promise<RotateRefreshResult> {
     return this.atomically((): RotateRefreshResult => {
       const r = this.get('SELECT * FROM refresh_tokens WHERE token_hash = ?', [tokenHash]);
@@ -472,6 +613,12 @@ class SqliteStore implements Store {
       const family = this.get('SELECT revoked_at FROM token_families WHERE id = ?', [previous.familyId]);
       const grant = this.get('SELECT revoked_at, expires_at FROM grants WHERE id = ?', [previous.grantId]);
       if (!family || family.revoked_at !== null || !grant || grant.revoked_at !== null) return { status: 'revoked' };
+      if (previous.usedAt !== null && now - previous.usedAt <= graceMs && previous.expiresAt > now) {
+        // Two refreshes racing from the same client: the later one also gets tokens of the same family.
+        this.insertRefresh(next.refresh);
+        this.insertIssued(next.access);
+        return { status: 'rotated', previous, grace: true };
+      }
       if (previous.usedAt !== null) {
         // RFC 9700 §4.14.2: a spent refresh token presented again means it leaked; end the family.
         this.revokeFamilyNow(previous.familyId, now, 'refresh token reused');
@@ -524,17 +671,7 @@ class SqliteStore implements Store {
   }
 
   async revokeIssuedToken(jti: string, now: number): Promise<boolean> {
-    return this.atomically(() => {
-      const changed = this.run(
-        `WITH RECURSIVE derived(jti) AS (
-           SELECT jti FROM issued_tokens WHERE jti = ?
-           UNION SELECT t.jti FROM issued_tokens t JOIN derived d ON t.parent_jti = d.jti
-         )
-         UPDATE issued_tokens SET revoked_at = ? WHERE jti IN (SELECT jti FROM derived) AND revoked_at IS NULL`,
-        [jti, now],
-      ).changes;
-      return changed > 0;
-    });
+    return this.atomically(() => this.revokeDerived('SELECT jti FROM issued_tokens WHERE jti = ?', jti, now) > 0);
   }
 
   async listCalendars(userId: string): Promise<CalendarRecord[]> {
@@ -559,6 +696,7 @@ class SqliteStore implements Store {
   async sweep(now: number): Promise<void> {
     this.atomically(() => {
       this.run('DELETE FROM used_once WHERE expires_at <= ?', [now]);
+      this.run('DELETE FROM revocations WHERE keep_until <= ?', [now]);
       this.run('DELETE FROM sessions WHERE expires_at <= ?', [now]);
       this.run('DELETE FROM auth_requests WHERE expires_at <= ?', [now]);
       // A used code is kept a day after its expiry so a late replay is still recognised and answered by revocation.

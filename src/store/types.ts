@@ -70,6 +70,11 @@ export interface SessionRecord {
   userId: string;
   createdAt: number;
   expiresAt: number;
+  /**
+   * The authorization request (SHA-256 of its path and query) that the owner's
+   * CLI started this session for, when it was started by a login assertion.
+   */
+  boundRequestHash?: string | null;
 }
 
 /** An authorization request waiting for the user's decision on the consent page. */
@@ -170,18 +175,59 @@ export type RedeemCodeResult =
   | { status: 'replayed' };
 
 export type RotateRefreshResult =
-  | { status: 'rotated'; previous: RefreshTokenRecord }
+  /** `grace`: the token had just been spent, within the grace window, by a near-simultaneous refresh. */
+  | { status: 'rotated'; previous: RefreshTokenRecord; grace?: boolean }
   | { status: 'unknown' }
   | { status: 'expired' }
   | { status: 'revoked' }
   /** A spent token was presented again: its family has now been revoked (RFC 9700 §4.14.2). */
   | { status: 'replayed'; previous: RefreshTokenRecord };
 
+import type { AuditRecord, ChainVerdict } from './audit-chain.js';
+export type { AuditRecord, AuditContent, ChainVerdict } from './audit-chain.js';
+
+/** An audit event as it is appended; the store assigns seq, time and hashes. */
+export interface AuditEventInput {
+  event: string;
+  user?: string | null;
+  client?: string | null;
+  grant?: string | null;
+  resource?: string | null;
+  /** The actor chain, current actor first. */
+  actors?: string[];
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditFilter {
+  grant?: string;
+  /** Only records at or after this time (ms). */
+  since?: number;
+  limit?: number;
+}
+
+/** What resource servers need to refuse revoked tokens (the revocation list). */
+export interface RevocationPage {
+  /** Pass back as `since` to get only what is newer. */
+  cursor: number;
+  grants: string[];
+  tokens: string[];
+}
+
 /** Why a token or grant no longer holds, or undefined when it does. */
 export type TokenStanding = 'active' | 'revoked' | 'unknown';
 
 export interface Store {
   close(): void;
+
+  // Audit log (hash-chained)
+  appendAudit(event: AuditEventInput, now: number): Promise<AuditRecord>;
+  listAudit(filter?: AuditFilter): Promise<AuditRecord[]>;
+  /** Checks the whole chain; names the first edited, deleted or reordered record. */
+  verifyAudit(): Promise<ChainVerdict>;
+
+  // Revocation list
+  /** Revocations after `cursor` whose tokens may still be alive at `now`. */
+  revocationsSince(cursor: number, now: number): Promise<RevocationPage>;
 
   // Signing keys
   signingKeys(): Promise<SigningKeyRecord[]>;
@@ -192,11 +238,14 @@ export interface Store {
   userById(id: string): Promise<UserRecord | undefined>;
   userByName(name: string): Promise<UserRecord | undefined>;
   ownerUser(): Promise<UserRecord | undefined>;
+  listUsers(): Promise<UserRecord[]>;
+  setPassword(userId: string, passwordHash: string): Promise<void>;
 
   // Clients and resources
   createClient(client: ClientRecord): Promise<void>;
   updateClient(client: ClientRecord): Promise<void>;
   clientById(clientId: string): Promise<ClientRecord | undefined>;
+  listClients(kind?: ClientKind): Promise<ClientRecord[]>;
   upsertResource(resource: ResourceRecord): Promise<void>;
   resourceByUrl(url: string): Promise<ResourceRecord | undefined>;
   listResources(): Promise<ResourceRecord[]>;
@@ -217,6 +266,11 @@ export interface Store {
   // Grants
   createGrant(grant: GrantRecord): Promise<void>;
   grantById(id: string): Promise<GrantRecord | undefined>;
+  /** The user's active grant to `clientId` for `resource`, if any. */
+  activeGrant(userId: string, clientId: string, resource: string, now: number): Promise<GrantRecord | undefined>;
+  listGrants(userId?: string): Promise<GrantRecord[]>;
+  /** Changes what an active grant allows (a new consent widened or narrowed it). */
+  updateGrant(grant: GrantRecord): Promise<void>;
   /** Revokes a grant and every token family and token derived from it. */
   revokeGrant(id: string, now: number, reason: string): Promise<boolean>;
 
@@ -235,9 +289,16 @@ export interface Store {
   /**
    * Rotates a refresh token in one transaction: the presented one is spent and
    * `next` (of the same family) takes its place. A token already spent is a
-   * replay, and its whole family is revoked (RFC 9700 §4.14.2).
+   * replay, and its whole family is revoked (RFC 9700 §4.14.2), unless it was
+   * spent less than `graceMs` ago: two near-simultaneous refreshes by the same
+   * client then both succeed.
    */
-  rotateRefreshToken(tokenHash: string, now: number, next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord }): Promise<RotateRefreshResult>;
+  rotateRefreshToken(
+    tokenHash: string,
+    now: number,
+    next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord },
+    graceMs?: number,
+  ): Promise<RotateRefreshResult>;
   refreshTokenByHash(tokenHash: string): Promise<RefreshTokenRecord | undefined>;
   revokeRefreshToken(tokenHash: string, now: number): Promise<boolean>;
 
