@@ -16,6 +16,7 @@ export interface AccessTokenInput {
   iat: number;
   exp: number;
   act?: ActorClaim;
+  mayAct?: string;
   authorizationDetails?: AuthorizationDetail[];
 }
 
@@ -36,6 +37,7 @@ export async function signAccessToken(issuer: string, keys: KeyRing, input: Acce
     jti: randomId('at'),
     grant_id: input.grantId,
     ...(input.act ? { act: input.act } : {}),
+    ...(input.mayAct ? { may_act: { sub: input.mayAct } } : {}),
     ...(input.authorizationDetails && input.authorizationDetails.length > 0 ? { authorization_details: input.authorizationDetails } : {}),
   };
   const { kid, privateKey } = keys.current();

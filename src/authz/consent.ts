@@ -11,6 +11,7 @@ import type { AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.js';
 import { sendErrorPage } from './pages.js';
 import { currentSession } from './session.js';
+import { audit } from './audit.js';
 
 export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
   app.post('/consent', async (req, reply) => {
@@ -40,6 +41,7 @@ export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
     if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
 
     if (decision === 'deny') {
+      await audit(ctx, { event: 'consent', user: taken.userId, client: taken.clientId, resource: taken.resource, detail: { decision: 'denied', scope: taken.scope } });
       req.log.info({ client: taken.clientId }, 'consent denied');
       return redirectToClient(reply, ctx, taken.redirectUri, { error: 'access_denied', error_description: 'The user denied the request.', state: taken.state ?? undefined }, 303);
     }
@@ -79,6 +81,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
     expiresAt: now + ctx.lifetimes.codeSec * 1000,
     usedAt: null,
   });
+  await audit(ctx, { event: 'consent', user: pending.userId, client: pending.clientId, grant: grantId, resource: pending.resource, detail: { decision: 'approved', scope: pending.scope } });
   req.log.info({ client: pending.clientId, grant: grantId }, 'consent approved');
   return redirectToClient(reply, ctx, pending.redirectUri, { code, state: pending.state ?? undefined }, 303);
 }

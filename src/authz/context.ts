@@ -13,6 +13,12 @@ export interface Lifetimes {
   sessionSec: number;
   /** How long a delegation lasts unless revoked. */
   grantSec: number;
+  /**
+   * How soon after a refresh token was spent it may be presented again
+   * without tripping reuse detection: two near-simultaneous refreshes by the
+   * same client (RFC 9700 §4.14.2 allows such leeway).
+   */
+  refreshGraceSec: number;
 }
 
 export const DEFAULT_LIFETIMES: Lifetimes = Object.freeze({
@@ -22,6 +28,7 @@ export const DEFAULT_LIFETIMES: Lifetimes = Object.freeze({
   authRequestSec: 600,
   sessionSec: 12 * 3600,
   grantSec: 30 * 86_400,
+  refreshGraceSec: 5,
 });
 
 export interface Endpoints {
@@ -29,6 +36,8 @@ export interface Endpoints {
   token: string;
   registration: string;
   revocation: string;
+  introspection: string;
+  revocationList: string;
   jwks: string;
 }
 
@@ -55,6 +64,8 @@ export function endpointsFor(issuer: string): Endpoints {
     token: `${issuer}/token`,
     registration: `${issuer}/register`,
     revocation: `${issuer}/revoke`,
+    introspection: `${issuer}/introspect`,
+    revocationList: `${issuer}/revocations`,
     jwks: `${issuer}/.well-known/jwks.json`,
   };
 }

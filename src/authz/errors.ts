@@ -35,6 +35,13 @@ export class InvalidRedirectUriError extends CustomOAuthError {
   }
 }
 
+/** RFC 9396 §5: the authorization details asked for are not acceptable. */
+export class InvalidAuthorizationDetailsError extends CustomOAuthError {
+  constructor(message: string) {
+    super('invalid_authorization_details', message);
+  }
+}
+
 /** HTTP status for an OAuth error code. */
 export function statusFor(err: OAuthError): number {
   if (err instanceof InvalidClientError) return 401;

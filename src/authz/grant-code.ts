@@ -10,6 +10,7 @@ import { InvalidGrantError, InvalidTargetError } from './errors.js';
 import { mintUserTokens, tokenResponse } from './issue.js';
 import { required, single } from './params.js';
 import { checkVerifier } from './policy/pkce.js';
+import { audit } from './audit.js';
 
 export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
   const code = required(body, 'code');
@@ -23,6 +24,7 @@ export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRec
   if (!record) throw new InvalidGrantError('The authorization code is invalid.');
   if (record.usedAt !== null) {
     await ctx.store.revokeFamily(record.familyId, now, 'authorization code replayed');
+    await audit(ctx, { event: 'code_replay', user: record.userId, client: client.clientId, grant: record.grantId, resource: record.resource, detail: { family_revoked: record.familyId } });
     throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
   }
   if (record.expiresAt <= now) throw new InvalidGrantError('The authorization code has expired.');
@@ -40,5 +42,14 @@ export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRec
   const pair = await mintUserTokens(ctx, grant, record.familyId, record.scope);
   const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refreshRecord, access: pair.accessRecord });
   if (result.status === 'replayed') throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
+  await audit(ctx, {
+    event: 'token_issued',
+    user: grant.userId,
+    client: client.clientId,
+    grant: grant.id,
+    resource: grant.resource,
+    actors: [client.clientId],
+    detail: { grant_type: 'authorization_code', scope: pair.access.claims.scope, jti: pair.access.claims.jti },
+  });
   return tokenResponse(ctx, pair);
 }

@@ -1,25 +1,41 @@
 // Token exchange (RFC 8693) for agents: an agent, authenticated as itself,
-// trades the user's token it received for a narrower token to a resource the
-// user's grant lets it reach. The result names the agent as the current actor
-// (`act`, §4.1), never outlives the subject token, and stays on the grant's
-// revocation chain.
+// trades a token it holds for a narrower one. Every exchange narrows and never
+// widens: the audience must be within the subject token's reach, the scope a
+// subset of what that reach allows, the constraints (RFC 9396 details) a
+// subset of the parent's, the expiry no later, and the chain no deeper than
+// the grant allows. The result names the agent as the current actor (`act`,
+// §4.1) and stays on the grant's revocation chain. A token may be handed to a
+// sub-agent by naming it in `may_act` (§4.4); only that agent, or the agent
+// the token was issued for, may exchange it.
 import {
   TOKEN_TYPE_ACCESS_TOKEN,
   TOKEN_TYPE_JWT,
   audienceIncludes,
+  calendarDetailFor,
   canonicalResource,
   exchangeHops,
   formatScope,
+  isDetailSubset,
   isSubset,
   nestActor,
+  parseCalendarDetail,
   parseScope,
-  type AuthorizationDetail,
+  type AccessTokenClaims,
+  type CalendarDetail,
 } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { ClientRecord } from '../store/index.js';
 import { signAccessToken, verifyOwnAccessToken } from './access-token.js';
+import { actorsOf, audit } from './audit.js';
 import { nowSec, type AuthContext } from './context.js';
-import { InvalidGrantError, InvalidRequestError, InvalidScopeError, InvalidTargetError, UnauthorizedClientError } from './errors.js';
+import {
+  InvalidGrantError,
+  InvalidRequestError,
+  InvalidScopeError,
+  InvalidTargetError,
+  InvalidAuthorizationDetailsError,
+  UnauthorizedClientError,
+} from './errors.js';
 import { required, single } from './params.js';
 
 export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
@@ -42,29 +58,44 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
   const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, subjectToken, nowSec(ctx));
   if (!checked.ok) throw new InvalidGrantError(`The subject token is not acceptable: ${checked.reason}.`);
   const subject = checked.claims;
-  // Only the agent the token was issued to may exchange it.
-  if (!audienceIncludes(subject.aud, client.resource)) {
-    throw new InvalidGrantError('The subject token was issued for another resource than this client’s.');
+  // The token's recipient may exchange it, or the sub-agent it was handed to.
+  const recipient = audienceIncludes(subject.aud, client.resource);
+  const handedTo = subject.may_act?.sub === client.clientId;
+  if (!recipient && !handedTo) {
+    throw new InvalidGrantError('The subject token was issued for another resource than this client’s, and not handed to it.');
   }
   if ((await ctx.store.tokenStanding(subject.jti, now)) !== 'active') throw new InvalidGrantError('The subject token has been revoked.');
   const grant = await ctx.store.grantById(subject.grant_id);
   if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind the subject token has ended.');
 
-  // What the subject token lets its holder reach beyond its own audience.
-  const reach = (subject.authorization_details ?? []).filter((d) => (d.locations ?? []).some((l) => canonicalResource(l) === target));
-  if (reach.length === 0) throw new InvalidTargetError(`The delegation does not reach ${target}.`);
-  const allowed = [...new Set(reach.flatMap((d) => d.actions ?? []))];
+  // Audience: within the subject token's reach (its authorization details).
+  const parent = calendarDetailFor(subject.authorization_details, target);
+  if (!parent) throw new InvalidTargetError(`The delegation does not reach ${target}.`);
+
+  // Constraints: what the request asks for, never more than the parent allows.
+  const asked = requestedDetail(body, target);
+  if (asked) {
+    const subset = isDetailSubset(asked, parent);
+    if (!subset.ok) throw new InvalidAuthorizationDetailsError(`The exchange would widen the delegation: ${subset.reason}.`);
+  }
+  const detail = asked ?? parent;
+
+  // Scope: a subset of the actions allowed at the target.
   const requested = parseScope(single(body, 'scope'));
-  const scopes = requested.length > 0 ? requested : allowed;
-  if (!isSubset(scopes, allowed)) {
-    throw new InvalidScopeError(`The delegation allows only "${allowed.join(' ')}" at ${target}.`);
+  const scopes = requested.length > 0 ? requested : detail.actions;
+  if (!isSubset(scopes, detail.actions)) {
+    throw new InvalidScopeError(`The delegation allows only "${detail.actions.join(' ')}" at ${target}; "${requested.join(' ')}" was asked.`);
   }
 
+  // Depth: the grant bounds how many hops a token may travel from the user.
   const hops = exchangeHops(subject.act) + 1;
-  if (hops > grant.maxDepth) throw new InvalidRequestError(`The delegation allows at most ${grant.maxDepth} hops; this would be hop ${hops}.`);
+  if (hops > grant.maxDepth) {
+    throw new InvalidRequestError(`The delegation allows at most ${grant.maxDepth} hops from the user; this exchange would be hop ${hops}.`);
+  }
 
+  const mayAct = await handOffTarget(ctx, body);
   const iat = nowSec(ctx);
-  const details: AuthorizationDetail[] = reach.map((d) => ({ ...d, locations: [target], actions: (d.actions ?? []).filter((a) => scopes.includes(a)) }));
+  const narrowed: CalendarDetail = { ...detail, locations: [target], actions: scopes };
   const issued = await signAccessToken(ctx.issuer, ctx.keys, {
     sub: subject.sub,
     aud: target,
@@ -72,15 +103,17 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
     scope: formatScope(scopes),
     grantId: subject.grant_id,
     iat,
+    // Expiry: never later than the parent's.
     exp: Math.min(iat + ctx.lifetimes.accessTokenSec, subject.exp),
     act: nestActor(client.clientId, subject),
-    authorizationDetails: details,
+    ...(mayAct ? { mayAct } : {}),
+    authorizationDetails: [narrowed],
   });
-  const parent = await ctx.store.issuedToken(subject.jti);
+  const parentRecord = await ctx.store.issuedToken(subject.jti);
   await ctx.store.recordIssuedToken({
     jti: issued.claims.jti,
     grantId: subject.grant_id,
-    familyId: parent?.familyId ?? null,
+    familyId: parentRecord?.familyId ?? null,
     parentJti: subject.jti,
     clientId: client.clientId,
     audience: target,
@@ -89,14 +122,27 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
     expiresAt: issued.claims.exp * 1000,
     revokedAt: null,
   });
+  await auditExchange(ctx, subject, issued.claims, mayAct);
   return {
     access_token: issued.token,
     issued_token_type: TOKEN_TYPE_ACCESS_TOKEN,
     token_type: 'Bearer',
     expires_in: issued.claims.exp - iat,
     scope: issued.claims.scope,
-    authorization_details: details,
+    authorization_details: [narrowed],
   };
+}
+
+function auditExchange(ctx: AuthContext, subject: AccessTokenClaims, issued: AccessTokenClaims, mayAct: string | undefined): Promise<void> {
+  return audit(ctx, {
+    event: 'token_exchanged',
+    user: subject.sub,
+    client: issued.client_id,
+    grant: issued.grant_id,
+    resource: String(issued.aud),
+    actors: actorsOf(issued),
+    detail: { scope: issued.scope, jti: issued.jti, parent_jti: subject.jti, ...(mayAct ? { handed_to: mayAct } : {}) },
+  });
 }
 
 /** The one resource the exchanged token is for: `resource` (RFC 8707) or `audience` (RFC 8693 §2.1). */
@@ -111,4 +157,30 @@ function exchangeTarget(body: FormBody): string {
   const target = canonicalResource(value);
   if (!target) throw new InvalidTargetError('The resource must be an absolute http(s) URI without a fragment.');
   return target;
+}
+
+/** The narrower constraints a request asks for (RFC 9396 `authorization_details`), for the target only. */
+function requestedDetail(body: FormBody, target: string): CalendarDetail | undefined {
+  const raw = single(body, 'authorization_details');
+  if (raw === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new InvalidAuthorizationDetailsError('authorization_details is not JSON.');
+  }
+  if (!Array.isArray(value) || value.length !== 1) throw new InvalidAuthorizationDetailsError('Ask for exactly one authorization detail, for the target.');
+  const parsed = parseCalendarDetail(value[0]);
+  if (!parsed.ok) throw new InvalidAuthorizationDetailsError(`The authorization detail is not acceptable: ${parsed.reason}.`);
+  if (parsed.detail.locations.some((l) => l !== target)) throw new InvalidAuthorizationDetailsError('The authorization detail must name only the target as its location.');
+  return parsed.detail;
+}
+
+/** The registered agent the new token is handed to (`may_act`), if the request names one. */
+async function handOffTarget(ctx: AuthContext, body: FormBody): Promise<string | undefined> {
+  const id = single(body, 'may_act');
+  if (id === undefined) return undefined;
+  const agent = await ctx.store.clientById(id);
+  if (!agent || agent.kind !== 'agent') throw new InvalidRequestError(`may_act must name a registered agent; ${id} is not one.`);
+  return id;
 }

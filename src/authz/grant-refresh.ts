@@ -9,6 +9,7 @@ import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidScopeError, InvalidTargetError } from './errors.js';
 import { mintUserTokens, tokenResponse } from './issue.js';
 import { required, single } from './params.js';
+import { audit } from './audit.js';
 
 export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
   const presented = required(body, 'refresh_token');
@@ -31,11 +32,21 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
   if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this token has ended.');
 
   const pair = await mintUserTokens(ctx, grant, record.familyId, formatScope(scopes));
-  const result = await ctx.store.rotateRefreshToken(tokenHash, now, { refresh: pair.refreshRecord, access: pair.accessRecord });
+  const result = await ctx.store.rotateRefreshToken(tokenHash, now, { refresh: pair.refreshRecord, access: pair.accessRecord }, ctx.lifetimes.refreshGraceSec * 1000);
   switch (result.status) {
     case 'rotated':
+      await audit(ctx, {
+        event: 'token_refreshed',
+        user: grant.userId,
+        client: client.clientId,
+        grant: grant.id,
+        resource: grant.resource,
+        actors: [client.clientId],
+        detail: { scope: pair.access.claims.scope, jti: pair.access.claims.jti, ...(result.grace ? { within_grace: true } : {}) },
+      });
       return tokenResponse(ctx, pair);
     case 'replayed':
+      await audit(ctx, { event: 'refresh_replay', user: grant.userId, client: client.clientId, grant: grant.id, resource: grant.resource, detail: { family_revoked: record.familyId } });
       throw new InvalidGrantError('The refresh token was already used; every token of its family is now revoked.');
     case 'expired':
       throw new InvalidGrantError('The refresh token has expired.');

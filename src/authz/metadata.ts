@@ -18,6 +18,10 @@ export async function authorizationServerMetadata(ctx: AuthContext): Promise<OAu
     token_endpoint: ctx.endpoints.token,
     registration_endpoint: ctx.endpoints.registration,
     revocation_endpoint: ctx.endpoints.revocation,
+    introspection_endpoint: ctx.endpoints.introspection,
+    introspection_endpoint_auth_methods_supported: AUTH_METHODS.filter((m) => m !== 'none'),
+    // Not registered with IANA: where resource servers long-poll for revoked grants and tokens.
+    revocation_list_endpoint: ctx.endpoints.revocationList,
     jwks_uri: ctx.endpoints.jwks,
     scopes_supported: scopes,
     response_types_supported: ['code'],

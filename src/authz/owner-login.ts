@@ -10,6 +10,7 @@ import type { AuthContext } from './context.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams } from './params.js';
 import { startSession } from './session.js';
+import { audit } from './audit.js';
 
 export const OWNER_ASSERTION_ISSUER = 'delegate-cli';
 export const OWNER_ASSERTION_SUBJECT = 'owner';
@@ -63,6 +64,7 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
       ttlMs: ctx.lifetimes.sessionSec * 1000,
       secure: ctx.secureCookies,
     });
+    await audit(ctx, { event: 'sign_in', user: owner.id, detail: { method: 'owner_link' } });
     req.log.info({ user: owner.id }, 'owner signed in');
     return reply.code(303).header('Cache-Control', 'no-store').header('Location', next).send();
   });

@@ -10,6 +10,7 @@ import { nowSec, type AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidRequestError, UnauthorizedClientError, UnsupportedTokenTypeError, replyWithError } from './errors.js';
 import { required, single } from './params.js';
+import { audit } from './audit.js';
 
 export function registerRevocation(app: FastifyInstance, ctx: AuthContext): void {
   app.post('/revoke', async (req, reply) => {
@@ -30,12 +31,14 @@ export function registerRevocation(app: FastifyInstance, ctx: AuthContext): void
       if (refresh) {
         if (refresh.clientId !== client.clientId) throw new UnauthorizedClientError('The token was issued to another client.');
         await ctx.store.revokeRefreshToken(refresh.tokenHash, now);
+        await audit(ctx, { event: 'token_revoked', user: refresh.userId, client: client.clientId, grant: refresh.grantId, resource: refresh.resource, detail: { token_type: 'refresh_token', family: refresh.familyId } });
         req.log.info({ client: client.clientId, family: refresh.familyId }, 'refresh token revoked');
       } else {
         const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, token, nowSec(ctx));
         if (checked.ok) {
           if (checked.claims.client_id !== client.clientId) throw new UnauthorizedClientError('The token was issued to another client.');
           await ctx.store.revokeIssuedToken(checked.claims.jti, now);
+          await audit(ctx, { event: 'token_revoked', user: checked.claims.sub, client: client.clientId, grant: checked.claims.grant_id, resource: String(checked.claims.aud), detail: { token_type: 'access_token', jti: checked.claims.jti } });
           req.log.info({ client: client.clientId, jti: checked.claims.jti }, 'access token revoked');
         }
       }

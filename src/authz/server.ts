@@ -16,6 +16,8 @@ import { registerRegistration } from './register.js';
 import { registerRevocation } from './revoke.js';
 import { sessionCookieName } from './session.js';
 import { registerToken } from './token.js';
+import { registerIntrospection } from './introspect.js';
+import { registerRevocationList } from './revocation-list.js';
 
 export interface AuthServerOptions {
   /** The issuer identifier: the server's base URL, no trailing slash. */
@@ -33,7 +35,7 @@ export interface AuthServerOptions {
 }
 
 /** Endpoints that browser-based clients call cross-origin (no cookies are involved). */
-const CORS_PATHS = new Set(['/token', '/register', '/revoke', '/.well-known/oauth-authorization-server', '/.well-known/jwks.json']);
+const CORS_PATHS = new Set(['/token', '/register', '/revoke', '/introspect', '/.well-known/oauth-authorization-server', '/.well-known/jwks.json']);
 
 export async function buildAuthServer(options: AuthServerOptions): Promise<FastifyInstance> {
   const issuer = options.issuer.replace(/\/+$/, '');
@@ -76,6 +78,8 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
   registerToken(app, ctx);
   registerRegistration(app, ctx);
   registerRevocation(app, ctx);
+  registerIntrospection(app, ctx);
+  registerRevocationList(app, ctx);
 
   // Expired codes, sessions and one-time ids are swept now and then, off the request path.
   const sweeper = setInterval(() => void options.store.sweep(now()).catch(() => {}), 10 * 60_000);

@@ -42,6 +42,8 @@ export interface AccessTokenClaims {
   /** The user's delegation this token derives from. */
   grant_id: string;
   act?: ActorClaim;
+  /** RFC 8693 §4.4: the party the holder handed this token to, which may exchange it in turn. */
+  may_act?: { sub: string };
   authorization_details?: AuthorizationDetail[];
 }
 

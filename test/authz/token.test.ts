@@ -108,18 +108,41 @@ describe('authorization_code grant', () => {
 });
 
 describe('refresh_token grant', () => {
-  it('rotates the refresh token; the old one dies, and presenting it again ends the family', async () => {
-    const tokens = await obtainTokens(authz);
-    const first = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
-    expect(first.status).toBe(200);
-    expect(first.body.refresh_token).not.toBe(tokens.refreshToken);
-    expect(decodeJwt(String(first.body.access_token)).grant_id).toBe(decodeJwt(tokens.accessToken).grant_id);
+  it('rotates the refresh token; the old one dies, and presenting it after the grace window ends the family', async () => {
+    let clock = Date.now();
+    const timed = await startTestAuthz({ now: () => clock });
+    try {
+      const tokens = await obtainTokens(timed);
+      const refresh = (token: string) => postForm(`${timed.issuer}/token`, { grant_type: 'refresh_token', refresh_token: token, client_id: tokens.clientId });
+      const first = await refresh(tokens.refreshToken);
+      expect(first.status).toBe(200);
+      expect(first.body.refresh_token).not.toBe(tokens.refreshToken);
+      expect(decodeJwt(String(first.body.access_token)).grant_id).toBe(decodeJwt(tokens.accessToken).grant_id);
 
-    const replay = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
-    expect(replay.body.error).toBe('invalid_grant');
-    // Reuse detection revoked the family: the newest refresh token is dead too.
-    const newest = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(first.body.refresh_token), client_id: tokens.clientId });
-    expect(newest.body.error).toBe('invalid_grant');
+      clock += 6_000; // past the 5-second grace window
+      const replay = await refresh(tokens.refreshToken);
+      expect(replay.body.error).toBe('invalid_grant');
+      expect(String(replay.body.error_description)).toMatch(/already used/);
+      // Reuse detection revoked the family: the newest refresh token is dead too.
+      expect((await refresh(String(first.body.refresh_token))).body.error).toBe('invalid_grant');
+      const events = (await timed.store.listAudit()).map((r) => r.event);
+      expect(events).toContain('refresh_replay');
+    } finally {
+      await timed.close();
+    }
+  });
+
+  it('lets two near-simultaneous refreshes of one token both succeed without revoking the family', async () => {
+    const tokens = await obtainTokens(authz);
+    const refresh = () => postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
+    const [a, b] = await Promise.all([refresh(), refresh()]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(a.body.refresh_token).not.toBe(b.body.refresh_token);
+    // Both new refresh tokens stay good: the family was not revoked.
+    for (const next of [a, b]) {
+      const again = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(next.body.refresh_token), client_id: tokens.clientId });
+      expect(again.status).toBe(200);
+    }
   });
 
   it('refuses a refresh by another client without spending the token', async () => {

@@ -1,0 +1,50 @@
+// POST /introspect (RFC 7662): for resource servers that prefer asking to
+// verifying. The caller authenticates as a client; an agent learns about
+// tokens issued for its own resource only. Anything else, and any token that
+// is expired, revoked or not ours, is just {"active": false}.
+import type { FastifyInstance } from 'fastify';
+import { audienceIncludes } from '../delegation/index.js';
+import type { FormBody } from '../http/app.js';
+import { verifyOwnAccessToken } from './access-token.js';
+import { authenticateClient } from './client-auth.js';
+import { nowSec, type AuthContext } from './context.js';
+import { InvalidRequestError, replyWithError } from './errors.js';
+import { required } from './params.js';
+
+export function registerIntrospection(app: FastifyInstance, ctx: AuthContext): void {
+  app.post('/introspect', async (req, reply) => {
+    try {
+      if (!req.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+        throw new InvalidRequestError('The introspection request must be application/x-www-form-urlencoded.');
+      }
+      const body = (req.body ?? {}) as FormBody;
+      const token = required(body, 'token');
+      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, tokenEndpoint: `${ctx.issuer}/introspect`, now: ctx.now });
+      const inactive = () => reply.header('Cache-Control', 'no-store').send({ active: false });
+
+      const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, token, nowSec(ctx));
+      if (!checked.ok) return inactive();
+      const claims = checked.claims;
+      const mayAsk = client.resource !== null && audienceIncludes(claims.aud, client.resource);
+      if (!mayAsk) return inactive();
+      if ((await ctx.store.tokenStanding(claims.jti, ctx.now())) !== 'active') return inactive();
+      return reply.header('Cache-Control', 'no-store').send({
+        active: true,
+        iss: claims.iss,
+        sub: claims.sub,
+        aud: claims.aud,
+        client_id: claims.client_id,
+        scope: claims.scope,
+        exp: claims.exp,
+        iat: claims.iat,
+        jti: claims.jti,
+        token_type: 'Bearer',
+        grant_id: claims.grant_id,
+        ...(claims.act ? { act: claims.act } : {}),
+        ...(claims.authorization_details ? { authorization_details: claims.authorization_details } : {}),
+      });
+    } catch (err) {
+      return replyWithError(req, reply, err);
+    }
+  });
+}
