@@ -30,6 +30,25 @@ export class BearerError extends Error {
   }
 }
 
+/**
+ * The resource server cannot judge the token now (its revocation list is
+ * stale): the request is refused, fail-closed, but the token is not declared
+ * invalid, so clients retry rather than sign in again. Answered as 503 with
+ * Retry-After and no challenge.
+ */
+export class VerifierUnavailableError extends Error {
+  readonly retryAfterSec: number;
+
+  constructor(description: string, retryAfterSec: number) {
+    super(description);
+    this.name = 'VerifierUnavailableError';
+    this.retryAfterSec = retryAfterSec;
+  }
+}
+
+/** What a `reject` hook says: undefined to accept; a reason (or `{revoked}`) to refuse as invalid_token; `{unavailable}` when it cannot tell. */
+export type TokenRejection = undefined | string | { revoked: string } | { unavailable: string; retryAfterSec: number };
+
 export interface VerifiedBearer {
   token: string;
   claims: AccessTokenClaims;
@@ -49,8 +68,8 @@ export interface BearerVerifierOptions {
   clockToleranceSec?: number;
   /** Fetch used to discover the JWKS (tests pass their own). */
   fetchFn?: typeof fetch;
-  /** A last check after the signature and claims pass, e.g. a revocation list. Returns a reason to refuse, or undefined. */
-  reject?: (claims: AccessTokenClaims) => string | undefined | Promise<string | undefined>;
+  /** A last check after the signature and claims pass, e.g. a revocation list (src/resource/revocations.ts). */
+  reject?: (claims: AccessTokenClaims) => TokenRejection | Promise<TokenRejection>;
 }
 
 export type BearerVerifier = (authorization: string | undefined, requiredScopes: readonly string[]) => Promise<VerifiedBearer>;
@@ -96,7 +115,9 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
       throw new BearerError(401, 'invalid_token', 'The token was issued for another resource.');
     }
     const refusal = await options.reject?.(claims);
-    if (refusal) throw new BearerError(401, 'invalid_token', refusal);
+    if (typeof refusal === 'string') throw new BearerError(401, 'invalid_token', refusal);
+    if (refusal && 'revoked' in refusal) throw new BearerError(401, 'invalid_token', refusal.revoked);
+    if (refusal && 'unavailable' in refusal) throw new VerifierUnavailableError(refusal.unavailable, refusal.retryAfterSec);
 
     const scopes = parseScope(claims.scope);
     const missing = missingFrom(requiredScopes, scopes);

@@ -1,0 +1,346 @@
+// The revocation list a resource server keeps so that a revoked grant or token
+// is refused within moments, with no call to the authorization server on the
+// request path (docs/internals.md, "Revocation list for resource servers").
+// It long-polls `GET <issuer>/revocations?since=&wait=`, keeps the revoked
+// grant ids and token ids in memory, and fails closed: a list that has not
+// been refreshed for `stale_after` seconds refuses every token until it has.
+import type { FastifyInstance } from 'fastify';
+import type { AccessTokenClaims } from '../delegation/index.js';
+
+/** What `reject` says about a token: nothing (accept it), a reason to refuse it, or that no verdict can be given now. */
+export type RevocationVerdict = undefined | { revoked: string } | { unavailable: string; retryAfterSec: number };
+
+export interface RevocationList {
+  /** The verdict on a verified token. Answers from memory; before the first sync it waits for it (bounded). */
+  check(claims: Pick<AccessTokenClaims, 'grant_id' | 'jti'>): Promise<RevocationVerdict>;
+  /**
+   * Starts polling if it is not running, and returns the function that gives
+   * this holder's share back: polling stops when the last holder has released.
+   * Several servers of one process may share one list.
+   */
+  acquire(): () => Promise<void>;
+  /** Resolves after the next successful sync. */
+  synced(): Promise<void>;
+  /** For status pages and tests: what the list knows now. */
+  status(): RevocationListStatus;
+}
+
+export interface RevocationListStatus {
+  running: boolean;
+  endpoint: string | undefined;
+  cursor: number;
+  /** Monotonic time (ms, the `elapsed` clock) of the last successful sync; undefined before the first. */
+  lastSyncAt: number | undefined;
+  staleAfterSec: number;
+  stale: boolean;
+  grants: number;
+  tokens: number;
+}
+
+/** Minimal logger surface (pino and fastify's logger both fit). */
+export interface RevocationLogger {
+  warn(obj: object, msg: string): void;
+  info?(obj: object, msg: string): void;
+}
+
+export interface RevocationListOptions {
+  /** The authorization server (exact issuer identifier). */
+  issuer: string;
+  fetchFn?: typeof fetch;
+  /** Milliseconds since the epoch: when an entry's tokens have all expired. */
+  now?: () => number;
+  /**
+   * A monotonic clock in milliseconds (performance.now by default): how long
+   * ago the list was refreshed. Kept apart from `now` because freshness is
+   * elapsed real time, whatever wall-clock time tests or servers pretend.
+   */
+  elapsed?: () => number;
+  logger?: RevocationLogger;
+  /** Longest hold asked of the server per poll, seconds (the server allows at most 25). */
+  maxWaitSec?: number;
+  /** How long a check made before the first sync waits for it, ms. */
+  firstSyncTimeoutMs?: number;
+  /** How often the whole list is fetched again (since=0), which drops entries the server no longer lists. */
+  resyncIntervalMs?: number;
+  /** Pause after a failed poll, growing to `maxRetryMs`. */
+  minRetryMs?: number;
+  maxRetryMs?: number;
+  /** Seconds of clock difference allowed when an entry's expiry is judged. */
+  clockToleranceSec?: number;
+}
+
+/** Until the server has said otherwise (docs/internals.md). */
+export const DEFAULT_STALE_AFTER_SEC = 30;
+/** The server holds a poll at most this long. */
+export const MAX_WAIT_SEC = 25;
+const DEFAULT_MAX_WAIT_SEC = 20;
+const DEFAULT_FIRST_SYNC_TIMEOUT_MS = 5_000;
+const DEFAULT_RESYNC_INTERVAL_MS = 10 * 60_000;
+/** A server that answers nothing this long after its promised hold is taken as gone. */
+const POLL_GRACE_MS = 5_000;
+/** Bounds on the staleness a server may ask for: below, polls would race it; above, revocation would wait too long. */
+const MIN_STALE_AFTER_SEC = 2;
+const MAX_STALE_AFTER_SEC = 300;
+
+interface Entry {
+  /** Milliseconds since the epoch after which no token it affects is valid; undefined when the server did not say. */
+  until: number | undefined;
+}
+
+/** One answer of the endpoint, checked. */
+interface Page {
+  cursor: number;
+  grants: string[];
+  tokens: string[];
+  staleAfterSec: number;
+  /** Optional extension: id → NumericDate after which the entry can go (see parsePage). */
+  expiresAt: Map<string, number>;
+}
+
+export function createRevocationList(options: RevocationListOptions): RevocationList {
+  const issuer = options.issuer.replace(/\/+$/, '');
+  const fetchFn = options.fetchFn ?? fetch;
+  const now = options.now ?? Date.now;
+  const elapsed = options.elapsed ?? (() => performance.now());
+  const maxWaitSec = Math.min(options.maxWaitSec ?? DEFAULT_MAX_WAIT_SEC, MAX_WAIT_SEC);
+  const firstSyncTimeoutMs = options.firstSyncTimeoutMs ?? DEFAULT_FIRST_SYNC_TIMEOUT_MS;
+  const resyncIntervalMs = options.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS;
+  const minRetryMs = options.minRetryMs ?? 250;
+  const maxRetryMs = options.maxRetryMs ?? 5_000;
+  const toleranceMs = (options.clockToleranceSec ?? 5) * 1000;
+
+  const grants = new Map<string, Entry>();
+  const tokens = new Map<string, Entry>();
+  let cursor = 0;
+  let lastSyncAt: number | undefined;
+  let lastFullSyncAt: number | undefined;
+  let staleAfterSec = DEFAULT_STALE_AFTER_SEC;
+  let endpoint: string | undefined;
+  let holders = 0;
+  let loop: Promise<void> | undefined;
+  let stopping: AbortController | undefined;
+  let waiters: Array<() => void> = [];
+
+  const isStale = (): boolean => lastSyncAt === undefined || elapsed() - lastSyncAt > staleAfterSec * 1000;
+  const nextSync = (): Promise<void> => new Promise((resolve) => waiters.push(resolve));
+
+  const discover = async (signal: AbortSignal): Promise<string> => {
+    const res = await fetchFn(`${issuer}/.well-known/oauth-authorization-server`, { headers: { Accept: 'application/json' }, signal });
+    if (!res.ok) throw new Error(`authorization server metadata: HTTP ${res.status}`);
+    const metadata = (await res.json().catch(() => undefined)) as { issuer?: unknown; revocation_list_endpoint?: unknown } | undefined;
+    // RFC 8414 §3.3: metadata that names another issuer is not this issuer's.
+    if (metadata?.issuer !== issuer) throw new Error('authorization server metadata names another issuer');
+    const named = metadata.revocation_list_endpoint;
+    if (named === undefined) return `${issuer}/revocations`;
+    const url = typeof named === 'string' ? httpUrl(named) : undefined;
+    if (!url) throw new Error('authorization server metadata names an unusable revocation_list_endpoint');
+    return url;
+  };
+
+  /** One request; returns whether it brought news (the cursor moved or the list was fetched whole). */
+  const pollOnce = async (stop: AbortSignal): Promise<boolean> => {
+    endpoint ??= await discover(AbortSignal.any([stop, AbortSignal.timeout(POLL_GRACE_MS)]));
+    const full = cursor === 0 || lastFullSyncAt === undefined || elapsed() - lastFullSyncAt >= resyncIntervalMs;
+    const since = full ? 0 : cursor;
+    // The first fetch is answered at once; later ones are held, but never so long that the list would go stale meanwhile.
+    const waitSec = lastSyncAt === undefined ? 0 : Math.max(1, Math.min(maxWaitSec, Math.floor(staleAfterSec / 2)));
+    const url = new URL(endpoint);
+    url.searchParams.set('since', String(since));
+    url.searchParams.set('wait', String(waitSec));
+    const res = await fetchFn(url, {
+      headers: { Accept: 'application/json' },
+      redirect: 'error',
+      // A server that says nothing well past the hold it promised is taken as gone.
+      signal: AbortSignal.any([stop, AbortSignal.timeout(waitSec * 1000 + POLL_GRACE_MS)]),
+    });
+    if (!res.ok) throw new Error(`revocation list: HTTP ${res.status}`);
+    const page = parsePage(await res.json());
+    const before = cursor;
+    apply(page, full, since);
+    return full || cursor !== before;
+  };
+
+  const apply = (page: Page, full: boolean, since: number): void => {
+    const t = elapsed();
+    if (!full && page.cursor < since) {
+      // The server's list started over (a new database): fetch it whole next.
+      cursor = 0;
+      return;
+    }
+    if (full) {
+      // The whole list as the server keeps it: what it no longer lists can affect no live token.
+      grants.clear();
+      tokens.clear();
+      lastFullSyncAt = t;
+    }
+    for (const id of page.grants) grants.set(id, { until: untilOf(page, id) });
+    for (const id of page.tokens) tokens.set(id, { until: untilOf(page, id) });
+    cursor = page.cursor;
+    staleAfterSec = page.staleAfterSec;
+    lastSyncAt = t;
+    prune(now());
+    const ready = waiters;
+    waiters = [];
+    for (const resolve of ready) resolve();
+  };
+
+  const untilOf = (page: Page, id: string): number | undefined => {
+    const exp = page.expiresAt.get(id);
+    return exp === undefined ? undefined : exp * 1000;
+  };
+
+  /** Entries whose tokens have all expired can affect nothing any more. */
+  const prune = (t: number): void => {
+    for (const map of [grants, tokens]) {
+      for (const [id, entry] of map) if (entry.until !== undefined && entry.until + toleranceMs <= t) map.delete(id);
+    }
+  };
+
+  const run = async (stop: AbortSignal): Promise<void> => {
+    let retryMs = minRetryMs;
+    let failing = false;
+    while (!stop.aborted) {
+      const started = performance.now();
+      try {
+        const news = await pollOnce(stop);
+        if (failing) options.logger?.info?.({ cursor }, 'revocation list caught up');
+        failing = false;
+        retryMs = minRetryMs;
+        // A server that answers a held poll at once with nothing new would make this loop spin.
+        if (!news && performance.now() - started < 100) await sleep(minRetryMs, stop);
+      } catch (err) {
+        if (stop.aborted) break;
+        if (!failing) options.logger?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'revocation list poll failed; retrying');
+        failing = true;
+        await sleep(retryMs, stop);
+        retryMs = Math.min(retryMs * 2, maxRetryMs);
+      }
+    }
+  };
+
+  const check = async (claims: Pick<AccessTokenClaims, 'grant_id' | 'jti'>): Promise<RevocationVerdict> => {
+    if (lastSyncAt === undefined && loop) {
+      // Just started: the first answer is normally moments away.
+      await Promise.race([nextSync(), sleep(firstSyncTimeoutMs)]);
+    }
+    if (grants.has(claims.grant_id)) return { revoked: 'The delegation behind this token has been revoked.' };
+    if (tokens.has(claims.jti)) return { revoked: 'This token has been revoked.' };
+    if (isStale()) {
+      const retryAfterSec = Math.max(1, Math.ceil(maxRetryMs / 1000));
+      return lastSyncAt === undefined
+        ? { unavailable: 'The list of revoked delegations could not be fetched from the authorization server yet; try again shortly.', retryAfterSec }
+        : { unavailable: `The list of revoked delegations has not been refreshed for over ${staleAfterSec} s; tokens are refused until it is.`, retryAfterSec };
+    }
+    return undefined;
+  };
+
+  const start = (): void => {
+    if (loop) return;
+    const controller = new AbortController();
+    stopping = controller;
+    loop = run(controller.signal).finally(() => {
+      loop = undefined;
+      // Acquired again while the last holder's release was stopping it.
+      if (holders > 0) start();
+    });
+  };
+
+  return {
+    check,
+    acquire() {
+      holders++;
+      start();
+      let released = false;
+      return async () => {
+        if (released) return;
+        released = true;
+        holders--;
+        if (holders > 0) return;
+        stopping?.abort();
+        await loop;
+      };
+    },
+    synced: nextSync,
+    status() {
+      return { running: loop !== undefined, endpoint, cursor, lastSyncAt, staleAfterSec, stale: isStale(), grants: grants.size, tokens: tokens.size };
+    },
+  };
+}
+
+/**
+ * Ties a list to a server's lifecycle: polling starts when the server is
+ * ready (listen, or the first inject) and this server's share is released
+ * when it closes.
+ */
+export function attachRevocationList(app: FastifyInstance, list: RevocationList): void {
+  let release: (() => Promise<void>) | undefined;
+  app.addHook('onReady', async () => {
+    release ??= list.acquire();
+  });
+  app.addHook('onClose', async () => {
+    await release?.();
+    release = undefined;
+  });
+}
+
+/**
+ * The `reject` hook for createBearerVerifier (src/resource/bearer.ts): a
+ * revoked token is invalid (401); a stale list cannot judge, so the request
+ * is refused as unavailable (503) rather than the token declared bad.
+ */
+export function revocationReject(list: RevocationList): (claims: AccessTokenClaims) => Promise<RevocationVerdict> {
+  return (claims) => list.check(claims);
+}
+
+/**
+ * The endpoint's answer (docs/internals.md): `{cursor, grants, tokens,
+ * stale_after}`. An optional `expires_at` object, id → NumericDate, tells
+ * when an entry can affect no token any more; entries without it are kept
+ * until a full fetch no longer lists them.
+ */
+function parsePage(body: unknown): Page {
+  if (typeof body !== 'object' || body === null) throw new Error('revocation list: not a JSON object');
+  const b = body as Record<string, unknown>;
+  if (typeof b.cursor !== 'number' || !Number.isSafeInteger(b.cursor) || b.cursor < 0) throw new Error('revocation list: bad cursor');
+  const ids = (v: unknown, name: string): string[] => {
+    if (v === undefined) return [];
+    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw new Error(`revocation list: ${name} is not a list of ids`);
+    return v as string[];
+  };
+  const staleAfter = typeof b.stale_after === 'number' && Number.isFinite(b.stale_after) ? b.stale_after : DEFAULT_STALE_AFTER_SEC;
+  const expiresAt = new Map<string, number>();
+  if (typeof b.expires_at === 'object' && b.expires_at !== null && !Array.isArray(b.expires_at)) {
+    for (const [id, exp] of Object.entries(b.expires_at as Record<string, unknown>)) {
+      if (typeof exp === 'number' && Number.isFinite(exp)) expiresAt.set(id, exp);
+    }
+  }
+  return {
+    cursor: b.cursor,
+    grants: ids(b.grants, 'grants'),
+    tokens: ids(b.tokens, 'tokens'),
+    staleAfterSec: Math.min(MAX_STALE_AFTER_SEC, Math.max(MIN_STALE_AFTER_SEC, staleAfter)),
+    expiresAt,
+  };
+}
+
+function httpUrl(value: string): string | undefined {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    timer.unref?.();
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

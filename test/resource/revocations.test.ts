@@ -1,0 +1,207 @@
+// The resource servers' revocation list client against a stand-in endpoint
+// that speaks the documented protocol: discovery, long polling, refusal of
+// revoked grants and tokens with no request per check, fail-closed staleness,
+// bounded memory, and start/stop with a fastify server's lifecycle.
+import { afterEach, describe, expect, it } from 'vitest';
+import Fastify from 'fastify';
+import { createRevocationList, attachRevocationList, type RevocationList } from '../../src/resource/revocations.js';
+import { startFakeRevocationEndpoint, type FakeRevocationEndpoint } from './revocation-endpoint.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function endpoint(options: Parameters<typeof startFakeRevocationEndpoint>[0] = {}): Promise<FakeRevocationEndpoint> {
+  const fake = await startFakeRevocationEndpoint(options);
+  cleanups.push(() => fake.close());
+  return fake;
+}
+
+function started(list: RevocationList): RevocationList {
+  const release = list.acquire();
+  cleanups.unshift(release);
+  return list;
+}
+
+/** Waits for a condition that the code under test brings about; fails the test if it never does. */
+async function eventually(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const token = (grant_id: string, jti = `jti-${grant_id}`) => ({ grant_id, jti });
+
+describe('the revocation list', () => {
+  it('finds the endpoint in the metadata and refuses a grant revoked while it waits, without asking per check', async () => {
+    const as = await endpoint({ metadataPath: '/oauth/revocation-list' });
+    const list = started(createRevocationList({ issuer: as.issuer }));
+    expect(await list.check(token('grt_live'))).toBeUndefined();
+    expect(list.status().endpoint).toBe(`${as.issuer}/oauth/revocation-list`);
+
+    as.revoke('grant', 'grt_gone');
+    await eventually(async () => (await list.check(token('grt_gone'))) !== undefined, 'the revoked grant is refused');
+    expect(await list.check(token('grt_gone', 'any-token-of-it'))).toEqual({ revoked: expect.stringMatching(/delegation .* revoked/) });
+    expect(await list.check(token('grt_live'))).toBeUndefined();
+
+    // Checks are answered from memory: a thousand of them send nothing to the server.
+    const before = as.requests.length;
+    for (let i = 0; i < 1000; i++) await list.check(token(`grt_${i}`));
+    expect(as.requests.length - before).toBeLessThanOrEqual(1); // at most the poll that was already due
+  });
+
+  it('refuses a revoked token by its jti, and only that token', async () => {
+    const as = await endpoint();
+    const list = started(createRevocationList({ issuer: as.issuer }));
+    await list.synced();
+    as.revoke('token', 'jti-bad');
+    await eventually(async () => (await list.check(token('grt_1', 'jti-bad'))) !== undefined, 'the revoked token is refused');
+    expect(await list.check(token('grt_1', 'jti-bad'))).toEqual({ revoked: 'This token has been revoked.' });
+    expect(await list.check(token('grt_1', 'jti-good'))).toBeUndefined();
+  });
+
+  it('falls back to <issuer>/revocations when the metadata does not name the endpoint', async () => {
+    const as = await endpoint({ metadataPath: undefined });
+    as.revoke('grant', 'grt_old');
+    const list = started(createRevocationList({ issuer: as.issuer }));
+    expect(await list.check(token('grt_old'))).toEqual({ revoked: expect.any(String) });
+    expect(list.status().endpoint).toBe(`${as.issuer}/revocations`);
+    expect(as.requests.some((r) => r.startsWith('GET /revocations?since=0&wait=0'))).toBe(true);
+  });
+
+  it('will not use metadata that names another issuer', async () => {
+    const as = await endpoint({ claimedIssuer: 'http://127.0.0.1:1' });
+    const list = started(createRevocationList({ issuer: as.issuer, firstSyncTimeoutMs: 200, minRetryMs: 20 }));
+    expect(await list.check(token('grt_any'))).toEqual({ unavailable: expect.stringMatching(/could not be fetched/), retryAfterSec: expect.any(Number) });
+    expect(as.requests.some((r) => r.includes('/revocations'))).toBe(false);
+  });
+});
+
+describe('fail closed', () => {
+  it('refuses every token, as unavailable, while the list has never been fetched', async () => {
+    const as = await endpoint();
+    as.failWith(500);
+    const list = started(createRevocationList({ issuer: as.issuer, firstSyncTimeoutMs: 200, minRetryMs: 20, maxRetryMs: 50 }));
+    expect(await list.check(token('grt_any'))).toMatchObject({ unavailable: expect.stringMatching(/could not be fetched/) });
+    as.failWith(0);
+    await list.synced();
+    expect(await list.check(token('grt_any'))).toBeUndefined();
+  });
+
+  it('refuses every token once the list is older than stale_after, and accepts again when it catches up', async () => {
+    let clock = 0;
+    const as = await endpoint({ staleAfter: 4 });
+    const list = started(createRevocationList({ issuer: as.issuer, elapsed: () => clock, minRetryMs: 10, maxRetryMs: 20 }));
+    await list.synced();
+    expect(await list.check(token('grt_any'))).toBeUndefined();
+
+    as.failWith(503);
+    clock += 4_001; // as if 4 s had passed with no successful poll
+    expect(list.status().stale).toBe(true);
+    expect(await list.check(token('grt_any'))).toEqual({ unavailable: expect.stringMatching(/not been refreshed for over 4 s/), retryAfterSec: expect.any(Number) });
+
+    as.failWith(0);
+    as.revoke('grant', 'grt_wake'); // ends the held poll so the client comes back at once
+    await list.synced();
+    expect(await list.check(token('grt_any'))).toBeUndefined();
+  });
+
+  it('treats an answer that is not the documented document as a failed poll', async () => {
+    const list = started(
+      createRevocationList({
+        issuer: 'http://127.0.0.1:9',
+        firstSyncTimeoutMs: 200,
+        minRetryMs: 20,
+        fetchFn: async (input) =>
+          String(input).includes('well-known')
+            ? Response.json({ issuer: 'http://127.0.0.1:9' })
+            : Response.json({ cursor: 'three', grants: ['grt_x'] }),
+      }),
+    );
+    expect(await list.check(token('grt_x'))).toMatchObject({ unavailable: expect.any(String) });
+    expect(list.status().grants).toBe(0);
+  });
+});
+
+describe('memory stays bounded', () => {
+  it('drops an entry once every token it could affect has expired, when the server says when that is', async () => {
+    let wall = Date.UTC(2026, 0, 1);
+    const as = await endpoint({ withExpiry: true });
+    const list = started(createRevocationList({ issuer: as.issuer, now: () => wall, clockToleranceSec: 0 }));
+    await list.synced();
+    const exp = Math.floor(wall / 1000) + 300;
+    as.revoke('grant', 'grt_short', exp);
+    await eventually(async () => (await list.check(token('grt_short'))) !== undefined, 'the grant is listed');
+    expect(list.status().grants).toBe(1);
+
+    wall = (exp + 1) * 1000;
+    as.revoke('token', 'jti-later', exp + 600); // the next answer prunes by the moved clock
+    await eventually(() => list.status().tokens === 1, 'the next answer arrived');
+    expect(list.status().grants).toBe(0);
+  });
+
+  it('without expiries, drops what a full fetch no longer lists', async () => {
+    const as = await endpoint();
+    const list = started(createRevocationList({ issuer: as.issuer, resyncIntervalMs: 0 }));
+    as.revoke('grant', 'grt_a');
+    as.revoke('grant', 'grt_b');
+    await eventually(() => list.status().grants === 2, 'both grants are listed');
+    as.forget('grt_a');
+    as.revoke('token', 'jti-next'); // wakes the client; its next fetch is a full one
+    await eventually(() => list.status().grants === 1 && list.status().tokens === 1, 'the forgotten grant is dropped');
+    expect(await list.check(token('grt_a'))).toBeUndefined();
+    expect(await list.check(token('grt_b'))).toEqual({ revoked: expect.any(String) });
+  });
+
+  it('fetches the whole list again when the server has started over', async () => {
+    const as = await endpoint();
+    const list = started(createRevocationList({ issuer: as.issuer }));
+    as.revoke('grant', 'grt_1');
+    as.revoke('grant', 'grt_2');
+    await eventually(() => list.status().cursor === 2, 'cursor 2');
+    as.reset();
+    as.revoke('grant', 'grt_new'); // cursor 1 on the new list, behind the client's
+    await eventually(() => list.status().grants === 1 && list.status().cursor === 1, 'the new list replaces the old');
+    expect(await list.check(token('grt_new'))).toEqual({ revoked: expect.any(String) });
+    expect(await list.check(token('grt_1'))).toBeUndefined();
+  });
+});
+
+describe('lifecycle', () => {
+  it('polls while a server that holds it is up, and stops when the last holder closes', async () => {
+    const as = await endpoint();
+    const list = createRevocationList({ issuer: as.issuer });
+    const agent = Fastify();
+    const calendar = Fastify();
+    attachRevocationList(agent, list);
+    attachRevocationList(calendar, list);
+    expect(list.status().running).toBe(false);
+
+    await agent.ready();
+    await calendar.ready();
+    await list.synced();
+    expect(list.status().running).toBe(true);
+
+    await agent.close();
+    expect(list.status().running).toBe(true); // the calendar still holds it
+    await calendar.close();
+    expect(list.status().running).toBe(false);
+
+    // A poll aborted by the close may still reach the server a moment later; after that, nothing.
+    await new Promise((r) => setTimeout(r, 50));
+    const after = as.requests.length;
+    as.revoke('grant', 'grt_after_close');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(as.requests.length).toBe(after);
+  });
+
+  it('answers from what it knows when nobody has started it (it never polls by itself)', async () => {
+    const as = await endpoint();
+    const list = createRevocationList({ issuer: as.issuer });
+    expect(await list.check(token('grt_any'))).toMatchObject({ unavailable: expect.any(String) });
+    expect(as.requests).toEqual([]);
+  });
+});
