@@ -1,0 +1,102 @@
+// The user's calendar limits as a resource server applies them to one
+// request, and the audit record a resource server writes about it.
+import { describe, expect, it } from 'vitest';
+import type { CalendarDetail } from '../../src/delegation/index.js';
+import { actorsOf, auditRecord, boundedValue } from '../../src/resource/audit.js';
+import { calendarLimits, calendarsToRead, checkWindow, permittedCalendars } from '../../src/resource/constraints.js';
+
+const CAL = 'http://127.0.0.1:8411';
+const DAY = 86_400_000;
+const NOW = Date.UTC(2026, 10, 30, 7, 0);
+
+const detail = (extra: Partial<CalendarDetail> = {}): CalendarDetail => ({
+  type: 'calendar',
+  locations: [CAL],
+  actions: ['freebusy:read'],
+  datatypes: ['freebusy'],
+  ...extra,
+});
+
+describe('calendarLimits', () => {
+  it('finds the calendar detail that names this resource, in any spelling of its URL', () => {
+    const found = calendarLimits({ authorization_details: [{ type: 'other', locations: [CAL] }, { ...detail({ lookahead_days: 14 }), locations: [`${CAL}/`] }] }, CAL);
+    expect(found).toEqual({ ok: true, detail: expect.objectContaining({ lookahead_days: 14 }) });
+  });
+
+  it('leaves a token without a calendar detail for this resource to its scope', () => {
+    expect(calendarLimits({}, CAL)).toEqual({ ok: true, detail: undefined });
+    expect(calendarLimits({ authorization_details: [detail({ locations: ['http://127.0.0.1:9'] })] }, CAL)).toEqual({ ok: true, detail: undefined });
+  });
+
+  it('refuses limits it cannot read rather than ignore them', () => {
+    const broken = calendarLimits({ authorization_details: [{ ...detail(), lookahead_days: 'two weeks' }] }, CAL);
+    expect(broken).toEqual({ ok: false, reason: expect.stringMatching(/lookahead_days/) });
+    const twice = calendarLimits({ authorization_details: [detail(), detail({ calendars: ['work'] })] }, CAL);
+    expect(twice.ok).toBe(false);
+  });
+});
+
+describe('checkWindow', () => {
+  it('allows a window ending at the lookahead and refuses one a minute later, naming the limit', () => {
+    const d = detail({ lookahead_days: 14 });
+    expect(checkWindow(d, { from: NOW, to: NOW + 14 * DAY }, NOW)).toEqual({ ok: true, value: undefined });
+    const over = checkWindow(d, { from: NOW, to: NOW + 14 * DAY + 60_000 }, NOW);
+    expect(over).toEqual({ ok: false, reason: expect.stringContaining('14 days ahead, until 2026-12-14T07:00:00.000Z') });
+  });
+
+  it('has nothing to check without a detail or a lookahead', () => {
+    expect(checkWindow(undefined, { from: NOW, to: NOW + 400 * DAY }, NOW).ok).toBe(true);
+    expect(checkWindow(detail(), { from: NOW, to: NOW + 400 * DAY }, NOW).ok).toBe(true);
+  });
+});
+
+describe('permittedCalendars and calendarsToRead', () => {
+  it('refuses a named calendar outside the delegation, naming what is allowed', () => {
+    const d = detail({ calendars: ['work'] });
+    expect(permittedCalendars(d, ['work', 'private'])).toEqual({ ok: false, reason: 'The delegation allows only the calendar "work", not "private".' });
+    expect(permittedCalendars(d, ['work'])).toEqual({ ok: true, value: ['work'] });
+  });
+
+  it('with none named, asks for exactly the allowed calendars, or all when the delegation names none', () => {
+    expect(permittedCalendars(detail({ calendars: ['work', 'demo'] }), undefined)).toEqual({ ok: true, value: ['work', 'demo'] });
+    expect(permittedCalendars(detail(), undefined)).toEqual({ ok: true, value: undefined });
+    expect(permittedCalendars(undefined, ['any'])).toEqual({ ok: true, value: ['any'] });
+  });
+
+  it('reads the allowed ones of the user’s calendars', () => {
+    const all = ['demo', 'work', 'private'];
+    expect(calendarsToRead(detail({ calendars: ['work', 'gone'] }), undefined, all)).toEqual(['work']);
+    expect(calendarsToRead(detail(), undefined, all)).toEqual(all);
+    expect(calendarsToRead(detail({ calendars: ['work', 'demo'] }), ['demo'], all)).toEqual(['demo']);
+  });
+});
+
+describe('audit records', () => {
+  it('name the whole chain, current actor first, ending with the user', () => {
+    expect(actorsOf({ sub: 'usr_1', client_id: 'cli' })).toEqual(['cli', 'usr_1']);
+    expect(actorsOf({ sub: 'usr_1', client_id: 'sub-agent', act: { sub: 'sub-agent', act: { sub: 'calendar-agent', act: { sub: 'cli' } } } })).toEqual([
+      'sub-agent',
+      'calendar-agent',
+      'cli',
+      'usr_1',
+    ]);
+  });
+
+  it('carry the grant, the resource and the token id, never the token', () => {
+    const record = auditRecord('freebusy_read', { sub: 'usr_1', client_id: 'calendar-agent', act: { sub: 'calendar-agent', act: { sub: 'cli' } }, grant_id: 'grt_1', jti: 'at_1' }, CAL, { outcome: 'ok' });
+    expect(record).toEqual({
+      event: 'freebusy_read',
+      user: 'usr_1',
+      client: 'calendar-agent',
+      grant: 'grt_1',
+      resource: CAL,
+      actors: ['calendar-agent', 'cli', 'usr_1'],
+      detail: { jti: 'at_1', outcome: 'ok' },
+    });
+  });
+
+  it('keep small caller-supplied values and note large ones', () => {
+    expect(boundedValue({ duration: '30m' })).toEqual({ duration: '30m' });
+    expect(boundedValue({ text: 'x'.repeat(5000) })).toEqual({ omitted: expect.stringMatching(/characters/) });
+  });
+});
