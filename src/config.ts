@@ -1,6 +1,7 @@
 // The one place that reads the environment: where state lives (DELEGATE_HOME
 // or the platform's XDG directories), the default loopback ports and the URLs
 // derived from them. Everything else receives these values as arguments.
+import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,4 +110,100 @@ export function isIanaZone(zone: string): boolean {
 /** Whether the user asked for no colour (https://no-color.org). */
 export function noColor(env: Env): boolean {
   return env.NO_COLOR !== undefined && env.NO_COLOR !== '';
+}
+
+/**
+ * DELEGATE_TOKEN: an access token for CalendarAgent that takes precedence over
+ * the token cache (like gh's GH_TOKEN). Undefined when unset or blank.
+ */
+export function delegateToken(env: Env): string | undefined {
+  const token = env.DELEGATE_TOKEN?.trim();
+  return token ? token : undefined;
+}
+
+/** DELEGATE_PROFILE: the profile used when --profile is not given. */
+export function profileFromEnv(env: Env): string | undefined {
+  const name = env.DELEGATE_PROFILE?.trim();
+  return name ? name : undefined;
+}
+
+export const DEFAULT_PROFILE = 'default';
+
+/**
+ * A profile's own token cache and lock, for several identities or servers side
+ * by side in one data directory: the default profile keeps tokens.json; any
+ * other NAME uses profiles/NAME/tokens.json. The servers' files are shared.
+ */
+export function withProfile(paths: Paths, profile: string | undefined): Paths {
+  if (profile === undefined || profile === DEFAULT_PROFILE) return paths;
+  const dir = join(paths.home, 'profiles', profile);
+  return { ...paths, tokenCache: join(dir, 'tokens.json'), tokenLock: join(dir, 'tokens.lock') };
+}
+
+// issue 4: the user's settings in config.json, read for the calendar backend
+// and find-slot. A missing file is no settings; a file that is there but not
+// what it should be is an error naming the file, never silently ignored.
+
+/**
+ * What config.json may say, e.g.
+ * `{"timeZone": "Europe/Berlin", "workingHours": "mon-thu 09:00-17:00; fri 09:00-13:00", "tentative": "free"}`.
+ * `workingHours` is a string or an object of weekdays, read by src/calendar/working-hours.ts.
+ */
+export interface UserConfig {
+  timeZone?: string;
+  workingHours?: string | Record<string, unknown>;
+  /** Whether tentative events count as busy (the default) or free. */
+  tentative?: 'busy' | 'free';
+  /** What one calendar that cannot be read does to a search: fail it (the default) or skip it. */
+  onCalendarError?: 'fail' | 'skip';
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The settings in the config file at `path` (Paths.config); {} when there is no file. Throws ConfigError. */
+export async function readUserConfig(path: string): Promise<UserConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ENOENT') return {};
+    throw new ConfigError(path, 'the configuration file cannot be read.');
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new ConfigError(path, 'the configuration file is not valid JSON.');
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(path, 'the configuration must be a JSON object.');
+  const c = raw as Record<string, unknown>;
+  const config: UserConfig = {};
+  if (c.timeZone !== undefined) {
+    if (typeof c.timeZone !== 'string' || !isIanaZone(c.timeZone)) throw new ConfigError(path, '"timeZone" must be an IANA time zone such as Europe/Berlin.');
+    config.timeZone = c.timeZone;
+  }
+  if (c.workingHours !== undefined) {
+    const w = c.workingHours;
+    if (typeof w !== 'string' && (typeof w !== 'object' || w === null || Array.isArray(w))) {
+      throw new ConfigError(path, '"workingHours" must be a string such as "mon-fri 09:00-17:00" or an object of weekdays.');
+    }
+    config.workingHours = w as string | Record<string, unknown>;
+  }
+  if (c.tentative !== undefined) {
+    if (c.tentative !== 'busy' && c.tentative !== 'free') throw new ConfigError(path, '"tentative" must be "busy" or "free".');
+    config.tentative = c.tentative;
+  }
+  if (c.onCalendarError !== undefined) {
+    if (c.onCalendarError !== 'fail' && c.onCalendarError !== 'skip') throw new ConfigError(path, '"onCalendarError" must be "fail" or "skip".');
+    config.onCalendarError = c.onCalendarError;
+  }
+  return config;
 }

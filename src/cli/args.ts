@@ -70,3 +70,11 @@ export function portsFrom(options: PortOptions): Ports {
     agent: options.agentPort ?? DEFAULT_PORTS.agent,
   };
 }
+
+/** A profile name: letters, digits, dot, dash and underscore (it names a directory). */
+export function parseProfile(value: string): string {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/.test(value)) {
+    throw new InvalidArgumentError('A profile name is 1–64 letters, digits, ".", "-" or "_", not starting with "." or "-".');
+  }
+  return value;
+}

@@ -1,11 +1,17 @@
 // Exit codes and the one-line error message: how any failure reaches the
-// person at the terminal. 0 success, 1 error, 2 bad usage; a single line on
-// stderr, with the stack only under --debug.
+// person at the terminal. 0 success, 1 error, 2 bad usage, 3 no slot found,
+// 4 authorization required; a single line on stderr, with the stack only
+// under --debug.
 import { CommanderError } from 'commander';
+import { isClientError } from '../client/errors.js';
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
 export const EXIT_USAGE = 2;
+/** find-slot searched and no free slot of that length fits the window. */
+export const EXIT_NO_SLOT = 3;
+/** No usable delegation, and this run may not (or could not) ask the person for one. */
+export const EXIT_AUTH_REQUIRED = 4;
 
 /** The command line itself is wrong (an option's value, a missing option). */
 export class UsageError extends Error {
@@ -28,6 +34,7 @@ export class CommandFailed extends Error {
 export function exitCodeFor(error: unknown): number {
   if (error instanceof UsageError) return EXIT_USAGE;
   if (error instanceof CommandFailed) return error.exitCode;
+  if (isClientError(error, 'AUTHORIZATION_REQUIRED')) return EXIT_AUTH_REQUIRED;
   if (error instanceof CommanderError) {
     // --help and --version end "with an error" that is not one; help shown for a missing command is bad usage.
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT_OK;

@@ -1,6 +1,6 @@
 // What a command may touch of the outside world, passed in rather than
 // reached for, so that tests run commands in-process with fakes: the
-// environment, the clock, the two output streams and the browser.
+// environment, the clock, the terminal's streams and the browser.
 import type { Env } from '../config.js';
 
 export interface OutputStream {
@@ -9,9 +9,21 @@ export interface OutputStream {
   readonly isTTY?: boolean;
 }
 
+export interface InputStream {
+  /** Whether a person can type here (a terminal). */
+  readonly isTTY?: boolean;
+}
+
 export interface CliIo {
   readonly env: Env;
   now(): number;
+  /** Only asked whether it is a terminal, and read by readLine; never read when it is not a terminal. */
+  readonly stdin?: InputStream;
+  /**
+   * Reads one line the person types on stdin, or undefined at end of input
+   * or when `signal` aborts. Called only when stdin is a terminal.
+   */
+  readLine?(signal: AbortSignal): Promise<string | undefined>;
   /** The program's output: results only (e.g. the --json object). */
   readonly stdout: OutputStream;
   /** Messages for the person: progress, links, errors. */

@@ -8,6 +8,22 @@ import { runCli } from './program.js';
 const io: CliIo = {
   env: processEnv(),
   now: () => Date.now(),
+  stdin: process.stdin,
+  async readLine(signal) {
+    const { createInterface } = await import('node:readline');
+    const rl = createInterface({ input: process.stdin, terminal: false });
+    try {
+      return await new Promise<string | undefined>((resolve) => {
+        if (signal.aborted) return resolve(undefined);
+        signal.addEventListener('abort', () => resolve(undefined), { once: true });
+        rl.once('line', (line) => resolve(line));
+        rl.once('close', () => resolve(undefined));
+      });
+    } finally {
+      rl.close();
+      process.stdin.pause();
+    }
+  },
   stdout: process.stdout,
   stderr: process.stderr,
   async openBrowser(url) {

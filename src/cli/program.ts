@@ -8,6 +8,7 @@ import {
   parseHttpUrl,
   parseInstant,
   parsePort,
+  parseProfile,
   parseSlotDuration,
   parseTimeZone,
   parseWait,
@@ -18,16 +19,19 @@ import { loadServe } from './contracts.js';
 import { EXIT_OK, errorText, exitCodeFor } from './errors.js';
 import type { CliIo } from './io.js';
 import { packageVersion } from './version.js';
+import { registerSessionCommands } from './program-session.js';
 import type { AgentAccessArgs } from './commands/agent-access.js';
 
 interface GlobalOptions {
   debug?: boolean;
+  profile?: string;
 }
 
 interface AccessOptions extends PortOptions {
   browser: boolean;
   host?: string;
   loginTimeout?: number;
+  redirectPort?: number;
 }
 
 interface FindSlotOptions extends AccessOptions {
@@ -59,6 +63,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('Authorize an AI agent to act for you, and use it: CalendarAgent finds free time in your calendar.')
     .version(packageVersion(), '-V, --version')
     .option('--debug', 'show stack traces of errors')
+    .option('--profile <name>', 'use this profile’s own stored sign-in (default: $DELEGATE_PROFILE, else "default")', parseProfile)
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
@@ -185,13 +190,31 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
 
   program
     .command('serve-agent')
-    .description('Run CalendarAgent (MCP over Streamable HTTP at /mcp) alone.')
+    .description('Run CalendarAgent (MCP over Streamable HTTP at /mcp) alone, or with --stdio for an MCP client that starts it.')
+    .option('--stdio', 'serve MCP on stdin/stdout under your stored delegation (signing in first if there is none)')
+    .option('--auth-port <port>', `with --stdio: authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
+    .option('--calendar-port <port>', `with --stdio: calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
+    .option('--agent-port <port>', `with --stdio: CalendarAgent’s HTTP port, whose delegation it uses (default ${DEFAULT_PORTS.agent})`, parsePort)
     .option('--port <port>', `port (default ${DEFAULT_PORTS.agent})`, parsePort)
     .option('--host <host>', 'address to listen on', DEFAULT_HOST)
     .option('--auth-url <url>', 'the authorization server', parseHttpUrl)
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseHttpUrl))
     .option('--calendar-url <url>', 'the calendar backend it reads busy time from', parseHttpUrl)
-    .action(async (options: SingleServerOptions, command: Command) => {
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  delegate serve-agent --port 8412 --auth-url http://127.0.0.1:8410 --calendar-url http://127.0.0.1:8411',
+        '  delegate serve-agent --stdio          # what `delegate mcp-config` tells MCP clients to run',
+      ].join('\n'),
+    )
+    .action(async (options: SingleServerOptions & PortOptions & { stdio?: boolean }, command: Command) => {
+      if (options.stdio) {
+        const { serveAgentStdioCommand } = await import('./commands/serve-agent-stdio.js');
+        setExitCode(await serveAgentStdioCommand(accessArgs({ ...options, browser: true }, globals(command)), io));
+        return;
+      }
       const serve = await loadServe();
       const port = options.port ?? DEFAULT_PORTS.agent;
       const defaults = urlsFor({ ...DEFAULT_PORTS, agent: port }, options.host);
@@ -210,6 +233,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       setExitCode(code ?? EXIT_OK);
     });
 
+  registerSessionCommands(program, io, setExitCode);
   return program;
 }
 
@@ -229,7 +253,8 @@ function addAccessOptions(command: Command): Command {
     .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
     .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
     .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
-    .option('--login-timeout <wait>', 'how long to wait for the browser: 90s, 5m (default 5m)', parseWait);
+    .option('--login-timeout <wait>', 'how long to wait for the browser: 90s, 5m (default 5m)', parseWait)
+    .option('--redirect-port <port>', 'listen for the browser’s return on this port (forward it with ssh -L) instead of a random one', parsePort);
 }
 
 function accessArgs(options: AccessOptions, globals: GlobalOptions): AgentAccessArgs {
@@ -240,6 +265,8 @@ function accessArgs(options: AccessOptions, globals: GlobalOptions): AgentAccess
     debug: globals.debug === true,
   };
   if (options.loginTimeout !== undefined) args.loginTimeoutMs = options.loginTimeout;
+  if (options.redirectPort !== undefined) args.redirectPort = options.redirectPort;
+  if (globals.profile !== undefined) args.profile = globals.profile;
   return args;
 }
 

@@ -2,6 +2,9 @@
 // 127.0.0.1 on an ephemeral port before the browser opens, it waits for one
 // authorization response on /callback, checks its `state` (constant time) and
 // its RFC 9207 `iss`, answers the browser with a short plain page, and closes.
+// When the browser ran on another computer, the address it ended on can be
+// pasted instead (submit), and is judged the same way. A fixed port can be
+// asked for, to forward it with `ssh -L`.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
@@ -25,6 +28,12 @@ export interface LoopbackListener {
   expect(context: AuthorizationRequestContext): void;
   /** The authorization code of the one valid callback, or a ClientError saying what went wrong. */
   waitForCode(): Promise<string>;
+  /**
+   * A callback address the person pasted (the browser ran elsewhere), judged
+   * as if the browser had brought it. Returns why it was not taken when it is
+   * not this listener's callback at all (the caller may ask again).
+   */
+  submit(pasted: string): string | undefined;
   close(): Promise<void>;
 }
 
@@ -59,7 +68,13 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
   });
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new ClientError('AUTHORIZATION_FAILED', `Port ${options.port} on ${LOOPBACK_HOST} is in use, so the sign-in cannot listen there; choose another --redirect-port.`)
+          : error,
+      );
+    });
     server.listen(options.port ?? 0, LOOPBACK_HOST, () => {
       server.off('error', reject);
       resolve();
@@ -107,6 +122,20 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
         await close();
       }
     },
+    submit(pasted) {
+      let url: URL;
+      try {
+        url = new URL(pasted.trim());
+      } catch {
+        return 'That is not an address. Paste the whole address from the browser, starting with http://';
+      }
+      if (url.pathname !== CALLBACK_PATH || (!url.searchParams.has('code') && !url.searchParams.has('error'))) {
+        return `That is not the address the sign-in ended on (it ends in ${CALLBACK_PATH}?code=…).`;
+      }
+      if (!expected || outcome) return 'This sign-in is not waiting for an answer.';
+      finish(judgeParams(url.searchParams, expected));
+      return undefined;
+    },
     close,
   };
 }
@@ -128,8 +157,10 @@ function judgeCallback(
   const url = new URL(req.url ?? '/', `http://${LOOPBACK_HOST}:${port}`);
   if (url.pathname !== CALLBACK_PATH) return 'not-found';
   if (!expected || done) return 'ignored';
-  const params = url.searchParams;
+  return judgeParams(url.searchParams, expected);
+}
 
+function judgeParams(params: URLSearchParams, expected: AuthorizationRequestContext): Outcome {
   const state = params.get('state');
   if (state === null || !sameSecret(state, expected.state)) {
     return fail('STATE_MISMATCH', 'The response does not belong to this sign-in (its state does not match).');

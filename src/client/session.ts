@@ -32,6 +32,22 @@ export interface SessionOptions {
   presentLoginUrl?: (url: string) => Promise<void>;
   /** How long to wait for the browser to come back (ms). */
   loginTimeoutMs?: number;
+  /** The loopback listener's port (for `ssh -L`); an ephemeral one when absent. */
+  redirectPort?: number;
+  /**
+   * Reads an address the person pastes when the browser ran on another
+   * computer; raced against the loopback callback. Absent when nobody can type.
+   */
+  readPastedRedirect?: (signal: AbortSignal) => Promise<string | undefined>;
+  /** Told whether the last pasted address was refused, and why, so the person can try again. */
+  pastedRedirectRefused?: (reason: string) => void;
+  /** Called once the browser sign-in has ended, either way (e.g. to stop a spinner). */
+  loginSettled?: () => void;
+  /**
+   * An access token to use instead of the cache (DELEGATE_TOKEN): never
+   * refreshed, never stored; a refusal is AUTHORIZATION_REQUIRED.
+   */
+  envToken?: string;
   /** Cap on each HTTP request (ms). */
   requestTimeoutMs?: number;
   clientInfo?: { name: string; version: string };
@@ -114,6 +130,7 @@ async function withAgent<T>(options: SessionOptions, mode: Mode, use: (client: C
   const cache = cacheFor(options);
   const fetchFn = withTimeout(options.fetchFn ?? fetch, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
   try {
+    if (options.envToken !== undefined) return await useEnvToken(options, fetchFn, options.envToken, use);
     if (mode === 'use-cache') {
       const done = await tryCachedTokens(options, cache, resource, fetchFn, use);
       if (done) return done.value;
@@ -163,6 +180,19 @@ async function tryCachedTokens<T>(
   } catch (error) {
     if (isUnauthorized(error)) return undefined;
     throw error;
+  }
+}
+
+/** DELEGATE_TOKEN in the Authorization header, as it is: the person chose it, so a refusal goes back to them. */
+async function useEnvToken<T>(options: SessionOptions, fetchFn: FetchLike, token: string, use: (client: Client) => Promise<T>): Promise<T> {
+  try {
+    return await useWithBearer(options, fetchFn, token, use);
+  } catch (error) {
+    if (!isUnauthorized(error)) throw error;
+    throw new ClientError(
+      'AUTHORIZATION_REQUIRED',
+      `CalendarAgent at ${options.agentUrl} refused the token in DELEGATE_TOKEN (expired, revoked or for another server). Unset it to use your stored sign-in, or set a fresh one from \`delegate token\`.`,
+    );
   }
 }
 
@@ -244,4 +274,14 @@ function networkCode(error: unknown): string | undefined {
 function oneLine(text: string): string {
   const line = text.replace(/\s+/g, ' ').trim();
   return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
+
+/**
+ * Makes sure the cache holds a delegation CalendarAgent accepts: one MCP
+ * initialize with it, refreshing or signing in first when needed (and
+ * allowed). For callers that want the token itself (`delegate token`, the
+ * stdio agent) rather than a tool call.
+ */
+export async function ensureDelegation(options: SessionOptions): Promise<void> {
+  await withAgent(options, 'use-cache', async () => undefined);
 }

@@ -3,7 +3,9 @@
 // authorization server from the agent's 401, registers if needed and builds
 // the authorization URL; the user gets the owner's sign-in link (or the plain
 // URL), approves, and the browser brings the code back to the listener;
-// finishAuth() redeems it and a new connection uses the new token. Loaded
+// finishAuth() redeems it and a new connection uses the new token. When the
+// browser ran on another computer, the address it ended on may be pasted
+// instead (readPastedRedirect), raced against the listener. Loaded
 // only when needed, so the cached fast path does not load any of this.
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -12,7 +14,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { TokenCache } from './cache.js';
 import { connectAndUse } from './connect.js';
 import { ClientError } from './errors.js';
-import { startLoopbackListener } from './loopback.js';
+import { startLoopbackListener, type LoopbackListener } from './loopback.js';
 import { loginLinkFor } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
 import type { SessionOptions } from './session.js';
@@ -32,7 +34,11 @@ export async function signInAndUse<T>(
   const notes = new TokenResponseNotes(options.now);
   const fetchFn = notes.observe(baseFetch);
   // Bound before anything can send the browser to it (RFC 8252 §7.3).
-  const listener = await startLoopbackListener({ timeoutMs: options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS });
+  const listener = await startLoopbackListener({
+    timeoutMs: options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
+    ...(options.redirectPort !== undefined ? { port: options.redirectPort } : {}),
+  });
+  const stopReading = new AbortController();
   try {
     let asked = 0;
     const provider = new CacheOAuthProvider({
@@ -49,6 +55,7 @@ export async function signInAndUse<T>(
         }
         listener.expect(context);
         await options.presentLoginUrl(await loginLinkFor({ authorizationUrl: url, issuer: context.issuer, ownerKeyPath: options.files.ownerKey, now: options.now }));
+        if (options.readPastedRedirect) void readPasted(options, listener, stopReading.signal);
       },
     });
     // Discover afresh from the agent's 401: a cached authorization server may be the reason we are here.
@@ -60,11 +67,30 @@ export async function signInAndUse<T>(
     } catch (error) {
       if (!(error instanceof UnauthorizedError)) throw error;
     }
-    const code = await listener.waitForCode();
+    let code: string;
+    try {
+      code = await listener.waitForCode();
+    } finally {
+      stopReading.abort();
+      options.loginSettled?.();
+    }
     await first.finishAuth(code);
     const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
     return await connectAndUse(options.clientInfo, second, use);
   } finally {
+    stopReading.abort();
     await listener.close();
+  }
+}
+
+/** Reads pasted addresses until one is taken, the browser comes back by itself, or the wait ends. */
+async function readPasted(options: SessionOptions, listener: LoopbackListener, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    const line = await options.readPastedRedirect!(signal).catch(() => undefined);
+    if (line === undefined || signal.aborted) return;
+    if (line.trim() === '') continue;
+    const refused = listener.submit(line);
+    if (refused === undefined) return;
+    options.pastedRedirectRefused?.(refused);
   }
 }

@@ -1,41 +1,101 @@
-// What find-slot and login share: make sure the servers are there (or start
-// them in this process, docs/internals.md "The embedded stack"), then give
-// the client session what it needs, including how to show the user a
-// sign-in link: on stderr on a line of its own, and in the browser unless
-// --no-browser.
-import { resolvePaths, type Ports } from '../../config.js';
+// What the commands that talk to CalendarAgent share: make sure the servers
+// are there (or start them in this process, docs/internals.md "The embedded
+// stack"), then give the client session what it needs: the profile's token
+// cache, DELEGATE_TOKEN when set, and how to show the person a sign-in link —
+// on stderr on a line of its own, in the browser unless --no-browser, with a
+// spinner on a terminal and, when the browser may be elsewhere, a prompt for
+// the address it ended on. With nobody to ask (no terminal, no --no-browser)
+// it never waits: it fails at once with exit code 4 and a hint.
+import { delegateToken, profileFromEnv, resolvePaths, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
+import { isClientError } from '../../client/errors.js';
 import type { SessionOptions } from '../../client/session.js';
 import { loadStack } from '../contracts.js';
+import { parseProfile } from '../args.js';
+import { CommandFailed, EXIT_AUTH_REQUIRED, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { isInteractive, startSpinner, stylesFor, type Spinner } from '../terminal.js';
 import { packageVersion } from '../version.js';
 
 export interface AgentAccessArgs {
   ports: Ports;
   /** The host the servers listen on and are reached at. */
   host: string;
-  /** Open the sign-in link in a browser (else only print it). */
+  /** Open the sign-in link in a browser (else only print it, and wait). */
   browser: boolean;
   /** How long to wait for the browser (ms); the client's default when absent. */
   loginTimeoutMs?: number;
+  /** The loopback listener's fixed port (for ssh -L). */
+  redirectPort?: number;
+  /** The profile whose token cache to use (--profile, else DELEGATE_PROFILE, else the default). */
+  profile?: string;
+  /** Whether this run may sign in at all; commands like `token` only use what is stored. */
+  mayPrompt?: boolean;
+  /** Sign in through the browser even without a terminal (a desktop app spawned us: nobody types, but a browser opens). */
+  interactiveLogin?: boolean;
   debug: boolean;
 }
 
+/** The data directory's files, with the profile's own token cache. */
+export function profilePaths(io: CliIo, profile: string | undefined): Paths {
+  const name = profile ?? profileFromEnv(io.env);
+  if (name !== undefined) {
+    try {
+      parseProfile(name);
+    } catch (error) {
+      throw new UsageError(`DELEGATE_PROFILE: ${(error as Error).message}`);
+    }
+  }
+  return withProfile(resolvePaths(io.env), name);
+}
+
 /** Runs `work` with the stack up and a session configured for this user; stops an embedded stack after. */
-export async function withAgentAccess<T>(args: AgentAccessArgs, io: CliIo, work: (session: SessionOptions) => Promise<T>): Promise<T> {
-  const paths = resolvePaths(io.env);
+export async function withAgentAccess<T>(
+  args: AgentAccessArgs,
+  io: CliIo,
+  work: (session: SessionOptions, where: { urls: Urls; paths: Paths }) => Promise<T>,
+): Promise<T> {
+  const paths = profilePaths(io, args.profile);
   const { ensureStack } = await loadStack();
   const stack = await ensureStack({ paths, ports: args.ports, host: args.host });
+  // Someone can act on a link: a person at a terminal, or whoever asked for the link with --no-browser.
+  const canSignIn = args.mayPrompt !== false && (!args.browser || isInteractive(io) || args.interactiveLogin === true);
+  let spinner: Spinner | undefined;
   try {
     const session: SessionOptions = {
       agentUrl: stack.urls.agentUrl,
       files: paths,
       now: () => io.now(),
-      presentLoginUrl: (url) => presentLoginUrl(io, url, args.browser),
       clientInfo: { name: 'delegate-cli', version: packageVersion() },
+      loginSettled: () => spinner?.stop(),
     };
+    const envToken = delegateToken(io.env);
+    if (envToken !== undefined) session.envToken = envToken;
     if (args.loginTimeoutMs !== undefined) session.loginTimeoutMs = args.loginTimeoutMs;
-    return await work(session);
+    if (args.redirectPort !== undefined) session.redirectPort = args.redirectPort;
+    const paste = canSignIn && !args.browser && isInteractive(io) && io.readLine !== undefined;
+    if (canSignIn) {
+      session.presentLoginUrl = async (url) => {
+        spinner = await presentLoginUrl(io, url, args.browser, paste);
+      };
+    }
+    if (paste) {
+      session.readPastedRedirect = (signal) => io.readLine!(signal);
+      session.pastedRedirectRefused = (reason) => io.stderr.write(`${reason} Try again, or wait for the browser:\n`);
+    }
+    try {
+      return await work(session, { urls: stack.urls, paths });
+    } catch (error) {
+      if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED')) {
+        throw new CommandFailed(
+          `CalendarAgent at ${stack.urls.agentUrl} needs your authorization (authorization server ${stack.urls.issuer}), and nobody is here to give it: this is not an interactive terminal. ` +
+            'Run `delegate login` in a terminal first, pass --no-browser to print a sign-in link and wait for it, or set DELEGATE_TOKEN.',
+          EXIT_AUTH_REQUIRED,
+        );
+      }
+      throw error;
+    }
   } finally {
+    spinner?.stop();
     await stack.close();
   }
 }
@@ -45,13 +105,20 @@ export async function withAgentAccess<T>(args: AgentAccessArgs, io: CliIo, work:
  * by a script; the browser is opened only after it is printed, since `open`
  * succeeds even where no browser exists.
  */
-async function presentLoginUrl(io: CliIo, url: string, browser: boolean): Promise<void> {
+async function presentLoginUrl(io: CliIo, url: string, browser: boolean, paste: boolean): Promise<Spinner | undefined> {
+  const styles = stylesFor(io);
   io.stderr.write(
     browser
-      ? 'Sign in and approve in your browser. If no browser opened, open this link:\n'
-      : 'To sign in and approve, open this link in a browser on this computer:\n',
+      ? `${styles.bold('Sign in and approve in your browser.')} If no browser opened, open this link:\n`
+      : `${styles.bold('To sign in and approve, open this link in a browser:')}\n`,
   );
   io.stderr.write(`${url}\n`);
   if (browser) await io.openBrowser(url);
-  io.stderr.write('Waiting for your approval…\n');
+  if (paste) {
+    io.stderr.write(
+      'Waiting for your approval… If the browser runs on another computer, it ends on an address starting with http://127.0.0.1 that does not load: paste that address here.\n',
+    );
+    return undefined;
+  }
+  return startSpinner(io, 'Waiting for your approval…');
 }

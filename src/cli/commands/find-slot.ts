@@ -2,7 +2,7 @@
 // given length, signing in first if no delegation is cached, and prints it
 // as one human line or, with --json, as exactly {"start","end","timeZone"}.
 import { findSlot, type FindSlotInput } from '../../client/session.js';
-import { CommandFailed, EXIT_OK } from '../errors.js';
+import { CommandFailed, EXIT_NO_SLOT, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { slotJson, slotLine } from '../output.js';
 import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
@@ -23,7 +23,7 @@ export async function findSlotCommand(args: FindSlotArgs, io: CliIo): Promise<nu
 
   const result = await withAgentAccess(args, io, (session) => findSlot(session, input));
   const slot = result.found && result.start && result.end ? { start: result.start, end: result.end, timeZone: result.timeZone } : result.slots[0];
-  if (!slot) throw new CommandFailed(`No free ${args.duration} slot in the window searched.`);
+  if (!slot) throw new CommandFailed(`No free ${args.duration} slot in the window searched.`, EXIT_NO_SLOT);
   io.stdout.write(`${args.json ? slotJson(slot) : slotLine(slot)}\n`);
   return EXIT_OK;
 }

@@ -1,0 +1,34 @@
+// `delegate logout`: revokes the profile's stored tokens at their
+// authorization server (RFC 7009; a refresh token ends its whole family),
+// then deletes the token cache. Refuses while DELEGATE_TOKEN is set, as
+// gh does: that token is not ours to forget.
+import { delegateToken } from '../../config.js';
+import { logout } from '../../client/credentials.js';
+import { CommandFailed, EXIT_OK } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { loadStack } from '../contracts.js';
+import { profilePaths, type AgentAccessArgs } from './agent-access.js';
+
+export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
+  if (delegateToken(io.env) !== undefined) {
+    throw new CommandFailed('DELEGATE_TOKEN is set, and it is what delegate uses. Unset it first; to sign out its delegation, run `delegate logout` without it.');
+  }
+  const paths = profilePaths(io, args.profile);
+  const { ensureStack } = await loadStack();
+  // The authorization server must be up to hear the revocation; an embedded one is started for it.
+  const stack = await ensureStack({ paths, ports: args.ports, host: args.host }).catch(() => undefined);
+  let result;
+  try {
+    result = await logout({ files: paths, now: () => io.now() });
+  } finally {
+    await stack?.close();
+  }
+  for (const r of result.revoked) io.stderr.write(`Revoked the delegation for ${r.resource} at ${r.issuer}.\n`);
+  if (result.removed) io.stderr.write(`Deleted ${paths.tokenCache}.\n`);
+  else if (result.revoked.length === 0 && result.failed.length === 0) io.stderr.write('Not signed in: nothing to do.\n');
+  if (result.failed.length > 0) {
+    const what = result.failed.map((f) => `${f.resource} (${f.reason})`).join('; ');
+    throw new CommandFailed(`The tokens are deleted from this computer, but could not be revoked at the server for ${what}; they stay valid there until they expire.`);
+  }
+  return EXIT_OK;
+}

@@ -1,0 +1,88 @@
+// `delegate mcp-config [--client claude-desktop|claude-code|json]`: how an
+// MCP client connects to CalendarAgent, both ways: the stdio command it
+// spawns (`delegate serve-agent --stdio`, acting under this user's stored
+// delegation) and the remote HTTP URL, for clients that do OAuth discovery
+// and registration themselves. The snippet goes to stdout; where to put it,
+// to stderr.
+import { join } from 'node:path';
+import { DEFAULT_PORTS, packageRoot, resolvePaths, urlsFor, type Ports } from '../../config.js';
+import { EXIT_OK } from '../errors.js';
+import type { CliIo } from '../io.js';
+
+export const MCP_CLIENTS = ['claude-desktop', 'claude-code', 'json'] as const;
+export type McpClientName = (typeof MCP_CLIENTS)[number];
+
+export interface McpConfigArgs {
+  client: McpClientName;
+  ports: Ports;
+  host: string;
+  profile?: string;
+  /** The Node.js binary that runs delegate (absolute: desktop apps do not see the shell's PATH). */
+  nodePath: string;
+}
+
+export const SERVER_NAME = 'calendar-agent';
+
+export interface StdioLaunch {
+  command: string;
+  args: string[];
+  env?: Record<string, string>;
+}
+
+/** The command an MCP client spawns: this Node.js, this package's launcher, the same ports, profile and data directory. */
+export function stdioLaunch(args: McpConfigArgs, io: CliIo): StdioLaunch {
+  const argv = [join(packageRoot(), 'bin', 'delegate'), 'serve-agent', '--stdio'];
+  for (const [flag, port, fallback] of [
+    ['--auth-port', args.ports.auth, DEFAULT_PORTS.auth],
+    ['--calendar-port', args.ports.calendar, DEFAULT_PORTS.calendar],
+    ['--agent-port', args.ports.agent, DEFAULT_PORTS.agent],
+  ] as const) {
+    if (port !== fallback) argv.push(flag, String(port));
+  }
+  if (args.profile) argv.push('--profile', args.profile);
+  const launch: StdioLaunch = { command: args.nodePath, args: argv };
+  // The data directory the client's process must find (it may not inherit this shell's environment).
+  if (io.env.DELEGATE_HOME?.trim()) launch.env = { DELEGATE_HOME: resolvePaths(io.env).home };
+  return launch;
+}
+
+export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<number> {
+  const launch = stdioLaunch(args, io);
+  const url = urlsFor(args.ports, args.host).agentUrl;
+  const stdioEntry = { command: launch.command, args: launch.args, ...(launch.env ? { env: launch.env } : {}) };
+  switch (args.client) {
+    case 'claude-desktop':
+      io.stdout.write(`${JSON.stringify({ mcpServers: { [SERVER_NAME]: stdioEntry } }, null, 2)}\n`);
+      io.stderr.write(
+        [
+          'Merge this into claude_desktop_config.json (Settings → Developer → Edit Config), then restart Claude Desktop.',
+          `Or connect to the remote server instead: Settings → Connectors → Add custom connector, URL ${url}`,
+          '(Claude then registers itself, and you sign in and approve in the browser.)',
+        ].join('\n') + '\n',
+      );
+      break;
+    case 'claude-code': {
+      const envFlags = Object.entries(launch.env ?? {}).map(([k, v]) => `--env ${shellQuote(`${k}=${v}`)} `).join('');
+      io.stdout.write(
+        [
+          '# stdio: Claude Code starts CalendarAgent, acting under your stored delegation',
+          `claude mcp add ${envFlags}${SERVER_NAME} -- ${[launch.command, ...launch.args].map(shellQuote).join(' ')}`,
+          '# or remote HTTP: Claude Code signs in itself (OAuth discovery, registration, your approval in the browser)',
+          `claude mcp add --transport http ${SERVER_NAME}-http ${url}`,
+        ].join('\n') + '\n',
+      );
+      break;
+    }
+    case 'json':
+      io.stdout.write(
+        `${JSON.stringify({ mcpServers: { [SERVER_NAME]: { type: 'stdio', ...stdioEntry }, [`${SERVER_NAME}-http`]: { type: 'http', url } } }, null, 2)}\n`,
+      );
+      io.stderr.write(`"${SERVER_NAME}" is the stdio command; "${SERVER_NAME}-http" is the remote URL for clients that do OAuth themselves. Keep the one your client supports.\n`);
+      break;
+  }
+  return EXIT_OK;
+}
+
+function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

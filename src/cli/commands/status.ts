@@ -1,0 +1,108 @@
+// `delegate status [--json]`: who is signed in, for which agent, under which
+// grant, with which scopes, until when — read from the profile's token cache
+// (or DELEGATE_TOKEN, which takes precedence) without asking any server.
+// Exit code 0 when a delegation is there, 4 when none is.
+import { decodeJwt } from 'jose';
+import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PROFILE } from '../../config.js';
+import { storedDelegations, type StoredDelegation } from '../../client/credentials.js';
+import { SCOPE_DESCRIPTIONS } from '../../delegation/scopes.js';
+import { EXIT_AUTH_REQUIRED, EXIT_OK } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { instantLine } from '../output.js';
+import { profilePaths } from './agent-access.js';
+
+export interface StatusArgs {
+  json: boolean;
+  profile?: string;
+}
+
+export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number> {
+  const profile = args.profile ?? profileFromEnv(io.env) ?? DEFAULT_PROFILE;
+  const paths = profilePaths(io, args.profile);
+  const envToken = delegateToken(io.env);
+  const stored = await storedDelegations(paths, () => io.now());
+  const now = io.now();
+  const source = envToken !== undefined ? 'DELEGATE_TOKEN' : stored.length > 0 ? 'token cache' : 'none';
+
+  if (args.json) {
+    const env = envToken !== undefined ? envTokenView(envToken) : undefined;
+    io.stdout.write(
+      `${JSON.stringify({
+        profile,
+        source,
+        tokenCache: paths.tokenCache,
+        ...(env ? { environmentToken: env } : {}),
+        delegations: stored.map((d) => jsonView(d, now)),
+      })}\n`,
+    );
+    return source === 'none' ? EXIT_AUTH_REQUIRED : EXIT_OK;
+  }
+
+  const zone = systemTimeZone(io.env);
+  const lines: string[] = [`Profile ${profile} (${paths.tokenCache})`];
+  if (envToken !== undefined) {
+    const view = envTokenView(envToken);
+    lines.push('Using DELEGATE_TOKEN from the environment; stored sign-ins are ignored while it is set.');
+    if (view.expiresAt) lines.push(`  token for ${view.audience ?? 'an unknown audience'}, ${Date.parse(view.expiresAt) > now ? 'valid until' : 'expired at'} ${instantLine(Date.parse(view.expiresAt), zone)}`);
+  }
+  if (stored.length === 0) lines.push('Not signed in: no delegation is stored. Run `delegate login`.');
+  for (const d of stored) {
+    lines.push('');
+    lines.push(`${d.resourceName ?? 'Agent'} at ${d.resource}`);
+    lines.push(`  signed in as      ${d.user ?? 'unknown'} at ${d.issuer}`);
+    lines.push(`  client            ${d.clientName ? `${d.clientName} (${d.clientId})` : (d.clientId ?? 'unknown')}`);
+    lines.push(`  grant             ${d.grantId ?? 'unknown'}`);
+    for (const [i, scope] of d.scopes.entries()) lines.push(`  ${i === 0 ? 'scopes  ' : '        '}          ${scope}: ${SCOPE_DESCRIPTIONS[scope] ?? scope}`);
+    for (const detail of d.authorizationDetails) {
+      lines.push(`  through it        ${(detail.actions ?? []).join(', ')} at ${(detail.locations ?? []).join(', ')}`);
+    }
+    if (d.expiresAt !== undefined) {
+      lines.push(
+        d.expiresAt > now
+          ? `  access token      valid until ${instantLine(d.expiresAt, zone)}`
+          : `  access token      expired at ${instantLine(d.expiresAt, zone)}${d.renewable ? '; renewed without you on next use' : ''}`,
+      );
+    }
+    if (d.delegationEndsAt !== undefined) {
+      lines.push(`  delegation        ${d.delegationEndsAt > now ? 'until' : 'ended'} ${instantLine(d.delegationEndsAt, zone)}, unless revoked`);
+    }
+  }
+  io.stdout.write(`${lines.join('\n')}\n`);
+  return source === 'none' ? EXIT_AUTH_REQUIRED : EXIT_OK;
+}
+
+function iso(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString();
+}
+
+function jsonView(d: StoredDelegation, now: number) {
+  return {
+    agent: d.resourceName ?? null,
+    resource: d.resource,
+    issuer: d.issuer,
+    user: d.user ?? null,
+    clientId: d.clientId ?? null,
+    grantId: d.grantId ?? null,
+    scopes: d.scopes,
+    accessTokenExpiresAt: iso(d.expiresAt) ?? null,
+    accessTokenValid: d.expiresAt === undefined || d.expiresAt > now,
+    delegationEndsAt: iso(d.delegationEndsAt) ?? null,
+    renewable: d.renewable,
+    authorizationDetails: d.authorizationDetails,
+  };
+}
+
+/** What DELEGATE_TOKEN says about itself (never the token). */
+function envTokenView(token: string): { audience?: string; user?: string; expiresAt?: string } {
+  try {
+    const claims = decodeJwt(token);
+    const audience = Array.isArray(claims.aud) ? claims.aud[0] : claims.aud;
+    return {
+      ...(audience ? { audience } : {}),
+      ...(claims.sub ? { user: claims.sub } : {}),
+      ...(claims.exp ? { expiresAt: new Date(claims.exp * 1000).toISOString() } : {}),
+    };
+  } catch {
+    return {};
+  }
+}

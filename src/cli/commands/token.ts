@@ -1,0 +1,27 @@
+// `delegate token`: prints a valid access token for CalendarAgent on stdout,
+// for scripts and other MCP clients (`--header "Authorization: Bearer
+// $(delegate token)"`): DELEGATE_TOKEN if set, else the stored one, refreshed
+// first when it has little life left. It never signs in: with nothing stored
+// it fails with exit code 4. The one command that prints a token, by design.
+import { delegateToken, urlsFor } from '../../config.js';
+import { validAccessToken } from '../../client/credentials.js';
+import { isClientError } from '../../client/errors.js';
+import { EXIT_OK } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { profilePaths, withAgentAccess, type AgentAccessArgs } from './agent-access.js';
+
+/** A token that is still good needs no server; only a refresh does, so only then are the servers made sure of. */
+async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
+  try {
+    return await validAccessToken({ agentUrl: urlsFor(args.ports, args.host).agentUrl, files: profilePaths(io, args.profile), now: () => io.now() });
+  } catch (error) {
+    if (isClientError(error, 'AUTHORIZATION_REQUIRED') || isClientError(error, 'CACHE_CORRUPT')) throw error;
+  }
+  return withAgentAccess({ ...args, mayPrompt: false }, io, (session) => validAccessToken(session));
+}
+
+export async function tokenCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
+  const token = delegateToken(io.env) ?? (await storedToken(args, io));
+  io.stdout.write(`${token}\n`);
+  return EXIT_OK;
+}

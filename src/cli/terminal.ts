@@ -1,0 +1,70 @@
+// How the CLI talks to a person at a terminal, and how it keeps quiet for
+// scripts: whether it may ask anything (stdin and stderr are terminals),
+// colour only on a terminal and never under NO_COLOR, and a spinner on
+// stderr while it waits, which on a non-terminal is one plain line instead.
+import { noColor } from '../config.js';
+import type { CliIo } from './io.js';
+
+/** Whether a person is there to answer a prompt: stdin and stderr are both terminals. */
+export function isInteractive(io: CliIo): boolean {
+  return io.stdin?.isTTY === true && io.stderr.isTTY === true;
+}
+
+/** Whether stderr may carry ANSI colour: a terminal, and NO_COLOR unset (https://no-color.org). */
+export function colourOn(io: CliIo): boolean {
+  return io.stderr.isTTY === true && !noColor(io.env) && io.env.TERM !== 'dumb';
+}
+
+export interface Styles {
+  bold(text: string): string;
+  dim(text: string): string;
+  green(text: string): string;
+  red(text: string): string;
+}
+
+const plain: Styles = { bold: (t) => t, dim: (t) => t, green: (t) => t, red: (t) => t };
+const ansi: Styles = {
+  bold: (t) => `\u001b[1m${t}\u001b[22m`,
+  dim: (t) => `\u001b[2m${t}\u001b[22m`,
+  green: (t) => `\u001b[32m${t}\u001b[39m`,
+  red: (t) => `\u001b[31m${t}\u001b[39m`,
+};
+
+/** Styles for text on stderr: ANSI on a colour terminal, the identity otherwise. */
+export function stylesFor(io: CliIo): Styles {
+  return colourOn(io) ? ansi : plain;
+}
+
+export interface Spinner {
+  /** Stops the spinner, leaving `finalLine` (if any) in its place. */
+  stop(finalLine?: string): void;
+}
+
+const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+const FRAME_MS = 100;
+
+/**
+ * Shows `text` while something is awaited. On a terminal, a spinner redrawn
+ * on one line of stderr; elsewhere `text` printed once, as a plain line.
+ */
+export function startSpinner(io: CliIo, text: string): Spinner {
+  if (io.stderr.isTTY !== true) {
+    io.stderr.write(`${text}\n`);
+    return { stop: (finalLine) => void (finalLine !== undefined && io.stderr.write(`${finalLine}\n`)) };
+  }
+  const styles = stylesFor(io);
+  let frame = 0;
+  const draw = () => io.stderr.write(`\r\u001b[2K${styles.dim(FRAMES[frame++ % FRAMES.length]!)} ${text}`);
+  draw();
+  const timer = setInterval(draw, FRAME_MS);
+  timer.unref();
+  let stopped = false;
+  return {
+    stop(finalLine) {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      io.stderr.write(`\r\u001b[2K${finalLine !== undefined ? `${finalLine}\n` : ''}`);
+    },
+  };
+}

@@ -1,0 +1,189 @@
+// The user's stored delegation as the CLI's account commands see it: a valid
+// access token for scripts (`delegate token`), what is stored and until when
+// (`delegate status`), and signing out (`delegate logout`: RFC 7009
+// revocation at the authorization server, then the cache file removed).
+// DELEGATE_TOKEN, when set, stands in front of all of this.
+import { unlink } from 'node:fs/promises';
+import { decodeJwt } from 'jose';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { canonicalResource } from '../delegation/resource.js';
+import type { AuthorizationDetail } from '../delegation/tokens.js';
+import { TokenCache, isExpired, tokensFor, type StoredClient, type TokenCacheData } from './cache.js';
+import { ClientError } from './errors.js';
+import { isErrno } from './private-files.js';
+import { refreshCachedTokens } from './refresh.js';
+import { ensureDelegation, type SessionOptions } from './session.js';
+
+/** A token printed for a script should outlive the script's first requests. */
+export const TOKEN_MIN_REMAINING_MS = 120_000;
+
+/**
+ * A valid access token for CalendarAgent: DELEGATE_TOKEN if set; else the
+ * cached one, refreshed first if it has less than two minutes left; else,
+ * when the session may sign in, a new delegation. Otherwise
+ * AUTHORIZATION_REQUIRED.
+ */
+export async function validAccessToken(options: SessionOptions): Promise<string> {
+  if (options.envToken !== undefined) return options.envToken;
+  const resource = resourceKey(options.agentUrl);
+  const cache = new TokenCache({ files: options.files, now: options.now });
+  const fromCache = await cachedOrRefreshed(cache, resource, options);
+  if (fromCache) return fromCache;
+  if (!options.presentLoginUrl) {
+    throw new ClientError('AUTHORIZATION_REQUIRED', `No delegation for CalendarAgent at ${options.agentUrl} is stored. Run \`delegate login\` first.`);
+  }
+  await ensureDelegation(options);
+  const signedIn = await cachedOrRefreshed(cache, resource, options);
+  if (!signedIn) throw new ClientError('AUTHORIZATION_FAILED', 'Signed in, but the token cache holds no token afterwards.');
+  return signedIn;
+}
+
+async function cachedOrRefreshed(cache: TokenCache, resource: string, options: SessionOptions): Promise<string | undefined> {
+  const data = await cache.read();
+  const issuer = data.discovery[resource]?.authorizationServerUrl;
+  const tokens = issuer === undefined ? undefined : tokensFor(data, issuer, resource);
+  if (!issuer || !tokens) return undefined;
+  if (!isExpired(tokens, options.now(), TOKEN_MIN_REMAINING_MS)) return tokens.access_token;
+  const fresh = await refreshCachedTokens({
+    cache,
+    issuer,
+    resource,
+    now: options.now,
+    // Refresh this token even if it still has a little life: a script is about to use it.
+    rejectedAccessToken: tokens.access_token,
+    ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}),
+  });
+  return fresh?.access_token;
+}
+
+/** One stored delegation, as `delegate status` shows it. */
+export interface StoredDelegation {
+  issuer: string;
+  /** The agent's URL (the tokens' audience). */
+  resource: string;
+  resourceName: string | undefined;
+  /** The user the token speaks for (`sub`), and the client it was issued to. */
+  user: string | undefined;
+  clientId: string | undefined;
+  clientName: string | undefined;
+  grantId: string | undefined;
+  scopes: string[];
+  /** Access token expiry (epoch ms); refreshed without the user while the delegation lasts. */
+  expiresAt: number | undefined;
+  /** When the delegation ends (epoch ms), if the server said. */
+  delegationEndsAt: number | undefined;
+  renewable: boolean;
+  authorizationDetails: AuthorizationDetail[];
+}
+
+/** Every delegation in the cache, read without touching the network. */
+export async function storedDelegations(files: { tokenCache: string; tokenLock: string }, now: () => number): Promise<StoredDelegation[]> {
+  const data = await new TokenCache({ files, now }).read();
+  const out: StoredDelegation[] = [];
+  for (const [issuer, byResource] of Object.entries(data.tokens)) {
+    for (const [resource, tokens] of Object.entries(byResource)) {
+      const claims = readClaims(tokens.access_token);
+      const client = data.clients[issuer] as (StoredClient & { client_name?: string }) | undefined;
+      out.push({
+        issuer,
+        resource: tokens.resource ?? resource,
+        resourceName: data.discovery[resource]?.resourceMetadata?.resource_name,
+        user: typeof claims.sub === 'string' ? claims.sub : undefined,
+        clientId: typeof claims.client_id === 'string' ? claims.client_id : client?.client_id,
+        clientName: typeof client?.client_name === 'string' ? client.client_name : undefined,
+        grantId: typeof claims.grant_id === 'string' ? claims.grant_id : undefined,
+        scopes: (tokens.scope ?? (typeof claims.scope === 'string' ? claims.scope : '')).split(' ').filter(Boolean),
+        expiresAt: tokens.expires_at,
+        delegationEndsAt: tokens.refresh_expires_at,
+        renewable: tokens.refresh_token !== undefined,
+        authorizationDetails: tokens.authorization_details ?? [],
+      });
+    }
+  }
+  return out;
+}
+
+/** What a token says about itself, for display only: the cache is private and the servers check the signature. */
+function readClaims(token: string): Record<string, unknown> {
+  try {
+    return decodeJwt(token);
+  } catch {
+    return {}; // an opaque token from another server
+  }
+}
+
+export interface LogoutResult {
+  /** Delegations revoked at their authorization server. */
+  revoked: Array<{ issuer: string; resource: string }>;
+  /** Delegations that could not be revoked, and why; their tokens are removed from this computer all the same. */
+  failed: Array<{ issuer: string; resource: string; reason: string }>;
+  /** Whether a cache file was there to remove. */
+  removed: boolean;
+}
+
+/**
+ * Revokes every stored refresh token (which ends its family and every token
+ * derived from it) and access token at its authorization server (RFC 7009),
+ * then deletes the cache file, under the refresh lock so no other process
+ * refreshes in between.
+ */
+export async function logout(options: { files: { tokenCache: string; tokenLock: string }; now: () => number; fetchFn?: FetchLike }): Promise<LogoutResult> {
+  const cache = new TokenCache({ files: options.files, now: options.now });
+  const fetchFn = options.fetchFn ?? fetch;
+  return cache.withLock(async (txn) => {
+    const data = await txn.read();
+    const result: LogoutResult = { revoked: [], failed: [], removed: false };
+    for (const [issuer, byResource] of Object.entries(data.tokens)) {
+      for (const [resource, tokens] of Object.entries(byResource)) {
+        try {
+          await revokeAt(data, issuer, resource, fetchFn, [
+            ...(tokens.refresh_token ? [{ token: tokens.refresh_token, hint: 'refresh_token' }] : []),
+            { token: tokens.access_token, hint: 'access_token' },
+          ]);
+          result.revoked.push({ issuer, resource });
+        } catch (error) {
+          result.failed.push({ issuer, resource, reason: error instanceof Error ? error.message : String(error) });
+        }
+      }
+    }
+    try {
+      await unlink(options.files.tokenCache);
+      result.removed = true;
+    } catch (error) {
+      if (!isErrno(error, 'ENOENT')) throw new ClientError('CACHE_IO', `Cannot delete ${options.files.tokenCache}: ${(error as Error).message}`);
+    }
+    return result;
+  });
+}
+
+async function revokeAt(data: TokenCacheData, issuer: string, resource: string, fetchFn: FetchLike, tokens: Array<{ token: string; hint: string }>): Promise<void> {
+  const metadata = data.discovery[resource]?.authorizationServerMetadata as { revocation_endpoint?: unknown } | undefined;
+  const endpoint = typeof metadata?.revocation_endpoint === 'string' ? metadata.revocation_endpoint : undefined;
+  if (!endpoint) throw new Error(`${issuer} names no revocation endpoint`);
+  const client = data.clients[issuer] as (StoredClient & { client_secret?: string }) | undefined;
+  if (!client) throw new Error(`no client registration for ${issuer} is stored`);
+  for (const { token, hint } of tokens) {
+    const body = new URLSearchParams({ token, token_type_hint: hint });
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+    if (client.client_secret) {
+      headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(client.client_secret)}`).toString('base64')}`;
+    } else {
+      body.set('client_id', client.client_id);
+    }
+    let response: Response;
+    try {
+      response = await fetchFn(endpoint, { method: 'POST', headers, body, signal: AbortSignal.timeout(15_000) });
+    } catch (error) {
+      const code = (error as { cause?: { code?: string } }).cause?.code;
+      throw new Error(`cannot reach ${endpoint}${code ? ` (${code})` : ''}`);
+    }
+    // RFC 7009 §2.2: 200 for a revoked or an unknown token alike.
+    if (!response.ok) throw new Error(`${endpoint} answered HTTP ${response.status}`);
+  }
+}
+
+function resourceKey(agentUrl: string): string {
+  const resource = canonicalResource(agentUrl);
+  if (!resource) throw new ClientError('AGENT_UNAVAILABLE', `${agentUrl} is not an http(s) URL.`);
+  return resource;
+}

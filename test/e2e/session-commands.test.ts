@@ -1,0 +1,186 @@
+// The account commands end to end, as scripts use them, on the built CLI
+// against `delegate serve`: status, token (and refresh), logout (revocation
+// at the server, then the cache gone), DELEGATE_TOKEN's precedence, the exit
+// codes 3 (no slot) and 4 (authorization required), --redirect-port and
+// --profile.
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postForm } from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
+import { approveInBrowser, killLeftovers, runCli, startCli, type Running } from './run.js';
+
+let home: string;
+let ports: string[];
+let serve: Running;
+let agentUrl: string;
+
+async function runWith(args: string[], env: Record<string, string | undefined> = {}) {
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k];
+  try {
+    return await runCli(args, home);
+  } finally {
+    for (const k of Object.keys(env)) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  }
+}
+
+async function signIn(extra: string[] = []): Promise<void> {
+  const cli = startCli(['login', '--no-browser', ...ports, ...extra], home);
+  await approveInBrowser(await cli.loginUrl);
+  const run = await cli.done;
+  expect(run.code, run.stderr).toBe(0);
+}
+
+async function callAgent(token: string): Promise<number> {
+  const res = await fetch(agentUrl, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+  });
+  await res.text();
+  return res.status;
+}
+
+beforeAll(async () => {
+  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-session-')), 'home');
+  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+  agentUrl = `http://127.0.0.1:${ports[5]}/mcp`;
+  serve = startCli(['serve', ...ports], home);
+  while (!serve.stderr().includes('Press Ctrl-C')) {
+    if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}, 60_000);
+
+afterAll(async () => {
+  serve?.child.kill('SIGTERM');
+  await serve?.done;
+  killLeftovers();
+  await rm(join(home, '..'), { recursive: true, force: true });
+});
+
+describe('account commands, end to end', () => {
+  it('with nothing stored: status and token exit 4, and find-slot without a terminal fails at once with the URL and a hint', async () => {
+    const status = await runCli(['status'], home);
+    expect(status.code).toBe(4);
+    expect(status.stdout).toContain('Not signed in');
+    const token = await runCli(['token', ...ports], home);
+    expect(token.code).toBe(4);
+    expect(token.stdout).toBe('');
+    expect(token.stderr).toMatch(/^delegate: .*delegate login/);
+
+    const findSlot = await runCli(['find-slot', '--duration', '30m', ...ports], home);
+    expect(findSlot.code).toBe(4);
+    expect(findSlot.stdout).toBe('');
+    const line = findSlot.stderr.trim();
+    expect(line.split('\n')).toHaveLength(1);
+    expect(line).toContain(agentUrl);
+    expect(line).toMatch(/delegate login/);
+  });
+
+  it('signs in with a fixed --redirect-port, then status names the agent, the grant, the scopes and the expiry', async () => {
+    const redirectPort = await freePort();
+    const cli = startCli(['login', '--no-browser', '--redirect-port', String(redirectPort), ...ports], home);
+    const link = await cli.loginUrl;
+    const next = new URL(link).searchParams.get('next')!;
+    expect(new URL(next, 'http://x').searchParams.get('redirect_uri')).toBe(`http://127.0.0.1:${redirectPort}/callback`);
+    await approveInBrowser(link);
+    expect((await cli.done).code).toBe(0);
+
+    const human = await runCli(['status'], home);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(`CalendarAgent at ${agentUrl}`);
+    expect(human.stdout).toMatch(/grant\s+grt_/);
+    expect(human.stdout).toContain('slots:find');
+    expect(human.stdout).toMatch(/access token\s+valid until/);
+    const json = await runCli(['status', '--json'], home);
+    const parsed = JSON.parse(json.stdout);
+    expect(parsed.source).toBe('token cache');
+    expect(parsed.delegations).toHaveLength(1);
+    expect(parsed.delegations[0]).toMatchObject({ resource: agentUrl, scopes: ['slots:find'], accessTokenValid: true, renewable: true });
+    expect(parsed.delegations[0].grantId).toMatch(/^grt_/);
+    expect(json.stdout).not.toContain('eyJ'); // no token in the status
+  });
+
+  it('token prints a token the agent accepts, and refreshes an expiring one first', async () => {
+    const first = await runCli(['token', ...ports], home);
+    expect(first.code).toBe(0);
+    const token = first.stdout.trim();
+    expect(token.split('.')).toHaveLength(3);
+    expect(await callAgent(token)).toBe(200);
+
+    const path = join(home, 'tokens.json');
+    const file = JSON.parse(await readFile(path, 'utf8'));
+    const entry = Object.values(Object.values(file.tokens)[0] as Record<string, { expires_at: number; refresh_token: string }>)[0]!;
+    const spent = entry.refresh_token;
+    entry.expires_at = Date.now() + 60_000; // less than the two minutes a printed token must have
+    await writeFile(path, JSON.stringify(file), { mode: 0o600 });
+    const second = await runCli(['token', ...ports], home);
+    expect(second.code).toBe(0);
+    expect(second.stdout.trim()).not.toBe(token);
+    expect(await callAgent(second.stdout.trim())).toBe(200);
+    expect(await readFile(path, 'utf8')).not.toContain(spent);
+  });
+
+  it('DELEGATE_TOKEN takes precedence: find-slot uses it without the cache, login refuses, a bad one is exit 4', async () => {
+    const token = (await runCli(['token', ...ports], home)).stdout.trim();
+    const viaEnv = await runWith(['find-slot', '--duration', '30m', '--json', '--profile', 'nobody', ...ports], { DELEGATE_TOKEN: token });
+    expect(viaEnv.code, viaEnv.stderr).toBe(0);
+    expect(JSON.parse(viaEnv.stdout)).toHaveProperty('start');
+    await expect(stat(join(home, 'profiles', 'nobody', 'tokens.json'))).rejects.toThrow();
+
+    const printed = await runWith(['token', ...ports], { DELEGATE_TOKEN: 'given-by-env' });
+    expect(printed.stdout).toBe('given-by-env\n');
+    const status = await runWith(['status', '--json'], { DELEGATE_TOKEN: token });
+    expect(JSON.parse(status.stdout).source).toBe('DELEGATE_TOKEN');
+
+    const login = await runWith(['login', '--no-browser', ...ports], { DELEGATE_TOKEN: token });
+    expect(login.code).toBe(1);
+    expect(login.stderr).toMatch(/^delegate: DELEGATE_TOKEN is set/);
+
+    const bad = await runWith(['find-slot', '--duration', '30m', ...ports], { DELEGATE_TOKEN: 'not-a-token' });
+    expect(bad.code).toBe(4);
+    expect(bad.stderr).toContain('DELEGATE_TOKEN');
+  });
+
+  it('find-slot exits 3 when no slot of that length fits the window', async () => {
+    const run = await runCli(['find-slot', '--duration', '10h', '--json', ...ports], home);
+    expect(run.stdout).toBe('');
+    expect(run.code, run.stderr).toBe(3);
+    expect(run.stderr).toMatch(/^delegate: No free 10h slot/);
+  });
+
+  it('--profile keeps a second sign-in side by side', async () => {
+    await signIn(['--profile', 'work']);
+    expect((await stat(join(home, 'profiles', 'work', 'tokens.json'))).mode & 0o777).toBe(0o600);
+    const work = JSON.parse((await runCli(['--profile', 'work', 'status', '--json'], home)).stdout);
+    const main = JSON.parse((await runCli(['status', '--json'], home)).stdout);
+    expect(work.profile).toBe('work');
+    expect(work.delegations[0].grantId).not.toBe(main.delegations[0].grantId);
+  });
+
+  it('logout revokes at the server, deletes the cache, and the refresh token stops working', async () => {
+    const file = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8'));
+    const [issuer, byResource] = Object.entries(file.tokens as Record<string, Record<string, { refresh_token: string }>>)[0]!;
+    const refreshToken = Object.values(byResource)[0]!.refresh_token;
+    const clientId = file.clients[issuer].client_id as string;
+    const run = await runCli(['logout', ...ports], home);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('Revoked the delegation');
+    await expect(stat(join(home, 'tokens.json'))).rejects.toThrow();
+    // RFC 7009: the refresh token (and with it its family) is dead at the server.
+    const refresh = await postForm(`${issuer}/token`, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId });
+    expect(refresh.status).toBe(400);
+    expect(refresh.body.error).toBe('invalid_grant');
+    expect((await runCli(['status'], home)).code).toBe(4);
+    const again = await runCli(['logout', ...ports], home);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain('Not signed in');
+  });
+});
