@@ -1,13 +1,16 @@
 // Registering an agent: an administrator's act, never open registration. An
 // agent is a confidential client that authenticates with private_key_jwt, is
-// bound to the one resource URL it serves (so it may exchange only tokens
-// issued for it), and declares what it reaches downstream on a user's behalf.
-import { GRANT_TYPE_TOKEN_EXCHANGE } from '../delegation/index.js';
+// bound to the one resource URL it serves (set here and nowhere else), and
+// declares what it reaches downstream on a user's behalf. The authorization
+// server signs a statement of the agent's identity over its metadata and key.
+import { GRANT_TYPE_TOKEN_EXCHANGE, canonicalResource } from '../delegation/index.js';
 import type { ClientRecord, DownstreamAccess, Store } from '../store/index.js';
+import { signAgentStatement, verifyAgentStatement, type AgentProfile, type AgentVerification } from './agent-statement.js';
+import { DEFAULT_LIFETIMES } from './context.js';
+import { loadKeyRing } from './keys.js';
 
 export interface AgentRegistration {
   clientId: string;
-  name: string;
   /** The canonical URL of the resource the agent serves. */
   resourceUrl: string;
   /** Scopes a user can grant at that resource. */
@@ -15,34 +18,67 @@ export interface AgentRegistration {
   /** The agent's public keys for private_key_jwt. */
   jwks: { keys: Record<string, unknown>[] };
   downstream: DownstreamAccess[];
+  profile: AgentProfile;
 }
 
-/** Creates or updates the agent's client and its resource. */
-export async function registerAgent(store: Store, agent: AgentRegistration, now: number): Promise<ClientRecord> {
+const CLIENT_ID = /^[a-z0-9][a-z0-9._-]{1,63}$/;
+
+/** Creates or updates the agent's client and its resource, and (re)signs its identity statement. */
+export async function registerAgent(store: Store, issuer: string, agent: AgentRegistration, now: number): Promise<ClientRecord> {
+  if (!CLIENT_ID.test(agent.clientId)) throw new Error('An agent id is 2–64 lower-case letters, digits, dots, dashes or underscores.');
+  const resourceUrl = canonicalResource(agent.resourceUrl);
+  if (!resourceUrl) throw new Error(`The agent's resource ${agent.resourceUrl} is not an absolute http(s) URL.`);
+  if (agent.jwks.keys.length === 0) throw new Error('An agent needs a public key to authenticate with.');
   const existing = await store.clientById(agent.clientId);
   if (existing && existing.kind !== 'agent') throw new Error(`The client id ${agent.clientId} belongs to a client that is not an agent.`);
+  const bound = await store.resourceByUrl(resourceUrl);
+  if (bound?.agentClientId && bound.agentClientId !== agent.clientId) {
+    throw new Error(`The resource ${resourceUrl} is already bound to the agent ${bound.agentClientId}.`);
+  }
+
+  const keys = await loadKeyRing(store, () => now, DEFAULT_LIFETIMES.accessTokenSec * 1000);
+  const statement = await signAgentStatement(issuer, keys, { clientId: agent.clientId, resource: resourceUrl, jwks: agent.jwks, profile: agent.profile }, Math.floor(now / 1000));
   const client: ClientRecord = {
     clientId: agent.clientId,
-    clientName: agent.name,
+    clientName: agent.profile.name,
     kind: 'agent',
     secretHash: null,
     redirectUris: [],
     grantTypes: [GRANT_TYPE_TOKEN_EXCHANGE],
     tokenEndpointAuthMethod: 'private_key_jwt',
     jwks: agent.jwks,
-    resource: agent.resourceUrl,
-    metadata: { client_name: agent.name, token_endpoint_auth_method: 'private_key_jwt', grant_types: [GRANT_TYPE_TOKEN_EXCHANGE] },
+    resource: resourceUrl,
+    metadata: {
+      client_name: agent.profile.name,
+      software_id: agent.profile.softwareId,
+      software_version: agent.profile.softwareVersion,
+      token_endpoint_auth_method: 'private_key_jwt',
+      grant_types: [GRANT_TYPE_TOKEN_EXCHANGE],
+      agent_statement: statement,
+    },
     createdAt: existing?.createdAt ?? now,
   };
   if (existing) await store.updateClient(client);
   else await store.createClient(client);
   await store.upsertResource({
-    url: agent.resourceUrl,
-    name: agent.name,
+    url: resourceUrl,
+    name: agent.profile.name,
     scopes: agent.scopes,
     agentClientId: agent.clientId,
     downstream: agent.downstream,
     createdAt: now,
   });
   return client;
+}
+
+export async function listAgents(store: Store): Promise<ClientRecord[]> {
+  return store.listClients('agent');
+}
+
+/** An agent's registration, with its identity statement verified against the server's keys as they are now. */
+export async function describeAgent(store: Store, issuer: string, clientId: string, now: number): Promise<{ client: ClientRecord; verification: AgentVerification } | undefined> {
+  const client = await store.clientById(clientId);
+  if (!client || client.kind !== 'agent') return undefined;
+  const keys = await loadKeyRing(store, () => now, DEFAULT_LIFETIMES.accessTokenSec * 1000);
+  return { client, verification: await verifyAgentStatement(issuer, (kid) => keys.publicKey(kid), client) };
 }

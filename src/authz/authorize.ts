@@ -2,14 +2,19 @@
 // keeps redirects safe. Until the client and its redirect URI are known good,
 // errors are shown as a page; after that they go back to the client with
 // `state` and `iss` (RFC 9207). A valid request from a signed-in user gets the
-// consent page; otherwise the sign-in page.
+// consent page, unless a grant already covers it and the client's identity is
+// assured (RFC 8252 §8.6): the owner's own CLI started this very request, or
+// the client's redirect URI is https. Without a session: the sign-in page.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { canonicalResource, formatScope, isSubset, parseScope } from '../delegation/index.js';
+import { canonicalResource, formatScope, isSubset, parseScope, type CalendarDetail } from '../delegation/index.js';
 import type { ClientRecord, ResourceRecord } from '../store/index.js';
 import type { FormBody } from '../http/app.js';
+import { issueCode } from './code.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
 import type { AuthContext } from './context.js';
 import { renderConsent } from './consent-page.js';
+import { grantCovers, requestedDetails } from './grant-policy.js';
+import { redirectToClient } from './redirect.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams } from './params.js';
 import { checkChallenge } from './policy/pkce.js';
@@ -25,6 +30,8 @@ export interface AuthorizationRequest {
   resource: ResourceRecord;
   scope: string;
   codeChallenge: string;
+  /** Constraints the client proposes (RFC 9396), validated against what the agent can be given. */
+  details: CalendarDetail[];
 }
 
 type Outcome =
@@ -103,10 +110,12 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
   if (!isSubset(scopes, resource.scopes)) {
     return fail('invalid_scope', `The resource offers only: ${resource.scopes.join(' ')}.`);
   }
+  const details = requestedDetails(one('authorization_details'), resource);
+  if (!details.ok) return fail('invalid_authorization_details', `The authorization details are not acceptable: ${details.reason}.`);
 
   return {
     kind: 'ok',
-    request: { client, redirectUri, state, resource, scope: formatScope(scopes), codeChallenge: one('code_challenge')! },
+    request: { client, redirectUri, state, resource, scope: formatScope(scopes), codeChallenge: one('code_challenge')!, details: details.details },
   };
 }
 
@@ -114,6 +123,26 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
   const now = ctx.now();
   const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now);
   if (!signedIn) return renderSignIn(reply, ctx, req.url);
+
+  const grant = await ctx.store.activeGrant(signedIn.user.id, request.client.clientId, request.resource.url, now);
+  if (grant && grantCovers(grant, parseScope(request.scope), request.details) && identityAssured(req.url, signedIn.session.boundRequestHash, request)) {
+    req.log.info({ client: request.client.clientId, grant: grant.id }, 'covered by an existing grant');
+    return issueCode(
+      reply,
+      ctx,
+      {
+        userId: signedIn.user.id,
+        clientId: request.client.clientId,
+        redirectUri: request.redirectUri,
+        resource: request.resource.url,
+        scope: request.scope,
+        codeChallenge: request.codeChallenge,
+        state: request.state,
+        grantId: grant.id,
+      },
+      302,
+    );
+  }
 
   const csrf = randomSecret();
   const id = randomId('req');
@@ -127,23 +156,21 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
     resource: request.resource.url,
     state: request.state ?? null,
     codeChallenge: request.codeChallenge,
+    authorizationDetails: request.details as unknown as Record<string, unknown>[],
     csrfHash: hashSecret(csrf),
     createdAt: now,
     expiresAt: now + ctx.lifetimes.authRequestSec * 1000,
   });
-  return renderConsent(reply, ctx, { request, user: signedIn.user, requestId: id, csrf });
+  return renderConsent(reply, ctx, { request, user: signedIn.user, requestId: id, csrf, grant });
 }
 
-/** 302 (or 303 after a POST) to the client's validated redirect URI with the response parameters and `iss` (RFC 9207). */
-export function redirectToClient(
-  reply: FastifyReply,
-  ctx: AuthContext,
-  redirectUri: string,
-  params: Record<string, string | undefined>,
-  status: 302 | 303 = 302,
-): FastifyReply {
-  const url = new URL(redirectUri);
-  for (const [key, value] of Object.entries(params)) if (value !== undefined) url.searchParams.set(key, value);
-  url.searchParams.set('iss', ctx.issuer);
-  return reply.code(status).header('Cache-Control', 'no-store').header('Location', url.href).send();
+/**
+ * RFC 8252 §8.6: a request is answered without asking only when the client's
+ * identity is assured: the owner's CLI signed the login for exactly this
+ * request, or the client's redirect URI is https (a loopback listener could
+ * belong to anyone on this machine).
+ */
+function identityAssured(url: string, boundRequestHash: string | null | undefined, request: AuthorizationRequest): boolean {
+  if (boundRequestHash && boundRequestHash === hashSecret(url)) return true;
+  return new URL(request.redirectUri).protocol === 'https:';
 }

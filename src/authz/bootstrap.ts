@@ -4,11 +4,16 @@
 // later start with the same settings changes nothing.
 import { SCOPE_FIND_SLOT, SCOPE_FREEBUSY_READ } from '../delegation/index.js';
 import type { Store, UserRecord } from '../store/index.js';
+import type { AgentProfile } from './agent-statement.js';
 import { registerAgent } from './agents.js';
 import { randomId } from './crypto.js';
 
 export interface LocalSetup {
+  issuer: string;
   ownerName: string;
+  /** Who runs the agents of this installation, and how to reach them. */
+  operator: AgentProfile['operator'];
+  softwareVersion: string;
   timeZone: string;
   /** The calendar every new owner starts with. */
   demoCalendarPath: string;
@@ -32,13 +37,25 @@ export async function bootstrapLocal(store: Store, setup: LocalSetup, now: numbe
   });
   await registerAgent(
     store,
+    setup.issuer,
     {
       clientId: setup.agentClientId,
-      name: 'CalendarAgent',
       resourceUrl: setup.agentUrl,
       scopes: [SCOPE_FIND_SLOT],
       jwks: { keys: [setup.agentPublicJwk] },
       downstream: [{ type: CALENDAR_DETAILS_TYPE, resource: setup.calendarUrl, scopes: [SCOPE_FREEBUSY_READ] }],
+      profile: {
+        name: 'CalendarAgent',
+        softwareId: 'delegate/calendar-agent',
+        softwareVersion: setup.softwareVersion,
+        operator: setup.operator,
+        description: 'Finds free time in your calendar, so that a meeting can be scheduled.',
+        limitations: [
+          'Sees only when you are busy, never what your events are',
+          'Cannot create, change or delete events',
+          'Looks only at the calendars and as far ahead as you allow',
+        ],
+      },
     },
     now,
   );

@@ -1,11 +1,17 @@
-// The consent page: names the app that asks, the agent that will act, what it
-// may do in plain words (and what it may not), for how long, and where the
-// browser goes next. Its two buttons are named exactly Approve and Deny.
+// The consent page: names the app that asks, the agent that will act (with
+// its identity statement, checked), what it may do in plain words and what it
+// may not, the limits the user can narrow (calendars, how far ahead, how long,
+// how far it may pass work on), and where the browser goes next. When the user
+// already allowed part of it, only the new part is asked. Its two buttons are
+// named exactly Approve and Deny.
 import type { FastifyReply } from 'fastify';
 import { SCOPE_DESCRIPTIONS, parseScope } from '../delegation/index.js';
-import type { UserRecord } from '../store/index.js';
+import type { GrantRecord, UserRecord } from '../store/index.js';
+import { verifyAgentStatement, type AgentVerification } from './agent-statement.js';
 import type { AuthorizationRequest } from './authorize.js';
+import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, lookaheadOptions } from './consent-choices.js';
 import type { AuthContext } from './context.js';
+import { defaultDetails } from './grant-policy.js';
 import { html, sendPage, type Html } from './pages.js';
 import { isLoopbackRedirect } from './policy/redirect-uri.js';
 
@@ -14,45 +20,95 @@ export interface ConsentView {
   user: UserRecord;
   requestId: string;
   csrf: string;
+  /** The user's existing grant to this client and agent, when this request widens it. */
+  grant: GrantRecord | undefined;
 }
 
-export function renderConsent(reply: FastifyReply, ctx: AuthContext, view: ConsentView): FastifyReply {
-  const { request, user } = view;
+export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view: ConsentView): Promise<FastifyReply> {
+  const { request, user, grant } = view;
   const clientName = request.client.clientName ?? request.client.clientId;
   const agentName = request.resource.name;
   const redirect = new URL(request.redirectUri);
-  const until = formatDate(ctx.now() + ctx.lifetimes.grantSec * 1000, user.timeZone);
 
-  const abilities: Html[] = parseScope(request.scope).map((s) => html`<li>${describe(s)}</li>`);
-  for (const reach of request.resource.downstream) {
-    for (const s of reach.scopes) abilities.push(html`<li>${describe(s)} <span class="muted">(at ${hostOf(reach.resource)})</span></li>`);
+  const held = new Set(parseScope(grant?.scope));
+  const asked = parseScope(request.scope);
+  const fresh = asked.filter((s) => !held.has(s));
+  const abilities: Html[] = (grant ? fresh : asked).map((s) => html`<li>${describe(s)}</li>`);
+  if (!grant) {
+    for (const reach of request.resource.downstream) {
+      for (const s of reach.scopes) abilities.push(html`<li>${describe(s)} <span class="muted">(at ${hostOf(reach.resource)})</span></li>`);
+    }
   }
+  const already = grant ? [...held].map((s) => html`<li>${describe(s)}</li>`) : [];
+
+  const agentClient = request.resource.agentClientId ? await ctx.store.clientById(request.resource.agentClientId) : undefined;
+  const verification = agentClient ? await verifyAgentStatement(ctx.issuer, (kid) => ctx.keys.publicKey(kid), agentClient) : undefined;
+  const calendars = (await ctx.store.listCalendars(user.id)).map((c) => c.name);
 
   const returnTo = isLoopbackRedirect(redirect)
     ? html`<p class="muted">The app that asked runs on this computer; you will return to it at ${redirect.host}.</p>`
     : html`<p class="warn">After you decide, you will be sent to <strong>${redirect.host}</strong>. Approve only if you expected to use that site.</p>`;
 
-  const body = html`<h1>Allow ${agentName} to act for you?</h1>
+  const body = html`<h1>${grant ? html`Allow ${agentName} to do more for you?` : html`Allow ${agentName} to act for you?`}</h1>
 <p><strong>${clientName}</strong> asks you to let <strong>${agentName}</strong> act on your behalf, ${user.name}.</p>
-<div class="who">
-<p><strong>${agentName}</strong></p>
-<p class="muted">The agent at <code>${request.resource.url}</code></p>
-</div>
-<h2>${agentName} will be able to</h2>
+${identityBlock(agentName, request.resource.url, verification)}
+<h2>${grant ? 'It asks to also be able to' : html`${agentName} will be able to`}</h2>
 <ul>${abilities}</ul>
+${grant ? html`<h2>You already allowed it to</h2><ul>${already}</ul>` : ''}
 <h2>It will not be able to</h2>
-<ul><li>Create, change or delete your events</li><li>Sign in as you or see your password</li><li>Pass on more than you allow here</li></ul>
-<p>This lasts until <strong>${until}</strong>, unless you revoke it sooner.</p>
-${returnTo}
+<ul><li>Create, change or delete your events</li><li>Sign in as you or see your password</li><li>Go beyond the limits you set below</li></ul>
 <form method="post" action="/consent">
 <input type="hidden" name="request" value="${view.requestId}">
 <input type="hidden" name="csrf" value="${view.csrf}">
+${limitsBlock(request, calendars, ctx.defaultMaxDepth, agentName)}
+${returnTo}
 <div class="actions">
 <button class="primary" type="submit" name="decision" value="approve">Approve</button>
 <button type="submit" name="decision" value="deny">Deny</button>
 </div>
 </form>`;
   return sendPage(reply, 200, `Allow ${agentName} to act for you?`, body, [redirect.origin]);
+}
+
+function identityBlock(agentName: string, resourceUrl: string, verification: AgentVerification | undefined): Html {
+  if (!verification?.ok) {
+    return html`<div class="who"><p><strong>${agentName}</strong> <span class="warn">· identity not verified</span></p>
+<p class="muted">The agent at <code>${resourceUrl}</code>. ${verification ? verification.reason : 'It has no identity statement.'}</p></div>`;
+  }
+  const p = verification.agent.profile;
+  return html`<div class="who">
+<p><strong>${p.name}</strong> <span class="verified">✓ verified</span> <span class="muted">${p.softwareId} ${p.softwareVersion}</span></p>
+<p>${p.description}</p>
+<p class="muted">Run by ${p.operator.name} (${p.operator.contact}) · at <code>${resourceUrl}</code></p>
+${p.limitations.length > 0 ? html`<p class="muted">It promises: ${p.limitations.join('; ')}.</p>` : ''}
+</div>`;
+}
+
+function limitsBlock(request: AuthorizationRequest, userCalendars: readonly string[], maxDepth: number, agentName: string): Html {
+  const offer = defaultDetails(request.resource).map((o) => request.details.find((d) => d.locations.every((l) => o.locations.includes(l))) ?? o)[0];
+  const parts: Html[] = [html`<h2>Your limits</h2>`];
+  if (offer) {
+    const offered = offer.calendars ? userCalendars.filter((c) => offer.calendars!.includes(c)) : userCalendars;
+    parts.push(html`<fieldset><legend>Calendars it may look at</legend>
+${offered.map((c) => html`<label><input type="checkbox" name="calendars" value="${c}" checked> ${c}</label>`)}
+</fieldset>`);
+    const options = lookaheadOptions(offer.lookahead_days);
+    const preferred = options.includes(DEFAULT_LOOKAHEAD_DAYS) ? DEFAULT_LOOKAHEAD_DAYS : options[options.length - 1]!;
+    parts.push(html`<label for="lookahead_days">How far ahead it may look</label>
+<select id="lookahead_days" name="lookahead_days">${options.map((d) => html`<option value="${d}"${d === preferred ? html` selected` : ''}>${days(d)}</option>`)}</select>`);
+  }
+  parts.push(html`<label for="expires_days">For how long</label>
+<select id="expires_days" name="expires_days">${EXPIRY_CHOICES.map((d) => html`<option value="${d}"${d === DEFAULT_EXPIRY_DAYS ? html` selected` : ''}>${days(d)}, unless you revoke it sooner</option>`)}</select>`);
+  const depths = DEPTH_CHOICES.filter((d) => d <= maxDepth);
+  parts.push(html`<label for="max_depth">Passing work on</label>
+<select id="max_depth" name="max_depth">${depths.map(
+    (d) => html`<option value="${d}"${d === depths[depths.length - 1] ? html` selected` : ''}>${d === 1 ? html`Only ${agentName} itself` : html`${agentName} and one helper agent it hands work to`}</option>`,
+  )}</select>`);
+  return html`${parts}`;
+}
+
+function days(n: number): string {
+  return n === 1 ? '1 day' : n === 365 ? '1 year' : `${n} days`;
 }
 
 function describe(scope: string): string {
@@ -65,8 +121,4 @@ function hostOf(url: string): string {
   } catch {
     return url;
   }
-}
-
-function formatDate(ms: number, timeZone: string): string {
-  return new Intl.DateTimeFormat('en-GB', { dateStyle: 'full', timeStyle: 'short', timeZone }).format(ms) + ` (${timeZone})`;
 }

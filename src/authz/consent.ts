@@ -1,17 +1,22 @@
 // POST /consent: the user's decision on the consent page. The request must
 // come from the page itself (same-origin, the session that saw the page, its
 // single-use CSRF token); only then is the decision sent to the client. An
-// approval creates the grant and a single-use authorization code.
+// approval creates the grant, or widens or narrows the user's existing grant
+// to this client and agent, with the limits chosen on the page, and issues a
+// single-use authorization code.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AuthorizationDetail } from '../delegation/index.js';
+import { formatScope, parseScope, type AuthorizationDetail, type CalendarDetail } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
-import type { AuthRequestRecord, ResourceRecord } from '../store/index.js';
-import { redirectToClient } from './authorize.js';
-import type { AuthContext } from './context.js';
-import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.js';
-import { sendErrorPage } from './pages.js';
-import { currentSession } from './session.js';
+import type { AuthRequestRecord, GrantRecord } from '../store/index.js';
 import { audit } from './audit.js';
+import { issueCode } from './code.js';
+import { applyChoices, readChoices } from './consent-choices.js';
+import type { AuthContext } from './context.js';
+import { constantTimeEqual, hashSecret, randomId } from './crypto.js';
+import { defaultDetails } from './grant-policy.js';
+import { sendErrorPage } from './pages.js';
+import { redirectToClient } from './redirect.js';
+import { currentSession } from './session.js';
 
 export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
   app.post('/consent', async (req, reply) => {
@@ -37,65 +42,94 @@ export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
     if (pending.sessionHash !== signedIn.session.idHash || !constantTimeEqual(hashSecret(csrf), pending.csrfHash)) {
       return sendErrorPage(reply, 403, 'This request did not come from the consent page', 'Its security token does not match.');
     }
-    const taken = await ctx.store.takeAuthRequest(requestId, now);
-    if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
 
     if (decision === 'deny') {
+      const taken = await ctx.store.takeAuthRequest(requestId, now);
+      if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
       await audit(ctx, { event: 'consent', user: taken.userId, client: taken.clientId, resource: taken.resource, detail: { decision: 'denied', scope: taken.scope } });
       req.log.info({ client: taken.clientId }, 'consent denied');
       return redirectToClient(reply, ctx, taken.redirectUri, { error: 'access_denied', error_description: 'The user denied the request.', state: taken.state ?? undefined }, 303);
     }
-    return approve(req, reply, ctx, taken, now);
+    return approve(req, reply, ctx, pending, body, now);
   });
 }
 
-async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContext, pending: AuthRequestRecord, now: number): Promise<FastifyReply> {
+async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContext, pending: AuthRequestRecord, form: FormBody, now: number): Promise<FastifyReply> {
   const resource = await ctx.store.resourceByUrl(pending.resource);
   if (!resource) return sendErrorPage(reply, 400, 'This agent is no longer available', 'Its registration was removed while you were deciding.');
 
-  const grantId = randomId('grt');
-  await ctx.store.createGrant({
-    id: grantId,
-    userId: pending.userId,
-    clientId: pending.clientId,
-    resource: pending.resource,
-    scope: pending.scope,
-    authorizationDetails: downstreamDetails(resource),
+  // The constraints the client proposed, else what the agent can be given; then the user's narrowing.
+  const asked = pending.authorizationDetails as unknown as CalendarDetail[];
+  const offers = defaultDetails(resource).map((offer) => asked.find((a) => a.locations.every((l) => offer.locations.includes(l))) ?? offer);
+  const calendar = offers[0];
+  const userCalendars = (await ctx.store.listCalendars(pending.userId)).map((c) => c.name);
+  const read = readChoices(form, {
+    userCalendars,
+    askedCalendars: calendar?.calendars,
+    askedLookahead: calendar?.lookahead_days,
     maxDepth: ctx.defaultMaxDepth,
-    createdAt: now,
-    expiresAt: now + ctx.lifetimes.grantSec * 1000,
-    revokedAt: null,
+    hasCalendar: calendar !== undefined,
   });
-  const code = randomSecret();
-  await ctx.store.createAuthCode({
-    codeHash: hashSecret(code),
-    clientId: pending.clientId,
-    redirectUri: pending.redirectUri,
-    codeChallenge: pending.codeChallenge,
-    resource: pending.resource,
-    scope: pending.scope,
-    grantId,
-    userId: pending.userId,
-    familyId: randomId('fam'),
-    createdAt: now,
-    expiresAt: now + ctx.lifetimes.codeSec * 1000,
-    usedAt: null,
-  });
-  await audit(ctx, { event: 'consent', user: pending.userId, client: pending.clientId, grant: grantId, resource: pending.resource, detail: { decision: 'approved', scope: pending.scope } });
-  req.log.info({ client: pending.clientId, grant: grantId }, 'consent approved');
-  return redirectToClient(reply, ctx, pending.redirectUri, { code, state: pending.state ?? undefined }, 303);
-}
+  if (!read.ok) return sendErrorPage(reply, 400, 'Your choices could not be used', read.reason);
+  const taken = await ctx.store.takeAuthRequest(pending.id, now);
+  if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
+  const details: AuthorizationDetail[] = offers.map((o) => applyChoices(o, read.choices));
 
-/** The agent's reach beyond its own resource, as RFC 9396 authorization details. */
-export function downstreamDetails(resource: ResourceRecord): AuthorizationDetail[] {
-  return resource.downstream.map((d) => ({ type: d.type, locations: [d.resource], actions: [...d.scopes] }));
+  const existing = await ctx.store.activeGrant(taken.userId, taken.clientId, taken.resource, now);
+  const grant: GrantRecord = {
+    id: existing?.id ?? randomId('grt'),
+    userId: taken.userId,
+    clientId: taken.clientId,
+    resource: taken.resource,
+    // A new consent adds to what the user already allowed this client (step-up); the limits are the ones just chosen.
+    scope: formatScope([...parseScope(existing?.scope), ...parseScope(taken.scope)]),
+    authorizationDetails: details as Record<string, unknown>[],
+    maxDepth: read.choices.maxDepth,
+    createdAt: existing?.createdAt ?? now,
+    expiresAt: now + read.choices.expiresDays * 86_400_000,
+    revokedAt: null,
+  };
+  if (existing) await ctx.store.updateGrant(grant);
+  else await ctx.store.createGrant(grant);
+
+  await audit(ctx, {
+    event: 'consent',
+    user: taken.userId,
+    client: taken.clientId,
+    grant: grant.id,
+    resource: taken.resource,
+    detail: {
+      decision: 'approved',
+      scope: grant.scope,
+      authorization_details: details,
+      max_depth: grant.maxDepth,
+      expires_at: new Date(grant.expiresAt).toISOString(),
+      ...(existing ? { previous_scope: existing.scope } : {}),
+    },
+  });
+  req.log.info({ client: taken.clientId, grant: grant.id }, 'consent approved');
+  return issueCode(
+    reply,
+    ctx,
+    {
+      userId: taken.userId,
+      clientId: taken.clientId,
+      redirectUri: taken.redirectUri,
+      resource: taken.resource,
+      scope: taken.scope,
+      codeChallenge: taken.codeChallenge,
+      state: taken.state,
+      grantId: grant.id,
+    },
+    303,
+  );
 }
 
 /**
  * Browsers say where a form post came from: a present Origin must be the
  * issuer's, and Sec-Fetch-Site (when sent) must be same-origin.
  */
-function crossSiteRefusal(req: FastifyRequest, issuer: string): string | undefined {
+export function crossSiteRefusal(req: FastifyRequest, issuer: string): string | undefined {
   const origin = req.headers.origin;
   if (origin !== undefined && origin !== new URL(issuer).origin) return 'It was sent by another site.';
   const site = req.headers['sec-fetch-site'];

@@ -10,6 +10,7 @@ import type { AuthContext } from './context.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams } from './params.js';
 import { startSession } from './session.js';
+import { hashSecret } from './crypto.js';
 import { audit } from './audit.js';
 
 export const OWNER_ASSERTION_ISSUER = 'delegate-cli';
@@ -63,6 +64,8 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
       now,
       ttlMs: ctx.lifetimes.sessionSec * 1000,
       secure: ctx.secureCookies,
+      // The CLI signed this login for exactly this authorization request.
+      boundRequestHash: hashSecret(next),
     });
     await audit(ctx, { event: 'sign_in', user: owner.id, detail: { method: 'owner_link' } });
     req.log.info({ user: owner.id }, 'owner signed in');

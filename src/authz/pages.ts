@@ -24,6 +24,10 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .
 button { font: inherit; padding: .6rem 1.4rem; border-radius: 8px; border: 1px solid var(--line); background: var(--card); color: var(--fg); cursor: pointer; }
 button.primary { background: var(--accent); border-color: var(--accent); color: #fff; font-weight: 600; }
 label { display: block; margin: .75rem 0 .25rem; }
+fieldset { border: 1px solid var(--line); border-radius: 8px; padding: .25rem 1rem .75rem; margin: .75rem 0; }
+legend { padding: 0 .25rem; }
+fieldset label { display: inline-block; margin: .5rem 1.25rem 0 0; }
+select { font: inherit; width: 100%; padding: .45rem; border: 1px solid var(--line); border-radius: 6px; background: var(--card); color: var(--fg); }
 input[type=text], input[type=password] { font: inherit; width: 100%; padding: .5rem; border: 1px solid var(--line); border-radius: 6px; background: var(--card); color: var(--fg); }
 `;
 

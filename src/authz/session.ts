@@ -39,10 +39,16 @@ export async function currentSession(req: FastifyRequest, store: Store, cookieNa
 export async function startSession(
   reply: FastifyReply,
   store: Store,
-  opts: { cookieName: string; userId: string; now: number; ttlMs: number; secure: boolean },
+  opts: { cookieName: string; userId: string; now: number; ttlMs: number; secure: boolean; boundRequestHash?: string },
 ): Promise<SessionRecord> {
   const id = randomSecret();
-  const session: SessionRecord = { idHash: hashSecret(id), userId: opts.userId, createdAt: opts.now, expiresAt: opts.now + opts.ttlMs };
+  const session: SessionRecord = {
+    idHash: hashSecret(id),
+    userId: opts.userId,
+    createdAt: opts.now,
+    expiresAt: opts.now + opts.ttlMs,
+    boundRequestHash: opts.boundRequestHash ?? null,
+  };
   await store.createSession(session);
   const attrs = ['Path=/', 'HttpOnly', 'SameSite=Lax', `Max-Age=${Math.floor(opts.ttlMs / 1000)}`];
   if (opts.secure) attrs.push('Secure');

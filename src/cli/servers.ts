@@ -2,16 +2,18 @@
 // directory (store, keys, bootstrap) and listening on its address. Used by the
 // serve commands and by the embedded stack that find-slot and login start.
 // Imported lazily: nothing here may load on find-slot's fast path.
-import { userInfo } from 'node:os';
+import { hostname, userInfo } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { bootstrapLocal, buildAuthServer } from '../authz/index.js';
 import { buildAgentServer } from '../agent/server.js';
 import { loadOrCreateAgentKey, type AgentIdentity } from '../agent/identity.js';
 import { buildCalendarServer } from '../calendar/server.js';
+import { calendarLoaderFor, userCalendarsFromStore } from './calendar-backend.js';
 import { demoCalendarPath, systemTimeZone, type Paths } from '../config.js';
 import { openStore, type Store } from '../store/index.js';
 import { CommandFailed } from './errors.js';
+import { packageVersion } from './version.js';
 
 export interface RunningServer {
   name: string;
@@ -39,12 +41,16 @@ export function agentIdentity(paths: Paths): Promise<AgentIdentity> {
  * (the OS user running this), the calendar backend, and CalendarAgent bound
  * to its URL with its key.
  */
-export async function bootstrap(store: Store, paths: Paths, urls: { calendarUrl: string; agentUrl: string }, now: number): Promise<void> {
+export async function bootstrap(store: Store, paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, now: number): Promise<void> {
   const agent = await agentIdentity(paths);
+  const owner = safeUserName();
   await bootstrapLocal(
     store,
     {
-      ownerName: safeUserName(),
+      issuer: urls.issuer,
+      ownerName: owner,
+      operator: { name: owner, contact: `${owner}@${safeHostName()}` },
+      softwareVersion: packageVersion(),
       timeZone: systemTimeZone({}),
       demoCalendarPath: demoCalendarPath(),
       calendarUrl: urls.calendarUrl,
@@ -60,20 +66,13 @@ export async function buildAuth(store: Store, paths: Paths, issuer: string, logg
   return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, ...(logger ? { logger } : {}) });
 }
 
-export async function buildCalendar(store: Store, resourceUrl: string, issuer: string, logger?: Logger): Promise<FastifyInstance> {
+export async function buildCalendar(store: Store, paths: Paths, resourceUrl: string, issuer: string, logger?: Logger): Promise<FastifyInstance> {
   return buildCalendarServer({
     resourceUrl,
     issuer,
     ...(logger ? { logger } : {}),
-    calendarsFor: async (sub: string) => {
-      const user = await store.userById(sub);
-      if (!user) return undefined;
-      const calendars = await store.listCalendars(user.id);
-      return {
-        timeZone: user.timeZone,
-        calendars: calendars.filter((c) => c.kind === 'file').map((c) => ({ name: c.name, path: c.source })),
-      };
-    },
+    calendarsFor: userCalendarsFromStore(store, paths, logger),
+    loader: calendarLoaderFor(store),
   });
 }
 
@@ -106,6 +105,14 @@ export async function listen(app: FastifyInstance, name: string, host: string, p
 export async function closeAll(apps: readonly FastifyInstance[], store?: Store): Promise<void> {
   for (const app of [...apps].reverse()) await app.close().catch(() => {});
   store?.close();
+}
+
+function safeHostName(): string {
+  try {
+    return hostname() || 'localhost';
+  } catch {
+    return 'localhost';
+  }
 }
 
 function safeUserName(): string {

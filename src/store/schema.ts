@@ -182,5 +182,22 @@ export const MIGRATIONS: readonly string[] = [
 
   ALTER TABLE sessions ADD COLUMN bound_request_hash TEXT;
   CREATE INDEX grants_by_user_client ON grants (user_id, client_id, resource);
+  ALTER TABLE auth_requests ADD COLUMN authorization_details TEXT NOT NULL DEFAULT '[]';
+  `,
+  // issue 4: the last good copy of each ICS feed, its validators (ETag,
+  // Last-Modified) and the outcome of the last fetch; goes with its calendar.
+  `
+  CREATE TABLE calendar_feeds (
+    calendar_id TEXT PRIMARY KEY REFERENCES calendars (id) ON DELETE CASCADE,
+    url TEXT NOT NULL,
+    body TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    fetched_at INTEGER,
+    changed_at INTEGER,
+    checked_at INTEGER,
+    error TEXT,
+    error_at INTEGER
+  );
   `,
 ];

@@ -13,6 +13,7 @@ import type {
   AuditFilter,
   AuthCodeRecord,
   AuthRequestRecord,
+  CalendarFeedRecord,
   CalendarRecord,
   ClientKind,
   ClientRecord,
@@ -146,6 +147,7 @@ function toAuthRequest(r: Row): AuthRequestRecord {
     resource: String(r.resource),
     state: strOrNull(r.state),
     codeChallenge: String(r.code_challenge),
+    authorizationDetails: parse(r.authorization_details),
     csrfHash: String(r.csrf_hash),
     createdAt: num(r.created_at),
     expiresAt: num(r.expires_at),
@@ -211,6 +213,21 @@ function toIssued(r: Row): IssuedTokenRecord {
     createdAt: num(r.created_at),
     expiresAt: num(r.expires_at),
     revokedAt: numOrNull(r.revoked_at),
+  };
+}
+
+function toCalendarFeed(r: Row): CalendarFeedRecord {
+  return {
+    calendarId: String(r.calendar_id),
+    url: String(r.url),
+    body: strOrNull(r.body),
+    etag: strOrNull(r.etag),
+    lastModified: strOrNull(r.last_modified),
+    fetchedAt: numOrNull(r.fetched_at),
+    changedAt: numOrNull(r.changed_at),
+    checkedAt: numOrNull(r.checked_at),
+    error: strOrNull(r.error),
+    errorAt: numOrNull(r.error_at),
   };
 }
 
@@ -453,9 +470,9 @@ class SqliteStore implements Store {
 
   async createAuthRequest(a: AuthRequestRecord): Promise<void> {
     this.run(
-      `INSERT INTO auth_requests (id, session_hash, user_id, client_id, redirect_uri, scope, resource, state, code_challenge, csrf_hash, created_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [a.id, a.sessionHash, a.userId, a.clientId, a.redirectUri, a.scope, a.resource, a.state, a.codeChallenge, a.csrfHash, a.createdAt, a.expiresAt],
+      `INSERT INTO auth_requests (id, session_hash, user_id, client_id, redirect_uri, scope, resource, state, code_challenge, authorization_details, csrf_hash, created_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [a.id, a.sessionHash, a.userId, a.clientId, a.redirectUri, a.scope, a.resource, a.state, a.codeChallenge, json(a.authorizationDetails), a.csrfHash, a.createdAt, a.expiresAt],
     );
   }
 
@@ -691,6 +708,23 @@ class SqliteStore implements Store {
 
   async removeCalendar(userId: string, name: string): Promise<boolean> {
     return this.run('DELETE FROM calendars WHERE user_id = ? AND name = ?', [userId, name]).changes === 1;
+  }
+
+  // issue 4: ICS feed cache
+  async calendarFeed(calendarId: string): Promise<CalendarFeedRecord | undefined> {
+    const row = this.get('SELECT * FROM calendar_feeds WHERE calendar_id = ?', [calendarId]);
+    return row ? toCalendarFeed(row) : undefined;
+  }
+
+  async saveCalendarFeed(f: CalendarFeedRecord): Promise<void> {
+    this.run(
+      `INSERT INTO calendar_feeds (calendar_id, url, body, etag, last_modified, fetched_at, changed_at, checked_at, error, error_at)
+       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM calendars WHERE id = ?)
+       ON CONFLICT (calendar_id) DO UPDATE SET url = excluded.url, body = excluded.body, etag = excluded.etag,
+         last_modified = excluded.last_modified, fetched_at = excluded.fetched_at, changed_at = excluded.changed_at,
+         checked_at = excluded.checked_at, error = excluded.error, error_at = excluded.error_at`,
+      [f.calendarId, f.url, f.body, f.etag, f.lastModified, f.fetchedAt, f.changedAt, f.checkedAt, f.error, f.errorAt, f.calendarId],
+    );
   }
 
   async sweep(now: number): Promise<void> {

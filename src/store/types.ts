@@ -88,6 +88,8 @@ export interface AuthRequestRecord {
   resource: string;
   state: string | null;
   codeChallenge: string;
+  /** RFC 9396 details the client asked for (constraints it proposes), already validated. */
+  authorizationDetails: Record<string, unknown>[];
   csrfHash: string;
   createdAt: number;
   expiresAt: number;
@@ -167,6 +169,26 @@ export interface CalendarRecord {
   kind: 'file' | 'url';
   source: string;
   createdAt: number;
+}
+
+/** An ICS feed's last good copy and the outcome of its last fetch (issue 4). Times are epoch ms. */
+export interface CalendarFeedRecord {
+  calendarId: string;
+  /** The URL the copy came from. */
+  url: string;
+  /** The last copy that parsed, or null when none was ever fetched. */
+  body: string | null;
+  etag: string | null;
+  lastModified: string | null;
+  /** When the server last gave or confirmed (304) the copy. */
+  fetchedAt: number | null;
+  /** When the copy last changed. */
+  changedAt: number | null;
+  /** The last attempt, whatever came of it. */
+  checkedAt: number | null;
+  /** Why the last attempt failed; null when it succeeded. */
+  error: string | null;
+  errorAt: number | null;
 }
 
 export type RedeemCodeResult =
@@ -313,6 +335,10 @@ export interface Store {
   listCalendars(userId: string): Promise<CalendarRecord[]>;
   addCalendar(calendar: CalendarRecord): Promise<void>;
   removeCalendar(userId: string, name: string): Promise<boolean>;
+  /** A feed's cached copy and fetch outcome (issue 4). */
+  calendarFeed(calendarId: string): Promise<CalendarFeedRecord | undefined>;
+  /** Records a feed's copy and fetch outcome; nothing happens when its calendar was removed meanwhile. */
+  saveCalendarFeed(feed: CalendarFeedRecord): Promise<void>;
 
   /** Deletes expired codes, sessions, requests and one-time ids. */
   sweep(now: number): Promise<void>;

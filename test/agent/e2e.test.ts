@@ -15,11 +15,10 @@ import { buildAgentServer } from '../../src/agent/server.js';
 import { createTokenExchanger, TokenExchangeError } from '../../src/agent/exchange.js';
 import { agentMcpDeps, createAgentMcpServer } from '../../src/agent/mcp.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { registerAgent } from '../../src/authz/index.js';
 import { buildCalendarServer } from '../../src/calendar/server.js';
 import type { Store } from '../../src/store/index.js';
 import type { AccessTokenClaims } from '../../src/delegation/index.js';
-import { es256Key, ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { es256Key, ownerAssertion, registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { createApp } from '../../src/http/app.js';
 
@@ -260,12 +259,8 @@ describe('the MCP server without HTTP (as a stdio transport will use it)', () =>
 
 describe('exchanges the authorization server refuses', () => {
   it('an exchange attempted by a different client is refused (invalid_grant)', async () => {
-    const key = await es256Key();
-    await registerAgent(
-      authz.store,
-      { clientId: 'other-agent', name: 'Other', resourceUrl: 'http://127.0.0.1:9/mcp', scopes: ['slots:find'], jwks: { keys: [key.publicJwk as Record<string, unknown>] }, downstream: [] },
-      Date.now(),
-    );
+    const other = await registerTestAgent(authz, 'other-agent', 'http://127.0.0.1:9/mcp');
+    const key = { privateJwk: other.privateJwk };
     const stranger = createTokenExchanger({ issuer: authz.issuer, clientId: 'other-agent', privateKey: key.privateJwk });
     const error = await stranger.exchange(user.accessToken, { resource: authz.calendarUrl, scope: 'freebusy:read' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TokenExchangeError);

@@ -2,8 +2,9 @@
 // a page and which go back to the client, redirect URI matching, PKCE, resource
 // and scope checks, and the consent page's protections.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeJwt } from 'jose';
 import { startTestAuthz, ownerAssertion, type TestAuthz } from '../support/authz.js';
-import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, registerPublicClient, signInAndOpenConsent, type AuthorizeParams } from '../support/oauth-flow.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent, type AuthorizeParams } from '../support/oauth-flow.js';
 import { REDIRECT } from './helpers.js';
 
 let authz: TestAuthz;
@@ -16,10 +17,11 @@ beforeAll(async () => {
 });
 afterAll(async () => authz.close());
 
-/** Signs in afresh and opens the authorization URL built from `p`. */
+/** Signs in afresh and opens the authorization URL built from `p` (for a newly registered client unless `p` names one). */
 async function open(p: Partial<AuthorizeParams>) {
   const browser = new Browser();
-  const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's1', challenge, ...p });
+  const fresh = p.clientId === undefined ? await registerPublicClient(authz.issuer) : undefined;
+  const href = authorizeUrl(authz.issuer, { clientId: fresh ?? clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's1', challenge, ...p });
   const res = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
   return { ...res, browser };
 }
@@ -174,7 +176,11 @@ describe('the consent decision', () => {
 });
 
 describe('the owner sign-in link', () => {
-  const href = () => authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, challenge });
+  let linkClient: string;
+  beforeAll(async () => {
+    linkClient = await registerPublicClient(authz.issuer);
+  });
+  const href = () => authorizeUrl(authz.issuer, { clientId: linkClient, redirectUri: REDIRECT, resource: authz.agentUrl, challenge });
 
   it('works once', async () => {
     const assertion = await ownerAssertion(authz.ownerJwk, authz.issuer);
@@ -208,5 +214,96 @@ describe('the owner sign-in link', () => {
       expect(res.status).toBe(400);
       expect(res.location).toBeNull();
     }
+  });
+});
+
+describe('consent is asked again only when a request widens the grant', () => {
+  async function approveOnce(client: string, scope = 'slots:find') {
+    const browser = new Browser();
+    const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'a', challenge, scope });
+    const page = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+    expect(page.status).toBe(200);
+    const res = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
+    expect(res.status).toBe(303);
+    return browser;
+  }
+
+  it('a request the grant covers, started by the owner’s CLI, gets its code without a consent page', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    await approveOnce(client);
+    const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'again', challenge });
+    const res = await signInAndOpenConsent(new Browser(), authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+    expect(res.location).not.toBeNull();
+    const params = callbackParams(res.location!);
+    expect(params.get('code')).toBeTruthy();
+    expect(params.get('state')).toBe('again');
+  });
+
+  it('the same request in a browser session that the CLI did not start for it shows the consent page (RFC 8252 §8.6)', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const browser = await approveOnce(client);
+    const page = await browser.get(authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'unbound', challenge }));
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('Approve');
+  });
+
+  it('a request for more asks again, showing only what is new', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    await authz.store.upsertResource({ ...(await authz.store.resourceByUrl(authz.agentUrl))!, scopes: ['slots:find', 'busy:read'] });
+    await approveOnce(client);
+    const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'more', challenge, scope: 'slots:find busy:read' });
+    const page = await signInAndOpenConsent(new Browser(), authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('It asks to also be able to');
+    expect(page.html).toMatch(/You already allowed it to<\/h2><ul><li>Find free time in your calendar/);
+  });
+});
+
+describe('the limits the user sets on the consent page', () => {
+  it('narrow the grant and travel in its tokens', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const { verifier, challenge: ch } = pkcePair();
+    const browser = new Browser();
+    const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'n', challenge: ch });
+    const page = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+    const form = parseConsentForm(page.html);
+    expect(form.calendars).toEqual(['demo']);
+    const res = await browser.post(`${authz.issuer}/consent`, { ...form, lookahead_days: '7', expires_days: '1', max_depth: '1', decision: 'approve' });
+    expect(res.status).toBe(303);
+    const token = await postForm(`${authz.issuer}/token`, {
+      grant_type: 'authorization_code',
+      code: callbackParams(res.location!).get('code')!,
+      code_verifier: verifier,
+      redirect_uri: REDIRECT,
+      client_id: client,
+    });
+    const claims = decodeJwt(String(token.body.access_token));
+    expect(claims.authorization_details).toEqual([
+      { type: 'calendar', locations: [authz.calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], lookahead_days: 7 },
+    ]);
+    const grant = await authz.store.grantById(String(claims.grant_id));
+    expect(grant!.maxDepth).toBe(1);
+    expect(grant!.expiresAt - grant!.createdAt).toBe(86_400_000);
+    expect(Number(token.body.refresh_token_expires_in)).toBeLessThanOrEqual(86_400);
+  });
+
+  it('cannot be widened by a crafted form', async () => {
+    for (const patch of [{ lookahead_days: '9999' }, { expires_days: '3650' }, { max_depth: '5' }, { calendars: ['demo', 'secret'] }, { calendars: [] as string[] }]) {
+      const client = await registerPublicClient(authz.issuer);
+      const browser = new Browser();
+      const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, challenge });
+      const page = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+      const res = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), ...patch, decision: 'approve' });
+      expect(res.status, JSON.stringify(patch)).toBe(400);
+      expect(res.location).toBeNull();
+      expect(await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now())).toBeUndefined();
+    }
+  });
+
+  it('shows the agent’s identity statement as verified', async () => {
+    const page = await open({});
+    expect(page.html).toContain('✓ verified');
+    expect(page.html).toContain('Test Operator');
+    expect(page.html).toContain('delegate/calendar-agent');
   });
 });

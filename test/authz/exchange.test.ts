@@ -1,8 +1,7 @@
 // Token exchange (RFC 8693) from outside: what the agent gets, and every way
 // of asking for more than the delegation allows.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerAgent } from '../../src/authz/index.js';
-import { es256Key, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { es256Key, registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { postForm } from '../support/oauth-flow.js';
 import { clientAssertion, decodeJwt, exchange, obtainTokens, type UserTokens } from './helpers.js';
 
@@ -53,24 +52,27 @@ describe('exchanges that are refused', () => {
     expect((await exchange(authz, user.accessToken, { resource: authz.agentUrl })).body.error).toBe('invalid_target');
   });
 
-  it('a second hop beyond the grant’s depth → invalid_request naming the bound', async () => {
-    // Register a sub-agent at the calendar backend's URL so it may exchange calendar tokens.
-    const key = await es256Key();
-    await registerAgent(authz.store, { clientId: 'sub-agent', name: 'Sub', resourceUrl: authz.calendarUrl, scopes: ['freebusy:read'], jwks: { keys: [key.publicJwk as Record<string, unknown>] }, downstream: [] }, Date.now());
-    const hop1 = await exchange(authz, user.accessToken);
-    const sub = { clientId: 'sub-agent', privateJwk: key.privateJwk };
-    const hop2 = await exchange(authz, String(hop1.body.access_token), {}, sub);
+  it('hands a token to a sub-agent (may_act), whose exchange nests the chain; a hop beyond the grant’s depth is refused', async () => {
+    const sub = await registerTestAgent(authz, 'sub-agent', 'http://127.0.0.1:9/sub');
+    const third = await registerTestAgent(authz, 'third-agent', 'http://127.0.0.1:9/third');
+    const hop1 = await exchange(authz, user.accessToken, { may_act: 'sub-agent' });
+    expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
+    expect(decodeJwt(String(hop1.body.access_token)).may_act).toEqual({ sub: 'sub-agent' });
+    // Only the agent it was handed to may exchange it.
+    expect((await exchange(authz, String(hop1.body.access_token), {}, third)).body.error).toBe('invalid_grant');
+    const hop2 = await exchange(authz, String(hop1.body.access_token), { may_act: 'third-agent' }, sub);
     expect(hop2.status, JSON.stringify(hop2.body)).toBe(200);
     expect(decodeJwt(String(hop2.body.access_token)).act).toEqual({ sub: 'sub-agent', act: { sub: 'calendar-agent', act: { sub: user.clientId } } });
-    const hop3 = await exchange(authz, String(hop2.body.access_token), {}, sub);
+    const hop3 = await exchange(authz, String(hop2.body.access_token), {}, third);
     expect(hop3.body.error).toBe('invalid_request');
     expect(String(hop3.body.error_description)).toMatch(/at most 2 hops/);
+    const events = (await authz.store.listAudit({ grant: String(decodeJwt(user.accessToken).grant_id) })).filter((r) => r.event === 'token_exchanged');
+    expect(events.at(-1)!.actors).toEqual(['sub-agent', 'calendar-agent', user.clientId]);
   });
 
   it('by a client not bound to the subject token’s audience → invalid_grant', async () => {
-    const key = await es256Key();
-    await registerAgent(authz.store, { clientId: 'other-agent', name: 'Other', resourceUrl: 'http://127.0.0.1:9/mcp', scopes: ['x'], jwks: { keys: [key.publicJwk as Record<string, unknown>] }, downstream: [] }, Date.now());
-    const res = await exchange(authz, user.accessToken, {}, { clientId: 'other-agent', privateJwk: key.privateJwk });
+    const other = await registerTestAgent(authz, 'other-agent', 'http://127.0.0.1:9/mcp');
+    const res = await exchange(authz, user.accessToken, {}, other);
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('invalid_grant');
   });

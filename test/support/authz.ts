@@ -53,7 +53,10 @@ export async function startTestAuthz(options: TestAuthzOptions = {}): Promise<Te
   const { owner: ownerUser } = await bootstrapLocal(
     store,
     {
+      issuer,
       ownerName: 'owner',
+      operator: { name: 'Test Operator', contact: 'ops@example.test' },
+      softwareVersion: '0.0.0-test',
       timeZone: 'Europe/Berlin',
       demoCalendarPath: join(process.cwd(), 'fixtures', 'owner.ics'),
       calendarUrl,
@@ -81,6 +84,26 @@ export async function startTestAuthz(options: TestAuthzOptions = {}): Promise<Te
       rmSync(home, { recursive: true, force: true });
     },
   };
+}
+
+/** Registers another agent (as an administrator would) with a fresh key; returns its credentials. */
+export async function registerTestAgent(authz: TestAuthz, clientId: string, resourceUrl: string): Promise<{ clientId: string; privateJwk: JWK }> {
+  const { registerAgent } = await import('../../src/authz/index.js');
+  const key = await es256Key();
+  await registerAgent(
+    authz.store,
+    authz.issuer,
+    {
+      clientId,
+      resourceUrl,
+      scopes: ['helper:use'],
+      jwks: { keys: [key.publicJwk as Record<string, unknown>] },
+      downstream: [],
+      profile: { name: clientId, softwareId: `test/${clientId}`, softwareVersion: '1', operator: { name: 'Test', contact: 'test@example.test' }, description: 'A test agent.', limitations: [] },
+    },
+    Date.now(),
+  );
+  return { clientId, privateJwk: key.privateJwk };
 }
 
 /** The login assertion the CLI would sign as the local owner. */

@@ -51,11 +51,13 @@ export class Browser {
     return { status: res.status, location: res.headers.get('location'), html: await res.text(), headers: res.headers };
   }
 
-  async post(url: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<{ status: number; location: string | null; html: string; headers: Headers }> {
+  async post(url: string, form: Record<string, string | string[]>, headers: Record<string, string> = {}): Promise<{ status: number; location: string | null; html: string; headers: Headers }> {
+    const body = new URLSearchParams();
+    for (const [k, v] of Object.entries(form)) for (const one of Array.isArray(v) ? v : [v]) body.append(k, one);
     const res = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', ...this.cookieHeader(), ...headers },
-      body: new URLSearchParams(form),
+      body,
       redirect: 'manual',
     });
     this.keep(res);
@@ -98,16 +100,28 @@ export class Browser {
 export interface ConsentForm {
   request: string;
   csrf: string;
+  /** The limits as the page presets them: checked calendars, selected options. */
+  [field: string]: string | string[];
 }
 
-/** Reads the consent form's hidden fields out of the page. */
+/** Reads the consent form as a browser would submit it untouched: hidden fields, checked boxes, selected options. */
 export function parseConsentForm(html: string): ConsentForm {
   const field = (name: string): string => {
     const m = new RegExp(`name="${name}" value="([^"]+)"`).exec(html);
     if (!m) throw new Error(`consent page has no ${name} field`);
     return m[1]!;
   };
-  return { request: field('request'), csrf: field('csrf') };
+  const form: ConsentForm = { request: field('request'), csrf: field('csrf') };
+  const checked = [...html.matchAll(/<input type="checkbox" name="([^"]+)" value="([^"]*)" checked>/g)];
+  for (const [, name, value] of checked) {
+    const prior = form[name!];
+    form[name!] = prior === undefined ? [value!] : [...(Array.isArray(prior) ? prior : [prior]), value!];
+  }
+  for (const [, name, options] of html.matchAll(/<select id="[^"]*" name="([^"]+)">(.*?)<\/select>/gs)) {
+    const selected = /<option value="([^"]*)" selected>/.exec(options!);
+    if (selected) form[name!] = selected[1]!;
+  }
+  return form;
 }
 
 export interface AuthorizeParams {

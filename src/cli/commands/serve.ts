@@ -33,7 +33,7 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
     await bootstrap(store, options.paths, urls, io.now());
     const parts: Array<[FastifyInstance, string, number]> = [
       [await buildAuth(store, options.paths, urls.issuer, log), 'authorization server', options.ports.auth],
-      [await buildCalendar(store, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar],
+      [await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar],
       [await buildAgent(options.paths, urls, log), 'CalendarAgent', options.ports.agent],
     ];
     for (const [app, name, port] of parts) {
@@ -56,7 +56,7 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
   const store = openDataStore(options.paths);
   let app: FastifyInstance | undefined;
   try {
-    await bootstrap(store, options.paths, { calendarUrl: options.calendarUrl, agentUrl: options.agentUrl }, io.now());
+    await bootstrap(store, options.paths, { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.agentUrl }, io.now());
     app = await buildAuth(store, options.paths, options.issuer, logger(options.debug));
     await listen(app, 'authorization server', options.host, options.port);
   } catch (error) {
@@ -74,7 +74,7 @@ export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): P
   const store = openDataStore(options.paths);
   let app: FastifyInstance | undefined;
   try {
-    app = await buildCalendar(store, options.resourceUrl, options.issuer, logger(options.debug));
+    app = await buildCalendar(store, options.paths, options.resourceUrl, options.issuer, logger(options.debug));
     await listen(app, 'calendar backend', options.host, options.port);
   } catch (error) {
     await closeAll(app ? [app] : [], store);

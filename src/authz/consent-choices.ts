@@ -1,0 +1,62 @@
+// The limits a user can set on the consent page, and how they narrow what the
+// client asked for: which calendars, how far ahead, for how long, through how
+// many hops. The page offers only choices that narrow; the decision is checked
+// again when it comes back. Pure.
+import type { CalendarDetail } from '../delegation/index.js';
+import type { FormBody } from '../http/app.js';
+
+export const LOOKAHEAD_CHOICES = [7, 14, 30, 90, 365] as const;
+export const DEFAULT_LOOKAHEAD_DAYS = 30;
+export const EXPIRY_CHOICES = [1, 7, 30, 90] as const;
+export const DEFAULT_EXPIRY_DAYS = 30;
+export const DEPTH_CHOICES = [1, 2] as const;
+
+export interface ConsentChoices {
+  /** Calendar names chosen; undefined means all. */
+  calendars: string[] | undefined;
+  lookaheadDays: number;
+  expiresDays: number;
+  maxDepth: number;
+}
+
+/** Lookahead choices no longer than what the client asked for. */
+export function lookaheadOptions(asked: number | undefined): number[] {
+  const options = LOOKAHEAD_CHOICES.filter((d) => asked === undefined || d <= asked);
+  return options.length > 0 ? options : [asked!];
+}
+
+export type ChoicesResult = { ok: true; choices: ConsentChoices } | { ok: false; reason: string };
+
+/** Reads and checks the choices posted with an approval. */
+export function readChoices(
+  form: FormBody,
+  offer: { userCalendars: readonly string[]; askedCalendars: readonly string[] | undefined; askedLookahead: number | undefined; maxDepth: number; hasCalendar: boolean },
+): ChoicesResult {
+  const one = (name: string): string | undefined => (typeof form[name] === 'string' ? (form[name] as string) : undefined);
+  const expiresDays = Number(one('expires_days') ?? DEFAULT_EXPIRY_DAYS);
+  if (!(EXPIRY_CHOICES as readonly number[]).includes(expiresDays)) return { ok: false, reason: 'Choose how long the permission lasts from the list.' };
+  const maxDepth = Number(one('max_depth') ?? offer.maxDepth);
+  if (!(DEPTH_CHOICES as readonly number[]).includes(maxDepth) || maxDepth > offer.maxDepth) return { ok: false, reason: 'Choose how far the agent may pass work on from the list.' };
+  if (!offer.hasCalendar) return { ok: true, choices: { calendars: undefined, lookaheadDays: 0, expiresDays, maxDepth } };
+
+  const lookaheadDays = Number(one('lookahead_days') ?? Math.min(DEFAULT_LOOKAHEAD_DAYS, offer.askedLookahead ?? Infinity));
+  if (!lookaheadOptions(offer.askedLookahead).includes(lookaheadDays)) return { ok: false, reason: 'Choose how far ahead the agent may look from the list.' };
+
+  const raw = form.calendars;
+  const picked = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  const available = offer.askedCalendars ? offer.userCalendars.filter((c) => offer.askedCalendars!.includes(c)) : [...offer.userCalendars];
+  if (picked.length === 0) return { ok: false, reason: 'Choose at least one calendar the agent may look at.' };
+  if (picked.some((c) => !available.includes(c))) return { ok: false, reason: 'One of the calendars chosen was not offered.' };
+  const all = offer.askedCalendars === undefined && available.every((c) => picked.includes(c));
+  return { ok: true, choices: { calendars: all ? undefined : [...new Set(picked)], lookaheadDays, expiresDays, maxDepth } };
+}
+
+/** A calendar detail narrowed by the user's choices. */
+export function applyChoices(detail: CalendarDetail, choices: ConsentChoices): CalendarDetail {
+  const { calendars: _c, lookahead_days: _l, ...rest } = detail;
+  return {
+    ...rest,
+    ...(choices.calendars ? { calendars: choices.calendars } : {}),
+    lookahead_days: choices.lookaheadDays,
+  };
+}

@@ -1,0 +1,63 @@
+// What a grant allows, and whether a new request asks for more: the scopes at
+// the agent and, for each place the agent reaches, the constraints (RFC 9396
+// details). Consent is asked again only when a request widens a grant. Pure.
+import {
+  isDetailSubset,
+  isSubset,
+  parseCalendarDetail,
+  parseScope,
+  type AuthorizationDetail,
+  type CalendarDetail,
+} from '../delegation/index.js';
+import type { GrantRecord, ResourceRecord } from '../store/index.js';
+
+/** The details a resource's agent may be given: one per downstream place, with no constraints yet. */
+export function defaultDetails(resource: ResourceRecord): CalendarDetail[] {
+  return resource.downstream.map((d) => ({ type: 'calendar', locations: [d.resource], actions: [...d.scopes], datatypes: ['freebusy'] }));
+}
+
+export type DetailsCheck = { ok: true; details: CalendarDetail[] } | { ok: false; reason: string };
+
+/**
+ * Validates the `authorization_details` of an authorization request against
+ * what the resource's agent can be given: each must be a calendar detail for
+ * one of its downstream places, asking no more than that place offers.
+ */
+export function requestedDetails(raw: string | undefined, resource: ResourceRecord): DetailsCheck {
+  if (raw === undefined) return { ok: true, details: [] };
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return { ok: false, reason: 'authorization_details is not JSON' };
+  }
+  if (!Array.isArray(value)) return { ok: false, reason: 'authorization_details must be a JSON array' };
+  const offers = defaultDetails(resource);
+  const details: CalendarDetail[] = [];
+  for (const item of value) {
+    const parsed = parseCalendarDetail(item);
+    if (!parsed.ok) return { ok: false, reason: parsed.reason };
+    const offer = offers.find((o) => parsed.detail.locations.every((l) => o.locations.includes(l)));
+    if (!offer) return { ok: false, reason: `the agent does not reach ${parsed.detail.locations.join(', ')}` };
+    const subset = isDetailSubset(parsed.detail, offer);
+    if (!subset.ok) return { ok: false, reason: subset.reason };
+    details.push(parsed.detail);
+  }
+  return { ok: true, details };
+}
+
+/** Whether an existing grant already allows everything a request asks for. */
+export function grantCovers(grant: GrantRecord, scopes: readonly string[], details: readonly CalendarDetail[]): boolean {
+  if (!isSubset(scopes, parseScope(grant.scope))) return false;
+  const held = grantDetails(grant);
+  return details.every((d) => held.some((h) => isDetailSubset(d, h).ok));
+}
+
+export function grantDetails(grant: Pick<GrantRecord, 'authorizationDetails'>): CalendarDetail[] {
+  const out: CalendarDetail[] = [];
+  for (const raw of grant.authorizationDetails as AuthorizationDetail[]) {
+    const parsed = parseCalendarDetail(raw);
+    if (parsed.ok) out.push(parsed.detail);
+  }
+  return out;
+}
