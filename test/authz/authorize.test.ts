@@ -288,7 +288,8 @@ describe('the limits the user sets on the consent page', () => {
   });
 
   it('cannot be widened by a crafted form', async () => {
-    for (const patch of [{ lookahead_days: '9999' }, { expires_days: '3650' }, { max_depth: '5' }, { calendars: ['demo', 'secret'] }, { calendars: [] as string[] }]) {
+    const patches: Array<Record<string, string | string[]>> = [{ lookahead_days: '9999' }, { expires_days: '3650' }, { max_depth: '5' }, { calendars: ['demo', 'secret'] }, { calendars: [] }];
+    for (const patch of patches) {
       const client = await registerPublicClient(authz.issuer);
       const browser = new Browser();
       const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, challenge });
