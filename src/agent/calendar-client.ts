@@ -2,7 +2,9 @@
 // `GET /freebusy?from&to` with the exchanged token (docs/internals.md), under
 // a timeout, with every way it can fail named by a stable code so the tool can
 // say clearly what went wrong and the agent stays up.
+import { selectionParams, type FreeBusySelection } from '../calendar/freebusy-query.js';
 import type { Interval } from '../calendar/intervals.js';
+import { minuteRanges, type WorkingHours } from '../calendar/slots.js';
 import { isIanaZone } from '../config.js';
 
 export type CalendarErrorCode =
@@ -37,6 +39,12 @@ export interface FreeBusy {
   timeZone: string;
   /** Busy intervals, epoch ms, half-open. */
   busy: Interval[];
+  /** issue 4: the owner's configured working hours, when the backend sends them. */
+  workingHours?: WorkingHours;
+  /** Calendars left out because they could not be read (on_calendar_error=skip). */
+  skipped?: Array<{ calendar: string; reason: string }>;
+  /** Feeds whose fetch failed, so an older copy was used. */
+  stale?: Array<{ calendar: string; fetchedAt: string; reason: string }>;
 }
 
 export interface FreeBusyRequest {
@@ -46,6 +54,8 @@ export interface FreeBusyRequest {
   window: Interval;
   fetchFn: typeof fetch;
   timeoutMs: number;
+  /** issue 4: which calendars, and how to count tentative events and broken calendars. */
+  selection?: FreeBusySelection;
 }
 
 export const DEFAULT_CALENDAR_TIMEOUT_MS = 5_000;
@@ -54,6 +64,7 @@ export async function fetchFreeBusy(request: FreeBusyRequest): Promise<FreeBusy>
   const url = new URL(`${request.calendarUrl.replace(/\/$/, '')}/freebusy`);
   url.searchParams.set('from', new Date(request.window.start).toISOString());
   url.searchParams.set('to', new Date(request.window.end).toISOString());
+  for (const [name, value] of selectionParams(request.selection ?? {})) url.searchParams.append(name, value);
 
   const timeout = AbortSignal.timeout(request.timeoutMs);
   let res: Response;
@@ -101,7 +112,26 @@ function freeBusyFrom(body: unknown): FreeBusy {
     if (!Number.isFinite(start) || !Number.isFinite(end) || end < start) throw invalid();
     intervals.push({ start, end });
   }
-  return { timeZone, busy: intervals };
+  return { timeZone, busy: intervals, ...freeBusyExtras(body as Record<string, unknown>, invalid) };
+}
+
+/** issue 4: the optional parts of a free/busy answer: working hours, skipped calendars, stale feeds. */
+function freeBusyExtras(body: Record<string, unknown>, invalid: () => CalendarError): Omit<FreeBusy, 'timeZone' | 'busy'> {
+  const extras: Omit<FreeBusy, 'timeZone' | 'busy'> = {};
+  if (body.workingHours !== undefined) {
+    try {
+      minuteRanges(body.workingHours as WorkingHours);
+    } catch {
+      throw invalid();
+    }
+    extras.workingHours = body.workingHours as WorkingHours;
+  }
+  const list = (value: unknown) => (Array.isArray(value) ? (value as Array<Record<string, unknown>>) : []);
+  const skipped = list(body.skipped).map((s) => ({ calendar: String(s.calendar), reason: String(s.error_description) }));
+  if (skipped.length > 0) extras.skipped = skipped;
+  const stale = list(body.stale).map((s) => ({ calendar: String(s.calendar), fetchedAt: String(s.fetchedAt), reason: String(s.error_description) }));
+  if (stale.length > 0) extras.stale = stale;
+  return extras;
 }
 
 function formatSeconds(ms: number): string {

@@ -11,10 +11,13 @@ import { DurationError, SlotQueryError } from '../calendar/errors.js';
 import { DAY_MS } from '../calendar/zone.js';
 import { formatSlotHuman, toZonedIso } from '../calendar/format.js';
 import { DEFAULT_STEP_MS, DEFAULT_WORKING_HOURS, findSlots, type Interval } from '../calendar/slots.js';
+import { formatWorkingHours } from '../calendar/working-hours.js';
 import { SCOPE_FREEBUSY_READ } from '../delegation/index.js';
-import { CalendarError, fetchFreeBusy } from './calendar-client.js';
+import { CalendarError, fetchFreeBusy, type FreeBusy } from './calendar-client.js';
+import type { FreeBusySelection } from '../calendar/freebusy-query.js';
 import { TokenExchangeError, type TokenExchanger } from './exchange.js';
 import { coveringWindow, parseWindowRequest, searchWindow } from './window.js';
+import { readSlotOptions, slotOptionsInputShape, type SlotOptions } from './find-slot-params.js';
 
 export const FIND_SLOT_TOOL = 'find_slot';
 
@@ -38,6 +41,7 @@ export const findSlotInputShape = {
     .max(64)
     .optional()
     .describe("IANA time zone for working hours, dates without an offset and the answer. Default: the calendar owner's."),
+  ...slotOptionsInputShape,
 };
 
 const slotShape = z.object({
@@ -51,7 +55,18 @@ export const findSlotOutputShape = {
   timeZone: z.string().describe('The IANA time zone of the times given'),
   start: z.string().optional().describe('Start of the first free slot'),
   end: z.string().optional().describe('End of the first free slot'),
-  slots: z.array(slotShape).describe(`The first free slots, earliest first (at most ${MAX_SLOTS})`),
+  slots: z.array(slotShape).describe(`The first free slots, earliest first (${MAX_SLOTS} unless limit says otherwise)`),
+  // issue 4: what the search covered, and what it could not.
+  window: z.object({ start: z.string(), end: z.string() }).optional().describe('The window searched, ISO 8601 in timeZone'),
+  workingHours: z.string().optional().describe('The working hours searched, e.g. "mon-fri 09:00-17:00"'),
+  skipped: z
+    .array(z.object({ calendar: z.string(), reason: z.string() }))
+    .optional()
+    .describe('Calendars left out because they could not be read (onCalendarError: skip)'),
+  stale: z
+    .array(z.object({ calendar: z.string(), fetchedAt: z.string(), reason: z.string() }))
+    .optional()
+    .describe('Calendar feeds that could not be refreshed, so their copy from fetchedAt was used'),
 };
 
 export type FindSlotInput = z.infer<z.ZodObject<typeof findSlotInputShape>>;
@@ -90,7 +105,10 @@ export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
     const durationMs = duration.ms;
     const parsed = parseWindowRequest(input);
     if (!parsed.ok) return toolError(parsed.message);
-    const request = parsed.value;
+    const slotOptions = readSlotOptions(input);
+    if (!slotOptions.ok) return toolError(slotOptions.message);
+    const options = slotOptions.value;
+    const request = { ...parsed.value, ...windowOptions(options) };
     const covering = coveringWindow(request, deps.now());
     if (!covering.ok) return toolError(covering.message);
 
@@ -107,6 +125,7 @@ export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
         window: covering.value,
         fetchFn: deps.fetchFn,
         timeoutMs: deps.calendarTimeoutMs,
+        selection: selectionOf(options),
       });
     } catch (err) {
       // A calendar token the backend refuses (revoked, keys rotated) must not be handed out again.
@@ -117,6 +136,7 @@ export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
     const timeZone = request.timeZone ?? freeBusy.timeZone;
     const window = searchWindow(request, timeZone, deps.now());
     if (!window.ok) return toolError(window.message);
+    const workingHours = options.workingHours ?? freeBusy.workingHours ?? DEFAULT_WORKING_HOURS;
     let slots: Interval[];
     try {
       slots = findSlots(freeBusy.busy, {
@@ -124,15 +144,31 @@ export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
         from: window.value.start,
         to: window.value.end,
         timeZone,
-        workingHours: DEFAULT_WORKING_HOURS,
-        stepMs: DEFAULT_STEP_MS,
-        limit: MAX_SLOTS,
+        workingHours,
+        stepMs: options.stepMs ?? DEFAULT_STEP_MS,
+        bufferBeforeMs: options.bufferBeforeMs,
+        bufferAfterMs: options.bufferAfterMs,
+        limit: options.limit ?? MAX_SLOTS,
       });
     } catch (err) {
       if (err instanceof SlotQueryError) return toolError(err.message);
       throw err;
     }
-    return answer(slots, timeZone, durationMs, window.value);
+    return answer(slots, timeZone, durationMs, window.value, { workingHours: formatWorkingHours(workingHours), freeBusy });
+  };
+}
+
+/** issue 4: the window options that shape the search window. */
+function windowOptions(options: SlotOptions): { withinMs?: number; minNoticeMs?: number } {
+  return { ...(options.withinMs !== undefined ? { withinMs: options.withinMs } : {}), ...(options.minNoticeMs ? { minNoticeMs: options.minNoticeMs } : {}) };
+}
+
+/** issue 4: what the calendar backend is asked to read, and how. */
+function selectionOf(options: SlotOptions): FreeBusySelection {
+  return {
+    ...(options.calendars ? { calendars: options.calendars } : {}),
+    ...(options.tentative ? { tentative: options.tentative } : {}),
+    ...(options.onCalendarError ? { onCalendarError: options.onCalendarError } : {}),
   };
 }
 
@@ -147,18 +183,33 @@ function readDuration(text: string): { ms: number } | { message: string } {
   }
 }
 
-function answer(slots: Interval[], timeZone: string, durationMs: number, window: Interval): CallToolResult {
+interface SearchNotes {
+  /** The working hours searched, in short form. */
+  workingHours: string;
+  freeBusy: FreeBusy;
+}
+
+function answer(slots: Interval[], timeZone: string, durationMs: number, window: Interval, notes: SearchNotes): CallToolResult {
   const zoned = slots.map((s) => ({ start: toZonedIso(s.start, timeZone), end: toZonedIso(s.end, timeZone), timeZone }));
   const first = zoned[0];
-  const structured: FindSlotOutput = first
-    ? { found: true, timeZone, start: first.start, end: first.end, slots: zoned }
-    : { found: false, timeZone, slots: [] };
-  const text = slots[0]
-    ? [
-        `First free ${minutes(durationMs)} slot: ${formatSlotHuman(slots[0], timeZone)}`,
-        ...(slots.length > 1 ? ['Also free:', ...slots.slice(1).map((s) => `- ${formatSlotHuman(s, timeZone)}`)] : []),
-      ].join('\n')
-    : `No free ${minutes(durationMs)} slot in working hours (Monday to Friday, 09:00–17:00) during ${formatSlotHuman(window, timeZone)}.`;
+  const { skipped, stale } = notes.freeBusy;
+  const structured: FindSlotOutput = {
+    ...(first ? { found: true, timeZone, start: first.start, end: first.end, slots: zoned } : { found: false, timeZone, slots: [] }),
+    window: { start: toZonedIso(window.start, timeZone), end: toZonedIso(window.end, timeZone) },
+    workingHours: notes.workingHours,
+    ...(skipped ? { skipped } : {}),
+    ...(stale ? { stale } : {}),
+  };
+  const text = [
+    slots[0]
+      ? [
+          `First free ${minutes(durationMs)} slot: ${formatSlotHuman(slots[0], timeZone)}`,
+          ...(slots.length > 1 ? ['Also free:', ...slots.slice(1).map((s) => `- ${formatSlotHuman(s, timeZone)}`)] : []),
+        ].join('\n')
+      : `No free ${minutes(durationMs)} slot fits: none in working hours (${notes.workingHours}) during ${formatSlotHuman(window, timeZone)}.`,
+    ...(skipped ?? []).map((s) => `Not counted, could not be read: ${s.reason}`),
+    ...(stale ?? []).map((s) => `Calendar "${s.calendar}" could not be refreshed (${s.reason}); its copy from ${s.fetchedAt} was used.`),
+  ].join('\n');
   return { content: [{ type: 'text', text }], structuredContent: structured };
 }
 

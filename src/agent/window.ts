@@ -1,5 +1,6 @@
-// The find_slot request in the agent's terms: its ISO 8601 window bounds, the
-// time zone, and the window the search runs over. Pure: no I/O, time passed in.
+// The find_slot request in the agent's terms: its ISO 8601 window bounds (or
+// a length, `within`), the time zone, the minimum notice, and the window the
+// search runs over. Pure: no I/O, time passed in.
 // Bounds with an offset (`…Z`, `…+01:00`) are instants; bounds without one
 // (`2026-12-01`, `2026-12-01T09:00`) are wall-clock times in the search's
 // time zone, which may only be known once the calendar has answered.
@@ -17,6 +18,10 @@ export interface WindowRequest {
   from?: WindowBound;
   to?: WindowBound;
   timeZone?: string;
+  /** issue 4: the window's length when `to` is not given (`within`); default 7 days. */
+  withinMs?: number;
+  /** issue 4: no slot starts sooner than this after now (`minNotice`). */
+  minNoticeMs?: number;
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
@@ -58,8 +63,8 @@ export function parseWindowRequest(input: { from?: string | undefined; to?: stri
 export function coveringWindow(request: WindowRequest, nowMs: number): Parsed<Interval> {
   if (request.timeZone !== undefined) return searchWindow(request, request.timeZone, nowMs);
   const from = request.from === undefined ? nowMs : earliest(request.from, 'from');
-  const to = request.to === undefined ? (request.from === undefined ? nowMs : latest(request.from, 'from')) + DEFAULT_WINDOW_MS : latest(request.to, 'to');
-  const start = Math.max(from, nowMs);
+  const to = request.to === undefined ? (request.from === undefined ? nowMs : latest(request.from, 'from')) + lengthOf(request) : latest(request.to, 'to');
+  const start = Math.max(from, nowMs + (request.minNoticeMs ?? 0));
   if (to <= start) return fail(to <= from ? '"to" must be later than "from".' : 'The window has already passed.');
   if (to - from > MAX_WINDOW_MS + 4 * MAX_OFFSET_MS) return fail(tooLong());
   return { ok: true, value: { start, end: to } };
@@ -72,11 +77,11 @@ export function coveringWindow(request: WindowRequest, nowMs: number): Parsed<In
  */
 export function searchWindow(request: WindowRequest, timeZone: string, nowMs: number): Parsed<Interval> {
   const from = request.from === undefined ? nowMs : instantOf(request.from, timeZone, 'from');
-  const to = request.to === undefined ? from + DEFAULT_WINDOW_MS : instantOf(request.to, timeZone, 'to');
+  const to = request.to === undefined ? from + lengthOf(request) : instantOf(request.to, timeZone, 'to');
   if (to <= from) return fail('"to" must be later than "from".');
   if (to - from > MAX_WINDOW_MS) return fail(tooLong());
-  const start = Math.max(from, nowMs);
-  if (to <= start) return fail('The window has already passed.');
+  const start = Math.max(from, nowMs + (request.minNoticeMs ?? 0));
+  if (to <= start) return fail(request.minNoticeMs ? 'The window ends before the minimum notice has passed.' : 'The window has already passed.');
   return { ok: true, value: { start, end: to } };
 }
 
@@ -110,6 +115,11 @@ function earliest(bound: WindowBound, role: 'from' | 'to'): number {
 
 function latest(bound: WindowBound, role: 'from' | 'to'): number {
   return bound.kind === 'instant' ? bound.ms : instantOf(bound, 'UTC', role) + MAX_OFFSET_MS;
+}
+
+/** How long a window without `to` is. */
+function lengthOf(request: WindowRequest): number {
+  return request.withinMs ?? DEFAULT_WINDOW_MS;
 }
 
 function tooLong(): string {

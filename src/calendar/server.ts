@@ -1,7 +1,9 @@
 // The calendar backend, a resource server (RFC 9728) answering one question:
 // when is this user busy in this window? `GET /freebusy?from&to` returns the
 // merged busy intervals of the token subject's calendars, clipped to the
-// window, and the user's time zone; never titles, places or people. Built by
+// window, and the user's time zone; never titles, places or people. The query
+// may narrow it to some calendars and say how to count tentative events and
+// broken calendars (freebusy-query.ts). Built by
 // buildCalendarServer, which never listens (docs/internals.md).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JWTVerifyGetKey } from 'jose';
@@ -9,18 +11,26 @@ import type { Logger } from 'pino';
 import { SCOPE_FREEBUSY_READ, canonicalResource } from '../delegation/index.js';
 import { createApp, sendError } from '../http/app.js';
 import { BearerError, createBearerVerifier, wwwAuthenticate } from '../resource/bearer.js';
+import { createBusyCache, type BusyCache } from './busy-cache.js';
 import { CalendarSourceError } from './errors.js';
 import { toUtcIso, parseIsoInstant } from './format.js';
-import { expandBusy } from './ics.js';
+import { chooseCalendars, readSelection, type CalendarErrorMode, type TentativeMode } from './freebusy-query.js';
 import { mergeIntervals, type Interval } from './intervals.js';
 import { createCalendarLoader, type CalendarLoader, type CalendarRef } from './sources.js';
-import { MAX_WINDOW_MS } from './slots.js';
+import { MAX_WINDOW_MS, type WorkingHours } from './slots.js';
 import { isIanaZone } from './zone.js';
 
 /** A user's calendars and the zone their floating times, all-day events and working hours are read in. */
 export interface UserCalendars {
   timeZone: string;
   calendars: CalendarRef[];
+  /** The user's own working hours, when they configured them (sent along so the agent searches inside them). */
+  workingHours?: WorkingHours;
+  /** The user's defaults for what a request does not say (issue 4). */
+  tentative?: TentativeMode;
+  onCalendarError?: CalendarErrorMode;
+  /** Why the user's settings cannot be used; the request fails with it rather than run on guesses. */
+  settingsProblem?: string;
 }
 
 export interface CalendarServerOptions {
@@ -44,6 +54,8 @@ export interface CalendarServerOptions {
   tentative?: 'busy' | 'free';
   /** Parsed-calendar cache; one per server by default. */
   loader?: CalendarLoader;
+  /** Expanded busy time kept across requests; one per server by default. */
+  busyCache?: BusyCache;
 }
 
 /** Wire format of `GET /freebusy`. */
@@ -53,6 +65,10 @@ export interface FreeBusyResponse {
   busy: Array<{ start: string; end: string }>;
   /** Only with onCalendarError 'skip', and only when a calendar was left out. */
   skipped?: Array<{ calendar: string; error_description: string }>;
+  /** The user's configured working hours, when they have configured them. */
+  workingHours?: WorkingHours;
+  /** Feeds whose last fetch failed, so an older copy was used: when it was fetched, and why the fetch failed. */
+  stale?: Array<{ calendar: string; fetchedAt: string; error_description: string }>;
 }
 
 export async function buildCalendarServer(options: CalendarServerOptions): Promise<FastifyInstance> {
@@ -72,6 +88,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}),
   });
   const loader = options.loader ?? createCalendarLoader();
+  const busyCache = options.busyCache ?? createBusyCache();
   const app = createApp(options.logger ? { logger: options.logger } : {});
 
   // Free/busy is personal and changes: no response of this server may be stored (RFC 9111 §5.2.2.5).
@@ -97,6 +114,8 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     }
     const window = windowOf(req);
     if ('problem' in window) return sendError(reply, 400, 'invalid_request', window.problem);
+    const selection = readSelection(req.query as Record<string, string | string[] | undefined>);
+    if ('problem' in selection) return sendError(reply, 400, 'invalid_request', selection.problem);
 
     const user = await options.calendarsFor(sub);
     if (!user) return sendError(reply, 404, 'not_found', 'No calendars are known for this user.');
@@ -104,17 +123,26 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
       req.log.error({ timeZone: user.timeZone }, 'user has an invalid time zone');
       return sendError(reply, 500, 'server_error', "The user's time zone is not configured correctly.");
     }
+    if (user.settingsProblem !== undefined) return sendError(reply, 500, 'server_error', user.settingsProblem);
+
+    const chosen = chooseCalendars(user.calendars, selection.calendars);
+    if ('problem' in chosen) return sendError(reply, 400, 'invalid_request', chosen.problem);
+    const tentative = selection.tentative ?? user.tentative ?? options.tentative ?? 'busy';
+    const onCalendarError = selection.onCalendarError ?? user.onCalendarError ?? options.onCalendarError ?? 'fail';
 
     const busy: Interval[] = [];
     const skipped: NonNullable<FreeBusyResponse['skipped']> = [];
-    for (const calendar of user.calendars) {
+    const stale: NonNullable<FreeBusyResponse['stale']> = [];
+    for (const calendar of chosen) {
       try {
         const parsed = await loader.load(calendar);
-        busy.push(...expandBusy(parsed, window, { timeZone: user.timeZone, tentative: options.tentative ?? 'busy' }));
+        busy.push(...busyCache.busy(parsed, window, { timeZone: user.timeZone, tentative }));
+        const old = loader.staleness?.(calendar);
+        if (old) stale.push({ calendar: old.calendar, fetchedAt: toUtcIso(old.fetchedAt), error_description: old.reason });
       } catch (err) {
         if (!(err instanceof CalendarSourceError)) throw err;
         req.log.warn({ calendar: err.calendar, code: err.code, line: err.line }, 'calendar unavailable');
-        if (options.onCalendarError === 'skip') {
+        if (onCalendarError === 'skip') {
           skipped.push({ calendar: err.calendar, error_description: err.message });
           continue;
         }
@@ -128,6 +156,8 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
       timeZone: user.timeZone,
       busy: mergeIntervals(busy).map((i) => ({ start: toUtcIso(i.start), end: toUtcIso(i.end) })),
       ...(skipped.length > 0 ? { skipped } : {}),
+      ...(stale.length > 0 ? { stale } : {}),
+      ...(user.workingHours ? { workingHours: user.workingHours } : {}),
     };
     return body;
   });

@@ -1,25 +1,34 @@
 // Where a user's calendars come from: .ics files, read and parsed once per
-// version. A file is re-read only when its modification time or size changes,
-// so repeated free/busy calls cost one stat per calendar. A file that fails to
-// parse is remembered as failing until it changes.
+// version, and ICS feeds (feeds.ts). A file is re-read only when its
+// modification time or size changes, so repeated free/busy calls cost one
+// stat per calendar. A file that fails to parse is remembered as failing
+// until it changes.
 import { readFile, stat } from 'node:fs/promises';
 import { CalendarSourceError } from './errors.js';
+import type { FeedLoader, FeedRef, StaleFeed } from './feeds.js';
 import { parseCalendar, type ParsedCalendar } from './ics.js';
 
-/** A calendar as a user configured it. */
-export interface CalendarRef {
+/** A calendar in an .ics file, as a user configured it. */
+export interface FileCalendarRef {
   /** The name the user knows it by; errors use it. */
   name: string;
   /** Path of its .ics file. */
   path: string;
 }
 
+/** A calendar as a user configured it: a file, or a feed at a URL. */
+export type CalendarRef = FileCalendarRef | FeedRef;
+
 export interface CalendarLoader {
   /** The parsed calendar; throws CalendarSourceError. */
   load(ref: CalendarRef): Promise<ParsedCalendar>;
+  /** For a feed: whether the last load fell back on an older copy because the fetch failed. */
+  staleness?(ref: CalendarRef): StaleFeed | undefined;
 }
 
 export interface CalendarLoaderOptions {
+  /** How feeds are fetched and cached; without it a feed cannot be read. */
+  feeds?: FeedLoader;
   /** File access, replaceable in tests. */
   readText?: (path: string) => Promise<string>;
   statFile?: (path: string) => Promise<{ mtimeMs: number; size: number }>;
@@ -39,7 +48,14 @@ export function createCalendarLoader(options: CalendarLoaderOptions = {}): Calen
   const cache = new Map<string, Entry>();
 
   return {
+    staleness(ref) {
+      return 'url' in ref ? options.feeds?.staleness(ref) : undefined;
+    },
     async load(ref) {
+      if ('url' in ref) {
+        if (!options.feeds) throw new CalendarSourceError('ERR_CALENDAR_UNREADABLE', ref.name, 'This server does not read calendar feeds.');
+        return options.feeds.load(ref);
+      }
       let version: string;
       try {
         const info = await statFile(ref.path);
@@ -72,7 +88,7 @@ export function createCalendarLoader(options: CalendarLoaderOptions = {}): Calen
   };
 }
 
-function unreadable(ref: CalendarRef, err: unknown): CalendarSourceError {
+function unreadable(ref: FileCalendarRef, err: unknown): CalendarSourceError {
   const code = (err as { code?: unknown } | null)?.code;
   const why = code === 'ENOENT' ? 'its file does not exist' : code === 'EACCES' ? 'its file may not be read' : 'its file could not be read';
   return new CalendarSourceError('ERR_CALENDAR_UNREADABLE', ref.name, `The calendar cannot be read: ${why}.`);

@@ -75,7 +75,7 @@ async function startEmbedded(options: StackOptions, urls: Urls): Promise<Stack> 
   try {
     await servers.bootstrap(store, options.paths, urls, Date.now());
     const auth = await servers.buildAuth(store, options.paths, urls.issuer, options.logger);
-    const calendar = await servers.buildCalendar(store, urls.calendarUrl, urls.issuer, options.logger);
+    const calendar = await servers.buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, options.logger);
     const agent = await servers.buildAgent(options.paths, urls, options.logger);
     for (const [app, name, port] of [
       [auth, 'authorization server', options.ports.auth],

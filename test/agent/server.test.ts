@@ -245,7 +245,22 @@ describe('find_slot through the MCP SDK client', () => {
       expect(tools.map((t) => t.name)).toEqual(['find_slot']);
       const tool = tools[0]!;
       expect(tool.inputSchema.required).toEqual(['duration']);
-      expect(Object.keys(tool.inputSchema.properties ?? {})).toEqual(['duration', 'from', 'to', 'timeZone']);
+      expect(Object.keys(tool.inputSchema.properties ?? {})).toEqual([
+        'duration',
+        'from',
+        'to',
+        'timeZone',
+        'within',
+        'workingHours',
+        'step',
+        'bufferBefore',
+        'bufferAfter',
+        'minNotice',
+        'limit',
+        'calendars',
+        'tentative',
+        'onCalendarError',
+      ]);
       expect(tool.outputSchema?.required).toEqual(expect.arrayContaining(['found', 'timeZone', 'slots']));
       expect(tool.annotations?.readOnlyHint).toBe(true);
     } finally {

@@ -1,0 +1,132 @@
+// find_slot's search options besides the duration and the window bounds (issue 4),
+// the same as find-slot's command-line options: `within`, `workingHours`,
+// `step`, `bufferBefore`/`bufferAfter`, `minNotice`, `limit`, `calendars`,
+// `tentative` and `onCalendarError`. Their schema for MCP clients, and their
+// reading into milliseconds and checked values, with messages that say what
+// to write instead. The CLI checks its options with the same readers, so a
+// value the agent would refuse never leaves the terminal. Pure.
+import { z } from 'zod';
+import { parseDuration } from '../calendar/duration.js';
+import { CalendarError } from '../calendar/errors.js';
+import type { CalendarErrorMode, TentativeMode } from '../calendar/freebusy-query.js';
+import type { WorkingHours } from '../calendar/slots.js';
+import { parseWorkingHours } from '../calendar/working-hours.js';
+import { DAY_MS, MINUTE_MS } from '../calendar/zone.js';
+import type { Parsed } from './window.js';
+
+/** How many slots one call may ask for. */
+export const MAX_LIMIT = 100;
+/** How many calendars one call may name. */
+export const MAX_CALENDARS = 20;
+
+/** The spans a call may give, with the longest each may be. */
+export const SPAN_LIMITS = {
+  within: 62 * DAY_MS,
+  step: DAY_MS,
+  bufferBefore: DAY_MS,
+  bufferAfter: DAY_MS,
+  minNotice: 62 * DAY_MS,
+} as const;
+export type SpanField = keyof typeof SPAN_LIMITS;
+
+const span = (what: string) =>
+  z.string().min(1).max(32).optional().describe(`${what} Written like the duration: 15m, 1h30m, 2d or ISO 8601 (PT15M).`);
+
+export const slotOptionsInputShape = {
+  within: span('Search from the start of the window (from, default now) for this long, instead of giving `to`, e.g. 3d.'),
+  workingHours: z
+    .string()
+    .min(1)
+    .max(300)
+    .optional()
+    .describe(
+      'Working hours in the search time zone for this call, e.g. "mon-fri 09:00-17:00" or "mon-thu 08:00-12:00,13:00-17:00; fri 08:00-12:00". ' +
+        "Default: the user's configured hours, else Monday to Friday 09:00-17:00.",
+    ),
+  step: span('Slot starts fall on multiples of this after midnight (default 15m).'),
+  bufferBefore: span('Free time to keep before the slot (default none).'),
+  bufferAfter: span('Free time to keep after the slot (default none).'),
+  minNotice: span('No slot starts sooner than this after now (default none).'),
+  limit: z.number().int().min(1).max(MAX_LIMIT).optional().describe('How many slots to return, earliest first (default 5).'),
+  calendars: z
+    .array(z.string().min(1).max(200))
+    .max(MAX_CALENDARS)
+    .optional()
+    .describe("Count only these of the user's calendars, by name (default: all of them)."),
+  tentative: z.enum(['busy', 'free']).optional().describe('Whether tentative events count as busy (default busy).'),
+  onCalendarError: z
+    .enum(['fail', 'skip'])
+    .optional()
+    .describe('A calendar that cannot be read: fail the search (default) or leave it out and say so.'),
+};
+
+export type SlotOptionsInput = z.infer<z.ZodObject<typeof slotOptionsInputShape>>;
+
+/** The options read and checked: spans in ms. */
+export interface SlotOptions {
+  withinMs?: number;
+  workingHours?: WorkingHours;
+  stepMs?: number;
+  bufferBeforeMs: number;
+  bufferAfterMs: number;
+  minNoticeMs: number;
+  limit?: number;
+  calendars?: string[];
+  tentative?: TentativeMode;
+  onCalendarError?: CalendarErrorMode;
+}
+
+/** A span option in ms, or a message naming the option and what to write. */
+export function readSpan(field: SpanField, text: string): Parsed<number> {
+  try {
+    const ms = parseDuration(text, { maxMs: SPAN_LIMITS[field] });
+    if (field === 'step' && ms % MINUTE_MS !== 0) return { ok: false, message: `"${field}" must be whole minutes, such as 15m.` };
+    return { ok: true, value: ms };
+  } catch (err) {
+    if (err instanceof CalendarError) return { ok: false, message: `"${field}": ${err.message}` };
+    throw err;
+  }
+}
+
+/** Working hours as written for one call, or a message saying how to write them. */
+export function readWorkingHoursOption(text: string): Parsed<WorkingHours> {
+  try {
+    return { ok: true, value: parseWorkingHours(text) };
+  } catch (err) {
+    if (err instanceof CalendarError) return { ok: false, message: err.message };
+    throw err;
+  }
+}
+
+export function readSlotOptions(input: SlotOptionsInput & { to?: string | undefined }): Parsed<SlotOptions> {
+  if (input.within !== undefined && input.to !== undefined) return { ok: false, message: 'Give either "to" or "within", not both.' };
+  const options: SlotOptions = { bufferBeforeMs: 0, bufferAfterMs: 0, minNoticeMs: 0 };
+  const spans: Array<[SpanField, 'withinMs' | 'stepMs' | 'bufferBeforeMs' | 'bufferAfterMs' | 'minNoticeMs']> = [
+    ['within', 'withinMs'],
+    ['step', 'stepMs'],
+    ['bufferBefore', 'bufferBeforeMs'],
+    ['bufferAfter', 'bufferAfterMs'],
+    ['minNotice', 'minNoticeMs'],
+  ];
+  for (const [field, key] of spans) {
+    const text = input[field];
+    if (text === undefined) continue;
+    const read = readSpan(field, text);
+    if (!read.ok) return read;
+    options[key] = read.value;
+  }
+  if (input.workingHours !== undefined) {
+    const hours = readWorkingHoursOption(input.workingHours);
+    if (!hours.ok) return hours;
+    options.workingHours = hours.value;
+  }
+  if (input.limit !== undefined) options.limit = input.limit;
+  if (input.calendars !== undefined) {
+    const names = [...new Set(input.calendars.map((c) => c.trim()))];
+    if (names.some((n) => n === '')) return { ok: false, message: 'A calendar name is empty.' };
+    options.calendars = names;
+  }
+  if (input.tentative !== undefined) options.tentative = input.tentative;
+  if (input.onCalendarError !== undefined) options.onCalendarError = input.onCalendarError;
+  return { ok: true, value: options };
+}

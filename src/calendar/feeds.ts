@@ -1,0 +1,274 @@
+// ICS feeds: calendars published at a URL (the private addresses Google
+// Calendar, Outlook and iCloud give out). A feed is fetched under a timeout,
+// revalidated with ETag / Last-Modified (RFC 9110 §13.1) rather than
+// downloaded again, and its last good copy is kept in a cache (the store, in
+// the CLI's wiring): when a fetch fails or brings something that is not a
+// calendar, that copy is used and the failure is recorded, so `calendar list`
+// can say when it happened and the answer can say which copy it used. A copy
+// younger than `refreshAfterMs` is used without asking the server at all.
+// Messages name the calendar, never its URL (a private feed's URL is a secret).
+import { CalendarSourceError } from './errors.js';
+import { parseCalendar, type ParsedCalendar } from './ics.js';
+
+/** What the cache keeps of a feed. Times are epoch ms. */
+export interface FeedCacheRecord {
+  calendarId: string;
+  /** The URL the copy came from; a calendar pointed elsewhere starts afresh. */
+  url: string;
+  /** The last good copy (it parsed), or null when none was ever fetched. */
+  body: string | null;
+  etag: string | null;
+  lastModified: string | null;
+  /** When the server last gave or confirmed (304) the copy. */
+  fetchedAt: number | null;
+  /** When the copy last changed. */
+  changedAt: number | null;
+  /** The last attempt, whatever came of it. */
+  checkedAt: number | null;
+  /** Why the last attempt failed; null when it succeeded. */
+  error: string | null;
+  errorAt: number | null;
+}
+
+export interface FeedCache {
+  feedCache(calendarId: string): Promise<FeedCacheRecord | undefined>;
+  saveFeedCache(record: FeedCacheRecord): Promise<void>;
+}
+
+/** A feed as the user configured it. */
+export interface FeedRef {
+  name: string;
+  /** The calendar's stable id: the cache's key. */
+  id: string;
+  url: string;
+}
+
+/** A feed whose last fetch failed, so an older copy stands in. */
+export interface StaleFeed {
+  calendar: string;
+  /** When the copy in use was fetched. */
+  fetchedAt: number;
+  reason: string;
+}
+
+export interface FeedLoader {
+  /** The feed's calendar: fresh, revalidated, or the last good copy; throws CalendarSourceError when there is none. */
+  load(ref: FeedRef): Promise<ParsedCalendar>;
+  /** Whether the copy the last load returned is an old one standing in for a failed fetch. */
+  staleness(ref: FeedRef): StaleFeed | undefined;
+}
+
+export interface FeedLoaderOptions {
+  cache: FeedCache;
+  fetchFn?: typeof fetch;
+  now?: () => number;
+  /** How long one fetch may take, headers and body; default 10 s. */
+  timeoutMs?: number;
+  /** A copy checked more recently than this is used without a request; default 5 minutes. */
+  refreshAfterMs?: number;
+  /** The largest feed accepted, in bytes; default 20 MB. */
+  maxBytes?: number;
+}
+
+export const DEFAULT_FEED_TIMEOUT_MS = 10_000;
+export const DEFAULT_FEED_REFRESH_MS = 5 * 60_000;
+export const DEFAULT_FEED_MAX_BYTES = 20 * 1024 * 1024;
+
+/** webcal:// (as Apple and Google write subscription links) is https://; anything but http(s) is refused. */
+export function normalizeFeedUrl(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text.trim().replace(/^webcals?:\/\//i, 'https://'));
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  if (url.username || url.password) return undefined;
+  url.hash = '';
+  return url.href;
+}
+
+/** A feed URL for people to recognise without giving the secret away: scheme, host and "…". */
+export function redactFeedUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    return url.pathname === '/' && url.search === '' ? url.origin : `${url.origin}/…`;
+  } catch {
+    return '…';
+  }
+}
+
+interface Parsed {
+  version: string;
+  calendar: ParsedCalendar;
+  /** When this process last checked the feed (or read a copy the cache says is fresh). */
+  checkedAt: number;
+  stale: StaleFeed | undefined;
+}
+
+export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
+  const fetchFn = options.fetchFn ?? fetch;
+  const now = options.now ?? Date.now;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_FEED_TIMEOUT_MS;
+  const refreshAfterMs = options.refreshAfterMs ?? DEFAULT_FEED_REFRESH_MS;
+  const maxBytes = options.maxBytes ?? DEFAULT_FEED_MAX_BYTES;
+  const parsed = new Map<string, Parsed>();
+  const inFlight = new Map<string, Promise<ParsedCalendar>>();
+
+  const keyOf = (ref: FeedRef) => `${ref.id}\0${ref.url}\0${ref.name}`;
+
+  /** The calendar of a good copy, parsed once per version. */
+  function fromCopy(ref: FeedRef, record: FeedCacheRecord, checkedAt: number, stale: StaleFeed | undefined): ParsedCalendar {
+    const version = `${record.changedAt}:${record.body!.length}:${record.etag ?? ''}`;
+    const known = parsed.get(keyOf(ref));
+    const calendar = known && known.version === version ? known.calendar : parseCalendar(record.body!, ref.name);
+    parsed.set(keyOf(ref), { version, calendar, checkedAt, stale });
+    return calendar;
+  }
+
+  async function refresh(ref: FeedRef): Promise<ParsedCalendar> {
+    const stored = await options.cache.feedCache(ref.id);
+    const record: FeedCacheRecord = stored && stored.url === ref.url ? stored : emptyRecord(ref);
+    const at = now();
+    if (record.body !== null && record.checkedAt !== null && at - record.checkedAt < refreshAfterMs) {
+      // Another process checked it a moment ago: its verdict stands.
+      return fromCopy(ref, record, record.checkedAt, staleOf(ref, record));
+    }
+
+    const outcome = await fetchFeed(ref, record, { fetchFn, timeoutMs, maxBytes });
+    if (outcome.kind === 'not-modified' && record.body !== null) {
+      const next = { ...record, fetchedAt: at, checkedAt: at, error: null, errorAt: null, etag: outcome.etag ?? record.etag, lastModified: outcome.lastModified ?? record.lastModified };
+      await options.cache.saveFeedCache(next);
+      return fromCopy(ref, next, at, undefined);
+    }
+    let failure: CalendarSourceError;
+    if (outcome.kind === 'body') {
+      try {
+        const calendar = parseCalendar(outcome.text, ref.name);
+        const next: FeedCacheRecord = {
+          ...record,
+          body: outcome.text,
+          etag: outcome.etag,
+          lastModified: outcome.lastModified,
+          fetchedAt: at,
+          changedAt: record.body === outcome.text ? record.changedAt : at,
+          checkedAt: at,
+          error: null,
+          errorAt: null,
+        };
+        await options.cache.saveFeedCache(next);
+        const version = `${next.changedAt}:${next.body!.length}:${next.etag ?? ''}`;
+        parsed.set(keyOf(ref), { version, calendar, checkedAt: at, stale: undefined });
+        return calendar;
+      } catch (err) {
+        if (!(err instanceof CalendarSourceError)) throw err;
+        failure = err;
+      }
+    } else {
+      failure = new CalendarSourceError('ERR_CALENDAR_UNREADABLE', ref.name, outcome.kind === 'failed' ? outcome.reason : 'The feed answered 304 Not Modified, but no copy of it is cached.');
+    }
+    const next = { ...record, checkedAt: at, error: failure.line === undefined ? failure.reason : `line ${failure.line}: ${failure.reason}`, errorAt: at };
+    await options.cache.saveFeedCache(next);
+    if (record.body === null) throw failure;
+    return fromCopy(ref, next, at, staleOf(ref, next));
+  }
+
+  return {
+    load(ref) {
+      const key = keyOf(ref);
+      const known = parsed.get(key);
+      if (known && now() - known.checkedAt < refreshAfterMs) return Promise.resolve(known.calendar);
+      let pending = inFlight.get(key);
+      if (!pending) {
+        pending = refresh(ref).finally(() => inFlight.delete(key));
+        inFlight.set(key, pending);
+      }
+      return pending;
+    },
+    staleness(ref) {
+      return parsed.get(keyOf(ref))?.stale;
+    },
+  };
+}
+
+function emptyRecord(ref: FeedRef): FeedCacheRecord {
+  return { calendarId: ref.id, url: ref.url, body: null, etag: null, lastModified: null, fetchedAt: null, changedAt: null, checkedAt: null, error: null, errorAt: null };
+}
+
+function staleOf(ref: FeedRef, record: FeedCacheRecord): StaleFeed | undefined {
+  if (record.error === null || record.fetchedAt === null) return undefined;
+  return { calendar: ref.name, fetchedAt: record.fetchedAt, reason: record.error };
+}
+
+type FetchOutcome =
+  | { kind: 'body'; text: string; etag: string | null; lastModified: string | null }
+  | { kind: 'not-modified'; etag: string | null; lastModified: string | null }
+  | { kind: 'failed'; reason: string };
+
+/** One conditional GET under the timeout, the body read up to maxBytes. */
+async function fetchFeed(
+  ref: FeedRef,
+  record: FeedCacheRecord,
+  opts: { fetchFn: typeof fetch; timeoutMs: number; maxBytes: number },
+): Promise<FetchOutcome> {
+  const headers: Record<string, string> = { Accept: 'text/calendar, text/plain;q=0.9, */*;q=0.5' };
+  if (record.body !== null) {
+    if (record.etag) headers['If-None-Match'] = record.etag;
+    if (record.lastModified) headers['If-Modified-Since'] = record.lastModified;
+  }
+  const signal = AbortSignal.timeout(opts.timeoutMs);
+  try {
+    const res = await opts.fetchFn(ref.url, { headers, signal, redirect: 'follow' });
+    const etag = res.headers.get('etag');
+    const lastModified = res.headers.get('last-modified');
+    if (res.status === 304) {
+      await res.body?.cancel();
+      return { kind: 'not-modified', etag, lastModified };
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      return { kind: 'failed', reason: `The feed could not be fetched: the server answered HTTP ${res.status}.` };
+    }
+    const text = await readLimited(res, opts.maxBytes);
+    if (text === undefined) return { kind: 'failed', reason: `The feed is larger than ${Math.round(opts.maxBytes / 1024 / 1024)} MB.` };
+    return { kind: 'body', text, etag, lastModified };
+  } catch (err) {
+    if (signal.aborted) return { kind: 'failed', reason: `The feed did not answer within ${seconds(opts.timeoutMs)}.` };
+    return { kind: 'failed', reason: `The feed could not be reached${networkCode(err)}.` };
+  }
+}
+
+async function readLimited(res: Response, maxBytes: number): Promise<string | undefined> {
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder('utf-8').decode(Buffer.concat(chunks));
+}
+
+function networkCode(error: unknown): string {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code)) return ` (${code})`;
+  }
+  return '';
+}
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}

@@ -1,0 +1,58 @@
+// How this installation's calendar backend learns about a user: their
+// calendars from the store (files and feeds), the owner's settings from
+// config.json (time zone, working hours, tentative events, broken calendars),
+// and the feed cache kept in the store. Imported lazily with the servers.
+import type { Logger } from 'pino';
+import { createFeedLoader, type FeedCache } from '../calendar/feeds.js';
+import type { UserCalendars } from '../calendar/server.js';
+import { createCalendarLoader, type CalendarLoader, type CalendarRef } from '../calendar/sources.js';
+import { readWorkingHours } from '../calendar/working-hours.js';
+import { readUserConfig, type Paths } from '../config.js';
+import type { CalendarRecord, Store } from '../store/index.js';
+
+/** The store as the feed loader's cache. */
+export function feedCacheOf(store: Store): FeedCache {
+  return {
+    feedCache: (calendarId) => store.calendarFeed(calendarId),
+    saveFeedCache: (record) => store.saveCalendarFeed(record),
+  };
+}
+
+/** Files and feeds, feeds cached in the store. */
+export function calendarLoaderFor(store: Store, options: { fetchFn?: typeof fetch; now?: () => number } = {}): CalendarLoader {
+  return createCalendarLoader({ feeds: createFeedLoader({ cache: feedCacheOf(store), ...options }) });
+}
+
+/** A stored calendar as the backend reads it. */
+export function calendarRefOf(calendar: CalendarRecord): CalendarRef {
+  return calendar.kind === 'url' ? { name: calendar.name, id: calendar.id, url: calendar.source } : { name: calendar.name, path: calendar.source };
+}
+
+/**
+ * The backend's `calendarsFor`: a user's calendars and zone from the store;
+ * for the local owner, also the settings in config.json, read on every
+ * request so that a change needs no restart. Settings that cannot be used
+ * are reported, not ignored.
+ */
+export function userCalendarsFromStore(store: Store, paths: Paths, logger?: Logger): (sub: string) => Promise<UserCalendars | undefined> {
+  return async (sub) => {
+    const user = await store.userById(sub);
+    if (!user) return undefined;
+    const calendars = (await store.listCalendars(user.id)).map(calendarRefOf);
+    if (!user.isOwner) return { timeZone: user.timeZone, calendars };
+    try {
+      const config = await readUserConfig(paths.config);
+      return {
+        timeZone: config.timeZone ?? user.timeZone,
+        calendars,
+        ...(config.workingHours !== undefined ? { workingHours: readWorkingHours(config.workingHours) } : {}),
+        ...(config.tentative ? { tentative: config.tentative } : {}),
+        ...(config.onCalendarError ? { onCalendarError: config.onCalendarError } : {}),
+      };
+    } catch (error) {
+      const reason = error instanceof Error ? error.message.replace(paths.config, 'config.json') : String(error);
+      logger?.error({ reason }, 'the owner settings cannot be used');
+      return { timeZone: user.timeZone, calendars, settingsProblem: `The owner's settings (config.json) cannot be used: ${reason}` };
+    }
+  };
+}

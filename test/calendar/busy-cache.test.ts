@@ -1,0 +1,64 @@
+// The busy-time cache gives exactly what expanding afresh gives, for any
+// window, zone and tentative setting, and expands a calendar version once for
+// windows inside a range it already holds.
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { createBusyCache } from '../../src/calendar/busy-cache.js';
+import { expandBusy, parseCalendar, type ParsedCalendar } from '../../src/calendar/ics.js';
+
+const owner = parseCalendar(readFileSync(new URL('../../fixtures/owner.ics', import.meta.url), 'utf8'), 'owner');
+const status = parseCalendar(readFileSync(new URL('../../fixtures/ics-samples/nodeical-macos-calendar-status.ics', import.meta.url), 'utf8'), 'status');
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+/** Counts how often a calendar's series are walked, by wrapping the array the expansion reads. */
+function counted(calendar: ParsedCalendar): { calendar: ParsedCalendar; expansions: () => number } {
+  let n = 0;
+  const series = new Proxy(calendar.series as ParsedCalendar['series'][number][], {
+    get(target, key, receiver) {
+      if (key === Symbol.iterator) n++;
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  return { calendar: { ...calendar, series }, expansions: () => n };
+}
+
+describe('createBusyCache', () => {
+  it('answers exactly as expandBusy does (property)', () => {
+    const cache = createBusyCache();
+    fc.assert(
+      fc.property(
+        fc.constantFrom(owner, status),
+        fc.integer({ min: Date.UTC(2022, 0, 1) / HOUR, max: Date.UTC(2027, 0, 1) / HOUR }),
+        fc.integer({ min: 1, max: 24 * 40 }),
+        fc.integer({ min: 0, max: 59 }),
+        fc.constantFrom('Europe/Berlin', 'America/Vancouver', 'Australia/Sydney'),
+        fc.constantFrom<'busy' | 'free'>('busy', 'free'),
+        (calendar, startHour, hours, minute, timeZone, tentative) => {
+          const window = { start: startHour * HOUR + minute * 60_000, end: (startHour + hours) * HOUR };
+          const options = { timeZone, tentative };
+          expect(cache.busy(calendar, window, options)).toEqual(expandBusy(calendar, window, options));
+          // A window inside the one just asked: served from the same range.
+          const inner = { start: window.start + 60_000, end: Math.max(window.start + 120_000, window.end - HOUR) };
+          expect(cache.busy(calendar, inner, options)).toEqual(expandBusy(calendar, inner, options));
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('expands once for repeated calls whose window moves within the day, and again for another zone', () => {
+    const { calendar, expansions } = counted(owner);
+    const cache = createBusyCache();
+    const now = Date.UTC(2026, 10, 30, 8, 0);
+    for (let i = 0; i < 5; i++) cache.busy(calendar, { start: now + i * 60_000, end: now + i * 60_000 + 7 * DAY - 9 * HOUR }, { timeZone: 'Europe/Berlin' });
+    expect(expansions()).toBe(1);
+    cache.busy(calendar, { start: now, end: now + DAY }, { timeZone: 'America/New_York' });
+    expect(expansions()).toBe(2);
+    cache.busy(calendar, { start: now, end: now + DAY }, { timeZone: 'Europe/Berlin', tentative: 'free' });
+    expect(expansions()).toBe(3);
+    cache.busy(calendar, { start: now + 30 * DAY, end: now + 31 * DAY }, { timeZone: 'Europe/Berlin' });
+    expect(expansions()).toBe(4);
+  });
+});

@@ -1,0 +1,249 @@
+// ICS feeds fetched from a test server on 127.0.0.1: a first fetch, a 304 on
+// revalidation, a server error and a timeout that fall back on the cached
+// copy, a broken new copy that does too, and no copy at all; the cache as the
+// SQLite store keeps it.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CalendarSourceError } from '../../src/calendar/errors.js';
+import { createFeedLoader, normalizeFeedUrl, redactFeedUrl, type FeedCache, type FeedCacheRecord, type FeedRef } from '../../src/calendar/feeds.js';
+import { expandBusy } from '../../src/calendar/ics.js';
+import { createCalendarLoader } from '../../src/calendar/sources.js';
+import { openStore } from '../../src/store/index.js';
+
+const MINUTE = 60_000;
+const ics = (start: string) =>
+  ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//test//EN', 'BEGIN:VEVENT', 'UID:a', `DTSTART:${start}`, 'DURATION:PT1H', 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n');
+const FIRST = ics('20261201T100000Z');
+const SECOND = ics('20261201T140000Z');
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+let server: Server;
+let base: string;
+let handler: Handler;
+const requests: Array<{ ifNoneMatch?: string; ifModifiedSince?: string }> = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    requests.push({
+      ...(req.headers['if-none-match'] ? { ifNoneMatch: String(req.headers['if-none-match']) } : {}),
+      ...(req.headers['if-modified-since'] ? { ifModifiedSince: String(req.headers['if-modified-since']) } : {}),
+    });
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+afterEach(() => {
+  requests.length = 0;
+});
+
+/** A server that plays a calendar host: ETag and Last-Modified, 304 when they match. */
+function calendarHost(body: () => string, etag: () => string): Handler {
+  return (req, res) => {
+    if (req.headers['if-none-match'] === etag()) {
+      res.writeHead(304, { ETag: etag() }).end();
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'text/calendar; charset=utf-8', ETag: etag(), 'Last-Modified': 'Tue, 01 Dec 2026 08:00:00 GMT' }).end(body());
+  };
+}
+
+function memoryCache(): FeedCache & { records: Map<string, FeedCacheRecord> } {
+  const records = new Map<string, FeedCacheRecord>();
+  return {
+    records,
+    feedCache: async (id) => records.get(id),
+    saveFeedCache: async (record) => {
+      records.set(record.calendarId, { ...record });
+    },
+  };
+}
+
+const window = { start: Date.UTC(2026, 11, 1), end: Date.UTC(2026, 11, 2) };
+const busyOf = (calendar: Parameters<typeof expandBusy>[0]) => expandBusy(calendar, window, { timeZone: 'UTC' }).map((b) => new Date(b.start).toISOString());
+
+describe('an ICS feed', () => {
+  it('is fetched, then revalidated with its ETag (304), then fetched again when it changes', async () => {
+    let body = FIRST;
+    let tag = '"v1"';
+    handler = calendarHost(() => body, () => tag);
+    let now = Date.UTC(2026, 10, 30, 8);
+    const cache = memoryCache();
+    const feeds = createFeedLoader({ cache, now: () => now, refreshAfterMs: 5 * MINUTE });
+    const ref: FeedRef = { name: 'team', id: 'cal_1', url: `${base}/team.ics` };
+
+    expect(busyOf(await feeds.load(ref))).toEqual(['2026-12-01T10:00:00.000Z']);
+    expect(requests).toEqual([{}]);
+    expect(cache.records.get('cal_1')).toMatchObject({ etag: '"v1"', lastModified: 'Tue, 01 Dec 2026 08:00:00 GMT', fetchedAt: now, error: null });
+
+    // Within the refresh interval: no request at all.
+    now += MINUTE;
+    await feeds.load(ref);
+    expect(requests).toHaveLength(1);
+
+    // After it: a conditional request, answered 304; the copy stands and its check is recorded.
+    now += 10 * MINUTE;
+    const again = await feeds.load(ref);
+    expect(busyOf(again)).toEqual(['2026-12-01T10:00:00.000Z']);
+    expect(requests[1]).toEqual({ ifNoneMatch: '"v1"', ifModifiedSince: 'Tue, 01 Dec 2026 08:00:00 GMT' });
+    expect(cache.records.get('cal_1')).toMatchObject({ fetchedAt: now, checkedAt: now, changedAt: Date.UTC(2026, 10, 30, 8) });
+    expect(feeds.staleness(ref)).toBeUndefined();
+
+    body = SECOND;
+    tag = '"v2"';
+    now += 10 * MINUTE;
+    expect(busyOf(await feeds.load(ref))).toEqual(['2026-12-01T14:00:00.000Z']);
+    expect(cache.records.get('cal_1')).toMatchObject({ etag: '"v2"', changedAt: now });
+  });
+
+  it('falls back on the cached copy when the server fails, and records when and why', async () => {
+    let failing = false;
+    const host = calendarHost(() => FIRST, () => '"v1"');
+    handler = (req, res) => (failing ? res.writeHead(500).end('oops') : host(req, res));
+    let now = Date.UTC(2026, 10, 30, 8);
+    const cache = memoryCache();
+    const feeds = createFeedLoader({ cache, now: () => now, refreshAfterMs: MINUTE });
+    const ref: FeedRef = { name: 'team', id: 'cal_2', url: `${base}/team.ics` };
+    await feeds.load(ref);
+    const fetchedAt = now;
+
+    failing = true;
+    now += 2 * MINUTE;
+    expect(busyOf(await feeds.load(ref))).toEqual(['2026-12-01T10:00:00.000Z']);
+    expect(feeds.staleness(ref)).toEqual({ calendar: 'team', fetchedAt, reason: 'The feed could not be fetched: the server answered HTTP 500.' });
+    expect(cache.records.get('cal_2')).toMatchObject({ fetchedAt, checkedAt: now, errorAt: now, error: 'The feed could not be fetched: the server answered HTTP 500.' });
+
+    failing = false;
+    now += 2 * MINUTE;
+    await feeds.load(ref);
+    expect(feeds.staleness(ref)).toBeUndefined();
+    expect(cache.records.get('cal_2')).toMatchObject({ fetchedAt: now, error: null, errorAt: null });
+  });
+
+  it('gives up on a server that does not answer within the timeout, and uses the cached copy', async () => {
+    let hang = false;
+    const host = calendarHost(() => FIRST, () => '"v1"');
+    handler = (req, res) => {
+      if (!hang) return host(req, res);
+      // Never answers; the connection is closed when the test server closes.
+      void res;
+    };
+    let now = Date.UTC(2026, 10, 30, 8);
+    const cache = memoryCache();
+    const feeds = createFeedLoader({ cache, now: () => now, refreshAfterMs: MINUTE, timeoutMs: 300 });
+    const ref: FeedRef = { name: 'slow', id: 'cal_3', url: `${base}/slow.ics` };
+    await feeds.load(ref);
+
+    hang = true;
+    now += 2 * MINUTE;
+    expect(busyOf(await feeds.load(ref))).toEqual(['2026-12-01T10:00:00.000Z']);
+    expect(feeds.staleness(ref)?.reason).toBe('The feed did not answer within 300 ms.');
+  });
+
+  it('keeps the last good copy when the new one is not valid iCalendar, naming the line', async () => {
+    let body = FIRST;
+    let tag = '"v1"';
+    handler = calendarHost(() => body, () => tag);
+    let now = Date.UTC(2026, 10, 30, 8);
+    const cache = memoryCache();
+    const feeds = createFeedLoader({ cache, now: () => now, refreshAfterMs: MINUTE });
+    const ref: FeedRef = { name: 'team', id: 'cal_4', url: `${base}/team.ics` };
+    await feeds.load(ref);
+
+    body = FIRST.replace('DURATION:PT1H', 'RRULE:FREQ=SOMETIMES');
+    tag = '"v2"';
+    now += 2 * MINUTE;
+    expect(busyOf(await feeds.load(ref))).toEqual(['2026-12-01T10:00:00.000Z']);
+    expect(feeds.staleness(ref)?.reason).toBe('line 7: FREQ=SOMETIMES is not a frequency.');
+    expect(cache.records.get('cal_4')?.body).toBe(FIRST);
+  });
+
+  it('without any copy, is a CalendarSourceError naming the calendar and never the URL', async () => {
+    handler = (_req, res) => res.writeHead(404).end();
+    const feeds = createFeedLoader({ cache: memoryCache() });
+    const secret = `${base}/private-a1b2c3/basic.ics`;
+    const error = await feeds.load({ name: 'google', id: 'cal_5', url: secret }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CalendarSourceError);
+    expect((error as CalendarSourceError).code).toBe('ERR_CALENDAR_UNREADABLE');
+    expect((error as CalendarSourceError).message).toBe('Calendar "google": The feed could not be fetched: the server answered HTTP 404.');
+
+    const malformed = createFeedLoader({ cache: memoryCache() });
+    handler = (_req, res) => res.writeHead(200).end('BEGIN:VCALENDAR\r\nnot a line\r\nEND:VCALENDAR\r\n');
+    const parseError = await malformed.load({ name: 'google', id: 'cal_6', url: secret }).catch((e: unknown) => e);
+    expect([(parseError as CalendarSourceError).code, (parseError as CalendarSourceError).line]).toEqual(['ERR_ICS_SYNTAX', 2]);
+  });
+
+  it('refuses a feed larger than the limit', async () => {
+    handler = (_req, res) => res.writeHead(200, { 'Content-Type': 'text/calendar' }).end(FIRST + 'X'.repeat(5000));
+    const feeds = createFeedLoader({ cache: memoryCache(), maxBytes: 1000 });
+    const error = (await feeds.load({ name: 'big', id: 'cal_7', url: `${base}/big.ics` }).catch((e: unknown) => e)) as CalendarSourceError;
+    expect(error.message).toMatch(/^Calendar "big": The feed is larger than/);
+  });
+
+  it('is fetched once for calls that arrive together', async () => {
+    handler = calendarHost(() => FIRST, () => '"v1"');
+    const feeds = createFeedLoader({ cache: memoryCache() });
+    const ref: FeedRef = { name: 'team', id: 'cal_8', url: `${base}/team.ics` };
+    const [a, b, c] = await Promise.all([feeds.load(ref), feeds.load(ref), feeds.load(ref)]);
+    expect(requests).toHaveLength(1);
+    expect(a).toBe(b);
+    expect(b).toBe(c);
+  });
+
+  it('is read through the calendar loader, and kept in the SQLite store (and removed with its calendar)', async () => {
+    handler = calendarHost(() => FIRST, () => '"v1"');
+    const store = openStore(':memory:');
+    try {
+      await store.createUser({ id: 'usr_1', name: 'owner', passwordHash: null, isOwner: true, timeZone: 'UTC', createdAt: 0 });
+      await store.addCalendar({ id: 'cal_9', userId: 'usr_1', name: 'team', kind: 'url', source: `${base}/team.ics`, createdAt: 0 });
+      const cache: FeedCache = { feedCache: (id) => store.calendarFeed(id), saveFeedCache: (r) => store.saveCalendarFeed(r) };
+      const loader = createCalendarLoader({ feeds: createFeedLoader({ cache, now: () => 1000 }) });
+      const calendar = await loader.load({ name: 'team', id: 'cal_9', url: `${base}/team.ics` });
+      expect(busyOf(calendar)).toEqual(['2026-12-01T10:00:00.000Z']);
+      expect(await store.calendarFeed('cal_9')).toEqual({
+        calendarId: 'cal_9',
+        url: `${base}/team.ics`,
+        body: FIRST,
+        etag: '"v1"',
+        lastModified: 'Tue, 01 Dec 2026 08:00:00 GMT',
+        fetchedAt: 1000,
+        changedAt: 1000,
+        checkedAt: 1000,
+        error: null,
+        errorAt: null,
+      });
+      expect(await store.removeCalendar('usr_1', 'team')).toBe(true);
+      expect(await store.calendarFeed('cal_9')).toBeUndefined();
+      // A fetch that ends after its calendar is gone records nothing.
+      await store.saveCalendarFeed({ calendarId: 'cal_9', url: 'u', body: null, etag: null, lastModified: null, fetchedAt: null, changedAt: null, checkedAt: 1, error: null, errorAt: null });
+      expect(await store.calendarFeed('cal_9')).toBeUndefined();
+    } finally {
+      store.close();
+    }
+  });
+});
+
+describe('feed URLs', () => {
+  it('read webcal:// as https:// and refuse what is not http(s)', () => {
+    expect(normalizeFeedUrl('webcal://p01-caldav.icloud.com/published/2/abc')).toBe('https://p01-caldav.icloud.com/published/2/abc');
+    expect(normalizeFeedUrl(' https://calendar.google.com/calendar/ical/x%40gmail.com/private-abc/basic.ics ')).toBe(
+      'https://calendar.google.com/calendar/ical/x%40gmail.com/private-abc/basic.ics',
+    );
+    expect(normalizeFeedUrl('ftp://example.com/a.ics')).toBeUndefined();
+    expect(normalizeFeedUrl('https://user:pw@example.com/a.ics')).toBeUndefined();
+    expect(normalizeFeedUrl('not a url')).toBeUndefined();
+  });
+
+  it('are shown without their secret path', () => {
+    expect(redactFeedUrl('https://calendar.google.com/calendar/ical/x%40gmail.com/private-abc/basic.ics')).toBe('https://calendar.google.com/…');
+    expect(redactFeedUrl('https://example.com/')).toBe('https://example.com');
+  });
+});
