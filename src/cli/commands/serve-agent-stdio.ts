@@ -42,7 +42,7 @@ export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo): 
         return validAccessToken(session);
       },
     });
-    io.stderr.write(`CalendarAgent is serving MCP on stdio for ${urls.agentUrl}'s delegation.\n`);
+    io.stderr.write('CalendarAgent is serving MCP on stdio, acting under your stored delegation.\n');
     await Promise.race([agent.closed, io.untilInterrupted()]);
     await agent.close();
     return EXIT_OK;

@@ -1,0 +1,102 @@
+// `delegate serve-agent --stdio` as an MCP client that spawns it sees it: the
+// SDK's StdioClientTransport starts the built CLI, lists and calls find_slot
+// under the user's stored delegation, and nothing but JSON-RPC ever appears
+// on stdout. With no delegation stored it signs in first, the link on stderr.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { freePort } from '../support/ports.js';
+import { delegateBin, repoRoot } from './built.js';
+import { approveInBrowser, firstLoopbackUrl, killLeftovers, startCli } from './run.js';
+
+let home: string;
+let ports: string[];
+
+beforeEach(async () => {
+  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-stdio-')), 'home');
+  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+});
+
+afterEach(async () => {
+  killLeftovers();
+  await rm(join(home, '..'), { recursive: true, force: true });
+});
+
+interface Spawned {
+  client: Client;
+  transport: StdioClientTransport;
+  stderr: () => string;
+  /** Anything on stdout that was not a JSON-RPC message. */
+  protocolErrors: Error[];
+}
+
+async function spawnStdioAgent(): Promise<Spawned> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [delegateBin, 'serve-agent', '--stdio', ...ports],
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', DELEGATE_HOME: home, NO_COLOR: '1', TZ: 'Europe/Berlin' },
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  const protocolErrors: Error[] = [];
+  transport.onerror = (error) => protocolErrors.push(error);
+  const piped = transport.stderr as PassThrough | null;
+  piped?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const client = new Client({ name: 'stdio-test', version: '1.0.0' });
+  client.onerror = (error) => protocolErrors.push(error);
+  await client.connect(transport);
+  return { client, transport, stderr: () => stderr, protocolErrors };
+}
+
+async function callFindSlot(client: Client) {
+  return client.callTool({ name: 'find_slot', arguments: { duration: '30m' } }, undefined, { timeout: 60_000 });
+}
+
+describe('serve-agent --stdio', () => {
+  it('serves find_slot under the stored delegation, with only the protocol on stdout', async () => {
+    const login = startCli(['login', '--no-browser', ...ports], home);
+    await approveInBrowser(await login.loginUrl);
+    expect((await login.done).code).toBe(0);
+
+    const agent = await spawnStdioAgent();
+    try {
+      expect(agent.client.getServerVersion()?.name).toBe('calendar-agent');
+      const { tools } = await agent.client.listTools();
+      expect(tools.map((t) => t.name)).toEqual(['find_slot']);
+      const result = await callFindSlot(agent.client);
+      expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+      const out = result.structuredContent as { found: boolean; start: string; end: string };
+      expect(out.found).toBe(true);
+      expect(Date.parse(out.end) - Date.parse(out.start)).toBe(30 * 60_000);
+      expect(agent.stderr()).not.toMatch(/login\/owner/); // no sign-in was needed
+    } finally {
+      await agent.client.close();
+    }
+    expect(agent.protocolErrors).toEqual([]);
+  });
+
+  it('signs in first when no delegation is stored, while already answering the client', async () => {
+    const agent = await spawnStdioAgent();
+    try {
+      // initialize was answered before anyone approved anything.
+      expect((await agent.client.listTools()).tools).toHaveLength(1);
+      const pending = callFindSlot(agent.client);
+      let link: string | undefined;
+      while (!(link = firstLoopbackUrl(agent.stderr()))) await new Promise((resolve) => setTimeout(resolve, 50));
+      while (!agent.stderr().includes(`${link}\n`)) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(link).toContain('/login/owner?assertion=');
+      await approveInBrowser(link);
+      const result = await pending;
+      expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+      expect((result.structuredContent as { found: boolean }).found).toBe(true);
+    } finally {
+      await agent.client.close();
+    }
+    expect(agent.protocolErrors).toEqual([]);
+  });
+});
