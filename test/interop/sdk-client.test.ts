@@ -1,0 +1,125 @@
+// Any spec-following MCP client, not only delegate's: the MCP SDK's own
+// Client and StreamableHTTPClientTransport with an OAuthClientProvider of
+// the test's (in-memory, nothing of src/client), against `delegate serve`.
+// It discovers the authorization server from the agent's 401 (RFC 9728,
+// RFC 8414), registers dynamically (RFC 7591), authorizes with PKCE S256 and
+// the resource indicator, and calls find_slot with the token it got.
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { UnauthorizedError, type OAuthClientProvider, type OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { approveAuthorization, startServers, type Servers } from './support.js';
+
+let servers: Servers;
+
+beforeAll(async () => {
+  servers = await startServers();
+}, 60_000);
+
+afterAll(async () => {
+  await servers?.stop();
+});
+
+/** An OAuthClientProvider as an MCP client author writes one: state in memory, the browser scripted. */
+class InMemoryProvider implements OAuthClientProvider {
+  client?: OAuthClientInformationMixed;
+  savedTokens?: OAuthTokens;
+  verifier?: string;
+  discovery?: OAuthDiscoveryState;
+  authorizationUrls: URL[] = [];
+  landedOn?: URL;
+
+  constructor(private readonly onAuthorize: (url: URL) => Promise<URL>) {}
+
+  get redirectUrl(): string {
+    return 'http://127.0.0.1:33418/oauth/callback';
+  }
+  get clientMetadata(): OAuthClientMetadata {
+    return {
+      client_name: 'SDK interop client',
+      redirect_uris: [this.redirectUrl],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+  state(): string {
+    return 'interop-state-0123456789abcdef';
+  }
+  clientInformation() {
+    return this.client;
+  }
+  saveClientInformation(info: OAuthClientInformationMixed): void {
+    this.client = info;
+  }
+  tokens() {
+    return this.savedTokens;
+  }
+  saveTokens(tokens: OAuthTokens): void {
+    this.savedTokens = tokens;
+  }
+  async redirectToAuthorization(url: URL): Promise<void> {
+    this.authorizationUrls.push(url);
+    this.landedOn = await this.onAuthorize(url);
+  }
+  saveCodeVerifier(verifier: string): void {
+    this.verifier = verifier;
+  }
+  codeVerifier(): string {
+    if (!this.verifier) throw new Error('no verifier');
+    return this.verifier;
+  }
+  saveDiscoveryState(state: OAuthDiscoveryState): void {
+    this.discovery = state;
+  }
+  discoveryState() {
+    return this.discovery;
+  }
+}
+
+describe('an unmodified MCP SDK client', () => {
+  it('discovers, registers, authorizes with PKCE and calls find_slot', async () => {
+    const provider = new InMemoryProvider((url) => approveAuthorization(servers, url));
+    const agentUrl = new URL(servers.agentUrl);
+
+    const first = new Client({ name: 'sdk-interop', version: '1.0.0' });
+    await expect(first.connect(new StreamableHTTPClientTransport(agentUrl, { authProvider: provider }))).rejects.toBeInstanceOf(UnauthorizedError);
+
+    // Discovery: the agent's protected resource metadata named our authorization server.
+    expect(provider.discovery?.resourceMetadata?.resource).toBe(servers.agentUrl);
+    expect(provider.discovery?.authorizationServerUrl).toBe(servers.issuer);
+    expect(provider.discovery?.authorizationServerMetadata?.issuer).toBe(servers.issuer);
+    // Registration (RFC 7591) at the advertised endpoint.
+    expect(provider.client?.client_id).toMatch(/^cli_/);
+    // PKCE S256 and the resource indicator on the authorization request.
+    const [authorization] = provider.authorizationUrls;
+    expect(authorization!.origin).toBe(servers.issuer);
+    expect(authorization!.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(authorization!.searchParams.get('resource')).toBe(servers.agentUrl);
+    // The browser came back to the client's redirect URI with the code, the state and iss (RFC 9207).
+    const landed = provider.landedOn!;
+    expect(`${landed.origin}${landed.pathname}`).toBe(provider.redirectUrl);
+    expect(landed.searchParams.get('state')).toBe(provider.state());
+    expect(landed.searchParams.get('iss')).toBe(servers.issuer);
+
+    const transport = new StreamableHTTPClientTransport(agentUrl, { authProvider: provider });
+    await transport.finishAuth(landed.searchParams.get('code')!);
+    expect(provider.savedTokens?.token_type).toMatch(/^bearer$/i);
+    expect(provider.savedTokens?.refresh_token).toBeTruthy();
+
+    const client = new Client({ name: 'sdk-interop', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      const { tools } = await client.listTools();
+      expect(tools.map((t) => t.name)).toContain('find_slot');
+      const result = await client.callTool({ name: 'find_slot', arguments: { duration: '30m' } });
+      expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+      const out = result.structuredContent as { found: boolean; start: string; end: string };
+      expect(out.found).toBe(true);
+      expect(Date.parse(out.end) - Date.parse(out.start)).toBe(30 * 60_000);
+    } finally {
+      await client.close();
+    }
+  });
+});

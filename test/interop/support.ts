@@ -1,0 +1,60 @@
+// What the interoperability tests share: `delegate serve` (the built CLI) on
+// spare ports with its own data directory, and a scripted browser that signs
+// in as the local owner (the test can read owner-key.json, as the owner's CLI
+// would), approves the consent page and stops at the client's redirect.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
+import { Browser, parseConsentForm } from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
+import { killLeftovers, startCli, type Running } from '../e2e/run.js';
+
+export interface Servers {
+  home: string;
+  ports: string[];
+  issuer: string;
+  agentUrl: string;
+  serve: Running;
+  stop(): Promise<void>;
+}
+
+export async function startServers(): Promise<Servers> {
+  const home = join(await mkdtemp(join(tmpdir(), 'delegate-interop-')), 'home');
+  const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
+  const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
+  const serve = startCli(['serve', ...ports], home);
+  while (!serve.stderr().includes('Press Ctrl-C')) {
+    if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    home,
+    ports,
+    issuer: `http://127.0.0.1:${auth}`,
+    agentUrl: `http://127.0.0.1:${agent}/mcp`,
+    serve,
+    async stop() {
+      serve.child.kill('SIGTERM');
+      await serve.done;
+      killLeftovers();
+      await rm(join(home, '..'), { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The person at the browser: signs in as the owner, approves, and returns
+ * where the authorization server sent the browser (the client's redirect URI
+ * with code, state and iss), without following it.
+ */
+export async function approveAuthorization(servers: Servers, authorizationUrl: URL): Promise<URL> {
+  const key = await loadOrCreateOwnerKey(join(servers.home, 'owner-key.json'));
+  const assertion = await signOwnerAssertion({ key, issuer: servers.issuer, now: Date.now });
+  const browser = new Browser();
+  const consent = await browser.follow(ownerLoginUrl(servers.issuer, assertion, authorizationUrl));
+  if (consent.status !== 200) throw new Error(`expected the consent page, got ${consent.status}: ${consent.html.slice(0, 300)}`);
+  const answer = await browser.post(new URL('/consent', consent.url).href, { ...parseConsentForm(consent.html), decision: 'approve' });
+  if (!answer.location) throw new Error(`consent answered ${answer.status} without a redirect`);
+  return new URL(answer.location, consent.url);
+}
