@@ -6,7 +6,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { isLoopbackHostname } from '../delegation/index.js';
-import { BearerError, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
+import { BearerError, VerifierUnavailableError, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
 
 /**
  * Whether a request's Origin, if it has one, is this server's own: the origin
@@ -36,8 +36,11 @@ export function refuseOrigin(reply: FastifyReply): FastifyReply {
 /**
  * Verifies the bearer token for `requiredScopes`, or answers the request with
  * 400/401/403 and the WWW-Authenticate challenge (resource_metadata always;
- * error only when a token was sent, RFC 6750 §3.1; scope on insufficient_scope)
- * and returns undefined.
+ * error only when a token was sent, RFC 6750 §3.1; scope on insufficient_scope,
+ * and `challengeScope` on a 401 so a client knows what to ask for first) and
+ * returns undefined. A verifier that cannot judge now (a stale revocation
+ * list) gets 503 with Retry-After: the request is refused, the token is not
+ * declared bad.
  */
 export async function authenticate(
   req: FastifyRequest,
@@ -45,22 +48,41 @@ export async function authenticate(
   verify: BearerVerifier,
   requiredScopes: readonly string[],
   resourceMetadataUrl: string,
+  challengeScope?: string,
 ): Promise<VerifiedBearer | undefined> {
   try {
     return await verify(req.headers.authorization, requiredScopes);
   } catch (err) {
-    const refusal = err instanceof BearerError ? err : new BearerError(401, 'invalid_token', 'The token could not be verified.');
+    if (err instanceof VerifierUnavailableError) {
+      await reply
+        .code(503)
+        .header('Retry-After', String(err.retryAfterSec))
+        .header('Cache-Control', 'no-store')
+        .type('application/json')
+        .send({ error: 'temporarily_unavailable', error_description: err.message });
+      return undefined;
+    }
+    let refusal = err instanceof BearerError ? err : new BearerError(401, 'invalid_token', 'The token could not be verified.');
     if (!(err instanceof BearerError)) req.log.warn({ err: { name: (err as Error)?.name } }, 'bearer verification failed unexpectedly');
-    await reply
-      .code(refusal.status)
-      .header('WWW-Authenticate', wwwAuthenticate(resourceMetadataUrl, refusal))
-      .header('Cache-Control', 'no-store')
-      .type('application/json')
-      // The challenge carries no error code when no token was sent (RFC 6750 §3.1); the body, like the
-      // calendar backend's, always names one so every 4xx has an RFC-style error body.
-      .send({ error: refusal.code ?? 'invalid_token', error_description: refusal.message });
+    // RFC 6750 §3: a challenge may name the scope needed; the MCP authorization spec asks for it on 401 too.
+    if (refusal.status === 401 && refusal.scope === undefined && challengeScope) {
+      refusal = new BearerError(401, refusal.code, refusal.message, challengeScope);
+    }
+    await refuseBearer(reply, resourceMetadataUrl, refusal);
     return undefined;
   }
+}
+
+/** Answers with a bearer refusal: its status, the RFC 6750 §3 / RFC 9728 challenge and an RFC-style body. */
+export async function refuseBearer(reply: FastifyReply, resourceMetadataUrl: string, refusal: BearerError): Promise<void> {
+  await reply
+    .code(refusal.status)
+    .header('WWW-Authenticate', wwwAuthenticate(resourceMetadataUrl, refusal))
+    .header('Cache-Control', 'no-store')
+    .type('application/json')
+    // The challenge carries no error code when no token was sent (RFC 6750 §3.1); the body, like the
+    // calendar backend's, always names one so every 4xx has an RFC-style error body.
+    .send({ error: refusal.code ?? 'invalid_token', error_description: refusal.message });
 }
 
 /** What the MCP SDK hands tool handlers as `extra.authInfo`. */

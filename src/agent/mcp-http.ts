@@ -2,14 +2,20 @@
 // (MCP transports spec): POST carries JSON-RPC, GET and DELETE answer 405
 // because a server without sessions offers no stream to resume or end. Each
 // POST gets a fresh McpServer and transport that are closed with the
-// response, so nothing outlives a request and memory stays flat.
+// response, so nothing outlives a request and memory stays flat. A tools/call
+// for a tool whose scope the token lacks is refused here, before the tool
+// runs, with the MCP authorization spec's scope challenge (403
+// insufficient_scope naming the scopes to ask for).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import type { BearerVerifier } from '../resource/bearer.js';
-import { authenticate, authInfoFrom, originAllowed, refuseOrigin, sendJsonRpcError } from './gate.js';
+import type { AccessTokenClaims } from '../delegation/index.js';
+import { auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
+import { BearerError, type BearerVerifier } from '../resource/bearer.js';
+import { authenticate, authInfoFrom, originAllowed, refuseBearer, refuseOrigin, sendJsonRpcError } from './gate.js';
+import { challengeScope, missingToolScopes, type ToolScopePolicy } from './tool-scopes.js';
 
 export interface McpHttpOptions {
   /** The canonical URL of the endpoint (its path is where it is mounted). */
@@ -17,9 +23,12 @@ export interface McpHttpOptions {
   /** RFC 9728 metadata URL named in every 401/403 challenge. */
   resourceMetadataUrl: string;
   verify: BearerVerifier;
-  requiredScopes: readonly string[];
+  /** The agent's scopes: a token needs one of them; each tool needs its own. */
+  scopes: ToolScopePolicy;
   /** Builds the MCP server that answers one request. */
   createServer: () => McpServer;
+  /** Where tool calls refused here for want of a scope are recorded (calls that run are recorded by the tools). */
+  audit?: AuditSink;
 }
 
 /** Marks a JSON body that did not parse, so the answer can be the JSON-RPC parse error the SDK would give. */
@@ -43,13 +52,46 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
     });
     scope.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
-    // Before the body is read: refuse foreign origins, then anyone without a good token.
+    // Before the body is read: refuse foreign origins, then anyone without a good token for this agent.
     scope.addHook('onRequest', async (req, reply) => {
       if (!originAllowed(req, options.resourceUrl)) return refuseOrigin(reply);
-      const bearer = await authenticate(req, reply, options.verify, options.requiredScopes, options.resourceMetadataUrl);
+      const initial = options.scopes.initial.join(' ');
+      const bearer = await authenticate(req, reply, options.verify, [], options.resourceMetadataUrl, initial);
       if (!bearer) return reply; // answered with the challenge
+      if (!bearer.scopes.some((s) => options.scopes.supported.includes(s))) {
+        const refusal = new BearerError(403, 'insufficient_scope', `The token carries none of this agent's scopes; ask for ${initial}.`, challengeScope(options.scopes, bearer.scopes, options.scopes.initial));
+        await refuseBearer(reply, options.resourceMetadataUrl, refusal);
+        return reply;
+      }
       (req.raw as AuthenticatedRequest).auth = authInfoFrom(bearer, options.resourceUrl);
       return undefined;
+    });
+
+    // Once the body is read, before any tool runs: each tools/call needs its tool's scope.
+    scope.addHook('preHandler', async (req, reply) => {
+      if (req.method !== 'POST' || req.body === UNPARSABLE) return undefined;
+      const calls = toolCalls(req.body);
+      if (calls.length === 0) return undefined;
+      const auth = (req.raw as AuthenticatedRequest).auth!;
+      const missing = missingToolScopes(options.scopes, calls.map((c) => c.tool), auth.scopes);
+      if (missing.length === 0) return undefined;
+      const needed = calls.flatMap((c) => options.scopes.tools[c.tool] ?? []);
+      const refused = calls.filter((c) => (options.scopes.tools[c.tool] ?? []).some((s) => missing.includes(s)));
+      const description = `${refused.map((c) => c.tool).join(', ')} needs the scope ${missing.join(' ')}, which this token does not carry.`;
+      const claims = auth.extra?.claims as AccessTokenClaims | undefined;
+      if (options.audit && claims) {
+        try {
+          for (const call of refused) {
+            await options.audit(
+              auditRecord('tool_call', claims, options.resourceUrl, { tool: call.tool, outcome: 'refused', missing_scope: missing, arguments: boundedValue(call.arguments) }),
+            );
+          }
+        } catch (err) {
+          req.log.warn({ err: { name: (err as Error)?.name } }, 'refused tool call could not be audited');
+        }
+      }
+      await refuseBearer(reply, options.resourceMetadataUrl, new BearerError(403, 'insufficient_scope', description, challengeScope(options.scopes, auth.scopes, needed)));
+      return reply;
     });
 
     scope.post(path, async (req, reply) => {
@@ -62,6 +104,18 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
     scope.get(path, notAllowed);
     scope.delete(path, notAllowed);
   });
+}
+
+/** The tools/call requests in a JSON-RPC body (one message, or a batch). */
+function toolCalls(body: unknown): Array<{ tool: string; arguments: unknown }> {
+  const messages = Array.isArray(body) ? body : [body];
+  const calls: Array<{ tool: string; arguments: unknown }> = [];
+  for (const m of messages) {
+    if (typeof m !== 'object' || m === null) continue;
+    const { method, params } = m as { method?: unknown; params?: { name?: unknown; arguments?: unknown } };
+    if (method === 'tools/call' && typeof params?.name === 'string') calls.push({ tool: params.name, arguments: params.arguments });
+  }
+  return calls;
 }
 
 async function serveOnce(req: FastifyRequest, reply: FastifyReply, createServer: () => McpServer): Promise<void> {

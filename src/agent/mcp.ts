@@ -6,9 +6,13 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { JWK } from 'jose';
 import { canonicalResource } from '../delegation/index.js';
+import type { AuditSink } from '../resource/audit.js';
 import { DEFAULT_CALENDAR_TIMEOUT_MS } from './calendar-client.js';
 import { createTokenExchanger, type TokenExchanger } from './exchange.js';
-import { FIND_SLOT_TOOL, createFindSlotHandler, findSlotInputShape, findSlotOutputShape, type CallerToken, type FindSlotDeps, type ToolLogger } from './tool.js';
+import { guardTool, type ToolGuardOptions } from './guard.js';
+import { createListBusyHandler, listBusyInputShape, listBusyOutputShape } from './list-busy.js';
+import { FIND_SLOT_TOOL, createFindSlotHandler, findSlotInputShape, findSlotOutputShape, type CallerToken, type FindSlotDeps, type ToolExtra, type ToolLogger } from './tool.js';
+import { AGENT_SCOPE_POLICY, LIST_BUSY_TOOL } from './tool-scopes.js';
 import { AGENT_RESOURCE_NAME } from './metadata.js';
 
 export const AGENT_SERVER_INFO = Object.freeze({ name: 'calendar-agent', title: AGENT_RESOURCE_NAME, version: '0.1.0' });
@@ -16,10 +20,16 @@ export const AGENT_SERVER_INFO = Object.freeze({ name: 'calendar-agent', title: 
 const INSTRUCTIONS =
   "CalendarAgent finds free time in the user's calendar. It sees only when the user is busy, never what their events are. " +
   'Call find_slot with a duration (for example 30m); it searches working hours (Monday to Friday, 09:00 to 17:00) ' +
-  "in the next 7 days, in the calendar owner's time zone, unless you give a window or a zone.";
+  "in the next 7 days, in the calendar owner's time zone, unless you give a window or a zone. " +
+  'list_busy lists the busy times of a window, without details; it needs its own permission.';
 
 /** What the agent's tools need; the same for every server the agent builds, whatever the transport. */
-export type AgentMcpDeps = FindSlotDeps;
+export interface AgentMcpDeps extends FindSlotDeps {
+  /** The agent's /mcp URL, named as the resource in audit records (default: the caller token's audience). */
+  resourceUrl?: string;
+  /** Where every tool call is recorded; none means they are not. */
+  audit?: AuditSink;
+}
 
 export interface AgentRuntimeOptions {
   /** The authorization server. */
@@ -38,6 +48,10 @@ export interface AgentRuntimeOptions {
   logger?: ToolLogger;
   /** A token exchanger to share or to use instead of building one. */
   exchanger?: TokenExchanger;
+  /** The agent's /mcp URL, for audit records. */
+  resourceUrl?: string;
+  /** Where every tool call is recorded (Store.appendAudit in the CLI). */
+  audit?: AuditSink;
 }
 
 /**
@@ -62,11 +76,22 @@ export function agentMcpDeps(options: AgentRuntimeOptions): AgentMcpDeps {
         fetchFn,
         ...(options.exchangeTimeoutMs !== undefined ? { timeoutMs: options.exchangeTimeoutMs } : {}),
       }),
-    callerToken: options.callerToken,
+    // The guard and the tool both ask for the call's token: ask the source once per call.
+    callerToken: oncePerCall(options.callerToken),
     now,
     fetchFn,
     calendarTimeoutMs: options.calendarTimeoutMs ?? DEFAULT_CALENDAR_TIMEOUT_MS,
     ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.resourceUrl ? { resourceUrl: options.resourceUrl } : {}),
+    ...(options.audit ? { audit: options.audit } : {}),
+  };
+}
+
+function oncePerCall(source: CallerToken): CallerToken {
+  const seen = new WeakMap<ToolExtra, ReturnType<CallerToken>>();
+  return (extra) => {
+    if (!seen.has(extra)) seen.set(extra, source(extra));
+    return seen.get(extra)!;
   };
 }
 
@@ -77,7 +102,15 @@ export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
     // The tool takes four short strings; anything much larger is abuse.
     maxToolInputElements: 64,
   });
-  const findSlot = createFindSlotHandler(deps);
+  const guard: ToolGuardOptions = {
+    policy: AGENT_SCOPE_POLICY,
+    callerToken: deps.callerToken,
+    ...(deps.resourceUrl ? { resource: deps.resourceUrl } : {}),
+    ...(deps.audit ? { audit: deps.audit } : {}),
+    ...(deps.logger ? { logger: deps.logger } : {}),
+  };
+  const findSlot = guardTool(FIND_SLOT_TOOL, guard, createFindSlotHandler(deps));
+  const listBusy = guardTool(LIST_BUSY_TOOL, guard, createListBusyHandler(deps));
   server.registerTool(
     FIND_SLOT_TOOL,
     {
@@ -90,6 +123,19 @@ export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
       annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
     },
     (input, extra) => findSlot(input, extra),
+  );
+  server.registerTool(
+    LIST_BUSY_TOOL,
+    {
+      title: 'List busy times',
+      description:
+        'Lists when the user is busy in a window (merged busy times, earliest first), without saying what the events are. ' +
+        'Needs the busy:read permission.',
+      inputSchema: listBusyInputShape,
+      outputSchema: listBusyOutputShape,
+      annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
+    },
+    (input, extra) => listBusy(input, extra),
   );
   return server;
 }

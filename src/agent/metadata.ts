@@ -2,7 +2,7 @@
 // document an MCP client fetches after a 401 to learn which authorization
 // server issues tokens for the agent and which scope to ask for.
 import type { FastifyInstance } from 'fastify';
-import { SCOPE_FIND_SLOT } from '../delegation/index.js';
+import { AGENT_SCOPE_POLICY } from './tool-scopes.js';
 
 export const PRM_WELL_KNOWN = '/.well-known/oauth-protected-resource';
 
@@ -20,7 +20,8 @@ export function protectedResourceMetadata(resourceUrl: string, issuer: string): 
   return {
     resource: resourceUrl,
     authorization_servers: [issuer],
-    scopes_supported: [SCOPE_FIND_SLOT],
+    // Every scope of the agent; its 401 challenge names the one to ask for first (step-up brings the rest).
+    scopes_supported: [...AGENT_SCOPE_POLICY.supported],
     bearer_methods_supported: ['header'],
     resource_name: AGENT_RESOURCE_NAME,
   };

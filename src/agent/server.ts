@@ -1,18 +1,21 @@
 // CalendarAgent's HTTP server (docs/internals.md): its protected resource
 // metadata (RFC 9728) and its MCP endpoint over stateless Streamable HTTP,
-// behind the bearer check. buildAgentServer never listens; callers (the CLI,
-// tests) do.
+// behind the bearer check, which consults the revocation list and each
+// tool's scope. buildAgentServer never listens; callers (the CLI, tests) do.
 import type { FastifyInstance } from 'fastify';
 import type { JWK, JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
-import { canonicalResource, SCOPE_FIND_SLOT, type AccessTokenClaims } from '../delegation/index.js';
+import { canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
 import { createApp } from '../http/app.js';
-import { createBearerVerifier } from '../resource/bearer.js';
+import type { AuditSink } from '../resource/audit.js';
+import { createBearerVerifier, type TokenRejection } from '../resource/bearer.js';
+import { attachRevocationList, createRevocationList, type RevocationList } from '../resource/revocations.js';
 import type { TokenExchanger } from './exchange.js';
 import { agentMcpDeps, createAgentMcpServer } from './mcp.js';
 import { registerMcpEndpoint } from './mcp-http.js';
 import { protectedResourceMetadataUrl, registerProtectedResourceMetadata } from './metadata.js';
 import { bearerCallerToken } from './tool.js';
+import { AGENT_SCOPE_POLICY } from './tool-scopes.js';
 
 export interface AgentServerOptions {
   /** Canonical /mcp URL, e.g. http://127.0.0.1:8412/mcp: the audience of the tokens it accepts. */
@@ -34,8 +37,17 @@ export interface AgentServerOptions {
   calendarTimeoutMs?: number;
   /** Time allowed for each request to the authorization server. */
   exchangeTimeoutMs?: number;
-  /** A last check on verified tokens, e.g. a revocation list (issue 3); returns a reason to refuse. */
+  /** A further check on verified tokens, after the revocation list; returns a reason to refuse. */
   rejectToken?: (claims: AccessTokenClaims) => string | undefined | Promise<string | undefined>;
+  /**
+   * The revocation list (src/resource/revocations.ts) that refuses revoked
+   * grants and tokens; by default one that polls the issuer, started and
+   * stopped with this server. `false` turns it off: only for tests whose
+   * issuer is a bare key.
+   */
+  revocations?: RevocationList | false;
+  /** Where every tool call is recorded (Store.appendAudit in the CLI); none means they are not. */
+  audit?: AuditSink;
   /** Host header values accepted besides loopback (a server published under another name). */
   extraHosts?: readonly string[];
   /** Tests and embedders: a token exchanger to use instead of building one. */
@@ -54,13 +66,18 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
   });
   registerProtectedResourceMetadata(app, resourceUrl, options.issuer);
 
+  const revocations =
+    options.revocations === false ? undefined : (options.revocations ?? createRevocationList({ issuer: options.issuer, fetchFn, now, logger: app.log }));
+  if (revocations) attachRevocationList(app, revocations);
+  const reject = async (claims: AccessTokenClaims): Promise<TokenRejection> =>
+    (await revocations?.check(claims)) ?? (await options.rejectToken?.(claims));
   const verify = createBearerVerifier({
     issuer: options.issuer,
     audience: resourceUrl,
     now,
     fetchFn,
     ...(options.keys ? { keys: options.keys } : {}),
-    ...(options.rejectToken ? { reject: options.rejectToken } : {}),
+    reject,
   });
   const toolDeps = agentMcpDeps({
     issuer: options.issuer,
@@ -74,14 +91,17 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     ...(options.calendarTimeoutMs !== undefined ? { calendarTimeoutMs: options.calendarTimeoutMs } : {}),
     ...(options.exchangeTimeoutMs !== undefined ? { exchangeTimeoutMs: options.exchangeTimeoutMs } : {}),
     ...(options.exchanger ? { exchanger: options.exchanger } : {}),
+    resourceUrl,
+    ...(options.audit ? { audit: options.audit } : {}),
   });
 
   await registerMcpEndpoint(app, {
     resourceUrl,
     resourceMetadataUrl: protectedResourceMetadataUrl(resourceUrl),
     verify,
-    requiredScopes: [SCOPE_FIND_SLOT],
+    scopes: AGENT_SCOPE_POLICY,
     createServer: () => createAgentMcpServer(toolDeps),
+    ...(options.audit ? { audit: options.audit } : {}),
   });
   return app;
 }

@@ -18,6 +18,7 @@ import type { FreeBusySelection } from '../calendar/freebusy-query.js';
 import { TokenExchangeError, type TokenExchanger } from './exchange.js';
 import { coveringWindow, parseWindowRequest, searchWindow } from './window.js';
 import { readSlotOptions, slotOptionsInputShape, type SlotOptions } from './find-slot-params.js';
+import { boundWindow, calendarsFor, callerDelegation, delegationLimits, isExact, withNote } from './delegation.js';
 
 export const FIND_SLOT_TOOL = 'find_slot';
 
@@ -112,8 +113,17 @@ export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
     const covering = coveringWindow(request, deps.now());
     if (!covering.ok) return toolError(covering.message);
 
-    const subjectToken = await deps.callerToken(extra);
-    if (!subjectToken) return toolError('This call carries no delegation to act under; sign in first.');
+    const delegation = await callerDelegation(extra, deps.callerToken);
+    if (!delegation) return toolError('This call carries no delegation to act under; sign in first.');
+    const subjectToken = delegation.token;
+    // issue 3: the user's limits in the token, applied before any token leaves the agent; never a silent truncation.
+    const limits = delegationLimits(delegation.claims, deps.calendarUrl);
+    if (!limits.ok) return toolError(limits.message);
+    const calendars = calendarsFor(limits.value, options.calendars);
+    if (!calendars.ok) return toolError(calendars.message);
+    const choseEnd = request.to !== undefined || request.withinMs !== undefined;
+    const fetchWindow = boundWindow(limits.value, covering.value, choseEnd && isExact(request), deps.now());
+    if (!fetchWindow.ok) return toolError(fetchWindow.message);
 
     const exchangeRequest = { resource: deps.calendarUrl, scope: SCOPE_FREEBUSY_READ };
     let freeBusy;
@@ -122,10 +132,10 @@ export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
       freeBusy = await fetchFreeBusy({
         calendarUrl: deps.calendarUrl,
         accessToken: calendarToken.accessToken,
-        window: covering.value,
+        window: fetchWindow.value.window,
         fetchFn: deps.fetchFn,
         timeoutMs: deps.calendarTimeoutMs,
-        selection: selectionOf(options),
+        selection: { ...selectionOf(options), ...(calendars.value ? { calendars: calendars.value } : {}) },
       });
     } catch (err) {
       // A calendar token the backend refuses (revoked, keys rotated) must not be handed out again.
@@ -134,15 +144,17 @@ export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
     }
 
     const timeZone = request.timeZone ?? freeBusy.timeZone;
-    const window = searchWindow(request, timeZone, deps.now());
+    const searched = searchWindow(request, timeZone, deps.now());
+    if (!searched.ok) return toolError(searched.message);
+    const window = boundWindow(limits.value, searched.value, choseEnd, deps.now());
     if (!window.ok) return toolError(window.message);
     const workingHours = options.workingHours ?? freeBusy.workingHours ?? DEFAULT_WORKING_HOURS;
     let slots: Interval[];
     try {
       slots = findSlots(freeBusy.busy, {
         durationMs,
-        from: window.value.start,
-        to: window.value.end,
+        from: window.value.window.start,
+        to: window.value.window.end,
         timeZone,
         workingHours,
         stepMs: options.stepMs ?? DEFAULT_STEP_MS,
@@ -154,7 +166,7 @@ export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
       if (err instanceof SlotQueryError) return toolError(err.message);
       throw err;
     }
-    return answer(slots, timeZone, durationMs, window.value, { workingHours: formatWorkingHours(workingHours), freeBusy });
+    return withNote(answer(slots, timeZone, durationMs, window.value.window, { workingHours: formatWorkingHours(workingHours), freeBusy }), window.value.note);
   };
 }
 

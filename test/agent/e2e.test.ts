@@ -273,12 +273,23 @@ describe('exchanges the authorization server refuses', () => {
     await expect(impostor.exchange(user.accessToken, { resource: authz.calendarUrl, scope: 'freebusy:read' })).rejects.toMatchObject({ code: 'invalid_client' });
   });
 
-  it('after the grant is revoked, a fresh exchange fails and find_slot says so', async () => {
+  it('after the grant is revoked, the AS refuses to exchange its token and the agent refuses it at the door', async () => {
     const revoked = await userToken();
     await authz.store.revokeGrant(String(decodeJwt(revoked.accessToken).grant_id), Date.now(), 'test');
-    const result = await findSlot(revoked.accessToken, { duration: '30m' });
-    expect(result.isError).toBe(true);
-    expect(JSON.stringify(result.content)).toMatch(/would not let CalendarAgent act on this delegation/);
+    const exchanger = createTokenExchanger({ issuer: authz.issuer, clientId: authz.agent.clientId, privateKey: authz.agent.privateJwk });
+    await expect(exchanger.exchange(revoked.accessToken, { resource: authz.calendarUrl, scope: 'freebusy:read' })).rejects.toMatchObject({ code: 'invalid_grant' });
+    // The agent learns of it through its revocation list (test/resource/revocation-delay.test.ts measures how soon).
+    const ask = () =>
+      fetch(authz.agentUrl, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${revoked.accessToken}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+      });
+    let res = await ask();
+    for (let i = 0; res.status !== 401 && i < 500; i++) res = await new Promise((r) => setTimeout(r, 20)).then(ask);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    expect(((await res.json()) as { error_description: string }).error_description).toMatch(/revoked/);
   });
 });
 

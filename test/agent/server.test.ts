@@ -57,6 +57,8 @@ beforeAll(async () => {
     clientId: identity.clientId,
     privateKey: identity.privateJwk,
     keys: as.keys,
+    // The issuer here is a bare signing key with no revocation list to poll (test/resource/revocation-delay.test.ts runs the real one).
+    revocations: false,
     logger: createLogger('debug', logStream),
   });
   await app.listen({ port, host: '127.0.0.1' });
@@ -77,7 +79,7 @@ describe('protected resource metadata (RFC 9728)', () => {
     expect(res.json()).toEqual({
       resource: resourceUrl,
       authorization_servers: [ISSUER],
-      scopes_supported: ['slots:find'],
+      scopes_supported: ['slots:find', 'busy:read'],
       bearer_methods_supported: ['header'],
       resource_name: 'CalendarAgent',
     });
@@ -85,17 +87,17 @@ describe('protected resource metadata (RFC 9728)', () => {
 });
 
 describe('the bearer gate on /mcp', () => {
-  it('answers a request without a token with 401 and resource_metadata, and no error code', async () => {
+  it('answers a request without a token with 401, resource_metadata and the scope to ask for first, and no error code', async () => {
     const res = await post(undefined);
     expect(res.status).toBe(401);
-    expect(res.headers['www-authenticate']).toBe(`Bearer resource_metadata="${metadataUrl}"`);
+    expect(res.headers['www-authenticate']).toBe(`Bearer resource_metadata="${metadataUrl}", scope="slots:find"`);
     expect(res.headers['cache-control']).toBe('no-store');
   });
 
   it('answers another scheme like no token at all', async () => {
     const res = await rawRequest({ port, method: 'POST', path: '/mcp', headers: { ...mcpHeaders(undefined), Authorization: 'Basic dXNlcjpwYXNz' }, body: initializeBody });
     expect(res.status).toBe(401);
-    expect(res.headers['www-authenticate']).toBe(`Bearer resource_metadata="${metadataUrl}"`);
+    expect(res.headers['www-authenticate']).toBe(`Bearer resource_metadata="${metadataUrl}", scope="slots:find"`);
   });
 
   it('answers a malformed Authorization header with 400 invalid_request', async () => {
@@ -242,8 +244,8 @@ describe('find_slot through the MCP SDK client', () => {
     const client = await connect();
     try {
       const { tools } = await client.listTools();
-      expect(tools.map((t) => t.name)).toEqual(['find_slot']);
-      const tool = tools[0]!;
+      expect(tools.map((t) => t.name)).toEqual(['find_slot', 'list_busy']);
+      const tool = tools.find((t) => t.name === 'find_slot')!;
       expect(tool.inputSchema.required).toEqual(['duration']);
       expect(Object.keys(tool.inputSchema.properties ?? {})).toEqual([
         'duration',

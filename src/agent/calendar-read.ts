@@ -1,0 +1,63 @@
+// One read of the user's busy time on the caller's behalf, as the agent's
+// tools need it: the caller's token is exchanged for a calendar token (RFC
+// 8693, never forwarded), the backend is asked, and every way this can fail
+// becomes one message for the person behind the MCP client. Never a token in
+// a message or a log line.
+import type { FreeBusySelection } from '../calendar/freebusy-query.js';
+import type { Interval } from '../calendar/intervals.js';
+import { SCOPE_FREEBUSY_READ } from '../delegation/index.js';
+import { CalendarError, fetchFreeBusy, type FreeBusy } from './calendar-client.js';
+import { TokenExchangeError } from './exchange.js';
+import type { FindSlotDeps } from './tool.js';
+
+export type CalendarRead = { ok: true; value: FreeBusy } | { ok: false; message: string };
+
+export type CalendarReadDeps = Pick<FindSlotDeps, 'calendarUrl' | 'exchanger' | 'fetchFn' | 'calendarTimeoutMs' | 'logger'>;
+
+export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string, window: Interval, selection: FreeBusySelection): Promise<CalendarRead> {
+  const exchangeRequest = { resource: deps.calendarUrl, scope: SCOPE_FREEBUSY_READ };
+  try {
+    const calendarToken = await deps.exchanger.exchange(subjectToken, exchangeRequest);
+    const value = await fetchFreeBusy({
+      calendarUrl: deps.calendarUrl,
+      accessToken: calendarToken.accessToken,
+      window,
+      fetchFn: deps.fetchFn,
+      timeoutMs: deps.calendarTimeoutMs,
+      selection,
+    });
+    return { ok: true, value };
+  } catch (err) {
+    // A calendar token the backend refuses (revoked, keys rotated) must not be handed out again.
+    if (err instanceof CalendarError && err.code === 'refused') deps.exchanger.forget(subjectToken, exchangeRequest);
+    return { ok: false, message: explainReadFailure(err, deps.logger) };
+  }
+}
+
+/** What failed and what to do, for a person. */
+export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logger']): string {
+  if (err instanceof TokenExchangeError) {
+    logger?.warn({ code: err.code }, 'token exchange failed');
+    const said = err.serverDescription ? `: ${err.serverDescription}` : '.';
+    switch (err.code) {
+      case 'invalid_grant':
+        return `The authorization server would not let CalendarAgent act on this delegation${said} Sign in again.`;
+      case 'invalid_target':
+      case 'invalid_scope':
+        return `Your delegation does not let CalendarAgent read your calendar's free/busy time${said}`;
+      case 'invalid_client':
+      case 'unauthorized_client':
+        return `The authorization server does not accept CalendarAgent as a client (${err.code}); its registration or key needs attention.`;
+      case 'unreachable':
+        return `${err.message} Try again shortly.`;
+      default:
+        return `The authorization server could not issue a calendar token (${err.code}). Try again shortly.`;
+    }
+  }
+  if (err instanceof CalendarError) {
+    logger?.warn({ code: err.code, status: err.status }, 'calendar request failed');
+    return err.code === 'refused' || err.code === 'rejected' ? err.message : `${err.message} Try again shortly.`;
+  }
+  logger?.warn({ err: { name: (err as Error)?.name } }, 'calendar read failed');
+  return 'Reading the calendar failed unexpectedly.';
+}

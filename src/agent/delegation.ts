@@ -1,0 +1,106 @@
+// The delegation a tool call acts under, in the agent's terms: the caller's
+// token claims, whether they carry a tool's scope, and the user's calendar
+// limits (docs/internals.md, "Constraints") applied to the call before any
+// token leaves the agent. A window past the lookahead is refused with the
+// limit named, never silently cut; only a window the caller did not choose
+// (the default) is fitted to the limit, and the answer says so.
+import { decodeJwt } from 'jose';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { Interval } from '../calendar/intervals.js';
+import { missingFrom, parseScope, type AccessTokenClaims, type CalendarDetail } from '../delegation/index.js';
+import { calendarLimits, permittedCalendars } from '../resource/constraints.js';
+import type { CallerToken, ToolExtra } from './tool.js';
+import type { WindowRequest } from './window.js';
+
+const DAY_MS = 86_400_000;
+
+export interface CallerDelegation {
+  /** The token itself: only ever sent to the authorization server's token endpoint. */
+  token: string;
+  claims: AccessTokenClaims;
+  scopes: string[];
+}
+
+/**
+ * The claims of the token a call acts under: over HTTP as the bearer check
+ * verified them; over stdio read from the user's own token, which the
+ * authorization server and the calendar backend verify when it is used.
+ */
+export async function callerDelegation(extra: ToolExtra, callerToken: CallerToken): Promise<CallerDelegation | undefined> {
+  const token = await callerToken(extra);
+  if (!token) return undefined;
+  const verified = extra.authInfo?.token === token ? (extra.authInfo.extra?.claims as AccessTokenClaims | undefined) : undefined;
+  let claims: AccessTokenClaims | undefined = verified;
+  if (!claims) {
+    try {
+      claims = decodeJwt(token) as unknown as AccessTokenClaims;
+    } catch {
+      return undefined;
+    }
+  }
+  if (typeof claims.sub !== 'string' || typeof claims.grant_id !== 'string' || typeof claims.client_id !== 'string') return undefined;
+  return { token, claims, scopes: parseScope(typeof claims.scope === 'string' ? claims.scope : '') };
+}
+
+/** The tool error for a call whose delegation lacks the tool's scope (the HTTP endpoint answers 403 before this). */
+export function missingScopeMessage(tool: string, held: readonly string[], needed: readonly string[]): string | undefined {
+  const missing = missingFrom(needed, held);
+  if (missing.length === 0) return undefined;
+  return `${tool} needs the permission ${missing.join(' ')}, which this delegation does not include. Authorize CalendarAgent again and approve it.`;
+}
+
+export type Limited<T> = { ok: true; value: T } | { ok: false; message: string };
+
+/** The user's limits on reading `calendarUrl` through this delegation, or why they cannot be used. */
+export function delegationLimits(claims: AccessTokenClaims, calendarUrl: string): Limited<CalendarDetail | undefined> {
+  const limits = calendarLimits(claims, calendarUrl);
+  return limits.ok ? { ok: true, value: limits.detail } : { ok: false, message: limits.reason };
+}
+
+/** The calendars to ask the backend for: those named (if all allowed), else exactly the allowed ones, else all (undefined). */
+export function calendarsFor(detail: CalendarDetail | undefined, requested: readonly string[] | undefined): Limited<string[] | undefined> {
+  const permitted = permittedCalendars(detail, requested);
+  return permitted.ok ? permitted : { ok: false, message: permitted.reason };
+}
+
+/** A window fitted to the lookahead: `note` says when a default window was shortened. */
+export interface BoundedWindow {
+  window: Interval;
+  note?: string;
+}
+
+/**
+ * Applies the lookahead to a window. A window the caller chose that ends past
+ * the limit is refused, naming the limit; a default window (the caller gave
+ * no end) ends at the limit instead, with a note; a window that starts past
+ * the limit is refused either way.
+ */
+export function boundWindow(detail: CalendarDetail | undefined, window: Interval, callerChoseEnd: boolean, now: number): Limited<BoundedWindow> {
+  if (detail?.lookahead_days === undefined) return { ok: true, value: { window } };
+  const days = detail.lookahead_days;
+  const limit = now + days * DAY_MS;
+  if (window.end <= limit) return { ok: true, value: { window } };
+  const until = new Date(limit).toISOString();
+  if (callerChoseEnd || window.start >= limit) {
+    return {
+      ok: false,
+      message: `The delegation lets CalendarAgent look ${days} day${days === 1 ? '' : 's'} ahead, until ${until}; this window ends later. Ask for a window that ends by then.`,
+    };
+  }
+  return {
+    ok: true,
+    value: { window: { start: window.start, end: limit }, note: `Searched until ${until}: the delegation lets CalendarAgent look ${days} day${days === 1 ? '' : 's'} ahead.` },
+  };
+}
+
+/** Whether a window is known before the calendar's time zone is: a zone was given, or every bound has an offset. */
+export function isExact(request: WindowRequest): boolean {
+  return request.timeZone !== undefined || ![request.from, request.to].some((b) => b?.kind === 'wallClock');
+}
+
+/** The result with a line added to its text (a default window fitted to the lookahead says so). */
+export function withNote(result: CallToolResult, note: string | undefined): CallToolResult {
+  const [first, ...rest] = result.content ?? [];
+  if (!note || first?.type !== 'text') return result;
+  return { ...result, content: [{ ...first, text: `${first.text}\n${note}` }, ...rest] };
+}

@@ -1,0 +1,63 @@
+// What every CalendarAgent tool call goes through, whatever the transport:
+// the tool's scope is checked against the delegation it acts under, and the
+// call is appended to the audit log (a `tool_call` record with the full actor
+// chain, the grant, the resource and how it ended). A call that cannot be
+// recorded does not return its result: the log is the account of what agents
+// did for the user.
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
+import { callerDelegation, missingScopeMessage } from './delegation.js';
+import type { CallerToken, ToolExtra, ToolLogger } from './tool.js';
+import type { ToolScopePolicy } from './tool-scopes.js';
+
+export interface ToolGuardOptions {
+  policy: ToolScopePolicy;
+  callerToken: CallerToken;
+  /** Where tool calls are recorded; none means they are not. */
+  audit?: AuditSink;
+  /** The resource the record names: the agent's /mcp URL (default: the caller token's audience). */
+  resource?: string;
+  logger?: ToolLogger;
+}
+
+export type ToolHandler<I> = (input: I, extra: ToolExtra) => Promise<CallToolResult>;
+
+export function guardTool<I>(tool: string, options: ToolGuardOptions, handler: ToolHandler<I>): ToolHandler<I> {
+  const needed = options.policy.tools[tool] ?? [];
+  return async (input, extra) => {
+    const delegation = await callerDelegation(extra, options.callerToken);
+    // No delegation: the tool itself says so; there is nobody to record the call for.
+    if (!delegation) return handler(input, extra);
+    const refusal = missingScopeMessage(tool, delegation.scopes, needed);
+    const result = refusal ? errorResult(refusal) : await handler(input, extra);
+    if (!options.audit) return result;
+    const outcome = refusal ? 'refused' : result.isError ? 'error' : 'ok';
+    try {
+      await options.audit(
+        auditRecord('tool_call', delegation.claims, options.resource ?? audienceOf(delegation.claims.aud), {
+          tool,
+          outcome,
+          arguments: boundedValue(input),
+          ...(result.isError ? { message: firstText(result) } : {}),
+        }),
+      );
+    } catch (err) {
+      options.logger?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'tool call could not be audited');
+      return errorResult(`${tool} ran, but the call could not be recorded in the audit log, so its result is withheld. Try again shortly.`);
+    }
+    return result;
+  };
+}
+
+function audienceOf(aud: string | string[]): string {
+  return Array.isArray(aud) ? (aud[0] ?? '') : aud;
+}
+
+function errorResult(message: string): CallToolResult {
+  return { content: [{ type: 'text', text: message }], isError: true };
+}
+
+function firstText(result: CallToolResult): string | undefined {
+  const first = result.content?.[0];
+  return first && first.type === 'text' ? first.text.slice(0, 500) : undefined;
+}
