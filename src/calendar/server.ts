@@ -8,9 +8,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
-import { SCOPE_FREEBUSY_READ, canonicalResource } from '../delegation/index.js';
+import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
 import { createApp, sendError } from '../http/app.js';
-import { BearerError, createBearerVerifier, wwwAuthenticate } from '../resource/bearer.js';
+import { auditRecord, type AuditSink } from '../resource/audit.js';
+import { BearerError, VerifierUnavailableError, createBearerVerifier, wwwAuthenticate } from '../resource/bearer.js';
+import { calendarLimits, calendarsToRead, checkWindow, permittedCalendars } from '../resource/constraints.js';
+import { attachRevocationList, createRevocationList, type RevocationList } from '../resource/revocations.js';
 import { createBusyCache, type BusyCache } from './busy-cache.js';
 import { CalendarSourceError } from './errors.js';
 import { toUtcIso, parseIsoInstant } from './format.js';
@@ -56,6 +59,15 @@ export interface CalendarServerOptions {
   loader?: CalendarLoader;
   /** Expanded busy time kept across requests; one per server by default. */
   busyCache?: BusyCache;
+  /**
+   * The revocation list (src/resource/revocations.ts) that refuses revoked
+   * grants and tokens; by default one that polls the issuer, started and
+   * stopped with this server. `false` turns it off: only for tests whose
+   * issuer is a bare key.
+   */
+  revocations?: RevocationList | false;
+  /** Where every read is recorded (Store.appendAudit in the CLI); none means reads are not recorded. */
+  audit?: AuditSink;
 }
 
 /** Wire format of `GET /freebusy`. */
@@ -80,16 +92,23 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   const metadataPath = `/.well-known/oauth-protected-resource${basePath}`;
   const metadataUrl = `${url.origin}${metadataPath}`;
 
+  const now = options.now ?? Date.now;
+  const app = createApp(options.logger ? { logger: options.logger } : {});
+  const revocations =
+    options.revocations === false
+      ? undefined
+      : (options.revocations ?? createRevocationList({ issuer: options.issuer, now, logger: app.log, ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}) }));
+  if (revocations) attachRevocationList(app, revocations);
   const verify = createBearerVerifier({
     issuer: options.issuer,
     audience: resource,
     ...(options.keys ? { keys: options.keys } : {}),
     ...(options.now ? { now: options.now } : {}),
     ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}),
+    ...(revocations ? { reject: (claims: AccessTokenClaims) => revocations.check(claims) } : {}),
   });
   const loader = options.loader ?? createCalendarLoader();
   const busyCache = options.busyCache ?? createBusyCache();
-  const app = createApp(options.logger ? { logger: options.logger } : {});
 
   // Free/busy is personal and changes: no response of this server may be stored (RFC 9111 §5.2.2.5).
   app.addHook('onRequest', async (_req, reply) => {
@@ -105,17 +124,42 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   }));
 
   app.get(`${basePath}/freebusy`, async (req, reply) => {
-    let sub: string;
+    let claims: AccessTokenClaims;
     try {
-      sub = (await verify(req.headers.authorization, [SCOPE_FREEBUSY_READ])).claims.sub;
+      claims = (await verify(req.headers.authorization, [SCOPE_FREEBUSY_READ])).claims;
     } catch (err) {
       if (err instanceof BearerError) return refuse(reply, metadataUrl, err);
+      if (err instanceof VerifierUnavailableError) return unavailable(reply, err);
       throw err;
     }
+    const sub = claims.sub;
     const window = windowOf(req);
     if ('problem' in window) return sendError(reply, 400, 'invalid_request', window.problem);
     const selection = readSelection(req.query as Record<string, string | string[] | undefined>);
     if ('problem' in selection) return sendError(reply, 400, 'invalid_request', selection.problem);
+
+    // The user's limits travel in the token (RFC 9396, docs/internals.md): a request beyond them is refused, never cut down.
+    const record = async (outcome: 'ok' | 'refused', detail: Record<string, unknown>): Promise<boolean> => {
+      if (!options.audit) return true;
+      try {
+        await options.audit(
+          auditRecord('freebusy_read', claims, resource, { outcome, window: { from: toUtcIso(window.start), to: toUtcIso(window.end) }, ...detail }),
+        );
+        return true;
+      } catch (err) {
+        req.log.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'free/busy read could not be audited');
+        return false;
+      }
+    };
+    const limits = calendarLimits(claims, resource);
+    if (!limits.ok) return refuse(reply, metadataUrl, new BearerError(401, 'invalid_token', limits.reason));
+    const inWindow = checkWindow(limits.detail, { from: window.start, to: window.end }, now());
+    const permitted = permittedCalendars(limits.detail, selection.calendars);
+    const beyond = !inWindow.ok ? inWindow.reason : !permitted.ok ? permitted.reason : undefined;
+    if (beyond !== undefined) {
+      await record('refused', { reason: beyond, ...(selection.calendars ? { calendars: selection.calendars } : {}) });
+      return refuse(reply, metadataUrl, new BearerError(403, 'insufficient_scope', beyond));
+    }
 
     const user = await options.calendarsFor(sub);
     if (!user) return sendError(reply, 404, 'not_found', 'No calendars are known for this user.');
@@ -125,7 +169,15 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     }
     if (user.settingsProblem !== undefined) return sendError(reply, 500, 'server_error', user.settingsProblem);
 
-    const chosen = chooseCalendars(user.calendars, selection.calendars);
+    // With no calendar named, only those the delegation allows are read.
+    const allowed = selection.calendars ?? calendarsToRead(limits.detail, undefined, user.calendars.map((c) => c.name));
+    if (limits.detail?.calendars && allowed.length === 0) {
+      // Reading nothing would answer "free" for calendars that are gone: say so instead.
+      const reason = `None of the calendars the delegation allows (${limits.detail.calendars.map((c) => `"${c}"`).join(', ')}) exists any more.`;
+      await record('refused', { reason });
+      return refuse(reply, metadataUrl, new BearerError(403, 'insufficient_scope', reason));
+    }
+    const chosen = chooseCalendars(user.calendars, allowed);
     if ('problem' in chosen) return sendError(reply, 400, 'invalid_request', chosen.problem);
     const tentative = selection.tentative ?? user.tentative ?? options.tentative ?? 'busy';
     const onCalendarError = selection.onCalendarError ?? user.onCalendarError ?? options.onCalendarError ?? 'fail';
@@ -159,6 +211,10 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
       ...(stale.length > 0 ? { stale } : {}),
       ...(user.workingHours ? { workingHours: user.workingHours } : {}),
     };
+    // What was read, for whom and through which chain goes on the log before the answer goes out.
+    if (!(await record('ok', { calendars: chosen.map((c) => c.name) }))) {
+      return sendError(reply, 503, 'temporarily_unavailable', 'The read could not be recorded in the audit log; try again shortly.');
+    }
     return body;
   });
 
@@ -169,6 +225,12 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
 function refuse(reply: FastifyReply, metadataUrl: string, err: BearerError): FastifyReply {
   reply.header('WWW-Authenticate', wwwAuthenticate(metadataUrl, err));
   return sendError(reply, err.status, err.code ?? 'invalid_token', err.message);
+}
+
+/** 503 when the token cannot be judged now (a stale revocation list): refused, fail-closed, but not declared invalid. */
+function unavailable(reply: FastifyReply, err: VerifierUnavailableError): FastifyReply {
+  reply.header('Retry-After', String(err.retryAfterSec));
+  return sendError(reply, 503, 'temporarily_unavailable', err.message);
 }
 
 /** The requested window [from, to) from the query, or what is wrong with it. */

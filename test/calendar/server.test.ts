@@ -45,6 +45,8 @@ async function build(extra: Partial<CalendarServerOptions> = {}): Promise<Fastif
     now: () => NOW,
     keys: createLocalJWKSet({ keys: [publicJwk] }),
     fetchFn: () => Promise.reject(new Error('no network in this test')),
+    // The issuer here is a bare signing key with no revocation list (test/resource/calendar-backend.test.ts has one).
+    revocations: false,
     loader: createCalendarLoader({
       readText: async (path) => {
         reads++;
