@@ -124,6 +124,7 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
   const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now);
   if (!signedIn) return renderSignIn(reply, ctx, req.url);
 
+
   const grant = await ctx.store.activeGrant(signedIn.user.id, request.client.clientId, request.resource.url, now);
   if (grant && grantCovers(grant, parseScope(request.scope), request.details) && identityAssured(req.url, signedIn.session.boundRequestHash, request)) {
     req.log.info({ client: request.client.clientId, grant: grant.id }, 'covered by an existing grant');

@@ -45,6 +45,8 @@ export function readChoices(
   const raw = form.calendars;
   const picked = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
   const available = offer.askedCalendars ? offer.userCalendars.filter((c) => offer.askedCalendars!.includes(c)) : [...offer.userCalendars];
+  // No calendar to choose from yet: the limit is whatever the client asked (all, when it asked for none).
+  if (available.length === 0 && picked.length === 0) return { ok: true, choices: { calendars: offer.askedCalendars ? [...offer.askedCalendars] : undefined, lookaheadDays, expiresDays, maxDepth } };
   if (picked.length === 0) return { ok: false, reason: 'Choose at least one calendar the agent may look at.' };
   if (picked.some((c) => !available.includes(c))) return { ok: false, reason: 'One of the calendars chosen was not offered.' };
   const all = offer.askedCalendars === undefined && available.every((c) => picked.includes(c));

@@ -89,9 +89,13 @@ function limitsBlock(request: AuthorizationRequest, userCalendars: readonly stri
   const parts: Html[] = [html`<h2>Your limits</h2>`];
   if (offer) {
     const offered = offer.calendars ? userCalendars.filter((c) => offer.calendars!.includes(c)) : userCalendars;
-    parts.push(html`<fieldset><legend>Calendars it may look at</legend>
+    parts.push(
+      offered.length === 0
+        ? html`<p class="muted">You have no calendars yet; it may look at the ones you add${offer.calendars ? html` named ${offer.calendars.join(', ')}` : ''}.</p>`
+        : html`<fieldset><legend>Calendars it may look at</legend>
 ${offered.map((c) => html`<label><input type="checkbox" name="calendars" value="${c}" checked> ${c}</label>`)}
-</fieldset>`);
+</fieldset>`,
+    );
     const options = lookaheadOptions(offer.lookahead_days);
     const preferred = options.includes(DEFAULT_LOOKAHEAD_DAYS) ? DEFAULT_LOOKAHEAD_DAYS : options[options.length - 1]!;
     parts.push(html`<label for="lookahead_days">How far ahead it may look</label>

@@ -18,6 +18,8 @@ import { sessionCookieName } from './session.js';
 import { registerToken } from './token.js';
 import { registerIntrospection } from './introspect.js';
 import { registerRevocationList } from './revocation-list.js';
+import { registerLogin } from './login.js';
+import { registerGrantsPage } from './grants-page.js';
 
 export interface AuthServerOptions {
   /** The issuer identifier: the server's base URL, no trailing slash. */
@@ -80,6 +82,8 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
   registerRevocation(app, ctx);
   registerIntrospection(app, ctx);
   registerRevocationList(app, ctx);
+  registerLogin(app, ctx);
+  registerGrantsPage(app, ctx);
 
   // Expired codes, sessions and one-time ids are swept now and then, off the request path.
   const sweeper = setInterval(() => void options.store.sweep(now()).catch(() => {}), 10 * 60_000);

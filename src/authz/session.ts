@@ -8,6 +8,12 @@ import { hashSecret, randomSecret } from './crypto.js';
 export interface SessionContext {
   session: SessionRecord;
   user: UserRecord;
+  /** The token that forms of this session must carry (derived from the secret session id, so only pages shown to it know it). */
+  csrf: string;
+}
+
+export function sessionCsrf(sessionId: string): string {
+  return hashSecret(`csrf|${sessionId}`);
 }
 
 export function sessionCookieName(issuer: string): string {
@@ -32,7 +38,7 @@ export async function currentSession(req: FastifyRequest, store: Store, cookieNa
   const session = await store.sessionByHash(hashSecret(id), now);
   if (!session) return undefined;
   const user = await store.userById(session.userId);
-  return user && { session, user };
+  return user && { session, user, csrf: sessionCsrf(id) };
 }
 
 /** Starts a session for `user` and sets its cookie on `reply`. */

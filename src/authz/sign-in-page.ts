@@ -1,11 +1,14 @@
-// The page shown to a browser with no session at the authorization server.
-// The local owner signs in from the command line (a one-time link the CLI
-// opens), so the page says how, and offers to come back here afterwards.
+// The page shown to a browser with no session at the authorization server:
+// the password form when this server has named accounts, and always how the
+// local owner signs in (from the command line, with a one-time link).
 import type { FastifyReply } from 'fastify';
 import type { AuthContext } from './context.js';
+import { safeNext, showLoginForm } from './login.js';
 import { html, sendPage } from './pages.js';
 
-export function renderSignIn(reply: FastifyReply, _ctx: AuthContext, _returnTo: string): FastifyReply {
+export async function renderSignIn(reply: FastifyReply, ctx: AuthContext, returnTo: string): Promise<FastifyReply> {
+  const accounts = (await ctx.store.listUsers()).some((u) => u.passwordHash !== null);
+  if (accounts) return showLoginForm(reply, ctx, safeNext(returnTo), 401);
   const body = html`<h1>Sign in to continue</h1>
 <p>This server signs in its owner from the command line, on the computer it runs on.</p>
 <p>Run <code>delegate login</code> there: it opens a one-time sign-in link in your browser.</p>

@@ -1,0 +1,83 @@
+// The signed-in user's delegations at GET /grants: who may act for them,
+// through which app, with what limits, until when, and a Revoke button for
+// each (POST /grants/revoke, protected by the session's CSRF token). Revoking
+// ends every token derived from the grant, everywhere. POST /logout ends the
+// session, with the same protection.
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { SCOPE_DESCRIPTIONS, parseScope } from '../delegation/index.js';
+import type { FormBody } from '../http/app.js';
+import type { GrantRecord, UserRecord } from '../store/index.js';
+import { audit } from './audit.js';
+import { crossSiteRefusal } from './consent.js';
+import type { AuthContext } from './context.js';
+import { constantTimeEqual } from './crypto.js';
+import { grantDetails } from './grant-policy.js';
+import { html, sendErrorPage, sendPage } from './pages.js';
+import { clearSessionCookie, currentSession } from './session.js';
+import { renderSignIn } from './sign-in-page.js';
+
+export function registerGrantsPage(app: FastifyInstance, ctx: AuthContext): void {
+  app.get('/grants', async (req, reply) => {
+    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, ctx.now());
+    if (!signedIn) return renderSignIn(reply, ctx, '/grants');
+    return showGrants(reply, ctx, signedIn.user, signedIn.csrf);
+  });
+
+  app.post('/grants/revoke', async (req, reply) => {
+    const refusal = crossSiteRefusal(req, ctx.issuer);
+    if (refusal) return sendErrorPage(reply, 403, 'This request did not come from your grants page', refusal);
+    const now = ctx.now();
+    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now);
+    const form = (req.body ?? {}) as FormBody;
+    const csrf = typeof form.csrf === 'string' ? form.csrf : '';
+    if (!signedIn || !constantTimeEqual(csrf, signedIn.csrf)) {
+      return sendErrorPage(reply, 403, 'This request did not come from your grants page', 'Its security token does not match.');
+    }
+    const grant = typeof form.grant === 'string' ? await ctx.store.grantById(form.grant) : undefined;
+    // Someone else's grant is answered like a missing one.
+    if (!grant || grant.userId !== signedIn.user.id) return sendErrorPage(reply, 404, 'No such delegation', 'It may have been revoked already.');
+    if (await ctx.store.revokeGrant(grant.id, now, 'revoked by the user')) {
+      await audit(ctx, { event: 'grant_revoked', user: signedIn.user.id, client: grant.clientId, grant: grant.id, resource: grant.resource, detail: { by: 'user', via: 'grants page' } });
+    }
+    return reply.code(303).header('Cache-Control', 'no-store').header('Location', '/grants').send();
+  });
+
+  app.post('/logout', async (req, reply) => {
+    const refusal = crossSiteRefusal(req, ctx.issuer);
+    if (refusal) return sendErrorPage(reply, 403, 'This request did not come from this server’s pages', refusal);
+    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, ctx.now());
+    const form = (req.body ?? {}) as FormBody;
+    if (!signedIn || typeof form.csrf !== 'string' || !constantTimeEqual(form.csrf, signedIn.csrf)) {
+      return sendErrorPage(reply, 403, 'This request did not come from this server’s pages', 'Its security token does not match.');
+    }
+    await ctx.store.deleteSession(signedIn.session.idHash);
+    clearSessionCookie(reply, ctx.cookieName);
+    return sendPage(reply, 200, 'Signed out', html`<h1>Signed out</h1><p>You can close this window.</p>`);
+  });
+}
+
+async function showGrants(reply: FastifyReply, ctx: AuthContext, user: UserRecord, csrf: string): Promise<FastifyReply> {
+  const now = ctx.now();
+  const grants = (await ctx.store.listGrants(user.id)).filter((g) => g.revokedAt === null && g.expiresAt > now);
+  const rows = await Promise.all(grants.map((g) => grantRow(ctx, g, csrf, user.timeZone)));
+  const body = html`<h1>Who may act for you</h1>
+<p>Signed in as <strong>${user.name}</strong>.</p>
+${rows.length === 0 ? html`<p class="muted">No agent may act for you right now.</p>` : rows}
+<form method="post" action="/logout"><input type="hidden" name="csrf" value="${csrf}"><div class="actions"><button type="submit">Sign out</button></div></form>`;
+  return sendPage(reply, 200, 'Who may act for you', body);
+}
+
+async function grantRow(ctx: AuthContext, grant: GrantRecord, csrf: string, timeZone: string) {
+  const client = await ctx.store.clientById(grant.clientId);
+  const resource = await ctx.store.resourceByUrl(grant.resource);
+  const limits = grantDetails(grant).map((d) =>
+    html`<li>${d.calendars ? `Calendars: ${d.calendars.join(', ')}` : 'All calendars'}${d.lookahead_days !== undefined ? `, up to ${d.lookahead_days} days ahead` : ''}, busy times only</li>`,
+  );
+  const until = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone }).format(grant.expiresAt);
+  return html`<div class="who">
+<p><strong>${resource?.name ?? grant.resource}</strong> through <strong>${client?.clientName ?? grant.clientId}</strong></p>
+<ul>${parseScope(grant.scope).map((s) => html`<li>${SCOPE_DESCRIPTIONS[s] ?? s}</li>`)}${limits}</ul>
+<p class="muted">Until ${until} · passes work on at most ${grant.maxDepth} hop${grant.maxDepth === 1 ? '' : 's'} · <code>${grant.id}</code></p>
+<form method="post" action="/grants/revoke"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="grant" value="${grant.id}"><button type="submit">Revoke</button></form>
+</div>`;
+}

@@ -1,0 +1,96 @@
+// Named accounts' sign-in (server mode): GET /login shows the form, POST
+// /login checks the password (scrypt, constant time) and starts a session.
+// Failed attempts are rate-limited per account and per address. The form is
+// protected against CSRF by a cookie it must match (no session exists yet),
+// and a login may only lead back to this server's own pages.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FormBody } from '../http/app.js';
+import { audit } from './audit.js';
+import { crossSiteRefusal } from './consent.js';
+import type { AuthContext } from './context.js';
+import { constantTimeEqual, randomSecret } from './crypto.js';
+import { html, sendPage } from './pages.js';
+import { verifyPassword } from './password.js';
+import { FailureCounter } from './rate-limit.js';
+import { readCookie, startSession } from './session.js';
+import { queryParams } from './params.js';
+
+export const ACCOUNT_LIMIT = { limit: 5, windowMs: 15 * 60_000 };
+export const ADDRESS_LIMIT = { limit: 20, windowMs: 15 * 60_000 };
+
+/** Where a sign-in may lead: this server's authorization endpoint or its grants page. */
+export function safeNext(next: string | undefined): string {
+  if (next && (next.startsWith('/authorize?') || next === '/grants') && !next.includes('\\') && !/[\r\n]/.test(next)) return next;
+  return '/grants';
+}
+
+export function loginCookieName(ctx: AuthContext): string {
+  return `${ctx.cookieName}_login`;
+}
+
+export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {
+  const byAccount = new FailureCounter(ACCOUNT_LIMIT, ctx.now);
+  const byAddress = new FailureCounter(ADDRESS_LIMIT, ctx.now);
+
+  app.get('/login', async (req, reply) => {
+    const next = safeNext(typeof queryParams(req.url).next === 'string' ? (queryParams(req.url).next as string) : undefined);
+    return showLoginForm(reply, ctx, next, 200);
+  });
+
+  app.post('/login', async (req, reply) => {
+    const refusal = crossSiteRefusal(req, ctx.issuer);
+    if (refusal) return showLoginForm(reply, ctx, '/grants', 403, refusal);
+    const form = (req.body ?? {}) as FormBody;
+    const field = (name: string): string => (typeof form[name] === 'string' ? (form[name] as string) : '');
+    const next = safeNext(field('next'));
+    const expected = readCookie(req.headers.cookie, loginCookieName(ctx));
+    if (!expected || !constantTimeEqual(field('csrf'), expected)) return showLoginForm(reply, ctx, next, 403, 'This form expired. Please sign in again.');
+
+    const name = field('username').trim();
+    const address = req.ip;
+    const wait = Math.max(byAccount.retryAfterMs(`account:${name.toLowerCase()}`), byAddress.retryAfterMs(`address:${address}`));
+    if (wait > 0) {
+      req.log.info('sign-in refused: too many failed attempts');
+      reply.header('Retry-After', String(Math.ceil(wait / 1000)));
+      return showLoginForm(reply, ctx, next, 429, `Too many failed attempts. Try again in ${Math.ceil(wait / 60_000)} minute(s).`);
+    }
+    const user = name ? await ctx.store.userByName(name) : undefined;
+    const ok = await verifyPassword(field('password'), user?.passwordHash);
+    if (!user || !ok) {
+      byAccount.fail(`account:${name.toLowerCase()}`);
+      byAddress.fail(`address:${address}`);
+      await audit(ctx, { event: 'sign_in_failed', ...(user ? { user: user.id } : {}), detail: { method: 'password' } });
+      return showLoginForm(reply, ctx, next, 401, 'That name and password do not match.');
+    }
+    byAccount.succeed(`account:${name.toLowerCase()}`);
+    await startSession(reply, ctx.store, { cookieName: ctx.cookieName, userId: user.id, now: ctx.now(), ttlMs: ctx.lifetimes.sessionSec * 1000, secure: ctx.secureCookies });
+    await audit(ctx, { event: 'sign_in', user: user.id, detail: { method: 'password' } });
+    return reply.code(303).header('Cache-Control', 'no-store').header('Location', next).send();
+  });
+}
+
+/** The sign-in form, with a fresh CSRF cookie. */
+export function showLoginForm(reply: FastifyReply, ctx: AuthContext, next: string, status: number, message?: string): FastifyReply {
+  const csrf = randomSecret();
+  reply.header(
+    'Set-Cookie',
+    `${loginCookieName(ctx)}=${csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=600${ctx.secureCookies ? '; Secure' : ''}`,
+  );
+  const body = html`<h1>Sign in to continue</h1>
+${message ? html`<p class="warn">${message}</p>` : ''}
+<form method="post" action="/login">
+<input type="hidden" name="csrf" value="${csrf}">
+<input type="hidden" name="next" value="${next}">
+<label for="username">Name</label>
+<input type="text" id="username" name="username" autocomplete="username" required>
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required>
+<div class="actions"><button class="primary" type="submit">Sign in</button></div>
+</form>
+<p class="muted">The owner of this computer can also sign in without a password: run <code>delegate login</code> here.</p>`;
+  return sendPage(reply, status, 'Sign in to continue', body);
+}
+
+export function loginRedirect(reply: FastifyReply, req: FastifyRequest): FastifyReply {
+  return reply.code(303).header('Location', `/login?next=${encodeURIComponent(req.url)}`).send();
+}

@@ -1,0 +1,33 @@
+// Named accounts for server mode, created by an administrator: a name and a
+// password kept only as an scrypt hash. The local owner needs no password.
+import type { Store, UserRecord } from '../store/index.js';
+import { randomId } from './crypto.js';
+import { hashPassword, passwordProblem } from './password.js';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+
+export class UserError extends Error {
+  readonly code: 'INVALID_NAME' | 'WEAK_PASSWORD' | 'NAME_TAKEN';
+  constructor(code: UserError['code'], message: string) {
+    super(message);
+    this.name = 'UserError';
+    this.code = code;
+  }
+}
+
+/** Adds an account, or sets the password of an existing one when `replace` is true. */
+export async function addUser(store: Store, input: { name: string; password: string; timeZone: string; replace?: boolean }, now: number): Promise<UserRecord> {
+  if (!NAME.test(input.name)) throw new UserError('INVALID_NAME', 'A name is 1–64 letters, digits, dots, dashes, underscores or @, starting with a letter or digit.');
+  const weak = passwordProblem(input.password);
+  if (weak) throw new UserError('WEAK_PASSWORD', weak);
+  const existing = await store.userByName(input.name);
+  const passwordHash = await hashPassword(input.password);
+  if (existing) {
+    if (!input.replace) throw new UserError('NAME_TAKEN', `There is already an account named ${input.name}.`);
+    await store.setPassword(existing.id, passwordHash);
+    return { ...existing, passwordHash };
+  }
+  const user: UserRecord = { id: randomId('usr'), name: input.name, passwordHash, isOwner: false, timeZone: input.timeZone, createdAt: now };
+  await store.createUser(user);
+  return user;
+}

@@ -1,0 +1,126 @@
+// Server mode from outside: named accounts sign in with a password (rate
+// limited per account and per address), see their grants, revoke one with a
+// CSRF-protected button, and sign out; the forms refuse cross-site posts.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addUser } from '../../src/authz/index.js';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, registerPublicClient } from '../support/oauth-flow.js';
+import { REDIRECT, exchange, redeem } from './helpers.js';
+
+let authz: TestAuthz;
+beforeAll(async () => {
+  authz = await startTestAuthz();
+  await addUser(authz.store, { name: 'alice', password: 'correct horse battery', timeZone: 'Europe/Paris' }, Date.now());
+  await addUser(authz.store, { name: 'bob', password: 'another good password', timeZone: 'UTC' }, Date.now());
+  await addUser(authz.store, { name: 'carol', password: 'carol has a password', timeZone: 'UTC' }, Date.now());
+});
+afterAll(async () => authz.close());
+
+function loginFields(html: string): Record<string, string> {
+  // As a browser reads attribute values: with HTML entities decoded.
+  const decode = (v: string) => v.replace(/&(amp|lt|gt|quot|#39);/g, (_m, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[e]!);
+  const value = (name: string) => decode(new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1] ?? '');
+  return { csrf: value('csrf'), next: value('next') };
+}
+
+async function signIn(browser: Browser, name: string, password: string, next = '/grants') {
+  const form = await browser.get(`${authz.issuer}/login?next=${encodeURIComponent(next)}`);
+  return browser.post(`${authz.issuer}/login`, { ...loginFields(form.html), username: name, password });
+}
+
+describe('password sign-in', () => {
+  it('signs in with the right password and lands on the next page', async () => {
+    const browser = new Browser();
+    const res = await signIn(browser, 'alice', 'correct horse battery');
+    expect(res.status).toBe(303);
+    expect(res.location).toBe('/grants');
+    expect((await browser.get(`${authz.issuer}/grants`)).html).toContain('Signed in as <strong>alice</strong>');
+  });
+
+  it('refuses a wrong password with the same answer as an unknown name, and starts no session', async () => {
+    const browser = new Browser();
+    const wrong = await signIn(browser, 'alice', 'not the password');
+    const unknown = await signIn(browser, 'mallory', 'not the password');
+    expect(wrong.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(wrong.html).toContain('That name and password do not match.');
+    expect(unknown.html).toContain('That name and password do not match.');
+    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(401);
+  });
+
+  it('rate-limits wrong passwords per account, even when the right one comes next', async () => {
+    const browser = new Browser();
+    for (let i = 0; i < 5; i++) expect((await signIn(browser, 'bob', `guess ${i} wrong`)).status).toBe(401);
+    const blocked = await signIn(browser, 'bob', 'another good password');
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(401);
+    const events = (await authz.store.listAudit()).filter((r) => r.event === 'sign_in_failed');
+    expect(events.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('refuses a login form without its CSRF cookie, or from another site', async () => {
+    const stranger = new Browser();
+    const noCookie = await stranger.post(`${authz.issuer}/login`, { csrf: 'x', next: '/grants', username: 'alice', password: 'correct horse battery' });
+    expect(noCookie.status).toBe(403);
+    const browser = new Browser();
+    const form = await browser.get(`${authz.issuer}/login`);
+    const crossSite = await browser.post(`${authz.issuer}/login`, { ...loginFields(form.html), username: 'alice', password: 'correct horse battery' }, { origin: 'https://evil.example' });
+    expect(crossSite.status).toBe(403);
+  });
+
+  it('never leads anywhere but this server’s own pages', async () => {
+    const browser = new Browser();
+    const res = await signIn(browser, 'alice', 'correct horse battery', 'https://evil.example/');
+    expect(res.location).toBe('/grants');
+  });
+});
+
+describe('the grants page', () => {
+  it('lists the user’s delegations and revokes one with its button, ending its tokens', async () => {
+    const browser = new Browser();
+    const clientId = await registerPublicClient(authz.issuer);
+    const { verifier, challenge } = pkcePair();
+    const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'g', challenge });
+    const login = await signIn(browser, 'alice', 'correct horse battery', href.slice(authz.issuer.length));
+    const consent = await browser.get(new URL(login.location!, authz.issuer).href);
+    expect(consent.status, consent.html.slice(0, 500)).toBe(200);
+    const approved = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+    const tokens = await redeem(authz, { clientId, code: callbackParams(approved.location!).get('code')!, verifier });
+    expect(tokens.status).toBe(200);
+
+    const page = await browser.get(`${authz.issuer}/grants`);
+    expect(page.html).toContain('CalendarAgent');
+    expect(page.html).toContain('Revoke');
+    const grant = /name="grant" value="([^"]+)"/.exec(page.html)![1]!;
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.html)![1]!;
+
+    const forged = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf: 'forged' });
+    expect(forged.status).toBe(403);
+    expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
+
+    const other = new Browser();
+    expect((await signIn(other, 'carol', 'carol has a password')).status).toBe(303);
+    const otherCsrf = /name="csrf" value="([^"]+)"/.exec((await other.get(`${authz.issuer}/grants`)).html)![1]!;
+    const foreign = await other.post(`${authz.issuer}/grants/revoke`, { grant, csrf: otherCsrf });
+    expect(foreign.status).toBe(404);
+    expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
+
+    const revoked = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf });
+    expect(revoked.status).toBe(303);
+    expect((await authz.store.grantById(grant))!.revokedAt).not.toBeNull();
+    expect((await exchange(authz, String(tokens.body.access_token))).body.error).toBe('invalid_grant');
+    expect((await browser.get(`${authz.issuer}/grants`)).html).not.toContain(grant);
+  });
+
+  it('signs out only with the page’s CSRF token', async () => {
+    const browser = new Browser();
+    await signIn(browser, 'alice', 'correct horse battery');
+    const page = await browser.get(`${authz.issuer}/grants`);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.html)![1]!;
+    expect((await browser.post(`${authz.issuer}/logout`, { csrf: 'forged' })).status).toBe(403);
+    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(200);
+    expect((await browser.post(`${authz.issuer}/logout`, { csrf })).status).toBe(200);
+    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(401);
+  });
+});
