@@ -2,32 +2,14 @@
 // the same as find-slot's command-line options: `within`, `workingHours`,
 // `step`, `bufferBefore`/`bufferAfter`, `minNotice`, `limit`, `calendars`,
 // `tentative` and `onCalendarError`. Their schema for MCP clients, and their
-// reading into milliseconds and checked values, with messages that say what
-// to write instead. The CLI checks its options with the same readers, so a
-// value the agent would refuse never leaves the terminal. Pure.
+// reading into milliseconds and checked values with the readers the CLI uses
+// too (src/calendar/search-options.ts), so a value the agent would refuse
+// never leaves the terminal. Pure.
 import { z } from 'zod';
-import { parseDuration } from '../calendar/duration.js';
-import { CalendarError } from '../calendar/errors.js';
 import type { CalendarErrorMode, TentativeMode } from '../calendar/freebusy-query.js';
+import { MAX_CALENDARS, MAX_LIMIT, readSpan, readWorkingHoursOption, type SpanField } from '../calendar/search-options.js';
 import type { WorkingHours } from '../calendar/slots.js';
-import { parseWorkingHours } from '../calendar/working-hours.js';
-import { DAY_MS, MINUTE_MS } from '../calendar/zone.js';
 import type { Parsed } from './window.js';
-
-/** How many slots one call may ask for. */
-export const MAX_LIMIT = 100;
-/** How many calendars one call may name. */
-export const MAX_CALENDARS = 20;
-
-/** The spans a call may give, with the longest each may be. */
-export const SPAN_LIMITS = {
-  within: 62 * DAY_MS,
-  step: DAY_MS,
-  bufferBefore: DAY_MS,
-  bufferAfter: DAY_MS,
-  minNotice: 62 * DAY_MS,
-} as const;
-export type SpanField = keyof typeof SPAN_LIMITS;
 
 const span = (what: string) =>
   z.string().min(1).max(32).optional().describe(`${what} Written like the duration: 15m, 1h30m, 2d or ISO 8601 (PT15M).`);
@@ -74,28 +56,6 @@ export interface SlotOptions {
   calendars?: string[];
   tentative?: TentativeMode;
   onCalendarError?: CalendarErrorMode;
-}
-
-/** A span option in ms, or a message naming the option and what to write. */
-export function readSpan(field: SpanField, text: string): Parsed<number> {
-  try {
-    const ms = parseDuration(text, { maxMs: SPAN_LIMITS[field] });
-    if (field === 'step' && ms % MINUTE_MS !== 0) return { ok: false, message: `"${field}" must be whole minutes, such as 15m.` };
-    return { ok: true, value: ms };
-  } catch (err) {
-    if (err instanceof CalendarError) return { ok: false, message: `"${field}": ${err.message}` };
-    throw err;
-  }
-}
-
-/** Working hours as written for one call, or a message saying how to write them. */
-export function readWorkingHoursOption(text: string): Parsed<WorkingHours> {
-  try {
-    return { ok: true, value: parseWorkingHours(text) };
-  } catch (err) {
-    if (err instanceof CalendarError) return { ok: false, message: err.message };
-    throw err;
-  }
 }
 
 export function readSlotOptions(input: SlotOptionsInput & { to?: string | undefined }): Parsed<SlotOptions> {

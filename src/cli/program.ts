@@ -20,6 +20,8 @@ import { EXIT_OK, errorText, exitCodeFor } from './errors.js';
 import type { CliIo } from './io.js';
 import { packageVersion } from './version.js';
 import { registerSessionCommands } from './program-session.js';
+import { registerCalendarCommands } from './program-calendar.js';
+import { addSlotSearchOptions, slotSearchArgs, type SlotSearchOptions } from './slot-options.js';
 import type { AgentAccessArgs } from './commands/agent-access.js';
 
 interface GlobalOptions {
@@ -34,7 +36,7 @@ interface AccessOptions extends PortOptions {
   redirectPort?: number;
 }
 
-interface FindSlotOptions extends AccessOptions {
+interface FindSlotOptions extends AccessOptions, SlotSearchOptions {
   duration: string;
   json?: boolean;
   from?: string;
@@ -75,14 +77,16 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
   const globals = (command: Command): GlobalOptions => command.optsWithGlobals<GlobalOptions>();
 
   addAccessOptions(
-    program
-      .command('find-slot')
-      .description('Find the first free slot of the given length in your calendar, signing in first if needed.')
-      .requiredOption('-d, --duration <duration>', 'length of the slot: 30m, 1h, 1h30m, 45 (minutes) or PT45M', parseSlotDuration)
-      .option('--json', 'print only {"start","end","timeZone"} on stdout')
-      .option('--from <when>', 'start of the search window (ISO 8601; default now)', parseInstant)
-      .option('--to <when>', 'end of the search window (ISO 8601; default 7 days after the start)', parseInstant)
-      .option('--tz <zone>', 'IANA time zone for the result (default: the calendar owner’s)', parseTimeZone),
+    addSlotSearchOptions(
+      program
+        .command('find-slot')
+        .description('Find the first free slot of the given length in your calendar, signing in first if needed.')
+        .requiredOption('-d, --duration <duration>', 'length of the slot: 30m, 1h, 1h30m, 45 (minutes) or PT45M', parseSlotDuration)
+        .option('--json', 'print only {"start","end","timeZone"} on stdout (with --limit, an array of them)')
+        .option('--from <when>', 'start of the search window (ISO 8601; default now)', parseInstant)
+        .option('--to <when>', 'end of the search window (ISO 8601; default 7 days after the start)', parseInstant)
+        .option('--tz <zone>', 'IANA time zone of the search (working hours, dates without an offset) and the result (default: the calendar owner’s)', parseTimeZone),
+    ),
   )
     .addHelpText(
       'after',
@@ -91,6 +95,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         'Examples:',
         '  delegate find-slot --duration 30m',
         '  delegate find-slot --duration 1h --from 2026-12-01 --tz Europe/Berlin --json',
+        '  delegate find-slot --duration 45m --within 3d --min-notice 2h --buffer-after 10m --limit 3',
+        "  delegate find-slot --duration 1h30m --working-hours 'mon-thu 08:00-16:00' --calendar work --tentative free --json",
         '  delegate find-slot --duration 30m --no-browser --auth-port 18510 --calendar-port 18511 --agent-port 18512',
       ].join('\n'),
     )
@@ -105,6 +111,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
             ...(options.from !== undefined ? { from: options.from } : {}),
             ...(options.to !== undefined ? { to: options.to } : {}),
             ...(options.tz !== undefined ? { timeZone: options.tz } : {}),
+            search: slotSearchArgs(options),
           },
           io,
         ),
@@ -234,6 +241,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     });
 
   registerSessionCommands(program, io, setExitCode);
+  registerCalendarCommands(program, io, setExitCode);
   return program;
 }
 

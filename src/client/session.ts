@@ -60,6 +60,17 @@ export interface FindSlotInput {
   from?: string;
   to?: string;
   timeZone?: string;
+  // issue 4: the search options, as written (docs/internals.md, find_slot).
+  within?: string;
+  workingHours?: string;
+  step?: string;
+  bufferBefore?: string;
+  bufferAfter?: string;
+  minNotice?: string;
+  limit?: number;
+  calendars?: string[];
+  tentative?: 'busy' | 'free';
+  onCalendarError?: 'fail' | 'skip';
 }
 
 export interface Slot {
@@ -75,6 +86,10 @@ export interface SlotSearchResult {
   start?: string;
   end?: string;
   slots: Slot[];
+  /** issue 4: the working hours searched, calendars left out, feeds whose older copy was used. */
+  workingHours?: string;
+  skipped?: Array<{ calendar: string; reason: string }>;
+  stale?: Array<{ calendar: string; fetchedAt: string; reason: string }>;
 }
 
 /** What a login obtained, for the CLI to tell the user. */
@@ -217,7 +232,16 @@ function slotSearchResult(result: Awaited<ReturnType<Client['callTool']>>): Slot
   if (!out || typeof out.found !== 'boolean' || typeof out.timeZone !== 'string') {
     throw new ClientError('AGENT_UNAVAILABLE', 'CalendarAgent answered find_slot without the structured result it declares.');
   }
-  return { found: out.found, timeZone: out.timeZone, start: out.start, end: out.end, slots: Array.isArray(out.slots) ? out.slots : [] };
+  return {
+    found: out.found,
+    timeZone: out.timeZone,
+    start: out.start,
+    end: out.end,
+    slots: Array.isArray(out.slots) ? out.slots : [],
+    ...(typeof out.workingHours === 'string' ? { workingHours: out.workingHours } : {}),
+    ...(Array.isArray(out.skipped) ? { skipped: out.skipped } : {}),
+    ...(Array.isArray(out.stale) ? { stale: out.stale } : {}),
+  };
 }
 
 function isUnauthorized(error: unknown): boolean {

@@ -1,0 +1,198 @@
+// `delegate calendar add|list|remove`: the local owner's calendars, managed
+// in the store as an administrator would. A calendar is an .ics file or an
+// ICS feed URL; `add` reads it once (a feed is fetched and its copy cached)
+// so a calendar that cannot be used is refused at once, with the line at
+// fault. `list` says when each feed was last fetched and whether its last
+// fetch failed. Feed URLs are shown without their path, which is often the
+// secret of a private address, unless asked for.
+import { randomBytes } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { CalendarSourceError } from '../../calendar/errors.js';
+import { createFeedLoader, normalizeFeedUrl, redactFeedUrl } from '../../calendar/feeds.js';
+import { expandBusy, type ParsedCalendar } from '../../calendar/ics.js';
+import { createCalendarLoader } from '../../calendar/sources.js';
+import { DAY_MS } from '../../calendar/zone.js';
+import { demoCalendarPath, readUserConfig, resolvePaths, systemTimeZone, type Paths } from '../../config.js';
+import type { CalendarFeedRecord, CalendarRecord, Store, UserRecord } from '../../store/index.js';
+import { feedCacheOf } from '../calendar-backend.js';
+import { CommandFailed, EXIT_OK } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { instantLine } from '../output.js';
+import { openDataStore } from '../servers.js';
+
+export interface CalendarAddArgs {
+  name: string;
+  /** A path to an .ics file, or an http(s) or webcal URL. */
+  source: string;
+  /** Read the calendar before adding it (the default). */
+  check: boolean;
+}
+
+export interface CalendarListArgs {
+  json: boolean;
+  /** Show feed URLs in full. */
+  showUrls: boolean;
+}
+
+/** One calendar as `list --json` prints it. */
+export interface CalendarListing {
+  name: string;
+  kind: 'file' | 'feed';
+  source: string;
+  /** Feeds: when the copy in use was fetched or confirmed, and the last attempt (ISO 8601, UTC). */
+  fetchedAt?: string;
+  checkedAt?: string;
+  /** Feeds: why the last attempt failed, and when; absent after a success. */
+  error?: string;
+  errorAt?: string;
+  /** Files: whether the file is missing. */
+  missing?: boolean;
+}
+
+export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Promise<number> {
+  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(args.source) ? normalizeFeedUrl(args.source) : undefined;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(args.source) && !url) {
+    throw new CommandFailed(`"${redactFeedUrl(args.source)}" is not an http, https or webcal address without credentials.`);
+  }
+  const paths = resolvePaths(io.env);
+  return withOwner(paths, io, async (store, owner) => {
+    const existing = await store.listCalendars(owner.id);
+    if (existing.some((c) => c.name === args.name)) throw new CommandFailed(`There is already a calendar named "${args.name}".`);
+    const record: CalendarRecord = {
+      id: `cal_${randomBytes(16).toString('base64url')}`,
+      userId: owner.id,
+      name: args.name,
+      kind: url ? 'url' : 'file',
+      source: url ?? resolve(args.source),
+      createdAt: io.now(),
+    };
+    await store.addCalendar(record);
+    if (args.check) {
+      try {
+        const calendar = await readOnce(store, record, io);
+        // Expanding is where an endless series would show: a short look ahead catches it now.
+        expandBusy(calendar, { start: io.now(), end: io.now() + 31 * DAY_MS }, { timeZone: owner.timeZone });
+        for (const warning of calendar.warnings) io.stderr.write(`delegate: calendar "${args.name}": ${warning}\n`);
+      } catch (error) {
+        await store.removeCalendar(owner.id, args.name);
+        if (error instanceof CalendarSourceError) throw new CommandFailed(`${error.message} The calendar was not added.`);
+        throw error;
+      }
+    }
+    io.stderr.write(`Added calendar "${args.name}" (${url ? `feed ${redactFeedUrl(url)}` : `file ${record.source}`}). Every calendar counts toward busy time unless find-slot is given --calendar.\n`);
+    if (existing.some((c) => c.kind === 'file' && c.source === demoCalendarPath())) {
+      const demo = existing.find((c) => c.source === demoCalendarPath())!;
+      io.stderr.write(`The demo calendar "${demo.name}" still counts too; remove it with: delegate calendar remove ${demo.name}\n`);
+    }
+    return EXIT_OK;
+  });
+}
+
+export async function calendarListCommand(args: CalendarListArgs, io: CliIo): Promise<number> {
+  const paths = resolvePaths(io.env);
+  return withOwner(paths, io, async (store, owner) => {
+    const zone = (await readUserConfig(paths.config).catch(() => ({ timeZone: undefined }))).timeZone ?? owner.timeZone;
+    const listings: CalendarListing[] = [];
+    for (const calendar of await store.listCalendars(owner.id)) {
+      listings.push(calendar.kind === 'url' ? feedListing(calendar, await store.calendarFeed(calendar.id), args.showUrls) : await fileListing(calendar));
+    }
+    if (args.json) {
+      io.stdout.write(`${JSON.stringify(listings)}\n`);
+      return EXIT_OK;
+    }
+    if (listings.length === 0) {
+      io.stderr.write('No calendars. Add one with: delegate calendar add NAME FILE-OR-URL\n');
+      return EXIT_OK;
+    }
+    for (const listing of listings) io.stdout.write(`${listingLines(listing, zone).join('\n')}\n`);
+    return EXIT_OK;
+  });
+}
+
+export async function calendarRemoveCommand(args: { name: string }, io: CliIo): Promise<number> {
+  const paths = resolvePaths(io.env);
+  return withOwner(paths, io, async (store, owner) => {
+    if (!(await store.removeCalendar(owner.id, args.name))) {
+      const names = (await store.listCalendars(owner.id)).map((c) => `"${c.name}"`);
+      throw new CommandFailed(`No calendar named "${args.name}"; the calendars are ${names.length > 0 ? names.join(', ') : 'none'}.`);
+    }
+    io.stderr.write(`Removed calendar "${args.name}".\n`);
+    return EXIT_OK;
+  });
+}
+
+/**
+ * Runs `work` on the store with the local owner, creating the owner (without
+ * the demo calendar: these are their own calendars) on a machine where no
+ * server has started yet.
+ */
+async function withOwner<T>(paths: Paths, io: CliIo, work: (store: Store, owner: UserRecord) => Promise<T>): Promise<T> {
+  const store = openDataStore(paths);
+  try {
+    let owner = await store.ownerUser();
+    if (!owner) {
+      const config = await readUserConfig(paths.config).catch(() => ({ timeZone: undefined }));
+      owner = {
+        id: `usr_${randomBytes(16).toString('base64url')}`,
+        name: 'owner',
+        passwordHash: null,
+        isOwner: true,
+        timeZone: config.timeZone ?? systemTimeZone(io.env),
+        createdAt: io.now(),
+      };
+      if (await store.userByName(owner.name)) owner.name = `owner-${randomBytes(3).toString('hex')}`;
+      await store.createUser(owner);
+    }
+    return await work(store, owner);
+  } finally {
+    store.close();
+  }
+}
+
+/** Reads a new calendar the way the backend will: a file parsed, a feed fetched and its copy cached. */
+async function readOnce(store: Store, record: CalendarRecord, io: CliIo): Promise<ParsedCalendar> {
+  if (record.kind === 'file') {
+    return createCalendarLoader({ readText: (path) => readFile(path, 'utf8') }).load({ name: record.name, path: record.source });
+  }
+  const feeds = createFeedLoader({ cache: feedCacheOf(store), now: () => io.now() });
+  return feeds.load({ name: record.name, id: record.id, url: record.source });
+}
+
+function feedListing(calendar: CalendarRecord, feed: CalendarFeedRecord | undefined, showUrl: boolean): CalendarListing {
+  const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
+  const listing: CalendarListing = { name: calendar.name, kind: 'feed', source: showUrl ? calendar.source : redactFeedUrl(calendar.source) };
+  const fetchedAt = iso(feed?.fetchedAt);
+  const checkedAt = iso(feed?.checkedAt);
+  const errorAt = iso(feed?.errorAt);
+  if (fetchedAt) listing.fetchedAt = fetchedAt;
+  if (checkedAt) listing.checkedAt = checkedAt;
+  if (feed?.error) listing.error = feed.error;
+  if (errorAt) listing.errorAt = errorAt;
+  return listing;
+}
+
+async function fileListing(calendar: CalendarRecord): Promise<CalendarListing> {
+  const listing: CalendarListing = { name: calendar.name, kind: 'file', source: calendar.source };
+  try {
+    await stat(calendar.source);
+  } catch {
+    listing.missing = true;
+  }
+  return listing;
+}
+
+/** A calendar for people: its name and source, then for a feed when it was fetched and how its last attempt went. */
+function listingLines(listing: CalendarListing, zone: string): string[] {
+  const when = (iso: string) => instantLine(Date.parse(iso), zone);
+  const lines = [`${listing.name}  ${listing.kind} ${listing.source}${listing.missing ? '  (the file is missing)' : ''}`];
+  if (listing.kind === 'feed') {
+    if (listing.fetchedAt) lines.push(`    fetched: ${when(listing.fetchedAt)}`);
+    else lines.push('    never fetched successfully');
+    if (listing.error && listing.errorAt) {
+      lines.push(`    last fetch failed: ${when(listing.errorAt)}: ${listing.error}`);
+      if (listing.fetchedAt) lines.push(`    searches use the copy fetched ${when(listing.fetchedAt)}`);
+    }
+  }
+  return lines;
+}

@@ -1,0 +1,65 @@
+// The `delegate calendar` commands (issue 4), registered on the program by
+// one call from program.ts: add, list and remove the local owner's calendars
+// (.ics files and ICS feeds). Each command's module is imported only when it runs.
+import { Command, InvalidArgumentError } from 'commander';
+import type { CliIo } from './io.js';
+
+function examples(lines: string[]): string {
+  return ['', 'Examples:', ...lines.map((l) => `  ${l}`)].join('\n');
+}
+
+/** A calendar name as find-slot --calendar and the delegation's limits will name it. */
+function calendarName(value: string): string {
+  const name = value.trim();
+  if (!/^[\p{L}\p{N}][\p{L}\p{N} ._@'+-]{0,63}$/u.test(name)) {
+    throw new InvalidArgumentError("A calendar name is 1 to 64 letters, digits, spaces and . _ @ ' + -, starting with a letter or digit.");
+  }
+  return name;
+}
+
+export function registerCalendarCommands(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
+  const calendar = program
+    .command('calendar')
+    .description('Manage the calendars find-slot reads: .ics files and ICS feed URLs (all count toward busy time).')
+    .addHelpText('after', examples(['delegate calendar add work ~/Calendars/work.ics', 'delegate calendar list', 'delegate calendar remove demo']));
+
+  calendar
+    .command('add')
+    .description('Add a calendar: a path to an .ics file, or the URL of an ICS feed (https or webcal). It is read once first; one that cannot be read is not added.')
+    .argument('<name>', 'the name to know it by (for find-slot --calendar)', calendarName)
+    .argument('<file-or-url>', 'an .ics file, or a feed such as the secret iCal address of a Google, Outlook or iCloud calendar')
+    .option('--no-check', 'add it without reading it first')
+    .addHelpText(
+      'after',
+      examples([
+        'delegate calendar add work ~/Calendars/work.ics',
+        "delegate calendar add google 'https://calendar.google.com/calendar/ical/…/private-…/basic.ics'",
+        'delegate calendar add family webcal://p01-caldav.icloud.com/published/2/…',
+      ]),
+    )
+    .action(async (name: string, source: string, options: { check: boolean }) => {
+      const { calendarAddCommand } = await import('./commands/calendar.js');
+      setExitCode(await calendarAddCommand({ name, source, check: options.check }, io));
+    });
+
+  calendar
+    .command('list')
+    .description('List the calendars, with when each feed was last fetched and whether its last fetch failed.')
+    .option('--json', 'print a JSON array')
+    .option('--show-urls', 'show feed URLs in full (they often contain a secret)')
+    .addHelpText('after', examples(['delegate calendar list', 'delegate calendar list --json']))
+    .action(async (options: { json?: boolean; showUrls?: boolean }) => {
+      const { calendarListCommand } = await import('./commands/calendar.js');
+      setExitCode(await calendarListCommand({ json: options.json === true, showUrls: options.showUrls === true }, io));
+    });
+
+  calendar
+    .command('remove')
+    .description('Remove a calendar (the file itself is left alone; a feed’s cached copy goes with it).')
+    .argument('<name>', 'its name, as calendar list shows it')
+    .addHelpText('after', examples(['delegate calendar remove demo']))
+    .action(async (name: string) => {
+      const { calendarRemoveCommand } = await import('./commands/calendar.js');
+      setExitCode(await calendarRemoveCommand({ name }, io));
+    });
+}

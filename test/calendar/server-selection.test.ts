@@ -1,0 +1,134 @@
+// The calendar backend's issue-4 parameters through inject(): choosing
+// calendars, counting tentative events as free, skipping a broken calendar per
+// request, the owner's defaults and working hours, a settings problem, and a
+// feed whose old copy stands in for a failed fetch.
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCalendarServer, type UserCalendars } from '../../src/calendar/server.js';
+import { createCalendarLoader, type CalendarRef } from '../../src/calendar/sources.js';
+import { parseCalendar } from '../../src/calendar/ics.js';
+
+const ISSUER = 'http://127.0.0.1:8410';
+const CALENDAR_URL = 'http://127.0.0.1:8411';
+const NOW = Date.UTC(2022, 6, 1);
+const fixture = (path: string) => fileURLToPath(new URL(`../../fixtures/${path}`, import.meta.url));
+const status = { name: 'status', path: fixture('ics-samples/nodeical-macos-calendar-status.ics') };
+const owner = { name: 'work', path: fixture('owner.ics') };
+const broken = { name: 'google', path: fixture('ics-samples/nodeical-google-bad-rrule.ics') };
+const feed = { name: 'team', id: 'cal_feed', url: 'https://calendar.example/team.ics' };
+
+const USERS: Record<string, UserCalendars> = {
+  owner: { timeZone: 'America/Vancouver', calendars: [status, owner, broken] },
+  relaxed: {
+    timeZone: 'America/Vancouver',
+    calendars: [status, broken],
+    tentative: 'free',
+    onCalendarError: 'skip',
+    workingHours: { mon: [{ start: '08:00', end: '12:00' }] },
+  },
+  misconfigured: { timeZone: 'UTC', calendars: [status], settingsProblem: "The owner's settings (config.json) cannot be used: config.json: the configuration file is not valid JSON." },
+  subscriber: { timeZone: 'America/Vancouver', calendars: [feed] },
+};
+
+let key: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+let publicJwk: JWK;
+let app: FastifyInstance;
+
+beforeAll(async () => {
+  const pair = await generateKeyPair('ES256', { extractable: true });
+  key = pair.privateKey;
+  publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  const files = createCalendarLoader();
+  const feedText = `BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:f\r\nDTSTART:20220705T200000Z\r\nDURATION:PT30M\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n`;
+  const fromFeed = parseCalendar(feedText, 'team');
+  app = await buildCalendarServer({
+    resourceUrl: CALENDAR_URL,
+    issuer: ISSUER,
+    calendarsFor: async (sub) => USERS[sub],
+    now: () => NOW,
+    keys: createLocalJWKSet({ keys: [publicJwk] }),
+    revocations: false,
+    loader: {
+      load: (ref: CalendarRef) => ('url' in ref ? Promise.resolve(fromFeed) : files.load(ref)),
+      staleness: (ref: CalendarRef) =>
+        'url' in ref ? { calendar: ref.name, fetchedAt: Date.UTC(2022, 5, 30, 12), reason: 'The feed could not be fetched: the server answered HTTP 503.' } : undefined,
+    },
+  });
+});
+
+afterAll(async () => {
+  await app.close();
+});
+
+async function freebusy(sub: string, extra = '') {
+  const iat = Math.floor(NOW / 1000);
+  const token = await new SignJWT({ iss: ISSUER, sub, aud: CALENDAR_URL, client_id: 'calendar-agent', scope: 'freebusy:read', iat, exp: iat + 300, jti: randomUUID(), grant_id: 'grt_1' })
+    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
+    .sign(key);
+  return app.inject({ method: 'GET', url: `/freebusy?from=2022-07-01T00:00:00Z&to=2022-07-10T00:00:00Z${extra}`, headers: { authorization: `Bearer ${token}` } });
+}
+
+const TENTATIVE = { start: '2022-07-04T23:00:00Z', end: '2022-07-04T23:50:00Z' };
+const CONFIRMED = [
+  { start: '2022-07-05T16:00:00Z', end: '2022-07-05T17:00:00Z' },
+  { start: '2022-07-07T16:00:00Z', end: '2022-07-07T17:00:00Z' },
+];
+
+describe('GET /freebusy with issue-4 parameters', () => {
+  it('reads only the calendars named, and counts tentative events unless told they are free', async () => {
+    const res = await freebusy('owner', '&calendar=status');
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ timeZone: 'America/Vancouver', busy: [TENTATIVE, ...CONFIRMED] });
+    expect((await freebusy('owner', '&calendar=status&tentative=free')).json().busy).toEqual(CONFIRMED);
+  });
+
+  it('fails on a broken calendar by default, and leaves it out with on_calendar_error=skip', async () => {
+    const failing = await freebusy('owner', '&calendar=status&calendar=google');
+    expect([failing.statusCode, failing.json().calendar]).toEqual([502, 'google']);
+    const skipping = await freebusy('owner', '&calendar=status&calendar=google&on_calendar_error=skip');
+    expect(skipping.statusCode).toBe(200);
+    expect(skipping.json().skipped).toEqual([{ calendar: 'google', error_description: expect.stringMatching(/^Calendar "google", line 50: /) }]);
+  });
+
+  it('applies the user’s defaults and sends their working hours; a request still overrides them', async () => {
+    const res = await freebusy('relaxed');
+    expect(res.json()).toMatchObject({ busy: CONFIRMED, workingHours: { mon: [{ start: '08:00', end: '12:00' }] }, skipped: [{ calendar: 'google' }] });
+    expect((await freebusy('relaxed', '&tentative=busy')).json().busy).toEqual([TENTATIVE, ...CONFIRMED]);
+    expect((await freebusy('relaxed', '&on_calendar_error=fail')).statusCode).toBe(502);
+  });
+
+  it('names an unknown calendar and the user’s calendars', async () => {
+    const res = await freebusy('owner', '&calendar=holidays');
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ error: 'invalid_request', error_description: 'No calendar named "holidays"; the calendars are "status", "work", "google".' });
+  });
+
+  it.each([
+    ['&tentative=maybe', /"tentative" must be busy or free/],
+    ['&on_calendar_error=ignore', /"on_calendar_error" must be fail or skip/],
+    ['&tentative=busy&tentative=free', /once/],
+    ['&calendar=', /empty/],
+  ])('refuses %s', async (extra, message) => {
+    const res = await freebusy('owner', extra);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error_description).toMatch(message);
+  });
+
+  it('fails with the reason when the user’s settings cannot be used', async () => {
+    const res = await freebusy('misconfigured');
+    expect(res.statusCode).toBe(500);
+    expect(res.json().error_description).toMatch(/config\.json.*not valid JSON/);
+  });
+
+  it('says which feed could not be refreshed, and from when the copy it used is', async () => {
+    const res = await freebusy('subscriber');
+    expect(res.json()).toEqual({
+      timeZone: 'America/Vancouver',
+      busy: [{ start: '2022-07-05T20:00:00Z', end: '2022-07-05T20:30:00Z' }],
+      stale: [{ calendar: 'team', fetchedAt: '2022-06-30T12:00:00Z', error_description: 'The feed could not be fetched: the server answered HTTP 503.' }],
+    });
+  });
+});
