@@ -65,7 +65,7 @@ export function coveringWindow(request: WindowRequest, nowMs: number): Parsed<In
   const from = request.from === undefined ? nowMs : earliest(request.from, 'from');
   const to = request.to === undefined ? (request.from === undefined ? nowMs : latest(request.from, 'from')) + lengthOf(request) : latest(request.to, 'to');
   const start = Math.max(from, nowMs + (request.minNoticeMs ?? 0));
-  if (to <= start) return fail(to <= from ? '"to" must be later than "from".' : 'The window has already passed.');
+  if (to <= start) return fail(to <= from ? '"to" must be later than "from".' : request.minNoticeMs ? 'The window ends before the minimum notice has passed.' : 'The window has already passed.');
   if (to - from > MAX_WINDOW_MS + 4 * MAX_OFFSET_MS) return fail(tooLong());
   return { ok: true, value: { start, end: to } };
 }
