@@ -11,6 +11,7 @@ import { loadOrCreateAgentKey, type AgentIdentity } from '../agent/identity.js';
 import { buildCalendarServer } from '../calendar/server.js';
 import { calendarLoaderFor, userCalendarsFromStore } from './calendar-backend.js';
 import { demoCalendarPath, systemTimeZone, type Paths } from '../config.js';
+import type { AuditSink } from '../resource/audit.js';
 import { openStore, type Store } from '../store/index.js';
 import { CommandFailed } from './errors.js';
 import { packageVersion } from './version.js';
@@ -73,10 +74,12 @@ export async function buildCalendar(store: Store, paths: Paths, resourceUrl: str
     ...(logger ? { logger } : {}),
     calendarsFor: userCalendarsFromStore(store, paths, logger),
     loader: calendarLoaderFor(store),
+    audit: storeAudit(store),
   });
 }
 
-export async function buildAgent(paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, logger?: Logger): Promise<FastifyInstance> {
+/** CalendarAgent; with the store, every tool call goes on its audit log. */
+export async function buildAgent(paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, logger?: Logger, store?: Store): Promise<FastifyInstance> {
   const identity = await agentIdentity(paths);
   return buildAgentServer({
     resourceUrl: urls.agentUrl,
@@ -85,7 +88,15 @@ export async function buildAgent(paths: Paths, urls: { issuer: string; calendarU
     clientId: identity.clientId,
     privateKey: identity.privateJwk,
     ...(logger ? { logger } : {}),
+    ...(store ? { audit: storeAudit(store) } : {}),
   });
+}
+
+/** The resource servers' audit records, appended to the store's hash-chained log. */
+export function storeAudit(store: Store): AuditSink {
+  return async (record) => {
+    await store.appendAudit(record, Date.now());
+  };
 }
 
 /** Listens on host:port, turning a busy port into a message a person can act on. */

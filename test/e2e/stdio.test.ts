@@ -67,7 +67,7 @@ describe('serve-agent --stdio', () => {
     try {
       expect(agent.client.getServerVersion()?.name).toBe('calendar-agent');
       const { tools } = await agent.client.listTools();
-      expect(tools.map((t) => t.name)).toEqual(['find_slot']);
+      expect(tools.map((t) => t.name)).toEqual(['find_slot', 'list_busy']);
       const result = await callFindSlot(agent.client);
       expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
       const out = result.structuredContent as { found: boolean; start: string; end: string };
@@ -84,7 +84,7 @@ describe('serve-agent --stdio', () => {
     const agent = await spawnStdioAgent();
     try {
       // initialize was answered before anyone approved anything.
-      expect((await agent.client.listTools()).tools).toHaveLength(1);
+      expect((await agent.client.listTools()).tools.map((t) => t.name)).toEqual(['find_slot', 'list_busy']);
       const pending = callFindSlot(agent.client);
       let link: string | undefined;
       while (!(link = firstLoopbackUrl(agent.stderr()))) await new Promise((resolve) => setTimeout(resolve, 50));

@@ -34,7 +34,7 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
     const parts: Array<[FastifyInstance, string, number]> = [
       [await buildAuth(store, options.paths, urls.issuer, log), 'authorization server', options.ports.auth],
       [await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar],
-      [await buildAgent(options.paths, urls, log), 'CalendarAgent', options.ports.agent],
+      [await buildAgent(options.paths, urls, log, store), 'CalendarAgent', options.ports.agent],
     ];
     for (const [app, name, port] of parts) {
       await listen(app, name, options.host, port);
@@ -88,14 +88,23 @@ export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): P
 }
 
 export async function serveAgent(options: ServeAgentOptions, io: CliIo): Promise<number> {
-  const app = await buildAgent(options.paths, { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.resourceUrl }, logger(options.debug));
+  // The store only for the audit log: the agent's tool calls are recorded with the AS's events.
+  const store = openDataStore(options.paths);
+  let app: FastifyInstance;
+  try {
+    app = await buildAgent(options.paths, { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.resourceUrl }, logger(options.debug), store);
+  } catch (error) {
+    store.close();
+    throw error;
+  }
   try {
     await listen(app, 'CalendarAgent', options.host, options.port);
   } catch (error) {
-    await closeAll([app]);
+    await closeAll([app], store);
     throw error;
   }
-  return runUntilInterrupted(io, () => closeAll([app]), [
+  const apps = [app];
+  return runUntilInterrupted(io, () => closeAll(apps, store), [
     `CalendarAgent (MCP)   ${options.resourceUrl}`,
     `authorization server  ${options.issuer}`,
     `calendar backend      ${options.calendarUrl}`,

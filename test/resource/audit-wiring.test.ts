@@ -1,0 +1,110 @@
+// The servers as the CLI builds them from a data directory (src/cli/servers.ts)
+// record what the resource servers do on the store's hash-chained audit log:
+// a find_slot call at CalendarAgent (`tool_call`) and the calendar read it
+// made (`freebusy_read`), each with its actor chain and grant, between the
+// authorization server's own events, and the chain still verifies.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStore } from '../../src/cli/servers.js';
+import { resolvePaths, type Paths } from '../../src/config.js';
+import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
+import type { Store } from '../../src/store/index.js';
+import { ownerAssertion } from '../support/authz.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
+
+const REDIRECT = 'http://127.0.0.1:43123/callback';
+let home: string;
+let paths: Paths;
+let store: Store;
+let apps: FastifyInstance[] = [];
+let urls: { issuer: string; calendarUrl: string; agentUrl: string };
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'delegate-audit-wiring-'));
+  paths = resolvePaths({ DELEGATE_HOME: home });
+  store = openDataStore(paths);
+  const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
+  urls = { issuer: `http://127.0.0.1:${auth}`, calendarUrl: `http://127.0.0.1:${calendar}`, agentUrl: `http://127.0.0.1:${agent}/mcp` };
+  await bootstrap(store, paths, urls, Date.now());
+  const parts: Array<[FastifyInstance, number]> = [
+    [await buildAuth(store, paths, urls.issuer), auth],
+    [await buildCalendar(store, paths, urls.calendarUrl, urls.issuer), calendar],
+    [await buildAgent(paths, urls, undefined, store), agent],
+  ];
+  for (const [app, port] of parts) {
+    await app.listen({ port, host: '127.0.0.1' });
+    apps.push(app);
+  }
+});
+
+afterAll(async () => {
+  await closeAll(apps, store);
+  apps = [];
+  await rm(home, { recursive: true, force: true });
+});
+
+async function userToken(): Promise<{ clientId: string; accessToken: string }> {
+  const clientId = await registerPublicClient(urls.issuer, [REDIRECT]);
+  const { verifier, challenge } = pkcePair();
+  const browser = new Browser();
+  const ownerJwk = await loadOrCreateOwnerKey(paths.ownerKey);
+  const page = await signInAndOpenConsent(
+    browser,
+    urls.issuer,
+    await ownerAssertion(ownerJwk, urls.issuer),
+    authorizeUrl(urls.issuer, { clientId, redirectUri: REDIRECT, resource: urls.agentUrl, scope: 'slots:find', state: 's', challenge }),
+  );
+  expect(page.status).toBe(200);
+  const decision = await browser.post(`${urls.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
+  const code = callbackParams(decision.location!).get('code')!;
+  const res = await postForm(`${urls.issuer}/token`, { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: REDIRECT, client_id: clientId, resource: urls.agentUrl });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return { clientId, accessToken: String(res.body.access_token) };
+}
+
+describe('the resource servers’ audit records, as the CLI wires them', () => {
+  it('a find_slot call and the calendar read behind it are on the log with their chains, and the log verifies', async () => {
+    const user = await userToken();
+    const client = new Client({ name: 'audit-wiring', version: '0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(urls.agentUrl), { requestInit: { headers: { Authorization: `Bearer ${user.accessToken}` } } }));
+    let result: CallToolResult;
+    try {
+      result = (await client.callTool({ name: 'find_slot', arguments: { duration: '30m' } })) as CallToolResult;
+    } finally {
+      await client.close();
+    }
+    expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+
+    const claims = decodeJwt(user.accessToken);
+    const records = await store.listAudit({ grant: String(claims.grant_id) });
+    const read = records.find((r) => r.event === 'freebusy_read');
+    const call = records.find((r) => r.event === 'tool_call');
+    expect(read).toMatchObject({
+      user: claims.sub,
+      client: 'calendar-agent',
+      resource: urls.calendarUrl,
+      actors: ['calendar-agent', user.clientId, claims.sub],
+      detail: { outcome: 'ok', calendars: ['demo'] },
+    });
+    expect(call).toMatchObject({
+      user: claims.sub,
+      client: user.clientId,
+      resource: urls.agentUrl,
+      actors: [user.clientId, claims.sub],
+      detail: { jti: claims.jti, tool: 'find_slot', outcome: 'ok', arguments: { duration: '30m' } },
+    });
+    // The read happened during the call, so it is recorded first; the exchange (by the AS) before both.
+    expect(read!.seq).toBeLessThan(call!.seq);
+    expect(records.some((r) => r.event === 'token_exchanged' && r.seq < read!.seq)).toBe(true);
+    expect(JSON.stringify(records)).not.toContain(user.accessToken);
+    expect(await store.verifyAudit()).toMatchObject({ ok: true });
+  });
+});
