@@ -120,6 +120,9 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   let loop: Promise<void> | undefined;
   let stopping: AbortController | undefined;
   let waiters: Array<() => void> = [];
+  // One promise that every check made before the first sync shares, so waiting requests hold no state of their own.
+  let markFirstSync!: () => void;
+  const firstSync = new Promise<void>((resolve) => (markFirstSync = resolve));
 
   const isStale = (): boolean => lastSyncAt === undefined || elapsed() - lastSyncAt > staleAfterSec * 1000;
   const nextSync = (): Promise<void> => new Promise((resolve) => waiters.push(resolve));
@@ -178,6 +181,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     cursor = page.cursor;
     staleAfterSec = page.staleAfterSec;
     lastSyncAt = t;
+    markFirstSync();
     prune(now());
     const ready = waiters;
     waiters = [];
@@ -221,7 +225,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   const check = async (claims: Pick<AccessTokenClaims, 'grant_id' | 'jti'>): Promise<RevocationVerdict> => {
     if (lastSyncAt === undefined && loop) {
       // Just started: the first answer is normally moments away.
-      await Promise.race([nextSync(), sleep(firstSyncTimeoutMs)]);
+      await Promise.race([firstSync, sleep(firstSyncTimeoutMs)]);
     }
     if (grants.has(claims.grant_id)) return { revoked: 'The delegation behind this token has been revoked.' };
     if (tokens.has(claims.jti)) return { revoked: 'This token has been revoked.' };
