@@ -1,8 +1,12 @@
 // A fixed set of calendar results (busy time from the demo calendar in three
-// zones around their DST changes, slots, their human and ISO renderings, and a
-// sample with floating and all-day times), used to compare runs under
-// different process time zones.
+// zones around their DST changes, slots, their human and ISO renderings, a
+// sample with floating and all-day times, and random calendars from a fixed
+// seed searched with random options), used to compare runs under different
+// process time zones.
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { parseWorkingHours } from '../../../src/calendar/working-hours.js';
+import { anchorInstant, randomCalendar, toIcs } from './random-calendar.js';
 import { formatSlotHuman, toZonedIso } from '../../../src/calendar/format.js';
 import { expandBusy, parseCalendar } from '../../../src/calendar/ics.js';
 import { findSlots } from '../../../src/calendar/slots.js';
@@ -25,6 +29,15 @@ export function probe(): unknown {
     results.push({ zone, busy, slots: slots.map((s) => [formatSlotHuman(s, zone), toZonedIso(s.start, zone)]) });
   }
   results.push(expandBusy(mixed, { start: Date.UTC(2002, 9, 26), end: Date.UTC(2002, 10, 1) }, { timeZone: 'America/Los_Angeles' }));
+  for (const random of fc.sample(randomCalendar, { seed: 4, numRuns: 25 })) {
+    const parsed = parseCalendar(toIcs(random), 'random');
+    const from = anchorInstant(random);
+    const window = { start: from - DAY, end: from + 10 * DAY };
+    const busy = expandBusy(parsed, window, { timeZone: random.ownerZone });
+    const hours = parseWorkingHours('mon-fri 08:00-12:00,13:00-18:00; sat 10:00-12:00');
+    const slots = findSlots(busy, { durationMs: 45 * MIN, from, to: from + 7 * DAY, timeZone: random.ownerZone, workingHours: hours, stepMs: 15 * MIN, bufferBeforeMs: 10 * MIN, limit: 3 });
+    results.push({ busy, slots: slots.map((s) => toZonedIso(s.start, random.ownerZone)) });
+  }
   return results;
 }
 
