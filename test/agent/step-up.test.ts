@@ -1,0 +1,110 @@
+// Step-up on the real authorization server, calendar backend and agent: a
+// client holding only slots:find calls list_busy, gets the agent's scope
+// challenge (403 insufficient_scope naming both scopes), authorizes again with
+// exactly the scope the challenge named, and the retried call succeeds; the
+// new token keeps slots:find, so nothing was lost. Played at the wire level:
+// how delegate's CLI reacts to the challenge is the client's own test.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { decodeJwt } from 'jose';
+import { buildAgentServer } from '../../src/agent/server.js';
+import { buildCalendarServer } from '../../src/calendar/server.js';
+import { SCOPE_BUSY_READ } from '../../src/delegation/index.js';
+import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+
+const REDIRECT = 'http://127.0.0.1:43123/callback';
+let authz: TestAuthz;
+let calendar: FastifyInstance;
+let agent: FastifyInstance;
+
+beforeAll(async () => {
+  authz = await startTestAuthz();
+  // CalendarAgent's registration names every scope of its tools (what bootstrapLocal registers).
+  const resource = (await authz.store.resourceByUrl(authz.agentUrl))!;
+  if (!resource.scopes.includes(SCOPE_BUSY_READ)) await authz.store.upsertResource({ ...resource, scopes: [...resource.scopes, SCOPE_BUSY_READ] });
+  calendar = await buildCalendarServer({
+    resourceUrl: authz.calendarUrl,
+    issuer: authz.issuer,
+    calendarsFor: async (sub) => {
+      const user = await authz.store.userById(sub);
+      if (!user) return undefined;
+      const calendars = await authz.store.listCalendars(user.id);
+      return { timeZone: user.timeZone, calendars: calendars.filter((c) => c.kind === 'file').map((c) => ({ name: c.name, path: c.source })) };
+    },
+  });
+  await calendar.listen({ port: Number(new URL(authz.calendarUrl).port), host: '127.0.0.1' });
+  agent = await buildAgentServer({
+    resourceUrl: authz.agentUrl,
+    issuer: authz.issuer,
+    calendarUrl: authz.calendarUrl,
+    clientId: authz.agent.clientId,
+    privateKey: authz.agent.privateJwk,
+  });
+  await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+});
+
+afterAll(async () => {
+  await agent?.close();
+  await calendar?.close();
+  await authz?.close();
+});
+
+/** The owner approves `scope` for `clientId` on the consent page; the client redeems the code. */
+async function authorize(clientId: string, scope: string): Promise<{ accessToken: string; consentShown: boolean }> {
+  const { verifier, challenge } = pkcePair();
+  const browser = new Browser();
+  const page = await signInAndOpenConsent(
+    browser,
+    authz.issuer,
+    await ownerAssertion(authz.ownerJwk, authz.issuer),
+    authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope, state: 's', challenge }),
+  );
+  let location = page.location;
+  const consentShown = page.status === 200;
+  if (consentShown) location = (await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' })).location;
+  const code = callbackParams(location!).get('code');
+  expect(code, `no code: ${page.status} ${location}`).toBeTruthy();
+  const res = await postForm(`${authz.issuer}/token`, { grant_type: 'authorization_code', code: code!, code_verifier: verifier, redirect_uri: REDIRECT, client_id: clientId, resource: authz.agentUrl });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return { accessToken: String(res.body.access_token), consentShown };
+}
+
+function callTool(token: string, name: string, args: Record<string, unknown>) {
+  return fetch(authz.agentUrl, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'MCP-Protocol-Version': '2025-06-18' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: args } }),
+  });
+}
+
+/** The `scope` a Bearer challenge names. */
+function challengedScope(res: Response): string | undefined {
+  return /scope="([^"]*)"/.exec(res.headers.get('www-authenticate') ?? '')?.[1];
+}
+
+describe('step-up from slots:find to busy:read', () => {
+  it('the challenge names the union; authorizing with it lets the retried call through without losing slots:find', async () => {
+    const clientId = await registerPublicClient(authz.issuer, [REDIRECT]);
+    const first = await authorize(clientId, 'slots:find');
+    expect(first.consentShown).toBe(true);
+    expect((await callTool(first.accessToken, 'find_slot', { duration: '30m' })).status).toBe(200);
+
+    const refused = await callTool(first.accessToken, 'list_busy', {});
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('www-authenticate')).toContain('error="insufficient_scope"');
+    const scope = challengedScope(refused);
+    expect(scope).toBe('slots:find busy:read');
+
+    const stepped = await authorize(clientId, scope!);
+    expect(stepped.consentShown).toBe(true); // the request widens the grant, so the owner is asked
+    expect(String(decodeJwt(stepped.accessToken).scope).split(' ').sort()).toEqual(['busy:read', 'slots:find']);
+
+    const retried = await callTool(stepped.accessToken, 'list_busy', {});
+    expect(retried.status).toBe(200);
+    const body = (await retried.json()) as { result?: { isError?: boolean; structuredContent?: { busy: unknown[] } } };
+    expect(body.result?.isError, JSON.stringify(body)).toBeFalsy();
+    expect(Array.isArray(body.result?.structuredContent?.busy)).toBe(true);
+    expect((await callTool(stepped.accessToken, 'find_slot', { duration: '30m' })).status).toBe(200);
+  });
+});
