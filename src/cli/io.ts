@@ -24,6 +24,8 @@ export interface CliIo {
    * or when `signal` aborts. Called only when stdin is a terminal.
    */
   readLine?(signal: AbortSignal): Promise<string | undefined>;
+  /** Reads everything piped to stdin (for secrets given to a command, such as a new password). */
+  readAll?(): Promise<string>;
   /** The program's output: results only (e.g. the --json object). */
   readonly stdout: OutputStream;
   /** Messages for the person: progress, links, errors. */

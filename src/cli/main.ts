@@ -24,6 +24,11 @@ const io: CliIo = {
       process.stdin.pause();
     }
   },
+  async readAll() {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Buffer));
+    return Buffer.concat(chunks).toString('utf8');
+  },
   stdout: process.stdout,
   stderr: process.stderr,
   async openBrowser(url) {

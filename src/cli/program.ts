@@ -21,6 +21,7 @@ import type { CliIo } from './io.js';
 import { packageVersion } from './version.js';
 import { registerSessionCommands } from './program-session.js';
 import { registerCalendarCommands } from './program-calendar.js';
+import { registerDelegationCommands } from './program-delegation.js';
 import { addSlotSearchOptions, slotSearchArgs, type SlotSearchOptions } from './slot-options.js';
 import type { AgentAccessArgs } from './commands/agent-access.js';
 
@@ -242,6 +243,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
 
   registerSessionCommands(program, io, setExitCode);
   registerCalendarCommands(program, io, setExitCode);
+  registerDelegationCommands(program, io, setExitCode);
   return program;
 }
 

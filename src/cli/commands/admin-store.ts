@@ -1,0 +1,35 @@
+// Opening the local installation's store for the administrator's commands
+// (agents, grants, audit, users): the same database the servers use, in the
+// data directory, with its errors as one-line messages.
+import type { Paths } from '../../config.js';
+import { openStore, type Store, type UserRecord } from '../../store/index.js';
+import { CommandFailed } from '../errors.js';
+
+export async function withStore<T>(paths: Paths, run: (store: Store) => Promise<T>): Promise<T> {
+  let store: Store;
+  try {
+    store = openStore(paths.db);
+  } catch (error) {
+    throw new CommandFailed(error instanceof Error ? error.message : String(error));
+  }
+  try {
+    return await run(store);
+  } finally {
+    store.close();
+  }
+}
+
+/** The account a command acts for: the one named, or the local owner. */
+export async function accountFor(store: Store, name: string | undefined): Promise<UserRecord> {
+  const user = name ? await store.userByName(name) : await store.ownerUser();
+  if (!user) throw new CommandFailed(name ? `There is no account named ${name}.` : 'This installation has no owner yet: run delegate serve or delegate login once.');
+  return user;
+}
+
+/** A time given as ISO 8601 or as a span back from now (`2h`, `3d`), in ms since the epoch. */
+export function parseSince(value: string, now: number): number | undefined {
+  const span = /^(\d+)(m|h|d|w)$/.exec(value.trim());
+  if (span) return now - Number(span[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[span[2] as 'm' | 'h' | 'd' | 'w'];
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : at;
+}

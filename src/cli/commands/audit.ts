@@ -1,0 +1,49 @@
+// `delegate audit`: who acted for whom, through which chain of agents, on
+// what, and when, from the hash-chained audit log; `--verify` checks the chain
+// and names the first edited, deleted or reordered record.
+import type { Paths } from '../../config.js';
+import type { AuditRecord } from '../../store/index.js';
+import { EXIT_ERROR, EXIT_OK, UsageError } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { parseSince, withStore } from './admin-store.js';
+
+export interface AuditArgs {
+  paths: Paths;
+  grant?: string;
+  since?: string;
+  json: boolean;
+  verify: boolean;
+}
+
+export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> {
+  const since = args.since === undefined ? undefined : parseSince(args.since, io.now());
+  if (args.since !== undefined && since === undefined) throw new UsageError('--since takes an ISO 8601 time or a span such as 30m, 2h, 7d.');
+  return withStore(args.paths, async (store) => {
+    if (args.verify) {
+      const verdict = await store.verifyAudit();
+      if (args.json) io.stdout.write(`${JSON.stringify(verdict)}\n`);
+      if (!verdict.ok) {
+        if (!args.json) io.stderr.write(`delegate: The audit log has been tampered with. ${verdict.message}\n`);
+        return EXIT_ERROR;
+      }
+      if (!args.json) io.stdout.write(`The audit log is intact: ${verdict.count} records, head ${verdict.head}.\n`);
+      return EXIT_OK;
+    }
+    const records = await store.listAudit({ ...(args.grant ? { grant: args.grant } : {}), ...(since !== undefined ? { since } : {}) });
+    const names = new Map((await store.listUsers()).map((u) => [u.id, u.name]));
+    if (args.json) {
+      io.stdout.write(`${JSON.stringify(records.map((r) => ({ ...r, user_name: r.user ? (names.get(r.user) ?? null) : null })))}\n`);
+      return EXIT_OK;
+    }
+    for (const r of records) io.stdout.write(`${line(r, names)}\n`);
+    if (records.length === 0) io.stderr.write('No audit records match.\n');
+    return EXIT_OK;
+  });
+}
+
+function line(r: AuditRecord, names: Map<string, string>): string {
+  const who = r.user ? `for ${names.get(r.user) ?? r.user}` : '';
+  const chain = r.actors.length > 0 ? `by ${r.actors.join(' ← ')}` : r.client ? `by ${r.client}` : '';
+  const what = [r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome].filter((x) => typeof x === 'string').join(' ');
+  return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, r.grant ?? '', r.resource ?? '', what].filter((x) => x !== '').join('  ');
+}

@@ -1,0 +1,118 @@
+// `delegate grants list|show|revoke`: the delegations a user has given, with
+// their limits, and revocation, which ends every token derived from a grant
+// at the authorization server at once and at the resource servers within
+// moments (they follow the revocation list).
+import type { Paths } from '../../config.js';
+import { parseCalendarDetail, parseScope, type CalendarDetail } from '../../delegation/index.js';
+import type { GrantRecord, Store } from '../../store/index.js';
+import { CommandFailed, EXIT_OK } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { accountFor, withStore } from './admin-store.js';
+
+interface GrantView {
+  id: string;
+  user: string;
+  client: string;
+  client_name: string | null;
+  agent: string | null;
+  resource: string;
+  scopes: string[];
+  constraints: CalendarDetail[];
+  max_depth: number;
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  status: 'active' | 'revoked' | 'expired';
+}
+
+async function view(store: Store, g: GrantRecord, now: number): Promise<GrantView> {
+  const client = await store.clientById(g.clientId);
+  const resource = await store.resourceByUrl(g.resource);
+  const user = await store.userById(g.userId);
+  return {
+    id: g.id,
+    user: user?.name ?? g.userId,
+    client: g.clientId,
+    client_name: client?.clientName ?? null,
+    agent: resource?.name ?? null,
+    resource: g.resource,
+    scopes: parseScope(g.scope),
+    constraints: g.authorizationDetails.flatMap((d) => {
+      const parsed = parseCalendarDetail(d);
+      return parsed.ok ? [parsed.detail] : [];
+    }),
+    max_depth: g.maxDepth,
+    created_at: new Date(g.createdAt).toISOString(),
+    expires_at: new Date(g.expiresAt).toISOString(),
+    revoked_at: g.revokedAt === null ? null : new Date(g.revokedAt).toISOString(),
+    status: g.revokedAt !== null ? 'revoked' : g.expiresAt <= now ? 'expired' : 'active',
+  };
+}
+
+function limits(v: GrantView): string {
+  return v.constraints
+    .map((c) => `${c.calendars ? `calendars ${c.calendars.join(',')}` : 'all calendars'}${c.lookahead_days !== undefined ? `, ${c.lookahead_days} days ahead` : ''}`)
+    .join('; ');
+}
+
+export async function grantsListCommand(args: { paths: Paths; user?: string; all: boolean; json: boolean }, io: CliIo): Promise<number> {
+  const now = io.now();
+  const views = await withStore(args.paths, async (store) => {
+    const user = await accountFor(store, args.user);
+    const grants = (await store.listGrants(user.id)).filter((g) => args.all || (g.revokedAt === null && g.expiresAt > now));
+    return Promise.all(grants.map((g) => view(store, g, now)));
+  });
+  if (args.json) {
+    io.stdout.write(`${JSON.stringify(views)}\n`);
+    return EXIT_OK;
+  }
+  if (views.length === 0) io.stderr.write(args.all ? 'No grants.\n' : 'No active grants. (--all shows revoked and expired ones.)\n');
+  for (const v of views) {
+    io.stdout.write(`${v.id}\t${v.status}\t${v.agent ?? v.resource} via ${v.client_name ?? v.client}\t${v.scopes.join(' ')}\t${limits(v)}\tuntil ${v.expires_at}\n`);
+  }
+  return EXIT_OK;
+}
+
+export async function grantsShowCommand(args: { paths: Paths; id: string; json: boolean }, io: CliIo): Promise<number> {
+  const now = io.now();
+  const v = await withStore(args.paths, async (store) => {
+    const grant = await store.grantById(args.id);
+    if (!grant) throw new CommandFailed(`There is no grant ${args.id}.`);
+    return view(store, grant, now);
+  });
+  if (args.json) {
+    io.stdout.write(`${JSON.stringify(v)}\n`);
+    return EXIT_OK;
+  }
+  io.stdout.write(
+    [
+      `${v.id} (${v.status})`,
+      `  user:        ${v.user}`,
+      `  agent:       ${v.agent ?? '?'} at ${v.resource}`,
+      `  through:     ${v.client_name ?? v.client} (${v.client})`,
+      `  scopes:      ${v.scopes.join(' ')}`,
+      `  limits:      ${limits(v) || 'none'}`,
+      `  max hops:    ${v.max_depth}`,
+      `  created:     ${v.created_at}`,
+      `  expires:     ${v.expires_at}`,
+      ...(v.revoked_at ? [`  revoked:     ${v.revoked_at}`] : []),
+      '',
+    ].join('\n'),
+  );
+  return EXIT_OK;
+}
+
+export async function grantsRevokeCommand(args: { paths: Paths; id: string }, io: CliIo): Promise<number> {
+  const now = io.now();
+  await withStore(args.paths, async (store) => {
+    const grant = await store.grantById(args.id);
+    if (!grant) throw new CommandFailed(`There is no grant ${args.id}.`);
+    if (!(await store.revokeGrant(grant.id, now, 'revoked from the command line'))) {
+      io.stderr.write(`${grant.id} was already revoked.\n`);
+      return;
+    }
+    await store.appendAudit({ event: 'grant_revoked', user: grant.userId, client: grant.clientId, grant: grant.id, resource: grant.resource, detail: { by: 'owner', via: 'cli' } }, now);
+    io.stderr.write(`Revoked ${grant.id}: every token derived from it is refused from now on.\n`);
+  });
+  return EXIT_OK;
+}

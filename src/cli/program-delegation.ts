@@ -1,0 +1,212 @@
+// The delegation commands of `delegate` (issue 3), registered on the program
+// by one call from program.ts: agents, grants, audit, users, and `token
+// exchange`. Like every command, each module is imported only when its
+// command runs.
+import { Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_HOST, DEFAULT_PORTS, resolvePaths, urlsFor } from '../config.js';
+import { parseHttpUrl, parsePort } from './args.js';
+import type { CliIo } from './io.js';
+
+interface IssuerOptions {
+  authPort?: number;
+  issuer?: string;
+}
+
+function examples(lines: string[]): string {
+  return ['', 'Examples:', ...lines.map((l) => `  ${l}`)].join('\n');
+}
+
+function issuerOptions(command: Command): Command {
+  return command
+    .option('--auth-port <port>', `the authorization server's port (default ${DEFAULT_PORTS.auth})`, parsePort)
+    .option('--issuer <url>', 'the authorization server (default http://127.0.0.1:<auth-port>)', parseHttpUrl);
+}
+
+function issuerOf(options: IssuerOptions): string {
+  return options.issuer ?? urlsFor({ ...DEFAULT_PORTS, auth: options.authPort ?? DEFAULT_PORTS.auth }, DEFAULT_HOST).issuer;
+}
+
+const collect = (value: string, prior: string[] = []): string[] => [...prior, value];
+
+function agentId(value: string): string {
+  if (!/^[a-z0-9][a-z0-9._-]{1,63}$/.test(value)) throw new InvalidArgumentError('An agent id is 2–64 lower-case letters, digits, dots, dashes or underscores.');
+  return value;
+}
+
+export function registerDelegationCommands(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
+  const paths = () => resolvePaths(io.env);
+
+  const agents = program.command('agents').description('Register and inspect the agents users can delegate to (administrator).');
+  issuerOptions(
+    agents
+      .command('register')
+      .description('Register an agent: bind it to its resource URL and key; the authorization server signs its identity statement.')
+      .argument('<id>', 'the agent’s client id', agentId)
+      .requiredOption('--url <url>', 'the resource URL it serves (the audience of tokens for it)', parseHttpUrl)
+      .requiredOption('--key <file>', 'its ES256 public (or private) key as a JWK file')
+      .requiredOption('--name <name>', 'its name, as users will see it')
+      .option('--software-id <id>', 'software identifier', 'unknown')
+      .option('--software-version <version>', 'software version', '0')
+      .requiredOption('--operator <name>', 'who runs it')
+      .requiredOption('--contact <contact>', 'how to reach its operator')
+      .requiredOption('--description <text>', 'what it does, in a sentence')
+      .option('--limitation <text>', 'something it will not do (repeatable)', collect, [])
+      .option('--scope <scope>', 'a scope users can grant at its URL (repeatable)', collect, [])
+      .option('--calendar-url <url>', 'a calendar backend it reads free/busy time from (repeatable)', (v: string, p: string[] = []) => [...p, parseHttpUrl(v)], [])
+      .option('--json', 'print the registration as JSON'),
+  )
+    .addHelpText('after', examples(['delegate agents register helper --url http://127.0.0.1:9000/mcp --key helper.pub.json --name Helper --operator "Ops" --contact ops@example.com --description "Drafts agendas" --scope agenda:write']))
+    .action(async (id: string, o: Record<string, unknown> & IssuerOptions) => {
+      const { agentsRegisterCommand } = await import('./commands/agents.js');
+      setExitCode(
+        await agentsRegisterCommand(
+          {
+            paths: paths(),
+            issuer: issuerOf(o),
+            id,
+            url: String(o.url),
+            keyFile: String(o.key),
+            name: String(o.name),
+            softwareId: String(o.softwareId),
+            softwareVersion: String(o.softwareVersion),
+            operator: String(o.operator),
+            contact: String(o.contact),
+            description: String(o.description),
+            limitations: o.limitation as string[],
+            scopes: o.scope as string[],
+            calendars: o.calendarUrl as string[],
+            json: o.json === true,
+          },
+          io,
+        ),
+      );
+    });
+  agents
+    .command('list')
+    .description('List the registered agents.')
+    .option('--json', 'print JSON')
+    .addHelpText('after', examples(['delegate agents list', 'delegate agents list --json']))
+    .action(async (o: { json?: boolean }) => {
+      const { agentsListCommand } = await import('./commands/agents.js');
+      setExitCode(await agentsListCommand({ paths: paths(), json: o.json === true }, io));
+    });
+  issuerOptions(agents.command('show').description('Show an agent and verify its identity statement.').argument('<id>', 'the agent’s client id').option('--json', 'print JSON'))
+    .addHelpText('after', examples(['delegate agents show calendar-agent']))
+    .action(async (id: string, o: { json?: boolean } & IssuerOptions) => {
+      const { agentsShowCommand } = await import('./commands/agents.js');
+      setExitCode(await agentsShowCommand({ paths: paths(), issuer: issuerOf(o), id, json: o.json === true }, io));
+    });
+
+  const grants = program.command('grants').description('List, inspect and revoke the delegations you have given.');
+  grants
+    .command('list')
+    .description('List your active grants (--all: revoked and expired ones too).')
+    .option('--all', 'include revoked and expired grants')
+    .option('--user <name>', 'another account’s grants (administrator)')
+    .option('--json', 'print JSON')
+    .addHelpText('after', examples(['delegate grants list', 'delegate grants list --all --json']))
+    .action(async (o: { all?: boolean; user?: string; json?: boolean }) => {
+      const { grantsListCommand } = await import('./commands/grants.js');
+      setExitCode(await grantsListCommand({ paths: paths(), all: o.all === true, json: o.json === true, ...(o.user ? { user: o.user } : {}) }, io));
+    });
+  grants
+    .command('show')
+    .description('Show one grant: agent, client, scopes, limits, expiry.')
+    .argument('<id>', 'the grant id (grt_…)')
+    .option('--json', 'print JSON')
+    .addHelpText('after', examples(['delegate grants show grt_…']))
+    .action(async (id: string, o: { json?: boolean }) => {
+      const { grantsShowCommand } = await import('./commands/grants.js');
+      setExitCode(await grantsShowCommand({ paths: paths(), id, json: o.json === true }, io));
+    });
+  grants
+    .command('revoke')
+    .description('Revoke a grant: every token derived from it stops working, everywhere.')
+    .argument('<id>', 'the grant id (grt_…)')
+    .addHelpText('after', examples(['delegate grants revoke grt_…']))
+    .action(async (id: string) => {
+      const { grantsRevokeCommand } = await import('./commands/grants.js');
+      setExitCode(await grantsRevokeCommand({ paths: paths(), id }, io));
+    });
+
+  program
+    .command('audit')
+    .description('Show who acted for whom, through which chain, on what, and when; --verify checks the log has not been tampered with.')
+    .option('--grant <id>', 'only records of this grant')
+    .option('--since <when>', 'only records since a time (ISO 8601) or a span back from now (30m, 2h, 7d)')
+    .option('--json', 'print JSON')
+    .option('--verify', 'check the hash chain and name the first edited, deleted or reordered record')
+    .addHelpText('after', examples(['delegate audit --since 1h', 'delegate audit --grant grt_… --json', 'delegate audit --verify']))
+    .action(async (o: { grant?: string; since?: string; json?: boolean; verify?: boolean }) => {
+      const { auditCommand } = await import('./commands/audit.js');
+      setExitCode(
+        await auditCommand({ paths: paths(), json: o.json === true, verify: o.verify === true, ...(o.grant ? { grant: o.grant } : {}), ...(o.since ? { since: o.since } : {}) }, io),
+      );
+    });
+
+  const users = program.command('users').description('Named accounts for server mode (administrator).');
+  users
+    .command('add')
+    .description('Add an account; the password is read from stdin.')
+    .argument('<name>', 'the account’s name')
+    .option('--time-zone <zone>', 'its IANA time zone (default: this computer’s)')
+    .option('--replace', 'set the password of an existing account')
+    .addHelpText('after', examples(["printf '%s' \"$PASSWORD\" | delegate users add alice", 'delegate users add bob < password.txt']))
+    .action(async (name: string, o: { timeZone?: string; replace?: boolean }) => {
+      const { usersAddCommand } = await import('./commands/users.js');
+      setExitCode(await usersAddCommand({ paths: paths(), name, replace: o.replace === true, ...(o.timeZone ? { timeZone: o.timeZone } : {}) }, io));
+    });
+
+  const token = program.commands.find((c) => c.name() === 'token');
+  if (!token) throw new Error('the token command must be registered before its exchange subcommand');
+  issuerOptions(
+    token
+      .command('exchange')
+      .description('Trade a token for a narrower one (RFC 8693) to hand to a sub-agent; prints it on stdout.')
+      .requiredOption('--audience <url>', 'where the new token will be used', parseHttpUrl)
+      .option('--scope <scope>', 'the scope, no wider than the parent token allows there')
+      .option('--constraint <k=v>', 'narrow further: calendars=NAME[,NAME…] or lookahead_days=N (repeatable)', collect, [])
+      .option('--subject-token <token>', 'the token to narrow, or - to read it from stdin (default: your stored token for CalendarAgent)')
+      .option('--as <agent>', 'the registered agent making the exchange', agentId, 'calendar-agent')
+      .option('--key <file>', 'that agent’s private key (default: CalendarAgent’s key in the data directory)')
+      .option('--for <agent>', 'the sub-agent that may exchange the new token in turn (may_act)', agentId)
+      .option('--agent-port <port>', `CalendarAgent's port, for your stored token (default ${DEFAULT_PORTS.agent})`, parsePort)
+      .option('--json', 'print the whole token response'),
+  )
+    .addHelpText(
+      'after',
+      examples([
+        'delegate token exchange --audience http://127.0.0.1:8411 --scope freebusy:read --constraint lookahead_days=3',
+        'delegate token exchange --audience http://127.0.0.1:8411 --for helper | helper-agent --token -',
+      ]),
+    )
+    .action(async (own: Record<string, unknown> & IssuerOptions, command: Command) => {
+      const { tokenExchangeCommand } = await import('./commands/token-exchange.js');
+      // `token` has its own port options; whichever command parsed them, use them.
+      const o = { ...command.optsWithGlobals<Record<string, unknown> & IssuerOptions>(), ...own };
+      const issuer = issuerOf(o);
+      setExitCode(
+        await tokenExchangeCommand(
+          {
+            paths: paths(),
+            issuer,
+            audience: String(o.audience),
+            constraints: o.constraint as string[],
+            as: String(o.as),
+            json: o.json === true,
+            ...(o.scope ? { scope: String(o.scope) } : {}),
+            ...(o.subjectToken ? { subjectToken: String(o.subjectToken) } : {}),
+            ...(o.key ? { keyFile: String(o.key) } : {}),
+            ...(o.for ? { forAgent: String(o.for) } : {}),
+            storedToken: async () => {
+              const { validAccessToken } = await import('../client/credentials.js');
+              const { profilePaths } = await import('./commands/agent-access.js');
+              const ports = { ...DEFAULT_PORTS, agent: typeof o.agentPort === 'number' ? o.agentPort : DEFAULT_PORTS.agent };
+              return validAccessToken({ agentUrl: urlsFor(ports, DEFAULT_HOST).agentUrl, files: profilePaths(io, undefined), now: () => io.now() });
+            },
+          },
+          io,
+        ),
+      );
+    });
+}

@@ -1,0 +1,193 @@
+// Issue 3 end to end, as an administrator and a user run it: the built CLI
+// against `delegate serve` on spare ports. Agents are registered and their
+// identity statements verified; the user's grant is listed; a sub-agent gets a
+// narrower token by exchange and its calls show in the chain and the audit
+// log; exchanges that would widen are refused naming the bound; revoking the
+// grant ends every derived token at both resource servers; a tampered audit
+// log is caught; an account is added with its password from stdin.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { es256Key } from '../support/authz.js';
+import { freePort } from '../support/ports.js';
+import { builtModule, delegateBin, repoRoot } from './built.js';
+import { approveInBrowser, killLeftovers, runCli, startCli, type Running } from './run.js';
+
+let home: string;
+let ports: string[];
+let issuer: string;
+let calendarUrl: string;
+let serve: Running;
+let helperKeyFile: string;
+
+beforeAll(async () => {
+  builtModule('cli/main.js');
+  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-delegation-')), 'home');
+  const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
+  ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
+  issuer = `http://127.0.0.1:${auth}`;
+  calendarUrl = `http://127.0.0.1:${calendar}`;
+  serve = startCli(['serve', ...ports], home);
+  while (!serve.stderr().includes('Press Ctrl-C')) await new Promise((r) => setTimeout(r, 50));
+  const login = startCli(['login', '--no-browser', ...ports], home);
+  await approveInBrowser(await login.loginUrl);
+  expect((await login.done).code).toBe(0);
+  const helper = await es256Key();
+  helperKeyFile = join(home, '..', 'helper-key.json');
+  await writeFile(helperKeyFile, JSON.stringify(helper.privateJwk), { mode: 0o600 });
+}, 90_000);
+
+afterAll(async () => {
+  serve?.child.kill('SIGTERM');
+  await serve?.done;
+  killLeftovers();
+  await rm(join(home, '..'), { recursive: true, force: true });
+});
+
+const cli = (...args: string[]) => runCli(args, home);
+const auth = ['--auth-port', () => ports[1]!] as const;
+const authArgs = () => [auth[0], auth[1](), '--agent-port', ports[5]!];
+
+async function activeGrantId(): Promise<string> {
+  const list = await cli('grants', 'list', '--json');
+  expect(list.code).toBe(0);
+  const grants = JSON.parse(list.stdout) as Array<{ id: string; status: string; agent: string }>;
+  expect(grants).toHaveLength(1);
+  expect(grants[0]).toMatchObject({ status: 'active', agent: 'CalendarAgent' });
+  return grants[0]!.id;
+}
+
+describe('agents', () => {
+  it('lists CalendarAgent and verifies its identity statement', async () => {
+    const list = await cli('agents', 'list', '--json');
+    expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ client_id: 'calendar-agent', name: 'CalendarAgent' })]);
+    const show = await cli('agents', 'show', 'calendar-agent', '--auth-port', ports[1]!);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain('✓ verified');
+    expect(show.stdout).toContain('delegate/calendar-agent');
+  });
+
+  it('registers a sub-agent bound to its URL, with a statement that verifies', async () => {
+    const reg = await cli('agents', 'register', 'helper', '--url', 'http://127.0.0.1:9/helper', '--key', helperKeyFile, '--name', 'Helper', '--operator', 'Test Ops', '--contact', 'ops@example.test', '--description', 'Checks calendars for a team.', '--limitation', 'Never writes', '--auth-port', ports[1]!);
+    expect(reg.code, reg.stderr).toBe(0);
+    const show = await cli('agents', 'show', 'helper', '--json', '--auth-port', ports[1]!);
+    expect(JSON.parse(show.stdout)).toMatchObject({ client_id: 'helper', verified: true, resource: 'http://127.0.0.1:9/helper' });
+  });
+});
+
+describe('grants, exchange chains and the audit log', () => {
+  it('shows the grant with its limits', async () => {
+    const id = await activeGrantId();
+    const show = await cli('grants', 'show', id, '--json');
+    expect(JSON.parse(show.stdout)).toMatchObject({ id, scopes: ['slots:find'], constraints: [expect.objectContaining({ type: 'calendar', lookahead_days: 30 })] });
+  });
+
+  it('a tool call is audited with the full actor chain', async () => {
+    expect((await cli('find-slot', '--duration', '30m', '--json', ...ports)).code).toBe(0);
+    const audit = JSON.parse((await cli('audit', '--json', '--since', '1h')).stdout) as Array<{ event: string; actors: string[] }>;
+    const call = audit.filter((r) => r.event === 'tool_call').at(-1)!;
+    // The CLI called the tool for the user; the agent's own hop to the calendar shows in the exchange and read records.
+    expect(call.actors[0]).toMatch(/^cli_/);
+    const read = audit.filter((r) => r.event === 'freebusy_read').at(-1)!;
+    expect(read.actors[0]).toBe('calendar-agent');
+    expect(read.actors[1]).toMatch(/^cli_/);
+  });
+
+  it('hands a narrower token to a sub-agent, whose calendar call shows it in the chain', async () => {
+    const handed = await cli('token', 'exchange', '--audience', calendarUrl, '--scope', 'freebusy:read', '--constraint', 'lookahead_days=3', '--for', 'helper', ...authArgs());
+    expect(handed.code, handed.stderr).toBe(0);
+    const t1 = handed.stdout.trim();
+    expect(decodeJwt(t1)).toMatchObject({ aud: calendarUrl, may_act: { sub: 'helper' }, authorization_details: [expect.objectContaining({ lookahead_days: 3 })] });
+
+    const own = await runCliWithStdin(['token', 'exchange', '--as', 'helper', '--key', helperKeyFile, '--subject-token', '-', '--audience', calendarUrl, ...authArgs()], t1);
+    expect(own.code, own.stderr).toBe(0);
+    const t2 = own.stdout.trim();
+    expect(decodeJwt(t2).act).toMatchObject({ sub: 'helper', act: { sub: 'calendar-agent' } });
+
+    const from = new Date().toISOString();
+    const to = new Date(Date.now() + 2 * 86_400_000).toISOString();
+    const res = await fetch(`${calendarUrl}/freebusy?from=${from}&to=${to}`, { headers: { authorization: `Bearer ${t2}` } });
+    expect(res.status).toBe(200);
+    const beyond = await fetch(`${calendarUrl}/freebusy?from=${from}&to=${new Date(Date.now() + 5 * 86_400_000).toISOString()}`, { headers: { authorization: `Bearer ${t2}` } });
+    expect(beyond.status).toBe(403);
+
+    const audit = JSON.parse((await cli('audit', '--json')).stdout) as Array<{ event: string; actors: string[] }>;
+    const read = audit.filter((r) => r.event === 'freebusy_read').at(-1)!;
+    expect(read.actors.slice(0, 2)).toEqual(['helper', 'calendar-agent']);
+  });
+
+  it('refuses exchanges that would widen, naming the bound', async () => {
+    const wider = await cli('token', 'exchange', '--audience', calendarUrl, '--constraint', 'lookahead_days=365', ...authArgs());
+    expect(wider.code).toBe(1);
+    expect(wider.stderr).toMatch(/invalid_authorization_details.*30 days/);
+    const scope = await cli('token', 'exchange', '--audience', calendarUrl, '--scope', 'freebusy:read calendar:write', ...authArgs());
+    expect(scope.code).toBe(1);
+    expect(scope.stderr).toMatch(/invalid_scope/);
+    const audience = await cli('token', 'exchange', '--audience', 'http://127.0.0.1:9/elsewhere', ...authArgs());
+    expect(audience.stderr).toMatch(/invalid_target/);
+  });
+
+  it('verifies the audit log, and names a record edited in the database', async () => {
+    const ok = await cli('audit', '--verify');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/intact: \d+ records/);
+    const db = new Database(join(home, 'delegate.db'));
+    db.prepare("UPDATE audit_log SET event = 'nothing_happened' WHERE seq = 2").run();
+    db.close();
+    const bad = await cli('audit', '--verify');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/Record 2 was changed/);
+    const repair = new Database(join(home, 'delegate.db'));
+    repair.prepare("UPDATE audit_log SET event = (SELECT 'sign_in') WHERE seq = 2 AND event = 'nothing_happened'").run();
+    repair.close();
+  });
+
+  it('revoking the grant ends the user’s tokens at the agent and the sub-agent’s at the calendar', async () => {
+    const handed = (await cli('token', 'exchange', '--audience', calendarUrl, ...authArgs())).stdout.trim();
+    const id = await activeGrantId();
+    const revoke = await cli('grants', 'revoke', id);
+    expect(revoke.code).toBe(0);
+    const started = Date.now();
+    let status = 200;
+    while (status === 200 && Date.now() - started < 10_000) {
+      const res = await fetch(`${calendarUrl}/freebusy?from=${new Date().toISOString()}&to=${new Date(Date.now() + 86_400_000).toISOString()}`, { headers: { authorization: `Bearer ${handed}` } });
+      status = res.status;
+      if (status === 200) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toBe(401);
+    const after = await cli('find-slot', '--duration', '30m', '--json', ...ports);
+    expect(after.code).toBe(4);
+    expect((await cli('grants', 'list', '--json')).stdout.trim()).toBe('[]');
+  });
+});
+
+describe('users', () => {
+  it('adds an account with the password read from stdin, stored hashed', async () => {
+    const add = await runCliWithStdin(['users', 'add', 'alice'], 'a long enough password\n');
+    expect(add.code, add.stderr).toBe(0);
+    const db = new Database(join(home, 'delegate.db'), { readonly: true });
+    const row = db.prepare('SELECT password_hash FROM users WHERE name = ?').get('alice') as { password_hash: string };
+    db.close();
+    expect(row.password_hash).toMatch(/^scrypt\$/);
+    expect(row.password_hash).not.toContain('a long enough password');
+    const weak = await runCliWithStdin(['users', 'add', 'bob'], 'short\n');
+    expect(weak.code).toBe(1);
+    expect(weak.stderr).toMatch(/at least 8 characters/);
+  });
+});
+
+function runCliWithStdin(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [delegateBin, ...args], { cwd: repoRoot, env: { ...process.env, DELEGATE_HOME: home, NO_COLOR: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
