@@ -106,7 +106,8 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
   if (!resource) return fail('invalid_target', 'The resource is not known to this server.');
 
   const requested = parseScope(one('scope'));
-  const scopes = requested.length > 0 ? requested : resource.scopes;
+  // RFC 6749 §3.3: without a scope, the default is the resource's primary scope; more is asked for when needed.
+  const scopes = requested.length > 0 ? requested : resource.scopes.slice(0, 1);
   if (!isSubset(scopes, resource.scopes)) {
     return fail('invalid_scope', `The resource offers only: ${resource.scopes.join(' ')}.`);
   }
