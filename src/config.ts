@@ -207,3 +207,28 @@ export async function readUserConfig(path: string): Promise<UserConfig> {
   }
   return config;
 }
+
+/**
+ * What the MCP conformance suite tells a client under test (client mode):
+ * the scenario's name, its JSON context (e.g. pre-registered credentials)
+ * and, when given, the protocol version to speak.
+ */
+export interface ConformanceSettings {
+  scenario: string | undefined;
+  context: Record<string, unknown>;
+  protocolVersion: string | undefined;
+}
+
+export function conformanceSettings(env: Env): ConformanceSettings {
+  let context: Record<string, unknown> = {};
+  const raw = env.MCP_CONFORMANCE_CONTEXT?.trim();
+  if (raw) {
+    const parsed: unknown = JSON.parse(raw);
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) context = parsed as Record<string, unknown>;
+  }
+  return {
+    scenario: env.MCP_CONFORMANCE_SCENARIO?.trim() || undefined,
+    context,
+    protocolVersion: env.MCP_CONFORMANCE_PROTOCOL_VERSION?.trim() || undefined,
+  };
+}

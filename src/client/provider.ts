@@ -15,6 +15,8 @@ export const REGISTERED_REDIRECT_URI = 'http://127.0.0.1/callback';
 
 export const CLIENT_METADATA: Readonly<OAuthClientMetadata> = Object.freeze({
   client_name: 'delegate CLI',
+  // A native app on the user's computer, redirecting to loopback (OpenID Connect Registration §2; MCP SEP-837).
+  application_type: 'native',
   redirect_uris: [REGISTERED_REDIRECT_URI],
   grant_types: ['authorization_code', 'refresh_token'],
   response_types: ['code'],
@@ -90,7 +92,20 @@ export class CacheOAuthProvider implements OAuthClientProvider {
     return this.data.discovery[this.options.resource];
   }
 
+  /**
+   * Keeps what discovery found, after one check the SDK leaves to us:
+   * RFC 8414 §3.3, the metadata's `issuer` must be the issuer identifier its
+   * well-known URL was built from; otherwise an attacker's document could
+   * name someone else's endpoints, and nothing of it may be used.
+   */
   async saveDiscoveryState(state: OAuthDiscoveryState): Promise<void> {
+    const claimed = (state.authorizationServerMetadata as { issuer?: unknown } | undefined)?.issuer;
+    if (state.authorizationServerMetadata && !sameIssuer(claimed, state.authorizationServerUrl)) {
+      throw new ClientError(
+        'AUTHORIZATION_FAILED',
+        `The authorization server metadata at ${state.authorizationServerUrl} names another issuer (${String(claimed)}); it is not used (RFC 8414 §3.3).`,
+      );
+    }
     await this.change((data) => {
       data.discovery[this.options.resource] = state;
     });
@@ -181,6 +196,13 @@ export class CacheOAuthProvider implements OAuthClientProvider {
       return data;
     });
   }
+}
+
+/** Issuer identifiers compared as RFC 8414 §3.3 asks: identical, a bare origin's trailing slash aside. */
+function sameIssuer(claimed: unknown, expected: string): boolean {
+  if (typeof claimed !== 'string') return false;
+  const trim = (value: string) => value.replace(/\/$/, '');
+  return claimed === expected || trim(claimed) === trim(expected);
 }
 
 /** A token response as the cache keeps it: `expires_in` made absolute. */

@@ -89,6 +89,11 @@ const recordingFetch: typeof fetch = async (input, init) => {
 async function playBrowser(link: string, decision: 'approve' | 'deny'): Promise<void> {
   const browser = new Browser();
   const consent = await browser.follow(link);
+  if (consent.location !== null) {
+    // Granted before: no consent page, straight back to the client.
+    await browser.get(consent.location);
+    return;
+  }
   const form = parseConsentForm(consent.html);
   const answer = await browser.post(new URL('/consent', link).href, { ...form, decision });
   await browser.get(new URL(answer.location!, link).href);

@@ -75,6 +75,11 @@ export function killLeftovers(): void {
 export async function approveInBrowser(link: string, decision: 'approve' | 'deny' = 'approve'): Promise<{ callbackStatus: number; callbackPage: string }> {
   const browser = new Browser();
   const consent = await browser.follow(link);
+  if (consent.location !== null && decision === 'approve') {
+    // The delegation is granted already (the same client asked for no more): the server sends the browser straight back.
+    const callback = await browser.get(consent.location);
+    return { callbackStatus: callback.status, callbackPage: callback.html };
+  }
   if (consent.status !== 200) throw new Error(`expected the consent page, got ${consent.status}: ${consent.html.slice(0, 300)}`);
   const form = parseConsentForm(consent.html);
   const answer = await browser.post(new URL('/consent', consent.url).href, { ...form, decision });
