@@ -45,7 +45,7 @@ async function inspector(args: string[], withToken = true): Promise<unknown> {
 describe('MCP Inspector CLI with $(delegate token)', () => {
   it('lists find_slot', async () => {
     const listed = (await inspector(['--method', 'tools/list'])) as { tools: Array<{ name: string }> };
-    expect(listed.tools.map((t) => t.name)).toEqual(['find_slot']);
+    expect(listed.tools.map((t) => t.name)).toEqual(['find_slot', 'list_busy']);
   });
 
   it('calls find_slot', async () => {
