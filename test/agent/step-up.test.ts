@@ -20,9 +20,8 @@ let agent: FastifyInstance;
 
 beforeAll(async () => {
   authz = await startTestAuthz();
-  // CalendarAgent's registration names every scope of its tools (what bootstrapLocal registers).
-  const resource = (await authz.store.resourceByUrl(authz.agentUrl))!;
-  if (!resource.scopes.includes(SCOPE_BUSY_READ)) await authz.store.upsertResource({ ...resource, scopes: [...resource.scopes, SCOPE_BUSY_READ] });
+  // bootstrapLocal registers CalendarAgent with the scopes of both its tools.
+  expect((await authz.store.resourceByUrl(authz.agentUrl))?.scopes).toContain(SCOPE_BUSY_READ);
   calendar = await buildCalendarServer({
     resourceUrl: authz.calendarUrl,
     issuer: authz.issuer,
