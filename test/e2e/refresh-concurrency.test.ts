@@ -2,19 +2,16 @@
 // lock lets one of them spend the refresh token, and the others use what it
 // wrote. The refresh token is used once (the server logs one refresh grant),
 // and its family is not revoked for reuse (a later refresh still works).
-// The processes call the built client session directly, against servers
-// started with `delegate serve`.
-import { spawn } from 'node:child_process';
+// The processes are the built CLI itself (`delegate find-slot`), against
+// servers started with `delegate serve`.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
-import { builtModule, repoRoot } from './built.js';
 import { approveInBrowser, killLeftovers, runCli, startCli, type Running } from './run.js';
 
-// Enough to contend for the lock; issue 5 raises it to 20 once the calendar backend answers faster under load.
-const PROCESSES = 6;
+const PROCESSES = 20;
 let home: string;
 let ports: string[];
 let serve: Running;
@@ -48,37 +45,18 @@ async function expireCachedToken(): Promise<string> {
   return refreshToken;
 }
 
-/** One process that finds a slot through the built client session, without the CLI around it. */
-function findSlotProcess(agentUrl: string): Promise<{ code: number | null; stderr: string }> {
-  const script = `
-    import { findSlot } from ${JSON.stringify(builtModule('client/session.js'))};
-    const home = process.env.DELEGATE_HOME;
-    const files = { tokenCache: home + '/tokens.json', tokenLock: home + '/tokens.lock', ownerKey: home + '/owner-key.json' };
-    const result = await findSlot({ agentUrl: ${JSON.stringify(agentUrl)}, files, now: Date.now }, { duration: '30m' });
-    process.exit(result.found ? 0 : 3);
-  `;
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      cwd: repoRoot,
-      env: { ...process.env, DELEGATE_HOME: home },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('exit', (code) => resolve({ code, stderr }));
-  });
-}
-
 describe('concurrent refresh', () => {
-  it(`${PROCESSES} processes with an expired token all succeed, and the refresh token is spent once`, { timeout: 120_000 }, async () => {
+  it(`${PROCESSES} find-slot processes started at once with an expired token all succeed, and the refresh token is spent once`, { timeout: 240_000 }, async () => {
     const first = startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...ports], home);
     await approveInBrowser(await first.loginUrl);
     expect((await first.done).code).toBe(0);
 
     const spent = await expireCachedToken();
-    const agentUrl = `http://127.0.0.1:${ports[5]}/mcp`;
-    const results = await Promise.all(Array.from({ length: PROCESSES }, () => findSlotProcess(agentUrl)));
+    // All started before any is awaited; none may sign in (a login would wait for a browser that never comes).
+    const runs = Array.from({ length: PROCESSES }, () => startCli(['find-slot', '--duration', '30m', '--json', '--login-timeout', '5s', ...ports], home).done);
+    const results = await Promise.all(runs);
     expect(results.map((r) => r.code), results.map((r) => r.stderr).join('\n')).toEqual(Array(PROCESSES).fill(0));
+    for (const r of results) expect(JSON.parse(r.stdout)).toHaveProperty('start');
 
     const refreshGrants = serve.stderr().split('\n').filter((line) => line.includes('"grant_type":"refresh_token"'));
     expect(refreshGrants).toHaveLength(1);
