@@ -19,8 +19,9 @@ export const AGENT_SERVER_INFO = Object.freeze({ name: 'calendar-agent', title: 
 
 const INSTRUCTIONS =
   "CalendarAgent finds free time in the user's calendar. It sees only when the user is busy, never what their events are. " +
-  'Call find_slot with a duration (for example 30m); it searches working hours (Monday to Friday, 09:00 to 17:00) ' +
+  "Call find_slot with a duration (for example 30m); it searches the user's working hours (by default Monday to Friday, 09:00 to 17:00) " +
   "in the next 7 days, in the calendar owner's time zone, unless you give a window or a zone. " +
+  'It also takes working hours, a step, buffers, a minimum notice, a limit and the calendars to count. ' +
   'list_busy lists the busy times of a window, without details; it needs its own permission.';
 
 /** What the agent's tools need; the same for every server the agent builds, whatever the transport. */
