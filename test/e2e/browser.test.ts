@@ -1,4 +1,5 @@
-// The whole path with a real browser: the built CLI prints its sign-in link,
+// The whole path with a real browser: `delegate serve` runs, the built CLI
+// prints its sign-in link,
 // headless Chromium (Debian's, through playwright-core) opens it, is signed
 // in as the owner, sees the consent page (kept as
 // test-artifacts/consent-e2e.png), clicks Approve and lands on the CLI's
@@ -32,6 +33,12 @@ afterAll(async () => {
 describe('find-slot with headless Chromium at the consent page', () => {
   it('signs in, shows the consent page, Approve, and the slot is printed', { timeout: 90_000 }, async () => {
     const ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+    // The servers on their own (so the CLI under test may run on another Node than the database driver's).
+    const serve = startCli(['serve', ...ports], home);
+    while (!serve.stderr().includes('Press Ctrl-C')) {
+      if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     const cli = startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...ports], home);
     const link = await cli.loginUrl;
 

@@ -29,8 +29,21 @@ export function firstLoopbackUrl(text: string): string | undefined {
   return /https?:\/\/(?:127\.0\.0\.1|localhost)[^\s"<>]+/.exec(text)?.[0];
 }
 
+/**
+ * The Node.js that runs delegate's servers. Normally this one; when CI runs
+ * the CLI under test on Node 22 or 24, the servers stay on the Node that
+ * better-sqlite3 was built for (DELEGATE_E2E_SERVER_NODE), since a native
+ * module loads only in the runtime it was compiled against.
+ */
+const serverNode = process.env.DELEGATE_E2E_SERVER_NODE || process.execPath;
+
+function runtimeFor(args: string[]): string {
+  const isServer = ['serve', 'serve-auth', 'serve-calendar', 'serve-agent'].includes(args[0] ?? '') && !args.includes('--stdio');
+  return isServer ? serverNode : process.execPath;
+}
+
 export function startCli(args: string[], home: string): Running {
-  const child = spawn(process.execPath, [delegateBin, ...args], {
+  const child = spawn(runtimeFor(args), [delegateBin, ...args], {
     cwd: repoRoot,
     env: { ...process.env, DELEGATE_HOME: home, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -59,6 +59,12 @@ async function callFindSlot(client: Client) {
 
 describe('serve-agent --stdio', () => {
   it('serves find_slot under the stored delegation, with only the protocol on stdout', async () => {
+    // The servers run on their own here (as under `delegate serve`); the stdio agent uses them.
+    const serve = startCli(['serve', ...ports], home);
+    while (!serve.stderr().includes('Press Ctrl-C')) {
+      if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     const login = startCli(['login', '--no-browser', ...ports], home);
     await approveInBrowser(await login.loginUrl);
     expect((await login.done).code).toBe(0);
@@ -80,7 +86,7 @@ describe('serve-agent --stdio', () => {
     expect(agent.protocolErrors).toEqual([]);
   });
 
-  it('signs in first when no delegation is stored, while already answering the client', async () => {
+  it('starts the servers itself and signs in first when no delegation is stored, while already answering the client', async () => {
     const agent = await spawnStdioAgent();
     try {
       // initialize was answered before anyone approved anything.

@@ -15,8 +15,9 @@ import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
 export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
   // Whoever started us may be a desktop app: there is no terminal to ask, but a browser to open.
   return withAgentAccess({ ...args, mayPrompt: true, interactiveLogin: true }, io, async (session, { urls, paths }) => {
-    const [{ serveAgentOverStdio }, { agentIdentity }] = await Promise.all([import('../../agent/stdio.js'), import('../servers.js')]);
-    const identity = await agentIdentity(paths);
+    // The agent's key only: the servers' modules (and the database driver) stay unloaded when the servers run elsewhere.
+    const [{ serveAgentOverStdio }, { loadOrCreateAgentKey }] = await Promise.all([import('../../agent/stdio.js'), import('../../agent/identity.js')]);
+    const identity = await loadOrCreateAgentKey(paths.agentKey);
 
     // One sign-in at a time; a failed one is tried again by the next call.
     let signingIn: Promise<void> | undefined;
