@@ -78,8 +78,8 @@ export async function buildCalendar(store: Store, paths: Paths, resourceUrl: str
   });
 }
 
-/** CalendarAgent; with the store, every tool call goes on its audit log. */
-export async function buildAgent(paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, logger?: Logger, store?: Store): Promise<FastifyInstance> {
+/** CalendarAgent; with an audit sink (storeAudit), every tool call goes on the audit log. */
+export async function buildAgent(paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, logger?: Logger, audit?: AuditSink): Promise<FastifyInstance> {
   const identity = await agentIdentity(paths);
   return buildAgentServer({
     resourceUrl: urls.agentUrl,
@@ -88,7 +88,7 @@ export async function buildAgent(paths: Paths, urls: { issuer: string; calendarU
     clientId: identity.clientId,
     privateKey: identity.privateJwk,
     ...(logger ? { logger } : {}),
-    ...(store ? { audit: storeAudit(store) } : {}),
+    ...(audit ? { audit } : {}),
   });
 }
 
@@ -96,6 +96,22 @@ export async function buildAgent(paths: Paths, urls: { issuer: string; calendarU
 export function storeAudit(store: Store): AuditSink {
   return async (record) => {
     await store.appendAudit(record, Date.now());
+  };
+}
+
+/**
+ * An audit sink for a process that needs the store for nothing else (serve-agent):
+ * the store is opened at the first record, when the authorization server that
+ * issued the token behind it has long set the database up.
+ */
+export function lazyStoreAudit(paths: Paths): { audit: AuditSink; close(): void } {
+  let store: Store | undefined;
+  return {
+    audit: async (record) => {
+      store ??= openDataStore(paths);
+      await store.appendAudit(record, Date.now());
+    },
+    close: () => store?.close(),
   };
 }
 

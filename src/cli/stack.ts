@@ -76,7 +76,7 @@ async function startEmbedded(options: StackOptions, urls: Urls): Promise<Stack> 
     await servers.bootstrap(store, options.paths, urls, Date.now());
     const auth = await servers.buildAuth(store, options.paths, urls.issuer, options.logger);
     const calendar = await servers.buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, options.logger);
-    const agent = await servers.buildAgent(options.paths, urls, options.logger, store);
+    const agent = await servers.buildAgent(options.paths, urls, options.logger, servers.storeAudit(store));
     for (const [app, name, port] of [
       [auth, 'authorization server', options.ports.auth],
       [calendar, 'calendar backend', options.ports.calendar],

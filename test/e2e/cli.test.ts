@@ -157,6 +157,12 @@ describe('delegate find-slot, end to end', () => {
     const second = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
     expect(second.code).toBe(0);
     expect(second.stderr).not.toMatch(AUTHORIZE_OR_LOGIN_URL);
+    // Each process recorded its part on the one audit log: the agent its tool calls, the backend its reads.
+    const audit = await runCli(['audit', '--json'], home);
+    const events = (JSON.parse(audit.stdout) as Array<{ event: string; resource: string | null }>).map((r) => `${r.event} ${r.resource}`);
+    expect(events.filter((e) => e === `tool_call ${agentUrl}`)).toHaveLength(2);
+    expect(events.filter((e) => e === `freebusy_read ${calendarUrl}`).length).toBeGreaterThanOrEqual(1);
+    expect((await runCli(['audit', '--verify'], home)).code).toBe(0);
     for (const part of parts) part.child.kill('SIGTERM');
     for (const part of parts) expect((await part.done).code).toBe(0);
   });

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStore } from '../../src/cli/servers.js';
+import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStore, storeAudit } from '../../src/cli/servers.js';
 import { resolvePaths, type Paths } from '../../src/config.js';
 import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
 import type { Store } from '../../src/store/index.js';
@@ -37,7 +37,7 @@ beforeAll(async () => {
   const parts: Array<[FastifyInstance, number]> = [
     [await buildAuth(store, paths, urls.issuer), auth],
     [await buildCalendar(store, paths, urls.calendarUrl, urls.issuer), calendar],
-    [await buildAgent(paths, urls, undefined, store), agent],
+    [await buildAgent(paths, urls, undefined, storeAudit(store)), agent],
   ];
   for (const [app, port] of parts) {
     await app.listen({ port, host: '127.0.0.1' });

@@ -8,7 +8,7 @@ import { createLogger } from '../../http/logging.js';
 import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalendarOptions } from '../contracts.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, listen, openDataStore } from '../servers.js';
+import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, storeAudit } from '../servers.js';
 
 function logger(debug: boolean) {
   return createLogger(debug ? 'debug' : 'info');
@@ -34,7 +34,7 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
     const parts: Array<[FastifyInstance, string, number]> = [
       [await buildAuth(store, options.paths, urls.issuer, log), 'authorization server', options.ports.auth],
       [await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar],
-      [await buildAgent(options.paths, urls, log, store), 'CalendarAgent', options.ports.agent],
+      [await buildAgent(options.paths, urls, log, storeAudit(store)), 'CalendarAgent', options.ports.agent],
     ];
     for (const [app, name, port] of parts) {
       await listen(app, name, options.host, port);
@@ -88,23 +88,20 @@ export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): P
 }
 
 export async function serveAgent(options: ServeAgentOptions, io: CliIo): Promise<number> {
-  // The store only for the audit log: the agent's tool calls are recorded with the AS's events.
-  const store = openDataStore(options.paths);
-  let app: FastifyInstance;
-  try {
-    app = await buildAgent(options.paths, { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.resourceUrl }, logger(options.debug), store);
-  } catch (error) {
-    store.close();
-    throw error;
-  }
+  // The store only for the audit log (the agent's tool calls are recorded with the AS's events), opened when first needed.
+  const log = lazyStoreAudit(options.paths);
+  const app = await buildAgent(options.paths, { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.resourceUrl }, logger(options.debug), log.audit);
+  const stop = async () => {
+    await closeAll([app]);
+    log.close();
+  };
   try {
     await listen(app, 'CalendarAgent', options.host, options.port);
   } catch (error) {
-    await closeAll([app], store);
+    await stop();
     throw error;
   }
-  const apps = [app];
-  return runUntilInterrupted(io, () => closeAll(apps, store), [
+  return runUntilInterrupted(io, stop, [
     `CalendarAgent (MCP)   ${options.resourceUrl}`,
     `authorization server  ${options.issuer}`,
     `calendar backend      ${options.calendarUrl}`,
