@@ -66,12 +66,19 @@ export interface FeedLoaderOptions {
   timeoutMs?: number;
   /** A copy checked more recently than this is used without a request; default 5 minutes. */
   refreshAfterMs?: number;
+  /**
+   * How long a search waits for a fetch when a copy is cached (the copy
+   * answers after that, while the fetch goes on); default 3 s, so a slow feed
+   * fits in CalendarAgent's wait for the calendar backend.
+   */
+  waitMs?: number;
   /** The largest feed accepted, in bytes; default 20 MB. */
   maxBytes?: number;
 }
 
 export const DEFAULT_FEED_TIMEOUT_MS = 10_000;
 export const DEFAULT_FEED_REFRESH_MS = 5 * 60_000;
+export const DEFAULT_FEED_WAIT_MS = 3_000;
 export const DEFAULT_FEED_MAX_BYTES = 20 * 1024 * 1024;
 
 /** webcal:// (as Apple and Google write subscription links) is https://; anything but http(s) is refused. */
@@ -112,6 +119,7 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
   const timeoutMs = options.timeoutMs ?? DEFAULT_FEED_TIMEOUT_MS;
   const refreshAfterMs = options.refreshAfterMs ?? DEFAULT_FEED_REFRESH_MS;
   const maxBytes = options.maxBytes ?? DEFAULT_FEED_MAX_BYTES;
+  const waitMs = options.waitMs ?? DEFAULT_FEED_WAIT_MS;
   const parsed = new Map<string, Parsed>();
   const inFlight = new Map<string, Promise<ParsedCalendar>>();
 
@@ -135,7 +143,26 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
       return fromCopy(ref, record, record.checkedAt, staleOf(ref, record));
     }
 
+    const fetching = fetchAndSettle(ref, record);
+    if (record.body === null || waitMs >= timeoutMs) return fetching;
+    // With a copy in hand, a slow feed does not hold the search up: the copy
+    // answers after waitMs, and the fetch goes on to refresh the cache for
+    // the next search.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const slow = new Promise<'slow'>((resolve) => {
+      timer = setTimeout(() => resolve('slow'), waitMs);
+    });
+    const first = await Promise.race([fetching, slow]).finally(() => clearTimeout(timer));
+    if (first !== 'slow') return first;
+    fetching.catch(() => undefined);
+    const reason = `The feed did not answer within ${seconds(waitMs)}; a fresh copy is being fetched for the next search.`;
+    return fromCopy(ref, record, at, { calendar: ref.name, fetchedAt: record.fetchedAt ?? at, reason });
+  }
+
+  /** One fetch, and what it leaves in the cache: a new copy, a confirmed one, or the failure beside the old copy. */
+  async function fetchAndSettle(ref: FeedRef, record: FeedCacheRecord): Promise<ParsedCalendar> {
     const outcome = await fetchFeed(ref, record, { fetchFn, timeoutMs, maxBytes });
+    const at = now();
     if (outcome.kind === 'not-modified' && record.body !== null) {
       const next = { ...record, fetchedAt: at, checkedAt: at, error: null, errorAt: null, etag: outcome.etag ?? record.etag, lastModified: outcome.lastModified ?? record.lastModified };
       await options.cache.saveFeedCache(next);

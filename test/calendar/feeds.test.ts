@@ -148,6 +148,29 @@ describe('an ICS feed', () => {
     expect(feeds.staleness(ref)?.reason).toBe('The feed did not answer within 300 ms.');
   });
 
+  it('answers from the cached copy when the feed is slow, and lets the fetch finish for the next search', async () => {
+    let slow = false;
+    const host = calendarHost(() => (slow ? SECOND : FIRST), () => (slow ? '"v2"' : '"v1"'));
+    handler = (req, res) => (slow ? void setTimeout(() => host(req, res), 600) : host(req, res));
+    let now = Date.UTC(2026, 10, 30, 8);
+    const cache = memoryCache();
+    const feeds = createFeedLoader({ cache, now: () => now, refreshAfterMs: MINUTE, waitMs: 100, timeoutMs: 5000 });
+    const ref: FeedRef = { name: 'team', id: 'cal_10', url: `${base}/team.ics` };
+    await feeds.load(ref);
+
+    slow = true;
+    now += 2 * MINUTE;
+    expect(busyOf(await feeds.load(ref))).toEqual(['2026-12-01T10:00:00.000Z']);
+    expect(feeds.staleness(ref)?.reason).toBe('The feed did not answer within 100 ms; a fresh copy is being fetched for the next search.');
+    // The fetch goes on; once it has landed, the next search has the new copy without asking again.
+    for (let i = 0; i < 100 && cache.records.get('cal_10')?.etag !== '"v2"'; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(cache.records.get('cal_10')).toMatchObject({ etag: '"v2"', body: SECOND, error: null });
+    const requestsSoFar = requests.length;
+    expect(busyOf(await feeds.load(ref))).toEqual(['2026-12-01T14:00:00.000Z']);
+    expect(feeds.staleness(ref)).toBeUndefined();
+    expect(requests).toHaveLength(requestsSoFar);
+  });
+
   it('keeps the last good copy when the new one is not valid iCalendar, naming the line', async () => {
     let body = FIRST;
     let tag = '"v1"';
