@@ -20,7 +20,7 @@ export const ADDRESS_LIMIT = { limit: 20, windowMs: 15 * 60_000 };
 
 /** Where a sign-in may lead: this server's authorization endpoint or its grants page. */
 export function safeNext(next: string | undefined): string {
-  if (next && (next.startsWith('/authorize?') || next === '/grants') && !next.includes('\\') && !/[\r\n]/.test(next)) return next;
+  if (next && (next.startsWith('/authorize?') || next.startsWith('/device') || next === '/grants') && !next.includes('\\') && !/[\r\n]/.test(next)) return next;
   return '/grants';
 }
 

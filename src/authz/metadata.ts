@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { OAuthMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, GRANT_TYPE_TOKEN_EXCHANGE, SIGNING_ALG } from '../delegation/index.js';
 import type { AuthContext } from './context.js';
+import { DEVICE_AUTHORIZATION_PATH, GRANT_TYPE_DEVICE_CODE } from './device.js';
 
 const AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'];
 
@@ -17,6 +18,7 @@ export async function authorizationServerMetadata(ctx: AuthContext): Promise<OAu
     authorization_endpoint: ctx.endpoints.authorization,
     token_endpoint: ctx.endpoints.token,
     registration_endpoint: ctx.endpoints.registration,
+    device_authorization_endpoint: `${ctx.issuer}${DEVICE_AUTHORIZATION_PATH}`, // RFC 8628 §4
     revocation_endpoint: ctx.endpoints.revocation,
     introspection_endpoint: ctx.endpoints.introspection,
     introspection_endpoint_auth_methods_supported: AUTH_METHODS.filter((m) => m !== 'none'),
@@ -26,7 +28,7 @@ export async function authorizationServerMetadata(ctx: AuthContext): Promise<OAu
     scopes_supported: scopes,
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
-    grant_types_supported: [GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, GRANT_TYPE_TOKEN_EXCHANGE],
+    grant_types_supported: [GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, GRANT_TYPE_TOKEN_EXCHANGE, GRANT_TYPE_DEVICE_CODE],
     token_endpoint_auth_methods_supported: AUTH_METHODS,
     token_endpoint_auth_signing_alg_values_supported: [SIGNING_ALG],
     revocation_endpoint_auth_methods_supported: AUTH_METHODS,

@@ -75,7 +75,7 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
 
 /** Only this server's authorization endpoint, as a relative path, may follow a sign-in. */
 function isAuthorizePath(next: string): boolean {
-  return next.startsWith('/authorize?') && !next.includes('\\') && !/[\r\n]/.test(next);
+  return (next.startsWith('/authorize?') || next.startsWith('/device?')) && !next.includes('\\') && !/[\r\n]/.test(next);
 }
 
 async function ownerPublicKey(path: string): Promise<CryptoKey | undefined> {

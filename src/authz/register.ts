@@ -9,9 +9,10 @@ import type { AuthContext } from './context.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
 import { InvalidClientMetadataError, InvalidRedirectUriError, replyWithError } from './errors.js';
 import { checkRegistrableRedirectUri } from './policy/redirect-uri.js';
+import { GRANT_TYPE_DEVICE_CODE } from './device.js';
 
 const OPEN_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ['none', 'client_secret_basic', 'client_secret_post'];
-const OPEN_GRANT_TYPES = [GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN];
+const OPEN_GRANT_TYPES = [GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, GRANT_TYPE_DEVICE_CODE];
 const MAX_REDIRECT_URIS = 10;
 const TEXT_FIELDS = ['client_name', 'client_uri', 'logo_uri', 'tos_uri', 'policy_uri', 'software_id', 'software_version'] as const;
 

@@ -16,6 +16,7 @@ import { registerRegistration } from './register.js';
 import { registerRevocation } from './revoke.js';
 import { sessionCookieName } from './session.js';
 import { registerToken } from './token.js';
+import { registerDeviceGrant } from './device.js';
 import { registerIntrospection } from './introspect.js';
 import { registerRevocationList } from './revocation-list.js';
 import { registerLogin } from './login.js';
@@ -78,6 +79,7 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
   registerOwnerLogin(app, ctx);
   registerConsent(app, ctx);
   registerToken(app, ctx);
+  registerDeviceGrant(app, ctx); // issue 5: RFC 8628
   registerRegistration(app, ctx);
   registerRevocation(app, ctx);
   registerIntrospection(app, ctx);

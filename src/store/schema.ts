@@ -200,4 +200,22 @@ export const MIGRATIONS: readonly string[] = [
     error_at INTEGER
   );
   `,
+  // issue 5: device authorization requests (RFC 8628)
+  `
+  CREATE TABLE device_authorizations (
+    device_code_hash TEXT PRIMARY KEY,
+    user_code TEXT NOT NULL UNIQUE,
+    client_id TEXT NOT NULL REFERENCES clients (client_id),
+    scope TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    state TEXT NOT NULL UNIQUE,
+    code_verifier TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'consumed')),
+    code TEXT,
+    interval_sec INTEGER NOT NULL,
+    last_polled_at INTEGER,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  `,
 ];

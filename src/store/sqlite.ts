@@ -16,6 +16,8 @@ import type {
   CalendarFeedRecord,
   CalendarRecord,
   ClientKind,
+  DeviceAuthorizationRecord,
+  DevicePoll,
   ClientRecord,
   GrantRecord,
   IssuedTokenRecord,
@@ -133,6 +135,24 @@ function toResource(r: Row): ResourceRecord {
     agentClientId: strOrNull(r.agent_client_id),
     downstream: parse(r.downstream),
     createdAt: num(r.created_at),
+  };
+}
+
+function toDeviceAuthorization(r: Row): DeviceAuthorizationRecord {
+  return {
+    deviceCodeHash: String(r.device_code_hash),
+    userCode: String(r.user_code),
+    clientId: String(r.client_id),
+    scope: String(r.scope),
+    resource: String(r.resource),
+    state: String(r.state),
+    codeVerifier: String(r.code_verifier),
+    status: String(r.status) as DeviceAuthorizationRecord['status'],
+    code: strOrNull(r.code),
+    intervalSec: num(r.interval_sec),
+    lastPolledAt: r.last_polled_at === null || r.last_polled_at === undefined ? null : num(r.last_polled_at),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
   };
 }
 
@@ -735,6 +755,51 @@ class SqliteStore implements Store {
       this.run('DELETE FROM auth_requests WHERE expires_at <= ?', [now]);
       // A used code is kept a day after its expiry so a late replay is still recognised and answered by revocation.
       this.run('DELETE FROM auth_codes WHERE expires_at <= ?', [now - 86_400_000]);
+    });
+  }
+
+  // issue 5: device authorization grant (RFC 8628)
+  async createDeviceAuthorization(d: DeviceAuthorizationRecord): Promise<void> {
+    this.run(
+      `INSERT INTO device_authorizations (device_code_hash, user_code, client_id, scope, resource, state, code_verifier, status, code, interval_sec, last_polled_at, created_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [d.deviceCodeHash, d.userCode, d.clientId, d.scope, d.resource, d.state, d.codeVerifier, d.status, d.code, d.intervalSec, d.lastPolledAt, d.createdAt, d.expiresAt],
+    );
+  }
+
+  async deviceAuthorizationByUserCode(userCode: string, now: number): Promise<DeviceAuthorizationRecord | undefined> {
+    const row = this.get('SELECT * FROM device_authorizations WHERE user_code = ? AND expires_at > ?', [userCode, now]);
+    return row ? toDeviceAuthorization(row) : undefined;
+  }
+
+  async deviceAuthorizationByState(state: string, now: number): Promise<DeviceAuthorizationRecord | undefined> {
+    const row = this.get('SELECT * FROM device_authorizations WHERE state = ? AND expires_at > ?', [state, now]);
+    return row ? toDeviceAuthorization(row) : undefined;
+  }
+
+  async settleDeviceAuthorization(state: string, outcome: { status: 'approved'; code: string } | { status: 'denied' }, now: number): Promise<boolean> {
+    const code = outcome.status === 'approved' ? outcome.code : null;
+    return (
+      this.run(`UPDATE device_authorizations SET status = ?, code = ? WHERE state = ? AND status = 'pending' AND expires_at > ?`, [outcome.status, code, state, now])
+        .changes === 1
+    );
+  }
+
+  async pollDeviceAuthorization(deviceCodeHash: string, now: number): Promise<DevicePoll | undefined> {
+    return this.atomically(() => {
+      const row = this.get('SELECT * FROM device_authorizations WHERE device_code_hash = ?', [deviceCodeHash]);
+      if (!row) return undefined;
+      const record = toDeviceAuthorization(row);
+      if (record.expiresAt <= now) return { status: 'expired' as const, tooSoon: false as const, record };
+      const tooSoon = record.lastPolledAt !== null && now - record.lastPolledAt < record.intervalSec * 1000;
+      const interval = tooSoon ? record.intervalSec + 5 : record.intervalSec;
+      if (record.status === 'approved' && record.code !== null && !tooSoon) {
+        this.run(`UPDATE device_authorizations SET status = 'consumed', code = NULL, last_polled_at = ? WHERE device_code_hash = ?`, [now, deviceCodeHash]);
+        return { status: 'approved' as const, tooSoon, record: { ...record, status: 'consumed' as const, code: null, lastPolledAt: now }, code: record.code };
+      }
+      this.run('UPDATE device_authorizations SET interval_sec = ?, last_polled_at = ? WHERE device_code_hash = ?', [interval, now, deviceCodeHash]);
+      const updated = { ...record, intervalSec: interval, lastPolledAt: now };
+      return { status: record.status === 'approved' ? ('pending' as const) : record.status, tooSoon, record: updated };
     });
   }
 }

@@ -342,4 +342,50 @@ export interface Store {
 
   /** Deletes expired codes, sessions, requests and one-time ids. */
   sweep(now: number): Promise<void>;
+
+  // issue 5: device authorization grant (RFC 8628)
+  createDeviceAuthorization(record: DeviceAuthorizationRecord): Promise<void>;
+  /** A pending or decided request by the code the user types, while it has not expired. */
+  deviceAuthorizationByUserCode(userCode: string, now: number): Promise<DeviceAuthorizationRecord | undefined>;
+  /** By the `state` of the authorization request made for it. */
+  deviceAuthorizationByState(state: string, now: number): Promise<DeviceAuthorizationRecord | undefined>;
+  /** Records the user's decision, once, on a pending request; false if it was not pending (or expired). */
+  settleDeviceAuthorization(state: string, outcome: { status: 'approved'; code: string } | { status: 'denied' }, now: number): Promise<boolean>;
+  /**
+   * One poll by the device (RFC 8628 §3.4), atomically: notes its time, says
+   * whether it came sooner than the interval allows (and then adds 5 s to the
+   * interval, §3.5), and hands out an approved request's code exactly once.
+   */
+  pollDeviceAuthorization(deviceCodeHash: string, now: number): Promise<DevicePoll | undefined>;
 }
+
+/** issue 5: a device authorization request (RFC 8628), from the device's request to the poll that gets its tokens. */
+export interface DeviceAuthorizationRecord {
+  /** SHA-256 of the device_code; the code itself is only ever with the device. */
+  deviceCodeHash: string;
+  /** What the user types or confirms, e.g. BCDF-GHJK (no vowels, so no words). */
+  userCode: string;
+  clientId: string;
+  scope: string;
+  resource: string;
+  /** The `state` of the authorization request the verification page makes for it. */
+  state: string;
+  /** PKCE verifier of that request's code, which the server redeems for the device. */
+  codeVerifier: string;
+  status: 'pending' | 'approved' | 'denied' | 'consumed';
+  /**
+   * The authorization code between the user's approval and the device's next
+   * poll (at most the code's lifetime, 60 s), then cleared. It sits in the
+   * same database as the signing keys, which are worth more.
+   */
+  code: string | null;
+  intervalSec: number;
+  lastPolledAt: number | null;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export type DevicePoll =
+  | { status: 'pending' | 'denied' | 'consumed'; tooSoon: boolean; record: DeviceAuthorizationRecord }
+  | { status: 'expired'; tooSoon: false; record: DeviceAuthorizationRecord }
+  | { status: 'approved'; tooSoon: boolean; record: DeviceAuthorizationRecord; code: string };

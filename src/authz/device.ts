@@ -1,0 +1,239 @@
+// The device authorization grant (RFC 8628), for a CLI whose browser cannot
+// reach its loopback listener (another computer, a phone, ssh). The device
+// asks POST /device_authorization for a device code and a user code; the
+// person opens /device (verification_uri_complete carries the code), signs
+// in, confirms the code is the one the device shows (§5.4, remote phishing),
+// and then gets this server's own consent page: the verification page makes
+// an ordinary authorization request for the device's client whose redirect
+// URI is this server's /device/done, so consent, grant policy and codes are
+// exactly those of the code flow. /device/done keeps the code for the
+// device; the device's poll of /token (grant_type device_code, handled by a
+// hook before token.ts) redeems it with the PKCE verifier the server holds,
+// through the authorization_code grant itself.
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CustomOAuthError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { canonicalResource, formatScope, isSubset, parseScope } from '../delegation/index.js';
+import type { FormBody } from '../http/app.js';
+import type { ClientRecord, DeviceAuthorizationRecord } from '../store/index.js';
+import { authenticateClient } from './client-auth.js';
+import { renderConsent } from './consent-page.js';
+import type { AuthContext } from './context.js';
+import { hashSecret, randomId, randomSecret } from './crypto.js';
+import { renderDeviceConfirm, renderDeviceDone, renderDeviceEntry } from './device-page.js';
+import { InvalidRequestError, InvalidScopeError, InvalidTargetError, UnauthorizedClientError, replyWithError, sendOAuthError } from './errors.js';
+import { authorizationCodeGrant } from './grant-code.js';
+import { sendErrorPage } from './pages.js';
+import { queryParams, required, single } from './params.js';
+import { currentSession } from './session.js';
+import { renderSignIn } from './sign-in-page.js';
+
+export const GRANT_TYPE_DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
+export const DEVICE_AUTHORIZATION_PATH = '/device_authorization';
+export const VERIFICATION_PATH = '/device';
+const DONE_PATH = '/device/done';
+/** How long a device request waits for the person (RFC 8628 §3.2 expires_in). */
+const DEVICE_CODE_SEC = 600;
+/** The least time between polls (§3.2 interval). */
+const POLL_INTERVAL_SEC = 5;
+/** §6.1: consonants only, so that no code spells a word; 8 of 20 letters ≈ 34.6 bits, plenty for 10 minutes behind a sign-in. */
+const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
+
+export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): void {
+  const doneUri = `${ctx.issuer}${DONE_PATH}`;
+
+  app.post(DEVICE_AUTHORIZATION_PATH, async (req, reply) => {
+    try {
+      const body = formBody(req);
+      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, tokenEndpoint: ctx.endpoints.token, now: ctx.now });
+      if (!client.grantTypes.includes(GRANT_TYPE_DEVICE_CODE)) throw new UnauthorizedClientError('This client did not register for the device authorization grant.');
+      const resourceParam = single(body, 'resource');
+      if (!resourceParam) throw new InvalidTargetError('The resource parameter is required.');
+      const resource = await ctx.store.resourceByUrl(canonicalResource(resourceParam) ?? '');
+      if (!resource) throw new InvalidTargetError('The resource is not known to this server.');
+      const requested = parseScope(single(body, 'scope'));
+      const scopes = requested.length > 0 ? requested : resource.scopes.slice(0, 1);
+      if (!isSubset(scopes, resource.scopes)) throw new InvalidScopeError(`The resource offers only: ${resource.scopes.join(' ')}.`);
+
+      const now = ctx.now();
+      const deviceCode = randomSecret();
+      const userCode = newUserCode();
+      await ctx.store.createDeviceAuthorization({
+        deviceCodeHash: hashSecret(deviceCode),
+        userCode,
+        clientId: client.clientId,
+        scope: formatScope(scopes),
+        resource: resource.url,
+        state: randomSecret(),
+        codeVerifier: randomSecret(),
+        status: 'pending',
+        code: null,
+        intervalSec: POLL_INTERVAL_SEC,
+        lastPolledAt: null,
+        createdAt: now,
+        expiresAt: now + DEVICE_CODE_SEC * 1000,
+      });
+      req.log.info({ client: client.clientId }, 'device authorization started');
+      const verificationUri = `${ctx.issuer}${VERIFICATION_PATH}`;
+      return reply.header('Cache-Control', 'no-store').send({
+        device_code: deviceCode,
+        user_code: userCode,
+        verification_uri: verificationUri,
+        verification_uri_complete: `${verificationUri}?user_code=${encodeURIComponent(userCode)}`,
+        expires_in: DEVICE_CODE_SEC,
+        interval: POLL_INTERVAL_SEC,
+      });
+    } catch (err) {
+      return replyWithError(req, reply, err);
+    }
+  });
+
+  // The verification page: sign in, then confirm the code.
+  app.get(VERIFICATION_PATH, async (req, reply) => {
+    const now = ctx.now();
+    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now);
+    if (!signedIn) return renderSignIn(reply, ctx, req.url);
+    const typed = queryParams(req.url).user_code;
+    if (typeof typed !== 'string' || typed.trim() === '') return renderDeviceEntry(reply, undefined);
+    const found = await ctx.store.deviceAuthorizationByUserCode(normalizeUserCode(typed), now);
+    if (!found || found.status !== 'pending') return renderDeviceEntry(reply, 'That code is not valid, was used already, or has expired. Check the code on your device, or start again there.');
+    const context = await requestContext(ctx, found);
+    if (!context) return sendErrorPage(reply, 400, 'This request can no longer be completed', 'The app or the agent it asked for is no longer registered.');
+    return renderDeviceConfirm(reply, { userCode: found.userCode, clientName: context.client.clientName ?? context.client.clientId, agentName: context.resource.name });
+  });
+
+  // Confirmed: this server's consent page for an authorization request made for the device's client.
+  app.post(VERIFICATION_PATH, async (req, reply) => {
+    if (crossSite(req, ctx.issuer)) return sendErrorPage(reply, 403, 'This request did not come from the verification page', 'It was sent by another site.');
+    const now = ctx.now();
+    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now);
+    if (!signedIn) return renderSignIn(reply, ctx, VERIFICATION_PATH);
+    const body = formBody(req);
+    const typed = typeof body.user_code === 'string' ? body.user_code : '';
+    const found = await ctx.store.deviceAuthorizationByUserCode(normalizeUserCode(typed), now);
+    if (!found || found.status !== 'pending') return renderDeviceEntry(reply, 'That code is not valid, was used already, or has expired.');
+    if (body.decision === 'cancel') {
+      await ctx.store.settleDeviceAuthorization(found.state, { status: 'denied' }, now);
+      return renderDeviceDone(reply, false);
+    }
+    const context = await requestContext(ctx, found);
+    if (!context) return sendErrorPage(reply, 400, 'This request can no longer be completed', 'The app or the agent it asked for is no longer registered.');
+    const csrf = randomSecret();
+    const id = randomId('req');
+    const codeChallenge = createHash('sha256').update(found.codeVerifier).digest('base64url');
+    await ctx.store.createAuthRequest({
+      id,
+      sessionHash: signedIn.session.idHash,
+      userId: signedIn.user.id,
+      clientId: found.clientId,
+      redirectUri: doneUri,
+      scope: found.scope,
+      resource: found.resource,
+      state: found.state,
+      codeChallenge,
+      authorizationDetails: [],
+      csrfHash: hashSecret(csrf),
+      createdAt: now,
+      expiresAt: Math.min(found.expiresAt, now + ctx.lifetimes.authRequestSec * 1000),
+    });
+    const grant = await ctx.store.activeGrant(signedIn.user.id, found.clientId, found.resource, now);
+    return renderConsent(reply, ctx, {
+      request: { client: context.client, redirectUri: doneUri, state: found.state, resource: context.resource, scope: found.scope, codeChallenge, details: [] },
+      user: signedIn.user,
+      requestId: id,
+      csrf,
+      grant,
+    });
+  });
+
+  // Where the consent page sends the browser: the decision is kept for the device's next poll.
+  app.get(DONE_PATH, async (req, reply) => {
+    const params = queryParams(req.url);
+    const state = typeof params.state === 'string' ? params.state : '';
+    const now = ctx.now();
+    const found = state ? await ctx.store.deviceAuthorizationByState(state, now) : undefined;
+    if (!found) return sendErrorPage(reply, 400, 'This request has expired', 'Start again on your device.');
+    if (params.iss !== ctx.issuer) return sendErrorPage(reply, 400, 'This answer is not from this server', 'Start again on your device.');
+    const approved = typeof params.code === 'string' && params.error === undefined;
+    const settled = await ctx.store.settleDeviceAuthorization(state, approved ? { status: 'approved', code: params.code as string } : { status: 'denied' }, now);
+    if (!settled) return sendErrorPage(reply, 400, 'This request was already answered', 'Return to your device.');
+    req.log.info({ client: found.clientId, approved }, 'device authorization decided');
+    return renderDeviceDone(reply, approved);
+  });
+
+  // The device's polls (RFC 8628 §3.4), before token.ts sees the request.
+  app.addHook('preHandler', async (req, reply) => {
+    if (req.method !== 'POST' || req.url.split('?')[0] !== '/token') return;
+    const body = (req.body ?? {}) as FormBody;
+    if (body.grant_type !== GRANT_TYPE_DEVICE_CODE) return;
+    try {
+      return await reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache').send(await deviceCodeGrant(ctx, req, body, doneUri));
+    } catch (err) {
+      return replyWithError(req, reply, err);
+    }
+  });
+}
+
+async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: FormBody, doneUri: string): Promise<Record<string, unknown>> {
+  if (!req.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+    throw new InvalidRequestError('The token request must be application/x-www-form-urlencoded.');
+  }
+  const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, tokenEndpoint: ctx.endpoints.token, now: ctx.now });
+  if (!client.grantTypes.includes(GRANT_TYPE_DEVICE_CODE)) throw new UnauthorizedClientError('This client may not use the device_code grant.');
+  const poll = await ctx.store.pollDeviceAuthorization(hashSecret(required(body, 'device_code')), ctx.now());
+  if (!poll || poll.record.clientId !== client.clientId) throw new DeviceError('invalid_grant', 'The device code is not valid.');
+  if (poll.status === 'expired') throw new DeviceError('expired_token', 'The device code has expired; start again.');
+  if (poll.tooSoon) throw new DeviceError('slow_down', `Poll at most every ${poll.record.intervalSec} seconds.`);
+  switch (poll.status) {
+    case 'pending':
+      throw new DeviceError('authorization_pending', 'The user has not decided yet.');
+    case 'denied':
+      throw new DeviceError('access_denied', 'The user denied the request.');
+    case 'consumed':
+      throw new DeviceError('invalid_grant', 'The device code was used already.');
+    case 'approved':
+      req.log.info({ client: client.clientId }, 'device authorization redeemed');
+      return authorizationCodeGrant(ctx, client, { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: poll.record.resource });
+  }
+}
+
+/** RFC 8628 §3.5 errors: 400 with the code, never cached. */
+class DeviceError extends CustomOAuthError {}
+
+async function requestContext(ctx: AuthContext, found: DeviceAuthorizationRecord): Promise<{ client: ClientRecord; resource: NonNullable<Awaited<ReturnType<AuthContext['store']['resourceByUrl']>>> } | undefined> {
+  const [client, resource] = await Promise.all([ctx.store.clientById(found.clientId), ctx.store.resourceByUrl(found.resource)]);
+  return client && resource ? { client, resource } : undefined;
+}
+
+/** BCDF-GHJK: 8 letters of the alphabet, grouped by four. */
+function newUserCode(): string {
+  const bytes = new Uint8Array(8);
+  crypto.getRandomValues(bytes);
+  // 256 is not a multiple of 20: redraw the few values that would favour some letters.
+  const letters = [...bytes].map((b) => {
+    let v = b;
+    while (v >= 240) v = crypto.getRandomValues(new Uint8Array(1))[0]!;
+    return USER_CODE_ALPHABET[v % USER_CODE_ALPHABET.length]!;
+  });
+  return `${letters.slice(0, 4).join('')}-${letters.slice(4).join('')}`;
+}
+
+/** What a person types: any case, with or without the dash or spaces (§6.1). */
+export function normalizeUserCode(typed: string): string {
+  const letters = typed.toUpperCase().replace(/[^A-Z]/g, '');
+  return letters.length === 8 ? `${letters.slice(0, 4)}-${letters.slice(4)}` : letters;
+}
+
+function formBody(req: FastifyRequest): FormBody {
+  return (req.body ?? {}) as FormBody;
+}
+
+/** A form post must come from this server's own page (the session cookie is SameSite=Lax as well). */
+function crossSite(req: FastifyRequest, issuer: string): boolean {
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== new URL(issuer).origin) return true;
+  const site = req.headers['sec-fetch-site'];
+  return site !== undefined && site !== 'same-origin';
+}
+
+export type { FastifyReply };

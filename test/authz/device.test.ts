@@ -1,0 +1,142 @@
+// The device authorization grant (RFC 8628) at the authorization server: the
+// device request, the verification page behind sign-in with the code to
+// confirm, this server's consent page, and the device's polls
+// (authorization_pending, slow_down, access_denied, expired_token, the
+// tokens once and only once), plus the metadata and registration it needs.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { Browser, parseConsentForm, postForm, postJson } from '../support/oauth-flow.js';
+
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+let authz: TestAuthz;
+let clock: number;
+
+beforeEach(async () => {
+  clock = Date.now();
+  authz = await startTestAuthz({ now: () => clock });
+});
+
+afterEach(async () => {
+  await authz.close();
+});
+
+async function registerDeviceClient(grantTypes = ['authorization_code', 'refresh_token', DEVICE_GRANT]): Promise<string> {
+  const res = await postJson(`${authz.issuer}/register`, {
+    client_name: 'device test client',
+    redirect_uris: ['http://127.0.0.1/callback'],
+    token_endpoint_auth_method: 'none',
+    grant_types: grantTypes,
+    response_types: ['code'],
+  });
+  expect(res.status).toBe(201);
+  return String(res.body.client_id);
+}
+
+async function startDevice(clientId: string) {
+  const res = await postForm(`${authz.issuer}/device_authorization`, { client_id: clientId, resource: authz.agentUrl });
+  expect(res.status).toBe(200);
+  expect(res.headers.get('cache-control')).toBe('no-store');
+  return res.body as { device_code: string; user_code: string; verification_uri: string; verification_uri_complete: string; expires_in: number; interval: number };
+}
+
+function poll(clientId: string, deviceCode: string) {
+  return postForm(`${authz.issuer}/token`, { grant_type: DEVICE_GRANT, device_code: deviceCode, client_id: clientId });
+}
+
+/** The person: signs in as the owner straight onto the verification page, confirms the code, and decides on the consent page. */
+async function decide(verificationUriComplete: string, decision: 'approve' | 'deny' | 'cancel'): Promise<{ page: string; confirmPage: string }> {
+  const browser = new Browser();
+  const next = verificationUriComplete.slice(authz.issuer.length);
+  const confirm = await browser.follow(`${authz.issuer}/login/owner?assertion=${await ownerAssertion(authz.ownerJwk, authz.issuer)}&next=${encodeURIComponent(next)}`);
+  expect(confirm.status).toBe(200);
+  const code = new URL(verificationUriComplete).searchParams.get('user_code')!;
+  const confirmed = await browser.post(`${authz.issuer}/device`, { user_code: code, decision: decision === 'cancel' ? 'cancel' : 'continue' });
+  if (decision === 'cancel') return { page: confirmed.html, confirmPage: confirm.html };
+  expect(confirmed.status).toBe(200);
+  const answer = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(confirmed.html), decision });
+  expect(answer.status).toBe(303);
+  const done = await browser.get(new URL(answer.location!, authz.issuer).href);
+  expect(done.status).toBe(200);
+  return { page: done.html, confirmPage: confirm.html };
+}
+
+describe('device authorization grant', () => {
+  it('is advertised in the metadata, and registrable', async () => {
+    const meta = (await (await fetch(`${authz.issuer}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+    expect(meta.device_authorization_endpoint).toBe(`${authz.issuer}/device_authorization`);
+    expect(meta.grant_types_supported).toContain(DEVICE_GRANT);
+    await registerDeviceClient();
+  });
+
+  it('answers pending, then slow_down when polled too fast, then the tokens once the user approved, and only once', async () => {
+    const clientId = await registerDeviceClient();
+    const device = await startDevice(clientId);
+    expect(device.user_code).toMatch(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
+    expect(device.verification_uri).toBe(`${authz.issuer}/device`);
+    expect(device.verification_uri_complete).toBe(`${authz.issuer}/device?user_code=${device.user_code}`);
+    expect(device.interval).toBe(5);
+    expect(device.expires_in).toBe(600);
+
+    const first = await poll(clientId, device.device_code);
+    expect([first.status, first.body.error]).toEqual([400, 'authorization_pending']);
+    const tooFast = await poll(clientId, device.device_code);
+    expect(tooFast.body.error).toBe('slow_down');
+
+    const { page, confirmPage } = await decide(device.verification_uri_complete, 'approve');
+    expect(confirmPage).toContain(device.user_code);
+    expect(page).toContain('return to it');
+
+    clock += 11_000; // the interval, now 10 s after the slow_down
+    const tokens = await poll(clientId, device.device_code);
+    expect(tokens.status).toBe(200);
+    expect(tokens.body.token_type).toBe('Bearer');
+    expect(tokens.body.access_token).toEqual(expect.any(String));
+    expect(tokens.body.refresh_token).toEqual(expect.any(String));
+    const claims = JSON.parse(Buffer.from(String(tokens.body.access_token).split('.')[1]!, 'base64url').toString());
+    expect(claims.aud).toBe(authz.agentUrl);
+    expect(claims.client_id).toBe(clientId);
+
+    clock += 11_000;
+    const again = await poll(clientId, device.device_code);
+    expect(again.body.error).toBe('invalid_grant');
+  });
+
+  it('says access_denied when the user denies on the consent page or cancels at the code', async () => {
+    const clientId = await registerDeviceClient();
+    for (const decision of ['deny', 'cancel'] as const) {
+      const device = await startDevice(clientId);
+      await decide(device.verification_uri_complete, decision);
+      clock += 6_000;
+      expect((await poll(clientId, device.device_code)).body.error).toBe('access_denied');
+    }
+  });
+
+  it('says expired_token after expires_in, and invalid_grant for a code it never issued or issued to another client', async () => {
+    const clientId = await registerDeviceClient();
+    const device = await startDevice(clientId);
+    expect((await poll(await registerDeviceClient(), device.device_code)).body.error).toBe('invalid_grant');
+    expect((await poll(clientId, 'made-up')).body.error).toBe('invalid_grant');
+    clock += 601_000;
+    expect((await poll(clientId, device.device_code)).body.error).toBe('expired_token');
+  });
+
+  it('refuses a client that did not register for the grant, and an unknown resource', async () => {
+    const plain = await registerDeviceClient(['authorization_code', 'refresh_token']);
+    const refused = await postForm(`${authz.issuer}/device_authorization`, { client_id: plain, resource: authz.agentUrl });
+    expect([refused.status, refused.body.error]).toEqual([400, 'unauthorized_client']);
+    const unknown = await postForm(`${authz.issuer}/device_authorization`, { client_id: await registerDeviceClient(), resource: 'http://127.0.0.1:1/mcp' });
+    expect(unknown.body.error).toBe('invalid_target');
+  });
+
+  it('shows the sign-in page to a browser that is not signed in, and refuses an unknown code', async () => {
+    const clientId = await registerDeviceClient();
+    const device = await startDevice(clientId);
+    const anonymous = await new Browser().get(device.verification_uri_complete);
+    expect(anonymous.status).toBe(401);
+    const browser = new Browser();
+    await browser.follow(`${authz.issuer}/login/owner?assertion=${await ownerAssertion(authz.ownerJwk, authz.issuer)}&next=${encodeURIComponent('/device?user_code=x')}`);
+    const wrong = await browser.get(`${authz.issuer}/device?user_code=BBBB-BBBB`);
+    expect(wrong.status).toBe(400);
+    expect(wrong.html).toContain('not valid');
+  });
+});
