@@ -120,12 +120,25 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     });
 
   addAccessOptions(
-    program.command('login').description('Sign in and approve CalendarAgent in the browser, and say what was authorized.'),
+    program
+      .command('login')
+      .description('Sign in and approve CalendarAgent in the browser, and say what was authorized.')
+      .option('--device', 'sign in with a code, from a browser on any device (RFC 8628): for when the browser cannot reach this computer'),
   )
-    .addHelpText('after', ['', 'Examples:', '  delegate login', '  delegate login --no-browser'].join('\n'))
-    .action(async (options: AccessOptions, command: Command) => {
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  delegate login',
+        '  delegate login --no-browser                  # print the link; paste the address the browser ends on if it runs elsewhere',
+        '  delegate login --no-browser --redirect-port 8765   # with ssh -L 8765:127.0.0.1:8765 from the computer with the browser',
+        '  delegate login --device                      # open the page on any device and check the code',
+      ].join('\n'),
+    )
+    .action(async (options: AccessOptions & { device?: boolean }, command: Command) => {
       const { loginCommand } = await import('./commands/login.js');
-      setExitCode(await loginCommand(accessArgs(options, globals(command)), io));
+      setExitCode(await loginCommand({ ...accessArgs(options, globals(command)), device: options.device === true }, io));
     });
 
   program

@@ -18,7 +18,8 @@ export const CLIENT_METADATA: Readonly<OAuthClientMetadata> = Object.freeze({
   // A native app on the user's computer, redirecting to loopback (OpenID Connect Registration §2; MCP SEP-837).
   application_type: 'native',
   redirect_uris: [REGISTERED_REDIRECT_URI],
-  grant_types: ['authorization_code', 'refresh_token'],
+  // The device grant (RFC 8628) for `delegate login --device`, where the browser cannot reach the loopback listener.
+  grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
   response_types: ['code'],
   token_endpoint_auth_method: 'none',
 });

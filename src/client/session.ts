@@ -118,8 +118,26 @@ export async function findSlot(options: SessionOptions, input: FindSlotInput): P
 
 /** Signs in through the browser even if a cached token would do, and says what was authorized. */
 export async function login(options: SessionOptions): Promise<AuthorizationSummary> {
-  const resource = resourceOf(options.agentUrl);
   await withAgent(options, 'sign-in', async () => undefined);
+  return authorizationSummary(options);
+}
+
+/** Signs in with the device authorization grant (RFC 8628), then proves the new token at the agent, and says what was authorized. */
+export async function loginWithDevice(options: SessionOptions & Pick<import('./device.js').DeviceLoginOptions, 'presentDeviceCode' | 'sleep'>): Promise<AuthorizationSummary> {
+  const { deviceLogin } = await import('./device.js');
+  try {
+    await deviceLogin(options);
+  } catch (error) {
+    throw asClientError(error, options.agentUrl);
+  }
+  const { presentLoginUrl: _never, ...cachedOnly } = options;
+  await withAgent(cachedOnly, 'use-cache', async () => undefined);
+  return authorizationSummary(options);
+}
+
+/** What the cache now holds for the agent, in the terms `delegate login` reports. */
+async function authorizationSummary(options: SessionOptions): Promise<AuthorizationSummary> {
+  const resource = resourceOf(options.agentUrl);
   const cache = cacheFor(options);
   const data = await cache.read();
   const discovery = data.discovery[resource];

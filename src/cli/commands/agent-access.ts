@@ -88,7 +88,7 @@ export async function withAgentAccess<T>(
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED')) {
         throw new CommandFailed(
           `CalendarAgent at ${stack.urls.agentUrl} needs your authorization (authorization server ${stack.urls.issuer}), and nobody is here to give it: this is not an interactive terminal. ` +
-            'Run `delegate login` in a terminal first, pass --no-browser to print a sign-in link and wait for it, or set DELEGATE_TOKEN.',
+            'Run `delegate login` in a terminal first (or `delegate login --device` anywhere), pass --no-browser to print a sign-in link and wait for it, or set DELEGATE_TOKEN.',
           EXIT_AUTH_REQUIRED,
         );
       }

@@ -2,20 +2,58 @@
 // even when a cached delegation would do, then says what was authorized:
 // the agent, the scopes in words, and until when. Refuses while
 // DELEGATE_TOKEN is set (gh's rule): that token would be used, not this login.
+// With --device it signs in with a code on any device (RFC 8628) instead.
 import { delegateToken, systemTimeZone } from '../../config.js';
-import { login } from '../../client/session.js';
+import type { DeviceCodePrompt } from '../../client/device.js';
+import { login, loginWithDevice } from '../../client/session.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { authorizationLines } from '../output.js';
+import { startSpinner, stylesFor, type Spinner } from '../terminal.js';
 import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
 
-export async function loginCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
+export interface LoginArgs extends AgentAccessArgs {
+  /** Sign in with the device authorization grant (RFC 8628) instead of the loopback redirect. */
+  device?: boolean;
+}
+
+export async function loginCommand(args: LoginArgs, io: CliIo): Promise<number> {
   if (delegateToken(io.env) !== undefined) {
     throw new CommandFailed(
       'DELEGATE_TOKEN is set, and delegate uses it instead of any stored sign-in. To sign in and store a delegation, first unset DELEGATE_TOKEN.',
     );
   }
-  const summary = await withAgentAccess(args, io, (session) => login(session));
+  let spinner: Spinner | undefined;
+  const summary = await withAgentAccess(args, io, async (session) => {
+    if (!args.device) return login(session);
+    try {
+      return await loginWithDevice({
+        ...session,
+        presentDeviceCode: async (prompt) => {
+          spinner = presentDeviceCode(io, prompt);
+        },
+        loginSettled: () => spinner?.stop(),
+      });
+    } finally {
+      spinner?.stop();
+    }
+  });
   io.stdout.write(`${authorizationLines(summary, systemTimeZone(io.env)).join('\n')}\n`);
   return EXIT_OK;
+}
+
+/**
+ * Where to go and which code to check, the link alone on its line (the first
+ * URL on stderr, as for a browser sign-in). It needs no terminal: nothing is
+ * asked, the CLI only waits.
+ */
+function presentDeviceCode(io: CliIo, prompt: DeviceCodePrompt): Spinner {
+  const styles = stylesFor(io);
+  io.stderr.write(`${styles.bold('To sign in, open this link in a browser on any device that reaches the authorization server:')}\n`);
+  io.stderr.write(`${prompt.link}\n`);
+  io.stderr.write(`and check that the page shows the code ${styles.bold(prompt.userCode)}.\n`);
+  if (prompt.verificationUriComplete && prompt.verificationUriComplete !== prompt.link) {
+    io.stderr.write(`Signed in there already? Open ${prompt.verificationUriComplete} (or type the code at ${prompt.verificationUri}).\n`);
+  }
+  return startSpinner(io, 'Waiting for your approval…');
 }

@@ -1,0 +1,164 @@
+// Signing in with the device authorization grant (RFC 8628), for when the
+// browser cannot reach this computer's loopback listener: discover the
+// authorization server from CalendarAgent (RFC 9728, RFC 8414), register a
+// client that may use the grant if the cached one may not, ask for a device
+// code, show the person where to go and which code to check, and poll the
+// token endpoint at the interval the server sets (slower after slow_down)
+// until they decide or the code expires. The tokens go into the cache like
+// those of a browser sign-in.
+import { discoverOAuthServerInfo, registerClient } from '@modelcontextprotocol/sdk/client/auth.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { canonicalResource } from '../delegation/resource.js';
+import { TokenCache, setTokens, type StoredClient } from './cache.js';
+import { ClientError } from './errors.js';
+import { loginLinkFor } from './owner-login.js';
+import { CLIENT_METADATA, storedTokensFrom } from './provider.js';
+import type { SessionOptions } from './session.js';
+
+export const GRANT_TYPE_DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
+
+/** What the person is shown: where to go, and the code the page must show. */
+export interface DeviceCodePrompt {
+  /** The page to open: the owner's sign-in link onto it when that applies, else verification_uri_complete. */
+  link: string;
+  verificationUri: string;
+  verificationUriComplete: string | undefined;
+  userCode: string;
+  expiresAt: number;
+}
+
+export interface DeviceLoginOptions extends SessionOptions {
+  presentDeviceCode: (prompt: DeviceCodePrompt) => Promise<void>;
+  /** Waits between polls (tests pass a faster clock). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+interface DeviceAuthorizationResponse {
+  device_code: string;
+  user_code: string;
+  verification_uri: string;
+  verification_uri_complete?: string;
+  expires_in: number;
+  interval?: number;
+}
+
+export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
+  const resource = canonicalResource(options.agentUrl);
+  if (!resource) throw new ClientError('AGENT_UNAVAILABLE', `${options.agentUrl} is not an http(s) URL.`);
+  const fetchFn: FetchLike = options.fetchFn ?? fetch;
+  const sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  const cache = new TokenCache({ files: options.files, now: options.now });
+
+  const info = await discoverOAuthServerInfo(options.agentUrl, { fetchFn });
+  const issuer = info.authorizationServerUrl;
+  const metadata = info.authorizationServerMetadata as (Record<string, unknown> & { issuer?: string; token_endpoint?: string }) | undefined;
+  if (!metadata || metadata.issuer?.replace(/\/$/, '') !== issuer.replace(/\/$/, '')) {
+    throw new ClientError('AUTHORIZATION_FAILED', `The authorization server ${issuer} publishes no metadata for itself (RFC 8414), so the device sign-in cannot start.`);
+  }
+  const endpoint = typeof metadata.device_authorization_endpoint === 'string' ? metadata.device_authorization_endpoint : undefined;
+  if (!endpoint || !metadata.token_endpoint) {
+    throw new ClientError('AUTHORIZATION_FAILED', `The authorization server ${issuer} does not offer the device sign-in (RFC 8628). Use --no-browser or --redirect-port instead.`);
+  }
+
+  const client = await deviceClient(cache, issuer, metadata, fetchFn);
+  const device = await postForm<DeviceAuthorizationResponse>(fetchFn, endpoint, { client_id: client.client_id, resource: info.resourceMetadata?.resource ?? resource });
+  const started = options.now();
+  const expiresAt = started + device.expires_in * 1000;
+  const complete = device.verification_uri_complete;
+  const link = complete ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, ownerKeyPath: options.files.ownerKey, now: options.now }) : device.verification_uri;
+  await options.presentDeviceCode({ link, verificationUri: device.verification_uri, verificationUriComplete: complete, userCode: device.user_code, expiresAt });
+
+  let intervalMs = Math.max(1, device.interval ?? 5) * 1000;
+  try {
+    for (;;) {
+      await sleep(intervalMs);
+      if (options.now() >= expiresAt) throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
+      const answer = await fetchFn(metadata.token_endpoint, formInit({ grant_type: GRANT_TYPE_DEVICE_CODE, device_code: device.device_code, client_id: client.client_id }));
+      const body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
+      if (answer.ok) {
+        await saveTokens(cache, { issuer, resource, sentResource: info.resourceMetadata?.resource ?? resource, info, body, now: options.now() });
+        return;
+      }
+      switch (body.error) {
+        case 'authorization_pending':
+          continue;
+        case 'slow_down':
+          intervalMs += 5000; // RFC 8628 §3.5
+          continue;
+        case 'access_denied':
+          throw new ClientError('ACCESS_DENIED', 'Access was denied on the device sign-in page.');
+        case 'expired_token':
+          throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
+        default:
+          throw new ClientError('AUTHORIZATION_FAILED', `The authorization server answered ${String(body.error ?? `HTTP ${answer.status}`)}${typeof body.error_description === 'string' ? `: ${body.error_description}` : '.'}`);
+      }
+    }
+  } finally {
+    options.loginSettled?.();
+  }
+}
+
+/** The cached registration if it may use the device grant; else a new one (RFC 7591) that may, cached for next time. */
+async function deviceClient(cache: TokenCache, issuer: string, metadata: Record<string, unknown>, fetchFn: FetchLike): Promise<StoredClient> {
+  const cached = (await cache.read()).clients[issuer] as (StoredClient & { grant_types?: string[] }) | undefined;
+  if (cached && cached.grant_types?.includes(GRANT_TYPE_DEVICE_CODE)) return cached;
+  if (typeof metadata.registration_endpoint !== 'string') {
+    throw new ClientError('AUTHORIZATION_FAILED', `The authorization server ${issuer} offers no registration, so this CLI cannot use the device sign-in there.`);
+  }
+  const registered = await registerClient(issuer, { metadata: metadata as never, clientMetadata: { ...CLIENT_METADATA, redirect_uris: [...CLIENT_METADATA.redirect_uris] }, fetchFn });
+  const stored: StoredClient = { ...registered, issuer };
+  await cache.update((data) => {
+    data.clients[issuer] = stored;
+  });
+  return stored;
+}
+
+async function saveTokens(
+  cache: TokenCache,
+  at: { issuer: string; resource: string; sentResource: string; info: Awaited<ReturnType<typeof discoverOAuthServerInfo>>; body: Record<string, unknown>; now: number },
+): Promise<void> {
+  const { body } = at;
+  if (typeof body.access_token !== 'string' || typeof body.token_type !== 'string') {
+    throw new ClientError('AUTHORIZATION_FAILED', 'The authorization server answered the device sign-in without a token.');
+  }
+  const entry = storedTokensFrom(
+    {
+      access_token: body.access_token,
+      token_type: body.token_type,
+      ...(typeof body.refresh_token === 'string' ? { refresh_token: body.refresh_token } : {}),
+      ...(typeof body.scope === 'string' ? { scope: body.scope } : {}),
+      ...(typeof body.expires_in === 'number' ? { expires_in: body.expires_in } : {}),
+    },
+    { issuer: at.issuer, resource: at.sentResource, now: at.now },
+    {
+      ...(typeof body.refresh_token_expires_in === 'number' ? { refreshExpiresAt: at.now + body.refresh_token_expires_in * 1000 } : {}),
+      ...(Array.isArray(body.authorization_details) ? { authorizationDetails: body.authorization_details as never } : {}),
+    },
+  );
+  await cache.update((data) => {
+    data.discovery[at.resource] = {
+      authorizationServerUrl: at.issuer,
+      ...(at.info.resourceMetadata ? { resourceMetadata: at.info.resourceMetadata } : {}),
+      ...(at.info.authorizationServerMetadata ? { authorizationServerMetadata: at.info.authorizationServerMetadata } : {}),
+    };
+    setTokens(data, at.resource, entry);
+  });
+}
+
+function formInit(params: Record<string, string>): RequestInit {
+  return {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: new URLSearchParams(params),
+    signal: AbortSignal.timeout(15_000),
+  };
+}
+
+async function postForm<T>(fetchFn: FetchLike, url: string, params: Record<string, string>): Promise<T> {
+  const res = await fetchFn(url, formInit(params));
+  const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  if (!res.ok) {
+    throw new ClientError('AUTHORIZATION_FAILED', `The authorization server refused the device sign-in: ${String(body.error ?? `HTTP ${res.status}`)}${typeof body.error_description === 'string' ? ` (${body.error_description})` : ''}`);
+  }
+  return body as T;
+}

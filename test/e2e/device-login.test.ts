@@ -1,0 +1,78 @@
+// `delegate login --device` end to end (RFC 8628): the built CLI prints the
+// link to the verification page and the code to check, without a terminal;
+// "the person" opens it on another browser, confirms the code, approves on
+// the consent page; the CLI, polling, stores the delegation, and find-slot
+// uses it. A denial ends the CLI with exit code 1.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Browser, parseConsentForm } from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
+import { killLeftovers, runCli, startCli, type Running } from './run.js';
+
+let home: string;
+let ports: string[];
+let serve: Running;
+
+beforeAll(async () => {
+  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-device-')), 'home');
+  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+  serve = startCli(['serve', ...ports], home);
+  while (!serve.stderr().includes('Press Ctrl-C')) {
+    if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}, 60_000);
+
+afterAll(async () => {
+  serve?.child.kill('SIGTERM');
+  await serve?.done;
+  killLeftovers();
+  await rm(join(home, '..'), { recursive: true, force: true });
+});
+
+/** The person on another device: the link signs them in onto the verification page; they check the code and decide. */
+async function onOtherDevice(link: string, userCode: string, decision: 'approve' | 'deny'): Promise<void> {
+  const browser = new Browser();
+  const confirm = await browser.follow(link);
+  expect(confirm.status).toBe(200);
+  expect(confirm.html).toContain(userCode);
+  const issuer = new URL(link).origin;
+  const consent = await browser.post(`${issuer}/device`, { user_code: userCode, decision: 'continue' });
+  expect(consent.status).toBe(200);
+  const answer = await browser.post(`${issuer}/consent`, { ...parseConsentForm(consent.html), decision });
+  const done = await browser.get(new URL(answer.location!, issuer).href);
+  expect(done.status).toBe(200);
+}
+
+describe('delegate login --device', () => {
+  it('shows the link and the code, waits for the approval on another device, and stores the delegation', { timeout: 60_000 }, async () => {
+    const cli = startCli(['login', '--device', ...ports], home);
+    const link = await cli.loginUrl;
+    expect(link).toContain('/login/owner?assertion=');
+    expect(decodeURIComponent(link)).toContain('next=/device?user_code=');
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the rest of the lines
+    const userCode = /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(cli.stderr())![1]!;
+    expect(cli.stderr()).toContain(`/device?user_code=${userCode}`); // verification_uri_complete
+    await onOtherDevice(link, userCode, 'approve');
+
+    const run = await cli.done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('CalendarAgent');
+    const found = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
+    expect(found.code, found.stderr).toBe(0);
+    expect(JSON.parse(found.stdout)).toHaveProperty('start');
+  });
+
+  it('ends with exit code 1 when the person denies', { timeout: 60_000 }, async () => {
+    const cli = startCli(['--profile', 'denied', 'login', '--device', ...ports], home);
+    const link = await cli.loginUrl;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const userCode = /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(cli.stderr())![1]!;
+    await onOtherDevice(link, userCode, 'deny');
+    const run = await cli.done;
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim().split('\n').at(-1)).toMatch(/^delegate: Access was denied/);
+  });
+});
