@@ -4,17 +4,72 @@
 // `wait` is held until something is revoked after `since` (long poll), so a
 // revocation reaches the resource servers within moments.
 import type { FastifyInstance } from 'fastify';
+import type { Store } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { sendOAuthError, InvalidRequestError } from './errors.js';
 import { queryParams } from './params.js';
 
-/** How often a held request looks for new revocations (they may be written by another process, such as `delegate grants revoke`). */
-const POLL_MS = 100;
+/**
+ * How often the revocation head is read while requests are held. Revocations
+ * may be written by another process (`delegate grants revoke`), so the store is
+ * the signal; one read serves every held request.
+ */
+const WATCH_MS = 25;
 const MAX_WAIT_SEC = 25;
 /** A resource server whose list is older than this refuses every token (fail closed). */
 export const REVOCATION_LIST_STALE_AFTER_SEC = 30;
 
+/** Wakes held requests when the revocation cursor moves past theirs; reads the store only while someone waits. */
+class RevocationWatch {
+  private readonly waiters = new Set<{ since: number; wake: () => void }>();
+  private timer: NodeJS.Timeout | undefined;
+  private head = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly now: () => number,
+  ) {}
+
+  /** Resolves when something newer than `since` is revoked, when `signal` aborts, or after `ms`. */
+  wait(since: number, ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const waiter = { since, wake: () => done() };
+      const timeout = setTimeout(() => done(), ms);
+      const done = () => {
+        clearTimeout(timeout);
+        signal.removeEventListener('abort', done);
+        this.waiters.delete(waiter);
+        if (this.waiters.size === 0) this.stop();
+        resolve();
+      };
+      if (signal.aborted) return resolve();
+      signal.addEventListener('abort', done, { once: true });
+      this.waiters.add(waiter);
+      this.timer ??= setInterval(() => void this.tick(), WATCH_MS);
+    });
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private async tick(): Promise<void> {
+    const page = await this.store.revocationsSince(this.head, this.now()).catch(() => undefined);
+    if (!page || page.cursor <= this.head) return;
+    this.head = page.cursor;
+    for (const w of [...this.waiters]) if (w.since < this.head) w.wake();
+  }
+}
+
 export function registerRevocationList(app: FastifyInstance, ctx: AuthContext): void {
+  const watch = new RevocationWatch(ctx.store, ctx.now);
+  const closing = new AbortController();
+  app.addHook('onClose', async () => {
+    closing.abort();
+    watch.stop();
+  });
+
   app.get('/revocations', async (req, reply) => {
     const params = queryParams(req.url);
     const since = params.since === undefined ? 0 : Number(params.since);
@@ -22,14 +77,14 @@ export function registerRevocationList(app: FastifyInstance, ctx: AuthContext): 
     if (!Number.isInteger(since) || since < 0 || !Number.isFinite(wait) || wait < 0) {
       return sendOAuthError(reply, new InvalidRequestError('since must be a cursor and wait a number of seconds.'));
     }
-    const deadline = Date.now() + Math.min(wait, MAX_WAIT_SEC) * 1000;
-    let closed = false;
-    req.raw.once('close', () => (closed = true));
     let page = await ctx.store.revocationsSince(since, ctx.now());
-    // A cursor from the future (the store was replaced): answer with the whole list so the client starts over.
-    if (since > page.cursor) page = await ctx.store.revocationsSince(0, ctx.now());
-    else while (page.cursor <= since && Date.now() < deadline && !closed) {
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    if (since > page.cursor) {
+      // A cursor from the future (the store was replaced): answer with the whole list so the client starts over.
+      page = await ctx.store.revocationsSince(0, ctx.now());
+    } else if (page.cursor <= since && wait > 0) {
+      const gone = new AbortController();
+      req.raw.once('close', () => gone.abort());
+      await watch.wait(since, Math.min(wait, MAX_WAIT_SEC) * 1000, AbortSignal.any([gone.signal, closing.signal]));
       page = await ctx.store.revocationsSince(since, ctx.now());
     }
     return reply.header('Cache-Control', 'no-store').send({ ...page, stale_after: REVOCATION_LIST_STALE_AFTER_SEC });
