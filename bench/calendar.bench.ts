@@ -22,7 +22,15 @@ const TIME_ZONE = 'Europe/Berlin';
 const windowStart = Date.UTC(2026, 0, 5, 8);
 const window = { start: windowStart, end: windowStart + 365 * DAY };
 
-const generated = generateCalendar({ seed: 20_261_201, events: Number(process.env.BENCH_EVENTS ?? 10_000), seriesShare: 0.3, windowStart: window.start, windowEnd: window.end });
+const generated = generateCalendar({
+  seed: 20_261_201,
+  events: Number(process.env.BENCH_EVENTS ?? 10_000),
+  seriesShare: 0.3,
+  windowStart: window.start,
+  windowEnd: window.end,
+  historyYears: 4,
+  openEndedShare: 0.02,
+});
 
 /** Bare ical.js: every event's occurrences in the window, as [start, end) instants, exceptions related as ical.js documents. */
 function bareIcalExpansion(root: ICAL.Component): number {

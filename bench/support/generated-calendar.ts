@@ -1,5 +1,6 @@
-// A large calendar written as Google Calendar writes one, generated from a
-// seed so that every run measures the same thing: VTIMEZONEs for
+// A large calendar written as Google Calendar writes one, years of it as an
+// export holds them, generated from a seed so that every run measures the
+// same thing: VTIMEZONEs for
 // Europe/Berlin and America/New_York, timed events in both, in UTC and all
 // day; recurring series of every common shape (weekly on one or two days,
 // weekday stand-ups, every other week, monthly on the first Tuesday or a
@@ -18,9 +19,12 @@ export interface GenerateOptions {
   events: number;
   /** The share of them that are recurring series. */
   seriesShare: number;
-  /** The window searched; events start from a year before it to its end. */
+  /** The window searched; events start from `historyYears` before it to its end. */
   windowStart: number;
   windowEnd: number;
+  historyYears: number;
+  /** The share of series that never end (the rest end by COUNT or UNTIL). */
+  openEndedShare: number;
 }
 
 /** mulberry32: small, fast, and the same everywhere. */
@@ -94,7 +98,7 @@ export function generateCalendar(options: GenerateOptions): GeneratedCalendar {
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)]!;
   const int = (min: number, max: number) => min + Math.floor(rnd() * (max - min + 1));
   const span = options.windowEnd - options.windowStart;
-  const earliest = options.windowStart - 365 * DAY;
+  const earliest = options.windowStart - options.historyYears * 365 * DAY;
 
   const lines = ['BEGIN:VCALENDAR', 'PRODID:-//Google Inc//Google Calendar 70.9054//EN', 'VERSION:2.0', 'CALSCALE:GREGORIAN', 'METHOD:PUBLISH', ...BERLIN, ...NEW_YORK];
   let events = 0;
@@ -111,8 +115,10 @@ export function generateCalendar(options: GenerateOptions): GeneratedCalendar {
     const end = rnd() < 0.15 ? `DURATION:PT${minutes}M` : `DTEND;TZID=${zone}:${wallText(wall + minutes * 60_000)}`;
     return { start: `DTSTART;TZID=${zone}:${wallText(wall)}`, end, wall, zone };
   };
-  const status = () => {
+  const status = (allDay: boolean) => {
     const r = rnd();
+    // All-day events are mostly free time (birthdays, holidays, reminders), as calendar programs default them.
+    if (allDay) return r < 0.8 ? ['TRANSP:TRANSPARENT'] : [];
     return r < 0.06 ? ['TRANSP:TRANSPARENT'] : r < 0.1 ? ['STATUS:TENTATIVE'] : r < 0.12 ? ['STATUS:CANCELLED'] : [];
   };
   const stamp = (t: { wall: number; zone: string }, ms: number) =>
@@ -123,9 +129,10 @@ export function generateCalendar(options: GenerateOptions): GeneratedCalendar {
     const startDay = Math.floor((earliest + rnd() * (options.windowEnd - earliest)) / DAY) * DAY;
     if (series < seriesTarget && events + 2 <= options.events) {
       series++;
-      // Series start in the year before the window or in its first half.
-      const seriesDay = Math.floor((earliest + rnd() * (365 * DAY + span / 2)) / DAY) * DAY;
+      // Series start in the years before the window or in its first half.
+      const seriesDay = Math.floor((earliest + rnd() * (options.windowStart - earliest + span / 2)) / DAY) * DAY;
       const t = timing(seriesDay, rnd() < 0.03);
+      const allDay = t.zone === 'date';
       const weekday = WEEKDAYS[new Date(seriesDay).getUTCDay()]!;
       const kind = rnd();
       const shapes: Array<[number, string, number]> = [
@@ -140,11 +147,11 @@ export function generateCalendar(options: GenerateOptions): GeneratedCalendar {
       const [, shapeRule, stepDays] = shapes.find(([share]) => kind < share)!;
       let rule = shapeRule;
       const end = rnd();
-      if (!rule.includes('COUNT')) {
-        if (end < 0.25) rule += `;COUNT=${int(5, 60)}`;
-        else if (end < 0.45) rule += `;UNTIL=${dateText(seriesDay + int(30, 500) * DAY)}T235959Z`;
+      if (!rule.includes('COUNT') && end >= options.openEndedShare) {
+        if (end < (1 + options.openEndedShare) / 2) rule += `;COUNT=${int(5, 30)}`;
+        else rule += `;UNTIL=${dateText(seriesDay + int(30, 180) * DAY)}T235959Z`;
       }
-      const body = ['BEGIN:VEVENT', t.start, t.end, `RRULE:${rule}`, `DTSTAMP:20260101T000000Z`, `UID:${uid}`, ...status(), 'SUMMARY:Generated series', 'END:VEVENT'];
+      const body = ['BEGIN:VEVENT', t.start, t.end, `RRULE:${rule}`, `DTSTAMP:20260101T000000Z`, `UID:${uid}`, ...status(allDay), 'SUMMARY:Generated series', 'END:VEVENT'];
       if (rnd() < 0.15 && stepDays <= 14) {
         const ex = [1, 2, 3].slice(0, int(1, 3)).map((k) => stamp(t, t.wall + k * stepDays * DAY));
         body.splice(4, 0, ...ex.map((e) => `EXDATE${e}`));
@@ -170,7 +177,7 @@ export function generateCalendar(options: GenerateOptions): GeneratedCalendar {
       continue;
     }
     const t = timing(startDay, rnd() < 0.05);
-    lines.push('BEGIN:VEVENT', t.start, t.end, 'DTSTAMP:20260101T000000Z', `UID:${uid}`, ...status(), 'SUMMARY:Generated event', 'END:VEVENT');
+    lines.push('BEGIN:VEVENT', t.start, t.end, 'DTSTAMP:20260101T000000Z', `UID:${uid}`, ...status(t.zone === 'date'), 'SUMMARY:Generated event', 'END:VEVENT');
     events++;
   }
   lines.push('END:VCALENDAR', '');

@@ -71,6 +71,7 @@ function expandSeries(series: EventSeries, window: Interval, options: ExpandOpti
   add({ start: master.start, instant: masterStart });
   const cap = options.maxIterationsPerSeries ?? DEFAULT_MAX_ITERATIONS_PER_SERIES;
   for (const rule of series.rules) {
+    if (endsBefore(rule, master.start.time, wallFrom)) continue;
     const iterator = ruleInWallTime(rule, master.start, zone).iterator(fastForward(master.start.time, rule, wallFrom));
     let iterations = 0;
     for (let t = iterator.next(); t; t = iterator.next()) {
@@ -185,6 +186,25 @@ function fastForward(dtstart: ICAL.Time, rule: ICAL.Recur, wallFrom: number): IC
   const start = dtstart.clone();
   start.adjust(periods * periodDays, 0, 0, 0);
   return start;
+}
+
+/** BY-parts that never leave a DAILY or WEEKLY period without an instance. */
+const EVERY_PERIOD_PARTS = new Set(['BYDAY', 'BYHOUR', 'BYMINUTE', 'BYSECOND']);
+
+/**
+ * Whether every instance a rule makes starts (on its wall clock) before
+ * `wallFrom`, known without iterating, so that a series that ended years ago
+ * costs nothing: an UNTIL more than a day before (offsets are under a day), or
+ * a COUNT of a DAILY or WEEKLY rule whose BY-parts match in every stretch of
+ * 7 × INTERVAL days (with DAILY and BYDAY the candidate days reach every
+ * weekday within 7 steps), so that its last instance is at most
+ * COUNT × INTERVAL weeks after DTSTART.
+ */
+function endsBefore(rule: ICAL.Recur, dtstart: ICAL.Time, wallFrom: number): boolean {
+  if (rule.until) return wallOf(rule.until) + DAY_MS < wallFrom;
+  if (!rule.count || (rule.freq !== 'DAILY' && rule.freq !== 'WEEKLY')) return false;
+  if (!Object.keys(rule.parts).every((part) => EVERY_PERIOD_PARTS.has(part))) return false;
+  return wallOf(dtstart) + (rule.count + 1) * (rule.interval || 1) * 7 * DAY_MS < wallFrom;
 }
 
 /**

@@ -315,7 +315,7 @@ describe('malformed calendars', () => {
   });
 });
 
-describe('starting near the window (property-based)', () => {
+describe('starting near the window, or not at all for a series that ended (property-based)', () => {
   it('gives the same instances as iterating from DTSTART', () => {
     const days = ['MO', 'TU', 'WE', 'TH', 'FR', 'SA', 'SU'];
     const rule = fc.record({
@@ -324,6 +324,7 @@ describe('starting near the window (property-based)', () => {
       byday: fc.subarray(days),
       bymonth: fc.subarray([1, 2, 3, 6, 10, 11, 12]),
       until: fc.option(fc.integer({ min: 0, max: 2400 }), { nil: undefined }),
+      count: fc.option(fc.integer({ min: 1, max: 400 }), { nil: undefined }),
       startDay: fc.integer({ min: 0, max: 400 }),
       hour: fc.integer({ min: 0, max: 23 }),
       zone: fc.constantFrom('Europe/Berlin', 'America/New_York', 'Australia/Sydney', 'Berlin (VTIMEZONE)'),
@@ -337,6 +338,7 @@ describe('starting near the window (property-based)', () => {
         if (r.byday.length) parts.push(`BYDAY=${r.byday.join(',')}`);
         if (r.bymonth.length) parts.push(`BYMONTH=${r.bymonth.join(',')}`);
         if (r.until !== undefined) parts.push(`UNTIL=${stamp(new Date(start.getTime() + r.until * DAY), 12)}Z`);
+        else if (r.count !== undefined) parts.push(`COUNT=${r.count}`);
         const defined = r.zone === 'Berlin (VTIMEZONE)';
         const dtstart = `DTSTART;TZID=${defined ? 'Berlin' : r.zone}:${stamp(start, r.hour)}`;
         const text = ics(`${defined ? BERLIN_RULES : ''}\n${event(dtstart, 'DURATION:PT90M', `RRULE:${parts.join(';')}`)}`);
@@ -349,6 +351,33 @@ describe('starting near the window (property-based)', () => {
         expect(expandBusy(calendar, late, { timeZone: 'UTC' })).toEqual(clipped);
       }),
       { numRuns: 60 },
+    );
+  });
+  it('leaves out a DAILY or WEEKLY series with COUNT only once its last instance is behind the window', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          freq: fc.constantFrom('DAILY', 'WEEKLY'),
+          interval: fc.integer({ min: 1, max: 3 }),
+          byday: fc.subarray(['MO', 'TU', 'WE', 'TH', 'FR', 'SA', 'SU']),
+          count: fc.integer({ min: 1, max: 60 }),
+          hour: fc.integer({ min: 0, max: 23 }),
+          // Where the window starts, in percent of the longest the series could last.
+          percent: fc.integer({ min: 0, max: 120 }),
+        }),
+        (r) => {
+          const start = new Date(utc(2024, 0, 1));
+          const stamp = (d: Date, h: number) => `${d.toISOString().slice(0, 10).replace(/-/g, '')}T${String(h).padStart(2, '0')}0000`;
+          const parts = [`FREQ=${r.freq}`, `INTERVAL=${r.interval}`, `COUNT=${r.count}`, ...(r.byday.length ? [`BYDAY=${r.byday.join(',')}`] : [])];
+          const calendar = parseCalendar(ics(event(`DTSTART;TZID=Europe/Berlin:${stamp(start, r.hour)}`, 'DURATION:PT90M', `RRULE:${parts.join(';')}`)), 'c');
+          const from = start.getTime() + Math.floor((r.percent / 100) * r.count * r.interval * 7) * DAY;
+          const late = { start: from, end: from + 14 * DAY };
+          const everything = expandBusy(calendar, { start: utc(2023, 11, 1), end: late.end }, { timeZone: 'UTC' });
+          const clipped = everything.map((i) => ({ start: Math.max(i.start, late.start), end: Math.min(i.end, late.end) })).filter((i) => i.end > i.start);
+          expect(expandBusy(calendar, late, { timeZone: 'UTC' })).toEqual(clipped);
+        },
+      ),
+      { numRuns: 150 },
     );
   });
 });
