@@ -148,6 +148,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
     .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
     .option('--host <host>', 'address to listen on and to name in URLs', DEFAULT_HOST)
+    .addHelpText('after', ['', 'Examples:', '  delegate serve', '  delegate serve --auth-port 18510 --calendar-port 18511 --agent-port 18512'].join('\n'))
     .action(async (options: PortOptions & { host: string }, command: Command) => {
       const serve = await loadServe();
       const code = await serve.serveAll(
@@ -165,6 +166,10 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--issuer <url>', 'its issuer identifier (default http://<host>:<port>)', parseHttpUrl)
     .option('--calendar-url <url>', 'the calendar backend it issues tokens for', parseHttpUrl)
     .option('--agent-url <url>', 'CalendarAgent’s MCP URL it issues tokens for', parseHttpUrl)
+    .addHelpText(
+      'after',
+      ['', 'Examples:', '  delegate serve-auth', '  delegate serve-auth --port 8410 --calendar-url http://127.0.0.1:8411 --agent-url http://127.0.0.1:8412/mcp'].join('\n'),
+    )
     .action(async (options: SingleServerOptions, command: Command) => {
       const serve = await loadServe();
       const port = options.port ?? DEFAULT_PORTS.auth;
@@ -187,6 +192,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
   program
     .command('serve-calendar')
     .description('Run the calendar backend alone.')
+    .addHelpText('after', ['', 'Examples:', '  delegate serve-calendar', '  delegate serve-calendar --port 8411 --auth-url http://127.0.0.1:8410'].join('\n'))
     .option('--port <port>', `port (default ${DEFAULT_PORTS.calendar})`, parsePort)
     .option('--host <host>', 'address to listen on', DEFAULT_HOST)
     .option('--auth-url <url>', 'the authorization server whose tokens it accepts', parseHttpUrl)

@@ -99,6 +99,15 @@ async function playBrowser(link: string, decision: 'approve' | 'deny'): Promise<
   await browser.get(new URL(answer.location!, link).href);
 }
 
+/** The person approves in a browser that cannot reach this computer: returns the address it was sent to, unvisited. */
+async function approveWithoutReturning(link: string): Promise<string> {
+  const browser = new Browser();
+  const consent = await browser.follow(link);
+  if (consent.location !== null) return consent.location;
+  const answer = await browser.post(new URL('/consent', link).href, { ...parseConsentForm(consent.html), decision: 'approve' });
+  return new URL(answer.location!, link).href;
+}
+
 async function cacheFile(): Promise<{ tokens: Record<string, Record<string, { access_token: string; refresh_token: string; expires_at: number }>> }> {
   return JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8'));
 }
@@ -192,5 +201,32 @@ describe('client session', () => {
     await writeFile(join(home, 'tokens.json'), 'garbage', { mode: 0o600 });
     await expect(findSlot(options(), { duration: '30m' })).rejects.toMatchObject({ code: 'CACHE_CORRUPT' });
     expect(await readFile(join(home, 'tokens.json'), 'utf8')).toBe('garbage');
+  });
+
+  it('takes the address the browser ended on, pasted, when the browser cannot reach the listener', async () => {
+    let landedOn: (url: string) => void = () => undefined;
+    const landed = new Promise<string>((resolve) => (landedOn = resolve));
+    const refused: string[] = [];
+    let reads = 0;
+    const remote = options({
+      // The browser is on another computer: it approves, but its last hop to 127.0.0.1 goes nowhere.
+      presentLoginUrl: async (url) => void approveWithoutReturning(url).then(landedOn),
+      readPastedRedirect: async () => (++reads === 1 ? 'not an address' : landed),
+      pastedRedirectRefused: (reason) => refused.push(reason),
+    });
+    const result = await findSlot(remote, { duration: '30m' });
+    expect(result.found).toBe(true);
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatch(/not an address/);
+    expect((await cacheFile()).tokens).not.toEqual({});
+  });
+
+  it('listens on the --redirect-port it is given', async () => {
+    const { freePort } = await import('../support/ports.js');
+    const port = await freePort();
+    const fixed = options({ redirectPort: port });
+    await findSlot(fixed, { duration: '30m' });
+    const next = new URL(fixed.shown[0]!).searchParams.get('next')!;
+    expect(new URL(next, authz.issuer).searchParams.get('redirect_uri')).toBe(`http://127.0.0.1:${port}/callback`);
   });
 });

@@ -44,7 +44,10 @@ export async function completionCommand(shell: Shell, program: Command, io: CliI
 }
 
 function bash(commands: CommandInfo[]): string {
-  const cases = commands.map((c) => `    ${c.name}) opts=${sq(c.options.map((o) => o.flag).join(' '))} ;;`).join('\n');
+  const cases = commands
+    .filter((c) => c.name !== 'completion')
+    .map((c) => `    ${c.name}) opts=${sq(c.options.map((o) => o.flag).join(' '))} ;;`)
+    .join('\n');
   return `# delegate completion for bash: source <(delegate completion bash)
 _delegate() {
   local cur=\${COMP_WORDS[COMP_CWORD]} opts

@@ -1,0 +1,213 @@
+// The issue-5 commands in-process, with a fake terminal: help with examples
+// on every command, mcp-config for each client, completion scripts that bash
+// can run, status read from a crafted cache (and DELEGATE_TOKEN first), the
+// profile's cache, and how the CLI talks to a terminal (interactive or not,
+// spinner, NO_COLOR).
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildProgram, runCli } from '../../src/cli/program.js';
+import { colourOn, isInteractive, startSpinner, stylesFor } from '../../src/cli/terminal.js';
+import { fakeIo, type FakeIo } from './fake-io.js';
+
+let home: string;
+
+beforeEach(async () => {
+  home = await mkdtemp(join(tmpdir(), 'delegate-cli-session-'));
+});
+
+afterEach(async () => {
+  await rm(home, { recursive: true, force: true });
+});
+
+function fakeJwt(claims: Record<string, unknown>): string {
+  const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  return `${part({ alg: 'ES256', typ: 'at+jwt' })}.${part(claims)}.c2lnbmF0dXJl`;
+}
+
+async function writeCache(path: string, now: number): Promise<string> {
+  const issuer = 'http://127.0.0.1:8410';
+  const resource = 'http://127.0.0.1:8412/mcp';
+  const access = fakeJwt({ sub: 'usr_owner', client_id: 'cli_abc', grant_id: 'grt_123', scope: 'slots:find', aud: resource });
+  await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+  const cache = {
+    version: 1,
+    discovery: { [resource]: { authorizationServerUrl: issuer, resourceMetadata: { resource, resource_name: 'CalendarAgent' } } },
+    clients: { [issuer]: { client_id: 'cli_abc', client_name: 'delegate CLI', issuer } },
+    tokens: {
+      [issuer]: {
+        [resource]: {
+          access_token: access,
+          token_type: 'Bearer',
+          refresh_token: 'dlg_rt_secret',
+          scope: 'slots:find',
+          expires_at: now + 300_000,
+          refresh_expires_at: now + 30 * 86_400_000,
+          issuer,
+          resource,
+          obtained_at: now,
+        },
+      },
+    },
+  };
+  await writeFile(path, JSON.stringify(cache), { mode: 0o600 });
+  return access;
+}
+
+describe('help', () => {
+  it('every command of the session, serving and integration side has examples in its --help', async () => {
+    const program = buildProgram(fakeIo(), () => undefined);
+    const names = ['find-slot', 'login', 'serve', 'serve-auth', 'serve-calendar', 'serve-agent', 'status', 'token', 'logout', 'mcp-config', 'completion'];
+    expect(program.commands.map((c) => c.name())).toEqual(expect.arrayContaining(names));
+    for (const name of names) {
+      const io = fakeIo({ DELEGATE_HOME: home });
+      expect(await runCli([name, '--help'], io), name).toBe(0);
+      expect(io.out, `${name} --help`).toContain('Examples:');
+    }
+  });
+});
+
+describe('status', () => {
+  it('says who, which agent, grant, scopes and until when; --json without any token; exit 0', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
+    const access = await writeCache(join(home, 'tokens.json'), io.now());
+    expect(await runCli(['status'], io)).toBe(0);
+    expect(io.out).toContain('CalendarAgent at http://127.0.0.1:8412/mcp');
+    expect(io.out).toMatch(/signed in as\s+usr_owner at http:\/\/127\.0\.0\.1:8410/);
+    expect(io.out).toMatch(/grant\s+grt_123/);
+    expect(io.out).toContain('slots:find');
+    expect(io.out).toMatch(/access token\s+valid until Tue 1 Dec 2026, 08:05 \(UTC\)/);
+
+    const json = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['status', '--json'], json)).toBe(0);
+    const parsed = JSON.parse(json.out);
+    expect(parsed.delegations[0]).toMatchObject({ user: 'usr_owner', grantId: 'grt_123', clientId: 'cli_abc', scopes: ['slots:find'], accessTokenValid: true });
+    expect(json.out).not.toContain(access);
+    expect(json.out).not.toContain('dlg_rt_secret');
+  });
+
+  it('reads the profile’s own cache, and DELEGATE_TOKEN comes first', async () => {
+    await writeCache(join(home, 'profiles', 'work', 'tokens.json'), Date.UTC(2026, 11, 1, 8));
+    const plain = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['status', '--json'], plain)).toBe(4);
+    const work = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['--profile', 'work', 'status', '--json'], work)).toBe(0);
+    const viaEnv = fakeIo({ DELEGATE_HOME: home, DELEGATE_PROFILE: 'work' });
+    expect(await runCli(['status', '--json'], viaEnv)).toBe(0);
+    expect(JSON.parse(viaEnv.out).profile).toBe('work');
+
+    const token = fakeJwt({ sub: 'usr_env', aud: 'http://127.0.0.1:8412/mcp', exp: Date.UTC(2026, 11, 1, 9) / 1000 });
+    const env = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
+    expect(await runCli(['status', '--json'], env)).toBe(0);
+    expect(JSON.parse(env.out)).toMatchObject({ source: 'DELEGATE_TOKEN', environmentToken: { user: 'usr_env' } });
+    expect(env.out).not.toContain(token);
+  });
+
+  it('refuses a profile name that could leave the data directory', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home, DELEGATE_PROFILE: '../elsewhere' });
+    expect(await runCli(['status'], io)).toBe(2);
+    expect(io.err).toMatch(/^delegate: DELEGATE_PROFILE/);
+  });
+});
+
+describe('token and login with DELEGATE_TOKEN', () => {
+  it('token prints DELEGATE_TOKEN; login and logout refuse while it is set', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: 'from-the-environment' });
+    expect(await runCli(['token'], io)).toBe(0);
+    expect(io.out).toBe('from-the-environment\n');
+    for (const command of ['login', 'logout']) {
+      const refused = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: 'x' });
+      expect(await runCli([command], refused)).toBe(1);
+      expect(refused.err).toMatch(/^delegate: DELEGATE_TOKEN is set/);
+    }
+  });
+});
+
+describe('mcp-config', () => {
+  it('json: the stdio command and the remote URL', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['mcp-config', '--agent-port', '9412'], io)).toBe(0);
+    const { mcpServers } = JSON.parse(io.out);
+    expect(mcpServers['calendar-agent']).toMatchObject({ type: 'stdio', command: process.execPath, env: { DELEGATE_HOME: home } });
+    expect(mcpServers['calendar-agent'].args.slice(1)).toEqual(['serve-agent', '--stdio', '--agent-port', '9412']);
+    expect(mcpServers['calendar-agent'].args[0]).toMatch(/bin\/delegate$/);
+    expect(mcpServers['calendar-agent-http']).toEqual({ type: 'http', url: 'http://127.0.0.1:9412/mcp' });
+  });
+
+  it('claude-desktop: its config file’s shape, and the connector URL on stderr', async () => {
+    const io = fakeIo({});
+    expect(await runCli(['--profile', 'work', 'mcp-config', '--client', 'claude-desktop'], io)).toBe(0);
+    const entry = JSON.parse(io.out).mcpServers['calendar-agent'];
+    expect(entry.args.slice(1)).toEqual(['serve-agent', '--stdio', '--profile', 'work']);
+    expect(entry.env).toBeUndefined();
+    expect(io.err).toContain('http://127.0.0.1:8412/mcp');
+  });
+
+  it('claude-code: two claude mcp add commands', async () => {
+    const io = fakeIo({});
+    expect(await runCli(['mcp-config', '--client', 'claude-code'], io)).toBe(0);
+    expect(io.out).toMatch(/^claude mcp add calendar-agent -- \S+ \S+bin\/delegate serve-agent --stdio$/m);
+    expect(io.out).toMatch(/^claude mcp add --transport http calendar-agent-http http:\/\/127\.0\.0\.1:8412\/mcp$/m);
+  });
+
+  it('refuses an unknown client with exit 2', async () => {
+    expect(await runCli(['mcp-config', '--client', 'vim'], fakeIo({}))).toBe(2);
+  });
+});
+
+describe('completion', () => {
+  it('bash: completes commands and each command’s options', async () => {
+    const io = fakeIo({});
+    expect(await runCli(['completion', 'bash'], io)).toBe(0);
+    const complete = (words: string[]) =>
+      execFileSync('bash', ['-c', `${io.out}\nCOMP_WORDS=(${words.join(' ')}); COMP_CWORD=${words.length - 1}; _delegate; echo "\${COMPREPLY[@]}"`], { encoding: 'utf8' }).trim();
+    expect(complete(['delegate', 'st']).split(' ')).toEqual(['status']);
+    expect(complete(['delegate', 'login', '--d']).split(' ')).toEqual(expect.arrayContaining(['--device', '--debug']));
+    expect(complete(['delegate', 'completion', 'z'])).toBe('zsh');
+  });
+
+  it('zsh and fish: every command is named', async () => {
+    for (const shell of ['zsh', 'fish']) {
+      const io = fakeIo({});
+      expect(await runCli(['completion', shell], io)).toBe(0);
+      for (const name of ['find-slot', 'status', 'token', 'logout', 'mcp-config']) expect(io.out).toContain(name);
+    }
+    expect(await runCli(['completion', 'powershell'], fakeIo({}))).toBe(2);
+  });
+});
+
+describe('the terminal', () => {
+  function tty(env: Record<string, string | undefined> = {}, stdinTty = true): FakeIo {
+    const io = fakeIo(env);
+    return { ...io, stdin: { isTTY: stdinTty }, stderr: { write: (t: string) => void (io.err += t), isTTY: true }, get err() { return io.err; } } as FakeIo;
+  }
+
+  it('is interactive only when stdin and stderr are terminals', () => {
+    expect(isInteractive(fakeIo())).toBe(false);
+    expect(isInteractive(tty())).toBe(true);
+    expect(isInteractive(tty({}, false))).toBe(false);
+  });
+
+  it('colours only a terminal, and never under NO_COLOR', () => {
+    expect(colourOn(fakeIo())).toBe(false);
+    expect(colourOn(tty())).toBe(true);
+    expect(colourOn(tty({ NO_COLOR: '1' }))).toBe(false);
+    expect(stylesFor(tty({ NO_COLOR: '1' })).bold('x')).toBe('x');
+    expect(stylesFor(tty()).bold('x')).not.toBe('x');
+  });
+
+  it('spins on a terminal, and prints one plain line elsewhere', () => {
+    const plain = fakeIo();
+    startSpinner(plain, 'Waiting…').stop('done');
+    expect(plain.err).toBe('Waiting…\ndone\n');
+
+    const term = tty({ NO_COLOR: '1' });
+    const spinner = startSpinner(term, 'Waiting…');
+    spinner.stop('done');
+    expect(term.err).toMatch(/^\r\u001b\[2K⠋ Waiting…/);
+    expect(term.err.endsWith('\r\u001b[2Kdone\n')).toBe(true);
+    expect(term.err).not.toMatch(/\u001b\[\d+m/); // NO_COLOR: no colour codes, only line control
+  });
+});
