@@ -3,7 +3,7 @@
 // then deletes the token cache. Refuses while DELEGATE_TOKEN is set, as
 // gh does: that token is not ours to forget.
 import { delegateToken } from '../../config.js';
-import { logout } from '../../client/credentials.js';
+import { logout, storedDelegations } from '../../client/credentials.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { loadStack } from '../contracts.js';
@@ -14,6 +14,10 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     throw new CommandFailed('DELEGATE_TOKEN is set, and it is what delegate uses. Unset it first; to sign out its delegation, run `delegate logout` without it.');
   }
   const paths = profilePaths(io, args.profile);
+  if ((await storedDelegations(paths, () => io.now())).length === 0) {
+    io.stderr.write('Not signed in: nothing to do.\n');
+    return EXIT_OK;
+  }
   const { ensureStack } = await loadStack();
   // The authorization server must be up to hear the revocation; an embedded one is started for it.
   const stack = await ensureStack({ paths, ports: args.ports, host: args.host }).catch(() => undefined);
