@@ -70,12 +70,18 @@ function prepareFile(path: string): void {
 }
 
 function migrate(db: Database.Database): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
-  for (let i = version; i < MIGRATIONS.length; i++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[i]!);
-      db.pragma(`user_version = ${i + 1}`);
+  // The version is read inside each IMMEDIATE transaction: processes that open a
+  // new database at once (serve-auth, serve-calendar, serve-agent) take turns,
+  // and none applies a migration another has just applied.
+  for (;;) {
+    const applied = db.transaction(() => {
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version >= MIGRATIONS.length) return false;
+      db.exec(MIGRATIONS[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+      return true;
     }).immediate();
+    if (!applied) return;
   }
 }
 

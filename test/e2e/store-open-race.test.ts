@@ -1,0 +1,43 @@
+// Several processes opening a new data directory's database at the same
+// moment (as serve-auth, serve-calendar and serve-agent do when started
+// together) all succeed: the schema's migrations are applied once, in turn.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { builtModule, repoRoot } from './built.js';
+
+const PROCESSES = 6;
+let dir: string;
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function openInProcess(path: string, startAt: number): Promise<{ code: number | null; stderr: string }> {
+  const script = `
+    import { openStore } from ${JSON.stringify(builtModule('store/index.js'))};
+    // Start together: wait for the same instant, so the processes race for the fresh file.
+    while (Date.now() < ${startAt}) {}
+    const store = openStore(${JSON.stringify(path)});
+    await store.listResources();
+    store.close();
+  `;
+  return new Promise((resolve) => {
+    const child = spawn(process.env.DELEGATE_E2E_SERVER_NODE || process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('exit', (code) => resolve({ code, stderr }));
+  });
+}
+
+describe('opening a new database from several processes at once', () => {
+  it(`${PROCESSES} processes all open it, and its schema is applied once`, { timeout: 60_000 }, async () => {
+    dir = await mkdtemp(join(tmpdir(), 'delegate-store-race-'));
+    const path = join(dir, 'home', 'delegate.db');
+    const startAt = Date.now() + 1500;
+    const results = await Promise.all(Array.from({ length: PROCESSES }, () => openInProcess(path, startAt)));
+    expect(results.map((r) => r.code), results.map((r) => r.stderr).join('\n')).toEqual(Array(PROCESSES).fill(0));
+  });
+});
