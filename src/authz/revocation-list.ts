@@ -87,6 +87,12 @@ export function registerRevocationList(app: FastifyInstance, ctx: AuthContext): 
       await watch.wait(since, Math.min(wait, MAX_WAIT_SEC) * 1000, AbortSignal.any([gone.signal, closing.signal]));
       page = await ctx.store.revocationsSince(since, ctx.now());
     }
-    return reply.header('Cache-Control', 'no-store').send({ ...page, stale_after: REVOCATION_LIST_STALE_AFTER_SEC });
+    return reply.header('Cache-Control', 'no-store').send({
+      cursor: page.cursor,
+      grants: page.grants,
+      tokens: page.tokens,
+      expires_at: page.expiresAt,
+      stale_after: REVOCATION_LIST_STALE_AFTER_SEC,
+    });
   });
 }

@@ -354,12 +354,15 @@ class SqliteStore implements Store {
   }
 
   async revocationsSince(cursor: number, now: number): Promise<RevocationPage> {
-    const rows = this.all('SELECT kind, id FROM revocations WHERE seq > ? AND keep_until > ? ORDER BY seq', [cursor, now]);
+    const rows = this.all('SELECT kind, id, keep_until FROM revocations WHERE seq > ? AND keep_until > ? ORDER BY seq', [cursor, now]);
     const head = this.get('SELECT seq FROM sqlite_sequence WHERE name = ?', ['revocations']);
+    const expiresAt: Record<string, number> = {};
+    for (const r of rows) expiresAt[String(r.id)] = Math.max(expiresAt[String(r.id)] ?? 0, Math.ceil(num(r.keep_until) / 1000));
     return {
       cursor: head ? num(head.seq) : 0,
       grants: rows.filter((r) => r.kind === 'grant').map((r) => String(r.id)),
       tokens: rows.filter((r) => r.kind === 'token').map((r) => String(r.id)),
+      expiresAt,
     };
   }
 

@@ -233,6 +233,8 @@ export interface RevocationPage {
   cursor: number;
   grants: string[];
   tokens: string[];
+  /** For each listed id, when the last token it could affect expires (seconds since the epoch): it may be forgotten then. */
+  expiresAt: Record<string, number>;
 }
 
 /** Why a token or grant no longer holds, or undefined when it does. */
