@@ -73,7 +73,20 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       writeErr: (text) => io.stderr.write(text),
       outputError: (text, write) => write(`delegate: ${text.replace(/^error: /, '')}`),
     })
-    .showSuggestionAfterError(true);
+    .showSuggestionAfterError(true)
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  delegate find-slot --duration 30m',
+        '  delegate login --device',
+        '  delegate status --json',
+        '',
+        'Environment: DELEGATE_TOKEN (used before any stored sign-in), DELEGATE_PROFILE, DELEGATE_HOME, NO_COLOR.',
+        'Exit codes: 0 ok, 1 error, 2 bad usage, 3 no free slot found, 4 authorization required.',
+      ].join('\n'),
+    );
 
   const globals = (command: Command): GlobalOptions => command.optsWithGlobals<GlobalOptions>();
 

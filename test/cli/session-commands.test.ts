@@ -69,6 +69,15 @@ describe('help', () => {
   });
 });
 
+describe('the top-level help', () => {
+  it('names the environment and the exit codes', async () => {
+    const io = fakeIo({});
+    expect(await runCli(['--help'], io)).toBe(0);
+    expect(io.out).toContain('DELEGATE_TOKEN');
+    expect(io.out).toMatch(/Exit codes: 0 ok, 1 error, 2 bad usage, 3 no free slot found, 4 authorization required/);
+  });
+});
+
 describe('status', () => {
   it('says who, which agent, grant, scopes and until when; --json without any token; exit 0', async () => {
     const io = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
