@@ -144,6 +144,41 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       );
     });
 
+  program
+    .command('busy')
+    .description('List when you are busy (no event details), through CalendarAgent; asks once for the extra permission the first time.')
+    .option('--from <when>', 'start of the window (ISO 8601; default now)')
+    .option('--to <when>', 'end of the window (ISO 8601; default 7 days after the start)')
+    .option('--tz <zone>', 'IANA time zone of the answer')
+    .option('--calendar <name>', 'only this calendar (repeatable)', collect, [])
+    .option('--json', 'print {"timeZone","window","busy"} on stdout')
+    .option('--no-browser', 'print the sign-in link on stderr without opening a browser')
+    .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
+    .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
+    .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
+    .addHelpText('after', examples(['delegate busy', 'delegate busy --from 2026-12-01 --to 2026-12-05 --json']))
+    .action(async (o: { from?: string; to?: string; tz?: string; calendar: string[]; json?: boolean; browser: boolean; authPort?: number; calendarPort?: number; agentPort?: number }, command: Command) => {
+      const { busyCommand } = await import('./commands/busy.js');
+      const g = command.optsWithGlobals<{ debug?: boolean; profile?: string }>();
+      setExitCode(
+        await busyCommand(
+          {
+            ports: { auth: o.authPort ?? DEFAULT_PORTS.auth, calendar: o.calendarPort ?? DEFAULT_PORTS.calendar, agent: o.agentPort ?? DEFAULT_PORTS.agent },
+            host: DEFAULT_HOST,
+            browser: o.browser,
+            debug: g.debug === true,
+            json: o.json === true,
+            calendars: o.calendar,
+            ...(g.profile !== undefined ? { profile: g.profile } : {}),
+            ...(o.from !== undefined ? { from: o.from } : {}),
+            ...(o.to !== undefined ? { to: o.to } : {}),
+            ...(o.tz !== undefined ? { timeZone: o.tz } : {}),
+          },
+          io,
+        ),
+      );
+    });
+
   const users = program.command('users').description('Named accounts for server mode (administrator).');
   users
     .command('add')

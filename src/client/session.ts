@@ -116,6 +116,35 @@ export async function findSlot(options: SessionOptions, input: FindSlotInput): P
   return withAgent(options, 'use-cache', async (client) => slotSearchResult(await client.callTool({ name: FIND_SLOT_TOOL, arguments: { ...input } })));
 }
 
+export const LIST_BUSY_TOOL = 'list_busy';
+
+export interface BusyListInput {
+  from?: string;
+  to?: string;
+  timeZone?: string;
+  calendars?: string[];
+}
+
+export interface BusyList {
+  timeZone: string;
+  window: { start: string; end: string };
+  busy: Array<{ start: string; end: string }>;
+}
+
+/** Calls list_busy, stepping up first if the delegation does not cover it yet (busy:read). */
+export async function listBusy(options: SessionOptions, input: BusyListInput): Promise<BusyList> {
+  return withAgent(options, 'use-cache', async (client) => {
+    const result = await client.callTool({ name: LIST_BUSY_TOOL, arguments: { ...input } });
+    const text = Array.isArray(result.content) ? result.content.map((c) => (typeof c === 'object' && c && 'text' in c ? String(c.text) : '')).join(' ') : '';
+    if (result.isError) throw new ClientError('TOOL_FAILED', text || 'list_busy failed without saying why.');
+    const out = result.structuredContent as Partial<BusyList> | undefined;
+    if (!out || typeof out.timeZone !== 'string' || !Array.isArray(out.busy) || !out.window) {
+      throw new ClientError('AGENT_UNAVAILABLE', 'CalendarAgent answered list_busy without the structured result it declares.');
+    }
+    return { timeZone: out.timeZone, window: out.window, busy: out.busy };
+  });
+}
+
 /** Signs in through the browser even if a cached token would do, and says what was authorized. */
 export async function login(options: SessionOptions): Promise<AuthorizationSummary> {
   await withAgent(options, 'sign-in', async () => undefined);
@@ -161,7 +190,31 @@ type Mode = 'use-cache' | 'sign-in';
 async function withAgent<T>(options: SessionOptions, mode: Mode, use: (client: Client) => Promise<T>): Promise<T> {
   const resource = resourceOf(options.agentUrl);
   const cache = cacheFor(options);
-  const fetchFn = withTimeout(options.fetchFn ?? fetch, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  const challenges = new ScopeChallenges();
+  const fetchFn = challenges.observe(withTimeout(options.fetchFn ?? fetch, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS));
+  try {
+    return await withAgentOnce(options, mode, use, cache, resource, fetchFn);
+  } catch (error) {
+    const needed = challenges.take();
+    if (needed === undefined || options.envToken !== undefined) throw asClientError(error, options.agentUrl);
+    // Step-up: the tool needs a scope the delegation lacks. Ask the user once for it (the consent
+    // page shows only what is new), then retry; a second refusal is an error, not a loop.
+    if (!options.presentLoginUrl) {
+      throw new ClientError('AUTHORIZATION_REQUIRED', `CalendarAgent needs more permission for this (${needed}), and this run may not open a sign-in. Run the command again on a terminal to approve it.`);
+    }
+    const { signInAndUse } = await import('./sign-in.js');
+    try {
+      return await signInAndUse({ ...options, presentLoginUrl: options.presentLoginUrl, scope: needed }, cache, resource, fetchFn, use);
+    } catch (second) {
+      if (challenges.take() !== undefined) {
+        throw new ClientError('AUTHORIZATION_FAILED', `CalendarAgent still refuses after the new authorization: it needs ${needed}.`);
+      }
+      throw asClientError(second, options.agentUrl);
+    }
+  }
+}
+
+async function withAgentOnce<T>(options: SessionOptions, mode: Mode, use: (client: Client) => Promise<T>, cache: TokenCache, resource: string, fetchFn: FetchLike): Promise<T> {
   try {
     if (options.envToken !== undefined) return await useEnvToken(options, fetchFn, options.envToken, use);
     if (mode === 'use-cache') {
@@ -175,7 +228,35 @@ async function withAgent<T>(options: SessionOptions, mode: Mode, use: (client: C
     const { signInAndUse } = await import('./sign-in.js');
     return await signInAndUse({ ...options, presentLoginUrl: options.presentLoginUrl }, cache, resource, fetchFn, use);
   } catch (error) {
+    // A scope challenge is handled by withAgent; anything else is said as the user should read it.
+    if (error instanceof StreamableHTTPError && error.code === 403) throw error;
     throw asClientError(error, options.agentUrl);
+  }
+}
+
+/**
+ * Notes the scope an agent's 403 `insufficient_scope` challenge names
+ * (RFC 6750 §3.1, the MCP authorization spec's scope challenge), so that the
+ * session can step up once.
+ */
+class ScopeChallenges {
+  private scope: string | undefined;
+
+  observe(fetchFn: FetchLike): FetchLike {
+    return async (url, init) => {
+      const res = await fetchFn(url, init);
+      if (res.status === 403) {
+        const header = res.headers.get('www-authenticate') ?? '';
+        if (/error="insufficient_scope"/.test(header)) this.scope = /scope="([^"]*)"/.exec(header)?.[1] ?? this.scope;
+      }
+      return res;
+    };
+  }
+
+  take(): string | undefined {
+    const scope = this.scope;
+    this.scope = undefined;
+    return scope;
   }
 }
 

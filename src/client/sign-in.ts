@@ -8,7 +8,7 @@
 // instead (readPastedRedirect), raced against the listener. Loaded
 // only when needed, so the cached fast path does not load any of this.
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { UnauthorizedError, auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { TokenCache } from './cache.js';
@@ -25,7 +25,11 @@ export const DEFAULT_LOGIN_TIMEOUT_MS = 5 * 60_000;
 
 /** Signs in through the browser, then runs `use` on a client connected with the new token. */
 export async function signInAndUse<T>(
-  options: SessionOptions & { presentLoginUrl: (url: string) => Promise<void> },
+  options: SessionOptions & {
+    presentLoginUrl: (url: string) => Promise<void>;
+    /** Step-up: the scope the agent asked for (its 403 insufficient_scope challenge), asked for at once. */
+    scope?: string;
+  },
   cache: TokenCache,
   resource: string,
   baseFetch: FetchLike,
@@ -62,10 +66,16 @@ export async function signInAndUse<T>(
     await provider.invalidateCredentials('discovery');
 
     const first = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
-    try {
-      return await connectAndUse(options.clientInfo, first, use);
-    } catch (error) {
-      if (!(error instanceof UnauthorizedError)) throw error;
+    if (options.scope !== undefined) {
+      // Step-up: the agent named the scope it needs, so the authorization asks for exactly that.
+      const started = await auth(provider, { serverUrl: new URL(options.agentUrl), scope: options.scope, fetchFn });
+      if (started !== 'REDIRECT') throw new ClientError('AUTHORIZATION_FAILED', 'The authorization server did not start a new authorization for the wider scope.');
+    } else {
+      try {
+        return await connectAndUse(options.clientInfo, first, use);
+      } catch (error) {
+        if (!(error instanceof UnauthorizedError)) throw error;
+      }
     }
     let code: string;
     try {

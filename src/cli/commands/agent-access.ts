@@ -86,8 +86,9 @@ export async function withAgentAccess<T>(
       return await work(session, { urls: stack.urls, paths });
     } catch (error) {
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED')) {
+        const what = /more permission/.test(error.message) ? 'needs more permission than your delegation gives it' : 'needs your authorization';
         throw new CommandFailed(
-          `CalendarAgent at ${stack.urls.agentUrl} needs your authorization (authorization server ${stack.urls.issuer}), and nobody is here to give it: this is not an interactive terminal. ` +
+          `CalendarAgent at ${stack.urls.agentUrl} ${what} (authorization server ${stack.urls.issuer}), and nobody is here to give it: this is not an interactive terminal. ` +
             'Run `delegate login` in a terminal first (or `delegate login --device` anywhere), pass --no-browser to print a sign-in link and wait for it, or set DELEGATE_TOKEN.',
           EXIT_AUTH_REQUIRED,
         );

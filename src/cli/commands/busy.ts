@@ -1,0 +1,34 @@
+// `delegate busy`: the times you are busy in a window, through CalendarAgent's
+// list_busy tool, without any detail of what the events are. That tool needs
+// busy:read, which a delegation made for find-slot does not include: the
+// first run steps up — the consent page asks only for the new permission —
+// and retries once.
+import { listBusy, type BusyListInput } from '../../client/session.js';
+import { EXIT_OK } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
+import { formatSlotHuman } from '../../calendar/format.js';
+
+export interface BusyArgs extends AgentAccessArgs {
+  json: boolean;
+  from?: string;
+  to?: string;
+  timeZone?: string;
+  calendars?: string[];
+}
+
+export async function busyCommand(args: BusyArgs, io: CliIo): Promise<number> {
+  const input: BusyListInput = {};
+  if (args.from !== undefined) input.from = args.from;
+  if (args.to !== undefined) input.to = args.to;
+  if (args.timeZone !== undefined) input.timeZone = args.timeZone;
+  if (args.calendars && args.calendars.length > 0) input.calendars = args.calendars;
+  const result = await withAgentAccess(args, io, (session) => listBusy(session, input));
+  if (args.json) {
+    io.stdout.write(`${JSON.stringify(result)}\n`);
+    return EXIT_OK;
+  }
+  if (result.busy.length === 0) io.stderr.write('You are free the whole window.\n');
+  for (const b of result.busy) io.stdout.write(`${formatSlotHuman({ start: Date.parse(b.start), end: Date.parse(b.end) }, result.timeZone)}\n`);
+  return EXIT_OK;
+}
