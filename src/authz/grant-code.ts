@@ -48,7 +48,7 @@ export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRec
     client: client.clientId,
     grant: grant.id,
     resource: grant.resource,
-    actors: [client.clientId],
+    actors: [client.clientId, grant.userId],
     detail: { grant_type: 'authorization_code', scope: pair.access.claims.scope, jti: pair.access.claims.jti },
   });
   return tokenResponse(ctx, pair);

@@ -41,7 +41,7 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
         client: client.clientId,
         grant: grant.id,
         resource: grant.resource,
-        actors: [client.clientId],
+        actors: [client.clientId, grant.userId],
         detail: { scope: pair.access.claims.scope, jti: pair.access.claims.jti, ...(result.grace ? { within_grace: true } : {}) },
       });
       return tokenResponse(ctx, pair);

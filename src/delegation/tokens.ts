@@ -71,6 +71,15 @@ export function nestActor(actor: string, subject: Pick<AccessTokenClaims, 'clien
 }
 
 /**
+ * The whole chain behind a token, for the audit log: the current actor first,
+ * then the actors nested in `act` (or the client alone when the token was not
+ * exchanged), ending with the user they all act for.
+ */
+export function actorsOf(claims: Pick<AccessTokenClaims, 'act' | 'client_id' | 'sub'>): string[] {
+  return [...(claims.act ? actorChain(claims.act) : [claims.client_id]), claims.sub];
+}
+
+/**
  * How many exchanges a token is from the user's own token. The first exchange
  * nests two actors (the agent, and the client that held the user's token);
  * each later one adds one.

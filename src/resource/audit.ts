@@ -3,7 +3,7 @@
 // which chain, under which grant, on what, and how it ended. The servers take
 // an `audit` callback; the CLI wires it to Store.appendAudit, which chains the
 // records. Pure: building a record does no I/O and never holds a token.
-import { actorChain, type AccessTokenClaims } from '../delegation/index.js';
+import { actorsOf, type AccessTokenClaims } from '../delegation/index.js';
 
 export type ResourceAuditEvent = 'tool_call' | 'freebusy_read';
 
@@ -24,15 +24,7 @@ export interface ResourceAuditRecord {
 
 export type AuditSink = (record: ResourceAuditRecord) => Promise<void>;
 
-/**
- * The full chain behind a token, current actor first (RFC 8693 §4.1): the
- * actors nested in `act`, or the client alone when the token was not
- * exchanged, then the user they act for.
- */
-export function actorsOf(claims: Pick<AccessTokenClaims, 'act' | 'client_id' | 'sub'>): string[] {
-  const chain = claims.act ? actorChain(claims.act) : [claims.client_id];
-  return [...chain, claims.sub];
-}
+export { actorsOf };
 
 /** A record about a request made with `claims` at `resource`. */
 export function auditRecord(

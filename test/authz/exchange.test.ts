@@ -67,7 +67,7 @@ describe('exchanges that are refused', () => {
     expect(hop3.body.error).toBe('invalid_request');
     expect(String(hop3.body.error_description)).toMatch(/at most 2 hops/);
     const events = (await authz.store.listAudit({ grant: String(decodeJwt(user.accessToken).grant_id) })).filter((r) => r.event === 'token_exchanged');
-    expect(events.at(-1)!.actors).toEqual(['sub-agent', 'calendar-agent', user.clientId]);
+    expect(events.at(-1)!.actors).toEqual(['sub-agent', 'calendar-agent', user.clientId, authz.ownerId]);
   });
 
   it('by a client not bound to the subject token’s audience → invalid_grant', async () => {

@@ -43,7 +43,9 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
 
 function line(r: AuditRecord, names: Map<string, string>): string {
   const who = r.user ? `for ${names.get(r.user) ?? r.user}` : '';
-  const chain = r.actors.length > 0 ? `by ${r.actors.join(' ← ')}` : r.client ? `by ${r.client}` : '';
+  // The chain ends with the user, already named after "for".
+  const actors = r.actors.filter((a) => a !== r.user);
+  const chain = actors.length > 0 ? `by ${actors.join(' ← ')}` : r.client ? `by ${r.client}` : '';
   const what = [r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome].filter((x) => typeof x === 'string').join(' ');
   return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, r.grant ?? '', r.resource ?? '', what].filter((x) => x !== '').join('  ');
 }
