@@ -21,6 +21,7 @@ import { registerIntrospection } from './introspect.js';
 import { registerRevocationList } from './revocation-list.js';
 import { registerLogin } from './login.js';
 import { registerGrantsPage } from './grants-page.js';
+import { registerAuditEndpoint } from './audit-endpoint.js';
 
 export interface AuthServerOptions {
   /** The issuer identifier: the server's base URL, no trailing slash. */
@@ -86,6 +87,7 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
   registerRevocationList(app, ctx);
   registerLogin(app, ctx);
   registerGrantsPage(app, ctx);
+  registerAuditEndpoint(app, ctx);
 
   // Expired codes, sessions and one-time ids are swept now and then, off the request path.
   const sweeper = setInterval(() => void options.store.sweep(now()).catch(() => {}), 10 * 60_000);

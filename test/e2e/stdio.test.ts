@@ -84,6 +84,12 @@ describe('serve-agent --stdio', () => {
       await agent.client.close();
     }
     expect(agent.protocolErrors).toEqual([]);
+    // The call is on the audit log, reported by the stdio agent to the authorization server.
+    const audit = startCli(['audit', '--json'], home);
+    const records = JSON.parse((await audit.done).stdout) as Array<{ event: string; actors: string[]; detail: Record<string, unknown> }>;
+    const call = records.filter((r) => r.event === 'tool_call').at(-1);
+    expect(call?.detail).toMatchObject({ tool: 'find_slot', outcome: 'ok', reported_by: 'calendar-agent' });
+    expect(call?.actors[0]).toMatch(/^cli_/);
   });
 
   it('starts the servers itself and signs in first when no delegation is stored, while already answering the client', async () => {

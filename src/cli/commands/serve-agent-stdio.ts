@@ -16,7 +16,11 @@ export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo): 
   // Whoever started us may be a desktop app: there is no terminal to ask, but a browser to open.
   return withAgentAccess({ ...args, mayPrompt: true, interactiveLogin: true }, io, async (session, { urls, paths }) => {
     // The agent's key only: the servers' modules (and the database driver) stay unloaded when the servers run elsewhere.
-    const [{ serveAgentOverStdio }, { loadOrCreateAgentKey }] = await Promise.all([import('../../agent/stdio.js'), import('../../agent/identity.js')]);
+    const [{ serveAgentOverStdio }, { loadOrCreateAgentKey }, { remoteAuditSink }] = await Promise.all([
+      import('../../agent/stdio.js'),
+      import('../../agent/identity.js'),
+      import('../../resource/audit-remote.js'),
+    ]);
     const identity = await loadOrCreateAgentKey(paths.agentKey);
 
     // One sign-in at a time; a failed one is tried again by the next call.
@@ -38,6 +42,9 @@ export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo): 
       clientId: identity.clientId,
       privateKey: identity.privateJwk,
       now: () => io.now(),
+      // Every tool call goes on the authorization server's audit log, reported as this agent.
+      resourceUrl: urls.agentUrl,
+      audit: remoteAuditSink({ issuer: urls.issuer, clientId: identity.clientId, privateKey: identity.privateJwk, now: () => io.now() }),
       callerToken: async () => {
         if (session.envToken === undefined) await delegation();
         return validAccessToken(session);

@@ -1,0 +1,39 @@
+// An audit sink for an agent with no database of its own (CalendarAgent over
+// stdio): each record is reported to the authorization server's /audit
+// endpoint, authenticated with the agent's private_key_jwt. A record that
+// cannot be delivered fails the call it describes, as with the local sink.
+import type { JWK } from 'jose';
+import { createClientAssertionSigner } from '../agent/client-assertion.js';
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '../delegation/index.js';
+import type { AuditSink } from './audit.js';
+
+export interface RemoteAuditOptions {
+  issuer: string;
+  clientId: string;
+  privateKey: JWK;
+  now?: () => number;
+  fetchFn?: typeof fetch;
+  timeoutMs?: number;
+}
+
+export function remoteAuditSink(options: RemoteAuditOptions): AuditSink {
+  const sign = createClientAssertionSigner(options.clientId, options.privateKey, options.issuer);
+  const fetchFn = options.fetchFn ?? fetch;
+  const now = options.now ?? Date.now;
+  return async (record) => {
+    const body = new URLSearchParams({
+      client_id: options.clientId,
+      client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
+      client_assertion: await sign(now()),
+      record: JSON.stringify(record),
+    });
+    const res = await fetchFn(`${options.issuer}/audit`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+      redirect: 'error',
+      signal: AbortSignal.timeout(options.timeoutMs ?? 5_000),
+    });
+    if (res.status !== 204) throw new Error(`The authorization server did not take the audit record (HTTP ${res.status}).`);
+  };
+}
