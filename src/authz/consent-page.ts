@@ -46,11 +46,11 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
   const calendars = (await ctx.store.listCalendars(user.id)).map((c) => c.name);
 
   const returnTo = isLoopbackRedirect(redirect)
-    ? html`<p class="muted">The app that asked runs on this computer; you will return to it at ${redirect.host}.</p>`
+    ? html`<p class="muted">The app that asked runs on this computer; after you decide, you go back to it.</p>`
     : html`<p class="warn">After you decide, you will be sent to <strong>${redirect.host}</strong>. Approve only if you expected to use that site.</p>`;
 
   const body = html`<h1>${grant ? html`Allow ${agentName} to do more for you?` : html`Allow ${agentName} to act for you?`}</h1>
-<p><strong>${clientName}</strong> asks you to let <strong>${agentName}</strong> act on your behalf, ${user.name}.</p>
+<p><strong>${clientName}</strong> asks you to let <strong>${agentName}</strong> act for you. <span class="muted">(You are signed in as ${user.name}.)</span></p>
 ${identityBlock(agentName, request.resource.url, verification)}
 <h2>${grant ? 'It asks to also be able to' : html`${agentName} will be able to`}</h2>
 <ul>${abilities}</ul>
@@ -77,10 +77,11 @@ function identityBlock(agentName: string, resourceUrl: string, verification: Age
   }
   const p = verification.agent.profile;
   return html`<div class="who">
-<p><strong>${p.name}</strong> <span class="verified">✓ verified</span> <span class="muted">${p.softwareId} ${p.softwareVersion}</span></p>
+<p><strong>${p.name}</strong> <span class="verified">✓ verified</span> <span class="muted">— this server vouches that it is the agent it says it is</span></p>
 <p>${p.description}</p>
-<p class="muted">Run by ${p.operator.name} (${p.operator.contact}) · at <code>${resourceUrl}</code></p>
+<p class="muted">Run by ${p.operator.name} (${p.operator.contact}).</p>
 ${p.limitations.length > 0 ? html`<p class="muted">It promises: ${p.limitations.join('; ')}.</p>` : ''}
+<p class="muted">Technical details: ${p.softwareId} ${p.softwareVersion}, at <code>${resourceUrl}</code></p>
 </div>`;
 }
 
@@ -104,9 +105,10 @@ ${offered.map((c) => html`<label><input type="checkbox" name="calendars" value="
   parts.push(html`<label for="expires_days">For how long</label>
 <select id="expires_days" name="expires_days">${EXPIRY_CHOICES.map((d) => html`<option value="${d}"${d === DEFAULT_EXPIRY_DAYS ? html` selected` : ''}>${days(d)}, unless you revoke it sooner</option>`)}</select>`);
   const depths = DEPTH_CHOICES.filter((d) => d <= maxDepth);
-  parts.push(html`<label for="max_depth">Passing work on</label>
+  parts.push(html`<label for="max_depth">May it ask another agent to help?</label>
 <select id="max_depth" name="max_depth">${depths.map(
-    (d) => html`<option value="${d}"${d === depths[depths.length - 1] ? html` selected` : ''}>${d === 1 ? html`Only ${agentName} itself` : html`${agentName} and one helper agent it hands work to`}</option>`,
+    (d) =>
+      html`<option value="${d}"${d === depths[depths.length - 1] ? html` selected` : ''}>${d === 1 ? html`No — only ${agentName} itself` : html`Yes — it may hand part of the work to one other agent, with no more than these permissions`}</option>`,
   )}</select>`);
   return html`${parts}`;
 }
