@@ -30,16 +30,19 @@ export function firstLoopbackUrl(text: string): string | undefined {
 }
 
 /**
- * The Node.js that runs delegate's servers. Normally this one; when CI runs
- * the CLI under test on Node 22 or 24, the servers stay on the Node that
+ * The Node.js that runs delegate's servers and admin commands. Normally this
+ * one; when CI runs the CLI under test on Node 22 or 24, they stay on the Node that
  * better-sqlite3 was built for (DELEGATE_E2E_SERVER_NODE), since a native
  * module loads only in the runtime it was compiled against.
  */
 const serverNode = process.env.DELEGATE_E2E_SERVER_NODE || process.execPath;
 
+/** Commands that open the SQLite store in their own process: the servers and the admin commands. */
+const storeCommands = ['serve', 'serve-auth', 'serve-calendar', 'serve-agent', 'audit', 'agents', 'grants', 'users', 'calendar'];
+
 function runtimeFor(args: string[]): string {
-  const isServer = ['serve', 'serve-auth', 'serve-calendar', 'serve-agent'].includes(args[0] ?? '') && !args.includes('--stdio');
-  return isServer ? serverNode : process.execPath;
+  const opensStore = storeCommands.includes(args[0] ?? '') && !args.includes('--stdio');
+  return opensStore ? serverNode : process.execPath;
 }
 
 export function startCli(args: string[], home: string): Running {
