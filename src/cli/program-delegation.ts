@@ -36,7 +36,10 @@ function agentId(value: string): string {
 export function registerDelegationCommands(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
   const paths = () => resolvePaths(io.env);
 
-  const agents = program.command('agents').description('Register and inspect the agents users can delegate to (administrator).');
+  const agents = program
+    .command('agents')
+    .description('Register and inspect the agents users can delegate to (administrator).')
+    .addHelpText('after', examples(['delegate agents list', 'delegate agents show calendar-agent', 'delegate agents register helper --url http://127.0.0.1:9000/mcp --key helper.pub.json …']));
   issuerOptions(
     agents
       .command('register')
@@ -97,7 +100,10 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       setExitCode(await agentsShowCommand({ paths: paths(), issuer: issuerOf(o), id, json: o.json === true }, io));
     });
 
-  const grants = program.command('grants').description('List, inspect and revoke the delegations you have given.');
+  const grants = program
+    .command('grants')
+    .description('List, inspect and revoke the delegations you have given.')
+    .addHelpText('after', examples(['delegate grants list', 'delegate grants show grt_…', 'delegate grants revoke grt_…']));
   grants
     .command('list')
     .description('List your active grants (--all: revoked and expired ones too).')
@@ -179,7 +185,10 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       );
     });
 
-  const users = program.command('users').description('Named accounts for server mode (administrator).');
+  const users = program
+    .command('users')
+    .description('Named accounts for server mode (administrator).')
+    .addHelpText('after', examples(["printf '%s' \"$PASSWORD\" | delegate users add alice"]));
   users
     .command('add')
     .description('Add an account; the password is read from stdin.')

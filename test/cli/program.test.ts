@@ -1,7 +1,8 @@
 // The command line as scripts see it: exit codes (0 ok, 2 bad usage), one
 // line on stderr for a usage error, help and version on stdout.
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../../src/cli/program.js';
+import type { Command } from 'commander';
+import { buildProgram, runCli } from '../../src/cli/program.js';
 import { fakeIo } from './fake-io.js';
 
 describe('runCli', () => {
@@ -50,5 +51,26 @@ describe('runCli', () => {
     const io = fakeIo();
     await runCli(['--help'], io);
     for (const name of ['find-slot', 'login', 'serve', 'serve-auth', 'serve-calendar', 'serve-agent']) expect(io.out).toContain(name);
+  });
+
+  it('shows examples in the help of every command and command group', async () => {
+    const io = fakeIo();
+    const paths: string[][] = [];
+    const walk = (command: Command, path: string[]) => {
+      for (const sub of command.commands) {
+        if (sub.name() === 'help') continue;
+        paths.push([...path, sub.name()]);
+        walk(sub, [...path, sub.name()]);
+      }
+    };
+    walk(buildProgram(io, () => undefined), []);
+    expect(paths.length).toBeGreaterThan(20);
+    const missing: string[] = [];
+    for (const path of paths) {
+      const help = fakeIo();
+      expect(await runCli([...path, '--help'], help)).toBe(0);
+      if (!/\nExamples:\n  .*\bdelegate [a-z]/.test(help.out)) missing.push(path.join(' '));
+    }
+    expect(missing).toEqual([]);
   });
 });
