@@ -2,7 +2,7 @@
 // owner account (with the demo calendar), the calendar backend as a resource,
 // and CalendarAgent as a registered agent bound to its URL. Idempotent: a
 // later start with the same settings changes nothing.
-import { SCOPE_BUSY_READ, SCOPE_FIND_SLOT, SCOPE_FREEBUSY_READ } from '../delegation/index.js';
+import { CALENDAR_DETAIL_TYPE, SCOPE_BUSY_READ, SCOPE_FIND_SLOT, SCOPE_FREEBUSY_READ } from '../delegation/index.js';
 import type { Store, UserRecord } from '../store/index.js';
 import type { AgentProfile } from './agent-statement.js';
 import { registerAgent } from './agents.js';
@@ -23,8 +23,6 @@ export interface LocalSetup {
   agentPublicJwk: Record<string, unknown>;
 }
 
-export const CALENDAR_DETAILS_TYPE = 'calendar';
-
 export async function bootstrapLocal(store: Store, setup: LocalSetup, now: number): Promise<{ owner: UserRecord }> {
   const owner = await ensureOwner(store, setup, now);
   await store.upsertResource({
@@ -44,7 +42,7 @@ export async function bootstrapLocal(store: Store, setup: LocalSetup, now: numbe
       // list_busy needs busy:read; a client asks for it when it first needs it (step-up).
       scopes: [SCOPE_FIND_SLOT, SCOPE_BUSY_READ],
       jwks: { keys: [setup.agentPublicJwk] },
-      downstream: [{ type: CALENDAR_DETAILS_TYPE, resource: setup.calendarUrl, scopes: [SCOPE_FREEBUSY_READ] }],
+      downstream: [{ type: CALENDAR_DETAIL_TYPE, resource: setup.calendarUrl, scopes: [SCOPE_FREEBUSY_READ] }],
       profile: {
         name: 'CalendarAgent',
         softwareId: 'delegate/calendar-agent',

@@ -5,7 +5,7 @@
 // already allowed part of it, only the new part is asked. Its two buttons are
 // named exactly Approve and Deny.
 import type { FastifyReply } from 'fastify';
-import { SCOPE_DESCRIPTIONS, parseScope } from '../delegation/index.js';
+import { CALENDAR_DETAIL_TYPE, SCOPE_DESCRIPTIONS, parseScope } from '../delegation/index.js';
 import type { GrantRecord, UserRecord } from '../store/index.js';
 import { verifyAgentStatement, type AgentVerification } from './agent-statement.js';
 import type { AuthorizationRequest } from './authorize.js';
@@ -36,7 +36,7 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
   const abilities: Html[] = (grant ? fresh : asked).map((s) => html`<li>${describe(s)}</li>`);
   if (!grant) {
     for (const reach of request.resource.downstream) {
-      for (const s of reach.scopes) abilities.push(html`<li>${describe(s)} <span class="muted">(at ${hostOf(reach.resource)})</span></li>`);
+      for (const s of reach.scopes) abilities.push(html`<li>${describe(s)} <span class="muted">(${reach.type === CALENDAR_DETAIL_TYPE ? 'from the calendar service ' : ''}at ${hostOf(reach.resource)})</span></li>`);
     }
   }
   const already = grant ? [...held].map((s) => html`<li>${describe(s)}</li>`) : [];
@@ -108,7 +108,7 @@ ${offered.map((c) => html`<label><input type="checkbox" name="calendars" value="
   parts.push(html`<label for="max_depth">May it ask another agent to help?</label>
 <select id="max_depth" name="max_depth">${depths.map(
     (d) =>
-      html`<option value="${d}"${d === depths[depths.length - 1] ? html` selected` : ''}>${d === 1 ? html`No — only ${agentName} itself` : html`Yes — it may hand part of the work to one other agent, with no more than these permissions`}</option>`,
+      html`<option value="${d}"${d === depths[depths.length - 1] ? html` selected` : ''}>${d === 1 ? html`No — only ${agentName} itself` : html`Yes — one helper agent, within these limits`}</option>`,
   )}</select>`);
   return html`${parts}`;
 }

@@ -1,6 +1,6 @@
 // The authorization server's public surface.
 export { buildAuthServer, type AuthServerOptions } from './server.js';
-export { bootstrapLocal, type LocalSetup, CALENDAR_DETAILS_TYPE } from './bootstrap.js';
+export { bootstrapLocal, type LocalSetup } from './bootstrap.js';
 export { registerAgent, type AgentRegistration } from './agents.js';
 export { DEFAULT_LIFETIMES, type Lifetimes } from './context.js';
 export { OWNER_ASSERTION_ISSUER, OWNER_ASSERTION_SUBJECT, OWNER_ASSERTION_MAX_LIFETIME_SEC } from './owner-login.js';
