@@ -151,8 +151,13 @@ export async function agentAssertion(stack: Stack, header: Record<string, unknow
     .sign(signingKey);
 }
 
-/** RFC 8693 at the AS as CalendarAgent; `params` override (undefined removes). */
-export async function exchangeAsAgent(stack: Stack, subjectToken: string, params: Record<string, string | undefined> = {}): Promise<WireResponse> {
+/** RFC 8693 at the AS as CalendarAgent (or the agent `as`); `params` override (undefined removes). */
+export async function exchangeAsAgent(
+  stack: Stack,
+  subjectToken: string,
+  params: Record<string, string | undefined> = {},
+  as: { clientId: string; privateJwk: JWK } = stack.agent,
+): Promise<WireResponse> {
   return postForm(`${stack.issuer}/token`, {
     grant_type: TOKEN_EXCHANGE,
     subject_token: subjectToken,
@@ -160,7 +165,7 @@ export async function exchangeAsAgent(stack: Stack, subjectToken: string, params
     resource: stack.calendarUrl,
     scope: 'freebusy:read',
     client_assertion_type: JWT_BEARER,
-    client_assertion: await agentAssertion(stack),
+    client_assertion: await agentAssertion(stack, { kid: as.privateJwk.kid }, { iss: as.clientId, sub: as.clientId }, as.privateJwk),
     ...params,
   });
 }
