@@ -108,15 +108,14 @@ describe('redirect URIs at /authorize: exact match (OAuth 2.1 §2.3.1), errors s
 });
 
 describe('PKCE downgrade at /authorize (OAuth 2.1: S256 only)', () => {
-  const { challenge, verifier } = pkcePair();
+  const { verifier } = pkcePair();
   it.each([
     ['code_challenge_method=plain', { challenge: verifier, challengeMethod: 'plain' }],
-    ['no code_challenge_method (plain by default, RFC 7636 §4.3)', { challenge: verifier, extra: {} , challengeMethod: '' }],
+    ['no code_challenge_method (plain by default, RFC 7636 §4.3)', { challenge: verifier, challengeMethod: '' }],
     ['no code_challenge', { challenge: undefined }],
     ['a challenge that is not a SHA-256 digest', { challenge: 'abc' }],
-  ])('refuses %s: invalid_request back to the client, nothing stored', async (_name, p) => {
-    const params = { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's-pkce', challenge, ...p };
-    const url = new URL(authorizeUrl(stack.issuer, params));
+  ] as Array<[string, { challenge: string | undefined; challengeMethod?: string }]>)('refuses %s: invalid_request back to the client, nothing stored', async (_name, p) => {
+    const url = new URL(authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's-pkce', ...p }));
     if (p.challengeMethod === '') url.searchParams.delete('code_challenge_method');
     const { result: res, changed } = await stateChangedBy(stack, () => browser.get(url.href));
     expect(res.status).toBe(302);
