@@ -95,7 +95,7 @@ describe('CSRF', () => {
   it('on /logout: a forged or missing token is 403 and the session stays', async () => {
     const browser = await passwordSignIn('dora', 'dora has a long password');
     const csrf = csrfOf((await browser.get(`${stack.issuer}/grants`)).html);
-    for (const fields of [{ csrf: 'forged' }, {}]) {
+    for (const fields of [{ csrf: 'forged' }, {}] as Array<Record<string, string>>) {
       const { result: res, changed } = await stateChangedBy(stack, () => browser.post(`${stack.issuer}/logout`, fields));
       expect(res.status).toBe(403);
       expect(changed).toEqual([]);
