@@ -9,7 +9,7 @@ import { addUser } from '../../src/authz/index.js';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import { ownerAssertion } from '../support/authz.js';
 import { Browser, authorizeUrl, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
-import { REDIRECT, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
+import { REDIRECT, routesOf, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
 let stack: Stack;
 
@@ -245,13 +245,32 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
     expectStrictPage('device done expired', expired);
   });
 
-  it('no other route answers HTML: unknown paths, API endpoints, the resource servers and the CLI’s callback listener', async () => {
+  it('the routes above are every HTML route the servers have: each route is classed as a page (tested above) or an API (tested below)', () => {
+    const pages = ['GET /authorize', 'POST /consent', 'GET /login/owner', 'GET /login', 'POST /login', 'GET /grants', 'POST /grants/revoke', 'POST /logout', 'GET /device', 'POST /device', 'GET /device/done'];
+    const apis = [
+      'POST /token', 'POST /register', 'POST /revoke', 'POST /introspect', 'GET /revocations', 'POST /audit', 'POST /device_authorization',
+      'GET /.well-known/oauth-authorization-server', 'GET /.well-known/jwks.json',
+    ];
+    expect(routesOf(stack.apps.auth)).toEqual([...pages, ...apis].sort());
+    expect(routesOf(stack.apps.calendar)).toEqual(['GET /.well-known/oauth-protected-resource', 'GET /freebusy'].sort());
+    expect(routesOf(stack.apps.agent)).toEqual(['DELETE /mcp', 'GET /.well-known/oauth-protected-resource', 'GET /.well-known/oauth-protected-resource/mcp', 'GET /mcp', 'POST /mcp'].sort());
+  });
+
+  it('no other route answers HTML: every API route, unknown paths, the resource servers and the CLI’s callback listener', async () => {
     const token = (await userTokens(stack)).accessToken;
+    const form = { method: 'POST', body: 'x=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } };
     const answers: Array<[string, Response]> = [
       ['AS 404', await fetch(`${stack.issuer}/nope`)],
       ['AS /authorize/x', await fetch(`${stack.issuer}/authorize/x`)],
       ['AS /token GET', await fetch(`${stack.issuer}/token`)],
-      ['AS /token bad', await fetch(`${stack.issuer}/token`, { method: 'POST', body: 'x=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } })],
+      ['AS /token bad', await fetch(`${stack.issuer}/token`, form)],
+      ['AS /register bad', await fetch(`${stack.issuer}/register`, { method: 'POST', body: '{', headers: { 'content-type': 'application/json' } })],
+      ['AS /revoke bad', await fetch(`${stack.issuer}/revoke`, form)],
+      ['AS /introspect bad', await fetch(`${stack.issuer}/introspect`, form)],
+      ['AS /audit bad', await fetch(`${stack.issuer}/audit`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })],
+      ['AS /device_authorization bad', await fetch(`${stack.issuer}/device_authorization`, form)],
+      ['AS metadata', await fetch(`${stack.issuer}/.well-known/oauth-authorization-server`)],
+      ['AS jwks', await fetch(`${stack.issuer}/.well-known/jwks.json`)],
       ['AS /revocations bad', await fetch(`${stack.issuer}/revocations?since=x`)],
       ['calendar 404', await fetch(`${stack.calendarUrl}/nope`)],
       ['calendar 401', await fetch(`${stack.calendarUrl}/freebusy`)],
@@ -259,6 +278,9 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
       ['agent 404', await fetch(`${stack.agentUrl}/nope`)],
       ['agent 401', await fetch(stack.agentUrl, { method: 'POST' })],
       ['agent 405', await fetch(stack.agentUrl, { headers: { authorization: `Bearer ${token}` } })],
+      ['agent DELETE', await fetch(stack.agentUrl, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } })],
+      ['agent metadata', await fetch(`http://127.0.0.1:${stack.ports.agent}/.well-known/oauth-protected-resource/mcp`)],
+      ['calendar metadata', await fetch(`${stack.calendarUrl}/.well-known/oauth-protected-resource`)],
     ];
     for (const [name, res] of answers) {
       expect(res.headers.get('content-type') ?? '', name).not.toMatch(/html/);

@@ -49,6 +49,7 @@ export interface Stack {
   agent: { clientId: string; privateJwk: JWK };
   /** Every log line the three servers wrote (empty unless started with logs). */
   logLines: string[];
+  apps: { auth: FastifyInstance; calendar: FastifyInstance; agent: FastifyInstance };
   close(): Promise<void>;
 }
 
@@ -87,6 +88,7 @@ export async function startStack(options: { logs?: boolean } = {}): Promise<Stac
     ownerJwk: await loadOrCreateOwnerKey(paths.ownerKey),
     agent: { clientId: identity.clientId, privateJwk: identity.privateJwk },
     logLines,
+    apps: { auth: apps[0]!, calendar: apps[1]!, agent: apps[2]! },
     close: async () => {
       await closeAll(apps, store);
       await rm(home, { recursive: true, force: true });
@@ -178,6 +180,25 @@ export async function issuerSigningKey(stack: Stack): Promise<{ kid: string; pri
   return { kid: key.kid, privateJwk: key.privateJwk as JWK, publicJwk: key.publicJwk as JWK };
 }
 
+/**
+ * Every route of a fastify app as "METHOD /path", read from printRoutes'
+ * tree (HEAD and OPTIONS left out: fastify adds them to GET and CORS routes).
+ */
+export function routesOf(app: FastifyInstance): string[] {
+  const out: string[] = [];
+  const stack: string[] = [];
+  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
+    const m = /^((?:[│ ] {3})*)[├└]── (\S+) \(([^)]+)\)$/.exec(line);
+    if (!m) continue;
+    const depth = m[1]!.length / 4;
+    stack.length = depth;
+    stack.push(m[2]!);
+    const path = stack.join('');
+    for (const method of m[3]!.split(', ')) if (method !== 'HEAD' && method !== 'OPTIONS') out.push(`${method} ${path}`);
+  }
+  return out.sort();
+}
+
 /** Tables whose rows record nothing an attacker could gain (none so far): every table counts. */
 const IGNORED_TABLES = new Set<string>(['sqlite_sequence']);
 
@@ -187,7 +208,10 @@ export type Fingerprint = Record<string, string>;
  * A hash of every row of every table, read through a second, read-only
  * connection to the database file (as another process would see it).
  */
-export function fingerprint(stack: Stack): Fingerprint {
+/** Anything with a database file: a Stack, or `{ paths: { db } }` for another server. */
+export type WithDatabase = { paths: { db: string } };
+
+export function fingerprint(stack: WithDatabase): Fingerprint {
   const db = new Database(stack.paths.db, { readonly: true, fileMustExist: true });
   try {
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>;
@@ -210,7 +234,7 @@ export function changedTables(before: Fingerprint, after: Fingerprint): string[]
 }
 
 /** Runs `attack` and returns what changed in the database while it ran. */
-export async function stateChangedBy<T>(stack: Stack, attack: () => Promise<T>): Promise<{ result: T; changed: string[] }> {
+export async function stateChangedBy<T>(stack: WithDatabase, attack: () => Promise<T>): Promise<{ result: T; changed: string[] }> {
   const before = fingerprint(stack);
   const result = await attack();
   return { result, changed: changedTables(before, fingerprint(stack)) };

@@ -4,6 +4,7 @@
 // deeper than the grant allows, tokens used after revocation, and a refresh
 // token replayed. Each refusal is checked on the wire (RFC 6750 / RFC 6749 /
 // RFC 8693 / RFC 9396 codes) and in the database.
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import { registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
@@ -216,8 +217,11 @@ describe('refresh token replay (RFC 9700 §4.14: rotation with reuse detection)'
   it('a refresh token presented by another client: invalid_grant, and nothing spent', async () => {
     const tokens = await obtainTokens(authz);
     const other = await obtainTokens(authz);
-    const res = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: other.clientId });
+    const { result: res, changed } = await stateChangedBy({ paths: { db: join(authz.home, 'delegate.db') } }, () =>
+      postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: other.clientId }),
+    );
     expect(res.body).toMatchObject({ error: 'invalid_grant' });
+    expect(changed).toEqual([]);
     const own = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
     expect(own.status).toBe(200);
   });
