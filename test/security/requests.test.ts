@@ -5,6 +5,7 @@
 // is refused with its status and error code on the wire, the database is
 // unchanged, and the server still answers afterwards.
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownerAssertion } from '../support/authz.js';
 import { Browser, authorizeUrl, parseConsentForm, pkcePair, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
@@ -67,13 +68,29 @@ describe('oversized requests', () => {
       freshGet(ports()[which], '/.well-known/oauth-authorization-server', { 'x-padding': 'a'.repeat(20 * 1024) }),
     );
     expect(res.status).toBe(431);
+    expect(JSON.parse(res.text)).toMatchObject({ error: 'invalid_request' });
     expect(changed).toEqual([]);
+    await allUp();
+  });
+
+  it.each(['auth', 'calendar', 'agent'] as const)('refuses a request line that is not HTTP at the %s server: 400 invalid_request, still up', async (which) => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(ports()[which], '127.0.0.1', () => socket.write('GARBAGE\r\n\r\n'));
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (c: string) => (text += c));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'invalid_request' });
     await allUp();
   });
 
   it('refuses a 20 KiB query string at /authorize: 431, still up', async () => {
     const { result: res, changed } = await stateChangedBy(stack, () => freshGet(ports().auth, `/authorize?state=${'s'.repeat(20 * 1024)}`));
     expect(res.status).toBe(431);
+    expect(JSON.parse(res.text)).toMatchObject({ error: 'invalid_request' });
     expect(changed).toEqual([]);
     await allUp();
   });
