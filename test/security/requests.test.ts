@@ -110,6 +110,7 @@ describe('malformed JSON-RPC and batch abuse on /mcp (JSON-RPC 2.0 error codes)'
     ['a method that is not a string', '{"jsonrpc":"2.0","id":1,"method":5}', 400, -32700],
     ['a batch of non-objects', '[1, "x", null]', 400, -32700],
     ['20000 nested arrays as a message', `[${deep(20000)}]`, 400, -32700],
+    ['an empty batch', '[]', 400, -32600],
     ['a batch of 101 tools/call (over the SDK limit of 100)', JSON.stringify(Array.from({ length: 101 }, (_, i) => findSlot(i))), 400, -32600],
   ])('refuses %s: HTTP %s, JSON-RPC error %s, no tool runs', async (_name, body, status, code) => {
     const { result: res, changed } = await stateChangedBy(stack, () => post(body));
