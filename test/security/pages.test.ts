@@ -106,6 +106,33 @@ describe('CSRF', () => {
   });
 });
 
+describe('script injection through what a client registers', () => {
+  it('a client named <script>, with javascript: URIs, is shown escaped on the consent page, with no link', async () => {
+    const reg = await postJson(`${stack.issuer}/register`, {
+      client_name: '<script>alert(1)</script><img src=x onerror=alert(2)>',
+      client_uri: 'javascript:alert(3)',
+      logo_uri: 'javascript:alert(4)',
+      policy_uri: 'javascript:alert(5)',
+      redirect_uris: [REDIRECT],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+    });
+    expect(reg.status).toBe(201);
+    const browser = new Browser();
+    const page = await signInAndOpenConsent(
+      browser,
+      stack.issuer,
+      await ownerAssertion(stack.ownerJwk, stack.issuer),
+      authorizeUrl(stack.issuer, { clientId: String(reg.body.client_id), redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }),
+    );
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(page.html).not.toMatch(/<script|<img|javascript:|<[^>]*\son\w+=/i);
+    expectStrictPage('consent page of a hostile client', await browser.get(page.url));
+  });
+});
+
 /** Checks one HTML answer's headers: a strict CSP and no framing. */
 function expectStrictPage(name: string, res: { status: number; headers: Headers }): void {
   expect(res.headers.get('content-type'), name).toMatch(/^text\/html/);
