@@ -15,7 +15,7 @@ import { constantTimeEqual } from '../../src/authz/crypto.js';
 import { TokenCache } from '../../src/client/cache.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { REDIRECT, agentAssertion, exchangeAsAgent, startStack, stateChangedBy, type Stack } from './stack.js';
+import { REDIRECT, agentAssertion, expectStrictPage, exchangeAsAgent, startStack, stateChangedBy, type Stack } from './stack.js';
 
 const csrfOf = (html: string) => /name="csrf" value="([^"]*)"/.exec(html)![1]!;
 
@@ -41,6 +41,7 @@ describe('login brute force', () => {
     const { result: blocked, changed } = await stateChangedBy(stack, () => attempt('frank has a long password'));
     expect(blocked.status).toBe(429);
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expectStrictPage('login 429', blocked);
     expect(changed.filter((t) => t !== 'audit_log')).toEqual([]);
     expect((await browser.get(`${stack.issuer}/grants`)).status).toBe(401);
   });

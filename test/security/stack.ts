@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import Database from 'better-sqlite3';
+import { expect } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { SignJWT, decodeJwt, importJWK, type CryptoKey, type JWK } from 'jose';
 import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStore, storeAudit } from '../../src/cli/servers.js';
@@ -248,4 +249,24 @@ export async function auditSince(stack: Stack, seq: number) {
 export async function lastAuditSeq(stack: Stack): Promise<number> {
   const all = await stack.store.listAudit();
   return all.length === 0 ? 0 : all[all.length - 1]!.seq;
+}
+
+/** Checks one HTML answer's headers: a strict CSP and no framing. */
+export function expectStrictPage(name: string, res: { status: number; headers: Headers }): void {
+  expect(res.headers.get('content-type'), name).toMatch(/^text\/html/);
+  const csp = res.headers.get('content-security-policy') ?? '';
+  const directives = new Map(csp.split(';').map((d) => d.trim()).filter(Boolean).map((d) => [d.split(/\s+/)[0]!, d.split(/\s+/).slice(1)] as const));
+  expect(directives.get('default-src'), `${name}: ${csp}`).toEqual(["'none'"]);
+  expect(directives.get('frame-ancestors'), `${name}: ${csp}`).toEqual(["'none'"]);
+  expect(directives.get('base-uri'), `${name}: ${csp}`).toEqual(["'none'"]);
+  expect(directives.has('form-action'), `${name}: ${csp}`).toBe(true);
+  // No script at all, and nothing that would re-enable inline code or eval.
+  expect(directives.has('script-src'), `${name}: ${csp}`).toBe(false);
+  const sources = [...directives.values()].flat();
+  for (const loose of ["'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", '*', 'http:', 'https:', 'data:', 'blob:']) expect(sources, `${name}: ${csp}`).not.toContain(loose);
+  // form-action names this server and, on the consent page, the client's redirect origin only.
+  for (const target of directives.get('form-action') ?? []) expect(target, `${name}: ${csp}`).toMatch(/^('self'|https?:\/\/[^/*]+)$/);
+  expect(res.headers.get('x-frame-options'), name).toBe('DENY');
+  expect(res.headers.get('x-content-type-options'), name).toBe('nosniff');
+  expect(res.headers.get('cache-control'), name).toContain('no-store');
 }
