@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, base64url, decodeJwt, exportSPKI, importJWK, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { es256Key } from '../support/authz.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { postForm } from '../support/oauth-flow.js';
+import { Browser, postForm } from '../support/oauth-flow.js';
 import { JWT_BEARER, agentAssertion, exchangeAsAgent, issuerSigningKey, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
 let stack: Stack;
@@ -221,6 +221,43 @@ describe('the private_key_jwt client assertion (the agent authenticating at /tok
     const { result: res, changed } = await stateChangedBy(stack, () => withAssertion(assertion));
     expect(res.status).toBe(401);
     expect(res.body).toMatchObject({ error: 'invalid_client' });
+    expect(changed).toEqual([]);
+  });
+});
+
+describe('the owner’s sign-in assertion (/login/owner)', () => {
+  const next = () => `/authorize?client_id=x&nonce=${crypto.randomUUID()}`;
+  const base = (): JWTPayload => ({ iss: 'delegate-cli', sub: 'owner', aud: stack.issuer, jti: `${crypto.randomUUID()}${crypto.randomUUID()}`, iat: nowSec(), exp: nowSec() + 60 });
+  const owner = (changes: () => Record<string, unknown> = () => ({}), header: () => Record<string, unknown> = () => ({}), key?: () => JWK) => async () =>
+    sign(claims(base(), changes()), header(), key ? key() : stack.ownerJwk);
+  const open = (assertion: string) => new Browser().get(`${stack.issuer}/login/owner?assertion=${encodeURIComponent(assertion)}&next=${encodeURIComponent(next())}`);
+
+  it('signs the owner in with a good assertion (the control)', async () => {
+    const res = await open(await owner()());
+    expect(res.status).toBe(303);
+  });
+
+  const attacks: Array<[string, () => Promise<string>]> = [
+    ['alg: none', async () => `${base64url.encode(JSON.stringify({ alg: 'none' }))}.${base64url.encode(JSON.stringify(base()))}.`],
+    ['HS256 signed with the owner’s public key as the HMAC secret', async () => new SignJWT(base()).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(JSON.stringify(publicOnly(stack.ownerJwk))))],
+    ['signed by the attacker, with its key embedded as jwk', owner(undefined, () => ({ jwk: publicOnly(attacker.publicJwk) }), () => attacker.privateJwk)],
+    ['signed by the attacker, with jku to its JWKS', owner(undefined, () => ({ jku: `${attackerUrl}/owner-jku.json` }), () => attacker.privateJwk)],
+    ['signed by the attacker, with kid path traversal', owner(undefined, () => ({ kid: '../../owner-key.json' }), () => attacker.privateJwk)],
+    ['expired', owner(() => ({ iat: nowSec() - 300, exp: nowSec() - 60 }))],
+    ['nbf in the future', owner(() => ({ nbf: nowSec() + 600 }))],
+    ['wrong iss', owner(() => ({ iss: 'someone-else' }))],
+    ['wrong sub', owner(() => ({ sub: 'admin' }))],
+    ['wrong aud', owner(() => ({ aud: 'http://127.0.0.1:1' }))],
+    ['living too long', owner(() => ({ exp: nowSec() + 3600 }))],
+    ['a short jti', owner(() => ({ jti: 'short' }))],
+  ];
+
+  it.each(attacks)('refuses %s: 401 page, no session, nothing changed', async (_name, make) => {
+    const assertion = await make();
+    const { result: res, changed } = await stateChangedBy(stack, () => open(assertion));
+    expect(res.status).toBe(401);
+    expect(res.location).toBeNull();
+    expect(res.headers.get('set-cookie')).toBeNull();
     expect(changed).toEqual([]);
   });
 });
