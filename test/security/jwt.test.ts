@@ -128,6 +128,7 @@ describe('access tokens at CalendarAgent (/mcp)', () => {
     expect(res.status).toBe(401);
     expect(String(res.headers['www-authenticate'])).toContain('error="invalid_token"');
     expect(res.json()).toMatchObject({ error: 'invalid_token' });
+    expect(res.text).not.toContain(token.split('.')[1]!);
     expect(changed).toEqual([]);
   });
 });
@@ -144,6 +145,7 @@ describe('access tokens at the calendar backend (/freebusy)', () => {
     expect(res.status).toBe(401);
     expect(String(res.headers['www-authenticate'])).toContain('error="invalid_token"');
     expect(res.json()).toMatchObject({ error: 'invalid_token' });
+    expect(res.text).not.toContain(token.split('.')[1]!);
     expect(changed).toEqual([]);
   });
 });
@@ -160,6 +162,7 @@ describe('the subject_token of a token exchange', () => {
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: 'invalid_grant' });
     expect(res.body.access_token).toBeUndefined();
+    expect(JSON.stringify(res.body)).not.toContain(token.split('.')[1]!);
     // Only the agent's own assertion was spent (RFC 7523 §3): no token, grant or audit record.
     expect(changed.filter((t) => t !== 'used_once')).toEqual([]);
   });
