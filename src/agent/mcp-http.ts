@@ -96,6 +96,8 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
 
     scope.post(path, async (req, reply) => {
       if (req.body === UNPARSABLE) return sendJsonRpcError(reply, 400, -32700, 'Parse error: Invalid JSON');
+      // JSON-RPC 2.0 §6: an empty batch is one Invalid Request error (the SDK would answer 202 with nothing).
+      if (Array.isArray(req.body) && req.body.length === 0) return sendJsonRpcError(reply, 400, -32600, 'Invalid Request: an empty batch');
       await serveOnce(req, reply, options.createServer);
     });
 

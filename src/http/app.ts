@@ -5,6 +5,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 
 export interface AppOptions {
   /** A pino logger; none (silent) by default. */
@@ -28,6 +29,7 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     ...(options.logger ? { loggerInstance: options.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // Large headers are refused by Node itself (16 KiB by default) with 431.
+    clientErrorHandler: answerClientError,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     trustProxy: false,
@@ -75,6 +77,30 @@ function clientErrorMessage(code: string | undefined, status: number): string {
     default:
       return status === 413 ? 'The request body is too large.' : 'The request is malformed.';
   }
+}
+
+/**
+ * What Node's HTTP parser refuses before fastify sees a request (headers over
+ * the limit, a malformed request line, a client too slow to send its
+ * request): the status fastify would send, with an RFC 6749 §5.2-style body
+ * like every other error here, then the connection closes.
+ */
+function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, description] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'The request headers are too large.']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'The request took too long to arrive.']
+        : [400, 'Bad Request', 'The request is malformed.'];
+  this.log.debug({ err: { code: err.code } }, 'client error');
+  const body = JSON.stringify({ error: 'invalid_request', error_description: description });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /** An error response with an RFC 6749 §5.2-style body; never cached. */

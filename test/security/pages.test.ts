@@ -1,0 +1,304 @@
+// The authorization server's HTML pages from outside: CSRF on consent, grant
+// revocation and sign-out (refused with 403, nothing changed), and every
+// HTML-returning route, error pages included, answering with a strict
+// Content-Security-Policy, frame-ancestors 'none' and X-Frame-Options: DENY
+// (clickjacking). The resource servers and the CLI's callback listener return
+// no HTML at all, which is checked too.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addUser } from '../../src/authz/index.js';
+import { startLoopbackListener } from '../../src/client/loopback.js';
+import { ownerAssertion } from '../support/authz.js';
+import { Browser, authorizeUrl, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { REDIRECT, expectStrictPage, routesOf, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
+
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startStack();
+  await addUser(stack.store, { name: 'dora', password: 'dora has a long password', timeZone: 'UTC' }, Date.now());
+  await addUser(stack.store, { name: 'erin', password: 'erin has a long password', timeZone: 'UTC' }, Date.now());
+});
+afterAll(async () => stack?.close());
+
+const csrfOf = (html: string) => /name="csrf" value="([^"]*)"/.exec(html)![1]!;
+
+async function ownerConsent(browser = new Browser()) {
+  const clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
+  const page = await signInAndOpenConsent(
+    browser,
+    stack.issuer,
+    await ownerAssertion(stack.ownerJwk, stack.issuer),
+    authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }),
+  );
+  expect(page.status).toBe(200);
+  return { browser, form: parseConsentForm(page.html), page };
+}
+
+async function passwordSignIn(name: string, password: string, browser = new Browser()) {
+  const form = await browser.get(`${stack.issuer}/login?next=%2Fgrants`);
+  const res = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(form.html), next: '/grants', username: name, password });
+  expect(res.status).toBe(303);
+  return browser;
+}
+
+describe('CSRF', () => {
+  it('on consent: a forged or missing CSRF token, or another session’s, is 403; no code, no grant', async () => {
+    const { browser, form } = await ownerConsent();
+    const other = await ownerConsent();
+    for (const [name, who, fields] of [
+      ['forged', browser, { ...form, csrf: 'forged', decision: 'approve' }],
+      ['missing', browser, { request: form.request, decision: 'approve' }],
+      ['another session’s token', browser, { ...form, csrf: other.form.csrf, decision: 'approve' }],
+      ['no session (an attacker’s page posting without cookies)', new Browser(), { ...form, decision: 'approve' }],
+      ['another session posting this request', other.browser, { ...form, csrf: other.form.csrf, decision: 'approve' }],
+    ] as const) {
+      const { result: res, changed } = await stateChangedBy(stack, () => who.post(`${stack.issuer}/consent`, fields as Record<string, string | string[]>));
+      expect([400, 403], name).toContain(res.status);
+      expect(res.location, name).toBeNull();
+      expect(changed, name).toEqual([]);
+    }
+    // The control: the request was left usable, and the real form approves it.
+    const ok = await browser.post(`${stack.issuer}/consent`, { ...form, decision: 'approve' });
+    expect(ok.status).toBe(303);
+    expect(new URL(ok.location!).searchParams.get('code')).toBeTruthy();
+  });
+
+  it('on /grants/revoke: a forged token, or a post without the session, is 403; the grant stays', async () => {
+    const browser = await passwordSignIn('dora', 'dora has a long password');
+    // A delegation of dora's to revoke.
+    const { clientId } = { clientId: await registerPublicClient(stack.issuer, [REDIRECT]) };
+    const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge });
+    const consent = await browser.get(href);
+    expect(consent.status).toBe(200);
+    expect((await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' })).status).toBe(303);
+    const page = await browser.get(`${stack.issuer}/grants`);
+    const grant = /name="grant" value="([^"]+)"/.exec(page.html)![1]!;
+    const csrf = csrfOf(page.html);
+    const erin = await passwordSignIn('erin', 'erin has a long password');
+    const erinCsrf = csrfOf((await erin.get(`${stack.issuer}/grants`)).html);
+    for (const [name, who, fields] of [
+      ['forged', browser, { grant, csrf: 'forged' }],
+      ['missing', browser, { grant }],
+      ['no session', new Browser(), { grant, csrf }],
+      ['another user’s session and token', erin, { grant, csrf: erinCsrf }],
+      ['another user’s session with the victim’s token', erin, { grant, csrf }],
+    ] as const) {
+      const { result: res, changed } = await stateChangedBy(stack, () => who.post(`${stack.issuer}/grants/revoke`, fields as Record<string, string>));
+      expect([403, 404], name).toContain(res.status);
+      expect(changed, name).toEqual([]);
+      expect((await stack.store.grantById(grant))!.revokedAt, name).toBeNull();
+    }
+    expect((await browser.post(`${stack.issuer}/grants/revoke`, { grant, csrf })).status).toBe(303);
+    expect((await stack.store.grantById(grant))!.revokedAt).not.toBeNull();
+  });
+
+  it('on /logout: a forged or missing token is 403 and the session stays', async () => {
+    const browser = await passwordSignIn('dora', 'dora has a long password');
+    const csrf = csrfOf((await browser.get(`${stack.issuer}/grants`)).html);
+    for (const fields of [{ csrf: 'forged' }, {}] as Array<Record<string, string>>) {
+      const { result: res, changed } = await stateChangedBy(stack, () => browser.post(`${stack.issuer}/logout`, fields));
+      expect(res.status).toBe(403);
+      expect(changed).toEqual([]);
+      expect((await browser.get(`${stack.issuer}/grants`)).status).toBe(200);
+    }
+    expect((await browser.post(`${stack.issuer}/logout`, { csrf })).status).toBe(200);
+    expect((await browser.get(`${stack.issuer}/grants`)).status).toBe(401);
+  });
+});
+
+describe('script injection through what a client registers', () => {
+  it('a client named <script>, with javascript: URIs, is shown escaped on the consent page, with no link', async () => {
+    const reg = await postJson(`${stack.issuer}/register`, {
+      client_name: '<script>alert(1)</script><img src=x onerror=alert(2)>',
+      client_uri: 'javascript:alert(3)',
+      logo_uri: 'javascript:alert(4)',
+      policy_uri: 'javascript:alert(5)',
+      redirect_uris: [REDIRECT],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+    });
+    expect(reg.status).toBe(201);
+    const browser = new Browser();
+    const page = await signInAndOpenConsent(
+      browser,
+      stack.issuer,
+      await ownerAssertion(stack.ownerJwk, stack.issuer),
+      authorizeUrl(stack.issuer, { clientId: String(reg.body.client_id), redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }),
+    );
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(page.html).not.toMatch(/<script|<img|javascript:|<[^>]*\son\w+=/i);
+    expectStrictPage('consent page of a hostile client', await browser.get(page.url));
+  });
+});
+
+describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clickjacking)', () => {
+  it('GET /authorize: the consent page, the sign-in page, and its error page', async () => {
+    const { browser, page } = await ownerConsent();
+    const consent = await browser.get(page.url);
+    expect(consent.status).toBe(200);
+    expectStrictPage('consent page', consent);
+    const anonymous = await new Browser().get(page.url);
+    expect(anonymous.status).toBe(401);
+    expectStrictPage('sign-in page from /authorize', anonymous);
+    const error = await browser.get(`${stack.issuer}/authorize?client_id=nobody&response_type=code`);
+    expect(error.status).toBe(400);
+    expectStrictPage('authorize error page', error);
+  });
+
+  it('POST /consent: its error pages', async () => {
+    const { browser, form } = await ownerConsent();
+    const forged = await browser.post(`${stack.issuer}/consent`, { ...form, csrf: 'x', decision: 'approve' });
+    expectStrictPage(`consent ${forged.status}`, forged);
+    const crossSite = await browser.post(`${stack.issuer}/consent`, { ...form, decision: 'approve' }, { origin: 'http://evil.example' });
+    expectStrictPage(`consent ${crossSite.status}`, crossSite);
+    const missing = await browser.post(`${stack.issuer}/consent`, { csrf: form.csrf, decision: 'approve' });
+    expectStrictPage(`consent ${missing.status}`, missing);
+    expect((await browser.post(`${stack.issuer}/consent`, { ...form, decision: 'deny' })).status).toBe(303);
+    const expired = await browser.post(`${stack.issuer}/consent`, { ...form, decision: 'approve' });
+    expectStrictPage(`consent ${expired.status}`, expired);
+    expect([forged.status, crossSite.status, missing.status, expired.status]).toEqual([403, 403, 400, 400]);
+  });
+
+  it('GET /login/owner: every error page', async () => {
+    const browser = new Browser();
+    const used = await ownerAssertion(stack.ownerJwk, stack.issuer);
+    expect((await browser.get(`${stack.issuer}/login/owner?assertion=${used}&next=${encodeURIComponent('/authorize?x=1')}`)).status).toBe(303);
+    for (const [name, url] of [
+      ['incomplete', `${stack.issuer}/login/owner`],
+      ['unsafe next', `${stack.issuer}/login/owner?assertion=x&next=${encodeURIComponent('https://evil.example/')}`],
+      ['invalid assertion', `${stack.issuer}/login/owner?assertion=x.y.z&next=${encodeURIComponent('/authorize?x=1')}`],
+      ['used assertion', `${stack.issuer}/login/owner?assertion=${used}&next=${encodeURIComponent('/authorize?x=1')}`],
+    ]) {
+      const res = await browser.get(url!);
+      expect(res.status, name).toBeGreaterThanOrEqual(400);
+      expectStrictPage(`owner login: ${name}`, res);
+    }
+  });
+
+  it('GET and POST /login: the form, a wrong password, a refused post', async () => {
+    const browser = new Browser();
+    const form = await browser.get(`${stack.issuer}/login`);
+    expect(form.status).toBe(200);
+    expectStrictPage('login form', form);
+    const wrong = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(form.html), next: '/grants', username: 'erin', password: 'wrong password' });
+    expect(wrong.status).toBe(401);
+    expectStrictPage('login 401', wrong);
+    const refused = await new Browser().post(`${stack.issuer}/login`, { csrf: 'x', next: '/grants', username: 'erin', password: 'x' });
+    expect(refused.status).toBe(403);
+    expectStrictPage('login 403', refused);
+    // The 429 page is checked where the rate limit is reached: test/security/secrets.test.ts › login brute force.
+  });
+
+  it('/grants, /grants/revoke and /logout: the page, the sign-in page and the error pages', async () => {
+    const browser = await passwordSignIn('erin', 'erin has a long password');
+    const page = await browser.get(`${stack.issuer}/grants`);
+    expectStrictPage('grants page', page);
+    expectStrictPage('grants sign-in', await new Browser().get(`${stack.issuer}/grants`));
+    const csrf = csrfOf(page.html);
+    const forged = await browser.post(`${stack.issuer}/grants/revoke`, { grant: 'grt_x', csrf: 'x' });
+    expect(forged.status).toBe(403);
+    expectStrictPage('grants revoke 403', forged);
+    const missing = await browser.post(`${stack.issuer}/grants/revoke`, { grant: 'grt_x', csrf });
+    expect(missing.status).toBe(404);
+    expectStrictPage('grants revoke 404', missing);
+    const logoutForged = await browser.post(`${stack.issuer}/logout`, { csrf: 'x' });
+    expectStrictPage('logout 403', logoutForged);
+    const signedOut = await browser.post(`${stack.issuer}/logout`, { csrf });
+    expect(signedOut.status).toBe(200);
+    expectStrictPage('signed out', signedOut);
+  });
+
+  it('/device and /device/done: the sign-in page, the code page, the confirmation, the consent page and the error pages', async () => {
+    const reg = await postJson(`${stack.issuer}/register`, {
+      client_name: 'device',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+      response_types: ['code'],
+    });
+    const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: String(reg.body.client_id), resource: stack.agentUrl });
+    expect(device.status).toBe(200);
+    const complete = String(device.body.verification_uri_complete);
+    const anonymous = await new Browser().get(complete);
+    expect(anonymous.status).toBe(401);
+    expectStrictPage('device sign-in', anonymous);
+    const browser = new Browser();
+    const confirm = await browser.follow(`${stack.issuer}/login/owner?assertion=${await ownerAssertion(stack.ownerJwk, stack.issuer)}&next=${encodeURIComponent(complete.slice(stack.issuer.length))}`);
+    expect(confirm.status).toBe(200);
+    expectStrictPage('device confirm', await browser.get(complete));
+    expectStrictPage('device code form', await browser.get(`${stack.issuer}/device`));
+    const wrong = await browser.get(`${stack.issuer}/device?user_code=BBBB-BBBB`);
+    expect(wrong.status).toBe(400);
+    expectStrictPage('device wrong code', wrong);
+    const crossSite = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), decision: 'continue' }, { origin: 'http://evil.example' });
+    expect(crossSite.status).toBe(403);
+    expectStrictPage('device cross-site', crossSite);
+    const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), decision: 'continue' });
+    expect(consent.status).toBe(200);
+    expectStrictPage('device consent', consent);
+    const decided = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'deny' });
+    const done = await browser.get(new URL(decided.location!, stack.issuer).href);
+    expect(done.status).toBe(200);
+    expectStrictPage('device done', done);
+    const expired = await browser.get(`${stack.issuer}/device/done?state=nope`);
+    expect(expired.status).toBe(400);
+    expectStrictPage('device done expired', expired);
+  });
+
+  it('the routes above are every HTML route the servers have: each route is classed as a page (tested above) or an API (tested below)', () => {
+    const pages = ['GET /authorize', 'POST /consent', 'GET /login/owner', 'GET /login', 'POST /login', 'GET /grants', 'POST /grants/revoke', 'POST /logout', 'GET /device', 'POST /device', 'GET /device/done'];
+    const apis = [
+      'POST /token', 'POST /register', 'POST /revoke', 'POST /introspect', 'GET /revocations', 'POST /audit', 'POST /device_authorization',
+      'GET /.well-known/oauth-authorization-server', 'GET /.well-known/jwks.json',
+    ];
+    expect(routesOf(stack.apps.auth)).toEqual([...pages, ...apis].sort());
+    expect(routesOf(stack.apps.calendar)).toEqual(['GET /.well-known/oauth-protected-resource', 'GET /freebusy'].sort());
+    expect(routesOf(stack.apps.agent)).toEqual(['DELETE /mcp', 'GET /.well-known/oauth-protected-resource', 'GET /.well-known/oauth-protected-resource/mcp', 'GET /mcp', 'POST /mcp'].sort());
+  });
+
+  it('no other route answers HTML: every API route, unknown paths, the resource servers and the CLI’s callback listener', async () => {
+    const token = (await userTokens(stack)).accessToken;
+    const form = { method: 'POST', body: 'x=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+    const answers: Array<[string, Response]> = [
+      ['AS 404', await fetch(`${stack.issuer}/nope`)],
+      ['AS /authorize/x', await fetch(`${stack.issuer}/authorize/x`)],
+      ['AS /token GET', await fetch(`${stack.issuer}/token`)],
+      ['AS /token bad', await fetch(`${stack.issuer}/token`, form)],
+      ['AS /register bad', await fetch(`${stack.issuer}/register`, { method: 'POST', body: '{', headers: { 'content-type': 'application/json' } })],
+      ['AS /revoke bad', await fetch(`${stack.issuer}/revoke`, form)],
+      ['AS /introspect bad', await fetch(`${stack.issuer}/introspect`, form)],
+      ['AS /audit bad', await fetch(`${stack.issuer}/audit`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })],
+      ['AS /device_authorization bad', await fetch(`${stack.issuer}/device_authorization`, form)],
+      ['AS metadata', await fetch(`${stack.issuer}/.well-known/oauth-authorization-server`)],
+      ['AS jwks', await fetch(`${stack.issuer}/.well-known/jwks.json`)],
+      ['AS /revocations bad', await fetch(`${stack.issuer}/revocations?since=x`)],
+      ['calendar 404', await fetch(`${stack.calendarUrl}/nope`)],
+      ['calendar 401', await fetch(`${stack.calendarUrl}/freebusy`)],
+      ['calendar 400', await fetch(`${stack.calendarUrl}/freebusy?from=x`, { headers: { authorization: `Bearer ${token}` } })],
+      ['agent 404', await fetch(`${stack.agentUrl}/nope`)],
+      ['agent 401', await fetch(stack.agentUrl, { method: 'POST' })],
+      ['agent 405', await fetch(stack.agentUrl, { headers: { authorization: `Bearer ${token}` } })],
+      ['agent DELETE', await fetch(stack.agentUrl, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } })],
+      ['agent metadata', await fetch(`http://127.0.0.1:${stack.ports.agent}/.well-known/oauth-protected-resource/mcp`)],
+      ['calendar metadata', await fetch(`${stack.calendarUrl}/.well-known/oauth-protected-resource`)],
+    ];
+    for (const [name, res] of answers) {
+      expect(res.headers.get('content-type') ?? '', name).not.toMatch(/html/);
+      await res.body?.cancel();
+    }
+    const listener = await startLoopbackListener({ timeoutMs: 5_000 });
+    try {
+      listener.expect({ state: 's'.repeat(43), issuer: stack.issuer, requireIss: true });
+      const waiting = listener.waitForCode().catch(() => undefined);
+      const page = await fetch(`${listener.redirectUrl}?code=c&state=wrong&iss=${encodeURIComponent(stack.issuer)}`);
+      expect(page.headers.get('content-type')).toMatch(/^text\/plain/);
+      expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+      await page.text();
+      await waiting;
+    } finally {
+      await listener.close();
+    }
+  });
+});

@@ -1,0 +1,237 @@
+// Redirect URI, authorization code and PKCE attacks from outside, against the
+// servers built as the CLI builds them. Each refusal is checked on the wire
+// (RFC 7591 / RFC 6749 error codes, or an error page that redirects nowhere)
+// and in the database: no client, authorization request, grant, code or token
+// appears. test/authz/authorize.test.ts and token.test.ts cover the same
+// endpoints for their behaviour; these add the state checks and more variants.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLoopbackListener } from '../../src/client/loopback.js';
+import type { ClientError } from '../../src/client/errors.js';
+import { ownerAssertion } from '../support/authz.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
+import { REDIRECT, exchangeAsAgent, ownerCode, redeemCode, startStack, stateChangedBy, type Stack } from './stack.js';
+
+let stack: Stack;
+let clientId: string;
+/** A browser signed in as the owner, so that /authorize gets as far as it can. */
+let browser: Browser;
+
+beforeAll(async () => {
+  stack = await startStack();
+  clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
+  browser = new Browser();
+  const { challenge } = pkcePair();
+  const page = await signInAndOpenConsent(
+    browser,
+    stack.issuer,
+    await ownerAssertion(stack.ownerJwk, stack.issuer),
+    authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge }),
+  );
+  expect(page.status).toBe(200);
+});
+afterAll(async () => stack?.close());
+
+const register = (redirectUris: string[]) =>
+  postJson(`${stack.issuer}/register`, { client_name: 'attacker', redirect_uris: redirectUris, token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], response_types: ['code'] });
+
+describe('redirect URIs at registration (RFC 7591)', () => {
+  it.each([
+    ['a non-loopback http URI', 'http://evil.example/callback'],
+    ['a non-loopback http URI on a private address', 'http://192.168.1.10/callback'],
+    ['http on 0.0.0.0', 'http://0.0.0.0/callback'],
+    ['a loopback look-alike name', 'http://127.0.0.1.evil.example/callback'],
+    ['userinfo', 'https://127.0.0.1@evil.example/callback'],
+    ['userinfo on loopback', 'http://user:pass@127.0.0.1/callback'],
+    ['a fragment', 'https://app.example/callback#frag'],
+    ['a wildcard', 'https://*.example/callback'],
+    ['javascript:', 'javascript:alert(1)'],
+    ['data:', 'data:text/html,<script>alert(1)</script>'],
+    ['a relative URI', '/callback'],
+  ])('refuses %s: 400 invalid_redirect_uri, no client', async (_name, uri) => {
+    const { result: res, changed } = await stateChangedBy(stack, () => register([uri]));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_redirect_uri' });
+    expect(changed).toEqual([]);
+  });
+
+  it('accepts an https URI and a loopback http one (the control)', async () => {
+    const res = await register(['https://app.example/callback', 'http://127.0.0.1/callback']);
+    expect(res.status).toBe(201);
+  });
+});
+
+describe('redirect URIs at /authorize: exact match (OAuth 2.1 §2.3.1), errors shown and never redirected', () => {
+  const { challenge } = pkcePair();
+  it.each([
+    ['an open redirect to another host', 'https://evil.example/callback'],
+    ['a non-loopback http URI', 'http://evil.example/callback'],
+    ['another path', 'http://127.0.0.1:43123/callback/evil'],
+    ['a dot-segment path', 'http://127.0.0.1:43123/callback/../evil'],
+    ['a trailing slash', 'http://127.0.0.1:43123/callback/'],
+    ['an added query', 'http://127.0.0.1:43123/callback?next=https://evil.example'],
+    ['another case in the path', 'http://127.0.0.1:43123/CALLBACK'],
+    ['another case in the scheme and host', 'HTTP://LOCALHOST:43123/callback'],
+    ['userinfo', 'http://127.0.0.1:43123@evil.example/callback'],
+    ['userinfo before loopback', 'http://evil.example@127.0.0.1:43123/callback'],
+    ['a fragment', 'http://127.0.0.1:43123/callback#x'],
+    ['a percent-encoded path', 'http://127.0.0.1:43123/%63allback'],
+    ['a percent-encoded host', 'http://%31%32%37.0.0.1:43123/callback'],
+    ['an IDN host', 'http://127.0.0.1.xn--80ak6aa92e.com/callback'],
+    ['a Unicode IDN host', 'http://аррӏе.com/callback'],
+    ['a backslash', 'http://127.0.0.1:43123\\@evil.example/callback'],
+    ['another loopback name', 'http://localhost:43123/callback'],
+    ['https for http', 'https://127.0.0.1:43123/callback'],
+  ])('refuses %s: 400 page, no Location, nothing stored', async (_name, redirectUri) => {
+    const href = authorizeUrl(stack.issuer, { clientId, redirectUri, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge });
+    const { result: res, changed } = await stateChangedBy(stack, () => browser.get(href));
+    expect(res.status).toBe(400);
+    expect(res.location).toBeNull();
+    expect(res.headers.get('content-type')).toContain('text/html');
+    expect(changed).toEqual([]);
+  });
+
+  it('a client registered with an https URI cannot use the same host over http', async () => {
+    const res = await register(['https://app.example/callback']);
+    const id = String(res.body.client_id);
+    const href = authorizeUrl(stack.issuer, { clientId: id, redirectUri: 'http://app.example/callback', resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge });
+    const { result, changed } = await stateChangedBy(stack, () => browser.get(href));
+    expect(result.status).toBe(400);
+    expect(result.location).toBeNull();
+    expect(changed).toEqual([]);
+  });
+
+  it('accepts the registered URI on any loopback port (the control, RFC 8252 §7.3)', async () => {
+    const href = authorizeUrl(stack.issuer, { clientId, redirectUri: 'http://127.0.0.1:61001/callback', resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge });
+    expect((await browser.get(href)).status).toBe(200);
+  });
+});
+
+describe('PKCE downgrade at /authorize (OAuth 2.1: S256 only)', () => {
+  const { verifier } = pkcePair();
+  it.each([
+    ['code_challenge_method=plain', { challenge: verifier, challengeMethod: 'plain' }],
+    ['no code_challenge_method (plain by default, RFC 7636 §4.3)', { challenge: verifier, challengeMethod: '' }],
+    ['no code_challenge', { challenge: undefined }],
+    ['a challenge that is not a SHA-256 digest', { challenge: 'abc' }],
+  ] as Array<[string, { challenge: string | undefined; challengeMethod?: string }]>)('refuses %s: invalid_request back to the client, nothing stored', async (_name, p) => {
+    const url = new URL(authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's-pkce', ...p }));
+    if (p.challengeMethod === '') url.searchParams.delete('code_challenge_method');
+    const { result: res, changed } = await stateChangedBy(stack, () => browser.get(url.href));
+    expect(res.status).toBe(302);
+    const back = callbackParams(res.location!);
+    expect(back.get('error')).toBe('invalid_request');
+    expect(back.get('state')).toBe('s-pkce');
+    expect(back.get('iss')).toBe(stack.issuer);
+    expect(back.get('code')).toBeNull();
+    expect(changed).toEqual([]);
+  });
+});
+
+describe('PKCE at /token', () => {
+  it.each([
+    ['a missing code_verifier', () => undefined],
+    ['a wrong code_verifier', () => pkcePair().verifier],
+    ['the challenge sent back as a plain verifier', (c: { challenge: string }) => c.challenge],
+  ])('refuses %s: invalid_grant, no token, the code not spent', async (_name, verifierFor) => {
+    const code = await ownerCode(stack);
+    const { result: res, changed } = await stateChangedBy(stack, () => redeemCode(stack, { ...code, verifier: verifierFor(code) as string }));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_grant' });
+    expect(res.body.access_token).toBeUndefined();
+    expect(changed).toEqual([]);
+    // The code's rightful holder can still redeem it.
+    expect((await redeemCode(stack, code)).status).toBe(200);
+  });
+});
+
+describe('authorization codes', () => {
+  it('a code injected across clients: invalid_grant, nothing issued, and its own client can still redeem it', async () => {
+    const victim = await ownerCode(stack);
+    const attackerId = await registerPublicClient(stack.issuer, [REDIRECT]);
+    const { result: res, changed } = await stateChangedBy(stack, () => redeemCode(stack, { ...victim, clientId: attackerId }));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_grant' });
+    expect(changed).toEqual([]);
+    expect((await redeemCode(stack, victim)).status).toBe(200);
+  });
+
+  it('a code redeemed with another redirect_uri or resource: invalid_grant / invalid_target, nothing issued', async () => {
+    const code = await ownerCode(stack);
+    const wrongUri = await stateChangedBy(stack, () => redeemCode(stack, code, { redirect_uri: 'http://127.0.0.1:43124/callback' }));
+    expect(wrongUri.result.body).toMatchObject({ error: 'invalid_grant' });
+    expect(wrongUri.changed).toEqual([]);
+    const wrongResource = await stateChangedBy(stack, () => redeemCode(stack, code, { resource: stack.calendarUrl }));
+    expect(wrongResource.result.body).toMatchObject({ error: 'invalid_target' });
+    expect(wrongResource.changed).toEqual([]);
+  });
+
+  it('a replayed code: invalid_grant, and every token the first redemption issued is revoked (RFC 9700 §4.5)', async () => {
+    const code = await ownerCode(stack);
+    const first = await redeemCode(stack, code);
+    expect(first.status).toBe(200);
+    const access = String(first.body.access_token);
+    const agentAccepts = async () => (await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(access), body: initializeBody })).status;
+    expect(await agentAccepts()).toBe(200);
+
+    const replay = await redeemCode(stack, code);
+    expect(replay.status).toBe(400);
+    expect(replay.body).toMatchObject({ error: 'invalid_grant' });
+    expect(replay.body.access_token).toBeUndefined();
+
+    // The refresh token is dead, the AS will not exchange the access token, and the agent refuses it once the revocation list reaches it.
+    const refresh = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(first.body.refresh_token), client_id: code.clientId });
+    expect(refresh.body).toMatchObject({ error: 'invalid_grant' });
+    expect((await exchangeAsAgent(stack, access)).body).toMatchObject({ error: 'invalid_grant' });
+    let status = await agentAccepts();
+    for (let i = 0; i < 100 && status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = await agentAccepts();
+    }
+    expect(status).toBe(401);
+  });
+
+  it('a request without state is allowed (OAuth 2.1 §4.1.1 with PKCE), and its callback carries no state', async () => {
+    const { challenge, verifier } = pkcePair();
+    const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', challenge });
+    const page = await browser.get(href);
+    expect(page.status).toBe(200);
+    const decision = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
+    const back = callbackParams(decision.location!);
+    expect(back.get('state')).toBeNull();
+    expect(back.get('iss')).toBe(stack.issuer);
+    // PKCE is what binds the code to the client that started the request.
+    expect((await redeemCode(stack, { clientId, code: back.get('code')!, verifier: pkcePair().verifier })).body).toMatchObject({ error: 'invalid_grant' });
+    expect((await redeemCode(stack, { clientId, code: back.get('code')!, verifier })).status).toBe(200);
+  });
+});
+
+describe('the CLI client’s callback listener (src/client/loopback.ts) against an injected code', () => {
+  it.each([
+    ['a wrong state', (code: string, issuer: string) => ({ code, state: 'attacker-state', iss: issuer }), 'STATE_MISMATCH'],
+    ['no state', (code: string, issuer: string) => ({ code, iss: issuer }), 'STATE_MISMATCH'],
+    ['another issuer (RFC 9207 mix-up)', (code: string) => ({ code, state: 'victim-state-'.padEnd(43, 'x'), iss: 'http://127.0.0.1:1' }), 'ISSUER_MISMATCH'],
+    ['no iss where the server promised it', (code: string) => ({ code, state: 'victim-state-'.padEnd(43, 'x') }), 'ISSUER_MISMATCH'],
+  ])('refuses a real code delivered with %s, and never redeems it', async (_name, params, expected) => {
+    // The attacker's own code, from the real AS: what a code-injection attack would deliver.
+    const injected = await ownerCode(stack);
+    const listener = await startLoopbackListener({ timeoutMs: 5_000 });
+    try {
+      listener.expect({ state: 'victim-state-'.padEnd(43, 'x'), issuer: stack.issuer, requireIss: true });
+      const waiting = listener.waitForCode().catch((e: ClientError) => e);
+      const url = new URL(listener.redirectUrl);
+      for (const [k, v] of Object.entries(params(injected.code, stack.issuer))) url.searchParams.set(k, v);
+      const { result: page, changed } = await stateChangedBy(stack, async () => {
+        const res = await fetch(url);
+        return { status: res.status, outcome: await waiting };
+      });
+      expect(page.status).toBe(400);
+      expect(page.outcome).toMatchObject({ code: expected });
+      expect(changed).toEqual([]);
+    } finally {
+      await listener.close();
+    }
+    // Untouched: the code is still unredeemed at the AS.
+    expect((await redeemCode(stack, injected)).status).toBe(200);
+  });
+});

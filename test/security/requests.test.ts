@@ -1,0 +1,247 @@
+// Malformed and hostile requests from outside, against the servers built as
+// the CLI builds them: bodies and headers too large, JSON-RPC junk and batch
+// abuse on CalendarAgent's /mcp, and DNS rebinding (a foreign Host, or a
+// foreign Origin on /mcp and on the authorization server's form posts). Each
+// is refused with its status and error code on the wire, the database is
+// unchanged, and the server still answers afterwards.
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ownerAssertion } from '../support/authz.js';
+import { Browser, authorizeUrl, parseConsentForm, pkcePair, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
+import { REDIRECT, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
+
+let stack: Stack;
+let token: string;
+
+beforeAll(async () => {
+  stack = await startStack();
+  token = (await userTokens(stack)).accessToken;
+});
+afterAll(async () => stack?.close());
+
+/** Each server answers its metadata: the attack did not bring it down. */
+async function allUp(): Promise<void> {
+  expect((await rawRequest({ port: stack.ports.auth, path: '/.well-known/oauth-authorization-server' })).status).toBe(200);
+  expect((await rawRequest({ port: stack.ports.calendar, path: '/.well-known/oauth-protected-resource' })).status).toBe(200);
+  expect((await rawRequest({ port: stack.ports.agent, path: '/.well-known/oauth-protected-resource/mcp' })).status).toBe(200);
+}
+
+/**
+ * A GET on a connection of its own. Fastify answers a header overflow with
+ * 431 only on a connection that has not answered before; on a reused
+ * keep-alive connection it closes the socket without an answer.
+ */
+function freshGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const ports = () => ({ auth: stack.ports.auth, calendar: stack.ports.calendar, agent: stack.ports.agent });
+
+describe('oversized requests', () => {
+  const big = 'a'.repeat(200 * 1024);
+  it.each([
+    ['a 200 KiB form at /token', () => rawRequest({ port: ports().auth, method: 'POST', path: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=authorization_code&code=${big}` })],
+    ['a 200 KiB JSON body at /register', () => rawRequest({ port: ports().auth, method: 'POST', path: '/register', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: big, redirect_uris: [REDIRECT] }) })],
+    ['a 200 KiB consent form', () => rawRequest({ port: ports().auth, method: 'POST', path: '/consent', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `request=${big}` })],
+    ['a 200 KiB JSON-RPC body at /mcp', () => rawRequest({ port: ports().agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: { x: big } }) })],
+  ])('refuses %s: 413 invalid_request, nothing stored, still up', async (_name, send) => {
+    const { result: res, changed } = await stateChangedBy(stack, send);
+    expect(res.status).toBe(413);
+    expect(res.json()).toMatchObject({ error: 'invalid_request' });
+    expect(changed).toEqual([]);
+    await allUp();
+  });
+
+  it.each(['auth', 'calendar', 'agent'] as const)('refuses 20 KiB of headers at the %s server: 431, still up', async (which) => {
+    const { result: res, changed } = await stateChangedBy(stack, () =>
+      freshGet(ports()[which], '/.well-known/oauth-authorization-server', { 'x-padding': 'a'.repeat(20 * 1024) }),
+    );
+    expect(res.status).toBe(431);
+    expect(JSON.parse(res.text)).toMatchObject({ error: 'invalid_request' });
+    expect(changed).toEqual([]);
+    await allUp();
+  });
+
+  it.each(['auth', 'calendar', 'agent'] as const)('refuses a request line that is not HTTP at the %s server: 400 invalid_request, still up', async (which) => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(ports()[which], '127.0.0.1', () => socket.write('GARBAGE\r\n\r\n'));
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (c: string) => (text += c));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'invalid_request' });
+    await allUp();
+  });
+
+  it('refuses a 20 KiB query string at /authorize: 431, still up', async () => {
+    const { result: res, changed } = await stateChangedBy(stack, () => freshGet(ports().auth, `/authorize?state=${'s'.repeat(20 * 1024)}`));
+    expect(res.status).toBe(431);
+    expect(JSON.parse(res.text)).toMatchObject({ error: 'invalid_request' });
+    expect(changed).toEqual([]);
+    await allUp();
+  });
+});
+
+describe('malformed JSON-RPC and batch abuse on /mcp (JSON-RPC 2.0 error codes)', () => {
+  const post = (body: string) => rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token, { 'mcp-protocol-version': '2025-06-18' }), body });
+  const findSlot = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'find_slot', arguments: { duration: '30m' } } });
+  const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+
+  it.each([
+    ['JSON that does not parse', '{"jsonrpc": "2.0", "id": 1, "method": ', 400, -32700],
+    ['a bare number', '42', 400, -32700],
+    ['a bare string', '"tools/list"', 400, -32700],
+    ['null', 'null', 400, -32700],
+    ['an object without jsonrpc', '{"id":1,"method":"tools/list"}', 400, -32700],
+    ['a method that is not a string', '{"jsonrpc":"2.0","id":1,"method":5}', 400, -32700],
+    ['a batch of non-objects', '[1, "x", null]', 400, -32700],
+    ['20000 nested arrays as a message', `[${deep(20000)}]`, 400, -32700],
+    ['an empty batch', '[]', 400, -32600],
+    ['a batch of 101 tools/call (over the SDK limit of 100)', JSON.stringify(Array.from({ length: 101 }, (_, i) => findSlot(i))), 400, -32600],
+  ])('refuses %s: HTTP %s, JSON-RPC error %s, no tool runs', async (_name, body, status, code) => {
+    const { result: res, changed } = await stateChangedBy(stack, () => post(body));
+    expect(res.status).toBe(status);
+    expect(res.json()).toMatchObject({ jsonrpc: '2.0', error: { code }, id: null });
+    // No tool_call record and no exchange: nothing ran.
+    expect(changed).toEqual([]);
+  });
+
+  it('answers an unknown method with -32601 and junk tool arguments with a tool error, running nothing', async () => {
+    const { result: unknown, changed } = await stateChangedBy(stack, () => post('{"jsonrpc":"2.0","id":7,"method":"admin/shutdown"}'));
+    expect(unknown.json()).toMatchObject({ jsonrpc: '2.0', id: 7, error: { code: -32601 } });
+    expect(changed).toEqual([]);
+    const junk = `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"find_slot","arguments":{"duration":"30m","from":${deep(20000)}}}}`;
+    const { result: res } = await stateChangedBy(stack, () => post(junk));
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ id: 8, result: { isError: true } });
+    await allUp();
+  });
+
+  it('a batch within the limit is answered message by message (the control)', async () => {
+    const res = await post(JSON.stringify([1, 2, 3].map((id) => ({ jsonrpc: '2.0', id, method: 'tools/list' }))));
+    expect(res.status).toBe(200);
+    expect((res.json() as unknown[]).length).toBe(3);
+  });
+});
+
+describe('DNS rebinding: a foreign Host (421 invalid_request)', () => {
+  it.each([
+    ['auth', '/.well-known/oauth-authorization-server', 'evil.example'],
+    ['auth', '/authorize', 'evil.example:PORT'],
+    ['calendar', '/.well-known/oauth-protected-resource', 'evil.example'],
+    ['agent', '/mcp', 'evil.example'],
+    ['agent', '/mcp', '127.0.0.1.evil.example:PORT'],
+    ['agent', '/mcp', '127.0.0.1:OTHER'],
+  ] as const)('the %s server refuses %s with Host %s, nothing changed', async (which, path, host) => {
+    const port = ports()[which];
+    const res = await stateChangedBy(stack, () =>
+      rawRequest({ port, method: which === 'agent' ? 'POST' : 'GET', path, headers: { ...mcpHeaders(token), Host: host.replace('PORT', String(port)).replace('OTHER', String(port + 1)) }, body: which === 'agent' ? initializeBody : undefined }),
+    );
+    expect(res.result.status).toBe(421);
+    expect(res.result.json()).toMatchObject({ error: 'invalid_request' });
+    expect(res.changed).toEqual([]);
+  });
+});
+
+describe('DNS rebinding and CSRF: a foreign Origin', () => {
+  it.each(['http://evil.example', 'null', 'http://127.0.0.1:1'])('on /mcp, Origin %s is 403 with a JSON-RPC error, nothing runs', async (origin) => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'find_slot', arguments: { duration: '30m' } } });
+    const { result: res, changed } = await stateChangedBy(stack, () =>
+      rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token, { Origin: origin, 'mcp-protocol-version': '2025-06-18' }), body }),
+    );
+    expect(res.status).toBe(403);
+    expect(res.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 } });
+    expect(changed).toEqual([]);
+  });
+
+  describe('on the authorization server’s form posts, with a valid session and CSRF token', () => {
+    let browser: Browser;
+    let consentForm: Record<string, string | string[]>;
+    let grantsCsrf: string;
+    let grantId: string;
+    let loginForm: { browser: Browser; csrf: string };
+
+    beforeAll(async () => {
+      browser = new Browser();
+      const clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
+      const page = await signInAndOpenConsent(
+        browser,
+        stack.issuer,
+        await ownerAssertion(stack.ownerJwk, stack.issuer),
+        authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }),
+      );
+      consentForm = parseConsentForm(page.html);
+      const grants = await browser.get(`${stack.issuer}/grants`);
+      grantsCsrf = /name="csrf" value="([^"]+)"/.exec(grants.html)![1]!;
+      grantId = /name="grant" value="([^"]+)"/.exec(grants.html)![1]!;
+      const loginBrowser = new Browser();
+      const login = await loginBrowser.get(`${stack.issuer}/login?next=%2Fgrants`);
+      loginForm = { browser: loginBrowser, csrf: /name="csrf" value="([^"]*)"/.exec(login.html)![1]! };
+    });
+
+    const cases = () =>
+      [
+        ['/consent', browser, { ...consentForm, decision: 'approve' }],
+        ['/grants/revoke', browser, { grant: grantId, csrf: grantsCsrf }],
+        ['/logout', browser, { csrf: grantsCsrf }],
+        ['/login', loginForm.browser, { csrf: loginForm.csrf, next: '/grants', username: 'nobody', password: 'wrong password' }],
+      ] as const;
+
+    it.each([
+      ['Origin: http://evil.example', { origin: 'http://evil.example' }],
+      ['Origin: null', { origin: 'null' }],
+      ['Origin of another loopback port', { origin: 'http://127.0.0.1:1' }],
+      ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site' }],
+      ['Sec-Fetch-Site: same-site', { 'sec-fetch-site': 'same-site' }],
+    ])('%s is refused with 403 on each, nothing changed', async (_name, headers) => {
+      for (const [path, who, form] of cases()) {
+        const { result: res, changed } = await stateChangedBy(stack, () => who.post(`${stack.issuer}${path}`, form as Record<string, string | string[]>, headers));
+        expect(res.status, path).toBe(403);
+        expect(res.location, path).toBeNull();
+        expect(changed, path).toEqual([]);
+      }
+    });
+
+    it('a foreign Host on each is refused with 421 before anything else, nothing changed', async () => {
+      for (const [path, who, form] of cases()) {
+        const cookie = (who as unknown as { cookieHeader(): Record<string, string> }).cookieHeader();
+        const { result: res, changed } = await stateChangedBy(stack, () =>
+          rawRequest({
+            port: stack.ports.auth,
+            method: 'POST',
+            path,
+            headers: { ...cookie, 'content-type': 'application/x-www-form-urlencoded', Host: 'evil.example' },
+            body: new URLSearchParams(form as Record<string, string>).toString(),
+          }),
+        );
+        expect(res.status, path).toBe(421);
+        expect(changed, path).toEqual([]);
+      }
+    });
+
+    it('the same posts from the server’s own origin go through (the control)', async () => {
+      const own = { origin: stack.issuer, 'sec-fetch-site': 'same-origin' };
+      const consent = await browser.post(`${stack.issuer}/consent`, { ...consentForm, decision: 'approve' }, own);
+      expect(consent.status).toBe(303);
+      const revoke = await browser.post(`${stack.issuer}/grants/revoke`, { grant: grantId, csrf: grantsCsrf }, own);
+      expect(revoke.status).toBe(303);
+      const logout = await browser.post(`${stack.issuer}/logout`, { csrf: grantsCsrf }, own);
+      expect(logout.status).toBe(200);
+    });
+  });
+});
+

@@ -1,0 +1,291 @@
+// Secrets from outside and on disk: password guessing is rate limited and
+// starts no session; every secret comparison in the source goes through a
+// constant-time helper (a source scan: what it proves is stated below); the
+// data directory, database and key files are private even under a permissive
+// umask; and a whole flow (password sign-in, consent, code, token with a
+// client secret, refresh, exchange, find_slot, revocation) writes none of its
+// secrets to the three servers' logs, captured at trace level, nor stores any
+// of them in the database in the clear.
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addUser } from '../../src/authz/index.js';
+import { constantTimeEqual } from '../../src/authz/crypto.js';
+import { TokenCache } from '../../src/client/cache.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson } from '../support/oauth-flow.js';
+import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
+import { REDIRECT, agentAssertion, expectStrictPage, exchangeAsAgent, startStack, stateChangedBy, type Stack } from './stack.js';
+
+const csrfOf = (html: string) => /name="csrf" value="([^"]*)"/.exec(html)![1]!;
+
+describe('login brute force', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+    await addUser(stack.store, { name: 'frank', password: 'frank has a long password', timeZone: 'UTC' }, Date.now());
+  });
+  afterAll(async () => stack?.close());
+
+  it('after 5 wrong passwords the account is blocked (429, Retry-After), even for the right password, and no session is created', async () => {
+    const browser = new Browser();
+    let page = await browser.get(`${stack.issuer}/login?next=%2Fgrants`);
+    const attempt = (password: string) => browser.post(`${stack.issuer}/login`, { csrf: csrfOf(page.html), next: '/grants', username: 'frank', password });
+    for (let i = 0; i < 5; i++) {
+      const { result, changed } = await stateChangedBy(stack, () => attempt(`guess number ${i}`));
+      expect(result.status).toBe(401);
+      // A refused sign-in is recorded on the audit log by design (sign_in_failed); no session appears.
+      expect(changed).toEqual(['audit_log']);
+      page = result;
+    }
+    const { result: blocked, changed } = await stateChangedBy(stack, () => attempt('frank has a long password'));
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expectStrictPage('login 429', blocked);
+    expect(changed.filter((t) => t !== 'audit_log')).toEqual([]);
+    expect((await browser.get(`${stack.issuer}/grants`)).status).toBe(401);
+  });
+
+  it('guessing across accounts from one address is blocked too', async () => {
+    const browser = new Browser();
+    let page = await browser.get(`${stack.issuer}/login?next=%2Fgrants`);
+    let status = 0;
+    for (let i = 0; i < 60 && status !== 429; i++) {
+      page = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(page.html), next: '/grants', username: `user${i}`, password: 'password123' });
+      status = page.status;
+    }
+    expect(status).toBe(429);
+  });
+});
+
+describe('constant-time comparison of secrets', () => {
+  const srcRoot = join(process.cwd(), 'src');
+  const files = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  const sources = files(srcRoot).map((path) => ({ path: relative(process.cwd(), path), text: readFileSync(path, 'utf8') }));
+
+  /** Operands that hold a secret, or a hash of one, that a request could be probing. */
+  const SECRET = /(csrf|secret|verifier|challenge|password|passwd|hash|sessionid|session_id|\bstate\b|expectedState|\bcode\b|codeHash|token\b)/i;
+  /**
+   * Comparisons that name such a word but compare no secret, each with its reason.
+   * A new line here needs the same justification.
+   */
+  const ALLOWED: Array<[string, RegExp, string]> = [
+    ['src/authz/authorize.ts', /boundRequestHash === hashSecret\(url\)/, 'hash of the public authorization URL, not a secret'],
+    ['src/authz/consent.ts', /pending\.sessionHash !== signedIn\.session\.idHash/, 'two server-side values: the session was already found by its hash'],
+    ['src/store/audit-chain.ts', /prevHash !== expectedPrev/, 'audit chain integrity, public hashes'],
+    ['src/agent/as-metadata.ts', /u\.hash === ''/, "a URL's fragment"],
+    ['src/authz/password.ts', /actual\.length === expected\.length/, 'lengths of fixed-size scrypt outputs, before timingSafeEqual'],
+    ['src/client/loopback.ts', /x\.length === y\.length/, 'lengths, before timingSafeEqual'],
+    ['src/store/audit-chain.ts', /recordHash\(record\.prevHash, record\) !== record\.hash/, 'audit chain integrity, public hashes'],
+    ['src/agent/delegation.ts', /extra\.authInfo\?\.token === token/, 'the token of this request against the one its own bearer check verified'],
+    ['src/agent/identity.ts', /\)\.code === code/, 'an error code'],
+    ['src/client/private-files.ts', /\)\.code === code/, 'an error code'],
+    ['src/client/errors.ts', /error\.code === code/, 'an error code'],
+    ['src/authz/register.ts', /includes\(GRANT_TYPE_AUTHORIZATION_CODE\) !== responseTypes\.includes/, 'registered grant and response types'],
+    ['src/client/refresh.ts', /current\.access_token === input\.rejectedAccessToken/, "the CLI comparing two of its own tokens, no request involved"],
+  ];
+
+  /** The lines of one source file that compare a secret with === or !== outside the allowed cases. */
+  function offendingLines(path: string, text: string): string[] {
+    const offending: string[] = [];
+    const operand = String.raw`(?:[\w$][\w.$?]*(?:\([^()]*\))?(?:\.[\w$]+)*|'[^']*'|"[^"]*")`;
+    const comparison = new RegExp(`(${operand})\\s*(===|!==)\\s*(${operand})`, 'g');
+    // A comparison with a literal or a named constant (a type, kind, code or presence check) compares no secret value.
+    const literal = (x: string) => /^(undefined|null|true|false|\d+|'[^']*'|"[^"]*"|[A-Z][A-Z0-9_]+)$/.test(x);
+    text.split('\n').forEach((line, i) => {
+      if (/^\s*(\/\/|\*)/.test(line)) return;
+      for (const [, left, , right] of line.matchAll(comparison)) {
+        if (literal(left!) || literal(right!)) continue;
+        if (!SECRET.test(left!) && !SECRET.test(right!)) continue;
+        if (ALLOWED.some(([file, pattern]) => file === path && pattern.test(line))) continue;
+        offending.push(`${path}:${i + 1}: ${line.trim()}`);
+      }
+    });
+    return offending;
+  }
+
+  it('the scan finds direct comparisons of secrets (it can fail)', () => {
+    const samples = [
+      'if (form.csrf !== signedIn.csrf) return refuse();',
+      'const ok = hashSecret(secret) === client.secretHash;',
+      'if (params.get("state") === expected.state) return;',
+      'return computed === challenge;',
+      'if (record.codeHash === hashSecret(code)) {',
+    ];
+    for (const sample of samples) expect(offendingLines('src/sample.ts', sample), sample).toHaveLength(1);
+    expect(offendingLines('src/sample.ts', "if (verifier === undefined) return;\nif (typeof token !== 'string') x();")).toEqual([]);
+  });
+
+  it('no === or !== compares a secret in src/ outside the allowed, explained cases', () => {
+    expect(sources.flatMap(({ path, text }) => offendingLines(path, text))).toEqual([]);
+  });
+
+  it('timingSafeEqual is used through the helpers only (authz/crypto.ts, the scrypt check, the CLI’s state check)', () => {
+    const users = sources.filter((s) => /timingSafeEqual/.test(s.text)).map((s) => s.path).sort();
+    expect(users).toEqual(['src/authz/crypto.ts', 'src/authz/password.ts', 'src/client/loopback.ts']);
+  });
+
+  it('the CSRF, PKCE and client-secret checks call constantTimeEqual', () => {
+    const calls = (path: string) => (sources.find((s) => s.path === path)!.text.match(/constantTimeEqual\(/g) ?? []).length;
+    expect(calls('src/authz/policy/pkce.ts')).toBeGreaterThan(0);
+    expect(calls('src/authz/client-auth.ts')).toBeGreaterThan(0);
+    expect(calls('src/authz/consent.ts')).toBeGreaterThan(0);
+    expect(calls('src/authz/login.ts')).toBeGreaterThan(0);
+    expect(calls('src/authz/grants-page.ts')).toBeGreaterThanOrEqual(2);
+  });
+
+  it('the helper answers like equality, whatever the lengths', () => {
+    expect(constantTimeEqual('abc', 'abc')).toBe(true);
+    expect(constantTimeEqual('abc', 'abd')).toBe(false);
+    expect(constantTimeEqual('abc', 'abcd')).toBe(false);
+    expect(constantTimeEqual('', '')).toBe(true);
+    expect(constantTimeEqual('', 'a')).toBe(false);
+  });
+});
+
+describe('file permissions under a permissive umask (0000)', () => {
+  let stack: Stack;
+  let previous: number;
+  beforeAll(async () => {
+    previous = process.umask(0);
+    stack = await startStack();
+    // A token cache written as the CLI writes it, in the same data directory.
+    const cache = new TokenCache({ files: stack.paths, now: Date.now });
+    await cache.update((data) => data);
+  });
+  afterAll(async () => {
+    process.umask(previous);
+    await stack?.close();
+  });
+
+  it('the data directory is 0700 and every file in it 0600: database (with its WAL and shared memory), keys, token cache', () => {
+    expect(statSync(stack.home).mode & 0o777).toBe(0o700);
+    const names = readdirSync(stack.home);
+    for (const expected of ['delegate.db', 'agent-key.json', 'owner-key.json', 'tokens.json']) expect(names).toContain(expected);
+    expect(names.some((n) => n.endsWith('-wal'))).toBe(true);
+    for (const name of names) {
+      const st = statSync(join(stack.home, name));
+      if (st.isDirectory()) expect(st.mode & 0o777, name).toBe(0o700);
+      else expect(st.mode & 0o777, name).toBe(0o600);
+    }
+  });
+});
+
+describe('no secret in any log line, nor in the clear in the database', () => {
+  let stack: Stack;
+  const secrets = new Map<string, string>();
+  beforeAll(async () => {
+    stack = await startStack({ logs: true });
+    const password = 'gina has a long password 7f3a9';
+    secrets.set('password', password);
+    await addUser(stack.store, { name: 'gina', password, timeZone: 'UTC' }, Date.now());
+
+    // A confidential client, with a secret of its own.
+    const reg = await postJson(`${stack.issuer}/register`, {
+      client_name: 'confidential test client',
+      redirect_uris: [REDIRECT],
+      token_endpoint_auth_method: 'client_secret_post',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+    });
+    expect(reg.status).toBe(201);
+    const clientId = String(reg.body.client_id);
+    const clientSecret = String(reg.body.client_secret);
+    secrets.set('client secret', clientSecret);
+
+    // Password sign-in straight onto the consent page, then Approve.
+    const { verifier, challenge } = pkcePair();
+    secrets.set('code_verifier', verifier);
+    const state = 'state-' + 'q'.repeat(40);
+    const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state, challenge });
+    const browser = new Browser();
+    const login = await browser.get(`${stack.issuer}/login?next=${encodeURIComponent(href.slice(stack.issuer.length))}`);
+    secrets.set('login csrf', csrfOf(login.html));
+    const signedIn = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(login.html), next: href.slice(stack.issuer.length), username: 'gina', password });
+    expect(signedIn.status).toBe(303);
+    for (const line of signedIn.headers.getSetCookie()) secrets.set(`cookie ${line.split('=')[0]}`, line.split(';')[0]!.split('=').slice(1).join('='));
+    const consent = await browser.get(new URL(signedIn.location!, stack.issuer).href);
+    expect(consent.status).toBe(200);
+    const form = parseConsentForm(consent.html);
+    secrets.set('consent csrf', String(form.csrf));
+    const approved = await browser.post(`${stack.issuer}/consent`, { ...form, decision: 'approve' });
+    const code = callbackParams(approved.location!).get('code')!;
+    secrets.set('authorization code', code);
+
+    const tokens = await postForm(`${stack.issuer}/token`, {
+      grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: REDIRECT, client_id: clientId, client_secret: clientSecret, resource: stack.agentUrl,
+    });
+    expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+    secrets.set('access token', String(tokens.body.access_token));
+    secrets.set('refresh token', String(tokens.body.refresh_token));
+
+    const refreshed = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(tokens.body.refresh_token), client_id: clientId, client_secret: clientSecret });
+    expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
+    const access = String(refreshed.body.access_token);
+    secrets.set('refreshed access token', access);
+    secrets.set('rotated refresh token', String(refreshed.body.refresh_token));
+
+    const assertion = await agentAssertion(stack);
+    secrets.set('client assertion', assertion);
+    const exchanged = await exchangeAsAgent(stack, access, { client_assertion: assertion });
+    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+    secrets.set('calendar token', String(exchanged.body.access_token));
+    const from = new Date(Date.now() + 3600_000).toISOString();
+    const read = await rawRequest({ port: stack.ports.calendar, path: `/freebusy?from=${encodeURIComponent(from)}&to=${encodeURIComponent(new Date(Date.now() + 86400_000).toISOString())}`, headers: { authorization: `Bearer ${String(exchanged.body.access_token)}` } });
+    expect(read.status).toBe(200);
+
+    const call = await rawRequest({
+      port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(access, { 'mcp-protocol-version': '2025-06-18' }),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'find_slot', arguments: { duration: '30m' } } }),
+    });
+    expect(call.status).toBe(200);
+    expect(call.json()).toMatchObject({ result: { structuredContent: { found: true } } });
+    // A refused request carrying a token is logged too: the refusal must not echo it.
+    expect((await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(String(exchanged.body.access_token)), body: initializeBody })).status).toBe(401);
+
+    const revoked = await postForm(`${stack.issuer}/revoke`, { token: String(refreshed.body.refresh_token), client_id: clientId, client_secret: clientSecret });
+    expect(revoked.status).toBe(200);
+  });
+  afterAll(async () => stack?.close());
+
+  /** The secret, and for a JWT its payload and signature segments (a logger might print either alone). */
+  function needles(value: string): string[] {
+    const parts = value.split('.');
+    const out = [value];
+    if (parts.length === 3) out.push(parts[1]!, parts[2]!);
+    // The random part of a prefixed opaque secret (dlg_rt_…), without its public prefix.
+    const random = value.replace(/^[a-z]+_[a-z]+_/, '');
+    if (random.length >= 16) out.push(random.slice(0, 24));
+    return out.filter((n) => n.length >= 12);
+  }
+
+  it('the servers logged the whole flow (the capture works)', () => {
+    const paths = stack.logLines.map((l) => (JSON.parse(l) as { req?: { path?: string } }).req?.path).filter(Boolean);
+    for (const path of ['/login', '/consent', '/token', '/revoke', '/mcp', '/freebusy']) expect(paths, path).toContain(path);
+    expect(secrets.size).toBeGreaterThanOrEqual(12);
+  });
+
+  it('no log line holds a password, client secret, code, verifier, CSRF token, cookie, assertion or token, whole or in part', () => {
+    const logs = stack.logLines.join('\n');
+    const found: string[] = [];
+    for (const [name, value] of secrets) for (const needle of needles(value)) if (logs.includes(needle)) found.push(name);
+    expect(found).toEqual([]);
+  });
+
+  it('the database holds none of them in the clear (secrets are stored as hashes)', () => {
+    const db = new Database(stack.paths.db, { readonly: true, fileMustExist: true });
+    let dump = '';
+    try {
+      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>;
+      for (const { name } of tables) dump += JSON.stringify(db.prepare(`SELECT * FROM "${name}"`).raw().all());
+    } finally {
+      db.close();
+    }
+    const found: string[] = [];
+    for (const name of ['password', 'client secret', 'authorization code', 'code_verifier', 'refresh token', 'rotated refresh token', 'consent csrf', 'login csrf', 'client assertion']) {
+      for (const needle of needles(secrets.get(name)!)) if (dump.includes(needle)) found.push(name);
+    }
+    expect(found).toEqual([]);
+  });
+});

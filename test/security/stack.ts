@@ -1,0 +1,272 @@
+// The attack suite's target: delegate's three servers built exactly as the CLI
+// builds them from a fresh data directory (src/cli/servers.ts: store, keys,
+// bootstrap, the agent's audit wired to the store), each on an ephemeral
+// loopback port, with their logs optionally captured. Also the one helper
+// every attack needs: a fingerprint of the database, to show that a refused
+// request changed nothing.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import Database from 'better-sqlite3';
+import { expect } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { SignJWT, decodeJwt, importJWK, type CryptoKey, type JWK } from 'jose';
+import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStore, storeAudit } from '../../src/cli/servers.js';
+import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
+import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
+import { resolvePaths, type Paths } from '../../src/config.js';
+import { createLogger } from '../../src/http/logging.js';
+import type { Store } from '../../src/store/index.js';
+import { ownerAssertion } from '../support/authz.js';
+import {
+  Browser,
+  authorizeUrl,
+  callbackParams,
+  parseConsentForm,
+  pkcePair,
+  postForm,
+  registerPublicClient,
+  signInAndOpenConsent,
+  type WireResponse,
+} from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
+
+export const REDIRECT = 'http://127.0.0.1:43123/callback';
+export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+export interface Stack {
+  home: string;
+  paths: Paths;
+  store: Store;
+  issuer: string;
+  calendarUrl: string;
+  agentUrl: string;
+  ports: { auth: number; calendar: number; agent: number };
+  ownerJwk: JWK;
+  agent: { clientId: string; privateJwk: JWK };
+  /** Every log line the three servers wrote (empty unless started with logs). */
+  logLines: string[];
+  apps: { auth: FastifyInstance; calendar: FastifyInstance; agent: FastifyInstance };
+  close(): Promise<void>;
+}
+
+export async function startStack(options: { logs?: boolean } = {}): Promise<Stack> {
+  const home = await mkdtemp(join(tmpdir(), 'delegate-sec-'));
+  const paths = resolvePaths({ DELEGATE_HOME: home });
+  const store = openDataStore(paths);
+  const ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
+  const urls = { issuer: `http://127.0.0.1:${ports.auth}`, calendarUrl: `http://127.0.0.1:${ports.calendar}`, agentUrl: `http://127.0.0.1:${ports.agent}/mcp` };
+  await bootstrap(store, paths, urls, Date.now());
+  const logLines: string[] = [];
+  const logger = () => {
+    if (!options.logs) return undefined;
+    const stream = new PassThrough();
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => logLines.push(...chunk.split('\n').filter(Boolean)));
+    return createLogger('trace', stream);
+  };
+  const apps: FastifyInstance[] = [];
+  const parts: Array<[FastifyInstance, number]> = [
+    [await buildAuth(store, paths, urls.issuer, logger()), ports.auth],
+    [await buildCalendar(store, paths, urls.calendarUrl, urls.issuer, logger()), ports.calendar],
+    [await buildAgent(paths, urls, logger(), storeAudit(store)), ports.agent],
+  ];
+  for (const [app, port] of parts) {
+    await app.listen({ port, host: '127.0.0.1' });
+    apps.push(app);
+  }
+  const identity = await loadOrCreateAgentKey(paths.agentKey);
+  return {
+    home,
+    paths,
+    store,
+    ...urls,
+    ports,
+    ownerJwk: await loadOrCreateOwnerKey(paths.ownerKey),
+    agent: { clientId: identity.clientId, privateJwk: identity.privateJwk },
+    logLines,
+    apps: { auth: apps[0]!, calendar: apps[1]!, agent: apps[2]! },
+    close: async () => {
+      await closeAll(apps, store);
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What the owner's browser ends with: a code for a freshly registered public client. */
+export async function ownerCode(stack: Stack, options: { clientId?: string; state?: string; scope?: string } = {}) {
+  const clientId = options.clientId ?? (await registerPublicClient(stack.issuer, [REDIRECT]));
+  const { verifier, challenge } = pkcePair();
+  const browser = new Browser();
+  const page = await signInAndOpenConsent(
+    browser,
+    stack.issuer,
+    await ownerAssertion(stack.ownerJwk, stack.issuer),
+    authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: options.scope ?? 'slots:find', state: options.state ?? 'st', challenge }),
+  );
+  if (page.status !== 200) throw new Error(`consent page: HTTP ${page.status}`);
+  const decision = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
+  const params = callbackParams(decision.location ?? 'http://invalid/');
+  const code = params.get('code');
+  if (!code) throw new Error(`consent gave no code: ${decision.location}`);
+  return { clientId, code, verifier, challenge, browser, params };
+}
+
+export function redeemCode(stack: Stack, c: { clientId: string; code: string; verifier: string }, extra: Record<string, string | undefined> = {}): Promise<WireResponse> {
+  return postForm(`${stack.issuer}/token`, {
+    grant_type: 'authorization_code',
+    code: c.code,
+    code_verifier: c.verifier,
+    redirect_uri: REDIRECT,
+    client_id: c.clientId,
+    resource: stack.agentUrl,
+    ...extra,
+  });
+}
+
+export interface UserTokens {
+  clientId: string;
+  accessToken: string;
+  refreshToken: string;
+  grantId: string;
+}
+
+/** The owner's delegation to a new public client: its access token (aud = the agent) and refresh token. */
+export async function userTokens(stack: Stack, options: { scope?: string } = {}): Promise<UserTokens> {
+  const code = await ownerCode(stack, options);
+  const res = await redeemCode(stack, code);
+  if (res.status !== 200) throw new Error(`code redemption: ${JSON.stringify(res.body)}`);
+  const accessToken = String(res.body.access_token);
+  return { clientId: code.clientId, accessToken, refreshToken: String(res.body.refresh_token), grantId: String(decodeJwt(accessToken).grant_id) };
+}
+
+/** A private_key_jwt client assertion (RFC 7523) as CalendarAgent signs it; `header` and `claims` override. */
+export async function agentAssertion(stack: Stack, header: Record<string, unknown> = {}, claims: Record<string, unknown> = {}, key?: JWK): Promise<string> {
+  const jwk = key ?? stack.agent.privateJwk;
+  const signingKey = (await importJWK(jwk, 'ES256')) as CryptoKey;
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ iss: stack.agent.clientId, sub: stack.agent.clientId, aud: stack.issuer, jti: crypto.randomUUID(), iat: now, exp: now + 60, ...claims })
+    .setProtectedHeader({ alg: 'ES256', kid: stack.agent.privateJwk.kid, ...header })
+    .sign(signingKey);
+}
+
+/** RFC 8693 at the AS as CalendarAgent (or the agent `as`); `params` override (undefined removes). */
+export async function exchangeAsAgent(
+  stack: Stack,
+  subjectToken: string,
+  params: Record<string, string | undefined> = {},
+  as: { clientId: string; privateJwk: JWK } = stack.agent,
+): Promise<WireResponse> {
+  return postForm(`${stack.issuer}/token`, {
+    grant_type: TOKEN_EXCHANGE,
+    subject_token: subjectToken,
+    subject_token_type: ACCESS_TOKEN_TYPE,
+    resource: stack.calendarUrl,
+    scope: 'freebusy:read',
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await agentAssertion(stack, { kid: as.privateJwk.kid }, { iss: as.clientId, sub: as.clientId }, as.privateJwk),
+    ...params,
+  });
+}
+
+/** The AS's current signing key, read from the store (where it lives), for forging tokens that differ in one claim only. */
+export async function issuerSigningKey(stack: Stack): Promise<{ kid: string; privateJwk: JWK; publicJwk: JWK }> {
+  const keys = (await stack.store.signingKeys()).filter((k) => k.retiredAt === null);
+  const key = keys[keys.length - 1];
+  if (!key) throw new Error('the store has no signing key');
+  return { kid: key.kid, privateJwk: key.privateJwk as JWK, publicJwk: key.publicJwk as JWK };
+}
+
+/**
+ * Every route of a fastify app as "METHOD /path", read from printRoutes'
+ * tree (HEAD and OPTIONS left out: fastify adds them to GET and CORS routes).
+ */
+export function routesOf(app: FastifyInstance): string[] {
+  const out: string[] = [];
+  const stack: string[] = [];
+  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
+    const m = /^((?:[│ ] {3})*)[├└]── (\S+) \(([^)]+)\)$/.exec(line);
+    if (!m) continue;
+    const depth = m[1]!.length / 4;
+    stack.length = depth;
+    stack.push(m[2]!);
+    const path = stack.join('');
+    for (const method of m[3]!.split(', ')) if (method !== 'HEAD' && method !== 'OPTIONS') out.push(`${method} ${path}`);
+  }
+  return out.sort();
+}
+
+/** SQLite's own AUTOINCREMENT counters: an insert shows in its table anyway. Every other table counts. */
+const IGNORED_TABLES = new Set<string>(['sqlite_sequence']);
+
+export type Fingerprint = Record<string, string>;
+
+/**
+ * A hash of every row of every table, read through a second, read-only
+ * connection to the database file (as another process would see it).
+ */
+/** Anything with a database file: a Stack, or `{ paths: { db } }` for another server. */
+export type WithDatabase = { paths: { db: string } };
+
+export function fingerprint(stack: WithDatabase): Fingerprint {
+  const db = new Database(stack.paths.db, { readonly: true, fileMustExist: true });
+  try {
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>;
+    const out: Fingerprint = {};
+    for (const { name } of tables) {
+      if (IGNORED_TABLES.has(name)) continue;
+      const rows = db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).raw().all();
+      out[name] = createHash('sha256').update(JSON.stringify(rows, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : typeof v === 'bigint' ? String(v) : v))).digest('hex');
+    }
+    return out;
+  } finally {
+    db.close();
+  }
+}
+
+/** The tables whose rows differ between two fingerprints. */
+export function changedTables(before: Fingerprint, after: Fingerprint): string[] {
+  const names = new Set([...Object.keys(before), ...Object.keys(after)]);
+  return [...names].filter((n) => before[n] !== after[n]).sort();
+}
+
+/** Runs `attack` and returns what changed in the database while it ran. */
+export async function stateChangedBy<T>(stack: WithDatabase, attack: () => Promise<T>): Promise<{ result: T; changed: string[] }> {
+  const before = fingerprint(stack);
+  const result = await attack();
+  return { result, changed: changedTables(before, fingerprint(stack)) };
+}
+
+/** Audit records appended since `seq` (refusals that are designed to be recorded show up here). */
+export async function auditSince(stack: Stack, seq: number) {
+  return (await stack.store.listAudit()).filter((r) => r.seq > seq);
+}
+
+export async function lastAuditSeq(stack: Stack): Promise<number> {
+  const all = await stack.store.listAudit();
+  return all.length === 0 ? 0 : all[all.length - 1]!.seq;
+}
+
+/** Checks one HTML answer's headers: a strict CSP and no framing. */
+export function expectStrictPage(name: string, res: { status: number; headers: Headers }): void {
+  expect(res.headers.get('content-type'), name).toMatch(/^text\/html/);
+  const csp = res.headers.get('content-security-policy') ?? '';
+  const directives = new Map(csp.split(';').map((d) => d.trim()).filter(Boolean).map((d) => [d.split(/\s+/)[0]!, d.split(/\s+/).slice(1)] as const));
+  expect(directives.get('default-src'), `${name}: ${csp}`).toEqual(["'none'"]);
+  expect(directives.get('frame-ancestors'), `${name}: ${csp}`).toEqual(["'none'"]);
+  expect(directives.get('base-uri'), `${name}: ${csp}`).toEqual(["'none'"]);
+  expect(directives.has('form-action'), `${name}: ${csp}`).toBe(true);
+  // No script at all, and nothing that would re-enable inline code or eval.
+  expect(directives.has('script-src'), `${name}: ${csp}`).toBe(false);
+  const sources = [...directives.values()].flat();
+  for (const loose of ["'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", '*', 'http:', 'https:', 'data:', 'blob:']) expect(sources, `${name}: ${csp}`).not.toContain(loose);
+  // form-action names this server and, on the consent page, the client's redirect origin only.
+  for (const target of directives.get('form-action') ?? []) expect(target, `${name}: ${csp}`).toMatch(/^('self'|https?:\/\/[^/*]+)$/);
+  expect(res.headers.get('x-frame-options'), name).toBe('DENY');
+  expect(res.headers.get('x-content-type-options'), name).toBe('nosniff');
+  expect(res.headers.get('cache-control'), name).toContain('no-store');
+}

@@ -1,0 +1,228 @@
+// Token attacks from outside, against the servers built as the CLI builds
+// them: a token presented to a resource server it was not issued for, an
+// exchange that asks for more than its subject token carries, a chain one hop
+// deeper than the grant allows, tokens used after revocation, and a refresh
+// token replayed. Each refusal is checked on the wire (RFC 6750 / RFC 6749 /
+// RFC 8693 / RFC 9396 codes) and in the database.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeJwt } from 'jose';
+import { registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { obtainTokens } from '../authz/helpers.js';
+import { postForm } from '../support/oauth-flow.js';
+import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
+import { auditSince, exchangeAsAgent, lastAuditSeq, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+
+let stack: Stack;
+let user: UserTokens;
+let calendarToken: string;
+
+beforeAll(async () => {
+  stack = await startStack();
+  user = await userTokens(stack);
+  const exchanged = await exchangeAsAgent(stack, user.accessToken);
+  expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+  calendarToken = String(exchanged.body.access_token);
+});
+afterAll(async () => stack?.close());
+
+const atAgent = (token: string) => rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
+const atCalendar = (token: string) => {
+  const from = new Date(Date.now() + 3600_000).toISOString();
+  const to = new Date(Date.now() + 86400_000).toISOString();
+  return rawRequest({ port: stack.ports.calendar, path: `/freebusy?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, headers: { authorization: `Bearer ${token}` } });
+};
+
+/** Polls (bounded) until the resource server refuses: the revocation list reaches it by long poll. */
+async function refusedSoon(call: () => Promise<{ status: number }>): Promise<number> {
+  let status = (await call()).status;
+  for (let i = 0; i < 100 && status === 200; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    status = (await call()).status;
+  }
+  return status;
+}
+
+describe('substitution across audiences (RFC 8707, RFC 9068 §4)', () => {
+  it('each token works where it was issued for (the control)', async () => {
+    expect((await atAgent(user.accessToken)).status).toBe(200);
+    expect((await atCalendar(calendarToken)).status).toBe(200);
+  });
+
+  it('the user’s token (aud = the agent) at the calendar backend: 401 invalid_token, no read recorded', async () => {
+    const { result: res, changed } = await stateChangedBy(stack, () => atCalendar(user.accessToken));
+    expect(res.status).toBe(401);
+    expect(String(res.headers['www-authenticate'])).toContain('error="invalid_token"');
+    expect(changed).toEqual([]);
+  });
+
+  it('the agent’s calendar token (aud = the calendar) at the agent: 401 invalid_token, no call recorded', async () => {
+    const { result: res, changed } = await stateChangedBy(stack, () => atAgent(calendarToken));
+    expect(res.status).toBe(401);
+    expect(String(res.headers['www-authenticate'])).toContain('error="invalid_token"');
+    expect(changed).toEqual([]);
+  });
+
+  it('the calendar token as the subject of another exchange by the agent: invalid_grant, nothing issued', async () => {
+    const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, calendarToken));
+    expect(res.body).toMatchObject({ error: 'invalid_grant' });
+    expect(changed).toEqual(['used_once']);
+  });
+
+  it('the user’s token at the AS’s token endpoint as a refresh token: invalid_grant, nothing issued', async () => {
+    const { result: res, changed } = await stateChangedBy(stack, () =>
+      postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: user.accessToken, client_id: user.clientId }),
+    );
+    expect(res.body).toMatchObject({ error: 'invalid_grant' });
+    expect(changed).toEqual([]);
+  });
+});
+
+describe('an exchange that widens (RFC 8693; exchange only narrows)', () => {
+  let parentDetail: Record<string, unknown>;
+  beforeAll(() => {
+    const details = decodeJwt(user.accessToken).authorization_details as Array<Record<string, unknown>>;
+    parentDetail = details.find((d) => d.type === 'calendar')!;
+    expect(parentDetail).toBeDefined();
+  });
+
+  const widened = (change: (d: Record<string, unknown>) => Record<string, unknown>) => () =>
+    JSON.stringify([change({ ...parentDetail, locations: [stack.calendarUrl] })]);
+
+  it.each([
+    ['a wider scope', 'invalid_scope', () => ({ scope: 'freebusy:read calendar:write' })],
+    ['another scope', 'invalid_scope', () => ({ scope: 'slots:find' })],
+    ['another audience (the agent itself)', 'invalid_target', () => ({ resource: stack.agentUrl, scope: undefined })],
+    ['an audience outside the grant', 'invalid_target', () => ({ resource: 'http://127.0.0.1:1', scope: undefined })],
+    ['more actions in the constraints', 'invalid_authorization_details', () => ({ authorization_details: widened((d) => ({ ...d, actions: ['freebusy:read', 'events:read'] }))() })],
+    ['event details instead of free/busy', 'invalid_authorization_details', () => ({ authorization_details: widened((d) => ({ ...d, datatypes: ['freebusy', 'events'] }))() })],
+    ['a longer lookahead', 'invalid_authorization_details', () => ({ authorization_details: widened((d) => ({ ...d, lookahead_days: Number(d.lookahead_days ?? 14) + 365 }))() })],
+    ['a second location', 'invalid_authorization_details', () => ({ authorization_details: widened((d) => ({ ...d, locations: [stack.calendarUrl, 'http://127.0.0.1:1'] }))() })],
+    ['a refresh token as the issued token', 'invalid_request', () => ({ requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token' })],
+  ] as Array<[string, string, () => Record<string, string | undefined>]>)('refuses %s: %s, nothing issued', async (_name, error, params) => {
+    const { result: res, changed } = await stateChangedBy(stack, async () => exchangeAsAgent(stack, user.accessToken, params()));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error });
+    expect(res.body.access_token).toBeUndefined();
+    // The agent's assertion jti is spent (RFC 7523 §3); nothing else.
+    expect(changed).toEqual(['used_once']);
+  });
+
+  it('never issues a token that outlives its subject token', async () => {
+    // A second later, a fresh lifetime from now would end after the subject token's.
+    await new Promise((r) => setTimeout(r, 1100));
+    const res = await exchangeAsAgent(stack, user.accessToken);
+    expect(res.status).toBe(200);
+    const issued = decodeJwt(String(res.body.access_token));
+    expect(issued.exp).toBe(decodeJwt(user.accessToken).exp);
+    expect(issued.iat! + Number(res.body.expires_in)).toBeLessThanOrEqual(decodeJwt(user.accessToken).exp! + 1);
+  });
+});
+
+describe('a hop that re-widens what the hop before it narrowed', () => {
+  it('a sub-agent asking for a calendar, or a lookahead, its token does not carry: invalid_authorization_details, nothing issued', async () => {
+    const helper = await registerTestAgent(stack as unknown as TestAuthz, 'narrow-helper', 'http://127.0.0.1:9/narrow');
+    const narrowed = { type: 'calendar', locations: [stack.calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], calendars: ['demo'], lookahead_days: 3 };
+    const hop1 = await exchangeAsAgent(stack, user.accessToken, { may_act: 'narrow-helper', authorization_details: JSON.stringify([narrowed]) });
+    expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
+    for (const wider of [{ ...narrowed, calendars: ['demo', 'secret'] }, { ...narrowed, calendars: undefined }, { ...narrowed, lookahead_days: 30 }, { ...narrowed, lookahead_days: undefined }]) {
+      const { result: res, changed } = await stateChangedBy(stack, () =>
+        exchangeAsAgent(stack, String(hop1.body.access_token), { authorization_details: JSON.stringify([wider]) }, helper),
+      );
+      expect(res.body, JSON.stringify(wider)).toMatchObject({ error: 'invalid_authorization_details' });
+      expect(changed).toEqual(['used_once']);
+    }
+    // The control: the same hop without widening is issued, and keeps the narrowed limits.
+    const same = await exchangeAsAgent(stack, String(hop1.body.access_token), {}, helper);
+    expect(same.status, JSON.stringify(same.body)).toBe(200);
+    expect(decodeJwt(String(same.body.access_token)).authorization_details).toEqual([expect.objectContaining({ calendars: ['demo'], lookahead_days: 3 })]);
+  });
+});
+
+describe('a chain one hop too deep', () => {
+  it('a third hop under a grant of depth 2: invalid_request, nothing issued', async () => {
+    const asAuthz = stack as unknown as TestAuthz;
+    const sub = await registerTestAgent(asAuthz, 'sub-agent', 'http://127.0.0.1:9/sub');
+    const third = await registerTestAgent(asAuthz, 'third-agent', 'http://127.0.0.1:9/third');
+    const hop1 = await exchangeAsAgent(stack, user.accessToken, { may_act: 'sub-agent' });
+    expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
+    const hop2 = await exchangeAsAgent(stack, String(hop1.body.access_token), { may_act: 'third-agent' }, sub);
+    expect(hop2.status, JSON.stringify(hop2.body)).toBe(200);
+    const { result: hop3, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, String(hop2.body.access_token), {}, third));
+    expect(hop3.status).toBe(400);
+    expect(hop3.body).toMatchObject({ error: 'invalid_request' });
+    expect(String(hop3.body.error_description)).toMatch(/at most 2 hops/);
+    expect(changed).toEqual(['used_once']);
+    // And a hop-1 token may not be exchanged by an agent it was not handed to.
+    const foreign = await stateChangedBy(stack, () => exchangeAsAgent(stack, String(hop1.body.access_token), {}, third));
+    expect(foreign.result.body).toMatchObject({ error: 'invalid_grant' });
+    expect(foreign.changed).toEqual(['used_once']);
+  });
+});
+
+describe('use after revocation (RFC 7009)', () => {
+  it('revoking the refresh token ends the access token at the agent, the calendar token at the backend, the exchange and the refresh', async () => {
+    const victim = await userTokens(stack);
+    const exchanged = await exchangeAsAgent(stack, victim.accessToken);
+    const victimCalendar = String(exchanged.body.access_token);
+    expect((await atAgent(victim.accessToken)).status).toBe(200);
+    expect((await atCalendar(victimCalendar)).status).toBe(200);
+
+    const revoked = await postForm(`${stack.issuer}/revoke`, { token: victim.refreshToken, token_type_hint: 'refresh_token', client_id: victim.clientId });
+    expect(revoked.status).toBe(200);
+
+    expect(await refusedSoon(() => atAgent(victim.accessToken))).toBe(401);
+    expect(await refusedSoon(() => atCalendar(victimCalendar))).toBe(401);
+    const seq = await lastAuditSeq(stack);
+    const { result: ex, changed: exChanged } = await stateChangedBy(stack, () => exchangeAsAgent(stack, victim.accessToken));
+    expect(ex.body).toMatchObject({ error: 'invalid_grant' });
+    expect(exChanged).toEqual(['used_once']);
+    const { result: refresh, changed } = await stateChangedBy(stack, () =>
+      postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: victim.refreshToken, client_id: victim.clientId }),
+    );
+    expect(refresh.body).toMatchObject({ error: 'invalid_grant' });
+    expect(changed).toEqual([]);
+    expect(await auditSince(stack, seq)).toEqual([]);
+    // The refused calls were refused at the door: the agent recorded no tool call for them.
+    const grantEvents = (await stack.store.listAudit({ grant: victim.grantId })).map((r) => r.event);
+    expect(grantEvents).not.toContain('tool_call');
+  });
+});
+
+describe('refresh token replay (RFC 9700 §4.14: rotation with reuse detection)', () => {
+  let clock = Date.now();
+  let authz: TestAuthz;
+  beforeAll(async () => {
+    authz = await startTestAuthz({ now: () => clock });
+  });
+  afterAll(async () => authz?.close());
+
+  it('a spent refresh token presented after the grace window: invalid_grant, and the whole family is revoked', async () => {
+    const tokens = await obtainTokens(authz);
+    const refresh = (token: string) => postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: token, client_id: tokens.clientId });
+    const rotated = await refresh(tokens.refreshToken);
+    expect(rotated.status).toBe(200);
+    clock += 6_000; // past the 5-second grace window for concurrent refreshes
+    const replay = await refresh(tokens.refreshToken);
+    expect(replay.status).toBe(400);
+    expect(replay.body).toMatchObject({ error: 'invalid_grant' });
+    expect(replay.body.access_token).toBeUndefined();
+    // The legitimate holder's newer refresh token dies with the family, and its access token is listed as revoked.
+    expect((await refresh(String(rotated.body.refresh_token))).body).toMatchObject({ error: 'invalid_grant' });
+    const list = (await (await fetch(`${authz.issuer}/revocations?since=0`)).json()) as { tokens: string[] };
+    expect(list.tokens).toContain(String(decodeJwt(String(rotated.body.access_token)).jti));
+    expect((await authz.store.listAudit()).map((r) => r.event)).toContain('refresh_replay');
+  });
+
+  it('a refresh token presented by another client: invalid_grant, and nothing spent', async () => {
+    const tokens = await obtainTokens(authz);
+    const other = await obtainTokens(authz);
+    const { result: res, changed } = await stateChangedBy({ paths: { db: join(authz.home, 'delegate.db') } }, () =>
+      postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: other.clientId }),
+    );
+    expect(res.body).toMatchObject({ error: 'invalid_grant' });
+    expect(changed).toEqual([]);
+    const own = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
+    expect(own.status).toBe(200);
+  });
+});
