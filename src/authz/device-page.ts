@@ -4,7 +4,7 @@
 import type { FastifyReply } from 'fastify';
 import { html, sendPage } from './pages.js';
 
-export function renderDeviceEntry(reply: FastifyReply, problem: string | undefined): FastifyReply {
+export function renderDeviceEntry(reply: FastifyReply, problem: string | undefined, status = problem ? 400 : 200): FastifyReply {
   const body = html`<h1>Connect a device</h1>
 <p>Type the code your device shows, for example in the terminal where you ran <code>delegate login --device</code>.</p>
 ${problem ? html`<p class="warn">${problem}</p>` : ''}
@@ -13,16 +13,17 @@ ${problem ? html`<p class="warn">${problem}</p>` : ''}
 <input type="text" id="user_code" name="user_code" autocomplete="off" autocapitalize="characters" spellcheck="false" placeholder="BCDF-GHJK">
 <div class="actions"><button class="primary" type="submit">Continue</button></div>
 </form>`;
-  return sendPage(reply, problem ? 400 : 200, 'Connect a device', body);
+  return sendPage(reply, status, 'Connect a device', body);
 }
 
-export function renderDeviceConfirm(reply: FastifyReply, view: { userCode: string; clientName: string; agentName: string }): FastifyReply {
+export function renderDeviceConfirm(reply: FastifyReply, view: { userCode: string; clientName: string; agentName: string; csrf: string }): FastifyReply {
   const body = html`<h1>Is this the code on your device?</h1>
 <p class="code"><strong>${view.userCode}</strong></p>
 <p><strong>${view.clientName}</strong> wants you to let <strong>${view.agentName}</strong> act for you from that device.</p>
 <p class="warn">Continue only if you started this yourself and your device shows exactly this code. If someone sent you this link, choose Cancel.</p>
 <form method="post" action="/device">
 <input type="hidden" name="user_code" value="${view.userCode}">
+<input type="hidden" name="csrf" value="${view.csrf}">
 <div class="actions">
 <button class="primary" type="submit" name="decision" value="continue">Continue</button>
 <button type="submit" name="decision" value="cancel">Cancel</button>

@@ -18,13 +18,15 @@ import type { FormBody } from '../http/app.js';
 import type { ClientRecord, DeviceAuthorizationRecord } from '../store/index.js';
 import { authenticateClient } from './client-auth.js';
 import { renderConsent } from './consent-page.js';
+import { crossSiteRefusal } from './consent.js';
 import type { AuthContext } from './context.js';
-import { hashSecret, randomId, randomSecret } from './crypto.js';
+import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.js';
 import { renderDeviceConfirm, renderDeviceDone, renderDeviceEntry } from './device-page.js';
 import { InvalidRequestError, InvalidScopeError, InvalidTargetError, UnauthorizedClientError, replyWithError, sendOAuthError } from './errors.js';
 import { authorizationCodeGrant } from './grant-code.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams, required, single } from './params.js';
+import { FailureCounter } from './rate-limit.js';
 import { currentSession } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
@@ -38,9 +40,19 @@ const DEVICE_CODE_SEC = 600;
 const POLL_INTERVAL_SEC = 5;
 /** §6.1: consonants only, so that no code spells a word; 8 of 20 letters ≈ 34.6 bits, plenty for 10 minutes behind a sign-in. */
 const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
+/** §5.1: wrong codes typed by one signed-in person before the page makes them wait. */
+export const WRONG_CODE_LIMIT = { limit: 5, windowMs: 15 * 60_000 };
 
 export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): void {
   const doneUri = `${ctx.issuer}${DONE_PATH}`;
+  const wrongCodes = new FailureCounter(WRONG_CODE_LIMIT, ctx.now);
+  /** The answer to someone who typed too many wrong codes lately, or undefined when they may try. */
+  const tooManyWrongCodes = (reply: FastifyReply, userId: string): FastifyReply | undefined => {
+    const wait = wrongCodes.retryAfterMs(`user:${userId}`);
+    if (wait <= 0) return undefined;
+    reply.header('Retry-After', String(Math.ceil(wait / 1000)));
+    return renderDeviceEntry(reply, `Too many wrong codes. Try again in ${Math.ceil(wait / 60_000)} minute(s).`, 429);
+  };
 
   app.post(DEVICE_AUTHORIZATION_PATH, async (req, reply) => {
     try {
@@ -95,23 +107,38 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
     if (!signedIn) return renderSignIn(reply, ctx, req.url);
     const typed = queryParams(req.url).user_code;
     if (typeof typed !== 'string' || typed.trim() === '') return renderDeviceEntry(reply, undefined);
+    const guessing = tooManyWrongCodes(reply, signedIn.user.id);
+    if (guessing) return guessing;
     const found = await ctx.store.deviceAuthorizationByUserCode(normalizeUserCode(typed), now);
-    if (!found || found.status !== 'pending') return renderDeviceEntry(reply, 'That code is not valid, was used already, or has expired. Check the code on your device, or start again there.');
+    if (!found || found.status !== 'pending') {
+      wrongCodes.fail(`user:${signedIn.user.id}`);
+      return renderDeviceEntry(reply, 'That code is not valid, was used already, or has expired. Check the code on your device, or start again there.');
+    }
     const context = await requestContext(ctx, found);
     if (!context) return sendErrorPage(reply, 400, 'This request can no longer be completed', 'The app or the agent it asked for is no longer registered.');
-    return renderDeviceConfirm(reply, { userCode: found.userCode, clientName: context.client.clientName ?? context.client.clientId, agentName: context.resource.name });
+    return renderDeviceConfirm(reply, { userCode: found.userCode, clientName: context.client.clientName ?? context.client.clientId, agentName: context.resource.name, csrf: signedIn.csrf });
   });
 
   // Confirmed: this server's consent page for an authorization request made for the device's client.
   app.post(VERIFICATION_PATH, async (req, reply) => {
-    if (crossSite(req, ctx.issuer)) return sendErrorPage(reply, 403, 'This request did not come from the verification page', 'It was sent by another site.');
+    const refusal = crossSiteRefusal(req, ctx.issuer);
+    if (refusal) return sendErrorPage(reply, 403, 'This request did not come from the verification page', refusal);
     const now = ctx.now();
     const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now);
     if (!signedIn) return renderSignIn(reply, ctx, VERIFICATION_PATH);
     const body = formBody(req);
+    // Both answers change state (Cancel denies the device): the form must be the one this server showed.
+    if (typeof body.csrf !== 'string' || !constantTimeEqual(body.csrf, signedIn.csrf)) {
+      return sendErrorPage(reply, 403, 'This form expired', 'Open the link on your device again.');
+    }
+    const guessing = tooManyWrongCodes(reply, signedIn.user.id);
+    if (guessing) return guessing;
     const typed = typeof body.user_code === 'string' ? body.user_code : '';
     const found = await ctx.store.deviceAuthorizationByUserCode(normalizeUserCode(typed), now);
-    if (!found || found.status !== 'pending') return renderDeviceEntry(reply, 'That code is not valid, was used already, or has expired.');
+    if (!found || found.status !== 'pending') {
+      wrongCodes.fail(`user:${signedIn.user.id}`);
+      return renderDeviceEntry(reply, 'That code is not valid, was used already, or has expired.');
+    }
     if (body.decision === 'cancel') {
       await ctx.store.settleDeviceAuthorization(found.state, { status: 'denied' }, now);
       return renderDeviceDone(reply, false);
@@ -226,14 +253,6 @@ export function normalizeUserCode(typed: string): string {
 
 function formBody(req: FastifyRequest): FormBody {
   return (req.body ?? {}) as FormBody;
-}
-
-/** A form post must come from this server's own page (the session cookie is SameSite=Lax as well). */
-function crossSite(req: FastifyRequest, issuer: string): boolean {
-  const origin = req.headers.origin;
-  if (origin !== undefined && origin !== new URL(issuer).origin) return true;
-  const site = req.headers['sec-fetch-site'];
-  return site !== undefined && site !== 'same-origin';
 }
 
 export type { FastifyReply };

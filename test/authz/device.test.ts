@@ -5,7 +5,7 @@
 // tokens once and only once), plus the metadata and registration it needs.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
-import { Browser, parseConsentForm, postForm, postJson } from '../support/oauth-flow.js';
+import { Browser, hiddenField, parseConsentForm, postForm, postJson } from '../support/oauth-flow.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 let authz: TestAuthz;
@@ -50,7 +50,7 @@ async function decide(verificationUriComplete: string, decision: 'approve' | 'de
   const confirm = await browser.follow(`${authz.issuer}/login/owner?assertion=${await ownerAssertion(authz.ownerJwk, authz.issuer)}&next=${encodeURIComponent(next)}`);
   expect(confirm.status).toBe(200);
   const code = new URL(verificationUriComplete).searchParams.get('user_code')!;
-  const confirmed = await browser.post(`${authz.issuer}/device`, { user_code: code, decision: decision === 'cancel' ? 'cancel' : 'continue' });
+  const confirmed = await browser.post(`${authz.issuer}/device`, { user_code: code, csrf: hiddenField(confirm.html, 'csrf'), decision: decision === 'cancel' ? 'cancel' : 'continue' });
   if (decision === 'cancel') return { page: confirmed.html, confirmPage: confirm.html };
   expect(confirmed.status).toBe(200);
   const answer = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(confirmed.html), decision });
@@ -138,5 +138,45 @@ describe('device authorization grant', () => {
     const wrong = await browser.get(`${authz.issuer}/device?user_code=BBBB-BBBB`);
     expect(wrong.status).toBe(400);
     expect(wrong.html).toContain('not valid');
+  });
+
+  it('refuses a Cancel or Continue without the page\'s CSRF token, and the device stays pending', async () => {
+    const clientId = await registerDeviceClient();
+    const device = await startDevice(clientId);
+    const browser = new Browser();
+    const next = device.verification_uri_complete.slice(authz.issuer.length);
+    const confirm = await browser.follow(`${authz.issuer}/login/owner?assertion=${await ownerAssertion(authz.ownerJwk, authz.issuer)}&next=${encodeURIComponent(next)}`);
+    expect(confirm.status).toBe(200);
+    for (const csrf of [undefined, 'forged', hiddenField(confirm.html, 'csrf').slice(1)]) {
+      for (const decision of ['cancel', 'continue']) {
+        const forged = await browser.post(`${authz.issuer}/device`, { user_code: device.user_code, decision, ...(csrf === undefined ? {} : { csrf }) });
+        expect(forged.status).toBe(403);
+      }
+    }
+    clock += 6_000;
+    expect((await poll(clientId, device.device_code)).body.error).toBe('authorization_pending');
+    // The real form still works afterwards.
+    await decide(device.verification_uri_complete, 'cancel');
+    clock += 6_000;
+    expect((await poll(clientId, device.device_code)).body.error).toBe('access_denied');
+  });
+
+  it('makes someone who types wrong codes wait after five (RFC 8628 §5.1), even for a right code, until the window passes', async () => {
+    const clientId = await registerDeviceClient();
+    const device = await startDevice(clientId);
+    const browser = new Browser();
+    await browser.follow(`${authz.issuer}/login/owner?assertion=${await ownerAssertion(authz.ownerJwk, authz.issuer)}&next=${encodeURIComponent('/device?user_code=x')}`);
+    // Signing in landed on /device?user_code=x: the first wrong code. Four more:
+    for (let i = 0; i < 4; i++) expect((await browser.get(`${authz.issuer}/device?user_code=BBBB-BBB${'CDFG'[i]}`)).status).toBe(400);
+    const blocked = await browser.get(device.verification_uri_complete);
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(blocked.html).toContain('Too many wrong codes');
+    expect(blocked.html).not.toContain(device.user_code);
+    clock += 15 * 60_000 + 1_000;
+    const later = await startDevice(clientId); // the first one expired meanwhile (600 s)
+    const allowed = await browser.get(later.verification_uri_complete);
+    expect(allowed.status).toBe(200);
+    expect(allowed.html).toContain(later.user_code);
   });
 });

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, parseConsentForm } from '../support/oauth-flow.js';
+import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
 import { killLeftovers, runCli, startCli, type Running } from './run.js';
 
@@ -39,7 +39,7 @@ async function onOtherDevice(link: string, userCode: string, decision: 'approve'
   expect(confirm.status).toBe(200);
   expect(confirm.html).toContain(userCode);
   const issuer = new URL(link).origin;
-  const consent = await browser.post(`${issuer}/device`, { user_code: userCode, decision: 'continue' });
+  const consent = await browser.post(`${issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
   expect(consent.status).toBe(200);
   const answer = await browser.post(`${issuer}/consent`, { ...parseConsentForm(consent.html), decision });
   const done = await browser.get(new URL(answer.location!, issuer).href);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import { ownerAssertion } from '../support/authz.js';
-import { Browser, authorizeUrl, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { Browser, authorizeUrl, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, expectStrictPage, routesOf, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
 let stack: Stack;
@@ -232,10 +232,10 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
     const wrong = await browser.get(`${stack.issuer}/device?user_code=BBBB-BBBB`);
     expect(wrong.status).toBe(400);
     expectStrictPage('device wrong code', wrong);
-    const crossSite = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), decision: 'continue' }, { origin: 'http://evil.example' });
+    const crossSite = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' }, { origin: 'http://evil.example' });
     expect(crossSite.status).toBe(403);
     expectStrictPage('device cross-site', crossSite);
-    const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), decision: 'continue' });
+    const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
     expect(consent.status).toBe(200);
     expectStrictPage('device consent', consent);
     const decided = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'deny' });

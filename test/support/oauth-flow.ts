@@ -104,6 +104,13 @@ export interface ConsentForm {
   [field: string]: string | string[];
 }
 
+/** The value of a page's hidden form field, as a browser would send it back. */
+export function hiddenField(html: string, name: string): string {
+  const m = new RegExp(`<input type="hidden" name="${name}" value="([^"]*)">`).exec(html);
+  if (!m) throw new Error(`the page has no hidden ${name} field`);
+  return m[1]!;
+}
+
 /** Reads the consent form as a browser would submit it untouched: hidden fields, checked boxes, selected options. */
 export function parseConsentForm(html: string): ConsentForm {
   const field = (name: string): string => {
