@@ -69,7 +69,12 @@ try {
 
   const before = await stack.agent.memory({ gc: true, resetPeak: true });
   console.log(`\nload: ${CLIENTS} clients calling find_slot ${JSON.stringify(FIND_SLOT_ARGS)} concurrently for ${SECONDS} s`);
+  const servers = [stack.agent, stack.calendar, stack.auth];
+  const cpuBefore = servers.map((s) => s.cpuSeconds() ?? Number.NaN);
+  const ownCpuBefore = process.cpuUsage();
   const main = await round(stack, tokens, SECONDS);
+  const ownCpu = process.cpuUsage(ownCpuBefore);
+  const cpuUsed = servers.map((s, i) => (s.cpuSeconds() ?? Number.NaN) - cpuBefore[i]!);
   const during = await stack.agent.memory({ resetPeak: true });
   const others = await Promise.all([stack.auth.memory(), stack.calendar.memory()]);
   report([
@@ -79,6 +84,12 @@ try {
     ['CalendarAgent peak RSS (VmHWM)', mib(during.vmHwm)],
     ['authorization server peak RSS (VmHWM)', mib(others[0].vmHwm)],
     ['calendar backend peak RSS (VmHWM)', mib(others[1].vmHwm)],
+    ...servers.map((server, i): readonly [string, string, string] => [
+      `${server.name} CPU time`,
+      `${cpuUsed[i]!.toFixed(1)} s`,
+      `${((cpuUsed[i]! / Math.max(main.calls, 1)) * 1000).toFixed(2)} ms per call`,
+    ]),
+    ['load generator (this process) CPU time', `${((ownCpu.user + ownCpu.system) / 1e6).toFixed(1)} s`, `${((ownCpu.user + ownCpu.system) / 1e3 / Math.max(main.calls, 1)).toFixed(2)} ms per call`],
   ]);
   if (main.errors > 0) {
     failed = true;

@@ -35,6 +35,8 @@ export interface ServerProcess {
   pid: number;
   /** Asks the process for its memory (after a forced GC when `gc` and it runs with --expose-gc). */
   memory(options?: { gc?: boolean; resetPeak?: boolean }): Promise<MemoryReading>;
+  /** CPU time (user + system) the process has used so far, in seconds, from /proc; undefined elsewhere. */
+  cpuSeconds(): number | undefined;
 }
 
 export interface BenchStack {
@@ -129,6 +131,7 @@ function startChild(name: string, home: string, args: string[], exposeGc: boolea
       const reading = await answer;
       return { ...reading, ...procStatus(pid) };
     },
+    cpuSeconds: () => procCpuSeconds(pid),
     async ready(url) {
       const deadline = Date.now() + READY_WITHIN_MS;
       for (;;) {
@@ -147,6 +150,18 @@ function startChild(name: string, home: string, args: string[], exposeGc: boolea
       clearTimeout(killed);
     },
   };
+}
+
+/** utime + stime of a process (fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 1/100 s on Linux). */
+function procCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis are plain.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
 }
 
 /** VmRSS and VmHWM of a process, from /proc (Linux); undefined elsewhere. */
