@@ -13,7 +13,9 @@
 //   initialize and tools/call with JSON recorded from the agent.
 // The two alternate in BENCH_HTTP_ROUNDS (default 3) rounds of
 // BENCH_HTTP_SECONDS (default 5) each, after a warm-up, so that other load on
-// the machine falls on both. Target: delegate ≥ 0.3 × the baseline.
+// the machine falls on both. Target: delegate ≥ 0.3 × the baseline. The CPU
+// time per call of each side's servers and of the client harness is printed
+// too (from /proc): on a shared machine it moves less than the rates do.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { connectMcp, percentile, runCalls, signInClients, type LoadResult } from './support/mcp-load.js';
 import { report } from './support/measure.js';
-import { startStack } from './support/stack.js';
+import { procCpuSeconds, startStack } from './support/stack.js';
 
 const CLIENTS = Number(process.env.BENCH_HTTP_CLIENTS ?? 10);
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3);
@@ -32,7 +34,7 @@ const TARGET = 0.3;
 const ARGS = { duration: '30m' };
 
 /** The bare route in its own process; resolves with its URL. */
-async function startBareRoute(recordedPath: string): Promise<{ url: string; stop(): Promise<void> }> {
+async function startBareRoute(recordedPath: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const script = fileURLToPath(new URL('./support/bare-route.ts', import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', script, recordedPath], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -50,6 +52,7 @@ async function startBareRoute(recordedPath: string): Promise<{ url: string; stop
   });
   return {
     url,
+    pid: child.pid!,
     stop: async () => {
       child.kill('SIGTERM');
       await exited;
@@ -78,6 +81,8 @@ async function recordAgentAnswers(agentUrl: string, token: string): Promise<{ in
   return { initialize, toolResult };
 }
 
+const perCall = (seconds: number, calls: number) => `${((seconds * 1000) / Math.max(calls, 1)).toFixed(2)} ms`;
+
 const stack = await startStack();
 const scratch = mkdtempSync(join(tmpdir(), 'delegate-bench-bare-'));
 let bare: Awaited<ReturnType<typeof startBareRoute>> | undefined;
@@ -97,9 +102,22 @@ try {
   await runCalls(agentClients, 'find_slot', ARGS, WARM_UP_SECONDS);
   const agentRuns: LoadResult[] = [];
   const bareRuns: LoadResult[] = [];
+  // CPU time used during the measured rounds: by the servers (from /proc) and by this process, the client harness.
+  const cpu = { agentServers: 0, bareServer: 0, agentClient: 0, bareClient: 0 };
+  const serversCpu = () => [stack.auth, stack.calendar, stack.agent].reduce((n, s) => n + (s.cpuSeconds() ?? Number.NaN), 0);
+  const ownCpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
   for (let r = 0; r < ROUNDS; r++) {
+    let [server, own] = [procCpuSeconds(bare.pid) ?? Number.NaN, ownCpu()];
     bareRuns.push(await runCalls(bareClients, 'find_slot', ARGS, SECONDS));
+    cpu.bareServer += (procCpuSeconds(bare.pid) ?? Number.NaN) - server;
+    cpu.bareClient += ownCpu() - own;
+    [server, own] = [serversCpu(), ownCpu()];
     agentRuns.push(await runCalls(agentClients, 'find_slot', ARGS, SECONDS));
+    cpu.agentServers += serversCpu() - server;
+    cpu.agentClient += ownCpu() - own;
   }
   const total = (runs: LoadResult[]) => ({
     calls: runs.reduce((n, r) => n + r.calls, 0),
@@ -119,7 +137,11 @@ try {
   report([
     ['baseline: bare fastify route', `${baseRate.toFixed(1)} calls/s`, `p50 ${percentile(base.latencies, 50).toFixed(1)} ms, p99 ${percentile(base.latencies, 99).toFixed(1)} ms, ${base.errors} errors`],
     ['delegate: find_slot with token verification', `${oursRate.toFixed(1)} calls/s`, `p50 ${percentile(ours.latencies, 50).toFixed(1)} ms, p99 ${percentile(ours.latencies, 99).toFixed(1)} ms, ${ours.errors} errors`],
-    ['ratio delegate / baseline', ratio.toFixed(2), `target ≥ ${TARGET} ${ratio >= TARGET ? 'PASS' : 'MISS'}`],
+    ["ratio delegate / baseline", ratio.toFixed(3), `target ≥ ${TARGET} ${ratio >= TARGET ? 'PASS' : 'MISS'}`],
+    ['CPU per call, baseline: bare route server', perCall(cpu.bareServer, base.calls)],
+    ['CPU per call, delegate: AS + calendar + agent', perCall(cpu.agentServers, ours.calls)],
+    ['CPU per call, client harness (baseline side)', perCall(cpu.bareClient, base.calls)],
+    ['CPU per call, client harness (delegate side)', perCall(cpu.agentClient, ours.calls)],
   ]);
   ok = ours.errors === 0 && base.errors === 0;
   if (!ok) console.log(`  errors: ${[...agentRuns, ...bareRuns].flatMap((r) => r.errorSamples).slice(0, 5).join(' | ')}`);
