@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BoundedMap } from './bounded-map.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -98,13 +99,30 @@ export function systemTimeZone(env: Env): string {
   return resolved && isIanaZone(resolved) ? resolved : 'UTC';
 }
 
+/**
+ * Names already checked. Building an Intl.DateTimeFormat to test a name costs
+ * far more than a lookup, and every find_slot checks its zone several times;
+ * bounded, because callers choose the name (and Intl takes any capitalisation).
+ */
+const checkedZones = new BoundedMap<string, boolean>(1_000);
+
 export function isIanaZone(zone: string): boolean {
+  const known = checkedZones.get(zone);
+  if (known !== undefined) return known;
+  let valid: boolean;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
+    valid = true;
   } catch {
-    return false;
+    valid = false;
   }
+  checkedZones.set(zone, valid);
+  return valid;
+}
+
+/** How many zone names isIanaZone remembers (for tests of its bound). */
+export function checkedZoneCount(): number {
+  return checkedZones.size;
 }
 
 /** Whether the user asked for no colour (https://no-color.org). */

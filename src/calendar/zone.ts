@@ -8,6 +8,7 @@
 // read as if they were UTC (Date.UTC(y, m - 1, d, h, min, s)). Then
 // wall = instant + offset, and calendar arithmetic on wall times (whole days,
 // midnight, weekday) is plain UTC arithmetic.
+import { BoundedMap } from '../bounded-map.js';
 import { isIanaZone } from '../config.js';
 
 export const MINUTE_MS = 60_000;
@@ -16,7 +17,13 @@ export const DAY_MS = 86_400_000;
 
 export { isIanaZone };
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
+/** One formatter per zone name; bounded, since a caller may name a zone in any capitalisation. */
+const formatters = new BoundedMap<string, Intl.DateTimeFormat>(256);
+
+/** How many formatters are kept (for tests of the bound). */
+export function zoneFormatterCount(): number {
+  return formatters.size;
+}
 
 function formatterFor(timeZone: string): Intl.DateTimeFormat {
   let f = formatters.get(timeZone);

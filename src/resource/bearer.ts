@@ -2,7 +2,9 @@
 // the calendar backend): RFC 6750 header parsing, RFC 9068 JWT validation
 // against the authorization server's JWKS, scope checks, and the
 // WWW-Authenticate challenge of RFC 6750 §3 with RFC 9728's resource_metadata.
+import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { BoundedMap } from '../bounded-map.js';
 import {
   ACCESS_TOKEN_TYP,
   SIGNING_ALG,
@@ -70,7 +72,20 @@ export interface BearerVerifierOptions {
   fetchFn?: typeof fetch;
   /** A last check after the signature and claims pass, e.g. a revocation list (src/resource/revocations.ts). */
   reject?: (claims: AccessTokenClaims) => TokenRejection | Promise<TokenRejection>;
+  /** Most tokens whose signature and claims are remembered as checked (default 1,000). */
+  verifiedCacheSize?: number;
 }
+
+/**
+ * How long a token's checked signature and claims are remembered. A client
+ * sends the same token with every call for its whole life, and the signature
+ * check was a tenth of a find_slot's cost at each server. Expiry, the
+ * revocation list and the scopes are still checked on every request; only a
+ * signing key withdrawn from the JWKS while its tokens live (the AS keeps
+ * retired keys published until then) would be noticed up to this late.
+ */
+export const VERIFIED_TOKEN_TTL_MS = 60_000;
+export const DEFAULT_VERIFIED_CACHE_SIZE = 1_000;
 
 export type BearerVerifier = (authorization: string | undefined, requiredScopes: readonly string[]) => Promise<VerifiedBearer>;
 
@@ -81,18 +96,15 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
   const now = options.now ?? Date.now;
   const keys = options.keys ?? discoveredJwks(options.issuer, options.fetchFn ?? fetch);
 
-  return async (authorization, requiredScopes) => {
-    if (authorization === undefined || authorization === '') {
-      throw new BearerError(401, undefined, 'No bearer token was sent.');
-    }
-    if (!/^bearer\b/i.test(authorization)) {
-      // Another scheme is not a bearer token at all (RFC 6750 §3.1: no error code).
-      throw new BearerError(401, undefined, 'Only the Bearer authentication scheme is accepted.');
-    }
-    const match = BEARER.exec(authorization);
-    if (!match) throw new BearerError(400, 'invalid_request', 'The Authorization header is not a well-formed bearer token.');
-    const token = match[1]!;
+  const verified = new BoundedMap<string, { claims: AccessTokenClaims; until: number }>(options.verifiedCacheSize ?? DEFAULT_VERIFIED_CACHE_SIZE);
+  const toleranceMs = (options.clockToleranceSec ?? 0) * 1000;
 
+  /** RFC 9068 validation of the JWT itself: signature, typ, iss, exp/nbf, required claims, audience. */
+  const checkedClaims = async (token: string): Promise<AccessTokenClaims> => {
+    // Keyed by a hash, so the cache holds no token in the clear.
+    const key = createHash('sha256').update(token).digest('base64url');
+    const known = verified.get(key);
+    if (known && now() < known.until) return known.claims;
     let claims: AccessTokenClaims;
     try {
       const result = await jwtVerify(token, keys, {
@@ -114,6 +126,24 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
     if (!audienceIncludes(claims.aud, options.audience)) {
       throw new BearerError(401, 'invalid_token', 'The token was issued for another resource.');
     }
+    // Remembered no longer than jwtVerify would accept it (exp plus the tolerance), and at most the TTL.
+    verified.set(key, { claims, until: Math.min(claims.exp * 1000 + toleranceMs, now() + VERIFIED_TOKEN_TTL_MS) });
+    return claims;
+  };
+
+  return async (authorization, requiredScopes) => {
+    if (authorization === undefined || authorization === '') {
+      throw new BearerError(401, undefined, 'No bearer token was sent.');
+    }
+    if (!/^bearer\b/i.test(authorization)) {
+      // Another scheme is not a bearer token at all (RFC 6750 §3.1: no error code).
+      throw new BearerError(401, undefined, 'Only the Bearer authentication scheme is accepted.');
+    }
+    const match = BEARER.exec(authorization);
+    if (!match) throw new BearerError(400, 'invalid_request', 'The Authorization header is not a well-formed bearer token.');
+    const token = match[1]!;
+
+    const claims = await checkedClaims(token);
     const refusal = await options.reject?.(claims);
     if (typeof refusal === 'string') throw new BearerError(401, 'invalid_token', refusal);
     if (refusal && 'revoked' in refusal) throw new BearerError(401, 'invalid_token', refusal.revoked);

@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync, chmodSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { BoundedMap } from '../bounded-map.js';
 import { GENESIS_HASH, recordHash, verifyChain, type AuditRecord, type ChainVerdict } from './audit-chain.js';
 import { MIGRATIONS } from './schema.js';
 import type {
@@ -285,22 +286,38 @@ function toAudit(r: Row): AuditRecord {
 }
 
 class SqliteStore implements Store {
+  /**
+   * Prepared statements by their SQL: preparing costs more than running most
+   * of them, and a token refresh runs a dozen. The SQL is this file's (a few
+   * texts vary by filter), so the bound is only a guard.
+   */
+  private readonly statements = new BoundedMap<string, Database.Statement>(256);
+
   constructor(private readonly db: Database.Database) {}
 
   close(): void {
     if (this.db.open) this.db.close();
   }
 
+  private prepared(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   private run(sql: string, params: Row | unknown[] = {}): Database.RunResult {
-    return this.db.prepare(sql).run(params as never);
+    return this.prepared(sql).run(params as never);
   }
 
   private get(sql: string, params: Row | unknown[] = {}): Row | undefined {
-    return this.db.prepare(sql).get(params as never) as Row | undefined;
+    return this.prepared(sql).get(params as never) as Row | undefined;
   }
 
   private all(sql: string, params: Row | unknown[] = {}): Row[] {
-    return this.db.prepare(sql).all(params as never) as Row[];
+    return this.prepared(sql).all(params as never) as Row[];
   }
 
   /** Runs `fn` as one IMMEDIATE transaction (the write lock taken up front, so two processes cannot interleave). */

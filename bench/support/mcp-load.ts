@@ -1,0 +1,137 @@
+// The MCP side of the load test and the find_slot benchmark: users' MCP
+// clients signed in through the real OAuth flow (RFC 7591 registration, the
+// owner's sign-in link, /authorize, the consent form, /token with PKCE), the
+// SDK's Client over StreamableHTTPClientTransport carrying each one's bearer
+// token, and a loop that keeps every client calling a tool, one call at a
+// time each, until a deadline, recording each call's latency and outcome.
+import { performance } from 'node:perf_hooks';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { JWK } from 'jose';
+import { signOwnerAssertion } from '../../src/client/owner-login.js';
+import {
+  Browser,
+  authorizeUrl,
+  callbackParams,
+  parseConsentForm,
+  pkcePair,
+  postForm,
+  registerPublicClient,
+  signInAndOpenConsent,
+} from '../../test/support/oauth-flow.js';
+
+const REDIRECT = 'http://127.0.0.1:43127/callback';
+
+export interface SignedInClient {
+  clientId: string;
+  accessToken: string;
+  refreshToken: string;
+}
+
+export interface FlowTarget {
+  issuer: string;
+  agentUrl: string;
+  ownerJwk: JWK;
+}
+
+/** One MCP client through the whole authorization code flow: registration, sign-in, consent, code + PKCE for a token. */
+export async function signInClient(target: FlowTarget, index: number, scope = 'slots:find'): Promise<SignedInClient> {
+  const clientId = await registerPublicClient(target.issuer, [REDIRECT]);
+  const { verifier, challenge } = pkcePair();
+  const state = `load-${index}`;
+  const browser = new Browser();
+  const assertion = await signOwnerAssertion({ key: target.ownerJwk, issuer: target.issuer, now: Date.now });
+  const page = await signInAndOpenConsent(
+    browser,
+    target.issuer,
+    assertion,
+    authorizeUrl(target.issuer, { clientId, redirectUri: REDIRECT, resource: target.agentUrl, scope, state, challenge }),
+  );
+  if (page.status !== 200) throw new Error(`client ${index}: consent page answered HTTP ${page.status}`);
+  const decision = await browser.post(`${target.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
+  const params = callbackParams(decision.location ?? 'http://invalid/');
+  const code = params.get('code');
+  if (!code || params.get('state') !== state) throw new Error(`client ${index}: consent gave no code`);
+  const token = await postForm(`${target.issuer}/token`, {
+    grant_type: 'authorization_code',
+    code,
+    code_verifier: verifier,
+    redirect_uri: REDIRECT,
+    client_id: clientId,
+    resource: target.agentUrl,
+  });
+  if (token.status !== 200) throw new Error(`client ${index}: code redemption failed with ${String(token.body.error)}`);
+  return { clientId, accessToken: String(token.body.access_token), refreshToken: String(token.body.refresh_token) };
+}
+
+/** `count` distinct clients, a few sign-ins at a time. */
+export async function signInClients(target: FlowTarget, count: number, parallel = 5): Promise<SignedInClient[]> {
+  const clients: SignedInClient[] = new Array(count);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(parallel, count) }, async () => {
+      for (let i = next++; i < count; i = next++) clients[i] = await signInClient(target, i);
+    }),
+  );
+  return clients;
+}
+
+/** An SDK client connected (initialize done) to `url`, sending `token` as its bearer token on every request. */
+export async function connectMcp(url: string, token: string | undefined, name: string): Promise<Client> {
+  const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
+  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+  const client = new Client({ name, version: '1.0.0' });
+  await client.connect(transport);
+  return client;
+}
+
+export interface LoadResult {
+  calls: number;
+  errors: number;
+  /** The first few error messages, for the report (never a token). */
+  errorSamples: string[];
+  seconds: number;
+  latenciesMs: number[];
+}
+
+/**
+ * Every client calls `tool` with `args` one call after another until
+ * `seconds` have passed; all clients at once. A call is an error when it
+ * throws or answers with isError.
+ */
+export async function runCalls(clients: readonly Client[], tool: string, args: Record<string, unknown>, seconds: number): Promise<LoadResult> {
+  const latenciesMs: number[] = [];
+  const errorSamples: string[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  await Promise.all(
+    clients.map(async (client) => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        try {
+          const result = await client.callTool({ name: tool, arguments: args });
+          latenciesMs.push(performance.now() - t0);
+          if (result.isError) {
+            errors++;
+            const text = (result.content as Array<{ type: string; text?: string }>).find((c) => c.type === 'text')?.text ?? 'tool error';
+            if (errorSamples.length < 5) errorSamples.push(text.slice(0, 200));
+          }
+        } catch (error) {
+          latenciesMs.push(performance.now() - t0);
+          errors++;
+          if (errorSamples.length < 5) errorSamples.push(String((error as Error)?.message ?? error).slice(0, 200));
+        }
+      }
+    }),
+  );
+  return { calls: latenciesMs.length, errors, errorSamples, seconds: (performance.now() - started) / 1000, latenciesMs };
+}
+
+/** The p-th percentile (0–100) by the nearest-rank method. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1]!;
+}
