@@ -51,8 +51,12 @@ export function openSqliteStore(path: string): Store {
     if (path !== ':memory:') prepareFile(path);
     db = new Database(path, { timeout: 5000 });
     db.pragma('journal_mode = WAL');
-    // NORMAL in WAL mode loses nothing when the process is killed; only a power cut can cost the last commits.
-    db.pragma('synchronous = NORMAL');
+    // FULL: every commit syncs the WAL before it returns, so a write the server
+    // has acknowledged (a code redeemed, a refresh token rotated, a grant
+    // revoked) survives a power cut too. NORMAL would survive `kill -9` but could
+    // lose the last commits to a power cut, bringing a spent code or refresh
+    // token back to life (https://www.sqlite.org/pragma.html#pragma_synchronous).
+    db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     migrate(db);
   } catch (err) {
