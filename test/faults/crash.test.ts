@@ -7,16 +7,17 @@
 // received is either valid or revoked at introspection and at both resource
 // servers, never half-written.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { decodeJwt, importJWK, SignJWT, type JWK } from 'jose';
+import { decodeJwt, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, authorizeUrl, parseConsentForm, pkcePair, postForm, registerPublicClient } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
 import { builtModule } from '../e2e/built.js';
 import { killLeftovers, startCli, type Running } from '../e2e/run.js';
+import { agentClientAuth, exchangeForCalendar, ready } from './support.js';
 
 const REDIRECT = 'http://127.0.0.1/callback';
 const CLIENTS = 6;
@@ -24,8 +25,6 @@ const CODES_PER_CLIENT = 4;
 const WORKERS = 16;
 /** The server is killed once this many burst requests have been answered, with the rest in flight. */
 const KILL_AFTER = 100;
-const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-const ACCESS_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 interface PendingCode {
   code: string;
@@ -56,14 +55,7 @@ let agentUrl: string;
 let serve: Running;
 let hashSecret: (s: string) => string;
 
-async function startServe(): Promise<Running> {
-  const run = startCli(['serve', ...ports], home);
-  while (!run.stderr().includes('Press Ctrl-C')) {
-    if (run.child.exitCode !== null || run.child.signalCode !== null) throw new Error(`delegate serve exited:\n${run.stderr()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return run;
-}
+const startServe = () => ready(startCli(['serve', ...ports], home));
 
 beforeAll(async () => {
   ({ hashSecret } = (await import(builtModule('authz/crypto.js'))) as { hashSecret: (s: string) => string });
@@ -115,26 +107,7 @@ class Owner {
   }
 }
 
-async function agentAssertion(): Promise<string> {
-  const jwk = JSON.parse(await readFile(join(home, 'agent-key.json'), 'utf8')) as JWK;
-  const key = await importJWK(jwk, 'ES256');
-  const iat = Math.floor(Date.now() / 1000);
-  return new SignJWT({})
-    .setProtectedHeader({ alg: 'ES256', ...(jwk.kid ? { kid: jwk.kid } : {}) })
-    .setIssuer('calendar-agent')
-    .setSubject('calendar-agent')
-    .setAudience(issuer)
-    .setJti(randomBytes(16).toString('base64url'))
-    .setIssuedAt(iat)
-    .setExpirationTime(iat + 120)
-    .sign(key);
-}
-
-const agentAuth = async () => ({
-  client_id: 'calendar-agent',
-  client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-  client_assertion: await agentAssertion(),
-});
+const agentAuth = () => agentClientAuth(home, issuer);
 
 const redeem = (c: PendingCode) =>
   postForm(`${issuer}/token`, { grant_type: 'authorization_code', code: c.code, code_verifier: c.verifier, redirect_uri: REDIRECT, client_id: c.clientId, resource: agentUrl });
@@ -216,14 +189,7 @@ describe('kill -9 during a burst of token requests', () => {
       async () => {
         const subject = pick(tokens, (t) => t.kind === 'user');
         if (!subject) return;
-        const res = await postForm(`${issuer}/token`, {
-          grant_type: EXCHANGE,
-          subject_token: subject.token,
-          subject_token_type: ACCESS_TYPE,
-          resource: calendarUrl,
-          scope: 'freebusy:read',
-          ...(await agentAuth()),
-        });
+        const res = await exchangeForCalendar(home, issuer, calendarUrl, subject.token);
         if (res.status === 200) tokens.push(received(String(res.body.access_token), 'exchanged'));
         answeredOne();
       },
