@@ -98,6 +98,9 @@ export function asStoreError(err: unknown, path: string): StoreError {
   if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
     return new StoreError('STORE_FULL', `The disk holding ${path} is full.`);
   }
+  if (code.startsWith('SQLITE_IOERR')) {
+    return new StoreError('STORE_OPEN_FAILED', `The database ${path} could not be read or written: the disk failed (${message}).`);
+  }
   if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') {
     return new StoreError('STORE_CORRUPT', `The database ${path} is damaged or is not a delegate database.`);
   }
@@ -296,7 +299,18 @@ class SqliteStore implements Store {
   }
 
   private run(sql: string, params: Row | unknown[] = {}): Database.RunResult {
-    return this.db.prepare(sql).run(params as never);
+    return this.guarded(() => this.db.prepare(sql).run(params as never));
+  }
+
+  /** A full disk, a read-only or failing file system, a damaged file: a StoreError naming the database, not SQLite's bare words. */
+  private guarded<T>(op: () => T): T {
+    try {
+      return op();
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && /^SQLITE_(FULL|READONLY|IOERR|CORRUPT|NOTADB|CANTOPEN)/.test(code)) throw asStoreError(err, this.db.name);
+      throw err;
+    }
   }
 
   private get(sql: string, params: Row | unknown[] = {}): Row | undefined {
@@ -309,7 +323,7 @@ class SqliteStore implements Store {
 
   /** Runs `fn` as one IMMEDIATE transaction (the write lock taken up front, so two processes cannot interleave). */
   private atomically<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.guarded(() => this.db.transaction(fn).immediate());
   }
 
   async appendAudit(event: AuditEventInput, now: number): Promise<AuditRecord> {
