@@ -721,6 +721,18 @@ class SqliteStore implements Store {
   }
 
   async tokenStanding(jti: string, now: number): Promise<TokenStanding> {
+    return this.standing(jti, now);
+  }
+
+  async recordDerivedToken(t: IssuedTokenRecord, now: number): Promise<'recorded' | 'parent_revoked'> {
+    return this.atomically(() => {
+      if (t.parentJti === null || this.standing(t.parentJti, now) !== 'active') return 'parent_revoked';
+      this.insertIssued(t);
+      return 'recorded';
+    });
+  }
+
+  private standing(jti: string, now: number): TokenStanding {
     const r = this.get(
       `SELECT t.revoked_at AS token_revoked, f.revoked_at AS family_revoked, g.revoked_at AS grant_revoked, g.expires_at AS grant_expires
        FROM issued_tokens t
