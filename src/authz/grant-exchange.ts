@@ -110,18 +110,23 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
     authorizationDetails: [narrowed],
   });
   const parentRecord = await ctx.store.issuedToken(subject.jti);
-  await ctx.store.recordIssuedToken({
-    jti: issued.claims.jti,
-    grantId: subject.grant_id,
-    familyId: parentRecord?.familyId ?? null,
-    parentJti: subject.jti,
-    clientId: client.clientId,
-    audience: target,
-    scope: issued.claims.scope,
-    createdAt: now,
-    expiresAt: issued.claims.exp * 1000,
-    revokedAt: null,
-  });
+  // Checked again with the write: a revocation may have landed while the token was signed (the check above is only the fast refusal).
+  const recorded = await ctx.store.recordDerivedToken(
+    {
+      jti: issued.claims.jti,
+      grantId: subject.grant_id,
+      familyId: parentRecord?.familyId ?? null,
+      parentJti: subject.jti,
+      clientId: client.clientId,
+      audience: target,
+      scope: issued.claims.scope,
+      createdAt: now,
+      expiresAt: issued.claims.exp * 1000,
+      revokedAt: null,
+    },
+    ctx.now(),
+  );
+  if (recorded === 'parent_revoked') throw new InvalidGrantError('The subject token has been revoked.');
   await auditExchange(ctx, subject, issued.claims, mayAct);
   return {
     access_token: issued.token,

@@ -30,6 +30,8 @@ export interface ServeAllOptions {
   ports: Ports;
   host: string;
   debug: boolean;
+  /** How long CalendarAgent waits for the calendar backend (default DEFAULT_CALENDAR_TIMEOUT_MS). */
+  calendarTimeoutMs?: number;
 }
 
 /** `delegate serve-auth`: the authorization server alone. */
@@ -67,6 +69,8 @@ export interface ServeAgentOptions {
   issuer: string;
   calendarUrl: string;
   debug: boolean;
+  /** How long it waits for the calendar backend (default DEFAULT_CALENDAR_TIMEOUT_MS). */
+  calendarTimeoutMs?: number;
 }
 
 /** Each resolves with the exit code once the server has stopped (after Ctrl-C). */

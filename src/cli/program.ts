@@ -161,11 +161,18 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
     .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
     .option('--host <host>', 'address to listen on and to name in URLs', DEFAULT_HOST)
+    .option('--calendar-timeout <wait>', 'how long CalendarAgent waits for the calendar backend: 2s, 500ms (default 5s)', parseWait)
     .addHelpText('after', ['', 'Examples:', '  delegate serve', '  delegate serve --auth-port 18510 --calendar-port 18511 --agent-port 18512'].join('\n'))
-    .action(async (options: PortOptions & { host: string }, command: Command) => {
+    .action(async (options: PortOptions & { host: string; calendarTimeout?: number }, command: Command) => {
       const serve = await loadServe();
       const code = await serve.serveAll(
-        { paths: resolvePaths(io.env), ports: portsFrom(options), host: options.host, debug: globals(command).debug === true },
+        {
+          paths: resolvePaths(io.env),
+          ports: portsFrom(options),
+          host: options.host,
+          debug: globals(command).debug === true,
+          ...(options.calendarTimeout !== undefined ? { calendarTimeoutMs: options.calendarTimeout } : {}),
+        },
         io,
       );
       setExitCode(code ?? EXIT_OK);
@@ -240,6 +247,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--auth-url <url>', 'the authorization server', parseHttpUrl)
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseHttpUrl))
     .option('--calendar-url <url>', 'the calendar backend it reads busy time from', parseHttpUrl)
+    .option('--calendar-timeout <wait>', 'how long it waits for the calendar backend: 2s, 500ms (default 5s)', parseWait)
     .addHelpText(
       'after',
       [
@@ -249,7 +257,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         '  delegate serve-agent --stdio          # what `delegate mcp-config` tells MCP clients to run',
       ].join('\n'),
     )
-    .action(async (options: SingleServerOptions & PortOptions & { stdio?: boolean }, command: Command) => {
+    .action(async (options: SingleServerOptions & PortOptions & { stdio?: boolean; calendarTimeout?: number }, command: Command) => {
       if (options.stdio) {
         const { serveAgentStdioCommand } = await import('./commands/serve-agent-stdio.js');
         setExitCode(await serveAgentStdioCommand(accessArgs({ ...options, browser: true }, globals(command)), io));
@@ -267,6 +275,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
           issuer: options.authUrl ?? options.issuer ?? defaults.issuer,
           calendarUrl: options.calendarUrl ?? defaults.calendarUrl,
           debug: globals(command).debug === true,
+          ...(options.calendarTimeout !== undefined ? { calendarTimeoutMs: options.calendarTimeout } : {}),
         },
         io,
       );

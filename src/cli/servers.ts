@@ -79,7 +79,13 @@ export async function buildCalendar(store: Store, paths: Paths, resourceUrl: str
 }
 
 /** CalendarAgent; with an audit sink (storeAudit), every tool call goes on the audit log. */
-export async function buildAgent(paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, logger?: Logger, audit?: AuditSink): Promise<FastifyInstance> {
+export async function buildAgent(
+  paths: Paths,
+  urls: { issuer: string; calendarUrl: string; agentUrl: string },
+  logger?: Logger,
+  audit?: AuditSink,
+  calendarTimeoutMs?: number,
+): Promise<FastifyInstance> {
   const identity = await agentIdentity(paths);
   return buildAgentServer({
     resourceUrl: urls.agentUrl,
@@ -89,6 +95,7 @@ export async function buildAgent(paths: Paths, urls: { issuer: string; calendarU
     privateKey: identity.privateJwk,
     ...(logger ? { logger } : {}),
     ...(audit ? { audit } : {}),
+    ...(calendarTimeoutMs !== undefined ? { calendarTimeoutMs } : {}),
   });
 }
 

@@ -3,13 +3,16 @@
 // dynamic client registrations keyed by issuer, and OAuth discovery state
 // keyed by resource. Mode 0600 in a 0700 directory, replaced atomically, and
 // changed only under the cross-process lock tokens.lock. A file that is not a
-// cache we can read is refused with a clear error and never overwritten.
+// cache we can read is refused with a clear error and never overwritten: a
+// command that signs in anew first keeps it aside, whole, as
+// tokens.json.corrupt-<time> (setAsideDamaged).
 import type { OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
 import { ClientError, isClientError } from './errors.js';
 import { acquireFileLock, type FileLockOptions } from './lock.js';
 import { ensurePrivateDir, readPrivateFile, writePrivateFileAtomic } from './private-files.js';
+import { link, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export const CACHE_VERSION = 1;
@@ -109,6 +112,33 @@ export class TokenCache {
     return result;
   }
 
+  /**
+   * When the file on disk is not a cache we can read (CACHE_CORRUPT), moves it
+   * aside to `<file>.corrupt-<UTC time>` without changing a byte and returns
+   * that path, so that a new sign-in can write a fresh cache; returns
+   * undefined when the file is readable or absent. Under the lock, so no other
+   * process writes in between; a hard link, so an existing file of that name is
+   * never replaced.
+   */
+  async setAsideDamaged(): Promise<string | undefined> {
+    return this.withLock(async (txn) => {
+      try {
+        await txn.read();
+        return undefined;
+      } catch (error) {
+        if (!isClientError(error, 'CACHE_CORRUPT')) throw error;
+      }
+      const keptAs = `${this.files.tokenCache}.corrupt-${new Date(this.now()).toISOString().replace(/[-:.]/g, '')}`;
+      try {
+        await link(this.files.tokenCache, keptAs);
+        await unlink(this.files.tokenCache);
+      } catch (error) {
+        throw new ClientError('CACHE_IO', `Cannot keep the damaged token cache ${this.files.tokenCache} aside as ${keptAs}: ${errorText(error)}`, { cause: error });
+      }
+      return keptAs;
+    });
+  }
+
   /** Read, change and write back under the lock, so that concurrent writers lose nothing. */
   async update<T>(mutate: (data: TokenCacheData) => T): Promise<T> {
     return this.withLock(async (txn) => {
@@ -134,7 +164,7 @@ export function parseCache(text: string, path: string): TokenCacheData {
   const refuse = (why: string): never => {
     throw new ClientError(
       'CACHE_CORRUPT',
-      `The token cache ${path} ${why}. It was left as it is: move it away or delete it, then sign in again.`,
+      `The token cache ${path} ${why}. It was left as it is; \`delegate login\` keeps it aside and signs in again.`,
     );
   };
   let value: unknown;
@@ -159,6 +189,11 @@ export function parseCache(text: string, path: string): TokenCacheData {
     if (!isRecord(client) || typeof client.client_id !== 'string') return refuse(`has a malformed client entry for ${issuer}`);
   }
   return value as unknown as TokenCacheData;
+}
+
+/** A damaged cache where no sign-in may be offered: authorization is required (exit 4), with the same message. */
+export function damagedCacheNeedsLogin(error: ClientError): ClientError {
+  return new ClientError('AUTHORIZATION_REQUIRED', error.message, { cause: error });
 }
 
 export function tokensFor(data: TokenCacheData, issuer: string, resource: string): StoredTokens | undefined {

@@ -8,11 +8,11 @@ import { decodeJwt } from 'jose';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
-import { TokenCache, isExpired, tokensFor, type StoredClient, type TokenCacheData } from './cache.js';
-import { ClientError } from './errors.js';
+import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredClient, type TokenCacheData } from './cache.js';
+import { ClientError, isClientError } from './errors.js';
 import { isErrno } from './private-files.js';
 import { refreshCachedTokens } from './refresh.js';
-import { ensureDelegation, type SessionOptions } from './session.js';
+import { ensureDelegation, setAsideDamagedCache, type SessionOptions } from './session.js';
 
 /** A token printed for a script should outlive the script's first requests. */
 export const TOKEN_MIN_REMAINING_MS = 120_000;
@@ -27,7 +27,15 @@ export async function validAccessToken(options: SessionOptions): Promise<string>
   if (options.envToken !== undefined) return options.envToken;
   const resource = resourceKey(options.agentUrl);
   const cache = new TokenCache({ files: options.files, now: options.now });
-  const fromCache = await cachedOrRefreshed(cache, resource, options);
+  let fromCache: string | undefined;
+  try {
+    fromCache = await cachedOrRefreshed(cache, resource, options);
+  } catch (error) {
+    // An unreadable cache is never overwritten: kept aside before a new sign-in, else authorization is required.
+    if (!isClientError(error, 'CACHE_CORRUPT')) throw error;
+    if (!options.presentLoginUrl) throw damagedCacheNeedsLogin(error);
+    await setAsideDamagedCache(options);
+  }
   if (fromCache) return fromCache;
   if (!options.presentLoginUrl) {
     throw new ClientError('AUTHORIZATION_REQUIRED', `No delegation for CalendarAgent at ${options.agentUrl} is stored. Run \`delegate login\` first.`);

@@ -11,7 +11,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { canonicalResource } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
-import { TokenCache, isExpired, tokensFor, type StoredTokens } from './cache.js';
+import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredTokens } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
 import { connectAndUse } from './connect.js';
 import { refreshCachedTokens } from './refresh.js';
@@ -41,6 +41,8 @@ export interface SessionOptions {
   readPastedRedirect?: (signal: AbortSignal) => Promise<string | undefined>;
   /** Told whether the last pasted address was refused, and why, so the person can try again. */
   pastedRedirectRefused?: (reason: string) => void;
+  /** Told that the token cache could not be read and was kept aside, whole, before a new sign-in writes a fresh one. */
+  cacheSetAside?: (damaged: string, keptAs: string) => void;
   /** Called once the browser sign-in has ended, either way (e.g. to stop a spinner). */
   loginSettled?: () => void;
   /**
@@ -147,6 +149,7 @@ export async function listBusy(options: SessionOptions, input: BusyListInput): P
 
 /** Signs in through the browser even if a cached token would do, and says what was authorized. */
 export async function login(options: SessionOptions): Promise<AuthorizationSummary> {
+  if (options.presentLoginUrl && options.envToken === undefined) await setAsideDamagedCache(options); // before the browser, not after it
   await withAgent(options, 'sign-in', async () => undefined);
   return authorizationSummary(options);
 }
@@ -154,6 +157,7 @@ export async function login(options: SessionOptions): Promise<AuthorizationSumma
 /** Signs in with the device authorization grant (RFC 8628), then proves the new token at the agent, and says what was authorized. */
 export async function loginWithDevice(options: SessionOptions & Pick<import('./device.js').DeviceLoginOptions, 'presentDeviceCode' | 'sleep'>): Promise<AuthorizationSummary> {
   const { deviceLogin } = await import('./device.js');
+  await setAsideDamagedCache(options); // a login is a new sign-in: an unreadable cache is kept aside first
   try {
     await deviceLogin(options);
   } catch (error) {
@@ -187,7 +191,29 @@ async function authorizationSummary(options: SessionOptions): Promise<Authorizat
 
 type Mode = 'use-cache' | 'sign-in';
 
+/**
+ * A token cache that cannot be read is never overwritten: where the person
+ * can sign in, it is kept aside whole (and they are told where) and the run
+ * signs in anew; elsewhere authorization is required, with the file named.
+ */
 async function withAgent<T>(options: SessionOptions, mode: Mode, use: (client: Client) => Promise<T>): Promise<T> {
+  try {
+    return await withAgentChallenged(options, mode, use);
+  } catch (error) {
+    if (!isClientError(error, 'CACHE_CORRUPT') || options.envToken !== undefined) throw error;
+    if (!options.presentLoginUrl) throw damagedCacheNeedsLogin(error);
+    await setAsideDamagedCache(options);
+    return withAgentChallenged(options, mode, use);
+  }
+}
+
+/** Keeps an unreadable token cache aside (see TokenCache.setAsideDamaged) and says so. */
+export async function setAsideDamagedCache(options: Pick<SessionOptions, 'files' | 'now' | 'cacheSetAside'>): Promise<void> {
+  const keptAs = await cacheFor(options).setAsideDamaged();
+  if (keptAs !== undefined) options.cacheSetAside?.(options.files.tokenCache, keptAs);
+}
+
+async function withAgentChallenged<T>(options: SessionOptions, mode: Mode, use: (client: Client) => Promise<T>): Promise<T> {
   const resource = resourceOf(options.agentUrl);
   const cache = cacheFor(options);
   const challenges = new ScopeChallenges();
@@ -353,7 +379,7 @@ function resourceOf(agentUrl: string): string {
   return resource;
 }
 
-function cacheFor(options: SessionOptions): TokenCache {
+function cacheFor(options: Pick<SessionOptions, 'files' | 'now'>): TokenCache {
   return new TokenCache({ files: options.files, now: options.now });
 }
 

@@ -52,8 +52,12 @@ export function openSqliteStore(path: string): Store {
     if (path !== ':memory:') prepareFile(path);
     db = new Database(path, { timeout: 5000 });
     db.pragma('journal_mode = WAL');
-    // NORMAL in WAL mode loses nothing when the process is killed; only a power cut can cost the last commits.
-    db.pragma('synchronous = NORMAL');
+    // FULL: every commit syncs the WAL before it returns, so a write the server
+    // has acknowledged (a code redeemed, a refresh token rotated, a grant
+    // revoked) survives a power cut too. NORMAL would survive `kill -9` but could
+    // lose the last commits to a power cut, bringing a spent code or refresh
+    // token back to life (https://www.sqlite.org/pragma.html#pragma_synchronous).
+    db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     migrate(db);
   } catch (err) {
@@ -94,6 +98,9 @@ export function asStoreError(err: unknown, path: string): StoreError {
   }
   if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
     return new StoreError('STORE_FULL', `The disk holding ${path} is full.`);
+  }
+  if (code.startsWith('SQLITE_IOERR')) {
+    return new StoreError('STORE_OPEN_FAILED', `The database ${path} could not be read or written: the disk failed (${message}).`);
   }
   if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') {
     return new StoreError('STORE_CORRUPT', `The database ${path} is damaged or is not a delegate database.`);
@@ -309,7 +316,18 @@ class SqliteStore implements Store {
   }
 
   private run(sql: string, params: Row | unknown[] = {}): Database.RunResult {
-    return this.prepared(sql).run(params as never);
+    return this.guarded(() => this.prepared(sql).run(params as never));
+  }
+
+  /** A full disk, a read-only or failing file system, a damaged file: a StoreError naming the database, not SQLite's bare words. */
+  private guarded<T>(op: () => T): T {
+    try {
+      return op();
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && /^SQLITE_(FULL|READONLY|IOERR|CORRUPT|NOTADB|CANTOPEN)/.test(code)) throw asStoreError(err, this.db.name);
+      throw err;
+    }
   }
 
   private get(sql: string, params: Row | unknown[] = {}): Row | undefined {
@@ -322,7 +340,7 @@ class SqliteStore implements Store {
 
   /** Runs `fn` as one IMMEDIATE transaction (the write lock taken up front, so two processes cannot interleave). */
   private atomically<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.guarded(() => this.db.transaction(fn).immediate());
   }
 
   async appendAudit(event: AuditEventInput, now: number): Promise<AuditRecord> {
@@ -720,6 +738,18 @@ class SqliteStore implements Store {
   }
 
   async tokenStanding(jti: string, now: number): Promise<TokenStanding> {
+    return this.standing(jti, now);
+  }
+
+  async recordDerivedToken(t: IssuedTokenRecord, now: number): Promise<'recorded' | 'parent_revoked'> {
+    return this.atomically(() => {
+      if (t.parentJti === null || this.standing(t.parentJti, now) !== 'active') return 'parent_revoked';
+      this.insertIssued(t);
+      return 'recorded';
+    });
+  }
+
+  private standing(jti: string, now: number): TokenStanding {
     const r = this.get(
       `SELECT t.revoked_at AS token_revoked, f.revoked_at AS family_revoked, g.revoked_at AS grant_revoked, g.expires_at AS grant_expires
        FROM issued_tokens t

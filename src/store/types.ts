@@ -328,6 +328,13 @@ export interface Store {
 
   // Issued access tokens
   recordIssuedToken(token: IssuedTokenRecord): Promise<void>;
+  /**
+   * Records a token exchanged from `token.parentJti` in one transaction with
+   * the check that the parent (its token, family and grant) still stands, so a
+   * revocation that lands while the exchange is being signed cannot leave a
+   * live child behind it; 'parent_revoked' records nothing.
+   */
+  recordDerivedToken(token: IssuedTokenRecord, now: number): Promise<'recorded' | 'parent_revoked'>;
   issuedToken(jti: string): Promise<IssuedTokenRecord | undefined>;
   /** Whether a token (by jti), its family and its grant all still stand. */
   tokenStanding(jti: string, now: number): Promise<TokenStanding>;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { builtModule } from '../e2e/built.js';
-import { TokenCache, isExpired, setTokens, tokensFor, type StoredTokens } from '../../src/client/cache.js';
+import { TokenCache, emptyCache, isExpired, setTokens, tokensFor, type StoredTokens } from '../../src/client/cache.js';
 import { ClientError } from '../../src/client/errors.js';
 
 let dir: string;
@@ -84,6 +84,25 @@ describe('TokenCache', () => {
     expect((error as ClientError).message).toContain(files().tokenCache);
     await expect(cache.update((data) => setTokens(data, 'r', tokens()))).rejects.toMatchObject({ code: 'CACHE_CORRUPT' });
     expect(await readFile(files().tokenCache, 'utf8')).toBe('{"version": 1, "tok');
+  });
+
+  it('keeps a corrupt file aside byte for byte (never replacing another file), and leaves a readable one where it is', async () => {
+    await mkdir(home, { recursive: true, mode: 0o700 });
+    const cache = new TokenCache({ files: files(), now });
+    expect(await cache.setAsideDamaged()).toBeUndefined(); // no file
+    await cache.update((data) => setTokens(data, 'r', tokens()));
+    expect(await cache.setAsideDamaged()).toBeUndefined(); // a good file stays
+    expect((await cache.read()).tokens).not.toEqual({});
+    await writeFile(files().tokenCache, '{"version": 1, "tok', { mode: 0o600 });
+    const keptAs = await cache.setAsideDamaged();
+    expect(keptAs).toBe(`${files().tokenCache}.corrupt-${new Date(now()).toISOString().replace(/[-:.]/g, '')}`);
+    expect(await readFile(keptAs!, 'utf8')).toBe('{"version": 1, "tok');
+    expect(await cache.read()).toEqual(emptyCache());
+    // The same moment again: the first kept file is not replaced.
+    await writeFile(files().tokenCache, 'second', { mode: 0o600 });
+    await expect(cache.setAsideDamaged()).rejects.toMatchObject({ code: 'CACHE_IO' });
+    expect(await readFile(keptAs!, 'utf8')).toBe('{"version": 1, "tok');
+    expect(await readFile(files().tokenCache, 'utf8')).toBe('second');
   });
 
   it('refuses a file of another version or shape', async () => {

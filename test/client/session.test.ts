@@ -4,7 +4,7 @@
 // owner's sign-in link, consent, the loopback callback, the cached fast
 // path, refresh of an expired token and of a refused one, and a corrupt cache.
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -197,10 +197,24 @@ describe('client session', () => {
     expect(summary.authorizationDetails[0]).toMatchObject({ locations: [authz.calendarUrl], actions: ['freebusy:read'] });
   });
 
-  it('refuses a corrupt cache and leaves it alone', async () => {
+  it('without a way to ask the user, refuses a corrupt cache (authorization required, the file named) and leaves it alone', async () => {
     await writeFile(join(home, 'tokens.json'), 'garbage', { mode: 0o600 });
-    await expect(findSlot(options(), { duration: '30m' })).rejects.toMatchObject({ code: 'CACHE_CORRUPT' });
+    const quiet = options();
+    delete quiet.presentLoginUrl;
+    await expect(findSlot(quiet, { duration: '30m' })).rejects.toMatchObject({ code: 'AUTHORIZATION_REQUIRED', message: expect.stringContaining(join(home, 'tokens.json')) });
     expect(await readFile(join(home, 'tokens.json'), 'utf8')).toBe('garbage');
+    expect((await readdir(home)).filter((f) => f.includes('.corrupt-'))).toEqual([]);
+  });
+
+  it('keeps a corrupt cache aside, whole, says so, and signs in anew', async () => {
+    await writeFile(join(home, 'tokens.json'), 'garbage', { mode: 0o600 });
+    const told: string[] = [];
+    const result = await findSlot(options({ cacheSetAside: (_damaged, keptAs) => told.push(keptAs) }), { duration: '30m' });
+    expect(result.found).toBe(true);
+    expect(told).toHaveLength(1);
+    expect(told[0]).toMatch(/tokens\.json\.corrupt-\d{8}T\d{9}Z$/);
+    expect(await readFile(told[0]!, 'utf8')).toBe('garbage');
+    expect(JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8'))).toMatchObject({ version: 1 });
   });
 
   it('takes the address the browser ended on, pasted, when the browser cannot reach the listener', async () => {

@@ -182,11 +182,11 @@ describe('delegate usage errors, end to end', () => {
     expect(run.stderr).toMatch(/^delegate: /);
   });
 
-  it('refuses a corrupt token cache with exit code 1 and leaves it as it was', async () => {
+  it('refuses a corrupt token cache with exit code 4 where nobody can sign in, and leaves it as it was (test/faults/token-cache.test.ts has the rest)', async () => {
     await firstRun();
     await writeFile(join(home, 'tokens.json'), '{ not json', { mode: 0o600 });
-    const run = await runCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...ports], home);
-    expect(run.code).toBe(1);
+    const run = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
+    expect(run.code).toBe(4);
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stderr).toContain('tokens.json');
     expect(await readFile(join(home, 'tokens.json'), 'utf8')).toBe('{ not json');

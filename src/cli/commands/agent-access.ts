@@ -67,6 +67,8 @@ export async function withAgentAccess<T>(
       now: () => io.now(),
       clientInfo: { name: 'delegate-cli', version: packageVersion() },
       loginSettled: () => spinner?.stop(),
+      cacheSetAside: (damaged, keptAs) =>
+        io.stderr.write(`The token cache ${damaged} could not be read; it is kept as ${keptAs}, and a new one is written when you sign in.\n`),
     };
     const envToken = delegateToken(io.env);
     if (envToken !== undefined) session.envToken = envToken;
@@ -85,6 +87,9 @@ export async function withAgentAccess<T>(
     try {
       return await work(session, { urls: stack.urls, paths });
     } catch (error) {
+      if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED') && isClientError(error.cause, 'CACHE_CORRUPT')) {
+        throw new CommandFailed(`${error.message} (Nobody can sign in here: this is not an interactive terminal.)`, EXIT_AUTH_REQUIRED);
+      }
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED')) {
         const what = /more permission/.test(error.message) ? 'needs more permission than your delegation gives it' : 'needs your authorization';
         throw new CommandFailed(

@@ -34,7 +34,7 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
     const parts: Array<[FastifyInstance, string, number]> = [
       [await buildAuth(store, options.paths, urls.issuer, log), 'authorization server', options.ports.auth],
       [await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar],
-      [await buildAgent(options.paths, urls, log, storeAudit(store)), 'CalendarAgent', options.ports.agent],
+      [await buildAgent(options.paths, urls, log, storeAudit(store), options.calendarTimeoutMs), 'CalendarAgent', options.ports.agent],
     ];
     for (const [app, name, port] of parts) {
       await listen(app, name, options.host, port);
@@ -90,7 +90,8 @@ export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): P
 export async function serveAgent(options: ServeAgentOptions, io: CliIo): Promise<number> {
   // The store only for the audit log (the agent's tool calls are recorded with the AS's events), opened when first needed.
   const log = lazyStoreAudit(options.paths);
-  const app = await buildAgent(options.paths, { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.resourceUrl }, logger(options.debug), log.audit);
+  const urls = { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.resourceUrl };
+  const app = await buildAgent(options.paths, urls, logger(options.debug), log.audit, options.calendarTimeoutMs);
   const stop = async () => {
     await closeAll([app]);
     log.close();

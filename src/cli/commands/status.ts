@@ -6,7 +6,8 @@ import { decodeJwt } from 'jose';
 import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PROFILE } from '../../config.js';
 import { storedDelegations, type StoredDelegation } from '../../client/credentials.js';
 import { SCOPE_DESCRIPTIONS } from '../../delegation/scopes.js';
-import { EXIT_AUTH_REQUIRED, EXIT_OK } from '../errors.js';
+import { isClientError } from '../../client/errors.js';
+import { CommandFailed, EXIT_AUTH_REQUIRED, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { instantLine } from '../output.js';
 import { profilePaths } from './agent-access.js';
@@ -20,7 +21,12 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   const profile = args.profile ?? profileFromEnv(io.env) ?? DEFAULT_PROFILE;
   const paths = profilePaths(io, args.profile);
   const envToken = delegateToken(io.env);
-  const stored = await storedDelegations(paths, () => io.now());
+  const stored = await storedDelegations(paths, () => io.now()).catch((error: unknown) => {
+    // An unreadable cache holds no sign-in this command can show; it is named and left as it is.
+    if (!isClientError(error, 'CACHE_CORRUPT')) throw error;
+    if (envToken !== undefined) return [];
+    throw new CommandFailed(error.message, EXIT_AUTH_REQUIRED);
+  });
   const now = io.now();
   const source = envToken !== undefined ? 'DELEGATE_TOKEN' : stored.length > 0 ? 'token cache' : 'none';
 

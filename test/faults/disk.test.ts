@@ -1,0 +1,189 @@
+// The data directory on a read-only or a full disk, made real with a tmpfs
+// mounted for the test (as root; skipped, saying why, elsewhere). Every
+// command that must write says so in one line (exit 1, no stack trace); those
+// that only read go on; a running server answers RFC errors and stays up.
+// Once the disk is writable again, the database passes its integrity check,
+// nothing is lost and everything works as before.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postJson } from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
+import { builtModule } from '../e2e/built.js';
+import { approveInBrowser, killLeftovers, runCli, startCli, type Run, type Running } from '../e2e/run.js';
+import { ready } from './support.js';
+
+const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
+
+/** Why these tests cannot run here, or undefined when a tmpfs can be mounted. */
+function mountUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'needs Linux (tmpfs)';
+  if (process.getuid?.() !== 0) return 'needs root to mount a tmpfs';
+  const dir = mkdtempSync(join(tmpdir(), 'delegate-faults-probe-'));
+  try {
+    const mounted = sh('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir]);
+    if (mounted.status !== 0) return `mount failed: ${(mounted.stderr || mounted.error?.message || '').trim()}`;
+    sh('umount', [dir]);
+    return undefined;
+  } finally {
+    rmdirSync(dir);
+  }
+}
+
+const unavailable = mountUnavailable();
+if (unavailable) console.log(`test/faults/disk.test.ts skipped: ${unavailable}`);
+
+let mountPoint: string | undefined;
+let home: string;
+let ports: string[];
+let issuer: string;
+let serve: Running | undefined;
+
+// One data directory for both tests: the full disk first, with the servers running; then read-only, with them stopped.
+beforeAll(async () => {
+  if (unavailable) return;
+  mountPoint = await mkdtemp(join(tmpdir(), 'delegate-faults-disk-'));
+  const mounted = sh('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', mountPoint]);
+  expect(mounted.status, mounted.stderr).toBe(0);
+  home = join(mountPoint, 'home');
+  const auth = await freePort();
+  ports = ['--auth-port', String(auth), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+  issuer = `http://127.0.0.1:${auth}`;
+  serve = await ready(startCli(['serve', ...ports], home));
+  const login = startCli(['login', '--no-browser', ...ports], home);
+  await approveInBrowser(await login.loginUrl);
+  expect((await login.done).code).toBe(0);
+}, 60_000);
+
+afterAll(async () => {
+  serve?.child.kill('SIGKILL');
+  await serve?.done;
+  serve = undefined;
+  killLeftovers();
+  if (mountPoint) {
+    // Always give the mount back, whatever the test did to it.
+    sh('umount', ['-l', mountPoint]);
+    await rm(mountPoint, { recursive: true, force: true });
+    mountPoint = undefined;
+  }
+});
+
+async function stopServe(): Promise<void> {
+  serve?.child.kill('SIGTERM');
+  const run = await serve?.done;
+  expect(run?.code, run?.stderr).toBe(0);
+  serve = undefined;
+}
+
+function expectOneLineError(run: Run, message: RegExp): void {
+  expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(1);
+  expect(run.stderr.trim().split('\n')).toHaveLength(1);
+  expect(run.stderr).toMatch(/^delegate: /);
+  expect(run.stderr).toMatch(message);
+  expect(run.stderr).not.toMatch(/\n\s+at /);
+}
+
+interface Snapshot {
+  grants: unknown[];
+  calendars: unknown[];
+  clients: unknown[];
+  auditRecords: number;
+}
+
+/** What must survive, read from the database itself (read-only): the grants, the calendars, the clients, the audit log. */
+function snapshot(check?: (db: Database.Database) => void): Snapshot {
+  const db = new Database(join(home, 'delegate.db'), { readonly: true, fileMustExist: true });
+  try {
+    check?.(db);
+    return {
+      grants: db.prepare('SELECT id, client_id, scope, revoked_at FROM grants ORDER BY id').all(),
+      calendars: db.prepare('SELECT id, name, source FROM calendars ORDER BY id').all(),
+      clients: db.prepare('SELECT client_id FROM clients ORDER BY client_id').all(),
+      auditRecords: (db.prepare('SELECT count(*) AS n FROM audit_log').get() as { n: number }).n,
+    };
+  } finally {
+    db.close();
+  }
+}
+
+async function expectIntactAndWorking(before: Snapshot): Promise<void> {
+  const after = snapshot((db) => {
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+  });
+  expect({ ...after, auditRecords: undefined }).toEqual({ ...before, auditRecords: undefined });
+  expect(after.auditRecords).toBeGreaterThanOrEqual(before.auditRecords); // refusals may have been recorded, nothing removed
+}
+
+const grantId = (before: Snapshot) => (before.grants[0] as { id: string }).id;
+
+describe.skipIf(unavailable !== undefined)('the data directory on a bad disk', () => {
+  it('full: writes fail in one line or as RFC errors, the running server stays up, and once space is freed nothing is lost', { timeout: 90_000 }, async () => {
+    const before = snapshot();
+    // Empty the write-ahead log, so that every new write needs new space, then fill the disk.
+    const db = new Database(join(home, 'delegate.db'));
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
+    sh('dd', ['if=/dev/zero', `of=${join(mountPoint!, 'filler')}`, 'bs=64k']);
+    expect(sh('df', ['--output=avail', mountPoint!]).stdout).toMatch(/\n\s*0\s*$/);
+
+    // The running authorization server: an RFC error body, and it stays up.
+    const registration = await postJson(`${issuer}/register`, { client_name: 'full disk', redirect_uris: ['http://127.0.0.1/callback'], token_endpoint_auth_method: 'none' });
+    expect(registration.status).toBe(500);
+    expect(registration.body).toMatchObject({ error: 'server_error' });
+    expect(registration.headers.get('cache-control')).toBe('no-store');
+
+    const full = /is full/;
+    const otherPorts = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+    const writers = await Promise.all(
+      [
+        ['serve', ...otherPorts],
+        ['grants', 'revoke', grantId(before)],
+        ['calendar', 'add', 'work', join(process.cwd(), 'fixtures', 'owner.ics')],
+        // find-slot through the running servers: the agent's calendar token, or the call itself, cannot be recorded.
+        ['find-slot', '--duration', '30m', '--json', ...ports],
+      ].map((args) => runCli(args, home)),
+    );
+    const slot = writers.pop()!;
+    for (const run of writers) expectOneLineError(run, full);
+    expectOneLineError(slot, /could not issue a calendar token \(server_error\)|could not be recorded in the audit log/);
+    console.log(`find-slot on a full disk: ${slot.stderr.trim()}`);
+    expect(serve!.child.exitCode).toBeNull();
+
+    await rm(join(mountPoint!, 'filler'));
+    await expectIntactAndWorking(before);
+    const again = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
+    expect(again.code, again.stderr).toBe(0); // through the same server process
+    expect(serve!.child.exitCode).toBeNull();
+  });
+
+  it('read-only: commands that write fail in one line naming the database, the CLI’s own reads go on, and nothing is lost', { timeout: 90_000 }, async () => {
+    await stopServe();
+    const before = snapshot();
+    expect(sh('mount', ['-o', 'remount,ro', mountPoint!]).status).toBe(0);
+
+    const [status, ...writers] = await Promise.all(
+      [
+        // The CLI's own files are only read: the stored sign-in is there.
+        ['status'],
+        // Everything that opens the database (which it opens for writing).
+        ['serve', ...ports],
+        ['find-slot', '--duration', '30m', '--json', ...ports],
+        ['login', '--no-browser', ...ports],
+        ['grants', 'revoke', grantId(before)],
+      ].map((args) => runCli(args, home)),
+    );
+    expect(status!.code, status!.stderr).toBe(0);
+    for (const run of writers) expectOneLineError(run, /The database .*delegate\.db cannot be written \(EROFS: read-only file system/);
+
+    expect(sh('mount', ['-o', 'remount,rw', mountPoint!]).status).toBe(0);
+    await expectIntactAndWorking(before);
+    const [slot, audit] = await Promise.all([runCli(['find-slot', '--duration', '30m', '--json', ...ports], home), runCli(['audit', '--verify'], home)]);
+    expect(slot.code, slot.stderr).toBe(0); // the servers started in its own process, on the same data
+    expect(audit.code, audit.stderr).toBe(0);
+  });
+});

@@ -1,0 +1,129 @@
+// A damaged token cache (tokens.json): garbage bytes, JSON cut short, or
+// valid JSON of the wrong shape. The built CLI names the file in one line and
+// never crashes on it or writes over it: without a terminal, find-slot,
+// status and token exit 4 with the hint to run `delegate login`, leaving the
+// file as it was; a command that may sign in keeps the file aside, whole, as
+// tokens.json.corrupt-<time>, says so on stderr, and signs in anew.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/ports.js';
+import { builtModule } from '../e2e/built.js';
+import { approveInBrowser, killLeftovers, runCli, startCli, type Run, type Running } from '../e2e/run.js';
+import { ready } from './support.js';
+
+let root: string;
+let home: string;
+let ports: string[];
+let serve: Running;
+let goodCache: Buffer;
+
+const cacheFile = () => join(home, 'tokens.json');
+
+beforeAll(async () => {
+  builtModule('cli/main.js');
+  root = await mkdtemp(join(tmpdir(), 'delegate-faults-cache-'));
+  home = join(root, 'home');
+  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+  serve = await ready(startCli(['serve', ...ports], home));
+  const login = startCli(['login', '--no-browser', ...ports], home);
+  await approveInBrowser(await login.loginUrl);
+  expect((await login.done).code).toBe(0);
+  goodCache = await readFile(cacheFile());
+}, 90_000);
+
+afterAll(async () => {
+  serve?.child.kill('SIGTERM');
+  await serve?.done;
+  killLeftovers();
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+const damages: Array<[string, () => Buffer, RegExp]> = [
+  ['garbage bytes', () => randomBytes(512), /is not valid JSON/],
+  ['JSON cut short', () => goodCache.subarray(0, Math.floor(goodCache.length / 2)), /is not valid JSON/],
+  ['valid JSON of the wrong shape', () => Buffer.from(JSON.stringify({ version: 1, discovery: {}, clients: {}, tokens: [] })), /lacks its discovery, clients or tokens sections/],
+];
+
+async function damage(bytes: Buffer): Promise<void> {
+  await rm(cacheFile(), { force: true });
+  await writeFile(cacheFile(), bytes, { mode: 0o600 });
+}
+
+async function keptAside(): Promise<string[]> {
+  return (await readdir(home)).filter((name) => name.startsWith('tokens.json.corrupt-'));
+}
+
+function expectOneLine(run: Run, code: number, ...patterns: RegExp[]): void {
+  expect(run.code, run.stderr).toBe(code);
+  expect(run.stdout).toBe('');
+  expect(run.stderr.trim().split('\n')).toHaveLength(1);
+  expect(run.stderr).toMatch(/^delegate: /);
+  expect(run.stderr).not.toMatch(/\n\s+at /);
+  for (const pattern of patterns) expect(run.stderr).toMatch(pattern);
+}
+
+describe('a damaged token cache, where nobody can sign in', () => {
+  it('find-slot, status and token exit 4 naming the file and why, with the hint to run delegate login, and leave it untouched', { timeout: 60_000 }, async () => {
+    // Each kind of damage meets one of the three commands; all three read the cache through TokenCache.
+    const commands = [['find-slot', '--duration', '30m', '--json', ...ports], ['status'], ['token', ...ports]];
+    for (const [i, [_name, bytes, why]] of damages.entries()) {
+      const damaged = bytes();
+      await damage(damaged);
+      const named = new RegExp(`The token cache ${cacheFile().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `);
+      expectOneLine(await runCli(commands[i]!, home), 4, named, why, /`delegate login`/);
+      expect(await readFile(cacheFile())).toEqual(damaged);
+      expect(await keptAside()).toEqual([]);
+    }
+  });
+});
+
+describe('a damaged token cache, where the person can sign in', () => {
+  it('find-slot --no-browser keeps the damaged file aside byte for byte, says where, and signs in anew', { timeout: 60_000 }, async () => {
+    const damaged = randomBytes(300);
+    await damage(damaged);
+    const run = startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...ports], home);
+    await approveInBrowser(await run.loginUrl);
+    const done = await run.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(JSON.parse(done.stdout)).toHaveProperty('start');
+    const [kept, ...more] = await keptAside();
+    expect(more).toEqual([]);
+    expect(kept).toMatch(/^tokens\.json\.corrupt-\d{8}T\d{9}Z$/);
+    expect(done.stderr).toContain(`The token cache ${cacheFile()} could not be read; it is kept as ${join(home, kept!)}`);
+    expect(await readFile(join(home, kept!))).toEqual(damaged);
+    expect((await stat(join(home, kept!))).mode & 0o777).toBe(0o600);
+    // The new cache is whole.
+    const fresh = JSON.parse(await readFile(cacheFile(), 'utf8')) as { version: number; tokens: Record<string, unknown> };
+    expect(fresh.version).toBe(1);
+    expect(Object.keys(fresh.tokens)).toHaveLength(1);
+    await rm(join(home, kept!));
+  });
+
+  it('login keeps it aside before opening the sign-in, not after', { timeout: 60_000 }, async () => {
+    const damaged = goodCache.subarray(0, 40);
+    await damage(damaged);
+    const run = startCli(['login', '--no-browser', ...ports], home);
+    const link = await run.loginUrl;
+    // Before the person has approved anything, the file is already aside and said so.
+    const [kept] = await keptAside();
+    expect(kept).toBeDefined();
+    expect(run.stderr()).toContain(`it is kept as ${join(home, kept!)}`);
+    await approveInBrowser(link);
+    expect((await run.done).code).toBe(0);
+    expect(await readFile(join(home, kept!))).toEqual(damaged);
+    expect(JSON.parse(await readFile(cacheFile(), 'utf8'))).toMatchObject({ version: 1 });
+    await rm(join(home, kept!));
+  });
+
+  it('a cache others may read is not damaged: its mode is tightened to 0600 and it is used', { timeout: 60_000 }, async () => {
+    await damage(goodCache);
+    await chmod(cacheFile(), 0o644);
+    const run = await runCli(['status'], home);
+    expect(run.code, run.stderr).toBe(0);
+    expect((await stat(cacheFile())).mode & 0o777).toBe(0o600);
+    expect(await keptAside()).toEqual([]);
+  });
+});
