@@ -23,7 +23,7 @@ export async function busyCommand(args: BusyArgs, io: CliIo): Promise<number> {
   if (args.to !== undefined) input.to = args.to;
   if (args.timeZone !== undefined) input.timeZone = args.timeZone;
   if (args.calendars && args.calendars.length > 0) input.calendars = args.calendars;
-  const result = await withAgentAccess(args, io, (session) => listBusy(session, input));
+  const result = await withAgentAccess({ ...args, serversFirst: true }, io, (session) => listBusy(session, input));
   if (args.json) {
     io.stdout.write(`${JSON.stringify(result)}\n`);
     return EXIT_OK;
