@@ -9,14 +9,10 @@
 // Headers, and their first use in a process loads undici and compiles its
 // WASM HTTP parser, which cost more than the rest of find-slot's start-up
 // (docs/internals.md, "Start-up of find-slot").
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-
-/** No answer of CalendarAgent comes near this; a bigger one is refused rather than held in memory. */
-const MAX_BODY_BYTES = 8 * 1024 * 1024;
+import { answerMessages, postMessage, UnexpectedAnswer } from './mcp-post.js';
 
 export interface HttpTransportOptions {
   /** Sent with every request, e.g. Authorization. */
@@ -38,9 +34,7 @@ export class HttpClientTransport implements Transport {
   constructor(
     private readonly url: URL,
     private readonly options: HttpTransportOptions,
-  ) {
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`${url.href} is not an http(s) URL.`);
-  }
+  ) {}
 
   async start(): Promise<void> {}
 
@@ -50,8 +44,7 @@ export class HttpClientTransport implements Transport {
 
   async send(message: JSONRPCMessage): Promise<void> {
     try {
-      const answer = await this.post(JSON.stringify(message));
-      for (const received of answer) this.onmessage?.(received);
+      for (const received of await this.post(JSON.stringify(message))) this.onmessage?.(received);
     } catch (error) {
       this.onerror?.(error as Error);
       throw error;
@@ -64,66 +57,26 @@ export class HttpClientTransport implements Transport {
   }
 
   private async post(body: string): Promise<JSONRPCMessage[]> {
-    const headers: Record<string, string> = {
-      ...this.options.headers,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'content-length': String(Buffer.byteLength(body)),
-    };
+    const headers: Record<string, string> = { ...this.options.headers };
     if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
     if (this.protocolVersion !== undefined) headers['mcp-protocol-version'] = this.protocolVersion;
     const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.options.timeoutMs)]);
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const request = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
-      request(this.url, { method: 'POST', headers, signal }, resolve).on('error', reject).end(body);
-    });
-    const text = await readBody(res);
-    const status = res.statusCode ?? 0;
-    const wwwAuthenticate = res.headers['www-authenticate'];
-    this.options.onResponse?.(status, Array.isArray(wwwAuthenticate) ? wwwAuthenticate.join(', ') : wwwAuthenticate);
-    const sessionId = res.headers['mcp-session-id'];
-    if (typeof sessionId === 'string' && sessionId !== '') this.sessionId = sessionId;
-    if (status < 200 || status > 299) throw new StreamableHTTPError(status, `Error POSTing to endpoint: ${text}`);
-    if (status === 202 || text === '') return [];
-    const type = (res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type === 'application/json') {
-      const data = JSON.parse(text) as unknown;
-      return (Array.isArray(data) ? data : [data]).map((m) => JSONRPCMessageSchema.parse(m));
+    let answer;
+    try {
+      answer = await postMessage(this.url, body, headers, signal);
+    } catch (error) {
+      if (error instanceof UnexpectedAnswer) throw new StreamableHTTPError(-1, error.message);
+      throw error;
     }
-    if (type === 'text/event-stream') return eventStreamMessages(text).map((m) => JSONRPCMessageSchema.parse(JSON.parse(m)));
-    throw new StreamableHTTPError(-1, `Unexpected content type: ${type || 'none'}`);
-  }
-}
-
-async function readBody(res: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) {
-      res.destroy();
-      throw new StreamableHTTPError(-1, `The answer is larger than ${MAX_BODY_BYTES} bytes.`);
+    this.options.onResponse?.(answer.status, answer.wwwAuthenticate);
+    if (answer.sessionId !== undefined) this.sessionId = answer.sessionId;
+    if (answer.status < 200 || answer.status > 299) throw new StreamableHTTPError(answer.status, `Error POSTing to endpoint: ${answer.text}`);
+    if (answer.status === 202) return [];
+    try {
+      return answerMessages(answer).map((m) => JSONRPCMessageSchema.parse(m));
+    } catch (error) {
+      if (error instanceof UnexpectedAnswer) throw new StreamableHTTPError(-1, error.message);
+      throw error;
     }
-    chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** The data of each `message` event of a whole text/event-stream body (HTML Living Standard, server-sent events). */
-export function eventStreamMessages(stream: string): string[] {
-  const messages: string[] = [];
-  for (const block of stream.replace(/\r\n?/g, '\n').split('\n\n')) {
-    let event = 'message';
-    const data: string[] = [];
-    for (const line of block.split('\n')) {
-      if (line === '' || line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon === -1 ? line : line.slice(0, colon);
-      const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
-      if (field === 'event') event = value;
-      else if (field === 'data') data.push(value);
-    }
-    if (data.length > 0 && event === 'message') messages.push(data.join('\n'));
-  }
-  return messages;
 }

@@ -17,10 +17,11 @@ import { TokenCache, isExpired, tokensFor, type StoredTokens } from './cache.js'
 import { ClientError, isClientError } from './errors.js';
 import { connectAndUse } from './connect.js';
 import { HttpClientTransport } from './http-transport.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
+import { busyList, FIND_SLOT_TOOL, LIST_BUSY_TOOL, slotSearchResult } from './tool-results.js';
 import { refreshCachedTokens } from './refresh.js';
 
-export const FIND_SLOT_TOOL = 'find_slot';
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export { DEFAULT_REQUEST_TIMEOUT_MS, FIND_SLOT_TOOL, LIST_BUSY_TOOL };
 
 export interface SessionOptions {
   /** CalendarAgent's MCP endpoint, e.g. http://127.0.0.1:8412/mcp. */
@@ -119,8 +120,6 @@ export async function findSlot(options: SessionOptions, input: FindSlotInput): P
   return withAgent(options, 'use-cache', async (client) => slotSearchResult(await client.callTool({ name: FIND_SLOT_TOOL, arguments: { ...input } })));
 }
 
-export const LIST_BUSY_TOOL = 'list_busy';
-
 export interface BusyListInput {
   from?: string;
   to?: string;
@@ -136,16 +135,7 @@ export interface BusyList {
 
 /** Calls list_busy, stepping up first if the delegation does not cover it yet (busy:read). */
 export async function listBusy(options: SessionOptions, input: BusyListInput): Promise<BusyList> {
-  return withAgent(options, 'use-cache', async (client) => {
-    const result = await client.callTool({ name: LIST_BUSY_TOOL, arguments: { ...input } });
-    const text = Array.isArray(result.content) ? result.content.map((c) => (typeof c === 'object' && c && 'text' in c ? String(c.text) : '')).join(' ') : '';
-    if (result.isError) throw new ClientError('TOOL_FAILED', text || 'list_busy failed without saying why.');
-    const out = result.structuredContent as Partial<BusyList> | undefined;
-    if (!out || typeof out.timeZone !== 'string' || !Array.isArray(out.busy) || !out.window) {
-      throw new ClientError('AGENT_UNAVAILABLE', 'CalendarAgent answered list_busy without the structured result it declares.');
-    }
-    return { timeZone: out.timeZone, window: out.window, busy: out.busy };
-  });
+  return withAgent(options, 'use-cache', async (client) => busyList(await client.callTool({ name: LIST_BUSY_TOOL, arguments: { ...input } })));
 }
 
 /** Signs in through the browser even if a cached token would do, and says what was authorized. */
@@ -343,30 +333,6 @@ async function useWithBearer<T>(options: SessionOptions, agent: AgentLine, acces
         onResponse: (status, header) => agent.challenges.note(status, header),
       });
   return connectAndUse(options.clientInfo, transport, use);
-}
-
-function slotSearchResult(result: Awaited<ReturnType<Client['callTool']>>): SlotSearchResult {
-  const text = Array.isArray(result.content)
-    ? result.content
-        .filter((c): c is { type: 'text'; text: string } => typeof c === 'object' && c !== null && (c as { type?: unknown }).type === 'text')
-        .map((c) => c.text)
-        .join(' ')
-    : '';
-  if (result.isError) throw new ClientError('TOOL_FAILED', text || 'find_slot failed without saying why.');
-  const out = result.structuredContent as Partial<SlotSearchResult> | undefined;
-  if (!out || typeof out.found !== 'boolean' || typeof out.timeZone !== 'string') {
-    throw new ClientError('AGENT_UNAVAILABLE', 'CalendarAgent answered find_slot without the structured result it declares.');
-  }
-  return {
-    found: out.found,
-    timeZone: out.timeZone,
-    start: out.start,
-    end: out.end,
-    slots: Array.isArray(out.slots) ? out.slots : [],
-    ...(typeof out.workingHours === 'string' ? { workingHours: out.workingHours } : {}),
-    ...(Array.isArray(out.skipped) ? { skipped: out.skipped } : {}),
-    ...(Array.isArray(out.stale) ? { stale: out.stale } : {}),
-  };
 }
 
 function isUnauthorized(error: unknown): boolean {

@@ -11,7 +11,8 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { eventStreamMessages, HttpClientTransport } from '../../src/client/http-transport.js';
+import { HttpClientTransport } from '../../src/client/http-transport.js';
+import { eventStreamMessages } from '../../src/client/mcp-post.js';
 
 let server: Server | undefined;
 let seen: Array<{ method: string | undefined; headers: IncomingHttpHeaders }>;

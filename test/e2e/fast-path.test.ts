@@ -2,8 +2,9 @@
 // running (`delegate serve`) and a valid cached token, find-slot loads none
 // of the servers' code (fastify, better-sqlite3, pino) nor the sign-in
 // machinery (jose, open), and sends no request to the authorization server.
-// bin/delegate runs the bundle (dist/bundle/, scripts/bundle.mjs): the files
-// it loads are mapped to the sources they hold through esbuild's metafile.
+// Nor does it load the MCP SDK: the quick call speaks the three messages
+// itself. bin/delegate runs the bundle (dist/bundle/, scripts/bundle.mjs): the
+// files it loads are mapped to the sources they hold through esbuild's metafile.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -73,12 +74,13 @@ describe('find-slot on the fast path', () => {
       expect(loaded.filter((url) => url.includes(heavy))).toEqual([]);
     }
     const sources = await bundledSources(loaded);
-    expect(sources).toContain('src/client/session.ts'); // the mapping works
+    expect(sources).toContain('src/client/quick-call.ts'); // the mapping works
     for (const own of ['src/authz/', 'src/store/', 'src/agent/', 'src/calendar/server.ts', 'src/cli/stack.ts', 'src/cli/servers.ts', 'src/client/sign-in.ts', 'src/client/loopback.ts']) {
       expect(sources.filter((source) => source.startsWith(own))).toEqual([]);
     }
-    // Nor the SDK's server side, which only the agent's chunks hold.
-    expect(sources.filter((source) => source.includes('/@modelcontextprotocol/sdk/dist/esm/server/mcp.js'))).toEqual([]);
+    // Nor the MCP SDK (and its zod schemas): a cached token takes the quick call (src/client/quick-call.ts).
+    expect(sources.filter((source) => source.includes('/@modelcontextprotocol/sdk/') || source.includes('/zod/'))).toEqual([]);
+    expect(sources).not.toContain('src/client/session.ts');
     expect(tokenRequests()).toBe(tokenRequestsBefore);
   });
 });

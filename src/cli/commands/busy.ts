@@ -3,7 +3,8 @@
 // busy:read, which a delegation made for find-slot does not include: the
 // first run steps up — the consent page asks only for the new permission —
 // and retries once.
-import { listBusy, type BusyListInput } from '../../client/session.js';
+import type { BusyListInput } from '../../client/session.js';
+import { listBusy } from '../../client/tools.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';

@@ -4,7 +4,8 @@
 // With --limit N it prints up to N slots, earliest first (with --json, an
 // array of such objects). No slot in the window is exit code 3; calendars
 // left out and feeds whose older copy was used are said on stderr.
-import { findSlot, type FindSlotInput, type SlotSearchResult } from '../../client/session.js';
+import type { FindSlotInput, SlotSearchResult } from '../../client/session.js';
+import { findSlot } from '../../client/tools.js';
 import { CommandFailed, EXIT_NO_SLOT, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { slotJson, slotLine } from '../output.js';
