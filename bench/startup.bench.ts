@@ -6,7 +6,9 @@
 // consent form), then times whole processes, interleaved so that a busy
 // machine colours all of them alike. Target: at most 2.5×.
 // Needs the build (`npm run build`): it runs the CLI as installed, bin/delegate.
-// BENCH_RUNS (default 20) and BENCH_WARMUPS (default 3) change the counts.
+// BENCH_RUNS (default 20) and BENCH_WARMUPS (default 3) change the counts;
+// BENCH_COMPARE_BIN=<path to another build's bin/delegate> (e.g. an older
+// commit's, built) times that one too, against the same servers and token.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -86,6 +88,8 @@ try {
     { name: '  same, unbundled (dist/cli/main.js)', args: [join(repoRoot, 'dist/cli/main.js'), ...findSlot], check: isSlotJson },
     { name: '  delegate --version (no request)', args: [delegateBin, '--version'] },
   ];
+  const compare = process.env.BENCH_COMPARE_BIN;
+  if (compare) variants.push({ name: `  same, ${compare}`, args: [compare, ...findSlot], check: isSlotJson });
   const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   for (let round = 0; round < WARMUPS + RUNS; round++) {
     // Rotate the order each round, so that no variant always follows the same one.
