@@ -1,9 +1,10 @@
 // The one place that reads the environment: where state lives (DELEGATE_HOME
 // or the platform's XDG directories), the default loopback ports and the URLs
 // derived from them. Everything else receives these values as arguments.
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BoundedMap } from './bounded-map.js';
 
@@ -82,8 +83,16 @@ export function urlsFor(ports: Ports, host: string = DEFAULT_HOST): Urls {
 
 /** The package's root directory (for fixtures shipped with it). */
 export function packageRoot(): string {
-  // src/config.ts and dist/config.js both sit one level below the root.
-  return fileURLToPath(new URL('..', import.meta.url));
+  // src/config.ts and dist/config.js sit one level below the root; the bundle's
+  // files (dist/bundle/delegate.mjs and its chunks) two or three: the root is
+  // the nearest directory above this file that holds package.json.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) return fileURLToPath(new URL('..', import.meta.url));
+    dir = up;
+  }
+  return `${dir}/`;
 }
 
 /** The demo calendar every new owner starts with. */

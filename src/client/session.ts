@@ -3,7 +3,9 @@
 // token goes straight into the Authorization header (an expired one is first
 // refreshed under the cross-process lock, so no 401 round trip is wasted).
 // Slow path, when there is no usable token: sign in through the browser
-// (sign-in.ts, loaded only then).
+// (sign-in.ts, loaded only then). With a token in hand, the agent is spoken
+// to over node:http (http-transport.ts), so that a run that needs no refresh
+// never loads fetch; a caller's fetchFn, when given, carries every request.
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -14,10 +16,12 @@ import type { AuthorizationDetail } from '../delegation/tokens.js';
 import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredTokens } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
 import { connectAndUse } from './connect.js';
+import { HttpClientTransport } from './http-transport.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
+import { busyList, FIND_SLOT_TOOL, LIST_BUSY_TOOL, slotSearchResult } from './tool-results.js';
 import { refreshCachedTokens } from './refresh.js';
 
-export const FIND_SLOT_TOOL = 'find_slot';
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export { DEFAULT_REQUEST_TIMEOUT_MS, FIND_SLOT_TOOL, LIST_BUSY_TOOL };
 
 export interface SessionOptions {
   /** CalendarAgent's MCP endpoint, e.g. http://127.0.0.1:8412/mcp. */
@@ -118,8 +122,6 @@ export async function findSlot(options: SessionOptions, input: FindSlotInput): P
   return withAgent(options, 'use-cache', async (client) => slotSearchResult(await client.callTool({ name: FIND_SLOT_TOOL, arguments: { ...input } })));
 }
 
-export const LIST_BUSY_TOOL = 'list_busy';
-
 export interface BusyListInput {
   from?: string;
   to?: string;
@@ -135,16 +137,7 @@ export interface BusyList {
 
 /** Calls list_busy, stepping up first if the delegation does not cover it yet (busy:read). */
 export async function listBusy(options: SessionOptions, input: BusyListInput): Promise<BusyList> {
-  return withAgent(options, 'use-cache', async (client) => {
-    const result = await client.callTool({ name: LIST_BUSY_TOOL, arguments: { ...input } });
-    const text = Array.isArray(result.content) ? result.content.map((c) => (typeof c === 'object' && c && 'text' in c ? String(c.text) : '')).join(' ') : '';
-    if (result.isError) throw new ClientError('TOOL_FAILED', text || 'list_busy failed without saying why.');
-    const out = result.structuredContent as Partial<BusyList> | undefined;
-    if (!out || typeof out.timeZone !== 'string' || !Array.isArray(out.busy) || !out.window) {
-      throw new ClientError('AGENT_UNAVAILABLE', 'CalendarAgent answered list_busy without the structured result it declares.');
-    }
-    return { timeZone: out.timeZone, window: out.window, busy: out.busy };
-  });
+  return withAgent(options, 'use-cache', async (client) => busyList(await client.callTool({ name: LIST_BUSY_TOOL, arguments: { ...input } })));
 }
 
 /** Signs in through the browser even if a cached token would do, and says what was authorized. */
@@ -219,7 +212,7 @@ async function withAgentChallenged<T>(options: SessionOptions, mode: Mode, use: 
   const challenges = new ScopeChallenges();
   const fetchFn = challenges.observe(withTimeout(options.fetchFn ?? fetch, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS));
   try {
-    return await withAgentOnce(options, mode, use, cache, resource, fetchFn);
+    return await withAgentOnce(options, mode, use, cache, resource, fetchFn, challenges);
   } catch (error) {
     const needed = challenges.take();
     if (needed === undefined || options.envToken !== undefined) throw asClientError(error, options.agentUrl);
@@ -240,11 +233,20 @@ async function withAgentChallenged<T>(options: SessionOptions, mode: Mode, use: 
   }
 }
 
-async function withAgentOnce<T>(options: SessionOptions, mode: Mode, use: (client: Client) => Promise<T>, cache: TokenCache, resource: string, fetchFn: FetchLike): Promise<T> {
+async function withAgentOnce<T>(
+  options: SessionOptions,
+  mode: Mode,
+  use: (client: Client) => Promise<T>,
+  cache: TokenCache,
+  resource: string,
+  fetchFn: FetchLike,
+  challenges: ScopeChallenges,
+): Promise<T> {
   try {
-    if (options.envToken !== undefined) return await useEnvToken(options, fetchFn, options.envToken, use);
+    const agent: AgentLine = { fetchFn, challenges };
+    if (options.envToken !== undefined) return await useEnvToken(options, agent, options.envToken, use);
     if (mode === 'use-cache') {
-      const done = await tryCachedTokens(options, cache, resource, fetchFn, use);
+      const done = await tryCachedTokens(options, cache, resource, agent, use);
       if (done) return done.value;
     }
     if (!options.presentLoginUrl) {
@@ -271,12 +273,15 @@ class ScopeChallenges {
   observe(fetchFn: FetchLike): FetchLike {
     return async (url, init) => {
       const res = await fetchFn(url, init);
-      if (res.status === 403) {
-        const header = res.headers.get('www-authenticate') ?? '';
-        if (/error="insufficient_scope"/.test(header)) this.scope = /scope="([^"]*)"/.exec(header)?.[1] ?? this.scope;
-      }
+      this.note(res.status, res.headers.get('www-authenticate') ?? undefined);
       return res;
     };
+  }
+
+  note(status: number, wwwAuthenticate: string | undefined): void {
+    if (status !== 403) return;
+    const header = wwwAuthenticate ?? '';
+    if (/error="insufficient_scope"/.test(header)) this.scope = /scope="([^"]*)"/.exec(header)?.[1] ?? this.scope;
   }
 
   take(): string | undefined {
@@ -286,14 +291,21 @@ class ScopeChallenges {
   }
 }
 
+/** How requests reach the agent and the AS: the session's fetch (refresh, or a caller's fetchFn), and who notes scope challenges. */
+interface AgentLine {
+  fetchFn: FetchLike;
+  challenges: ScopeChallenges;
+}
+
 /** The fast path; undefined when only the user can help (no tokens, or the agent refuses them even after a refresh). */
 async function tryCachedTokens<T>(
   options: SessionOptions,
   cache: TokenCache,
   resource: string,
-  fetchFn: FetchLike,
+  agent: AgentLine,
   use: (client: Client) => Promise<T>,
 ): Promise<{ value: T } | undefined> {
+  const { fetchFn } = agent;
   const data = await cache.read();
   const issuer = data.discovery[resource]?.authorizationServerUrl;
   if (issuer === undefined) return undefined;
@@ -307,7 +319,7 @@ async function tryCachedTokens<T>(
     if (!tokens) return undefined;
   }
   try {
-    return { value: await useWithBearer(options, fetchFn, tokens.access_token, use) };
+    return { value: await useWithBearer(options, agent, tokens.access_token, use) };
   } catch (error) {
     if (!isUnauthorized(error)) throw error;
     if (refreshed) return undefined;
@@ -316,7 +328,7 @@ async function tryCachedTokens<T>(
   const replacement = await refreshCachedTokens({ cache, issuer, resource, now: options.now, fetchFn, rejectedAccessToken: tokens.access_token });
   if (!replacement) return undefined;
   try {
-    return { value: await useWithBearer(options, fetchFn, replacement.access_token, use) };
+    return { value: await useWithBearer(options, agent, replacement.access_token, use) };
   } catch (error) {
     if (isUnauthorized(error)) return undefined;
     throw error;
@@ -324,9 +336,9 @@ async function tryCachedTokens<T>(
 }
 
 /** DELEGATE_TOKEN in the Authorization header, as it is: the person chose it, so a refusal goes back to them. */
-async function useEnvToken<T>(options: SessionOptions, fetchFn: FetchLike, token: string, use: (client: Client) => Promise<T>): Promise<T> {
+async function useEnvToken<T>(options: SessionOptions, agent: AgentLine, token: string, use: (client: Client) => Promise<T>): Promise<T> {
   try {
-    return await useWithBearer(options, fetchFn, token, use);
+    return await useWithBearer(options, agent, token, use);
   } catch (error) {
     if (!isUnauthorized(error)) throw error;
     throw new ClientError(
@@ -337,36 +349,16 @@ async function useEnvToken<T>(options: SessionOptions, fetchFn: FetchLike, token
 }
 
 /** Connects with a known access token and no auth provider: a 401 comes back as an error, and nothing refreshes behind the lock's back. */
-async function useWithBearer<T>(options: SessionOptions, fetchFn: FetchLike, accessToken: string, use: (client: Client) => Promise<T>): Promise<T> {
-  const transport = new StreamableHTTPClientTransport(new URL(options.agentUrl), {
-    requestInit: { headers: { Authorization: `Bearer ${accessToken}` } },
-    fetch: fetchFn,
-  });
+async function useWithBearer<T>(options: SessionOptions, agent: AgentLine, accessToken: string, use: (client: Client) => Promise<T>): Promise<T> {
+  const authorization = { Authorization: `Bearer ${accessToken}` };
+  const transport = options.fetchFn
+    ? new StreamableHTTPClientTransport(new URL(options.agentUrl), { requestInit: { headers: authorization }, fetch: agent.fetchFn })
+    : new HttpClientTransport(new URL(options.agentUrl), {
+        headers: authorization,
+        timeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+        onResponse: (status, header) => agent.challenges.note(status, header),
+      });
   return connectAndUse(options.clientInfo, transport, use);
-}
-
-function slotSearchResult(result: Awaited<ReturnType<Client['callTool']>>): SlotSearchResult {
-  const text = Array.isArray(result.content)
-    ? result.content
-        .filter((c): c is { type: 'text'; text: string } => typeof c === 'object' && c !== null && (c as { type?: unknown }).type === 'text')
-        .map((c) => c.text)
-        .join(' ')
-    : '';
-  if (result.isError) throw new ClientError('TOOL_FAILED', text || 'find_slot failed without saying why.');
-  const out = result.structuredContent as Partial<SlotSearchResult> | undefined;
-  if (!out || typeof out.found !== 'boolean' || typeof out.timeZone !== 'string') {
-    throw new ClientError('AGENT_UNAVAILABLE', 'CalendarAgent answered find_slot without the structured result it declares.');
-  }
-  return {
-    found: out.found,
-    timeZone: out.timeZone,
-    start: out.start,
-    end: out.end,
-    slots: Array.isArray(out.slots) ? out.slots : [],
-    ...(typeof out.workingHours === 'string' ? { workingHours: out.workingHours } : {}),
-    ...(Array.isArray(out.skipped) ? { skipped: out.skipped } : {}),
-    ...(Array.isArray(out.stale) ? { stale: out.stale } : {}),
-  };
 }
 
 function isUnauthorized(error: unknown): boolean {

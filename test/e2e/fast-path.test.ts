@@ -2,10 +2,13 @@
 // running (`delegate serve`) and a valid cached token, find-slot loads none
 // of the servers' code (fastify, better-sqlite3, pino) nor the sign-in
 // machinery (jose, open), and sends no request to the authorization server.
+// Nor does it load the MCP SDK: the quick call speaks the three messages
+// itself. bin/delegate runs the bundle (dist/bundle/, scripts/bundle.mjs): the
+// files it loads are mapped to the sources they hold through esbuild's metafile.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
@@ -27,6 +30,18 @@ afterEach(async () => {
   killLeftovers();
   await rm(dir, { recursive: true, force: true });
 });
+
+/** The sources (as esbuild names them, e.g. src/client/session.ts) that the loaded files of the bundle hold. */
+async function bundledSources(loaded: string[]): Promise<string[]> {
+  const meta = JSON.parse(await readFile(join(repoRoot, 'dist/bundle/meta.json'), 'utf8')) as { outputs: Record<string, { inputs: Record<string, unknown> }> };
+  const sources = new Set<string>();
+  for (const url of loaded) {
+    if (!url.startsWith('file:')) continue;
+    const output = relative(repoRoot, fileURLToPath(url)).split(sep).join('/');
+    for (const input of Object.keys(meta.outputs[output]?.inputs ?? {})) sources.add(input);
+  }
+  return [...sources];
+}
 
 describe('find-slot on the fast path', () => {
   it('loads neither the servers nor the sign-in code when the servers run and the token is cached', { timeout: 60_000 }, async () => {
@@ -53,13 +68,19 @@ describe('find-slot on the fast path', () => {
     });
     expect(code).toBe(0);
     const loaded = (await readFile(trace, 'utf8')).split('\n').filter(Boolean);
-    expect(loaded.some((url) => url.includes('/dist/cli/main.js'))).toBe(true); // the trace works
+    expect(loaded.some((url) => url.endsWith('/dist/bundle/delegate.mjs'))).toBe(true); // the trace works, on the bundle
+    expect(loaded.filter((url) => url.includes('/dist/') && !url.includes('/dist/bundle/'))).toEqual([]); // nothing from tsc's output
     for (const heavy of ['/node_modules/fastify/', '/node_modules/better-sqlite3/', '/node_modules/pino/', '/node_modules/jose/', '/node_modules/open/']) {
       expect(loaded.filter((url) => url.includes(heavy))).toEqual([]);
     }
-    for (const own of ['/dist/authz/', '/dist/store/', '/dist/agent/', '/dist/client/sign-in.js', '/dist/client/loopback.js']) {
-      expect(loaded.filter((url) => url.includes(own))).toEqual([]);
+    const sources = await bundledSources(loaded);
+    expect(sources).toContain('src/client/quick-call.ts'); // the mapping works
+    for (const own of ['src/authz/', 'src/store/', 'src/agent/', 'src/calendar/server.ts', 'src/cli/stack.ts', 'src/cli/servers.ts', 'src/client/sign-in.ts', 'src/client/loopback.ts']) {
+      expect(sources.filter((source) => source.startsWith(own))).toEqual([]);
     }
+    // Nor the MCP SDK (and its zod schemas): a cached token takes the quick call (src/client/quick-call.ts).
+    expect(sources.filter((source) => source.includes('/@modelcontextprotocol/sdk/') || source.includes('/zod/'))).toEqual([]);
+    expect(sources).not.toContain('src/client/session.ts');
     expect(tokenRequests()).toBe(tokenRequestsBefore);
   });
 });

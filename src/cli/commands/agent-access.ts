@@ -1,12 +1,12 @@
 // What the commands that talk to CalendarAgent share: make sure the servers
 // are there (or start them in this process, docs/internals.md "The embedded
-// stack"), then give the client session what it needs: the profile's token
+// stack"; find-slot and busy look only when the servers do not answer), then give the client session what it needs: the profile's token
 // cache, DELEGATE_TOKEN when set, and how to show the person a sign-in link —
 // on stderr on a line of its own, in the browser unless --no-browser, with a
 // spinner on a terminal and, when the browser may be elsewhere, a prompt for
 // the address it ended on. With nobody to ask (no terminal, no --no-browser)
 // it never waits: it fails at once with exit code 4 and a hint.
-import { delegateToken, profileFromEnv, resolvePaths, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
+import { delegateToken, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
 import { isClientError } from '../../client/errors.js';
 import type { SessionOptions } from '../../client/session.js';
 import { loadStack } from '../contracts.js';
@@ -32,6 +32,12 @@ export interface AgentAccessArgs {
   mayPrompt?: boolean;
   /** Sign in through the browser even without a terminal (a desktop app spawned us: nobody types, but a browser opens). */
   interactiveLogin?: boolean;
+  /**
+   * Go straight to the servers on the configured ports, and probe them (and
+   * maybe start the embedded stack) only if that fails: for short, read-only
+   * commands that may safely run twice (find-slot, busy).
+   */
+  serversFirst?: boolean;
   debug: boolean;
 }
 
@@ -55,14 +61,68 @@ export async function withAgentAccess<T>(
   work: (session: SessionOptions, where: { urls: Urls; paths: Paths }) => Promise<T>,
 ): Promise<T> {
   const paths = profilePaths(io, args.profile);
+  if (args.serversFirst) {
+    // The fast path: no probe of the three servers before the one request that matters.
+    try {
+      return await useAgent(args, io, work, urlsFor(args.ports, args.host), paths);
+    } catch (error) {
+      if (!mayMeanNoServers(error)) throw error;
+      // Nothing, or something else, answers where the servers should be: look as a probing run would,
+      // which says what is wrong or starts the embedded stack, and try once more only if it started one.
+      const { ensureStack } = await loadStack();
+      const stack = await ensureStack({ paths, ports: args.ports, host: args.host });
+      if (!stack.embedded) throw error;
+      try {
+        return await useAgent(args, io, work, stack.urls, paths);
+      } finally {
+        await stack.close();
+      }
+    }
+  }
   const { ensureStack } = await loadStack();
   const stack = await ensureStack({ paths, ports: args.ports, host: args.host });
+  try {
+    return await useAgent(args, io, work, stack.urls, paths);
+  } finally {
+    await stack.close();
+  }
+}
+
+/**
+ * Whether a failed run may have met no delegate servers at all (or another
+ * program on their ports): the agent or its authorization server could not be
+ * reached (nor, for a refresh, the AS) or answered unexpectedly, or the SDK
+ * failed on what it found there.
+ * Answers from delegate itself (a tool's error, a refusal, a denied sign-in)
+ * are ClientErrors with other codes, or the CLI's own errors.
+ */
+function mayMeanNoServers(error: unknown): boolean {
+  if (isClientError(error)) return error.code === 'AGENT_UNAVAILABLE' || failedToConnect(error);
+  return !(error instanceof CommandFailed || error instanceof UsageError);
+}
+
+/** Whether a connection failed underneath (ECONNREFUSED and the like), e.g. the refresh of an expired token at an absent AS. */
+function failedToConnect(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return true;
+  }
+  return false;
+}
+
+async function useAgent<T>(
+  args: AgentAccessArgs,
+  io: CliIo,
+  work: (session: SessionOptions, where: { urls: Urls; paths: Paths }) => Promise<T>,
+  urls: Urls,
+  paths: Paths,
+): Promise<T> {
   // Someone can act on a link: a person at a terminal, or whoever asked for the link with --no-browser.
   const canSignIn = args.mayPrompt !== false && (!args.browser || isInteractive(io) || args.interactiveLogin === true);
   let spinner: Spinner | undefined;
   try {
     const session: SessionOptions = {
-      agentUrl: stack.urls.agentUrl,
+      agentUrl: urls.agentUrl,
       files: paths,
       now: () => io.now(),
       clientInfo: { name: 'delegate-cli', version: packageVersion() },
@@ -85,7 +145,7 @@ export async function withAgentAccess<T>(
       session.pastedRedirectRefused = (reason) => io.stderr.write(`${reason} Try again, or wait for the browser:\n`);
     }
     try {
-      return await work(session, { urls: stack.urls, paths });
+      return await work(session, { urls, paths });
     } catch (error) {
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED') && isClientError(error.cause, 'CACHE_CORRUPT')) {
         throw new CommandFailed(`${error.message} (Nobody can sign in here: this is not an interactive terminal.)`, EXIT_AUTH_REQUIRED);
@@ -93,7 +153,7 @@ export async function withAgentAccess<T>(
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED')) {
         const what = /more permission/.test(error.message) ? 'needs more permission than your delegation gives it' : 'needs your authorization';
         throw new CommandFailed(
-          `CalendarAgent at ${stack.urls.agentUrl} ${what} (authorization server ${stack.urls.issuer}), and nobody is here to give it: this is not an interactive terminal. ` +
+          `CalendarAgent at ${urls.agentUrl} ${what} (authorization server ${urls.issuer}), and nobody is here to give it: this is not an interactive terminal. ` +
             'Run `delegate login` in a terminal first (or `delegate login --device` anywhere), pass --no-browser to print a sign-in link and wait for it, or set DELEGATE_TOKEN.',
           EXIT_AUTH_REQUIRED,
         );
@@ -102,7 +162,6 @@ export async function withAgentAccess<T>(
     }
   } finally {
     spinner?.stop();
-    await stack.close();
   }
 }
 

@@ -3,7 +3,8 @@
 // busy:read, which a delegation made for find-slot does not include: the
 // first run steps up — the consent page asks only for the new permission —
 // and retries once.
-import { listBusy, type BusyListInput } from '../../client/session.js';
+import type { BusyListInput } from '../../client/session.js';
+import { listBusy } from '../../client/tools.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
@@ -23,7 +24,7 @@ export async function busyCommand(args: BusyArgs, io: CliIo): Promise<number> {
   if (args.to !== undefined) input.to = args.to;
   if (args.timeZone !== undefined) input.timeZone = args.timeZone;
   if (args.calendars && args.calendars.length > 0) input.calendars = args.calendars;
-  const result = await withAgentAccess(args, io, (session) => listBusy(session, input));
+  const result = await withAgentAccess({ ...args, serversFirst: true }, io, (session) => listBusy(session, input));
   if (args.json) {
     io.stdout.write(`${JSON.stringify(result)}\n`);
     return EXIT_OK;

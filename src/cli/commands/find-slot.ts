@@ -4,7 +4,8 @@
 // With --limit N it prints up to N slots, earliest first (with --json, an
 // array of such objects). No slot in the window is exit code 3; calendars
 // left out and feeds whose older copy was used are said on stderr.
-import { findSlot, type FindSlotInput, type SlotSearchResult } from '../../client/session.js';
+import type { FindSlotInput, SlotSearchResult } from '../../client/session.js';
+import { findSlot } from '../../client/tools.js';
 import { CommandFailed, EXIT_NO_SLOT, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { slotJson, slotLine } from '../output.js';
@@ -29,7 +30,7 @@ export async function findSlotCommand(args: FindSlotArgs, io: CliIo): Promise<nu
   // One slot unless more are asked for: the agent need not search further.
   if (input.limit === undefined) input.limit = 1;
 
-  const result = await withAgentAccess(args, io, (session) => findSlot(session, input));
+  const result = await withAgentAccess({ ...args, serversFirst: true }, io, (session) => findSlot(session, input));
   for (const notice of notices(result)) io.stderr.write(`delegate: ${notice}\n`);
   const first = result.found && result.start && result.end ? { start: result.start, end: result.end, timeZone: result.timeZone } : result.slots[0];
   if (!first) {
