@@ -32,18 +32,19 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
   if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this token has ended.');
 
   const pair = await mintUserTokens(ctx, grant, record.familyId, formatScope(scopes));
-  const result = await ctx.store.rotateRefreshToken(tokenHash, now, { refresh: pair.refreshRecord, access: pair.accessRecord }, ctx.lifetimes.refreshGraceSec * 1000);
+  // The rotation and its audit record commit together: one durable write per refresh.
+  const refreshed = (grace: boolean) => ({
+    event: 'token_refreshed',
+    user: grant.userId,
+    client: client.clientId,
+    grant: grant.id,
+    resource: grant.resource,
+    actors: [client.clientId, grant.userId],
+    detail: { scope: pair.access.claims.scope, jti: pair.access.claims.jti, ...(grace ? { within_grace: true } : {}) },
+  });
+  const result = await ctx.store.rotateRefreshToken(tokenHash, now, { refresh: pair.refreshRecord, access: pair.accessRecord }, ctx.lifetimes.refreshGraceSec * 1000, refreshed);
   switch (result.status) {
     case 'rotated':
-      await audit(ctx, {
-        event: 'token_refreshed',
-        user: grant.userId,
-        client: client.clientId,
-        grant: grant.id,
-        resource: grant.resource,
-        actors: [client.clientId, grant.userId],
-        detail: { scope: pair.access.claims.scope, jti: pair.access.claims.jti, ...(result.grace ? { within_grace: true } : {}) },
-      });
       return tokenResponse(ctx, pair);
     case 'replayed':
       await audit(ctx, { event: 'refresh_replay', user: grant.userId, client: client.clientId, grant: grant.id, resource: grant.resource, detail: { family_revoked: record.familyId } });

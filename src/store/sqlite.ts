@@ -344,28 +344,31 @@ class SqliteStore implements Store {
   }
 
   async appendAudit(event: AuditEventInput, now: number): Promise<AuditRecord> {
-    return this.atomically(() => {
-      const last = this.get('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
-      const content = {
-        seq: last ? num(last.seq) + 1 : 1,
-        at: now,
-        event: event.event,
-        user: event.user ?? null,
-        client: event.client ?? null,
-        grant: event.grant ?? null,
-        resource: event.resource ?? null,
-        actors: event.actors ?? [],
-        detail: event.detail ?? {},
-      };
-      const prevHash = last ? String(last.hash) : GENESIS_HASH;
-      const hash = recordHash(prevHash, content);
-      this.run(
-        `INSERT INTO audit_log (seq, at, event, user_id, client_id, grant_id, resource, actors, detail, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [content.seq, content.at, content.event, content.user, content.client, content.grant, content.resource, json(content.actors), json(content.detail), prevHash, hash],
-      );
-      return { ...content, prevHash, hash };
-    });
+    return this.atomically(() => this.appendAuditNow(event, now));
+  }
+
+  /** Appends one record to the hash chain; call inside a transaction. */
+  private appendAuditNow(event: AuditEventInput, now: number): AuditRecord {
+    const last = this.get('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
+    const content = {
+      seq: last ? num(last.seq) + 1 : 1,
+      at: now,
+      event: event.event,
+      user: event.user ?? null,
+      client: event.client ?? null,
+      grant: event.grant ?? null,
+      resource: event.resource ?? null,
+      actors: event.actors ?? [],
+      detail: event.detail ?? {},
+    };
+    const prevHash = last ? String(last.hash) : GENESIS_HASH;
+    const hash = recordHash(prevHash, content);
+    this.run(
+      `INSERT INTO audit_log (seq, at, event, user_id, client_id, grant_id, resource, actors, detail, prev_hash, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [content.seq, content.at, content.event, content.user, content.client, content.grant, content.resource, json(content.actors), json(content.detail), prevHash, hash],
+    );
+    return { ...content, prevHash, hash };
   }
 
   async listAudit(filter: AuditFilter = {}): Promise<AuditRecord[]> {
@@ -686,6 +689,7 @@ class SqliteStore implements Store {
     now: number,
     next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord },
     graceMs = 0,
+    record?: (grace: boolean) => AuditEventInput,
   ): Promise<RotateRefreshResult> {
     return this.atomically((): RotateRefreshResult => {
       const r = this.get('SELECT * FROM refresh_tokens WHERE token_hash = ?', [tokenHash]);
@@ -698,6 +702,7 @@ class SqliteStore implements Store {
         // Two refreshes racing from the same client: the later one also gets tokens of the same family.
         this.insertRefresh(next.refresh);
         this.insertIssued(next.access);
+        if (record) this.appendAuditNow(record(true), now);
         return { status: 'rotated', previous, grace: true };
       }
       if (previous.usedAt !== null) {
@@ -709,6 +714,7 @@ class SqliteStore implements Store {
       this.run('UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?', [now, tokenHash]);
       this.insertRefresh(next.refresh);
       this.insertIssued(next.access);
+      if (record) this.appendAuditNow(record(false), now);
       return { status: 'rotated', previous };
     });
   }

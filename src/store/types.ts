@@ -315,13 +315,17 @@ export interface Store {
    * `next` (of the same family) takes its place. A token already spent is a
    * replay, and its whole family is revoked (RFC 9700 §4.14.2), unless it was
    * spent less than `graceMs` ago: two near-simultaneous refreshes by the same
-   * client then both succeed.
+   * client then both succeed. `record`, when given, is the audit event of a
+   * rotation (told whether the grace rule applied): it is appended in the
+   * same transaction, so a token is never issued off the record, and the
+   * rotation costs one commit.
    */
   rotateRefreshToken(
     tokenHash: string,
     now: number,
     next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord },
     graceMs?: number,
+    record?: (grace: boolean) => AuditEventInput,
   ): Promise<RotateRefreshResult>;
   refreshTokenByHash(tokenHash: string): Promise<RefreshTokenRecord | undefined>;
   revokeRefreshToken(tokenHash: string, now: number): Promise<boolean>;

@@ -1,4 +1,6 @@
 // The token endpoint from outside: codes, PKCE, refresh rotation and replay.
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProtectedHeader } from 'jose';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
@@ -152,6 +154,35 @@ describe('refresh_token grant', () => {
     expect(res.body.error).toBe('invalid_grant');
     const own = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
     expect(own.status).toBe(200);
+  });
+
+  it('records each refresh on the audit log in the same transaction: when the record cannot be written, nothing is rotated', async () => {
+    const tokens = await obtainTokens(authz);
+    const refresh = (token: string) => postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: token, client_id: tokens.clientId });
+    const first = await refresh(tokens.refreshToken);
+    expect(first.status).toBe(200);
+    const recorded = (await authz.store.listAudit()).filter((r) => r.event === 'token_refreshed').at(-1);
+    expect(recorded?.detail).toMatchObject({ jti: decodeJwt(String(first.body.access_token)).jti, scope: 'slots:find' });
+    expect(recorded?.client).toBe(tokens.clientId);
+
+    // The audit log refuses writes (a trigger, from another connection): the refresh fails as a whole.
+    const db = new Database(join(authz.home, 'delegate.db'));
+    try {
+      db.exec("CREATE TRIGGER audit_down BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END");
+      const state = () => db.prepare('SELECT (SELECT count(*) FROM audit_log) AS audit, (SELECT count(*) FROM issued_tokens) AS issued, (SELECT count(*) FROM refresh_tokens WHERE used_at IS NULL) AS unspent, (SELECT count(*) FROM refresh_tokens) AS refresh').get();
+      const before = state();
+      const refused = await refresh(String(first.body.refresh_token));
+      expect(refused.status).toBe(500);
+      expect(refused.body.error).toBe('server_error');
+      db.exec('DROP TRIGGER audit_down');
+      expect(state()).toEqual(before); // no token issued, none spent, no record
+    } finally {
+      db.close();
+    }
+    // The refresh token was not spent: it still rotates, once.
+    const again = await refresh(String(first.body.refresh_token));
+    expect(again.status).toBe(200);
+    expect((await authz.store.listAudit()).filter((r) => r.event === 'token_refreshed').at(-1)?.detail).toMatchObject({ jti: decodeJwt(String(again.body.access_token)).jti });
   });
 
   it('narrows scope on request and refuses to widen it', async () => {
