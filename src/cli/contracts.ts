@@ -3,7 +3,7 @@
 // commands (./commands/serve.ts). Both are loaded lazily, so that find-slot
 // on its fast path loads neither fastify nor better-sqlite3.
 import type { Logger } from 'pino';
-import type { Paths, Ports, Urls } from '../config.js';
+import type { LogLevelName, Paths, Ports, Urls } from '../config.js';
 import type { CliIo } from './io.js';
 
 export interface StackOptions {
@@ -29,7 +29,8 @@ export interface ServeAllOptions {
   paths: Paths;
   ports: Ports;
   host: string;
-  debug: boolean;
+  /** The servers' log level (--log-level, DELEGATE_LOG_LEVEL). */
+  logLevel: LogLevelName;
 }
 
 /** `delegate serve-auth`: the authorization server alone. */
@@ -42,7 +43,8 @@ export interface ServeAuthOptions {
   /** The resources it knows: the calendar backend and CalendarAgent. */
   calendarUrl: string;
   agentUrl: string;
-  debug: boolean;
+  /** The servers' log level (--log-level, DELEGATE_LOG_LEVEL). */
+  logLevel: LogLevelName;
 }
 
 /** `delegate serve-calendar`: the calendar backend alone. */
@@ -54,7 +56,8 @@ export interface ServeCalendarOptions {
   resourceUrl: string;
   /** The authorization server whose tokens it accepts. */
   issuer: string;
-  debug: boolean;
+  /** The servers' log level (--log-level, DELEGATE_LOG_LEVEL). */
+  logLevel: LogLevelName;
 }
 
 /** `delegate serve-agent`: CalendarAgent alone. */
@@ -66,7 +69,8 @@ export interface ServeAgentOptions {
   resourceUrl: string;
   issuer: string;
   calendarUrl: string;
-  debug: boolean;
+  /** The servers' log level (--log-level, DELEGATE_LOG_LEVEL). */
+  logLevel: LogLevelName;
 }
 
 /** Each resolves with the exit code once the server has stopped (after Ctrl-C). */

@@ -4,7 +4,7 @@
 // answers with an RFC-style `error` body and never a stack trace.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { randomUUID } from 'node:crypto';
+import { REQUEST_ID_HEADER, requestIdFor } from './logging.js';
 
 export interface AppOptions {
   /** A pino logger; none (silent) by default. */
@@ -28,7 +28,8 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     ...(options.logger ? { loggerInstance: options.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // Large headers are refused by Node itself (16 KiB by default) with 431.
-    genReqId: () => randomUUID(),
+    // A caller's X-Request-Id is used only if it is a safe short token (logging.ts), so fastify must not take it as is.
+    genReqId: (req) => requestIdFor(req.headers),
     requestIdHeader: false,
     trustProxy: false,
     return503OnClosing: true,
@@ -41,6 +42,8 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
 
   const extraHosts = new Set((options.extraHosts ?? []).map((h) => h.toLowerCase()));
   app.addHook('onRequest', async (req, reply) => {
+    // First, so that every answer, refusals included, names the id its log lines carry.
+    reply.header(REQUEST_ID_HEADER, req.id);
     if (!hostAllowed(req, extraHosts)) {
       // DNS rebinding: a page on another name that resolves to loopback must not reach us.
       return sendError(reply, 421, 'invalid_request', 'This server does not answer for that Host.');
