@@ -34,6 +34,16 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     trustProxy: false,
     return503OnClosing: true,
     forceCloseConnections: true,
+    // Requests refused before routing (a malformed percent-encoding in the path, an over-long
+    // parameter) bypass the hooks and the error handler below; without this, fastify answers
+    // them with its own body, which echoes the path and is no RFC error. Found by test/fuzz.
+    frameworkErrors: (err, req, reply) => {
+      reply.header(REQUEST_ID_HEADER, req.id);
+      reply.header('X-Content-Type-Options', 'nosniff');
+      const status = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : err.code === 'FST_ERR_BAD_URL' ? 400 : 500;
+      if (status === 500) req.log.error({ err: { code: err.code } }, 'request failed before routing');
+      return sendError(reply, status, status === 500 ? 'server_error' : 'invalid_request', status === 500 ? 'The server could not complete the request.' : 'The request URL is malformed.');
+    },
   });
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {

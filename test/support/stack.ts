@@ -12,7 +12,7 @@ import { resolvePaths, type Paths, type Urls } from '../../src/config.js';
 import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStore, storeAudit } from '../../src/cli/servers.js';
 import { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
 import type { Store } from '../../src/store/index.js';
-import { Browser, authorizeUrl, parseConsentForm, pkcePair, postForm, registerPublicClient } from './oauth-flow.js';
+import { Browser, authorizeUrl, parseConsentForm, pkcePair, postForm, registerPublicClient, type ConsentForm } from './oauth-flow.js';
 import { freePort } from './ports.js';
 
 export interface TestStack {
@@ -74,8 +74,42 @@ export interface FlowSecrets {
   verifier: string;
   csrf: string;
   cookies: string[];
+  /** The signed-in browser's Cookie header. */
+  cookieHeader: string;
   accessToken: string;
   refreshToken: string;
+}
+
+export interface OpenConsent {
+  clientId: string;
+  redirectUri: string;
+  assertion: string;
+  verifier: string;
+  /** The consent form as the page presets it (request id, csrf, limits). */
+  form: ConsentForm;
+  browser: Browser;
+  cookieHeader: string;
+}
+
+const REDIRECT_URI = 'http://127.0.0.1:9/callback';
+
+/** A public client registers and the owner signs in through the login link, which lands on the consent page: left open, undecided. */
+export async function openConsent(stack: TestStack, scope = 'slots:find busy:read'): Promise<OpenConsent> {
+  const { issuer, agentUrl } = stack.urls;
+  const clientId = await registerPublicClient(issuer, [REDIRECT_URI]);
+  const pkce = pkcePair();
+  const authorize = new URL(authorizeUrl(issuer, { clientId, redirectUri: REDIRECT_URI, resource: agentUrl, scope, state: 'test-state-0123456789', challenge: pkce.challenge }));
+  const key = await loadOrCreateOwnerKey(stack.paths.ownerKey);
+  const assertion = await signOwnerAssertion({ key, issuer, now: Date.now });
+  const browser = new Browser();
+  const consent = await browser.follow(ownerLoginUrl(issuer, assertion, authorize));
+  if (consent.status !== 200) throw new Error(`expected the consent page, got ${consent.status}: ${consent.html.slice(0, 300)}`);
+  return { clientId, redirectUri: REDIRECT_URI, assertion, verifier: pkce.verifier, form: parseConsentForm(consent.html), browser, cookieHeader: cookieHeaderOf(browser) };
+}
+
+function cookieHeaderOf(browser: Browser): string {
+  const jar = (browser as unknown as { cookies: Map<string, string> }).cookies;
+  return [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
 }
 
 /**
@@ -85,39 +119,30 @@ export interface FlowSecrets {
  */
 export async function runAuthorizationFlow(stack: TestStack, scope = 'slots:find busy:read'): Promise<FlowSecrets> {
   const { issuer, agentUrl } = stack.urls;
-  const redirectUri = 'http://127.0.0.1:9/callback';
-  const clientId = await registerPublicClient(issuer, [redirectUri]);
-  const pkce = pkcePair();
-  const state = 'fuzz-state-0123456789';
-  const authorize = new URL(authorizeUrl(issuer, { clientId, redirectUri, resource: agentUrl, scope, state, challenge: pkce.challenge }));
-  const key = await loadOrCreateOwnerKey(stack.paths.ownerKey);
-  const assertion = await signOwnerAssertion({ key, issuer, now: Date.now });
-  const browser = new Browser();
-  const consent = await browser.follow(ownerLoginUrl(issuer, assertion, authorize));
-  if (consent.status !== 200) throw new Error(`expected the consent page, got ${consent.status}: ${consent.html.slice(0, 300)}`);
-  const form = parseConsentForm(consent.html);
-  const answer = await browser.post(`${issuer}/consent`, { ...form, decision: 'approve' });
+  const open = await openConsent(stack, scope);
+  const answer = await open.browser.post(`${issuer}/consent`, { ...open.form, decision: 'approve' });
   if (!answer.location) throw new Error(`consent answered ${answer.status} without a redirect`);
   const code = new URL(answer.location).searchParams.get('code');
   if (!code) throw new Error(`no code in ${answer.location.replace(/code=[^&]+/, 'code=…')}`);
   const token = await postForm(`${issuer}/token`, {
     grant_type: 'authorization_code',
     code,
-    redirect_uri: redirectUri,
-    client_id: clientId,
-    code_verifier: pkce.verifier,
+    redirect_uri: open.redirectUri,
+    client_id: open.clientId,
+    code_verifier: open.verifier,
     resource: agentUrl,
   });
   if (token.status !== 200) throw new Error(`token request failed: ${token.status} ${JSON.stringify(token.body)}`);
-  const cookies = (browser as unknown as { cookies: Map<string, string> }).cookies;
+  const jar = (open.browser as unknown as { cookies: Map<string, string> }).cookies;
   return {
-    clientId,
-    redirectUri,
-    assertion,
+    clientId: open.clientId,
+    redirectUri: open.redirectUri,
+    assertion: open.assertion,
     code,
-    verifier: pkce.verifier,
-    csrf: form.csrf,
-    cookies: [...cookies.values()],
+    verifier: open.verifier,
+    csrf: open.form.csrf,
+    cookies: [...jar.values()],
+    cookieHeader: cookieHeaderOf(open.browser),
     accessToken: String(token.body.access_token),
     refreshToken: String(token.body.refresh_token),
   };
