@@ -25,6 +25,7 @@ import {
   designedAudit,
   formBody,
   fuzzParams,
+  fuzzTimeout,
   isRefusal,
   jsonBody,
   junk,
@@ -542,7 +543,7 @@ describe('fuzzing every HTTP endpoint', () => {
       fuzzParams(),
     );
     if (process.env.FUZZ_STATS) console.log(`${name}: ${[...statuses].sort(([a], [b]) => a - b).map(([status, n]) => `${status}×${n}`).join(' ')}`);
-  });
+  }, fuzzTimeout());
 
   it('leaves all three servers answering', async () => {
     const { issuer, calendarUrl, agentUrl } = known.stack.urls;

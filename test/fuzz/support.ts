@@ -31,6 +31,11 @@ import { expect } from 'vitest';
 /** Runs per endpoint: small in CI; FUZZ_RUNS=5000 for a long run. */
 export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS) > 0 ? Number(process.env.FUZZ_RUNS) : 60;
 
+/** A test's time limit: vitest's 30 s for the CI runs, more for a long run (a password check takes tens of ms). */
+export function fuzzTimeout(runs = FUZZ_RUNS): number {
+  return Math.max(30_000, runs * 250);
+}
+
 /** fast-check parameters of every property: the seed and the path are printed on failure, so a failing run can be replayed. */
 export function fuzzParams(runs = FUZZ_RUNS): fc.Parameters<unknown> {
   return { numRuns: runs, verbose: 1, endOnFailure: true, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) };

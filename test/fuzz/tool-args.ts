@@ -44,7 +44,7 @@ const INSTANTS = [
   '+275760-09-13T00:00:00Z',
 ];
 const ZONES = ['Europe/Berlin', 'UTC', 'America/New_York', 'Asia/Kathmandu', 'Pacific/Chatham', 'Mars/Olympus', '+05:00', 'Etc/GMT+12', ''];
-const SPANS = ['3d', '1h', '366d', '0m', '15m', '7d', '1m', '1s', '10000d', 'PT1M'];
+const SPANS = ['3d', '1h', '15m', '0m', '366d', '15m', '7d', '1m', '1s', '10000d', 'PT1M'];
 const WORKING_HOURS = [
   'mon-fri 09:00-17:00',
   'sun 00:00-24:00',
@@ -55,41 +55,63 @@ const WORKING_HOURS = [
   'fri-mon 17:00-09:00',
   'mon 09:00-09:00',
 ];
-const CALENDAR_LISTS = [[], ['demo'], ['Work'], ['demo', 'demo'], ['demo', 'nope'], ['x'.repeat(200)], [''], Array.from({ length: 40 }, (_, i) => `c${i}`)];
+const CALENDAR_LISTS = [['demo'], ['demo', 'demo'], ['demo'], [], ['Work'], ['demo', 'demo'], ['demo', 'nope'], ['x'.repeat(200)], [''], Array.from({ length: 40 }, (_, i) => `c${i}`)];
 
-function record(shape: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<Record<string, unknown>> {
-  const withExtras = fc.tuple(fc.record(shape, { requiredKeys: [] }), fc.dictionary(fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom('__proto__', 'constructor')), wrongType(), { maxKeys: 2 }));
-  return fc.oneof({ weight: 5, arbitrary: withExtras.map(([known]) => known) }, { weight: 1, arbitrary: withExtras.map(([known, extra]) => ({ ...extra, ...known })) });
+/**
+ * Arguments: mostly a well-formed call (the required fields right, each
+ * optional field absent or plausible) with up to two fields given junk or a
+ * wrong type, or an unknown field added; else every field drawn
+ * independently, plausible, junk or of the wrong type.
+ */
+function record(required: Record<string, readonly unknown[]>, optional: Record<string, readonly unknown[]>): fc.Arbitrary<Record<string, unknown>> {
+  // The well-formed base takes each field's first values (the ones a correct client sends) and leaves most optional fields out.
+  const good = (values: readonly unknown[]) => fc.constantFrom(...values.slice(0, 3));
+  const parts: Array<fc.Arbitrary<Array<[string, unknown]>>> = [
+    ...Object.entries(required).map(([k, v]) => good(v).map((value) => [[k, value]] as Array<[string, unknown]>)),
+    ...Object.entries(optional).map(([k, v]) =>
+      fc.oneof({ weight: 4, arbitrary: fc.constant([] as Array<[string, unknown]>) }, { weight: 1, arbitrary: good(v).map((value) => [[k, value]] as Array<[string, unknown]>) }),
+    ),
+  ];
+  const base = fc.tuple(...parts).map((entries) => Object.fromEntries(entries.flat()) as Record<string, unknown>);
+  const names = [...Object.keys(required), ...Object.keys(optional), '__proto__', 'extra'];
+  const mutation = fc.tuple(fc.constantFrom(...names), fc.oneof(junk(), wrongType(), fc.constant(undefined)));
+  const mutated = fc.tuple(base, fc.array(mutation, { maxLength: 2 })).map(([args, changes]) => {
+    const out: Record<string, unknown> = { ...args };
+    for (const [name, value] of changes) {
+      if (value === undefined) delete out[name];
+      else Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  });
+  const chaotic = fc.record(Object.fromEntries([...Object.entries(required), ...Object.entries(optional)].map(([k, v]) => [k, field(v)])), { requiredKeys: [] });
+  return fc.oneof({ weight: 3, arbitrary: mutated }, { weight: 1, arbitrary: chaotic });
 }
 
 /** find_slot's arguments: duration (required), from, to, timeZone and the search options. */
 export function findSlotArgs(): fc.Arbitrary<Record<string, unknown>> {
-  return record({
-    duration: field(DURATIONS),
-    from: field(INSTANTS),
-    to: field(INSTANTS),
-    timeZone: field(ZONES),
-    within: field(SPANS),
-    workingHours: field(WORKING_HOURS),
-    step: field(SPANS),
-    bufferBefore: field(SPANS),
-    bufferAfter: field(SPANS),
-    minNotice: field(SPANS),
-    limit: field([1, 5, 50, 0, -1, 1e9, 2.5, '5']),
-    calendars: field(CALENDAR_LISTS),
-    tentative: field(['busy', 'free', 'maybe']),
-    onCalendarError: field(['fail', 'skip', 'ignore']),
-  });
+  return record(
+    { duration: DURATIONS },
+    {
+      from: INSTANTS,
+      to: INSTANTS,
+      timeZone: ZONES,
+      within: SPANS,
+      workingHours: WORKING_HOURS,
+      step: SPANS,
+      bufferBefore: SPANS,
+      bufferAfter: SPANS,
+      minNotice: SPANS,
+      limit: [1, 5, 10, 0, -1, 1e9, 2.5, '5'],
+      calendars: CALENDAR_LISTS,
+      tentative: ['busy', 'free', 'busy', 'maybe'],
+      onCalendarError: ['fail', 'skip', 'fail', 'ignore'],
+    },
+  );
 }
 
-/** list_busy's arguments: from, to, timeZone, calendars. */
+/** list_busy's arguments: from, to, timeZone, calendars (all optional). */
 export function listBusyArgs(): fc.Arbitrary<Record<string, unknown>> {
-  return record({
-    from: field(INSTANTS),
-    to: field(INSTANTS),
-    timeZone: field(ZONES),
-    calendars: field(CALENDAR_LISTS),
-  });
+  return record({}, { from: INSTANTS, to: INSTANTS, timeZone: ZONES, calendars: CALENDAR_LISTS });
 }
 
 /** A tools/call's name and arguments: mostly the two tools, sometimes an unknown name or arguments that are not an object. */
