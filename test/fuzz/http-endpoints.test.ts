@@ -46,8 +46,15 @@ interface Known {
   stack: TestStack;
   /** The flow whose tokens stay valid: used at /mcp and, exchanged, at /freebusy. */
   flow: FlowSecrets;
-  /** A flow whose code, refresh and access tokens are offered to the token, revocation and introspection endpoints (and may be spent or revoked). */
+  /**
+   * Flows whose code, refresh and access tokens are offered to the token,
+   * revocation and introspection endpoints, which may spend or revoke them:
+   * one for the code (whose replay revokes its family), one for refresh and
+   * revocation, one whose access token is the subject of exchanges.
+   */
   spare: FlowSecrets;
+  spareRefresh: FlowSecrets;
+  spareExchange: FlowSecrets;
   consent: OpenConsent;
   calendarToken: string;
   agentAssertions: string[];
@@ -85,11 +92,11 @@ function post(path: string, body: fc.Arbitrary<Pick<FuzzRequest, 'headers' | 'bo
 
 function targets(k: Known): Record<string, Target> {
   const { issuer, agentUrl, calendarUrl } = k.stack.urls;
-  const clientIds = [k.spare.clientId, k.flow.clientId, k.consent.clientId, k.device.clientId, 'calendar-agent'];
+  const clientIds = [k.spare.clientId, k.spareRefresh.clientId, k.flow.clientId, k.consent.clientId, k.device.clientId, 'calendar-agent'];
   const redirectUris = [k.flow.redirectUri, 'http://127.0.0.1:9/callback/', 'http://localhost:9/callback', 'https://evil.example/callback', 'http://127.0.0.1:9/callback?x=1'];
   const resources = [agentUrl, calendarUrl, `${agentUrl}/`, agentUrl.toUpperCase(), `${agentUrl}#f`, 'urn:x'];
   const scopes = ['slots:find', 'busy:read', 'slots:find busy:read', 'freebusy:read', 'openid', 'slots:find slots:find', ''];
-  const tokens = [k.spare.accessToken, k.spare.refreshToken, k.spare.code];
+  const tokens = [k.spareRefresh.refreshToken, k.spareRefresh.accessToken, k.spare.code];
   const noise = noiseHeaders({ basic: [`${k.spare.clientId}:`, 'calendar-agent:x', `${k.spare.clientId}:${'y'.repeat(40)}`] });
   const withSession = noiseHeaders({ cookie: k.consent.cookieHeader });
   // A public client names itself; an agent authenticates with private_key_jwt (RFC 7523).
@@ -108,7 +115,7 @@ function targets(k: Known): Record<string, Target> {
         '/authorize',
         {
           response_type: ['code', 'token', 'code id_token', ''],
-          client_id: [k.flow.clientId, ...clientIds],
+          client_id: [k.consent.clientId, ...clientIds],
           redirect_uri: redirectUris,
           resource: resources,
           scope: scopes,
@@ -181,7 +188,7 @@ function targets(k: Known): Record<string, Target> {
     'POST /token refresh_token': {
       server: 'auth',
       kind: 'oauth',
-      request: post('/token', formBody({ grant_type: [GRANT_REFRESH], refresh_token: [k.spare.refreshToken], '?scope': scopes, '?resource': resources, ...publicClient }), noise),
+      request: post('/token', formBody({ grant_type: [GRANT_REFRESH], refresh_token: [k.spareRefresh.refreshToken], '?scope': scopes, '?resource': resources, ...publicClient, client_id: [k.spareRefresh.clientId, ...clientIds] }), noise),
     },
     'POST /token token-exchange': {
       server: 'auth',
@@ -190,7 +197,7 @@ function targets(k: Known): Record<string, Target> {
         '/token',
         formBody({
           grant_type: [GRANT_EXCHANGE],
-          subject_token: [k.spare.accessToken, k.flow.refreshToken.slice(0, 10)],
+          subject_token: [k.spareExchange.accessToken, k.flow.refreshToken.slice(0, 10)],
           subject_token_type: [TOKEN_TYPE_ACCESS, 'urn:ietf:params:oauth:token-type:jwt', 'urn:ietf:params:oauth:token-type:refresh_token'],
           resource: [calendarUrl, ...resources],
           scope: ['freebusy:read', 'freebusy:read slots:find', ''],
@@ -224,12 +231,19 @@ function targets(k: Known): Record<string, Target> {
       request: post(
         '/register',
         jsonBody(
-          fc.record(
+          mutatedObject(
+            {
+              client_name: 'fuzz client',
+              redirect_uris: ['http://127.0.0.1:9/callback'],
+              token_endpoint_auth_method: 'none',
+              grant_types: [GRANT_CODE, GRANT_REFRESH],
+              response_types: ['code'],
+            },
             {
               client_name: fc.oneof(valueOf(['test', '']), fc.integer()),
-              redirect_uris: fc.oneof(fc.array(valueOf(redirectUris), { maxLength: 3 }), junk(), fc.constant(null)),
+              redirect_uris: fc.oneof(fc.array(valueOf(redirectUris), { maxLength: 3 }), junk(), fc.constant(null), fc.constant([])),
               token_endpoint_auth_method: fc.oneof(valueOf(['none', 'client_secret_basic', 'private_key_jwt', 'client_secret_post']), fc.boolean()),
-              grant_types: fc.oneof(fc.array(valueOf([GRANT_CODE, GRANT_REFRESH, GRANT_EXCHANGE, GRANT_DEVICE, 'implicit']), { maxLength: 3 }), junk()),
+              grant_types: fc.oneof(fc.array(valueOf([GRANT_CODE, GRANT_REFRESH, GRANT_EXCHANGE, GRANT_DEVICE, 'implicit', 'client_credentials']), { maxLength: 3 }), junk()),
               response_types: fc.oneof(fc.array(valueOf(['code', 'token']), { maxLength: 2 }), junk()),
               scope: valueOf(scopes),
               jwks: fc.oneof(fc.constant({ keys: [] }), fc.jsonValue({ maxDepth: 2 })),
@@ -237,8 +251,8 @@ function targets(k: Known): Record<string, Target> {
               software_statement: jwtLike(),
               client_uri: valueOf(['https://example.test']),
               logo_uri: valueOf(['javascript:alert(1)']),
+              software_id: valueOf(['x'.repeat(300)]),
             },
-            { requiredKeys: [] },
           ),
         ),
         noise,
@@ -247,7 +261,7 @@ function targets(k: Known): Record<string, Target> {
     'POST /revoke': {
       server: 'auth',
       kind: 'oauth',
-      request: post('/revoke', formBody({ token: tokens, '?token_type_hint': ['access_token', 'refresh_token', 'id_token'], ...publicClient }), noise),
+      request: post('/revoke', formBody({ token: tokens, '?token_type_hint': ['access_token', 'refresh_token', 'id_token'], ...publicClient, client_id: [k.spareRefresh.clientId, ...clientIds] }), noise),
     },
     'POST /introspect': { server: 'auth', kind: 'oauth', request: post('/introspect', formBody({ token: tokens, '?token_type_hint': ['access_token'], ...agentClient }), noise) },
     'GET /revocations': {
@@ -364,6 +378,26 @@ function safeDecode(value: string): string {
   }
 }
 
+/** A well-formed JSON object with up to three fields replaced, removed or added from `changes`; sometimes only the changed fields. */
+function mutatedObject(base: Record<string, unknown>, changes: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<Record<string, unknown>> {
+  const names = Object.keys(changes);
+  const change = fc.oneof(
+    fc.constantFrom(...names).chain((name) => changes[name]!.map((value) => [name, value] as const)),
+    fc.constantFrom(...Object.keys(base)).map((name) => [name, undefined] as const),
+  );
+  return fc.oneof(
+    { weight: 4, arbitrary: fc.array(change, { maxLength: 3 }).map((list) => {
+      const out: Record<string, unknown> = { ...base };
+      for (const [name, value] of list) {
+        if (value === undefined) delete out[name];
+        else out[name] = value;
+      }
+      return out;
+    }) },
+    { weight: 1, arbitrary: fc.record(changes, { requiredKeys: [] }) },
+  );
+}
+
 /** A JSON-RPC body for /mcp: one message, a batch, or not JSON-RPC at all. */
 function jsonRpcBody(): fc.Arbitrary<string> {
   const id = fc.oneof(fc.integer(), fc.string({ maxLength: 10 }), fc.constant(null), fc.constant({}), fc.double());
@@ -478,6 +512,8 @@ describe('fuzzing every HTTP endpoint', () => {
     const stack = await startTestStack();
     const flow = await runAuthorizationFlow(stack);
     const spare = await runAuthorizationFlow(stack);
+    const spareRefresh = await runAuthorizationFlow(stack);
+    const spareExchange = await runAuthorizationFlow(stack);
     const consent = await openConsent(stack);
     const identity = await loadOrCreateAgentKey(stack.paths.agentKey);
     const exchanger = createTokenExchanger({ issuer: stack.urls.issuer, clientId: identity.clientId, privateKey: identity.privateJwk });
@@ -485,7 +521,7 @@ describe('fuzzing every HTTP endpoint', () => {
     const grantId = String((JSON.parse(Buffer.from(flow.accessToken.split('.')[1]!, 'base64url').toString()) as { grant_id: string }).grant_id);
     const ownerKey = await loadOrCreateOwnerKey(stack.paths.ownerKey);
     const ownerAssertions = [flow.assertion, ...(await Promise.all([1, 2, 3].map(() => signOwnerAssertion({ key: ownerKey, issuer: stack.urls.issuer, now: Date.now }))))];
-    known = { stack, flow, spare, consent, calendarToken, agentAssertions: await agentAssertions(stack, 3), ownerAssertions, grantId, login: await loginForm(stack), device: await pendingDevice(stack) };
+    known = { stack, flow, spare, spareRefresh, spareExchange, consent, calendarToken, agentAssertions: await agentAssertions(stack, 3), ownerAssertions, grantId, login: await loginForm(stack), device: await pendingDevice(stack) };
     all = targets(known);
     reader = stateReader(stack.paths.db);
   }, 30_000);
@@ -516,13 +552,16 @@ describe('fuzzing every HTTP endpoint', () => {
   it.each(TARGET_NAMES)('%s', async (name) => {
     const target = all[name]!;
     const origin = target.server === 'auth' ? known.stack.urls.issuer : target.server === 'calendar' ? known.stack.urls.calendarUrl : new URL(known.stack.urls.agentUrl).origin;
-    const statuses = new Map<number, number>();
+    const statuses = new Map<string, number>();
     await fc.assert(
       fc.asyncProperty(target.request, async (request) => {
         const before = reader.snapshot();
         const seq = reader.lastAuditSeq();
         const answer = await send(origin, request);
-        statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+        // FUZZ_STATS=1 counts statuses and error codes; FUZZ_STATS=2 the start of each answer.
+        const code = /"error":"([a-z_]+)"/.exec(answer.text)?.[1];
+        const label = process.env.FUZZ_STATS === '2' ? `${answer.status} ${answer.text.slice(0, 120)}` : `${answer.status}${code ? `:${code}` : ''}`;
+        statuses.set(label, (statuses.get(label) ?? 0) + 1);
         const context = describeRequest(request);
         checkAnswer(target.kind, answer, request.method, context);
         const refused = answer.status >= 400 || (target.redirectErrorIsRefusal === true && isRefusal(answer));
@@ -542,7 +581,7 @@ describe('fuzzing every HTTP endpoint', () => {
       }),
       fuzzParams(),
     );
-    if (process.env.FUZZ_STATS) console.log(`${name}: ${[...statuses].sort(([a], [b]) => a - b).map(([status, n]) => `${status}×${n}`).join(' ')}`);
+    if (process.env.FUZZ_STATS) console.log(`${name}: ${[...statuses].sort(([a], [b]) => a.localeCompare(b)).map(([status, n]) => `${status}×${n}`).join(' ')}`);
   }, fuzzTimeout());
 
   it('leaves all three servers answering', async () => {
