@@ -156,6 +156,24 @@ export function profileFromEnv(env: Env): string | undefined {
 
 export const DEFAULT_PROFILE = 'default';
 
+/** The servers' log levels (pino's), from the most to the least verbose but silent. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+export function isLogLevel(value: string): value is LogLevelName {
+  return (LOG_LEVELS as readonly string[]).includes(value);
+}
+
+/**
+ * DELEGATE_LOG_LEVEL: the servers' log level when --log-level is not given.
+ * Undefined when unset or blank; any other value is returned as written, for
+ * the caller to check with isLogLevel (an unknown level is bad usage).
+ */
+export function logLevelFromEnv(env: Env): string | undefined {
+  const level = env.DELEGATE_LOG_LEVEL?.trim();
+  return level ? level.toLowerCase() : undefined;
+}
+
 /**
  * A profile's own token cache and lock, for several identities or servers side
  * by side in one data directory: the default profile keeps tokens.json; any

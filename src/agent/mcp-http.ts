@@ -6,7 +6,7 @@
 // for a tool whose scope the token lacks is refused here, before the tool
 // runs, with the MCP authorization spec's scope challenge (403
 // insufficient_scope naming the scopes to ask for).
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -25,8 +25,8 @@ export interface McpHttpOptions {
   verify: BearerVerifier;
   /** The agent's scopes: a token needs one of them; each tool needs its own. */
   scopes: ToolScopePolicy;
-  /** Builds the MCP server that answers one request. */
-  createServer: () => McpServer;
+  /** Builds the MCP server that answers one request; `log` is that request's logger (it carries the reqId). */
+  createServer: (log: FastifyBaseLogger) => McpServer;
   /** Where tool calls refused here for want of a scope are recorded (calls that run are recorded by the tools). */
   audit?: AuditSink;
 }
@@ -120,8 +120,8 @@ function toolCalls(body: unknown): Array<{ tool: string; arguments: unknown }> {
   return calls;
 }
 
-async function serveOnce(req: FastifyRequest, reply: FastifyReply, createServer: () => McpServer): Promise<void> {
-  const server = createServer();
+async function serveOnce(req: FastifyRequest, reply: FastifyReply, createServer: McpHttpOptions['createServer']): Promise<void> {
+  const server = createServer(req.log);
   // No session ids: every request stands alone. JSON responses: one answer per POST, no stream to keep open.
   const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
   reply.hijack();

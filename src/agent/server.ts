@@ -100,7 +100,8 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     resourceMetadataUrl: protectedResourceMetadataUrl(resourceUrl),
     verify,
     scopes: AGENT_SCOPE_POLICY,
-    createServer: () => createAgentMcpServer(toolDeps),
+    // The tools log through the request's logger, so their lines carry its reqId.
+    createServer: (log) => createAgentMcpServer({ ...toolDeps, logger: log }),
     ...(options.audit ? { audit: options.audit } : {}),
   });
   return app;

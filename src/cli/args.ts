@@ -3,7 +3,8 @@
 // becomes a one-line usage error (exit code 2).
 import { InvalidArgumentError } from 'commander';
 import { parseDuration } from '../calendar/duration.js';
-import { DEFAULT_PORTS, isIanaZone, type Ports } from '../config.js';
+import { DEFAULT_PORTS, isIanaZone, isLogLevel, LOG_LEVELS, logLevelFromEnv, type Env, type LogLevelName, type Ports } from '../config.js';
+import { UsageError } from './errors.js';
 
 export function parsePort(value: string): number {
   const port = /^\d+$/.test(value) ? Number(value) : NaN;
@@ -77,4 +78,22 @@ export function parseProfile(value: string): string {
     throw new InvalidArgumentError('A profile name is 1–64 letters, digits, ".", "-" or "_", not starting with "." or "-".');
   }
   return value;
+}
+
+/** A server log level: one of pino's, case-insensitive. */
+export function parseLogLevel(value: string): LogLevelName {
+  const level = value.trim().toLowerCase();
+  if (!isLogLevel(level)) throw new InvalidArgumentError(`A log level is one of ${LOG_LEVELS.join(', ')}.`);
+  return level;
+}
+
+/** The serve commands' log level: --log-level, else DELEGATE_LOG_LEVEL, else debug under --debug, else info. */
+export function serveLogLevel(flag: LogLevelName | undefined, env: Env, debug: boolean): LogLevelName {
+  if (flag) return flag;
+  const fromEnv = logLevelFromEnv(env);
+  if (fromEnv !== undefined) {
+    if (!isLogLevel(fromEnv)) throw new UsageError(`DELEGATE_LOG_LEVEL=${fromEnv.slice(0, 40)} is not a log level; use one of ${LOG_LEVELS.join(', ')}.`);
+    return fromEnv;
+  }
+  return debug ? 'debug' : 'info';
 }

@@ -3,7 +3,7 @@
 // commands (./commands/serve.ts). Both are loaded lazily, so that find-slot
 // on its fast path loads neither fastify nor better-sqlite3.
 import type { Logger } from 'pino';
-import type { Paths, Ports, Urls } from '../config.js';
+import type { LogLevelName, Paths, Ports, Urls } from '../config.js';
 import type { CliIo } from './io.js';
 
 export interface StackOptions {
@@ -29,7 +29,8 @@ export interface ServeAllOptions {
   paths: Paths;
   ports: Ports;
   host: string;
-  debug: boolean;
+  /** The servers' log level (--log-level, DELEGATE_LOG_LEVEL). */
+  logLevel: LogLevelName;
   /** How long CalendarAgent waits for the calendar backend (default DEFAULT_CALENDAR_TIMEOUT_MS). */
   calendarTimeoutMs?: number;
 }
@@ -44,7 +45,8 @@ export interface ServeAuthOptions {
   /** The resources it knows: the calendar backend and CalendarAgent. */
   calendarUrl: string;
   agentUrl: string;
-  debug: boolean;
+  /** The servers' log level (--log-level, DELEGATE_LOG_LEVEL). */
+  logLevel: LogLevelName;
 }
 
 /** `delegate serve-calendar`: the calendar backend alone. */
@@ -56,7 +58,8 @@ export interface ServeCalendarOptions {
   resourceUrl: string;
   /** The authorization server whose tokens it accepts. */
   issuer: string;
-  debug: boolean;
+  /** The servers' log level (--log-level, DELEGATE_LOG_LEVEL). */
+  logLevel: LogLevelName;
 }
 
 /** `delegate serve-agent`: CalendarAgent alone. */
@@ -68,7 +71,8 @@ export interface ServeAgentOptions {
   resourceUrl: string;
   issuer: string;
   calendarUrl: string;
-  debug: boolean;
+  /** The servers' log level (--log-level, DELEGATE_LOG_LEVEL). */
+  logLevel: LogLevelName;
   /** How long it waits for the calendar backend (default DEFAULT_CALENDAR_TIMEOUT_MS). */
   calendarTimeoutMs?: number;
 }

@@ -3,7 +3,7 @@
 // code instead of exiting (main.ts exits). Each command's module is imported
 // only when that command runs, so `find-slot` never loads the servers.
 import { Command, CommanderError, Option } from 'commander';
-import { DEFAULT_HOST, DEFAULT_PORTS, resolvePaths, urlsFor } from '../config.js';
+import { DEFAULT_HOST, DEFAULT_PORTS, LOG_LEVELS, resolvePaths, urlsFor, type LogLevelName } from '../config.js';
 import {
   parseHttpUrl,
   parseInstant,
@@ -14,6 +14,8 @@ import {
   parseWait,
   portsFrom,
   type PortOptions,
+  parseLogLevel,
+  serveLogLevel,
 } from './args.js';
 import { loadServe } from './contracts.js';
 import { EXIT_OK, errorText, exitCodeFor } from './errors.js';
@@ -83,7 +85,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         '  delegate login --device',
         '  delegate status --json',
         '',
-        'Environment: DELEGATE_TOKEN (used before any stored sign-in), DELEGATE_PROFILE, DELEGATE_HOME, NO_COLOR.',
+        'Environment: DELEGATE_TOKEN (used before any stored sign-in), DELEGATE_PROFILE, DELEGATE_HOME, DELEGATE_LOG_LEVEL (the serve commands), NO_COLOR.',
         'Exit codes: 0 ok, 1 error, 2 bad usage, 3 no free slot found, 4 authorization required.',
       ].join('\n'),
     );
@@ -162,15 +164,17 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
     .option('--host <host>', 'address to listen on and to name in URLs', DEFAULT_HOST)
     .option('--calendar-timeout <wait>', 'how long CalendarAgent waits for the calendar backend: 2s, 500ms (default 5s)', parseWait)
-    .addHelpText('after', ['', 'Examples:', '  delegate serve', '  delegate serve --auth-port 18510 --calendar-port 18511 --agent-port 18512'].join('\n'))
-    .action(async (options: PortOptions & { host: string; calendarTimeout?: number }, command: Command) => {
+    .addOption(logLevelOption())
+    .addHelpText('after', ['', 'Examples:', '  delegate serve', '  delegate serve --auth-port 18510 --calendar-port 18511 --agent-port 18512', '  delegate serve --log-level debug'].join('\n'))
+    .action(async (options: PortOptions & { host: string; logLevel?: LogLevelName; calendarTimeout?: number }, command: Command) => {
+      const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
       const serve = await loadServe();
       const code = await serve.serveAll(
         {
           paths: resolvePaths(io.env),
           ports: portsFrom(options),
           host: options.host,
-          debug: globals(command).debug === true,
+          logLevel,
           ...(options.calendarTimeout !== undefined ? { calendarTimeoutMs: options.calendarTimeout } : {}),
         },
         io,
@@ -186,11 +190,13 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--issuer <url>', 'its issuer identifier (default http://<host>:<port>)', parseHttpUrl)
     .option('--calendar-url <url>', 'the calendar backend it issues tokens for', parseHttpUrl)
     .option('--agent-url <url>', 'CalendarAgent’s MCP URL it issues tokens for', parseHttpUrl)
+    .addOption(logLevelOption())
     .addHelpText(
       'after',
       ['', 'Examples:', '  delegate serve-auth', '  delegate serve-auth --port 8410 --calendar-url http://127.0.0.1:8411 --agent-url http://127.0.0.1:8412/mcp'].join('\n'),
     )
     .action(async (options: SingleServerOptions, command: Command) => {
+      const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
       const serve = await loadServe();
       const port = options.port ?? DEFAULT_PORTS.auth;
       const defaults = urlsFor({ ...DEFAULT_PORTS, auth: port }, options.host);
@@ -202,7 +208,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
           issuer: options.issuer ?? defaults.issuer,
           calendarUrl: options.calendarUrl ?? defaults.calendarUrl,
           agentUrl: options.agentUrl ?? defaults.agentUrl,
-          debug: globals(command).debug === true,
+          logLevel,
         },
         io,
       );
@@ -217,7 +223,9 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--host <host>', 'address to listen on', DEFAULT_HOST)
     .option('--auth-url <url>', 'the authorization server whose tokens it accepts', parseHttpUrl)
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseHttpUrl))
+    .addOption(logLevelOption())
     .action(async (options: SingleServerOptions, command: Command) => {
+      const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
       const serve = await loadServe();
       const port = options.port ?? DEFAULT_PORTS.calendar;
       const defaults = urlsFor({ ...DEFAULT_PORTS, calendar: port }, options.host);
@@ -228,7 +236,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
           port,
           resourceUrl: defaults.calendarUrl,
           issuer: options.authUrl ?? options.issuer ?? defaults.issuer,
-          debug: globals(command).debug === true,
+          logLevel,
         },
         io,
       );
@@ -248,6 +256,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseHttpUrl))
     .option('--calendar-url <url>', 'the calendar backend it reads busy time from', parseHttpUrl)
     .option('--calendar-timeout <wait>', 'how long it waits for the calendar backend: 2s, 500ms (default 5s)', parseWait)
+    .addOption(logLevelOption())
     .addHelpText(
       'after',
       [
@@ -263,6 +272,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         setExitCode(await serveAgentStdioCommand(accessArgs({ ...options, browser: true }, globals(command)), io));
         return;
       }
+      const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
       const serve = await loadServe();
       const port = options.port ?? DEFAULT_PORTS.agent;
       const defaults = urlsFor({ ...DEFAULT_PORTS, agent: port }, options.host);
@@ -274,7 +284,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
           resourceUrl: defaults.agentUrl,
           issuer: options.authUrl ?? options.issuer ?? defaults.issuer,
           calendarUrl: options.calendarUrl ?? defaults.calendarUrl,
-          debug: globals(command).debug === true,
+          logLevel,
           ...(options.calendarTimeout !== undefined ? { calendarTimeoutMs: options.calendarTimeout } : {}),
         },
         io,
@@ -288,8 +298,14 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
   return program;
 }
 
+/** --log-level on the serve commands (logs go to stderr as JSON lines). */
+function logLevelOption(): Option {
+  return new Option('--log-level <level>', `server log verbosity: ${LOG_LEVELS.join(', ')} (default: $DELEGATE_LOG_LEVEL, else info; debug under --debug)`).argParser(parseLogLevel);
+}
+
 interface SingleServerOptions {
   port?: number;
+  logLevel?: LogLevelName;
   host: string;
   issuer?: string;
   authUrl?: string;

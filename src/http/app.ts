@@ -4,8 +4,8 @@
 // answers with an RFC-style `error` body and never a stack trace.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import { REQUEST_ID_HEADER, requestIdFor } from './logging.js';
 
 export interface AppOptions {
   /** A pino logger; none (silent) by default. */
@@ -29,12 +29,25 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     ...(options.logger ? { loggerInstance: options.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // Large headers are refused by Node itself (16 KiB by default) with 431.
-    clientErrorHandler: answerClientError,
-    genReqId: () => randomUUID(),
+    // A caller's X-Request-Id is used only if it is a safe short token (logging.ts), so fastify must not take it as is.
+    genReqId: (req) => requestIdFor(req.headers),
     requestIdHeader: false,
     trustProxy: false,
     return503OnClosing: true,
     forceCloseConnections: true,
+    // Requests Node's parser refuses (headers over 16 KiB, a malformed request line) never
+    // reach fastify; its default answer is no RFC error body. Found by test/fuzz.
+    clientErrorHandler: answerClientError,
+    // Requests refused before routing (a malformed percent-encoding in the path, an over-long
+    // parameter) bypass the hooks and the error handler below; without this, fastify answers
+    // them with its own body, which echoes the path and is no RFC error. Found by test/fuzz.
+    frameworkErrors: (err, req, reply) => {
+      reply.header(REQUEST_ID_HEADER, req.id);
+      reply.header('X-Content-Type-Options', 'nosniff');
+      const status = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : err.code === 'FST_ERR_BAD_URL' ? 400 : 500;
+      if (status === 500) req.log.error({ err: { code: err.code } }, 'request failed before routing');
+      return sendError(reply, status, status === 500 ? 'server_error' : 'invalid_request', status === 500 ? 'The server could not complete the request.' : 'The request URL is malformed.');
+    },
   });
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
@@ -43,6 +56,8 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
 
   const extraHosts = new Set((options.extraHosts ?? []).map((h) => h.toLowerCase()));
   app.addHook('onRequest', async (req, reply) => {
+    // First, so that every answer, refusals included, names the id its log lines carry.
+    reply.header(REQUEST_ID_HEADER, req.id);
     if (!hostAllowed(req, extraHosts)) {
       // DNS rebinding: a page on another name that resolves to loopback must not reach us.
       return sendError(reply, 421, 'invalid_request', 'This server does not answer for that Host.');

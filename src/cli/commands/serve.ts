@@ -1,17 +1,18 @@
 // `delegate serve` and its single-part siblings: run the servers in this
 // process until Ctrl-C, with structured logs on stderr. `serve` runs all
 // three; serve-auth, serve-calendar and serve-agent one each, so the parts
-// can run as separate processes that share the data directory.
+// can run as separate processes that share the data directory. --log-level
+// (or DELEGATE_LOG_LEVEL) sets how much the JSON log lines say.
 import type { FastifyInstance } from 'fastify';
-import { urlsFor } from '../../config.js';
+import { urlsFor, type LogLevelName } from '../../config.js';
 import { createLogger } from '../../http/logging.js';
 import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalendarOptions } from '../contracts.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, storeAudit } from '../servers.js';
 
-function logger(debug: boolean) {
-  return createLogger(debug ? 'debug' : 'info');
+function logger(level: LogLevelName) {
+  return createLogger(level);
 }
 
 /** Waits for Ctrl-C, then stops everything that was started. */
@@ -26,7 +27,7 @@ async function runUntilInterrupted(io: CliIo, close: () => Promise<void>, lines:
 
 export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<number> {
   const urls = urlsFor(options.ports, options.host);
-  const log = logger(options.debug);
+  const log = logger(options.logLevel);
   const store = openDataStore(options.paths);
   const started: FastifyInstance[] = [];
   try {
@@ -57,7 +58,7 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
   let app: FastifyInstance | undefined;
   try {
     await bootstrap(store, options.paths, { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.agentUrl }, io.now());
-    app = await buildAuth(store, options.paths, options.issuer, logger(options.debug));
+    app = await buildAuth(store, options.paths, options.issuer, logger(options.logLevel));
     await listen(app, 'authorization server', options.host, options.port);
   } catch (error) {
     await closeAll(app ? [app] : [], store);
@@ -74,7 +75,7 @@ export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): P
   const store = openDataStore(options.paths);
   let app: FastifyInstance | undefined;
   try {
-    app = await buildCalendar(store, options.paths, options.resourceUrl, options.issuer, logger(options.debug));
+    app = await buildCalendar(store, options.paths, options.resourceUrl, options.issuer, logger(options.logLevel));
     await listen(app, 'calendar backend', options.host, options.port);
   } catch (error) {
     await closeAll(app ? [app] : [], store);
@@ -91,7 +92,7 @@ export async function serveAgent(options: ServeAgentOptions, io: CliIo): Promise
   // The store only for the audit log (the agent's tool calls are recorded with the AS's events), opened when first needed.
   const log = lazyStoreAudit(options.paths);
   const urls = { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.resourceUrl };
-  const app = await buildAgent(options.paths, urls, logger(options.debug), log.audit, options.calendarTimeoutMs);
+  const app = await buildAgent(options.paths, urls, logger(options.logLevel), log.audit, options.calendarTimeoutMs);
   const stop = async () => {
     await closeAll([app]);
     log.close();

@@ -1,0 +1,606 @@
+// Fuzzing every HTTP endpoint of the three servers (issue 6): fast-check
+// generates requests with the right parameter names and wrong values, wrong
+// types, huge and unicode strings, missing and repeated parameters, wrong
+// content types, garbage JSON and bytes, forged credentials, and sends each
+// to the real servers (in this process, on loopback, one SQLite store).
+// For every answer: no 5xx; on a refusal, the class's RFC error body
+// (support.ts says what that is per class) and no change to the store's
+// tables, except the refusals that are recorded by design (designedAudit,
+// and a replayed code or refresh token, which revokes its family: RFC 9700
+// §4.14.2, RFC 6749 §4.1.2). After all of it, each server still answers.
+// FUZZ_RUNS sets the runs per endpoint (60 by default; FUZZ_RUNS=5000 for a
+// long run); FUZZ_SEED replays a failure's seed.
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import { SignJWT, importJWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
+import { createTokenExchanger } from '../../src/agent/exchange.js';
+import { loadOrCreateOwnerKey, signOwnerAssertion } from '../../src/client/owner-login.js';
+import { postForm, postJson } from '../support/oauth-flow.js';
+import { openConsent, runAuthorizationFlow, startTestStack, type FlowSecrets, type OpenConsent, type TestStack } from '../support/stack.js';
+import {
+  checkAnswer,
+  describeRequest,
+  designedAudit,
+  formBody,
+  fuzzParams,
+  fuzzTimeout,
+  isRefusal,
+  jsonBody,
+  junk,
+  jwtLike,
+  noiseHeaders,
+  paramsOf,
+  send,
+  stateReader,
+  toQuery,
+  valueOf,
+  type EndpointClass,
+  type Fields,
+  type FuzzRequest,
+} from './support.js';
+import { toolCall } from './tool-args.js';
+
+interface Known {
+  stack: TestStack;
+  /** The flow whose tokens stay valid: used at /mcp and, exchanged, at /freebusy. */
+  flow: FlowSecrets;
+  /**
+   * Flows whose code, refresh and access tokens are offered to the token,
+   * revocation and introspection endpoints, which may spend or revoke them:
+   * one for the code (whose replay revokes its family), one for refresh and
+   * revocation, one whose access token is the subject of exchanges.
+   */
+  spare: FlowSecrets;
+  spareRefresh: FlowSecrets;
+  spareExchange: FlowSecrets;
+  consent: OpenConsent;
+  calendarToken: string;
+  agentAssertions: string[];
+  /** Fresh owner login assertions (each signs in once) and one already used. */
+  ownerAssertions: string[];
+  grantId: string;
+  /** The sign-in form's CSRF cookie and field, from GET /login. */
+  login: { cookie: string; csrf: string };
+  /** A public client registered for the device grant, and a pending device authorization of it. */
+  device: { clientId: string; deviceCode: string; userCode: string };
+}
+
+interface Target {
+  server: 'auth' | 'calendar' | 'agent';
+  kind: EndpointClass;
+  request: fc.Arbitrary<FuzzRequest>;
+  /** /authorize: a redirect to the client with `error` is a refusal (RFC 6749 §4.1.2.1). Elsewhere a redirect is the page's answer. */
+  redirectErrorIsRefusal?: boolean;
+}
+
+/** Replaced, when the request is sent, by a client assertion the agent has just signed (each is good once: its jti is remembered). */
+const FRESH_AGENT_ASSERTION = 'FRESH-AGENT-ASSERTION';
+
+const GRANT_CODE = 'authorization_code';
+const GRANT_REFRESH = 'refresh_token';
+const GRANT_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const GRANT_DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
+const TOKEN_TYPE_ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+function get(path: string, fields: Fields, headers: fc.Arbitrary<Record<string, string>>): fc.Arbitrary<FuzzRequest> {
+  return fc.tuple(paramsOf(fields), headers).map(([params, h]) => ({ method: 'GET', path: `${path}${toQuery(params)}`, headers: h }));
+}
+
+function post(path: string, body: fc.Arbitrary<Pick<FuzzRequest, 'headers' | 'body'>>, headers: fc.Arbitrary<Record<string, string>>): fc.Arbitrary<FuzzRequest> {
+  return fc.tuple(body, headers).map(([b, h]) => ({ method: 'POST', path, headers: { ...h, ...b.headers }, body: b.body }));
+}
+
+function targets(k: Known): Record<string, Target> {
+  const { issuer, agentUrl, calendarUrl } = k.stack.urls;
+  const clientIds = [k.spare.clientId, k.spareRefresh.clientId, k.flow.clientId, k.consent.clientId, k.device.clientId, 'calendar-agent'];
+  const redirectUris = [k.flow.redirectUri, 'http://127.0.0.1:9/callback/', 'http://localhost:9/callback', 'https://evil.example/callback', 'http://127.0.0.1:9/callback?x=1'];
+  const resources = [agentUrl, calendarUrl, `${agentUrl}/`, agentUrl.toUpperCase(), `${agentUrl}#f`, 'urn:x'];
+  const scopes = ['slots:find', 'busy:read', 'slots:find busy:read', 'freebusy:read', 'openid', 'slots:find slots:find', ''];
+  const tokens = [k.spareRefresh.refreshToken, k.spareRefresh.accessToken, k.spare.code];
+  const noise = noiseHeaders({ basic: [`${k.spare.clientId}:`, 'calendar-agent:x', `${k.spare.clientId}:${'y'.repeat(40)}`] });
+  const withSession = noiseHeaders({ cookie: k.consent.cookieHeader });
+  // A public client names itself; an agent authenticates with private_key_jwt (RFC 7523).
+  const publicClient: Fields = { client_id: clientIds, '?client_secret': ['x'], '?client_assertion': k.agentAssertions };
+  const agentClient: Fields = { client_assertion_type: [JWT_BEARER, 'urn:x'], client_assertion: [FRESH_AGENT_ASSERTION, ...k.agentAssertions], '?client_id': ['calendar-agent', k.spare.clientId] };
+  const challenge = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+
+  return {
+    'GET /.well-known/oauth-authorization-server': { server: 'auth', kind: 'oauth', request: get('/.well-known/oauth-authorization-server', { '?x': [] }, noise) },
+    'GET /.well-known/jwks.json': { server: 'auth', kind: 'oauth', request: get('/.well-known/jwks.json', { '?kid': [] }, noise) },
+    'GET /authorize': {
+      server: 'auth',
+      kind: 'page',
+      redirectErrorIsRefusal: true,
+      request: get(
+        '/authorize',
+        {
+          response_type: ['code', 'token', 'code id_token', ''],
+          client_id: [k.consent.clientId, ...clientIds],
+          redirect_uri: redirectUris,
+          resource: resources,
+          scope: scopes,
+          state: ['s', 'x'.repeat(500)],
+          code_challenge: [challenge, 'short', `${challenge}=`],
+          code_challenge_method: ['S256', 'plain', 's256'],
+          '?authorization_details': ['[]', '[{"type":"calendar"}]', '{', '[{"type":"x","locations":["https://evil.example"]}]'],
+          '?request_uri': ['urn:ietf:params:oauth:request_uri:x'],
+          '?prompt': ['consent', 'none'],
+        },
+        withSession,
+      ),
+    },
+    'POST /consent': {
+      server: 'auth',
+      kind: 'page',
+      request: post(
+        '/consent',
+        formBody({
+          request: [k.consent.form.request, `${k.consent.form.request}x`],
+          csrf: [k.consent.form.csrf, `${k.consent.form.csrf.slice(0, -1)}A`],
+          decision: ['approve', 'deny', 'cancel', 'APPROVE'],
+          '?expires_days': ['1', '30', '0', '-1', '1e9', '2.5'],
+          '?max_depth': ['0', '1', '2', '99', '-1'],
+          '?lookahead_days': ['1', '7', '366', '100000', '0'],
+          '?calendars': ['demo', 'nope', ''],
+        }),
+        withSession,
+      ),
+    },
+    'GET /login/owner': {
+      server: 'auth',
+      kind: 'page',
+      request: get('/login/owner', { assertion: k.ownerAssertions, next: ['/grants', '/authorize?client_id=x', '//evil.example', 'https://evil.example/', '/\\evil.example', ''] }, noise),
+    },
+    'GET /login': { server: 'auth', kind: 'page', request: get('/login', { '?next': ['/grants', '//evil.example', 'https://evil.example'] }, noise) },
+    'POST /login': {
+      server: 'auth',
+      kind: 'page',
+      request: post(
+        '/login',
+        formBody({ csrf: [k.login.csrf, 'x'], username: ['owner', 'admin', 'root', ''], password: ['password', ''], '?next': ['/grants', '//evil.example'] }),
+        noiseHeaders({ cookie: k.login.cookie }),
+      ),
+    },
+    'GET /grants': { server: 'auth', kind: 'page', request: get('/grants', { '?x': [] }, withSession) },
+    'POST /grants/revoke': { server: 'auth', kind: 'page', request: post('/grants/revoke', formBody({ csrf: ['x', k.consent.form.csrf], grant: [k.grantId, 'grant-x'] }), withSession) },
+    'POST /logout': { server: 'auth', kind: 'page', request: post('/logout', formBody({ csrf: ['x', k.consent.form.csrf] }), withSession) },
+    'POST /device_authorization': {
+      server: 'auth',
+      kind: 'oauth',
+      request: post('/device_authorization', formBody({ client_id: [k.device.clientId, ...clientIds], resource: resources, '?scope': scopes }), noise),
+    },
+    'GET /device': { server: 'auth', kind: 'page', request: get('/device', { '?user_code': [k.device.userCode, k.device.userCode.toLowerCase().replace('-', ''), 'BCDF-GHJK', ''] }, withSession) },
+    'POST /device': { server: 'auth', kind: 'page', request: post('/device', formBody({ user_code: [k.device.userCode, 'BCDF-GHJK', ''], '?decision': ['approve', 'cancel'] }), withSession) },
+    'GET /device/done': {
+      server: 'auth',
+      kind: 'page',
+      request: get('/device/done', { state: ['x'], iss: [issuer, 'https://evil.example'], '?code': ['x'], '?error': ['access_denied'] }, withSession),
+    },
+    'POST /token authorization_code': {
+      server: 'auth',
+      kind: 'oauth',
+      request: post(
+        '/token',
+        formBody({ grant_type: [GRANT_CODE], code: [k.spare.code], redirect_uri: redirectUris, code_verifier: [k.spare.verifier, 'x'.repeat(43)], '?resource': resources, ...publicClient }),
+        noise,
+      ),
+    },
+    'POST /token refresh_token': {
+      server: 'auth',
+      kind: 'oauth',
+      request: post('/token', formBody({ grant_type: [GRANT_REFRESH], refresh_token: [k.spareRefresh.refreshToken], '?scope': scopes, '?resource': resources, ...publicClient, client_id: [k.spareRefresh.clientId, ...clientIds] }), noise),
+    },
+    'POST /token token-exchange': {
+      server: 'auth',
+      kind: 'oauth',
+      request: (() => {
+        const exchange: Fields = {
+          grant_type: [GRANT_EXCHANGE],
+          subject_token: [k.spareExchange.accessToken, k.flow.refreshToken.slice(0, 10)],
+          subject_token_type: [TOKEN_TYPE_ACCESS, 'urn:ietf:params:oauth:token-type:jwt', 'urn:ietf:params:oauth:token-type:refresh_token'],
+          resource: [calendarUrl, ...resources],
+          scope: ['freebusy:read', 'freebusy:read slots:find', ''],
+          '?requested_token_type': [TOKEN_TYPE_ACCESS],
+          ...agentClient,
+        };
+        // Parameters this server refuses or must reconcile (RFC 8693 §2.1): sent in a quarter of the requests.
+        const rarer: Fields = {
+          '?actor_token': [k.agentAssertions[0]!],
+          '?actor_token_type': ['urn:ietf:params:oauth:token-type:jwt'],
+          '?audience': [calendarUrl, agentUrl],
+          '?authorization_details': ['[]', '[{"type":"calendar","lookahead_days":99999}]', '{'],
+        };
+        return post('/token', fc.oneof({ weight: 3, arbitrary: formBody(exchange) }, { weight: 1, arbitrary: formBody({ ...exchange, ...rarer }) }), noise);
+      })(),
+    },
+    'POST /token device_code': {
+      server: 'auth',
+      kind: 'oauth',
+      request: post('/token', formBody({ grant_type: [GRANT_DEVICE], device_code: [k.device.deviceCode, 'x'], client_id: [k.device.clientId, ...clientIds] }), noise),
+    },
+    'POST /token other grant types': {
+      server: 'auth',
+      kind: 'oauth',
+      request: post(
+        '/token',
+        formBody({ grant_type: ['client_credentials', 'password', 'implicit', 'urn:ietf:params:oauth:grant-type:jwt-bearer', ''], '?username': ['owner'], '?password': ['x'], '?assertion': ['x'], ...publicClient }),
+        noise,
+      ),
+    },
+    'POST /register': {
+      server: 'auth',
+      kind: 'oauth',
+      request: post(
+        '/register',
+        jsonBody(
+          mutatedObject(
+            {
+              client_name: 'fuzz client',
+              redirect_uris: ['http://127.0.0.1:9/callback'],
+              token_endpoint_auth_method: 'none',
+              grant_types: [GRANT_CODE, GRANT_REFRESH],
+              response_types: ['code'],
+            },
+            {
+              client_name: fc.oneof(valueOf(['test', '']), fc.integer()),
+              redirect_uris: fc.oneof(fc.array(valueOf(redirectUris), { maxLength: 3 }), junk(), fc.constant(null), fc.constant([])),
+              token_endpoint_auth_method: fc.oneof(valueOf(['none', 'client_secret_basic', 'private_key_jwt', 'client_secret_post']), fc.boolean()),
+              grant_types: fc.oneof(fc.array(valueOf([GRANT_CODE, GRANT_REFRESH, GRANT_EXCHANGE, GRANT_DEVICE, 'implicit', 'client_credentials']), { maxLength: 3 }), junk()),
+              response_types: fc.oneof(fc.array(valueOf(['code', 'token']), { maxLength: 2 }), junk()),
+              scope: valueOf(scopes),
+              jwks: fc.oneof(fc.constant({ keys: [] }), fc.jsonValue({ maxDepth: 2 })),
+              jwks_uri: valueOf(['https://evil.example/jwks']),
+              software_statement: jwtLike(),
+              client_uri: valueOf(['https://example.test']),
+              logo_uri: valueOf(['javascript:alert(1)']),
+              software_id: valueOf(['x'.repeat(300)]),
+            },
+          ),
+        ),
+        noise,
+      ),
+    },
+    'POST /revoke': {
+      server: 'auth',
+      kind: 'oauth',
+      request: post('/revoke', formBody({ token: tokens, '?token_type_hint': ['access_token', 'refresh_token', 'id_token'], ...publicClient, client_id: [k.spareRefresh.clientId, ...clientIds] }), noise),
+    },
+    'POST /introspect': { server: 'auth', kind: 'oauth', request: post('/introspect', formBody({ token: tokens, '?token_type_hint': ['access_token'], ...agentClient }), noise) },
+    'GET /revocations': {
+      server: 'auth',
+      kind: 'oauth',
+      // A positive wait is a long poll (up to 30 s) by design: it is kept to 10 ms here so the run stays bounded.
+      request: get('/revocations', { '?since': ['0', '1', '-1', '1.5', '99999999999', '1e3', ''], '?wait': ['0', '-1', 'NaN', 'Infinity', '0.01'] }, noise).map((r) => ({
+        ...r,
+        path: r.path.replace(/([?&]wait=)([^&]*)/g, (all, key: string, value: string) => (Number(safeDecode(value)) > 0.01 ? `${key}0.01` : all)),
+      })),
+    },
+    'POST /audit': {
+      server: 'auth',
+      kind: 'oauth',
+      request: post(
+        '/audit',
+        formBody({
+          record: [
+            JSON.stringify({ event: 'tool_call', resource: agentUrl, user: 'u', grant: 'g', actors: ['a'] }),
+            JSON.stringify({ event: 'sign_in', resource: agentUrl }),
+            JSON.stringify({ event: 'tool_call', resource: calendarUrl, user: 'u', grant: 'g', actors: Array(17).fill('a') }),
+            JSON.stringify({ event: 'tool_call', resource: agentUrl, user: 'u'.repeat(600), grant: 'g', actors: ['a'] }),
+            '{',
+            '[]',
+          ],
+          ...agentClient,
+        }),
+        noise,
+      ),
+    },
+    'OPTIONS (CORS preflight)': {
+      server: 'auth',
+      kind: 'oauth',
+      request: fc
+        .tuple(fc.constantFrom('/token', '/register', '/revoke', '/introspect', '/.well-known/oauth-authorization-server', '/.well-known/jwks.json', '/authorize', '/consent'), noise)
+        .map(([path, headers]) => ({ method: 'OPTIONS', path, headers: { ...headers, 'access-control-request-method': 'POST' } })),
+    },
+    'any method, any path (auth)': {
+      server: 'auth',
+      kind: 'oauth',
+      request: fc
+        .tuple(
+          fc.constantFrom('GET', 'PUT', 'DELETE', 'PATCH', 'HEAD'),
+          fc.oneof(
+            fc.constantFrom('/token', '/register', '/revoke', '/introspect', '/audit', '/consent', '/logout', '/device_authorization', '/TOKEN', '/token/', '//token', '/%', '/..%2f..%2fetc', '/%00', '/\u00e9'),
+            fc.string({ maxLength: 30 }).map((s) => `/${encodeURIComponent(s)}`),
+          ),
+          noise,
+        )
+        .map(([method, path, headers]) => ({ method, path, headers })),
+    },
+    'GET calendar metadata': { server: 'calendar', kind: 'oauth', request: get('/.well-known/oauth-protected-resource', { '?x': [] }, noise) },
+    'GET /freebusy': {
+      server: 'calendar',
+      kind: 'bearer',
+      request: fc
+        .tuple(
+          paramsOf({
+            from: [new Date().toISOString(), '2026-12-01T09:00:00Z', '2026-12-01', '1970-01-01T00:00:00Z', '+275760-09-13T00:00:00Z'],
+            to: [new Date(Date.now() + 86_400_000).toISOString(), '2026-12-08T09:00:00Z', '2027-12-31T00:00:00Z', '2026-12-01T09:00:00Z'],
+            '?calendar': ['demo', 'nope', ''],
+            '?tentative': ['busy', 'free', 'maybe'],
+            '?on_calendar_error': ['fail', 'skip', 'x'],
+          }),
+          fc.oneof({ weight: 4, arbitrary: fc.constant({ authorization: `Bearer ${k.calendarToken}` }) }, { weight: 1, arbitrary: noise }),
+        )
+        .map(([params, headers]) => ({ method: 'GET', path: `/freebusy${toQuery(params)}`, headers })),
+    },
+    'any method, any path (calendar)': {
+      server: 'calendar',
+      kind: 'bearer',
+      request: fc
+        .tuple(fc.constantFrom('POST', 'PUT', 'DELETE'), fc.constantFrom('/freebusy', '/', '/.well-known/oauth-protected-resource', '/%'), noise)
+        .map(([method, path, headers]) => ({ method, path, headers, body: '{}' })),
+    },
+    'GET agent metadata': { server: 'agent', kind: 'oauth', request: get('/.well-known/oauth-protected-resource/mcp', { '?x': [] }, noise) },
+    'POST /mcp (JSON-RPC)': {
+      server: 'agent',
+      kind: 'mcp',
+      request: fc
+        .tuple(
+          jsonRpcBody(),
+          fc.oneof({ weight: 8, arbitrary: fc.constant(`Bearer ${k.flow.accessToken}`) }, { weight: 1, arbitrary: jwtLike().map((t) => `Bearer ${t}`) }, { weight: 1, arbitrary: fc.constant(undefined) }),
+          fc.oneof({ weight: 8, arbitrary: fc.constant('application/json, text/event-stream') }, { weight: 1, arbitrary: fc.constantFrom('application/json', 'text/event-stream', 'text/html', undefined) }),
+          fc.oneof({ weight: 8, arbitrary: fc.constant('application/json') }, { weight: 1, arbitrary: fc.constantFrom('text/plain', 'application/json; charset=utf-8', undefined) }),
+          fc.constantFrom('2025-06-18', '2025-03-26', undefined, undefined, '1999-01-01', 'x'),
+          fc.oneof({ weight: 10, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom('https://evil.example', 'null') }),
+        )
+        .map(([body, authorization, accept, contentType, version, origin]) => {
+          const headers: Record<string, string> = {};
+          if (authorization) headers.authorization = authorization;
+          if (accept) headers.accept = accept;
+          if (contentType) headers['content-type'] = contentType;
+          if (version) headers['mcp-protocol-version'] = version;
+          if (origin) headers.origin = origin;
+          return { method: 'POST', path: '/mcp', headers, body };
+        }),
+    },
+    'GET and DELETE /mcp': {
+      server: 'agent',
+      kind: 'mcp',
+      request: fc
+        .tuple(fc.constantFrom('GET', 'DELETE', 'PUT'), fc.oneof(fc.constant({ authorization: `Bearer ${k.flow.accessToken}`, accept: 'text/event-stream' }), noise))
+        .map(([method, headers]) => ({ method, path: '/mcp', headers })),
+    },
+  };
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value.replace(/\+/g, ' '));
+  } catch {
+    return value;
+  }
+}
+
+/** A well-formed JSON object with up to three fields replaced, removed or added from `changes`; sometimes only the changed fields. */
+function mutatedObject(base: Record<string, unknown>, changes: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<Record<string, unknown>> {
+  const names = Object.keys(changes);
+  const change = fc.oneof(
+    fc.constantFrom(...names).chain((name) => changes[name]!.map((value) => [name, value] as const)),
+    fc.constantFrom(...Object.keys(base)).map((name) => [name, undefined] as const),
+  );
+  return fc.oneof(
+    { weight: 4, arbitrary: fc.array(change, { maxLength: 3 }).map((list) => {
+      const out: Record<string, unknown> = { ...base };
+      for (const [name, value] of list) {
+        if (value === undefined) delete out[name];
+        else out[name] = value;
+      }
+      return out;
+    }) },
+    { weight: 1, arbitrary: fc.record(changes, { requiredKeys: [] }) },
+  );
+}
+
+/** A JSON-RPC body for /mcp: one message, a batch, or not JSON-RPC at all. */
+function jsonRpcBody(): fc.Arbitrary<string> {
+  const id = fc.oneof(fc.integer(), fc.string({ maxLength: 10 }), fc.constant(null), fc.constant({}), fc.double());
+  const method = fc.constantFrom('initialize', 'tools/list', 'tools/call', 'ping', 'resources/list', 'prompts/get', 'notifications/initialized', 'logging/setLevel', '', 'x');
+  const params = fc.oneof(
+    toolCall(),
+    fc.constant({ protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'fuzz', version: '0' } }),
+    fc.jsonValue({ maxDepth: 2 }),
+    fc.constant(undefined),
+  );
+  const message = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ jsonrpc: fc.constantFrom('2.0', '2.0', '1.0', 2), id, method, params }, { requiredKeys: [] }) },
+    { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) },
+  );
+  return fc.oneof(
+    { weight: 6, arbitrary: message.map((m) => JSON.stringify(m) ?? 'null') },
+    { weight: 2, arbitrary: fc.array(message, { maxLength: 6 }).map((batch) => JSON.stringify(batch)) },
+    { weight: 1, arbitrary: fc.constantFrom('{', '[', '', 'null', '[]', '{"jsonrpc":"2.0","method":"tools/call","id":1,"params":{"name":"find_slot","arguments":{"duration":"30m"}}', '\uFEFF{}') },
+    { weight: 1, arbitrary: fc.constant(JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'ping' })))) },
+  );
+}
+
+async function agentAssertions(stack: TestStack, count: number): Promise<string[]> {
+  const identity = await loadOrCreateAgentKey(stack.paths.agentKey);
+  const key = await importJWK(identity.privateJwk, 'ES256');
+  const now = Math.floor(Date.now() / 1000);
+  return Promise.all(
+    Array.from({ length: count }, () =>
+      new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256', kid: identity.privateJwk.kid! })
+        .setIssuer(identity.clientId)
+        .setSubject(identity.clientId)
+        .setAudience(`${stack.urls.issuer}/token`)
+        .setJti(randomUUID())
+        .setIssuedAt(now)
+        .setExpirationTime(now + 60)
+        .sign(key),
+    ),
+  );
+}
+
+/** The sign-in form as a browser gets it: its CSRF cookie and hidden field. */
+async function loginForm(stack: TestStack): Promise<{ cookie: string; csrf: string }> {
+  const res = await fetch(`${stack.urls.issuer}/login`);
+  const cookie = res.headers.getSetCookie().map((line) => line.split(';')[0]!).join('; ');
+  const csrf = /name="csrf" value="([^"]+)"/.exec(await res.text())?.[1];
+  if (!cookie || !csrf) throw new Error('the sign-in form has no CSRF cookie or field');
+  return { cookie, csrf };
+}
+
+/** A public client registered for the device grant (RFC 8628), with one pending authorization. */
+async function pendingDevice(stack: TestStack): Promise<{ clientId: string; deviceCode: string; userCode: string }> {
+  const registered = await postJson(`${stack.urls.issuer}/register`, {
+    client_name: 'fuzz device',
+    token_endpoint_auth_method: 'none',
+    grant_types: [GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1:9/callback'],
+  });
+  if (registered.status !== 201) throw new Error(`device client registration failed: ${registered.status} ${JSON.stringify(registered.body)}`);
+  const clientId = String(registered.body.client_id);
+  const started = await postForm(`${stack.urls.issuer}/device_authorization`, { client_id: clientId, resource: stack.urls.agentUrl, scope: 'slots:find' });
+  if (started.status !== 200) throw new Error(`device authorization failed: ${started.status} ${JSON.stringify(started.body)}`);
+  return { clientId, deviceCode: String(started.body.device_code), userCode: String(started.body.user_code) };
+}
+
+const TARGET_NAMES = [
+  'GET /.well-known/oauth-authorization-server',
+  'GET /.well-known/jwks.json',
+  'GET /authorize',
+  'POST /consent',
+  'GET /login/owner',
+  'GET /login',
+  'POST /login',
+  'GET /grants',
+  'POST /grants/revoke',
+  'POST /logout',
+  'POST /device_authorization',
+  'GET /device',
+  'POST /device',
+  'GET /device/done',
+  'POST /token authorization_code',
+  'POST /token refresh_token',
+  'POST /token token-exchange',
+  'POST /token device_code',
+  'POST /token other grant types',
+  'POST /register',
+  'POST /revoke',
+  'POST /introspect',
+  'GET /revocations',
+  'POST /audit',
+  'OPTIONS (CORS preflight)',
+  'any method, any path (auth)',
+  'GET calendar metadata',
+  'GET /freebusy',
+  'any method, any path (calendar)',
+  'GET agent metadata',
+  'POST /mcp (JSON-RPC)',
+  'GET and DELETE /mcp',
+] as const;
+
+/** Events whose refusal revokes a token family by design (RFC 9700 §4.14.2 for refresh tokens, RFC 6749 §4.1.2 for codes). */
+const REPLAY_EVENTS = new Set(['code_replay', 'refresh_replay']);
+const REPLAY_TABLES = new Set(['audit_log', 'token_families', 'issued_tokens', 'refresh_tokens', 'revocations']);
+
+describe('fuzzing every HTTP endpoint', () => {
+  let known: Known;
+  let all: Record<string, Target>;
+  let reader: ReturnType<typeof stateReader>;
+
+  beforeAll(async () => {
+    const stack = await startTestStack();
+    const flow = await runAuthorizationFlow(stack);
+    const spare = await runAuthorizationFlow(stack);
+    const spareRefresh = await runAuthorizationFlow(stack);
+    const spareExchange = await runAuthorizationFlow(stack);
+    const consent = await openConsent(stack);
+    const identity = await loadOrCreateAgentKey(stack.paths.agentKey);
+    const exchanger = createTokenExchanger({ issuer: stack.urls.issuer, clientId: identity.clientId, privateKey: identity.privateJwk });
+    const calendarToken = (await exchanger.exchange(flow.accessToken, { resource: stack.urls.calendarUrl, scope: 'freebusy:read' })).accessToken;
+    const grantId = String((JSON.parse(Buffer.from(flow.accessToken.split('.')[1]!, 'base64url').toString()) as { grant_id: string }).grant_id);
+    const ownerKey = await loadOrCreateOwnerKey(stack.paths.ownerKey);
+    const ownerAssertions = [flow.assertion, ...(await Promise.all([1, 2, 3].map(() => signOwnerAssertion({ key: ownerKey, issuer: stack.urls.issuer, now: Date.now }))))];
+    known = { stack, flow, spare, spareRefresh, spareExchange, consent, calendarToken, agentAssertions: await agentAssertions(stack, 3), ownerAssertions, grantId, login: await loginForm(stack), device: await pendingDevice(stack) };
+    all = targets(known);
+    reader = stateReader(stack.paths.db);
+  }, 30_000);
+
+  afterAll(async () => {
+    reader?.close();
+    await known?.stack.close();
+  });
+
+  it('has a target for every route the servers registered', () => {
+    const routes = [known.stack.auth, known.stack.calendar, known.stack.agent].flatMap((app) =>
+      app
+        .printRoutes({ commonPrefix: false })
+        .split('\n')
+        .map((line) => /([^\s─└├│]+) \(([^)]+)\)/.exec(line))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .flatMap((m) => m[2]!.split(', ').map((method) => `${method} ${m[1]}`)),
+    );
+    const covered = (route: string): boolean => {
+      const [method, path] = route.split(' ') as [string, string];
+      if (method === 'HEAD' || method === 'OPTIONS') return true; // fastify's automatic HEAD; preflights have their own target
+      return TARGET_NAMES.some((name) => name.includes(path) || (path === '/.well-known/oauth-protected-resource' && name === 'GET calendar metadata') || (path === '/.well-known/oauth-protected-resource/mcp' && name === 'GET agent metadata') || (path === '/freebusy' && name === 'GET /freebusy'));
+    };
+    expect(routes.length).toBeGreaterThan(20);
+    expect(routes.filter((r) => !covered(r))).toEqual([]);
+  });
+
+  it.each(TARGET_NAMES)('%s', async (name) => {
+    const target = all[name]!;
+    const origin = target.server === 'auth' ? known.stack.urls.issuer : target.server === 'calendar' ? known.stack.urls.calendarUrl : new URL(known.stack.urls.agentUrl).origin;
+    const statuses = new Map<string, number>();
+    await fc.assert(
+      fc.asyncProperty(target.request, async (generated) => {
+        const body = generated.body;
+        const freshAssertion = typeof body === 'string' && body.includes(FRESH_AGENT_ASSERTION);
+        const request = typeof body === 'string' && freshAssertion ? { ...generated, body: body.replaceAll(FRESH_AGENT_ASSERTION, (await agentAssertions(known.stack, 1))[0]!) } : generated;
+        const sent = `${request.path} ${typeof request.body === 'string' ? request.body : ''}`;
+        const signedAssertion = freshAssertion || [...known.agentAssertions, ...known.ownerAssertions].some((a) => sent.includes(a) || sent.includes(encodeURIComponent(a)));
+        const before = reader.snapshot();
+        const seq = reader.lastAuditSeq();
+        const answer = await send(origin, request);
+        // FUZZ_STATS=1 counts statuses and error codes; FUZZ_STATS=2 the start of each answer.
+        const code = /"error":"([a-z_]+)"/.exec(answer.text)?.[1];
+        const label = process.env.FUZZ_STATS === '2' ? `${answer.status} ${answer.text.slice(0, 120)}` : `${answer.status}${code ? `:${code}` : ''}`;
+        statuses.set(label, (statuses.get(label) ?? 0) + 1);
+        const context = describeRequest(request);
+        checkAnswer(target.kind, answer, request.method, context);
+        const refused = answer.status >= 400 || (target.redirectErrorIsRefusal === true && isRefusal(answer));
+        if (!refused) return;
+        const after = reader.snapshot();
+        const added = reader.auditSince(seq);
+        const replay = added.some((row) => REPLAY_EVENTS.has(row.event));
+        const changed = Object.keys(before).filter((table) => before[table] !== after[table]);
+        const polled = /"error":"(authorization_pending|slow_down|access_denied|expired_token)"/.test(answer.text);
+        const unexpected = changed.filter((table) => {
+          if (replay && REPLAY_TABLES.has(table)) return false;
+          // RFC 7523 §3: an assertion that authenticated the client is spent (its jti remembered)
+          // whatever becomes of the request after, so that it cannot be replayed.
+          if (signedAssertion && table === 'used_once') return false;
+          // RFC 8628 §3.5: every poll is remembered, whatever its answer, so that polling too fast can be answered slow_down.
+          if (polled && table === 'device_authorizations') return false;
+          return !(table === 'audit_log' && added.length > 0 && added.every((row) => designedAudit(row) || REPLAY_EVENTS.has(row.event)));
+        });
+        expect(unexpected, `a refused request (${answer.status}) changed ${unexpected.join(', ')}: ${context}\nanswer: ${answer.text.slice(0, 300)}`).toEqual([]);
+      }),
+      fuzzParams(),
+    );
+    if (process.env.FUZZ_STATS) console.log(`${name}: ${[...statuses].sort(([a], [b]) => a.localeCompare(b)).map(([status, n]) => `${status}×${n}`).join(' ')}`);
+  }, fuzzTimeout());
+
+  it('leaves all three servers answering', async () => {
+    const { issuer, calendarUrl, agentUrl } = known.stack.urls;
+    for (const url of [`${issuer}/.well-known/oauth-authorization-server`, `${calendarUrl}/.well-known/oauth-protected-resource`, `${new URL(agentUrl).origin}/.well-known/oauth-protected-resource/mcp`]) {
+      expect((await fetch(url)).status, url).toBe(200);
+    }
+  });
+});

@@ -1,0 +1,423 @@
+// What the fuzz tests share: how many runs (FUZZ_RUNS), generators of
+// plausible-but-wrong request parts, sending one generated request over
+// loopback, a snapshot of the store's state, and the check of one answer.
+//
+// "An RFC error body" means, per endpoint class (see `checkAnswer`):
+// - oauth (/token, /register, /revoke, /introspect, /device_authorization,
+//   /revocations, /audit, metadata, unknown routes, and any request the shared
+//   fastify plumbing refuses: Host, content type, body size, JSON syntax):
+//   `application/json`, an object whose `error` is one of the codes the OAuth
+//   RFCs define (RFC 6749 §4.1.2.1 and §5.2, RFC 7009 §2.2.1, RFC 7591 §3.2.2,
+//   RFC 8628 §3.5, RFC 8693 §2.2.2, RFC 8707 §2, RFC 9396 §5, RFC 6750 §3.1)
+//   or this server's `not_found` for an unknown route, with an optional
+//   string `error_description`, and `Cache-Control: no-store`.
+// - page (/authorize, /login, /login/owner, /consent, /grants,
+//   /grants/revoke, /logout, /device, /device/done): an HTML error page
+//   (`text/html` with an `<h1>`), or the oauth body above when the shared
+//   plumbing refused the request before the page's handler ran; /authorize
+//   may instead redirect to the client with `error` in the query
+//   (RFC 6749 §4.1.2.1), which counts as a refusal.
+// - bearer (the calendar's /freebusy): an RFC 6750 §3.1 body (`error`
+//   invalid_request, invalid_token or insufficient_scope) and, on 401 and
+//   403, a `WWW-Authenticate: Bearer` challenge.
+// - mcp (/mcp): a JSON-RPC 2.0 error object (`error.code` an integer,
+//   `error.message` a string), or the bearer answer above before the body is
+//   read (a missing or bad token, a missing scope).
+import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { expect } from 'vitest';
+
+/** Runs per endpoint: small in CI; FUZZ_RUNS=5000 for a long run. */
+export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS) > 0 ? Number(process.env.FUZZ_RUNS) : 60;
+
+/** A test's time limit: vitest's 30 s for the CI runs, more for a long run (a password check takes tens of ms). */
+export function fuzzTimeout(runs = FUZZ_RUNS): number {
+  return Math.max(30_000, runs * 250);
+}
+
+/** fast-check parameters of every property: the seed and the path are printed on failure, so a failing run can be replayed. */
+export function fuzzParams(runs = FUZZ_RUNS): fc.Parameters<unknown> {
+  return { numRuns: runs, verbose: 1, endOnFailure: true, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) };
+}
+
+// ---------------------------------------------------------------- values
+
+const OVER_BODY_LIMIT = 70 * 1024;
+
+/** Strings a careless or hostile client sends where a parameter's value goes. */
+export function junk(): fc.Arbitrary<string> {
+  return fc.oneof(
+    { weight: 4, arbitrary: fc.string({ maxLength: 40 }) },
+    { weight: 2, arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }) },
+    { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) },
+    { weight: 1, arbitrary: fc.constantFrom('', ' ', '\u0000', '%00', '%', '%zz', '\r\n', '../../etc/passwd', '<script>alert(1)</script>', '${jndi:x}', "' OR 1=1 --") },
+    { weight: 1, arbitrary: fc.constantFrom('null', 'true', '0', '-1', '1e309', 'NaN', '9007199254740993', '[]', '{}', '{"a":1}') },
+    { weight: 1, arbitrary: fc.integer({ min: 1000, max: 6000 }).map((n) => 'x'.repeat(n)) },
+    { weight: 1, arbitrary: fc.constantFrom('http://127.0.0.1/callback', 'https://evil.example/cb', 'http://127.0.0.1:1/mcp', 'javascript:alert(1)', 'http://[::1', '//evil.example') },
+    { weight: 1, arbitrary: jwtLike() },
+  );
+}
+
+/** Something shaped like a JWT that no key signed (or signed with alg none). */
+export function jwtLike(): fc.Arbitrary<string> {
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  return fc.oneof(
+    fc.tuple(fc.constantFrom('none', 'HS256', 'ES256', 'RS256'), fc.constantFrom('at+jwt', 'JWT', 'x'), fc.jsonValue({ maxDepth: 2 }), fc.string({ maxLength: 20 })).map(
+      ([alg, typ, claims, sig]) => `${b64({ alg, typ, kid: 'k' })}.${b64(claims)}.${Buffer.from(sig).toString('base64url')}`,
+    ),
+    fc.constantFrom('a.b.c', '..', 'eyJ.eyJ.', 'Bearer'),
+  );
+}
+
+/** A parameter's value: usually one of the plausible values (right name, maybe the right kind of thing), else junk. */
+export function valueOf(plausible: readonly string[]): fc.Arbitrary<string> {
+  return plausible.length === 0 ? junk() : fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...plausible) }, { weight: 2, arbitrary: junk() });
+}
+
+/**
+ * A request's parameters by name, each with its plausible values; a name
+ * starting with `?` is optional (left out of a well-formed request half the
+ * time). The first value of a field is the one a correct client would send.
+ */
+export type Fields = Record<string, readonly string[]>;
+
+type Pairs = Array<[string, string]>;
+
+/**
+ * Parameters as a list of pairs. Mostly a well-formed request (plausible
+ * values, optional fields sometimes present) with up to three mutations:
+ * a field dropped, repeated, or given a junk value, or an unknown field
+ * added; otherwise every field independently present, missing, repeated or
+ * junk. The first kind gets past the first check and reaches the deeper ones.
+ */
+export function paramsOf(fields: Fields): fc.Arbitrary<Pairs> {
+  return fc.oneof({ weight: 3, arbitrary: mutated(fields) }, { weight: 1, arbitrary: chaotic(fields) });
+}
+
+function fieldList(fields: Fields): Array<{ name: string; optional: boolean; plausible: readonly string[] }> {
+  return Object.entries(fields).map(([key, plausible]) => ({ name: key.replace(/^\?/, ''), optional: key.startsWith('?'), plausible }));
+}
+
+function wellFormed(fields: Fields): fc.Arbitrary<Pairs> {
+  const parts = fieldList(fields).map(({ name, optional, plausible }) => {
+    // Mostly the first value (the one a correct client sends), else another plausible one.
+    const value = plausible.length === 0 ? junk() : plausible.length === 1 ? fc.constant(plausible[0]!) : fc.oneof({ weight: 3, arbitrary: fc.constant(plausible[0]!) }, { weight: 1, arbitrary: fc.constantFrom(...plausible.slice(1)) });
+    const present = value.map((v) => [[name, v]] as Pairs);
+    return optional ? fc.oneof(present, fc.constant([] as Pairs)) : present;
+  });
+  return fc.tuple(...parts).map((p) => p.flat());
+}
+
+type Mutation = { kind: 'drop' | 'repeat' | 'junk'; at: number; value: string } | { kind: 'extra'; at: number; value: string; name: string };
+
+function mutated(fields: Fields): fc.Arbitrary<Pairs> {
+  const mutation: fc.Arbitrary<Mutation> = fc.oneof(
+    fc.record({ kind: fc.constantFrom('drop' as const, 'repeat' as const, 'junk' as const), at: fc.nat(), value: junk() }),
+    fc.record({ kind: fc.constant('extra' as const), at: fc.nat(), value: junk(), name: fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('__proto__', 'constructor', 'toString')) }),
+  );
+  return fc.tuple(wellFormed(fields), fc.array(mutation, { maxLength: 3 })).map(([pairs, mutations]) => {
+    const out: Pairs = pairs.map(([k, v]) => [k, v]);
+    for (const m of mutations) {
+      if (m.kind === 'extra') {
+        out.push([m.name, m.value]);
+        continue;
+      }
+      if (out.length === 0) continue;
+      const i = m.at % out.length;
+      if (m.kind === 'drop') out.splice(i, 1);
+      else if (m.kind === 'repeat') out.push([out[i]![0], m.value]);
+      else out[i] = [out[i]![0], m.value];
+    }
+    return out;
+  });
+}
+
+function chaotic(fields: Fields): fc.Arbitrary<Pairs> {
+  const entries = fieldList(fields).map(({ name, plausible }) =>
+    fc.oneof(
+      { weight: 3, arbitrary: valueOf(plausible).map((v) => [[name, v]] as Pairs) },
+      { weight: 1, arbitrary: fc.constant([] as Pairs) },
+      { weight: 1, arbitrary: fc.tuple(valueOf(plausible), valueOf(plausible)).map(([a, b]) => [[name, a], [name, b]] as Pairs) },
+    ),
+  );
+  const extra = fc.array(fc.tuple(fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString')), junk()), { maxLength: 2 });
+  return fc.tuple(fc.tuple(...entries), extra).map(([known, more]) => [...known.flat(), ...more]);
+}
+
+export function toQuery(pairs: ReadonlyArray<[string, string]>): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of pairs) params.append(k, v);
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+// ---------------------------------------------------------------- requests
+
+export interface FuzzRequest {
+  method: string;
+  /** Path and query, on the target server's origin. */
+  path: string;
+  headers: Record<string, string>;
+  body?: string | Buffer;
+}
+
+/**
+ * A body for an endpoint that reads a form: mostly the right form with wrong
+ * values, else the same fields as JSON, garbage JSON, bytes, an oversized
+ * body, or the right body under the wrong content type.
+ */
+export function formBody(fields: Fields): fc.Arbitrary<Pick<FuzzRequest, 'headers' | 'body'>> {
+  const form = 'application/x-www-form-urlencoded';
+  return fc.oneof(
+    { weight: 12, arbitrary: paramsOf(fields).map((p) => ({ headers: { 'content-type': form }, body: toQuery(p).slice(1) })) },
+    { weight: 1, arbitrary: paramsOf(fields).map((p) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(Object.fromEntries(p)) })) },
+    { weight: 1, arbitrary: paramsOf(fields).map((p) => ({ headers: { 'content-type': 'text/plain' }, body: toQuery(p).slice(1) })) },
+    { weight: 1, arbitrary: paramsOf(fields).map((p) => ({ headers: {}, body: toQuery(p).slice(1) })) },
+    { weight: 1, arbitrary: paramsOf(fields).map((p) => ({ headers: { 'content-type': `${form}; charset=utf-16` }, body: toQuery(p).slice(1) })) },
+    { weight: 1, arbitrary: garbageBody() },
+  );
+}
+
+/** A body for an endpoint that reads JSON. */
+export function jsonBody(value: fc.Arbitrary<unknown>): fc.Arbitrary<Pick<FuzzRequest, 'headers' | 'body'>> {
+  return fc.oneof(
+    { weight: 12, arbitrary: value.map((v) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(v) ?? 'undefined' })) },
+    { weight: 1, arbitrary: value.map((v) => ({ headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: JSON.stringify(v) ?? '' })) },
+    { weight: 1, arbitrary: value.map((v) => ({ headers: { 'content-type': 'application/json; charset=latin1' }, body: JSON.stringify(v) ?? '' })) },
+    { weight: 2, arbitrary: garbageBody() },
+  );
+}
+
+function garbageBody(): fc.Arbitrary<Pick<FuzzRequest, 'headers' | 'body'>> {
+  const contentType = fc.constantFrom('application/json', 'application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x', 'application/octet-stream', '*/*', 'application/json; charset=utf-8; x=', '');
+  const payload = fc.oneof(
+    fc.constantFrom('{', '{"a":', '[1,2', '{"__proto__":{"polluted":1}}', 'null', '""', '[]', '\u0000', '=&=&&==', 'a=%', 'a=%E0%A4%A', '\uFEFF{}'),
+    fc.string({ unit: 'binary', maxLength: 200 }),
+    fc.uint8Array({ maxLength: 200 }).map((bytes) => Buffer.from(bytes)),
+    fc.constant('a='.padEnd(OVER_BODY_LIMIT, 'x')),
+    fc.integer({ min: 1, max: 3 }).map((depth) => '['.repeat(depth * 2000) + ']'.repeat(depth * 2000)),
+  );
+  return fc.tuple(contentType, payload).map(([type, body]): Pick<FuzzRequest, 'headers' | 'body'> => ({ headers: type ? { 'content-type': type } : {}, body }));
+}
+
+/** Extra headers: credentials that are wrong or garbage, foreign origins, odd request ids. */
+export function noiseHeaders(options: { cookie?: string; basic?: string[] } = {}): fc.Arbitrary<Record<string, string>> {
+  const authorization = fc.oneof(
+    { weight: 6, arbitrary: fc.constant(undefined) },
+    { weight: 1, arbitrary: jwtLike().map((t) => `Bearer ${t}`) },
+    { weight: 1, arbitrary: fc.constantFrom('Bearer', 'Bearer ', 'Basic', 'Basic !!!', 'Basic Og==', 'Digest x', 'bearer a b c') },
+    { weight: 1, arbitrary: fc.constantFrom(...(options.basic ?? ['x:y'])).map((pair) => `Basic ${Buffer.from(pair).toString('base64')}`) },
+  );
+  const cookie = options.cookie
+    ? fc.oneof({ weight: 6, arbitrary: fc.constant(options.cookie) }, { weight: 1, arbitrary: fc.constantFrom(undefined, 'a=b', '=', `${options.cookie}x`) })
+    : fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom('a=b', '=', 'delegate_session=forged') });
+  const origin = fc.oneof({ weight: 10, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom('https://evil.example', 'null') });
+  const requestId = fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: junk().filter((v) => /^[\t\x20-\x7e]*$/.test(v) && v.length < 2000) });
+  return fc.record({ authorization, cookie, origin, requestId }).map(({ authorization, cookie, origin, requestId }) => {
+    const headers: Record<string, string> = {};
+    if (authorization !== undefined) headers.authorization = authorization;
+    if (cookie !== undefined) headers.cookie = cookie;
+    if (origin !== undefined) headers.origin = origin;
+    if (requestId !== undefined) headers['x-request-id'] = requestId;
+    return headers;
+  });
+}
+
+// ---------------------------------------------------------------- sending
+
+export interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/** Sends one request over loopback; redirects are answers, not followed. */
+export async function send(origin: string, request: FuzzRequest): Promise<Answer> {
+  const res = await fetch(`${origin}${request.path}`, {
+    method: request.method,
+    headers: request.headers,
+    ...(request.body !== undefined && request.method !== 'GET' && request.method !== 'HEAD' ? { body: request.body } : {}),
+    redirect: 'manual',
+    signal: AbortSignal.timeout(20_000),
+  });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+/** A short description of a request for failure messages (bodies cut). */
+export function describeRequest(request: FuzzRequest): string {
+  const body = request.body === undefined ? '' : ` body(${request.body.length}): ${String(request.body).slice(0, 200)}`;
+  return `${request.method} ${request.path.slice(0, 300)} ${JSON.stringify(request.headers).slice(0, 300)}${body}`;
+}
+
+// ---------------------------------------------------------------- state
+
+/** The tables whose rows are the authorization server's state. */
+export const STATE_TABLES = [
+  'users',
+  'clients',
+  'resources',
+  'sessions',
+  'used_once',
+  'auth_requests',
+  'grants',
+  'auth_codes',
+  'token_families',
+  'refresh_tokens',
+  'issued_tokens',
+  'calendars',
+  'audit_log',
+  'revocations',
+  'calendar_feeds',
+  'device_authorizations',
+  'signing_keys',
+] as const;
+
+export type Snapshot = Record<string, string>;
+
+/**
+ * Reads the store through its own read-only connection, as another process
+ * would. A snapshot hashes every row of every table; it is taken again only
+ * when SQLite's data_version says another connection has committed since the
+ * last one, so a request that writes nothing costs one pragma.
+ */
+export function stateReader(dbPath: string): { snapshot(): Snapshot; auditSince(seq: number): Array<{ seq: number; event: string; detail: string }>; lastAuditSeq(): number; close(): void } {
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  const reads = STATE_TABLES.map((table) => [table, db.prepare(`SELECT * FROM ${table} ORDER BY rowid`)] as const);
+  const since = db.prepare('SELECT seq, event, detail FROM audit_log WHERE seq > ? ORDER BY seq');
+  const last = db.prepare('SELECT coalesce(max(seq), 0) AS seq FROM audit_log');
+  const dataVersion = () => db.pragma('data_version', { simple: true }) as number;
+  const full = (): Snapshot => {
+    const out: Snapshot = {};
+    for (const [table, read] of reads) out[table] = createHash('sha256').update(JSON.stringify(read.all())).digest('base64url');
+    return out;
+  };
+  let version = dataVersion();
+  let cached = full();
+  return {
+    snapshot() {
+      const now = dataVersion();
+      if (now !== version) {
+        version = now;
+        cached = full();
+      }
+      return cached;
+    },
+    auditSince: (seq) => since.all(seq) as Array<{ seq: number; event: string; detail: string }>,
+    lastAuditSeq: () => (last.get() as { seq: number }).seq,
+    close: () => db.close(),
+  };
+}
+
+/**
+ * Refusals that are recorded by design, so that an operator can see them
+ * (docs/internals.md, "Audit log"): a failed password sign-in, a tool call
+ * refused for want of a scope or ending in an error, a free/busy read beyond
+ * the delegation's limits, and replays of a code or refresh token (which
+ * revoke a family). Each appends to audit_log and changes nothing else.
+ */
+export function designedAudit(row: { event: string; detail: string }): boolean {
+  const detail = JSON.parse(row.detail) as { outcome?: string };
+  if (row.event === 'sign_in_failed') return true;
+  if ((row.event === 'tool_call' || row.event === 'freebusy_read') && (detail.outcome === 'refused' || detail.outcome === 'error')) return true;
+  return false;
+}
+
+// ---------------------------------------------------------------- answers
+
+export type EndpointClass = 'oauth' | 'page' | 'bearer' | 'mcp';
+
+/** Error codes defined by the OAuth RFCs (see the top of this file), and this server's not_found for an unknown route. */
+export const OAUTH_ERROR_CODES = new Set([
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_scope',
+  'access_denied',
+  'unsupported_response_type',
+  'server_error',
+  'temporarily_unavailable',
+  'unsupported_token_type',
+  'invalid_redirect_uri',
+  'invalid_client_metadata',
+  'invalid_software_statement',
+  'unapproved_software_statement',
+  'authorization_pending',
+  'slow_down',
+  'expired_token',
+  'invalid_target',
+  'invalid_authorization_details',
+  'invalid_token',
+  'insufficient_scope',
+  'not_found',
+]);
+
+const BEARER_ERROR_CODES = new Set(['invalid_request', 'invalid_token', 'insufficient_scope']);
+
+function json(answer: Answer): unknown {
+  try {
+    return JSON.parse(answer.text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isOAuthErrorBody(answer: Answer, codes: ReadonlySet<string> = OAUTH_ERROR_CODES): boolean {
+  if (!answer.headers.get('content-type')?.startsWith('application/json')) return false;
+  const body = json(answer) as { error?: unknown; error_description?: unknown } | undefined;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  if (typeof body.error !== 'string' || !codes.has(body.error)) return false;
+  return body.error_description === undefined || typeof body.error_description === 'string';
+}
+
+function isErrorPage(answer: Answer): boolean {
+  return (answer.headers.get('content-type') ?? '').startsWith('text/html') && /<h1>[^<]+<\/h1>/.test(answer.text);
+}
+
+function isJsonRpcError(answer: Answer): boolean {
+  const body = json(answer) as { jsonrpc?: unknown; error?: { code?: unknown; message?: unknown } } | undefined;
+  return body?.jsonrpc === '2.0' && Number.isInteger(body.error?.code) && typeof body.error?.message === 'string';
+}
+
+/** Whether an answer refuses the request: any 4xx, and /authorize's redirect back to the client with an error. */
+export function isRefusal(answer: Answer): boolean {
+  if (answer.status >= 400) return true;
+  const location = answer.headers.get('location');
+  if (answer.status >= 300 && answer.status < 400 && location) {
+    try {
+      return new URL(location, 'http://x').searchParams.has('error');
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+/** Asserts no 5xx, and the class's error body on every 4xx (see the top of this file). */
+export function checkAnswer(kind: EndpointClass, answer: Answer, method: string, context: string): void {
+  expect(answer.status, `5xx for ${context}\n${answer.text.slice(0, 500)}`).toBeLessThan(500);
+  if (answer.status < 400) return;
+  // A HEAD answer has no body by definition (RFC 9110 §9.3.2); its status was checked.
+  if (method === 'HEAD') return;
+  const where = `${answer.status} for ${context}\nanswer: ${answer.headers.get('content-type')} ${answer.text.slice(0, 400)}`;
+  switch (kind) {
+    case 'oauth':
+      expect(isOAuthErrorBody(answer), `no RFC error body: ${where}`).toBe(true);
+      expect(answer.headers.get('cache-control'), `error not no-store: ${where}`).toMatch(/no-store/);
+      return;
+    case 'page':
+      expect(isErrorPage(answer) || isOAuthErrorBody(answer), `no error page: ${where}`).toBe(true);
+      return;
+    case 'bearer':
+      expect(isOAuthErrorBody(answer, answer.status === 404 || answer.status === 421 || answer.status === 413 || answer.status === 415 ? OAUTH_ERROR_CODES : BEARER_ERROR_CODES), `no RFC 6750 body: ${where}`).toBe(true);
+      if (answer.status === 401) expect(answer.headers.get('www-authenticate'), `no challenge: ${where}`).toMatch(/^Bearer /);
+      return;
+    case 'mcp':
+      if (isJsonRpcError(answer)) return;
+      expect(isOAuthErrorBody(answer), `neither JSON-RPC error nor bearer refusal: ${where}`).toBe(true);
+      if (answer.status === 401) expect(answer.headers.get('www-authenticate'), `no challenge: ${where}`).toMatch(/^Bearer /);
+      return;
+  }
+}

@@ -1,0 +1,207 @@
+// The logging configuration itself (src/http/logging.ts): pino's redaction
+// paths hide every credential field wherever it sits, request URLs are logged
+// without their query, each request carries an id (a caller's safe
+// X-Request-Id, else a fresh one) that is echoed back and is on every line
+// about the request, tool warnings included; and --log-level /
+// DELEGATE_LOG_LEVEL are parsed as the serve commands' usage says. The full
+// flow runs on the three real servers in this process, logging at trace.
+import { Writable } from 'node:stream';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseLogLevel, serveLogLevel } from '../../src/cli/args.js';
+import { runCli } from '../../src/cli/program.js';
+import { LOG_LEVELS } from '../../src/config.js';
+import { REDACTION_CENSOR, SECRET_FIELDS, createLogger, requestIdFor } from '../../src/http/logging.js';
+import { fakeIo } from '../cli/fake-io.js';
+import { postForm } from '../support/oauth-flow.js';
+import { runAuthorizationFlow, startTestStack, type FlowSecrets, type TestStack } from '../support/stack.js';
+
+/** A destination stream that keeps every line pino writes. */
+function capture(): { stream: Writable; text: () => string; lines: () => Array<Record<string, unknown>> } {
+  let text = '';
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      text += String(chunk);
+      done();
+    },
+  });
+  return {
+    stream,
+    text: () => text,
+    lines: () =>
+      text
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+const SECRET = 'S3CRET-value-that-must-not-be-logged';
+
+describe('redaction by configuration', () => {
+  it.each(SECRET_FIELDS)('hides %s at the top, one and two levels down', (field) => {
+    const out = capture();
+    const log = createLogger('trace', out.stream);
+    log.info({ [field]: SECRET }, 'top');
+    log.info({ body: { [field]: SECRET } }, 'nested');
+    log.info({ outer: { inner: { [field]: SECRET } } }, 'deep');
+    expect(out.text()).not.toContain(SECRET);
+    expect(out.lines()).toHaveLength(3);
+    expect(out.text().split(REDACTION_CENSOR).length - 1).toBe(3);
+  });
+
+  it('hides authorization codes in request parameters but keeps error codes', () => {
+    const out = capture();
+    const log = createLogger('trace', out.stream);
+    log.info({ query: { code: SECRET }, body: { code: SECRET }, form: { code: SECRET } }, 'params');
+    log.info({ req: { query: { code: SECRET } } }, 'nested params');
+    log.warn({ code: 'invalid_grant', err: { code: 'FST_ERR_CTP_INVALID_JSON_BODY' } }, 'an error');
+    expect(out.text()).not.toContain(SECRET);
+    const [, , error] = out.lines();
+    expect(error).toMatchObject({ code: 'invalid_grant', err: { code: 'FST_ERR_CTP_INVALID_JSON_BODY' } });
+  });
+
+  it('hides credential headers under any object', () => {
+    const out = capture();
+    const log = createLogger('trace', out.stream);
+    log.info({ request: { headers: { authorization: `Bearer ${SECRET}`, cookie: `s=${SECRET}`, 'proxy-authorization': SECRET, accept: 'text/html' } } }, 'h');
+    log.info({ res: { headers: { 'set-cookie': `s=${SECRET}` } } }, 'h');
+    expect(out.text()).not.toContain(SECRET);
+    expect(out.lines()[0]).toMatchObject({ request: { headers: { accept: 'text/html' } } });
+  });
+
+  it('logs a request by its path: no query string, no fragment, no headers', () => {
+    const out = capture();
+    const log = createLogger('trace', out.stream);
+    for (const url of [`/callback?code=${SECRET}&state=x`, `/login/owner?assertion=${SECRET}&next=%2Fauthorize`, `/authorize#${SECRET}`]) {
+      log.info({ req: { id: 'r1', method: 'GET', url, headers: { authorization: SECRET } } }, 'incoming request');
+    }
+    expect(out.text()).not.toContain(SECRET);
+    expect(out.lines().map((l) => (l.req as { path: string }).path)).toEqual(['/callback', '/login/owner', '/authorize']);
+  });
+});
+
+describe('request ids', () => {
+  it('keeps a caller’s short plain X-Request-Id and replaces anything else', () => {
+    expect(requestIdFor({ 'x-request-id': 'abc-123_x.y:z' })).toBe('abc-123_x.y:z');
+    const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+    for (const bad of ['', 'a b', 'a\nb', 'x'.repeat(65), '-lead', 'ü', '"quoted"', 'a{"level":60}']) {
+      expect(requestIdFor({ 'x-request-id': bad })).toMatch(uuid);
+    }
+    expect(requestIdFor({ 'x-request-id': ['a', 'b'] })).toMatch(uuid);
+    expect(requestIdFor({})).toMatch(uuid);
+  });
+});
+
+describe('--log-level and DELEGATE_LOG_LEVEL', () => {
+  it('accepts each of pino’s levels, in any case, and refuses others', () => {
+    for (const level of LOG_LEVELS) {
+      expect(parseLogLevel(level)).toBe(level);
+      expect(parseLogLevel(level.toUpperCase())).toBe(level);
+    }
+    expect(() => parseLogLevel('verbose')).toThrow(/one of trace, debug, info, warn, error, fatal, silent/);
+  });
+
+  it('takes the flag, else the environment, else debug under --debug, else info', () => {
+    expect(serveLogLevel('warn', { DELEGATE_LOG_LEVEL: 'trace' }, true)).toBe('warn');
+    expect(serveLogLevel(undefined, { DELEGATE_LOG_LEVEL: ' Error ' }, true)).toBe('error');
+    expect(serveLogLevel(undefined, { DELEGATE_LOG_LEVEL: '' }, true)).toBe('debug');
+    expect(serveLogLevel(undefined, {}, false)).toBe('info');
+  });
+
+  it.each(['serve', 'serve-auth', 'serve-calendar', 'serve-agent'])('%s: an unknown level is bad usage (exit 2) and --help lists the levels', async (command) => {
+    const flag = fakeIo();
+    expect(await runCli([command, '--log-level', 'loud'], flag)).toBe(2);
+    expect(flag.err).toMatch(/--log-level.*one of trace, debug, info, warn, error, fatal, silent/);
+
+    const env = fakeIo({ DELEGATE_LOG_LEVEL: 'loud', DELEGATE_HOME: '/nonexistent/never-created' });
+    expect(await runCli([command], env)).toBe(2);
+    expect(env.err).toMatch(/DELEGATE_LOG_LEVEL=loud is not a log level/);
+
+    const help = fakeIo();
+    expect(await runCli([command, '--help'], help)).toBe(0);
+    expect(help.out.replace(/\s+/g, ' ')).toMatch(/--log-level <level> .*trace, debug, info, warn, error, fatal, silent/);
+  });
+});
+
+describe('a full flow logged at trace', () => {
+  const out = capture();
+  let stack: TestStack;
+  let flow: FlowSecrets;
+  const secrets: string[] = [];
+  const echoed: Record<string, string | null> = {};
+
+  beforeAll(async () => {
+    stack = await startTestStack({ logger: createLogger('trace', out.stream) });
+    flow = await runAuthorizationFlow(stack);
+    const { issuer, agentUrl } = stack.urls;
+
+    const client = new Client({ name: 'logging-test', version: '0.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(agentUrl), { requestInit: { headers: { Authorization: `Bearer ${flow.accessToken}` } } }));
+    const found = (await client.callTool({ name: 'find_slot', arguments: { duration: '30m' } })) as CallToolResult;
+    expect(found.isError).toBeFalsy();
+    // With the calendar backend gone, the tool warns in the log: that line must carry the request's id too.
+    await stack.calendar.close();
+    const failed = (await client.callTool({ name: 'find_slot', arguments: { duration: '30m' } })) as CallToolResult;
+    expect(failed.isError).toBe(true);
+    await client.close();
+
+    const refreshed = await postForm(`${issuer}/token`, { grant_type: 'refresh_token', refresh_token: flow.refreshToken, client_id: flow.clientId, resource: agentUrl });
+    expect(refreshed.status).toBe(200);
+    const safe = await fetch(`${issuer}/.well-known/oauth-authorization-server`, { headers: { 'X-Request-Id': 'caller-chosen-42' } });
+    echoed.safe = safe.headers.get('x-request-id');
+    const unsafe = await fetch(`${issuer}/token`, { method: 'POST', headers: { 'X-Request-Id': 'has space', 'content-type': 'application/json' }, body: '{not json' });
+    echoed.unsafe = unsafe.headers.get('x-request-id');
+    echoed.unsafeStatus = String(unsafe.status);
+    const revoked = await postForm(`${issuer}/revoke`, { token: String(refreshed.body.refresh_token), client_id: flow.clientId });
+    expect(revoked.status).toBe(200);
+    secrets.push(
+      flow.assertion,
+      flow.code,
+      flow.verifier,
+      flow.csrf,
+      ...flow.cookies,
+      flow.accessToken,
+      flow.refreshToken,
+      String(refreshed.body.access_token),
+      String(refreshed.body.refresh_token),
+    );
+  }, 30_000);
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('writes no secret of the flow, and no request URL with a query', () => {
+    const text = out.text();
+    expect(out.lines().length).toBeGreaterThan(20);
+    for (const secret of secrets) {
+      expect(secret.length).toBeGreaterThan(8);
+      expect(text).not.toContain(secret);
+    }
+    expect(text).not.toMatch(/[?&](code|assertion|code_verifier|refresh_token|access_token)=/);
+  });
+
+  it('puts a request id on every line about a request, errors and tool warnings included', () => {
+    const lines = out.lines();
+    const aboutRequests = lines.filter((l) => 'req' in l || 'res' in l);
+    expect(aboutRequests.length).toBeGreaterThan(10);
+    for (const line of aboutRequests) expect(line.reqId, JSON.stringify(line)).toEqual(expect.any(String));
+    const toolWarning = lines.find((l) => l.msg === 'calendar request failed' || l.msg === 'find_slot failed');
+    expect(toolWarning, 'the tool logged why it failed').toBeDefined();
+    expect(toolWarning!.reqId).toEqual(expect.any(String));
+    const requestOfWarning = lines.find((l) => l.reqId === toolWarning!.reqId && l.msg === 'incoming request');
+    expect((requestOfWarning?.req as { path?: string } | undefined)?.path).toBe('/mcp');
+  });
+
+  it('echoes the id in X-Request-Id: the caller’s when it is safe, a fresh one otherwise', () => {
+    expect(echoed.safe).toBe('caller-chosen-42');
+    expect(out.lines().some((l) => l.reqId === 'caller-chosen-42')).toBe(true);
+    expect(echoed.unsafeStatus).toBe('400');
+    expect(echoed.unsafe).toMatch(/^[0-9a-f-]{36}$/);
+    expect(out.lines().filter((l) => l.reqId === echoed.unsafe).length).toBeGreaterThanOrEqual(2);
+    expect(out.text()).not.toContain('has space');
+  });
+});
