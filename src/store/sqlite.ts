@@ -303,6 +303,7 @@ class SqliteStore implements Store {
   constructor(private readonly db: Database.Database) {}
 
   close(): void {
+    if (this.pendingAudit.length > 0 && this.db.open) this.flushAudit();
     if (this.db.open) this.db.close();
   }
 
@@ -343,8 +344,34 @@ class SqliteStore implements Store {
     return this.guarded(() => this.db.transaction(fn).immediate());
   }
 
+  /** Audit records waiting for the next group commit (see appendAudit). */
+  private pendingAudit: Array<{ event: AuditEventInput; now: number; resolve: (r: AuditRecord) => void; reject: (e: unknown) => void }> = [];
+
+  /**
+   * Group commit: records appended while the event loop is busy (for example
+   * while the previous commit syncs to disk) are written together in one
+   * transaction on the next turn, and each promise resolves only once its
+   * record is durable. One sync for many tool calls, not one each.
+   */
   async appendAudit(event: AuditEventInput, now: number): Promise<AuditRecord> {
-    return this.atomically(() => this.appendAuditNow(event, now));
+    return new Promise<AuditRecord>((resolve, reject) => {
+      this.pendingAudit.push({ event, now, resolve, reject });
+      if (this.pendingAudit.length === 1) setImmediate(() => this.flushAudit());
+    });
+  }
+
+  private flushAudit(): void {
+    const batch = this.pendingAudit;
+    this.pendingAudit = [];
+    if (batch.length === 0) return;
+    let records: AuditRecord[];
+    try {
+      records = this.atomically(() => batch.map((p) => this.appendAuditNow(p.event, p.now)));
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(records[i]!));
   }
 
   /** Appends one record to the hash chain; call inside a transaction. */
