@@ -1,6 +1,6 @@
 // The audit log's hash chain against tampering done straight in the database:
 // an edited, a deleted and a reordered record are each caught and named.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -33,6 +33,28 @@ describe('the audit chain', () => {
     const records = await store.listAudit();
     expect(records.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(records[1]!.prevHash).toBe(records[0]!.hash);
+  });
+
+  it('writes records appended at once together (group commit), each resolved with its own place in the chain', async () => {
+    // Each commit appends the pages it changed, and a commit frame, to the write-ahead log: 40 commits would add far more.
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    const walFrames = () => Math.round(statSync(join(dir, 'delegate.db-wal')).size / (4096 + 24));
+    expect(walFrames()).toBe(0);
+    const appended = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => store.appendAudit({ event: 'tool_call', user: 'usr_1', actors: ['calendar-agent'], detail: { n: 100 + i } }, 2_000 + i)),
+    );
+    expect(appended.map((r) => r.seq)).toEqual(Array.from({ length: 40 }, (_, i) => 7 + i));
+    expect(appended.map((r) => r.detail.n)).toEqual(Array.from({ length: 40 }, (_, i) => 100 + i));
+    expect(walFrames()).toBeLessThan(20); // one transaction (about 7 frames here); one commit per record would be 40 or more
+    expect(await store.verifyAudit()).toMatchObject({ ok: true, count: 46 });
+  });
+
+  it('rejects every record of a group that could not be written, and writes none of them', async () => {
+    db.exec("CREATE TRIGGER audit_down BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END");
+    const results = await Promise.allSettled([1, 2, 3].map((n) => store.appendAudit({ event: 'tool_call', detail: { n } }, 3_000 + n)));
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    db.exec('DROP TRIGGER audit_down');
+    expect(await store.verifyAudit()).toMatchObject({ ok: true, count: 6 });
   });
 
   it('catches an edited record', async () => {
