@@ -205,3 +205,30 @@ describe('a full flow logged at trace', () => {
     expect(out.text()).not.toContain('has space');
   });
 });
+
+describe('access lines', () => {
+  async function linesAt(level: 'info' | 'debug') {
+    const { createApp } = await import('../../src/http/app.js');
+    const out = capture();
+    const app = createApp({ logger: createLogger(level, out.stream) });
+    app.get('/ping', async () => ({ ok: true }));
+    await app.ready();
+    const res = await app.inject({ method: 'GET', url: '/ping?code=not-logged', headers: { host: '127.0.0.1' } });
+    await app.close();
+    return { res, lines: out.lines() };
+  }
+
+  it('at info, one line per request when it is answered: path, status, time and the request id', async () => {
+    const { res, lines } = await linesAt('info');
+    expect(res.statusCode).toBe(200);
+    expect(lines.map((l) => l.msg)).toEqual(['request completed']);
+    expect(lines[0]).toMatchObject({ reqId: res.headers['x-request-id'], req: { method: 'GET', path: '/ping' }, res: { statusCode: 200 } });
+    expect(lines[0]!.responseTime).toEqual(expect.any(Number));
+    expect(JSON.stringify(lines)).not.toContain('not-logged');
+  });
+
+  it('at debug, also the line on arrival', async () => {
+    const { lines } = await linesAt('debug');
+    expect(lines.map((l) => l.msg)).toEqual(['incoming request', 'request completed']);
+  });
+});
