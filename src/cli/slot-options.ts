@@ -4,6 +4,7 @@
 // handed on as the tool's arguments. Light: loads no agent or ICS code.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { MAX_CALENDARS, MAX_LIMIT, readSpan, readWorkingHoursOption, type SpanField } from '../calendar/search-options.js';
+import type { SlotSearchArgs } from '../client/session.js';
 
 /** The options as commander hands them over. */
 export interface SlotSearchOptions {
@@ -20,18 +21,7 @@ export interface SlotSearchOptions {
 }
 
 /** The same, as find_slot's arguments. */
-export interface SlotSearchArgs {
-  within?: string;
-  workingHours?: string;
-  step?: string;
-  bufferBefore?: string;
-  bufferAfter?: string;
-  minNotice?: string;
-  limit?: number;
-  calendars?: string[];
-  tentative?: 'busy' | 'free';
-  onCalendarError?: 'fail' | 'skip';
-}
+export type { SlotSearchArgs };
 
 const span = (field: SpanField) => (value: string) => {
   const read = readSpan(field, value);

@@ -60,13 +60,8 @@ export interface SessionOptions {
   fetchFn?: FetchLike;
 }
 
-export interface FindSlotInput {
-  /** e.g. "30m", "1h", "PT45M"; parsed by the agent. */
-  duration: string;
-  from?: string;
-  to?: string;
-  timeZone?: string;
-  // issue 4: the search options, as written (docs/internals.md, find_slot).
+/** find_slot's search options, as written (docs/internals.md, find_slot). */
+export interface SlotSearchArgs {
   within?: string;
   workingHours?: string;
   step?: string;
@@ -77,6 +72,14 @@ export interface FindSlotInput {
   calendars?: string[];
   tentative?: 'busy' | 'free';
   onCalendarError?: 'fail' | 'skip';
+}
+
+export interface FindSlotInput extends SlotSearchArgs {
+  /** e.g. "30m", "1h", "PT45M"; parsed by the agent. */
+  duration: string;
+  from?: string;
+  to?: string;
+  timeZone?: string;
 }
 
 export interface Slot {

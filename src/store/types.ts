@@ -171,25 +171,8 @@ export interface CalendarRecord {
   createdAt: number;
 }
 
-/** An ICS feed's last good copy and the outcome of its last fetch (issue 4). Times are epoch ms. */
-export interface CalendarFeedRecord {
-  calendarId: string;
-  /** The URL the copy came from. */
-  url: string;
-  /** The last copy that parsed, or null when none was ever fetched. */
-  body: string | null;
-  etag: string | null;
-  lastModified: string | null;
-  /** When the server last gave or confirmed (304) the copy. */
-  fetchedAt: number | null;
-  /** When the copy last changed. */
-  changedAt: number | null;
-  /** The last attempt, whatever came of it. */
-  checkedAt: number | null;
-  /** Why the last attempt failed; null when it succeeded. */
-  error: string | null;
-  errorAt: number | null;
-}
+/** An ICS feed's last good copy and the outcome of its last fetch (issue 4): what the feed loader keeps. */
+export type CalendarFeedRecord = FeedCacheRecord;
 
 export type RedeemCodeResult =
   | { status: 'redeemed' }
@@ -206,6 +189,7 @@ export type RotateRefreshResult =
   | { status: 'replayed'; previous: RefreshTokenRecord };
 
 import type { AuditRecord, ChainVerdict } from './audit-chain.js';
+import type { FeedCacheRecord } from '../calendar/feeds.js';
 export type { AuditRecord, AuditContent, ChainVerdict } from './audit-chain.js';
 
 /** An audit event as it is appended; the store assigns seq, time and hashes. */
