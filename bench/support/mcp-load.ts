@@ -7,18 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { JWK } from 'jose';
-import { signOwnerAssertion } from '../../src/client/owner-login.js';
-import {
-  Browser,
-  authorizeUrl,
-  callbackParams,
-  parseConsentForm,
-  pkcePair,
-  postForm,
-  registerPublicClient,
-  signInAndOpenConsent,
-} from '../../test/support/oauth-flow.js';
+import { ownerApproves, redeemCode, type FlowTarget } from '../../test/support/owner-flow.js';
 
 const REDIRECT = 'http://127.0.0.1:43127/callback';
 
@@ -28,40 +17,16 @@ export interface SignedInClient {
   refreshToken: string;
 }
 
-export interface FlowTarget {
-  issuer: string;
-  agentUrl: string;
-  ownerJwk: JWK;
-}
+export type { FlowTarget };
 
 /** One MCP client through the whole authorization code flow: registration, sign-in, consent, code + PKCE for a token. */
 export async function signInClient(target: FlowTarget, index: number, scope = 'slots:find'): Promise<SignedInClient> {
-  const clientId = await registerPublicClient(target.issuer, [REDIRECT]);
-  const { verifier, challenge } = pkcePair();
   const state = `load-${index}`;
-  const browser = new Browser();
-  const assertion = await signOwnerAssertion({ key: target.ownerJwk, issuer: target.issuer, now: Date.now });
-  const page = await signInAndOpenConsent(
-    browser,
-    target.issuer,
-    assertion,
-    authorizeUrl(target.issuer, { clientId, redirectUri: REDIRECT, resource: target.agentUrl, scope, state, challenge }),
-  );
-  if (page.status !== 200) throw new Error(`client ${index}: consent page answered HTTP ${page.status}`);
-  const decision = await browser.post(`${target.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
-  const params = callbackParams(decision.location ?? 'http://invalid/');
-  const code = params.get('code');
-  if (!code || params.get('state') !== state) throw new Error(`client ${index}: consent gave no code`);
-  const token = await postForm(`${target.issuer}/token`, {
-    grant_type: 'authorization_code',
-    code,
-    code_verifier: verifier,
-    redirect_uri: REDIRECT,
-    client_id: clientId,
-    resource: target.agentUrl,
-  });
+  const approved = await ownerApproves(target, { scope, state, redirectUri: REDIRECT });
+  if (approved.params.get('state') !== state) throw new Error(`client ${index}: consent gave no code for this request`);
+  const token = await redeemCode(target, approved, {}, REDIRECT);
   if (token.status !== 200) throw new Error(`client ${index}: code redemption failed with ${String(token.body.error)}`);
-  return { clientId, accessToken: String(token.body.access_token), refreshToken: String(token.body.refresh_token) };
+  return { clientId: approved.clientId, accessToken: String(token.body.access_token), refreshToken: String(token.body.refresh_token) };
 }
 
 /** `count` distinct clients, a few sign-ins at a time. */

@@ -3,17 +3,8 @@
 import { SignJWT, decodeJwt, importJWK, type CryptoKey, type JWK } from 'jose';
 import { expect } from 'vitest';
 import type { TestAuthz } from '../support/authz.js';
-import { ownerAssertion } from '../support/authz.js';
-import {
-  Browser,
-  authorizeUrl,
-  callbackParams,
-  parseConsentForm,
-  pkcePair,
-  postForm,
-  registerPublicClient,
-  signInAndOpenConsent,
-} from '../support/oauth-flow.js';
+import { postForm, registerPublicClient } from '../support/oauth-flow.js';
+import { ownerApproves, redeemCode } from '../support/owner-flow.js';
 
 export const REDIRECT = 'http://127.0.0.1:43123/callback';
 
@@ -26,35 +17,14 @@ export interface UserTokens {
 
 /** Registration, owner sign-in, consent, code: returns the code and what is needed to redeem it. */
 export async function obtainCode(authz: TestAuthz, clientId?: string) {
-  const id = clientId ?? (await registerPublicClient(authz.issuer));
-  const { verifier, challenge } = pkcePair();
-  const browser = new Browser();
-  const page = await signInAndOpenConsent(
-    browser,
-    authz.issuer,
-    await ownerAssertion(authz.ownerJwk, authz.issuer),
-    authorizeUrl(authz.issuer, { clientId: id, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 'st-123', challenge }),
-  );
-  expect(page.status).toBe(200);
-  const form = parseConsentForm(page.html);
-  const decision = await browser.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' });
-  expect(decision.status).toBe(303);
-  const params = callbackParams(decision.location!);
-  expect(params.get('state')).toBe('st-123');
-  expect(params.get('iss')).toBe(authz.issuer);
-  return { clientId: id, code: params.get('code')!, verifier, browser };
+  const approved = await ownerApproves(authz, { clientId: clientId ?? (await registerPublicClient(authz.issuer)), redirectUri: REDIRECT, state: 'st-123' });
+  expect(approved.params.get('state')).toBe('st-123');
+  expect(approved.params.get('iss')).toBe(authz.issuer);
+  return { clientId: approved.clientId, code: approved.code, verifier: approved.verifier, browser: approved.browser };
 }
 
 export async function redeem(authz: TestAuthz, code: { clientId: string; code: string; verifier: string }, extra: Record<string, string> = {}) {
-  return postForm(`${authz.issuer}/token`, {
-    grant_type: 'authorization_code',
-    code: code.code,
-    code_verifier: code.verifier,
-    redirect_uri: REDIRECT,
-    client_id: code.clientId,
-    resource: authz.agentUrl,
-    ...extra,
-  });
+  return redeemCode(authz, code, extra, REDIRECT);
 }
 
 export async function obtainTokens(authz: TestAuthz): Promise<UserTokens> {

@@ -10,17 +10,9 @@ import { SignJWT, decodeJwt, importJWK, type CryptoKey } from 'jose';
 import type { FastifyInstance } from 'fastify';
 import { buildAgentServer } from '../../src/agent/server.js';
 import { buildCalendarServer } from '../../src/calendar/server.js';
-import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
-import {
-  Browser,
-  authorizeUrl,
-  callbackParams,
-  parseConsentForm,
-  pkcePair,
-  postForm,
-  registerPublicClient,
-  signInAndOpenConsent,
-} from '../support/oauth-flow.js';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { postForm } from '../support/oauth-flow.js';
+import { ownerApproves, redeemCode } from '../support/owner-flow.js';
 
 const REDIRECT = 'http://127.0.0.1:43123/callback';
 
@@ -78,27 +70,9 @@ export interface DerivedTokens {
 
 /** The owner consents for a new client; its token is refreshed once; the agent exchanges both. */
 export async function deriveTokens(authz: TestAuthz): Promise<DerivedTokens> {
-  const clientId = await registerPublicClient(authz.issuer, [REDIRECT]);
-  const { verifier, challenge } = pkcePair();
-  const browser = new Browser();
-  const page = await signInAndOpenConsent(
-    browser,
-    authz.issuer,
-    await ownerAssertion(authz.ownerJwk, authz.issuer),
-    authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge }),
-  );
-  if (page.status !== 200) throw new Error(`consent page: HTTP ${page.status}`);
-  const decision = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
-  const code = callbackParams(decision.location ?? 'http://invalid/').get('code');
-  if (!code) throw new Error('consent gave no code');
-  const first = await postForm(`${authz.issuer}/token`, {
-    grant_type: 'authorization_code',
-    code,
-    code_verifier: verifier,
-    redirect_uri: REDIRECT,
-    client_id: clientId,
-    resource: authz.agentUrl,
-  });
+  const approved = await ownerApproves(authz, { redirectUri: REDIRECT, state: 's' });
+  const clientId = approved.clientId;
+  const first = await redeemCode(authz, approved, {}, REDIRECT);
   if (first.status !== 200) throw new Error(`code redemption: ${JSON.stringify(first.body)}`);
   const refreshed = await postForm(`${authz.issuer}/token`, {
     grant_type: 'refresh_token',

@@ -19,18 +19,8 @@ import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
 import { resolvePaths, type Paths } from '../../src/config.js';
 import { createLogger } from '../../src/http/logging.js';
 import type { Store } from '../../src/store/index.js';
-import { ownerAssertion } from '../support/authz.js';
-import {
-  Browser,
-  authorizeUrl,
-  callbackParams,
-  parseConsentForm,
-  pkcePair,
-  postForm,
-  registerPublicClient,
-  signInAndOpenConsent,
-  type WireResponse,
-} from '../support/oauth-flow.js';
+import { postForm, type WireResponse } from '../support/oauth-flow.js';
+import { ownerApproves, redeemCode as redeemApproved } from '../support/owner-flow.js';
 import { freePort } from '../support/ports.js';
 
 export const REDIRECT = 'http://127.0.0.1:43123/callback';
@@ -99,33 +89,11 @@ export async function startStack(options: { logs?: boolean } = {}): Promise<Stac
 
 /** What the owner's browser ends with: a code for a freshly registered public client. */
 export async function ownerCode(stack: Stack, options: { clientId?: string; state?: string; scope?: string } = {}) {
-  const clientId = options.clientId ?? (await registerPublicClient(stack.issuer, [REDIRECT]));
-  const { verifier, challenge } = pkcePair();
-  const browser = new Browser();
-  const page = await signInAndOpenConsent(
-    browser,
-    stack.issuer,
-    await ownerAssertion(stack.ownerJwk, stack.issuer),
-    authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: options.scope ?? 'slots:find', state: options.state ?? 'st', challenge }),
-  );
-  if (page.status !== 200) throw new Error(`consent page: HTTP ${page.status}`);
-  const decision = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
-  const params = callbackParams(decision.location ?? 'http://invalid/');
-  const code = params.get('code');
-  if (!code) throw new Error(`consent gave no code: ${decision.location}`);
-  return { clientId, code, verifier, challenge, browser, params };
+  return ownerApproves(stack, { ...options, redirectUri: REDIRECT });
 }
 
 export function redeemCode(stack: Stack, c: { clientId: string; code: string; verifier: string }, extra: Record<string, string | undefined> = {}): Promise<WireResponse> {
-  return postForm(`${stack.issuer}/token`, {
-    grant_type: 'authorization_code',
-    code: c.code,
-    code_verifier: c.verifier,
-    redirect_uri: REDIRECT,
-    client_id: c.clientId,
-    resource: stack.agentUrl,
-    ...extra,
-  });
+  return redeemApproved(stack, c, extra, REDIRECT);
 }
 
 export interface UserTokens {
