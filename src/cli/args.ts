@@ -12,6 +12,21 @@ export function parsePort(value: string): number {
   return port;
 }
 
+/**
+ * `delegate serve --host`: the address it listens on is also the one its URLs
+ * name (the issuer, and the resource URLs that tokens are bound to), so it
+ * must be one a client can reach: not a wildcard.
+ */
+export function parseNamedHost(value: string): string {
+  const host = value.trim();
+  if (host === '' || ['0.0.0.0', '::', '[::]', '*'].includes(host)) {
+    throw new InvalidArgumentError(
+      'serve names its servers by this address in their URLs, so it cannot be a wildcard; listen on all addresses with serve-auth, serve-calendar and serve-agent and their --issuer/--auth-url/--calendar-url options.',
+    );
+  }
+  return host;
+}
+
 /** An absolute http(s) URL, without a trailing slash. */
 export function parseHttpUrl(value: string): string {
   let url: URL;

@@ -7,6 +7,7 @@ import { DEFAULT_HOST, DEFAULT_PORTS, LOG_LEVELS, resolvePaths, urlsFor, type Lo
 import {
   parseHttpUrl,
   parseInstant,
+  parseNamedHost,
   parsePort,
   parseProfile,
   parseSlotDuration,
@@ -162,7 +163,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
     .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
     .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
-    .option('--host <host>', 'address to listen on and to name in URLs', DEFAULT_HOST)
+    .option('--host <host>', 'address to listen on and to name in URLs (not a wildcard)', parseNamedHost, DEFAULT_HOST)
     .option('--calendar-timeout <wait>', 'how long CalendarAgent waits for the calendar backend: 2s, 500ms (default 5s)', parseWait)
     .addOption(logLevelOption())
     .addHelpText('after', ['', 'Examples:', '  delegate serve', '  delegate serve --auth-port 18510 --calendar-port 18511 --agent-port 18512', '  delegate serve --log-level debug'].join('\n'))

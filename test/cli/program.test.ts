@@ -19,6 +19,8 @@ describe('runCli', () => {
     ['a window bound that is not a date', ['find-slot', '--duration', '30m', '--from', 'tomorrow']],
     ['a login timeout that is not a time span', ['login', '--login-timeout', 'soon']],
     ['a server URL that is not http', ['serve-agent', '--auth-url', 'ftp://x']],
+    ['a wildcard address for serve, which names its servers by it in URLs', ['serve', '--host', '0.0.0.0']],
+    ['the IPv6 wildcard for serve', ['serve', '--host', '::']],
   ])('exits 2 on %s, with the reason on stderr and nothing on stdout', async (_why, argv) => {
     const io = fakeIo();
     expect(await runCli(argv, io)).toBe(2);
