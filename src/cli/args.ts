@@ -21,7 +21,7 @@ export function parseNamedHost(value: string): string {
   const host = value.trim();
   if (host === '' || ['0.0.0.0', '::', '[::]', '*'].includes(host)) {
     throw new InvalidArgumentError(
-      'serve names its servers by this address in their URLs, so it cannot be a wildcard; listen on all addresses with serve-auth, serve-calendar and serve-agent and their --issuer/--auth-url/--calendar-url options.',
+      "serve names its servers by this address in their URLs and token audiences, so it cannot be a wildcard; give an address clients reach, such as 127.0.0.1 or this machine's LAN address.",
     );
   }
   return host;
