@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../browser/chromium.js';
 import { freePort } from '../support/ports.js';
 import { repoRoot } from './built.js';
-import { killLeftovers, runCli, startCli } from './run.js';
+import { killLeftovers, runCli, startCli, startServer } from './run.js';
 
 let browser: Browser;
 let home: string;
@@ -34,11 +34,7 @@ describe('find-slot with headless Chromium at the consent page', () => {
   it('signs in, shows the consent page, Approve, and the slot is printed', { timeout: 90_000 }, async () => {
     const ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
     // The servers on their own (so the CLI under test may run on another Node than the database driver's).
-    const serve = startCli(['serve', ...ports], home);
-    while (!serve.stderr().includes('Press Ctrl-C')) {
-      if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const serve = await startServer(['serve', ...ports], home);
     const cli = startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...ports], home);
     const link = await cli.loginUrl;
 

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { es256Key } from '../support/authz.js';
 import { freePort } from '../support/ports.js';
 import { builtModule, delegateBin, repoRoot } from './built.js';
-import { approveInBrowser, killLeftovers, runCli, startCli, type Running } from './run.js';
+import { approveInBrowser, killLeftovers, runCli, startCli, startServer, type Running } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -31,8 +31,7 @@ beforeAll(async () => {
   ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
   issuer = `http://127.0.0.1:${auth}`;
   calendarUrl = `http://127.0.0.1:${calendar}`;
-  serve = startCli(['serve', ...ports], home);
-  while (!serve.stderr().includes('Press Ctrl-C')) await new Promise((r) => setTimeout(r, 50));
+  serve = await startServer(['serve', ...ports], home);
   const login = startCli(['login', '--no-browser', ...ports], home);
   await approveInBrowser(await login.loginUrl);
   expect((await login.done).code).toBe(0);

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { delegateBin, repoRoot } from './built.js';
-import { approveInBrowser, killLeftovers, startCli } from './run.js';
+import { approveInBrowser, killLeftovers, startCli, startServer } from './run.js';
 
 const traceHook = fileURLToPath(new URL('./module-trace/register.mjs', import.meta.url));
 let dir: string;
@@ -45,11 +45,7 @@ async function bundledSources(loaded: string[]): Promise<string[]> {
 
 describe('find-slot on the fast path', () => {
   it('loads neither the servers nor the sign-in code when the servers run and the token is cached', { timeout: 60_000 }, async () => {
-    const serve = startCli(['serve', ...ports], home);
-    while (!serve.stderr().includes('Press Ctrl-C')) {
-      if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const serve = await startServer(['serve', ...ports], home);
     const first = startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...ports], home);
     await approveInBrowser(await first.loginUrl);
     expect((await first.done).code).toBe(0);

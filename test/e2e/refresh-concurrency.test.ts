@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
-import { approveInBrowser, killLeftovers, runCli, startCli, type Running } from './run.js';
+import { approveInBrowser, killLeftovers, runCli, startCli, startServer, type Running } from './run.js';
 
 const PROCESSES = 20;
 let home: string;
@@ -19,11 +19,7 @@ let serve: Running;
 beforeEach(async () => {
   home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-refresh-')), 'home');
   ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
-  serve = startCli(['serve', ...ports], home);
-  while (!serve.stderr().includes('Press Ctrl-C')) {
-    if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  serve = await startServer(['serve', ...ports], home);
 });
 
 afterEach(async () => {

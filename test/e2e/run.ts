@@ -45,6 +45,16 @@ function runtimeFor(args: string[]): string {
   return opensStore ? serverNode : process.execPath;
 }
 
+/** Starts a server command (serve, serve-auth, …) and resolves once it says it is ready; rejects with its stderr if it exits first. */
+export async function startServer(args: string[], home: string): Promise<Running> {
+  const server = startCli(args, home);
+  while (!server.stderr().includes('Press Ctrl-C')) {
+    if (server.child.exitCode !== null) throw new Error(`delegate ${args[0]} exited:\n${server.stderr()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return server;
+}
+
 export function startCli(args: string[], home: string): Running {
   const child = spawn(runtimeFor(args), [delegateBin, ...args], {
     cwd: repoRoot,

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
-import { killLeftovers, startCli, type Running } from './run.js';
+import { killLeftovers, startServer, type Running } from './run.js';
 
 const BEARER = 'eyJhbGciOiJFUzI1NiJ9.bearer-value-never-logged.c2ln';
 const CODE = 'code-value-never-logged-0123456789';
@@ -24,11 +24,7 @@ afterEach(async () => {
 async function serveWith(level: string): Promise<{ serve: Running; issuer: string; agentUrl: string }> {
   root = await mkdtemp(join(tmpdir(), 'delegate-serve-logs-'));
   const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
-  const serve = startCli(['serve', '--log-level', level, '--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)], join(root, 'home'));
-  while (!serve.stderr().includes('Press Ctrl-C')) {
-    if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const serve = await startServer(['serve', '--log-level', level, '--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)], join(root, 'home'));
   return { serve, issuer: `http://127.0.0.1:${auth}`, agentUrl: `http://127.0.0.1:${agent}/mcp` };
 }
 
@@ -69,11 +65,7 @@ describe('delegate serve --log-level', () => {
   it('warn (serve-auth): no per-request lines', async () => {
     root = await mkdtemp(join(tmpdir(), 'delegate-serve-logs-'));
     const port = await freePort();
-    const serve = startCli(['serve-auth', '--log-level', 'warn', '--port', String(port)], join(root, 'home'));
-    while (!serve.stderr().includes('Press Ctrl-C')) {
-      if (serve.child.exitCode !== null) throw new Error(`delegate serve-auth exited:\n${serve.stderr()}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const serve = await startServer(['serve-auth', '--log-level', 'warn', '--port', String(port)], join(root, 'home'));
     const issuer = `http://127.0.0.1:${port}`;
     await secretBearingRequests(issuer, `${issuer}/mcp`);
     const stderr = await stop(serve);

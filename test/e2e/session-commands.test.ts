@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { approveInBrowser, killLeftovers, runCli, startCli, type Running } from './run.js';
+import { approveInBrowser, killLeftovers, runCli, startCli, startServer, type Running } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -51,11 +51,7 @@ beforeAll(async () => {
   home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-session-')), 'home');
   ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
   agentUrl = `http://127.0.0.1:${ports[5]}/mcp`;
-  serve = startCli(['serve', ...ports], home);
-  while (!serve.stderr().includes('Press Ctrl-C')) {
-    if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  serve = await startServer(['serve', ...ports], home);
 }, 60_000);
 
 afterAll(async () => {

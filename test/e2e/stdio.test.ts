@@ -11,7 +11,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { delegateBin, repoRoot } from './built.js';
-import { approveInBrowser, firstLoopbackUrl, killLeftovers, startCli } from './run.js';
+import { approveInBrowser, firstLoopbackUrl, killLeftovers, startCli, startServer } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -60,11 +60,7 @@ async function callFindSlot(client: Client) {
 describe('serve-agent --stdio', () => {
   it('serves find_slot under the stored delegation, with only the protocol on stdout', async () => {
     // The servers run on their own here (as under `delegate serve`); the stdio agent uses them.
-    const serve = startCli(['serve', ...ports], home);
-    while (!serve.stderr().includes('Press Ctrl-C')) {
-      if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const serve = await startServer(['serve', ...ports], home);
     const login = startCli(['login', '--no-browser', ...ports], home);
     await approveInBrowser(await login.loginUrl);
     expect((await login.done).code).toBe(0);

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
 import { builtModule } from './built.js';
-import { approveInBrowser, firstLoopbackUrl, killLeftovers, runCli, startCli, type Running } from './run.js';
+import { approveInBrowser, firstLoopbackUrl, killLeftovers, runCli, startCli, startServer, type Running } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -20,8 +20,7 @@ beforeAll(async () => {
   builtModule('cli/main.js');
   home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-stepup-')), 'home');
   ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
-  serve = startCli(['serve', ...ports], home);
-  while (!serve.stderr().includes('Press Ctrl-C')) await new Promise((r) => setTimeout(r, 50));
+  serve = await startServer(['serve', ...ports], home);
 }, 60_000);
 
 afterAll(async () => {

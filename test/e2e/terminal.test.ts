@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
 import { delegateBin, repoRoot } from './built.js';
-import { firstLoopbackUrl, killLeftovers, startCli, type Running } from './run.js';
+import { firstLoopbackUrl, killLeftovers, startServer, type Running } from './run.js';
 
 const SCRIPT = '/usr/bin/script';
 let home: string;
@@ -22,11 +22,7 @@ let serve: Running;
 beforeAll(async () => {
   home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-tty-')), 'home');
   ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
-  serve = startCli(['serve', ...ports], home);
-  while (!serve.stderr().includes('Press Ctrl-C')) {
-    if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  serve = await startServer(['serve', ...ports], home);
 }, 60_000);
 
 afterAll(async () => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { killLeftovers, startCli, type Running } from '../e2e/run.js';
+import { killLeftovers, startServer, type Running } from '../e2e/run.js';
 
 export interface Servers {
   home: string;
@@ -23,11 +23,7 @@ export async function startServers(): Promise<Servers> {
   const home = join(await mkdtemp(join(tmpdir(), 'delegate-interop-')), 'home');
   const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
   const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
-  const serve = startCli(['serve', ...ports], home);
-  while (!serve.stderr().includes('Press Ctrl-C')) {
-    if (serve.child.exitCode !== null) throw new Error(`delegate serve exited:\n${serve.stderr()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const serve = await startServer(['serve', ...ports], home);
   return {
     home,
     ports,
