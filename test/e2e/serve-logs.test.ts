@@ -1,7 +1,8 @@
 // `delegate serve --log-level …` as a user runs it (the built CLI): at debug
 // its stderr carries JSON lines with a reqId for each request and none of the
 // credentials the requests carried, in headers, query strings or bodies; at
-// warn (serve-auth here) the per-request lines are gone.
+// warn (serve-auth here) the per-request lines are gone. Neither prints a
+// Node process warning.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ const BEARER = 'eyJhbGciOiJFUzI1NiJ9.bearer-value-never-logged.c2ln';
 const CODE = 'code-value-never-logged-0123456789';
 const ASSERTION = 'assertion-value-never-logged-abcdef';
 const VERIFIER = 'verifier-value-never-logged-zyxwvu';
+/** How Node prints a process warning or deprecation: `(node:1234) [CODE] Name: message`. */
+const NODE_WARNING = /^\(node:\d+\) /m;
 
 let root: string | undefined;
 afterEach(async () => {
@@ -60,6 +63,8 @@ describe('delegate serve --log-level', () => {
     for (const line of incoming) expect(line.reqId).toEqual(expect.any(String));
     expect(lines.some((l) => l.reqId === 'e2e-request-1' && l.msg === 'request completed')).toBe(true);
     for (const secret of [BEARER, CODE, ASSERTION, VERIFIER]) expect(stderr).not.toContain(secret);
+    // Node's process warnings (a deprecated fastify option once printed three) are noise in a user's terminal.
+    expect(stderr).not.toMatch(NODE_WARNING);
   }, 30_000);
 
   it('warn (serve-auth): no per-request lines', async () => {
@@ -72,5 +77,6 @@ describe('delegate serve --log-level', () => {
     expect(stderr).toContain('Press Ctrl-C');
     expect(stderr).not.toContain('incoming request');
     expect(stderr).not.toContain('"level":30');
+    expect(stderr).not.toMatch(NODE_WARNING);
   }, 30_000);
 });
