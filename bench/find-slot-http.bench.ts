@@ -103,20 +103,24 @@ try {
   const agentRuns: LoadResult[] = [];
   const bareRuns: LoadResult[] = [];
   // CPU time used during the measured rounds: by the servers (from /proc) and by this process, the client harness.
-  const cpu = { agentServers: 0, bareServer: 0, agentClient: 0, bareClient: 0 };
-  const serversCpu = () => [stack.auth, stack.calendar, stack.agent].reduce((n, s) => n + (s.cpuSeconds() ?? Number.NaN), 0);
+  const cpu = { bareServer: 0, agentClient: 0, bareClient: 0 };
+  const servers = [stack.auth, stack.calendar, stack.agent];
+  const eachServerCpu = () => servers.map((s) => s.cpuSeconds() ?? Number.NaN);
+  const serverCpu = servers.map(() => 0);
   const ownCpu = () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
   };
   for (let r = 0; r < ROUNDS; r++) {
-    let [server, own] = [procCpuSeconds(bare.pid) ?? Number.NaN, ownCpu()];
+    const server = procCpuSeconds(bare.pid) ?? Number.NaN;
+    let own = ownCpu();
     bareRuns.push(await runCalls(bareClients, 'find_slot', ARGS, SECONDS));
     cpu.bareServer += (procCpuSeconds(bare.pid) ?? Number.NaN) - server;
     cpu.bareClient += ownCpu() - own;
-    [server, own] = [serversCpu(), ownCpu()];
+    const before = eachServerCpu();
+    own = ownCpu();
     agentRuns.push(await runCalls(agentClients, 'find_slot', ARGS, SECONDS));
-    cpu.agentServers += serversCpu() - server;
+    eachServerCpu().forEach((seconds, i) => (serverCpu[i]! += seconds - before[i]!));
     cpu.agentClient += ownCpu() - own;
   }
   const total = (runs: LoadResult[]) => ({
@@ -139,7 +143,11 @@ try {
     ['delegate: find_slot with token verification', `${oursRate.toFixed(1)} calls/s`, `p50 ${percentile(ours.latencies, 50).toFixed(1)} ms, p99 ${percentile(ours.latencies, 99).toFixed(1)} ms, ${ours.errors} errors`],
     ["ratio delegate / baseline", ratio.toFixed(3), `target ≥ ${TARGET} ${ratio >= TARGET ? 'PASS' : 'MISS'}`],
     ['CPU per call, baseline: bare route server', perCall(cpu.bareServer, base.calls)],
-    ['CPU per call, delegate: AS + calendar + agent', perCall(cpu.agentServers, ours.calls)],
+    [
+      'CPU per call, delegate: AS + calendar + agent',
+      perCall(serverCpu.reduce((n, seconds) => n + seconds, 0), ours.calls),
+      `AS ${perCall(serverCpu[0]!, ours.calls)}, calendar ${perCall(serverCpu[1]!, ours.calls)}, agent ${perCall(serverCpu[2]!, ours.calls)}`,
+    ],
     ['CPU per call, client harness (baseline side)', perCall(cpu.bareClient, base.calls)],
     ['CPU per call, client harness (delegate side)', perCall(cpu.agentClient, ours.calls)],
   ]);

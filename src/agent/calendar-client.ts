@@ -6,6 +6,9 @@ import { selectionParams, type FreeBusySelection } from '../calendar/freebusy-qu
 import type { Interval } from '../calendar/intervals.js';
 import { minuteRanges, type WorkingHours } from '../calendar/slots.js';
 import { isIanaZone } from '../config.js';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { readBody } from '../client/mcp-post.js';
 
 export type CalendarErrorCode =
   /** Nothing answered at the calendar backend's address. */
@@ -52,7 +55,12 @@ export interface FreeBusyRequest {
   /** A token whose audience is the calendar backend (never the caller's own token). */
   accessToken: string;
   window: Interval;
-  fetchFn: typeof fetch;
+  /**
+   * A fetch to ask with (tests put one in the way). Without it, node:http with
+   * its keep-alive agent: a fetch (undici) costs the agent several times more
+   * CPU per call, and this is one request on every tool call.
+   */
+  fetchFn?: typeof fetch;
   timeoutMs: number;
   /** issue 4: which calendars, and how to count tentative events and broken calendars. */
   selection?: FreeBusySelection;
@@ -67,23 +75,41 @@ export async function fetchFreeBusy(request: FreeBusyRequest): Promise<FreeBusy>
   for (const [name, value] of selectionParams(request.selection ?? {})) url.searchParams.append(name, value);
 
   const timeout = AbortSignal.timeout(request.timeoutMs);
-  let res: Response;
-  let body: unknown;
+  const headers = { Authorization: `Bearer ${request.accessToken}`, Accept: 'application/json' };
+  let answer: { status: number; body: unknown };
   try {
-    res = await request.fetchFn(url, {
-      headers: { Authorization: `Bearer ${request.accessToken}`, Accept: 'application/json' },
-      redirect: 'error', // the token is for this backend only
-      signal: timeout,
-    });
-    body = await res.json().catch(() => undefined);
+    answer = request.fetchFn ? await getWithFetch(request.fetchFn, url, headers, timeout) : await getWithNodeHttp(url, headers, timeout);
   } catch {
     if (timeout.aborted) {
       throw new CalendarError('timeout', `The calendar did not answer within ${formatSeconds(request.timeoutMs)}.`);
     }
     throw new CalendarError('unreachable', `The calendar at ${request.calendarUrl} could not be reached.`);
   }
-  if (!res.ok) throw refusal(res.status, body);
-  return freeBusyFrom(body);
+  // A redirect is not followed (the token is for this backend only): it is a refusal like any other non-2xx.
+  if (answer.status < 200 || answer.status > 299) throw refusal(answer.status, answer.body);
+  return freeBusyFrom(answer.body);
+}
+
+type Answer = { status: number; body: unknown };
+
+async function getWithFetch(fetchFn: typeof fetch, url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Answer> {
+  const res = await fetchFn(url, { headers, redirect: 'manual', signal });
+  return { status: res.status, body: await res.json().catch(() => undefined) };
+}
+
+async function getWithNodeHttp(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Answer> {
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    request(url, { method: 'GET', headers, signal }, resolve).on('error', reject).end();
+  });
+  const text = await readBody(res);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status: res.statusCode ?? 0, body };
 }
 
 function refusal(status: number, body: unknown): CalendarError {

@@ -65,7 +65,6 @@ export function agentMcpDeps(options: AgentRuntimeOptions): AgentMcpDeps {
   const calendarUrl = canonicalResource(options.calendarUrl);
   if (!calendarUrl) throw new Error(`The calendar URL ${options.calendarUrl} is not an absolute http(s) URL.`);
   const now = options.now ?? Date.now;
-  const fetchFn = options.fetchFn ?? fetch;
   return {
     calendarUrl,
     exchanger:
@@ -75,13 +74,13 @@ export function agentMcpDeps(options: AgentRuntimeOptions): AgentMcpDeps {
         clientId: options.clientId,
         privateKey: options.privateKey,
         now,
-        fetchFn,
+        ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}),
         ...(options.exchangeTimeoutMs !== undefined ? { timeoutMs: options.exchangeTimeoutMs } : {}),
       }),
     // The guard and the tool both ask for the call's token: ask the source once per call.
     callerToken: oncePerCall(options.callerToken),
     now,
-    fetchFn,
+    ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}),
     calendarTimeoutMs: options.calendarTimeoutMs ?? DEFAULT_CALENDAR_TIMEOUT_MS,
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.resourceUrl ? { resourceUrl: options.resourceUrl } : {}),

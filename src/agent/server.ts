@@ -86,7 +86,7 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     privateKey: options.privateKey,
     callerToken: bearerCallerToken,
     now,
-    fetchFn,
+    ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}),
     logger: app.log,
     ...(options.calendarTimeoutMs !== undefined ? { calendarTimeoutMs: options.calendarTimeoutMs } : {}),
     ...(options.exchangeTimeoutMs !== undefined ? { exchangeTimeoutMs: options.exchangeTimeoutMs } : {}),

@@ -91,7 +91,8 @@ export interface FindSlotDeps {
   exchanger: TokenExchanger;
   callerToken: CallerToken;
   now: () => number;
-  fetchFn: typeof fetch;
+  /** A fetch to read the calendar with (tests); node:http otherwise (calendar-client.ts). */
+  fetchFn?: typeof fetch;
   calendarTimeoutMs: number;
   logger?: ToolLogger;
 }

@@ -57,7 +57,8 @@ export function answerMessages(answer: PostedAnswer): unknown[] {
   throw new UnexpectedAnswer(`Unexpected content type: ${answer.contentType || 'none'}`);
 }
 
-async function readBody(res: IncomingMessage): Promise<string> {
+/** A whole response body as text; over MAX_BODY_BYTES, UnexpectedAnswer (and the response is dropped). */
+export async function readBody(res: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of res) {

@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
 import { GENESIS_HASH, recordHash, verifyChain, type AuditRecord, type ChainVerdict } from './audit-chain.js';
 import { MIGRATIONS } from './schema.js';
+import { fileSync, GroupSync, type SyncFile } from './wal-sync.js';
 import type {
   AuditEventInput,
   AuditFilter,
@@ -46,24 +47,25 @@ export class StoreError extends Error {
 }
 
 /** Opens (creating if needed) the database at `path` and brings its schema up to date. */
-export function openSqliteStore(path: string): Store {
+export function openSqliteStore(path: string, options: { syncFile?: SyncFile } = {}): Store {
   let db: Database.Database;
   try {
     if (path !== ':memory:') prepareFile(path);
     db = new Database(path, { timeout: 5000 });
     db.pragma('journal_mode = WAL');
-    // FULL: every commit syncs the WAL before it returns, so a write the server
-    // has acknowledged (a code redeemed, a refresh token rotated, a grant
-    // revoked) survives a power cut too. NORMAL would survive `kill -9` but could
-    // lose the last commits to a power cut, bringing a spent code or refresh
-    // token back to life (https://www.sqlite.org/pragma.html#pragma_synchronous).
-    db.pragma('synchronous = FULL');
+    // NORMAL: a commit does not sync the WAL itself; every write method waits,
+    // before it resolves, for a sync of the WAL run off the event loop and
+    // shared by the writes around it (wal-sync.ts). So a write the server has
+    // acknowledged (a code redeemed, a refresh token rotated, a grant revoked)
+    // survives a power cut too, as with FULL, and no request waits on another's
+    // sync in the meantime.
+    db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     migrate(db);
   } catch (err) {
     throw asStoreError(err, path);
   }
-  return new SqliteStore(db);
+  return new SqliteStore(db, options.syncFile);
 }
 
 function prepareFile(path: string): void {
@@ -99,7 +101,7 @@ export function asStoreError(err: unknown, path: string): StoreError {
   if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
     return new StoreError('STORE_FULL', `The disk holding ${path} is full.`);
   }
-  if (code.startsWith('SQLITE_IOERR')) {
+  if (code.startsWith('SQLITE_IOERR') || code === 'EIO') {
     return new StoreError('STORE_OPEN_FAILED', `The database ${path} could not be read or written: the disk failed (${message}).`);
   }
   if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') {
@@ -300,11 +302,49 @@ class SqliteStore implements Store {
    */
   private readonly statements = new BoundedMap<string, Database.Statement>(256);
 
-  constructor(private readonly db: Database.Database) {}
+  /** Statements run that may have changed the database (see `run`). */
+  private writes = 0;
+  /** The WAL's sync; none for an in-memory database. */
+  private readonly walFile: ReturnType<typeof fileSync> | undefined;
+  private readonly walSync: GroupSync | undefined;
+
+  constructor(
+    private readonly db: Database.Database,
+    syncFile?: SyncFile,
+  ) {
+    this.walFile = db.memory ? undefined : fileSync(`${db.name}-wal`);
+    this.walSync = this.walFile && new GroupSync(syncFile ?? this.walFile);
+    // Every public method is async; each one that wrote resolves only once the
+    // WAL holding its commit is synced. Done here, once, so that no write
+    // method can forget it. (Their bodies are synchronous: whether they wrote
+    // is known when they return. appendAudit writes later, and waits itself.)
+    for (const name of Object.getOwnPropertyNames(SqliteStore.prototype)) {
+      const method = (this as unknown as Record<string, unknown>)[name];
+      if (typeof method !== 'function' || method.constructor.name !== 'AsyncFunction' || name === 'appendAudit') continue;
+      Object.defineProperty(this, name, {
+        value: (...args: unknown[]) => {
+          const before = this.writes;
+          const result = (method as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+          if (this.writes === before) return result;
+          return Promise.all([result, this.durable()]).then(([value]) => value);
+        },
+      });
+    }
+  }
+
+  /** Resolves once every commit made so far is on disk. */
+  private durable(): Promise<void> {
+    if (!this.walSync) return Promise.resolve();
+    return this.walSync.settled().catch((err: unknown) => {
+      throw asStoreError(err, this.db.name);
+    });
+  }
 
   close(): void {
     if (this.pendingAudit.length > 0 && this.db.open) this.flushAudit();
+    // A sync still under way finishes on its own handle (closing the last connection checkpoints and syncs, then removes the WAL).
     if (this.db.open) this.db.close();
+    void this.walFile?.close();
   }
 
   private prepared(sql: string): Database.Statement {
@@ -317,6 +357,7 @@ class SqliteStore implements Store {
   }
 
   private run(sql: string, params: Row | unknown[] = {}): Database.RunResult {
+    this.writes++;
     return this.guarded(() => this.prepared(sql).run(params as never));
   }
 
@@ -348,10 +389,10 @@ class SqliteStore implements Store {
   private pendingAudit: Array<{ event: AuditEventInput; now: number; resolve: (r: AuditRecord) => void; reject: (e: unknown) => void }> = [];
 
   /**
-   * Group commit: records appended while the event loop is busy (for example
-   * while the previous commit syncs to disk) are written together in one
-   * transaction on the next turn, and each promise resolves only once its
-   * record is durable. One sync for many tool calls, not one each.
+   * Batched: records appended in the same turn of the event loop are written
+   * together in one transaction on the next turn, and each promise resolves
+   * only once its record is durable (the WAL synced, shared with the other
+   * writes of the moment). One transaction and one sync for many tool calls.
    */
   async appendAudit(event: AuditEventInput, now: number): Promise<AuditRecord> {
     return new Promise<AuditRecord>((resolve, reject) => {
@@ -371,7 +412,10 @@ class SqliteStore implements Store {
       for (const p of batch) p.reject(err);
       return;
     }
-    batch.forEach((p, i) => p.resolve(records[i]!));
+    this.durable().then(
+      () => batch.forEach((p, i) => p.resolve(records[i]!)),
+      (err: unknown) => batch.forEach((p) => p.reject(err)),
+    );
   }
 
   /** Appends one record to the hash chain; call inside a transaction. */

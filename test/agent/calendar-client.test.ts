@@ -1,6 +1,8 @@
 // The agent's free/busy request against a calendar stand-in on a loopback
-// port: what it sends, and a named error for every way the calendar can fail.
-// (The end-to-end tests run it against the real calendar backend.)
+// port: what it sends, and a named error for every way the calendar can fail,
+// both over node:http (what the agent uses) and through a fetch (what tests
+// put in its way). (The end-to-end tests run it against the real calendar
+// backend.)
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { createApp } from '../../src/http/app.js';
@@ -23,9 +25,12 @@ async function calendar(answer: (query: Record<string, string>, auth: string | u
   return listen(app);
 }
 
-const request = (calendarUrl: string, timeoutMs = 2_000) => ({ calendarUrl, accessToken: 'calendar-token', window, fetchFn: fetch, timeoutMs });
+describe.each([
+  ['node:http', undefined],
+  ['a fetch', fetch],
+] as const)('fetchFreeBusy over %s', (_transport, fetchFn) => {
+  const request = (calendarUrl: string, timeoutMs = 2_000) => ({ calendarUrl, accessToken: 'calendar-token', window, timeoutMs, ...(fetchFn ? { fetchFn } : {}) });
 
-describe('fetchFreeBusy', () => {
   it('asks for the window with the calendar token and reads busy intervals', async () => {
     let seen: { query: Record<string, string>; auth: string | undefined } | undefined;
     const url = await calendar((query, auth) => {
@@ -71,5 +76,24 @@ describe('fetchFreeBusy', () => {
     const started = Date.now();
     await expect(fetchFreeBusy(request(url, 300))).rejects.toMatchObject({ code: 'timeout', message: 'The calendar did not answer within 300 ms.' });
     expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('does not follow a redirect: the calendar token goes to the calendar backend only', async () => {
+    let elsewhereHit = false;
+    const elsewhere = createApp();
+    elsewhere.get('/freebusy', async () => {
+      elsewhereHit = true;
+      return { timeZone: 'UTC', busy: [] };
+    });
+    const elsewhereUrl = await listen(elsewhere);
+    try {
+      app = createApp();
+      app.get('/freebusy', async (_req, reply) => reply.code(307).header('location', `${elsewhereUrl}/freebusy`).send({ error: 'moved' }));
+      const url = await listen(app);
+      await expect(fetchFreeBusy(request(url))).rejects.toMatchObject({ code: 'rejected', status: 307 });
+      expect(elsewhereHit).toBe(false);
+    } finally {
+      await elsewhere.close();
+    }
   });
 });
