@@ -12,7 +12,11 @@
 //   an ES256 key, at the same concurrency.
 // They alternate in BENCH_TOKEN_ROUNDS (default 3) rounds of
 // BENCH_TOKEN_SECONDS (default 3) each, after a warm-up. Target: ≥ 0.5.
+// For context, the same loops also POST to a bare fastify route in this
+// process that answers every form with a recorded token response (no
+// signing, no store): the most any /token could reach with this client.
 import { performance } from 'node:perf_hooks';
+import Fastify from 'fastify';
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
 import { startTestAuthz } from '../test/support/authz.js';
 import { postForm } from '../test/support/oauth-flow.js';
@@ -75,6 +79,22 @@ try {
     return token.length > 0;
   };
 
+  // The ceiling: HTTP, the form and the JSON alone, answered with a response /token gave.
+  const recorded = (await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: families[0]!.refreshToken, client_id: families[0]!.clientId })).body;
+  families[0]!.refreshToken = String(recorded.refresh_token);
+  const bare = Fastify({ logger: false });
+  bare.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, new URLSearchParams(body as string)));
+  bare.post('/token', async (_req, reply) => reply.header('Cache-Control', 'no-store').send(recorded));
+  const bareUrl = `${await bare.listen({ host: '127.0.0.1', port: 0 })}/token`;
+  const bareCall = async (worker: number): Promise<boolean> => {
+    const family = families[worker]!;
+    const res = await postForm(bareUrl, { grant_type: 'refresh_token', refresh_token: family.refreshToken, client_id: family.clientId });
+    return res.status === 200 && typeof res.body.access_token === 'string';
+  };
+  await during(CLIENTS, WARM_UP_SECONDS, bareCall);
+  const ceiling = await during(CLIENTS, SECONDS, bareCall);
+  await bare.close();
+
   await during(CLIENTS, WARM_UP_SECONDS, sign);
   await during(CLIENTS, WARM_UP_SECONDS, refresh);
   const ours: Rate[] = [];
@@ -100,6 +120,7 @@ try {
     ['baseline: jose ES256 SignJWT of the same claims', `${rate(base).toFixed(0)} tokens/s`],
     ['baseline, one signature at a time (context)', `${(single.count / single.seconds).toFixed(0)} tokens/s`],
     ['delegate: /token refresh grant (rotation, audit)', `${rate(ours).toFixed(0)} tokens/s`, `${errors} errors${firstError ? ` (first: ${firstError})` : ''}`],
+    ['ceiling: bare fastify route, same client, recorded answer (context)', `${(ceiling.count / ceiling.seconds).toFixed(0)} responses/s`, `${(ceiling.count / ceiling.seconds / rate(base)).toFixed(2)} of the baseline`],
     ['delegate: CPU of this process per token (AS + HTTP client)', `${((oursCpu * 1000) / Math.max(ours.reduce((n, r) => n + r.count, 0), 1)).toFixed(2)} ms`],
     ['ratio delegate / baseline', ratio.toFixed(2), `target ≥ ${TARGET} ${ratio >= TARGET ? 'PASS' : 'MISS'}`],
   ]);

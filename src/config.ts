@@ -1,7 +1,7 @@
 // The one place that reads the environment: where state lives (DELEGATE_HOME
 // or the platform's XDG directories), the default loopback ports and the URLs
 // derived from them. Everything else receives these values as arguments.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -211,6 +211,34 @@ export class ConfigError extends Error {
     super(`${path}: ${reason}`);
     this.name = 'ConfigError';
   }
+}
+
+/**
+ * readUserConfig for a server that needs the settings on every request (the
+ * calendar backend): the file is read and checked again only when it has
+ * changed (its inode, size, modification or change time differ), so an edit
+ * takes effect on the next request and an unchanged file costs one stat. The
+ * stat is synchronous, like every read of the database beside it; no file is
+ * no settings.
+ */
+export function userConfigReader(path: string): () => Promise<UserConfig> {
+  let last: { version: string; config: Promise<UserConfig> } | undefined;
+  return () => {
+    let info;
+    try {
+      info = statSync(path, { throwIfNoEntry: false });
+    } catch {
+      last = undefined;
+      return readUserConfig(path); // says why it cannot be read
+    }
+    if (!info) {
+      last = undefined;
+      return Promise.resolve({});
+    }
+    const version = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+    if (last?.version !== version) last = { version, config: readUserConfig(path) };
+    return last.config;
+  };
 }
 
 /** The settings in the config file at `path` (Paths.config); {} when there is no file. Throws ConfigError. */

@@ -7,7 +7,7 @@ import { createFeedLoader, type FeedCache } from '../calendar/feeds.js';
 import type { UserCalendars } from '../calendar/server.js';
 import { createCalendarLoader, type CalendarLoader, type CalendarRef } from '../calendar/sources.js';
 import { readWorkingHours } from '../calendar/working-hours.js';
-import { readUserConfig, type Paths } from '../config.js';
+import { userConfigReader, type Paths } from '../config.js';
 import type { CalendarRecord, Store } from '../store/index.js';
 
 /** The store as the feed loader's cache. */
@@ -30,18 +30,19 @@ export function calendarRefOf(calendar: CalendarRecord): CalendarRef {
 
 /**
  * The backend's `calendarsFor`: a user's calendars and zone from the store;
- * for the local owner, also the settings in config.json, read on every
+ * for the local owner, also the settings in config.json, looked at on every
  * request so that a change needs no restart. Settings that cannot be used
  * are reported, not ignored.
  */
 export function userCalendarsFromStore(store: Store, paths: Paths, logger?: Logger): (sub: string) => Promise<UserCalendars | undefined> {
+  const readUserConfig = userConfigReader(paths.config);
   return async (sub) => {
     const user = await store.userById(sub);
     if (!user) return undefined;
     const calendars = (await store.listCalendars(user.id)).map(calendarRefOf);
     if (!user.isOwner) return { timeZone: user.timeZone, calendars };
     try {
-      const config = await readUserConfig(paths.config);
+      const config = await readUserConfig();
       return {
         timeZone: config.timeZone ?? user.timeZone,
         calendars,

@@ -1,0 +1,50 @@
+// The calendar backend looks at config.json on every request (userConfigReader):
+// an edit, a removal, a broken file and its repair each show on the very next
+// call, with no restart; an unchanged file is not read again.
+import { mkdtempSync, rmSync, writeFileSync, unlinkSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError, userConfigReader } from '../../src/config.js';
+
+let dir: string;
+let path: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'delegate-config-'));
+  path = join(dir, 'config.json');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('userConfigReader', () => {
+  it('sees no file, a new file, an edit and a removal on the next call', async () => {
+    const read = userConfigReader(path);
+    await expect(read()).resolves.toEqual({});
+    writeFileSync(path, JSON.stringify({ timeZone: 'Europe/Berlin' }));
+    await expect(read()).resolves.toEqual({ timeZone: 'Europe/Berlin' });
+    writeFileSync(path, JSON.stringify({ timeZone: 'Europe/Zurich' })); // the same size as before
+    await expect(read()).resolves.toEqual({ timeZone: 'Europe/Zurich' });
+    writeFileSync(path, JSON.stringify({ tentative: 'free' }));
+    await expect(read()).resolves.toEqual({ tentative: 'free' });
+    unlinkSync(path);
+    await expect(read()).resolves.toEqual({});
+  });
+
+  it('reports a broken file on every call until it is fixed', async () => {
+    const read = userConfigReader(path);
+    writeFileSync(path, '{ not json');
+    await expect(read()).rejects.toThrow(ConfigError);
+    await expect(read()).rejects.toThrow('not valid JSON');
+    writeFileSync(path, JSON.stringify({ onCalendarError: 'skip' }));
+    await expect(read()).resolves.toEqual({ onCalendarError: 'skip' });
+  });
+
+  it('keeps what it read while the file is unchanged, and reads again once it changes', async () => {
+    const read = userConfigReader(path);
+    writeFileSync(path, JSON.stringify({ timeZone: 'UTC' }));
+    const first = read();
+    expect(read()).toBe(first); // the same answer, not a second read
+    await expect(first).resolves.toEqual({ timeZone: 'UTC' });
+    chmodSync(path, 0o600); // a change of the inode's change time alone
+    expect(read()).not.toBe(first);
+  });
+});
