@@ -11,10 +11,23 @@ const MAX_MEM = 64 * 1024 * 1024;
 export const MIN_PASSWORD_LENGTH = 8;
 export const MAX_PASSWORD_LENGTH = 1024;
 
+/**
+ * Password hashes take turns, one at a time. scrypt runs on libuv's thread
+ * pool (four threads), as do the store's syncs, token signatures and
+ * checks and file reads: a burst of sign-in attempts, each about 0.1 s of
+ * scrypt, would otherwise hold every thread and stall all of them.
+ */
+let turn: Promise<unknown> = Promise.resolve();
+
 function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N: n, r, p, maxmem: MAX_MEM }, (err, key) => (err ? reject(err) : resolve(key))),
+  const mine = turn.then(
+    () =>
+      new Promise<Buffer>((resolve, reject) =>
+        scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N: n, r, p, maxmem: MAX_MEM }, (err, key) => (err ? reject(err) : resolve(key))),
+      ),
   );
+  turn = mine.catch(() => undefined);
+  return mine;
 }
 
 export async function hashPassword(password: string): Promise<string> {

@@ -52,20 +52,24 @@ export function openSqliteStore(path: string, options: { syncFile?: SyncFile } =
   try {
     if (path !== ':memory:') prepareFile(path);
     db = new Database(path, { timeout: 5000 });
-    db.pragma('journal_mode = WAL');
-    // NORMAL: a commit does not sync the WAL itself; every write method waits,
-    // before it resolves, for a sync of the WAL run off the event loop and
-    // shared by the writes around it (wal-sync.ts). So a write the server has
-    // acknowledged (a code redeemed, a refresh token rotated, a grant revoked)
-    // survives a power cut too, as with FULL, and no request waits on another's
-    // sync in the meantime.
-    db.pragma('synchronous = NORMAL');
+    const wal = path !== ':memory:' && db.pragma('journal_mode = WAL', { simple: true }) === 'wal';
+    // In WAL mode, NORMAL: a commit does not sync the WAL itself; every write
+    // method waits, before it resolves, for a sync of the WAL run off the event
+    // loop and shared by the writes around it (wal-sync.ts). So a write the
+    // server has acknowledged (a code redeemed, a refresh token rotated, a grant
+    // revoked) survives a power cut too, as with FULL, and a commit does not
+    // stop the server for the length of a sync. (Checkpoints, about every
+    // thousand pages, still sync on the thread that runs them.) A file system
+    // that refuses WAL gets FULL, each commit synced by SQLite.
+    db.pragma(wal ? 'synchronous = NORMAL' : 'synchronous = FULL');
     db.pragma('foreign_keys = ON');
     migrate(db);
+    // SQLite keeps the WAL beside the database file it opened, a symbolic link resolved.
+    const walPath = wal ? `${String((db.pragma('database_list') as Array<{ name: string; file: string }>).find((d) => d.name === 'main')?.file)}-wal` : undefined;
+    return new SqliteStore(db, walPath ? { path: walPath, ...(options.syncFile ? { sync: options.syncFile } : {}) } : undefined);
   } catch (err) {
     throw asStoreError(err, path);
   }
-  return new SqliteStore(db, options.syncFile);
 }
 
 function prepareFile(path: string): void {
@@ -294,6 +298,9 @@ function toAudit(r: Row): AuditRecord {
   };
 }
 
+/** Reads whose answers must not include a commit that is not yet on disk (see the constructor). */
+const DURABLE_READS: ReadonlySet<string> = new Set(['revocationsSince', 'listAudit', 'verifyAudit']);
+
 class SqliteStore implements Store {
   /**
    * Prepared statements by their SQL: preparing costs more than running most
@@ -304,39 +311,56 @@ class SqliteStore implements Store {
 
   /** Statements run that may have changed the database (see `run`). */
   private writes = 0;
-  /** The WAL's sync; none for an in-memory database. */
+  /** The WAL's sync; none for an in-memory database or one SQLite syncs itself (FULL). */
   private readonly walFile: ReturnType<typeof fileSync> | undefined;
   private readonly walSync: GroupSync | undefined;
+  /** Set when a sync failed: what is on disk is then unknown, and the store refuses all work. */
+  private failure: StoreError | undefined;
 
   constructor(
     private readonly db: Database.Database,
-    syncFile?: SyncFile,
+    wal?: { path: string; sync?: SyncFile },
   ) {
-    this.walFile = db.memory ? undefined : fileSync(`${db.name}-wal`);
-    this.walSync = this.walFile && new GroupSync(syncFile ?? this.walFile);
+    this.walFile = wal && fileSync(wal.path);
+    this.walSync = wal && new GroupSync(wal.sync ?? this.walFile!);
     // Every public method is async; each one that wrote resolves only once the
     // WAL holding its commit is synced. Done here, once, so that no write
     // method can forget it. (Their bodies are synchronous: whether they wrote
     // is known when they return. appendAudit writes later, and waits itself.)
+    // The reads whose answers leave the process as a position to resume from
+    // or as a record (the revocation list, the audit log) wait for a sync too,
+    // so that they never hand out a commit that a power cut could take back.
     for (const name of Object.getOwnPropertyNames(SqliteStore.prototype)) {
       const method = (this as unknown as Record<string, unknown>)[name];
       if (typeof method !== 'function' || method.constructor.name !== 'AsyncFunction' || name === 'appendAudit') continue;
+      const barrier = DURABLE_READS.has(name);
       Object.defineProperty(this, name, {
+        configurable: true,
+        writable: true,
         value: (...args: unknown[]) => {
+          if (this.failure) return Promise.reject(this.failure);
           const before = this.writes;
           const result = (method as (...a: unknown[]) => Promise<unknown>).apply(this, args);
-          if (this.writes === before) return result;
+          if (this.writes === before && !barrier) return result;
           return Promise.all([result, this.durable()]).then(([value]) => value);
         },
       });
     }
   }
 
-  /** Resolves once every commit made so far is on disk. */
+  /** Resolves once every commit made so far, by any connection, is on disk. */
   private durable(): Promise<void> {
     if (!this.walSync) return Promise.resolve();
     return this.walSync.settled().catch((err: unknown) => {
-      throw asStoreError(err, this.db.name);
+      // After a failed fdatasync the kernel may have dropped the pages it could not write, and
+      // reports that once: later syncs would succeed over a WAL with a hole in it. Stop here.
+      const cause = err instanceof Error ? err.message : String(err);
+      this.failure ??= new StoreError(
+        'STORE_OPEN_FAILED',
+        `The database ${this.db.name} could not be written to disk (${cause}); the last change may or may not be there. ` +
+          'Nothing more is read or written until delegate is restarted.',
+      );
+      throw this.failure;
     });
   }
 
@@ -344,7 +368,7 @@ class SqliteStore implements Store {
     if (this.pendingAudit.length > 0 && this.db.open) this.flushAudit();
     // A sync still under way finishes on its own handle (closing the last connection checkpoints and syncs, then removes the WAL).
     if (this.db.open) this.db.close();
-    void this.walFile?.close();
+    this.walFile?.close().catch(() => undefined);
   }
 
   private prepared(sql: string): Database.Statement {
@@ -395,6 +419,7 @@ class SqliteStore implements Store {
    * writes of the moment). One transaction and one sync for many tool calls.
    */
   async appendAudit(event: AuditEventInput, now: number): Promise<AuditRecord> {
+    if (this.failure) throw this.failure;
     return new Promise<AuditRecord>((resolve, reject) => {
       this.pendingAudit.push({ event, now, resolve, reject });
       if (this.pendingAudit.length === 1) setImmediate(() => this.flushAudit());

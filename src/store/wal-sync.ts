@@ -21,21 +21,22 @@ export type SyncFile = () => Promise<void>;
  * fdatasync of the file at `path` on the thread pool, through one handle
  * opened at the first sync and kept: SQLite keeps the -wal file (the same
  * inode: a checkpoint truncates it, never replaces it) while a connection is
- * open. A file that does not exist yet has nothing to sync.
+ * open, so a missing file is an error. Once closed, each sync opens the file
+ * for itself, and a file that is gone (the last connection removes the WAL
+ * after checkpointing it) has nothing left to sync.
  */
 export function fileSync(path: string): SyncFile & { close(): Promise<void> } {
-  let handle: Promise<FileHandle | undefined> | undefined;
+  let handle: Promise<FileHandle> | undefined;
   let closed = false;
-  const openFile = () =>
-    open(path, 'r').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
-      throw err;
-    });
   const sync = async () => {
     if (closed) {
-      // A sync asked for while the store was closing: its own handle, not kept.
-      const h = await openFile();
-      if (!h) return;
+      let h: FileHandle;
+      try {
+        h = await open(path, 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
       try {
         await h.datasync();
       } finally {
@@ -43,13 +44,12 @@ export function fileSync(path: string): SyncFile & { close(): Promise<void> } {
       }
       return;
     }
-    const pending = (handle ??= openFile());
+    const pending = (handle ??= open(path, 'r'));
     const h = await pending.catch((err: unknown) => {
       if (handle === pending) handle = undefined;
       throw err;
     });
-    if (!h && handle === pending) handle = undefined;
-    await h?.datasync();
+    await h.datasync();
   };
   return Object.assign(sync, {
     async close() {

@@ -3,7 +3,7 @@
 // sync of the WAL that began after its commit. The sync here is one the test
 // holds open, so it can check what a caller sees before and after it; the
 // real one (fileSync) is checked on a real file.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -74,11 +74,13 @@ describe('GroupSync', () => {
 });
 
 describe('fileSync', () => {
-  it('syncs a real file, a missing one, and one asked for after closing', async () => {
+  it('syncs a real file; refuses a missing one while open, and has nothing to do for it once closed', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'delegate-sync-'));
     try {
       const path = join(dir, 'file');
       const missing = fileSync(join(dir, 'absent'));
+      await expect(missing()).rejects.toMatchObject({ code: 'ENOENT' });
+      await missing.close();
       await expect(missing()).resolves.toBeUndefined();
       writeFileSync(path, 'x');
       const sync = fileSync(path);
@@ -182,12 +184,52 @@ describe('the store acknowledges a write only once the WAL is synced', () => {
     await created;
   });
 
-  it('reports a failed sync as a StoreError naming the database, to the writer', async () => {
+  it('after a failed sync, tells the writer and refuses all further work: what is on disk is unknown', async () => {
     const created = store.createUser(user('usr_1'));
     held.calls[0]!.fail(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
     const error = await created.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StoreError);
     expect(error).toMatchObject({ code: 'STORE_OPEN_FAILED' });
-    expect(String((error as Error).message)).toContain(`${join(dir, 'delegate.db')} could not be read or written: the disk failed`);
+    expect(String((error as Error).message)).toContain(`The database ${join(dir, 'delegate.db')} could not be written to disk (EIO: i/o error, fdatasync)`);
+    // A later sync could succeed over a WAL the kernel failed to write: nothing is acknowledged after this.
+    const calls = held.calls.length;
+    await expect(store.createUser(user('usr_2'))).rejects.toBe(error);
+    await expect(store.appendAudit({ event: 'x' }, 1)).rejects.toBe(error);
+    await expect(store.userById('usr_1')).rejects.toBe(error);
+    expect(held.calls).toHaveLength(calls);
+    expect(other.prepare('SELECT id FROM users WHERE id = ?').get('usr_2')).toBeUndefined();
+  });
+
+  it('holds back the revocation list and the audit log until what they show is on disk', async () => {
+    const created = store.createUser(user('usr_1'));
+    finishAll();
+    await created;
+    const page = store.revocationsSince(0, Date.now());
+    const audit = store.listAudit();
+    expect(await settledState(page)).toBe('pending');
+    expect(await settledState(audit)).toBe('pending');
+    finishAll();
+    await expect(page).resolves.toMatchObject({ cursor: expect.any(Number) });
+    // The second asked while the first's sync ran: it waits for the next one.
+    expect(await settledState(audit)).toBe('pending');
+    finishAll();
+    await expect(audit).resolves.toEqual([]);
+  });
+});
+
+describe('the WAL that is synced', () => {
+  it('is the one beside the real database file when the database file is a symbolic link', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'delegate-durable-link-'));
+    try {
+      mkdirSync(join(dir, 'real'));
+      writeFileSync(join(dir, 'real', 'delegate.db'), '');
+      symlinkSync(join(dir, 'real', 'delegate.db'), join(dir, 'delegate.db'));
+      const store = openStore(join(dir, 'delegate.db'));
+      // The kept handle refuses a missing WAL: a write resolves only if the right file was synced.
+      await expect(store.createUser({ id: 'usr_1', name: 'a', passwordHash: null, isOwner: false, timeZone: 'UTC', createdAt: 1 })).resolves.toBeUndefined();
+      store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
