@@ -268,12 +268,12 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       ].join('\n'),
     )
     .action(async (options: SingleServerOptions & PortOptions & { stdio?: boolean; calendarTimeout?: number }, command: Command) => {
+      const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
       if (options.stdio) {
         const { serveAgentStdioCommand } = await import('./commands/serve-agent-stdio.js');
-        setExitCode(await serveAgentStdioCommand(accessArgs({ ...options, browser: true }, globals(command)), io));
+        setExitCode(await serveAgentStdioCommand(accessArgs({ ...options, browser: true }, globals(command)), io, logLevel));
         return;
       }
-      const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
       const serve = await loadServe();
       const port = options.port ?? DEFAULT_PORTS.agent;
       const defaults = urlsFor({ ...DEFAULT_PORTS, agent: port }, options.host);

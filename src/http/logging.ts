@@ -6,7 +6,7 @@
 // an incoming X-Request-Id when it is a short safe token, else a fresh UUID,
 // echoed in the X-Request-Id response header.
 import { randomUUID } from 'node:crypto';
-import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 
 /** Field names whose values are credentials wherever they appear in a log object. */
 export const SECRET_FIELDS = [
@@ -57,7 +57,7 @@ export const REDACTION_CENSOR = '[redacted]';
 export type LogLevel = LevelWithSilent;
 
 /** A logger that writes JSON lines to `stream` (stderr by default, so stdout stays the program's). */
-export function createLogger(level: LogLevel, stream: NodeJS.WritableStream = process.stderr): Logger {
+export function createLogger(level: LogLevel, stream: DestinationStream = process.stderr): Logger {
   return pino(
     {
       level,

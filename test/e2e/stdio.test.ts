@@ -2,6 +2,7 @@
 // SDK's StdioClientTransport starts the built CLI, lists and calls find_slot
 // under the user's stored delegation, and nothing but JSON-RPC ever appears
 // on stdout. With no delegation stored it signs in first, the link on stderr.
+// Its log lines (JSON, at --log-level) go to stderr as the HTTP servers' do.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +77,18 @@ describe('serve-agent --stdio', () => {
       expect(out.found).toBe(true);
       expect(Date.parse(out.end) - Date.parse(out.start)).toBe(30 * 60_000);
       expect(agent.stderr()).not.toMatch(/login\/owner/); // no sign-in was needed
+
+      // The calendar backend goes away: the tool says so, and the agent's log (stderr, JSON, at info by default) names why.
+      serve.child.kill('SIGTERM');
+      await serve.done;
+      const failed = await callFindSlot(agent.client);
+      expect(failed.isError).toBe(true);
+      const warnings = agent
+        .stderr()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { level: number; msg: string; code?: string });
+      expect(warnings).toContainEqual(expect.objectContaining({ level: 40, msg: 'calendar request failed', code: 'unreachable' }));
     } finally {
       await agent.client.close();
     }

@@ -4,22 +4,25 @@
 // this process, and when no delegation is stored it signs in at once through
 // the browser (the link on stderr), while the client's requests are already
 // answered. Its stdout carries the MCP protocol and nothing else; everything
-// for the person goes to stderr.
+// for the person goes to stderr, the agent's log lines (JSON, at --log-level)
+// too.
 import { validAccessToken } from '../../client/credentials.js';
 import { ensureDelegation } from '../../client/session.js';
+import type { LogLevelName } from '../../config.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { errorText } from '../errors.js';
 import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
 
-export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
+export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, logLevel: LogLevelName): Promise<number> {
   // Whoever started us may be a desktop app: there is no terminal to ask, but a browser to open.
   return withAgentAccess({ ...args, mayPrompt: true, interactiveLogin: true }, io, async (session, { urls, paths }) => {
     // The agent's key only: the servers' modules (and the database driver) stay unloaded when the servers run elsewhere.
-    const [{ serveAgentOverStdio }, { loadOrCreateAgentKey }, { remoteAuditSink }] = await Promise.all([
+    const [{ serveAgentOverStdio }, { loadOrCreateAgentKey }, { remoteAuditSink }, { createLogger }] = await Promise.all([
       import('../../agent/stdio.js'),
       import('../../agent/identity.js'),
       import('../../resource/audit-remote.js'),
+      import('../../http/logging.js'),
     ]);
     const identity = await loadOrCreateAgentKey(paths.agentKey);
 
@@ -42,6 +45,7 @@ export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo): 
       clientId: identity.clientId,
       privateKey: identity.privateJwk,
       now: () => io.now(),
+      logger: createLogger(logLevel, io.stderr),
       // Every tool call goes on the authorization server's audit log, reported as this agent.
       resourceUrl: urls.agentUrl,
       audit: remoteAuditSink({ issuer: urls.issuer, clientId: identity.clientId, privateKey: identity.privateJwk, now: () => io.now() }),
