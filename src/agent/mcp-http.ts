@@ -15,7 +15,7 @@ import type { AccessTokenClaims } from '../delegation/index.js';
 import { auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
 import { BearerError, type BearerVerifier } from '../resource/bearer.js';
 import { authenticate, authInfoFrom, originAllowed, refuseBearer, refuseOrigin, sendJsonRpcError } from './gate.js';
-import { challengeScope, missingToolScopes, type ToolScopePolicy } from './tool-scopes.js';
+import { challengeScope, missingToolScopes, toolScopes, type ToolScopePolicy } from './tool-scopes.js';
 
 export interface McpHttpOptions {
   /** The canonical URL of the endpoint (its path is where it is mounted). */
@@ -75,8 +75,8 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
       const auth = (req.raw as AuthenticatedRequest).auth!;
       const missing = missingToolScopes(options.scopes, calls.map((c) => c.tool), auth.scopes);
       if (missing.length === 0) return undefined;
-      const needed = calls.flatMap((c) => options.scopes.tools[c.tool] ?? []);
-      const refused = calls.filter((c) => (options.scopes.tools[c.tool] ?? []).some((s) => missing.includes(s)));
+      const needed = calls.flatMap((c) => toolScopes(options.scopes, c.tool));
+      const refused = calls.filter((c) => toolScopes(options.scopes, c.tool).some((s) => missing.includes(s)));
       const description = `${refused.map((c) => c.tool).join(', ')} needs the scope ${missing.join(' ')}, which this token does not carry.`;
       const claims = auth.extra?.claims as AccessTokenClaims | undefined;
       if (options.audit && claims) {

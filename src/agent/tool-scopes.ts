@@ -26,9 +26,18 @@ export const AGENT_SCOPE_POLICY: ToolScopePolicy = Object.freeze({
   }),
 });
 
+/**
+ * The scopes a tool needs; none for a name that is no tool of the policy.
+ * Own entries only: a caller names the tool, and `toString` or `constructor`
+ * must not find Object.prototype's.
+ */
+export function toolScopes(policy: ToolScopePolicy, tool: string): readonly string[] {
+  return Object.hasOwn(policy.tools, tool) ? policy.tools[tool]! : [];
+}
+
 /** The scopes `tools` need that `held` lacks, in a stable order. */
 export function missingToolScopes(policy: ToolScopePolicy, tools: readonly string[], held: readonly string[]): string[] {
-  const needed = [...new Set(tools.flatMap((t) => policy.tools[t] ?? []))];
+  const needed = [...new Set(tools.flatMap((t) => toolScopes(policy, t)))];
   return missingFrom(needed, held);
 }
 

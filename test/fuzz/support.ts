@@ -52,6 +52,8 @@ export function junk(): fc.Arbitrary<string> {
     { weight: 2, arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }) },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) },
     { weight: 1, arbitrary: fc.constantFrom('', ' ', '\u0000', '%00', '%', '%zz', '\r\n', '../../etc/passwd', '<script>alert(1)</script>', '${jndi:x}', "' OR 1=1 --") },
+    // Names an object lookup finds on Object.prototype (a tool named toString once got a 500).
+    { weight: 1, arbitrary: fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf') },
     { weight: 1, arbitrary: fc.constantFrom('null', 'true', '0', '-1', '1e309', 'NaN', '9007199254740993', '[]', '{}', '{"a":1}') },
     { weight: 1, arbitrary: fc.integer({ min: 1000, max: 6000 }).map((n) => 'x'.repeat(n)) },
     { weight: 1, arbitrary: fc.constantFrom('http://127.0.0.1/callback', 'https://evil.example/cb', 'http://127.0.0.1:1/mcp', 'javascript:alert(1)', 'http://[::1', '//evil.example') },
