@@ -5,8 +5,8 @@
 // "/mozilla.org/20050126_1/Europe/Berlin". Pure.
 import { isIanaZone } from './zone.js';
 
-/** Windows zone ID → IANA zone (CLDR windowsZones, territory 001). */
-const WINDOWS_ZONES: Readonly<Record<string, string>> = Object.freeze({
+/** Windows zone ID → IANA zone (CLDR windowsZones, territory 001). No prototype: a TZID such as toString finds nothing. */
+const WINDOWS_ZONES: Readonly<Record<string, string>> = Object.freeze(Object.assign(Object.create(null) as Record<string, string>, {
   'Dateline Standard Time': 'Etc/GMT+12',
   'UTC-11': 'Etc/GMT+11',
   'Aleutian Standard Time': 'America/Adak',
@@ -146,7 +146,7 @@ const WINDOWS_ZONES: Readonly<Record<string, string>> = Object.freeze({
   'Tonga Standard Time': 'Pacific/Tongatapu',
   'Samoa Standard Time': 'Pacific/Apia',
   'Line Islands Standard Time': 'Pacific/Kiritimati',
-});
+}));
 
 /** The Windows zone IDs this module knows (for tests and documentation). */
 export const WINDOWS_ZONE_IDS: readonly string[] = Object.freeze(Object.keys(WINDOWS_ZONES));

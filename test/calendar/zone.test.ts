@@ -65,6 +65,9 @@ describe('ianaZoneForTzid', () => {
     expect(ianaZoneForTzid('Canberra, Melbourne, Sydney')).toBeUndefined();
     expect(ianaZoneForTzid('Mars/Olympus_Mons')).toBeUndefined();
   });
+  it.each(['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf'])('knows no zone named %s (the Windows table has no prototype)', (tzid) => {
+    expect(ianaZoneForTzid(tzid)).toBeUndefined();
+  });
   it('maps every Windows zone it knows to a zone this runtime has', () => {
     expect(WINDOWS_ZONE_IDS.length).toBeGreaterThan(100);
     for (const id of WINDOWS_ZONE_IDS) expect([id, isIanaZone(ianaZoneForTzid(id) ?? '')]).toEqual([id, true]);
