@@ -10,7 +10,7 @@ import { crossSiteRefusal } from './consent.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual, randomSecret } from './crypto.js';
 import { html, sendPage } from './pages.js';
-import { verifyPassword } from './password.js';
+import { PasswordChecksBusy, verifyPassword } from './password.js';
 import { FailureCounter } from './rate-limit.js';
 import { readCookie, startSession } from './session.js';
 import { queryParams } from './params.js';
@@ -54,15 +54,27 @@ export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {
       reply.header('Retry-After', String(Math.ceil(wait / 1000)));
       return showLoginForm(reply, ctx, next, 429, `Too many failed attempts. Try again in ${Math.ceil(wait / 60_000)} minute(s).`);
     }
+    // Counted as failed before the check, which takes a while (scrypt): guesses sent all at once
+    // would otherwise all be checked before the first failure was counted. Taken back on success.
+    byAccount.fail(`account:${name.toLowerCase()}`);
+    byAddress.fail(`address:${address}`);
     const user = name ? await ctx.store.userByName(name) : undefined;
-    const ok = await verifyPassword(field('password'), user?.passwordHash);
+    let ok: boolean;
+    try {
+      ok = await verifyPassword(field('password'), user?.passwordHash);
+    } catch (error) {
+      if (!(error instanceof PasswordChecksBusy)) throw error;
+      byAccount.forgiveLatest(`account:${name.toLowerCase()}`);
+      byAddress.forgiveLatest(`address:${address}`);
+      reply.header('Retry-After', '1');
+      return showLoginForm(reply, ctx, next, 503, 'Too many sign-ins at once. Try again in a moment.');
+    }
     if (!user || !ok) {
-      byAccount.fail(`account:${name.toLowerCase()}`);
-      byAddress.fail(`address:${address}`);
       await audit(ctx, { event: 'sign_in_failed', ...(user ? { user: user.id } : {}), detail: { method: 'password' } });
       return showLoginForm(reply, ctx, next, 401, 'That name and password do not match.');
     }
     byAccount.succeed(`account:${name.toLowerCase()}`);
+    byAddress.forgiveLatest(`address:${address}`);
     await startSession(reply, ctx.store, { cookieName: ctx.cookieName, userId: user.id, now: ctx.now(), ttlMs: ctx.lifetimes.sessionSec * 1000, secure: ctx.secureCookies });
     await audit(ctx, { event: 'sign_in', user: user.id, detail: { method: 'password' } });
     return reply.code(303).header('Cache-Control', 'no-store').header('Location', next).send();

@@ -15,12 +15,26 @@ export const MAX_PASSWORD_LENGTH = 1024;
  * Password hashes take turns, one at a time. scrypt runs on libuv's thread
  * pool (four threads), as do the store's syncs, token signatures and
  * checks and file reads: a burst of sign-in attempts, each about 0.1 s of
- * scrypt, would otherwise hold every thread and stall all of them.
+ * scrypt, would otherwise hold every thread and stall all of them. At most
+ * MAX_WAITING wait their turn; beyond that a check is refused at once
+ * (PasswordChecksBusy) rather than queued for seconds.
  */
 let turn: Promise<unknown> = Promise.resolve();
+let waiting = 0;
+export const MAX_WAITING = 16;
+
+/** More password checks are waiting than MAX_WAITING: try again in a moment. */
+export class PasswordChecksBusy extends Error {
+  constructor() {
+    super('Too many password checks are waiting.');
+    this.name = 'PasswordChecksBusy';
+  }
+}
 
 function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
-  const mine = turn.then(
+  if (waiting >= MAX_WAITING) return Promise.reject(new PasswordChecksBusy());
+  waiting++;
+  const mine = turn.finally(() => waiting--).then(
     () =>
       new Promise<Buffer>((resolve, reject) =>
         scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N: n, r, p, maxmem: MAX_MEM }, (err, key) => (err ? reject(err) : resolve(key))),

@@ -34,6 +34,14 @@ export class FailureCounter {
     this.failures.delete(key);
   }
 
+  /** Takes back the latest failure of `key`: an attempt counted before its outcome was known, that succeeded. */
+  forgiveLatest(key: string): void {
+    const recent = this.failures.get(key);
+    if (!recent || recent.length === 0) return;
+    recent.pop();
+    if (recent.length === 0) this.failures.delete(key);
+  }
+
   private recent(key: string): number[] {
     const cutoff = this.now() - this.rule.windowMs;
     return (this.failures.get(key) ?? []).filter((t) => t > cutoff);

@@ -13,6 +13,7 @@ beforeAll(async () => {
   await addUser(authz.store, { name: 'alice', password: 'correct horse battery', timeZone: 'Europe/Paris' }, Date.now());
   await addUser(authz.store, { name: 'bob', password: 'another good password', timeZone: 'UTC' }, Date.now());
   await addUser(authz.store, { name: 'carol', password: 'carol has a password', timeZone: 'UTC' }, Date.now());
+  await addUser(authz.store, { name: 'dave', password: 'dave has a password', timeZone: 'UTC' }, Date.now());
 });
 afterAll(async () => authz.close());
 
@@ -57,6 +58,23 @@ describe('password sign-in', () => {
     expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(401);
     const events = (await authz.store.listAudit()).filter((r) => r.event === 'sign_in_failed');
     expect(events.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('checks no more guesses sent all at once than the limit allows: each is counted before it is checked', async () => {
+    const browsers = Array.from({ length: 12 }, () => new Browser());
+    const forms = await Promise.all(browsers.map((b) => b.get(`${authz.issuer}/login?next=%2Fgrants`)));
+    const before = (await authz.store.listAudit()).filter((r) => r.event === 'sign_in_failed').length;
+    const answers = await Promise.all(browsers.map((b, i) => b.post(`${authz.issuer}/login`, { ...loginFields(forms[i]!.html), username: 'dave', password: `guess ${i}` })));
+    const statuses = answers.map((a) => a.status).sort();
+    expect(statuses.filter((s) => s === 401)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(7);
+    const checked = (await authz.store.listAudit()).filter((r) => r.event === 'sign_in_failed').length - before;
+    expect(checked).toBe(5);
+  });
+
+  it('does not count a right password against the address it came from', async () => {
+    // More successful sign-ins from this one address than its limit of failures (20) allows.
+    for (let i = 0; i < 22; i++) expect((await signIn(new Browser(), 'alice', 'correct horse battery')).status).toBe(303);
   });
 
   it('refuses a login form without its CSRF cookie, or from another site', async () => {

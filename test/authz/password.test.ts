@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hashPassword, verifyPassword } from '../../src/authz/password.js';
+import { hashPassword, MAX_WAITING, PasswordChecksBusy, verifyPassword } from '../../src/authz/password.js';
 import { openStore } from '../../src/store/index.js';
 
 describe('passwords', () => {
@@ -16,6 +16,16 @@ describe('passwords', () => {
     expect(await verifyPassword('correct horse batterY', stored)).toBe(false);
     expect(await verifyPassword('correct horse battery', undefined)).toBe(false);
   });
+
+  it(`lets at most ${MAX_WAITING} checks wait their turn, and refuses more at once (sign-in answers 503)`, async () => {
+    const results = await Promise.allSettled(Array.from({ length: MAX_WAITING + 4 }, (_, i) => verifyPassword(`guess-${i}`, undefined)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(MAX_WAITING);
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(refused).toHaveLength(4);
+    for (const r of refused) expect(r.reason).toBeInstanceOf(PasswordChecksBusy);
+    // Once they are done, checks are taken again.
+    expect(await verifyPassword('x', undefined)).toBe(false);
+  }, 20_000);
 
   it('leaves the thread pool to a store write while eight sign-in attempts are checked', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'delegate-password-pool-'));
