@@ -216,30 +216,44 @@ export class ConfigError extends Error {
 /**
  * readUserConfig for a server that needs the settings on every request (the
  * calendar backend): the file is read and checked again only when it has
- * changed (its inode, size, modification or change time differ), so an edit
- * takes effect on the next request and an unchanged file costs one stat. The
+ * changed (its inode, size, modification or change time differ) or changed
+ * so recently that its times cannot be trusted yet, and after a failed read,
+ * so an edit takes effect on the next request and a file left alone costs
+ * one stat. The
  * stat is synchronous, like every read of the database beside it; no file is
  * no settings.
  */
-export function userConfigReader(path: string): () => Promise<UserConfig> {
-  let last: { version: string; config: Promise<UserConfig> } | undefined;
+export function userConfigReader(path: string, now: () => number = Date.now, read: (path: string) => Promise<UserConfig> = readUserConfig): () => Promise<UserConfig> {
+  let last: { version: string; config: Promise<UserConfig>; trusted: boolean } | undefined;
   return () => {
     let info;
     try {
       info = statSync(path, { throwIfNoEntry: false });
     } catch {
       last = undefined;
-      return readUserConfig(path); // says why it cannot be read
+      return read(path); // says why it cannot be read
     }
     if (!info) {
       last = undefined;
       return Promise.resolve({});
     }
     const version = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
-    if (last?.version !== version) last = { version, config: readUserConfig(path) };
-    return last.config;
+    if (last?.version === version && last.trusted) return last.config;
+    // A file changed within RACY_MS of being read may change again with the same size and
+    // times (a coarse file system clock): it is read again until it has been still that long.
+    const config = read(path);
+    const entry = { version, config, trusted: now() - Math.max(info.mtimeMs, info.ctimeMs) > RACY_MS };
+    last = entry;
+    // A failed read (too many open files, a passing I/O error) is not kept: the next request tries again.
+    config.catch(() => {
+      if (last === entry) last = undefined;
+    });
+    return config;
   };
 }
+
+/** How long after a change a file's times are not trusted to show the next change (as Git treats its index). */
+const RACY_MS = 2_000;
 
 /** The settings in the config file at `path` (Paths.config); {} when there is no file. Throws ConfigError. */
 export async function readUserConfig(path: string): Promise<UserConfig> {

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync, unlinkSync, chmodSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, userConfigReader } from '../../src/config.js';
+import { ConfigError, readUserConfig, userConfigReader } from '../../src/config.js';
 
 let dir: string;
 let path: string;
@@ -39,12 +39,35 @@ describe('userConfigReader', () => {
   });
 
   it('keeps what it read while the file is unchanged, and reads again once it changes', async () => {
-    const read = userConfigReader(path);
     writeFileSync(path, JSON.stringify({ timeZone: 'UTC' }));
+    // Read well after the change (a clock 10 s ahead): its times can be trusted.
+    const read = userConfigReader(path, () => Date.now() + 10_000);
     const first = read();
     expect(read()).toBe(first); // the same answer, not a second read
     await expect(first).resolves.toEqual({ timeZone: 'UTC' });
     chmodSync(path, 0o600); // a change of the inode's change time alone
     expect(read()).not.toBe(first);
+  });
+
+  it('reads a file changed less than 2 s ago again on every call: a coarse clock could hide the next change', async () => {
+    writeFileSync(path, JSON.stringify({ timeZone: 'UTC' }));
+    const read = userConfigReader(path);
+    const first = read();
+    expect(read()).not.toBe(first);
+    await first;
+  });
+
+  it('does not keep a read that failed: the next call tries again, though the file did not change', async () => {
+    writeFileSync(path, JSON.stringify({ timeZone: 'UTC' }));
+    let reads = 0;
+    const flaky = async (p: string) => {
+      if (++reads === 1) throw new ConfigError(p, 'the configuration file cannot be read.'); // say, too many open files
+      return readUserConfig(p);
+    };
+    const read = userConfigReader(path, () => Date.now() + 10_000, flaky);
+    await expect(read()).rejects.toThrow('cannot be read');
+    await expect(read()).resolves.toEqual({ timeZone: 'UTC' });
+    await expect(read()).resolves.toEqual({ timeZone: 'UTC' });
+    expect(reads).toBe(2);
   });
 });
