@@ -76,25 +76,33 @@ export async function fetchFreeBusy(request: FreeBusyRequest): Promise<FreeBusy>
 
   const timeout = AbortSignal.timeout(request.timeoutMs);
   const headers = { Authorization: `Bearer ${request.accessToken}`, Accept: 'application/json' };
-  let answer: { status: number; body: unknown };
+  const timedOut = () => new CalendarError('timeout', `The calendar did not answer within ${formatSeconds(request.timeoutMs)}.`);
+  let answer: Answer;
   try {
     answer = request.fetchFn ? await getWithFetch(request.fetchFn, url, headers, timeout) : await getWithNodeHttp(url, headers, timeout);
   } catch {
-    if (timeout.aborted) {
-      throw new CalendarError('timeout', `The calendar did not answer within ${formatSeconds(request.timeoutMs)}.`);
-    }
+    if (timeout.aborted) throw timedOut();
     throw new CalendarError('unreachable', `The calendar at ${request.calendarUrl} could not be reached.`);
   }
+  // It answered; a body that stops halfway, is too large or is not JSON is no free/busy data.
+  let body: unknown;
+  try {
+    body = parseJson(await answer.text());
+  } catch {
+    if (timeout.aborted) throw timedOut();
+    body = undefined;
+  }
   // A redirect is not followed (the token is for this backend only): it is a refusal like any other non-2xx.
-  if (answer.status < 200 || answer.status > 299) throw refusal(answer.status, answer.body);
-  return freeBusyFrom(answer.body);
+  if (answer.status < 200 || answer.status > 299) throw refusal(answer.status, body);
+  return freeBusyFrom(body);
 }
 
-type Answer = { status: number; body: unknown };
+/** The status and, read later, the body: both paths behave alike from here on. */
+type Answer = { status: number; text(): Promise<string> };
 
 async function getWithFetch(fetchFn: typeof fetch, url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Answer> {
   const res = await fetchFn(url, { headers, redirect: 'manual', signal });
-  return { status: res.status, body: await res.json().catch(() => undefined) };
+  return { status: res.status, text: () => res.text() };
 }
 
 async function getWithNodeHttp(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Answer> {
@@ -102,14 +110,12 @@ async function getWithNodeHttp(url: URL, headers: Record<string, string>, signal
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     request(url, { method: 'GET', headers, signal }, resolve).on('error', reject).end();
   });
-  const text = await readBody(res);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  return { status: res.statusCode ?? 0, body };
+  return { status: res.statusCode ?? 0, text: () => readBody(res) };
+}
+
+/** JSON text as JSON.parse reads it, a leading byte-order mark allowed (fetch's Response.json() allows it too). */
+function parseJson(text: string): unknown {
+  return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
 }
 
 function refusal(status: number, body: unknown): CalendarError {

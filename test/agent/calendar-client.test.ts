@@ -3,6 +3,8 @@
 // both over node:http (what the agent uses) and through a fetch (what tests
 // put in its way). (The end-to-end tests run it against the real calendar
 // backend.)
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { createApp } from '../../src/http/app.js';
@@ -11,9 +13,14 @@ import { listen } from './support.js';
 
 const window = { start: Date.parse('2026-12-01T00:00:00Z'), end: Date.parse('2026-12-08T00:00:00Z') };
 let app: FastifyInstance | undefined;
+const servers: Server[] = [];
 afterEach(async () => {
   await app?.close();
   app = undefined;
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
 
 async function calendar(answer: (query: Record<string, string>, auth: string | undefined) => Promise<{ status: number; body: unknown }> | { status: number; body: unknown }): Promise<string> {
@@ -76,6 +83,45 @@ describe.each([
     const started = Date.now();
     await expect(fetchFreeBusy(request(url, 300))).rejects.toMatchObject({ code: 'timeout', message: 'The calendar did not answer within 300 ms.' });
     expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  /** A backend that answers 200 and then does `rest` with the response (a raw server: fastify would finish the body). */
+  async function rawBackend(rest: (res: ServerResponse) => void): Promise<string> {
+    const server = createServer((_req, res) => rest(res));
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+  const FREE = JSON.stringify({ timeZone: 'UTC', busy: [] });
+
+  it('reads a body that starts with a byte-order mark', async () => {
+    const url = await rawBackend((res) => res.writeHead(200, { 'content-type': 'application/json' }).end(`\uFEFF${FREE}`));
+    await expect(fetchFreeBusy(request(url))).resolves.toEqual({ timeZone: 'UTC', busy: [] });
+  });
+
+  it('names a body that stops halfway (the connection dropped) as not free/busy data', async () => {
+    const url = await rawBackend((res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(FREE.length * 2) });
+      res.write(FREE.slice(0, 10), () => res.destroy());
+    });
+    await expect(fetchFreeBusy(request(url))).rejects.toMatchObject({ code: 'invalid_response' });
+  });
+
+  it('gives up on a body that stops coming within the timeout', async () => {
+    const url = await rawBackend((res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(FREE.slice(0, 10)); // and nothing more (chunked, never ended)
+    });
+    await expect(fetchFreeBusy(request(url, 300))).rejects.toMatchObject({ code: 'timeout' });
+  });
+
+  // The agent's own path caps the body; a fetch a test puts in reads what it is given.
+  it.runIf(fetchFn === undefined)('names a body larger than any free/busy answer (over 8 MiB) as not free/busy data', async () => {
+    const url = await rawBackend((res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(`{"timeZone":"UTC","busy":[],"pad":"${'x'.repeat(9 * 1024 * 1024)}"}`);
+    });
+    await expect(fetchFreeBusy(request(url, 10_000))).rejects.toMatchObject({ code: 'invalid_response' });
   });
 
   it('does not follow a redirect: the calendar token goes to the calendar backend only', async () => {
