@@ -6,6 +6,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { JWK } from 'jose';
+import { z } from 'zod';
 import { canonicalResource } from '../delegation/index.js';
 import type { AuditSink } from '../resource/audit.js';
 import { DEFAULT_CALENDAR_TIMEOUT_MS } from './calendar-client.js';
@@ -104,6 +105,17 @@ function oncePerCall(source: CallerToken): CallerToken {
  */
 let sharedValidator: AjvJsonSchemaValidator | undefined;
 
+/**
+ * The tools' argument and result schemas as zod objects, built once. Given a
+ * raw shape, the SDK builds a new object schema at each registration, that is
+ * for each HTTP request, and zod compiles a new schema's parser again on its
+ * first use.
+ */
+const FIND_SLOT_INPUT = z.object(findSlotInputShape);
+const FIND_SLOT_OUTPUT = z.object(findSlotOutputShape);
+const LIST_BUSY_INPUT = z.object(listBusyInputShape);
+const LIST_BUSY_OUTPUT = z.object(listBusyOutputShape);
+
 export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
   sharedValidator ??= new AjvJsonSchemaValidator();
   const server = new McpServer(AGENT_SERVER_INFO, {
@@ -129,8 +141,8 @@ export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
       description:
         "Finds the first free time slots of the given duration in the user's calendar, during working hours. " +
         'Returns the slots with their time zone, and says so when there is none.',
-      inputSchema: findSlotInputShape,
-      outputSchema: findSlotOutputShape,
+      inputSchema: FIND_SLOT_INPUT,
+      outputSchema: FIND_SLOT_OUTPUT,
       annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
     },
     (input, extra) => findSlot(input, extra),
@@ -142,8 +154,8 @@ export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
       description:
         'Lists when the user is busy in a window (merged busy times, earliest first), without saying what the events are. ' +
         'Needs the busy:read permission.',
-      inputSchema: listBusyInputShape,
-      outputSchema: listBusyOutputShape,
+      inputSchema: LIST_BUSY_INPUT,
+      outputSchema: LIST_BUSY_OUTPUT,
       annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
     },
     (input, extra) => listBusy(input, extra),
