@@ -12,10 +12,10 @@ import { DAY_MS } from '../calendar/zone.js';
 import { formatSlotHuman, toZonedIso } from '../calendar/format.js';
 import { DEFAULT_STEP_MS, DEFAULT_WORKING_HOURS, findSlots, type Interval } from '../calendar/slots.js';
 import { formatWorkingHours } from '../calendar/working-hours.js';
-import { SCOPE_FREEBUSY_READ } from '../delegation/index.js';
-import { CalendarError, fetchFreeBusy, type FreeBusy } from './calendar-client.js';
+import type { FreeBusy } from './calendar-client.js';
+import { readBusyTime } from './calendar-read.js';
 import type { FreeBusySelection } from '../calendar/freebusy-query.js';
-import { TokenExchangeError, type TokenExchanger } from './exchange.js';
+import type { TokenExchanger } from './exchange.js';
 import { coveringWindow, parseWindowRequest, searchWindow } from './window.js';
 import { readSlotOptions, slotOptionsInputShape, type SlotOptions } from './find-slot-params.js';
 import { boundWindow, calendarsFor, callerDelegation, delegationLimits, isExact, withNote } from './delegation.js';
@@ -126,23 +126,12 @@ export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
     const fetchWindow = boundWindow(limits.value, covering.value, choseEnd && isExact(request), deps.now());
     if (!fetchWindow.ok) return toolError(fetchWindow.message);
 
-    const exchangeRequest = { resource: deps.calendarUrl, scope: SCOPE_FREEBUSY_READ };
-    let freeBusy;
-    try {
-      const calendarToken = await deps.exchanger.exchange(subjectToken, exchangeRequest);
-      freeBusy = await fetchFreeBusy({
-        calendarUrl: deps.calendarUrl,
-        accessToken: calendarToken.accessToken,
-        window: fetchWindow.value.window,
-        fetchFn: deps.fetchFn,
-        timeoutMs: deps.calendarTimeoutMs,
-        selection: { ...selectionOf(options), ...(calendars.value ? { calendars: calendars.value } : {}) },
-      });
-    } catch (err) {
-      // A calendar token the backend refuses (revoked, keys rotated) must not be handed out again.
-      if (err instanceof CalendarError && err.code === 'refused') deps.exchanger.forget(subjectToken, exchangeRequest);
-      return toolError(explain(err, deps.logger));
-    }
+    const read = await readBusyTime(deps, subjectToken, fetchWindow.value.window, {
+      ...selectionOf(options),
+      ...(calendars.value ? { calendars: calendars.value } : {}),
+    });
+    if (!read.ok) return toolError(read.message);
+    const freeBusy = read.value;
 
     const timeZone = request.timeZone ?? freeBusy.timeZone;
     const searched = searchWindow(request, timeZone, deps.now());
@@ -234,40 +223,6 @@ function minutes(ms: number): string {
 }
 
 /** A message for the person behind the MCP client: what failed and what to do; never a token. */
-function explain(err: unknown, logger: ToolLogger | undefined): string {
-  if (err instanceof TokenExchangeError) {
-    logger?.warn({ code: err.code }, 'token exchange failed');
-    switch (err.code) {
-      case 'invalid_grant':
-        return `The authorization server would not let CalendarAgent act on this delegation${said(err)} Sign in again.`;
-      case 'invalid_target':
-      case 'invalid_scope':
-        return `Your delegation does not let CalendarAgent read your calendar's free/busy time${said(err)}`;
-      case 'invalid_client':
-      case 'unauthorized_client':
-        return `The authorization server does not accept CalendarAgent as a client (${err.code}); its registration or key needs attention.`;
-      case 'unreachable':
-        return `${err.message} Try again shortly.`;
-      case 'invalid_request':
-      case 'unsupported_grant_type':
-      case 'server_error':
-      case 'temporarily_unavailable':
-      case 'invalid_response':
-        return `The authorization server could not issue a calendar token (${err.code}). Try again shortly.`;
-    }
-  }
-  if (err instanceof CalendarError) {
-    logger?.warn({ code: err.code, status: err.status }, 'calendar request failed');
-    return err.code === 'refused' || err.code === 'rejected' ? err.message : `${err.message} Try again shortly.`;
-  }
-  logger?.warn({ err: { name: (err as Error)?.name } }, 'find_slot failed');
-  return 'find_slot failed unexpectedly.';
-}
-
-function said(err: TokenExchangeError): string {
-  return err.serverDescription ? `: ${err.serverDescription}` : '.';
-}
-
 function toolError(message: string): CallToolResult {
   return { content: [{ type: 'text', text: message }], isError: true };
 }
