@@ -3,7 +3,8 @@
 // never crashes on it or writes over it: without a terminal, find-slot,
 // status and token exit 4 with the hint to run `delegate login`, leaving the
 // file as it was; a command that may sign in keeps the file aside, whole, as
-// tokens.json.corrupt-<time>, says so on stderr, and signs in anew.
+// tokens.json.corrupt-<time>, says so on stderr, and signs in anew; logout
+// keeps it aside the same way and says what could not be revoked.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -115,6 +116,19 @@ describe('a damaged token cache, where the person can sign in', () => {
     expect((await run.done).code).toBe(0);
     expect(await readFile(join(home, kept!))).toEqual(damaged);
     expect(JSON.parse(await readFile(cacheFile(), 'utf8'))).toMatchObject({ version: 1 });
+    await rm(join(home, kept!));
+  });
+
+  it('logout keeps it aside whole, says its tokens could not be revoked and stay valid until they expire, and leaves this computer signed out', { timeout: 60_000 }, async () => {
+    const damaged = randomBytes(200);
+    await damage(damaged);
+    const run = await runCli(['logout', ...ports], home);
+    const [kept, ...more] = await keptAside();
+    expect(more).toEqual([]);
+    expectOneLine(run, 1, /none of its tokens could be revoked at the server: they stay valid there until they expire/, new RegExp(`kept aside as ${join(home, kept!).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    expect(await readFile(join(home, kept!))).toEqual(damaged);
+    const status = await runCli(['status'], home);
+    expect(status.stderr + status.stdout).toMatch(/[Nn]ot signed in/);
     await rm(join(home, kept!));
   });
 

@@ -1,9 +1,12 @@
 // `delegate logout`: revokes the profile's stored tokens at their
 // authorization server (RFC 7009; a refresh token ends its whole family),
 // then deletes the token cache. Refuses while DELEGATE_TOKEN is set, as
-// gh does: that token is not ours to forget.
+// gh does: that token is not ours to forget. A cache it cannot read is kept
+// aside whole (as login keeps it) and the command says what that leaves.
 import { delegateToken } from '../../config.js';
 import { logout, storedDelegations } from '../../client/credentials.js';
+import { TokenCache } from '../../client/cache.js';
+import { isClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { loadStack } from '../contracts.js';
@@ -14,7 +17,19 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     throw new CommandFailed('DELEGATE_TOKEN is set, and it is what delegate uses. Unset it first; to sign out its delegation, run `delegate logout` without it.');
   }
   const paths = profilePaths(io, args.profile);
-  if ((await storedDelegations(paths, () => io.now())).length === 0) {
+  let stored;
+  try {
+    stored = await storedDelegations(paths, () => io.now());
+  } catch (error) {
+    if (!isClientError(error, 'CACHE_CORRUPT')) throw error;
+    // Signed out here all the same, the file kept whole, never overwritten; but nothing in it can be revoked.
+    const keptAs = await new TokenCache({ files: paths, now: () => io.now() }).setAsideDamaged();
+    throw new CommandFailed(
+      `The token cache ${paths.tokenCache} could not be read, so none of its tokens could be revoked at the server: they stay valid there until they expire ` +
+        `(\`delegate grants list\` shows what is delegated, \`delegate grants revoke\` ends it). It is kept aside as ${keptAs}; this computer is signed out.`,
+    );
+  }
+  if (stored.length === 0) {
     io.stderr.write('Not signed in: nothing to do.\n');
     return EXIT_OK;
   }
