@@ -346,6 +346,10 @@ class SqliteStore implements Store {
         },
       });
     }
+    // Should a build ever turn async methods into something else, fail here rather than acknowledge writes early.
+    for (const name of ['redeemAuthCode', 'rotateRefreshToken', 'revokeGrant', 'revocationsSince']) {
+      if (!Object.hasOwn(this, name)) throw new Error(`SqliteStore.${name} is not an async function: writes could not be made to wait for the disk.`);
+    }
   }
 
   /** Resolves once every commit made so far, by any connection, is on disk. */
