@@ -110,6 +110,7 @@ describe('find_slot options', () => {
     [{ bufferAfter: 'later' }, /"bufferAfter": "later" is not a duration/],
     [{ minNotice: '90d' }, /"minNotice": .* longer than/],
     [{ workingHours: 'weekdays' }, /needs days and hours/],
+    [{ workingHours: 'constructor 09:00-17:00' }, /"constructor" is not a weekday/], // once a loop that never ended
     [{ calendars: [' '] }, /calendar name is empty/],
     [{ minNotice: '2d', within: '1d' }, /ends before the minimum notice/],
   ])('refuses %j as a tool error before asking the backend', async (input, message) => {

@@ -42,6 +42,10 @@ describe('parseWorkingHours', () => {
     ['mon 9-17', /"9-17" is not a range of clock times/],
     ['mon 17:00-09:00', /Working hours on mon/],
     ['mon 09:00-25:00', /Working hours on mon/],
+    // Names an object lookup finds on Object.prototype: once taken for days, and the day loop never ended.
+    ['constructor 09:00-17:00', /"constructor" is not a weekday/],
+    ['mon-__proto__ 09:00-17:00', /"mon-__proto__" is not a weekday/],
+    ['toString-fri 09:00-17:00', /"tostring-fri" is not a weekday/],
   ])('refuses %j', (spec, message) => {
     let error: unknown;
     try {
@@ -72,6 +76,8 @@ describe('readWorkingHours (config file)', () => {
     expect(() => readWorkingHours(42)).toThrow(SlotQueryError);
     expect(() => readWorkingHours({ mon: 9 })).toThrow(/must be strings/);
     expect(() => readWorkingHours(['mon 09:00-17:00'])).toThrow(SlotQueryError);
+    expect(() => readWorkingHours(JSON.parse('{"__proto__": "09:00-17:00"}'))).toThrow(/is not a weekday/);
+    expect(() => readWorkingHours({ constructor: '09:00-17:00' })).toThrow(/is not a weekday/);
   });
 });
 
