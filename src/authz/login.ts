@@ -47,25 +47,30 @@ export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {
     if (!expected || !constantTimeEqual(field('csrf'), expected)) return showLoginForm(reply, ctx, next, 403, 'This form expired. Please sign in again.');
 
     const name = field('username').trim();
-    const address = req.ip;
-    const wait = Math.max(byAccount.retryAfterMs(`account:${name.toLowerCase()}`), byAddress.retryAfterMs(`address:${address}`));
+    const accountKey = `account:${name.toLowerCase()}`;
+    const addressKey = `address:${req.ip}`;
+    const wait = Math.max(byAccount.retryAfterMs(accountKey), byAddress.retryAfterMs(addressKey));
     if (wait > 0) {
       req.log.info('sign-in refused: too many failed attempts');
       reply.header('Retry-After', String(Math.ceil(wait / 1000)));
       return showLoginForm(reply, ctx, next, 429, `Too many failed attempts. Try again in ${Math.ceil(wait / 60_000)} minute(s).`);
     }
     // Counted as failed before the check, which takes a while (scrypt): guesses sent all at once
-    // would otherwise all be checked before the first failure was counted. Taken back on success.
-    byAccount.fail(`account:${name.toLowerCase()}`);
-    byAddress.fail(`address:${address}`);
-    const user = name ? await ctx.store.userByName(name) : undefined;
+    // would otherwise all be checked before the first failure was counted. Taken back unless it fails.
+    const attempt = { account: byAccount.fail(accountKey), address: byAddress.fail(addressKey) };
+    const forgive = () => {
+      byAccount.forgive(accountKey, attempt.account);
+      byAddress.forgive(addressKey, attempt.address);
+    };
+    let user;
     let ok: boolean;
     try {
+      user = name ? await ctx.store.userByName(name) : undefined;
       ok = await verifyPassword(field('password'), user?.passwordHash);
     } catch (error) {
+      // Not a wrong password: the server could not check it (busy, or failing).
+      forgive();
       if (!(error instanceof PasswordChecksBusy)) throw error;
-      byAccount.forgiveLatest(`account:${name.toLowerCase()}`);
-      byAddress.forgiveLatest(`address:${address}`);
       reply.header('Retry-After', '1');
       return showLoginForm(reply, ctx, next, 503, 'Too many sign-ins at once. Try again in a moment.');
     }
@@ -73,8 +78,9 @@ export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {
       await audit(ctx, { event: 'sign_in_failed', ...(user ? { user: user.id } : {}), detail: { method: 'password' } });
       return showLoginForm(reply, ctx, next, 401, 'That name and password do not match.');
     }
-    byAccount.succeed(`account:${name.toLowerCase()}`);
-    byAddress.forgiveLatest(`address:${address}`);
+    // The account's earlier failures are forgiven; attempts still being checked stay counted.
+    byAccount.succeed(accountKey, attempt.account);
+    byAddress.forgive(addressKey, attempt.address);
     await startSession(reply, ctx.store, { cookieName: ctx.cookieName, userId: user.id, now: ctx.now(), ttlMs: ctx.lifetimes.sessionSec * 1000, secure: ctx.secureCookies });
     await audit(ctx, { event: 'sign_in', user: user.id, detail: { method: 'password' } });
     return reply.code(303).header('Cache-Control', 'no-store').header('Location', next).send();

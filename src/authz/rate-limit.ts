@@ -7,8 +7,16 @@ export interface RateLimitRule {
   windowMs: number;
 }
 
+/** One failure, or an attempt counted as one while it is being checked. */
+interface Failure {
+  at: number;
+  /** Which attempt it is, in the order attempts were counted. */
+  id: number;
+}
+
 export class FailureCounter {
-  private readonly failures = new Map<string, number[]>();
+  private readonly failures = new Map<string, Failure[]>();
+  private lastId = 0;
 
   constructor(
     private readonly rule: RateLimitRule,
@@ -20,31 +28,41 @@ export class FailureCounter {
   retryAfterMs(key: string): number {
     const recent = this.recent(key);
     if (recent.length < this.rule.limit) return 0;
-    return recent[recent.length - this.rule.limit]! + this.rule.windowMs - this.now();
+    return recent[recent.length - this.rule.limit]!.at + this.rule.windowMs - this.now();
   }
 
-  fail(key: string): void {
+  /** Counts a failure of `key`; returns the attempt's id, for succeed and forgive. */
+  fail(key: string): number {
     const recent = this.recent(key);
-    recent.push(this.now());
+    const id = ++this.lastId;
+    recent.push({ at: this.now(), id });
     this.failures.set(key, recent);
     if (this.failures.size > this.maxKeys) this.sweep();
+    return id;
   }
 
-  succeed(key: string): void {
-    this.failures.delete(key);
+  /**
+   * Attempt `id` of `key` succeeded: its failures up to it are forgotten.
+   * Attempts counted after it are still being checked, and stay counted.
+   */
+  succeed(key: string, id: number): void {
+    this.keepOnly(key, (f) => f.id > id);
   }
 
-  /** Takes back the latest failure of `key`: an attempt counted before its outcome was known, that succeeded. */
-  forgiveLatest(key: string): void {
-    const recent = this.failures.get(key);
-    if (!recent || recent.length === 0) return;
-    recent.pop();
-    if (recent.length === 0) this.failures.delete(key);
+  /** Attempt `id`, counted before its outcome was known, was no failure after all. */
+  forgive(key: string, id: number): void {
+    this.keepOnly(key, (f) => f.id !== id);
   }
 
-  private recent(key: string): number[] {
+  private keepOnly(key: string, keep: (f: Failure) => boolean): void {
+    const kept = (this.failures.get(key) ?? []).filter(keep);
+    if (kept.length > 0) this.failures.set(key, kept);
+    else this.failures.delete(key);
+  }
+
+  private recent(key: string): Failure[] {
     const cutoff = this.now() - this.rule.windowMs;
-    return (this.failures.get(key) ?? []).filter((t) => t > cutoff);
+    return (this.failures.get(key) ?? []).filter((f) => f.at > cutoff);
   }
 
   private sweep(): void {

@@ -14,6 +14,7 @@ beforeAll(async () => {
   await addUser(authz.store, { name: 'bob', password: 'another good password', timeZone: 'UTC' }, Date.now());
   await addUser(authz.store, { name: 'carol', password: 'carol has a password', timeZone: 'UTC' }, Date.now());
   await addUser(authz.store, { name: 'dave', password: 'dave has a password', timeZone: 'UTC' }, Date.now());
+  await addUser(authz.store, { name: 'erin', password: 'erin has a password', timeZone: 'UTC' }, Date.now());
 });
 afterAll(async () => authz.close());
 
@@ -70,6 +71,18 @@ describe('password sign-in', () => {
     expect(statuses.filter((s) => s === 429)).toHaveLength(7);
     const checked = (await authz.store.listAudit()).filter((r) => r.event === 'sign_in_failed').length - before;
     expect(checked).toBe(5);
+  });
+
+  it('a right password forgets the failures before it, not the guesses still being checked after it', async () => {
+    const browsers = Array.from({ length: 5 }, () => new Browser());
+    const forms = await Promise.all(browsers.map((b) => b.get(`${authz.issuer}/login?next=%2Fgrants`)));
+    const passwords = ['erin has a password', 'guess 1', 'guess 2', 'guess 3', 'guess 4'];
+    const answers = await Promise.all(browsers.map((b, i) => b.post(`${authz.issuer}/login`, { ...loginFields(forms[i]!.html), username: 'erin', password: passwords[i]! })));
+    expect(answers.map((a) => a.status)).toEqual([303, 401, 401, 401, 401]);
+    // Four failures stand: one more wrong guess is checked (the fifth), then the account waits.
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await signIn(new Browser(), 'erin', `later guess ${i}`)).status);
+    expect(statuses).toEqual([401, 429, 429]);
   });
 
   it('does not count a right password against the address it came from', async () => {
