@@ -24,6 +24,8 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     if (!isClientError(error, 'CACHE_CORRUPT')) throw error;
     // Signed out here all the same, the file kept whole, never overwritten; but nothing in it can be revoked.
     const keptAs = await new TokenCache({ files: paths, now: () => io.now() }).setAsideDamaged();
+    // Another process (a login) dealt with it first: log out of what is there now.
+    if (keptAs === undefined) return logoutCommand(args, io);
     throw new CommandFailed(
       `The token cache ${paths.tokenCache} could not be read, so none of its tokens could be revoked at the server: they stay valid there until they expire ` +
         `(\`delegate grants list\` shows what is delegated, \`delegate grants revoke\` ends it). It is kept aside as ${keptAs}; this computer is signed out.`,
