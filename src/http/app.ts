@@ -138,7 +138,9 @@ export function sendError(reply: FastifyReply, status: number, error: string, de
 }
 
 export function parseForm(body: string): FormBody {
-  const out: FormBody = {};
+  // No prototype: a parameter named constructor or toString is a parameter like any other (it was
+  // taken for a repeated one, an existing value being found), and __proto__ sets no prototype.
+  const out: FormBody = Object.create(null) as FormBody;
   for (const [key, value] of new URLSearchParams(body)) {
     const prior = out[key];
     if (prior === undefined) out[key] = value;
