@@ -179,14 +179,27 @@ function addDuration(startTime: CalendarTime, start: number, duration: ICAL.Dura
  * instances a year anyway).
  */
 function fastForward(dtstart: ICAL.Time, rule: ICAL.Recur, wallFrom: number): ICAL.Time {
-  if (rule.count || (rule.freq !== 'DAILY' && rule.freq !== 'WEEKLY')) return dtstart;
-  const periodDays = (rule.interval || 1) * (rule.freq === 'WEEKLY' ? 7 : 1);
-  const periods = Math.floor((wallFrom - wallOf(dtstart)) / DAY_MS / periodDays);
+  const unitMs = FAST_FORWARD_UNIT_MS[rule.freq];
+  if (rule.count || unitMs === undefined) return dtstart;
+  // Whole periods of the rule, counted on the wall clock as ical.js steps: the instances after them are the same.
+  const periodMs = (rule.interval || 1) * unitMs;
+  const periods = Math.floor((wallFrom - wallOf(dtstart)) / periodMs);
   if (periods <= 0) return dtstart;
   const start = dtstart.clone();
-  start.adjust(periods * periodDays, 0, 0, 0);
+  const seconds = (periods * periodMs) / 1000;
+  start.adjust(Math.floor(seconds / 86_400), 0, 0, seconds % 86_400);
   return start;
 }
+
+/**
+ * The length of one period of the frequencies whose periods are always the
+ * same length on the wall clock, so that DTSTART may move ahead by whole
+ * periods (without COUNT). A sub-daily rule from 1900 stepped through every
+ * hour, minute or second since; monthly and yearly periods vary in length.
+ */
+const FAST_FORWARD_UNIT_MS: Readonly<Partial<Record<string, number>>> = Object.freeze(
+  Object.assign(Object.create(null) as Record<string, number>, { WEEKLY: 7 * DAY_MS, DAILY: DAY_MS, HOURLY: 3_600_000, MINUTELY: 60_000, SECONDLY: 1_000 }),
+);
 
 /** BY-parts that never leave a DAILY or WEEKLY period without an instance. */
 const EVERY_PERIOD_PARTS = new Set(['BYDAY', 'BYHOUR', 'BYMINUTE', 'BYSECOND']);

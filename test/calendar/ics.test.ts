@@ -174,8 +174,44 @@ describe('recurrence', () => {
     const counted = ics(event('DTSTART;TZID=Europe/Berlin:20000101T100000', 'DTEND;TZID=Europe/Berlin:20000101T110000', 'RRULE:FREQ=DAILY;COUNT=100000'));
     const error = sourceError(() => busy(counted, utc(2026, 0, 1), utc(2026, 0, 8), { maxIterationsPerSeries: 300 }));
     expect([error.code, error.line]).toEqual(['ERR_ICS_EXPANSION_LIMIT', 4]);
-    const hourly = ics(event('DTSTART:20000101T000000Z', 'DURATION:PT1M', 'RRULE:FREQ=HOURLY'));
-    expect(sourceError(() => busy(hourly, utc(2026, 0, 1), utc(2026, 0, 8))).code).toBe('ERR_ICS_EXPANSION_LIMIT');
+    const everySecond = ics(event('DTSTART:20260101T000000Z', 'DURATION:PT1S', 'RRULE:FREQ=SECONDLY'));
+    expect(sourceError(() => busy(everySecond, utc(2026, 0, 1), utc(2026, 0, 8))).code).toBe('ERR_ICS_EXPANSION_LIMIT');
+  });
+
+  it('moves an hourly, minutely or secondly series without COUNT ahead to the window by whole periods, with the same instances', () => {
+    // Each rule twice: from a DTSTART years back (moved ahead), and from one near the window, a whole number
+    // of periods later on the wall clock, with a COUNT too large to end it (never moved: the reference).
+    const cases: Array<[rule: string, zone: string, near: string, yearsBackInPeriods: number, minutes: number]> = [
+      ['FREQ=HOURLY;INTERVAL=5', ';TZID=Europe/Berlin', '20260301T013000', 5 * 730, 8], // 3,650 days: 730 × 5 days of 24 hours
+      ['FREQ=HOURLY;BYHOUR=2,3', ';TZID=Europe/Berlin', '20260301T020000', 3650, 8],
+      ['FREQ=MINUTELY;INTERVAL=97', ';TZID=Europe/Berlin', '20260320T021700', 97 * 38, 8], // 97 days hold a whole number of 97-minute periods
+      ['FREQ=MINUTELY;BYMINUTE=0,45', '', '20260320T000000', 3650, 8],
+      ['FREQ=SECONDLY;INTERVAL=3607', '', '20260328T150000', 3607, 2],
+      ['FREQ=SECONDLY;BYSECOND=30', '', '20260328T200000', 3650, 2],
+    ];
+    const daysBefore = (wall: string, days: number) => {
+      const t = utc(+wall.slice(0, 4), +wall.slice(4, 6) - 1, +wall.slice(6, 8) - days, +wall.slice(9, 11), +wall.slice(11, 13), +wall.slice(13, 15));
+      return toUtcIso(t).replace(/[-:]/g, '').slice(0, 15);
+    };
+    // Around the night Berlin's clocks go forward (29 March 2026).
+    const [from, to] = [utc(2026, 2, 28, 22), utc(2026, 2, 29, 4)];
+    for (const [rule, zone, near, days, minutes] of cases) {
+      const span = `DURATION:PT${minutes}M`;
+      const far = `DTSTART${zone}:${daysBefore(near, days)}`;
+      // Far fewer iterations than the years since DTSTART would take: it starts near the window.
+      const moved = busy(ics(event(far, span, `RRULE:${rule}`)), from, to, { maxIterationsPerSeries: 8000 });
+      const reference = busy(ics(event(`DTSTART${zone}:${near}`, span, `RRULE:${rule};COUNT=49000`)), from, to);
+      expect([rule, moved]).toEqual([rule, reference]);
+      expect(moved.length, rule).toBeGreaterThan(0);
+    }
+  });
+
+  it('refuses sub-daily rules that leave hours of seconds or a day of minutes between matches (one from 1900 held the server for 47 s)', () => {
+    for (const rule of ['FREQ=SECONDLY;BYHOUR=1;BYMINUTE=1;BYSECOND=1', 'FREQ=SECONDLY;BYMINUTE=5', 'FREQ=MINUTELY;BYHOUR=1;BYMINUTE=1']) {
+      const text = ics(event('DTSTART:19000101T090000Z', 'DTEND:19000101T100000Z', `RRULE:${rule}`));
+      const error = sourceError(() => busy(text, utc(2026, 0, 1), utc(2026, 0, 8)));
+      expect([rule, error.code, error.message]).toEqual([rule, 'ERR_ICS_RULE', expect.stringMatching(/is not supported/)]);
+    }
   });
 
   it('excludes instances of an all-day series by date-only EXDATE', () => {
