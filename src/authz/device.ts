@@ -54,6 +54,19 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
     return renderDeviceEntry(reply, `Too many wrong codes. Try again in ${Math.ceil(wait / 60_000)} minute(s).`, 429);
   };
 
+  /**
+   * The pending device authorization a typed code names, or undefined (counted as a wrong code).
+   * Counted before the lookup and taken back when it is right, so that no number of codes typed
+   * at once gets past the limit, whatever the lookup waits for.
+   */
+  const lookUpCode = async (userId: string, typed: string, now: number) => {
+    const attempt = wrongCodes.fail(`user:${userId}`);
+    const found = await ctx.store.deviceAuthorizationByUserCode(normalizeUserCode(typed), now);
+    if (!found || found.status !== 'pending') return undefined;
+    wrongCodes.forgive(`user:${userId}`, attempt);
+    return found;
+  };
+
   app.post(DEVICE_AUTHORIZATION_PATH, async (req, reply) => {
     try {
       const body = formBody(req);
@@ -109,9 +122,8 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
     if (typeof typed !== 'string' || typed.trim() === '') return renderDeviceEntry(reply, undefined);
     const guessing = tooManyWrongCodes(reply, signedIn.user.id);
     if (guessing) return guessing;
-    const found = await ctx.store.deviceAuthorizationByUserCode(normalizeUserCode(typed), now);
-    if (!found || found.status !== 'pending') {
-      wrongCodes.fail(`user:${signedIn.user.id}`);
+    const found = await lookUpCode(signedIn.user.id, typed, now);
+    if (!found) {
       return renderDeviceEntry(reply, 'That code is not valid, was used already, or has expired. Check the code on your device, or start again there.');
     }
     const context = await requestContext(ctx, found);
@@ -134,11 +146,8 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
     const guessing = tooManyWrongCodes(reply, signedIn.user.id);
     if (guessing) return guessing;
     const typed = typeof body.user_code === 'string' ? body.user_code : '';
-    const found = await ctx.store.deviceAuthorizationByUserCode(normalizeUserCode(typed), now);
-    if (!found || found.status !== 'pending') {
-      wrongCodes.fail(`user:${signedIn.user.id}`);
-      return renderDeviceEntry(reply, 'That code is not valid, was used already, or has expired.');
-    }
+    const found = await lookUpCode(signedIn.user.id, typed, now);
+    if (!found) return renderDeviceEntry(reply, 'That code is not valid, was used already, or has expired.');
     if (body.decision === 'cancel') {
       await ctx.store.settleDeviceAuthorization(found.state, { status: 'denied' }, now);
       return renderDeviceDone(reply, false);

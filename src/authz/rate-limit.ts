@@ -36,6 +36,8 @@ export class FailureCounter {
     const recent = this.recent(key);
     const id = ++this.lastId;
     recent.push({ at: this.now(), id });
+    // Moved to the end: when the bound forces keys out, the ones that failed longest ago go first.
+    this.failures.delete(key);
     this.failures.set(key, recent);
     if (this.failures.size > this.maxKeys) this.sweep();
     return id;

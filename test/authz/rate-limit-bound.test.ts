@@ -31,4 +31,18 @@ describe('FailureCounter bound', () => {
     expect(counter.retryAfterMs('live')).toBeGreaterThan(0);
     expect(counter.retryAfterMs('new')).toBeGreaterThan(0);
   });
+
+  it('when it must forget live keys, forgets the one whose last failure is oldest, not the first one it saw', () => {
+    let t = 1_000_000;
+    const counter = new FailureCounter({ limit: 1, windowMs: 60_000 }, () => t, 2);
+    counter.fail('target'); // seen first…
+    t += 1_000;
+    counter.fail('other');
+    t += 1_000;
+    counter.fail('target'); // …but failed again since
+    t += 1_000;
+    counter.fail('flood');
+    expect(counter.retryAfterMs('target')).toBeGreaterThan(0);
+    expect(counter.retryAfterMs('other')).toBe(0);
+  });
 });
