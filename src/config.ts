@@ -219,9 +219,8 @@ export class ConfigError extends Error {
  * changed (its inode, size, modification or change time differ) or changed
  * so recently that its times cannot be trusted yet, and after a failed read,
  * so an edit takes effect on the next request and a file left alone costs
- * one stat. The
- * stat is synchronous, like every read of the database beside it; no file is
- * no settings.
+ * one stat. The stat is synchronous, like every read of the database beside
+ * it; no file is no settings.
  */
 export function userConfigReader(path: string, now: () => number = Date.now, read: (path: string) => Promise<UserConfig> = readUserConfig): () => Promise<UserConfig> {
   let last: { version: string; config: Promise<UserConfig>; trusted: boolean } | undefined;

@@ -10,6 +10,7 @@ import type { EventEnd, EventSeries, EventTiming, Availability, ParsedCalendar, 
 import { dateOf, instantOf, wallOf, wallZoneOf, type CalendarTime } from './ics-time.js';
 import type { Interval } from './intervals.js';
 import { DAY_MS, fromWall, toWall } from './zone.js';
+import { lookupTable } from '../lookup-table.js';
 
 export interface ExpandOptions {
   /** The owner's IANA zone: floating times and all-day events are read in it. */
@@ -197,9 +198,7 @@ function fastForward(dtstart: ICAL.Time, rule: ICAL.Recur, wallFrom: number): IC
  * periods (without COUNT). A sub-daily rule from 1900 stepped through every
  * hour, minute or second since; monthly and yearly periods vary in length.
  */
-const FAST_FORWARD_UNIT_MS: Readonly<Partial<Record<string, number>>> = Object.freeze(
-  Object.assign(Object.create(null) as Record<string, number>, { WEEKLY: 7 * DAY_MS, DAILY: DAY_MS, HOURLY: 3_600_000, MINUTELY: 60_000, SECONDLY: 1_000 }),
-);
+const FAST_FORWARD_UNIT_MS = lookupTable<number>({ WEEKLY: 7 * DAY_MS, DAILY: DAY_MS, HOURLY: 3_600_000, MINUTELY: 60_000, SECONDLY: 1_000 });
 
 /** BY-parts that never leave a DAILY or WEEKLY period without an instance. */
 const EVERY_PERIOD_PARTS = new Set(['BYDAY', 'BYHOUR', 'BYMINUTE', 'BYSECOND']);

@@ -6,9 +6,10 @@
 // Written back in the same short form. Pure.
 import { SlotQueryError } from './errors.js';
 import { WEEKDAYS, minuteRanges, type DailyHours, type Weekday, type WorkingHours } from './slots.js';
+import { lookupTable } from '../lookup-table.js';
 
-/** Day names people write. No prototype: "constructor" or "__proto__" is no day (it once made the loop in readDays endless). */
-const DAY_NAMES: Readonly<Record<string, Weekday>> = Object.freeze(Object.assign(Object.create(null) as Record<string, Weekday>, {
+/** Day names people write (a lookupTable: "constructor" once made the loop in readDays endless). */
+const DAY_NAMES = lookupTable<Weekday>({
   sun: 'sun', sunday: 'sun',
   mon: 'mon', monday: 'mon',
   tue: 'tue', tues: 'tue', tuesday: 'tue',
@@ -16,7 +17,7 @@ const DAY_NAMES: Readonly<Record<string, Weekday>> = Object.freeze(Object.assign
   thu: 'thu', thur: 'thu', thurs: 'thu', thursday: 'thu',
   fri: 'fri', friday: 'fri',
   sat: 'sat', saturday: 'sat',
-}));
+});
 
 const RANGE = /^(\d{1,2}:\d{2})\s*[-–]\s*(\d{1,2}:\d{2})$/;
 
@@ -83,20 +84,15 @@ function readDays(text: string, spec: string): Weekday[] {
   const out: Weekday[] = [];
   for (const item of lower.split(',')) {
     const [first, last, ...rest] = item.split(/[-–]/);
-    const a = dayNamed(first);
-    const b = last === undefined ? a : dayNamed(last);
+    const a = DAY_NAMES[first ?? ''];
+    const b = last === undefined ? a : DAY_NAMES[last];
     if (!a || !b || rest.length > 0) throw invalid(spec, `"${item}" is not a weekday or a range of weekdays such as mon-fri`);
-    // From a to b, wrapping over the weekend: at most seven steps.
-    for (let step = 0, i = WEEKDAYS.indexOf(a); step < 7; step++, i = (i + 1) % 7) {
+    for (let i = WEEKDAYS.indexOf(a); ; i = (i + 1) % 7) {
       if (!out.includes(WEEKDAYS[i]!)) out.push(WEEKDAYS[i]!);
       if (WEEKDAYS[i] === b) break;
     }
   }
   return out;
-}
-
-function dayNamed(name: string | undefined): Weekday | undefined {
-  return name !== undefined && Object.hasOwn(DAY_NAMES, name) ? DAY_NAMES[name] : undefined;
 }
 
 function readRange(text: string, spec: string): DailyHours {

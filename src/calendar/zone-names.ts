@@ -3,10 +3,11 @@
 // them (mapped as CLDR's windowsZones.xml maps each to its territory "001"
 // zone), or an IANA name at the end of a prefixed TZID such as
 // "/mozilla.org/20050126_1/Europe/Berlin". Pure.
+import { lookupTable } from '../lookup-table.js';
 import { isIanaZone } from './zone.js';
 
-/** Windows zone ID → IANA zone (CLDR windowsZones, territory 001). No prototype: a TZID such as toString finds nothing. */
-const WINDOWS_ZONES: Readonly<Record<string, string>> = Object.freeze(Object.assign(Object.create(null) as Record<string, string>, {
+/** Windows zone ID → IANA zone (CLDR windowsZones, territory 001). */
+const WINDOWS_ZONES = lookupTable<string>({
   'Dateline Standard Time': 'Etc/GMT+12',
   'UTC-11': 'Etc/GMT+11',
   'Aleutian Standard Time': 'America/Adak',
@@ -146,7 +147,7 @@ const WINDOWS_ZONES: Readonly<Record<string, string>> = Object.freeze(Object.ass
   'Tonga Standard Time': 'Pacific/Tongatapu',
   'Samoa Standard Time': 'Pacific/Apia',
   'Line Islands Standard Time': 'Pacific/Kiritimati',
-}));
+});
 
 /** The Windows zone IDs this module knows (for tests and documentation). */
 export const WINDOWS_ZONE_IDS: readonly string[] = Object.freeze(Object.keys(WINDOWS_ZONES));

@@ -1,5 +1,6 @@
 // Scopes of the delegate resources, what they mean in plain words, and the
 // set operations that attenuation is built on. Pure: no I/O.
+import { lookupTable } from '../lookup-table.js';
 
 /** Ask CalendarAgent to find free time (audience: the agent's /mcp URL). */
 export const SCOPE_FIND_SLOT = 'slots:find';
@@ -8,12 +9,12 @@ export const SCOPE_FREEBUSY_READ = 'freebusy:read';
 /** Ask CalendarAgent for the busy times of a window, without details (audience: the agent's /mcp URL). */
 export const SCOPE_BUSY_READ = 'busy:read';
 
-/** What each scope lets the holder do, in words for the consent page. No prototype: a scope named toString finds nothing. */
-export const SCOPE_DESCRIPTIONS: Readonly<Record<string, string>> = Object.freeze(Object.assign(Object.create(null) as Record<string, string>, {
+/** What each scope lets the holder do, in words for the consent page. */
+export const SCOPE_DESCRIPTIONS = lookupTable<string>({
   [SCOPE_FIND_SLOT]: 'Find free time in your calendar',
   [SCOPE_FREEBUSY_READ]: 'See when you are busy, but not what your events are (no titles, places or people)',
   [SCOPE_BUSY_READ]: 'List the times you are busy, without saying what your events are (no titles, places or people)',
-}));
+});
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by single spaces. */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
