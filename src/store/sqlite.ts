@@ -46,13 +46,16 @@ export class StoreError extends Error {
   }
 }
 
+/** How long a statement waits for another process's lock before SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+
 /** Opens (creating if needed) the database at `path` and brings its schema up to date. */
 export function openSqliteStore(path: string, options: { syncFile?: SyncFile } = {}): Store {
   let db: Database.Database;
   try {
     if (path !== ':memory:') prepareFile(path);
-    db = new Database(path, { timeout: 5000 });
-    const wal = path !== ':memory:' && db.pragma('journal_mode = WAL', { simple: true }) === 'wal';
+    db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+    const wal = path !== ':memory:' && enterWalMode(db);
     // In WAL mode, NORMAL: a commit does not sync the WAL itself; every write
     // method waits, before it resolves, for a sync of the WAL run off the event
     // loop and shared by the writes around it (wal-sync.ts). So a write the
@@ -69,6 +72,24 @@ export function openSqliteStore(path: string, options: { syncFile?: SyncFile } =
     return new SqliteStore(db, walPath ? { path: walPath, ...(options.syncFile ? { sync: options.syncFile } : {}) } : undefined);
   } catch (err) {
     throw asStoreError(err, path);
+  }
+}
+
+/**
+ * Switches a database to WAL (a no-op once it is). SQLite answers SQLITE_BUSY
+ * at once, without waiting the busy timeout, when another process holds the
+ * file at that moment (processes opening a new data directory together): so
+ * try again, for as long as the busy timeout. Whether WAL is in use.
+ */
+function enterWalMode(db: Database.Database): boolean {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return db.pragma('journal_mode = WAL', { simple: true }) === 'wal';
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // a synchronous 10 ms pause: opening is synchronous
+    }
   }
 }
 
