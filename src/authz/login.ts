@@ -18,10 +18,19 @@ import { queryParams } from './params.js';
 export const ACCOUNT_LIMIT = { limit: 5, windowMs: 15 * 60_000 };
 export const ADDRESS_LIMIT = { limit: 20, windowMs: 15 * 60_000 };
 
-/** Where a sign-in may lead: this server's authorization endpoint or its grants page. */
+/**
+ * A path on this server a sign-in may send the browser back to: one of the
+ * given prefixes, in printable ASCII only. A query is percent-encoded when it
+ * is real; a raw control or non-ASCII character would not even fit in a
+ * Location header, and a backslash is read as a slash by browsers.
+ */
+export function isReturnPath(next: string, prefixes: readonly string[]): boolean {
+  return /^\/[\x21-\x5b\x5d-\x7e]*$/.test(next) && prefixes.some((p) => (p.endsWith('?') || p.endsWith('/') ? next.startsWith(p) : next === p || next.startsWith(`${p}?`)));
+}
+
+/** Where a sign-in may lead: this server's authorization endpoint, its device pages or its grants page. */
 export function safeNext(next: string | undefined): string {
-  if (next && (next.startsWith('/authorize?') || next.startsWith('/device') || next === '/grants') && !next.includes('\\') && !/[\r\n]/.test(next)) return next;
-  return '/grants';
+  return next !== undefined && isReturnPath(next, ['/authorize?', '/device', '/grants']) ? next : '/grants';
 }
 
 export function loginCookieName(ctx: AuthContext): string {

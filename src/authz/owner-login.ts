@@ -11,6 +11,7 @@ import { sendErrorPage } from './pages.js';
 import { queryParams } from './params.js';
 import { startSession } from './session.js';
 import { hashSecret } from './crypto.js';
+import { isReturnPath } from './login.js';
 import { audit } from './audit.js';
 
 export const OWNER_ASSERTION_ISSUER = 'delegate-cli';
@@ -26,7 +27,8 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
     if (typeof assertion !== 'string' || typeof next !== 'string') {
       return sendErrorPage(reply, 400, 'This sign-in link is incomplete', 'Run delegate login again to get a new link.');
     }
-    if (!isAuthorizePath(next)) {
+    // Only this server's authorization or device endpoint, as a relative path, may follow the owner's sign-in.
+    if (!isReturnPath(next, ['/authorize?', '/device?'])) {
       return sendErrorPage(reply, 400, 'This sign-in link is not safe to follow', 'It would send you somewhere other than this server’s consent page.');
     }
     const key = ctx.ownerKeyPath ? await ownerPublicKey(ctx.ownerKeyPath) : undefined;
@@ -73,10 +75,6 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
   });
 }
 
-/** Only this server's authorization endpoint, as a relative path, may follow a sign-in. */
-function isAuthorizePath(next: string): boolean {
-  return (next.startsWith('/authorize?') || next.startsWith('/device?')) && !next.includes('\\') && !/[\r\n]/.test(next);
-}
 
 async function ownerPublicKey(path: string): Promise<CryptoKey | undefined> {
   try {

@@ -105,6 +105,16 @@ describe('password sign-in', () => {
     const res = await signIn(browser, 'alice', 'correct horse battery', 'https://evil.example/');
     expect(res.location).toBe('/grants');
   });
+
+  it('a next path with a control or non-ASCII character in it signs in and goes to /grants, not to a 500', async () => {
+    // A link such as /login?next=/authorize?%01x put the character in the form; the right password then ended in a raw 500.
+    for (const next of ['/authorize?\u0001x', '/authorize?a\u0000', '/device?\u007f', '/authorize?é', '/authorize? x']) {
+      const browser = new Browser();
+      const res = await signIn(browser, 'alice', 'correct horse battery', next);
+      expect(res.status, JSON.stringify(next)).toBe(303);
+      expect(res.location).toBe('/grants');
+    }
+  });
 });
 
 describe('the grants page', () => {

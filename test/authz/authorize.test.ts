@@ -208,7 +208,8 @@ describe('the owner sign-in link', () => {
   });
 
   it('goes nowhere but this server’s authorization endpoint', async () => {
-    for (const next of ['https://evil.example/', '//evil.example/authorize?x', '/grants', '/authorize\\@evil']) {
+    // A raw control or non-ASCII character could not even be put in a Location header (it was a 500).
+    for (const next of ['https://evil.example/', '//evil.example/authorize?x', '/grants', '/authorize\\@evil', '/authorize?\u0000', '/authorize?x\u0001y', '/authorize?\u007f', '/authorize?é', '/device?\t']) {
       const assertion = await ownerAssertion(authz.ownerJwk, authz.issuer);
       const res = await new Browser().get(`${authz.issuer}/login/owner?assertion=${assertion}&next=${encodeURIComponent(next)}`);
       expect(res.status).toBe(400);
