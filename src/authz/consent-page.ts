@@ -5,7 +5,7 @@
 // already allowed part of it, only the new part is asked. Its two buttons are
 // named exactly Approve and Deny.
 import type { FastifyReply } from 'fastify';
-import { CALENDAR_DETAIL_TYPE, SCOPE_DESCRIPTIONS, parseScope } from '../delegation/index.js';
+import { CALENDAR_DETAIL_TYPE, SCOPE_DESCRIPTIONS, parseScope, type CalendarDetail } from '../delegation/index.js';
 import type { GrantRecord, UserRecord } from '../store/index.js';
 import { verifyAgentStatement, type AgentVerification } from './agent-statement.js';
 import type { AuthorizationRequest } from './authorize.js';
@@ -60,7 +60,7 @@ ${grant ? html`<h2>You already allowed it to</h2><ul>${already}</ul>` : ''}
 <form method="post" action="/consent">
 <input type="hidden" name="request" value="${view.requestId}">
 <input type="hidden" name="csrf" value="${view.csrf}">
-${limitsBlock(request, calendars, ctx.defaultMaxDepth, agentName)}
+${limitsBlock(request, calendars, ctx.defaultMaxDepth, agentName, grant && currentLimits(grant, ctx.now(), user.timeZone))}
 ${returnTo}
 <div class="actions">
 <button class="primary" type="submit" name="decision" value="approve">Approve</button>
@@ -85,32 +85,70 @@ ${p.limitations.length > 0 ? html`<p class="muted">It promises: ${p.limitations.
 </div>`;
 }
 
-function limitsBlock(request: AuthorizationRequest, userCalendars: readonly string[], maxDepth: number, agentName: string): Html {
+/**
+ * The limits, each starting from what the user chose before when a grant exists (so asking for one
+ * more permission never widens the others unseen), else from the defaults; each shows the current
+ * value beside it, so a widening is the user's own visible choice.
+ */
+function limitsBlock(request: AuthorizationRequest, userCalendars: readonly string[], maxDepth: number, agentName: string, before: CurrentLimits | undefined): Html {
   const offer = defaultDetails(request.resource).map((o) => request.details.find((d) => d.locations.every((l) => o.locations.includes(l))) ?? o)[0];
   const parts: Html[] = [html`<h2>Your limits</h2>`];
+  if (before) parts.push(html`<p class="muted">They start from what you allowed before. Today it may ${before.summary(agentName)}.</p>`);
   if (offer) {
     const offered = offer.calendars ? userCalendars.filter((c) => offer.calendars!.includes(c)) : userCalendars;
+    const ticked = (c: string) => !before?.calendars || before.calendars.includes(c);
     parts.push(
       offered.length === 0
         ? html`<p class="muted">You have no calendars yet; it may look at the ones you add${offer.calendars ? html` named ${offer.calendars.join(', ')}` : ''}.</p>`
         : html`<fieldset><legend>Calendars it may look at</legend>
-${offered.map((c) => html`<label><input type="checkbox" name="calendars" value="${c}" checked> ${c}</label>`)}
+${offered.map((c) => (ticked(c) ? html`<label><input type="checkbox" name="calendars" value="${c}" checked> ${c}</label>` : html`<label><input type="checkbox" name="calendars" value="${c}"> ${c}</label>`))}
 </fieldset>`,
     );
     const options = lookaheadOptions(offer.lookahead_days);
-    const preferred = options.includes(DEFAULT_LOOKAHEAD_DAYS) ? DEFAULT_LOOKAHEAD_DAYS : options[options.length - 1]!;
+    const preferred = before?.lookaheadDays !== undefined ? atMost(options, before.lookaheadDays) : options.includes(DEFAULT_LOOKAHEAD_DAYS) ? DEFAULT_LOOKAHEAD_DAYS : options[options.length - 1]!;
     parts.push(html`<label for="lookahead_days">How far ahead it may look</label>
 <select id="lookahead_days" name="lookahead_days">${options.map((d) => html`<option value="${d}"${d === preferred ? html` selected` : ''}>${days(d)}</option>`)}</select>`);
   }
+  // The same length of time again, from today: the shortest choice that reaches the current end.
+  const expiry = before ? (EXPIRY_CHOICES.find((d) => d * 86_400_000 >= before.remainingMs) ?? EXPIRY_CHOICES[EXPIRY_CHOICES.length - 1]) : DEFAULT_EXPIRY_DAYS;
   parts.push(html`<label for="expires_days">For how long</label>
-<select id="expires_days" name="expires_days">${EXPIRY_CHOICES.map((d) => html`<option value="${d}"${d === DEFAULT_EXPIRY_DAYS ? html` selected` : ''}>${days(d)}, unless you revoke it sooner</option>`)}</select>`);
+<select id="expires_days" name="expires_days">${EXPIRY_CHOICES.map((d) => html`<option value="${d}"${d === expiry ? html` selected` : ''}>${days(d)}, unless you revoke it sooner</option>`)}</select>`);
   const depths = DEPTH_CHOICES.filter((d) => d <= maxDepth);
+  const depth = before ? atMost(depths, before.maxDepth) : depths[depths.length - 1];
   parts.push(html`<label for="max_depth">May it ask another agent to help?</label>
 <select id="max_depth" name="max_depth">${depths.map(
-    (d) =>
-      html`<option value="${d}"${d === depths[depths.length - 1] ? html` selected` : ''}>${d === 1 ? html`No — only ${agentName} itself` : html`Yes — one helper agent, within these limits`}</option>`,
+    (d) => html`<option value="${d}"${d === depth ? html` selected` : ''}>${d === 1 ? html`No — only ${agentName} itself` : html`Yes — one helper agent, within these limits`}</option>`,
   )}</select>`);
   return html`${parts}`;
+}
+
+/** The largest choice no wider than `limit`, else the narrowest one. */
+function atMost(choices: readonly number[], limit: number): number {
+  return [...choices].reverse().find((c) => c <= limit) ?? choices[0]!;
+}
+
+type CurrentLimits = ReturnType<typeof currentLimits>;
+
+/** What an existing grant allows today, for the page to start from and to show. */
+function currentLimits(grant: GrantRecord, now: number, timeZone: string) {
+  const calendar = (grant.authorizationDetails as unknown as CalendarDetail[]).find((d) => d.type === CALENDAR_DETAIL_TYPE);
+  const remainingMs = Math.max(0, grant.expiresAt - now);
+  return {
+    calendars: calendar?.calendars,
+    lookaheadDays: calendar?.lookahead_days,
+    maxDepth: grant.maxDepth,
+    remainingMs,
+    summary(agentName: string): Html {
+      const parts: string[] = [];
+      if (calendar) {
+        parts.push(`look at ${calendar.calendars ? `the calendar${calendar.calendars.length === 1 ? '' : 's'} ${calendar.calendars.join(', ')}` : 'all your calendars'}`);
+        if (calendar.lookahead_days !== undefined) parts.push(`${days(calendar.lookahead_days)} ahead`);
+      }
+      parts.push(grant.maxDepth <= 1 ? `with no helper agent but ${agentName}` : 'with one helper agent');
+      parts.push(`until ${new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone }).format(grant.expiresAt)}`);
+      return html`${parts.join(', ')}`;
+    },
+  };
 }
 
 function days(n: number): string {

@@ -81,7 +81,8 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
     userId: taken.userId,
     clientId: taken.clientId,
     resource: taken.resource,
-    // A new consent adds to what the user already allowed this client (step-up); the limits are the ones just chosen.
+    // A new consent adds to what the user already allowed this client (step-up); the limits are the ones just
+    // chosen, on a page that started from the current ones (consent-page.ts).
     scope: formatScope([...parseScope(existing?.scope), ...parseScope(taken.scope)]),
     authorizationDetails: details as Record<string, unknown>[],
     maxDepth: read.choices.maxDepth,
@@ -104,7 +105,14 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
       authorization_details: details,
       max_depth: grant.maxDepth,
       expires_at: new Date(grant.expiresAt).toISOString(),
-      ...(existing ? { previous_scope: existing.scope } : {}),
+      ...(existing
+        ? {
+            previous_scope: existing.scope,
+            previous_authorization_details: existing.authorizationDetails,
+            previous_max_depth: existing.maxDepth,
+            previous_expires_at: new Date(existing.expiresAt).toISOString(),
+          }
+        : {}),
     },
   });
   req.log.info({ client: taken.clientId, grant: grant.id }, 'consent approved');

@@ -1,0 +1,84 @@
+// Asking again for one more permission (step-up) shows the consent page again.
+// Its limits must start from what the user chose before: a page that started
+// from the defaults (every calendar, 30 days ahead, 30 days, a helper agent)
+// let one click on Approve undo every narrowing the user had made, on a page
+// that said only "it asks to also be able to list the times you are busy".
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestAuthz, ownerAssertion, type TestAuthz } from '../support/authz.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { REDIRECT } from './helpers.js';
+
+let authz: TestAuthz;
+const { challenge } = pkcePair();
+
+beforeAll(async () => {
+  authz = await startTestAuthz();
+  await authz.store.addCalendar({ id: 'cal_work', userId: authz.ownerId, name: 'work', kind: 'file', source: '/dev/null', createdAt: Date.now() });
+});
+afterAll(async () => authz.close());
+
+async function consentPage(clientId: string, scope: string) {
+  const browser = new Browser();
+  const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's', challenge, scope });
+  const page = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+  expect(page.status, page.html.slice(0, 300)).toBe(200);
+  return { browser, page };
+}
+
+async function approve(browser: Browser, form: Record<string, string | string[]>) {
+  const res = await browser.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' });
+  expect(res.status).toBe(303);
+  expect(callbackParams(res.location!).get('code')).toBeTruthy();
+}
+
+describe('a step-up consent page', () => {
+  it('starts from the limits chosen before, so approving it unchanged keeps them', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const first = await consentPage(client, 'slots:find');
+    const firstForm = parseConsentForm(first.page.html);
+    expect(firstForm.calendars).toEqual(['demo', 'work']);
+    await approve(first.browser, { ...firstForm, calendars: ['work'], lookahead_days: '7', expires_days: '1', max_depth: '1' });
+    const narrowed = (await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now()))!;
+
+    const again = await consentPage(client, 'slots:find busy:read');
+    expect(again.page.html).toContain('It asks to also be able to');
+    const form = parseConsentForm(again.page.html);
+    expect(form.calendars).toEqual(['work']);
+    expect(form.lookahead_days).toBe('7');
+    expect(form.expires_days).toBe('1');
+    expect(form.max_depth).toBe('1');
+    // The page says what the limits are today.
+    expect(again.page.html).toContain('They start from what you allowed before. Today it may look at the calendar work, 7 days ahead, with no helper agent but');
+    await approve(again.browser, form);
+
+    const grant = (await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now()))!;
+    expect(grant.id).toBe(narrowed.id);
+    expect(grant.scope).toBe('slots:find busy:read');
+    expect(grant.authorizationDetails).toEqual(narrowed.authorizationDetails);
+    expect(grant.maxDepth).toBe(1);
+    expect(grant.expiresAt - Date.now()).toBeLessThanOrEqual(86_400_000);
+    const consent = (await authz.store.listAudit()).filter((r) => r.event === 'consent' && r.grant === grant.id).at(-1)!;
+    expect(consent.detail).toMatchObject({ previous_scope: 'slots:find', previous_authorization_details: narrowed.authorizationDetails, previous_max_depth: 1 });
+  });
+
+  it('still lets the user widen a limit on purpose, and the audit record says what it was', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const first = await consentPage(client, 'slots:find');
+    await approve(first.browser, { ...parseConsentForm(first.page.html), calendars: ['work'], lookahead_days: '7' });
+    const again = await consentPage(client, 'slots:find busy:read');
+    await approve(again.browser, { ...parseConsentForm(again.page.html), calendars: ['demo', 'work'], lookahead_days: '30' });
+    const grant = (await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now()))!;
+    expect(grant.authorizationDetails[0]).toMatchObject({ lookahead_days: 30 });
+    expect(grant.authorizationDetails[0]).not.toHaveProperty('calendars');
+    const consent = (await authz.store.listAudit()).filter((r) => r.event === 'consent' && r.grant === grant.id).at(-1)!;
+    expect((consent.detail.previous_authorization_details as Array<Record<string, unknown>>)[0]).toMatchObject({ calendars: ['work'], lookahead_days: 7 });
+  });
+
+  it('a first consent still starts from the defaults', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const { page } = await consentPage(client, 'slots:find');
+    const form = parseConsentForm(page.html);
+    expect(form).toMatchObject({ calendars: ['demo', 'work'], lookahead_days: '30', expires_days: '30', max_depth: '2' });
+    expect(page.html).not.toContain('They start from what you allowed before');
+  });
+});
