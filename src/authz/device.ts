@@ -76,6 +76,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
       if (!resourceParam) throw new InvalidTargetError('The resource parameter is required.');
       const resource = await ctx.store.resourceByUrl(canonicalResource(resourceParam) ?? '');
       if (!resource) throw new InvalidTargetError('The resource is not known to this server.');
+      if (!resource.agentClientId) throw new InvalidTargetError('This resource takes tokens only from agents, by token exchange; authorize the agent instead.');
       const requested = parseScope(single(body, 'scope'));
       const scopes = requested.length > 0 ? requested : resource.scopes.slice(0, 1);
       if (!isSubset(scopes, resource.scopes)) throw new InvalidScopeError(`The resource offers only: ${resource.scopes.join(' ')}.`);

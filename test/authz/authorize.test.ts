@@ -68,6 +68,20 @@ describe('errors after the redirect URI is trusted go back to the client with st
   });
 });
 
+describe('a resource with no agent behind it', () => {
+  it('the calendar backend → invalid_target: an app gets no token for it but through an agent, with no consent page and no code', async () => {
+    // Its token would carry no actor chain and none of the user's limits (calendars, how far ahead).
+    for (const resource of [authz.calendarUrl, `${authz.calendarUrl}/`]) {
+      const res = await open({ resource, scope: 'freebusy:read' });
+      expect(res.location).not.toBeNull();
+      const params = callbackParams(res.location!);
+      expect(params.get('error')).toBe('invalid_target');
+      expect(params.get('code')).toBeNull();
+      expect(params.get('iss')).toBe(authz.issuer);
+    }
+  });
+});
+
 describe('loopback redirect URIs (RFC 8252 §7.3)', () => {
   it('accept any port for a loopback URI registered without one', async () => {
     const res = await open({ redirectUri: 'http://127.0.0.1:61000/callback' });

@@ -120,12 +120,15 @@ describe('device authorization grant', () => {
     expect((await poll(clientId, device.device_code)).body.error).toBe('expired_token');
   });
 
-  it('refuses a client that did not register for the grant, and an unknown resource', async () => {
+  it('refuses a client that did not register for the grant, an unknown resource, and one with no agent behind it', async () => {
     const plain = await registerDeviceClient(['authorization_code', 'refresh_token']);
     const refused = await postForm(`${authz.issuer}/device_authorization`, { client_id: plain, resource: authz.agentUrl });
     expect([refused.status, refused.body.error]).toEqual([400, 'unauthorized_client']);
     const unknown = await postForm(`${authz.issuer}/device_authorization`, { client_id: await registerDeviceClient(), resource: 'http://127.0.0.1:1/mcp' });
     expect(unknown.body.error).toBe('invalid_target');
+    // The calendar backend is reached only through an agent, by token exchange.
+    const backend = await postForm(`${authz.issuer}/device_authorization`, { client_id: await registerDeviceClient(), resource: authz.calendarUrl, scope: 'freebusy:read' });
+    expect([backend.status, backend.body.error]).toEqual([400, 'invalid_target']);
   });
 
   it('shows the sign-in page to a browser that is not signed in, and refuses an unknown code', async () => {
