@@ -63,6 +63,8 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     // First, so that every answer, refusals included, names the id its log lines carry.
     reply.header(REQUEST_ID_HEADER, req.id);
     req.log.debug({ req }, 'incoming request');
+    // RFC 9112 §3.2: a request with no Host, or with more than one, is a 400 (Node keeps the first).
+    if (hostLines(req.raw.rawHeaders) !== 1) return sendError(reply, 400, 'invalid_request', 'A request carries exactly one Host header.');
     if (!hostAllowed(req, extraHosts)) {
       // DNS rebinding: a page on another name that resolves to loopback must not reach us.
       return sendError(reply, 421, 'invalid_request', 'This server does not answer for that Host.');
@@ -155,8 +157,25 @@ const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]'];
  * The Host header must name this server: a loopback name with the port the
  * connection arrived on, or one of the configured extra hosts.
  */
+function hostLines(rawHeaders: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toLowerCase() === 'host') count++;
+  return count;
+}
+
+/**
+ * The authority the request is for: a request target in absolute form names it,
+ * and then the Host header is ignored (RFC 9112 §3.2.2); else the Host header.
+ */
+function requestAuthority(req: FastifyRequest): string | undefined {
+  const target = req.raw.url ?? '';
+  if (target.startsWith('/')) return req.headers.host?.toLowerCase();
+  const absolute = /^https?:\/\/([^/?#]*)/i.exec(target);
+  return absolute ? absolute[1]!.toLowerCase() : undefined;
+}
+
 function hostAllowed(req: FastifyRequest, extraHosts: ReadonlySet<string>): boolean {
-  const host = req.headers.host?.toLowerCase();
+  const host = requestAuthority(req);
   if (!host) return false;
   if (extraHosts.has(host)) return true;
   const port = req.raw.socket.localPort;

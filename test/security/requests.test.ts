@@ -157,6 +157,41 @@ describe('DNS rebinding: a foreign Host (421 invalid_request)', () => {
   });
 });
 
+describe('Host lines and absolute-form targets (RFC 9112 §3.2)', () => {
+  /** Sends `head` (request line and headers) as written, on a fresh connection, and reads the whole answer. */
+  const send = (port: number, head: string[]) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write(`${[...head, 'Connection: close'].join('\r\n')}\r\n\r\n`));
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (c: string) => (text += c));
+      socket.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), body: text.slice(text.indexOf('\r\n\r\n') + 4) }));
+      socket.on('error', reject);
+    });
+  const paths = { auth: '/.well-known/oauth-authorization-server', calendar: '/.well-known/oauth-protected-resource', agent: '/.well-known/oauth-protected-resource/mcp' } as const;
+
+  it.each(['auth', 'calendar', 'agent'] as const)('the %s server answers two Host lines with 400 invalid_request (Node would keep the first), and none with 400', async (which) => {
+    const port = ports()[which];
+    for (const hosts of [[`127.0.0.1:${port}`, 'evil.example'], ['evil.example', `127.0.0.1:${port}`], [`127.0.0.1:${port}`, `127.0.0.1:${port}`], []]) {
+      const { result: res, changed } = await stateChangedBy(stack, () => send(port, [`GET ${paths[which]} HTTP/1.1`, ...hosts.map((h) => `Host: ${h}`)]));
+      expect(res.status, hosts.join(', ')).toBe(400);
+      // With no Host at all, Node's parser answers first (requireHostHeader), with an empty body.
+      if (hosts.length > 0) expect(JSON.parse(res.body)).toMatchObject({ error: 'invalid_request' });
+      expect(changed).toEqual([]);
+    }
+  });
+
+  it.each(['auth', 'calendar', 'agent'] as const)('the %s server judges an absolute-form target by its own authority, not by Host (421 for another one)', async (which) => {
+    const port = ports()[which];
+    const foreign = await send(port, [`GET http://evil.example${paths[which]} HTTP/1.1`, `Host: 127.0.0.1:${port}`]);
+    expect(foreign.status).toBe(421);
+    expect(JSON.parse(foreign.body)).toMatchObject({ error: 'invalid_request' });
+    // The control: a server must accept the absolute form (§3.2.2), for its own authority.
+    const own = await send(port, [`GET http://127.0.0.1:${port}${paths[which]} HTTP/1.1`, 'Host: evil.example']);
+    expect(own.status).toBe(200);
+  });
+});
+
 describe('DNS rebinding and CSRF: a foreign Origin', () => {
   it.each(['http://evil.example', 'null', 'http://127.0.0.1:1'])('on /mcp, Origin %s is 403 with a JSON-RPC error, nothing runs', async (origin) => {
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'find_slot', arguments: { duration: '30m' } } });
