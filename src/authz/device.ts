@@ -179,6 +179,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
       requestId: id,
       csrf,
       grant,
+      device: { userCode: found.userCode },
     });
   });
 
