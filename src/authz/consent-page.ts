@@ -22,6 +22,8 @@ export interface ConsentView {
   csrf: string;
   /** The user's existing grant to this client and agent, when this request widens it. */
   grant: GrantRecord | undefined;
+  /** Set when the request comes from the device flow (RFC 8628): the code the device shows. */
+  device?: { userCode: string };
 }
 
 export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view: ConsentView): Promise<FastifyReply> {
@@ -45,9 +47,7 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
   const verification = agentClient ? await verifyAgentStatement(ctx.issuer, (kid) => ctx.keys.publicKey(kid), agentClient) : undefined;
   const calendars = (await ctx.store.listCalendars(user.id)).map((c) => c.name);
 
-  const returnTo = isLoopbackRedirect(redirect)
-    ? html`<p class="muted">The app that asked runs on this computer; after you decide, you go back to it.</p>`
-    : html`<p class="warn">After you decide, you will be sent to <strong>${redirect.host}</strong>. Approve only if you expected to use that site.</p>`;
+  const returnTo = returnNotice(redirect, view.device);
 
   const body = html`<h1>${grant ? html`Allow ${agentName} to do more for you?` : html`Allow ${agentName} to act for you?`}</h1>
 <p><strong>${clientName}</strong> asks you to let <strong>${agentName}</strong> act for you. <span class="muted">(You are signed in as ${user.name}.)</span></p>
@@ -68,6 +68,22 @@ ${returnTo}
 </div>
 </form>`;
   return sendPage(reply, 200, `Allow ${agentName} to act for you?`, body, [redirect.origin]);
+}
+
+/**
+ * Where the app that asked is, and what happens after the decision. A device
+ * request's redirect URI is this server's own /device/done, on loopback when
+ * the server is, yet the app that asked is on another device, perhaps an
+ * attacker's who sent the user the code (RFC 8628 §5.4): so the device flow is
+ * told by where the request came from, never by its redirect URI.
+ */
+function returnNotice(redirect: URL, device: ConsentView['device']): Html {
+  if (device) {
+    return html`<p class="warn">The app that asked is on another device, the one showing the code <strong>${device.userCode}</strong>, not in this browser. Approve only if you started this sign-in yourself, on a device you have with you. If someone sent you this code or link, choose Deny.</p>`;
+  }
+  return isLoopbackRedirect(redirect)
+    ? html`<p class="muted">The app that asked runs on this computer; after you decide, you go back to it.</p>`
+    : html`<p class="warn">After you decide, you will be sent to <strong>${redirect.host}</strong>. Approve only if you expected to use that site.</p>`;
 }
 
 function identityBlock(agentName: string, resourceUrl: string, verification: AgentVerification | undefined): Html {

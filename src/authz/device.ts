@@ -180,6 +180,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
       requestId: id,
       csrf,
       grant,
+      device: { userCode: found.userCode },
     });
   });
 

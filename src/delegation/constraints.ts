@@ -21,13 +21,27 @@ export interface CalendarDetail extends AuthorizationDetail {
 
 export type DetailCheck = { ok: true } | { ok: false; reason: string };
 
+/**
+ * Every member the `calendar` type defines (docs/internals.md, "Constraints").
+ * RFC 9396 §2.2 lets a type use the common members it wants; this one uses no
+ * `identifier` and no `privileges`, and adds `calendars` and `lookahead_days`.
+ */
+const CALENDAR_DETAIL_MEMBERS: ReadonlySet<string> = new Set(['type', 'locations', 'actions', 'datatypes', 'calendars', 'lookahead_days']);
+
 const stringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
 
-/** Reads a calendar detail, or says why it is not one. Unknown members are kept but not interpreted. */
+/**
+ * Reads a calendar detail, or says why it is not one. A member the type does
+ * not define is refused, not carried along: RFC 9396 §5 has the AS refuse
+ * details that do not conform to their type, and a member nobody interprets
+ * would ride into every token derived from it, where no subset check sees it.
+ */
 export function parseCalendarDetail(value: unknown): { ok: true; detail: CalendarDetail } | { ok: false; reason: string } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'an authorization detail must be an object' };
   const d = value as Record<string, unknown>;
   if (d.type !== CALENDAR_DETAIL_TYPE) return { ok: false, reason: `unsupported authorization detail type ${JSON.stringify(d.type)}` };
+  const unknown = Object.keys(d).filter((k) => !CALENDAR_DETAIL_MEMBERS.has(k));
+  if (unknown.length > 0) return { ok: false, reason: `a calendar authorization detail has no member ${unknown.map((k) => JSON.stringify(k.slice(0, 64))).join(', ')}` };
   if (!stringList(d.locations) || d.locations.length === 0) return { ok: false, reason: 'locations must be a non-empty list of URLs' };
   const locations: string[] = [];
   for (const l of d.locations) {
@@ -47,7 +61,6 @@ export function parseCalendarDetail(value: unknown): { ok: true; detail: Calenda
   return {
     ok: true,
     detail: {
-      ...d,
       type: CALENDAR_DETAIL_TYPE,
       locations,
       actions: [...new Set(d.actions)],

@@ -1,7 +1,11 @@
 // An audit sink for an agent with no database of its own (CalendarAgent over
 // stdio): each record is reported to the authorization server's /audit
-// endpoint, authenticated with the agent's private_key_jwt. A record that
-// cannot be delivered fails the call it describes, as with the local sink.
+// endpoint, authenticated with the agent's private_key_jwt. The record names
+// the token the call was made with (`detail.jti`, as auditRecord writes it):
+// the authorization server takes the user, grant, client and actor chain
+// from its own record of that token and refuses a report that says
+// otherwise. A record that cannot be delivered fails the call it describes,
+// as with the local sink.
 import type { JWK } from 'jose';
 import { createClientAssertionSigner } from '../agent/client-assertion.js';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '../delegation/index.js';
@@ -21,6 +25,7 @@ export function remoteAuditSink(options: RemoteAuditOptions): AuditSink {
   const fetchFn = options.fetchFn ?? fetch;
   const now = options.now ?? Date.now;
   return async (record) => {
+    if (typeof record.detail.jti !== 'string') throw new Error('An audit record must name the token the call was made with (detail.jti).');
     const body = new URLSearchParams({
       client_id: options.clientId,
       client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,

@@ -1,19 +1,35 @@
 // POST /audit from outside: an agent reports the calls it served about its own
-// resource; anyone else, or a report about another resource, is refused and
-// nothing is written.
+// resource, naming the token each was made with; anyone else, a report about
+// another resource, or one about a token that is not on record is refused and
+// nothing is written. (Forged users, grants and chains: test/security/audit-reports.test.ts.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeJwt } from 'jose';
 import { startTestAuthz, registerTestAgent, type TestAuthz } from '../support/authz.js';
 import { postForm, registerPublicClient } from '../support/oauth-flow.js';
-import { clientAssertion } from './helpers.js';
+import { clientAssertion, obtainTokens, type UserTokens } from './helpers.js';
 
 let authz: TestAuthz;
+let user: UserTokens;
+let claims: { sub: string; client_id: string; grant_id: string; jti: string };
 beforeAll(async () => {
   authz = await startTestAuthz();
+  user = await obtainTokens(authz);
+  claims = decodeJwt(user.accessToken) as typeof claims;
 });
 afterAll(async () => authz.close());
 
+/** The record CalendarAgent sends for a call made with the user's token. */
 const record = (overrides: Record<string, unknown> = {}) =>
-  JSON.stringify({ event: 'tool_call', user: 'usr_1', client: 'cli_1', grant: 'grt_1', resource: authz.agentUrl, actors: ['cli_1', 'usr_1'], detail: { tool: 'find_slot', outcome: 'ok' }, ...overrides });
+  JSON.stringify({
+    event: 'tool_call',
+    user: claims.sub,
+    client: claims.client_id,
+    grant: claims.grant_id,
+    resource: authz.agentUrl,
+    actors: [claims.client_id, claims.sub],
+    detail: { jti: claims.jti, tool: 'find_slot', outcome: 'ok' },
+    ...overrides,
+  });
 
 async function report(rec: string, as = authz.agent) {
   return postForm(`${authz.issuer}/audit`, {
@@ -29,14 +45,25 @@ describe('agents reporting to the audit log', () => {
     const res = await report(record());
     expect(res.status).toBe(204);
     const last = (await authz.store.listAudit()).at(-1)!;
-    expect(last).toMatchObject({ event: 'tool_call', resource: authz.agentUrl, actors: ['cli_1', 'usr_1'], detail: { tool: 'find_slot', reported_by: 'calendar-agent' } });
+    expect(last).toMatchObject({
+      event: 'tool_call',
+      user: claims.sub,
+      client: user.clientId,
+      grant: claims.grant_id,
+      resource: authz.agentUrl,
+      actors: [user.clientId, claims.sub],
+      detail: { jti: claims.jti, tool: 'find_slot', reported_by: 'calendar-agent' },
+    });
     expect((await authz.store.verifyAudit()).ok).toBe(true);
   });
 
-  it('refuses a report about another resource, an event the AS writes itself, a public client, and no authentication', async () => {
+  it('refuses a report about another resource, an event the AS writes itself, no token or an unknown one, a public client, and no authentication', async () => {
     const before = (await authz.store.listAudit()).length;
     expect((await report(record({ resource: authz.calendarUrl }))).body.error).toBe('unauthorized_client');
     expect((await report(record({ event: 'grant_revoked' }))).body.error).toBe('invalid_request');
+    expect((await report(record({ detail: { tool: 'find_slot', outcome: 'ok' } }))).body.error).toBe('invalid_request');
+    expect((await report(record({ detail: { jti: 'at_unknown', tool: 'find_slot', outcome: 'ok' } }))).body.error).toBe('invalid_request');
+    expect((await report('[]')).body.error).toBe('invalid_request');
     const other = await registerTestAgent(authz, 'reporter', 'http://127.0.0.1:9/reporter');
     expect((await report(record(), other)).body.error).toBe('unauthorized_client');
     const client = await registerPublicClient(authz.issuer);

@@ -95,10 +95,15 @@ describe('serve-agent --stdio', () => {
     expect(agent.protocolErrors).toEqual([]);
     // The call is on the audit log, reported by the stdio agent to the authorization server.
     const audit = startCli(['audit', '--json'], home);
-    const records = JSON.parse((await audit.done).stdout) as Array<{ event: string; actors: string[]; detail: Record<string, unknown> }>;
+    type Logged = { event: string; user: string; client: string; grant: string; actors: string[]; detail: Record<string, unknown> };
+    const records = JSON.parse((await audit.done).stdout) as Logged[];
     const call = records.filter((r) => r.event === 'tool_call').at(-1);
     expect(call?.detail).toMatchObject({ tool: 'find_slot', outcome: 'ok', reported_by: 'calendar-agent' });
     expect(call?.actors[0]).toMatch(/^cli_/);
+    // The report names the token the call was made with; the AS filed it under that token's user, grant and client.
+    const issued = records.find((r) => (r.event === 'token_issued' || r.event === 'token_refreshed') && r.detail.jti === call?.detail.jti);
+    expect(issued, 'the token the call was made with').toBeDefined();
+    expect(call).toMatchObject({ user: issued!.user, grant: issued!.grant, client: issued!.client, actors: [issued!.client, issued!.user] });
   });
 
   it('starts the servers itself and signs in first when no delegation is stored, while already answering the client', async () => {

@@ -93,6 +93,11 @@ function post(path: string, body: fc.Arbitrary<Pick<FuzzRequest, 'headers' | 'bo
   return fc.tuple(body, headers).map(([b, h]) => ({ method: 'POST', path, headers: { ...h, ...b.headers }, body: b.body }));
 }
 
+/** A JWT's jti, read without checking it. */
+function jtiOf(token: string): string {
+  return String((JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti);
+}
+
 function targets(k: Known): Record<string, Target> {
   const { issuer, agentUrl, calendarUrl } = k.stack.urls;
   const clientIds = [k.spare.clientId, k.spareRefresh.clientId, k.flow.clientId, k.consent.clientId, k.device.clientId, 'calendar-agent'];
@@ -289,6 +294,10 @@ function targets(k: Known): Record<string, Target> {
             JSON.stringify({ event: 'sign_in', resource: agentUrl }),
             JSON.stringify({ event: 'tool_call', resource: calendarUrl, user: 'u', grant: 'g', actors: Array(17).fill('a') }),
             JSON.stringify({ event: 'tool_call', resource: agentUrl, user: 'u'.repeat(600), grant: 'g', actors: ['a'] }),
+            // A token the agent was really presented, once as it says and once under another user.
+            JSON.stringify({ event: 'tool_call', resource: agentUrl, detail: { jti: jtiOf(k.flow.accessToken), tool: 'find_slot', outcome: 'ok' } }),
+            JSON.stringify({ event: 'tool_call', resource: agentUrl, user: 'u', detail: { jti: jtiOf(k.flow.accessToken) } }),
+            JSON.stringify({ event: 'tool_call', resource: agentUrl, detail: { jti: jtiOf(k.calendarToken) } }),
             '{',
             '[]',
           ],

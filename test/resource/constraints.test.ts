@@ -34,6 +34,11 @@ describe('calendarLimits', () => {
     const twice = calendarLimits({ authorization_details: [detail(), detail({ calendars: ['work'] })] }, CAL);
     expect(twice.ok).toBe(false);
   });
+
+  it('refuses a detail with a member the calendar type does not define (RFC 9396 §5), such as one a token issued before that was checked may carry', () => {
+    const widened = calendarLimits({ authorization_details: [{ ...detail(), privileges: ['admin'], calendars_all: true }] }, CAL);
+    expect(widened).toEqual({ ok: false, reason: expect.stringMatching(/no member "privileges", "calendars_all"/) });
+  });
 });
 
 describe('checkWindow', () => {

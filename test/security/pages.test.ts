@@ -133,6 +133,44 @@ describe('script injection through what a client registers', () => {
   });
 });
 
+describe('where the consent page says the app that asked is (RFC 8628 §5.4, remote phishing)', () => {
+  const HERE = 'The app that asked runs on this computer';
+  const ELSEWHERE = 'The app that asked is on another device';
+
+  it('a device request’s consent page (its redirect URI is the AS’s own, on loopback) warns that the app is on another device, and never says it runs on this computer', async () => {
+    // What a phisher does: start a device authorization for an agent and send the victim the link.
+    const reg = await postJson(`${stack.issuer}/register`, {
+      client_name: 'a device',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
+      response_types: ['code'],
+    });
+    const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: String(reg.body.client_id), resource: stack.agentUrl });
+    expect(device.status, JSON.stringify(device.body)).toBe(200);
+    const complete = String(device.body.verification_uri_complete);
+    const userCode = String(device.body.user_code);
+    // The victim signs in, confirms the code, and gets the consent page.
+    const browser = new Browser();
+    const confirm = await browser.follow(`${stack.issuer}/login/owner?assertion=${await ownerAssertion(stack.ownerJwk, stack.issuer)}&next=${encodeURIComponent(complete.slice(stack.issuer.length))}`);
+    expect(confirm.status, confirm.html).toBe(200);
+    const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    expect(consent.status).toBe(200);
+    expect(consent.html).toContain('action="/consent"');
+    expect(consent.html).not.toContain(HERE);
+    expect(consent.html).toContain(ELSEWHERE);
+    expect(consent.html).toContain(`the code <strong>${userCode}</strong>`);
+    expect(consent.html).toContain('Approve only if you started this sign-in yourself');
+    expect(consent.html).toContain('If someone sent you this code or link, choose Deny.');
+  });
+
+  it('a loopback client’s code flow (the control) still says the app runs on this computer, with no device warning', async () => {
+    const { page } = await ownerConsent();
+    expect(page.html).toContain(`${HERE}; after you decide, you go back to it.`);
+    expect(page.html).not.toContain(ELSEWHERE);
+  });
+});
+
 describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clickjacking)', () => {
   it('GET /authorize: the consent page, the sign-in page, and its error page', async () => {
     const { browser, page } = await ownerConsent();

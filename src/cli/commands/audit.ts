@@ -46,6 +46,8 @@ function line(r: AuditRecord, names: Map<string, string>): string {
   // The chain ends with the user, already named after "for".
   const actors = r.actors.filter((a) => a !== r.user);
   const chain = actors.length > 0 ? `by ${actors.join(' ← ')}` : r.client ? `by ${r.client}` : '';
+  // A record an agent reported (POST /audit) is its word, checked against the token it names; say whose word it is.
+  const reporter = typeof r.detail.reported_by === 'string' ? `reported by ${r.detail.reported_by}` : '';
   const what = [r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome].filter((x) => typeof x === 'string').join(' ');
-  return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, r.grant ?? '', r.resource ?? '', what].filter((x) => x !== '').join('  ');
+  return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, reporter, r.grant ?? '', r.resource ?? '', what].filter((x) => x !== '').join('  ');
 }

@@ -1,0 +1,69 @@
+// What an agent's report to POST /audit may put on the log: a record bound to
+// an access token the reporter was actually presented. The report names that
+// token by its `jti` (in `detail.jti`, where every resource server's record
+// carries it); who acted, for whom and under which grant are read from the
+// AS's own records of that token, never taken from the report, so the record
+// is the one the agent would have written with the store in its own process.
+import { canonicalResource } from '../delegation/index.js';
+import type { AuditEventInput, ClientRecord, IssuedTokenRecord, Store } from '../store/index.js';
+import { InvalidRequestError, UnauthorizedClientError } from './errors.js';
+
+/** What resource servers report; the AS writes every other event itself. */
+const REPORTABLE = new Set(['tool_call', 'freebusy_read']);
+
+/** More hops than any grant allows: a longer parent chain in the store is a fault, not a record. */
+const MAX_CHAIN = 16;
+
+/**
+ * The audit record for `report`, made by `reporter` (a registered agent).
+ * Throws `unauthorized_client` for a report about another resource, and
+ * `invalid_request` for one that names no token issued for the reporter's
+ * resource, or whose user, grant, client or actors differ from that token's.
+ */
+export async function recordFromReport(store: Store, reporter: ClientRecord & { resource: string }, report: Record<string, unknown>): Promise<AuditEventInput> {
+  const event = typeof report.event === 'string' ? report.event : undefined;
+  if (!event || !REPORTABLE.has(event)) throw new InvalidRequestError('Only tool_call and freebusy_read records can be reported.');
+  if (report.resource !== reporter.resource) throw new UnauthorizedClientError('An agent reports only about its own resource.');
+  const detail = report.detail;
+  if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) throw new InvalidRequestError('A record has a detail object.');
+  const jti = (detail as Record<string, unknown>).jti;
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new InvalidRequestError('A record names the access token it is about (detail.jti).');
+
+  // Unknown, or issued for another resource: one answer for both, so a reporter learns nothing about other servers' tokens.
+  const issued = await store.issuedToken(jti);
+  if (!issued || canonicalResource(issued.audience) !== canonicalResource(reporter.resource)) {
+    throw new InvalidRequestError('The record names no access token issued for this agent’s resource.');
+  }
+  const grant = await store.grantById(issued.grantId);
+  if (!grant) throw new InvalidRequestError('The token’s delegation is not on record.');
+  const bound = { user: grant.userId, grant: issued.grantId, client: issued.clientId, actors: [...(await clientChain(store, issued)), grant.userId] };
+
+  // The report may repeat what the token says (CalendarAgent sends the whole record), never say otherwise.
+  for (const field of ['user', 'grant', 'client'] as const) {
+    if (report[field] !== undefined && report[field] !== bound[field]) throw new InvalidRequestError(`The record’s ${field} is not the token’s.`);
+  }
+  if (report.actors !== undefined && !sameList(report.actors, bound.actors)) throw new InvalidRequestError('The record’s actors are not the token’s chain.');
+
+  return { event, ...bound, resource: reporter.resource, detail: { ...(detail as Record<string, unknown>), jti, reported_by: reporter.clientId } };
+}
+
+/**
+ * The clients a token went through, current first: its own client, then the
+ * client of each token it was exchanged from (parent_jti). This is the chain
+ * the token's `act` claim carries (RFC 8693 §4.1, `actorsOf`): an exchange
+ * nests the subject token's chain under the exchanging agent.
+ */
+async function clientChain(store: Store, issued: IssuedTokenRecord): Promise<string[]> {
+  const chain = [issued.clientId];
+  for (let parent = issued.parentJti; parent !== null; ) {
+    const record = chain.length < MAX_CHAIN ? await store.issuedToken(parent) : undefined;
+    if (!record) throw new InvalidRequestError('The token’s chain is not on record.');
+    chain.push(record.clientId);
+    parent = record.parentJti;
+  }
+  return chain;
+}
+
+function sameList(value: unknown, expected: string[]): boolean {
+  return Array.isArray(value) && value.length === expected.length && value.every((v, i) => v === expected[i]);
+}

@@ -1,0 +1,231 @@
+// Forged audit records from outside: a registered agent other than
+// CalendarAgent (`evil`) reports tool calls to POST /audit under another
+// user's grant, another client and a made-up actor chain. A report must name
+// a token that was issued for the reporter's own resource; who acted, for
+// whom and under which grant are then the AS's own record of that token.
+// Also: CalendarAgent's stdio path (reporting to /audit) writes the same
+// record as its HTTP path (the store in its own process) for the same call,
+// and `delegate audit` says who reported a record.
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { decodeJwt, type JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerAgent } from '../../src/authz/index.js';
+import { serveAgentOverStdio } from '../../src/agent/stdio.js';
+import { runCli } from '../../src/cli/program.js';
+import { auditRecord, type ResourceAuditRecord } from '../../src/resource/audit.js';
+import { remoteAuditSink } from '../../src/resource/audit-remote.js';
+import type { AccessTokenClaims } from '../../src/delegation/index.js';
+import type { AuditRecord } from '../../src/store/index.js';
+import { es256Key, registerTestAgent, type TestAuthz } from '../support/authz.js';
+import { postForm } from '../support/oauth-flow.js';
+import { ownerApproves, redeemCode } from '../support/owner-flow.js';
+import { fakeIo } from '../cli/fake-io.js';
+import { mcpHeaders, rawRequest } from '../agent/http.js';
+import { JWT_BEARER, REDIRECT, agentAssertion, exchangeAsAgent, lastAuditSeq, auditSince, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+
+type Agent = { clientId: string; privateJwk: JWK };
+
+let stack: Stack;
+let owner: UserTokens;
+let ownerId: string;
+let evil: Agent;
+let relay: Agent;
+const evilResource = 'http://127.0.0.1:9/evil';
+const relayResource = 'http://127.0.0.1:9/relay';
+
+beforeAll(async () => {
+  stack = await startStack();
+  // The owner's delegation to a client of CalendarAgent: the grant the forger files its records under.
+  owner = await userTokens(stack);
+  ownerId = String(decodeJwt(owner.accessToken).sub);
+  evil = await registerTestAgent(stack as unknown as TestAuthz, 'evil', evilResource);
+  // An agent whose users' tokens reach evil's resource downstream: the way a token with a chain reaches evil.
+  const relayKey = await es256Key();
+  await registerAgent(
+    stack.store,
+    stack.issuer,
+    {
+      clientId: 'relay',
+      resourceUrl: relayResource,
+      scopes: ['relay:use'],
+      jwks: { keys: [relayKey.publicJwk as Record<string, unknown>] },
+      downstream: [{ type: 'calendar', resource: evilResource, scopes: ['helper:use'] }],
+      profile: { name: 'relay', softwareId: 'test/relay', softwareVersion: '1', operator: { name: 'Test', contact: 'test@example.test' }, description: 'A test agent.', limitations: [] },
+    },
+    Date.now(),
+  );
+  relay = { clientId: 'relay', privateJwk: relayKey.privateJwk };
+});
+afterAll(async () => stack?.close());
+
+/** The owner approves a new public client for `resource`; its access token. */
+async function ownerTokenFor(resource: string, scope: string): Promise<string> {
+  const target = { issuer: stack.issuer, agentUrl: resource, ownerJwk: stack.ownerJwk };
+  const code = await ownerApproves(target, { scope, redirectUri: REDIRECT });
+  const res = await redeemCode(target, code, {}, REDIRECT);
+  if (res.status !== 200) throw new Error(`code redemption: ${JSON.stringify(res.body)}`);
+  return String(res.body.access_token);
+}
+
+/** POST /audit as `as`, with a record as given (a JSON object, or text sent as is). */
+async function report(as: Agent, record: unknown) {
+  return postForm(`${stack.issuer}/audit`, {
+    client_id: as.clientId,
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await agentAssertion(stack, { kid: as.privateJwk.kid }, { iss: as.clientId, sub: as.clientId }, as.privateJwk),
+    record: typeof record === 'string' ? record : JSON.stringify(record),
+  });
+}
+
+/** The record as a resource server with the store in its own process writes it for a call with `token`. */
+function inProcessRecord(token: string, resource: string, detail: Record<string, unknown>): ResourceAuditRecord {
+  return auditRecord('tool_call', decodeJwt(token) as unknown as AccessTokenClaims, resource, detail);
+}
+
+/** A record as stored, without what the store adds (seq, time, hashes). */
+function logged(r: AuditRecord) {
+  return { event: r.event, user: r.user, client: r.client, grant: r.grant, resource: r.resource, actors: r.actors, detail: r.detail };
+}
+
+describe('forged audit records (POST /audit)', () => {
+  it('the reported attack: evil files a find_slot call under the owner’s grant with CalendarAgent’s chain: 400 invalid_request, nothing appended', async () => {
+    const forged = {
+      event: 'tool_call',
+      resource: evilResource,
+      user: ownerId,
+      grant: owner.grantId,
+      client: 'calendar-agent',
+      actors: ['calendar-agent', ownerId],
+      detail: { tool: 'find_slot', outcome: 'ok' },
+    };
+    const { result: res, changed } = await stateChangedBy(stack, () => report(evil, forged));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_request' });
+    // Only the client assertion's jti is spent (RFC 7523 §3).
+    expect(changed).toEqual(['used_once']);
+    expect((await stack.store.listAudit({ grant: owner.grantId })).filter((r) => r.event === 'tool_call')).toEqual([]);
+  });
+
+  it.each([
+    ['a jti that was never issued', () => ({ ...inProcessRecord(owner.accessToken, evilResource, { tool: 'find_slot', outcome: 'ok' }), detail: { jti: 'at_not-a-token', tool: 'find_slot', outcome: 'ok' } })],
+    // Everything in it agrees with that token; only, the token was never evil's to serve.
+    ['the owner’s token for CalendarAgent (another audience), user, grant, client and actors as that token says', () => inProcessRecord(owner.accessToken, evilResource, { tool: 'find_slot', outcome: 'ok' })],
+  ])('evil naming %s: 400 invalid_request, nothing appended', async (_name, record) => {
+    const forged = record();
+    const { result: res, changed } = await stateChangedBy(stack, () => report(evil, forged));
+    expect(res.body).toMatchObject({ error: 'invalid_request' });
+    expect(res.status).toBe(400);
+    expect(changed).toEqual(['used_once']);
+  });
+
+  it('evil reporting about CalendarAgent’s resource, with the owner’s real token: 400 unauthorized_client, nothing appended', async () => {
+    const record = inProcessRecord(owner.accessToken, stack.agentUrl, { tool: 'find_slot', outcome: 'ok' });
+    const { result: res, changed } = await stateChangedBy(stack, () => report(evil, record));
+    expect(res.body).toMatchObject({ error: 'unauthorized_client' });
+    expect(changed).toEqual(['used_once']);
+  });
+
+  describe('with a token that was really presented to evil', () => {
+    let token: string;
+    beforeAll(async () => {
+      token = await ownerTokenFor(evilResource, 'helper:use');
+    });
+
+    it.each([
+      ['another user', (r: ResourceAuditRecord) => ({ ...r, user: 'usr_someone-else' })],
+      ['another client’s grant', (r: ResourceAuditRecord) => ({ ...r, grant: owner.grantId })],
+      ['another client', (r: ResourceAuditRecord) => ({ ...r, client: 'calendar-agent' })],
+      ['another actor chain', (r: ResourceAuditRecord) => ({ ...r, actors: ['calendar-agent', r.client, r.user] })],
+      ['a chain without the user', (r: ResourceAuditRecord) => ({ ...r, actors: [r.client] })],
+      ['another user, a number,', (r: ResourceAuditRecord) => ({ ...r, user: 42 })],
+    ])('with %s than the token’s: 400 invalid_request, nothing appended', async (_name, change) => {
+      const forged = change(inProcessRecord(token, evilResource, { tool: 'find_slot', outcome: 'ok' }));
+      const { result: res, changed } = await stateChangedBy(stack, () => report(evil, forged));
+      expect(res.body).toMatchObject({ error: 'invalid_request' });
+      expect(res.status).toBe(400);
+      expect(changed).toEqual(['used_once']);
+    });
+
+    it('the record as the token says (control): 204, appended as an in-process agent would write it, marked as evil’s report', async () => {
+      const seq = await lastAuditSeq(stack);
+      const record = inProcessRecord(token, evilResource, { tool: 'helper', outcome: 'ok' });
+      expect((await report(evil, record)).status).toBe(204);
+      const [appended, ...more] = await auditSince(stack, seq);
+      expect(more).toEqual([]);
+      expect(logged(appended!)).toEqual({ ...record, detail: { ...record.detail, reported_by: 'evil' } });
+      expect(appended!.user).toBe(ownerId);
+      // Only the token is named: user, grant, client and actors come from the AS's own records.
+      const bare = { event: 'tool_call', resource: evilResource, detail: { jti: record.detail.jti, tool: 'helper', outcome: 'ok' } };
+      expect((await report(evil, bare)).status).toBe(204);
+      expect(logged((await auditSince(stack, appended!.seq))[0]!)).toEqual(logged(appended!));
+      expect((await stack.store.verifyAudit()).ok).toBe(true);
+    });
+  });
+
+  it('a token that reached evil through an exchange: the chain is the token’s (relay ← client ← user), and no other', async () => {
+    const relayUser = await ownerTokenFor(relayResource, 'relay:use');
+    const exchanged = await exchangeAsAgent(stack, relayUser, { resource: evilResource, scope: 'helper:use' }, relay);
+    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+    const token = String(exchanged.body.access_token);
+    const record = inProcessRecord(token, evilResource, { tool: 'helper', outcome: 'ok' });
+    expect(record.actors).toEqual(['relay', decodeJwt(relayUser).client_id, ownerId]);
+
+    const dropped = await stateChangedBy(stack, () => report(evil, { ...record, actors: ['relay', ownerId] }));
+    expect(dropped.result.body).toMatchObject({ error: 'invalid_request' });
+    expect(dropped.changed).toEqual(['used_once']);
+
+    const seq = await lastAuditSeq(stack);
+    expect((await report(evil, record)).status).toBe(204);
+    expect(logged((await auditSince(stack, seq))[0]!)).toEqual({ ...record, detail: { ...record.detail, reported_by: 'evil' } });
+  });
+
+  it('delegate audit names the agent that reported a record, and no reporter for the AS’s own records', async () => {
+    const io = fakeIo({ DELEGATE_HOME: stack.home });
+    expect(await runCli(['audit'], io)).toBe(0);
+    const lines = io.out.trim().split('\n');
+    const reported = lines.filter((l) => / tool_call /.test(l) && l.includes(evilResource));
+    expect(reported.length).toBeGreaterThan(0);
+    for (const line of reported) expect(line).toContain('reported by evil');
+    for (const line of lines.filter((l) => / token_issued /.test(l))) expect(line).not.toContain('reported by');
+  });
+});
+
+describe('CalendarAgent reports over stdio what it records over HTTP', () => {
+  it('the same find_slot call makes the same record on both paths (the stdio one marked as reported)', async () => {
+    const args = { duration: '30m', timeZone: 'Europe/Berlin' };
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'find_slot', arguments: args } });
+    let seq = await lastAuditSeq(stack);
+    const viaHttp = await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(owner.accessToken, { 'mcp-protocol-version': '2025-06-18' }), body });
+    expect(viaHttp.status, viaHttp.text).toBe(200);
+    const httpRecords = (await auditSince(stack, seq)).filter((r) => r.event === 'tool_call');
+    expect(httpRecords).toHaveLength(1);
+
+    seq = await lastAuditSeq(stack);
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    const agent = await serveAgentOverStdio({
+      issuer: stack.issuer,
+      calendarUrl: stack.calendarUrl,
+      clientId: stack.agent.clientId,
+      privateKey: stack.agent.privateJwk,
+      resourceUrl: stack.agentUrl,
+      audit: remoteAuditSink({ issuer: stack.issuer, clientId: stack.agent.clientId, privateKey: stack.agent.privateJwk }),
+      callerToken: () => owner.accessToken,
+      transport: serverSide,
+    });
+    const client = new Client({ name: 'stdio-like', version: '0.0.0' });
+    await client.connect(clientSide);
+    try {
+      const result = await client.callTool({ name: 'find_slot', arguments: args });
+      expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+    } finally {
+      await client.close();
+      await agent.close();
+    }
+    const stdioRecords = (await auditSince(stack, seq)).filter((r) => r.event === 'tool_call');
+    expect(stdioRecords).toHaveLength(1);
+    const http = logged(httpRecords[0]!);
+    expect(logged(stdioRecords[0]!)).toEqual({ ...http, detail: { ...http.detail, reported_by: 'calendar-agent' } });
+    expect(http.detail.jti).toBe(decodeJwt(owner.accessToken).jti);
+  });
+});
