@@ -116,12 +116,23 @@ export function narrowDetail(parent: CalendarDetail, ask: Partial<Pick<CalendarD
   };
 }
 
-/** Whether a search window [from, to) (epoch ms) lies within the detail's lookahead as of `now`. */
+/** How far before `now` a window may start under a lookahead: the clocks of the agent and the resource server may differ. */
+export const LOOKAHEAD_CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * Whether a search window [from, to) (epoch ms) lies within the detail's
+ * lookahead as of `now`: it may not end past the lookahead, nor start before
+ * now (less the clock skew). A delegation to look 7 days ahead is not one to
+ * read the year behind; the agents' windows start at now.
+ */
 export function windowAllowed(detail: CalendarDetail, window: { from: number; to: number }, now: number): DetailCheck {
   if (detail.lookahead_days === undefined) return { ok: true };
   const limit = now + detail.lookahead_days * DAY_MS;
   if (window.to > limit) {
-    return { ok: false, reason: `the delegation lets the agent look ${detail.lookahead_days} days ahead, until ${new Date(limit).toISOString()}` };
+    return { ok: false, reason: `the delegation lets the agent look ${detail.lookahead_days} days ahead, until ${new Date(limit).toISOString()}; ask for a window that ends by then` };
+  }
+  if (window.from < now - LOOKAHEAD_CLOCK_SKEW_MS) {
+    return { ok: false, reason: `the delegation lets the agent look ${detail.lookahead_days} days ahead from now, not back before ${new Date(now).toISOString()}; ask for a window that starts now or later` };
   }
   return { ok: true };
 }

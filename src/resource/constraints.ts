@@ -38,11 +38,11 @@ export function calendarLimits(claims: Pick<AccessTokenClaims, 'authorization_de
 
 export type Check<T> = { ok: true; value: T } | { ok: false; reason: string };
 
-/** Whether the window [from, to) (epoch ms) lies within the lookahead as of `now`. */
+/** Whether the window [from, to) (epoch ms) lies within the lookahead as of `now` (from now to the lookahead). */
 export function checkWindow(detail: CalendarDetail | undefined, window: { from: number; to: number }, now: number): Check<void> {
   if (!detail) return { ok: true, value: undefined };
   const verdict = windowAllowed(detail, window, now);
-  return verdict.ok ? { ok: true, value: undefined } : { ok: false, reason: `${capitalize(verdict.reason)}; ask for a window that ends by then.` };
+  return verdict.ok ? { ok: true, value: undefined } : { ok: false, reason: `${capitalize(verdict.reason)}.` };
 }
 
 /**

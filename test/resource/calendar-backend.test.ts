@@ -110,6 +110,15 @@ describe('the lookahead', () => {
     expect(audit).toEqual([expect.objectContaining({ event: 'freebusy_read', grant: 'grt_1', detail: expect.objectContaining({ outcome: 'refused', reason: expect.stringContaining('14 days') }) })]);
   });
 
+  it('refuses a window that reaches back into the past with 403 insufficient_scope: 7 days ahead is not the year behind', async () => {
+    const app = await backend();
+    const res = await freebusy(app, await token({ lookahead_days: 7 }), `from=${iso(NOW - 365 * DAY)}&to=${iso(NOW)}`);
+    expect(res.statusCode).toBe(403);
+    expect(res.json()).toEqual({ error: 'insufficient_scope', error_description: expect.stringContaining('not back before 2026-11-30T07:00:00.000Z') });
+    expect(res.json().busy).toBeUndefined();
+    expect(audit).toEqual([expect.objectContaining({ event: 'freebusy_read', detail: expect.objectContaining({ outcome: 'refused' }) })]);
+  });
+
   it('answers a window that ends exactly at the limit', async () => {
     const app = await backend();
     const res = await freebusy(app, await token({ lookahead_days: 14 }), `from=${iso(NOW)}&to=${iso(NOW + 14 * DAY)}`);

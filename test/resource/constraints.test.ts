@@ -49,6 +49,14 @@ describe('checkWindow', () => {
     expect(over).toEqual({ ok: false, reason: expect.stringContaining('14 days ahead, until 2026-12-14T07:00:00.000Z') });
   });
 
+  it('refuses a window that starts in the past beyond the clock skew: a lookahead is no licence to read the history', () => {
+    const d = detail({ lookahead_days: 7 });
+    expect(checkWindow(d, { from: NOW - 5 * 60_000, to: NOW + DAY }, NOW).ok).toBe(true);
+    const back = checkWindow(d, { from: NOW - 365 * DAY, to: NOW }, NOW);
+    expect(back).toEqual({ ok: false, reason: expect.stringContaining('7 days ahead from now, not back before 2026-11-30T07:00:00.000Z; ask for a window that starts now or later') });
+    expect(checkWindow(d, { from: NOW - 5 * 60_000 - 1, to: NOW + DAY }, NOW).ok).toBe(false);
+  });
+
   it('has nothing to check without a detail or a lookahead', () => {
     expect(checkWindow(undefined, { from: NOW, to: NOW + 400 * DAY }, NOW).ok).toBe(true);
     expect(checkWindow(detail(), { from: NOW, to: NOW + 400 * DAY }, NOW).ok).toBe(true);
