@@ -4,9 +4,11 @@
 // Imported lazily: nothing here may load on find-slot's fast path.
 import { hostname, userInfo } from 'node:os';
 import type { FastifyInstance } from 'fastify';
+import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
 import { bootstrapLocal, buildAuthServer } from '../authz/index.js';
 import { buildAgentServer } from '../agent/server.js';
+import { canonicalResource } from '../delegation/index.js';
 import { loadOrCreateAgentKey, type AgentIdentity } from '../agent/identity.js';
 import { buildCalendarServer } from '../calendar/server.js';
 import { calendarLoaderFor, userCalendarsFromStore } from './calendar-backend.js';
@@ -44,6 +46,7 @@ export function agentIdentity(paths: Paths): Promise<AgentIdentity> {
  */
 export async function bootstrap(store: Store, paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, now: number): Promise<void> {
   const agent = await agentIdentity(paths);
+  await refuseSecondAddress(store, paths, agent.clientId, urls.agentUrl);
   const owner = safeUserName();
   await bootstrapLocal(
     store,
@@ -61,6 +64,40 @@ export async function bootstrap(store: Store, paths: Paths, urls: { issuer: stri
     },
     now,
   );
+}
+
+/**
+ * Setting up on other ports binds CalendarAgent to its new address, which is
+ * right when the old servers are gone, and breaks them when they still run on
+ * this data directory: their agent could no longer exchange a single token.
+ * So refuse while the authorization server on record still answers with this
+ * data directory's signing keys (another profile's servers on those ports are
+ * not this directory's, and do not count).
+ */
+async function refuseSecondAddress(store: Store, paths: Paths, agentClientId: string, agentUrl: string): Promise<void> {
+  const recorded = await store.clientById(agentClientId);
+  if (!recorded?.resource || recorded.resource === canonicalResource(agentUrl)) return;
+  let issuer: unknown;
+  try {
+    issuer = decodeJwt(String(recorded.metadata.agent_statement)).iss;
+  } catch {
+    return;
+  }
+  if (typeof issuer !== 'string' || !/^https?:\/\//.test(issuer)) return;
+  let published: string[] = [];
+  try {
+    const res = await fetch(`${issuer}/.well-known/jwks.json`, { signal: AbortSignal.timeout(1500), redirect: 'manual' });
+    const body = res.ok ? ((await res.json()) as { keys?: Array<{ kid?: unknown }> }) : {};
+    published = (body.keys ?? []).map((k) => String(k.kid));
+  } catch {
+    return;
+  }
+  const ours = new Set((await store.signingKeys()).map((k) => k.kid));
+  if (published.some((kid) => ours.has(kid))) {
+    throw new CommandFailed(
+      `delegate is already serving the data directory ${paths.home}, with its authorization server at ${issuer} and CalendarAgent at ${recorded.resource}. Use the ports it runs on, or stop it before using other ports.`,
+    );
+  }
 }
 
 export async function buildAuth(store: Store, paths: Paths, issuer: string, logger?: Logger): Promise<FastifyInstance> {

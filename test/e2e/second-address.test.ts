@@ -1,0 +1,72 @@
+// One data directory, two sets of ports: starting delegate on other ports
+// binds CalendarAgent to its new address, which broke servers still running on
+// the old ones (their agent could no longer exchange a token, and the advice
+// to sign in again did not help). While the servers on record still run with
+// this directory's keys, a second start on other ports is refused; once they
+// are gone, or when other servers on those ports belong to another directory,
+// it goes ahead.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../support/ports.js';
+import { killLeftovers, runCli, startServer, type Running } from './run.js';
+
+let root: string | undefined;
+afterEach(async () => {
+  killLeftovers();
+  if (root) await rm(root, { recursive: true, force: true });
+  root = undefined;
+});
+
+async function ports(): Promise<string[]> {
+  return ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+}
+
+const agentUrlOf = (p: string[]) => `http://127.0.0.1:${p[5]}/mcp`;
+
+async function stop(server: Running): Promise<void> {
+  server.child.kill('SIGTERM');
+  await server.done;
+}
+
+async function agentsList(home: string): Promise<string> {
+  const run = await runCli(['agents', 'list'], home);
+  expect(run.code, run.stderr).toBe(0);
+  return run.stdout;
+}
+
+describe('a second start of one data directory on other ports', () => {
+  it('is refused while the first still serves it, and goes ahead once it has stopped', async () => {
+    root = await mkdtemp(join(tmpdir(), 'delegate-second-address-'));
+    const home = join(root, 'home');
+    const [a, b] = [await ports(), await ports()];
+    const first = await startServer(['serve', ...a], home);
+
+    const second = await runCli(['serve', ...b], home);
+    expect(second.code).toBe(1);
+    expect(second.stderr.trim().split('\n')).toEqual([
+      `delegate: delegate is already serving the data directory ${home}, with its authorization server at http://127.0.0.1:${a[1]} and CalendarAgent at ${agentUrlOf(a)}. Use the ports it runs on, or stop it before using other ports.`,
+    ]);
+    // The running servers keep their agent's address.
+    expect(await agentsList(home)).toContain(agentUrlOf(a));
+    expect(await agentsList(home)).not.toContain(agentUrlOf(b));
+
+    await stop(first);
+    const moved = await startServer(['serve', ...b], home);
+    expect(await agentsList(home)).toContain(agentUrlOf(b));
+    await stop(moved);
+  }, 60_000);
+
+  it('goes ahead when the servers on the recorded ports belong to another data directory', async () => {
+    root = await mkdtemp(join(tmpdir(), 'delegate-second-address-'));
+    const [a, b] = [await ports(), await ports()];
+    const mine = join(root, 'mine');
+    await stop(await startServer(['serve', ...a], mine));
+    const theirs = await startServer(['serve', ...a], join(root, 'theirs'));
+    const moved = await startServer(['serve', ...b], mine);
+    expect(await agentsList(mine)).toContain(agentUrlOf(b));
+    await stop(moved);
+    await stop(theirs);
+  }, 60_000);
+});
