@@ -51,12 +51,23 @@ export function statusFor(err: OAuthError): number {
   return 400;
 }
 
-/** Sends an OAuth error as JSON. An invalid_client after Basic authentication carries a Basic challenge (RFC 6749 §5.2). */
-export function sendOAuthError(reply: FastifyReply, err: OAuthError, opts: { basicChallenge?: boolean } = {}): FastifyReply {
-  const status = statusFor(err);
-  if (status === 401 && opts.basicChallenge) reply.header('WWW-Authenticate', 'Basic realm="delegate"');
+/**
+ * RFC 6749 §5.2 (and RFC 7009 §2.2.1, RFC 7662 §2.3 by reference): a client
+ * that tried to authenticate with the Authorization header and failed gets 401
+ * with a WWW-Authenticate challenge of the scheme it used. Decided here, from
+ * the request, so that every endpoint that authenticates clients answers alike.
+ */
+function challengeFor(req: FastifyRequest, err: OAuthError): string | undefined {
+  if (!(err instanceof InvalidClientError)) return undefined;
+  return /^basic(\s|$)/i.test(req.headers.authorization ?? '') ? 'Basic realm="delegate"' : undefined;
+}
+
+/** Sends an OAuth error as JSON, with the client authentication challenge when one is due. */
+export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyReply {
+  const challenge = challengeFor(reply.request, err);
+  if (challenge) reply.header('WWW-Authenticate', challenge);
   return reply
-    .code(status)
+    .code(statusFor(err))
     .header('Cache-Control', 'no-store')
     .header('Pragma', 'no-cache')
     .type('application/json')
@@ -64,10 +75,10 @@ export function sendOAuthError(reply: FastifyReply, err: OAuthError, opts: { bas
 }
 
 /** Turns anything thrown by a handler into an OAuth error response; unexpected errors become server_error and are logged. */
-export function replyWithError(req: FastifyRequest, reply: FastifyReply, err: unknown, opts: { basicChallenge?: boolean } = {}): FastifyReply {
+export function replyWithError(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof OAuthError) {
     req.log.info({ error: err.errorCode, reason: err.message }, 'oauth request refused');
-    return sendOAuthError(reply, err, opts);
+    return sendOAuthError(reply, err);
   }
   req.log.error({ err: err instanceof Error ? { name: err.name, message: err.message } : String(err) }, 'unexpected error');
   return sendOAuthError(reply, new ServerError('The server could not complete the request.'));

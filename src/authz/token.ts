@@ -46,7 +46,7 @@ export function registerToken(app: FastifyInstance, ctx: AuthContext): void {
       req.log.info({ client: client.clientId, grant_type: grantType }, 'token issued');
       return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache').send(response);
     } catch (err) {
-      return replyWithError(req, reply, err, { basicChallenge: /^basic /i.test(req.headers.authorization ?? '') });
+      return replyWithError(req, reply, err);
     }
   });
 }
