@@ -1,7 +1,9 @@
 // POST /introspect (RFC 7662): for resource servers that prefer asking to
 // verifying. The caller authenticates as a client; an agent learns about
 // tokens issued for its own resource only. Anything else, and any token that
-// is expired, revoked or not ours, is just {"active": false}.
+// is expired, revoked or not ours, is just {"active": false}. token_type_hint
+// is ignored (RFC 7662 §2.1 allows it): only access tokens can be active here,
+// whatever the hint says, so no hint is refused.
 import type { FastifyInstance } from 'fastify';
 import { audienceIncludes } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
