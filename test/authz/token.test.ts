@@ -76,9 +76,9 @@ describe('authorization_code grant', () => {
     // The refresh token of the first redemption is dead...
     const refresh = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(first.body.refresh_token), client_id: code.clientId });
     expect(refresh.body.error).toBe('invalid_grant');
-    // ...and so is its access token, at the exchange.
+    // ...and so is its access token, at the exchange (a revoked subject token: RFC 8693 §2.2.2).
     const ex = await exchange(authz, String(first.body.access_token));
-    expect(ex.body.error).toBe('invalid_grant');
+    expect(ex.body.error).toBe('invalid_request');
   });
 
   it('refuses an unknown code and an unknown client', async () => {
@@ -204,7 +204,7 @@ describe('revocation (RFC 7009)', () => {
     expect(res.status).toBe(200);
     const refresh = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
     expect(refresh.body.error).toBe('invalid_grant');
-    expect((await exchange(authz, tokens.accessToken)).body.error).toBe('invalid_grant');
+    expect((await exchange(authz, tokens.accessToken)).body.error).toBe('invalid_request');
   });
 
   it('answers 200 for an unknown token, and refuses another client’s token', async () => {
