@@ -21,7 +21,7 @@ export function registerIntrospection(app: FastifyInstance, ctx: AuthContext): v
       }
       const body = (req.body ?? {}) as FormBody;
       const token = required(body, 'token');
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, tokenEndpoint: `${ctx.issuer}/introspect`, now: ctx.now });
+      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
       const inactive = () => reply.header('Cache-Control', 'no-store').send({ active: false });
 
       const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, token, nowSec(ctx));
