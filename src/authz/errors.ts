@@ -1,7 +1,9 @@
 // OAuth errors on the wire: the SDK's typed error classes, mapped in this one
-// place to their HTTP status and an RFC 6749 §5.2 body. Every error response
-// carries Cache-Control: no-store; the internal reason is logged, never sent.
+// place to their HTTP status and an RFC 6749 §5.2 body (its error_description
+// held to the characters §5.2 allows). Every error response carries
+// Cache-Control: no-store; the internal reason is logged, never sent.
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { errorDescription } from '../error-description.js';
 import {
   InvalidClientError,
   InvalidTokenError,
@@ -66,12 +68,14 @@ function challengeFor(req: FastifyRequest, err: OAuthError): string | undefined 
 export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyReply {
   const challenge = challengeFor(reply.request, err);
   if (challenge) reply.header('WWW-Authenticate', challenge);
+  const body = err.toResponseObject();
+  if (body.error_description !== undefined) body.error_description = errorDescription(body.error_description);
   return reply
     .code(statusFor(err))
     .header('Cache-Control', 'no-store')
     .header('Pragma', 'no-cache')
     .type('application/json')
-    .send(err.toResponseObject());
+    .send(body);
 }
 
 /** Turns anything thrown by a handler into an OAuth error response; unexpected errors become server_error and are logged. */

@@ -90,7 +90,7 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
   const requested = parseScope(single(body, 'scope'));
   const scopes = requested.length > 0 ? requested : detail.actions;
   if (!isSubset(scopes, detail.actions)) {
-    throw new InvalidScopeError(`The delegation allows only "${detail.actions.join(' ')}" at ${target}; "${requested.join(' ')}" was asked.`);
+    throw new InvalidScopeError(`The delegation allows only '${detail.actions.join(' ')}' at ${target}; '${requested.join(' ')}' was asked.`);
   }
 
   // Depth: the grant bounds how many hops a token may travel from the user.
