@@ -40,6 +40,10 @@ export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logge
     logger?.warn({ code: err.code }, 'token exchange failed');
     const said = err.serverDescription ? `: ${err.serverDescription}` : '.';
     switch (err.code) {
+      // RFC 8693 §2.2.2: a subject token the server finds invalid or unacceptable (expired, revoked, its
+      // delegation ended, not issued for this agent) is invalid_request; an authorization server that
+      // follows RFC 6749 alone may say invalid_grant. Either way the user's delegation no longer serves.
+      case 'invalid_request':
       case 'invalid_grant':
         return `The authorization server would not let CalendarAgent act on this delegation${said} Sign in again.`;
       case 'invalid_target':

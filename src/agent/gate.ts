@@ -6,6 +6,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { isLoopbackHostname } from '../delegation/index.js';
+import { errorDescription } from '../error-description.js';
 import { BearerError, VerifierUnavailableError, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
 
 /**
@@ -59,7 +60,7 @@ export async function authenticate(
         .header('Retry-After', String(err.retryAfterSec))
         .header('Cache-Control', 'no-store')
         .type('application/json')
-        .send({ error: 'temporarily_unavailable', error_description: err.message });
+        .send({ error: 'temporarily_unavailable', error_description: errorDescription(err.message) });
       return undefined;
     }
     let refusal = err instanceof BearerError ? err : new BearerError(401, 'invalid_token', 'The token could not be verified.');
@@ -82,7 +83,7 @@ export async function refuseBearer(reply: FastifyReply, resourceMetadataUrl: str
     .type('application/json')
     // The challenge carries no error code when no token was sent (RFC 6750 §3.1); the body, like the
     // calendar backend's, always names one so every 4xx has an RFC-style error body.
-    .send({ error: refusal.code ?? 'invalid_token', error_description: refusal.message });
+    .send({ error: refusal.code ?? 'invalid_token', error_description: errorDescription(refusal.message) });
 }
 
 /** What the MCP SDK hands tool handlers as `extra.authInfo`. */

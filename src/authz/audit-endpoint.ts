@@ -20,7 +20,7 @@ export function registerAuditEndpoint(app: FastifyInstance, ctx: AuthContext): v
         throw new InvalidRequestError('The audit report must be application/x-www-form-urlencoded.');
       }
       const body = (req.body ?? {}) as FormBody;
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, tokenEndpoint: `${ctx.issuer}/audit`, now: ctx.now });
+      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
       const resource = client.resource;
       if (client.kind !== 'agent' || !resource) throw new UnauthorizedClientError('Only a registered agent may report to the audit log.');
       let report: unknown;

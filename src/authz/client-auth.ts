@@ -1,8 +1,9 @@
 // Client authentication at the token and revocation endpoints (RFC 6749
 // §2.3): public clients name themselves (`none`), confidential ones use a
 // secret (Basic or in the body), and agents sign a private_key_jwt assertion
-// (RFC 7523 §3, single-use jti). A request may use one method only, and it
-// must be the one the client registered.
+// (RFC 7523 §3, single-use jti, audience: the issuer identifier alone). A
+// request may use one method only, and it must be the one the client
+// registered. The same rules hold at every endpoint that authenticates clients.
 import type { FastifyRequest } from 'fastify';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, SIGNING_ALG } from '../delegation/index.js';
@@ -19,8 +20,8 @@ export interface AuthenticatedClient {
 
 export interface ClientAuthContext {
   store: Store;
+  /** The issuer identifier (RFC 8414): the only audience a client assertion may name. */
   issuer: string;
-  tokenEndpoint: string;
   now: () => number;
 }
 
@@ -100,13 +101,14 @@ async function checkAssertion(ctx: ClientAuthContext, assertion: string, bodyId:
       algorithms: [SIGNING_ALG],
       issuer: client.clientId,
       subject: client.clientId,
-      // RFC 7523 §3: the audience identifies the AS; its token endpoint URL is accepted too.
-      audience: [ctx.issuer, ctx.tokenEndpoint],
       currentDate: new Date(nowSec * 1000),
-      requiredClaims: ['exp', 'jti'],
+      requiredClaims: ['aud', 'exp', 'jti'],
     }));
   } catch {
     throw new InvalidClientError('The client assertion is not valid for this client.');
+  }
+  if (!isIssuerAudience(payload.aud, ctx.issuer)) {
+    throw new InvalidClientError(`The client assertion's aud must be this server's issuer identifier, ${ctx.issuer}.`);
   }
   const exp = payload.exp!;
   if (exp - (payload.iat ?? nowSec) > MAX_ASSERTION_LIFETIME_SEC || exp - nowSec > MAX_ASSERTION_LIFETIME_SEC) {
@@ -117,4 +119,21 @@ async function checkAssertion(ctx: ClientAuthContext, assertion: string, bodyId:
   const fresh = await ctx.store.useOnce(`client-assertion:${client.clientId}:${payload.jti}`, exp * 1000, ctx.now());
   if (!fresh) throw new InvalidClientError('The client assertion was already used.');
   return client;
+}
+
+/**
+ * The audience rule of draft-ietf-oauth-rfc7523bis (its update to RFC 7523
+ * §3), written after the OpenID Foundation's 2025 disclosure of audience
+ * injection in private_key_jwt: the client uses the AS's issuer identifier as
+ * `aud` and MUST NOT use the token endpoint URL; `aud` MUST be a JSON string,
+ * not a single-valued array; and the AS MUST reject a JWT whose sole audience
+ * value is not its issuer identifier. RFC 7523 had let a client name the
+ * token endpoint, so a malicious AS that got a client to sign for the URL of
+ * our token endpoint (by publishing it as its own) could replay the assertion
+ * here. Hence one rule at /token and every other endpoint alike: `aud` is the
+ * issuer, as a string, compared as plain strings (RFC 3986 §6.2.1); not an
+ * endpoint's URL, not a list, not even a list holding only the issuer.
+ */
+function isIssuerAudience(aud: unknown, issuer: string): boolean {
+  return typeof aud === 'string' && aud === issuer;
 }

@@ -22,7 +22,7 @@ import { crossSiteRefusal } from './consent.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.js';
 import { renderDeviceConfirm, renderDeviceDone, renderDeviceEntry } from './device-page.js';
-import { InvalidRequestError, InvalidScopeError, InvalidTargetError, UnauthorizedClientError, replyWithError, sendOAuthError } from './errors.js';
+import { InvalidRequestError, InvalidScopeError, InvalidTargetError, UnauthorizedClientError, replyWithError } from './errors.js';
 import { authorizationCodeGrant } from './grant-code.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams, required, single } from './params.js';
@@ -70,7 +70,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
   app.post(DEVICE_AUTHORIZATION_PATH, async (req, reply) => {
     try {
       const body = formBody(req);
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, tokenEndpoint: ctx.endpoints.token, now: ctx.now });
+      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
       if (!client.grantTypes.includes(GRANT_TYPE_DEVICE_CODE)) throw new UnauthorizedClientError('This client did not register for the device authorization grant.');
       const resourceParam = single(body, 'resource');
       if (!resourceParam) throw new InvalidTargetError('The resource parameter is required.');
@@ -216,7 +216,7 @@ async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: Form
   if (!req.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
     throw new InvalidRequestError('The token request must be application/x-www-form-urlencoded.');
   }
-  const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, tokenEndpoint: ctx.endpoints.token, now: ctx.now });
+  const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
   if (!client.grantTypes.includes(GRANT_TYPE_DEVICE_CODE)) throw new UnauthorizedClientError('This client may not use the device_code grant.');
   const poll = await ctx.store.pollDeviceAuthorization(hashSecret(required(body, 'device_code')), ctx.now());
   if (!poll || poll.record.clientId !== client.clientId) throw new DeviceError('invalid_grant', 'The device code is not valid.');

@@ -1,7 +1,9 @@
 // OAuth errors on the wire: the SDK's typed error classes, mapped in this one
-// place to their HTTP status and an RFC 6749 §5.2 body. Every error response
-// carries Cache-Control: no-store; the internal reason is logged, never sent.
+// place to their HTTP status and an RFC 6749 §5.2 body (its error_description
+// held to the characters §5.2 allows). Every error response carries
+// Cache-Control: no-store; the internal reason is logged, never sent.
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { errorDescription } from '../error-description.js';
 import {
   InvalidClientError,
   InvalidTokenError,
@@ -51,23 +53,36 @@ export function statusFor(err: OAuthError): number {
   return 400;
 }
 
-/** Sends an OAuth error as JSON. An invalid_client after Basic authentication carries a Basic challenge (RFC 6749 §5.2). */
-export function sendOAuthError(reply: FastifyReply, err: OAuthError, opts: { basicChallenge?: boolean } = {}): FastifyReply {
-  const status = statusFor(err);
-  if (status === 401 && opts.basicChallenge) reply.header('WWW-Authenticate', 'Basic realm="delegate"');
+/**
+ * RFC 6749 §5.2 (and RFC 7009 §2.2.1, RFC 7662 §2.3 by reference): a client
+ * that tried to authenticate with the Authorization header and failed gets 401
+ * with a WWW-Authenticate challenge of the scheme it used. Decided here, from
+ * the request, so that every endpoint that authenticates clients answers alike.
+ */
+function challengeFor(req: FastifyRequest, err: OAuthError): string | undefined {
+  if (!(err instanceof InvalidClientError)) return undefined;
+  return /^basic(\s|$)/i.test(req.headers.authorization ?? '') ? 'Basic realm="delegate"' : undefined;
+}
+
+/** Sends an OAuth error as JSON, with the client authentication challenge when one is due. */
+export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyReply {
+  const challenge = challengeFor(reply.request, err);
+  if (challenge) reply.header('WWW-Authenticate', challenge);
+  const body = err.toResponseObject();
+  if (body.error_description !== undefined) body.error_description = errorDescription(body.error_description);
   return reply
-    .code(status)
+    .code(statusFor(err))
     .header('Cache-Control', 'no-store')
     .header('Pragma', 'no-cache')
     .type('application/json')
-    .send(err.toResponseObject());
+    .send(body);
 }
 
 /** Turns anything thrown by a handler into an OAuth error response; unexpected errors become server_error and are logged. */
-export function replyWithError(req: FastifyRequest, reply: FastifyReply, err: unknown, opts: { basicChallenge?: boolean } = {}): FastifyReply {
+export function replyWithError(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof OAuthError) {
     req.log.info({ error: err.errorCode, reason: err.message }, 'oauth request refused');
-    return sendOAuthError(reply, err, opts);
+    return sendOAuthError(reply, err);
   }
   req.log.error({ err: err instanceof Error ? { name: err.name, message: err.message } : String(err) }, 'unexpected error');
   return sendOAuthError(reply, new ServerError('The server could not complete the request.'));

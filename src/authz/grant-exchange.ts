@@ -7,6 +7,13 @@
 // §4.1) and stays on the grant's revocation chain. A token may be handed to a
 // sub-agent by naming it in `may_act` (§4.4); only that agent, or the agent
 // the token was issued for, may exchange it.
+//
+// Error codes (RFC 8693 §2.2.2): a subject token that is invalid, or
+// unacceptable by policy (not ours, tampered, expired, revoked, issued for
+// another agent, its delegation ended), is invalid_request, not RFC 6749's
+// invalid_grant. A target the delegation does not reach is invalid_target, a
+// scope it does not allow invalid_scope, wider constraints
+// invalid_authorization_details.
 import {
   TOKEN_TYPE_ACCESS_TOKEN,
   TOKEN_TYPE_JWT,
@@ -29,7 +36,6 @@ import { signAccessToken, verifyOwnAccessToken } from './access-token.js';
 import { actorsOf, audit } from './audit.js';
 import { nowSec, type AuthContext } from './context.js';
 import {
-  InvalidGrantError,
   InvalidRequestError,
   InvalidScopeError,
   InvalidTargetError,
@@ -56,17 +62,17 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
 
   const now = ctx.now();
   const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, subjectToken, nowSec(ctx));
-  if (!checked.ok) throw new InvalidGrantError(`The subject token is not acceptable: ${checked.reason}.`);
+  if (!checked.ok) throw new InvalidRequestError(`The subject token is not acceptable: ${checked.reason}.`);
   const subject = checked.claims;
   // The token's recipient may exchange it, or the sub-agent it was handed to.
   const recipient = audienceIncludes(subject.aud, client.resource);
   const handedTo = subject.may_act?.sub === client.clientId;
   if (!recipient && !handedTo) {
-    throw new InvalidGrantError('The subject token was issued for another resource than this client’s, and not handed to it.');
+    throw new InvalidRequestError("The subject token was issued for another resource than this client's, and not handed to it.");
   }
-  if ((await ctx.store.tokenStanding(subject.jti, now)) !== 'active') throw new InvalidGrantError('The subject token has been revoked.');
+  if ((await ctx.store.tokenStanding(subject.jti, now)) !== 'active') throw new InvalidRequestError('The subject token has been revoked.');
   const grant = await ctx.store.grantById(subject.grant_id);
-  if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind the subject token has ended.');
+  if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidRequestError('The delegation behind the subject token has ended.');
 
   // Audience: within the subject token's reach (its authorization details).
   const parent = calendarDetailFor(subject.authorization_details, target);
@@ -84,7 +90,7 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
   const requested = parseScope(single(body, 'scope'));
   const scopes = requested.length > 0 ? requested : detail.actions;
   if (!isSubset(scopes, detail.actions)) {
-    throw new InvalidScopeError(`The delegation allows only "${detail.actions.join(' ')}" at ${target}; "${requested.join(' ')}" was asked.`);
+    throw new InvalidScopeError(`The delegation allows only '${detail.actions.join(' ')}' at ${target}; '${requested.join(' ')}' was asked.`);
   }
 
   // Depth: the grant bounds how many hops a token may travel from the user.
@@ -126,7 +132,7 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
     },
     ctx.now(),
   );
-  if (recorded === 'parent_revoked') throw new InvalidGrantError('The subject token has been revoked.');
+  if (recorded === 'parent_revoked') throw new InvalidRequestError('The subject token has been revoked.');
   await auditExchange(ctx, subject, issued.claims, mayAct);
   return {
     access_token: issued.token,

@@ -1,7 +1,9 @@
 // POST /introspect (RFC 7662): for resource servers that prefer asking to
 // verifying. The caller authenticates as a client; an agent learns about
 // tokens issued for its own resource only. Anything else, and any token that
-// is expired, revoked or not ours, is just {"active": false}.
+// is expired, revoked or not ours, is just {"active": false}. token_type_hint
+// is ignored (RFC 7662 §2.1 allows it): only access tokens can be active here,
+// whatever the hint says, so no hint is refused.
 import type { FastifyInstance } from 'fastify';
 import { audienceIncludes } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
@@ -19,7 +21,7 @@ export function registerIntrospection(app: FastifyInstance, ctx: AuthContext): v
       }
       const body = (req.body ?? {}) as FormBody;
       const token = required(body, 'token');
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, tokenEndpoint: `${ctx.issuer}/introspect`, now: ctx.now });
+      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
       const inactive = () => reply.header('Cache-Control', 'no-store').send({ active: false });
 
       const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, token, nowSec(ctx));

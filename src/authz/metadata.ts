@@ -22,6 +22,8 @@ export async function authorizationServerMetadata(ctx: AuthContext): Promise<OAu
     revocation_endpoint: ctx.endpoints.revocation,
     introspection_endpoint: ctx.endpoints.introspection,
     introspection_endpoint_auth_methods_supported: AUTH_METHODS.filter((m) => m !== 'none'),
+    // RFC 8414 §2: present whenever the methods above include private_key_jwt or client_secret_jwt.
+    introspection_endpoint_auth_signing_alg_values_supported: [SIGNING_ALG],
     // Not registered with IANA: where resource servers long-poll for revoked grants and tokens.
     revocation_list_endpoint: ctx.endpoints.revocationList,
     jwks_uri: ctx.endpoints.jwks,

@@ -69,9 +69,9 @@ export function buildClient(body: unknown, now: number): ClientRecord {
   const unknownGrant = grantTypes.find((g) => !OPEN_GRANT_TYPES.includes(g));
   if (unknownGrant) throw new InvalidClientMetadataError(`The grant type ${unknownGrant} cannot be registered.`);
   const responseTypes = stringList(m.response_types, 'response_types') ?? ['code'];
-  if (responseTypes.some((r) => r !== 'code')) throw new InvalidClientMetadataError('Only the response type "code" is supported.');
+  if (responseTypes.some((r) => r !== 'code')) throw new InvalidClientMetadataError("Only the response type 'code' is supported.");
   if (grantTypes.includes(GRANT_TYPE_AUTHORIZATION_CODE) !== responseTypes.includes('code')) {
-    throw new InvalidClientMetadataError('grant_types and response_types do not agree (RFC 7591 §2.1).');
+    throw new InvalidClientMetadataError('grant_types and response_types do not agree (RFC 7591 section 2.1).');
   }
 
   if (m.scope !== undefined && (typeof m.scope !== 'string' || !m.scope.split(' ').every(isValidScopeToken))) {

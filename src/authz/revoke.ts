@@ -2,13 +2,14 @@
 // token ends its family and every token derived from it; revoking an access
 // token ends it and the tokens exchanged from it. An unknown token is not an
 // error (§2.2), so the answer says nothing about which tokens exist.
+// token_type_hint is ignored (§2.1): both kinds are always looked for.
 import type { FastifyInstance } from 'fastify';
 import type { FormBody } from '../http/app.js';
 import { verifyOwnAccessToken } from './access-token.js';
 import { authenticateClient } from './client-auth.js';
 import { nowSec, type AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
-import { InvalidRequestError, UnauthorizedClientError, UnsupportedTokenTypeError, replyWithError } from './errors.js';
+import { InvalidRequestError, UnauthorizedClientError, replyWithError } from './errors.js';
 import { required, single } from './params.js';
 import { audit } from './audit.js';
 
@@ -20,11 +21,13 @@ export function registerRevocation(app: FastifyInstance, ctx: AuthContext): void
       }
       const body = (req.body ?? {}) as FormBody;
       const token = required(body, 'token');
-      const hint = single(body, 'token_type_hint');
-      if (hint !== undefined && hint !== 'access_token' && hint !== 'refresh_token') {
-        throw new UnsupportedTokenTypeError(`Tokens of type ${hint} cannot be revoked here.`);
-      }
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, tokenEndpoint: ctx.endpoints.revocation, now: ctx.now });
+      // RFC 7009 §2.1: the hint is only a hint. A server that cannot find the token by it "MUST extend
+      // its search across all of its supported token types", and "MAY ignore this parameter": an
+      // unknown hint (an RFC 8693 token type URI, anything) is no reason to refuse, nor to leave the
+      // token alive. Both kinds are looked up below, whatever it says; it is read only so that a
+      // repeated one is refused like any repeated parameter (RFC 6749 §3.2).
+      single(body, 'token_type_hint');
+      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
       const now = ctx.now();
 
       const refresh = await ctx.store.refreshTokenByHash(hashSecret(token));

@@ -22,7 +22,7 @@ export function registerToken(app: FastifyInstance, ctx: AuthContext): void {
       }
       const body = (req.body ?? {}) as FormBody;
       const grantType = required(body, 'grant_type');
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, tokenEndpoint: ctx.endpoints.token, now: ctx.now });
+      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
       if (!client.grantTypes.includes(grantType)) {
         if (![GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, GRANT_TYPE_TOKEN_EXCHANGE].includes(grantType)) {
           throw new UnsupportedGrantTypeError(`The grant type ${grantType} is not supported.`);
@@ -46,7 +46,7 @@ export function registerToken(app: FastifyInstance, ctx: AuthContext): void {
       req.log.info({ client: client.clientId, grant_type: grantType }, 'token issued');
       return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache').send(response);
     } catch (err) {
-      return replyWithError(req, reply, err, { basicChallenge: /^basic /i.test(req.headers.authorization ?? '') });
+      return replyWithError(req, reply, err);
     }
   });
 }

@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
 import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
+import { errorDescription } from '../error-description.js';
 import { createApp, sendError } from '../http/app.js';
 import { auditRecord, type AuditSink } from '../resource/audit.js';
 import { BearerError, VerifierUnavailableError, createBearerVerifier, wwwAuthenticate } from '../resource/bearer.js';
@@ -190,6 +191,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         const parsed = await loader.load(calendar);
         busy.push(...busyCache.busy(parsed, window, { timeZone: user.timeZone, tentative }));
         const old = loader.staleness?.(calendar);
+        // Not an error response, so not held to RFC 6749 §5.2: the message reaches the person as written.
         if (old) stale.push({ calendar: old.calendar, fetchedAt: toUtcIso(old.fetchedAt), error_description: old.reason });
       } catch (err) {
         if (!(err instanceof CalendarSourceError)) throw err;
@@ -201,7 +203,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         return reply
           .code(502)
           .type('application/json')
-          .send({ error: 'calendar_unavailable', error_description: err.message, calendar: err.calendar });
+          .send({ error: 'calendar_unavailable', error_description: errorDescription(err.message), calendar: err.calendar });
       }
     }
     const body: FreeBusyResponse = {

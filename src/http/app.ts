@@ -5,6 +5,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Duplex } from 'node:stream';
+import { errorDescription } from '../error-description.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './logging.js';
 
 export interface AppOptions {
@@ -120,7 +121,7 @@ function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, so
         ? [408, 'Request Timeout', 'The request took too long to arrive.']
         : [400, 'Bad Request', 'The request is malformed.'];
   this.log.debug({ err: { code: err.code } }, 'client error');
-  const body = JSON.stringify({ error: 'invalid_request', error_description: description });
+  const body = JSON.stringify({ error: 'invalid_request', error_description: errorDescription(description) });
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
@@ -129,14 +130,14 @@ function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, so
   socket.destroy();
 }
 
-/** An error response with an RFC 6749 §5.2-style body; never cached. */
+/** An error response with an RFC 6749 §5.2-style body (its description in the characters §5.2 allows); never cached. */
 export function sendError(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
   return reply
     .code(status)
     .header('Cache-Control', 'no-store')
     .header('Pragma', 'no-cache')
     .type('application/json')
-    .send({ error, error_description: description });
+    .send({ error, error_description: errorDescription(description) });
 }
 
 export function parseForm(body: string): FormBody {

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { BoundedMap } from '../bounded-map.js';
+import { errorDescription } from '../error-description.js';
 import {
   ACCESS_TOKEN_TYP,
   SIGNING_ALG,
@@ -207,7 +208,8 @@ export function wwwAuthenticate(resourceMetadataUrl: string, error?: BearerError
   const params = [`resource_metadata=${quote(resourceMetadataUrl)}`];
   if (error?.code) {
     params.push(`error=${quote(error.code)}`);
-    params.push(`error_description=${quote(error.message)}`);
+    // RFC 6750 §3: the description is printable ASCII without `"` or `\`, so it needs no escape.
+    params.push(`error_description=${quote(errorDescription(error.message))}`);
   }
   if (error?.scope) params.push(`scope=${quote(error.scope)}`);
   return `Bearer ${params.join(', ')}`;

@@ -258,13 +258,37 @@ describe('the MCP server without HTTP (as a stdio transport will use it)', () =>
 });
 
 describe('exchanges the authorization server refuses', () => {
-  it('an exchange attempted by a different client is refused (invalid_grant)', async () => {
+  it('an exchange attempted by a different client is refused (invalid_request, RFC 8693 §2.2.2)', async () => {
     const other = await registerTestAgent(authz, 'other-agent', 'http://127.0.0.1:9/mcp');
     const key = { privateJwk: other.privateJwk };
     const stranger = createTokenExchanger({ issuer: authz.issuer, clientId: 'other-agent', privateKey: key.privateJwk });
     const error = await stranger.exchange(user.accessToken, { resource: authz.calendarUrl, scope: 'freebusy:read' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TokenExchangeError);
-    expect((error as TokenExchangeError).code).toBe('invalid_grant');
+    expect((error as TokenExchangeError).code).toBe('invalid_request');
+  });
+
+  it('a tool call under a delegation the AS no longer honours is a tool error that names the reason and asks to sign in again', async () => {
+    // Over stdio nothing checks the caller's token at the door: the exchange's refusal (invalid_request,
+    // RFC 8693 §2.2.2) is what the person sees, and it must not read as a passing fault ("try again shortly").
+    const ended = await userToken();
+    await authz.store.revokeGrant(String(decodeJwt(ended.accessToken).grant_id), Date.now(), 'test');
+    const server = createAgentMcpServer(
+      agentMcpDeps({ issuer: authz.issuer, calendarUrl: authz.calendarUrl, clientId: authz.agent.clientId, privateKey: authz.agent.privateJwk, callerToken: () => ended.accessToken }),
+    );
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const client = new Client({ name: 'stdio-like', version: '0.0.0' });
+    await client.connect(clientSide);
+    try {
+      const result = (await client.callTool({ name: 'find_slot', arguments: { duration: '45m' } })) as CallToolResult;
+      expect(result.isError).toBe(true);
+      const text = JSON.stringify(result.content);
+      expect(text).toMatch(/would not let CalendarAgent act on this delegation: The (subject token has been revoked|delegation behind the subject token has ended)\. Sign in again\./);
+      expect(text).not.toMatch(/try again shortly/i);
+    } finally {
+      await client.close();
+      await server.close();
+    }
   });
 
   it('a client that cannot prove it is the agent is refused (invalid_client)', async () => {
@@ -277,7 +301,7 @@ describe('exchanges the authorization server refuses', () => {
     const revoked = await userToken();
     await authz.store.revokeGrant(String(decodeJwt(revoked.accessToken).grant_id), Date.now(), 'test');
     const exchanger = createTokenExchanger({ issuer: authz.issuer, clientId: authz.agent.clientId, privateKey: authz.agent.privateJwk });
-    await expect(exchanger.exchange(revoked.accessToken, { resource: authz.calendarUrl, scope: 'freebusy:read' })).rejects.toMatchObject({ code: 'invalid_grant' });
+    await expect(exchanger.exchange(revoked.accessToken, { resource: authz.calendarUrl, scope: 'freebusy:read' })).rejects.toMatchObject({ code: 'invalid_request' });
     // The agent learns of it through its revocation list (test/resource/revocation-delay.test.ts measures how soon).
     const ask = () =>
       fetch(authz.agentUrl, {

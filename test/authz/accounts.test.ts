@@ -150,7 +150,7 @@ describe('the grants page', () => {
     const revoked = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf });
     expect(revoked.status).toBe(303);
     expect((await authz.store.grantById(grant))!.revokedAt).not.toBeNull();
-    expect((await exchange(authz, String(tokens.body.access_token))).body.error).toBe('invalid_grant');
+    expect((await exchange(authz, String(tokens.body.access_token))).body.error).toBe('invalid_request');
     expect((await browser.get(`${authz.issuer}/grants`)).html).not.toContain(grant);
   });
 

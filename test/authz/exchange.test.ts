@@ -59,7 +59,7 @@ describe('exchanges that are refused', () => {
     expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
     expect(decodeJwt(String(hop1.body.access_token)).may_act).toEqual({ sub: 'sub-agent' });
     // Only the agent it was handed to may exchange it.
-    expect((await exchange(authz, String(hop1.body.access_token), {}, third)).body.error).toBe('invalid_grant');
+    expect((await exchange(authz, String(hop1.body.access_token), {}, third)).body.error).toBe('invalid_request');
     const hop2 = await exchange(authz, String(hop1.body.access_token), { may_act: 'third-agent' }, sub);
     expect(hop2.status, JSON.stringify(hop2.body)).toBe(200);
     expect(decodeJwt(String(hop2.body.access_token)).act).toEqual({ sub: 'sub-agent', act: { sub: 'calendar-agent', act: { sub: user.clientId } } });
@@ -70,11 +70,13 @@ describe('exchanges that are refused', () => {
     expect(events.at(-1)!.actors).toEqual(['sub-agent', 'calendar-agent', user.clientId, authz.ownerId]);
   });
 
-  it('by a client not bound to the subject token’s audience → invalid_grant', async () => {
+  // RFC 8693 §2.2.2: a subject token that is invalid or unacceptable by policy is invalid_request.
+  it('by a client not bound to the subject token’s audience → invalid_request', async () => {
     const other = await registerTestAgent(authz, 'other-agent', 'http://127.0.0.1:9/mcp');
     const res = await exchange(authz, user.accessToken, {}, other);
     expect(res.status).toBe(400);
-    expect(res.body.error).toBe('invalid_grant');
+    expect(res.body.error).toBe('invalid_request');
+    expect(String(res.body.error_description)).toMatch(/issued for another resource/);
   });
 
   it('by a public client → unauthorized_client', async () => {
@@ -105,21 +107,24 @@ describe('exchanges that are refused', () => {
     expect((await exchange(authz, user.accessToken, { client_assertion: longLived })).body.error).toBe('invalid_client');
   });
 
-  it('a subject token that is not this server’s, or is tampered → invalid_grant', async () => {
+  it('a subject token that is not this server’s, or is tampered → invalid_request', async () => {
     const [h, p, s] = user.accessToken.split('.');
     const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
     const widened = Buffer.from(JSON.stringify({ ...claims, scope: 'slots:find admin' })).toString('base64url');
-    expect((await exchange(authz, `${h}.${widened}.${s}`)).body.error).toBe('invalid_grant');
+    expect((await exchange(authz, `${h}.${widened}.${s}`)).body.error).toBe('invalid_request');
     const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${p}.`;
-    expect((await exchange(authz, none)).body.error).toBe('invalid_grant');
-    expect((await exchange(authz, 'not-a-token')).body.error).toBe('invalid_grant');
+    expect((await exchange(authz, none)).body.error).toBe('invalid_request');
+    expect((await exchange(authz, 'not-a-token')).body.error).toBe('invalid_request');
   });
 
-  it('after the user’s delegation is revoked → invalid_grant', async () => {
+  it('after the user’s delegation is revoked → invalid_request', async () => {
     const fresh = await obtainTokens(authz);
     expect((await exchange(authz, fresh.accessToken)).status).toBe(200);
     await authz.store.revokeGrant(String(decodeJwt(fresh.accessToken).grant_id), Date.now(), 'test');
-    expect((await exchange(authz, fresh.accessToken)).body.error).toBe('invalid_grant');
+    const refused = await exchange(authz, fresh.accessToken);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('invalid_request');
+    expect(String(refused.body.error_description)).toMatch(/revoked|ended/);
   });
 
   it('an actor_token or another requested token type → invalid_request', async () => {

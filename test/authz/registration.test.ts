@@ -28,6 +28,18 @@ describe('metadata', () => {
     expect(jwks.keys[0]!.d).toBeUndefined();
   });
 
+  it('names the signing algorithms of every endpoint that takes JWT client authentication (RFC 8414 §2)', async () => {
+    const m = (await (await fetch(`${authz.issuer}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+    const methodLists = Object.keys(m).filter((k) => k.endsWith('_auth_methods_supported'));
+    expect(methodLists).toEqual(expect.arrayContaining(['token_endpoint_auth_methods_supported', 'revocation_endpoint_auth_methods_supported', 'introspection_endpoint_auth_methods_supported']));
+    for (const key of methodLists) {
+      const methods = m[key] as string[];
+      if (!methods.includes('private_key_jwt') && !methods.includes('client_secret_jwt')) continue;
+      const algs = m[key.replace(/_auth_methods_supported$/, '_auth_signing_alg_values_supported')];
+      expect(algs, `${key} lists a JWT method`).toEqual(['ES256']);
+    }
+  });
+
   it('keeps the signing key across restarts (it lives in the database)', async () => {
     const before = (await (await fetch(`${authz.issuer}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> };
     const keys = await authz.store.signingKeys();

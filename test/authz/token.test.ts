@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProtectedHeader } from 'jose';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { postForm } from '../support/oauth-flow.js';
-import { REDIRECT, decodeJwt, exchange, obtainCode, obtainTokens, redeem } from './helpers.js';
+import { REDIRECT, clientAssertion, decodeJwt, exchange, obtainCode, obtainTokens, redeem } from './helpers.js';
 
 let authz: TestAuthz;
 beforeAll(async () => {
@@ -76,9 +76,9 @@ describe('authorization_code grant', () => {
     // The refresh token of the first redemption is dead...
     const refresh = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(first.body.refresh_token), client_id: code.clientId });
     expect(refresh.body.error).toBe('invalid_grant');
-    // ...and so is its access token, at the exchange.
+    // ...and so is its access token, at the exchange (a revoked subject token: RFC 8693 §2.2.2).
     const ex = await exchange(authz, String(first.body.access_token));
-    expect(ex.body.error).toBe('invalid_grant');
+    expect(ex.body.error).toBe('invalid_request');
   });
 
   it('refuses an unknown code and an unknown client', async () => {
@@ -204,7 +204,7 @@ describe('revocation (RFC 7009)', () => {
     expect(res.status).toBe(200);
     const refresh = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
     expect(refresh.body.error).toBe('invalid_grant');
-    expect((await exchange(authz, tokens.accessToken)).body.error).toBe('invalid_grant');
+    expect((await exchange(authz, tokens.accessToken)).body.error).toBe('invalid_request');
   });
 
   it('answers 200 for an unknown token, and refuses another client’s token', async () => {
@@ -218,4 +218,55 @@ describe('revocation (RFC 7009)', () => {
     const refresh = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
     expect(refresh.status).toBe(200);
   });
+
+  // RFC 7009 §2.1: the hint only helps the search; a server that cannot use it searches every type.
+  const oddHints = ['urn:ietf:params:oauth:token-type:refresh_token', 'urn:ietf:params:oauth:token-type:access_token', 'foo', 'id_token', ''];
+
+  it.each(oddHints)('revokes a live refresh token sent with token_type_hint=%j, which /token then refuses', async (hint) => {
+    const tokens = await obtainTokens(authz);
+    const res = await postForm(`${authz.issuer}/revoke`, { token: tokens.refreshToken, token_type_hint: hint, client_id: tokens.clientId });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const refresh = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
+    expect(refresh.status).toBe(400);
+    expect(refresh.body.error).toBe('invalid_grant');
+  });
+
+  it('revokes an access token sent with the other type’s hint or an unknown one', async () => {
+    for (const hint of ['refresh_token', 'foo']) {
+      const tokens = await obtainTokens(authz);
+      expect(await introspect(tokens.accessToken)).toMatchObject({ active: true });
+      const res = await postForm(`${authz.issuer}/revoke`, { token: tokens.accessToken, token_type_hint: hint, client_id: tokens.clientId });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(await introspect(tokens.accessToken)).toEqual({ active: false });
+    }
+  });
+
+  it.each(oddHints)('answers 200 for an unknown token sent with token_type_hint=%j', async (hint) => {
+    const tokens = await obtainTokens(authz);
+    const res = await postForm(`${authz.issuer}/revoke`, { token: 'dlg_rt_nothing', token_type_hint: hint, client_id: tokens.clientId });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    // The client's own tokens were not touched.
+    expect(await introspect(tokens.accessToken)).toMatchObject({ active: true });
+  });
 });
+
+describe('introspection (RFC 7662)', () => {
+  it('ignores a token_type_hint it does not know, or that names the other type (§2.1)', async () => {
+    const tokens = await obtainTokens(authz);
+    for (const hint of ['refresh_token', 'urn:ietf:params:oauth:token-type:access_token', 'foo']) {
+      expect(await introspect(tokens.accessToken, hint), hint).toMatchObject({ active: true, sub: authz.ownerId });
+    }
+  });
+});
+
+/** RFC 7662 as CalendarAgent, which may ask about tokens issued for its own resource. */
+async function introspect(token: string, hint?: string): Promise<Record<string, unknown>> {
+  const res = await postForm(`${authz.issuer}/introspect`, {
+    token,
+    token_type_hint: hint,
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    client_assertion: await clientAssertion(authz.agent.privateJwk, authz.agent.clientId, authz.issuer),
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body;
+}

@@ -103,12 +103,13 @@ describe('GET /freebusy with issue-4 parameters', () => {
   it('names an unknown calendar and the user’s calendars', async () => {
     const res = await freebusy('owner', '&calendar=holidays');
     expect(res.statusCode).toBe(400);
-    expect(res.json()).toEqual({ error: 'invalid_request', error_description: 'No calendar named "holidays"; the calendars are "status", "work", "google".' });
+    // RFC 6749 §5.2 / RFC 6750 §3: no `"` in an error_description, so the names are quoted with `'` on the wire.
+    expect(res.json()).toEqual({ error: 'invalid_request', error_description: "No calendar named 'holidays'; the calendars are 'status', 'work', 'google'." });
   });
 
   it.each([
-    ['&tentative=maybe', /"tentative" must be busy or free/],
-    ['&on_calendar_error=ignore', /"on_calendar_error" must be fail or skip/],
+    ['&tentative=maybe', /'tentative' must be busy or free/],
+    ['&on_calendar_error=ignore', /'on_calendar_error' must be fail or skip/],
     ['&tentative=busy&tentative=free', /once/],
     ['&calendar=', /empty/],
   ])('refuses %s', async (extra, message) => {

@@ -151,12 +151,13 @@ describe('GET /freebusy', () => {
     expect(res.headers['cache-control']).toBe('no-store');
     expect(res.json()).toEqual({
       error: 'calendar_unavailable',
-      error_description: 'Calendar "google", line 50: RRULE part "RRULE:AnythingRandom" is not NAME=VALUE.',
+      // RFC 6749 §5.2: no `"` in an error_description; the server's message quotes with `'` on the wire.
+      error_description: "Calendar 'google', line 50: RRULE part 'RRULE:AnythingRandom' is not NAME=VALUE.",
       calendar: 'google',
     });
     const missing = await freebusy(`Bearer ${await token({ claims: { sub: 'missing' } })}`);
     expect(missing.statusCode).toBe(502);
-    expect(missing.json().error_description).toBe('Calendar "gone": The calendar cannot be read: its file does not exist.');
+    expect(missing.json().error_description).toBe("Calendar 'gone': The calendar cannot be read: its file does not exist.");
     expect(missing.body).not.toMatch(/fixtures|no-such-calendar|at .*\.ts/);
   });
 
@@ -179,13 +180,14 @@ describe('GET /freebusy', () => {
     await fresh.close();
   });
 
+  // The messages quote parameter names; on the wire `"` becomes `'` (RFC 6749 §5.2).
   it.each([
-    ['', /"from" parameter is required/],
-    ['from=2026-11-30T08:00:00Z', /"to" parameter is required/],
-    ['from=yesterday&to=2026-12-01T00:00:00Z', /"from" must be an ISO 8601/],
-    ['from=2026-11-30T08:00:00&to=2026-12-01T00:00:00Z', /"from" must be an ISO 8601/],
-    ['from=2026-12-01T00:00:00Z&to=2026-12-01T00:00:00Z', /"to" must be later/],
-    ['from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z', /"to" must be later/],
+    ['', /'from' parameter is required/],
+    ['from=2026-11-30T08:00:00Z', /'to' parameter is required/],
+    ['from=yesterday&to=2026-12-01T00:00:00Z', /'from' must be an ISO 8601/],
+    ['from=2026-11-30T08:00:00&to=2026-12-01T00:00:00Z', /'from' must be an ISO 8601/],
+    ['from=2026-12-01T00:00:00Z&to=2026-12-01T00:00:00Z', /'to' must be later/],
+    ['from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z', /'to' must be later/],
     ['from=2026-01-01T00:00:00Z&to=2027-01-03T00:00:00Z', /366 days/],
     ['from=2026-11-30T08:00:00Z&from=2026-11-30T09:00:00Z&to=2026-12-01T00:00:00Z', /once/],
   ])('refuses the window %j with 400', async (query, message) => {

@@ -147,6 +147,7 @@ describe('grants, exchange chains and the audit log', () => {
 
   it('revoking the grant ends the user’s tokens at the agent and the sub-agent’s at the calendar', async () => {
     const handed = (await cli('token', 'exchange', '--audience', calendarUrl, ...authArgs())).stdout.trim();
+    const userToken = (await cli('token', ...ports)).stdout.trim();
     const id = await activeGrantId();
     const revoke = await cli('grants', 'revoke', id);
     expect(revoke.code).toBe(0);
@@ -160,6 +161,10 @@ describe('grants, exchange chains and the audit log', () => {
     expect(status).toBe(401);
     const after = await cli('find-slot', '--duration', '30m', '--json', ...ports);
     expect(after.code).toBe(4);
+    // The user's token can no longer be exchanged; the CLI says why (RFC 8693 §2.2.2: invalid_request).
+    const exchanged = await runCliWithStdin(['token', 'exchange', '--subject-token', '-', '--audience', calendarUrl, ...authArgs()], userToken);
+    expect(exchanged.code).toBe(1);
+    expect(exchanged.stderr).toMatch(/refused \(invalid_request\): The (subject token has been revoked|delegation behind the subject token has ended)\./);
     expect((await cli('grants', 'list', '--json')).stdout.trim()).toBe('[]');
   });
 });

@@ -51,6 +51,6 @@ describe('an exchange racing a revocation', () => {
     const listed = await authz.store.revocationsSince(0, Date.now());
     expect(listed.tokens).toContain(before.jti);
     // And on the wire: the revoked token cannot be exchanged any more.
-    expect((await exchange(authz, user.accessToken)).body.error).toBe('invalid_grant');
+    expect((await exchange(authz, user.accessToken)).body.error).toBe('invalid_request');
   });
 });

@@ -444,7 +444,7 @@ async function agentAssertions(stack: TestStack, count: number): Promise<string[
         .setProtectedHeader({ alg: 'ES256', kid: identity.privateJwk.kid! })
         .setIssuer(identity.clientId)
         .setSubject(identity.clientId)
-        .setAudience(`${stack.urls.issuer}/token`)
+        .setAudience(stack.urls.issuer) // the issuer identifier, the only audience accepted (draft-ietf-oauth-rfc7523bis)
         .setJti(randomUUID())
         .setIssuedAt(now)
         .setExpirationTime(now + 60)

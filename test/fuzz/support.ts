@@ -11,6 +11,10 @@
 //   RFC 8628 §3.5, RFC 8693 §2.2.2, RFC 8707 §2, RFC 9396 §5, RFC 6750 §3.1)
 //   or this server's `not_found` for an unknown route, with an optional
 //   string `error_description`, and `Cache-Control: no-store`.
+// - every class: an `error_description`, wherever it appears (a JSON error
+//   body, a WWW-Authenticate challenge, the query of /authorize's redirect),
+//   holds only %x20-21 / %x23-5B / %x5D-7E (RFC 6749 §5.2 and §4.1.2.1,
+//   RFC 6750 §3): printable ASCII without `"` and `\`.
 // - page (/authorize, /login, /login/owner, /consent, /grants,
 //   /grants/revoke, /logout, /device, /device/done): an HTML error page
 //   (`text/html` with an `<h1>`), or the oauth body above when the shared
@@ -397,9 +401,35 @@ export function isRefusal(answer: Answer): boolean {
   return false;
 }
 
-/** Asserts no 5xx, and the class's error body on every 4xx (see the top of this file). */
+/** RFC 6749 §5.2: the characters an error_description may hold. */
+const ERROR_DESCRIPTION_CHARS = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** Every error_description the answer carries (body, challenge, redirect), checked against RFC 6749 §5.2's set. */
+function checkDescriptions(answer: Answer, context: string): void {
+  const where = (what: string) => `${what} of ${answer.status} for ${context}`;
+  const body = json(answer) as { error_description?: unknown } | undefined;
+  if (typeof body === 'object' && body !== null && typeof body.error_description === 'string') {
+    expect(body.error_description, where("the body's error_description")).toMatch(ERROR_DESCRIPTION_CHARS);
+  }
+  // The quoted-string as sent, escapes and all: a `\` or an escaped `"` inside fails the check.
+  const challenge = /error_description="((?:[^"\\]|\\.)*)"/.exec(answer.headers.get('www-authenticate') ?? '');
+  if (challenge) expect(challenge[1], where("the challenge's error_description")).toMatch(ERROR_DESCRIPTION_CHARS);
+  const location = answer.headers.get('location');
+  if (location) {
+    let described: string | null = null;
+    try {
+      described = new URL(location, 'http://x').searchParams.get('error_description');
+    } catch {
+      // not a URL: nothing to check
+    }
+    if (described !== null) expect(described, where("the redirect's error_description")).toMatch(ERROR_DESCRIPTION_CHARS);
+  }
+}
+
+/** Asserts no 5xx, the class's error body on every 4xx (see the top of this file), and every error_description's characters. */
 export function checkAnswer(kind: EndpointClass, answer: Answer, method: string, context: string): void {
   expect(answer.status, `5xx for ${context}\n${answer.text.slice(0, 500)}`).toBeLessThan(500);
+  checkDescriptions(answer, context);
   if (answer.status < 400) return;
   // A HEAD answer has no body by definition (RFC 9110 §9.3.2); its status was checked.
   if (method === 'HEAD') return;

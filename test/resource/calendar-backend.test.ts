@@ -143,14 +143,16 @@ describe('the allowed calendars', () => {
     const app = await backend();
     const res = await freebusy(app, await token({ calendars: ['work'] }), `${today}&calendar=private`);
     expect(res.statusCode).toBe(403);
-    expect(res.json()).toEqual({ error: 'insufficient_scope', error_description: 'The delegation allows only the calendar "work", not "private".' });
+    // RFC 6750 §3: no `"` in an error_description (body or challenge), so the names are quoted with `'`.
+    expect(res.json()).toEqual({ error: 'insufficient_scope', error_description: "The delegation allows only the calendar 'work', not 'private'." });
+    expect(res.headers['www-authenticate']).toContain(`error_description="The delegation allows only the calendar 'work', not 'private'."`);
   });
 
   it('refuses rather than answer "free" when none of the allowed calendars exists any more', async () => {
     const app = await backend();
     const res = await freebusy(app, await token({ calendars: ['archive'] }), today);
     expect(res.statusCode).toBe(403);
-    expect(res.json().error_description).toMatch(/"archive"/);
+    expect(res.json().error_description).toMatch(/'archive'/);
   });
 
   it('refuses a token whose limits cannot be read', async () => {

@@ -156,11 +156,12 @@ describe('the subject_token of a token exchange', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(200);
   });
 
-  it.each(accessTokenAttacks(() => stack.agentUrl, () => stack.calendarUrl))('refuses %s: 400 invalid_grant, no token issued', async (_name, forge) => {
+  // RFC 8693 §2.2.2: an invalid subject token is invalid_request.
+  it.each(accessTokenAttacks(() => stack.agentUrl, () => stack.calendarUrl))('refuses %s: 400 invalid_request, no token issued', async (_name, forge) => {
     const token = await forge(userClaims);
     const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, token));
     expect(res.status).toBe(400);
-    expect(res.body).toMatchObject({ error: 'invalid_grant' });
+    expect(res.body).toMatchObject({ error: 'invalid_request' });
     expect(res.body.access_token).toBeUndefined();
     expect(JSON.stringify(res.body)).not.toContain(token.split('.')[1]!);
     // Only the agent's own assertion was spent (RFC 7523 §3): no token, grant or audit record.

@@ -182,7 +182,7 @@ describe('authorization codes', () => {
     // The refresh token is dead, the AS will not exchange the access token, and the agent refuses it once the revocation list reaches it.
     const refresh = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(first.body.refresh_token), client_id: code.clientId });
     expect(refresh.body).toMatchObject({ error: 'invalid_grant' });
-    expect((await exchangeAsAgent(stack, access)).body).toMatchObject({ error: 'invalid_grant' });
+    expect((await exchangeAsAgent(stack, access)).body).toMatchObject({ error: 'invalid_request' });
     let status = await agentAccepts();
     for (let i = 0; i < 100 && status === 200; i++) {
       await new Promise((r) => setTimeout(r, 50));

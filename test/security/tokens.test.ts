@@ -63,9 +63,9 @@ describe('substitution across audiences (RFC 8707, RFC 9068 §4)', () => {
     expect(changed).toEqual([]);
   });
 
-  it('the calendar token as the subject of another exchange by the agent: invalid_grant, nothing issued', async () => {
+  it('the calendar token as the subject of another exchange by the agent: invalid_request, nothing issued', async () => {
     const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, calendarToken));
-    expect(res.body).toMatchObject({ error: 'invalid_grant' });
+    expect(res.body).toMatchObject({ error: 'invalid_request' });
     expect(changed).toEqual(['used_once']);
   });
 
@@ -155,7 +155,7 @@ describe('a chain one hop too deep', () => {
     expect(changed).toEqual(['used_once']);
     // And a hop-1 token may not be exchanged by an agent it was not handed to.
     const foreign = await stateChangedBy(stack, () => exchangeAsAgent(stack, String(hop1.body.access_token), {}, third));
-    expect(foreign.result.body).toMatchObject({ error: 'invalid_grant' });
+    expect(foreign.result.body).toMatchObject({ error: 'invalid_request' });
     expect(foreign.changed).toEqual(['used_once']);
   });
 });
@@ -175,7 +175,7 @@ describe('use after revocation (RFC 7009)', () => {
     expect(await refusedSoon(() => atCalendar(victimCalendar))).toBe(401);
     const seq = await lastAuditSeq(stack);
     const { result: ex, changed: exChanged } = await stateChangedBy(stack, () => exchangeAsAgent(stack, victim.accessToken));
-    expect(ex.body).toMatchObject({ error: 'invalid_grant' });
+    expect(ex.body).toMatchObject({ error: 'invalid_request' });
     expect(exChanged).toEqual(['used_once']);
     const { result: refresh, changed } = await stateChangedBy(stack, () =>
       postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: victim.refreshToken, client_id: victim.clientId }),

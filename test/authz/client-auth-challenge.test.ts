@@ -1,0 +1,60 @@
+// RFC 6749 §5.2 from outside: a client that authenticated with HTTP Basic and
+// failed gets 401 invalid_client with a Basic challenge, at every endpoint
+// that authenticates clients (RFC 7009 §2.2.1 and RFC 7662 §2.3 say the same
+// by reference), not only at /token.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { postForm, postJson } from '../support/oauth-flow.js';
+
+let authz: TestAuthz;
+let confidential: { id: string; secret: string };
+beforeAll(async () => {
+  authz = await startTestAuthz();
+  const res = await postJson(`${authz.issuer}/register`, {
+    client_name: 'confidential',
+    redirect_uris: ['http://127.0.0.1/callback'],
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+    response_types: ['code'],
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  confidential = { id: String(res.body.client_id), secret: String(res.body.client_secret) };
+});
+afterAll(async () => authz.close());
+
+/** Each endpoint with the parameters it reads before it authenticates the client. */
+const endpoints: Array<[string, string, Record<string, string>]> = [
+  ['/token (authorization_code)', '/token', { grant_type: 'authorization_code', code: 'x', redirect_uri: 'http://127.0.0.1/callback' }],
+  ['/token (device_code)', '/token', { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: 'x' }],
+  ['/revoke', '/revoke', { token: 'x' }],
+  ['/introspect', '/introspect', { token: 'x' }],
+  ['/device_authorization', '/device_authorization', { resource: 'http://127.0.0.1:1/mcp' }],
+  ['/audit', '/audit', { record: '{}' }],
+];
+
+const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+describe('a failed HTTP Basic client authentication', () => {
+  it.each(endpoints)('at %s: 401 invalid_client with WWW-Authenticate: Basic', async (_name, path, params) => {
+    const wrongSecret = await postForm(`${authz.issuer}${path}`, params, { authorization: basic(confidential.id, 'wrong') });
+    expect(wrongSecret.status).toBe(401);
+    expect(wrongSecret.body.error).toBe('invalid_client');
+    expect(wrongSecret.headers.get('www-authenticate')).toMatch(/^Basic realm="[^"]+"$/);
+
+    const unknownClient = await postForm(`${authz.issuer}${path}`, params, { authorization: basic('cli_nobody', 'x') });
+    expect(unknownClient.status).toBe(401);
+    expect(unknownClient.headers.get('www-authenticate')).toMatch(/^Basic /);
+
+    const malformed = await postForm(`${authz.issuer}${path}`, params, { authorization: `Basic ${Buffer.from('no-colon').toString('base64')}` });
+    expect(malformed.status).toBe(401);
+    expect(malformed.body.error).toBe('invalid_client');
+    expect(malformed.headers.get('www-authenticate')).toMatch(/^Basic /);
+  });
+
+  it.each(endpoints)('at %s: no Basic challenge when the client did not use the Authorization header', async (_name, path, params) => {
+    const res = await postForm(`${authz.issuer}${path}`, { ...params, client_id: confidential.id, client_secret: 'wrong' });
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('invalid_client');
+    expect(res.headers.get('www-authenticate')).toBeNull();
+  });
+});
