@@ -35,7 +35,8 @@ const endpoints: Array<{ name: string; path: string; params: () => Record<string
     name: '/audit',
     path: '/audit',
     params: () => ({
-      record: JSON.stringify({ event: 'tool_call', user: 'usr_1', client: 'cli_1', grant: 'grt_1', resource: stack.agentUrl, actors: ['cli_1', 'usr_1'], detail: { tool: 'find_slot', outcome: 'ok' } }),
+      // A report names the token it is about (here the user's token for CalendarAgent); who and which grant come from it.
+      record: JSON.stringify({ event: 'tool_call', resource: stack.agentUrl, detail: { tool: 'find_slot', outcome: 'ok', jti: decodeJwt(subject).jti } }),
     }),
     accepted: (res) => expect(res.status).toBe(204),
   },
