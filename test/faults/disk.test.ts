@@ -149,6 +149,8 @@ describe.skipIf(unavailable !== undefined)('the data directory on a bad disk', (
       ].map((args) => runCli(args, home)),
     );
     const slot = writers.pop()!;
+    // A second serve of this data directory on other ports is refused before it writes, while the first runs.
+    expectOneLineError(writers.shift()!, /already serving the data directory/);
     for (const run of writers) expectOneLineError(run, full);
     expectOneLineError(slot, /could not issue a calendar token \(server_error\)|could not be recorded in the audit log/);
     console.log(`find-slot on a full disk: ${slot.stderr.trim()}`);
