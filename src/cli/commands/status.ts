@@ -1,7 +1,9 @@
 // `delegate status [--json]`: who is signed in, for which agent, under which
 // grant, with which scopes, until when — read from the profile's token cache
 // (or DELEGATE_TOKEN, which takes precedence) without asking any server.
-// Exit code 0 when a delegation is there, 4 when none is.
+// Exit code 0 when a usable delegation is there, 4 when none is (nothing
+// stored, or every stored delegation has ended), as `gh auth status` fails
+// when its credential cannot be used.
 import { decodeJwt } from 'jose';
 import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PROFILE } from '../../config.js';
 import { storedDelegations, type StoredDelegation } from '../../client/credentials.js';
@@ -29,6 +31,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   });
   const now = io.now();
   const source = envToken !== undefined ? 'DELEGATE_TOKEN' : stored.length > 0 ? 'token cache' : 'none';
+  const code = source === 'none' || (source === 'token cache' && !stored.some((d) => d.usable)) ? EXIT_AUTH_REQUIRED : EXIT_OK;
 
   if (args.json) {
     const env = envToken !== undefined ? envTokenView(envToken) : undefined;
@@ -41,7 +44,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
         delegations: stored.map((d) => jsonView(d, now)),
       })}\n`,
     );
-    return source === 'none' ? EXIT_AUTH_REQUIRED : EXIT_OK;
+    return code;
   }
 
   const zone = systemTimeZone(io.env);
@@ -62,19 +65,21 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     for (const detail of d.authorizationDetails) {
       lines.push(`  through it        ${(detail.actions ?? []).join(', ')} at ${(detail.locations ?? []).join(', ')}`);
     }
+    const signInAgain = '; sign in again with `delegate login`';
+    const ended = d.delegationEndsAt !== undefined && d.delegationEndsAt <= now;
     if (d.expiresAt !== undefined) {
       lines.push(
         d.expiresAt > now
           ? `  access token      valid until ${instantLine(d.expiresAt, zone)}`
-          : `  access token      expired at ${instantLine(d.expiresAt, zone)}${d.renewable ? '; renewed without you on next use' : ''}`,
+          : `  access token      expired at ${instantLine(d.expiresAt, zone)}${d.renewable ? '; renewed without you on next use' : ended ? '' : signInAgain}`,
       );
     }
     if (d.delegationEndsAt !== undefined) {
-      lines.push(`  delegation        ${d.delegationEndsAt > now ? 'until' : 'ended'} ${instantLine(d.delegationEndsAt, zone)}, unless revoked`);
+      lines.push(`  delegation        ${ended ? `ended ${instantLine(d.delegationEndsAt, zone)}${signInAgain}` : `until ${instantLine(d.delegationEndsAt, zone)}, unless revoked`}`);
     }
   }
   io.stdout.write(`${lines.join('\n')}\n`);
-  return source === 'none' ? EXIT_AUTH_REQUIRED : EXIT_OK;
+  return code;
 }
 
 function iso(ms: number | undefined): string | undefined {
@@ -94,6 +99,7 @@ function jsonView(d: StoredDelegation, now: number) {
     accessTokenValid: d.expiresAt === undefined || d.expiresAt > now,
     delegationEndsAt: iso(d.delegationEndsAt) ?? null,
     renewable: d.renewable,
+    usable: d.usable,
     authorizationDetails: d.authorizationDetails,
   };
 }
