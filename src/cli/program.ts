@@ -321,7 +321,7 @@ function addAccessOptions(command: Command): Command {
     .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
     .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
     .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
-    .option('--login-timeout <wait>', 'how long to wait for the browser: 90s, 5m (default 5m)', parseWait)
+    .option('--login-timeout <wait>', 'how long to wait for the sign-in: 90s, 5m (default 5m; for login --device, until its code expires)', parseWait)
     .option('--redirect-port <port>', 'listen for the browser’s return on this port (forward it with ssh -L) instead of a random one', parsePort);
 }
 
