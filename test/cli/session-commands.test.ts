@@ -181,6 +181,35 @@ describe('mcp-config', () => {
     expect(io.err).toContain('http://127.0.0.1:8412/mcp');
   });
 
+  it('carries the profile of DELEGATE_PROFILE as --profile does, and not the default one', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home, DELEGATE_PROFILE: 'work' });
+    expect(await runCli(['mcp-config'], io)).toBe(0);
+    expect(JSON.parse(io.out).mcpServers['calendar-agent'].args.slice(1)).toEqual(['serve-agent', '--stdio', '--profile', 'work']);
+
+    const code = fakeIo({ DELEGATE_PROFILE: 'work' });
+    expect(await runCli(['mcp-config', '--client', 'claude-code'], code)).toBe(0);
+    expect(code.out).toMatch(/serve-agent --stdio --profile work$/m);
+
+    const plain = fakeIo({ DELEGATE_PROFILE: 'default' });
+    expect(await runCli(['mcp-config'], plain)).toBe(0);
+    expect(JSON.parse(plain.out).mcpServers['calendar-agent'].args.slice(1)).toEqual(['serve-agent', '--stdio']);
+
+    expect(await runCli(['mcp-config'], fakeIo({ DELEGATE_PROFILE: '../elsewhere' }))).toBe(2);
+  });
+
+  it('writes a relative DELEGATE_HOME as an absolute path, since the client resolves it elsewhere', async () => {
+    const io = fakeIo({ DELEGATE_HOME: 'relhome' });
+    expect(await runCli(['mcp-config'], io)).toBe(0);
+    expect(JSON.parse(io.out).mcpServers['calendar-agent'].env).toEqual({ DELEGATE_HOME: join(process.cwd(), 'relhome') });
+    const code = fakeIo({ DELEGATE_HOME: 'relhome' });
+    expect(await runCli(['mcp-config', '--client', 'claude-code'], code)).toBe(0);
+    expect(code.out).toContain(`--env DELEGATE_HOME=${join(process.cwd(), 'relhome')} `);
+    // Every command sees the same absolute directory.
+    const status = fakeIo({ DELEGATE_HOME: 'relhome' });
+    await runCli(['status', '--json'], status);
+    expect(JSON.parse(status.out).tokenCache).toBe(join(process.cwd(), 'relhome', 'tokens.json'));
+  });
+
   it('claude-code: two claude mcp add commands', async () => {
     const io = fakeIo({});
     expect(await runCli(['mcp-config', '--client', 'claude-code'], io)).toBe(0);

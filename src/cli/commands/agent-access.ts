@@ -41,8 +41,8 @@ export interface AgentAccessArgs {
   debug: boolean;
 }
 
-/** The data directory's files, with the profile's own token cache. */
-export function profilePaths(io: CliIo, profile: string | undefined): Paths {
+/** The profile in effect: --profile, else DELEGATE_PROFILE (checked as --profile is), else undefined for the default. */
+export function effectiveProfile(io: CliIo, profile: string | undefined): string | undefined {
   const name = profile ?? profileFromEnv(io.env);
   if (name !== undefined) {
     try {
@@ -51,7 +51,12 @@ export function profilePaths(io: CliIo, profile: string | undefined): Paths {
       throw new UsageError(`DELEGATE_PROFILE: ${(error as Error).message}`);
     }
   }
-  return withProfile(resolvePaths(io.env), name);
+  return name;
+}
+
+/** The data directory's files, with the profile's own token cache. */
+export function profilePaths(io: CliIo, profile: string | undefined): Paths {
+  return withProfile(resolvePaths(io.env), effectiveProfile(io, profile));
 }
 
 /** Runs `work` with the stack up and a session configured for this user; stops an embedded stack after. */
