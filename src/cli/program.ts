@@ -74,7 +74,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
-      outputError: (text, write) => write(`delegate: ${text.replace(/^error: /, '')}`),
+      outputError: (text, write) => write(usageLine(text)),
     })
     .showSuggestionAfterError(true)
     .addHelpText(
@@ -297,6 +297,20 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
   registerCalendarCommands(program, io, setExitCode);
   registerDelegationCommands(program, io, setExitCode);
   return program;
+}
+
+/**
+ * Commander's usage error as one line: "error: unknown command 'bogus'\n(Did
+ * you mean logout?)" becomes "delegate: unknown command 'bogus' (did you mean
+ * logout?)", like every other error of the CLI.
+ */
+function usageLine(text: string): string {
+  const message = text
+    .replace(/^error: /, '')
+    .replace(/\s*\n\(Did you mean/g, ' (did you mean')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
+  return `delegate: ${message}\n`;
 }
 
 /** --log-level on the serve commands (logs go to stderr as JSON lines). */

@@ -29,6 +29,17 @@ describe('runCli', () => {
     expect(io.err).not.toMatch(/\n\s+at /); // no stack trace
   });
 
+  it.each([
+    ['an unknown command', ['bogus'], "delegate: unknown command 'bogus' (did you mean logout?)\n"],
+    ['an unknown option', ['status', '--jsn'], "delegate: unknown option '--jsn' (did you mean --json?)\n"],
+    ['an unknown global option', ['--debugg', 'status'], "delegate: unknown option '--debugg' (did you mean --debug?)\n"],
+  ])('puts commander’s suggestion on the same one line for %s; exit 2', async (_why, argv, line) => {
+    const io = fakeIo();
+    expect(await runCli(argv, io)).toBe(2);
+    expect(io.err).toBe(line);
+    expect(io.out).toBe('');
+  });
+
   it('says what is wrong with a usage error on its first line', async () => {
     const io = fakeIo();
     await runCli(['find-slot', '--duration', '3x'], io);
