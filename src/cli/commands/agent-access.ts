@@ -7,6 +7,7 @@
 // the address it ended on. With nobody to ask (no terminal, no --no-browser)
 // it never waits: it fails at once with exit code 4 and a hint.
 import { delegateToken, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
+import { isBearerToken } from '../../delegation/tokens.js';
 import { isClientError } from '../../client/errors.js';
 import type { SessionOptions } from '../../client/session.js';
 import { loadStack } from '../contracts.js';
@@ -41,6 +42,20 @@ export interface AgentAccessArgs {
   debug: boolean;
 }
 
+/**
+ * DELEGATE_TOKEN when set, checked before any request: a value that cannot be
+ * a bearer token is refused as CalendarAgent would refuse a bad one, with
+ * exit code 4, instead of failing inside the HTTP client.
+ */
+export function environmentToken(io: CliIo): string | undefined {
+  const token = delegateToken(io.env);
+  if (token !== undefined && !isBearerToken(token)) throw new CommandFailed(UNUSABLE_ENV_TOKEN, EXIT_AUTH_REQUIRED);
+  return token;
+}
+
+export const UNUSABLE_ENV_TOKEN =
+  'DELEGATE_TOKEN is not a usable access token: it has characters no bearer token has (RFC 6750 §2.1). Unset it to use your stored sign-in, or set a fresh one from `delegate token`.';
+
 /** The profile in effect: --profile, else DELEGATE_PROFILE (checked as --profile is), else undefined for the default. */
 export function effectiveProfile(io: CliIo, profile: string | undefined): string | undefined {
   const name = profile ?? profileFromEnv(io.env);
@@ -66,6 +81,7 @@ export async function withAgentAccess<T>(
   work: (session: SessionOptions, where: { urls: Urls; paths: Paths }) => Promise<T>,
 ): Promise<T> {
   const paths = profilePaths(io, args.profile);
+  environmentToken(io); // before the servers are probed or started
   if (args.serversFirst) {
     // The fast path: no probe of the three servers before the one request that matters.
     try {
@@ -135,7 +151,7 @@ async function useAgent<T>(
       cacheSetAside: (damaged, keptAs) =>
         io.stderr.write(`The token cache ${damaged} could not be read; it is kept as ${keptAs}, and a new one is written when you sign in.\n`),
     };
-    const envToken = delegateToken(io.env);
+    const envToken = environmentToken(io);
     if (envToken !== undefined) session.envToken = envToken;
     if (args.loginTimeoutMs !== undefined) session.loginTimeoutMs = args.loginTimeoutMs;
     if (args.redirectPort !== undefined) session.redirectPort = args.redirectPort;

@@ -2,12 +2,14 @@
 // grant, with which scopes, until when — read from the profile's token cache
 // (or DELEGATE_TOKEN, which takes precedence) without asking any server.
 // Exit code 0 when a usable delegation is there, 4 when none is (nothing
-// stored, or every stored delegation has ended), as `gh auth status` fails
-// when its credential cannot be used.
+// stored, every stored delegation has ended, or DELEGATE_TOKEN cannot be
+// read or has expired), as `gh auth status` fails when its credential cannot
+// be used.
 import { decodeJwt } from 'jose';
 import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PROFILE } from '../../config.js';
 import { storedDelegations, type StoredDelegation } from '../../client/credentials.js';
 import { SCOPE_DESCRIPTIONS } from '../../delegation/scopes.js';
+import { isBearerToken } from '../../delegation/tokens.js';
 import { isClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_AUTH_REQUIRED, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -31,10 +33,11 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   });
   const now = io.now();
   const source = envToken !== undefined ? 'DELEGATE_TOKEN' : stored.length > 0 ? 'token cache' : 'none';
-  const code = source === 'none' || (source === 'token cache' && !stored.some((d) => d.usable)) ? EXIT_AUTH_REQUIRED : EXIT_OK;
+  const env = envToken !== undefined ? envTokenView(envToken) : undefined;
+  const usable = env !== undefined ? env.readable && (env.expiresAt === undefined || Date.parse(env.expiresAt) > now) : stored.some((d) => d.usable);
+  const code = usable ? EXIT_OK : EXIT_AUTH_REQUIRED;
 
   if (args.json) {
-    const env = envToken !== undefined ? envTokenView(envToken) : undefined;
     io.stdout.write(
       `${JSON.stringify({
         profile,
@@ -49,10 +52,10 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
 
   const zone = systemTimeZone(io.env);
   const lines: string[] = [`Profile ${profile} (${paths.tokenCache})`];
-  if (envToken !== undefined) {
-    const view = envTokenView(envToken);
+  if (env !== undefined) {
     lines.push('Using DELEGATE_TOKEN from the environment; stored sign-ins are ignored while it is set.');
-    if (view.expiresAt) lines.push(`  token for ${view.audience ?? 'an unknown audience'}, ${Date.parse(view.expiresAt) > now ? 'valid until' : 'expired at'} ${instantLine(Date.parse(view.expiresAt), zone)}`);
+    if (!env.readable) lines.push('  token cannot be read: it is not an access token from delegate (a JWT), so CalendarAgent will refuse it');
+    if (env.expiresAt) lines.push(`  token for ${env.audience ?? 'an unknown audience'}, ${Date.parse(env.expiresAt) > now ? 'valid until' : 'expired at'} ${instantLine(Date.parse(env.expiresAt), zone)}`);
   }
   if (stored.length === 0) lines.push('Not signed in: no delegation is stored. Run `delegate login`.');
   for (const d of stored) {
@@ -104,17 +107,19 @@ function jsonView(d: StoredDelegation, now: number) {
   };
 }
 
-/** What DELEGATE_TOKEN says about itself (never the token). */
-function envTokenView(token: string): { audience?: string; user?: string; expiresAt?: string } {
+/** What DELEGATE_TOKEN says about itself (never the token); `readable: false` when it is not a JWT (delegate's servers accept nothing else). */
+function envTokenView(token: string): { readable: boolean; audience?: string; user?: string; expiresAt?: string } {
+  if (!isBearerToken(token)) return { readable: false };
   try {
     const claims = decodeJwt(token);
     const audience = Array.isArray(claims.aud) ? claims.aud[0] : claims.aud;
     return {
+      readable: true,
       ...(audience ? { audience } : {}),
       ...(claims.sub ? { user: claims.sub } : {}),
       ...(claims.exp ? { expiresAt: new Date(claims.exp * 1000).toISOString() } : {}),
     };
   } catch {
-    return {};
+    return { readable: false };
   }
 }
