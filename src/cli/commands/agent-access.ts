@@ -118,7 +118,8 @@ export async function withAgentAccess<T>(
  * are ClientErrors with other codes, or the CLI's own errors.
  */
 function mayMeanNoServers(error: unknown): boolean {
-  if (isClientError(error)) return error.code === 'AGENT_UNAVAILABLE' || failedToConnect(error);
+  // A refresh the AS did not answer as an AS (an HTML page, a 501) may be another program on its port: the probe says which.
+  if (isClientError(error)) return error.code === 'AGENT_UNAVAILABLE' || error.code === 'REFRESH_FAILED' || failedToConnect(error);
   return !(error instanceof CommandFailed || error instanceof UsageError);
 }
 
