@@ -39,8 +39,18 @@ export interface AgentAccessArgs {
    * commands that may safely run twice (find-slot, busy).
    */
   serversFirst?: boolean;
+  /**
+   * What to suggest when nobody can sign in here (no terminal, no
+   * --no-browser), in the command's own terms; the default suits find-slot
+   * and busy.
+   */
+  noTerminalAdvice?: string;
   debug: boolean;
 }
+
+/** For find-slot and busy, which take --no-browser and use DELEGATE_TOKEN. */
+const NO_TERMINAL_ADVICE =
+  'Run `delegate login` in a terminal first (or `delegate login --device` anywhere), pass --no-browser to print a sign-in link and wait for it, or set DELEGATE_TOKEN.';
 
 /**
  * DELEGATE_TOKEN when set, checked before any request: a value that cannot be
@@ -169,14 +179,19 @@ async function useAgent<T>(
     try {
       return await work(session, { urls, paths });
     } catch (error) {
+      // A command that never signs in (token) says so and points to `delegate login`; the others say why nobody can sign in here.
+      const neverSignsIn = args.mayPrompt === false;
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED') && isClientError(error.cause, 'CACHE_CORRUPT')) {
-        throw new CommandFailed(`${error.message} (Nobody can sign in here: this is not an interactive terminal.)`, EXIT_AUTH_REQUIRED);
+        const why = neverSignsIn ? 'This command never signs in: run `delegate login`.' : 'Nobody can sign in here: this is not an interactive terminal.';
+        throw new CommandFailed(`${error.message} (${why})`, EXIT_AUTH_REQUIRED);
       }
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED')) {
         const what = /more permission/.test(error.message) ? 'needs more permission than your delegation gives it' : 'needs your authorization';
+        const needs = `CalendarAgent at ${urls.agentUrl} ${what} (authorization server ${urls.issuer})`;
         throw new CommandFailed(
-          `CalendarAgent at ${urls.agentUrl} ${what} (authorization server ${urls.issuer}), and nobody is here to give it: this is not an interactive terminal. ` +
-            'Run `delegate login` in a terminal first (or `delegate login --device` anywhere), pass --no-browser to print a sign-in link and wait for it, or set DELEGATE_TOKEN.',
+          neverSignsIn
+            ? `${needs}, and this command never signs in. Run \`delegate login\` first.`
+            : `${needs}, and nobody is here to give it: this is not an interactive terminal. ${args.noTerminalAdvice ?? NO_TERMINAL_ADVICE}`,
           EXIT_AUTH_REQUIRED,
         );
       }

@@ -28,7 +28,9 @@ export async function loginCommand(args: LoginArgs, io: CliIo): Promise<number> 
     );
   }
   let spinner: Spinner | undefined;
-  const summary = await withAgentAccess(args, io, async (session) => {
+  // Both work without a terminal: --device only waits, and --no-browser prints the link and waits for the browser's return.
+  const noTerminalAdvice = 'Run `delegate login` in a terminal, or `delegate login --device` (a code to approve on any device) or `delegate login --no-browser` (a link to open), which need none.';
+  const summary = await withAgentAccess({ ...args, noTerminalAdvice }, io, async (session) => {
     if (!args.device) return login(session);
     try {
       return await loginWithDevice({
