@@ -4,7 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BoundedMap } from './bounded-map.js';
 
@@ -49,7 +49,7 @@ export interface Paths {
  * and $XDG_CONFIG_HOME/delegate (default ~/.config/delegate) the config file.
  */
 export function resolvePaths(env: Env): Paths {
-  const explicit = env.DELEGATE_HOME?.trim();
+  const explicit = delegateHome(env);
   const home = explicit ? explicit : join(env.XDG_DATA_HOME?.trim() || join(env.HOME || homedir(), '.local', 'share'), 'delegate');
   const configDir = explicit ? explicit : join(env.XDG_CONFIG_HOME?.trim() || join(env.HOME || homedir(), '.config'), 'delegate');
   return {
@@ -61,6 +61,16 @@ export function resolvePaths(env: Env): Paths {
     agentKey: join(home, 'agent-key.json'),
     config: join(configDir, 'config.json'),
   };
+}
+
+/**
+ * DELEGATE_HOME, made absolute against the working directory once, here: a
+ * relative one written into an MCP client's config (or handed to a server
+ * started elsewhere) would name another directory. Undefined when unset or blank.
+ */
+export function delegateHome(env: Env): string | undefined {
+  const home = env.DELEGATE_HOME?.trim();
+  return home ? resolve(home) : undefined;
 }
 
 export interface Urls {

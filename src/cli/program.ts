@@ -74,7 +74,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
-      outputError: (text, write) => write(`delegate: ${text.replace(/^error: /, '')}`),
+      outputError: (text, write) => write(usageLine(text)),
     })
     .showSuggestionAfterError(true)
     .addHelpText(
@@ -299,6 +299,20 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
   return program;
 }
 
+/**
+ * Commander's usage error as one line: "error: unknown command 'bogus'\n(Did
+ * you mean logout?)" becomes "delegate: unknown command 'bogus' (did you mean
+ * logout?)", like every other error of the CLI.
+ */
+function usageLine(text: string): string {
+  const message = text
+    .replace(/^error: /, '')
+    .replace(/\s*\n\(Did you mean/g, ' (did you mean')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
+  return `delegate: ${message}\n`;
+}
+
 /** --log-level on the serve commands (logs go to stderr as JSON lines). */
 function logLevelOption(): Option {
   return new Option('--log-level <level>', `server log verbosity: ${LOG_LEVELS.join(', ')} (default: $DELEGATE_LOG_LEVEL, else info; debug under --debug)`).argParser(parseLogLevel);
@@ -321,7 +335,7 @@ function addAccessOptions(command: Command): Command {
     .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
     .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
     .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
-    .option('--login-timeout <wait>', 'how long to wait for the browser: 90s, 5m (default 5m)', parseWait)
+    .option('--login-timeout <wait>', 'how long to wait for the sign-in: 90s, 5m (default 5m; for login --device, until its code expires)', parseWait)
     .option('--redirect-port <port>', 'listen for the browser’s return on this port (forward it with ssh -L) instead of a random one', parsePort);
 }
 

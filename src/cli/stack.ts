@@ -63,7 +63,9 @@ function judge(parts: Part[], states: ProbeResult[]): 'running' | 'absent' {
   if (states.every((s) => s === 'up')) return 'running';
   if (states.every((s) => s === 'down')) return 'absent';
   const missing = named('down').map((p) => `the ${p.name} (port ${p.port})`);
-  throw new CommandFailed(`Some of delegate's servers are running but not ${missing.join(' and ')}. Start it, or stop the others and let this command start all three.`);
+  throw new CommandFailed(
+    `Some of delegate's servers are running but not ${missing.join(' and ')}. Start ${missing.length > 1 ? 'them' : 'it'}, or stop the others and let this command start all three.`,
+  );
 }
 
 class PortTaken extends Error {}

@@ -80,18 +80,25 @@ export interface StoredDelegation {
   expiresAt: number | undefined;
   /** When the delegation ends (epoch ms), if the server said. */
   delegationEndsAt: number | undefined;
+  /** Whether an expired access token can be renewed without the user: a refresh token is stored and the delegation has not ended. */
   renewable: boolean;
+  /** Whether the delegation can still be used: the access token is valid, or it can be renewed. */
+  usable: boolean;
   authorizationDetails: AuthorizationDetail[];
 }
 
 /** Every delegation in the cache, read without touching the network. */
 export async function storedDelegations(files: { tokenCache: string; tokenLock: string }, now: () => number): Promise<StoredDelegation[]> {
   const data = await new TokenCache({ files, now }).read();
+  const at = now();
   const out: StoredDelegation[] = [];
   for (const [issuer, byResource] of Object.entries(data.tokens)) {
     for (const [resource, tokens] of Object.entries(byResource)) {
       const claims = readClaims(tokens.access_token);
       const client = data.clients[issuer] as (StoredClient & { client_name?: string }) | undefined;
+      // Once the refresh token's lifetime is over the delegation has ended: nothing renews it but a new sign-in.
+      const renewable = tokens.refresh_token !== undefined && (tokens.refresh_expires_at === undefined || tokens.refresh_expires_at > at);
+      const accessValid = tokens.expires_at === undefined || tokens.expires_at > at;
       out.push({
         issuer,
         resource: tokens.resource ?? resource,
@@ -103,7 +110,8 @@ export async function storedDelegations(files: { tokenCache: string; tokenLock: 
         scopes: (tokens.scope ?? (typeof claims.scope === 'string' ? claims.scope : '')).split(' ').filter(Boolean),
         expiresAt: tokens.expires_at,
         delegationEndsAt: tokens.refresh_expires_at,
-        renewable: tokens.refresh_token !== undefined,
+        renewable,
+        usable: accessValid || renewable,
         authorizationDetails: tokens.authorization_details ?? [],
       });
     }

@@ -4,13 +4,13 @@
 // client that may use the grant if the cached one may not, ask for a device
 // code, show the person where to go and which code to check, and poll the
 // token endpoint at the interval the server sets (slower after slow_down)
-// until they decide or the code expires. The tokens go into the cache like
-// those of a browser sign-in.
+// until they decide, the code expires or --login-timeout passes, whichever
+// comes first. The tokens go into the cache like those of a browser sign-in.
 import { discoverOAuthServerInfo, registerClient } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import { TokenCache, setTokens, type StoredClient } from './cache.js';
-import { ClientError } from './errors.js';
+import { ClientError, loginTimedOut } from './errors.js';
 import { loginLinkFor } from './owner-login.js';
 import { CLIENT_METADATA, storedTokensFrom } from './provider.js';
 import type { SessionOptions } from './session.js';
@@ -68,10 +68,13 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   const link = complete ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, ownerKeyPath: options.files.ownerKey, now: options.now }) : device.verification_uri;
   await options.presentDeviceCode({ link, verificationUri: device.verification_uri, verificationUriComplete: complete, userCode: device.user_code, expiresAt });
 
+  // --login-timeout bounds the wait as it does for the browser; without it, the code's own lifetime does.
+  const givesUpAt = options.loginTimeoutMs !== undefined ? started + options.loginTimeoutMs : Infinity;
   let intervalMs = Math.max(1, device.interval ?? 5) * 1000;
   try {
     for (;;) {
-      await sleep(intervalMs);
+      await sleep(Math.max(0, Math.min(intervalMs, givesUpAt - options.now())));
+      if (options.now() >= givesUpAt && givesUpAt < expiresAt) throw loginTimedOut(options.loginTimeoutMs!);
       if (options.now() >= expiresAt) throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
       const answer = await fetchFn(metadata.token_endpoint, formInit({ grant_type: GRANT_TYPE_DEVICE_CODE, device_code: device.device_code, client_id: client.client_id }));
       const body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;

@@ -43,3 +43,14 @@ export class ClientError extends Error {
 export function isClientError(error: unknown, code?: ClientErrorCode): error is ClientError {
   return error instanceof ClientError && (code === undefined || error.code === code);
 }
+
+/** The sign-in was not finished within --login-timeout: the same words whether the person was to use the browser here or a device. */
+export function loginTimedOut(timeoutMs: number): ClientError {
+  return new ClientError('LOGIN_TIMEOUT', `Gave up waiting for the browser after ${describeMs(timeoutMs)}. Run the command again to get a new link.`);
+}
+
+function describeMs(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
+  if (ms >= 1000) return `${Math.round(ms / 100) / 10} s`;
+  return `${ms} ms`;
+}

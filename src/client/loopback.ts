@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
-import { ClientError } from './errors.js';
+import { ClientError, loginTimedOut } from './errors.js';
 import type { AuthorizationRequestContext } from './provider.js';
 
 export const CALLBACK_PATH = '/callback';
@@ -103,13 +103,7 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<Outcome>((resolve) => {
         timer = setTimeout(() => {
-          resolve({
-            ok: false,
-            error: new ClientError(
-              'LOGIN_TIMEOUT',
-              `Gave up waiting for the browser after ${describeMs(options.timeoutMs)}. Run the command again to get a new link.`,
-            ),
-          });
+          resolve({ ok: false, error: loginTimedOut(options.timeoutMs) });
         }, options.timeoutMs);
       });
       try {
@@ -211,10 +205,4 @@ function reply(res: ServerResponse, status: number, text: string): void {
 function printable(text: string): string {
   const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
   return clean.length > 300 ? `${clean.slice(0, 300)}…` : clean;
-}
-
-function describeMs(ms: number): string {
-  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
-  if (ms >= 1000) return `${Math.round(ms / 100) / 10} s`;
-  return `${ms} ms`;
 }

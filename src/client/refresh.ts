@@ -4,7 +4,7 @@
 // there are still the stale ones, spend the refresh token (RFC 6749 §6,
 // OAuth 2.1 §4.3.1) and write the new pair before releasing the lock.
 import { refreshAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
-import { InvalidClientError, InvalidGrantError, UnauthorizedClientError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InvalidClientError, InvalidGrantError, OAuthError, UnauthorizedClientError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { deleteTokens, isExpired, setTokens, tokensFor, type StoredTokens, type TokenCache } from './cache.js';
 import { ClientError } from './errors.js';
@@ -63,9 +63,7 @@ export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTo
         await txn.write(data);
         return undefined;
       }
-      throw new ClientError('REFRESH_FAILED', `Could not refresh the access token at ${issuer}: ${error instanceof Error ? error.message : String(error)}`, {
-        cause: error,
-      });
+      throw new ClientError('REFRESH_FAILED', `Could not refresh the access token at ${issuer}: ${refreshFailure(error)}`, { cause: error });
     }
     const extras = notes.take(response.access_token);
     const fresh = storedTokensFrom({ ...response, issuer }, { issuer, resource: current.resource, now: now() }, {
@@ -76,4 +74,22 @@ export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTo
     await txn.write(data);
     return fresh;
   });
+}
+
+/**
+ * Why a refresh failed, in words that never carry the response body: the
+ * SDK's message for an answer that is not an OAuth error quotes the whole
+ * body (an HTML page when another program holds the port), which has no
+ * place in a one-line error.
+ */
+function refreshFailure(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const status = /^HTTP (\d{3}):/.exec(message)?.[1];
+  if (status !== undefined) return `it answered HTTP ${status} with no OAuth error.`;
+  if (error instanceof OAuthError && !/Invalid OAuth error response/.test(message)) {
+    const description = message.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 200);
+    return `${error.errorCode}${description ? `: ${description}` : ''}`;
+  }
+  const code = (error as { cause?: { code?: unknown } }).cause?.code;
+  return typeof code === 'string' ? `cannot reach it (${code}).` : 'it did not answer as an authorization server does.';
 }

@@ -14,6 +14,15 @@ export const ACCESS_TOKEN_TYP = 'at+jwt';
 /** The only signature algorithm delegate issues or accepts. */
 export const SIGNING_ALG = 'ES256';
 
+/**
+ * Whether `value` can be a bearer token at all: RFC 6750 §2.1 allows only
+ * token68 (`[A-Za-z0-9-._~+/]+=*`) after "Bearer ", so anything else (a
+ * newline, a space, a quote) could never be sent, let alone accepted.
+ */
+export function isBearerToken(value: string): boolean {
+  return /^[A-Za-z0-9\-._~+/]+=*$/.test(value);
+}
+
 /** RFC 8693 §4.1: the current actor, with prior actors nested inside. */
 export interface ActorClaim {
   sub: string;

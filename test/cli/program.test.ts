@@ -1,5 +1,6 @@
 // The command line as scripts see it: exit codes (0 ok, 2 bad usage), one
 // line on stderr for a usage error, help and version on stdout.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Command } from 'commander';
 import { buildProgram, runCli } from '../../src/cli/program.js';
@@ -27,6 +28,17 @@ describe('runCli', () => {
     expect(io.out).toBe('');
     expect(io.err).toMatch(/^delegate: |^Usage: delegate/);
     expect(io.err).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it.each([
+    ['an unknown command', ['bogus'], "delegate: unknown command 'bogus' (did you mean logout?)\n"],
+    ['an unknown option', ['status', '--jsn'], "delegate: unknown option '--jsn' (did you mean --json?)\n"],
+    ['an unknown global option', ['--debugg', 'status'], "delegate: unknown option '--debugg' (did you mean --debug?)\n"],
+  ])('puts commander’s suggestion on the same one line for %s; exit 2', async (_why, argv, line) => {
+    const io = fakeIo();
+    expect(await runCli(argv, io)).toBe(2);
+    expect(io.err).toBe(line);
+    expect(io.out).toBe('');
   });
 
   it('says what is wrong with a usage error on its first line', async () => {
@@ -74,5 +86,23 @@ describe('runCli', () => {
       if (!/\nExamples:\n  .*\bdelegate [a-z]/.test(help.out)) missing.push(path.join(' '));
     }
     expect(missing).toEqual([]);
+  });
+});
+
+describe('README', () => {
+  it('lists every command and subcommand group that --help lists, in its Commands block, and links docs/delegation.md', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const block = /## Commands\n\n((?: {4}.*\n)+)/.exec(readme)?.[1] ?? '';
+    const io = fakeIo();
+    expect(await runCli(['--help'], io)).toBe(0);
+    const commands = (help: string) => [...(/\nCommands:\n([\s\S]*?)\n\n/.exec(help)?.[1] ?? '').matchAll(/^ {2}([a-z][a-z-]*)\b/gm)].map((m) => m[1]!).filter((name) => name !== 'help');
+    const listed = commands(io.out);
+    expect(listed).toEqual(expect.arrayContaining(['agents', 'grants', 'audit', 'busy', 'users']));
+    for (const name of listed) expect(block, name).toMatch(new RegExp(`^ {4}delegate ${name}\\b`, 'm'));
+    const token = fakeIo();
+    expect(await runCli(['token', '--help'], token)).toBe(0);
+    expect(commands(token.out)).toEqual(['exchange']);
+    expect(block).toMatch(/^ {4}delegate token exchange\b/m);
+    expect(readme).toContain('](docs/delegation.md)');
   });
 });

@@ -27,7 +27,7 @@ function fakeJwt(claims: Record<string, unknown>): string {
   return `${part({ alg: 'ES256', typ: 'at+jwt' })}.${part(claims)}.c2lnbmF0dXJl`;
 }
 
-async function writeCache(path: string, now: number): Promise<string> {
+async function writeCache(path: string, now: number, times: { expiresAt?: number; refreshExpiresAt?: number } = {}): Promise<string> {
   const issuer = 'http://127.0.0.1:8410';
   const resource = 'http://127.0.0.1:8412/mcp';
   const access = fakeJwt({ sub: 'usr_owner', client_id: 'cli_abc', grant_id: 'grt_123', scope: 'slots:find', aud: resource });
@@ -43,8 +43,8 @@ async function writeCache(path: string, now: number): Promise<string> {
           token_type: 'Bearer',
           refresh_token: 'dlg_rt_secret',
           scope: 'slots:find',
-          expires_at: now + 300_000,
-          refresh_expires_at: now + 30 * 86_400_000,
+          expires_at: times.expiresAt ?? now + 300_000,
+          refresh_expires_at: times.refreshExpiresAt ?? now + 30 * 86_400_000,
           issuer,
           resource,
           obtained_at: now,
@@ -95,6 +95,33 @@ describe('status', () => {
     expect(parsed.delegations[0]).toMatchObject({ user: 'usr_owner', grantId: 'grt_123', clientId: 'cli_abc', scopes: ['slots:find'], accessTokenValid: true });
     expect(json.out).not.toContain(access);
     expect(json.out).not.toContain('dlg_rt_secret');
+  });
+
+  it('a delegation that has ended is not renewable and not usable: no renewal promised, sign in again, exit 4', async () => {
+    const now = Date.UTC(2026, 11, 1, 8);
+    await writeCache(join(home, 'tokens.json'), now, { expiresAt: now - 86_400_000, refreshExpiresAt: now - 3_600_000 });
+    const io = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
+    expect(await runCli(['status'], io)).toBe(4);
+    expect(io.out).not.toContain('renewed without you');
+    expect(io.out).not.toContain('unless revoked');
+    expect(io.out).toMatch(/access token\s+expired at Mon 30 Nov 2026, 08:00 \(UTC\)\n/);
+    expect(io.out).toMatch(/delegation\s+ended Tue 1 Dec 2026, 07:00 \(UTC\); sign in again with `delegate login`\n/);
+
+    const json = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['status', '--json'], json)).toBe(4);
+    expect(JSON.parse(json.out).delegations[0]).toMatchObject({ accessTokenValid: false, renewable: false, usable: false });
+  });
+
+  it('an expired access token within a delegation that lasts is renewed without you: exit 0', async () => {
+    const now = Date.UTC(2026, 11, 1, 8);
+    await writeCache(join(home, 'tokens.json'), now, { expiresAt: now - 60_000 });
+    const io = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
+    expect(await runCli(['status'], io)).toBe(0);
+    expect(io.out).toContain('; renewed without you on next use');
+    expect(io.out).toMatch(/delegation\s+until Thu 31 Dec 2026, 08:00 \(UTC\), unless revoked/);
+    const json = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['status', '--json'], json)).toBe(0);
+    expect(JSON.parse(json.out).delegations[0]).toMatchObject({ accessTokenValid: false, renewable: true, usable: true });
   });
 
   it('reads the profile’s own cache, and DELEGATE_TOKEN comes first', async () => {
@@ -152,6 +179,35 @@ describe('mcp-config', () => {
     expect(entry.args.slice(1)).toEqual(['serve-agent', '--stdio', '--profile', 'work']);
     expect(entry.env).toBeUndefined();
     expect(io.err).toContain('http://127.0.0.1:8412/mcp');
+  });
+
+  it('carries the profile of DELEGATE_PROFILE as --profile does, and not the default one', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home, DELEGATE_PROFILE: 'work' });
+    expect(await runCli(['mcp-config'], io)).toBe(0);
+    expect(JSON.parse(io.out).mcpServers['calendar-agent'].args.slice(1)).toEqual(['serve-agent', '--stdio', '--profile', 'work']);
+
+    const code = fakeIo({ DELEGATE_PROFILE: 'work' });
+    expect(await runCli(['mcp-config', '--client', 'claude-code'], code)).toBe(0);
+    expect(code.out).toMatch(/serve-agent --stdio --profile work$/m);
+
+    const plain = fakeIo({ DELEGATE_PROFILE: 'default' });
+    expect(await runCli(['mcp-config'], plain)).toBe(0);
+    expect(JSON.parse(plain.out).mcpServers['calendar-agent'].args.slice(1)).toEqual(['serve-agent', '--stdio']);
+
+    expect(await runCli(['mcp-config'], fakeIo({ DELEGATE_PROFILE: '../elsewhere' }))).toBe(2);
+  });
+
+  it('writes a relative DELEGATE_HOME as an absolute path, since the client resolves it elsewhere', async () => {
+    const io = fakeIo({ DELEGATE_HOME: 'relhome' });
+    expect(await runCli(['mcp-config'], io)).toBe(0);
+    expect(JSON.parse(io.out).mcpServers['calendar-agent'].env).toEqual({ DELEGATE_HOME: join(process.cwd(), 'relhome') });
+    const code = fakeIo({ DELEGATE_HOME: 'relhome' });
+    expect(await runCli(['mcp-config', '--client', 'claude-code'], code)).toBe(0);
+    expect(code.out).toContain(`--env DELEGATE_HOME=${join(process.cwd(), 'relhome')} `);
+    // Every command sees the same absolute directory.
+    const status = fakeIo({ DELEGATE_HOME: 'relhome' });
+    await runCli(['status', '--json'], status);
+    expect(JSON.parse(status.out).tokenCache).toBe(join(process.cwd(), 'relhome', 'tokens.json'));
   });
 
   it('claude-code: two claude mcp add commands', async () => {

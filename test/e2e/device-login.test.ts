@@ -42,7 +42,36 @@ async function onOtherDevice(link: string, userCode: string, decision: 'approve'
   expect(done.status).toBe(200);
 }
 
+/** The run's end, or its kill after `ms` (the old code waited for the device code's 10 minutes). */
+async function endedWithin(cli: Running, ms: number): Promise<{ code: number | null; stderr: string; ms: number }> {
+  const started = Date.now();
+  const timer = setTimeout(() => cli.child.kill('SIGKILL'), ms);
+  const run = await cli.done;
+  clearTimeout(timer);
+  return { code: run.code, stderr: run.stderr, ms: Date.now() - started };
+}
+
 describe('delegate login --device', () => {
+  it('gives up after --login-timeout, as the browser sign-in does: exit 1, one line', { timeout: 60_000 }, async () => {
+    const cli = startCli(['--profile', 'slow', 'login', '--device', '--login-timeout', '2s', ...ports], home);
+    const run = await endedWithin(cli, 20_000);
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.ms).toBeLessThan(20_000);
+    expect(run.stderr).toContain('shows the code');
+    expect(run.stderr.trim().split('\n').at(-1)).toBe('delegate: Gave up waiting for the browser after 2 s. Run the command again to get a new link.');
+  });
+
+  it('refuses --redirect-port, which does nothing with it, as bad usage; accepts --no-browser, as it never opens one', { timeout: 60_000 }, async () => {
+    const refused = await endedWithin(startCli(['--profile', 'ssh', 'login', '--device', '--redirect-port', String(await freePort()), ...ports], home), 20_000);
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toMatch(/^delegate: --redirect-port does not apply to --device[^\n]*\n$/);
+
+    const accepted = await endedWithin(startCli(['--profile', 'ssh', 'login', '--device', '--no-browser', '--login-timeout', '1s', ...ports], home), 20_000);
+    expect(accepted.code, accepted.stderr).toBe(1);
+    expect(accepted.stderr).toContain('shows the code');
+    expect(accepted.stderr.trim().split('\n').at(-1)).toMatch(/^delegate: Gave up waiting/);
+  });
+
   it('shows the link and the code, waits for the approval on another device, and stores the delegation', { timeout: 60_000 }, async () => {
     const cli = startCli(['login', '--device', ...ports], home);
     const link = await cli.loginUrl;

@@ -145,6 +145,26 @@ describe('account commands, end to end', () => {
     expect(bad.stderr).toContain('DELEGATE_TOKEN');
   });
 
+  it('a DELEGATE_TOKEN that cannot be a bearer token is refused before any request: one line, exit 4; status says it cannot be read', async () => {
+    for (const args of [['find-slot', '--duration', '30m', ...ports], ['token', ...ports], ['busy', ...ports]]) {
+      const run = await runWith(args, { DELEGATE_TOKEN: 'abc\ndef' });
+      expect(run.code, `${args[0]}: ${run.stderr}`).toBe(4);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toBe(
+        'delegate: DELEGATE_TOKEN is not a usable access token: it has characters no bearer token has (RFC 6750 §2.1). Unset it to use your stored sign-in, or set a fresh one from `delegate token`.\n',
+      );
+    }
+
+    const json = await runWith(['status', '--json'], { DELEGATE_TOKEN: 'garbage.token.value' });
+    expect(json.code).toBe(4);
+    expect(JSON.parse(json.stdout)).toMatchObject({ source: 'DELEGATE_TOKEN', environmentToken: { readable: false } });
+    const text = await runWith(['status'], { DELEGATE_TOKEN: 'abc\ndef' });
+    expect(text.code).toBe(4);
+    expect(text.stdout).toMatch(/^ {2}token cannot be read: it is not an access token from delegate \(a JWT\), so CalendarAgent will refuse it$/m);
+    const readable = JSON.parse((await runWith(['status', '--json'], { DELEGATE_TOKEN: (await runCli(['token', ...ports], home)).stdout.trim() })).stdout);
+    expect(readable.environmentToken).toMatchObject({ readable: true, audience: agentUrl });
+  });
+
   it('find-slot exits 3 when no slot of that length fits the window', async () => {
     const run = await runCli(['find-slot', '--duration', '10h', '--json', ...ports], home);
     expect(run.stdout).toBe('');

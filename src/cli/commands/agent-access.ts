@@ -7,6 +7,7 @@
 // the address it ended on. With nobody to ask (no terminal, no --no-browser)
 // it never waits: it fails at once with exit code 4 and a hint.
 import { delegateToken, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
+import { isBearerToken } from '../../delegation/tokens.js';
 import { isClientError } from '../../client/errors.js';
 import type { SessionOptions } from '../../client/session.js';
 import { loadStack } from '../contracts.js';
@@ -38,11 +39,35 @@ export interface AgentAccessArgs {
    * commands that may safely run twice (find-slot, busy).
    */
   serversFirst?: boolean;
+  /**
+   * What to suggest when nobody can sign in here (no terminal, no
+   * --no-browser), in the command's own terms; the default suits find-slot
+   * and busy.
+   */
+  noTerminalAdvice?: string;
   debug: boolean;
 }
 
-/** The data directory's files, with the profile's own token cache. */
-export function profilePaths(io: CliIo, profile: string | undefined): Paths {
+/** For find-slot and busy, which take --no-browser and use DELEGATE_TOKEN. */
+const NO_TERMINAL_ADVICE =
+  'Run `delegate login` in a terminal first (or `delegate login --device` anywhere), pass --no-browser to print a sign-in link and wait for it, or set DELEGATE_TOKEN.';
+
+/**
+ * DELEGATE_TOKEN when set, checked before any request: a value that cannot be
+ * a bearer token is refused as CalendarAgent would refuse a bad one, with
+ * exit code 4, instead of failing inside the HTTP client.
+ */
+export function environmentToken(io: CliIo): string | undefined {
+  const token = delegateToken(io.env);
+  if (token !== undefined && !isBearerToken(token)) throw new CommandFailed(UNUSABLE_ENV_TOKEN, EXIT_AUTH_REQUIRED);
+  return token;
+}
+
+export const UNUSABLE_ENV_TOKEN =
+  'DELEGATE_TOKEN is not a usable access token: it has characters no bearer token has (RFC 6750 §2.1). Unset it to use your stored sign-in, or set a fresh one from `delegate token`.';
+
+/** The profile in effect: --profile, else DELEGATE_PROFILE (checked as --profile is), else undefined for the default. */
+export function effectiveProfile(io: CliIo, profile: string | undefined): string | undefined {
   const name = profile ?? profileFromEnv(io.env);
   if (name !== undefined) {
     try {
@@ -51,7 +76,12 @@ export function profilePaths(io: CliIo, profile: string | undefined): Paths {
       throw new UsageError(`DELEGATE_PROFILE: ${(error as Error).message}`);
     }
   }
-  return withProfile(resolvePaths(io.env), name);
+  return name;
+}
+
+/** The data directory's files, with the profile's own token cache. */
+export function profilePaths(io: CliIo, profile: string | undefined): Paths {
+  return withProfile(resolvePaths(io.env), effectiveProfile(io, profile));
 }
 
 /** Runs `work` with the stack up and a session configured for this user; stops an embedded stack after. */
@@ -61,6 +91,7 @@ export async function withAgentAccess<T>(
   work: (session: SessionOptions, where: { urls: Urls; paths: Paths }) => Promise<T>,
 ): Promise<T> {
   const paths = profilePaths(io, args.profile);
+  environmentToken(io); // before the servers are probed or started
   if (args.serversFirst) {
     // The fast path: no probe of the three servers before the one request that matters.
     try {
@@ -97,7 +128,8 @@ export async function withAgentAccess<T>(
  * are ClientErrors with other codes, or the CLI's own errors.
  */
 function mayMeanNoServers(error: unknown): boolean {
-  if (isClientError(error)) return error.code === 'AGENT_UNAVAILABLE' || failedToConnect(error);
+  // A refresh the AS did not answer as an AS (an HTML page, a 501) may be another program on its port: the probe says which.
+  if (isClientError(error)) return error.code === 'AGENT_UNAVAILABLE' || error.code === 'REFRESH_FAILED' || failedToConnect(error);
   return !(error instanceof CommandFailed || error instanceof UsageError);
 }
 
@@ -130,7 +162,7 @@ async function useAgent<T>(
       cacheSetAside: (damaged, keptAs) =>
         io.stderr.write(`The token cache ${damaged} could not be read; it is kept as ${keptAs}, and a new one is written when you sign in.\n`),
     };
-    const envToken = delegateToken(io.env);
+    const envToken = environmentToken(io);
     if (envToken !== undefined) session.envToken = envToken;
     if (args.loginTimeoutMs !== undefined) session.loginTimeoutMs = args.loginTimeoutMs;
     if (args.redirectPort !== undefined) session.redirectPort = args.redirectPort;
@@ -147,14 +179,19 @@ async function useAgent<T>(
     try {
       return await work(session, { urls, paths });
     } catch (error) {
+      // A command that never signs in (token) says so and points to `delegate login`; the others say why nobody can sign in here.
+      const neverSignsIn = args.mayPrompt === false;
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED') && isClientError(error.cause, 'CACHE_CORRUPT')) {
-        throw new CommandFailed(`${error.message} (Nobody can sign in here: this is not an interactive terminal.)`, EXIT_AUTH_REQUIRED);
+        const why = neverSignsIn ? 'This command never signs in: run `delegate login`.' : 'Nobody can sign in here: this is not an interactive terminal.';
+        throw new CommandFailed(`${error.message} (${why})`, EXIT_AUTH_REQUIRED);
       }
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED')) {
         const what = /more permission/.test(error.message) ? 'needs more permission than your delegation gives it' : 'needs your authorization';
+        const needs = `CalendarAgent at ${urls.agentUrl} ${what} (authorization server ${urls.issuer})`;
         throw new CommandFailed(
-          `CalendarAgent at ${urls.agentUrl} ${what} (authorization server ${urls.issuer}), and nobody is here to give it: this is not an interactive terminal. ` +
-            'Run `delegate login` in a terminal first (or `delegate login --device` anywhere), pass --no-browser to print a sign-in link and wait for it, or set DELEGATE_TOKEN.',
+          neverSignsIn
+            ? `${needs}, and this command never signs in. Run \`delegate login\` first.`
+            : `${needs}, and nobody is here to give it: this is not an interactive terminal. ${args.noTerminalAdvice ?? NO_TERMINAL_ADVICE}`,
           EXIT_AUTH_REQUIRED,
         );
       }

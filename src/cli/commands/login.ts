@@ -6,7 +6,7 @@
 import { delegateToken, systemTimeZone } from '../../config.js';
 import type { DeviceCodePrompt } from '../../client/device.js';
 import { login, loginWithDevice } from '../../client/session.js';
-import { CommandFailed, EXIT_OK } from '../errors.js';
+import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { authorizationLines } from '../output.js';
 import { startSpinner, stylesFor, type Spinner } from '../terminal.js';
@@ -18,13 +18,19 @@ export interface LoginArgs extends AgentAccessArgs {
 }
 
 export async function loginCommand(args: LoginArgs, io: CliIo): Promise<number> {
+  if (args.device && args.redirectPort !== undefined) {
+    // --no-browser is accepted with --device, which never opens a browser anyway; a port for a listener that is never started is a mistake.
+    throw new UsageError('--redirect-port does not apply to --device: the device sign-in needs no listener on this computer. Use one or the other.');
+  }
   if (delegateToken(io.env) !== undefined) {
     throw new CommandFailed(
       'DELEGATE_TOKEN is set, and delegate uses it instead of any stored sign-in. To sign in and store a delegation, first unset DELEGATE_TOKEN.',
     );
   }
   let spinner: Spinner | undefined;
-  const summary = await withAgentAccess(args, io, async (session) => {
+  // Both work without a terminal: --device only waits, and --no-browser prints the link and waits for the browser's return.
+  const noTerminalAdvice = 'Run `delegate login` in a terminal, or `delegate login --device` (a code to approve on any device) or `delegate login --no-browser` (a link to open), which need none.';
+  const summary = await withAgentAccess({ ...args, noTerminalAdvice }, io, async (session) => {
     if (!args.device) return login(session);
     try {
       return await loginWithDevice({

@@ -5,7 +5,8 @@
 // and registration themselves. The snippet goes to stdout; where to put it,
 // to stderr.
 import { join } from 'node:path';
-import { DEFAULT_PORTS, packageRoot, resolvePaths, urlsFor, type Ports } from '../../config.js';
+import { DEFAULT_PORTS, DEFAULT_PROFILE, delegateHome, packageRoot, urlsFor, type Ports } from '../../config.js';
+import { effectiveProfile } from './agent-access.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 
@@ -29,7 +30,7 @@ export interface StdioLaunch {
   env?: Record<string, string>;
 }
 
-/** The command an MCP client spawns: this Node.js, this package's launcher, the same ports, profile and data directory. */
+/** The command an MCP client spawns: this Node.js, this package's launcher, the same ports, profile (--profile or DELEGATE_PROFILE) and data directory (absolute). */
 export function stdioLaunch(args: McpConfigArgs, io: CliIo): StdioLaunch {
   const argv = [join(packageRoot(), 'bin', 'delegate'), 'serve-agent', '--stdio'];
   for (const [flag, port, fallback] of [
@@ -39,10 +40,12 @@ export function stdioLaunch(args: McpConfigArgs, io: CliIo): StdioLaunch {
   ] as const) {
     if (port !== fallback) argv.push(flag, String(port));
   }
-  if (args.profile) argv.push('--profile', args.profile);
+  // The profile and data directory the client's process must use: it may not inherit this shell's environment.
+  const profile = effectiveProfile(io, args.profile);
+  if (profile !== undefined && profile !== DEFAULT_PROFILE) argv.push('--profile', profile);
   const launch: StdioLaunch = { command: args.nodePath, args: argv };
-  // The data directory the client's process must find (it may not inherit this shell's environment).
-  if (io.env.DELEGATE_HOME?.trim()) launch.env = { DELEGATE_HOME: resolvePaths(io.env).home };
+  const home = delegateHome(io.env);
+  if (home !== undefined) launch.env = { DELEGATE_HOME: home };
   return launch;
 }
 

@@ -1,11 +1,15 @@
 // `delegate status [--json]`: who is signed in, for which agent, under which
 // grant, with which scopes, until when — read from the profile's token cache
 // (or DELEGATE_TOKEN, which takes precedence) without asking any server.
-// Exit code 0 when a delegation is there, 4 when none is.
+// Exit code 0 when a usable delegation is there, 4 when none is (nothing
+// stored, every stored delegation has ended, or DELEGATE_TOKEN cannot be
+// read or has expired), as `gh auth status` fails when its credential cannot
+// be used.
 import { decodeJwt } from 'jose';
 import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PROFILE } from '../../config.js';
 import { storedDelegations, type StoredDelegation } from '../../client/credentials.js';
 import { SCOPE_DESCRIPTIONS } from '../../delegation/scopes.js';
+import { isBearerToken } from '../../delegation/tokens.js';
 import { isClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_AUTH_REQUIRED, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -29,9 +33,11 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   });
   const now = io.now();
   const source = envToken !== undefined ? 'DELEGATE_TOKEN' : stored.length > 0 ? 'token cache' : 'none';
+  const env = envToken !== undefined ? envTokenView(envToken) : undefined;
+  const usable = env !== undefined ? env.readable && (env.expiresAt === undefined || Date.parse(env.expiresAt) > now) : stored.some((d) => d.usable);
+  const code = usable ? EXIT_OK : EXIT_AUTH_REQUIRED;
 
   if (args.json) {
-    const env = envToken !== undefined ? envTokenView(envToken) : undefined;
     io.stdout.write(
       `${JSON.stringify({
         profile,
@@ -41,15 +47,15 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
         delegations: stored.map((d) => jsonView(d, now)),
       })}\n`,
     );
-    return source === 'none' ? EXIT_AUTH_REQUIRED : EXIT_OK;
+    return code;
   }
 
   const zone = systemTimeZone(io.env);
   const lines: string[] = [`Profile ${profile} (${paths.tokenCache})`];
-  if (envToken !== undefined) {
-    const view = envTokenView(envToken);
+  if (env !== undefined) {
     lines.push('Using DELEGATE_TOKEN from the environment; stored sign-ins are ignored while it is set.');
-    if (view.expiresAt) lines.push(`  token for ${view.audience ?? 'an unknown audience'}, ${Date.parse(view.expiresAt) > now ? 'valid until' : 'expired at'} ${instantLine(Date.parse(view.expiresAt), zone)}`);
+    if (!env.readable) lines.push('  token cannot be read: it is not an access token from delegate (a JWT), so CalendarAgent will refuse it');
+    if (env.expiresAt) lines.push(`  token for ${env.audience ?? 'an unknown audience'}, ${Date.parse(env.expiresAt) > now ? 'valid until' : 'expired at'} ${instantLine(Date.parse(env.expiresAt), zone)}`);
   }
   if (stored.length === 0) lines.push('Not signed in: no delegation is stored. Run `delegate login`.');
   for (const d of stored) {
@@ -62,19 +68,21 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     for (const detail of d.authorizationDetails) {
       lines.push(`  through it        ${(detail.actions ?? []).join(', ')} at ${(detail.locations ?? []).join(', ')}`);
     }
+    const signInAgain = '; sign in again with `delegate login`';
+    const ended = d.delegationEndsAt !== undefined && d.delegationEndsAt <= now;
     if (d.expiresAt !== undefined) {
       lines.push(
         d.expiresAt > now
           ? `  access token      valid until ${instantLine(d.expiresAt, zone)}`
-          : `  access token      expired at ${instantLine(d.expiresAt, zone)}${d.renewable ? '; renewed without you on next use' : ''}`,
+          : `  access token      expired at ${instantLine(d.expiresAt, zone)}${d.renewable ? '; renewed without you on next use' : ended ? '' : signInAgain}`,
       );
     }
     if (d.delegationEndsAt !== undefined) {
-      lines.push(`  delegation        ${d.delegationEndsAt > now ? 'until' : 'ended'} ${instantLine(d.delegationEndsAt, zone)}, unless revoked`);
+      lines.push(`  delegation        ${ended ? `ended ${instantLine(d.delegationEndsAt, zone)}${signInAgain}` : `until ${instantLine(d.delegationEndsAt, zone)}, unless revoked`}`);
     }
   }
   io.stdout.write(`${lines.join('\n')}\n`);
-  return source === 'none' ? EXIT_AUTH_REQUIRED : EXIT_OK;
+  return code;
 }
 
 function iso(ms: number | undefined): string | undefined {
@@ -94,21 +102,24 @@ function jsonView(d: StoredDelegation, now: number) {
     accessTokenValid: d.expiresAt === undefined || d.expiresAt > now,
     delegationEndsAt: iso(d.delegationEndsAt) ?? null,
     renewable: d.renewable,
+    usable: d.usable,
     authorizationDetails: d.authorizationDetails,
   };
 }
 
-/** What DELEGATE_TOKEN says about itself (never the token). */
-function envTokenView(token: string): { audience?: string; user?: string; expiresAt?: string } {
+/** What DELEGATE_TOKEN says about itself (never the token); `readable: false` when it is not a JWT (delegate's servers accept nothing else). */
+function envTokenView(token: string): { readable: boolean; audience?: string; user?: string; expiresAt?: string } {
+  if (!isBearerToken(token)) return { readable: false };
   try {
     const claims = decodeJwt(token);
     const audience = Array.isArray(claims.aud) ? claims.aud[0] : claims.aud;
     return {
+      readable: true,
       ...(audience ? { audience } : {}),
       ...(claims.sub ? { user: claims.sub } : {}),
       ...(claims.exp ? { expiresAt: new Date(claims.exp * 1000).toISOString() } : {}),
     };
   } catch {
-    return {};
+    return { readable: false };
   }
 }

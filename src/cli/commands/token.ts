@@ -3,12 +3,12 @@
 // $(delegate token)"`): DELEGATE_TOKEN if set, else the stored one, refreshed
 // first when it has little life left. It never signs in: with nothing stored
 // it fails with exit code 4. The one command that prints a token, by design.
-import { delegateToken, urlsFor } from '../../config.js';
+import { urlsFor } from '../../config.js';
 import { validAccessToken } from '../../client/credentials.js';
 import { isClientError } from '../../client/errors.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { profilePaths, withAgentAccess, type AgentAccessArgs } from './agent-access.js';
+import { environmentToken, profilePaths, withAgentAccess, type AgentAccessArgs } from './agent-access.js';
 
 /** A token that is still good needs no server; only a refresh does, so only then are the servers made sure of. */
 async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
@@ -21,7 +21,7 @@ async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
 }
 
 export async function tokenCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
-  const token = delegateToken(io.env) ?? (await storedToken(args, io));
+  const token = environmentToken(io) ?? (await storedToken(args, io));
   io.stdout.write(`${token}\n`);
   return EXIT_OK;
 }

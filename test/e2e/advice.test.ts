@@ -1,0 +1,91 @@
+// What the built CLI suggests when it cannot go on, per command: only
+// options and commands that apply to the one that was run (token never signs
+// in; login refuses to run under DELEGATE_TOKEN), and grammar that fits how
+// many servers are missing.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { freePort } from '../support/ports.js';
+import { killLeftovers, runCli, startServer } from './run.js';
+
+let dir: string;
+let ports: { auth: number; calendar: number; agent: number };
+let flags: string[];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'delegate-e2e-advice-'));
+  ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
+  flags = ['--auth-port', String(ports.auth), '--calendar-port', String(ports.calendar), '--agent-port', String(ports.agent)];
+});
+
+afterEach(async () => {
+  killLeftovers();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A stored sign-in whose access token has expired and whose refresh token the servers do not know. */
+async function deadSignIn(home: string): Promise<void> {
+  const issuer = `http://127.0.0.1:${ports.auth}`;
+  const resource = `http://127.0.0.1:${ports.agent}/mcp`;
+  const now = Date.now();
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  const entry = { access_token: 'old.access.token', token_type: 'Bearer', refresh_token: 'dlg_rt_unknown', expires_at: now - 60_000, refresh_expires_at: now + 86_400_000, issuer, resource, obtained_at: now - 700_000 };
+  const cache = {
+    version: 1,
+    discovery: { [resource]: { authorizationServerUrl: issuer, resourceMetadata: { resource, resource_name: 'CalendarAgent' } } },
+    clients: { [issuer]: { client_id: 'cli_unknown', issuer } },
+    tokens: { [issuer]: { [resource]: entry } },
+  };
+  await writeFile(join(home, 'tokens.json'), JSON.stringify(cache), { mode: 0o600 });
+}
+
+describe('advice that fits the command', () => {
+  it('token, whose stored delegation is dead, says to run delegate login: it has no --no-browser and never signs in', { timeout: 60_000 }, async () => {
+    const home = join(dir, 'home');
+    await deadSignIn(home);
+    const run = await runCli(['token', ...flags], home);
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      `delegate: CalendarAgent at http://127.0.0.1:${ports.agent}/mcp needs your authorization (authorization server http://127.0.0.1:${ports.auth}), and this command never signs in. Run \`delegate login\` first.\n`,
+    );
+  });
+
+  it('login without a terminal suggests --device and --no-browser, not DELEGATE_TOKEN, under which login refuses to run', { timeout: 60_000 }, async () => {
+    const run = await runCli(['login', ...flags], join(dir, 'home'));
+    expect(run.code, run.stderr).toBe(4);
+    const lines = run.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^delegate: CalendarAgent at \S+ needs your authorization .*this is not an interactive terminal\. /);
+    expect(lines[0]).toContain('`delegate login --device`');
+    expect(lines[0]).toContain('`delegate login --no-browser`');
+    expect(lines[0]).not.toContain('DELEGATE_TOKEN');
+  });
+
+  it('names the missing servers with "them" when more than one is missing, and "it" for one', { timeout: 60_000 }, async () => {
+    const home = join(dir, 'home');
+    const auth = await startServer(['serve-auth', '--port', String(ports.auth)], home);
+    try {
+      const two = await runCli(['login', '--no-browser', ...flags], home);
+      expect(two.code, two.stderr).toBe(1);
+      expect(two.stderr).toBe(
+        `delegate: Some of delegate's servers are running but not the calendar backend (port ${ports.calendar}) and the CalendarAgent (port ${ports.agent}). Start them, or stop the others and let this command start all three.\n`,
+      );
+      const calendar = await startServer(['serve-calendar', '--port', String(ports.calendar), '--auth-url', `http://127.0.0.1:${ports.auth}`], home);
+      try {
+        const one = await runCli(['login', '--no-browser', ...flags], home);
+        expect(one.code, one.stderr).toBe(1);
+        expect(one.stderr).toBe(
+          `delegate: Some of delegate's servers are running but not the CalendarAgent (port ${ports.agent}). Start it, or stop the others and let this command start all three.\n`,
+        );
+      } finally {
+        calendar.child.kill('SIGTERM');
+        await calendar.done;
+      }
+    } finally {
+      auth.child.kill('SIGTERM');
+      await auth.done;
+    }
+  });
+});
