@@ -1,9 +1,11 @@
-// The CLI's entry point (bin/delegate imports dist/cli/main.js): binds the
+// The CLI's entry point (bin/delegate imports its bundle, built from here): binds the
 // program to this process — its arguments, environment, clock, streams,
 // browser and signals — runs it, and is the one place that exits.
 import { processEnv } from '../config.js';
 import type { CliIo } from './io.js';
 import { runCli } from './program.js';
+
+const EXIT_BROKEN_PIPE = 141;
 
 const io: CliIo = {
   env: processEnv(),
@@ -51,6 +53,15 @@ const io: CliIo = {
     });
   },
 };
+
+// A reader that went away (`delegate audit | head -1`): stop at once and quietly, with the status of a
+// process ended by SIGPIPE (128 + 13), which Node ignores; an unhandled EPIPE was a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE);
+    throw error;
+  });
+}
 
 const code = await runCli(process.argv.slice(2), io);
 // Let buffered output reach pipes, then exit: idle keep-alive sockets and

@@ -78,7 +78,9 @@ export function startCli(args: string[], home: string): Running {
     if (url && stderr.slice(stderr.indexOf(url) + url.length).includes('\n')) resolveUrl(url);
   });
   const done = new Promise<Run>((resolve) => {
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': 'exit' may come before the last of stdout has been read (seen once in 20
+    // find-slot processes on a busy machine: exit code 0, empty stdout).
+    child.on('close', (code, signal) => {
       running.delete(child);
       rejectUrl(new Error(`delegate exited (${code ?? signal}) without printing a sign-in URL; stderr:\n${stderr}`));
       resolve({ code, signal, stdout, stderr });
