@@ -313,9 +313,13 @@ function usageLine(text: string): string {
   return `delegate: ${message}\n`;
 }
 
-/** --log-level on the serve commands (logs go to stderr as JSON lines). */
+/**
+ * --log-level on the serve commands (logs go to stderr as JSON lines). Its
+ * choices are declared for help and shell completion; parseLogLevel, set after
+ * them, still reads a level in any case.
+ */
 function logLevelOption(): Option {
-  return new Option('--log-level <level>', `server log verbosity: ${LOG_LEVELS.join(', ')} (default: $DELEGATE_LOG_LEVEL, else info; debug under --debug)`).argParser(parseLogLevel);
+  return new Option('--log-level <level>', 'server log verbosity (default: $DELEGATE_LOG_LEVEL, else info; debug under --debug)').choices(LOG_LEVELS).argParser(parseLogLevel);
 }
 
 interface SingleServerOptions {

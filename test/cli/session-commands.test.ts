@@ -1,9 +1,8 @@
 // The issue-5 commands in-process, with a fake terminal: help with examples
-// on every command, mcp-config for each client, completion scripts that bash
-// can run, status read from a crafted cache (and DELEGATE_TOKEN first), the
+// on every command, mcp-config for each client (completion scripts are in
+// completion.test.ts), status read from a crafted cache (and DELEGATE_TOKEN first), the
 // profile's cache, and how the CLI talks to a terminal (interactive or not,
 // spinner, NO_COLOR).
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -219,27 +218,6 @@ describe('mcp-config', () => {
 
   it('refuses an unknown client with exit 2', async () => {
     expect(await runCli(['mcp-config', '--client', 'vim'], fakeIo({}))).toBe(2);
-  });
-});
-
-describe('completion', () => {
-  it('bash: completes commands and each command’s options', async () => {
-    const io = fakeIo({});
-    expect(await runCli(['completion', 'bash'], io)).toBe(0);
-    const complete = (words: string[]) =>
-      execFileSync('bash', ['-c', `${io.out}\nCOMP_WORDS=(${words.join(' ')}); COMP_CWORD=${words.length - 1}; _delegate; echo "\${COMPREPLY[@]}"`], { encoding: 'utf8' }).trim();
-    expect(complete(['delegate', 'st']).split(' ')).toEqual(['status']);
-    expect(complete(['delegate', 'login', '--d']).split(' ')).toEqual(expect.arrayContaining(['--device', '--debug']));
-    expect(complete(['delegate', 'completion', 'z'])).toBe('zsh');
-  });
-
-  it('zsh and fish: every command is named', async () => {
-    for (const shell of ['zsh', 'fish']) {
-      const io = fakeIo({});
-      expect(await runCli(['completion', shell], io)).toBe(0);
-      for (const name of ['find-slot', 'status', 'token', 'logout', 'mcp-config']) expect(io.out).toContain(name);
-    }
-    expect(await runCli(['completion', 'powershell'], fakeIo({}))).toBe(2);
   });
 });
 

@@ -122,7 +122,7 @@ describe('--log-level and DELEGATE_LOG_LEVEL', () => {
 
     const help = fakeIo();
     expect(await runCli([command, '--help'], help)).toBe(0);
-    expect(help.out.replace(/\s+/g, ' ')).toMatch(/--log-level <level> .*trace, debug, info, warn, error, fatal, silent/);
+    expect(help.out.replace(/\s+/g, ' ')).toMatch(/--log-level <level> .*choices: "trace", "debug", "info", "warn", "error", "fatal", "silent"/);
   });
 });
 

@@ -1,0 +1,218 @@
+// `delegate completion bash|zsh|fish`, run in the shells themselves: bash
+// sources the script and its function is called with COMP_WORDS/COMP_CWORD
+// set; zsh completes in a real interactive shell on a pseudo-terminal (zpty,
+// after compinit), and fish through `complete -C`. Each checks the cases a
+// review found missing: global options before the command, the top-level
+// options, subcommands of command groups, shell names, and fixed option
+// values. zsh and fish are skipped, saying so, where they are not installed.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildProgram, runCli } from '../../src/cli/program.js';
+import { completionScript } from '../../src/cli/commands/completion.js';
+import { fakeIo } from './fake-io.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'delegate-completion-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function installed(shell: string): boolean {
+  const found = spawnSync(shell, ['-c', 'exit 0']).status === 0;
+  if (!found) console.warn(`Skipping the ${shell} completion tests: ${shell} is not installed here (apt-get install ${shell}).`);
+  return found;
+}
+
+async function script(shell: string): Promise<string> {
+  const io = fakeIo({});
+  expect(await runCli(['completion', shell], io)).toBe(0);
+  const path = join(dir, `delegate.${shell}`);
+  writeFileSync(path, io.out);
+  return path;
+}
+
+/** What bash's `_delegate` puts in COMPREPLY for the line `words` (the last word is the one at the cursor). */
+function bashComplete(path: string, words: string[]): string[] {
+  const quoted = words.map((w) => `'${w.replace(/'/g, `'\\''`)}'`).join(' ');
+  const out = execFileSync('bash', ['-c', `source '${path}'; COMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _delegate; printf '%s\\n' "\${COMPREPLY[@]}"`], {
+    encoding: 'utf8',
+  });
+  return out.split('\n').filter((w) => w !== '');
+}
+
+describe('bash', () => {
+  let path: string;
+  const complete = async (...words: string[]) => bashComplete((path ??= await script('bash')), words);
+
+  it('finds the command after the global options, whether or not they take a value', async () => {
+    expect(await complete('delegate', '--profile', 'work', 'find-slot', '--d')).toEqual(['--duration', '--debug']);
+    expect(await complete('delegate', '--debug', 'find-slot', '--d')).toEqual(['--duration', '--debug']);
+    expect(await complete('delegate', '--profile', 'work', 'st')).toEqual(['status']);
+    // bash splits --profile=work into --profile, =, work
+    expect(await complete('delegate', '--profile', '=', 'work', 'calendar', 'l')).toEqual(['list']);
+    // and they may come after it too
+    expect(await complete('delegate', 'login', '--profile', 'work', '--d')).toEqual(['--device', '--debug']);
+    // an option's value is not taken for a command
+    expect(await complete('delegate', '--profile', 'calendar', '')).toContain('find-slot');
+  });
+
+  it('offers every top-level option, and commands (not options) for a word without a dash', async () => {
+    expect((await complete('delegate', '-')).sort()).toEqual(['--debug', '--help', '--profile', '--version']);
+    expect(await complete('delegate', 'st')).toEqual(['status']);
+    expect(await complete('delegate', '')).not.toContain('--help');
+  });
+
+  it('completes the subcommands of command groups', async () => {
+    expect(await complete('delegate', 'calendar', '')).toEqual(['add', 'list', 'remove']);
+    expect(await complete('delegate', 'grants', '')).toEqual(['list', 'show', 'revoke']);
+    expect(await complete('delegate', 'agents', '')).toEqual(['register', 'list', 'show']);
+    expect(await complete('delegate', 'users', '')).toEqual(['add']);
+    expect(await complete('delegate', 'token', '')).toEqual(['exchange']);
+    expect(await complete('delegate', 'token', 'exchange', '--as', 'helper', '--j')).toEqual(['--json']);
+    expect(await complete('delegate', 'calendar', 'list', '--')).toEqual(expect.arrayContaining(['--json', '--show-urls', '--profile']));
+    // once past the group, its subcommand's arguments are free text
+    expect(await complete('delegate', 'calendar', 'add', 'work', '')).toEqual([]);
+  });
+
+  it('completes the shell names of completion', async () => {
+    expect(await complete('delegate', 'completion', '')).toEqual(['bash', 'zsh', 'fish']);
+    expect(await complete('delegate', 'completion', 'z')).toEqual(['zsh']);
+  });
+
+  it('completes the values of options with a fixed set of choices', async () => {
+    expect(await complete('delegate', 'mcp-config', '--client', '')).toEqual(['claude-desktop', 'claude-code', 'json']);
+    expect(await complete('delegate', 'find-slot', '--tentative', 'f')).toEqual(['free']);
+    expect(await complete('delegate', 'find-slot', '--duration', '30m', '--on-calendar-error', '')).toEqual(['fail', 'skip']);
+    expect(await complete('delegate', 'serve', '--log-level', '')).toEqual(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+    expect(await complete('delegate', 'serve-agent', '--stdio', '--log-level', 'w')).toEqual(['warn']);
+    // --tentative=<TAB> and --tentative=b<TAB>, as bash splits them
+    expect(await complete('delegate', 'find-slot', '--tentative', '=')).toEqual(['busy', 'free']);
+    expect(await complete('delegate', 'find-slot', '--tentative', '=', 'b')).toEqual(['busy']);
+    // a value without choices completes nothing, and is skipped afterwards
+    expect(await complete('delegate', 'find-slot', '--tz', '')).toEqual([]);
+    expect(await complete('delegate', 'find-slot', '--tz', 'UTC', '--json', '--tent')).toEqual(['--tentative']);
+  });
+});
+
+describe('the scripts come from the program itself', () => {
+  it('a new command group, option and choice are completed without being listed anywhere', () => {
+    const program = new Command('delegate').option('--profile <name>', 'profile');
+    const group = program.command('widgets').description('Widgets.');
+    group.command('spin').description('Spin one.').addOption(new Option('--speed <speed>', 'how fast').choices(['slow', 'fast']));
+    const path = join(dir, 'widgets.bash');
+    writeFileSync(path, completionScript('bash', program));
+    expect(bashComplete(path, ['delegate', '--profile', 'x', 'widgets', ''])).toEqual(['spin']);
+    expect(bashComplete(path, ['delegate', 'widgets', 'spin', '--speed', ''])).toEqual(['slow', 'fast']);
+    for (const shell of ['zsh', 'fish'] as const) {
+      const text = completionScript(shell, program);
+      for (const word of ['widgets', 'spin', '--speed', 'slow', 'fast']) expect(text, shell).toContain(word);
+    }
+  });
+
+  it('refuses a shell it does not know (exit 2)', async () => {
+    expect(await runCli(['completion', 'powershell'], fakeIo({}))).toBe(2);
+  });
+
+  it('each script names every command of the program', async () => {
+    const names = buildProgram(fakeIo(), () => undefined).commands.map((c) => c.name());
+    for (const shell of ['bash', 'zsh', 'fish']) {
+      const io = fakeIo({});
+      expect(await runCli(['completion', shell], io)).toBe(0);
+      for (const name of names) expect(io.out, `${shell}: ${name}`).toContain(name);
+    }
+  });
+});
+
+/**
+ * What an interactive zsh shows after Tab at the end of each line: its listing
+ * (or the line as completed, when one match is inserted), read from a
+ * pseudo-terminal. One zsh runs every line, after `compinit` and sourcing the script.
+ */
+function zshComplete(path: string, lines: string[]): string[] {
+  const driver = `
+zmodload zsh/zpty
+zpty -b z 'HOME=${dir} TERM=dumb zsh -f -i'
+# The prompt and the markers are split in what is typed, so that their echo never matches.
+zpty -w z 'PS1="READ""Y> "; autoload -U compinit; compinit -u -D; source ${path}; zstyle ":completion:*" list-prompt ""; LISTMAX=0'
+zpty -r -m z out '*READY> '
+for i in {1..$#}; do
+  zpty -w -n z "\${argv[i]}"$'\\t'
+  zpty -w -n z $'\\C-e\\C-u'
+  zpty -w z "print -r -- DONE__\\"\${i}\\""
+  zpty -r -m z out "*DONE__\${i}*"
+  print -r -- "\${out}"
+  print -r -- '@@@'
+done
+zpty -d z
+`;
+  const out = execFileSync('zsh', ['-f', '-c', driver, 'zsh', ...lines], { encoding: 'utf8', timeout: 30_000 });
+  return out
+    .replace(/\r/g, '')
+    .replace(/\x1b\[[?0-9;]*[a-zA-Z]/g, '')
+    .split('@@@\n')
+    .slice(0, lines.length);
+}
+
+describe.skipIf(!installed('zsh'))('zsh', () => {
+  it('completes in a real zsh: global options first, top-level options, groups, shells, choices', async () => {
+    const path = await script('zsh');
+    const cases: Array<[string, RegExp[]]> = [
+      ['delegate --profile work find-slot --d', [/--debug\s+-- show stack traces/, /--duration\s+-- length of the slot/]],
+      ['delegate --debug find-slot --d', [/--duration\s+-- length of the slot/]],
+      ['delegate login --profile work --de', [/--debug/, /--device/]],
+      ['delegate --', [/--debug/, /--help/, /--profile/, /--version/]],
+      ['delegate calendar ', [/add\s+-- Add a calendar/, /list\s+-- List the calendars/, /remove\s+-- Remove a calendar/]],
+      ['delegate grants ', [/list/, /show/, /revoke/]],
+      ['delegate agents ', [/register/, /list/, /show/]],
+      ['delegate token exchange --as helper --j', [/delegate token exchange --as helper --json/]],
+      ['delegate completion ', [/bash\s+fish\s+zsh/]],
+      ['delegate completion z', [/delegate completion zsh/]],
+      ['delegate mcp-config --client ', [/claude-code\s+claude-desktop\s+json/]],
+      ['delegate find-slot --tentative=', [/busy\s+free/]],
+      ['delegate find-slot --on-calendar-error s', [/delegate find-slot --on-calendar-error skip/]],
+      ['delegate serve --log-level ', [/debug\s+error\s+fatal\s+info\s+silent\s+trace\s+warn/]],
+    ];
+    const shown = zshComplete(
+      path,
+      cases.map(([line]) => line),
+    );
+    cases.forEach(([line, expected], i) => {
+      for (const pattern of expected) expect(shown[i], line).toMatch(pattern);
+    });
+    // the script also passes zsh's syntax check
+    expect(spawnSync('zsh', ['-n', path]).status).toBe(0);
+  });
+});
+
+/** fish's own completions of each line (`complete -C`), one list per line. */
+function fishComplete(path: string, lines: string[]): string[][] {
+  const body = lines.map((_, i) => `complete -C $argv[${i + 1}] | string replace -r '\\t.*' ''; echo @@@`).join('; ');
+  const out = execFileSync('fish', ['--no-config', '-c', `source ${path}; ${body}`, ...lines], { encoding: 'utf8', timeout: 30_000 });
+  return out
+    .split('@@@\n')
+    .slice(0, lines.length)
+    .map((block) => block.split('\n').filter((w) => w !== ''));
+}
+
+describe.skipIf(!installed('fish'))('fish', () => {
+  it('completes in fish: global options first, top-level options, groups, shells, choices', async () => {
+    const path = await script('fish');
+    const cases: Array<[string, string[]]> = [
+      ['delegate --profile work find-slot --d', ['--debug', '--duration']],
+      ['delegate --', ['--debug', '--help', '--profile', '--version']],
+      ['delegate calendar ', ['add', 'list', 'remove']],
+      ['delegate users ', ['add']],
+      ['delegate token ', ['exchange']],
+      ['delegate completion ', ['bash', 'fish', 'zsh']],
+      ['delegate mcp-config --client ', ['claude-code', 'claude-desktop', 'json']],
+      ['delegate find-slot --tentative ', ['busy', 'free']],
+      ['delegate serve --log-level ', ['debug', 'error', 'fatal', 'info', 'silent', 'trace', 'warn']],
+    ];
+    const shown = fishComplete(
+      path,
+      cases.map(([line]) => line),
+    );
+    cases.forEach(([line, expected], i) => expect(shown[i]?.sort(), line).toEqual(expected));
+  });
+});
