@@ -31,7 +31,7 @@ export function registerAuditEndpoint(app: FastifyInstance, ctx: AuthContext): v
         throw new InvalidRequestError('record is not JSON.');
       }
       if (typeof report !== 'object' || report === null || Array.isArray(report)) throw new InvalidRequestError('record is not a JSON object.');
-      await audit(ctx, await recordFromReport(ctx.store, { ...client, resource }, report as Record<string, unknown>));
+      await audit(ctx, await recordFromReport(ctx.store, { ...client, resource }, report as Record<string, unknown>, ctx.now()));
       return reply.code(204).header('Cache-Control', 'no-store').send();
     } catch (err) {
       return replyWithError(req, reply, err);

@@ -11,6 +11,9 @@ import { InvalidRequestError, UnauthorizedClientError } from './errors.js';
 /** What resource servers report; the AS writes every other event itself. */
 const REPORTABLE = new Set(['tool_call', 'freebusy_read']);
 
+/** How long after its token's expiry a call may still be reported. */
+export const LATE_REPORT_MS = 5 * 60_000;
+
 /** More hops than any grant allows: a longer parent chain in the store is a fault, not a record. */
 const MAX_CHAIN = 16;
 
@@ -18,9 +21,10 @@ const MAX_CHAIN = 16;
  * The audit record for `report`, made by `reporter` (a registered agent).
  * Throws `unauthorized_client` for a report about another resource, and
  * `invalid_request` for one that names no token issued for the reporter's
- * resource, or whose user, grant, client or actors differ from that token's.
+ * resource, one whose token expired more than LATE_REPORT_MS ago, or one
+ * whose user, grant, client or actors differ from that token's.
  */
-export async function recordFromReport(store: Store, reporter: ClientRecord & { resource: string }, report: Record<string, unknown>): Promise<AuditEventInput> {
+export async function recordFromReport(store: Store, reporter: ClientRecord & { resource: string }, report: Record<string, unknown>, now: number): Promise<AuditEventInput> {
   const event = typeof report.event === 'string' ? report.event : undefined;
   if (!event || !REPORTABLE.has(event)) throw new InvalidRequestError('Only tool_call and freebusy_read records can be reported.');
   if (report.resource !== reporter.resource) throw new UnauthorizedClientError('An agent reports only about its own resource.');
@@ -34,6 +38,9 @@ export async function recordFromReport(store: Store, reporter: ClientRecord & { 
   if (!issued || canonicalResource(issued.audience) !== canonicalResource(reporter.resource)) {
     throw new InvalidRequestError('The record names no access token issued for this agent’s resource.');
   }
+  // A call is reported as soon as it is served; one made just before the token expired may end a little after.
+  // Long after, a report would be a record made up from a token the agent once saw.
+  if (now > issued.expiresAt + LATE_REPORT_MS) throw new InvalidRequestError('The token the record names expired too long ago for a call made with it to be reported now.');
   const grant = await store.grantById(issued.grantId);
   if (!grant) throw new InvalidRequestError('The token’s delegation is not on record.');
   const bound = { user: grant.userId, grant: issued.grantId, client: issued.clientId, actors: [...(await clientChain(store, issued)), grant.userId] };

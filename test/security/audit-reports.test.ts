@@ -163,6 +163,24 @@ describe('forged audit records (POST /audit)', () => {
     });
   });
 
+  it('a token that expired more than 5 minutes ago: 400 invalid_request, nothing appended; one that expired a minute ago is still reported', async () => {
+    // The AS's record of a token issued for evil's resource (as the exchange writes it), set to have expired.
+    const token = await ownerTokenFor(evilResource, 'helper:use');
+    const claims = decodeJwt(token);
+    const issued = (await stack.store.issuedToken(String(claims.jti)))!;
+    const expiredAt = (ago: number) => ({ ...issued, jti: `at_expired_${ago}_${crypto.randomUUID()}`, createdAt: Date.now() - ago - 600_000, expiresAt: Date.now() - ago });
+    const stale = expiredAt(6 * 60_000);
+    const recent = expiredAt(60_000);
+    await stack.store.recordIssuedToken(stale);
+    await stack.store.recordIssuedToken(recent);
+    const recordFor = (jti: string) => ({ event: 'tool_call', resource: evilResource, detail: { jti, tool: 'helper', outcome: 'ok' } });
+
+    const { result: res, changed } = await stateChangedBy(stack, () => report(evil, recordFor(stale.jti)));
+    expect(res.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('expired too long ago') });
+    expect(changed).toEqual(['used_once']);
+    expect((await report(evil, recordFor(recent.jti))).status).toBe(204);
+  });
+
   it('a token that reached evil through an exchange: the chain is the token’s (relay ← client ← user), and no other', async () => {
     const relayUser = await ownerTokenFor(relayResource, 'relay:use');
     const exchanged = await exchangeAsAgent(stack, relayUser, { resource: evilResource, scope: 'helper:use' }, relay);
