@@ -6,6 +6,7 @@ import { decodeJwt } from 'jose';
 import { startTestAuthz, ownerAssertion, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent, type AuthorizeParams } from '../support/oauth-flow.js';
 import { REDIRECT } from './helpers.js';
+import { hashSecret } from '../../src/authz/crypto.js';
 
 let authz: TestAuthz;
 let clientId: string;
@@ -79,6 +80,36 @@ describe('a resource with no agent behind it', () => {
       expect(params.get('code')).toBeNull();
       expect(params.get('iss')).toBe(authz.issuer);
     }
+  });
+});
+
+describe('a grant for a resource with no agent behind it, left from before /authorize refused it', () => {
+  it('its code and its refresh token get invalid_grant at /token: no token for the calendar backend, nothing changed', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const now = Date.now();
+    const grant = { id: `grt_${crypto.randomUUID()}`, userId: authz.ownerId, clientId: client, resource: authz.calendarUrl, scope: 'freebusy:read', authorizationDetails: [], maxDepth: 1, createdAt: now, expiresAt: now + 86_400_000, revokedAt: null };
+    await authz.store.createGrant(grant);
+    const { verifier, challenge: ch } = pkcePair();
+    const code = crypto.randomUUID();
+    const family = `fam_${crypto.randomUUID()}`;
+    const codeRecord = { codeHash: hashSecret(code), clientId: client, redirectUri: REDIRECT, codeChallenge: ch, resource: authz.calendarUrl, scope: 'freebusy:read', grantId: grant.id, userId: authz.ownerId, familyId: family, createdAt: now, expiresAt: now + 60_000, usedAt: null };
+    await authz.store.createAuthCode(codeRecord);
+    const redeemed = await postForm(`${authz.issuer}/token`, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, client_id: client });
+    expect([redeemed.status, redeemed.body.error]).toEqual([400, 'invalid_grant']);
+    expect((await authz.store.authCodeByHash(hashSecret(code)))!.usedAt).toBeNull();
+
+    // A refresh token the old code would have handed out with it.
+    const refresh = `dlg_rt_${crypto.randomUUID()}`;
+    const second = { ...codeRecord, codeHash: hashSecret(`${code}-2`) };
+    await authz.store.createAuthCode(second);
+    await authz.store.redeemAuthCode(second.codeHash, now, {
+      refresh: { tokenHash: hashSecret(refresh), familyId: family, grantId: grant.id, clientId: client, userId: authz.ownerId, resource: authz.calendarUrl, scope: 'freebusy:read', createdAt: now, expiresAt: now + 86_400_000, usedAt: null },
+      access: { jti: `at_${crypto.randomUUID()}`, grantId: grant.id, familyId: family, parentJti: null, clientId: client, audience: authz.calendarUrl, scope: 'freebusy:read', createdAt: now, expiresAt: now + 600_000, revokedAt: null },
+    });
+    const refreshed = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: refresh, client_id: client });
+    expect([refreshed.status, refreshed.body.error]).toEqual([400, 'invalid_grant']);
+    expect(refreshed.body.access_token).toBeUndefined();
+    expect((await authz.store.refreshTokenByHash(hashSecret(refresh)))!.usedAt).toBeNull();
   });
 });
 
