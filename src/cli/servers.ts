@@ -8,7 +8,7 @@ import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
 import { bootstrapLocal, buildAuthServer } from '../authz/index.js';
 import { buildAgentServer } from '../agent/server.js';
-import { canonicalResource } from '../delegation/index.js';
+import { CALENDAR_DETAIL_TYPE, canonicalResource } from '../delegation/index.js';
 import { loadOrCreateAgentKey, type AgentIdentity } from '../agent/identity.js';
 import { buildCalendarServer } from '../calendar/server.js';
 import { calendarLoaderFor, userCalendarsFromStore } from './calendar-backend.js';
@@ -46,7 +46,7 @@ export function agentIdentity(paths: Paths): Promise<AgentIdentity> {
  */
 export async function bootstrap(store: Store, paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, now: number): Promise<void> {
   const agent = await agentIdentity(paths);
-  await refuseSecondAddress(store, paths, agent.clientId, urls.agentUrl);
+  await refuseSecondAddress(store, paths, agent.clientId, urls);
   const owner = safeUserName();
   await bootstrapLocal(
     store,
@@ -67,16 +67,17 @@ export async function bootstrap(store: Store, paths: Paths, urls: { issuer: stri
 }
 
 /**
- * Setting up on other ports binds CalendarAgent to its new address, which is
- * right when the old servers are gone, and breaks them when they still run on
- * this data directory: their agent could no longer exchange a single token.
- * So refuse while the authorization server on record still answers with this
- * data directory's signing keys (another profile's servers on those ports are
- * not this directory's, and do not count).
+ * Setting up on other ports re-binds CalendarAgent (its address, its identity
+ * statement's issuer, the calendar backend it reaches), which is right when
+ * the old servers are gone and breaks them when they still run on this data
+ * directory: their agent could no longer exchange a single token. So refuse
+ * while the authorization server on record answers with this directory's
+ * signing keys (another directory's servers on those ports do not count), or
+ * does not answer at all (a hung server is still this directory's).
  */
-async function refuseSecondAddress(store: Store, paths: Paths, agentClientId: string, agentUrl: string): Promise<void> {
+async function refuseSecondAddress(store: Store, paths: Paths, agentClientId: string, urls: { issuer: string; calendarUrl: string; agentUrl: string }): Promise<void> {
   const recorded = await store.clientById(agentClientId);
-  if (!recorded?.resource || recorded.resource === canonicalResource(agentUrl)) return;
+  if (!recorded?.resource) return;
   let issuer: unknown;
   try {
     issuer = decodeJwt(String(recorded.metadata.agent_statement)).iss;
@@ -84,20 +85,32 @@ async function refuseSecondAddress(store: Store, paths: Paths, agentClientId: st
     return;
   }
   if (typeof issuer !== 'string' || !/^https?:\/\//.test(issuer)) return;
-  let published: string[] = [];
-  try {
-    const res = await fetch(`${issuer}/.well-known/jwks.json`, { signal: AbortSignal.timeout(1500), redirect: 'manual' });
-    const body = res.ok ? ((await res.json()) as { keys?: Array<{ kid?: unknown }> }) : {};
-    published = (body.keys ?? []).map((k) => String(k.kid));
-  } catch {
-    return;
-  }
+  const calendar = (await store.resourceByUrl(recorded.resource))?.downstream.find((d) => d.type === CALENDAR_DETAIL_TYPE)?.resource;
+  const unchanged =
+    recorded.resource === canonicalResource(urls.agentUrl) && issuer === urls.issuer && (calendar === undefined || canonicalResource(calendar) === canonicalResource(urls.calendarUrl));
+  if (unchanged) return;
+  const published = await publishedKeyIds(issuer);
   const ours = new Set((await store.signingKeys()).map((k) => k.kid));
-  if (published.some((kid) => ours.has(kid))) {
+  if (published === 'silent' || published.some((kid) => ours.has(kid))) {
     throw new CommandFailed(
-      `delegate is already serving the data directory ${paths.home}, with its authorization server at ${issuer} and CalendarAgent at ${recorded.resource}. Use the ports it runs on, or stop it before using other ports.`,
+      `delegate is already serving the data directory ${paths.home}, with its authorization server at ${issuer} and CalendarAgent at ${recorded.resource}` +
+        `${published === 'silent' ? ' (it accepts connections but does not answer)' : ''}. Use the ports it runs on, or stop it before using other ports.`,
     );
   }
+}
+
+/** The key ids an authorization server publishes: none when nothing (or something else) answers there; 'silent' when it accepts connections but never answers. */
+async function publishedKeyIds(issuer: string): Promise<string[] | 'silent'> {
+  for (const timeoutMs of [1500, 4000]) {
+    try {
+      const res = await fetch(`${issuer}/.well-known/jwks.json`, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+      const body = res.ok ? ((await res.json().catch(() => ({}))) as { keys?: Array<{ kid?: unknown }> }) : {};
+      return Array.isArray(body.keys) ? body.keys.map((k) => String(k?.kid)) : [];
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'TimeoutError') return [];
+    }
+  }
+  return 'silent';
 }
 
 export async function buildAuth(store: Store, paths: Paths, issuer: string, logger?: Logger): Promise<FastifyInstance> {

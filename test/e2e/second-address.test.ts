@@ -58,6 +58,22 @@ describe('a second start of one data directory on other ports', () => {
     await stop(moved);
   }, 60_000);
 
+  it('is refused too when only the authorization server and calendar ports change: CalendarAgent keeps its identity statement', async () => {
+    root = await mkdtemp(join(tmpdir(), 'delegate-second-address-'));
+    const home = join(root, 'home');
+    const a = await ports();
+    const b = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', a[5]!];
+    const first = await startServer(['serve', ...a], home);
+    const second = await runCli(['serve', ...b], home);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain(`already serving the data directory ${home}, with its authorization server at http://127.0.0.1:${a[1]}`);
+    // The identity statement is still the first server's (a second bootstrap would have signed it for the new issuer).
+    const shown = await runCli(['agents', 'show', 'calendar-agent', '--json', '--auth-port', a[1]!], home);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ resource: agentUrlOf(a), verified: true });
+    await stop(first);
+  }, 60_000);
+
   it('goes ahead when the servers on the recorded ports belong to another data directory', async () => {
     root = await mkdtemp(join(tmpdir(), 'delegate-second-address-'));
     const [a, b] = [await ports(), await ports()];
