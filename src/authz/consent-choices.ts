@@ -15,9 +15,13 @@ export interface ConsentChoices {
   /** Calendar names chosen; undefined means all. */
   calendars: string[] | undefined;
   lookaheadDays: number;
-  expiresDays: number;
+  /** Days from now, or 'keep': the end of the user's current grant (offered on a step-up page only). */
+  expiresDays: number | 'keep';
   maxDepth: number;
 }
+
+/** The value of the expiry choice that keeps the current grant's end. */
+export const KEEP_EXPIRY = 'keep';
 
 /** Lookahead choices no longer than what the client asked for. */
 export function lookaheadOptions(asked: number | undefined): number[] {
@@ -30,11 +34,12 @@ export type ChoicesResult = { ok: true; choices: ConsentChoices } | { ok: false;
 /** Reads and checks the choices posted with an approval. */
 export function readChoices(
   form: FormBody,
-  offer: { userCalendars: readonly string[]; askedCalendars: readonly string[] | undefined; askedLookahead: number | undefined; maxDepth: number; hasCalendar: boolean },
+  offer: { userCalendars: readonly string[]; askedCalendars: readonly string[] | undefined; askedLookahead: number | undefined; maxDepth: number; hasCalendar: boolean; hasGrant?: boolean },
 ): ChoicesResult {
   const one = (name: string): string | undefined => (typeof form[name] === 'string' ? (form[name] as string) : undefined);
-  const expiresDays = Number(one('expires_days') ?? DEFAULT_EXPIRY_DAYS);
-  if (!(EXPIRY_CHOICES as readonly number[]).includes(expiresDays)) return { ok: false, reason: 'Choose how long the permission lasts from the list.' };
+  const expiry = one('expires_days');
+  const expiresDays = expiry === KEEP_EXPIRY && offer.hasGrant ? KEEP_EXPIRY : Number(expiry ?? DEFAULT_EXPIRY_DAYS);
+  if (expiresDays !== KEEP_EXPIRY && !(EXPIRY_CHOICES as readonly number[]).includes(expiresDays)) return { ok: false, reason: 'Choose how long the permission lasts from the list.' };
   const maxDepth = Number(one('max_depth') ?? offer.maxDepth);
   if (!(DEPTH_CHOICES as readonly number[]).includes(maxDepth) || maxDepth > offer.maxDepth) return { ok: false, reason: 'Choose how far the agent may pass work on from the list.' };
   if (!offer.hasCalendar) return { ok: true, choices: { calendars: undefined, lookaheadDays: 0, expiresDays, maxDepth } };

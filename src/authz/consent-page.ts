@@ -9,7 +9,7 @@ import { CALENDAR_DETAIL_TYPE, SCOPE_DESCRIPTIONS, parseScope, type CalendarDeta
 import type { GrantRecord, UserRecord } from '../store/index.js';
 import { verifyAgentStatement, type AgentVerification } from './agent-statement.js';
 import type { AuthorizationRequest } from './authorize.js';
-import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, lookaheadOptions } from './consent-choices.js';
+import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, KEEP_EXPIRY, lookaheadOptions } from './consent-choices.js';
 import type { AuthContext } from './context.js';
 import { defaultDetails } from './grant-policy.js';
 import { html, sendPage, type Html } from './pages.js';
@@ -60,7 +60,7 @@ ${grant ? html`<h2>You already allowed it to</h2><ul>${already}</ul>` : ''}
 <form method="post" action="/consent">
 <input type="hidden" name="request" value="${view.requestId}">
 <input type="hidden" name="csrf" value="${view.csrf}">
-${limitsBlock(request, calendars, ctx.defaultMaxDepth, agentName, grant && currentLimits(grant, ctx.now(), user.timeZone))}
+${limitsBlock(request, calendars, ctx.defaultMaxDepth, agentName, grant && currentLimits(grant, user.timeZone))}
 ${returnTo}
 <div class="actions">
 <button class="primary" type="submit" name="decision" value="approve">Approve</button>
@@ -125,10 +125,10 @@ ${offered.map((c) => (ticked(c) ? html`<label><input type="checkbox" name="calen
     parts.push(html`<label for="lookahead_days">How far ahead it may look</label>
 <select id="lookahead_days" name="lookahead_days">${options.map((d) => html`<option value="${d}"${d === preferred ? html` selected` : ''}>${days(d)}</option>`)}</select>`);
   }
-  // The same length of time again, from today: the shortest choice that reaches the current end.
-  const expiry = before ? (EXPIRY_CHOICES.find((d) => d * 86_400_000 >= before.remainingMs) ?? EXPIRY_CHOICES[EXPIRY_CHOICES.length - 1]) : DEFAULT_EXPIRY_DAYS;
+  // On a step-up the delegation keeps its current end unless the user picks a new length.
+  const expiry = before ? KEEP_EXPIRY : DEFAULT_EXPIRY_DAYS;
   parts.push(html`<label for="expires_days">For how long</label>
-<select id="expires_days" name="expires_days">${EXPIRY_CHOICES.map((d) => html`<option value="${d}"${d === expiry ? html` selected` : ''}>${days(d)}, unless you revoke it sooner</option>`)}</select>`);
+<select id="expires_days" name="expires_days">${before ? html`<option value="${KEEP_EXPIRY}" selected>Until ${before.until}, as now</option>` : ''}${EXPIRY_CHOICES.map((d) => html`<option value="${d}"${d === expiry ? html` selected` : ''}>${days(d)}, unless you revoke it sooner</option>`)}</select>`);
   const depths = DEPTH_CHOICES.filter((d) => d <= maxDepth);
   const depth = before ? atMost(depths, before.maxDepth) : depths[depths.length - 1];
   parts.push(html`<label for="max_depth">May it ask another agent to help?</label>
@@ -146,14 +146,14 @@ function atMost(choices: readonly number[], limit: number): number {
 type CurrentLimits = ReturnType<typeof currentLimits>;
 
 /** What an existing grant allows today, for the page to start from and to show. */
-function currentLimits(grant: GrantRecord, now: number, timeZone: string) {
+function currentLimits(grant: GrantRecord, timeZone: string) {
   const calendar = (grant.authorizationDetails as unknown as CalendarDetail[]).find((d) => d.type === CALENDAR_DETAIL_TYPE);
-  const remainingMs = Math.max(0, grant.expiresAt - now);
+  const until = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone }).format(grant.expiresAt);
   return {
     calendars: calendar?.calendars,
     lookaheadDays: calendar?.lookahead_days,
     maxDepth: grant.maxDepth,
-    remainingMs,
+    until,
     summary(agentName: string): Html {
       const parts: string[] = [];
       if (calendar) {
@@ -161,7 +161,7 @@ function currentLimits(grant: GrantRecord, now: number, timeZone: string) {
         if (calendar.lookahead_days !== undefined) parts.push(`${days(calendar.lookahead_days)} ahead`);
       }
       parts.push(grant.maxDepth <= 1 ? `with no helper agent but ${agentName}` : 'with one helper agent');
-      parts.push(`until ${new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone }).format(grant.expiresAt)}`);
+      parts.push(`until ${until}`);
       return html`${parts.join(', ')}`;
     },
   };

@@ -10,7 +10,7 @@ import type { FormBody } from '../http/app.js';
 import type { AuthRequestRecord, GrantRecord } from '../store/index.js';
 import { audit } from './audit.js';
 import { issueCode } from './code.js';
-import { applyChoices, readChoices } from './consent-choices.js';
+import { KEEP_EXPIRY, applyChoices, readChoices } from './consent-choices.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId } from './crypto.js';
 import { defaultDetails } from './grant-policy.js';
@@ -63,19 +63,20 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
   const offers = defaultDetails(resource).map((offer) => asked.find((a) => a.locations.every((l) => offer.locations.includes(l))) ?? offer);
   const calendar = offers[0];
   const userCalendars = (await ctx.store.listCalendars(pending.userId)).map((c) => c.name);
+  const existing = await ctx.store.activeGrant(pending.userId, pending.clientId, pending.resource, now);
   const read = readChoices(form, {
     userCalendars,
     askedCalendars: calendar?.calendars,
     askedLookahead: calendar?.lookahead_days,
     maxDepth: ctx.defaultMaxDepth,
     hasCalendar: calendar !== undefined,
+    hasGrant: existing !== undefined,
   });
   if (!read.ok) return sendErrorPage(reply, 400, 'Your choices could not be used', read.reason);
   const taken = await ctx.store.takeAuthRequest(pending.id, now);
   if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
   const details: AuthorizationDetail[] = offers.map((o) => applyChoices(o, read.choices));
 
-  const existing = await ctx.store.activeGrant(taken.userId, taken.clientId, taken.resource, now);
   const grant: GrantRecord = {
     id: existing?.id ?? randomId('grt'),
     userId: taken.userId,
@@ -87,7 +88,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
     authorizationDetails: details as Record<string, unknown>[],
     maxDepth: read.choices.maxDepth,
     createdAt: existing?.createdAt ?? now,
-    expiresAt: now + read.choices.expiresDays * 86_400_000,
+    expiresAt: read.choices.expiresDays === KEEP_EXPIRY && existing ? existing.expiresAt : now + Number(read.choices.expiresDays) * 86_400_000,
     revokedAt: null,
   };
   if (existing) await ctx.store.updateGrant(grant);

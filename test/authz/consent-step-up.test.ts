@@ -45,7 +45,7 @@ describe('a step-up consent page', () => {
     const form = parseConsentForm(again.page.html);
     expect(form.calendars).toEqual(['work']);
     expect(form.lookahead_days).toBe('7');
-    expect(form.expires_days).toBe('1');
+    expect(form.expires_days).toBe('keep');
     expect(form.max_depth).toBe('1');
     // The page says what the limits are today.
     expect(again.page.html).toContain('They start from what you allowed before. Today it may look at the calendar work, 7 days ahead, with no helper agent but');
@@ -56,7 +56,7 @@ describe('a step-up consent page', () => {
     expect(grant.scope).toBe('slots:find busy:read');
     expect(grant.authorizationDetails).toEqual(narrowed.authorizationDetails);
     expect(grant.maxDepth).toBe(1);
-    expect(grant.expiresAt - Date.now()).toBeLessThanOrEqual(86_400_000);
+    expect(grant.expiresAt).toBe(narrowed.expiresAt);
     const consent = (await authz.store.listAudit()).filter((r) => r.event === 'consent' && r.grant === grant.id).at(-1)!;
     expect(consent.detail).toMatchObject({ previous_scope: 'slots:find', previous_authorization_details: narrowed.authorizationDetails, previous_max_depth: 1 });
   });
@@ -66,12 +66,35 @@ describe('a step-up consent page', () => {
     const first = await consentPage(client, 'slots:find');
     await approve(first.browser, { ...parseConsentForm(first.page.html), calendars: ['work'], lookahead_days: '7' });
     const again = await consentPage(client, 'slots:find busy:read');
-    await approve(again.browser, { ...parseConsentForm(again.page.html), calendars: ['demo', 'work'], lookahead_days: '30' });
+    await approve(again.browser, { ...parseConsentForm(again.page.html), calendars: ['demo', 'work'], lookahead_days: '30', expires_days: '90' });
     const grant = (await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now()))!;
     expect(grant.authorizationDetails[0]).toMatchObject({ lookahead_days: 30 });
     expect(grant.authorizationDetails[0]).not.toHaveProperty('calendars');
+    expect(grant.expiresAt).toBeGreaterThan(Date.now() + 89 * 86_400_000);
     const consent = (await authz.store.listAudit()).filter((r) => r.event === 'consent' && r.grant === grant.id).at(-1)!;
     expect((consent.detail.previous_authorization_details as Array<Record<string, unknown>>)[0]).toMatchObject({ calendars: ['work'], lookahead_days: 7 });
+  });
+
+  it('keeps the delegation’s end unless the user picks a new length: 5 days left of 7 stay 5, not 7 again', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const first = await consentPage(client, 'slots:find');
+    await approve(first.browser, { ...parseConsentForm(first.page.html), expires_days: '7' });
+    const grant = (await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now()))!;
+    const fiveDaysLeft = Date.now() + 5 * 86_400_000;
+    await authz.store.updateGrant({ ...grant, expiresAt: fiveDaysLeft });
+
+    const again = await consentPage(client, 'slots:find busy:read');
+    expect(parseConsentForm(again.page.html).expires_days).toBe('keep');
+    await approve(again.browser, parseConsentForm(again.page.html));
+    expect((await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now()))!.expiresAt).toBe(fiveDaysLeft);
+  });
+
+  it('refuses "keep" where there is no grant to keep the end of', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const { browser, page } = await consentPage(client, 'slots:find');
+    const res = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), expires_days: 'keep', decision: 'approve' });
+    expect(res.status).toBe(400);
+    expect(await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now())).toBeUndefined();
   });
 
   it('a first consent still starts from the defaults', async () => {
