@@ -70,6 +70,10 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
       // DNS rebinding: a page on another name that resolves to loopback must not reach us.
       return sendError(reply, 421, 'invalid_request', 'This server does not answer for that Host.');
     }
+    // An absolute-form target for this server (accepted, RFC 9112 §3.2.2) reads as its origin form from here on,
+    // so that every handler comparing req.url with a path sees the same request.
+    const target = req.raw.url ?? '';
+    if (!target.startsWith('/')) req.raw.url = target.replace(/^https?:\/\/[^/?#]*/i, '') || '/';
     reply.header('X-Content-Type-Options', 'nosniff');
     reply.header('Referrer-Policy', 'no-referrer');
   });
@@ -154,10 +158,7 @@ export function parseForm(body: string): FormBody {
 
 const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]'];
 
-/**
- * The Host header must name this server: a loopback name with the port the
- * connection arrived on, or one of the configured extra hosts.
- */
+/** How many Host header lines a request carries (Node's parsed headers keep only the first). */
 function hostLines(rawHeaders: readonly string[]): number {
   let count = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toLowerCase() === 'host') count++;
@@ -175,6 +176,10 @@ function requestAuthority(req: FastifyRequest): string | undefined {
   return absolute ? absolute[1]!.toLowerCase() : undefined;
 }
 
+/**
+ * The request must be for this server: a loopback name with the port the
+ * connection arrived on, or one of the configured extra hosts.
+ */
 function hostAllowed(req: FastifyRequest, extraHosts: ReadonlySet<string>): boolean {
   const host = requestAuthority(req);
   if (!host) return false;

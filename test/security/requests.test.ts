@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownerAssertion } from '../support/authz.js';
-import { Browser, authorizeUrl, parseConsentForm, pkcePair, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { Browser, authorizeUrl, parseConsentForm, pkcePair, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { REDIRECT, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
@@ -189,6 +189,33 @@ describe('Host lines and absolute-form targets (RFC 9112 §3.2)', () => {
     // The control: a server must accept the absolute form (§3.2.2), for its own authority.
     const own = await send(port, [`GET http://127.0.0.1:${port}${paths[which]} HTTP/1.1`, 'Host: evil.example']);
     expect(own.status).toBe(200);
+  });
+
+  it('an absolute-form request for this server is handled as its origin form (the device-code grant at /token included)', async () => {
+    const registered = await postJson(`${stack.issuer}/register`, {
+      client_name: 'device client',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
+      response_types: ['code'],
+    });
+    const body = `grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=made-up&client_id=${String(registered.body.client_id)}`;
+    const raw = (target: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const socket = connect(ports().auth, '127.0.0.1', () =>
+          socket.write(`POST ${target} HTTP/1.1\r\nHost: 127.0.0.1:${ports().auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`),
+        );
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (c: string) => (text += c));
+        socket.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), body: text.slice(text.indexOf('\r\n\r\n') + 4) }));
+        socket.on('error', reject);
+      });
+    const origin = await raw('/token');
+    const absolute = await raw(`http://127.0.0.1:${ports().auth}/token`);
+    expect(origin.status).toBe(absolute.status);
+    expect(JSON.parse(absolute.body).error).toBe(JSON.parse(origin.body).error);
+    expect(JSON.parse(absolute.body).error).toBe('invalid_grant'); // the device poll's answer for an unknown code
   });
 });
 
