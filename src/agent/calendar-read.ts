@@ -34,6 +34,9 @@ export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string,
   }
 }
 
+/** How delegate's authorization server describes a subject token it will not exchange (grant-exchange.ts). */
+const SUBJECT_TOKEN_REFUSED = /^The (subject token|delegation behind the subject token) /;
+
 /** What failed and what to do, for a person. */
 export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logger']): string {
   if (err instanceof TokenExchangeError) {
@@ -43,8 +46,12 @@ export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logge
       // RFC 8693 §2.2.2: a subject token the server finds invalid or unacceptable (expired, revoked, its
       // delegation ended, not issued for this agent) is invalid_request; an authorization server that
       // follows RFC 6749 alone may say invalid_grant. Either way the user's delegation no longer serves.
+      // invalid_request also covers what signing in again does not mend (a chain one hop too deep).
       case 'invalid_request':
       case 'invalid_grant':
+        if (err.code === 'invalid_request' && !SUBJECT_TOKEN_REFUSED.test(err.serverDescription ?? '')) {
+          return `The authorization server refused CalendarAgent's request for a calendar token${said}`;
+        }
         return `The authorization server would not let CalendarAgent act on this delegation${said} Sign in again.`;
       case 'invalid_target':
       case 'invalid_scope':

@@ -1,0 +1,29 @@
+// What CalendarAgent tells a person when the token exchange is refused: only
+// a subject token the authorization server will not exchange (revoked,
+// expired, its delegation ended; RFC 8693 §2.2.2 says invalid_request for
+// these) asks them to sign in again. invalid_request for what signing in
+// does not mend, such as a chain one hop too deep, says what was refused.
+import { describe, expect, it } from 'vitest';
+import { explainReadFailure } from '../../src/agent/calendar-read.js';
+import { TokenExchangeError } from '../../src/agent/errors.js';
+
+const explain = (code: 'invalid_request' | 'invalid_grant', description: string) => explainReadFailure(new TokenExchangeError(code, 'refused', description), undefined);
+
+describe('explainReadFailure for a refused token exchange', () => {
+  it.each([
+    'The subject token has been revoked.',
+    'The subject token is not acceptable: the token has expired.',
+    'The delegation behind the subject token has ended.',
+  ])('invalid_request "%s" asks to sign in again', (description) => {
+    expect(explain('invalid_request', description)).toBe(`The authorization server would not let CalendarAgent act on this delegation: ${description} Sign in again.`);
+  });
+
+  it('invalid_request for a chain one hop too deep says what was refused, without the advice to sign in again', () => {
+    const description = 'The delegation allows at most 2 hops from the user; this exchange would be hop 3.';
+    expect(explain('invalid_request', description)).toBe(`The authorization server refused CalendarAgent's request for a calendar token: ${description}`);
+  });
+
+  it('invalid_grant (an authorization server following RFC 6749 alone) still asks to sign in again', () => {
+    expect(explain('invalid_grant', 'The grant has ended.')).toMatch(/Sign in again\.$/);
+  });
+});
