@@ -4,26 +4,21 @@
 // (skipping options and their values, wherever they stand) to find the
 // command path the cursor is in.
 import { posixQuote as q } from './quote.js';
-import type { CommandSpec } from './spec.js';
+import { choiceTable, flagsTaking, type CommandSpec } from './spec.js';
 
 export function bashScript(specs: CommandSpec[]): string {
   const at = specs
     .map((c) => {
-      const valued = (value: string) => c.options.filter((o) => o.value === value).flatMap((o) => o.flags);
       return [
         `    ${q(c.path.join(' '))})`,
         `      _delegate_commands=${q(c.subcommands.map((s) => s.name).join(' '))}`,
         `      _delegate_options=${q(c.options.filter((o) => o.offered).map((o) => o.flags[0]).join(' '))}`,
-        `      _delegate_required=${q(` ${valued('required').join(' ')} `)}`,
-        `      _delegate_optional=${q(` ${valued('optional').join(' ')} `)} ;;`,
+        `      _delegate_required=${q(` ${flagsTaking(c, 'required').join(' ')} `)}`,
+        `      _delegate_optional=${q(` ${flagsTaking(c, 'optional').join(' ')} `)} ;;`,
       ].join('\n');
     })
     .join('\n');
-  const choices = specs
-    .flatMap((c) => [
-      ...c.options.filter((o) => o.choices.length > 0).flatMap((o) => o.flags.map((flag) => [`${c.path.join(' ')}|${flag}`, o.choices] as const)),
-      ...c.arguments.flatMap((values, index) => (values.length > 0 ? [[`${c.path.join(' ')}|#${index}`, values] as const] : [])),
-    ])
+  const choices = choiceTable(specs)
     .map(([key, values]) => `    ${q(key)}) _delegate_choices=${q(values.join(' '))} ;;`)
     .join('\n');
   const root = q(specs[0]?.path.join(' ') ?? 'delegate');

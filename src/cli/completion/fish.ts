@@ -4,17 +4,16 @@
 // subcommand, option and fixed value is offered under the condition that the
 // cursor is in its command.
 import { fishQuote as q } from './quote.js';
-import type { CommandSpec } from './spec.js';
+import { flagsTaking, type CommandSpec } from './spec.js';
 
 export function fishScript(specs: CommandSpec[]): string {
   const words = specs
     .flatMap((c) => {
       const path = c.path.join(' ');
-      const valued = (value: string) => c.options.filter((o) => o.value === value).flatMap((o) => o.flags);
       const lists: Array<[string, string[]]> = [
         ['commands', c.subcommands.map((s) => s.name)],
-        ['required', valued('required')],
-        ['optional', valued('optional')],
+        ['required', flagsTaking(c, 'required')],
+        ['optional', flagsTaking(c, 'optional')],
       ];
       return lists
         .filter(([, list]) => list.length > 0)

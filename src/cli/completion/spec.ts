@@ -63,6 +63,22 @@ export function completionSpec(program: Command): CommandSpec[] {
   return specs;
 }
 
+/** The flags of a command's options whose value commander takes always (`required`) or unless it starts with "-" (`optional`). */
+export function flagsTaking(command: CommandSpec, value: 'required' | 'optional'): string[] {
+  return command.options.filter((o) => o.value === value).flatMap((o) => o.flags);
+}
+
+/**
+ * The fixed values to complete, keyed as the scripts look them up: `<command path>|<flag>`
+ * for an option's value, `<command path>|#<index>` for a positional argument.
+ */
+export function choiceTable(specs: CommandSpec[]): Array<readonly [key: string, values: readonly string[]]> {
+  return specs.flatMap((c) => [
+    ...c.options.filter((o) => o.choices.length > 0).flatMap((o) => o.flags.map((flag) => [`${c.path.join(' ')}|${flag}`, o.choices] as const)),
+    ...c.arguments.flatMap((values, index) => (values.length > 0 ? [[`${c.path.join(' ')}|#${index}`, values] as const] : [])),
+  ]);
+}
+
 function optionSpec(option: Option, offered: boolean): OptionSpec {
   return {
     flags: [option.long, option.short].filter((f): f is string => f !== undefined),

@@ -3,29 +3,24 @@
 // with the descriptions of commands and options, and `--name=value` completed
 // after the `=`. It works both sourced (after compinit) and as `_delegate` in $fpath.
 import { posixQuote as q } from './quote.js';
-import type { CommandSpec } from './spec.js';
+import { choiceTable, flagsTaking, type CommandSpec } from './spec.js';
 
 export function zshScript(specs: CommandSpec[]): string {
   const described = (name: string, description: string) => q(`${name.replace(/:/g, '\\:')}:${description}`);
   const list = (words: readonly string[]) => words.map(q).join(' ');
   const at = specs
     .map((c) => {
-      const valued = (value: string) => c.options.filter((o) => o.value === value).flatMap((o) => o.flags);
       return [
         `    (${q(c.path.join(' '))})`,
         `      subcommands=(${c.subcommands.map((s) => described(s.name, s.description)).join(' ')})`,
         `      names=(${list(c.subcommands.map((s) => s.name))})`,
         `      offered=(${c.options.filter((o) => o.offered).map((o) => described(o.flags[0] ?? '', o.description)).join(' ')})`,
-        `      required=(${list(valued('required'))})`,
-        `      optional=(${list(valued('optional'))}) ;;`,
+        `      required=(${list(flagsTaking(c, 'required'))})`,
+        `      optional=(${list(flagsTaking(c, 'optional'))}) ;;`,
       ].join('\n');
     })
     .join('\n');
-  const choices = specs
-    .flatMap((c) => [
-      ...c.options.filter((o) => o.choices.length > 0).flatMap((o) => o.flags.map((flag) => [`${c.path.join(' ')}|${flag}`, o.choices] as const)),
-      ...c.arguments.flatMap((values, index) => (values.length > 0 ? [[`${c.path.join(' ')}|#${index}`, values] as const] : [])),
-    ])
+  const choices = choiceTable(specs)
     .map(([key, values]) => `    (${q(key)}) choices=(${list(values)}) ;;`)
     .join('\n');
   const root = q(specs[0]?.path.join(' ') ?? 'delegate');
