@@ -66,14 +66,14 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     req.log.debug({ req }, 'incoming request');
     // RFC 9112 §3.2: a request with no Host, or with more than one, is a 400 (Node keeps the first).
     if (hostLines(req.raw.rawHeaders) !== 1) return sendError(reply, 400, 'invalid_request', 'A request carries exactly one Host header.');
-    if (!hostAllowed(req, extraHosts)) {
+    const target = requestTarget(req);
+    if (!hostAllowed(target.authority, req, extraHosts)) {
       // DNS rebinding: a page on another name that resolves to loopback must not reach us.
       return sendError(reply, 421, 'invalid_request', 'This server does not answer for that Host.');
     }
     // An absolute-form target for this server (accepted, RFC 9112 §3.2.2) reads as its origin form from here on,
     // so that every handler comparing req.url with a path sees the same request.
-    const target = req.raw.url ?? '';
-    if (!target.startsWith('/')) req.raw.url = target.replace(/^https?:\/\/[^/?#]*/i, '') || '/';
+    if (target.originForm !== undefined) req.raw.url = target.originForm;
     reply.header('X-Content-Type-Options', 'nosniff');
     reply.header('Referrer-Policy', 'no-referrer');
   });
@@ -168,20 +168,20 @@ function hostLines(rawHeaders: readonly string[]): number {
 /**
  * The authority the request is for: a request target in absolute form names it,
  * and then the Host header is ignored (RFC 9112 §3.2.2); else the Host header.
+ * For an absolute-form target, also its origin form (path and query).
  */
-function requestAuthority(req: FastifyRequest): string | undefined {
+function requestTarget(req: FastifyRequest): { authority: string | undefined; originForm?: string } {
   const target = req.raw.url ?? '';
-  if (target.startsWith('/')) return req.headers.host?.toLowerCase();
-  const absolute = /^https?:\/\/([^/?#]*)/i.exec(target);
-  return absolute ? absolute[1]!.toLowerCase() : undefined;
+  if (target.startsWith('/')) return { authority: req.headers.host?.toLowerCase() };
+  const absolute = /^https?:\/\/([^/?#]*)(.*)$/is.exec(target);
+  return absolute ? { authority: absolute[1]!.toLowerCase(), originForm: absolute[2] || '/' } : { authority: undefined };
 }
 
 /**
  * The request must be for this server: a loopback name with the port the
  * connection arrived on, or one of the configured extra hosts.
  */
-function hostAllowed(req: FastifyRequest, extraHosts: ReadonlySet<string>): boolean {
-  const host = requestAuthority(req);
+function hostAllowed(host: string | undefined, req: FastifyRequest, extraHosts: ReadonlySet<string>): boolean {
   if (!host) return false;
   if (extraHosts.has(host)) return true;
   const port = req.raw.socket.localPort;
