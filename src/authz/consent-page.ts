@@ -12,7 +12,7 @@ import type { AuthorizationRequest } from './authorize.js';
 import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, KEEP_EXPIRY, lookaheadOptions } from './consent-choices.js';
 import type { AuthContext } from './context.js';
 import { defaultDetails } from './grant-policy.js';
-import { html, sendPage, type Html } from './pages.js';
+import { html, pageTime, sendPage, type Html } from './pages.js';
 import { isLoopbackRedirect } from './policy/redirect-uri.js';
 
 export interface ConsentView {
@@ -148,7 +148,7 @@ type CurrentLimits = ReturnType<typeof currentLimits>;
 /** What an existing grant allows today, for the page to start from and to show. */
 function currentLimits(grant: GrantRecord, timeZone: string) {
   const calendar = (grant.authorizationDetails as unknown as CalendarDetail[]).find((d) => d.type === CALENDAR_DETAIL_TYPE);
-  const until = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone }).format(grant.expiresAt);
+  const until = pageTime(grant.expiresAt, timeZone);
   return {
     calendars: calendar?.calendars,
     lookaheadDays: calendar?.lookahead_days,

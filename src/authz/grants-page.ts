@@ -12,7 +12,7 @@ import { crossSiteRefusal } from './consent.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual } from './crypto.js';
 import { grantDetails } from './grant-policy.js';
-import { html, sendErrorPage, sendPage } from './pages.js';
+import { html, pageTime, sendErrorPage, sendPage } from './pages.js';
 import { clearSessionCookie, currentSession } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
@@ -73,7 +73,7 @@ async function grantRow(ctx: AuthContext, grant: GrantRecord, csrf: string, time
   const limits = grantDetails(grant).map((d) =>
     html`<li>${d.calendars ? `Calendars: ${d.calendars.join(', ')}` : 'All calendars'}${d.lookahead_days !== undefined ? `, up to ${d.lookahead_days} days ahead` : ''}, busy times only</li>`,
   );
-  const until = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone }).format(grant.expiresAt);
+  const until = pageTime(grant.expiresAt, timeZone);
   return html`<div class="who">
 <p><strong>${resource?.name ?? grant.resource}</strong> through <strong>${client?.clientName ?? grant.clientId}</strong></p>
 <ul>${parseScope(grant.scope).map((s) => html`<li>${SCOPE_DESCRIPTIONS[s] ?? s}</li>`)}${limits}</ul>
