@@ -15,13 +15,13 @@ export interface ConsentChoices {
   /** Calendar names chosen; undefined means all. */
   calendars: string[] | undefined;
   lookaheadDays: number;
-  /** Days from now, or 'keep': the end of the user's current grant (offered on a step-up page only). */
-  expiresDays: number | 'keep';
+  /** Days from now, or KEEP_EXPIRY: the end of the user's current grant (offered on a step-up page only). */
+  expiresDays: number | typeof KEEP_EXPIRY;
   maxDepth: number;
 }
 
 /** The value of the expiry choice that keeps the current grant's end. */
-export const KEEP_EXPIRY = 'keep';
+export const KEEP_EXPIRY = 'keep' as const;
 
 /** Lookahead choices no longer than what the client asked for. */
 export function lookaheadOptions(asked: number | undefined): number[] {

@@ -117,7 +117,7 @@ function limitsBlock(request: AuthorizationRequest, userCalendars: readonly stri
       offered.length === 0
         ? html`<p class="muted">You have no calendars yet; it may look at the ones you add${offer.calendars ? html` named ${offer.calendars.join(', ')}` : ''}.</p>`
         : html`<fieldset><legend>Calendars it may look at</legend>
-${offered.map((c) => (ticked(c) ? html`<label><input type="checkbox" name="calendars" value="${c}" checked> ${c}</label>` : html`<label><input type="checkbox" name="calendars" value="${c}"> ${c}</label>`))}
+${offered.map((c) => html`<label><input type="checkbox" name="calendars" value="${c}"${ticked(c) ? html` checked` : ''}> ${c}</label>`)}
 </fieldset>`,
     );
     const options = lookaheadOptions(offer.lookahead_days);
