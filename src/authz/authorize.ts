@@ -13,7 +13,7 @@ import { issueCode } from './code.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
 import type { AuthContext } from './context.js';
 import { renderConsent } from './consent-page.js';
-import { grantCovers, requestedDetails } from './grant-policy.js';
+import { AGENTS_ONLY, grantCovers, requestedDetails, takesUserTokens } from './grant-policy.js';
 import { redirectToClient } from './redirect.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams } from './params.js';
@@ -104,9 +104,7 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
   const resourceUrl = canonicalResource(resourceParam);
   const resource = resourceUrl ? await ctx.store.resourceByUrl(resourceUrl) : undefined;
   if (!resource) return fail('invalid_target', 'The resource is not known to this server.');
-  // A resource with no agent behind it (the calendar backend) is reached only through an agent, by token
-  // exchange with the actor chain and the user's limits; never with a token handed straight to an app.
-  if (!resource.agentClientId) return fail('invalid_target', 'This resource takes tokens only from agents, by token exchange; authorize the agent instead.');
+  if (!takesUserTokens(resource)) return fail('invalid_target', AGENTS_ONLY);
 
   const requested = parseScope(one('scope'));
   // RFC 6749 §3.3: without a scope, the default is the resource's primary scope; more is asked for when needed.

@@ -24,6 +24,7 @@ import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.
 import { renderDeviceConfirm, renderDeviceDone, renderDeviceEntry } from './device-page.js';
 import { InvalidRequestError, InvalidScopeError, InvalidTargetError, UnauthorizedClientError, replyWithError } from './errors.js';
 import { authorizationCodeGrant } from './grant-code.js';
+import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams, required, single } from './params.js';
 import { FailureCounter } from './rate-limit.js';
@@ -76,7 +77,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
       if (!resourceParam) throw new InvalidTargetError('The resource parameter is required.');
       const resource = await ctx.store.resourceByUrl(canonicalResource(resourceParam) ?? '');
       if (!resource) throw new InvalidTargetError('The resource is not known to this server.');
-      if (!resource.agentClientId) throw new InvalidTargetError('This resource takes tokens only from agents, by token exchange; authorize the agent instead.');
+      if (!takesUserTokens(resource)) throw new InvalidTargetError(AGENTS_ONLY);
       const requested = parseScope(single(body, 'scope'));
       const scopes = requested.length > 0 ? requested : resource.scopes.slice(0, 1);
       if (!isSubset(scopes, resource.scopes)) throw new InvalidScopeError(`The resource offers only: ${resource.scopes.join(' ')}.`);

@@ -11,6 +11,18 @@ import {
 } from '../delegation/index.js';
 import type { GrantRecord, ResourceRecord } from '../store/index.js';
 
+/**
+ * Whether a user's client may get tokens for the resource: only when an agent is behind it. One with
+ * none (the calendar backend) is reached only through an agent, by token exchange, with the actor chain
+ * and the user's limits.
+ */
+export function takesUserTokens(resource: ResourceRecord): boolean {
+  return Boolean(resource.agentClientId);
+}
+
+/** The refusal at the front door (/authorize, /device_authorization) of a resource that does not. */
+export const AGENTS_ONLY = 'This resource takes tokens only from agents, by token exchange; authorize the agent instead.';
+
 /** The details a resource's agent may be given: one per downstream place, with no constraints yet. */
 export function defaultDetails(resource: ResourceRecord): CalendarDetail[] {
   return resource.downstream.map((d) => ({ type: 'calendar', locations: [d.resource], actions: [...d.scopes], datatypes: ['freebusy'] }));

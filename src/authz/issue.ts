@@ -6,6 +6,7 @@ import { signAccessToken, type SignedAccessToken } from './access-token.js';
 import type { AuthContext } from './context.js';
 import { hashSecret, randomSecret } from './crypto.js';
 import { InvalidGrantError } from './errors.js';
+import { takesUserTokens } from './grant-policy.js';
 
 export interface IssuedPair {
   access: SignedAccessToken;
@@ -17,10 +18,9 @@ export interface IssuedPair {
 export const REFRESH_TOKEN_PREFIX = 'dlg_rt_';
 
 export async function mintUserTokens(ctx: AuthContext, grant: GrantRecord, familyId: string, scope: string): Promise<IssuedPair> {
-  // A resource with no agent behind it (the calendar backend) takes only exchanged tokens, with an actor
-  // chain and the user's limits; /authorize refuses it, and a grant or code for it from before is refused here.
+  // /authorize refuses such a resource; a grant or code for it from before that is refused here.
   const resource = await ctx.store.resourceByUrl(grant.resource);
-  if (!resource?.agentClientId) throw new InvalidGrantError('This delegation is for a resource that takes tokens only from agents, by token exchange; authorize the agent instead.');
+  if (!resource || !takesUserTokens(resource)) throw new InvalidGrantError('This delegation is for a resource that takes tokens only from agents, by token exchange; authorize the agent instead.');
   const now = ctx.now();
   const iat = Math.floor(now / 1000);
   const grantEndsSec = Math.floor(grant.expiresAt / 1000);
