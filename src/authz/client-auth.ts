@@ -135,5 +135,5 @@ async function checkAssertion(ctx: ClientAuthContext, assertion: string, bodyId:
  * endpoint's URL, not a list, not even a list holding only the issuer.
  */
 function isIssuerAudience(aud: unknown, issuer: string): boolean {
-  return typeof aud === 'string' && aud === issuer;
+  return aud === issuer;
 }

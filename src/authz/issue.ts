@@ -18,7 +18,8 @@ export interface IssuedPair {
 export const REFRESH_TOKEN_PREFIX = 'dlg_rt_';
 
 export async function mintUserTokens(ctx: AuthContext, grant: GrantRecord, familyId: string, scope: string): Promise<IssuedPair> {
-  // /authorize refuses such a resource; a grant or code for it from before that is refused here.
+  // A resource that takes no user tokens (the calendar backend): /authorize refuses it, and a grant or code
+  // for it made before that is refused here.
   const resource = await ctx.store.resourceByUrl(grant.resource);
   if (!resource || !takesUserTokens(resource)) throw new InvalidGrantError('This delegation is for a resource that takes tokens only from agents, by token exchange; authorize the agent instead.');
   const now = ctx.now();
