@@ -91,11 +91,11 @@ export async function withAgentAccess<T>(
   work: (session: SessionOptions, where: { urls: Urls; paths: Paths }) => Promise<T>,
 ): Promise<T> {
   const paths = profilePaths(io, args.profile);
-  environmentToken(io); // before the servers are probed or started
+  const envToken = environmentToken(io); // before the servers are probed or started
   if (args.serversFirst) {
     // The fast path: no probe of the three servers before the one request that matters.
     try {
-      return await useAgent(args, io, work, urlsFor(args.ports, args.host), paths);
+      return await useAgent(args, io, work, urlsFor(args.ports, args.host), paths, envToken);
     } catch (error) {
       if (!mayMeanNoServers(error)) throw error;
       // Nothing, or something else, answers where the servers should be: look as a probing run would,
@@ -104,7 +104,7 @@ export async function withAgentAccess<T>(
       const stack = await ensureStack({ paths, ports: args.ports, host: args.host });
       if (!stack.embedded) throw error;
       try {
-        return await useAgent(args, io, work, stack.urls, paths);
+        return await useAgent(args, io, work, stack.urls, paths, envToken);
       } finally {
         await stack.close();
       }
@@ -113,7 +113,7 @@ export async function withAgentAccess<T>(
   const { ensureStack } = await loadStack();
   const stack = await ensureStack({ paths, ports: args.ports, host: args.host });
   try {
-    return await useAgent(args, io, work, stack.urls, paths);
+    return await useAgent(args, io, work, stack.urls, paths, envToken);
   } finally {
     await stack.close();
   }
@@ -148,6 +148,7 @@ async function useAgent<T>(
   work: (session: SessionOptions, where: { urls: Urls; paths: Paths }) => Promise<T>,
   urls: Urls,
   paths: Paths,
+  envToken: string | undefined,
 ): Promise<T> {
   // Someone can act on a link: a person at a terminal, or whoever asked for the link with --no-browser.
   const canSignIn = args.mayPrompt !== false && (!args.browser || isInteractive(io) || args.interactiveLogin === true);
@@ -162,7 +163,6 @@ async function useAgent<T>(
       cacheSetAside: (damaged, keptAs) =>
         io.stderr.write(`The token cache ${damaged} could not be read; it is kept as ${keptAs}, and a new one is written when you sign in.\n`),
     };
-    const envToken = environmentToken(io);
     if (envToken !== undefined) session.envToken = envToken;
     if (args.loginTimeoutMs !== undefined) session.loginTimeoutMs = args.loginTimeoutMs;
     if (args.redirectPort !== undefined) session.redirectPort = args.redirectPort;
