@@ -213,47 +213,34 @@ describe('find_slot through the whole delegation path', () => {
   });
 });
 
+/** find_slot for 45 minutes through the MCP server without HTTP (as stdio uses it), acting under `callerToken`. */
+async function findSlotInProcess(callerToken: () => string | undefined): Promise<CallToolResult> {
+  const server = createAgentMcpServer(
+    agentMcpDeps({ issuer: authz.issuer, calendarUrl: authz.calendarUrl, clientId: authz.agent.clientId, privateKey: authz.agent.privateJwk, callerToken }),
+  );
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  await server.connect(serverSide);
+  const client = new Client({ name: 'stdio-like', version: '0.0.0' });
+  await client.connect(clientSide);
+  try {
+    return (await client.callTool({ name: 'find_slot', arguments: { duration: '45m' } })) as CallToolResult;
+  } finally {
+    await client.close();
+    await server.close();
+  }
+}
+
 describe('the MCP server without HTTP (as a stdio transport will use it)', () => {
   it('acts under the token it is given, through a linked transport pair', async () => {
-    const server = createAgentMcpServer(
-      agentMcpDeps({
-        issuer: authz.issuer,
-        calendarUrl: authz.calendarUrl,
-        clientId: authz.agent.clientId,
-        privateKey: authz.agent.privateJwk,
-        callerToken: () => user.accessToken,
-      }),
-    );
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    await server.connect(serverSide);
-    const client = new Client({ name: 'stdio-like', version: '0.0.0' });
-    await client.connect(clientSide);
-    try {
-      const result = (await client.callTool({ name: 'find_slot', arguments: { duration: '45m' } })) as CallToolResult;
-      expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
-      expect(result.structuredContent).toMatchObject({ found: true, timeZone: 'Europe/Berlin' });
-    } finally {
-      await client.close();
-      await server.close();
-    }
+    const result = await findSlotInProcess(() => user.accessToken);
+    expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+    expect(result.structuredContent).toMatchObject({ found: true, timeZone: 'Europe/Berlin' });
   });
 
   it('says so when there is no delegation to act under', async () => {
-    const server = createAgentMcpServer(
-      agentMcpDeps({ issuer: authz.issuer, calendarUrl: authz.calendarUrl, clientId: authz.agent.clientId, privateKey: authz.agent.privateJwk, callerToken: () => undefined }),
-    );
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    await server.connect(serverSide);
-    const client = new Client({ name: 'stdio-like', version: '0.0.0' });
-    await client.connect(clientSide);
-    try {
-      const result = (await client.callTool({ name: 'find_slot', arguments: { duration: '45m' } })) as CallToolResult;
-      expect(result.isError).toBe(true);
-      expect(JSON.stringify(result.content)).toMatch(/no delegation/);
-    } finally {
-      await client.close();
-      await server.close();
-    }
+    const result = await findSlotInProcess(() => undefined);
+    expect(result.isError).toBe(true);
+    expect(JSON.stringify(result.content)).toMatch(/no delegation/);
   });
 });
 
@@ -272,23 +259,11 @@ describe('exchanges the authorization server refuses', () => {
     // RFC 8693 §2.2.2) is what the person sees, and it must not read as a passing fault ("try again shortly").
     const ended = await userToken();
     await authz.store.revokeGrant(String(decodeJwt(ended.accessToken).grant_id), Date.now(), 'test');
-    const server = createAgentMcpServer(
-      agentMcpDeps({ issuer: authz.issuer, calendarUrl: authz.calendarUrl, clientId: authz.agent.clientId, privateKey: authz.agent.privateJwk, callerToken: () => ended.accessToken }),
-    );
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    await server.connect(serverSide);
-    const client = new Client({ name: 'stdio-like', version: '0.0.0' });
-    await client.connect(clientSide);
-    try {
-      const result = (await client.callTool({ name: 'find_slot', arguments: { duration: '45m' } })) as CallToolResult;
-      expect(result.isError).toBe(true);
-      const text = JSON.stringify(result.content);
-      expect(text).toMatch(/would not let CalendarAgent act on this delegation: The (subject token has been revoked|delegation behind the subject token has ended)\. Sign in again\./);
-      expect(text).not.toMatch(/try again shortly/i);
-    } finally {
-      await client.close();
-      await server.close();
-    }
+    const result = await findSlotInProcess(() => ended.accessToken);
+    expect(result.isError).toBe(true);
+    const text = JSON.stringify(result.content);
+    expect(text).toMatch(/would not let CalendarAgent act on this delegation: The (subject token has been revoked|delegation behind the subject token has ended)\. Sign in again\./);
+    expect(text).not.toMatch(/try again shortly/i);
   });
 
   it('a client that cannot prove it is the agent is refused (invalid_client)', async () => {
