@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownerAssertion, registerTestAgent, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, exchangeAsAgent, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+import { ownerApproves, redeemCode } from '../support/owner-flow.js';
 
 const CALENDAR_MEMBERS = ['type', 'locations', 'actions', 'datatypes', 'calendars', 'lookahead_days'];
 
@@ -138,26 +139,9 @@ describe('where details are not an entry point, they are ignored and reach no to
   const hostile = () => JSON.stringify([calendarDetail({ privileges: ['admin'], calendars_all: true })]);
 
   it('the authorization code and refresh token requests at /token', async () => {
-    const clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
-    const { verifier, challenge } = pkcePair();
-    const browser = new Browser();
-    const page = await signInAndOpenConsent(
-      browser,
-      stack.issuer,
-      await ownerAssertion(stack.ownerJwk, stack.issuer),
-      authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge }),
-    );
-    const decided = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
-    const code = callbackParams(decided.location!).get('code')!;
-    const redeemed = await postForm(`${stack.issuer}/token`, {
-      grant_type: 'authorization_code',
-      code,
-      code_verifier: verifier,
-      redirect_uri: REDIRECT,
-      client_id: clientId,
-      resource: stack.agentUrl,
-      authorization_details: hostile(),
-    });
+    const approved = await ownerApproves(stack, { redirectUri: REDIRECT });
+    const clientId = approved.clientId;
+    const redeemed = await redeemCode(stack, approved, { authorization_details: hostile() }, REDIRECT);
     expect(redeemed.status, JSON.stringify(redeemed.body)).toBe(200);
     for (const member of membersOf(String(redeemed.body.access_token))) expect(CALENDAR_MEMBERS).toContain(member);
     const refreshed = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(redeemed.body.refresh_token), client_id: clientId, authorization_details: hostile() });
