@@ -5,7 +5,7 @@
 // tokens once and only once), plus the metadata and registration it needs.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
-import { Browser, hiddenField, parseConsentForm, postForm, postJson } from '../support/oauth-flow.js';
+import { Browser, hiddenField, parseConsentForm, postForm, registerDeviceClient as registerDevice } from '../support/oauth-flow.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 let authz: TestAuthz;
@@ -20,16 +20,8 @@ afterEach(async () => {
   await authz.close();
 });
 
-async function registerDeviceClient(grantTypes = ['authorization_code', 'refresh_token', DEVICE_GRANT]): Promise<string> {
-  const res = await postJson(`${authz.issuer}/register`, {
-    client_name: 'device test client',
-    redirect_uris: ['http://127.0.0.1/callback'],
-    token_endpoint_auth_method: 'none',
-    grant_types: grantTypes,
-    response_types: ['code'],
-  });
-  expect(res.status).toBe(201);
-  return String(res.body.client_id);
+function registerDeviceClient(grantTypes?: string[]): Promise<string> {
+  return registerDevice(authz.issuer, grantTypes);
 }
 
 async function startDevice(clientId: string) {

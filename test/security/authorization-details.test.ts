@@ -11,7 +11,7 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownerAssertion, registerTestAgent, type TestAuthz } from '../support/authz.js';
-import { Browser, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { Browser, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, DEVICE_CODE_GRANT, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, exchangeAsAgent, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 import { ownerApproves, redeemCode } from '../support/owner-flow.js';
 
@@ -150,15 +150,7 @@ describe('where details are not an entry point, they are ignored and reach no to
   });
 
   it('the device authorization request', async () => {
-    const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
-    const reg = await postJson(`${stack.issuer}/register`, {
-      client_name: 'details device',
-      redirect_uris: ['http://127.0.0.1/callback'],
-      token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code', 'refresh_token', DEVICE_GRANT],
-      response_types: ['code'],
-    });
-    const clientId = String(reg.body.client_id);
+    const clientId = await registerDeviceClient(stack.issuer);
     const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: clientId, resource: stack.agentUrl, authorization_details: hostile() });
     expect(device.status, JSON.stringify(device.body)).toBe(200);
     const complete = String(device.body.verification_uri_complete);
@@ -167,7 +159,7 @@ describe('where details are not an entry point, they are ignored and reach no to
     const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
     const decided = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
     await browser.get(new URL(decided.location!, stack.issuer).href);
-    const tokens = await postForm(`${stack.issuer}/token`, { grant_type: DEVICE_GRANT, device_code: String(device.body.device_code), client_id: clientId });
+    const tokens = await postForm(`${stack.issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: String(device.body.device_code), client_id: clientId });
     expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
     for (const member of membersOf(String(tokens.body.access_token))) expect(CALENDAR_MEMBERS).toContain(member);
   });

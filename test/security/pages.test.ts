@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import { ownerAssertion } from '../support/authz.js';
-import { Browser, authorizeUrl, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { Browser, authorizeUrl, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, expectStrictPage, routesOf, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
 let stack: Stack;
@@ -139,14 +139,7 @@ describe('where the consent page says the app that asked is (RFC 8628 §5.4, rem
 
   it('a device request’s consent page (its redirect URI is the AS’s own, on loopback) warns that the app is on another device, and never says it runs on this computer', async () => {
     // What a phisher does: start a device authorization for an agent and send the victim the link.
-    const reg = await postJson(`${stack.issuer}/register`, {
-      client_name: 'a device',
-      redirect_uris: ['http://127.0.0.1/callback'],
-      token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
-      response_types: ['code'],
-    });
-    const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: String(reg.body.client_id), resource: stack.agentUrl });
+    const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: await registerDeviceClient(stack.issuer), resource: stack.agentUrl });
     expect(device.status, JSON.stringify(device.body)).toBe(200);
     const complete = String(device.body.verification_uri_complete);
     const userCode = String(device.body.user_code);
@@ -249,14 +242,7 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
   });
 
   it('/device and /device/done: the sign-in page, the code page, the confirmation, the consent page and the error pages', async () => {
-    const reg = await postJson(`${stack.issuer}/register`, {
-      client_name: 'device',
-      redirect_uris: ['http://127.0.0.1/callback'],
-      token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
-      response_types: ['code'],
-    });
-    const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: String(reg.body.client_id), resource: stack.agentUrl });
+    const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: await registerDeviceClient(stack.issuer), resource: stack.agentUrl });
     expect(device.status).toBe(200);
     const complete = String(device.body.verification_uri_complete);
     const anonymous = await new Browser().get(complete);

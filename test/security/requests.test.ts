@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownerAssertion } from '../support/authz.js';
-import { Browser, authorizeUrl, parseConsentForm, pkcePair, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { Browser, authorizeUrl, parseConsentForm, pkcePair, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { REDIRECT, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
@@ -158,10 +158,10 @@ describe('DNS rebinding: a foreign Host (421 invalid_request)', () => {
 });
 
 describe('Host lines and absolute-form targets (RFC 9112 §3.2)', () => {
-  /** Sends `head` (request line and headers) as written, on a fresh connection, and reads the whole answer. */
-  const send = (port: number, head: string[]) =>
+  /** Sends `head` (request line and headers) as written, then `body`, on a fresh connection, and reads the whole answer. */
+  const send = (port: number, head: string[], body = '') =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () => socket.write(`${[...head, 'Connection: close'].join('\r\n')}\r\n\r\n`));
+      const socket = connect(port, '127.0.0.1', () => socket.write(`${[...head, 'Connection: close'].join('\r\n')}\r\n\r\n${body}`));
       let text = '';
       socket.setEncoding('utf8');
       socket.on('data', (c: string) => (text += c));
@@ -192,25 +192,9 @@ describe('Host lines and absolute-form targets (RFC 9112 §3.2)', () => {
   });
 
   it('an absolute-form request for this server is handled as its origin form (the device-code grant at /token included)', async () => {
-    const registered = await postJson(`${stack.issuer}/register`, {
-      client_name: 'device client',
-      redirect_uris: ['http://127.0.0.1/callback'],
-      token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
-      response_types: ['code'],
-    });
-    const body = `grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=made-up&client_id=${String(registered.body.client_id)}`;
+    const body = `grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=made-up&client_id=${await registerDeviceClient(stack.issuer)}`;
     const raw = (target: string) =>
-      new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const socket = connect(ports().auth, '127.0.0.1', () =>
-          socket.write(`POST ${target} HTTP/1.1\r\nHost: 127.0.0.1:${ports().auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`),
-        );
-        let text = '';
-        socket.setEncoding('utf8');
-        socket.on('data', (c: string) => (text += c));
-        socket.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), body: text.slice(text.indexOf('\r\n\r\n') + 4) }));
-        socket.on('error', reject);
-      });
+      send(ports().auth, [`POST ${target} HTTP/1.1`, `Host: 127.0.0.1:${ports().auth}`, 'Content-Type: application/x-www-form-urlencoded', `Content-Length: ${body.length}`], body);
     const origin = await raw('/token');
     const absolute = await raw(`http://127.0.0.1:${ports().auth}/token`);
     expect(origin.status).toBe(absolute.status);

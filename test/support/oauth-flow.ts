@@ -29,16 +29,23 @@ export async function postJson(url: string, value: unknown): Promise<WireRespons
   return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
 
-export async function registerPublicClient(issuer: string, redirectUris = ['http://127.0.0.1/callback']): Promise<string> {
+export async function registerPublicClient(issuer: string, redirectUris = ['http://127.0.0.1/callback'], grantTypes = ['authorization_code', 'refresh_token']): Promise<string> {
   const res = await postJson(`${issuer}/register`, {
     client_name: 'test client',
     redirect_uris: redirectUris,
     token_endpoint_auth_method: 'none',
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: grantTypes,
     response_types: ['code'],
   });
   if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${JSON.stringify(res.body)}`);
   return String(res.body.client_id);
+}
+
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+/** A public client registered for the device authorization grant (RFC 8628) too, or for `grantTypes`. */
+export function registerDeviceClient(issuer: string, grantTypes = ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT]): Promise<string> {
+  return registerPublicClient(issuer, undefined, grantTypes);
 }
 
 /** A browser: keeps cookies, does not follow redirects by itself. */
