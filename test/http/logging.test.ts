@@ -1,6 +1,6 @@
-// The logging configuration itself (src/http/logging.ts): pino's redaction
-// paths hide every credential field wherever it sits, request URLs are logged
-// without their query, each request carries an id (a caller's safe
+// The logging configuration itself (src/http/logging.ts): the redaction
+// applied to every line hides every credential field wherever it sits,
+// request URLs are logged without their query, each request carries an id (a caller's safe
 // X-Request-Id, else a fresh one) that is echoed back and is on every line
 // about the request, tool warnings included; and --log-level /
 // DELEGATE_LOG_LEVEL are parsed as the serve commands' usage says. The full
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLogLevel, serveLogLevel } from '../../src/cli/args.js';
 import { runCli } from '../../src/cli/program.js';
 import { LOG_LEVELS } from '../../src/config.js';
-import { REDACTION_CENSOR, SECRET_FIELDS, createLogger, requestIdFor } from '../../src/http/logging.js';
+import { REDACTION_CENSOR, SECRET_FIELDS, createLogger, redactLine, requestIdFor } from '../../src/http/logging.js';
 import { fakeIo } from '../cli/fake-io.js';
 import { postForm } from '../support/oauth-flow.js';
 import { runAuthorizationFlow, startTestStack, type FlowSecrets, type TestStack } from '../support/stack.js';
@@ -70,6 +70,29 @@ describe('redaction by configuration', () => {
     log.info({ res: { headers: { 'set-cookie': `s=${SECRET}` } } }, 'h');
     expect(out.text()).not.toContain(SECRET);
     expect(out.lines()[0]).toMatchObject({ request: { headers: { accept: 'text/html' } } });
+  });
+
+  it('hides credentials deeper down, inside arrays, in header names of any case, and in child loggers\' bindings', () => {
+    const out = capture();
+    const log = createLogger('trace', out.stream);
+    log.info({ a: { b: { c: { d: { refresh_token: SECRET } } } } }, 'four levels down');
+    log.info({ calls: [{ body: { code: SECRET } }, { client_secret: SECRET }] }, 'in an array');
+    log.info({ upstream: { headers: { Authorization: `Bearer ${SECRET}`, DPoP: SECRET, Accept: 'application/json' } } }, 'header case');
+    log.child({ token: SECRET }).info('a child logger');
+    log.error({ err: Object.assign(new Error('refused'), { assertion: SECRET, code: 'invalid_client' }) }, 'an error object');
+    expect(out.text()).not.toContain(SECRET);
+    const lines = out.lines();
+    expect(lines).toHaveLength(5);
+    expect(lines[2]).toMatchObject({ upstream: { headers: { Accept: 'application/json' } } });
+    expect(lines[4]).toMatchObject({ err: { code: 'invalid_client', message: 'refused' } });
+    expect(out.text().split(REDACTION_CENSOR).length - 1).toBe(7);
+  });
+
+  it('drops a line it cannot read rather than writing it unredacted', () => {
+    const notice = JSON.parse(redactLine(`token=${SECRET} not json\n`)) as Record<string, unknown>;
+    expect(JSON.stringify(notice)).not.toContain(SECRET);
+    expect(notice).toMatchObject({ level: 50, msg: expect.stringContaining('dropped') });
+    expect(redactLine('{"msg":"x","password":"p"}\n')).toBe('{"msg":"x","password":"[redacted]"}\n');
   });
 
   it('logs a request by its path: no query string, no fragment, no headers', () => {
