@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import type { Logger } from 'pino';
 import { bootstrapLocal, buildAuthServer, type Lifetimes } from '../../src/authz/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { freePort } from './ports.js';
@@ -30,6 +31,8 @@ export interface TestAuthzOptions {
   calendarPort?: number;
   /** Port to listen on (a free one by default). */
   port?: number;
+  /** The server's logger (none by default). */
+  logger?: Logger;
 }
 
 export async function es256Key(): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
@@ -66,7 +69,7 @@ export async function startTestAuthz(options: TestAuthzOptions = {}): Promise<Te
     },
     now(),
   );
-  const app = await buildAuthServer({ issuer, store, ownerKeyPath: join(home, 'owner-key.json'), now, lifetimes: options.lifetimes });
+  const app = await buildAuthServer({ issuer, store, ownerKeyPath: join(home, 'owner-key.json'), now, lifetimes: options.lifetimes, ...(options.logger ? { logger: options.logger } : {}) });
   await app.listen({ port, host: '127.0.0.1' });
   return {
     issuer,
