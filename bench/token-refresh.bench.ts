@@ -12,7 +12,7 @@
 //   access token and refresh token, the rotation committed in one
 //   transaction, durable on disk before the answer, and the refresh on the
 //   audit log. The requests come from autocannon in a child process
-//   (support/form-load.ts), so that the client's CPU is not the server's.
+//   (support/http-load.ts), so that the client's CPU is not the server's.
 // - baseline: jose's SignJWT of the same claims (a fresh jti each time) with
 //   an ES256 key, BENCH_TOKEN_CLIENTS signatures in flight (webcrypto signs on
 //   libuv's thread pool, so this uses both cores).
@@ -25,19 +25,17 @@
 // (Until stop 9 the requests came from fetch in this process; that client
 // capped even the bare route at 0.15 of the baseline, which was then taken
 // for the ceiling of any HTTP endpoint. It was the client's.)
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
 import { destination } from 'pino';
 import { createLogger } from '../src/http/logging.js';
 import { startTestAuthz } from '../test/support/authz.js';
 import { postForm } from '../test/support/oauth-flow.js';
-import type { FormLoadJob, FormLoadResult } from './support/form-load.js';
+import { httpLoad } from './support/http-load.js';
 import { report } from './support/measure.js';
 import { signInClients } from './support/mcp-load.js';
 
@@ -46,7 +44,6 @@ const ROUNDS = Number(process.env.BENCH_TOKEN_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_TOKEN_SECONDS ?? 3);
 const WARM_UP_SECONDS = 1;
 const TARGET = 0.5;
-const FORM_LOAD = fileURLToPath(new URL('./support/form-load.ts', import.meta.url));
 
 interface Rate {
   count: number;
@@ -71,18 +68,6 @@ async function during(workers: number, seconds: number, once: (worker: number) =
   return { count, errors, seconds: (performance.now() - started) / 1000 };
 }
 
-/** One run of support/form-load.ts in its own process. */
-async function formLoad(job: FormLoadJob): Promise<FormLoadResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', FORM_LOAD], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
-  child.stdin.end(JSON.stringify(job));
-  const code = await exited;
-  if (code !== 0) throw new Error(`the load generator exited with ${code}`);
-  return JSON.parse(out) as FormLoadResult;
-}
-
 const logDir = mkdtempSync(join(tmpdir(), 'delegate-bench-log-'));
 const authz = await startTestAuthz({ logger: createLogger('info', destination({ dest: join(logDir, 'serve-auth.log'), sync: true })) });
 const bare = Fastify({ logger: false });
@@ -91,12 +76,12 @@ try {
   const families = await signInClients({ issuer: authz.issuer, agentUrl: authz.agentUrl, ownerJwk: authz.ownerJwk }, CLIENTS);
   let firstError: string | undefined;
   let latency = { p50: 0, p99: 0 };
-  /** Rotating rounds stop after a number of answers (see form-load.ts): about `seconds` at the last rate seen. */
+  /** Rotating rounds stop after a number of answers (see http-load.ts): about `seconds` at the last rate seen. */
   let lastRate = 0;
   const refreshRound = async (seconds: number): Promise<Rate> => {
     const amount = lastRate > 0 ? Math.round(lastRate * seconds) : CLIENTS * 20;
-    const result = await formLoad({ url: `${authz.issuer}/token`, amount, rotate: true, families: families.map((f) => ({ clientId: f.clientId, refreshToken: f.refreshToken })) });
-    result.families.forEach((f, i) => (families[i]!.refreshToken = f.refreshToken));
+    const result = await httpLoad({ kind: 'refresh', url: `${authz.issuer}/token`, amount, rotate: true, families: families.map((f) => ({ clientId: f.clientId, refreshToken: f.refreshToken })) });
+    result.families!.forEach((f, i) => (families[i]!.refreshToken = f.refreshToken));
     firstError ??= result.firstError;
     latency = result.latency;
     lastRate = result.ok / result.seconds;
@@ -120,7 +105,7 @@ try {
   bare.post('/token', async (_req, reply) => reply.header('Cache-Control', 'no-store').send(recorded));
   const bareUrl = `${await bare.listen({ host: '127.0.0.1', port: 0 })}/token`;
   const bareRound = async (seconds: number): Promise<Rate> => {
-    const result = await formLoad({ url: bareUrl, seconds, rotate: false, families: families.map((f) => ({ clientId: f.clientId, refreshToken: f.refreshToken })) });
+    const result = await httpLoad({ kind: 'refresh', url: bareUrl, seconds, rotate: false, families: families.map((f) => ({ clientId: f.clientId, refreshToken: f.refreshToken })) });
     return { count: result.ok, errors: result.errors, seconds: result.seconds };
   };
   await bareRound(WARM_UP_SECONDS);

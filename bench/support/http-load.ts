@@ -1,0 +1,167 @@
+// A load generator for the benchmarks, in a process of its own so that the
+// HTTP client's CPU is not the server's: autocannon (the load generator
+// fastify's own benchmarks use) keeps keep-alive connections busy, each
+// sending one request after another, for `seconds` or until `amount` answers.
+// Two kinds of job:
+// - `refresh`: one connection per token family, each POSTing the refresh
+//   grant for its own family. With `rotate`, each 200 answer's refresh_token
+//   is that family's next request's (rotation, as a client must), and the run
+//   must be given an `amount`: a run cut off by time drops the answers still
+//   in flight, whose refresh tokens the server has already rotated, and the
+//   next round would replay the spent ones. Without `rotate` every request
+//   repeats the family's current refresh token (for a route that answers a
+//   recorded response). The result carries the families' refresh tokens as
+//   they are now, so that the next round carries on from them.
+// - `json-rpc`: `connections` connections POSTing the same JSON-RPC request
+//   (MCP's Streamable HTTP without a session), each with its own bearer
+//   token from `tokens` (none when it is empty); an answer counts when it is
+//   a 200 with a `result` that is not a tool error.
+// Run as a child process: `http-load.ts` with the job as JSON on stdin;
+// prints the result as JSON on stdout.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+interface LoadBounds {
+  url: string;
+  /** Stop after this many answers (each connection stops sending when its share is sent), or */
+  amount?: number;
+  /** run this long. */
+  seconds?: number;
+}
+
+export interface RefreshLoadJob extends LoadBounds {
+  kind: 'refresh';
+  rotate: boolean;
+  families: Array<{ clientId: string; refreshToken: string }>;
+}
+
+export interface JsonRpcLoadJob extends LoadBounds {
+  kind: 'json-rpc';
+  connections: number;
+  body: unknown;
+  tokens: string[];
+}
+
+export type HttpLoadJob = RefreshLoadJob | JsonRpcLoadJob;
+
+export interface HttpLoadResult {
+  /** 200 answers whose body held an access_token. */
+  ok: number;
+  /** Other answers, socket errors and timeouts. */
+  errors: number;
+  firstError?: string;
+  /** From the first request sent to the last answer, in seconds. */
+  seconds: number;
+  latency: { p50: number; p99: number };
+  /** A refresh job's families, their refresh tokens as they are now. */
+  families?: RefreshLoadJob['families'];
+}
+
+interface AutocannonResult {
+  start: Date;
+  finish: Date;
+  errors: number;
+  timeouts: number;
+  latency: { p50: number; p99: number };
+}
+type Autocannon = (options: Record<string, unknown>, done: (err: unknown, result: AutocannonResult) => void) => unknown;
+
+/** A JSON body, or {} when the answer is not JSON. */
+function parsed(body: string): Record<string, unknown> {
+  try {
+    return JSON.parse(body) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
+async function main(): Promise<void> {
+  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+  let input = '';
+  for await (const chunk of process.stdin) input += String(chunk);
+  const job = JSON.parse(input) as HttpLoadJob;
+  let ok = 0;
+  let refused = 0;
+  let firstError: string | undefined;
+  const refuse = (status: number, answer: Record<string, unknown>) => {
+    refused++;
+    firstError ??= `HTTP ${status} ${JSON.stringify(answer.error ?? answer.result ?? null).slice(0, 200)}`;
+  };
+  let connections: number;
+  let request: Record<string, unknown>;
+  let families: RefreshLoadJob['families'] | undefined;
+  if (job.kind === 'refresh') {
+    if (job.rotate && job.amount === undefined) throw new Error('a rotating run needs an amount, not a duration (see the top of http-load.ts)');
+    const own = (families = job.families.map((f) => ({ ...f })));
+    let next = 0;
+    type Context = { family?: (typeof own)[number] };
+    connections = own.length;
+    request = {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      setupRequest: (req: Record<string, unknown>, context: Context) => {
+        const family = (context.family ??= own[next++ % own.length]!);
+        const body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: family.refreshToken, client_id: family.clientId });
+        return { ...req, body: body.toString() };
+      },
+      onResponse: (status: number, body: string, context: Context) => {
+        const answer = parsed(body);
+        if (status !== 200 || typeof answer.access_token !== 'string') return refuse(status, answer);
+        ok++;
+        if (job.rotate && context.family) context.family.refreshToken = String(answer.refresh_token);
+      },
+    };
+  } else {
+    let next = 0;
+    type Context = { token?: string | null };
+    connections = job.connections;
+    const body = JSON.stringify(job.body);
+    request = {
+      method: 'POST',
+      body,
+      setupRequest: (req: Record<string, unknown>, context: Context) => {
+        const token = (context.token ??= job.tokens.length > 0 ? job.tokens[next++ % job.tokens.length]! : null);
+        return {
+          ...req,
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        };
+      },
+      onResponse: (status: number, text: string) => {
+        const answer = parsed(text);
+        const result = answer.result as { isError?: unknown } | undefined;
+        if (status !== 200 || typeof result !== 'object' || result === null || result.isError === true) return refuse(status, answer);
+        ok++;
+      },
+    };
+  }
+  const result = await new Promise<AutocannonResult>((resolve, reject) => {
+    autocannon(
+      { url: job.url, connections, ...(job.amount !== undefined ? { amount: job.amount } : { duration: job.seconds }), requests: [request] },
+      (err, res) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(res)),
+    );
+  });
+  const out: HttpLoadResult = {
+    ok,
+    errors: refused + result.errors + result.timeouts,
+    ...(firstError ? { firstError } : {}),
+    seconds: (result.finish.getTime() - result.start.getTime()) / 1000,
+    latency: { p50: result.latency.p50, p99: result.latency.p99 },
+    ...(families ? { families } : {}),
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+/** Runs one job in a child process (this file), as the benchmarks do. */
+export async function httpLoad(job: HttpLoadJob): Promise<HttpLoadResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+  child.stdin.end(JSON.stringify(job));
+  const code = await exited;
+  if (code !== 0) throw new Error(`the load generator exited with ${code}`);
+  return JSON.parse(out) as HttpLoadResult;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
