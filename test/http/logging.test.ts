@@ -6,10 +6,12 @@
 // DELEGATE_LOG_LEVEL are parsed as the serve commands' usage says. The full
 // flow runs on the three real servers in this process, logging at trace.
 import { Writable } from 'node:stream';
+import { multistream } from 'pino';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REFRESH_TOKEN_PREFIX } from '../../src/authz/issue.js';
 import { parseLogLevel, serveLogLevel } from '../../src/cli/args.js';
 import { runCli } from '../../src/cli/program.js';
 import { LOG_LEVELS } from '../../src/config.js';
@@ -86,6 +88,39 @@ describe('redaction by configuration', () => {
     expect(lines[2]).toMatchObject({ upstream: { headers: { Accept: 'application/json' } } });
     expect(lines[4]).toMatchObject({ err: { code: 'invalid_client', message: 'refused' } });
     expect(out.text().split(REDACTION_CENSOR).length - 1).toBe(7);
+  });
+
+  it('hides credentials under other spellings of their names, and credential-shaped text inside strings', () => {
+    const out = capture();
+    const log = createLogger('trace', out.stream);
+    const jwt = 'eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJ1c3JfMSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
+    const refresh = `${REFRESH_TOKEN_PREFIX}${SECRET}`;
+    log.info({ refreshToken: SECRET, clientSecret: SECRET, 'Access-Token': SECRET, privateJwk: { d: SECRET }, Headers: { 'Set-Cookie': SECRET } }, 'names');
+    log.warn({ err: { message: `upstream said: invalid ${jwt}`, cause: { message: `spent ${refresh}` } } }, `refused bearer ${jwt}`);
+    expect(out.text()).not.toContain(SECRET);
+    expect(out.text()).not.toContain(jwt);
+    expect(out.text()).not.toContain('c2lnbmF0dXJl');
+    const [, warning] = out.lines();
+    expect(warning).toMatchObject({ msg: `refused bearer ${REDACTION_CENSOR}`, err: { message: expect.stringContaining(`upstream said: invalid ${REDACTION_CENSOR}`) } });
+  });
+
+  it('never throws, however deep a log call nests, and keeps members named __proto__', () => {
+    const out = capture();
+    const log = createLogger('trace', out.stream);
+    let deep: unknown = { token: SECRET };
+    for (let i = 0; i < 3000; i++) deep = [deep];
+    expect(() => log.info({ body: deep }, 'deep')).not.toThrow();
+    expect(out.text()).not.toContain(SECRET);
+    expect(out.lines()).toHaveLength(1);
+    expect(redactLine('{"body":{"__proto__":{"a":1},"x":1}}\n')).toBe('{"body":{"__proto__":{"a":1},"x":1}}\n');
+  });
+
+  it("passes flush on to the stream, and refuses a pino multistream it could not redact", () => {
+    let flushed = 0;
+    const stream = Object.assign(capture().stream, { flush: (cb?: (err?: Error) => void) => (flushed++, cb?.()) });
+    createLogger('info', stream).flush();
+    expect(flushed).toBe(1);
+    expect(() => createLogger('info', multistream([{ stream: capture().stream }]))).toThrow(/multistream/);
   });
 
   it('drops a line it cannot read rather than writing it unredacted', () => {
