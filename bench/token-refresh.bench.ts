@@ -75,12 +75,14 @@ let ok = false;
 try {
   const families = await signInClients({ issuer: authz.issuer, agentUrl: authz.agentUrl, ownerJwk: authz.ownerJwk }, CLIENTS);
   let firstError: string | undefined;
+  /** The families as the load generator takes them: each one's client and current refresh token. */
+  const chains = () => families.map((f) => ({ clientId: f.clientId, refreshToken: f.refreshToken }));
   let latency = { p50: 0, p99: 0 };
   /** Rotating rounds stop after a number of answers (see http-load.ts): about `seconds` at the last rate seen. */
   let lastRate = 0;
   const refreshRound = async (seconds: number): Promise<Rate> => {
     const amount = lastRate > 0 ? Math.round(lastRate * seconds) : CLIENTS * 20;
-    const result = await httpLoad({ kind: 'refresh', url: `${authz.issuer}/token`, amount, rotate: true, families: families.map((f) => ({ clientId: f.clientId, refreshToken: f.refreshToken })) });
+    const result = await httpLoad({ kind: 'refresh', url: `${authz.issuer}/token`, amount, rotate: true, families: chains() });
     result.families!.forEach((f, i) => (families[i]!.refreshToken = f.refreshToken));
     firstError ??= result.firstError;
     latency = result.latency;
@@ -105,7 +107,7 @@ try {
   bare.post('/token', async (_req, reply) => reply.header('Cache-Control', 'no-store').send(recorded));
   const bareUrl = `${await bare.listen({ host: '127.0.0.1', port: 0 })}/token`;
   const bareRound = async (seconds: number): Promise<Rate> => {
-    const result = await httpLoad({ kind: 'refresh', url: bareUrl, seconds, rotate: false, families: families.map((f) => ({ clientId: f.clientId, refreshToken: f.refreshToken })) });
+    const result = await httpLoad({ kind: 'refresh', url: bareUrl, seconds, rotate: false, families: chains() });
     return { count: result.ok, errors: result.errors, seconds: result.seconds };
   };
   await bareRound(WARM_UP_SECONDS);

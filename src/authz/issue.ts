@@ -1,6 +1,7 @@
 // Minting the pair a user's client receives: a signed access token for the
 // grant's resource and a fresh opaque refresh token (stored hashed), with the
 // records the store keeps of both. Shared by the code and refresh grants.
+import { REFRESH_TOKEN_PREFIX } from '../delegation/index.js';
 import type { GrantRecord, IssuedTokenRecord, RefreshTokenRecord } from '../store/index.js';
 import { signAccessToken, type SignedAccessToken } from './access-token.js';
 import type { AuthContext } from './context.js';
@@ -14,8 +15,6 @@ export interface IssuedPair {
   refreshToken: string;
   refreshRecord: RefreshTokenRecord;
 }
-
-export const REFRESH_TOKEN_PREFIX = 'dlg_rt_';
 
 export async function mintUserTokens(ctx: AuthContext, grant: GrantRecord, familyId: string, scope: string): Promise<IssuedPair> {
   // A resource that takes no user tokens (the calendar backend): /authorize refuses it, and a grant or code

@@ -9,6 +9,9 @@ export const GRANT_TYPE_REFRESH_TOKEN = 'refresh_token';
 export const GRANT_TYPE_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const CLIENT_ASSERTION_TYPE_JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
+/** How delegate's (opaque) refresh tokens begin: it tells them apart, in a log line too. */
+export const REFRESH_TOKEN_PREFIX = 'dlg_rt_';
+
 /** JOSE `typ` of an access token (RFC 9068 §2.1). */
 export const ACCESS_TOKEN_TYP = 'at+jwt';
 /** The only signature algorithm delegate issues or accepts. */

@@ -7,6 +7,7 @@
 // echoed in the X-Request-Id response header.
 import { randomUUID } from 'node:crypto';
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import { REFRESH_TOKEN_PREFIX } from '../delegation/tokens.js';
 
 /** Field names whose values are credentials wherever they appear in a log object. */
 export const SECRET_FIELDS = [
@@ -48,11 +49,12 @@ const CONTAINER_KEYS: ReadonlySet<string> = new Set(PARAMETER_CONTAINERS);
 /**
  * Credentials with a shape of their own, censored inside any string (a
  * message, an error's text): compact JWTs (access tokens, assertions; each
- * segment base64url JSON starting `{"`) and delegate's refresh tokens (the
- * prefix in src/authz/issue.ts). Other secrets (codes, client secrets) are
+ * segment base64url JSON starting `{"`) and delegate's refresh tokens
+ * (REFRESH_TOKEN_PREFIX). Other secrets (codes, client secrets) are
  * random base64url with no shape; they are caught by their field names only.
  */
-const SHAPED_SECRETS = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*|dlg_rt_[A-Za-z0-9_-]+/g;
+const JWT_START = 'eyJ';
+const SHAPED_SECRETS = new RegExp(`${JWT_START}[A-Za-z0-9_-]*\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*|${REFRESH_TOKEN_PREFIX}[A-Za-z0-9_-]+`, 'g');
 
 /** Deeper than this, a value is censored whole rather than walked (pino itself cuts objects off at 10 levels, arrays too). */
 const MAX_DEPTH = 64;
@@ -79,7 +81,7 @@ function isCredential(parent: string | undefined, key: string): boolean {
  * `__proto__` stays a member.
  */
 function censor(value: unknown, parent: string | undefined, depth: number): unknown {
-  if (typeof value === 'string') return value.includes('eyJ') || value.includes('dlg_rt_') ? value.replace(SHAPED_SECRETS, REDACTION_CENSOR) : value;
+  if (typeof value === 'string') return value.includes(JWT_START) || value.includes(REFRESH_TOKEN_PREFIX) ? value.replace(SHAPED_SECRETS, REDACTION_CENSOR) : value;
   if (value === null || typeof value !== 'object') return value;
   if (depth >= MAX_DEPTH) return REDACTION_CENSOR;
   if (Array.isArray(value)) return value.map((item) => censor(item, parent, depth + 1));

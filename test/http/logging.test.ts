@@ -1,7 +1,7 @@
 // The logging configuration itself (src/http/logging.ts): the redaction
 // applied to every line hides every credential field wherever it sits,
-// request URLs are logged without their query, each request carries an id (a caller's safe
-// X-Request-Id, else a fresh one) that is echoed back and is on every line
+// request URLs are logged without their query, each request carries an id
+// (a caller's safe X-Request-Id, else a fresh one) that is echoed back and is on every line
 // about the request, tool warnings included; and --log-level /
 // DELEGATE_LOG_LEVEL are parsed as the serve commands' usage says. The full
 // flow runs on the three real servers in this process, logging at trace.
@@ -11,10 +11,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REFRESH_TOKEN_PREFIX } from '../../src/authz/issue.js';
 import { parseLogLevel, serveLogLevel } from '../../src/cli/args.js';
 import { runCli } from '../../src/cli/program.js';
 import { LOG_LEVELS } from '../../src/config.js';
+import { REFRESH_TOKEN_PREFIX } from '../../src/delegation/index.js';
 import { REDACTION_CENSOR, SECRET_FIELDS, createLogger, redactLine, requestIdFor } from '../../src/http/logging.js';
 import { fakeIo } from '../cli/fake-io.js';
 import { postForm } from '../support/oauth-flow.js';
