@@ -44,10 +44,14 @@ export class InvalidAuthorizationDetailsError extends CustomOAuthError {
   }
 }
 
-/** HTTP status for an OAuth error code. */
-export function statusFor(err: OAuthError): number {
-  if (err instanceof InvalidClientError) return 401;
-  if (err instanceof InvalidTokenError) return 401;
+/**
+ * HTTP status for an OAuth error, given whether a challenge goes with it.
+ * RFC 9110 §15.5.2: a 401 MUST carry a WWW-Authenticate challenge, so an
+ * error is 401 only when one is sent. RFC 6749 §5.2 makes 400 the default, and
+ * 401 for invalid_client a MAY, except after a failed Authorization header.
+ */
+function statusFor(err: OAuthError, challenged: boolean): number {
+  if (challenged) return 401;
   if (err instanceof TooManyRequestsError) return 429;
   if (err instanceof ServerError) return 500;
   return 400;
@@ -58,8 +62,14 @@ export function statusFor(err: OAuthError): number {
  * that tried to authenticate with the Authorization header and failed gets 401
  * with a WWW-Authenticate challenge of the scheme it used. Decided here, from
  * the request, so that every endpoint that authenticates clients answers alike.
+ * A client that authenticated in the body (a secret or an assertion), or not
+ * at all, gets 400 invalid_client: a 401 would need a challenge, and a Basic
+ * one could make a browser-based client's user agent ask for a password.
+ * RFC 6750 §3.1: a refused bearer token (invalid_token) is challenged with the
+ * Bearer scheme.
  */
 function challengeFor(req: FastifyRequest, err: OAuthError): string | undefined {
+  if (err instanceof InvalidTokenError) return `Bearer error="invalid_token"`;
   if (!(err instanceof InvalidClientError)) return undefined;
   return /^basic(\s|$)/i.test(req.headers.authorization ?? '') ? 'Basic realm="delegate"' : undefined;
 }
@@ -71,7 +81,7 @@ export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyRep
   const body = err.toResponseObject();
   if (body.error_description !== undefined) body.error_description = errorDescription(body.error_description);
   return reply
-    .code(statusFor(err))
+    .code(statusFor(err, challenge !== undefined))
     .header('Cache-Control', 'no-store')
     .header('Pragma', 'no-cache')
     .type('application/json')

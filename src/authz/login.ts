@@ -85,7 +85,7 @@ export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {
     }
     if (!user || !ok) {
       await audit(ctx, { event: 'sign_in_failed', ...(user ? { user: user.id } : {}), detail: { method: 'password' } });
-      return showLoginForm(reply, ctx, next, 401, 'That name and password do not match.');
+      return showLoginForm(reply, ctx, next, 400, 'That name and password do not match.');
     }
     // The account's earlier failures are forgiven; attempts still being checked stay counted.
     byAccount.succeed(accountKey, attempt.account);

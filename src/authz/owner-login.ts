@@ -32,7 +32,7 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
       return sendErrorPage(reply, 400, 'This sign-in link is not safe to follow', 'It would send you somewhere other than this server’s consent page.');
     }
     const key = ctx.ownerKeyPath ? await ownerPublicKey(ctx.ownerKeyPath) : undefined;
-    if (!key) return sendErrorPage(reply, 401, 'Owner sign-in is not set up here', 'This server has no owner key, so it cannot check the link.');
+    if (!key) return sendErrorPage(reply, 403, 'Owner sign-in is not set up here', 'This server has no owner key, so it cannot check the link.');
 
     const now = ctx.now();
     let jti: string;
@@ -51,11 +51,11 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
       if (exp - payload.iat! > OWNER_ASSERTION_MAX_LIFETIME_SEC || jti.length < 22) throw new Error('assertion too weak');
     } catch {
       req.log.info('owner sign-in refused: invalid assertion');
-      return sendErrorPage(reply, 401, 'This sign-in link is not valid', 'It has expired or was not made on this computer. Run delegate login again.');
+      return sendErrorPage(reply, 403, 'This sign-in link is not valid', 'It has expired or was not made on this computer. Run delegate login again.');
     }
     if (!(await ctx.store.useOnce(`owner-login:${jti}`, exp * 1000, now))) {
       req.log.info('owner sign-in refused: link reused');
-      return sendErrorPage(reply, 401, 'This sign-in link was already used', 'Each link works once. Run delegate login again.');
+      return sendErrorPage(reply, 403, 'This sign-in link was already used', 'Each link works once. Run delegate login again.');
     }
     const owner = await ctx.store.ownerUser();
     if (!owner) return sendErrorPage(reply, 500, 'This server has no owner account', 'Restart delegate to set it up.');

@@ -1,6 +1,9 @@
 // The page shown to a browser with no session at the authorization server:
 // the password form when this server has named accounts, and always how the
 // local owner signs in (from the command line, with a one-time link).
+// It answers 403, not 401: RFC 9110 §15.5.2 requires a WWW-Authenticate
+// challenge with every 401, and no HTTP authentication scheme describes a
+// sign-in form. (A wrong password is 400, a refused one-time link 403.)
 import type { FastifyReply } from 'fastify';
 import type { AuthContext } from './context.js';
 import { safeNext, showLoginForm } from './login.js';
@@ -8,10 +11,10 @@ import { html, sendPage } from './pages.js';
 
 export async function renderSignIn(reply: FastifyReply, ctx: AuthContext, returnTo: string): Promise<FastifyReply> {
   const accounts = (await ctx.store.listUsers()).some((u) => u.passwordHash !== null);
-  if (accounts) return showLoginForm(reply, ctx, safeNext(returnTo), 401);
+  if (accounts) return showLoginForm(reply, ctx, safeNext(returnTo), 403);
   const body = html`<h1>Sign in to continue</h1>
 <p>This server signs in its owner from the command line, on the computer it runs on.</p>
 <p>Run <code>delegate login</code> there: it opens a one-time sign-in link in your browser.</p>
 <p class="muted">The link works once and only for a few minutes, and only the account that owns delegate's data can create one.</p>`;
-  return sendPage(reply, 401, 'Sign in to continue', body);
+  return sendPage(reply, 403, 'Sign in to continue', body);
 }

@@ -43,20 +43,20 @@ describe('password sign-in', () => {
     const browser = new Browser();
     const wrong = await signIn(browser, 'alice', 'not the password');
     const unknown = await signIn(browser, 'mallory', 'not the password');
-    expect(wrong.status).toBe(401);
-    expect(unknown.status).toBe(401);
+    expect(wrong.status).toBe(400);
+    expect(unknown.status).toBe(400);
     expect(wrong.html).toContain('That name and password do not match.');
     expect(unknown.html).toContain('That name and password do not match.');
-    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(401);
+    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(403);
   });
 
   it('rate-limits wrong passwords per account, even when the right one comes next', async () => {
     const browser = new Browser();
-    for (let i = 0; i < 5; i++) expect((await signIn(browser, 'bob', `guess ${i} wrong`)).status).toBe(401);
+    for (let i = 0; i < 5; i++) expect((await signIn(browser, 'bob', `guess ${i} wrong`)).status).toBe(400);
     const blocked = await signIn(browser, 'bob', 'another good password');
     expect(blocked.status).toBe(429);
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(401);
+    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(403);
     const events = (await authz.store.listAudit()).filter((r) => r.event === 'sign_in_failed');
     expect(events.length).toBeGreaterThanOrEqual(5);
   });
@@ -67,7 +67,7 @@ describe('password sign-in', () => {
     const before = (await authz.store.listAudit()).filter((r) => r.event === 'sign_in_failed').length;
     const answers = await Promise.all(browsers.map((b, i) => b.post(`${authz.issuer}/login`, { ...loginFields(forms[i]!.html), username: 'dave', password: `guess ${i}` })));
     const statuses = answers.map((a) => a.status).sort();
-    expect(statuses.filter((s) => s === 401)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 400)).toHaveLength(5);
     expect(statuses.filter((s) => s === 429)).toHaveLength(7);
     const checked = (await authz.store.listAudit()).filter((r) => r.event === 'sign_in_failed').length - before;
     expect(checked).toBe(5);
@@ -78,11 +78,11 @@ describe('password sign-in', () => {
     const forms = await Promise.all(browsers.map((b) => b.get(`${authz.issuer}/login?next=%2Fgrants`)));
     const passwords = ['erin has a password', 'guess 1', 'guess 2', 'guess 3', 'guess 4'];
     const answers = await Promise.all(browsers.map((b, i) => b.post(`${authz.issuer}/login`, { ...loginFields(forms[i]!.html), username: 'erin', password: passwords[i]! })));
-    expect(answers.map((a) => a.status)).toEqual([303, 401, 401, 401, 401]);
+    expect(answers.map((a) => a.status)).toEqual([303, 400, 400, 400, 400]);
     // Four failures stand: one more wrong guess is checked (the fifth), then the account waits.
     const statuses: number[] = [];
     for (let i = 0; i < 3; i++) statuses.push((await signIn(new Browser(), 'erin', `later guess ${i}`)).status);
-    expect(statuses).toEqual([401, 429, 429]);
+    expect(statuses).toEqual([400, 429, 429]);
   });
 
   it('does not count a right password against the address it came from', async () => {
@@ -162,6 +162,6 @@ describe('the grants page', () => {
     expect((await browser.post(`${authz.issuer}/logout`, { csrf: 'forged' })).status).toBe(403);
     expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(200);
     expect((await browser.post(`${authz.issuer}/logout`, { csrf })).status).toBe(200);
-    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(401);
+    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(403);
   });
 });

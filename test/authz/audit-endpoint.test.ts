@@ -69,7 +69,7 @@ describe('agents reporting to the audit log', () => {
     const client = await registerPublicClient(authz.issuer);
     expect((await postForm(`${authz.issuer}/audit`, { client_id: client, record: record() })).body.error).toBe('unauthorized_client');
     const anonymous = await postForm(`${authz.issuer}/audit`, { record: record() });
-    expect(anonymous.status).toBe(401);
+    expect(anonymous.status).toBe(400);
     expect((await authz.store.listAudit()).length).toBe(before);
   });
 });

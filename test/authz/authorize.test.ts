@@ -168,7 +168,7 @@ describe('the consent page', () => {
 
   it('with no session, asks the user to sign in and issues nothing', async () => {
     const res = await new Browser().get(authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, challenge }));
-    expect(res.status).toBe(401);
+    expect(res.status).toBe(403);
     expect(res.html).toContain('delegate login');
     expect(res.html).not.toContain('Approve');
   });
@@ -232,7 +232,7 @@ describe('the owner sign-in link', () => {
     expect((await signInAndOpenConsent(new Browser(), authz.issuer, assertion, href())).status).toBe(200);
     const second = new Browser();
     const res = await signInAndOpenConsent(second, authz.issuer, assertion, href());
-    expect(res.status).toBe(401);
+    expect(res.status).toBe(403);
     expect(second.hasCookies()).toBe(false);
   });
 
@@ -247,7 +247,7 @@ describe('the owner sign-in link', () => {
     ]) {
       const browser = new Browser();
       const res = await signInAndOpenConsent(browser, authz.issuer, assertion, href());
-      expect(res.status).toBe(401);
+      expect(res.status).toBe(403);
       expect(browser.hasCookies()).toBe(false);
     }
   });

@@ -1,7 +1,8 @@
 // RFC 6749 §5.2 from outside: a client that authenticated with HTTP Basic and
 // failed gets 401 invalid_client with a Basic challenge, at every endpoint
 // that authenticates clients (RFC 7009 §2.2.1 and RFC 7662 §2.3 say the same
-// by reference), not only at /token.
+// by reference), not only at /token. A client that did not use the header gets
+// 400 invalid_client: a 401 must carry a challenge (RFC 9110 §15.5.2).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { postForm, postJson } from '../support/oauth-flow.js';
@@ -51,10 +52,13 @@ describe('a failed HTTP Basic client authentication', () => {
     expect(malformed.headers.get('www-authenticate')).toMatch(/^Basic /);
   });
 
-  it.each(endpoints)('at %s: no Basic challenge when the client did not use the Authorization header', async (_name, path, params) => {
-    const res = await postForm(`${authz.issuer}${path}`, { ...params, client_id: confidential.id, client_secret: 'wrong' });
-    expect(res.status).toBe(401);
-    expect(res.body.error).toBe('invalid_client');
-    expect(res.headers.get('www-authenticate')).toBeNull();
+  // RFC 9110 §15.5.2: no 401 without a challenge, so 400 (RFC 6749 §5.2's default) when none is sent.
+  it.each(endpoints)('at %s: 400 and no Basic challenge when the client did not use the Authorization header', async (_name, path, params) => {
+    for (const body of [{ ...params, client_id: confidential.id, client_secret: 'wrong' }, { ...params, client_id: 'cli_nobody' }, params]) {
+      const res = await postForm(`${authz.issuer}${path}`, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error).toBe('invalid_client');
+      expect(res.headers.get('www-authenticate')).toBeNull();
+    }
   });
 });

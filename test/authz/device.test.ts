@@ -127,7 +127,7 @@ describe('device authorization grant', () => {
     const clientId = await registerDeviceClient();
     const device = await startDevice(clientId);
     const anonymous = await new Browser().get(device.verification_uri_complete);
-    expect(anonymous.status).toBe(401);
+    expect(anonymous.status).toBe(403);
     const browser = new Browser();
     await browser.follow(`${authz.issuer}/login/owner?assertion=${await ownerAssertion(authz.ownerJwk, authz.issuer)}&next=${encodeURIComponent('/device?user_code=x')}`);
     const wrong = await browser.get(`${authz.issuer}/device?user_code=BBBB-BBBB`);

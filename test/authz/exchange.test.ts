@@ -93,7 +93,7 @@ describe('exchanges that are refused', () => {
   it('with a forged, replayed or misdirected client assertion → invalid_client', async () => {
     const stranger = await es256Key();
     const forged = await exchange(authz, user.accessToken, {}, { clientId: 'calendar-agent', privateJwk: { ...stranger.privateJwk, kid: authz.agent.privateJwk.kid } });
-    expect(forged.status).toBe(401);
+    expect(forged.status).toBe(400);
     expect(forged.body.error).toBe('invalid_client');
 
     const assertion = await clientAssertion(authz.agent.privateJwk, 'calendar-agent', authz.issuer);

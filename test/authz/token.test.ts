@@ -85,7 +85,7 @@ describe('authorization_code grant', () => {
     const code = await obtainCode(authz);
     expect((await redeem(authz, { ...code, code: 'nope' })).body.error).toBe('invalid_grant');
     const res = await redeem(authz, { ...code, clientId: 'cli_unknown' });
-    expect(res.status).toBe(401);
+    expect(res.status).toBe(400);
     expect(res.body.error).toBe('invalid_client');
   });
 

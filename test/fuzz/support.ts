@@ -431,6 +431,8 @@ export function checkAnswer(kind: EndpointClass, answer: Answer, method: string,
   expect(answer.status, `5xx for ${context}\n${answer.text.slice(0, 500)}`).toBeLessThan(500);
   checkDescriptions(answer, context);
   if (answer.status < 400) return;
+  // RFC 9110 §15.5.2: a 401 MUST carry a challenge, whatever the endpoint (a sign-in page once answered 401 without one).
+  if (answer.status === 401) expect(answer.headers.get('www-authenticate'), `401 with no WWW-Authenticate for ${context}`).toBeTruthy();
   // A HEAD answer has no body by definition (RFC 9110 §9.3.2); its status was checked.
   if (method === 'HEAD') return;
   const where = `${answer.status} for ${context}\nanswer: ${answer.headers.get('content-type')} ${answer.text.slice(0, 400)}`;

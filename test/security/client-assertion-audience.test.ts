@@ -4,7 +4,7 @@
 // endpoint that authenticates clients. An assertion made out to the token
 // endpoint's URL (which a malicious AS can get a client to sign by publishing
 // that URL as its own token endpoint), to the endpoint's own URL, or to a list
-// holding the issuer among others, is refused with 401 invalid_client and
+// holding the issuer among others, is refused with 400 invalid_client and
 // changes nothing, not even the store of used jti values.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClientAssertionSigner } from '../../src/agent/client-assertion.js';
@@ -67,9 +67,9 @@ describe.each(endpoints)('client assertion audience at $name', ({ path, params, 
     accepted(res);
   });
 
-  it.each(refusedAudiences)('refuses aud = %s: 401 invalid_client naming the issuer, nothing changed', async (_name, aud) => {
+  it.each(refusedAudiences)('refuses aud = %s: 400 invalid_client naming the issuer, nothing changed', async (_name, aud) => {
     const { result: res, changed } = await stateChangedBy(stack, () => send(path, params(), aud(path)));
-    expect(res.status).toBe(401);
+    expect(res.status).toBe(400);
     expect(res.body.error).toBe('invalid_client');
     expect(res.body.error_description).toBe(`The client assertion's aud must be this server's issuer identifier, ${stack.issuer}.`);
     expect(changed).toEqual([]);
@@ -98,7 +98,7 @@ describe('the clients that sign assertions for this server', () => {
     await addAuth(new Headers(), withoutMetadata, metadata.token_endpoint, undefined);
     expect(decodeJwt(withoutMetadata.get('client_assertion')!).aud).toBe(metadata.token_endpoint);
     const refused = await postForm(`${stack.issuer}/introspect`, { token: subject, ...Object.fromEntries(withoutMetadata) });
-    expect(refused.status).toBe(401);
+    expect(refused.status).toBe(400);
     expect(refused.body.error).toBe('invalid_client');
   });
 });

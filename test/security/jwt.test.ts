@@ -211,19 +211,19 @@ describe('the private_key_jwt client assertion (the agent authenticating at /tok
     expect(res.status, JSON.stringify(res.body)).toBe(200);
   });
 
-  it.each(attacks)('refuses %s: 401 invalid_client, nothing changed', async (_name, make) => {
+  it.each(attacks)('refuses %s: 400 invalid_client, nothing changed', async (_name, make) => {
     const assertion = await make();
     const { result: res, changed } = await stateChangedBy(stack, () => withAssertion(assertion));
-    expect(res.status).toBe(401);
+    expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: 'invalid_client' });
     expect(changed).toEqual([]);
   });
 
-  it('refuses a replayed assertion: 401 invalid_client, nothing issued', async () => {
+  it('refuses a replayed assertion: 400 invalid_client, nothing issued', async () => {
     const assertion = await agentAssertion(stack);
     expect((await withAssertion(assertion)).status).toBe(200);
     const { result: res, changed } = await stateChangedBy(stack, () => withAssertion(assertion));
-    expect(res.status).toBe(401);
+    expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: 'invalid_client' });
     expect(changed).toEqual([]);
   });
@@ -256,10 +256,10 @@ describe('the owner’s sign-in assertion (/login/owner)', () => {
     ['a short jti', owner(() => ({ jti: 'short' }))],
   ];
 
-  it.each(attacks)('refuses %s: 401 page, no session, nothing changed', async (_name, make) => {
+  it.each(attacks)('refuses %s: 403 page, no session, nothing changed', async (_name, make) => {
     const assertion = await make();
     const { result: res, changed } = await stateChangedBy(stack, () => open(assertion));
-    expect(res.status).toBe(401);
+    expect(res.status).toBe(403);
     expect(res.location).toBeNull();
     expect(res.headers.get('set-cookie')).toBeNull();
     expect(changed).toEqual([]);

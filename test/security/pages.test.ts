@@ -102,7 +102,7 @@ describe('CSRF', () => {
       expect((await browser.get(`${stack.issuer}/grants`)).status).toBe(200);
     }
     expect((await browser.post(`${stack.issuer}/logout`, { csrf })).status).toBe(200);
-    expect((await browser.get(`${stack.issuer}/grants`)).status).toBe(401);
+    expect((await browser.get(`${stack.issuer}/grants`)).status).toBe(403);
   });
 });
 
@@ -171,7 +171,7 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
     expect(consent.status).toBe(200);
     expectStrictPage('consent page', consent);
     const anonymous = await new Browser().get(page.url);
-    expect(anonymous.status).toBe(401);
+    expect(anonymous.status).toBe(403);
     expectStrictPage('sign-in page from /authorize', anonymous);
     const error = await browser.get(`${stack.issuer}/authorize?client_id=nobody&response_type=code`);
     expect(error.status).toBe(400);
@@ -214,8 +214,8 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
     expect(form.status).toBe(200);
     expectStrictPage('login form', form);
     const wrong = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(form.html), next: '/grants', username: 'erin', password: 'wrong password' });
-    expect(wrong.status).toBe(401);
-    expectStrictPage('login 401', wrong);
+    expect(wrong.status).toBe(400);
+    expectStrictPage('login 400', wrong);
     const refused = await new Browser().post(`${stack.issuer}/login`, { csrf: 'x', next: '/grants', username: 'erin', password: 'x' });
     expect(refused.status).toBe(403);
     expectStrictPage('login 403', refused);
@@ -246,7 +246,7 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
     expect(device.status).toBe(200);
     const complete = String(device.body.verification_uri_complete);
     const anonymous = await new Browser().get(complete);
-    expect(anonymous.status).toBe(401);
+    expect(anonymous.status).toBe(403);
     expectStrictPage('device sign-in', anonymous);
     const browser = new Browser();
     const confirm = await browser.follow(`${stack.issuer}/login/owner?assertion=${await ownerAssertion(stack.ownerJwk, stack.issuer)}&next=${encodeURIComponent(complete.slice(stack.issuer.length))}`);

@@ -33,7 +33,7 @@ describe('login brute force', () => {
     const attempt = (password: string) => browser.post(`${stack.issuer}/login`, { csrf: csrfOf(page.html), next: '/grants', username: 'frank', password });
     for (let i = 0; i < 5; i++) {
       const { result, changed } = await stateChangedBy(stack, () => attempt(`guess number ${i}`));
-      expect(result.status).toBe(401);
+      expect(result.status).toBe(400);
       // A refused sign-in is recorded on the audit log by design (sign_in_failed); no session appears.
       expect(changed).toEqual(['audit_log']);
       page = result;
@@ -43,7 +43,7 @@ describe('login brute force', () => {
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
     expectStrictPage('login 429', blocked);
     expect(changed.filter((t) => t !== 'audit_log')).toEqual([]);
-    expect((await browser.get(`${stack.issuer}/grants`)).status).toBe(401);
+    expect((await browser.get(`${stack.issuer}/grants`)).status).toBe(403);
   });
 
   it('guessing across accounts from one address is blocked too', async () => {
