@@ -1,0 +1,220 @@
+// Attacks on the resource servers' limits, from outside, over loopback HTTP:
+// a token limited to a lookahead reading the past (against the servers built
+// as the CLI builds them, with a token the real AS issued); tokens presented
+// while the revocation list cannot be had (fail closed); and a calendar whose
+// recurrence rule would hold the backend's event loop. SECURITY.md's rows
+// for these attacks cite this file; the unit tests beside them check the
+// same rules piece by piece.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { decodeJwt } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildAgentServer } from '../../src/agent/server.js';
+import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
+import { buildCalendarServer } from '../../src/calendar/server.js';
+import { createRevocationList } from '../../src/resource/revocations.js';
+import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
+import { testIssuer, type TestIssuer } from '../agent/support.js';
+import { freePort } from '../support/ports.js';
+import { startFakeRevocationEndpoint, type FakeRevocationEndpoint } from '../resource/revocation-endpoint.js';
+import { auditSince, exchangeAsAgent, lastAuditSeq, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const window = (from: number, to: number) => `from=${encodeURIComponent(new Date(from).toISOString())}&to=${encodeURIComponent(new Date(to).toISOString())}`;
+
+describe('a token limited to 7 days ahead, reading the past (the real AS, agent and backend)', () => {
+  let stack: Stack;
+  let limited: string;
+  beforeAll(async () => {
+    stack = await startStack();
+    const user = await userTokens(stack);
+    const detail = { type: 'calendar', locations: [stack.calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], lookahead_days: 7 };
+    const exchanged = await exchangeAsAgent(stack, user.accessToken, { authorization_details: JSON.stringify([detail]) });
+    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+    limited = String(exchanged.body.access_token);
+    expect(decodeJwt(limited).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 7 })]);
+  });
+  afterAll(async () => stack?.close());
+
+  const read = (query: string) => rawRequest({ port: stack.ports.calendar, path: `/freebusy?${query}`, headers: { authorization: `Bearer ${limited}` } });
+
+  it('reads a window inside the limit (the control)', async () => {
+    const now = Date.now();
+    const res = await read(window(now + HOUR, now + DAY));
+    expect(res.status, res.text).toBe(200);
+    expect((res.json() as Record<string, unknown>).busy).toEqual(expect.any(Array));
+  });
+
+  it('refuses the year behind with 403 insufficient_scope naming the limit; only the refusal is recorded', async () => {
+    const now = Date.now();
+    const seq = await lastAuditSeq(stack);
+    const { result: res, changed } = await stateChangedBy(stack, () => read(window(now - 365 * DAY, now)));
+    expect(res.status).toBe(403);
+    const body = res.json() as Record<string, unknown>;
+    expect(body).toEqual({ error: 'insufficient_scope', error_description: expect.stringMatching(/not back before/) });
+    expect(String(res.headers['www-authenticate'])).toContain('error="insufficient_scope"');
+    expect(changed).toEqual(['audit_log']);
+    expect(await auditSince(stack, seq)).toEqual([expect.objectContaining({ event: 'freebusy_read', detail: expect.objectContaining({ outcome: 'refused' }) })]);
+  });
+
+  it('refuses a window past the 7 days the same way', async () => {
+    const now = Date.now();
+    const { result: res, changed } = await stateChangedBy(stack, () => read(window(now + HOUR, now + 8 * DAY)));
+    expect(res.status).toBe(403);
+    expect((res.json() as Record<string, unknown>).error).toBe('insufficient_scope');
+    expect(changed).toEqual(['audit_log']);
+  });
+});
+
+describe('tokens presented while the revocation list cannot be had (fail closed)', () => {
+  const issuers: { agent?: TestIssuer; calendar?: TestIssuer } = {};
+  let endpoint: FakeRevocationEndpoint;
+  let dir: string;
+  const apps: FastifyInstance[] = [];
+  const recorded: unknown[] = [];
+  /** The resource servers' monotonic clock, moved forward to let the list go stale without waiting. */
+  let skipMs = 0;
+  const elapsed = () => performance.now() + skipMs;
+  let agentPort: number;
+  let calendarPort: number;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'delegate-fail-closed-'));
+    await writeFile(join(dir, 'work.ics'), 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//delegate tests//EN\r\nEND:VCALENDAR\r\n');
+    endpoint = await startFakeRevocationEndpoint();
+    // The audience must be known before a server is built: take the ports first.
+    calendarPort = await freePort();
+    agentPort = await freePort();
+    const calendarUrl = `http://127.0.0.1:${calendarPort}`;
+    const agentUrl = `http://127.0.0.1:${agentPort}/mcp`;
+    issuers.calendar = await testIssuer(endpoint.issuer, { aud: calendarUrl, scope: 'freebusy:read' });
+    issuers.agent = await testIssuer(endpoint.issuer, { aud: agentUrl });
+    const identity = await loadOrCreateAgentKey(join(dir, 'agent-key.json'));
+    apps.push(
+      await buildCalendarServer({
+        resourceUrl: calendarUrl,
+        issuer: endpoint.issuer,
+        calendarsFor: async () => ({ timeZone: 'UTC', calendars: [{ name: 'work', path: join(dir, 'work.ics') }] }),
+        keys: issuers.calendar.keys,
+        revocations: createRevocationList({ issuer: endpoint.issuer, elapsed, minRetryMs: 20 }),
+        audit: async (record) => {
+          recorded.push(record);
+        },
+      }),
+      await buildAgentServer({
+        resourceUrl: agentUrl,
+        issuer: endpoint.issuer,
+        calendarUrl,
+        clientId: identity.clientId,
+        privateKey: identity.privateJwk,
+        keys: issuers.agent.keys,
+        revocations: createRevocationList({ issuer: endpoint.issuer, elapsed, minRetryMs: 20 }),
+        audit: async (record) => {
+          recorded.push(record);
+        },
+      }),
+    );
+    await apps[0]!.listen({ port: calendarPort, host: '127.0.0.1' });
+    await apps[1]!.listen({ port: agentPort, host: '127.0.0.1' });
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await endpoint?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const atCalendar = async () => {
+    const now = Date.now();
+    return rawRequest({ port: calendarPort, path: `/freebusy?${window(now + HOUR, now + DAY)}`, headers: { authorization: `Bearer ${await issuers.calendar!.token()}` } });
+  };
+  const atAgent = async () => rawRequest({ port: agentPort, method: 'POST', path: '/mcp', headers: mcpHeaders(await issuers.agent!.token()), body: initializeBody });
+
+  it('answers while the list is fresh (the control)', async () => {
+    expect((await atCalendar()).status).toBe(200);
+    expect((await atAgent()).status).toBe(200);
+  });
+
+  it('refuses every token with 503 temporarily_unavailable and Retry-After once the list is stale, and records nothing', async () => {
+    endpoint.failWith(500);
+    skipMs += 31_000; // past the 30 s the endpoint allows (stale_after)
+    recorded.length = 0;
+    for (const [name, call] of [['calendar', atCalendar], ['agent', atAgent]] as const) {
+      const res = await call();
+      expect([name, res.status]).toEqual([name, 503]);
+      expect(res.headers['retry-after'], name).toMatch(/^\d+$/);
+      expect(res.json() as Record<string, unknown>, name).toEqual({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/not been refreshed/) });
+    }
+    expect(recorded).toEqual([]);
+  });
+});
+
+describe('a calendar whose recurrence rule would hold the backend (from 1900, every second matching once a day)', () => {
+  let dir: string;
+  let issuer: TestIssuer;
+  let origin: string;
+  let app: FastifyInstance | undefined;
+  const HOSTILE = 'RRULE:FREQ=SECONDLY;BYHOUR=1;BYMINUTE=1;BYSECOND=1';
+  const vevent = (uid: string, start: string, end: string, ...extra: string[]) =>
+    ['BEGIN:VEVENT', `UID:${uid}`, 'DTSTAMP:20261101T000000Z', `DTSTART:${start}`, `DTEND:${end}`, ...extra, 'END:VEVENT'];
+  const calendarText = (...events: string[][]) => ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//delegate tests//EN', ...events.flat(), 'END:VCALENDAR', ''].join('\r\n');
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'delegate-rrule-'));
+    const tomorrow = new Date(Date.now() + DAY);
+    const day = tomorrow.toISOString().slice(0, 10).replaceAll('-', '');
+    await writeFile(join(dir, 'work.ics'), calendarText(vevent('w1@test', `${day}T100000Z`, `${day}T110000Z`)));
+    await writeFile(join(dir, 'hostile.ics'), calendarText(vevent('h1@test', '19000101T010101Z', '19000101T010102Z', HOSTILE)));
+  });
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+  afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+  async function start(onCalendarError: 'fail' | 'skip'): Promise<void> {
+    const port = await freePort();
+    origin = `http://127.0.0.1:${port}`;
+    issuer = await testIssuer('http://127.0.0.1:9', { aud: origin, scope: 'freebusy:read' });
+    app = await buildCalendarServer({
+      resourceUrl: origin,
+      issuer: issuer.issuer,
+      calendarsFor: async () => ({
+        timeZone: 'UTC',
+        calendars: [
+          { name: 'work', path: join(dir, 'work.ics') },
+          { name: 'hostile', path: join(dir, 'hostile.ics') },
+        ],
+      }),
+      keys: issuer.keys,
+      revocations: false,
+      onCalendarError,
+    });
+    await app.listen({ port, host: '127.0.0.1' });
+  }
+
+  const read = async () => {
+    const now = Date.now();
+    const res = await fetch(`${origin}/freebusy?${window(now, now + 3 * DAY)}`, { headers: { authorization: `Bearer ${await issuer.token()}` }, signal: AbortSignal.timeout(10_000) });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  it('skips that calendar with a message naming the rule, answers from the others, and stays up', async () => {
+    await start('skip');
+    const res = await read();
+    expect(res.status).toBe(200);
+    expect(res.body.skipped).toEqual([{ calendar: 'hostile', error_description: expect.stringMatching(/is not supported/) }]);
+    expect(res.body.busy).toEqual([expect.objectContaining({ start: expect.stringMatching(/T10:00:00/) })]);
+    // The event loop was not held: the same server answers again.
+    expect((await read()).status).toBe(200);
+  });
+
+  it('by default fails the request with 502 calendar_unavailable naming the calendar', async () => {
+    await start('fail');
+    const res = await read();
+    expect(res.status).toBe(502);
+    expect(res.body).toEqual({ error: 'calendar_unavailable', error_description: expect.stringMatching(/is not supported/), calendar: 'hostile' });
+  });
+});
