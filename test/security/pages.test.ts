@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import { ownerAssertion } from '../support/authz.js';
-import { Browser, authorizeUrl, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { Browser, authorizeUrl, csrfOf, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, expectStrictPage, routesOf, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
 let stack: Stack;
@@ -20,7 +20,6 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.close());
 
-const csrfOf = (html: string) => /name="csrf" value="([^"]*)"/.exec(html)![1]!;
 
 async function ownerConsent(browser = new Browser()) {
   const clientId = await registerPublicClient(stack.issuer, [REDIRECT]);

@@ -48,6 +48,11 @@ export function registerDeviceClient(issuer: string, grantTypes = ['authorizatio
   return registerPublicClient(issuer, undefined, grantTypes);
 }
 
+/** The CSRF token of the first form on a page. */
+export function csrfOf(html: string): string {
+  return /name="csrf" value="([^"]*)"/.exec(html)![1]!;
+}
+
 /** A browser: keeps cookies, does not follow redirects by itself. */
 export class Browser {
   private readonly cookies = new Map<string, string>();
