@@ -2,10 +2,12 @@
 // starts no session; every secret comparison in the source goes through a
 // constant-time helper (a source scan: what it proves is stated below); the
 // data directory, database and key files are private even under a permissive
-// umask; and a whole flow (password sign-in, consent, code, token with a
-// client secret, refresh, exchange, find_slot, revocation) writes none of its
-// secrets to the three servers' logs, captured at trace level, nor stores any
-// of them in the database in the clear.
+// umask; and a whole flow (a wrong password then password sign-in, consent,
+// code, token with a client secret, refresh, exchange, find_slot, a refused
+// exchange, revocation, the device flow behind the owner's sign-in link, a
+// refused poll, introspection) writes none of its secrets to the three
+// servers' logs, captured at trace level, nor stores any of them in the
+// database in the clear.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
@@ -13,9 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { constantTimeEqual } from '../../src/authz/crypto.js';
 import { TokenCache } from '../../src/client/cache.js';
-import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson } from '../support/oauth-flow.js';
+import { ownerAssertion } from '../support/authz.js';
+import { Browser, DEVICE_CODE_GRANT, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerDeviceClient } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { REDIRECT, agentAssertion, expectStrictPage, exchangeAsAgent, startStack, stateChangedBy, type Stack } from './stack.js';
+import { JWT_BEARER, REDIRECT, agentAssertion, expectStrictPage, exchangeAsAgent, startStack, stateChangedBy, type Stack } from './stack.js';
 
 const csrfOf = (html: string) => /name="csrf" value="([^"]*)"/.exec(html)![1]!;
 
@@ -200,7 +203,13 @@ describe('no secret in any log line, nor in the clear in the database', () => {
     const state = 'state-' + 'q'.repeat(40);
     const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state, challenge });
     const browser = new Browser();
-    const login = await browser.get(`${stack.issuer}/login?next=${encodeURIComponent(href.slice(stack.issuer.length))}`);
+    const firstLogin = await browser.get(`${stack.issuer}/login?next=${encodeURIComponent(href.slice(stack.issuer.length))}`);
+    secrets.set('first login csrf', csrfOf(firstLogin.html));
+    // A wrong password first: the refusal is logged (and audited) and must not hold what was typed.
+    const wrongPassword = 'gina mistypes her password 2c8e1';
+    secrets.set('wrong password', wrongPassword);
+    const login = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(firstLogin.html), next: href.slice(stack.issuer.length), username: 'gina', password: wrongPassword });
+    expect(login.status).toBe(400);
     secrets.set('login csrf', csrfOf(login.html));
     const signedIn = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(login.html), next: href.slice(stack.issuer.length), username: 'gina', password });
     expect(signedIn.status).toBe(303);
@@ -244,13 +253,66 @@ describe('no secret in any log line, nor in the clear in the database', () => {
     // A refused request carrying a token is logged too: the refusal must not echo it.
     expect((await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(String(exchanged.body.access_token)), body: initializeBody })).status).toBe(401);
 
+    // A refused token exchange (a target the AS does not know), carrying a subject token and an assertion of its own.
+    const refusedAssertion = await agentAssertion(stack);
+    secrets.set('refused exchange assertion', refusedAssertion);
+    const refusedExchange = await exchangeAsAgent(stack, access, { client_assertion: refusedAssertion, resource: 'http://127.0.0.1:1/nowhere' });
+    expect([refusedExchange.status, refusedExchange.body.error]).toEqual([400, 'invalid_target']);
+
     const revoked = await postForm(`${stack.issuer}/revoke`, { token: String(refreshed.body.refresh_token), client_id: clientId, client_secret: clientSecret });
     expect(revoked.status).toBe(200);
+
+    // The device flow (RFC 8628): device and user codes, the owner's sign-in link (its assertion), the code
+    // confirmed, Approve, the device's poll, then a poll refused.
+    const deviceClient = await registerDeviceClient(stack.issuer);
+    const started = await postForm(`${stack.issuer}/device_authorization`, { client_id: deviceClient, resource: stack.agentUrl });
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    const deviceCode = String(started.body.device_code);
+    const userCode = String(started.body.user_code);
+    secrets.set('device_code', deviceCode);
+    secrets.set('user_code', userCode);
+    const owner = new Browser();
+    const ownerLink = await ownerAssertion(stack.ownerJwk, stack.issuer);
+    secrets.set('owner sign-in assertion', ownerLink);
+    const next = encodeURIComponent(String(started.body.verification_uri_complete).slice(stack.issuer.length));
+    const confirm = await owner.follow(`${stack.issuer}/login/owner?assertion=${ownerLink}&next=${next}`);
+    expect(confirm.status).toBe(200);
+    expect(confirm.html).toContain(userCode);
+    secrets.set('device confirmation csrf', hiddenField(confirm.html, 'csrf'));
+    // The same link again is refused (single use): the refusal must not echo it either.
+    expect((await new Browser().get(`${stack.issuer}/login/owner?assertion=${ownerLink}&next=${next}`)).status).toBe(403);
+    const continued = await owner.post(`${stack.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    expect(continued.status).toBe(200);
+    const deviceForm = parseConsentForm(continued.html);
+    secrets.set('device consent csrf', String(deviceForm.csrf));
+    const decided = await owner.post(`${stack.issuer}/consent`, { ...deviceForm, decision: 'approve' });
+    expect(decided.status).toBe(303);
+    const doneUrl = new URL(decided.location!, stack.issuer);
+    secrets.set('device authorization code', doneUrl.searchParams.get('code')!);
+    secrets.set('device state', doneUrl.searchParams.get('state')!);
+    expect((await owner.get(doneUrl.href)).status).toBe(200);
+    const deviceTokens = await postForm(`${stack.issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode, client_id: deviceClient });
+    expect(deviceTokens.status, JSON.stringify(deviceTokens.body)).toBe(200);
+    const deviceAccess = String(deviceTokens.body.access_token);
+    secrets.set('device access token', deviceAccess);
+    secrets.set('device refresh token', String(deviceTokens.body.refresh_token));
+    const pollAgain = await postForm(`${stack.issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode, client_id: deviceClient });
+    expect(pollAgain.status).toBe(400);
+
+    // Introspection (RFC 7662) by the agent: an active token, and a revoked refresh token (inactive).
+    const introspectionAssertion = await agentAssertion(stack);
+    secrets.set('introspection assertion', introspectionAssertion);
+    const introspected = await postForm(`${stack.issuer}/introspect`, { token: deviceAccess, client_assertion_type: JWT_BEARER, client_assertion: introspectionAssertion });
+    expect([introspected.status, introspected.body.active], JSON.stringify(introspected.body)).toEqual([200, true]);
+    const inactive = await postForm(`${stack.issuer}/introspect`, { token: String(refreshed.body.refresh_token), client_assertion_type: JWT_BEARER, client_assertion: await agentAssertion(stack) });
+    expect([inactive.status, inactive.body.active]).toEqual([200, false]);
   });
   afterAll(async () => stack?.close());
 
   /** The secret, and for a JWT its payload and signature segments (a logger might print either alone). */
   function needles(value: string): string[] {
+    // A device user code (RFC 8628 §6.1) is short by design: itself, and as typed without its dash.
+    if (/^[A-Z]{4}-[A-Z]{4}$/.test(value)) return [value, value.replace('-', '')];
     const parts = value.split('.');
     const out = [value];
     if (parts.length === 3) out.push(parts[1]!, parts[2]!);
@@ -262,11 +324,13 @@ describe('no secret in any log line, nor in the clear in the database', () => {
 
   it('the servers logged the whole flow (the capture works)', () => {
     const paths = stack.logLines.map((l) => (JSON.parse(l) as { req?: { path?: string } }).req?.path).filter(Boolean);
-    for (const path of ['/login', '/consent', '/token', '/revoke', '/mcp', '/freebusy']) expect(paths, path).toContain(path);
-    expect(secrets.size).toBeGreaterThanOrEqual(12);
+    for (const path of ['/login', '/login/owner', '/consent', '/token', '/revoke', '/mcp', '/freebusy', '/device_authorization', '/device', '/device/done', '/introspect']) expect(paths, path).toContain(path);
+    expect(secrets.size).toBeGreaterThanOrEqual(26);
+    // Every secret gives at least one needle to look for (none is too short to be searched).
+    for (const [name, value] of secrets) expect(needles(value).length, name).toBeGreaterThan(0);
   });
 
-  it('no log line holds a password, client secret, code, verifier, CSRF token, cookie, assertion or token, whole or in part', () => {
+  it('no log line holds a password (right or wrong), client secret, code (authorization, device or user), verifier, CSRF token, cookie, assertion or token, whole or in part', () => {
     const logs = stack.logLines.join('\n');
     const found: string[] = [];
     for (const [name, value] of secrets) for (const needle of needles(value)) if (logs.includes(needle)) found.push(name);
@@ -283,7 +347,12 @@ describe('no secret in any log line, nor in the clear in the database', () => {
       db.close();
     }
     const found: string[] = [];
-    for (const name of ['password', 'client secret', 'authorization code', 'code_verifier', 'refresh token', 'rotated refresh token', 'consent csrf', 'login csrf', 'client assertion']) {
+    // Not here, by design: the device's user code and the state of the authorization request the server
+    // makes for the device are stored as they are and looked up by value (device_authorizations.user_code,
+    // .state); both live 10 minutes at most. The device's authorization code is kept in the clear from
+    // Approve until the device's poll, which clears it: this runs after the poll (SECURITY.md › Secrets at rest).
+    for (const name of ['password', 'wrong password', 'client secret', 'authorization code', 'code_verifier', 'refresh token', 'rotated refresh token', 'consent csrf', 'login csrf', 'client assertion',
+      'device_code', 'device authorization code', 'device refresh token', 'device consent csrf', 'device confirmation csrf', 'owner sign-in assertion', 'introspection assertion', 'refused exchange assertion']) {
       for (const needle of needles(secrets.get(name)!)) if (dump.includes(needle)) found.push(name);
     }
     expect(found).toEqual([]);
