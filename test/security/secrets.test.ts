@@ -8,11 +8,14 @@
 // refused poll, introspection) writes none of its secrets to the three
 // servers' logs, captured at trace level, nor stores any of them in the
 // database in the clear.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
+import { openDataStore } from '../../src/cli/servers.js';
+import { resolvePaths } from '../../src/config.js';
 import { constantTimeEqual } from '../../src/authz/crypto.js';
 import { TokenCache } from '../../src/client/cache.js';
 import { ownerAssertion } from '../support/authz.js';
@@ -171,6 +174,41 @@ describe('file permissions under a permissive umask (0000)', () => {
       const st = statSync(join(stack.home, name));
       if (st.isDirectory()) expect(st.mode & 0o777, name).toBe(0o700);
       else expect(st.mode & 0o777, name).toBe(0o600);
+    }
+  });
+});
+
+describe('a data directory left with loose modes is tightened when the database is opened', () => {
+  const octal = (path: string) => (statSync(path).mode & 0o777).toString(8);
+  it('a 0755 directory holding a 0644 database with its 0644 -wal and -shm: 0700 and 0600 once the store has opened it', () => {
+    const parent = mkdtempSync(join(tmpdir(), 'delegate-loose-'));
+    const home = join(parent, 'home');
+    const paths = resolvePaths({ DELEGATE_HOME: home });
+    // A database with a row in its WAL, held open as another process (or one that crashed) leaves it, then loosened:
+    // an older version, a copy or a restore that did not keep the modes.
+    mkdirSync(home);
+    const earlier = new Database(paths.db);
+    try {
+      earlier.pragma('journal_mode = WAL');
+      earlier.exec("CREATE TABLE earlier (x TEXT); INSERT INTO earlier VALUES ('a row in the WAL')");
+      const names = readdirSync(home).sort();
+      expect(names).toEqual(['delegate.db', 'delegate.db-shm', 'delegate.db-wal']);
+      chmodSync(home, 0o755);
+      for (const name of names) chmodSync(join(home, name), 0o644);
+      for (const name of names) expect(octal(join(home, name)), name).toBe('644');
+      expect(octal(home)).toBe('755');
+
+      const store = openDataStore(paths);
+      try {
+        expect(octal(home)).toBe('700');
+        const modes = Object.fromEntries(readdirSync(home).map((name) => [name, octal(join(home, name))]));
+        expect(modes).toEqual({ 'delegate.db': '600', 'delegate.db-shm': '600', 'delegate.db-wal': '600' });
+      } finally {
+        store.close();
+      }
+    } finally {
+      earlier.close();
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 });
