@@ -1,8 +1,8 @@
 // The SQLite implementation of the Store (better-sqlite3, WAL). Every state
 // change that must happen once (a code redeemed, a refresh token rotated, a
 // consent decision taken) is a single transaction. The database file is
-// created 0600 inside a 0700 directory; SQLite gives its -wal and -shm files
-// the same mode.
+// created 0600 inside a 0700 directory; SQLite gives the -wal and -shm files
+// it creates the same mode, and ones left by an earlier run are tightened.
 import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync, chmodSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -99,6 +99,18 @@ function prepareFile(path: string): void {
   if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
   closeSync(openSync(path, 'a', 0o600));
   if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+  // A -wal or -shm that already exists (left by a crash, or held by another process, since
+  // a looser database file) keeps its mode: SQLite sets the mode only of the ones it creates.
+  for (const companion of [`${path}-wal`, `${path}-shm`]) tightenIfPresent(companion);
+}
+
+function tightenIfPresent(file: string): void {
+  try {
+    if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+  } catch (err) {
+    // Gone meanwhile: the last connection of another process closed and removed it.
+    if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
+  }
 }
 
 function migrate(db: Database.Database): void {

@@ -3,9 +3,11 @@
 // confirm, this server's consent page, and the device's polls
 // (authorization_pending, slow_down, access_denied, expired_token, the
 // tokens once and only once), plus the metadata and registration it needs.
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, hiddenField, parseConsentForm, postForm, registerDeviceClient as registerDevice } from '../support/oauth-flow.js';
+import { expectStrictPage, stateChangedBy } from '../security/stack.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 let authz: TestAuthz;
@@ -161,13 +163,37 @@ describe('device authorization grant', () => {
     const device = await startDevice(clientId);
     const browser = new Browser();
     await browser.follow(`${authz.issuer}/login/owner?assertion=${await ownerAssertion(authz.ownerJwk, authz.issuer)}&next=${encodeURIComponent('/device?user_code=x')}`);
-    // Signing in landed on /device?user_code=x: the first wrong code. Four more:
-    for (let i = 0; i < 4; i++) expect((await browser.get(`${authz.issuer}/device?user_code=BBBB-BBB${'CDFG'[i]}`)).status).toBe(400);
-    const blocked = await browser.get(device.verification_uri_complete);
+    // Signing in landed on /device?user_code=x: the first wrong code. The right one (not counted) shows the confirmation form:
+    const confirm = await browser.get(device.verification_uri_complete);
+    expect(confirm.status).toBe(200);
+    const csrf = hiddenField(confirm.html, 'csrf');
+    const database = { paths: { db: join(authz.home, 'delegate.db') } };
+    // Four more wrong codes, none of which writes anything:
+    for (let i = 0; i < 4; i++) {
+      const { result, changed } = await stateChangedBy(database, () => browser.get(`${authz.issuer}/device?user_code=BBBB-BBB${'CDFG'[i]}`));
+      expect(result.status).toBe(400);
+      expect(changed).toEqual([]);
+    }
+    const { result: blocked, changed } = await stateChangedBy(database, () => browser.get(device.verification_uri_complete));
     expect(blocked.status).toBe(429);
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(blocked.html).toContain('Too many wrong codes');
     expect(blocked.html).not.toContain(device.user_code);
+    expectStrictPage('device 429', blocked);
+    // Nothing written: no grant, token, code, session or audit record.
+    expect(changed).toEqual([]);
+    // The confirmation form, sent while blocked with the right code and its CSRF token: Cancel would deny the device.
+    for (const decision of ['cancel', 'continue']) {
+      const { result: refused, changed: byPost } = await stateChangedBy(database, () => browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf, decision }));
+      expect(refused.status, decision).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(refused.html).not.toContain(device.user_code);
+      expectStrictPage(`device POST 429 (${decision})`, refused);
+      expect(byPost, decision).toEqual([]);
+    }
+    // And the device is still waiting for a decision.
+    clock += 6_000;
+    expect((await poll(clientId, device.device_code)).body.error).toBe('authorization_pending');
     clock += 15 * 60_000 + 1_000;
     const later = await startDevice(clientId); // the first one expired meanwhile (600 s)
     const allowed = await browser.get(later.verification_uri_complete);

@@ -1,21 +1,38 @@
 // Secrets from outside and on disk: password guessing is rate limited and
 // starts no session; every secret comparison in the source goes through a
-// constant-time helper (a source scan: what it proves is stated below); the
+// constant-time helper (a source scan: what it proves is stated below; and,
+// over HTTP, the CSRF, PKCE and client-secret checks are seen handing the
+// refused value to constantTimeEqual, through a pass-through mock); the
 // data directory, database and key files are private even under a permissive
-// umask; and a whole flow (password sign-in, consent, code, token with a
-// client secret, refresh, exchange, find_slot, revocation) writes none of its
-// secrets to the three servers' logs, captured at trace level, nor stores any
-// of them in the database in the clear.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+// umask; and a whole flow (a wrong password then password sign-in, consent,
+// code, token with a client secret, refresh, exchange, find_slot, a refused
+// exchange, revocation, the device flow behind the owner's sign-in link, a
+// refused poll, introspection) writes none of its secrets to the three
+// servers' logs, captured at trace level, nor stores any of them in the
+// database in the clear.
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
-import { constantTimeEqual } from '../../src/authz/crypto.js';
+import { openDataStore } from '../../src/cli/servers.js';
+import { resolvePaths } from '../../src/config.js';
+import { constantTimeEqual, hashSecret } from '../../src/authz/crypto.js';
 import { TokenCache } from '../../src/client/cache.js';
-import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson } from '../support/oauth-flow.js';
+import { ownerAssertion } from '../support/authz.js';
+import { Browser, DEVICE_CODE_GRANT, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerDeviceClient } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { REDIRECT, agentAssertion, expectStrictPage, exchangeAsAgent, startStack, stateChangedBy, type Stack } from './stack.js';
+import { createHash } from 'node:crypto';
+import { JWT_BEARER, REDIRECT, agentAssertion, expectStrictPage, exchangeAsAgent, startStack, stateChangedBy, type Stack } from './stack.js';
+
+// constantTimeEqual as the servers import it, wrapped to record its calls and passing every
+// call through to the real one: the behavioural check below sees which values the CSRF, PKCE
+// and client-secret checks hand it; every other test here runs the real helper unchanged.
+vi.mock('../../src/authz/crypto.js', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../../src/authz/crypto.js')>();
+  return { ...actual, constantTimeEqual: vi.fn(actual.constantTimeEqual) };
+});
 
 const csrfOf = (html: string) => /name="csrf" value="([^"]*)"/.exec(html)![1]!;
 
@@ -65,7 +82,7 @@ describe('constant-time comparison of secrets', () => {
   const sources = files(srcRoot).map((path) => ({ path: relative(process.cwd(), path), text: readFileSync(path, 'utf8') }));
 
   /** Operands that hold a secret, or a hash of one, that a request could be probing. */
-  const SECRET = /(csrf|secret|verifier|challenge|password|passwd|hash|sessionid|session_id|\bstate\b|expectedState|\bcode\b|codeHash|token\b)/i;
+  const SECRET = /(csrf|secret|verifier|challenge|password|passwd|hash|sessionid|session_id|\bstate\b|expectedState|\bcode\b|codeHash|token\b|user_?code|device_?code|assertion|\bjti\b|nonce)/i;
   /**
    * Comparisons that name such a word but compare no secret, each with its reason.
    * A new line here needs the same justification.
@@ -84,24 +101,43 @@ describe('constant-time comparison of secrets', () => {
     ['src/client/errors.ts', /error\.code === code/, 'an error code'],
     ['src/authz/register.ts', /includes\(GRANT_TYPE_AUTHORIZATION_CODE\) !== responseTypes\.includes/, 'registered grant and response types'],
     ['src/client/refresh.ts', /current\.access_token === input\.rejectedAccessToken/, "the CLI comparing two of its own tokens, no request involved"],
+    ['src/client/lock.ts', /moved\.nonce === abandonedNonce/, "the CLI's own lock file: which process holds it, no request involved"],
+    ['src/client/lock.ts', /holder\.nonce === nonce/, "the CLI's own lock file: which process holds it, no request involved"],
   ];
 
-  /** The lines of one source file that compare a secret with === or !== outside the allowed cases. */
+  /**
+   * The comparisons in one source file that compare a secret outside the allowed cases: with
+   * ===, !==, == or != (an operator and its operands may sit on different lines), or by a string
+   * or buffer method that compares (startsWith, endsWith, localeCompare, equals, Buffer.compare).
+   * Each is reported at the line where it starts; the allowed patterns are tried against the
+   * whole text of the lines it spans.
+   */
   function offendingLines(path: string, text: string): string[] {
     const offending: string[] = [];
     const operand = String.raw`(?:[\w$][\w.$?]*(?:\([^()]*\))?(?:\.[\w$]+)*|'[^']*'|"[^"]*")`;
-    const comparison = new RegExp(`(${operand})\\s*(===|!==)\\s*(${operand})`, 'g');
+    const comparisons = [
+      new RegExp(String.raw`(${operand})\s*(===|!==|==|!=)\s*(${operand})`, 'g'),
+      new RegExp(String.raw`(${operand})\s*\.\s*(startsWith|endsWith|localeCompare|equals)\(\s*(${operand})\s*[,)]`, 'g'),
+      new RegExp(String.raw`Buffer\.(compare)\(\s*(${operand})\s*,\s*(${operand})\s*\)`, 'g'),
+    ];
     // A comparison with a literal or a named constant (a type, kind, code or presence check) compares no secret value.
     const literal = (x: string) => /^(undefined|null|true|false|\d+|'[^']*'|"[^"]*"|[A-Z][A-Z0-9_]+)$/.test(x);
-    text.split('\n').forEach((line, i) => {
-      if (/^\s*(\/\/|\*)/.test(line)) return;
-      for (const [, left, , right] of line.matchAll(comparison)) {
-        if (literal(left!) || literal(right!)) continue;
-        if (!SECRET.test(left!) && !SECRET.test(right!)) continue;
-        if (ALLOWED.some(([file, pattern]) => file === path && pattern.test(line))) continue;
-        offending.push(`${path}:${i + 1}: ${line.trim()}`);
+    // Comments are blanked (their lines kept, for the line numbers).
+    const lines = text.split('\n').map((line) => (/^\s*(\/\/|\*|\/\*)/.test(line) ? '' : line));
+    const code = lines.join('\n');
+    const lineAt = (index: number) => code.slice(0, index).split('\n').length;
+    for (const comparison of comparisons) {
+      for (const m of code.matchAll(comparison)) {
+        const [left, right] = comparison.source.startsWith('Buffer') ? [m[2]!, m[3]!] : [m[1]!, m[3]!];
+        if (literal(left) || literal(right)) continue;
+        if (!SECRET.test(left) && !SECRET.test(right)) continue;
+        const first = lineAt(m.index);
+        const last = lineAt(m.index + m[0].length);
+        const spanned = lines.slice(first - 1, last).map((l) => l.trim()).join(' ');
+        if (ALLOWED.some(([file, pattern]) => file === path && pattern.test(spanned))) continue;
+        offending.push(`${path}:${first}: ${spanned}`);
       }
-    });
+    }
     return offending;
   }
 
@@ -112,12 +148,26 @@ describe('constant-time comparison of secrets', () => {
       'if (params.get("state") === expected.state) return;',
       'return computed === challenge;',
       'if (record.codeHash === hashSecret(code)) {',
+      // Names the first version of the scan did not know, and forms it did not see.
+      'if (found.userCode === normalizeUserCode(typed)) return found;',
+      'return record.deviceCode == body.device_code;',
+      'if (assertion != expected) throw new Error();',
+      'if (seen.jti === payload.jti) return;',
+      'const same = presented.nonce === stored.nonce;',
+      'const ok =\n  form.csrf ===\n  signedIn.csrf;',
+      'if (!signedIn.csrf.startsWith(form.csrf)) return refuse();',
+      'if (Buffer.compare(Buffer.from(secret), expectedSecret) === 0) return;',
+      'return computedChallenge.equals(challenge);',
+      'return a.localeCompare(client.secretHash) === 0;',
     ];
     for (const sample of samples) expect(offendingLines('src/sample.ts', sample), sample).toHaveLength(1);
     expect(offendingLines('src/sample.ts', "if (verifier === undefined) return;\nif (typeof token !== 'string') x();")).toEqual([]);
+    expect(offendingLines('src/sample.ts', "if (assertionType !== JWT_BEARER) x();\nif (typeof jti != 'string') x();\n// if (form.csrf === signedIn.csrf)")).toEqual([]);
+    // A multi-line comparison is reported at its first line.
+    expect(offendingLines('src/sample.ts', 'const a = 1;\nconst ok =\n  form.csrf ===\n  signedIn.csrf;')).toEqual(['src/sample.ts:3: form.csrf === signedIn.csrf;']);
   });
 
-  it('no === or !== compares a secret in src/ outside the allowed, explained cases', () => {
+  it('no ===, !==, == or != (on one line or across lines), nor a comparing method, compares a secret in src/ outside the allowed, explained cases', () => {
     expect(sources.flatMap(({ path, text }) => offendingLines(path, text))).toEqual([]);
   });
 
@@ -141,6 +191,86 @@ describe('constant-time comparison of secrets', () => {
     expect(constantTimeEqual('abc', 'abcd')).toBe(false);
     expect(constantTimeEqual('', '')).toBe(true);
     expect(constantTimeEqual('', 'a')).toBe(false);
+  });
+});
+
+describe('constant-time comparison, over HTTP: the refused values go through constantTimeEqual', () => {
+  let stack: Stack;
+  const calls = vi.mocked(constantTimeEqual).mock.calls;
+  /** Runs `request` and says whether constantTimeEqual was handed `value` (either side) while it ran. */
+  async function compared<T>(value: string, request: () => Promise<T>): Promise<{ result: T; seen: boolean; changed: string[] }> {
+    const before = calls.length;
+    const { result, changed } = await stateChangedBy(stack, request);
+    return { result, changed, seen: calls.slice(before).some(([a, b]) => a === value || b === value) };
+  }
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => stack?.close());
+
+  it('the wrapper is the function the servers call (a right CSRF token on the login form goes through it)', async () => {
+    const browser = new Browser();
+    const page = await browser.get(`${stack.issuer}/login?next=%2Fgrants`);
+    const { result, seen } = await compared(csrfOf(page.html), () => browser.post(`${stack.issuer}/login`, { csrf: csrfOf(page.html), next: '/grants', username: 'nobody', password: 'a wrong password' }));
+    expect(result.status).toBe(400);
+    expect(seen).toBe(true);
+  });
+
+  it('CSRF tokens at /login, /consent, /device, /grants/revoke and /logout; a PKCE verifier and a client secret at /token', async () => {
+    const forged = (what: string) => `forged-${what}-${'x'.repeat(30)}`;
+    const results: Record<string, [number, unknown, boolean, string[]]> = {};
+    /** The status and OAuth error on the wire (none for a page), whether constantTimeEqual saw the value, what changed. */
+    const note = (name: string, r: { result: { status: number; body?: Record<string, unknown> }; seen: boolean; changed: string[] }) =>
+      (results[name] = [r.result.status, r.result.body?.error ?? null, r.seen, r.changed]);
+
+    const browser = new Browser();
+    const page = await browser.get(`${stack.issuer}/login?next=%2Fgrants`);
+    expect(page.status).toBe(200);
+    note('login csrf', await compared(forged('login'), () => browser.post(`${stack.issuer}/login`, { csrf: forged('login'), next: '/grants', username: 'owner', password: 'whatever it is' })));
+
+    // A confidential client's consent page, reached through the owner's sign-in link.
+    const reg = await postJson(`${stack.issuer}/register`, {
+      client_name: 'confidential test client', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'client_secret_post', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+    });
+    expect(reg.status).toBe(201);
+    const clientId = String(reg.body.client_id);
+    const clientSecret = String(reg.body.client_secret);
+    const { verifier, challenge } = pkcePair();
+    const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's'.repeat(32), challenge });
+    const owner = new Browser();
+    const consent = await owner.follow(`${stack.issuer}/login/owner?assertion=${await ownerAssertion(stack.ownerJwk, stack.issuer)}&next=${encodeURIComponent(href.slice(stack.issuer.length))}`);
+    expect(consent.status).toBe(200);
+    const form = parseConsentForm(consent.html);
+    // The consent check compares hashes: the forged token's hash is what it hands over.
+    note('consent csrf', await compared(hashSecret(forged('consent')), () => owner.post(`${stack.issuer}/consent`, { ...form, csrf: forged('consent'), decision: 'approve' })));
+    const approved = await owner.post(`${stack.issuer}/consent`, { ...form, decision: 'approve' });
+    const code = callbackParams(approved.location!).get('code')!;
+    const redeem = (extra: Record<string, string>) => postForm(`${stack.issuer}/token`, { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: REDIRECT, client_id: clientId, client_secret: clientSecret, resource: stack.agentUrl, ...extra });
+    // The client secret check compares hashes too.
+    note('client secret', await compared(hashSecret(forged('secret')), () => redeem({ client_secret: forged('secret') })));
+    // PKCE: the S256 of the verifier presented, against the challenge kept with the code.
+    const wrongVerifier = forged('verifier');
+    note('pkce', await compared(createHash('sha256').update(wrongVerifier).digest('base64url'), () => redeem({ code_verifier: wrongVerifier })));
+
+    // The device confirmation form, the grants page's revoke and sign-out, by the signed-in owner.
+    const deviceClient = await registerDeviceClient(stack.issuer);
+    const started = await postForm(`${stack.issuer}/device_authorization`, { client_id: deviceClient, resource: stack.agentUrl });
+    const confirm = await owner.get(String(started.body.verification_uri_complete));
+    expect(confirm.status).toBe(200);
+    note('device csrf', await compared(forged('device'), () => owner.post(`${stack.issuer}/device`, { user_code: String(started.body.user_code), csrf: forged('device'), decision: 'cancel' })));
+    note('grants csrf', await compared(forged('grants'), () => owner.post(`${stack.issuer}/grants/revoke`, { grant: 'grant-x', csrf: forged('grants') })));
+    note('logout csrf', await compared(forged('logout'), () => owner.post(`${stack.issuer}/logout`, { csrf: forged('logout') })));
+
+    // Each refused on the wire, each through constantTimeEqual, none changing the database (not even its audit log).
+    expect(results).toEqual({
+      'login csrf': [403, null, true, []],
+      'consent csrf': [403, null, true, []],
+      'client secret': [400, 'invalid_client', true, []],
+      pkce: [400, 'invalid_grant', true, []],
+      'device csrf': [403, null, true, []],
+      'grants csrf': [403, null, true, []],
+      'logout csrf': [403, null, true, []],
+    });
   });
 });
 
@@ -168,6 +298,41 @@ describe('file permissions under a permissive umask (0000)', () => {
       const st = statSync(join(stack.home, name));
       if (st.isDirectory()) expect(st.mode & 0o777, name).toBe(0o700);
       else expect(st.mode & 0o777, name).toBe(0o600);
+    }
+  });
+});
+
+describe('a data directory left with loose modes is tightened when the database is opened', () => {
+  const octal = (path: string) => (statSync(path).mode & 0o777).toString(8);
+  it('a 0755 directory holding a 0644 database with its 0644 -wal and -shm: 0700 and 0600 once the store has opened it', () => {
+    const parent = mkdtempSync(join(tmpdir(), 'delegate-loose-'));
+    const home = join(parent, 'home');
+    const paths = resolvePaths({ DELEGATE_HOME: home });
+    // A database with a row in its WAL, held open as another process (or one that crashed) leaves it, then loosened:
+    // an older version, a copy or a restore that did not keep the modes.
+    mkdirSync(home);
+    const earlier = new Database(paths.db);
+    try {
+      earlier.pragma('journal_mode = WAL');
+      earlier.exec("CREATE TABLE earlier (x TEXT); INSERT INTO earlier VALUES ('a row in the WAL')");
+      const names = readdirSync(home).sort();
+      expect(names).toEqual(['delegate.db', 'delegate.db-shm', 'delegate.db-wal']);
+      chmodSync(home, 0o755);
+      for (const name of names) chmodSync(join(home, name), 0o644);
+      for (const name of names) expect(octal(join(home, name)), name).toBe('644');
+      expect(octal(home)).toBe('755');
+
+      const store = openDataStore(paths);
+      try {
+        expect(octal(home)).toBe('700');
+        const modes = Object.fromEntries(readdirSync(home).map((name) => [name, octal(join(home, name))]));
+        expect(modes).toEqual({ 'delegate.db': '600', 'delegate.db-shm': '600', 'delegate.db-wal': '600' });
+      } finally {
+        store.close();
+      }
+    } finally {
+      earlier.close();
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 });
@@ -200,7 +365,13 @@ describe('no secret in any log line, nor in the clear in the database', () => {
     const state = 'state-' + 'q'.repeat(40);
     const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state, challenge });
     const browser = new Browser();
-    const login = await browser.get(`${stack.issuer}/login?next=${encodeURIComponent(href.slice(stack.issuer.length))}`);
+    const firstLogin = await browser.get(`${stack.issuer}/login?next=${encodeURIComponent(href.slice(stack.issuer.length))}`);
+    secrets.set('first login csrf', csrfOf(firstLogin.html));
+    // A wrong password first: the refusal is logged (and audited) and must not hold what was typed.
+    const wrongPassword = 'gina mistypes her password 2c8e1';
+    secrets.set('wrong password', wrongPassword);
+    const login = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(firstLogin.html), next: href.slice(stack.issuer.length), username: 'gina', password: wrongPassword });
+    expect(login.status).toBe(400);
     secrets.set('login csrf', csrfOf(login.html));
     const signedIn = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(login.html), next: href.slice(stack.issuer.length), username: 'gina', password });
     expect(signedIn.status).toBe(303);
@@ -244,13 +415,66 @@ describe('no secret in any log line, nor in the clear in the database', () => {
     // A refused request carrying a token is logged too: the refusal must not echo it.
     expect((await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(String(exchanged.body.access_token)), body: initializeBody })).status).toBe(401);
 
+    // A refused token exchange (a target the AS does not know), carrying a subject token and an assertion of its own.
+    const refusedAssertion = await agentAssertion(stack);
+    secrets.set('refused exchange assertion', refusedAssertion);
+    const refusedExchange = await exchangeAsAgent(stack, access, { client_assertion: refusedAssertion, resource: 'http://127.0.0.1:1/nowhere' });
+    expect([refusedExchange.status, refusedExchange.body.error]).toEqual([400, 'invalid_target']);
+
     const revoked = await postForm(`${stack.issuer}/revoke`, { token: String(refreshed.body.refresh_token), client_id: clientId, client_secret: clientSecret });
     expect(revoked.status).toBe(200);
+
+    // The device flow (RFC 8628): device and user codes, the owner's sign-in link (its assertion), the code
+    // confirmed, Approve, the device's poll, then a poll refused.
+    const deviceClient = await registerDeviceClient(stack.issuer);
+    const started = await postForm(`${stack.issuer}/device_authorization`, { client_id: deviceClient, resource: stack.agentUrl });
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    const deviceCode = String(started.body.device_code);
+    const userCode = String(started.body.user_code);
+    secrets.set('device_code', deviceCode);
+    secrets.set('user_code', userCode);
+    const owner = new Browser();
+    const ownerLink = await ownerAssertion(stack.ownerJwk, stack.issuer);
+    secrets.set('owner sign-in assertion', ownerLink);
+    const next = encodeURIComponent(String(started.body.verification_uri_complete).slice(stack.issuer.length));
+    const confirm = await owner.follow(`${stack.issuer}/login/owner?assertion=${ownerLink}&next=${next}`);
+    expect(confirm.status).toBe(200);
+    expect(confirm.html).toContain(userCode);
+    secrets.set('device confirmation csrf', hiddenField(confirm.html, 'csrf'));
+    // The same link again is refused (single use): the refusal must not echo it either.
+    expect((await new Browser().get(`${stack.issuer}/login/owner?assertion=${ownerLink}&next=${next}`)).status).toBe(403);
+    const continued = await owner.post(`${stack.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    expect(continued.status).toBe(200);
+    const deviceForm = parseConsentForm(continued.html);
+    secrets.set('device consent csrf', String(deviceForm.csrf));
+    const decided = await owner.post(`${stack.issuer}/consent`, { ...deviceForm, decision: 'approve' });
+    expect(decided.status).toBe(303);
+    const doneUrl = new URL(decided.location!, stack.issuer);
+    secrets.set('device authorization code', doneUrl.searchParams.get('code')!);
+    secrets.set('device state', doneUrl.searchParams.get('state')!);
+    expect((await owner.get(doneUrl.href)).status).toBe(200);
+    const deviceTokens = await postForm(`${stack.issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode, client_id: deviceClient });
+    expect(deviceTokens.status, JSON.stringify(deviceTokens.body)).toBe(200);
+    const deviceAccess = String(deviceTokens.body.access_token);
+    secrets.set('device access token', deviceAccess);
+    secrets.set('device refresh token', String(deviceTokens.body.refresh_token));
+    const pollAgain = await postForm(`${stack.issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode, client_id: deviceClient });
+    expect(pollAgain.status).toBe(400);
+
+    // Introspection (RFC 7662) by the agent: an active token, and a revoked refresh token (inactive).
+    const introspectionAssertion = await agentAssertion(stack);
+    secrets.set('introspection assertion', introspectionAssertion);
+    const introspected = await postForm(`${stack.issuer}/introspect`, { token: deviceAccess, client_assertion_type: JWT_BEARER, client_assertion: introspectionAssertion });
+    expect([introspected.status, introspected.body.active], JSON.stringify(introspected.body)).toEqual([200, true]);
+    const inactive = await postForm(`${stack.issuer}/introspect`, { token: String(refreshed.body.refresh_token), client_assertion_type: JWT_BEARER, client_assertion: await agentAssertion(stack) });
+    expect([inactive.status, inactive.body.active]).toEqual([200, false]);
   });
   afterAll(async () => stack?.close());
 
   /** The secret, and for a JWT its payload and signature segments (a logger might print either alone). */
   function needles(value: string): string[] {
+    // A device user code (RFC 8628 §6.1) is short by design: itself, and as typed without its dash.
+    if (/^[A-Z]{4}-[A-Z]{4}$/.test(value)) return [value, value.replace('-', '')];
     const parts = value.split('.');
     const out = [value];
     if (parts.length === 3) out.push(parts[1]!, parts[2]!);
@@ -262,11 +486,13 @@ describe('no secret in any log line, nor in the clear in the database', () => {
 
   it('the servers logged the whole flow (the capture works)', () => {
     const paths = stack.logLines.map((l) => (JSON.parse(l) as { req?: { path?: string } }).req?.path).filter(Boolean);
-    for (const path of ['/login', '/consent', '/token', '/revoke', '/mcp', '/freebusy']) expect(paths, path).toContain(path);
-    expect(secrets.size).toBeGreaterThanOrEqual(12);
+    for (const path of ['/login', '/login/owner', '/consent', '/token', '/revoke', '/mcp', '/freebusy', '/device_authorization', '/device', '/device/done', '/introspect']) expect(paths, path).toContain(path);
+    expect(secrets.size).toBeGreaterThanOrEqual(26);
+    // Every secret gives at least one needle to look for (none is too short to be searched).
+    for (const [name, value] of secrets) expect(needles(value).length, name).toBeGreaterThan(0);
   });
 
-  it('no log line holds a password, client secret, code, verifier, CSRF token, cookie, assertion or token, whole or in part', () => {
+  it('no log line holds a password (right or wrong), client secret, code (authorization, device or user), verifier, CSRF token, cookie, assertion or token, whole or in part', () => {
     const logs = stack.logLines.join('\n');
     const found: string[] = [];
     for (const [name, value] of secrets) for (const needle of needles(value)) if (logs.includes(needle)) found.push(name);
@@ -283,7 +509,12 @@ describe('no secret in any log line, nor in the clear in the database', () => {
       db.close();
     }
     const found: string[] = [];
-    for (const name of ['password', 'client secret', 'authorization code', 'code_verifier', 'refresh token', 'rotated refresh token', 'consent csrf', 'login csrf', 'client assertion']) {
+    // Not here, by design: the device's user code and the state of the authorization request the server
+    // makes for the device are stored as they are and looked up by value (device_authorizations.user_code,
+    // .state); both live 10 minutes at most. The device's authorization code is kept in the clear from
+    // Approve until the device's poll, which clears it: this runs after the poll (SECURITY.md › Secrets at rest).
+    for (const name of ['password', 'wrong password', 'client secret', 'authorization code', 'code_verifier', 'refresh token', 'rotated refresh token', 'consent csrf', 'login csrf', 'client assertion',
+      'device_code', 'device authorization code', 'device refresh token', 'device consent csrf', 'device confirmation csrf', 'owner sign-in assertion', 'introspection assertion', 'refused exchange assertion']) {
       for (const needle of needles(secrets.get(name)!)) if (dump.includes(needle)) found.push(name);
     }
     expect(found).toEqual([]);
