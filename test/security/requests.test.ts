@@ -125,9 +125,11 @@ describe('malformed JSON-RPC and batch abuse on /mcp (JSON-RPC 2.0 error codes)'
     expect(unknown.json()).toMatchObject({ jsonrpc: '2.0', id: 7, error: { code: -32601 } });
     expect(changed).toEqual([]);
     const junk = `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"find_slot","arguments":{"duration":"30m","from":${deep(20000)}}}}`;
-    const { result: res } = await stateChangedBy(stack, () => post(junk));
+    const { result: res, changed: junkChanged } = await stateChangedBy(stack, () => post(junk));
     expect(res.status).toBe(200);
     expect(res.json()).toMatchObject({ id: 8, result: { isError: true } });
+    // Refused by the tool's argument check, before any exchange or calendar read: nothing recorded.
+    expect(junkChanged).toEqual([]);
     await allUp();
   });
 
