@@ -8,11 +8,13 @@
 // refusal must carry the RFC error code on the wire and change nothing in the
 // database (a refused exchange spends the agent's own assertion jti, which
 // lives in `used_once`: RFC 7523 §3 one-time use, and nothing an attacker gains).
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SignJWT, base64url, decodeJwt, exportSPKI, importJWK, type CryptoKey, type JWK, type JWTPayload } from 'jose';
-import { es256Key } from '../support/authz.js';
+import { SignJWT, base64url, decodeJwt, decodeProtectedHeader, exportSPKI, importJWK, type CryptoKey, type JWK, type JWTPayload } from 'jose';
+import { es256Key, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { Browser, postForm } from '../support/oauth-flow.js';
 import { JWT_BEARER, agentAssertion, exchangeAsAgent, issuerSigningKey, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
@@ -26,6 +28,9 @@ let calendarClaims: JWTPayload;
 let attackerServer: Server;
 let attackerUrl: string;
 const attackerHits: string[] = [];
+/** Another authorization server (another delegate install), whose real signing key names a kid this one does not know. */
+let otherAs: TestAuthz;
+let otherAsKey: { kid: string; privateJwk: JWK };
 
 beforeAll(async () => {
   stack = await startStack();
@@ -42,12 +47,50 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => attackerServer.listen(0, '127.0.0.1', resolve));
   attackerUrl = `http://127.0.0.1:${(attackerServer.address() as AddressInfo).port}`;
+  otherAs = await startTestAuthz();
+  const otherKey = (await otherAs.store.signingKeys()).find((k) => k.retiredAt === null)!;
+  otherAsKey = { kid: otherKey.kid, privateJwk: otherKey.privateJwk as JWK };
+  expect(otherAsKey.kid).not.toBe(issuerKey.kid);
 });
 
 afterAll(async () => {
   await stack?.close();
+  await otherAs?.close();
   await new Promise((resolve) => attackerServer?.close(resolve));
 });
+
+/** A URL on the attacker's key server that no other test names, so that a hit on it can only come from the token under test. */
+const attackerKeyUrl = (kind: string) => `${attackerUrl}/${kind}/${crypto.randomUUID()}`;
+
+/**
+ * Checks that no verifier fetched any attacker URL named in the JWT's
+ * protected header (jku, x5u, or a kid that is a URL). First a control
+ * fetch, so that zero hits means something: the attacker's server is up and
+ * records what it is asked (and has had the time to see anything sent before).
+ */
+async function expectAttackerNotAsked(jwt: string): Promise<void> {
+  let header: Record<string, unknown> = {};
+  try {
+    header = decodeProtectedHeader(jwt) as Record<string, unknown>;
+  } catch {
+    return;
+  }
+  const named = Object.values(header).filter((v): v is string => typeof v === 'string' && v.startsWith(attackerUrl));
+  if (named.length === 0) return;
+  const control = `/control/${crypto.randomUUID()}`;
+  expect((await fetch(`${attackerUrl}${control}`)).status).toBe(200);
+  expect(attackerHits).toContain(control);
+  for (const url of named) expect(attackerHits, url).not.toContain(new URL(url).pathname);
+}
+
+/** An HS256 JWT whose HMAC key is `secret` (built by hand: WebCrypto refuses an empty HMAC key, an attacker need not). */
+function hmacJwt(header: Record<string, unknown>, payload: JWTPayload, secret: Uint8Array): string {
+  const input = `${base64url.encode(JSON.stringify({ alg: 'HS256', ...header }))}.${base64url.encode(JSON.stringify(payload))}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+}
+const DEV_NULL_KID = '../../../../dev/null';
+/** What a verifier that read its key from the file the kid names would get: /dev/null is empty. */
+const devNullBytes = () => new Uint8Array(readFileSync('/dev/null'));
 
 const nowSec = () => Math.floor(Date.now() / 1000);
 
@@ -72,8 +115,8 @@ type Forge = (base: JWTPayload) => Promise<string>;
 
 /** The attacks every verifier of delegate's access tokens must refuse. */
 function accessTokenAttacks(audience: () => string, wrongAudience: () => string): Array<[string, Forge]> {
-  const real = (changes: () => Record<string, unknown> = () => ({}), header: Record<string, unknown> = {}): Forge =>
-    async (base) => sign(claims(base, changes()), { typ: 'at+jwt', kid: issuerKey.kid, ...header }, issuerKey.privateJwk);
+  const real = (changes: () => Record<string, unknown> = () => ({}), header: Record<string, unknown> | (() => Record<string, unknown>) = {}): Forge =>
+    async (base) => sign(claims(base, changes()), { typ: 'at+jwt', kid: issuerKey.kid, ...(typeof header === 'function' ? header() : header) }, issuerKey.privateJwk);
   const byAttacker = (header: () => Record<string, unknown>): Forge =>
     async (base) => sign(claims(base), { typ: 'at+jwt', kid: attacker.publicJwk.kid, ...header() }, attacker.privateJwk);
   return [
@@ -84,9 +127,21 @@ function accessTokenAttacks(audience: () => string, wrongAudience: () => string)
     ['kid with SQL', byAttacker(() => ({ kid: "x' OR '1'='1" }))],
     ['unknown kid', byAttacker(() => ({ kid: 'no-such-key' }))],
     ['no kid', byAttacker(() => ({ kid: undefined }))],
+    // kid injection where the signature would hold if the kid were followed: a key file that reads as empty.
+    ['HS256 with kid ../../../../dev/null, signed with an empty secret', async (base) => hmacJwt({ typ: 'at+jwt', kid: DEV_NULL_KID }, claims(base), new Uint8Array(0))],
+    ['HS256 with kid ../../../../dev/null, signed with the bytes of /dev/null', async (base) => hmacJwt({ typ: 'at+jwt', kid: DEV_NULL_KID }, claims(base), devNullBytes())],
+    // kid injection with a good signature: signed with the AS's real key, so only the kid can refuse it (no published key has that kid).
+    ['the real key, kid with path traversal', real(undefined, () => ({ kid: '../../../../../../etc/passwd' }))],
+    ['the real key, kid with path traversal ending in the real kid', real(undefined, () => ({ kid: `../../keys/${issuerKey.kid}` }))],
+    ['the real key, kid with SQL', real(undefined, () => ({ kid: "x' OR '1'='1" }))],
+    ['the real key, kid as a URL to the attacker', real(undefined, () => ({ kid: attackerKeyUrl('kid') }))],
+    ['the real key, the kid of the attacker key', real(undefined, () => ({ kid: attacker.publicJwk.kid }))],
+    // A kid naming a key of another server, signed with that key.
+    ['signed by the agent’s own key, with its kid', async (base) => sign(claims(base), { typ: 'at+jwt', kid: stack.agent.privateJwk.kid }, stack.agent.privateJwk)],
+    ['signed by another authorization server’s key, with its kid', async (base) => sign(claims(base), { typ: 'at+jwt', kid: otherAsKey.kid }, otherAsKey.privateJwk)],
     ['jwk header embedding the attacker key', byAttacker(() => ({ jwk: publicOnly(attacker.publicJwk) }))],
-    ['jku header pointing at the attacker JWKS', byAttacker(() => ({ jku: `${attackerUrl}/jku.json` }))],
-    ['x5u header pointing at the attacker', byAttacker(() => ({ x5u: `${attackerUrl}/x5u.pem` }))],
+    ['jku header pointing at the attacker JWKS', byAttacker(() => ({ jku: attackerKeyUrl('jku') }))],
+    ['x5u header pointing at the attacker', byAttacker(() => ({ x5u: attackerKeyUrl('x5u') }))],
     ['the real kid, signed by the attacker key', byAttacker(() => ({ kid: issuerKey.kid }))],
     ['expired', real(() => ({ iat: nowSec() - 900, exp: nowSec() - 120 }))],
     ['nbf in the future', real(() => ({ nbf: nowSec() + 600 }))],
@@ -130,6 +185,7 @@ describe('access tokens at CalendarAgent (/mcp)', () => {
     expect(res.json()).toMatchObject({ error: 'invalid_token' });
     expect(res.text).not.toContain(token.split('.')[1]!);
     expect(changed).toEqual([]);
+    await expectAttackerNotAsked(token);
   });
 });
 
@@ -147,6 +203,7 @@ describe('access tokens at the calendar backend (/freebusy)', () => {
     expect(res.json()).toMatchObject({ error: 'invalid_token' });
     expect(res.text).not.toContain(token.split('.')[1]!);
     expect(changed).toEqual([]);
+    await expectAttackerNotAsked(token);
   });
 });
 
@@ -166,6 +223,7 @@ describe('the subject_token of a token exchange', () => {
     expect(JSON.stringify(res.body)).not.toContain(token.split('.')[1]!);
     // Only the agent's own assertion was spent (RFC 7523 §3): no token, grant or audit record.
     expect(changed.filter((t) => t !== 'used_once')).toEqual([]);
+    await expectAttackerNotAsked(token);
   });
 });
 
@@ -196,9 +254,16 @@ describe('the private_key_jwt client assertion (the agent authenticating at /tok
     ],
     ['signed by the attacker, kid with path traversal', () => agentAssertion(stack, { kid: '../../agent-key.json' }, {}, attacker.privateJwk)],
     ['signed by the attacker, unknown kid', () => agentAssertion(stack, { kid: 'nope' }, {}, attacker.privateJwk)],
+    ['HS256 with kid ../../../../dev/null, signed with an empty secret', async () => hmacJwt({ kid: DEV_NULL_KID }, base(), new Uint8Array(0))],
+    ['HS256 with kid ../../../../dev/null, signed with the bytes of /dev/null', async () => hmacJwt({ kid: DEV_NULL_KID }, base(), devNullBytes())],
+    // The agent's real key: only the kid can refuse these (the client's registered JWKS has no key with that kid).
+    ['the agent’s real key, kid with path traversal', () => agentAssertion(stack, { kid: '../../agent-key.json' })],
+    ['the agent’s real key, kid with SQL', () => agentAssertion(stack, { kid: "x' OR '1'='1" })],
+    ['the agent’s real key, kid as a URL to the attacker', () => agentAssertion(stack, { kid: attackerKeyUrl('kid') })],
+    ['signed by the AS’s own key, with its kid (a key of another server)', () => agentAssertion(stack, { kid: issuerKey.kid }, {}, issuerKey.privateJwk)],
     ['signed by the attacker, jwk header embedding the attacker key', () => agentAssertion(stack, { jwk: publicOnly(attacker.publicJwk), kid: attacker.publicJwk.kid }, {}, attacker.privateJwk)],
-    ['signed by the attacker, jku to the attacker JWKS', () => agentAssertion(stack, { jku: `${attackerUrl}/jku.json` }, {}, attacker.privateJwk)],
-    ['signed by the attacker, x5u to the attacker', () => agentAssertion(stack, { x5u: `${attackerUrl}/x5u.pem` }, {}, attacker.privateJwk)],
+    ['signed by the attacker, jku to the attacker JWKS', () => agentAssertion(stack, { jku: attackerKeyUrl('jku') }, {}, attacker.privateJwk)],
+    ['signed by the attacker, x5u to the attacker', () => agentAssertion(stack, { x5u: attackerKeyUrl('x5u') }, {}, attacker.privateJwk)],
     ['expired', () => agentAssertion(stack, {}, { iat: nowSec() - 600, exp: nowSec() - 60 })],
     ['nbf in the future', () => agentAssertion(stack, {}, { nbf: nowSec() + 600 })],
     ['wrong iss', () => agentAssertion(stack, {}, { iss: 'someone-else' })],
@@ -217,6 +282,7 @@ describe('the private_key_jwt client assertion (the agent authenticating at /tok
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: 'invalid_client' });
     expect(changed).toEqual([]);
+    await expectAttackerNotAsked(assertion);
   });
 
   it('refuses a replayed assertion: 400 invalid_client, nothing issued', async () => {
@@ -245,8 +311,10 @@ describe('the owner’s sign-in assertion (/login/owner)', () => {
     ['alg: none', async () => `${base64url.encode(JSON.stringify({ alg: 'none' }))}.${base64url.encode(JSON.stringify(base()))}.`],
     ['HS256 signed with the owner’s public key as the HMAC secret', async () => new SignJWT(base()).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(JSON.stringify(publicOnly(stack.ownerJwk))))],
     ['signed by the attacker, with its key embedded as jwk', owner(undefined, () => ({ jwk: publicOnly(attacker.publicJwk) }), () => attacker.privateJwk)],
-    ['signed by the attacker, with jku to its JWKS', owner(undefined, () => ({ jku: `${attackerUrl}/owner-jku.json` }), () => attacker.privateJwk)],
+    ['signed by the attacker, with jku to its JWKS', owner(undefined, () => ({ jku: attackerKeyUrl('owner-jku') }), () => attacker.privateJwk)],
     ['signed by the attacker, with kid path traversal', owner(undefined, () => ({ kid: '../../owner-key.json' }), () => attacker.privateJwk)],
+    ['HS256 with kid ../../../../dev/null, signed with an empty secret', async () => hmacJwt({ kid: DEV_NULL_KID }, base(), new Uint8Array(0))],
+    ['HS256 with kid ../../../../dev/null, signed with the bytes of /dev/null', async () => hmacJwt({ kid: DEV_NULL_KID }, base(), devNullBytes())],
     ['expired', owner(() => ({ iat: nowSec() - 300, exp: nowSec() - 60 }))],
     ['nbf in the future', owner(() => ({ nbf: nowSec() + 600 }))],
     ['wrong iss', owner(() => ({ iss: 'someone-else' }))],
@@ -263,12 +331,16 @@ describe('the owner’s sign-in assertion (/login/owner)', () => {
     expect(res.location).toBeNull();
     expect(res.headers.get('set-cookie')).toBeNull();
     expect(changed).toEqual([]);
+    await expectAttackerNotAsked(assertion);
   });
 });
 
 describe('keys named in JWT headers', () => {
-  it('were never fetched: no server followed jku or x5u to the attacker', () => {
-    // Runs after the tables above, which sent jku and x5u headers to all four verifiers.
-    expect(attackerHits).toEqual([]);
+  // Each row above that names an attacker URL (jku, x5u, a kid that is a URL) checks on its own that its URL was never
+  // fetched (expectAttackerNotAsked), after a control fetch; this is the control that the check can see a fetch at all.
+  it('the attacker key server records a fetch of a URL a row would name (the control for the per-row checks)', async () => {
+    const url = attackerKeyUrl('jku');
+    await fetch(url);
+    expect(attackerHits).toContain(new URL(url).pathname);
   });
 });

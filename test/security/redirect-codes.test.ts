@@ -5,12 +5,13 @@
 // appears. test/authz/authorize.test.ts and token.test.ts cover the same
 // endpoints for their behaviour; these add the state checks and more variants.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeJwt } from 'jose';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import type { ClientError } from '../../src/client/errors.js';
 import { ownerAssertion } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { REDIRECT, exchangeAsAgent, ownerCode, redeemCode, startStack, stateChangedBy, type Stack } from './stack.js';
+import { REDIRECT, auditSince, exchangeAsAgent, lastAuditSeq, ownerCode, queryRows, redeemCode, rowCounts, startStack, stateChangedBy, type Stack } from './stack.js';
 
 let stack: Stack;
 let clientId: string;
@@ -71,14 +72,15 @@ describe('redirect URIs at /authorize: exact match (OAuth 2.1 §2.3.1), errors s
     ['a trailing slash', 'http://127.0.0.1:43123/callback/'],
     ['an added query', 'http://127.0.0.1:43123/callback?next=https://evil.example'],
     ['another case in the path', 'http://127.0.0.1:43123/CALLBACK'],
-    ['another case in the scheme and host', 'HTTP://LOCALHOST:43123/callback'],
+    ['another case in the scheme', 'HTTP://127.0.0.1:43123/callback'],
+    ['another case in the scheme and another loopback name', 'HTTP://LOCALHOST:43123/callback'],
     ['userinfo', 'http://127.0.0.1:43123@evil.example/callback'],
     ['userinfo before loopback', 'http://evil.example@127.0.0.1:43123/callback'],
     ['a fragment', 'http://127.0.0.1:43123/callback#x'],
     ['a percent-encoded path', 'http://127.0.0.1:43123/%63allback'],
     ['a percent-encoded host', 'http://%31%32%37.0.0.1:43123/callback'],
-    ['an IDN host', 'http://127.0.0.1.xn--80ak6aa92e.com/callback'],
-    ['a Unicode IDN host', 'http://аррӏе.com/callback'],
+    ['a look-alike IDN host (punycode)', 'http://127.0.0.1.xn--80ak6aa92e.com/callback'],
+    ['a look-alike IDN host (Unicode)', 'http://аррӏе.com/callback'],
     ['a backslash', 'http://127.0.0.1:43123\\@evil.example/callback'],
     ['another loopback name', 'http://localhost:43123/callback'],
     ['https for http', 'https://127.0.0.1:43123/callback'],
@@ -89,6 +91,48 @@ describe('redirect URIs at /authorize: exact match (OAuth 2.1 §2.3.1), errors s
     expect(res.location).toBeNull();
     expect(res.headers.get('content-type')).toContain('text/html');
     expect(changed).toEqual([]);
+  });
+
+  describe('variants of the registered https URIs themselves (case, IDN forms): exact string match, RFC 9700 §4.1.3', () => {
+    // Each variant names the same host as a registered URI (a URL parser maps
+    // it onto the registered string), so only the exact comparison refuses it.
+    const APP = 'https://app.example/callback';
+    const PUNYCODE = 'https://xn--80ak6aa92e.com/cb'; // аррӏе.com
+    const UNICODE = 'https://пример.example/cb'; // xn--e1afmkfd.example
+    let httpsClient: string;
+    beforeAll(async () => {
+      const res = await register([APP, PUNYCODE, UNICODE]);
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      expect(res.body.redirect_uris).toEqual([APP, PUNYCODE, UNICODE]);
+      httpsClient = String(res.body.client_id);
+    });
+    const open = (redirectUri: string) =>
+      browser.get(authorizeUrl(stack.issuer, { clientId: httpsClient, redirectUri, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge }));
+
+    it.each([APP, PUNYCODE, UNICODE])('accepts the registered %s exactly (the control)', async (uri) => {
+      const res = await open(uri);
+      expect(res.status).toBe(200);
+      expect(res.html).toContain('name="decision"');
+    });
+
+    it.each([
+      ['scheme and host upper-case', 'HTTPS://APP.example/callback', APP],
+      ['host upper-case', 'https://APP.EXAMPLE/callback', APP],
+      ['scheme upper-case', 'HTTPS://app.example/callback', APP],
+      ['the registered punycode host in Unicode', 'https://аррӏе.com/cb', PUNYCODE],
+      ['the registered punycode host upper-case', 'https://XN--80AK6AA92E.com/cb', PUNYCODE],
+      ['the registered Unicode host in punycode', 'https://xn--e1afmkfd.example/cb', UNICODE],
+      ['the registered Unicode host upper-case', 'https://ПРИМЕР.example/cb', UNICODE],
+    ])('refuses %s: 400 page, no Location, nothing stored', async (_name, variant, registered) => {
+      // The variant and the registered URI are the same URL to a parser: only the exact match tells them apart.
+      expect(new URL(variant).href).toBe(new URL(registered).href);
+      const { result: res, changed } = await stateChangedBy(stack, () => open(variant));
+      expect(res.status).toBe(400);
+      expect(res.location).toBeNull();
+      expect(res.headers.get('content-type')).toContain('text/html');
+      expect(res.html).not.toContain('name="decision"');
+      expect(changed).toEqual([]);
+    });
   });
 
   it('a client registered with an https URI cannot use the same host over http', async () => {
@@ -174,10 +218,25 @@ describe('authorization codes', () => {
     const agentAccepts = async () => (await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(access), body: initializeBody })).status;
     expect(await agentAccepts()).toBe(200);
 
-    const replay = await redeemCode(stack, code);
+    const firstJti = String(decodeJwt(access).jti);
+    const family = String(queryRows(stack, 'SELECT family_id FROM issued_tokens WHERE jti = ?', firstJti)[0]!.family_id);
+    const tokenTables = ['issued_tokens', 'refresh_tokens', 'token_families'];
+    const countsBefore = rowCounts(stack, tokenTables);
+    const seq = await lastAuditSeq(stack);
+    const { result: replay, changed } = await stateChangedBy(stack, () => redeemCode(stack, code));
     expect(replay.status).toBe(400);
     expect(replay.body).toMatchObject({ error: 'invalid_grant' });
     expect(replay.body.access_token).toBeUndefined();
+    expect(replay.body.refresh_token).toBeUndefined();
+    // Nothing new was issued: no token, refresh token or family row appeared.
+    expect(rowCounts(stack, tokenTables)).toEqual(countsBefore);
+    // Only what the revocation is designed to change: the family marked revoked, its access token marked
+    // revoked and put on the revocation list, and one code_replay record on the audit log.
+    expect(changed).toEqual(['audit_log', 'issued_tokens', 'revocations', 'token_families']);
+    expect(queryRows(stack, 'SELECT revoked_at IS NOT NULL AS revoked FROM token_families WHERE id = ?', family)).toEqual([{ revoked: 1 }]);
+    expect(queryRows(stack, 'SELECT jti, revoked_at IS NOT NULL AS revoked FROM issued_tokens WHERE family_id = ?', family)).toEqual([{ jti: firstJti, revoked: 1 }]);
+    expect(queryRows(stack, "SELECT id FROM revocations WHERE kind = 'token' AND id = ?", firstJti)).toHaveLength(1);
+    expect((await auditSince(stack, seq)).map((r) => r.event)).toEqual(['code_replay']);
 
     // The refresh token is dead, the AS will not exchange the access token, and the agent refuses it once the revocation list reaches it.
     const refresh = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(first.body.refresh_token), client_id: code.clientId });

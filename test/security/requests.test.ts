@@ -97,7 +97,10 @@ describe('oversized requests', () => {
 });
 
 describe('malformed JSON-RPC and batch abuse on /mcp (JSON-RPC 2.0 error codes)', () => {
-  const post = (body: string) => rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token, { 'mcp-protocol-version': '2025-06-18' }), body });
+  /** A POST to /mcp as a client of `version` (no MCP-Protocol-Version header when undefined: 2025-03-26, the transports spec says). */
+  const postAs = (version: string | undefined, body: string) =>
+    rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token, version ? { 'mcp-protocol-version': version } : {}), body });
+  const post = (body: string) => postAs('2025-06-18', body);
   const findSlot = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'find_slot', arguments: { duration: '30m' } } });
   const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
 
@@ -111,9 +114,10 @@ describe('malformed JSON-RPC and batch abuse on /mcp (JSON-RPC 2.0 error codes)'
     ['a batch of non-objects', '[1, "x", null]', 400, -32700],
     ['20000 nested arrays as a message', `[${deep(20000)}]`, 400, -32700],
     ['an empty batch', '[]', 400, -32600],
-    ['a batch of 101 tools/call (over the SDK limit of 100)', JSON.stringify(Array.from({ length: 101 }, (_, i) => findSlot(i))), 400, -32600],
-  ])('refuses %s: HTTP %s, JSON-RPC error %s, no tool runs', async (_name, body, status, code) => {
-    const { result: res, changed } = await stateChangedBy(stack, () => post(body));
+    // Sent as a 2025-03-26 client, whose protocol has batches: refused for its size, not for being a batch.
+    ['a batch of 101 tools/call (over the SDK limit of 100)', JSON.stringify(Array.from({ length: 101 }, (_, i) => findSlot(i))), 400, -32600, '2025-03-26'],
+  ])('refuses %s: HTTP %s, JSON-RPC error %s, no tool runs', async (_name, body, status, code, version = '2025-06-18') => {
+    const { result: res, changed } = await stateChangedBy(stack, () => postAs(version, body));
     expect(res.status).toBe(status);
     expect(res.json()).toMatchObject({ jsonrpc: '2.0', error: { code }, id: null });
     // No tool_call record and no exchange: nothing ran.
@@ -125,16 +129,75 @@ describe('malformed JSON-RPC and batch abuse on /mcp (JSON-RPC 2.0 error codes)'
     expect(unknown.json()).toMatchObject({ jsonrpc: '2.0', id: 7, error: { code: -32601 } });
     expect(changed).toEqual([]);
     const junk = `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"find_slot","arguments":{"duration":"30m","from":${deep(20000)}}}}`;
-    const { result: res } = await stateChangedBy(stack, () => post(junk));
+    const { result: res, changed: junkChanged } = await stateChangedBy(stack, () => post(junk));
     expect(res.status).toBe(200);
     expect(res.json()).toMatchObject({ id: 8, result: { isError: true } });
+    // Refused by the tool's argument check, before any exchange or calendar read: nothing recorded.
+    expect(junkChanged).toEqual([]);
     await allUp();
   });
 
-  it('a batch within the limit is answered message by message (the control)', async () => {
-    const res = await post(JSON.stringify([1, 2, 3].map((id) => ({ jsonrpc: '2.0', id, method: 'tools/list' }))));
-    expect(res.status).toBe(200);
-    expect((res.json() as unknown[]).length).toBe(3);
+  it('a batch within the limit is answered message by message, for a protocol version that has batches (the control)', async () => {
+    for (const version of ['2025-03-26', undefined]) {
+      const res = await postAs(version, JSON.stringify([1, 2, 3].map((id) => ({ jsonrpc: '2.0', id, method: 'tools/list' }))));
+      expect(res.status, String(version)).toBe(200);
+      expect((res.json() as unknown[]).length, String(version)).toBe(3);
+    }
+  });
+
+  describe('batches and the MCP protocol version (2025-06-18 removed JSON-RPC batching; 2025-03-26 keeps the initialize request out of batches)', () => {
+    const msg = (m: Record<string, unknown>) => ({ jsonrpc: '2.0', ...m });
+    const initialize = (id: number) => msg({ id, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'attacker', version: '0' } } });
+    const batches: Array<[string, unknown[]]> = [
+      ['an initialize alone in a batch', [initialize(1)]],
+      ['an initialize with a tools/call in a batch', [initialize(1), findSlot(2)]],
+      ['two tools/call with the same id', [findSlot(1), findSlot(1)]],
+      ['notifications only', [msg({ method: 'notifications/initialized' }), msg({ method: 'notifications/cancelled', params: { requestId: 1, reason: 'x' } })]],
+      ['a valid tools/call and junk', [findSlot(1), { junk: true }]],
+      ['a single valid tools/call', [findSlot(1)]],
+    ];
+
+    it('a batch of a tools/call and tools/list runs the tool for a 2025-03-26 client (the control: a tool run shows in the database)', async () => {
+      const { result: res, changed } = await stateChangedBy(stack, () => postAs('2025-03-26', JSON.stringify([findSlot(1), msg({ id: 2, method: 'tools/list' })])));
+      expect(res.status).toBe(200);
+      const answers = res.json() as Array<{ id: number; result?: { isError?: boolean } }>;
+      expect(answers.map((a) => a.id).sort()).toEqual([1, 2]);
+      expect(answers.find((a) => a.id === 1)?.result?.isError).toBeFalsy();
+      expect(changed).toContain('audit_log');
+    });
+
+    it.each(['2025-06-18', '2025-11-25'])('a %s client: every batch is 400 with JSON-RPC -32600 (-32700 with junk in it), nothing runs', async (version) => {
+      for (const [name, batch] of batches) {
+        const { result: res, changed } = await stateChangedBy(stack, () => postAs(version, JSON.stringify(batch)));
+        expect(res.status, name).toBe(400);
+        expect(res.json(), name).toMatchObject({ jsonrpc: '2.0', error: { code: name === 'a valid tools/call and junk' ? -32700 : -32600 }, id: null });
+        expect(changed, name).toEqual([]);
+      }
+      // The same messages one at a time are served (the control): a batch is refused for being one.
+      expect((await postAs(version, JSON.stringify(findSlot(3)))).status).toBe(200);
+    });
+
+    it.each([['2025-03-26'], ['no MCP-Protocol-Version header (2025-03-26)']])('a %s client: an initialize in a batch or a repeated id is -32600, junk in a batch -32700, notifications 202, nothing runs', async (label) => {
+      const version = label === '2025-03-26' ? label : undefined;
+      const expected: Record<string, { status: number; code?: number }> = {
+        'an initialize alone in a batch': { status: 400, code: -32600 },
+        'an initialize with a tools/call in a batch': { status: 400, code: -32600 },
+        'two tools/call with the same id': { status: 400, code: -32600 },
+        // Transports 2025-03-26: input of notifications only is accepted with 202 and no body.
+        'notifications only': { status: 202 },
+        // The SDK refuses the whole batch when one member is not a JSON-RPC message.
+        'a valid tools/call and junk': { status: 400, code: -32700 },
+      };
+      for (const [name, batch] of batches) {
+        const want = expected[name];
+        if (!want) continue;
+        const { result: res, changed } = await stateChangedBy(stack, () => postAs(version, JSON.stringify(batch)));
+        expect(res.status, name).toBe(want.status);
+        if (want.code === undefined) expect(res.text, name).toBe('');
+        else expect(res.json(), name).toMatchObject({ jsonrpc: '2.0', error: { code: want.code }, id: null });
+        expect(changed, name).toEqual([]);
+      }
+    });
   });
 });
 

@@ -196,6 +196,21 @@ export function fingerprint(stack: WithDatabase): Fingerprint {
   }
 }
 
+/** Rows a read-only query returns, through a second connection to the database file (as `fingerprint` reads it). */
+export function queryRows(stack: WithDatabase, sql: string, ...params: unknown[]): Array<Record<string, unknown>> {
+  const db = new Database(stack.paths.db, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare(sql).all(...params) as Array<Record<string, unknown>>;
+  } finally {
+    db.close();
+  }
+}
+
+/** How many rows each of `tables` holds. */
+export function rowCounts(stack: WithDatabase, tables: readonly string[]): Record<string, number> {
+  return Object.fromEntries(tables.map((t) => [t, Number(queryRows(stack, `SELECT COUNT(*) AS n FROM "${t}"`)[0]!.n)]));
+}
+
 /** The tables whose rows differ between two fingerprints. */
 export function changedTables(before: Fingerprint, after: Fingerprint): string[] {
   const names = new Set([...Object.keys(before), ...Object.keys(after)]);

@@ -11,7 +11,7 @@ import { registerTestAgent, startTestAuthz, type TestAuthz } from '../support/au
 import { obtainTokens } from '../authz/helpers.js';
 import { postForm } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { auditSince, exchangeAsAgent, lastAuditSeq, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+import { auditSince, exchangeAsAgent, lastAuditSeq, queryRows, rowCounts, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 
 let stack: Stack;
 let user: UserTokens;
@@ -33,14 +33,30 @@ const atCalendar = (token: string) => {
   return rawRequest({ port: stack.ports.calendar, path: `/freebusy?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, headers: { authorization: `Bearer ${token}` } });
 };
 
-/** Polls (bounded) until the resource server refuses: the revocation list reaches it by long poll. */
-async function refusedSoon(call: () => Promise<{ status: number }>): Promise<number> {
-  let status = (await call()).status;
-  for (let i = 0; i < 100 && status === 200; i++) {
+/** Polls (bounded) until the resource server refuses: the revocation list reaches it by long poll. Returns the first refusal (or the last answer). */
+async function refusedSoon<T extends { status: number }>(call: () => Promise<T>): Promise<T> {
+  let res = await call();
+  for (let i = 0; i < 100 && res.status === 200; i++) {
     await new Promise((r) => setTimeout(r, 50));
-    status = (await call()).status;
+    res = await call();
   }
-  return status;
+  return res;
+}
+
+/** A tools/call that would run find_slot (an exchange, a calendar read and a tool_call record) if the token were good. */
+const findSlotAtAgent = (token: string) =>
+  rawRequest({
+    port: stack.ports.agent,
+    method: 'POST',
+    path: '/mcp',
+    headers: mcpHeaders(token, { 'mcp-protocol-version': '2025-06-18' }),
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'find_slot', arguments: { duration: '30m' } } }),
+  });
+
+/** RFC 6750 §3.1: a refused token is answered 401 with a Bearer challenge naming invalid_token. */
+function expectInvalidToken(res: { status: number; headers: Record<string, unknown> }, where: string): void {
+  expect(res.status, where).toBe(401);
+  expect(String(res.headers['www-authenticate']), where).toMatch(/^Bearer .*\berror="invalid_token"/);
 }
 
 describe('substitution across audiences (RFC 8707, RFC 9068 §4)', () => {
@@ -167,13 +183,31 @@ describe('use after revocation (RFC 7009)', () => {
     const victimCalendar = String(exchanged.body.access_token);
     expect((await atAgent(victim.accessToken)).status).toBe(200);
     expect((await atCalendar(victimCalendar)).status).toBe(200);
+    // The control for the tools/call below: before revocation it runs, and is recorded.
+    const { result: ran, changed: ranChanged } = await stateChangedBy(stack, () => findSlotAtAgent(victim.accessToken));
+    expect(ran.status).toBe(200);
+    expect(ran.json()).toMatchObject({ id: 1, result: {} });
+    expect(ranChanged).toContain('audit_log');
 
     const revoked = await postForm(`${stack.issuer}/revoke`, { token: victim.refreshToken, token_type_hint: 'refresh_token', client_id: victim.clientId });
     expect(revoked.status).toBe(200);
 
-    expect(await refusedSoon(() => atAgent(victim.accessToken))).toBe(401);
-    expect(await refusedSoon(() => atCalendar(victimCalendar))).toBe(401);
+    // The revocation (and its token_revoked record) is done; from here on nothing may change.
     const seq = await lastAuditSeq(stack);
+    // Wait for the revocation list to reach each resource server (while it has not, the token still works, by design).
+    expectInvalidToken(await refusedSoon(() => atAgent(victim.accessToken)), 'agent, initialize');
+    expectInvalidToken(await refusedSoon(() => atCalendar(victimCalendar)), 'calendar');
+    // Then each refusal, once it is in force, changes nothing: no tool call, exchange or read recorded.
+    for (const [where, call] of [
+      ['agent, initialize', () => atAgent(victim.accessToken)],
+      ['agent, tools/call find_slot', () => findSlotAtAgent(victim.accessToken)],
+      ['calendar, /freebusy', () => atCalendar(victimCalendar)],
+    ] as const) {
+      const { result: res, changed: refusedChanged } = await stateChangedBy(stack, call);
+      expectInvalidToken(res, where);
+      expect(res.text, where).not.toContain('"result"');
+      expect(refusedChanged, where).toEqual([]);
+    }
     const { result: ex, changed: exChanged } = await stateChangedBy(stack, () => exchangeAsAgent(stack, victim.accessToken));
     expect(ex.body).toMatchObject({ error: 'invalid_request' });
     expect(exChanged).toEqual(['used_once']);
@@ -183,9 +217,10 @@ describe('use after revocation (RFC 7009)', () => {
     expect(refresh.body).toMatchObject({ error: 'invalid_grant' });
     expect(changed).toEqual([]);
     expect(await auditSince(stack, seq)).toEqual([]);
-    // The refused calls were refused at the door: the agent recorded no tool call for them.
+    // The refused calls were refused at the door: the agent recorded no tool call for them (the one is the control's, before revocation).
     const grantEvents = (await stack.store.listAudit({ grant: victim.grantId })).map((r) => r.event);
-    expect(grantEvents).not.toContain('tool_call');
+    expect(grantEvents.filter((e) => e === 'tool_call')).toHaveLength(1);
+    expect(grantEvents.lastIndexOf('tool_call')).toBeLessThan(grantEvents.indexOf('token_revoked'));
   });
 });
 
@@ -203,12 +238,28 @@ describe('refresh token replay (RFC 9700 §4.14: rotation with reuse detection)'
     const rotated = await refresh(tokens.refreshToken);
     expect(rotated.status).toBe(200);
     clock += 6_000; // past the 5-second grace window for concurrent refreshes
-    const replay = await refresh(tokens.refreshToken);
+    const db = { paths: { db: join(authz.home, 'delegate.db') } };
+    const family = String(queryRows(db, 'SELECT family_id FROM issued_tokens WHERE jti = ?', String(decodeJwt(String(rotated.body.access_token)).jti))[0]!.family_id);
+    const familyJtis = queryRows(db, 'SELECT jti FROM issued_tokens WHERE family_id = ? ORDER BY jti', family).map((r) => String(r.jti));
+    expect(familyJtis).toHaveLength(2); // the first access token and the rotated one
+    const tokenTables = ['issued_tokens', 'refresh_tokens', 'token_families'];
+    const countsBefore = rowCounts(db, tokenTables);
+    const { result: replay, changed } = await stateChangedBy(db, () => refresh(tokens.refreshToken));
     expect(replay.status).toBe(400);
     expect(replay.body).toMatchObject({ error: 'invalid_grant' });
     expect(replay.body.access_token).toBeUndefined();
-    // The legitimate holder's newer refresh token dies with the family, and its access token is listed as revoked.
-    expect((await refresh(String(rotated.body.refresh_token))).body).toMatchObject({ error: 'invalid_grant' });
+    expect(replay.body.refresh_token).toBeUndefined();
+    // Nothing new was issued, and only what the family's revocation is designed to change changed: the family and
+    // its access tokens marked revoked, those tokens put on the revocation list, one refresh_replay record.
+    expect(rowCounts(db, tokenTables)).toEqual(countsBefore);
+    expect(changed).toEqual(['audit_log', 'issued_tokens', 'revocations', 'token_families']);
+    expect(queryRows(db, 'SELECT revoked_at IS NOT NULL AS revoked FROM token_families WHERE id = ?', family)).toEqual([{ revoked: 1 }]);
+    expect(queryRows(db, 'SELECT jti FROM issued_tokens WHERE family_id = ? AND revoked_at IS NOT NULL ORDER BY jti', family).map((r) => String(r.jti))).toEqual(familyJtis);
+    // The legitimate holder's newer refresh token dies with the family (refused without changing anything), and its access token is listed as revoked.
+    const newer = await stateChangedBy(db, () => refresh(String(rotated.body.refresh_token)));
+    expect(newer.result.body).toMatchObject({ error: 'invalid_grant' });
+    expect(newer.result.body.access_token).toBeUndefined();
+    expect(newer.changed).toEqual([]);
     const list = (await (await fetch(`${authz.issuer}/revocations?since=0`)).json()) as { tokens: string[] };
     expect(list.tokens).toContain(String(decodeJwt(String(rotated.body.access_token)).jti));
     expect((await authz.store.listAudit()).map((r) => r.event)).toContain('refresh_replay');
