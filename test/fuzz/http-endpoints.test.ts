@@ -19,6 +19,7 @@
 // FUZZ_RUNS sets the runs per endpoint (60 by default; FUZZ_RUNS=5000 for a
 // long run); FUZZ_SEED replays a failure's seed.
 import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import fc from 'fast-check';
 import { SignJWT, importJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,11 +27,13 @@ import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
 import { createTokenExchanger } from '../../src/agent/exchange.js';
 import { hashSecret, randomId, randomSecret } from '../../src/authz/crypto.js';
 import { sessionCookieName } from '../../src/authz/session.js';
+import { startLoopbackListener } from '../../src/client/loopback.js';
 import { loadOrCreateOwnerKey, signOwnerAssertion } from '../../src/client/owner-login.js';
 import type { GrantRecord } from '../../src/store/index.js';
 import { postForm, postJson } from '../support/oauth-flow.js';
 import { openConsent, runAuthorizationFlow, startTestStack, type FlowSecrets, type OpenConsent, type TestStack } from '../support/stack.js';
 import {
+  FUZZ_RUNS,
   checkAnswer,
   describeRequest,
   designedAudit,
@@ -999,4 +1002,129 @@ describe('fuzzing every HTTP endpoint', () => {
       expect((await fetch(url)).status, url).toBe(200);
     }
   });
+});
+
+/** One request over a raw socket: any method, the path as given (no normalization), a chosen Host or none. */
+function rawSend(port: number, method: string, path: string, host: string | undefined): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, setHost: false, headers: host === undefined ? {} : { host }, timeout: 10_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text }));
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+// The CLI's loopback redirect listener (src/client/loopback.ts, RFC 8252 §7.3)
+// is an HTTP endpoint too, on 127.0.0.1 while a sign-in waits. It serves one
+// sign-in, so each run starts a listener of its own (port 0), sends it one
+// generated request, sometimes a well-formed callback after it, and reads the
+// outcome (waitForCode, which closes it). For every answer: no 5xx, a plain
+// no-store page; and the sign-in ends with a code only if a request brought
+// that code on GET /callback, to the listener's own Host, with the state of
+// this sign-in and the issuer's iss (RFC 9207), and no error. A well-formed
+// callback does end it with its code, and a later one does not replace it.
+describe('fuzzing the CLI loopback callback listener', () => {
+  const ISSUER = 'http://127.0.0.1:1';
+  const run = fc.record({
+    method: fc.oneof({ weight: 8, arbitrary: fc.constant('GET') }, { weight: 1, arbitrary: fc.constantFrom('POST', 'HEAD', 'PUT', 'OPTIONS', 'DELETE') }),
+    path: fc.oneof({ weight: 8, arbitrary: fc.constant('/callback') }, { weight: 1, arbitrary: fc.constantFrom('/', '/callback/', '/CALLBACK', '//callback', '/callback/..', '/x/../callback', '/%', '/callback%00') }),
+    // In a third of the runs the callback exactly as the server sends it (so that the request's other parts decide);
+    // else state, iss and code, mutated, and an error response in one run of five.
+    params: fc.oneof(
+      { weight: 1, arbitrary: fc.constant([['state', PH.state], ['iss', ISSUER], ['code', 'the-code']] as Array<[string, string]>) },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(
+            paramsOf({ state: [PH.state, PH.wrongState, ''], iss: [ISSUER, 'https://evil.example', `${ISSUER}/`], code: ['the-code', ''] }),
+            fc.option(paramsOf({ error: ['access_denied', 'server_error', ''], '?error_description': ['<b>x</b>', '\u0000'] }), { freq: 4 }),
+          )
+          .map(([callback, error]) => [...callback, ...(error ?? [])]),
+      },
+    ),
+    host: fc.oneof({ weight: 3, arbitrary: fc.constant('own') }, { weight: 1, arbitrary: fc.constantFrom('localhost', 'evil.example', '127.0.0.1', '127.0.0.1:1', 'none') }),
+    waiting: fc.oneof({ weight: 8, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+    requireIss: fc.boolean(),
+    again: fc.boolean(),
+  });
+
+  // A run costs a few milliseconds: three times the runs of an endpoint, so that the rarer mutations (a wrong Host on an otherwise good callback) come up.
+  const runs = 3 * FUZZ_RUNS;
+
+  it('answers every request, and ends the sign-in with a code only from this sign-in’s callback', async () => {
+    const statuses = new Map<string, number>();
+    await fc.assert(
+      fc.asyncProperty(run, async (r) => {
+        const listener = await startLoopbackListener({ timeoutMs: 1 });
+        try {
+          const port = Number(new URL(listener.redirectUrl).port);
+          const own = `127.0.0.1:${port}`;
+          const state = randomSecret(16);
+          if (r.waiting) listener.expect({ state, issuer: ISSUER, requireIss: r.requireIss });
+          const path = fill({ method: 'GET', path: `${r.path}${toQuery(r.params)}`, headers: {} }, { state, wrongState: altered(state) }).path;
+          const host = r.host === 'own' ? own : r.host === 'localhost' ? `localhost:${port}` : r.host === 'none' ? undefined : r.host;
+          const context = `${r.method} ${path} Host: ${host} (waiting: ${r.waiting}, requireIss: ${r.requireIss})`;
+          const first = await rawSend(port, r.method, path, host);
+          const late = `/callback${toQuery([['state', state], ['iss', ISSUER], ['code', 'late-code']])}`;
+          const second = r.again ? await rawSend(port, 'GET', late, own) : undefined;
+          const outcome = await listener.waitForCode().then(
+            (code) => ({ code }),
+            (error: { code?: string }) => ({ error: String(error.code) }),
+          );
+          const label = `${first.status}${second ? `+${second.status}` : ''} ${'code' in outcome ? (outcome.code === 'late-code' ? 'late code' : 'code') : outcome.error}`;
+          statuses.set(label, (statuses.get(label) ?? 0) + 1);
+
+          for (const answer of second ? [first, second] : [first]) {
+            expect(answer.status, `5xx for ${context}: ${answer.text}`).toBeLessThan(500);
+            expect([200, 400, 404], `status for ${context}`).toContain(answer.status);
+            // Without a Host, node:http itself answers 400 (RFC 9112 §3.2) before the listener's handler runs.
+            if (answer === first && host === undefined) continue;
+            expect(answer.headers['content-type'], context).toMatch(/^text\/plain/);
+            expect(answer.headers['cache-control'], context).toMatch(/no-store/);
+          }
+          // What the listener may take: this sign-in's callback, on its own Host, with its state and iss, a code and no error.
+          let url: URL | undefined;
+          try {
+            url = new URL(path, `http://${own}`);
+          } catch {
+            url = undefined;
+          }
+          const params = url?.searchParams;
+          const iss = params?.get('iss') ?? null;
+          const acceptable =
+            r.method === 'GET' &&
+            host === own &&
+            url?.pathname === '/callback' &&
+            r.waiting &&
+            params?.get('state') === state &&
+            (iss === null ? !r.requireIss : iss === ISSUER) &&
+            params?.get('error') === null &&
+            !!params?.get('code');
+          const judged = r.method === 'GET' && host === own && url?.pathname === '/callback' && r.waiting;
+          if ('code' in outcome) {
+            if (outcome.code === 'late-code') expect(judged, `a later callback replaced the outcome of ${context}`).toBe(false);
+            else expect(acceptable && outcome.code === params?.get('code'), `the sign-in took the code of ${context}`).toBe(true);
+          }
+          // The first callback decided the sign-in: a later one, even a good one, is told it is not waiting.
+          if (second && judged) expect(second.status, `a callback after ${context}`).toBe(400);
+          if (acceptable) {
+            expect(first.status, context).toBe(200);
+            expect(outcome, `the sign-in did not take the code of ${context}`).toEqual({ code: params?.get('code') });
+          } else {
+            expect(first.status, `200 for ${context}`).not.toBe(200);
+          }
+        } finally {
+          await listener.close();
+        }
+      }),
+      fuzzParams(runs),
+    );
+    if (process.env.FUZZ_STATS) console.log(`loopback listener: ${[...statuses].sort(([a], [b]) => a.localeCompare(b)).map(([status, n]) => `${status}×${n}`).join(' ')}`);
+    if (FUZZ_RUNS >= 30) expect([...statuses.keys()].some((label) => / code$/.test(label)), 'no run ended a sign-in with its code').toBe(true);
+  }, fuzzTimeout(runs));
 });
