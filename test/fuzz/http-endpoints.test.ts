@@ -7,19 +7,33 @@
 // (support.ts says what that is per class) and no change to the store's
 // tables, except the refusals that are recorded by design (designedAudit,
 // and a replayed code or refresh token, which revokes its family: RFC 9700
-// §4.14.2, RFC 6749 §4.1.2). After all of it, each server still answers.
+// §4.14.2, RFC 6749 §4.1.2). The pages behind a session's CSRF token, and the
+// one-time links, get live values each run (a session and its token as GET
+// /grants shows it, a pending device code, a grant, a freshly signed
+// assertion: Target.prepare), so that a good share of requests reaches the
+// handler; a request that must be refused (no session token, another site's
+// Origin, someone else's grant, a spent assertion, a wrong iss) fails the run
+// if it is not, and what works once (Target.once) is refused the second time.
+// Every route the servers registered is some target's, by method and path.
+// After all of it, each server still answers.
 // FUZZ_RUNS sets the runs per endpoint (60 by default; FUZZ_RUNS=5000 for a
 // long run); FUZZ_SEED replays a failure's seed.
 import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import fc from 'fast-check';
 import { SignJWT, importJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
 import { createTokenExchanger } from '../../src/agent/exchange.js';
+import { hashSecret, randomId, randomSecret } from '../../src/authz/crypto.js';
+import { sessionCookieName } from '../../src/authz/session.js';
+import { startLoopbackListener } from '../../src/client/loopback.js';
 import { loadOrCreateOwnerKey, signOwnerAssertion } from '../../src/client/owner-login.js';
+import type { GrantRecord } from '../../src/store/index.js';
 import { postForm, postJson } from '../support/oauth-flow.js';
 import { openConsent, runAuthorizationFlow, startTestStack, type FlowSecrets, type OpenConsent, type TestStack } from '../support/stack.js';
 import {
+  FUZZ_RUNS,
   checkAnswer,
   describeRequest,
   designedAudit,
@@ -36,6 +50,7 @@ import {
   stateReader,
   toQuery,
   valueOf,
+  type Answer,
   type EndpointClass,
   type Fields,
   type FuzzRequest,
@@ -70,9 +85,223 @@ interface Known {
 interface Target {
   server: 'auth' | 'calendar' | 'agent';
   kind: EndpointClass;
+  /** The routes (`METHOD path`, as fastify registered them on this target's server) the target sends its requests to. */
+  routes: readonly string[];
   request: fc.Arbitrary<FuzzRequest>;
   /** /authorize: a redirect to the client with `error` is a refusal (RFC 6749 §4.1.2.1). Elsewhere a redirect is the page's answer. */
   redirectErrorIsRefusal?: boolean;
+  /**
+   * Just before sending (and before the state snapshot): fills the generated
+   * request's placeholders (PH) with this run's values, a live session and its
+   * CSRF token, a pending device code, a grant, a freshly signed assertion;
+   * and says why the request must be refused, when it must (no session CSRF
+   * token, a foreign Origin, someone else's grant, ...): an answer that does
+   * not refuse it fails the run.
+   */
+  prepare?: (request: FuzzRequest) => Promise<Prepared>;
+  /** What a successful request does can be done once only (a one-time sign-in link, a device decision): after a success, the same request is sent again, and must be refused and change nothing. */
+  once?: boolean;
+  /** After the answer: a successful logout ended its session, a locked-out user is replaced. */
+  settle?: (answer: Answer, refused: boolean) => void;
+}
+
+interface Prepared {
+  request: FuzzRequest;
+  /** Why the request must be refused, or undefined when it may succeed. */
+  mustRefuse?: string;
+  /** The request carries a validly signed assertion (its jti may be spent even if the request is refused). */
+  signed?: boolean;
+}
+
+/** A signed-in browser: its Cookie header and the session's CSRF token, as GET /grants shows it. */
+interface Session {
+  cookie: string;
+  csrf: string;
+}
+
+/**
+ * Placeholders a generator writes where a per-run value goes (only letters
+ * and dashes, so they survive form, query and JSON encoding unchanged);
+ * `fill` puts the values in. The WRONG ones are the right value with one
+ * character changed.
+ */
+const PH = {
+  csrf: 'FUZZ-SESSION-CSRF',
+  wrongCsrf: 'FUZZ-WRONG-SESSION-CSRF',
+  cookie: 'FUZZ-SESSION-COOKIE',
+  grant: 'FUZZ-GRANT',
+  userCode: 'FUZZ-USER-CODE',
+  looseUserCode: 'FUZZ-LOOSE-USER-CODE',
+  state: 'FUZZ-DEVICE-STATE',
+  wrongState: 'FUZZ-WRONG-DEVICE-STATE',
+  ownerAssertion: 'FUZZ-OWNER-ASSERTION',
+  wrongOwnerAssertion: 'FUZZ-WRONG-OWNER-ASSERTION',
+} as const;
+
+/** Replaces placeholders in the request's path, header values and (text) body. */
+function fill(request: FuzzRequest, values: Partial<Record<keyof typeof PH, string>>): FuzzRequest {
+  const pairs = (Object.entries(values) as Array<[keyof typeof PH, string]>).map(([name, value]) => [PH[name], value] as const).sort(([a], [b]) => b.length - a.length);
+  const put = (text: string) => pairs.reduce((out, [placeholder, value]) => out.replaceAll(placeholder, value), text);
+  return {
+    method: request.method,
+    path: put(request.path),
+    headers: Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k, put(v)])),
+    ...(request.body === undefined ? {} : { body: typeof request.body === 'string' ? put(request.body) : request.body }),
+  };
+}
+
+/** The same secret with one character changed (in the middle: a base64url string's last character may carry only padding bits). */
+function altered(secret: string): string {
+  const i = Math.floor(secret.length / 2);
+  return `${secret.slice(0, i)}${secret[i] === 'A' ? 'B' : 'A'}${secret.slice(i + 1)}`;
+}
+
+function bodyText(request: FuzzRequest): string {
+  return request.body === undefined ? '' : String(request.body);
+}
+
+/** Why a form post of `session` must be refused whatever its other fields: another site's Origin, no session cookie, or no session CSRF token in the body. */
+function csrfRefusal(request: FuzzRequest, session: Session, issuer: string): string | undefined {
+  if (request.headers.origin !== undefined && request.headers.origin !== new URL(issuer).origin) return 'it came from another site (Origin)';
+  if (request.headers['sec-fetch-site'] !== undefined && request.headers['sec-fetch-site'] !== 'same-origin') return 'it came from another site (Sec-Fetch-Site)';
+  if (!(request.headers.cookie ?? '').split(';').map((part) => part.trim()).includes(session.cookie)) return 'it carries no session cookie';
+  if (!bodyText(request).includes(session.csrf)) return "it does not carry the session's CSRF token";
+  return undefined;
+}
+
+/** A next the owner link may lead to (owner-login.ts, login.ts isReturnPath): this server's authorization or device page, as a relative path. */
+function ownerLoginNext(next: string): boolean {
+  return /^\/[\x21-\x5b\x5d-\x7e]*$/.test(next) && (next.startsWith('/authorize?') || next.startsWith('/device?'));
+}
+
+/**
+ * A form body for a page behind the session's CSRF token: in a third of the
+ * runs exactly the form the page shows (every field its first value), so that
+ * the headers decide and a good share of runs gets past the CSRF check to the
+ * handler; else formBody's mutations.
+ */
+function pageForm(fields: Fields, choices: Record<string, readonly string[]> = {}): fc.Arbitrary<Pick<FuzzRequest, 'headers' | 'body'>> {
+  // `choices`: a field the page's form itself sends with one of several values (a button's).
+  const exact = fc
+    .tuple(...Object.entries(fields).map(([name, values]) => fc.constantFrom(...(choices[name] ?? [values[0]!])).map((value) => [name, value] as [string, string])))
+    .map((pairs) => ({ headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: toQuery(pairs).slice(1) }));
+  return fc.oneof({ weight: 1, arbitrary: exact }, { weight: 2, arbitrary: formBody(fields) });
+}
+
+/**
+ * A form post's headers: noiseHeaders with `cookie`, and in one run of four
+ * an Origin or Sec-Fetch-Site of its own: this server's (a browser's
+ * same-origin post, which passes) or another site's (refused).
+ */
+function formPostHeaders(issuer: string, cookie: string): fc.Arbitrary<Record<string, string>> {
+  const site = fc.oneof(
+    { weight: 6, arbitrary: fc.constant({}) },
+    { weight: 1, arbitrary: fc.constantFrom<Record<string, string>>({ origin: new URL(issuer).origin }, { 'sec-fetch-site': 'same-origin' }) },
+    { weight: 1, arbitrary: fc.constantFrom<Record<string, string>>({ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }) },
+  );
+  return fc.tuple(noiseHeaders({ cookie }), site).map(([headers, extra]) => ({ ...headers, ...extra }));
+}
+
+/** A query's values of `name`, or [] when the path has no query that parses. */
+function queryValues(path: string, name: string): string[] {
+  try {
+    return new URL(path, 'http://x').searchParams.getAll(name);
+  } catch {
+    return [];
+  }
+}
+
+/** Per-run values of the page targets, made when asked for (each before the run's state snapshot). */
+interface Fixtures {
+  /** k.consent's session (its cookie alone) and its CSRF token as GET /grants shows it: the session of /grants/revoke. */
+  consentSession: Session;
+  /** A new active grant of the owner (the flow's grant copied under a new id), for /grants/revoke to revoke. */
+  newGrant(): Promise<string>;
+  /** A grant of the owner revoked already, and an active grant of another user. */
+  revokedGrant: string;
+  foreignGrant: string;
+  /** The owner signed in with an owner link, for /logout; made anew after a logout ended it. */
+  logoutSession(): Promise<Session>;
+  logoutSessionEnded(): void;
+  /** Another user's session, for POST /device; replaced when wrong codes have locked the user out. */
+  deviceSession(): Promise<Session>;
+  deviceSessionLocked(): void;
+  /** A new pending device authorization (POST /device_authorization): its user code and the state of the authorization request made for it. */
+  newDevice(): Promise<{ userCode: string; state: string }>;
+  /** An owner login assertion signed now. */
+  newOwnerAssertion(): Promise<string>;
+}
+
+/** The CSRF token of the session `cookie` names, from the sign-out form of GET /grants. */
+async function sessionCsrf(issuer: string, cookie: string): Promise<string> {
+  const res = await fetch(`${issuer}/grants`, { headers: { cookie } });
+  const csrf = /name="csrf" value="([^"]+)"/.exec(await res.text())?.[1];
+  if (res.status !== 200 || !csrf) throw new Error(`GET /grants showed no CSRF token (${res.status})`);
+  return csrf;
+}
+
+async function buildFixtures(k: Known): Promise<Fixtures> {
+  const { stack } = k;
+  const { issuer, agentUrl } = stack.urls;
+  const store = stack.store;
+  const cookieName = sessionCookieName(issuer);
+  const ownerKey = await loadOrCreateOwnerKey(stack.paths.ownerKey);
+  const newOwnerAssertion = () => signOwnerAssertion({ key: ownerKey, issuer, now: Date.now });
+  const template = await store.grantById(k.grantId);
+  if (!template) throw new Error('the flow has no grant');
+  const copyGrant = async (change: Partial<GrantRecord> = {}): Promise<string> => {
+    const grant: GrantRecord = { ...template, id: randomId('grt'), createdAt: Date.now(), revokedAt: null, ...change };
+    await store.createGrant(grant);
+    return grant.id;
+  };
+  // Users and their sessions written to the store: a password sign-in (POST /login) would be slow, and refused once
+  // the POST /login target's wrong passwords have locked this address out.
+  const newUserSession = async (): Promise<Session> => {
+    const now = Date.now();
+    const userId = randomId('usr');
+    await store.createUser({ id: userId, name: `fuzz-${userId.slice(4, 14)}`, passwordHash: null, isOwner: false, timeZone: 'UTC', createdAt: now });
+    const id = randomSecret();
+    await store.createSession({ idHash: hashSecret(id), userId, createdAt: now, expiresAt: now + 3_600_000, boundRequestHash: null });
+    const cookie = `${cookieName}=${id}`;
+    return { cookie, csrf: await sessionCsrf(issuer, cookie) };
+  };
+  const ownerLinkSession = async (): Promise<Session> => {
+    const res = await fetch(`${issuer}/login/owner${toQuery([['assertion', await newOwnerAssertion()], ['next', '/device?user_code=x']])}`, { redirect: 'manual' });
+    const cookie = res.headers.getSetCookie().map((line) => line.split(';')[0]!).find((pair) => pair.startsWith(`${cookieName}=`));
+    if (res.status !== 303 || !cookie) throw new Error(`the owner link gave no session (${res.status})`);
+    return { cookie, csrf: await sessionCsrf(issuer, cookie) };
+  };
+  const consentCookie = k.consent.cookieHeader.split(';').map((part) => part.trim()).find((pair) => pair.startsWith(`${cookieName}=`));
+  if (!consentCookie) throw new Error('the consent browser has no session cookie');
+  const revokedGrant = await copyGrant();
+  await store.revokeGrant(revokedGrant, Date.now(), 'fuzz fixture');
+  const foreignUser = randomId('usr');
+  await store.createUser({ id: foreignUser, name: `fuzz-${foreignUser.slice(4, 14)}`, passwordHash: null, isOwner: false, timeZone: 'UTC', createdAt: Date.now() });
+  let logout: Promise<Session> | undefined;
+  let device: Promise<Session> | undefined;
+  return {
+    consentSession: { cookie: consentCookie, csrf: await sessionCsrf(issuer, consentCookie) },
+    newGrant: () => copyGrant(),
+    revokedGrant,
+    foreignGrant: await copyGrant({ userId: foreignUser }),
+    logoutSession: () => (logout ??= ownerLinkSession()),
+    logoutSessionEnded: () => {
+      logout = undefined;
+    },
+    deviceSession: () => (device ??= newUserSession()),
+    deviceSessionLocked: () => {
+      device = undefined;
+    },
+    newDevice: async () => {
+      const started = await postForm(`${issuer}/device_authorization`, { client_id: k.device.clientId, resource: agentUrl, scope: 'slots:find' });
+      if (started.status !== 200) throw new Error(`device authorization failed: ${started.status} ${JSON.stringify(started.body)}`);
+      const userCode = String(started.body.user_code);
+      const record = await store.deviceAuthorizationByUserCode(userCode, Date.now());
+      if (!record) throw new Error('the device authorization is not in the store');
+      return { userCode, state: record.state };
+    },
+    newOwnerAssertion,
+  };
 }
 
 /** Replaced, when the request is sent, by a client assertion the agent has just signed (each is good once: its jti is remembered). */
@@ -98,7 +327,7 @@ function jtiOf(token: string): string {
   return String((JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti);
 }
 
-function targets(k: Known): Record<string, Target> {
+function targets(k: Known, fx: Fixtures): Record<string, Target> {
   const { issuer, agentUrl, calendarUrl } = k.stack.urls;
   const clientIds = [k.spare.clientId, k.spareRefresh.clientId, k.flow.clientId, k.consent.clientId, k.device.clientId, 'calendar-agent'];
   const redirectUris = [k.flow.redirectUri, 'http://127.0.0.1:9/callback/', 'http://localhost:9/callback', 'https://evil.example/callback', 'http://127.0.0.1:9/callback?x=1'];
@@ -113,11 +342,12 @@ function targets(k: Known): Record<string, Target> {
   const challenge = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
 
   return {
-    'GET /.well-known/oauth-authorization-server': { server: 'auth', kind: 'oauth', request: get('/.well-known/oauth-authorization-server', { '?x': [] }, noise) },
-    'GET /.well-known/jwks.json': { server: 'auth', kind: 'oauth', request: get('/.well-known/jwks.json', { '?kid': [] }, noise) },
+    'GET /.well-known/oauth-authorization-server': { server: 'auth', kind: 'oauth', routes: ['GET /.well-known/oauth-authorization-server'], request: get('/.well-known/oauth-authorization-server', { '?x': [] }, noise) },
+    'GET /.well-known/jwks.json': { server: 'auth', kind: 'oauth', routes: ['GET /.well-known/jwks.json'], request: get('/.well-known/jwks.json', { '?kid': [] }, noise) },
     'GET /authorize': {
       server: 'auth',
       kind: 'page',
+      routes: ['GET /authorize'],
       redirectErrorIsRefusal: true,
       request: get(
         '/authorize',
@@ -140,6 +370,7 @@ function targets(k: Known): Record<string, Target> {
     'POST /consent': {
       server: 'auth',
       kind: 'page',
+      routes: ['POST /consent'],
       request: post(
         '/consent',
         formBody({
@@ -157,36 +388,137 @@ function targets(k: Known): Record<string, Target> {
     'GET /login/owner': {
       server: 'auth',
       kind: 'page',
-      request: get('/login/owner', { assertion: k.ownerAssertions, next: ['/grants', '/authorize?client_id=x', '//evil.example', 'https://evil.example/', '/\\evil.example', ''] }, noise),
+      routes: ['GET /login/owner'],
+      once: true,
+      // An assertion signed for this run: in half the runs with any of the nexts, safe or not; else the link as the CLI
+      // makes it (a next on this server's authorization or device page) with paramsOf's mutations.
+      request: (() => {
+        const nexts = ['/authorize?client_id=x', '/device?user_code=BCDF-GHJK', '/grants', '//evil.example', 'https://evil.example/', '/\\evil.example', '/authorize?\\x', ''];
+        return fc.oneof(
+          { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...nexts), noise).map(([next, headers]) => ({ method: 'GET', path: `/login/owner${toQuery([['assertion', PH.ownerAssertion], ['next', next]])}`, headers })) },
+          { weight: 1, arbitrary: get('/login/owner', { assertion: [PH.ownerAssertion, PH.wrongOwnerAssertion, ...k.ownerAssertions], next: nexts }, noise) },
+        );
+      })(),
+      prepare: async (generated) => {
+        const assertion = await fx.newOwnerAssertion();
+        const request = fill(generated, { ownerAssertion: assertion, wrongOwnerAssertion: altered(assertion) });
+        const assertions = queryValues(request.path, 'assertion');
+        // k.ownerAssertions[0] signed the flow's sign-in: spent. The other three each work once.
+        const unspent = [assertion, ...k.ownerAssertions.slice(1)];
+        const mustRefuse = !assertions.some((a) => unspent.includes(a))
+          ? 'its assertion is spent, altered or not one'
+          : !queryValues(request.path, 'next').some(ownerLoginNext)
+            ? "its next is not this server's authorization or device page"
+            : undefined;
+        return { request, signed: assertions.includes(assertion), ...(mustRefuse ? { mustRefuse } : {}) };
+      },
     },
-    'GET /login': { server: 'auth', kind: 'page', request: get('/login', { '?next': ['/grants', '//evil.example', 'https://evil.example'] }, noise) },
+    'GET /login': { server: 'auth', kind: 'page', routes: ['GET /login'], request: get('/login', { '?next': ['/grants', '//evil.example', 'https://evil.example'] }, noise) },
     'POST /login': {
       server: 'auth',
       kind: 'page',
+      routes: ['POST /login'],
       request: post(
         '/login',
         formBody({ csrf: [k.login.csrf, 'x'], username: ['owner', 'admin', 'root', ''], password: ['password', ''], '?next': ['/grants', '//evil.example'] }),
         noiseHeaders({ cookie: k.login.cookie }),
       ),
     },
-    'GET /grants': { server: 'auth', kind: 'page', request: get('/grants', { '?x': [] }, withSession) },
-    'POST /grants/revoke': { server: 'auth', kind: 'page', request: post('/grants/revoke', formBody({ csrf: ['x', k.consent.form.csrf], grant: [k.grantId, 'grant-x'] }), withSession) },
-    'POST /logout': { server: 'auth', kind: 'page', request: post('/logout', formBody({ csrf: ['x', k.consent.form.csrf] }), withSession) },
+    'GET /grants': { server: 'auth', kind: 'page', routes: ['GET /grants'], request: get('/grants', { '?x': [] }, withSession) },
+    'POST /grants/revoke': {
+      server: 'auth',
+      kind: 'page',
+      routes: ['POST /grants/revoke'],
+      // The form of GET /grants: the session's CSRF token and one of the owner's grants (a new one each run, so that a
+      // revocation a refused request made would show); else a wrong token, another session's, the consent form's, a grant
+      // revoked already, another user's grant.
+      request: post(
+        '/grants/revoke',
+        // A forged form with the right token may name any grant: the owner's new one, one revoked already, another user's.
+        pageForm({ csrf: [PH.csrf, 'x', k.consent.form.csrf, PH.wrongCsrf], grant: [PH.grant, fx.revokedGrant, fx.foreignGrant, 'grant-x'] }, { grant: [PH.grant, fx.revokedGrant, fx.foreignGrant] }),
+        formPostHeaders(issuer, k.consent.cookieHeader),
+      ),
+      prepare: async (generated) => {
+        const grant = await fx.newGrant();
+        const session = fx.consentSession;
+        const request = fill(generated, { csrf: session.csrf, wrongCsrf: altered(session.csrf), grant });
+        const body = bodyText(request);
+        const mustRefuse = csrfRefusal(request, session, issuer) ?? (body.includes(grant) || body.includes(fx.revokedGrant) ? undefined : 'it names no grant of the signed-in user');
+        return { request, ...(mustRefuse ? { mustRefuse } : {}) };
+      },
+    },
+    'POST /logout': {
+      server: 'auth',
+      kind: 'page',
+      routes: ['POST /logout'],
+      once: true,
+      // A session of its own (signed in with an owner link), made anew when a logout ended it.
+      request: post('/logout', pageForm({ csrf: [PH.csrf, 'x', fx.consentSession.csrf, PH.wrongCsrf] }), formPostHeaders(issuer, PH.cookie)),
+      prepare: async (generated) => {
+        const session = await fx.logoutSession();
+        const request = fill(generated, { csrf: session.csrf, wrongCsrf: altered(session.csrf), cookie: session.cookie });
+        const mustRefuse = csrfRefusal(request, session, issuer);
+        return { request, ...(mustRefuse ? { mustRefuse } : {}) };
+      },
+      settle: (_answer, refused) => {
+        if (!refused) fx.logoutSessionEnded();
+      },
+    },
     'POST /device_authorization': {
       server: 'auth',
       kind: 'oauth',
+      routes: ['POST /device_authorization'],
       request: post('/device_authorization', formBody({ client_id: [k.device.clientId, ...clientIds], resource: resources, '?scope': scopes }), noise),
     },
-    'GET /device': { server: 'auth', kind: 'page', request: get('/device', { '?user_code': [k.device.userCode, k.device.userCode.toLowerCase().replace('-', ''), 'BCDF-GHJK', ''] }, withSession) },
-    'POST /device': { server: 'auth', kind: 'page', request: post('/device', formBody({ user_code: [k.device.userCode, 'BCDF-GHJK', ''], '?decision': ['approve', 'cancel'] }), withSession) },
+    'GET /device': { server: 'auth', kind: 'page', routes: ['GET /device'], request: get('/device', { '?user_code': [k.device.userCode, k.device.userCode.toLowerCase().replace('-', ''), 'BCDF-GHJK', ''] }, withSession) },
+    'POST /device': {
+      server: 'auth',
+      kind: 'page',
+      routes: ['POST /device'],
+      // The confirmation form of GET /device (device-page.ts): a pending user code (new each run: Cancel denies it), the
+      // session's CSRF token, and Continue or Cancel. The session is another user's than the owner's, whom GET /device's
+      // wrong codes lock out (RFC 8628 §5.1), and is replaced when this target's wrong codes lock it out in turn.
+      request: post(
+        '/device',
+        pageForm({ user_code: [PH.userCode, PH.looseUserCode, 'BCDF-GHJK', ''], csrf: [PH.csrf, 'x', fx.consentSession.csrf, PH.wrongCsrf], decision: ['continue', 'cancel', 'approve', ''] }, { decision: ['continue', 'cancel'] }),
+        formPostHeaders(issuer, PH.cookie),
+      ),
+      prepare: async (generated) => {
+        const [session, device] = await Promise.all([fx.deviceSession(), fx.newDevice()]);
+        // What a person may type instead (§6.1): any case, no dash.
+        const loose = device.userCode.toLowerCase().replace('-', '');
+        const request = fill(generated, { csrf: session.csrf, wrongCsrf: altered(session.csrf), cookie: session.cookie, userCode: device.userCode, looseUserCode: loose });
+        const body = bodyText(request);
+        const mustRefuse = csrfRefusal(request, session, issuer) ?? (body.includes(device.userCode) || body.includes(loose) ? undefined : 'it names no pending user code');
+        return { request, ...(mustRefuse ? { mustRefuse } : {}) };
+      },
+      settle: (answer) => {
+        if (answer.status === 429) fx.deviceSessionLocked();
+      },
+    },
     'GET /device/done': {
       server: 'auth',
       kind: 'page',
-      request: get('/device/done', { state: ['x'], iss: [issuer, 'https://evil.example'], '?code': ['x'], '?error': ['access_denied'] }, withSession),
+      routes: ['GET /device/done'],
+      once: true,
+      // Where the consent page sends the browser: the state of a pending device authorization (new each run, since an
+      // answer settles it) and this server's iss (RFC 9207); else a wrong state or iss.
+      request: get('/device/done', { state: [PH.state, PH.wrongState, 'x'], iss: [issuer, 'https://evil.example', `${issuer}/`], '?code': ['x'], '?error': ['access_denied'] }, withSession),
+      prepare: async (generated) => {
+        const device = await fx.newDevice();
+        const request = fill(generated, { state: device.state, wrongState: altered(device.state) });
+        const mustRefuse = !queryValues(request.path, 'state').includes(device.state)
+          ? 'its state is no pending device authorization'
+          : !queryValues(request.path, 'iss').includes(issuer)
+            ? 'its iss is not this server'
+            : undefined;
+        return { request, ...(mustRefuse ? { mustRefuse } : {}) };
+      },
     },
     'POST /token authorization_code': {
       server: 'auth',
       kind: 'oauth',
+      routes: ['POST /token'],
       request: post(
         '/token',
         formBody({ grant_type: [GRANT_CODE], code: [k.spare.code], redirect_uri: redirectUris, code_verifier: [k.spare.verifier, 'x'.repeat(43)], '?resource': resources, ...publicClient }),
@@ -196,11 +528,13 @@ function targets(k: Known): Record<string, Target> {
     'POST /token refresh_token': {
       server: 'auth',
       kind: 'oauth',
+      routes: ['POST /token'],
       request: post('/token', formBody({ grant_type: [GRANT_REFRESH], refresh_token: [k.spareRefresh.refreshToken], '?scope': scopes, '?resource': resources, ...publicClient, client_id: [k.spareRefresh.clientId, ...clientIds] }), noise),
     },
     'POST /token token-exchange': {
       server: 'auth',
       kind: 'oauth',
+      routes: ['POST /token'],
       request: (() => {
         const exchange: Fields = {
           grant_type: [GRANT_EXCHANGE],
@@ -224,11 +558,13 @@ function targets(k: Known): Record<string, Target> {
     'POST /token device_code': {
       server: 'auth',
       kind: 'oauth',
+      routes: ['POST /token'],
       request: post('/token', formBody({ grant_type: [GRANT_DEVICE], device_code: [k.device.deviceCode, 'x'], client_id: [k.device.clientId, ...clientIds] }), noise),
     },
     'POST /token other grant types': {
       server: 'auth',
       kind: 'oauth',
+      routes: ['POST /token'],
       request: post(
         '/token',
         formBody({ grant_type: ['client_credentials', 'password', 'implicit', 'urn:ietf:params:oauth:grant-type:jwt-bearer', ''], '?username': ['owner'], '?password': ['x'], '?assertion': ['x'], ...publicClient }),
@@ -238,6 +574,7 @@ function targets(k: Known): Record<string, Target> {
     'POST /register': {
       server: 'auth',
       kind: 'oauth',
+      routes: ['POST /register'],
       request: post(
         '/register',
         jsonBody(
@@ -271,12 +608,14 @@ function targets(k: Known): Record<string, Target> {
     'POST /revoke': {
       server: 'auth',
       kind: 'oauth',
+      routes: ['POST /revoke'],
       request: post('/revoke', formBody({ token: tokens, '?token_type_hint': ['access_token', 'refresh_token', 'id_token'], ...publicClient, client_id: [k.spareRefresh.clientId, ...clientIds] }), noise),
     },
-    'POST /introspect': { server: 'auth', kind: 'oauth', request: post('/introspect', formBody({ token: tokens, '?token_type_hint': ['access_token'], ...agentClient }), noise) },
+    'POST /introspect': { server: 'auth', kind: 'oauth', routes: ['POST /introspect'], request: post('/introspect', formBody({ token: tokens, '?token_type_hint': ['access_token'], ...agentClient }), noise) },
     'GET /revocations': {
       server: 'auth',
       kind: 'oauth',
+      routes: ['GET /revocations'],
       // A positive wait is a long poll (up to 30 s) by design: it is kept to 10 ms here so the run stays bounded.
       request: get('/revocations', { '?since': ['0', '1', '-1', '1.5', '99999999999', '1e3', ''], '?wait': ['0', '-1', 'NaN', 'Infinity', '0.01'] }, noise).map((r) => ({
         ...r,
@@ -286,6 +625,7 @@ function targets(k: Known): Record<string, Target> {
     'POST /audit': {
       server: 'auth',
       kind: 'oauth',
+      routes: ['POST /audit'],
       request: post(
         '/audit',
         formBody({
@@ -309,6 +649,7 @@ function targets(k: Known): Record<string, Target> {
     'OPTIONS (CORS preflight)': {
       server: 'auth',
       kind: 'oauth',
+      routes: ['OPTIONS /token', 'OPTIONS /register', 'OPTIONS /revoke', 'OPTIONS /introspect', 'OPTIONS /.well-known/oauth-authorization-server', 'OPTIONS /.well-known/jwks.json'],
       request: fc
         .tuple(fc.constantFrom('/token', '/register', '/revoke', '/introspect', '/.well-known/oauth-authorization-server', '/.well-known/jwks.json', '/authorize', '/consent'), noise)
         .map(([path, headers]) => ({ method: 'OPTIONS', path, headers: { ...headers, 'access-control-request-method': 'POST' } })),
@@ -316,6 +657,7 @@ function targets(k: Known): Record<string, Target> {
     'any method, any path (auth)': {
       server: 'auth',
       kind: 'oauth',
+      routes: [] as string[], // unknown paths and methods: fastify's not-found handling
       request: fc
         .tuple(
           fc.constantFrom('GET', 'PUT', 'DELETE', 'PATCH', 'HEAD'),
@@ -327,10 +669,11 @@ function targets(k: Known): Record<string, Target> {
         )
         .map(([method, path, headers]) => ({ method, path, headers })),
     },
-    'GET calendar metadata': { server: 'calendar', kind: 'oauth', request: get('/.well-known/oauth-protected-resource', { '?x': [] }, noise) },
+    'GET calendar metadata': { server: 'calendar', kind: 'oauth', routes: ['GET /.well-known/oauth-protected-resource'], request: get('/.well-known/oauth-protected-resource', { '?x': [] }, noise) },
     'GET /freebusy': {
       server: 'calendar',
       kind: 'bearer',
+      routes: ['GET /freebusy'],
       request: fc
         .tuple(
           paramsOf({
@@ -347,14 +690,18 @@ function targets(k: Known): Record<string, Target> {
     'any method, any path (calendar)': {
       server: 'calendar',
       kind: 'bearer',
+      routes: [] as string[],
       request: fc
         .tuple(fc.constantFrom('POST', 'PUT', 'DELETE'), fc.constantFrom('/freebusy', '/', '/.well-known/oauth-protected-resource', '/%'), noise)
         .map(([method, path, headers]) => ({ method, path, headers, body: '{}' })),
     },
-    'GET agent metadata': { server: 'agent', kind: 'oauth', request: get('/.well-known/oauth-protected-resource/mcp', { '?x': [] }, noise) },
+    'GET agent metadata': { server: 'agent', kind: 'oauth', routes: ['GET /.well-known/oauth-protected-resource/mcp'], request: get('/.well-known/oauth-protected-resource/mcp', { '?x': [] }, noise) },
+    // The agent also answers at the root of the well-known path (RFC 9728 §3.1 for a resource without a path component).
+    'GET agent metadata (root)': { server: 'agent', kind: 'oauth', routes: ['GET /.well-known/oauth-protected-resource'], request: get('/.well-known/oauth-protected-resource', { '?x': [] }, noise) },
     'POST /mcp (JSON-RPC)': {
       server: 'agent',
       kind: 'mcp',
+      routes: ['POST /mcp'],
       request: fc
         .tuple(
           jsonRpcBody(),
@@ -377,6 +724,7 @@ function targets(k: Known): Record<string, Target> {
     'GET and DELETE /mcp': {
       server: 'agent',
       kind: 'mcp',
+      routes: ['GET /mcp', 'DELETE /mcp'],
       request: fc
         .tuple(fc.constantFrom('GET', 'DELETE', 'PUT'), fc.oneof(fc.constant({ authorization: `Bearer ${k.flow.accessToken}`, accept: 'text/event-stream' }), noise))
         .map(([method, headers]) => ({ method, path: '/mcp', headers })),
@@ -509,9 +857,29 @@ const TARGET_NAMES = [
   'GET /freebusy',
   'any method, any path (calendar)',
   'GET agent metadata',
+  'GET agent metadata (root)',
   'POST /mcp (JSON-RPC)',
   'GET and DELETE /mcp',
 ] as const;
+
+/**
+ * Every `METHOD path` a fastify server registered, read from its route tree
+ * (printRoutes without common prefixes: a child's path is its parents' paths
+ * and its own, `/login` then `/owner`).
+ */
+function registeredRoutes(app: TestStack['auth']): string[] {
+  const lines = app.printRoutes({ commonPrefix: false }).split('\n').filter((line) => line.includes('── '));
+  const parents: string[] = [];
+  const out: string[] = [];
+  for (const line of lines) {
+    const m = /^((?:│ {3}| {4})*)[├└]── (\S+)(?: \(([^)]+)\))?$/.exec(line);
+    if (!m) throw new Error(`a route line that does not parse: ${line}`);
+    parents.length = m[1]!.length / 4;
+    parents.push(m[2]!);
+    for (const method of m[3]?.split(', ') ?? []) out.push(`${method} ${parents.join('')}`);
+  }
+  return out.sort();
+}
 
 /** Events whose refusal revokes a token family by design (RFC 9700 §4.14.2 for refresh tokens, RFC 6749 §4.1.2 for codes). */
 const REPLAY_EVENTS = new Set(['code_replay', 'refresh_replay']);
@@ -536,7 +904,7 @@ describe('fuzzing every HTTP endpoint', () => {
     const ownerKey = await loadOrCreateOwnerKey(stack.paths.ownerKey);
     const ownerAssertions = [flow.assertion, ...(await Promise.all([1, 2, 3].map(() => signOwnerAssertion({ key: ownerKey, issuer: stack.urls.issuer, now: Date.now }))))];
     known = { stack, flow, spare, spareRefresh, spareExchange, consent, calendarToken, agentAssertions: await agentAssertions(stack, 3), ownerAssertions, grantId, login: await loginForm(stack), device: await pendingDevice(stack) };
-    all = targets(known);
+    all = targets(known, await buildFixtures(known));
     reader = stateReader(stack.paths.db);
   }, 30_000);
 
@@ -545,23 +913,43 @@ describe('fuzzing every HTTP endpoint', () => {
     await known?.stack.close();
   });
 
-  it('has a target for every route the servers registered', () => {
-    const routes = [known.stack.auth, known.stack.calendar, known.stack.agent].flatMap((app) =>
-      app
-        .printRoutes({ commonPrefix: false })
-        .split('\n')
-        .map((line) => /([^\s─└├│]+) \(([^)]+)\)/.exec(line))
-        .filter((m): m is RegExpExecArray => m !== null)
-        .flatMap((m) => m[2]!.split(', ').map((method) => `${method} ${m[1]}`)),
-    );
-    const covered = (route: string): boolean => {
-      const [method, path] = route.split(' ') as [string, string];
-      if (method === 'HEAD' || method === 'OPTIONS') return true; // fastify's automatic HEAD; preflights have their own target
-      return TARGET_NAMES.some((name) => name.includes(path) || (path === '/.well-known/oauth-protected-resource' && name === 'GET calendar metadata') || (path === '/.well-known/oauth-protected-resource/mcp' && name === 'GET agent metadata') || (path === '/freebusy' && name === 'GET /freebusy'));
-    };
-    expect(routes.length).toBeGreaterThan(20);
-    expect(routes.filter((r) => !covered(r))).toEqual([]);
+  it('has a target for every route the servers registered, each named exactly (method and path)', () => {
+    const apps = { auth: known.stack.auth, calendar: known.stack.calendar, agent: known.stack.agent } as const;
+    let count = 0;
+    for (const [server, app] of Object.entries(apps)) {
+      const registered = registeredRoutes(app);
+      count += registered.length;
+      for (const route of registered) {
+        const [method, url] = route.split(' ') as [string, string];
+        expect(app.hasRoute({ method: method as 'GET', url }), `${server}: ${route} read from printRoutes is not a route`).toBe(true);
+      }
+      const named = new Set(Object.values(all).filter((t) => t.server === server).flatMap((t) => t.routes));
+      // fastify's automatic HEAD runs the GET route's handler; a preflight route is named by the OPTIONS target.
+      const covered = (route: string) => named.has(route) || (route.startsWith('HEAD ') && named.has(`GET ${route.slice(5)}`));
+      expect(registered.filter((route) => !covered(route)), `${server}: routes no target fuzzes`).toEqual([]);
+      expect([...named].filter((route) => !registered.includes(route)), `${server}: targets name routes it does not have`).toEqual([]);
+    }
+    expect(count).toBeGreaterThan(30);
   });
+
+  /** A refused request changed nothing but what is changed by design (see the top of this file). */
+  function checkNoChange(before: Record<string, string>, seq: number, answer: Answer, signedAssertion: boolean, context: string): void {
+    const after = reader.snapshot();
+    const added = reader.auditSince(seq);
+    const replay = added.some((row) => REPLAY_EVENTS.has(row.event));
+    const changed = Object.keys({ ...before, ...after }).filter((table) => before[table] !== after[table]);
+    const polled = /"error":"(authorization_pending|slow_down|access_denied|expired_token)"/.test(answer.text);
+    const unexpected = changed.filter((table) => {
+      if (replay && REPLAY_TABLES.has(table)) return false;
+      // RFC 7523 §3: an assertion that authenticated the client is spent (its jti remembered)
+      // whatever becomes of the request after, so that it cannot be replayed.
+      if (signedAssertion && table === 'used_once') return false;
+      // RFC 8628 §3.5: every poll is remembered, whatever its answer, so that polling too fast can be answered slow_down.
+      if (polled && table === 'device_authorizations') return false;
+      return !(table === 'audit_log' && added.length > 0 && added.every((row) => designedAudit(row) || REPLAY_EVENTS.has(row.event)));
+    });
+    expect(unexpected, `a refused request (${answer.status}) changed ${unexpected.join(', ')}: ${context}\nanswer: ${answer.text.slice(0, 300)}`).toEqual([]);
+  }
 
   it.each(TARGET_NAMES)('%s', async (name) => {
     const target = all[name]!;
@@ -571,35 +959,37 @@ describe('fuzzing every HTTP endpoint', () => {
       fc.asyncProperty(target.request, async (generated) => {
         const body = generated.body;
         const freshAssertion = typeof body === 'string' && body.includes(FRESH_AGENT_ASSERTION);
-        const request = typeof body === 'string' && freshAssertion ? { ...generated, body: body.replaceAll(FRESH_AGENT_ASSERTION, (await agentAssertions(known.stack, 1))[0]!) } : generated;
+        const withAssertion = typeof body === 'string' && freshAssertion ? { ...generated, body: body.replaceAll(FRESH_AGENT_ASSERTION, (await agentAssertions(known.stack, 1))[0]!) } : generated;
+        const prepared: Prepared = target.prepare ? await target.prepare(withAssertion) : { request: withAssertion };
+        const request = prepared.request;
         const sent = `${request.path} ${typeof request.body === 'string' ? request.body : ''}`;
-        const signedAssertion = freshAssertion || [...known.agentAssertions, ...known.ownerAssertions].some((a) => sent.includes(a) || sent.includes(encodeURIComponent(a)));
+        const signedAssertion = freshAssertion || prepared.signed === true || [...known.agentAssertions, ...known.ownerAssertions].some((a) => sent.includes(a) || sent.includes(encodeURIComponent(a)));
         const before = reader.snapshot();
         const seq = reader.lastAuditSeq();
         const answer = await send(origin, request);
         // FUZZ_STATS=1 counts statuses and error codes; FUZZ_STATS=2 the start of each answer.
-        const code = /"error":"([a-z_]+)"/.exec(answer.text)?.[1];
+        // A page's heading says how far the request got ("This form expired", "Is this the code on your device?").
+        const code = /"error":"([a-z_]+)"/.exec(answer.text)?.[1] ?? /<h1>([^<]{1,40})/.exec(answer.text)?.[1];
         const label = process.env.FUZZ_STATS === '2' ? `${answer.status} ${answer.text.slice(0, 120)}` : `${answer.status}${code ? `:${code}` : ''}`;
         statuses.set(label, (statuses.get(label) ?? 0) + 1);
         const context = describeRequest(request);
         checkAnswer(target.kind, answer, request.method, context);
         const refused = answer.status >= 400 || (target.redirectErrorIsRefusal === true && isRefusal(answer));
-        if (!refused) return;
-        const after = reader.snapshot();
-        const added = reader.auditSince(seq);
-        const replay = added.some((row) => REPLAY_EVENTS.has(row.event));
-        const changed = Object.keys(before).filter((table) => before[table] !== after[table]);
-        const polled = /"error":"(authorization_pending|slow_down|access_denied|expired_token)"/.test(answer.text);
-        const unexpected = changed.filter((table) => {
-          if (replay && REPLAY_TABLES.has(table)) return false;
-          // RFC 7523 §3: an assertion that authenticated the client is spent (its jti remembered)
-          // whatever becomes of the request after, so that it cannot be replayed.
-          if (signedAssertion && table === 'used_once') return false;
-          // RFC 8628 §3.5: every poll is remembered, whatever its answer, so that polling too fast can be answered slow_down.
-          if (polled && table === 'device_authorizations') return false;
-          return !(table === 'audit_log' && added.length > 0 && added.every((row) => designedAudit(row) || REPLAY_EVENTS.has(row.event)));
-        });
-        expect(unexpected, `a refused request (${answer.status}) changed ${unexpected.join(', ')}: ${context}\nanswer: ${answer.text.slice(0, 300)}`).toEqual([]);
+        target.settle?.(answer, refused);
+        if (prepared.mustRefuse !== undefined) expect(refused, `${answer.status} for a request that must be refused (${prepared.mustRefuse}): ${context}\nanswer: ${answer.text.slice(0, 300)}`).toBe(true);
+        if (refused) {
+          checkNoChange(before, seq, answer, signedAssertion, context);
+          return;
+        }
+        if (!target.once) return;
+        // It worked once: the very same request again must be refused, and change nothing.
+        const beforeAgain = reader.snapshot();
+        const seqAgain = reader.lastAuditSeq();
+        const again = await send(origin, request);
+        const contextAgain = `the same request again: ${context}`;
+        checkAnswer(target.kind, again, request.method, contextAgain);
+        expect(again.status, `${again.status} for ${contextAgain}\nanswer: ${again.text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
+        checkNoChange(beforeAgain, seqAgain, again, signedAssertion, contextAgain);
       }),
       fuzzParams(),
     );
@@ -612,4 +1002,129 @@ describe('fuzzing every HTTP endpoint', () => {
       expect((await fetch(url)).status, url).toBe(200);
     }
   });
+});
+
+/** One request over a raw socket: any method, the path as given (no normalization), a chosen Host or none. */
+function rawSend(port: number, method: string, path: string, host: string | undefined): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, setHost: false, headers: host === undefined ? {} : { host }, timeout: 10_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text }));
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+// The CLI's loopback redirect listener (src/client/loopback.ts, RFC 8252 §7.3)
+// is an HTTP endpoint too, on 127.0.0.1 while a sign-in waits. It serves one
+// sign-in, so each run starts a listener of its own (port 0), sends it one
+// generated request, sometimes a well-formed callback after it, and reads the
+// outcome (waitForCode, which closes it). For every answer: no 5xx, a plain
+// no-store page; and the sign-in ends with a code only if a request brought
+// that code on GET /callback, to the listener's own Host, with the state of
+// this sign-in and the issuer's iss (RFC 9207), and no error. A well-formed
+// callback does end it with its code, and a later one does not replace it.
+describe('fuzzing the CLI loopback callback listener', () => {
+  const ISSUER = 'http://127.0.0.1:1';
+  const run = fc.record({
+    method: fc.oneof({ weight: 8, arbitrary: fc.constant('GET') }, { weight: 1, arbitrary: fc.constantFrom('POST', 'HEAD', 'PUT', 'OPTIONS', 'DELETE') }),
+    path: fc.oneof({ weight: 8, arbitrary: fc.constant('/callback') }, { weight: 1, arbitrary: fc.constantFrom('/', '/callback/', '/CALLBACK', '//callback', '/callback/..', '/x/../callback', '/%', '/callback%00') }),
+    // In a third of the runs the callback exactly as the server sends it (so that the request's other parts decide);
+    // else state, iss and code, mutated, and an error response in one run of five.
+    params: fc.oneof(
+      { weight: 1, arbitrary: fc.constant([['state', PH.state], ['iss', ISSUER], ['code', 'the-code']] as Array<[string, string]>) },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(
+            paramsOf({ state: [PH.state, PH.wrongState, ''], iss: [ISSUER, 'https://evil.example', `${ISSUER}/`], code: ['the-code', ''] }),
+            fc.option(paramsOf({ error: ['access_denied', 'server_error', ''], '?error_description': ['<b>x</b>', '\u0000'] }), { freq: 4 }),
+          )
+          .map(([callback, error]) => [...callback, ...(error ?? [])]),
+      },
+    ),
+    host: fc.oneof({ weight: 3, arbitrary: fc.constant('own') }, { weight: 1, arbitrary: fc.constantFrom('localhost', 'evil.example', '127.0.0.1', '127.0.0.1:1', 'none') }),
+    waiting: fc.oneof({ weight: 8, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+    requireIss: fc.boolean(),
+    again: fc.boolean(),
+  });
+
+  // A run costs a few milliseconds: three times the runs of an endpoint, so that the rarer mutations (a wrong Host on an otherwise good callback) come up.
+  const runs = 3 * FUZZ_RUNS;
+
+  it('answers every request, and ends the sign-in with a code only from this sign-in’s callback', async () => {
+    const statuses = new Map<string, number>();
+    await fc.assert(
+      fc.asyncProperty(run, async (r) => {
+        const listener = await startLoopbackListener({ timeoutMs: 1 });
+        try {
+          const port = Number(new URL(listener.redirectUrl).port);
+          const own = `127.0.0.1:${port}`;
+          const state = randomSecret(16);
+          if (r.waiting) listener.expect({ state, issuer: ISSUER, requireIss: r.requireIss });
+          const path = fill({ method: 'GET', path: `${r.path}${toQuery(r.params)}`, headers: {} }, { state, wrongState: altered(state) }).path;
+          const host = r.host === 'own' ? own : r.host === 'localhost' ? `localhost:${port}` : r.host === 'none' ? undefined : r.host;
+          const context = `${r.method} ${path} Host: ${host} (waiting: ${r.waiting}, requireIss: ${r.requireIss})`;
+          const first = await rawSend(port, r.method, path, host);
+          const late = `/callback${toQuery([['state', state], ['iss', ISSUER], ['code', 'late-code']])}`;
+          const second = r.again ? await rawSend(port, 'GET', late, own) : undefined;
+          const outcome = await listener.waitForCode().then(
+            (code) => ({ code }),
+            (error: { code?: string }) => ({ error: String(error.code) }),
+          );
+          const label = `${first.status}${second ? `+${second.status}` : ''} ${'code' in outcome ? (outcome.code === 'late-code' ? 'late code' : 'code') : outcome.error}`;
+          statuses.set(label, (statuses.get(label) ?? 0) + 1);
+
+          for (const answer of second ? [first, second] : [first]) {
+            expect(answer.status, `5xx for ${context}: ${answer.text}`).toBeLessThan(500);
+            expect([200, 400, 404], `status for ${context}`).toContain(answer.status);
+            // Without a Host, node:http itself answers 400 (RFC 9112 §3.2) before the listener's handler runs.
+            if (answer === first && host === undefined) continue;
+            expect(answer.headers['content-type'], context).toMatch(/^text\/plain/);
+            expect(answer.headers['cache-control'], context).toMatch(/no-store/);
+          }
+          // What the listener may take: this sign-in's callback, on its own Host, with its state and iss, a code and no error.
+          let url: URL | undefined;
+          try {
+            url = new URL(path, `http://${own}`);
+          } catch {
+            url = undefined;
+          }
+          const params = url?.searchParams;
+          const iss = params?.get('iss') ?? null;
+          const acceptable =
+            r.method === 'GET' &&
+            host === own &&
+            url?.pathname === '/callback' &&
+            r.waiting &&
+            params?.get('state') === state &&
+            (iss === null ? !r.requireIss : iss === ISSUER) &&
+            params?.get('error') === null &&
+            !!params?.get('code');
+          const judged = r.method === 'GET' && host === own && url?.pathname === '/callback' && r.waiting;
+          if ('code' in outcome) {
+            if (outcome.code === 'late-code') expect(judged, `a later callback replaced the outcome of ${context}`).toBe(false);
+            else expect(acceptable && outcome.code === params?.get('code'), `the sign-in took the code of ${context}`).toBe(true);
+          }
+          // The first callback decided the sign-in: a later one, even a good one, is told it is not waiting.
+          if (second && judged) expect(second.status, `a callback after ${context}`).toBe(400);
+          if (acceptable) {
+            expect(first.status, context).toBe(200);
+            expect(outcome, `the sign-in did not take the code of ${context}`).toEqual({ code: params?.get('code') });
+          } else {
+            expect(first.status, `200 for ${context}`).not.toBe(200);
+          }
+        } finally {
+          await listener.close();
+        }
+      }),
+      fuzzParams(runs),
+    );
+    if (process.env.FUZZ_STATS) console.log(`loopback listener: ${[...statuses].sort(([a], [b]) => a.localeCompare(b)).map(([status, n]) => `${status}×${n}`).join(' ')}`);
+    if (FUZZ_RUNS >= 30) expect([...statuses.keys()].some((label) => / code$/.test(label)), 'no run ended a sign-in with its code').toBe(true);
+  }, fuzzTimeout(runs));
 });

@@ -258,44 +258,31 @@ export function describeRequest(request: FuzzRequest): string {
 
 // ---------------------------------------------------------------- state
 
-/** The tables whose rows are the authorization server's state. */
-export const STATE_TABLES = [
-  'users',
-  'clients',
-  'resources',
-  'sessions',
-  'used_once',
-  'auth_requests',
-  'grants',
-  'auth_codes',
-  'token_families',
-  'refresh_tokens',
-  'issued_tokens',
-  'calendars',
-  'audit_log',
-  'revocations',
-  'calendar_feeds',
-  'device_authorizations',
-  'signing_keys',
-] as const;
-
 export type Snapshot = Record<string, string>;
 
 /**
  * Reads the store through its own read-only connection, as another process
- * would. A snapshot hashes every row of every table; it is taken again only
- * when SQLite's data_version says another connection has committed since the
- * last one, so a request that writes nothing costs one pragma.
+ * would. A snapshot hashes every row of every table the database holds (read
+ * from sqlite_master each time, so that a table added by a migration, or
+ * created while the fuzz runs, is checked too; sqlite_sequence, SQLite's own
+ * AUTOINCREMENT counters, is left out: an insert shows in its table anyway).
+ * It is taken again only when SQLite's data_version says another connection
+ * has committed since the last one, so a request that writes nothing costs
+ * one pragma.
  */
 export function stateReader(dbPath: string): { snapshot(): Snapshot; auditSince(seq: number): Array<{ seq: number; event: string; detail: string }>; lastAuditSeq(): number; close(): void } {
   const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  const reads = STATE_TABLES.map((table) => [table, db.prepare(`SELECT * FROM ${table} ORDER BY rowid`)] as const);
+  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'sqlite_sequence' ORDER BY name");
   const since = db.prepare('SELECT seq, event, detail FROM audit_log WHERE seq > ? ORDER BY seq');
   const last = db.prepare('SELECT coalesce(max(seq), 0) AS seq FROM audit_log');
   const dataVersion = () => db.pragma('data_version', { simple: true }) as number;
   const full = (): Snapshot => {
     const out: Snapshot = {};
-    for (const [table, read] of reads) out[table] = createHash('sha256').update(JSON.stringify(read.all())).digest('base64url');
+    for (const { name } of tables.all() as Array<{ name: string }>) {
+      // Each row as JSON, sorted: no ORDER BY rowid, which a WITHOUT ROWID table lacks.
+      const rows = (db.prepare(`SELECT * FROM "${name.replaceAll('"', '""')}"`).raw().all() as unknown[]).map((row) => JSON.stringify(row, cellJson)).sort();
+      out[name] = createHash('sha256').update(rows.join('\n')).digest('base64url');
+    }
     return out;
   };
   let version = dataVersion();
@@ -313,6 +300,11 @@ export function stateReader(dbPath: string): { snapshot(): Snapshot; auditSince(
     lastAuditSeq: () => (last.get() as { seq: number }).seq,
     close: () => db.close(),
   };
+}
+
+/** A cell as JSON: a 64-bit integer as text (JSON.stringify throws on a bigint); a blob comes as Buffer's toJSON, its bytes. */
+function cellJson(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? String(value) : value;
 }
 
 /**
