@@ -21,7 +21,7 @@ import { resolvePaths } from '../../src/config.js';
 import { constantTimeEqual, hashSecret } from '../../src/authz/crypto.js';
 import { TokenCache } from '../../src/client/cache.js';
 import { ownerAssertion } from '../support/authz.js';
-import { Browser, DEVICE_CODE_GRANT, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerDeviceClient } from '../support/oauth-flow.js';
+import { Browser, DEVICE_CODE_GRANT, csrfOf, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerDeviceClient } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { createHash } from 'node:crypto';
 import { JWT_BEARER, REDIRECT, agentAssertion, expectStrictPage, exchangeAsAgent, startStack, stateChangedBy, type Stack } from './stack.js';
@@ -34,7 +34,6 @@ vi.mock('../../src/authz/crypto.js', async (importOriginal) => {
   return { ...actual, constantTimeEqual: vi.fn(actual.constantTimeEqual) };
 });
 
-const csrfOf = (html: string) => /name="csrf" value="([^"]*)"/.exec(html)![1]!;
 
 describe('login brute force', () => {
   let stack: Stack;
