@@ -68,9 +68,16 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
       return undefined;
     });
 
-    // Once the body is read, before any tool runs: each tools/call needs its tool's scope.
+    // Once the body is read, before any tool runs: a batch must be one this protocol allows (refused
+    // before the scopes are judged, so no step-up is asked for and no refused call recorded for a batch
+    // that would be refused anyway), and each tools/call needs its tool's scope.
     scope.addHook('preHandler', async (req, reply) => {
       if (req.method !== 'POST' || req.body === UNPARSABLE) return undefined;
+      if (Array.isArray(req.body)) {
+        // JSON-RPC 2.0 §6: an empty batch is one Invalid Request error (the SDK would answer 202 with nothing).
+        const problem = req.body.length === 0 ? 'an empty batch' : batchProblem(req.body, req.headers['mcp-protocol-version']);
+        if (problem) return sendJsonRpcError(reply, 400, -32600, `Invalid Request: ${problem}`);
+      }
       const calls = toolCalls(req.body);
       if (calls.length === 0) return undefined;
       const auth = (req.raw as AuthenticatedRequest).auth!;
@@ -78,7 +85,7 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
       if (missing.length === 0) return undefined;
       const needed = calls.flatMap((c) => toolScopes(options.scopes, c.tool));
       const refused = calls.filter((c) => toolScopes(options.scopes, c.tool).some((s) => missing.includes(s)));
-      const description = `${refused.map((c) => c.tool).join(', ')} needs the scope ${missing.join(' ')}, which this token does not carry.`;
+      const description = `${[...new Set(refused.map((c) => c.tool))].join(', ')} needs the scope ${missing.join(' ')}, which this token does not carry.`;
       const claims = auth.extra?.claims as AccessTokenClaims | undefined;
       if (options.audit && claims) {
         try {
@@ -97,12 +104,6 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
 
     scope.post(path, async (req, reply) => {
       if (req.body === UNPARSABLE) return sendJsonRpcError(reply, 400, -32700, 'Parse error: Invalid JSON');
-      // JSON-RPC 2.0 §6: an empty batch is one Invalid Request error (the SDK would answer 202 with nothing).
-      if (Array.isArray(req.body) && req.body.length === 0) return sendJsonRpcError(reply, 400, -32600, 'Invalid Request: an empty batch');
-      if (Array.isArray(req.body)) {
-        const problem = batchProblem(req.body, req.headers['mcp-protocol-version']);
-        if (problem) return sendJsonRpcError(reply, 400, -32600, `Invalid Request: ${problem}`);
-      }
       await serveOnce(req, reply, options.createServer);
     });
 

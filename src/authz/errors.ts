@@ -60,7 +60,8 @@ function statusFor(err: OAuthError, challenged: boolean): number {
 /**
  * RFC 6749 §5.2 (and RFC 7009 §2.2.1, RFC 7662 §2.3 by reference): a client
  * that tried to authenticate with the Authorization header and failed gets 401
- * with a WWW-Authenticate challenge of the scheme it used. Decided here, from
+ * with a WWW-Authenticate challenge: Basic, the one scheme accepted here,
+ * whatever scheme the header named. Decided here, from
  * the request, so that every endpoint that authenticates clients answers alike.
  * A client that authenticated in the body (a secret or an assertion), or not
  * at all, gets 400 invalid_client: a 401 would need a challenge, and a Basic
@@ -71,7 +72,8 @@ function statusFor(err: OAuthError, challenged: boolean): number {
 function challengeFor(req: FastifyRequest, err: OAuthError): string | undefined {
   if (err instanceof InvalidTokenError) return `Bearer error="invalid_token"`;
   if (!(err instanceof InvalidClientError)) return undefined;
-  return /^basic(\s|$)/i.test(req.headers.authorization ?? '') ? 'Basic realm="delegate"' : undefined;
+  // Any Authorization header counts as an attempt; Basic is the one scheme clients authenticate with here.
+  return req.headers.authorization !== undefined ? 'Basic realm="delegate"' : undefined;
 }
 
 /** Sends an OAuth error as JSON, with the client authentication challenge when one is due. */

@@ -4,7 +4,7 @@
 // created 0600 inside a 0700 directory; SQLite gives the -wal and -shm files
 // it creates the same mode, and ones left by an earlier run are tightened.
 import Database from 'better-sqlite3';
-import { closeSync, mkdirSync, openSync, chmodSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, chmodSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
 import { GENESIS_HASH, recordHash, verifyChain, type AuditRecord, type ChainVerdict } from './audit-chain.js';
@@ -101,7 +101,9 @@ function prepareFile(path: string): void {
   if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
   // A -wal or -shm that already exists (left by a crash, or held by another process, since
   // a looser database file) keeps its mode: SQLite sets the mode only of the ones it creates.
-  for (const companion of [`${path}-wal`, `${path}-shm`]) tightenIfPresent(companion);
+  // They live beside the file SQLite opens, a symbolic link resolved.
+  const real = realpathSync(path);
+  for (const companion of [`${real}-wal`, `${real}-shm`]) tightenIfPresent(companion);
 }
 
 function tightenIfPresent(file: string): void {

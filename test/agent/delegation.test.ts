@@ -135,8 +135,8 @@ beforeEach(() => {
 const toolCall = (name: string, args: Record<string, unknown>, id = 7) =>
   JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
 
-const post = (token: string, body: string) =>
-  rawRequest({ port: agentPort, method: 'POST', path: '/mcp', headers: mcpHeaders(token, { 'MCP-Protocol-Version': '2025-06-18' }), body });
+const post = (token: string, body: string, version = '2025-06-18') =>
+  rawRequest({ port: agentPort, method: 'POST', path: '/mcp', headers: mcpHeaders(token, { 'MCP-Protocol-Version': version }), body });
 
 async function callTool(token: string, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
   const client = new Client({ name: 'delegation-test', version: '0' });
@@ -170,11 +170,22 @@ describe('the scope challenge (step-up)', () => {
     expect(String(res.headers['www-authenticate'])).toContain('scope="slots:find busy:read"');
   });
 
-  it('refuses a batch if any call in it lacks its scope', async () => {
-    const batch = `[${toolCall('find_slot', { duration: '30m' }, 1)},${toolCall('list_busy', {}, 2)}]`;
-    const res = await post(await userToken('slots:find'), batch);
+  it('refuses a batch if any call in it lacks its scope (protocol 2025-03-26, which has batches)', async () => {
+    const batch = `[${toolCall('find_slot', { duration: '30m' }, 1)},${toolCall('list_busy', {}, 2)},${toolCall('list_busy', {}, 3)}]`;
+    const res = await post(await userToken('slots:find'), batch, '2025-03-26');
     expect(res.status).toBe(403);
     expect(String(res.headers['www-authenticate'])).toContain('scope="slots:find busy:read"');
+    expect((res.json() as { error_description: string }).error_description).toBe('list_busy needs the scope busy:read, which this token does not carry.');
+  });
+
+  it('answers a batch the protocol does not allow with 400 before judging its scopes: no step-up asked for, nothing recorded', async () => {
+    const batch = `[${toolCall('find_slot', { duration: '30m' }, 1)},${toolCall('list_busy', {}, 2)}]`;
+    const res = await post(await userToken('slots:find'), batch, '2025-06-18');
+    expect(res.status).toBe(400);
+    expect(res.headers['www-authenticate']).toBeUndefined();
+    expect(res.json()).toEqual({ jsonrpc: '2.0', id: null, error: { code: -32600, message: expect.stringContaining('no JSON-RPC batches') } });
+    expect(audit).toEqual([]);
+    expect(exchanges).toBe(0);
   });
 
   it('lets other requests through with either scope: a busy:read token can list the tools and call list_busy', async () => {

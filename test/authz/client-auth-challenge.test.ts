@@ -50,6 +50,13 @@ describe('a failed HTTP Basic client authentication', () => {
     expect(malformed.status).toBe(401);
     expect(malformed.body.error).toBe('invalid_client');
     expect(malformed.headers.get('www-authenticate')).toMatch(/^Basic /);
+
+    // Another scheme, or Basic with a tab, is no way to authenticate here, but still an attempt with the header (§5.2).
+    for (const authorization of ['Bearer abc', `Basic\t${Buffer.from(`${confidential.id}:${confidential.secret}`).toString('base64')}`]) {
+      const other = await postForm(`${authz.issuer}${path}`, { ...params, client_id: confidential.id, client_secret: 'wrong' }, { authorization });
+      expect([authorization.slice(0, 6), other.status, other.body.error]).toEqual([authorization.slice(0, 6), 401, 'invalid_client']);
+      expect(other.headers.get('www-authenticate')).toMatch(/^Basic realm="[^"]+"$/);
+    }
   });
 
   // RFC 9110 §15.5.2: no 401 without a challenge, so 400 (RFC 6749 §5.2's default) when none is sent.

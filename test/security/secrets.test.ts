@@ -10,7 +10,7 @@
 // refused poll, introspection) writes none of its secrets to the three
 // servers' logs, captured at trace level, nor stores any of them in the
 // database in the clear.
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
@@ -326,6 +326,36 @@ describe('a data directory left with loose modes is tightened when the database 
         expect(octal(home)).toBe('700');
         const modes = Object.fromEntries(readdirSync(home).map((name) => [name, octal(join(home, name))]));
         expect(modes).toEqual({ 'delegate.db': '600', 'delegate.db-shm': '600', 'delegate.db-wal': '600' });
+      } finally {
+        store.close();
+      }
+    } finally {
+      earlier.close();
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('the same through a symbolic link: the -wal and -shm beside the file it names are tightened', () => {
+    const parent = mkdtempSync(join(tmpdir(), 'delegate-loose-link-'));
+    const home = join(parent, 'home');
+    const elsewhere = join(parent, 'elsewhere');
+    const paths = resolvePaths({ DELEGATE_HOME: home });
+    mkdirSync(home, { mode: 0o700 });
+    mkdirSync(elsewhere, { mode: 0o700 });
+    const target = join(elsewhere, 'real.db');
+    const earlier = new Database(target);
+    try {
+      earlier.pragma('journal_mode = WAL');
+      earlier.exec("CREATE TABLE earlier (x TEXT); INSERT INTO earlier VALUES ('a row in the WAL')");
+      symlinkSync(target, paths.db);
+      const names = readdirSync(elsewhere).sort();
+      expect(names).toEqual(['real.db', 'real.db-shm', 'real.db-wal']);
+      for (const name of names) chmodSync(join(elsewhere, name), 0o644);
+
+      const store = openDataStore(paths);
+      try {
+        const modes = Object.fromEntries(readdirSync(elsewhere).map((name) => [name, octal(join(elsewhere, name))]));
+        expect(modes).toEqual({ 'real.db': '600', 'real.db-shm': '600', 'real.db-wal': '600' });
       } finally {
         store.close();
       }
