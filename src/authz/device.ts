@@ -22,7 +22,7 @@ import { crossSiteRefusal } from './consent.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.js';
 import { renderDeviceConfirm, renderDeviceDone, renderDeviceEntry } from './device-page.js';
-import { InvalidRequestError, InvalidScopeError, InvalidTargetError, UnauthorizedClientError, replyWithError } from './errors.js';
+import { InvalidRequestError, InvalidScopeError, InvalidTargetError, ServerError, UnauthorizedClientError, replyWithError } from './errors.js';
 import { authorizationCodeGrant } from './grant-code.js';
 import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
@@ -41,6 +41,8 @@ const DEVICE_CODE_SEC = 600;
 const POLL_INTERVAL_SEC = 5;
 /** §6.1: consonants only, so that no code spells a word; 8 of 20 letters ≈ 34.6 bits, plenty for 10 minutes behind a sign-in. */
 const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
+/** Draws of a user code before giving up (each taken one is already a one-in-billions event). */
+const USER_CODE_DRAWS = 5;
 /** §5.1: wrong codes typed by one signed-in person before the page makes them wait. */
 export const WRONG_CODE_LIMIT = { limit: 5, windowMs: 15 * 60_000 };
 
@@ -84,22 +86,28 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
 
       const now = ctx.now();
       const deviceCode = randomSecret();
-      const userCode = newUserCode();
-      await ctx.store.createDeviceAuthorization({
-        deviceCodeHash: hashSecret(deviceCode),
-        userCode,
-        clientId: client.clientId,
-        scope: formatScope(scopes),
-        resource: resource.url,
-        state: randomSecret(),
-        codeVerifier: randomSecret(),
-        status: 'pending',
-        code: null,
-        intervalSec: POLL_INTERVAL_SEC,
-        lastPolledAt: null,
-        createdAt: now,
-        expiresAt: now + DEVICE_CODE_SEC * 1000,
-      });
+      // 20^8 user codes: a draw that a live request already holds is rare, and drawn again.
+      let userCode = '';
+      for (let attempt = 0; !userCode; attempt++) {
+        if (attempt === USER_CODE_DRAWS) throw new ServerError('No free user code could be drawn; try again.');
+        const drawn = newUserCode();
+        const stored = await ctx.store.createDeviceAuthorization({
+          deviceCodeHash: hashSecret(deviceCode),
+          userCode: drawn,
+          clientId: client.clientId,
+          scope: formatScope(scopes),
+          resource: resource.url,
+          state: randomSecret(),
+          codeVerifier: randomSecret(),
+          status: 'pending',
+          code: null,
+          intervalSec: POLL_INTERVAL_SEC,
+          lastPolledAt: null,
+          createdAt: now,
+          expiresAt: now + DEVICE_CODE_SEC * 1000,
+        });
+        if (stored) userCode = drawn;
+      }
       req.log.info({ client: client.clientId }, 'device authorization started');
       const verificationUri = `${ctx.issuer}${VERIFICATION_PATH}`;
       return reply.header('Cache-Control', 'no-store').send({

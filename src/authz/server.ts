@@ -36,6 +36,8 @@ export interface AuthServerOptions {
   defaultMaxDepth?: number;
   /** Host header values accepted besides loopback. */
   extraHosts?: readonly string[];
+  /** How often expired rows are swept (default 10 minutes); 0: never (tests that compare the database before and after a request). */
+  sweepIntervalMs?: number;
 }
 
 /** Endpoints that browser-based clients call cross-origin (no cookies are involved). */
@@ -90,8 +92,11 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
   registerAuditEndpoint(app, ctx);
 
   // Expired codes, sessions and one-time ids are swept now and then, off the request path.
-  const sweeper = setInterval(() => void options.store.sweep(now()).catch(() => {}), 10 * 60_000);
-  sweeper.unref();
-  app.addHook('onClose', async () => clearInterval(sweeper));
+  const sweepIntervalMs = options.sweepIntervalMs ?? 10 * 60_000;
+  if (sweepIntervalMs > 0) {
+    const sweeper = setInterval(() => void options.store.sweep(now()).catch(() => {}), sweepIntervalMs);
+    sweeper.unref();
+    app.addHook('onClose', async () => clearInterval(sweeper));
+  }
   return app;
 }

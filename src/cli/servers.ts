@@ -6,7 +6,7 @@ import { hostname, userInfo } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
-import { bootstrapLocal, buildAuthServer } from '../authz/index.js';
+import { bootstrapLocal, buildAuthServer, type AuthServerOptions } from '../authz/index.js';
 import { buildAgentServer } from '../agent/server.js';
 import { CALENDAR_DETAIL_TYPE, canonicalResource } from '../delegation/index.js';
 import { loadOrCreateAgentKey, type AgentIdentity } from '../agent/identity.js';
@@ -113,8 +113,8 @@ async function publishedKeyIds(issuer: string): Promise<string[] | 'silent'> {
   return 'silent';
 }
 
-export async function buildAuth(store: Store, paths: Paths, issuer: string, logger?: Logger): Promise<FastifyInstance> {
-  return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, ...(logger ? { logger } : {}) });
+export async function buildAuth(store: Store, paths: Paths, issuer: string, logger?: Logger, extra: Pick<AuthServerOptions, 'sweepIntervalMs'> = {}): Promise<FastifyInstance> {
+  return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, ...(logger ? { logger } : {}), ...extra });
 }
 
 export async function buildCalendar(store: Store, paths: Paths, resourceUrl: string, issuer: string, logger?: Logger): Promise<FastifyInstance> {

@@ -956,12 +956,19 @@ class SqliteStore implements Store {
   }
 
   // issue 5: device authorization grant (RFC 8628)
-  async createDeviceAuthorization(d: DeviceAuthorizationRecord): Promise<void> {
-    this.run(
-      `INSERT INTO device_authorizations (device_code_hash, user_code, client_id, scope, resource, state, code_verifier, status, code, interval_sec, last_polled_at, created_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [d.deviceCodeHash, d.userCode, d.clientId, d.scope, d.resource, d.state, d.codeVerifier, d.status, d.code, d.intervalSec, d.lastPolledAt, d.createdAt, d.expiresAt],
-    );
+  async createDeviceAuthorization(d: DeviceAuthorizationRecord): Promise<boolean> {
+    return this.atomically(() => {
+      // The user code is unique, and short enough to be drawn twice: an expired holder gives it up, a live one keeps it.
+      const holder = this.get('SELECT expires_at FROM device_authorizations WHERE user_code = ?', [d.userCode]);
+      if (holder && num(holder.expires_at) > d.createdAt) return false;
+      if (holder) this.run('DELETE FROM device_authorizations WHERE user_code = ?', [d.userCode]);
+      this.run(
+        `INSERT INTO device_authorizations (device_code_hash, user_code, client_id, scope, resource, state, code_verifier, status, code, interval_sec, last_polled_at, created_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [d.deviceCodeHash, d.userCode, d.clientId, d.scope, d.resource, d.state, d.codeVerifier, d.status, d.code, d.intervalSec, d.lastPolledAt, d.createdAt, d.expiresAt],
+      );
+      return true;
+    });
   }
 
   async deviceAuthorizationByUserCode(userCode: string, now: number): Promise<DeviceAuthorizationRecord | undefined> {

@@ -341,7 +341,11 @@ export interface Store {
   sweep(now: number): Promise<void>;
 
   // issue 5: device authorization grant (RFC 8628)
-  createDeviceAuthorization(record: DeviceAuthorizationRecord): Promise<void>;
+  /**
+   * Stores a new request; false, storing nothing, when a request that has not
+   * expired holds its user code (one that has expired gives the code up).
+   */
+  createDeviceAuthorization(record: DeviceAuthorizationRecord): Promise<boolean>;
   /** A pending or decided request by the code the user types, while it has not expired. */
   deviceAuthorizationByUserCode(userCode: string, now: number): Promise<DeviceAuthorizationRecord | undefined>;
   /** By the `state` of the authorization request made for it. */

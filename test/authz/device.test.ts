@@ -4,7 +4,7 @@
 // (authorization_pending, slow_down, access_denied, expired_token, the
 // tokens once and only once), plus the metadata and registration it needs.
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, hiddenField, parseConsentForm, postForm, registerDeviceClient as registerDevice } from '../support/oauth-flow.js';
 import { expectStrictPage, stateChangedBy } from '../security/stack.js';
@@ -54,7 +54,48 @@ async function decide(verificationUriComplete: string, decision: 'approve' | 'de
   return { page: done.html, confirmPage: confirm.html };
 }
 
+/** From here on, the server's user-code draws (8 random bytes) come out as `CDFG-HJKL` while `force()` allows it; other draws stay random. */
+function forceUserCodeDraws(): { force(times: number): void; forced(): number } {
+  const real = crypto.getRandomValues.bind(crypto);
+  let allowed = 0;
+  let forced = 0;
+  vi.spyOn(crypto, 'getRandomValues').mockImplementation(<T extends ArrayBufferView | null>(array: T): T => {
+    if (array instanceof Uint8Array && array.length === 8 && forced < allowed) {
+      forced++;
+      array.set([1, 2, 3, 4, 5, 6, 7, 8]);
+      return array;
+    }
+    return real(array as never) as T;
+  });
+  return { force: (times) => void (allowed = forced + times), forced: () => forced };
+}
+
 describe('device authorization grant', () => {
+  it('draws the user code again when a live request holds it, and takes it over from an expired one (it was a 500)', async () => {
+    const draws = forceUserCodeDraws();
+    try {
+      const clientId = await registerDeviceClient();
+      draws.force(1);
+      const first = await startDevice(clientId);
+      expect(first.user_code).toBe('CDFG-HJKL');
+      draws.force(1);
+      const second = await startDevice(clientId);
+      expect(draws.forced()).toBe(2);
+      expect(second.user_code).toMatch(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
+      expect(second.user_code).not.toBe('CDFG-HJKL');
+
+      clock += 601_000; // the first request has expired
+      draws.force(1);
+      const third = await startDevice(clientId);
+      expect(draws.forced()).toBe(3);
+      expect(third.user_code).toBe('CDFG-HJKL');
+      expect((await poll(clientId, first.device_code)).body.error).not.toBe('authorization_pending');
+      expect((await poll(clientId, third.device_code)).body.error).toBe('authorization_pending');
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
   it('is advertised in the metadata, and registrable', async () => {
     const meta = (await (await fetch(`${authz.issuer}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
     expect(meta.device_authorization_endpoint).toBe(`${authz.issuer}/device_authorization`);

@@ -37,7 +37,7 @@ describe('fuzzing the MCP tools through the SDK client', () => {
   let reader: ReturnType<typeof stateReader>;
 
   beforeAll(async () => {
-    stack = await startTestStack();
+    stack = await startTestStack({ sweep: false });
     flow = await runAuthorizationFlow(stack);
     client = new Client({ name: 'fuzz', version: '0.0.0' });
     await client.connect(new StreamableHTTPClientTransport(new URL(stack.urls.agentUrl), { requestInit: { headers: { Authorization: `Bearer ${flow.accessToken}` } } }));

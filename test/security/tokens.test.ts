@@ -192,11 +192,12 @@ describe('use after revocation (RFC 7009)', () => {
     const revoked = await postForm(`${stack.issuer}/revoke`, { token: victim.refreshToken, token_type_hint: 'refresh_token', client_id: victim.clientId });
     expect(revoked.status).toBe(200);
 
-    // The revocation (and its token_revoked record) is done; from here on nothing may change.
-    const seq = await lastAuditSeq(stack);
-    // Wait for the revocation list to reach each resource server (while it has not, the token still works, by design).
+    // Wait for the revocation list to reach each resource server (while it has not, the token still works, by design,
+    // and a read that still succeeds is recorded).
     expectInvalidToken(await refusedSoon(() => atAgent(victim.accessToken)), 'agent, initialize');
     expectInvalidToken(await refusedSoon(() => atCalendar(victimCalendar)), 'calendar');
+    // The revocation is in force everywhere; from here on nothing may change.
+    const seq = await lastAuditSeq(stack);
     // Then each refusal, once it is in force, changes nothing: no tool call, exchange or read recorded.
     for (const [where, call] of [
       ['agent, initialize', () => atAgent(victim.accessToken)],

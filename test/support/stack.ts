@@ -26,7 +26,8 @@ export interface TestStack {
   close(): Promise<void>;
 }
 
-export async function startTestStack(options: { logger?: Logger } = {}): Promise<TestStack> {
+/** `sweep: false` stops the AS's timed sweep of expired rows (for tests that compare the database around each request). */
+export async function startTestStack(options: { logger?: Logger; sweep?: boolean } = {}): Promise<TestStack> {
   const root = await mkdtemp(join(tmpdir(), 'delegate-stack-'));
   const paths = resolvePaths({ DELEGATE_HOME: join(root, 'home') });
   const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
@@ -38,7 +39,7 @@ export async function startTestStack(options: { logger?: Logger } = {}): Promise
     await bootstrap(store, paths, urls, Date.now());
     await loadOrCreateOwnerKey(paths.ownerKey);
     const apps: Array<[FastifyInstance, number]> = [
-      [await buildAuth(store, paths, urls.issuer, options.logger), auth],
+      [await buildAuth(store, paths, urls.issuer, options.logger, options.sweep === false ? { sweepIntervalMs: 0 } : {}), auth],
       [await buildCalendar(store, paths, urls.calendarUrl, urls.issuer, options.logger), calendar],
       [await buildAgent(paths, urls, options.logger, storeAudit(store)), agent],
     ];
