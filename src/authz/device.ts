@@ -86,28 +86,27 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
 
       const now = ctx.now();
       const deviceCode = randomSecret();
+      const request: Omit<DeviceAuthorizationRecord, 'userCode'> = {
+        deviceCodeHash: hashSecret(deviceCode),
+        clientId: client.clientId,
+        scope: formatScope(scopes),
+        resource: resource.url,
+        state: randomSecret(),
+        codeVerifier: randomSecret(),
+        status: 'pending',
+        code: null,
+        intervalSec: POLL_INTERVAL_SEC,
+        lastPolledAt: null,
+        createdAt: now,
+        expiresAt: now + DEVICE_CODE_SEC * 1000,
+      };
       // 20^8 user codes: a draw that a live request already holds is rare, and drawn again.
-      let userCode = '';
-      for (let attempt = 0; !userCode; attempt++) {
-        if (attempt === USER_CODE_DRAWS) throw new ServerError('No free user code could be drawn; try again.');
+      let userCode: string | undefined;
+      for (let draw = 0; draw < USER_CODE_DRAWS && userCode === undefined; draw++) {
         const drawn = newUserCode();
-        const stored = await ctx.store.createDeviceAuthorization({
-          deviceCodeHash: hashSecret(deviceCode),
-          userCode: drawn,
-          clientId: client.clientId,
-          scope: formatScope(scopes),
-          resource: resource.url,
-          state: randomSecret(),
-          codeVerifier: randomSecret(),
-          status: 'pending',
-          code: null,
-          intervalSec: POLL_INTERVAL_SEC,
-          lastPolledAt: null,
-          createdAt: now,
-          expiresAt: now + DEVICE_CODE_SEC * 1000,
-        });
-        if (stored) userCode = drawn;
+        if (await ctx.store.createDeviceAuthorization({ ...request, userCode: drawn })) userCode = drawn;
       }
+      if (userCode === undefined) throw new ServerError('No free user code could be drawn; try again.');
       req.log.info({ client: client.clientId }, 'device authorization started');
       const verificationUri = `${ctx.issuer}${VERIFICATION_PATH}`;
       return reply.header('Cache-Control', 'no-store').send({

@@ -33,12 +33,12 @@ input[type=text], input[type=password] { font: inherit; width: 100%; padding: .5
 
 const STYLE_HASH = `'sha256-${createHash('sha256').update(STYLE, 'utf8').digest('base64')}'`;
 
-/** Escapes text for HTML element content and double-quoted attribute values. */
 /** A moment as pages show it to a user, in their time zone: `4 Dec 2026, 19:58`. */
 export function pageTime(ms: number, timeZone: string): string {
   return new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone }).format(ms);
 }
 
+/** Escapes text for HTML element content and double-quoted attribute values. */
 export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }

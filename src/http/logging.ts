@@ -2,9 +2,10 @@
 // requests are logged by path only, never with their query string (which can
 // carry codes, login assertions and states), and credential-bearing headers
 // and fields are redacted by configuration (the lists below, applied to every
-// line the logger writes), not by the care of whoever writes a log call. Every request carries an id (fastify's reqId):
-// an incoming X-Request-Id when it is a short safe token, else a fresh UUID,
-// echoed in the X-Request-Id response header.
+// line the logger writes), not by the care of whoever writes a log call.
+// Every request carries an id (fastify's reqId): an incoming X-Request-Id when
+// it is a short safe token, else a fresh UUID, echoed in the X-Request-Id
+// response header.
 import { randomUUID } from 'node:crypto';
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import { REFRESH_TOKEN_PREFIX } from '../delegation/tokens.js';

@@ -96,9 +96,9 @@ function enterWalMode(db: Database.Database): boolean {
 function prepareFile(path: string): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  tighten(dir, 0o700);
   closeSync(openSync(path, 'a', 0o600));
-  if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+  tighten(path, 0o600);
   // A -wal or -shm that already exists (left by a crash, or held by another process, since
   // a looser database file) keeps its mode: SQLite sets the mode only of the ones it creates.
   // They live beside the file SQLite opens, a symbolic link resolved.
@@ -106,9 +106,14 @@ function prepareFile(path: string): void {
   for (const companion of [`${real}-wal`, `${real}-shm`]) tightenIfPresent(companion);
 }
 
+/** Takes group and other permissions away from a file or directory that has any. */
+function tighten(path: string, mode: number): void {
+  if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, mode);
+}
+
 function tightenIfPresent(file: string): void {
   try {
-    if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    tighten(file, 0o600);
   } catch (err) {
     // Gone meanwhile: the last connection of another process closed and removed it.
     if ((err as { code?: unknown }).code !== 'ENOENT') throw err;

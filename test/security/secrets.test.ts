@@ -303,17 +303,33 @@ describe('file permissions under a permissive umask (0000)', () => {
 
 describe('a data directory left with loose modes is tightened when the database is opened', () => {
   const octal = (path: string) => (statSync(path).mode & 0o777).toString(8);
+  /** The mode of each file in a directory, by name. */
+  const modesIn = (dir: string) => Object.fromEntries(readdirSync(dir).map((name) => [name, octal(join(dir, name))]));
+  /** A database with a row in its WAL, held open by this connection as another process (or one that crashed) leaves it. */
+  const heldInWal = (path: string) => {
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.exec("CREATE TABLE earlier (x TEXT); INSERT INTO earlier VALUES ('a row in the WAL')");
+    return db;
+  };
+  /** Runs `check` while the store is open on `paths`. */
+  const whileOpen = (paths: ReturnType<typeof resolvePaths>, check: () => void) => {
+    const store = openDataStore(paths);
+    try {
+      check();
+    } finally {
+      store.close();
+    }
+  };
+
   it('a 0755 directory holding a 0644 database with its 0644 -wal and -shm: 0700 and 0600 once the store has opened it', () => {
     const parent = mkdtempSync(join(tmpdir(), 'delegate-loose-'));
     const home = join(parent, 'home');
     const paths = resolvePaths({ DELEGATE_HOME: home });
-    // A database with a row in its WAL, held open as another process (or one that crashed) leaves it, then loosened:
-    // an older version, a copy or a restore that did not keep the modes.
+    // Loosened afterwards: an older version, a copy or a restore that did not keep the modes.
     mkdirSync(home);
-    const earlier = new Database(paths.db);
+    const earlier = heldInWal(paths.db);
     try {
-      earlier.pragma('journal_mode = WAL');
-      earlier.exec("CREATE TABLE earlier (x TEXT); INSERT INTO earlier VALUES ('a row in the WAL')");
       const names = readdirSync(home).sort();
       expect(names).toEqual(['delegate.db', 'delegate.db-shm', 'delegate.db-wal']);
       chmodSync(home, 0o755);
@@ -321,14 +337,10 @@ describe('a data directory left with loose modes is tightened when the database 
       for (const name of names) expect(octal(join(home, name)), name).toBe('644');
       expect(octal(home)).toBe('755');
 
-      const store = openDataStore(paths);
-      try {
+      whileOpen(paths, () => {
         expect(octal(home)).toBe('700');
-        const modes = Object.fromEntries(readdirSync(home).map((name) => [name, octal(join(home, name))]));
-        expect(modes).toEqual({ 'delegate.db': '600', 'delegate.db-shm': '600', 'delegate.db-wal': '600' });
-      } finally {
-        store.close();
-      }
+        expect(modesIn(home)).toEqual({ 'delegate.db': '600', 'delegate.db-shm': '600', 'delegate.db-wal': '600' });
+      });
     } finally {
       earlier.close();
       rmSync(parent, { recursive: true, force: true });
@@ -343,22 +355,14 @@ describe('a data directory left with loose modes is tightened when the database 
     mkdirSync(home, { mode: 0o700 });
     mkdirSync(elsewhere, { mode: 0o700 });
     const target = join(elsewhere, 'real.db');
-    const earlier = new Database(target);
+    const earlier = heldInWal(target);
     try {
-      earlier.pragma('journal_mode = WAL');
-      earlier.exec("CREATE TABLE earlier (x TEXT); INSERT INTO earlier VALUES ('a row in the WAL')");
       symlinkSync(target, paths.db);
       const names = readdirSync(elsewhere).sort();
       expect(names).toEqual(['real.db', 'real.db-shm', 'real.db-wal']);
       for (const name of names) chmodSync(join(elsewhere, name), 0o644);
 
-      const store = openDataStore(paths);
-      try {
-        const modes = Object.fromEntries(readdirSync(elsewhere).map((name) => [name, octal(join(elsewhere, name))]));
-        expect(modes).toEqual({ 'real.db': '600', 'real.db-shm': '600', 'real.db-wal': '600' });
-      } finally {
-        store.close();
-      }
+      whileOpen(paths, () => expect(modesIn(elsewhere)).toEqual({ 'real.db': '600', 'real.db-shm': '600', 'real.db-wal': '600' }));
     } finally {
       earlier.close();
       rmSync(parent, { recursive: true, force: true });
