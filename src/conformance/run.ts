@@ -7,12 +7,12 @@
 // (`delegate serve` on spare ports), with this script playing the owner at
 // the browser. Results go to test-artifacts/conformance/; the exit code is 1
 // if any scenario failed.
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot, processEnv } from '../config.js';
+import { freePort } from '../free-port.js';
 import { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } from '../client/owner-login.js';
 
 export const CONFORMANCE_PACKAGE = '@modelcontextprotocol/conformance@0.2.0-alpha.12';
@@ -46,16 +46,40 @@ const root = packageRoot();
 const outDir = join(root, 'test-artifacts', 'conformance');
 const env = processEnv();
 
-function run(args: string[], onStdout?: (text: string) => void): Promise<{ code: number | null; output: string }> {
+/**
+ * One run of the suite. `stop` ends it early: the suite then runs in a process
+ * group of its own, as npx does not pass a SIGTERM on to it, and the group is
+ * ended on `stop` or when this script is interrupted.
+ */
+function run(args: string[], onStdout?: (text: string) => void, stop?: AbortSignal): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn('npx', ['-y', '-p', 'node@22', '-p', CONFORMANCE_PACKAGE, 'conformance', ...args], { cwd: root, env: { ...env, NO_COLOR: '1' } });
+    const child = spawn('npx', ['-y', '-p', 'node@22', '-p', CONFORMANCE_PACKAGE, 'conformance', ...args], { cwd: root, env: { ...env, NO_COLOR: '1' }, detached: stop !== undefined });
+    const end = () => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    };
+    const interrupted = () => {
+      end();
+      process.exit(130);
+    };
+    if (stop) {
+      stop.addEventListener('abort', end, { once: true });
+      process.once('SIGINT', interrupted);
+    }
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk;
       onStdout?.(output);
     });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.on('exit', (code) => resolve({ code, output }));
+    child.on('exit', (code) => {
+      stop?.removeEventListener('abort', end);
+      process.off('SIGINT', interrupted);
+      resolve({ code, output });
+    });
   });
 }
 
@@ -79,19 +103,40 @@ async function draftScenario(scenario: string): Promise<Outcome> {
   return { name: `client ${scenario} (2025-11-25 wire)`, passed, failed, ok: code === 0 && failed === 0, detail: '' };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+/** Attempts at the authorization-server run when a port it was given turns out to be taken. */
+const PORT_ATTEMPTS = 3;
+
+interface Attempt {
+  outcome: Outcome;
+  /** A server could not listen on the port it was given (EADDRINUSE): worth a second try on new ports. */
+  portTaken: boolean;
 }
 
-/** `conformance authorization` against `delegate serve`, this script signing in as the owner and approving. */
+/** `conformance authorization` against `delegate serve`, this script signing in as the owner and approving; new ports if one was taken. */
 async function authorizationServer(): Promise<Outcome> {
+  let attempt = await authorizationAttempt();
+  for (let n = 2; n <= PORT_ATTEMPTS && attempt.portTaken; n++) {
+    process.stderr.write(`conformance: a port of the authorization-server run was taken (EADDRINUSE); attempt ${n} of ${PORT_ATTEMPTS} on new ports\n`);
+    attempt = await authorizationAttempt();
+  }
+  return attempt.outcome;
+}
+
+/** What a child printed, as it printed it; `ready` resolves once `signal` appears, or with false when the child exits first. */
+function watch(child: ChildProcess, stream: 'stdout' | 'stderr', signal: string): { text: () => string; ready: Promise<boolean> } {
+  let text = '';
+  const ready = new Promise<boolean>((resolve) => {
+    child[stream]!.setEncoding('utf8').on('data', (chunk: string) => {
+      text += chunk;
+      if (text.includes(signal)) resolve(true);
+    });
+    child.once('close', () => resolve(text.includes(signal)));
+  });
+  return { text: () => text, ready };
+}
+
+async function authorizationAttempt(): Promise<Attempt> {
+  const name = 'authorization (delegate serve)';
   const home = join(await mkdtemp(join(tmpdir(), 'delegate-conformance-as-')), 'home');
   const [auth, calendar, agent, callback] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const issuer = `http://127.0.0.1:${auth}`;
@@ -100,43 +145,91 @@ async function authorizationServer(): Promise<Outcome> {
     env: { ...env, DELEGATE_HOME: home },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  const exited = new Promise((resolve) => serve.once('exit', resolve));
   try {
-    let serveLog = '';
-    serve.stderr.setEncoding('utf8').on('data', (chunk: string) => (serveLog += chunk));
-    for (let i = 0; i < 300 && !serveLog.includes('Press Ctrl-C'); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    const serveLog = watch(serve, 'stderr', 'Press Ctrl-C');
+    if (!(await Promise.race([serveLog.ready, new Promise<false>((resolve) => setTimeout(resolve, 30_000, false).unref())]))) {
+      const portTaken = /already in use/.test(serveLog.text());
+      return { portTaken, outcome: { name, passed: 0, failed: 1, ok: false, detail: `delegate serve did not start:\n${serveLog.text().trim()}` } };
+    }
     const registered = await fetch(`${issuer}/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ client_name: 'MCP conformance suite', redirect_uris: ['http://127.0.0.1/callback'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'] }),
     });
     const { client_id } = (await registered.json()) as { client_id: string };
-    let approving: Promise<void> | undefined;
+    const resultsDir = join(outDir, 'authorization');
+    const before = new Set(await readdir(resultsDir).catch(() => []));
+    // The owner's approval, bounded: a wrong turn (say another server on the callback port) fails it rather than hanging.
+    const approval = new AbortController();
+    const suite = new AbortController();
+    let approving: Promise<Error | undefined> | undefined;
     const { code, output } = await run(
-      ['authorization', '--url', issuer, '--client-id', client_id, '--resource', agentUrl, '--port', String(callback), '-o', join(outDir, 'authorization')],
+      ['authorization', '--url', issuer, '--client-id', client_id, '--resource', agentUrl, '--port', String(callback), '-o', resultsDir],
       (text) => {
+        // The suite prints the URL before its callback listener is up (and says it started even when the listen failed: express 5).
         const url = new RegExp(`${issuer}/authorize\\?\\S+`).exec(text)?.[0];
-        if (url && !approving) approving = approveAsOwner(home, issuer, new URL(url));
+        if (url && text.includes(`Callback server started: http://127.0.0.1:${callback}`) && !approving) {
+          approving = approveAsOwner(home, issuer, new URL(url), approval.signal).then(
+            () => undefined,
+            (error: unknown) => {
+              if (approval.signal.aborted) return undefined; // the suite ended first; its checks tell
+              // The suite would wait 5 minutes for a callback that is not coming; give it a moment to finish on its own.
+              setTimeout(() => suite.abort(), 10_000).unref();
+              return error instanceof Error ? error : new Error(String(error));
+            },
+          );
+        }
       },
+      suite.signal,
     );
-    await approving;
+    approval.abort();
+    const refused = await approving;
+    const errors = await failedChecks(resultsDir, before);
     const { passed, failed } = counts(output);
-    return { name: 'authorization (delegate serve)', passed, failed, ok: code === 0 && failed === 0, detail: output.split('\n').filter((l) => /SUCCESS|FAILURE|WARNING|SKIPPED/.test(l)).join('\n') };
+    const lines = [...output.split('\n').filter((l) => /SUCCESS|FAILURE|WARNING|SKIPPED/.test(l)), ...errors.map((e) => `  ${e}`)];
+    if (refused) lines.push(`the owner's approval failed: ${describe(refused)}`);
+    return {
+      portTaken: errors.some((e) => e.includes('EADDRINUSE')),
+      outcome: { name, passed, failed, ok: code === 0 && failed === 0 && !refused, detail: lines.join('\n') },
+    };
   } finally {
     serve.kill('SIGTERM');
-    await new Promise((resolve) => serve.once('exit', resolve));
+    await exited;
     await rm(join(home, '..'), { recursive: true, force: true });
   }
 }
 
+/** The failed checks' messages in the scenario results this run wrote (the suite prints only counts). */
+async function failedChecks(resultsDir: string, before: Set<string>): Promise<string[]> {
+  const messages: string[] = [];
+  for (const dir of await readdir(resultsDir).catch(() => [])) {
+    if (before.has(dir)) continue;
+    const checks = JSON.parse(await readFile(join(resultsDir, dir, 'checks.json'), 'utf8').catch(() => '[]')) as { id?: string; status?: string; errorMessage?: string }[];
+    for (const c of checks) if (c.status === 'FAILURE') messages.push(`${c.id}: ${c.errorMessage ?? 'failed'}`);
+  }
+  return messages;
+}
+
+/** An error with its causes (fetch's "fetch failed" says why only in `cause`). */
+function describe(error: unknown): string {
+  const parts: string[] = [];
+  for (let e = error, depth = 0; e !== undefined && depth < 4; e = e instanceof Error ? e.cause : undefined, depth++) {
+    parts.push(e instanceof Error ? `${e.message}${'code' in e && e.code ? ` (${String(e.code)})` : ''}` : String(e));
+  }
+  return parts.join(': ');
+}
+
 /** The owner at the browser: sign in with the owner key, approve on the consent page, follow the redirect to the suite's callback. */
-async function approveAsOwner(home: string, issuer: string, authorizationUrl: URL): Promise<void> {
+async function approveAsOwner(home: string, issuer: string, authorizationUrl: URL, stop: AbortSignal): Promise<void> {
+  const signal = AbortSignal.any([stop, AbortSignal.timeout(30_000)]);
   const key = await loadOrCreateOwnerKey(join(home, 'owner-key.json'));
   const link = ownerLoginUrl(issuer, await signOwnerAssertion({ key, issuer, now: Date.now }), authorizationUrl);
   let cookie = '';
   let url = link;
   let page = '';
   for (let hop = 0; hop < 5; hop++) {
-    const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+    const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {}, signal });
     const set = res.headers.getSetCookie()[0];
     if (set) cookie = set.split(';')[0]!;
     page = await res.text();
@@ -144,7 +237,7 @@ async function approveAsOwner(home: string, issuer: string, authorizationUrl: UR
     if (!location) break;
     url = new URL(location, url).href;
     if (!url.startsWith(issuer)) {
-      await fetch(url); // remembered grant: straight back to the suite
+      await fetch(url, { signal }); // remembered grant: straight back to the suite
       return;
     }
   }
@@ -155,10 +248,10 @@ async function approveAsOwner(home: string, issuer: string, authorizationUrl: UR
     const selected = /<option value="([^"]*)" selected>/.exec(options!);
     if (selected) form.set(name!, selected[1]!);
   }
-  const answer = await fetch(`${issuer}/consent`, { method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+  const answer = await fetch(`${issuer}/consent`, { method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: form, signal });
   const back = answer.headers.get('location');
   if (!back) throw new Error(`consent answered ${answer.status} without a redirect`);
-  await fetch(new URL(back, issuer).href);
+  await fetch(new URL(back, issuer).href, { signal });
 }
 
 async function main(): Promise<number> {
@@ -183,7 +276,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`conformance: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.stderr.write(`conformance: ${error instanceof Error ? error.stack : String(error)}${error instanceof Error && error.cause ? `\n  cause: ${describe(error.cause)}` : ''}\n`);
     process.exit(1);
   },
 );

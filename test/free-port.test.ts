@@ -1,0 +1,37 @@
+// freePort (src/free-port.ts): the ports the tests, the benchmarks and
+// `npm run conformance` hand to servers before they listen come from below the
+// kernel's ephemeral range, where no listen(0) alongside can be given them, and
+// are free to listen on.
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { freePort } from '../src/free-port.js';
+
+const ephemeralStart = (() => {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  } catch {
+    return 32_768;
+  }
+})();
+
+function listenOn(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
+}
+
+describe('freePort', () => {
+  it('gives ports below the ephemeral range that a server can listen on', async () => {
+    const ports = [];
+    for (let i = 0; i < 20; i++) ports.push(await freePort());
+    for (const port of ports) {
+      expect(port).toBeGreaterThanOrEqual(20_000);
+      expect(port).toBeLessThan(ephemeralStart);
+      await listenOn(port);
+    }
+  });
+
+});
