@@ -95,7 +95,13 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 
 export function createBearerVerifier(options: BearerVerifierOptions): BearerVerifier {
   const now = options.now ?? Date.now;
-  const keys = options.keys ?? discoveredJwks(options.issuer, options.fetchFn ?? fetch);
+  const published = options.keys ?? discoveredJwks(options.issuer, options.fetchFn ?? fetch);
+  // The AS names its key in every token it signs (and refuses tokens that do not): so do the resource
+  // servers, rather than let jose try the only published key on a token that names none.
+  const keys: JWTVerifyGetKey = (header, token) => {
+    if (typeof header.kid !== 'string' || header.kid === '') throw new NoKidError();
+    return published(header, token);
+  };
 
   const verified = new BoundedMap<string, { claims: AccessTokenClaims; until: number }>(options.verifiedCacheSize ?? DEFAULT_VERIFIED_CACHE_SIZE);
   const toleranceMs = (options.clockToleranceSec ?? 0) * 1000;
@@ -185,7 +191,10 @@ function discoveredJwks(issuer: string, fetchFn: typeof fetch): JWTVerifyGetKey 
   };
 }
 
+class NoKidError extends Error {}
+
 function describeJoseError(err: unknown): string {
+  if (err instanceof NoKidError) return 'The token names no signing key.';
   if (err instanceof joseErrors.JWTExpired) return 'The token has expired.';
   if (err instanceof joseErrors.JWTClaimValidationFailed) return `The token's ${err.claim} claim is not acceptable.`;
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'The token is not signed with ES256.';

@@ -136,6 +136,8 @@ function accessTokenAttacks(audience: () => string, wrongAudience: () => string)
     ['the real key, kid with SQL', real(undefined, () => ({ kid: "x' OR '1'='1" }))],
     ['the real key, kid as a URL to the attacker', real(undefined, () => ({ kid: attackerKeyUrl('kid') }))],
     ['the real key, the kid of the attacker key', real(undefined, () => ({ kid: attacker.publicJwk.kid }))],
+    // Signed with the real key and naming no key: jose would try the only published key, and the signature holds.
+    ['the real key, no kid', real(undefined, () => ({ kid: undefined }))],
     // A kid naming a key of another server, signed with that key.
     ['signed by the agent’s own key, with its kid', async (base) => sign(claims(base), { typ: 'at+jwt', kid: stack.agent.privateJwk.kid }, stack.agent.privateJwk)],
     ['signed by another authorization server’s key, with its kid', async (base) => sign(claims(base), { typ: 'at+jwt', kid: otherAsKey.kid }, otherAsKey.privateJwk)],
