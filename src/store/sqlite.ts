@@ -4,7 +4,7 @@
 // created 0600 inside a 0700 directory; SQLite gives the -wal and -shm files
 // it creates the same mode, and ones left by an earlier run are tightened.
 import Database from 'better-sqlite3';
-import { closeSync, mkdirSync, openSync, chmodSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, chmodSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
 import { GENESIS_HASH, recordHash, verifyChain, type AuditRecord, type ChainVerdict } from './audit-chain.js';
@@ -72,6 +72,40 @@ export function openSqliteStore(path: string, options: { syncFile?: SyncFile } =
     return new SqliteStore(db, walPath ? { path: walPath, ...(options.syncFile ? { sync: options.syncFile } : {}) } : undefined);
   } catch (err) {
     throw asStoreError(err, path);
+  }
+}
+
+/**
+ * Opens an existing database only to read it, for the commands that only look
+ * (grants list, audit --verify…) when the data directory cannot be written: a
+ * read-only disk, or a snapshot mounted read-only. Nothing is created or
+ * tightened, no migration runs, and every write fails as on a read-only disk.
+ * SQLite reads a WAL database on a read-only file system only while its -wal
+ * and -shm are there (left by a process that did not close it); after a clean
+ * close they are gone, and the database file holds everything: it is then
+ * read into memory, marked as a rollback-journal database (header bytes 18
+ * and 19, https://www.sqlite.org/fileformat2.html#file_format_version_numbers),
+ * and opened read-only from there.
+ */
+export function openSqliteStoreReadOnly(path: string): Store {
+  let db: Database.Database;
+  try {
+    const real = realpathSync(path);
+    if (existsSync(`${real}-wal`)) {
+      db = new Database(path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    } else {
+      const image = readFileSync(real);
+      if (image.length >= 100 && image[18] === 2 && image[19] === 2) image[18] = image[19] = 1;
+      db = new Database(image, { readonly: true });
+    }
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version < MIGRATIONS.length) {
+      db.close();
+      throw new StoreError('STORE_READ_ONLY', `The database ${path} was written by an older delegate and cannot be upgraded while it is read-only.`);
+    }
+    return new SqliteStore(db);
+  } catch (err) {
+    throw err instanceof StoreError ? err : asStoreError(err, path);
   }
 }
 

@@ -5,10 +5,10 @@
 // Once the disk is writable again, the database passes its integrity check,
 // nothing is lost and everything works as before.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postJson } from '../support/oauth-flow.js';
@@ -166,6 +166,11 @@ describe.skipIf(unavailable !== undefined)('the data directory on a bad disk', (
   it('read-only: commands that write fail in one line naming the database, the CLI’s own reads go on, and nothing is lost', { timeout: 90_000 }, async () => {
     await stopServe();
     const before = snapshot();
+    // Closed cleanly, as a stopped server leaves it: the last connection to close removes the -wal and -shm
+    // (snapshot's read-only connection could not).
+    const last = new Database(join(home, 'delegate.db'));
+    last.pragma('wal_checkpoint(TRUNCATE)');
+    last.close();
     expect(sh('mount', ['-o', 'remount,ro', mountPoint!]).status).toBe(0);
 
     const [status, ...writers] = await Promise.all(
@@ -181,6 +186,9 @@ describe.skipIf(unavailable !== undefined)('the data directory on a bad disk', (
     );
     expect(status!.code, status!.stderr).toBe(0);
     for (const run of writers) expectOneLineError(run, /The database .*delegate\.db cannot be written \(EROFS: read-only file system/);
+    // The commands that only look at the database read it as it stands (closed cleanly: no -wal or -shm to help SQLite).
+    expect(existsSync(join(home, 'delegate.db-wal')) || existsSync(join(home, 'delegate.db-shm'))).toBe(false);
+    await expectReadersSee(before);
 
     expect(sh('mount', ['-o', 'remount,rw', mountPoint!]).status).toBe(0);
     await expectIntactAndWorking(before);
@@ -188,4 +196,43 @@ describe.skipIf(unavailable !== undefined)('the data directory on a bad disk', (
     expect(slot.code, slot.stderr).toBe(0); // the servers started in its own process, on the same data
     expect(audit.code, audit.stderr).toBe(0);
   });
+
+  it('read-only after a crash: the readers see what the killed server left in the -wal', { timeout: 90_000 }, async () => {
+    serve = await ready(startCli(['serve', ...ports], home));
+    const slot = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
+    expect(slot.code, slot.stderr).toBe(0);
+    serve.child.kill('SIGKILL');
+    await serve.done;
+    serve = undefined;
+    const before = snapshot();
+    expect(existsSync(join(home, 'delegate.db-wal'))).toBe(true);
+    // The database file alone, without its -wal: a copy elsewhere.
+    const alone = join(await mkdtemp(join(tmpdir(), 'delegate-faults-copy-')), 'delegate.db');
+    copyFileSync(join(home, 'delegate.db'), alone);
+    const copy = new Database(alone);
+    const inFile = (copy.prepare('SELECT count(*) AS n FROM audit_log').get() as { n: number }).n;
+    copy.close();
+    await rm(dirname(alone), { recursive: true, force: true });
+    expect(before.auditRecords).toBeGreaterThan(inFile); // the find-slot's records are only in the -wal
+    expect(sh('mount', ['-o', 'remount,ro', mountPoint!]).status).toBe(0);
+    try {
+      await expectReadersSee(before);
+    } finally {
+      expect(sh('mount', ['-o', 'remount,rw', mountPoint!]).status).toBe(0);
+    }
+    await expectIntactAndWorking(before);
+  });
 });
+
+/** On a read-only disk: grants, agents and the audit log as `before` read them, and the audit chain verified. */
+async function expectReadersSee(before: Snapshot): Promise<void> {
+  const [list, show, agents, audit, verify] = await Promise.all(
+    [['grants', 'list', '--all', '--json'], ['grants', 'show', grantId(before), '--json'], ['agents', 'list', '--json'], ['audit', '--json'], ['audit', '--verify']].map((args) => runCli(args, home)),
+  );
+  for (const run of [list, show, agents, audit, verify]) expect(run!.code, run!.stderr).toBe(0);
+  expect((JSON.parse(list!.stdout) as Array<{ id: string }>).map((g) => g.id).sort()).toEqual((before.grants as Array<{ id: string }>).map((g) => g.id).sort());
+  expect(JSON.parse(show!.stdout)).toMatchObject({ id: grantId(before) });
+  expect((JSON.parse(agents!.stdout) as Array<{ client_id: string }>).length).toBeGreaterThan(0);
+  expect(JSON.parse(audit!.stdout)).toHaveLength(before.auditRecords);
+  expect(verify!.stdout).toContain(`The audit log is intact: ${before.auditRecords} records`);
+}

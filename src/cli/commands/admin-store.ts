@@ -1,22 +1,37 @@
 // Opening the local installation's store for the administrator's commands
 // (agents, grants, audit, users): the same database the servers use, in the
 // data directory, with its errors as one-line messages.
+import { existsSync } from 'node:fs';
 import type { Paths } from '../../config.js';
-import { openStore, type Store, type UserRecord } from '../../store/index.js';
+import { openStore, openStoreReadOnly, StoreError, type Store, type UserRecord } from '../../store/index.js';
 import { CommandFailed } from '../errors.js';
 
-export async function withStore<T>(paths: Paths, run: (store: Store) => Promise<T>): Promise<T> {
+/**
+ * The store for `run`. A command that only reads (`'read'`) still works when
+ * the data directory cannot be written (a read-only disk or snapshot): the
+ * database is then opened read-only, as it stands.
+ */
+export async function withStore<T>(paths: Paths, run: (store: Store) => Promise<T>, access: 'write' | 'read' = 'write'): Promise<T> {
   let store: Store;
   try {
     store = openStore(paths.db);
   } catch (error) {
-    throw new CommandFailed(error instanceof Error ? error.message : String(error));
+    if (!(access === 'read' && error instanceof StoreError && error.code === 'STORE_READ_ONLY' && existsSync(paths.db))) throw failed(error);
+    try {
+      store = openStoreReadOnly(paths.db);
+    } catch (readError) {
+      throw failed(readError);
+    }
   }
   try {
     return await run(store);
   } finally {
     store.close();
   }
+}
+
+function failed(error: unknown): CommandFailed {
+  return new CommandFailed(error instanceof Error ? error.message : String(error));
 }
 
 /** The account a command acts for: the one named, or the local owner. */

@@ -38,7 +38,7 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
     for (const r of records) io.stdout.write(`${line(r, names)}\n`);
     if (records.length === 0) io.stderr.write('No audit records match.\n');
     return EXIT_OK;
-  });
+  }, 'read');
 }
 
 function line(r: AuditRecord, names: Map<string, string>): string {
