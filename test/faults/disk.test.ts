@@ -224,12 +224,20 @@ describe.skipIf(unavailable !== undefined)('the data directory on a bad disk', (
   });
 });
 
-/** On a read-only disk: grants, agents and the audit log as `before` read them, and the audit chain verified. */
+/** On a read-only disk: grants, agents, calendars and the audit log as `before` read them, and the audit chain verified. */
 async function expectReadersSee(before: Snapshot): Promise<void> {
-  const [list, show, agents, audit, verify] = await Promise.all(
-    [['grants', 'list', '--all', '--json'], ['grants', 'show', grantId(before), '--json'], ['agents', 'list', '--json'], ['audit', '--json'], ['audit', '--verify']].map((args) => runCli(args, home)),
+  const [list, show, agents, audit, verify, calendars] = await Promise.all(
+    [
+      ['grants', 'list', '--all', '--json'],
+      ['grants', 'show', grantId(before), '--json'],
+      ['agents', 'list', '--json'],
+      ['audit', '--json'],
+      ['audit', '--verify'],
+      ['calendar', 'list', '--json'],
+    ].map((args) => runCli(args, home)),
   );
-  for (const run of [list, show, agents, audit, verify]) expect(run!.code, run!.stderr).toBe(0);
+  for (const run of [list, show, agents, audit, verify, calendars]) expect(run!.code, run!.stderr).toBe(0);
+  expect((JSON.parse(calendars!.stdout) as Array<{ name: string }>).map((c) => c.name).sort()).toEqual((before.calendars as Array<{ name: string }>).map((c) => c.name).sort());
   expect((JSON.parse(list!.stdout) as Array<{ id: string }>).map((g) => g.id).sort()).toEqual((before.grants as Array<{ id: string }>).map((g) => g.id).sort());
   expect(JSON.parse(show!.stdout)).toMatchObject({ id: grantId(before) });
   expect((JSON.parse(agents!.stdout) as Array<{ client_id: string }>).length).toBeGreaterThan(0);

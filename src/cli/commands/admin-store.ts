@@ -12,21 +12,25 @@ import { CommandFailed } from '../errors.js';
  * database is then opened read-only, as it stands.
  */
 export async function withStore<T>(paths: Paths, run: (store: Store) => Promise<T>, access: 'write' | 'read' = 'write'): Promise<T> {
-  let store: Store;
-  try {
-    store = openStore(paths.db);
-  } catch (error) {
-    if (!(access === 'read' && error instanceof StoreError && error.code === 'STORE_READ_ONLY' && existsSync(paths.db))) throw failed(error);
-    try {
-      store = openStoreReadOnly(paths.db);
-    } catch (readError) {
-      throw failed(readError);
-    }
-  }
+  const store = openCommandStore(paths, access);
   try {
     return await run(store);
   } finally {
     store.close();
+  }
+}
+
+/** The database for a command, its errors as one-line messages; read-only where it cannot be written and `access` allows. */
+export function openCommandStore(paths: Paths, access: 'write' | 'read'): Store {
+  try {
+    return openStore(paths.db);
+  } catch (error) {
+    if (!(access === 'read' && error instanceof StoreError && error.code === 'STORE_READ_ONLY' && existsSync(paths.db))) throw failed(error);
+    try {
+      return openStoreReadOnly(paths.db);
+    } catch (readError) {
+      throw failed(readError);
+    }
   }
 }
 
