@@ -1,6 +1,8 @@
 // Opening the local installation's store for the administrator's commands
-// (agents, grants, audit, users): the same database the servers use, in the
-// data directory, with its errors as one-line messages.
+// (agents, grants, audit, users) and the calendar commands: the same database
+// the servers use, in the data directory, with its errors as one-line
+// messages, and read-only for the commands that only read when the directory
+// cannot be written.
 import { existsSync } from 'node:fs';
 import type { Paths } from '../../config.js';
 import { openStore, openStoreReadOnly, StoreError, type Store, type UserRecord } from '../../store/index.js';
