@@ -14,6 +14,8 @@ const ephemeralStart = (() => {
     return 32_768;
   }
 })();
+/** Where the kernel's range leaves no room below it (some containers start it at 1024), freePort keeps below 32768. */
+const bound = ephemeralStart > 21_000 ? ephemeralStart : 32_768;
 
 function listenOn(port: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -29,7 +31,7 @@ describe('freePort', () => {
     for (let i = 0; i < 20; i++) ports.push(await freePort());
     for (const port of ports) {
       expect(port).toBeGreaterThanOrEqual(20_000);
-      expect(port).toBeLessThan(ephemeralStart);
+      expect(port).toBeLessThan(bound);
       await listenOn(port);
     }
   });

@@ -9,7 +9,7 @@
 // if any scenario failed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot, processEnv } from '../config.js';
 import { freePort } from '../free-port.js';
@@ -49,7 +49,7 @@ const env = processEnv();
 /**
  * One run of the suite. `stop` ends it early: the suite then runs in a process
  * group of its own, as npx does not pass a SIGTERM on to it, and the group is
- * ended on `stop` or when this script is interrupted.
+ * ended on `stop` or when this script gets SIGINT, SIGTERM or SIGHUP.
  */
 function run(args: string[], onStdout?: (text: string) => void, stop?: AbortSignal): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
@@ -61,13 +61,14 @@ function run(args: string[], onStdout?: (text: string) => void, stop?: AbortSign
         // already gone
       }
     };
-    const interrupted = () => {
+    const interrupted = (signal: NodeJS.Signals) => {
       end();
-      process.exit(130);
+      process.exit(128 + constants.signals[signal]);
     };
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
     if (stop) {
       stop.addEventListener('abort', end, { once: true });
-      process.once('SIGINT', interrupted);
+      for (const signal of signals) process.once(signal, interrupted);
     }
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -77,7 +78,7 @@ function run(args: string[], onStdout?: (text: string) => void, stop?: AbortSign
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
     child.on('exit', (code) => {
       stop?.removeEventListener('abort', end);
-      process.off('SIGINT', interrupted);
+      for (const signal of signals) process.off(signal, interrupted);
       resolve({ code, output });
     });
   });
@@ -205,8 +206,13 @@ async function failedChecks(resultsDir: string, before: Set<string>): Promise<st
   const messages: string[] = [];
   for (const dir of await readdir(resultsDir).catch(() => [])) {
     if (before.has(dir)) continue;
-    const checks = JSON.parse(await readFile(join(resultsDir, dir, 'checks.json'), 'utf8').catch(() => '[]')) as { id?: string; status?: string; errorMessage?: string }[];
-    for (const c of checks) if (c.status === 'FAILURE') messages.push(`${c.id}: ${c.errorMessage ?? 'failed'}`);
+    let checks: { id?: string; status?: string; errorMessage?: string }[];
+    try {
+      checks = JSON.parse(await readFile(join(resultsDir, dir, 'checks.json'), 'utf8')) as typeof checks;
+    } catch {
+      continue; // not written, or cut short by an ended suite: its counts still tell
+    }
+    for (const c of Array.isArray(checks) ? checks : []) if (c?.status === 'FAILURE') messages.push(`${c.id}: ${c.errorMessage ?? 'failed'}`);
   }
   return messages;
 }

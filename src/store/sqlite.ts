@@ -92,6 +92,10 @@ export function openSqliteStoreReadOnly(path: string): Store {
   try {
     const real = realpathSync(path);
     if (existsSync(`${real}-wal`)) {
+      // Without its -shm, SQLite cannot read the -wal here, and reading the file alone would miss what is in it.
+      if (!existsSync(`${real}-shm`)) {
+        throw new StoreError('STORE_READ_ONLY', `The database ${path} cannot be read on a read-only disk: its -wal file is there without its -shm file.`);
+      }
       db = new Database(path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
     } else {
       const image = readFileSync(real);
@@ -103,7 +107,7 @@ export function openSqliteStoreReadOnly(path: string): Store {
       db.close();
       throw new StoreError('STORE_READ_ONLY', `The database ${path} was written by an older delegate and cannot be upgraded while it is read-only.`);
     }
-    return new SqliteStore(db);
+    return new SqliteStore(db, undefined, path);
   } catch (err) {
     throw err instanceof StoreError ? err : asStoreError(err, path);
   }
@@ -391,10 +395,15 @@ class SqliteStore implements Store {
   /** Set when a sync failed: what is on disk is then unknown, and the store refuses all work. */
   private failure: StoreError | undefined;
 
+  /** The database's path, for messages (a database read into memory is named `:memory:` by SQLite). */
+  private readonly path: string;
+
   constructor(
     private readonly db: Database.Database,
     wal?: { path: string; sync?: SyncFile },
+    path?: string,
   ) {
+    this.path = path ?? db.name;
     this.walFile = wal && fileSync(wal.path);
     this.walSync = wal && new GroupSync(wal.sync ?? this.walFile!);
     // Every public method is async; each one that wrote resolves only once the
@@ -435,7 +444,7 @@ class SqliteStore implements Store {
       const cause = err instanceof Error ? err.message : String(err);
       this.failure ??= new StoreError(
         'STORE_OPEN_FAILED',
-        `The database ${this.db.name} could not be written to disk (${cause}); the last change may or may not be there. ` +
+        `The database ${this.path} could not be written to disk (${cause}); the last change may or may not be there. ` +
           'Nothing more is read or written until delegate is restarted.',
       );
       throw this.failure;
@@ -469,7 +478,7 @@ class SqliteStore implements Store {
       return op();
     } catch (err) {
       const code = (err as { code?: unknown }).code;
-      if (typeof code === 'string' && /^SQLITE_(FULL|READONLY|IOERR|CORRUPT|NOTADB|CANTOPEN)/.test(code)) throw asStoreError(err, this.db.name);
+      if (typeof code === 'string' && /^SQLITE_(FULL|READONLY|IOERR|CORRUPT|NOTADB|CANTOPEN)/.test(code)) throw asStoreError(err, this.path);
       throw err;
     }
   }

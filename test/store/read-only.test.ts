@@ -3,7 +3,7 @@
 // it stands, changes nothing (no file created, no migration), refuses every
 // write, and says so when the database is older than this delegate. (On a real
 // read-only disk: test/faults/disk.test.ts.)
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -37,6 +37,7 @@ describe('openStoreReadOnly', () => {
       const write = reader.createUser({ ...user, id: 'u2', name: 'mallory', isOwner: false });
       await expect(write).rejects.toBeInstanceOf(StoreError);
       await expect(write).rejects.toMatchObject({ code: 'STORE_READ_ONLY' });
+      await expect(write).rejects.toThrow(`The database ${path} cannot be written`); // its path, not SQLite's ":memory:"
     } finally {
       reader.close();
     }
@@ -54,6 +55,22 @@ describe('openStoreReadOnly', () => {
     const check = new Database(path, { readonly: true });
     expect(check.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length - 1);
     check.close();
+  });
+
+  it('refuses a -wal without its -shm, naming it, rather than read the file without what the -wal holds', async () => {
+    const writer = new Database(path);
+    writer.pragma('journal_mode = WAL');
+    writer.pragma('wal_autocheckpoint = 0');
+    writer.exec('CREATE TABLE t (x); INSERT INTO t VALUES (1)');
+    const copy = mkdtempSync(join(tmpdir(), 'delegate-store-ro-copy-'));
+    try {
+      copyFileSync(path, join(copy, 'delegate.db'));
+      copyFileSync(`${path}-wal`, join(copy, 'delegate.db-wal')); // a copy that kept the -wal but not the -shm
+      expect(() => openStoreReadOnly(join(copy, 'delegate.db'))).toThrow(/its -wal file is there without its -shm file/);
+    } finally {
+      writer.close();
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 
   it('does not create a database that is not there', () => {

@@ -9,11 +9,11 @@ import { openStore, openStoreReadOnly, StoreError, type Store, type UserRecord }
 import { CommandFailed } from '../errors.js';
 
 /**
- * The store for `run`. A command that only reads (`'read'`) still works when
+ * The store for `run`. A command that only reads (`ReadAccess`) still works when
  * the data directory cannot be written (a read-only disk or snapshot): the
  * database is then opened read-only, as it stands.
  */
-export async function withStore<T>(paths: Paths, run: (store: Store) => Promise<T>, access: 'write' | 'read' = 'write'): Promise<T> {
+export async function withStore<T>(paths: Paths, run: (store: Store) => Promise<T>, access: 'write' | ReadAccess = 'write'): Promise<T> {
   const store = openCommandStore(paths, access);
   try {
     return await run(store);
@@ -22,17 +22,29 @@ export async function withStore<T>(paths: Paths, run: (store: Store) => Promise<
   }
 }
 
-/** The database for a command, its errors as one-line messages; read-only where it cannot be written and `access` allows. */
-export function openCommandStore(paths: Paths, access: 'write' | 'read'): Store {
+/** A command that only reads, and where to say that it reads a database it cannot write. */
+export interface ReadAccess {
+  notice: (line: string) => void;
+}
+
+/**
+ * The database for a command, its errors as one-line messages; read-only where
+ * it cannot be written and the command only reads (saying so on `notice`, as
+ * the cause may be a permission rather than a read-only disk).
+ */
+export function openCommandStore(paths: Paths, access: 'write' | ReadAccess): Store {
   try {
     return openStore(paths.db);
   } catch (error) {
-    if (!(access === 'read' && error instanceof StoreError && error.code === 'STORE_READ_ONLY' && existsSync(paths.db))) throw failed(error);
+    if (!(access !== 'write' && error instanceof StoreError && error.code === 'STORE_READ_ONLY' && existsSync(paths.db))) throw failed(error);
+    let store: Store;
     try {
-      return openStoreReadOnly(paths.db);
+      store = openStoreReadOnly(paths.db);
     } catch (readError) {
       throw failed(readError);
     }
+    access.notice(`delegate: ${error.message} Reading it as it stands.\n`);
+    return store;
   }
 }
 
@@ -53,4 +65,9 @@ export function parseSince(value: string, now: number): number | undefined {
   if (span) return now - Number(span[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[span[2] as 'm' | 'h' | 'd' | 'w'];
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : at;
+}
+
+/** Read access for a command, its notice on the command's stderr. */
+export function readOnlyNotice(io: { stderr: { write(text: string): unknown } }): ReadAccess {
+  return { notice: (line) => io.stderr.write(line) };
 }

@@ -10,7 +10,7 @@ import type { Paths } from '../../config.js';
 import { SCOPE_FREEBUSY_READ } from '../../delegation/index.js';
 import { CommandFailed, EXIT_ERROR, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { withStore } from './admin-store.js';
+import { readOnlyNotice, withStore } from './admin-store.js';
 
 export interface RegisterAgentArgs {
   paths: Paths;
@@ -64,7 +64,7 @@ export async function agentsRegisterCommand(args: RegisterAgentArgs, io: CliIo):
 }
 
 export async function agentsListCommand(args: { paths: Paths; json: boolean }, io: CliIo): Promise<number> {
-  const agents = await withStore(args.paths, (store) => listAgents(store), 'read');
+  const agents = await withStore(args.paths, (store) => listAgents(store), readOnlyNotice(io));
   if (args.json) {
     io.stdout.write(`${JSON.stringify(agents.map((a) => ({ client_id: a.clientId, name: a.clientName, resource: a.resource })))}\n`);
     return EXIT_OK;
@@ -75,7 +75,7 @@ export async function agentsListCommand(args: { paths: Paths; json: boolean }, i
 }
 
 export async function agentsShowCommand(args: { paths: Paths; issuer: string; id: string; json: boolean }, io: CliIo): Promise<number> {
-  const found = await withStore(args.paths, (store) => describeAgent(store, args.issuer, args.id, io.now()), 'read');
+  const found = await withStore(args.paths, (store) => describeAgent(store, args.issuer, args.id, io.now()), readOnlyNotice(io));
   if (!found) throw new CommandFailed(`There is no agent ${args.id}.`);
   const { client, verification } = found;
   if (args.json) {

@@ -5,7 +5,7 @@ import type { Paths } from '../../config.js';
 import type { AuditRecord } from '../../store/index.js';
 import { EXIT_ERROR, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { parseSince, withStore } from './admin-store.js';
+import { parseSince, readOnlyNotice, withStore } from './admin-store.js';
 
 export interface AuditArgs {
   paths: Paths;
@@ -38,7 +38,7 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
     for (const r of records) io.stdout.write(`${line(r, names)}\n`);
     if (records.length === 0) io.stderr.write('No audit records match.\n');
     return EXIT_OK;
-  }, 'read');
+  }, readOnlyNotice(io));
 }
 
 function line(r: AuditRecord, names: Map<string, string>): string {

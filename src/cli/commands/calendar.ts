@@ -19,7 +19,7 @@ import { feedCacheOf } from '../calendar-backend.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { instantLine } from '../output.js';
-import { openCommandStore } from './admin-store.js';
+import { openCommandStore, readOnlyNotice, type ReadAccess } from './admin-store.js';
 
 export interface CalendarAddArgs {
   name: string;
@@ -107,7 +107,7 @@ export async function calendarListCommand(args: CalendarListArgs, io: CliIo): Pr
     }
     for (const listing of listings) io.stdout.write(`${listingLines(listing, zone).join('\n')}\n`);
     return EXIT_OK;
-  }, 'read');
+  }, readOnlyNotice(io));
 }
 
 export async function calendarRemoveCommand(args: { name: string }, io: CliIo): Promise<number> {
@@ -127,7 +127,7 @@ export async function calendarRemoveCommand(args: { name: string }, io: CliIo): 
  * the demo calendar: these are their own calendars) on a machine where no
  * server has started yet.
  */
-async function withOwner<T>(paths: Paths, io: CliIo, work: (store: Store, owner: UserRecord) => Promise<T>, access: 'write' | 'read' = 'write'): Promise<T> {
+async function withOwner<T>(paths: Paths, io: CliIo, work: (store: Store, owner: UserRecord) => Promise<T>, access: 'write' | ReadAccess = 'write'): Promise<T> {
   const store = openCommandStore(paths, access);
   try {
     let owner = await store.ownerUser();

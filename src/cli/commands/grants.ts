@@ -7,7 +7,7 @@ import { parseCalendarDetail, parseScope, type CalendarDetail } from '../../dele
 import type { GrantRecord, Store } from '../../store/index.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { accountFor, withStore } from './admin-store.js';
+import { accountFor, readOnlyNotice, withStore } from './admin-store.js';
 
 interface GrantView {
   id: string;
@@ -61,7 +61,7 @@ export async function grantsListCommand(args: { paths: Paths; user?: string; all
     const user = await accountFor(store, args.user);
     const grants = (await store.listGrants(user.id)).filter((g) => args.all || (g.revokedAt === null && g.expiresAt > now));
     return Promise.all(grants.map((g) => view(store, g, now)));
-  }, 'read');
+  }, readOnlyNotice(io));
   if (args.json) {
     io.stdout.write(`${JSON.stringify(views)}\n`);
     return EXIT_OK;
@@ -79,7 +79,7 @@ export async function grantsShowCommand(args: { paths: Paths; id: string; json: 
     const grant = await store.grantById(args.id);
     if (!grant) throw new CommandFailed(`There is no grant ${args.id}.`);
     return view(store, grant, now);
-  }, 'read');
+  }, readOnlyNotice(io));
   if (args.json) {
     io.stdout.write(`${JSON.stringify(v)}\n`);
     return EXIT_OK;
