@@ -14,7 +14,8 @@ import { buildCalendarServer } from '../calendar/server.js';
 import { calendarLoaderFor, userCalendarsFromStore } from './calendar-backend.js';
 import { demoCalendarPath, systemTimeZone, type Paths } from '../config.js';
 import type { AuditSink } from '../resource/audit.js';
-import { openStore, type Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
+import { openCommandStore } from './commands/admin-store.js';
 import { CommandFailed } from './errors.js';
 import { packageVersion } from './version.js';
 
@@ -26,11 +27,7 @@ export interface RunningServer {
 
 /** The store, opened once for every server of this process. */
 export function openDataStore(paths: Paths): Store {
-  try {
-    return openStore(paths.db);
-  } catch (error) {
-    throw new CommandFailed(error instanceof Error ? error.message : String(error));
-  }
+  return openCommandStore(paths, 'write');
 }
 
 export function agentIdentity(paths: Paths): Promise<AgentIdentity> {
