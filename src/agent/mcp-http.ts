@@ -11,10 +11,10 @@ import type { IncomingMessage } from 'node:http';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import { JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { AccessTokenClaims } from '../delegation/index.js';
 import { auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
 import { BearerError, type BearerVerifier } from '../resource/bearer.js';
+import { batchProblem } from './json-rpc-batch.js';
 import { authenticate, authInfoFrom, originAllowed, refuseBearer, refuseOrigin, sendJsonRpcError } from './gate.js';
 import { challengeScope, missingToolScopes, toolScopes, type ToolScopePolicy } from './tool-scopes.js';
 
@@ -112,33 +112,6 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
     scope.get(path, notAllowed);
     scope.delete(path, notAllowed);
   });
-}
-
-/** The first MCP protocol version without JSON-RPC batches (its transports spec: a POST body is a single message). */
-const BATCHLESS_SINCE = '2025-06-18';
-
-/**
- * Why a JSON-RPC batch is refused before the SDK sees it, or undefined. The
- * SDK takes any batch of up to 100 messages whatever the protocol version,
- * lets an initialize through alone in a batch, and for two requests with the
- * same id runs both but answers one (its answers are keyed by id).
- */
-function batchProblem(batch: unknown[], version: string | string[] | undefined): string | undefined {
-  // A member that is no JSON-RPC message at all is left to the SDK, whose answer is the parse error -32700.
-  if (!batch.every((m) => JSONRPCMessageSchema.safeParse(m).success)) return undefined;
-  // Version strings are dates (YYYY-MM-DD), so they compare as strings; no header means 2025-03-26 (transports spec).
-  if (typeof version === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(version) && version >= BATCHLESS_SINCE) return `protocol version ${version} has no JSON-RPC batches; send one message per request.`;
-  const ids = new Set<string>();
-  for (const m of batch as Array<Record<string, unknown>>) {
-    const { method, id } = m;
-    // Lifecycle (2025-03-26): the initialization request MUST NOT be part of a JSON-RPC batch.
-    if (method === 'initialize') return 'an initialize request must not be part of a batch.';
-    if (typeof method !== 'string' || !('id' in m)) continue;
-    const key = JSON.stringify(id);
-    if (ids.has(key)) return `two requests in the batch share the id ${key.slice(0, 40)}; each request needs its own.`;
-    ids.add(key);
-  }
-  return undefined;
 }
 
 /** The tools/call requests in a JSON-RPC body (one message, or a batch). */

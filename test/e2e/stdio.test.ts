@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -125,4 +126,50 @@ describe('serve-agent --stdio', () => {
     }
     expect(agent.protocolErrors).toEqual([]);
   });
+
+  it('answers a line it cannot take with its JSON-RPC error, by id where it has one, and goes on', async () => {
+    // Raw lines, as a client with a bug (or a hostile one) writes them; no delegation is needed for these answers.
+    const child = spawn(process.execPath, [delegateBin, 'serve-agent', '--stdio', ...ports], {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH ?? '', DELEGATE_HOME: home, NO_COLOR: '1', TZ: 'Europe/Berlin' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    child.stderr.resume();
+    const answers = async (count: number): Promise<unknown[]> => {
+      const deadline = Date.now() + 20_000;
+      while (out.split('\n').length - 1 < count) {
+        if (Date.now() > deadline) throw new Error(`expected ${count} lines on stdout, got ${out.split("\n").length - 1}:\n${out.slice(0, 1000)}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return out.split('\n').slice(0, count).map((line) => JSON.parse(line) as unknown);
+    };
+    try {
+      const write = (value: unknown) => child.stdin.write(`${typeof value === 'string' ? value : JSON.stringify(value)}\n`);
+      write({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
+      type Answer = { id?: number; result?: { protocolVersion?: string; tools?: Array<{ name: string }> }; error?: { code: number; message: string } };
+      const [init] = (await answers(1)) as Answer[];
+      expect(init?.result?.protocolVersion).toBe('2025-11-25');
+      write({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      write('{"jsonrpc": "2.0", "id": 2, "method": "tools/list"');
+      write({ jsonrpc: '1.0', id: 3, method: 'tools/list' });
+      write([{ jsonrpc: '2.0', id: 4, method: 'ping' }, { jsonrpc: '2.0', id: 5, method: 'tools/list' }]);
+      write({ jsonrpc: '2.0', id: 6, method: 'tools/list' });
+      // One line each, in no promised order (the answers to requests that run come when they are done).
+      const rest = ((await answers(6)) as Answer[]).slice(1);
+      const byId = new Map(rest.map((a) => [a.id, a]));
+      expect(rest).toHaveLength(5);
+      expect(byId.get(undefined)).toEqual({ jsonrpc: '2.0', error: { code: -32700, message: expect.stringMatching(/^Parse error/) } });
+      expect(byId.get(3)).toMatchObject({ id: 3, error: { code: -32600 } });
+      for (const id of [4, 5]) expect(byId.get(id)).toEqual({ jsonrpc: '2.0', id, error: { code: -32600, message: expect.stringContaining('2025-11-25 has no JSON-RPC batches') } });
+      expect(byId.get(6)?.result?.tools?.map((t) => t.name)).toEqual(['find_slot', 'list_busy']);
+      child.stdin.end();
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });
+

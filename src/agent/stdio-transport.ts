@@ -1,0 +1,235 @@
+// MCP's stdio transport for CalendarAgent (MCP transports spec, "stdio"): one
+// JSON-RPC message per line on stdin and stdout. The SDK's
+// StdioServerTransport drops in silence every line it cannot take (not JSON, no
+// JSON-RPC message, a batch), so a client that sent a request in one waits for
+// an answer that never comes; and it ends the whole session on a line over
+// its size limit. Here each such line gets the JSON-RPC 2.0 error it calls for
+// (-32700, -32600), naming the request's id whenever one can be read, and the
+// session goes on. Batches are taken as the negotiated protocol version says:
+// answered together, as one array, up to 2025-03-26 (whose base protocol says
+// an implementation MUST support receiving them); refused request by request
+// from 2025-06-18, which has none.
+import type { Readable, Writable } from 'node:stream';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { JSONRPCMessageSchema, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { batchProblem } from './json-rpc-batch.js';
+
+/** The longest line taken, as the SDK's own transport (10 MiB); a longer one is read past and refused. */
+export const MAX_LINE_BYTES = 10 * 1024 * 1024;
+
+const PARSE_ERROR = -32700;
+const INVALID_REQUEST = -32600;
+
+type Id = string | number;
+
+/** A batch whose answers are being gathered, to be written as one array (JSON-RPC 2.0 §6). */
+interface OpenBatch {
+  /** The ids (as JSON) of its requests not answered yet. */
+  waiting: Set<string>;
+  answers: JSONRPCMessage[];
+  /** Written (or found to need no answer). */
+  done: boolean;
+}
+
+export class StdioLineTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Reading past the rest of a line that was too long. */
+  private skipping = false;
+  /**
+   * The protocol version of the session: from an initialize request as it is
+   * handed to the server (what the SDK's server will answer: the version asked
+   * for if it knows it, else its latest), so that a line read before the
+   * answer is written is judged by it too; then as the answer says.
+   */
+  private version: string | undefined;
+  /** Ids (as JSON) of initialize requests handed to the server, whose answer names the version. */
+  private readonly initializeIds = new Set<string>();
+  private readonly batches: OpenBatch[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly input: Readable = process.stdin,
+    private readonly output: Writable = process.stdout,
+    private readonly maxLineBytes = MAX_LINE_BYTES,
+  ) {}
+
+  async start(): Promise<void> {
+    this.input.on('data', this.onData);
+    this.input.on('error', this.onInputError);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.input.off('data', this.onData);
+    this.input.off('error', this.onInputError);
+    if (this.input.listenerCount('data') === 0) this.input.pause();
+    this.pending = [];
+    this.onclose?.();
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    const m = message as Record<string, unknown>;
+    if ('id' in m && ('result' in m || 'error' in m)) {
+      const key = JSON.stringify(m.id);
+      if (this.initializeIds.delete(key) && 'result' in m) {
+        const version = (m.result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+        if (typeof version === 'string') this.version = version;
+      }
+      const batch = this.batches.find((b) => b.waiting.has(key));
+      if (batch) {
+        batch.waiting.delete(key);
+        batch.answers.push(message);
+        return this.flushBatch(batch);
+      }
+    }
+    return this.write(message);
+  }
+
+  private readonly onInputError = (error: Error): void => {
+    this.onerror?.(error);
+  };
+
+  private readonly onData = (chunk: Buffer | string): void => {
+    let rest = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    for (let end = rest.indexOf(0x0a); end !== -1; end = rest.indexOf(0x0a)) {
+      const head = rest.subarray(0, end);
+      rest = rest.subarray(end + 1);
+      if (this.skipping) {
+        this.skipping = false;
+        continue;
+      }
+      if (this.pendingBytes + head.length > this.maxLineBytes) {
+        this.pending = [];
+        this.pendingBytes = 0;
+        this.refuseLongLine();
+        continue;
+      }
+      const line = Buffer.concat([...this.pending, head]).toString('utf8');
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.takeLine(line);
+      if (this.closed) return;
+    }
+    if (rest.length === 0 || this.skipping) return;
+    if (this.pendingBytes + rest.length > this.maxLineBytes) {
+      // Refused now, not at its end: the client learns at once, and nothing more of it is kept.
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.skipping = true;
+      this.refuseLongLine();
+      return;
+    }
+    this.pending.push(rest);
+    this.pendingBytes += rest.length;
+  };
+
+  private refuseLongLine(): void {
+    void this.write(errorAnswer(undefined, INVALID_REQUEST, `Invalid Request: a message longer than ${this.maxLineBytes} bytes was read past.`));
+  }
+
+  private takeLine(raw: string): void {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (line.trim() === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      void this.write(errorAnswer(undefined, PARSE_ERROR, 'Parse error: the line is not JSON.'));
+      return;
+    }
+    if (Array.isArray(value)) return this.takeBatch(value);
+    const refusal = refusalOf(value);
+    if (refusal === 'deliver') return this.deliver(value as JSONRPCMessage);
+    if (refusal) void this.write(refusal);
+    else this.onerror?.(new Error('A malformed JSON-RPC response was dropped (responses are never answered).'));
+  }
+
+  private takeBatch(batch: unknown[]): void {
+    // JSON-RPC 2.0 §6: an empty array is one Invalid Request, with no id.
+    if (batch.length === 0) return void this.write(errorAnswer(undefined, INVALID_REQUEST, 'Invalid Request: an empty batch.'));
+    const valid = batch.filter((m) => JSONRPCMessageSchema.safeParse(m).success);
+    const problem = batchProblem(valid, this.version);
+    if (problem) {
+      // Each request the batch carried is answered by its id, one line each (valid in every version), so none waits.
+      const ids = batch.map(requestIdOf).filter((id): id is Id => id !== undefined);
+      const answers = ids.length > 0 ? ids.map((id) => errorAnswer(id, INVALID_REQUEST, `Invalid Request: ${problem}`)) : [errorAnswer(undefined, INVALID_REQUEST, `Invalid Request: ${problem}`)];
+      for (const answer of answers) void this.write(answer);
+      return;
+    }
+    const open: OpenBatch = { waiting: new Set(), answers: [], done: false };
+    const deliveries: JSONRPCMessage[] = [];
+    for (const member of batch) {
+      const refusal = refusalOf(member);
+      if (refusal === 'deliver') {
+        const m = member as Record<string, unknown>;
+        if (typeof m.method === 'string' && 'id' in m) open.waiting.add(JSON.stringify(m.id));
+        deliveries.push(member as JSONRPCMessage);
+      } else if (refusal) {
+        open.answers.push(refusal);
+      }
+    }
+    if (open.waiting.size > 0) this.batches.push(open);
+    for (const message of deliveries) this.deliver(message);
+    void this.flushBatch(open);
+  }
+
+  private deliver(message: JSONRPCMessage): void {
+    const m = message as Record<string, unknown>;
+    if (m.method === 'initialize' && 'id' in m) {
+      this.initializeIds.add(JSON.stringify(m.id));
+      const asked = (m.params as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+      this.version = typeof asked === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION;
+    }
+    this.onmessage?.(message);
+  }
+
+  private async flushBatch(batch: OpenBatch): Promise<void> {
+    if (batch.waiting.size > 0 || batch.done) return;
+    batch.done = true;
+    const at = this.batches.indexOf(batch);
+    if (at !== -1) this.batches.splice(at, 1);
+    // §6: a batch of notifications only is answered with nothing, never an empty array.
+    if (batch.answers.length > 0) await this.writeLine(JSON.stringify(batch.answers));
+  }
+
+  private write(message: JSONRPCMessage): Promise<void> {
+    return this.writeLine(JSON.stringify(message));
+  }
+
+  private writeLine(json: string): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      if (this.output.write(`${json}\n`)) resolve();
+      else this.output.once('drain', resolve);
+    });
+  }
+}
+
+/**
+ * What to do with one parsed message: hand it to the server ('deliver'), answer it
+ * with an error (the answer), or nothing (undefined: a malformed response, which
+ * JSON-RPC 2.0 never answers; it goes to nobody).
+ */
+function refusalOf(value: unknown): JSONRPCMessage | 'deliver' | undefined {
+  if (JSONRPCMessageSchema.safeParse(value).success) return 'deliver';
+  if (typeof value === 'object' && value !== null && !('method' in value) && ('result' in value || 'error' in value)) return undefined;
+  return errorAnswer(requestIdOf(value), INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 request or notification.');
+}
+
+/** The id of something that looks like a request, when it can be read (a string or a number). */
+function requestIdOf(value: unknown): Id | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const { id } = value as { id?: unknown };
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : undefined;
+}
+
+/** A JSON-RPC error answer; without an id when none could be read (MCP's schema makes it optional for errors). */
+function errorAnswer(id: Id | undefined, code: number, message: string): JSONRPCMessage {
+  return { jsonrpc: '2.0', ...(id === undefined ? {} : { id }), error: { code, message } } as JSONRPCMessage;
+}

@@ -1,0 +1,211 @@
+// CalendarAgent's stdio transport, line by line, as an MCP client's process
+// pipe feeds it: the real agent MCP server behind it, raw lines in, raw lines
+// out. Every line that is no message the server takes gets its JSON-RPC error,
+// naming the request's id when one can be read, and the session goes on; a
+// batch is answered as one array up to protocol 2025-03-26 and refused
+// request by request from 2025-06-18. (The SDK's StdioServerTransport answers
+// none of these lines, and ends the session on a line over its limit.)
+import { PassThrough } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { serveAgentOverStdio, type StdioAgent } from '../../src/agent/stdio.js';
+import { StdioLineTransport } from '../../src/agent/stdio-transport.js';
+
+type Answer = { jsonrpc?: string; id?: string | number; result?: Record<string, unknown>; error?: { code: number; message: string } };
+
+const LINE_LIMIT = 4096;
+
+let input: PassThrough;
+let agent: StdioAgent;
+let lines: string[];
+let waiters: Array<() => void>;
+/** How often a tool asked for the delegation to act under: once per call that ran. */
+let tokenAsked: number;
+
+beforeEach(async () => {
+  input = new PassThrough();
+  const output = new PassThrough();
+  lines = [];
+  waiters = [];
+  tokenAsked = 0;
+  let partial = '';
+  output.setEncoding('utf8').on('data', (chunk: string) => {
+    partial += chunk;
+    for (let end = partial.indexOf('\n'); end !== -1; end = partial.indexOf('\n')) {
+      lines.push(partial.slice(0, end));
+      partial = partial.slice(end + 1);
+    }
+    waiters.splice(0).forEach((wake) => wake());
+  });
+  agent = await serveAgentOverStdio({
+    // No delegation: a tool call answers that there is none, and nothing is contacted.
+    issuer: 'http://127.0.0.1:9/',
+    calendarUrl: 'http://127.0.0.1:9/calendar',
+    clientId: 'agent_test',
+    privateKey: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'd', kid: 'k' },
+    callerToken: () => {
+      tokenAsked++;
+      return undefined;
+    },
+    transport: new StdioLineTransport(input, output, LINE_LIMIT),
+  });
+});
+
+afterEach(async () => {
+  await agent.close();
+});
+
+/** Writes raw text to the agent's stdin. */
+function send(text: string): void {
+  input.write(text);
+}
+
+/** The next line the agent writes, parsed (each answer must be one JSON value on one line). */
+async function next(): Promise<unknown> {
+  const deadline = Date.now() + 5_000;
+  while (lines.length === 0) {
+    if (Date.now() > deadline) throw new Error('no answer within 5 s');
+    await new Promise<void>((resolve) => {
+      waiters.push(resolve);
+      setTimeout(resolve, 100);
+    });
+  }
+  return JSON.parse(lines.shift()!) as unknown;
+}
+
+const request = (id: string | number, method: string, params: Record<string, unknown> = {}) => ({ jsonrpc: '2.0', id, method, params });
+
+async function initialize(protocolVersion: string): Promise<void> {
+  send(`${JSON.stringify(request(0, 'initialize', { protocolVersion, capabilities: {}, clientInfo: { name: 'line-test', version: '0' } }))}\n`);
+  const answer = (await next()) as Answer;
+  expect(answer.result?.protocolVersion).toBe(protocolVersion);
+  send(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
+}
+
+/** A ping answered proves the session goes on, and that nothing else was written before its answer. */
+async function expectAlive(id: number): Promise<void> {
+  send(`${JSON.stringify(request(id, 'ping'))}\n`);
+  expect(await next()).toEqual({ jsonrpc: '2.0', id, result: {} });
+}
+
+describe('lines that are no message', () => {
+  beforeEach(() => initialize('2025-11-25'));
+
+  it('a line that is not JSON: the parse error, with no id, and the session goes on', async () => {
+    send('{"jsonrpc": "2.0", "id": 1, "method": "ping"\n');
+    const answer = (await next()) as Answer;
+    expect(answer).toEqual({ jsonrpc: '2.0', error: { code: -32700, message: expect.stringMatching(/^Parse error/) } });
+    await expectAlive(2);
+  });
+
+  it('a request that is no JSON-RPC 2.0 request: Invalid Request, under its id, so the client stops waiting', async () => {
+    send(`${JSON.stringify({ jsonrpc: '1.0', id: 'abc', method: 'ping' })}\n`);
+    expect(await next()).toEqual({ jsonrpc: '2.0', id: 'abc', error: { code: -32600, message: expect.stringMatching(/^Invalid Request/) } });
+    send(`${JSON.stringify({ jsonrpc: '2.0', id: 7, method: 42 })}\n`);
+    expect(await next()).toMatchObject({ id: 7, error: { code: -32600 } });
+    // No id to read (JSON-RPC 2.0 §5's own example, and a bare value): the error has none.
+    send('{"foo": "boo"}\n42\n');
+    expect(await next()).toEqual({ jsonrpc: '2.0', error: { code: -32600, message: expect.any(String) } });
+    expect(await next()).toEqual({ jsonrpc: '2.0', error: { code: -32600, message: expect.any(String) } });
+    await expectAlive(3);
+  });
+
+  it('a malformed response is never answered (JSON-RPC answers requests only)', async () => {
+    send(`${JSON.stringify({ id: 9, result: {} })}\n`);
+    await expectAlive(4);
+  });
+
+  it('blank lines are skipped and CRLF endings taken', async () => {
+    send('\n   \r\n');
+    send(`${JSON.stringify(request(5, 'ping'))}\r\n`);
+    expect(await next()).toEqual({ jsonrpc: '2.0', id: 5, result: {} });
+  });
+
+  it('a line over the limit is read past and refused, in pieces or whole, and the session goes on', async () => {
+    const long = JSON.stringify(request(6, 'ping', { padding: 'x'.repeat(LINE_LIMIT) }));
+    // In pieces: refused once the limit is passed, the rest of the line skipped as it comes.
+    send(long.slice(0, 1000));
+    send(long.slice(1000, LINE_LIMIT + 100));
+    expect(await next()).toEqual({ jsonrpc: '2.0', error: { code: -32600, message: expect.stringContaining(`longer than ${LINE_LIMIT} bytes`) } });
+    send(`${long.slice(LINE_LIMIT + 100)}\n`);
+    await expectAlive(7);
+    // Whole, with the next message in the same chunk.
+    send(`${long}\n${JSON.stringify(request(8, 'ping'))}\n`);
+    expect(await next()).toMatchObject({ error: { code: -32600 } });
+    expect(await next()).toEqual({ jsonrpc: '2.0', id: 8, result: {} });
+    // A line just under the limit is taken.
+    const fits = JSON.stringify(request(10, 'ping', { padding: '' }));
+    send(`${JSON.stringify(request(10, 'ping', { padding: 'y'.repeat(LINE_LIMIT - fits.length) }))}\n`);
+    expect(await next()).toEqual({ jsonrpc: '2.0', id: 10, result: {} });
+  });
+});
+
+describe('batches', () => {
+  it('protocol 2025-11-25 has none: each request in one is refused by its id, one line each, and nothing runs', async () => {
+    await initialize('2025-11-25');
+    send(`${JSON.stringify([request(1, 'ping'), request('two', 'tools/call', { name: 'find_slot', arguments: { duration: '30m' } }), { jsonrpc: '2.0', method: 'notifications/initialized' }])}\n`);
+    const answers = [(await next()) as Answer, (await next()) as Answer];
+    expect(answers.map((a) => a.id)).toEqual([1, 'two']);
+    for (const a of answers) expect(a.error).toEqual({ code: -32600, message: expect.stringContaining('protocol version 2025-11-25 has no JSON-RPC batches') });
+    await expectAlive(3);
+  });
+
+  it('a batch read before the answer to initialize is judged by the version asked for (or the latest, for one the server does not know)', async () => {
+    const init = (id: number, protocolVersion: string) => JSON.stringify(request(id, 'initialize', { protocolVersion, capabilities: {}, clientInfo: { name: 'line-test', version: '0' } }));
+    // One chunk: the initialize and a batch right behind it, before any answer is written.
+    send(`${init(0, '2099-01-01')}\n${JSON.stringify([request(1, 'ping')])}\n`);
+    const answers = [(await next()) as Answer, (await next()) as Answer];
+    const byId = new Map(answers.map((a) => [a.id, a]));
+    expect(byId.get(0)?.result?.protocolVersion).toBe('2025-11-25');
+    expect(byId.get(1)?.error).toEqual({ code: -32600, message: expect.stringContaining('protocol version 2025-11-25 has no JSON-RPC batches') });
+  });
+
+  it('protocol 2025-06-18 has none either; a batch of notifications only gets one error with no id', async () => {
+    await initialize('2025-06-18');
+    send(`${JSON.stringify([{ jsonrpc: '2.0', method: 'notifications/initialized' }])}\n`);
+    expect(await next()).toEqual({ jsonrpc: '2.0', error: { code: -32600, message: expect.stringContaining('2025-06-18 has no JSON-RPC batches') } });
+    await expectAlive(2);
+  });
+
+  it('protocol 2025-03-26: a batch is answered as one array, its malformed members by errors inside it', async () => {
+    await initialize('2025-03-26');
+    send(
+      `${JSON.stringify([
+        request(1, 'ping'),
+        { jsonrpc: '2.0', method: 'notifications/initialized' },
+        request(2, 'tools/call', { name: 'find_slot', arguments: { duration: '30m' } }),
+        { foo: 'boo' },
+        request(3, 'tools/list'),
+      ])}\n`,
+    );
+    const answer = (await next()) as Answer[];
+    expect(Array.isArray(answer)).toBe(true);
+    expect(answer).toHaveLength(4);
+    const byId = new Map(answer.map((a) => [a.id, a]));
+    expect(byId.get(1)).toEqual({ jsonrpc: '2.0', id: 1, result: {} });
+    // The tool ran, and said it has no delegation to act under.
+    expect(byId.get(2)?.result).toMatchObject({ isError: true });
+    expect(tokenAsked).toBe(1);
+    expect((byId.get(3)?.result?.tools as Array<{ name: string }>).map((t) => t.name)).toEqual(['find_slot', 'list_busy']);
+    expect(byId.get(undefined)).toEqual({ jsonrpc: '2.0', error: { code: -32600, message: expect.any(String) } });
+    await expectAlive(4);
+  });
+
+  it('protocol 2025-03-26: notifications only get nothing back; an empty batch, an initialize inside one and a repeated id are refused', async () => {
+    await initialize('2025-03-26');
+    send(`${JSON.stringify([{ jsonrpc: '2.0', method: 'notifications/initialized' }])}\n`);
+    await expectAlive(1);
+    send('[]\n');
+    expect(await next()).toEqual({ jsonrpc: '2.0', error: { code: -32600, message: 'Invalid Request: an empty batch.' } });
+    send(`${JSON.stringify([request(2, 'ping'), request(3, 'initialize', { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'x', version: '0' } })])}\n`);
+    expect([await next(), await next()]).toEqual([
+      { jsonrpc: '2.0', id: 2, error: { code: -32600, message: expect.stringContaining('initialize request must not be part of a batch') } },
+      { jsonrpc: '2.0', id: 3, error: { code: -32600, message: expect.stringContaining('initialize request must not be part of a batch') } },
+    ]);
+    send(`${JSON.stringify([request(4, 'ping'), request(4, 'tools/list')])}\n`);
+    expect([await next(), await next()]).toEqual([
+      { jsonrpc: '2.0', id: 4, error: { code: -32600, message: expect.stringContaining('share the id 4') } },
+      { jsonrpc: '2.0', id: 4, error: { code: -32600, message: expect.stringContaining('share the id 4') } },
+    ]);
+    await expectAlive(5);
+  });
+});
