@@ -223,7 +223,7 @@ interface Fixtures {
   /** The owner signed in with an owner link, for /logout; made anew after a logout ended it. */
   logoutSession(): Promise<Session>;
   logoutSessionEnded(): void;
-  /** Another user's session, for POST /device; replaced when wrong codes have locked the user out. */
+  /** Another user's session, for GET and POST /device; replaced when wrong codes have locked the user out. */
   deviceSession(): Promise<Session>;
   deviceSessionLocked(): void;
   /** A new pending device authorization (POST /device_authorization): its user code and the state of the authorization request made for it. */
@@ -470,7 +470,22 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
       routes: ['POST /device_authorization'],
       request: post('/device_authorization', formBody({ client_id: [k.device.clientId, ...clientIds], resource: resources, '?scope': scopes }), noise),
     },
-    'GET /device': { server: 'auth', kind: 'page', routes: ['GET /device'], request: get('/device', { '?user_code': [k.device.userCode, k.device.userCode.toLowerCase().replace('-', ''), 'BCDF-GHJK', ''] }, withSession) },
+    'GET /device': {
+      server: 'auth',
+      kind: 'page',
+      routes: ['GET /device'],
+      // The pending user code as shown or as typed loosely (§6.1), a wrong one or none, under POST /device's session (not
+      // the owner's): its wrong codes lock the user out for 15 minutes (RFC 8628 §5.1), after which every run was 429
+      // (16 of 60), so the session is replaced when that happens.
+      request: get('/device', { '?user_code': [PH.userCode, PH.looseUserCode, 'BCDF-GHJK', ''] }, noiseHeaders({ cookie: PH.cookie })),
+      prepare: async (generated) => {
+        const session = await fx.deviceSession();
+        return { request: fill(generated, { cookie: session.cookie, userCode: k.device.userCode, looseUserCode: k.device.userCode.toLowerCase().replace('-', '') }) };
+      },
+      settle: (answer) => {
+        if (answer.status === 429) fx.deviceSessionLocked();
+      },
+    },
     'POST /device': {
       server: 'auth',
       kind: 'page',
