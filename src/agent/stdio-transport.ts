@@ -8,7 +8,11 @@
 // session goes on. Batches are taken as the negotiated protocol version says:
 // answered together, as one array, up to 2025-03-26 (whose base protocol says
 // an implementation MUST support receiving them); refused request by request
-// from 2025-06-18, which has none.
+// from 2025-06-18, which has none. An error for a line whose id cannot be read
+// carries no id: MCP's schema (2025-11-25) makes an error's id optional and has
+// no null id, and the SDK's client takes such an error but refuses one with
+// `id: null` (JSON-RPC 2.0's form, which /mcp keeps, as the SDK's HTTP
+// transport writes it).
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { JSONRPCMessageSchema, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
@@ -41,15 +45,14 @@ export class StdioLineTransport implements Transport {
   /** Reading past the rest of a line that was too long. */
   private skipping = false;
   /**
-   * The protocol version of the session: from an initialize request as it is
-   * handed to the server (what the SDK's server will answer: the version asked
-   * for if it knows it, else its latest), so that a line read before the
-   * answer is written is judged by it too; then as the answer says.
+   * The protocol version of the session, taken from the initialize request as
+   * it is handed to the server: what the SDK's server answers (the version
+   * asked for if it knows it, else its latest), known before the answer is
+   * written, so that a line read in between is judged by it too.
    */
   private version: string | undefined;
-  /** Ids (as JSON) of initialize requests handed to the server, whose answer names the version. */
-  private readonly initializeIds = new Set<string>();
-  private readonly batches: OpenBatch[] = [];
+  private batches: OpenBatch[] = [];
+  private started = false;
   private closed = false;
 
   constructor(
@@ -59,6 +62,8 @@ export class StdioLineTransport implements Transport {
   ) {}
 
   async start(): Promise<void> {
+    if (this.started) throw new Error('The stdio transport is started already.');
+    this.started = true;
     this.input.on('data', this.onData);
     this.input.on('error', this.onInputError);
   }
@@ -70,6 +75,8 @@ export class StdioLineTransport implements Transport {
     this.input.off('error', this.onInputError);
     if (this.input.listenerCount('data') === 0) this.input.pause();
     this.pending = [];
+    // Nothing more is written: a batch still waiting for answers is let go.
+    this.batches = [];
     this.onclose?.();
   }
 
@@ -77,10 +84,6 @@ export class StdioLineTransport implements Transport {
     const m = message as Record<string, unknown>;
     if ('id' in m && ('result' in m || 'error' in m)) {
       const key = JSON.stringify(m.id);
-      if (this.initializeIds.delete(key) && 'result' in m) {
-        const version = (m.result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
-        if (typeof version === 'string') this.version = version;
-      }
       const batch = this.batches.find((b) => b.waiting.has(key));
       if (batch) {
         batch.waiting.delete(key);
@@ -104,7 +107,9 @@ export class StdioLineTransport implements Transport {
         this.skipping = false;
         continue;
       }
-      if (this.pendingBytes + head.length > this.maxLineBytes) {
+      // The limit is on the message: a CR before the LF is not counted.
+      const crlf = head.length > 0 ? head[head.length - 1] === 0x0d : this.pending.at(-1)?.at(-1) === 0x0d;
+      if (this.pendingBytes + head.length - (crlf ? 1 : 0) > this.maxLineBytes) {
         this.pending = [];
         this.pendingBytes = 0;
         this.refuseLongLine();
@@ -117,7 +122,8 @@ export class StdioLineTransport implements Transport {
       if (this.closed) return;
     }
     if (rest.length === 0 || this.skipping) return;
-    if (this.pendingBytes + rest.length > this.maxLineBytes) {
+    // One byte over may be the CR of a CRLF still to come; the LF settles it.
+    if (this.pendingBytes + rest.length > this.maxLineBytes + 1) {
       // Refused now, not at its end: the client learns at once, and nothing more of it is kept.
       this.pending = [];
       this.pendingBytes = 0;
@@ -145,9 +151,16 @@ export class StdioLineTransport implements Transport {
     }
     if (Array.isArray(value)) return this.takeBatch(value);
     const refusal = refusalOf(value);
-    if (refusal === 'deliver') return this.deliver(value as JSONRPCMessage);
+    if (refusal === 'deliver') {
+      const inUse = this.requestIdInUse(value);
+      return inUse ? void this.write(inUse) : this.deliver(value as JSONRPCMessage);
+    }
     if (refusal) void this.write(refusal);
-    else this.onerror?.(new Error('A malformed JSON-RPC response was dropped (responses are never answered).'));
+    else this.droppedResponse();
+  }
+
+  private droppedResponse(): void {
+    this.onerror?.(new Error('A malformed JSON-RPC response was dropped (responses are never answered).'));
   }
 
   private takeBatch(batch: unknown[]): void {
@@ -157,7 +170,8 @@ export class StdioLineTransport implements Transport {
     const problem = batchProblem(valid, this.version);
     if (problem) {
       // Each request the batch carried is answered by its id, one line each (valid in every version), so none waits.
-      const ids = batch.map(requestIdOf).filter((id): id is Id => id !== undefined);
+      // Members that are responses (to the server's own requests) are never answered (JSON-RPC 2.0 §5).
+      const ids = batch.filter(isRequestLike).map(requestIdOf).filter((id): id is Id => id !== undefined);
       const answers = ids.length > 0 ? ids.map((id) => errorAnswer(id, INVALID_REQUEST, `Invalid Request: ${problem}`)) : [errorAnswer(undefined, INVALID_REQUEST, `Invalid Request: ${problem}`)];
       for (const answer of answers) void this.write(answer);
       return;
@@ -166,12 +180,17 @@ export class StdioLineTransport implements Transport {
     const deliveries: JSONRPCMessage[] = [];
     for (const member of batch) {
       const refusal = refusalOf(member);
-      if (refusal === 'deliver') {
+      const inUse = refusal === 'deliver' ? this.requestIdInUse(member) : undefined;
+      if (inUse) {
+        open.answers.push(inUse);
+      } else if (refusal === 'deliver') {
         const m = member as Record<string, unknown>;
         if (typeof m.method === 'string' && 'id' in m) open.waiting.add(JSON.stringify(m.id));
         deliveries.push(member as JSONRPCMessage);
       } else if (refusal) {
         open.answers.push(refusal);
+      } else {
+        this.droppedResponse();
       }
     }
     if (open.waiting.size > 0) this.batches.push(open);
@@ -182,11 +201,34 @@ export class StdioLineTransport implements Transport {
   private deliver(message: JSONRPCMessage): void {
     const m = message as Record<string, unknown>;
     if (m.method === 'initialize' && 'id' in m) {
-      this.initializeIds.add(JSON.stringify(m.id));
       const asked = (m.params as { protocolVersion?: unknown } | undefined)?.protocolVersion;
       this.version = typeof asked === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION;
     }
+    if (m.method === 'notifications/cancelled') {
+      // The SDK sends no answer to a cancelled request (MCP: the receiver SHOULD NOT): a batch holding it must not wait for one.
+      const id = (m.params as { requestId?: unknown } | undefined)?.requestId;
+      if (id !== undefined) this.noLongerWaiting(JSON.stringify(id));
+    }
     this.onmessage?.(message);
+  }
+
+  /** A batch whose request will get no answer: written with the answers it has once the others are in. */
+  private noLongerWaiting(key: string): void {
+    for (const batch of [...this.batches]) {
+      if (batch.waiting.delete(key)) void this.flushBatch(batch);
+    }
+  }
+
+  /** Whether a request's id is that of a request in a batch not answered yet (JSON-RPC: an id in use MUST NOT be sent again). */
+  private idInUse(key: string): boolean {
+    return this.batches.some((b) => b.waiting.has(key));
+  }
+
+  /** The refusal of a request whose id a batch's request not answered yet holds, or undefined. */
+  private requestIdInUse(value: unknown): JSONRPCMessage | undefined {
+    const id = isRequestLike(value) ? requestIdOf(value) : undefined;
+    if (id === undefined || !this.idInUse(JSON.stringify(id))) return undefined;
+    return errorAnswer(id, INVALID_REQUEST, `Invalid Request: the id ${JSON.stringify(id).slice(0, 40)} belongs to a request not answered yet.`);
   }
 
   private async flushBatch(batch: OpenBatch): Promise<void> {
@@ -218,8 +260,18 @@ export class StdioLineTransport implements Transport {
  */
 function refusalOf(value: unknown): JSONRPCMessage | 'deliver' | undefined {
   if (JSONRPCMessageSchema.safeParse(value).success) return 'deliver';
-  if (typeof value === 'object' && value !== null && !('method' in value) && ('result' in value || 'error' in value)) return undefined;
+  if (isResponseLike(value)) return undefined;
   return errorAnswer(requestIdOf(value), INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 request or notification.');
+}
+
+/** A response (to one of the server's own requests), well formed or not: a result or an error, and no method. */
+function isResponseLike(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !('method' in value) && ('result' in value || 'error' in value);
+}
+
+/** Anything but a response: a request or a notification, or what was meant as one. */
+function isRequestLike(value: unknown): boolean {
+  return !isResponseLike(value);
 }
 
 /** The id of something that looks like a request, when it can be read (a string or a number). */

@@ -8,13 +8,15 @@
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { serveAgentOverStdio, type StdioAgent } from '../../src/agent/stdio.js';
+import { MAX_BATCH_MESSAGES } from '../../src/agent/json-rpc-batch.js';
 import { StdioLineTransport } from '../../src/agent/stdio-transport.js';
 
 type Answer = { jsonrpc?: string; id?: string | number; result?: Record<string, unknown>; error?: { code: number; message: string } };
 
-const LINE_LIMIT = 4096;
+const LINE_LIMIT = 16_384;
 
 let input: PassThrough;
+let transport: StdioLineTransport;
 let agent: StdioAgent;
 let lines: string[];
 let waiters: Array<() => void>;
@@ -36,6 +38,7 @@ beforeEach(async () => {
     }
     waiters.splice(0).forEach((wake) => wake());
   });
+  transport = new StdioLineTransport(input, output, LINE_LIMIT);
   agent = await serveAgentOverStdio({
     // No delegation: a tool call answers that there is none, and nothing is contacted.
     issuer: 'http://127.0.0.1:9/',
@@ -46,7 +49,7 @@ beforeEach(async () => {
       tokenAsked++;
       return undefined;
     },
-    transport: new StdioLineTransport(input, output, LINE_LIMIT),
+    transport,
   });
 });
 
@@ -114,10 +117,24 @@ describe('lines that are no message', () => {
     await expectAlive(4);
   });
 
-  it('blank lines are skipped and CRLF endings taken', async () => {
+  it('blank lines are skipped; a CRLF ending is taken, its CR not counted against the limit', async () => {
     send('\n   \r\n');
     send(`${JSON.stringify(request(5, 'ping'))}\r\n`);
     expect(await next()).toEqual({ jsonrpc: '2.0', id: 5, result: {} });
+    const fits = JSON.stringify(request(6, 'ping', { padding: '' }));
+    send(`${JSON.stringify(request(6, 'ping', { padding: 'y'.repeat(LINE_LIMIT - fits.length) }))}\r\n`);
+    expect(await next()).toEqual({ jsonrpc: '2.0', id: 6, result: {} });
+  });
+
+  it('a character split across chunks, byte by byte, is read whole', async () => {
+    const bytes = Buffer.from(`${JSON.stringify(request('zürich-€-𝄞', 'ping'))}\n`, 'utf8');
+    for (const byte of bytes) input.write(Buffer.from([byte]));
+    expect(await next()).toEqual({ jsonrpc: '2.0', id: 'zürich-€-𝄞', result: {} });
+  });
+
+  it('a second start is refused (it would read every line twice)', async () => {
+    await expect(transport.start()).rejects.toThrow(/started already/);
+    await expectAlive(7);
   });
 
   it('a line over the limit is read past and refused, in pieces or whole, and the session goes on', async () => {
@@ -132,10 +149,19 @@ describe('lines that are no message', () => {
     send(`${long}\n${JSON.stringify(request(8, 'ping'))}\n`);
     expect(await next()).toMatchObject({ error: { code: -32600 } });
     expect(await next()).toEqual({ jsonrpc: '2.0', id: 8, result: {} });
-    // A line just under the limit is taken.
+    // A line exactly at the limit is taken, whole or with its LF in the next chunk; one byte more is not.
     const fits = JSON.stringify(request(10, 'ping', { padding: '' }));
-    send(`${JSON.stringify(request(10, 'ping', { padding: 'y'.repeat(LINE_LIMIT - fits.length) }))}\n`);
+    const atLimit = JSON.stringify(request(10, 'ping', { padding: 'y'.repeat(LINE_LIMIT - fits.length) }));
+    expect(Buffer.byteLength(atLimit)).toBe(LINE_LIMIT);
+    send(`${atLimit}\n`);
     expect(await next()).toEqual({ jsonrpc: '2.0', id: 10, result: {} });
+    send(atLimit);
+    send('\n');
+    expect(await next()).toEqual({ jsonrpc: '2.0', id: 10, result: {} });
+    send(`${atLimit.slice(0, -1)} }`);
+    send('\n');
+    expect(await next()).toMatchObject({ error: { code: -32600, message: expect.stringContaining('longer than') } });
+    await expectAlive(11);
   });
 });
 
@@ -208,4 +234,56 @@ describe('batches', () => {
     ]);
     await expectAlive(5);
   });
+  it('protocol 2025-03-26: requests answered at once with errors (unknown methods) make one array, written once', async () => {
+    await initialize('2025-03-26');
+    send(`${JSON.stringify([request(1, 'no/such/method'), request(2, 'nor/this')])}\n`);
+    const answer = (await next()) as Answer[];
+    expect(answer.map((a) => [a.id, a.error?.code])).toEqual([
+      [1, -32601],
+      [2, -32601],
+    ]);
+    // Nothing else was written before the next answer: not the array twice.
+    await expectAlive(3);
+  });
+
+  it('protocol 2025-03-26: a batch whose request is cancelled is written without it (the SDK answers no cancelled request)', async () => {
+    await initialize('2025-03-26');
+    // One chunk: the cancellation is read before the tool's handler has run.
+    send(
+      `${JSON.stringify([request(1, 'tools/call', { name: 'find_slot', arguments: { duration: '30m' } }), request(2, 'ping')])}\n` +
+        `${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1, reason: 'test' } })}\n`,
+    );
+    expect(await next()).toEqual([{ jsonrpc: '2.0', id: 2, result: {} }]);
+    await expectAlive(3);
+  });
+
+  it('a request whose id a batch request not answered yet holds is refused; the batch keeps its answer', async () => {
+    await initialize('2025-03-26');
+    send(`${JSON.stringify([request(20, 'tools/call', { name: 'find_slot', arguments: { duration: '30m' } })])}\n${JSON.stringify(request(20, 'ping'))}\n`);
+    expect(await next()).toEqual({ jsonrpc: '2.0', id: 20, error: { code: -32600, message: expect.stringContaining('belongs to a request not answered yet') } });
+    const batch = (await next()) as Answer[];
+    expect(batch).toHaveLength(1);
+    expect(batch[0]).toMatchObject({ id: 20, result: { isError: true } });
+    expect(tokenAsked).toBe(1);
+  });
+
+  it('a refused batch answers its requests only, never the responses in it', async () => {
+    await initialize('2025-11-25');
+    send(`${JSON.stringify([{ jsonrpc: '2.0', id: 0, result: {} }, { jsonrpc: '2.0', id: 7, error: { code: 1, message: 'x' } }, request(8, 'ping')])}\n`);
+    expect(await next()).toMatchObject({ id: 8, error: { code: -32600 } });
+    await expectAlive(9);
+  });
+
+  it(`protocol 2025-03-26: a batch of more than ${MAX_BATCH_MESSAGES} messages is refused, as on /mcp, and nothing runs`, async () => {
+    await initialize('2025-03-26');
+    const calls = Array.from({ length: MAX_BATCH_MESSAGES + 1 }, (_, i) => request(i + 1, 'tools/call', { name: 'find_slot', arguments: { duration: '30m' } }));
+    send(`${JSON.stringify(calls)}\n`);
+    const answers: unknown[] = [];
+    for (const _ of calls) answers.push(await next());
+    expect(answers.map((a) => (a as Answer).id)).toEqual(calls.map((c) => c.id));
+    for (const a of answers) expect((a as Answer).error).toEqual({ code: -32600, message: expect.stringContaining(`more than ${MAX_BATCH_MESSAGES} messages`) });
+    await expectAlive(1000);
+    expect(tokenAsked).toBe(0);
+  });
 });
+
