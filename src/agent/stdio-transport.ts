@@ -201,8 +201,9 @@ export class StdioLineTransport implements Transport {
   private deliver(message: JSONRPCMessage): void {
     const m = message as Record<string, unknown>;
     if (m.method === 'initialize' && 'id' in m) {
+      // The first one sets the session's version; another later is the client's mistake, and changes nothing here.
       const asked = (m.params as { protocolVersion?: unknown } | undefined)?.protocolVersion;
-      this.version = typeof asked === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION;
+      this.version ??= typeof asked === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION;
     }
     if (m.method === 'notifications/cancelled') {
       // The SDK sends no answer to a cancelled request (MCP: the receiver SHOULD NOT): a batch holding it must not wait for one.
@@ -274,11 +275,11 @@ function isRequestLike(value: unknown): boolean {
   return !isResponseLike(value);
 }
 
-/** The id of something that looks like a request, when it can be read (a string or a number). */
+/** The id of something that looks like a request, when it is one an answer may carry (a string or an integer, as the SDK's schema has it). */
 function requestIdOf(value: unknown): Id | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const { id } = value as { id?: unknown };
-  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : undefined;
+  return typeof id === 'string' || Number.isInteger(id) ? (id as Id) : undefined;
 }
 
 /** A JSON-RPC error answer; without an id when none could be read (MCP's schema makes it optional for errors). */

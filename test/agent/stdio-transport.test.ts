@@ -105,6 +105,9 @@ describe('lines that are no message', () => {
     expect(await next()).toEqual({ jsonrpc: '2.0', id: 'abc', error: { code: -32600, message: expect.stringMatching(/^Invalid Request/) } });
     send(`${JSON.stringify({ jsonrpc: '2.0', id: 7, method: 42 })}\n`);
     expect(await next()).toMatchObject({ id: 7, error: { code: -32600 } });
+    // An id no answer may carry (MCP's ids are strings and integers) is no id to read.
+    send(`${JSON.stringify({ jsonrpc: '2.0', id: 1.5, method: 'ping', params: 3 })}\n`);
+    expect(await next()).toEqual({ jsonrpc: '2.0', error: { code: -32600, message: expect.any(String) } });
     // No id to read (JSON-RPC 2.0 §5's own example, and a bare value): the error has none.
     send('{"foo": "boo"}\n42\n');
     expect(await next()).toEqual({ jsonrpc: '2.0', error: { code: -32600, message: expect.any(String) } });
@@ -183,6 +186,14 @@ describe('batches', () => {
     const byId = new Map(answers.map((a) => [a.id, a]));
     expect(byId.get(0)?.result?.protocolVersion).toBe('2025-11-25');
     expect(byId.get(1)?.error).toEqual({ code: -32600, message: expect.stringContaining('protocol version 2025-11-25 has no JSON-RPC batches') });
+  });
+
+  it('a second initialize (a mistake of the client) does not change the version of the session: still no batches', async () => {
+    await initialize('2025-11-25');
+    send(`${JSON.stringify(request(1, 'initialize', { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'again', version: '0' } }))}\n`);
+    await next();
+    send(`${JSON.stringify([request(2, 'ping')])}\n`);
+    expect(await next()).toMatchObject({ id: 2, error: { code: -32600, message: expect.stringContaining('2025-11-25 has no JSON-RPC batches') } });
   });
 
   it('protocol 2025-06-18 has none either; a batch of notifications only gets one error with no id', async () => {
