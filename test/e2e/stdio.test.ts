@@ -129,6 +129,8 @@ describe('serve-agent --stdio', () => {
 
   it('answers a line it cannot take with its JSON-RPC error, by id where it has one, and goes on', async () => {
     // Raw lines, as a client with a bug (or a hostile one) writes them; no delegation is needed for these answers.
+    // The servers run on their own (on the Node the database driver was built for, when CI runs this on Node 22 and 24).
+    const serve = await startServer(['serve', ...ports], home);
     const child = spawn(process.execPath, [delegateBin, 'serve-agent', '--stdio', ...ports], {
       cwd: repoRoot,
       env: { PATH: process.env.PATH ?? '', DELEGATE_HOME: home, NO_COLOR: '1', TZ: 'Europe/Berlin' },
@@ -169,6 +171,8 @@ describe('serve-agent --stdio', () => {
       expect(await exited).toBe(0);
     } finally {
       child.kill('SIGKILL');
+      serve.child.kill('SIGTERM');
+      await serve.done;
     }
   });
 });
