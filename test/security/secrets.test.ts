@@ -545,7 +545,8 @@ describe('no secret in any log line, nor in the clear in the database', () => {
     // Not here, by design: the device's user code and the state of the authorization request the server
     // makes for the device are stored as they are and looked up by value (device_authorizations.user_code,
     // .state); both live 10 minutes at most. The device's authorization code is kept in the clear from
-    // Approve until the device's poll, which clears it: this runs after the poll (SECURITY.md › Secrets at rest).
+    // Approve until the device's poll, which clears it: this runs after the poll; the PKCE verifier the server holds to
+    // redeem it stays, and redeems nothing once the code is spent (SECURITY.md › Secrets at rest).
     for (const name of ['password', 'wrong password', 'client secret', 'authorization code', 'code_verifier', 'refresh token', 'rotated refresh token', 'consent csrf', 'login csrf', 'client assertion',
       'device_code', 'device authorization code', 'device refresh token', 'device consent csrf', 'device confirmation csrf', 'owner sign-in assertion', 'introspection assertion', 'refused exchange assertion']) {
       for (const needle of needles(secrets.get(name)!)) if (dump.includes(needle)) found.push(name);
