@@ -128,56 +128,66 @@ describe('the scripts come from the program itself', () => {
  * What an interactive zsh shows after Tab at the end of each line: its listing
  * (or the line as completed, when one match is inserted), read from a
  * pseudo-terminal. One zsh runs every line, after `compinit` and sourcing the script.
+ * After each Tab the driver waits until `shows` (text the completion must put on
+ * screen, and that the typed line does not hold) has appeared before it types
+ * on. Typed at once, the next keys could arrive before zsh had listed: seen
+ * once, under two test suites at a time, when the listing for `delegate --`
+ * never appeared (zsh may skip a listing while typed-ahead input waits). A
+ * completion that never shows it fails the run by timeout.
  */
-function zshComplete(path: string, lines: string[]): string[] {
+function zshComplete(path: string, cases: Array<{ line: string; shows: string }>): string[] {
+  for (const { line, shows } of cases) if (line.includes(shows)) throw new Error(`"${shows}" is in the typed line "${line}" itself`);
   const driver = `
 zmodload zsh/zpty
 zpty -b z 'HOME=${dir} TERM=dumb zsh -f -i'
 # The prompt and the markers are split in what is typed, so that their echo never matches.
 zpty -w z 'PS1="READ""Y> "; autoload -U compinit; compinit -u -D; source ${path}; zstyle ":completion:*" list-prompt ""; LISTMAX=0'
 zpty -r -m z out '*READY> '
-for i in {1..$#}; do
+for (( i = 1; i < $#; i += 2 )); do
+  n=$(( (i + 1) / 2 ))
   zpty -w -n z "\${argv[i]}"$'\\t'
+  zpty -r -m z shown "*\${argv[i+1]}*"
   zpty -w -n z $'\\C-e\\C-u'
-  zpty -w z "print -r -- DONE__\\"\${i}\\""
-  zpty -r -m z out "*DONE__\${i}*"
-  print -r -- "\${out}"
+  zpty -w z "print -r -- DONE__\\"\${n}\\""
+  zpty -r -m z out "*DONE__\${n}*"
+  print -r -- "\${shown}\${out}"
   print -r -- '@@@'
 done
 zpty -d z
 `;
-  const out = execFileSync('zsh', ['-f', '-c', driver, 'zsh', ...lines], { encoding: 'utf8', timeout: 30_000 });
+  const out = execFileSync('zsh', ['-f', '-c', driver, 'zsh', ...cases.flatMap(({ line, shows }) => [line, shows])], { encoding: 'utf8', timeout: 30_000 });
   return out
     .replace(/\r/g, '')
     .replace(/\x1b\[[?0-9;]*[a-zA-Z]/g, '')
     .split('@@@\n')
-    .slice(0, lines.length);
+    .slice(0, cases.length);
 }
 
 describe.skipIf(!installed('zsh'))('zsh', () => {
   it('completes in a real zsh: global options first, top-level options, groups, shells, choices', async () => {
     const path = await script('zsh');
-    const cases: Array<[string, RegExp[]]> = [
-      ['delegate --profile work find-slot --d', [/--debug\s+-- show stack traces/, /--duration\s+-- length of the slot/]],
-      ['delegate --debug find-slot --d', [/--duration\s+-- length of the slot/]],
-      ['delegate login --profile work --de', [/--debug/, /--device/]],
-      ['delegate --', [/--debug/, /--help/, /--profile/, /--version/]],
-      ['delegate calendar ', [/add\s+-- Add a calendar/, /list\s+-- List the calendars/, /remove\s+-- Remove a calendar/]],
-      ['delegate grants ', [/list/, /show/, /revoke/]],
-      ['delegate agents ', [/register/, /list/, /show/]],
-      ['delegate token exchange --as helper --j', [/delegate token exchange --as helper --json/]],
-      ['delegate completion ', [/bash\s+fish\s+zsh/]],
-      ['delegate completion z', [/delegate completion zsh/]],
-      ['delegate mcp-config --client ', [/claude-code\s+claude-desktop\s+json/]],
-      ['delegate find-slot --tentative=', [/busy\s+free/]],
-      ['delegate find-slot --on-calendar-error s', [/delegate find-slot --on-calendar-error skip/]],
-      ['delegate serve --log-level ', [/debug\s+error\s+fatal\s+info\s+silent\s+trace\s+warn/]],
+    // Each line, what the driver waits to see after Tab, and what must be shown.
+    const cases: Array<[string, string, RegExp[]]> = [
+      ['delegate --profile work find-slot --d', '--duration', [/--debug\s+-- show stack traces/, /--duration\s+-- length of the slot/]],
+      ['delegate --debug find-slot --d', '--duration', [/--duration\s+-- length of the slot/]],
+      ['delegate login --profile work --de', '--device', [/--debug/, /--device/]],
+      ['delegate --', '--version', [/--debug/, /--help/, /--profile/, /--version/]],
+      ['delegate calendar ', 'remove', [/add\s+-- Add a calendar/, /list\s+-- List the calendars/, /remove\s+-- Remove a calendar/]],
+      ['delegate grants ', 'revoke', [/list/, /show/, /revoke/]],
+      ['delegate agents ', 'register', [/register/, /list/, /show/]],
+      ['delegate token exchange --as helper --j', '--json', [/delegate token exchange --as helper --json/]],
+      ['delegate completion ', 'fish', [/bash\s+fish\s+zsh/]],
+      ['delegate completion z', 'zsh', [/delegate completion zsh/]],
+      ['delegate mcp-config --client ', 'claude-desktop', [/claude-code\s+claude-desktop\s+json/]],
+      ['delegate find-slot --tentative=', 'busy', [/busy\s+free/]],
+      ['delegate find-slot --on-calendar-error s', 'skip', [/delegate find-slot --on-calendar-error skip/]],
+      ['delegate serve --log-level ', 'silent', [/debug\s+error\s+fatal\s+info\s+silent\s+trace\s+warn/]],
     ];
     const shown = zshComplete(
       path,
-      cases.map(([line]) => line),
+      cases.map(([line, shows]) => ({ line, shows })),
     );
-    cases.forEach(([line, expected], i) => {
+    cases.forEach(([line, , expected], i) => {
       for (const pattern of expected) expect(shown[i], line).toMatch(pattern);
     });
     // the script also passes zsh's syntax check
