@@ -19,7 +19,7 @@ import { JSONRPCMessageSchema, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSI
 import { batchProblem } from './json-rpc-batch.js';
 
 /** The longest line taken, as the SDK's own transport (10 MiB); a longer one is read past and refused. */
-export const MAX_LINE_BYTES = 10 * 1024 * 1024;
+const MAX_LINE_BYTES = 10 * 1024 * 1024;
 
 const PARSE_ERROR = -32700;
 const INVALID_REQUEST = -32600;
@@ -139,8 +139,8 @@ export class StdioLineTransport implements Transport {
     void this.write(errorAnswer(undefined, INVALID_REQUEST, `Invalid Request: a message longer than ${this.maxLineBytes} bytes was read past.`));
   }
 
-  private takeLine(raw: string): void {
-    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+  private takeLine(line: string): void {
+    // A CRLF's CR is JSON whitespace, like the blanks of an empty line.
     if (line.trim() === '') return;
     let value: unknown;
     try {
@@ -171,7 +171,7 @@ export class StdioLineTransport implements Transport {
     if (problem) {
       // Each request the batch carried is answered by its id, one line each (valid in every version), so none waits.
       // Members that are responses (to the server's own requests) are never answered (JSON-RPC 2.0 §5).
-      const ids = batch.filter(isRequestLike).map(requestIdOf).filter((id): id is Id => id !== undefined);
+      const ids = batch.filter((m) => !isResponseLike(m)).map(requestIdOf).filter((id): id is Id => id !== undefined);
       const answers = ids.length > 0 ? ids.map((id) => errorAnswer(id, INVALID_REQUEST, `Invalid Request: ${problem}`)) : [errorAnswer(undefined, INVALID_REQUEST, `Invalid Request: ${problem}`)];
       for (const answer of answers) void this.write(answer);
       return;
@@ -220,15 +220,10 @@ export class StdioLineTransport implements Transport {
     }
   }
 
-  /** Whether a request's id is that of a request in a batch not answered yet (JSON-RPC: an id in use MUST NOT be sent again). */
-  private idInUse(key: string): boolean {
-    return this.batches.some((b) => b.waiting.has(key));
-  }
-
-  /** The refusal of a request whose id a batch's request not answered yet holds, or undefined. */
+  /** The refusal of a request whose id a batch's request not answered yet holds (JSON-RPC: an id in use MUST NOT be sent again), or undefined. */
   private requestIdInUse(value: unknown): JSONRPCMessage | undefined {
-    const id = isRequestLike(value) ? requestIdOf(value) : undefined;
-    if (id === undefined || !this.idInUse(JSON.stringify(id))) return undefined;
+    const id = isResponseLike(value) ? undefined : requestIdOf(value);
+    if (id === undefined || !this.batches.some((b) => b.waiting.has(JSON.stringify(id)))) return undefined;
     return errorAnswer(id, INVALID_REQUEST, `Invalid Request: the id ${JSON.stringify(id).slice(0, 40)} belongs to a request not answered yet.`);
   }
 
@@ -268,11 +263,6 @@ function refusalOf(value: unknown): JSONRPCMessage | 'deliver' | undefined {
 /** A response (to one of the server's own requests), well formed or not: a result or an error, and no method. */
 function isResponseLike(value: unknown): boolean {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !('method' in value) && ('result' in value || 'error' in value);
-}
-
-/** Anything but a response: a request or a notification, or what was meant as one. */
-function isRequestLike(value: unknown): boolean {
-  return !isResponseLike(value);
 }
 
 /** The id of something that looks like a request, when it is one an answer may carry (a string or an integer, as the SDK's schema has it). */

@@ -7,9 +7,10 @@
 // none of these lines, and ends the session on a line over its limit.)
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { serveAgentOverStdio, type StdioAgent } from '../../src/agent/stdio.js';
+import type { StdioAgent } from '../../src/agent/stdio.js';
 import { MAX_BATCH_MESSAGES } from '../../src/agent/json-rpc-batch.js';
-import { StdioLineTransport } from '../../src/agent/stdio-transport.js';
+import type { StdioLineTransport } from '../../src/agent/stdio-transport.js';
+import { stdioAgentWithoutDelegation } from '../support/stdio-agent.js';
 
 type Answer = { jsonrpc?: string; id?: string | number; result?: Record<string, unknown>; error?: { code: number; message: string } };
 
@@ -38,19 +39,7 @@ beforeEach(async () => {
     }
     waiters.splice(0).forEach((wake) => wake());
   });
-  transport = new StdioLineTransport(input, output, LINE_LIMIT);
-  agent = await serveAgentOverStdio({
-    // No delegation: a tool call answers that there is none, and nothing is contacted.
-    issuer: 'http://127.0.0.1:9/',
-    calendarUrl: 'http://127.0.0.1:9/calendar',
-    clientId: 'agent_test',
-    privateKey: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'd', kid: 'k' },
-    callerToken: () => {
-      tokenAsked++;
-      return undefined;
-    },
-    transport,
-  });
+  ({ agent, transport } = await stdioAgentWithoutDelegation({ input, output, lineLimit: LINE_LIMIT, onTokenAsked: () => tokenAsked++ }));
 });
 
 afterEach(async () => {

@@ -13,8 +13,7 @@ import { PassThrough } from 'node:stream';
 import { JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { serveAgentOverStdio } from '../../src/agent/stdio.js';
-import { StdioLineTransport } from '../../src/agent/stdio-transport.js';
+import { stdioAgentWithoutDelegation } from '../support/stdio-agent.js';
 import { FUZZ_RUNS, fuzzParams, fuzzTimeout, junk } from './support.js';
 
 const LINE_LIMIT = 2048;
@@ -88,14 +87,7 @@ describe('fuzzing the stdio transport', () => {
           const output = new PassThrough();
           let written = '';
           output.setEncoding('utf8').on('data', (chunk: string) => (written += chunk));
-          const agent = await serveAgentOverStdio({
-            issuer: 'http://127.0.0.1:9/',
-            calendarUrl: 'http://127.0.0.1:9/calendar',
-            clientId: 'agent_fuzz',
-            privateKey: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'd', kid: 'k' },
-            callerToken: () => undefined,
-            transport: new StdioLineTransport(input, output, LINE_LIMIT),
-          });
+          const { agent } = await stdioAgentWithoutDelegation({ input, output, lineLimit: LINE_LIMIT });
           try {
             const sent: string[] = [];
             if (version) sent.push(JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: version, capabilities: {}, clientInfo: { name: 'fuzz', version: '0' } } }));

@@ -36,7 +36,8 @@ export function openCommandStore(paths: Paths, access: 'write' | ReadAccess): St
   try {
     return openStore(paths.db);
   } catch (error) {
-    if (!(access !== 'write' && error instanceof StoreError && error.code === 'STORE_READ_ONLY' && existsSync(paths.db))) throw failed(error);
+    const readable = access !== 'write' && error instanceof StoreError && error.code === 'STORE_READ_ONLY' && existsSync(paths.db);
+    if (!readable) throw failed(error);
     let store: Store;
     try {
       store = openStoreReadOnly(paths.db);
