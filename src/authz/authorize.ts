@@ -7,7 +7,7 @@
 // the client's redirect URI is https. Without a session: the sign-in page.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { canonicalResource, formatScope, isSubset, parseScope, type CalendarDetail } from '../delegation/index.js';
-import type { ClientRecord, ResourceRecord } from '../store/index.js';
+import type { ClientRecord, ResourceRecord, SessionRecord } from '../store/index.js';
 import type { FormBody } from '../http/app.js';
 import { issueCode } from './code.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
@@ -19,7 +19,7 @@ import { sendErrorPage } from './pages.js';
 import { queryParams } from './params.js';
 import { checkChallenge } from './policy/pkce.js';
 import { matchRedirectUri } from './policy/redirect-uri.js';
-import { currentSession } from './session.js';
+import { boundTo, currentSession } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
 /** A validated authorization request. */
@@ -123,12 +123,12 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
 
 async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx: AuthContext, request: AuthorizationRequest): Promise<FastifyReply> {
   const now = ctx.now();
-  const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now);
+  const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: req.url });
   if (!signedIn) return renderSignIn(reply, ctx, req.url);
 
 
   const grant = await ctx.store.activeGrant(signedIn.user.id, request.client.clientId, request.resource.url, now);
-  if (grant && grantCovers(grant, parseScope(request.scope), request.details) && identityAssured(req.url, signedIn.session.boundRequestHash, request)) {
+  if (grant && grantCovers(grant, parseScope(request.scope), request.details) && identityAssured(req.url, signedIn.session, request)) {
     req.log.info({ client: request.client.clientId, grant: grant.id }, 'covered by an existing grant');
     return issueCode(
       reply,
@@ -173,7 +173,7 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
  * request, or the client's redirect URI is https (a loopback listener could
  * belong to anyone on this machine).
  */
-function identityAssured(url: string, boundRequestHash: string | null | undefined, request: AuthorizationRequest): boolean {
-  if (boundRequestHash && boundRequestHash === hashSecret(url)) return true;
+function identityAssured(url: string, session: SessionRecord, request: AuthorizationRequest): boolean {
+  if (boundTo(session, url)) return true;
   return new URL(request.redirectUri).protocol === 'https:';
 }

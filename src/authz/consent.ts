@@ -33,7 +33,8 @@ export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
     }
 
     const now = ctx.now();
-    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now);
+    // A session bound to one request may decide it: only that request's page could have made a pending request under it.
+    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { anyBound: true });
     const pending = await ctx.store.authRequestById(requestId, now);
     if (!signedIn || !pending) {
       return sendErrorPage(reply, 400, 'This request has expired', 'The consent page was open too long, or its decision was already taken. Start again from the app.');

@@ -34,6 +34,7 @@ import { renderSignIn } from './sign-in-page.js';
 export const GRANT_TYPE_DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
 export const DEVICE_AUTHORIZATION_PATH = '/device_authorization';
 export const VERIFICATION_PATH = '/device';
+
 const DONE_PATH = '/device/done';
 /** How long a device request waits for the person (RFC 8628 §3.2 expires_in). */
 const DEVICE_CODE_SEC = 600;
@@ -43,6 +44,12 @@ const POLL_INTERVAL_SEC = 5;
 const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
 /** Draws of a user code before giving up (each taken one is already a one-in-billions event). */
 const USER_CODE_DRAWS = 5;
+
+/** The path and query of verification_uri_complete (RFC 8628 §3.3.1) for a user code. */
+function completeVerificationPath(userCode: string): string {
+  return `${VERIFICATION_PATH}?user_code=${encodeURIComponent(userCode)}`;
+}
+
 /** §5.1: wrong codes typed by one signed-in person before the page makes them wait. */
 export const WRONG_CODE_LIMIT = { limit: 5, windowMs: 15 * 60_000 };
 
@@ -113,7 +120,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
         device_code: deviceCode,
         user_code: userCode,
         verification_uri: verificationUri,
-        verification_uri_complete: `${verificationUri}?user_code=${encodeURIComponent(userCode)}`,
+        verification_uri_complete: `${ctx.issuer}${completeVerificationPath(userCode)}`,
         expires_in: DEVICE_CODE_SEC,
         interval: POLL_INTERVAL_SEC,
       });
@@ -125,7 +132,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
   // The verification page: sign in, then confirm the code.
   app.get(VERIFICATION_PATH, async (req, reply) => {
     const now = ctx.now();
-    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now);
+    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: req.url });
     if (!signedIn) return renderSignIn(reply, ctx, req.url);
     const typed = queryParams(req.url).user_code;
     if (typeof typed !== 'string' || typed.trim() === '') return renderDeviceEntry(reply, undefined);
@@ -145,16 +152,17 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
     const refusal = crossSiteRefusal(req, ctx.issuer);
     if (refusal) return sendErrorPage(reply, 403, 'This request did not come from the verification page', refusal);
     const now = ctx.now();
-    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now);
-    if (!signedIn) return renderSignIn(reply, ctx, VERIFICATION_PATH);
     const body = formBody(req);
+    const typed = typeof body.user_code === 'string' ? body.user_code : '';
+    // A session bound by the owner's sign-in link may confirm the code its link carried (as the server wrote it into verification_uri_complete).
+    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: completeVerificationPath(typed) });
+    if (!signedIn) return renderSignIn(reply, ctx, VERIFICATION_PATH);
     // Both answers change state (Cancel denies the device): the form must be the one this server showed.
     if (typeof body.csrf !== 'string' || !constantTimeEqual(body.csrf, signedIn.csrf)) {
       return sendErrorPage(reply, 403, 'This form expired', 'Open the link on your device again.');
     }
     const guessing = tooManyWrongCodes(reply, signedIn.user.id);
     if (guessing) return guessing;
-    const typed = typeof body.user_code === 'string' ? body.user_code : '';
     const found = await lookUpCode(signedIn.user.id, typed, now);
     if (!found) return renderDeviceEntry(reply, 'That code is not valid, was used already, or has expired.');
     if (body.decision === 'cancel') {

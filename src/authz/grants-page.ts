@@ -45,7 +45,7 @@ export function registerGrantsPage(app: FastifyInstance, ctx: AuthContext): void
   app.post('/logout', async (req, reply) => {
     const refusal = crossSiteRefusal(req, ctx.issuer);
     if (refusal) return sendErrorPage(reply, 403, 'This request did not come from this server’s pages', refusal);
-    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, ctx.now());
+    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, ctx.now(), { anyBound: true });
     const form = (req.body ?? {}) as FormBody;
     if (!signedIn || typeof form.csrf !== 'string' || !constantTimeEqual(form.csrf, signedIn.csrf)) {
       return sendErrorPage(reply, 403, 'This request did not come from this server’s pages', 'Its security token does not match.');

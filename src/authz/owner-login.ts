@@ -1,7 +1,8 @@
 // GET /login/owner: the local owner's passwordless sign-in. The CLI, running
 // as the OS user that owns the data directory, signs a short-lived assertion
 // with the private key in owner-key.json (0600 in a 0700 directory); nobody
-// else on the machine can read that key. Each assertion works once.
+// else on the machine can read that key. Each assertion works once, and the
+// session it starts is good only for the request it was signed for.
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
@@ -64,9 +65,9 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
       cookieName: ctx.cookieName,
       userId: owner.id,
       now,
-      ttlMs: ctx.lifetimes.sessionSec * 1000,
+      // Bound to the one request the CLI signed this login for (see SessionUse), for as long as that request may wait for consent.
+      ttlMs: ctx.lifetimes.authRequestSec * 1000,
       secure: ctx.secureCookies,
-      // The CLI signed this login for exactly this authorization request.
       boundRequestHash: hashSecret(next),
     });
     await audit(ctx, { event: 'sign_in', user: owner.id, detail: { method: 'owner_link' } });

@@ -32,13 +32,38 @@ export function readCookie(header: string | undefined, name: string): string | u
   return undefined;
 }
 
-export async function currentSession(req: FastifyRequest, store: Store, cookieName: string, now: number): Promise<SessionContext | undefined> {
+/**
+ * What a route lets a session do. A session started by the owner's sign-in
+ * link is bound to the one request the CLI signed that link for (its path and
+ * query, kept as a hash): the link passes through command lines (xdg-open's,
+ * the browser's), which other users of the machine can read in /proc, so
+ * whoever opens it first gets that request's pages and nothing else. A route
+ * that says nothing takes only sessions that are not bound.
+ */
+export interface SessionUse {
+  /** The request being made (path and query): a bound session is good for it when it is the one the session is bound to. */
+  request?: string;
+  /**
+   * A bound session is good whatever the request, because the route's own
+   * check ties it to what the session began (the consent decision, whose
+   * pending request names the session that opened it) or it gives nothing (sign-out).
+   */
+  anyBound?: boolean;
+}
+
+export async function currentSession(req: FastifyRequest, store: Store, cookieName: string, now: number, use: SessionUse = {}): Promise<SessionContext | undefined> {
   const id = readCookie(req.headers.cookie, cookieName);
   if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
   const session = await store.sessionByHash(hashSecret(id), now);
   if (!session) return undefined;
+  if (session.boundRequestHash && !use.anyBound && !(use.request !== undefined && boundTo(session, use.request))) return undefined;
   const user = await store.userById(session.userId);
   return user && { session, user, csrf: sessionCsrf(id) };
+}
+
+/** Whether the session is bound to this very request (path and query). The hash is of a public URL, not a secret. */
+export function boundTo(session: SessionRecord, request: string): boolean {
+  return session.boundRequestHash === hashSecret(request);
 }
 
 /** Starts a session for `user` and sets its cookie on `reply`. */

@@ -14,7 +14,8 @@ export async function renderSignIn(reply: FastifyReply, ctx: AuthContext, return
   if (accounts) return showLoginForm(reply, ctx, safeNext(returnTo), 403);
   const body = html`<h1>Sign in to continue</h1>
 <p>This server signs in its owner from the command line, on the computer it runs on.</p>
-<p>Run <code>delegate login</code> there: it opens a one-time sign-in link in your browser.</p>
-<p class="muted">The link works once and only for a few minutes, and only the account that owns delegate's data can create one.</p>`;
+<p>Run <code>delegate login</code> there: it opens a one-time sign-in link in your browser, for the request it makes.</p>
+<p>To see or revoke the delegations you have given, run <code>delegate grants list</code> there.</p>
+<p class="muted">The link works once, only for a few minutes and only for that request, and only the account that owns delegate's data can create one.</p>`;
   return sendPage(reply, 403, 'Sign in to continue', body);
 }

@@ -7,6 +7,7 @@ import { startTestAuthz, ownerAssertion, type TestAuthz } from '../support/authz
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent, type AuthorizeParams } from '../support/oauth-flow.js';
 import { REDIRECT } from './helpers.js';
 import { hashSecret } from '../../src/authz/crypto.js';
+import { addUser } from '../../src/authz/index.js';
 
 let authz: TestAuthz;
 let clientId: string;
@@ -285,11 +286,26 @@ describe('consent is asked again only when a request widens the grant', () => {
     expect(params.get('state')).toBe('again');
   });
 
-  it('the same request in a browser session that the CLI did not start for it shows the consent page (RFC 8252 §8.6)', async () => {
+  it('the same request in a browser session that the CLI did not start for it gets no code (RFC 8252 §8.6)', async () => {
     const client = await registerPublicClient(authz.issuer);
-    const browser = await approveOnce(client);
-    const page = await browser.get(authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'unbound', challenge }));
+    const unbound = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'unbound', challenge });
+    // The owner's session is bound to the request its link was signed for: another one gets the sign-in page.
+    const owner = await (await approveOnce(client)).get(unbound);
+    expect(owner.status).toBe(403);
+    expect(owner.location).toBeNull();
+    expect(owner.html).toContain('Sign in to continue');
+    // A password account's session is bound to nothing: with a grant that covers the request, it is still asked,
+    // as the loopback redirect URI could be anyone's on this machine.
+    await addUser(authz.store, { name: 'hana', password: 'hana has a long password', timeZone: 'UTC' }, Date.now());
+    const browser = new Browser();
+    const form = await browser.get(`${authz.issuer}/login?next=%2Fgrants`);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(form.html)![1]!;
+    expect((await browser.post(`${authz.issuer}/login`, { csrf, next: '/grants', username: 'hana', password: 'hana has a long password' })).status).toBe(303);
+    const first = await browser.get(authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'first', challenge }));
+    expect((await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(first.html), decision: 'approve' })).status).toBe(303);
+    const page = await browser.get(unbound);
     expect(page.status).toBe(200);
+    expect(page.location).toBeNull();
     expect(page.html).toContain('Approve');
   });
 

@@ -5,6 +5,7 @@
 // tokens once and only once), plus the metadata and registration it needs.
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { addUser } from '../../src/authz/index.js';
 import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, hiddenField, parseConsentForm, postForm, registerDeviceClient as registerDevice } from '../support/oauth-flow.js';
 import { expectStrictPage, stateChangedBy } from '../security/stack.js';
@@ -52,6 +53,20 @@ async function decide(verificationUriComplete: string, decision: 'approve' | 'de
   const done = await browser.get(new URL(answer.location!, authz.issuer).href);
   expect(done.status).toBe(200);
   return { page: done.html, confirmPage: confirm.html };
+}
+
+/**
+ * A browser signed in with a password (a named account's session, bound to no
+ * request): the one kind of session that can type codes of its choosing. The
+ * owner's sign-in link binds its session to the code its link carries.
+ */
+async function accountBrowser(name: string): Promise<Browser> {
+  await addUser(authz.store, { name, password: `${name} has a long password`, timeZone: 'UTC' }, clock);
+  const browser = new Browser();
+  const form = await browser.get(`${authz.issuer}/login?next=%2Fdevice`);
+  const res = await browser.post(`${authz.issuer}/login`, { csrf: hiddenField(form.html, 'csrf'), next: '/device', username: name, password: `${name} has a long password` });
+  expect(res.status).toBe(303);
+  return browser;
 }
 
 /** From here on, the server's user-code draws (8 random bytes) come out as `CDFG-HJKL` while `force()` allows it; other draws stay random. */
@@ -171,8 +186,7 @@ describe('device authorization grant', () => {
     const device = await startDevice(clientId);
     const anonymous = await new Browser().get(device.verification_uri_complete);
     expect(anonymous.status).toBe(403);
-    const browser = new Browser();
-    await browser.follow(`${authz.issuer}/login/owner?assertion=${await ownerAssertion(authz.ownerJwk, authz.issuer)}&next=${encodeURIComponent('/device?user_code=x')}`);
+    const browser = await accountBrowser('ines');
     const wrong = await browser.get(`${authz.issuer}/device?user_code=BBBB-BBBB`);
     expect(wrong.status).toBe(400);
     expect(wrong.html).toContain('not valid');
@@ -202,9 +216,9 @@ describe('device authorization grant', () => {
   it('makes someone who types wrong codes wait after five (RFC 8628 §5.1), even for a right code, until the window passes', async () => {
     const clientId = await registerDeviceClient();
     const device = await startDevice(clientId);
-    const browser = new Browser();
-    await browser.follow(`${authz.issuer}/login/owner?assertion=${await ownerAssertion(authz.ownerJwk, authz.issuer)}&next=${encodeURIComponent('/device?user_code=x')}`);
-    // Signing in landed on /device?user_code=x: the first wrong code. The right one (not counted) shows the confirmation form:
+    const browser = await accountBrowser('jude');
+    expect((await browser.get(`${authz.issuer}/device?user_code=x`)).status).toBe(400);
+    // That was the first wrong code. The right one (not counted) shows the confirmation form:
     const confirm = await browser.get(device.verification_uri_complete);
     expect(confirm.status).toBe(200);
     const csrf = hiddenField(confirm.html, 'csrf');

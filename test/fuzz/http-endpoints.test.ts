@@ -26,7 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
 import { createTokenExchanger } from '../../src/agent/exchange.js';
 import { hashSecret, randomId, randomSecret } from '../../src/authz/crypto.js';
-import { sessionCookieName } from '../../src/authz/session.js';
+import { sessionCookieName, sessionCsrf } from '../../src/authz/session.js';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import { loadOrCreateOwnerKey, signOwnerAssertion } from '../../src/client/owner-login.js';
 import type { GrantRecord } from '../../src/store/index.js';
@@ -213,11 +213,13 @@ function queryValues(path: string, name: string): string[] {
 
 /** Per-run values of the page targets, made when asked for (each before the run's state snapshot). */
 interface Fixtures {
-  /** k.consent's session (its cookie alone) and its CSRF token as GET /grants shows it: the session of /grants/revoke. */
+  /** k.consent's session (its cookie alone, bound to the consent request by the owner's link) and its CSRF token. */
   consentSession: Session;
-  /** A new active grant of the owner (the flow's grant copied under a new id), for /grants/revoke to revoke. */
+  /** A named account's session (bound to no request): the session of GET /grants and POST /grants/revoke. */
+  accountSession: Session;
+  /** A new active grant of that account (the flow's grant copied under a new id and that user), for /grants/revoke to revoke. */
   newGrant(): Promise<string>;
-  /** A grant of the owner revoked already, and an active grant of another user. */
+  /** A grant of that account revoked already, and an active grant of another user. */
   revokedGrant: string;
   foreignGrant: string;
   /** The owner signed in with an owner link, for /logout; made anew after a logout ended it. */
@@ -232,12 +234,9 @@ interface Fixtures {
   newOwnerAssertion(): Promise<string>;
 }
 
-/** The CSRF token of the session `cookie` names, from the sign-out form of GET /grants. */
-async function sessionCsrf(issuer: string, cookie: string): Promise<string> {
-  const res = await fetch(`${issuer}/grants`, { headers: { cookie } });
-  const csrf = /name="csrf" value="([^"]+)"/.exec(await res.text())?.[1];
-  if (res.status !== 200 || !csrf) throw new Error(`GET /grants showed no CSRF token (${res.status})`);
-  return csrf;
+/** A session's cookie (name=id) with its CSRF token, as the server derives it from the session id (the pages that show it differ by session). */
+function sessionOf(cookie: string): Session {
+  return { cookie, csrf: sessionCsrf(cookie.slice(cookie.indexOf('=') + 1)) };
 }
 
 async function buildFixtures(k: Known): Promise<Fixtures> {
@@ -256,32 +255,33 @@ async function buildFixtures(k: Known): Promise<Fixtures> {
   };
   // Users and their sessions written to the store: a password sign-in (POST /login) would be slow, and refused once
   // the POST /login target's wrong passwords have locked this address out.
-  const newUserSession = async (): Promise<Session> => {
+  const newUserSession = async (): Promise<Session & { userId: string }> => {
     const now = Date.now();
     const userId = randomId('usr');
     await store.createUser({ id: userId, name: `fuzz-${userId.slice(4, 14)}`, passwordHash: null, isOwner: false, timeZone: 'UTC', createdAt: now });
     const id = randomSecret();
     await store.createSession({ idHash: hashSecret(id), userId, createdAt: now, expiresAt: now + 3_600_000, boundRequestHash: null });
-    const cookie = `${cookieName}=${id}`;
-    return { cookie, csrf: await sessionCsrf(issuer, cookie) };
+    return { ...sessionOf(`${cookieName}=${id}`), userId };
   };
   const ownerLinkSession = async (): Promise<Session> => {
     const res = await fetch(`${issuer}/login/owner${toQuery([['assertion', await newOwnerAssertion()], ['next', '/device?user_code=x']])}`, { redirect: 'manual' });
     const cookie = res.headers.getSetCookie().map((line) => line.split(';')[0]!).find((pair) => pair.startsWith(`${cookieName}=`));
     if (res.status !== 303 || !cookie) throw new Error(`the owner link gave no session (${res.status})`);
-    return { cookie, csrf: await sessionCsrf(issuer, cookie) };
+    return sessionOf(cookie);
   };
   const consentCookie = k.consent.cookieHeader.split(';').map((part) => part.trim()).find((pair) => pair.startsWith(`${cookieName}=`));
   if (!consentCookie) throw new Error('the consent browser has no session cookie');
-  const revokedGrant = await copyGrant();
+  const account = await newUserSession();
+  const revokedGrant = await copyGrant({ userId: account.userId });
   await store.revokeGrant(revokedGrant, Date.now(), 'fuzz fixture');
   const foreignUser = randomId('usr');
   await store.createUser({ id: foreignUser, name: `fuzz-${foreignUser.slice(4, 14)}`, passwordHash: null, isOwner: false, timeZone: 'UTC', createdAt: Date.now() });
   let logout: Promise<Session> | undefined;
   let device: Promise<Session> | undefined;
   return {
-    consentSession: { cookie: consentCookie, csrf: await sessionCsrf(issuer, consentCookie) },
-    newGrant: () => copyGrant(),
+    consentSession: sessionOf(consentCookie),
+    accountSession: account,
+    newGrant: () => copyGrant({ userId: account.userId }),
     revokedGrant,
     foreignGrant: await copyGrant({ userId: foreignUser }),
     logoutSession: () => (logout ??= ownerLinkSession()),
@@ -364,7 +364,8 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
           '?request_uri': ['urn:ietf:params:oauth:request_uri:x'],
           '?prompt': ['consent', 'none'],
         },
-        withSession,
+        // A session bound to no request, so that a request that passes every check reaches the consent page.
+        noiseHeaders({ cookie: fx.accountSession.cookie }),
       ),
     },
     'POST /consent': {
@@ -424,23 +425,23 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
         noiseHeaders({ cookie: k.login.cookie }),
       ),
     },
-    'GET /grants': { server: 'auth', kind: 'page', routes: ['GET /grants'], request: get('/grants', { '?x': [] }, withSession) },
+    'GET /grants': { server: 'auth', kind: 'page', routes: ['GET /grants'], request: get('/grants', { '?x': [] }, noiseHeaders({ cookie: fx.accountSession.cookie })) },
     'POST /grants/revoke': {
       server: 'auth',
       kind: 'page',
       routes: ['POST /grants/revoke'],
-      // The form of GET /grants: the session's CSRF token and one of the owner's grants (a new one each run, so that a
-      // revocation a refused request made would show); else a wrong token, another session's, the consent form's, a grant
-      // revoked already, another user's grant.
+      // The form of GET /grants, under a named account's session: its CSRF token and one of its grants (a new one each run,
+      // so that a revocation a refused request made would show); else a wrong token, another session's, the consent form's,
+      // a grant revoked already, another user's grant.
       request: post(
         '/grants/revoke',
         // A forged form with the right token may name any grant: the owner's new one, one revoked already, another user's.
         pageForm({ csrf: [PH.csrf, 'x', k.consent.form.csrf, PH.wrongCsrf], grant: [PH.grant, fx.revokedGrant, fx.foreignGrant, 'grant-x'] }, { grant: [PH.grant, fx.revokedGrant, fx.foreignGrant] }),
-        formPostHeaders(issuer, k.consent.cookieHeader),
+        formPostHeaders(issuer, fx.accountSession.cookie),
       ),
       prepare: async (generated) => {
         const grant = await fx.newGrant();
-        const session = fx.consentSession;
+        const session = fx.accountSession;
         const request = fill(generated, { csrf: session.csrf, wrongCsrf: altered(session.csrf), grant });
         const body = bodyText(request);
         const mustRefuse = csrfRefusal(request, session, issuer) ?? (body.includes(grant) || body.includes(fx.revokedGrant) ? undefined : 'it names no grant of the signed-in user');

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownerAssertion, registerTestAgent, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, DEVICE_CODE_GRANT, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, exchangeAsAgent, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
-import { ownerApproves, redeemCode } from '../support/owner-flow.js';
+import { openAsOwner, ownerApproves, redeemCode } from '../support/owner-flow.js';
 
 const CALENDAR_MEMBERS = ['type', 'locations', 'actions', 'datatypes', 'calendars', 'lookahead_days'];
 
@@ -89,7 +89,8 @@ describe('at the authorization endpoint (RFC 9396 §2, §5)', () => {
   let clientId: string;
 
   beforeAll(async () => {
-    // The owner is signed in: on the old code, the request would have reached the consent page.
+    // The owner is signed in (for one request: /authorize refuses a bad request before it reads the session);
+    // on the old code, the refused requests would have reached the consent page.
     clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
     browser = new Browser();
     const page = await signInAndOpenConsent(browser, stack.issuer, await ownerAssertion(stack.ownerJwk, stack.issuer), request([]));
@@ -121,9 +122,9 @@ describe('at the authorization endpoint (RFC 9396 §2, §5)', () => {
 
   it('the conforming detail (the control) reaches the consent page; the grant and token it leads to carry the type’s members only', async () => {
     const { verifier, challenge } = pkcePair();
-    const page = await browser.get(request([calendarDetail({ lookahead_days: 7 })], challenge));
+    const { browser: owner, page } = await openAsOwner(stack, request([calendarDetail({ lookahead_days: 7 })], challenge));
     expect(page.status).toBe(200);
-    const decided = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
+    const decided = await owner.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
     const code = callbackParams(decided.location!).get('code')!;
     const redeemed = await postForm(`${stack.issuer}/token`, { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: REDIRECT, client_id: clientId, resource: stack.agentUrl });
     expect(redeemed.status, JSON.stringify(redeemed.body)).toBe(200);

@@ -251,8 +251,10 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
     const confirm = await browser.follow(`${stack.issuer}/login/owner?assertion=${await ownerAssertion(stack.ownerJwk, stack.issuer)}&next=${encodeURIComponent(complete.slice(stack.issuer.length))}`);
     expect(confirm.status).toBe(200);
     expectStrictPage('device confirm', await browser.get(complete));
-    expectStrictPage('device code form', await browser.get(`${stack.issuer}/device`));
-    const wrong = await browser.get(`${stack.issuer}/device?user_code=BBBB-BBBB`);
+    // The code form and the wrong-code page need a session bound to no request (the owner's is bound to this code's page).
+    const account = await passwordSignIn('erin', 'erin has a long password');
+    expectStrictPage('device code form', await account.get(`${stack.issuer}/device`));
+    const wrong = await account.get(`${stack.issuer}/device?user_code=BBBB-BBBB`);
     expect(wrong.status).toBe(400);
     expectStrictPage('device wrong code', wrong);
     const crossSite = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' }, { origin: 'http://evil.example' });

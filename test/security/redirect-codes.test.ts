@@ -12,10 +12,16 @@ import { ownerAssertion } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { REDIRECT, auditSince, exchangeAsAgent, lastAuditSeq, ownerCode, queryRows, redeemCode, rowCounts, startStack, stateChangedBy, type Stack } from './stack.js';
+import { openAsOwner } from '../support/owner-flow.js';
 
 let stack: Stack;
 let clientId: string;
-/** A browser signed in as the owner, so that /authorize gets as far as it can. */
+/**
+ * A browser signed in as the owner, for one request. /authorize refuses a bad
+ * request before it reads any session, so the refusals below all use it; a
+ * request it accepts is opened through a sign-in link of its own (openAsOwner),
+ * as the owner's CLI opens each.
+ */
 let browser: Browser;
 
 beforeAll(async () => {
@@ -110,7 +116,7 @@ describe('redirect URIs at /authorize: exact match (OAuth 2.1 §2.3.1), errors s
       browser.get(authorizeUrl(stack.issuer, { clientId: httpsClient, redirectUri, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge }));
 
     it.each([APP, PUNYCODE, UNICODE])('accepts the registered %s exactly (the control)', async (uri) => {
-      const res = await open(uri);
+      const { page: res } = await openAsOwner(stack, authorizeUrl(stack.issuer, { clientId: httpsClient, redirectUri: uri, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge }));
       expect(res.status).toBe(200);
       expect(res.html).toContain('name="decision"');
     });
@@ -147,7 +153,7 @@ describe('redirect URIs at /authorize: exact match (OAuth 2.1 §2.3.1), errors s
 
   it('accepts the registered URI on any loopback port (the control, RFC 8252 §7.3)', async () => {
     const href = authorizeUrl(stack.issuer, { clientId, redirectUri: 'http://127.0.0.1:61001/callback', resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge });
-    expect((await browser.get(href)).status).toBe(200);
+    expect((await openAsOwner(stack, href)).page.status).toBe(200);
   });
 });
 
@@ -253,7 +259,7 @@ describe('authorization codes', () => {
   it('a request without state is allowed (OAuth 2.1 §4.1.1 with PKCE), and its callback carries no state', async () => {
     const { challenge, verifier } = pkcePair();
     const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', challenge });
-    const page = await browser.get(href);
+    const { browser, page } = await openAsOwner(stack, href);
     expect(page.status).toBe(200);
     const decision = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
     const back = callbackParams(decision.location!);

@@ -7,6 +7,7 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addUser } from '../../src/authz/index.js';
 import { ownerAssertion } from '../support/authz.js';
 import { Browser, authorizeUrl, parseConsentForm, pkcePair, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
@@ -285,15 +286,19 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
     let loginForm: { browser: Browser; csrf: string };
 
     beforeAll(async () => {
+      // A named account's session (bound to no request, unlike the owner's from a sign-in link), with a grant
+      // to revoke from its grants page and a consent page waiting for its decision.
+      await addUser(stack.store, { name: 'lena', password: 'lena has a long password', timeZone: 'UTC' }, Date.now());
       browser = new Browser();
-      const clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
-      const page = await signInAndOpenConsent(
-        browser,
-        stack.issuer,
-        await ownerAssertion(stack.ownerJwk, stack.issuer),
-        authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }),
-      );
-      consentForm = parseConsentForm(page.html);
+      const signIn = await browser.get(`${stack.issuer}/login?next=%2Fgrants`);
+      const signInCsrf = /name="csrf" value="([^"]*)"/.exec(signIn.html)![1]!;
+      expect((await browser.post(`${stack.issuer}/login`, { csrf: signInCsrf, next: '/grants', username: 'lena', password: 'lena has a long password' })).status).toBe(303);
+      const consentPage = async () => {
+        const clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
+        return browser.get(authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }));
+      };
+      expect((await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm((await consentPage()).html), decision: 'approve' })).status).toBe(303);
+      consentForm = parseConsentForm((await consentPage()).html);
       const grants = await browser.get(`${stack.issuer}/grants`);
       grantsCsrf = /name="csrf" value="([^"]+)"/.exec(grants.html)![1]!;
       grantId = /name="grant" value="([^"]+)"/.exec(grants.html)![1]!;

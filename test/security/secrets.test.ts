@@ -22,6 +22,7 @@ import { constantTimeEqual, hashSecret } from '../../src/authz/crypto.js';
 import { TokenCache } from '../../src/client/cache.js';
 import { ownerAssertion } from '../support/authz.js';
 import { Browser, DEVICE_CODE_GRANT, csrfOf, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerDeviceClient } from '../support/oauth-flow.js';
+import { openAsOwner } from '../support/owner-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { createHash } from 'node:crypto';
 import { JWT_BEARER, REDIRECT, agentAssertion, expectStrictPage, exchangeAsAgent, startStack, stateChangedBy, type Stack } from './stack.js';
@@ -87,7 +88,7 @@ describe('constant-time comparison of secrets', () => {
    * A new line here needs the same justification.
    */
   const ALLOWED: Array<[string, RegExp, string]> = [
-    ['src/authz/authorize.ts', /boundRequestHash === hashSecret\(url\)/, 'hash of the public authorization URL, not a secret'],
+    ['src/authz/session.ts', /boundRequestHash === hashSecret\(request\)/, 'hash of the public request URL a session is bound to, not a secret'],
     ['src/authz/consent.ts', /pending\.sessionHash !== signedIn\.session\.idHash/, 'two server-side values: the session was already found by its hash'],
     ['src/store/audit-chain.ts', /prevHash !== expectedPrev/, 'audit chain integrity, public hashes'],
     ['src/agent/as-metadata.ts', /u\.hash === ''/, "a URL's fragment"],
@@ -251,14 +252,19 @@ describe('constant-time comparison, over HTTP: the refused values go through con
     const wrongVerifier = forged('verifier');
     note('pkce', await compared(createHash('sha256').update(wrongVerifier).digest('base64url'), () => redeem({ code_verifier: wrongVerifier })));
 
-    // The device confirmation form, the grants page's revoke and sign-out, by the signed-in owner.
+    // The device confirmation form, by the owner signed in through a link to it.
     const deviceClient = await registerDeviceClient(stack.issuer);
     const started = await postForm(`${stack.issuer}/device_authorization`, { client_id: deviceClient, resource: stack.agentUrl });
-    const confirm = await owner.get(String(started.body.verification_uri_complete));
+    const { browser: deviceOwner, page: confirm } = await openAsOwner(stack, String(started.body.verification_uri_complete));
     expect(confirm.status).toBe(200);
-    note('device csrf', await compared(forged('device'), () => owner.post(`${stack.issuer}/device`, { user_code: String(started.body.user_code), csrf: forged('device'), decision: 'cancel' })));
-    note('grants csrf', await compared(forged('grants'), () => owner.post(`${stack.issuer}/grants/revoke`, { grant: 'grant-x', csrf: forged('grants') })));
-    note('logout csrf', await compared(forged('logout'), () => owner.post(`${stack.issuer}/logout`, { csrf: forged('logout') })));
+    note('device csrf', await compared(forged('device'), () => deviceOwner.post(`${stack.issuer}/device`, { user_code: String(started.body.user_code), csrf: forged('device'), decision: 'cancel' })));
+    // The grants page's revoke and sign-out, by a named account (the owner's sessions are bound to one request each).
+    await addUser(stack.store, { name: 'kim', password: 'kim has a long password', timeZone: 'UTC' }, Date.now());
+    const account = new Browser();
+    const login = await account.get(`${stack.issuer}/login?next=%2Fgrants`);
+    expect((await account.post(`${stack.issuer}/login`, { csrf: csrfOf(login.html), next: '/grants', username: 'kim', password: 'kim has a long password' })).status).toBe(303);
+    note('grants csrf', await compared(forged('grants'), () => account.post(`${stack.issuer}/grants/revoke`, { grant: 'grant-x', csrf: forged('grants') })));
+    note('logout csrf', await compared(forged('logout'), () => account.post(`${stack.issuer}/logout`, { csrf: forged('logout') })));
 
     // Each refused on the wire, each through constantTimeEqual, none changing the database (not even its audit log).
     expect(results).toEqual({

@@ -25,6 +25,15 @@ export interface ApprovedCode {
   params: URLSearchParams;
 }
 
+/**
+ * Opens an authorization request as the owner's CLI does: through a sign-in
+ * link of its own, which signs the browser in for that one request.
+ */
+export async function openAsOwner(target: { issuer: string; ownerJwk: JWK }, href: string, browser = new Browser()): Promise<{ browser: Browser; page: Awaited<ReturnType<typeof signInAndOpenConsent>> }> {
+  const page = await signInAndOpenConsent(browser, target.issuer, await ownerAssertion(target.ownerJwk, target.issuer), href);
+  return { browser, page };
+}
+
 /** The owner approves a request of `clientId` (a new public client when absent) on the consent page; throws if no code comes back. */
 export async function ownerApproves(
   target: FlowTarget,

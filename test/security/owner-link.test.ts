@@ -1,0 +1,146 @@
+// A stolen owner sign-in link. The CLI hands the link to the browser on a
+// command line (xdg-open's, the browser's), and any user of the machine can
+// read command lines in /proc; a review showed another user taking the link
+// with curl before the browser did, and using the owner session it started
+// to register their own client, approve it and get a token for the owner.
+// The session a link starts is now bound to the one request the link was
+// signed for: whoever opens the link first gets that request's pages and
+// nothing else, and its code still goes to the CLI's own redirect URI, with
+// the CLI's PKCE challenge.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Browser, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, registerDeviceClient, registerPublicClient } from '../support/oauth-flow.js';
+import { openAsOwner, ownerApproves } from '../support/owner-flow.js';
+import { ownerAssertion } from '../support/authz.js';
+import { REDIRECT, startStack, stateChangedBy, type Stack } from './stack.js';
+
+let stack: Stack;
+/** One of the owner's delegations, which a thief would like to see or revoke. */
+let ownerGrant: string;
+
+beforeAll(async () => {
+  stack = await startStack();
+  const approved = await ownerApproves(stack, { redirectUri: REDIRECT });
+  const token = await postForm(`${stack.issuer}/token`, {
+    grant_type: 'authorization_code',
+    code: approved.code,
+    code_verifier: approved.verifier,
+    redirect_uri: REDIRECT,
+    client_id: approved.clientId,
+    resource: stack.agentUrl,
+  });
+  expect(token.status).toBe(200);
+  ownerGrant = (await stack.store.listGrants((await stack.store.ownerUser())!.id))[0]!.id;
+});
+afterAll(async () => stack?.close());
+
+const thiefRequest = async () => {
+  const clientId = await registerPublicClient(stack.issuer, ['http://127.0.0.1:50505/thief']);
+  return authorizeUrl(stack.issuer, { clientId, redirectUri: 'http://127.0.0.1:50505/thief', resource: stack.agentUrl, scope: 'slots:find', state: 't', challenge: pkcePair().challenge });
+};
+
+/** The owner's sign-in link as the CLI makes it, opened by someone else first (curl, as the review did). */
+async function stolen(href: string): Promise<{ thief: Browser; page: { status: number; html: string }; cookie: string }> {
+  const link = `${stack.issuer}/login/owner?assertion=${await ownerAssertion(stack.ownerJwk, stack.issuer)}&next=${encodeURIComponent(href.slice(stack.issuer.length))}`;
+  const thief = new Browser();
+  const signedIn = await thief.get(link);
+  expect(signedIn.status).toBe(303);
+  const page = await thief.get(new URL(signedIn.location!, stack.issuer).href);
+  return { thief, page, cookie: signedIn.headers.get('set-cookie') ?? '' };
+}
+
+describe('a stolen owner sign-in link for an authorization request', () => {
+  const cliRedirect = REDIRECT;
+  let cliClient: string;
+  let cliHref: string;
+  let thief: Browser;
+  let cookie: string;
+  beforeAll(async () => {
+    cliClient = await registerPublicClient(stack.issuer, [cliRedirect]);
+    cliHref = authorizeUrl(stack.issuer, { clientId: cliClient, redirectUri: cliRedirect, resource: stack.agentUrl, scope: 'slots:find', state: 'cli', challenge: pkcePair().challenge });
+    const taken = await stolen(cliHref);
+    thief = taken.thief;
+    cookie = taken.cookie;
+    // What the link gives: the consent page of the CLI's own request (the control).
+    expect(taken.page.status).toBe(200);
+    expect(taken.page.html).toContain('name="decision"');
+  });
+
+  it('starts a session for as long as that request may wait for consent (10 minutes), not a day’s sign-in', () => {
+    expect(cookie).toMatch(/Max-Age=600(;|$)/);
+  });
+
+  it('opens no other authorization request: the sign-in page, no consent page, nothing stored', async () => {
+    for (const href of [await thiefRequest(), cliHref.replace('state=cli', 'state=other')]) {
+      const { result: res, changed } = await stateChangedBy(stack, () => thief.get(href));
+      expect(res.status).toBe(403);
+      expect(res.location).toBeNull();
+      expect(res.html).toContain('Sign in to continue');
+      expect(res.html).not.toContain('name="decision"');
+      expect(changed).toEqual([]);
+    }
+  });
+
+  it('shows none of the owner’s delegations: /grants is the sign-in page', async () => {
+    const res = await thief.get(`${stack.issuer}/grants`);
+    expect(res.status).toBe(403);
+    expect(res.html).not.toContain(ownerGrant);
+    expect(res.html).not.toContain('name="grant"');
+  });
+
+  it('its one request still sends the code to the CLI’s redirect URI, where only the CLI’s PKCE verifier redeems it (the control)', async () => {
+    const page = await thief.get(cliHref);
+    expect(page.status).toBe(200);
+    const decided = await thief.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
+    expect(decided.status).toBe(303);
+    expect(decided.location!.startsWith(`${cliRedirect}?`)).toBe(true);
+    const code = callbackParams(decided.location!).get('code')!;
+    const redeemed = await postForm(`${stack.issuer}/token`, { grant_type: 'authorization_code', code, code_verifier: pkcePair().verifier, redirect_uri: cliRedirect, client_id: cliClient, resource: stack.agentUrl });
+    expect(redeemed.body).toMatchObject({ error: 'invalid_grant' });
+  });
+});
+
+describe('a stolen owner sign-in link for a device’s code', () => {
+  it('confirms that code only: another code, its confirmation form, /grants and a revoke are all refused, nothing changed', async () => {
+    const deviceClient = await registerDeviceClient(stack.issuer);
+    const start = () => postForm(`${stack.issuer}/device_authorization`, { client_id: deviceClient, resource: stack.agentUrl });
+    const owners = await start();
+    const other = await start();
+    const otherCode = String(other.body.user_code);
+    const { thief, page } = await stolen(String(owners.body.verification_uri_complete));
+    expect(page.status).toBe(200);
+    // The session's CSRF token, as the confirmation page shows it: enough for any form of a session that is not bound.
+    const csrf = hiddenField(page.html, 'csrf');
+    const attempts: Array<[string, () => Promise<{ status: number; html: string }>]> = [
+      ['GET another code', () => thief.get(`${stack.issuer}/device?user_code=${encodeURIComponent(otherCode)}`)],
+      ['POST another code', () => thief.post(`${stack.issuer}/device`, { user_code: otherCode, csrf, decision: 'continue' })],
+      ['POST another code, cancel', () => thief.post(`${stack.issuer}/device`, { user_code: otherCode, csrf, decision: 'cancel' })],
+      ['the code form', () => thief.get(`${stack.issuer}/device`)],
+      ['/grants', () => thief.get(`${stack.issuer}/grants`)],
+      ['revoke the owner’s grant', () => thief.post(`${stack.issuer}/grants/revoke`, { grant: ownerGrant, csrf })],
+    ];
+    for (const [name, attempt] of attempts) {
+      const { result: res, changed } = await stateChangedBy(stack, attempt);
+      expect(res.status, name).toBe(403);
+      expect(res.html, name).not.toContain(otherCode);
+      expect(changed, name).toEqual([]);
+    }
+    expect((await stack.store.grantById(ownerGrant))!.revokedAt).toBeNull();
+    // The other device is still waiting, and the link's own code still reaches the consent page (the control).
+    const polled = await postForm(`${stack.issuer}/token`, { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: String(other.body.device_code), client_id: deviceClient });
+    expect(polled.body).toMatchObject({ error: 'authorization_pending' });
+    const confirmed = await thief.post(`${stack.issuer}/device`, { user_code: String(owners.body.user_code), csrf, decision: 'continue' });
+    expect(confirmed.status).toBe(200);
+    expect(confirmed.html).toContain('name="decision"');
+  });
+});
+
+describe('the owner’s own use is unchanged', () => {
+  it('each request the CLI opens gets its own link, and each link its consent page', async () => {
+    for (const state of ['one', 'two']) {
+      const clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
+      const { page } = await openAsOwner(stack, authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state, challenge: pkcePair().challenge }));
+      expect(page.status, state).toBe(200);
+      expect(page.html, state).toContain('name="decision"');
+    }
+  });
+});
