@@ -575,8 +575,16 @@ class SqliteStore implements Store {
   }
 
   async revocationsSince(cursor: number, now: number): Promise<RevocationPage> {
-    const rows = this.all('SELECT kind, id, keep_until FROM revocations WHERE seq > ? AND keep_until > ? ORDER BY seq', [cursor, now]);
-    const head = this.get('SELECT seq FROM sqlite_sequence WHERE name = ?', ['revocations']);
+    // One read transaction, so both reads see the same snapshot (WAL: a reader keeps the snapshot of its
+    // first read until it ends). Read apart, another process (`delegate grants revoke`, a second AS) could
+    // commit between them, and the cursor would pass rows this page does not hold: a resource server
+    // polling from it would never be sent them.
+    const [rows, head] = this.guarded(() =>
+      this.db.transaction(() => [
+        this.all('SELECT kind, id, keep_until FROM revocations WHERE seq > ? AND keep_until > ? ORDER BY seq', [cursor, now]),
+        this.get('SELECT seq FROM sqlite_sequence WHERE name = ?', ['revocations']),
+      ] as const)(),
+    );
     const expiresAt: Record<string, number> = {};
     for (const r of rows) expiresAt[String(r.id)] = Math.max(expiresAt[String(r.id)] ?? 0, Math.ceil(num(r.keep_until) / 1000));
     return {
