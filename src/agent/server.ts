@@ -63,6 +63,7 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
   const app = createApp({
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.extraHosts ? { extraHosts: options.extraHosts } : {}),
+    publicUrl: resourceUrl,
   });
   registerProtectedResourceMetadata(app, resourceUrl, options.issuer);
 

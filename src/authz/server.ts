@@ -61,7 +61,7 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
     defaultMaxDepth: options.defaultMaxDepth ?? 2,
   };
 
-  const app = createApp({ logger: options.logger, extraHosts: options.extraHosts });
+  const app = createApp({ logger: options.logger, extraHosts: options.extraHosts, publicUrl: issuer });
   app.addHook('onRequest', async (req, reply) => {
     const path = req.url.split('?')[0]!;
     if (!CORS_PATHS.has(path)) return;

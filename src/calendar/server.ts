@@ -94,7 +94,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   const metadataUrl = `${url.origin}${metadataPath}`;
 
   const now = options.now ?? Date.now;
-  const app = createApp(options.logger ? { logger: options.logger } : {});
+  const app = createApp({ ...(options.logger ? { logger: options.logger } : {}), publicUrl: resource });
   const revocations =
     options.revocations === false
       ? undefined

@@ -18,6 +18,13 @@ export interface AppOptions {
    * request arrived on (for a server published under another name).
    */
   extraHosts?: readonly string[];
+  /**
+   * The server's own URL as its clients are told it (issuer or resource URL):
+   * its host is answered for too, so that a server named by an address that is
+   * not a loopback name (`serve --host 192.168.1.20`, or 127.0.0.2) answers the
+   * URLs it publishes.
+   */
+  publicUrl?: string;
 }
 
 /** A parsed form body: a repeated parameter becomes an array, so handlers can refuse it. */
@@ -59,7 +66,8 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     done(null, parseForm(body as string));
   });
 
-  const extraHosts = new Set((options.extraHosts ?? []).map((h) => h.toLowerCase()));
+  // A page on another name that only resolves to our address still gets 421: its Host is neither a loopback name nor ours.
+  const extraHosts = new Set([...(options.extraHosts ?? []), ...(options.publicUrl ? [new URL(options.publicUrl).host] : [])].map((h) => h.toLowerCase()));
   app.addHook('onRequest', async (req, reply) => {
     // First, so that every answer, refusals included, names the id its log lines carry.
     reply.header(REQUEST_ID_HEADER, req.id);

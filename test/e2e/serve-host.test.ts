@@ -1,0 +1,110 @@
+// `delegate serve --host <address>` with an address that is not a loopback
+// name, as its help suggests (this machine's LAN address): each server answers
+// for the host of the URL it publishes, so clients and the servers themselves
+// reach it, while any other Host is still refused with 421 (DNS rebinding).
+// 127.0.0.2 is such an address that every Linux machine has: on loopback, but
+// not one of the names the Host check knows (127.0.0.1, localhost, [::1]).
+import { request } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
+import { ownerApproves, redeemCode } from '../support/owner-flow.js';
+import { freePort } from '../support/ports.js';
+import { builtModule } from './built.js';
+import { killLeftovers, startServer, type Running } from './run.js';
+
+const HOST = '127.0.0.2';
+
+let root: string | undefined;
+const servers: Running[] = [];
+afterEach(async () => {
+  for (const server of servers.splice(0)) {
+    server.child.kill('SIGTERM');
+    await server.done;
+  }
+  killLeftovers();
+  if (root) await rm(root, { recursive: true, force: true });
+  root = undefined;
+});
+
+/** GET `url` with the Host header set as given (fetch would not send another Host). */
+function getWithHost(url: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const metadataPaths = (p: { auth: number; calendar: number; agent: number }) => ({
+  auth: `http://${HOST}:${p.auth}/.well-known/oauth-authorization-server`,
+  calendar: `http://${HOST}:${p.calendar}/.well-known/oauth-protected-resource`,
+  agent: `http://${HOST}:${p.agent}/.well-known/oauth-protected-resource/mcp`,
+});
+
+describe(`delegate serve --host ${HOST} (an address that is not a loopback name)`, () => {
+  it('answers its own URLs, refuses a foreign Host with 421, and find_slot works through it', { timeout: 90_000 }, async () => {
+    builtModule('cli/main.js');
+    root = await mkdtemp(join(tmpdir(), 'delegate-serve-host-'));
+    const home = join(root, 'home');
+    const p = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
+    servers.push(await startServer(['serve', '--host', HOST, '--auth-port', String(p.auth), '--calendar-port', String(p.calendar), '--agent-port', String(p.agent)], home));
+    const issuer = `http://${HOST}:${p.auth}`;
+    const agentUrl = `http://${HOST}:${p.agent}/mcp`;
+
+    for (const [which, url] of Object.entries(metadataPaths(p))) {
+      const own = await fetch(url);
+      expect(own.status, which).toBe(200);
+      // DNS rebinding: a name that resolves here, or another of our servers' hosts, is still not this server.
+      const anotherServer = which === 'auth' ? p.agent : p.auth;
+      for (const foreign of ['evil.example', `evil.example:${new URL(url).port}`, `${HOST}:${anotherServer}`]) {
+        const res = await getWithHost(url, foreign);
+        expect(res.status, `${which} with Host ${foreign}`).toBe(421);
+        expect(JSON.parse(res.body), which).toMatchObject({ error: 'invalid_request' });
+      }
+    }
+    expect(await (await fetch(metadataPaths(p).agent)).json()).toMatchObject({ resource: agentUrl, authorization_servers: [issuer] });
+
+    // The owner's delegation, then find_slot: the agent exchanges the token at the AS and reads
+    // the calendar backend, and both resource servers need the AS's keys and revocation list.
+    const ownerJwk = await loadOrCreateOwnerKey(join(home, 'owner-key.json'));
+    const approved = await ownerApproves({ issuer, agentUrl, ownerJwk });
+    const token = await redeemCode({ issuer, agentUrl, ownerJwk }, approved);
+    expect(token.status).toBe(200);
+    const client = new Client({ name: 'serve-host-test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(agentUrl), { requestInit: { headers: { Authorization: `Bearer ${String(token.body.access_token)}` } } }));
+    try {
+      const result = (await client.callTool({ name: 'find_slot', arguments: { duration: '30m' } })) as CallToolResult;
+      expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+      expect(result.structuredContent).toMatchObject({ found: expect.any(Boolean) });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('each of serve-auth, serve-calendar and serve-agent answers its own URL, and only it', { timeout: 90_000 }, async () => {
+    builtModule('cli/main.js');
+    root = await mkdtemp(join(tmpdir(), 'delegate-serve-host-'));
+    const home = join(root, 'home');
+    const p = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
+    const issuer = `http://${HOST}:${p.auth}`;
+    const calendarUrl = `http://${HOST}:${p.calendar}`;
+    const agentUrl = `http://${HOST}:${p.agent}/mcp`;
+    servers.push(await startServer(['serve-auth', '--host', HOST, '--port', String(p.auth), '--issuer', issuer, '--calendar-url', calendarUrl, '--agent-url', agentUrl], home));
+    servers.push(await startServer(['serve-calendar', '--host', HOST, '--port', String(p.calendar), '--auth-url', issuer], home));
+    servers.push(await startServer(['serve-agent', '--host', HOST, '--port', String(p.agent), '--auth-url', issuer, '--calendar-url', calendarUrl], home));
+    for (const [which, url] of Object.entries(metadataPaths(p))) {
+      expect((await fetch(url)).status, which).toBe(200);
+      expect((await getWithHost(url, 'evil.example')).status, which).toBe(421);
+    }
+  });
+});
