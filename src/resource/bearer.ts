@@ -35,9 +35,9 @@ export class BearerError extends Error {
 
 /**
  * The resource server cannot judge the token now (its revocation list is
- * stale): the request is refused, fail-closed, but the token is not declared
- * invalid, so clients retry rather than sign in again. Answered as 503 with
- * Retry-After and no challenge.
+ * stale, or the issuer's keys cannot be fetched): the request is refused,
+ * fail-closed, but the token is not declared invalid, so clients retry rather
+ * than sign in again. Answered as 503 with Retry-After and no challenge.
  */
 export class VerifierUnavailableError extends Error {
   readonly retryAfterSec: number;
@@ -124,6 +124,10 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
       });
       claims = result.payload as unknown as AccessTokenClaims;
     } catch (err) {
+      // The issuer's keys could not be had: no verdict on the token. Refused (fail closed), but not called
+      // invalid_token, which RFC 6750 §3.1 keeps for a token that is expired, revoked, malformed or invalid,
+      // and which tells a client to throw it away.
+      if (err instanceof KeysUnavailableError) throw new VerifierUnavailableError(err.message, KEYS_RETRY_AFTER_SEC);
       throw new BearerError(401, 'invalid_token', describeJoseError(err));
     }
     if (typeof claims.client_id !== 'string' || typeof claims.scope !== 'string' || typeof claims.grant_id !== 'string') {
@@ -165,10 +169,21 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
   };
 }
 
+/** How long a client is asked to wait when the issuer's keys could not be fetched (the next request tries again). */
+const KEYS_RETRY_AFTER_SEC = 5;
+
+/** The issuer's metadata or JWKS could not be fetched or read: says nothing about the token. */
+class KeysUnavailableError extends Error {}
+
 /**
  * The JWKS of an issuer, found through its RFC 8414 metadata on first use
  * (so a resource server can start before its authorization server). A failed
- * discovery is retried on the next request.
+ * discovery is retried on the next request. Any failure to get the keys
+ * (network error, timeout, a status other than 200, a body that is not the
+ * expected JSON, at the metadata or the JWKS URL; metadata that names
+ * another issuer or no JWKS) is a KeysUnavailableError;
+ * a key id the fetched set does not hold is the token's fault and stays
+ * jose's JWKSNoMatchingKey.
  */
 function discoveredJwks(issuer: string, fetchFn: typeof fetch): JWTVerifyGetKey {
   let pending: Promise<JWTVerifyGetKey> | undefined;
@@ -181,13 +196,23 @@ function discoveredJwks(issuer: string, fetchFn: typeof fetch): JWTVerifyGetKey 
     if (typeof metadata.jwks_uri !== 'string') throw new Error('authorization server metadata has no jwks_uri');
     return createRemoteJWKSet(new URL(metadata.jwks_uri), { timeoutDuration: 5000, cooldownDuration: 30_000 });
   };
+  // The cause stays out of the message, which is sent: what failed inside is no business of the client's.
+  const unavailable = (cause: unknown) => new KeysUnavailableError("The authorization server's signing keys could not be fetched; try again shortly.", { cause });
   return async (header, token) => {
     pending ??= discover().catch((err) => {
       pending = undefined;
       throw err;
     });
-    const getKey = await pending;
-    return getKey(header, token);
+    const getKey = await pending.catch((err: unknown) => {
+      throw unavailable(err);
+    });
+    try {
+      return await getKey(header, token);
+    } catch (err) {
+      // Raised only once a set was fetched and read (after a refetch, when jose tried one): the token names a key the issuer does not publish.
+      if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err;
+      throw unavailable(err);
+    }
   };
 }
 
