@@ -39,7 +39,7 @@ export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRec
   const grant = await ctx.store.grantById(record.grantId);
   if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this code has ended.');
 
-  const pair = await mintUserTokens(ctx, grant, record.familyId, record.scope);
+  const pair = await mintUserTokens(ctx, grant, record.familyId, record.scope, record.scope);
   const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refreshRecord, access: pair.accessRecord });
   if (result.status === 'replayed') throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
   await audit(ctx, {

@@ -31,7 +31,8 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
   const now = ctx.now();
   if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this token has ended.');
 
-  const pair = await mintUserTokens(ctx, grant, record.familyId, formatScope(scopes));
+  // The access token may be narrower; the new refresh token keeps the presented one's scope (RFC 6749 §6).
+  const pair = await mintUserTokens(ctx, grant, record.familyId, formatScope(scopes), record.scope);
   // The rotation and its audit record commit together: one durable write per refresh.
   const refreshed = (grace: boolean) => ({
     event: 'token_refreshed',

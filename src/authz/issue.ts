@@ -16,7 +16,12 @@ export interface IssuedPair {
   refreshRecord: RefreshTokenRecord;
 }
 
-export async function mintUserTokens(ctx: AuthContext, grant: GrantRecord, familyId: string, scope: string): Promise<IssuedPair> {
+/**
+ * `scope` is the access token's; `refreshScope` the new refresh token's: the scope of the code redeemed, or of
+ * the refresh token presented, never the grant's. The grant may have grown since through another family (a
+ * step-up), and RFC 6749 §6 requires a new refresh token's scope to be identical to the presented one's.
+ */
+export async function mintUserTokens(ctx: AuthContext, grant: GrantRecord, familyId: string, scope: string, refreshScope: string): Promise<IssuedPair> {
   // A resource that takes no user tokens (the calendar backend): /authorize refuses it, and a grant or code
   // for it made before that is refused here.
   const resource = await ctx.store.resourceByUrl(grant.resource);
@@ -57,7 +62,7 @@ export async function mintUserTokens(ctx: AuthContext, grant: GrantRecord, famil
       clientId: grant.clientId,
       userId: grant.userId,
       resource: grant.resource,
-      scope: grant.scope,
+      scope: refreshScope,
       createdAt: now,
       expiresAt: Math.min(now + ctx.lifetimes.refreshTokenSec * 1000, grant.expiresAt),
       usedAt: null,

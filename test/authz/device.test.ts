@@ -151,6 +151,24 @@ describe('device authorization grant', () => {
     expect(again.body.error).toBe('invalid_grant');
   });
 
+  it('gives the refresh token the device request’s scope, not that of a wider grant behind it (RFC 6749 §6)', async () => {
+    const clientId = await registerDeviceClient();
+    const approved = async (scope: string) => {
+      const res = await postForm(`${authz.issuer}/device_authorization`, { client_id: clientId, resource: authz.agentUrl, scope });
+      const device = res.body as { device_code: string; verification_uri_complete: string };
+      await decide(device.verification_uri_complete, 'approve');
+      const tokens = await poll(clientId, device.device_code);
+      expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+      return tokens.body;
+    };
+    expect((await approved('slots:find busy:read')).scope).toBe('slots:find busy:read');
+    const narrow = await approved('slots:find');
+    expect(narrow.scope).toBe('slots:find');
+    const refreshed = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(narrow.refresh_token), client_id: clientId });
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.body.scope).toBe('slots:find');
+  });
+
   it('says access_denied when the user denies on the consent page or cancels at the code', async () => {
     const clientId = await registerDeviceClient();
     for (const decision of ['deny', 'cancel'] as const) {

@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProtectedHeader } from 'jose';
-import { startTestAuthz, type TestAuthz } from '../support/authz.js';
-import { postForm } from '../support/oauth-flow.js';
+import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { Browser, authorizeUrl, callbackParams, pkcePair, postForm, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { ownerApproves } from '../support/owner-flow.js';
 import { REDIRECT, clientAssertion, decodeJwt, exchange, obtainCode, obtainTokens, redeem } from './helpers.js';
 
 let authz: TestAuthz;
@@ -194,6 +195,57 @@ describe('refresh_token grant', () => {
       scope: 'slots:find freebusy:read',
     });
     expect(wider.body.error).toBe('invalid_scope');
+  });
+
+  // RFC 6749 §6: a new refresh token's scope MUST be identical to that of the one presented; the grant
+  // behind it may have grown since (a step-up for another family), and that must not leak into this one.
+  it('keeps the presented refresh token’s scope after a step-up widened the grant through another family', async () => {
+    const first = await obtainCode(authz);
+    const family1 = await redeem(authz, first);
+    expect(family1.body.scope).toBe('slots:find');
+    const stepUp = await ownerApproves(authz, { clientId: first.clientId, redirectUri: REDIRECT, scope: 'busy:read' });
+    expect((await redeem(authz, stepUp)).status).toBe(200);
+    expect((await authz.store.grantById(String(decodeJwt(String(family1.body.access_token)).grant_id)))?.scope).toBe('slots:find busy:read');
+
+    const refresh = (token: unknown, scope?: string) => postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(token), client_id: first.clientId, scope });
+    const once = await refresh(family1.body.refresh_token);
+    expect(once.status).toBe(200);
+    expect(once.body.scope).toBe('slots:find');
+    // The refresh token that came back is still for slots:find alone: refreshed again it gives no more, and busy:read is refused.
+    const twice = await refresh(once.body.refresh_token);
+    expect(twice.body.scope).toBe('slots:find');
+    expect(decodeJwt(String(twice.body.access_token)).scope).toBe('slots:find');
+    expect((await refresh(twice.body.refresh_token, 'busy:read')).body.error).toBe('invalid_scope');
+  });
+
+  it('gives a code’s refresh token the code’s scope, not that of a wider grant covering it', async () => {
+    const wide = await ownerApproves(authz, { redirectUri: REDIRECT, scope: 'slots:find busy:read' });
+    expect((await redeem(authz, wide)).body.scope).toBe('slots:find busy:read');
+    // The owner's sign-in link for exactly this request assures the client's identity: the code comes back without a consent page.
+    const { verifier, challenge } = pkcePair();
+    const covered = await signInAndOpenConsent(
+      new Browser(),
+      authz.issuer,
+      await ownerAssertion(authz.ownerJwk, authz.issuer),
+      authorizeUrl(authz.issuer, { clientId: wide.clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge }),
+    );
+    const code = callbackParams(covered.location ?? 'http://invalid/').get('code');
+    expect(code, covered.location ?? covered.html.slice(0, 200)).toBeTruthy();
+    const tokens = await redeem(authz, { clientId: wide.clientId, code: code!, verifier });
+    expect(tokens.body.scope).toBe('slots:find');
+    const refreshed = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(tokens.body.refresh_token), client_id: wide.clientId });
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.body.scope).toBe('slots:find');
+  });
+
+  it('still narrows the access token on request, while the refresh token keeps its own scope', async () => {
+    const wide = await ownerApproves(authz, { redirectUri: REDIRECT, scope: 'slots:find busy:read' });
+    const tokens = await redeem(authz, wide);
+    const refresh = (token: unknown, scope?: string) => postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(token), client_id: wide.clientId, scope });
+    const narrowed = await refresh(tokens.body.refresh_token, 'busy:read');
+    expect(narrowed.body.scope).toBe('busy:read');
+    const whole = await refresh(narrowed.body.refresh_token);
+    expect(whole.body.scope).toBe('slots:find busy:read');
   });
 });
 
