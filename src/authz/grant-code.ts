@@ -1,7 +1,7 @@
 // The authorization_code grant (OAuth 2.1 §4.1.3): a code is single-use and
 // bound to its client, redirect URI, PKCE verifier and resource. A replayed
 // code revokes the tokens it issued (RFC 6749 §4.1.2).
-import { canonicalResource } from '../delegation/index.js';
+import { GRANT_TYPE_REFRESH_TOKEN, canonicalResource } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { ClientRecord } from '../store/index.js';
 import type { AuthContext } from './context.js';
@@ -39,8 +39,11 @@ export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRec
   const grant = await ctx.store.grantById(record.grantId);
   if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this code has ended.');
 
-  const pair = await mintUserTokens(ctx, grant, record.familyId, record.scope, record.scope);
-  const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refreshRecord, access: pair.accessRecord });
+  // A refresh token only for a client registered for the refresh grant (RFC 7591 §2; token.ts refuses the others
+  // that grant), so that none is issued, or kept, that its holder may not use.
+  const refreshScope = client.grantTypes.includes(GRANT_TYPE_REFRESH_TOKEN) ? record.scope : null;
+  const pair = await mintUserTokens(ctx, grant, record.familyId, record.scope, refreshScope);
+  const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refresh?.record ?? null, access: pair.accessRecord });
   if (result.status === 'replayed') throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
   await audit(ctx, {
     event: 'token_issued',

@@ -43,7 +43,8 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
     actors: [client.clientId, grant.userId],
     detail: { scope: pair.access.claims.scope, jti: pair.access.claims.jti, ...(grace ? { within_grace: true } : {}) },
   });
-  const result = await ctx.store.rotateRefreshToken(tokenHash, now, { refresh: pair.refreshRecord, access: pair.accessRecord }, ctx.lifetimes.refreshGraceSec * 1000, refreshed);
+  // Minted: a refresh scope was given (and token.ts let only a client registered for this grant in).
+  const result = await ctx.store.rotateRefreshToken(tokenHash, now, { refresh: pair.refresh!.record, access: pair.accessRecord }, ctx.lifetimes.refreshGraceSec * 1000, refreshed);
   switch (result.status) {
     case 'rotated':
       return tokenResponse(ctx, pair);

@@ -1,6 +1,7 @@
 // Minting the pair a user's client receives: a signed access token for the
-// grant's resource and a fresh opaque refresh token (stored hashed), with the
-// records the store keeps of both. Shared by the code and refresh grants.
+// grant's resource and, for a client registered for the refresh grant, a fresh
+// opaque refresh token (stored hashed), with the records the store keeps of
+// both. Shared by the code and refresh grants.
 import { REFRESH_TOKEN_PREFIX } from '../delegation/index.js';
 import type { GrantRecord, IssuedTokenRecord, RefreshTokenRecord } from '../store/index.js';
 import { signAccessToken, type SignedAccessToken } from './access-token.js';
@@ -12,16 +13,17 @@ import { takesUserTokens } from './grant-policy.js';
 export interface IssuedPair {
   access: SignedAccessToken;
   accessRecord: IssuedTokenRecord;
-  refreshToken: string;
-  refreshRecord: RefreshTokenRecord;
+  /** Null when the client did not register the refresh_token grant. */
+  refresh: { token: string; record: RefreshTokenRecord } | null;
 }
 
 /**
  * `scope` is the access token's; `refreshScope` the new refresh token's: the scope of the code redeemed, or of
  * the refresh token presented, never the grant's. The grant may have grown since through another family (a
  * step-up), and RFC 6749 §6 requires a new refresh token's scope to be identical to the presented one's.
+ * Null mints no refresh token.
  */
-export async function mintUserTokens(ctx: AuthContext, grant: GrantRecord, familyId: string, scope: string, refreshScope: string): Promise<IssuedPair> {
+export async function mintUserTokens(ctx: AuthContext, grant: GrantRecord, familyId: string, scope: string, refreshScope: string | null): Promise<IssuedPair> {
   // A resource that takes no user tokens (the calendar backend): /authorize refuses it, and a grant or code
   // for it made before that is refused here.
   const resource = await ctx.store.resourceByUrl(grant.resource);
@@ -54,19 +56,24 @@ export async function mintUserTokens(ctx: AuthContext, grant: GrantRecord, famil
       expiresAt: access.claims.exp * 1000,
       revokedAt: null,
     },
-    refreshToken,
-    refreshRecord: {
-      tokenHash: hashSecret(refreshToken),
-      familyId,
-      grantId: grant.id,
-      clientId: grant.clientId,
-      userId: grant.userId,
-      resource: grant.resource,
-      scope: refreshScope,
-      createdAt: now,
-      expiresAt: Math.min(now + ctx.lifetimes.refreshTokenSec * 1000, grant.expiresAt),
-      usedAt: null,
-    },
+    refresh:
+      refreshScope === null
+        ? null
+        : {
+            token: refreshToken,
+            record: {
+              tokenHash: hashSecret(refreshToken),
+              familyId,
+              grantId: grant.id,
+              clientId: grant.clientId,
+              userId: grant.userId,
+              resource: grant.resource,
+              scope: refreshScope,
+              createdAt: now,
+              expiresAt: Math.min(now + ctx.lifetimes.refreshTokenSec * 1000, grant.expiresAt),
+              usedAt: null,
+            },
+          },
   };
 }
 
@@ -77,9 +84,13 @@ export function tokenResponse(ctx: AuthContext, pair: IssuedPair): Record<string
     access_token: pair.access.token,
     token_type: 'Bearer',
     expires_in: pair.access.claims.exp - nowSec,
-    refresh_token: pair.refreshToken,
-    // Not in RFC 6749, but widely understood: when the delegation itself ends.
-    refresh_token_expires_in: Math.max(0, Math.floor(pair.refreshRecord.expiresAt / 1000) - nowSec),
+    ...(pair.refresh
+      ? {
+          refresh_token: pair.refresh.token,
+          // Not in RFC 6749, but widely understood: when the delegation itself ends.
+          refresh_token_expires_in: Math.max(0, Math.floor(pair.refresh.record.expiresAt / 1000) - nowSec),
+        }
+      : {}),
     scope: pair.access.claims.scope,
     ...(pair.access.claims.authorization_details ? { authorization_details: pair.access.claims.authorization_details } : {}),
   };

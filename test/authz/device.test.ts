@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
-import { Browser, hiddenField, parseConsentForm, postForm, registerDeviceClient as registerDevice } from '../support/oauth-flow.js';
+import { Browser, hiddenField, parseConsentForm, postForm, postJson, registerDeviceClient as registerDevice } from '../support/oauth-flow.js';
 import { expectStrictPage, stateChangedBy } from '../security/stack.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -167,6 +167,21 @@ describe('device authorization grant', () => {
     const refreshed = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(narrow.refresh_token), client_id: clientId });
     expect(refreshed.status).toBe(200);
     expect(refreshed.body.scope).toBe('slots:find');
+  });
+
+  it('gives a client registered without the refresh_token grant no refresh token, and stores none', async () => {
+    const reg = await postJson(`${authz.issuer}/register`, { client_name: 'device only', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: ['http://127.0.0.1/callback'] });
+    expect(reg.status, JSON.stringify(reg.body)).toBe(201);
+    const clientId = String(reg.body.client_id);
+    const device = await startDevice(clientId);
+    await decide(device.verification_uri_complete, 'approve');
+    const { result: tokens, changed } = await stateChangedBy({ paths: { db: join(authz.home, 'delegate.db') } }, () => poll(clientId, device.device_code));
+    expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+    expect(tokens.body.access_token).toEqual(expect.any(String));
+    expect(tokens.body).not.toHaveProperty('refresh_token');
+    expect(tokens.body).not.toHaveProperty('refresh_token_expires_in');
+    expect(changed).toContain('issued_tokens');
+    expect(changed).not.toContain('refresh_tokens');
   });
 
   it('says access_denied when the user denies on the consent page or cancels at the code', async () => {

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProtectedHeader } from 'jose';
 import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
-import { Browser, authorizeUrl, callbackParams, pkcePair, postForm, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { Browser, authorizeUrl, callbackParams, pkcePair, postForm, postJson, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { ownerApproves } from '../support/owner-flow.js';
 import { REDIRECT, clientAssertion, decodeJwt, exchange, obtainCode, obtainTokens, redeem } from './helpers.js';
 
@@ -107,6 +107,27 @@ describe('authorization_code grant', () => {
     expect(((await repeated.json()) as { error: string }).error).toBe('invalid_request');
     const unknown = await postForm(`${authz.issuer}/token`, { grant_type: 'password', client_id: code.clientId, username: 'a', password: 'b' });
     expect(unknown.body.error).toBe('unsupported_grant_type');
+  });
+});
+
+describe('a client registered without the refresh_token grant', () => {
+  // RFC 7591 §2: grant_types defaults to authorization_code alone, and this server refuses such a client the
+  // refresh grant (unauthorized_client); a refresh token it may not use is only a credential to steal.
+  it('gets no refresh token from the code grant, and none is stored', async () => {
+    const reg = await postJson(`${authz.issuer}/register`, { client_name: 'no refresh', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' });
+    expect(reg.body.grant_types).toEqual(['authorization_code']);
+    const clientId = String(reg.body.client_id);
+    const res = await redeem(authz, await obtainCode(authz, clientId));
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.access_token).toEqual(expect.any(String));
+    expect(res.body).not.toHaveProperty('refresh_token');
+    expect(res.body).not.toHaveProperty('refresh_token_expires_in');
+    const db = new Database(join(authz.home, 'delegate.db'), { readonly: true });
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM refresh_tokens WHERE client_id = ?').get(clientId)).toEqual({ n: 0 });
+    } finally {
+      db.close();
+    }
   });
 });
 
