@@ -16,7 +16,7 @@ import { renderConsent } from './consent-page.js';
 import { AGENTS_ONLY, grantCovers, requestedDetails, takesUserTokens } from './grant-policy.js';
 import { redirectToClient } from './redirect.js';
 import { sendErrorPage } from './pages.js';
-import { queryParams } from './params.js';
+import { oneTargetOnly, queryParams } from './params.js';
 import { checkChallenge } from './policy/pkce.js';
 import { matchRedirectUri } from './policy/redirect-uri.js';
 import { boundTo, currentSession } from './session.js';
@@ -53,8 +53,14 @@ export function registerAuthorize(app: FastifyInstance, ctx: AuthContext): void 
   });
 }
 
+/**
+ * The parameters this endpoint reads. RFC 6749 §3.1: each may be given once, and any other is ignored, even
+ * repeated. `resource` is not here: several of them are a target question (RFC 8707 §2), answered below.
+ */
+const READ_PARAMETERS = ['client_id', 'redirect_uri', 'state', 'request', 'request_uri', 'response_type', 'response_mode', 'code_challenge', 'code_challenge_method', 'scope', 'authorization_details'];
+
 async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
-  const repeated = Object.entries(params).find(([, v]) => Array.isArray(v));
+  const repeated = READ_PARAMETERS.find((name) => Array.isArray(params[name]));
   const one = (name: string): string | undefined => {
     const v = params[name];
     return typeof v === 'string' && v !== '' ? v : undefined;
@@ -86,10 +92,12 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
   // 2. From here on, errors go back to the client.
   const state = typeof params.state === 'string' ? params.state : undefined;
   const fail = (error: string, description: string): Outcome => ({ kind: 'redirect-error', redirectUri, state, error, description });
-  if (repeated) return fail('invalid_request', `The ${repeated[0]} parameter is repeated.`);
+  if (repeated) return fail('invalid_request', `The ${repeated} parameter is repeated.`);
   if (one('request') || one('request_uri')) return fail('request_not_supported', 'Request objects are not supported.');
 
   const responseType = one('response_type');
+  // RFC 6749 §4.1.2.1: a missing required parameter is invalid_request; unsupported_response_type is for a value given.
+  if (responseType === undefined) return fail('invalid_request', 'The response_type parameter is required.');
   if (responseType !== 'code') return fail('unsupported_response_type', 'Only response_type=code is supported.');
   if (!client.grantTypes.includes('authorization_code')) return fail('unauthorized_client', 'This client may not use the authorization code grant.');
   const responseMode = one('response_mode');
@@ -98,7 +106,9 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
   const pkce = checkChallenge(one('code_challenge'), one('code_challenge_method'));
   if (!pkce.ok) return fail('invalid_request', pkce.reason);
 
-  // RFC 8707: the resource the token is for is required, and must be one this server knows.
+  // RFC 8707: the resource the token is for is required, and must be one this server knows. §2 allows several,
+  // and a target the server will not issue for is invalid_target: a token here is for one resource.
+  if (Array.isArray(params.resource)) return fail('invalid_target', oneTargetOnly('resource', params.resource.length));
   const resourceParam = one('resource');
   if (!resourceParam) return fail('invalid_target', 'The resource parameter is required.');
   const resourceUrl = canonicalResource(resourceParam);

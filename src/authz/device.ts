@@ -26,7 +26,7 @@ import { InvalidRequestError, InvalidScopeError, InvalidTargetError, ServerError
 import { authorizationCodeGrant } from './grant-code.js';
 import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
-import { queryParams, required, single } from './params.js';
+import { queryParams, required, single, singleTarget } from './params.js';
 import { FailureCounter } from './rate-limit.js';
 import { currentSession } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
@@ -82,7 +82,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
       const body = formBody(req);
       const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
       if (!client.grantTypes.includes(GRANT_TYPE_DEVICE_CODE)) throw new UnauthorizedClientError('This client did not register for the device authorization grant.');
-      const resourceParam = single(body, 'resource');
+      const resourceParam = singleTarget(body, 'resource');
       if (!resourceParam) throw new InvalidTargetError('The resource parameter is required.');
       const resource = await ctx.store.resourceByUrl(canonicalResource(resourceParam) ?? '');
       if (!resource) throw new InvalidTargetError('The resource is not known to this server.');

@@ -8,7 +8,7 @@ import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidTargetError } from './errors.js';
 import { mintUserTokens, tokenResponse } from './issue.js';
-import { required, single } from './params.js';
+import { required, single, singleTarget } from './params.js';
 import { checkVerifier } from './policy/pkce.js';
 import { audit } from './audit.js';
 
@@ -16,7 +16,7 @@ export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRec
   const code = required(body, 'code');
   const redirectUri = required(body, 'redirect_uri');
   const verifier = single(body, 'code_verifier');
-  const resource = single(body, 'resource');
+  const resource = singleTarget(body, 'resource');
 
   const codeHash = hashSecret(code);
   const record = await ctx.store.authCodeByHash(codeHash);

@@ -42,7 +42,7 @@ import {
   InvalidAuthorizationDetailsError,
   UnauthorizedClientError,
 } from './errors.js';
-import { required, single } from './params.js';
+import { required, single, singleTarget } from './params.js';
 
 export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
   if (client.kind !== 'agent' || !client.resource) throw new UnauthorizedClientError('Only a registered agent may exchange tokens.');
@@ -158,8 +158,8 @@ function auditExchange(ctx: AuthContext, subject: AccessTokenClaims, issued: Acc
 
 /** The one resource the exchanged token is for: `resource` (RFC 8707) or `audience` (RFC 8693 §2.1). */
 function exchangeTarget(body: FormBody): string {
-  const resource = single(body, 'resource');
-  const audience = single(body, 'audience');
+  const resource = singleTarget(body, 'resource');
+  const audience = singleTarget(body, 'audience');
   if (resource !== undefined && audience !== undefined && canonicalResource(resource) !== canonicalResource(audience)) {
     throw new InvalidTargetError('resource and audience name different targets.');
   }

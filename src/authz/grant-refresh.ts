@@ -8,12 +8,12 @@ import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidScopeError, InvalidTargetError } from './errors.js';
 import { mintUserTokens, tokenResponse } from './issue.js';
-import { required, single } from './params.js';
+import { required, single, singleTarget } from './params.js';
 import { audit } from './audit.js';
 
 export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
   const presented = required(body, 'refresh_token');
-  const resource = single(body, 'resource');
+  const resource = singleTarget(body, 'resource');
   const scopeParam = single(body, 'scope');
 
   const tokenHash = hashSecret(presented);

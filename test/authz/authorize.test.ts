@@ -70,6 +70,49 @@ describe('errors after the redirect URI is trusted go back to the client with st
   });
 });
 
+describe('parameters given more than once, and a missing response_type', () => {
+  /** The authorization URL of a valid request, with `edit` applied to its query. */
+  const request = (edit: (q: URLSearchParams) => void) => {
+    const url = new URL(authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 's1', challenge }));
+    edit(url.searchParams);
+    return url.href;
+  };
+  const errorOf = async (href: string) => {
+    const res = await signInAndOpenConsent(new Browser(), authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+    return res.location === null ? { status: res.status, error: null, description: null } : { status: res.status, error: callbackParams(res.location).get('error'), description: callbackParams(res.location).get('error_description'), state: callbackParams(res.location).get('state') };
+  };
+
+  // RFC 6749 §3.1: "The authorization server MUST ignore unrecognized request parameters."
+  it('ignores a parameter it does not read, even repeated: the consent page, as without it', async () => {
+    const res = await errorOf(request((q) => (q.append('foo', '1'), q.append('foo', '2'))));
+    expect(res).toMatchObject({ status: 200, error: null });
+  });
+
+  it('refuses a parameter it reads given twice (RFC 6749 §3.1): invalid_request naming it', async () => {
+    for (const name of ['scope', 'state', 'code_challenge', 'response_type']) {
+      const res = await errorOf(request((q) => q.append(name, q.get(name)!)));
+      expect(res, name).toMatchObject({ error: 'invalid_request', description: `The ${name} parameter is repeated.` });
+    }
+  });
+
+  // RFC 8707 §2: several resource parameters are allowed, and a target the server will not issue for is invalid_target.
+  it('answers several resource parameters with invalid_target: one token is for one resource', async () => {
+    for (const second of [authz.calendarUrl, authz.agentUrl]) {
+      const res = await errorOf(request((q) => q.append('resource', second)));
+      expect(res).toMatchObject({ error: 'invalid_target', state: 's1' });
+      expect(res.description).toMatch(/one resource/);
+    }
+  });
+
+  // RFC 6749 §4.1.2.1: a missing required parameter is invalid_request; unsupported_response_type is for a value it does not support.
+  it('answers a missing response_type with invalid_request, and response_type=token with unsupported_response_type', async () => {
+    const missing = await errorOf(request((q) => q.delete('response_type')));
+    expect(missing).toMatchObject({ error: 'invalid_request', state: 's1' });
+    expect(missing.description).toMatch(/response_type/);
+    expect(await errorOf(request((q) => q.set('response_type', 'token')))).toMatchObject({ error: 'unsupported_response_type' });
+  });
+});
+
 describe('a resource with no agent behind it', () => {
   it('the calendar backend → invalid_target: an app gets no token for it but through an agent, with no consent page and no code', async () => {
     // Its token would carry no actor chain and none of the user's limits (calendars, how far ahead).

@@ -214,6 +214,13 @@ describe('device authorization grant', () => {
     expect([backend.status, backend.body.error]).toEqual([400, 'invalid_target']);
   });
 
+  // RFC 8707 §2: several resource parameters are allowed on the wire; a target the server will not issue for is invalid_target.
+  it('answers several resource parameters with invalid_target: one token is for one resource', async () => {
+    const several = await postForm(`${authz.issuer}/device_authorization`, { client_id: await registerDeviceClient(), resource: [authz.agentUrl, authz.calendarUrl] });
+    expect([several.status, several.body.error]).toEqual([400, 'invalid_target']);
+    expect(String(several.body.error_description)).toMatch(/one resource/);
+  });
+
   it('shows the sign-in page to a browser that is not signed in, and refuses an unknown code', async () => {
     const clientId = await registerDeviceClient();
     const device = await startDevice(clientId);

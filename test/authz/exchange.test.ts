@@ -52,6 +52,15 @@ describe('exchanges that are refused', () => {
     expect((await exchange(authz, user.accessToken, { resource: authz.agentUrl })).body.error).toBe('invalid_target');
   });
 
+  // RFC 8707 §2 and RFC 8693 §2.2.2: targets the server will not issue one token for are invalid_target.
+  it('several resource or audience parameters → invalid_target', async () => {
+    for (const params of [{ resource: [authz.calendarUrl, authz.calendarUrl] }, { resource: undefined, audience: [authz.calendarUrl, authz.agentUrl] }]) {
+      const res = await exchange(authz, user.accessToken, params);
+      expect([res.status, res.body.error], JSON.stringify(params)).toEqual([400, 'invalid_target']);
+      expect(String(res.body.error_description)).toMatch(/one (resource|audience)/);
+    }
+  });
+
   it('hands a token to a sub-agent (may_act), whose exchange nests the chain; a hop beyond the grant’s depth is refused', async () => {
     const sub = await registerTestAgent(authz, 'sub-agent', 'http://127.0.0.1:9/sub');
     const third = await registerTestAgent(authz, 'third-agent', 'http://127.0.0.1:9/third');

@@ -23,7 +23,7 @@ export async function obtainCode(authz: TestAuthz, clientId?: string) {
   return { clientId: approved.clientId, code: approved.code, verifier: approved.verifier, browser: approved.browser };
 }
 
-export async function redeem(authz: TestAuthz, code: { clientId: string; code: string; verifier: string }, extra: Record<string, string> = {}) {
+export async function redeem(authz: TestAuthz, code: { clientId: string; code: string; verifier: string }, extra: Record<string, string | string[]> = {}) {
   return redeemCode(authz, code, extra, REDIRECT);
 }
 
@@ -53,7 +53,7 @@ export async function clientAssertion(
     .sign(key);
 }
 
-export async function exchange(authz: TestAuthz, subjectToken: string, params: Record<string, string | undefined> = {}, as = authz.agent) {
+export async function exchange(authz: TestAuthz, subjectToken: string, params: Record<string, string | string[] | undefined> = {}, as = authz.agent) {
   return postForm(`${authz.issuer}/token`, {
     grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
     subject_token: subjectToken,

@@ -82,6 +82,19 @@ describe('authorization_code grant', () => {
     expect(ex.body.error).toBe('invalid_request');
   });
 
+  // RFC 8707 §2: several resource parameters may be sent; a target the server will not issue for is invalid_target.
+  it('answers several resource parameters with invalid_target, for a code and for a refresh token, spending neither', async () => {
+    const code = await obtainCode(authz);
+    const several = await redeem(authz, code, { resource: [authz.agentUrl, authz.calendarUrl] });
+    expect([several.status, several.body.error]).toEqual([400, 'invalid_target']);
+    expect(String(several.body.error_description)).toMatch(/one resource/);
+    const tokens = await redeem(authz, code);
+    expect(tokens.status).toBe(200);
+    const refresh = (resource?: string[]) => postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(tokens.body.refresh_token), client_id: code.clientId, resource });
+    expect((await refresh([authz.agentUrl, authz.agentUrl])).body.error).toBe('invalid_target');
+    expect((await refresh()).status).toBe(200);
+  });
+
   it('refuses an unknown code and an unknown client', async () => {
     const code = await obtainCode(authz);
     expect((await redeem(authz, { ...code, code: 'nope' })).body.error).toBe('invalid_grant');

@@ -15,9 +15,10 @@ export function pkcePair(): { verifier: string; challenge: string } {
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 }
 
-export async function postForm(url: string, params: Record<string, string | undefined>, headers: Record<string, string> = {}): Promise<WireResponse> {
+/** Posts a form; a parameter given as a list is sent once per value. */
+export async function postForm(url: string, params: Record<string, string | string[] | undefined>, headers: Record<string, string> = {}): Promise<WireResponse> {
   const body = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined) body.append(k, v);
+  for (const [k, v] of Object.entries(params)) for (const one of v === undefined ? [] : Array.isArray(v) ? v : [v]) body.append(k, one);
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body, redirect: 'manual' });
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };

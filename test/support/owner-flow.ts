@@ -57,7 +57,7 @@ export async function ownerApproves(
 export function redeemCode(
   target: FlowTarget,
   c: { clientId: string; code: string; verifier: string },
-  extra: Record<string, string | undefined> = {},
+  extra: Record<string, string | string[] | undefined> = {},
   redirectUri = FLOW_REDIRECT,
 ): Promise<WireResponse> {
   return postForm(`${target.issuer}/token`, {
