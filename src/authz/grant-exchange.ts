@@ -99,7 +99,7 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
     throw new InvalidRequestError(`The delegation allows at most ${grant.maxDepth} hops from the user; this exchange would be hop ${hops}.`);
   }
 
-  const mayAct = await handOffTarget(ctx, body);
+  const mayAct = await handOffTarget(ctx, body, hops, grant.maxDepth);
   const iat = nowSec(ctx);
   const narrowed: CalendarDetail = { ...detail, locations: [target], actions: scopes };
   const issued = await signAccessToken(ctx.issuer, ctx.keys, {
@@ -187,10 +187,17 @@ function requestedDetail(body: FormBody, target: string): CalendarDetail | undef
   return parsed.detail;
 }
 
-/** The registered agent the new token is handed to (`may_act`), if the request names one. */
-async function handOffTarget(ctx: AuthContext, body: FormBody): Promise<string | undefined> {
+/**
+ * The registered agent the new token is handed to (`may_act`), if the request names one. A token issued at hop
+ * `hops` that names an agent in may_act states that this agent is authorized to act next (RFC 8693 §4.4), at hop
+ * `hops + 1`: that statement is made only where the grant allows that hop, like the hop itself.
+ */
+async function handOffTarget(ctx: AuthContext, body: FormBody, hops: number, maxDepth: number): Promise<string | undefined> {
   const id = single(body, 'may_act');
   if (id === undefined) return undefined;
+  if (hops + 1 > maxDepth) {
+    throw new InvalidRequestError(`The delegation allows at most ${maxDepth} hop${maxDepth === 1 ? '' : 's'} from the user; handing this token on (may_act) would allow hop ${hops + 1}.`);
+  }
   const agent = await ctx.store.clientById(id);
   if (!agent || agent.kind !== 'agent') throw new InvalidRequestError(`may_act must name a registered agent; ${id} is not one.`);
   return id;

@@ -1,9 +1,11 @@
 // Token exchange (RFC 8693) from outside: what the agent gets, and every way
 // of asking for more than the delegation allows.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { es256Key, registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
-import { postForm } from '../support/oauth-flow.js';
-import { clientAssertion, decodeJwt, exchange, obtainTokens, type UserTokens } from './helpers.js';
+import { join } from 'node:path';
+import { es256Key, ownerAssertion, registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { stateChangedBy } from '../security/stack.js';
+import { REDIRECT, clientAssertion, decodeJwt, exchange, obtainTokens, redeem, type UserTokens } from './helpers.js';
 
 let authz: TestAuthz;
 let user: UserTokens;
@@ -12,6 +14,20 @@ beforeAll(async () => {
   user = await obtainTokens(authz);
 });
 afterAll(async () => authz.close());
+
+/** The owner's tokens for a fresh client, approved on the consent page with "May it ask another agent to help?" set to `maxDepth`. */
+async function tokensWithDepth(maxDepth: 1 | 2): Promise<UserTokens> {
+  const clientId = await registerPublicClient(authz.issuer, [REDIRECT]);
+  const { verifier, challenge } = pkcePair();
+  const browser = new Browser();
+  const page = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge }));
+  expect(page.status).toBe(200);
+  const decision = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), max_depth: String(maxDepth), decision: 'approve' });
+  const res = await redeem(authz, { clientId, code: callbackParams(decision.location!).get('code')!, verifier });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  expect((await authz.store.grantById(String(decodeJwt(String(res.body.access_token)).grant_id)))?.maxDepth).toBe(maxDepth);
+  return { clientId, accessToken: String(res.body.access_token), refreshToken: String(res.body.refresh_token), body: res.body };
+}
 
 describe('the agent exchanges the user’s token', () => {
   it('for a calendar token: calendar audience, freebusy:read only, the agent as current actor', async () => {
@@ -69,14 +85,53 @@ describe('exchanges that are refused', () => {
     expect(decodeJwt(String(hop1.body.access_token)).may_act).toEqual({ sub: 'sub-agent' });
     // Only the agent it was handed to may exchange it.
     expect((await exchange(authz, String(hop1.body.access_token), {}, third)).body.error).toBe('invalid_request');
-    const hop2 = await exchange(authz, String(hop1.body.access_token), { may_act: 'third-agent' }, sub);
+    // Hop 2 is the last the grant (depth 2) allows, so it hands on to no one (naming third-agent is refused: see below).
+    const hop2 = await exchange(authz, String(hop1.body.access_token), {}, sub);
     expect(hop2.status, JSON.stringify(hop2.body)).toBe(200);
     expect(decodeJwt(String(hop2.body.access_token)).act).toEqual({ sub: 'sub-agent', act: { sub: 'calendar-agent', act: { sub: user.clientId } } });
-    const hop3 = await exchange(authz, String(hop2.body.access_token), {}, third);
-    expect(hop3.body.error).toBe('invalid_request');
-    expect(String(hop3.body.error_description)).toMatch(/at most 2 hops/);
+    expect((await exchange(authz, String(hop2.body.access_token), {}, third)).body.error).toBe('invalid_request');
     const events = (await authz.store.listAudit({ grant: String(decodeJwt(user.accessToken).grant_id) })).filter((r) => r.event === 'token_exchanged');
     expect(events.at(-1)!.actors).toEqual(['sub-agent', 'calendar-agent', user.clientId, authz.ownerId]);
+
+    // A hop beyond the grant's depth: the user narrowed the grant to depth 1 after hop 1 had handed its token on.
+    const narrowed = await tokensWithDepth(2);
+    const handed = await exchange(authz, narrowed.accessToken, { may_act: 'sub-agent' });
+    expect(handed.status, JSON.stringify(handed.body)).toBe(200);
+    const grant = (await authz.store.grantById(String(decodeJwt(narrowed.accessToken).grant_id)))!;
+    await authz.store.updateGrant({ ...grant, maxDepth: 1 });
+    const beyond = await exchange(authz, String(handed.body.access_token), {}, sub);
+    expect(beyond.body.error).toBe('invalid_request');
+    expect(String(beyond.body.error_description)).toMatch(/at most 1 hops/);
+  });
+
+  // RFC 8693 §4.4: may_act says the named party is authorized to act next, so it is one more hop from the user;
+  // a hop the grant's depth does not allow is not to be authorized (docs/delegation.md: depth is hops from the user).
+  it('a may_act naming a hop beyond the grant’s depth → invalid_request, nothing issued: under depth 1, any may_act at all', async () => {
+    await registerTestAgent(authz, 'helper-1', 'http://127.0.0.1:9/helper-1');
+    const only = await tokensWithDepth(1);
+    for (const mayAct of ['helper-1', 'calendar-agent']) {
+      const { result: res, changed } = await stateChangedBy({ paths: { db: join(authz.home, 'delegate.db') } }, () => exchange(authz, only.accessToken, { may_act: mayAct }));
+      expect([res.status, res.body.error], mayAct).toEqual([400, 'invalid_request']);
+      expect(String(res.body.error_description)).toMatch(/at most 1 hop/);
+      expect(changed).toEqual(['used_once']);
+    }
+    // The control: the same exchange without may_act is hop 1, which the grant allows.
+    const own = await exchange(authz, only.accessToken);
+    expect(own.status, JSON.stringify(own.body)).toBe(200);
+    expect(decodeJwt(String(own.body.access_token))).not.toHaveProperty('may_act');
+  });
+
+  it('under depth 2, CalendarAgent may hand on (hop 2), and the helper may not hand on again (hop 3)', async () => {
+    const helper = await registerTestAgent(authz, 'helper-2', 'http://127.0.0.1:9/helper-2');
+    await registerTestAgent(authz, 'helper-3', 'http://127.0.0.1:9/helper-3');
+    const two = await tokensWithDepth(2);
+    const hop1 = await exchange(authz, two.accessToken, { may_act: 'helper-2' });
+    expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
+    const { result: handOn, changed } = await stateChangedBy({ paths: { db: join(authz.home, 'delegate.db') } }, () => exchange(authz, String(hop1.body.access_token), { may_act: 'helper-3' }, helper));
+    expect([handOn.status, handOn.body.error]).toEqual([400, 'invalid_request']);
+    expect(String(handOn.body.error_description)).toMatch(/at most 2 hops/);
+    expect(changed).toEqual(['used_once']);
+    expect((await exchange(authz, String(hop1.body.access_token), {}, helper)).status).toBe(200);
   });
 
   // RFC 8693 §2.2.2: a subject token that is invalid or unacceptable by policy is invalid_request.

@@ -162,12 +162,18 @@ describe('a chain one hop too deep', () => {
     const third = await registerTestAgent(asAuthz, 'third-agent', 'http://127.0.0.1:9/third');
     const hop1 = await exchangeAsAgent(stack, user.accessToken, { may_act: 'sub-agent' });
     expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
-    const hop2 = await exchangeAsAgent(stack, String(hop1.body.access_token), { may_act: 'third-agent' }, sub);
+    // Hop 2 handing its token on (may_act) would state that a third hop is authorized (RFC 8693 §4.4): refused.
+    const handOn = await stateChangedBy(stack, () => exchangeAsAgent(stack, String(hop1.body.access_token), { may_act: 'third-agent' }, sub));
+    expect(handOn.result.status).toBe(400);
+    expect(handOn.result.body).toMatchObject({ error: 'invalid_request' });
+    expect(String(handOn.result.body.error_description)).toMatch(/at most 2 hops/);
+    expect(handOn.changed).toEqual(['used_once']);
+    // Hop 2 itself is issued, handed to no one, so the third agent cannot make a third hop from it.
+    const hop2 = await exchangeAsAgent(stack, String(hop1.body.access_token), {}, sub);
     expect(hop2.status, JSON.stringify(hop2.body)).toBe(200);
     const { result: hop3, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, String(hop2.body.access_token), {}, third));
     expect(hop3.status).toBe(400);
     expect(hop3.body).toMatchObject({ error: 'invalid_request' });
-    expect(String(hop3.body.error_description)).toMatch(/at most 2 hops/);
     expect(changed).toEqual(['used_once']);
     // And a hop-1 token may not be exchanged by an agent it was not handed to.
     const foreign = await stateChangedBy(stack, () => exchangeAsAgent(stack, String(hop1.body.access_token), {}, third));
