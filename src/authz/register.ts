@@ -48,9 +48,23 @@ export function buildClient(body: unknown, now: number): ClientRecord {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidClientMetadataError('The metadata must be a JSON object.');
   const m = body as Record<string, unknown>;
 
-  const redirectUris = m.redirect_uris;
-  if (!Array.isArray(redirectUris) || redirectUris.length === 0 || !redirectUris.every((u) => typeof u === 'string')) {
-    throw new InvalidRedirectUriError('redirect_uris must be a non-empty array of strings.');
+  const grantTypes = stringList(m.grant_types, 'grant_types') ?? [GRANT_TYPE_AUTHORIZATION_CODE];
+  const unknownGrant = grantTypes.find((g) => !OPEN_GRANT_TYPES.includes(g));
+  if (unknownGrant) throw new InvalidClientMetadataError(`The grant type ${unknownGrant} cannot be registered.`);
+  const redirectBased = grantTypes.includes(GRANT_TYPE_AUTHORIZATION_CODE);
+  // RFC 7591 §2 makes "code" the default response type, but §2.1 asks the server not to let a client register
+  // itself into an inconsistent state, and §3.1 lets it provision what is omitted: with no response_types, they
+  // follow grant_types (none for a client of the device grant alone). Values given and in conflict are refused.
+  const responseTypes = stringList(m.response_types, 'response_types') ?? (redirectBased ? ['code'] : []);
+  if (responseTypes.some((r) => r !== 'code')) throw new InvalidClientMetadataError("Only the response type 'code' is supported.");
+  if (redirectBased !== responseTypes.includes('code')) {
+    throw new InvalidClientMetadataError('grant_types and response_types do not agree (RFC 7591 section 2.1).');
+  }
+
+  // RFC 7591 §2: redirect URIs are required for redirect-based flows only; any given are checked all the same.
+  const redirectUris = m.redirect_uris ?? (redirectBased ? undefined : []);
+  if (!Array.isArray(redirectUris) || (redirectBased && redirectUris.length === 0) || !redirectUris.every((u) => typeof u === 'string')) {
+    throw new InvalidRedirectUriError(redirectBased ? 'redirect_uris must be a non-empty array of strings.' : 'redirect_uris must be an array of strings.');
   }
   if (redirectUris.length > MAX_REDIRECT_URIS) throw new InvalidRedirectUriError(`At most ${MAX_REDIRECT_URIS} redirect URIs may be registered.`);
   for (const uri of redirectUris as string[]) {
@@ -64,15 +78,6 @@ export function buildClient(body: unknown, now: number): ClientRecord {
     throw new InvalidClientMetadataError(`token_endpoint_auth_method must be one of ${OPEN_AUTH_METHODS.join(', ')}.`);
   }
   if (m.jwks !== undefined || m.jwks_uri !== undefined) throw new InvalidClientMetadataError('Keys cannot be registered here.');
-
-  const grantTypes = stringList(m.grant_types, 'grant_types') ?? [GRANT_TYPE_AUTHORIZATION_CODE];
-  const unknownGrant = grantTypes.find((g) => !OPEN_GRANT_TYPES.includes(g));
-  if (unknownGrant) throw new InvalidClientMetadataError(`The grant type ${unknownGrant} cannot be registered.`);
-  const responseTypes = stringList(m.response_types, 'response_types') ?? ['code'];
-  if (responseTypes.some((r) => r !== 'code')) throw new InvalidClientMetadataError("Only the response type 'code' is supported.");
-  if (grantTypes.includes(GRANT_TYPE_AUTHORIZATION_CODE) !== responseTypes.includes('code')) {
-    throw new InvalidClientMetadataError('grant_types and response_types do not agree (RFC 7591 section 2.1).');
-  }
 
   if (m.scope !== undefined && (typeof m.scope !== 'string' || !m.scope.split(' ').every(isValidScopeToken))) {
     throw new InvalidClientMetadataError('scope must be a space-separated list of scope tokens.');

@@ -9,6 +9,7 @@ import { addUser } from '../../src/authz/index.js';
 import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, hiddenField, parseConsentForm, postForm, postJson, registerDeviceClient as registerDevice } from '../support/oauth-flow.js';
 import { expectStrictPage, stateChangedBy } from '../security/stack.js';
+import { decodeJwt, exchange } from './helpers.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 let authz: TestAuthz;
@@ -182,6 +183,22 @@ describe('device authorization grant', () => {
     expect(tokens.body).not.toHaveProperty('refresh_token_expires_in');
     expect(changed).toContain('issued_tokens');
     expect(changed).not.toContain('refresh_tokens');
+  });
+
+  it('works end to end for a client registered for the device grant alone, with no redirect URIs or response types (RFC 7591 §2)', async () => {
+    const reg = await postJson(`${authz.issuer}/register`, { client_name: 'tv', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT] });
+    expect(reg.status, JSON.stringify(reg.body)).toBe(201);
+    const clientId = String(reg.body.client_id);
+    const device = await startDevice(clientId);
+    await decide(device.verification_uri_complete, 'approve');
+    const tokens = await poll(clientId, device.device_code);
+    expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+    expect(tokens.body).toMatchObject({ token_type: 'Bearer', scope: 'slots:find' });
+    expect(decodeJwt(String(tokens.body.access_token))).toMatchObject({ aud: authz.agentUrl, client_id: clientId, sub: authz.ownerId });
+    // CalendarAgent takes the token on to the calendar backend, as for any client.
+    const calendar = await exchange(authz, String(tokens.body.access_token));
+    expect(calendar.status, JSON.stringify(calendar.body)).toBe(200);
+    expect(decodeJwt(String(calendar.body.access_token)).act).toEqual({ sub: 'calendar-agent', act: { sub: clientId } });
   });
 
   it('says access_denied when the user denies on the consent page or cancels at the code', async () => {

@@ -86,6 +86,40 @@ describe('registration', () => {
     expect(res.body.error).toBe(error);
   });
 
+  // RFC 7591 §2: redirect_uris are for redirect-based flows, and response_types defaults to "code"; a client
+  // for the device grant alone (RFC 8628) uses neither. §3.1 lets the server provision values for what is omitted,
+  // and §2.1 asks it not to let a client register itself into an inconsistent state.
+  const DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
+  const deviceOnly = { client_name: 'tv', token_endpoint_auth_method: 'none', grant_types: [DEVICE] };
+
+  it('registers a device-only client without redirect URIs, with response_types [] or omitted', async () => {
+    for (const body of [{ ...deviceOnly, response_types: [] }, deviceOnly, { ...deviceOnly, grant_types: [DEVICE, 'refresh_token'] }]) {
+      const res = await postJson(`${authz.issuer}/register`, body);
+      expect(res.status, `${JSON.stringify(body)} → ${JSON.stringify(res.body)}`).toBe(201);
+      expect(res.body).toMatchObject({ grant_types: body.grant_types, response_types: [], redirect_uris: [] });
+      const stored = await authz.store.clientById(String(res.body.client_id));
+      expect(stored).toMatchObject({ grantTypes: body.grant_types, redirectUris: [] });
+    }
+  });
+
+  it('derives response_types ["code"] when omitted with authorization_code, and keeps the defaults of an empty request', async () => {
+    const code = await postJson(`${authz.issuer}/register`, { ...valid, grant_types: ['authorization_code', DEVICE] });
+    expect(code.body).toMatchObject({ grant_types: ['authorization_code', DEVICE], response_types: ['code'] });
+    const defaults = await postJson(`${authz.issuer}/register`, { redirect_uris: valid.redirect_uris, token_endpoint_auth_method: 'none' });
+    expect(defaults.body).toMatchObject({ grant_types: ['authorization_code'], response_types: ['code'] });
+  });
+
+  it.each([
+    ['authorization_code without redirect URIs', { grant_types: ['authorization_code'], redirect_uris: undefined }, 'invalid_redirect_uri'],
+    ['the default grant without redirect URIs', { grant_types: undefined, redirect_uris: undefined }, 'invalid_redirect_uri'],
+    ['the device grant with response_types ["code"] given', { grant_types: [DEVICE], response_types: ['code'], redirect_uris: undefined }, 'invalid_client_metadata'],
+    ['authorization_code with response_types [] given', { grant_types: ['authorization_code'], response_types: [] }, 'invalid_client_metadata'],
+    ['a device-only client with an unsafe redirect URI', { grant_types: [DEVICE], redirect_uris: ['http://example.com/cb'] }, 'invalid_redirect_uri'],
+  ])('still refuses %s', async (_name, patch, error) => {
+    const res = await postJson(`${authz.issuer}/register`, { ...valid, ...patch });
+    expect([res.status, res.body.error]).toEqual([400, error]);
+  });
+
   it('refuses a body that is not JSON, or too large', async () => {
     const form = await fetch(`${authz.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'redirect_uris=x' });
     expect(form.status).toBe(400);
