@@ -57,7 +57,8 @@ export function buildClient(body: unknown, now: number): ClientRecord {
   // follow grant_types (none for a client of the device grant alone). Values given and in conflict are refused.
   const responseTypes = stringList(m.response_types, 'response_types') ?? (redirectBased ? ['code'] : []);
   if (responseTypes.some((r) => r !== 'code')) throw new InvalidClientMetadataError("Only the response type 'code' is supported.");
-  if (redirectBased !== responseTypes.includes('code')) {
+  const codeResponses = responseTypes.length > 0; // 'code' is the one response type taken
+  if (redirectBased !== codeResponses) {
     throw new InvalidClientMetadataError('grant_types and response_types do not agree (RFC 7591 section 2.1).');
   }
 

@@ -76,22 +76,28 @@ afterAll(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
-/** The person at the browser: signed in once as the local owner, approving each request as the page presets it. */
+/**
+ * The person at the browser, approving each request as the page presets it. Each request is opened through a
+ * sign-in link of its own, as the CLI opens each (a link's session is good for its one request); a request a
+ * grant already covers gets its code at once.
+ */
 class Owner {
   private readonly browser = new Browser();
-  private signedIn = false;
 
   async approve(clientId: string): Promise<{ code: string; verifier: string }> {
     const { verifier, challenge } = pkcePair();
     const state = randomBytes(16).toString('base64url');
     const href = authorizeUrl(issuer, { clientId, redirectUri: REDIRECT, resource: agentUrl, scope: 'slots:find', state, challenge });
-    const page = this.signedIn ? await this.browser.follow(href) : await this.signIn(href);
-    this.signedIn = true;
-    if (page.status !== 200) throw new Error(`expected the consent page, got ${page.status}`);
-    const answer = await this.browser.post(`${issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
-    if (answer.status !== 303 || !answer.location) throw new Error(`consent answered ${answer.status}`);
-    const code = new URL(answer.location).searchParams.get('code');
-    if (!code) throw new Error('no code in the redirect');
+    const page = await this.signIn(href);
+    let location = page.location;
+    if (!location) {
+      if (page.status !== 200) throw new Error(`expected the consent page, got ${page.status}`);
+      const answer = await this.browser.post(`${issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
+      if (answer.status !== 303 || !answer.location) throw new Error(`consent answered ${answer.status}`);
+      location = answer.location;
+    }
+    const code = new URL(location).searchParams.get('code');
+    if (!code) throw new Error(`no code in the redirect: ${location}`);
     return { code, verifier };
   }
 
