@@ -10,7 +10,7 @@ import type { Interval } from '../calendar/intervals.js';
 import { missingFrom, parseScope, type AccessTokenClaims, type CalendarDetail } from '../delegation/index.js';
 import { calendarLimits, permittedCalendars } from '../resource/constraints.js';
 import type { CallerToken, ToolExtra } from './tool.js';
-import type { WindowRequest } from './window.js';
+import type { WindowRequest } from '../calendar/window.js';
 
 const DAY_MS = 86_400_000;
 

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { CalendarErrorMode, TentativeMode } from '../calendar/freebusy-query.js';
 import { MAX_CALENDARS, MAX_LIMIT, readSpan, readWorkingHoursOption, type SpanField } from '../calendar/search-options.js';
 import type { WorkingHours } from '../calendar/slots.js';
-import type { Parsed } from './window.js';
+import type { Parsed } from '../calendar/window.js';
 
 const span = (what: string) =>
   z.string().min(1).max(32).optional().describe(`${what} Written like the duration: 15m, 1h30m, 2d or ISO 8601 (PT15M).`);

@@ -11,7 +11,7 @@ import { clipIntervals, mergeIntervals } from '../calendar/intervals.js';
 import { readBusyTime } from './calendar-read.js';
 import { boundWindow, calendarsFor, callerDelegation, delegationLimits, isExact } from './delegation.js';
 import type { FindSlotDeps, ToolExtra } from './tool.js';
-import { coveringWindow, parseWindowRequest, searchWindow } from './window.js';
+import { coveringWindow, parseWindowRequest, searchWindow } from '../calendar/window.js';
 
 /** How many calendars one call may name. */
 const MAX_CALENDARS = 20;

@@ -16,7 +16,7 @@ import type { FreeBusy } from './calendar-client.js';
 import { readBusyTime } from './calendar-read.js';
 import type { FreeBusySelection } from '../calendar/freebusy-query.js';
 import type { TokenExchanger } from './exchange.js';
-import { coveringWindow, parseWindowRequest, searchWindow } from './window.js';
+import { coveringWindow, parseWindowRequest, searchWindow } from '../calendar/window.js';
 import { readSlotOptions, slotOptionsInputShape, type SlotOptions } from './find-slot-params.js';
 import { boundWindow, calendarsFor, callerDelegation, delegationLimits, isExact, withNote } from './delegation.js';
 

@@ -3,6 +3,7 @@
 // becomes a one-line usage error (exit code 2).
 import { InvalidArgumentError } from 'commander';
 import { parseDuration } from '../calendar/duration.js';
+import { parseWindowBound } from '../calendar/window.js';
 import { DEFAULT_PORTS, isIanaZone, isLogLevel, LOG_LEVELS, logLevelFromEnv, type Env, type LogLevelName, type Ports } from '../config.js';
 import { UsageError } from './errors.js';
 
@@ -55,9 +56,9 @@ export function parseTimeZone(value: string): string {
   return value;
 }
 
-/** An ISO 8601 date or date-time (the agent reads it; this only catches typos early). */
+/** An ISO 8601 date or date-time, read as the agent reads a window's bound (no 31 February); passed on as written. */
 export function parseInstant(value: string): string {
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(Date.parse(value))) {
+  if (parseWindowBound(value.trim()) === undefined) {
     throw new InvalidArgumentError('Expected an ISO 8601 date or time such as 2026-12-01 or 2026-12-01T09:00:00+01:00.');
   }
   return value;

@@ -4,7 +4,7 @@
 // command runs.
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, resolvePaths, urlsFor } from '../config.js';
-import { parseHttpUrl, parsePort } from './args.js';
+import { parseHttpUrl, parseInstant, parsePort } from './args.js';
 import type { CliIo } from './io.js';
 
 interface IssuerOptions {
@@ -153,8 +153,8 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
   program
     .command('busy')
     .description('List when you are busy (no event details), through CalendarAgent; asks once for the extra permission the first time.')
-    .option('--from <when>', 'start of the window (ISO 8601; default now)')
-    .option('--to <when>', 'end of the window (ISO 8601; default 7 days after the start)')
+    .option('--from <when>', 'start of the window (ISO 8601; default now)', parseInstant)
+    .option('--to <when>', 'end of the window (ISO 8601; default 7 days after the start)', parseInstant)
     .option('--tz <zone>', 'IANA time zone of the answer')
     .option('--calendar <name>', 'only this calendar (repeatable)', collect, [])
     .option('--json', 'print {"timeZone","window","busy"} on stdout')

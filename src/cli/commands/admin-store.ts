@@ -4,6 +4,7 @@
 // messages, and read-only for the commands that only read when the directory
 // cannot be written.
 import { existsSync } from 'node:fs';
+import { parseWindowBound } from '../../calendar/window.js';
 import type { Paths } from '../../config.js';
 import { openStore, openStoreReadOnly, StoreError, type Store, type UserRecord } from '../../store/index.js';
 import { CommandFailed } from '../errors.js';
@@ -60,11 +61,17 @@ export async function accountFor(store: Store, name: string | undefined): Promis
   return user;
 }
 
-/** A time given as ISO 8601 or as a span back from now (`2h`, `3d`), in ms since the epoch. */
+/**
+ * A time given as ISO 8601 or as a span back from now (`2h`, `3d`), in ms since
+ * the epoch. The time must be one find-slot's --from would take: Date.parse
+ * alone turns 30 February into 2 March.
+ */
 export function parseSince(value: string, now: number): number | undefined {
-  const span = /^(\d+)(m|h|d|w)$/.exec(value.trim());
+  const text = value.trim();
+  const span = /^(\d+)(m|h|d|w)$/.exec(text);
   if (span) return now - Number(span[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[span[2] as 'm' | 'h' | 'd' | 'w'];
-  const at = Date.parse(value);
+  if (parseWindowBound(text) === undefined) return undefined;
+  const at = Date.parse(text);
   return Number.isNaN(at) ? undefined : at;
 }
 

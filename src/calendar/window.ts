@@ -1,13 +1,15 @@
-// The find_slot request in the agent's terms: its ISO 8601 window bounds (or
-// a length, `within`), the time zone, the minimum notice, and the window the
-// search runs over. Pure: no I/O, time passed in.
+// The window of a find_slot or list_busy request: its ISO 8601 bounds (or a
+// length, `within`), the time zone, the minimum notice, and the window the
+// search runs over. The agent reads the tools' input with it, and the CLI its
+// --from, --to and --since, so a value one refuses the other refuses too.
+// Pure: no I/O, time passed in.
 // Bounds with an offset (`…Z`, `…+01:00`) are instants; bounds without one
 // (`2026-12-01`, `2026-12-01T09:00`) are wall-clock times in the search's
 // time zone, which may only be known once the calendar has answered.
-import { parseIsoInstant } from '../calendar/format.js';
-import type { Interval } from '../calendar/intervals.js';
-import { DEFAULT_WINDOW_DAYS } from '../calendar/slots.js';
-import { DAY_MS, fromWall, isIanaZone } from '../calendar/zone.js';
+import { parseIsoInstant } from './format.js';
+import type { Interval } from './intervals.js';
+import { DEFAULT_WINDOW_DAYS } from './slots.js';
+import { DAY_MS, fromWall, isIanaZone } from './zone.js';
 
 /** A window bound as the caller wrote it. */
 export type WindowBound =
@@ -45,7 +47,7 @@ export function parseWindowRequest(input: { from?: string | undefined; to?: stri
   for (const name of ['from', 'to'] as const) {
     const text = input[name];
     if (text === undefined) continue;
-    const bound = parseBound(text.trim());
+    const bound = parseWindowBound(text.trim());
     if (!bound) return fail(`"${name}" must be an ISO 8601 date or date-time, for example 2026-12-01 or 2026-12-01T09:00:00+01:00.`);
     request[name] = bound;
   }
@@ -85,7 +87,8 @@ export function searchWindow(request: WindowRequest, timeZone: string, nowMs: nu
   return { ok: true, value: { start, end: to } };
 }
 
-function parseBound(text: string): WindowBound | undefined {
+/** A bound as written, or undefined for anything else, an impossible date (31 February, month 13) or time (25:00) included. */
+export function parseWindowBound(text: string): WindowBound | undefined {
   const instant = parseIsoInstant(text);
   if (instant !== undefined) return { kind: 'instant', ms: instant };
   const m = WALL_CLOCK.exec(text);

@@ -1,7 +1,7 @@
 // The find_slot window: ISO 8601 bounds with and without offsets, defaults,
 // and the refusals that keep bad input from ever reaching the network.
 import { describe, expect, it } from 'vitest';
-import { coveringWindow, parseWindowRequest, searchWindow, DEFAULT_WINDOW_MS, type WindowRequest } from '../../src/agent/window.js';
+import { coveringWindow, parseWindowRequest, searchWindow, DEFAULT_WINDOW_MS, type WindowRequest } from '../../src/calendar/window.js';
 
 const NOW = Date.parse('2026-11-30T08:00:00Z'); // a Monday
 const HOUR = 3_600_000;
