@@ -8,13 +8,11 @@ import { z } from 'zod';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { formatSlotHuman, toZonedIso } from '../calendar/format.js';
 import { clipIntervals, mergeIntervals } from '../calendar/intervals.js';
+import { MAX_CALENDARS } from '../calendar/search-options.js';
 import { readBusyTime } from './calendar-read.js';
 import { boundWindow, calendarsFor, callerDelegation, delegationLimits, isExact } from './delegation.js';
 import type { FindSlotDeps, ToolExtra } from './tool.js';
 import { coveringWindow, parseWindowRequest, searchWindow } from '../calendar/window.js';
-
-/** How many calendars one call may name. */
-const MAX_CALENDARS = 20;
 
 export const listBusyInputShape = {
   from: z

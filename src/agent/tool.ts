@@ -6,9 +6,8 @@
 import { z } from 'zod';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
-import { parseDuration } from '../calendar/duration.js';
-import { DurationError, SlotQueryError } from '../calendar/errors.js';
-import { DAY_MS } from '../calendar/zone.js';
+import { SlotQueryError } from '../calendar/errors.js';
+import { readSlotDuration } from '../calendar/search-options.js';
 import { formatSlotHuman, toZonedIso } from '../calendar/format.js';
 import { DEFAULT_STEP_MS, DEFAULT_WORKING_HOURS, findSlots, type Interval } from '../calendar/slots.js';
 import { formatWorkingHours } from '../calendar/working-hours.js';
@@ -102,9 +101,9 @@ export type FindSlotHandler = (input: FindSlotInput, extra: ToolExtra) => Promis
 export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
   return async (input, extra) => {
     // Everything the caller can get wrong is checked before any token leaves the agent.
-    const duration = readDuration(input.duration);
-    if ('message' in duration) return toolError(duration.message);
-    const durationMs = duration.ms;
+    const duration = readSlotDuration(input.duration);
+    if (!duration.ok) return toolError(duration.message);
+    const durationMs = duration.value;
     const parsed = parseWindowRequest(input);
     if (!parsed.ok) return toolError(parsed.message);
     const slotOptions = readSlotOptions(input);
@@ -172,17 +171,6 @@ function selectionOf(options: SlotOptions): FreeBusySelection {
     ...(options.tentative ? { tentative: options.tentative } : {}),
     ...(options.onCalendarError ? { onCalendarError: options.onCalendarError } : {}),
   };
-}
-
-/** The duration in ms, or the duration parser's own message (it says what was wrong and what to write). */
-function readDuration(text: string): { ms: number } | { message: string } {
-  try {
-    // A slot lies inside one working day, so a duration longer than a day is a mistake, not a search.
-    return { ms: parseDuration(text, { maxMs: DAY_MS }) };
-  } catch (err) {
-    if (err instanceof DurationError) return { message: err.message };
-    throw err;
-  }
 }
 
 interface SearchNotes {

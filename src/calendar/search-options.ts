@@ -10,6 +10,9 @@ import type { WorkingHours } from './slots.js';
 import { parseWorkingHours } from './working-hours.js';
 import { DAY_MS, MINUTE_MS } from './zone.js';
 
+/** The longest slot: a slot lies inside one working day, so a longer duration is a mistake, not a search. */
+export const MAX_SLOT_DURATION_MS = DAY_MS;
+
 /** How many slots one search may ask for. */
 export const MAX_LIMIT = 100;
 /** How many calendars one search may name. */
@@ -26,6 +29,16 @@ export const SPAN_LIMITS = {
 export type SpanField = keyof typeof SPAN_LIMITS;
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; message: string };
+
+/** A slot's length in ms (`duration`), or the duration parser's own message (it says what was wrong and what to write). */
+export function readSlotDuration(text: string): Checked<number> {
+  try {
+    return { ok: true, value: parseDuration(text, { maxMs: MAX_SLOT_DURATION_MS }) };
+  } catch (err) {
+    if (err instanceof CalendarError) return { ok: false, message: err.message };
+    throw err;
+  }
+}
 
 /** A span in ms, or a message naming the option and what to write. */
 export function readSpan(field: SpanField, text: string): Checked<number> {

@@ -2,8 +2,8 @@
 // the command works with or throws commander's InvalidArgumentError, which
 // becomes a one-line usage error (exit code 2).
 import { InvalidArgumentError } from 'commander';
-import { parseDuration } from '../calendar/duration.js';
-import { parseWindowBound } from '../calendar/window.js';
+import { readSlotDuration, readSpan } from '../calendar/search-options.js';
+import { coveringWindow, parseWindowBound, parseWindowRequest } from '../calendar/window.js';
 import { DEFAULT_PORTS, isIanaZone, isLogLevel, LOG_LEVELS, logLevelFromEnv, type Env, type LogLevelName, type Ports } from '../config.js';
 import { UsageError } from './errors.js';
 
@@ -64,13 +64,48 @@ export function parseInstant(value: string): string {
   return value;
 }
 
-/** A meeting length for find-slot ("30m", "1h30m", "45", "PT45M"), read as the agent will read it; passed on as written. */
+/** The options that make a search window, as commander hands them over (each already read by its parser). */
+export interface WindowOptions {
+  from?: string;
+  to?: string;
+  timeZone?: string;
+  within?: string;
+  minNotice?: string;
+}
+
+const WINDOW_FLAGS = { from: '--from', to: '--to', timeZone: '--tz', within: '--within', minNotice: '--min-notice' } as const;
+
+/**
+ * The window that --from, --to, --tz and find-slot's --within and
+ * --min-notice make together, judged as the agent judges it before it reads
+ * any calendar (parseWindowRequest, coveringWindow): one that ends before it
+ * starts, has passed or is too long is bad usage, said in the options' names.
+ */
+export function checkWindowOptions(options: WindowOptions, now: number): void {
+  const ms = (field: 'within' | 'minNotice') => {
+    const text = options[field];
+    if (text === undefined) return {};
+    const read = readSpan(field, text);
+    if (!read.ok) throw new UsageError(`${WINDOW_FLAGS[field]}: ${read.message}`);
+    return { [`${field}Ms`]: read.value };
+  };
+  const request = parseWindowRequest(options);
+  const window = request.ok ? coveringWindow({ ...request.value, ...ms('within'), ...ms('minNotice') }, now) : request;
+  if (!window.ok) throw new UsageError(inOptionTerms(window.message, options));
+}
+
+/** The agent's message about a window in the options' names: '"to" must be later than "from"' is '--to must be later than --from'. */
+function inOptionTerms(message: string, options: WindowOptions): string {
+  const named = message.replace(/"(from|to)"/g, (_quoted, name: 'from' | 'to') => (options[name] !== undefined || name === 'to' ? WINDOW_FLAGS[name] : `${WINDOW_FLAGS[name]} (now)`));
+  if (named !== message) return named;
+  const given = (Object.keys(WINDOW_FLAGS) as Array<keyof WindowOptions>).filter((k) => options[k] !== undefined).map((k) => `${WINDOW_FLAGS[k]} ${options[k]}`);
+  return `${given.join(' ')}: ${message}`;
+}
+
+/** A meeting length for find-slot ("30m", "1h30m", "45", "PT45M"), read as the agent will read it, up to its limit; passed on as written. */
 export function parseSlotDuration(value: string): string {
-  try {
-    parseDuration(value);
-  } catch (error) {
-    throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
-  }
+  const read = readSlotDuration(value);
+  if (!read.ok) throw new InvalidArgumentError(read.message);
   return value.trim();
 }
 

@@ -4,7 +4,8 @@
 // command runs.
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, resolvePaths, urlsFor } from '../config.js';
-import { parseHttpUrl, parseInstant, parsePort } from './args.js';
+import { parseHttpUrl, parseInstant, parsePort, parseTimeZone } from './args.js';
+import { calendarOption } from './slot-options.js';
 import type { CliIo } from './io.js';
 
 interface IssuerOptions {
@@ -155,8 +156,8 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .description('List when you are busy (no event details), through CalendarAgent; asks once for the extra permission the first time.')
     .option('--from <when>', 'start of the window (ISO 8601; default now)', parseInstant)
     .option('--to <when>', 'end of the window (ISO 8601; default 7 days after the start)', parseInstant)
-    .option('--tz <zone>', 'IANA time zone of the answer')
-    .option('--calendar <name>', 'only this calendar (repeatable)', collect, [])
+    .option('--tz <zone>', 'IANA time zone of the answer', parseTimeZone)
+    .option('--calendar <name>', 'only this calendar (repeatable)', calendarOption, [])
     .option('--json', 'print {"timeZone","window","busy"} on stdout')
     .option('--no-browser', 'print the sign-in link on stderr without opening a browser')
     .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)

@@ -41,7 +41,8 @@ function limit(value: string): number {
   return n;
 }
 
-function calendar(value: string, previous: string[] = []): string[] {
+/** A repeatable --calendar (find-slot's and busy's): names collected, none empty, at most MAX_CALENDARS. */
+export function calendarOption(value: string, previous: string[] = []): string[] {
   const name = value.trim();
   if (name === '') throw new InvalidArgumentError('A calendar name may not be empty.');
   if (previous.length >= MAX_CALENDARS) throw new InvalidArgumentError(`At most ${MAX_CALENDARS} calendars.`);
@@ -62,7 +63,7 @@ export function addSlotSearchOptions(command: Command): Command {
     .option('--buffer-after <span>', 'free time to keep after the slot, e.g. 10m', span('bufferAfter'))
     .option('--min-notice <span>', 'no slot starts sooner than this from now, e.g. 2h', span('minNotice'))
     .option('--limit <n>', `print up to N slots, earliest first (1–${MAX_LIMIT}); with --json, a JSON array`, limit)
-    .option('--calendar <name>', 'count only this calendar (repeat for several; default all)', calendar)
+    .option('--calendar <name>', 'count only this calendar (repeat for several; default all)', calendarOption)
     .addOption(new Option('--tentative <busy|free>', 'whether tentative events count as busy (default busy, or config.json)').choices(['busy', 'free']))
     .addOption(
       new Option('--on-calendar-error <fail|skip>', 'a calendar that cannot be read: fail the search, or skip it with a warning (default fail, or config.json)').choices([

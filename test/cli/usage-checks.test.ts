@@ -6,7 +6,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseInstant } from '../../src/cli/args.js';
+import { checkWindowOptions, parseInstant } from '../../src/cli/args.js';
 import { parseSince } from '../../src/cli/commands/admin-store.js';
 import { runCli } from '../../src/cli/program.js';
 import { freePort } from '../support/ports.js';
@@ -52,5 +52,30 @@ describe('impossible calendar dates', () => {
     expect(parseSince('2028-02-29T00:00:00Z', 0)).toBe(Date.UTC(2028, 1, 29));
     expect(parseSince('2026-02-30', 0)).toBeUndefined();
     expect(parseSince('2h', Date.UTC(2026, 0, 1, 12))).toBe(Date.UTC(2026, 0, 1, 10));
+  });
+});
+
+describe('values the agent would refuse, judged before any sign-in', () => {
+  it.each([
+    ['find-slot --to in the past (without a terminal this was exit 4, signed in exit 1)', () => ['find-slot', '--duration', '30m', '--to', '2020-01-01', ...ports], '--to must be later than --from (now)'],
+    ['find-slot --to before --from', () => ['find-slot', '--duration', '30m', '--from', '2026-12-05T10:00:00Z', '--to', '2026-12-04T10:00:00Z', ...ports], '--to must be later than --from.'],
+    ['find-slot --from long past', () => ['find-slot', '--duration', '30m', '--from', '2020-01-01', ...ports], '--from 2020-01-01: The window has already passed.'],
+    ['find-slot with a window over 62 days', () => ['find-slot', '--duration', '30m', '--from', '2027-01-01', '--to', '2027-06-01', ...ports], '--from 2027-01-01 --to 2027-06-01: The window is longer than 62 days'],
+    ['find-slot --min-notice past the window', () => ['find-slot', '--duration', '30m', '--within', '1d', '--min-notice', '2d', ...ports], '--within 1d --min-notice 2d: The window ends before'],
+    ['find-slot --duration 2d, over the agent’s 1d (the option allowed 366d)', () => ['find-slot', '--duration', '2d', ...ports], '"2d" is longer than 1d.'],
+    ['find-slot --duration 25h', () => ['find-slot', '--duration', '25h', ...ports], '--duration'],
+    ['busy --from that is no date (was exit 4: "needs more permission")', () => ['busy', '--from', 'notadate', ...ports], '--from'],
+    ['busy --tz that is no zone (was exit 4)', () => ['busy', '--tz', 'Bad/Zone', ...ports], '--tz'],
+    ['busy --to in the past', () => ['busy', '--to', '2020-01-01', ...ports], '--to must be later than --from (now)'],
+    ['busy --calendar that is empty', () => ['busy', '--calendar', ' ', ...ports], '--calendar'],
+  ])('refuses %s with exit code 2', async (_what, argv, message) => {
+    await refused(argv(), message);
+  });
+
+  it('lets a window the agent takes through', () => {
+    const now = Date.UTC(2026, 11, 1, 8);
+    expect(() => checkWindowOptions({}, now)).not.toThrow();
+    expect(() => checkWindowOptions({ from: '2026-12-02', to: '2026-12-02', timeZone: 'Europe/Berlin' }, now)).not.toThrow(); // a date-only --to is the end of that day
+    expect(() => checkWindowOptions({ within: '3d', minNotice: '2h' }, now)).not.toThrow();
   });
 });

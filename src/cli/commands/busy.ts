@@ -5,6 +5,7 @@
 // and retries once.
 import type { BusyListInput } from '../../client/session.js';
 import { listBusy } from '../../client/tools.js';
+import { checkWindowOptions } from '../args.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
@@ -19,6 +20,8 @@ export interface BusyArgs extends AgentAccessArgs {
 }
 
 export async function busyCommand(args: BusyArgs, io: CliIo): Promise<number> {
+  // Before any sign-in or request: a window the agent would refuse is bad usage here, not a reason to ask for more permission.
+  checkWindowOptions(args, io.now());
   const input: BusyListInput = {};
   if (args.from !== undefined) input.from = args.from;
   if (args.to !== undefined) input.to = args.to;

@@ -6,6 +6,7 @@
 // left out and feeds whose older copy was used are said on stderr.
 import type { FindSlotInput, SlotSearchResult } from '../../client/session.js';
 import { findSlot } from '../../client/tools.js';
+import { checkWindowOptions } from '../args.js';
 import { CommandFailed, EXIT_NO_SLOT, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { slotJson, slotLine } from '../output.js';
@@ -23,6 +24,8 @@ export interface FindSlotArgs extends AgentAccessArgs {
 }
 
 export async function findSlotCommand(args: FindSlotArgs, io: CliIo): Promise<number> {
+  // Before any sign-in or request: a window the agent would refuse is bad usage here.
+  checkWindowOptions({ ...args, ...args.search }, io.now());
   const input: FindSlotInput = { duration: args.duration, ...args.search };
   if (args.from !== undefined) input.from = args.from;
   if (args.to !== undefined) input.to = args.to;
