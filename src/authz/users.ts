@@ -15,9 +15,15 @@ export class UserError extends Error {
   }
 }
 
+/** Why `name` cannot name an account, or undefined when it can. */
+export function userNameProblem(name: string): string | undefined {
+  return NAME.test(name) ? undefined : 'A name is 1–64 letters, digits, dots, dashes, underscores or @, starting with a letter or digit.';
+}
+
 /** Adds an account, or sets the password of an existing one when `replace` is true. */
 export async function addUser(store: Store, input: { name: string; password: string; timeZone: string; replace?: boolean }, now: number): Promise<UserRecord> {
-  if (!NAME.test(input.name)) throw new UserError('INVALID_NAME', 'A name is 1–64 letters, digits, dots, dashes, underscores or @, starting with a letter or digit.');
+  const badName = userNameProblem(input.name);
+  if (badName) throw new UserError('INVALID_NAME', badName);
   const weak = passwordProblem(input.password);
   if (weak) throw new UserError('WEAK_PASSWORD', weak);
   const existing = await store.userByName(input.name);

@@ -194,7 +194,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .command('add')
     .description('Add an account; the password is read from stdin.')
     .argument('<name>', 'the account’s name')
-    .option('--time-zone <zone>', 'its IANA time zone (default: this computer’s)')
+    .option('--time-zone <zone>', 'its IANA time zone (default: this computer’s)', parseTimeZone)
     .option('--replace', 'set the password of an existing account')
     .addHelpText('after', examples(["printf '%s' \"$PASSWORD\" | delegate users add alice", 'delegate users add bob < password.txt']))
     .action(async (name: string, o: { timeZone?: string; replace?: boolean }) => {

@@ -24,8 +24,9 @@ afterEach(async () => {
   await rm(home, { recursive: true, force: true });
 });
 
-async function refused(argv: string[], option: string): Promise<void> {
+async function refused(argv: string[], option: string, stdin?: string): Promise<void> {
   const io = fakeIo({ DELEGATE_HOME: home });
+  if (stdin !== undefined) io.readAll = async () => stdin;
   expect(await runCli(argv, io)).toBe(2);
   expect(io.out).toBe('');
   expect(io.err.trim().split('\n')).toHaveLength(1);
@@ -77,5 +78,14 @@ describe('values the agent would refuse, judged before any sign-in', () => {
     expect(() => checkWindowOptions({}, now)).not.toThrow();
     expect(() => checkWindowOptions({ from: '2026-12-02', to: '2026-12-02', timeZone: 'Europe/Berlin' }, now)).not.toThrow(); // a date-only --to is the end of that day
     expect(() => checkWindowOptions({ within: '3d', minNotice: '2h' }, now)).not.toThrow();
+  });
+});
+
+describe('users add', () => {
+  it.each([
+    ['an unknown time zone (the account was added)', ['users', 'add', 'dave', '--time-zone', 'Nowhere/X'], '--time-zone'],
+    ['a malformed name (was exit 1)', ['users', 'add', 'bad name!'], 'A name is 1–64 letters'],
+  ])('refuses %s with exit code 2, before the password is read or the database opened', async (_what, argv, message) => {
+    await refused(argv, message, 'longpassword123');
   });
 });

@@ -1,13 +1,16 @@
 // `delegate users add NAME`: a named account for server mode. The password is
 // read from stdin (never from the command line, where other users could see
 // it in the process list) and stored only as an scrypt hash.
-import { addUser, UserError } from '../../authz/users.js';
+import { addUser, userNameProblem, UserError } from '../../authz/users.js';
 import { systemTimeZone, type Paths } from '../../config.js';
-import { CommandFailed, EXIT_OK } from '../errors.js';
+import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { withStore } from './admin-store.js';
 
 export async function usersAddCommand(args: { paths: Paths; name: string; timeZone?: string; replace: boolean }, io: CliIo): Promise<number> {
+  // A malformed name is bad usage: said before the password is read or the database opened.
+  const badName = userNameProblem(args.name);
+  if (badName) throw new UsageError(badName);
   if (!io.readAll) throw new CommandFailed('No standard input to read the password from.');
   if (io.stdin?.isTTY) io.stderr.write(`Password for ${args.name} (then Enter and Ctrl-D): `);
   const password = (await io.readAll()).replace(/\r?\n$/, '');
