@@ -4,7 +4,8 @@
 import { InvalidArgumentError } from 'commander';
 import { readSlotDuration, readSpan } from '../calendar/search-options.js';
 import { coveringWindow, parseWindowBound, parseWindowRequest } from '../calendar/window.js';
-import { DEFAULT_PORTS, isIanaZone, isLogLevel, LOG_LEVELS, logLevelFromEnv, type Env, type LogLevelName, type Ports } from '../config.js';
+import { canonicalResource } from '../delegation/resource.js';
+import { DEFAULT_PORTS, isIanaZone, isLogLevel, LOG_LEVELS, logLevelFromEnv, type Env, type LogLevelName, type Ports, urlsFor } from '../config.js';
 import { UsageError } from './errors.js';
 
 export function parsePort(value: string): number {
@@ -24,6 +25,12 @@ export function parseNamedHost(value: string): string {
     throw new InvalidArgumentError(
       "serve names its servers by this address in their URLs and token audiences, so it cannot be a wildcard; give an address clients reach, such as 127.0.0.1 or this machine's LAN address.",
     );
+  }
+  // It must make URLs the servers accept (canonicalResource, as the AS checks the agent's resource), and nothing but the host in them.
+  const { issuer, agentUrl } = urlsFor(DEFAULT_PORTS, host);
+  const named = canonicalResource(issuer);
+  if (named === undefined || canonicalResource(agentUrl) === undefined || new URL(named).pathname !== '/' || new URL(named).search !== '') {
+    throw new InvalidArgumentError('Expected a host name or an IP address, such as 127.0.0.1 or this machine’s LAN address: it makes the servers’ URLs (http://<host>:<port>).');
   }
   return host;
 }
@@ -115,12 +122,33 @@ export interface PortOptions {
   agentPort?: number;
 }
 
+const PORT_FLAGS = [
+  ['auth', 'authPort', '--auth-port'],
+  ['calendar', 'calendarPort', '--calendar-port'],
+  ['agent', 'agentPort', '--agent-port'],
+] as const;
+
+/** The three servers' ports: the options given, else the defaults. Two the same is bad usage, before anything starts. */
 export function portsFrom(options: PortOptions): Ports {
-  return {
+  const ports: Ports = {
     auth: options.authPort ?? DEFAULT_PORTS.auth,
     calendar: options.calendarPort ?? DEFAULT_PORTS.calendar,
     agent: options.agentPort ?? DEFAULT_PORTS.agent,
   };
+  PORT_FLAGS.forEach(([part, option, flag], i) => {
+    for (const [otherPart, otherOption, otherFlag] of PORT_FLAGS.slice(i + 1)) {
+      if (ports[part] !== ports[otherPart]) continue;
+      const defaulted = [options[option] === undefined ? flag : undefined, options[otherOption] === undefined ? otherFlag : undefined].filter((f) => f !== undefined);
+      throw new UsageError(`${flag} and ${otherFlag} are both ${ports[part]}${defaulted.length > 0 ? ` (the default of ${defaulted.join(' and ')})` : ''}; each server needs its own port.`);
+    }
+  });
+  return ports;
+}
+
+/** --redirect-port, which must not be one of the servers' ports. */
+export function checkRedirectPort(redirectPort: number | undefined, ports: Ports): void {
+  const taken = PORT_FLAGS.find(([part]) => ports[part] === redirectPort);
+  if (taken) throw new UsageError(`--redirect-port and ${taken[2]} are both ${redirectPort}; the sign-in listener needs a port of its own.`);
 }
 
 /** A profile name: letters, digits, dot, dash and underscore (it names a directory). */

@@ -4,7 +4,7 @@
 // command runs.
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, resolvePaths, urlsFor } from '../config.js';
-import { parseHttpUrl, parseInstant, parsePort, parseTimeZone } from './args.js';
+import { parseHttpUrl, parseInstant, parsePort, parseTimeZone, portsFrom, type PortOptions } from './args.js';
 import { calendarOption } from './slot-options.js';
 import type { CliIo } from './io.js';
 
@@ -170,7 +170,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       setExitCode(
         await busyCommand(
           {
-            ports: { auth: o.authPort ?? DEFAULT_PORTS.auth, calendar: o.calendarPort ?? DEFAULT_PORTS.calendar, agent: o.agentPort ?? DEFAULT_PORTS.agent },
+            ports: portsFrom(o),
             host: DEFAULT_HOST,
             browser: o.browser,
             debug: g.debug === true,
@@ -229,6 +229,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       const { tokenExchangeCommand } = await import('./commands/token-exchange.js');
       // `token` has its own port options; whichever command parsed them, use them.
       const o = { ...command.optsWithGlobals<Record<string, unknown> & IssuerOptions>(), ...own };
+      const ports = portsFrom(o as PortOptions);
       const issuer = issuerOf(o);
       setExitCode(
         await tokenExchangeCommand(
@@ -246,7 +247,6 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
             storedToken: async () => {
               const { validAccessToken } = await import('../client/credentials.js');
               const { profilePaths } = await import('./commands/agent-access.js');
-              const ports = { ...DEFAULT_PORTS, agent: typeof o.agentPort === 'number' ? o.agentPort : DEFAULT_PORTS.agent };
               return validAccessToken({ agentUrl: urlsFor(ports, DEFAULT_HOST).agentUrl, files: profilePaths(io, undefined), now: () => io.now() });
             },
           },

@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, LOG_LEVELS, resolvePaths, urlsFor, type LogLevelName } from '../config.js';
 import {
+  checkRedirectPort,
   parseHttpUrl,
   parseInstant,
   parseNamedHost,
@@ -344,8 +345,10 @@ function addAccessOptions(command: Command): Command {
 }
 
 function accessArgs(options: AccessOptions, globals: GlobalOptions): AgentAccessArgs {
+  const ports = portsFrom(options);
+  checkRedirectPort(options.redirectPort, ports);
   const args: AgentAccessArgs = {
-    ports: portsFrom(options),
+    ports,
     host: options.host ?? DEFAULT_HOST,
     browser: options.browser,
     debug: globals.debug === true,

@@ -6,7 +6,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkWindowOptions, parseInstant } from '../../src/cli/args.js';
+import { checkWindowOptions, parseInstant, portsFrom } from '../../src/cli/args.js';
 import { parseSince } from '../../src/cli/commands/admin-store.js';
 import { runCli } from '../../src/cli/program.js';
 import { freePort } from '../support/ports.js';
@@ -87,5 +87,39 @@ describe('users add', () => {
     ['a malformed name (was exit 1)', ['users', 'add', 'bad name!'], 'A name is 1–64 letters'],
   ])('refuses %s with exit code 2, before the password is read or the database opened', async (_what, argv, message) => {
     await refused(argv, message, 'longpassword123');
+  });
+});
+
+describe('ports and the host', () => {
+  /** The spare ports, with `first`'s option given `second`'s port. */
+  const sharing = (first: 'auth' | 'calendar', second: 'calendar' | 'agent') => () => {
+    const at = { auth: 1, calendar: 3, agent: 5 };
+    const given = [...ports];
+    given[at[first]] = given[at[second]]!;
+    return given;
+  };
+  it.each([
+    ['serve with the authorization server and the calendar backend on one port (the AS started first; exit 1)', (p: string[]) => ['serve', ...p], sharing('auth', 'calendar'), '--auth-port and --calendar-port are both'],
+    ['find-slot with the calendar backend and the agent on one port', (p: string[]) => ['find-slot', '--duration', '30m', ...p], sharing('calendar', 'agent'), '--calendar-port and --agent-port are both'],
+    ['login with them on one port', (p: string[]) => ['login', '--no-browser', ...p], sharing('auth', 'calendar'), '--auth-port and --calendar-port are both'],
+    ['busy with them on one port', (p: string[]) => ['busy', ...p], sharing('auth', 'calendar'), '--auth-port and --calendar-port are both'],
+    ['token with them on one port', (p: string[]) => ['token', ...p], sharing('calendar', 'agent'), '--calendar-port and --agent-port are both'],
+    ['mcp-config with them on one port', (p: string[]) => ['mcp-config', ...p], sharing('auth', 'calendar'), '--auth-port and --calendar-port are both'],
+    ['serve-agent --stdio with them on one port', (p: string[]) => ['serve-agent', '--stdio', ...p], sharing('auth', 'calendar'), '--auth-port and --calendar-port are both'],
+  ])('refuses %s with exit code 2', async (_what, argv, given, message) => {
+    await refused(argv(given()), message);
+  });
+
+  it('refuses login --redirect-port on a server’s port', async () => {
+    await refused(['login', '--no-browser', ...ports, '--redirect-port', ports[1]!], '--redirect-port and --auth-port are both');
+  });
+
+  it('refuses serve --host that makes no URL (was exit 1, naming the agent’s resource)', async () => {
+    await refused(['serve', '--host', 'bad host', ...ports], '--host');
+  });
+
+  it('says which port is a default', () => {
+    expect(() => portsFrom({ authPort: 8411 })).toThrow('--auth-port and --calendar-port are both 8411 (the default of --calendar-port)');
+    expect(portsFrom({ authPort: 31000 })).toEqual({ auth: 31000, calendar: 8411, agent: 8412 });
   });
 });
