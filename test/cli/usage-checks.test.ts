@@ -123,3 +123,12 @@ describe('ports and the host', () => {
     expect(portsFrom({ authPort: 31000 })).toEqual({ auth: 31000, calendar: 8411, agent: 8412 });
   });
 });
+
+describe('token exchange', () => {
+  it.each([
+    ['nothing', ''],
+    ['only a newline', '\n'],
+  ])('refuses --subject-token - with %s on standard input, before any request (the AS was asked and refused; exit 1)', async (_what, stdin) => {
+    await refused(['token', 'exchange', '--audience', `http://127.0.0.1:${ports[3]}`, '--auth-port', ports[1]!, '--subject-token', '-'], 'no token on standard input', stdin);
+  });
+});

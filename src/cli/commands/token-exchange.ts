@@ -98,7 +98,9 @@ function constraintsDetail(audience: string, scope: string | undefined, constrai
 async function subjectToken(args: TokenExchangeArgs, io: CliIo): Promise<string> {
   if (args.subjectToken === '-') {
     if (!io.readAll) throw new CommandFailed('No standard input to read the token from.');
-    return (await io.readAll()).trim();
+    const token = (await io.readAll()).trim();
+    if (token === '') throw new UsageError('--subject-token -: no token on standard input.');
+    return token;
   }
   return args.subjectToken ?? (await args.storedToken());
 }
