@@ -54,10 +54,15 @@ function failed(error: unknown): CommandFailed {
   return new CommandFailed(error instanceof Error ? error.message : String(error));
 }
 
-/** The account a command acts for: the one named, or the local owner. */
-export async function accountFor(store: Store, name: string | undefined): Promise<UserRecord> {
-  const user = name ? await store.userByName(name) : await store.ownerUser();
-  if (!user) throw new CommandFailed(name ? `There is no account named ${name}.` : 'This installation has no owner yet: run delegate serve or delegate login once.');
+/**
+ * The account a command acts for: the one named, which must exist, else the
+ * local owner, undefined on a fresh installation (a reading command creates
+ * no owner; serve or login does).
+ */
+export async function accountFor(store: Store, name: string | undefined): Promise<UserRecord | undefined> {
+  if (!name) return store.ownerUser();
+  const user = await store.userByName(name);
+  if (!user) throw new CommandFailed(`There is no account named ${name}.`);
   return user;
 }
 

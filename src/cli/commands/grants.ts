@@ -59,6 +59,7 @@ export async function grantsListCommand(args: { paths: Paths; user?: string; all
   const now = io.now();
   const views = await withStore(args.paths, async (store) => {
     const user = await accountFor(store, args.user);
+    if (!user) return []; // no owner yet: nothing has been delegated, as agents list and audit find nothing
     const grants = (await store.listGrants(user.id)).filter((g) => args.all || (g.revokedAt === null && g.expiresAt > now));
     return Promise.all(grants.map((g) => view(store, g, now)));
   }, readOnlyNotice(io));
