@@ -36,7 +36,7 @@ export function stylesFor(io: CliIo): Styles {
 }
 
 export interface Spinner {
-  /** Stops the spinner, leaving `finalLine` (if any) in its place. */
+  /** Stops the spinner, leaving `finalLine` in its place, else its text: an ended line either way, as on a non-terminal. */
   stop(finalLine?: string): void;
 }
 
@@ -64,7 +64,8 @@ export function startSpinner(io: CliIo, text: string): Spinner {
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
-      io.stderr.write(`\r\u001b[2K${finalLine !== undefined ? `${finalLine}\n` : ''}`);
+      // The line is ended, so that what comes next (the answer, an error) starts on its own, also where the clearing code is not obeyed.
+      io.stderr.write(`\r\u001b[2K${finalLine ?? text}\n`);
     },
   };
 }

@@ -253,4 +253,15 @@ describe('the terminal', () => {
     expect(term.err.endsWith('\r\u001b[2Kdone\n')).toBe(true);
     expect(term.err).not.toMatch(/\u001b\[\d+m/); // NO_COLOR: no colour codes, only line control
   });
+
+  it('ends its line when stopped without a final line, on a terminal as elsewhere', () => {
+    const plain = fakeIo();
+    startSpinner(plain, 'Waiting for your approval…').stop();
+    expect(plain.err).toBe('Waiting for your approval…\n');
+
+    // stdin is not a terminal (a script), stderr is: the spinner runs, and its line must not be left open for the answer.
+    const term = tty({ NO_COLOR: '1' }, false);
+    startSpinner(term, 'Waiting for your approval…').stop();
+    expect(term.err.endsWith('\r\u001b[2KWaiting for your approval…\n')).toBe(true);
+  });
 });
