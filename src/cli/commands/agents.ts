@@ -116,7 +116,8 @@ async function readPublicKey(file: string): Promise<JWK> {
   let jwk: JWK;
   try {
     jwk = JSON.parse(await readFile(file, 'utf8')) as JWK;
-  } catch {
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new CommandFailed(`The key file ${file} does not exist.`);
     throw new CommandFailed(`${file} does not hold a JSON Web Key.`);
   }
   if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || !jwk.x || !jwk.y) throw new CommandFailed(`${file} is not an ES256 (P-256) key.`);

@@ -110,7 +110,8 @@ async function readAgentKey(file: string): Promise<JWK> {
     const jwk = JSON.parse(await readFile(file, 'utf8')) as JWK;
     if (typeof jwk.d !== 'string') throw new Error('not a private key');
     return jwk;
-  } catch {
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new CommandFailed(`The key file ${file} does not exist.`);
     throw new CommandFailed(`${file} does not hold the acting agent's private key.`);
   }
 }

@@ -1,0 +1,44 @@
+// A key file given on the command line that is missing is said to be
+// missing (exit 1, as for a calendar file that does not exist), not to hold
+// no key; one that is there but is no key still says so.
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/program.js';
+import { freePort } from '../support/ports.js';
+import { fakeIo } from './fake-io.js';
+
+let home: string;
+
+beforeEach(async () => {
+  home = await mkdtemp(join(tmpdir(), 'delegate-keys-'));
+});
+
+afterEach(async () => {
+  await rm(home, { recursive: true, force: true });
+});
+
+const register = (key: string) => ['agents', 'register', 'helper', '--url', 'http://127.0.0.1:9000/mcp', '--key', key, '--name', 'Helper', '--operator', 'Ops', '--contact', 'ops@example.com', '--description', 'Drafts agendas'];
+const exchange = async (key: string) => ['token', 'exchange', '--audience', 'http://127.0.0.1:9001', '--auth-port', String(await freePort()), '--subject-token', 'abc', '--key', key];
+
+describe('key files', () => {
+  it.each([
+    ['agents register --key', async (key: string) => register(key)],
+    ['token exchange --key', exchange],
+  ])('%s naming a missing file says it does not exist, exit 1', async (_what, argv) => {
+    const missing = join(home, 'nope.json');
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(await argv(missing), io)).toBe(1);
+    expect(io.err).toBe(`delegate: The key file ${missing} does not exist.\n`);
+    expect(await readdir(home)).toEqual([]);
+  });
+
+  it('agents register --key naming a file that is no key still says so', async () => {
+    const notKey = join(home, 'notes.txt');
+    await writeFile(notKey, 'not a key');
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(register(notKey), io)).toBe(1);
+    expect(io.err).toBe(`delegate: ${notKey} does not hold a JSON Web Key.\n`);
+  });
+});
