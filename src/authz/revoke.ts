@@ -1,7 +1,8 @@
 // POST /revoke (RFC 7009): a client ends one of its tokens. Revoking a refresh
-// token ends its family and every token derived from it; revoking an access
-// token ends it and the tokens exchanged from it. An unknown token is not an
-// error (§2.2), so the answer says nothing about which tokens exist.
+// token ends the delegation it was issued under (its grant) and every token
+// derived from it, as `delegate grants revoke` does; revoking an access token
+// ends it and the tokens exchanged from it. An unknown token is not an error
+// (§2.2), so the answer says nothing about which tokens exist.
 // token_type_hint is ignored (§2.1): both kinds are always looked for.
 import type { FastifyInstance } from 'fastify';
 import type { FormBody } from '../http/app.js';
@@ -33,9 +34,25 @@ export function registerRevocation(app: FastifyInstance, ctx: AuthContext): void
       const refresh = await ctx.store.refreshTokenByHash(hashSecret(token));
       if (refresh) {
         if (refresh.clientId !== client.clientId) throw new UnauthorizedClientError('The token was issued to another client.');
-        await ctx.store.revokeRefreshToken(refresh.tokenHash, now);
-        await audit(ctx, { event: 'token_revoked', user: refresh.userId, client: client.clientId, grant: refresh.grantId, resource: refresh.resource, detail: { token_type: 'refresh_token', family: refresh.familyId } });
-        req.log.info({ client: client.clientId, family: refresh.familyId }, 'refresh token revoked');
+        // RFC 7009 §2.1: "the revocation of a particular token may cause the revocation of related tokens
+        // and the underlying authorization grant". A client gives up its refresh token to end the
+        // delegation (`delegate logout`); ending only the token's family would leave the grant active, and
+        // a new request from the same client would be approved by it without consent. So the grant goes,
+        // with every family and token derived from it, onto the revocation list the resource servers follow.
+        if (await ctx.store.revokeGrant(refresh.grantId, now, 'refresh token revoked by its client')) {
+          await audit(ctx, {
+            event: 'grant_revoked',
+            user: refresh.userId,
+            client: client.clientId,
+            grant: refresh.grantId,
+            resource: refresh.resource,
+            detail: { by: 'client', via: 'revocation endpoint', token_type: 'refresh_token', family: refresh.familyId },
+          });
+        } else {
+          // The grant had ended already; the token's family goes too, should it still stand.
+          await ctx.store.revokeRefreshToken(refresh.tokenHash, now);
+        }
+        req.log.info({ client: client.clientId, grant: refresh.grantId, family: refresh.familyId }, 'refresh token revoked, and its grant');
       } else {
         const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, token, nowSec(ctx));
         if (checked.ok) {

@@ -129,8 +129,13 @@ function readClaims(token: string): Record<string, unknown> {
 }
 
 export interface LogoutResult {
-  /** Delegations revoked at their authorization server. */
-  revoked: Array<{ issuer: string; resource: string }>;
+  /**
+   * Tokens revoked at their authorization server. `delegationEnded`: a refresh token was among them,
+   * whose revocation ends the delegation (grant) it belongs to (RFC 7009 §2.1, delegate's policy);
+   * without one only the access token was revoked, and the grant (`grantId`, when the token names it)
+   * stands.
+   */
+  revoked: Array<{ issuer: string; resource: string; delegationEnded: boolean; grantId: string | undefined }>;
   /** Delegations that could not be revoked, and why; their tokens are removed from this computer all the same. */
   failed: Array<{ issuer: string; resource: string; reason: string }>;
   /** Whether a cache file was there to remove. */
@@ -138,8 +143,8 @@ export interface LogoutResult {
 }
 
 /**
- * Revokes every stored refresh token (which ends its family and every token
- * derived from it) and access token at its authorization server (RFC 7009),
+ * Revokes every stored refresh token (which ends its delegation and every
+ * token derived from it) and access token at its authorization server (RFC 7009),
  * then deletes the cache file, under the refresh lock so no other process
  * refreshes in between.
  */
@@ -156,7 +161,8 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
             ...(tokens.refresh_token ? [{ token: tokens.refresh_token, hint: 'refresh_token' }] : []),
             { token: tokens.access_token, hint: 'access_token' },
           ]);
-          result.revoked.push({ issuer, resource });
+          const grantId = readClaims(tokens.access_token).grant_id;
+          result.revoked.push({ issuer, resource, delegationEnded: tokens.refresh_token !== undefined, grantId: typeof grantId === 'string' ? grantId : undefined });
         } catch (error) {
           result.failed.push({ issuer, resource, reason: error instanceof Error ? error.message : String(error) });
         }

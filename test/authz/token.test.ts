@@ -4,8 +4,8 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProtectedHeader } from 'jose';
 import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
-import { Browser, authorizeUrl, callbackParams, pkcePair, postForm, postJson, signInAndOpenConsent } from '../support/oauth-flow.js';
-import { ownerApproves } from '../support/owner-flow.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { openAsOwner, ownerApproves } from '../support/owner-flow.js';
 import { REDIRECT, clientAssertion, decodeJwt, exchange, obtainCode, obtainTokens, redeem } from './helpers.js';
 
 let authz: TestAuthz;
@@ -291,6 +291,41 @@ describe('revocation (RFC 7009)', () => {
     const refresh = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
     expect(refresh.body.error).toBe('invalid_grant');
     expect((await exchange(authz, tokens.accessToken)).body.error).toBe('invalid_request');
+  });
+
+  // RFC 7009 §2.1 lets a server revoke "the underlying authorization grant" with a token. delegate's policy: a
+  // refresh token's revocation ends its grant (what `delegate logout` means), an access token's ends that token only.
+  it('revoking the refresh token revokes its grant: recorded, listed for the resource servers, and consent is asked again', async () => {
+    const tokens = await obtainTokens(authz);
+    const grantId = String(decodeJwt(tokens.accessToken).grant_id);
+    const seq = (await authz.store.listAudit()).at(-1)!.seq;
+    const res = await postForm(`${authz.issuer}/revoke`, { token: tokens.refreshToken, token_type_hint: 'refresh_token', client_id: tokens.clientId });
+    expect(res.status).toBe(200);
+
+    expect((await authz.store.grantById(grantId))?.revokedAt).not.toBeNull();
+    const records = (await authz.store.listAudit()).filter((r) => r.seq > seq);
+    expect(records.map((r) => r.event)).toEqual(['grant_revoked']);
+    expect(records[0]).toMatchObject({ grant: grantId, client: tokens.clientId, detail: { by: 'client', via: 'revocation endpoint', token_type: 'refresh_token' } });
+    const list = (await (await fetch(`${authz.issuer}/revocations?since=0`)).json()) as { grants: string[] };
+    expect(list.grants).toContain(grantId);
+    expect(await introspect(tokens.accessToken)).toEqual({ active: false });
+
+    // The same client asks again, through the owner's own sign-in link: no grant covers it now, so the consent page shows.
+    const again = await openAsOwner(authz, authorizeUrl(authz.issuer, { clientId: tokens.clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }));
+    expect(again.page.status).toBe(200);
+    expect(again.page.location).toBeNull();
+    expect(parseConsentForm(again.page.html).request).toBeTruthy();
+  });
+
+  it('revoking the access token ends that token only: the grant stands, and covers a new request of the same client', async () => {
+    const tokens = await obtainTokens(authz);
+    const grantId = String(decodeJwt(tokens.accessToken).grant_id);
+    expect((await postForm(`${authz.issuer}/revoke`, { token: tokens.accessToken, token_type_hint: 'access_token', client_id: tokens.clientId })).status).toBe(200);
+    expect(await introspect(tokens.accessToken)).toEqual({ active: false });
+    expect((await authz.store.grantById(grantId))?.revokedAt).toBeNull();
+    expect((await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId })).status).toBe(200);
+    const again = await openAsOwner(authz, authorizeUrl(authz.issuer, { clientId: tokens.clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }));
+    expect(again.page.location).toMatch(/^http:\/\/127\.0\.0\.1:43123\/callback\?code=/);
   });
 
   it('answers 200 for an unknown token, and refuses another client’s token', async () => {

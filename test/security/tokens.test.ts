@@ -227,7 +227,7 @@ describe('use after revocation (RFC 7009)', () => {
     // The refused calls were refused at the door: the agent recorded no tool call for them (the one is the control's, before revocation).
     const grantEvents = (await stack.store.listAudit({ grant: victim.grantId })).map((r) => r.event);
     expect(grantEvents.filter((e) => e === 'tool_call')).toHaveLength(1);
-    expect(grantEvents.lastIndexOf('tool_call')).toBeLessThan(grantEvents.indexOf('token_revoked'));
+    expect(grantEvents.lastIndexOf('tool_call')).toBeLessThan(grantEvents.indexOf('grant_revoked'));
   });
 });
 

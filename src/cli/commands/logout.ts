@@ -1,6 +1,8 @@
 // `delegate logout`: revokes the profile's stored tokens at their
-// authorization server (RFC 7009; a refresh token ends its whole family),
-// then deletes the token cache. Refuses while DELEGATE_TOKEN is set, as
+// authorization server (RFC 7009; revoking the refresh token ends the
+// delegation, its grant, with every token derived from it), then deletes the
+// token cache. Without a refresh token only the access token can be revoked,
+// and the command says the delegation stands. Refuses while DELEGATE_TOKEN is set, as
 // gh does: that token is not ours to forget. A cache it cannot read is kept
 // aside whole (as login keeps it) and the command says what that leaves.
 import { delegateToken } from '../../config.js';
@@ -44,12 +46,21 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   } finally {
     await stack?.close();
   }
-  for (const r of result.revoked) io.stderr.write(`Revoked the delegation for ${r.resource} at ${r.issuer}.\n`);
+  const standing = result.revoked.filter((r) => !r.delegationEnded);
+  for (const r of result.revoked) {
+    if (r.delegationEnded) io.stderr.write(`Revoked the delegation for ${r.resource} at ${r.issuer}.\n`);
+    else io.stderr.write(`Revoked the access token for ${r.resource} at ${r.issuer}.\n`);
+  }
   if (result.removed) io.stderr.write(`Deleted ${paths.tokenCache}.\n`);
   else if (result.revoked.length === 0 && result.failed.length === 0) io.stderr.write('Not signed in: nothing to do.\n');
   if (result.failed.length > 0) {
     const what = result.failed.map((f) => `${f.resource} (${f.reason})`).join('; ');
     throw new CommandFailed(`The tokens are deleted from this computer, but could not be revoked at the server for ${what}; they stay valid there until they expire.`);
+  }
+  if (standing.length > 0) {
+    // Only a refresh token's revocation ends a grant: an access token's ends that token alone.
+    const what = standing.map((r) => (r.grantId ? `${r.resource} (grant ${r.grantId}: \`delegate grants revoke ${r.grantId}\` ends it)` : r.resource)).join('; ');
+    throw new CommandFailed(`No refresh token was stored, so the delegation itself could not be revoked and stands at the server for ${what}.`);
   }
   return EXIT_OK;
 }

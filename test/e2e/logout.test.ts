@@ -1,0 +1,136 @@
+// `delegate logout` ends the delegation, end to end on the built CLI against
+// `delegate serve`: revoking the refresh token revokes its grant (RFC 7009
+// §2.1, delegate's policy), so `grants list` shows it revoked, CalendarAgent
+// refuses the old access token within moments, a token cache restored from
+// before the logout gets the consent page again instead of new tokens, and
+// login/logout cycles leave no active grant behind. Without a refresh token
+// only the access token can be revoked, and logout says the grant stands.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Browser, parseConsentForm } from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
+import { approveInBrowser, killLeftovers, runCli, startCli, startServer, type Running } from './run.js';
+
+let home: string;
+let ports: string[];
+let serve: Running;
+let agentUrl: string;
+
+/** How long a revocation may take to reach CalendarAgent here: the design bound is 1 s (README, "revocation → refusal"); the rest is room for a busy machine. */
+const REVOCATION_BOUND_MS = 5_000;
+
+async function signIn(): Promise<void> {
+  const cli = startCli(['login', '--no-browser', ...ports], home);
+  await approveInBrowser(await cli.loginUrl);
+  const run = await cli.done;
+  expect(run.code, run.stderr).toBe(0);
+}
+
+async function grantId(): Promise<string> {
+  const status = JSON.parse((await runCli(['status', '--json'], home)).stdout) as { delegations: Array<{ grantId: string }> };
+  return status.delegations[0]!.grantId;
+}
+
+async function grants(all = false): Promise<Array<{ id: string; status: string }>> {
+  const run = await runCli(['grants', 'list', '--json', ...(all ? ['--all'] : [])], home);
+  expect(run.code, run.stderr).toBe(0);
+  return JSON.parse(run.stdout);
+}
+
+async function agentStatus(token: string): Promise<number> {
+  const res = await fetch(agentUrl, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+  });
+  await res.text();
+  return res.status;
+}
+
+beforeAll(async () => {
+  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-logout-')), 'home');
+  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+  agentUrl = `http://127.0.0.1:${ports[5]}/mcp`;
+  serve = await startServer(['serve', ...ports], home);
+}, 60_000);
+
+afterAll(async () => {
+  serve?.child.kill('SIGTERM');
+  await serve?.done;
+  killLeftovers();
+  await rm(join(home, '..'), { recursive: true, force: true });
+});
+
+describe('logout ends the delegation', () => {
+  it('the grant is revoked, the old token refused at CalendarAgent, and a cache restored from before gets the consent page again', async () => {
+    await signIn();
+    const grant = await grantId();
+    expect(await grants()).toEqual([expect.objectContaining({ id: grant, status: 'active' })]);
+    const before = await readFile(join(home, 'tokens.json'), 'utf8');
+    const cached = JSON.parse(before) as { tokens: Record<string, Record<string, { access_token: string }>> };
+    const accessToken = Object.values(Object.values(cached.tokens)[0]!)[0]!.access_token;
+    expect(await agentStatus(accessToken)).toBe(200);
+
+    const run = await runCli(['logout', ...ports], home);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain(`Revoked the delegation for ${agentUrl}`);
+
+    // What logout said is true: the grant is revoked, not merely its tokens.
+    expect(await grants()).toEqual([]);
+    expect((await grants(true)).find((g) => g.id === grant)).toMatchObject({ status: 'revoked' });
+    const started = Date.now();
+    let status = await agentStatus(accessToken);
+    while (status === 200 && Date.now() - started < REVOCATION_BOUND_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      status = await agentStatus(accessToken);
+    }
+    expect(status).toBe(401);
+
+    // The cache from before the logout (the same client, its revoked refresh token): no new tokens without consent.
+    await writeFile(join(home, 'tokens.json'), before, { mode: 0o600 });
+    const login = startCli(['login', '--no-browser', ...ports], home);
+    const browser = new Browser();
+    const page = await browser.follow(await login.loginUrl);
+    expect(page.location, 'the server sent the browser straight back to the CLI, without asking').toBeNull();
+    expect(page.status).toBe(200);
+    const form = parseConsentForm(page.html);
+    const answer = await browser.post(new URL('/consent', page.url).href, { ...form, decision: 'approve' });
+    await browser.get(new URL(answer.location!, page.url).href);
+    const relogin = await login.done;
+    expect(relogin.code, relogin.stderr).toBe(0);
+    expect(await grantId()).not.toBe(grant);
+  });
+
+  it('login/logout cycles leave no active grant behind', async () => {
+    for (let i = 0; i < 2; i++) {
+      if ((await grants()).length === 0) await signIn();
+      expect(await grants()).toHaveLength(1);
+      const run = await runCli(['logout', ...ports], home);
+      expect(run.code, run.stderr).toBe(0);
+      expect(await grants()).toEqual([]);
+    }
+  });
+
+  it('without a refresh token, logout revokes the access token, says the grant stands and how to end it, and exits 1', async () => {
+    await signIn();
+    const grant = await grantId();
+    const file = join(home, 'tokens.json');
+    const cache = JSON.parse(await readFile(file, 'utf8')) as { tokens: Record<string, Record<string, { access_token: string; refresh_token?: string }>> };
+    const entry = Object.values(Object.values(cache.tokens)[0]!)[0]!;
+    delete entry.refresh_token;
+    await writeFile(file, JSON.stringify(cache), { mode: 0o600 });
+
+    const run = await runCli(['logout', ...ports], home);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`Revoked the access token for ${agentUrl}`);
+    expect(run.stderr).not.toContain('Revoked the delegation');
+    expect(run.stderr).toContain(`delegate: No refresh token was stored, so the delegation itself could not be revoked`);
+    expect(run.stderr).toContain(`\`delegate grants revoke ${grant}\``);
+    // True: the grant stands, until the command it named ends it.
+    expect(await grants()).toEqual([expect.objectContaining({ id: grant, status: 'active' })]);
+    expect((await runCli(['grants', 'revoke', grant], home)).code).toBe(0);
+    expect(await grants()).toEqual([]);
+  });
+});
