@@ -19,6 +19,8 @@ export type CalendarErrorCode =
   | 'refused'
   /** It said the request was wrong (400 and other 4xx). */
   | 'rejected'
+  /** The user has no calendar at all (404 `no_calendars`): there is nothing to check, so no answer. */
+  | 'no_calendars'
   /** It failed (5xx). */
   | 'failed'
   /** It answered something that is not a free/busy document. */
@@ -122,8 +124,14 @@ function refusal(status: number, body: unknown): CalendarError {
   const description = errorDescription(body);
   const said = description ? `: ${description}` : '.';
   if (status === 401 || status === 403) return new CalendarError('refused', `The calendar refused access${said}`, status);
+  if (status === 404 && errorCode(body) === 'no_calendars') return new CalendarError('no_calendars', description ?? 'There are no calendars to check.', status);
   if (status >= 500) return new CalendarError('failed', `The calendar failed (HTTP ${status})${said}`, status);
   return new CalendarError('rejected', `The calendar rejected the request (HTTP ${status})${said}`, status);
+}
+
+function errorCode(body: unknown): string | undefined {
+  const e = (body as { error?: unknown } | undefined)?.error;
+  return typeof e === 'string' ? e : undefined;
 }
 
 function errorDescription(body: unknown): string | undefined {

@@ -24,6 +24,9 @@ import { createCalendarLoader, type CalendarLoader, type CalendarRef } from './s
 import { MAX_WINDOW_MS, type WorkingHours } from './slots.js';
 import { isIanaZone } from './zone.js';
 
+/** The answer for a user with no calendar at all (404 `no_calendars`): what to do, since there is nothing to check. */
+export const NO_CALENDARS = 'There are no calendars to check: add one with `delegate calendar add NAME FILE-OR-URL`.';
+
 /** A user's calendars and the zone their floating times, all-day events and working hours are read in. */
 export interface UserCalendars {
   timeZone: string;
@@ -169,6 +172,8 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
       return sendError(reply, 500, 'server_error', "The user's time zone is not configured correctly.");
     }
     if (user.settingsProblem !== undefined) return sendError(reply, 500, 'server_error', user.settingsProblem);
+    // No calendar at all: every slot would look free, an answer nothing was checked for. Say so instead.
+    if (user.calendars.length === 0) return sendError(reply, 404, 'no_calendars', NO_CALENDARS);
 
     // With no calendar named, only those the delegation allows are read.
     const allowed = selection.calendars ?? calendarsToRead(limits.detail, undefined, user.calendars.map((c) => c.name));

@@ -135,9 +135,11 @@ describe('GET /freebusy', () => {
     expect(res.body).not.toMatch(/standup|Lunch|SUMMARY|sync/i);
   });
 
-  it('answers a user with no calendars with no busy time', async () => {
+  // An empty busy list would read as "checked, and free all week": there is nothing to check, and the answer says so.
+  it('answers a user with no calendars 404 no_calendars, saying how to add one, not an empty busy list', async () => {
     const res = await freebusy(`Bearer ${await token({ claims: { sub: 'nobody' } })}`);
-    expect([res.statusCode, res.json()]).toEqual([200, { timeZone: 'America/New_York', busy: [] }]);
+    expect([res.statusCode, res.json()]).toEqual([404, { error: 'no_calendars', error_description: 'There are no calendars to check: add one with `delegate calendar add NAME FILE-OR-URL`.' }]);
+    expect(res.headers['cache-control']).toBe('no-store');
   });
 
   it('answers 404 for a user it does not know', async () => {

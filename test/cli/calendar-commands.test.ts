@@ -1,6 +1,7 @@
 // `delegate calendar add|list|remove` in-process, on a fresh data directory:
 // files and feeds (served on 127.0.0.1), refusals with the line at fault,
 // `list` saying when a feed was fetched and when its last fetch failed.
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -119,5 +120,50 @@ describe('delegate calendar', () => {
     expect([ftp.code, ftp.err]).toEqual([1, 'delegate: "ftp://example.com/…" is not an http, https or webcal address without credentials.\n']);
     const gone = await run(['remove', 'holidays']);
     expect([gone.code, gone.err]).toEqual([1, 'delegate: No calendar named "holidays"; the calendars are "work".\n']);
+  });
+});
+
+describe('on a fresh data directory, only `calendar add` sets up an owner without the demo calendar', () => {
+  const home = () => join(dir, 'home');
+  /** The owner's calendars, by name; undefined when there is no owner. */
+  const ownersCalendars = async () => {
+    const store = openStore(join(home(), 'delegate.db'));
+    try {
+      const owner = await store.ownerUser();
+      return owner ? (await store.listCalendars(owner.id)).map((c) => c.name) : undefined;
+    } finally {
+      store.close();
+    }
+  };
+
+  it('the commands that only look write nothing, and `list` names the demo calendar a new owner starts with', async () => {
+    const list = await run(['list']);
+    expect(list.code).toBe(0);
+    expect(list.out).toMatch(/^demo  file .*fixtures\/owner\.ics\n$/);
+    expect(list.err).toContain('Nothing is set up yet: a new owner starts with the demo calendar');
+    const json = await run(['list', '--json']);
+    expect(JSON.parse(json.out)).toEqual([{ name: 'demo', kind: 'file', source: expect.stringMatching(/fixtures\/owner\.ics$/) }]);
+    for (const args of [['agents', 'list'], ['agents', 'show', 'x'], ['grants', 'list'], ['grants', 'show', 'x'], ['audit'], ['audit', '--verify'], ['status']]) {
+      await runCli(args, fakeIo({ DELEGATE_HOME: home() }, () => NOW));
+    }
+    // Not even the directory: nothing was created, so the first start still gives the owner the demo calendar.
+    expect(existsSync(home()), 'the data directory').toBe(false);
+    const missing = await run(['remove', 'work']);
+    expect([missing.code, missing.err]).toEqual([1, 'delegate: No calendar named "work"; the calendars are "demo".\n']);
+    expect(existsSync(home())).toBe(false);
+  });
+
+  it('`remove demo` first: the owner is set up with the demo calendar, which it then removes', async () => {
+    const removed = await run(['remove', 'demo']);
+    expect([removed.code, removed.err]).toEqual([0, 'Removed calendar "demo".\n']);
+    expect(await ownersCalendars()).toEqual([]);
+    const list = await run(['list']);
+    expect([list.code, list.out, list.err]).toEqual([0, '', 'No calendars: searches have nothing to check. Add one with: delegate calendar add NAME FILE-OR-URL\n']);
+  });
+
+  it('`add` first: the owner has only that calendar', async () => {
+    await writeFile(join(dir, 'work.ics'), EVENT);
+    expect((await run(['add', 'work', join(dir, 'work.ics')])).code).toBe(0);
+    expect(await ownersCalendars()).toEqual(['work']);
   });
 });

@@ -31,9 +31,13 @@ export interface ReadAccess {
 /**
  * The database for a command, its errors as one-line messages; read-only where
  * it cannot be written and the command only reads (saying so on `notice`, as
- * the cause may be a permission rather than a read-only disk).
+ * the cause may be a permission rather than a read-only disk). A command that
+ * only reads creates nothing: with no database yet it reads an empty one, in
+ * memory, so that looking first leaves the first start (and its owner, with
+ * the demo calendar) to the servers or to `calendar add`.
  */
 export function openCommandStore(paths: Paths, access: 'write' | ReadAccess): Store {
+  if (access !== 'write' && !existsSync(paths.db)) return openStore(':memory:');
   try {
     return openStore(paths.db);
   } catch (error) {

@@ -6,6 +6,7 @@
 // fetch failed. Feed URLs are shown without their path, which is often the
 // secret of a private address, unless asked for.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CalendarSourceError } from '../../calendar/errors.js';
@@ -19,7 +20,7 @@ import { feedCacheOf } from '../calendar-backend.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { instantLine } from '../output.js';
-import { openCommandStore, readOnlyNotice, type ReadAccess } from './admin-store.js';
+import { openCommandStore, readOnlyNotice } from './admin-store.js';
 
 export interface CalendarAddArgs {
   name: string;
@@ -56,7 +57,7 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
     throw new CommandFailed(`"${redactFeedUrl(args.source)}" is not an http, https or webcal address without credentials.`);
   }
   const paths = resolvePaths(io.env);
-  return withOwner(paths, io, async (store, owner) => {
+  return withOwner(paths, io, { demo: false }, async (store, owner) => {
     const existing = await store.listCalendars(owner.id);
     if (existing.some((c) => c.name === args.name)) throw new CommandFailed(`There is already a calendar named "${args.name}".`);
     const record: CalendarRecord = {
@@ -91,28 +92,37 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
 
 export async function calendarListCommand(args: CalendarListArgs, io: CliIo): Promise<number> {
   const paths = resolvePaths(io.env);
-  return withOwner(paths, io, async (store, owner) => {
-    const zone = (await readUserConfig(paths.config).catch(() => ({ timeZone: undefined }))).timeZone ?? owner.timeZone;
+  // Only looks: with no owner yet, nothing is created (the first start gives the owner the demo calendar).
+  const store = openCommandStore(paths, readOnlyNotice(io));
+  try {
+    const owner = await store.ownerUser();
+    const zone = (await readUserConfig(paths.config).catch(() => ({ timeZone: undefined }))).timeZone ?? owner?.timeZone ?? systemTimeZone(io.env);
+    const calendars = owner ? await store.listCalendars(owner.id) : [demoCalendarOf(undefined, io.now())];
     const listings: CalendarListing[] = [];
-    for (const calendar of await store.listCalendars(owner.id)) {
+    for (const calendar of calendars) {
       listings.push(calendar.kind === 'url' ? feedListing(calendar, await store.calendarFeed(calendar.id), args.showUrls) : await fileListing(calendar));
     }
+    if (!owner) io.stderr.write('Nothing is set up yet: a new owner starts with the demo calendar, unless their first command is `delegate calendar add`.\n');
     if (args.json) {
       io.stdout.write(`${JSON.stringify(listings)}\n`);
       return EXIT_OK;
     }
     if (listings.length === 0) {
-      io.stderr.write('No calendars. Add one with: delegate calendar add NAME FILE-OR-URL\n');
+      io.stderr.write('No calendars: searches have nothing to check. Add one with: delegate calendar add NAME FILE-OR-URL\n');
       return EXIT_OK;
     }
     for (const listing of listings) io.stdout.write(`${listingLines(listing, zone).join('\n')}\n`);
     return EXIT_OK;
-  }, readOnlyNotice(io));
+  } finally {
+    store.close();
+  }
 }
 
 export async function calendarRemoveCommand(args: { name: string }, io: CliIo): Promise<number> {
   const paths = resolvePaths(io.env);
-  return withOwner(paths, io, async (store, owner) => {
+  // With no owner yet, the one calendar there is to remove is the demo calendar a new owner starts with.
+  if (args.name !== 'demo' && !existsSync(paths.db)) throw new CommandFailed(`No calendar named "${args.name}"; the calendars are "demo".`);
+  return withOwner(paths, io, { demo: true }, async (store, owner) => {
     if (!(await store.removeCalendar(owner.id, args.name))) {
       const names = (await store.listCalendars(owner.id)).map((c) => `"${c.name}"`);
       throw new CommandFailed(`No calendar named "${args.name}"; the calendars are ${names.length > 0 ? names.join(', ') : 'none'}.`);
@@ -123,12 +133,14 @@ export async function calendarRemoveCommand(args: { name: string }, io: CliIo): 
 }
 
 /**
- * Runs `work` on the store with the local owner, creating the owner (without
- * the demo calendar: these are their own calendars) on a machine where no
- * server has started yet.
+ * Runs `work` on the store with the local owner, creating the owner on a
+ * machine where no server has started yet: for `calendar add` without the
+ * demo calendar (these are their own calendars), otherwise with it, as the
+ * servers' first start does (README: "A new owner starts with the demo
+ * calendar, unless their first command is `calendar add`").
  */
-async function withOwner<T>(paths: Paths, io: CliIo, work: (store: Store, owner: UserRecord) => Promise<T>, access: 'write' | ReadAccess = 'write'): Promise<T> {
-  const store = openCommandStore(paths, access);
+async function withOwner<T>(paths: Paths, io: CliIo, start: { demo: boolean }, work: (store: Store, owner: UserRecord) => Promise<T>): Promise<T> {
+  const store = openCommandStore(paths, 'write');
   try {
     let owner = await store.ownerUser();
     if (!owner) {
@@ -143,11 +155,17 @@ async function withOwner<T>(paths: Paths, io: CliIo, work: (store: Store, owner:
       };
       if (await store.userByName(owner.name)) owner.name = `owner-${randomBytes(3).toString('hex')}`;
       await store.createUser(owner);
+      if (start.demo) await store.addCalendar(demoCalendarOf(owner.id, io.now()));
     }
     return await work(store, owner);
   } finally {
     store.close();
   }
+}
+
+/** The demo calendar a new owner starts with (`userId` undefined: an owner not created yet). */
+function demoCalendarOf(userId: string | undefined, now: number): CalendarRecord {
+  return { id: `cal_${randomBytes(16).toString('base64url')}`, userId: userId ?? '', name: 'demo', kind: 'file', source: demoCalendarPath(), createdAt: now };
 }
 
 /** Reads a new calendar the way the backend will: a file parsed, a feed fetched and its copy cached. */
