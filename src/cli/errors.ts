@@ -1,6 +1,6 @@
 // Exit codes and the one-line error message: how any failure reaches the
 // person at the terminal. 0 success, 1 error, 2 bad usage, 3 no slot found,
-// 4 authorization required; a single line on stderr, with the stack only
+// 4 authorization required, 130 cancelled at a prompt; a single line on stderr, with the stack only
 // under --debug.
 import { CommanderError } from 'commander';
 import { isClientError } from '../client/errors.js';
@@ -12,6 +12,8 @@ export const EXIT_USAGE = 2;
 export const EXIT_NO_SLOT = 3;
 /** No usable delegation, and this run may not (or could not) ask the person for one. */
 export const EXIT_AUTH_REQUIRED = 4;
+/** The person pressed Ctrl-C at a prompt read in raw mode (where it sends no SIGINT): 128 + 2, as a shell reports a process ended by SIGINT. */
+export const EXIT_INTERRUPTED = 130;
 
 /** The command line itself is wrong (an option's value, a missing option). */
 export class UsageError extends Error {

@@ -26,6 +26,10 @@ const io: CliIo = {
       process.stdin.pause();
     }
   },
+  async readHiddenLine() {
+    const { readHiddenLine } = await import('./hidden-input.js');
+    return readHiddenLine(process.stdin);
+  },
   async readAll() {
     const chunks: Buffer[] = [];
     for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Buffer));

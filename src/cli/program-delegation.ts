@@ -192,11 +192,11 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .addHelpText('after', examples(["printf '%s' \"$PASSWORD\" | delegate users add alice"]));
   users
     .command('add')
-    .description('Add an account; the password is read from stdin.')
+    .description('Add an account; the password is read from stdin (typed at a terminal without being shown, or piped).')
     .argument('<name>', 'the account’s name')
     .option('--time-zone <zone>', 'its IANA time zone (default: this computer’s)', parseTimeZone)
     .option('--replace', 'set the password of an existing account')
-    .addHelpText('after', examples(["printf '%s' \"$PASSWORD\" | delegate users add alice", 'delegate users add bob < password.txt']))
+    .addHelpText('after', examples(['delegate users add carol', "printf '%s' \"$PASSWORD\" | delegate users add alice", 'delegate users add bob < password.txt']))
     .action(async (name: string, o: { timeZone?: string; replace?: boolean }) => {
       const { usersAddCommand } = await import('./commands/users.js');
       setExitCode(await usersAddCommand({ paths: paths(), name, replace: o.replace === true, ...(o.timeZone ? { timeZone: o.timeZone } : {}) }, io));

@@ -1,9 +1,10 @@
 // `delegate users add NAME`: a named account for server mode. The password is
 // read from stdin (never from the command line, where other users could see
-// it in the process list) and stored only as an scrypt hash.
+// it in the process list): typed at a terminal without being shown (Ctrl-C
+// cancels), or piped. It is stored only as an scrypt hash.
 import { addUser, userNameProblem, UserError } from '../../authz/users.js';
 import { systemTimeZone, type Paths } from '../../config.js';
-import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
+import { CommandFailed, EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { withStore } from './admin-store.js';
 
@@ -11,9 +12,7 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   // A malformed name is bad usage: said before the password is read or the database opened.
   const badName = userNameProblem(args.name);
   if (badName) throw new UsageError(badName);
-  if (!io.readAll) throw new CommandFailed('No standard input to read the password from.');
-  if (io.stdin?.isTTY) io.stderr.write(`Password for ${args.name} (then Enter and Ctrl-D): `);
-  const password = (await io.readAll()).replace(/\r?\n$/, '');
+  const password = await readPassword(args, io);
   await withStore(args.paths, (store) =>
     addUser(store, { name: args.name, password, timeZone: args.timeZone ?? systemTimeZone(io.env), replace: args.replace }, io.now()).catch((error: unknown) => {
       throw error instanceof UserError ? new CommandFailed(error.message) : error;
@@ -21,4 +20,20 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   );
   io.stderr.write(`${args.replace ? 'Set the password of' : 'Added'} ${args.name}.\n`);
   return EXIT_OK;
+}
+
+/** At a terminal, one line typed without echo; from a pipe, everything (its last line break dropped). */
+async function readPassword(args: { name: string; replace: boolean }, io: CliIo): Promise<string> {
+  if (io.stdin?.isTTY && io.readHiddenLine) {
+    io.stderr.write(`Password for ${args.name}: `);
+    const typed = await io.readHiddenLine();
+    // The person's Enter was not echoed either.
+    io.stderr.write('\n');
+    if (typed === undefined) {
+      throw new CommandFailed(`Cancelled: ${args.replace ? `the password of ${args.name} is unchanged` : `${args.name} was not added`}.`, EXIT_INTERRUPTED);
+    }
+    return typed;
+  }
+  if (!io.readAll) throw new CommandFailed('No standard input to read the password from.');
+  return (await io.readAll()).replace(/\r?\n$/, '');
 }

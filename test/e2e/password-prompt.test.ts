@@ -1,0 +1,84 @@
+// `delegate users add NAME` at a real terminal (a pseudo-terminal from
+// util-linux `script`): the password typed is not shown, Backspace corrects
+// it, Enter ends it and a new line follows; Ctrl-C cancels with exit code 130
+// and adds nothing. From a pipe it is read as before.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyPassword } from '../../src/authz/password.js';
+import { openStore } from '../../src/store/index.js';
+import { delegateBin, repoRoot } from './built.js';
+
+const SCRIPT = '/usr/bin/script';
+let home: string;
+
+beforeAll(async () => {
+  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-password-')), 'home');
+});
+
+afterAll(async () => {
+  await rm(join(home, '..'), { recursive: true, force: true });
+});
+
+/** Runs `delegate users add …` on a pseudo-terminal, types `keys` once the prompt shows, and returns the screen and the exit code. */
+async function atTerminal(args: string[], keys: string): Promise<{ screen: string; code: number | null }> {
+  const command = [process.execPath, delegateBin, 'users', 'add', ...args].map((w) => `'${w}'`).join(' ');
+  const child = spawn(SCRIPT, ['-qfec', command, '/dev/null'], { cwd: repoRoot, env: { ...process.env, DELEGATE_HOME: home, NO_COLOR: '1', TERM: 'xterm' } });
+  let screen = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (screen += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  try {
+    const started = Date.now();
+    while (!screen.includes(`Password for ${args[0]}`)) {
+      if (child.exitCode !== null || Date.now() - started > 20_000) throw new Error(`no prompt:\n${screen}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // Key by key, as a person types (a terminal may send several at once too: the reader takes both).
+    for (const key of keys) {
+      child.stdin.write(key);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    // A reader that waits for more (as one reading to the end of input would) is not waited for long.
+    const code = await Promise.race([exited, new Promise<null>((resolve) => setTimeout(() => resolve(null), 10_000))]);
+    return { code, screen };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+async function passwordHashOf(name: string): Promise<string | null | undefined> {
+  const store = openStore(join(home, 'delegate.db'));
+  try {
+    return (await store.userByName(name))?.passwordHash;
+  } finally {
+    store.close();
+  }
+}
+
+describe.skipIf(!existsSync(SCRIPT))('users add at a terminal', () => {
+  it('does not show the password typed; Backspace corrects it, and Enter ends it with a new line', { timeout: 60_000 }, async () => {
+    const { screen, code } = await atTerminal(['frank'], 'secretpass99x\u007f\r');
+    expect(code, screen).toBe(0);
+    expect(screen).not.toContain('secretpass');
+    expect(screen).toMatch(/Password for frank: \r?\n(?:\r?\n)?Added frank\./);
+    expect(await verifyPassword('secretpass99', await passwordHashOf('frank'))).toBe(true);
+  });
+
+  it('Ctrl-C cancels: exit 130, one line, nothing added', { timeout: 60_000 }, async () => {
+    const { screen, code } = await atTerminal(['grace'], 'halfway\u0003');
+    expect(code, screen).toBe(130);
+    expect(screen).not.toContain('halfway');
+    expect(screen).toContain('delegate: Cancelled: grace was not added.');
+    expect(await passwordHashOf('grace')).toBeUndefined();
+  });
+
+  it('from a pipe, reads stdin as before', async () => {
+    const child = spawn(process.execPath, [delegateBin, 'users', 'add', 'heidi'], { cwd: repoRoot, env: { ...process.env, DELEGATE_HOME: home } });
+    child.stdin.end('pipedpass77\n');
+    expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(0);
+    expect(await verifyPassword('pipedpass77', await passwordHashOf('heidi'))).toBe(true);
+  });
+});
