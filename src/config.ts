@@ -3,7 +3,7 @@
 // derived from them. Everything else receives these values as arguments.
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BoundedMap } from './bounded-map.js';
@@ -50,8 +50,8 @@ export interface Paths {
  */
 export function resolvePaths(env: Env): Paths {
   const explicit = delegateHome(env);
-  const home = explicit ? explicit : join(env.XDG_DATA_HOME?.trim() || join(env.HOME || homedir(), '.local', 'share'), 'delegate');
-  const configDir = explicit ? explicit : join(env.XDG_CONFIG_HOME?.trim() || join(env.HOME || homedir(), '.config'), 'delegate');
+  const home = explicit ? explicit : join(xdgDataHome(env), 'delegate');
+  const configDir = explicit ? explicit : join(xdgConfigHome(env), 'delegate');
   return {
     home,
     db: join(home, 'delegate.db'),
@@ -61,6 +61,43 @@ export function resolvePaths(env: Env): Paths {
     agentKey: join(home, 'agent-key.json'),
     config: join(configDir, 'config.json'),
   };
+}
+
+function xdgDataHome(env: Env): string {
+  return env.XDG_DATA_HOME?.trim() || join(env.HOME || homedir(), '.local', 'share');
+}
+
+function xdgConfigHome(env: Env): string {
+  return env.XDG_CONFIG_HOME?.trim() || join(env.HOME || homedir(), '.config');
+}
+
+/**
+ * The environment under which another process resolves the same data
+ * directory and config file as `env` does here, for a command written into
+ * an MCP client's configuration (a desktop app started from its menu has
+ * not this shell's environment): DELEGATE_HOME, made absolute, when set;
+ * else each XDG base directory, resolved and absolute, when this shell's
+ * differs from a plain login's (XDG_DATA_HOME or XDG_CONFIG_HOME set, or a
+ * HOME other than the account's own). Empty when nothing needs pinning.
+ * Every variable resolvePaths reads is covered.
+ */
+export function pathsEnvironment(env: Env, accountHome: string | undefined = accountHomeDir()): Record<string, string> {
+  const home = delegateHome(env);
+  if (home !== undefined) return { DELEGATE_HOME: home };
+  const homeMoved = !!env.HOME && (accountHome === undefined || resolve(env.HOME) !== resolve(accountHome));
+  const pinned: Record<string, string> = {};
+  if (env.XDG_DATA_HOME?.trim() || homeMoved) pinned.XDG_DATA_HOME = resolve(xdgDataHome(env));
+  if (env.XDG_CONFIG_HOME?.trim() || homeMoved) pinned.XDG_CONFIG_HOME = resolve(xdgConfigHome(env));
+  return pinned;
+}
+
+/** The account's home directory from the user database, whatever HOME says; undefined where there is none. */
+function accountHomeDir(): string | undefined {
+  try {
+    return userInfo().homedir || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -4,9 +4,10 @@
 // profile's cache, and how the CLI talks to a terminal (interactive or not,
 // spinner, NO_COLOR).
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { tmpdir, userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { resolvePaths } from '../../src/config.js';
 import { buildProgram, runCli } from '../../src/cli/program.js';
 import { colourOn, isInteractive, startSpinner, stylesFor } from '../../src/cli/terminal.js';
 import { fakeIo, type FakeIo } from './fake-io.js';
@@ -157,6 +158,51 @@ describe('token and login with DELEGATE_TOKEN', () => {
       expect(await runCli([command], refused)).toBe(1);
       expect(refused.err).toMatch(/^delegate: DELEGATE_TOKEN is set/);
     }
+  });
+});
+
+describe('mcp-config pins the data directory and config file this shell resolves, for every client', () => {
+  const account = userInfo().homedir;
+  /** The stdio entry's environment in each --client form (claude-code's as its --env flags). */
+  async function emittedEnvs(env: Record<string, string>): Promise<Array<Record<string, string> | undefined>> {
+    const forms: Array<Record<string, string> | undefined> = [];
+    for (const client of ['json', 'claude-desktop']) {
+      const io = fakeIo(env);
+      expect(await runCli(['mcp-config', '--client', client], io)).toBe(0);
+      forms.push(JSON.parse(io.out).mcpServers['calendar-agent'].env);
+    }
+    const code = fakeIo(env);
+    expect(await runCli(['mcp-config', '--client', 'claude-code'], code)).toBe(0);
+    const stdioLine = code.out.split('\n').find((l) => l.includes('serve-agent --stdio'))!;
+    const flags = [...stdioLine.matchAll(/--env '?([A-Z_]+)=([^' ]+)'?/g)].map((m) => [m[1]!, m[2]!]);
+    forms.push(flags.length > 0 ? Object.fromEntries(flags) : undefined);
+    return forms;
+  }
+  /** The files a process resolves, paths made absolute (a relative XDG directory is taken from the working directory). */
+  const resolved = (env: Record<string, string | undefined>) => Object.fromEntries(Object.entries(resolvePaths(env)).map(([k, v]) => [k, resolve(v)]));
+
+  it.each([
+    ['XDG_DATA_HOME', { HOME: account, XDG_DATA_HOME: '/x' }, { XDG_DATA_HOME: '/x' }],
+    ['a relative XDG_CONFIG_HOME', { HOME: account, XDG_CONFIG_HOME: 'relconf' }, { XDG_CONFIG_HOME: resolve('relconf') }],
+    ['both XDG directories', { HOME: account, XDG_DATA_HOME: '/x', XDG_CONFIG_HOME: '/y' }, { XDG_DATA_HOME: '/x', XDG_CONFIG_HOME: '/y' }],
+    ['a HOME other than the account’s', { HOME: '/tmp/elsewhere' }, { XDG_DATA_HOME: '/tmp/elsewhere/.local/share', XDG_CONFIG_HOME: '/tmp/elsewhere/.config' }],
+    ['DELEGATE_HOME, which wins', { HOME: account, DELEGATE_HOME: '/d', XDG_DATA_HOME: '/x' }, { DELEGATE_HOME: '/d' }],
+    ['nothing but the account’s HOME', { HOME: account }, undefined],
+  ] as const)('%s', async (_name, shell, pinned) => {
+    for (const env of await emittedEnvs(shell)) {
+      expect(env).toEqual(pinned);
+      // A client started from the desktop, with the account's HOME and nothing else but what was emitted, resolves the same files.
+      expect(resolved({ HOME: account, ...env })).toEqual(resolved(shell));
+    }
+  });
+
+  it('XDG_DATA_HOME=/x: status and the emitted entry both use /x/delegate', async () => {
+    const status = fakeIo({ HOME: account, XDG_DATA_HOME: '/x' });
+    await runCli(['status'], status);
+    expect(status.out + status.err).toContain('/x/delegate/tokens.json');
+    const desktop = fakeIo({ HOME: account, XDG_DATA_HOME: '/x' });
+    expect(await runCli(['mcp-config', '--client', 'claude-desktop'], desktop)).toBe(0);
+    expect(JSON.parse(desktop.out).mcpServers['calendar-agent'].env).toEqual({ XDG_DATA_HOME: '/x' });
   });
 });
 

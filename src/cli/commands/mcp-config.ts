@@ -5,7 +5,7 @@
 // and registration themselves. The snippet goes to stdout; where to put it,
 // to stderr.
 import { join } from 'node:path';
-import { DEFAULT_PORTS, DEFAULT_PROFILE, delegateHome, packageRoot, urlsFor, type Ports } from '../../config.js';
+import { DEFAULT_PORTS, DEFAULT_PROFILE, packageRoot, pathsEnvironment, urlsFor, type Ports } from '../../config.js';
 import { effectiveProfile } from './agent-access.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -30,7 +30,12 @@ export interface StdioLaunch {
   env?: Record<string, string>;
 }
 
-/** The command an MCP client spawns: this Node.js, this package's launcher, the same ports, profile (--profile or DELEGATE_PROFILE) and data directory (absolute). */
+/**
+ * The command an MCP client spawns: this Node.js, this package's launcher,
+ * the same ports, profile (--profile or DELEGATE_PROFILE), data directory and
+ * config file (DELEGATE_HOME, or the XDG directories this shell resolves,
+ * absolute: `pathsEnvironment`).
+ */
 export function stdioLaunch(args: McpConfigArgs, io: CliIo): StdioLaunch {
   const argv = [join(packageRoot(), 'bin', 'delegate'), 'serve-agent', '--stdio'];
   for (const [flag, port, fallback] of [
@@ -44,8 +49,8 @@ export function stdioLaunch(args: McpConfigArgs, io: CliIo): StdioLaunch {
   const profile = effectiveProfile(io, args.profile);
   if (profile !== undefined && profile !== DEFAULT_PROFILE) argv.push('--profile', profile);
   const launch: StdioLaunch = { command: args.nodePath, args: argv };
-  const home = delegateHome(io.env);
-  if (home !== undefined) launch.env = { DELEGATE_HOME: home };
+  const env = pathsEnvironment(io.env);
+  if (Object.keys(env).length > 0) launch.env = env;
   return launch;
 }
 
