@@ -242,6 +242,8 @@ export function withProfile(paths: Paths, profile: string | undefined): Paths {
  * `workingHours` is a string or an object of weekdays, read by src/calendar/working-hours.ts.
  */
 export interface UserConfig {
+  /** Keys the file has that delegate does not read (a typo such as "tentatve"): warned about, never refused. */
+  unknownKeys?: string[];
   timeZone?: string;
   workingHours?: string | Record<string, unknown>;
   /** Whether tentative events count as busy (the default) or free. */
@@ -253,11 +255,22 @@ export interface UserConfig {
 export class ConfigError extends Error {
   constructor(
     readonly path: string,
-    reason: string,
+    /** What is wrong, without the path. */
+    readonly reason: string,
   ) {
     super(`${path}: ${reason}`);
     this.name = 'ConfigError';
   }
+}
+
+/** The keys config.json may have. */
+export const USER_CONFIG_KEYS = ['timeZone', 'workingHours', 'tentative', 'onCalendarError'] as const;
+
+/** One line about the keys of config.json that delegate does not read, or undefined when there are none. */
+export function unknownKeysWarning(path: string, config: UserConfig): string | undefined {
+  if (!config.unknownKeys?.length) return undefined;
+  const keys = config.unknownKeys.map((k) => JSON.stringify(k)).join(', ');
+  return `${path}: ${config.unknownKeys.length === 1 ? 'the key' : 'the keys'} ${keys} ${config.unknownKeys.length === 1 ? 'is' : 'are'} not read (the keys are ${USER_CONFIG_KEYS.join(', ')}).`;
 }
 
 /**
@@ -319,6 +332,8 @@ export async function readUserConfig(path: string): Promise<UserConfig> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(path, 'the configuration must be a JSON object.');
   const c = raw as Record<string, unknown>;
   const config: UserConfig = {};
+  const unknownKeys = Object.keys(c).filter((k) => !(USER_CONFIG_KEYS as readonly string[]).includes(k));
+  if (unknownKeys.length > 0) config.unknownKeys = unknownKeys;
   if (c.timeZone !== undefined) {
     if (typeof c.timeZone !== 'string' || !isIanaZone(c.timeZone)) throw new ConfigError(path, '"timeZone" must be an IANA time zone such as Europe/Berlin.');
     config.timeZone = c.timeZone;

@@ -21,6 +21,8 @@ export type CalendarErrorCode =
   | 'rejected'
   /** The user has no calendar at all (404 `no_calendars`): there is nothing to check, so no answer. */
   | 'no_calendars'
+  /** The owner's setup cannot be used (500 `invalid_configuration`: config.json, a calendar file); it must be fixed, not retried. */
+  | 'misconfigured'
   /** It failed (5xx). */
   | 'failed'
   /** It answered something that is not a free/busy document. */
@@ -125,6 +127,9 @@ function refusal(status: number, body: unknown): CalendarError {
   const said = description ? `: ${description}` : '.';
   if (status === 401 || status === 403) return new CalendarError('refused', `The calendar refused access${said}`, status);
   if (status === 404 && errorCode(body) === 'no_calendars') return new CalendarError('no_calendars', description ?? 'There are no calendars to check.', status);
+  if (status >= 500 && errorCode(body) === 'invalid_configuration') {
+    return new CalendarError('misconfigured', description ?? 'The calendar owner’s setup cannot be used.', status);
+  }
   if (status >= 500) return new CalendarError('failed', `The calendar failed (HTTP ${status})${said}`, status);
   return new CalendarError('rejected', `The calendar rejected the request (HTTP ${status})${said}`, status);
 }

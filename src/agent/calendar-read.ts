@@ -68,7 +68,8 @@ export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logge
   if (err instanceof CalendarError) {
     logger?.warn({ code: err.code, status: err.status }, 'calendar request failed');
     // Only what may pass by itself (no answer, a failure) is worth trying again.
-    return err.code === 'refused' || err.code === 'rejected' || err.code === 'no_calendars' ? err.message : `${err.message} Try again shortly.`;
+    const mendedByWaiting = !['refused', 'rejected', 'no_calendars', 'misconfigured'].includes(err.code);
+    return mendedByWaiting ? `${err.message} Try again shortly.` : err.message;
   }
   logger?.warn({ err: { name: (err as Error)?.name } }, 'calendar read failed');
   return 'Reading the calendar failed unexpectedly.';

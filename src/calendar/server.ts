@@ -171,7 +171,9 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
       req.log.error({ timeZone: user.timeZone }, 'user has an invalid time zone');
       return sendError(reply, 500, 'server_error', "The user's time zone is not configured correctly.");
     }
-    if (user.settingsProblem !== undefined) return sendError(reply, 500, 'server_error', user.settingsProblem);
+    // What the owner set up cannot be used (config.json, below a calendar file): not the client's fault, so 5xx,
+    // but no passing failure either: `invalid_configuration`, which CalendarAgent relays without advice to retry.
+    if (user.settingsProblem !== undefined) return sendError(reply, 500, 'invalid_configuration', user.settingsProblem);
     // No calendar at all: every slot would look free, an answer nothing was checked for. Say so instead.
     if (user.calendars.length === 0) return sendError(reply, 404, 'no_calendars', NO_CALENDARS);
 
@@ -205,6 +207,14 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
           skipped.push({ calendar: err.calendar, error_description: err.message });
           continue;
         }
+        if ('path' in calendar) {
+          // A file on this computer: only its owner can mend it.
+          return reply
+            .code(500)
+            .type('application/json')
+            .send({ error: 'invalid_configuration', error_description: errorDescription(fileCalendarProblem(err, calendar.path)), calendar: err.calendar });
+        }
+        // A feed with no good copy yet: its next fetch may succeed.
         return reply
           .code(502)
           .type('application/json')
@@ -226,6 +236,11 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   });
 
   return app;
+}
+
+/** What is wrong with a calendar file, where it is, and the two ways out. */
+function fileCalendarProblem(err: CalendarSourceError, path: string): string {
+  return `${err.message} The calendar is the file ${path}: fix the file, or remove the calendar with \`delegate calendar remove ${err.calendar}\`.`;
 }
 
 /** 401/403 (or 400) with the RFC 6750 §3 challenge naming our metadata (RFC 9728 §5.1). */

@@ -7,7 +7,7 @@ import { createFeedLoader, type FeedCache } from '../calendar/feeds.js';
 import type { UserCalendars } from '../calendar/server.js';
 import { createCalendarLoader, type CalendarLoader, type CalendarRef } from '../calendar/sources.js';
 import { readWorkingHours } from '../calendar/working-hours.js';
-import { userConfigReader, type Paths } from '../config.js';
+import { ConfigError, unknownKeysWarning, userConfigReader, type Paths } from '../config.js';
 import type { CalendarRecord, Store } from '../store/index.js';
 
 /** The store as the feed loader's cache. */
@@ -36,6 +36,8 @@ export function calendarRefOf(calendar: CalendarRecord): CalendarRef {
  */
 export function userCalendarsFromStore(store: Store, paths: Paths, logger?: Logger): (sub: string) => Promise<UserCalendars | undefined> {
   const readUserConfig = userConfigReader(paths.config);
+  // Said once, not on every request: again only once the file has said something else.
+  let lastWarning: string | undefined;
   return async (sub) => {
     const user = await store.userById(sub);
     if (!user) return undefined;
@@ -43,6 +45,9 @@ export function userCalendarsFromStore(store: Store, paths: Paths, logger?: Logg
     if (!user.isOwner) return { timeZone: user.timeZone, calendars };
     try {
       const config = await readUserConfig();
+      const warning = unknownKeysWarning(paths.config, config);
+      if (warning !== undefined && warning !== lastWarning) logger?.warn(warning);
+      lastWarning = warning;
       return {
         timeZone: config.timeZone ?? user.timeZone,
         calendars,
@@ -51,9 +56,14 @@ export function userCalendarsFromStore(store: Store, paths: Paths, logger?: Logg
         ...(config.onCalendarError ? { onCalendarError: config.onCalendarError } : {}),
       };
     } catch (error) {
-      const reason = error instanceof Error ? error.message.replace(paths.config, 'config.json') : String(error);
+      const reason = error instanceof ConfigError ? error.reason : error instanceof Error ? error.message : String(error);
       logger?.error({ reason }, 'the owner settings cannot be used');
-      return { timeZone: user.timeZone, calendars, settingsProblem: `The owner's settings (config.json) cannot be used: ${reason}` };
+      // Nothing passes by waiting: the file must change. (Without it, the defaults apply.)
+      return {
+        timeZone: user.timeZone,
+        calendars,
+        settingsProblem: `The owner's settings in ${paths.config} cannot be used: ${reason} Fix the file, or remove it to search with the defaults.`,
+      };
     }
   };
 }

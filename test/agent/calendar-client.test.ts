@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { createApp } from '../../src/http/app.js';
 import { fetchFreeBusy, CalendarError } from '../../src/agent/calendar-client.js';
+import { explainReadFailure } from '../../src/agent/calendar-read.js';
 import { listen } from './support.js';
 
 const window = { start: Date.parse('2026-12-01T00:00:00Z'), end: Date.parse('2026-12-08T00:00:00Z') };
@@ -61,6 +62,23 @@ describe.each([
     expect(error).toBeInstanceOf(CalendarError);
     expect(error).toMatchObject({ code, status });
     expect((error as Error).message).toContain('Outside the window your grant allows.');
+  });
+
+  // What the owner set up, and the owner alone can mend: the description as it is, and no advice to wait.
+  it.each([
+    [500, 'invalid_configuration', 'misconfigured', "The owner's settings in /h/config.json cannot be used: x. Fix the file, or remove it to search with the defaults."],
+    [404, 'no_calendars', 'no_calendars', 'There are no calendars to check: add one with `delegate calendar add NAME FILE-OR-URL`.'],
+  ])('names HTTP %i %s as %s, its message the description alone, which the tool passes on without "Try again"', async (status, error, code, description) => {
+    const url = await calendar(() => ({ status, body: { error, error_description: description } }));
+    const failure = await fetchFreeBusy(request(url)).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code, status, message: description });
+    expect(explainReadFailure(failure, undefined)).toBe(description);
+  });
+
+  it('a failure that may pass (502 calendar_unavailable) keeps its advice to try again', async () => {
+    const url = await calendar(() => ({ status: 502, body: { error: 'calendar_unavailable', error_description: "Calendar 'team': The feed could not be fetched." } }));
+    const failure = await fetchFreeBusy(request(url)).catch((e: unknown) => e);
+    expect(explainReadFailure(failure, undefined)).toBe("The calendar failed (HTTP 502): Calendar 'team': The feed could not be fetched. Try again shortly.");
   });
 
   it.each([

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCalendarServer, type UserCalendars } from '../../src/calendar/server.js';
+import { CalendarSourceError } from '../../src/calendar/errors.js';
 import { createCalendarLoader, type CalendarRef } from '../../src/calendar/sources.js';
 import { parseCalendar } from '../../src/calendar/ics.js';
 
@@ -31,6 +32,7 @@ const USERS: Record<string, UserCalendars> = {
   },
   misconfigured: { timeZone: 'UTC', calendars: [status], settingsProblem: "The owner's settings (config.json) cannot be used: config.json: the configuration file is not valid JSON." },
   subscriber: { timeZone: 'America/Vancouver', calendars: [feed] },
+  waiting: { timeZone: 'America/Vancouver', calendars: [{ name: 'new', id: 'cal_new', url: 'https://calendar.example/new.ics' }] },
 };
 
 let key: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
@@ -52,7 +54,12 @@ beforeAll(async () => {
     keys: createLocalJWKSet({ keys: [publicJwk] }),
     revocations: false,
     loader: {
-      load: (ref: CalendarRef) => ('url' in ref ? Promise.resolve(fromFeed) : files.load(ref)),
+      load: (ref: CalendarRef) =>
+        'url' in ref
+          ? ref.name === 'new'
+            ? Promise.reject(new CalendarSourceError('ERR_CALENDAR_UNREADABLE', 'new', 'The feed could not be fetched: the server answered HTTP 503.'))
+            : Promise.resolve(fromFeed)
+          : files.load(ref),
       staleness: (ref: CalendarRef) =>
         'url' in ref ? { calendar: ref.name, fetchedAt: Date.UTC(2022, 5, 30, 12), reason: 'The feed could not be fetched: the server answered HTTP 503.' } : undefined,
     },
@@ -87,7 +94,7 @@ describe('GET /freebusy with issue-4 parameters', () => {
 
   it('fails on a broken calendar by default, and leaves it out with on_calendar_error=skip', async () => {
     const failing = await freebusy('owner', '&calendar=status&calendar=google');
-    expect([failing.statusCode, failing.json().calendar]).toEqual([502, 'google']);
+    expect([failing.statusCode, failing.json().error, failing.json().calendar]).toEqual([500, 'invalid_configuration', 'google']);
     const skipping = await freebusy('owner', '&calendar=status&calendar=google&on_calendar_error=skip');
     expect(skipping.statusCode).toBe(200);
     expect(skipping.json().skipped).toEqual([{ calendar: 'google', error_description: expect.stringMatching(/^Calendar "google", line 50: /) }]);
@@ -97,7 +104,7 @@ describe('GET /freebusy with issue-4 parameters', () => {
     const res = await freebusy('relaxed');
     expect(res.json()).toMatchObject({ busy: CONFIRMED, workingHours: { mon: [{ start: '08:00', end: '12:00' }] }, skipped: [{ calendar: 'google' }] });
     expect((await freebusy('relaxed', '&tentative=busy')).json().busy).toEqual([TENTATIVE, ...CONFIRMED]);
-    expect((await freebusy('relaxed', '&on_calendar_error=fail')).statusCode).toBe(502);
+    expect((await freebusy('relaxed', '&on_calendar_error=fail')).statusCode).toBe(500);
   });
 
   it('names an unknown calendar and the user’s calendars', async () => {
@@ -120,8 +127,13 @@ describe('GET /freebusy with issue-4 parameters', () => {
 
   it('fails with the reason when the user’s settings cannot be used', async () => {
     const res = await freebusy('misconfigured');
-    expect(res.statusCode).toBe(500);
+    expect([res.statusCode, res.json().error]).toEqual([500, 'invalid_configuration']);
     expect(res.json().error_description).toMatch(/config\.json.*not valid JSON/);
+  });
+
+  it('a feed with no good copy yet is a passing failure of the calendar upstream: 502 calendar_unavailable', async () => {
+    const res = await freebusy('waiting');
+    expect([res.statusCode, res.json()]).toEqual([502, { error: 'calendar_unavailable', error_description: "Calendar 'new': The feed could not be fetched: the server answered HTTP 503.", calendar: 'new' }]);
   });
 
   it('says which feed could not be refreshed, and from when the copy it used is', async () => {

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync, unlinkSync, chmodSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, readUserConfig, userConfigReader } from '../../src/config.js';
+import { ConfigError, readUserConfig, unknownKeysWarning, userConfigReader } from '../../src/config.js';
 
 let dir: string;
 let path: string;
@@ -69,5 +69,27 @@ describe('userConfigReader', () => {
     await expect(read()).resolves.toEqual({ timeZone: 'UTC' });
     await expect(read()).resolves.toEqual({ timeZone: 'UTC' });
     expect(reads).toBe(2);
+  });
+});
+
+describe('readUserConfig and keys it does not read', () => {
+  it('keeps a typo’d key aside as unknown, reads the rest, and words one line about it', async () => {
+    writeFileSync(path, JSON.stringify({ timeZone: 'UTC', tentatve: 'free' }));
+    const config = await readUserConfig(path);
+    expect(config).toEqual({ timeZone: 'UTC', unknownKeys: ['tentatve'] });
+    expect(unknownKeysWarning(path, config)).toBe(`${path}: the key "tentatve" is not read (the keys are timeZone, workingHours, tentative, onCalendarError).`);
+    writeFileSync(path, JSON.stringify({ timezone: 'UTC', working_hours: 'x' }));
+    expect(unknownKeysWarning(path, await readUserConfig(path))).toBe(
+      `${path}: the keys "timezone", "working_hours" are not read (the keys are timeZone, workingHours, tentative, onCalendarError).`,
+    );
+    writeFileSync(path, JSON.stringify({ tentative: 'free' }));
+    expect(unknownKeysWarning(path, await readUserConfig(path))).toBeUndefined();
+  });
+
+  it('a value it cannot use is a ConfigError whose reason leaves the path to the caller', async () => {
+    writeFileSync(path, JSON.stringify({ timeZone: 'Mars/X' }));
+    const error = await readUserConfig(path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({ path, reason: '"timeZone" must be an IANA time zone such as Europe/Berlin.' });
   });
 });

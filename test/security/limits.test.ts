@@ -211,10 +211,10 @@ describe('a calendar whose recurrence rule would hold the backend (from 1900, ev
     expect((await read()).status).toBe(200);
   });
 
-  it('by default fails the request with 502 calendar_unavailable naming the calendar', async () => {
+  it('by default fails the request with 500 invalid_configuration naming the calendar (a file: the owner must mend it)', async () => {
     await start('fail');
     const res = await read();
-    expect(res.status).toBe(502);
-    expect(res.body).toEqual({ error: 'calendar_unavailable', error_description: expect.stringMatching(/is not supported/), calendar: 'hostile' });
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: 'invalid_configuration', error_description: expect.stringMatching(/is not supported/), calendar: 'hostile' });
   });
 });

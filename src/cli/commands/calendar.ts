@@ -14,7 +14,7 @@ import { createFeedLoader, normalizeFeedUrl, redactFeedUrl } from '../../calenda
 import { expandBusy, type ParsedCalendar } from '../../calendar/ics.js';
 import { createCalendarLoader } from '../../calendar/sources.js';
 import { DAY_MS } from '../../calendar/zone.js';
-import { demoCalendarPath, readUserConfig, resolvePaths, systemTimeZone, type Paths } from '../../config.js';
+import { demoCalendarPath, readUserConfig, resolvePaths, systemTimeZone, unknownKeysWarning, type Paths, type UserConfig } from '../../config.js';
 import type { CalendarFeedRecord, CalendarRecord, Store, UserRecord } from '../../store/index.js';
 import { feedCacheOf } from '../calendar-backend.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
@@ -96,7 +96,14 @@ export async function calendarListCommand(args: CalendarListArgs, io: CliIo): Pr
   const store = openCommandStore(paths, readOnlyNotice(io));
   try {
     const owner = await store.ownerUser();
-    const zone = (await readUserConfig(paths.config).catch(() => ({ timeZone: undefined }))).timeZone ?? owner?.timeZone ?? systemTimeZone(io.env);
+    // The listing does not need the settings, but says what searches will find wrong with them.
+    const config = await readUserConfig(paths.config).catch((error: unknown): UserConfig => {
+      io.stderr.write(`delegate: ${error instanceof Error ? error.message : String(error)} Searches fail until it is fixed.\n`);
+      return {};
+    });
+    const warning = unknownKeysWarning(paths.config, config);
+    if (warning) io.stderr.write(`delegate: ${warning}\n`);
+    const zone = config.timeZone ?? owner?.timeZone ?? systemTimeZone(io.env);
     const calendars = owner ? await store.listCalendars(owner.id) : [demoCalendarOf(undefined, io.now())];
     const listings: CalendarListing[] = [];
     for (const calendar of calendars) {

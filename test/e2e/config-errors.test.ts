@@ -1,0 +1,79 @@
+// What to fix, not "try again": on the built CLI against `delegate serve`, a
+// calendar added with --no-check whose file is missing, and a config.json
+// whose time zone does not exist, each fail find-slot with one line naming
+// the file and the way out, and no advice to wait; a key config.json does
+// not read (a typo) is warned about in one line and the file is still used.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/ports.js';
+import { repoRoot } from './built.js';
+import { approveInBrowser, killLeftovers, runCli, startCli, startServer, type Running } from './run.js';
+
+let dir: string;
+let home: string;
+let ports: string[];
+let serve: Running;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'delegate-e2e-config-'));
+  home = join(dir, 'home');
+  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+  expect((await runCli(['calendar', 'add', 'nochk', join(dir, 'missing.ics'), '--no-check'], home)).code).toBe(0);
+  serve = await startServer(['serve', ...ports], home);
+  const login = startCli(['login', '--no-browser', ...ports], home);
+  await approveInBrowser(await login.loginUrl);
+  expect((await login.done).code).toBe(0);
+}, 60_000);
+
+afterAll(async () => {
+  serve?.child.kill('SIGTERM');
+  await serve?.done;
+  killLeftovers();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const findSlot = () => runCli(['find-slot', '--duration', '30m', ...ports], home);
+
+describe('local setup errors say what to fix', () => {
+  it('a calendar whose file is missing: its path, fix it or `delegate calendar remove`, no retry advice', async () => {
+    const run = await findSlot();
+    expect([run.code, run.stdout]).toEqual([1, '']);
+    expect(run.stderr).toBe(
+      `delegate: Calendar 'nochk': The calendar cannot be read: its file does not exist. The calendar is the file ${join(dir, 'missing.ics')}: ` +
+        'fix the file, or remove the calendar with `delegate calendar remove nochk`.\n',
+    );
+    expect(run.stderr).not.toMatch(/Try again|HTTP 50\d/);
+  });
+
+  it('a config.json that cannot be used: its path, what is wrong, fix or remove it, no retry advice', async () => {
+    expect((await runCli(['calendar', 'remove', 'nochk'], home)).code).toBe(0);
+    expect((await runCli(['calendar', 'add', 'work', join(repoRoot, 'fixtures', 'owner.ics')], home)).code).toBe(0);
+    await writeFile(join(home, 'config.json'), JSON.stringify({ timeZone: 'Mars/X' }));
+    const run = await findSlot();
+    expect([run.code, run.stdout]).toEqual([1, '']);
+    // RFC 6749 §5.2 allows no `"` in an error_description: the key is quoted with `'` on the way.
+    expect(run.stderr).toBe(
+      `delegate: The owner's settings in ${join(home, 'config.json')} cannot be used: 'timeZone' must be an IANA time zone such as Europe/Berlin. ` +
+        'Fix the file, or remove it to search with the defaults.\n',
+    );
+    // calendar list, which lists without the settings, says so too.
+    const list = await runCli(['calendar', 'list'], home);
+    expect(list.code).toBe(0);
+    expect(list.stderr).toBe(`delegate: ${join(home, 'config.json')}: "timeZone" must be an IANA time zone such as Europe/Berlin. Searches fail until it is fixed.\n`);
+  });
+
+  it('a key config.json does not read is warned about in one line, and the rest of the file is used', async () => {
+    await writeFile(join(home, 'config.json'), JSON.stringify({ timeZone: 'Europe/Berlin', tentatve: 'free' }));
+    const run = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ timeZone: 'Europe/Berlin' });
+    const list = await runCli(['calendar', 'list'], home);
+    expect(list.code).toBe(0);
+    expect(list.stderr).toBe(`delegate: ${join(home, 'config.json')}: the key "tentatve" is not read (the keys are timeZone, workingHours, tentative, onCalendarError).\n`);
+    // The calendar backend says it in its log, once for this version of the file.
+    await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
+    expect(serve.stderr().split('\n').filter((line) => line.includes('tentatve'))).toHaveLength(1);
+  });
+});
