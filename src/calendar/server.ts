@@ -212,7 +212,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
           return reply
             .code(500)
             .type('application/json')
-            .send({ error: 'invalid_configuration', error_description: errorDescription(fileCalendarProblem(err, calendar.path)), calendar: err.calendar });
+            .send({ error: 'invalid_configuration', error_description: errorDescription(fileCalendarProblem(err)), calendar: err.calendar });
         }
         // A feed with no good copy yet: its next fetch may succeed.
         return reply
@@ -238,9 +238,12 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   return app;
 }
 
-/** What is wrong with a calendar file, where it is, and the two ways out. */
-function fileCalendarProblem(err: CalendarSourceError, path: string): string {
-  return `${err.message} The calendar is the file ${path}: fix the file, or remove the calendar with \`delegate calendar remove ${err.calendar}\`.`;
+/**
+ * What is wrong with a calendar file, and the two ways out. Not where it is: the answer may go to a remote
+ * client (server mode), and the file's path is this computer's business; `delegate calendar list` names it.
+ */
+function fileCalendarProblem(err: CalendarSourceError): string {
+  return `${err.message} Fix the calendar's file (\`delegate calendar list\` shows where it is), or remove the calendar with \`delegate calendar remove ${err.calendar}\`.`;
 }
 
 /** 401/403 (or 400) with the RFC 6750 §3 challenge naming our metadata (RFC 9728 §5.1). */

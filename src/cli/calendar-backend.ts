@@ -62,7 +62,8 @@ export function userCalendarsFromStore(store: Store, paths: Paths, logger?: Logg
       return {
         timeZone: user.timeZone,
         calendars,
-        settingsProblem: `The owner's settings in ${paths.config} cannot be used: ${reason} Fix the file, or remove it to search with the defaults.`,
+        // Without the file's path, which may go to a remote client; `delegate calendar list` names it.
+        settingsProblem: `The owner's settings (config.json) cannot be used: ${reason} Fix the file (\`delegate calendar list\` shows where it is), or remove it to search with the defaults.`,
       };
     }
   };

@@ -37,17 +37,17 @@ afterAll(async () => {
 const findSlot = () => runCli(['find-slot', '--duration', '30m', ...ports], home);
 
 describe('local setup errors say what to fix', () => {
-  it('a calendar whose file is missing: its path, fix it or `delegate calendar remove`, no retry advice', async () => {
+  it('a calendar whose file is missing: fix it or `delegate calendar remove`, no retry advice, no path on the wire', async () => {
     const run = await findSlot();
     expect([run.code, run.stdout]).toEqual([1, '']);
     expect(run.stderr).toBe(
-      `delegate: Calendar 'nochk': The calendar cannot be read: its file does not exist. The calendar is the file ${join(dir, 'missing.ics')}: ` +
-        'fix the file, or remove the calendar with `delegate calendar remove nochk`.\n',
+      "delegate: Calendar 'nochk': The calendar cannot be read: its file does not exist. " +
+        "Fix the calendar's file (`delegate calendar list` shows where it is), or remove the calendar with `delegate calendar remove nochk`.\n",
     );
     expect(run.stderr).not.toMatch(/Try again|HTTP 50\d/);
   });
 
-  it('a config.json that cannot be used: its path, what is wrong, fix or remove it, no retry advice', async () => {
+  it('a config.json that cannot be used: what is wrong, fix or remove it, no retry advice; calendar list names its path', async () => {
     expect((await runCli(['calendar', 'remove', 'nochk'], home)).code).toBe(0);
     expect((await runCli(['calendar', 'add', 'work', join(repoRoot, 'fixtures', 'owner.ics')], home)).code).toBe(0);
     await writeFile(join(home, 'config.json'), JSON.stringify({ timeZone: 'Mars/X' }));
@@ -55,8 +55,8 @@ describe('local setup errors say what to fix', () => {
     expect([run.code, run.stdout]).toEqual([1, '']);
     // RFC 6749 §5.2 allows no `"` in an error_description: the key is quoted with `'` on the way.
     expect(run.stderr).toBe(
-      `delegate: The owner's settings in ${join(home, 'config.json')} cannot be used: 'timeZone' must be an IANA time zone such as Europe/Berlin. ` +
-        'Fix the file, or remove it to search with the defaults.\n',
+      "delegate: The owner's settings (config.json) cannot be used: 'timeZone' must be an IANA time zone such as Europe/Berlin. " +
+        'Fix the file (`delegate calendar list` shows where it is), or remove it to search with the defaults.\n',
     );
     // calendar list, which lists without the settings, says so too.
     const list = await runCli(['calendar', 'list'], home);
