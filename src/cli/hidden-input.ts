@@ -59,12 +59,14 @@ export interface RawInput {
 /**
  * One line typed at the terminal `input`, not echoed; undefined when the
  * person pressed Ctrl-C (in raw mode it sends no SIGINT: the caller ends the
- * command). End of input ends the line as typed.
+ * command). End of input ends the line as typed. `prompt` is shown once echo
+ * is off, so that nothing typed after it appears can be echoed.
  */
-export async function readHiddenLine(input: RawInput): Promise<string | undefined> {
+export async function readHiddenLine(input: RawInput, prompt: () => void = () => undefined): Promise<string | undefined> {
   const wasRaw = input.isRaw === true;
   input.setRawMode(true);
   input.setEncoding('utf8');
+  prompt();
   let line: HiddenLine = { text: '' };
   try {
     return await new Promise<string | undefined>((resolve) => {

@@ -27,11 +27,11 @@ export interface CliIo {
   /** Reads everything piped to stdin (for secrets given to a command, such as a new password). */
   readAll?(): Promise<string>;
   /**
-   * Reads one line typed at the terminal without showing it (a password), until
-   * Enter; undefined when the person cancels with Ctrl-C. Called only when
-   * stdin is a terminal.
+   * Shows `prompt` once echo is off, then reads one line typed at the terminal
+   * without showing it (a password), until Enter; undefined when the person
+   * cancels with Ctrl-C. Called only when stdin is a terminal.
    */
-  readHiddenLine?(): Promise<string | undefined>;
+  readHiddenLine?(prompt: string): Promise<string | undefined>;
   /** The program's output: results only (e.g. the --json object). */
   readonly stdout: OutputStream;
   /** Messages for the person: progress, links, errors. */

@@ -26,9 +26,9 @@ const io: CliIo = {
       process.stdin.pause();
     }
   },
-  async readHiddenLine() {
+  async readHiddenLine(prompt) {
     const { readHiddenLine } = await import('./hidden-input.js');
-    return readHiddenLine(process.stdin);
+    return readHiddenLine(process.stdin, () => process.stderr.write(prompt));
   },
   async readAll() {
     const chunks: Buffer[] = [];

@@ -3,6 +3,7 @@
 // writing the store directly (as `delegate grants revoke` does).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
+import { hashSecret } from '../../src/authz/crypto.js';
 import { openStore } from '../../src/store/index.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { postForm } from '../support/oauth-flow.js';
@@ -40,13 +41,25 @@ describe('the revocation list', () => {
   });
 
   it('lists every token of a revoked refresh family, each with its expiry', async () => {
+    // A family is revoked alone when its refresh token is replayed or its code reused (the store's revokeRefreshToken);
+    // its client's revocation at /revoke ends the whole grant (below).
     const tokens = await obtainTokens(authz);
     const before = await list('since=0');
-    await postForm(`${authz.issuer}/revoke`, { token: tokens.refreshToken, client_id: tokens.clientId });
+    expect(await authz.store.revokeRefreshToken(hashSecret(tokens.refreshToken), Date.now())).toBe(true);
     const after = await list(`since=${before.cursor}`);
     const jti = String(decodeJwt(tokens.accessToken).jti);
     expect(after.tokens).toContain(jti);
     expect(after.expires_at[jti]).toBe(decodeJwt(tokens.accessToken).exp);
+  });
+
+  it('lists the grant when its client revokes the refresh token at /revoke (RFC 7009 §2.1: the grant goes with it)', async () => {
+    const tokens = await obtainTokens(authz);
+    const grant = String(decodeJwt(tokens.accessToken).grant_id);
+    const before = await list('since=0');
+    expect((await postForm(`${authz.issuer}/revoke`, { token: tokens.refreshToken, client_id: tokens.clientId })).status).toBe(200);
+    const after = await list(`since=${before.cursor}`);
+    expect(after.grants).toContain(grant);
+    expect(after.expires_at[grant]).toBeGreaterThanOrEqual(decodeJwt(tokens.accessToken).exp!);
   });
 
   it('holds a request until another process revokes something, then answers at once', async () => {

@@ -384,6 +384,9 @@ describe('no secret in any log line, nor in the clear in the database', () => {
     const password = 'gina has a long password 7f3a9';
     secrets.set('password', password);
     await addUser(stack.store, { name: 'gina', password, timeZone: 'UTC' }, Date.now());
+    // A calendar of hers, so that the calendar read and find_slot below read one (a user with none is 404 no_calendars).
+    const gina = (await stack.store.listUsers()).find((u) => u.name === 'gina')!;
+    await stack.store.addCalendar({ id: 'cal_gina', userId: gina.id, name: 'work', kind: 'file', source: join(process.cwd(), 'fixtures', 'owner.ics'), createdAt: Date.now() });
 
     // A confidential client, with a secret of its own.
     const reg = await postJson(`${stack.issuer}/register`, {

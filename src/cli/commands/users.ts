@@ -25,8 +25,8 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
 /** At a terminal, one line typed without echo; from a pipe, everything (its last line break dropped). */
 async function readPassword(args: { name: string; replace: boolean }, io: CliIo): Promise<string> {
   if (io.stdin?.isTTY && io.readHiddenLine) {
-    io.stderr.write(`Password for ${args.name}: `);
-    const typed = await io.readHiddenLine();
+    // The prompt is written once echo is off: keys typed as soon as it shows are not echoed.
+    const typed = await io.readHiddenLine(`Password for ${args.name}: `);
     // The person's Enter was not echoed either.
     io.stderr.write('\n');
     if (typed === undefined) {
