@@ -65,8 +65,11 @@ class RevocationWatch {
 export function registerRevocationList(app: FastifyInstance, ctx: AuthContext): void {
   const watch = new RevocationWatch(ctx.store, ctx.now);
   const closing = new AbortController();
-  app.addHook('onClose', async () => {
+  // Long polls are answered as the server starts closing (preClose): it waits for requests in flight.
+  app.addHook('preClose', async () => {
     closing.abort();
+  });
+  app.addHook('onClose', async () => {
     watch.stop();
   });
 

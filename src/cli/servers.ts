@@ -182,7 +182,7 @@ export async function listen(app: FastifyInstance, name: string, host: string, p
   }
 }
 
-/** Closes servers in reverse order of starting, then the store. */
+/** Closes servers in reverse order of starting (CalendarAgent's requests need the other two), each once the answers it has started are sent (src/http/graceful-close.ts); then the store. */
 export async function closeAll(apps: readonly FastifyInstance[], store?: Store): Promise<void> {
   for (const app of [...apps].reverse()) await app.close().catch(() => {});
   store?.close();

@@ -9,8 +9,14 @@ import { CommandFailed } from './errors.js';
 
 /** Each probe waits longer than the one before: a busy machine may answer slowly, but a port nobody listens on refuses at once. */
 const PROBE_TIMEOUTS_MS = [1500, 4000, 8000];
-/** How long to wait for another process's embedded stack after losing the race to start one. */
-const RACE_WAIT_MS = 10_000;
+/**
+ * How long to wait for the servers to settle when another process is starting
+ * or stopping its embedded stack: all three answer (use them), or none does
+ * (start ours). Starting one takes well under a second; stopping one waits
+ * for the answers in flight (src/http/graceful-close.ts, up to 3 s).
+ */
+const SETTLE_WAIT_MS = 10_000;
+const SETTLE_POLL_MS = 100;
 
 type ProbeResult = 'up' | 'down' | 'foreign' | 'silent';
 
@@ -21,25 +27,32 @@ interface Part {
   isOurs: (body: Record<string, unknown>) => boolean;
 }
 
+/**
+ * The servers on the configured ports, started in this process when none
+ * answers. Other delegate commands may be doing the same at this moment
+ * (commands run in parallel, each finding nothing): whoever binds the ports
+ * first runs them, and the others use its servers. Servers caught half
+ * started or half stopped are waited for; if they stop altogether, this
+ * process starts its own. The wait is bounded: past it, what stands in the
+ * way is the error.
+ */
 export async function ensureStack(options: StackOptions): Promise<Stack> {
   const urls = urlsFor(options.ports, options.host);
   const parts = partsOf(options, urls);
-  const states = await Promise.all(parts.map(probePart));
-  const verdict = judge(parts, states);
-  if (verdict === 'running') return { embedded: false, urls, close: async () => {} };
-
-  try {
-    return await startEmbedded(options, urls);
-  } catch (error) {
-    // Another process may have started the stack between our probe and our listen.
-    if (!(error instanceof PortTaken)) throw error;
-    const deadline = Date.now() + RACE_WAIT_MS;
-    while (Date.now() < deadline) {
-      const again = await Promise.all(parts.map(probePart));
-      if (again.every((s) => s === 'up')) return { embedded: false, urls, close: async () => {} };
-      await new Promise((resolve) => setTimeout(resolve, 200));
+  const deadline = Date.now() + SETTLE_WAIT_MS;
+  for (;;) {
+    const states = await Promise.all(parts.map(probePart));
+    const verdict = judge(parts, states, Date.now() < deadline);
+    if (verdict === 'running') return { embedded: false, urls, close: async () => {} };
+    if (verdict === 'absent') {
+      try {
+        return await startEmbedded(options, urls);
+      } catch (error) {
+        // Another process bound the ports between our probe and our listen: use its servers once they answer.
+        if (!(error instanceof PortTaken) || Date.now() >= deadline) throw error instanceof PortTaken ? new CommandFailed(error.message) : error;
+      }
     }
-    throw new CommandFailed(error.message);
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
   }
 }
 
@@ -51,8 +64,12 @@ function partsOf(options: StackOptions, urls: Urls): Part[] {
   ];
 }
 
-/** 'running' when all three answer; 'absent' when none listens; otherwise a message saying what is wrong. */
-function judge(parts: Part[], states: ProbeResult[]): 'running' | 'absent' {
+/**
+ * 'running' when all three answer; 'absent' when none listens; 'settling'
+ * when only some listen and `mayWait` (another process starting or stopping
+ * its servers); otherwise a message saying what is wrong.
+ */
+function judge(parts: Part[], states: ProbeResult[], mayWait: boolean): 'running' | 'absent' | 'settling' {
   const named = (wanted: ProbeResult) => parts.filter((_, i) => states[i] === wanted);
   const [foreign] = named('foreign');
   if (foreign) {
@@ -62,6 +79,7 @@ function judge(parts: Part[], states: ProbeResult[]): 'running' | 'absent' {
   if (silent) throw new CommandFailed(`The ${silent.name} on port ${silent.port} accepts connections but does not answer.`);
   if (states.every((s) => s === 'up')) return 'running';
   if (states.every((s) => s === 'down')) return 'absent';
+  if (mayWait) return 'settling';
   const missing = named('down').map((p) => `the ${p.name} (port ${p.port})`);
   throw new CommandFailed(
     `Some of delegate's servers are running but not ${missing.join(' and ')}. Start ${missing.length > 1 ? 'them' : 'it'}, or stop the others and let this command start all three.`,

@@ -12,6 +12,7 @@ import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredCl
 import { ClientError, isClientError } from './errors.js';
 import { isErrno } from './private-files.js';
 import { refreshCachedTokens } from './refresh.js';
+import { resendingFetch } from './servers-gone.js';
 import { ensureDelegation, setAsideDamagedCache, type SessionOptions } from './session.js';
 
 /** A token printed for a script should outlive the script's first requests. */
@@ -59,7 +60,7 @@ async function cachedOrRefreshed(cache: TokenCache, resource: string, options: S
     now: options.now,
     // Refresh this token even if it still has a little life: a script is about to use it.
     rejectedAccessToken: tokens.access_token,
-    ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}),
+    ...(options.fetchFn || options.serversGone ? { fetchFn: resendingFetch(options.fetchFn ?? fetch, options.serversGone) } : {}),
   });
   return fresh?.access_token;
 }

@@ -13,6 +13,7 @@ import { TokenCache, setTokens, type StoredClient } from './cache.js';
 import { ClientError, loginTimedOut } from './errors.js';
 import { loginLinkFor } from './owner-login.js';
 import { CLIENT_METADATA, storedTokensFrom } from './provider.js';
+import { resendingFetch } from './servers-gone.js';
 import type { SessionOptions } from './session.js';
 
 export const GRANT_TYPE_DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -45,7 +46,8 @@ interface DeviceAuthorizationResponse {
 export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   const resource = canonicalResource(options.agentUrl);
   if (!resource) throw new ClientError('AGENT_UNAVAILABLE', `${options.agentUrl} is not an http(s) URL.`);
-  const fetchFn: FetchLike = options.fetchFn ?? fetch;
+  // A poll left unanswered because the servers went away (with the command that started them) is sent again once they are back: the device code waits in the database.
+  const fetchFn: FetchLike = resendingFetch(options.fetchFn ?? fetch, options.serversGone);
   const sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   const cache = new TokenCache({ files: options.files, now: options.now });
 

@@ -13,6 +13,7 @@ import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamable
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { answerMessages, postMessage, UnexpectedAnswer } from './mcp-post.js';
+import { resendIfUnanswered, type ServersGone } from './servers-gone.js';
 
 export interface HttpTransportOptions {
   /** Sent with every request, e.g. Authorization. */
@@ -21,6 +22,8 @@ export interface HttpTransportOptions {
   timeoutMs: number;
   /** Told every answer's status and WWW-Authenticate header (for the session's scope challenges). */
   onResponse?: (status: number, wwwAuthenticate: string | undefined) => void;
+  /** Told when the agent refuses the connection; the message is then sent once more (servers-gone.ts). */
+  serversGone?: ServersGone;
 }
 
 export class HttpClientTransport implements Transport {
@@ -60,10 +63,10 @@ export class HttpClientTransport implements Transport {
     const headers: Record<string, string> = { ...this.options.headers };
     if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
     if (this.protocolVersion !== undefined) headers['mcp-protocol-version'] = this.protocolVersion;
-    const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.options.timeoutMs)]);
+    const send = () => postMessage(this.url, body, headers, AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.options.timeoutMs)]));
     let answer;
     try {
-      answer = await postMessage(this.url, body, headers, signal);
+      answer = await resendIfUnanswered(send, this.options.serversGone);
     } catch (error) {
       if (error instanceof UnexpectedAnswer) throw new StreamableHTTPError(-1, error.message);
       throw error;

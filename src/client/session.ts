@@ -20,6 +20,7 @@ import { HttpClientTransport } from './http-transport.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
 import { busyList, FIND_SLOT_TOOL, LIST_BUSY_TOOL, slotSearchResult } from './tool-results.js';
 import { refreshCachedTokens } from './refresh.js';
+import { resendingFetch, type ServersGone } from './servers-gone.js';
 
 export { DEFAULT_REQUEST_TIMEOUT_MS, FIND_SLOT_TOOL, LIST_BUSY_TOOL };
 
@@ -58,6 +59,12 @@ export interface SessionOptions {
   requestTimeoutMs?: number;
   clientInfo?: { name: string; version: string };
   fetchFn?: FetchLike;
+  /**
+   * Told when a server refuses the connection (the servers another command
+   * started have gone with it): brings them back, and the request is sent
+   * once more (servers-gone.ts). Without it, a refused connection is an error.
+   */
+  serversGone?: ServersGone;
 }
 
 /** find_slot's search options, as written (docs/internals.md, find_slot). */
@@ -213,7 +220,8 @@ async function withAgentChallenged<T>(options: SessionOptions, mode: Mode, use: 
   const resource = resourceOf(options.agentUrl);
   const cache = cacheFor(options);
   const challenges = new ScopeChallenges();
-  const fetchFn = challenges.observe(withTimeout(options.fetchFn ?? fetch, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS));
+  // A resent request gets a timeout of its own.
+  const fetchFn = challenges.observe(resendingFetch(withTimeout(options.fetchFn ?? fetch, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS), options.serversGone));
   try {
     return await withAgentOnce(options, mode, use, cache, resource, fetchFn, challenges);
   } catch (error) {
@@ -360,6 +368,7 @@ async function useWithBearer<T>(options: SessionOptions, agent: AgentLine, acces
         headers: authorization,
         timeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
         onResponse: (status, header) => agent.challenges.note(status, header),
+        ...(options.serversGone ? { serversGone: options.serversGone } : {}),
       });
   return connectAndUse(options.clientInfo, transport, use);
 }

@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import type { Duplex } from 'node:stream';
 import { errorDescription } from '../error-description.js';
+import { finishAnswersOnClose } from './graceful-close.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './logging.js';
 
 export interface AppOptions {
@@ -41,12 +42,15 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     genReqId: (req) => requestIdFor(req.headers),
     requestIdHeader: false,
     trustProxy: false,
-    return503OnClosing: true,
+    // A request that arrives on an open connection while the server closes is answered, not
+    // refused with 503: its client may be another delegate command in the middle of its work.
+    return503OnClosing: false,
     // One access line per request at info (below, when it is answered); the
     // line on arrival only at debug. Half the log writes on the hot path.
     // (Through a LogController: fastify 5.12 deprecates the top-level option with a warning on stderr.)
     logController: new LogController({ disableRequestLogging: true }),
-    forceCloseConnections: true,
+    // Closing finishes the answers in flight, for a while (finishAnswersOnClose, below).
+    forceCloseConnections: false,
     // Requests Node's parser refuses (headers over 16 KiB, a malformed request line) never
     // reach fastify; its default answer is no RFC error body. Found by test/fuzz.
     clientErrorHandler: answerClientError,
@@ -61,6 +65,8 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
       return sendError(reply, status, status === 500 ? 'server_error' : 'invalid_request', status === 500 ? 'The server could not complete the request.' : 'The request URL is malformed.');
     },
   });
+
+  finishAnswersOnClose(app);
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     done(null, parseForm(body as string));

@@ -1,6 +1,8 @@
 // What the commands that talk to CalendarAgent share: make sure the servers
 // are there (or start them in this process, docs/internals.md "The embedded
-// stack"; find-slot and busy look only when the servers do not answer), then give the client session what it needs: the profile's token
+// stack"; find-slot and busy look only when the servers do not answer), and
+// bring them back if they go away mid-run (another command started them and
+// has exited), then give the client session what it needs: the profile's token
 // cache, DELEGATE_TOKEN when set, and how to show the person a sign-in link —
 // on stderr on a line of its own, in the browser unless --no-browser, with a
 // spinner on a terminal and, when the browser may be elsewhere, a prompt for
@@ -9,8 +11,9 @@
 import { delegateToken, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
 import { isBearerToken } from '../../delegation/tokens.js';
 import { isClientError } from '../../client/errors.js';
+import type { ServersGone } from '../../client/servers-gone.js';
 import type { SessionOptions } from '../../client/session.js';
-import { loadStack } from '../contracts.js';
+import { loadStack, type Stack, type StackOptions } from '../contracts.js';
 import { parseProfile } from '../args.js';
 import { CommandFailed, EXIT_AUTH_REQUIRED, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -84,6 +87,42 @@ export function profilePaths(io: CliIo, profile: string | undefined): Paths {
   return withProfile(resolvePaths(io.env), effectiveProfile(io, profile));
 }
 
+/**
+ * The servers a command uses: those running on its ports, else the ones it
+ * starts in its own process (ensureStack), which it closes when done. Other
+ * commands may be using servers this one started, and this one servers
+ * another started: when they stop answering (refused connections), the
+ * session calls `gone`, which looks again and starts them here if none runs.
+ */
+export class ServersInUse {
+  private started: Stack | undefined;
+  private looking: Promise<Stack> | undefined;
+
+  constructor(private readonly options: StackOptions) {}
+
+  /** The servers answering on the ports, started here if none does; one look at a time. */
+  ensure(): Promise<Stack> {
+    this.looking ??= (async () => {
+      const { ensureStack } = await loadStack();
+      const stack = await ensureStack(this.options);
+      if (stack.embedded) this.started = stack;
+      return stack;
+    })().finally(() => {
+      this.looking = undefined;
+    });
+    return this.looking;
+  }
+
+  readonly gone: ServersGone = async () => {
+    await this.ensure();
+  };
+
+  /** Closes the servers this process started, if any, once the requests they are answering are done. */
+  async close(): Promise<void> {
+    await this.started?.close();
+  }
+}
+
 /** Runs `work` with the stack up and a session configured for this user; stops an embedded stack after. */
 export async function withAgentAccess<T>(
   args: AgentAccessArgs,
@@ -92,30 +131,25 @@ export async function withAgentAccess<T>(
 ): Promise<T> {
   const paths = profilePaths(io, args.profile);
   const envToken = environmentToken(io); // before the servers are probed or started
-  if (args.serversFirst) {
-    // The fast path: no probe of the three servers before the one request that matters.
-    try {
-      return await useAgent(args, io, work, urlsFor(args.ports, args.host), paths, envToken);
-    } catch (error) {
-      if (!mayMeanNoServers(error)) throw error;
-      // Nothing, or something else, answers where the servers should be: look as a probing run would,
-      // which says what is wrong or starts the embedded stack, and try once more only if it started one.
-      const { ensureStack } = await loadStack();
-      const stack = await ensureStack({ paths, ports: args.ports, host: args.host });
-      if (!stack.embedded) throw error;
+  const servers = new ServersInUse({ paths, ports: args.ports, host: args.host });
+  try {
+    if (args.serversFirst) {
+      // The fast path: no probe of the three servers before the one request that matters.
       try {
-        return await useAgent(args, io, work, stack.urls, paths, envToken);
-      } finally {
-        await stack.close();
+        return await useAgent(args, io, work, urlsFor(args.ports, args.host), paths, envToken, servers.gone);
+      } catch (error) {
+        if (!mayMeanNoServers(error)) throw error;
+        // Something else answers where the servers should be, or they answer unexpectedly: look as a probing run would,
+        // which says what is wrong or starts the embedded stack, and try once more only if it started one.
+        const stack = await servers.ensure();
+        if (!stack.embedded) throw error;
+        return await useAgent(args, io, work, stack.urls, paths, envToken, servers.gone);
       }
     }
-  }
-  const { ensureStack } = await loadStack();
-  const stack = await ensureStack({ paths, ports: args.ports, host: args.host });
-  try {
-    return await useAgent(args, io, work, stack.urls, paths, envToken);
+    const stack = await servers.ensure();
+    return await useAgent(args, io, work, stack.urls, paths, envToken, servers.gone);
   } finally {
-    await stack.close();
+    await servers.close();
   }
 }
 
@@ -149,6 +183,7 @@ async function useAgent<T>(
   urls: Urls,
   paths: Paths,
   envToken: string | undefined,
+  serversGone: ServersGone,
 ): Promise<T> {
   // Someone can act on a link: a person at a terminal, or whoever asked for the link with --no-browser.
   const canSignIn = args.mayPrompt !== false && (!args.browser || isInteractive(io) || args.interactiveLogin === true);
@@ -159,6 +194,7 @@ async function useAgent<T>(
       files: paths,
       now: () => io.now(),
       clientInfo: { name: 'delegate-cli', version: packageVersion() },
+      serversGone,
       loginSettled: () => spinner?.stop(),
       cacheSetAside: (damaged, keptAs) =>
         io.stderr.write(`The token cache ${damaged} could not be read; it is kept as ${keptAs}, and a new one is written when you sign in.\n`),

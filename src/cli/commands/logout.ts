@@ -11,8 +11,8 @@ import { TokenCache } from '../../client/cache.js';
 import { isClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { loadStack } from '../contracts.js';
-import { profilePaths, type AgentAccessArgs } from './agent-access.js';
+import { resendingFetch } from '../../client/servers-gone.js';
+import { profilePaths, ServersInUse, type AgentAccessArgs } from './agent-access.js';
 
 export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
   if (delegateToken(io.env) !== undefined) {
@@ -37,14 +37,14 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     io.stderr.write('Not signed in: nothing to do.\n');
     return EXIT_OK;
   }
-  const { ensureStack } = await loadStack();
-  // The authorization server must be up to hear the revocation; an embedded one is started for it.
-  const stack = await ensureStack({ paths, ports: args.ports, host: args.host }).catch(() => undefined);
+  // The authorization server must be up to hear the revocation; an embedded one is started for it (again, if the one in use goes away).
+  const servers = new ServersInUse({ paths, ports: args.ports, host: args.host });
+  await servers.ensure().catch(() => undefined);
   let result;
   try {
-    result = await logout({ files: paths, now: () => io.now() });
+    result = await logout({ files: paths, now: () => io.now(), fetchFn: resendingFetch(fetch, servers.gone) });
   } finally {
-    await stack?.close();
+    await servers.close();
   }
   const standing = result.revoked.filter((r) => !r.delegationEnded);
   for (const r of result.revoked) {

@@ -1,0 +1,57 @@
+// When the servers the CLI talks to stop answering mid-command: the servers
+// another delegate command started in its own process (the embedded stack)
+// have gone with it, or never ran. The caller (the CLI) is told, brings the
+// servers back on the same ports (starting them itself, or finding those
+// another command started meanwhile), and the request is sent again.
+//
+// Only a request that got no answer because its connection was refused or
+// dropped is sent again. Refused: nothing of it left this process. Dropped
+// before any answer (reset, closed): a closing server cuts only connections on
+// which it is answering nothing (src/http/app.ts), and one that was killed
+// mid-request leaves nothing that a second send makes worse here: find_slot
+// and list_busy only read, a refresh token spent moments ago is honoured
+// again within the authorization server's grace window, and an authorization
+// or device code spent already is refused (its first answer was lost
+// anyway). A request that timed out is never sent again: the server may still
+// be working on it.
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+
+/**
+ * Makes the servers answer again after a request got no answer, or fails with
+ * what stands in the way (another program on a port, only some of the
+ * servers).
+ */
+export type ServersGone = () => Promise<void>;
+
+/** How many times one request is sent again: commands that started servers may come and go while it waits. */
+const MAX_RESENDS = 3;
+
+/** Error codes of a connection refused, or dropped before any answer came back (node:http's and undici's). */
+const UNANSWERED_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+/** Whether the request failed because the server refused or dropped the connection before answering (anywhere in its causes). */
+export function wasUnanswered(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && UNANSWERED_CODES.has(code)) return true;
+  }
+  return false;
+}
+
+/** `send()`; when it gets no answer and there is someone to tell, the servers brought back and `send()` again, a few times at most. */
+export async function resendIfUnanswered<T>(send: () => Promise<T>, serversGone: ServersGone | undefined): Promise<T> {
+  for (let resends = 0; ; resends++) {
+    try {
+      return await send();
+    } catch (error) {
+      if (serversGone === undefined || resends >= MAX_RESENDS || !wasUnanswered(error)) throw error;
+      await serversGone();
+    }
+  }
+}
+
+/** A fetch whose unanswered requests are sent again once the servers are back (see resendIfUnanswered). */
+export function resendingFetch(fetchFn: FetchLike, serversGone: ServersGone | undefined): FetchLike {
+  if (serversGone === undefined) return fetchFn;
+  return (url, init) => resendIfUnanswered(() => fetchFn(url, init), serversGone);
+}

@@ -1,0 +1,135 @@
+// Commands run at the same time with no `delegate serve` running (a script's
+// `&`, an MCP client's stdio agent next to the CLI): each would start the
+// three servers itself; one does, and the others must use its servers, and
+// go on when the command that started them exits (docs/internals.md, "The
+// embedded stack"). The built CLI, a private DELEGATE_HOME, spare loopback
+// ports; signed in through the owner link and the consent page played by an
+// HTTP client.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
+import { approveInBrowser, killLeftovers, startCli, type Run, type Running } from './run.js';
+
+const PROCESSES = 4;
+let home: string;
+let ports: string[];
+let authPort: number;
+
+beforeEach(async () => {
+  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-concurrent-')), 'home');
+  authPort = await freePort();
+  ports = ['--auth-port', String(authPort), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+});
+
+afterEach(async () => {
+  killLeftovers();
+  await rm(join(home, '..'), { recursive: true, force: true });
+});
+
+/** Signs in once (find-slot starting its own servers, the browser played), so that later runs need nobody. */
+async function signIn(): Promise<void> {
+  const cli = startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...ports], home);
+  await approveInBrowser(await cli.loginUrl);
+  const run = await cli.done;
+  expect(run.code, run.stderr).toBe(0);
+}
+
+/** Ends the run if it is still going after `ms`, so that a hung command fails the test instead of stalling it. */
+async function within(cli: Running, ms: number): Promise<Run> {
+  const timer = setTimeout(() => cli.child.kill('SIGKILL'), ms);
+  try {
+    return await cli.done;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function findSlot(): Running {
+  // --login-timeout: none of them may wait for a sign-in.
+  return startCli(['find-slot', '--duration', '30m', '--json', '--login-timeout', '5s', ...ports], home);
+}
+
+/** The device sign-in's code, once the CLI has printed it. */
+async function deviceCode(cli: Running): Promise<{ link: string; userCode: string }> {
+  const link = await cli.loginUrl;
+  for (let i = 0; i < 100 && !/shows the code [A-Z]{4}-[A-Z]{4}/.test(cli.stderr()); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  return { link, userCode: /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(cli.stderr())![1]! };
+}
+
+/** The person approves the device sign-in on another device (the page's link signs them in). */
+async function approveDevice(link: string, userCode: string): Promise<void> {
+  const browser = new Browser();
+  const confirm = await browser.follow(link);
+  expect(confirm.status, confirm.html.slice(0, 300)).toBe(200);
+  const issuer = new URL(link).origin;
+  const consent = await browser.post(`${issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+  expect(consent.status).toBe(200);
+  const answer = await browser.post(`${issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+  expect((await browser.get(new URL(answer.location!, issuer).href)).status).toBe(200);
+}
+
+/** Whether the authorization server answers on its port now. */
+async function authAnswers(): Promise<boolean> {
+  try {
+    return (await fetch(`http://127.0.0.1:${authPort}/.well-known/oauth-authorization-server`, { signal: AbortSignal.timeout(2000) })).ok;
+  } catch {
+    return false;
+  }
+}
+
+describe('commands started together, with no server running', () => {
+  it(`${PROCESSES} find-slot started at once all print the same slot`, { timeout: 120_000 }, async () => {
+    await signIn();
+    for (let round = 0; round < 2; round++) {
+      const runs = await Promise.all(Array.from({ length: PROCESSES }, () => within(findSlot(), 60_000)));
+      expect(runs.map((r) => r.code), runs.map((r) => r.stderr).join('\n')).toEqual(Array(PROCESSES).fill(0));
+      const slots = runs.map((r) => JSON.parse(r.stdout) as { start: string });
+      expect(new Set(slots.map((s) => s.start)).size).toBe(1);
+      expect(runs.map((r) => r.stderr).join('')).toBe('');
+    }
+  });
+
+  it('a device sign-in waiting on servers another command started goes on when that command exits', { timeout: 120_000 }, async () => {
+    // The first sign-in starts the servers (nothing runs); the second finds and uses them.
+    const owner = startCli(['--profile', 'first', 'login', '--device', ...ports], home);
+    const ownerCode = await deviceCode(owner);
+    const waiting = startCli(['--profile', 'second', 'login', '--device', ...ports], home);
+    const waitingCode = await deviceCode(waiting);
+
+    // The first is approved and exits, closing the servers it started, while the second still polls.
+    await approveDevice(ownerCode.link, ownerCode.userCode);
+    const ownerRun = await within(owner, 30_000);
+    expect(ownerRun.code, ownerRun.stderr).toBe(0);
+    // The person opens the second link once the servers answer again on the same ports.
+    const deadline = Date.now() + 30_000;
+    while (!(await authAnswers()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+    await approveDevice(waitingCode.link, waitingCode.userCode);
+    const run = await within(waiting, 30_000);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('CalendarAgent');
+  });
+
+  it('find-slot started while the command that started the servers exits still prints the slot', { timeout: 180_000 }, async () => {
+    await signIn();
+    const owner = startCli(['--profile', 'owner', 'login', '--device', ...ports], home);
+    const { link, userCode } = await deviceCode(owner);
+    const firstPoll = Date.now() + 5000; // the device code's interval: the owner polls, sees the approval and exits then
+    await approveDevice(link, userCode);
+    let ownerEnded = false;
+    void owner.done.then(() => (ownerEnded = true));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, firstPoll - 800 - Date.now())));
+    // One every 100 ms from shortly before its poll until it has exited, and one after: they find its servers, which close under them.
+    const runs: Array<Promise<Run>> = [];
+    while (!ownerEnded && runs.length < 30) {
+      runs.push(within(findSlot(), 60_000));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    runs.push(within(findSlot(), 60_000));
+    expect((await within(owner, 30_000)).code).toBe(0);
+    const results = await Promise.all(runs);
+    expect(results.map((r) => r.code), results.map((r) => r.stderr).join('\n')).toEqual(Array(runs.length).fill(0));
+  });
+});
