@@ -160,5 +160,8 @@ export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
     },
     (input, extra) => listBusy(input, extra),
   );
+  // registerTool merges `tools: { listChanged: true }` into the capabilities, whatever the constructor
+  // said. The tool list never changes, and stateless /mcp has no stream to send the notification on.
+  server.server.registerCapabilities({ tools: { listChanged: false } });
   return server;
 }

@@ -172,6 +172,8 @@ describe('the bearer gate on /mcp', () => {
     expect(res.status).toBe(200);
     expect(res.json()).toMatchObject({ jsonrpc: '2.0', id: 1, result: { serverInfo: { name: 'calendar-agent' } } });
     expect(res.headers['mcp-session-id']).toBeUndefined();
+    // The tool list never changes, and a stateless endpoint has no stream to announce it on (the SDK's registerTool would say true).
+    expect((res.json() as { result: { capabilities: unknown } }).result.capabilities).toEqual({ tools: { listChanged: false } });
   });
 });
 

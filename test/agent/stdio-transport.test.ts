@@ -66,11 +66,12 @@ async function next(): Promise<unknown> {
 
 const request = (id: string | number, method: string, params: Record<string, unknown> = {}) => ({ jsonrpc: '2.0', id, method, params });
 
-async function initialize(protocolVersion: string): Promise<void> {
+async function initialize(protocolVersion: string): Promise<Answer> {
   send(`${JSON.stringify(request(0, 'initialize', { protocolVersion, capabilities: {}, clientInfo: { name: 'line-test', version: '0' } }))}\n`);
   const answer = (await next()) as Answer;
   expect(answer.result?.protocolVersion).toBe(protocolVersion);
   send(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
+  return answer;
 }
 
 /** A ping answered proves the session goes on, and that nothing else was written before its answer. */
@@ -78,6 +79,13 @@ async function expectAlive(id: number): Promise<void> {
   send(`${JSON.stringify(request(id, 'ping'))}\n`);
   expect(await next()).toEqual({ jsonrpc: '2.0', id, result: {} });
 }
+
+describe('initialize', () => {
+  it('declares tools without listChanged: the list never changes (the SDK would say true)', async () => {
+    const answer = await initialize('2025-11-25');
+    expect(answer.result?.capabilities).toEqual({ tools: { listChanged: false } });
+  });
+});
 
 describe('lines that are no message', () => {
   beforeEach(() => initialize('2025-11-25'));
