@@ -11,7 +11,7 @@ import { clipIntervals, mergeIntervals } from '../calendar/intervals.js';
 import { MAX_CALENDARS } from '../calendar/search-options.js';
 import { readBusyTime } from './calendar-read.js';
 import { boundWindow, calendarsFor, callerDelegation, delegationLimits, isExact } from './delegation.js';
-import type { FindSlotDeps, ToolExtra } from './tool.js';
+import { structuredText, type FindSlotDeps, type ToolExtra } from './tool.js';
 import { coveringWindow, parseWindowRequest, searchWindow } from '../calendar/window.js';
 
 export const listBusyInputShape = {
@@ -84,7 +84,7 @@ export function createListBusyHandler(deps: ListBusyDeps): (input: ListBusyInput
         : [`Busy during ${formatSlotHuman(window, timeZone)}:`, ...busy.map((b) => `- ${formatSlotHuman(b, timeZone)}`)].join('\n'),
       ...(bounded.value.note ? [bounded.value.note] : []),
     ].join('\n');
-    return { content: [{ type: 'text', text }], structuredContent: structured };
+    return { content: [{ type: 'text', text }, structuredText(structured)], structuredContent: structured };
   };
 }
 

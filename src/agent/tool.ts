@@ -3,6 +3,7 @@
 // never forwarding the caller's own), reads busy time from the calendar
 // backend, and runs the pure slot search. Bad input and unavailable servers
 // are tool errors (isError) with a clear message, never protocol failures.
+// An answer is prose for people, then the same result as JSON (structuredText).
 import { z } from 'zod';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -200,7 +201,17 @@ function answer(slots: Interval[], timeZone: string, durationMs: number, window:
     ...(skipped ?? []).map((s) => `Not counted, could not be read: ${s.reason}`),
     ...(stale ?? []).map((s) => `Calendar "${s.calendar}" could not be refreshed (${s.reason}); its copy from ${s.fetchedAt} was used.`),
   ].join('\n');
-  return { content: [{ type: 'text', text }], structuredContent: structured };
+  return { content: [{ type: 'text', text }, structuredText(structured)], structuredContent: structured };
+}
+
+/**
+ * The structured result as JSON in a text block, after the prose (MCP
+ * 2025-06-18 and 2025-11-25, Tools, Structured Content: "For backwards
+ * compatibility, a tool that returns structured content SHOULD also return
+ * the serialized JSON in a TextContent block"), for clients that read content only.
+ */
+export function structuredText(structured: object): { type: 'text'; text: string } {
+  return { type: 'text', text: JSON.stringify(structured) };
 }
 
 function minutes(ms: number): string {

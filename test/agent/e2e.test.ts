@@ -150,6 +150,18 @@ describe('find_slot through the whole delegation path', () => {
     }
     const text = result.content.find((c) => c.type === 'text');
     expect(text && 'text' in text ? text.text : '').toMatch(/^First free 30-minute slot: \w{3} \d{1,2} \w{3} \d{4}, \d{2}:\d{2}–\d{2}:\d{2} \(Europe\/Berlin\)/);
+    // MCP Tools, Structured Content: the structured result also as serialized JSON in a text block, after the prose.
+    expect(result.content).toHaveLength(2);
+    expect(result.content[1]).toEqual({ type: 'text', text: JSON.stringify(result.structuredContent) });
+  });
+
+  it('answers a client that listed the tools first, so the SDK client checks the result against the output schema', async () => {
+    const result = await withClient(user.accessToken, async (client) => {
+      await client.listTools();
+      return (await client.callTool({ name: 'find_slot', arguments: { duration: '1h' } })) as CallToolResult;
+    });
+    expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+    expect(JSON.parse((result.content[1] as { text: string }).text)).toEqual(result.structuredContent);
   });
 
   it('exchanged the user’s token for a calendar token: calendar audience, freebusy:read only, the agent as actor', async () => {

@@ -101,9 +101,12 @@ describe('step-up from slots:find to busy:read', () => {
 
     const retried = await callTool(stepped.accessToken, 'list_busy', {});
     expect(retried.status).toBe(200);
-    const body = (await retried.json()) as { result?: { isError?: boolean; structuredContent?: { busy: unknown[] } } };
+    const body = (await retried.json()) as { result?: { isError?: boolean; structuredContent?: { busy: unknown[] }; content?: Array<{ type: string; text: string }> } };
     expect(body.result?.isError, JSON.stringify(body)).toBeFalsy();
     expect(Array.isArray(body.result?.structuredContent?.busy)).toBe(true);
+    // The prose, then the structured result as serialized JSON (MCP Tools, Structured Content).
+    expect(body.result?.content?.map((c) => c.type)).toEqual(['text', 'text']);
+    expect(JSON.parse(body.result!.content![1]!.text)).toEqual(body.result?.structuredContent);
     expect((await callTool(stepped.accessToken, 'find_slot', { duration: '30m' })).status).toBe(200);
   });
 });
