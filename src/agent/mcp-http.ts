@@ -5,16 +5,21 @@
 // response, so nothing outlives a request and memory stays flat. A tools/call
 // for a tool whose scope the token lacks is refused here, before the tool
 // runs, with the MCP authorization spec's scope challenge (403
-// insufficient_scope naming the scopes to ask for).
+// insufficient_scope naming the scopes to ask for). Before that, a batch must
+// be one the protocol allows, and each message is screened as on stdio
+// (mcp-requests.ts); a refused request is answered under its id through the
+// SDK's transport.
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { JSONRPCMessageSchema, type JSONRPCErrorResponse, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { AccessTokenClaims } from '../delegation/index.js';
 import { auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
 import { BearerError, type BearerVerifier } from '../resource/bearer.js';
 import { batchProblem } from './json-rpc-batch.js';
+import { screenMessage } from './mcp-requests.js';
 import { authenticate, authInfoFrom, originAllowed, refuseBearer, refuseOrigin, sendJsonRpcError } from './gate.js';
 import { challengeScope, missingToolScopes, toolScopes, type ToolScopePolicy } from './tool-scopes.js';
 
@@ -35,7 +40,15 @@ export interface McpHttpOptions {
 /** Marks a JSON body that did not parse, so the answer can be the JSON-RPC parse error the SDK would give. */
 const UNPARSABLE = Symbol('unparsable JSON');
 
-type AuthenticatedRequest = IncomingMessage & { auth?: AuthInfo };
+/** A POST's body as the SDK is to get it: each message screened, and the answers to the requests refused, by id (as JSON). */
+interface ScreenedBody {
+  body: unknown;
+  /** The messages handed to the server (rewritten where the screen said so); the scope gate judges these. */
+  delivered: unknown[];
+  refusals: Map<string, JSONRPCErrorResponse>;
+}
+
+type AuthenticatedRequest = IncomingMessage & { auth?: AuthInfo; screened?: ScreenedBody };
 
 export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttpOptions): Promise<void> {
   const path = new URL(options.resourceUrl).pathname;
@@ -68,9 +81,10 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
       return undefined;
     });
 
-    // Once the body is read, before any tool runs: a batch must be one this protocol allows (refused
-    // before the scopes are judged, so no step-up is asked for and no refused call recorded for a batch
-    // that would be refused anyway), and each tools/call needs its tool's scope.
+    // Once the body is read, before any tool runs: a batch must be one this protocol allows, and each
+    // message one the agent takes (both refused before the scopes are judged, so no step-up is asked
+    // for and no refused call recorded for a request that would be refused anyway); then each
+    // tools/call needs its tool's scope.
     scope.addHook('preHandler', async (req, reply) => {
       if (req.method !== 'POST' || req.body === UNPARSABLE) return undefined;
       if (Array.isArray(req.body)) {
@@ -78,7 +92,9 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
         const problem = req.body.length === 0 ? 'an empty batch' : batchProblem(req.body, req.headers['mcp-protocol-version']);
         if (problem) return sendJsonRpcError(reply, 400, -32600, `Invalid Request: ${problem}`);
       }
-      const calls = toolCalls(req.body);
+      const screened = screenBody(req.body, options.scopes.tools);
+      (req.raw as AuthenticatedRequest).screened = screened;
+      const calls = toolCalls(screened.delivered);
       if (calls.length === 0) return undefined;
       const auth = (req.raw as AuthenticatedRequest).auth!;
       const missing = missingToolScopes(options.scopes, calls.map((c) => c.tool), auth.scopes);
@@ -104,7 +120,7 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
 
     scope.post(path, async (req, reply) => {
       if (req.body === UNPARSABLE) return sendJsonRpcError(reply, 400, -32700, 'Parse error: Invalid JSON');
-      await serveOnce(req, reply, options.createServer);
+      await serveOnce(req, reply, options.createServer, (req.raw as AuthenticatedRequest).screened);
     });
 
     const notAllowed = async (_req: FastifyRequest, reply: FastifyReply) =>
@@ -114,9 +130,32 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
   });
 }
 
-/** The tools/call requests in a JSON-RPC body (one message, or a batch). */
-function toolCalls(body: unknown): Array<{ tool: string; arguments: unknown }> {
+/**
+ * Each message of a body screened (mcp-requests.ts). A refused request stays
+ * in the body the SDK gets, so that its transport waits for an answer under
+ * that id, and serveOnce answers it with the refusal instead of handing it to
+ * the server. A body with any member that is no JSON-RPC message is left
+ * alone: the SDK refuses it whole (-32700) and runs nothing.
+ */
+function screenBody(body: unknown, tools: Readonly<Record<string, unknown>>): ScreenedBody {
   const messages = Array.isArray(body) ? body : [body];
+  const refusals = new Map<string, JSONRPCErrorResponse>();
+  if (!messages.every((m) => JSONRPCMessageSchema.safeParse(m).success)) return { body, delivered: messages, refusals };
+  const delivered: unknown[] = [];
+  const out = (messages as JSONRPCMessage[]).map((message) => {
+    const screened = screenMessage(message, tools);
+    if ('refuse' in screened) {
+      refusals.set(JSON.stringify(screened.refuse.id), screened.refuse);
+      return message;
+    }
+    delivered.push(screened.deliver);
+    return screened.deliver;
+  });
+  return { body: Array.isArray(body) ? out : out[0], delivered, refusals };
+}
+
+/** The tools/call requests among JSON-RPC messages. */
+function toolCalls(messages: unknown[]): Array<{ tool: string; arguments: unknown }> {
   const calls: Array<{ tool: string; arguments: unknown }> = [];
   for (const m of messages) {
     if (typeof m !== 'object' || m === null) continue;
@@ -126,7 +165,7 @@ function toolCalls(body: unknown): Array<{ tool: string; arguments: unknown }> {
   return calls;
 }
 
-async function serveOnce(req: FastifyRequest, reply: FastifyReply, createServer: McpHttpOptions['createServer']): Promise<void> {
+async function serveOnce(req: FastifyRequest, reply: FastifyReply, createServer: McpHttpOptions['createServer'], screened: ScreenedBody | undefined): Promise<void> {
   const server = createServer(req.log);
   // No session ids: every request stands alone. JSON responses: one answer per POST, no stream to keep open.
   const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
@@ -142,7 +181,17 @@ async function serveOnce(req: FastifyRequest, reply: FastifyReply, createServer:
   });
   try {
     await server.connect(transport);
-    await transport.handleRequest(req.raw, reply.raw, req.body);
+    const refusals = screened?.refusals;
+    if (refusals && refusals.size > 0) {
+      // The transport hands each message to the server; a refused request is answered instead, under its id.
+      const deliver = transport.onmessage;
+      transport.onmessage = (message, extra) => {
+        const refusal = 'method' in message && 'id' in message ? refusals.get(JSON.stringify(message.id)) : undefined;
+        if (!refusal) return deliver?.(message, extra);
+        transport.send(refusal).catch((err: unknown) => req.log.warn({ err: { name: (err as Error)?.name } }, 'refusal could not be sent'));
+      };
+    }
+    await transport.handleRequest(req.raw, reply.raw, screened ? screened.body : req.body);
   } catch (err) {
     req.log.error({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'MCP request failed');
     if (!reply.raw.headersSent) {

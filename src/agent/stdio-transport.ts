@@ -12,11 +12,15 @@
 // carries no id: MCP's schema (2025-11-25) makes an error's id optional and has
 // no null id, and the SDK's client takes such an error but refuses one with
 // `id: null` (JSON-RPC 2.0's form, which /mcp keeps, as the SDK's HTTP
-// transport writes it).
+// transport writes it). Each message is screened as on /mcp before the
+// server sees it (mcp-requests.ts: malformed params, unknown tools, cursors,
+// task metadata); a refusal is answered like any other, inside its batch.
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { JSONRPCMessageSchema, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { batchProblem } from './json-rpc-batch.js';
+import { screenMessage } from './mcp-requests.js';
+import { AGENT_SCOPE_POLICY } from './tool-scopes.js';
 
 /** The longest line taken, as the SDK's own transport (10 MiB); a longer one is read past and refused. */
 const MAX_LINE_BYTES = 10 * 1024 * 1024;
@@ -59,6 +63,8 @@ export class StdioLineTransport implements Transport {
     private readonly input: Readable = process.stdin,
     private readonly output: Writable = process.stdout,
     private readonly maxLineBytes = MAX_LINE_BYTES,
+    /** The tool table a tools/call must name an own key of (the agent's). */
+    private readonly tools: Readonly<Record<string, unknown>> = AGENT_SCOPE_POLICY.tools,
   ) {}
 
   async start(): Promise<void> {
@@ -198,8 +204,13 @@ export class StdioLineTransport implements Transport {
     void this.flushBatch(open);
   }
 
-  private deliver(message: JSONRPCMessage): void {
+  private deliver(received: JSONRPCMessage): void {
+    const screened = screenMessage(received, this.tools);
+    // Answered here, through send(), so that a refused request of a batch is answered inside it.
+    if ('refuse' in screened) return void this.send(screened.refuse);
+    const message = screened.deliver;
     const m = message as Record<string, unknown>;
+    // A refused initialize (malformed) never reaches this point, so it sets no version.
     if (m.method === 'initialize' && 'id' in m) {
       // The first one sets the session's version; another later is the client's mistake, and changes nothing here.
       const asked = (m.params as { protocolVersion?: unknown } | undefined)?.protocolVersion;

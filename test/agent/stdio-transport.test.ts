@@ -295,3 +295,87 @@ describe('batches', () => {
   });
 });
 
+
+// The same screen as /mcp (src/agent/mcp-requests.ts; the HTTP side is in
+// test/security/requests.test.ts): what the SDK would pass through or answer
+// with -32603 is answered as MCP and JSON-RPC 2.0 say.
+describe('requests as MCP says to take them', () => {
+  /** A -32602 under `id`, with a short message on one line (never the schema library's dump). */
+  const invalidParams = (id: number | string, message: RegExp) => ({ jsonrpc: '2.0', id, error: { code: -32602, message: expect.stringMatching(message) } });
+
+  it.each([
+    ['a tools/call without params', { jsonrpc: '2.0', id: 1, method: 'tools/call' }, /^Invalid params for tools\/call: params is missing/],
+    ['a tools/call whose arguments are an array', request(1, 'tools/call', { name: 'find_slot', arguments: ['x'] }), /^Invalid params for tools\/call: params\.arguments must be an object\.$/],
+    ['a tools/call whose name is a number', request(1, 'tools/call', { name: 5 }), /^Invalid params for tools\/call: params\.name must be a string\.$/],
+    ['a tools/list whose cursor is a number', request(1, 'tools/list', { cursor: 5 }), /^Invalid params for tools\/list: params\.cursor must be a string\.$/],
+    ['an initialize without params', { jsonrpc: '2.0', id: 1, method: 'initialize' }, /^Invalid params for initialize: params is missing/],
+    ['an initialize without clientInfo', request(1, 'initialize', { protocolVersion: '2025-11-25', capabilities: {} }), /^Invalid params for initialize: params\.clientInfo is missing/],
+  ])('%s: -32602 Invalid params under its id, a short message, nothing runs (the SDK: -32603 with a zod dump)', async (_name, message, text) => {
+    await initialize('2025-11-25');
+    send(`${JSON.stringify(message)}\n`);
+    const answer = (await next()) as Answer;
+    expect(answer).toEqual(invalidParams(1, text));
+    expect(answer.error!.message.length).toBeLessThan(120);
+    expect(tokenAsked).toBe(0);
+    await expectAlive(2);
+  });
+
+  it.each(['nope', 'toString', 'constructor', '__proto__', 'hasOwnProperty', 'Find_Slot'])('a tools/call for %s: -32602 "Unknown tool", not a result with isError', async (name) => {
+    await initialize('2025-11-25');
+    send(`${JSON.stringify(request('u', 'tools/call', { name, arguments: {} }))}\n`);
+    expect(await next()).toEqual({ jsonrpc: '2.0', id: 'u', error: { code: -32602, message: `Unknown tool: ${name}` } });
+    expect(tokenAsked).toBe(0);
+  });
+
+  it('an unknown tool name is quoted back printable and bounded', async () => {
+    await initialize('2025-11-25');
+    send(`${JSON.stringify(request(1, 'tools/call', { name: `a\u0000b\u202e${'x'.repeat(500)}` }))}\n`);
+    const answer = (await next()) as Answer;
+    expect(answer.error).toEqual({ code: -32602, message: `Unknown tool: a\\u{0}b\\u{202e}${'x'.repeat(60)}…` });
+  });
+
+  it('task metadata is ignored (the agent declares no tasks capability): the call runs and is answered normally', async () => {
+    await initialize('2025-11-25');
+    send(`${JSON.stringify(request(1, 'tools/call', { name: 'find_slot', arguments: { duration: '30m' }, task: { ttl: 60000 } }))}\n`);
+    // The tool ran, and said it has no delegation to act under (the SDK: -32603 "does not support task creation").
+    expect(await next()).toMatchObject({ id: 1, result: { isError: true, content: [{ type: 'text', text: expect.stringContaining('no delegation') }] } });
+    expect(tokenAsked).toBe(1);
+    // Not only on tools/call: the SDK refused task metadata on every request.
+    send(`${JSON.stringify(request(2, 'tools/list', { task: { ttl: 1 } }))}\n${JSON.stringify(request(3, 'ping', { task: 'junk' }))}\n`);
+    expect(((await next()) as Answer).result?.tools).toHaveLength(2);
+    expect(await next()).toEqual({ jsonrpc: '2.0', id: 3, result: {} });
+  });
+
+  it('a tools/list with a cursor: -32602, since the agent never issues one; without, the whole list', async () => {
+    await initialize('2025-11-25');
+    for (const cursor of ['abc', '']) {
+      send(`${JSON.stringify(request(1, 'tools/list', { cursor }))}\n`);
+      expect(await next()).toEqual(invalidParams(1, /^Invalid params for tools\/list: unknown cursor/));
+    }
+    send(`${JSON.stringify(request(2, 'tools/list'))}\n`);
+    const answer = (await next()) as Answer;
+    expect((answer.result?.tools as Array<{ name: string }>).map((t) => t.name)).toEqual(['find_slot', 'list_busy']);
+    expect(answer.result?.nextCursor).toBeUndefined();
+  });
+
+  it('protocol 2025-03-26: a refused request of a batch is answered inside its array', async () => {
+    await initialize('2025-03-26');
+    send(`${JSON.stringify([request(1, 'ping'), request(2, 'tools/call', { name: 'nope' }), request(3, 'tools/list', { cursor: 'x' })])}\n`);
+    const answer = (await next()) as Answer[];
+    expect(answer).toHaveLength(3);
+    const byId = new Map(answer.map((a) => [a.id, a]));
+    expect(byId.get(1)).toEqual({ jsonrpc: '2.0', id: 1, result: {} });
+    expect(byId.get(2)?.error).toEqual({ code: -32602, message: 'Unknown tool: nope' });
+    expect(byId.get(3)?.error?.code).toBe(-32602);
+    await expectAlive(4);
+  });
+
+  it('a malformed initialize sets no protocol version: the next one does', async () => {
+    send(`${JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize' })}\n`);
+    expect(await next()).toMatchObject({ id: 1, error: { code: -32602 } });
+    await initialize('2025-03-26');
+    // 2025-03-26 has batches: the session took its version from the good initialize.
+    send(`${JSON.stringify([request(2, 'ping')])}\n`);
+    expect(await next()).toEqual([{ jsonrpc: '2.0', id: 2, result: {} }]);
+  });
+});

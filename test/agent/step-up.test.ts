@@ -113,15 +113,14 @@ describe('step-up from slots:find to busy:read', () => {
 
 describe('the scope gate with tool names that are no tool', () => {
   it.each(['toString', 'constructor', '__proto__', 'hasOwnProperty', 'no_such_tool'])(
-    'a tools/call for %s is the SDK\'s JSON-RPC error, not a 500 (found by fuzzing: Object.prototype was taken for the tool table)',
+    'a tools/call for %s is the JSON-RPC error -32602 "Unknown tool", not a 500 nor a step-up (found by fuzzing: Object.prototype was taken for the tool table)',
     async (name) => {
       const clientId = await registerPublicClient(authz.issuer, [REDIRECT]);
       const { accessToken } = await authorize(clientId, 'slots:find');
       const res = await callTool(accessToken, name, {});
       expect(res.status).toBe(200);
-      const body = (await res.json()) as { error?: { code: number; message: string }; result?: { isError?: boolean } };
-      // The SDK answers an unknown tool as a JSON-RPC error (or a tool error, depending on its version); either way not a server failure.
-      expect(body.error?.code ?? (body.result?.isError ? 'tool error' : undefined)).toBeDefined();
+      // MCP Tools, Error Handling: an unknown tool is a protocol error (the SDK answered a result with isError).
+      expect(await res.json()).toEqual({ jsonrpc: '2.0', id: 1, error: { code: -32602, message: `Unknown tool: ${name}` } });
     },
   );
 });

@@ -6,7 +6,8 @@
 // comes in: every line written is one JSON-RPC message, or a non-empty array
 // of them where the session's version has batches; every answer's id is that of a
 // request the client sent; each line that is not JSON gets its parse error
-// and each over the limit its refusal; and a ping sent last is answered (the
+// and each over the limit its refusal; none is an internal error (-32603);
+// and a ping sent last is answered (the
 // session goes on, nothing hangs). FUZZ_RUNS and FUZZ_SEED as in
 // http-endpoints.test.ts.
 import { PassThrough } from 'node:stream';
@@ -120,6 +121,8 @@ describe('fuzzing the stdio transport', () => {
               .flatMap((l) => [JSON.parse(l) as unknown].flat() as Array<{ error?: { code?: number; message?: string } }>);
             expect(codes.filter((m) => m.error?.code === -32700).length, 'parse errors').toBe(notJson);
             expect(codes.filter((m) => m.error?.message?.includes(`longer than ${LINE_LIMIT} bytes`)).length, 'lines over the limit').toBe(tooLong);
+            // Malformed params, unknown tools and task metadata are the client's doing, never an internal error (mcp-requests.ts).
+            expect(codes.filter((m) => m.error?.code === -32603).map((m) => m.error?.message), 'internal errors').toEqual([]);
             // The first initialize sets the session's version: the one asked for if the server knows it, else its latest (no batches).
             const batchless = version !== undefined && !['2025-03-26', '2024-11-05'].includes(version);
             for (const out of written.split('\n').filter((l) => l !== '')) {

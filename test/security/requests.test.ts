@@ -6,6 +6,7 @@
 // unchanged, and the server still answers afterwards.
 import { request } from 'node:http';
 import { connect } from 'node:net';
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { ownerAssertion } from '../support/authz.js';
@@ -199,6 +200,69 @@ describe('malformed JSON-RPC and batch abuse on /mcp (JSON-RPC 2.0 error codes)'
         expect(changed, name).toEqual([]);
       }
     });
+  });
+});
+
+describe('requests on /mcp as MCP says to take them (the screen shared with stdio, src/agent/mcp-requests.ts)', () => {
+  const postAs = (version: string | undefined, body: unknown, bearer = token) =>
+    rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(bearer, version ? { 'mcp-protocol-version': version } : {}), body: JSON.stringify(body) });
+  const post = (body: unknown, bearer = token) => postAs('2025-11-25', body, bearer);
+  const call = (id: number | string, params: unknown) => ({ jsonrpc: '2.0', id, method: 'tools/call', params });
+
+  it.each([
+    ['a tools/call without params', { jsonrpc: '2.0', id: 5, method: 'tools/call' }, 'tools/call: params is missing'],
+    ['a tools/call whose arguments are ["x"]', call(5, { name: 'find_slot', arguments: ['x'] }), 'tools/call: params.arguments must be an object.'],
+    ['a tools/list whose cursor is 5', { jsonrpc: '2.0', id: 5, method: 'tools/list', params: { cursor: 5 } }, 'tools/list: params.cursor must be a string.'],
+    ['an initialize without params', { jsonrpc: '2.0', id: 5, method: 'initialize' }, 'initialize: params is missing'],
+  ])('answers %s with -32602 Invalid params under its id, a short message, nothing runs (found in review: -32603 and a zod dump)', async (_name, body, message) => {
+    const { result: res, changed } = await stateChangedBy(stack, () => post(body));
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({ jsonrpc: '2.0', id: 5, error: { code: -32602, message: expect.stringContaining(`Invalid params for ${message}`) } });
+    expect((res.json() as { error: { message: string } }).error.message).not.toMatch(/[\n[{]/);
+    expect(changed).toEqual([]);
+  });
+
+  it.each(['nope', 'toString', 'constructor', '__proto__'])('answers a tools/call for %s with -32602 "Unknown tool", nothing runs (found in review: a result with isError)', async (name) => {
+    const { result: res, changed } = await stateChangedBy(stack, () => post(call(6, { name, arguments: {} })));
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({ jsonrpc: '2.0', id: 6, error: { code: -32602, message: `Unknown tool: ${name}` } });
+    expect(changed).toEqual([]);
+  });
+
+  it('a malformed list_busy call from a token without busy:read is -32602, not a step-up: the screen comes before the scope gate', async () => {
+    expect(String(decodeJwt(token).scope).split(' ')).not.toContain('busy:read');
+    const { result: res, changed } = await stateChangedBy(stack, () => post(call(7, { name: 'list_busy', arguments: ['x'] })));
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ id: 7, error: { code: -32602 } });
+    // No refused tool_call record: the request never reached the gate.
+    expect(changed).toEqual([]);
+  });
+
+  it('a tools/call with task metadata runs and is answered normally (found in review: -32603 "Server does not support task creation")', async () => {
+    const { result: res, changed } = await stateChangedBy(stack, () => post(call(8, { name: 'find_slot', arguments: { duration: '30m' }, task: { ttl: 60000 } })));
+    expect(res.status).toBe(200);
+    const body = res.json() as { id: number; result?: { isError?: boolean; structuredContent?: { found?: boolean } }; error?: unknown };
+    expect(body.error).toBeUndefined();
+    expect(body.result?.isError, JSON.stringify(body)).toBeFalsy();
+    expect(typeof body.result?.structuredContent?.found).toBe('boolean');
+    // A plain result, not a CreateTaskResult; the call ran and was recorded.
+    expect(body.result).not.toHaveProperty('task');
+    expect(changed).toContain('audit_log');
+  });
+
+  it('a tools/list with a cursor is -32602, since the agent never issues one (found in review: the whole list)', async () => {
+    const { result: res, changed } = await stateChangedBy(stack, () => post({ jsonrpc: '2.0', id: 9, method: 'tools/list', params: { cursor: 'abc' } }));
+    expect(res.json()).toEqual({ jsonrpc: '2.0', id: 9, error: { code: -32602, message: expect.stringContaining('unknown cursor') } });
+    expect(changed).toEqual([]);
+  });
+
+  it('a 2025-03-26 batch: a refused request is answered inside it, the rest runs', async () => {
+    const res = await postAs('2025-03-26', [{ jsonrpc: '2.0', id: 1, method: 'tools/list' }, call(2, { name: 'nope' }), { jsonrpc: '2.0', id: 3, method: 'tools/list', params: { cursor: 'x' } }]);
+    expect(res.status).toBe(200);
+    const answers = new Map((res.json() as Array<{ id: number; result?: { tools: unknown[] }; error?: { code: number } }>).map((a) => [a.id, a]));
+    expect(answers.get(1)?.result?.tools).toHaveLength(2);
+    expect(answers.get(2)?.error?.code).toBe(-32602);
+    expect(answers.get(3)?.error?.code).toBe(-32602);
   });
 });
 
