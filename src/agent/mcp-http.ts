@@ -5,15 +5,16 @@
 // response, so nothing outlives a request and memory stays flat. A tools/call
 // for a tool whose scope the token lacks is refused here, before the tool
 // runs, with the MCP authorization spec's scope challenge (403
-// insufficient_scope naming the scopes to ask for). Before that, a batch must
-// be one the protocol allows, and each message is screened as on stdio
-// (mcp-requests.ts); a refused request is answered under its id through the
-// SDK's transport.
+// insufficient_scope naming the scopes to ask for). Before that, an
+// MCP-Protocol-Version the SDK does not support is refused with 400 (as the
+// SDK would, but before a scope is judged), a batch must be one the protocol
+// allows, and each message is screened as on stdio (mcp-requests.ts); a
+// refused request is answered under its id through the SDK's transport.
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { JSONRPCMessageSchema, type JSONRPCErrorResponse, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { isInitializeRequest, JSONRPCMessageSchema, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCErrorResponse, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { AccessTokenClaims } from '../delegation/index.js';
 import { auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
@@ -81,12 +82,14 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
       return undefined;
     });
 
-    // Once the body is read, before any tool runs: a batch must be one this protocol allows, and each
-    // message one the agent takes (both refused before the scopes are judged, so no step-up is asked
-    // for and no refused call recorded for a request that would be refused anyway); then each
-    // tools/call needs its tool's scope.
+    // Once the body is read, before any tool runs: the protocol version must be one the SDK supports, a
+    // batch one this protocol allows, and each message one the agent takes (all refused before the scopes
+    // are judged, so no step-up is asked for and no refused call recorded for a request that would be
+    // refused anyway); then each tools/call needs its tool's scope.
     scope.addHook('preHandler', async (req, reply) => {
       if (req.method !== 'POST' || req.body === UNPARSABLE) return undefined;
+      const unsupported = unsupportedVersion(req.body, req.headers['mcp-protocol-version']);
+      if (unsupported) return sendJsonRpcError(reply, 400, -32000, unsupported);
       if (Array.isArray(req.body)) {
         // JSON-RPC 2.0 §6: an empty batch is one Invalid Request error (the SDK would answer 202 with nothing).
         const problem = req.body.length === 0 ? 'an empty batch' : batchProblem(req.body, req.headers['mcp-protocol-version']);
@@ -128,6 +131,25 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
     scope.get(path, notAllowed);
     scope.delete(path, notAllowed);
   });
+}
+
+/**
+ * Why the MCP-Protocol-Version header is refused, or undefined: a version the
+ * SDK does not support (Transports, Protocol Version Header: the server MUST
+ * answer 400 Bad Request). Judged as the SDK's transport judges it, which
+ * would do so too, but only after the scope gate here had asked for a
+ * step-up: not for a body holding an initialize request (whose params
+ * negotiate the version), and with the SDK's words.
+ */
+function unsupportedVersion(body: unknown, header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  // Several header lines reach the SDK joined, as the Fetch API joins them.
+  const version = Array.isArray(header) ? header.join(', ') : header;
+  if (SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return undefined;
+  if ((Array.isArray(body) ? body : [body]).some((m) => isInitializeRequest(m))) return undefined;
+  // The SDK quotes the whole header; a header may be kilobytes long.
+  const shown = version.length > 40 ? `${version.slice(0, 40)}…` : version;
+  return `Bad Request: Unsupported protocol version: ${shown} (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`;
 }
 
 /**

@@ -229,8 +229,23 @@ describe('the stateless Streamable HTTP endpoint', () => {
     const body = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
     const res = await post(await as.token(), { 'MCP-Protocol-Version': '1999-01-01' }, body);
     expect(res.status).toBe(400);
+    expect(res.json()).toEqual({ jsonrpc: '2.0', error: { code: -32000, message: expect.stringMatching(/^Bad Request: Unsupported protocol version: 1999-01-01 \(supported versions: 2025-11-25, /) }, id: null });
     const ok = await post(await as.token(), { 'MCP-Protocol-Version': '2025-06-18' }, body);
     expect(ok.status).toBe(200);
+    // An initialize negotiates the version in its params: the header is not judged (the SDK's rule).
+    expect((await post(await as.token(), { 'MCP-Protocol-Version': '1999-01-01' })).status).toBe(200);
+  });
+
+  it('judges the protocol version before the scope: a list_busy call without busy:read under an unsupported version is 400, not a step-up', async () => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'list_busy', arguments: {} } });
+    const res = await post(await as.token({ scope: 'slots:find' }), { 'MCP-Protocol-Version': '1999-01-01' }, body);
+    expect(res.status).toBe(400);
+    expect(res.headers['www-authenticate']).toBeUndefined();
+    expect(res.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 }, id: null });
+    // The control: under a supported version, the same call asks for the scope.
+    expect((await post(await as.token({ scope: 'slots:find' }), { 'MCP-Protocol-Version': '2025-11-25' }, body)).status).toBe(403);
+    // Without a token, authentication still comes first.
+    expect((await post(undefined, { 'MCP-Protocol-Version': '1999-01-01' }, body)).status).toBe(401);
   });
 });
 

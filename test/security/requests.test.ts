@@ -264,6 +264,19 @@ describe('requests on /mcp as MCP says to take them (the screen shared with stdi
     expect(answers.get(2)?.error?.code).toBe(-32602);
     expect(answers.get(3)?.error?.code).toBe(-32602);
   });
+
+  it('MCP-Protocol-Version 1999-01-01 on a list_busy call from a token without busy:read is 400, before the scope gate (found in review: 403 insufficient_scope, a step-up)', async () => {
+    const listBusy = call(10, { name: 'list_busy', arguments: {} });
+    const { result: res, changed } = await stateChangedBy(stack, () => postAs('1999-01-01', listBusy));
+    expect(res.status).toBe(400);
+    expect(res.headers['www-authenticate']).toBeUndefined();
+    expect(res.json()).toEqual({ jsonrpc: '2.0', error: { code: -32000, message: expect.stringContaining('Unsupported protocol version: 1999-01-01') }, id: null });
+    // No refused tool_call record either.
+    expect(changed).toEqual([]);
+    // Controls: a supported version gets the step-up; no token is still 401 first.
+    expect((await postAs('2025-11-25', listBusy)).status).toBe(403);
+    expect((await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(undefined, { 'mcp-protocol-version': '1999-01-01' }), body: JSON.stringify(listBusy) })).status).toBe(401);
+  });
 });
 
 describe('DNS rebinding: a foreign Host (421 invalid_request)', () => {
