@@ -8,11 +8,12 @@ import { decodeJwt } from 'jose';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
-import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredClient, type TokenCacheData } from './cache.js';
+import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredClient } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
 import { isErrno } from './private-files.js';
 import { refreshCachedTokens } from './refresh.js';
 import { resendingFetch } from './servers-gone.js';
+import { revokeStoredTokens } from './revocation.js';
 import { ensureDelegation, setAsideDamagedCache, type SessionOptions } from './session.js';
 
 /** A token printed for a script should outlive the script's first requests. */
@@ -145,7 +146,8 @@ export interface LogoutResult {
 
 /**
  * Revokes every stored refresh token (which ends its delegation and every
- * token derived from it) and access token at its authorization server (RFC 7009),
+ * token derived from it) and access token at the authorization server that
+ * issued it (RFC 7009 §2; see revocation.ts),
  * then deletes the cache file, under the refresh lock so no other process
  * refreshes in between.
  */
@@ -158,10 +160,7 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
     for (const [issuer, byResource] of Object.entries(data.tokens)) {
       for (const [resource, tokens] of Object.entries(byResource)) {
         try {
-          await revokeAt(data, issuer, resource, fetchFn, [
-            ...(tokens.refresh_token ? [{ token: tokens.refresh_token, hint: 'refresh_token' }] : []),
-            { token: tokens.access_token, hint: 'access_token' },
-          ]);
+          await revokeStoredTokens(data, issuer, resource, fetchFn);
           const grantId = readClaims(tokens.access_token).grant_id;
           result.revoked.push({ issuer, resource, delegationEnded: tokens.refresh_token !== undefined, grantId: typeof grantId === 'string' ? grantId : undefined });
         } catch (error) {
@@ -177,32 +176,6 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
     }
     return result;
   });
-}
-
-async function revokeAt(data: TokenCacheData, issuer: string, resource: string, fetchFn: FetchLike, tokens: Array<{ token: string; hint: string }>): Promise<void> {
-  const metadata = data.discovery[resource]?.authorizationServerMetadata as { revocation_endpoint?: unknown } | undefined;
-  const endpoint = typeof metadata?.revocation_endpoint === 'string' ? metadata.revocation_endpoint : undefined;
-  if (!endpoint) throw new Error(`${issuer} names no revocation endpoint`);
-  const client = data.clients[issuer] as (StoredClient & { client_secret?: string }) | undefined;
-  if (!client) throw new Error(`no client registration for ${issuer} is stored`);
-  for (const { token, hint } of tokens) {
-    const body = new URLSearchParams({ token, token_type_hint: hint });
-    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-    if (client.client_secret) {
-      headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(client.client_secret)}`).toString('base64')}`;
-    } else {
-      body.set('client_id', client.client_id);
-    }
-    let response: Response;
-    try {
-      response = await fetchFn(endpoint, { method: 'POST', headers, body, signal: AbortSignal.timeout(15_000) });
-    } catch (error) {
-      const code = (error as { cause?: { code?: string } }).cause?.code;
-      throw new Error(`cannot reach ${endpoint}${code ? ` (${code})` : ''}`);
-    }
-    // RFC 7009 §2.2: 200 for a revoked or an unknown token alike.
-    if (!response.ok) throw new Error(`${endpoint} answered HTTP ${response.status}`);
-  }
 }
 
 function resourceKey(agentUrl: string): string {

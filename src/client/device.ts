@@ -14,6 +14,7 @@ import { ClientError, loginTimedOut } from './errors.js';
 import { loginLinkFor } from './owner-login.js';
 import { CLIENT_METADATA, storedTokensFrom } from './provider.js';
 import { resendingFetch } from './servers-gone.js';
+import { retireTokensFromOtherIssuers } from './revocation.js';
 import type { SessionOptions } from './session.js';
 
 export const GRANT_TYPE_DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -82,6 +83,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
       const body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
       if (answer.ok) {
         await saveTokens(cache, { issuer, resource, sentResource: info.resourceMetadata?.resource ?? resource, info, body, now: options.now() });
+        await retireTokensFromOtherIssuers(cache, resource, fetchFn);
         return;
       }
       switch (body.error) {

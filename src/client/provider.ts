@@ -200,7 +200,7 @@ export class CacheOAuthProvider implements OAuthClientProvider {
 }
 
 /** Issuer identifiers compared as RFC 8414 §3.3 asks: identical, a bare origin's trailing slash aside. */
-function sameIssuer(claimed: unknown, expected: string): boolean {
+export function sameIssuer(claimed: unknown, expected: string): boolean {
   if (typeof claimed !== 'string') return false;
   const trim = (value: string) => value.replace(/\/$/, '');
   return claimed === expected || trim(claimed) === trim(expected);

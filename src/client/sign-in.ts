@@ -17,6 +17,7 @@ import { ClientError } from './errors.js';
 import { startLoopbackListener, type LoopbackListener } from './loopback.js';
 import { loginLinkFor } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
+import { retireTokensFromOtherIssuers } from './revocation.js';
 import type { SessionOptions } from './session.js';
 import { TokenResponseNotes } from './token-notes.js';
 
@@ -85,6 +86,7 @@ export async function signInAndUse<T>(
       options.loginSettled?.();
     }
     await first.finishAuth(code);
+    await retireTokensFromOtherIssuers(cache, resource, fetchFn);
     const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
     return await connectAndUse(options.clientInfo, second, use);
   } finally {

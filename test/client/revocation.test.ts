@@ -1,0 +1,201 @@
+// Where the CLI's stored tokens are revoked: at the authorization server that
+// issued them (RFC 7009 §2), never at the one the cached discovery names for
+// their resource now. Real authorization servers and CalendarAgent on
+// ephemeral loopback ports; a fake agent on the agent's port names a fake
+// authorization server that records what it is sent.
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildAgentServer } from '../../src/agent/index.js';
+import { logout } from '../../src/client/credentials.js';
+import { findSlot, login, type SessionOptions } from '../../src/client/session.js';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { Browser, parseConsentForm } from '../support/oauth-flow.js';
+
+let authz: TestAuthz;
+let agent: FastifyInstance | undefined;
+let calendar: Server;
+let others: Array<{ close(): Promise<unknown> }>;
+let home: string;
+let calendarPort: number;
+
+beforeEach(async () => {
+  others = [];
+  calendar = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ timeZone: 'Europe/Berlin', busy: [] }));
+  });
+  await new Promise<void>((resolve) => calendar.listen(0, '127.0.0.1', resolve));
+  calendarPort = (calendar.address() as { port: number }).port;
+  authz = await startTestAuthz({ calendarPort });
+  agent = await startAgent(authz);
+  home = await mkdtemp(join(tmpdir(), 'delegate-revocation-'));
+  await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
+});
+
+afterEach(async () => {
+  await agent?.close();
+  for (const other of others.reverse()) await other.close();
+  await authz.close();
+  await new Promise((resolve) => calendar.close(resolve));
+  await rm(home, { recursive: true, force: true });
+});
+
+async function startAgent(as: TestAuthz): Promise<FastifyInstance> {
+  const app = await buildAgentServer({
+    resourceUrl: as.agentUrl,
+    issuer: as.issuer,
+    calendarUrl: as.calendarUrl,
+    clientId: as.agent.clientId,
+    privateKey: as.agent.privateJwk,
+    now: Date.now,
+  });
+  await app.listen({ port: Number(new URL(as.agentUrl).port), host: '127.0.0.1' });
+  return app;
+}
+
+const files = () => ({ tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') });
+
+function options(overrides: Partial<SessionOptions> = {}): SessionOptions {
+  return {
+    agentUrl: authz.agentUrl,
+    files: files(),
+    now: Date.now,
+    loginTimeoutMs: 10_000,
+    presentLoginUrl: async (url) => void approve(url),
+    ...overrides,
+  };
+}
+
+async function approve(link: string): Promise<void> {
+  const browser = new Browser();
+  const consent = await browser.follow(link);
+  if (consent.location !== null) return void (await browser.get(consent.location));
+  const answer = await browser.post(new URL('/consent', link).href, { ...parseConsentForm(consent.html), decision: 'approve' });
+  await browser.get(new URL(answer.location!, link).href);
+}
+
+interface CacheFile {
+  discovery: Record<string, { authorizationServerUrl: string }>;
+  clients: Record<string, { client_id: string }>;
+  tokens: Record<string, Record<string, { access_token: string; refresh_token: string }>>;
+}
+
+async function cacheFile(): Promise<CacheFile> {
+  return JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as CacheFile;
+}
+
+/** What the issuer answers a refresh with this token: 200 while it lives, invalid_grant once revoked. */
+async function refreshAt(issuer: string, clientId: string, refreshToken: string): Promise<{ status: number; error?: string }> {
+  const res = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId, resource: authz.agentUrl }),
+  });
+  const body = (await res.json()) as { error?: string };
+  return { status: res.status, ...(body.error ? { error: body.error } : {}) };
+}
+
+/** On the agent's port, an agent whose 401 names a fake authorization server; that server records every request. */
+async function fakeAgentAndServer(): Promise<{ requests: string[]; issuer: string }> {
+  const requests: string[] = [];
+  const read = (req: IncomingMessage) => new Promise<string>((resolve) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => resolve(body));
+  });
+  const fakeAs = createServer(async (req, res) => {
+    const body = await read(req);
+    requests.push(`${req.method} ${new URL(req.url!, 'http://x').pathname} ${body}`);
+    const json = (status: number, value: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(value));
+    };
+    if (req.url!.startsWith('/.well-known/oauth-authorization-server')) {
+      return json(200, { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, registration_endpoint: `${issuer}/register`, revocation_endpoint: `${issuer}/revoke`, response_types_supported: ['code'], code_challenge_methods_supported: ['S256'] });
+    }
+    if (req.url === '/register') return json(201, { ...JSON.parse(body), client_id: 'fake-client' });
+    if (req.url === '/revoke') return json(200, {});
+    json(404, {});
+  });
+  await new Promise<void>((resolve) => fakeAs.listen(0, '127.0.0.1', resolve));
+  const issuer = `http://127.0.0.1:${(fakeAs.address() as { port: number }).port}`;
+  const agentPort = Number(new URL(authz.agentUrl).port);
+  const fakeAgent = createServer((req, res) => {
+    if (req.url!.startsWith('/.well-known/oauth-protected-resource')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ resource: authz.agentUrl, authorization_servers: [issuer] }));
+    }
+    res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${agentPort}/.well-known/oauth-protected-resource/mcp"` });
+    res.end();
+  });
+  await new Promise<void>((resolve) => fakeAgent.listen(agentPort, '127.0.0.1', resolve));
+  others.push({ close: () => new Promise((resolve) => fakeAs.close(resolve)) }, { close: () => new Promise((resolve) => fakeAgent.close(resolve)) });
+  return { requests, issuer };
+}
+
+describe('revoking stored tokens at their issuer (RFC 7009 §2)', () => {
+  it('logout revokes at the issuing server after another agent on the port named another server, and sends it nothing', async () => {
+    await findSlot(options(), { duration: '30m' });
+    const clientId = (await cacheFile()).clients[authz.issuer]!.client_id;
+
+    // Another program on the agent's port: its 401 names another server; the sign-in it starts is never finished.
+    await agent!.close();
+    agent = undefined;
+    const fake = await fakeAgentAndServer();
+    await expect(findSlot(options({ loginTimeoutMs: 300, presentLoginUrl: async () => undefined }), { duration: '30m' })).rejects.toMatchObject({ code: 'LOGIN_TIMEOUT' });
+    const cached = await cacheFile();
+    expect(cached.discovery[authz.agentUrl]!.authorizationServerUrl).toBe(fake.issuer); // the state the review reached
+    // The first server's tokens stay beside it (refreshed once, when the fake agent refused them).
+    const stored = cached.tokens[authz.issuer]![authz.agentUrl]!;
+    expect(stored.refresh_token).toMatch(/^dlg_rt_/);
+
+    const result = await logout({ files: files(), now: Date.now });
+    expect(result.failed).toEqual([]);
+    expect(result.revoked).toEqual([{ issuer: authz.issuer, resource: authz.agentUrl, delegationEnded: true, grantId: expect.any(String) }]);
+    expect(fake.requests.filter((r) => r.startsWith('POST /revoke'))).toEqual([]);
+    expect(fake.requests.some((r) => r.includes(stored.refresh_token) || r.includes(stored.access_token))).toBe(false);
+    // What logout said is true at the issuer: the delegation has ended.
+    expect(await refreshAt(authz.issuer, clientId, stored.refresh_token)).toEqual({ status: 400, error: 'invalid_grant' });
+  });
+
+  it('a sign-in at another server for the same agent revokes the tokens of the first at the first, and forgets them', async () => {
+    await findSlot(options(), { duration: '30m' });
+    const first = await cacheFile();
+    const stored = first.tokens[authz.issuer]![authz.agentUrl]!;
+    const clientId = first.clients[authz.issuer]!.client_id;
+
+    // The agent now trusts a second authorization server (same agent URL).
+    const second = await startTestAuthz({ calendarPort, agentPort: Number(new URL(authz.agentUrl).port) });
+    others.push(second);
+    await agent!.close();
+    agent = await startAgent(second);
+    await writeFile(join(home, 'owner-key.json'), JSON.stringify(second.ownerJwk), { mode: 0o600 });
+
+    const summary = await login(options());
+    expect(summary.issuer).toBe(second.issuer);
+    const after = await cacheFile();
+    expect(Object.keys(after.tokens)).toEqual([second.issuer]);
+    expect(await refreshAt(authz.issuer, clientId, stored.refresh_token)).toEqual({ status: 400, error: 'invalid_grant' });
+    expect((await authz.store.listGrants()).map((g) => g.revokedAt !== null)).toEqual([true]);
+  });
+
+  it('keeps the first server’s tokens when it cannot be reached, and logout then says they were not revoked', async () => {
+    await findSlot(options(), { duration: '30m' });
+    const second = await startTestAuthz({ calendarPort, agentPort: Number(new URL(authz.agentUrl).port) });
+    others.push(second);
+    await agent!.close();
+    agent = await startAgent(second);
+    await writeFile(join(home, 'owner-key.json'), JSON.stringify(second.ownerJwk), { mode: 0o600 });
+    await authz.app.close(); // the first server is gone
+
+    await login(options());
+    expect(Object.keys((await cacheFile()).tokens).sort()).toEqual([authz.issuer, second.issuer].sort());
+    const result = await logout({ files: files(), now: Date.now });
+    expect(result.revoked).toEqual([expect.objectContaining({ issuer: second.issuer })]);
+    expect(result.failed).toEqual([expect.objectContaining({ issuer: authz.issuer, reason: expect.stringContaining(authz.issuer) })]);
+  });
+});
