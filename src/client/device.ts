@@ -7,6 +7,7 @@
 // until they decide, the code expires or --login-timeout passes, whichever
 // comes first. The tokens go into the cache like those of a browser sign-in.
 import { discoverOAuthServerInfo, registerClient } from '@modelcontextprotocol/sdk/client/auth.js';
+import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import { TokenCache, setTokens, type StoredClient } from './cache.js';
@@ -53,6 +54,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   const cache = new TokenCache({ files: options.files, now: options.now });
 
   const info = await discoverOAuthServerInfo(options.agentUrl, { fetchFn });
+  const sentResource = resourceToRequest(options.agentUrl, info.resourceMetadata?.resource);
   const issuer = info.authorizationServerUrl;
   const metadata = info.authorizationServerMetadata as (Record<string, unknown> & { issuer?: string; token_endpoint?: string }) | undefined;
   if (!metadata || metadata.issuer?.replace(/\/$/, '') !== issuer.replace(/\/$/, '')) {
@@ -64,7 +66,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   }
 
   const client = await deviceClient(cache, issuer, metadata, fetchFn);
-  const device = await postForm<DeviceAuthorizationResponse>(fetchFn, endpoint, { client_id: client.client_id, resource: info.resourceMetadata?.resource ?? resource });
+  const device = await postForm<DeviceAuthorizationResponse>(fetchFn, endpoint, { client_id: client.client_id, resource: sentResource });
   const started = options.now();
   const expiresAt = started + device.expires_in * 1000;
   const complete = device.verification_uri_complete;
@@ -79,10 +81,10 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
       await sleep(Math.max(0, Math.min(intervalMs, givesUpAt - options.now())));
       if (options.now() >= givesUpAt && givesUpAt < expiresAt) throw loginTimedOut(options.loginTimeoutMs!);
       if (options.now() >= expiresAt) throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
-      const answer = await fetchFn(metadata.token_endpoint, formInit({ grant_type: GRANT_TYPE_DEVICE_CODE, device_code: device.device_code, client_id: client.client_id }));
+      const answer = await fetchFn(metadata.token_endpoint, formInit({ grant_type: GRANT_TYPE_DEVICE_CODE, device_code: device.device_code, client_id: client.client_id, resource: sentResource }));
       const body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
       if (answer.ok) {
-        await saveTokens(cache, { issuer, resource, sentResource: info.resourceMetadata?.resource ?? resource, info, body, now: options.now() });
+        await saveTokens(cache, { issuer, resource, sentResource, info, body, now: options.now() });
         await retireTokensFromOtherIssuers(cache, resource, fetchFn);
         return;
       }
@@ -103,6 +105,31 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   } finally {
     options.loginSettled?.();
   }
+}
+
+/**
+ * The resource indicator to ask for (RFC 8707), which the MCP authorization
+ * spec wants in the device request and in the token request alike: the one
+ * the agent's protected resource metadata names, if that metadata is the
+ * agent's own. RFC 9728 §3.3: metadata whose `resource` is not the
+ * identifier it was fetched for must not be used, or a server on one port
+ * gets the person to authorize a token for another agent. The same check as
+ * the browser sign-in's (the SDK's selectResourceURL): same origin, and the
+ * agent's path within the one named.
+ */
+function resourceToRequest(agentUrl: string, named: string | undefined): string {
+  const own = canonicalResource(agentUrl)!;
+  if (named === undefined) return own;
+  let allowed = false;
+  try {
+    allowed = checkResourceAllowed({ requestedResource: resourceUrlFromServerUrl(agentUrl), configuredResource: named });
+  } catch {
+    // not a URL: refused below
+  }
+  if (!allowed) {
+    throw new ClientError('AUTHORIZATION_FAILED', `The agent at ${agentUrl} publishes protected resource metadata for ${JSON.stringify(named).slice(0, 200)}, not for itself; it is not used (RFC 9728 §3.3).`);
+  }
+  return named;
 }
 
 /** The cached registration if it may use the device grant; else a new one (RFC 7591) that may, cached for next time. */

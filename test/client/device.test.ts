@@ -1,0 +1,117 @@
+// The device sign-in (RFC 8628) against the real authorization server and
+// CalendarAgent on ephemeral loopback ports: the resource indicator it asks
+// for is the agent's own (RFC 9728 §3.3), and goes in the token request too
+// (MCP authorization: "in both authorization requests and token requests").
+import { createServer, type Server } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildAgentServer } from '../../src/agent/index.js';
+import { deviceLogin, type DeviceLoginOptions } from '../../src/client/device.js';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
+
+let authz: TestAuthz;
+let agent: FastifyInstance;
+let servers: Server[];
+let home: string;
+let requests: string[];
+/** One clock for the authorization server and the client, moved by the client's waits between polls. */
+let clock: number;
+const now = () => clock;
+
+beforeEach(async () => {
+  servers = [];
+  requests = [];
+  clock = Date.now();
+  authz = await startTestAuthz({ now });
+  agent = await buildAgentServer({
+    resourceUrl: authz.agentUrl,
+    issuer: authz.issuer,
+    calendarUrl: authz.calendarUrl,
+    clientId: authz.agent.clientId,
+    privateKey: authz.agent.privateJwk,
+    now: Date.now,
+  });
+  await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+  home = await mkdtemp(join(tmpdir(), 'delegate-device-'));
+  await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
+});
+
+afterEach(async () => {
+  for (const server of servers) await new Promise((resolve) => server.close(resolve));
+  await agent.close();
+  await authz.close();
+  await rm(home, { recursive: true, force: true });
+});
+
+/** Every request the client sends, as "POST /token <body>". */
+const recordingFetch: typeof fetch = async (input, init) => {
+  const url = new URL(input instanceof Request ? input.url : String(input));
+  requests.push(`${init?.method ?? 'GET'} ${url.pathname} ${init?.body instanceof URLSearchParams ? init.body.toString() : ''}`.trim());
+  return fetch(input, init);
+};
+
+function options(agentUrl: string, presentDeviceCode: DeviceLoginOptions['presentDeviceCode']): DeviceLoginOptions {
+  return {
+    agentUrl,
+    files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') },
+    now,
+    fetchFn: recordingFetch,
+    // The server's interval passes at once on the shared clock (no slow_down), while the person approves in real time.
+    sleep: async (ms) => {
+      clock += ms;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    },
+    presentDeviceCode,
+  };
+}
+
+/** The person on another device: confirms the code and approves. */
+async function approve(link: string, userCode: string): Promise<void> {
+  const browser = new Browser();
+  const confirm = await browser.follow(link);
+  const consent = await browser.post(`${authz.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+  const answer = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+  await browser.get(new URL(answer.location!, authz.issuer).href);
+}
+
+describe('device sign-in: the resource indicator', () => {
+  it('refuses protected resource metadata that names another agent, before registering or asking for a code', async () => {
+    // A server on another port whose metadata claims to be the real agent, at the real authorization server.
+    const impostor = createServer((req, res) => {
+      if (req.url!.startsWith('/.well-known/oauth-protected-resource')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ resource: authz.agentUrl, authorization_servers: [authz.issuer] }));
+      }
+      res.writeHead(401, { 'www-authenticate': 'Bearer' });
+      res.end();
+    });
+    servers.push(impostor);
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    const impostorUrl = `http://127.0.0.1:${(impostor.address() as { port: number }).port}/mcp`;
+    const shown: string[] = [];
+
+    const error = await deviceLogin(options(impostorUrl, async (prompt) => void shown.push(prompt.userCode))).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: 'AUTHORIZATION_FAILED', message: expect.stringContaining('RFC 9728 §3.3') });
+    expect((error as Error).message).not.toMatch(/\n/);
+    expect(shown).toEqual([]);
+    expect(requests.filter((r) => /\/register|\/device_authorization|\/token/.test(r))).toEqual([]);
+  });
+
+  it('sends the agent’s resource in the device request and in every token request', async () => {
+    await deviceLogin(options(authz.agentUrl, async (prompt) => void approve(prompt.link, prompt.userCode)));
+    const resource = `resource=${encodeURIComponent(authz.agentUrl)}`;
+    const deviceRequests = requests.filter((r) => r.startsWith('POST /device_authorization'));
+    const tokenRequests = requests.filter((r) => r.startsWith('POST /token'));
+    expect(deviceRequests).toHaveLength(1);
+    expect(deviceRequests[0]).toContain(resource);
+    expect(tokenRequests.length).toBeGreaterThan(0);
+    for (const request of tokenRequests) expect(request).toContain(resource);
+  });
+});
