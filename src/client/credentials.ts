@@ -62,6 +62,7 @@ async function cachedOrRefreshed(cache: TokenCache, resource: string, options: S
     // Refresh this token even if it still has a little life: a script is about to use it.
     rejectedAccessToken: tokens.access_token,
     ...(options.fetchFn || options.serversGone ? { fetchFn: resendingFetch(options.fetchFn ?? fetch, options.serversGone) } : {}),
+    ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
   });
   return fresh?.access_token;
 }

@@ -2,10 +2,14 @@
 // O_EXCL holds it. Used around token refresh so that many CLI processes
 // started at once spend the refresh token once (refresh tokens rotate, and
 // replaying a spent one revokes the whole family). A lock left behind by a
-// process that died is broken: its holder's pid is gone, or it is too old.
+// process that died is broken: its holder's pid is gone from this host, or
+// the lock has not been touched for staleAfterMs. Its holder touches it (the
+// file's mtime) every quarter of that while it works, so a live holder is
+// never broken for age, however long its work takes; a pid reused after a
+// crash or a reboot, or a holder on another host that died, stops touching it.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ClientError } from './errors.js';
 import { PRIVATE_FILE_MODE, ensurePrivateDir, isErrno } from './private-files.js';
@@ -16,7 +20,7 @@ export interface FileLockOptions {
   now: () => number;
   /** Give up waiting after this long (ms). */
   timeoutMs?: number;
-  /** A lock older than this (ms) is considered abandoned even if its pid seems alive (pids get reused). */
+  /** A lock untouched for this long (ms) is abandoned even if its pid seems alive (pids get reused); its holder touches it every quarter of this. */
   staleAfterMs?: number;
   /** Pause between attempts (ms); jittered so waiters do not move in lockstep. */
   retryMs?: number;
@@ -53,11 +57,14 @@ export async function acquireFileLock(options: FileLockOptions): Promise<HeldLoc
 
   for (;;) {
     const mine: LockRecord = { pid: process.pid, host: hostname(), nonce: randomBytes(16).toString('hex'), created: now() };
-    if (await tryCreate(path, mine)) return { release: () => releaseIfMine(path, mine.nonce) };
+    if (await tryCreate(path, mine)) return holding(path, mine.nonce, now, staleAfterMs);
 
     const holder = await readRecord(path);
     if (holder === 'gone') continue; // released between our attempt and the read
-    if (holder === 'unreadable' ? await isOlderThan(path, now() - staleAfterMs) : isAbandoned(holder, now(), staleAfterMs, isAlive)) {
+    const touched = await lastTouched(path);
+    if (touched === undefined) continue; // released meanwhile
+    const untouchedTooLong = now() - touched > staleAfterMs;
+    if (holder === 'unreadable' ? untouchedTooLong : untouchedTooLong || holderIsGone(holder, isAlive)) {
       await breakLock(path, holder === 'unreadable' ? undefined : holder.nonce);
       continue;
     }
@@ -81,6 +88,30 @@ export async function withFileLock<T>(options: FileLockOptions, work: () => Prom
   }
 }
 
+/** The lock, touched while held so that waiters see its holder at work, until released. */
+function holding(path: string, nonce: string, now: () => number, staleAfterMs: number): HeldLock {
+  const heartbeat = setInterval(() => void touchIfMine(path, nonce, now), Math.max(10, Math.floor(staleAfterMs / 4)));
+  heartbeat.unref();
+  return {
+    release: async () => {
+      clearInterval(heartbeat);
+      await releaseIfMine(path, nonce);
+    },
+  };
+}
+
+async function touchIfMine(path: string, nonce: string, now: () => number): Promise<void> {
+  try {
+    const holder = await readRecord(path);
+    if (holder !== 'gone' && holder !== 'unreadable' && holder.nonce === nonce) {
+      const at = new Date(now());
+      await utimes(path, at, at);
+    }
+  } catch {
+    // a missed beat: the next one, or the release, follows
+  }
+}
+
 async function tryCreate(path: string, record: LockRecord): Promise<boolean> {
   let handle;
   try {
@@ -91,6 +122,8 @@ async function tryCreate(path: string, record: LockRecord): Promise<boolean> {
   }
   try {
     await handle.writeFile(JSON.stringify(record), 'utf8');
+    const at = new Date(record.created);
+    await handle.utimes(at, at); // touched on the lock's clock, as every beat is
   } finally {
     await handle.close();
   }
@@ -116,8 +149,8 @@ async function readRecord(path: string): Promise<LockRecord | 'gone' | 'unreadab
   return 'unreadable';
 }
 
-function isAbandoned(holder: LockRecord, at: number, staleAfterMs: number, isAlive: (pid: number) => boolean): boolean {
-  if (at - holder.created > staleAfterMs) return true;
+/** Whether the holder's process is known to be gone: only a pid on this host can be asked. */
+function holderIsGone(holder: LockRecord, isAlive: (pid: number) => boolean): boolean {
   return holder.host === hostname() && !isAlive(holder.pid);
 }
 
@@ -143,12 +176,13 @@ async function breakLock(path: string, abandonedNonce: string | undefined): Prom
   await unlink(aside).catch(() => undefined);
 }
 
-/** Whether the file was last written before `instant` (a lock whose creator died before writing its record). */
-async function isOlderThan(path: string, instant: number): Promise<boolean> {
+/** When the lock was last touched (its creation or its holder's last beat), or undefined if it is gone. */
+async function lastTouched(path: string): Promise<number | undefined> {
   try {
-    return (await stat(path)).mtimeMs < instant;
-  } catch {
-    return false;
+    return (await stat(path)).mtimeMs;
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return undefined;
+    throw error;
   }
 }
 

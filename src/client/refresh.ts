@@ -6,9 +6,11 @@
 import { refreshAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InvalidClientError, InvalidGrantError, OAuthError, UnauthorizedClientError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { boundedFetch } from './bounded-fetch.js';
 import { deleteTokens, isExpired, setTokens, tokensFor, type StoredTokens, type TokenCache } from './cache.js';
 import { ClientError } from './errors.js';
 import { storedTokensFrom } from './provider.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
 import { TokenResponseNotes } from './token-notes.js';
 
 export interface RefreshInput {
@@ -21,6 +23,8 @@ export interface RefreshInput {
   /** The access token a resource server has just refused: replace it even if it looks unexpired. */
   rejectedAccessToken?: string;
   fetchFn?: FetchLike;
+  /** Cap on each request to the authorization server (ms); DEFAULT_REQUEST_TIMEOUT_MS unless told. */
+  requestTimeoutMs?: number;
   /** Notes what the token response says beyond the SDK's fields. */
   notes?: TokenResponseNotes;
 }
@@ -33,7 +37,9 @@ export interface RefreshInput {
 export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTokens | undefined> {
   const { cache, issuer, resource, now } = input;
   const notes = input.notes ?? new TokenResponseNotes(now);
-  const fetchFn = notes.observe(input.fetchFn ?? fetch);
+  // Bounded whoever calls: the request is made holding tokens.lock, and a server that accepts and never
+  // answers would otherwise hold it for Node's 300 s, long after other processes gave up waiting.
+  const fetchFn = notes.observe(boundedFetch(input.fetchFn ?? fetch, input.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS));
   return cache.withLock(async (txn) => {
     const data = await txn.read();
     const current = tokensFor(data, issuer, resource);
@@ -90,6 +96,8 @@ function refreshFailure(error: unknown): string {
     const description = message.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 200);
     return `${error.errorCode}${description ? `: ${description}` : ''}`;
   }
+  const name = (error as { name?: unknown }).name;
+  if (name === 'TimeoutError' || name === 'AbortError') return 'it did not answer in time.';
   const code = (error as { cause?: { code?: unknown } }).cause?.code;
   return typeof code === 'string' ? `cannot reach it (${code}).` : 'it did not answer as an authorization server does.';
 }

@@ -13,6 +13,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { canonicalResource } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
+import { boundedFetch } from './bounded-fetch.js';
 import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredTokens } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
 import { connectAndUse } from './connect.js';
@@ -221,7 +222,7 @@ async function withAgentChallenged<T>(options: SessionOptions, mode: Mode, use: 
   const cache = cacheFor(options);
   const challenges = new ScopeChallenges();
   // A resent request gets a timeout of its own.
-  const fetchFn = challenges.observe(resendingFetch(withTimeout(options.fetchFn ?? fetch, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS), options.serversGone));
+  const fetchFn = challenges.observe(resendingFetch(boundedFetch(options.fetchFn ?? fetch, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS), options.serversGone));
   try {
     return await withAgentOnce(options, mode, use, cache, resource, fetchFn, challenges);
   } catch (error) {
@@ -325,7 +326,7 @@ async function tryCachedTokens<T>(
 
   let refreshed = false;
   if (isExpired(tokens, options.now())) {
-    tokens = await refreshCachedTokens({ cache, issuer, resource, now: options.now, fetchFn });
+    tokens = await refreshCachedTokens({ cache, issuer, resource, now: options.now, fetchFn, requestTimeoutMs: options.requestTimeoutMs });
     refreshed = true;
     if (!tokens) return undefined;
   }
@@ -336,7 +337,7 @@ async function tryCachedTokens<T>(
     if (refreshed) return undefined;
   }
   // Refused though unexpired (revoked, keys rotated, clock skew): one refresh, then the user.
-  const replacement = await refreshCachedTokens({ cache, issuer, resource, now: options.now, fetchFn, rejectedAccessToken: tokens.access_token });
+  const replacement = await refreshCachedTokens({ cache, issuer, resource, now: options.now, fetchFn, requestTimeoutMs: options.requestTimeoutMs, rejectedAccessToken: tokens.access_token });
   if (!replacement) return undefined;
   try {
     return { value: await useWithBearer(options, agent, replacement.access_token, use) };
@@ -385,15 +386,6 @@ function resourceOf(agentUrl: string): string {
 
 function cacheFor(options: Pick<SessionOptions, 'files' | 'now'>): TokenCache {
   return new TokenCache({ files: options.files, now: options.now });
-}
-
-/** Every request ends within `ms`, so a hung server cannot hang the CLI (or hold tokens.lock). */
-function withTimeout(fetchFn: FetchLike, ms: number): FetchLike {
-  return (url, init) => {
-    const timeout = AbortSignal.timeout(ms);
-    const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
-    return fetchFn(url, { ...init, signal });
-  };
 }
 
 /** Errors as the user should read them: what failed and where, never a token. */

@@ -1,6 +1,7 @@
-// The refresh lock: exclusive, broken when its holder is gone or it is too
-// old, released only by its holder, and bounded in how long it waits.
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+// The refresh lock: exclusive, broken when its holder is gone or has not
+// touched it for too long (never while its holder lives and works), released
+// only by its holder, and bounded in how long it waits.
+import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,6 +16,11 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+/** Sets the lock file's last touch (what staleness is judged by) to `ms` on the test's clock. */
+async function untouchedSince(ms: number): Promise<void> {
+  await utimes(path, new Date(ms), new Date(ms));
+}
 
 /** A clock that moves only when the lock sleeps. */
 function fakeTime(start = 1_000_000) {
@@ -49,12 +55,26 @@ describe('acquireFileLock', () => {
     await lock.release();
   });
 
-  it('breaks a lock older than the stale limit even if its pid looks alive', async () => {
-    const time = fakeTime();
-    await writeFile(path, JSON.stringify({ pid: 1, host: 'elsewhere', nonce: 'old', created: time.now() - 10_000 }), { mode: 0o600 });
-    const lock = await acquireFileLock({ path, ...time, staleAfterMs: 5_000, isProcessAlive: () => true });
-    expect(JSON.parse(await readFile(path, 'utf8')).nonce).not.toBe('old');
-    await lock.release();
+  it('breaks a lock untouched for longer than the stale limit even if its pid looks alive (another host; a pid reused here)', async () => {
+    for (const host of ['elsewhere', hostname()]) {
+      const time = fakeTime();
+      await writeFile(path, JSON.stringify({ pid: process.pid, host, nonce: 'old', created: time.now() - 10_000 }), { mode: 0o600 });
+      await untouchedSince(time.now() - 10_000);
+      const lock = await acquireFileLock({ path, ...time, staleAfterMs: 5_000, isProcessAlive: () => true });
+      expect(JSON.parse(await readFile(path, 'utf8')).nonce).not.toBe('old');
+      await lock.release();
+    }
+  });
+
+  it('never breaks the lock of a live holder for age: it touches the lock while it works', async () => {
+    const holder = await acquireFileLock({ path, now: Date.now, staleAfterMs: 200 });
+    const held = JSON.parse(await readFile(path, 'utf8')).nonce as string;
+    await new Promise((resolve) => setTimeout(resolve, 500)); // held for longer than the stale limit
+    // Counting the holder's pid as alive or not, age alone would decide here: the holder's touches keep the lock fresh.
+    await expect(acquireFileLock({ path, now: Date.now, staleAfterMs: 200, timeoutMs: 400, isProcessAlive: () => true })).rejects.toMatchObject({ code: 'LOCK_TIMEOUT' });
+    expect(JSON.parse(await readFile(path, 'utf8')).nonce).toBe(held);
+    await holder.release();
+    await expect(stat(path)).rejects.toThrow();
   });
 
   it('gives up with LOCK_TIMEOUT while a live holder keeps it', async () => {
