@@ -6,8 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import type { OAuthClientProvider, OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { deleteTokens, setTokens, tokensFor, type StoredTokens, type TokenCache, type TokenCacheData } from './cache.js';
 import { ClientError } from './errors.js';
+import { clientIsUnknown } from './registration-check.js';
 import type { TokenResponseExtras, TokenResponseNotes } from './token-notes.js';
 
 /** The redirect URI the CLI registers: any port at request time, RFC 8252 §7.3. */
@@ -49,6 +51,12 @@ export interface CacheOAuthProviderOptions {
   ignoreCachedTokens?: boolean;
   /** Extras of token responses that the SDK's parsing drops (see token-notes.ts). */
   notes?: TokenResponseNotes;
+  /**
+   * Ask the authorization server, once, whether it still knows a cached client
+   * registration before it is used (registration-check.ts), and register anew
+   * if it does not; with the fetch to ask through.
+   */
+  checkCachedClient?: FetchLike;
 }
 
 export class CacheOAuthProvider implements OAuthClientProvider {
@@ -57,6 +65,8 @@ export class CacheOAuthProvider implements OAuthClientProvider {
   private verifier: string | undefined;
   private lastState: string | undefined;
   private savedTokens = false;
+  /** Registrations known to their server in this run: checked once, or just made. */
+  private readonly checkedClients = new Set<string>();
 
   constructor(options: CacheOAuthProviderOptions) {
     this.options = options;
@@ -112,15 +122,26 @@ export class CacheOAuthProvider implements OAuthClientProvider {
     });
   }
 
-  clientInformation(): OAuthClientInformationMixed | undefined {
+  async clientInformation(): Promise<OAuthClientInformationMixed | undefined> {
     const issuer = this.issuer;
-    return issuer === undefined ? undefined : this.data.clients[issuer];
+    const client = issuer === undefined ? undefined : this.data.clients[issuer];
+    const fetchFn = this.options.checkCachedClient;
+    if (issuer === undefined || client === undefined || fetchFn === undefined || this.checkedClients.has(client.client_id)) return client;
+    this.checkedClients.add(client.client_id);
+    const tokenEndpoint = (this.discoveryState()?.authorizationServerMetadata as { token_endpoint?: string } | undefined)?.token_endpoint;
+    if (!(await clientIsUnknown(tokenEndpoint, client, this.redirectUrl, fetchFn))) return client;
+    // Forgotten by the server (its database replaced): the SDK registers anew when there is none.
+    await this.change((data) => {
+      if (data.clients[issuer]?.client_id === client.client_id) delete data.clients[issuer];
+    });
+    return undefined;
   }
 
   /** Stored unchanged, with the SDK's `issuer` stamp, under that issuer: one registration per authorization server. */
   async saveClientInformation(info: OAuthClientInformationMixed & { issuer?: string }): Promise<void> {
     const issuer = info.issuer ?? this.issuer;
     if (issuer === undefined) throw new Error('client information to save names no authorization server');
+    this.checkedClients.add(info.client_id); // just registered: known
     await this.change((data) => {
       data.clients[issuer] = info;
     });

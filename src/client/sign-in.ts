@@ -54,6 +54,8 @@ export async function signInAndUse<T>(
       redirectUrl: listener.redirectUrl,
       ignoreCachedTokens: true,
       notes,
+      // A server whose database was replaced refuses a forgotten client only in the browser, where we cannot see it.
+      checkCachedClient: fetchFn,
       onAuthorizationUrl: async (url, context) => {
         if (++asked > 1) {
           throw new ClientError('AUTHORIZATION_FAILED', 'CalendarAgent refused the token the authorization server has just issued.');

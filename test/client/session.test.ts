@@ -197,6 +197,41 @@ describe('client session', () => {
     expect(summary.authorizationDetails[0]).toMatchObject({ locations: [authz.calendarUrl], actions: ['freebusy:read'] });
   });
 
+  it('login registers anew when the authorization server no longer knows the cached client (its database replaced)', async () => {
+    await findSlot(options(), { duration: '30m' });
+    const oldClient = Object.values((JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
+
+    // The same issuer (port) and agent, on a new database: the registration is gone.
+    await agent.close();
+    await authz.close();
+    const calendarPort = Number(new URL(authz.calendarUrl).port);
+    authz = await startTestAuthz({ calendarPort, now, port: Number(new URL(authz.issuer).port), agentPort: Number(new URL(authz.agentUrl).port) });
+    agent = await buildAgentServer({ resourceUrl: authz.agentUrl, issuer: authz.issuer, calendarUrl: authz.calendarUrl, clientId: authz.agent.clientId, privateKey: authz.agent.privateJwk, now });
+    await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+    await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
+
+    requests = [];
+    const again = options({ loginTimeoutMs: 3_000 });
+    const summary = await login(again);
+    expect(summary.issuer).toBe(authz.issuer);
+    expect(again.shown).toHaveLength(1);
+    expect(requests.filter((r) => !r.startsWith('agent'))).toEqual([
+      'GET /.well-known/oauth-authorization-server',
+      'POST /token', // is the cached client known? invalid_client: no
+      'POST /register',
+      'POST /token', // the code
+    ]);
+    const newClient = Object.values((JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
+    expect(newClient).not.toBe(oldClient);
+  });
+
+  it('login keeps a cached client the authorization server still knows', async () => {
+    await findSlot(options(), { duration: '30m' });
+    requests = [];
+    await login(options());
+    expect(requests.filter((r) => !r.startsWith('agent'))).toEqual(['GET /.well-known/oauth-authorization-server', 'POST /token', 'POST /token']);
+  });
+
   it('without a way to ask the user, refuses a corrupt cache (authorization required, the file named) and leaves it alone', async () => {
     await writeFile(join(home, 'tokens.json'), 'garbage', { mode: 0o600 });
     const quiet = options();
