@@ -13,7 +13,8 @@ import { canonicalResource } from '../delegation/resource.js';
 import { TokenCache, setTokens, type StoredClient } from './cache.js';
 import { ClientError, loginTimedOut } from './errors.js';
 import { loginLinkFor } from './owner-login.js';
-import { CLIENT_METADATA, storedTokensFrom } from './provider.js';
+import { CLIENT_METADATA, REGISTERED_REDIRECT_URI, storedTokensFrom } from './provider.js';
+import { clientIsUnknown } from './registration-check.js';
 import { resendingFetch } from './servers-gone.js';
 import { retireTokensFromOtherIssuers } from './revocation.js';
 import type { SessionOptions } from './session.js';
@@ -132,10 +133,13 @@ function resourceToRequest(agentUrl: string, named: string | undefined): string 
   return named;
 }
 
-/** The cached registration if it may use the device grant; else a new one (RFC 7591) that may, cached for next time. */
+/** The cached registration if it may use the device grant and the server knows it; else a new one (RFC 7591) that may, cached for next time. */
 async function deviceClient(cache: TokenCache, issuer: string, metadata: Record<string, unknown>, fetchFn: FetchLike): Promise<StoredClient> {
   const cached = (await cache.read()).clients[issuer] as (StoredClient & { grant_types?: string[] }) | undefined;
-  if (cached && cached.grant_types?.includes(GRANT_TYPE_DEVICE_CODE)) return cached;
+  // Kept only if the server still knows it (a server whose database was replaced answers invalid_client).
+  if (cached && cached.grant_types?.includes(GRANT_TYPE_DEVICE_CODE) && !(await clientIsUnknown(metadata.token_endpoint as string | undefined, cached, REGISTERED_REDIRECT_URI, fetchFn))) {
+    return cached;
+  }
   if (typeof metadata.registration_endpoint !== 'string') {
     throw new ClientError('AUTHORIZATION_FAILED', `The authorization server ${issuer} offers no registration, so this CLI cannot use the device sign-in there.`);
   }

@@ -3,7 +3,7 @@
 // for is the agent's own (RFC 9728 §3.3), and goes in the token request too
 // (MCP authorization: "in both authorization requests and token requests").
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -77,6 +77,27 @@ async function approve(link: string, userCode: string): Promise<void> {
   const answer = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
   await browser.get(new URL(answer.location!, authz.issuer).href);
 }
+
+describe('device sign-in: a cached client the server has forgotten', () => {
+  it('registers anew when the authorization server’s database was replaced', async () => {
+    await deviceLogin(options(authz.agentUrl, async (prompt) => void approve(prompt.link, prompt.userCode)));
+    const clientOf = async () => Object.values((JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
+    const first = await clientOf();
+
+    // The same issuer (port) and agent, on a new database.
+    await agent.close();
+    await authz.close();
+    authz = await startTestAuthz({ now, port: Number(new URL(authz.issuer).port), agentPort: Number(new URL(authz.agentUrl).port), calendarPort: Number(new URL(authz.calendarUrl).port) });
+    agent = await buildAgentServer({ resourceUrl: authz.agentUrl, issuer: authz.issuer, calendarUrl: authz.calendarUrl, clientId: authz.agent.clientId, privateKey: authz.agent.privateJwk, now: Date.now });
+    await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+    await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
+
+    requests = [];
+    await deviceLogin(options(authz.agentUrl, async (prompt) => void approve(prompt.link, prompt.userCode)));
+    expect(requests.filter((r) => r.startsWith('POST /register'))).toHaveLength(1);
+    expect(await clientOf()).not.toBe(first);
+  });
+});
 
 describe('device sign-in: the resource indicator', () => {
   it('refuses protected resource metadata that names another agent, before registering or asking for a code', async () => {
