@@ -5,6 +5,7 @@
 // AS's own records of that token, never taken from the report, so the record
 // is the one the agent would have written with the store in its own process.
 import { canonicalResource } from '../delegation/index.js';
+import { nestingDepth } from '../resource/audit.js';
 import type { AuditEventInput, ClientRecord, IssuedTokenRecord, Store } from '../store/index.js';
 import { InvalidRequestError, UnauthorizedClientError } from './errors.js';
 
@@ -14,13 +15,24 @@ const REPORTABLE = new Set(['tool_call', 'freebusy_read']);
 /** How long after its token's expiry a call may still be reported. */
 export const LATE_REPORT_MS = 5 * 60_000;
 
+/**
+ * How deep a report's detail may nest, and how long its JSON may be. An
+ * agent's own records are shallow (arguments are kept to 8 levels and 2,000
+ * characters, boundedValue); found in review: a detail nested 10,000 deep (60
+ * KB) overflowed the stack in canonicalJson and took the records written with
+ * it (a grant_revoked among them) down, and one 3,143 deep was stored and made
+ * `delegate audit --verify` crash on every run.
+ */
+export const MAX_REPORT_DEPTH = 16;
+export const MAX_REPORT_DETAIL_CHARS = 16_384;
+
 /** More hops than any grant allows: a longer parent chain in the store is a fault, not a record. */
 const MAX_CHAIN = 16;
 
 /**
  * The audit record for `report`, made by `reporter` (a registered agent).
  * Throws `unauthorized_client` for a report about another resource, and
- * `invalid_request` for one that names no token issued for the reporter's
+ * `invalid_request` for one whose detail is nested too deep or too long, one that names no token issued for the reporter's
  * resource, one whose token expired more than LATE_REPORT_MS ago, or one
  * whose user, grant, client or actors differ from that token's.
  */
@@ -30,6 +42,8 @@ export async function recordFromReport(store: Store, reporter: ClientRecord & { 
   if (report.resource !== reporter.resource) throw new UnauthorizedClientError('An agent reports only about its own resource.');
   const detail = report.detail;
   if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) throw new InvalidRequestError('A record has a detail object.');
+  if (nestingDepth(detail, MAX_REPORT_DEPTH) > MAX_REPORT_DEPTH) throw new InvalidRequestError(`A record’s detail may nest at most ${MAX_REPORT_DEPTH} levels deep.`);
+  if (JSON.stringify(detail).length > MAX_REPORT_DETAIL_CHARS) throw new InvalidRequestError(`A record’s detail may be at most ${MAX_REPORT_DETAIL_CHARS} characters of JSON.`);
   const jti = (detail as Record<string, unknown>).jti;
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new InvalidRequestError('A record names the access token it is about (detail.jti).');
 

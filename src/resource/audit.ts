@@ -45,8 +45,17 @@ export function auditRecord(
   };
 }
 
-/** A caller-supplied value small enough to keep in a record; a large one is noted, not stored. */
-export function boundedValue(value: unknown, maxChars = 2_000): unknown {
+/** How deep a caller-supplied value may nest to be kept in a record (the record's detail adds two levels). */
+export const MAX_KEPT_DEPTH = 8;
+
+/**
+ * A caller-supplied value small enough to keep in a record; a large or deeply
+ * nested one is noted, not stored (an agent's report of it would be refused by
+ * POST /audit, which takes no detail deeper than 16 levels).
+ */
+export function boundedValue(value: unknown, maxChars = 2_000, maxDepth = MAX_KEPT_DEPTH): unknown {
+  // Measured before JSON.stringify, which overflows the stack on a value nested some thousands deep.
+  if (nestingDepth(value, maxDepth) > maxDepth) return { omitted: `nested more than ${maxDepth} levels deep` };
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
@@ -55,4 +64,22 @@ export function boundedValue(value: unknown, maxChars = 2_000): unknown {
   }
   if (text === undefined) return null;
   return text.length <= maxChars ? value : { omitted: `${text.length} characters` };
+}
+
+/**
+ * How many levels of arrays and objects `value` nests (a scalar: 0, `{}`: 1),
+ * counted without recursion and given up on past `limit` (the answer is then
+ * limit + 1), so any value can be measured, one that refers to itself too.
+ */
+export function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const work: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  while (work.length > 0) {
+    const { value: v, depth } = work.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth + 1 > limit) return limit + 1;
+    deepest = Math.max(deepest, depth + 1);
+    for (const child of Array.isArray(v) ? v : Object.values(v as Record<string, unknown>)) work.push({ value: child, depth: depth + 1 });
+  }
+  return deepest;
 }

@@ -36,13 +36,35 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/**
+ * A record's canonical JSON but for its seq, which is known only once the
+ * chain's head is read inside the write transaction. Everything that can fail
+ * (serializing the detail) happens here, before it.
+ */
+export interface PreparedContent {
+  /** The canonical JSON up to the seq's value. */
+  beforeSeq: string;
+  /** The canonical JSON after the seq's value. */
+  afterSeq: string;
+}
+
+/** Keys in canonical (sorted) order: actors, at, client, detail, event, grant, resource, seq, user. */
+export function prepareContent(content: Omit<AuditContent, 'seq'>): PreparedContent {
+  const { at, event, user, client, grant, resource, actors, detail } = content;
+  const c = canonicalJson;
+  return {
+    beforeSeq: `{"actors":${c(actors)},"at":${c(at)},"client":${c(client)},"detail":${c(detail)},"event":${c(event)},"grant":${c(grant)},"resource":${c(resource)},"seq":`,
+    afterSeq: `,"user":${c(user)}}`,
+  };
+}
+
+/** The hash of a prepared record once its place (seq, predecessor) is known; cannot fail. */
+export function preparedHash(prevHash: string, seq: number, prepared: PreparedContent): string {
+  return createHash('sha256').update(prevHash).update('\n').update(prepared.beforeSeq).update(String(seq)).update(prepared.afterSeq).digest('hex');
+}
+
 export function recordHash(prevHash: string, content: AuditContent): string {
-  const { seq, at, event, user, client, grant, resource, actors, detail } = content;
-  return createHash('sha256')
-    .update(prevHash)
-    .update('\n')
-    .update(canonicalJson({ seq, at, event, user, client, grant, resource, actors, detail }))
-    .digest('hex');
+  return preparedHash(prevHash, content.seq, prepareContent(content));
 }
 
 export type ChainVerdict =

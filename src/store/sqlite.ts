@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync, chmodSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
-import { GENESIS_HASH, recordHash, verifyChain, type AuditRecord, type ChainVerdict } from './audit-chain.js';
+import { GENESIS_HASH, prepareContent, preparedHash, verifyChain, type AuditRecord, type ChainVerdict, type PreparedContent } from './audit-chain.js';
 import { MIGRATIONS } from './schema.js';
 import { fileSync, GroupSync, type SyncFile } from './wal-sync.js';
 import type {
@@ -376,6 +376,29 @@ function toAudit(r: Row): AuditRecord {
   };
 }
 
+/** An audit record ready to be written: everything but its place in the chain, serialized. */
+interface PreparedAudit {
+  content: Omit<AuditRecord, 'seq' | 'prevHash' | 'hash'>;
+  canonical: PreparedContent;
+  actorsJson: string;
+  detailJson: string;
+}
+
+/** Serializes `event` for the log; throws for one that cannot be (nested too deep for JSON.stringify or canonicalJson to write). */
+function prepareAudit(event: AuditEventInput, now: number): PreparedAudit {
+  const content = {
+    at: now,
+    event: event.event,
+    user: event.user ?? null,
+    client: event.client ?? null,
+    grant: event.grant ?? null,
+    resource: event.resource ?? null,
+    actors: event.actors ?? [],
+    detail: event.detail ?? {},
+  };
+  return { content, canonical: prepareContent(content), actorsJson: json(content.actors), detailJson: json(content.detail) };
+}
+
 /** Reads whose answers must not include a commit that is not yet on disk (see the constructor). */
 const DURABLE_READS: ReadonlySet<string> = new Set(['revocationsSince', 'listAudit', 'verifyAudit']);
 
@@ -517,41 +540,49 @@ class SqliteStore implements Store {
     const batch = this.pendingAudit;
     this.pendingAudit = [];
     if (batch.length === 0) return;
+    // Each record is serialized and hashed (but for its place in the chain) before the transaction:
+    // one that cannot be (nested too deep to write) is refused alone, and the others are written.
+    // Found in review: one such report rolled back a whole group, a grant_revoked record among it.
+    const ready: Array<{ p: (typeof batch)[number]; row: PreparedAudit }> = [];
+    for (const p of batch) {
+      try {
+        ready.push({ p, row: prepareAudit(p.event, p.now) });
+      } catch (err) {
+        p.reject(err);
+      }
+    }
+    if (ready.length === 0) return;
     let records: AuditRecord[];
     try {
-      records = this.atomically(() => batch.map((p) => this.appendAuditNow(p.event, p.now)));
+      records = this.atomically(() => ready.map(({ row }) => this.insertAudit(row)));
     } catch (err) {
-      for (const p of batch) p.reject(err);
+      for (const { p } of ready) p.reject(err);
       return;
     }
     this.durable().then(
-      () => batch.forEach((p, i) => p.resolve(records[i]!)),
-      (err: unknown) => batch.forEach((p) => p.reject(err)),
+      () => ready.forEach(({ p }, i) => p.resolve(records[i]!)),
+      (err: unknown) => ready.forEach(({ p }) => p.reject(err)),
     );
   }
 
-  /** Appends one record to the hash chain; call inside a transaction. */
+  /** Appends one record to the hash chain; call inside a transaction (a record that cannot be written throws, failing it). */
   private appendAuditNow(event: AuditEventInput, now: number): AuditRecord {
+    return this.insertAudit(prepareAudit(event, now));
+  }
+
+  /** Writes a prepared record at the chain's head; call inside a transaction. */
+  private insertAudit(row: PreparedAudit): AuditRecord {
     const last = this.get('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
-    const content = {
-      seq: last ? num(last.seq) + 1 : 1,
-      at: now,
-      event: event.event,
-      user: event.user ?? null,
-      client: event.client ?? null,
-      grant: event.grant ?? null,
-      resource: event.resource ?? null,
-      actors: event.actors ?? [],
-      detail: event.detail ?? {},
-    };
+    const seq = last ? num(last.seq) + 1 : 1;
     const prevHash = last ? String(last.hash) : GENESIS_HASH;
-    const hash = recordHash(prevHash, content);
+    const hash = preparedHash(prevHash, seq, row.canonical);
+    const { content } = row;
     this.run(
       `INSERT INTO audit_log (seq, at, event, user_id, client_id, grant_id, resource, actors, detail, prev_hash, hash)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [content.seq, content.at, content.event, content.user, content.client, content.grant, content.resource, json(content.actors), json(content.detail), prevHash, hash],
+      [seq, content.at, content.event, content.user, content.client, content.grant, content.resource, row.actorsJson, row.detailJson, prevHash, hash],
     );
-    return { ...content, prevHash, hash };
+    return { seq, ...content, prevHash, hash };
   }
 
   async listAudit(filter: AuditFilter = {}): Promise<AuditRecord[]> {

@@ -72,4 +72,21 @@ describe('agents reporting to the audit log', () => {
     expect(anonymous.status).toBe(400);
     expect((await authz.store.listAudit()).length).toBe(before);
   });
+
+  it('refuses a detail nested more than 16 levels deep or longer than 16,384 characters, and writes the reports sent with it (found in review: one nested 10,000 deep overflowed the stack and took its group of records down)', async () => {
+    const before = (await authz.store.listAudit()).length;
+    const nested = (depth: number) => JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`) as unknown;
+    // Written as text: JSON.stringify itself overflows on a value that deep (JSON.parse does not).
+    const deep = record({ detail: { jti: claims.jti, tool: 'find_slot', arguments: 'DEEP' } }).replace('"DEEP"', `${'['.repeat(10_000)}${']'.repeat(10_000)}`);
+    const answers = await Promise.all([report(deep), report(record()), report(deep), report(record())]);
+    expect(answers.map((a) => a.status)).toEqual([400, 204, 400, 204]);
+    expect(answers[0]!.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('16 levels') });
+    // The detail is level 1: arguments nested 15 deep make 16, 16 deep make 17.
+    expect((await report(record({ detail: { jti: claims.jti, arguments: nested(15) } }))).status).toBe(204);
+    expect((await report(record({ detail: { jti: claims.jti, arguments: nested(16) } }))).body.error).toBe('invalid_request');
+    const long = await report(record({ detail: { jti: claims.jti, arguments: 'x'.repeat(16_384) } }));
+    expect(long.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('16384 characters') });
+    expect((await authz.store.listAudit()).length).toBe(before + 3);
+    expect(await authz.store.verifyAudit()).toMatchObject({ ok: true });
+  });
 });

@@ -112,4 +112,11 @@ describe('audit records', () => {
     expect(boundedValue({ duration: '30m' })).toEqual({ duration: '30m' });
     expect(boundedValue({ text: 'x'.repeat(5000) })).toEqual({ omitted: expect.stringMatching(/characters/) });
   });
+
+  it('note a value nested deeper than 8 levels, short as it may be, so that a report of it is never refused by POST /audit (16 levels)', () => {
+    const nested = (depth: number) => JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`) as unknown;
+    expect(boundedValue(nested(8))).toEqual(nested(8));
+    expect(boundedValue(nested(9))).toEqual({ omitted: 'nested more than 8 levels deep' });
+    expect(boundedValue(nested(50_000))).toEqual({ omitted: 'nested more than 8 levels deep' });
+  });
 });

@@ -57,6 +57,18 @@ describe('the audit chain', () => {
     expect(await store.verifyAudit()).toMatchObject({ ok: true, count: 6 });
   });
 
+  it('writes the other records of a group when one of them cannot be serialized (found in review: a report nested 10,000 deep took its whole group down)', async () => {
+    const deep = JSON.parse(`${'['.repeat(20_000)}${']'.repeat(20_000)}`) as unknown;
+    const results = await Promise.allSettled([
+      store.appendAudit({ event: 'grant_revoked', grant: 'grt_1', detail: { by: 'client' } }, 3_001),
+      store.appendAudit({ event: 'tool_call', detail: { arguments: deep } }, 3_002),
+      store.appendAudit({ event: 'consent', grant: 'grt_2', detail: { decision: 'approved' } }, 3_003),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((await store.listAudit()).slice(6).map((r) => r.event)).toEqual(['grant_revoked', 'consent']);
+    expect(await store.verifyAudit()).toMatchObject({ ok: true, count: 8 });
+  });
+
   it('catches an edited record', async () => {
     db.prepare(`UPDATE audit_log SET actors = '["someone-else"]' WHERE seq = 3`).run();
     expect(await store.verifyAudit()).toMatchObject({ ok: false, seq: 3, problem: 'edited' });
