@@ -24,16 +24,62 @@ export interface AuditRecord extends AuditContent {
   hash: string;
 }
 
-/** JSON with object keys sorted at every level, so equal content always hashes equally. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+/**
+ * Deeper than any record the AS or an agent writes (reports are held to 16
+ * levels, audit-report.ts); past it canonicalJson refuses the value rather
+ * than work on (a value that refers to itself never ends).
+ */
+export const MAX_CANONICAL_DEPTH = 10_000;
+
+/** A value canonicalJson will not write: nested too deep. */
+export class CanonicalJsonError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CanonicalJsonError';
   }
-  return JSON.stringify(value);
+}
+
+/**
+ * JSON with object keys sorted at every level, so equal content always hashes
+ * equally. Iterative, not recursive: a value nested thousands of levels deep
+ * (the review stored one 3,143 deep through POST /audit) must not overflow the
+ * call stack, which would take down every record written or verified with it.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  const out: string[] = [];
+  // Last in, first out: text to write as it is, or a value to write at a depth.
+  const work: Array<string | { value: unknown; depth: number }> = [{ value, depth: 1 }];
+  while (work.length > 0) {
+    const item = work.pop()!;
+    if (typeof item === 'string') {
+      out.push(item);
+      continue;
+    }
+    const { value: v, depth } = item;
+    if (v === null || typeof v !== 'object') {
+      // As Array.join does with it, a value JSON has no text for (undefined in an array) writes nothing.
+      const text = JSON.stringify(v) as string | undefined;
+      if (text !== undefined) out.push(text);
+      continue;
+    }
+    if (depth > MAX_CANONICAL_DEPTH) throw new CanonicalJsonError(`The value is nested more than ${MAX_CANONICAL_DEPTH} levels deep.`);
+    const parts: Array<string | { value: unknown; depth: number }> = [];
+    if (Array.isArray(v)) {
+      parts.push('[');
+      v.forEach((element, i) => parts.push(...(i > 0 ? [','] : []), { value: element, depth: depth + 1 }));
+      parts.push(']');
+    } else {
+      const entries = Object.entries(v as Record<string, unknown>)
+        .filter(([, e]) => e !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      parts.push('{');
+      entries.forEach(([k, e], i) => parts.push(`${i > 0 ? ',' : ''}${JSON.stringify(k)}:`, { value: e, depth: depth + 1 }));
+      parts.push('}');
+    }
+    for (let i = parts.length - 1; i >= 0; i--) work.push(parts[i]!);
+  }
+  return out.join('');
 }
 
 /**
@@ -69,11 +115,23 @@ export function recordHash(prevHash: string, content: AuditContent): string {
 
 export type ChainVerdict =
   | { ok: true; count: number; head: string }
-  | { ok: false; seq: number; problem: 'edited' | 'deleted' | 'reordered'; message: string };
+  | { ok: false; seq: number; problem: 'edited' | 'deleted' | 'reordered' | 'unverifiable'; message: string };
 
-/** Checks records in their stored order (by seq); reports the first break. */
-export function verifyChain(records: readonly AuditRecord[]): ChainVerdict {
+/** A record as read for verification; `unreadable` says why its stored content could not be read back. */
+export type StoredRecord = AuditRecord & { unreadable?: string };
+
+/**
+ * Checks records in their stored order (by seq); reports the first break. A
+ * record whose content cannot be hashed (unreadable, or too deep to write) is
+ * named as one that cannot be verified, and the check goes on past it through
+ * its stored hash, so one such record neither stops the check nor hides a
+ * break after it.
+ */
+export function verifyChain(records: readonly StoredRecord[]): ChainVerdict {
   const byHash = new Map(records.map((r) => [r.hash, r]));
+  const unverifiable: Array<{ seq: number; text: string }> = [];
+  const notes = () => unverifiable.map((u) => u.text).join(' ');
+  const also = () => (unverifiable.length > 0 ? ` Also: ${notes()}` : '');
   let prev: AuditRecord | undefined;
   for (const record of records) {
     const expectedSeq = prev ? prev.seq + 1 : 1;
@@ -81,20 +139,35 @@ export function verifyChain(records: readonly AuditRecord[]): ChainVerdict {
     if (record.prevHash !== expectedPrev) {
       const predecessor = byHash.get(record.prevHash);
       if (predecessor && predecessor !== prev) {
-        return { ok: false, seq: record.seq, problem: 'reordered', message: `Record ${record.seq} was moved: it follows record ${predecessor.seq} in the chain, not record ${prev?.seq ?? 'none'}.` };
+        return { ok: false, seq: record.seq, problem: 'reordered', message: `Record ${record.seq} was moved: it follows record ${predecessor.seq} in the chain, not record ${prev?.seq ?? 'none'}.${also()}` };
       }
       if (record.seq !== expectedSeq) {
-        return { ok: false, seq: expectedSeq, problem: 'deleted', message: `Record ${expectedSeq} is missing: the chain goes from ${prev ? `record ${prev.seq}` : 'its start'} to record ${record.seq}.` };
+        return { ok: false, seq: expectedSeq, problem: 'deleted', message: `Record ${expectedSeq} is missing: the chain goes from ${prev ? `record ${prev.seq}` : 'its start'} to record ${record.seq}.${also()}` };
       }
-      return { ok: false, seq: prev?.seq ?? record.seq, problem: 'edited', message: `Record ${prev?.seq ?? record.seq} was changed: the next record does not follow from it.` };
+      return { ok: false, seq: prev?.seq ?? record.seq, problem: 'edited', message: `Record ${prev?.seq ?? record.seq} was changed: the next record does not follow from it.${also()}` };
     }
-    if (recordHash(record.prevHash, record) !== record.hash) {
-      return { ok: false, seq: record.seq, problem: 'edited', message: `Record ${record.seq} was changed after it was written.` };
+    const hash = hashOf(record);
+    if ('problem' in hash) {
+      unverifiable.push({ seq: record.seq, text: `Record ${record.seq} cannot be verified: ${hash.problem}` });
+    } else if (hash.value !== record.hash) {
+      return { ok: false, seq: record.seq, problem: 'edited', message: `Record ${record.seq} was changed after it was written.${also()}` };
     }
     if (record.seq !== expectedSeq) {
-      return { ok: false, seq: expectedSeq, problem: 'deleted', message: `Record ${expectedSeq} is missing.` };
+      return { ok: false, seq: expectedSeq, problem: 'deleted', message: `Record ${expectedSeq} is missing.${also()}` };
     }
     prev = record;
   }
+  if (unverifiable.length > 0) {
+    return { ok: false, seq: unverifiable[0]!.seq, problem: 'unverifiable', message: `${notes()} Every other record of the ${records.length} follows from its predecessor.` };
+  }
   return { ok: true, count: records.length, head: prev?.hash ?? GENESIS_HASH };
+}
+
+function hashOf(record: StoredRecord): { value: string } | { problem: string } {
+  if (record.unreadable !== undefined) return { problem: record.unreadable };
+  try {
+    return { value: recordHash(record.prevHash, record) };
+  } catch (err) {
+    return { problem: err instanceof Error ? err.message : String(err) };
+  }
 }

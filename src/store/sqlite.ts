@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync, chmodSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
-import { GENESIS_HASH, prepareContent, preparedHash, verifyChain, type AuditRecord, type ChainVerdict, type PreparedContent } from './audit-chain.js';
+import { GENESIS_HASH, prepareContent, preparedHash, verifyChain, type AuditRecord, type ChainVerdict, type PreparedContent, type StoredRecord } from './audit-chain.js';
 import { MIGRATIONS } from './schema.js';
 import { fileSync, GroupSync, type SyncFile } from './wal-sync.js';
 import type {
@@ -376,6 +376,16 @@ function toAudit(r: Row): AuditRecord {
   };
 }
 
+/** A record as verification reads it: one whose actors or detail is not JSON any more is named, not thrown. */
+function toStoredAudit(r: Row): StoredRecord {
+  try {
+    return toAudit(r);
+  } catch (err) {
+    const unreadable = `its content cannot be read (${err instanceof Error ? err.message : String(err)}).`;
+    return { seq: num(r.seq), at: num(r.at), event: String(r.event), user: null, client: null, grant: null, resource: null, actors: [], detail: {}, prevHash: String(r.prev_hash), hash: String(r.hash), unreadable };
+  }
+}
+
 /** An audit record ready to be written: everything but its place in the chain, serialized. */
 interface PreparedAudit {
   content: Omit<AuditRecord, 'seq' | 'prevHash' | 'hash'>;
@@ -384,7 +394,7 @@ interface PreparedAudit {
   detailJson: string;
 }
 
-/** Serializes `event` for the log; throws for one that cannot be (nested too deep for JSON.stringify or canonicalJson to write). */
+/** Serializes `event` for the log; throws for one that cannot be (nested too deep for JSON.stringify or canonicalJson). */
 function prepareAudit(event: AuditEventInput, now: number): PreparedAudit {
   const content = {
     at: now,
@@ -602,7 +612,7 @@ class SqliteStore implements Store {
   }
 
   async verifyAudit(): Promise<ChainVerdict> {
-    return verifyChain(this.all('SELECT * FROM audit_log ORDER BY seq').map(toAudit));
+    return verifyChain(this.all('SELECT * FROM audit_log ORDER BY seq').map(toStoredAudit));
   }
 
   async revocationsSince(cursor: number, now: number): Promise<RevocationPage> {

@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/index.js';
@@ -67,6 +68,25 @@ describe('the audit chain', () => {
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((await store.listAudit()).slice(6).map((r) => r.event)).toEqual(['grant_revoked', 'consent']);
     expect(await store.verifyAudit()).toMatchObject({ ok: true, count: 8 });
+  });
+
+  it('verifies a record nested 8,000 deep (found in review: one 3,143 deep made every --verify overflow the stack)', async () => {
+    const nested = `${'['.repeat(8_000)}${']'.repeat(8_000)}`;
+    const last = (await store.listAudit()).at(-1)!;
+    // The hash as docs/internals.md defines it, written out by hand: SHA-256(prev_hash ‖ "\n" ‖ canonical JSON).
+    const canonical = `{"actors":[],"at":5000,"client":null,"detail":{"arguments":${nested}},"event":"tool_call","grant":null,"resource":null,"seq":7,"user":null}`;
+    const hash = createHash('sha256').update(`${last.hash}\n${canonical}`).digest('hex');
+    db.prepare(`INSERT INTO audit_log (seq, at, event, actors, detail, prev_hash, hash) VALUES (7, 5000, 'tool_call', '[]', ?, ?, ?)`).run(`{"arguments":${nested}}`, last.hash, hash);
+    expect(await store.verifyAudit()).toMatchObject({ ok: true, count: 7, head: hash });
+  });
+
+  it('names a record it cannot verify and checks on past it', async () => {
+    db.prepare(`UPDATE audit_log SET detail = 'not JSON' WHERE seq = 3`).run();
+    const verdict = await store.verifyAudit();
+    expect(verdict).toMatchObject({ ok: false, seq: 3, problem: 'unverifiable', message: expect.stringMatching(/^Record 3 cannot be verified: its content cannot be read/) });
+    // A break after it is still found, and the unverifiable record still named.
+    db.prepare(`UPDATE audit_log SET actors = '["someone-else"]' WHERE seq = 5`).run();
+    expect(await store.verifyAudit()).toMatchObject({ ok: false, seq: 5, problem: 'edited', message: expect.stringContaining('Also: Record 3 cannot be verified') });
   });
 
   it('catches an edited record', async () => {

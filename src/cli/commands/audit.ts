@@ -1,6 +1,7 @@
 // `delegate audit`: who acted for whom, through which chain of agents, on
 // what, and when, from the hash-chained audit log; `--verify` checks the chain
-// and names the first edited, deleted or reordered record.
+// and names the first edited, deleted or reordered record, and any record it
+// cannot verify (its content unreadable), checking on past it.
 import type { Paths } from '../../config.js';
 import type { AuditRecord } from '../../store/index.js';
 import { EXIT_ERROR, EXIT_OK, UsageError } from '../errors.js';
@@ -23,7 +24,7 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
       const verdict = await store.verifyAudit();
       if (args.json) io.stdout.write(`${JSON.stringify(verdict)}\n`);
       if (!verdict.ok) {
-        if (!args.json) io.stderr.write(`delegate: The audit log has been tampered with. ${verdict.message}\n`);
+        if (!args.json) io.stderr.write(verdict.problem === 'unverifiable' ? `delegate: ${verdict.message}\n` : `delegate: The audit log has been tampered with. ${verdict.message}\n`);
         return EXIT_ERROR;
       }
       if (!args.json) io.stdout.write(`The audit log is intact: ${verdict.count} records, head ${verdict.head}.\n`);
