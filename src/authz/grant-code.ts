@@ -3,7 +3,7 @@
 // code revokes the tokens it issued (RFC 6749 §4.1.2).
 import { GRANT_TYPE_REFRESH_TOKEN, canonicalResource } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
-import type { ClientRecord } from '../store/index.js';
+import type { AuditEventInput, ClientRecord } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidTargetError } from './errors.js';
@@ -22,9 +22,10 @@ export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRec
   const record = await ctx.store.authCodeByHash(codeHash);
   const now = ctx.now();
   if (!record) throw new InvalidGrantError('The authorization code is invalid.');
+  const replayed: AuditEventInput = { event: 'code_replay', user: record.userId, client: client.clientId, grant: record.grantId, resource: record.resource, detail: { family_revoked: record.familyId } };
   if (record.usedAt !== null) {
     await ctx.store.revokeFamily(record.familyId, now, 'authorization code replayed');
-    await audit(ctx, { event: 'code_replay', user: record.userId, client: client.clientId, grant: record.grantId, resource: record.resource, detail: { family_revoked: record.familyId } });
+    await audit(ctx, replayed);
     throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
   }
   if (record.expiresAt <= now) throw new InvalidGrantError('The authorization code has expired.');
@@ -43,7 +44,9 @@ export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRec
   // that grant), so that none is issued, or kept, that its holder may not use.
   const refreshScope = client.grantTypes.includes(GRANT_TYPE_REFRESH_TOKEN) ? record.scope : null;
   const pair = await mintUserTokens(ctx, grant, record.familyId, record.scope, refreshScope);
-  const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refresh?.record ?? null, access: pair.accessRecord });
+  // A replay racing the first redemption is found here, inside its transaction: it revokes the family and is recorded there
+  // (found in review: of 4 concurrent redemptions of one code, the losers revoked the family with no code_replay record).
+  const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refresh?.record ?? null, access: pair.accessRecord }, replayed);
   if (result.status === 'replayed') throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
   await audit(ctx, {
     event: 'token_issued',

@@ -855,6 +855,7 @@ class SqliteStore implements Store {
     codeHash: string,
     now: number,
     issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord },
+    replayRecord?: AuditEventInput,
   ): Promise<RedeemCodeResult> {
     return this.atomically((): RedeemCodeResult => {
       const r = this.get('SELECT * FROM auth_codes WHERE code_hash = ?', [codeHash]);
@@ -862,6 +863,7 @@ class SqliteStore implements Store {
       const code = toCode(r);
       if (code.usedAt !== null) {
         this.revokeFamilyNow(code.familyId, now, 'authorization code replayed');
+        if (replayRecord) this.appendAuditNow(replayRecord, now);
         return { status: 'replayed' };
       }
       this.run('UPDATE auth_codes SET used_at = ? WHERE code_hash = ?', [now, codeHash]);

@@ -287,9 +287,17 @@ export interface Store {
   authCodeByHash(codeHash: string): Promise<AuthCodeRecord | undefined>;
   /**
    * Marks the code used and records what it issues, in one transaction. A code
-   * already used is a replay: the tokens it issued are revoked (RFC 6749 §4.1.2).
+   * already used is a replay: the tokens it issued are revoked (RFC 6749 §4.1.2),
+   * and `replayRecord`, when given, is appended to the audit log in the same
+   * transaction, so a replay that lost the race with the first redemption is
+   * never off the record.
    */
-  redeemAuthCode(codeHash: string, now: number, issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord }): Promise<RedeemCodeResult>;
+  redeemAuthCode(
+    codeHash: string,
+    now: number,
+    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord },
+    replayRecord?: AuditEventInput,
+  ): Promise<RedeemCodeResult>;
   /** Revokes the tokens an already-used code issued (its family). */
   revokeFamily(familyId: string, now: number, reason: string): Promise<void>;
 

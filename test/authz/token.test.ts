@@ -82,6 +82,32 @@ describe('authorization_code grant', () => {
     expect(ex.body.error).toBe('invalid_request');
   });
 
+  it('records a replay that raced the first redemption: read as unused, found used in the redemption’s transaction (found in review: 4 concurrent redemptions of one code revoked the family with no code_replay record)', async () => {
+    const code = await obtainCode(authz);
+    const first = await redeem(authz, code);
+    expect(first.status).toBe(200);
+    // The racing request read the code before the first redemption committed.
+    const store = authz.store as unknown as Record<string, unknown>;
+    const original = store.authCodeByHash;
+    const read = authz.store.authCodeByHash.bind(authz.store);
+    store.authCodeByHash = async (hash: string) => {
+      const found = await read(hash);
+      return found && { ...found, usedAt: null };
+    };
+    const before = (await authz.store.listAudit()).length;
+    try {
+      const replay = await redeem(authz, code);
+      expect([replay.status, replay.body.error]).toEqual([400, 'invalid_grant']);
+    } finally {
+      store.authCodeByHash = original;
+    }
+    const grantId = String(decodeJwt(String(first.body.access_token)).grant_id);
+    const added = (await authz.store.listAudit()).slice(before);
+    expect(added).toEqual([expect.objectContaining({ event: 'code_replay', client: code.clientId, grant: grantId, detail: { family_revoked: expect.any(String) } })]);
+    const refresh = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(first.body.refresh_token), client_id: code.clientId });
+    expect(refresh.body.error).toBe('invalid_grant');
+  });
+
   // RFC 8707 §2: several resource parameters may be sent; a target the server will not issue for is invalid_target.
   it('answers several resource parameters with invalid_target, for a code and for a refresh token, spending neither', async () => {
     const code = await obtainCode(authz);
