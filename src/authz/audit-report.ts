@@ -6,6 +6,7 @@
 // is the one the agent would have written with the store in its own process.
 import { canonicalResource } from '../delegation/index.js';
 import { nestingDepth } from '../resource/audit.js';
+import { hasControlCharacters } from '../terminal-text.js';
 import type { AuditEventInput, ClientRecord, IssuedTokenRecord, Store } from '../store/index.js';
 import { InvalidRequestError, UnauthorizedClientError } from './errors.js';
 
@@ -44,6 +45,11 @@ export async function recordFromReport(store: Store, reporter: ClientRecord & { 
   if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) throw new InvalidRequestError('A record has a detail object.');
   if (nestingDepth(detail, MAX_REPORT_DEPTH) > MAX_REPORT_DEPTH) throw new InvalidRequestError(`A record’s detail may nest at most ${MAX_REPORT_DEPTH} levels deep.`);
   if (JSON.stringify(detail).length > MAX_REPORT_DETAIL_CHARS) throw new InvalidRequestError(`A record’s detail may be at most ${MAX_REPORT_DETAIL_CHARS} characters of JSON.`);
+  // Printed by `delegate audit`: found in review, a tool name holding "\n" printed a whole forged line, and "\r\e[2K" erased the real one.
+  for (const field of ['tool', 'outcome', 'decision', 'scope'] as const) {
+    const value = (detail as Record<string, unknown>)[field];
+    if (typeof value === 'string' && hasControlCharacters(value)) throw new InvalidRequestError(`A record’s detail.${field} must not contain control characters.`);
+  }
   const jti = (detail as Record<string, unknown>).jti;
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new InvalidRequestError('A record names the access token it is about (detail.jti).');
 

@@ -9,6 +9,7 @@ import type { AuthContext } from './context.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
 import { InvalidClientMetadataError, InvalidRedirectUriError, replyWithError } from './errors.js';
 import { checkRegistrableRedirectUri } from './policy/redirect-uri.js';
+import { hasControlCharacters } from '../terminal-text.js';
 import { GRANT_TYPE_DEVICE_CODE } from './device.js';
 
 const OPEN_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ['none', 'client_secret_basic', 'client_secret_post'];
@@ -94,9 +95,13 @@ export function buildClient(body: unknown, now: number): ClientRecord {
     const value = m[field];
     if (value === undefined) continue;
     if (typeof value !== 'string' || value.length > 512) throw new InvalidClientMetadataError(`${field} must be a string of at most 512 characters.`);
+    // Shown on the consent page and printed by `delegate grants` and `agents`: found in review, a client_name holding
+    // "\r\e[2K…\n" was printed raw and rewrote the terminal line.
+    if (hasControlCharacters(value)) throw new InvalidClientMetadataError(`${field} must not contain control characters.`);
     metadata[field] = value;
   }
   const contacts = stringList(m.contacts, 'contacts');
+  if (contacts?.some(hasControlCharacters)) throw new InvalidClientMetadataError('contacts must not contain control characters.');
   if (contacts) metadata.contacts = contacts;
 
   return {

@@ -89,4 +89,16 @@ describe('agents reporting to the audit log', () => {
     expect((await authz.store.listAudit()).length).toBe(before + 3);
     expect(await authz.store.verifyAudit()).toMatchObject({ ok: true });
   });
+
+  it.each([
+    ['a tool name that prints a forged line', { tool: 'find_slot ok\n2026-12-05T05:00:00.000Z  #999  grant_revoked  for root' }],
+    ['a tool name that erases its line', { tool: '\r\u001b[2K2026-12-05T05:00:01.000Z  #1000  token_revoked' }],
+    ['an outcome with a C1 control', { tool: 'find_slot', outcome: 'ok\u009b2K' }],
+    ['a decision with a bidirectional isolate', { tool: 'find_slot', decision: 'ok\u2066' }],
+  ])('refuses %s with invalid_request, nothing appended (found in review: printed raw by delegate audit)', async (_name, fields) => {
+    const before = (await authz.store.listAudit()).length;
+    const res = await report(record({ detail: { jti: claims.jti, ...fields } }));
+    expect(res.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('control characters') });
+    expect((await authz.store.listAudit()).length).toBe(before);
+  });
 });

@@ -80,6 +80,13 @@ describe('registration', () => {
     ['an implicit response type', { response_types: ['token'] }, 'invalid_client_metadata'],
     ['a key set', { jwks: { keys: [] } }, 'invalid_client_metadata'],
     ['a non-string name', { client_name: 42 }, 'invalid_client_metadata'],
+    // Found in review: printed raw by `delegate grants list`, this name erased its line and wrote another.
+    ['a name that rewrites a terminal line', { client_name: '\r\u001b[2Kgrt_x  active  CalendarAgent via delegate CLI\n' }, 'invalid_client_metadata'],
+    ['a name with a newline', { client_name: 'good\nfake line' }, 'invalid_client_metadata'],
+    ['a name with a C1 control', { client_name: 'a\u009bb' }, 'invalid_client_metadata'],
+    ['a name with a bidirectional override', { client_name: 'evil\u202egnp.exe' }, 'invalid_client_metadata'],
+    ['a client_uri with DEL', { client_uri: 'https://example.com/\u007f' }, 'invalid_client_metadata'],
+    ['a contact with a line separator', { contacts: ['a@example.com\u2028b'] }, 'invalid_client_metadata'],
   ])('refuses %s', async (_name, patch, error) => {
     const res = await postJson(`${authz.issuer}/register`, { ...valid, ...patch });
     expect(res.status).toBe(400);

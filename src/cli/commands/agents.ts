@@ -10,6 +10,7 @@ import type { Paths } from '../../config.js';
 import { SCOPE_FREEBUSY_READ } from '../../delegation/index.js';
 import { CommandFailed, EXIT_ERROR, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { printable, shown } from '../shown.js';
 import { readOnlyNotice, withStore } from './admin-store.js';
 
 export interface RegisterAgentArgs {
@@ -70,7 +71,7 @@ export async function agentsListCommand(args: { paths: Paths; json: boolean }, i
     return EXIT_OK;
   }
   if (agents.length === 0) io.stderr.write('No agents are registered.\n');
-  for (const a of agents) io.stdout.write(`${a.clientId}\t${a.clientName ?? ''}\t${a.resource ?? ''}\n`);
+  for (const a of agents) io.stdout.write(shown`${a.clientId}\t${a.clientName ?? ''}\t${a.resource ?? ''}\n`);
   return EXIT_OK;
 }
 
@@ -91,20 +92,20 @@ export async function agentsShowCommand(args: { paths: Paths; issuer: string; id
     return verification.ok ? EXIT_OK : EXIT_ERROR;
   }
   if (!verification.ok) {
-    io.stdout.write(`${client.clientName ?? client.clientId} (${client.clientId}) at ${client.resource}\n`);
-    io.stderr.write(`delegate: The identity statement does not verify: ${verification.reason}.\n`);
+    io.stdout.write(shown`${client.clientName ?? client.clientId} (${client.clientId}) at ${client.resource}\n`);
+    io.stderr.write(shown`delegate: The identity statement does not verify: ${verification.reason}.\n`);
     return EXIT_ERROR;
   }
   const p = verification.agent.profile;
   io.stdout.write(
     [
-      `${p.name} (${client.clientId}) ✓ verified by ${args.issuer}`,
-      `  software:    ${p.softwareId} ${p.softwareVersion}`,
-      `  operator:    ${p.operator.name} <${p.operator.contact}>`,
-      `  resource:    ${verification.agent.resource}`,
-      `  does:        ${p.description}`,
-      ...p.limitations.map((l, i) => `  ${i === 0 ? 'will not:    ' : '             '}${l}`),
-      `  key:         ${verification.agent.keyThumbprint}`,
+      shown`${p.name} (${client.clientId}) ✓ verified by ${args.issuer}`,
+      shown`  software:    ${p.softwareId} ${p.softwareVersion}`,
+      shown`  operator:    ${p.operator.name} <${p.operator.contact}>`,
+      shown`  resource:    ${verification.agent.resource}`,
+      shown`  does:        ${p.description}`,
+      ...p.limitations.map((l, i) => `  ${i === 0 ? 'will not:    ' : '             '}${printable(l)}`),
+      shown`  key:         ${verification.agent.keyThumbprint}`,
       '',
     ].join('\n'),
   );

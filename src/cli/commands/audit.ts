@@ -6,6 +6,7 @@ import type { Paths } from '../../config.js';
 import type { AuditRecord } from '../../store/index.js';
 import { EXIT_ERROR, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { printable } from '../shown.js';
 import { parseSince, readOnlyNotice, withStore } from './admin-store.js';
 
 export interface AuditArgs {
@@ -50,5 +51,9 @@ function line(r: AuditRecord, names: Map<string, string>): string {
   // A record an agent reported (POST /audit) is its word, checked against the token it names; say whose word it is.
   const reporter = typeof r.detail.reported_by === 'string' ? `reported by ${r.detail.reported_by}` : '';
   const what = [r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome].filter((x) => typeof x === 'string').join(' ');
-  return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, reporter, r.grant ?? '', r.resource ?? '', what].filter((x) => x !== '').join('  ');
+  // Every part is stored data, some of it an agent's or a client's word: printed escaped, it cannot forge or erase a line.
+  return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, reporter, r.grant ?? '', r.resource ?? '', what]
+    .filter((x) => x !== '')
+    .map(printable)
+    .join('  ');
 }

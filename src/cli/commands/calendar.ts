@@ -19,6 +19,7 @@ import type { CalendarFeedRecord, CalendarRecord, Store, UserRecord } from '../.
 import { feedCacheOf } from '../calendar-backend.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { shown } from '../shown.js';
 import { instantLine } from '../output.js';
 import { openCommandStore, readOnlyNotice } from './admin-store.js';
 
@@ -210,13 +211,13 @@ async function fileListing(calendar: CalendarRecord): Promise<CalendarListing> {
 /** A calendar for people: its name and source, then for a feed when it was fetched and how its last attempt went. */
 function listingLines(listing: CalendarListing, zone: string): string[] {
   const when = (iso: string) => instantLine(Date.parse(iso), zone);
-  const lines = [`${listing.name}  ${listing.kind} ${listing.source}${listing.missing ? '  (the file is missing)' : ''}`];
+  const lines = [shown`${listing.name}  ${listing.kind} ${listing.source}${listing.missing ? '  (the file is missing)' : ''}`];
   if (listing.kind === 'feed') {
-    if (listing.fetchedAt) lines.push(`    fetched: ${when(listing.fetchedAt)}`);
+    if (listing.fetchedAt) lines.push(shown`    fetched: ${when(listing.fetchedAt)}`);
     else lines.push('    never fetched successfully');
     if (listing.error && listing.errorAt) {
-      lines.push(`    last fetch failed: ${when(listing.errorAt)}: ${listing.error}`);
-      if (listing.fetchedAt) lines.push(`    searches use the copy fetched ${when(listing.fetchedAt)}`);
+      lines.push(shown`    last fetch failed: ${when(listing.errorAt)}: ${listing.error}`);
+      if (listing.fetchedAt) lines.push(shown`    searches use the copy fetched ${when(listing.fetchedAt)}`);
     }
   }
   return lines;

@@ -7,6 +7,7 @@ import { parseCalendarDetail, parseScope, type CalendarDetail } from '../../dele
 import type { GrantRecord, Store } from '../../store/index.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { shown } from '../shown.js';
 import { accountFor, readOnlyNotice, withStore } from './admin-store.js';
 
 interface GrantView {
@@ -69,7 +70,7 @@ export async function grantsListCommand(args: { paths: Paths; user?: string; all
   }
   if (views.length === 0) io.stderr.write(args.all ? 'No grants.\n' : 'No active grants. (--all shows revoked and expired ones.)\n');
   for (const v of views) {
-    io.stdout.write(`${v.id}\t${v.status}\t${v.agent ?? v.resource} via ${v.client_name ?? v.client}\t${v.scopes.join(' ')}\t${limits(v)}\tuntil ${v.expires_at}\n`);
+    io.stdout.write(shown`${v.id}\t${v.status}\t${v.agent ?? v.resource} via ${v.client_name ?? v.client}\t${v.scopes.join(' ')}\t${limits(v)}\tuntil ${v.expires_at}\n`);
   }
   return EXIT_OK;
 }
@@ -87,16 +88,16 @@ export async function grantsShowCommand(args: { paths: Paths; id: string; json: 
   }
   io.stdout.write(
     [
-      `${v.id} (${v.status})`,
-      `  user:        ${v.user}`,
-      `  agent:       ${v.agent ?? '?'} at ${v.resource}`,
-      `  through:     ${v.client_name ?? v.client} (${v.client})`,
-      `  scopes:      ${v.scopes.join(' ')}`,
-      `  limits:      ${limits(v) || 'none'}`,
-      `  max hops:    ${v.max_depth}`,
-      `  created:     ${v.created_at}`,
-      `  expires:     ${v.expires_at}`,
-      ...(v.revoked_at ? [`  revoked:     ${v.revoked_at}`] : []),
+      shown`${v.id} (${v.status})`,
+      shown`  user:        ${v.user}`,
+      shown`  agent:       ${v.agent ?? '?'} at ${v.resource}`,
+      shown`  through:     ${v.client_name ?? v.client} (${v.client})`,
+      shown`  scopes:      ${v.scopes.join(' ')}`,
+      shown`  limits:      ${limits(v) || 'none'}`,
+      shown`  max hops:    ${v.max_depth}`,
+      shown`  created:     ${v.created_at}`,
+      shown`  expires:     ${v.expires_at}`,
+      ...(v.revoked_at ? [shown`  revoked:     ${v.revoked_at}`] : []),
       '',
     ].join('\n'),
   );

@@ -1,0 +1,22 @@
+// Text that others supply (a client's name, a reported tool name, a calendar's
+// name) and that the CLI later prints on a terminal. Control characters in it
+// would act rather than show: a newline forges a line, `\r` with an escape
+// sequence erases one, a bidirectional override reorders it. The AS refuses
+// them where text is registered or reported; the CLI escapes whatever is
+// stored (src/cli/shown.ts), for data written before or by other means.
+
+/** C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the bidirectional overrides and isolates. */
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, 'g');
+
+const NAMED: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\u001b': '\\e' };
+
+/** Whether `text` holds a character a terminal would act on, or that reorders or breaks the line around it. */
+export function hasControlCharacters(text: string): boolean {
+  return UNSAFE.test(text);
+}
+
+/** `text` with each such character written as a visible escape: `\n`, `\r`, `\t`, `\e`, else `\u{…}`. */
+export function printable(text: string): string {
+  return text.replace(UNSAFE_ALL, (c) => NAMED[c] ?? `\\u{${c.codePointAt(0)!.toString(16).padStart(4, '0')}}`);
+}
