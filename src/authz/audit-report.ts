@@ -9,6 +9,7 @@ import { nestingDepth } from '../resource/audit.js';
 import { hasControlCharacters } from '../terminal-text.js';
 import type { AuditEventInput, ClientRecord, IssuedTokenRecord, Store } from '../store/index.js';
 import { InvalidRequestError, UnauthorizedClientError } from './errors.js';
+import { REVOCATION_LIST_STALE_AFTER_SEC } from './revocation-list.js';
 
 /** What resource servers report; the AS writes every other event itself. */
 const REPORTABLE = new Set(['tool_call', 'freebusy_read']);
@@ -27,6 +28,16 @@ export const LATE_REPORT_MS = 5 * 60_000;
 export const MAX_REPORT_DEPTH = 16;
 export const MAX_REPORT_DETAIL_CHARS = 16_384;
 
+/**
+ * How long after its token or grant was revoked a call may still be reported:
+ * the revocation list's stale_after. A resource server refuses every token
+ * once its list is older than that, so a call it served with a token revoked
+ * meanwhile ran within this time of the revocation; later, the report is a
+ * record made up from a token the agent knows is dead. (Found in review:
+ * reports were taken for up to 15 minutes after the revocation.)
+ */
+export const REVOKED_REPORT_MS = REVOCATION_LIST_STALE_AFTER_SEC * 1000;
+
 /** More hops than any grant allows: a longer parent chain in the store is a fault, not a record. */
 const MAX_CHAIN = 16;
 
@@ -34,7 +45,8 @@ const MAX_CHAIN = 16;
  * The audit record for `report`, made by `reporter` (a registered agent).
  * Throws `unauthorized_client` for a report about another resource, and
  * `invalid_request` for one whose detail is nested too deep or too long, one that names no token issued for the reporter's
- * resource, one whose token expired more than LATE_REPORT_MS ago, or one
+ * resource, one whose token expired more than LATE_REPORT_MS ago or whose
+ * token or grant was revoked more than REVOKED_REPORT_MS ago, or one
  * whose user, grant, client or actors differ from that token's.
  */
 export async function recordFromReport(store: Store, reporter: ClientRecord & { resource: string }, report: Record<string, unknown>, now: number): Promise<AuditEventInput> {
@@ -63,6 +75,9 @@ export async function recordFromReport(store: Store, reporter: ClientRecord & { 
   if (now > issued.expiresAt + LATE_REPORT_MS) throw new InvalidRequestError('The token the record names expired too long ago for a call made with it to be reported now.');
   const grant = await store.grantById(issued.grantId);
   if (!grant) throw new InvalidRequestError('The token’s delegation is not on record.');
+  // A call served just before the revocation reached the agent happened, and is taken, marked with the revocation's time.
+  const revokedAt = Math.min(issued.revokedAt ?? Infinity, grant.revokedAt ?? Infinity);
+  if (now > revokedAt + REVOKED_REPORT_MS) throw new InvalidRequestError('The token the record names was revoked too long ago for a call made with it to be reported now.');
   const bound = { user: grant.userId, grant: issued.grantId, client: issued.clientId, actors: [...(await clientChain(store, issued)), grant.userId] };
 
   // The report may repeat what the token says (CalendarAgent sends the whole record), never say otherwise.
@@ -71,7 +86,8 @@ export async function recordFromReport(store: Store, reporter: ClientRecord & { 
   }
   if (report.actors !== undefined && !sameList(report.actors, bound.actors)) throw new InvalidRequestError('The record’s actors are not the token’s chain.');
 
-  return { event, ...bound, resource: reporter.resource, detail: { ...(detail as Record<string, unknown>), jti, reported_by: reporter.clientId } };
+  const late = Number.isFinite(revokedAt) ? { reported_after_revocation_at: revokedAt } : {};
+  return { event, ...bound, resource: reporter.resource, detail: { ...(detail as Record<string, unknown>), jti, reported_by: reporter.clientId, ...late } };
 }
 
 /**

@@ -181,6 +181,28 @@ describe('forged audit records (POST /audit)', () => {
     expect((await report(evil, recordFor(recent.jti))).status).toBe(204);
   });
 
+  it('a token whose grant was revoked more than 30 seconds (stale_after) ago: refused; within them: taken, marked with the revocation time (found in review: taken for up to 15 minutes after the revocation)', async () => {
+    const token = await ownerTokenFor(evilResource, 'helper:use');
+    const claims = decodeJwt(token);
+    const recordFor = (jti: string) => ({ event: 'tool_call', resource: evilResource, detail: { jti, tool: 'helper', outcome: 'ok' } });
+    const revokedAt = Date.now() - 60_000;
+    expect(await stack.store.revokeGrant(String(claims.grant_id), revokedAt, 'test')).toBe(true);
+    const { result: res, changed } = await stateChangedBy(stack, () => report(evil, recordFor(String(claims.jti))));
+    expect(res.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('revoked too long ago') });
+    expect(changed).toEqual(['used_once']);
+
+    // A token revoked a few seconds ago (its own revocation, not its grant's): a call served before the list reached the agent.
+    const issued = (await stack.store.issuedToken(String(claims.jti)))!;
+    const other = await ownerTokenFor(evilResource, 'helper:use');
+    const fresh = (await stack.store.issuedToken(String(decodeJwt(other).jti)))!;
+    const recent = { ...fresh, jti: `at_revoked_${crypto.randomUUID()}`, revokedAt: Date.now() - 5_000 };
+    await stack.store.recordIssuedToken(recent);
+    const seq = await lastAuditSeq(stack);
+    expect((await report(evil, recordFor(recent.jti))).status).toBe(204);
+    expect((await auditSince(stack, seq))[0]!.detail).toMatchObject({ jti: recent.jti, reported_after_revocation_at: recent.revokedAt });
+    expect(issued.revokedAt).toBe(revokedAt);
+  });
+
   it('a token that reached evil through an exchange: the chain is the token’s (relay ← client ← user), and no other', async () => {
     const relayUser = await ownerTokenFor(relayResource, 'relay:use');
     const exchanged = await exchangeAsAgent(stack, relayUser, { resource: evilResource, scope: 'helper:use' }, relay);
