@@ -19,6 +19,7 @@ import type { ClientRecord, DeviceAuthorizationRecord } from '../store/index.js'
 import { authenticateClient } from './client-auth.js';
 import { renderConsent } from './consent-page.js';
 import { crossSiteRefusal } from './consent.js';
+import { audit } from './audit.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.js';
 import { renderDeviceConfirm, renderDeviceDone, renderDeviceEntry } from './device-page.js';
@@ -167,6 +168,8 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
     if (!found) return renderDeviceEntry(reply, 'That code is not valid, was used already, or has expired.');
     if (body.decision === 'cancel') {
       await ctx.store.settleDeviceAuthorization(found.state, { status: 'denied' }, now);
+      // A consent decision like Deny on the consent page, and on the record the same way (found in review: Cancel wrote none).
+      await audit(ctx, { event: 'consent', user: signedIn.user.id, client: found.clientId, resource: found.resource, detail: { decision: 'denied', scope: found.scope } });
       return renderDeviceDone(reply, false);
     }
     const context = await requestContext(ctx, found);

@@ -211,6 +211,20 @@ describe('device authorization grant', () => {
     }
   });
 
+  it('records Cancel at the code as a consent denied, as Deny on the consent page is (found in review: Cancel wrote no record)', async () => {
+    const clientId = await registerDeviceClient();
+    const records = [];
+    for (const decision of ['deny', 'cancel'] as const) {
+      const device = await startDevice(clientId);
+      const before = (await authz.store.listAudit()).length;
+      await decide(device.verification_uri_complete, decision);
+      records.push((await authz.store.listAudit()).slice(before).filter((r) => r.event === 'consent'));
+    }
+    const [denied, cancelled] = records;
+    expect(denied).toEqual([expect.objectContaining({ client: clientId, detail: expect.objectContaining({ decision: 'denied' }) })]);
+    expect(cancelled).toEqual([expect.objectContaining({ event: 'consent', user: denied![0]!.user, client: clientId, resource: denied![0]!.resource, detail: denied![0]!.detail })]);
+  });
+
   it('says expired_token after expires_in, and invalid_grant for a code it never issued or issued to another client', async () => {
     const clientId = await registerDeviceClient();
     const device = await startDevice(clientId);
