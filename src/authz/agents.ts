@@ -3,6 +3,7 @@
 // bound to the one resource URL it serves (set here and nowhere else), and
 // declares what it reaches downstream on a user's behalf. The authorization
 // server signs a statement of the agent's identity over its metadata and key.
+import { calculateJwkThumbprint, type JWK } from 'jose';
 import { GRANT_TYPE_TOKEN_EXCHANGE, canonicalResource } from '../delegation/index.js';
 import type { ClientRecord, DownstreamAccess, Store } from '../store/index.js';
 import { signAgentStatement, verifyAgentStatement, type AgentProfile, type AgentVerification } from './agent-statement.js';
@@ -23,8 +24,13 @@ export interface AgentRegistration {
 
 const CLIENT_ID = /^[a-z0-9][a-z0-9._-]{1,63}$/;
 
-/** Creates or updates the agent's client and its resource, and (re)signs its identity statement. */
-export async function registerAgent(store: Store, issuer: string, agent: AgentRegistration, now: number): Promise<ClientRecord> {
+/**
+ * Creates or updates the agent's client and its resource, and (re)signs its
+ * identity statement. With `record`, the registration is put on the audit log
+ * (`agent_registered`): an agent registered here can act in users' actor
+ * chains and report to /audit. Its keys are named by thumbprint only.
+ */
+export async function registerAgent(store: Store, issuer: string, agent: AgentRegistration, now: number, record?: { by: string }): Promise<ClientRecord> {
   if (!CLIENT_ID.test(agent.clientId)) throw new Error('An agent id is 2–64 lower-case letters, digits, dots, dashes or underscores.');
   const resourceUrl = canonicalResource(agent.resourceUrl);
   if (!resourceUrl) throw new Error(`The agent's resource ${agent.resourceUrl} is not an absolute http(s) URL.`);
@@ -35,6 +41,8 @@ export async function registerAgent(store: Store, issuer: string, agent: AgentRe
   if (bound?.agentClientId && bound.agentClientId !== agent.clientId) {
     throw new Error(`The resource ${resourceUrl} is already bound to the agent ${bound.agentClientId}.`);
   }
+  // Before anything is written: a key that cannot be named must not leave a registration off the record.
+  const thumbprints = record ? await Promise.all(agent.jwks.keys.map((key) => calculateJwkThumbprint(key as JWK))) : [];
 
   const keys = await loadKeyRing(store, () => now, DEFAULT_LIFETIMES.accessTokenSec * 1000);
   const statement = await signAgentStatement(issuer, keys, { clientId: agent.clientId, resource: resourceUrl, jwks: agent.jwks, profile: agent.profile }, Math.floor(now / 1000));
@@ -68,6 +76,24 @@ export async function registerAgent(store: Store, issuer: string, agent: AgentRe
     downstream: agent.downstream,
     createdAt: now,
   });
+  if (record) {
+    await store.appendAudit(
+      {
+        event: 'agent_registered',
+        client: agent.clientId,
+        resource: resourceUrl,
+        detail: {
+          by: record.by,
+          name: agent.profile.name,
+          replaced: existing !== undefined,
+          scopes: agent.scopes,
+          downstream: agent.downstream.map((d) => d.resource),
+          key_thumbprints: thumbprints,
+        },
+      },
+      now,
+    );
+  }
   return client;
 }
 

@@ -20,8 +20,17 @@ export function userNameProblem(name: string): string | undefined {
   return NAME.test(name) ? undefined : 'A name is 1–64 letters, digits, dots, dashes, underscores or @, starting with a letter or digit.';
 }
 
-/** Adds an account, or sets the password of an existing one when `replace` is true. */
-export async function addUser(store: Store, input: { name: string; password: string; timeZone: string; replace?: boolean }, now: number): Promise<UserRecord> {
+/**
+ * Adds an account, or sets the password of an existing one when `replace` is
+ * true. With `record`, the change is put on the audit log (`user_added` or
+ * `password_set`, naming who made it and never the password).
+ */
+export async function addUser(
+  store: Store,
+  input: { name: string; password: string; timeZone: string; replace?: boolean },
+  now: number,
+  record?: { by: string },
+): Promise<UserRecord> {
   const badName = userNameProblem(input.name);
   if (badName) throw new UserError('INVALID_NAME', badName);
   const weak = passwordProblem(input.password);
@@ -31,9 +40,11 @@ export async function addUser(store: Store, input: { name: string; password: str
   if (existing) {
     if (!input.replace) throw new UserError('NAME_TAKEN', `There is already an account named ${input.name}.`);
     await store.setPassword(existing.id, passwordHash);
+    if (record) await store.appendAudit({ event: 'password_set', user: existing.id, detail: { by: record.by, name: existing.name } }, now);
     return { ...existing, passwordHash };
   }
   const user: UserRecord = { id: randomId('usr'), name: input.name, passwordHash, isOwner: false, timeZone: input.timeZone, createdAt: now };
   await store.createUser(user);
+  if (record) await store.appendAudit({ event: 'user_added', user: user.id, detail: { by: record.by, name: user.name } }, now);
   return user;
 }

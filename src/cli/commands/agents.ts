@@ -1,7 +1,8 @@
 // `delegate agents register|list|show`: the administrator's view of the
 // agents users can delegate to. `register` is the one place an agent is bound
 // to its resource URL; the authorization server signs a statement of its
-// identity, which `show` verifies.
+// identity, which `show` verifies. A registration is put on the audit log
+// (`agent_registered`, by cli).
 import { readFile } from 'node:fs/promises';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { describeAgent, listAgents, registerAgent } from '../../authz/agents.js';
@@ -55,6 +56,7 @@ export async function agentsRegisterCommand(args: RegisterAgentArgs, io: CliIo):
         profile,
       },
       io.now(),
+      { by: 'cli' },
     ).catch((error: unknown) => {
       throw new CommandFailed(error instanceof Error ? error.message : String(error));
     }),

@@ -47,10 +47,13 @@ function line(r: AuditRecord, names: Map<string, string>): string {
   const who = r.user ? `for ${names.get(r.user) ?? r.user}` : '';
   // The chain ends with the user, already named after "for".
   const actors = r.actors.filter((a) => a !== r.user);
-  const chain = actors.length > 0 ? `by ${actors.join(' ← ')}` : r.client ? `by ${r.client}` : '';
+  // An administrator's change (detail.by) was made by the CLI, not by the client it names (a registered agent).
+  const by = typeof r.detail.by === 'string' ? r.detail.by : undefined;
+  const chain = actors.length > 0 ? `by ${actors.join(' ← ')}` : by ? `by ${by}` : r.client ? `by ${r.client}` : '';
+  const changed = by ? [r.client, r.detail.name].filter((x) => typeof x === 'string' && x !== names.get(r.user ?? '')) : [];
   // A record an agent reported (POST /audit) is its word, checked against the token it names; say whose word it is.
   const reporter = typeof r.detail.reported_by === 'string' ? `reported by ${r.detail.reported_by}` : '';
-  const what = [r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome].filter((x) => typeof x === 'string').join(' ');
+  const what = [...changed, r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome].filter((x) => typeof x === 'string').join(' ');
   // Every part is stored data, some of it an agent's or a client's word: printed escaped, it cannot forge or erase a line.
   return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, reporter, r.grant ?? '', r.resource ?? '', what]
     .filter((x) => x !== '')

@@ -4,7 +4,9 @@
 // so a calendar that cannot be used is refused at once, with the line at
 // fault. `list` says when each feed was last fetched and whether its last
 // fetch failed. Feed URLs are shown without their path, which is often the
-// secret of a private address, unless asked for.
+// secret of a private address, unless asked for. Adding and removing are put
+// on the audit log (`calendar_added`, `calendar_removed`, by cli), a feed
+// named without its path.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
@@ -82,6 +84,11 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
         throw error;
       }
     }
+    // A feed's path is often the secret of a private address: the record names the feed without it.
+    await store.appendAudit(
+      { event: 'calendar_added', user: owner.id, detail: { by: 'cli', name: args.name, kind: record.kind, source: url ? redactFeedUrl(url) : record.source } },
+      io.now(),
+    );
     io.stderr.write(`Added calendar "${args.name}" (${url ? `feed ${redactFeedUrl(url)}` : `file ${record.source}`}). Every calendar counts toward busy time unless find-slot is given --calendar.\n`);
     if (existing.some((c) => c.kind === 'file' && c.source === demoCalendarPath())) {
       const demo = existing.find((c) => c.source === demoCalendarPath())!;
@@ -135,6 +142,7 @@ export async function calendarRemoveCommand(args: { name: string }, io: CliIo): 
       const names = (await store.listCalendars(owner.id)).map((c) => `"${c.name}"`);
       throw new CommandFailed(`No calendar named "${args.name}"; the calendars are ${names.length > 0 ? names.join(', ') : 'none'}.`);
     }
+    await store.appendAudit({ event: 'calendar_removed', user: owner.id, detail: { by: 'cli', name: args.name } }, io.now());
     io.stderr.write(`Removed calendar "${args.name}".\n`);
     return EXIT_OK;
   });

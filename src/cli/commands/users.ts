@@ -1,7 +1,8 @@
 // `delegate users add NAME`: a named account for server mode. The password is
 // read from stdin (never from the command line, where other users could see
 // it in the process list): typed at a terminal without being shown (Ctrl-C
-// cancels), or piped. It is stored only as an scrypt hash.
+// cancels), or piped. It is stored only as an scrypt hash. The change is put
+// on the audit log (`user_added` or `password_set`, by cli).
 import { addUser, userNameProblem, UserError } from '../../authz/users.js';
 import { systemTimeZone, type Paths } from '../../config.js';
 import { CommandFailed, EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors.js';
@@ -14,7 +15,7 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   if (badName) throw new UsageError(badName);
   const password = await readPassword(args, io);
   await withStore(args.paths, (store) =>
-    addUser(store, { name: args.name, password, timeZone: args.timeZone ?? systemTimeZone(io.env), replace: args.replace }, io.now()).catch((error: unknown) => {
+    addUser(store, { name: args.name, password, timeZone: args.timeZone ?? systemTimeZone(io.env), replace: args.replace }, io.now(), { by: 'cli' }).catch((error: unknown) => {
       throw error instanceof UserError ? new CommandFailed(error.message) : error;
     }),
   );

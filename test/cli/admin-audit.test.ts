@@ -1,0 +1,118 @@
+// The administrator's changes are on the audit log: `users add` (and
+// `--replace`, a password change), `agents register`, `calendar add|remove`
+// each append one record, by cli, holding no secret, and the chain still
+// verifies (found in review: each of them succeeded and appended nothing, so
+// an agent could be registered, act in actor chains and report to /audit
+// with no record of how it came to be there).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/program.js';
+import { resolvePaths } from '../../src/config.js';
+import { openStore, type AuditRecord } from '../../src/store/index.js';
+import { fakeIo, type FakeIo } from './fake-io.js';
+
+const PASSWORD = 'a long and secret password';
+const EVENT = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//t//EN', 'BEGIN:VEVENT', 'UID:1', 'DTSTART:20261202T100000Z', 'DURATION:PT1H', 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n');
+
+let dir: string;
+let env: Record<string, string>;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'delegate-admin-audit-'));
+  env = { DELEGATE_HOME: join(dir, 'home'), TZ: 'Europe/Berlin' };
+  return () => rm(dir, { recursive: true, force: true });
+});
+
+async function run(args: string[], stdin = ''): Promise<FakeIo & { code: number }> {
+  const io = fakeIo(env);
+  io.readAll = async () => stdin;
+  const code = await runCli(args, io);
+  return Object.assign(io, { code });
+}
+
+async function records(): Promise<AuditRecord[]> {
+  const store = openStore(resolvePaths(env).db);
+  try {
+    return await store.listAudit();
+  } finally {
+    store.close();
+  }
+}
+
+async function expectIntact(count: number): Promise<void> {
+  const verify = await run(['audit', '--verify']);
+  expect(verify.code).toBe(0);
+  expect(verify.out).toMatch(new RegExp(`^The audit log is intact: ${count} records, head [0-9a-f]{64}\\.\\n$`));
+}
+
+describe('admin changes on the audit log', () => {
+  it('users add, then --replace: user_added, then password_set, without the password', async () => {
+    expect((await run(['users', 'add', 'hana'], `${PASSWORD}\n`)).code).toBe(0);
+    expect((await run(['users', 'add', 'hana', '--replace'], `${PASSWORD} changed\n`)).code).toBe(0);
+    const log = await records();
+    expect(log.map((r) => [r.event, r.detail])).toEqual([
+      ['user_added', { by: 'cli', name: 'hana' }],
+      ['password_set', { by: 'cli', name: 'hana' }],
+    ]);
+    expect(log[0]!.user).toMatch(/^usr_/);
+    expect(log[1]!.user).toBe(log[0]!.user);
+    expect(JSON.stringify(log)).not.toContain('secret password');
+    await expectIntact(2);
+    const listing = await run(['audit']);
+    expect(listing.out).toMatch(/#1 {2}user_added {2}for hana {2}by cli\n/);
+  });
+
+  it('a refused users add appends nothing', async () => {
+    expect((await run(['users', 'add', 'hana'], `${PASSWORD}\n`)).code).toBe(0);
+    expect((await run(['users', 'add', 'hana'], `${PASSWORD}\n`)).code).not.toBe(0);
+    expect((await records()).map((r) => r.event)).toEqual(['user_added']);
+  });
+
+  it('agents register: agent_registered with the key thumbprint, never the key', async () => {
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwk = await exportJWK(privateKey);
+    const keyFile = join(dir, 'helper-key.json');
+    await writeFile(keyFile, JSON.stringify(jwk));
+    const register = (name: string) =>
+      run(['agents', 'register', 'helper', '--url', 'http://127.0.0.1:9000/mcp', '--key', keyFile, '--name', name, '--operator', 'Ops', '--contact', 'ops@example.com', '--description', 'Drafts agendas', '--scope', 'agenda:write']);
+    expect((await register('Helper')).code).toBe(0);
+    expect((await register('Helper 2')).code).toBe(0);
+    const log = await records();
+    const thumbprint = await calculateJwkThumbprint({ kty: jwk.kty!, crv: jwk.crv!, x: jwk.x!, y: jwk.y! });
+    const detail = { by: 'cli', scopes: ['agenda:write'], downstream: [], key_thumbprints: [thumbprint] };
+    expect(log.map((r) => [r.event, r.client, r.resource, r.detail])).toEqual([
+      ['agent_registered', 'helper', 'http://127.0.0.1:9000/mcp', { ...detail, name: 'Helper', replaced: false }],
+      ['agent_registered', 'helper', 'http://127.0.0.1:9000/mcp', { ...detail, name: 'Helper 2', replaced: true }],
+    ]);
+    expect(JSON.stringify(log)).not.toContain(jwk.d!);
+    expect(JSON.stringify(log)).not.toContain(jwk.x!);
+    await expectIntact(2);
+    // Said to be the CLI's doing, not the agent's.
+    expect((await run(['audit'])).out).toMatch(/#1 {2}agent_registered {2}by cli {2}http:\/\/127\.0\.0\.1:9000\/mcp {2}helper Helper\n/);
+  });
+
+  it('calendar add and remove: calendar_added (a feed without its path) and calendar_removed', async () => {
+    const file = join(dir, 'work.ics');
+    await writeFile(file, EVENT);
+    expect((await run(['calendar', 'add', 'work', file])).code).toBe(0);
+    expect((await run(['calendar', 'add', 'private', 'https://calendar.example/private-s3cret/basic.ics', '--no-check'])).code).toBe(0);
+    expect((await run(['calendar', 'remove', 'work'])).code).toBe(0);
+    const log = await records();
+    expect(log.map((r) => [r.event, r.detail])).toEqual([
+      ['calendar_added', { by: 'cli', name: 'work', kind: 'file', source: file }],
+      ['calendar_added', { by: 'cli', name: 'private', kind: 'url', source: 'https://calendar.example/…' }],
+      ['calendar_removed', { by: 'cli', name: 'work' }],
+    ]);
+    expect(new Set(log.map((r) => r.user)).size).toBe(1);
+    expect(JSON.stringify(log)).not.toContain('s3cret');
+    await expectIntact(3);
+  });
+
+  it('a calendar that cannot be read is not added, and not recorded', async () => {
+    expect((await run(['calendar', 'add', 'missing', join(dir, 'nope.ics')])).code).not.toBe(0);
+    expect(await records()).toEqual([]);
+  });
+});
