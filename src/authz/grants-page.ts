@@ -7,7 +7,6 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { SCOPE_DESCRIPTIONS, parseScope } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { GrantRecord, UserRecord } from '../store/index.js';
-import { audit } from './audit.js';
 import { crossSiteRefusal } from './consent.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual } from './crypto.js';
@@ -36,9 +35,15 @@ export function registerGrantsPage(app: FastifyInstance, ctx: AuthContext): void
     const grant = typeof form.grant === 'string' ? await ctx.store.grantById(form.grant) : undefined;
     // Someone else's grant is answered like a missing one.
     if (!grant || grant.userId !== signedIn.user.id) return sendErrorPage(reply, 404, 'No such delegation', 'It may have been revoked already.');
-    if (await ctx.store.revokeGrant(grant.id, now, 'revoked by the user')) {
-      await audit(ctx, { event: 'grant_revoked', user: signedIn.user.id, client: grant.clientId, grant: grant.id, resource: grant.resource, detail: { by: 'user', via: 'grants page' } });
-    }
+    // The record is written in the revocation's transaction: both happen, or neither (and the grant stays listed).
+    await ctx.store.revokeGrant(grant.id, now, 'revoked by the user', {
+      event: 'grant_revoked',
+      user: signedIn.user.id,
+      client: grant.clientId,
+      grant: grant.id,
+      resource: grant.resource,
+      detail: { by: 'user', via: 'grants page' },
+    });
     return reply.code(303).header('Cache-Control', 'no-store').header('Location', '/grants').send();
   });
 

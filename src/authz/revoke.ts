@@ -39,16 +39,16 @@ export function registerRevocation(app: FastifyInstance, ctx: AuthContext): void
         // delegation (`delegate logout`); ending only the token's family would leave the grant active, and
         // a new request from the same client would be approved by it without consent. So the grant goes,
         // with every family and token derived from it, onto the revocation list the resource servers follow.
-        if (await ctx.store.revokeGrant(refresh.grantId, now, 'refresh token revoked by its client')) {
-          await audit(ctx, {
-            event: 'grant_revoked',
-            user: refresh.userId,
-            client: client.clientId,
-            grant: refresh.grantId,
-            resource: refresh.resource,
-            detail: { by: 'client', via: 'revocation endpoint', token_type: 'refresh_token', family: refresh.familyId },
-          });
-        } else {
+        // The record is written in the revocation's transaction: a grant is never revoked off the record.
+        const revoked = await ctx.store.revokeGrant(refresh.grantId, now, 'refresh token revoked by its client', {
+          event: 'grant_revoked',
+          user: refresh.userId,
+          client: client.clientId,
+          grant: refresh.grantId,
+          resource: refresh.resource,
+          detail: { by: 'client', via: 'revocation endpoint', token_type: 'refresh_token', family: refresh.familyId },
+        });
+        if (!revoked) {
           // The grant had ended already; the token's family goes too, should it still stand.
           await ctx.store.revokeRefreshToken(refresh.tokenHash, now);
         }

@@ -825,10 +825,13 @@ class SqliteStore implements Store {
     ]);
   }
 
-  async revokeGrant(id: string, now: number, reason: string): Promise<boolean> {
+  async revokeGrant(id: string, now: number, reason: string, record?: AuditEventInput): Promise<boolean> {
     return this.atomically(() => {
       const changed = this.run('UPDATE grants SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL', [now, reason, id]).changes;
       if (changed === 0) return false;
+      // In the revocation's own transaction: a record that cannot be written (a full disk) leaves the
+      // grant active, so a retry revokes it and records it, rather than finding it "already revoked".
+      if (record) this.appendAuditNow(record, now);
       this.run('UPDATE token_families SET revoked_at = ?, revoked_reason = ? WHERE grant_id = ? AND revoked_at IS NULL', [now, reason, id]);
       this.run('UPDATE issued_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL', [now, id]);
       // Resource servers refuse every token of the grant until the last of them would have expired anyway.

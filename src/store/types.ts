@@ -279,8 +279,14 @@ export interface Store {
   listGrants(userId?: string): Promise<GrantRecord[]>;
   /** Changes what an active grant allows (a new consent widened or narrowed it). */
   updateGrant(grant: GrantRecord): Promise<void>;
-  /** Revokes a grant and every token family and token derived from it. */
-  revokeGrant(id: string, now: number, reason: string): Promise<boolean>;
+  /**
+   * Revokes a grant and every token family and token derived from it; false
+   * if it was revoked already. `record`, when given, is the revocation's audit
+   * event, appended in the same transaction: the grant and its record change
+   * together or not at all (found in review: a failed audit write left the
+   * grant revoked off the record, and a retry found it already revoked).
+   */
+  revokeGrant(id: string, now: number, reason: string, record?: AuditEventInput): Promise<boolean>;
 
   // Authorization codes
   createAuthCode(code: AuthCodeRecord): Promise<void>;

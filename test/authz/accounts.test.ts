@@ -1,11 +1,13 @@
 // Server mode from outside: named accounts sign in with a password (rate
 // limited per account and per address), see their grants, revoke one with a
 // CSRF-protected button, and sign out; the forms refuse cross-site posts.
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, registerPublicClient } from '../support/oauth-flow.js';
 import { REDIRECT, exchange, redeem } from './helpers.js';
+import { failAuditRecords } from '../support/fail-audit.js';
 
 let authz: TestAuthz;
 beforeAll(async () => {
@@ -152,6 +154,38 @@ describe('the grants page', () => {
     expect((await authz.store.grantById(grant))!.revokedAt).not.toBeNull();
     expect((await exchange(authz, String(tokens.body.access_token))).body.error).toBe('invalid_request');
     expect((await browser.get(`${authz.issuer}/grants`)).html).not.toContain(grant);
+  });
+
+  it('a revoke whose audit record cannot be written fails and leaves the grant listed; a retry revokes it with one record', async () => {
+    // Found in review: with the audit write failing (a full disk), the grant was revoked off the record, and a retry wrote none.
+    const browser = new Browser();
+    const clientId = await registerPublicClient(authz.issuer);
+    const { verifier, challenge } = pkcePair();
+    const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'f', challenge });
+    const login = await signIn(browser, 'alice', 'correct horse battery', href.slice(authz.issuer.length));
+    const consent = await browser.get(new URL(login.location!, authz.issuer).href);
+    const approved = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+    const tokens = await redeem(authz, { clientId, code: callbackParams(approved.location!).get('code')!, verifier });
+    expect(tokens.status).toBe(200);
+    const grant = String(decodeJwt(String(tokens.body.access_token)).grant_id);
+    const page = await browser.get(`${authz.issuer}/grants`);
+    expect(page.html).toContain(grant);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.html)![1]!;
+    const revokedRecords = async () => (await authz.store.listAudit({ grant })).filter((r) => r.event === 'grant_revoked');
+
+    const restore = failAuditRecords(authz.home, 'grant_revoked');
+    try {
+      expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf })).status).toBeGreaterThanOrEqual(500);
+      expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
+      expect(await revokedRecords()).toEqual([]);
+      expect((await browser.get(`${authz.issuer}/grants`)).html).toContain(grant);
+    } finally {
+      restore();
+    }
+    expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf })).status).toBe(303);
+    expect((await authz.store.grantById(grant))!.revokedAt).not.toBeNull();
+    expect((await revokedRecords()).map((r) => r.detail)).toEqual([{ by: 'user', via: 'grants page' }]);
+    expect((await authz.store.verifyAudit()).ok).toBe(true);
   });
 
   it('signs out only with the page’s CSRF token', async () => {

@@ -109,11 +109,11 @@ export async function grantsRevokeCommand(args: { paths: Paths; id: string }, io
   await withStore(args.paths, async (store) => {
     const grant = await store.grantById(args.id);
     if (!grant) throw new CommandFailed(`There is no grant ${args.id}.`);
-    if (!(await store.revokeGrant(grant.id, now, 'revoked from the command line'))) {
+    const record = { event: 'grant_revoked', user: grant.userId, client: grant.clientId, grant: grant.id, resource: grant.resource, detail: { by: 'owner', via: 'cli' } };
+    if (!(await store.revokeGrant(grant.id, now, 'revoked from the command line', record))) {
       io.stderr.write(`${grant.id} was already revoked.\n`);
       return;
     }
-    await store.appendAudit({ event: 'grant_revoked', user: grant.userId, client: grant.clientId, grant: grant.id, resource: grant.resource, detail: { by: 'owner', via: 'cli' } }, now);
     io.stderr.write(`Revoked ${grant.id}: every token derived from it is refused from now on.\n`);
   });
   return EXIT_OK;
