@@ -175,7 +175,7 @@ describe('the grants page', () => {
 
     const restore = failAuditRecords(authz.home, 'grant_revoked');
     try {
-      expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf })).status).toBeGreaterThanOrEqual(500);
+      expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf })).status).toBe(500);
       expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
       expect(await revokedRecords()).toEqual([]);
       expect((await browser.get(`${authz.issuer}/grants`)).html).toContain(grant);
