@@ -93,6 +93,35 @@ export function boundWindow(detail: CalendarDetail | undefined, window: Interval
   };
 }
 
+/** The window to read busy time over, and the parts of the buffers the delegation does not let the agent read. */
+export interface ReadWindow {
+  window: Interval;
+  /** To be counted as busy: time the agent may not read is never assumed free. */
+  unreadable: Interval[];
+}
+
+/**
+ * The window to ask the calendar for when a search over `window` keeps
+ * `before` and `after` free around each slot: widened by the buffers, since
+ * the backend returns only busy time inside the window it is asked for, and a
+ * slot at the window's edge has its buffer outside it. Under a lookahead the
+ * widening stops at what the delegation lets the agent read (from now to the
+ * limit), so a call the delegation allows never fails for its buffers; the
+ * buffer time cut off is returned as `unreadable`, and a slot whose buffer
+ * reaches into it is not offered. `window` is already within the lookahead (boundWindow).
+ */
+export function readWindow(detail: CalendarDetail | undefined, window: Interval, before: number, after: number, now: number): ReadWindow {
+  const wanted = { start: window.start - before, end: window.end + after };
+  if (detail?.lookahead_days === undefined) return { window: wanted, unreadable: [] };
+  const limit = now + detail.lookahead_days * DAY_MS;
+  const read = { start: Math.max(wanted.start, Math.min(now, window.start)), end: Math.min(wanted.end, Math.max(limit, window.end)) };
+  const unreadable = [
+    ...(wanted.start < read.start ? [{ start: wanted.start, end: read.start }] : []),
+    ...(read.end < wanted.end ? [{ start: read.end, end: wanted.end }] : []),
+  ];
+  return { window: read, unreadable };
+}
+
 /** Whether a window is known before the calendar's time zone is: a zone was given, or every bound has an offset. */
 export function isExact(request: WindowRequest): boolean {
   return request.timeZone !== undefined || ![request.from, request.to].some((b) => b?.kind === 'wallClock');

@@ -18,7 +18,7 @@ import type { FreeBusySelection } from '../calendar/freebusy-query.js';
 import type { TokenExchanger } from './exchange.js';
 import { coveringWindow, parseWindowRequest, searchWindow } from '../calendar/window.js';
 import { readSlotOptions, slotOptionsInputShape, type SlotOptions } from './find-slot-params.js';
-import { boundWindow, calendarsFor, callerDelegation, delegationLimits, isExact, withNote } from './delegation.js';
+import { boundWindow, calendarsFor, callerDelegation, delegationLimits, isExact, readWindow, withNote } from './delegation.js';
 
 export const FIND_SLOT_TOOL = 'find_slot';
 
@@ -125,8 +125,10 @@ export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
     const choseEnd = request.to !== undefined || request.withinMs !== undefined;
     const fetchWindow = boundWindow(limits.value, covering.value, choseEnd && isExact(request), deps.now());
     if (!fetchWindow.ok) return toolError(fetchWindow.message);
+    // The backend clips busy time to the window asked for: read the buffers around the window's edges too.
+    const toRead = readWindow(limits.value, fetchWindow.value.window, options.bufferBeforeMs, options.bufferAfterMs, deps.now());
 
-    const read = await readBusyTime(deps, subjectToken, fetchWindow.value.window, {
+    const read = await readBusyTime(deps, subjectToken, toRead.window, {
       ...selectionOf(options),
       ...(calendars.value ? { calendars: calendars.value } : {}),
     });
@@ -141,7 +143,7 @@ export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
     const workingHours = options.workingHours ?? freeBusy.workingHours ?? DEFAULT_WORKING_HOURS;
     let slots: Interval[];
     try {
-      slots = findSlots(freeBusy.busy, {
+      slots = findSlots([...freeBusy.busy, ...toRead.unreadable], {
         durationMs,
         from: window.value.window.start,
         to: window.value.window.end,

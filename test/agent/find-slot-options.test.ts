@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createFindSlotHandler, type FindSlotInput, type FindSlotOutput, type ToolExtra } from '../../src/agent/tool.js';
 import type { TokenExchanger } from '../../src/agent/exchange.js';
+import { clipIntervals } from '../../src/calendar/intervals.js';
 
 const CALENDAR_URL = 'http://127.0.0.1:8411';
 const NOW = Date.parse('2026-11-30T07:00:00Z'); // Monday 08:00 in Berlin
@@ -26,14 +27,20 @@ interface Call {
   text: string;
 }
 
-/** Runs find_slot against a backend that answers `body` (busy intervals in UTC) and records what it was asked. */
-async function call(input: Partial<FindSlotInput>, body: Record<string, unknown> = {}): Promise<Call> {
+/**
+ * Runs find_slot against a backend that answers `body` (busy intervals in UTC) and records what it was asked.
+ * Like the real backend, it answers only the busy time inside the window it is asked for.
+ */
+async function call(input: Partial<FindSlotInput>, body: Record<string, unknown> = {}, userToken = USER_TOKEN): Promise<Call> {
   let asked: URL | undefined;
   const fetchFn = (async (url: URL | string) => {
     asked = new URL(String(url));
-    return new Response(JSON.stringify({ timeZone: 'Europe/Berlin', busy: [], ...body }), { status: 200, headers: { 'Content-Type': 'application/json' } });
+    const window = { start: Date.parse(asked.searchParams.get('from')!), end: Date.parse(asked.searchParams.get('to')!) };
+    const all = ((body.busy ?? []) as Array<{ start: string; end: string }>).map((b) => ({ start: Date.parse(b.start), end: Date.parse(b.end) }));
+    const busy = clipIntervals(all, window).map((b) => ({ start: new Date(b.start).toISOString(), end: new Date(b.end).toISOString() }));
+    return new Response(JSON.stringify({ timeZone: 'Europe/Berlin', ...body, busy }), { status: 200, headers: { 'Content-Type': 'application/json' } });
   }) as typeof fetch;
-  const handler = createFindSlotHandler({ calendarUrl: CALENDAR_URL, exchanger, callerToken: () => USER_TOKEN, now: () => NOW, fetchFn, calendarTimeoutMs: 1000 });
+  const handler = createFindSlotHandler({ calendarUrl: CALENDAR_URL, exchanger, callerToken: () => userToken, now: () => NOW, fetchFn, calendarTimeoutMs: 1000 });
   const result = await handler({ duration: '30m', ...input } as FindSlotInput, {} as ToolExtra);
   const text = (result.content[0] as { text: string }).text;
   return { url: asked!, result, out: result.structuredContent as FindSlotOutput, text };
@@ -79,6 +86,49 @@ describe('find_slot options', () => {
     // 45 minutes after the slot must be free too: a slot at 09:00 would end 30 minutes before the 10:00 meeting.
     expect(starts((await call({ limit: 1, bufferAfter: '30m', from: '2026-11-30T09:00' }, { busy })).out)).toEqual(['2026-11-30T09:00:00+01:00']);
     expect(starts((await call({ limit: 1, bufferAfter: '45m', from: '2026-11-30T09:00' }, { busy })).out)).toEqual(['2026-11-30T11:00:00+01:00']);
+  });
+
+  describe('keeps buffers clear of busy time outside the window searched (the backend answers only the window it is asked for)', () => {
+    // Meetings 09:00–10:00 and 12:00–13:00 in Berlin; now is 08:00.
+    const busy = [
+      { start: '2026-11-30T08:00:00Z', end: '2026-11-30T09:00:00Z' },
+      { start: '2026-11-30T11:00:00Z', end: '2026-11-30T12:00:00Z' },
+    ];
+    it('a buffer before a window that starts at the minimum notice', async () => {
+      const { out, url } = await call({ limit: 1, minNotice: '2h', bufferBefore: '15m' }, { busy });
+      expect(starts(out)).toEqual(['2026-11-30T10:15:00+01:00']);
+      expect(url.searchParams.get('from')).toBe('2026-11-30T08:45:00.000Z');
+    });
+    it.each(['2026-11-30T10:00', '2026-11-30T10:00:00+01:00'])('a buffer before a window from %s in a given zone', async (from) => {
+      const { out } = await call({ limit: 1, from, timeZone: 'Europe/Berlin', bufferBefore: '15m' }, { busy });
+      expect(starts(out)).toEqual(['2026-11-30T10:15:00+01:00']);
+    });
+    it('a buffer after a window that ends at a meeting', async () => {
+      const { out, url } = await call({ limit: 5, from: '2026-11-30T10:00', to: '2026-11-30T12:00', timeZone: 'Europe/Berlin', bufferAfter: '15m' }, { busy });
+      expect(starts(out)).toEqual(['2026-11-30T10:00:00+01:00', '2026-11-30T10:30:00+01:00', '2026-11-30T11:00:00+01:00']);
+      expect(url.searchParams.get('to')).toBe('2026-11-30T11:15:00.000Z');
+    });
+    it('under a lookahead reads only up to the limit and offers no slot whose buffer reaches past it', async () => {
+      // lookahead 1 day: until Tue 1 Dec 08:00 Berlin. Working hours all day, so slots run up to the limit.
+      const limited = `${b64({ alg: 'ES256', typ: 'at+jwt' })}.${b64({
+        sub: 'usr_1', grant_id: 'grt_1', client_id: 'delegate-cli', scope: 'slots:find',
+        authorization_details: [{ type: 'calendar', locations: [CALENDAR_URL], actions: ['freebusy:read'], lookahead_days: 1 }],
+      })}.c2ln`;
+      const allDay = 'mon-fri 00:00-24:00';
+      const input = { limit: 5, from: '2026-12-01T07:00', to: '2026-12-01T08:00', timeZone: 'Europe/Berlin', workingHours: allDay };
+      const plain = await call(input, {}, limited);
+      expect(plain.result.isError, plain.text).toBeUndefined();
+      expect(starts(plain.out)).toEqual(['2026-12-01T07:00:00+01:00', '2026-12-01T07:30:00+01:00']);
+      const buffered = await call({ ...input, bufferAfter: '15m' }, {}, limited);
+      expect(buffered.result.isError, buffered.text).toBeUndefined();
+      expect(buffered.url.searchParams.get('to')).toBe('2026-12-01T07:00:00.000Z');
+      expect(starts(buffered.out)).toEqual(['2026-12-01T07:00:00+01:00']);
+      // Before now, likewise: the agent may not read the past, so a buffer cannot reach into it.
+      const early = await call({ limit: 1, workingHours: allDay, bufferBefore: '15m' }, {}, limited);
+      expect(early.result.isError, early.text).toBeUndefined();
+      expect(early.url.searchParams.get('from')).toBe('2026-11-30T07:00:00.000Z');
+      expect(starts(early.out)).toEqual(['2026-11-30T08:15:00+01:00']);
+    });
   });
 
   it('searches `within` from the start, and says when nothing fits, as an answer, not an error', async () => {
