@@ -22,7 +22,7 @@ export type CalendarSourceErrorCode =
   | 'ERR_ICS_VALUE'
   /** An event lacks what every event needs (DTSTART). */
   | 'ERR_ICS_EVENT'
-  /** A recurrence rule (RRULE, RFC 5545 §3.3.10) is malformed or contradicts itself. */
+  /** A recurrence rule (RRULE, RFC 5545 §3.3.10) is malformed, contradicts itself, or could not be expanded. */
   | 'ERR_ICS_RULE'
   /** A recurring event produced more instances than the expansion allows. */
   | 'ERR_ICS_EXPANSION_LIMIT';

@@ -37,7 +37,18 @@ export function expandInstances(calendar: ParsedCalendar, window: Interval, opti
   const keep = (i: EventInstance) => {
     if (i.end > i.start && i.end > window.start && i.start < window.end) out.push(i);
   };
-  for (const series of calendar.series) expandSeries(series, window, options, calendar.name).forEach(keep);
+  for (const series of calendar.series) {
+    let instances: EventInstance[];
+    try {
+      instances = expandSeries(series, window, options, calendar.name);
+    } catch (err) {
+      // Whatever ical.js throws on a rule it cannot iterate is this calendar's fault, not the server's: as a
+      // CalendarSourceError it names the event's line, `calendar add` refuses it and a skipped calendar is skipped.
+      if (err instanceof CalendarSourceError) throw err;
+      throw new CalendarSourceError('ERR_ICS_RULE', calendar.name, 'This recurring event could not be expanded.', series.master.line);
+    }
+    instances.forEach(keep);
+  }
   for (const period of calendar.freeBusy) {
     const start = instantOf(period.start, options.timeZone);
     keep({ start, end: endOf(period.end, period.start, start, options.timeZone), availability: period.availability });
@@ -73,8 +84,10 @@ function expandSeries(series: EventSeries, window: Interval, options: ExpandOpti
   const cap = options.maxIterationsPerSeries ?? DEFAULT_MAX_ITERATIONS_PER_SERIES;
   for (const rule of series.rules) {
     if (endsBefore(rule, master.start.time, wallFrom)) continue;
-    const iterator = ruleInWallTime(rule, master.start, zone).iterator(fastForward(master.start.time, rule, wallFrom));
+    const { iterated, count } = iterableRule(ruleInWallTime(rule, master.start, zone));
+    const iterator = iterated.iterator(fastForward(master.start.time, rule, wallFrom));
     let iterations = 0;
+    let counted = 0;
     for (let t = iterator.next(); t; t = iterator.next()) {
       if (++iterations > cap) {
         throw new CalendarSourceError(
@@ -86,7 +99,10 @@ function expandSeries(series: EventSeries, window: Interval, options: ExpandOpti
       }
       const wall = wallOf(t);
       if (wall >= wallTo) break;
-      if (wall < wallFrom || !dateMatchesParts(t.year, t.month, t.day, rule.parts)) continue;
+      // RFC 5545 §3.3.10: DTSTART counts as the first instance, as ical.js counts it.
+      const matches = dateMatchesParts(t.year, t.month, t.day, rule);
+      if (count !== undefined && (matches || iterations === 1) && ++counted > count) break;
+      if (wall < wallFrom || !matches) continue;
       const start = { time: t.clone(), zone: master.start.zone };
       add({ start, instant: instantOf(start, zone) });
     }
@@ -168,6 +184,27 @@ function addDuration(startTime: CalendarTime, start: number, duration: ICAL.Dura
   const later = startTime.time.clone();
   later.adjust(days, 0, 0, 0);
   return instantOf({ time: later, zone: startTime.zone }, zone) + exact;
+}
+
+/**
+ * The rule ical.js is to iterate, and the COUNT to stop at here instead of
+ * there. ical.js limits DAILY and sub-daily rules by BYMONTHDAY comparing the
+ * day with the values as written, so a negative day (-1, the last of the
+ * month) never matches and its iterator searches forever inside one next()
+ * call, past any cap counted here (DAILY;BYMONTHDAY=-1 held the thread for
+ * 187 s, then threw RangeError). With those frequencies BYMONTHDAY only limits
+ * which days count (RFC 5545 §3.3.10), so ical.js iterates without it, and
+ * without COUNT, which counts only the instances that remain: dateMatchesParts
+ * does the limiting, and each candidate counts against the cap.
+ */
+function iterableRule(rule: ICAL.Recur): { iterated: ICAL.Recur; count?: number } {
+  const days = rule.parts.BYMONTHDAY;
+  if (rule.freq === 'MONTHLY' || rule.freq === 'YEARLY' || !days?.some((d) => d < 0)) return { iterated: rule };
+  const iterated = rule.clone();
+  delete iterated.parts.BYMONTHDAY;
+  if (!rule.count) return { iterated };
+  iterated.count = null;
+  return { iterated, count: rule.count };
 }
 
 /**

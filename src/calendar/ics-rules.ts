@@ -123,7 +123,8 @@ export function datePartsSatisfiable(parts: DateParts): boolean {
  * rule generates must; ical.js sometimes rolls an impossible date (30 February)
  * over into the next month instead of skipping it, and this drops those.
  */
-export function dateMatchesParts(year: number, month: number, day: number, parts: DateParts): boolean {
+export function dateMatchesParts(year: number, month: number, day: number, rule: { parts: DateParts }): boolean {
+  const { parts } = rule;
   if (parts.BYMONTH?.length && !parts.BYMONTH.includes(month)) return false;
   if (parts.BYMONTHDAY?.length) {
     const length = new Date(Date.UTC(year, month, 0)).getUTCDate();

@@ -158,6 +158,32 @@ describe('recurrence', () => {
     ]);
   });
 
+  it('limits a daily or hourly rule by a negative BYMONTHDAY (the last day of the month), promptly', () => {
+    // Found in review: ical.js never matched BYMONTHDAY=-1 with FREQ=DAILY and searched inside one next() call,
+    // past the iteration cap: 187 s of a blocked thread, 3.7 GB, then RangeError (a 500, not a skippable calendar).
+    const lastDay = (rule: string, from: number, to: number) =>
+      busy(ics(event('DTSTART;TZID=Europe/Berlin:20261130T090000', 'DTEND;TZID=Europe/Berlin:20261130T100000', `RRULE:${rule}`)), from, to).map((b) => b.slice(0, 16));
+    expect(lastDay('FREQ=DAILY;BYMONTHDAY=-1', utc(2026, 10, 30), utc(2026, 11, 7))).toEqual(['2026-11-30T08:00']);
+    expect(lastDay('FREQ=DAILY;BYMONTHDAY=-1', utc(2026, 10, 1), utc(2027, 2, 1))).toEqual(['2026-11-30T08:00', '2026-12-31T08:00', '2027-01-31T08:00', '2027-02-28T08:00']);
+    expect(lastDay('FREQ=DAILY;BYMONTH=1;BYMONTHDAY=-1', utc(2026, 10, 1), utc(2028, 2, 1))).toEqual(['2026-11-30T08:00', '2027-01-31T08:00', '2028-01-31T08:00']);
+    // COUNT counts DTSTART and the days that remain, not the days looked at.
+    expect(lastDay('FREQ=DAILY;BYMONTHDAY=-1;COUNT=3', utc(2026, 10, 1), utc(2028, 0, 1))).toEqual(['2026-11-30T08:00', '2026-12-31T08:00', '2027-01-31T08:00']);
+    // The last day, as well as the first (ical.js had kept only the 1st).
+    expect(lastDay('FREQ=DAILY;BYMONTHDAY=1,-1', utc(2026, 11, 1), utc(2027, 0, 2))).toEqual(['2026-12-01T08:00', '2026-12-31T08:00', '2027-01-01T08:00']);
+    // Hourly instances from 09:00 to 23:00 on each last day, merged into one interval a day.
+    expect(lastDay('FREQ=HOURLY;BYMONTHDAY=-1', utc(2026, 11, 1), utc(2027, 1, 1))).toEqual(['2026-12-30T23:00', '2027-01-30T23:00']);
+  }, 10_000);
+
+  it('turns whatever else expanding a series throws into a CalendarSourceError naming its calendar and line', () => {
+    const calendar = parseCalendar(ics(event('DTSTART;TZID=Europe/Berlin:20261130T090000', 'DURATION:PT1H', 'RRULE:FREQ=DAILY')), 'feed');
+    const rule = calendar.series[0]!.rules[0]!;
+    rule.iterator = () => {
+      throw new RangeError('Invalid array length');
+    };
+    const error = sourceError(() => expandBusy(calendar, { start: utc(2026, 11, 1), end: utc(2026, 11, 8) }, { timeZone: 'Europe/Berlin' }));
+    expect([error.code, error.calendar, error.line]).toEqual(['ERR_ICS_RULE', 'feed', 4]);
+  });
+
   it('starts an endless daily or weekly series near the window and stops it at the window end', () => {
     const daily = ics(event('DTSTART;TZID=Europe/Berlin:20000101T100000', 'DTEND;TZID=Europe/Berlin:20000101T110000', 'RRULE:FREQ=DAILY'));
     // Nine thousand days lie between DTSTART and the window, yet a dozen iterations are enough.
