@@ -100,7 +100,7 @@ function expandSeries(series: EventSeries, window: Interval, options: ExpandOpti
       const wall = wallOf(t);
       if (wall >= wallTo) break;
       // RFC 5545 §3.3.10: DTSTART counts as the first instance, as ical.js counts it.
-      const matches = dateMatchesParts(t.year, t.month, t.day, rule);
+      const matches = dateMatchesParts(t.year, t.month, t.day, rule, master.start.time);
       if (count !== undefined && (matches || iterations === 1) && ++counted > count) break;
       if (wall < wallFrom || !matches) continue;
       const start = { time: t.clone(), zone: master.start.zone };

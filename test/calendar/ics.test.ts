@@ -184,6 +184,20 @@ describe('recurrence', () => {
     expect([error.code, error.calendar, error.line]).toEqual(['ERR_ICS_RULE', 'feed', 4]);
   });
 
+  it('skips the years without 29 February and the months without a 31st (RFC 5545 §3.3.10), rather than rolling over', () => {
+    const leapTimed = ics(event('DTSTART;TZID=Europe/Berlin:20240229T090000', 'DTEND;TZID=Europe/Berlin:20240229T170000', 'RRULE:FREQ=YEARLY'));
+    const leapAllDay = ics(event('DTSTART;VALUE=DATE:20240229', 'DTEND;VALUE=DATE:20240301', 'RRULE:FREQ=YEARLY'));
+    expect(busy(leapTimed, utc(2025, 0, 1), utc(2028, 11, 31))).toEqual(['2028-02-29T08:00:00Z/2028-02-29T16:00:00Z']);
+    expect(busy(leapAllDay, utc(2025, 0, 1), utc(2028, 11, 31))).toEqual(['2028-02-28T23:00:00Z/2028-02-29T23:00:00Z']);
+    const monthly31 = ics(event('DTSTART;TZID=Europe/Berlin:20270131T150000', 'DTEND;TZID=Europe/Berlin:20270131T160000', 'RRULE:FREQ=MONTHLY'));
+    expect(busy(monthly31, utc(2027, 0, 1), utc(2027, 5, 10)).map((b) => b.slice(0, 10))).toEqual(['2027-01-31', '2027-03-31', '2027-05-31']);
+    // BYMONTH alone keeps DTSTART's day; BYDAY picks days of its own.
+    const byMonth = ics(event('DTSTART;VALUE=DATE:20240229', 'RRULE:FREQ=YEARLY;BYMONTH=2,3'));
+    expect(busy(byMonth, utc(2027, 0, 1), utc(2028, 11, 31)).map((b) => b.slice(0, 10))).toEqual(['2027-03-28', '2028-02-28', '2028-03-28']);
+    const lastFriday = ics(event('DTSTART;TZID=Europe/Berlin:20270129T150000', 'DURATION:PT1H', 'RRULE:FREQ=MONTHLY;BYDAY=-1FR'));
+    expect(busy(lastFriday, utc(2027, 1, 1), utc(2027, 3, 1)).map((b) => b.slice(0, 10))).toEqual(['2027-02-26', '2027-03-26']);
+  });
+
   it('starts an endless daily or weekly series near the window and stops it at the window end', () => {
     const daily = ics(event('DTSTART;TZID=Europe/Berlin:20000101T100000', 'DTEND;TZID=Europe/Berlin:20000101T110000', 'RRULE:FREQ=DAILY'));
     // Nine thousand days lie between DTSTART and the window, yet a dozen iterations are enough.
