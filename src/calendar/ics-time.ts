@@ -5,7 +5,7 @@
 // floating times and all-day dates are read in the owner's zone, which is only
 // known when expanding, so a parsed calendar does not depend on it. Pure.
 import ICAL from 'ical.js';
-import { fromWall } from './zone.js';
+import { DAY_MS, fromWall } from './zone.js';
 import { ianaZoneForTzid } from './zone-names.js';
 
 /** How a time's wall clock maps to instants. */
@@ -58,12 +58,41 @@ export function instantOf(t: CalendarTime, ownerZone: string): number {
     case 'utc':
       return wallOf(t.time);
     case 'defined':
-      return Math.round(t.time.toUnixTime() * 1000);
+      return fromDefinedWall(t.time);
     case 'named':
       return fromWall(wallOf(t.time), t.zone.timeZone);
     case 'floating':
       return fromWall(wallOf(t.time), ownerZone);
   }
+}
+
+/**
+ * The instant a wall-clock time in a zone the file defines (VTIMEZONE) names,
+ * read as fromWall reads an IANA zone (RFC 5545 §3.3.5): in an overlap the
+ * first of the two, in a gap with the offset before it. ical.js's toUnixTime
+ * takes the offset after the change for both (the second 02:30 of a fall-back
+ * night), and its conversion from UTC is an hour off next to a change, so only
+ * its offsets for wall-clock times are used, away from the ambiguity.
+ */
+function fromDefinedWall(time: ICAL.Time): number {
+  const zone = time.zone!;
+  const wall = wallOf(time);
+  // ical.js's offset for a wall-clock time (wall − instant, ms): right except in a gap or an overlap.
+  const offsetAt = (w: number) => {
+    const d = new Date(w);
+    const t = ICAL.Time.fromData(
+      { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds(), isDate: false },
+      zone,
+    );
+    return zone.utcOffset(t) * 1000;
+  };
+  const before = offsetAt(wall - DAY_MS);
+  const after = offsetAt(wall + DAY_MS);
+  const offset = offsetAt(wall);
+  // In a gap or overlap ical.js gives the offset after the change; a wall time one change earlier still has the
+  // offset before it exactly then (a fall-back's repeated hour, a spring-forward's missing one): read it with that.
+  if (before !== after && offset === after && offsetAt(wall - Math.abs(after - before)) === before) return wall - before;
+  return wall - offset;
 }
 
 /** The IANA zone whose clock a time's wall fields are read on, or undefined for UTC and VTIMEZONE zones. */

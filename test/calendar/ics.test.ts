@@ -269,6 +269,19 @@ describe('times and zones', () => {
     expect(busy(text, utc(2026, 11, 1), utc(2026, 11, 2))).toEqual(['2026-12-01T07:00:00Z/2026-12-01T08:00:00Z']);
   });
 
+  it('reads a zone the file defines through a DST gap and overlap as an IANA zone is read (RFC 5545 §3.3.5)', () => {
+    // Found in review: ical.js read the fall-back night's 02:30 as the second one, and the gap's 02:30 with the offset after it.
+    const at = (wall: string) => busy(ics(`${BERLIN_RULES}\n${event(`DTSTART;TZID=Berlin:${wall}`, 'DURATION:PT1H')}`), utc(2026, 0, 1), utc(2027, 0, 1));
+    expect(at('20261025T023000')).toEqual(['2026-10-25T00:30:00Z/2026-10-25T01:30:00Z']);
+    expect(at('20260329T023000')).toEqual(['2026-03-29T01:30:00Z/2026-03-29T02:30:00Z']);
+    // Around them, one reading only.
+    expect(at('20261025T013000')).toEqual(['2026-10-24T23:30:00Z/2026-10-25T00:30:00Z']);
+    expect(at('20261025T033000')).toEqual(['2026-10-25T02:30:00Z/2026-10-25T03:30:00Z']);
+    expect(at('20260329T013000')).toEqual(['2026-03-29T00:30:00Z/2026-03-29T01:30:00Z']);
+    expect(at('20260329T033000')).toEqual(['2026-03-29T01:30:00Z/2026-03-29T02:30:00Z']);
+    expect(at('20260715T120000')).toEqual(['2026-07-15T10:00:00Z/2026-07-15T11:00:00Z']);
+  });
+
   it('reads an IANA TZID without VTIMEZONE through a DST gap and overlap (RFC 5545 §3.3.5)', () => {
     const gap = ics(event('DTSTART;TZID=Europe/Berlin:20260329T023000', 'DTEND;TZID=Europe/Berlin:20260329T040000'));
     expect(busy(gap, utc(2026, 2, 28), utc(2026, 2, 30))).toEqual(['2026-03-29T01:30:00Z/2026-03-29T02:00:00Z']);
