@@ -5,6 +5,7 @@
 // floating times and all-day dates are read in the owner's zone, which is only
 // known when expanding, so a parsed calendar does not depend on it. Pure.
 import ICAL from 'ical.js';
+import { BoundedMap } from '../bounded-map.js';
 import { DAY_MS, fromWall } from './zone.js';
 import { ianaZoneForTzid } from './zone-names.js';
 
@@ -66,6 +67,10 @@ export function instantOf(t: CalendarTime, ownerZone: string): number {
   }
 }
 
+/** Offsets (ms) of wall times in each VTIMEZONE zone, as ical.js computes them; bounded, and gone with the zone. */
+const offsetMemo = new WeakMap<ICAL.Timezone, BoundedMap<number, number>>();
+const OFFSET_MEMO_SIZE = 4096;
+
 /**
  * The instant a wall-clock time in a zone the file defines (VTIMEZONE) names,
  * read as fromWall reads an IANA zone (RFC 5545 §3.3.5): in an overlap the
@@ -77,14 +82,21 @@ export function instantOf(t: CalendarTime, ownerZone: string): number {
 function fromDefinedWall(time: ICAL.Time): number {
   const zone = time.zone!;
   const wall = wallOf(time);
-  // ical.js's offset for a wall-clock time (wall − instant, ms): right except in a gap or an overlap.
+  // ical.js's offset for a wall-clock time (wall − instant, ms): right except in a gap or an overlap. Memoized per
+  // zone and wall time: a series at one time of day asks for its neighbours' days again (it tripled expansion's cost).
+  let memo = offsetMemo.get(zone);
+  if (!memo) offsetMemo.set(zone, (memo = new BoundedMap<number, number>(OFFSET_MEMO_SIZE)));
   const offsetAt = (w: number) => {
+    const known = memo.get(w);
+    if (known !== undefined) return known;
     const d = new Date(w);
     const t = ICAL.Time.fromData(
       { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds(), isDate: false },
       zone,
     );
-    return zone.utcOffset(t) * 1000;
+    const offset = zone.utcOffset(t) * 1000;
+    memo.set(w, offset);
+    return offset;
   };
   const before = offsetAt(wall - DAY_MS);
   const after = offsetAt(wall + DAY_MS);
