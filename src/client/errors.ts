@@ -54,3 +54,12 @@ function describeMs(ms: number): string {
   if (ms >= 1000) return `${Math.round(ms / 100) / 10} s`;
   return `${ms} ms`;
 }
+
+/** The system error code (ECONNREFUSED, ENOTFOUND, …) a network failure carries, at most five causes deep. */
+export function networkErrorCode(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  }
+  return undefined;
+}

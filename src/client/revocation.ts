@@ -8,6 +8,7 @@ import { discoverAuthorizationServerMetadata } from '@modelcontextprotocol/sdk/c
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { deleteTokens, tokensFor, type StoredClient, type TokenCache, type TokenCacheData } from './cache.js';
 import { boundedFetch } from './bounded-fetch.js';
+import { networkErrorCode } from './errors.js';
 import { sameIssuer } from './provider.js';
 
 /** How long one revocation or metadata request may take. */
@@ -102,7 +103,7 @@ async function revocationEndpoint(data: TokenCacheData, issuer: string, resource
 }
 
 function networkCode(error: unknown): string {
-  const code = (error as { cause?: { code?: string } }).cause?.code;
+  const code = networkErrorCode(error);
   if (code) return ` (${code})`;
   const name = (error as { name?: unknown }).name;
   return name === 'TimeoutError' ? ' (no answer in time)' : '';

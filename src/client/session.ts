@@ -15,7 +15,7 @@ import { canonicalResource } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
 import { boundedFetch } from './bounded-fetch.js';
 import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredTokens } from './cache.js';
-import { ClientError, isClientError } from './errors.js';
+import { ClientError, isClientError, networkErrorCode } from './errors.js';
 import { connectAndUse } from './connect.js';
 import { HttpClientTransport } from './http-transport.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
@@ -400,20 +400,12 @@ function asClientError(error: unknown, agentUrl: string): unknown {
     return new ClientError('AUTHORIZATION_FAILED', `CalendarAgent at ${agentUrl} did not accept the authorization: ${oneLine(error.message)}`, { cause: error });
   }
   if (error instanceof McpError) return new ClientError('TOOL_FAILED', oneLine(error.message), { cause: error });
-  const network = networkCode(error);
+  const network = networkErrorCode(error);
   if (network) return new ClientError('AGENT_UNAVAILABLE', `Cannot reach ${agentUrl} or its authorization server (${network}).`, { cause: error });
   if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
     return new ClientError('AGENT_UNAVAILABLE', `A request timed out talking to ${agentUrl} or its authorization server.`, { cause: error });
   }
   return error;
-}
-
-function networkCode(error: unknown): string | undefined {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
-  }
-  return undefined;
 }
 
 function oneLine(text: string): string {

@@ -115,3 +115,14 @@ export async function approveInBrowser(link: string, decision: 'approve' | 'deny
   const callback = await browser.get(new URL(answer.location!, consent.url).href);
   return { callbackStatus: callback.status, callbackPage: callback.html };
 }
+
+/** The HTTP status CalendarAgent at `agentUrl` answers a `tools/list` made with `token`. */
+export async function toolsListStatus(agentUrl: string, token: string): Promise<number> {
+  const res = await fetch(agentUrl, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+  });
+  await res.text();
+  return res.status;
+}

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { approveInBrowser, killLeftovers, runCli, startCli, startServer, type Running } from './run.js';
+import { approveInBrowser, killLeftovers, runCli, startCli, startServer, toolsListStatus, type Running } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -37,15 +37,7 @@ async function signIn(extra: string[] = []): Promise<void> {
   expect(run.code, run.stderr).toBe(0);
 }
 
-async function callAgent(token: string): Promise<number> {
-  const res = await fetch(agentUrl, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
-  });
-  await res.text();
-  return res.status;
-}
+const callAgent = (token: string): Promise<number> => toolsListStatus(agentUrl, token);
 
 beforeAll(async () => {
   home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-session-')), 'home');
