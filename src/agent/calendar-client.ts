@@ -9,6 +9,7 @@ import { isIanaZone } from '../config.js';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { readBody } from '../client/mcp-post.js';
+import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
 
 export type CalendarErrorCode =
   /** Nothing answered at the calendar backend's address. */
@@ -84,9 +85,10 @@ export async function fetchFreeBusy(request: FreeBusyRequest): Promise<FreeBusy>
   let answer: Answer;
   try {
     answer = request.fetchFn ? await getWithFetch(request.fetchFn, url, headers, timeout) : await getWithNodeHttp(url, headers, timeout);
-  } catch {
+  } catch (error) {
     if (timeout.aborted) throw timedOut();
-    throw new CalendarError('unreachable', `The calendar at ${request.calendarUrl} could not be reached.`);
+    const held = error instanceof ForeignListenerError || (error as { cause?: unknown }).cause instanceof ForeignListenerError;
+    throw new CalendarError('unreachable', `The calendar at ${request.calendarUrl} could not be reached${held ? ": another user's program holds its port" : ''}.`);
   }
   // It answered; a body that stops halfway, is too large or is not JSON is no free/busy data.
   let body: unknown;
@@ -110,6 +112,7 @@ async function getWithFetch(fetchFn: typeof fetch, url: URL, headers: Record<str
 }
 
 async function getWithNodeHttp(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Answer> {
+  refuseForeignListener(url); // before the exchanged token leaves
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     request(url, { method: 'GET', headers, signal }, resolve).on('error', reject).end();

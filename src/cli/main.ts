@@ -2,6 +2,7 @@
 // program to this process — its arguments, environment, clock, streams,
 // browser and signals — runs it, and is the one place that exits.
 import { processEnv } from '../config.js';
+import { guardProcessFetch } from '../http/listener-owner.js';
 import type { CliIo } from './io.js';
 import { runCli } from './program.js';
 
@@ -67,6 +68,8 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+// No request of this process (the client's, or its servers') goes to a port of this machine that another user holds.
+guardProcessFetch();
 const code = await runCli(process.argv.slice(2), io);
 // Let buffered output reach pipes, then exit: idle keep-alive sockets and
 // the like must not keep a finished command alive.

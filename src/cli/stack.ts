@@ -4,6 +4,7 @@
 // command works on a fresh machine. The servers' code is imported only then.
 import type { FastifyInstance } from 'fastify';
 import { urlsFor, type Urls } from '../config.js';
+import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
 import type { Stack, StackOptions } from './contracts.js';
 import { CommandFailed } from './errors.js';
 
@@ -119,6 +120,12 @@ async function startEmbedded(options: StackOptions, urls: Urls): Promise<Stack> 
 }
 
 async function probePart(part: Part): Promise<ProbeResult> {
+  try {
+    refuseForeignListener(part.url);
+  } catch (error) {
+    if (error instanceof ForeignListenerError) throw new CommandFailed(error.message);
+    throw error;
+  }
   for (const timeout of PROBE_TIMEOUTS_MS) {
     const result = await probeOnce(part, timeout);
     if (result !== 'silent') return result;

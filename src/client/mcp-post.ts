@@ -6,6 +6,7 @@
 // fetch in a process loads undici and compiles its WASM HTTP parser.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { refuseForeignListener } from '../http/listener-owner.js';
 
 /** No answer of CalendarAgent comes near this; a bigger one is refused rather than held in memory. */
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
@@ -24,6 +25,7 @@ export class UnexpectedAnswer extends Error {}
 
 export async function postMessage(url: URL, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<PostedAnswer> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`${url.href} is not an http(s) URL.`);
+  refuseForeignListener(url); // before the bearer token leaves
   const all = {
     ...headers,
     'content-type': 'application/json',

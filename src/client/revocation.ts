@@ -10,6 +10,7 @@ import { deleteTokens, tokensFor, type StoredClient, type TokenCache, type Token
 import { boundedFetch } from './bounded-fetch.js';
 import { networkErrorCode } from './errors.js';
 import { sameIssuer } from './provider.js';
+import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
 
 /** How long one revocation or metadata request may take. */
 const REVOCATION_TIMEOUT_MS = 15_000;
@@ -25,6 +26,12 @@ export async function revokeStoredTokens(data: TokenCacheData, issuer: string, r
   if (!tokens) return;
   const client = data.clients[issuer] as (StoredClient & { client_secret?: string }) | undefined;
   if (!client) throw new Error(`no client registration for ${issuer} is stored`);
+  try {
+    refuseForeignListener(issuer);
+  } catch (error) {
+    if (!(error instanceof ForeignListenerError)) throw error;
+    throw new Error(`port ${error.port} is held by a program of another user of this machine (uid ${error.uid}); nothing was sent to it`);
+  }
   const bounded = boundedFetch(fetchFn, REVOCATION_TIMEOUT_MS);
   const endpoint = await revocationEndpoint(data, issuer, resource, bounded);
   for (const { token, hint } of [

@@ -1,0 +1,156 @@
+// Another user of the machine holding delegate's ports. While no delegate
+// server runs, anyone may bind the fixed loopback ports the CLI uses; a
+// program of theirs that answers as delegate's servers do (their discovery
+// documents are public) was handed the cached access token on the agent's
+// port, and the refresh token on the authorization server's. The CLI now
+// looks up who owns the listening socket before it sends anything there
+// (src/http/listener-owner.ts). The squatter runs as `nobody`, so these tests
+// need root (as CI runs them); elsewhere they are skipped.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { freePort } from '../support/ports.js';
+import { killLeftovers, runCli } from './run.js';
+
+const NOBODY = 65534;
+const asRoot = process.getuid?.() === 0;
+
+/**
+ * A server run by `nobody` that answers like delegate's: the AS's metadata
+ * (issuer and endpoints on its own port), the agent's protected resource
+ * metadata, and every other request with a JSON 200. It prints one JSON line
+ * per request it receives: method, path, authorization header and body.
+ */
+const SQUATTER = `
+const http = require('node:http');
+const [port, issuer, resource] = process.argv.slice(1);
+http.createServer((req, res) => {
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    console.log(JSON.stringify({ method: req.method, path: req.url, authorization: req.headers.authorization ?? null, body }));
+    const json = (v) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(v));
+    if (req.url.startsWith('/.well-known/oauth-authorization-server')) return json({ issuer, authorization_endpoint: issuer + '/authorize', token_endpoint: issuer + '/token', registration_endpoint: issuer + '/register', revocation_endpoint: issuer + '/revoke', response_types_supported: ['code'], code_challenge_methods_supported: ['S256'], authorization_response_iss_parameter_supported: true });
+    if (req.url.startsWith('/.well-known/oauth-protected-resource')) return json({ resource, authorization_servers: [issuer], resource_name: 'CalendarAgent' });
+    if (req.url === '/token') return json({ access_token: 'squatter.token.x', token_type: 'Bearer', expires_in: 600, refresh_token: 'dlg_rt_squatter' });
+    json({ jsonrpc: '2.0', id: 0, result: {} });
+  });
+}).listen(Number(port), '127.0.0.1', () => console.log('listening'));
+`;
+
+interface Squatter {
+  child: ChildProcess;
+  requests(): Array<{ method: string; path: string; authorization: string | null; body: string }>;
+}
+
+async function squat(port: number, issuer: string, resource: string): Promise<Squatter> {
+  const child = spawn(process.execPath, ['-e', SQUATTER, String(port), issuer, resource], { uid: NOBODY, gid: NOBODY, cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] });
+  squatters.push(child);
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const deadline = Date.now() + 10_000;
+  while (!out.includes('listening')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the squatter did not start');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return {
+    child,
+    requests: () =>
+      out
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { method: string; path: string; authorization: string | null; body: string }),
+  };
+}
+
+let dir: string;
+const squatters: ChildProcess[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'delegate-e2e-squat-'));
+});
+
+afterEach(async () => {
+  killLeftovers();
+  for (const child of squatters.splice(0)) child.kill('SIGKILL');
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A signed-in token cache for the servers on these ports: an access token that is still good, or one that has expired (the next use refreshes). */
+async function signedIn(home: string, auth: number, agent: number, access: 'good' | 'expired'): Promise<void> {
+  const issuer = `http://127.0.0.1:${auth}`;
+  const resource = `http://127.0.0.1:${agent}/mcp`;
+  const now = Date.now();
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  const cache = {
+    version: 1,
+    discovery: { [resource]: { authorizationServerUrl: issuer, resourceMetadata: { resource, resource_name: 'CalendarAgent' } } },
+    clients: { [issuer]: { client_id: 'cli_abc', issuer } },
+    tokens: {
+      [issuer]: {
+        [resource]: {
+          access_token: 'eyJhbGciOiJFUzI1NiJ9.the-users-access-token.sig',
+          token_type: 'Bearer',
+          refresh_token: 'dlg_rt_the-users-refresh-token',
+          expires_at: access === 'good' ? now + 500_000 : now - 60_000,
+          refresh_expires_at: now + 86_400_000,
+          issuer,
+          resource,
+          obtained_at: now - 100_000,
+        },
+      },
+    },
+  };
+  await writeFile(join(home, 'tokens.json'), JSON.stringify(cache), { mode: 0o600 });
+}
+
+const SECRETS = ['the-users-access-token', 'the-users-refresh-token'];
+
+describe.skipIf(!asRoot)("another user's program on delegate's ports", () => {
+  it('gets no access token when it holds the agent’s port', { timeout: 30_000 }, async () => {
+    const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
+    const squatter = await squat(agent, `http://127.0.0.1:${auth}`, `http://127.0.0.1:${agent}/mcp`);
+    const home = join(dir, 'home');
+    await signedIn(home, auth, agent, 'good');
+    const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
+    for (const args of [['find-slot', '--duration', '30m', '--json', '--no-browser'], ['busy', '--json', '--no-browser']]) {
+      const run = await runCli([...args, ...ports], home);
+      expect(run.code, `${args[0]}: ${run.stderr}`).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr.trim()).toBe(
+        `delegate: Port ${agent} on 127.0.0.1 is held by a program of another user of this machine (uid ${NOBODY}), not by delegate's servers; nothing was sent to it. ` +
+          'Stop that program, or choose other ports with --auth-port, --calendar-port and --agent-port.',
+      );
+    }
+    // Not a request, not a probe: nothing reached it.
+    expect(squatter.requests()).toEqual([]);
+  });
+
+  it('gets no refresh token when it holds the authorization server’s port', { timeout: 30_000 }, async () => {
+    const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
+    const squatter = await squat(auth, `http://127.0.0.1:${auth}`, `http://127.0.0.1:${agent}/mcp`);
+    const home = join(dir, 'home');
+    await signedIn(home, auth, agent, 'expired');
+    const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
+    for (const args of [['find-slot', '--duration', '30m', '--json', '--no-browser'], ['token'], ['logout'], ['login', '--no-browser']]) {
+      const run = await runCli([...args, ...ports], home);
+      expect(run.code, `${args[0]}: ${run.stderr}`).toBe(1);
+      expect(run.stderr, args[0]).toMatch(new RegExp(`[Pp]ort ${auth}( on 127\\.0\\.0\\.1)? is held by a program of another user of this machine \\(uid ${NOBODY}\\)`));
+      for (const secret of SECRETS) expect(run.stdout + run.stderr).not.toContain(secret);
+    }
+    const seen = JSON.stringify(squatter.requests());
+    for (const secret of SECRETS) expect(seen).not.toContain(secret);
+    expect(squatter.requests()).toEqual([]);
+  });
+
+  it('is told apart from the user’s own servers on the same ports (control)', { timeout: 60_000 }, async () => {
+    // The same cache, the same ports, no squatter: the command starts its own servers and gets as far as asking for a sign-in.
+    const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
+    const home = join(dir, 'home');
+    await signedIn(home, auth, agent, 'good');
+    const run = await runCli(['find-slot', '--duration', '30m', '--json', '--no-browser', '--login-timeout', '1s', '--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)], home);
+    expect(run.stderr).not.toContain('another user');
+  });
+});

@@ -1,0 +1,60 @@
+// The owner of the socket a request would reach (src/http/listener-owner.ts),
+// read from /proc/net/tcp and tcp6 as Linux writes them (addresses as 32-bit
+// words in the machine's byte order; these tables are a little-endian
+// machine's). test/e2e/port-squatting.test.ts runs the attack itself.
+import { endianness } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { ForeignListenerError, foreignOwner, refuseForeignListener, type SocketTables } from '../../src/http/listener-owner.js';
+
+const HEAD = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
+const v4 = (local: string, state: string, uid: number) => `   0: ${local} 00000000:0000 ${state} 00000000:00000000 00:00000000 00000000  ${uid}        0 1079 1 0000000089867dc6 100 0 0 10 0`;
+const v6 = (local: string, state: string, uid: number) => `   0: ${local} 00000000000000000000000000000000:0000 ${state} 00000000:00000000 00:00000000 00000000  ${uid}        0 2079 1 0000000089867dc6 100 0 0 10 0`;
+const tables = (tcp: string[], tcp6: string[] = []): SocketTables => ({ tcp: [HEAD, ...tcp].join('\n'), tcp6: [HEAD, ...tcp6].join('\n') });
+
+const ME = 1000;
+const OTHER = 1001;
+// Port 8781 is 0x224D.
+const LOOPBACK_8781 = '0100007F:224D';
+
+describe.skipIf(endianness() !== 'LE')('the owner of the listening socket', () => {
+  it('names another user’s listener on the address and port', () => {
+    expect(foreignOwner(tables([v4(LOOPBACK_8781, '0A', OTHER)]), '127.0.0.1', 8781, ME)).toBe(OTHER);
+  });
+
+  it('passes the user’s own listener, and root’s', () => {
+    expect(foreignOwner(tables([v4(LOOPBACK_8781, '0A', ME)]), '127.0.0.1', 8781, ME)).toBeUndefined();
+    expect(foreignOwner(tables([v4(LOOPBACK_8781, '0A', 0)]), '127.0.0.1', 8781, ME)).toBeUndefined();
+  });
+
+  it('looks only at listening sockets on that port', () => {
+    expect(foreignOwner(tables([v4(LOOPBACK_8781, '01', OTHER)]), '127.0.0.1', 8781, ME)).toBeUndefined(); // an established connection
+    expect(foreignOwner(tables([v4('0100007F:224E', '0A', OTHER)]), '127.0.0.1', 8781, ME)).toBeUndefined();
+    expect(foreignOwner(tables([v4('0500000A:224D', '0A', OTHER)]), '127.0.0.1', 8781, ME)).toBeUndefined(); // 10.0.0.5
+  });
+
+  it('counts the wildcards and the IPv4-mapped address, which take loopback connections too', () => {
+    expect(foreignOwner(tables([v4('00000000:224D', '0A', OTHER)]), '127.0.0.1', 8781, ME)).toBe(OTHER);
+    expect(foreignOwner(tables([], [v6('00000000000000000000000000000000:224D', '0A', OTHER)]), '127.0.0.1', 8781, ME)).toBe(OTHER);
+    expect(foreignOwner(tables([], [v6('0000000000000000FFFF00000100007F:224D', '0A', OTHER)]), '127.0.0.1', 8781, ME)).toBe(OTHER);
+  });
+
+  it('reads IPv6 targets and localhost (both loopbacks)', () => {
+    const sixLoopback = tables([], [v6('00000000000000000000000001000000:224D', '0A', OTHER)]);
+    expect(foreignOwner(sixLoopback, '[::1]', 8781, ME)).toBe(OTHER);
+    expect(foreignOwner(sixLoopback, 'localhost', 8781, ME)).toBe(OTHER);
+    expect(foreignOwner(tables([v4(LOOPBACK_8781, '0A', OTHER)]), 'localhost', 8781, ME)).toBe(OTHER);
+    expect(foreignOwner(sixLoopback, '127.0.0.1', 8781, ME)).toBeUndefined(); // ::1 does not take IPv4
+  });
+
+  it('does not guess at other host names', () => {
+    expect(foreignOwner(tables([v4('00000000:224D', '0A', OTHER)]), 'calendar.example', 8781, ME)).toBeUndefined();
+  });
+
+  it('refuses a plain-http URL held by another user, and leaves https to TLS', () => {
+    const held = tables([v4(LOOPBACK_8781, '0A', OTHER)]);
+    expect(() => refuseForeignListener('http://127.0.0.1:8781/mcp', { tables: held, uid: ME })).toThrow(ForeignListenerError);
+    expect(() => refuseForeignListener('http://127.0.0.1:8781/mcp', { tables: held, uid: ME })).toThrow(`Port 8781 on 127.0.0.1 is held by a program of another user of this machine (uid ${OTHER})`);
+    expect(() => refuseForeignListener('https://127.0.0.1:8781/mcp', { tables: held, uid: ME })).not.toThrow();
+    expect(() => refuseForeignListener('http://127.0.0.1:8781/mcp', { tables: held, uid: OTHER })).not.toThrow();
+  });
+});
