@@ -1,8 +1,9 @@
 // GET /login/owner: the local owner's passwordless sign-in. The CLI, running
 // as the OS user that owns the data directory, signs a short-lived assertion
 // with the private key in owner-key.json (0600 in a 0700 directory); nobody
-// else on the machine can read that key. Each assertion works once, and the
-// session it starts is good only for the request it was signed for.
+// else on the machine can read that key. Each assertion works once, is signed
+// for the one `next` it continues to, and the session it starts is good only
+// for that request.
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
@@ -11,7 +12,7 @@ import type { AuthContext } from './context.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams } from './params.js';
 import { startSession } from './session.js';
-import { hashSecret } from './crypto.js';
+import { constantTimeEqual, hashSecret } from './crypto.js';
 import { isReturnPath } from './login.js';
 import { audit } from './audit.js';
 
@@ -19,6 +20,8 @@ export const OWNER_ASSERTION_ISSUER = 'delegate-cli';
 export const OWNER_ASSERTION_SUBJECT = 'owner';
 /** Longest life of a login assertion, in seconds. */
 export const OWNER_ASSERTION_MAX_LIFETIME_SEC = 120;
+/** SHA-256 (base64url) of the `next` the link continues to, as the CLI signs it (src/client/owner-login.ts). */
+export const OWNER_ASSERTION_NEXT_CLAIM = 'next_sha256';
 
 export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void {
   app.get('/login/owner', async (req, reply) => {
@@ -50,6 +53,9 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
       jti = String(payload.jti);
       exp = payload.exp!;
       if (exp - payload.iat! > OWNER_ASSERTION_MAX_LIFETIME_SEC || jti.length < 22) throw new Error('assertion too weak');
+      // Signed for this `next` only: the link passes on command lines, where another user may read it and send it elsewhere.
+      const signedFor = payload[OWNER_ASSERTION_NEXT_CLAIM];
+      if (typeof signedFor !== 'string' || !constantTimeEqual(signedFor, hashSecret(next))) throw new Error('assertion for another page');
     } catch {
       req.log.info('owner sign-in refused: invalid assertion');
       return sendErrorPage(reply, 403, 'This sign-in link is not valid', 'It has expired or was not made on this computer. Run delegate login again.');

@@ -4,7 +4,7 @@
 // owner-key.json (ES256, 0600 in the 0700 data directory), and sends the
 // browser to <issuer>/login/owner, which signs the owner in and continues to
 // the authorization request.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { SIGNING_ALG, isLoopbackHostname } from '../delegation/index.js';
@@ -67,16 +67,33 @@ export interface OwnerAssertionInput {
   issuer: string;
   now: () => number;
   lifetimeSec?: number;
+  /** The path and query the link continues to (ownerLoginNext): the assertion is good for that page only. */
+  next: string;
 }
 
-/** The signed login assertion: iss "delegate-cli", sub "owner", aud issuer, jti of 256 random bits, exp ≤ 120 s. */
+/** The claim that ties an assertion to the one page its link continues to: SHA-256 of `next`, base64url. */
+export const OWNER_ASSERTION_NEXT_CLAIM = 'next_sha256';
+
+export function nextDigest(next: string): string {
+  return createHash('sha256').update(next, 'utf8').digest('base64url');
+}
+
+/** What follows the owner's sign-in: the authorization (or device) URL's path and query, relative so the server can insist it stays on itself. */
+export function ownerLoginNext(authorizationUrl: URL): string {
+  return `${authorizationUrl.pathname}${authorizationUrl.search}`;
+}
+
+/**
+ * The signed login assertion: iss "delegate-cli", sub "owner", aud issuer, jti of 256 random bits, exp ≤ 120 s,
+ * and the digest of the page it continues to: whoever reads the link off a command line cannot point it elsewhere.
+ */
 export async function signOwnerAssertion(input: OwnerAssertionInput): Promise<string> {
   const lifetime = Math.min(input.lifetimeSec ?? OWNER_ASSERTION_LIFETIME_SEC, OWNER_ASSERTION_LIFETIME_SEC);
   const iat = Math.floor(input.now() / 1000);
   const key = await importJWK(input.key, SIGNING_ALG);
   const header: { alg: string; typ: string; kid?: string } = { alg: SIGNING_ALG, typ: 'JWT' };
   if (input.key.kid) header.kid = input.key.kid;
-  return new SignJWT({})
+  return new SignJWT({ [OWNER_ASSERTION_NEXT_CLAIM]: nextDigest(input.next) })
     .setProtectedHeader(header)
     .setIssuer(OWNER_ASSERTION_ISSUER)
     .setSubject(OWNER_ASSERTION_SUBJECT)
@@ -94,7 +111,7 @@ export async function signOwnerAssertion(input: OwnerAssertionInput): Promise<st
 export function ownerLoginUrl(issuer: string, assertion: string, authorizationUrl: URL): string {
   const link = new URL(`${issuer.replace(/\/+$/, '')}${OWNER_LOGIN_PATH}`);
   link.searchParams.set('assertion', assertion);
-  link.searchParams.set('next', `${authorizationUrl.pathname}${authorizationUrl.search}`);
+  link.searchParams.set('next', ownerLoginNext(authorizationUrl));
   return link.href;
 }
 
@@ -125,6 +142,6 @@ export interface LoginLinkInput {
 export async function loginLinkFor(input: LoginLinkInput): Promise<string> {
   if (!ownerLoginApplies(input.issuer, input.authorizationUrl)) return input.authorizationUrl.href;
   const key = await loadOrCreateOwnerKey(input.ownerKeyPath);
-  const assertion = await signOwnerAssertion({ key, issuer: input.issuer, now: input.now });
+  const assertion = await signOwnerAssertion({ key, issuer: input.issuer, now: input.now, next: ownerLoginNext(input.authorizationUrl) });
   return ownerLoginUrl(input.issuer, assertion, input.authorizationUrl);
 }

@@ -13,7 +13,7 @@ import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot, processEnv } from '../config.js';
 import { freePort } from '../free-port.js';
-import { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } from '../client/owner-login.js';
+import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../client/owner-login.js';
 
 export const CONFORMANCE_PACKAGE = '@modelcontextprotocol/conformance@0.2.0-alpha.12';
 /** The client ID metadata document URL the suite's CIMD scenario expects a client to hold. */
@@ -230,7 +230,7 @@ function describe(error: unknown): string {
 async function approveAsOwner(home: string, issuer: string, authorizationUrl: URL, stop: AbortSignal): Promise<void> {
   const signal = AbortSignal.any([stop, AbortSignal.timeout(30_000)]);
   const key = await loadOrCreateOwnerKey(join(home, 'owner-key.json'));
-  const link = ownerLoginUrl(issuer, await signOwnerAssertion({ key, issuer, now: Date.now }), authorizationUrl);
+  const link = ownerLoginUrl(issuer, await signOwnerAssertion({ key, issuer, now: Date.now, next: ownerLoginNext(authorizationUrl) }), authorizationUrl);
   let cookie = '';
   let url = link;
   let page = '';

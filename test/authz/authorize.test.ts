@@ -24,7 +24,7 @@ async function open(p: Partial<AuthorizeParams>) {
   const browser = new Browser();
   const fresh = p.clientId === undefined ? await registerPublicClient(authz.issuer) : undefined;
   const href = authorizeUrl(authz.issuer, { clientId: fresh ?? clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's1', challenge, ...p });
-  const res = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+  const res = await signInAndOpenConsent(browser, authz.issuer, authz.ownerJwk, href);
   return { ...res, browser };
 }
 
@@ -78,7 +78,7 @@ describe('parameters given more than once, and a missing response_type', () => {
     return url.href;
   };
   const errorOf = async (href: string) => {
-    const res = await signInAndOpenConsent(new Browser(), authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+    const res = await signInAndOpenConsent(new Browser(), authz.issuer, authz.ownerJwk, href);
     return res.location === null ? { status: res.status, error: null, description: null } : { status: res.status, error: callbackParams(res.location).get('error'), description: callbackParams(res.location).get('error_description'), state: callbackParams(res.location).get('state') };
   };
 
@@ -180,7 +180,7 @@ describe('the consent page', () => {
   it('refuses framing and allows no script', async () => {
     const browser = new Browser();
     const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's1', challenge });
-    await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+    await signInAndOpenConsent(browser, authz.issuer, authz.ownerJwk, href);
     const page = await browser.get(href);
     expect(page.headers.get('x-frame-options')).toBe('DENY');
     const csp = page.headers.get('content-security-policy')!;
@@ -272,7 +272,7 @@ describe('the owner sign-in link', () => {
   const href = () => authorizeUrl(authz.issuer, { clientId: linkClient, redirectUri: REDIRECT, resource: authz.agentUrl, challenge });
 
   it('works once', async () => {
-    const assertion = await ownerAssertion(authz.ownerJwk, authz.issuer);
+    const assertion = await ownerAssertion(authz.ownerJwk, authz.issuer, { next: href().slice(authz.issuer.length) });
     expect((await signInAndOpenConsent(new Browser(), authz.issuer, assertion, href())).status).toBe(200);
     const second = new Browser();
     const res = await signInAndOpenConsent(second, authz.issuer, assertion, href());
@@ -280,14 +280,18 @@ describe('the owner sign-in link', () => {
     expect(second.hasCookies()).toBe(false);
   });
 
-  it('refuses an assertion signed by another key, for another server, or living too long', async () => {
+  it('refuses an assertion signed by another key, for another server, for another page, or living too long', async () => {
     const { es256Key } = await import('../support/authz.js');
     const stranger = (await es256Key()).privateJwk;
+    // Each is signed for this very link but for the one thing wrong with it.
+    const next = href().slice(authz.issuer.length);
     for (const assertion of [
-      await ownerAssertion(stranger, authz.issuer),
-      await ownerAssertion(authz.ownerJwk, authz.issuer, { aud: 'http://127.0.0.1:1' }),
-      await ownerAssertion(authz.ownerJwk, authz.issuer, { expSec: 3600 }),
-      await ownerAssertion(authz.ownerJwk, authz.issuer, { jti: 'short' }),
+      await ownerAssertion(stranger, authz.issuer, { next }),
+      await ownerAssertion(authz.ownerJwk, authz.issuer, { next, aud: 'http://127.0.0.1:1' }),
+      await ownerAssertion(authz.ownerJwk, authz.issuer, { next, expSec: 3600 }),
+      await ownerAssertion(authz.ownerJwk, authz.issuer, { next, jti: 'short' }),
+      await ownerAssertion(authz.ownerJwk, authz.issuer, { next: `${next}&state=other` }),
+      await ownerAssertion(authz.ownerJwk, authz.issuer),
     ]) {
       const browser = new Browser();
       const res = await signInAndOpenConsent(browser, authz.issuer, assertion, href());
@@ -299,7 +303,7 @@ describe('the owner sign-in link', () => {
   it('goes nowhere but this server’s authorization endpoint', async () => {
     // A raw control or non-ASCII character could not even be put in a Location header (it was a 500).
     for (const next of ['https://evil.example/', '//evil.example/authorize?x', '/grants', '/authorize\\@evil', '/authorize?\u0000', '/authorize?x\u0001y', '/authorize?\u007f', '/authorize?é', '/device?\t']) {
-      const assertion = await ownerAssertion(authz.ownerJwk, authz.issuer);
+      const assertion = await ownerAssertion(authz.ownerJwk, authz.issuer, { next });
       const res = await new Browser().get(`${authz.issuer}/login/owner?assertion=${assertion}&next=${encodeURIComponent(next)}`);
       expect(res.status).toBe(400);
       expect(res.location).toBeNull();
@@ -311,7 +315,7 @@ describe('consent is asked again only when a request widens the grant', () => {
   async function approveOnce(client: string, scope = 'slots:find') {
     const browser = new Browser();
     const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'a', challenge, scope });
-    const page = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+    const page = await signInAndOpenConsent(browser, authz.issuer, authz.ownerJwk, href);
     expect(page.status).toBe(200);
     const res = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
     expect(res.status).toBe(303);
@@ -322,7 +326,7 @@ describe('consent is asked again only when a request widens the grant', () => {
     const client = await registerPublicClient(authz.issuer);
     await approveOnce(client);
     const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'again', challenge });
-    const res = await signInAndOpenConsent(new Browser(), authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+    const res = await signInAndOpenConsent(new Browser(), authz.issuer, authz.ownerJwk, href);
     expect(res.location).not.toBeNull();
     const params = callbackParams(res.location!);
     expect(params.get('code')).toBeTruthy();
@@ -357,7 +361,7 @@ describe('consent is asked again only when a request widens the grant', () => {
     await authz.store.upsertResource({ ...(await authz.store.resourceByUrl(authz.agentUrl))!, scopes: ['slots:find', 'busy:read'] });
     await approveOnce(client);
     const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'more', challenge, scope: 'slots:find busy:read' });
-    const page = await signInAndOpenConsent(new Browser(), authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+    const page = await signInAndOpenConsent(new Browser(), authz.issuer, authz.ownerJwk, href);
     expect(page.status).toBe(200);
     expect(page.html).toContain('It asks to also be able to');
     expect(page.html).toMatch(/You already allowed it to<\/h2><ul><li>Find free time in your calendar/);
@@ -370,7 +374,7 @@ describe('the limits the user sets on the consent page', () => {
     const { verifier, challenge: ch } = pkcePair();
     const browser = new Browser();
     const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'n', challenge: ch });
-    const page = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+    const page = await signInAndOpenConsent(browser, authz.issuer, authz.ownerJwk, href);
     const form = parseConsentForm(page.html);
     expect(form.calendars).toEqual(['demo']);
     const res = await browser.post(`${authz.issuer}/consent`, { ...form, lookahead_days: '7', expires_days: '1', max_depth: '1', decision: 'approve' });
@@ -398,7 +402,7 @@ describe('the limits the user sets on the consent page', () => {
       const client = await registerPublicClient(authz.issuer);
       const browser = new Browser();
       const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, challenge });
-      const page = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+      const page = await signInAndOpenConsent(browser, authz.issuer, authz.ownerJwk, href);
       const res = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), ...patch, decision: 'approve' });
       expect(res.status, JSON.stringify(patch)).toBe(400);
       expect(res.location).toBeNull();

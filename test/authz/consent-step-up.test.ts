@@ -20,7 +20,7 @@ afterAll(async () => authz.close());
 async function consentPage(clientId: string, scope: string) {
   const browser = new Browser();
   const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's', challenge, scope });
-  const page = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), href);
+  const page = await signInAndOpenConsent(browser, authz.issuer, authz.ownerJwk, href);
   expect(page.status, page.html.slice(0, 300)).toBe(200);
   return { browser, page };
 }

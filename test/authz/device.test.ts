@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
-import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { ownerAssertion, ownerLink, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, hiddenField, parseConsentForm, postForm, postJson, registerDeviceClient as registerDevice } from '../support/oauth-flow.js';
 import { expectStrictPage, stateChangedBy } from '../security/stack.js';
 import { decodeJwt, exchange } from './helpers.js';
@@ -43,7 +43,7 @@ function poll(clientId: string, deviceCode: string) {
 async function decide(verificationUriComplete: string, decision: 'approve' | 'deny' | 'cancel'): Promise<{ page: string; confirmPage: string }> {
   const browser = new Browser();
   const next = verificationUriComplete.slice(authz.issuer.length);
-  const confirm = await browser.follow(`${authz.issuer}/login/owner?assertion=${await ownerAssertion(authz.ownerJwk, authz.issuer)}&next=${encodeURIComponent(next)}`);
+  const confirm = await browser.follow(await ownerLink(authz, next));
   expect(confirm.status).toBe(200);
   const code = new URL(verificationUriComplete).searchParams.get('user_code')!;
   const confirmed = await browser.post(`${authz.issuer}/device`, { user_code: code, csrf: hiddenField(confirm.html, 'csrf'), decision: decision === 'cancel' ? 'cancel' : 'continue' });
@@ -268,7 +268,7 @@ describe('device authorization grant', () => {
     const device = await startDevice(clientId);
     const browser = new Browser();
     const next = device.verification_uri_complete.slice(authz.issuer.length);
-    const confirm = await browser.follow(`${authz.issuer}/login/owner?assertion=${await ownerAssertion(authz.ownerJwk, authz.issuer)}&next=${encodeURIComponent(next)}`);
+    const confirm = await browser.follow(await ownerLink(authz, next));
     expect(confirm.status).toBe(200);
     for (const csrf of [undefined, 'forged', hiddenField(confirm.html, 'csrf').slice(1)]) {
       for (const decision of ['cancel', 'continue']) {

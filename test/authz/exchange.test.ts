@@ -20,7 +20,7 @@ async function tokensWithDepth(maxDepth: 1 | 2): Promise<UserTokens> {
   const clientId = await registerPublicClient(authz.issuer, [REDIRECT]);
   const { verifier, challenge } = pkcePair();
   const browser = new Browser();
-  const page = await signInAndOpenConsent(browser, authz.issuer, await ownerAssertion(authz.ownerJwk, authz.issuer), authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge }));
+  const page = await signInAndOpenConsent(browser, authz.issuer, authz.ownerJwk, authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge }));
   expect(page.status).toBe(200);
   const decision = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), max_depth: String(maxDepth), decision: 'approve' });
   const res = await redeem(authz, { clientId, code: callbackParams(decision.location!).get('code')!, verifier });

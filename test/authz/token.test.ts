@@ -286,7 +286,7 @@ describe('refresh_token grant', () => {
     const covered = await signInAndOpenConsent(
       new Browser(),
       authz.issuer,
-      await ownerAssertion(authz.ownerJwk, authz.issuer),
+      authz.ownerJwk,
       authorizeUrl(authz.issuer, { clientId: wide.clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge }),
     );
     const code = callbackParams(covered.location ?? 'http://invalid/').get('code');

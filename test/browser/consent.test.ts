@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { ownerAssertion, ownerLink, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { authorizeUrl, pkcePair, registerPublicClient } from '../support/oauth-flow.js';
 import { launchChromium } from './chromium.js';
 
@@ -45,7 +45,7 @@ async function openConsent(state: string) {
     state,
     challenge: pkcePair().challenge,
   });
-  const link = `${authz.issuer}/login/owner?assertion=${await ownerAssertion(authz.ownerJwk, authz.issuer)}&next=${encodeURIComponent(href.slice(authz.issuer.length))}`;
+  const link = await ownerLink(authz, href.slice(authz.issuer.length));
   const page = await browser.newPage();
   await page.goto(link);
   return page;

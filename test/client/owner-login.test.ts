@@ -3,6 +3,7 @@
 import { mkdtemp, readFile, rm, stat, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, signOwnerAssertion } from '../../src/client/owner-login.js';
@@ -47,10 +48,11 @@ describe('owner key', () => {
 });
 
 describe('owner assertion', () => {
-  it('carries iss delegate-cli, sub owner, aud the issuer, a 256-bit jti, and lives at most 120 s', async () => {
+  it('carries iss delegate-cli, sub owner, aud the issuer, a 256-bit jti, the digest of its next, and lives at most 120 s', async () => {
     const key = await loadOrCreateOwnerKey(keyPath);
     const fixed = 1_800_000_000_000;
-    const jwt = await signOwnerAssertion({ key, issuer: ISSUER, now: () => fixed, lifetimeSec: 600 });
+    const next = '/authorize?client_id=c&state=s';
+    const jwt = await signOwnerAssertion({ key, issuer: ISSUER, now: () => fixed, lifetimeSec: 600, next });
     expect(decodeProtectedHeader(jwt)).toMatchObject({ alg: 'ES256', kid: key.kid });
     const { payload } = await jwtVerify(jwt, await importJWK(publicHalf(key), 'ES256'), {
       issuer: 'delegate-cli',
@@ -61,7 +63,8 @@ describe('owner assertion', () => {
     expect(payload.iat).toBe(fixed / 1000);
     expect(payload.exp! - payload.iat!).toBe(120);
     expect(Buffer.from(payload.jti!, 'base64url').length).toBeGreaterThanOrEqual(16);
-    const other = await signOwnerAssertion({ key, issuer: ISSUER, now: () => fixed });
+    expect(payload.next_sha256).toBe(createHash('sha256').update(next).digest('base64url'));
+    const other = await signOwnerAssertion({ key, issuer: ISSUER, now: () => fixed, next });
     expect(decodeJti(other)).not.toBe(payload.jti);
   });
 });

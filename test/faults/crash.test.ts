@@ -104,11 +104,12 @@ class Owner {
   private async signIn(href: string) {
     const { loadOrCreateOwnerKey, signOwnerAssertion } = (await import(builtModule('client/owner-login.js'))) as {
       loadOrCreateOwnerKey(path: string): Promise<JWK>;
-      signOwnerAssertion(input: { key: JWK; issuer: string; now: () => number }): Promise<string>;
+      signOwnerAssertion(input: { key: JWK; issuer: string; now: () => number; next: string }): Promise<string>;
     };
     const key = await loadOrCreateOwnerKey(join(home, 'owner-key.json'));
-    const assertion = await signOwnerAssertion({ key, issuer, now: Date.now });
-    const link = `${issuer}/login/owner?assertion=${encodeURIComponent(assertion)}&next=${encodeURIComponent(href.slice(issuer.length))}`;
+    const next = href.slice(issuer.length);
+    const assertion = await signOwnerAssertion({ key, issuer, now: Date.now, next });
+    const link = `${issuer}/login/owner?assertion=${encodeURIComponent(assertion)}&next=${encodeURIComponent(next)}`;
     return this.browser.follow(link);
   }
 }

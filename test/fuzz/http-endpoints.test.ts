@@ -231,7 +231,7 @@ interface Fixtures {
   /** A new pending device authorization (POST /device_authorization): its user code and the state of the authorization request made for it. */
   newDevice(): Promise<{ userCode: string; state: string }>;
   /** An owner login assertion signed now. */
-  newOwnerAssertion(): Promise<string>;
+  newOwnerAssertion(next: string): Promise<string>;
 }
 
 /** A session's cookie (name=id) with its CSRF token, as the server derives it from the session id (the pages that show it differ by session). */
@@ -245,7 +245,7 @@ async function buildFixtures(k: Known): Promise<Fixtures> {
   const store = stack.store;
   const cookieName = sessionCookieName(issuer);
   const ownerKey = await loadOrCreateOwnerKey(stack.paths.ownerKey);
-  const newOwnerAssertion = () => signOwnerAssertion({ key: ownerKey, issuer, now: Date.now });
+  const newOwnerAssertion = (next: string) => signOwnerAssertion({ key: ownerKey, issuer, now: Date.now, next });
   const template = await store.grantById(k.grantId);
   if (!template) throw new Error('the flow has no grant');
   const copyGrant = async (change: Partial<GrantRecord> = {}): Promise<string> => {
@@ -264,7 +264,7 @@ async function buildFixtures(k: Known): Promise<Fixtures> {
     return { ...sessionOf(`${cookieName}=${id}`), userId };
   };
   const ownerLinkSession = async (): Promise<Session> => {
-    const res = await fetch(`${issuer}/login/owner${toQuery([['assertion', await newOwnerAssertion()], ['next', '/device?user_code=x']])}`, { redirect: 'manual' });
+    const res = await fetch(`${issuer}/login/owner${toQuery([['assertion', await newOwnerAssertion('/device?user_code=x')], ['next', '/device?user_code=x']])}`, { redirect: 'manual' });
     const cookie = res.headers.getSetCookie().map((line) => line.split(';')[0]!).find((pair) => pair.startsWith(`${cookieName}=`));
     if (res.status !== 303 || !cookie) throw new Error(`the owner link gave no session (${res.status})`);
     return sessionOf(cookie);
@@ -304,6 +304,8 @@ async function buildFixtures(k: Known): Promise<Fixtures> {
   };
 }
 
+/** The page the fuzz run's spare owner assertions are signed for. */
+const OWNER_LINK_NEXT = '/device?user_code=BCDF-GHJK';
 /** Replaced, when the request is sent, by a client assertion the agent has just signed (each is good once: its jti is remembered). */
 const FRESH_AGENT_ASSERTION = 'FRESH-AGENT-ASSERTION';
 
@@ -394,23 +396,28 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
       // An assertion signed for this run: in half the runs with any of the nexts, safe or not; else the link as the CLI
       // makes it (a next on this server's authorization or device page) with paramsOf's mutations.
       request: (() => {
-        const nexts = ['/authorize?client_id=x', '/device?user_code=BCDF-GHJK', '/grants', '//evil.example', 'https://evil.example/', '/\\evil.example', '/authorize?\\x', ''];
+        const nexts = ['/authorize?client_id=x', OWNER_LINK_NEXT, '/grants', '//evil.example', 'https://evil.example/', '/\\evil.example', '/authorize?\\x', ''];
         return fc.oneof(
           { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...nexts), noise).map(([next, headers]) => ({ method: 'GET', path: `/login/owner${toQuery([['assertion', PH.ownerAssertion], ['next', next]])}`, headers })) },
           { weight: 1, arbitrary: get('/login/owner', { assertion: [PH.ownerAssertion, PH.wrongOwnerAssertion, ...k.ownerAssertions], next: nexts }, noise) },
         );
       })(),
       prepare: async (generated) => {
-        const assertion = await fx.newOwnerAssertion();
+        // Signed for the request's first next; each assertion is good only with the next it was signed for.
+        const signedNext = queryValues(generated.path, 'next')[0] ?? '';
+        const assertion = await fx.newOwnerAssertion(signedNext);
         const request = fill(generated, { ownerAssertion: assertion, wrongOwnerAssertion: altered(assertion) });
         const assertions = queryValues(request.path, 'assertion');
-        // k.ownerAssertions[0] signed the flow's sign-in: spent. The other three each work once.
-        const unspent = [assertion, ...k.ownerAssertions.slice(1)];
-        const mustRefuse = !assertions.some((a) => unspent.includes(a))
+        const nexts = queryValues(request.path, 'next');
+        // k.ownerAssertions[0] signed the flow's sign-in: spent. The other three each work once, for OWNER_LINK_NEXT.
+        const unspent = new Map<string, string>([[assertion, signedNext], ...k.ownerAssertions.slice(1).map((a) => [a, OWNER_LINK_NEXT] as [string, string])]);
+        const mustRefuse = !assertions.some((a) => unspent.has(a))
           ? 'its assertion is spent, altered or not one'
-          : !queryValues(request.path, 'next').some(ownerLoginNext)
+          : !nexts.some(ownerLoginNext)
             ? "its next is not this server's authorization or device page"
-            : undefined;
+            : !assertions.some((a) => nexts.includes(unspent.get(a) ?? '\u0000'))
+              ? 'its assertion was signed for another next'
+              : undefined;
         return { request, signed: assertions.includes(assertion), ...(mustRefuse ? { mustRefuse } : {}) };
       },
     },
@@ -919,7 +926,7 @@ describe('fuzzing every HTTP endpoint', () => {
     const calendarToken = (await exchanger.exchange(flow.accessToken, { resource: stack.urls.calendarUrl, scope: 'freebusy:read' })).accessToken;
     const grantId = String((JSON.parse(Buffer.from(flow.accessToken.split('.')[1]!, 'base64url').toString()) as { grant_id: string }).grant_id);
     const ownerKey = await loadOrCreateOwnerKey(stack.paths.ownerKey);
-    const ownerAssertions = [flow.assertion, ...(await Promise.all([1, 2, 3].map(() => signOwnerAssertion({ key: ownerKey, issuer: stack.urls.issuer, now: Date.now }))))];
+    const ownerAssertions = [flow.assertion, ...(await Promise.all([1, 2, 3].map(() => signOwnerAssertion({ key: ownerKey, issuer: stack.urls.issuer, now: Date.now, next: OWNER_LINK_NEXT }))))];
     known = { stack, flow, spare, spareRefresh, spareExchange, consent, calendarToken, agentAssertions: await agentAssertions(stack, 3), ownerAssertions, grantId, login: await loginForm(stack), device: await pendingDevice(stack) };
     all = targets(known, await buildFixtures(known));
     reader = stateReader(stack.paths.db);

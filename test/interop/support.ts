@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
+import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
 import { killLeftovers, startServer, type Running } from '../e2e/run.js';
@@ -46,7 +46,7 @@ export async function startServers(): Promise<Servers> {
  */
 export async function approveAuthorization(servers: Servers, authorizationUrl: URL): Promise<URL> {
   const key = await loadOrCreateOwnerKey(join(servers.home, 'owner-key.json'));
-  const assertion = await signOwnerAssertion({ key, issuer: servers.issuer, now: Date.now });
+  const assertion = await signOwnerAssertion({ key, issuer: servers.issuer, now: Date.now, next: ownerLoginNext(authorizationUrl) });
   const browser = new Browser();
   const consent = await browser.follow(ownerLoginUrl(servers.issuer, assertion, authorizationUrl));
   if (consent.status !== 200) throw new Error(`expected the consent page, got ${consent.status}: ${consent.html.slice(0, 300)}`);

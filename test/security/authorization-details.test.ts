@@ -10,7 +10,7 @@
 // requests), it is ignored, and nothing of it reaches a token.
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ownerAssertion, registerTestAgent, type TestAuthz } from '../support/authz.js';
+import { ownerAssertion, ownerLink, registerTestAgent, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, DEVICE_CODE_GRANT, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, exchangeAsAgent, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 import { openAsOwner, ownerApproves, redeemCode } from '../support/owner-flow.js';
@@ -93,7 +93,7 @@ describe('at the authorization endpoint (RFC 9396 §2, §5)', () => {
     // on the old code, the refused requests would have reached the consent page.
     clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
     browser = new Browser();
-    const page = await signInAndOpenConsent(browser, stack.issuer, await ownerAssertion(stack.ownerJwk, stack.issuer), request([]));
+    const page = await signInAndOpenConsent(browser, stack.issuer, stack.ownerJwk, request([]));
     expect(page.status).toBe(200);
   });
 
@@ -156,7 +156,7 @@ describe('where details are not an entry point, they are ignored and reach no to
     expect(device.status, JSON.stringify(device.body)).toBe(200);
     const complete = String(device.body.verification_uri_complete);
     const browser = new Browser();
-    const confirm = await browser.follow(`${stack.issuer}/login/owner?assertion=${await ownerAssertion(stack.ownerJwk, stack.issuer)}&next=${encodeURIComponent(complete.slice(stack.issuer.length))}`);
+    const confirm = await browser.follow(await ownerLink(stack, complete.slice(stack.issuer.length)));
     const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
     const decided = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
     await browser.get(new URL(decided.location!, stack.issuer).href);

@@ -8,7 +8,7 @@
 // refusal must carry the RFC error code on the wire and change nothing in the
 // database (a refused exchange spends the agent's own assertion jti, which
 // lives in `used_once`: RFC 7523 §3 one-time use, and nothing an attacker gains).
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -102,6 +102,10 @@ async function sign(payload: JWTPayload, header: Record<string, unknown>, jwk: J
  * A copy of `base` with `changes` applied (undefined removes a claim). The jti
  * stays: the AS knows its tokens by jti, so a forgery keeps a real one.
  */
+function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('base64url');
+}
+
 function claims(base: JWTPayload, changes: Record<string, unknown> = {}): JWTPayload {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(changes)) {
@@ -298,8 +302,10 @@ describe('the private_key_jwt client assertion (the agent authenticating at /tok
 });
 
 describe('the owner’s sign-in assertion (/login/owner)', () => {
-  const next = () => `/authorize?client_id=x&nonce=${crypto.randomUUID()}`;
-  const base = (): JWTPayload => ({ iss: 'delegate-cli', sub: 'owner', aud: stack.issuer, jti: `${crypto.randomUUID()}${crypto.randomUUID()}`, iat: nowSec(), exp: nowSec() + 60 });
+  // Every assertion here is for this one page (next_sha256), as the CLI signs it, but for what a row changes.
+  const NEXT = `/authorize?client_id=x&nonce=${crypto.randomUUID()}`;
+  const next = () => NEXT;
+  const base = (): JWTPayload => ({ iss: 'delegate-cli', sub: 'owner', aud: stack.issuer, jti: `${crypto.randomUUID()}${crypto.randomUUID()}`, iat: nowSec(), exp: nowSec() + 60, next_sha256: sha256(NEXT) });
   const owner = (changes: () => Record<string, unknown> = () => ({}), header: () => Record<string, unknown> = () => ({}), key?: () => JWK) => async () =>
     sign(claims(base(), changes()), header(), key ? key() : stack.ownerJwk);
   const open = (assertion: string) => new Browser().get(`${stack.issuer}/login/owner?assertion=${encodeURIComponent(assertion)}&next=${encodeURIComponent(next())}`);
@@ -324,6 +330,8 @@ describe('the owner’s sign-in assertion (/login/owner)', () => {
     ['wrong aud', owner(() => ({ aud: 'http://127.0.0.1:1' }))],
     ['living too long', owner(() => ({ exp: nowSec() + 3600 }))],
     ['a short jti', owner(() => ({ jti: 'short' }))],
+    ['signed for another page (next_sha256 of another next)', owner(() => ({ next_sha256: sha256('/authorize?client_id=attacker') }))],
+    ['signed for no page (no next_sha256)', owner(() => ({ next_sha256: undefined }))],
   ];
 
   it.each(attacks)('refuses %s: 403 page, no session, nothing changed', async (_name, make) => {

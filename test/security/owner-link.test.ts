@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, registerDeviceClient, registerPublicClient } from '../support/oauth-flow.js';
 import { openAsOwner, ownerApproves } from '../support/owner-flow.js';
-import { ownerAssertion } from '../support/authz.js';
+import { ownerAssertion, ownerLink } from '../support/authz.js';
 import { REDIRECT, startStack, stateChangedBy, type Stack } from './stack.js';
 
 let stack: Stack;
@@ -40,7 +40,7 @@ const thiefRequest = async () => {
 
 /** The owner's sign-in link as the CLI makes it, opened by someone else first (curl, as the review did). */
 async function stolen(href: string): Promise<{ thief: Browser; page: { status: number; html: string }; cookie: string }> {
-  const link = `${stack.issuer}/login/owner?assertion=${await ownerAssertion(stack.ownerJwk, stack.issuer)}&next=${encodeURIComponent(href.slice(stack.issuer.length))}`;
+  const link = await ownerLink(stack, href.slice(stack.issuer.length));
   const thief = new Browser();
   const signedIn = await thief.get(link);
   expect(signedIn.status).toBe(303);
@@ -96,6 +96,34 @@ describe('a stolen owner sign-in link for an authorization request', () => {
     const code = callbackParams(decided.location!).get('code')!;
     const redeemed = await postForm(`${stack.issuer}/token`, { grant_type: 'authorization_code', code, code_verifier: pkcePair().verifier, redirect_uri: cliRedirect, client_id: cliClient, resource: stack.agentUrl });
     expect(redeemed.body).toMatchObject({ error: 'invalid_grant' });
+  });
+});
+
+describe('a stolen owner sign-in link pointed at another request', () => {
+  // Found in review after the session was bound to `next`: `next` was not signed, so the thief swapped in their own
+  // /authorize request (the CLI's client_id, their own PKCE challenge and redirect port), approved it and got a token.
+  it('is refused before any session: 403, no cookie, nothing stored; the CLI’s own link still works after (its jti unspent)', async () => {
+    const cliClient = await registerPublicClient(stack.issuer, [REDIRECT]);
+    const cliHref = authorizeUrl(stack.issuer, { clientId: cliClient, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 'cli', challenge: pkcePair().challenge });
+    const link = new URL(await ownerLink(stack, cliHref.slice(stack.issuer.length)));
+    for (const swapped of [
+      await thiefRequest(),
+      authorizeUrl(stack.issuer, { clientId: cliClient, redirectUri: 'http://127.0.0.1:50505/thief', resource: stack.agentUrl, scope: 'slots:find', state: 'cli', challenge: pkcePair().challenge }),
+      cliHref.replace(/code_challenge=[^&]+/, `code_challenge=${pkcePair().challenge}`),
+    ]) {
+      const forged = new URL(link);
+      forged.searchParams.set('next', swapped.slice(stack.issuer.length));
+      const thief = new Browser();
+      const { result: res, changed } = await stateChangedBy(stack, () => thief.get(forged.href));
+      expect(res.status).toBe(403);
+      expect(res.location).toBeNull();
+      expect(thief.hasCookies()).toBe(false);
+      expect(changed).toEqual([]);
+    }
+    const owner = new Browser();
+    const consent = await owner.follow(link.href);
+    expect(consent.status).toBe(200);
+    expect(consent.html).toContain('name="decision"');
   });
 });
 

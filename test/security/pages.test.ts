@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { startLoopbackListener } from '../../src/client/loopback.js';
-import { ownerAssertion } from '../support/authz.js';
+import { ownerAssertion, ownerLink } from '../support/authz.js';
 import { Browser, authorizeUrl, csrfOf, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, expectStrictPage, routesOf, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
@@ -26,7 +26,7 @@ async function ownerConsent(browser = new Browser()) {
   const page = await signInAndOpenConsent(
     browser,
     stack.issuer,
-    await ownerAssertion(stack.ownerJwk, stack.issuer),
+    stack.ownerJwk,
     authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }),
   );
   expect(page.status).toBe(200);
@@ -122,7 +122,7 @@ describe('script injection through what a client registers', () => {
     const page = await signInAndOpenConsent(
       browser,
       stack.issuer,
-      await ownerAssertion(stack.ownerJwk, stack.issuer),
+      stack.ownerJwk,
       authorizeUrl(stack.issuer, { clientId: String(reg.body.client_id), redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }),
     );
     expect(page.status).toBe(200);
@@ -144,7 +144,7 @@ describe('where the consent page says the app that asked is (RFC 8628 §5.4, rem
     const userCode = String(device.body.user_code);
     // The victim signs in, confirms the code, and gets the consent page.
     const browser = new Browser();
-    const confirm = await browser.follow(`${stack.issuer}/login/owner?assertion=${await ownerAssertion(stack.ownerJwk, stack.issuer)}&next=${encodeURIComponent(complete.slice(stack.issuer.length))}`);
+    const confirm = await browser.follow(await ownerLink(stack, complete.slice(stack.issuer.length)));
     expect(confirm.status, confirm.html).toBe(200);
     const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
     expect(consent.status).toBe(200);
@@ -193,7 +193,7 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
 
   it('GET /login/owner: every error page', async () => {
     const browser = new Browser();
-    const used = await ownerAssertion(stack.ownerJwk, stack.issuer);
+    const used = await ownerAssertion(stack.ownerJwk, stack.issuer, { next: '/authorize?x=1' });
     expect((await browser.get(`${stack.issuer}/login/owner?assertion=${used}&next=${encodeURIComponent('/authorize?x=1')}`)).status).toBe(303);
     for (const [name, url] of [
       ['incomplete', `${stack.issuer}/login/owner`],
@@ -248,7 +248,7 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
     expect(anonymous.status).toBe(403);
     expectStrictPage('device sign-in', anonymous);
     const browser = new Browser();
-    const confirm = await browser.follow(`${stack.issuer}/login/owner?assertion=${await ownerAssertion(stack.ownerJwk, stack.issuer)}&next=${encodeURIComponent(complete.slice(stack.issuer.length))}`);
+    const confirm = await browser.follow(await ownerLink(stack, complete.slice(stack.issuer.length)));
     expect(confirm.status).toBe(200);
     expectStrictPage('device confirm', await browser.get(complete));
     // The code form and the wrong-code page need a session bound to no request (the owner's is bound to this code's page).

@@ -32,7 +32,7 @@ beforeAll(async () => {
   const page = await signInAndOpenConsent(
     browser,
     stack.issuer,
-    await ownerAssertion(stack.ownerJwk, stack.issuer),
+    stack.ownerJwk,
     authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge }),
   );
   expect(page.status).toBe(200);

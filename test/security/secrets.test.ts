@@ -20,7 +20,7 @@ import { openDataStore } from '../../src/cli/servers.js';
 import { resolvePaths } from '../../src/config.js';
 import { constantTimeEqual, hashSecret } from '../../src/authz/crypto.js';
 import { TokenCache } from '../../src/client/cache.js';
-import { ownerAssertion } from '../support/authz.js';
+import { ownerAssertion, ownerLink } from '../support/authz.js';
 import { Browser, DEVICE_CODE_GRANT, csrfOf, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerDeviceClient } from '../support/oauth-flow.js';
 import { openAsOwner } from '../support/owner-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
@@ -239,7 +239,7 @@ describe('constant-time comparison, over HTTP: the refused values go through con
     const { verifier, challenge } = pkcePair();
     const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's'.repeat(32), challenge });
     const owner = new Browser();
-    const consent = await owner.follow(`${stack.issuer}/login/owner?assertion=${await ownerAssertion(stack.ownerJwk, stack.issuer)}&next=${encodeURIComponent(href.slice(stack.issuer.length))}`);
+    const consent = await owner.follow(await ownerLink(stack, href.slice(stack.issuer.length)));
     expect(consent.status).toBe(200);
     const form = parseConsentForm(consent.html);
     // The consent check compares hashes: the forged token's hash is what it hands over.
@@ -477,7 +477,7 @@ describe('no secret in any log line, nor in the clear in the database', () => {
     secrets.set('device_code', deviceCode);
     secrets.set('user_code', userCode);
     const owner = new Browser();
-    const ownerLink = await ownerAssertion(stack.ownerJwk, stack.issuer);
+    const ownerLink = await ownerAssertion(stack.ownerJwk, stack.issuer, { next: String(started.body.verification_uri_complete).slice(stack.issuer.length) });
     secrets.set('owner sign-in assertion', ownerLink);
     const next = encodeURIComponent(String(started.body.verification_uri_complete).slice(stack.issuer.length));
     const confirm = await owner.follow(`${stack.issuer}/login/owner?assertion=${ownerLink}&next=${next}`);

@@ -1,6 +1,7 @@
 // A real authorization server for tests: a fresh data directory and SQLite
 // store, the local bootstrap (owner, calendar resource, CalendarAgent), an
 // owner login key and an agent key, listening on a free loopback port.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,10 +111,11 @@ export async function registerTestAgent(authz: TestAuthz, clientId: string, reso
 }
 
 /** The login assertion the CLI would sign as the local owner. */
-export async function ownerAssertion(ownerJwk: JWK, issuer: string, overrides: { expSec?: number; jti?: string; aud?: string; iss?: string } = {}): Promise<string> {
+export async function ownerAssertion(ownerJwk: JWK, issuer: string, overrides: { expSec?: number; jti?: string; aud?: string; iss?: string; next?: string } = {}): Promise<string> {
   const key = (await importJWK(ownerJwk, 'ES256')) as CryptoKey;
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({})
+  // As the CLI signs it: for the one page (`next`) its link continues to.
+  return new SignJWT(overrides.next === undefined ? {} : { next_sha256: createHash('sha256').update(overrides.next, 'utf8').digest('base64url') })
     .setProtectedHeader({ alg: 'ES256' })
     .setIssuer(overrides.iss ?? 'delegate-cli')
     .setSubject('owner')
@@ -122,4 +124,10 @@ export async function ownerAssertion(ownerJwk: JWK, issuer: string, overrides: {
     .setIssuedAt(now)
     .setExpirationTime(now + (overrides.expSec ?? 60))
     .sign(key);
+}
+
+/** The owner's sign-in link to `next` (a path on the issuer), signed for it as the CLI signs it. */
+export async function ownerLink(target: { issuer: string; ownerJwk: JWK }, next: string, overrides: Parameters<typeof ownerAssertion>[2] = {}): Promise<string> {
+  const assertion = await ownerAssertion(target.ownerJwk, target.issuer, { next, ...overrides });
+  return `${target.issuer}/login/owner?assertion=${encodeURIComponent(assertion)}&next=${encodeURIComponent(next)}`;
 }

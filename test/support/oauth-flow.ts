@@ -3,6 +3,8 @@
 // owner's sign-in link and the consent form, and calls the token and
 // revocation endpoints. Every step returns what the wire said.
 import { createHash, randomBytes } from 'node:crypto';
+import type { JWK } from 'jose';
+import { ownerAssertion } from './authz.js';
 
 export interface WireResponse<T = Record<string, unknown>> {
   status: number;
@@ -172,8 +174,10 @@ export function authorizeUrl(issuer: string, p: AuthorizeParams): string {
 }
 
 /** Signs in through the owner's link, which lands on the consent page for `authorizeHref`. */
-export async function signInAndOpenConsent(browser: Browser, issuer: string, assertion: string, authorizeHref: string) {
+/** Opens the owner's sign-in link to `authorizeHref`: signed for it with the owner's key, or with the assertion given (a bad one, say). */
+export async function signInAndOpenConsent(browser: Browser, issuer: string, owner: JWK | string, authorizeHref: string) {
   const next = authorizeHref.slice(issuer.length);
+  const assertion = typeof owner === 'string' ? owner : await ownerAssertion(owner, issuer, { next });
   const link = `${issuer}/login/owner?assertion=${encodeURIComponent(assertion)}&next=${encodeURIComponent(next)}`;
   return browser.follow(link);
 }

@@ -30,7 +30,7 @@ export interface ApprovedCode {
  * link of its own, which signs the browser in for that one request.
  */
 export async function openAsOwner(target: { issuer: string; ownerJwk: JWK }, href: string, browser = new Browser()): Promise<{ browser: Browser; page: Awaited<ReturnType<typeof signInAndOpenConsent>> }> {
-  const page = await signInAndOpenConsent(browser, target.issuer, await ownerAssertion(target.ownerJwk, target.issuer), href);
+  const page = await signInAndOpenConsent(browser, target.issuer, target.ownerJwk, href);
   return { browser, page };
 }
 
@@ -44,7 +44,7 @@ export async function ownerApproves(
   const { verifier, challenge } = pkcePair();
   const browser = new Browser();
   const request = authorizeUrl(target.issuer, { clientId, redirectUri, resource: target.agentUrl, scope: options.scope ?? 'slots:find', state: options.state ?? 'st', challenge });
-  const page = await signInAndOpenConsent(browser, target.issuer, await ownerAssertion(target.ownerJwk, target.issuer), request);
+  const page = await signInAndOpenConsent(browser, target.issuer, target.ownerJwk, request);
   if (page.status !== 200) throw new Error(`consent page: HTTP ${page.status}`);
   const decision = await browser.post(`${target.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
   const params = callbackParams(decision.location ?? 'http://invalid/');

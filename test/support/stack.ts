@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { resolvePaths, type Paths, type Urls } from '../../src/config.js';
 import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStore, storeAudit } from '../../src/cli/servers.js';
-import { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
+import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
 import type { Store } from '../../src/store/index.js';
 import { Browser, authorizeUrl, parseConsentForm, pkcePair, postForm, registerPublicClient, type ConsentForm } from './oauth-flow.js';
 import { freePort } from './ports.js';
@@ -101,7 +101,7 @@ export async function openConsent(stack: TestStack, scope = 'slots:find busy:rea
   const pkce = pkcePair();
   const authorize = new URL(authorizeUrl(issuer, { clientId, redirectUri: REDIRECT_URI, resource: agentUrl, scope, state: 'test-state-0123456789', challenge: pkce.challenge }));
   const key = await loadOrCreateOwnerKey(stack.paths.ownerKey);
-  const assertion = await signOwnerAssertion({ key, issuer, now: Date.now });
+  const assertion = await signOwnerAssertion({ key, issuer, now: Date.now, next: ownerLoginNext(authorize) });
   const browser = new Browser();
   const consent = await browser.follow(ownerLoginUrl(issuer, assertion, authorize));
   if (consent.status !== 200) throw new Error(`expected the consent page, got ${consent.status}: ${consent.html.slice(0, 300)}`);
