@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
-import { killLeftovers, runCli } from './run.js';
+import { killLeftovers, runCli, startServer } from './run.js';
 
 const NOBODY = 65534;
 const asRoot = process.getuid?.() === 0;
@@ -142,6 +142,19 @@ describe.skipIf(!asRoot)("another user's program on delegate's ports", () => {
     }
     const seen = JSON.stringify(squatter.requests());
     for (const secret of SECRETS) expect(seen).not.toContain(secret);
+    expect(squatter.requests()).toEqual([]);
+  });
+
+  it('gives a calendar backend started alone no keys to trust when it holds the authorization server’s port', { timeout: 60_000 }, async () => {
+    // serve-calendar takes the AS's signing keys from what answers at --auth-url: the squatter's own, had it been asked.
+    const [auth, calendar] = [await freePort(), await freePort()];
+    const squatter = await squat(auth, `http://127.0.0.1:${auth}`, `http://127.0.0.1:${calendar}`);
+    const home = join(dir, 'home');
+    await startServer(['serve-calendar', '--port', String(calendar), '--auth-url', `http://127.0.0.1:${auth}`], home);
+    const res = await fetch(`http://127.0.0.1:${calendar}/freebusy?from=2026-12-07T00:00:00Z&to=2026-12-08T00:00:00Z`, { headers: { authorization: 'Bearer eyJhbGciOiJFUzI1NiIsImtpZCI6InNxdWF0dGVyIn0.eyJzdWIiOiJ4In0.c2ln' } });
+    // Fail closed, as when the AS is down: the token is neither accepted nor called invalid.
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error?: string }).error).toBe('temporarily_unavailable');
     expect(squatter.requests()).toEqual([]);
   });
 
