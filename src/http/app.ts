@@ -5,6 +5,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
 import { errorDescription } from '../error-description.js';
 import { finishAnswersOnClose } from './graceful-close.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './logging.js';
@@ -61,7 +62,9 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
       reply.header(REQUEST_ID_HEADER, req.id);
       reply.header('X-Content-Type-Options', 'nosniff');
       const status = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : err.code === 'FST_ERR_BAD_URL' ? 400 : 500;
-      if (status === 500) req.log.error({ err: { code: err.code } }, 'request failed before routing');
+      // The onResponse hook does not run for these: their one line, with the id the answer names. The path only (see logging.ts).
+      if (status === 500) req.log.error({ err: { code: err.code }, req, res: { statusCode: status } }, 'request failed before routing');
+      else req.log.info({ err: { code: err.code }, req, res: { statusCode: status } }, 'request refused before routing');
       return sendError(reply, status, status === 500 ? 'server_error' : 'invalid_request', status === 500 ? 'The server could not complete the request.' : 'The request URL is malformed.');
     },
   });
@@ -138,11 +141,13 @@ function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, so
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', 'The request took too long to arrive.']
         : [400, 'Bad Request', 'The request is malformed.'];
-  this.log.debug({ err: { code: err.code } }, 'client error');
+  // Node's parser refused the request: there is no request object, so a fresh id, on the answer and on the one line about it.
+  const reqId = randomUUID();
+  this.log.info({ reqId, err: { code: err.code }, res: { statusCode: status } }, 'request refused by the HTTP parser');
   const body = JSON.stringify({ error: 'invalid_request', error_description: errorDescription(description) });
   if (socket.writable) {
     socket.write(
-      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${REQUEST_ID_HEADER}: ${reqId}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy();

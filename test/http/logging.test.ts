@@ -289,4 +289,42 @@ describe('access lines', () => {
     const { lines } = await linesAt('debug');
     expect(lines.map((l) => l.msg)).toEqual(['incoming request', 'request completed']);
   });
+
+  // Found in review: requests refused before routing (a malformed percent-encoding in the path) or by Node's HTTP
+  // parser (headers over 16 KiB) were answered with an X-Request-Id that no log line at info carried.
+  it('at info, one line too for a request refused before routing or by the HTTP parser, under the id the answer names', async () => {
+    const { createApp } = await import('../../src/http/app.js');
+    const { request } = await import('node:http');
+    const out = capture();
+    const app = createApp({ logger: createLogger('info', out.stream) });
+    app.get('/ping', async () => ({ ok: true }));
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; id: string | undefined; body: string }>((resolve, reject) => {
+        request(`${base}${path}`, { headers }, (res) => {
+          let body = '';
+          res.on('data', (c) => (body += String(c)));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, id: res.headers['x-request-id'] as string | undefined, body }));
+        })
+          .on('error', reject)
+          .end();
+      });
+    try {
+      const badUrl = await get('/ping%zz?code=not-logged');
+      const tooLarge = await get('/ping', { 'x-filler': 'a'.repeat(20_000) });
+      for (const [res, status, msg] of [
+        [badUrl, 400, 'request refused before routing'],
+        [tooLarge, 431, 'request refused by the HTTP parser'],
+      ] as const) {
+        expect(res.status).toBe(status);
+        expect(JSON.parse(res.body)).toMatchObject({ error: 'invalid_request' });
+        expect(res.id).toMatch(/^[0-9a-f-]{36}$/);
+        expect(out.lines().filter((l) => l.reqId === res.id)).toEqual([expect.objectContaining({ level: 30, msg, res: { statusCode: status } })]);
+      }
+      expect(out.text()).not.toContain('not-logged');
+      expect(out.text()).not.toContain('aaaaaaaa');
+    } finally {
+      await app.close();
+    }
+  });
 });
