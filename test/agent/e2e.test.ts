@@ -18,7 +18,7 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { buildCalendarServer } from '../../src/calendar/server.js';
 import type { Store } from '../../src/store/index.js';
 import type { AccessTokenClaims } from '../../src/delegation/index.js';
-import { es256Key, ownerAssertion, registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { es256Key, registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { createApp } from '../../src/http/app.js';
 
@@ -67,7 +67,7 @@ async function userToken(): Promise<{ clientId: string; accessToken: string }> {
   const page = await signInAndOpenConsent(
     browser,
     authz.issuer,
-    await ownerAssertion(authz.ownerJwk, authz.issuer),
+    authz.ownerJwk,
     authorizeUrl(authz.issuer, { clientId, redirectUri, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge }),
   );
   expect(page.status).toBe(200);

@@ -10,7 +10,7 @@ import { decodeJwt } from 'jose';
 import { buildAgentServer } from '../../src/agent/server.js';
 import { buildCalendarServer } from '../../src/calendar/server.js';
 import { SCOPE_BUSY_READ } from '../../src/delegation/index.js';
-import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 
 const REDIRECT = 'http://127.0.0.1:43123/callback';
@@ -56,7 +56,7 @@ async function authorize(clientId: string, scope: string): Promise<{ accessToken
   const page = await signInAndOpenConsent(
     browser,
     authz.issuer,
-    await ownerAssertion(authz.ownerJwk, authz.issuer),
+    authz.ownerJwk,
     authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope, state: 's', challenge }),
   );
   let location = page.location;

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { ownerAssertion, ownerLink, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { ownerLink, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { authorizeUrl, pkcePair, registerPublicClient } from '../support/oauth-flow.js';
 import { launchChromium } from './chromium.js';
 

@@ -16,7 +16,6 @@ import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStor
 import { resolvePaths, type Paths } from '../../src/config.js';
 import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
 import type { Store } from '../../src/store/index.js';
-import { ownerAssertion } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
 
@@ -59,7 +58,7 @@ async function userToken(): Promise<{ clientId: string; accessToken: string }> {
   const page = await signInAndOpenConsent(
     browser,
     urls.issuer,
-    await ownerAssertion(ownerJwk, urls.issuer),
+    ownerJwk,
     authorizeUrl(urls.issuer, { clientId, redirectUri: REDIRECT, resource: urls.agentUrl, scope: 'slots:find', state: 's', challenge }),
   );
   expect(page.status).toBe(200);
