@@ -211,7 +211,8 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       .requiredOption('--audience <url>', 'where the new token will be used', parseHttpUrl)
       .option('--scope <scope>', 'the scope, no wider than the parent token allows there')
       .option('--constraint <k=v>', 'narrow further: calendars=NAME[,NAME…] or lookahead_days=N (repeatable)', collect, [])
-      .option('--subject-token <token>', 'the token to narrow, or - to read it from stdin (default: your stored token for CalendarAgent)')
+      .option('--subject-token <->', '- reads the token to narrow from stdin; nothing else is taken, never the token itself (other users can read command lines)')
+      .option('--subject-token-file <file>', 'read the token to narrow from this file (0600) (default for both: DELEGATE_TOKEN, else your stored token for CalendarAgent)')
       .option('--as <agent>', 'the registered agent making the exchange', agentId, 'calendar-agent')
       .option('--key <file>', 'that agent’s private key (default: CalendarAgent’s key in the data directory)')
       .option('--for <agent>', 'the sub-agent that may exchange the new token in turn (may_act)', agentId)
@@ -223,6 +224,8 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       examples([
         'delegate token exchange --audience http://127.0.0.1:8411 --scope freebusy:read --constraint lookahead_days=3',
         'delegate token exchange --audience http://127.0.0.1:8411 --for helper | helper-agent --token -',
+        'delegate token exchange --as helper --key helper.key.json --subject-token - --audience http://127.0.0.1:8411 < handed.txt',
+        'delegate token exchange --as helper --key helper.key.json --subject-token-file handed.txt --audience http://127.0.0.1:8411',
       ]),
     )
     .action(async (own: Record<string, unknown> & IssuerOptions, command: Command) => {
@@ -242,6 +245,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
             json: o.json === true,
             ...(o.scope ? { scope: String(o.scope) } : {}),
             ...(o.subjectToken ? { subjectToken: String(o.subjectToken) } : {}),
+            ...(o.subjectTokenFile ? { subjectTokenFile: String(o.subjectTokenFile) } : {}),
             ...(o.key ? { keyFile: String(o.key) } : {}),
             ...(o.for ? { forAgent: String(o.for) } : {}),
             storedToken: async () => {

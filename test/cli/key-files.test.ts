@@ -1,9 +1,9 @@
 // A key file given on the command line that is missing is said to be
 // missing (exit 1, as for a calendar file that does not exist), not to hold
 // no key; one that is there but is no key still says so.
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
 import { freePort } from '../support/ports.js';
@@ -17,10 +17,17 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await rm(home, { recursive: true, force: true });
+  await rm(`${home}-token`, { recursive: true, force: true });
 });
 
 const register = (key: string) => ['agents', 'register', 'helper', '--url', 'http://127.0.0.1:9000/mcp', '--key', key, '--name', 'Helper', '--operator', 'Ops', '--contact', 'ops@example.com', '--description', 'Drafts agendas'];
-const exchange = async (key: string) => ['token', 'exchange', '--audience', 'http://127.0.0.1:9001', '--auth-port', String(await freePort()), '--subject-token', 'abc', '--key', key];
+// The token to narrow comes from a file (never the command line); it lives outside the data directory checked below.
+const exchange = async (key: string) => {
+  const tokenFile = join(`${home}-token`, 'handed.txt');
+  await mkdir(dirname(tokenFile), { recursive: true });
+  await writeFile(tokenFile, 'abc', { mode: 0o600 });
+  return ['token', 'exchange', '--audience', 'http://127.0.0.1:9001', '--auth-port', String(await freePort()), '--subject-token-file', tokenFile, '--key', key];
+};
 
 describe('key files', () => {
   it.each([

@@ -2,9 +2,12 @@
 // server or sends a request: a bad value is bad usage (exit 2), said in one
 // line on stderr naming the option, and nothing is written to the data
 // directory.
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { exportJWK, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { checkWindowOptions, parseInstant, portsFrom } from '../../src/cli/args.js';
 import { parseSince } from '../../src/cli/commands/admin-store.js';
@@ -121,6 +124,76 @@ describe('ports and the host', () => {
   it('says which port is a default', () => {
     expect(() => portsFrom({ authPort: 8411 })).toThrow('--auth-port and --calendar-port are both 8411 (the default of --calendar-port)');
     expect(portsFrom({ authPort: 31000 })).toEqual({ auth: 31000, calendar: 8411, agent: 8412 });
+  });
+});
+
+/** A loopback server standing in for the authorization server: records every request, answers each one 400. */
+async function recordingIssuer(): Promise<{ issuer: string; requests: Array<{ method: string; url: string; body: string }>; close: () => Promise<void> }> {
+  const requests: Array<{ method: string; url: string; body: string }> = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+    req.on('end', () => {
+      requests.push({ method: req.method ?? '', url: req.url ?? '', body });
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request', error_description: 'recorded' }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { issuer: `http://127.0.0.1:${port}`, requests, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+// Found in review: `--subject-token <token>` took the bearer token itself as a command-line value, which another user
+// of the machine reads from /proc/<pid>/cmdline (the reviewer, as nobody, used the owner's token at CalendarAgent).
+describe('token exchange: the token to narrow never on the command line', () => {
+  const TOKEN = 'eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJ1c3JfeCJ9.c2lnbmF0dXJl';
+  let as: Awaited<ReturnType<typeof recordingIssuer>>;
+  let outside: string;
+  let keyFile: string;
+  beforeEach(async () => {
+    as = await recordingIssuer();
+    outside = await mkdtemp(join(tmpdir(), 'delegate-token-file-'));
+    keyFile = join(outside, 'helper.key.json');
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    await writeFile(keyFile, JSON.stringify({ ...(await exportJWK(privateKey)), kid: 'k1' }), { mode: 0o600 });
+  });
+  afterEach(async () => {
+    await as.close();
+    await rm(outside, { recursive: true, force: true });
+  });
+  const exchange = (...source: string[]) => ['token', 'exchange', '--issuer', as.issuer, '--audience', `http://127.0.0.1:${ports[3]}`, '--as', 'helper', '--key', keyFile, ...source];
+
+  it.each([
+    ['--subject-token <token>', ['--subject-token', TOKEN]],
+    ['--subject-token=<token>', [`--subject-token=${TOKEN}`]],
+    ['--subject-token @file (not a form it takes)', ['--subject-token', '@token.txt']],
+  ])('refuses %s with exit 2 and one line, before any request', async (_what, source) => {
+    await refused(exchange(...source), '--subject-token takes only -');
+    expect(as.requests).toEqual([]);
+  });
+
+  it('takes the token from stdin (-) or from a 0600 file, and sends it to the AS (the control)', async () => {
+    const piped = fakeIo({ DELEGATE_HOME: home });
+    piped.readAll = async () => `${TOKEN}\n`;
+    expect(await runCli(exchange('--subject-token', '-'), piped)).toBe(1); // the stand-in AS refuses every exchange
+    expect(piped.err).toContain('recorded');
+    const file = join(outside, 'handed.txt');
+    await writeFile(file, `${TOKEN}\n`, { mode: 0o600 });
+    const filed = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(exchange('--subject-token-file', file), filed)).toBe(1);
+    expect(filed.err).toContain('recorded');
+    const posted = as.requests.filter((r) => r.method === 'POST').map((r) => new URLSearchParams(r.body).get('subject_token'));
+    expect(posted).toEqual([TOKEN, TOKEN]);
+  });
+
+  it('refuses a token file that other users can read (exit 1), before any request', async () => {
+    const file = join(outside, 'loose.txt');
+    await writeFile(file, TOKEN);
+    await chmod(file, 0o644);
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(exchange('--subject-token-file', file), io)).toBe(1);
+    expect(io.err).toBe(`delegate: The token file ${file} is readable by other users (mode 644); make it 0600.\n`);
+    expect(as.requests).toEqual([]);
   });
 });
 

@@ -4,8 +4,13 @@
 // constraints no wider than the parent's, optionally naming the sub-agent
 // that may exchange it in turn (`--for`, RFC 8693 may_act). The new token is
 // printed on stdout; the authorization server refuses, with the bound named,
-// anything that would widen the delegation.
-import { readFile } from 'node:fs/promises';
+// anything that would widen the delegation. The token to narrow never comes
+// from the command line, which other users of the machine can read
+// (/proc/<pid>/cmdline): it comes from stdin (`--subject-token -`), a file
+// (`--subject-token-file`), or DELEGATE_TOKEN / the stored sign-in, as gh takes
+// its token from stdin (`--with-token`) or GH_TOKEN and gcloud from
+// `--access-token-file`.
+import { readFile, stat } from 'node:fs/promises';
 import type { JWK } from 'jose';
 import { createClientAssertionSigner } from '../../agent/client-assertion.js';
 import type { Paths } from '../../config.js';
@@ -28,8 +33,10 @@ export interface TokenExchangeArgs {
   audience: string;
   scope?: string;
   constraints: string[];
-  /** The token to narrow: a value, `-` for stdin, or undefined for the caller's own stored token. */
+  /** `--subject-token`: only `-` (stdin) is taken; any other value is a token on the command line, refused. */
   subjectToken?: string;
+  /** `--subject-token-file`: a file holding the token to narrow. Neither given: DELEGATE_TOKEN or the stored token. */
+  subjectTokenFile?: string;
   /** Acting agent and its key (default: CalendarAgent and its key in the data directory). */
   as: string;
   keyFile?: string;
@@ -39,7 +46,14 @@ export interface TokenExchangeArgs {
   storedToken: () => Promise<string>;
 }
 
+/** Said when a token is given on the command line: where it is visible to every user of the machine. */
+export const SUBJECT_TOKEN_ON_COMMAND_LINE =
+  '--subject-token takes only - (read the token from stdin): a token on the command line can be read by other users of this machine. Use --subject-token -, --subject-token-file FILE, or DELEGATE_TOKEN.';
+
 export async function tokenExchangeCommand(args: TokenExchangeArgs, io: CliIo): Promise<number> {
+  // Judged first, before any file is read or request sent.
+  if (args.subjectToken !== undefined && args.subjectToken !== '-') throw new UsageError(SUBJECT_TOKEN_ON_COMMAND_LINE);
+  if (args.subjectToken !== undefined && args.subjectTokenFile !== undefined) throw new UsageError('Give the token to narrow once: --subject-token - or --subject-token-file, not both.');
   const audience = canonicalResource(args.audience);
   if (!audience) throw new UsageError('--audience must be an absolute http(s) URL.');
   const detail = constraintsDetail(audience, args.scope, args.constraints);
@@ -102,7 +116,27 @@ async function subjectToken(args: TokenExchangeArgs, io: CliIo): Promise<string>
     if (token === '') throw new UsageError('--subject-token -: no token on standard input.');
     return token;
   }
-  return args.subjectToken ?? (await args.storedToken());
+  if (args.subjectTokenFile !== undefined) return readTokenFile(args.subjectTokenFile);
+  return args.storedToken();
+}
+
+/** The token in a file, which, like a key file, others may not read (a token they can read is theirs to use). */
+async function readTokenFile(file: string): Promise<string> {
+  let text: string;
+  try {
+    const info = await stat(file);
+    if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
+      throw new CommandFailed(`The token file ${file} is readable by other users (mode ${(info.mode & 0o777).toString(8)}); make it 0600.`);
+    }
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if (error instanceof CommandFailed) throw error;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new CommandFailed(`The token file ${file} does not exist.`);
+    throw new CommandFailed(`The token file ${file} cannot be read (${String((error as NodeJS.ErrnoException).code ?? 'error')}).`);
+  }
+  const token = text.trim();
+  if (token === '') throw new UsageError(`--subject-token-file ${file}: the file holds no token.`);
+  return token;
 }
 
 async function readAgentKey(file: string): Promise<JWK> {
