@@ -5,8 +5,12 @@
 // subset of the parent's, the expiry no later, and the chain no deeper than
 // the grant allows. The result names the agent as the current actor (`act`,
 // §4.1) and stays on the grant's revocation chain. A token may be handed to a
-// sub-agent by naming it in `may_act` (§4.4); only that agent, or the agent
-// the token was issued for, may exchange it.
+// sub-agent by naming it in `may_act` (§4.4): such a token is a credential for
+// that agent's own exchange, not a bearer token for the target, so its
+// audience is this authorization server (no resource server accepts it) and
+// only the agent it names may exchange it. The limits are bounded by the
+// grant as it stands at each exchange, as well as by the subject token's: a
+// consent that narrowed the grant narrows every token exchanged after it.
 //
 // Error codes (RFC 8693 §2.2.2): a subject token that is invalid, or
 // unacceptable by policy (not ours, tampered, expired, revoked, issued for
@@ -22,6 +26,7 @@ import {
   canonicalResource,
   exchangeHops,
   formatScope,
+  intersectDetails,
   isDetailSubset,
   isSubset,
   nestActor,
@@ -42,6 +47,7 @@ import {
   InvalidAuthorizationDetailsError,
   UnauthorizedClientError,
 } from './errors.js';
+import { grantDetails } from './grant-policy.js';
 import { required, single, singleTarget } from './params.js';
 
 export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
@@ -64,19 +70,18 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
   const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, subjectToken, nowSec(ctx));
   if (!checked.ok) throw new InvalidRequestError(`The subject token is not acceptable: ${checked.reason}.`);
   const subject = checked.claims;
-  // The token's recipient may exchange it, or the sub-agent it was handed to.
-  const recipient = audienceIncludes(subject.aud, client.resource);
-  const handedTo = subject.may_act?.sub === client.clientId;
-  if (!recipient && !handedTo) {
+  // A token handed on (may_act) is exchanged by the sub-agent it names, and by no one else; any other token by its recipient.
+  if (subject.may_act !== undefined) {
+    if (subject.may_act.sub !== client.clientId) throw new InvalidRequestError('The subject token was handed to another agent (may_act), not to this client.');
+  } else if (!audienceIncludes(subject.aud, client.resource)) {
     throw new InvalidRequestError("The subject token was issued for another resource than this client's, and not handed to it.");
   }
   if ((await ctx.store.tokenStanding(subject.jti, now)) !== 'active') throw new InvalidRequestError('The subject token has been revoked.');
   const grant = await ctx.store.grantById(subject.grant_id);
   if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidRequestError('The delegation behind the subject token has ended.');
 
-  // Audience: within the subject token's reach (its authorization details).
-  const parent = calendarDetailFor(subject.authorization_details, target);
-  if (!parent) throw new InvalidTargetError(`The delegation does not reach ${target}.`);
+  // Audience: within the subject token's reach (its authorization details), and the grant's as it stands now.
+  const parent = currentReach(subject, grantDetails(grant), target);
 
   // Constraints: what the request asks for, never more than the parent allows.
   const asked = requestedDetail(body, target);
@@ -104,7 +109,9 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
   const narrowed: CalendarDetail = { ...detail, locations: [target], actions: scopes };
   const issued = await signAccessToken(ctx.issuer, ctx.keys, {
     sub: subject.sub,
-    aud: target,
+    // A handed token is for the sub-agent's exchange here (RFC 8693 §4.4: may_act says who may become the actor),
+    // so its audience is this server and no resource server takes it; its details still name the target.
+    aud: mayAct ? ctx.issuer : target,
     clientId: client.clientId,
     scope: formatScope(scopes),
     grantId: subject.grant_id,
@@ -124,7 +131,7 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
       familyId: parentRecord?.familyId ?? null,
       parentJti: subject.jti,
       clientId: client.clientId,
-      audience: target,
+      audience: String(issued.claims.aud),
       scope: issued.claims.scope,
       createdAt: now,
       expiresAt: issued.claims.exp * 1000,
@@ -133,7 +140,7 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
     ctx.now(),
   );
   if (recorded === 'parent_revoked') throw new InvalidRequestError('The subject token has been revoked.');
-  await auditExchange(ctx, subject, issued.claims, mayAct);
+  await auditExchange(ctx, subject, issued.claims, mayAct, target);
   return {
     access_token: issued.token,
     issued_token_type: TOKEN_TYPE_ACCESS_TOKEN,
@@ -144,7 +151,7 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
   };
 }
 
-function auditExchange(ctx: AuthContext, subject: AccessTokenClaims, issued: AccessTokenClaims, mayAct: string | undefined): Promise<void> {
+function auditExchange(ctx: AuthContext, subject: AccessTokenClaims, issued: AccessTokenClaims, mayAct: string | undefined, target: string): Promise<void> {
   return audit(ctx, {
     event: 'token_exchanged',
     user: subject.sub,
@@ -152,8 +159,25 @@ function auditExchange(ctx: AuthContext, subject: AccessTokenClaims, issued: Acc
     grant: issued.grant_id,
     resource: String(issued.aud),
     actors: actorsOf(issued),
-    detail: { scope: issued.scope, jti: issued.jti, parent_jti: subject.jti, ...(mayAct ? { handed_to: mayAct } : {}) },
+    detail: { scope: issued.scope, jti: issued.jti, parent_jti: subject.jti, ...(mayAct ? { handed_to: mayAct, target } : {}) },
   });
+}
+
+/**
+ * The detail the exchange may issue at `target`: the subject token's, bounded by the grant's current one. A consent
+ * can narrow a grant after a token was issued from it (a shorter lookahead, fewer calendars); the exchange reads the
+ * grant anew, as it does for the depth, so a token issued before the narrowing yields only what the delegation
+ * allows now (the narrower of both, member by member). A grant that no longer reaches the target, or leaves
+ * nothing in common with the token, refuses the exchange.
+ */
+function currentReach(subject: AccessTokenClaims, granted: readonly CalendarDetail[], target: string): CalendarDetail {
+  const parent = calendarDetailFor(subject.authorization_details, target);
+  if (!parent) throw new InvalidTargetError(`The delegation does not reach ${target}.`);
+  const now = calendarDetailFor(granted, target);
+  if (!now) throw new InvalidTargetError(`The delegation no longer reaches ${target}.`);
+  const both = intersectDetails(parent, now);
+  if (!both.ok) throw new InvalidAuthorizationDetailsError(`The delegation as it stands now leaves nothing of the subject token's: ${both.reason}.`);
+  return both.detail;
 }
 
 /** The one resource the exchanged token is for: `resource` (RFC 8707) or `audience` (RFC 8693 §2.1). */

@@ -106,6 +106,34 @@ export function isDetailSubset(child: CalendarDetail, parent: CalendarDetail): D
   return { ok: true };
 }
 
+/**
+ * What two details both allow (the narrower of both, member by member):
+ * locations, actions, datatypes and calendars in both lists (no list of
+ * calendars meaning all), and the shorter lookahead. Not a detail when a list
+ * would be empty: the two have nothing in common there.
+ */
+export function intersectDetails(a: CalendarDetail, b: CalendarDetail): { ok: true; detail: CalendarDetail } | { ok: false; reason: string } {
+  const both = (x: readonly string[], y: readonly string[]) => x.filter((v) => y.includes(v));
+  const locations = both(a.locations, b.locations);
+  const actions = both(a.actions, b.actions);
+  const datatypes = both(a.datatypes, b.datatypes);
+  const calendars = a.calendars === undefined ? b.calendars : b.calendars === undefined ? a.calendars : both(a.calendars, b.calendars);
+  const lookahead = a.lookahead_days === undefined ? b.lookahead_days : b.lookahead_days === undefined ? a.lookahead_days : Math.min(a.lookahead_days, b.lookahead_days);
+  const empty = locations.length === 0 ? 'location' : actions.length === 0 ? 'action' : datatypes.length === 0 ? 'datatype' : calendars?.length === 0 ? 'calendar' : undefined;
+  if (empty) return { ok: false, reason: `no ${empty} is allowed by both` };
+  return {
+    ok: true,
+    detail: {
+      type: CALENDAR_DETAIL_TYPE,
+      locations,
+      actions,
+      datatypes,
+      ...(calendars !== undefined ? { calendars: [...calendars] } : {}),
+      ...(lookahead !== undefined ? { lookahead_days: lookahead } : {}),
+    },
+  };
+}
+
 /** The narrower of two details, for a request that asks for less: what the child asks, bounded by the parent. */
 export function narrowDetail(parent: CalendarDetail, ask: Partial<Pick<CalendarDetail, 'calendars' | 'lookahead_days' | 'actions'>>): CalendarDetail {
   return {

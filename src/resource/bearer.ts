@@ -133,6 +133,12 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
     if (typeof claims.client_id !== 'string' || typeof claims.scope !== 'string' || typeof claims.grant_id !== 'string') {
       throw new BearerError(401, 'invalid_token', 'The token lacks delegate claims.');
     }
+    // A token handed to a sub-agent (RFC 8693 §4.4 may_act) is that agent's subject token for its own exchange,
+    // which names it in the actor chain; used as it is, its calls would be recorded as the hander's. The AS issues
+    // such tokens for its own audience; this also refuses one issued for a resource (by a server before that).
+    if (claims.may_act !== undefined) {
+      throw new BearerError(401, 'invalid_token', 'This token was handed to an agent to exchange at the authorization server (may_act); it is not accepted here.');
+    }
     // RFC 8707 / RFC 9068 §4: a token is only good at the resource it was issued for.
     if (!audienceIncludes(claims.aud, options.audience)) {
       throw new BearerError(401, 'invalid_token', 'The token was issued for another resource.');

@@ -100,12 +100,32 @@ describe('grants, exchange chains and the audit log', () => {
     const handed = await cli('token', 'exchange', '--audience', calendarUrl, '--scope', 'freebusy:read', '--constraint', 'lookahead_days=3', '--for', 'helper', ...authArgs());
     expect(handed.code, handed.stderr).toBe(0);
     const t1 = handed.stdout.trim();
-    expect(decodeJwt(t1)).toMatchObject({ aud: calendarUrl, may_act: { sub: 'helper' }, authorization_details: [expect.objectContaining({ lookahead_days: 3 })] });
+    // A handed token is the helper's subject token for its own exchange: for the AS, not the backend (which refuses it).
+    expect(decodeJwt(t1)).toMatchObject({ aud: issuer, may_act: { sub: 'helper' }, authorization_details: [expect.objectContaining({ locations: [calendarUrl], lookahead_days: 3 })] });
 
     const own = await runCliWithStdin(['token', 'exchange', '--as', 'helper', '--key', helperKeyFile, '--subject-token', '-', '--audience', calendarUrl, ...authArgs()], t1);
     expect(own.code, own.stderr).toBe(0);
     const t2 = own.stdout.trim();
     expect(decodeJwt(t2).act).toMatchObject({ sub: 'helper', act: { sub: 'calendar-agent' } });
+
+    // Used as it is, the handed token is refused at the backend (RFC 6750 invalid_token): the helper must exchange it.
+    const asItIs = await fetch(`${calendarUrl}/freebusy?from=${new Date().toISOString()}&to=${new Date(Date.now() + 86_400_000).toISOString()}`, { headers: { authorization: `Bearer ${t1}` } });
+    expect(asItIs.status).toBe(401);
+    expect(asItIs.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
+    // The handed token on the command line (other users read /proc/<pid>/cmdline) is refused before any request;
+    // from a private file it is taken.
+    const exchangesBefore = (JSON.parse((await cli('audit', '--json')).stdout) as Array<{ event: string }>).filter((r) => r.event === 'token_exchanged').length;
+    const literal = await cli('token', 'exchange', '--as', 'helper', '--key', helperKeyFile, '--subject-token', t1, '--audience', calendarUrl, ...authArgs());
+    expect(literal.code).toBe(2);
+    expect(literal.stdout).toBe('');
+    expect(literal.stderr.trim().split('\n')).toHaveLength(1);
+    expect(literal.stderr).toContain('--subject-token takes only -');
+    expect((JSON.parse((await cli('audit', '--json')).stdout) as Array<{ event: string }>).filter((r) => r.event === 'token_exchanged')).toHaveLength(exchangesBefore);
+    const handedFile = join(home, '..', 'handed.txt');
+    await writeFile(handedFile, `${t1}\n`, { mode: 0o600 });
+    const fromFile = await cli('token', 'exchange', '--as', 'helper', '--key', helperKeyFile, '--subject-token-file', handedFile, '--audience', calendarUrl, ...authArgs());
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect(decodeJwt(fromFile.stdout.trim()).act).toMatchObject({ sub: 'helper', act: { sub: 'calendar-agent' } });
 
     const from = new Date().toISOString();
     const to = new Date(Date.now() + 2 * 86_400_000).toISOString();

@@ -19,7 +19,8 @@ import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { testIssuer, type TestIssuer } from '../agent/support.js';
 import { freePort } from '../support/ports.js';
 import { startFakeRevocationEndpoint, type FakeRevocationEndpoint } from '../resource/revocation-endpoint.js';
-import { auditSince, exchangeAsAgent, lastAuditSeq, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { REDIRECT, auditSince, exchangeAsAgent, lastAuditSeq, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -66,6 +67,60 @@ describe('a token limited to 7 days ahead, reading the past (the real AS, agent 
     expect(res.status).toBe(403);
     expect((res.json() as Record<string, unknown>).error).toBe('insufficient_scope');
     expect(changed).toEqual(['audit_log']);
+  });
+});
+
+// Found in review: the owner narrowed a grant on the consent page (30 days ahead to 7), and a user token issued
+// before that still exchanged for a calendar token carrying 30 days, with which the backend served a read 25 days
+// ahead. The exchange read the grant for its depth and its end, not for its limits.
+describe('a grant narrowed on the consent page after a user token was issued (the real consent page, AS and backend)', () => {
+  let stack: Stack;
+  let old: { accessToken: string; clientId: string; grantId: string };
+  beforeAll(async () => {
+    stack = await startStack();
+    old = await userTokens(stack, { scope: 'slots:find' });
+    expect(decodeJwt(old.accessToken).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 30 })]);
+    // The same client steps up (slots:find busy:read); on that page the owner narrows the lookahead to 7 days.
+    const { challenge } = pkcePair();
+    const href = authorizeUrl(stack.issuer, { clientId: old.clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find busy:read', state: 'st', challenge });
+    const browser = new Browser();
+    const page = await signInAndOpenConsent(browser, stack.issuer, stack.ownerJwk, href);
+    expect(page.status).toBe(200);
+    const decision = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), lookahead_days: '7', decision: 'approve' });
+    expect(callbackParams(decision.location!).get('code')).toBeTruthy();
+    const grant = await stack.store.grantById(old.grantId);
+    expect(grant?.authorizationDetails).toEqual([expect.objectContaining({ lookahead_days: 7 })]);
+  });
+  afterAll(async () => stack?.close());
+
+  const read = (token: string, days: number) => {
+    const now = Date.now();
+    return rawRequest({ port: stack.ports.calendar, path: `/freebusy?${window(now + HOUR, now + days * DAY)}`, headers: { authorization: `Bearer ${token}` } });
+  };
+
+  it('the old token exchanges only for what the grant allows now: 7 days, and a read 25 days ahead is 403 insufficient_scope', async () => {
+    const exchanged = await exchangeAsAgent(stack, old.accessToken);
+    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+    const token = String(exchanged.body.access_token);
+    const seq = await lastAuditSeq(stack);
+    const { result: far, changed } = await stateChangedBy(stack, () => read(token, 25));
+    expect(far.status, far.text).toBe(403);
+    expect(far.json()).toEqual({ error: 'insufficient_scope', error_description: expect.stringMatching(/7 days ahead/) });
+    expect(changed).toEqual(['audit_log']); // the refusal's record, nothing else
+    expect(await auditSince(stack, seq)).toEqual([expect.objectContaining({ event: 'freebusy_read', detail: expect.objectContaining({ outcome: 'refused' }) })]);
+    expect(exchanged.body.authorization_details).toEqual([expect.objectContaining({ lookahead_days: 7 })]);
+    expect(decodeJwt(token).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 7 })]);
+    // The control: inside the 7 days, the same token reads.
+    expect((await read(token, 6)).status).toBe(200);
+  });
+
+  it('asking the exchange for the old token’s 30 days outright: 400 invalid_authorization_details, nothing issued', async () => {
+    const detail = { type: 'calendar', locations: [stack.calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], lookahead_days: 30 };
+    const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, old.accessToken, { authorization_details: JSON.stringify([detail]) }));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_authorization_details', error_description: expect.stringMatching(/7 days ahead/) });
+    expect(res.body.access_token).toBeUndefined();
+    expect(changed).toEqual(['used_once']);
   });
 });
 

@@ -6,12 +6,12 @@
 // RFC 8693 / RFC 9396 codes) and in the database.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeJwt } from 'jose';
+import { SignJWT, decodeJwt, importJWK, type CryptoKey, type JWK } from 'jose';
 import { registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { obtainTokens } from '../authz/helpers.js';
 import { postForm } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { auditSince, exchangeAsAgent, lastAuditSeq, queryRows, rowCounts, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+import { auditSince, exchangeAsAgent, issuerSigningKey, lastAuditSeq, queryRows, rowCounts, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 
 let stack: Stack;
 let user: UserTokens;
@@ -179,6 +179,77 @@ describe('a chain one hop too deep', () => {
     const foreign = await stateChangedBy(stack, () => exchangeAsAgent(stack, String(hop1.body.access_token), {}, third));
     expect(foreign.result.body).toMatchObject({ error: 'invalid_request' });
     expect(foreign.changed).toEqual(['used_once']);
+  });
+});
+
+// Found in review: CalendarAgent's hop-1 token handed to a sub-agent (may_act) was a working bearer token at the
+// calendar backend, so the sub-agent read with it as it stood: 200, recorded as calendar-agent ← client ← user (the
+// sub-agent named nowhere), and still after the owner narrowed the grant to depth 1. RFC 8693 §4.4: may_act says who
+// may become the actor, in its own exchange; the handed token is that exchange's subject token and nothing else.
+describe('a handed token (may_act) used as it is, without the exchange', () => {
+  let helper: { clientId: string; privateJwk: JWK };
+  beforeAll(async () => {
+    helper = await registerTestAgent(stack as unknown as TestAuthz, 'handed-helper', 'http://127.0.0.1:9/handed-helper');
+  });
+
+  function expectHandedRefusal(res: { status: number; headers: Record<string, unknown> }, where: string): void {
+    expectInvalidToken(res, where);
+    expect(String(res.headers['www-authenticate']), where).toMatch(/error_description="[^"]*(handed|another resource)/);
+  }
+
+  it('is refused at the calendar backend and at CalendarAgent (401 invalid_token, nothing recorded); the sub-agent’s own exchange works and names it', async () => {
+    const hop1 = await exchangeAsAgent(stack, user.accessToken, { may_act: helper.clientId });
+    expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
+    const handed = String(hop1.body.access_token);
+
+    for (const [where, call] of [['calendar backend', () => atCalendar(handed)], ['CalendarAgent', () => atAgent(handed)], ['CalendarAgent find_slot', () => findSlotAtAgent(handed)]] as const) {
+      const { result: res, changed } = await stateChangedBy(stack, call);
+      expectHandedRefusal(res, where);
+      expect(changed, where).toEqual([]); // no freebusy_read, no tool_call
+    }
+
+    // For the sub-agent's exchange at this AS only; its details still say where it reaches.
+    expect(decodeJwt(handed)).toMatchObject({ aud: stack.issuer, may_act: { sub: helper.clientId }, authorization_details: [expect.objectContaining({ locations: [stack.calendarUrl] })] });
+
+    // The control: the sub-agent exchanges it as itself, and its read names it first in the chain.
+    const hop2 = await exchangeAsAgent(stack, handed, {}, helper);
+    expect(hop2.status, JSON.stringify(hop2.body)).toBe(200);
+    expect(decodeJwt(String(hop2.body.access_token)).aud).toBe(stack.calendarUrl);
+    const seq = await lastAuditSeq(stack);
+    expect((await atCalendar(String(hop2.body.access_token))).status).toBe(200);
+    const reads = (await auditSince(stack, seq)).filter((r) => r.event === 'freebusy_read');
+    expect(reads.map((r) => r.actors)).toEqual([[helper.clientId, 'calendar-agent', user.clientId, String(decodeJwt(user.accessToken).sub)]]);
+  });
+
+  it('is still refused at the backend after the owner narrows the grant to depth 1, when the sub-agent’s exchange is refused too', async () => {
+    const mine = await userTokens(stack);
+    const hop1 = await exchangeAsAgent(stack, mine.accessToken, { may_act: helper.clientId });
+    expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
+    const grant = (await stack.store.grantById(mine.grantId))!;
+    await stack.store.updateGrant({ ...grant, maxDepth: 1 }); // as the consent page does for "No — only CalendarAgent itself"
+    const ex = await stateChangedBy(stack, () => exchangeAsAgent(stack, String(hop1.body.access_token), {}, helper));
+    expect([ex.result.status, ex.result.body.error]).toEqual([400, 'invalid_request']);
+    expect(ex.changed).toEqual(['used_once']);
+    const { result: res, changed } = await stateChangedBy(stack, () => atCalendar(String(hop1.body.access_token)));
+    expectHandedRefusal(res, 'calendar backend after depth 1');
+    expect(changed).toEqual([]);
+  });
+
+  it('a handed token issued for the backend itself (as the AS issued them before) is refused there too, naming why', async () => {
+    // The AS's own key signs a token like the old hop-1 tokens: aud = the backend, may_act = the helper.
+    const { kid, privateJwk } = await issuerSigningKey(stack);
+    const hop1 = decodeJwt(String((await exchangeAsAgent(stack, user.accessToken)).body.access_token));
+    const legacy = await new SignJWT({ ...hop1, jti: `at_${crypto.randomUUID()}`, may_act: { sub: helper.clientId } })
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid })
+      .sign((await importJWK(privateJwk, 'ES256')) as CryptoKey);
+    const control = await new SignJWT({ ...hop1, jti: `at_${crypto.randomUUID()}` })
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid })
+      .sign((await importJWK(privateJwk, 'ES256')) as CryptoKey);
+    expect((await atCalendar(control)).status).toBe(200);
+    const { result: res, changed } = await stateChangedBy(stack, () => atCalendar(legacy));
+    expectInvalidToken(res, 'calendar backend');
+    expect(String(res.headers['www-authenticate'])).toMatch(/error_description="This token was handed to an agent to exchange/);
+    expect(changed).toEqual([]);
   });
 });
 
