@@ -1,7 +1,9 @@
 // GET /authorize (OAuth 2.1 §4.1.1): checks the request in the order that
 // keeps redirects safe. Until the client and its redirect URI are known good,
 // errors are shown as a page; after that they go back to the client with
-// `state` and `iss` (RFC 9207). A valid request from a signed-in user gets the
+// `state` and `iss` (RFC 9207), when its redirect URI is one this server
+// trusts (loopback, or a web app the signed-in user approved before; RFC 9700
+// §4.11.2), and are shown as a page otherwise. A valid request from a signed-in user gets the
 // consent page, unless a grant already covers it and the client's identity is
 // assured (RFC 8252 §8.6): the owner's own CLI started this very request, or
 // the client's redirect URI is https. Without a session: the sign-in page.
@@ -18,7 +20,7 @@ import { redirectToClient } from './redirect.js';
 import { sendErrorPage } from './pages.js';
 import { oneTargetOnly, queryParams } from './params.js';
 import { checkChallenge } from './policy/pkce.js';
-import { matchRedirectUri } from './policy/redirect-uri.js';
+import { isLoopbackRedirect, matchRedirectUri } from './policy/redirect-uri.js';
 import { boundTo, currentSession } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
@@ -36,7 +38,7 @@ export interface AuthorizationRequest {
 
 type Outcome =
   | { kind: 'page-error'; status: number; heading: string; detail: string }
-  | { kind: 'redirect-error'; redirectUri: string; state: string | undefined; error: string; description: string }
+  | { kind: 'redirect-error'; client: ClientRecord; redirectUri: string; state: string | undefined; error: string; description: string }
   | { kind: 'ok'; request: AuthorizationRequest };
 
 export function registerAuthorize(app: FastifyInstance, ctx: AuthContext): void {
@@ -46,6 +48,14 @@ export function registerAuthorize(app: FastifyInstance, ctx: AuthContext): void 
       case 'page-error':
         return sendErrorPage(reply, outcome.status, outcome.heading, outcome.detail);
       case 'redirect-error':
+        if (!(await errorMayGoBack(req, ctx, outcome.client, outcome.redirectUri))) {
+          return sendErrorPage(
+            reply,
+            400,
+            'This request cannot be completed',
+            `The app's request was refused (${outcome.error}): ${outcome.description.replace(/\.?$/, '.')} You were not sent on to ${new URL(outcome.redirectUri).host}: any site can register as an app here, so this server sends you to one only for a request you can approve, or when you approved that app before.`,
+          );
+        }
         return redirectToClient(reply, ctx, outcome.redirectUri, { error: outcome.error, error_description: outcome.description, state: outcome.state });
       case 'ok':
         return showConsentOrSignIn(req, reply, ctx, outcome.request);
@@ -91,7 +101,7 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
 
   // 2. From here on, errors go back to the client.
   const state = typeof params.state === 'string' ? params.state : undefined;
-  const fail = (error: string, description: string): Outcome => ({ kind: 'redirect-error', redirectUri, state, error, description });
+  const fail = (error: string, description: string): Outcome => ({ kind: 'redirect-error', client, redirectUri, state, error, description });
   if (repeated) return fail('invalid_request', `The ${repeated} parameter is repeated.`);
   if (one('request') || one('request_uri')) return fail('request_not_supported', 'Request objects are not supported.');
 
@@ -174,7 +184,26 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
     createdAt: now,
     expiresAt: now + ctx.lifetimes.authRequestSec * 1000,
   });
-  return renderConsent(reply, ctx, { request, user: signedIn.user, requestId: id, csrf, grant });
+  // The owner's CLI signed this sign-in for exactly this request: the one case where the app's identity is known.
+  const clientAssured = signedIn.user.isOwner && boundTo(signedIn.session, req.url);
+  return renderConsent(reply, ctx, { request, user: signedIn.user, requestId: id, csrf, grant, clientAssured });
+}
+
+/**
+ * Whether an error may go back to the client by redirect (RFC 6749 §4.1.2.1) rather than be shown here.
+ * RFC 9700 §4.11.2: with open registration anyone can register a phishing site as a redirect URI and send
+ * people a broken request for it, making this server bounce them there from its own trusted address; the AS
+ * should redirect on its own only to a redirect URI it trusts, having authenticated the user. Trusted here: a
+ * loopback redirect URI (a native app on this computer, RFC 8252 §7.3, where the CLI and MCP clients listen),
+ * and a web client that the signed-in user has an active delegation to. Found in review: an unsigned
+ * /authorize link without response_type went straight to a registered https://evil.example/cb.
+ */
+async function errorMayGoBack(req: FastifyRequest, ctx: AuthContext, client: ClientRecord, redirectUri: string): Promise<boolean> {
+  if (isLoopbackRedirect(new URL(redirectUri))) return true;
+  const now = ctx.now();
+  const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: req.url });
+  if (!signedIn) return false;
+  return (await ctx.store.listGrants(signedIn.user.id)).some((g) => g.clientId === client.clientId && g.revokedAt === null && g.expiresAt > now);
 }
 
 /**

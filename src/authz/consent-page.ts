@@ -24,6 +24,11 @@ export interface ConsentView {
   grant: GrantRecord | undefined;
   /** Set when the request comes from the device flow (RFC 8628): the code the device shows. */
   device?: { userCode: string };
+  /**
+   * Whether this server knows who made the request: the owner's CLI signed the sign-in link for this very
+   * request (the session is bound to it). Otherwise the app's name is only what it registered.
+   */
+  clientAssured: boolean;
 }
 
 export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view: ConsentView): Promise<FastifyReply> {
@@ -50,7 +55,8 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
   const returnTo = returnNotice(redirect, view.device);
 
   const body = html`<h1>${grant ? html`Allow ${agentName} to do more for you?` : html`Allow ${agentName} to act for you?`}</h1>
-<p><strong>${clientName}</strong> asks you to let <strong>${agentName}</strong> act for you. <span class="muted">(You are signed in as ${user.name}.)</span></p>
+<p><strong>${clientName}</strong>${view.clientAssured ? '' : html` <span class="warn">(name given by the app, not checked)</span>`} asks you to let <strong>${agentName}</strong> act for you. <span class="muted">(You are signed in as ${user.name}.)</span></p>
+${clientBlock(request, view.clientAssured, user.timeZone, view.device !== undefined)}
 ${identityBlock(agentName, request.resource.url, verification)}
 <h2>${grant ? 'It asks to also be able to' : html`${agentName} will be able to`}</h2>
 <ul>${abilities}</ul>
@@ -84,6 +90,22 @@ function returnNotice(redirect: URL, device: ConsentView['device']): Html {
   return isLoopbackRedirect(redirect)
     ? html`<p class="muted">The app that asked runs on this computer; after you decide, you go back to it.</p>`
     : html`<p class="warn">After you decide, you will be sent to <strong>${redirect.host}</strong>. Approve only if you expected to use that site.</p>`;
+}
+
+/**
+ * Who the app that asks is, as far as this server can tell. Every app here registered itself (RFC 7591) under a
+ * name of its choosing, "delegate CLI" included, so a name proves nothing (RFC 6749 §10.2, RFC 8252 §8.6; found
+ * in review: a look-alike registered as "delegate CLI" got a page word for word the real CLI's, under the
+ * agent's verified badge). The page says so, and shows what does tell apps apart: the app's id, when it
+ * registered, and where the answer goes (MCP Security Best Practices: the consent page shows the client and
+ * its redirect URI). Only a request the owner's CLI signed the sign-in for is named as delegate's own.
+ */
+function clientBlock(request: AuthorizationRequest, assured: boolean, timeZone: string, device: boolean): Html {
+  if (assured) {
+    return html`<p class="muted">Your own <code>delegate</code> command on this computer started this request and signed you in for it.</p>`;
+  }
+  return html`<div class="who"><p class="warn">This server has not checked who made this app: anyone can register an app under any name. Approve only if you just started this from an app you trust.</p>
+<p class="muted">App id <code>${request.client.clientId}</code>, registered ${pageTime(request.client.createdAt, timeZone)}${device ? '' : html`; its answer goes to <code>${request.redirectUri}</code>`}.</p></div>`;
 }
 
 function identityBlock(agentName: string, resourceUrl: string, verification: AgentVerification | undefined): Html {

@@ -11,7 +11,7 @@ import type { AuthRequestRecord, GrantRecord } from '../store/index.js';
 import { audit } from './audit.js';
 import { issueCode } from './code.js';
 import { KEEP_EXPIRY, applyChoices, readChoices } from './consent-choices.js';
-import type { AuthContext } from './context.js';
+import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId } from './crypto.js';
 import { defaultDetails } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
@@ -45,7 +45,7 @@ export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
     }
 
     if (decision === 'deny') {
-      const taken = await ctx.store.takeAuthRequest(requestId, now);
+      const taken = await take(ctx, pending, now, 'deny');
       if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
       await audit(ctx, { event: 'consent', user: taken.userId, client: taken.clientId, resource: taken.resource, detail: { decision: 'denied', scope: taken.scope } });
       req.log.info({ client: taken.clientId }, 'consent denied');
@@ -74,7 +74,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
     hasGrant: existing !== undefined,
   });
   if (!read.ok) return sendErrorPage(reply, 400, 'Your choices could not be used', read.reason);
-  const taken = await ctx.store.takeAuthRequest(pending.id, now);
+  const taken = await take(ctx, pending, now, 'approve');
   if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
   const details: AuthorizationDetail[] = offers.map((o) => applyChoices(o, read.choices));
 
@@ -133,6 +133,16 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
     },
     303,
   );
+}
+
+/**
+ * Takes the pending request for this decision, once. A request the device flow made (its redirect URI is this
+ * server's /device/done) is taken with its device: only while the device is undecided, and with every other
+ * consent page open for it, so a device that was denied, cancelled, approved or expired gets no grant from a
+ * second page (RFC 8628 §3.3; found in review: Deny on one page, Approve on another made a 90-day grant).
+ */
+function take(ctx: AuthContext, pending: AuthRequestRecord, now: number, decision: 'approve' | 'deny'): Promise<AuthRequestRecord | undefined> {
+  return pending.redirectUri === `${ctx.issuer}${DEVICE_DONE_PATH}` ? ctx.store.takeDeviceAuthRequest(pending.id, now, decision) : ctx.store.takeAuthRequest(pending.id, now);
 }
 
 /**

@@ -58,6 +58,12 @@ export interface AuthContext {
   defaultMaxDepth: number;
 }
 
+/**
+ * The redirect URI of the consent requests the device flow makes (RFC 8628): this server's own page, where
+ * the decision is kept for the device's poll (device.ts).
+ */
+export const DEVICE_DONE_PATH = '/device/done';
+
 export function endpointsFor(issuer: string): Endpoints {
   return {
     authorization: `${issuer}/authorize`,

@@ -4,22 +4,27 @@
 import type { FastifyReply } from 'fastify';
 import { html, sendPage } from './pages.js';
 
-export function renderDeviceEntry(reply: FastifyReply, problem: string | undefined, status = problem ? 400 : 200): FastifyReply {
+/**
+ * The code form. `filledIn` is a code a link carried that was not looked up (the link came from another page):
+ * the person checks it against their device and sends it themselves.
+ */
+export function renderDeviceEntry(reply: FastifyReply, problem: string | undefined, status = problem ? 400 : 200, filledIn?: string): FastifyReply {
   const body = html`<h1>Connect a device</h1>
 <p>Type the code your device shows, for example in the terminal where you ran <code>delegate login --device</code>.</p>
 ${problem ? html`<p class="warn">${problem}</p>` : ''}
+${filledIn ? html`<p class="warn">The link you followed filled in a code. Continue only if it is exactly the code your device shows.</p>` : ''}
 <form method="get" action="/device">
 <label for="user_code">Code</label>
-<input type="text" id="user_code" name="user_code" autocomplete="off" autocapitalize="characters" spellcheck="false" placeholder="BCDF-GHJK">
+<input type="text" id="user_code" name="user_code" autocomplete="off" autocapitalize="characters" spellcheck="false" placeholder="BCDF-GHJK"${filledIn ? html` value="${filledIn}"` : ''}>
 <div class="actions"><button class="primary" type="submit">Continue</button></div>
 </form>`;
   return sendPage(reply, status, 'Connect a device', body);
 }
 
-export function renderDeviceConfirm(reply: FastifyReply, view: { userCode: string; clientName: string; agentName: string; csrf: string }): FastifyReply {
+export function renderDeviceConfirm(reply: FastifyReply, view: { userCode: string; clientName: string; clientAssured: boolean; agentName: string; csrf: string }): FastifyReply {
   const body = html`<h1>Is this the code on your device?</h1>
 <p class="code"><strong>${view.userCode}</strong></p>
-<p><strong>${view.clientName}</strong> wants you to let <strong>${view.agentName}</strong> act for you from that device.</p>
+<p><strong>${view.clientName}</strong>${view.clientAssured ? '' : html` <span class="warn">(name given by the app, not checked)</span>`} wants you to let <strong>${view.agentName}</strong> act for you from that device.</p>
 <p class="warn">Continue only if you started this yourself and your device shows exactly this code. If someone sent you this link, choose Cancel.</p>
 <form method="post" action="/device">
 <input type="hidden" name="user_code" value="${view.userCode}">

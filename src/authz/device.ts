@@ -20,7 +20,7 @@ import { authenticateClient } from './client-auth.js';
 import { renderConsent } from './consent-page.js';
 import { crossSiteRefusal } from './consent.js';
 import { audit } from './audit.js';
-import type { AuthContext } from './context.js';
+import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.js';
 import { renderDeviceConfirm, renderDeviceDone, renderDeviceEntry } from './device-page.js';
 import { InvalidRequestError, InvalidScopeError, InvalidTargetError, ServerError, UnauthorizedClientError, replyWithError } from './errors.js';
@@ -29,14 +29,13 @@ import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams, required, single, singleTarget } from './params.js';
 import { FailureCounter } from './rate-limit.js';
-import { currentSession } from './session.js';
+import { boundTo, currentSession, type SessionContext } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
 export const GRANT_TYPE_DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
 export const DEVICE_AUTHORIZATION_PATH = '/device_authorization';
 export const VERIFICATION_PATH = '/device';
 
-const DONE_PATH = '/device/done';
 /** How long a device request waits for the person (RFC 8628 §3.2 expires_in). */
 const DEVICE_CODE_SEC = 600;
 /** The least time between polls (§3.2 interval). */
@@ -55,7 +54,7 @@ function completeVerificationPath(userCode: string): string {
 export const WRONG_CODE_LIMIT = { limit: 5, windowMs: 15 * 60_000 };
 
 export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): void {
-  const doneUri = `${ctx.issuer}${DONE_PATH}`;
+  const doneUri = `${ctx.issuer}${DEVICE_DONE_PATH}`;
   const wrongCodes = new FailureCounter(WRONG_CODE_LIMIT, ctx.now);
   /** The answer to someone who typed too many wrong codes lately, or undefined when they may try. */
   const tooManyWrongCodes = (reply: FastifyReply, userId: string): FastifyReply | undefined => {
@@ -137,6 +136,8 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
     if (!signedIn) return renderSignIn(reply, ctx, req.url);
     const typed = queryParams(req.url).user_code;
     if (typeof typed !== 'string' || typed.trim() === '') return renderDeviceEntry(reply, undefined);
+    // Only the person's own visit may spend their wrong codes: otherwise the code is shown to check, and counted when sent.
+    if (!openedByThePerson(req)) return renderDeviceEntry(reply, undefined, 200, wellFormedUserCode(typed));
     const guessing = tooManyWrongCodes(reply, signedIn.user.id);
     if (guessing) return guessing;
     const found = await lookUpCode(signedIn.user.id, typed, now);
@@ -145,7 +146,13 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
     }
     const context = await requestContext(ctx, found);
     if (!context) return sendErrorPage(reply, 400, 'This request can no longer be completed', 'The app or the agent it asked for is no longer registered.');
-    return renderDeviceConfirm(reply, { userCode: found.userCode, clientName: context.client.clientName ?? context.client.clientId, agentName: context.resource.name, csrf: signedIn.csrf });
+    return renderDeviceConfirm(reply, {
+      userCode: found.userCode,
+      clientName: context.client.clientName ?? context.client.clientId,
+      clientAssured: ownersOwnLink(signedIn, req.url),
+      agentName: context.resource.name,
+      csrf: signedIn.csrf,
+    });
   });
 
   // Confirmed: this server's consent page for an authorization request made for the device's client.
@@ -200,11 +207,12 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
       csrf,
       grant,
       device: { userCode: found.userCode },
+      clientAssured: ownersOwnLink(signedIn, completeVerificationPath(typed)),
     });
   });
 
   // Where the consent page sends the browser: the decision is kept for the device's next poll.
-  app.get(DONE_PATH, async (req, reply) => {
+  app.get(DEVICE_DONE_PATH, async (req, reply) => {
     const params = queryParams(req.url);
     const state = typeof params.state === 'string' ? params.state : '';
     const now = ctx.now();
@@ -260,6 +268,32 @@ class DeviceError extends CustomOAuthError {}
 async function requestContext(ctx: AuthContext, found: DeviceAuthorizationRecord): Promise<{ client: ClientRecord; resource: NonNullable<Awaited<ReturnType<AuthContext['store']['resourceByUrl']>>> } | undefined> {
   const [client, resource] = await Promise.all([ctx.store.clientById(found.clientId), ctx.store.resourceByUrl(found.resource)]);
   return client && resource ? { client, resource } : undefined;
+}
+
+/** Whether the owner's CLI signed this session's sign-in link for this very page (so it started this device request). */
+function ownersOwnLink(signedIn: SessionContext, request: string): boolean {
+  return signedIn.user.isOwner && boundTo(signedIn.session, request);
+}
+
+/**
+ * Whether the browser says this GET of the verification page is the person's own visit: a document they opened
+ * themselves (typed, a bookmark, a QR code, the CLI's link: Sec-Fetch-Site none) or reached from this server's
+ * own form (same-origin). An image, frame or fetch from another page, or a link followed from another site
+ * (cross-site, or same-site: another port of this host), is not; looking its code up would let that page spend
+ * the person's wrong codes and lock them out (RFC 8628 §5.1; found in review: five <img> on another loopback
+ * port did). A browser that sends no Fetch Metadata is taken at its word, as at the form posts (consent.ts).
+ */
+function openedByThePerson(req: FastifyRequest): boolean {
+  const site = req.headers['sec-fetch-site'];
+  const dest = req.headers['sec-fetch-dest'];
+  if (site !== undefined && site !== 'none' && site !== 'same-origin') return false;
+  return dest === undefined || dest === 'document';
+}
+
+/** The typed code in its usual form, when it could be one (to fill in the form), else undefined. */
+function wellFormedUserCode(typed: string): string | undefined {
+  const normalized = normalizeUserCode(typed);
+  return new RegExp(`^[${USER_CODE_ALPHABET}]{4}-[${USER_CODE_ALPHABET}]{4}$`).test(normalized) ? normalized : undefined;
 }
 
 /** BCDF-GHJK: 8 letters of the alphabet, grouped by four. */

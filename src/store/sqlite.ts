@@ -789,6 +789,24 @@ class SqliteStore implements Store {
     });
   }
 
+  async takeDeviceAuthRequest(id: string, now: number, decision: 'approve' | 'deny'): Promise<AuthRequestRecord | undefined> {
+    return this.atomically(() => {
+      const r = this.get('SELECT * FROM auth_requests WHERE id = ? AND expires_at > ?', [id, now]);
+      if (!r) return undefined;
+      const request = toAuthRequest(r);
+      const device = this.get('SELECT status FROM device_authorizations WHERE state = ? AND client_id = ? AND expires_at > ?', [request.state, request.clientId, now]);
+      if (device?.status !== 'pending') return undefined;
+      this.dropDeviceAuthRequests(request.state ?? '', request.clientId);
+      if (decision === 'approve') this.run(`UPDATE device_authorizations SET status = 'approved', code = NULL WHERE state = ?`, [request.state]);
+      return request;
+    });
+  }
+
+  /** Deletes every consent request still open for a device authorization (its state and client); call inside a transaction. */
+  private dropDeviceAuthRequests(state: string, clientId: string): void {
+    this.run('DELETE FROM auth_requests WHERE state = ? AND client_id = ?', [state, clientId]);
+  }
+
   async createGrant(g: GrantRecord): Promise<void> {
     this.run(
       `INSERT INTO grants (id, user_id, client_id, resource, scope, authorization_details, max_depth, created_at, expires_at, revoked_at)
@@ -1084,11 +1102,18 @@ class SqliteStore implements Store {
   }
 
   async settleDeviceAuthorization(state: string, outcome: { status: 'approved'; code: string } | { status: 'denied' }, now: number): Promise<boolean> {
-    const code = outcome.status === 'approved' ? outcome.code : null;
-    return (
-      this.run(`UPDATE device_authorizations SET status = ?, code = ? WHERE state = ? AND status = 'pending' AND expires_at > ?`, [outcome.status, code, state, now])
-        .changes === 1
-    );
+    return this.atomically(() => {
+      const row = this.get('SELECT client_id FROM device_authorizations WHERE state = ?', [state]);
+      const settled =
+        outcome.status === 'approved'
+          ? this.run(
+              `UPDATE device_authorizations SET status = 'approved', code = ? WHERE state = ? AND expires_at > ? AND (status = 'pending' OR (status = 'approved' AND code IS NULL))`,
+              [outcome.code, state, now],
+            ).changes === 1
+          : this.run(`UPDATE device_authorizations SET status = 'denied', code = NULL WHERE state = ? AND status = 'pending' AND expires_at > ?`, [state, now]).changes === 1;
+      if (settled && row) this.dropDeviceAuthRequests(state, String(row.client_id));
+      return settled;
+    });
   }
 
   async pollDeviceAuthorization(deviceCodeHash: string, now: number): Promise<DevicePoll | undefined> {

@@ -269,6 +269,15 @@ export interface Store {
   createAuthRequest(request: AuthRequestRecord): Promise<void>;
   /** Returns and deletes the request, atomically, so a decision is taken once. */
   takeAuthRequest(id: string, now: number): Promise<AuthRequestRecord | undefined>;
+  /**
+   * The same for a request made for a device authorization (RFC 8628; the request's state and client are the
+   * device's), in one transaction with the device: taken only while the device is pending, and with every other
+   * request made for that device, so that the first decision on it is its decision (RFC 8628 §3.3; found in
+   * review: after Deny, a second consent page still open for the same device was approved into a grant).
+   * Approve also claims the device (approved, its code still to come from /device/done), so that neither Cancel
+   * at the code nor another page can decide it after; Deny leaves /device/done to deny it.
+   */
+  takeDeviceAuthRequest(id: string, now: number, decision: 'approve' | 'deny'): Promise<AuthRequestRecord | undefined>;
   authRequestById(id: string, now: number): Promise<AuthRequestRecord | undefined>;
 
   // Grants
@@ -364,7 +373,11 @@ export interface Store {
   deviceAuthorizationByUserCode(userCode: string, now: number): Promise<DeviceAuthorizationRecord | undefined>;
   /** By the `state` of the authorization request made for it. */
   deviceAuthorizationByState(state: string, now: number): Promise<DeviceAuthorizationRecord | undefined>;
-  /** Records the user's decision, once, on a pending request; false if it was not pending (or expired). */
+  /**
+   * Records the user's decision, once, on a pending request, or attaches the code to one an approval claimed
+   * (takeDeviceAuthRequest); false if it was neither (or expired). The consent requests still open for the
+   * device go in the same transaction: a settled device is decided by none of them.
+   */
   settleDeviceAuthorization(state: string, outcome: { status: 'approved'; code: string } | { status: 'denied' }, now: number): Promise<boolean>;
   /**
    * One poll by the device (RFC 8628 §3.4), atomically: notes its time, says

@@ -284,6 +284,164 @@ describe('device authorization grant', () => {
     expect((await poll(clientId, device.device_code)).body.error).toBe('access_denied');
   });
 
+  describe('one decision per device (RFC 8628 §3.3): a second consent page open for it decides nothing (found in review: Deny on one, Approve on the other made a 90-day grant)', () => {
+    /** Signed in by the owner's link for the device's code, with `pages` consent pages open for it (Continue pressed that often). */
+    async function openConsentPages(pages: number) {
+      const clientId = await registerDeviceClient();
+      const device = await startDevice(clientId);
+      const browser = new Browser();
+      const confirm = await browser.follow(await ownerLink(authz, device.verification_uri_complete.slice(authz.issuer.length)));
+      expect(confirm.status).toBe(200);
+      const csrf = hiddenField(confirm.html, 'csrf');
+      const forms = [];
+      for (let i = 0; i < pages; i++) {
+        const page = await browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf, decision: 'continue' });
+        expect(page.status).toBe(200);
+        forms.push(parseConsentForm(page.html));
+      }
+      return { clientId, device, browser, csrf, forms };
+    }
+    const database = () => ({ paths: { db: join(authz.home, 'delegate.db') } });
+    const approvals = async (clientId: string) => (await authz.store.listAudit()).filter((r) => r.event === 'consent' && r.client === clientId && r.detail.decision === 'approved');
+
+    it('Deny on one page, then Approve on another: an error page, no grant, no approved record, nothing changed; the device gets access_denied', async () => {
+      const { clientId, device, browser, forms } = await openConsentPages(2);
+      const denied = await browser.post(`${authz.issuer}/consent`, { ...forms[0]!, decision: 'deny' });
+      expect(denied.status).toBe(303);
+      expect((await browser.get(new URL(denied.location!, authz.issuer).href)).html).toContain('Nothing was shared');
+
+      const { result: approved, changed } = await stateChangedBy(database(), () => browser.post(`${authz.issuer}/consent`, { ...forms[1]!, expires_days: '90', lookahead_days: '365', decision: 'approve' }));
+      expect(approved.status).toBe(400);
+      expect(approved.location).toBeNull();
+      expect(approved.html).toContain('This request has expired');
+      expectStrictPage('second decision on a denied device', approved);
+      expect(changed).toEqual([]);
+      expect((await authz.store.listGrants(authz.ownerId)).filter((g) => g.clientId === clientId)).toEqual([]);
+      expect(await approvals(clientId)).toEqual([]);
+      clock += 6_000;
+      expect((await poll(clientId, device.device_code)).body.error).toBe('access_denied');
+    });
+
+    it('Approve on a page after the device was denied but before /device/done was reached: refused the same way', async () => {
+      const { clientId, device, browser, forms } = await openConsentPages(2);
+      const denied = await browser.post(`${authz.issuer}/consent`, { ...forms[0]!, decision: 'deny' });
+      expect(denied.status).toBe(303);
+      // The browser has not followed the redirect yet: the first decision still counts.
+      const { result: approved, changed } = await stateChangedBy(database(), () => browser.post(`${authz.issuer}/consent`, { ...forms[1]!, decision: 'approve' }));
+      expect([approved.status, approved.location]).toEqual([400, null]);
+      expect(changed).toEqual([]);
+      expect((await browser.get(new URL(denied.location!, authz.issuer).href)).html).toContain('Nothing was shared');
+      expect((await authz.store.listGrants(authz.ownerId)).filter((g) => g.clientId === clientId)).toEqual([]);
+      expect(await approvals(clientId)).toEqual([]);
+      clock += 6_000;
+      expect((await poll(clientId, device.device_code)).body.error).toBe('access_denied');
+    });
+
+    it('Cancel at the code, then Approve on a consent page opened before: refused, no grant, nothing changed', async () => {
+      const { clientId, device, browser, csrf, forms } = await openConsentPages(1);
+      const cancelled = await browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf, decision: 'cancel' });
+      expect(cancelled.html).toContain('Nothing was shared');
+      const { result: approved, changed } = await stateChangedBy(database(), () => browser.post(`${authz.issuer}/consent`, { ...forms[0]!, decision: 'approve' }));
+      expect([approved.status, approved.location]).toEqual([400, null]);
+      expect(changed).toEqual([]);
+      expect((await authz.store.listGrants(authz.ownerId)).filter((g) => g.clientId === clientId)).toEqual([]);
+      expect(await approvals(clientId)).toEqual([]);
+      clock += 6_000;
+      expect((await poll(clientId, device.device_code)).body.error).toBe('access_denied');
+    });
+
+    it('Approve on one page, then Deny on another or Cancel at the code: refused, nothing changed, no denied record; the device gets its tokens', async () => {
+      const { clientId, device, browser, csrf, forms } = await openConsentPages(2);
+      const approved = await browser.post(`${authz.issuer}/consent`, { ...forms[0]!, decision: 'approve' });
+      expect(approved.status).toBe(303);
+      // Before the browser reaches /device/done, and after.
+      for (const when of ['before', 'after']) {
+        if (when === 'after') expect((await browser.get(new URL(approved.location!, authz.issuer).href)).html).toContain('Your device is connected');
+        const { result: denied, changed } = await stateChangedBy(database(), () => browser.post(`${authz.issuer}/consent`, { ...forms[1]!, decision: 'deny' }));
+        expect([denied.status, denied.location], when).toEqual([400, null]);
+        expect(changed, when).toEqual([]);
+        const { result: cancelled, changed: byCancel } = await stateChangedBy(database(), () => browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf, decision: 'cancel' }));
+        expect(cancelled.status, when).toBe(400);
+        expect(byCancel, when).toEqual([]);
+      }
+      expect(await approvals(clientId)).toHaveLength(1);
+      expect((await authz.store.listAudit()).filter((r) => r.event === 'consent' && r.client === clientId && r.detail.decision === 'denied')).toEqual([]);
+      clock += 6_000;
+      const tokens = await poll(clientId, device.device_code);
+      expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+    });
+
+    it('a device approved but not yet at /device/done polls authorization_pending', async () => {
+      const { clientId, device, browser, forms } = await openConsentPages(1);
+      const approved = await browser.post(`${authz.issuer}/consent`, { ...forms[0]!, decision: 'approve' });
+      expect(approved.status).toBe(303);
+      clock += 6_000;
+      expect((await poll(clientId, device.device_code)).body.error).toBe('authorization_pending');
+      expect((await browser.get(new URL(approved.location!, authz.issuer).href)).status).toBe(200);
+      clock += 6_000;
+      expect((await poll(clientId, device.device_code)).status).toBe(200);
+    });
+  });
+
+  describe('wrong codes counted only for the person’s own visits (RFC 8628 §5.1; found in review: five <img> on another loopback port locked the user out for 15 minutes)', () => {
+    const SUBRESOURCE = { 'sec-fetch-site': 'same-site', 'sec-fetch-dest': 'image', 'sec-fetch-mode': 'no-cors' };
+    const CROSS_SITE_LINK = { 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'document', 'sec-fetch-mode': 'navigate' };
+    const TYPED = { 'sec-fetch-site': 'none', 'sec-fetch-dest': 'document', 'sec-fetch-mode': 'navigate', 'sec-fetch-user': '?1' };
+    const FROM_THE_FORM = { 'sec-fetch-site': 'same-origin', 'sec-fetch-dest': 'document', 'sec-fetch-mode': 'navigate', 'sec-fetch-user': '?1' };
+
+    it.each([
+      ['images on another port of this host (same-site)', SUBRESOURCE],
+      ['images on another site', { ...SUBRESOURCE, 'sec-fetch-site': 'cross-site' }],
+      ['frames on another site', { 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'iframe', 'sec-fetch-mode': 'navigate' }],
+      ['links followed from another site', CROSS_SITE_LINK],
+      ['links followed from another port of this host', { ...CROSS_SITE_LINK, 'sec-fetch-site': 'same-site' }],
+    ])('ten wrong codes from %s: the code form, nothing looked up, counted or written; the right code then works', async (_name, headers) => {
+      const clientId = await registerDeviceClient();
+      const device = await startDevice(clientId);
+      const browser = await accountBrowser('kim');
+      const database = { paths: { db: join(authz.home, 'delegate.db') } };
+      for (let i = 0; i < 10; i++) {
+        const { result, changed } = await stateChangedBy(database, () => browser.get(`${authz.issuer}/device?user_code=BBBB-BBB${'CDFGHJKLMN'[i]}`, headers));
+        expect(result.status).toBe(200);
+        expect(result.html).toContain('name="user_code"');
+        expect(result.html).not.toContain('not valid');
+        expect(result.html).not.toContain('Too many wrong codes');
+        expectStrictPage('device code form', result);
+        expect(changed).toEqual([]);
+      }
+      // Such a page's own right code is not looked up either: the form, filled in, for the person to check and send.
+      const linked = await browser.get(device.verification_uri_complete, headers);
+      expect(linked.status).toBe(200);
+      expect(linked.html).not.toContain('Is this the code on your device?');
+      expect(linked.html).toContain(`value="${device.user_code}"`);
+      expect(linked.html).toContain('Continue only if it is exactly the code your device shows');
+      // The person's own visit: typed (or the CLI's link) and from the form, then the confirmation.
+      for (const own of [TYPED, FROM_THE_FORM]) {
+        const confirm = await browser.get(device.verification_uri_complete, own);
+        expect(confirm.status).toBe(200);
+        expect(confirm.html).toContain('Is this the code on your device?');
+      }
+    });
+
+    it('wrong codes the person types still count (the control): the sixth visit is 429', async () => {
+      const clientId = await registerDeviceClient();
+      const device = await startDevice(clientId);
+      const browser = await accountBrowser('lou');
+      for (let i = 0; i < 5; i++) expect((await browser.get(`${authz.issuer}/device?user_code=BBBB-BBB${'CDFGH'[i]}`, FROM_THE_FORM)).status).toBe(400);
+      expect((await browser.get(device.verification_uri_complete, TYPED)).status).toBe(429);
+    });
+
+    it('fills in only a well-formed code, escaped', async () => {
+      const browser = await accountBrowser('max');
+      const odd = await browser.get(`${authz.issuer}/device?user_code=${encodeURIComponent('"><b>x')}`, CROSS_SITE_LINK);
+      expect(odd.status).toBe(200);
+      expect(odd.html).not.toContain('<b>x');
+      expect(odd.html).not.toContain('The link you followed filled in a code');
+      const loose = await browser.get(`${authz.issuer}/device?user_code=bcdf%20ghjk`, CROSS_SITE_LINK);
+      expect(loose.html).toContain('value="BCDF-GHJK"');
+    });
+  });
+
   it('makes someone who types wrong codes wait after five (RFC 8628 §5.1), even for a right code, until the window passes', async () => {
     const clientId = await registerDeviceClient();
     const device = await startDevice(clientId);

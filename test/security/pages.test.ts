@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { startLoopbackListener } from '../../src/client/loopback.js';
+import { CLIENT_METADATA } from '../../src/client/provider.js';
 import { ownerAssertion, ownerLink } from '../support/authz.js';
 import { Browser, authorizeUrl, csrfOf, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, expectStrictPage, routesOf, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
@@ -160,6 +161,73 @@ describe('where the consent page says the app that asked is (RFC 8628 §5.4, rem
     const { page } = await ownerConsent();
     expect(page.html).toContain(`${HERE}; after you decide, you go back to it.`);
     expect(page.html).not.toContain(ELSEWHERE);
+  });
+});
+
+describe('a look-alike of delegate’s own CLI (RFC 6749 §10.2; found in review: a client registered as "delegate CLI" got a consent page word for word the real CLI’s)', () => {
+  const UNCHECKED = '(name given by the app, not checked)';
+  const OWN = 'Your own <code>delegate</code> command on this computer started this request';
+  const LOOKALIKE_REDIRECT = 'http://127.0.0.1:47999/cb';
+
+  it('registers under the CLI’s name, but its consent page says the name is not checked, and shows its id, registration and redirect URI', async () => {
+    const reg = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, redirect_uris: [LOOKALIKE_REDIRECT] });
+    expect(reg.status).toBe(201);
+    const lookalike = String(reg.body.client_id);
+    const browser = await passwordSignIn('dora', 'dora has a long password');
+    const href = authorizeUrl(stack.issuer, { clientId: lookalike, redirectUri: LOOKALIKE_REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge });
+    const page = await browser.get(href);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain(`<strong>delegate CLI</strong> <span class="warn">${UNCHECKED}</span> asks you`);
+    expect(page.html).toContain('This server has not checked who made this app: anyone can register an app under any name.');
+    expect(page.html).toContain(`App id <code>${lookalike}</code>, registered `);
+    expect(page.html).toContain(`its answer goes to <code>${LOOKALIKE_REDIRECT}</code>`);
+    expect(page.html).not.toContain(OWN);
+    expectStrictPage('consent page of a look-alike client', page);
+  });
+
+  it('the real CLI’s request, which the owner’s CLI signed the sign-in for, is not marked (the control)', async () => {
+    const reg = await postJson(`${stack.issuer}/register`, CLIENT_METADATA);
+    expect(reg.status).toBe(201);
+    const page = await signInAndOpenConsent(
+      new Browser(),
+      stack.issuer,
+      stack.ownerJwk,
+      authorizeUrl(stack.issuer, { clientId: String(reg.body.client_id), redirectUri: 'http://127.0.0.1:50123/callback', resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }),
+    );
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('<strong>delegate CLI</strong> asks you');
+    expect(page.html).toContain(OWN);
+    expect(page.html).not.toContain(UNCHECKED);
+    expect(page.html).not.toContain('has not checked who made this app');
+  });
+
+  it('on the device flow too: the confirmation and consent pages of a look-alike’s device request say the name is not checked', async () => {
+    const reg = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, redirect_uris: [LOOKALIKE_REDIRECT] });
+    const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: String(reg.body.client_id), resource: stack.agentUrl });
+    expect(device.status).toBe(200);
+    const browser = await passwordSignIn('erin', 'erin has a long password');
+    const confirm = await browser.get(String(device.body.verification_uri_complete));
+    expect(confirm.status).toBe(200);
+    expect(confirm.html).toContain(`<strong>delegate CLI</strong> <span class="warn">${UNCHECKED}</span> wants you`);
+    const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    expect(consent.status).toBe(200);
+    expect(consent.html).toContain(UNCHECKED);
+    expect(consent.html).toContain('has not checked who made this app');
+    // The device's page names no redirect URI: the answer stays on this server for the device.
+    expect(consent.html).not.toContain('its answer goes to');
+  });
+
+  it('the real CLI’s device request, confirmed through the owner’s link, is not marked (the control)', async () => {
+    const reg = await postJson(`${stack.issuer}/register`, CLIENT_METADATA);
+    const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: String(reg.body.client_id), resource: stack.agentUrl });
+    const browser = new Browser();
+    const confirm = await browser.follow(await ownerLink(stack, String(device.body.verification_uri_complete).slice(stack.issuer.length)));
+    expect(confirm.status).toBe(200);
+    expect(confirm.html).not.toContain(UNCHECKED);
+    const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    expect(consent.status).toBe(200);
+    expect(consent.html).not.toContain(UNCHECKED);
+    expect(consent.html).toContain(OWN);
   });
 });
 

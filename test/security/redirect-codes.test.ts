@@ -9,9 +9,10 @@ import { decodeJwt } from 'jose';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import type { ClientError } from '../../src/client/errors.js';
 import { ownerAssertion } from '../support/authz.js';
-import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { addUser } from '../../src/authz/index.js';
+import { Browser, authorizeUrl, callbackParams, csrfOf, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { REDIRECT, auditSince, exchangeAsAgent, lastAuditSeq, ownerCode, queryRows, redeemCode, rowCounts, startStack, stateChangedBy, type Stack } from './stack.js';
+import { REDIRECT, auditSince, exchangeAsAgent, expectStrictPage, lastAuditSeq, ownerCode, queryRows, redeemCode, rowCounts, startStack, stateChangedBy, type Stack } from './stack.js';
 import { openAsOwner } from '../support/owner-flow.js';
 
 let stack: Stack;
@@ -154,6 +155,89 @@ describe('redirect URIs at /authorize: exact match (OAuth 2.1 §2.3.1), errors s
   it('accepts the registered URI on any loopback port (the control, RFC 8252 §7.3)', async () => {
     const href = authorizeUrl(stack.issuer, { clientId, redirectUri: 'http://127.0.0.1:61001/callback', resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge });
     expect((await openAsOwner(stack, href)).page.status).toBe(200);
+  });
+});
+
+describe('the authorization server as an open redirector (RFC 9700 §4.11.2; found in review: a broken request for a registered https://evil.example/cb was a 302 there, with no sign-in)', () => {
+  const EVIL = 'https://evil.example/cb';
+  const { challenge } = pkcePair();
+  let evil: string;
+  beforeAll(async () => {
+    const res = await register([EVIL]);
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    evil = String(res.body.client_id);
+    await addUser(stack.store, { name: 'nina', password: 'nina has a long password', timeZone: 'UTC' }, Date.now());
+    await addUser(stack.store, { name: 'omar', password: 'omar has a long password', timeZone: 'UTC' }, Date.now());
+  });
+  const signIn = async (name: string) => {
+    const b = new Browser();
+    const form = await b.get(`${stack.issuer}/login?next=%2Fgrants`);
+    expect((await b.post(`${stack.issuer}/login`, { csrf: csrfOf(form.html), next: '/grants', username: name, password: `${name} has a long password` })).status).toBe(303);
+    return b;
+  };
+  const broken: Array<[string, (url: URL) => void]> = [
+    ['no response_type', (url) => url.searchParams.delete('response_type')],
+    ['a scope the agent does not offer', (url) => url.searchParams.set('scope', 'calendar:write')],
+    ['response_type=token', (url) => url.searchParams.set('response_type', 'token')],
+    ['no code_challenge', (url) => url.searchParams.delete('code_challenge')],
+    ['an unknown resource', (url) => url.searchParams.set('resource', 'http://127.0.0.1:1/mcp')],
+  ];
+  const brokenRequest = (breakIt: (url: URL) => void) => {
+    const url = new URL(authorizeUrl(stack.issuer, { clientId: evil, redirectUri: EVIL, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge }));
+    breakIt(url);
+    return url.href;
+  };
+  const expectShownHere = (res: { status: number; location: string | null; html: string; headers: Headers }, name: string) => {
+    expect(res.status, name).toBe(400);
+    expect(res.location, name).toBeNull();
+    expect(res.html, name).toContain('You were not sent on to evil.example');
+    expect(res.html, name).not.toContain('href=');
+    expectStrictPage(name, res);
+  };
+
+  it.each(broken)('%s, with no session: a page here, no Location to the client, nothing stored', async (name, breakIt) => {
+    const { result, changed } = await stateChangedBy(stack, () => new Browser().get(brokenRequest(breakIt)));
+    expectShownHere(result, name);
+    expect(changed).toEqual([]);
+  });
+
+  it('the same for a signed-in user who never approved that app, and for the sign-in form leading there', async () => {
+    const omar = await signIn('omar');
+    for (const [name, breakIt] of broken) {
+      const { result, changed } = await stateChangedBy(stack, () => omar.get(brokenRequest(breakIt)));
+      expectShownHere(result, name);
+      expect(changed).toEqual([]);
+    }
+    // POST /login with next=/authorize?… (the review's second path) lands on the same page.
+    const b = new Browser();
+    const form = await b.get(`${stack.issuer}/login`);
+    const next = brokenRequest(broken[0]![1]).slice(stack.issuer.length);
+    const signedIn = await b.post(`${stack.issuer}/login`, { csrf: csrfOf(form.html), next, username: 'omar', password: 'omar has a long password' });
+    expect(signedIn.status).toBe(303);
+    expectShownHere(await b.get(new URL(signedIn.location!, stack.issuer).href), 'after sign-in');
+  });
+
+  it('a user who approved that app before is sent back to it with the error (the control, RFC 6749 §4.1.2.1); a loopback app always is', async () => {
+    const nina = await signIn('nina');
+    const consent = await nina.get(authorizeUrl(stack.issuer, { clientId: evil, redirectUri: EVIL, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge }));
+    expect(consent.status).toBe(200);
+    const approved = await nina.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+    expect(approved.location).toMatch(/^https:\/\/evil\.example\/cb\?code=/);
+    for (const [name, breakIt] of broken) {
+      const res = await nina.get(brokenRequest(breakIt));
+      expect(res.status, name).toBe(302);
+      const back = callbackParams(res.location!);
+      expect(new URL(res.location!).origin, name).toBe('https://evil.example');
+      expect(back.get('error'), name).toMatch(/^(invalid_request|invalid_scope|unsupported_response_type|invalid_target)$/);
+      expect(back.get('state'), name).toBe('s');
+      expect(back.get('iss'), name).toBe(stack.issuer);
+    }
+    // Still a page for someone else, with no session.
+    expectShownHere(await new Browser().get(brokenRequest(broken[0]![1])), 'no session after nina approved');
+    // Loopback: redirected with no session (native apps, RFC 8252), as the PKCE rows below check too.
+    const loopback = await new Browser().get(authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'calendar:write', state: 's', challenge }));
+    expect(loopback.status).toBe(302);
+    expect(callbackParams(loopback.location!).get('error')).toBe('invalid_scope');
   });
 });
 
