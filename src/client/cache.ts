@@ -9,9 +9,9 @@
 import type { OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
-import { ClientError, isClientError } from './errors.js';
+import { ClientError, fileErrorText, isClientError } from './errors.js';
 import { acquireFileLock, type FileLockOptions } from './lock.js';
-import { ensurePrivateDir, readPrivateFile, writePrivateFileAtomic } from './private-files.js';
+import { ensurePrivateDir, readPrivateFile, reservePrivateFileReplacement, writePrivateFileAtomic } from './private-files.js';
 import { link, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -66,7 +66,24 @@ export interface TokenCacheOptions {
 export interface CacheTransaction {
   read(): Promise<TokenCacheData>;
   write(data: TokenCacheData): Promise<void>;
+  /**
+   * Takes the room on disk for a write to come: the cache as `data` has it,
+   * plus RESERVE_MARGIN_BYTES for what a new token pair may add. For a write
+   * that must not fail after a step that cannot be undone (a refresh token
+   * spent at the server): reserve first, do it, then write into the room.
+   * CACHE_IO when there is no room; the room is given back when the lock is.
+   */
+  reserve(data: TokenCacheData): Promise<ReservedCacheWrite>;
 }
+
+/** Room on disk taken for one write of the cache (CacheTransaction.reserve). */
+export interface ReservedCacheWrite {
+  /** Writes the cache, atomically, into the room taken; CACHE_IO if it still fails. Once. */
+  write(data: TokenCacheData): Promise<void>;
+}
+
+/** Room beyond the cache's present size taken for a write after a refresh: a new token pair is about as long as the one it replaces. */
+export const RESERVE_MARGIN_BYTES = 8192;
 
 export function emptyCache(): TokenCacheData {
   return { version: CACHE_VERSION, discovery: {}, clients: {}, tokens: {} };
@@ -91,7 +108,7 @@ export class TokenCache {
     try {
       text = await readPrivateFile(this.files.tokenCache);
     } catch (error) {
-      throw new ClientError('CACHE_IO', `Cannot read the token cache ${this.files.tokenCache}: ${errorText(error)}`, { cause: error });
+      throw new ClientError('CACHE_IO', `Cannot read the token cache ${this.files.tokenCache}: ${fileErrorText(error)}.`, { cause: error });
     }
     return text === undefined ? emptyCache() : parseCache(text, this.files.tokenCache);
   }
@@ -99,11 +116,24 @@ export class TokenCache {
   /** Runs `work` holding tokens.lock; its reads see every change another process made before. */
   async withLock<T>(work: (txn: CacheTransaction) => Promise<T>): Promise<T> {
     const run = async (): Promise<T> => {
-      await ensurePrivateDir(dirname(this.files.tokenCache));
+      const dir = dirname(this.files.tokenCache);
+      await ensurePrivateDir(dir).catch((error: unknown) => {
+        throw new ClientError('CACHE_IO', `Cannot use the directory of the token cache ${dir}: ${fileErrorText(error)}.`, { cause: error });
+      });
       const lock = await acquireFileLock({ ...this.lockOptions, path: this.files.tokenLock, now: this.now });
+      const reserved: Array<() => Promise<void>> = [];
       try {
-        return await work({ read: () => this.read(), write: (data) => this.write(data) });
+        return await work({
+          read: () => this.read(),
+          write: (data) => this.write(data),
+          reserve: async (data) => {
+            const room = await this.reserve(data);
+            reserved.push(room.release);
+            return room;
+          },
+        });
       } finally {
+        for (const release of reserved) await release();
         await lock.release();
       }
     };
@@ -133,7 +163,7 @@ export class TokenCache {
         await link(this.files.tokenCache, keptAs);
         await unlink(this.files.tokenCache);
       } catch (error) {
-        throw new ClientError('CACHE_IO', `Cannot keep the damaged token cache ${this.files.tokenCache} aside as ${keptAs}: ${errorText(error)}`, { cause: error });
+        throw new ClientError('CACHE_IO', `Cannot keep the damaged token cache ${this.files.tokenCache} aside as ${keptAs}: ${fileErrorText(error)}.`, { cause: error });
       }
       return keptAs;
     });
@@ -151,11 +181,35 @@ export class TokenCache {
 
   private async write(data: TokenCacheData): Promise<void> {
     try {
-      await writePrivateFileAtomic(this.files.tokenCache, `${JSON.stringify(data, null, 2)}\n`);
+      await writePrivateFileAtomic(this.files.tokenCache, serialize(data));
+    } catch (error) {
+      throw this.writeError(error);
+    }
+  }
+
+  private async reserve(data: TokenCacheData): Promise<ReservedCacheWrite & { release(): Promise<void> }> {
+    let room;
+    try {
+      room = await reservePrivateFileReplacement(this.files.tokenCache, Buffer.byteLength(serialize(data)) + RESERVE_MARGIN_BYTES);
     } catch (error) {
       if (isClientError(error)) throw error;
-      throw new ClientError('CACHE_IO', `Cannot write the token cache ${this.files.tokenCache}: ${errorText(error)}`, { cause: error });
+      throw new ClientError('CACHE_IO', `Cannot make room to save the token cache ${this.files.tokenCache}: ${fileErrorText(error)}.`, { cause: error });
     }
+    return {
+      write: async (next) => {
+        try {
+          await room.commit(serialize(next));
+        } catch (error) {
+          throw this.writeError(error);
+        }
+      },
+      release: room.release,
+    };
+  }
+
+  private writeError(error: unknown): unknown {
+    if (isClientError(error)) return error;
+    return new ClientError('CACHE_IO', `Cannot write the token cache ${this.files.tokenCache}: ${fileErrorText(error)}.`, { cause: error });
   }
 }
 
@@ -187,6 +241,9 @@ export function parseCache(text: string, path: string): TokenCacheData {
   }
   for (const [issuer, client] of Object.entries(clients)) {
     if (!isRecord(client) || typeof client.client_id !== 'string') return refuse(`has a malformed client entry for ${issuer}`);
+  }
+  for (const [resource, entry] of Object.entries(discovery)) {
+    if (!isDiscoveryEntry(entry)) return refuse(`has a malformed discovery entry for ${resource}`);
   }
   return value as unknown as TokenCacheData;
 }
@@ -220,10 +277,25 @@ export function isExpired(entry: StoredTokens, now: number, marginMs = 30_000): 
   return entry.expires_at !== undefined && entry.expires_at - marginMs <= now;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+/**
+ * Whether a discovery entry has the shape the client reads: the authorization
+ * server's URL (which issuer's tokens are the resource's), and, when present,
+ * the metadata documents as objects whose endpoints are strings.
+ */
+function isDiscoveryEntry(entry: unknown): boolean {
+  if (!isRecord(entry) || typeof entry.authorizationServerUrl !== 'string') return false;
+  if (entry.resourceMetadataUrl !== undefined && typeof entry.resourceMetadataUrl !== 'string') return false;
+  if (entry.resourceMetadata !== undefined && !isRecord(entry.resourceMetadata)) return false;
+  const metadata = entry.authorizationServerMetadata;
+  if (metadata === undefined) return true;
+  if (!isRecord(metadata)) return false;
+  return ['issuer', 'token_endpoint', 'authorization_endpoint', 'revocation_endpoint'].every((name) => metadata[name] === undefined || typeof metadata[name] === 'string');
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+function serialize(data: TokenCacheData): string {
+  return `${JSON.stringify(data, null, 2)}\n`;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

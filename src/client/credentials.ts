@@ -63,6 +63,7 @@ async function cachedOrRefreshed(cache: TokenCache, resource: string, options: S
     rejectedAccessToken: tokens.access_token,
     ...(options.fetchFn || options.serversGone ? { fetchFn: resendingFetch(options.fetchFn ?? fetch, options.serversGone) } : {}),
     ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+    ...(options.refreshNotSaved ? { notSaved: options.refreshNotSaved } : {}),
   });
   return fresh?.access_token;
 }

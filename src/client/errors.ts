@@ -55,11 +55,57 @@ function describeMs(ms: number): string {
   return `${ms} ms`;
 }
 
-/** The system error code (ECONNREFUSED, ENOTFOUND, …) a network failure carries, at most five causes deep. */
+/**
+ * The error codes of a failure to reach a server: the connection refused,
+ * reset or timed out, the host or network unreachable, the name not found.
+ * A file system's codes (EROFS, ENOSPC, EACCES…) are not among them: those
+ * are the token cache's, and say so (CACHE_IO).
+ */
+const NETWORK_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENETRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EADDRNOTAVAIL',
+  'EPIPE',
+]);
+
+/** The system error code (ECONNREFUSED, ENOTFOUND, …) a network failure carries, at most five causes deep; undefined for any other failure. */
 export function networkErrorCode(error: unknown): string | undefined {
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+    if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return code;
   }
   return undefined;
+}
+
+const FILE_ERROR_WORDS: Record<string, string> = {
+  ENOSPC: 'the disk is full',
+  EDQUOT: 'the disk quota is used up',
+  EROFS: 'the file system is read-only',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EIO: 'an input/output error',
+  ENOTDIR: 'a part of the path is not a directory',
+  EISDIR: 'it is a directory',
+  EEXIST: 'a file of that name is in the way',
+  ENOENT: 'it does not exist',
+  EMFILE: 'too many open files',
+};
+
+/** What went wrong with a file, in a few words and its code (`the disk is full (ENOSPC)`), for a one-line message. */
+export function fileErrorText(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const words = typeof code === 'string' ? FILE_ERROR_WORDS[code] : undefined;
+  if (words !== undefined) return `${words} (${code as string})`;
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\s+/g, ' ').trim();
 }

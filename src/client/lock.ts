@@ -7,11 +7,14 @@
 // file's mtime) every quarter of that while it works, so a live holder is
 // never broken for age, however long its work takes; a pid reused after a
 // crash or a reboot, or a holder on another host that died, stops touching it.
+// A lock file without a record (its creator could not write one: a full disk,
+// or it died between open() and write()) is abandoned once it is a few
+// seconds old. A file system error is CACHE_IO, naming the lock file.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { link, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ClientError } from './errors.js';
+import { ClientError, fileErrorText, isClientError } from './errors.js';
 import { PRIVATE_FILE_MODE, ensurePrivateDir, isErrno } from './private-files.js';
 
 export interface FileLockOptions {
@@ -43,9 +46,24 @@ interface LockRecord {
 const DEFAULT_TIMEOUT_MS = 60_000;
 const DEFAULT_STALE_MS = 120_000;
 const DEFAULT_RETRY_MS = 20;
+/**
+ * A lock file with no record in it this long after its last touch is abandoned:
+ * its creator writes the record right after creating the file, and removes the
+ * file if the write fails, so only a creator that died in between (or a full
+ * disk under an older delegate) leaves it empty.
+ */
+export const UNREADABLE_STALE_MS = 5_000;
 
-/** Waits until the lock is ours, breaking it if its holder is gone. */
+/** Waits until the lock is ours, breaking it if its holder is gone; CACHE_IO when the lock file cannot be made or read. */
 export async function acquireFileLock(options: FileLockOptions): Promise<HeldLock> {
+  try {
+    return await acquire(options);
+  } catch (error) {
+    throw lockError(options.path, error);
+  }
+}
+
+async function acquire(options: FileLockOptions): Promise<HeldLock> {
   const { path, now } = options;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_MS;
@@ -63,8 +81,8 @@ export async function acquireFileLock(options: FileLockOptions): Promise<HeldLoc
     if (holder === 'gone') continue; // released between our attempt and the read
     const touched = await lastTouched(path);
     if (touched === undefined) continue; // released meanwhile
-    const untouchedTooLong = now() - touched > staleAfterMs;
-    if (holder === 'unreadable' ? untouchedTooLong : untouchedTooLong || holderIsGone(holder, isAlive)) {
+    const untouchedFor = now() - touched;
+    if (holder === 'unreadable' ? untouchedFor > Math.min(UNREADABLE_STALE_MS, staleAfterMs) : untouchedFor > staleAfterMs || holderIsGone(holder, isAlive)) {
       await breakLock(path, holder === 'unreadable' ? undefined : holder.nonce);
       continue;
     }
@@ -95,7 +113,11 @@ function holding(path: string, nonce: string, now: () => number, staleAfterMs: n
   return {
     release: async () => {
       clearInterval(heartbeat);
-      await releaseIfMine(path, nonce);
+      try {
+        await releaseIfMine(path, nonce);
+      } catch (error) {
+        throw lockError(path, error);
+      }
     },
   };
 }
@@ -121,11 +143,17 @@ async function tryCreate(path: string, record: LockRecord): Promise<boolean> {
     throw error;
   }
   try {
-    await handle.writeFile(JSON.stringify(record), 'utf8');
-    const at = new Date(record.created);
-    await handle.utimes(at, at); // touched on the lock's clock, as every beat is
-  } finally {
-    await handle.close();
+    try {
+      await handle.writeFile(JSON.stringify(record), 'utf8');
+      const at = new Date(record.created);
+      await handle.utimes(at, at); // touched on the lock's clock, as every beat is
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    // The file is ours (O_EXCL) and holds no record: left behind, every process would wait for it to go stale.
+    await unlink(path).catch(() => undefined);
+    throw error;
   }
   return true;
 }
@@ -193,6 +221,12 @@ async function releaseIfMine(path: string, nonce: string): Promise<void> {
       if (!isErrno(error, 'ENOENT')) throw error;
     });
   }
+}
+
+/** A file system error on the lock as the person should read it: which file, and what went wrong. */
+function lockError(path: string, error: unknown): unknown {
+  if (isClientError(error)) return error;
+  return new ClientError('CACHE_IO', `Cannot use the token cache's lock ${path}: ${fileErrorText(error)}.`, { cause: error });
 }
 
 function processIsAlive(pid: number): boolean {

@@ -62,6 +62,64 @@ export async function writePrivateFileAtomic(path: string, text: string): Promis
   await syncDir(dir);
 }
 
+/** A replacement for a file, its room on disk taken already (reservePrivateFileReplacement). */
+export interface ReservedReplacement {
+  /** Writes `text` over the reserved bytes, in place, and renames the result over the file: as writePrivateFileAtomic, with no new room needed while `text` fits. */
+  commit(text: string): Promise<void>;
+  /** Gives the room back (removes the temp file) if nothing was committed; safe to call more than once. */
+  release(): Promise<void>;
+}
+
+/**
+ * Takes `bytes` of room beside `path` now, for a replacement written later
+ * (writePrivateFileAtomic's temp file, written through and fsynced, so that
+ * its blocks are allocated), for when the write that follows must not fail for
+ * want of space: what is written then goes over those blocks in place.
+ * Throws (ENOSPC…) when the room is not there, having left nothing behind.
+ */
+export async function reservePrivateFileReplacement(path: string, bytes: number): Promise<ReservedReplacement> {
+  const dir = dirname(path);
+  await ensurePrivateDir(dir);
+  const temp = tempPathFor(path);
+  const handle = await open(temp, 'wx', PRIVATE_FILE_MODE);
+  let held = true;
+  const giveUp = async (): Promise<void> => {
+    if (held) {
+      held = false;
+      await handle.close().catch(() => undefined);
+      await unlink(temp).catch(() => undefined);
+    }
+  };
+  try {
+    await handle.chmod(PRIVATE_FILE_MODE);
+    await handle.writeFile(Buffer.alloc(bytes, 0x20));
+    await handle.sync();
+  } catch (error) {
+    await giveUp();
+    throw error;
+  }
+  return {
+    commit: async (text) => {
+      if (!held) throw new Error(`the room reserved for ${path} was given up`);
+      try {
+        const content = Buffer.from(text, 'utf8');
+        await handle.write(content, 0, content.length, 0);
+        await handle.truncate(content.length);
+        await handle.sync();
+        held = false;
+        await handle.close();
+        await rename(temp, path);
+      } catch (error) {
+        held = true; // closed or not, the temp file goes
+        await giveUp();
+        throw error;
+      }
+      await syncDir(dir);
+    },
+    release: giveUp,
+  };
+}
+
 /**
  * Creates `path` holding `text` only if it does not exist yet; returns false
  * when it already did. The content is written to a temp file and hard-linked

@@ -3,12 +3,19 @@
 // already, and its refresh token has then rotated), and only if the tokens
 // there are still the stale ones, spend the refresh token (RFC 6749 §6,
 // OAuth 2.1 §4.3.1) and write the new pair before releasing the lock.
+//
+// A spent refresh token that stays in the cache is a replay waiting to happen
+// (the next use revokes the whole family), so the room for the new pair is
+// taken on disk before the refresh token is posted: with no room, nothing is
+// sent (CACHE_IO). Should the write still fail, the new pair is kept in this
+// process's memory: it serves the rest of the run, and the spent token is
+// never posted again from here; the caller is told the sign-in was not saved.
 import { refreshAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InvalidClientError, InvalidGrantError, OAuthError, UnauthorizedClientError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { boundedFetch } from './bounded-fetch.js';
 import { deleteTokens, isExpired, setTokens, tokensFor, type StoredTokens, type TokenCache } from './cache.js';
-import { ClientError } from './errors.js';
+import { ClientError, isClientError } from './errors.js';
 import { storedTokensFrom } from './provider.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
 import { TokenResponseNotes } from './token-notes.js';
@@ -27,6 +34,25 @@ export interface RefreshInput {
   requestTimeoutMs?: number;
   /** Notes what the token response says beyond the SDK's fields. */
   notes?: TokenResponseNotes;
+  /**
+   * Told when the new tokens could not be saved (CACHE_IO, its message for the
+   * person): they are returned all the same, for this run. Without it, that
+   * error is thrown instead (the new tokens still serve this process's next
+   * refresh, which never posts the spent token again).
+   */
+  notSaved?: (error: ClientError) => void;
+}
+
+/** New tokens this process got but could not write: by cache file, issuer and resource, with the entry they replace. */
+const unsavedRefreshes = new Map<string, { replaced: StoredTokens; fresh: StoredTokens }>();
+
+function unsavedKey(cache: TokenCache, issuer: string, resource: string): string {
+  return JSON.stringify([cache.files.tokenCache, issuer, resource]);
+}
+
+/** Whether the cache's entry is still the one a refresh of this process replaced, in memory only (no other process has written since). */
+function sameEntry(stored: StoredTokens, replaced: StoredTokens): boolean {
+  return stored.obtained_at === replaced.obtained_at && stored.expires_at === replaced.expires_at && stored.issuer === replaced.issuer;
 }
 
 /**
@@ -40,10 +66,25 @@ export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTo
   // Bounded whoever calls: the request is made holding tokens.lock, and a server that accepts and never
   // answers would otherwise hold it for Node's 300 s, long after other processes gave up waiting.
   const fetchFn = notes.observe(boundedFetch(input.fetchFn ?? fetch, input.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS));
+  const key = unsavedKey(cache, issuer, resource);
   return cache.withLock(async (txn) => {
     const data = await txn.read();
-    const current = tokensFor(data, issuer, resource);
+    let current = tokensFor(data, issuer, resource);
     if (!current) return undefined;
+    const unsaved = unsavedRefreshes.get(key);
+    if (unsaved && sameEntry(current, unsaved.replaced)) {
+      // The cache still holds the refresh token this process spent: what replaced it is here, in memory. Try to save it now.
+      current = unsaved.fresh;
+      setTokens(data, resource, current);
+      try {
+        await txn.write(data);
+        unsavedRefreshes.delete(key);
+      } catch (error) {
+        if (!isClientError(error, 'CACHE_IO')) throw error;
+      }
+    } else if (unsaved) {
+      unsavedRefreshes.delete(key); // another process has written the cache since: its entry counts
+    }
     const stillStale = isExpired(current, now()) || current.access_token === input.rejectedAccessToken;
     if (!stillStale) return current; // another process refreshed while we waited for the lock
     if (!current.refresh_token) return undefined;
@@ -52,6 +93,11 @@ export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTo
     const client = data.clients[issuer];
     if (!client || (discovery && discovery.authorizationServerUrl !== issuer)) return undefined;
 
+    // The room for what the answer brings, before the refresh token is spent: a full disk stops us here, with nothing sent.
+    const room = await txn.reserve(data).catch((error: unknown) => {
+      if (!isClientError(error, 'CACHE_IO')) throw error;
+      throw new ClientError('CACHE_IO', `${error.message} The access token was not refreshed (nothing was sent); free some space and run the command again.`, { cause: error });
+    });
     let response;
     try {
       response = await refreshAuthorization(issuer, {
@@ -66,7 +112,8 @@ export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTo
       if (error instanceof InvalidGrantError || error instanceof InvalidClientError || error instanceof UnauthorizedClientError) {
         deleteTokens(data, issuer, resource);
         if (!(error instanceof InvalidGrantError)) delete data.clients[issuer];
-        await txn.write(data);
+        unsavedRefreshes.delete(key);
+        await room.write(data);
         return undefined;
       }
       throw new ClientError('REFRESH_FAILED', `Could not refresh the access token at ${issuer}: ${refreshFailure(error)}`, { cause: error });
@@ -76,10 +123,46 @@ export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTo
       refreshExpiresAt: extras.refreshExpiresAt ?? current.refresh_expires_at,
       authorizationDetails: extras.authorizationDetails ?? current.authorization_details,
     });
+    const replaced = tokensFor(data, issuer, resource)!;
     setTokens(data, resource, fresh);
-    await txn.write(data);
+    try {
+      await room.write(data);
+      unsavedRefreshes.delete(key);
+    } catch (error) {
+      if (!isClientError(error, 'CACHE_IO')) throw error;
+      // The refresh token in the cache is spent now: never post it again from this process, and say that the sign-in is not saved.
+      unsavedRefreshes.set(key, { replaced: unsavedRefreshes.get(key)?.replaced ?? replaced, fresh });
+      const notSaved = new ClientError(
+        'CACHE_IO',
+        `${error.message} The refreshed sign-in could not be saved: this command uses it, but the refresh token stored there is spent, so the next command will ask you to run \`delegate login\`.`,
+        { cause: error },
+      );
+      if (!input.notSaved) throw notSaved;
+      input.notSaved(notSaved);
+    }
     return fresh;
   });
+}
+
+/** Codes of a connection that was never made: the request, refresh token and all, did not leave this process. */
+const NOT_CONNECTED_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'FOREIGN_LISTENER']);
+
+/**
+ * Whether a failed refresh (REFRESH_FAILED) spent nothing at an authorization
+ * server: the connection was never made, or what answered is not one (an
+ * answer with no OAuth error: another program on the port). Only then may a
+ * caller look for the servers and refresh again in the same run: otherwise the
+ * refresh token may have been spent, and posting it again is a replay.
+ */
+export function refreshSpentNothing(error: unknown): boolean {
+  if (!isClientError(error, 'REFRESH_FAILED')) return false;
+  const cause = error.cause;
+  if (cause instanceof Error && /^HTTP \d{3}:/.test(cause.message)) return true; // as refreshFailure reads it: no OAuth error in the answer
+  for (let e: unknown = cause, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NOT_CONNECTED_CODES.has(code)) return true;
+  }
+  return false;
 }
 
 /**

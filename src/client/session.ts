@@ -49,6 +49,11 @@ export interface SessionOptions {
   pastedRedirectRefused?: (reason: string) => void;
   /** Told that the token cache could not be read and was kept aside, whole, before a new sign-in writes a fresh one. */
   cacheSetAside?: (damaged: string, keptAs: string) => void;
+  /**
+   * Told when a refresh got new tokens that could not be saved in the token
+   * cache (CACHE_IO): the run goes on with them. Without it, that is an error.
+   */
+  refreshNotSaved?: (error: ClientError) => void;
   /** Called once the browser sign-in has ended, either way (e.g. to stop a spinner). */
   loginSettled?: () => void;
   /**
@@ -326,7 +331,7 @@ async function tryCachedTokens<T>(
 
   let refreshed = false;
   if (isExpired(tokens, options.now())) {
-    tokens = await refreshCachedTokens({ cache, issuer, resource, now: options.now, fetchFn, requestTimeoutMs: options.requestTimeoutMs });
+    tokens = await refreshCachedTokens({ cache, issuer, resource, now: options.now, fetchFn, requestTimeoutMs: options.requestTimeoutMs, notSaved: options.refreshNotSaved });
     refreshed = true;
     if (!tokens) return undefined;
   }
@@ -337,7 +342,16 @@ async function tryCachedTokens<T>(
     if (refreshed) return undefined;
   }
   // Refused though unexpired (revoked, keys rotated, clock skew): one refresh, then the user.
-  const replacement = await refreshCachedTokens({ cache, issuer, resource, now: options.now, fetchFn, requestTimeoutMs: options.requestTimeoutMs, rejectedAccessToken: tokens.access_token });
+  const replacement = await refreshCachedTokens({
+    cache,
+    issuer,
+    resource,
+    now: options.now,
+    fetchFn,
+    requestTimeoutMs: options.requestTimeoutMs,
+    rejectedAccessToken: tokens.access_token,
+    notSaved: options.refreshNotSaved,
+  });
   if (!replacement) return undefined;
   try {
     return { value: await useWithBearer(options, agent, replacement.access_token, use) };

@@ -114,6 +114,36 @@ describe('TokenCache', () => {
     }
   });
 
+  it('refuses a file whose discovery entry is malformed, naming the entry, as for the other sections', async () => {
+    await mkdir(home, { recursive: true, mode: 0o700 });
+    const cache = new TokenCache({ files: files(), now });
+    const agent = 'http://127.0.0.1:8412/mcp';
+    for (const entry of [{ authorizationServerUrl: 12 }, 'http://127.0.0.1:8410', null, {}, { authorizationServerUrl: 'http://127.0.0.1:8410', authorizationServerMetadata: { token_endpoint: 5 } }, { authorizationServerUrl: 'http://127.0.0.1:8410', resourceMetadata: [] }]) {
+      const text = JSON.stringify({ version: 1, discovery: { [agent]: entry }, clients: {}, tokens: { 'http://127.0.0.1:8410': { [agent]: tokens() } } });
+      await writeFile(files().tokenCache, text, { mode: 0o600 });
+      const error = await cache.read().catch((e: unknown) => e);
+      expect(error, JSON.stringify(entry)).toMatchObject({ code: 'CACHE_CORRUPT' });
+      expect((error as Error).message).toContain(`${files().tokenCache} has a malformed discovery entry for ${agent}`);
+      expect(await readFile(files().tokenCache, 'utf8')).toBe(text);
+    }
+  });
+
+  it('takes room for a write before it is needed, and writes into it: no temp file or lock is left either way', async () => {
+    const cache = new TokenCache({ files: files(), now });
+    await cache.update((data) => setTokens(data, 'r', tokens()));
+    await cache.withLock(async (txn) => {
+      const data = await txn.read();
+      const room = await txn.reserve(data);
+      expect((await readdir(home)).filter((name) => name.endsWith('.tmp'))).toHaveLength(1);
+      setTokens(data, 'r', tokens({ access_token: 'at-2' }));
+      await room.write(data);
+    });
+    expect(tokensFor(await cache.read(), 'http://127.0.0.1:8410', 'r')?.access_token).toBe('at-2');
+    expect((await stat(files().tokenCache)).mode & 0o777).toBe(0o600);
+    await cache.withLock(async (txn) => void (await txn.reserve(await txn.read()))); // taken, not used: given back
+    expect(await readdir(home)).toEqual(['tokens.json']);
+  });
+
   it('loses no change when many writers update at once', async () => {
     const caches = Array.from({ length: 8 }, () => new TokenCache({ files: files(), now }));
     await Promise.all(caches.map((cache, i) => cache.update((data) => setTokens(data, `r${i}`, tokens({ access_token: `at-${i}` })))));

@@ -77,6 +77,29 @@ describe('acquireFileLock', () => {
     await expect(stat(path)).rejects.toThrow();
   });
 
+  it('breaks an empty lock file (its creator could not write its record: a full disk, a crash) once it is a few seconds old, and waits for a younger one', async () => {
+    const time = fakeTime();
+    await writeFile(path, '', { mode: 0o600 });
+    await untouchedSince(time.now() - 6_000);
+    const lock = await acquireFileLock({ path, ...time, timeoutMs: 1_000 });
+    expect(JSON.parse(await readFile(path, 'utf8')).pid).toBe(process.pid);
+    await lock.release();
+
+    // Just created: its creator may be about to write the record.
+    await writeFile(path, '', { mode: 0o600 });
+    await untouchedSince(time.now());
+    await expect(acquireFileLock({ path, ...time, timeoutMs: 2_000 })).rejects.toMatchObject({ code: 'LOCK_TIMEOUT' });
+    expect(await readFile(path, 'utf8')).toBe('');
+  });
+
+  it('says a lock file that cannot be made is the token cache\'s (CACHE_IO, naming it), not a bare system error', async () => {
+    await writeFile(join(dir, 'file'), '');
+    const inFile = join(dir, 'file', 'tokens.lock');
+    const error = await acquireFileLock({ path: inFile, now: Date.now, timeoutMs: 1_000 }).then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ code: 'CACHE_IO' });
+    expect((error as Error).message).toContain(`Cannot use the token cache's lock ${inFile}: `);
+  });
+
   it('gives up with LOCK_TIMEOUT while a live holder keeps it', async () => {
     const time = fakeTime();
     await writeFile(path, JSON.stringify({ pid: process.pid, host: hostname(), nonce: 'live', created: time.now() }), { mode: 0o600 });

@@ -2,16 +2,45 @@
 // an OAuth one: the error says what came back (a status, an OAuth error code)
 // on one line, and never quotes the response body. And when it never answers:
 // the request is bounded, and no other process spends the same refresh token
-// while it is open.
+// while it is open. And when the new tokens cannot be written after the
+// refresh token was spent: this process keeps them and never posts the spent
+// one again.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TokenCache, setTokens } from '../../src/client/cache.js';
 import { ClientError } from '../../src/client/errors.js';
 import { validAccessToken } from '../../src/client/credentials.js';
 import { refreshCachedTokens } from '../../src/client/refresh.js';
+
+/** While set, every write of a cache file fails as on a full disk, even into room reserved before (a file system that allocates on every write). */
+let diskFull = false;
+const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+vi.mock('../../src/client/private-files.js', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../../src/client/private-files.js')>();
+  return {
+    ...actual,
+    writePrivateFileAtomic: async (path: string, text: string) => {
+      if (diskFull) throw enospc();
+      return actual.writePrivateFileAtomic(path, text);
+    },
+    reservePrivateFileReplacement: async (path: string, bytes: number) => {
+      const room = await actual.reservePrivateFileReplacement(path, bytes);
+      return {
+        commit: async (text: string) => {
+          if (diskFull) {
+            await room.release();
+            throw enospc();
+          }
+          return room.commit(text);
+        },
+        release: room.release,
+      };
+    },
+  };
+});
 
 const issuer = 'http://127.0.0.1:8410';
 const resource = 'http://127.0.0.1:8412/mcp';
@@ -33,6 +62,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  diskFull = false;
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -123,5 +153,59 @@ describe('a refresh the authorization server never answers (it accepts, and stay
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('a refresh whose new tokens cannot be written (the disk full after the refresh token was spent)', () => {
+  /** A token endpoint that rotates: each refresh token once, for at-<n+1> and rt-<n+1>; it notes every refresh token posted, and fills the disk as it answers. */
+  function rotatingServer(fillDisk: boolean) {
+    const posted: string[] = [];
+    const fetchFn = async (_url: unknown, init?: RequestInit) => {
+      const spent = new URLSearchParams(String(init?.body)).get('refresh_token') ?? '';
+      posted.push(spent);
+      if (fillDisk) diskFull = true;
+      const n = Number(spent.slice(3)) + 1;
+      return Response.json({ access_token: `at-${n}`, token_type: 'Bearer', refresh_token: `rt-${n}`, expires_in: 600 });
+    };
+    return { posted, fetchFn };
+  }
+  const onDisk = async () => JSON.parse(await readFile(cache.files.tokenCache, 'utf8')).tokens[issuer][resource] as { access_token: string; refresh_token: string };
+
+  it('the run goes on with the new tokens and is told; the spent refresh token is never posted again, and the new pair is saved once there is room', async () => {
+    const as = rotatingServer(true);
+    const notSaved: ClientError[] = [];
+    let clock = now();
+    const refresh = () => refreshCachedTokens({ cache, issuer, resource, now: () => clock, fetchFn: as.fetchFn, notSaved: (e) => notSaved.push(e) });
+
+    expect((await refresh())?.access_token).toBe('at-2');
+    expect(as.posted).toEqual(['rt-1']);
+    expect(notSaved).toHaveLength(1);
+    expect(notSaved[0]).toMatchObject({ code: 'CACHE_IO' });
+    expect(notSaved[0]!.message).toMatch(/^Cannot write the token cache .*tokens\.json: the disk is full \(ENOSPC\)\. The refreshed sign-in could not be saved/);
+    expect((await onDisk()).refresh_token).toBe('rt-1'); // still the spent one on disk
+
+    // The cache still looks expired: the next refresh in this process posts nothing, and uses what it kept.
+    expect((await refresh())?.access_token).toBe('at-2');
+    expect(as.posted).toEqual(['rt-1']);
+
+    // Room again: the kept pair is written, still without a request.
+    diskFull = false;
+    expect((await refresh())?.access_token).toBe('at-2');
+    expect(as.posted).toEqual(['rt-1']);
+    expect(await onDisk()).toMatchObject({ access_token: 'at-2', refresh_token: 'rt-2' });
+
+    // When that one expires in turn, its own refresh token is the one spent.
+    clock += 20 * 60_000;
+    const as2 = rotatingServer(false);
+    expect((await refreshCachedTokens({ cache, issuer, resource, now: () => clock, fetchFn: as2.fetchFn }))?.access_token).toBe('at-3');
+    expect(as2.posted).toEqual(['rt-2']);
+  });
+
+  it('without anyone to tell, it is an error that says the sign-in is spent, and a retry in the same process posts nothing', async () => {
+    const as = rotatingServer(true);
+    const refresh = () => refreshCachedTokens({ cache, issuer, resource, now, fetchFn: as.fetchFn });
+    await expect(refresh()).rejects.toMatchObject({ code: 'CACHE_IO', message: expect.stringMatching(/the refresh token stored there is spent/) });
+    expect((await refresh())?.access_token).toBe('at-2');
+    expect(as.posted).toEqual(['rt-1']);
   });
 });

@@ -177,6 +177,21 @@ describe('client session', () => {
     expect(again.shown).toHaveLength(1);
   });
 
+  it('a token cache whose lock cannot be made is said to be that (CACHE_IO, naming the lock file), not an unreachable server; nothing is sent to the AS', async () => {
+    await findSlot(options(), { duration: '30m' });
+    clock += 11 * 60_000; // the next use must refresh, under the lock
+    await writeFile(join(home, 'not-a-directory'), '');
+    const tokenLock = join(home, 'not-a-directory', 'tokens.lock');
+    const quiet = options({ files: { tokenCache: join(home, 'tokens.json'), tokenLock, ownerKey: join(home, 'owner-key.json') } });
+    delete quiet.presentLoginUrl;
+    requests = [];
+    const error = await findSlot(quiet, { duration: '30m' }).then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ code: 'CACHE_IO' });
+    expect((error as Error).message).toMatch(new RegExp(`^Cannot use the token cache's lock ${tokenLock.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*\\((ENOTDIR|EEXIST)\\)\\.$`));
+    expect((error as Error).message).not.toMatch(/Cannot reach/);
+    expect(requests.filter((r) => r.includes('/token'))).toEqual([]);
+  });
+
   it('fails with AUTHORIZATION_REQUIRED when it may not ask the user', async () => {
     const quiet = options();
     delete quiet.presentLoginUrl;

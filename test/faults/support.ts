@@ -1,7 +1,11 @@
-// What the fault tests share: waiting for a server process to be ready, and
+// What the fault tests share: waiting for a server process to be ready,
+// whether a tmpfs can be mounted (as root), and
 // authenticating as CalendarAgent (private_key_jwt with the key in the data
 // directory) to exchange or introspect tokens the way the agent does.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { importJWK, SignJWT, type JWK } from 'jose';
@@ -48,4 +52,19 @@ export async function exchangeForCalendar(home: string, issuer: string, calendar
     scope: 'freebusy:read',
     ...(await agentClientAuth(home, issuer)),
   });
+}
+
+/** Why a tmpfs cannot be mounted here for a test (not Linux, not root, mount refused), or undefined when it can. */
+export function tmpfsUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'needs Linux (tmpfs)';
+  if (process.getuid?.() !== 0) return 'needs root to mount a tmpfs';
+  const dir = mkdtempSync(join(tmpdir(), 'delegate-faults-probe-'));
+  try {
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { encoding: 'utf8', timeout: 10_000 });
+    if (mounted.status !== 0) return `mount failed: ${(mounted.stderr || mounted.error?.message || '').trim()}`;
+    spawnSync('umount', [dir], { timeout: 10_000 });
+    return undefined;
+  } finally {
+    rmdirSync(dir);
+  }
 }

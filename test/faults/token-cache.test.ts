@@ -81,6 +81,28 @@ describe('a damaged token cache, where nobody can sign in', () => {
   });
 });
 
+describe('a token cache whose discovery entry is malformed (found in review: status said signed in, token said nothing was stored, logout revoked and deleted it)', () => {
+  it('is damage like any other: status, token and find-slot exit 4 naming the entry, and logout keeps the file aside whole', { timeout: 60_000 }, async () => {
+    const good = JSON.parse(goodCache.toString('utf8')) as { discovery: Record<string, unknown> };
+    const [agent] = Object.keys(good.discovery);
+    good.discovery[agent!] = { authorizationServerUrl: 12 };
+    const damaged = Buffer.from(JSON.stringify(good, null, 2));
+    const named = new RegExp(`The token cache ${cacheFile().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} has a malformed discovery entry for ${agent!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
+    for (const command of [['status'], ['token', ...ports], ['find-slot', '--duration', '30m', '--json', ...ports]]) {
+      await damage(damaged);
+      expectOneLine(await runCli(command, home), 4, named, /`delegate login`/);
+      expect(await readFile(cacheFile())).toEqual(damaged);
+      expect(await keptAside()).toEqual([]);
+    }
+    const run = await runCli(['logout', ...ports], home);
+    const [kept, ...more] = await keptAside();
+    expect(more).toEqual([]);
+    expectOneLine(run, 1, /none of its tokens could be revoked at the server/, /kept aside as /);
+    expect(await readFile(join(home, kept!))).toEqual(damaged);
+    await rm(join(home, kept!));
+  });
+});
+
 describe('a damaged token cache, where the person can sign in', () => {
   it('find-slot --no-browser keeps the damaged file aside byte for byte, says where, and signs in anew', { timeout: 60_000 }, async () => {
     const damaged = randomBytes(300);

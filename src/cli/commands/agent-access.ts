@@ -10,12 +10,12 @@
 // it never waits: it fails at once with exit code 4 and a hint.
 import { delegateToken, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
 import { isBearerToken } from '../../delegation/tokens.js';
-import { isClientError } from '../../client/errors.js';
+import { isClientError, networkErrorCode } from '../../client/errors.js';
 import type { ServersGone } from '../../client/servers-gone.js';
 import type { SessionOptions } from '../../client/session.js';
 import { loadStack, type Stack, type StackOptions } from '../contracts.js';
 import { parseProfile } from '../args.js';
-import { CommandFailed, EXIT_AUTH_REQUIRED, UsageError } from '../errors.js';
+import { CommandFailed, EXIT_AUTH_REQUIRED, UsageError, errorText } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { isInteractive, startSpinner, stylesFor, type Spinner } from '../terminal.js';
 import { packageVersion } from '../version.js';
@@ -167,13 +167,9 @@ function mayMeanNoServers(error: unknown): boolean {
   return !(error instanceof CommandFailed || error instanceof UsageError);
 }
 
-/** Whether a connection failed underneath (ECONNREFUSED and the like), e.g. the refresh of an expired token at an absent AS. */
+/** Whether a connection failed underneath (ECONNREFUSED and the like), e.g. the refresh of an expired token at an absent AS; a file's error (the token cache on a full disk) is not one. */
 function failedToConnect(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return true;
-  }
-  return false;
+  return networkErrorCode(error) !== undefined;
 }
 
 async function useAgent<T>(
@@ -196,6 +192,8 @@ async function useAgent<T>(
       clientInfo: { name: 'delegate-cli', version: packageVersion() },
       serversGone,
       loginSettled: () => spinner?.stop(),
+      // The run goes on with the new tokens; the person learns that the stored sign-in is spent.
+      refreshNotSaved: (error) => io.stderr.write(errorText(error, args.debug)),
       cacheSetAside: (damaged, keptAs) =>
         io.stderr.write(`The token cache ${damaged} could not be read; it is kept as ${keptAs}, and a new one is written when you sign in.\n`),
     };

@@ -5,17 +5,30 @@
 // it fails with exit code 4. The one command that prints a token, by design.
 import { urlsFor } from '../../config.js';
 import { validAccessToken } from '../../client/credentials.js';
-import { isClientError } from '../../client/errors.js';
-import { EXIT_OK } from '../errors.js';
+import { refreshSpentNothing } from '../../client/refresh.js';
+import { EXIT_OK, errorText } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { environmentToken, profilePaths, withAgentAccess, type AgentAccessArgs } from './agent-access.js';
 
-/** A token that is still good needs no server; only a refresh does, so only then are the servers made sure of. */
+/**
+ * A token that is still good needs no server; only a refresh does, so only
+ * then are the servers made sure of. The refresh token is posted at most once
+ * per run: the servers are looked for (and the refresh made again) only when
+ * the first refresh reached no authorization server (nobody listening, or
+ * another program on its port, which the look names); any other failure (a
+ * refusal, a timeout, the token cache on a full disk, a lock held too long)
+ * is the command's.
+ */
 async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
   try {
-    return await validAccessToken({ agentUrl: urlsFor(args.ports, args.host).agentUrl, files: profilePaths(io, args.profile), now: () => io.now() });
+    return await validAccessToken({
+      agentUrl: urlsFor(args.ports, args.host).agentUrl,
+      files: profilePaths(io, args.profile),
+      now: () => io.now(),
+      refreshNotSaved: (error) => io.stderr.write(errorText(error, args.debug)),
+    });
   } catch (error) {
-    if (isClientError(error, 'AUTHORIZATION_REQUIRED') || isClientError(error, 'CACHE_CORRUPT')) throw error;
+    if (!refreshSpentNothing(error)) throw error;
   }
   return withAgentAccess({ ...args, mayPrompt: false }, io, (session) => validAccessToken(session));
 }
