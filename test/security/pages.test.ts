@@ -63,6 +63,28 @@ describe('CSRF', () => {
     expect(new URL(ok.location!).searchParams.get('code')).toBeTruthy();
   });
 
+  it('on consent: another session posting this request with the request’s own CSRF token is 403, refused by the session binding alone; no code, no grant', async () => {
+    // The attacker holds a session of their own (their own consent page) and the victim's request
+    // id and CSRF token (say, from a leaked form): the token matches the request, so only the check
+    // that the decision comes from the session that saw the page can refuse it.
+    const victim = await ownerConsent();
+    const attacker = await ownerConsent();
+    for (const decision of ['approve', 'deny'] as const) {
+      const { result: res, changed } = await stateChangedBy(stack, () => attacker.browser.post(`${stack.issuer}/consent`, { ...victim.form, decision }));
+      expect(res.status, decision).toBe(403);
+      expect(res.location, decision).toBeNull();
+      expectStrictPage(`consent 403 (another session, ${decision})`, res);
+      expect(changed, decision).toEqual([]);
+    }
+    // The attacker's own request and the victim's are still theirs to decide.
+    const mine = await victim.browser.post(`${stack.issuer}/consent`, { ...victim.form, decision: 'approve' });
+    expect(mine.status).toBe(303);
+    expect(new URL(mine.location!).searchParams.get('code')).toBeTruthy();
+    const theirs = await attacker.browser.post(`${stack.issuer}/consent`, { ...attacker.form, decision: 'deny' });
+    expect(theirs.status).toBe(303);
+    expect(new URL(theirs.location!).searchParams.get('error')).toBe('access_denied');
+  });
+
   it('on /grants/revoke: a forged token, or a post without the session, is 403; the grant stays', async () => {
     const browser = await passwordSignIn('dora', 'dora has a long password');
     // A delegation of dora's to revoke.
