@@ -10,7 +10,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { ownerAssertion } from '../support/authz.js';
-import { Browser, authorizeUrl, parseConsentForm, pkcePair, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { Browser, DEVICE_CODE_GRANT, authorizeUrl, hiddenField, parseConsentForm, pkcePair, postForm, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { REDIRECT, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
@@ -420,8 +420,59 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
           }),
         );
         expect(res.status, path).toBe(421);
+        expect(res.json(), path).toMatchObject({ error: 'invalid_request' });
         expect(changed, path).toEqual([]);
       }
+    });
+
+    it('the device confirmation (POST /device), Cancel and Continue, cross-site or under a foreign Host: 403 or 421, nothing changed, the device still authorization_pending', async () => {
+      // Cancel denies the device, so it is the post here that changes state; lena's session and the page's CSRF token are valid.
+      const clientId = await registerDeviceClient(stack.issuer);
+      const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: clientId, resource: stack.agentUrl });
+      expect(device.status).toBe(200);
+      const confirm = await browser.get(String(device.body.verification_uri_complete));
+      expect(confirm.status).toBe(200);
+      const fields = (decision: string) => ({ user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision });
+      const crossSite: Array<Record<string, string>> = [
+        { origin: 'http://evil.example' },
+        { origin: 'null' },
+        { origin: 'http://127.0.0.1:1' },
+        { 'sec-fetch-site': 'cross-site' },
+        { 'sec-fetch-site': 'same-site' },
+      ];
+      for (const decision of ['cancel', 'continue']) {
+        for (const headers of crossSite) {
+          const name = `${decision} ${JSON.stringify(headers)}`;
+          const { result: res, changed } = await stateChangedBy(stack, () => browser.post(`${stack.issuer}/device`, fields(decision), headers));
+          expect(res.status, name).toBe(403);
+          expect(res.location, name).toBeNull();
+          expect(res.headers.get('content-type'), name).toMatch(/^text\/html/);
+          expect(changed, name).toEqual([]);
+        }
+        const cookie = (browser as unknown as { cookieHeader(): Record<string, string> }).cookieHeader();
+        const { result: res, changed } = await stateChangedBy(stack, () =>
+          rawRequest({
+            port: stack.ports.auth,
+            method: 'POST',
+            path: '/device',
+            headers: { ...cookie, 'content-type': 'application/x-www-form-urlencoded', Host: 'evil.example' },
+            body: new URLSearchParams(fields(decision)).toString(),
+          }),
+        );
+        expect(res.status, `${decision} Host`).toBe(421);
+        expect(res.json(), `${decision} Host`).toMatchObject({ error: 'invalid_request' });
+        expect(changed, `${decision} Host`).toEqual([]);
+      }
+      // From outside, as the device sees it: still waiting for the user (RFC 8628 §3.5).
+      const poll = await postForm(`${stack.issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: String(device.body.device_code), client_id: clientId });
+      expect(poll.status).toBe(400);
+      expect(poll.body.error).toBe('authorization_pending');
+      // The control: the same Cancel from the server's own page denies the device.
+      const { result: cancel, changed } = await stateChangedBy(stack, () =>
+        browser.post(`${stack.issuer}/device`, fields('cancel'), { origin: stack.issuer, 'sec-fetch-site': 'same-origin' }),
+      );
+      expect(cancel.status).toBeLessThan(400);
+      expect(changed).toContain('device_authorizations');
     });
 
     it('the same posts from the server’s own origin go through (the control)', async () => {
