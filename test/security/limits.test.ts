@@ -271,5 +271,12 @@ describe('a calendar whose recurrence rule would hold the backend (from 1900, ev
     const res = await read();
     expect(res.status).toBe(500);
     expect(res.body).toEqual({ error: 'invalid_configuration', error_description: expect.stringMatching(/is not supported/), calendar: 'hostile' });
+    // The event loop was not held: the same server answers again, the same read and its metadata, promptly.
+    const started = Date.now();
+    const again = await read();
+    expect(again.status).toBe(500);
+    expect(again.body.calendar).toBe('hostile');
+    expect((await fetch(`${origin}/.well-known/oauth-protected-resource`, { signal: AbortSignal.timeout(2_000) })).status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 });
