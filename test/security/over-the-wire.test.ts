@@ -1,0 +1,173 @@
+// Attacks whose rows in SECURITY.md were backed only by unit or in-process
+// tests, made again from outside: against the three servers built as the CLI
+// builds them (startStack), over loopback HTTP, with tokens the real AS issued.
+// - A calendar file with RRULE:FREQ=DAILY;BYMONTHDAY=-1,-16 read through
+//   /freebusy (ical.js never matched a negative BYMONTHDAY: ~187 s of a held
+//   event loop, then a 500).
+// - One authorization code redeemed by two requests at once, many times:
+//   exactly one gets tokens, and the family is revoked with a code_replay
+//   record every time. The race is real, not simulated: a pass-through wrapper
+//   of the store's code lookup sees both requests read the code unused.
+// - A calendar outside the token's limits, named at the real backend.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashSecret } from '../../src/authz/crypto.js';
+import { rawRequest } from '../agent/http.js';
+import { postForm } from '../support/oauth-flow.js';
+import { auditSince, exchangeAsAgent, lastAuditSeq, ownerCode, queryRows, redeemCode, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const window = (from: number, to: number) => `from=${encodeURIComponent(new Date(from).toISOString())}&to=${encodeURIComponent(new Date(to).toISOString())}`;
+const vevent = (uid: string, start: string, end: string, ...extra: string[]) =>
+  ['BEGIN:VEVENT', `UID:${uid}`, 'DTSTAMP:20261101T000000Z', `DTSTART:${start}`, `DTEND:${end}`, ...extra, 'END:VEVENT'];
+const calendarText = (...events: string[][]) => ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//delegate tests//EN', ...events.flat(), 'END:VCALENDAR', ''].join('\r\n');
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10).replaceAll('-', '');
+
+let stack: Stack;
+let dir: string;
+
+beforeAll(async () => {
+  stack = await startStack();
+  dir = await mkdtemp(join(tmpdir(), 'delegate-wire-'));
+  const tomorrow = Date.now() + DAY;
+  await writeFile(join(dir, 'work.ics'), calendarText(vevent('w1@test', `${day(tomorrow)}T100000Z`, `${day(tomorrow)}T110000Z`)));
+  await writeFile(join(dir, 'personal.ics'), calendarText(vevent('p1@test', `${day(tomorrow)}T130000Z`, `${day(tomorrow)}T140000Z`)));
+  // The last day of every month since 1900, and the 16th from last (so that any 28 days hold an instance), 10:00-11:00 UTC.
+  await writeFile(join(dir, 'month-end.ics'), calendarText(vevent('m1@test', '19000131T100000Z', '19000131T110000Z', 'RRULE:FREQ=DAILY;BYMONTHDAY=-1,-16')));
+  const owner = (await stack.store.ownerUser())!;
+  for (const name of ['work', 'personal', 'month-end']) {
+    await stack.store.addCalendar({ id: `cal_${name}`, userId: owner.id, name, kind: 'file', source: join(dir, `${name}.ics`), createdAt: Date.now() });
+  }
+});
+afterAll(async () => {
+  await stack?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** A calendar token from the real exchange, with the authorization details given (narrowing only). */
+async function calendarToken(detail?: Record<string, unknown>): Promise<string> {
+  const user = await userTokens(stack);
+  const exchanged = await exchangeAsAgent(stack, user.accessToken, detail ? { authorization_details: JSON.stringify([{ type: 'calendar', locations: [stack.calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], ...detail }]) } : {});
+  expect(exchanged.status, String(exchanged.body.error)).toBe(200);
+  return String(exchanged.body.access_token);
+}
+
+const freebusy = (token: string, query: string) => rawRequest({ port: stack.ports.calendar, path: `/freebusy?${query}`, headers: { authorization: `Bearer ${token}` } });
+
+describe('a calendar file with RRULE:FREQ=DAILY;BYMONTHDAY=-1,-16 (from 1900), read over HTTP at the real backend', () => {
+  it('is busy on the last and the 16th-from-last day of each month in the window, answered promptly, never a 500; the server answers again', async () => {
+    const token = await calendarToken();
+    const from = Date.now() + HOUR;
+    const to = Date.now() + 29 * DAY;
+    // What RFC 5545 §3.3.10 makes of the rule in this window: 10:00-11:00 UTC on each month's last and 16th-from-last day, clipped.
+    const expected: Array<{ start: string; end: string }> = [];
+    for (let d = new Date(from); d.getTime() < to + DAY; d = new Date(d.getTime() + DAY)) {
+      const y = d.getUTCFullYear();
+      const m = d.getUTCMonth();
+      const last = new Date(Date.UTC(y, m + 1, 0)).getUTCDate();
+      if (d.getUTCDate() !== last && d.getUTCDate() !== last - 15) continue;
+      const start = Math.max(Date.UTC(y, m, d.getUTCDate(), 10), from);
+      const end = Math.min(Date.UTC(y, m, d.getUTCDate(), 11), to);
+      if (start < end) expected.push({ start: new Date(start).toISOString(), end: new Date(end).toISOString() });
+    }
+    // Any 28 days hold one of them (so the busy list cannot pass empty).
+    expect(expected.length).toBeGreaterThan(0);
+    const started = Date.now();
+    const res = await freebusy(token, `${window(from, to)}&calendar=month-end`);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(res.status, res.text).toBe(200);
+    const body = res.json() as { busy: Array<{ start: string; end: string }>; skipped?: unknown };
+    const normalize = (iso: string) => new Date(iso).toISOString();
+    expect(body.busy.map((b) => ({ start: normalize(b.start), end: normalize(b.end) }))).toEqual(expected);
+    // The same read with the other calendars, and again: the backend was never held.
+    const all = await freebusy(token, window(from, to));
+    expect(all.status, all.text).toBe(200);
+    expect((all.json() as { busy: unknown[] }).busy.length).toBeGreaterThanOrEqual(expected.length);
+    expect((await freebusy(token, `${window(from, to)}&calendar=month-end`)).status).toBe(200);
+  });
+});
+
+describe('a calendar outside the token’s limits, named at the real backend over HTTP', () => {
+  let limited: string;
+  beforeAll(async () => {
+    limited = await calendarToken({ calendars: ['work'], lookahead_days: 30 });
+    expect(decodeJwt(limited).authorization_details).toEqual([expect.objectContaining({ calendars: ['work'] })]);
+  });
+
+  it('reads the allowed calendar (the control)', async () => {
+    const now = Date.now();
+    const res = await freebusy(limited, `${window(now + HOUR, now + 2 * DAY)}&calendar=work`);
+    expect(res.status, res.text).toBe(200);
+    expect((res.json() as { busy: unknown[] }).busy).toHaveLength(1);
+  });
+
+  it('refuses another calendar with 403 insufficient_scope; only the refusal is recorded', async () => {
+    const now = Date.now();
+    const seq = await lastAuditSeq(stack);
+    const { result: res, changed } = await stateChangedBy(stack, () => freebusy(limited, `${window(now + HOUR, now + 2 * DAY)}&calendar=personal`));
+    expect(res.status).toBe(403);
+    expect((res.json() as Record<string, unknown>).error).toBe('insufficient_scope');
+    expect(String(res.headers['www-authenticate'])).toContain('error="insufficient_scope"');
+    expect(res.text).not.toContain('13:00');
+    expect(changed).toEqual(['audit_log']);
+    expect(await auditSince(stack, seq)).toEqual([expect.objectContaining({ event: 'freebusy_read', detail: expect.objectContaining({ outcome: 'refused' }) })]);
+  });
+});
+
+describe('one authorization code redeemed by two requests at once, over HTTP, many times', () => {
+  const ROUNDS = 30;
+
+  it(`exactly one gets tokens; the family is revoked and one code_replay record written, every round (${ROUNDS} rounds)`, async () => {
+    // Pass-through: what each lookup of a code found, to tell a real race (both read it unused) from a replay after the commit.
+    const reads = new Map<string, Array<number | null>>();
+    const store = stack.store as unknown as { authCodeByHash(hash: string): Promise<{ usedAt: number | null } | undefined> };
+    const lookup = store.authCodeByHash.bind(stack.store);
+    store.authCodeByHash = async (hash: string) => {
+      const found = await lookup(hash);
+      reads.set(hash, [...(reads.get(hash) ?? []), found ? found.usedAt : -1]);
+      return found;
+    };
+    let raced = 0;
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        const code = await ownerCode(stack);
+        const seq = await lastAuditSeq(stack);
+        const answers = await Promise.all([redeemCode(stack, code), redeemCode(stack, code)]);
+        const name = `round ${round}`;
+        expect(answers.map((a) => a.status).sort(), name).toEqual([200, 400]);
+        const won = answers.find((a) => a.status === 200)!;
+        const lost = answers.find((a) => a.status === 400)!;
+        expect(lost.body.error, name).toBe('invalid_grant');
+        expect(lost.body, name).not.toHaveProperty('access_token');
+        expect(lost.body, name).not.toHaveProperty('refresh_token');
+
+        const codeHash = hashSecret(code.code);
+        if ((reads.get(codeHash) ?? []).filter((usedAt) => usedAt === null).length === 2) raced++;
+        const grantId = String(decodeJwt(String(won.body.access_token)).grant_id);
+        const [codeRow] = queryRows(stack, 'SELECT family_id FROM auth_codes WHERE code_hash = ?', codeHash);
+        const familyId = String(codeRow!.family_id);
+        expect(queryRows(stack, 'SELECT revoked_at FROM token_families WHERE id = ?', familyId)[0]!.revoked_at, name).not.toBeNull();
+        // One refresh token and one access token for the family (the winner's), both revoked.
+        expect(queryRows(stack, 'SELECT used_at FROM refresh_tokens WHERE family_id = ?', familyId), name).toHaveLength(1);
+        const issued = queryRows(stack, 'SELECT revoked_at FROM issued_tokens WHERE family_id = ?', familyId);
+        expect(issued, name).toHaveLength(1);
+        expect(issued[0]!.revoked_at, name).not.toBeNull();
+        const added = await auditSince(stack, seq);
+        expect(added.filter((r) => r.event === 'code_replay'), name).toEqual([expect.objectContaining({ grant: grantId, client: code.clientId, detail: { family_revoked: familyId } })]);
+        expect(added.filter((r) => r.event === 'token_issued'), name).toHaveLength(1);
+        // From outside: the winner's refresh token is dead.
+        const refresh = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(won.body.refresh_token), client_id: code.clientId });
+        expect([refresh.status, refresh.body.error], name).toEqual([400, 'invalid_grant']);
+      }
+    } finally {
+      store.authCodeByHash = lookup;
+    }
+    // The race was really run: in some rounds both requests read the code before either redemption committed.
+    console.info(`code replay race: both requests read the code unused in ${raced} of ${ROUNDS} rounds`);
+    expect(raced).toBeGreaterThan(0);
+  });
+});
