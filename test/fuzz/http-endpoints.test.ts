@@ -997,7 +997,9 @@ describe('fuzzing every HTTP endpoint', () => {
         const label = process.env.FUZZ_STATS === '2' ? `${answer.status} ${answer.text.slice(0, 120)}` : `${answer.status}${code ? `:${code}` : ''}`;
         statuses.set(label, (statuses.get(label) ?? 0) + 1);
         const context = describeRequest(request);
-        checkAnswer(target.kind, answer, request.method, context);
+        const app = target.server === 'auth' ? known.stack.auth : target.server === 'calendar' ? known.stack.calendar : known.stack.agent;
+        const unknownRoute = !app.hasRoute({ method: request.method as 'GET', url: request.path.split('?')[0]! });
+        checkAnswer(target.kind, answer, request.method, context, unknownRoute);
         const refused = answer.status >= 400 || (target.redirectErrorIsRefusal === true && isRefusal(answer));
         target.settle?.(answer, refused);
         if (prepared.mustRefuse !== undefined) expect(refused, `${answer.status} for a request that must be refused (${prepared.mustRefuse}): ${context}\nanswer: ${answer.text.slice(0, 300)}`).toBe(true);
@@ -1011,7 +1013,7 @@ describe('fuzzing every HTTP endpoint', () => {
         const seqAgain = reader.lastAuditSeq();
         const again = await send(origin, request);
         const contextAgain = `the same request again: ${context}`;
-        checkAnswer(target.kind, again, request.method, contextAgain);
+        checkAnswer(target.kind, again, request.method, contextAgain, unknownRoute);
         expect(again.status, `${again.status} for ${contextAgain}\nanswer: ${again.text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
         checkNoChange(beforeAgain, seqAgain, again, signedAssertion, contextAgain);
       }),

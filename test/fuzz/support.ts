@@ -8,16 +8,27 @@
 //   fastify plumbing refuses: Host, content type, body size, JSON syntax):
 //   `application/json`, an object whose `error` is one of the codes the OAuth
 //   RFCs define (RFC 6749 §4.1.2.1 and §5.2, RFC 7009 §2.2.1, RFC 7591 §3.2.2,
-//   RFC 8628 §3.5, RFC 8693 §2.2.2, RFC 8707 §2, RFC 9396 §5, RFC 6750 §3.1)
-//   or this server's `not_found` for an unknown route, with an optional
-//   string `error_description`, and `Cache-Control: no-store`.
+//   RFC 8628 §3.5, RFC 8693 §2.2.2, RFC 8707 §2, RFC 9396 §5, RFC 6750 §3.1),
+//   with an optional string `error_description`, and `Cache-Control: no-store`.
+// - a request no route matches (any class; the caller says so, from fastify's
+//   own `hasRoute`): 404 with this project's `not_found` body (no RFC defines
+//   a code for a path that is no endpoint; docs/internals.md), `no-store`; or
+//   a refusal of the shared plumbing with the oauth body above. `not_found`
+//   is accepted nowhere else, and a 404 from a route must carry its class's
+//   own codes.
 // - every class: an `error_description`, wherever it appears (a JSON error
 //   body, a WWW-Authenticate challenge, the query of /authorize's redirect),
 //   holds only %x20-21 / %x23-5B / %x5D-7E (RFC 6749 §5.2 and §4.1.2.1,
 //   RFC 6750 §3): printable ASCII without `"` and `\`.
 // - page (/authorize, /login, /login/owner, /consent, /grants,
-//   /grants/revoke, /logout, /device, /device/done): an HTML error page
-//   (`text/html` with an `<h1>`), or the oauth body above when the shared
+//   /grants/revoke, /logout, /device, /device/done): an HTML page as
+//   src/authz/pages.ts frames it (`text/html`, the document's title repeated
+//   as the one `<h1>` opening `<main>`), saying why: the error page
+//   (`sendErrorPage`: the reason in a `<p>`, then "Nothing was shared…"), the
+//   sign-in page (heading "Sign in to continue": the password form, or how
+//   the owner signs in), or a form shown again with its reason in a
+//   `<p class="warn">` (a wrong password, a wrong device code, too many
+//   attempts); or the oauth body above when the shared
 //   plumbing refused the request before the page's handler ran; /authorize
 //   may instead redirect to the client with `error` in the query
 //   (RFC 6749 §4.1.2.1), which counts as a refusal.
@@ -349,8 +360,10 @@ export const OAUTH_ERROR_CODES = new Set([
   'invalid_authorization_details',
   'invalid_token',
   'insufficient_scope',
-  'not_found',
 ]);
+
+/** This project's code for a request no route matches (src/http/app.ts's not-found handler): 404 only, and only there. */
+const UNKNOWN_ROUTE_CODES: ReadonlySet<string> = new Set(['not_found']);
 
 const BEARER_ERROR_CODES = new Set(['invalid_request', 'invalid_token', 'insufficient_scope']);
 
@@ -370,8 +383,20 @@ function isOAuthErrorBody(answer: Answer, codes: ReadonlySet<string> = OAUTH_ERR
   return body.error_description === undefined || typeof body.error_description === 'string';
 }
 
+/** The frame of every page (src/authz/pages.ts's sendPage): the title, and the same text as the one heading opening <main>. */
+const PAGE_FRAME = /^<!doctype html>\n<html lang="en">\n<head>\n[\s\S]*?<title>([^<]+)<\/title>\n[\s\S]*?<\/head>\n<body>\n<main>\n<h1>([^<]+)<\/h1>\n?([\s\S]*)<\/main>\n<\/body>\n<\/html>\n$/;
+/** sendErrorPage: the reason, then that nothing was shared. */
+const ERROR_PAGE_BODY = /^<p>[^<]+<\/p>\n<p class="muted">Nothing was shared\.[^<]*<\/p>$/;
+
+/** A refusal page of the authorization server, as the top of this file describes it. */
 function isErrorPage(answer: Answer): boolean {
-  return (answer.headers.get('content-type') ?? '').startsWith('text/html') && /<h1>[^<]+<\/h1>/.test(answer.text);
+  if (!(answer.headers.get('content-type') ?? '').startsWith('text/html')) return false;
+  const frame = PAGE_FRAME.exec(answer.text);
+  if (!frame || frame[1] !== frame[2] || /<h1>/.test(frame[3]!)) return false;
+  const [, , heading, rest] = frame as unknown as [string, string, string, string];
+  if (ERROR_PAGE_BODY.test(rest.trim())) return true;
+  if (heading === 'Sign in to continue') return /<form method="post" action="\/login">/.test(rest) || /<code>delegate login<\/code>/.test(rest);
+  return /<p class="warn">[^<]+<\/p>/.test(rest) && /<form method="(get|post)" action="\/[a-z/]*">/.test(rest);
 }
 
 function isJsonRpcError(answer: Answer): boolean {
@@ -418,8 +443,12 @@ function checkDescriptions(answer: Answer, context: string): void {
   }
 }
 
-/** Asserts no 5xx, the class's error body on every 4xx (see the top of this file), and every error_description's characters. */
-export function checkAnswer(kind: EndpointClass, answer: Answer, method: string, context: string): void {
+/**
+ * Asserts no 5xx, the class's error body on every 4xx (see the top of this file), and every error_description's characters.
+ * `unknownRoute`: no route of the server matches the request's method and path (fastify's hasRoute), so its 404 is the
+ * not-found handler's.
+ */
+export function checkAnswer(kind: EndpointClass, answer: Answer, method: string, context: string, unknownRoute = false): void {
   expect(answer.status, `5xx for ${context}\n${answer.text.slice(0, 500)}`).toBeLessThan(500);
   checkDescriptions(answer, context);
   if (answer.status < 400) return;
@@ -428,6 +457,11 @@ export function checkAnswer(kind: EndpointClass, answer: Answer, method: string,
   // A HEAD answer has no body by definition (RFC 9110 §9.3.2); its status was checked.
   if (method === 'HEAD') return;
   const where = `${answer.status} for ${context}\nanswer: ${answer.headers.get('content-type')} ${answer.text.slice(0, 400)}`;
+  if (unknownRoute && answer.status === 404) {
+    expect(isOAuthErrorBody(answer, UNKNOWN_ROUTE_CODES), `no not_found body for a request no route matches: ${where}`).toBe(true);
+    expect(answer.headers.get('cache-control'), `error not no-store: ${where}`).toMatch(/no-store/);
+    return;
+  }
   switch (kind) {
     case 'oauth':
       expect(isOAuthErrorBody(answer), `no RFC error body: ${where}`).toBe(true);
@@ -437,7 +471,7 @@ export function checkAnswer(kind: EndpointClass, answer: Answer, method: string,
       expect(isErrorPage(answer) || isOAuthErrorBody(answer), `no error page: ${where}`).toBe(true);
       return;
     case 'bearer':
-      expect(isOAuthErrorBody(answer, answer.status === 404 || answer.status === 421 || answer.status === 413 || answer.status === 415 ? OAUTH_ERROR_CODES : BEARER_ERROR_CODES), `no RFC 6750 body: ${where}`).toBe(true);
+      expect(isOAuthErrorBody(answer, answer.status === 421 || answer.status === 413 || answer.status === 415 ? OAUTH_ERROR_CODES : BEARER_ERROR_CODES), `no RFC 6750 body: ${where}`).toBe(true);
       if (answer.status === 401) expect(answer.headers.get('www-authenticate'), `no challenge: ${where}`).toMatch(/^Bearer /);
       return;
     case 'mcp':
