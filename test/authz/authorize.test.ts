@@ -1,11 +1,13 @@
 // GET /authorize and the consent page from outside: which errors are shown as
 // a page and which go back to the client, redirect URI matching, PKCE, resource
 // and scope checks, and the consent page's protections.
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
-import { startTestAuthz, ownerAssertion, type TestAuthz } from '../support/authz.js';
+import { startTestAuthz, ownerAssertion, ownerLink, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent, type AuthorizeParams } from '../support/oauth-flow.js';
 import { REDIRECT } from './helpers.js';
+import { stateChangedBy } from '../security/stack.js';
 import { hashSecret } from '../../src/authz/crypto.js';
 import { addUser } from '../../src/authz/index.js';
 
@@ -123,6 +125,23 @@ describe('a resource with no agent behind it', () => {
       expect(params.get('error')).toBe('invalid_target');
       expect(params.get('code')).toBeNull();
       expect(params.get('iss')).toBe(authz.issuer);
+    }
+  });
+
+  it('the calendar backend → invalid_target changes nothing in the database: no request, code or grant stored', async () => {
+    const database = { paths: { db: join(authz.home, 'delegate.db') } };
+    for (const resource of [authz.calendarUrl, `${authz.calendarUrl}/`]) {
+      const client = await registerPublicClient(authz.issuer);
+      const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource, scope: 'freebusy:read', state: 's1', challenge });
+      // Signed in first (the link spends its jti, starts a session and records the sign-in), then only /authorize is watched.
+      const browser = new Browser();
+      const signIn = await browser.get(await ownerLink(authz, href.slice(authz.issuer.length)));
+      expect(signIn.status, resource).toBe(303);
+      const { result: res, changed } = await stateChangedBy(database, () => browser.get(href));
+      expect(res.status, resource).toBe(302);
+      expect(callbackParams(res.location!).get('error'), resource).toBe('invalid_target');
+      expect(callbackParams(res.location!).get('code'), resource).toBeNull();
+      expect(changed, resource).toEqual([]);
     }
   });
 });

@@ -293,9 +293,11 @@ describe('authorization codes', () => {
   it('a code redeemed with another redirect_uri or resource: invalid_grant / invalid_target, nothing issued', async () => {
     const code = await ownerCode(stack);
     const wrongUri = await stateChangedBy(stack, () => redeemCode(stack, code, { redirect_uri: 'http://127.0.0.1:43124/callback' }));
+    expect(wrongUri.result.status).toBe(400);
     expect(wrongUri.result.body).toMatchObject({ error: 'invalid_grant' });
     expect(wrongUri.changed).toEqual([]);
     const wrongResource = await stateChangedBy(stack, () => redeemCode(stack, code, { resource: stack.calendarUrl }));
+    expect(wrongResource.result.status).toBe(400);
     expect(wrongResource.result.body).toMatchObject({ error: 'invalid_target' });
     expect(wrongResource.changed).toEqual([]);
   });

@@ -81,6 +81,7 @@ describe('substitution across audiences (RFC 8707, RFC 9068 §4)', () => {
 
   it('the calendar token as the subject of another exchange by the agent: invalid_request, nothing issued', async () => {
     const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, calendarToken));
+    expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: 'invalid_request' });
     expect(changed).toEqual(['used_once']);
   });
@@ -89,6 +90,7 @@ describe('substitution across audiences (RFC 8707, RFC 9068 §4)', () => {
     const { result: res, changed } = await stateChangedBy(stack, () =>
       postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: user.accessToken, client_id: user.clientId }),
     );
+    expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: 'invalid_grant' });
     expect(changed).toEqual([]);
   });
