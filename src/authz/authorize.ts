@@ -21,7 +21,7 @@ import { sendErrorPage } from './pages.js';
 import { oneTargetOnly, queryParams } from './params.js';
 import { checkChallenge } from './policy/pkce.js';
 import { isLoopbackRedirect, matchRedirectUri } from './policy/redirect-uri.js';
-import { boundTo, currentSession } from './session.js';
+import { currentSession, startedByOwnerFor } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
 /** A validated authorization request. */
@@ -185,7 +185,7 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
     expiresAt: now + ctx.lifetimes.authRequestSec * 1000,
   });
   // The owner's CLI signed this sign-in for exactly this request: the one case where the app's identity is known.
-  const clientAssured = signedIn.user.isOwner && boundTo(signedIn.session, req.url);
+  const clientAssured = startedByOwnerFor(signedIn.session, req.url);
   return renderConsent(reply, ctx, { request, user: signedIn.user, requestId: id, csrf, grant, clientAssured });
 }
 
@@ -210,9 +210,10 @@ async function errorMayGoBack(req: FastifyRequest, ctx: AuthContext, client: Cli
  * RFC 8252 §8.6: a request is answered without asking only when the client's
  * identity is assured: the owner's CLI signed the login for exactly this
  * request, or the client's redirect URI is https (a loopback listener could
- * belong to anyone on this machine).
+ * belong to anyone on this machine). A password sign-in for this request
+ * says nothing about who wrote it (anyone can send a /login?next=… link).
  */
 function identityAssured(url: string, session: SessionRecord, request: AuthorizationRequest): boolean {
-  if (boundTo(session, url)) return true;
+  if (startedByOwnerFor(session, url)) return true;
   return new URL(request.redirectUri).protocol === 'https:';
 }

@@ -8,9 +8,11 @@ export interface Lifetimes {
   accessTokenSec: number;
   refreshTokenSec: number;
   codeSec: number;
-  /** An authorization request waiting on the consent page. */
+  /**
+   * An authorization request waiting on the consent page; also a browser
+   * session's life, since each is good for one request (see SessionUse).
+   */
   authRequestSec: number;
-  sessionSec: number;
   /** How long a delegation lasts unless revoked. */
   grantSec: number;
   /**
@@ -26,7 +28,6 @@ export const DEFAULT_LIFETIMES: Lifetimes = Object.freeze({
   refreshTokenSec: 30 * 86_400,
   codeSec: 60,
   authRequestSec: 600,
-  sessionSec: 12 * 3600,
   grantSec: 30 * 86_400,
   refreshGraceSec: 5,
 });

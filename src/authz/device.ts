@@ -29,12 +29,13 @@ import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams, required, single, singleTarget } from './params.js';
 import { FailureCounter } from './rate-limit.js';
-import { boundTo, currentSession, type SessionContext } from './session.js';
+import { VERIFICATION_PATH, completeVerificationPath, normalizeUserCode } from './bound-pages.js';
+import { currentSession, startedByOwnerFor, type SessionContext } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
 export const GRANT_TYPE_DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
 export const DEVICE_AUTHORIZATION_PATH = '/device_authorization';
-export const VERIFICATION_PATH = '/device';
+export { VERIFICATION_PATH, normalizeUserCode } from './bound-pages.js';
 
 /** How long a device request waits for the person (RFC 8628 §3.2 expires_in). */
 const DEVICE_CODE_SEC = 600;
@@ -44,11 +45,6 @@ const POLL_INTERVAL_SEC = 5;
 const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
 /** Draws of a user code before giving up (each taken one is already a one-in-billions event). */
 const USER_CODE_DRAWS = 5;
-
-/** The path and query of verification_uri_complete (RFC 8628 §3.3.1) for a user code. */
-function completeVerificationPath(userCode: string): string {
-  return `${VERIFICATION_PATH}?user_code=${encodeURIComponent(userCode)}`;
-}
 
 /** §5.1: wrong codes typed by one signed-in person before the page makes them wait. */
 export const WRONG_CODE_LIMIT = { limit: 5, windowMs: 15 * 60_000 };
@@ -129,15 +125,17 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
     }
   });
 
-  // The verification page: sign in, then confirm the code.
+  // The verification page: the code, then sign in for that code, then confirm it. Typing the code
+  // needs no session: a session is good for one code only (see SessionUse), so it is started for the code typed.
   app.get(VERIFICATION_PATH, async (req, reply) => {
     const now = ctx.now();
-    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: req.url });
-    if (!signedIn) return renderSignIn(reply, ctx, req.url);
     const typed = queryParams(req.url).user_code;
     if (typeof typed !== 'string' || typed.trim() === '') return renderDeviceEntry(reply, undefined);
     // Only the person's own visit may spend their wrong codes: otherwise the code is shown to check, and counted when sent.
     if (!openedByThePerson(req)) return renderDeviceEntry(reply, undefined, 200, wellFormedUserCode(typed));
+    const page = completeVerificationPath(typed);
+    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: page });
+    if (!signedIn) return renderSignIn(reply, ctx, page);
     const guessing = tooManyWrongCodes(reply, signedIn.user.id);
     if (guessing) return guessing;
     const found = await lookUpCode(signedIn.user.id, typed, now);
@@ -149,7 +147,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
     return renderDeviceConfirm(reply, {
       userCode: found.userCode,
       clientName: context.client.clientName ?? context.client.clientId,
-      clientAssured: ownersOwnLink(signedIn, req.url),
+      clientAssured: ownersOwnLink(signedIn, page),
       agentName: context.resource.name,
       csrf: signedIn.csrf,
     });
@@ -162,9 +160,9 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
     const now = ctx.now();
     const body = formBody(req);
     const typed = typeof body.user_code === 'string' ? body.user_code : '';
-    // A session bound by the owner's sign-in link may confirm the code its link carried (as the server wrote it into verification_uri_complete).
+    // A session may confirm the code it was started for (the owner's link: as the server wrote it into verification_uri_complete).
     const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: completeVerificationPath(typed) });
-    if (!signedIn) return renderSignIn(reply, ctx, VERIFICATION_PATH);
+    if (!signedIn) return renderSignIn(reply, ctx, completeVerificationPath(typed));
     // Both answers change state (Cancel denies the device): the form must be the one this server showed.
     if (typeof body.csrf !== 'string' || !constantTimeEqual(body.csrf, signedIn.csrf)) {
       return sendErrorPage(reply, 403, 'This form expired', 'Open the link on your device again.');
@@ -272,7 +270,7 @@ async function requestContext(ctx: AuthContext, found: DeviceAuthorizationRecord
 
 /** Whether the owner's CLI signed this session's sign-in link for this very page (so it started this device request). */
 function ownersOwnLink(signedIn: SessionContext, request: string): boolean {
-  return signedIn.user.isOwner && boundTo(signedIn.session, request);
+  return signedIn.user.isOwner && startedByOwnerFor(signedIn.session, request);
 }
 
 /**
@@ -307,12 +305,6 @@ function newUserCode(): string {
     return USER_CODE_ALPHABET[v % USER_CODE_ALPHABET.length]!;
   });
   return `${letters.slice(0, 4).join('')}-${letters.slice(4).join('')}`;
-}
-
-/** What a person types: any case, with or without the dash or spaces (§6.1). */
-export function normalizeUserCode(typed: string): string {
-  const letters = typed.toUpperCase().replace(/[^A-Z]/g, '');
-  return letters.length === 8 ? `${letters.slice(0, 4)}-${letters.slice(4)}` : letters;
 }
 
 function formBody(req: FastifyRequest): FormBody {

@@ -1,6 +1,10 @@
 // Named accounts' sign-in (server mode): GET /login shows the form, POST
-// /login checks the password (scrypt, constant time) and starts a session.
-// Failed attempts are rate-limited per account and per address. The form is
+// /login checks the password (scrypt, constant time) and starts a session
+// for the one page it leads to (an authorization request, a device's code, a
+// view of /grants), as long as an authorization request waits: cookies are
+// not isolated by port (RFC 6265 §8.5), so another user's listener on this
+// host may get the cookie, or plant one. Failed attempts are rate-limited per
+// account and per address (all of loopback counting as one). The form is
 // protected against CSRF by a cookie it must match (no session exists yet),
 // and a login may only lead back to this server's own pages.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -13,6 +17,7 @@ import { html, sendPage } from './pages.js';
 import { PasswordChecksBusy, verifyPassword } from './password.js';
 import { FailureCounter } from './rate-limit.js';
 import { readCookie, startSession } from './session.js';
+import { signInTarget } from './bound-pages.js';
 import { queryParams } from './params.js';
 
 export const ACCOUNT_LIMIT = { limit: 5, windowMs: 15 * 60_000 };
@@ -37,6 +42,16 @@ export function loginCookieName(ctx: AuthContext): string {
   return `${ctx.cookieName}_login`;
 }
 
+/**
+ * The key of the per-address limit. Every loopback address is one: a user of
+ * this machine can send from any of 127.0.0.0/8 (and ::1, or either as an
+ * IPv4-mapped address), and would otherwise get 20 guesses from each.
+ */
+export function addressKey(ip: string): string {
+  const v4 = ip.toLowerCase().startsWith('::ffff:') ? ip.slice(7) : ip;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) || ip === '::1' ? 'address:loopback' : `address:${ip}`;
+}
+
 export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {
   const byAccount = new FailureCounter(ACCOUNT_LIMIT, ctx.now);
   const byAddress = new FailureCounter(ADDRESS_LIMIT, ctx.now);
@@ -57,8 +72,8 @@ export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {
 
     const name = field('username').trim();
     const accountKey = `account:${name.toLowerCase()}`;
-    const addressKey = `address:${req.ip}`;
-    const wait = Math.max(byAccount.retryAfterMs(accountKey), byAddress.retryAfterMs(addressKey));
+    const address = addressKey(req.ip);
+    const wait = Math.max(byAccount.retryAfterMs(accountKey), byAddress.retryAfterMs(address));
     if (wait > 0) {
       req.log.info('sign-in refused: too many failed attempts');
       reply.header('Retry-After', String(Math.ceil(wait / 1000)));
@@ -66,10 +81,10 @@ export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {
     }
     // Counted as failed before the check, which takes a while (scrypt): guesses sent all at once
     // would otherwise all be checked before the first failure was counted. Taken back unless it fails.
-    const attempt = { account: byAccount.fail(accountKey), address: byAddress.fail(addressKey) };
+    const attempt = { account: byAccount.fail(accountKey), address: byAddress.fail(address) };
     const forgive = () => {
       byAccount.forgive(accountKey, attempt.account);
-      byAddress.forgive(addressKey, attempt.address);
+      byAddress.forgive(address, attempt.address);
     };
     let user;
     let ok: boolean;
@@ -89,19 +104,30 @@ export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {
     }
     // The account's earlier failures are forgiven; attempts still being checked stay counted.
     byAccount.succeed(accountKey, attempt.account);
-    byAddress.forgive(addressKey, attempt.address);
-    await startSession(reply, ctx.store, { cookieName: ctx.cookieName, userId: user.id, now: ctx.now(), ttlMs: ctx.lifetimes.sessionSec * 1000, secure: ctx.secureCookies });
+    byAddress.forgive(address, attempt.address);
+    // Good for `next` only, for as long as an authorization request waits: whoever else gets the cookie gets that page.
+    const target = signInTarget(next);
+    await startSession(reply, ctx.store, {
+      cookieName: ctx.cookieName,
+      userId: user.id,
+      now: ctx.now(),
+      ttlMs: ctx.lifetimes.authRequestSec * 1000,
+      secure: ctx.secureCookies,
+      request: target,
+      signedInBy: 'password',
+    });
     await audit(ctx, { event: 'sign_in', user: user.id, detail: { method: 'password' } });
-    return reply.code(303).header('Cache-Control', 'no-store').header('Location', next).send();
+    return reply.code(303).header('Cache-Control', 'no-store').header('Location', target).send();
   });
 }
 
 /** The sign-in form, with a fresh CSRF cookie. */
 export function showLoginForm(reply: FastifyReply, ctx: AuthContext, next: string, status: number, message?: string): FastifyReply {
   const csrf = randomSecret();
+  // A __Host- cookie (an https issuer) must have Path=/ and Secure.
   reply.header(
     'Set-Cookie',
-    `${loginCookieName(ctx)}=${csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=600${ctx.secureCookies ? '; Secure' : ''}`,
+    `${loginCookieName(ctx)}=${csrf}; ${ctx.secureCookies ? 'Path=/' : 'Path=/login'}; HttpOnly; SameSite=Strict; Max-Age=600${ctx.secureCookies ? '; Secure' : ''}`,
   );
   const body = html`<h1>Sign in to continue</h1>
 ${message ? html`<p class="warn">${message}</p>` : ''}
@@ -114,6 +140,7 @@ ${message ? html`<p class="warn">${message}</p>` : ''}
 <input type="password" id="password" name="password" autocomplete="current-password" required>
 <div class="actions"><button class="primary" type="submit">Sign in</button></div>
 </form>
+<p class="muted">Signing in lets this browser go on to this one page, for ${Math.round(ctx.lifetimes.authRequestSec / 60)} minutes; anything else asks you to sign in again.</p>
 <p class="muted">The owner of this computer can also sign in without a password: run <code>delegate login</code> here.</p>`;
   return sendPage(reply, status, 'Sign in to continue', body);
 }

@@ -74,7 +74,8 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
       // Bound to the one request the CLI signed this login for (see SessionUse), for as long as that request may wait for consent.
       ttlMs: ctx.lifetimes.authRequestSec * 1000,
       secure: ctx.secureCookies,
-      boundRequestHash: hashSecret(next),
+      request: next,
+      signedInBy: 'owner_link',
     });
     await audit(ctx, { event: 'sign_in', user: owner.id, detail: { method: 'owner_link' } });
     req.log.info({ user: owner.id }, 'owner signed in');

@@ -1,9 +1,14 @@
 // Browser sessions at the authorization server: a random session id in an
 // HttpOnly, SameSite=Lax cookie, stored only as a hash. Cookies are not
-// isolated by port, so the cookie name carries the issuer's port.
+// isolated by port (RFC 6265 §8.5): on a plain-http issuer the browser sends
+// the cookie to every port of the host, another local user's listener
+// included, and any of those ports may set it. So the cookie name carries the
+// issuer's port, and every session is good for one request only (see
+// SessionUse), for as long as that request may wait; on an https issuer the
+// cookie is a `__Host-` cookie (RFC 6265bis §4.1.3.2).
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { SessionRecord, Store, UserRecord } from '../store/index.js';
-import { hashSecret, randomSecret } from './crypto.js';
+import type { SessionRecord, SignInMethod, Store, UserRecord } from '../store/index.js';
+import { constantTimeEqual, hashSecret, randomSecret } from './crypto.js';
 
 export interface SessionContext {
   session: SessionRecord;
@@ -16,9 +21,15 @@ export function sessionCsrf(sessionId: string): string {
   return hashSecret(`csrf|${sessionId}`);
 }
 
+/**
+ * The session cookie's name. On an https issuer it has the `__Host-` prefix,
+ * so browsers take it only with Secure, Path=/ and no Domain, from this very
+ * host: a sibling host under the same domain cannot plant one.
+ */
 export function sessionCookieName(issuer: string): string {
-  const port = new URL(issuer).port || (issuer.startsWith('https:') ? '443' : '80');
-  return `delegate_session_${port}`;
+  const https = issuer.startsWith('https:');
+  const port = new URL(issuer).port || (https ? '443' : '80');
+  return `${https ? '__Host-' : ''}delegate_session_${port}`;
 }
 
 /** Reads one cookie from a Cookie header (RFC 6265 §5.4), or undefined. */
@@ -33,44 +44,57 @@ export function readCookie(header: string | undefined, name: string): string | u
 }
 
 /**
- * What a route lets a session do. A session started by the owner's sign-in
- * link is bound to the one request the CLI signed that link for (its path and
- * query, kept as a hash): the link passes through command lines (xdg-open's,
- * the browser's), which other users of the machine can read in /proc, so
- * whoever opens it first gets that request's pages and nothing else. A route
- * that says nothing takes only sessions that are not bound.
+ * What a route lets a session do. Every session is bound to the one request
+ * it was started for (its path and query, kept as a hash): the owner's
+ * sign-in link to the request the CLI signed it for, a password sign-in to
+ * its `next` (one authorization request, one device code, or one view of
+ * /grants, whose URL carries a random value only that browser was sent).
+ * Cookies are not isolated by port, and the owner's link passes through
+ * command lines that other users can read, so whoever else gets the cookie
+ * (or plants one) gets that one request's pages and nothing else. A route
+ * that says nothing takes no session.
  */
 export interface SessionUse {
-  /** The request being made (path and query): a bound session is good for it when it is the one the session is bound to. */
+  /** The request being made (path and query): a session is good for it when it is the one the session is bound to. */
   request?: string;
   /**
-   * A bound session is good whatever the request, because the route's own
-   * check ties it to what the session began (the consent decision, whose
-   * pending request names the session that opened it) or it gives nothing (sign-out).
+   * Any session is good, because the route's own check ties it to what the
+   * session began (the consent decision, whose pending request names the
+   * session that opened it) or it gives nothing (sign-out).
    */
   anyBound?: boolean;
 }
 
-export async function currentSession(req: FastifyRequest, store: Store, cookieName: string, now: number, use: SessionUse = {}): Promise<SessionContext | undefined> {
+export async function currentSession(req: FastifyRequest, store: Store, cookieName: string, now: number, use: SessionUse): Promise<SessionContext | undefined> {
   const id = readCookie(req.headers.cookie, cookieName);
   if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
   const session = await store.sessionByHash(hashSecret(id), now);
   if (!session) return undefined;
-  if (session.boundRequestHash && !use.anyBound && !(use.request !== undefined && boundTo(session, use.request))) return undefined;
+  if (!use.anyBound && !(use.request !== undefined && boundTo(session, use.request))) return undefined;
   const user = await store.userById(session.userId);
   return user && { session, user, csrf: sessionCsrf(id) };
 }
 
-/** Whether the session is bound to this very request (path and query). The hash is of a public URL, not a secret. */
+/** Whether the session is bound to this very request (path and query). */
 export function boundTo(session: SessionRecord, request: string): boolean {
-  return session.boundRequestHash === hashSecret(request);
+  return constantTimeEqual(session.boundRequestHash, hashSecret(request));
 }
 
-/** Starts a session for `user` and sets its cookie on `reply`. */
+/**
+ * Whether the owner's CLI asked for this very request: the session was started
+ * by its sign-in link, which it signed for this request. A password sign-in's
+ * `next` may have been written by anyone (a link someone sent), so a session
+ * bound by it says nothing about who made the request.
+ */
+export function startedByOwnerFor(session: SessionRecord, request: string): boolean {
+  return session.signedInBy === 'owner_link' && boundTo(session, request);
+}
+
+/** Starts a session for `user`, good for `request` only, and sets its cookie on `reply`. */
 export async function startSession(
   reply: FastifyReply,
   store: Store,
-  opts: { cookieName: string; userId: string; now: number; ttlMs: number; secure: boolean; boundRequestHash?: string },
+  opts: { cookieName: string; userId: string; now: number; ttlMs: number; secure: boolean; request: string; signedInBy: SignInMethod },
 ): Promise<SessionRecord> {
   const id = randomSecret();
   const session: SessionRecord = {
@@ -78,7 +102,8 @@ export async function startSession(
     userId: opts.userId,
     createdAt: opts.now,
     expiresAt: opts.now + opts.ttlMs,
-    boundRequestHash: opts.boundRequestHash ?? null,
+    boundRequestHash: hashSecret(opts.request),
+    signedInBy: opts.signedInBy,
   };
   await store.createSession(session);
   const attrs = ['Path=/', 'HttpOnly', 'SameSite=Lax', `Max-Age=${Math.floor(opts.ttlMs / 1000)}`];
@@ -87,6 +112,6 @@ export async function startSession(
   return session;
 }
 
-export function clearSessionCookie(reply: FastifyReply, cookieName: string): void {
-  reply.header('Set-Cookie', `${cookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
+export function clearSessionCookie(reply: FastifyReply, cookieName: string, secure: boolean): void {
+  reply.header('Set-Cookie', `${cookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`);
 }

@@ -218,4 +218,11 @@ export const MIGRATIONS: readonly string[] = [
     expires_at INTEGER NOT NULL
   );
   `,
+  // review of the pages: a session is good for one request only (cookies are not isolated by port, RFC 6265
+  // §8.5), and says how it began, since only the owner's signed link says who asked for that request. Sessions
+  // bound to nothing (the 12-hour password sessions of before) end here; the bound ones were all owner links.
+  `
+  DELETE FROM sessions WHERE bound_request_hash IS NULL;
+  ALTER TABLE sessions ADD COLUMN signed_in_by TEXT NOT NULL DEFAULT 'owner_link' CHECK (signed_in_by IN ('owner_link', 'password'));
+  `,
 ];

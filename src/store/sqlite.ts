@@ -734,12 +734,13 @@ class SqliteStore implements Store {
   }
 
   async createSession(s: SessionRecord): Promise<void> {
-    this.run('INSERT INTO sessions (id_hash, user_id, created_at, expires_at, bound_request_hash) VALUES (?, ?, ?, ?, ?)', [
+    this.run('INSERT INTO sessions (id_hash, user_id, created_at, expires_at, bound_request_hash, signed_in_by) VALUES (?, ?, ?, ?, ?, ?)', [
       s.idHash,
       s.userId,
       s.createdAt,
       s.expiresAt,
-      s.boundRequestHash ?? null,
+      s.boundRequestHash,
+      s.signedInBy,
     ]);
   }
 
@@ -751,7 +752,8 @@ class SqliteStore implements Store {
         userId: String(r.user_id),
         createdAt: num(r.created_at),
         expiresAt: num(r.expires_at),
-        boundRequestHash: strOrNull(r.bound_request_hash),
+        boundRequestHash: String(r.bound_request_hash),
+        signedInBy: r.signed_in_by === 'owner_link' ? 'owner_link' : 'password',
       }
     );
   }

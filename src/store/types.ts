@@ -65,16 +65,21 @@ export interface ResourceRecord {
   createdAt: number;
 }
 
+/** How a browser session began: the owner's signed sign-in link, or a named account's password. */
+export type SignInMethod = 'owner_link' | 'password';
+
 export interface SessionRecord {
   idHash: string;
   userId: string;
   createdAt: number;
   expiresAt: number;
   /**
-   * The authorization request (SHA-256 of its path and query) that the owner's
-   * CLI started this session for, when it was started by a login assertion.
+   * The one request (SHA-256 of its path and query) this session is good for:
+   * the one the owner's CLI signed its sign-in link for, or a password
+   * sign-in's `next`.
    */
-  boundRequestHash?: string | null;
+  boundRequestHash: string;
+  signedInBy: SignInMethod;
 }
 
 /** An authorization request waiting for the user's decision on the consent page. */

@@ -15,10 +15,19 @@ export function rawRequest(options: {
   path: string;
   headers?: Record<string, string>;
   body?: string;
+  /** The address the request comes from (any of 127.0.0.0/8 reaches 127.0.0.1 on Linux). */
+  localAddress?: string;
 }): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port: options.port, method: options.method ?? 'GET', path: options.path, headers: options.headers ?? {} },
+      {
+        host: '127.0.0.1',
+        port: options.port,
+        method: options.method ?? 'GET',
+        path: options.path,
+        headers: options.headers ?? {},
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');

@@ -1,11 +1,15 @@
 // Server mode from outside: named accounts sign in with a password (rate
 // limited per account and per address), see their grants, revoke one with a
 // CSRF-protected button, and sign out; the forms refuse cross-site posts.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addUser } from '../../src/authz/index.js';
+import { addUser, buildAuthServer } from '../../src/authz/index.js';
+import { openStore } from '../../src/store/index.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
-import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, registerPublicClient } from '../support/oauth-flow.js';
+import { Browser, authorizeUrl, callbackParams, csrfOf, parseConsentForm, pkcePair, registerPublicClient } from '../support/oauth-flow.js';
 import { REDIRECT, exchange, redeem } from './helpers.js';
 import { failAuditRecords } from '../support/fail-audit.js';
 
@@ -32,13 +36,29 @@ async function signIn(browser: Browser, name: string, password: string, next = '
   return browser.post(`${authz.issuer}/login`, { ...loginFields(form.html), username: name, password });
 }
 
+/** Where a sign-in for /grants leads: one view of it, whose URL carries a random value (bound-pages.ts). */
+const GRANTS_VIEW = /^\/grants\?view=[A-Za-z0-9_-]{43}$/;
+
+/** Signs in for /grants and opens the view it leads to: the page, and its URL (the session's one page). */
+async function openGrants(browser: Browser, name: string, password: string) {
+  const login = await signIn(browser, name, password);
+  expect(login.status).toBe(303);
+  expect(login.location).toMatch(GRANTS_VIEW);
+  const url = new URL(login.location!, authz.issuer).href;
+  const page = await browser.get(url);
+  expect(page.status).toBe(200);
+  return { url, page, csrf: /name="csrf" value="([^"]+)"/.exec(page.html)![1]!, view: new URL(url).searchParams.get('view')! };
+}
+
 describe('password sign-in', () => {
   it('signs in with the right password and lands on the next page', async () => {
     const browser = new Browser();
+    // The form says how long and for what a sign-in lasts.
+    expect((await browser.get(`${authz.issuer}/login?next=%2Fgrants`)).html).toContain('Signing in lets this browser go on to this one page, for 10 minutes');
     const res = await signIn(browser, 'alice', 'correct horse battery');
     expect(res.status).toBe(303);
-    expect(res.location).toBe('/grants');
-    expect((await browser.get(`${authz.issuer}/grants`)).html).toContain('Signed in as <strong>alice</strong>');
+    expect(res.location).toMatch(GRANTS_VIEW);
+    expect((await browser.get(new URL(res.location!, authz.issuer).href)).html).toContain('Signed in as <strong>alice</strong>');
   });
 
   it('refuses a wrong password with the same answer as an unknown name, and starts no session', async () => {
@@ -105,7 +125,7 @@ describe('password sign-in', () => {
   it('never leads anywhere but this server’s own pages', async () => {
     const browser = new Browser();
     const res = await signIn(browser, 'alice', 'correct horse battery', 'https://evil.example/');
-    expect(res.location).toBe('/grants');
+    expect(res.location).toMatch(GRANTS_VIEW);
   });
 
   it('a next path with a control or non-ASCII character in it signs in and goes to /grants, not to a 500', async () => {
@@ -114,7 +134,7 @@ describe('password sign-in', () => {
       const browser = new Browser();
       const res = await signIn(browser, 'alice', 'correct horse battery', next);
       expect(res.status, JSON.stringify(next)).toBe(303);
-      expect(res.location).toBe('/grants');
+      expect(res.location).toMatch(GRANTS_VIEW);
     }
   });
 });
@@ -131,29 +151,35 @@ describe('the grants page', () => {
     const approved = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
     const tokens = await redeem(authz, { clientId, code: callbackParams(approved.location!).get('code')!, verifier });
     expect(tokens.status).toBe(200);
+    // That session was for the authorization request only; /grants is a sign-in of its own.
+    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(403);
 
-    const page = await browser.get(`${authz.issuer}/grants`);
+    const { url, page, csrf, view } = await openGrants(browser, 'alice', 'correct horse battery');
     expect(page.html).toContain('CalendarAgent');
     expect(page.html).toContain('Revoke');
     const grant = /name="grant" value="([^"]+)"/.exec(page.html)![1]!;
-    const csrf = /name="csrf" value="([^"]+)"/.exec(page.html)![1]!;
 
-    const forged = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf: 'forged' });
+    const forged = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf: 'forged', view });
     expect(forged.status).toBe(403);
+    expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
+    const noView = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf });
+    expect(noView.status).toBe(403);
     expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
 
     const other = new Browser();
-    expect((await signIn(other, 'carol', 'carol has a password')).status).toBe(303);
-    const otherCsrf = /name="csrf" value="([^"]+)"/.exec((await other.get(`${authz.issuer}/grants`)).html)![1]!;
-    const foreign = await other.post(`${authz.issuer}/grants/revoke`, { grant, csrf: otherCsrf });
+    const carol = await openGrants(other, 'carol', 'carol has a password');
+    const foreign = await other.post(`${authz.issuer}/grants/revoke`, { grant, csrf: carol.csrf, view: carol.view });
     expect(foreign.status).toBe(404);
     expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
 
-    const revoked = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf });
+    const revoked = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf, view });
     expect(revoked.status).toBe(303);
+    expect(new URL(revoked.location!, authz.issuer).href).toBe(url);
     expect((await authz.store.grantById(grant))!.revokedAt).not.toBeNull();
     expect((await exchange(authz, String(tokens.body.access_token))).body.error).toBe('invalid_request');
-    expect((await browser.get(`${authz.issuer}/grants`)).html).not.toContain(grant);
+    const after = await browser.get(url);
+    expect(after.status).toBe(200);
+    expect(after.html).not.toContain(grant);
   });
 
   it('a revoke whose audit record cannot be written fails and leaves the grant listed; a retry revokes it with one record', async () => {
@@ -168,21 +194,20 @@ describe('the grants page', () => {
     const tokens = await redeem(authz, { clientId, code: callbackParams(approved.location!).get('code')!, verifier });
     expect(tokens.status).toBe(200);
     const grant = String(decodeJwt(String(tokens.body.access_token)).grant_id);
-    const page = await browser.get(`${authz.issuer}/grants`);
+    const { url, page, csrf, view } = await openGrants(browser, 'alice', 'correct horse battery');
     expect(page.html).toContain(grant);
-    const csrf = /name="csrf" value="([^"]+)"/.exec(page.html)![1]!;
     const revokedRecords = async () => (await authz.store.listAudit({ grant })).filter((r) => r.event === 'grant_revoked');
 
     const restore = failAuditRecords(authz.home, 'grant_revoked');
     try {
-      expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf })).status).toBe(500);
+      expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf, view })).status).toBe(500);
       expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
       expect(await revokedRecords()).toEqual([]);
-      expect((await browser.get(`${authz.issuer}/grants`)).html).toContain(grant);
+      expect((await browser.get(url)).html).toContain(grant);
     } finally {
       restore();
     }
-    expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf })).status).toBe(303);
+    expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf, view })).status).toBe(303);
     expect((await authz.store.grantById(grant))!.revokedAt).not.toBeNull();
     expect((await revokedRecords()).map((r) => r.detail)).toEqual([{ by: 'user', via: 'grants page' }]);
     expect((await authz.store.verifyAudit()).ok).toBe(true);
@@ -190,12 +215,70 @@ describe('the grants page', () => {
 
   it('signs out only with the page’s CSRF token', async () => {
     const browser = new Browser();
-    await signIn(browser, 'alice', 'correct horse battery');
-    const page = await browser.get(`${authz.issuer}/grants`);
-    const csrf = /name="csrf" value="([^"]+)"/.exec(page.html)![1]!;
+    const { url, csrf } = await openGrants(browser, 'alice', 'correct horse battery');
     expect((await browser.post(`${authz.issuer}/logout`, { csrf: 'forged' })).status).toBe(403);
-    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(200);
+    expect((await browser.get(url)).status).toBe(200);
     expect((await browser.post(`${authz.issuer}/logout`, { csrf })).status).toBe(200);
-    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(403);
+    expect((await browser.get(url)).status).toBe(403);
+  });
+});
+
+describe('cookies on an https issuer (a server deployment)', () => {
+  // Found in review: on https the cookies were `delegate_session_443` and `…_login` (Path=/login), which a sibling
+  // host under the same domain can plant with Domain=. The `__Host-` prefix makes browsers refuse such a cookie
+  // (RFC 6265bis §4.1.3.2): only Secure, Path=/, no Domain, set by this very host.
+  it('sets and reads __Host- cookies with Secure, Path=/ and no Domain; the same id under the bare name opens nothing', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'delegate-https-'));
+    const store = openStore(join(home, 'delegate.db'));
+    const app = await buildAuthServer({ issuer: 'https://auth.example.com', store, sweepIntervalMs: 0 });
+    try {
+      await addUser(store, { name: 'alice', password: 'correct horse battery', timeZone: 'UTC' }, Date.now());
+      const host = { host: 'auth.example.com' };
+      const cookieOf = (res: { headers: Record<string, unknown> }) => [res.headers['set-cookie']].flat().map(String);
+      const expectHostCookie = (line: string, name: string) => {
+        expect(line.startsWith(`${name}=`), line).toBe(true);
+        expect(line).toMatch(/; Path=\/(;|$)/);
+        expect(line).toMatch(/; Secure(;|$)/);
+        expect(line).not.toMatch(/domain=/i);
+      };
+      const form = await app.inject({ method: 'GET', url: '/login?next=%2Fgrants', headers: host });
+      const [loginCookie] = cookieOf(form);
+      expectHostCookie(loginCookie!, '__Host-delegate_session_443_login');
+      const csrf = loginFields(form.body).csrf!;
+      const post = (cookie: string) =>
+        app.inject({
+          method: 'POST',
+          url: '/login',
+          headers: { ...host, cookie, origin: 'https://auth.example.com', 'content-type': 'application/x-www-form-urlencoded' },
+          payload: new URLSearchParams({ csrf, next: '/grants', username: 'alice', password: 'correct horse battery' }).toString(),
+        });
+      // The login form's cookie is read under the name it was set with, and only under it.
+      expect((await post(`delegate_session_443_login=${csrf}`)).statusCode).toBe(403);
+      const signedIn = await post(`__Host-delegate_session_443_login=${csrf}`);
+      expect(signedIn.statusCode).toBe(303);
+      const [sessionCookie] = cookieOf(signedIn);
+      expectHostCookie(sessionCookie!, '__Host-delegate_session_443');
+      const id = sessionCookie!.split(';')[0]!.split('=')[1]!;
+      const page = (cookie: string) => app.inject({ method: 'GET', url: signedIn.headers.location as string, headers: { ...host, cookie } });
+      const grants = await page(`__Host-delegate_session_443=${id}`);
+      expect(grants.statusCode).toBe(200);
+      expect(grants.body).toContain('Signed in as <strong>alice</strong>');
+      expect((await page(`delegate_session_443=${id}`)).statusCode).toBe(403);
+      // Signing out clears the cookie under the same name, Secure (a browser ignores a __Host- Set-Cookie without it).
+      const logout = await app.inject({
+        method: 'POST',
+        url: '/logout',
+        headers: { ...host, cookie: `__Host-delegate_session_443=${id}`, origin: 'https://auth.example.com', 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ csrf: csrfOf(grants.body) }).toString(),
+      });
+      expect(logout.statusCode).toBe(200);
+      const [cleared] = cookieOf(logout);
+      expectHostCookie(cleared!, '__Host-delegate_session_443');
+      expect(cleared).toMatch(/Max-Age=0/);
+    } finally {
+      await app.close();
+      store.close();
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });

@@ -360,16 +360,25 @@ describe('consent is asked again only when a request widens the grant', () => {
     expect(owner.status).toBe(403);
     expect(owner.location).toBeNull();
     expect(owner.html).toContain('Sign in to continue');
-    // A password account's session is bound to nothing: with a grant that covers the request, it is still asked,
-    // as the loopback redirect URI could be anyone's on this machine.
+    // A password sign-in's session is bound to its `next` too, but anyone may have written that link: with a grant
+    // that covers the request, a session signed in for exactly this request is still asked, as the loopback
+    // redirect URI could be anyone's on this machine.
     await addUser(authz.store, { name: 'hana', password: 'hana has a long password', timeZone: 'UTC' }, Date.now());
+    const signInFor = async (browser: Browser, href: string) => {
+      const next = href.slice(authz.issuer.length);
+      const form = await browser.get(`${authz.issuer}/login?next=${encodeURIComponent(next)}`);
+      const csrf = /name="csrf" value="([^"]+)"/.exec(form.html)![1]!;
+      const login = await browser.post(`${authz.issuer}/login`, { csrf, next, username: 'hana', password: 'hana has a long password' });
+      expect(login.status).toBe(303);
+      expect(login.location).toBe(next);
+      return browser.get(href);
+    };
     const browser = new Browser();
-    const form = await browser.get(`${authz.issuer}/login?next=%2Fgrants`);
-    const csrf = /name="csrf" value="([^"]+)"/.exec(form.html)![1]!;
-    expect((await browser.post(`${authz.issuer}/login`, { csrf, next: '/grants', username: 'hana', password: 'hana has a long password' })).status).toBe(303);
-    const first = await browser.get(authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'first', challenge }));
+    const first = await signInFor(browser, authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'first', challenge }));
     expect((await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(first.html), decision: 'approve' })).status).toBe(303);
-    const page = await browser.get(unbound);
+    // That session was for the first request only.
+    expect((await browser.get(unbound)).status).toBe(403);
+    const page = await signInFor(browser, unbound);
     expect(page.status).toBe(200);
     expect(page.location).toBeNull();
     expect(page.html).toContain('Approve');

@@ -57,17 +57,21 @@ async function decide(verificationUriComplete: string, decision: 'approve' | 'de
 }
 
 /**
- * A browser signed in with a password (a named account's session, bound to no
- * request): the one kind of session that can type codes of its choosing. The
- * owner's sign-in link binds its session to the code its link carries.
+ * A named account, which signs in with a password for one code page at a
+ * time: as the owner's link does, a password sign-in binds its session to the
+ * page it leads to (a code typed on /device leads to the sign-in for that
+ * code). Each call signs in for `url` (in a browser of its own unless one is
+ * given) and says where the sign-in led.
  */
-async function accountBrowser(name: string): Promise<Browser> {
+async function account(name: string) {
   await addUser(authz.store, { name, password: `${name} has a long password`, timeZone: 'UTC' }, clock);
-  const browser = new Browser();
-  const form = await browser.get(`${authz.issuer}/login?next=%2Fdevice`);
-  const res = await browser.post(`${authz.issuer}/login`, { csrf: hiddenField(form.html, 'csrf'), next: '/device', username: name, password: `${name} has a long password` });
-  expect(res.status).toBe(303);
-  return browser;
+  return async (url: string, browser = new Browser()): Promise<{ browser: Browser; page: string }> => {
+    const next = url.slice(authz.issuer.length);
+    const form = await browser.get(`${authz.issuer}/login?next=${encodeURIComponent(next)}`);
+    const res = await browser.post(`${authz.issuer}/login`, { csrf: hiddenField(form.html, 'csrf'), next, username: name, password: `${name} has a long password` });
+    expect(res.status).toBe(303);
+    return { browser, page: new URL(res.location!, authz.issuer).href };
+  };
 }
 
 /** From here on, the server's user-code draws (8 random bytes) come out as `CDFG-HJKL` while `force()` allows it; other draws stay random. */
@@ -257,10 +261,22 @@ describe('device authorization grant', () => {
     const device = await startDevice(clientId);
     const anonymous = await new Browser().get(device.verification_uri_complete);
     expect(anonymous.status).toBe(403);
-    const browser = await accountBrowser('ines');
-    const wrong = await browser.get(`${authz.issuer}/device?user_code=BBBB-BBBB`);
+    expect(anonymous.html).toContain('Sign in to continue');
+    // Typing the code needs no session: the sign-in that follows is for the code typed.
+    const entry = await new Browser().get(`${authz.issuer}/device`);
+    expect(entry.status).toBe(200);
+    expect(entry.html).toContain('name="user_code"');
+    const signIn = await account('ines');
+    const { browser, page } = await signIn(`${authz.issuer}/device?user_code=bbbb-bbbb`);
+    expect(page).toBe(`${authz.issuer}/device?user_code=BBBB-BBBB`);
+    const wrong = await browser.get(page);
     expect(wrong.status).toBe(400);
     expect(wrong.html).toContain('not valid');
+    // That session was for that code only.
+    const other = await browser.get(device.verification_uri_complete);
+    expect(other.status).toBe(403);
+    expect(other.html).toContain('Sign in to continue');
+    expect(other.html).not.toContain('name="decision"');
   });
 
   it('refuses a Cancel or Continue without the page\'s CSRF token, and the device stays pending', async () => {
@@ -445,16 +461,20 @@ describe('device authorization grant', () => {
   it('makes someone who types wrong codes wait after five (RFC 8628 §5.1), even for a right code, until the window passes', async () => {
     const clientId = await registerDeviceClient();
     const device = await startDevice(clientId);
-    const browser = await accountBrowser('jude');
-    expect((await browser.get(`${authz.issuer}/device?user_code=x`)).status).toBe(400);
+    // Each code is a sign-in of its own (a session is good for one code); the wrong codes count for the person.
+    const signIn = await account('jude');
+    const guess = await signIn(`${authz.issuer}/device?user_code=x`);
+    expect((await guess.browser.get(guess.page)).status).toBe(400);
     // That was the first wrong code. The right one (not counted) shows the confirmation form:
+    const { browser } = await signIn(device.verification_uri_complete);
     const confirm = await browser.get(device.verification_uri_complete);
     expect(confirm.status).toBe(200);
     const csrf = hiddenField(confirm.html, 'csrf');
     const database = { paths: { db: join(authz.home, 'delegate.db') } };
-    // Four more wrong codes, none of which writes anything:
+    // Four more wrong codes, none of which writes anything (past its sign-in):
     for (let i = 0; i < 4; i++) {
-      const { result, changed } = await stateChangedBy(database, () => browser.get(`${authz.issuer}/device?user_code=BBBB-BBB${'CDFG'[i]}`));
+      const wrong = await signIn(`${authz.issuer}/device?user_code=BBBB-BBB${'CDFG'[i]}`);
+      const { result, changed } = await stateChangedBy(database, () => wrong.browser.get(wrong.page));
       expect(result.status).toBe(400);
       expect(changed).toEqual([]);
     }
@@ -479,8 +499,9 @@ describe('device authorization grant', () => {
     clock += 6_000;
     expect((await poll(clientId, device.device_code)).body.error).toBe('authorization_pending');
     clock += 15 * 60_000 + 1_000;
-    const later = await startDevice(clientId); // the first one expired meanwhile (600 s)
-    const allowed = await browser.get(later.verification_uri_complete);
+    const later = await startDevice(clientId); // the first one expired meanwhile (600 s), and so did that session
+    const again = await signIn(later.verification_uri_complete);
+    const allowed = await again.browser.get(again.page);
     expect(allowed.status).toBe(200);
     expect(allowed.html).toContain(later.user_code);
   });

@@ -26,6 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
 import { createTokenExchanger } from '../../src/agent/exchange.js';
 import { hashSecret, randomId, randomSecret } from '../../src/authz/crypto.js';
+import { completeVerificationPath, grantsView } from '../../src/authz/bound-pages.js';
 import { sessionCookieName, sessionCsrf } from '../../src/authz/session.js';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import { loadOrCreateOwnerKey, signOwnerAssertion } from '../../src/client/owner-login.js';
@@ -215,8 +216,11 @@ function queryValues(path: string, name: string): string[] {
 interface Fixtures {
   /** k.consent's session (its cookie alone, bound to the consent request by the owner's link) and its CSRF token. */
   consentSession: Session;
-  /** A named account's session (bound to no request): the session of GET /grants and POST /grants/revoke. */
+  /** A named account's session, bound to one view of /grants (`accountView`): the session of GET /grants and POST /grants/revoke. */
   accountSession: Session;
+  accountView: string;
+  /** A new session of that account bound to `request` (path and query), as a password sign-in for it starts one. */
+  accountSessionFor(request: string): Promise<Session>;
   /** A new active grant of that account (the flow's grant copied under a new id and that user), for /grants/revoke to revoke. */
   newGrant(): Promise<string>;
   /** A grant of that account revoked already, and an active grant of another user. */
@@ -225,8 +229,8 @@ interface Fixtures {
   /** The owner signed in with an owner link, for /logout; made anew after a logout ended it. */
   logoutSession(): Promise<Session>;
   logoutSessionEnded(): void;
-  /** Another user's session, for GET and POST /device; replaced when wrong codes have locked the user out. */
-  deviceSession(): Promise<Session>;
+  /** A session of another user, bound to `request` (a device's code page), for GET and POST /device; the user is replaced when wrong codes have locked them out. */
+  deviceSession(request: string): Promise<Session>;
   deviceSessionLocked(): void;
   /** A new pending device authorization (POST /device_authorization): its user code and the state of the authorization request made for it. */
   newDevice(): Promise<{ userCode: string; state: string }>;
@@ -255,13 +259,17 @@ async function buildFixtures(k: Known): Promise<Fixtures> {
   };
   // Users and their sessions written to the store: a password sign-in (POST /login) would be slow, and refused once
   // the POST /login target's wrong passwords have locked this address out.
-  const newUserSession = async (): Promise<Session & { userId: string }> => {
-    const now = Date.now();
+  // Each session is good for one request only (session.ts, SessionUse), as a password sign-in for it would start it.
+  const newUser = async (): Promise<string> => {
     const userId = randomId('usr');
-    await store.createUser({ id: userId, name: `fuzz-${userId.slice(4, 14)}`, passwordHash: null, isOwner: false, timeZone: 'UTC', createdAt: now });
+    await store.createUser({ id: userId, name: `fuzz-${userId.slice(4, 14)}`, passwordHash: null, isOwner: false, timeZone: 'UTC', createdAt: Date.now() });
+    return userId;
+  };
+  const newSession = async (userId: string, request: string): Promise<Session> => {
+    const now = Date.now();
     const id = randomSecret();
-    await store.createSession({ idHash: hashSecret(id), userId, createdAt: now, expiresAt: now + 3_600_000, boundRequestHash: null });
-    return { ...sessionOf(`${cookieName}=${id}`), userId };
+    await store.createSession({ idHash: hashSecret(id), userId, createdAt: now, expiresAt: now + 3_600_000, boundRequestHash: hashSecret(request), signedInBy: 'password' });
+    return sessionOf(`${cookieName}=${id}`);
   };
   const ownerLinkSession = async (): Promise<Session> => {
     const res = await fetch(`${issuer}/login/owner${toQuery([['assertion', await newOwnerAssertion('/device?user_code=x')], ['next', '/device?user_code=x']])}`, { redirect: 'manual' });
@@ -271,16 +279,20 @@ async function buildFixtures(k: Known): Promise<Fixtures> {
   };
   const consentCookie = k.consent.cookieHeader.split(';').map((part) => part.trim()).find((pair) => pair.startsWith(`${cookieName}=`));
   if (!consentCookie) throw new Error('the consent browser has no session cookie');
-  const account = await newUserSession();
+  const accountView = randomSecret();
+  const account = { userId: await newUser() };
+  const accountSession = await newSession(account.userId, grantsView(accountView));
   const revokedGrant = await copyGrant({ userId: account.userId });
   await store.revokeGrant(revokedGrant, Date.now(), 'fuzz fixture');
   const foreignUser = randomId('usr');
   await store.createUser({ id: foreignUser, name: `fuzz-${foreignUser.slice(4, 14)}`, passwordHash: null, isOwner: false, timeZone: 'UTC', createdAt: Date.now() });
   let logout: Promise<Session> | undefined;
-  let device: Promise<Session> | undefined;
+  let deviceUser: Promise<string> | undefined;
   return {
     consentSession: sessionOf(consentCookie),
-    accountSession: account,
+    accountSession,
+    accountView,
+    accountSessionFor: (request) => newSession(account.userId, request),
     newGrant: () => copyGrant({ userId: account.userId }),
     revokedGrant,
     foreignGrant: await copyGrant({ userId: foreignUser }),
@@ -288,9 +300,9 @@ async function buildFixtures(k: Known): Promise<Fixtures> {
     logoutSessionEnded: () => {
       logout = undefined;
     },
-    deviceSession: () => (device ??= newUserSession()),
+    deviceSession: async (request) => newSession(await (deviceUser ??= newUser()), request),
     deviceSessionLocked: () => {
-      device = undefined;
+      deviceUser = undefined;
     },
     newDevice: async () => {
       const started = await postForm(`${issuer}/device_authorization`, { client_id: k.device.clientId, resource: agentUrl, scope: 'slots:find' });
@@ -366,9 +378,10 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
           '?request_uri': ['urn:ietf:params:oauth:request_uri:x'],
           '?prompt': ['consent', 'none'],
         },
-        // A session bound to no request, so that a request that passes every check reaches the consent page.
-        noiseHeaders({ cookie: fx.accountSession.cookie }),
+        // A session bound to this very request (made in prepare), so that a request that passes every check reaches the consent page.
+        noiseHeaders({ cookie: PH.cookie }),
       ),
+      prepare: async (generated) => ({ request: fill(generated, { cookie: (await fx.accountSessionFor(generated.path)).cookie }) }),
     },
     'POST /consent': {
       server: 'auth',
@@ -432,7 +445,12 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
         noiseHeaders({ cookie: k.login.cookie }),
       ),
     },
-    'GET /grants': { server: 'auth', kind: 'page', routes: ['GET /grants'], request: get('/grants', { '?x': [] }, noiseHeaders({ cookie: fx.accountSession.cookie })) },
+    'GET /grants': {
+      server: 'auth',
+      kind: 'page',
+      routes: ['GET /grants'],
+      request: get('/grants', { '?view': [fx.accountView, altered(fx.accountView), 'x'] }, noiseHeaders({ cookie: fx.accountSession.cookie })),
+    },
     'POST /grants/revoke': {
       server: 'auth',
       kind: 'page',
@@ -443,7 +461,10 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
       request: post(
         '/grants/revoke',
         // A forged form with the right token may name any grant: the owner's new one, one revoked already, another user's.
-        pageForm({ csrf: [PH.csrf, 'x', k.consent.form.csrf, PH.wrongCsrf], grant: [PH.grant, fx.revokedGrant, fx.foreignGrant, 'grant-x'] }, { grant: [PH.grant, fx.revokedGrant, fx.foreignGrant] }),
+        pageForm(
+          { csrf: [PH.csrf, 'x', k.consent.form.csrf, PH.wrongCsrf], view: [fx.accountView, altered(fx.accountView), ''], grant: [PH.grant, fx.revokedGrant, fx.foreignGrant, 'grant-x'] },
+          { grant: [PH.grant, fx.revokedGrant, fx.foreignGrant] },
+        ),
         formPostHeaders(issuer, fx.accountSession.cookie),
       ),
       prepare: async (generated) => {
@@ -451,7 +472,10 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
         const session = fx.accountSession;
         const request = fill(generated, { csrf: session.csrf, wrongCsrf: altered(session.csrf), grant });
         const body = bodyText(request);
-        const mustRefuse = csrfRefusal(request, session, issuer) ?? (body.includes(grant) || body.includes(fx.revokedGrant) ? undefined : 'it names no grant of the signed-in user');
+        const mustRefuse =
+          csrfRefusal(request, session, issuer) ??
+          (!body.includes(fx.accountView) ? 'it does not carry the view of /grants its session is for' : undefined) ??
+          (body.includes(grant) || body.includes(fx.revokedGrant) ? undefined : 'it names no grant of the signed-in user');
         return { request, ...(mustRefuse ? { mustRefuse } : {}) };
       },
     },
@@ -487,7 +511,8 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
       // (16 of 60), so the session is replaced when that happens.
       request: get('/device', { '?user_code': [PH.userCode, PH.looseUserCode, 'BCDF-GHJK', ''] }, noiseHeaders({ cookie: PH.cookie })),
       prepare: async (generated) => {
-        const session = await fx.deviceSession();
+        // Signed in for the pending code (a password sign-in from its page would be): other codes get the sign-in page.
+        const session = await fx.deviceSession(completeVerificationPath(k.device.userCode));
         return { request: fill(generated, { cookie: session.cookie, userCode: k.device.userCode, looseUserCode: k.device.userCode.toLowerCase().replace('-', '') }) };
       },
       settle: (answer) => {
@@ -507,7 +532,8 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
         formPostHeaders(issuer, PH.cookie),
       ),
       prepare: async (generated) => {
-        const [session, device] = await Promise.all([fx.deviceSession(), fx.newDevice()]);
+        const device = await fx.newDevice();
+        const session = await fx.deviceSession(completeVerificationPath(device.userCode));
         // What a person may type instead (§6.1): any case, no dash.
         const loose = device.userCode.toLowerCase().replace('-', '');
         const request = fill(generated, { csrf: session.csrf, wrongCsrf: altered(session.csrf), cookie: session.cookie, userCode: device.userCode, looseUserCode: loose });

@@ -142,7 +142,6 @@ describe('a stolen owner sign-in link for a device’s code', () => {
       ['GET another code', () => thief.get(`${stack.issuer}/device?user_code=${encodeURIComponent(otherCode)}`)],
       ['POST another code', () => thief.post(`${stack.issuer}/device`, { user_code: otherCode, csrf, decision: 'continue' })],
       ['POST another code, cancel', () => thief.post(`${stack.issuer}/device`, { user_code: otherCode, csrf, decision: 'cancel' })],
-      ['the code form', () => thief.get(`${stack.issuer}/device`)],
       ['/grants', () => thief.get(`${stack.issuer}/grants`)],
       ['revoke the owner’s grant', () => thief.post(`${stack.issuer}/grants/revoke`, { grant: ownerGrant, csrf })],
     ];
@@ -153,6 +152,12 @@ describe('a stolen owner sign-in link for a device’s code', () => {
       expect(changed, name).toEqual([]);
     }
     expect((await stack.store.grantById(ownerGrant))!.revokedAt).toBeNull();
+    // The code form needs no session (the sign-in that follows it is for the code typed): it shows nothing of anyone's.
+    const { result: form, changed } = await stateChangedBy(stack, () => thief.get(`${stack.issuer}/device`));
+    expect(form.status).toBe(200);
+    expect(form.html).not.toContain(otherCode);
+    expect(form.html).not.toContain(String(owners.body.user_code));
+    expect(changed).toEqual([]);
     // The other device is still waiting, and the link's own code still reaches the consent page (the control).
     const polled = await postForm(`${stack.issuer}/token`, { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: String(other.body.device_code), client_id: deviceClient });
     expect(polled.body).toMatchObject({ error: 'authorization_pending' });

@@ -34,11 +34,12 @@ async function ownerConsent(browser = new Browser()) {
   return { browser, form: parseConsentForm(page.html), page };
 }
 
-async function passwordSignIn(name: string, password: string, browser = new Browser()) {
-  const form = await browser.get(`${stack.issuer}/login?next=%2Fgrants`);
-  const res = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(form.html), next: '/grants', username: name, password });
+/** Signs in with a password for `next` (a session good for that page only); returns the browser and the page it leads to. */
+async function passwordSignIn(name: string, password: string, next = '/grants', browser = new Browser()) {
+  const form = await browser.get(`${stack.issuer}/login?next=${encodeURIComponent(next)}`);
+  const res = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(form.html), next, username: name, password });
   expect(res.status).toBe(303);
-  return browser;
+  return { browser, page: new URL(res.location!, stack.issuer).href };
 }
 
 describe('CSRF', () => {
@@ -86,45 +87,49 @@ describe('CSRF', () => {
   });
 
   it('on /grants/revoke: a forged token, or a post without the session, is 403; the grant stays', async () => {
-    const browser = await passwordSignIn('dora', 'dora has a long password');
     // A delegation of dora's to revoke.
     const { clientId } = { clientId: await registerPublicClient(stack.issuer, [REDIRECT]) };
     const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge });
-    const consent = await browser.get(href);
+    const forConsent = await passwordSignIn('dora', 'dora has a long password', href.slice(stack.issuer.length));
+    const consent = await forConsent.browser.get(forConsent.page);
     expect(consent.status).toBe(200);
-    expect((await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' })).status).toBe(303);
-    const page = await browser.get(`${stack.issuer}/grants`);
+    expect((await forConsent.browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' })).status).toBe(303);
+    const { browser, page: grantsUrl } = await passwordSignIn('dora', 'dora has a long password');
+    const page = await browser.get(grantsUrl);
     const grant = /name="grant" value="([^"]+)"/.exec(page.html)![1]!;
     const csrf = csrfOf(page.html);
+    const view = hiddenField(page.html, 'view');
     const erin = await passwordSignIn('erin', 'erin has a long password');
-    const erinCsrf = csrfOf((await erin.get(`${stack.issuer}/grants`)).html);
+    const [erinCsrf, erinView] = [csrfOf((await erin.browser.get(erin.page)).html), new URL(erin.page).searchParams.get('view')!];
     for (const [name, who, fields] of [
-      ['forged', browser, { grant, csrf: 'forged' }],
-      ['missing', browser, { grant }],
-      ['no session', new Browser(), { grant, csrf }],
-      ['another user’s session and token', erin, { grant, csrf: erinCsrf }],
-      ['another user’s session with the victim’s token', erin, { grant, csrf }],
+      ['forged', browser, { grant, csrf: 'forged', view }],
+      ['missing', browser, { grant, view }],
+      ['no view', browser, { grant, csrf }],
+      ['no session', new Browser(), { grant, csrf, view }],
+      ['another user’s session and token', erin.browser, { grant, csrf: erinCsrf, view: erinView }],
+      ['another user’s session with the victim’s token', erin.browser, { grant, csrf, view }],
+      ['the session of dora’s consent, with its token', forConsent.browser, { grant, csrf: csrfOf(consent.html), view }],
     ] as const) {
       const { result: res, changed } = await stateChangedBy(stack, () => who.post(`${stack.issuer}/grants/revoke`, fields as Record<string, string>));
       expect([403, 404], name).toContain(res.status);
       expect(changed, name).toEqual([]);
       expect((await stack.store.grantById(grant))!.revokedAt, name).toBeNull();
     }
-    expect((await browser.post(`${stack.issuer}/grants/revoke`, { grant, csrf })).status).toBe(303);
+    expect((await browser.post(`${stack.issuer}/grants/revoke`, { grant, csrf, view })).status).toBe(303);
     expect((await stack.store.grantById(grant))!.revokedAt).not.toBeNull();
   });
 
   it('on /logout: a forged or missing token is 403 and the session stays', async () => {
-    const browser = await passwordSignIn('dora', 'dora has a long password');
-    const csrf = csrfOf((await browser.get(`${stack.issuer}/grants`)).html);
+    const { browser, page } = await passwordSignIn('dora', 'dora has a long password');
+    const csrf = csrfOf((await browser.get(page)).html);
     for (const fields of [{ csrf: 'forged' }, {}] as Array<Record<string, string>>) {
       const { result: res, changed } = await stateChangedBy(stack, () => browser.post(`${stack.issuer}/logout`, fields));
       expect(res.status).toBe(403);
       expect(changed).toEqual([]);
-      expect((await browser.get(`${stack.issuer}/grants`)).status).toBe(200);
+      expect((await browser.get(page)).status).toBe(200);
     }
     expect((await browser.post(`${stack.issuer}/logout`, { csrf })).status).toBe(200);
-    expect((await browser.get(`${stack.issuer}/grants`)).status).toBe(403);
+    expect((await browser.get(page)).status).toBe(403);
   });
 });
 
@@ -312,15 +317,17 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
   });
 
   it('/grants, /grants/revoke and /logout: the page, the sign-in page and the error pages', async () => {
-    const browser = await passwordSignIn('erin', 'erin has a long password');
-    const page = await browser.get(`${stack.issuer}/grants`);
+    const signedIn = await passwordSignIn('erin', 'erin has a long password');
+    const browser = signedIn.browser;
+    const page = await browser.get(signedIn.page);
     expectStrictPage('grants page', page);
     expectStrictPage('grants sign-in', await new Browser().get(`${stack.issuer}/grants`));
     const csrf = csrfOf(page.html);
-    const forged = await browser.post(`${stack.issuer}/grants/revoke`, { grant: 'grt_x', csrf: 'x' });
+    const view = new URL(signedIn.page).searchParams.get('view')!;
+    const forged = await browser.post(`${stack.issuer}/grants/revoke`, { grant: 'grt_x', csrf: 'x', view });
     expect(forged.status).toBe(403);
     expectStrictPage('grants revoke 403', forged);
-    const missing = await browser.post(`${stack.issuer}/grants/revoke`, { grant: 'grt_x', csrf });
+    const missing = await browser.post(`${stack.issuer}/grants/revoke`, { grant: 'grt_x', csrf, view });
     expect(missing.status).toBe(404);
     expectStrictPage('grants revoke 404', missing);
     const logoutForged = await browser.post(`${stack.issuer}/logout`, { csrf: 'x' });
@@ -341,10 +348,10 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
     const confirm = await browser.follow(await ownerLink(stack, complete.slice(stack.issuer.length)));
     expect(confirm.status).toBe(200);
     expectStrictPage('device confirm', await browser.get(complete));
-    // The code form and the wrong-code page need a session bound to no request (the owner's is bound to this code's page).
-    const account = await passwordSignIn('erin', 'erin has a long password');
-    expectStrictPage('device code form', await account.get(`${stack.issuer}/device`));
-    const wrong = await account.get(`${stack.issuer}/device?user_code=BBBB-BBBB`);
+    // The code form needs no session; the wrong-code page, a session for that code (the owner's is bound to this code's page).
+    expectStrictPage('device code form', await new Browser().get(`${stack.issuer}/device`));
+    const account = await passwordSignIn('erin', 'erin has a long password', '/device?user_code=BBBB-BBBB');
+    const wrong = await account.browser.get(account.page);
     expect(wrong.status).toBe(400);
     expectStrictPage('device wrong code', wrong);
     const crossSite = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' }, { origin: 'http://evil.example' });

@@ -357,28 +357,37 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
 
   describe('on the authorization server’s form posts, with a valid session and CSRF token', () => {
     let browser: Browser;
+    /** Lena's browser on her grants page (a session of its own: each is good for one page). */
+    let grantsBrowser: Browser;
     let consentForm: Record<string, string | string[]>;
     let grantsCsrf: string;
+    let grantsView: string;
     let grantId: string;
     let loginForm: { browser: Browser; csrf: string };
 
     beforeAll(async () => {
-      // A named account's session (bound to no request, unlike the owner's from a sign-in link), with a grant
-      // to revoke from its grants page and a consent page waiting for its decision.
+      // A named account's sessions (each good for the page it signed in for, as the owner's from a sign-in link),
+      // with a grant to revoke from its grants page and a consent page waiting for its decision.
       await addUser(stack.store, { name: 'lena', password: 'lena has a long password', timeZone: 'UTC' }, Date.now());
       browser = new Browser();
-      const signIn = await browser.get(`${stack.issuer}/login?next=%2Fgrants`);
-      const signInCsrf = /name="csrf" value="([^"]*)"/.exec(signIn.html)![1]!;
-      expect((await browser.post(`${stack.issuer}/login`, { csrf: signInCsrf, next: '/grants', username: 'lena', password: 'lena has a long password' })).status).toBe(303);
+      grantsBrowser = new Browser();
+      const signInFor = async (next: string, who = browser) => {
+        const signIn = await who.get(`${stack.issuer}/login?next=${encodeURIComponent(next)}`);
+        const signInCsrf = /name="csrf" value="([^"]*)"/.exec(signIn.html)![1]!;
+        const res = await who.post(`${stack.issuer}/login`, { csrf: signInCsrf, next, username: 'lena', password: 'lena has a long password' });
+        expect(res.status).toBe(303);
+        return who.get(new URL(res.location!, stack.issuer).href);
+      };
       const consentPage = async () => {
         const clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
-        return browser.get(authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }));
+        return signInFor(authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }).slice(stack.issuer.length));
       };
       expect((await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm((await consentPage()).html), decision: 'approve' })).status).toBe(303);
-      consentForm = parseConsentForm((await consentPage()).html);
-      const grants = await browser.get(`${stack.issuer}/grants`);
+      const grants = await signInFor('/grants', grantsBrowser);
       grantsCsrf = /name="csrf" value="([^"]+)"/.exec(grants.html)![1]!;
       grantId = /name="grant" value="([^"]+)"/.exec(grants.html)![1]!;
+      grantsView = /name="view" value="([^"]+)"/.exec(grants.html)![1]!;
+      consentForm = parseConsentForm((await consentPage()).html);
       const loginBrowser = new Browser();
       const login = await loginBrowser.get(`${stack.issuer}/login?next=%2Fgrants`);
       loginForm = { browser: loginBrowser, csrf: /name="csrf" value="([^"]*)"/.exec(login.html)![1]! };
@@ -387,8 +396,8 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
     const cases = () =>
       [
         ['/consent', browser, { ...consentForm, decision: 'approve' }],
-        ['/grants/revoke', browser, { grant: grantId, csrf: grantsCsrf }],
-        ['/logout', browser, { csrf: grantsCsrf }],
+        ['/grants/revoke', grantsBrowser, { grant: grantId, csrf: grantsCsrf, view: grantsView }],
+        ['/logout', grantsBrowser, { csrf: grantsCsrf }],
         ['/login', loginForm.browser, { csrf: loginForm.csrf, next: '/grants', username: 'nobody', password: 'wrong password' }],
       ] as const;
 
@@ -479,9 +488,9 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
       const own = { origin: stack.issuer, 'sec-fetch-site': 'same-origin' };
       const consent = await browser.post(`${stack.issuer}/consent`, { ...consentForm, decision: 'approve' }, own);
       expect(consent.status).toBe(303);
-      const revoke = await browser.post(`${stack.issuer}/grants/revoke`, { grant: grantId, csrf: grantsCsrf }, own);
+      const revoke = await grantsBrowser.post(`${stack.issuer}/grants/revoke`, { grant: grantId, csrf: grantsCsrf, view: grantsView }, own);
       expect(revoke.status).toBe(303);
-      const logout = await browser.post(`${stack.issuer}/logout`, { csrf: grantsCsrf }, own);
+      const logout = await grantsBrowser.post(`${stack.issuer}/logout`, { csrf: grantsCsrf }, own);
       expect(logout.status).toBe(200);
     });
   });
