@@ -1,8 +1,8 @@
 // The one request a browser session is good for (see SessionUse in
 // session.ts), written the same way by the sign-in that binds a session and
 // by the pages that check it: a device's code page under its code as this
-// server writes it, and a view of /grants whose URL carries a random value
-// only the browser that signed in was sent.
+// server writes it, and, after a password sign-in, the page it leads to with
+// a random `signin` value that only the browser that signed in was sent.
 import { randomSecret } from './crypto.js';
 import { queryParams } from './params.js';
 
@@ -21,32 +21,45 @@ export function completeVerificationPath(typed: string): string {
 }
 
 /**
- * One view of /grants. Its URL is the session's only way in: a cookie taken
- * by a listener on another port of this host (cookies are not isolated by
- * port) comes without it, since only the browser that signed in was sent it,
- * in a Location header on this server's own origin.
+ * The query parameter a password sign-in adds to the page it leads to: 256
+ * random bits, sent only to the browser that signed in (in the 303's
+ * Location, on this server's origin), and part of the request its session is
+ * bound to. A cookie taken by a listener on another port of this host
+ * (cookies are not isolated by port) comes without it, so it opens nothing,
+ * not even that page: the page's `next` may have been written by whoever
+ * sent the sign-in link (their own authorization request, their device's
+ * code). The owner's sign-in link needs none: the CLI signed its `next`.
  */
-export function grantsView(view: string): string {
-  return `${GRANTS_PATH}?view=${view}`;
+export const SIGN_IN_PARAM = 'signin';
+
+export function withSignIn(page: string, value: string): string {
+  return `${page}${page.includes('?') ? '&' : '?'}${SIGN_IN_PARAM}=${value}`;
 }
 
-/** The view a form or URL names, when it has the shape of one this server makes (randomSecret). */
-export function readView(value: unknown): string | undefined {
+/** The sign-in value a query or form carries, when it has the shape of one this server makes (randomSecret). */
+export function readSignIn(value: unknown): string | undefined {
   return typeof value === 'string' && /^[A-Za-z0-9_-]{43}$/.test(value) ? value : undefined;
+}
+
+/** The request a page was asked for, as a session bound to it names it: the page itself, with the sign-in value it came with. */
+export function boundRequest(page: string, signIn: string | undefined): string {
+  return signIn === undefined ? page : withSignIn(page, signIn);
 }
 
 /**
  * The request a password sign-in for `next` (already a safe return path)
  * binds its session to, and sends the browser on to: that authorization
- * request as it is, a device's code page as this server writes it, or a new
- * view of /grants.
+ * request, a device's code page as this server writes it, or /grants, each
+ * with a new sign-in value. The code form (/device without a code) needs no
+ * session.
  */
 export function signInTarget(next: string): string {
   const path = next.split('?')[0];
-  if (path === GRANTS_PATH) return grantsView(randomSecret());
+  const value = randomSecret();
+  if (path === GRANTS_PATH) return withSignIn(GRANTS_PATH, value);
   if (path === VERIFICATION_PATH) {
     const typed = queryParams(next).user_code;
-    return typeof typed === 'string' && typed.trim() !== '' ? completeVerificationPath(typed) : VERIFICATION_PATH;
+    return typeof typed === 'string' && typed.trim() !== '' ? withSignIn(completeVerificationPath(typed), value) : VERIFICATION_PATH;
   }
-  return next;
+  return withSignIn(next, value);
 }

@@ -21,7 +21,7 @@ ${filledIn ? html`<p class="warn">The link you followed filled in a code. Contin
   return sendPage(reply, status, 'Connect a device', body);
 }
 
-export function renderDeviceConfirm(reply: FastifyReply, view: { userCode: string; clientName: string; clientAssured: boolean; agentName: string; csrf: string }): FastifyReply {
+export function renderDeviceConfirm(reply: FastifyReply, view: { userCode: string; clientName: string; clientAssured: boolean; agentName: string; csrf: string; signIn?: string }): FastifyReply {
   const body = html`<h1>Is this the code on your device?</h1>
 <p class="code"><strong>${view.userCode}</strong></p>
 <p><strong>${view.clientName}</strong>${view.clientAssured ? '' : html` <span class="warn">(name given by the app, not checked)</span>`} wants you to let <strong>${view.agentName}</strong> act for you from that device.</p>
@@ -29,6 +29,7 @@ export function renderDeviceConfirm(reply: FastifyReply, view: { userCode: strin
 <form method="post" action="/device">
 <input type="hidden" name="user_code" value="${view.userCode}">
 <input type="hidden" name="csrf" value="${view.csrf}">
+${view.signIn ? html`<input type="hidden" name="signin" value="${view.signIn}">` : ''}
 <div class="actions">
 <button class="primary" type="submit" name="decision" value="continue">Continue</button>
 <button type="submit" name="decision" value="cancel">Cancel</button>

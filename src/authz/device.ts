@@ -29,7 +29,7 @@ import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams, required, single, singleTarget } from './params.js';
 import { FailureCounter } from './rate-limit.js';
-import { VERIFICATION_PATH, completeVerificationPath, normalizeUserCode } from './bound-pages.js';
+import { VERIFICATION_PATH, boundRequest, completeVerificationPath, normalizeUserCode, readSignIn } from './bound-pages.js';
 import { currentSession, startedByOwnerFor, type SessionContext } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
@@ -129,12 +129,15 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
   // needs no session: a session is good for one code only (see SessionUse), so it is started for the code typed.
   app.get(VERIFICATION_PATH, async (req, reply) => {
     const now = ctx.now();
-    const typed = queryParams(req.url).user_code;
+    const query = queryParams(req.url);
+    const typed = query.user_code;
     if (typeof typed !== 'string' || typed.trim() === '') return renderDeviceEntry(reply, undefined);
     // Only the person's own visit may spend their wrong codes: otherwise the code is shown to check, and counted when sent.
     if (!openedByThePerson(req)) return renderDeviceEntry(reply, undefined, 200, wellFormedUserCode(typed));
     const page = completeVerificationPath(typed);
-    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: page });
+    // The owner's link binds its session to the page; a password sign-in, to the page with its sign-in value.
+    const signIn = readSignIn(query.signin);
+    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: boundRequest(page, signIn) });
     if (!signedIn) return renderSignIn(reply, ctx, page);
     const guessing = tooManyWrongCodes(reply, signedIn.user.id);
     if (guessing) return guessing;
@@ -150,6 +153,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
       clientAssured: ownersOwnLink(signedIn, page),
       agentName: context.resource.name,
       csrf: signedIn.csrf,
+      ...(signIn ? { signIn } : {}),
     });
   });
 
@@ -160,8 +164,9 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
     const now = ctx.now();
     const body = formBody(req);
     const typed = typeof body.user_code === 'string' ? body.user_code : '';
-    // A session may confirm the code it was started for (the owner's link: as the server wrote it into verification_uri_complete).
-    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: completeVerificationPath(typed) });
+    // A session may confirm the code it was started for (the owner's link: as the server wrote it into verification_uri_complete;
+    // a password sign-in: with the sign-in value the confirmation form carries).
+    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: boundRequest(completeVerificationPath(typed), readSignIn(body.signin)) });
     if (!signedIn) return renderSignIn(reply, ctx, completeVerificationPath(typed));
     // Both answers change state (Cancel denies the device): the form must be the one this server showed.
     if (typeof body.csrf !== 'string' || !constantTimeEqual(body.csrf, signedIn.csrf)) {

@@ -1,10 +1,10 @@
-// The signed-in user's delegations at GET /grants?view=…: who may act for
+// The signed-in user's delegations at GET /grants?signin=…: who may act for
 // them, through which app, with what limits, until when, and a Revoke button
 // for each (POST /grants/revoke, protected by the session's CSRF token and
-// carrying the view). Revoking ends every token derived from the grant,
-// everywhere. A session is good for the one view its password sign-in made
-// (see bound-pages.ts), so a cookie taken or planted through another port of
-// this host opens none. POST /logout ends the session, with the same
+// carrying the sign-in value). Revoking ends every token derived from the
+// grant, everywhere. A session is good for the one page its password sign-in
+// led to (see bound-pages.ts), so a cookie taken or planted through another
+// port of this host opens none. POST /logout ends the session, with the same
 // protection.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { SCOPE_DESCRIPTIONS, parseScope } from '../delegation/index.js';
@@ -15,17 +15,17 @@ import type { AuthContext } from './context.js';
 import { constantTimeEqual } from './crypto.js';
 import { grantDetails } from './grant-policy.js';
 import { html, pageTime, sendErrorPage, sendPage } from './pages.js';
-import { GRANTS_PATH, grantsView, readView } from './bound-pages.js';
+import { GRANTS_PATH, readSignIn, withSignIn } from './bound-pages.js';
 import { queryParams } from './params.js';
 import { clearSessionCookie, currentSession } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
 export function registerGrantsPage(app: FastifyInstance, ctx: AuthContext): void {
   app.get(GRANTS_PATH, async (req, reply) => {
-    const view = readView(queryParams(req.url).view);
-    const signedIn = view && (await currentSession(req, ctx.store, ctx.cookieName, ctx.now(), { request: grantsView(view) }));
-    if (!view || !signedIn) return renderSignIn(reply, ctx, GRANTS_PATH);
-    return showGrants(reply, ctx, signedIn.user, signedIn.csrf, view);
+    const signIn = readSignIn(queryParams(req.url).signin);
+    const signedIn = signIn && (await currentSession(req, ctx.store, ctx.cookieName, ctx.now(), { request: withSignIn(GRANTS_PATH, signIn) }));
+    if (!signIn || !signedIn) return renderSignIn(reply, ctx, GRANTS_PATH);
+    return showGrants(reply, ctx, signedIn.user, signedIn.csrf, signIn);
   });
 
   app.post('/grants/revoke', async (req, reply) => {
@@ -33,11 +33,11 @@ export function registerGrantsPage(app: FastifyInstance, ctx: AuthContext): void
     if (refusal) return sendErrorPage(reply, 403, 'This request did not come from your grants page', refusal);
     const now = ctx.now();
     const form = (req.body ?? {}) as FormBody;
-    // The view the page was shown for: the session's own, which a cookie taken through another port comes without.
-    const view = readView(form.view);
-    const signedIn = view && (await currentSession(req, ctx.store, ctx.cookieName, now, { request: grantsView(view) }));
+    // The sign-in value of the page the form was on: the session's own, which a cookie taken through another port comes without.
+    const signIn = readSignIn(form.signin);
+    const signedIn = signIn && (await currentSession(req, ctx.store, ctx.cookieName, now, { request: withSignIn(GRANTS_PATH, signIn) }));
     const csrf = typeof form.csrf === 'string' ? form.csrf : '';
-    if (!view || !signedIn || !constantTimeEqual(csrf, signedIn.csrf)) {
+    if (!signIn || !signedIn || !constantTimeEqual(csrf, signedIn.csrf)) {
       return sendErrorPage(reply, 403, 'This request did not come from your grants page', 'Its security token does not match.');
     }
     const grant = typeof form.grant === 'string' ? await ctx.store.grantById(form.grant) : undefined;
@@ -52,7 +52,7 @@ export function registerGrantsPage(app: FastifyInstance, ctx: AuthContext): void
       resource: grant.resource,
       detail: { by: 'user', via: 'grants page' },
     });
-    return reply.code(303).header('Cache-Control', 'no-store').header('Location', grantsView(view)).send();
+    return reply.code(303).header('Cache-Control', 'no-store').header('Location', withSignIn(GRANTS_PATH, signIn)).send();
   });
 
   app.post('/logout', async (req, reply) => {
@@ -69,10 +69,10 @@ export function registerGrantsPage(app: FastifyInstance, ctx: AuthContext): void
   });
 }
 
-async function showGrants(reply: FastifyReply, ctx: AuthContext, user: UserRecord, csrf: string, view: string): Promise<FastifyReply> {
+async function showGrants(reply: FastifyReply, ctx: AuthContext, user: UserRecord, csrf: string, signIn: string): Promise<FastifyReply> {
   const now = ctx.now();
   const grants = (await ctx.store.listGrants(user.id)).filter((g) => g.revokedAt === null && g.expiresAt > now);
-  const rows = await Promise.all(grants.map((g) => grantRow(ctx, g, { csrf, view }, user.timeZone)));
+  const rows = await Promise.all(grants.map((g) => grantRow(ctx, g, { csrf, signIn }, user.timeZone)));
   const body = html`<h1>Who may act for you</h1>
 <p>Signed in as <strong>${user.name}</strong>.</p>
 ${rows.length === 0 ? html`<p class="muted">No agent may act for you right now.</p>` : rows}
@@ -80,7 +80,7 @@ ${rows.length === 0 ? html`<p class="muted">No agent may act for you right now.<
   return sendPage(reply, 200, 'Who may act for you', body);
 }
 
-async function grantRow(ctx: AuthContext, grant: GrantRecord, form: { csrf: string; view: string }, timeZone: string) {
+async function grantRow(ctx: AuthContext, grant: GrantRecord, form: { csrf: string; signIn: string }, timeZone: string) {
   const client = await ctx.store.clientById(grant.clientId);
   const resource = await ctx.store.resourceByUrl(grant.resource);
   const limits = grantDetails(grant).map((d) =>
@@ -91,6 +91,6 @@ async function grantRow(ctx: AuthContext, grant: GrantRecord, form: { csrf: stri
 <p><strong>${resource?.name ?? grant.resource}</strong> through <strong>${client?.clientName ?? grant.clientId}</strong></p>
 <ul>${parseScope(grant.scope).map((s) => html`<li>${SCOPE_DESCRIPTIONS[s] ?? s}</li>`)}${limits}</ul>
 <p class="muted">Until ${until} · passes work on at most ${grant.maxDepth} hop${grant.maxDepth === 1 ? '' : 's'} · <code>${grant.id}</code></p>
-<form method="post" action="/grants/revoke"><input type="hidden" name="csrf" value="${form.csrf}"><input type="hidden" name="view" value="${form.view}"><input type="hidden" name="grant" value="${grant.id}"><button type="submit">Revoke</button></form>
+<form method="post" action="/grants/revoke"><input type="hidden" name="csrf" value="${form.csrf}"><input type="hidden" name="signin" value="${form.signIn}"><input type="hidden" name="grant" value="${grant.id}"><button type="submit">Revoke</button></form>
 </div>`;
 }

@@ -1,9 +1,10 @@
 // Named accounts' sign-in (server mode): GET /login shows the form, POST
 // /login checks the password (scrypt, constant time) and starts a session
-// for the one page it leads to (an authorization request, a device's code, a
-// view of /grants), as long as an authorization request waits: cookies are
-// not isolated by port (RFC 6265 §8.5), so another user's listener on this
-// host may get the cookie, or plant one. Failed attempts are rate-limited per
+// for the one page it leads to (an authorization request, a device's code,
+// /grants), with a random value in its URL (bound-pages.ts), as long as an
+// authorization request waits: cookies are not isolated by port (RFC 6265
+// §8.5), so another user's listener on this host may get the cookie, or
+// plant one. Failed attempts are rate-limited per
 // account and per address (all of loopback counting as one). The form is
 // protected against CSRF by a cookie it must match (no session exists yet),
 // and a login may only lead back to this server's own pages.

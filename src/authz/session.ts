@@ -47,12 +47,13 @@ export function readCookie(header: string | undefined, name: string): string | u
  * What a route lets a session do. Every session is bound to the one request
  * it was started for (its path and query, kept as a hash): the owner's
  * sign-in link to the request the CLI signed it for, a password sign-in to
- * its `next` (one authorization request, one device code, or one view of
- * /grants, whose URL carries a random value only that browser was sent).
- * Cookies are not isolated by port, and the owner's link passes through
- * command lines that other users can read, so whoever else gets the cookie
- * (or plants one) gets that one request's pages and nothing else. A route
- * that says nothing takes no session.
+ * the page its `next` leads to (one authorization request, one device code,
+ * /grants) with a random value in the URL that only that browser was sent
+ * (bound-pages.ts). Cookies are not isolated by port, and the owner's link
+ * passes through command lines that other users can read: whoever else gets
+ * the cookie (or plants one) gets at most the owner's one request, whose code
+ * goes to the CLI, and nothing of a password sign-in. A route that says
+ * nothing takes no session.
  */
 export interface SessionUse {
   /** The request being made (path and query): a session is good for it when it is the one the session is bound to. */

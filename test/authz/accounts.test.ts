@@ -36,10 +36,10 @@ async function signIn(browser: Browser, name: string, password: string, next = '
   return browser.post(`${authz.issuer}/login`, { ...loginFields(form.html), username: name, password });
 }
 
-/** Where a sign-in for /grants leads: one view of it, whose URL carries a random value (bound-pages.ts). */
-const GRANTS_VIEW = /^\/grants\?view=[A-Za-z0-9_-]{43}$/;
+/** Where a sign-in for /grants leads: the page with a random sign-in value in its URL (bound-pages.ts). */
+const GRANTS_VIEW = /^\/grants\?signin=[A-Za-z0-9_-]{43}$/;
 
-/** Signs in for /grants and opens the view it leads to: the page, and its URL (the session's one page). */
+/** Signs in for /grants and opens the page it leads to: the page, its URL (the session's one page), and the sign-in value in it. */
 async function openGrants(browser: Browser, name: string, password: string) {
   const login = await signIn(browser, name, password);
   expect(login.status).toBe(303);
@@ -47,7 +47,7 @@ async function openGrants(browser: Browser, name: string, password: string) {
   const url = new URL(login.location!, authz.issuer).href;
   const page = await browser.get(url);
   expect(page.status).toBe(200);
-  return { url, page, csrf: /name="csrf" value="([^"]+)"/.exec(page.html)![1]!, view: new URL(url).searchParams.get('view')! };
+  return { url, page, csrf: /name="csrf" value="([^"]+)"/.exec(page.html)![1]!, signin: new URL(url).searchParams.get('signin')! };
 }
 
 describe('password sign-in', () => {
@@ -154,25 +154,25 @@ describe('the grants page', () => {
     // That session was for the authorization request only; /grants is a sign-in of its own.
     expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(403);
 
-    const { url, page, csrf, view } = await openGrants(browser, 'alice', 'correct horse battery');
+    const { url, page, csrf, signin } = await openGrants(browser, 'alice', 'correct horse battery');
     expect(page.html).toContain('CalendarAgent');
     expect(page.html).toContain('Revoke');
     const grant = /name="grant" value="([^"]+)"/.exec(page.html)![1]!;
 
-    const forged = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf: 'forged', view });
+    const forged = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf: 'forged', signin });
     expect(forged.status).toBe(403);
     expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
-    const noView = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf });
-    expect(noView.status).toBe(403);
+    const noSignIn = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf });
+    expect(noSignIn.status).toBe(403);
     expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
 
     const other = new Browser();
     const carol = await openGrants(other, 'carol', 'carol has a password');
-    const foreign = await other.post(`${authz.issuer}/grants/revoke`, { grant, csrf: carol.csrf, view: carol.view });
+    const foreign = await other.post(`${authz.issuer}/grants/revoke`, { grant, csrf: carol.csrf, signin: carol.signin });
     expect(foreign.status).toBe(404);
     expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
 
-    const revoked = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf, view });
+    const revoked = await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf, signin });
     expect(revoked.status).toBe(303);
     expect(new URL(revoked.location!, authz.issuer).href).toBe(url);
     expect((await authz.store.grantById(grant))!.revokedAt).not.toBeNull();
@@ -194,20 +194,20 @@ describe('the grants page', () => {
     const tokens = await redeem(authz, { clientId, code: callbackParams(approved.location!).get('code')!, verifier });
     expect(tokens.status).toBe(200);
     const grant = String(decodeJwt(String(tokens.body.access_token)).grant_id);
-    const { url, page, csrf, view } = await openGrants(browser, 'alice', 'correct horse battery');
+    const { url, page, csrf, signin } = await openGrants(browser, 'alice', 'correct horse battery');
     expect(page.html).toContain(grant);
     const revokedRecords = async () => (await authz.store.listAudit({ grant })).filter((r) => r.event === 'grant_revoked');
 
     const restore = failAuditRecords(authz.home, 'grant_revoked');
     try {
-      expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf, view })).status).toBe(500);
+      expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf, signin })).status).toBe(500);
       expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
       expect(await revokedRecords()).toEqual([]);
       expect((await browser.get(url)).html).toContain(grant);
     } finally {
       restore();
     }
-    expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf, view })).status).toBe(303);
+    expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf, signin })).status).toBe(303);
     expect((await authz.store.grantById(grant))!.revokedAt).not.toBeNull();
     expect((await revokedRecords()).map((r) => r.detail)).toEqual([{ by: 'user', via: 'grants page' }]);
     expect((await authz.store.verifyAudit()).ok).toBe(true);

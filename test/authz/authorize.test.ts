@@ -370,8 +370,10 @@ describe('consent is asked again only when a request widens the grant', () => {
       const csrf = /name="csrf" value="([^"]+)"/.exec(form.html)![1]!;
       const login = await browser.post(`${authz.issuer}/login`, { csrf, next, username: 'hana', password: 'hana has a long password' });
       expect(login.status).toBe(303);
-      expect(login.location).toBe(next);
-      return browser.get(href);
+      // That request, with the sign-in value only this browser was sent.
+      expect(login.location!.slice(0, next.length + 8)).toBe(`${next}&signin=`);
+      expect(login.location!.slice(next.length + 8)).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      return browser.get(new URL(login.location!, authz.issuer).href);
     };
     const browser = new Browser();
     const first = await signInFor(browser, authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'first', challenge }));

@@ -268,7 +268,7 @@ describe('device authorization grant', () => {
     expect(entry.html).toContain('name="user_code"');
     const signIn = await account('ines');
     const { browser, page } = await signIn(`${authz.issuer}/device?user_code=bbbb-bbbb`);
-    expect(page).toBe(`${authz.issuer}/device?user_code=BBBB-BBBB`);
+    expect(page).toMatch(new RegExp(`^${authz.issuer}/device\\?user_code=BBBB-BBBB&signin=[A-Za-z0-9_-]{43}$`));
     const wrong = await browser.get(page);
     expect(wrong.status).toBe(400);
     expect(wrong.html).toContain('not valid');
@@ -277,6 +277,17 @@ describe('device authorization grant', () => {
     expect(other.status).toBe(403);
     expect(other.html).toContain('Sign in to continue');
     expect(other.html).not.toContain('name="decision"');
+    // Signed in for the device's own code: its confirmation, whose form carries the sign-in value, leads to the consent page.
+    const forDevice = await signIn(`${authz.issuer}/device?user_code=${device.user_code.toLowerCase()}`);
+    const confirm = await forDevice.browser.get(forDevice.page);
+    expect(confirm.status).toBe(200);
+    const form = { user_code: device.user_code, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' };
+    const withoutSignIn = await forDevice.browser.post(`${authz.issuer}/device`, form);
+    expect(withoutSignIn.status).toBe(403);
+    expect(withoutSignIn.html).not.toContain('name="decision"');
+    const consent = await forDevice.browser.post(`${authz.issuer}/device`, { ...form, signin: hiddenField(confirm.html, 'signin') });
+    expect(consent.status).toBe(200);
+    expect(consent.html).toContain('name="decision"');
   });
 
   it('refuses a Cancel or Continue without the page\'s CSRF token, and the device stays pending', async () => {
@@ -466,10 +477,11 @@ describe('device authorization grant', () => {
     const guess = await signIn(`${authz.issuer}/device?user_code=x`);
     expect((await guess.browser.get(guess.page)).status).toBe(400);
     // That was the first wrong code. The right one (not counted) shows the confirmation form:
-    const { browser } = await signIn(device.verification_uri_complete);
-    const confirm = await browser.get(device.verification_uri_complete);
+    const { browser, page } = await signIn(device.verification_uri_complete);
+    const confirm = await browser.get(page);
     expect(confirm.status).toBe(200);
     const csrf = hiddenField(confirm.html, 'csrf');
+    const signin = hiddenField(confirm.html, 'signin');
     const database = { paths: { db: join(authz.home, 'delegate.db') } };
     // Four more wrong codes, none of which writes anything (past its sign-in):
     for (let i = 0; i < 4; i++) {
@@ -478,7 +490,7 @@ describe('device authorization grant', () => {
       expect(result.status).toBe(400);
       expect(changed).toEqual([]);
     }
-    const { result: blocked, changed } = await stateChangedBy(database, () => browser.get(device.verification_uri_complete));
+    const { result: blocked, changed } = await stateChangedBy(database, () => browser.get(page));
     expect(blocked.status).toBe(429);
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(blocked.html).toContain('Too many wrong codes');
@@ -488,7 +500,7 @@ describe('device authorization grant', () => {
     expect(changed).toEqual([]);
     // The confirmation form, sent while blocked with the right code and its CSRF token: Cancel would deny the device.
     for (const decision of ['cancel', 'continue']) {
-      const { result: refused, changed: byPost } = await stateChangedBy(database, () => browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf, decision }));
+      const { result: refused, changed: byPost } = await stateChangedBy(database, () => browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf, signin, decision }));
       expect(refused.status, decision).toBe(429);
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(refused.html).not.toContain(device.user_code);

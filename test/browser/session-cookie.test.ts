@@ -111,16 +111,17 @@ function thiefRequest(state: string): string {
   return authorizeUrl(stack.issuer, { clientId: thiefClient, redirectUri: `http://127.0.0.1:${listenerPort}/cb`, resource: stack.agentUrl, scope: 'slots:find', state, challenge: pkcePair().challenge });
 }
 
-/** What the stolen cookie must not open: /grants (with and without a view), the thief's own consent page, a revoke of alice's grant. */
-async function expectNothingOpens(cookie: string) {
+/** What the stolen cookie must not open: /grants (with and without a sign-in value), the thief's own consent page, a revoke of alice's grant. */
+async function expectNothingOpens(cookie: string, pages: string[] = []) {
   const thief = thiefWith(cookie);
   for (const [name, attempt] of [
+    ...pages.map((url) => [url, () => thief.get(url)] as const),
     ['/grants', () => thief.get(`${stack.issuer}/grants`)],
-    ['/grants with a view of its own', () => thief.get(`${stack.issuer}/grants?view=${'A'.repeat(43)}`)],
+    ['/grants with a sign-in value of the thief’s making', () => thief.get(`${stack.issuer}/grants?signin=${'A'.repeat(43)}`)],
     ['the thief’s authorization request', () => thief.get(thiefRequest('t1'))],
     ['the code form’s confirmation of a code', () => thief.get(`${stack.issuer}/device?user_code=BCDF-GHJK`)],
     // The session's CSRF token is derived from its id, which the thief has.
-    ['a revoke of alice’s grant', () => thief.post(`${stack.issuer}/grants/revoke`, { grant: aliceGrant, csrf: sessionCsrf(cookie), view: 'A'.repeat(43) })],
+    ['a revoke of alice’s grant', () => thief.post(`${stack.issuer}/grants/revoke`, { grant: aliceGrant, csrf: sessionCsrf(cookie), signin: 'A'.repeat(43) })],
   ] as const) {
     const { result: res, changed } = await stateChangedBy(stack, attempt);
     expect(res.status, name).toBe(403);
@@ -147,14 +148,27 @@ describe('a session cookie taken by a listener on another loopback port, after t
     await context.close();
   });
 
-  it('signed in for an authorization request: the cookie opens neither /grants nor another request’s consent', { timeout: 60_000 }, async () => {
+  it('signed in for an authorization request: the cookie opens neither /grants nor another request’s consent, nor that request', { timeout: 60_000 }, async () => {
     const context = await chromium.newContext();
     const client = await registerPublicClient(stack.issuer, [REDIRECT]);
     const own = authorizeUrl(stack.issuer, { clientId: client, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 'own', challenge: pkcePair().challenge });
     const consent = await signInAt(context, own);
     expect(await consent.content()).toContain('name="decision"');
     const stolen = await openBadLink(context);
-    await expectNothingOpens(stolen);
+    await expectNothingOpens(stolen, [own]);
+    await context.close();
+  });
+
+  it('signed in for a request the thief wrote (a link he sent): the cookie does not open it for him to approve', { timeout: 60_000 }, async () => {
+    // His client, his redirect port, his PKCE challenge: approved in alice's name, its code would be his token.
+    const written = thiefRequest('written');
+    const context = await chromium.newContext();
+    const consent = await signInAt(context, written);
+    expect(await consent.content()).toContain('name="decision"');
+    // Alice does not approve; the thief takes the cookie.
+    const stolen = await openBadLink(context);
+    await expectNothingOpens(stolen, [written, `${written}&signin=${'A'.repeat(43)}`]);
+    expect(seen.some((s) => s.url.includes('code='))).toBe(false);
     await context.close();
   });
 });
@@ -193,7 +207,7 @@ describe('a session cookie planted by a page on another loopback port (cookie to
       expect(changed, url).toEqual([]);
     }
     // Mallory's own page opens with that cookie only at the URL his sign-in sent him to, which alice's browser never saw.
-    expect(new URL(signedIn.headers.get('location')!, stack.issuer).searchParams.get('view')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(new URL(signedIn.headers.get('location')!, stack.issuer).searchParams.get('signin')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     await context.close();
   });
 });

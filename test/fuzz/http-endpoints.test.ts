@@ -26,7 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
 import { createTokenExchanger } from '../../src/agent/exchange.js';
 import { hashSecret, randomId, randomSecret } from '../../src/authz/crypto.js';
-import { completeVerificationPath, grantsView } from '../../src/authz/bound-pages.js';
+import { completeVerificationPath, withSignIn } from '../../src/authz/bound-pages.js';
 import { sessionCookieName, sessionCsrf } from '../../src/authz/session.js';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import { loadOrCreateOwnerKey, signOwnerAssertion } from '../../src/client/owner-login.js';
@@ -216,9 +216,9 @@ function queryValues(path: string, name: string): string[] {
 interface Fixtures {
   /** k.consent's session (its cookie alone, bound to the consent request by the owner's link) and its CSRF token. */
   consentSession: Session;
-  /** A named account's session, bound to one view of /grants (`accountView`): the session of GET /grants and POST /grants/revoke. */
+  /** A named account's session, bound to /grants with its sign-in value (`accountSignIn`), as a password sign-in for it is: the session of GET /grants and POST /grants/revoke. */
   accountSession: Session;
-  accountView: string;
+  accountSignIn: string;
   /** A new session of that account bound to `request` (path and query), as a password sign-in for it starts one. */
   accountSessionFor(request: string): Promise<Session>;
   /** A new active grant of that account (the flow's grant copied under a new id and that user), for /grants/revoke to revoke. */
@@ -279,9 +279,9 @@ async function buildFixtures(k: Known): Promise<Fixtures> {
   };
   const consentCookie = k.consent.cookieHeader.split(';').map((part) => part.trim()).find((pair) => pair.startsWith(`${cookieName}=`));
   if (!consentCookie) throw new Error('the consent browser has no session cookie');
-  const accountView = randomSecret();
+  const accountSignIn = randomSecret();
   const account = { userId: await newUser() };
-  const accountSession = await newSession(account.userId, grantsView(accountView));
+  const accountSession = await newSession(account.userId, withSignIn('/grants', accountSignIn));
   const revokedGrant = await copyGrant({ userId: account.userId });
   await store.revokeGrant(revokedGrant, Date.now(), 'fuzz fixture');
   const foreignUser = randomId('usr');
@@ -291,7 +291,7 @@ async function buildFixtures(k: Known): Promise<Fixtures> {
   return {
     consentSession: sessionOf(consentCookie),
     accountSession,
-    accountView,
+    accountSignIn,
     accountSessionFor: (request) => newSession(account.userId, request),
     newGrant: () => copyGrant({ userId: account.userId }),
     revokedGrant,
@@ -449,7 +449,7 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
       server: 'auth',
       kind: 'page',
       routes: ['GET /grants'],
-      request: get('/grants', { '?view': [fx.accountView, altered(fx.accountView), 'x'] }, noiseHeaders({ cookie: fx.accountSession.cookie })),
+      request: get('/grants', { '?signin': [fx.accountSignIn, altered(fx.accountSignIn), 'x'] }, noiseHeaders({ cookie: fx.accountSession.cookie })),
     },
     'POST /grants/revoke': {
       server: 'auth',
@@ -462,7 +462,7 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
         '/grants/revoke',
         // A forged form with the right token may name any grant: the owner's new one, one revoked already, another user's.
         pageForm(
-          { csrf: [PH.csrf, 'x', k.consent.form.csrf, PH.wrongCsrf], view: [fx.accountView, altered(fx.accountView), ''], grant: [PH.grant, fx.revokedGrant, fx.foreignGrant, 'grant-x'] },
+          { csrf: [PH.csrf, 'x', k.consent.form.csrf, PH.wrongCsrf], signin: [fx.accountSignIn, altered(fx.accountSignIn), ''], grant: [PH.grant, fx.revokedGrant, fx.foreignGrant, 'grant-x'] },
           { grant: [PH.grant, fx.revokedGrant, fx.foreignGrant] },
         ),
         formPostHeaders(issuer, fx.accountSession.cookie),
@@ -474,7 +474,7 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
         const body = bodyText(request);
         const mustRefuse =
           csrfRefusal(request, session, issuer) ??
-          (!body.includes(fx.accountView) ? 'it does not carry the view of /grants its session is for' : undefined) ??
+          (!body.includes(fx.accountSignIn) ? 'it does not carry the sign-in value its session is bound to' : undefined) ??
           (body.includes(grant) || body.includes(fx.revokedGrant) ? undefined : 'it names no grant of the signed-in user');
         return { request, ...(mustRefuse ? { mustRefuse } : {}) };
       },

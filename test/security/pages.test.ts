@@ -98,24 +98,24 @@ describe('CSRF', () => {
     const page = await browser.get(grantsUrl);
     const grant = /name="grant" value="([^"]+)"/.exec(page.html)![1]!;
     const csrf = csrfOf(page.html);
-    const view = hiddenField(page.html, 'view');
+    const signin = hiddenField(page.html, 'signin');
     const erin = await passwordSignIn('erin', 'erin has a long password');
-    const [erinCsrf, erinView] = [csrfOf((await erin.browser.get(erin.page)).html), new URL(erin.page).searchParams.get('view')!];
+    const [erinCsrf, erinSignIn] = [csrfOf((await erin.browser.get(erin.page)).html), new URL(erin.page).searchParams.get('signin')!];
     for (const [name, who, fields] of [
-      ['forged', browser, { grant, csrf: 'forged', view }],
-      ['missing', browser, { grant, view }],
-      ['no view', browser, { grant, csrf }],
-      ['no session', new Browser(), { grant, csrf, view }],
-      ['another user’s session and token', erin.browser, { grant, csrf: erinCsrf, view: erinView }],
-      ['another user’s session with the victim’s token', erin.browser, { grant, csrf, view }],
-      ['the session of dora’s consent, with its token', forConsent.browser, { grant, csrf: csrfOf(consent.html), view }],
+      ['forged', browser, { grant, csrf: 'forged', signin }],
+      ['missing', browser, { grant, signin }],
+      ['no sign-in value (a cookie taken through another port comes without it)', browser, { grant, csrf }],
+      ['no session', new Browser(), { grant, csrf, signin }],
+      ['another user’s session and token', erin.browser, { grant, csrf: erinCsrf, signin: erinSignIn }],
+      ['another user’s session with the victim’s token', erin.browser, { grant, csrf, signin }],
+      ['the session of dora’s consent, with its token', forConsent.browser, { grant, csrf: csrfOf(consent.html), signin }],
     ] as const) {
       const { result: res, changed } = await stateChangedBy(stack, () => who.post(`${stack.issuer}/grants/revoke`, fields as Record<string, string>));
       expect([403, 404], name).toContain(res.status);
       expect(changed, name).toEqual([]);
       expect((await stack.store.grantById(grant))!.revokedAt, name).toBeNull();
     }
-    expect((await browser.post(`${stack.issuer}/grants/revoke`, { grant, csrf, view })).status).toBe(303);
+    expect((await browser.post(`${stack.issuer}/grants/revoke`, { grant, csrf, signin })).status).toBe(303);
     expect((await stack.store.grantById(grant))!.revokedAt).not.toBeNull();
   });
 
@@ -323,11 +323,11 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
     expectStrictPage('grants page', page);
     expectStrictPage('grants sign-in', await new Browser().get(`${stack.issuer}/grants`));
     const csrf = csrfOf(page.html);
-    const view = new URL(signedIn.page).searchParams.get('view')!;
-    const forged = await browser.post(`${stack.issuer}/grants/revoke`, { grant: 'grt_x', csrf: 'x', view });
+    const signin = new URL(signedIn.page).searchParams.get('signin')!;
+    const forged = await browser.post(`${stack.issuer}/grants/revoke`, { grant: 'grt_x', csrf: 'x', signin });
     expect(forged.status).toBe(403);
     expectStrictPage('grants revoke 403', forged);
-    const missing = await browser.post(`${stack.issuer}/grants/revoke`, { grant: 'grt_x', csrf, view });
+    const missing = await browser.post(`${stack.issuer}/grants/revoke`, { grant: 'grt_x', csrf, signin });
     expect(missing.status).toBe(404);
     expectStrictPage('grants revoke 404', missing);
     const logoutForged = await browser.post(`${stack.issuer}/logout`, { csrf: 'x' });

@@ -361,7 +361,7 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
     let grantsBrowser: Browser;
     let consentForm: Record<string, string | string[]>;
     let grantsCsrf: string;
-    let grantsView: string;
+    let grantsSignIn: string;
     let grantId: string;
     let loginForm: { browser: Browser; csrf: string };
 
@@ -386,7 +386,7 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
       const grants = await signInFor('/grants', grantsBrowser);
       grantsCsrf = /name="csrf" value="([^"]+)"/.exec(grants.html)![1]!;
       grantId = /name="grant" value="([^"]+)"/.exec(grants.html)![1]!;
-      grantsView = /name="view" value="([^"]+)"/.exec(grants.html)![1]!;
+      grantsSignIn = /name="signin" value="([^"]+)"/.exec(grants.html)![1]!;
       consentForm = parseConsentForm((await consentPage()).html);
       const loginBrowser = new Browser();
       const login = await loginBrowser.get(`${stack.issuer}/login?next=%2Fgrants`);
@@ -396,7 +396,7 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
     const cases = () =>
       [
         ['/consent', browser, { ...consentForm, decision: 'approve' }],
-        ['/grants/revoke', grantsBrowser, { grant: grantId, csrf: grantsCsrf, view: grantsView }],
+        ['/grants/revoke', grantsBrowser, { grant: grantId, csrf: grantsCsrf, signin: grantsSignIn }],
         ['/logout', grantsBrowser, { csrf: grantsCsrf }],
         ['/login', loginForm.browser, { csrf: loginForm.csrf, next: '/grants', username: 'nobody', password: 'wrong password' }],
       ] as const;
@@ -488,7 +488,7 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
       const own = { origin: stack.issuer, 'sec-fetch-site': 'same-origin' };
       const consent = await browser.post(`${stack.issuer}/consent`, { ...consentForm, decision: 'approve' }, own);
       expect(consent.status).toBe(303);
-      const revoke = await grantsBrowser.post(`${stack.issuer}/grants/revoke`, { grant: grantId, csrf: grantsCsrf, view: grantsView }, own);
+      const revoke = await grantsBrowser.post(`${stack.issuer}/grants/revoke`, { grant: grantId, csrf: grantsCsrf, signin: grantsSignIn }, own);
       expect(revoke.status).toBe(303);
       const logout = await grantsBrowser.post(`${stack.issuer}/logout`, { csrf: grantsCsrf }, own);
       expect(logout.status).toBe(200);

@@ -330,8 +330,8 @@ describe('constant-time comparison, over HTTP: the refused values go through con
     const login = await account.get(`${stack.issuer}/login?next=%2Fgrants`);
     const signedIn = await account.post(`${stack.issuer}/login`, { csrf: csrfOf(login.html), next: '/grants', username: 'kim', password: 'kim has a long password' });
     expect(signedIn.status).toBe(303);
-    const view = new URL(signedIn.location!, stack.issuer).searchParams.get('view')!;
-    note('grants csrf', await compared(forged('grants'), () => account.post(`${stack.issuer}/grants/revoke`, { grant: 'grant-x', csrf: forged('grants'), view })));
+    const signin = new URL(signedIn.location!, stack.issuer).searchParams.get('signin')!;
+    note('grants csrf', await compared(forged('grants'), () => account.post(`${stack.issuer}/grants/revoke`, { grant: 'grant-x', csrf: forged('grants'), signin })));
     note('logout csrf', await compared(forged('logout'), () => account.post(`${stack.issuer}/logout`, { csrf: forged('logout') })));
 
     // Each refused on the wire, each through constantTimeEqual, none changing the database (not even its audit log).
