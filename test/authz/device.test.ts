@@ -425,7 +425,8 @@ describe('device authorization grant', () => {
     ])('ten wrong codes from %s: the code form, nothing looked up, counted or written; the right code then works', async (_name, headers) => {
       const clientId = await registerDeviceClient();
       const device = await startDevice(clientId);
-      const browser = await accountBrowser('kim');
+      // Signed in for the device's own code (a password session is good for that code's page only).
+      const { browser, page } = await (await account('kim'))(device.verification_uri_complete);
       const database = { paths: { db: join(authz.home, 'delegate.db') } };
       for (let i = 0; i < 10; i++) {
         const { result, changed } = await stateChangedBy(database, () => browser.get(`${authz.issuer}/device?user_code=BBBB-BBB${'CDFGHJKLMN'[i]}`, headers));
@@ -444,7 +445,7 @@ describe('device authorization grant', () => {
       expect(linked.html).toContain('Continue only if it is exactly the code your device shows');
       // The person's own visit: typed (or the CLI's link) and from the form, then the confirmation.
       for (const own of [TYPED, FROM_THE_FORM]) {
-        const confirm = await browser.get(device.verification_uri_complete, own);
+        const confirm = await browser.get(page, own);
         expect(confirm.status).toBe(200);
         expect(confirm.html).toContain('Is this the code on your device?');
       }
@@ -453,13 +454,19 @@ describe('device authorization grant', () => {
     it('wrong codes the person types still count (the control): the sixth visit is 429', async () => {
       const clientId = await registerDeviceClient();
       const device = await startDevice(clientId);
-      const browser = await accountBrowser('lou');
-      for (let i = 0; i < 5; i++) expect((await browser.get(`${authz.issuer}/device?user_code=BBBB-BBB${'CDFGH'[i]}`, FROM_THE_FORM)).status).toBe(400);
-      expect((await browser.get(device.verification_uri_complete, TYPED)).status).toBe(429);
+      const signIn = await account('lou');
+      // One sign-in per code (a session is good for one code's page); the limit counts per person.
+      for (let i = 0; i < 5; i++) {
+        const { browser, page } = await signIn(`${authz.issuer}/device?user_code=BBBB-BBB${'CDFGH'[i]}`);
+        expect((await browser.get(page, FROM_THE_FORM)).status).toBe(400);
+      }
+      const { browser, page } = await signIn(device.verification_uri_complete);
+      expect((await browser.get(page, TYPED)).status).toBe(429);
     });
 
     it('fills in only a well-formed code, escaped', async () => {
-      const browser = await accountBrowser('max');
+      // No session needed: such a request never gets as far as the sign-in.
+      const browser = new Browser();
       const odd = await browser.get(`${authz.issuer}/device?user_code=${encodeURIComponent('"><b>x')}`, CROSS_SITE_LINK);
       expect(odd.status).toBe(200);
       expect(odd.html).not.toContain('<b>x');

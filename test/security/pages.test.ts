@@ -200,9 +200,10 @@ describe('a look-alike of delegate’s own CLI (RFC 6749 §10.2; found in review
     const reg = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, redirect_uris: [LOOKALIKE_REDIRECT] });
     expect(reg.status).toBe(201);
     const lookalike = String(reg.body.client_id);
-    const browser = await passwordSignIn('dora', 'dora has a long password');
     const href = authorizeUrl(stack.issuer, { clientId: lookalike, redirectUri: LOOKALIKE_REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge });
-    const page = await browser.get(href);
+    // Signed in with a password for this request (a session is good for the page its sign-in led to).
+    const signedIn = await passwordSignIn('dora', 'dora has a long password', href.slice(stack.issuer.length));
+    const page = await signedIn.browser.get(signedIn.page);
     expect(page.status).toBe(200);
     expect(page.html).toContain(`<strong>delegate CLI</strong> <span class="warn">${UNCHECKED}</span> asks you`);
     expect(page.html).toContain('This server has not checked who made this app: anyone can register an app under any name.');
@@ -232,11 +233,16 @@ describe('a look-alike of delegate’s own CLI (RFC 6749 §10.2; found in review
     const reg = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, redirect_uris: [LOOKALIKE_REDIRECT] });
     const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: String(reg.body.client_id), resource: stack.agentUrl });
     expect(device.status).toBe(200);
-    const browser = await passwordSignIn('erin', 'erin has a long password');
-    const confirm = await browser.get(String(device.body.verification_uri_complete));
+    const { browser, page: confirmUrl } = await passwordSignIn('erin', 'erin has a long password', String(device.body.verification_uri_complete).slice(stack.issuer.length));
+    const confirm = await browser.get(confirmUrl);
     expect(confirm.status).toBe(200);
     expect(confirm.html).toContain(`<strong>delegate CLI</strong> <span class="warn">${UNCHECKED}</span> wants you`);
-    const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    const consent = await browser.post(`${stack.issuer}/device`, {
+      user_code: String(device.body.user_code),
+      csrf: hiddenField(confirm.html, 'csrf'),
+      signin: hiddenField(confirm.html, 'signin'),
+      decision: 'continue',
+    });
     expect(consent.status).toBe(200);
     expect(consent.html).toContain(UNCHECKED);
     expect(consent.html).toContain('has not checked who made this app');

@@ -439,9 +439,15 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
       const clientId = await registerDeviceClient(stack.issuer);
       const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: clientId, resource: stack.agentUrl });
       expect(device.status).toBe(200);
-      const confirm = await browser.get(String(device.body.verification_uri_complete));
+      const lena = new Browser();
+      // lena signs in for this device's code (a password session is good for the page its sign-in led to).
+      const next = String(device.body.verification_uri_complete).slice(stack.issuer.length);
+      const signIn = await lena.get(`${stack.issuer}/login?next=${encodeURIComponent(next)}`);
+      const signedIn = await lena.post(`${stack.issuer}/login`, { csrf: hiddenField(signIn.html, 'csrf'), next, username: 'lena', password: 'lena has a long password' });
+      expect(signedIn.status).toBe(303);
+      const confirm = await lena.get(new URL(signedIn.location!, stack.issuer).href);
       expect(confirm.status).toBe(200);
-      const fields = (decision: string) => ({ user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision });
+      const fields = (decision: string) => ({ user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision });
       const crossSite: Array<Record<string, string>> = [
         { origin: 'http://evil.example' },
         { origin: 'null' },
@@ -452,13 +458,13 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
       for (const decision of ['cancel', 'continue']) {
         for (const headers of crossSite) {
           const name = `${decision} ${JSON.stringify(headers)}`;
-          const { result: res, changed } = await stateChangedBy(stack, () => browser.post(`${stack.issuer}/device`, fields(decision), headers));
+          const { result: res, changed } = await stateChangedBy(stack, () => lena.post(`${stack.issuer}/device`, fields(decision), headers));
           expect(res.status, name).toBe(403);
           expect(res.location, name).toBeNull();
           expect(res.headers.get('content-type'), name).toMatch(/^text\/html/);
           expect(changed, name).toEqual([]);
         }
-        const cookie = (browser as unknown as { cookieHeader(): Record<string, string> }).cookieHeader();
+        const cookie = (lena as unknown as { cookieHeader(): Record<string, string> }).cookieHeader();
         const { result: res, changed } = await stateChangedBy(stack, () =>
           rawRequest({
             port: stack.ports.auth,
@@ -478,7 +484,7 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
       expect(poll.body.error).toBe('authorization_pending');
       // The control: the same Cancel from the server's own page denies the device.
       const { result: cancel, changed } = await stateChangedBy(stack, () =>
-        browser.post(`${stack.issuer}/device`, fields('cancel'), { origin: stack.issuer, 'sec-fetch-site': 'same-origin' }),
+        lena.post(`${stack.issuer}/device`, fields('cancel'), { origin: stack.issuer, 'sec-fetch-site': 'same-origin' }),
       );
       expect(cancel.status).toBeLessThan(400);
       expect(changed).toContain('device_authorizations');
