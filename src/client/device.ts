@@ -10,9 +10,10 @@ import { discoverOAuthServerInfo, registerClient } from '@modelcontextprotocol/s
 import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
-import { TokenCache, setTokens, type StoredClient } from './cache.js';
+import { TokenCache, setTokens, type StoredClient, type StoredTokens } from './cache.js';
 import { ClientError, loginTimedOut } from './errors.js';
-import { loginLinkFor } from './owner-login.js';
+import { refuseAnotherAccount } from './owner-account.js';
+import { loginLinkFor, ownerLoginApplies } from './owner-login.js';
 import { CLIENT_METADATA, REGISTERED_REDIRECT_URI, storedTokensFrom } from './provider.js';
 import { clientIsUnknown } from './registration-check.js';
 import { resendingFetch } from './servers-gone.js';
@@ -71,6 +72,8 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   const started = options.now();
   const expiresAt = started + device.expires_in * 1000;
   const complete = device.verification_uri_complete;
+  // The owner's link is shown: the approval must then be the owner's (owner-account.ts).
+  const ownerLink = complete !== undefined && ownerLoginApplies(issuer, new URL(complete));
   const link = complete ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, ownerKeyPath: options.files.ownerKey, now: options.now }) : device.verification_uri;
   await options.presentDeviceCode({ link, verificationUri: device.verification_uri, verificationUriComplete: complete, userCode: device.user_code, expiresAt });
 
@@ -85,7 +88,9 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
       const answer = await fetchFn(metadata.token_endpoint, formInit({ grant_type: GRANT_TYPE_DEVICE_CODE, device_code: device.device_code, client_id: client.client_id, resource: sentResource }));
       const body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
       if (answer.ok) {
-        await saveTokens(cache, { issuer, resource, sentResource, info, body, now: options.now() });
+        await saveTokens(cache, { issuer, resource, sentResource, info, body, now: options.now() }, async (entry) => {
+          if (ownerLink) await refuseAnotherAccount(entry, { db: options.files.db, cache, resource, fetchFn });
+        });
         await retireTokensFromOtherIssuers(cache, resource, fetchFn);
         return;
       }
@@ -154,6 +159,7 @@ async function deviceClient(cache: TokenCache, issuer: string, metadata: Record<
 async function saveTokens(
   cache: TokenCache,
   at: { issuer: string; resource: string; sentResource: string; info: Awaited<ReturnType<typeof discoverOAuthServerInfo>>; body: Record<string, unknown>; now: number },
+  vet: (entry: StoredTokens) => Promise<void>,
 ): Promise<void> {
   const { body } = at;
   if (typeof body.access_token !== 'string' || typeof body.token_type !== 'string') {
@@ -173,6 +179,7 @@ async function saveTokens(
       ...(Array.isArray(body.authorization_details) ? { authorizationDetails: body.authorization_details as never } : {}),
     },
   );
+  await vet(entry);
   await cache.update((data) => {
     data.discovery[at.resource] = {
       authorizationServerUrl: at.issuer,

@@ -11,8 +11,6 @@ export type ClientErrorCode =
   | 'LOCK_TIMEOUT'
   /** The browser did not come back to the loopback listener in time. */
   | 'LOGIN_TIMEOUT'
-  /** The callback's `state` is not the one this login sent (RFC 6749 §10.12). */
-  | 'STATE_MISMATCH'
   /** The callback's `iss` is not the authorization server we asked (RFC 9207 §2.4). */
   | 'ISSUER_MISMATCH'
   /** The person at the browser chose Deny (`error=access_denied`). */
@@ -28,7 +26,12 @@ export type ClientErrorCode =
   /** The agent's tool answered with an error. */
   | 'TOOL_FAILED'
   /** The owner's login key is missing or unusable. */
-  | 'OWNER_KEY';
+  | 'OWNER_KEY'
+  /**
+   * A sign-in begun with the owner's link came back with tokens for another
+   * account (login CSRF, RFC 6749 §10.12): they were revoked, nothing was stored.
+   */
+  | 'WRONG_ACCOUNT';
 
 export class ClientError extends Error {
   readonly code: ClientErrorCode;

@@ -2,6 +2,9 @@
 // 127.0.0.1 on an ephemeral port before the browser opens, it waits for one
 // authorization response on /callback, checks its `state` (constant time) and
 // its RFC 9207 `iss`, answers the browser with a short plain page, and closes.
+// Any program on the machine can reach the port (RFC 8252 §8.1), so a request
+// without this sign-in's `state` is answered 400 and otherwise ignored: it
+// neither ends the wait nor puts anything of its own in front of the person.
 // When the browser ran on another computer, the address it ended on can be
 // pasted instead (submit), and is judged the same way. A fixed port can be
 // asked for, to forward it with `ssh -L`.
@@ -59,6 +62,8 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
     const result = judgeCallback(req, port, expected, outcome !== undefined);
     if (result === 'not-found') return reply(res, 404, 'Not found.');
     if (result === 'ignored') return reply(res, 400, 'This sign-in is not waiting for a response. You can close this window.');
+    // Not ours: nothing of it is shown, and the sign-in goes on waiting for its own response until the timeout.
+    if (result === 'foreign') return reply(res, 400, NOT_THIS_SIGN_IN);
     if (result.ok) {
       reply(res, 200, 'Signed in. You can close this window and return to the terminal.');
     } else {
@@ -127,25 +132,31 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
         return `That is not the address the sign-in ended on (it ends in ${CALLBACK_PATH}?code=…).`;
       }
       if (!expected || outcome) return 'This sign-in is not waiting for an answer.';
-      finish(judgeParams(url.searchParams, expected));
+      const result = judgeParams(url.searchParams, expected);
+      if (result === 'foreign') return 'That address belongs to another sign-in (its state is not this one’s).';
+      finish(result);
       return undefined;
     },
     close,
   };
 }
 
+/** The whole answer to a request that does not carry this sign-in's `state`: none of the request's own text. */
+const NOT_THIS_SIGN_IN = 'This response does not belong to the sign-in waiting here (its state does not match), so it was ignored. You can close this window.';
+
 /**
  * What a request to the listener means. Order matters: `state` first (a
  * response to someone else's request is not ours to act on, not even its
- * error), then `iss` (RFC 9207 §2.4: stop on a mix-up before using anything
- * else), then the error or the code.
+ * error, and may not end this sign-in: any local program can send one), then
+ * `iss` (RFC 9207 §2.4: stop on a mix-up before using anything else), then
+ * the error or the code.
  */
 function judgeCallback(
   req: IncomingMessage,
   port: number,
   expected: AuthorizationRequestContext | undefined,
   done: boolean,
-): Outcome | 'not-found' | 'ignored' {
+): Outcome | 'foreign' | 'not-found' | 'ignored' {
   // DNS rebinding: a page on another name that resolves to 127.0.0.1 carries its own Host.
   if (req.method !== 'GET' || req.headers.host !== `${LOOPBACK_HOST}:${port}`) return 'not-found';
   const url = new URL(req.url ?? '/', `http://${LOOPBACK_HOST}:${port}`);
@@ -154,11 +165,9 @@ function judgeCallback(
   return judgeParams(url.searchParams, expected);
 }
 
-function judgeParams(params: URLSearchParams, expected: AuthorizationRequestContext): Outcome {
+function judgeParams(params: URLSearchParams, expected: AuthorizationRequestContext): Outcome | 'foreign' {
   const state = params.get('state');
-  if (state === null || !sameSecret(state, expected.state)) {
-    return fail('STATE_MISMATCH', 'The response does not belong to this sign-in (its state does not match).');
-  }
+  if (state === null || !sameSecret(state, expected.state)) return 'foreign';
   const iss = params.get('iss');
   if (iss === null ? expected.requireIss : iss !== expected.issuer) {
     return fail(

@@ -57,6 +57,12 @@ export interface CacheOAuthProviderOptions {
    * if it does not; with the fetch to ask through.
    */
   checkCachedClient?: FetchLike;
+  /**
+   * Looks at new tokens before they are stored, and throws to refuse them
+   * (nothing is stored then): the owner check of a sign-in begun with the
+   * owner's link (owner-account.ts).
+   */
+  vetTokens?: (entry: StoredTokens) => Promise<void>;
 }
 
 export class CacheOAuthProvider implements OAuthClientProvider {
@@ -171,6 +177,7 @@ export class CacheOAuthProvider implements OAuthClientProvider {
       { issuer, resource: this.discoveryState()?.resourceMetadata?.resource ?? this.options.resource, now: this.options.now() },
       this.options.notes?.take(tokens.access_token),
     );
+    await this.options.vetTokens?.(entry);
     await this.change((data) => setTokens(data, this.options.resource, entry));
     this.savedTokens = true;
   }

@@ -15,7 +15,8 @@ import type { TokenCache } from './cache.js';
 import { connectAndUse } from './connect.js';
 import { ClientError } from './errors.js';
 import { startLoopbackListener, type LoopbackListener } from './loopback.js';
-import { loginLinkFor } from './owner-login.js';
+import { refuseAnotherAccount } from './owner-account.js';
+import { loginLinkFor, ownerLoginApplies } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
 import { retireTokensFromOtherIssuers } from './revocation.js';
 import type { SessionOptions } from './session.js';
@@ -46,6 +47,8 @@ export async function signInAndUse<T>(
   const stopReading = new AbortController();
   try {
     let asked = 0;
+    // Set once the owner's link is shown: the tokens must then be the owner's (owner-account.ts).
+    let ownerLink = false;
     const provider = new CacheOAuthProvider({
       cache,
       snapshot: await cache.read(),
@@ -56,11 +59,15 @@ export async function signInAndUse<T>(
       notes,
       // A server whose database was replaced refuses a forgotten client only in the browser, where we cannot see it.
       checkCachedClient: fetchFn,
+      vetTokens: async (entry) => {
+        if (ownerLink) await refuseAnotherAccount(entry, { db: options.files.db, cache, resource, fetchFn });
+      },
       onAuthorizationUrl: async (url, context) => {
         if (++asked > 1) {
           throw new ClientError('AUTHORIZATION_FAILED', 'CalendarAgent refused the token the authorization server has just issued.');
         }
         listener.expect(context);
+        ownerLink = ownerLoginApplies(context.issuer, url);
         await options.presentLoginUrl(await loginLinkFor({ authorizationUrl: url, issuer: context.issuer, ownerKeyPath: options.files.ownerKey, now: options.now }));
         if (options.readPastedRedirect) void readPasted(options, listener, stopReading.signal);
       },

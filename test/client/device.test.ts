@@ -11,7 +11,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildAgentServer } from '../../src/agent/index.js';
 import { deviceLogin, type DeviceLoginOptions } from '../../src/client/device.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
-import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
+import { addUser } from '../../src/authz/users.js';
+import { Browser, csrfOf, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
 
 let authz: TestAuthz;
 let agent: FastifyInstance;
@@ -57,7 +58,7 @@ const recordingFetch: typeof fetch = async (input, init) => {
 function options(agentUrl: string, presentDeviceCode: DeviceLoginOptions['presentDeviceCode']): DeviceLoginOptions {
   return {
     agentUrl,
-    files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') },
+    files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json'), db: join(authz.home, 'delegate.db') },
     now,
     fetchFn: recordingFetch,
     // The server's interval passes at once on the shared clock (no slow_down), while the person approves in real time.
@@ -134,5 +135,41 @@ describe('device sign-in: the resource indicator', () => {
     expect(deviceRequests[0]).toContain(resource);
     expect(tokenRequests.length).toBeGreaterThan(0);
     for (const request of tokenRequests) expect(request).toContain(resource);
+  });
+});
+
+// Found in review (local, login CSRF): whoever approves a device code signed in as someone else must not sign the owner's CLI in as them.
+describe('device sign-in begun with the owner link: another account approves it', () => {
+  it('refuses the tokens (WRONG_ACCOUNT), revokes them at the AS, and stores nothing', async () => {
+    await addUser(authz.store, { name: 'mallory', password: 'mallory has a long password', timeZone: 'UTC' }, Date.now());
+    const mallory = await authz.store.userByName('mallory');
+    const byMallory = async (userCode: string): Promise<void> => {
+      const browser = new Browser();
+      const form = await browser.get(`${authz.issuer}/login`);
+      await browser.post(`${authz.issuer}/login`, { csrf: csrfOf(form.html), next: '/grants', username: 'mallory', password: 'mallory has a long password' });
+      const confirm = await browser.get(`${authz.issuer}/device?user_code=${encodeURIComponent(userCode)}`);
+      const consent = await browser.post(`${authz.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+      expect(consent.html).toContain('signed in as mallory');
+      const approved = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+      await browser.get(new URL(approved.location!, authz.issuer).href);
+    };
+    let link = '';
+    const error = await deviceLogin(
+      options(authz.agentUrl, async (prompt) => {
+        link = prompt.link;
+        await byMallory(prompt.userCode); // before the first poll
+      }),
+    ).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(new URL(link).pathname).toBe('/login/owner');
+    expect(error).toMatchObject({ code: 'WRONG_ACCOUNT', message: expect.stringContaining(`for the account ${mallory!.id}, not for this computer's owner (${authz.ownerId})`) });
+    const cache = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { tokens: Record<string, unknown> };
+    expect(cache.tokens).toEqual({});
+    expect(requests.filter((r) => r.startsWith('POST /revoke'))).toHaveLength(2);
+    const grants = await authz.store.listGrants(mallory!.id);
+    expect(grants.length).toBe(1);
+    expect(grants[0]!.revokedAt).not.toBeNull();
   });
 });

@@ -1,6 +1,7 @@
 // The loopback redirect listener: binds 127.0.0.1 on an ephemeral port, takes
-// one valid callback, refuses a wrong state or issuer, surfaces the server's
-// error, and times out with a clear error.
+// one valid callback, ignores (400) one without its state and waits on,
+// refuses a wrong issuer, surfaces the server's error, and times out with a
+// clear error.
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLoopbackListener, type LoopbackListener } from '../../src/client/loopback.js';
@@ -64,19 +65,47 @@ describe('loopback listener', () => {
     expect(await l.waitForCode()).toBe('early');
   });
 
-  it('refuses a callback whose state does not match', async () => {
+  // Found in review: any local user could end every browser sign-in with one wrong-state request (the port is in /proc/net/tcp).
+  it('answers a callback whose state does not match with 400, shows none of it, and keeps waiting for its own', async () => {
     const l = await listen();
-    const waiting = l.waitForCode().catch((e: ClientError) => e);
-    const page = await get(callback(l, { code: 'c', state: `${STATE.slice(1)}x`, iss: ISSUER }));
+    let settled = false;
+    const waiting = l.waitForCode().finally(() => (settled = true));
+    const page = await get(
+      callback(l, { code: 'attacker-code', state: `${STATE.slice(1)}x`, iss: ISSUER, error: 'access_denied', error_description: 'Visit evil.example now' }),
+    );
     expect(page.status).toBe(400);
-    expect(await waiting).toMatchObject({ code: 'STATE_MISMATCH' });
+    expect(page.type).toContain('text/plain');
+    expect(page.body).toContain('does not belong to the sign-in waiting here');
+    expect(page.body).not.toContain('evil.example');
+    expect(page.body).not.toContain('attacker-code');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(settled).toBe(false);
+    const own = await get(callback(l, { code: 'the-code', state: STATE, iss: ISSUER }));
+    expect(own.status).toBe(200);
+    expect(await waiting).toBe('the-code');
   });
 
-  it('refuses a callback without state', async () => {
-    const l = await listen();
+  it('answers a callback without state with 400 and keeps waiting; with none of its own, the sign-in times out as usual', async () => {
+    const l = await listen(300);
     const waiting = l.waitForCode().catch((e: ClientError) => e);
-    await get(callback(l, { code: 'c', iss: ISSUER }));
-    expect(await waiting).toMatchObject({ code: 'STATE_MISMATCH' });
+    const requests: Array<Record<string, string>> = [{ code: 'c', iss: ISSUER }, { error: 'access_denied', error_description: 'attacker-words' }, {}];
+    for (const params of requests) {
+      const page = await get(callback(l, params));
+      expect(page.status).toBe(400);
+      expect(page.body).toContain('does not belong to the sign-in waiting here');
+      expect(page.body).not.toContain('attacker-words');
+    }
+    const error = (await waiting) as ClientError;
+    expect(error.code).toBe('LOGIN_TIMEOUT');
+    expect(error.message).not.toContain('attacker-words');
+  });
+
+  it('does not take a pasted address with another state, and takes the right one after it', async () => {
+    const l = await listen();
+    const waiting = l.waitForCode();
+    expect(l.submit(callback(l, { code: 'c', state: 'wrong', iss: ISSUER }))).toMatch(/another sign-in/);
+    expect(l.submit(callback(l, { code: 'pasted', state: STATE, iss: ISSUER }))).toBeUndefined();
+    expect(await waiting).toBe('pasted');
   });
 
   it('refuses a response from another issuer (RFC 9207 mix-up)', async () => {

@@ -365,11 +365,42 @@ describe('authorization codes', () => {
 });
 
 describe('the CLI client’s callback listener (src/client/loopback.ts) against an injected code', () => {
+  // Found in review (local): a wrong-state request used to end the sign-in (STATE_MISMATCH), so any local user could abort every one.
   it.each([
-    ['a wrong state', (code: string, issuer: string) => ({ code, state: 'attacker-state', iss: issuer }), 'STATE_MISMATCH'],
-    ['no state', (code: string, issuer: string) => ({ code, iss: issuer }), 'STATE_MISMATCH'],
-    ['another issuer (RFC 9207 mix-up)', (code: string) => ({ code, state: 'victim-state-'.padEnd(43, 'x'), iss: 'http://127.0.0.1:1' }), 'ISSUER_MISMATCH'],
-    ['no iss where the server promised it', (code: string) => ({ code, state: 'victim-state-'.padEnd(43, 'x') }), 'ISSUER_MISMATCH'],
+    ['a wrong state', (code: string, issuer: string) => ({ code, state: 'attacker-state', iss: issuer })],
+    ['no state', (code: string, issuer: string) => ({ code, iss: issuer })],
+  ])('answers a real code delivered with %s 400, never redeems it, and goes on waiting for its own response', async (_name, params) => {
+    const injected = await ownerCode(stack);
+    const listener = await startLoopbackListener({ timeoutMs: 5_000 });
+    try {
+      listener.expect({ state: 'victim-state-'.padEnd(43, 'x'), issuer: stack.issuer, requireIss: true });
+      let settled = false;
+      const waiting = listener.waitForCode().finally(() => (settled = true));
+      const url = new URL(listener.redirectUrl);
+      for (const [k, v] of Object.entries(params(injected.code, stack.issuer))) url.searchParams.set(k, v);
+      const { result: page, changed } = await stateChangedBy(stack, async () => {
+        const res = await fetch(url);
+        return { status: res.status, body: await res.text() };
+      });
+      expect(page.status).toBe(400);
+      expect(page.body).not.toContain(injected.code);
+      expect(changed).toEqual([]);
+      expect(settled).toBe(false);
+      // The sign-in's own response still ends it.
+      const own = new URL(listener.redirectUrl);
+      own.search = new URLSearchParams({ code: 'own-code', state: 'victim-state-'.padEnd(43, 'x'), iss: stack.issuer }).toString();
+      expect((await fetch(own)).status).toBe(200);
+      expect(await waiting).toBe('own-code');
+    } finally {
+      await listener.close();
+    }
+    // Untouched: the code is still unredeemed at the AS.
+    expect((await redeemCode(stack, injected)).status).toBe(200);
+  });
+
+  it.each([
+    ['another issuer (RFC 9207 mix-up)', (code: string, _issuer: string) => ({ code, state: 'victim-state-'.padEnd(43, 'x'), iss: 'http://127.0.0.1:1' }), 'ISSUER_MISMATCH'],
+    ['no iss where the server promised it', (code: string, _issuer: string) => ({ code, state: 'victim-state-'.padEnd(43, 'x') }), 'ISSUER_MISMATCH'],
   ])('refuses a real code delivered with %s, and never redeems it', async (_name, params, expected) => {
     // The attacker's own code, from the real AS: what a code-injection attack would deliver.
     const injected = await ownerCode(stack);

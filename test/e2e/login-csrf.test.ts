@@ -1,0 +1,118 @@
+// Login CSRF against the owner's sign-in (found in review "local", finding 2):
+// the CLI's authorization request, with its state, PKCE challenge and callback
+// port, is on the browser's command line, which any user of the machine can
+// read. One with a named account signs in with their password, approves that
+// very request, and sends the code to the CLI's callback. The built CLI must
+// refuse the tokens (they are not the owner's), revoke them, store nothing,
+// and exit 1 saying so; the owner's own sign-in afterwards works as before.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Browser, csrfOf, parseConsentForm } from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
+import { delegateBin, repoRoot } from './built.js';
+import { approveInBrowser, killLeftovers, runCli, startCli, startServer, type Running } from './run.js';
+
+const PASSWORD = 'mallory has a long password';
+let home: string;
+let ports: string[];
+let issuer: string;
+let serve: Running;
+
+function addAccount(name: string, password: string): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.env.DELEGATE_E2E_SERVER_NODE || process.execPath, [delegateBin, 'users', 'add', name], {
+      cwd: repoRoot,
+      env: { ...process.env, DELEGATE_HOME: home, NO_COLOR: '1' },
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.on('close', (code) => resolve({ code, stderr }));
+    child.stdin.end(`${password}\n`);
+  });
+}
+
+function rows(sql: string, ...params: unknown[]): Array<Record<string, unknown>> {
+  const db = new Database(join(home, 'delegate.db'), { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare(sql).all(...params) as Array<Record<string, unknown>>;
+  } finally {
+    db.close();
+  }
+}
+
+async function cachedTokens(): Promise<unknown[]> {
+  const text = await readFile(join(home, 'tokens.json'), 'utf8').catch(() => '{}');
+  const data = JSON.parse(text) as { tokens?: Record<string, Record<string, unknown>> };
+  return Object.values(data.tokens ?? {}).flatMap((byResource) => Object.values(byResource));
+}
+
+beforeAll(async () => {
+  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-login-csrf-')), 'home');
+  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+  issuer = `http://127.0.0.1:${ports[1]}`;
+  serve = await startServer(['serve', ...ports], home);
+  const added = await addAccount('mallory', PASSWORD);
+  expect(added.code, added.stderr).toBe(0);
+}, 60_000);
+
+afterAll(async () => {
+  serve?.child.kill('SIGTERM');
+  await serve?.done;
+  killLeftovers();
+  await rm(join(home, '..'), { recursive: true, force: true });
+});
+
+describe('a sign-in begun with the owner link ends signed in as the owner or not at all', () => {
+  it('another account that approves the CLI’s own request and delivers the code: exit 1, nothing stored, its tokens revoked', async () => {
+    const cli = startCli(['login', '--no-browser', ...ports], home);
+    const link = new URL(await cli.loginUrl);
+    expect(link.pathname).toBe('/login/owner');
+    // What the other user reads off the browser's command line: the CLI's authorization request, unchanged.
+    const next = link.searchParams.get('next')!;
+    expect(next).toMatch(/^\/authorize\?/);
+
+    const mallory = new Browser();
+    const form = await mallory.get(`${issuer}/login`);
+    expect((await mallory.post(`${issuer}/login`, { csrf: csrfOf(form.html), next: '/grants', username: 'mallory', password: PASSWORD })).status).toBe(303);
+    const consent = await mallory.follow(`${issuer}${next}`);
+    expect(consent.status, consent.html.slice(0, 300)).toBe(200);
+    expect(consent.html).toContain('signed in as mallory');
+    const approved = await mallory.post(`${issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+    expect(approved.location).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback\?/);
+    await mallory.get(approved.location!); // delivered to the CLI's listener
+
+    const run = await cli.done;
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toMatch(/The sign-in came back for the account usr_\S+, not for this computer's owner \(usr_\S+\)/);
+    expect(run.stderr).toContain("Nothing was stored, and that account's tokens were revoked.");
+    expect(run.stderr).not.toContain('Authorized');
+    expect(await cachedTokens()).toEqual([]);
+    expect((await runCli(['status'], home)).code).toBe(4);
+
+    // At the AS: mallory's grant to the owner's CLI client, and everything issued under it, is revoked.
+    const [user] = rows("SELECT id FROM users WHERE name = 'mallory'");
+    const grants = rows('SELECT id, revoked_at FROM grants WHERE user_id = ?', user!.id);
+    expect(grants).toHaveLength(1);
+    expect(grants[0]!.revoked_at).not.toBeNull();
+    const families = rows('SELECT revoked_at FROM token_families WHERE grant_id = ?', grants[0]!.id);
+    expect(families.length).toBeGreaterThan(0);
+    for (const family of families) expect(family.revoked_at).not.toBeNull();
+    const owner = rows('SELECT id FROM users WHERE is_owner = 1')[0]!.id;
+    expect(rows('SELECT id FROM grants WHERE user_id = ?', owner)).toEqual([]);
+  }, 60_000);
+
+  it('the owner’s own sign-in afterwards is stored, for the owner', async () => {
+    const cli = startCli(['login', '--no-browser', ...ports], home);
+    await approveInBrowser(await cli.loginUrl);
+    const run = await cli.done;
+    expect(run.code, run.stderr).toBe(0);
+    const owner = rows('SELECT id FROM users WHERE is_owner = 1')[0]!.id;
+    const status = JSON.parse((await runCli(['status', '--json'], home)).stdout) as { delegations: Array<{ user: string }> };
+    expect(status.delegations.map((d) => d.user)).toEqual([owner]);
+  }, 60_000);
+});
