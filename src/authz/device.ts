@@ -24,7 +24,8 @@ import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.js';
 import { renderDeviceConfirm, renderDeviceDone, renderDeviceEntry } from './device-page.js';
 import { InvalidRequestError, InvalidScopeError, InvalidTargetError, ServerError, UnauthorizedClientError, replyWithError } from './errors.js';
-import { authorizationCodeGrant } from './grant-code.js';
+import { redeemAuthorizationCode } from './grant-code.js';
+import { ownerAsserted } from './owner-proof.js';
 import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams, required, single, singleTarget } from './params.js';
@@ -248,6 +249,9 @@ async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: Form
   }
   const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
   if (!client.grantTypes.includes(GRANT_TYPE_DEVICE_CODE)) throw new UnauthorizedClientError('This client may not use the device_code grant.');
+  // The owner's CLI proves itself on every poll (a fresh assertion each time), before the poll counts: the code
+  // behind an approved device is then redeemed only if the owner approved it (owner-proof.ts).
+  const byOwner = await ownerAsserted(ctx, body);
   const poll = await ctx.store.pollDeviceAuthorization(hashSecret(required(body, 'device_code')), ctx.now());
   if (!poll || poll.record.clientId !== client.clientId) throw new DeviceError('invalid_grant', 'The device code is not valid.');
   if (poll.status === 'expired') throw new DeviceError('expired_token', 'The device code has expired; start again.');
@@ -261,7 +265,7 @@ async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: Form
       throw new DeviceError('invalid_grant', 'The device code was used already.');
     case 'approved':
       req.log.info({ client: client.clientId }, 'device authorization redeemed');
-      return authorizationCodeGrant(ctx, client, { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: poll.record.resource });
+      return redeemAuthorizationCode(ctx, client, { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: poll.record.resource }, { byOwner });
   }
 }
 

@@ -1,6 +1,8 @@
 // The authorization_code grant (OAuth 2.1 §4.1.3): a code is single-use and
 // bound to its client, redirect URI, PKCE verifier and resource. A replayed
-// code revokes the tokens it issued (RFC 6749 §4.1.2).
+// code revokes the tokens it issued (RFC 6749 §4.1.2). A request that proves
+// it is the owner's CLI (owner_assertion, owner-proof.ts) gets tokens only for
+// a code the owner approved.
 import { GRANT_TYPE_REFRESH_TOKEN, canonicalResource } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { AuditEventInput, ClientRecord } from '../store/index.js';
@@ -8,11 +10,22 @@ import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidTargetError } from './errors.js';
 import { mintUserTokens, tokenResponse } from './issue.js';
+import { ownerAsserted, refuseUnlessOwners } from './owner-proof.js';
 import { required, single, singleTarget } from './params.js';
 import { checkVerifier } from './policy/pkce.js';
 import { audit } from './audit.js';
 
 export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
+  // Checked (and its jti spent) before the code is looked at: an invalid assertion leaves the code as it was.
+  const byOwner = await ownerAsserted(ctx, body);
+  return redeemAuthorizationCode(ctx, client, body, { byOwner });
+}
+
+/**
+ * Redeems a code (for the device grant too, device.ts, which checks its poll's owner assertion itself). `byOwner`:
+ * the request proved it is the owner's CLI, so the code must be the owner's.
+ */
+export async function redeemAuthorizationCode(ctx: AuthContext, client: ClientRecord, body: FormBody, proof: { byOwner: boolean }): Promise<Record<string, unknown>> {
   const code = required(body, 'code');
   const redirectUri = required(body, 'redirect_uri');
   const verifier = single(body, 'code_verifier');
@@ -39,6 +52,8 @@ export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRec
   }
   const grant = await ctx.store.grantById(record.grantId);
   if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this code has ended.');
+  // Login CSRF (RFC 6749 §10.12): the owner's CLI redeems, with its own verifier, a code someone else approved.
+  if (proof.byOwner) await refuseUnlessOwners(ctx, client, record, grant);
 
   // A refresh token only for a client registered for the refresh grant (RFC 7591 §2; token.ts refuses the others
   // that grant), so that none is issued, or kept, that its holder may not use.

@@ -83,8 +83,8 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
   });
 }
 
-
-async function ownerPublicKey(path: string): Promise<CryptoKey | undefined> {
+/** The public half of the owner's login key, or undefined when there is none to use. */
+export async function ownerPublicKey(path: string): Promise<CryptoKey | undefined> {
   try {
     const jwk = JSON.parse(await readFile(path, 'utf8')) as JWK;
     const { d: _private, ...publicJwk } = jwk;

@@ -10,10 +10,10 @@ import { discoverOAuthServerInfo, registerClient } from '@modelcontextprotocol/s
 import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
-import { TokenCache, setTokens, type StoredClient, type StoredTokens } from './cache.js';
-import { ClientError, loginTimedOut } from './errors.js';
-import { refuseAnotherAccount } from './owner-account.js';
-import { loginLinkFor, ownerLoginApplies } from './owner-login.js';
+import { OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
+import { TokenCache, setTokens, type StoredClient } from './cache.js';
+import { ClientError, loginTimedOut, wrongAccount } from './errors.js';
+import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CLIENT_METADATA, REGISTERED_REDIRECT_URI, storedTokensFrom } from './provider.js';
 import { clientIsUnknown } from './registration-check.js';
 import { resendingFetch } from './servers-gone.js';
@@ -72,7 +72,8 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   const started = options.now();
   const expiresAt = started + device.expires_in * 1000;
   const complete = device.verification_uri_complete;
-  // The owner's link is shown: the approval must then be the owner's (owner-account.ts).
+  // The owner's link is shown: every poll then proves it is the owner's CLI, and the authorization server issues
+  // tokens only if the owner approved (login CSRF; src/authz/owner-proof.ts).
   const ownerLink = complete !== undefined && ownerLoginApplies(issuer, new URL(complete));
   const link = complete ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, ownerKeyPath: options.files.ownerKey, now: options.now }) : device.verification_uri;
   await options.presentDeviceCode({ link, verificationUri: device.verification_uri, verificationUriComplete: complete, userCode: device.user_code, expiresAt });
@@ -85,12 +86,13 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
       await sleep(Math.max(0, Math.min(intervalMs, givesUpAt - options.now())));
       if (options.now() >= givesUpAt && givesUpAt < expiresAt) throw loginTimedOut(options.loginTimeoutMs!);
       if (options.now() >= expiresAt) throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
-      const answer = await fetchFn(metadata.token_endpoint, formInit({ grant_type: GRANT_TYPE_DEVICE_CODE, device_code: device.device_code, client_id: client.client_id, resource: sentResource }));
+      const poll: Record<string, string> = { grant_type: GRANT_TYPE_DEVICE_CODE, device_code: device.device_code, client_id: client.client_id, resource: sentResource };
+      // A fresh one each poll: the server spends each assertion's jti.
+      if (ownerLink) poll[OWNER_ASSERTION_PARAMETER] = await ownerTokenAssertion(options.files.ownerKey, metadata.token_endpoint, options.now);
+      const answer = await fetchFn(metadata.token_endpoint, formInit(poll));
       const body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
       if (answer.ok) {
-        await saveTokens(cache, { issuer, resource, sentResource, info, body, now: options.now() }, async (entry) => {
-          if (ownerLink) await refuseAnotherAccount(entry, { db: options.files.db, cache, resource, fetchFn });
-        });
+        await saveTokens(cache, { issuer, resource, sentResource, info, body, now: options.now() });
         await retireTokensFromOtherIssuers(cache, resource, fetchFn);
         return;
       }
@@ -105,6 +107,10 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
         case 'expired_token':
           throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
         default:
+          if (ownerLink) {
+            const refused = wrongAccount(body.error, body.error_description);
+            if (refused) throw refused;
+          }
           throw new ClientError('AUTHORIZATION_FAILED', `The authorization server answered ${String(body.error ?? `HTTP ${answer.status}`)}${typeof body.error_description === 'string' ? `: ${body.error_description}` : '.'}`);
       }
     }
@@ -159,7 +165,6 @@ async function deviceClient(cache: TokenCache, issuer: string, metadata: Record<
 async function saveTokens(
   cache: TokenCache,
   at: { issuer: string; resource: string; sentResource: string; info: Awaited<ReturnType<typeof discoverOAuthServerInfo>>; body: Record<string, unknown>; now: number },
-  vet: (entry: StoredTokens) => Promise<void>,
 ): Promise<void> {
   const { body } = at;
   if (typeof body.access_token !== 'string' || typeof body.token_type !== 'string') {
@@ -179,7 +184,6 @@ async function saveTokens(
       ...(Array.isArray(body.authorization_details) ? { authorizationDetails: body.authorization_details as never } : {}),
     },
   );
-  await vet(entry);
   await cache.update((data) => {
     data.discovery[at.resource] = {
       authorizationServerUrl: at.issuer,

@@ -1,6 +1,7 @@
 // The one error type of the CLI's OAuth client, with a closed set of stable
 // codes that callers (the CLI, tests) switch on instead of matching prose.
 // Messages are written for the person at the terminal and never carry a token.
+import { NOT_THE_OWNER_DESCRIPTION } from '../delegation/tokens.js';
 
 export type ClientErrorCode =
   /** tokens.json exists but is not a token cache we can read; it is left untouched. */
@@ -28,8 +29,9 @@ export type ClientErrorCode =
   /** The owner's login key is missing or unusable. */
   | 'OWNER_KEY'
   /**
-   * A sign-in begun with the owner's link came back with tokens for another
-   * account (login CSRF, RFC 6749 §10.12): they were revoked, nothing was stored.
+   * A sign-in begun with the owner's link was approved by another account
+   * (login CSRF, RFC 6749 §10.12): the authorization server issued nothing and
+   * revoked that approval; nothing was stored.
    */
   | 'WRONG_ACCOUNT';
 
@@ -45,6 +47,20 @@ export class ClientError extends Error {
 
 export function isClientError(error: unknown, code?: ClientErrorCode): error is ClientError {
   return error instanceof ClientError && (code === undefined || error.code === code);
+}
+
+/**
+ * The authorization server's refusal of a code another account approved, as
+ * the owner's CLI gets it (invalid_grant with NOT_THE_OWNER_DESCRIPTION, see
+ * src/authz/owner-proof.ts), in the person's words; undefined for any other error.
+ */
+export function wrongAccount(error: unknown, description: unknown): ClientError | undefined {
+  if (error !== 'invalid_grant' || description !== NOT_THE_OWNER_DESCRIPTION) return undefined;
+  return new ClientError(
+    'WRONG_ACCOUNT',
+    "The sign-in was approved by another account than this computer's owner: someone else approved this sign-in's request in their browser. " +
+      'Nothing was issued or stored, and the authorization server revoked that approval (delegate audit names the account). Run delegate login again.',
+  );
 }
 
 /** The sign-in was not finished within --login-timeout: the same words whether the person was to use the browser here or a device. */

@@ -105,6 +105,36 @@ export async function signOwnerAssertion(input: OwnerAssertionInput): Promise<st
 }
 
 /**
+ * The assertion the CLI adds to the token request of a sign-in through the
+ * owner's link (OWNER_ASSERTION_PARAMETER, an RFC 6749 §3.2 extension
+ * parameter): the same claims as the link's, but for the token endpoint (its
+ * audience) and for no page, so that neither can be used as the other. With
+ * it the authorization server issues tokens only for a code the owner
+ * approved (src/authz/owner-proof.ts): another account that approved this
+ * CLI's request, read off a command line, gets its approval revoked.
+ */
+export async function signOwnerTokenAssertion(input: { key: JWK; tokenEndpoint: string; now: () => number }): Promise<string> {
+  const iat = Math.floor(input.now() / 1000);
+  const key = await importJWK(input.key, SIGNING_ALG);
+  const header: { alg: string; typ: string; kid?: string } = { alg: SIGNING_ALG, typ: 'JWT' };
+  if (input.key.kid) header.kid = input.key.kid;
+  return new SignJWT({})
+    .setProtectedHeader(header)
+    .setIssuer(OWNER_ASSERTION_ISSUER)
+    .setSubject(OWNER_ASSERTION_SUBJECT)
+    .setAudience(input.tokenEndpoint)
+    .setJti(randomBytes(32).toString('base64url'))
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + OWNER_ASSERTION_LIFETIME_SEC)
+    .sign(key);
+}
+
+/** The owner's token assertion for `tokenEndpoint`, signed with the key in `ownerKeyPath` (created if missing, as for the link). */
+export async function ownerTokenAssertion(ownerKeyPath: string, tokenEndpoint: string, now: () => number): Promise<string> {
+  return signOwnerTokenAssertion({ key: await loadOrCreateOwnerKey(ownerKeyPath), tokenEndpoint, now });
+}
+
+/**
  * <issuer>/login/owner?assertion=…&next=<path and query of the authorization URL>.
  * `next` is relative, so the server can insist it stays on itself.
  */

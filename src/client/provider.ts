@@ -4,9 +4,10 @@
 // (discovery state, client registration, tokens) in tokens.json. Everything
 // comes from discovery on the agent's 401; no authorization server is named here.
 import { randomBytes } from 'node:crypto';
-import type { OAuthClientProvider, OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
+import { selectClientAuthMethod, type AddClientAuthentication, type OAuthClientProvider, type OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { GRANT_TYPE_AUTHORIZATION_CODE, OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
 import { deleteTokens, setTokens, tokensFor, type StoredTokens, type TokenCache, type TokenCacheData } from './cache.js';
 import { ClientError } from './errors.js';
 import { clientIsUnknown } from './registration-check.js';
@@ -58,11 +59,12 @@ export interface CacheOAuthProviderOptions {
    */
   checkCachedClient?: FetchLike;
   /**
-   * Looks at new tokens before they are stored, and throws to refuse them
-   * (nothing is stored then): the owner check of a sign-in begun with the
-   * owner's link (owner-account.ts).
+   * The owner assertion to add to an authorization_code token request
+   * (OWNER_ASSERTION_PARAMETER), for the token endpoint it goes to; undefined
+   * adds none. Set by a sign-in that may go through the owner's link
+   * (sign-in.ts), which answers only once it has shown that link.
    */
-  vetTokens?: (entry: StoredTokens) => Promise<void>;
+  ownerAssertion?: (tokenEndpoint: URL) => Promise<string | undefined>;
 }
 
 export class CacheOAuthProvider implements OAuthClientProvider {
@@ -177,9 +179,27 @@ export class CacheOAuthProvider implements OAuthClientProvider {
       { issuer, resource: this.discoveryState()?.resourceMetadata?.resource ?? this.options.resource, now: this.options.now() },
       this.options.notes?.take(tokens.access_token),
     );
-    await this.options.vetTokens?.(entry);
     await this.change((data) => setTokens(data, this.options.resource, entry));
     this.savedTokens = true;
+  }
+
+  /**
+   * The SDK's hook for authenticating the client at the token endpoint,
+   * defined only for a sign-in that may prove the owner (ownerAssertion):
+   * otherwise the SDK authenticates the client itself, as always. When
+   * defined it must do what the SDK would (the registered method), and then
+   * adds the owner assertion to a code redemption, if there is one to add.
+   */
+  get addClientAuthentication(): AddClientAuthentication | undefined {
+    const ownerAssertion = this.options.ownerAssertion;
+    if (!ownerAssertion) return undefined;
+    return async (headers, params, url, metadata) => {
+      const client = await this.clientInformation();
+      if (client) authenticateClient(client, metadata?.token_endpoint_auth_methods_supported ?? [], headers, params);
+      if (params.get('grant_type') !== GRANT_TYPE_AUTHORIZATION_CODE) return;
+      const assertion = await ownerAssertion(new URL(url));
+      if (assertion !== undefined) params.set(OWNER_ASSERTION_PARAMETER, assertion);
+    };
   }
 
   async redirectToAuthorization(url: URL): Promise<void> {
@@ -224,6 +244,27 @@ export class CacheOAuthProvider implements OAuthClientProvider {
       mutate(data);
       return data;
     });
+  }
+}
+
+/** Client authentication exactly as the SDK applies it when no provider hook is set (RFC 6749 §2.3.1, §2.1). */
+function authenticateClient(client: OAuthClientInformationMixed, supported: string[], headers: Headers, params: URLSearchParams): void {
+  const method = selectClientAuthMethod(client, supported);
+  const secret = 'client_secret' in client ? client.client_secret : undefined;
+  switch (method) {
+    case 'client_secret_basic':
+      if (!secret) throw new Error('client_secret_basic authentication requires a client_secret');
+      headers.set('Authorization', `Basic ${btoa(`${client.client_id}:${secret}`)}`);
+      return;
+    case 'client_secret_post':
+      params.set('client_id', client.client_id);
+      if (secret) params.set('client_secret', secret);
+      return;
+    case 'none':
+      params.set('client_id', client.client_id);
+      return;
+    default:
+      throw new Error(`Unsupported client authentication method: ${method}`);
   }
 }
 

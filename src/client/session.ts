@@ -28,12 +28,8 @@ export { DEFAULT_REQUEST_TIMEOUT_MS, FIND_SLOT_TOOL, LIST_BUSY_TOOL };
 export interface SessionOptions {
   /** CalendarAgent's MCP endpoint, e.g. http://127.0.0.1:8412/mcp. */
   agentUrl: string;
-  /**
-   * Where the token cache, its lock and the owner's login key live (from
-   * resolvePaths), and the database that names the owner, whom a sign-in
-   * through the owner's link must end signed in as.
-   */
-  files: { tokenCache: string; tokenLock: string; ownerKey: string; db: string };
+  /** Where the token cache, its lock and the owner's login key live (from resolvePaths). */
+  files: { tokenCache: string; tokenLock: string; ownerKey: string };
   now: () => number;
   /**
    * Shows the user where to sign in (prints the link, opens a browser).

@@ -9,14 +9,15 @@
 // only when needed, so the cached fast path does not load any of this.
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError, auth } from '@modelcontextprotocol/sdk/client/auth.js';
+import { OAuthError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
 import type { TokenCache } from './cache.js';
 import { connectAndUse } from './connect.js';
-import { ClientError } from './errors.js';
+import { ClientError, wrongAccount } from './errors.js';
 import { startLoopbackListener, type LoopbackListener } from './loopback.js';
-import { refuseAnotherAccount } from './owner-account.js';
-import { loginLinkFor, ownerLoginApplies } from './owner-login.js';
+import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
 import { retireTokensFromOtherIssuers } from './revocation.js';
 import type { SessionOptions } from './session.js';
@@ -38,7 +39,9 @@ export async function signInAndUse<T>(
   use: (client: Client) => Promise<T>,
 ): Promise<T> {
   const notes = new TokenResponseNotes(options.now);
-  const fetchFn = notes.observe(baseFetch);
+  // The authorization server's refusal of a code another account approved (login CSRF), once seen.
+  let refused: ClientError | undefined;
+  const fetchFn = noticingWrongAccount(notes.observe(baseFetch), (refusal) => (refused ??= refusal));
   // Bound before anything can send the browser to it (RFC 8252 §7.3).
   const listener = await startLoopbackListener({
     timeoutMs: options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
@@ -47,7 +50,8 @@ export async function signInAndUse<T>(
   const stopReading = new AbortController();
   try {
     let asked = 0;
-    // Set once the owner's link is shown: the tokens must then be the owner's (owner-account.ts).
+    // Set once the owner's link is shown: the code's redemption then proves it is the owner's CLI, and the
+    // authorization server issues tokens only if the owner approved (login CSRF; src/authz/owner-proof.ts).
     let ownerLink = false;
     const provider = new CacheOAuthProvider({
       cache,
@@ -59,8 +63,10 @@ export async function signInAndUse<T>(
       notes,
       // A server whose database was replaced refuses a forgotten client only in the browser, where we cannot see it.
       checkCachedClient: fetchFn,
-      vetTokens: async (entry) => {
-        if (ownerLink) await refuseAnotherAccount(entry, { db: options.files.db, cache, resource, fetchFn });
+      ownerAssertion: async (tokenEndpoint) => {
+        // The SDK tries a refused code once more (auth() on invalid_grant); the first answer stands.
+        if (refused) throw refused;
+        return ownerLink ? ownerTokenAssertion(options.files.ownerKey, tokenEndpoint.href, options.now) : undefined;
       },
       onAuthorizationUrl: async (url, context) => {
         if (++asked > 1) {
@@ -94,7 +100,12 @@ export async function signInAndUse<T>(
       stopReading.abort();
       options.loginSettled?.();
     }
-    await first.finishAuth(code);
+    try {
+      await first.finishAuth(code);
+    } catch (error) {
+      // Nothing was issued, so there is nothing to store or revoke here.
+      throw refused ?? (ownerLink && error instanceof OAuthError ? wrongAccount(error.errorCode, error.message) : undefined) ?? error;
+    }
     await retireTokensFromOtherIssuers(cache, resource, fetchFn);
     const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
     return await connectAndUse(options.clientInfo, second, use);
@@ -102,6 +113,23 @@ export async function signInAndUse<T>(
     stopReading.abort();
     await listener.close();
   }
+}
+
+/**
+ * Wraps `fetchFn` so that the authorization server's refusal of a code
+ * another account approved (invalid_grant for a request with an owner
+ * assertion, see wrongAccount) is noted on its way to the SDK.
+ */
+function noticingWrongAccount(fetchFn: FetchLike, found: (refusal: ClientError) => void): FetchLike {
+  return async (url, init) => {
+    const response = await fetchFn(url, init);
+    if (response.status === 400 && init?.body instanceof URLSearchParams && init.body.has(OWNER_ASSERTION_PARAMETER)) {
+      const body = (await response.clone().json().catch(() => ({}))) as Record<string, unknown>;
+      const refusal = wrongAccount(body.error, body.error_description);
+      if (refusal) found(refusal);
+    }
+    return response;
+  };
 }
 
 /** Reads pasted addresses until one is taken, the browser comes back by itself, or the wait ends. */

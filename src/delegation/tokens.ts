@@ -9,6 +9,19 @@ export const GRANT_TYPE_REFRESH_TOKEN = 'refresh_token';
 export const GRANT_TYPE_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const CLIENT_ASSERTION_TYPE_JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
+/**
+ * The token request's extension parameter (RFC 6749 §3.2) by which the
+ * owner's CLI proves itself after a sign-in through the owner's link: an
+ * assertion signed with the owner key, for the token endpoint (its audience).
+ */
+export const OWNER_ASSERTION_PARAMETER = 'owner_assertion';
+/**
+ * The `error_description` of the invalid_grant with which the authorization
+ * server refuses the owner's CLI a code (or device code) that another account
+ * approved; the CLI knows the refusal by it.
+ */
+export const NOT_THE_OWNER_DESCRIPTION = "This request was approved by another account than this computer's owner: nothing was issued, and that approval is revoked.";
+
 /** How delegate's (opaque) refresh tokens begin: it tells them apart, in a log line too. */
 export const REFRESH_TOKEN_PREFIX = 'dlg_rt_';
 

@@ -847,18 +847,23 @@ class SqliteStore implements Store {
 
   async revokeGrant(id: string, now: number, reason: string, record?: AuditEventInput): Promise<boolean> {
     return this.atomically(() => {
-      const changed = this.run('UPDATE grants SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL', [now, reason, id]).changes;
-      if (changed === 0) return false;
+      if (!this.revokeGrantNow(id, now, reason)) return false;
       // In the revocation's own transaction: a record that cannot be written (a full disk) leaves the
       // grant active, so a retry revokes it and records it, rather than finding it "already revoked".
       if (record) this.appendAuditNow(record, now);
-      this.run('UPDATE token_families SET revoked_at = ?, revoked_reason = ? WHERE grant_id = ? AND revoked_at IS NULL', [now, reason, id]);
-      this.run('UPDATE issued_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL', [now, id]);
-      // Resource servers refuse every token of the grant until the last of them would have expired anyway.
-      const last = this.get('SELECT MAX(expires_at) AS last FROM issued_tokens WHERE grant_id = ?', [id]);
-      this.run('INSERT INTO revocations (kind, id, revoked_at, keep_until) VALUES (?, ?, ?, ?)', ['grant', id, now, Math.max(num(last?.last ?? 0), now + 1)]);
       return true;
     });
+  }
+
+  private revokeGrantNow(id: string, now: number, reason: string): boolean {
+    const changed = this.run('UPDATE grants SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL', [now, reason, id]).changes;
+    if (changed === 0) return false;
+    this.run('UPDATE token_families SET revoked_at = ?, revoked_reason = ? WHERE grant_id = ? AND revoked_at IS NULL', [now, reason, id]);
+    this.run('UPDATE issued_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL', [now, id]);
+    // Resource servers refuse every token of the grant until the last of them would have expired anyway.
+    const last = this.get('SELECT MAX(expires_at) AS last FROM issued_tokens WHERE grant_id = ?', [id]);
+    this.run('INSERT INTO revocations (kind, id, revoked_at, keep_until) VALUES (?, ?, ?, ?)', ['grant', id, now, Math.max(num(last?.last ?? 0), now + 1)]);
+    return true;
   }
 
   async createAuthCode(c: AuthCodeRecord): Promise<void> {
@@ -894,6 +899,18 @@ class SqliteStore implements Store {
       if (issue.refresh) this.insertRefresh(issue.refresh);
       this.insertIssued(issue.access);
       return { status: 'redeemed' };
+    });
+  }
+
+  async refuseAuthCode(codeHash: string, now: number, reason: string, record: AuditEventInput): Promise<void> {
+    this.atomically(() => {
+      const r = this.get('SELECT * FROM auth_codes WHERE code_hash = ?', [codeHash]);
+      if (!r) throw new Error('refuseAuthCode: unknown code');
+      const code = toCode(r);
+      this.run('UPDATE auth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL', [now, codeHash]);
+      // Everything of the grant goes, the tokens of a redemption that raced this one among them.
+      this.revokeGrantNow(code.grantId, now, reason);
+      this.appendAuditNow(record, now);
     });
   }
 

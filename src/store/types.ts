@@ -318,6 +318,13 @@ export interface Store {
     issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord },
     replayRecord?: AuditEventInput,
   ): Promise<RedeemCodeResult>;
+  /**
+   * Spends a code without issuing anything, and revokes its grant with every
+   * token family and token derived from it, with `record` appended, all in one
+   * transaction: a code another account approved, redeemed by the owner's CLI
+   * (src/authz/owner-proof.ts).
+   */
+  refuseAuthCode(codeHash: string, now: number, reason: string, record: AuditEventInput): Promise<void>;
   /** Revokes the tokens an already-used code issued (its family). */
   revokeFamily(familyId: string, now: number, reason: string): Promise<void>;
 

@@ -58,7 +58,7 @@ const recordingFetch: typeof fetch = async (input, init) => {
 function options(agentUrl: string, presentDeviceCode: DeviceLoginOptions['presentDeviceCode']): DeviceLoginOptions {
   return {
     agentUrl,
-    files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json'), db: join(authz.home, 'delegate.db') },
+    files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') },
     now,
     fetchFn: recordingFetch,
     // The server's interval passes at once on the shared clock (no slow_down), while the person approves in real time.
@@ -140,7 +140,7 @@ describe('device sign-in: the resource indicator', () => {
 
 // Found in review (local, login CSRF): whoever approves a device code signed in as someone else must not sign the owner's CLI in as them.
 describe('device sign-in begun with the owner link: another account approves it', () => {
-  it('refuses the tokens (WRONG_ACCOUNT), revokes them at the AS, and stores nothing', async () => {
+  it('is refused at the AS (WRONG_ACCOUNT): nothing issued, nothing stored, that approval revoked', async () => {
     await addUser(authz.store, { name: 'mallory', password: 'mallory has a long password', timeZone: 'UTC' }, Date.now());
     const mallory = await authz.store.userByName('mallory');
     const byMallory = async (userCode: string): Promise<void> => {
@@ -164,12 +164,19 @@ describe('device sign-in begun with the owner link: another account approves it'
       (e: unknown) => e,
     );
     expect(new URL(link).pathname).toBe('/login/owner');
-    expect(error).toMatchObject({ code: 'WRONG_ACCOUNT', message: expect.stringContaining(`for the account ${mallory!.id}, not for this computer's owner (${authz.ownerId})`) });
-    const cache = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { tokens: Record<string, unknown> };
+    expect(error).toMatchObject({ code: 'WRONG_ACCOUNT', message: expect.stringContaining("approved by another account than this computer's owner") });
+    // The poll proved it is the owner's CLI; the AS answered it invalid_grant and issued nothing, so there was nothing to revoke.
+    const polls = requests.filter((r) => r.startsWith('POST /token') && r.includes('device_code'));
+    expect(polls.length).toBeGreaterThan(0);
+    for (const poll of polls) expect(new URLSearchParams(poll.split(' ')[2]).get('owner_assertion')).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(requests.filter((r) => r.startsWith('POST /revoke'))).toEqual([]);
+    const cache = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8').catch(() => '{"tokens":{}}')) as { tokens: Record<string, unknown> };
     expect(cache.tokens).toEqual({});
-    expect(requests.filter((r) => r.startsWith('POST /revoke'))).toHaveLength(2);
     const grants = await authz.store.listGrants(mallory!.id);
     expect(grants.length).toBe(1);
     expect(grants[0]!.revokedAt).not.toBeNull();
+    const records = await authz.store.listAudit({ grant: grants[0]!.id });
+    expect(records.map((r) => r.event)).not.toContain('token_issued');
+    expect(records.find((r) => r.event === 'grant_revoked')).toMatchObject({ user: mallory!.id, detail: { by: 'authorization server', owner: authz.ownerId } });
   });
 });

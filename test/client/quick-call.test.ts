@@ -69,7 +69,7 @@ async function startServer(): Promise<string> {
 }
 
 function sessionFor(agentUrl: string, overrides: Partial<SessionOptions> = {}): SessionOptions {
-  return { agentUrl, files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json'), db: join(home, 'delegate.db') }, now: () => Date.now(), ...overrides };
+  return { agentUrl, files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') }, now: () => Date.now(), ...overrides };
 }
 
 async function cacheToken(agentUrl: string, accessToken: string, expiresAt: number): Promise<void> {

@@ -143,7 +143,7 @@ describe('a refresh the authorization server never answers (it accepts, and stay
   it('`delegate token` (validAccessToken, with no fetch of its own) gives up on it too', async () => {
     const server = await silentServer();
     try {
-      const files = { ...cache.files, ownerKey: join(dir, 'owner-key.json'), db: join(dir, 'delegate.db') };
+      const files = { ...cache.files, ownerKey: join(dir, 'owner-key.json') };
       const error = await validAccessToken({ agentUrl: resource, files, now: Date.now, requestTimeoutMs: 300 }).then(
         () => undefined,
         (e: unknown) => e,

@@ -57,7 +57,7 @@ async function startAgent(as: TestAuthz): Promise<FastifyInstance> {
   return app;
 }
 
-const files = () => ({ tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json'), db: join(authz.home, 'delegate.db') });
+const files = () => ({ tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') });
 
 function options(overrides: Partial<SessionOptions> = {}): SessionOptions {
   return {
@@ -175,8 +175,7 @@ describe('revoking stored tokens at their issuer (RFC 7009 §2)', () => {
     agent = await startAgent(second);
     await writeFile(join(home, 'owner-key.json'), JSON.stringify(second.ownerJwk), { mode: 0o600 });
 
-    // The owner's key and the database that names the owner move together (one data directory).
-    const summary = await login(options({ files: { ...files(), db: join(second.home, 'delegate.db') } }));
+    const summary = await login(options());
     expect(summary.issuer).toBe(second.issuer);
     const after = await cacheFile();
     expect(Object.keys(after.tokens)).toEqual([second.issuer]);
@@ -193,7 +192,7 @@ describe('revoking stored tokens at their issuer (RFC 7009 §2)', () => {
     await writeFile(join(home, 'owner-key.json'), JSON.stringify(second.ownerJwk), { mode: 0o600 });
     await authz.app.close(); // the first server is gone
 
-    await login(options({ files: { ...files(), db: join(second.home, 'delegate.db') } }));
+    await login(options());
     expect(Object.keys((await cacheFile()).tokens).sort()).toEqual([authz.issuer, second.issuer].sort());
     const result = await logout({ files: files(), now: Date.now });
     expect(result.revoked).toEqual([expect.objectContaining({ issuer: second.issuer })]);

@@ -60,7 +60,7 @@ function options(overrides: Partial<SessionOptions> & { decision?: 'approve' | '
   const { decision = 'approve', ...rest } = overrides;
   return {
     agentUrl: authz.agentUrl,
-    files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json'), db: join(authz.home, 'delegate.db') },
+    files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') },
     now,
     loginTimeoutMs: 10_000,
     presentLoginUrl: async (url) => {

@@ -2,9 +2,11 @@
 // the CLI's authorization request, with its state, PKCE challenge and callback
 // port, is on the browser's command line, which any user of the machine can
 // read. One with a named account signs in with their password, approves that
-// very request, and sends the code to the CLI's callback. The built CLI must
-// refuse the tokens (they are not the owner's), revoke them, store nothing,
-// and exit 1 saying so; the owner's own sign-in afterwards works as before.
+// very request, and sends the code to the CLI's callback. The built CLI
+// redeems it proving it is the owner's CLI (owner_assertion), so the
+// authorization server refuses it (invalid_grant), issues nothing and revokes
+// her approval; the CLI stores nothing and exits 1 saying so. The owner's own
+// sign-in afterwards works as before.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -68,7 +70,7 @@ afterAll(async () => {
 });
 
 describe('a sign-in begun with the owner link ends signed in as the owner or not at all', () => {
-  it('another account that approves the CLI’s own request and delivers the code: exit 1, nothing stored, its tokens revoked', async () => {
+  it('another account that approves the CLI’s own request and delivers the code: exit 1, nothing issued or stored, her approval revoked', async () => {
     const cli = startCli(['login', '--no-browser', ...ports], home);
     const link = new URL(await cli.loginUrl);
     expect(link.pathname).toBe('/login/owner');
@@ -88,20 +90,26 @@ describe('a sign-in begun with the owner link ends signed in as the owner or not
 
     const run = await cli.done;
     expect(run.code, run.stderr).toBe(1);
-    expect(run.stderr).toMatch(/The sign-in came back for the account usr_\S+, not for this computer's owner \(usr_\S+\)/);
-    expect(run.stderr).toContain("Nothing was stored, and that account's tokens were revoked.");
+    expect(run.stderr).toContain("delegate: The sign-in was approved by another account than this computer's owner");
+    expect(run.stderr).toContain('Nothing was issued or stored, and the authorization server revoked that approval');
+    expect(run.stderr.trim().split('\n').at(-1)).toMatch(/^delegate: The sign-in was approved by another account/); // one line
     expect(run.stderr).not.toContain('Authorized');
     expect(await cachedTokens()).toEqual([]);
     expect((await runCli(['status'], home)).code).toBe(4);
 
-    // At the AS: mallory's grant to the owner's CLI client, and everything issued under it, is revoked.
+    // At the AS: mallory's grant to the owner's CLI client is revoked, and nothing was ever issued under it.
     const [user] = rows("SELECT id FROM users WHERE name = 'mallory'");
     const grants = rows('SELECT id, revoked_at FROM grants WHERE user_id = ?', user!.id);
     expect(grants).toHaveLength(1);
     expect(grants[0]!.revoked_at).not.toBeNull();
-    const families = rows('SELECT revoked_at FROM token_families WHERE grant_id = ?', grants[0]!.id);
-    expect(families.length).toBeGreaterThan(0);
-    for (const family of families) expect(family.revoked_at).not.toBeNull();
+    expect(rows('SELECT jti FROM issued_tokens WHERE grant_id = ?', grants[0]!.id)).toEqual([]);
+    expect(rows('SELECT id FROM token_families WHERE grant_id = ?', grants[0]!.id)).toEqual([]);
+    expect(rows('SELECT used_at FROM auth_codes WHERE grant_id = ?', grants[0]!.id).map((c) => c.used_at)).not.toContain(null);
+    const events = rows('SELECT event, detail FROM audit_log WHERE grant_id = ? ORDER BY seq', grants[0]!.id);
+    expect(events.map((e) => e.event)).not.toContain('token_issued');
+    expect(events.map((e) => e.event)).toContain('grant_revoked');
+    // The CLI took the first answer: it did not send the spent code again (the SDK retries an invalid_grant once).
+    expect(events.map((e) => e.event)).not.toContain('code_replay');
     const owner = rows('SELECT id FROM users WHERE is_owner = 1')[0]!.id;
     expect(rows('SELECT id FROM grants WHERE user_id = ?', owner)).toEqual([]);
   }, 60_000);
