@@ -144,11 +144,13 @@ describe('device sign-in begun with the owner link: another account approves it'
     await addUser(authz.store, { name: 'mallory', password: 'mallory has a long password', timeZone: 'UTC' }, Date.now());
     const mallory = await authz.store.userByName('mallory');
     const byMallory = async (userCode: string): Promise<void> => {
+      // Signed in with her password for this code's page (a session is good for the page its sign-in led to).
       const browser = new Browser();
-      const form = await browser.get(`${authz.issuer}/login`);
-      await browser.post(`${authz.issuer}/login`, { csrf: csrfOf(form.html), next: '/grants', username: 'mallory', password: 'mallory has a long password' });
-      const confirm = await browser.get(`${authz.issuer}/device?user_code=${encodeURIComponent(userCode)}`);
-      const consent = await browser.post(`${authz.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+      const next = `/device?user_code=${encodeURIComponent(userCode)}`;
+      const form = await browser.get(`${authz.issuer}/login?next=${encodeURIComponent(next)}`);
+      const signedIn = await browser.post(`${authz.issuer}/login`, { csrf: csrfOf(form.html), next, username: 'mallory', password: 'mallory has a long password' });
+      const confirm = await browser.get(new URL(signedIn.location!, authz.issuer).href);
+      const consent = await browser.post(`${authz.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
       expect(consent.html).toContain('signed in as mallory');
       const approved = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
       await browser.get(new URL(approved.location!, authz.issuer).href);

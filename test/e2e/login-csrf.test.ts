@@ -78,10 +78,12 @@ describe('a sign-in begun with the owner link ends signed in as the owner or not
     const next = link.searchParams.get('next')!;
     expect(next).toMatch(/^\/authorize\?/);
 
+    // She signs in with her password for that very request (a session is good for the page its sign-in led to).
     const mallory = new Browser();
-    const form = await mallory.get(`${issuer}/login`);
-    expect((await mallory.post(`${issuer}/login`, { csrf: csrfOf(form.html), next: '/grants', username: 'mallory', password: PASSWORD })).status).toBe(303);
-    const consent = await mallory.follow(`${issuer}${next}`);
+    const form = await mallory.get(`${issuer}/login?next=${encodeURIComponent(next)}`);
+    const signedIn = await mallory.post(`${issuer}/login`, { csrf: csrfOf(form.html), next, username: 'mallory', password: PASSWORD });
+    expect(signedIn.status).toBe(303);
+    const consent = await mallory.follow(new URL(signedIn.location!, issuer).href);
     expect(consent.status, consent.html.slice(0, 300)).toBe(200);
     expect(consent.html).toContain('signed in as mallory');
     const approved = await mallory.post(`${issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });

@@ -1079,7 +1079,8 @@ function rawSend(port: number, method: string, path: string, host: string | unde
 // no-store page; and the sign-in ends with a code only if a request brought
 // that code on GET /callback, to the listener's own Host, with the state of
 // this sign-in and the issuer's iss (RFC 9207), and no error. A well-formed
-// callback does end it with its code, and a later one does not replace it.
+// callback does end it with its code, and a later one does not replace it; a
+// callback without this sign-in's state does not end it at all.
 describe('fuzzing the CLI loopback callback listener', () => {
   const ISSUER = 'http://127.0.0.1:1';
   const run = fc.record({
@@ -1157,7 +1158,9 @@ describe('fuzzing the CLI loopback callback listener', () => {
             (iss === null ? !r.requireIss : iss === ISSUER) &&
             params?.get('error') === null &&
             !!params?.get('code');
-          const judged = r.method === 'GET' && host === own && url?.pathname === '/callback' && r.waiting;
+          // A callback decides the sign-in only with this sign-in's state: any other is answered 400 and the wait goes on
+          // (found in review: one wrong-state request from any local program ended every sign-in).
+          const judged = r.method === 'GET' && host === own && url?.pathname === '/callback' && r.waiting && params?.get('state') === state;
           if ('code' in outcome) {
             if (outcome.code === 'late-code') expect(judged, `a later callback replaced the outcome of ${context}`).toBe(false);
             else expect(acceptable && outcome.code === params?.get('code'), `the sign-in took the code of ${context}`).toBe(true);

@@ -30,19 +30,22 @@ afterAll(async () => stack?.close());
 /** The owner's token assertion as the CLI signs it (src/client/owner-login.ts). */
 const cliAssertion = () => signOwnerTokenAssertion({ key: stack.ownerJwk, tokenEndpoint, now: Date.now });
 
-/** Mallory, signed in with her password, approves a request of the (owner CLI's) client `clientId` read off a command line. */
-/** Mallory, signed in with her password, in a browser. */
-async function malloryBrowser(): Promise<Browser> {
+/** Mallory, signed in with her password for `href` (a session is good for the page its sign-in led to): her browser and where it was sent. */
+async function malloryFor(href: string): Promise<{ browser: Browser; url: string }> {
   const browser = new Browser();
-  const form = await browser.get(`${stack.issuer}/login`);
-  expect((await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(form.html), next: '/grants', username: 'mallory', password: PASSWORD })).status).toBe(303);
-  return browser;
+  const next = href.slice(stack.issuer.length);
+  const form = await browser.get(`${stack.issuer}/login?next=${encodeURIComponent(next)}`);
+  const signedIn = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(form.html), next, username: 'mallory', password: PASSWORD });
+  expect(signedIn.status).toBe(303);
+  return { browser, url: new URL(signedIn.location!, stack.issuer).href };
 }
+
+/** Mallory, signed in with her password, approves a request of the (owner CLI's) client `clientId` read off a command line. */
 
 async function malloryApproves(clientId: string): Promise<{ clientId: string; code: string; verifier: string }> {
   const { verifier, challenge } = pkcePair(); // the CLI's: she only ever sees the challenge
-  const browser = await malloryBrowser();
-  const consent = await browser.follow(authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 'cli-state', challenge }));
+  const { browser, url } = await malloryFor(authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 'cli-state', challenge }));
+  const consent = await browser.follow(url);
   expect(consent.html).toContain('signed in as mallory');
   const approved = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
   const code = callbackParams(approved.location!).get('code')!;
@@ -99,9 +102,9 @@ describe('a device code another account approved, polled by the owner’s CLI (o
     expect(started.status).toBe(200);
     const userCode = String(started.body.user_code);
     // The code, read off the owner's terminal or the printed link, confirmed and approved by mallory.
-    const browser = await malloryBrowser();
-    const confirm = await browser.get(`${stack.issuer}/device?user_code=${encodeURIComponent(userCode)}`);
-    const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    const { browser, url } = await malloryFor(`${stack.issuer}/device?user_code=${encodeURIComponent(userCode)}`);
+    const confirm = await browser.get(url);
+    const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
     expect(consent.html).toContain('signed in as mallory');
     const approved = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
     expect((await browser.get(new URL(approved.location!, stack.issuer).href)).status).toBe(200);
