@@ -18,7 +18,7 @@
 // checked. An https URL is not checked: TLS says who answers.
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
-import { endianness } from 'node:os';
+import { endianness, networkInterfaces } from 'node:os';
 
 const OURS_FOR_MS = 2000;
 const TCP_LISTEN = '0A';
@@ -64,12 +64,13 @@ const checkedUntil = new Map<string, number>();
  * Throws ForeignListenerError when the socket listening for `url` on this
  * machine belongs to another user (neither this process's nor root).
  */
-export function refuseForeignListener(url: string | URL, options: { tables?: SocketTables; uid?: number; now?: number } = {}): void {
+export function refuseForeignListener(url: string | URL, options: { tables?: SocketTables; uid?: number; now?: number; localAddresses?: string[] } = {}): void {
   const target = typeof url === 'string' ? new URL(url) : url;
   if (target.protocol !== 'http:') return;
   const uid = options.uid ?? process.getuid?.();
   if (uid === undefined || (options.tables === undefined && process.platform !== 'linux')) return;
   const host = target.hostname;
+  if (!onThisMachine(host, options.localAddresses)) return;
   const port = Number(target.port || 80);
   const key = `${host}:${port}`;
   const now = options.now ?? Date.now();
@@ -89,55 +90,81 @@ export function refuseForeignListener(url: string | URL, options: { tables?: Soc
 
 /** The uid of another user's socket listening where a connection to host:port would go, if any. */
 export function foreignOwner(tables: SocketTables, host: string, port: number, uid: number): number | undefined {
-  const wanted = listenAddresses(host);
-  if (wanted === undefined) return undefined;
+  const targets = connectTargets(host);
+  if (targets === undefined) return undefined;
   const portHex = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const [table, addresses] of [
-    [tables.tcp, wanted.v4],
-    [tables.tcp6, wanted.v6],
-  ] as const) {
-    for (const line of table.split('\n')) {
+  const listening: Array<{ table: 'tcp' | 'tcp6'; address: string; owner: number }> = [];
+  for (const table of ['tcp', 'tcp6'] as const) {
+    for (const line of tables[table].split('\n')) {
       // "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid …"
       const fields = line.trim().split(/\s+/);
       if (fields.length < 8 || fields[3] !== TCP_LISTEN) continue;
       const [address, lineport] = fields[1]!.split(':');
-      if (lineport !== portHex || !addresses.has(address!)) continue;
       const owner = Number(fields[7]);
-      if (Number.isInteger(owner) && owner !== uid && owner !== 0) return owner;
+      if (lineport === portHex && Number.isInteger(owner)) listening.push({ table, address: address!, owner });
+    }
+  }
+  for (const tiers of targets) {
+    // Linux gives a connection to the socket bound to its very address, else to a wildcard one (IPv4's before a
+    // dual-stack IPv6 one): the first tier that has a socket decides. One bound beside ours (an IPv6-only wildcard
+    // next to our 127.0.0.1, found in review) takes nothing of ours, and is not counted.
+    for (const tier of tiers) {
+      const holders = listening.filter((l) => tier.some((t) => t.table === l.table && t.address === l.address));
+      if (holders.length === 0) continue;
+      return holders.find((h) => h.owner !== uid && h.owner !== 0)?.owner;
     }
   }
   return undefined;
 }
 
+type Tier = Array<{ table: 'tcp' | 'tcp6'; address: string }>;
+
 /**
- * The local addresses, as /proc/net/tcp{,6} write them, of the sockets that
- * would take a connection to `host`: the address itself, the wildcard of each
- * family (an IPv6 one takes IPv4 too unless it is IPv6-only, which the table
- * does not say), and the IPv4-mapped IPv6 form. Undefined for a host name.
+ * For each address a connection to `host` may go to, the listening addresses
+ * (as /proc/net/tcp{,6} write them) that would take it, most specific first:
+ * the address itself (and its IPv4-mapped IPv6 form), then the IPv4
+ * wildcard, then the IPv6 one (dual-stack unless IPv6-only, which the table
+ * does not say). Undefined for a host name.
  */
-function listenAddresses(host: string): { v4: Set<string>; v6: Set<string> } | undefined {
-  const v4 = new Set<string>();
-  const v6 = new Set<string>([procHex(new Array<number>(16).fill(0))]);
+function connectTargets(host: string): Tier[][] | undefined {
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   const targets = bare === 'localhost' ? ['127.0.0.1', '::1'] : [bare];
+  const any6 = procHex(new Array<number>(16).fill(0));
+  const out: Tier[][] = [];
   for (const target of targets) {
-    const four = ipv4Bytes(target === '0.0.0.0' ? '127.0.0.1' : target);
+    let six = ipv6Bytes(target === '::' ? '::1' : target);
+    const mapped = six !== undefined && six.slice(0, 12).every((b, i) => b === (i < 10 ? 0 : 0xff));
+    const four = ipv4Bytes(target === '0.0.0.0' ? '127.0.0.1' : target) ?? (mapped ? six!.slice(12) : undefined);
     if (four) {
-      v4.add(procHex(four));
-      v4.add(procHex([0, 0, 0, 0]));
-      v6.add(procHex([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...four]));
+      six = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...four];
+      out.push([
+        [
+          { table: 'tcp', address: procHex(four) },
+          { table: 'tcp6', address: procHex(six) },
+        ],
+        [{ table: 'tcp', address: procHex([0, 0, 0, 0]) }],
+        [{ table: 'tcp6', address: any6 }],
+      ]);
       continue;
     }
-    const six = ipv6Bytes(target === '::' ? '::1' : target);
     if (!six) return undefined;
-    v6.add(procHex(six));
-    const mapped = six.slice(0, 12).every((b, i) => b === (i < 10 ? 0 : 0xff));
-    if (mapped) {
-      v4.add(procHex(six.slice(12)));
-      v4.add(procHex([0, 0, 0, 0]));
-    }
+    out.push([[{ table: 'tcp6', address: procHex(six) }], [{ table: 'tcp6', address: any6 }]]);
   }
-  return { v4, v6 };
+  return out;
+}
+
+/**
+ * Whether `host` names this machine: a loopback or unspecified address, or one
+ * of its interfaces'. A request to another machine's address is not looked up
+ * (found in review: another user's wildcard listener on the same port number
+ * refused a request to a remote calendar backend).
+ */
+function onThisMachine(host: string, local: readonly string[] | undefined): boolean {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (bare === 'localhost' || bare === '0.0.0.0' || bare === '::' || bare === '::1' || /^127\./.test(bare) || /^::ffff:127\./i.test(bare)) return true;
+  const addresses = local ?? Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+  const six = ipv6Bytes(bare);
+  return addresses.some((a) => a === bare || (six !== undefined && ipv6Bytes(a)?.every((b, i) => b === six[i]) === true));
 }
 
 /** An address as the kernel prints it there: each 32-bit word in the machine's byte order, in hex. */

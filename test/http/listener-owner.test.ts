@@ -46,6 +46,25 @@ describe.skipIf(endianness() !== 'LE')('the owner of the listening socket', () =
     expect(foreignOwner(sixLoopback, '127.0.0.1', 8781, ME)).toBeUndefined(); // ::1 does not take IPv4
   });
 
+  // Found in review: another user's IPv6-only wildcard beside our 127.0.0.1 listener (Linux allows both) takes no
+  // connection of ours, yet it refused every command while the servers ran.
+  it('lets the most specific listener decide: the address itself, then the IPv4 wildcard, then the IPv6 one', () => {
+    const any6 = '00000000000000000000000000000000:224D';
+    expect(foreignOwner(tables([v4(LOOPBACK_8781, '0A', ME)], [v6(any6, '0A', OTHER)]), '127.0.0.1', 8781, ME)).toBeUndefined();
+    expect(foreignOwner(tables([v4(LOOPBACK_8781, '0A', ME), v4('00000000:224D', '0A', OTHER)]), '127.0.0.1', 8781, ME)).toBeUndefined();
+    expect(foreignOwner(tables([v4('00000000:224D', '0A', ME)], [v6(any6, '0A', OTHER)]), '127.0.0.1', 8781, ME)).toBeUndefined();
+    expect(foreignOwner(tables([v4('00000000:224D', '0A', OTHER)], [v6(any6, '0A', ME)]), '127.0.0.1', 8781, ME)).toBe(OTHER);
+    expect(foreignOwner(tables([], [v6('00000000000000000000000001000000:224D', '0A', ME), v6(any6, '0A', OTHER)]), '[::1]', 8781, ME)).toBeUndefined();
+  });
+
+  // Found in review: a request to another machine's address was refused for another user's wildcard listener here.
+  it('looks only at addresses of this machine', () => {
+    const held = tables([v4('00000000:224D', '0A', OTHER)]);
+    expect(() => refuseForeignListener('http://192.0.2.10:8781/', { tables: held, uid: ME, localAddresses: ['10.1.2.3'] })).not.toThrow();
+    expect(() => refuseForeignListener('http://192.0.2.10:8781/', { tables: held, uid: ME, localAddresses: ['192.0.2.10'] })).toThrow(ForeignListenerError);
+    expect(() => refuseForeignListener('http://127.0.0.2:8781/', { tables: held, uid: ME, localAddresses: [] })).toThrow(ForeignListenerError);
+  });
+
   it('does not guess at other host names', () => {
     expect(foreignOwner(tables([v4('00000000:224D', '0A', OTHER)]), 'calendar.example', 8781, ME)).toBeUndefined();
   });
@@ -56,5 +75,36 @@ describe.skipIf(endianness() !== 'LE')('the owner of the listening socket', () =
     expect(() => refuseForeignListener('http://127.0.0.1:8781/mcp', { tables: held, uid: ME })).toThrow(`Port 8781 on 127.0.0.1 is held by a program of another user of this machine (uid ${OTHER})`);
     expect(() => refuseForeignListener('https://127.0.0.1:8781/mcp', { tables: held, uid: ME })).not.toThrow();
     expect(() => refuseForeignListener('http://127.0.0.1:8781/mcp', { tables: held, uid: OTHER })).not.toThrow();
+  });
+});
+
+// The same with real sockets: ours on 127.0.0.1, another user's (nobody's) IPv6-only wildcard on the same port.
+describe.skipIf(process.getuid?.() !== 0 || process.platform !== 'linux')('real listeners', () => {
+  it('passes our 127.0.0.1 listener beside another user’s IPv6-only wildcard, and refuses that user’s own 127.0.0.1 one', async () => {
+    const { createServer } = await import('node:net');
+    const { spawn } = await import('node:child_process');
+    const ours = createServer();
+    await new Promise<void>((resolve) => ours.listen(0, '127.0.0.1', resolve));
+    const port = (ours.address() as { port: number }).port;
+    const listen = (host: string, v6only: boolean, p: number) => {
+      const child = spawn(process.execPath, ['-e', `require('net').createServer().listen({ port: ${p}, host: '${host}', ipv6Only: ${v6only} }, () => console.log('up'))`], { uid: 65534, gid: 65534, cwd: '/' });
+      return new Promise<typeof child>((resolve, reject) => {
+        child.stdout!.once('data', () => resolve(child));
+        child.once('exit', (code) => reject(new Error(`listener exited ${code}`)));
+      });
+    };
+    const beside = await listen('::', true, port);
+    try {
+      expect(() => refuseForeignListener(`http://127.0.0.1:${port}/`, { now: Date.now() + 60_000 })).not.toThrow();
+    } finally {
+      beside.kill('SIGKILL');
+      await new Promise((resolve) => ours.close(resolve));
+    }
+    const theirs = await listen('127.0.0.1', false, port);
+    try {
+      expect(() => refuseForeignListener(`http://127.0.0.1:${port}/`, { now: Date.now() + 120_000 })).toThrow(ForeignListenerError);
+    } finally {
+      theirs.kill('SIGKILL');
+    }
   });
 });
