@@ -3,7 +3,7 @@
 // 0600/0700, atomic replacement (temp file, fsync, rename, fsync of the
 // directory) and exclusive creation (a file appears whole or not at all).
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export const PRIVATE_DIR_MODE = 0o700;
@@ -80,6 +80,7 @@ export interface ReservedReplacement {
 export async function reservePrivateFileReplacement(path: string, bytes: number): Promise<ReservedReplacement> {
   const dir = dirname(path);
   await ensurePrivateDir(dir);
+  await removeAbandonedTemps(path);
   const temp = tempPathFor(path);
   const handle = await open(temp, 'wx', PRIVATE_FILE_MODE);
   let held = true;
@@ -158,6 +159,41 @@ export function isErrno(error: unknown, code: string): boolean {
 
 function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** A temp file older than this whose process is gone was left by a command that was killed (a reservation lives for one refresh, at most 30 s). */
+const ABANDONED_TEMP_MS = 5 * 60_000;
+
+/**
+ * Removes the temp files of `path` (tempPathFor's names) that a killed
+ * command left: its process is gone and the file is older than
+ * ABANDONED_TEMP_MS. Found in review: Ctrl-C during a refresh left the
+ * room reserved for the token cache behind for good, one more each time.
+ */
+export async function removeAbandonedTemps(path: string, now = Date.now(), isAlive: (pid: number) => boolean = processIsAlive): Promise<void> {
+  const prefix = `.${basename(path)}.`;
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = name.startsWith(prefix) ? /^(\d+)\.[0-9a-f]{12}\.tmp$/.exec(name.slice(prefix.length))?.[1] : undefined;
+    if (pid === undefined || Number(pid) === process.pid || isAlive(Number(pid))) continue;
+    const file = join(dirname(path), name);
+    const info = await stat(file).catch(() => undefined);
+    if (info && now - info.mtimeMs > ABANDONED_TEMP_MS) await unlink(file).catch(() => undefined);
+  }
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return !isErrno(error, 'ESRCH'); // EPERM: alive, someone else's
+  }
 }
 
 /** Makes a rename or link durable. Some file systems refuse fsync on a directory; that is not an error here. */

@@ -144,6 +144,30 @@ describe('TokenCache', () => {
     expect(await readdir(home)).toEqual(['tokens.json']);
   });
 
+  // Found in review: Ctrl-C during a refresh (a command killed while it held room for the cache) left its temp file for good.
+  it('removes the room a killed command left (its process gone, the file over 5 minutes old), and nothing else', async () => {
+    const cache = new TokenCache({ files: files(), now });
+    await cache.update((data) => setTokens(data, 'r', tokens()));
+    const gone = await new Promise<number>((resolve) => {
+      const child = spawn(process.execPath, ['-e', '0']);
+      child.on('exit', () => resolve(child.pid!));
+    });
+    const leftover = (pid: number, hex: string) => join(home, `.tokens.json.${pid}.${hex}.tmp`);
+    const old = new Date(Date.now() - 10 * 60_000);
+    const { utimes } = await import('node:fs/promises');
+    for (const [path, mtime] of [
+      [leftover(gone, 'aaaaaaaaaaaa'), old], // killed, long ago: removed
+      [leftover(gone, 'bbbbbbbbbbbb'), new Date()], // killed a moment ago (or still finishing on a slow disk): kept
+      [leftover(1, 'cccccccccccc'), old], // its process is alive: kept
+    ] as const) {
+      await writeFile(path, ' '.repeat(100), { mode: 0o600 });
+      await utimes(path, mtime, mtime);
+    }
+    await writeFile(join(home, 'unrelated.tmp'), 'x');
+    await cache.withLock(async (txn) => void (await txn.reserve(await txn.read())));
+    expect((await readdir(home)).sort()).toEqual([`.tokens.json.${gone}.bbbbbbbbbbbb.tmp`, '.tokens.json.1.cccccccccccc.tmp', 'tokens.json', 'unrelated.tmp'].sort());
+  });
+
   it('loses no change when many writers update at once', async () => {
     const caches = Array.from({ length: 8 }, () => new TokenCache({ files: files(), now }));
     await Promise.all(caches.map((cache, i) => cache.update((data) => setTokens(data, `r${i}`, tokens({ access_token: `at-${i}` })))));
