@@ -15,6 +15,8 @@ export interface IssuedPair {
   accessRecord: IssuedTokenRecord;
   /** Null when the client did not register the refresh_token grant. */
   refresh: { token: string; record: RefreshTokenRecord } | null;
+  /** When the delegation (the grant) ends, epoch ms: the refresh token may end sooner. */
+  delegationEndsAt: number;
 }
 
 /**
@@ -44,6 +46,7 @@ export async function mintUserTokens(ctx: AuthContext, grant: GrantRecord, famil
   const refreshToken = REFRESH_TOKEN_PREFIX + randomSecret();
   return {
     access,
+    delegationEndsAt: grant.expiresAt,
     accessRecord: {
       jti: access.claims.jti,
       grantId: grant.id,
@@ -87,8 +90,11 @@ export function tokenResponse(ctx: AuthContext, pair: IssuedPair): Record<string
     ...(pair.refresh
       ? {
           refresh_token: pair.refresh.token,
-          // Not in RFC 6749, but widely understood: when the delegation itself ends.
+          // Not in RFC 6749, but widely understood: when this refresh token ends (it may end before the delegation).
           refresh_token_expires_in: Math.max(0, Math.floor(pair.refresh.record.expiresAt / 1000) - nowSec),
+          // delegate's own: when the delegation (the grant) ends, unless revoked. Found in review: the CLI showed the
+          // refresh token's 30 days as the delegation's end, hiding a 90-day grant approved in the owner's name.
+          delegation_expires_in: Math.max(0, Math.floor(pair.delegationEndsAt / 1000) - nowSec),
         }
       : {}),
     scope: pair.access.claims.scope,

@@ -3,6 +3,7 @@
 import { formatSlotHuman } from '../calendar/format.js';
 import type { AuthorizationSummary, Slot } from '../client/session.js';
 import { SCOPE_DESCRIPTIONS } from '../delegation/scopes.js';
+import { printable } from '../terminal-text.js';
 
 /** Exactly {"start","end","timeZone"}: the --json contract scripts rely on. */
 export function slotJson(slot: Slot): string {
@@ -42,9 +43,17 @@ export function authorizationLines(summary: AuthorizationSummary, timeZone: stri
     const actions = (detail.actions ?? []).map((a) => `${SCOPE_DESCRIPTIONS[a] ?? a} [${a}]`).join('; ');
     const where = (detail.locations ?? []).join(', ');
     if (actions) lines.push(`  - through it${where ? `, at ${where}` : ''}: ${actions}`);
+    // The limits approved on the consent page, so that the person sees what was granted in their name.
+    const calendars = Array.isArray(detail.calendars) ? detail.calendars.filter((c): c is string => typeof c === 'string') : undefined;
+    const limits = [
+      calendars ? `only the calendars ${calendars.map((c) => printable(c)).join(', ')}` : undefined,
+      typeof detail.lookahead_days === 'number' ? `at most ${detail.lookahead_days} days ahead` : undefined,
+    ].filter((l): l is string => l !== undefined);
+    if (actions && limits.length > 0) lines.push(`    ${limits.join('; ')}`);
   }
   if (summary.delegationEndsAt !== undefined) {
     lines.push(`Until ${instantLine(summary.delegationEndsAt, timeZone)}, unless you revoke it.`);
+    if (summary.signInEndsAt !== undefined) lines.push(`This sign-in lasts until ${instantLine(summary.signInEndsAt, timeZone)}; run \`delegate login\` again after that.`);
   } else if (summary.expiresAt !== undefined) {
     lines.push(`The access token is valid until ${instantLine(summary.expiresAt, timeZone)}${summary.renewable ? ' and renews itself after that' : ''}.`);
   }

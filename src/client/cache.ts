@@ -33,6 +33,8 @@ export interface StoredTokens {
   obtained_at: number;
   /** When the refresh token, and so the delegation, ends (epoch ms), if the server said (`refresh_token_expires_in`). */
   refresh_expires_at?: number;
+  /** When the delegation itself ends (epoch ms), unless revoked, if the server said (`delegation_expires_in`); the refresh token may end sooner. */
+  delegation_expires_at?: number;
   /** What the delegation covers downstream (RFC 9396), if the server said. */
   authorization_details?: AuthorizationDetail[];
 }

@@ -14,7 +14,7 @@ import { isErrno } from './private-files.js';
 import { refreshCachedTokens } from './refresh.js';
 import { resendingFetch } from './servers-gone.js';
 import { revokeStoredTokens } from './revocation.js';
-import { ensureDelegation, setAsideDamagedCache, type SessionOptions } from './session.js';
+import { ensureDelegation, setAsideDamagedCache, signInEnd, type SessionOptions } from './session.js';
 
 /** A token printed for a script should outlive the script's first requests. */
 export const TOKEN_MIN_REMAINING_MS = 120_000;
@@ -82,8 +82,10 @@ export interface StoredDelegation {
   scopes: string[];
   /** Access token expiry (epoch ms); refreshed without the user while the delegation lasts. */
   expiresAt: number | undefined;
-  /** When the delegation ends (epoch ms), if the server said. */
+  /** When the delegation ends (epoch ms), unless revoked, if the server said. */
   delegationEndsAt: number | undefined;
+  /** When this sign-in ends (the refresh token's expiry), when that is before the delegation's end. */
+  signInEndsAt?: number;
   /** Whether an expired access token can be renewed without the user: a refresh token is stored and the delegation has not ended. */
   renewable: boolean;
   /** Whether the delegation can still be used: the access token is valid, or it can be renewed. */
@@ -113,7 +115,8 @@ export async function storedDelegations(files: { tokenCache: string; tokenLock: 
         grantId: typeof claims.grant_id === 'string' ? claims.grant_id : undefined,
         scopes: (tokens.scope ?? (typeof claims.scope === 'string' ? claims.scope : '')).split(' ').filter(Boolean),
         expiresAt: tokens.expires_at,
-        delegationEndsAt: tokens.refresh_expires_at,
+        delegationEndsAt: tokens.delegation_expires_at ?? tokens.refresh_expires_at,
+        ...signInEnd(tokens),
         renewable,
         usable: accessValid || renewable,
         authorizationDetails: tokens.authorization_details ?? [],

@@ -181,6 +181,7 @@ async function saveTokens(
     { issuer: at.issuer, resource: at.sentResource, now: at.now },
     {
       ...(typeof body.refresh_token_expires_in === 'number' ? { refreshExpiresAt: at.now + body.refresh_token_expires_in * 1000 } : {}),
+      ...(typeof body.delegation_expires_in === 'number' ? { delegationExpiresAt: at.now + body.delegation_expires_in * 1000 } : {}),
       ...(Array.isArray(body.authorization_details) ? { authorizationDetails: body.authorization_details as never } : {}),
     },
   );

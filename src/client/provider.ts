@@ -292,6 +292,7 @@ export function storedTokensFrom(
   if (tokens.scope !== undefined) entry.scope = tokens.scope;
   if (tokens.expires_in !== undefined && Number.isFinite(tokens.expires_in)) entry.expires_at = at.now + tokens.expires_in * 1000;
   if (extras.refreshExpiresAt !== undefined) entry.refresh_expires_at = extras.refreshExpiresAt;
+  if (extras.delegationExpiresAt !== undefined) entry.delegation_expires_at = extras.delegationExpiresAt;
   if (extras.authorizationDetails !== undefined) entry.authorization_details = extras.authorizationDetails;
   return entry;
 }

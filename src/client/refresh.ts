@@ -121,6 +121,7 @@ export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTo
     const extras = notes.take(response.access_token);
     const fresh = storedTokensFrom({ ...response, issuer }, { issuer, resource: current.resource, now: now() }, {
       refreshExpiresAt: extras.refreshExpiresAt ?? current.refresh_expires_at,
+      delegationExpiresAt: extras.delegationExpiresAt ?? current.delegation_expires_at,
       authorizationDetails: extras.authorizationDetails ?? current.authorization_details,
     });
     const replaced = tokensFor(data, issuer, resource)!;

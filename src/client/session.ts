@@ -125,8 +125,10 @@ export interface AuthorizationSummary {
   scopes: string[];
   /** When the access token expires (epoch ms); it is refreshed without the user after that. */
   expiresAt: number | undefined;
-  /** When the delegation ends (the refresh token's expiry), if the server said. */
+  /** When the delegation ends, unless revoked (the grant's end; else the refresh token's expiry), if the server said. */
   delegationEndsAt: number | undefined;
+  /** When this sign-in ends (the refresh token's expiry), when that is before the delegation's end: sign in again after it. */
+  signInEndsAt?: number;
   /** Whether a refresh token came with it. */
   renewable: boolean;
   /** What the delegation lets the agent do downstream (RFC 9396), if the server said. */
@@ -192,7 +194,8 @@ async function authorizationSummary(options: SessionOptions): Promise<Authorizat
     issuer,
     scopes: (tokens.scope ?? '').split(' ').filter(Boolean),
     expiresAt: tokens.expires_at,
-    delegationEndsAt: tokens.refresh_expires_at,
+    delegationEndsAt: tokens.delegation_expires_at ?? tokens.refresh_expires_at,
+    ...signInEnd(tokens),
     renewable: tokens.refresh_token !== undefined,
     authorizationDetails: tokens.authorization_details ?? [],
   };
@@ -435,4 +438,10 @@ function oneLine(text: string): string {
  */
 export async function ensureDelegation(options: SessionOptions): Promise<void> {
   await withAgent(options, 'use-cache', async () => undefined);
+}
+
+/** The refresh token's end, when the delegation lasts longer than it (a new sign-in is needed then, not a new consent). */
+export function signInEnd(tokens: { refresh_expires_at?: number; delegation_expires_at?: number }): { signInEndsAt?: number } {
+  const { refresh_expires_at: refresh, delegation_expires_at: delegation } = tokens;
+  return refresh !== undefined && delegation !== undefined && refresh < delegation ? { signInEndsAt: refresh } : {};
 }

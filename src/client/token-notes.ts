@@ -8,8 +8,10 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
 
 export interface TokenResponseExtras {
-  /** When the refresh token, and with it the delegation, ends (epoch ms). */
+  /** When the refresh token ends (epoch ms): a new sign-in is needed after it. */
   refreshExpiresAt?: number;
+  /** When the delegation itself ends (epoch ms), unless revoked: delegate's `delegation_expires_in`. */
+  delegationExpiresAt?: number;
   authorizationDetails?: AuthorizationDetail[];
 }
 
@@ -42,11 +44,14 @@ export class TokenResponseNotes {
       return;
     }
     if (typeof body !== 'object' || body === null) return;
-    const { access_token, refresh_token_expires_in, authorization_details } = body as Record<string, unknown>;
+    const { access_token, refresh_token_expires_in, delegation_expires_in, authorization_details } = body as Record<string, unknown>;
     if (typeof access_token !== 'string') return;
     const extras: TokenResponseExtras = {};
     if (typeof refresh_token_expires_in === 'number' && Number.isFinite(refresh_token_expires_in)) {
       extras.refreshExpiresAt = this.now() + refresh_token_expires_in * 1000;
+    }
+    if (typeof delegation_expires_in === 'number' && Number.isFinite(delegation_expires_in)) {
+      extras.delegationExpiresAt = this.now() + delegation_expires_in * 1000;
     }
     if (Array.isArray(authorization_details)) extras.authorizationDetails = authorization_details as AuthorizationDetail[];
     this.byAccessToken.set(access_token, extras);

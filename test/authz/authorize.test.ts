@@ -426,6 +426,28 @@ describe('the limits the user sets on the consent page', () => {
     expect(Number(token.body.refresh_token_expires_in)).toBeLessThanOrEqual(86_400);
   });
 
+  // Found in review: the token response said when the refresh token ends (30 days), which the CLI showed as the end of a
+  // 90-day delegation approved in the owner's name. delegation_expires_in says when the grant itself ends.
+  it('say, in the token response, when the delegation ends as well as when the refresh token does', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const { verifier, challenge: ch } = pkcePair();
+    const browser = new Browser();
+    const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'n', challenge: ch });
+    const page = await signInAndOpenConsent(browser, authz.issuer, authz.ownerJwk, href);
+    const res = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), expires_days: '90', decision: 'approve' });
+    expect(res.status).toBe(303);
+    const token = await postForm(`${authz.issuer}/token`, { grant_type: 'authorization_code', code: callbackParams(res.location!).get('code')!, code_verifier: verifier, redirect_uri: REDIRECT, client_id: client });
+    expect(token.status).toBe(200);
+    const grant = await authz.store.grantById(String(decodeJwt(String(token.body.access_token)).grant_id));
+    const grantLeft = Math.floor(grant!.expiresAt / 1000) - Math.floor(Date.now() / 1000);
+    expect(Number(token.body.delegation_expires_in)).toBeGreaterThanOrEqual(grantLeft - 5);
+    expect(Number(token.body.delegation_expires_in)).toBeLessThanOrEqual(grantLeft);
+    expect(grantLeft).toBeGreaterThan(89 * 86_400);
+    expect(Number(token.body.refresh_token_expires_in)).toBeLessThanOrEqual(30 * 86_400);
+    const refreshed = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(token.body.refresh_token), client_id: client });
+    expect(Number(refreshed.body.delegation_expires_in)).toBeGreaterThan(89 * 86_400);
+  });
+
   it('cannot be widened by a crafted form', async () => {
     const patches: Array<Record<string, string | string[]>> = [{ lookahead_days: '9999' }, { expires_days: '3650' }, { max_depth: '5' }, { calendars: ['demo', 'secret'] }, { calendars: [] }];
     for (const patch of patches) {

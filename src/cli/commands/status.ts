@@ -77,6 +77,9 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
           : `  access token      expired at ${instantLine(d.expiresAt, zone)}${d.renewable ? '; renewed without you on next use' : ended ? '' : signInAgain}`,
       );
     }
+    if (d.signInEndsAt !== undefined && !ended) {
+      lines.push(`  sign-in           ${d.signInEndsAt > now ? `until ${instantLine(d.signInEndsAt, zone)}` : `ended ${instantLine(d.signInEndsAt, zone)}${signInAgain}`}`);
+    }
     if (d.delegationEndsAt !== undefined) {
       lines.push(`  delegation        ${ended ? `ended ${instantLine(d.delegationEndsAt, zone)}${signInAgain}` : `until ${instantLine(d.delegationEndsAt, zone)}, unless revoked`}`);
     }
@@ -101,6 +104,7 @@ function jsonView(d: StoredDelegation, now: number) {
     accessTokenExpiresAt: iso(d.expiresAt) ?? null,
     accessTokenValid: d.expiresAt === undefined || d.expiresAt > now,
     delegationEndsAt: iso(d.delegationEndsAt) ?? null,
+    signInEndsAt: iso(d.signInEndsAt) ?? null,
     renewable: d.renewable,
     usable: d.usable,
     authorizationDetails: d.authorizationDetails,
