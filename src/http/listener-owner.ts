@@ -44,6 +44,7 @@ export interface SocketTables {
   tcp6: string;
 }
 
+/** The tables of this machine, each read when first asked for; undefined without /proc/net. */
 function procTables(): SocketTables | undefined {
   const read = (path: string) => {
     try {
@@ -53,9 +54,14 @@ function procTables(): SocketTables | undefined {
     }
   };
   const tcp = read('/proc/net/tcp');
-  const tcp6 = read('/proc/net/tcp6');
-  if (tcp === undefined && tcp6 === undefined) return undefined;
-  return { tcp: tcp ?? '', tcp6: tcp6 ?? '' };
+  if (tcp === undefined) return undefined;
+  let tcp6: string | undefined;
+  return {
+    tcp,
+    get tcp6() {
+      return (tcp6 ??= read('/proc/net/tcp6') ?? '');
+    },
+  };
 }
 
 const checkedUntil = new Map<string, number>();
@@ -93,23 +99,33 @@ export function foreignOwner(tables: SocketTables, host: string, port: number, u
   const targets = connectTargets(host);
   if (targets === undefined) return undefined;
   const portHex = port.toString(16).toUpperCase().padStart(4, '0');
-  const listening: Array<{ table: 'tcp' | 'tcp6'; address: string; owner: number }> = [];
-  for (const table of ['tcp', 'tcp6'] as const) {
-    for (const line of tables[table].split('\n')) {
-      // "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid …"
-      const fields = line.trim().split(/\s+/);
-      if (fields.length < 8 || fields[3] !== TCP_LISTEN) continue;
-      const [address, lineport] = fields[1]!.split(':');
-      const owner = Number(fields[7]);
-      if (lineport === portHex && Number.isInteger(owner)) listening.push({ table, address: address!, owner });
+  // Each table is read only when a tier needs it (each read costs about a millisecond, on find-slot's fast path).
+  const parsed = new Map<'tcp' | 'tcp6', Array<{ address: string; owner: number }>>();
+  const listening = (table: 'tcp' | 'tcp6') => {
+    let rows = parsed.get(table);
+    if (!rows) {
+      rows = [];
+      for (const line of tables[table].split('\n')) {
+        // "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid …"
+        const fields = line.trim().split(/\s+/);
+        if (fields.length < 8 || fields[3] !== TCP_LISTEN) continue;
+        const [address, lineport] = fields[1]!.split(':');
+        const owner = Number(fields[7]);
+        if (lineport === portHex && Number.isInteger(owner)) rows.push({ address: address!, owner });
+      }
+      parsed.set(table, rows);
     }
-  }
+    return rows;
+  };
   for (const tiers of targets) {
     // Linux gives a connection to the socket bound to its very address, else to a wildcard one (IPv4's before a
     // dual-stack IPv6 one): the first tier that has a socket decides. One bound beside ours (an IPv6-only wildcard
-    // next to our 127.0.0.1, found in review) takes nothing of ours, and is not counted.
+    // next to our 127.0.0.1, found in review) takes nothing of ours, and is not counted. A socket bound to an IPv4
+    // address and one bound to its IPv4-mapped IPv6 form cannot both hold a port, so an IPv4 one found settles it.
     for (const tier of tiers) {
-      const holders = listening.filter((l) => tier.some((t) => t.table === l.table && t.address === l.address));
+      const first = tier[0]!;
+      const exact = listening(first.table).filter((l) => l.address === first.address);
+      const holders = exact.length > 0 ? exact : tier.slice(1).flatMap((t) => listening(t.table).filter((l) => l.address === t.address));
       if (holders.length === 0) continue;
       return holders.find((h) => h.owner !== uid && h.owner !== 0)?.owner;
     }
