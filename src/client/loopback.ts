@@ -8,13 +8,26 @@
 // When the browser ran on another computer, the address it ended on can be
 // pasted instead (submit), and is judged the same way. A fixed port can be
 // asked for, to forward it with `ssh -L`.
+//
+// For the local owner's sign-in it also serves START_PATH, the address the
+// CLI prints and opens: it sends the browser on to the owner's sign-in link,
+// made afresh for each visit. That link is a bearer credential, and so is the
+// request's `state`; an address given to `xdg-open` and the browser is on
+// their command lines, which every user of the machine can read
+// (/proc/<pid>/cmdline). So only /start goes there, and on Linux every
+// request is answered only when the connecting socket belongs to this user
+// (or root): /proc/net/tcp names its owner (peerStanding). Another user's
+// request gets a bare 403 and changes nothing, whatever `state` it carries.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
+import { peerStanding } from '../http/listener-owner.js';
 import { ClientError, loginTimedOut } from './errors.js';
 import type { AuthorizationRequestContext } from './provider.js';
 
 export const CALLBACK_PATH = '/callback';
+/** Where the browser starts the local owner's sign-in: sent on to the owner's link (see above). */
+export const START_PATH = '/start';
 export const LOOPBACK_HOST = '127.0.0.1';
 
 export interface LoopbackOptions {
@@ -27,8 +40,13 @@ export interface LoopbackOptions {
 export interface LoopbackListener {
   /** http://127.0.0.1:<port>/callback */
   readonly redirectUrl: string;
-  /** What the callback must carry; set just before the browser is sent to the authorization URL. */
-  expect(context: AuthorizationRequestContext): void;
+  /** http://127.0.0.1:<port>/start: no secret in it, so it may be printed and opened. */
+  readonly startUrl: string;
+  /**
+   * What the callback must carry; set just before the browser is sent to the authorization URL.
+   * `startLink`, when given, makes the link /start sends this user's browser on to (the owner's sign-in link).
+   */
+  expect(context: AuthorizationRequestContext, startLink?: () => Promise<string>): void;
   /** The authorization code of the one valid callback, or a ClientError saying what went wrong. */
   waitForCode(): Promise<string>;
   /**
@@ -45,6 +63,7 @@ type Outcome = { ok: true; code: string } | { ok: false; error: ClientError };
 /** Starts listening; the returned listener is already bound. */
 export async function startLoopbackListener(options: LoopbackOptions): Promise<LoopbackListener> {
   let expected: AuthorizationRequestContext | undefined;
+  let startLink: (() => Promise<string>) | undefined;
   let outcome: Outcome | undefined;
   let settle: ((outcome: Outcome) => void) | undefined;
   const settled = new Promise<Outcome>((resolve) => {
@@ -59,6 +78,18 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
   };
 
   const server = createServer((req, res) => {
+    // Another user's program: nothing it sends is looked at, and nothing of it is repeated.
+    if (peerStanding(req.socket) === 'theirs') return reply(res, 403, 'Forbidden.');
+    if (isStart(req, port)) {
+      if (!startLink || outcome !== undefined) return reply(res, 400, 'This sign-in is not waiting for a response. You can close this window.');
+      return void startLink().then(
+        (link) => {
+          res.writeHead(302, { location: link, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', connection: 'close' });
+          res.end();
+        },
+        () => reply(res, 500, 'The sign-in link could not be made; see the terminal.'),
+      );
+    }
     const result = judgeCallback(req, port, expected, outcome !== undefined);
     if (result === 'not-found') return reply(res, 404, 'Not found.');
     if (result === 'ignored') return reply(res, 400, 'This sign-in is not waiting for a response. You can close this window.');
@@ -101,8 +132,10 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
 
   return {
     redirectUrl: `http://${LOOPBACK_HOST}:${port}${CALLBACK_PATH}`,
-    expect(context) {
+    startUrl: `http://${LOOPBACK_HOST}:${port}${START_PATH}`,
+    expect(context, link) {
       expected = context;
+      startLink = link;
     },
     async waitForCode() {
       let timer: NodeJS.Timeout | undefined;
@@ -151,6 +184,11 @@ const NOT_THIS_SIGN_IN = 'This response does not belong to the sign-in waiting h
  * `iss` (RFC 9207 §2.4: stop on a mix-up before using anything else), then
  * the error or the code.
  */
+function isStart(req: IncomingMessage, port: number): boolean {
+  if (req.method !== 'GET' || req.headers.host !== `${LOOPBACK_HOST}:${port}`) return false;
+  return new URL(req.url ?? '/', `http://${LOOPBACK_HOST}:${port}`).pathname === START_PATH;
+}
+
 function judgeCallback(
   req: IncomingMessage,
   port: number,
@@ -180,8 +218,10 @@ function judgeParams(params: URLSearchParams, expected: AuthorizationRequestCont
   const error = params.get('error');
   if (error !== null) {
     const description = params.get('error_description');
-    if (error === 'access_denied') return fail('ACCESS_DENIED', `Access was denied${description ? `: ${description}` : '.'}`);
-    return fail('AUTHORIZATION_FAILED', `The authorization server answered ${error}${description ? `: ${description}` : '.'}`);
+    // The server's own words, quoted as theirs: never to read as delegate's instruction.
+    const said = description ? ` (${JSON.stringify(bounded(description))})` : '';
+    if (error === 'access_denied') return fail('ACCESS_DENIED', `Access was denied. The authorization server answered access_denied${said}.`);
+    return fail('AUTHORIZATION_FAILED', `The authorization server answered ${bounded(error)}${said}.`);
   }
   const code = params.get('code');
   if (!code) return fail('AUTHORIZATION_FAILED', 'The response carries neither a code nor an error.');
@@ -212,6 +252,12 @@ function reply(res: ServerResponse, status: number, text: string): void {
 
 /** Text from the query string, shown in a terminal and a page: no control characters, bounded length. */
 function printable(text: string): string {
-  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
-  return clean.length > 300 ? `${clean.slice(0, 300)}…` : clean;
+  // Control characters, and the format characters that reorder or hide text on a screen.
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/g, ' ');
+  return clean.length > 600 ? `${clean.slice(0, 600)}…` : clean;
+}
+
+function bounded(text: string): string {
+  const clean = printable(text);
+  return clean.length > 200 ? `${clean.slice(0, 200)}…` : clean;
 }

@@ -1,8 +1,8 @@
 // The slow path of a session: sign in through the browser. The loopback
 // listener is bound first; the SDK's auth() with our provider discovers the
 // authorization server from the agent's 401, registers if needed and builds
-// the authorization URL; the user gets the owner's sign-in link (or the plain
-// URL), approves, and the browser brings the code back to the listener;
+// the authorization URL; the user gets the listener's /start, which sends
+// their browser on to the owner's sign-in link (or the plain URL), approves, and the browser brings the code back to the listener;
 // finishAuth() redeems it and a new connection uses the new token. When the
 // browser ran on another computer, the address it ended on may be pasted
 // instead (readPastedRedirect), raced against the listener. Loaded
@@ -17,7 +17,7 @@ import type { TokenCache } from './cache.js';
 import { connectAndUse } from './connect.js';
 import { ClientError, wrongAccount } from './errors.js';
 import { startLoopbackListener, type LoopbackListener } from './loopback.js';
-import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
+import { loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
 import { retireTokensFromOtherIssuers } from './revocation.js';
 import type { SessionOptions } from './session.js';
@@ -72,9 +72,17 @@ export async function signInAndUse<T>(
         if (++asked > 1) {
           throw new ClientError('AUTHORIZATION_FAILED', 'CalendarAgent refused the token the authorization server has just issued.');
         }
-        listener.expect(context);
         ownerLink = ownerLoginApplies(context.issuer, url);
-        await options.presentLoginUrl(await loginLinkFor({ authorizationUrl: url, issuer: context.issuer, ownerKeyPath: options.files.ownerKey, now: options.now }));
+        if (ownerLink) {
+          // The owner's link is a bearer credential: it never goes on a command line (xdg-open's, the browser's),
+          // which any user can read. The listener's /start, which answers only this user, sends the browser on to it.
+          await loadOrCreateOwnerKey(options.files.ownerKey); // a key problem shows now, not in the browser
+          listener.expect(context, () => loginLinkFor({ authorizationUrl: url, issuer: context.issuer, ownerKeyPath: options.files.ownerKey, now: options.now }));
+          await options.presentLoginUrl(listener.startUrl);
+        } else {
+          listener.expect(context);
+          await options.presentLoginUrl(url.href);
+        }
         if (options.readPastedRedirect) void readPasted(options, listener, stopReading.signal);
       },
     });

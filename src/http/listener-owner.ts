@@ -240,3 +240,73 @@ export function guardProcessFetch(): void {
     return original(input, init);
   };
 }
+
+/** The two ends of an accepted connection, as node:net's Socket names them. */
+export interface ConnectionEnds {
+  localAddress?: string | undefined;
+  localPort?: number | undefined;
+  remoteAddress?: string | undefined;
+  remotePort?: number | undefined;
+}
+
+const TCP_TIME_WAIT = '06';
+
+/**
+ * The uid that owns the other end of an accepted connection from this
+ * machine: the connecting socket's line in /proc/net/tcp (or tcp6, for an
+ * IPv6 or IPv4-mapped one), the one whose local address is the peer's
+ * address and port and whose remote address is ours. Any state but
+ * TIME_WAIT (whose line says uid 0 for every socket): a peer that has sent
+ * its request and half-closed is still its owner's. Undefined when the
+ * tables cannot be read (not Linux) or hold no such line.
+ */
+export function peerUid(socket: ConnectionEnds, options: { tables?: SocketTables } = {}): number | undefined {
+  const tables = options.tables ?? (process.platform === 'linux' ? procTables() : undefined);
+  if (tables === undefined) return undefined;
+  return peerUidIn(tables, socket);
+}
+
+/**
+ * Whether the other end of an accepted connection may act for this
+ * process's user: 'ours' (this uid or root's), 'theirs' (another user's, or
+ * not found while the tables can be read: nothing proves it is ours), or
+ * 'unknown' (no tables to read: elsewhere than Linux).
+ */
+export function peerStanding(socket: ConnectionEnds, options: { tables?: SocketTables; uid?: number } = {}): 'ours' | 'theirs' | 'unknown' {
+  const uid = options.uid ?? process.getuid?.();
+  const tables = options.tables ?? (process.platform === 'linux' ? procTables() : undefined);
+  if (uid === undefined || tables === undefined) return 'unknown';
+  const owner = peerUidIn(tables, socket);
+  return owner !== undefined && (owner === uid || owner === 0) ? 'ours' : 'theirs';
+}
+
+function peerUidIn(tables: SocketTables, socket: ConnectionEnds): number | undefined {
+  const { localAddress, localPort, remoteAddress, remotePort } = socket;
+  if (localAddress === undefined || remoteAddress === undefined || localPort === undefined || remotePort === undefined) return undefined;
+  const hexPort = (port: number) => port.toString(16).toUpperCase().padStart(4, '0');
+  const forms = (address: string): { tcp?: string; tcp6?: string } | undefined => {
+    const four = ipv4Bytes(address);
+    const six = ipv6Bytes(address);
+    const mapped = six !== undefined && six.slice(0, 12).every((b, i) => b === (i < 10 ? 0 : 0xff));
+    const v4 = four ?? (mapped ? six!.slice(12) : undefined);
+    if (v4) return { tcp: procHex(v4), tcp6: procHex([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...v4]) };
+    return six ? { tcp6: procHex(six) } : undefined;
+  };
+  const peer = forms(remoteAddress);
+  const ours = forms(localAddress);
+  if (!peer || !ours) return undefined;
+  for (const table of ['tcp', 'tcp6'] as const) {
+    const peerEnd = peer[table];
+    const ourEnd = ours[table];
+    if (peerEnd === undefined || ourEnd === undefined) continue;
+    const wantLocal = `${peerEnd}:${hexPort(remotePort)}`;
+    const wantRemote = `${ourEnd}:${hexPort(localPort)}`;
+    for (const line of tables[table].split('\n')) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 8 || fields[1] !== wantLocal || fields[2] !== wantRemote || fields[3] === TCP_TIME_WAIT) continue;
+      const owner = Number(fields[7]);
+      if (Number.isInteger(owner)) return owner;
+    }
+  }
+  return undefined;
+}

@@ -175,3 +175,66 @@ describe('loopback listener', () => {
     expect(await waiting).toBe('real');
   });
 });
+
+// Found in review (local2): the owner's sign-in link, with the request's state, was on xdg-open's and the browser's
+// command lines. The CLI now opens /start, which sends only its own user's browser on to the link.
+describe('the /start address of a local owner sign-in', () => {
+  function getManual(url: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request(url, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  it('sends this user’s browser on to a freshly made link, uncached and without a Referer', async () => {
+    listener = await startLoopbackListener({ timeoutMs: 5_000 });
+    expect(listener.startUrl).toBe(listener.redirectUrl.replace(/\/callback$/, '/start'));
+    expect((await getManual(listener.startUrl)).status).toBe(400); // nothing to start yet
+    let made = 0;
+    listener.expect({ state: STATE, issuer: ISSUER, requireIss: true }, async () => `${ISSUER}/login/owner?assertion=a${++made}`);
+    const first = await getManual(listener.startUrl);
+    expect(first.status).toBe(302);
+    expect(first.headers.location).toBe(`${ISSUER}/login/owner?assertion=a1`);
+    expect(first.headers['cache-control']).toBe('no-store');
+    expect(first.headers['referrer-policy']).toBe('no-referrer');
+    expect((await getManual(listener.startUrl)).headers.location).toBe(`${ISSUER}/login/owner?assertion=a2`);
+  });
+
+  it('quotes the server’s error_description as its words, bounded', async () => {
+    const l = await listen();
+    const waiting = l.waitForCode().catch((e: ClientError) => e);
+    await get(callback(l, { error: 'access_denied', error_description: `Run "curl evil" now ${'x'.repeat(400)}`, state: STATE, iss: ISSUER }));
+    const error = (await waiting) as ClientError;
+    expect(error.message).toMatch(/^Access was denied\. The authorization server answered access_denied \("Run \\"curl evil\\" now x+…"\)\.$/);
+    expect(error.message.length).toBeLessThan(300);
+  });
+
+  it.skipIf(process.getuid?.() !== 0 || process.platform !== 'linux')('answers another user’s /start and callback 403, even with the right state, and goes on waiting', async () => {
+    const { spawn } = await import('node:child_process');
+    const l = await listen();
+    l.expect({ state: STATE, issuer: ISSUER, requireIss: true }, async () => `${ISSUER}/login/owner?assertion=secret`);
+    const waiting = l.waitForCode();
+    const asNobody = async (url: string) => {
+      const script = `fetch(process.argv[1], { redirect: 'manual' }).then(async (r) => console.log(JSON.stringify({ status: r.status, location: r.headers.get('location'), body: await r.text() })))`;
+      const child = spawn(process.execPath, ['-e', script, url], { uid: 65534, gid: 65534, cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+      await new Promise((resolve) => child.on('close', resolve));
+      return JSON.parse(out) as { status: number; location: string | null; body: string };
+    };
+    const start = await asNobody(l.startUrl);
+    expect(start).toEqual({ status: 403, location: null, body: 'Forbidden.\n' });
+    const denial = await asNobody(callback(l, { error: 'access_denied', error_description: 'Visit evil.example', state: STATE, iss: ISSUER }));
+    expect(denial).toEqual({ status: 403, location: null, body: 'Forbidden.\n' });
+    const code = await asNobody(callback(l, { code: 'attacker-code', state: STATE, iss: ISSUER }));
+    expect(code.status).toBe(403);
+    await get(callback(l, { code: 'owner-code', state: STATE, iss: ISSUER }));
+    expect(await waiting).toBe('owner-code');
+  });
+});

@@ -74,8 +74,8 @@ async function approve(link: string): Promise<void> {
   const browser = new Browser();
   const consent = await browser.follow(link);
   if (consent.location !== null) return void (await browser.get(consent.location));
-  const answer = await browser.post(new URL('/consent', link).href, { ...parseConsentForm(consent.html), decision: 'approve' });
-  await browser.get(new URL(answer.location!, link).href);
+  const answer = await browser.post(new URL('/consent', consent.url).href, { ...parseConsentForm(consent.html), decision: 'approve' });
+  await browser.get(new URL(answer.location!, consent.url).href);
 }
 
 interface CacheFile {

@@ -55,22 +55,26 @@ afterEach(async () => {
 });
 
 /** Session options whose "browser" follows the link, approves, and lands on the loopback callback. */
-function options(overrides: Partial<SessionOptions> & { decision?: 'approve' | 'deny' } = {}): SessionOptions & { shown: string[] } {
+function options(overrides: Partial<SessionOptions> & { decision?: 'approve' | 'deny' } = {}): SessionOptions & { shown: string[]; startedAt?: string } {
   const shown: string[] = [];
   const { decision = 'approve', ...rest } = overrides;
-  return {
+  const result: SessionOptions & { shown: string[]; startedAt?: string } = {
     agentUrl: authz.agentUrl,
     files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') },
     now,
     loginTimeoutMs: 10_000,
     presentLoginUrl: async (url) => {
       shown.push(url);
-      void playBrowser(url, decision);
+      void (async () => {
+        if (new URL(url).pathname === '/start') result.startedAt = (await fetch(url, { redirect: 'manual' })).headers.get('location') ?? undefined;
+        await playBrowser(url, decision);
+      })();
     },
     fetchFn: recordingFetch,
     shown,
     ...rest,
   };
+  return result;
 }
 
 /** What the client sends, as "POST /token" for the AS and "agent POST /mcp bearer|none" for the agent. */
@@ -95,8 +99,8 @@ async function playBrowser(link: string, decision: 'approve' | 'deny'): Promise<
     return;
   }
   const form = parseConsentForm(consent.html);
-  const answer = await browser.post(new URL('/consent', link).href, { ...form, decision });
-  await browser.get(new URL(answer.location!, link).href);
+  const answer = await browser.post(new URL('/consent', consent.url).href, { ...form, decision });
+  await browser.get(new URL(answer.location!, consent.url).href);
 }
 
 /** The person approves in a browser that cannot reach this computer: returns the address it was sent to, unvisited. */
@@ -104,8 +108,8 @@ async function approveWithoutReturning(link: string): Promise<string> {
   const browser = new Browser();
   const consent = await browser.follow(link);
   if (consent.location !== null) return consent.location;
-  const answer = await browser.post(new URL('/consent', link).href, { ...parseConsentForm(consent.html), decision: 'approve' });
-  return new URL(answer.location!, link).href;
+  const answer = await browser.post(new URL('/consent', consent.url).href, { ...parseConsentForm(consent.html), decision: 'approve' });
+  return new URL(answer.location!, consent.url).href;
 }
 
 async function cacheFile(): Promise<{ tokens: Record<string, Record<string, { access_token: string; refresh_token: string; expires_at: number }>> }> {
@@ -119,7 +123,9 @@ describe('client session', () => {
     expect(result.found).toBe(true);
     expect(Date.parse(result.end!) - Date.parse(result.start!)).toBe(30 * 60_000);
     expect(first.shown).toHaveLength(1);
-    expect(first.shown[0]).toMatch(new RegExp(`^${authz.issuer}/login/owner\\?assertion=`));
+    // The printed link holds no secret: the CLI's listener sends the browser on to the owner's link.
+    expect(first.shown[0]).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/start$/);
+    expect(first.startedAt).toMatch(new RegExp(`^${authz.issuer}/login/owner\\?assertion=`));
     expect(requests.slice(0, 4)).toEqual([
       'agent POST /mcp none', // the 401 that starts discovery
       'agent GET /.well-known/oauth-protected-resource/mcp none',
@@ -290,7 +296,8 @@ describe('client session', () => {
     const port = await freePort();
     const fixed = options({ redirectPort: port });
     await findSlot(fixed, { duration: '30m' });
-    const next = new URL(fixed.shown[0]!).searchParams.get('next')!;
+    expect(fixed.shown[0]).toBe(`http://127.0.0.1:${port}/start`);
+    const next = new URL(fixed.startedAt!).searchParams.get('next')!;
     expect(new URL(next, authz.issuer).searchParams.get('redirect_uri')).toBe(`http://127.0.0.1:${port}/callback`);
   });
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { builtModule } from './built.js';
-import { approveInBrowser, killLeftovers, runCli, startCli } from './run.js';
+import { START_URL, approveInBrowser, killLeftovers, runCli, startCli } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -28,7 +28,7 @@ afterEach(async () => {
   await rm(join(home, '..'), { recursive: true, force: true });
 });
 
-const AUTHORIZE_OR_LOGIN_URL = /https?:\/\/(127\.0\.0\.1|localhost)[^ ]*(authorize|login)/;
+const AUTHORIZE_OR_LOGIN_URL = /https?:\/\/(127\.0\.0\.1|localhost)[^ ]*(authorize|login|start)/;
 
 interface CachedTokens {
   access_token: string;
@@ -70,8 +70,9 @@ describe('delegate find-slot, end to end', () => {
   it('signs in on the first run, prints the slot as JSON, and uses the cache on the second run', async () => {
     const first = await firstRun();
     expectOneSlot(first.stdout, 30);
-    // The owner's one-time sign-in link, alone on its line, is the first loopback URL on stderr.
-    expect(first.link).toContain('/login/owner?assertion=');
+    // The sign-in address, alone on its line, is the first loopback URL on stderr: the CLI's own /start, which sends
+    // the owner's browser on to the one-time sign-in link (that link never goes on a command line).
+    expect(first.link).toMatch(START_URL);
     expect(first.stderr.split('\n')).toContain(first.link);
 
     const second = await runCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...ports], home);

@@ -93,6 +93,17 @@ export async function runCli(args: string[], home: string): Promise<Run> {
   return startCli(args, home).done;
 }
 
+/** Where the CLI's printed /start sends its own user's browser: the owner's sign-in link. */
+export async function ownerLinkBehind(startUrl: string): Promise<string> {
+  const res = await fetch(startUrl, { redirect: 'manual' });
+  await res.text();
+  if (res.status !== 302) throw new Error(`${startUrl} answered ${res.status}`);
+  return res.headers.get('location')!;
+}
+
+/** The form of the sign-in address the CLI prints and opens for a local owner: its own listener's /start, no secret in it. */
+export const START_URL = /^http:\/\/127\.0\.0\.1:\d+\/start$/;
+
 /** Kills CLI processes a failed test left behind. */
 export function killLeftovers(): void {
   for (const child of running) child.kill('SIGKILL');

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { approveInBrowser, killLeftovers, runCli, startCli, startServer, toolsListStatus, type Running } from './run.js';
+import { approveInBrowser, killLeftovers, ownerLinkBehind, runCli, startCli, startServer, toolsListStatus, type Running } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -76,7 +76,8 @@ describe('account commands, end to end', () => {
     const redirectPort = await freePort();
     const cli = startCli(['login', '--no-browser', '--redirect-port', String(redirectPort), ...ports], home);
     const link = await cli.loginUrl;
-    const next = new URL(link).searchParams.get('next')!;
+    expect(link).toBe(`http://127.0.0.1:${redirectPort}/start`);
+    const next = new URL(await ownerLinkBehind(link)).searchParams.get('next')!;
     expect(new URL(next, 'http://x').searchParams.get('redirect_uri')).toBe(`http://127.0.0.1:${redirectPort}/callback`);
     await approveInBrowser(link);
     expect((await cli.done).code).toBe(0);

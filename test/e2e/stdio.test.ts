@@ -13,7 +13,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { delegateBin, repoRoot } from './built.js';
-import { approveInBrowser, firstLoopbackUrl, killLeftovers, startCli, startServer } from './run.js';
+import { START_URL, approveInBrowser, firstLoopbackUrl, killLeftovers, ownerLinkBehind, startCli, startServer } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -116,7 +116,8 @@ describe('serve-agent --stdio', () => {
       let link: string | undefined;
       while (!(link = firstLoopbackUrl(agent.stderr()))) await new Promise((resolve) => setTimeout(resolve, 50));
       while (!agent.stderr().includes(`${link}\n`)) await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(link).toContain('/login/owner?assertion=');
+      expect(link).toMatch(START_URL);
+      expect(await ownerLinkBehind(link)).toContain('/login/owner?assertion=');
       await approveInBrowser(link);
       const result = await pending;
       expect(result.isError, JSON.stringify(result.content)).toBeFalsy();

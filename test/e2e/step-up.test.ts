@@ -43,7 +43,7 @@ describe('step-up', () => {
     await approveInBrowser(await busy.loginUrl, 'deny');
     const run = await busy.done;
     expect(run.code).toBe(1);
-    expect(run.stderr.match(/login\/owner/g)).toHaveLength(1);
+    expect(run.stderr.match(/http:\/\/127\.0\.0\.1:\d+\/start/g)).toHaveLength(1);
     expect(run.stderr.trim().split('\n').at(-1)).toMatch(/^delegate: .*denied/i);
   });
 

@@ -79,14 +79,18 @@ export class Browser {
     return { status: res.status, location: res.headers.get('location'), html: await res.text(), headers: res.headers };
   }
 
-  /** Follows redirects on the same origin; stops at the first redirect that leaves it (the client's callback). */
+  /**
+   * Follows redirects on the same origin; stops at the first redirect that leaves it (the client's callback).
+   * The CLI's /start (src/client/loopback.ts), where a local sign-in begins, is followed on to the owner's link.
+   */
   async follow(url: string): Promise<{ status: number; url: string; html: string; location: string | null }> {
     let current = url;
     for (let i = 0; i < 10; i++) {
       const res = await this.get(current);
       if (res.status < 300 || res.status >= 400 || !res.location) return { status: res.status, url: current, html: res.html, location: null };
       const next = new URL(res.location, current).href;
-      if (new URL(next).origin !== new URL(current).origin) return { status: res.status, url: current, html: res.html, location: next };
+      const fromStart = i === 0 && new URL(current).pathname === '/start';
+      if (!fromStart && new URL(next).origin !== new URL(current).origin) return { status: res.status, url: current, html: res.html, location: next };
       current = next;
     }
     throw new Error('too many redirects');
