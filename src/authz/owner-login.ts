@@ -6,7 +6,7 @@
 // for that request.
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
-import { importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
+import { importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { SIGNING_ALG } from '../delegation/index.js';
 import type { AuthContext } from './context.js';
 import { sendErrorPage } from './pages.js';
@@ -42,17 +42,8 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
     let jti: string;
     let exp: number;
     try {
-      const { payload } = await jwtVerify(assertion, key, {
-        algorithms: [SIGNING_ALG],
-        issuer: OWNER_ASSERTION_ISSUER,
-        subject: OWNER_ASSERTION_SUBJECT,
-        audience: ctx.issuer,
-        currentDate: new Date(now),
-        requiredClaims: ['jti', 'iat', 'exp'],
-      });
-      jti = String(payload.jti);
-      exp = payload.exp!;
-      if (exp - payload.iat! > OWNER_ASSERTION_MAX_LIFETIME_SEC || jti.length < 22) throw new Error('assertion too weak');
+      const payload = await verifiedOwnerAssertion(assertion, key, ctx.issuer, now);
+      ({ jti, exp } = payload);
       // Signed for this `next` only: the link passes on command lines, where another user may read it and send it elsewhere.
       const signedFor = payload[OWNER_ASSERTION_NEXT_CLAIM];
       if (typeof signedFor !== 'string' || !constantTimeEqual(signedFor, hashSecret(next))) throw new Error('assertion for another page');
@@ -81,6 +72,34 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
     req.log.info({ user: owner.id }, 'owner signed in');
     return reply.code(303).header('Cache-Control', 'no-store').header('Location', next).send();
   });
+}
+
+/**
+ * The claims of an assertion signed with the owner key, checked as every one is
+ * (the link's here, the token endpoint's in owner-proof.ts): ES256 only, iss
+ * "delegate-cli", sub "owner", this audience, iat and exp at most 120 s apart,
+ * a jti of at least 128 bits. Throws when it is not; the caller checks what is
+ * its own, and spends the jti.
+ */
+export async function verifiedOwnerAssertion(
+  assertion: string,
+  key: CryptoKey,
+  audience: string,
+  now: number,
+  options: Pick<JWTVerifyOptions, 'maxTokenAge'> = {},
+): Promise<JWTPayload & { jti: string; exp: number; iat: number }> {
+  const { payload } = await jwtVerify(assertion, key, {
+    algorithms: [SIGNING_ALG],
+    issuer: OWNER_ASSERTION_ISSUER,
+    subject: OWNER_ASSERTION_SUBJECT,
+    audience,
+    currentDate: new Date(now),
+    requiredClaims: ['jti', 'iat', 'exp'],
+    ...options,
+  });
+  const jti = String(payload.jti);
+  if (payload.exp! - payload.iat! > OWNER_ASSERTION_MAX_LIFETIME_SEC || jti.length < 22) throw new Error('assertion too weak');
+  return { ...payload, jti, exp: payload.exp!, iat: payload.iat! };
 }
 
 /** The public half of the owner's login key, or undefined when there is none to use. */

@@ -8,13 +8,12 @@
 // extension parameter, RFC 6749 §3.2), and a code approved by anyone but the
 // owner is then refused: spent, nothing issued, and the grant made by that
 // approval (of the owner CLI's own request) revoked, on the record.
-import { jwtVerify } from 'jose';
-import { NOT_THE_OWNER_DESCRIPTION, OWNER_ASSERTION_PARAMETER, SIGNING_ALG } from '../delegation/index.js';
+import { NOT_THE_OWNER_DESCRIPTION, OWNER_ASSERTION_PARAMETER } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { AuthCodeRecord, ClientRecord, GrantRecord } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { InvalidGrantError, InvalidRequestError } from './errors.js';
-import { OWNER_ASSERTION_ISSUER, OWNER_ASSERTION_MAX_LIFETIME_SEC, OWNER_ASSERTION_SUBJECT, ownerPublicKey } from './owner-login.js';
+import { OWNER_ASSERTION_MAX_LIFETIME_SEC, ownerPublicKey, verifiedOwnerAssertion } from './owner-login.js';
 import { single } from './params.js';
 
 /** Three base64url parts: what a signed JWT looks like before anything is checked. */
@@ -42,19 +41,10 @@ export async function ownerAsserted(ctx: AuthContext, body: FormBody): Promise<b
   let jti: string;
   let exp: number;
   try {
-    const { payload } = await jwtVerify(assertion, key, {
-      algorithms: [SIGNING_ALG],
-      issuer: OWNER_ASSERTION_ISSUER,
-      subject: OWNER_ASSERTION_SUBJECT,
-      audience,
-      currentDate: new Date(now),
-      maxTokenAge: OWNER_ASSERTION_MAX_LIFETIME_SEC,
-      requiredClaims: ['jti', 'iat', 'exp'],
-    });
-    jti = String(payload.jti);
-    exp = payload.exp!;
-    // One audience only, and no longer-lived than a link: the owner key signs nothing else for this endpoint.
-    if (payload.aud !== audience || exp - payload.iat! > OWNER_ASSERTION_MAX_LIFETIME_SEC || jti.length < 22) throw new Error('assertion too weak');
+    const payload = await verifiedOwnerAssertion(assertion, key, audience, now, { maxTokenAge: OWNER_ASSERTION_MAX_LIFETIME_SEC });
+    ({ jti, exp } = payload);
+    // One audience only: the owner key signs nothing else for this endpoint.
+    if (payload.aud !== audience) throw new Error('assertion for more than this endpoint');
   } catch {
     throw new InvalidGrantError('The owner assertion is not valid: expired, not signed with the owner key, or not made for this token endpoint.');
   }

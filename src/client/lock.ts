@@ -15,7 +15,7 @@ import { hostname } from 'node:os';
 import { link, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ClientError, fileErrorText, isClientError } from './errors.js';
-import { PRIVATE_FILE_MODE, ensurePrivateDir, isErrno } from './private-files.js';
+import { PRIVATE_FILE_MODE, ensurePrivateDir, isErrno, processIsAlive } from './private-files.js';
 
 export interface FileLockOptions {
   /** The lock file, e.g. Paths.tokenLock. */
@@ -227,15 +227,6 @@ async function releaseIfMine(path: string, nonce: string): Promise<void> {
 function lockError(path: string, error: unknown): unknown {
   if (isClientError(error)) return error;
   return new ClientError('CACHE_IO', `Cannot use the token cache's lock ${path}: ${fileErrorText(error)}.`, { cause: error });
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return !isErrno(error, 'ESRCH'); // EPERM: alive, someone else's
-  }
 }
 
 function defaultSleep(ms: number): Promise<void> {

@@ -187,7 +187,8 @@ export async function removeAbandonedTemps(path: string, now = Date.now(), isAli
   }
 }
 
-function processIsAlive(pid: number): boolean {
+/** Whether a process of this machine with this pid is running (EPERM: yes, another user's). */
+export function processIsAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

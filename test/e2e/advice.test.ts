@@ -2,12 +2,12 @@
 // options and commands that apply to the one that was run (token never signs
 // in; login refuses to run under DELEGATE_TOKEN), and grammar that fits how
 // many servers are missing.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
-import { killLeftovers, runCli, startServer } from './run.js';
+import { killLeftovers, runCli, startServer, storeSignIn } from './run.js';
 
 let dir: string;
 let ports: { auth: number; calendar: number; agent: number };
@@ -26,18 +26,8 @@ afterEach(async () => {
 
 /** A stored sign-in whose access token has expired and whose refresh token the servers do not know. */
 async function deadSignIn(home: string): Promise<void> {
-  const issuer = `http://127.0.0.1:${ports.auth}`;
-  const resource = `http://127.0.0.1:${ports.agent}/mcp`;
   const now = Date.now();
-  await mkdir(home, { recursive: true, mode: 0o700 });
-  const entry = { access_token: 'old.access.token', token_type: 'Bearer', refresh_token: 'dlg_rt_unknown', expires_at: now - 60_000, refresh_expires_at: now + 86_400_000, issuer, resource, obtained_at: now - 700_000 };
-  const cache = {
-    version: 1,
-    discovery: { [resource]: { authorizationServerUrl: issuer, resourceMetadata: { resource, resource_name: 'CalendarAgent' } } },
-    clients: { [issuer]: { client_id: 'cli_unknown', issuer } },
-    tokens: { [issuer]: { [resource]: entry } },
-  };
-  await writeFile(join(home, 'tokens.json'), JSON.stringify(cache), { mode: 0o600 });
+  await storeSignIn(home, ports, { accessToken: 'old.access.token', refreshToken: 'dlg_rt_unknown', expiresAt: now - 60_000, obtainedAt: now - 700_000, clientId: 'cli_unknown' });
 }
 
 describe('advice that fits the command', () => {

@@ -3,30 +3,20 @@
 // "the person" opens it on another browser, confirms the code, approves on
 // the consent page; the CLI, polling, stores the delegation, and find-slot
 // uses it. A denial ends the CLI with exit code 1.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { killLeftovers, runCli, startCli, startServer, type Running } from './run.js';
+import { runCli, type Running, serveInNewHome, startCli, stopServeAndRemove } from './run.js';
 
 let home: string;
 let ports: string[];
 let serve: Running;
 
 beforeAll(async () => {
-  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-device-')), 'home');
-  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
-  serve = await startServer(['serve', ...ports], home);
+  ({ home, ports, serve } = await serveInNewHome('delegate-e2e-device-'));
 }, 60_000);
 
-afterAll(async () => {
-  serve?.child.kill('SIGTERM');
-  await serve?.done;
-  killLeftovers();
-  await rm(join(home, '..'), { recursive: true, force: true });
-});
+afterAll(() => stopServeAndRemove(serve, home));
 
 /** The person on another device: the link signs them in onto the verification page; they check the code and decide. */
 async function onOtherDevice(link: string, userCode: string, decision: 'approve' | 'deny'): Promise<void> {

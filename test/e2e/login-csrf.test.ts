@@ -8,15 +8,13 @@
 // her approval; the CLI stores nothing and exits 1 saying so. The owner's own
 // sign-in afterwards works as before.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, csrfOf, parseConsentForm } from '../support/oauth-flow.js';
-import { freePort } from '../support/ports.js';
 import { delegateBin, repoRoot } from './built.js';
-import { approveInBrowser, killLeftovers, ownerLinkBehind, runCli, startCli, startServer, type Running } from './run.js';
+import { approveInBrowser, ownerLinkBehind, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove } from './run.js';
 
 const PASSWORD = 'mallory has a long password';
 let home: string;
@@ -54,20 +52,13 @@ async function cachedTokens(): Promise<unknown[]> {
 }
 
 beforeAll(async () => {
-  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-login-csrf-')), 'home');
-  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+  ({ home, ports, serve } = await serveInNewHome('delegate-e2e-login-csrf-'));
   issuer = `http://127.0.0.1:${ports[1]}`;
-  serve = await startServer(['serve', ...ports], home);
   const added = await addAccount('mallory', PASSWORD);
   expect(added.code, added.stderr).toBe(0);
 }, 60_000);
 
-afterAll(async () => {
-  serve?.child.kill('SIGTERM');
-  await serve?.done;
-  killLeftovers();
-  await rm(join(home, '..'), { recursive: true, force: true });
-});
+afterAll(() => stopServeAndRemove(serve, home));
 
 describe('a sign-in begun with the owner link ends signed in as the owner or not at all', () => {
   it('another account that approves the CLI’s own request and delivers the code: exit 1, nothing issued or stored, her approval revoked', async () => {

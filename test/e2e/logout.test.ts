@@ -5,13 +5,11 @@
 // before the logout gets the consent page again instead of new tokens, and
 // login/logout cycles leave no active grant behind. Without a refresh token
 // only the access token can be revoked, and logout says the grant stands.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
-import { freePort } from '../support/ports.js';
-import { approveInBrowser, killLeftovers, runCli, startCli, startServer, toolsListStatus, type Running } from './run.js';
+import { approveInBrowser, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove, toolsListStatus } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -42,18 +40,11 @@ async function grants(all = false): Promise<Array<{ id: string; status: string }
 const agentStatus = (token: string): Promise<number> => toolsListStatus(agentUrl, token);
 
 beforeAll(async () => {
-  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-logout-')), 'home');
-  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+  ({ home, ports, serve } = await serveInNewHome('delegate-e2e-logout-'));
   agentUrl = `http://127.0.0.1:${ports[5]}/mcp`;
-  serve = await startServer(['serve', ...ports], home);
 }, 60_000);
 
-afterAll(async () => {
-  serve?.child.kill('SIGTERM');
-  await serve?.done;
-  killLeftovers();
-  await rm(join(home, '..'), { recursive: true, force: true });
-});
+afterAll(() => stopServeAndRemove(serve, home));
 
 describe('logout ends the delegation', () => {
   it('the grant is revoked, the old token refused at CalendarAgent, and a cache restored from before gets the consent page again', async () => {

@@ -7,12 +7,12 @@
 // (src/http/listener-owner.ts). The squatter runs as `nobody`, so these tests
 // need root (as CI runs them); elsewhere they are skipped.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
-import { killLeftovers, runCli, startServer } from './run.js';
+import { killLeftovers, runCli, startServer, storeSignIn } from './run.js';
 
 const NOBODY = 65534;
 const asRoot = process.getuid?.() === 0;
@@ -80,30 +80,14 @@ afterEach(async () => {
 
 /** A signed-in token cache for the servers on these ports: an access token that is still good, or one that has expired (the next use refreshes). */
 async function signedIn(home: string, auth: number, agent: number, access: 'good' | 'expired'): Promise<void> {
-  const issuer = `http://127.0.0.1:${auth}`;
-  const resource = `http://127.0.0.1:${agent}/mcp`;
   const now = Date.now();
-  await mkdir(home, { recursive: true, mode: 0o700 });
-  const cache = {
-    version: 1,
-    discovery: { [resource]: { authorizationServerUrl: issuer, resourceMetadata: { resource, resource_name: 'CalendarAgent' } } },
-    clients: { [issuer]: { client_id: 'cli_abc', issuer } },
-    tokens: {
-      [issuer]: {
-        [resource]: {
-          access_token: 'eyJhbGciOiJFUzI1NiJ9.the-users-access-token.sig',
-          token_type: 'Bearer',
-          refresh_token: 'dlg_rt_the-users-refresh-token',
-          expires_at: access === 'good' ? now + 500_000 : now - 60_000,
-          refresh_expires_at: now + 86_400_000,
-          issuer,
-          resource,
-          obtained_at: now - 100_000,
-        },
-      },
-    },
-  };
-  await writeFile(join(home, 'tokens.json'), JSON.stringify(cache), { mode: 0o600 });
+  await storeSignIn(home, { auth, agent }, {
+    accessToken: 'eyJhbGciOiJFUzI1NiJ9.the-users-access-token.sig',
+    refreshToken: 'dlg_rt_the-users-refresh-token',
+    expiresAt: access === 'good' ? now + 500_000 : now - 60_000,
+    obtainedAt: now - 100_000,
+    clientId: 'cli_abc',
+  });
 }
 
 const SECRETS = ['the-users-access-token', 'the-users-refresh-token'];

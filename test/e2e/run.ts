@@ -3,6 +3,10 @@
 // client: follow the sign-in link, read the consent form, Approve, and
 // follow the redirect to the CLI's loopback callback.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../support/ports.js';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
 import { delegateBin, repoRoot } from './built.js';
 
@@ -136,4 +140,51 @@ export async function toolsListStatus(agentUrl: string, token: string): Promise<
   });
   await res.text();
   return res.status;
+}
+
+/**
+ * A token cache (tokens.json, 0600 in a 0700 home) as a sign-in with the
+ * servers on these ports leaves it, holding the given tokens: they need not
+ * be real ones, nor the client known to those servers.
+ */
+export async function storeSignIn(
+  home: string,
+  ports: { auth: number; agent: number },
+  t: { accessToken: string; refreshToken: string; expiresAt: number; obtainedAt: number; clientId: string },
+): Promise<void> {
+  const issuer = `http://127.0.0.1:${ports.auth}`;
+  const resource = `http://127.0.0.1:${ports.agent}/mcp`;
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  const entry = {
+    access_token: t.accessToken,
+    token_type: 'Bearer',
+    refresh_token: t.refreshToken,
+    expires_at: t.expiresAt,
+    refresh_expires_at: Date.now() + 86_400_000,
+    issuer,
+    resource,
+    obtained_at: t.obtainedAt,
+  };
+  const cache = {
+    version: 1,
+    discovery: { [resource]: { authorizationServerUrl: issuer, resourceMetadata: { resource, resource_name: 'CalendarAgent' } } },
+    clients: { [issuer]: { client_id: t.clientId, issuer } },
+    tokens: { [issuer]: { [resource]: entry } },
+  };
+  await writeFile(join(home, 'tokens.json'), JSON.stringify(cache), { mode: 0o600 });
+}
+
+/** `delegate serve` on three free ports with a data directory of its own (`home`, in a new temp directory named after `prefix`). */
+export async function serveInNewHome(prefix: string): Promise<{ home: string; ports: string[]; serve: Running }> {
+  const home = join(await mkdtemp(join(tmpdir(), prefix)), 'home');
+  const ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+  return { home, ports, serve: await startServer(['serve', ...ports], home) };
+}
+
+/** Stops what serveInNewHome started (and any CLI left running) and removes its temp directory. */
+export async function stopServeAndRemove(serve: Running | undefined, home: string | undefined): Promise<void> {
+  serve?.child.kill('SIGTERM');
+  await serve?.done;
+  killLeftovers();
+  if (home !== undefined) await rm(join(home, '..'), { recursive: true, force: true });
 }

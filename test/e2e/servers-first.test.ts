@@ -2,12 +2,12 @@
 // (docs/internals.md, "The embedded stack"); when what answers there is not
 // delegate, it still says so, as the probe did, instead of a protocol error.
 import { createServer, type Server } from 'node:http';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
-import { killLeftovers, runCli } from './run.js';
+import { killLeftovers, runCli, storeSignIn } from './run.js';
 
 let dir: string;
 let foreign: Server;
@@ -24,30 +24,8 @@ beforeEach(async () => {
 
 /** A token cache whose access token has expired, for the servers on these ports: the next use refreshes it first. */
 async function expiredSignIn(home: string, auth: number, agent: number): Promise<void> {
-  const issuer = `http://127.0.0.1:${auth}`;
-  const resource = `http://127.0.0.1:${agent}/mcp`;
   const now = Date.now();
-  await mkdir(home, { recursive: true, mode: 0o700 });
-  const cache = {
-    version: 1,
-    discovery: { [resource]: { authorizationServerUrl: issuer, resourceMetadata: { resource, resource_name: 'CalendarAgent' } } },
-    clients: { [issuer]: { client_id: 'cli_abc', issuer } },
-    tokens: {
-      [issuer]: {
-        [resource]: {
-          access_token: 'expired.access.token',
-          token_type: 'Bearer',
-          refresh_token: 'dlg_rt_x',
-          expires_at: now - 60_000,
-          refresh_expires_at: now + 86_400_000,
-          issuer,
-          resource,
-          obtained_at: now - 700_000,
-        },
-      },
-    },
-  };
-  await writeFile(join(home, 'tokens.json'), JSON.stringify(cache), { mode: 0o600 });
+  await storeSignIn(home, { auth, agent }, { accessToken: 'expired.access.token', refreshToken: 'dlg_rt_x', expiresAt: now - 60_000, obtainedAt: now - 700_000, clientId: 'cli_abc' });
 }
 
 afterEach(async () => {

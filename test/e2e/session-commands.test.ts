@@ -3,13 +3,12 @@
 // at the server, then the cache gone), DELEGATE_TOKEN's precedence, the exit
 // codes 3 (no slot) and 4 (authorization required), --redirect-port and
 // --profile.
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { approveInBrowser, killLeftovers, ownerLinkBehind, runCli, startCli, startServer, toolsListStatus, type Running } from './run.js';
+import { approveInBrowser, ownerLinkBehind, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove, toolsListStatus } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -40,18 +39,11 @@ async function signIn(extra: string[] = []): Promise<void> {
 const callAgent = (token: string): Promise<number> => toolsListStatus(agentUrl, token);
 
 beforeAll(async () => {
-  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-session-')), 'home');
-  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+  ({ home, ports, serve } = await serveInNewHome('delegate-e2e-session-'));
   agentUrl = `http://127.0.0.1:${ports[5]}/mcp`;
-  serve = await startServer(['serve', ...ports], home);
 }, 60_000);
 
-afterAll(async () => {
-  serve?.child.kill('SIGTERM');
-  await serve?.done;
-  killLeftovers();
-  await rm(join(home, '..'), { recursive: true, force: true });
-});
+afterAll(() => stopServeAndRemove(serve, home));
 
 describe('account commands, end to end', () => {
   it('with nothing stored: status and token exit 4, and find-slot without a terminal fails at once with the URL and a hint', async () => {

@@ -3,14 +3,10 @@
 // insufficient_scope naming both scopes; the CLI asks once — the consent page
 // shows only the new permission — and retries. The next run needs nothing.
 // A refusal of the new permission is an error, never a second prompt.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
-import { freePort } from '../support/ports.js';
 import { builtModule } from './built.js';
-import { approveInBrowser, firstLoopbackUrl, killLeftovers, runCli, startCli, startServer, type Running } from './run.js';
+import { approveInBrowser, firstLoopbackUrl, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -18,17 +14,10 @@ let serve: Running;
 
 beforeAll(async () => {
   builtModule('cli/main.js');
-  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-stepup-')), 'home');
-  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
-  serve = await startServer(['serve', ...ports], home);
+  ({ home, ports, serve } = await serveInNewHome('delegate-e2e-stepup-'));
 }, 60_000);
 
-afterAll(async () => {
-  serve?.child.kill('SIGTERM');
-  await serve?.done;
-  killLeftovers();
-  await rm(join(home, '..'), { recursive: true, force: true });
-});
+afterAll(() => stopServeAndRemove(serve, home));
 
 async function loginForFindSlot(): Promise<void> {
   const login = startCli(['login', '--no-browser', ...ports], home);

@@ -5,14 +5,10 @@
 // finishes the sign-in.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
-import { freePort } from '../support/ports.js';
 import { delegateBin, repoRoot } from './built.js';
-import { START_URL, firstLoopbackUrl, killLeftovers, startServer, type Running } from './run.js';
+import { firstLoopbackUrl, type Running, serveInNewHome, START_URL, stopServeAndRemove } from './run.js';
 
 const SCRIPT = '/usr/bin/script';
 let home: string;
@@ -20,17 +16,10 @@ let ports: string[];
 let serve: Running;
 
 beforeAll(async () => {
-  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-tty-')), 'home');
-  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
-  serve = await startServer(['serve', ...ports], home);
+  ({ home, ports, serve } = await serveInNewHome('delegate-e2e-tty-'));
 }, 60_000);
 
-afterAll(async () => {
-  serve?.child.kill('SIGTERM');
-  await serve?.done;
-  killLeftovers();
-  await rm(join(home, '..'), { recursive: true, force: true });
-});
+afterAll(() => stopServeAndRemove(serve, home));
 
 /** Approves in a browser that cannot reach this computer: the address it was sent to, never visited. */
 async function approveElsewhere(link: string): Promise<string> {
