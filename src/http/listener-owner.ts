@@ -76,14 +76,12 @@ export function refuseForeignListener(url: string | URL, options: { tables?: Soc
   const uid = options.uid ?? process.getuid?.();
   if (uid === undefined || (options.tables === undefined && process.platform !== 'linux')) return;
   const host = target.hostname;
-  if (!onThisMachine(host, options.localAddresses)) return;
   const port = Number(target.port || 80);
   const key = `${host}:${port}`;
   const now = options.now ?? Date.now();
+  // Cached for a URL found to be the user's, or another machine's (networkInterfaces() is not free either).
   if (options.tables === undefined && (checkedUntil.get(key) ?? 0) > now) return;
-  const tables = options.tables ?? procTables();
-  if (tables === undefined) return;
-  const owner = foreignOwner(tables, host, port, uid);
+  const owner = onThisMachine(host, options.localAddresses) ? foreignOwnerHere(options.tables, host, port, uid) : undefined;
   if (owner !== undefined) {
     checkedUntil.delete(key);
     throw new ForeignListenerError(host, port, owner);
@@ -92,6 +90,12 @@ export function refuseForeignListener(url: string | URL, options: { tables?: Soc
     if (checkedUntil.size > 256) checkedUntil.clear();
     checkedUntil.set(key, now + OURS_FOR_MS);
   }
+}
+
+/** foreignOwner in the given tables, else this machine's (none to read: undefined). */
+function foreignOwnerHere(given: SocketTables | undefined, host: string, port: number, uid: number): number | undefined {
+  const tables = given ?? procTables();
+  return tables === undefined ? undefined : foreignOwner(tables, host, port, uid);
 }
 
 /** The uid of another user's socket listening where a connection to host:port would go, if any. */
