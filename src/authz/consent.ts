@@ -5,7 +5,7 @@
 // to this client and agent, with the limits chosen on the page, and issues a
 // single-use authorization code.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { formatScope, parseScope, type AuthorizationDetail, type CalendarDetail } from '../delegation/index.js';
+import { calendarDetailFor, formatScope, isDetailSubset, parseCalendarDetail, parseScope, type AuthorizationDetail, type CalendarDetail } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { AuthRequestRecord, GrantRecord } from '../store/index.js';
 import { audit } from './audit.js';
@@ -92,8 +92,12 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
     expiresAt: read.choices.expiresDays === KEEP_EXPIRY && existing ? existing.expiresAt : now + Number(read.choices.expiresDays) * 86_400_000,
     revokedAt: null,
   };
-  if (existing) await ctx.store.updateGrant(grant);
-  else await ctx.store.createGrant(grant);
+  // A grant narrowed in any way (a limit, the depth, its end) takes back the tokens issued under the old one:
+  // they carry the old limits, and resource servers read limits from the token. Found in review: after a
+  // narrowing, CalendarAgent went on reading with the user's old token and its cached calendar token.
+  const narrowed = existing !== undefined && narrows(existing, grant);
+  const tokensRevoked = existing ? await ctx.store.updateGrant(grant, narrowed ? now : undefined) : 0;
+  if (!existing) await ctx.store.createGrant(grant);
 
   await audit(ctx, {
     event: 'consent',
@@ -113,6 +117,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
             previous_authorization_details: existing.authorizationDetails,
             previous_max_depth: existing.maxDepth,
             previous_expires_at: new Date(existing.expiresAt).toISOString(),
+            ...(narrowed ? { narrowed: true, tokens_revoked: tokensRevoked } : {}),
           }
         : {}),
     },
@@ -133,6 +138,23 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
     },
     303,
   );
+}
+
+/**
+ * Whether `after` allows less than `before` in any way: a detail of `before` (at any of its locations) that
+ * `after` does not cover, a shorter chain, an earlier end. The scope only grows (a step-up adds to it).
+ */
+export function narrows(before: GrantRecord, after: GrantRecord): boolean {
+  if (after.maxDepth < before.maxDepth || after.expiresAt < before.expiresAt) return true;
+  const now = after.authorizationDetails as unknown as AuthorizationDetail[];
+  return before.authorizationDetails.some((raw) => {
+    const old = parseCalendarDetail(raw);
+    if (!old.ok) return true;
+    return old.detail.locations.some((location) => {
+      const current = calendarDetailFor(now, location);
+      return current === undefined || !isDetailSubset({ ...old.detail, locations: [location] }, current).ok;
+    });
+  });
 }
 
 /**

@@ -835,14 +835,19 @@ class SqliteStore implements Store {
     return (userId ? this.all('SELECT * FROM grants WHERE user_id = ? ORDER BY created_at', [userId]) : this.all('SELECT * FROM grants ORDER BY created_at')).map(toGrant);
   }
 
-  async updateGrant(g: GrantRecord): Promise<void> {
-    this.run('UPDATE grants SET scope = ?, authorization_details = ?, max_depth = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL', [
-      g.scope,
-      json(g.authorizationDetails),
-      g.maxDepth,
-      g.expiresAt,
-      g.id,
-    ]);
+  async updateGrant(g: GrantRecord, narrowedAt?: number): Promise<number> {
+    return this.atomically(() => {
+      const changed = this.run('UPDATE grants SET scope = ?, authorization_details = ?, max_depth = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL', [
+        g.scope,
+        json(g.authorizationDetails),
+        g.maxDepth,
+        g.expiresAt,
+        g.id,
+      ]).changes;
+      if (changed === 0 || narrowedAt === undefined) return 0;
+      // Every token of the grant carries the grant's old limits (exchanged ones included: they have its grant_id).
+      return this.revokeDerived('SELECT jti FROM issued_tokens WHERE grant_id = ?', g.id, narrowedAt);
+    });
   }
 
   async revokeGrant(id: string, now: number, reason: string, record?: AuditEventInput): Promise<boolean> {

@@ -291,8 +291,15 @@ export interface Store {
   /** The user's active grant to `clientId` for `resource`, if any. */
   activeGrant(userId: string, clientId: string, resource: string, now: number): Promise<GrantRecord | undefined>;
   listGrants(userId?: string): Promise<GrantRecord[]>;
-  /** Changes what an active grant allows (a new consent widened or narrowed it). */
-  updateGrant(grant: GrantRecord): Promise<void>;
+  /**
+   * Changes what an active grant allows (a new consent widened or narrowed
+   * it). With `narrowedAt`, in the same transaction, every token issued from
+   * the grant that is still alive (user tokens and those exchanged from them)
+   * is revoked and listed for the resource servers, since it carries the
+   * wider limits; refresh tokens stay, and mint tokens under the grant as it
+   * now stands. Returns how many tokens were revoked.
+   */
+  updateGrant(grant: GrantRecord, narrowedAt?: number): Promise<number>;
   /**
    * Revokes a grant and every token family and token derived from it; false
    * if it was revoked already. `record`, when given, is the revocation's audit

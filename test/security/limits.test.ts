@@ -19,8 +19,8 @@ import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { testIssuer, type TestIssuer } from '../agent/support.js';
 import { freePort } from '../support/ports.js';
 import { startFakeRevocationEndpoint, type FakeRevocationEndpoint } from '../resource/revocation-endpoint.js';
-import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, signInAndOpenConsent } from '../support/oauth-flow.js';
-import { REDIRECT, auditSince, exchangeAsAgent, lastAuditSeq, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { REDIRECT, auditSince, exchangeAsAgent, lastAuditSeq, queryRows, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -70,40 +70,148 @@ describe('a token limited to 7 days ahead, reading the past (the real AS, agent 
   });
 });
 
+/** Polls (bounded: 100 × 50 ms) until the resource server refuses: the revocation list reaches it by long poll. */
+async function refusedSoon<T extends { status: number }>(call: () => Promise<T>): Promise<T> {
+  let res = await call();
+  for (let i = 0; i < 100 && res.status === 200; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    res = await call();
+  }
+  return res;
+}
+
+/** RFC 6750 §3.1: a refused token is answered 401 with a Bearer challenge naming invalid_token. */
+function expectInvalidToken(res: { status: number; headers: Record<string, unknown> }, where: string): void {
+  expect(res.status, where).toBe(401);
+  expect(String(res.headers['www-authenticate']), where).toMatch(/^Bearer .*\berror="invalid_token"/);
+}
+
+/** The same client steps up (slots:find busy:read) on the real consent page, where the owner sets the lookahead. */
+async function consentWithLookahead(stack: Stack, clientId: string, days: number): Promise<void> {
+  const { challenge } = pkcePair();
+  const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find busy:read', state: 'st', challenge });
+  const browser = new Browser();
+  const page = await signInAndOpenConsent(browser, stack.issuer, stack.ownerJwk, href);
+  expect(page.status).toBe(200);
+  const decision = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), lookahead_days: String(days), decision: 'approve' });
+  expect(callbackParams(decision.location!).get('code')).toBeTruthy();
+}
+
+const readAhead = (stack: Stack, token: string, days: number) => {
+  const now = Date.now();
+  return rawRequest({ port: stack.ports.calendar, path: `/freebusy?${window(now + HOUR, now + days * DAY)}`, headers: { authorization: `Bearer ${token}` } });
+};
+const atAgent = (stack: Stack, token: string) => rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
+
 // Found in review: the owner narrowed a grant on the consent page (30 days ahead to 7), and a user token issued
 // before that still exchanged for a calendar token carrying 30 days, with which the backend served a read 25 days
-// ahead. The exchange read the grant for its depth and its end, not for its limits.
-describe('a grant narrowed on the consent page after a user token was issued (the real consent page, AS and backend)', () => {
+// ahead. The exchange then read the grant anew (the describe after this one); but the user's old token still
+// carried 30 days to CalendarAgent, which shaped its calls by it, and the calendar token it had exchanged before
+// the narrowing stayed in its cache. Now a narrowing takes back every token issued under the wider grant.
+describe('a grant narrowed on the consent page after tokens were issued (the real consent page, AS, agent and backend)', () => {
   let stack: Stack;
-  let old: { accessToken: string; clientId: string; grantId: string };
+  let old: UserTokens;
+  let oldCalendar: string;
+  let seq: number;
   beforeAll(async () => {
     stack = await startStack();
     old = await userTokens(stack, { scope: 'slots:find' });
     expect(decodeJwt(old.accessToken).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 30 })]);
-    // The same client steps up (slots:find busy:read); on that page the owner narrows the lookahead to 7 days.
-    const { challenge } = pkcePair();
-    const href = authorizeUrl(stack.issuer, { clientId: old.clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find busy:read', state: 'st', challenge });
-    const browser = new Browser();
-    const page = await signInAndOpenConsent(browser, stack.issuer, stack.ownerJwk, href);
-    expect(page.status).toBe(200);
-    const decision = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), lookahead_days: '7', decision: 'approve' });
-    expect(callbackParams(decision.location!).get('code')).toBeTruthy();
+    const exchanged = await exchangeAsAgent(stack, old.accessToken);
+    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+    oldCalendar = String(exchanged.body.access_token);
+    // The controls: before the narrowing both tokens work, the calendar token 25 days ahead.
+    expect((await atAgent(stack, old.accessToken)).status).toBe(200);
+    expect((await readAhead(stack, oldCalendar, 25)).status).toBe(200);
+    seq = await lastAuditSeq(stack);
+    await consentWithLookahead(stack, old.clientId, 7);
     const grant = await stack.store.grantById(old.grantId);
     expect(grant?.authorizationDetails).toEqual([expect.objectContaining({ lookahead_days: 7 })]);
   });
   afterAll(async () => stack?.close());
 
-  const read = (token: string, days: number) => {
-    const now = Date.now();
-    return rawRequest({ port: stack.ports.calendar, path: `/freebusy?${window(now + HOUR, now + days * DAY)}`, headers: { authorization: `Bearer ${token}` } });
-  };
+  it('takes back the tokens issued under the wider grant: the old user token at the agent and its calendar token at the backend are 401 invalid_token', async () => {
+    expectInvalidToken(await refusedSoon(() => atAgent(stack, old.accessToken)), 'agent');
+    expectInvalidToken(await refusedSoon(() => readAhead(stack, oldCalendar, 25)), 'calendar, 25 days ahead');
+    expectInvalidToken(await readAhead(stack, oldCalendar, 6), 'calendar, 6 days ahead');
+    // Nor can the old token be exchanged again: nothing issued.
+    const { result: ex, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, old.accessToken));
+    expect(ex.status).toBe(400);
+    expect(ex.body).toMatchObject({ error: 'invalid_request' });
+    expect(ex.body.access_token).toBeUndefined();
+    expect(changed).toEqual(['used_once']);
+    // Both tokens are marked revoked and listed for the resource servers; the consent record says why.
+    const revoked = queryRows(stack, 'SELECT jti FROM issued_tokens WHERE grant_id = ? AND revoked_at IS NOT NULL ORDER BY jti', old.grantId).map((r) => String(r.jti));
+    expect(revoked).toEqual([decodeJwt(old.accessToken).jti, decodeJwt(oldCalendar).jti].map(String).sort());
+    expect(queryRows(stack, "SELECT id FROM revocations WHERE kind = 'token' ORDER BY id").map((r) => String(r.id))).toEqual(revoked);
+    const consent = (await auditSince(stack, seq)).filter((r) => r.event === 'consent');
+    expect(consent).toEqual([expect.objectContaining({ detail: expect.objectContaining({ decision: 'approved', narrowed: true, tokens_revoked: 2 }) })]);
+  });
+
+  it('the refresh token still works and mints a token under the grant as it stands: 7 days, so its calendar token reads 6 days ahead, not 25', async () => {
+    const refreshed = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: old.refreshToken, client_id: old.clientId });
+    expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
+    old = { ...old, accessToken: String(refreshed.body.access_token), refreshToken: String(refreshed.body.refresh_token) };
+    expect(decodeJwt(old.accessToken).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 7 })]);
+    expect((await atAgent(stack, old.accessToken)).status).toBe(200);
+    const exchanged = await exchangeAsAgent(stack, old.accessToken);
+    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+    const token = String(exchanged.body.access_token);
+    expect((await readAhead(stack, token, 6)).status).toBe(200);
+    const far = await readAhead(stack, token, 25);
+    expect(far.status).toBe(403);
+    expect(far.json()).toEqual({ error: 'insufficient_scope', error_description: expect.stringMatching(/7 days ahead/) });
+  });
+
+  it('asking the exchange for 30 days outright with the new token: 400 invalid_authorization_details, nothing issued', async () => {
+    const detail = { type: 'calendar', locations: [stack.calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], lookahead_days: 30 };
+    const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, old.accessToken, { authorization_details: JSON.stringify([detail]) }));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_authorization_details', error_description: expect.stringMatching(/7 days ahead/) });
+    expect(res.body.access_token).toBeUndefined();
+    expect(changed).toEqual(['used_once']);
+  });
+});
+
+describe('a step-up that keeps the limits (the control for the above)', () => {
+  let stack: Stack;
+  afterAll(async () => stack?.close());
+
+  it('takes nothing back: the token issued before it still works at the agent, and the consent record does not say narrowed', async () => {
+    stack = await startStack();
+    const old = await userTokens(stack, { scope: 'slots:find' });
+    const before = await lastAuditSeq(stack);
+    await consentWithLookahead(stack, old.clientId, 30);
+    const consent = (await auditSince(stack, before)).filter((r) => r.event === 'consent');
+    expect(consent).toEqual([expect.objectContaining({ detail: expect.objectContaining({ decision: 'approved', scope: 'slots:find busy:read' }) })]);
+    expect(consent[0]!.detail).not.toHaveProperty('narrowed');
+    // Given the revocation list time to arrive, had anything been listed.
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await atAgent(stack, old.accessToken)).status).toBe(200);
+    expect(queryRows(stack, 'SELECT COUNT(*) AS n FROM issued_tokens WHERE revoked_at IS NOT NULL')).toEqual([{ n: 0 }]);
+  });
+});
+
+// Defence in depth for the above: a grant whose limits changed in the store without its tokens taken back (what
+// the consent page no longer does) still yields only what it allows now at the exchange.
+describe('the exchange reads the grant anew (a grant narrowed in the store, its tokens not taken back)', () => {
+  let stack: Stack;
+  let old: UserTokens;
+  beforeAll(async () => {
+    stack = await startStack();
+    old = await userTokens(stack, { scope: 'slots:find' });
+    const grant = (await stack.store.grantById(old.grantId))!;
+    const details = grant.authorizationDetails.map((d) => ({ ...d, lookahead_days: 7 }));
+    expect(await stack.store.updateGrant({ ...grant, authorizationDetails: details })).toBe(0);
+  });
+  afterAll(async () => stack?.close());
 
   it('the old token exchanges only for what the grant allows now: 7 days, and a read 25 days ahead is 403 insufficient_scope', async () => {
     const exchanged = await exchangeAsAgent(stack, old.accessToken);
     expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
     const token = String(exchanged.body.access_token);
     const seq = await lastAuditSeq(stack);
-    const { result: far, changed } = await stateChangedBy(stack, () => read(token, 25));
+    const { result: far, changed } = await stateChangedBy(stack, () => readAhead(stack, token, 25));
     expect(far.status, far.text).toBe(403);
     expect(far.json()).toEqual({ error: 'insufficient_scope', error_description: expect.stringMatching(/7 days ahead/) });
     expect(changed).toEqual(['audit_log']); // the refusal's record, nothing else
@@ -111,7 +219,7 @@ describe('a grant narrowed on the consent page after a user token was issued (th
     expect(exchanged.body.authorization_details).toEqual([expect.objectContaining({ lookahead_days: 7 })]);
     expect(decodeJwt(token).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 7 })]);
     // The control: inside the 7 days, the same token reads.
-    expect((await read(token, 6)).status).toBe(200);
+    expect((await readAhead(stack, token, 6)).status).toBe(200);
   });
 
   it('asking the exchange for the old token’s 30 days outright: 400 invalid_authorization_details, nothing issued', async () => {
