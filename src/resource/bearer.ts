@@ -71,6 +71,8 @@ export interface BearerVerifierOptions {
   clockToleranceSec?: number;
   /** Fetch used to discover the JWKS (tests pass their own). */
   fetchFn?: typeof fetch;
+  /** Time allowed for each request for the issuer's metadata or keys (default 5 s). */
+  keysTimeoutMs?: number;
   /** A last check after the signature and claims pass, e.g. a revocation list (src/resource/revocations.ts). */
   reject?: (claims: AccessTokenClaims) => TokenRejection | Promise<TokenRejection>;
   /** Most tokens whose signature and claims are remembered as checked (default 1,000). */
@@ -95,7 +97,7 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 
 export function createBearerVerifier(options: BearerVerifierOptions): BearerVerifier {
   const now = options.now ?? Date.now;
-  const published = options.keys ?? discoveredJwks(options.issuer, options.fetchFn ?? fetch);
+  const published = options.keys ?? discoveredJwks(options.issuer, options.fetchFn ?? fetch, now, options.keysTimeoutMs ?? KEYS_TIMEOUT_MS);
   // The AS names its key in every token it signs (and refuses tokens that do not): so do the resource
   // servers, rather than let jose try the only published key on a token that names none.
   const keys: JWTVerifyGetKey = (header, token) => {
@@ -175,8 +177,13 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
   };
 }
 
-/** How long a client is asked to wait when the issuer's keys could not be fetched (the next request tries again). */
+/**
+ * How long a client is asked to wait when the issuer's keys could not be
+ * fetched; for as long, every request is refused at once without asking the
+ * issuer again (the first request after it tries again).
+ */
 const KEYS_RETRY_AFTER_SEC = 5;
+const KEYS_TIMEOUT_MS = 5_000;
 
 /** The issuer's metadata or JWKS could not be fetched or read: says nothing about the token. */
 class KeysUnavailableError extends Error {}
@@ -191,23 +198,32 @@ class KeysUnavailableError extends Error {}
  * a key id the fetched set does not hold is the token's fault and stays
  * jose's JWKSNoMatchingKey.
  */
-function discoveredJwks(issuer: string, fetchFn: typeof fetch): JWTVerifyGetKey {
+function discoveredJwks(issuer: string, fetchFn: typeof fetch, now: () => number, timeoutMs: number): JWTVerifyGetKey {
   let pending: Promise<JWTVerifyGetKey> | undefined;
+  // Found in review: while the issuer hung rather than refused, every request waited for its own discovery
+  // (up to 5 s for the metadata, 5 more for the keys) before its 503. A failure now holds for the Retry-After
+  // it announces: requests in that time are refused at once, and the issuer is not asked again until it ends.
+  let failed: { until: number; cause: unknown } | undefined;
+  const remember = (cause: unknown) => {
+    failed = { until: now() + KEYS_RETRY_AFTER_SEC * 1000, cause };
+    return cause;
+  };
   const discover = async (): Promise<JWTVerifyGetKey> => {
-    const res = await fetchFn(`${issuer}/.well-known/oauth-authorization-server`, { signal: AbortSignal.timeout(5000) });
+    const res = await fetchFn(`${issuer}/.well-known/oauth-authorization-server`, { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) throw new Error(`authorization server metadata: HTTP ${res.status}`);
     const metadata = (await res.json()) as { issuer?: unknown; jwks_uri?: unknown };
     // RFC 8414 §3.3: the metadata must name the issuer it was fetched for.
     if (metadata.issuer !== issuer) throw new Error('authorization server metadata names another issuer');
     if (typeof metadata.jwks_uri !== 'string') throw new Error('authorization server metadata has no jwks_uri');
-    return createRemoteJWKSet(new URL(metadata.jwks_uri), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+    return createRemoteJWKSet(new URL(metadata.jwks_uri), { timeoutDuration: timeoutMs, cooldownDuration: 30_000 });
   };
   // The cause stays out of the message, which is sent: what failed inside is no business of the client's.
   const unavailable = (cause: unknown) => new KeysUnavailableError("The authorization server's signing keys could not be fetched; try again shortly.", { cause });
   return async (header, token) => {
+    if (failed !== undefined && now() < failed.until) throw unavailable(failed.cause);
     pending ??= discover().catch((err) => {
       pending = undefined;
-      throw err;
+      throw remember(err);
     });
     const getKey = await pending.catch((err: unknown) => {
       throw unavailable(err);
@@ -217,7 +233,7 @@ function discoveredJwks(issuer: string, fetchFn: typeof fetch): JWTVerifyGetKey 
     } catch (err) {
       // Raised only once a set was fetched and read (after a refetch, when jose tried one): the token names a key the issuer does not publish.
       if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err;
-      throw unavailable(err);
+      throw unavailable(remember(err));
     }
   };
 }
