@@ -167,13 +167,20 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
 
     const user = await options.calendarsFor(sub);
     if (!user) return sendError(reply, 404, 'not_found', 'No calendars are known for this user.');
+    // What the owner set up cannot be used (config.json, the stored time zone, below a calendar file): not the
+    // client's fault, so 5xx, but no passing failure either: `invalid_configuration`, which CalendarAgent relays
+    // without advice to retry. Found in review: a stored zone this computer does not know (a database moved from
+    // another machine, an older time zone database) was 500 server_error, "try again shortly".
+    if (user.settingsProblem !== undefined) return sendError(reply, 500, 'invalid_configuration', user.settingsProblem);
     if (!isIanaZone(user.timeZone)) {
       req.log.error({ timeZone: user.timeZone }, 'user has an invalid time zone');
-      return sendError(reply, 500, 'server_error', "The user's time zone is not configured correctly.");
+      return sendError(
+        reply,
+        500,
+        'invalid_configuration',
+        `The calendar owner's time zone '${user.timeZone}' is not one this computer knows; set 'timeZone' in the owner's config.json to an IANA time zone such as Europe/Berlin.`,
+      );
     }
-    // What the owner set up cannot be used (config.json, below a calendar file): not the client's fault, so 5xx,
-    // but no passing failure either: `invalid_configuration`, which CalendarAgent relays without advice to retry.
-    if (user.settingsProblem !== undefined) return sendError(reply, 500, 'invalid_configuration', user.settingsProblem);
     // No calendar at all: every slot would look free, an answer nothing was checked for. Say so instead.
     if (user.calendars.length === 0) return sendError(reply, 404, 'no_calendars', NO_CALENDARS);
 

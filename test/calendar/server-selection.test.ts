@@ -30,6 +30,7 @@ const USERS: Record<string, UserCalendars> = {
     onCalendarError: 'skip',
     workingHours: { mon: [{ start: '08:00', end: '12:00' }] },
   },
+  unknownZone: { timeZone: 'Mars/Olympus_Mons', calendars: [status] },
   misconfigured: { timeZone: 'UTC', calendars: [status], settingsProblem: "The owner's settings (config.json) cannot be used: config.json: the configuration file is not valid JSON." },
   subscriber: { timeZone: 'America/Vancouver', calendars: [feed] },
   waiting: { timeZone: 'America/Vancouver', calendars: [{ name: 'new', id: 'cal_new', url: 'https://calendar.example/new.ics' }] },
@@ -129,6 +130,12 @@ describe('GET /freebusy with issue-4 parameters', () => {
     const res = await freebusy('misconfigured');
     expect([res.statusCode, res.json().error]).toEqual([500, 'invalid_configuration']);
     expect(res.json().error_description).toMatch(/config\.json.*not valid JSON/);
+  });
+
+  it('fails with invalid_configuration naming a stored time zone this computer does not know, and how to mend it (not "try again")', async () => {
+    const res = await freebusy('unknownZone');
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ error: 'invalid_configuration', error_description: expect.stringMatching(/time zone 'Mars\/Olympus_Mons' is not one this computer knows; set 'timeZone' in the owner's config\.json/) });
   });
 
   it('a feed with no good copy yet is a passing failure of the calendar upstream: 502 calendar_unavailable', async () => {
