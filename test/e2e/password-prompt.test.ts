@@ -23,23 +23,26 @@ afterAll(async () => {
   await rm(join(home, '..'), { recursive: true, force: true });
 });
 
-/** Runs `delegate users add …` on a pseudo-terminal, types `keys` once the prompt shows, and returns the screen and the exit code. */
-async function atTerminal(args: string[], keys: string): Promise<{ screen: string; code: number | null }> {
+/** Runs `delegate users add …` on a pseudo-terminal, types each of `answers` once its prompt shows, and returns the screen and the exit code. */
+async function atTerminal(args: string[], answers: string[]): Promise<{ screen: string; code: number | null }> {
   const command = [process.execPath, delegateBin, 'users', 'add', ...args].map((w) => `'${w}'`).join(' ');
   const child = spawn(SCRIPT, ['-qfec', command, '/dev/null'], { cwd: repoRoot, env: { ...process.env, DELEGATE_HOME: home, NO_COLOR: '1', TERM: 'xterm' } });
   let screen = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (screen += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   try {
-    const started = Date.now();
-    while (!screen.includes(`Password for ${args[0]}`)) {
-      if (child.exitCode !== null || Date.now() - started > 20_000) throw new Error(`no prompt:\n${screen}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    // Key by key, as a person types (a terminal may send several at once too: the reader takes both).
-    for (const key of keys) {
-      child.stdin.write(key);
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    const prompts = () => screen.split(`Password for ${args[0]}`).length - 1;
+    for (const [n, keys] of answers.entries()) {
+      const started = Date.now();
+      while (prompts() <= n) {
+        if (child.exitCode !== null || Date.now() - started > 20_000) throw new Error(`no prompt ${n + 1}:\n${screen}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      // Key by key, as a person types (a terminal may send several at once too: the reader takes both).
+      for (const key of keys) {
+        child.stdin.write(key);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
     }
     // A reader that waits for more (as one reading to the end of input would) is not waited for long.
     const code = await Promise.race([exited, new Promise<null>((resolve) => setTimeout(() => resolve(null), 10_000))]);
@@ -59,16 +62,24 @@ async function passwordHashOf(name: string): Promise<string | null | undefined> 
 }
 
 describe.skipIf(!existsSync(SCRIPT))('users add at a terminal', () => {
-  it('does not show the password typed; Backspace corrects it, and Enter ends it with a new line', { timeout: 60_000 }, async () => {
-    const { screen, code } = await atTerminal(['frank'], 'secretpass99x\u007f\r');
+  it('does not show the password typed; Backspace corrects it, Enter ends it with a new line, and it is asked twice', { timeout: 60_000 }, async () => {
+    const { screen, code } = await atTerminal(['frank'], ['secretpass99x\u007f\r', 'secretpass99\r']);
     expect(code, screen).toBe(0);
     expect(screen).not.toContain('secretpass');
-    expect(screen).toMatch(/Password for frank: \r?\n(?:\r?\n)?Added frank\./);
+    expect(screen).toMatch(/Password for frank: \r?\n(?:\r?\n)?Password for frank, again: \r?\n(?:\r?\n)?Added frank\./);
     expect(await verifyPassword('secretpass99', await passwordHashOf('frank'))).toBe(true);
   });
 
+  it('two passwords that differ: exit 1, one line, nothing added (a typo nobody saw never becomes the password)', { timeout: 60_000 }, async () => {
+    const { screen, code } = await atTerminal(['ivan'], ['secretpass99\r', 'secretpasss99\r']);
+    expect(code, screen).toBe(1);
+    expect(screen).not.toContain('secretpass');
+    expect(screen).toContain('delegate: The two passwords typed differ: ivan was not added.');
+    expect(await passwordHashOf('ivan')).toBeUndefined();
+  });
+
   it('Ctrl-C cancels: exit 130, one line, nothing added', { timeout: 60_000 }, async () => {
-    const { screen, code } = await atTerminal(['grace'], 'halfway\u0003');
+    const { screen, code } = await atTerminal(['grace'], ['halfway\u0003']);
     expect(code, screen).toBe(130);
     expect(screen).not.toContain('halfway');
     expect(screen).toContain('delegate: Cancelled: grace was not added.');

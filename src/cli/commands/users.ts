@@ -3,6 +3,7 @@
 // it in the process list): typed at a terminal without being shown (Ctrl-C
 // cancels), or piped. It is stored only as an scrypt hash. The change is put
 // on the audit log (`user_added` or `password_set`, by cli).
+import { constantTimeEqual } from '../../authz/crypto.js';
 import { addUser, userNameProblem, UserError } from '../../authz/users.js';
 import { systemTimeZone, type Paths } from '../../config.js';
 import { CommandFailed, EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors.js';
@@ -23,16 +24,24 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   return EXIT_OK;
 }
 
-/** At a terminal, one line typed without echo; from a pipe, everything (its last line break dropped). */
+/**
+ * At a terminal, a line typed without echo, then typed again to be sure (as `passwd` asks: a typo no one
+ * saw would otherwise become the password); from a pipe, everything (its last line break dropped).
+ */
 async function readPassword(args: { name: string; replace: boolean }, io: CliIo): Promise<string> {
   if (io.stdin?.isTTY && io.readHiddenLine) {
-    // The prompt is written once echo is off: keys typed as soon as it shows are not echoed.
-    const typed = await io.readHiddenLine(`Password for ${args.name}: `);
-    // The person's Enter was not echoed either.
-    io.stderr.write('\n');
-    if (typed === undefined) {
-      throw new CommandFailed(`Cancelled: ${args.replace ? `the password of ${args.name} is unchanged` : `${args.name} was not added`}.`, EXIT_INTERRUPTED);
-    }
+    const unchanged = args.replace ? `the password of ${args.name} is unchanged` : `${args.name} was not added`;
+    const hidden = async (prompt: string): Promise<string> => {
+      // The prompt is written once echo is off: keys typed as soon as it shows are not echoed.
+      const typed = await io.readHiddenLine!(prompt);
+      // The person's Enter was not echoed either.
+      io.stderr.write('\n');
+      if (typed === undefined) throw new CommandFailed(`Cancelled: ${unchanged}.`, EXIT_INTERRUPTED);
+      return typed;
+    };
+    const typed = await hidden(`Password for ${args.name}: `);
+    const again = await hidden(`Password for ${args.name}, again: `);
+    if (!constantTimeEqual(typed, again)) throw new CommandFailed(`The two passwords typed differ: ${unchanged}.`);
     return typed;
   }
   if (!io.readAll) throw new CommandFailed('No standard input to read the password from.');
