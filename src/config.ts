@@ -147,6 +147,15 @@ export function demoCalendarPath(): string {
   return join(packageRoot(), 'fixtures', 'owner.ics');
 }
 
+/** The name of the OS user running this, which the local owner's account takes; `owner` when it has none. */
+export function systemUserName(): string {
+  try {
+    return userInfo().username || 'owner';
+  } catch {
+    return 'owner';
+  }
+}
+
 /** The machine's IANA time zone, or UTC when it has none. */
 export function systemTimeZone(env: Env): string {
   const fromEnv = env.TZ?.trim();

@@ -2,7 +2,7 @@
 // directory (store, keys, bootstrap) and listening on its address. Used by the
 // serve commands and by the embedded stack that find-slot and login start.
 // Imported lazily: nothing here may load on find-slot's fast path.
-import { hostname, userInfo } from 'node:os';
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
@@ -12,7 +12,7 @@ import { CALENDAR_DETAIL_TYPE, canonicalResource } from '../delegation/index.js'
 import { loadOrCreateAgentKey, type AgentIdentity } from '../agent/identity.js';
 import { buildCalendarServer } from '../calendar/server.js';
 import { calendarLoaderFor, userCalendarsFromStore } from './calendar-backend.js';
-import { demoCalendarPath, systemTimeZone, type Paths } from '../config.js';
+import { demoCalendarPath, systemTimeZone, systemUserName, type Paths } from '../config.js';
 import type { AuditSink } from '../resource/audit.js';
 import type { Store } from '../store/index.js';
 import { openCommandStore } from './commands/admin-store.js';
@@ -44,7 +44,7 @@ export function agentIdentity(paths: Paths): Promise<AgentIdentity> {
 export async function bootstrap(store: Store, paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, now: number): Promise<void> {
   const agent = await agentIdentity(paths);
   await refuseSecondAddress(store, paths, agent.clientId, urls);
-  const owner = safeUserName();
+  const owner = systemUserName();
   await bootstrapLocal(
     store,
     {
@@ -196,10 +196,4 @@ function safeHostName(): string {
   }
 }
 
-function safeUserName(): string {
-  try {
-    return userInfo().username || 'owner';
-  } catch {
-    return 'owner';
-  }
-}
+

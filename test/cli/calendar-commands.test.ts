@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { calendarLoaderFor } from '../../src/cli/calendar-backend.js';
@@ -161,9 +161,16 @@ describe('on a fresh data directory, only `calendar add` sets up an owner withou
     expect([list.code, list.out, list.err]).toEqual([0, '', 'No calendars: searches have nothing to check. Add one with: delegate calendar add NAME FILE-OR-URL\n']);
   });
 
-  it('`add` first: the owner has only that calendar', async () => {
+  it('`add` first: the owner has only that calendar, and the name the servers would give it (the OS user’s)', async () => {
     await writeFile(join(dir, 'work.ics'), EVENT);
     expect((await run(['add', 'work', join(dir, 'work.ics')])).code).toBe(0);
     expect(await ownersCalendars()).toEqual(['work']);
+    const store = openStore(join(home(), 'delegate.db'));
+    try {
+      // Found in review: `calendar add` named the owner `owner`, the servers' first start the OS user.
+      expect((await store.ownerUser())?.name).toBe(userInfo().username || 'owner');
+    } finally {
+      store.close();
+    }
   });
 });

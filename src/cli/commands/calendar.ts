@@ -16,7 +16,7 @@ import { createFeedLoader, normalizeFeedUrl, redactFeedUrl } from '../../calenda
 import { expandBusy, type ParsedCalendar } from '../../calendar/ics.js';
 import { createCalendarLoader } from '../../calendar/sources.js';
 import { DAY_MS } from '../../calendar/zone.js';
-import { demoCalendarPath, readUserConfig, resolvePaths, systemTimeZone, unknownKeysWarning, type Paths, type UserConfig } from '../../config.js';
+import { demoCalendarPath, readUserConfig, resolvePaths, systemTimeZone, systemUserName, unknownKeysWarning, type Paths, type UserConfig } from '../../config.js';
 import type { CalendarFeedRecord, CalendarRecord, Store, UserRecord } from '../../store/index.js';
 import { feedCacheOf } from '../calendar-backend.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
@@ -163,13 +163,14 @@ async function withOwner<T>(paths: Paths, io: CliIo, start: { demo: boolean }, w
       const config = await readUserConfig(paths.config).catch(() => ({ timeZone: undefined }));
       owner = {
         id: `usr_${randomBytes(16).toString('base64url')}`,
-        name: 'owner',
+        // The name the servers' first start gives the owner (servers.ts bootstrap), whichever comes first.
+        name: systemUserName(),
         passwordHash: null,
         isOwner: true,
         timeZone: config.timeZone ?? systemTimeZone(io.env),
         createdAt: io.now(),
       };
-      if (await store.userByName(owner.name)) owner.name = `owner-${randomBytes(3).toString('hex')}`;
+      if (await store.userByName(owner.name)) owner.name = `${owner.name}-owner`;
       await store.createUser(owner);
       if (start.demo) await store.addCalendar(demoCalendarOf(owner.id, io.now()));
     }
