@@ -9,6 +9,7 @@ import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } fr
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { GRANT_TYPE_AUTHORIZATION_CODE, OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
 import { deleteTokens, setTokens, tokensFor, type StoredTokens, type TokenCache, type TokenCacheData } from './cache.js';
+import { CodeRedemption } from './code-redemption.js';
 import { ClientError } from './errors.js';
 import { clientIsUnknown } from './registration-check.js';
 import type { TokenResponseExtras, TokenResponseNotes } from './token-notes.js';
@@ -65,6 +66,12 @@ export interface CacheOAuthProviderOptions {
    * (sign-in.ts), which answers only once it has shown that link.
    */
   ownerAssertion?: (tokenEndpoint: URL) => Promise<string | undefined>;
+  /**
+   * Keeps each authorization code to one presentation (code-redemption.ts);
+   * given by a sign-in that notes the token endpoint's first answer through
+   * its observe(), so that the person gets that answer. A fresh one otherwise.
+   */
+  codeRedemption?: CodeRedemption;
 }
 
 export class CacheOAuthProvider implements OAuthClientProvider {
@@ -73,12 +80,14 @@ export class CacheOAuthProvider implements OAuthClientProvider {
   private verifier: string | undefined;
   private lastState: string | undefined;
   private savedTokens = false;
+  private readonly redemption: CodeRedemption;
   /** Registrations known to their server in this run: checked once, or just made. */
   private readonly checkedClients = new Set<string>();
 
   constructor(options: CacheOAuthProviderOptions) {
     this.options = options;
     this.data = options.snapshot;
+    this.redemption = options.codeRedemption ?? new CodeRedemption();
   }
 
   get redirectUrl(): string {
@@ -181,6 +190,7 @@ export class CacheOAuthProvider implements OAuthClientProvider {
     );
     await this.change((data) => setTokens(data, this.options.resource, entry));
     this.savedTokens = true;
+    this.redemption.redeemed();
   }
 
   /**
@@ -219,14 +229,23 @@ export class CacheOAuthProvider implements OAuthClientProvider {
 
   saveCodeVerifier(codeVerifier: string): void {
     this.verifier = codeVerifier;
+    this.redemption.begin();
   }
 
+  /** Asked by the SDK only to redeem a code, with it: once per authorization request (code-redemption.ts). */
   codeVerifier(): string {
     if (this.verifier === undefined) throw new Error('no PKCE code verifier: no authorization was started by this process');
+    this.redemption.present();
     return this.verifier;
   }
 
+  /**
+   * After a refused code, the SDK calls this only to present the code again:
+   * that ends here, with the first answer, before anything is cleared
+   * (code-redemption.ts).
+   */
   async invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void> {
+    this.redemption.refuseRetry();
     const resource = this.options.resource;
     const issuer = this.issuer;
     if (scope === 'verifier' || scope === 'all') this.verifier = undefined;

@@ -3,7 +3,7 @@
 // authorization server from the agent's 401, registers if needed and builds
 // the authorization URL; the user gets the listener's /start, which sends
 // their browser on to the owner's sign-in link (or the plain URL), approves, and the browser brings the code back to the listener;
-// finishAuth() redeems it and a new connection uses the new token. When the
+// finishAuth() redeems it, once whatever the answer (code-redemption.ts), and a new connection uses the new token. When the
 // browser ran on another computer, the address it ended on may be pasted
 // instead (readPastedRedirect), raced against the listener. Loaded
 // only when needed, so the cached fast path does not load any of this.
@@ -12,8 +12,8 @@ import { UnauthorizedError, auth } from '@modelcontextprotocol/sdk/client/auth.j
 import { OAuthError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
 import type { TokenCache } from './cache.js';
+import { CodeRedemption } from './code-redemption.js';
 import { connectAndUse } from './connect.js';
 import { ClientError, wrongAccount } from './errors.js';
 import { startLoopbackListener, type LoopbackListener } from './loopback.js';
@@ -39,9 +39,9 @@ export async function signInAndUse<T>(
   use: (client: Client) => Promise<T>,
 ): Promise<T> {
   const notes = new TokenResponseNotes(options.now);
-  // The authorization server's refusal of a code another account approved (login CSRF), once seen.
-  let refused: ClientError | undefined;
-  const fetchFn = noticingWrongAccount(notes.observe(baseFetch), (refusal) => (refused ??= refusal));
+  // The code is presented once; the token endpoint's first answer is what the person gets.
+  const redemption = new CodeRedemption();
+  const fetchFn = redemption.observe(notes.observe(baseFetch));
   // Bound before anything can send the browser to it (RFC 8252 §7.3).
   const listener = await startLoopbackListener({
     timeoutMs: options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
@@ -61,13 +61,10 @@ export async function signInAndUse<T>(
       redirectUrl: listener.redirectUrl,
       ignoreCachedTokens: true,
       notes,
+      codeRedemption: redemption,
       // A server whose database was replaced refuses a forgotten client only in the browser, where we cannot see it.
       checkCachedClient: fetchFn,
-      ownerAssertion: async (tokenEndpoint) => {
-        // The SDK tries a refused code once more (auth() on invalid_grant); the first answer stands.
-        if (refused) throw refused;
-        return ownerLink ? ownerTokenAssertion(options.files.ownerKey, tokenEndpoint.href, options.now) : undefined;
-      },
+      ownerAssertion: async (tokenEndpoint) => (ownerLink ? ownerTokenAssertion(options.files.ownerKey, tokenEndpoint.href, options.now) : undefined),
       onAuthorizationUrl: async (url, context) => {
         if (++asked > 1) {
           throw new ClientError('AUTHORIZATION_FAILED', 'CalendarAgent refused the token the authorization server has just issued.');
@@ -111,8 +108,9 @@ export async function signInAndUse<T>(
     try {
       await first.finishAuth(code);
     } catch (error) {
-      // Nothing was issued, so there is nothing to store or revoke here.
-      throw refused ?? (ownerLink && error instanceof OAuthError ? wrongAccount(error.errorCode, error.message) : undefined) ?? error;
+      // Nothing was issued, so there is nothing to store or revoke here. `error` is the token endpoint's
+      // first answer: the provider ended the SDK's retry with it. Another account's approval is said so.
+      throw (ownerLink && error instanceof OAuthError ? wrongAccount(error.errorCode, error.message) : undefined) ?? error;
     }
     await retireTokensFromOtherIssuers(cache, resource, fetchFn);
     const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
@@ -121,23 +119,6 @@ export async function signInAndUse<T>(
     stopReading.abort();
     await listener.close();
   }
-}
-
-/**
- * Wraps `fetchFn` so that the authorization server's refusal of a code
- * another account approved (invalid_grant for a request with an owner
- * assertion, see wrongAccount) is noted on its way to the SDK.
- */
-function noticingWrongAccount(fetchFn: FetchLike, found: (refusal: ClientError) => void): FetchLike {
-  return async (url, init) => {
-    const response = await fetchFn(url, init);
-    if (response.status === 400 && init?.body instanceof URLSearchParams && init.body.has(OWNER_ASSERTION_PARAMETER)) {
-      const body = (await response.clone().json().catch(() => ({}))) as Record<string, unknown>;
-      const refusal = wrongAccount(body.error, body.error_description);
-      if (refusal) found(refusal);
-    }
-    return response;
-  };
 }
 
 /** Reads pasted addresses until one is taken, the browser comes back by itself, or the wait ends. */
