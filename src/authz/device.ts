@@ -23,13 +23,14 @@ import { audit } from './audit.js';
 import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.js';
 import { renderDeviceConfirm, renderDeviceDone, renderDeviceEntry } from './device-page.js';
-import { InvalidRequestError, InvalidScopeError, InvalidTargetError, ServerError, UnauthorizedClientError, replyWithError } from './errors.js';
+import { InvalidRequestError, InvalidScopeError, InvalidTargetError, ServerError, TooManyRequestsError, UnauthorizedClientError, replyWithError } from './errors.js';
 import { redeemAuthorizationCode } from './grant-code.js';
 import { ownerAsserted } from './owner-proof.js';
 import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams, required, single, singleTarget } from './params.js';
-import { FailureCounter } from './rate-limit.js';
+import { addressKey } from './login.js';
+import { FailureCounter, type RateLimitRule } from './rate-limit.js';
 import { VERIFICATION_PATH, boundRequest, completeVerificationPath, normalizeUserCode, readSignIn } from './bound-pages.js';
 import { currentSession, startedByOwnerFor, type SessionContext } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
@@ -50,9 +51,16 @@ const USER_CODE_DRAWS = 5;
 /** §5.1: wrong codes typed by one signed-in person before the page makes them wait. */
 export const WRONG_CODE_LIMIT = { limit: 5, windowMs: 15 * 60_000 };
 
-export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): void {
+/**
+ * Device requests stored per source (all of loopback is one) in the device code's lifetime before the next waits
+ * (429): a person starts one or two; a program that floods the table is held to this many live rows.
+ */
+export const DEVICE_REQUEST_LIMIT: RateLimitRule = { limit: 30, windowMs: DEVICE_CODE_SEC * 1000 };
+
+export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, deviceRequestLimit: RateLimitRule = DEVICE_REQUEST_LIMIT): void {
   const doneUri = `${ctx.issuer}${DEVICE_DONE_PATH}`;
   const wrongCodes = new FailureCounter(WRONG_CODE_LIMIT, ctx.now);
+  const deviceRequests = new FailureCounter(deviceRequestLimit, ctx.now);
   /** The answer to someone who typed too many wrong codes lately, or undefined when they may try. */
   const tooManyWrongCodes = (reply: FastifyReply, userId: string): FastifyReply | undefined => {
     const wait = wrongCodes.retryAfterMs(`user:${userId}`);
@@ -75,7 +83,24 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
   };
 
   app.post(DEVICE_AUTHORIZATION_PATH, async (req, reply) => {
+    let counted: { source: string; attempt: number } | undefined;
     try {
+      // RFC 8628 §3.1: the request is a form, as at the token endpoint (found in review: a JSON body was taken).
+      if (!isForm(req)) throw new InvalidRequestError('The device authorization request must be application/x-www-form-urlencoded.');
+      // A machine endpoint: no device client sends Origin or Fetch Metadata, so a request with either from
+      // elsewhere is a web page's form post (found in review: a cross-site form started device requests).
+      const refusal = crossSiteRefusal(req, ctx.issuer);
+      if (refusal) throw new InvalidRequestError(`${refusal} Device authorization requests are not taken from web pages.`);
+      // Each request leaves a row for its 10 minutes and the sweep's grace after: a bound per source (all of
+      // loopback is one), counted before anything is awaited and taken back unless a request is stored, so that
+      // none sent at once get past it (found in review: 655 requests a second, never deleted).
+      const source = addressKey(req.ip);
+      const wait = deviceRequests.retryAfterMs(source);
+      if (wait > 0) {
+        reply.header('Retry-After', String(Math.ceil(wait / 1000)));
+        throw new TooManyRequestsError('Too many device authorization requests from this address; try again later.');
+      }
+      counted = { source, attempt: deviceRequests.fail(source) };
       const body = formBody(req);
       const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
       if (!client.grantTypes.includes(GRANT_TYPE_DEVICE_CODE)) throw new UnauthorizedClientError('This client did not register for the device authorization grant.');
@@ -111,6 +136,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
         if (await ctx.store.createDeviceAuthorization({ ...request, userCode: drawn })) userCode = drawn;
       }
       if (userCode === undefined) throw new ServerError('No free user code could be drawn; try again.');
+      counted = undefined;
       req.log.info({ client: client.clientId }, 'device authorization started');
       const verificationUri = `${ctx.issuer}${VERIFICATION_PATH}`;
       return reply.header('Cache-Control', 'no-store').send({
@@ -122,6 +148,8 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
         interval: POLL_INTERVAL_SEC,
       });
     } catch (err) {
+      // Nothing was stored: the request does not count against its source.
+      if (counted) deviceRequests.forgive(counted.source, counted.attempt);
       return replyWithError(req, reply, err);
     }
   });
@@ -244,16 +272,16 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext): voi
 }
 
 async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: FormBody, doneUri: string): Promise<Record<string, unknown>> {
-  if (!req.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
-    throw new InvalidRequestError('The token request must be application/x-www-form-urlencoded.');
-  }
+  if (!isForm(req)) throw new InvalidRequestError('The token request must be application/x-www-form-urlencoded.');
   const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
   if (!client.grantTypes.includes(GRANT_TYPE_DEVICE_CODE)) throw new UnauthorizedClientError('This client may not use the device_code grant.');
   // The owner's CLI proves itself on every poll (a fresh assertion each time), before the poll counts: the code
   // behind an approved device is then redeemed only if the owner approved it (owner-proof.ts).
   const byOwner = await ownerAsserted(ctx, body);
-  const poll = await ctx.store.pollDeviceAuthorization(hashSecret(required(body, 'device_code')), ctx.now());
-  if (!poll || poll.record.clientId !== client.clientId) throw new DeviceError('invalid_grant', 'The device code is not valid.');
+  // Found only with the client it was issued to (RFC 8628 §3.5, RFC 6749 §5.2): another client's poll is refused
+  // before it counts (found in review: it slowed the device down, and spent the code the user had approved).
+  const poll = await ctx.store.pollDeviceAuthorization(hashSecret(required(body, 'device_code')), client.clientId, ctx.now());
+  if (!poll) throw new DeviceError('invalid_grant', 'The device code is not valid.');
   if (poll.status === 'expired') throw new DeviceError('expired_token', 'The device code has expired; start again.');
   if (poll.tooSoon) throw new DeviceError('slow_down', `Poll at most every ${poll.record.intervalSec} seconds.`);
   switch (poll.status) {
@@ -314,6 +342,10 @@ function newUserCode(): string {
     return USER_CODE_ALPHABET[v % USER_CODE_ALPHABET.length]!;
   });
   return `${letters.slice(0, 4).join('')}-${letters.slice(4).join('')}`;
+}
+
+function isForm(req: FastifyRequest): boolean {
+  return req.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded') === true;
 }
 
 function formBody(req: FastifyRequest): FormBody {

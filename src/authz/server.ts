@@ -17,6 +17,7 @@ import { registerRevocation } from './revoke.js';
 import { sessionCookieName } from './session.js';
 import { registerToken } from './token.js';
 import { registerDeviceGrant } from './device.js';
+import type { RateLimitRule } from './rate-limit.js';
 import { registerIntrospection } from './introspect.js';
 import { registerRevocationList } from './revocation-list.js';
 import { registerLogin } from './login.js';
@@ -38,6 +39,8 @@ export interface AuthServerOptions {
   extraHosts?: readonly string[];
   /** How often expired rows are swept (default 10 minutes); 0: never (tests that compare the database before and after a request). */
   sweepIntervalMs?: number;
+  /** Device authorization requests stored per source in 10 minutes (default DEVICE_REQUEST_LIMIT; fuzz tests that start hundreds raise it). */
+  deviceRequestLimit?: RateLimitRule;
 }
 
 /** Endpoints that browser-based clients call cross-origin (no cookies are involved). */
@@ -82,7 +85,7 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
   registerOwnerLogin(app, ctx);
   registerConsent(app, ctx);
   registerToken(app, ctx);
-  registerDeviceGrant(app, ctx); // issue 5: RFC 8628
+  registerDeviceGrant(app, ctx, options.deviceRequestLimit); // issue 5: RFC 8628
   registerRegistration(app, ctx);
   registerRevocation(app, ctx);
   registerIntrospection(app, ctx);

@@ -1096,6 +1096,14 @@ class SqliteStore implements Store {
       this.run('DELETE FROM auth_requests WHERE expires_at <= ?', [now]);
       // A used code is kept a day after its expiry so a late replay is still recognised and answered by revocation.
       this.run('DELETE FROM auth_codes WHERE expires_at <= ?', [now - 86_400_000]);
+      // An expired device request keeps no secret (its user code, state, verifier and code are blanked), and its row
+      // a day, so that a late poll still gets expired_token (found in review: these rows were never deleted).
+      this.run(
+        `UPDATE device_authorizations SET user_code = 'expired:' || device_code_hash, state = 'expired:' || device_code_hash, code_verifier = '', code = NULL
+         WHERE expires_at <= ? AND code_verifier <> ''`,
+        [now],
+      );
+      this.run('DELETE FROM device_authorizations WHERE expires_at <= ?', [now - 86_400_000]);
     });
   }
 
@@ -1140,9 +1148,9 @@ class SqliteStore implements Store {
     });
   }
 
-  async pollDeviceAuthorization(deviceCodeHash: string, now: number): Promise<DevicePoll | undefined> {
+  async pollDeviceAuthorization(deviceCodeHash: string, clientId: string, now: number): Promise<DevicePoll | undefined> {
     return this.atomically(() => {
-      const row = this.get('SELECT * FROM device_authorizations WHERE device_code_hash = ?', [deviceCodeHash]);
+      const row = this.get('SELECT * FROM device_authorizations WHERE device_code_hash = ? AND client_id = ?', [deviceCodeHash, clientId]);
       if (!row) return undefined;
       const record = toDeviceAuthorization(row);
       if (record.expiresAt <= now) return { status: 'expired' as const, tooSoon: false as const, record };

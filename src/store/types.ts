@@ -379,7 +379,10 @@ export interface Store {
   /** Records a feed's copy and fetch outcome; nothing happens when its calendar was removed meanwhile. */
   saveCalendarFeed(feed: CalendarFeedRecord): Promise<void>;
 
-  /** Deletes expired codes, sessions, requests and one-time ids. */
+  /**
+   * Deletes expired codes, sessions, requests and one-time ids; blanks the secrets of expired device
+   * authorizations and deletes them a day after they expired.
+   */
   sweep(now: number): Promise<void>;
 
   // issue 5: device authorization grant (RFC 8628)
@@ -402,8 +405,9 @@ export interface Store {
    * One poll by the device (RFC 8628 §3.4), atomically: notes its time, says
    * whether it came sooner than the interval allows (and then adds 5 s to the
    * interval, §3.5), and hands out an approved request's code exactly once.
+   * Undefined, changing nothing, unless the request was made by `clientId`.
    */
-  pollDeviceAuthorization(deviceCodeHash: string, now: number): Promise<DevicePoll | undefined>;
+  pollDeviceAuthorization(deviceCodeHash: string, clientId: string, now: number): Promise<DevicePoll | undefined>;
 }
 
 /** issue 5: a device authorization request (RFC 8628), from the device's request to the poll that gets its tokens. */

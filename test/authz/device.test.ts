@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { ownerAssertion, ownerLink, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, hiddenField, parseConsentForm, postForm, postJson, registerDeviceClient as registerDevice } from '../support/oauth-flow.js';
-import { expectStrictPage, stateChangedBy } from '../security/stack.js';
+import { expectStrictPage, queryRows, stateChangedBy } from '../security/stack.js';
 import { decodeJwt, exchange } from './helpers.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -523,5 +523,127 @@ describe('device authorization grant', () => {
     const allowed = await again.browser.get(again.page);
     expect(allowed.status).toBe(200);
     expect(allowed.html).toContain(later.user_code);
+  });
+});
+
+describe('device requests and polls that must change nothing (review dcr-device, findings 2, 3 and 6)', () => {
+  const database = () => ({ paths: { db: join(authz.home, 'delegate.db') } });
+  const deviceRows = () => queryRows(database(), 'SELECT * FROM device_authorizations');
+  const request = (clientId: string, headers: Record<string, string> = {}) => postForm(`${authz.issuer}/device_authorization`, { client_id: clientId, resource: authz.agentUrl }, headers);
+
+  describe('a poll with another client’s device_code (RFC 8628 §3.5; found in review: it slowed the device down, and spent the code the user had approved)', () => {
+    it('pending: invalid_grant, nothing changed, and the rightful device’s first poll is authorization_pending, not slow_down', async () => {
+      const mine = await registerDeviceClient();
+      const other = await registerDeviceClient();
+      const device = await startDevice(mine);
+      for (let i = 0; i < 4; i++) {
+        const { result, changed } = await stateChangedBy(database(), () => poll(other, device.device_code));
+        expect([result.status, result.body.error]).toEqual([400, 'invalid_grant']);
+        expect(changed).toEqual([]);
+      }
+      const first = await poll(mine, device.device_code);
+      expect([first.status, first.body.error]).toEqual([400, 'authorization_pending']);
+    });
+
+    it('approved: invalid_grant, nothing changed (the code not spent), and the rightful device then gets its tokens', async () => {
+      const mine = await registerDeviceClient();
+      const other = await registerDeviceClient();
+      const device = await startDevice(mine);
+      await decide(device.verification_uri_complete, 'approve');
+      const { result, changed } = await stateChangedBy(database(), () => poll(other, device.device_code));
+      expect([result.status, result.body.error]).toEqual([400, 'invalid_grant']);
+      expect(result.body.access_token).toBeUndefined();
+      expect(changed).toEqual([]);
+      clock += 6_000;
+      const tokens = await poll(mine, device.device_code);
+      expect(tokens.status).toBe(200);
+      expect(tokens.body.access_token).toEqual(expect.any(String));
+    });
+  });
+
+  describe('expired device authorizations (found in review: never deleted, their state and PKCE verifier kept in the clear)', () => {
+    it('are blanked by the first sweep after they expire, still answered expired_token for a day, then deleted', async () => {
+      const clientId = await registerDeviceClient();
+      const devices = [await startDevice(clientId), await startDevice(clientId), await startDevice(clientId)];
+      const secrets = deviceRows().flatMap((r) => [String(r.user_code), String(r.state), String(r.code_verifier)]);
+      expect(secrets).toHaveLength(9);
+      await authz.store.sweep(clock); // still live: untouched
+      expect(deviceRows().map((r) => r.code_verifier).sort()).toEqual(secrets.filter((_, i) => i % 3 === 2).sort());
+
+      clock += 601_000;
+      await authz.store.sweep(clock);
+      const blanked = deviceRows();
+      expect(blanked).toHaveLength(3);
+      const stored = JSON.stringify(blanked);
+      for (const secret of secrets) expect(stored).not.toContain(secret);
+      for (const device of devices) expect(stored).not.toContain(device.user_code);
+      // A late poll within the grace still learns that its code expired.
+      expect((await poll(clientId, devices[0]!.device_code)).body.error).toBe('expired_token');
+      // Its user code is free and finds nothing.
+      const signIn = await account('ida');
+      const typed = await signIn(devices[1]!.verification_uri_complete);
+      expect((await typed.browser.get(typed.page)).status).toBe(400);
+
+      clock += 86_400_000;
+      await authz.store.sweep(clock);
+      expect(deviceRows()).toEqual([]);
+      expect((await poll(clientId, devices[2]!.device_code)).body.error).toBe('invalid_grant');
+    });
+  });
+
+  describe('a bound on device requests per source (found in review: 655 requests a second, each a row for ever)', () => {
+    it('takes 30 in 10 minutes from loopback, whatever the client; the next is 429 with Retry-After and stores nothing, until the window passes', async () => {
+      const [one, two] = [await registerDeviceClient(), await registerDeviceClient()];
+      // Refused requests do not count.
+      for (let i = 0; i < 5; i++) expect((await postForm(`${authz.issuer}/device_authorization`, { client_id: one, resource: 'http://127.0.0.1:1/mcp' })).body.error).toBe('invalid_target');
+      for (let i = 0; i < 30; i++) expect((await request(i % 2 === 0 ? one : two)).status, `request ${i + 1}`).toBe(200);
+      for (const clientId of [one, two, await registerDeviceClient()]) {
+        const { result, changed } = await stateChangedBy(database(), () => request(clientId));
+        expect([result.status, result.body.error]).toEqual([429, 'too_many_requests']);
+        expect(Number(result.headers.get('retry-after'))).toBeGreaterThan(0);
+        expect(Number(result.headers.get('retry-after'))).toBeLessThanOrEqual(600);
+        expect(result.headers.get('cache-control')).toBe('no-store');
+        expect(changed).toEqual([]);
+      }
+      expect(deviceRows()).toHaveLength(30);
+      clock += 600_000;
+      expect((await request(one)).status).toBe(200);
+    });
+  });
+
+  describe('the request’s encoding and where it comes from (RFC 8628 §3.1; found in review: JSON and cross-site form posts were taken)', () => {
+    it.each([
+      ['a JSON body', 'application/json', (id: string, resource: string) => JSON.stringify({ client_id: id, resource })],
+      ['a text/plain body (a form a web page can post without CORS)', 'text/plain', (id: string, resource: string) => `client_id=${id}&resource=${encodeURIComponent(resource)}`],
+      ['no Content-Type', undefined, (id: string, resource: string) => `client_id=${id}&resource=${encodeURIComponent(resource)}`],
+    ])('refuses %s: 400 invalid_request, nothing stored', async (_name, type, body) => {
+      const clientId = await registerDeviceClient();
+      const { result, changed } = await stateChangedBy(database(), async () => {
+        const res = await fetch(`${authz.issuer}/device_authorization`, { method: 'POST', headers: type ? { 'content-type': type } : {}, body: body(clientId, authz.agentUrl) });
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      });
+      expect([result.status, result.body.error]).toEqual([400, 'invalid_request']);
+      expect(result.body.device_code).toBeUndefined();
+      expect(changed).toEqual([]);
+    });
+
+    it.each([
+      ['Origin of another site and Sec-Fetch-Site cross-site', { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' }],
+      ['Origin of another loopback port (same-site)', { origin: 'http://127.0.0.1:1', 'sec-fetch-site': 'same-site' }],
+      ['Origin null (a sandboxed page)', { origin: 'null' }],
+      ['Sec-Fetch-Site cross-site alone', { 'sec-fetch-site': 'cross-site' }],
+    ])('refuses a form post with %s: 400 invalid_request, nothing stored', async (_name, headers) => {
+      const clientId = await registerDeviceClient();
+      const { result, changed } = await stateChangedBy(database(), () => request(clientId, headers));
+      expect([result.status, result.body.error]).toEqual([400, 'invalid_request']);
+      expect(result.body.device_code).toBeUndefined();
+      expect(changed).toEqual([]);
+    });
+
+    it('takes a form post with no Origin or Fetch Metadata, as device clients send it (the control)', async () => {
+      const device = await request(await registerDeviceClient());
+      expect(device.status).toBe(200);
+      expect(device.body.device_code).toEqual(expect.any(String));
+    });
   });
 });

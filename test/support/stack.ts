@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { resolvePaths, type Paths, type Urls } from '../../src/config.js';
 import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStore, storeAudit } from '../../src/cli/servers.js';
 import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
+import type { RateLimitRule } from '../../src/authz/rate-limit.js';
 import type { Store } from '../../src/store/index.js';
 import { Browser, authorizeUrl, parseConsentForm, pkcePair, postForm, registerPublicClient, type ConsentForm } from './oauth-flow.js';
 import { freePort } from './ports.js';
@@ -26,8 +27,11 @@ export interface TestStack {
   close(): Promise<void>;
 }
 
-/** `sweep: false` stops the AS's timed sweep of expired rows (for tests that compare the database around each request). */
-export async function startTestStack(options: { logger?: Logger; sweep?: boolean } = {}): Promise<TestStack> {
+/**
+ * `sweep: false` stops the AS's timed sweep of expired rows (for tests that compare the database around each request);
+ * `deviceRequestLimit` replaces the AS's bound on device requests per source (for tests that start hundreds).
+ */
+export async function startTestStack(options: { logger?: Logger; sweep?: boolean; deviceRequestLimit?: RateLimitRule } = {}): Promise<TestStack> {
   const root = await mkdtemp(join(tmpdir(), 'delegate-stack-'));
   const paths = resolvePaths({ DELEGATE_HOME: join(root, 'home') });
   const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
@@ -39,7 +43,13 @@ export async function startTestStack(options: { logger?: Logger; sweep?: boolean
     await bootstrap(store, paths, urls, Date.now());
     await loadOrCreateOwnerKey(paths.ownerKey);
     const apps: Array<[FastifyInstance, number]> = [
-      [await buildAuth(store, paths, urls.issuer, options.logger, options.sweep === false ? { sweepIntervalMs: 0 } : {}), auth],
+      [
+        await buildAuth(store, paths, urls.issuer, options.logger, {
+          ...(options.sweep === false ? { sweepIntervalMs: 0 } : {}),
+          ...(options.deviceRequestLimit ? { deviceRequestLimit: options.deviceRequestLimit } : {}),
+        }),
+        auth,
+      ],
       [await buildCalendar(store, paths, urls.calendarUrl, urls.issuer, options.logger), calendar],
       [await buildAgent(paths, urls, options.logger, storeAudit(store)), agent],
     ];
