@@ -2,6 +2,7 @@
 // endpoint URLs, the store, the signing keys, the clock and the lifetimes.
 import type { Store } from '../store/index.js';
 import type { KeyRing } from './keys.js';
+import type { RateLimitRule } from './rate-limit.js';
 
 export interface Lifetimes {
   /** Access tokens (RFC 9068); at most 10 minutes by default. */
@@ -57,6 +58,8 @@ export interface AuthContext {
   ownerKeyPath: string | undefined;
   /** Most exchange hops a new grant allows. */
   defaultMaxDepth: number;
+  /** Open registrations accepted per source address, each rule a window (register.ts REGISTRATION_LIMITS). */
+  registrationLimits: readonly RateLimitRule[];
 }
 
 /**

@@ -1,32 +1,76 @@
 // POST /register: open dynamic client registration (RFC 7591) for the apps a
 // user runs, such as MCP clients. Redirect URIs must be https, or http on a
 // loopback address (RFC 8252 §7.3). Clients that authenticate with keys
-// (agents) are created by an administrator, never here.
+// (agents) are created by an administrator, never here. Open registration is
+// bounded (§3 lets it be rate-limited against denial of service): so many
+// registrations per source address (all of loopback counting as one), each
+// field and the whole metadata capped; clients that never get a grant are
+// swept a day later (the store's sweep()).
 import type { FastifyInstance } from 'fastify';
 import { GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, isValidScopeToken } from '../delegation/index.js';
 import type { ClientRecord, TokenEndpointAuthMethod } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
-import { InvalidClientMetadataError, InvalidRedirectUriError, replyWithError } from './errors.js';
+import { InvalidClientMetadataError, InvalidRedirectUriError, replyWithError, TooManyRequestsError } from './errors.js';
 import { checkRegistrableRedirectUri } from './policy/redirect-uri.js';
 import { hasControlCharacters } from '../terminal-text.js';
 import { GRANT_TYPE_DEVICE_CODE } from './device.js';
+import { addressKey } from './login.js';
+import { FailureCounter, type RateLimitRule } from './rate-limit.js';
 
 const OPEN_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ['none', 'client_secret_basic', 'client_secret_post'];
 const OPEN_GRANT_TYPES = [GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, GRANT_TYPE_DEVICE_CODE];
 const MAX_REDIRECT_URIS = 10;
+/** Longer than any redirect URI an app needs (browsers keep URLs of about 2,000 characters in view). */
+const MAX_REDIRECT_URI_LENGTH = 2048;
+/** The text fields' bound: an e-mail address is at most 254 characters (RFC 5321 §4.5.3.1), a mailto: URI a few more. */
+const MAX_TEXT_LENGTH = 512;
+/**
+ * The registered metadata as stored and echoed, in UTF-8 bytes. Real clients register a few hundred bytes
+ * (the CLI's is about 300); without it, every field at its bound made a 60 KB client (found in review).
+ */
+export const MAX_METADATA_BYTES = 8192;
+/**
+ * RFC 7591 §3: open registration "MAY be rate-limited". Registrations accepted per source address, in each
+ * window: 300 a minute takes the bursts of the benchmarks (64 clients signed in within a second), the load test
+ * (50) and the fuzzer and security tests, which register hundreds against one server; 3,000 a day (the sweep's
+ * 24 hours) bounds what one source can add, at MAX_METADATA_BYTES each, to about 50 MB, where a flood added
+ * 14 MB a second. A person registers a handful of apps.
+ */
+export const REGISTRATION_LIMITS: readonly RateLimitRule[] = Object.freeze([
+  { limit: 300, windowMs: 60_000 },
+  { limit: 3_000, windowMs: 86_400_000 },
+]);
+/** Sources kept in the counters: a bound on their memory (the oldest source is forgotten first). */
+const COUNTED_SOURCES = 1_000;
 const TEXT_FIELDS = ['client_name', 'client_uri', 'logo_uri', 'tos_uri', 'policy_uri', 'software_id', 'software_version'] as const;
 
 export function registerRegistration(app: FastifyInstance, ctx: AuthContext): void {
+  const counters = ctx.registrationLimits.map((rule) => new FailureCounter(rule, ctx.now, COUNTED_SOURCES));
   app.post('/register', async (req, reply) => {
     try {
+      // Every loopback address is one source: a program (or a page in the browser, CORS allows it) could send from all of 127/8.
+      const source = addressKey(req.ip);
+      const wait = Math.max(0, ...counters.map((c) => c.retryAfterMs(source)));
+      if (wait > 0) {
+        reply.header('Retry-After', String(Math.ceil(wait / 1000)));
+        throw new TooManyRequestsError(`This authorization server has registered too many clients from this address lately; try again in ${Math.ceil(wait / 1000)} seconds.`);
+      }
       if (!req.headers['content-type']?.toLowerCase().startsWith('application/json')) {
         throw new InvalidClientMetadataError('Registration requests must be application/json.');
       }
       const client = buildClient(req.body, ctx.now());
       const secret = client.tokenEndpointAuthMethod === 'none' ? undefined : randomSecret();
       if (secret) client.secretHash = hashSecret(secret);
-      await ctx.store.createClient(client);
+      // Counted before the write (no await since the check above, so requests sent at once cannot all pass it),
+      // taken back if the write fails: only clients that exist count.
+      const counted = counters.map((c) => c.fail(source));
+      try {
+        await ctx.store.createClient(client);
+      } catch (error) {
+        counters.forEach((c, i) => c.forgive(source, counted[i]!));
+        throw error;
+      }
       req.log.info({ client: client.clientId }, 'client registered');
       return reply
         .code(201)
@@ -62,6 +106,11 @@ export function buildClient(body: unknown, now: number): ClientRecord {
   if (redirectBased !== codeResponses) {
     throw new InvalidClientMetadataError('grant_types and response_types do not agree (RFC 7591 section 2.1).');
   }
+  // §2.1 too: no registering into an inconsistent state. A refresh token comes only from a grant that issues tokens
+  // first, so [] or ["refresh_token"] alone could never get one (found in review: both were 201).
+  if (!grantTypes.includes(GRANT_TYPE_AUTHORIZATION_CODE) && !grantTypes.includes(GRANT_TYPE_DEVICE_CODE)) {
+    throw new InvalidClientMetadataError(`grant_types must include ${GRANT_TYPE_AUTHORIZATION_CODE} or ${GRANT_TYPE_DEVICE_CODE}: no other grant issues a token to a registered client.`);
+  }
 
   // RFC 7591 §2: redirect URIs are required for redirect-based flows only; any given are checked all the same.
   const redirectUris = m.redirect_uris ?? (redirectBased ? undefined : []);
@@ -70,6 +119,7 @@ export function buildClient(body: unknown, now: number): ClientRecord {
   }
   if (redirectUris.length > MAX_REDIRECT_URIS) throw new InvalidRedirectUriError(`At most ${MAX_REDIRECT_URIS} redirect URIs may be registered.`);
   for (const uri of redirectUris as string[]) {
+    if (uri.length > MAX_REDIRECT_URI_LENGTH) throw new InvalidRedirectUriError(`A redirect URI may have at most ${MAX_REDIRECT_URI_LENGTH} characters.`);
     const check = checkRegistrableRedirectUri(uri);
     if (!check.ok) throw new InvalidRedirectUriError(check.reason);
   }
@@ -84,25 +134,34 @@ export function buildClient(body: unknown, now: number): ClientRecord {
   if (m.scope !== undefined && (typeof m.scope !== 'string' || !m.scope.split(' ').every(isValidScopeToken))) {
     throw new InvalidClientMetadataError('scope must be a space-separated list of scope tokens.');
   }
+  // A well-formed scope is accepted and not registered, so not echoed (§3.2.1: the response holds what was
+  // registered; §2 lets the server replace what a client asks for). The scope a client may get is the one the
+  // resource offers and the user approves, at /authorize and on the device's page, whatever it registered:
+  // MCP clients register the scope of their first challenge (the SDK sends it) and later step up to more with
+  // the same registration, which a registered bound would refuse. Found in review: "admin root" was echoed as
+  // registered and bounded nothing.
   const metadata: Record<string, unknown> = {
     redirect_uris: redirectUris,
     token_endpoint_auth_method: method,
     grant_types: grantTypes,
     response_types: responseTypes,
   };
-  if (typeof m.scope === 'string') metadata.scope = m.scope;
   for (const field of TEXT_FIELDS) {
     const value = m[field];
     if (value === undefined) continue;
-    if (typeof value !== 'string' || value.length > 512) throw new InvalidClientMetadataError(`${field} must be a string of at most 512 characters.`);
+    if (typeof value !== 'string' || value.length > MAX_TEXT_LENGTH) throw new InvalidClientMetadataError(`${field} must be a string of at most ${MAX_TEXT_LENGTH} characters.`);
     // Shown on the consent page and printed by `delegate grants` and `agents`: found in review, a client_name holding
     // "\r\e[2K…\n" was printed raw and rewrote the terminal line.
     if (hasControlCharacters(value)) throw new InvalidClientMetadataError(`${field} must not contain control characters.`);
     metadata[field] = value;
   }
   const contacts = stringList(m.contacts, 'contacts');
+  if (contacts?.some((c) => c.length > MAX_TEXT_LENGTH)) throw new InvalidClientMetadataError(`Each of contacts may have at most ${MAX_TEXT_LENGTH} characters.`);
   if (contacts?.some(hasControlCharacters)) throw new InvalidClientMetadataError('contacts must not contain control characters.');
   if (contacts) metadata.contacts = contacts;
+  if (Buffer.byteLength(JSON.stringify(metadata)) > MAX_METADATA_BYTES) {
+    throw new InvalidClientMetadataError(`The registered metadata may take at most ${MAX_METADATA_BYTES} bytes.`);
+  }
 
   return {
     clientId: randomId('cli'),

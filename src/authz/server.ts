@@ -12,12 +12,12 @@ import { DEFAULT_LIFETIMES, endpointsFor, type AuthContext, type Lifetimes } fro
 import { loadKeyRing } from './keys.js';
 import { registerMetadata } from './metadata.js';
 import { registerOwnerLogin } from './owner-login.js';
-import { registerRegistration } from './register.js';
+import { REGISTRATION_LIMITS, registerRegistration } from './register.js';
+import type { RateLimitRule } from './rate-limit.js';
 import { registerRevocation } from './revoke.js';
 import { sessionCookieName } from './session.js';
 import { registerToken } from './token.js';
 import { registerDeviceGrant } from './device.js';
-import type { RateLimitRule } from './rate-limit.js';
 import { registerIntrospection } from './introspect.js';
 import { registerRevocationList } from './revocation-list.js';
 import { registerLogin } from './login.js';
@@ -41,6 +41,8 @@ export interface AuthServerOptions {
   sweepIntervalMs?: number;
   /** Device authorization requests stored per source in 10 minutes (default DEVICE_REQUEST_LIMIT; fuzz tests that start hundreds raise it). */
   deviceRequestLimit?: RateLimitRule;
+  /** Open registrations accepted per source address in each window (default REGISTRATION_LIMITS: 300 a minute, 3,000 a day); [] sets none. */
+  registrationLimits?: readonly RateLimitRule[];
 }
 
 /** Endpoints that browser-based clients call cross-origin (no cookies are involved). */
@@ -62,6 +64,7 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
     secureCookies: issuer.startsWith('https:'),
     ownerKeyPath: options.ownerKeyPath,
     defaultMaxDepth: options.defaultMaxDepth ?? 2,
+    registrationLimits: options.registrationLimits ?? REGISTRATION_LIMITS,
   };
 
   const app = createApp({ logger: options.logger, extraHosts: options.extraHosts, publicUrl: issuer });

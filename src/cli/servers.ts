@@ -110,7 +110,7 @@ async function publishedKeyIds(issuer: string): Promise<string[] | 'silent'> {
   return 'silent';
 }
 
-export async function buildAuth(store: Store, paths: Paths, issuer: string, logger?: Logger, extra: Pick<AuthServerOptions, 'sweepIntervalMs' | 'deviceRequestLimit'> = {}): Promise<FastifyInstance> {
+export async function buildAuth(store: Store, paths: Paths, issuer: string, logger?: Logger, extra: Pick<AuthServerOptions, 'sweepIntervalMs' | 'deviceRequestLimit' | 'registrationLimits'> = {}): Promise<FastifyInstance> {
   return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, ...(logger ? { logger } : {}), ...extra });
 }
 

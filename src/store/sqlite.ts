@@ -46,6 +46,9 @@ export class StoreError extends Error {
   }
 }
 
+/** How long a registered client that nothing refers to is kept (deleteUnusedClients). */
+export const UNUSED_CLIENT_KEPT_MS = 86_400_000;
+
 /** How long a statement waits for another process's lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -1105,6 +1108,29 @@ class SqliteStore implements Store {
       );
       this.run('DELETE FROM device_authorizations WHERE expires_at <= ?', [now - 86_400_000]);
     });
+    this.atomically(() => this.deleteUnusedClients(now));
+  }
+
+  /**
+   * Open registration (RFC 7591 §3) without this would keep every client anyone registered for ever (found in
+   * review: a flood grew the database by 14 MB a second). A client registered over a day ago that nothing refers
+   * to is deleted: no grant (so no code, token or refresh token either, revoked or not), no pending request or
+   * device authorization. Agents, which the administrator registers, are never deleted. A deleted client's app
+   * registers again when it next signs in (the CLI does: registration-check.ts); audit records keep its id.
+   */
+  private deleteUnusedClients(now: number): void {
+    this.run(
+      `DELETE FROM clients WHERE kind IN ('public', 'confidential') AND created_at <= ?
+         AND client_id NOT IN (SELECT client_id FROM grants)
+         AND client_id NOT IN (SELECT client_id FROM auth_requests)
+         AND client_id NOT IN (SELECT client_id FROM device_authorizations)
+         AND client_id NOT IN (SELECT client_id FROM auth_codes)
+         AND client_id NOT IN (SELECT client_id FROM token_families)
+         AND client_id NOT IN (SELECT client_id FROM refresh_tokens)
+         AND client_id NOT IN (SELECT client_id FROM issued_tokens)
+         AND client_id NOT IN (SELECT agent_client_id FROM resources WHERE agent_client_id IS NOT NULL)`,
+      [now - UNUSED_CLIENT_KEPT_MS],
+    );
   }
 
   // issue 5: device authorization grant (RFC 8628)

@@ -381,7 +381,8 @@ export interface Store {
 
   /**
    * Deletes expired codes, sessions, requests and one-time ids; blanks the secrets of expired device
-   * authorizations and deletes them a day after they expired.
+   * authorizations and deletes them a day after they expired; deletes registered clients unused a day after
+   * registering.
    */
   sweep(now: number): Promise<void>;
 

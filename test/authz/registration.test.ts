@@ -122,9 +122,14 @@ describe('registration', () => {
     ['the device grant with response_types ["code"] given', { grant_types: [DEVICE], response_types: ['code'], redirect_uris: undefined }, 'invalid_client_metadata'],
     ['authorization_code with response_types [] given', { grant_types: ['authorization_code'], response_types: [] }, 'invalid_client_metadata'],
     ['a device-only client with an unsafe redirect URI', { grant_types: [DEVICE], redirect_uris: ['http://example.com/cb'] }, 'invalid_redirect_uri'],
+    // Found in review: registered (201), though no grant of theirs could ever issue a token (RFC 7591 §2.1).
+    ['grant_types []', { grant_types: [], response_types: [] }, 'invalid_client_metadata'],
+    ['grant_types ["refresh_token"] alone', { grant_types: ['refresh_token'], response_types: [] }, 'invalid_client_metadata'],
   ])('still refuses %s', async (_name, patch, error) => {
+    const before = (await authz.store.listClients()).length;
     const res = await postJson(`${authz.issuer}/register`, { ...valid, ...patch });
     expect([res.status, res.body.error]).toEqual([400, error]);
+    expect((await authz.store.listClients()).length).toBe(before);
   });
 
   it('refuses a body that is not JSON, or too large', async () => {

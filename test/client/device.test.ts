@@ -12,7 +12,9 @@ import { buildAgentServer } from '../../src/agent/index.js';
 import { deviceLogin, type DeviceLoginOptions } from '../../src/client/device.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { addUser } from '../../src/authz/users.js';
-import { Browser, csrfOf, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
+import { Browser, csrfOf, hiddenField, parseConsentForm, postJson } from '../support/oauth-flow.js';
+import { TokenCache } from '../../src/client/cache.js';
+import { CLIENT_METADATA } from '../../src/client/provider.js';
 
 let authz: TestAuthz;
 let agent: FastifyInstance;
@@ -97,6 +99,28 @@ describe('device sign-in: a cached client the server has forgotten', () => {
     await deviceLogin(options(authz.agentUrl, async (prompt) => void approve(prompt.link, prompt.userCode)));
     expect(requests.filter((r) => r.startsWith('POST /register'))).toHaveLength(1);
     expect(await clientOf()).not.toBe(first);
+  });
+});
+
+describe('device sign-in: a cached client the server swept', () => {
+  it('registers anew when the cached client never got a delegation and was deleted a day after it registered', async () => {
+    // What a device sign-in that was never finished leaves in the cache: a registration, and no tokens.
+    const registered = await postJson(`${authz.issuer}/register`, { ...CLIENT_METADATA, redirect_uris: [...CLIENT_METADATA.redirect_uris] });
+    expect(registered.status).toBe(201);
+    const first = String(registered.body.client_id);
+    const cache = new TokenCache({ files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock') }, now });
+    await cache.update((data) => {
+      data.clients[authz.issuer] = { ...(registered.body as { client_id: string }), issuer: authz.issuer };
+    });
+    clock += 25 * 3_600_000;
+    await authz.store.sweep(clock);
+    expect(await authz.store.clientById(first)).toBeUndefined();
+
+    await deviceLogin(options(authz.agentUrl, async (prompt) => void approve(prompt.link, prompt.userCode)));
+    expect(requests.filter((r) => r.startsWith('POST /register'))).toHaveLength(1);
+    const cached = Object.values((JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
+    expect(cached).not.toBe(first);
+    expect(await authz.store.clientById(cached)).toBeDefined();
   });
 });
 

@@ -12,7 +12,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildAgentServer } from '../../src/agent/index.js';
 import { findSlot, login, type SessionOptions } from '../../src/client/session.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
-import { Browser, parseConsentForm } from '../support/oauth-flow.js';
+import { Browser, parseConsentForm, postJson } from '../support/oauth-flow.js';
+import { REGISTRATION_LIMITS } from '../../src/authz/register.js';
+import { errorText, exitCodeFor } from '../../src/cli/errors.js';
 
 let authz: TestAuthz;
 let agent: FastifyInstance;
@@ -244,6 +246,46 @@ describe('client session', () => {
     ]);
     const newClient = Object.values((JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
     expect(newClient).not.toBe(oldClient);
+  });
+
+  it('login registers anew when the authorization server swept the cached client (registered a day ago, never approved)', async () => {
+    await expect(findSlot(options({ decision: 'deny' }), { duration: '30m' })).rejects.toMatchObject({ code: 'ACCESS_DENIED' });
+    const oldClient = Object.values((await cacheFile() as unknown as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
+    clock += 25 * 3_600_000;
+    await authz.store.sweep(clock);
+    expect(await authz.store.clientById(oldClient)).toBeUndefined();
+
+    requests = [];
+    const again = options({ loginTimeoutMs: 3_000 });
+    const summary = await login(again);
+    expect(summary.issuer).toBe(authz.issuer);
+    expect(again.shown).toHaveLength(1);
+    expect(requests.filter((r) => !r.startsWith('agent'))).toEqual([
+      'GET /.well-known/oauth-authorization-server',
+      'POST /token', // is the cached client known? invalid_client: no
+      'POST /register',
+      'POST /token', // the code
+    ]);
+    const newClient = Object.values((await cacheFile() as unknown as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
+    expect(newClient).not.toBe(oldClient);
+  });
+
+  it('keeps a client that has a delegation through the sweep, long after its tokens expired', async () => {
+    await findSlot(options(), { duration: '30m' });
+    const client = Object.values((await cacheFile() as unknown as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
+    clock += 60 * 86_400_000;
+    await authz.store.sweep(clock);
+    expect(await authz.store.clientById(client)).toBeDefined();
+  });
+
+  it('says in one line that the authorization server refused to register it for now (429 too_many_requests), and caches no client', async () => {
+    for (let i = 0; i < REGISTRATION_LIMITS[0]!.limit; i++) expect((await postJson(`${authz.issuer}/register`, { redirect_uris: ['http://127.0.0.1/callback'], token_endpoint_auth_method: 'none' })).status).toBe(201);
+    const error = await findSlot(options(), { duration: '30m' }).then(() => undefined, (e: unknown) => e);
+    const line = errorText(error, false);
+    expect(line).toMatch(/^delegate: This authorization server has registered too many clients from this address lately; try again in \d+ seconds\.\n$/);
+    expect(exitCodeFor(error)).toBe(1);
+    const cached = await readFile(join(home, 'tokens.json'), 'utf8').then((t) => JSON.parse(t) as { clients?: Record<string, unknown> }, () => ({ clients: {} }));
+    expect(Object.keys(cached.clients ?? {})).toEqual([]);
   });
 
   it('login keeps a cached client the authorization server still knows', async () => {

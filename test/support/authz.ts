@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { Logger } from 'pino';
-import { bootstrapLocal, buildAuthServer, type Lifetimes } from '../../src/authz/index.js';
+import { bootstrapLocal, buildAuthServer, type AuthServerOptions, type Lifetimes } from '../../src/authz/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { freePort } from './ports.js';
 
@@ -34,6 +34,8 @@ export interface TestAuthzOptions {
   port?: number;
   /** The server's logger (none by default). */
   logger?: Logger;
+  /** Open registrations per source address (the server's defaults unless given). */
+  registrationLimits?: AuthServerOptions['registrationLimits'];
 }
 
 export async function es256Key(): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
@@ -70,7 +72,7 @@ export async function startTestAuthz(options: TestAuthzOptions = {}): Promise<Te
     },
     now(),
   );
-  const app = await buildAuthServer({ issuer, store, ownerKeyPath: join(home, 'owner-key.json'), now, lifetimes: options.lifetimes, ...(options.logger ? { logger: options.logger } : {}) });
+  const app = await buildAuthServer({ issuer, store, ownerKeyPath: join(home, 'owner-key.json'), now, lifetimes: options.lifetimes, ...(options.logger ? { logger: options.logger } : {}), ...(options.registrationLimits ? { registrationLimits: options.registrationLimits } : {}) });
   await app.listen({ port, host: '127.0.0.1' });
   return {
     issuer,

@@ -13,6 +13,7 @@ import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStor
 import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
 import type { RateLimitRule } from '../../src/authz/rate-limit.js';
 import type { Store } from '../../src/store/index.js';
+import type { AuthServerOptions } from '../../src/authz/index.js';
 import { Browser, authorizeUrl, parseConsentForm, pkcePair, postForm, registerPublicClient, type ConsentForm } from './oauth-flow.js';
 import { freePort } from './ports.js';
 
@@ -30,8 +31,9 @@ export interface TestStack {
 /**
  * `sweep: false` stops the AS's timed sweep of expired rows (for tests that compare the database around each request);
  * `deviceRequestLimit` replaces the AS's bound on device requests per source (for tests that start hundreds).
+ * `registrationLimits` replaces the AS's limits on open registration ([]: none).
  */
-export async function startTestStack(options: { logger?: Logger; sweep?: boolean; deviceRequestLimit?: RateLimitRule } = {}): Promise<TestStack> {
+export async function startTestStack(options: { logger?: Logger; sweep?: boolean; deviceRequestLimit?: RateLimitRule; registrationLimits?: AuthServerOptions['registrationLimits'] } = {}): Promise<TestStack> {
   const root = await mkdtemp(join(tmpdir(), 'delegate-stack-'));
   const paths = resolvePaths({ DELEGATE_HOME: join(root, 'home') });
   const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
@@ -47,6 +49,7 @@ export async function startTestStack(options: { logger?: Logger; sweep?: boolean
         await buildAuth(store, paths, urls.issuer, options.logger, {
           ...(options.sweep === false ? { sweepIntervalMs: 0 } : {}),
           ...(options.deviceRequestLimit ? { deviceRequestLimit: options.deviceRequestLimit } : {}),
+          ...(options.registrationLimits ? { registrationLimits: options.registrationLimits } : {}),
         }),
         auth,
       ],
