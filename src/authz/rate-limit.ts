@@ -1,6 +1,7 @@
 // Counting failed sign-in attempts per account and per address, in memory:
 // a sliding window that blocks further attempts once the limit is reached.
-// Bounded: keys with no recent failures are dropped.
+// Bounded: keys with no recent failures are dropped. Registrations per
+// address are counted the same way (register.ts), each one a "failure".
 
 export interface RateLimitRule {
   limit: number;
