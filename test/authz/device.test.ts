@@ -584,10 +584,16 @@ describe('device requests and polls that must change nothing (review dcr-device,
       const typed = await signIn(devices[1]!.verification_uri_complete);
       expect((await typed.browser.get(typed.page)).status).toBe(400);
 
+      // A day later the rows are gone: the code is unknown (invalid_grant, asked by a client that is still there).
+      // So is the client, which registered more than a day before and never got a grant (the registration sweep,
+      // test/security/registration-limits.test.ts): its own poll is invalid_client.
       clock += 86_400_000;
+      const liveClient = await registerDeviceClient();
       await authz.store.sweep(clock);
       expect(deviceRows()).toEqual([]);
-      expect((await poll(clientId, devices[2]!.device_code)).body.error).toBe('invalid_grant');
+      expect((await poll(liveClient, devices[2]!.device_code)).body.error).toBe('invalid_grant');
+      expect(await authz.store.clientById(clientId)).toBeUndefined();
+      expect((await poll(clientId, devices[2]!.device_code)).body.error).toBe('invalid_client');
     });
   });
 
