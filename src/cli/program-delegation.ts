@@ -47,7 +47,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       .description('Register an agent: bind it to its resource URL and key; the authorization server signs its identity statement.')
       .argument('<id>', 'the agent’s client id', agentId)
       .requiredOption('--url <url>', 'the resource URL it serves (the audience of tokens for it)', parseHttpUrl)
-      .requiredOption('--key <file>', 'its ES256 public (or private) key as a JWK file')
+      .requiredOption('--key <file>', 'its ES256 (P-256) public (or private) key as a JWK file; its kid, or else its RFC 7638 thumbprint, names it')
       .requiredOption('--name <name>', 'its name, as users will see it')
       .option('--software-id <id>', 'software identifier', 'unknown')
       .option('--software-version <version>', 'software version', '0')
@@ -210,11 +210,11 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       .description('Trade a token for a narrower one (RFC 8693) to hand to a sub-agent; prints it on stdout.')
       .requiredOption('--audience <url>', 'where the new token will be used', parseHttpUrl)
       .option('--scope <scope>', 'the scope, no wider than the parent token allows there')
-      .option('--constraint <k=v>', 'narrow further: calendars=NAME[,NAME…] or lookahead_days=N (repeatable)', collect, [])
+      .option('--constraint <k=v>', 'narrow one limit, the others staying the token’s: calendars=NAME[,NAME…] or lookahead_days=N (repeatable)', collect, [])
       .option('--subject-token <->', '- reads the token to narrow from stdin; nothing else is taken, never the token itself (other users can read command lines)')
       .option('--subject-token-file <file>', 'read the token to narrow from this file (0600) (default for both: DELEGATE_TOKEN, else your stored token for CalendarAgent)')
       .option('--as <agent>', 'the registered agent making the exchange', agentId, 'calendar-agent')
-      .option('--key <file>', 'that agent’s private key (default: CalendarAgent’s key in the data directory)')
+      .option('--key <file>', 'that agent’s private key as a JWK file, the one it was registered with (no kid: its thumbprint) (default: CalendarAgent’s key in the data directory)')
       .option('--for <agent>', 'the sub-agent that may exchange the new token in turn (may_act)', agentId)
       .option('--agent-port <port>', `CalendarAgent's port, for your stored token (default ${DEFAULT_PORTS.agent})`, parsePort)
       .option('--json', 'print the whole token response'),
@@ -223,6 +223,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       'after',
       examples([
         'delegate token exchange --audience http://127.0.0.1:8411 --scope freebusy:read --constraint lookahead_days=3',
+        'delegate token exchange --audience http://127.0.0.1:8411 --constraint calendars=work --for helper',
         'delegate token exchange --audience http://127.0.0.1:8411 --for helper | helper-agent --token -',
         'delegate token exchange --as helper --key helper.key.json --subject-token - --audience http://127.0.0.1:8411 < handed.txt',
         'delegate token exchange --as helper --key helper.key.json --subject-token-file handed.txt --audience http://127.0.0.1:8411',

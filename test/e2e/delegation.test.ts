@@ -2,10 +2,13 @@
 // against `delegate serve` on spare ports. Agents are registered and their
 // identity statements verified; the user's grant is listed; a sub-agent gets a
 // narrower token by exchange and its calls show in the chain and the audit
-// log; exchanges that would widen are refused naming the bound; revoking the
+// log; exchanges that would widen are refused naming the bound; a
+// `--constraint` narrows only what it names; a sub-agent key without a kid
+// works on both sides (its thumbprint); revoking the
 // grant ends every derived token at both resource servers; a tampered audit
 // log is caught; an account is added with its password from stdin.
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -150,6 +153,83 @@ describe('grants, exchange chains and the audit log', () => {
     expect(audience.stderr).toMatch(/invalid_target/);
   });
 
+  // Found in review (readme, finding 7): the CLI sent only the constraints given, and the AS reads a member left
+  // out as "no limit", so `calendars=demo` alone was refused for the lookahead the user never mentioned.
+  it('--constraint calendars=NAME alone narrows only the calendars: the lookahead stays the parent token’s', async () => {
+    const r = await cli('token', 'exchange', '--audience', calendarUrl, '--scope', 'freebusy:read', '--constraint', 'calendars=demo', ...authArgs());
+    expect(r.code, r.stderr).toBe(0);
+    expect(decodeJwt(r.stdout.trim()).authorization_details).toEqual([
+      { type: 'calendar', locations: [calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], calendars: ['demo'], lookahead_days: 30 },
+    ]);
+    const read = await fetch(`${calendarUrl}/freebusy?from=${new Date().toISOString()}&to=${new Date(Date.now() + 86_400_000).toISOString()}`, { headers: { authorization: `Bearer ${r.stdout.trim()}` } });
+    expect(read.status).toBe(200);
+  });
+
+  it('--constraint lookahead_days=N alone under a token limited to some calendars keeps those calendars', async () => {
+    const handed = await cli('token', 'exchange', '--audience', calendarUrl, '--constraint', 'calendars=demo', '--for', 'helper', ...authArgs());
+    expect(handed.code, handed.stderr).toBe(0);
+    const own = await runCliWithStdin(['token', 'exchange', '--as', 'helper', '--key', helperKeyFile, '--subject-token', '-', '--audience', calendarUrl, '--constraint', 'lookahead_days=5', ...authArgs()], handed.stdout.trim());
+    expect(own.code, own.stderr).toBe(0);
+    expect(decodeJwt(own.stdout.trim())).toMatchObject({
+      act: { sub: 'helper', act: { sub: 'calendar-agent' } },
+      authorization_details: [{ type: 'calendar', locations: [calendarUrl], calendars: ['demo'], lookahead_days: 5 }],
+    });
+  });
+
+  it('a constraint that would widen is refused (invalid_authorization_details) naming that constraint; nothing issued', async () => {
+    const handed = (await cli('token', 'exchange', '--audience', calendarUrl, '--constraint', 'calendars=demo', '--for', 'helper', ...authArgs())).stdout.trim();
+    const before = stateCounts();
+    const calendars = await runCliWithStdin(['token', 'exchange', '--as', 'helper', '--key', helperKeyFile, '--subject-token', '-', '--audience', calendarUrl, '--constraint', 'calendars=demo,work', ...authArgs()], handed);
+    expect(calendars.code).toBe(1);
+    expect(calendars.stdout).toBe('');
+    expect(calendars.stderr.trim().split('\n')).toHaveLength(1);
+    expect(calendars.stderr).toMatch(/refused \(invalid_authorization_details\): .*calendar work not allowed.*--constraint calendars=demo,work/);
+    const lookahead = await cli('token', 'exchange', '--audience', calendarUrl, '--constraint', 'calendars=demo', '--constraint', 'lookahead_days=31', ...authArgs());
+    expect(lookahead.code).toBe(1);
+    expect(lookahead.stderr).toMatch(/refused \(invalid_authorization_details\): .*30 days ahead, not 31.*--constraint lookahead_days=31/);
+    expect(lookahead.stderr).not.toContain('calendars=demo');
+    // Each refused request spent its client assertion's jti (the client was authenticated; RFC 7523 §3 replay rule), nothing else.
+    const { usedOnce: spentBefore, ...restBefore } = before;
+    const { usedOnce: spentAfter, ...restAfter } = stateCounts();
+    expect(restAfter).toEqual(restBefore);
+    expect(spentAfter - spentBefore).toBe(2);
+  });
+
+  // Found in review (readme, finding 6): `agents register` took a JWK without kid (registering it under its RFC 7638
+  // thumbprint), but `token exchange --key` with the same key stopped with "The agent key has no kid."
+  it('a sub-agent key without a kid, as Node exports it, works for `agents register` and for its own exchange', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const privateFile = join(home, '..', 'helper2.key.json');
+    const publicFile = join(home, '..', 'helper2.pub.json');
+    await writeFile(privateFile, JSON.stringify(privateKey.export({ format: 'jwk' })), { mode: 0o600 });
+    await writeFile(publicFile, JSON.stringify(publicKey.export({ format: 'jwk' })), { mode: 0o644 });
+    const reg = await cli('agents', 'register', 'helper2', '--url', 'http://127.0.0.1:9/helper2', '--key', publicFile, '--name', 'Helper 2', '--operator', 'Test Ops', '--contact', 'ops@example.test', '--description', 'Checks calendars.', '--auth-port', ports[1]!);
+    expect(reg.code, reg.stderr).toBe(0);
+    const handed = await cli('token', 'exchange', '--audience', calendarUrl, '--for', 'helper2', ...authArgs());
+    expect(handed.code, handed.stderr).toBe(0);
+    const own = await runCliWithStdin(['token', 'exchange', '--as', 'helper2', '--key', privateFile, '--subject-token', '-', '--audience', calendarUrl, ...authArgs()], handed.stdout.trim());
+    expect(own.code, own.stderr).toBe(0);
+    expect(decodeJwt(own.stdout.trim()).act).toMatchObject({ sub: 'helper2', act: { sub: 'calendar-agent' } });
+  });
+
+  it('a key without a kid registered under another kid is refused by the AS (keys are found by exact kid); nothing issued', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const privateFile = join(home, '..', 'helper3.key.json');
+    const publicFile = join(home, '..', 'helper3.pub.json');
+    await writeFile(privateFile, JSON.stringify(privateKey.export({ format: 'jwk' })), { mode: 0o600 });
+    await writeFile(publicFile, JSON.stringify({ ...publicKey.export({ format: 'jwk' }), kid: 'ops-key-1' }), { mode: 0o644 });
+    const reg = await cli('agents', 'register', 'helper3', '--url', 'http://127.0.0.1:9/helper3', '--key', publicFile, '--name', 'Helper 3', '--operator', 'Test Ops', '--contact', 'ops@example.test', '--description', 'Checks calendars.', '--auth-port', ports[1]!);
+    expect(reg.code, reg.stderr).toBe(0);
+    const handed = (await cli('token', 'exchange', '--audience', calendarUrl, '--for', 'helper3', ...authArgs())).stdout.trim();
+    const before = stateCounts();
+    const own = await runCliWithStdin(['token', 'exchange', '--as', 'helper3', '--key', privateFile, '--subject-token', '-', '--audience', calendarUrl, ...authArgs()], handed);
+    expect(own.code).toBe(1);
+    expect(own.stdout).toBe('');
+    expect(own.stderr.trim().split('\n')).toHaveLength(1);
+    expect(own.stderr).toMatch(/refused \(invalid_client\).*has no kid, so it was named by its RFC 7638 thumbprint/);
+    expect(stateCounts()).toEqual(before);
+  });
+
   it('verifies the audit log, and names a record edited in the database', async () => {
     const ok = await cli('audit', '--verify');
     expect(ok.code).toBe(0);
@@ -203,6 +283,22 @@ describe('users', () => {
     expect(weak.stderr).toMatch(/at least 8 characters/);
   });
 });
+
+/** Rows in the tables an exchange writes (tokens, spent assertion jtis, audit records): equal before and after a refusal. */
+function stateCounts(): { issued: number; usedOnce: number; exchanges: number; audit: number } {
+  const db = new Database(join(home, 'delegate.db'), { readonly: true });
+  try {
+    const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
+    return {
+      issued: count('SELECT count(*) AS n FROM issued_tokens'),
+      usedOnce: count('SELECT count(*) AS n FROM used_once'),
+      exchanges: count("SELECT count(*) AS n FROM audit_log WHERE event = 'token_exchanged'"),
+      audit: count('SELECT count(*) AS n FROM audit_log'),
+    };
+  } finally {
+    db.close();
+  }
+}
 
 function runCliWithStdin(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

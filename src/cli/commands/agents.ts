@@ -3,12 +3,11 @@
 // to its resource URL; the authorization server signs a statement of its
 // identity, which `show` verifies. A registration is put on the audit log
 // (`agent_registered`, by cli).
-import { readFile } from 'node:fs/promises';
-import { calculateJwkThumbprint, type JWK } from 'jose';
 import { describeAgent, listAgents, registerAgent } from '../../authz/agents.js';
 import type { AgentProfile } from '../../authz/agent-statement.js';
 import type { Paths } from '../../config.js';
 import { SCOPE_FREEBUSY_READ } from '../../delegation/index.js';
+import { readAgentPublicKey } from '../agent-key.js';
 import { CommandFailed, EXIT_ERROR, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { printable, shown } from '../shown.js';
@@ -34,7 +33,7 @@ export interface RegisterAgentArgs {
 }
 
 export async function agentsRegisterCommand(args: RegisterAgentArgs, io: CliIo): Promise<number> {
-  const publicJwk = await readPublicKey(args.keyFile);
+  const publicJwk = await readAgentPublicKey(args.keyFile);
   const profile: AgentProfile = {
     name: args.name,
     softwareId: args.softwareId,
@@ -112,19 +111,4 @@ export async function agentsShowCommand(args: { paths: Paths; issuer: string; id
     ].join('\n'),
   );
   return EXIT_OK;
-}
-
-/** The public half of a JWK file (a private key's `d` is dropped), with its thumbprint as kid. */
-async function readPublicKey(file: string): Promise<JWK> {
-  let jwk: JWK;
-  try {
-    jwk = JSON.parse(await readFile(file, 'utf8')) as JWK;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new CommandFailed(`The key file ${file} does not exist.`);
-    throw new CommandFailed(`${file} does not hold a JSON Web Key.`);
-  }
-  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || !jwk.x || !jwk.y) throw new CommandFailed(`${file} is not an ES256 (P-256) key.`);
-  const { d: _private, ...rest } = jwk;
-  const publicJwk: JWK = { kty: rest.kty, crv: rest.crv, x: rest.x, y: rest.y };
-  return { ...publicJwk, kid: rest.kid ?? (await calculateJwkThumbprint(publicJwk)), alg: 'ES256', use: 'sig' };
 }

@@ -9,9 +9,12 @@
 // (/proc/<pid>/cmdline): it comes from stdin (`--subject-token -`), a file
 // (`--subject-token-file`), or DELEGATE_TOKEN / the stored sign-in, as gh takes
 // its token from stdin (`--with-token`) or GH_TOKEN and gcloud from
-// `--access-token-file`.
+// `--access-token-file`. A `--constraint` narrows only what it names: the
+// other limits are the subject token's (read from it unverified; the
+// authorization server judges), so that a limit left out is never asked for
+// as "no limit".
 import { readFile, stat } from 'node:fs/promises';
-import type { JWK } from 'jose';
+import { decodeJwt } from 'jose';
 import { createClientAssertionSigner } from '../../agent/client-assertion.js';
 import type { Paths } from '../../config.js';
 import {
@@ -21,9 +24,13 @@ import {
   GRANT_TYPE_TOKEN_EXCHANGE,
   SCOPE_FREEBUSY_READ,
   TOKEN_TYPE_ACCESS_TOKEN,
+  calendarDetailFor,
   canonicalResource,
   parseScope,
+  type AuthorizationDetail,
+  type CalendarDetail,
 } from '../../delegation/index.js';
+import { readAgentPrivateKey } from '../agent-key.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 
@@ -56,10 +63,12 @@ export async function tokenExchangeCommand(args: TokenExchangeArgs, io: CliIo): 
   if (args.subjectToken !== undefined && args.subjectTokenFile !== undefined) throw new UsageError('Give the token to narrow once: --subject-token - or --subject-token-file, not both.');
   const audience = canonicalResource(args.audience);
   if (!audience) throw new UsageError('--audience must be an absolute http(s) URL.');
-  const detail = constraintsDetail(audience, args.scope, args.constraints);
+  const asked = parseConstraints(args.constraints);
   const subject = await subjectToken(args, io);
-  const key = await readAgentKey(args.keyFile ?? args.paths.agentKey);
-  const sign = createClientAssertionSigner(args.as, key, args.issuer);
+  const parent = subjectDetail(subject, audience);
+  const detail = exchangeDetail(audience, args.scope, asked, parent);
+  const key = await readAgentPrivateKey(args.keyFile ?? args.paths.agentKey);
+  const sign = createClientAssertionSigner(args.as, key.jwk, args.issuer);
 
   const metadata = await fetchJson(`${args.issuer}/.well-known/oauth-authorization-server`);
   const tokenEndpoint = typeof metadata.token_endpoint === 'string' ? metadata.token_endpoint : `${args.issuer}/token`;
@@ -85,28 +94,83 @@ export async function tokenExchangeCommand(args: TokenExchangeArgs, io: CliIo): 
   }
   const answer = (await res.json().catch(() => ({}))) as Record<string, unknown>;
   if (!res.ok) {
-    throw new CommandFailed(`The exchange was refused (${String(answer.error ?? res.status)}): ${String(answer.error_description ?? 'no reason given')}`);
+    const error = String(answer.error ?? res.status);
+    const refused = `The exchange was refused (${error}): ${String(answer.error_description ?? 'no reason given')}`;
+    if (error === 'invalid_authorization_details') throw new CommandFailed(`${refused}${wideningNote(asked, parent)}`);
+    if (error === 'invalid_client' && key.kidFromThumbprint) {
+      throw new CommandFailed(
+        `${refused} ${keyName(args)} has no kid, so it was named by its RFC 7638 thumbprint ${key.jwk.kid}; if ${args.as} was registered under another kid, add that kid to the key file.`,
+      );
+    }
+    throw new CommandFailed(refused);
   }
   io.stdout.write(args.json ? `${JSON.stringify(answer)}\n` : `${String(answer.access_token)}\n`);
   return EXIT_OK;
 }
 
-/** `--constraint calendars=work,home` and `--constraint lookahead_days=7` as one RFC 9396 calendar detail. */
-function constraintsDetail(audience: string, scope: string | undefined, constraints: string[]): Record<string, unknown> | undefined {
-  if (constraints.length === 0) return undefined;
-  const detail: Record<string, unknown> = {
-    type: CALENDAR_DETAIL_TYPE,
-    locations: [audience],
-    actions: scope ? parseScope(scope) : [SCOPE_FREEBUSY_READ],
-    datatypes: [DATATYPE_FREEBUSY],
-  };
+/** The limits `--constraint` names, each with the option as given (to name it in a refusal). Nothing else. */
+interface AskedConstraints {
+  calendars?: { value: string[]; given: string };
+  lookahead_days?: { value: number; given: string };
+}
+
+/** `--constraint calendars=work,home` and `--constraint lookahead_days=7`, judged before anything is read or sent. */
+function parseConstraints(constraints: string[]): AskedConstraints {
+  const asked: AskedConstraints = {};
   for (const c of constraints) {
     const [key, value] = c.split('=', 2);
-    if (key === 'calendars' && value) detail.calendars = value.split(',').map((s) => s.trim()).filter(Boolean);
-    else if (key === 'lookahead_days' && value && /^\d+$/.test(value)) detail.lookahead_days = Number(value);
+    const calendars = key === 'calendars' && value ? value.split(',').map((s) => s.trim()).filter(Boolean) : [];
+    if (calendars.length > 0) asked.calendars = { value: calendars, given: c };
+    else if (key === 'lookahead_days' && value && /^\d+$/.test(value)) asked.lookahead_days = { value: Number(value), given: c };
     else throw new UsageError(`--constraint takes calendars=NAME[,NAME…] or lookahead_days=N, not ${c}.`);
   }
-  return detail;
+  return asked;
+}
+
+/**
+ * The calendar detail the subject token carries for the audience, read without verifying it: only to fill in the
+ * limits no `--constraint` names. The authorization server verifies the token and judges the request; a token
+ * that cannot be read here is sent as it is, for the server to refuse.
+ */
+function subjectDetail(token: string, audience: string): CalendarDetail | undefined {
+  try {
+    const details = decodeJwt(token).authorization_details;
+    return Array.isArray(details) ? calendarDetailFor(details as AuthorizationDetail[], audience) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The one RFC 9396 calendar detail to ask for, or none when no constraint is given (the server then issues the
+ * narrower of the subject token's and the grant's). It is the subject token's detail with only the given limits
+ * replaced: a limit not given stays as the token has it, since an absent member means "no limit" (all calendars,
+ * any lookahead), which would widen the delegation. Its actions are the token's; `--scope` is judged as the scope.
+ */
+function exchangeDetail(audience: string, scope: string | undefined, asked: AskedConstraints, parent: CalendarDetail | undefined): Record<string, unknown> | undefined {
+  if (asked.calendars === undefined && asked.lookahead_days === undefined) return undefined;
+  const base: Record<string, unknown> = parent
+    ? { ...parent, locations: [audience] }
+    : { type: CALENDAR_DETAIL_TYPE, locations: [audience], actions: scope ? parseScope(scope) : [SCOPE_FREEBUSY_READ], datatypes: [DATATYPE_FREEBUSY] };
+  return {
+    ...base,
+    ...(asked.calendars ? { calendars: asked.calendars.value } : {}),
+    ...(asked.lookahead_days ? { lookahead_days: asked.lookahead_days.value } : {}),
+  };
+}
+
+/** Which given `--constraint` asks for more than the subject token allows, to name it after the server's reason. */
+function wideningNote(asked: AskedConstraints, parent: CalendarDetail | undefined): string {
+  if (!parent) return '';
+  const wider: string[] = [];
+  if (asked.calendars && parent.calendars !== undefined && asked.calendars.value.some((c) => !parent.calendars!.includes(c))) wider.push(asked.calendars.given);
+  if (asked.lookahead_days && parent.lookahead_days !== undefined && asked.lookahead_days.value > parent.lookahead_days) wider.push(asked.lookahead_days.given);
+  if (wider.length === 0) return '';
+  return ` ${wider.length === 1 ? 'The constraint that widens it' : 'The constraints that widen it'}: --constraint ${wider.join(' and --constraint ')}.`;
+}
+
+function keyName(args: TokenExchangeArgs): string {
+  return args.keyFile ?? 'The agent key';
 }
 
 async function subjectToken(args: TokenExchangeArgs, io: CliIo): Promise<string> {
@@ -137,17 +201,6 @@ async function readTokenFile(file: string): Promise<string> {
   const token = text.trim();
   if (token === '') throw new UsageError(`--subject-token-file ${file}: the file holds no token.`);
   return token;
-}
-
-async function readAgentKey(file: string): Promise<JWK> {
-  try {
-    const jwk = JSON.parse(await readFile(file, 'utf8')) as JWK;
-    if (typeof jwk.d !== 'string') throw new Error('not a private key');
-    return jwk;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new CommandFailed(`The key file ${file} does not exist.`);
-    throw new CommandFailed(`${file} does not hold the acting agent's private key.`);
-  }
 }
 
 async function fetchJson(url: string): Promise<Record<string, unknown>> {
