@@ -35,6 +35,8 @@ export interface Paths {
   tokenCache: string;
   /** Lock file held while the CLI refreshes a token. */
   tokenLock: string;
+  /** Lock file held while a process sets up the data directory and starts its servers (serve, or a command starting the embedded stack). */
+  serversLock: string;
   /** Private key with which the CLI signs the local owner's login assertion. */
   ownerKey: string;
   /** CalendarAgent's private key for private_key_jwt client authentication. */
@@ -57,6 +59,7 @@ export function resolvePaths(env: Env): Paths {
     db: join(home, 'delegate.db'),
     tokenCache: join(home, 'tokens.json'),
     tokenLock: join(home, 'tokens.lock'),
+    serversLock: join(home, 'servers.lock'),
     ownerKey: join(home, 'owner-key.json'),
     agentKey: join(home, 'agent-key.json'),
     config: join(configDir, 'config.json'),

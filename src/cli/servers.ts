@@ -39,7 +39,11 @@ export function agentIdentity(paths: Paths): Promise<AgentIdentity> {
 /**
  * The administrator's first-start setup of a local installation: the owner
  * (the OS user running this), the calendar backend, and CalendarAgent bound
- * to its URL with its key.
+ * to its URL with its key. The caller holds the data directory's start lock
+ * (src/cli/start-lock.ts) from here until its servers listen: the check of
+ * refuseSecondAddress holds only while no other process sets up and starts
+ * servers in between (two `serve` started at once on other ports both ran,
+ * the later one's setup breaking the other's agent).
  */
 export async function bootstrap(store: Store, paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, now: number): Promise<void> {
   const agent = await agentIdentity(paths);

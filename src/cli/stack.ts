@@ -1,22 +1,28 @@
 // The embedded stack: find-slot and login use the servers that are running
 // on the configured ports, and when none is, start all three in this process
 // for the length of the command (same ports, same data directory), so one
-// command works on a fresh machine. The servers' code is imported only then.
+// command works on a fresh machine. The servers' code is imported only then,
+// by the one process holding the data directory's start lock.
 import type { FastifyInstance } from 'fastify';
 import { urlsFor, type Urls } from '../config.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
 import type { Stack, StackOptions } from './contracts.js';
+import { isClientError } from '../client/errors.js';
+import type { HeldLock } from '../client/lock.js';
 import { CommandFailed } from './errors.js';
+import { holdStartLock } from './start-lock.js';
 
 /** Each probe waits longer than the one before: a busy machine may answer slowly, but a port nobody listens on refuses at once. */
 const PROBE_TIMEOUTS_MS = [1500, 4000, 8000];
 /**
- * How long to wait for the servers to settle when another process is starting
- * or stopping its embedded stack: all three answer (use them), or none does
- * (start ours). Starting one takes well under a second; stopping one waits
- * for the answers in flight (src/http/graceful-close.ts, up to 3 s).
+ * How long servers found half there may stay as they are before that is the
+ * error: another process is stopping its embedded stack (each server finishes
+ * the answers in flight first, src/http/graceful-close.ts, up to 3 s, one
+ * after the other). Every change seen (one more server gone) starts the wait
+ * anew, up to SETTLE_CAP_MS in all.
  */
 const SETTLE_WAIT_MS = 10_000;
+const SETTLE_CAP_MS = 30_000;
 const SETTLE_POLL_MS = 100;
 
 type ProbeResult = 'up' | 'down' | 'foreign' | 'silent';
@@ -31,30 +37,65 @@ interface Part {
 /**
  * The servers on the configured ports, started in this process when none
  * answers. Other delegate commands may be doing the same at this moment
- * (commands run in parallel, each finding nothing): whoever binds the ports
- * first runs them, and the others use its servers. Servers caught half
- * started or half stopped are waited for; if they stop altogether, this
- * process starts its own. The wait is bounded: past it, what stands in the
- * way is the error.
+ * (commands run in parallel, each finding nothing): the one holding the data
+ * directory's start lock (src/cli/start-lock.ts) looks again and starts them;
+ * the others wait for the lock or for its servers to answer, and use them.
+ * Servers caught half stopped (another command's stack closing) are waited
+ * for while they keep changing; if they stop altogether, this process starts
+ * its own. Every wait is bounded: past it, what stands in the way is the error.
  */
 export async function ensureStack(options: StackOptions): Promise<Stack> {
   const urls = urlsFor(options.ports, options.host);
   const parts = partsOf(options, urls);
-  const deadline = Date.now() + SETTLE_WAIT_MS;
+  const found = () => foundStack(urls);
+  // A look first, without the lock: servers that run are used at once.
+  if (judge(parts, await probeAll(parts), true) === 'running') return found();
+  let lock: HeldLock | undefined;
+  try {
+    lock = await holdStartLock(options.paths, Date.now, { ready: async () => (await probeAll(parts)).every((s) => s === 'up') });
+    if (lock === undefined) return found(); // another process started them while this one waited
+  } catch (error) {
+    // No lock file can be made here (a read-only or full disk), so no other process holds one either: go on, and the store says what it cannot do.
+    if (!isClientError(error, 'CACHE_IO')) throw error;
+  }
+  try {
+    return await findOrStart(options, urls, parts);
+  } finally {
+    await lock?.release().catch(() => undefined);
+  }
+}
+
+/** Under the start lock: the servers running, or ours once none runs. */
+async function findOrStart(options: StackOptions, urls: Urls, parts: Part[]): Promise<Stack> {
+  const cap = Date.now() + SETTLE_CAP_MS;
+  let seen = '';
+  let changedAt = Date.now();
   for (;;) {
-    const states = await Promise.all(parts.map(probePart));
-    const verdict = judge(parts, states, Date.now() < deadline);
-    if (verdict === 'running') return { embedded: false, urls, close: async () => {} };
+    const states = await probeAll(parts);
+    if (states.join() !== seen) [seen, changedAt] = [states.join(), Date.now()];
+    const mayWait = Date.now() < Math.min(changedAt + SETTLE_WAIT_MS, cap);
+    const verdict = judge(parts, states, mayWait);
+    if (verdict === 'running') return foundStack(urls);
     if (verdict === 'absent') {
       try {
         return await startEmbedded(options, urls);
       } catch (error) {
-        // Another process bound the ports between our probe and our listen: use its servers once they answer.
-        if (!(error instanceof PortTaken) || Date.now() >= deadline) throw error instanceof PortTaken ? new CommandFailed(error.message) : error;
+        // Something that does not take the start lock (serve-calendar or serve-agent alone, an older delegate) bound a port between our probe and our listen.
+        if (!(error instanceof PortTaken)) throw error;
+        if (!mayWait) throw new CommandFailed(error.message);
       }
     }
     await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
   }
+}
+
+/** Servers another process runs: this one uses them and has nothing to close. */
+function foundStack(urls: Urls): Stack {
+  return { embedded: false, urls, close: async () => {} };
+}
+
+function probeAll(parts: Part[]): Promise<ProbeResult[]> {
+  return Promise.all(parts.map(probePart));
 }
 
 function partsOf(options: StackOptions, urls: Urls): Part[] {

@@ -1,7 +1,8 @@
 // A cross-process lock on a file (tokens.lock): whoever creates the file with
 // O_EXCL holds it. Used around token refresh so that many CLI processes
 // started at once spend the refresh token once (refresh tokens rotate, and
-// replaying a spent one revokes the whole family). A lock left behind by a
+// replaying a spent one revokes the whole family), and around starting the
+// servers of a data directory (servers.lock, src/cli/start-lock.ts). A lock left behind by a
 // process that died is broken: its holder's pid is gone from this host, or
 // the lock has not been touched for staleAfterMs. Its holder touches it (the
 // file's mtime) every quarter of that while it works, so a live holder is
@@ -20,6 +21,8 @@ import { PRIVATE_FILE_MODE, ensurePrivateDir, isErrno, processIsAlive } from './
 export interface FileLockOptions {
   /** The lock file, e.g. Paths.tokenLock. */
   path: string;
+  /** What the lock is, in a file error's message (default "the token cache's lock"). */
+  name?: string;
   now: () => number;
   /** Give up waiting after this long (ms). */
   timeoutMs?: number;
@@ -59,7 +62,7 @@ export async function acquireFileLock(options: FileLockOptions): Promise<HeldLoc
   try {
     return await acquire(options);
   } catch (error) {
-    throw lockError(options.path, error);
+    throw lockError(options, error);
   }
 }
 
@@ -75,7 +78,7 @@ async function acquire(options: FileLockOptions): Promise<HeldLock> {
 
   for (;;) {
     const mine: LockRecord = { pid: process.pid, host: hostname(), nonce: randomBytes(16).toString('hex'), created: now() };
-    if (await tryCreate(path, mine)) return holding(path, mine.nonce, now, staleAfterMs);
+    if (await tryCreate(path, mine)) return holding(options, mine.nonce, now, staleAfterMs);
 
     const holder = await readRecord(path);
     if (holder === 'gone') continue; // released between our attempt and the read
@@ -107,7 +110,8 @@ export async function withFileLock<T>(options: FileLockOptions, work: () => Prom
 }
 
 /** The lock, touched while held so that waiters see its holder at work, until released. */
-function holding(path: string, nonce: string, now: () => number, staleAfterMs: number): HeldLock {
+function holding(options: FileLockOptions, nonce: string, now: () => number, staleAfterMs: number): HeldLock {
+  const { path } = options;
   const heartbeat = setInterval(() => void touchIfMine(path, nonce, now), Math.max(10, Math.floor(staleAfterMs / 4)));
   heartbeat.unref();
   return {
@@ -116,7 +120,7 @@ function holding(path: string, nonce: string, now: () => number, staleAfterMs: n
       try {
         await releaseIfMine(path, nonce);
       } catch (error) {
-        throw lockError(path, error);
+        throw lockError(options, error);
       }
     },
   };
@@ -224,9 +228,9 @@ async function releaseIfMine(path: string, nonce: string): Promise<void> {
 }
 
 /** A file system error on the lock as the person should read it: which file, and what went wrong. */
-function lockError(path: string, error: unknown): unknown {
+function lockError(options: Pick<FileLockOptions, 'path' | 'name'>, error: unknown): unknown {
   if (isClientError(error)) return error;
-  return new ClientError('CACHE_IO', `Cannot use the token cache's lock ${path}: ${fileErrorText(error)}.`, { cause: error });
+  return new ClientError('CACHE_IO', `Cannot use ${options.name ?? "the token cache's lock"} ${options.path}: ${fileErrorText(error)}.`, { cause: error });
 }
 
 function defaultSleep(ms: number): Promise<void> {

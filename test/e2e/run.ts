@@ -59,10 +59,11 @@ export async function startServer(args: string[], home: string): Promise<Running
   return server;
 }
 
-export function startCli(args: string[], home: string): Running {
-  const child = spawn(runtimeFor(args), [delegateBin, ...args], {
+/** `node bin/delegate …args` with DELEGATE_HOME=home; `options.nodeArgs` go to node before the launcher (e.g. `--import` a test hook), `options.env` into its environment. */
+export function startCli(args: string[], home: string, options: { nodeArgs?: string[]; env?: Record<string, string> } = {}): Running {
+  const child = spawn(runtimeFor(args), [...(options.nodeArgs ?? []), delegateBin, ...args], {
     cwd: repoRoot,
-    env: { ...process.env, DELEGATE_HOME: home, NO_COLOR: '1' },
+    env: { ...process.env, ...options.env, DELEGATE_HOME: home, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);

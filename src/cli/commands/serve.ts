@@ -9,6 +9,7 @@ import { createLogger } from '../../http/logging.js';
 import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalendarOptions } from '../contracts.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { whileStarting } from '../start-lock.js';
 import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, storeAudit } from '../servers.js';
 
 function logger(level: LogLevelName) {
@@ -31,16 +32,19 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
   const store = openDataStore(options.paths);
   const started: FastifyInstance[] = [];
   try {
-    await bootstrap(store, options.paths, urls, io.now());
-    const parts: Array<[FastifyInstance, string, number]> = [
-      [await buildAuth(store, options.paths, urls.issuer, log), 'authorization server', options.ports.auth],
-      [await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar],
-      [await buildAgent(options.paths, urls, log, storeAudit(store), options.calendarTimeoutMs), 'CalendarAgent', options.ports.agent],
-    ];
-    for (const [app, name, port] of parts) {
-      await listen(app, name, options.host, port);
-      started.push(app);
-    }
+    // From the check of what runs on this data directory until the servers listen, no other process starts any (src/cli/start-lock.ts).
+    await whileStarting(options.paths, () => io.now(), async () => {
+      await bootstrap(store, options.paths, urls, io.now());
+      const parts: Array<[FastifyInstance, string, number]> = [
+        [await buildAuth(store, options.paths, urls.issuer, log), 'authorization server', options.ports.auth],
+        [await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar],
+        [await buildAgent(options.paths, urls, log, storeAudit(store), options.calendarTimeoutMs), 'CalendarAgent', options.ports.agent],
+      ];
+      for (const [app, name, port] of parts) {
+        await listen(app, name, options.host, port);
+        started.push(app);
+      }
+    });
   } catch (error) {
     await closeAll(started, store);
     throw error;
@@ -55,16 +59,17 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
 
 export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<number> {
   const store = openDataStore(options.paths);
-  let app: FastifyInstance | undefined;
+  const apps: FastifyInstance[] = [];
   try {
-    await bootstrap(store, options.paths, { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.agentUrl }, io.now());
-    app = await buildAuth(store, options.paths, options.issuer, logger(options.logLevel));
-    await listen(app, 'authorization server', options.host, options.port);
+    await whileStarting(options.paths, () => io.now(), async () => {
+      await bootstrap(store, options.paths, { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.agentUrl }, io.now());
+      apps.push(await buildAuth(store, options.paths, options.issuer, logger(options.logLevel)));
+      await listen(apps[0]!, 'authorization server', options.host, options.port);
+    });
   } catch (error) {
-    await closeAll(app ? [app] : [], store);
+    await closeAll(apps, store);
     throw error;
   }
-  const apps = [app];
   return runUntilInterrupted(io, () => closeAll(apps, store), [
     `authorization server  ${options.issuer}`,
     `issues tokens for     ${options.agentUrl} and ${options.calendarUrl}`,

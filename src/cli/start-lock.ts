@@ -1,0 +1,61 @@
+// The data directory's start lock (servers.lock): held by the one process that
+// sets the directory up (bootstrap: the owner, the resources, CalendarAgent
+// bound to its address) and starts its servers, from the check of what runs
+// until they listen. `serve` and a command starting the embedded stack take
+// it, so of several started at the same moment one starts the servers and the
+// others find them running (or, on other ports, are refused: src/cli/servers.ts
+// refuseSecondAddress). It is src/client/lock.ts's lock: a holder that died is
+// broken at once (its pid is gone), one that hangs after 2 minutes untouched.
+// Light: the embedded stack waits on it before loading any server code.
+import type { Paths } from '../config.js';
+import { acquireFileLock, type HeldLock } from '../client/lock.js';
+import { isClientError } from '../client/errors.js';
+import { CommandFailed } from './errors.js';
+
+/** How long a process waits for another to finish starting the servers before it gives up. */
+export const START_WAIT_MS = 60_000;
+const NAME = "the servers' start lock";
+
+/**
+ * The start lock, waited for up to `waitMs`; between looks, `ready()` may say
+ * the servers another process started now answer, and then the lock is not
+ * needed (undefined). Past the wait, a message naming the lock file; a lock
+ * file that cannot be made is CACHE_IO naming it.
+ */
+export async function holdStartLock(paths: Pick<Paths, 'home' | 'serversLock'>, now: () => number, options: { waitMs?: number; ready?: () => Promise<boolean>; lookEveryMs?: number } = {}): Promise<HeldLock | undefined> {
+  const waitMs = options.waitMs ?? START_WAIT_MS;
+  const deadline = now() + waitMs;
+  for (;;) {
+    const slice = options.ready ? Math.min(options.lookEveryMs ?? 1000, Math.max(0, deadline - now())) : Math.max(0, deadline - now());
+    try {
+      return await acquireFileLock({ path: paths.serversLock, name: NAME, now, timeoutMs: slice, retryMs: 25 });
+    } catch (error) {
+      if (!isClientError(error, 'LOCK_TIMEOUT')) throw error;
+    }
+    if (options.ready && (await options.ready())) return undefined;
+    if (now() >= deadline) {
+      throw new CommandFailed(
+        `Another delegate process has been starting the servers of the data directory ${paths.home} for over ${Math.round(waitMs / 1000)} s, and they do not answer yet. ` +
+          `If no delegate process is running, delete ${paths.serversLock}.`,
+      );
+    }
+  }
+}
+
+/**
+ * Runs `work` holding the start lock (waiting for another process's start to
+ * end first). Where no lock file can be made (a full or read-only disk) no
+ * other process can hold one either, and `work` runs without it: the store
+ * says what it cannot do there.
+ */
+export async function whileStarting<T>(paths: Pick<Paths, 'home' | 'serversLock'>, now: () => number, work: () => Promise<T>): Promise<T> {
+  const lock = await holdStartLock(paths, now).catch((error: unknown) => {
+    if (isClientError(error, 'CACHE_IO')) return undefined;
+    throw error;
+  });
+  try {
+    return await work();
+  } finally {
+    await lock?.release().catch(() => undefined);
+  }
+}
