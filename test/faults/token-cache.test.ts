@@ -81,6 +81,31 @@ describe('a damaged token cache, where nobody can sign in', () => {
   });
 });
 
+describe('status --json on a damaged token cache (found in review: stdout was empty, so `| jq` failed on exactly the state to report)', () => {
+  it('prints one JSON document saying the cache cannot be read and why, exits 4, and leaves the file untouched', { timeout: 60_000 }, async () => {
+    for (const [_name, bytes, why] of damages) {
+      const damaged = bytes();
+      await damage(damaged);
+      const run = await runCli(['status', '--json'], home);
+      expect(run.code, run.stderr).toBe(4);
+      expect(run.stderr).toBe('');
+      const doc = JSON.parse(run.stdout) as Record<string, unknown>;
+      expect(doc).toMatchObject({ profile: 'default', source: 'none', tokenCache: cacheFile(), tokenCacheReadable: false, delegations: [] });
+      expect(doc.tokenCacheError).toMatch(why);
+      expect(doc.tokenCacheError).toContain(`The token cache ${cacheFile()} `);
+      expect(run.stdout.trim().split('\n')).toHaveLength(1);
+      expect(await readFile(cacheFile())).toEqual(damaged);
+      expect(await keptAside()).toEqual([]);
+    }
+    // Readable again: the same document says so.
+    await damage(goodCache);
+    const good = await runCli(['status', '--json'], home);
+    expect(good.code, good.stderr).toBe(0);
+    expect(JSON.parse(good.stdout)).toMatchObject({ source: 'token cache', tokenCacheReadable: true });
+    expect(JSON.parse(good.stdout)).not.toHaveProperty('tokenCacheError');
+  });
+});
+
 describe('a token cache whose discovery entry is malformed (found in review: status said signed in, token said nothing was stored, logout revoked and deleted it)', () => {
   it('is damage like any other: status, token and find-slot exit 4 naming the entry, and logout keeps the file aside whole', { timeout: 60_000 }, async () => {
     const good = JSON.parse(goodCache.toString('utf8')) as { discovery: Record<string, unknown> };

@@ -25,10 +25,15 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   const profile = args.profile ?? profileFromEnv(io.env) ?? DEFAULT_PROFILE;
   const paths = profilePaths(io, args.profile);
   const envToken = delegateToken(io.env);
+  let cacheError: string | undefined;
   const stored = await storedDelegations(paths, () => io.now()).catch((error: unknown) => {
     // An unreadable cache holds no sign-in this command can show; it is named and left as it is.
     if (!isClientError(error, 'CACHE_CORRUPT')) throw error;
-    if (envToken !== undefined) return [];
+    // A script reading --json gets the document even so (found in review: stdout was empty), saying why no sign-in shows.
+    if (envToken !== undefined || args.json) {
+      cacheError = error.message;
+      return [];
+    }
     throw new CommandFailed(error.message, EXIT_AUTH_REQUIRED);
   });
   const now = io.now();
@@ -43,6 +48,8 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
         profile,
         source,
         tokenCache: paths.tokenCache,
+        tokenCacheReadable: cacheError === undefined,
+        ...(cacheError !== undefined ? { tokenCacheError: cacheError } : {}),
         ...(env ? { environmentToken: env } : {}),
         delegations: stored.map((d) => jsonView(d, now)),
       })}\n`,
