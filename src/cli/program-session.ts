@@ -58,7 +58,7 @@ export function registerSessionCommands(program: Command, io: CliIo, setExitCode
       examples([
         'delegate token',
         'curl -H "Authorization: Bearer $(delegate token)" http://127.0.0.1:8412/mcp …',
-        'npx @modelcontextprotocol/inspector-cli --cli http://127.0.0.1:8412/mcp --transport http --method tools/list --header "Authorization: Bearer $(delegate token)"',
+        'npx @modelcontextprotocol/inspector@1.0.3 --cli http://127.0.0.1:8412/mcp --transport http --header "Authorization: Bearer $(delegate token)" --method tools/list',
       ]),
     )
     .action(async (options: PortOptions, command: Command) => {

@@ -217,7 +217,7 @@ describe('mcp-config', () => {
     expect(mcpServers['calendar-agent-http']).toEqual({ type: 'http', url: 'http://127.0.0.1:9412/mcp' });
   });
 
-  it('claude-desktop: its config file’s shape, and the connector URL on stderr', async () => {
+  it('claude-desktop: its config file’s shape, and its URL on stderr (as one a custom connector cannot reach)', async () => {
     const io = fakeIo({});
     expect(await runCli(['--profile', 'work', 'mcp-config', '--client', 'claude-desktop'], io)).toBe(0);
     const entry = JSON.parse(io.out).mcpServers['calendar-agent'];

@@ -2,6 +2,7 @@
 // and calls find_slot over Streamable HTTP with the header a person would
 // give it: --header "Authorization: Bearer $(delegate token)".
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -60,5 +61,45 @@ describe('MCP Inspector CLI with $(delegate token)', () => {
 
   it('is refused without the token', async () => {
     await expect(inspector(['--method', 'tools/list'], false)).rejects.toThrow(/invalid_token/);
+  });
+});
+
+/**
+ * README's MCP Inspector command lines (continuations joined), as words, with
+ * `$(delegate token)` given the token: what the shell hands npx.
+ */
+function readmeInspectorCommands(): string[][] {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').replace(/\\\n\s*/g, '');
+  return readme
+    .split('\n')
+    .filter((line) => /^\s*npx\s+@modelcontextprotocol\/inspector/.test(line))
+    .map((line) => [...line.trim().matchAll(/"([^"]*)"|(\S+)/g)].map((m) => (m[1] ?? m[2]!).replaceAll('$(delegate token)', token)));
+}
+
+describe("README's MCP Inspector commands, as written", () => {
+  const version = (createRequire(import.meta.url)('@modelcontextprotocol/inspector-cli/package.json') as { version: string }).version;
+
+  it('list the tools and call find_slot with the Inspector CLI of the pinned version', async () => {
+    const commands = readmeInspectorCommands();
+    expect(commands.map((words) => words[words.indexOf('--method') + 1])).toEqual(['tools/list', 'tools/call']);
+    const answers: unknown[] = [];
+    for (const words of commands) {
+      // npx @modelcontextprotocol/inspector@<version> --cli <url> …: that version's CLI, given the rest, with the URL of this test's servers.
+      expect(words.slice(0, 3)).toEqual(['npx', `@modelcontextprotocol/inspector@${version}`, '--cli']);
+      expect(words[3]).toBe('http://127.0.0.1:8412/mcp');
+      const args = [servers.agentUrl, ...words.slice(4)];
+      try {
+        const { stdout } = await run(process.execPath, [inspectorCli, ...args], { timeout: 30_000, cwd: dirname(inspectorCli) });
+        answers.push(JSON.parse(stdout));
+      } catch (error) {
+        const { code, stderr } = error as { code?: unknown; stderr?: string };
+        throw new Error(`README's inspector command failed (${String(code)}): ${String(stderr ?? '').replaceAll(token, '<token>').slice(0, 500)}`);
+      }
+    }
+    const [listed, called] = answers as [{ tools: Array<{ name: string }> }, { isError?: boolean; structuredContent: { found: boolean; start: string; end: string } }];
+    expect(listed.tools.map((t) => t.name)).toContain('find_slot');
+    expect(called.isError).toBeFalsy();
+    expect(called.structuredContent.found).toBe(true);
+    expect(Date.parse(called.structuredContent.end) - Date.parse(called.structuredContent.start)).toBe(30 * 60_000);
   });
 });

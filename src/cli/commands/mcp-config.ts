@@ -61,34 +61,44 @@ export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<
   switch (args.client) {
     case 'claude-desktop':
       io.stdout.write(`${JSON.stringify({ mcpServers: { [SERVER_NAME]: stdioEntry } }, null, 2)}\n`);
+      // Not a custom connector (Settings → Connectors): Claude reaches those
+      // from Anthropic's servers, for Claude Desktop too, and they cannot reach
+      // this computer's loopback address.
       io.stderr.write(
         [
           'Merge this into claude_desktop_config.json (Settings → Developer → Edit Config), then restart Claude Desktop.',
-          `Or connect to the remote server instead: Settings → Connectors → Add custom connector, URL ${url}`,
-          '(Claude then registers itself, and you sign in and approve in the browser.)',
+          `Not as a custom connector (Settings → Connectors): Claude connects to those from Anthropic's servers, which cannot reach ${url} on this computer.`,
         ].join('\n') + '\n',
       );
       break;
-    case 'claude-code': {
-      const envFlags = Object.entries(launch.env ?? {}).map(([k, v]) => `--env ${shellQuote(`${k}=${v}`)} `).join('');
-      io.stdout.write(
-        [
-          '# stdio: Claude Code starts CalendarAgent, acting under your stored delegation',
-          `claude mcp add ${envFlags}${SERVER_NAME} -- ${[launch.command, ...launch.args].map(shellQuote).join(' ')}`,
-          '# or remote HTTP: Claude Code signs in itself (OAuth discovery, registration, your approval in the browser)',
-          `claude mcp add --transport http ${SERVER_NAME}-http ${url}`,
-        ].join('\n') + '\n',
-      );
+    case 'claude-code':
+      io.stdout.write(`${claudeCodeCommands(launch, url).join('\n')}\n`);
       break;
-    }
     case 'json':
       io.stdout.write(
         `${JSON.stringify({ mcpServers: { [SERVER_NAME]: { type: 'stdio', ...stdioEntry }, [`${SERVER_NAME}-http`]: { type: 'http', url } } }, null, 2)}\n`,
       );
-      io.stderr.write(`"${SERVER_NAME}" is the stdio command; "${SERVER_NAME}-http" is the remote URL for clients that do OAuth themselves. Keep the one your client supports.\n`);
+      io.stderr.write(`"${SERVER_NAME}" is the stdio command; "${SERVER_NAME}-http" is the remote URL, for clients on this computer that do OAuth themselves. Keep the one your client supports.\n`);
       break;
   }
   return EXIT_OK;
+}
+
+/**
+ * Claude Code's `claude mcp add` lines. Its `-e, --env <env...>` takes every
+ * word up to the next option, so the server's name goes first, the env flags
+ * after it, and `--` ends them before the command (a name after `--env` is
+ * taken for a second K=V, and Claude Code stops: "Invalid environment
+ * variable format").
+ */
+export function claudeCodeCommands(launch: StdioLaunch, url: string): string[] {
+  const envFlags = Object.entries(launch.env ?? {}).map(([k, v]) => `--env ${shellQuote(`${k}=${v}`)} `).join('');
+  return [
+    '# stdio: Claude Code starts CalendarAgent, acting under your stored delegation',
+    `claude mcp add ${SERVER_NAME} ${envFlags}-- ${[launch.command, ...launch.args].map(shellQuote).join(' ')}`,
+    '# or remote HTTP: Claude Code signs in itself (OAuth discovery, registration, your approval in the browser)',
+    `claude mcp add --transport http ${SERVER_NAME}-http ${url}`,
+  ];
 }
 
 function shellQuote(word: string): string {
