@@ -17,15 +17,23 @@ function examples(lines: string[]): string {
   return ['', 'Examples:', ...lines.map((l) => `  ${l}`)].join('\n');
 }
 
-function issuerOptions(command: Command): Command {
+function issuerOptions(command: Command, defaultPort = `default ${DEFAULT_PORTS.auth}`): Command {
   return command
-    .option('--auth-port <port>', `the authorization server's port (default ${DEFAULT_PORTS.auth})`, parsePort)
+    .option('--auth-port <port>', `the authorization server's port (${defaultPort})`, parsePort)
     .option('--issuer <url>', 'the authorization server (default http://127.0.0.1:<auth-port>)', parseHttpUrl);
 }
 
 function issuerOf(options: IssuerOptions): string {
   return options.issuer ?? urlsFor({ ...DEFAULT_PORTS, auth: options.authPort ?? DEFAULT_PORTS.auth }, DEFAULT_HOST).issuer;
 }
+
+/** The issuer given by --issuer or --auth-port; undefined: the agents commands take the one the data directory's servers use. */
+function givenIssuer(options: IssuerOptions): string | undefined {
+  return options.issuer !== undefined || options.authPort !== undefined ? issuerOf(options) : undefined;
+}
+
+/** The agents commands' default port: the data directory's, where its servers last ran. */
+const RECORDED_PORT = `default: the one this data directory's servers use, else ${DEFAULT_PORTS.auth}`;
 
 const collect = (value: string, prior: string[] = []): string[] => [...prior, value];
 
@@ -58,15 +66,17 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       .option('--scope <scope>', 'a scope users can grant at its URL (repeatable)', collect, [])
       .option('--calendar-url <url>', 'a calendar backend it reads free/busy time from (repeatable)', (v: string, p: string[] = []) => [...p, parseHttpUrl(v)], [])
       .option('--json', 'print the registration as JSON'),
+    RECORDED_PORT,
   )
     .addHelpText('after', examples(['delegate agents register helper --url http://127.0.0.1:9000/mcp --key helper.pub.json --name Helper --operator "Ops" --contact ops@example.com --description "Drafts agendas" --scope agenda:write']))
     .action(async (id: string, o: Record<string, unknown> & IssuerOptions) => {
       const { agentsRegisterCommand } = await import('./commands/agents.js');
+      const issuer = givenIssuer(o);
       setExitCode(
         await agentsRegisterCommand(
           {
             paths: paths(),
-            issuer: issuerOf(o),
+            ...(issuer !== undefined ? { issuer } : {}),
             id,
             url: String(o.url),
             keyFile: String(o.key),
@@ -94,11 +104,12 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       const { agentsListCommand } = await import('./commands/agents.js');
       setExitCode(await agentsListCommand({ paths: paths(), json: o.json === true }, io));
     });
-  issuerOptions(agents.command('show').description('Show an agent and verify its identity statement.').argument('<id>', 'the agent’s client id').option('--json', 'print JSON'))
-    .addHelpText('after', examples(['delegate agents show calendar-agent']))
+  issuerOptions(agents.command('show').description('Show an agent and verify its identity statement.').argument('<id>', 'the agent’s client id').option('--json', 'print JSON'), RECORDED_PORT)
+    .addHelpText('after', examples(['delegate agents show calendar-agent', 'delegate agents show helper --auth-port 9410']))
     .action(async (id: string, o: { json?: boolean } & IssuerOptions) => {
       const { agentsShowCommand } = await import('./commands/agents.js');
-      setExitCode(await agentsShowCommand({ paths: paths(), issuer: issuerOf(o), id, json: o.json === true }, io));
+      const issuer = givenIssuer(o);
+      setExitCode(await agentsShowCommand({ paths: paths(), id, json: o.json === true, ...(issuer !== undefined ? { issuer } : {}) }, io));
     });
 
   const grants = program

@@ -3,9 +3,17 @@
 // to its resource URL; the authorization server signs a statement of its
 // identity, which `show` verifies. A registration is put on the audit log
 // (`agent_registered`, by cli).
+//
+// The issuer a statement is signed for and checked against is the one given
+// (--issuer, --auth-port), else the one this data directory's servers use: the
+// issuer of CalendarAgent's statement, which they sign when they start (and
+// which `servers.ts` checks a second address against), else the default.
+import { decodeJwt } from 'jose';
+import { DEFAULT_AGENT_CLIENT_ID } from '../../agent/identity.js';
 import { describeAgent, listAgents, registerAgent } from '../../authz/agents.js';
-import type { AgentProfile } from '../../authz/agent-statement.js';
-import type { Paths } from '../../config.js';
+import type { AgentProfile, AgentVerification } from '../../authz/agent-statement.js';
+import { DEFAULT_HOST, DEFAULT_PORTS, urlsFor, type Paths } from '../../config.js';
+import type { ClientRecord, Store } from '../../store/index.js';
 import { SCOPE_FREEBUSY_READ } from '../../delegation/index.js';
 import { readAgentPublicKey } from '../agent-key.js';
 import { CommandFailed, EXIT_ERROR, EXIT_OK } from '../errors.js';
@@ -15,7 +23,8 @@ import { readOnlyNotice, withStore } from './admin-store.js';
 
 export interface RegisterAgentArgs {
   paths: Paths;
-  issuer: string;
+  /** The authorization server to sign for; undefined: the one the data directory's servers use (`issuerOnRecord`). */
+  issuer?: string;
   id: string;
   url: string;
   keyFile: string;
@@ -42,10 +51,11 @@ export async function agentsRegisterCommand(args: RegisterAgentArgs, io: CliIo):
     description: args.description,
     limitations: args.limitations,
   };
-  const client = await withStore(args.paths, (store) =>
-    registerAgent(
+  const { client, issuer } = await withStore(args.paths, async (store) => {
+    const issuer = args.issuer ?? (await issuerOnRecord(store));
+    const client = await registerAgent(
       store,
-      args.issuer,
+      issuer,
       {
         clientId: args.id,
         resourceUrl: args.url,
@@ -58,10 +68,11 @@ export async function agentsRegisterCommand(args: RegisterAgentArgs, io: CliIo):
       { by: 'cli' },
     ).catch((error: unknown) => {
       throw new CommandFailed(error instanceof Error ? error.message : String(error));
-    }),
-  );
-  if (args.json) io.stdout.write(`${JSON.stringify({ client_id: client.clientId, resource: client.resource, agent_statement: client.metadata.agent_statement })}\n`);
-  else io.stdout.write(`Registered ${args.name} as ${client.clientId}, bound to ${client.resource}.\n`);
+    });
+    return { client, issuer };
+  });
+  if (args.json) io.stdout.write(`${JSON.stringify({ client_id: client.clientId, resource: client.resource, issuer, agent_statement: client.metadata.agent_statement })}\n`);
+  else io.stdout.write(shown`Registered ${args.name} as ${client.clientId}, bound to ${client.resource}; its identity statement is signed for the authorization server at ${issuer}.\n`);
   return EXIT_OK;
 }
 
@@ -76,17 +87,33 @@ export async function agentsListCommand(args: { paths: Paths; json: boolean }, i
   return EXIT_OK;
 }
 
-export async function agentsShowCommand(args: { paths: Paths; issuer: string; id: string; json: boolean }, io: CliIo): Promise<number> {
-  const found = await withStore(args.paths, (store) => describeAgent(store, args.issuer, args.id, io.now()), readOnlyNotice(io));
+/** `issuer`: the authorization server to check against; undefined: the one the data directory's servers use. */
+export async function agentsShowCommand(args: { paths: Paths; issuer?: string; id: string; json: boolean }, io: CliIo): Promise<number> {
+  const found = await withStore(
+    args.paths,
+    async (store) => {
+      const issuer = args.issuer ?? (await issuerOnRecord(store));
+      const described = await describeAgent(store, issuer, args.id, io.now());
+      return described && { ...described, issuer, mismatch: described.verification.ok ? undefined : await issuedElsewhere(store, issuer, described.client, io.now()) };
+    },
+    readOnlyNotice(io),
+  );
   if (!found) throw new CommandFailed(`There is no agent ${args.id}.`);
-  const { client, verification } = found;
+  const { client, verification, issuer, mismatch } = found;
+  // A statement that verifies for another authorization server than the one checked: a port (or --issuer) that is not the registration's, no tampering.
+  const reason = verification.ok
+    ? undefined
+    : mismatch
+      ? `it was signed for the authorization server at ${mismatch}, and this checked it against ${issuer}. Give the --auth-port (or --issuer) it was registered with, or register it again`
+      : verification.reason;
   if (args.json) {
     io.stdout.write(
       `${JSON.stringify({
         client_id: client.clientId,
         resource: client.resource,
+        issuer,
         verified: verification.ok,
-        ...(verification.ok ? { agent: verification.agent } : { reason: verification.reason }),
+        ...(verification.ok ? { agent: verification.agent } : { reason, ...(mismatch ? { statement_issuer: mismatch } : {}) }),
         agent_statement: client.metadata.agent_statement,
       })}\n`,
     );
@@ -94,13 +121,13 @@ export async function agentsShowCommand(args: { paths: Paths; issuer: string; id
   }
   if (!verification.ok) {
     io.stdout.write(shown`${client.clientName ?? client.clientId} (${client.clientId}) at ${client.resource}\n`);
-    io.stderr.write(shown`delegate: The identity statement does not verify: ${verification.reason}.\n`);
+    io.stderr.write(shown`delegate: The identity statement does not verify: ${reason ?? ''}.\n`);
     return EXIT_ERROR;
   }
   const p = verification.agent.profile;
   io.stdout.write(
     [
-      shown`${p.name} (${client.clientId}) ✓ verified by ${args.issuer}`,
+      shown`${p.name} (${client.clientId}) ✓ verified by ${issuer}`,
       shown`  software:    ${p.softwareId} ${p.softwareVersion}`,
       shown`  operator:    ${p.operator.name} <${p.operator.contact}>`,
       shown`  resource:    ${verification.agent.resource}`,
@@ -111,4 +138,34 @@ export async function agentsShowCommand(args: { paths: Paths; issuer: string; id
     ].join('\n'),
   );
   return EXIT_OK;
+}
+
+/**
+ * The issuer this data directory's servers use: the one CalendarAgent's
+ * statement names (the servers sign it for their issuer when they start),
+ * else the default address.
+ */
+export async function issuerOnRecord(store: Store): Promise<string> {
+  const recorded = await store.clientById(DEFAULT_AGENT_CLIENT_ID);
+  const issuer = statementIssuer(recorded);
+  return issuer ?? urlsFor(DEFAULT_PORTS, DEFAULT_HOST).issuer;
+}
+
+function statementIssuer(client: ClientRecord | undefined): string | undefined {
+  const statement = client?.kind === 'agent' ? client.metadata.agent_statement : undefined;
+  if (typeof statement !== 'string') return undefined;
+  try {
+    const { iss } = decodeJwt(statement);
+    return typeof iss === 'string' && /^https?:\/\//.test(iss) ? iss : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The issuer the agent's statement verifies for, when that is not `checked`: a mismatch, not a bad statement. */
+async function issuedElsewhere(store: Store, checked: string, client: ClientRecord, now: number): Promise<string | undefined> {
+  const named = statementIssuer(client);
+  if (named === undefined || named === checked) return undefined;
+  const again: AgentVerification | undefined = (await describeAgent(store, named, client.clientId, now))?.verification;
+  return again?.ok ? named : undefined;
 }
