@@ -7,6 +7,8 @@ import { randomSecret } from './crypto.js';
 import { queryParams } from './params.js';
 
 export const VERIFICATION_PATH = '/device';
+/** How long a device request waits for the person (RFC 8628 §3.2 expires_in), and so how long the owner's link to its code page may live. */
+export const DEVICE_CODE_SEC = 600;
 export const GRANTS_PATH = '/grants';
 
 /** What a person types: any case, with or without the dash or spaces (RFC 8628 §6.1). */
@@ -18,6 +20,13 @@ export function normalizeUserCode(typed: string): string {
 /** The path and query of verification_uri_complete (RFC 8628 §3.3.1) for a user code, however it was typed. */
 export function completeVerificationPath(typed: string): string {
   return `${VERIFICATION_PATH}?user_code=${encodeURIComponent(normalizeUserCode(typed))}`;
+}
+
+/** The user code a device's code page names, when `page` is exactly that page as this server writes it (completeVerificationPath). */
+export function verificationPageCode(page: string): string | undefined {
+  if (!page.startsWith(`${VERIFICATION_PATH}?`)) return undefined;
+  const typed = queryParams(page).user_code;
+  return typeof typed === 'string' && completeVerificationPath(typed) === page ? normalizeUserCode(typed) : undefined;
 }
 
 /**

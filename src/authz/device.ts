@@ -31,7 +31,7 @@ import { sendErrorPage } from './pages.js';
 import { queryParams, required, single, singleTarget } from './params.js';
 import { addressKey } from './login.js';
 import { FailureCounter, type RateLimitRule } from './rate-limit.js';
-import { VERIFICATION_PATH, boundRequest, completeVerificationPath, normalizeUserCode, readSignIn } from './bound-pages.js';
+import { DEVICE_CODE_SEC, VERIFICATION_PATH, boundRequest, completeVerificationPath, normalizeUserCode, readSignIn } from './bound-pages.js';
 import { currentSession, startedByOwnerFor, type SessionContext } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
@@ -39,8 +39,6 @@ export const GRANT_TYPE_DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_c
 export const DEVICE_AUTHORIZATION_PATH = '/device_authorization';
 export { VERIFICATION_PATH, normalizeUserCode } from './bound-pages.js';
 
-/** How long a device request waits for the person (RFC 8628 §3.2 expires_in). */
-const DEVICE_CODE_SEC = 600;
 /** The least time between polls (§3.2 interval). */
 const POLL_INTERVAL_SEC = 5;
 /** §6.1: consonants only, so that no code spells a word; 8 of 20 letters ≈ 34.6 bits, plenty for 10 minutes behind a sign-in. */

@@ -3,7 +3,9 @@
 // with the private key in owner-key.json (0600 in a 0700 directory); nobody
 // else on the machine can read that key. Each assertion works once, is signed
 // for the one `next` it continues to, and the session it starts is good only
-// for that request.
+// for that request. It lives 2 minutes, except the link to a device's code
+// page, which lives as long as that device request (RFC 8628: it is opened on
+// another device, maybe minutes later).
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload, type JWTVerifyOptions } from 'jose';
@@ -15,11 +17,14 @@ import { startSession } from './session.js';
 import { constantTimeEqual, hashSecret } from './crypto.js';
 import { isReturnPath } from './login.js';
 import { audit } from './audit.js';
+import { DEVICE_CODE_SEC, verificationPageCode } from './bound-pages.js';
 
 export const OWNER_ASSERTION_ISSUER = 'delegate-cli';
 export const OWNER_ASSERTION_SUBJECT = 'owner';
-/** Longest life of a login assertion, in seconds. */
+/** Longest life of a login assertion, in seconds (and of the token endpoint's, owner-proof.ts). */
 export const OWNER_ASSERTION_MAX_LIFETIME_SEC = 120;
+/** Longest life of the login assertion of a device's code page: the device code's (RFC 8628 expires_in). */
+export const OWNER_DEVICE_ASSERTION_MAX_LIFETIME_SEC = DEVICE_CODE_SEC;
 /** SHA-256 (base64url) of the `next` the link continues to, as the CLI signs it (src/client/owner-login.ts). */
 export const OWNER_ASSERTION_NEXT_CLAIM = 'next_sha256';
 
@@ -42,8 +47,18 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
     let jti: string;
     let exp: number;
     try {
-      const payload = await verifiedOwnerAssertion(assertion, key, ctx.issuer, now);
+      // `delegate login --device` prints this link for a browser on any device, which may open it minutes later (found in
+      // review: dead after 2 minutes while the CLI waited 10). The link to a device's code page may live as long as that
+      // device request, and is good only while the request waits for the person and only if signed after it was made; any
+      // other link, 2 minutes (verifiedOwnerAssertion).
+      const code = verificationPageCode(next);
+      const device = code === undefined ? undefined : await ctx.store.deviceAuthorizationByUserCode(code, now);
+      const waiting = device !== undefined && device.status === 'pending';
+      const payload = await verifiedOwnerAssertion(assertion, key, ctx.issuer, now, waiting ? { maxLifetimeSec: OWNER_DEVICE_ASSERTION_MAX_LIFETIME_SEC } : {});
       ({ jti, exp } = payload);
+      if (payload.exp - payload.iat > OWNER_ASSERTION_MAX_LIFETIME_SEC && !(waiting && payload.iat >= Math.floor(device.createdAt / 1000))) {
+        throw new Error('long-lived assertion for no waiting device request');
+      }
       // Signed for this `next` only: the link passes on command lines, where another user may read it and send it elsewhere.
       const signedFor = payload[OWNER_ASSERTION_NEXT_CLAIM];
       if (typeof signedFor !== 'string' || !constantTimeEqual(signedFor, hashSecret(next))) throw new Error('assertion for another page');
@@ -77,17 +92,18 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
 /**
  * The claims of an assertion signed with the owner key, checked as every one is
  * (the link's here, the token endpoint's in owner-proof.ts): ES256 only, iss
- * "delegate-cli", sub "owner", this audience, iat and exp at most 120 s apart,
- * a jti of at least 128 bits. Throws when it is not; the caller checks what is
- * its own, and spends the jti.
+ * "delegate-cli", sub "owner", this audience, iat and exp at most 120 s apart
+ * (or `maxLifetimeSec`: a device's code page), a jti of at least 128 bits.
+ * Throws when it is not; the caller checks what is its own, and spends the jti.
  */
 export async function verifiedOwnerAssertion(
   assertion: string,
   key: CryptoKey,
   audience: string,
   now: number,
-  options: Pick<JWTVerifyOptions, 'maxTokenAge'> = {},
+  options: Pick<JWTVerifyOptions, 'maxTokenAge'> & { maxLifetimeSec?: number } = {},
 ): Promise<JWTPayload & { jti: string; exp: number; iat: number }> {
+  const { maxLifetimeSec = OWNER_ASSERTION_MAX_LIFETIME_SEC, ...verifyOptions } = options;
   const { payload } = await jwtVerify(assertion, key, {
     algorithms: [SIGNING_ALG],
     issuer: OWNER_ASSERTION_ISSUER,
@@ -95,10 +111,10 @@ export async function verifiedOwnerAssertion(
     audience,
     currentDate: new Date(now),
     requiredClaims: ['jti', 'iat', 'exp'],
-    ...options,
+    ...verifyOptions,
   });
   const jti = String(payload.jti);
-  if (payload.exp! - payload.iat! > OWNER_ASSERTION_MAX_LIFETIME_SEC || jti.length < 22) throw new Error('assertion too weak');
+  if (payload.exp! - payload.iat! > maxLifetimeSec || jti.length < 22) throw new Error('assertion too weak');
   return { ...payload, jti, exp: payload.exp!, iat: payload.iat! };
 }
 

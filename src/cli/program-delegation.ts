@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, resolvePaths, urlsFor } from '../config.js';
 import { parseHttpUrl, parseInstant, parsePort, parseTimeZone, portsFrom, type PortOptions } from './args.js';
 import { calendarOption } from './slot-options.js';
+import { accessArgs, addAccessOptions, type AccessOptions, type GlobalOptions } from './access-options.js';
 import type { CliIo } from './io.js';
 
 interface IssuerOptions {
@@ -162,32 +163,33 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       );
     });
 
-  program
-    .command('busy')
-    .description('List when you are busy (no event details), through CalendarAgent; asks once for the extra permission the first time.')
-    .option('--from <when>', 'start of the window (ISO 8601; default now)', parseInstant)
-    .option('--to <when>', 'end of the window (ISO 8601; default 7 days after the start)', parseInstant)
-    .option('--tz <zone>', 'IANA time zone of the answer', parseTimeZone)
-    .option('--calendar <name>', 'only this calendar (repeatable)', calendarOption, [])
-    .option('--json', 'print {"timeZone","window","busy"} on stdout')
-    .option('--no-browser', 'print the sign-in link on stderr without opening a browser')
-    .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
-    .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
-    .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
-    .addHelpText('after', examples(['delegate busy', 'delegate busy --from 2026-12-01 --to 2026-12-05 --json']))
-    .action(async (o: { from?: string; to?: string; tz?: string; calendar: string[]; json?: boolean; browser: boolean; authPort?: number; calendarPort?: number; agentPort?: number }, command: Command) => {
+  addAccessOptions(
+    program
+      .command('busy')
+      .description('List when you are busy (no event details), through CalendarAgent; the first time, it asks for that permission (busy:read).')
+      .option('--from <when>', 'start of the window (ISO 8601; default now)', parseInstant)
+      .option('--to <when>', 'end of the window (ISO 8601; default 7 days after the start)', parseInstant)
+      .option('--tz <zone>', 'IANA time zone of the answer', parseTimeZone)
+      .option('--calendar <name>', 'only this calendar (repeatable)', calendarOption, [])
+      .option('--json', 'print {"timeZone","window","busy"} on stdout'),
+  )
+    .addHelpText(
+      'after',
+      examples([
+        'delegate busy',
+        'delegate busy --from 2026-12-01 --to 2026-12-05 --json',
+        'delegate busy --no-browser --redirect-port 8765   # with ssh -L 8765:127.0.0.1:8765 from the computer with the browser',
+        'delegate login --device --scope busy:read          # allow it from any device first; busy then asks nothing',
+      ]),
+    )
+    .action(async (o: AccessOptions & { from?: string; to?: string; tz?: string; calendar: string[]; json?: boolean }, command: Command) => {
       const { busyCommand } = await import('./commands/busy.js');
-      const g = command.optsWithGlobals<{ debug?: boolean; profile?: string }>();
       setExitCode(
         await busyCommand(
           {
-            ports: portsFrom(o),
-            host: DEFAULT_HOST,
-            browser: o.browser,
-            debug: g.debug === true,
+            ...accessArgs(o, command.optsWithGlobals<GlobalOptions>()),
             json: o.json === true,
             calendars: o.calendar,
-            ...(g.profile !== undefined ? { profile: g.profile } : {}),
             ...(o.from !== undefined ? { from: o.from } : {}),
             ...(o.to !== undefined ? { to: o.to } : {}),
             ...(o.tz !== undefined ? { timeZone: o.tz } : {}),

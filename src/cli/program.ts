@@ -5,7 +5,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, LOG_LEVELS, resolvePaths, urlsFor, type LogLevelName } from '../config.js';
 import {
-  checkRedirectPort,
   parseHttpUrl,
   parseInstant,
   parseNamedHost,
@@ -27,19 +26,7 @@ import { registerSessionCommands } from './program-session.js';
 import { registerCalendarCommands } from './program-calendar.js';
 import { registerDelegationCommands } from './program-delegation.js';
 import { addSlotSearchOptions, slotSearchArgs, type SlotSearchOptions } from './slot-options.js';
-import type { AgentAccessArgs } from './commands/agent-access.js';
-
-interface GlobalOptions {
-  debug?: boolean;
-  profile?: string;
-}
-
-interface AccessOptions extends PortOptions {
-  browser: boolean;
-  host?: string;
-  loginTimeout?: number;
-  redirectPort?: number;
-}
+import { accessArgs, addAccessOptions, collectScopes, type AccessOptions, type GlobalOptions } from './access-options.js';
 
 interface FindSlotOptions extends AccessOptions, SlotSearchOptions {
   duration: string;
@@ -140,7 +127,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     program
       .command('login')
       .description('Sign in and approve CalendarAgent in the browser, and say what was authorized.')
-      .option('--device', 'sign in with a code, from a browser on any device (RFC 8628): for when the browser cannot reach this computer'),
+      .option('--device', 'sign in with a code, from a browser on any device (RFC 8628): for when the browser cannot reach this computer')
+      .option('--scope <scope>', 'also ask for this permission (repeatable), e.g. busy:read for `delegate busy`; the ones you approved before are kept', collectScopes, []),
   )
     .addHelpText(
       'after',
@@ -151,11 +139,12 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         '  delegate login --no-browser                  # print the link; paste the address the browser ends on if it runs elsewhere',
         '  delegate login --no-browser --redirect-port 8765   # with ssh -L 8765:127.0.0.1:8765 from the computer with the browser',
         '  delegate login --device                      # open the page on any device and check the code',
+        '  delegate login --device --scope busy:read    # and allow `delegate busy` too, so that it asks nothing',
       ].join('\n'),
     )
-    .action(async (options: AccessOptions & { device?: boolean }, command: Command) => {
+    .action(async (options: AccessOptions & { device?: boolean; scope: string[] }, command: Command) => {
       const { loginCommand } = await import('./commands/login.js');
-      setExitCode(await loginCommand({ ...accessArgs(options, globals(command)), device: options.device === true }, io));
+      setExitCode(await loginCommand({ ...accessArgs(options, globals(command)), device: options.device === true, scopes: options.scope }, io));
     });
 
   program
@@ -331,32 +320,6 @@ interface SingleServerOptions {
   authUrl?: string;
   calendarUrl?: string;
   agentUrl?: string;
-}
-
-/** The options find-slot and login share: where the servers are, and how to sign in. */
-function addAccessOptions(command: Command): Command {
-  return command
-    .option('--no-browser', 'print the sign-in link on stderr without opening a browser')
-    .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
-    .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
-    .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
-    .option('--login-timeout <wait>', 'how long to wait for the sign-in: 90s, 5m (default 5m; for login --device, until its code expires)', parseWait)
-    .option('--redirect-port <port>', 'listen for the browser’s return on this port (forward it with ssh -L) instead of a random one', parsePort);
-}
-
-function accessArgs(options: AccessOptions, globals: GlobalOptions): AgentAccessArgs {
-  const ports = portsFrom(options);
-  checkRedirectPort(options.redirectPort, ports);
-  const args: AgentAccessArgs = {
-    ports,
-    host: options.host ?? DEFAULT_HOST,
-    browser: options.browser,
-    debug: globals.debug === true,
-  };
-  if (options.loginTimeout !== undefined) args.loginTimeoutMs = options.loginTimeout;
-  if (options.redirectPort !== undefined) args.redirectPort = options.redirectPort;
-  if (globals.profile !== undefined) args.profile = globals.profile;
-  return args;
 }
 
 /** Whether --debug appears among the options (before a `--`), even if parsing failed. */

@@ -24,7 +24,7 @@ export const GRANT_TYPE_DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_c
 
 /** What the person is shown: where to go, and the code the page must show. */
 export interface DeviceCodePrompt {
-  /** The page to open: the owner's sign-in link onto it when that applies, else verification_uri_complete. */
+  /** The page to open: the owner's sign-in link onto it when that applies (good once, until the code expires), else verification_uri_complete. */
   link: string;
   verificationUri: string;
   verificationUriComplete: string | undefined;
@@ -68,14 +68,24 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   }
 
   const client = await deviceClient(cache, issuer, metadata, fetchFn);
-  const device = await postForm<DeviceAuthorizationResponse>(fetchFn, endpoint, { client_id: client.client_id, resource: sentResource });
+  const asked = options.now();
+  const device = await postForm<DeviceAuthorizationResponse>(fetchFn, endpoint, {
+    client_id: client.client_id,
+    resource: sentResource,
+    // The scopes to ask for (login keeps and adds, session.ts loginScope); else the server's default for the resource.
+    ...(options.scope !== undefined ? { scope: options.scope } : {}),
+  });
   const started = options.now();
   const expiresAt = started + device.expires_in * 1000;
   const complete = device.verification_uri_complete;
   // The owner's link is shown: every poll then proves it is the owner's CLI, and the authorization server issues
   // tokens only if the owner approved (login CSRF; src/authz/owner-proof.ts).
   const ownerLink = complete !== undefined && ownerLoginApplies(issuer, new URL(complete));
-  const link = complete ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, ownerKeyPath: options.files.ownerKey, now: options.now }) : device.verification_uri;
+  // It is opened on another device, maybe minutes later (found in review: a 2-minute link while the CLI waited 10), so it
+  // lasts as long as the device code: until the code's expiry counted from before the request, never past the server's.
+  const link = complete
+    ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, ownerKeyPath: options.files.ownerKey, now: options.now, until: asked + device.expires_in * 1000 })
+    : device.verification_uri;
   await options.presentDeviceCode({ link, verificationUri: device.verification_uri, verificationUriComplete: complete, userCode: device.user_code, expiresAt });
 
   // --login-timeout bounds the wait as it does for the browser; without it, the code's own lifetime does.

@@ -16,6 +16,13 @@ export const OWNER_ASSERTION_SUBJECT = 'owner';
 export const OWNER_LOGIN_PATH = '/login/owner';
 /** Long enough to open the link from another terminal, and within the 120 s the contract allows. */
 export const OWNER_ASSERTION_LIFETIME_SEC = 120;
+/**
+ * The link to a device's code page (`login --device`) is opened on another device, maybe minutes later: it may live
+ * until the device code expires, at most this long (the authorization server's device code lifetime, which it allows
+ * for that page alone, and only while that device request waits).
+ */
+export const OWNER_DEVICE_LINK_MAX_LIFETIME_SEC = 600;
+const DEVICE_PAGE_PREFIX = '/device?';
 
 /**
  * The owner's private key (a JWK with `kid` = RFC 7638 thumbprint and `alg`),
@@ -67,6 +74,8 @@ export interface OwnerAssertionInput {
   issuer: string;
   now: () => number;
   lifetimeSec?: number;
+  /** A device's code page: the link lives until then (epoch ms), within OWNER_DEVICE_LINK_MAX_LIFETIME_SEC. */
+  until?: number;
   /** The path and query the link continues to (ownerLoginNext): the assertion is good for that page only. */
   next: string;
 }
@@ -84,12 +93,16 @@ export function ownerLoginNext(authorizationUrl: URL): string {
 }
 
 /**
- * The signed login assertion: iss "delegate-cli", sub "owner", aud issuer, jti of 256 random bits, exp ≤ 120 s,
- * and the digest of the page it continues to: whoever reads the link off a command line cannot point it elsewhere.
+ * The signed login assertion: iss "delegate-cli", sub "owner", aud issuer, jti of 256 random bits, exp ≤ 120 s
+ * (a device's code page: until `until`, ≤ 600 s), and the digest of the page it continues to: whoever reads the link
+ * off a command line cannot point it elsewhere.
  */
 export async function signOwnerAssertion(input: OwnerAssertionInput): Promise<string> {
-  const lifetime = Math.min(input.lifetimeSec ?? OWNER_ASSERTION_LIFETIME_SEC, OWNER_ASSERTION_LIFETIME_SEC);
   const iat = Math.floor(input.now() / 1000);
+  const devicePage = input.next.startsWith(DEVICE_PAGE_PREFIX) && input.until !== undefined;
+  const lifetime = devicePage
+    ? Math.max(1, Math.min(Math.floor(input.until! / 1000) - iat, OWNER_DEVICE_LINK_MAX_LIFETIME_SEC))
+    : Math.min(input.lifetimeSec ?? OWNER_ASSERTION_LIFETIME_SEC, OWNER_ASSERTION_LIFETIME_SEC);
   const key = await importJWK(input.key, SIGNING_ALG);
   const header: { alg: string; typ: string; kid?: string } = { alg: SIGNING_ALG, typ: 'JWT' };
   if (input.key.kid) header.kid = input.key.kid;
@@ -166,12 +179,20 @@ export interface LoginLinkInput {
   issuer: string;
   ownerKeyPath: string;
   now: () => number;
+  /** For a device's code page (verification_uri_complete): when its device code expires (epoch ms), which the link lasts until. */
+  until?: number;
 }
 
 /** The URL to show and open: the owner's sign-in link when it applies, else the authorization URL itself. */
 export async function loginLinkFor(input: LoginLinkInput): Promise<string> {
   if (!ownerLoginApplies(input.issuer, input.authorizationUrl)) return input.authorizationUrl.href;
   const key = await loadOrCreateOwnerKey(input.ownerKeyPath);
-  const assertion = await signOwnerAssertion({ key, issuer: input.issuer, now: input.now, next: ownerLoginNext(input.authorizationUrl) });
+  const assertion = await signOwnerAssertion({
+    key,
+    issuer: input.issuer,
+    now: input.now,
+    next: ownerLoginNext(input.authorizationUrl),
+    ...(input.until !== undefined ? { until: input.until } : {}),
+  });
   return ownerLoginUrl(input.issuer, assertion, input.authorizationUrl);
 }

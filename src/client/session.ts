@@ -12,6 +12,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { canonicalResource } from '../delegation/resource.js';
+import { SCOPE_FIND_SLOT } from '../delegation/scopes.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
 import { boundedFetch } from './bounded-fetch.js';
 import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredTokens } from './cache.js';
@@ -38,6 +39,11 @@ export interface SessionOptions {
   presentLoginUrl?: (url: string) => Promise<void>;
   /** How long to wait for the browser to come back (ms). */
   loginTimeoutMs?: number;
+  /**
+   * The scopes a new sign-in asks for (space-separated), e.g. busy's busy:read, or what `login` keeps and adds;
+   * when absent, what the agent's challenge names. A step-up asks for what the agent's 403 names instead.
+   */
+  scope?: string;
   /** The loopback listener's port (for `ssh -L`); an ephemeral one when absent. */
   redirectPort?: number;
   /**
@@ -158,6 +164,28 @@ export async function listBusy(options: SessionOptions, input: BusyListInput): P
   return withAgent(options, 'use-cache', async (client) => busyList(await client.callTool({ name: LIST_BUSY_TOOL, arguments: { ...input } })));
 }
 
+/**
+ * What `delegate login` asks for: what the agent asks for first (slots:find), the scopes the stored sign-in for this
+ * agent holds, so that signing in again keeps what the person approved (found in review: a login after `busy`'s
+ * step-up replaced its token with a slots:find one, and busy asked again), and the ones `asked` adds (--scope).
+ * Undefined when that is only what the agent asks for first (its challenge names it). Never more than that:
+ * nothing the person did not approve before or ask for now.
+ */
+export async function loginScope(options: Pick<SessionOptions, 'agentUrl' | 'files' | 'now'>, asked: readonly string[]): Promise<string | undefined> {
+  const resource = resourceOf(options.agentUrl);
+  let kept: string[] = [];
+  try {
+    const data = await cacheFor(options).read();
+    const issuer = data.discovery[resource]?.authorizationServerUrl;
+    const tokens = issuer === undefined ? undefined : tokensFor(data, issuer, resource);
+    kept = (tokens?.scope ?? '').split(' ').filter(Boolean);
+  } catch {
+    // An unreadable cache holds nothing to keep; the sign-in sets it aside.
+  }
+  const scopes = [...new Set([SCOPE_FIND_SLOT, ...kept, ...asked])];
+  return scopes.length === 1 && scopes[0] === SCOPE_FIND_SLOT ? undefined : scopes.join(' ');
+}
+
 /** Signs in through the browser even if a cached token would do, and says what was authorized. */
 export async function login(options: SessionOptions): Promise<AuthorizationSummary> {
   if (options.presentLoginUrl && options.envToken === undefined) await setAsideDamagedCache(options); // before the browser, not after it
@@ -170,7 +198,7 @@ export async function loginWithDevice(options: SessionOptions & Pick<import('./d
   const { deviceLogin } = await import('./device.js');
   await setAsideDamagedCache(options); // a login is a new sign-in: an unreadable cache is kept aside first
   try {
-    await deviceLogin(options);
+    await deviceLogin(options); // with options.scope, if any, in the device request
   } catch (error) {
     throw asClientError(error, options.agentUrl);
   }

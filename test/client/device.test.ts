@@ -206,3 +206,84 @@ describe('device sign-in begun with the owner link: another account approves it'
     expect(records.find((r) => r.event === 'grant_revoked')).toMatchObject({ user: mallory!.id, detail: { by: 'authorization server', owner: authz.ownerId } });
   });
 });
+
+// Found in review (readme, finding 4): `delegate login --device` printed the owner's sign-in link with a 2-minute
+// assertion while it waited 10 minutes for the person; opened on the other device 130 s later it was "not valid", and the
+// fallback /device page asked for a password the local owner does not have. The link now lasts as long as the device code.
+describe('device sign-in: the owner’s link, opened on another device minutes later', () => {
+  /** Opens the printed link `delaySec` after it was shown (on the clock the AS and the client share), and approves if it can. */
+  async function signInOpeningAfter(delaySec: number): Promise<{ confirm: { status: number; html: string }; link: string; userCode: string; login: Promise<unknown> }> {
+    let shown!: (opened: Promise<{ confirm: { status: number; html: string }; link: string; userCode: string }>) => void;
+    const opened = new Promise<{ confirm: { status: number; html: string }; link: string; userCode: string }>((resolve) => (shown = resolve));
+    const login = deviceLogin({
+      ...options(authz.agentUrl, async (prompt) => {
+        clock += delaySec * 1000;
+        shown(
+          (async () => {
+            const browser = new Browser();
+            const confirm = await browser.follow(prompt.link);
+            if (confirm.status === 200) {
+              const consent = await browser.post(`${authz.issuer}/device`, { user_code: prompt.userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+              const answer = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+              await browser.get(new URL(answer.location!, authz.issuer).href);
+            }
+            return { confirm, link: prompt.link, userCode: prompt.userCode };
+          })(),
+        );
+      }),
+      // Each poll waits for the person first (so the code's 10 minutes are not spent on the fast clock while they click).
+      sleep: async (ms) => {
+        await opened.catch(() => undefined);
+        clock += ms;
+      },
+    }).then(
+      () => 'signed in',
+      (e: unknown) => e,
+    );
+    return { ...(await opened), login };
+  }
+
+  it.each([121, 540])('still signs in when opened %i s after it was printed: the code page, then the delegation stored', async (delaySec) => {
+    const { confirm, link, userCode, login } = await signInOpeningAfter(delaySec);
+    expect(new URL(link).pathname).toBe('/login/owner');
+    expect(confirm.html).not.toContain('not valid');
+    expect(confirm.status).toBe(200);
+    expect(confirm.html).toContain(userCode);
+    expect(await login).toBe('signed in');
+    const cache = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { tokens: Record<string, unknown> };
+    expect(Object.keys(cache.tokens)).toHaveLength(1);
+  });
+
+  it('is good once (a second opening, while the code still waits, is refused), and not after its device code has expired', async () => {
+    let second: { status: number; html: string } | undefined;
+    await deviceLogin(
+      options(authz.agentUrl, async (prompt) => {
+        clock += 200_000;
+        const browser = new Browser();
+        const confirm = await browser.follow(prompt.link);
+        expect(confirm.status).toBe(200);
+        second = await new Browser().get(prompt.link);
+        const consent = await browser.post(`${authz.issuer}/device`, { user_code: prompt.userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+        const answer = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+        await browser.get(new URL(answer.location!, authz.issuer).href);
+      }),
+    );
+    expect(second!.status).toBe(403);
+    expect(second!.html).toContain('already used');
+
+    // A new sign-in whose person never comes: its link is refused once the code has expired.
+    let late: { status: number; html: string } | undefined;
+    const expired = await deviceLogin({
+      ...options(authz.agentUrl, async (prompt) => {
+        clock += 601_000;
+        late = await new Browser().get(prompt.link);
+      }),
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(late!.status).toBe(403);
+    expect(late!.html).toContain('not valid');
+    expect(expired).toMatchObject({ code: 'LOGIN_TIMEOUT' });
+  });
+});

@@ -64,6 +64,8 @@ describe('step-up', () => {
     // Start over with a delegation for find-slot only.
     const grants = JSON.parse((await runCli(['grants', 'list', '--json'], home)).stdout) as Array<{ id: string }>;
     for (const g of grants) expect((await runCli(['grants', 'revoke', g.id], home)).code).toBe(0);
+    // `login` keeps the permissions of the stored sign-in (busy:read, approved above): forget it first.
+    expect((await runCli(['logout', ...ports], home)).code).toBe(0);
     await loginForFindSlot();
     const run = await runCli(['busy', '--json', ...ports], home);
     expect(run.code).toBe(4);

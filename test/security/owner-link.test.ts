@@ -167,6 +167,58 @@ describe('a stolen owner sign-in link for a device’s code', () => {
   });
 });
 
+// Found in review (readme, finding 4): `delegate login --device` printed a 2-minute link while it waited 10 minutes, so
+// a person who opened it on another device later got "not valid". A link to a device's code page may now live as long
+// as that device request (600 s), and that is all: these are the links a thief (or a forger with no owner key) might
+// hope the longer life opens.
+describe('a long-lived owner sign-in link (the device sign-in’s)', () => {
+  let deviceClient: string;
+  const deviceRequest = async () => {
+    const res = await postForm(`${stack.issuer}/device_authorization`, { client_id: deviceClient, resource: stack.agentUrl });
+    expect(res.status).toBe(200);
+    return { userCode: String(res.body.user_code), page: String(res.body.verification_uri_complete).slice(stack.issuer.length) };
+  };
+  beforeAll(async () => {
+    deviceClient = await registerDeviceClient(stack.issuer);
+  });
+
+  it('is refused for anything but a device request that waits and was made before it: 403, no session, nothing changed', async () => {
+    const cliClient = await registerPublicClient(stack.issuer, [REDIRECT]);
+    const authorize = authorizeUrl(stack.issuer, { clientId: cliClient, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 'long', challenge: pkcePair().challenge }).slice(stack.issuer.length);
+    const waiting = await deviceRequest();
+    const denied = await deviceRequest();
+    const record = (await stack.store.deviceAuthorizationByUserCode(denied.userCode, Date.now()))!;
+    expect(await stack.store.settleDeviceAuthorization(record.state, { status: 'denied' }, Date.now())).toBe(true);
+    const cases: Array<[string, string, Parameters<typeof ownerLink>[2]]> = [
+      ['an authorization request, 600 s', authorize, { expSec: 600 }],
+      ['an authorization request, 121 s (the limit for every page but a device’s)', authorize, { expSec: 121 }],
+      ['a waiting device request, 601 s', waiting.page, { expSec: 601 }],
+      ['a waiting device request, signed 5 s before it was made', waiting.page, { expSec: 600, iatOffsetSec: -5 }],
+      ['a device code no request holds, 600 s', '/device?user_code=BCDF-GHJK', { expSec: 600 }],
+      ['a waiting device request’s page written another way, 600 s', `/device?user_code=${waiting.userCode.replace('-', '').toLowerCase()}`, { expSec: 600 }],
+      ['a device request already denied, 600 s', denied.page, { expSec: 600 }],
+    ];
+    for (const [name, next, overrides] of cases) {
+      const link = await ownerLink(stack, next, overrides);
+      const browser = new Browser();
+      const { result: res, changed } = await stateChangedBy(stack, () => browser.get(link));
+      expect(res.status, name).toBe(403);
+      expect(res.location, name).toBeNull();
+      expect(res.html, name).toContain('not valid');
+      expect(browser.hasCookies(), name).toBe(false);
+      expect(changed, name).toEqual([]);
+    }
+  });
+
+  it('opens the code page of a waiting device request for the device code’s 10 minutes (the control)', async () => {
+    const waiting = await deviceRequest();
+    const owner = new Browser();
+    const confirm = await owner.follow(await ownerLink(stack, waiting.page, { expSec: 600 }));
+    expect(confirm.status).toBe(200);
+    expect(confirm.html).toContain(waiting.userCode);
+  });
+});
+
 describe('the owner’s own use is unchanged', () => {
   it('each request the CLI opens gets its own link, and each link its consent page', async () => {
     for (const state of ['one', 'two']) {

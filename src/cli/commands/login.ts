@@ -3,9 +3,11 @@
 // the agent, the scopes in words, and until when. Refuses while
 // DELEGATE_TOKEN is set (gh's rule): that token would be used, not this login.
 // With --device it signs in with a code on any device (RFC 8628) instead.
+// It asks for what the stored sign-in holds (so `busy`'s permission is kept)
+// and what --scope adds, never for more.
 import { delegateToken, systemTimeZone } from '../../config.js';
 import type { DeviceCodePrompt } from '../../client/device.js';
-import { login, loginWithDevice } from '../../client/session.js';
+import { login, loginScope, loginWithDevice } from '../../client/session.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { authorizationLines } from '../output.js';
@@ -15,6 +17,8 @@ import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
 export interface LoginArgs extends AgentAccessArgs {
   /** Sign in with the device authorization grant (RFC 8628) instead of the loopback redirect. */
   device?: boolean;
+  /** Permissions to ask for on top of those the stored sign-in holds (--scope), e.g. busy:read. */
+  scopes?: string[];
 }
 
 export async function loginCommand(args: LoginArgs, io: CliIo): Promise<number> {
@@ -30,7 +34,9 @@ export async function loginCommand(args: LoginArgs, io: CliIo): Promise<number> 
   let spinner: Spinner | undefined;
   // Both work without a terminal: --device only waits, and --no-browser prints the link and waits for the browser's return.
   const noTerminalAdvice = 'Run `delegate login` in a terminal, or `delegate login --device` (a code to approve on any device) or `delegate login --no-browser` (a link to open), which need none.';
-  const summary = await withAgentAccess({ ...args, noTerminalAdvice }, io, async (session) => {
+  const summary = await withAgentAccess({ ...args, noTerminalAdvice }, io, async (base) => {
+    const scope = await loginScope(base, args.scopes ?? []);
+    const session = scope === undefined ? base : { ...base, scope };
     if (!args.device) return login(session);
     try {
       return await loginWithDevice({
@@ -55,9 +61,10 @@ export async function loginCommand(args: LoginArgs, io: CliIo): Promise<number> 
  */
 function presentDeviceCode(io: CliIo, prompt: DeviceCodePrompt): Spinner {
   const styles = stylesFor(io);
+  const minutes = Math.max(1, Math.round((prompt.expiresAt - io.now()) / 60_000));
   io.stderr.write(`${styles.bold('To sign in, open this link in a browser on any device that reaches the authorization server:')}\n`);
   io.stderr.write(`${prompt.link}\n`);
-  io.stderr.write(`and check that the page shows the code ${styles.bold(prompt.userCode)}.\n`);
+  io.stderr.write(`and check that the page shows the code ${styles.bold(prompt.userCode)}. The link works once, for the next ${minutes} minutes.\n`);
   if (prompt.verificationUriComplete && prompt.verificationUriComplete !== prompt.link) {
     io.stderr.write(`Signed in there already? Open ${prompt.verificationUriComplete} (or type the code at ${prompt.verificationUri}).\n`);
   }

@@ -1,0 +1,106 @@
+// `login` and `busy` as the README tells them (found in review, readme finding
+// 5): busy's permission (busy:read) is asked for once. `login` used to ask for
+// find-slot's permission alone and replace the stored token with one that
+// lacked busy:read, so busy asked again; without a terminal it exited 4 with
+// advice (`delegate login`) that could not give it, and it took none of
+// find-slot's sign-in options. Now login keeps what the stored sign-in holds
+// and adds what --scope names, busy's advice names a command that grants
+// busy:read, and busy takes --redirect-port and --login-timeout.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
+import { builtModule } from './built.js';
+import { approveInBrowser, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove } from './run.js';
+
+let home: string;
+let ports: string[];
+let serve: Running;
+
+beforeAll(async () => {
+  builtModule('cli/main.js');
+  ({ home, ports, serve } = await serveInNewHome('delegate-e2e-login-scope-'));
+}, 60_000);
+
+afterAll(() => stopServeAndRemove(serve, home));
+
+const startLinks = (stderr: string) => stderr.match(/http:\/\/127\.0\.0\.1:\d+\/start/g) ?? [];
+
+async function signInWithBrowser(args: string[]): Promise<void> {
+  const cli = startCli([...args, '--no-browser', '--login-timeout', '20s', ...ports], home);
+  await approveInBrowser(await cli.loginUrl);
+  const run = await cli.done;
+  expect(run.code, run.stderr).toBe(0);
+  expect(startLinks(run.stderr)).toHaveLength(1);
+}
+
+async function scopesOf(profile: string[]): Promise<string[]> {
+  const status = JSON.parse((await runCli([...profile, 'status', '--json'], home)).stdout) as { delegations: Array<{ scopes: string[] }> };
+  return status.delegations[0]!.scopes;
+}
+
+/** The person on another device: the printed link signs them in onto the code page; they check the code and approve. */
+async function approveDevice(cli: Running): Promise<void> {
+  const link = await cli.loginUrl;
+  await new Promise((resolve) => setTimeout(resolve, 200)); // the rest of the lines
+  const userCode = /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(cli.stderr())![1]!;
+  const browser = new Browser();
+  const confirm = await browser.follow(link);
+  expect(confirm.status).toBe(200);
+  const issuer = new URL(link).origin;
+  const consent = await browser.post(`${issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+  expect(consent.status).toBe(200);
+  const answer = await browser.post(`${issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+  expect((await browser.get(new URL(answer.location!, issuer).href)).status).toBe(200);
+}
+
+describe('login, then busy', () => {
+  it('login keeps the permission busy was given: busy then answers without a terminal (exit 0)', { timeout: 60_000 }, async () => {
+    await signInWithBrowser(['login']);
+    await signInWithBrowser(['busy', '--json']); // the step-up, approved
+    expect(await scopesOf([])).toEqual(['slots:find', 'busy:read']);
+
+    await signInWithBrowser(['login']);
+    expect(await scopesOf([])).toEqual(['slots:find', 'busy:read']);
+    const busy = await runCli(['busy', '--json', ...ports], home);
+    expect(busy.code, busy.stderr).toBe(0);
+    expect(JSON.parse(busy.stdout)).toHaveProperty('busy');
+    expect((await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home)).code).toBe(0);
+  });
+
+  it('without a terminal, busy’s advice names a command that grants busy:read, and that command does', { timeout: 60_000 }, async () => {
+    const profile = ['--profile', 'cron'];
+    const refused = await runCli([...profile, 'busy', '--json', ...ports], home);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain('`delegate login --device --scope busy:read`');
+
+    const login = startCli([...profile, 'login', '--device', '--scope', 'busy:read', ...ports], home);
+    await approveDevice(login);
+    const run = await login.done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(await scopesOf(profile)).toEqual(['slots:find', 'busy:read']);
+
+    const busy = await runCli([...profile, 'busy', '--json', ...ports], home);
+    expect(busy.code, busy.stderr).toBe(0);
+    expect((await runCli([...profile, 'find-slot', '--duration', '30m', '--json', ...ports], home)).code).toBe(0);
+  });
+
+  it('a first busy asks once, for busy:read alone', { timeout: 60_000 }, async () => {
+    const profile = ['--profile', 'first'];
+    await signInWithBrowser([...profile, 'busy', '--json']);
+    expect(await scopesOf(profile)).toEqual(['busy:read']);
+  });
+
+  it('busy takes find-slot’s sign-in options: --redirect-port and --login-timeout', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    const run = await runCli(['--profile', 'ssh', 'busy', '--no-browser', '--redirect-port', String(port), '--login-timeout', '1s', ...ports], home);
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toContain(`http://127.0.0.1:${port}/start`);
+    expect(run.stderr.trim().split('\n').at(-1)).toMatch(/^delegate: Gave up waiting/);
+  });
+
+  it('login --scope refuses a value that is no scope as bad usage (exit 2)', async () => {
+    const run = await runCli(['login', '--scope', 'busy"read', ...ports], home);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('A scope is a word such as busy:read');
+  });
+});
