@@ -26,7 +26,7 @@ afterAll(() => stopServeAndRemove(serve, home));
 const startLinks = (stderr: string) => stderr.match(/http:\/\/127\.0\.0\.1:\d+\/start/g) ?? [];
 
 async function signInWithBrowser(args: string[]): Promise<void> {
-  const cli = startCli([...args, '--no-browser', '--login-timeout', '20s', ...ports], home);
+  const cli = startCli([...args, '--no-browser', ...ports], home);
   await approveInBrowser(await cli.loginUrl);
   const run = await cli.done;
   expect(run.code, run.stderr).toBe(0);
