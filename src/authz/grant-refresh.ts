@@ -1,6 +1,8 @@
 // The refresh_token grant (OAuth 2.1 §4.3): the token is rotated on every use
 // and the old one dies. Presenting a spent one revokes its family (RFC 9700
-// §4.14.2). The new access token may narrow the scope, never widen it.
+// §4.14.2). The new access token may narrow the scope, never widen it. A
+// client that has hung up before the rotation commits gets no rotation: it
+// could never read the new pair, and still holds the token it sent.
 import { canonicalResource, formatScope, isSubset, parseScope } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { ClientRecord } from '../store/index.js';
@@ -11,7 +13,20 @@ import { mintUserTokens, tokenResponse } from './issue.js';
 import { required, single, singleTarget } from './params.js';
 import { audit } from './audit.js';
 
-export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
+/** The client closed its connection before its refresh was carried out: nothing was changed, and no answer can reach it. */
+export class RefreshAbandoned extends Error {
+  constructor() {
+    super('The client closed the connection before its refresh token was rotated; nothing was changed.');
+    this.name = 'RefreshAbandoned';
+  }
+}
+
+/**
+ * `clientGone` says whether the client has hung up (its connection closed):
+ * asked right before the rotation commits, and when it has, the refresh is
+ * not carried out (RefreshAbandoned).
+ */
+export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, body: FormBody, clientGone: () => boolean = () => false): Promise<Record<string, unknown>> {
   const presented = required(body, 'refresh_token');
   const resource = singleTarget(body, 'resource');
   const scopeParam = single(body, 'scope');
@@ -43,6 +58,12 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
     actors: [client.clientId, grant.userId],
     detail: { scope: pair.access.claims.scope, jti: pair.access.claims.jti, ...(grace ? { within_grace: true } : {}) },
   });
+  // A client that hung up (Ctrl-C, a kill, its own timeout) while we worked would never read the new pair
+  // and keeps the token it sent: rotating now would make its next refresh, after the grace window, a
+  // replay that ends the family (RFC 9700 §4.14.2) and signs the person out. So it is not rotated, and the
+  // token it holds stays good. Asked in the same turn of the event loop as the store's transaction, which
+  // is synchronous: no close can be noticed between this question and the commit.
+  if (clientGone()) throw new RefreshAbandoned();
   // Minted: a refresh scope was given (and token.ts let only a client registered for this grant in).
   const result = await ctx.store.rotateRefreshToken(tokenHash, now, { refresh: pair.refresh!.record, access: pair.accessRecord }, ctx.lifetimes.refreshGraceSec * 1000, refreshed);
   switch (result.status) {

@@ -1,7 +1,7 @@
 // POST /token (RFC 6749 §3.2): authenticates the client, then hands the
 // request to its grant: authorization_code, refresh_token or token exchange
 // (RFC 8693). Responses are never cached; errors are RFC 6749 §5.2 bodies.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, GRANT_TYPE_TOKEN_EXCHANGE } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import { authenticateClient } from './client-auth.js';
@@ -9,7 +9,7 @@ import type { AuthContext } from './context.js';
 import { InvalidRequestError, UnauthorizedClientError, UnsupportedGrantTypeError, replyWithError } from './errors.js';
 import { required } from './params.js';
 import { authorizationCodeGrant } from './grant-code.js';
-import { refreshTokenGrant } from './grant-refresh.js';
+import { RefreshAbandoned, refreshTokenGrant } from './grant-refresh.js';
 import { tokenExchangeGrant } from './grant-exchange.js';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -35,7 +35,7 @@ export function registerToken(app: FastifyInstance, ctx: AuthContext): void {
           response = await authorizationCodeGrant(ctx, client, body);
           break;
         case GRANT_TYPE_REFRESH_TOKEN:
-          response = await refreshTokenGrant(ctx, client, body);
+          response = await refreshTokenGrant(ctx, client, body, () => hungUp(req, reply));
           break;
         case GRANT_TYPE_TOKEN_EXCHANGE:
           response = await tokenExchangeGrant(ctx, client, body);
@@ -46,7 +46,24 @@ export function registerToken(app: FastifyInstance, ctx: AuthContext): void {
       req.log.info({ client: client.clientId, grant_type: grantType }, 'token issued');
       return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache').send(response);
     } catch (err) {
+      if (err instanceof RefreshAbandoned) {
+        // Nobody is there to answer: say so in the log (never the token) and drop the connection.
+        req.log.info({ grant_type: GRANT_TYPE_REFRESH_TOKEN }, 'refresh not carried out: the client closed the connection first');
+        reply.hijack();
+        reply.raw.destroy();
+        return reply;
+      }
       return replyWithError(req, reply, err);
     }
   });
+}
+
+/**
+ * Whether the client has closed the connection this request came on (its end
+ * read, or the socket gone): no answer can reach it any more. Node's server
+ * does not answer a half-closed connection either (httpAllowHalfOpen is off).
+ */
+function hungUp(req: FastifyRequest, reply: FastifyReply): boolean {
+  const socket = req.raw.socket as typeof req.raw.socket | null;
+  return reply.raw.destroyed || !socket || socket.destroyed || !socket.writable || socket.readableEnded;
 }
