@@ -10,12 +10,16 @@
 // sent (CACHE_IO). Should the write still fail, the new pair is kept in this
 // process's memory: it serves the rest of the run, and the spent token is
 // never posted again from here; the caller is told the sign-in was not saved.
+// Ctrl-C, SIGTERM and SIGHUP are held from just before the refresh token is
+// posted until its outcome is written and the lock released (held-signals.ts):
+// a command ended there would leave the spent token behind all the same.
 import { refreshAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InvalidClientError, InvalidGrantError, OAuthError, UnauthorizedClientError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { boundedFetch } from './bounded-fetch.js';
 import { deleteTokens, isExpired, setTokens, tokensFor, type StoredTokens, type TokenCache } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
+import { signalHold, type SignalHold } from './held-signals.js';
 import { storedTokensFrom } from './provider.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
 import { TokenResponseNotes } from './token-notes.js';
@@ -41,6 +45,8 @@ export interface RefreshInput {
    * refresh, which never posts the spent token again).
    */
   notSaved?: (error: ClientError) => void;
+  /** What holds the process's ending signals while a refresh is in flight; this process's own signals unless told. */
+  signals?: SignalHold;
 }
 
 /** New tokens this process got but could not write: by cache file, issuer and resource, with the entry they replace. */
@@ -67,6 +73,16 @@ export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTo
   // answers would otherwise hold it for Node's 300 s, long after other processes gave up waiting.
   const fetchFn = notes.observe(boundedFetch(input.fetchFn ?? fetch, input.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS));
   const key = unsavedKey(cache, issuer, resource);
+  const signals = input.signals ?? signalHold();
+  try {
+    return await refreshUnderLock(input, fetchFn, notes, key, signals);
+  } finally {
+    signals.release(); // after the lock is released: a held signal then ends a process that left nothing half done
+  }
+}
+
+async function refreshUnderLock(input: RefreshInput, fetchFn: FetchLike, notes: TokenResponseNotes, key: string, signals: SignalHold): Promise<StoredTokens | undefined> {
+  const { cache, issuer, resource, now } = input;
   return cache.withLock(async (txn) => {
     const data = await txn.read();
     let current = tokensFor(data, issuer, resource);
@@ -99,6 +115,8 @@ export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTo
       throw new ClientError('CACHE_IO', `${error.message} The access token was not refreshed (nothing was sent); free some space and run the command again.`, { cause: error });
     });
     let response;
+    // From here until the outcome is written, ending the process would leave a spent token in the cache.
+    signals.hold();
     try {
       response = await refreshAuthorization(issuer, {
         metadata: discovery?.authorizationServerMetadata,

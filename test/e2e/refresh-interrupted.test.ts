@@ -1,0 +1,124 @@
+// A command ended while its refresh is in flight must not sign the person out
+// (review "concurrency", finding 1). Before: `find-slot` ended by SIGTERM
+// (`timeout`), Ctrl-C or kill -9 after posting its refresh token, with the
+// authorization server slow (here: `delegate serve` stopped with SIGSTOP),
+// left the spent token in tokens.json; the AS then rotated it all the same,
+// and the next command more than 5 s later replayed it: refresh_replay, the
+// family revoked, exit 4. Now SIGTERM/SIGINT wait until the new pair is saved
+// (src/client/held-signals.ts), and the AS does not rotate for a client that
+// has hung up (src/authz/grant-refresh.ts), which covers kill -9. The built
+// CLI against `delegate serve`, on loopback.
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { approveInBrowser, runCli, serveInNewHome, startCli, stopServeAndRemove, type Running } from './run.js';
+
+let home: string;
+let ports: string[];
+let serve: Running;
+
+beforeEach(async () => {
+  ({ home, ports, serve } = await serveInNewHome('delegate-e2e-refresh-kill-'));
+  const first = startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...ports], home);
+  await approveInBrowser(await first.loginUrl);
+  expect((await first.done).code).toBe(0);
+});
+
+afterEach(async () => {
+  serve.child.kill('SIGCONT');
+  await stopServeAndRemove(serve, home);
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+type CacheFile = { tokens: Record<string, Record<string, { expires_at: number; refresh_token: string }>> };
+
+/** Marks the cached access token expired (the AS still takes it; the CLI will refresh first), and returns the refresh token. */
+async function expireCachedToken(): Promise<string> {
+  const path = join(home, 'tokens.json');
+  const file = JSON.parse(await readFile(path, 'utf8')) as CacheFile;
+  let refreshToken = '';
+  for (const byResource of Object.values(file.tokens)) {
+    for (const entry of Object.values(byResource)) {
+      entry.expires_at = 0;
+      refreshToken = entry.refresh_token;
+    }
+  }
+  await writeFile(path, JSON.stringify(file), { mode: 0o600 });
+  return refreshToken;
+}
+
+async function cachedRefreshToken(): Promise<string> {
+  const file = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as CacheFile;
+  return Object.values(Object.values(file.tokens)[0]!)[0]!.refresh_token;
+}
+
+/**
+ * Starts a find-slot that needs a refresh, with the servers stopped, and
+ * resolves once it has posted the refresh token: its reservation of room in
+ * the cache (`.tokens.json.<pid>.….tmp`) is made right before, and the
+ * request follows at once (given a moment to leave).
+ */
+async function findSlotStuckInRefresh(): Promise<Running> {
+  serve.child.kill('SIGSTOP');
+  const run = startCli(['find-slot', '--duration', '30m', '--json', '--login-timeout', '5s', ...ports], home);
+  const reservation = `.tokens.json.${run.child.pid}.`;
+  for (let i = 0; i < 300 && !(await readdir(home)).some((name) => name.startsWith(reservation)); i++) {
+    if (run.child.exitCode !== null) break;
+    await sleep(50);
+  }
+  expect((await readdir(home)).some((name) => name.startsWith(reservation)), `no refresh started; stderr: ${run.stderr()}`).toBe(true);
+  await sleep(500);
+  return run;
+}
+
+/** The next command, after the 5-second grace window for a refresh token's retry: it must refresh without the user, and nothing was a replay. */
+async function nextCommandStillSignedIn(): Promise<void> {
+  await sleep(6_000);
+  const next = await runCli(['find-slot', '--duration', '30m', '--json', '--login-timeout', '5s', ...ports], home);
+  expect(next.stderr).toBe('');
+  expect(next.code).toBe(0);
+  expect(JSON.parse(next.stdout)).toHaveProperty('start');
+  const audit = await runCli(['audit', '--json'], home);
+  expect(audit.code, audit.stderr).toBe(0);
+  expect(audit.stdout).not.toContain('refresh_replay');
+  expect(audit.stdout).not.toContain('family_revoked');
+}
+
+describe('a command ended while its refresh is in flight', () => {
+  it.each<[NodeJS.Signals, string]>([
+    ['SIGTERM', 'timeout(1), systemd, CI'],
+    ['SIGINT', 'Ctrl-C'],
+  ])('by %s (%s): it ends once the new pair is saved, and the next command is still signed in', { timeout: 120_000 }, async (signal, _who) => {
+    const spent = await expireCachedToken();
+    const run = await findSlotStuckInRefresh();
+    run.child.kill(signal);
+    await sleep(1_000);
+    // Still there, waiting for the answer to the refresh it sent.
+    expect(run.child.exitCode).toBeNull();
+    expect(run.child.signalCode).toBeNull();
+    serve.child.kill('SIGCONT');
+    const ended = await run.done;
+    // Ended by that signal (a shell reports 143 / 130), having done nothing more than save the new pair.
+    expect(ended.signal).toBe(signal);
+    expect(ended.stdout).toBe('');
+    expect(ended.stderr).toBe('');
+    const saved = await cachedRefreshToken();
+    expect(saved).not.toBe(spent);
+    expect(serve.stderr()).not.toContain(spent);
+    await nextCommandStillSignedIn();
+  });
+
+  it('by kill -9: the authorization server, finding the client gone, does not rotate its token, and the next command is still signed in', { timeout: 120_000 }, async () => {
+    const spent = await expireCachedToken();
+    const run = await findSlotStuckInRefresh();
+    run.child.kill('SIGKILL');
+    expect((await run.done).signal).toBe('SIGKILL');
+    serve.child.kill('SIGCONT');
+    expect(await cachedRefreshToken()).toBe(spent); // what the killed command left: the token it had posted
+    await nextCommandStillSignedIn();
+    // The AS read the request and the closed connection together, and dropped the refresh: so the token was still the live one.
+    expect(serve.stderr()).toContain('refresh not carried out: the client closed the connection first');
+    expect(serve.stderr()).not.toContain(spent);
+  });
+});
