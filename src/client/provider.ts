@@ -51,6 +51,13 @@ export interface CacheOAuthProviderOptions {
   onAuthorizationUrl?: (url: URL, context: AuthorizationRequestContext) => Promise<void>;
   /** Present no cached access token (a login the user asked for), until new tokens are saved. */
   ignoreCachedTokens?: boolean;
+  /**
+   * Present no cached discovery state (and so no issuer) until this provider
+   * saves a new one: discovery starts afresh, while the entry on disk stays
+   * until the new one replaces it, so a run ended half-way leaves the cached
+   * sign-in usable by the next command.
+   */
+  ignoreCachedDiscovery?: boolean;
   /** Extras of token responses that the SDK's parsing drops (see token-notes.ts). */
   notes?: TokenResponseNotes;
   /**
@@ -80,6 +87,7 @@ export class CacheOAuthProvider implements OAuthClientProvider {
   private verifier: string | undefined;
   private lastState: string | undefined;
   private savedTokens = false;
+  private savedDiscovery = false;
   private readonly redemption: CodeRedemption;
   /** Registrations known to their server in this run: checked once, or just made. */
   private readonly checkedClients = new Set<string>();
@@ -106,7 +114,7 @@ export class CacheOAuthProvider implements OAuthClientProvider {
 
   /** The authorization server discovery last found for this resource. */
   get issuer(): string | undefined {
-    return this.data.discovery[this.options.resource]?.authorizationServerUrl;
+    return this.discoveryState()?.authorizationServerUrl;
   }
 
   /** The cached tokens for this resource, refresh token included (for the session, never for auth()). */
@@ -117,6 +125,7 @@ export class CacheOAuthProvider implements OAuthClientProvider {
 
   /** The discovery state this provider holds (cached or just saved). */
   discoveryState(): OAuthDiscoveryState | undefined {
+    if (this.options.ignoreCachedDiscovery && !this.savedDiscovery) return undefined;
     return this.data.discovery[this.options.resource];
   }
 
@@ -137,6 +146,7 @@ export class CacheOAuthProvider implements OAuthClientProvider {
     await this.change((data) => {
       data.discovery[this.options.resource] = state;
     });
+    this.savedDiscovery = true;
   }
 
   async clientInformation(): Promise<OAuthClientInformationMixed | undefined> {

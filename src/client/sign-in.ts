@@ -60,6 +60,10 @@ export async function signInAndUse<T>(
       now: options.now,
       redirectUrl: listener.redirectUrl,
       ignoreCachedTokens: true,
+      // Discover afresh from the agent's 401 (a cached authorization server may be the reason we are here), in
+      // memory only: the cached entry stays on disk until the new one replaces it, so a login ended half-way
+      // (Ctrl-C, a kill) leaves the previous sign-in usable.
+      ignoreCachedDiscovery: true,
       notes,
       codeRedemption: redemption,
       // A server whose database was replaced refuses a forgotten client only in the browser, where we cannot see it.
@@ -83,8 +87,6 @@ export async function signInAndUse<T>(
         if (options.readPastedRedirect) void readPasted(options, listener, stopReading.signal);
       },
     });
-    // Discover afresh from the agent's 401: a cached authorization server may be the reason we are here.
-    await provider.invalidateCredentials('discovery');
 
     const first = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
     if (options.scope !== undefined) {

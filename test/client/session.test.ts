@@ -288,6 +288,47 @@ describe('client session', () => {
     expect(Object.keys(cached.clients ?? {})).toEqual([]);
   });
 
+  it('a login ended half-way (stuck in discovery, then killed) leaves the previous sign-in on disk, usable by the next command', async () => {
+    // Found in review "concurrency" (finding 4): login deleted the cached discovery entry up front, so Ctrl-C before the
+    // new one was written left tokens that `token` and `find-slot` no longer saw (exit 4), while `status` said signed in.
+    await findSlot(options(), { duration: '30m' });
+    const before = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { discovery: Record<string, unknown> };
+    expect(Object.keys(before.discovery)).toHaveLength(1);
+
+    // The AS metadata request of the login hangs: the moment the person presses Ctrl-C (or a kill comes).
+    let reached!: () => void;
+    let cut!: (error: Error) => void;
+    const stuck = new Promise<void>((resolve) => (reached = resolve));
+    const hanging = new Promise<never>((_resolve, reject) => (cut = reject));
+    const stuckFetch: typeof fetch = async (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (url.pathname === '/.well-known/oauth-authorization-server') {
+        reached();
+        return hanging;
+      }
+      return recordingFetch(input, init);
+    };
+    const login$ = login(options({ fetchFn: stuckFetch })).then(
+      () => 'signed in',
+      (error: unknown) => error,
+    );
+    await stuck;
+
+    // What a kill now leaves on disk: the discovery entry as it was, so the cached tokens still serve.
+    const during = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { discovery: Record<string, unknown> };
+    expect(during.discovery).toEqual(before.discovery);
+    const quiet = options();
+    delete quiet.presentLoginUrl; // a script: no sign-in possible
+    requests = [];
+    expect((await findSlot(quiet, { duration: '30m' })).found).toBe(true);
+    expect(requests.filter((r) => !r.startsWith('agent'))).toEqual([]); // from the cache, no discovery, no token request
+
+    cut(Object.assign(new Error('interrupted'), { name: 'AbortError' }));
+    expect(await login$).toBeInstanceOf(Error);
+    const after = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { discovery: Record<string, unknown> };
+    expect(after.discovery).toEqual(before.discovery);
+  });
+
   it('login keeps a cached client the authorization server still knows', async () => {
     await findSlot(options(), { duration: '30m' });
     requests = [];
