@@ -62,7 +62,11 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
   // and keeps the token it sent: rotating now would make its next refresh, after the grace window, a
   // replay that ends the family (RFC 9700 §4.14.2) and signs the person out. So it is not rotated, and the
   // token it holds stays good. Asked in the same turn of the event loop as the store's transaction, which
-  // is synchronous: no close can be noticed between this question and the commit.
+  // is synchronous: no close can be noticed between this question and the commit. Two turns first, so that
+  // a whole poll phase has read what already waits on the connection: Node reads a request and the close
+  // behind it in separate turns, and the signing above may finish in the turn before the close is read.
+  await nextTurn();
+  await nextTurn();
   if (clientGone()) throw new RefreshAbandoned();
   // Minted: a refresh scope was given (and token.ts let only a client registered for this grant in).
   const result = await ctx.store.rotateRefreshToken(tokenHash, now, { refresh: pair.refresh!.record, access: pair.accessRecord }, ctx.lifetimes.refreshGraceSec * 1000, refreshed);
@@ -79,4 +83,9 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
     case 'unknown':
       throw new InvalidGrantError('The refresh token is invalid.');
   }
+}
+
+/** Resolves after the event loop's next check phase (after its poll phase, where sockets are read). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
