@@ -10,7 +10,11 @@
 // authorization-server run waits to listen on its callback port). A
 // connection's local port does not block a listener (tried on Linux). Below
 // that range only another caller's choice can collide, and the choice is
-// random.
+// random. Two vitest workers choosing at the same moment could still pick the
+// same port between one's check and its listen (EADDRINUSE, seen once in a
+// full run with 155 files): each worker (VITEST_POOL_ID) draws from its own
+// slice of the range, and a process never hands out a port it handed out
+// recently.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
@@ -41,10 +45,30 @@ function tryListen(port: number): Promise<number | undefined> {
   });
 }
 
+const SLICES = 8;
+
+/** The part of the range this process draws from: a slice of its own under a vitest worker, else all of it. */
+export function rangeOf(env: NodeJS.ProcessEnv): { from: number; size: number } {
+  const pool = Number(env.VITEST_POOL_ID);
+  if (!Number.isInteger(pool) || pool < 1) return { from: LOWEST, size: below - LOWEST };
+  const size = Math.floor((below - LOWEST) / SLICES);
+  return { from: LOWEST + ((pool - 1) % SLICES) * size, size };
+}
+
+/** Ports handed out lately by this process: the caller may not be listening on them yet. */
+const handedOut: number[] = [];
+const REMEMBERED = 256;
+
 export async function freePort(): Promise<number> {
+  const { from, size } = rangeOf(process.env);
   for (let i = 0; i < ATTEMPTS; i++) {
-    const port = await tryListen(LOWEST + Math.floor(Math.random() * (below - LOWEST)));
-    if (port !== undefined) return port;
+    const candidate = from + Math.floor(Math.random() * size);
+    if (handedOut.includes(candidate)) continue;
+    const port = await tryListen(candidate);
+    if (port === undefined) continue;
+    handedOut.push(port);
+    if (handedOut.length > REMEMBERED) handedOut.shift();
+    return port;
   }
   const any = await tryListen(0);
   if (any === undefined) throw new Error('no free loopback port');

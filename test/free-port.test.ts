@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { freePort } from '../src/free-port.js';
+import { freePort, rangeOf } from '../src/free-port.js';
 
 const ephemeralStart = (() => {
   try {
@@ -36,4 +36,24 @@ describe('freePort', () => {
     }
   });
 
+  it('under vitest, draws from this worker’s own slice, disjoint from the other workers’ (found in a full run: two workers picked one port)', async () => {
+    expect(process.env.VITEST_POOL_ID).toMatch(/^\d+$/);
+    const mine = rangeOf(process.env);
+    const slices = [1, 2, 3, 4, 5, 6, 7, 8].map((id) => rangeOf({ VITEST_POOL_ID: String(id) }));
+    for (const [i, a] of slices.entries()) {
+      expect(a.from + a.size).toBeLessThanOrEqual(bound);
+      for (const b of slices.slice(i + 1)) expect(a.from + a.size <= b.from || b.from + b.size <= a.from).toBe(true);
+    }
+    for (let i = 0; i < 20; i++) {
+      const port = await freePort();
+      expect(port).toBeGreaterThanOrEqual(mine.from);
+      expect(port).toBeLessThan(mine.from + mine.size);
+    }
+  });
+
+  it('never hands out a port it handed out lately (the caller may not listen on it yet)', async () => {
+    const ports = [];
+    for (let i = 0; i < 100; i++) ports.push(await freePort());
+    expect(new Set(ports).size).toBe(100);
+  });
 });
