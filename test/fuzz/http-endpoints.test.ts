@@ -18,6 +18,7 @@
 // After all of it, each server still answers.
 // FUZZ_RUNS sets the runs per endpoint (60 by default; FUZZ_RUNS=5000 for a
 // long run); FUZZ_SEED replays a failure's seed.
+import type { FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import fc from 'fast-check';
@@ -1028,7 +1029,7 @@ describe('fuzzing every HTTP endpoint', () => {
         statuses.set(label, (statuses.get(label) ?? 0) + 1);
         const context = describeRequest(request);
         const app = target.server === 'auth' ? known.stack.auth : target.server === 'calendar' ? known.stack.calendar : known.stack.agent;
-        const unknownRoute = !app.hasRoute({ method: request.method as 'GET', url: request.path.split('?')[0]! });
+        const unknownRoute = !hasRoute(app, request.method, request.path.split('?')[0]!);
         checkAnswer(target.kind, answer, request.method, context, unknownRoute);
         const refused = answer.status >= 400 || (target.redirectErrorIsRefusal === true && isRefusal(answer));
         target.settle?.(answer, refused);
@@ -1187,3 +1188,16 @@ describe('fuzzing the CLI loopback callback listener', () => {
     if (FUZZ_RUNS >= 30) expect([...statuses.keys()].some((label) => / code$/.test(label)), 'no run ended a sign-in with its code').toBe(true);
   }, fuzzTimeout(runs));
 });
+
+/**
+ * Whether the server has a route for this method and path. fastify's hasRoute reads its argument as a route
+ * pattern, and throws on a `*` that is not last (a generated path, seed -1393498348 in CI: "/*bexQEL"); no route
+ * of these servers has a wildcard or a parameter, so such a path names none of them.
+ */
+function hasRoute(app: FastifyInstance, method: string, path: string): boolean {
+  try {
+    return app.hasRoute({ method: method as 'GET', url: path });
+  } catch {
+    return false;
+  }
+}
