@@ -140,13 +140,18 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     return url;
   };
 
-  /** One request; returns whether it brought news (the cursor moved or the list was fetched whole). */
-  const pollOnce = async (stop: AbortSignal): Promise<boolean> => {
+  /**
+   * One request; returns whether it brought news (the cursor moved or the list was fetched whole). `atOnce`
+   * asks for an answer without holding: after a failed poll, so that a list gone stale while the AS was away
+   * is fresh again as soon as it answers. Found in review: a held poll after an AS paused for over 30 s kept
+   * every token refused (503) for up to 15 s more, until the hold ran out with nothing new.
+   */
+  const pollOnce = async (stop: AbortSignal, atOnce: boolean): Promise<boolean> => {
     endpoint ??= await discover(AbortSignal.any([stop, AbortSignal.timeout(POLL_GRACE_MS)]));
     const full = cursor === 0 || lastFullSyncAt === undefined || elapsed() - lastFullSyncAt >= resyncIntervalMs;
     const since = full ? 0 : cursor;
     // The first fetch is answered at once; later ones are held, but never so long that the list would go stale meanwhile.
-    const waitSec = lastSyncAt === undefined ? 0 : Math.max(1, Math.min(maxWaitSec, Math.floor(staleAfterSec / 2)));
+    const waitSec = lastSyncAt === undefined || atOnce ? 0 : Math.max(1, Math.min(maxWaitSec, Math.floor(staleAfterSec / 2)));
     const url = new URL(endpoint);
     url.searchParams.set('since', String(since));
     url.searchParams.set('wait', String(waitSec));
@@ -206,7 +211,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     while (!stop.aborted) {
       const started = performance.now();
       try {
-        const news = await pollOnce(stop);
+        const news = await pollOnce(stop, failing || isStale());
         if (failing) options.logger?.info?.({ cursor }, 'revocation list caught up');
         failing = false;
         retryMs = minRetryMs;

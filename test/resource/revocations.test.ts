@@ -109,6 +109,32 @@ describe('fail closed', () => {
     expect(await list.check(token('grt_any'))).toBeUndefined();
   });
 
+  it('after failed polls, asks for an answer at once (wait=0), so a list gone stale is fresh again as soon as the AS answers', async () => {
+    // Found in review: after the AS was away for over 30 s, the first poll once it was back was held (wait=15) with
+    // nothing new to say, and every token stayed refused as stale for up to 15 s more.
+    let clock = 0;
+    const as = await endpoint({ staleAfter: 30 });
+    const list = started(createRevocationList({ issuer: as.issuer, elapsed: () => clock, minRetryMs: 10, maxRetryMs: 20 }));
+    await list.synced();
+    await eventually(() => as.requests.some((r) => /[?&]wait=15\b/.test(r)), 'a held poll (the control: wait=15 while all is well)');
+    const firstFailing = as.requests.length;
+    as.failWith(503);
+    as.revoke('grant', 'grt_wake'); // ends the held poll, which now fails
+    await eventually(() => as.requests.length >= firstFailing + 4, 'polls while the AS fails');
+    clock += 30_001;
+    expect(list.status().stale).toBe(true);
+    const recovered = as.requests.length;
+    as.failWith(0);
+    await list.synced();
+    expect(await list.check(token('grt_any'))).toBeUndefined();
+    const polls = (from: number, to?: number) => as.requests.slice(from, to).filter((r) => r.startsWith('GET /revocations'));
+    // Every poll after the first that failed (itself made while all was well) asked for an answer at once, and
+    // so did the one that caught up.
+    const afterFailure = polls(firstFailing, recovered).slice(1);
+    expect(afterFailure.length).toBeGreaterThanOrEqual(2);
+    for (const poll of [...afterFailure, polls(recovered)[0]!]) expect(poll).toMatch(/[?&]wait=0\b/);
+  });
+
   it('treats an answer that is not the documented document as a failed poll', async () => {
     const list = started(
       createRevocationList({
