@@ -18,13 +18,33 @@ export interface SignalHold {
   release(): void;
 }
 
-/** A hold on this process's ending signals, not yet taken. */
-export function signalHold(): SignalHold {
+/** What a person is told when their Ctrl-C (or another ending signal) is held. */
+export const HELD_NOTICE =
+  'delegate: Finishing the token refresh in progress, so that your sign-in is kept; the command ends once it is saved. Press Ctrl-C again to end it now.\n';
+
+/**
+ * A hold on this process's ending signals, not yet taken. The first signal held is answered with one line on
+ * stderr (`notice`), so that a Ctrl-C during a slow refresh is not met by silence; a second Ctrl-C ends the
+ * process at once, as a person who presses it twice means (the authorization server then finds the client gone
+ * and carries out no rotation, grant-refresh.ts, unless it already had).
+ */
+export function signalHold(notice: (text: string) => void = (text) => void process.stderr.write(text)): SignalHold {
   let holding = false;
   let arrived: NodeJS.Signals | undefined;
-  const note = (signal: NodeJS.Signals) => {
-    arrived ??= signal;
+  const stopHolding = () => {
+    holding = false;
+    for (const signal of HELD) process.off(signal, note);
   };
+  function note(signal: NodeJS.Signals): void {
+    if (arrived === undefined) {
+      arrived = signal;
+      notice(HELD_NOTICE);
+      return;
+    }
+    if (signal !== 'SIGINT') return;
+    stopHolding();
+    process.kill(process.pid, signal);
+  }
   return {
     hold() {
       if (holding) return;
@@ -33,8 +53,7 @@ export function signalHold(): SignalHold {
     },
     release() {
       if (!holding) return;
-      holding = false;
-      for (const signal of HELD) process.off(signal, note);
+      stopHolding();
       // With our listener gone, the signal does what it would have done (Node's default: end the process by it).
       if (arrived !== undefined) process.kill(process.pid, arrived);
     },

@@ -12,6 +12,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HELD_NOTICE } from '../../src/client/held-signals.js';
 import { approveInBrowser, runCli, serveInNewHome, startCli, stopServeAndRemove, type Running } from './run.js';
 
 let home: string;
@@ -103,11 +104,29 @@ describe('a command ended while its refresh is in flight', () => {
     // Ended by that signal (a shell reports 143 / 130), having done nothing more than save the new pair.
     expect(ended.signal).toBe(signal);
     expect(ended.stdout).toBe('');
-    expect(ended.stderr).toBe('');
+    // One line, at once, says why the command did not end yet (and nothing secret).
+    expect(ended.stderr).toBe(HELD_NOTICE);
     const saved = await cachedRefreshToken();
     expect(saved).not.toBe(spent);
     expect(serve.stderr()).not.toContain(spent);
     await nextCommandStillSignedIn();
+  });
+
+  it('by Ctrl-C twice: the second ends it at once; the authorization server, finding the client gone, does not rotate, and the next command is still signed in', { timeout: 120_000 }, async () => {
+    const spent = await expireCachedToken();
+    const run = await findSlotStuckInRefresh();
+    run.child.kill('SIGINT');
+    const t0 = Date.now();
+    while (Date.now() - t0 < 10_000 && !run.stderr().includes('Press Ctrl-C again')) await sleep(50);
+    expect(run.stderr()).toBe(HELD_NOTICE);
+    expect(run.child.exitCode).toBeNull();
+    run.child.kill('SIGINT');
+    const ended = await run.done; // while the AS is still stopped
+    expect(ended.signal).toBe('SIGINT');
+    expect(await cachedRefreshToken()).toBe(spent);
+    serve.child.kill('SIGCONT');
+    await nextCommandStillSignedIn();
+    expect(serve.stderr()).toContain('refresh not carried out: the client closed the connection first');
   });
 
   it('by kill -9: the authorization server, finding the client gone, does not rotate its token, and the next command is still signed in', { timeout: 120_000 }, async () => {
