@@ -8,6 +8,7 @@
 // account and per address (all of loopback counting as one). The form is
 // protected against CSRF by a cookie it must match (no session exists yet),
 // and a login may only lead back to this server's own pages.
+import { isIPv4, isIPv6 } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FormBody } from '../http/app.js';
 import { audit } from './audit.js';
@@ -46,11 +47,39 @@ export function loginCookieName(ctx: AuthContext): string {
 /**
  * The key of the per-address limit. Every loopback address is one: a user of
  * this machine can send from any of 127.0.0.0/8 (and ::1, or either as an
- * IPv4-mapped address), and would otherwise get 20 guesses from each.
+ * IPv4-mapped address), and would otherwise get 20 guesses from each. An
+ * IPv6 address counts by its /64.
  */
 export function addressKey(ip: string): string {
-  const v4 = ip.toLowerCase().startsWith('::ffff:') ? ip.slice(7) : ip;
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) || ip === '::1' ? 'address:loopback' : `address:${ip}`;
+  const lower = ip.toLowerCase();
+  const v4 = lower.startsWith('::ffff:') && isIPv4(lower.slice(7)) ? lower.slice(7) : lower;
+  if ((isIPv4(v4) && v4.startsWith('127.')) || v4 === '::1') return 'address:loopback';
+  // An IPv4 address whether it comes plain or IPv4-mapped (a dual-stack listener reports the latter).
+  if (isIPv4(v4)) return `address:${v4}`;
+  // Found in review: in server mode every IPv6 address had a budget of its own, and anyone with a /64 (what a
+  // single host is usually given) has 2^64 of them. Counted by /64, as rate limits on IPv6 commonly are.
+  const prefix = ipv6Prefix64(v4);
+  return prefix === undefined ? `address:${ip}` : `address:${prefix}::/64`;
+}
+
+/** The first four groups of an IPv6 address, in canonical hex (its /64), or undefined when it is not one. */
+function ipv6Prefix64(ip: string): string | undefined {
+  const address = ip.split('%')[0]!; // a zone (fe80::1%eth0) is not part of the address
+  if (!isIPv6(address)) return undefined;
+  // A dotted IPv4 tail (::ffff:…, 64:ff9b::1.2.3.4) is the last two groups.
+  const dotted = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(address);
+  const hex = dotted
+    ? `${dotted[1]}${((Number(dotted[2]) << 8) | Number(dotted[3])).toString(16)}:${((Number(dotted[4]) << 8) | Number(dotted[5])).toString(16)}`
+    : address;
+  const [head, tail] = hex.includes('::') ? hex.split('::') : [hex, undefined];
+  const before = head ? head.split(':') : [];
+  const after = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? before : [...before, ...Array<string>(8 - before.length - after.length).fill('0'), ...after];
+  if (groups.length !== 8) return undefined;
+  return groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':');
 }
 
 export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {

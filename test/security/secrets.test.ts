@@ -137,7 +137,19 @@ describe('password spraying from several loopback addresses', () => {
 
   it('counts IPv6 loopback and IPv4-mapped loopback addresses as the same one; other addresses each on their own', () => {
     for (const ip of ['127.0.0.1', '127.255.0.9', '::1', '::ffff:127.0.0.5', '::FFFF:127.1.2.3']) expect(addressKey(ip), ip).toBe('address:loopback');
-    for (const ip of ['10.0.0.1', '::ffff:10.0.0.1', '128.0.0.1', '::2', '1270.0.0.1']) expect(addressKey(ip), ip).toBe(`address:${ip}`);
+    for (const ip of ['10.0.0.1', '128.0.0.1', '1270.0.0.1']) expect(addressKey(ip), ip).toBe(`address:${ip}`);
+    // An IPv4 address plain or IPv4-mapped is one address (before: two keys, so two budgets).
+    expect(addressKey('::ffff:10.0.0.1')).toBe(addressKey('10.0.0.1'));
+    expect(addressKey('::FFFF:10.0.0.1')).toBe('address:10.0.0.1');
+    expect(addressKey('::2')).toBe('address:0:0:0:0::/64');
+  });
+
+  it('counts an IPv6 address by its /64 (found in review: in server mode each of a host’s 2^64 addresses had its own budget)', () => {
+    const spread = ['2001:db8:1:2::1', '2001:db8:1:2::dead:beef', '2001:0db8:0001:0002:ffff:ffff:ffff:ffff', '2001:DB8:1:2:0:0:0:7', '2001:db8:1:2::1.2.3.4', '2001:db8:1:2::5%eth0'];
+    for (const ip of spread) expect(addressKey(ip), ip).toBe('address:2001:db8:1:2::/64');
+    for (const ip of ['2001:db8:1:3::1', '2001:db8::1', 'fe80::1%eth0', '::']) expect(addressKey(ip), ip).not.toBe('address:2001:db8:1:2::/64');
+    expect(addressKey('fe80::1%eth0')).toBe('address:fe80:0:0:0::/64');
+    expect(addressKey('64:ff9b::1.2.3.4')).toBe('address:64:ff9b:0:0::/64');
   });
 });
 
