@@ -45,12 +45,26 @@ export const REGISTRATION_LIMITS: readonly RateLimitRule[] = Object.freeze([
 const COUNTED_SOURCES = 1_000;
 const TEXT_FIELDS = ['client_name', 'client_uri', 'logo_uri', 'tos_uri', 'policy_uri', 'software_id', 'software_version'] as const;
 
+/**
+ * Whose budget a registration counts against: its address (every loopback address is one source: a program could
+ * send from all of 127/8; an IPv6 address counts by its /64), and apart from that address's own, web pages'. A
+ * browser names the page that sent a request in `Origin`, which the page cannot change, and native clients (the CLI,
+ * Claude Desktop, Claude Code) send none. Found in review: a page left open in the owner's browser (CORS allows
+ * /register) used up loopback's daily allowance in about ten minutes, and for a day no app on the machine could
+ * register, the CLI re-registering after the sweep included. Pages now share one budget of their own per address,
+ * so they can use up only what pages get; the database's growth stays bounded (two budgets per address, not one per
+ * origin).
+ */
+export function registrationSource(ip: string, origin: string | undefined, issuer: string): string {
+  const address = addressKey(ip);
+  return origin === undefined || origin === new URL(issuer).origin ? address : `${address} pages`;
+}
+
 export function registerRegistration(app: FastifyInstance, ctx: AuthContext): void {
   const counters = ctx.registrationLimits.map((rule) => new FailureCounter(rule, ctx.now, COUNTED_SOURCES));
   app.post('/register', async (req, reply) => {
     try {
-      // Every loopback address is one source: a program (or a page in the browser, CORS allows it) could send from all of 127/8.
-      const source = addressKey(req.ip);
+      const source = registrationSource(req.ip, req.headers.origin, ctx.issuer);
       const wait = Math.max(0, ...counters.map((c) => c.retryAfterMs(source)));
       if (wait > 0) {
         reply.header('Retry-After', String(Math.ceil(wait / 1000)));

@@ -23,12 +23,31 @@ export const HELD_NOTICE =
   'delegate: Finishing the token refresh in progress, so that your sign-in is kept; the command ends once it is saved. Press Ctrl-C again to end it now.\n';
 
 /**
- * A hold on this process's ending signals, not yet taken. The first signal held is answered with one line on
- * stderr (`notice`), so that a Ctrl-C during a slow refresh is not met by silence; a second Ctrl-C ends the
- * process at once, as a person who presses it twice means (the authorization server then finds the client gone
- * and carries out no rotation, grant-refresh.ts, unless it already had).
+ * Writes the notice to stderr, and never fails the command for it. Found in review: on a terminal that had gone
+ * (SIGHUP, a dropped SSH session) the write failed with EIO, the error ended the command before the new tokens were
+ * saved, and the next command's refresh was a replay that signed the person out.
  */
-export function signalHold(notice: (text: string) => void = (text) => void process.stderr.write(text)): SignalHold {
+function noticeOnStderr(text: string): void {
+  try {
+    // Not removed after the write: a stream reports a failed write to the write's callback first and then as an
+    // 'error' event, which with no listener would end the process.
+    if (!process.stderr.listeners('error').includes(ignoreError)) process.stderr.on('error', ignoreError);
+    process.stderr.write(text);
+  } catch {
+    // Nowhere to say it: the hold goes on regardless.
+  }
+}
+
+function ignoreError(): void {}
+
+/**
+ * A hold on this process's ending signals, not yet taken. A Ctrl-C held (SIGINT: a person at the terminal) is
+ * answered with one line on stderr (`notice`), so that it is not met by silence during a slow refresh; a second
+ * Ctrl-C ends the process at once, as a person who presses it twice means (the authorization server then finds
+ * the client gone and carries out no rotation, grant-refresh.ts, unless it already had). SIGTERM (a program) and
+ * SIGHUP (the terminal gone) are held without a word.
+ */
+export function signalHold(notice: (text: string) => void = noticeOnStderr): SignalHold {
   let holding = false;
   let arrived: NodeJS.Signals | undefined;
   const stopHolding = () => {
@@ -38,7 +57,7 @@ export function signalHold(notice: (text: string) => void = (text) => void proce
   function note(signal: NodeJS.Signals): void {
     if (arrived === undefined) {
       arrived = signal;
-      notice(HELD_NOTICE);
+      if (signal === 'SIGINT') notice(HELD_NOTICE);
       return;
     }
     if (signal !== 'SIGINT') return;

@@ -59,20 +59,35 @@ describe('a flood of registrations from loopback (default limits)', () => {
     expect(statuses.filter((s) => s === 201)).toHaveLength(burst);
     expect(clientCount(stack)).toBe(before + burst);
 
+    // Web pages count apart from native clients (found in a later review: a page could lock every app out), so the
+    // reviewer's browser page floods the pages' budget the same way, from anywhere in 127/8 and from any origin.
+    const pages = ['http://localhost:47230', 'https://evil.example', 'null'];
+    sent = 0;
+    const pageStatuses: number[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let i = sent++; i < burst; i = sent++) pageStatuses.push((await registerFrom(stack.issuer, valid, sources[i % sources.length], { origin: pages[i % pages.length]! })).status);
+      }),
+    );
+    expect(pageStatuses.filter((s) => s === 201)).toHaveLength(burst);
+    expect(clientCount(stack)).toBe(before + 2 * burst);
+
     for (const from of ['127.0.0.1', '127.0.0.9', '127.200.1.1']) {
-      // The reviewer's browser page: a cross-origin fetch, which CORS lets read the answer.
-      const { result, changed } = await stateChangedBy(stack, () => registerFrom(stack.issuer, valid, from, { origin: 'http://localhost:47230' }));
-      expect(result.status, from).toBe(429);
-      expect(result.body.error).toBe('too_many_requests');
-      expect(String(result.body.error_description)).toMatch(/too many clients .* try again in \d+ seconds/i);
-      const retryAfter = Number(result.headers['retry-after']);
-      expect(retryAfter).toBeGreaterThanOrEqual(1);
-      expect(retryAfter).toBeLessThanOrEqual(60);
-      expect(result.headers['cache-control']).toMatch(/no-store/);
-      expect(result.headers['access-control-allow-origin']).toBe('*');
-      expect(changed).toEqual([]);
+      for (const headers of [{}, { origin: 'http://localhost:47230' }] as Array<Record<string, string>>) {
+        // A native client (no Origin), and the reviewer's browser page: a cross-origin fetch, which CORS lets read the answer.
+        const { result, changed } = await stateChangedBy(stack, () => registerFrom(stack.issuer, valid, from, headers));
+        expect(result.status, from).toBe(429);
+        expect(result.body.error).toBe('too_many_requests');
+        expect(String(result.body.error_description)).toMatch(/too many clients .* try again in \d+ seconds/i);
+        const retryAfter = Number(result.headers['retry-after']);
+        expect(retryAfter).toBeGreaterThanOrEqual(1);
+        expect(retryAfter).toBeLessThanOrEqual(60);
+        expect(result.headers['cache-control']).toMatch(/no-store/);
+        if ('origin' in headers) expect(result.headers['access-control-allow-origin']).toBe('*');
+        expect(changed).toEqual([]);
+      }
     }
-    expect(clientCount(stack)).toBe(before + burst);
+    expect(clientCount(stack)).toBe(before + 2 * burst);
   });
 });
 
@@ -102,6 +117,23 @@ describe('the registration limits (options of buildAuthServer), on a clock moved
 
     clock += 86_400_000;
     expect((await registerFrom(authz.issuer, valid)).status).toBe(201);
+  });
+
+  it('a web page (a browser’s Origin) uses up only what pages get: the CLI and native clients (no Origin) still register (found in review: a page locked every app out for a day)', async () => {
+    clock += 2 * 86_400_000; // a fresh day and minute for every budget
+    const page = { origin: 'http://localhost:46801' };
+    for (let i = 0; i < 3; i++) expect((await registerFrom(authz.issuer, valid, '127.0.0.1', page)).status).toBe(201);
+    clock += 61_000;
+    for (let i = 0; i < 2; i++) expect((await registerFrom(authz.issuer, valid, '127.0.0.1', page)).status).toBe(201);
+    // The pages' daily budget is spent, from any origin (so not a budget per origin: the database's growth stays bounded).
+    for (const origin of [page.origin, 'https://evil.example', 'null']) {
+      const refused = await stateChangedBy(db(), () => registerFrom(authz.issuer, valid, '127.0.0.2', { origin }));
+      expect([refused.result.status, refused.result.body.error], origin).toEqual([429, 'too_many_requests']);
+      expect(refused.changed, origin).toEqual([]);
+    }
+    // What native clients register with is untouched: no Origin, or the AS's own.
+    for (let i = 0; i < 3; i++) expect((await registerFrom(authz.issuer, valid, `127.0.0.${i + 3}`)).status).toBe(201);
+    expect((await registerFrom(authz.issuer, valid, '127.0.0.9', { origin: new URL(authz.issuer).origin })).status).toBe(429); // the same budget: 4th in the minute
   });
 });
 

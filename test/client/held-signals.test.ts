@@ -1,0 +1,50 @@
+// The hold on ending signals during a refresh (src/client/held-signals.ts), in
+// a process of its own: a Ctrl-C is answered with one line and ends the process
+// once released; the line's write can never end the process before the release
+// (found in review: on a terminal gone, the write failed with EIO, the command
+// died before saving the new tokens, and the next one signed the person out).
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { HELD_NOTICE } from '../../src/client/held-signals.js';
+
+const MODULE = join(process.cwd(), 'src', 'client', 'held-signals.ts');
+
+/** A process that holds, raises `signal` at itself, waits 300 ms (the refresh), says "released" on stdout and releases. */
+function holder(signal: NodeJS.Signals, closeStderr: boolean) {
+  const script = `
+    import { signalHold } from ${JSON.stringify(MODULE)};
+    const hold = signalHold();
+    hold.hold();
+    process.kill(process.pid, ${JSON.stringify(signal)});
+    setTimeout(() => { process.stdout.write('released\\n'); hold.release(); setTimeout(() => process.exit(7), 2000); }, 300);
+  `;
+  // node itself (tsx as its loader), so that the signal that ends it is the child's own exit status.
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  if (closeStderr) child.stderr.destroy(); // the reading end gone: the notice's write fails (EPIPE, as EIO on a dropped terminal)
+  else child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code, sig) => resolve({ code, signal: sig, stdout, stderr })),
+  );
+}
+
+describe('held signals', () => {
+  it('a Ctrl-C is answered with one line, and ends the process by SIGINT once released', { timeout: 30_000 }, async () => {
+    const ended = await holder('SIGINT', false);
+    expect([ended.signal, ended.stdout]).toEqual(['SIGINT', 'released\n']);
+    expect(ended.stderr).toBe(HELD_NOTICE);
+  });
+
+  it('SIGTERM is held without a word', { timeout: 30_000 }, async () => {
+    const ended = await holder('SIGTERM', false);
+    expect([ended.signal, ended.stdout, ended.stderr]).toEqual(['SIGTERM', 'released\n', '']);
+  });
+
+  it('a notice that cannot be written (stderr gone) does not end the process before the release', { timeout: 30_000 }, async () => {
+    const ended = await holder('SIGINT', true);
+    expect([ended.code, ended.signal, ended.stdout]).toEqual([null, 'SIGINT', 'released\n']);
+  });
+});
