@@ -7,10 +7,8 @@ import type { FastifyInstance } from 'fastify';
 import { urlsFor, type Urls } from '../config.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
 import type { Stack, StackOptions } from './contracts.js';
-import { isClientError } from '../client/errors.js';
-import type { HeldLock } from '../client/lock.js';
 import { CommandFailed } from './errors.js';
-import { holdStartLock } from './start-lock.js';
+import { whileStarting } from './start-lock.js';
 
 /** Each probe waits longer than the one before: a busy machine may answer slowly, but a port nobody listens on refuses at once. */
 const PROBE_TIMEOUTS_MS = [1500, 4000, 8000];
@@ -50,19 +48,10 @@ export async function ensureStack(options: StackOptions): Promise<Stack> {
   const found = () => foundStack(urls);
   // A look first, without the lock: servers that run are used at once.
   if (judge(parts, await probeAll(parts), true) === 'running') return found();
-  let lock: HeldLock | undefined;
-  try {
-    lock = await holdStartLock(options.paths, Date.now, { ready: async () => (await probeAll(parts)).every((s) => s === 'up') });
-    if (lock === undefined) return found(); // another process started them while this one waited
-  } catch (error) {
-    // No lock file can be made here (a read-only or full disk), so no other process holds one either: go on, and the store says what it cannot do.
-    if (!isClientError(error, 'CACHE_IO')) throw error;
-  }
-  try {
-    return await findOrStart(options, urls, parts);
-  } finally {
-    await lock?.release().catch(() => undefined);
-  }
+  return whileStarting(options.paths, Date.now, () => findOrStart(options, urls, parts), {
+    ready: async () => (await probeAll(parts)).every((s) => s === 'up'),
+    started: found,
+  });
 }
 
 /** Under the start lock: the servers running, or ours once none runs. */

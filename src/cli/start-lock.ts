@@ -44,15 +44,24 @@ export async function holdStartLock(paths: Pick<Paths, 'home' | 'serversLock'>, 
 
 /**
  * Runs `work` holding the start lock (waiting for another process's start to
- * end first). Where no lock file can be made (a full or read-only disk) no
- * other process can hold one either, and `work` runs without it: the store
- * says what it cannot do there.
+ * end first). With `ready`, asked between looks, the answer of `started` is
+ * taken instead once another process's servers answer. Where no lock file can
+ * be made (a full or read-only disk) no other process can hold one either,
+ * and `work` runs without it: the store says what it cannot do there.
  */
-export async function whileStarting<T>(paths: Pick<Paths, 'home' | 'serversLock'>, now: () => number, work: () => Promise<T>): Promise<T> {
-  const lock = await holdStartLock(paths, now).catch((error: unknown) => {
-    if (isClientError(error, 'CACHE_IO')) return undefined;
-    throw error;
-  });
+export async function whileStarting<T>(
+  paths: Pick<Paths, 'home' | 'serversLock'>,
+  now: () => number,
+  work: () => Promise<T>,
+  options: { ready?: () => Promise<boolean>; started?: () => T } = {},
+): Promise<T> {
+  let lock: HeldLock | undefined;
+  try {
+    lock = await holdStartLock(paths, now, options.ready ? { ready: options.ready } : {});
+    if (lock === undefined && options.started) return options.started(); // another process started them meanwhile
+  } catch (error) {
+    if (!isClientError(error, 'CACHE_IO')) throw error;
+  }
   try {
     return await work();
   } finally {

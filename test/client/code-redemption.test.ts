@@ -7,17 +7,16 @@
 // ports), with the first redemption failing: the person gets the first answer,
 // exactly one code redemption reaches /token, the authorization server records
 // no code_replay and issues nothing, and the token cache is as it was.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildAgentServer } from '../../src/agent/index.js';
 import { hashSecret } from '../../src/authz/crypto.js';
 import { errorText, exitCodeFor } from '../../src/cli/errors.js';
 import { login, type SessionOptions } from '../../src/client/session.js';
-import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { listenAgentFor, listenFreeCalendar, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
 
 let authz: TestAuthz;
@@ -35,20 +34,9 @@ beforeEach(async () => {
   redemptions = [];
   presented = [];
   requests = [];
-  calendar = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ timeZone: 'Europe/Berlin', busy: [] }));
-  });
-  await new Promise<void>((resolve) => calendar.listen(0, '127.0.0.1', resolve));
+  calendar = await listenFreeCalendar();
   authz = await startTestAuthz({ calendarPort: (calendar.address() as { port: number }).port });
-  agent = await buildAgentServer({
-    resourceUrl: authz.agentUrl,
-    issuer: authz.issuer,
-    calendarUrl: authz.calendarUrl,
-    clientId: authz.agent.clientId,
-    privateKey: authz.agent.privateJwk,
-  });
-  await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+  agent = await listenAgentFor(authz);
   home = await mkdtemp(join(tmpdir(), 'delegate-code-redemption-'));
   await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
 });

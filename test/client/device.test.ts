@@ -8,9 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildAgentServer } from '../../src/agent/index.js';
 import { deviceLogin, type DeviceLoginOptions } from '../../src/client/device.js';
-import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { listenAgentFor, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { addUser } from '../../src/authz/users.js';
 import { Browser, csrfOf, hiddenField, parseConsentForm, postJson } from '../support/oauth-flow.js';
 import { TokenCache } from '../../src/client/cache.js';
@@ -30,15 +29,7 @@ beforeEach(async () => {
   requests = [];
   clock = Date.now();
   authz = await startTestAuthz({ now });
-  agent = await buildAgentServer({
-    resourceUrl: authz.agentUrl,
-    issuer: authz.issuer,
-    calendarUrl: authz.calendarUrl,
-    clientId: authz.agent.clientId,
-    privateKey: authz.agent.privateJwk,
-    now: Date.now,
-  });
-  await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+  agent = await listenAgentFor(authz, Date.now);
   home = await mkdtemp(join(tmpdir(), 'delegate-device-'));
   await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
 });
@@ -91,8 +82,7 @@ describe('device sign-in: a cached client the server has forgotten', () => {
     await agent.close();
     await authz.close();
     authz = await startTestAuthz({ now, port: Number(new URL(authz.issuer).port), agentPort: Number(new URL(authz.agentUrl).port), calendarPort: Number(new URL(authz.calendarUrl).port) });
-    agent = await buildAgentServer({ resourceUrl: authz.agentUrl, issuer: authz.issuer, calendarUrl: authz.calendarUrl, clientId: authz.agent.clientId, privateKey: authz.agent.privateJwk, now: Date.now });
-    await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+    agent = await listenAgentFor(authz, Date.now);
     await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
 
     requests = [];

@@ -9,10 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildAgentServer } from '../../src/agent/index.js';
 import { logout } from '../../src/client/credentials.js';
 import { findSlot, login, type SessionOptions } from '../../src/client/session.js';
-import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { listenAgentFor, listenFreeCalendar, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
 
 let authz: TestAuthz;
@@ -24,14 +23,10 @@ let calendarPort: number;
 
 beforeEach(async () => {
   others = [];
-  calendar = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ timeZone: 'Europe/Berlin', busy: [] }));
-  });
-  await new Promise<void>((resolve) => calendar.listen(0, '127.0.0.1', resolve));
+  calendar = await listenFreeCalendar();
   calendarPort = (calendar.address() as { port: number }).port;
   authz = await startTestAuthz({ calendarPort });
-  agent = await startAgent(authz);
+  agent = await listenAgentFor(authz, Date.now);
   home = await mkdtemp(join(tmpdir(), 'delegate-revocation-'));
   await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
 });
@@ -43,19 +38,6 @@ afterEach(async () => {
   await new Promise((resolve) => calendar.close(resolve));
   await rm(home, { recursive: true, force: true });
 });
-
-async function startAgent(as: TestAuthz): Promise<FastifyInstance> {
-  const app = await buildAgentServer({
-    resourceUrl: as.agentUrl,
-    issuer: as.issuer,
-    calendarUrl: as.calendarUrl,
-    clientId: as.agent.clientId,
-    privateKey: as.agent.privateJwk,
-    now: Date.now,
-  });
-  await app.listen({ port: Number(new URL(as.agentUrl).port), host: '127.0.0.1' });
-  return app;
-}
 
 const files = () => ({ tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') });
 
@@ -172,7 +154,7 @@ describe('revoking stored tokens at their issuer (RFC 7009 §2)', () => {
     const second = await startTestAuthz({ calendarPort, agentPort: Number(new URL(authz.agentUrl).port) });
     others.push(second);
     await agent!.close();
-    agent = await startAgent(second);
+    agent = await listenAgentFor(second, Date.now);
     await writeFile(join(home, 'owner-key.json'), JSON.stringify(second.ownerJwk), { mode: 0o600 });
 
     const summary = await login(options());
@@ -188,7 +170,7 @@ describe('revoking stored tokens at their issuer (RFC 7009 §2)', () => {
     const second = await startTestAuthz({ calendarPort, agentPort: Number(new URL(authz.agentUrl).port) });
     others.push(second);
     await agent!.close();
-    agent = await startAgent(second);
+    agent = await listenAgentFor(second, Date.now);
     await writeFile(join(home, 'owner-key.json'), JSON.stringify(second.ownerJwk), { mode: 0o600 });
     await authz.app.close(); // the first server is gone
 

@@ -3,15 +3,14 @@
 // that is always free: discovery from the agent's 401, registration, the
 // owner's sign-in link, consent, the loopback callback, the cached fast
 // path, refresh of an expired token and of a refused one, and a corrupt cache.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildAgentServer } from '../../src/agent/index.js';
 import { findSlot, login, type SessionOptions } from '../../src/client/session.js';
-import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { listenAgentFor, listenFreeCalendar, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, parseConsentForm, postJson } from '../support/oauth-flow.js';
 import { REGISTRATION_LIMITS } from '../../src/authz/register.js';
 import { errorText, exitCodeFor } from '../../src/cli/errors.js';
@@ -28,22 +27,10 @@ const now = () => clock;
 beforeEach(async () => {
   requests = [];
   clock = Date.now();
-  calendar = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ timeZone: 'Europe/Berlin', busy: [] }));
-  });
-  await new Promise<void>((resolve) => calendar.listen(0, '127.0.0.1', resolve));
+  calendar = await listenFreeCalendar();
   const calendarPort = (calendar.address() as { port: number }).port;
   authz = await startTestAuthz({ calendarPort, now });
-  agent = await buildAgentServer({
-    resourceUrl: authz.agentUrl,
-    issuer: authz.issuer,
-    calendarUrl: authz.calendarUrl,
-    clientId: authz.agent.clientId,
-    privateKey: authz.agent.privateJwk,
-    now,
-  });
-  await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+  agent = await listenAgentFor(authz, now);
   home = await mkdtemp(join(tmpdir(), 'delegate-session-'));
   // The CLI and the AS share the owner's key through the data directory.
   await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
@@ -116,6 +103,27 @@ async function approveWithoutReturning(link: string): Promise<string> {
 
 async function cacheFile(): Promise<{ tokens: Record<string, Record<string, { access_token: string; refresh_token: string; expires_at: number }>> }> {
   return JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8'));
+}
+
+/** The client id the token cache holds (one issuer). */
+async function cachedClientId(): Promise<string> {
+  return Object.values((JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
+}
+
+/** A login after the AS forgot `oldClient`: one sign-in, the cached client found unknown, a new one registered and cached. */
+async function expectLoginRegistersAnew(oldClient: string): Promise<void> {
+  requests = [];
+  const again = options({ loginTimeoutMs: 3_000 });
+  const summary = await login(again);
+  expect(summary.issuer).toBe(authz.issuer);
+  expect(again.shown).toHaveLength(1);
+  expect(requests.filter((r) => !r.startsWith('agent'))).toEqual([
+    'GET /.well-known/oauth-authorization-server',
+    'POST /token', // is the cached client known? invalid_client: no
+    'POST /register',
+    'POST /token', // the code
+  ]);
+  expect(await cachedClientId()).not.toBe(oldClient);
 }
 
 describe('client session', () => {
@@ -222,57 +230,32 @@ describe('client session', () => {
 
   it('login registers anew when the authorization server no longer knows the cached client (its database replaced)', async () => {
     await findSlot(options(), { duration: '30m' });
-    const oldClient = Object.values((JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
+    const oldClient = await cachedClientId();
 
     // The same issuer (port) and agent, on a new database: the registration is gone.
     await agent.close();
     await authz.close();
     const calendarPort = Number(new URL(authz.calendarUrl).port);
     authz = await startTestAuthz({ calendarPort, now, port: Number(new URL(authz.issuer).port), agentPort: Number(new URL(authz.agentUrl).port) });
-    agent = await buildAgentServer({ resourceUrl: authz.agentUrl, issuer: authz.issuer, calendarUrl: authz.calendarUrl, clientId: authz.agent.clientId, privateKey: authz.agent.privateJwk, now });
-    await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+    agent = await listenAgentFor(authz, now);
     await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
 
-    requests = [];
-    const again = options({ loginTimeoutMs: 3_000 });
-    const summary = await login(again);
-    expect(summary.issuer).toBe(authz.issuer);
-    expect(again.shown).toHaveLength(1);
-    expect(requests.filter((r) => !r.startsWith('agent'))).toEqual([
-      'GET /.well-known/oauth-authorization-server',
-      'POST /token', // is the cached client known? invalid_client: no
-      'POST /register',
-      'POST /token', // the code
-    ]);
-    const newClient = Object.values((JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
-    expect(newClient).not.toBe(oldClient);
+    await expectLoginRegistersAnew(oldClient);
   });
 
   it('login registers anew when the authorization server swept the cached client (registered a day ago, never approved)', async () => {
     await expect(findSlot(options({ decision: 'deny' }), { duration: '30m' })).rejects.toMatchObject({ code: 'ACCESS_DENIED' });
-    const oldClient = Object.values((await cacheFile() as unknown as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
+    const oldClient = await cachedClientId();
     clock += 25 * 3_600_000;
     await authz.store.sweep(clock);
     expect(await authz.store.clientById(oldClient)).toBeUndefined();
 
-    requests = [];
-    const again = options({ loginTimeoutMs: 3_000 });
-    const summary = await login(again);
-    expect(summary.issuer).toBe(authz.issuer);
-    expect(again.shown).toHaveLength(1);
-    expect(requests.filter((r) => !r.startsWith('agent'))).toEqual([
-      'GET /.well-known/oauth-authorization-server',
-      'POST /token', // is the cached client known? invalid_client: no
-      'POST /register',
-      'POST /token', // the code
-    ]);
-    const newClient = Object.values((await cacheFile() as unknown as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
-    expect(newClient).not.toBe(oldClient);
+    await expectLoginRegistersAnew(oldClient);
   });
 
   it('keeps a client that has a delegation through the sweep, long after its tokens expired', async () => {
     await findSlot(options(), { duration: '30m' });
-    const client = Object.values((await cacheFile() as unknown as { clients: Record<string, { client_id: string }> }).clients)[0]!.client_id;
+    const client = await cachedClientId();
     clock += 60 * 86_400_000;
     await authz.store.sweep(clock);
     expect(await authz.store.clientById(client)).toBeDefined();

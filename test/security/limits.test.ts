@@ -20,7 +20,7 @@ import { testIssuer, type TestIssuer } from '../agent/support.js';
 import { freePort } from '../support/ports.js';
 import { startFakeRevocationEndpoint, type FakeRevocationEndpoint } from '../resource/revocation-endpoint.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, signInAndOpenConsent } from '../support/oauth-flow.js';
-import { REDIRECT, auditSince, exchangeAsAgent, lastAuditSeq, queryRows, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+import { REDIRECT, auditSince, exchangeAsAgent, expectInvalidToken, lastAuditSeq, queryRows, refusedSoon, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -70,22 +70,6 @@ describe('a token limited to 7 days ahead, reading the past (the real AS, agent 
   });
 });
 
-/** Polls (bounded: 100 × 50 ms) until the resource server refuses: the revocation list reaches it by long poll. */
-async function refusedSoon<T extends { status: number }>(call: () => Promise<T>): Promise<T> {
-  let res = await call();
-  for (let i = 0; i < 100 && res.status === 200; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    res = await call();
-  }
-  return res;
-}
-
-/** RFC 6750 §3.1: a refused token is answered 401 with a Bearer challenge naming invalid_token. */
-function expectInvalidToken(res: { status: number; headers: Record<string, unknown> }, where: string): void {
-  expect(res.status, where).toBe(401);
-  expect(String(res.headers['www-authenticate']), where).toMatch(/^Bearer .*\berror="invalid_token"/);
-}
-
 /** The same client steps up (slots:find busy:read) on the real consent page, where the owner sets the lookahead. */
 async function consentWithLookahead(stack: Stack, clientId: string, days: number): Promise<void> {
   const { challenge } = pkcePair();
@@ -102,6 +86,16 @@ const readAhead = (stack: Stack, token: string, days: number) => {
   return rawRequest({ port: stack.ports.calendar, path: `/freebusy?${window(now + HOUR, now + days * DAY)}`, headers: { authorization: `Bearer ${token}` } });
 };
 const atAgent = (stack: Stack, token: string) => rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
+
+/** An exchange asking outright for 30 days ahead under a grant narrowed to 7: 400 invalid_authorization_details, nothing issued (only the assertion's jti spent). */
+async function expectThirtyDaysRefused(stack: Stack, subjectToken: string): Promise<void> {
+  const detail = { type: 'calendar', locations: [stack.calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], lookahead_days: 30 };
+  const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, subjectToken, { authorization_details: JSON.stringify([detail]) }));
+  expect(res.status).toBe(400);
+  expect(res.body).toMatchObject({ error: 'invalid_authorization_details', error_description: expect.stringMatching(/7 days ahead/) });
+  expect(res.body.access_token).toBeUndefined();
+  expect(changed).toEqual(['used_once']);
+}
 
 // Found in review: the owner narrowed a grant on the consent page (30 days ahead to 7), and a user token issued
 // before that still exchanged for a calendar token carrying 30 days, with which the backend served a read 25 days
@@ -164,12 +158,7 @@ describe('a grant narrowed on the consent page after tokens were issued (the rea
   });
 
   it('asking the exchange for 30 days outright with the new token: 400 invalid_authorization_details, nothing issued', async () => {
-    const detail = { type: 'calendar', locations: [stack.calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], lookahead_days: 30 };
-    const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, old.accessToken, { authorization_details: JSON.stringify([detail]) }));
-    expect(res.status).toBe(400);
-    expect(res.body).toMatchObject({ error: 'invalid_authorization_details', error_description: expect.stringMatching(/7 days ahead/) });
-    expect(res.body.access_token).toBeUndefined();
-    expect(changed).toEqual(['used_once']);
+    await expectThirtyDaysRefused(stack, old.accessToken);
   });
 });
 
@@ -223,12 +212,7 @@ describe('the exchange reads the grant anew (a grant narrowed in the store, its 
   });
 
   it('asking the exchange for the old token’s 30 days outright: 400 invalid_authorization_details, nothing issued', async () => {
-    const detail = { type: 'calendar', locations: [stack.calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], lookahead_days: 30 };
-    const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, old.accessToken, { authorization_details: JSON.stringify([detail]) }));
-    expect(res.status).toBe(400);
-    expect(res.body).toMatchObject({ error: 'invalid_authorization_details', error_description: expect.stringMatching(/7 days ahead/) });
-    expect(res.body.access_token).toBeUndefined();
-    expect(changed).toEqual(['used_once']);
+    await expectThirtyDaysRefused(stack, old.accessToken);
   });
 });
 

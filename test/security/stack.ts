@@ -253,3 +253,19 @@ export function expectStrictPage(name: string, res: { status: number; headers: H
   expect(res.headers.get('x-content-type-options'), name).toBe('nosniff');
   expect(res.headers.get('cache-control'), name).toContain('no-store');
 }
+
+/** Polls (bounded) until the resource server refuses: the revocation list reaches it by long poll. Returns the first refusal (or the last answer). */
+export async function refusedSoon<T extends { status: number }>(call: () => Promise<T>): Promise<T> {
+  let res = await call();
+  for (let i = 0; i < 100 && res.status === 200; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    res = await call();
+  }
+  return res;
+}
+
+/** RFC 6750 §3.1: a refused token is answered 401 with a Bearer challenge naming invalid_token. */
+export function expectInvalidToken(res: { status: number; headers: Record<string, unknown> }, where: string): void {
+  expect(res.status, where).toBe(401);
+  expect(String(res.headers['www-authenticate']), where).toMatch(/^Bearer .*\berror="invalid_token"/);
+}

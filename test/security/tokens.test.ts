@@ -11,7 +11,7 @@ import { registerTestAgent, startTestAuthz, type TestAuthz } from '../support/au
 import { obtainTokens } from '../authz/helpers.js';
 import { postForm } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { auditSince, exchangeAsAgent, issuerSigningKey, lastAuditSeq, queryRows, rowCounts, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+import { auditSince, exchangeAsAgent, expectInvalidToken, issuerSigningKey, lastAuditSeq, queryRows, refusedSoon, rowCounts, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 
 let stack: Stack;
 let user: UserTokens;
@@ -33,16 +33,6 @@ const atCalendar = (token: string) => {
   return rawRequest({ port: stack.ports.calendar, path: `/freebusy?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, headers: { authorization: `Bearer ${token}` } });
 };
 
-/** Polls (bounded) until the resource server refuses: the revocation list reaches it by long poll. Returns the first refusal (or the last answer). */
-async function refusedSoon<T extends { status: number }>(call: () => Promise<T>): Promise<T> {
-  let res = await call();
-  for (let i = 0; i < 100 && res.status === 200; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    res = await call();
-  }
-  return res;
-}
-
 /** A tools/call that would run find_slot (an exchange, a calendar read and a tool_call record) if the token were good. */
 const findSlotAtAgent = (token: string) =>
   rawRequest({
@@ -52,12 +42,6 @@ const findSlotAtAgent = (token: string) =>
     headers: mcpHeaders(token, { 'mcp-protocol-version': '2025-06-18' }),
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'find_slot', arguments: { duration: '30m' } } }),
   });
-
-/** RFC 6750 §3.1: a refused token is answered 401 with a Bearer challenge naming invalid_token. */
-function expectInvalidToken(res: { status: number; headers: Record<string, unknown> }, where: string): void {
-  expect(res.status, where).toBe(401);
-  expect(String(res.headers['www-authenticate']), where).toMatch(/^Bearer .*\berror="invalid_token"/);
-}
 
 describe('substitution across audiences (RFC 8707, RFC 9068 §4)', () => {
   it('each token works where it was issued for (the control)', async () => {

@@ -3,11 +3,13 @@
 // owner login key and an agent key, listening on a free loopback port.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { Logger } from 'pino';
+import { buildAgentServer } from '../../src/agent/server.js';
 import { bootstrapLocal, buildAuthServer, type AuthServerOptions, type Lifetimes } from '../../src/authz/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { freePort } from './ports.js';
@@ -136,4 +138,28 @@ export async function ownerAssertion(
 export async function ownerLink(target: { issuer: string; ownerJwk: JWK }, next: string, overrides: Parameters<typeof ownerAssertion>[2] = {}): Promise<string> {
   const assertion = await ownerAssertion(target.ownerJwk, target.issuer, { next, ...overrides });
   return `${target.issuer}/login/owner?assertion=${encodeURIComponent(assertion)}&next=${encodeURIComponent(next)}`;
+}
+
+/** CalendarAgent for a test authorization server, listening on the agent URL the server was set up with. */
+export async function listenAgentFor(authz: TestAuthz, now?: () => number): Promise<FastifyInstance> {
+  const agent = await buildAgentServer({
+    resourceUrl: authz.agentUrl,
+    issuer: authz.issuer,
+    calendarUrl: authz.calendarUrl,
+    clientId: authz.agent.clientId,
+    privateKey: authz.agent.privateJwk,
+    ...(now ? { now } : {}),
+  });
+  await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+  return agent;
+}
+
+/** A stand-in calendar backend on an ephemeral loopback port: every read is free (no busy time, Europe/Berlin). */
+export async function listenFreeCalendar(): Promise<Server> {
+  const calendar = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ timeZone: 'Europe/Berlin', busy: [] }));
+  });
+  await new Promise<void>((resolve) => calendar.listen(0, '127.0.0.1', resolve));
+  return calendar;
 }
