@@ -4,7 +4,7 @@
 // let one click on Approve undo every narrowing the user had made, on a page
 // that said only "it asks to also be able to list the times you are busy".
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestAuthz, ownerAssertion, type TestAuthz } from '../support/authz.js';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT } from './helpers.js';
 

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
-import { ownerAssertion, ownerLink, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { ownerLink, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, hiddenField, parseConsentForm, postForm, postJson, registerDeviceClient as registerDevice } from '../support/oauth-flow.js';
 import { expectStrictPage, queryRows, stateChangedBy } from '../security/stack.js';
 import { decodeJwt, exchange } from './helpers.js';

@@ -2,7 +2,7 @@
 // of asking for more than the delegation allows.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { es256Key, ownerAssertion, registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { es256Key, registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { stateChangedBy } from '../security/stack.js';
 import { REDIRECT, clientAssertion, decodeJwt, exchange, obtainTokens, redeem, type UserTokens } from './helpers.js';

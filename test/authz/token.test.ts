@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProtectedHeader } from 'jose';
-import { ownerAssertion, startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { openAsOwner, ownerApproves } from '../support/owner-flow.js';
 import { REDIRECT, clientAssertion, decodeJwt, exchange, obtainCode, obtainTokens, redeem } from './helpers.js';

@@ -13,7 +13,6 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postJson } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { builtModule } from '../e2e/built.js';
 import { approveInBrowser, killLeftovers, runCli, startCli, type Run, type Running } from '../e2e/run.js';
 import { ready } from './support.js';
 

@@ -8,9 +8,8 @@
 import { performance } from 'node:perf_hooks';
 import { SignJWT, decodeJwt, importJWK, type CryptoKey } from 'jose';
 import type { FastifyInstance } from 'fastify';
-import { buildAgentServer } from '../../src/agent/server.js';
 import { buildCalendarServer } from '../../src/calendar/server.js';
-import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { listenAgentFor, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { postForm } from '../support/oauth-flow.js';
 import { ownerApproves, redeemCode } from '../support/owner-flow.js';
 
@@ -37,14 +36,7 @@ export async function startRevocationStack(): Promise<RevocationStack> {
     },
   });
   await calendar.listen({ port: Number(new URL(authz.calendarUrl).port), host: '127.0.0.1' });
-  const agent = await buildAgentServer({
-    resourceUrl: authz.agentUrl,
-    issuer: authz.issuer,
-    calendarUrl: authz.calendarUrl,
-    clientId: authz.agent.clientId,
-    privateKey: authz.agent.privateJwk,
-  });
-  await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+  const agent = await listenAgentFor(authz);
   return {
     authz,
     agent,

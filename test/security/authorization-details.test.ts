@@ -10,7 +10,7 @@
 // requests), it is ignored, and nothing of it reaches a token.
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ownerAssertion, ownerLink, registerTestAgent, type TestAuthz } from '../support/authz.js';
+import { ownerLink, registerTestAgent, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, DEVICE_CODE_GRANT, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, exchangeAsAgent, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 import { openAsOwner, ownerApproves, redeemCode } from '../support/owner-flow.js';

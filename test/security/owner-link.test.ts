@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, registerDeviceClient, registerPublicClient } from '../support/oauth-flow.js';
 import { openAsOwner, ownerApproves } from '../support/owner-flow.js';
-import { ownerAssertion, ownerLink } from '../support/authz.js';
+import { ownerLink } from '../support/authz.js';
 import { REDIRECT, startStack, stateChangedBy, type Stack } from './stack.js';
 
 let stack: Stack;

@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import type { ClientError } from '../../src/client/errors.js';
-import { ownerAssertion } from '../support/authz.js';
 import { addUser } from '../../src/authz/index.js';
 import { Browser, authorizeUrl, callbackParams, csrfOf, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';

@@ -9,8 +9,7 @@ import { connect } from 'node:net';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
-import { ownerAssertion } from '../support/authz.js';
-import { Browser, DEVICE_CODE_GRANT, authorizeUrl, hiddenField, parseConsentForm, pkcePair, postForm, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { Browser, DEVICE_CODE_GRANT, authorizeUrl, hiddenField, parseConsentForm, pkcePair, postForm, registerDeviceClient, registerPublicClient } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { REDIRECT, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 

@@ -3,7 +3,6 @@
 // the consent page for an authorization request, Approve, take the code from
 // the callback, and redeem it with the PKCE verifier.
 import type { JWK } from 'jose';
-import { ownerAssertion } from './authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent, type WireResponse } from './oauth-flow.js';
 
 /** Where the owner's flow runs: the authorization server, the resource asked for, and the owner's key. */
