@@ -1,12 +1,11 @@
 // The CLI's entry point (bin/delegate imports its bundle, built from here): binds the
 // program to this process — its arguments, environment, clock, streams,
-// browser and signals — runs it, and is the one place that exits.
+// browser and signals — runs it, and exits (a broken pipe aside, src/cli/end-on-stream-error.ts).
 import { processEnv } from '../config.js';
 import { guardProcessFetch } from '../http/listener-owner.js';
 import type { CliIo } from './io.js';
+import { endOnStreamError } from './end-on-stream-error.js';
 import { runCli } from './program.js';
-
-const EXIT_BROKEN_PIPE = 141;
 
 const io: CliIo = {
   env: processEnv(),
@@ -59,14 +58,7 @@ const io: CliIo = {
   },
 };
 
-// A reader that went away (`delegate audit | head -1`): stop at once and quietly, with the status of a
-// process ended by SIGPIPE (128 + 13), which Node ignores; an unhandled EPIPE was a stack trace.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE);
-    throw error;
-  });
-}
+endOnStreamError();
 
 // No request of this process (the client's, or its servers') goes to a port of this machine that another user holds.
 guardProcessFetch();

@@ -11,6 +11,21 @@
 
 const HELD = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+/** Holds taken and not yet released in this process, and what waits for the last of them to end. */
+let holdsTaken = 0;
+const waiting: (() => void)[] = [];
+
+/**
+ * Runs `then` now, or, while a hold is taken, once the last one is released (if the process is still alive then).
+ * For the CLI's own reasons to end (src/cli/end-on-stream-error.ts): found in review, a Ctrl-C during a refresh in
+ * `delegate find-slot … 2>&1 | tee log` also ended `tee`, the notice's write then failed with EPIPE, and the
+ * process's handler for a broken pipe ended it at once, with the spent refresh token still in the cache.
+ */
+export function afterHolds(then: () => void): void {
+  if (holdsTaken === 0) then();
+  else waiting.push(then);
+}
+
 export interface SignalHold {
   /** Starts holding (again a no-op while held). */
   hold(): void;
@@ -52,6 +67,7 @@ export function signalHold(notice: (text: string) => void = noticeOnStderr): Sig
   let arrived: NodeJS.Signals | undefined;
   const stopHolding = () => {
     holding = false;
+    holdsTaken--;
     for (const signal of HELD) process.off(signal, note);
   };
   function note(signal: NodeJS.Signals): void {
@@ -68,6 +84,7 @@ export function signalHold(notice: (text: string) => void = noticeOnStderr): Sig
     hold() {
       if (holding) return;
       holding = true;
+      holdsTaken++;
       for (const signal of HELD) process.on(signal, note);
     },
     release() {
@@ -75,6 +92,8 @@ export function signalHold(notice: (text: string) => void = noticeOnStderr): Sig
       stopHolding();
       // With our listener gone, the signal does what it would have done (Node's default: end the process by it).
       if (arrived !== undefined) process.kill(process.pid, arrived);
+      // On a turn of its own: what waited may end the process, or throw, and the caller has finished its work.
+      if (holdsTaken === 0) for (const then of waiting.splice(0)) process.nextTick(then);
     },
   };
 }

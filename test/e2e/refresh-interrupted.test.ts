@@ -113,6 +113,22 @@ describe('a command ended while its refresh is in flight', () => {
     await nextCommandStillSignedIn();
   });
 
+  // Found in review: in `delegate find-slot … 2>&1 | tee log`, a Ctrl-C also ends `tee`; the notice's write then
+  // failed with EPIPE, and the CLI's handler for a broken pipe ended it at once (141), the refresh still in flight.
+  it('by Ctrl-C with stderr a pipe whose reader the Ctrl-C also ended (`2>&1 | tee`): it ends once the new pair is saved', { timeout: 120_000 }, async () => {
+    const spent = await expireCachedToken();
+    const run = await findSlotStuckInRefresh();
+    run.child.stderr!.destroy(); // the reader gone: the notice's write fails with EPIPE
+    run.child.kill('SIGINT');
+    await sleep(1_000);
+    expect([run.child.exitCode, run.child.signalCode]).toEqual([null, null]);
+    serve.child.kill('SIGCONT');
+    const ended = await run.done;
+    expect([ended.code, ended.signal, ended.stdout]).toEqual([null, 'SIGINT', '']);
+    expect(await cachedRefreshToken()).not.toBe(spent);
+    await nextCommandStillSignedIn();
+  });
+
   it('by Ctrl-C twice: the second ends it at once; the authorization server, finding the client gone, does not rotate, and the next command is still signed in', { timeout: 120_000 }, async () => {
     const spent = await expireCachedToken();
     const run = await findSlotStuckInRefresh();
