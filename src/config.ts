@@ -162,30 +162,39 @@ export function systemUserName(): string {
 /** The machine's IANA time zone, or UTC when it has none. */
 export function systemTimeZone(env: Env): string {
   const fromEnv = env.TZ?.trim();
-  if (fromEnv && isIanaZone(fromEnv)) return fromEnv;
+  const named = fromEnv ? ianaZone(fromEnv) : undefined;
+  if (named) return named;
   const resolved = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  return resolved && isIanaZone(resolved) ? resolved : 'UTC';
+  return (resolved && ianaZone(resolved)) || 'UTC';
 }
 
 /**
- * Names already checked. Building an Intl.DateTimeFormat to test a name costs
- * far more than a lookup, and every find_slot checks its zone several times;
- * bounded, because callers choose the name (and Intl takes any capitalisation).
+ * Names already checked, each with its canonical spelling (or null when Intl does not know it). Building an
+ * Intl.DateTimeFormat to test a name costs far more than a lookup, and every find_slot checks its zone several
+ * times; bounded, because callers choose the name (and Intl takes any capitalisation).
  */
-const checkedZones = new BoundedMap<string, boolean>(1_000);
+const checkedZones = new BoundedMap<string, string | null>(1_000);
+
+/**
+ * The IANA name of `zone` as the time zone database spells it (`europe/berlin` → `Europe/Berlin`, `utc` → `UTC`), or
+ * undefined when it is none. Found in review: Intl accepts any capitalisation, and an answer echoed `"timeZone":
+ * "europe/berlin"`, a name that is not in the database, to clients that compare or look it up.
+ */
+export function ianaZone(zone: string): string | undefined {
+  const known = checkedZones.get(zone);
+  if (known !== undefined) return known ?? undefined;
+  let canonical: string | null;
+  try {
+    canonical = new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
+  } catch {
+    canonical = null;
+  }
+  checkedZones.set(zone, canonical);
+  return canonical ?? undefined;
+}
 
 export function isIanaZone(zone: string): boolean {
-  const known = checkedZones.get(zone);
-  if (known !== undefined) return known;
-  let valid: boolean;
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    valid = true;
-  } catch {
-    valid = false;
-  }
-  checkedZones.set(zone, valid);
-  return valid;
+  return ianaZone(zone) !== undefined;
 }
 
 /** How many zone names isIanaZone remembers (for tests of its bound). */
@@ -347,8 +356,9 @@ export async function readUserConfig(path: string): Promise<UserConfig> {
   const unknownKeys = Object.keys(c).filter((k) => !(USER_CONFIG_KEYS as readonly string[]).includes(k));
   if (unknownKeys.length > 0) config.unknownKeys = unknownKeys;
   if (c.timeZone !== undefined) {
-    if (typeof c.timeZone !== 'string' || !isIanaZone(c.timeZone)) throw new ConfigError(path, '"timeZone" must be an IANA time zone such as Europe/Berlin.');
-    config.timeZone = c.timeZone;
+    const zone = typeof c.timeZone === 'string' ? ianaZone(c.timeZone) : undefined;
+    if (zone === undefined) throw new ConfigError(path, '"timeZone" must be an IANA time zone such as Europe/Berlin.');
+    config.timeZone = zone;
   }
   if (c.workingHours !== undefined) {
     const w = c.workingHours;

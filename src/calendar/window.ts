@@ -9,7 +9,8 @@
 import { parseIsoInstant } from './format.js';
 import type { Interval } from './intervals.js';
 import { DEFAULT_WINDOW_DAYS } from './slots.js';
-import { DAY_MS, fromWall, isIanaZone } from './zone.js';
+import { ianaZone } from '../config.js';
+import { DAY_MS, fromWall } from './zone.js';
 
 /** A window bound as the caller wrote it. */
 export type WindowBound =
@@ -41,8 +42,10 @@ const WALL_CLOCK = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?)?$/
 export function parseWindowRequest(input: { from?: string | undefined; to?: string | undefined; timeZone?: string | undefined }): Parsed<WindowRequest> {
   const request: WindowRequest = {};
   if (input.timeZone !== undefined) {
-    if (!isIanaZone(input.timeZone)) return fail(`"${input.timeZone}" is not an IANA time zone (for example Europe/Berlin).`);
-    request.timeZone = input.timeZone;
+    const zone = ianaZone(input.timeZone);
+    if (zone === undefined) return fail(`"${input.timeZone}" is not an IANA time zone (for example Europe/Berlin).`);
+    request.timeZone = zone; // as the database spells it: the answer names it
+
   }
   for (const name of ['from', 'to'] as const) {
     const text = input[name];
@@ -52,7 +55,10 @@ export function parseWindowRequest(input: { from?: string | undefined; to?: stri
     request[name] = bound;
   }
   const { from, to } = request;
-  if (from?.kind === 'instant' && to?.kind === 'instant' && to.ms <= from.ms) return fail('"to" must be later than "from".');
+  // Two instants, or two wall-clock times (which any zone maps to instants in the same order): one that ends
+  // before it starts is refused here, before any token is exchanged or calendar read (found in review: two
+  // wall-clock bounds were compared only once the calendar had answered, and the CLI exited 1, not 2).
+  if (from && to && from.kind === to.kind && boundOrder(from, to) <= 0) return fail('"to" must be later than "from".');
   return { ok: true, value: request };
 }
 
@@ -85,6 +91,11 @@ export function searchWindow(request: WindowRequest, timeZone: string, nowMs: nu
   const start = Math.max(from, nowMs + (request.minNoticeMs ?? 0));
   if (to <= start) return fail(request.minNoticeMs ? 'The window ends before the minimum notice has passed.' : 'The window has already passed.');
   return { ok: true, value: { start, end: to } };
+}
+
+/** How far `to` is after `from`, in milliseconds of the bounds' own clock (both instants, or both wall-clock). */
+function boundOrder(from: WindowBound, to: WindowBound): number {
+  return instantOf(to, 'UTC', 'to') - instantOf(from, 'UTC', 'from');
 }
 
 /** A bound as written, or undefined for anything else, an impossible date (31 February, month 13) or time (25:00) included. */

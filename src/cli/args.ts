@@ -5,7 +5,7 @@ import { InvalidArgumentError } from 'commander';
 import { readSlotDuration, readSpan } from '../calendar/search-options.js';
 import { coveringWindow, parseWindowBound, parseWindowRequest } from '../calendar/window.js';
 import { canonicalResource } from '../delegation/resource.js';
-import { DEFAULT_PORTS, isIanaZone, isLogLevel, LOG_LEVELS, logLevelFromEnv, type Env, type LogLevelName, type Ports, urlsFor } from '../config.js';
+import { DEFAULT_PORTS, ianaZone, isLogLevel, LOG_LEVELS, logLevelFromEnv, type Env, type LogLevelName, type Ports, urlsFor } from '../config.js';
 import { UsageError } from './errors.js';
 
 export function parsePort(value: string): number {
@@ -58,9 +58,11 @@ export function parseWait(value: string): number {
   return ms;
 }
 
+/** A time zone option, spelled as the time zone database spells it. */
 export function parseTimeZone(value: string): string {
-  if (!isIanaZone(value)) throw new InvalidArgumentError('Expected an IANA time zone such as Europe/Berlin or UTC.');
-  return value;
+  const zone = ianaZone(value);
+  if (zone === undefined) throw new InvalidArgumentError('Expected an IANA time zone such as Europe/Berlin or UTC.');
+  return zone;
 }
 
 /** An ISO 8601 date or date-time, read as the agent reads a window's bound (no 31 February); passed on as written. */

@@ -49,6 +49,29 @@ async function call(input: Partial<FindSlotInput>, body: Record<string, unknown>
 const starts = (out: FindSlotOutput) => out.slots.map((s) => s.start);
 
 describe('find_slot options', () => {
+  // Found in review: the answer named the zone as typed, a name that is not in the time zone database.
+  it('names the time zone as the database spells it, however the call wrote it', async () => {
+    const { out, text } = await call({ timeZone: 'europe/berlin' });
+    expect(out.timeZone).toBe('Europe/Berlin');
+    expect(text).toContain('(Europe/Berlin)');
+  });
+
+  // Found in review: two wall-clock bounds that end before they start were refused only after the calendar was read.
+  it('refuses wall-clock bounds that end before they start without reading the calendar', async () => {
+    let asked = 0;
+    const fetchFn = (async () => {
+      asked++;
+      return new Response('{}', { status: 500 });
+    }) as unknown as typeof fetch;
+    let exchanged = 0;
+    const counting: TokenExchanger = { ...exchanger, exchange: async (...args) => (exchanged++, exchanger.exchange(...args)) };
+    const handler = createFindSlotHandler({ calendarUrl: CALENDAR_URL, exchanger: counting, callerToken: () => USER_TOKEN, now: () => NOW, fetchFn, calendarTimeoutMs: 1000 });
+    const result = await handler({ duration: '30m', from: '2026-12-08', to: '2026-12-07' } as FindSlotInput, {} as ToolExtra);
+    expect(result.isError).toBe(true);
+    expect((result.content[0] as { text: string }).text).toContain('"to" must be later than "from"');
+    expect([asked, exchanged]).toEqual([0, 0]);
+  });
+
   it('asks the backend for the calendars named and how to count tentative events and broken calendars', async () => {
     const { url } = await call({ calendars: ['work', 'home'], tentative: 'free', onCalendarError: 'skip' });
     expect(url.pathname).toBe('/freebusy');

@@ -44,6 +44,29 @@ describe('parseWindowRequest', () => {
     const inverted = parseWindowRequest({ from: '2026-12-02T00:00Z', to: '2026-12-01T00:00Z' });
     expect(!inverted.ok && inverted.message).toMatch(/"to" must be later than "from"/);
   });
+
+  // Found in review: two wall-clock bounds were compared only once the calendar had answered.
+  it.each([
+    ['2026-12-07T10:00', '2026-12-07T09:00'],
+    ['2026-12-07T10:00', '2026-12-07T10:00'],
+    ['2026-12-08', '2026-12-07'],
+    ['2026-12-08T00:00', '2026-12-07'], // a date-only `to` is the end of its day: 8 Dec 00:00, not later
+  ])('refuses wall-clock bounds from %s to %s, which no zone could make valid', (from, to) => {
+    const inverted = parseWindowRequest({ from, to });
+    expect(!inverted.ok && inverted.message).toBe('"to" must be later than "from".');
+  });
+
+  it('takes wall-clock bounds in order, a date-only `to` as the end of its day', () => {
+    expect(parseWindowRequest({ from: '2026-12-07T23:00', to: '2026-12-07' }).ok).toBe(true);
+    expect(parseWindowRequest({ from: '2026-12-07', to: '2026-12-07' }).ok).toBe(true);
+  });
+
+  // Found in review: Intl takes any capitalisation, and answers named the zone as typed (`europe/berlin`).
+  it('keeps the time zone as the database spells it', () => {
+    expect(parsed({ timeZone: 'europe/berlin' }).timeZone).toBe('Europe/Berlin');
+    expect(parsed({ timeZone: 'utc' }).timeZone).toBe('UTC');
+    expect(parsed({ timeZone: 'America/New_York' }).timeZone).toBe('America/New_York');
+  });
 });
 
 describe('searchWindow', () => {

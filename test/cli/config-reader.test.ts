@@ -73,6 +73,11 @@ describe('userConfigReader', () => {
 });
 
 describe('readUserConfig and keys it does not read', () => {
+  it('keeps timeZone as the time zone database spells it (Intl takes any capitalisation)', async () => {
+    writeFileSync(path, JSON.stringify({ timeZone: 'europe/berlin' }));
+    await expect(readUserConfig(path)).resolves.toEqual({ timeZone: 'Europe/Berlin' });
+  });
+
   it('keeps a typo’d key aside as unknown, reads the rest, and words one line about it', async () => {
     writeFileSync(path, JSON.stringify({ timeZone: 'UTC', tentatve: 'free' }));
     const config = await readUserConfig(path);

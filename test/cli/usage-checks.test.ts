@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkWindowOptions, parseInstant, portsFrom } from '../../src/cli/args.js';
+import { checkWindowOptions, parseInstant, parseTimeZone, portsFrom } from '../../src/cli/args.js';
 import { parseSince } from '../../src/cli/commands/admin-store.js';
 import { runCli } from '../../src/cli/program.js';
 import { freePort } from '../support/ports.js';
@@ -50,6 +50,10 @@ describe('impossible calendar dates', () => {
     await refused(argv(), option);
   });
 
+  it('spells --tz as the time zone database does', () => {
+    expect([parseTimeZone('utc'), parseTimeZone('europe/berlin'), parseTimeZone('Asia/Tokyo')]).toEqual(['UTC', 'Europe/Berlin', 'Asia/Tokyo']);
+  });
+
   it('still takes real dates, 29 February of a leap year among them', () => {
     expect(parseInstant('2028-02-29')).toBe('2028-02-29');
     expect(parseInstant('2026-12-01T09:00:00+01:00')).toBe('2026-12-01T09:00:00+01:00');
@@ -63,6 +67,9 @@ describe('values the agent would refuse, judged before any sign-in', () => {
   it.each([
     ['find-slot --to in the past (without a terminal this was exit 4, signed in exit 1)', () => ['find-slot', '--duration', '30m', '--to', '2020-01-01', ...ports], '--to must be later than --from (now)'],
     ['find-slot --to before --from', () => ['find-slot', '--duration', '30m', '--from', '2026-12-05T10:00:00Z', '--to', '2026-12-04T10:00:00Z', ...ports], '--to must be later than --from.'],
+    // Found in review: without offsets this reached the calendar and exited 1, in the agent's words.
+    ['find-slot --to before --from, both wall-clock times', () => ['find-slot', '--duration', '30m', '--from', '2036-12-07T10:00', '--to', '2036-12-07T09:00', ...ports], '--to must be later than --from.'],
+    ['busy --to before --from, both dates', () => ['busy', '--from', '2036-12-08', '--to', '2036-12-07', ...ports], '--to must be later than --from.'],
     ['find-slot --from long past', () => ['find-slot', '--duration', '30m', '--from', '2020-01-01', ...ports], '--from 2020-01-01: The window has already passed.'],
     ['find-slot with a window over 62 days', () => ['find-slot', '--duration', '30m', '--from', '2027-01-01', '--to', '2027-06-01', ...ports], '--from 2027-01-01 --to 2027-06-01: The window is longer than 62 days'],
     ['find-slot --min-notice past the window', () => ['find-slot', '--duration', '30m', '--within', '1d', '--min-notice', '2d', ...ports], '--within 1d --min-notice 2d: The window ends before'],
