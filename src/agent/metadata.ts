@@ -20,8 +20,11 @@ export function protectedResourceMetadata(resourceUrl: string, issuer: string): 
   return {
     resource: resourceUrl,
     authorization_servers: [issuer],
-    // Every scope of the agent; its 401 challenge names the one to ask for first (step-up brings the rest).
-    scopes_supported: [...AGENT_SCOPE_POLICY.supported],
+    // The scope basic use needs, as its 401 challenge names; step-up (403 insufficient_scope) brings the rest.
+    // MCP's scope selection: a client with no challenge in hand asks for all of scopes_supported, and publishing
+    // every scope here is the "common mistake" of its security best practices (scope minimization). Found in
+    // review: the SDK's own auth() asked for `slots:find busy:read` up front.
+    scopes_supported: [...AGENT_SCOPE_POLICY.initial],
     bearer_methods_supported: ['header'],
     resource_name: AGENT_RESOURCE_NAME,
   };

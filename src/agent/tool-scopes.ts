@@ -9,9 +9,9 @@ import { FIND_SLOT_TOOL } from './tool.js';
 export const LIST_BUSY_TOOL = 'list_busy';
 
 export interface ToolScopePolicy {
-  /** Every scope of the agent (its protected resource metadata's scopes_supported); a token must hold at least one. */
+  /** Every scope of the agent; a token must hold at least one. */
   supported: readonly string[];
-  /** What a client asks for the first time (named in 401 challenges, so step-up asks for the rest only when needed). */
+  /** What a client asks for the first time (named in 401 challenges and as the protected resource metadata's scopes_supported, so step-up asks for the rest only when needed). */
   initial: readonly string[];
   /** The scopes each tool needs. */
   tools: Readonly<Record<string, readonly string[]>>;

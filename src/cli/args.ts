@@ -35,6 +35,21 @@ export function parseNamedHost(value: string): string {
   return host;
 }
 
+/**
+ * An authorization server's issuer (`--issuer`, `--auth-url`): an http(s) origin, with no path or query. Found in
+ * review: `serve-auth --issuer http://127.0.0.1:8410/tenant` started, but served its metadata only at the root (which
+ * RFC 8414 §3.1 reserves for an issuer without a path) and its endpoints at the root too, so no MCP client could
+ * discover it, and delegate's own parts looked for the metadata in two different places.
+ */
+export function parseIssuerUrl(value: string): string {
+  const url = parseHttpUrl(value);
+  const { pathname, search } = new URL(url);
+  if (pathname !== '/' || search !== '') {
+    throw new InvalidArgumentError('Expected the authorization server’s origin, such as http://127.0.0.1:8410, with no path or query: delegate’s authorization server answers at the root of its origin.');
+  }
+  return url;
+}
+
 /** An absolute http(s) URL, without a trailing slash. */
 export function parseHttpUrl(value: string): string {
   let url: URL;

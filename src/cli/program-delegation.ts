@@ -4,7 +4,7 @@
 // command runs.
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, resolvePaths, urlsFor } from '../config.js';
-import { parseHttpUrl, parseInstant, parsePort, parseTimeZone, portsFrom, type PortOptions } from './args.js';
+import { parseHttpUrl, parseInstant, parseIssuerUrl, parsePort, parseTimeZone, portsFrom, type PortOptions } from './args.js';
 import { calendarOption } from './slot-options.js';
 import { accessArgs, addAccessOptions, type AccessOptions, type GlobalOptions } from './access-options.js';
 import type { CliIo } from './io.js';
@@ -21,7 +21,7 @@ function examples(lines: string[]): string {
 function issuerOptions(command: Command, defaultPort = `default ${DEFAULT_PORTS.auth}`): Command {
   return command
     .option('--auth-port <port>', `the authorization server's port (${defaultPort})`, parsePort)
-    .option('--issuer <url>', 'the authorization server (default http://127.0.0.1:<auth-port>)', parseHttpUrl);
+    .option('--issuer <url>', 'the authorization server (default http://127.0.0.1:<auth-port>)', parseIssuerUrl);
 }
 
 function issuerOf(options: IssuerOptions): string {

@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, LOG_LEVELS, resolvePaths, urlsFor, type LogLevelName } from '../config.js';
 import {
   parseHttpUrl,
+  parseIssuerUrl,
   parseInstant,
   parseNamedHost,
   parsePort,
@@ -178,7 +179,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('Run the authorization server alone.')
     .option('--port <port>', `port (default ${DEFAULT_PORTS.auth})`, parsePort)
     .option('--host <host>', 'address to listen on', DEFAULT_HOST)
-    .option('--issuer <url>', 'its issuer identifier (default http://<host>:<port>)', parseHttpUrl)
+    .option('--issuer <url>', 'its issuer identifier (default http://<host>:<port>)', parseIssuerUrl)
     .option('--calendar-url <url>', 'the calendar backend it issues tokens for', parseHttpUrl)
     .option('--agent-url <url>', 'CalendarAgent’s MCP URL it issues tokens for', parseHttpUrl)
     .addOption(logLevelOption())
@@ -212,8 +213,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .addHelpText('after', ['', 'Examples:', '  delegate serve-calendar', '  delegate serve-calendar --port 8411 --auth-url http://127.0.0.1:8410'].join('\n'))
     .option('--port <port>', `port (default ${DEFAULT_PORTS.calendar})`, parsePort)
     .option('--host <host>', 'address to listen on', DEFAULT_HOST)
-    .option('--auth-url <url>', 'the authorization server whose tokens it accepts', parseHttpUrl)
-    .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseHttpUrl))
+    .option('--auth-url <url>', 'the authorization server whose tokens it accepts', parseIssuerUrl)
+    .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseIssuerUrl))
     .addOption(logLevelOption())
     .action(async (options: SingleServerOptions, command: Command) => {
       const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
@@ -243,8 +244,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--agent-port <port>', `with --stdio: CalendarAgent’s HTTP port, whose delegation it uses (default ${DEFAULT_PORTS.agent})`, parsePort)
     .option('--port <port>', `port (default ${DEFAULT_PORTS.agent})`, parsePort)
     .option('--host <host>', 'address to listen on', DEFAULT_HOST)
-    .option('--auth-url <url>', 'the authorization server', parseHttpUrl)
-    .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseHttpUrl))
+    .option('--auth-url <url>', 'the authorization server', parseIssuerUrl)
+    .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseIssuerUrl))
     .option('--calendar-url <url>', 'the calendar backend it reads busy time from', parseHttpUrl)
     .option('--calendar-timeout <wait>', 'how long it waits for the calendar backend: 2s, 500ms (default 5s)', parseWait)
     .addOption(logLevelOption())

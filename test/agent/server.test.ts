@@ -79,7 +79,7 @@ describe('protected resource metadata (RFC 9728)', () => {
     expect(res.json()).toEqual({
       resource: resourceUrl,
       authorization_servers: [ISSUER],
-      scopes_supported: ['slots:find', 'busy:read'],
+      scopes_supported: ['slots:find'], // basic use; busy:read comes by step-up (MCP scope minimization)
       bearer_methods_supported: ['header'],
       resource_name: 'CalendarAgent',
     });

@@ -7,6 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
+import { auth, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import type { OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { buildAgentServer } from '../../src/agent/server.js';
 import { buildCalendarServer } from '../../src/calendar/server.js';
 import { SCOPE_BUSY_READ } from '../../src/delegation/index.js';
@@ -81,6 +83,29 @@ function callTool(token: string, name: string, args: Record<string, unknown>) {
 function challengedScope(res: Response): string | undefined {
   return /scope="([^"]*)"/.exec(res.headers.get('www-authenticate') ?? '')?.[1];
 }
+
+// Found in review (mcp-spec): the protected resource metadata listed every scope, and a client that starts without a
+// challenge in hand (MCP's scope selection: all of scopes_supported) asked for busy:read up front.
+describe('a client that signs in before any challenge', () => {
+  it('asks for slots:find only (the MCP SDK’s auth(), discovering from the agent’s metadata)', async () => {
+    let redirectedTo: URL | undefined;
+    let client: OAuthClientInformationMixed | undefined;
+    const provider: OAuthClientProvider = {
+      redirectUrl: REDIRECT,
+      clientMetadata: { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], client_name: 'scope-probe' },
+      clientInformation: () => client,
+      saveClientInformation: (info) => void (client = info),
+      tokens: () => undefined,
+      saveTokens: () => undefined,
+      redirectToAuthorization: (url) => void (redirectedTo = url),
+      saveCodeVerifier: () => undefined,
+      codeVerifier: () => 'unused',
+    };
+    expect(await auth(provider, { serverUrl: authz.agentUrl })).toBe('REDIRECT');
+    expect(redirectedTo?.searchParams.get('scope')).toBe('slots:find');
+    expect(redirectedTo?.searchParams.get('resource')).toBe(authz.agentUrl);
+  });
+});
 
 describe('step-up from slots:find to busy:read', () => {
   it('the challenge names the union; authorizing with it lets the retried call through without losing slots:find', async () => {

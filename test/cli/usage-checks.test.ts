@@ -78,6 +78,11 @@ describe('values the agent would refuse, judged before any sign-in', () => {
     ['busy --from that is no date (was exit 4: "needs more permission")', () => ['busy', '--from', 'notadate', ...ports], '--from'],
     ['busy --tz that is no zone (was exit 4)', () => ['busy', '--tz', 'Bad/Zone', ...ports], '--tz'],
     ['busy --to in the past', () => ['busy', '--to', '2020-01-01', ...ports], '--to must be later than --from (now)'],
+    // Found in review (mcp-spec): an issuer with a path started, and no MCP client could discover it (RFC 8414 §3.1).
+    ['serve-auth --issuer with a path', () => ['serve-auth', '--issuer', 'http://127.0.0.1:8410/tenant'], '--issuer'],
+    ['serve-agent --auth-url with a path', () => ['serve-agent', '--auth-url', 'http://127.0.0.1:8410/tenant'], '--auth-url'],
+    ['serve-calendar --issuer with a query', () => ['serve-calendar', '--issuer', 'http://127.0.0.1:8410/?x=1'], '--issuer'],
+    ['agents show --issuer with a path', () => ['agents', 'show', 'calendar-agent', '--issuer', 'http://127.0.0.1:8410/tenant'], '--issuer'],
     ['busy --calendar that is empty', () => ['busy', '--calendar', ' ', ...ports], '--calendar'],
   ])('refuses %s with exit code 2', async (_what, argv, message) => {
     await refused(argv(), message);
