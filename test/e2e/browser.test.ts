@@ -34,7 +34,7 @@ describe('find-slot with headless Chromium at the consent page', () => {
   it('signs in, shows the consent page, Approve, and the slot is printed', { timeout: 90_000 }, async () => {
     const ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
     // The servers on their own (so the CLI under test may run on another Node than the database driver's).
-    const serve = await startServer(['serve', ...ports], home);
+    await startServer(['serve', ...ports], home); // stopped by killLeftovers
     const cli = startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...ports], home);
     const link = await cli.loginUrl;
 
