@@ -128,8 +128,9 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
 
     const notAllowed = async (_req: FastifyRequest, reply: FastifyReply) =>
       sendJsonRpcError(reply.header('Allow', 'POST'), 405, -32000, 'Method not allowed: this server is stateless and offers no stream or session.');
-    scope.get(path, notAllowed);
-    scope.delete(path, notAllowed);
+    // Routes that only refuse: another method (PUT) gets the shared 405 (src/http/app.ts), whose Allow names POST alone too.
+    scope.get(path, { config: { refusesMethod: true } }, notAllowed);
+    scope.delete(path, { config: { refusesMethod: true } }, notAllowed);
   });
 }
 

@@ -103,7 +103,9 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
   const state = typeof params.state === 'string' ? params.state : undefined;
   const fail = (error: string, description: string): Outcome => ({ kind: 'redirect-error', client, redirectUri, state, error, description });
   if (repeated) return fail('invalid_request', `The ${repeated} parameter is repeated.`);
-  if (one('request') || one('request_uri')) return fail('request_not_supported', 'Request objects are not supported.');
+  // OpenID Connect Core §3.1.2.6 (and the IANA OAuth Extensions Error registry): each parameter has its own code.
+  if (one('request')) return fail('request_not_supported', 'Request objects are not supported.');
+  if (one('request_uri')) return fail('request_uri_not_supported', 'The request_uri parameter is not supported.');
 
   const responseType = one('response_type');
   // RFC 6749 §4.1.2.1: a missing required parameter is invalid_request; unsupported_response_type is for a value given.

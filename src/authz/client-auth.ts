@@ -3,7 +3,9 @@
 // secret (Basic or in the body), and agents sign a private_key_jwt assertion
 // (RFC 7523 §3, single-use jti, audience: the issuer identifier alone). A
 // request may use one method only, and it must be the one the client
-// registered. The same rules hold at every endpoint that authenticates clients.
+// registered. The same rules hold at every endpoint that authenticates clients,
+// except that an endpoint may refuse `none` (`requireCredentials`): the
+// introspection endpoint does (RFC 7662 §2.1).
 import type { FastifyRequest } from 'fastify';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, SIGNING_ALG } from '../delegation/index.js';
@@ -25,10 +27,20 @@ export interface ClientAuthContext {
   now: () => number;
 }
 
+export interface ClientAuthOptions {
+  /**
+   * Refuse a client that only names itself (`none`), whoever it is: the same
+   * invalid_client for a public client, a confidential one that sent no
+   * credentials and an unknown client_id, decided before any look-up, so the
+   * answer says nothing about which client ids exist.
+   */
+  requireCredentials?: boolean;
+}
+
 /** Longest lifetime accepted for a client assertion. */
 const MAX_ASSERTION_LIFETIME_SEC = 300;
 
-export async function authenticateClient(req: FastifyRequest, body: FormBody, ctx: ClientAuthContext): Promise<AuthenticatedClient> {
+export async function authenticateClient(req: FastifyRequest, body: FormBody, ctx: ClientAuthContext, options: ClientAuthOptions = {}): Promise<AuthenticatedClient> {
   const basic = parseBasic(req.headers.authorization);
   const bodyId = single(body, 'client_id');
   const bodySecret = single(body, 'client_secret');
@@ -51,6 +63,7 @@ export async function authenticateClient(req: FastifyRequest, body: FormBody, ct
     if (assertion === undefined) throw new InvalidRequestError('client_assertion is required.');
     return { client: await checkAssertion(ctx, assertion, bodyId), method: 'private_key_jwt' };
   }
+  if (options.requireCredentials) throw new InvalidClientError('This endpoint requires client authentication.');
   if (bodyId === undefined) throw new InvalidClientError('Client authentication is required.');
   const client = await ctx.store.clientById(bodyId);
   if (!client) throw new InvalidClientError('Unknown client.');

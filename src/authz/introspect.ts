@@ -1,6 +1,10 @@
 // POST /introspect (RFC 7662): for resource servers that prefer asking to
-// verifying. The caller authenticates as a client; an agent learns about
-// tokens issued for its own resource only. Anything else, and any token that
+// verifying. The caller authenticates as a client with credentials (a secret
+// or an assertion): RFC 7662 §2.1 requires some authorization, and the
+// metadata leaves `none` out of introspection_endpoint_auth_methods_supported,
+// so a client that only names itself is invalid_client, whether it is a public
+// client or no client at all. An agent learns about tokens issued for its own
+// resource only. Anything else, and any token that
 // is expired, revoked or not ours, is just {"active": false}. token_type_hint
 // is ignored (RFC 7662 §2.1 allows it): only access tokens can be active here,
 // whatever the hint says, so no hint is refused.
@@ -21,7 +25,7 @@ export function registerIntrospection(app: FastifyInstance, ctx: AuthContext): v
       }
       const body = (req.body ?? {}) as FormBody;
       const token = required(body, 'token');
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
+      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now }, { requireCredentials: true });
       const inactive = () => reply.header('Cache-Control', 'no-store').send({ active: false });
 
       const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, token, nowSec(ctx));

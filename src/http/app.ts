@@ -1,8 +1,9 @@
 // The fastify plumbing the three servers share: a form-body parser that keeps
 // repeated parameters visible (RFC 6749 §3.1 forbids them), a Host check
-// against DNS rebinding, baseline security headers, and an error handler that
-// answers with an RFC-style `error` body and never a stack trace.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+// against DNS rebinding, baseline security headers, 405 with Allow for a
+// method an endpoint does not take, and an error handler that answers with an
+// RFC-style `error` body and never a stack trace.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type HTTPMethods } from 'fastify';
 import type { Logger } from 'pino';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
@@ -27,6 +28,16 @@ export interface AppOptions {
    * URLs it publishes.
    */
   publicUrl?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The route exists only to refuse its method (as /mcp's GET and DELETE do, with their own 405): the
+     * not-found handler's 405 does not name it in Allow.
+     */
+    refusesMethod?: boolean;
+  }
 }
 
 /** A parsed form body: a repeated parameter becomes an array, so handlers can refuse it. */
@@ -99,7 +110,25 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     req.log.info({ req, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   });
 
-  app.setNotFoundHandler((_req, reply) => sendError(reply, 404, 'not_found', 'No such endpoint.'));
+  // RFC 9110 §15.5.6: a path that is an endpoint, asked with a method it does not take (GET /token), is 405
+  // with the methods it does take in Allow; a path that is no endpoint stays 404. Read from the router, so that
+  // every route of every server counts, whoever registered it.
+  const routeMethods = new Set<string>();
+  const refusingRoutes = new Set<string>();
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      routeMethods.add(method);
+      if (route.config?.refusesMethod) refusingRoutes.add(`${method} ${route.url}`);
+    }
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0]!;
+    const allowed = [...routeMethods].filter((method) => !refusingRoutes.has(`${method} ${path}`) && app.findRoute({ method: method as HTTPMethods, url: path }) !== null).sort();
+    if (allowed.length === 0) return sendError(reply, 404, 'not_found', 'No such endpoint.');
+    const meant = allowed.filter((method) => method !== 'HEAD' && method !== 'OPTIONS');
+    reply.header('Allow', allowed.join(', '));
+    return sendError(reply, 405, 'invalid_request', meant.length > 0 ? `Use ${meant.join(' or ')}.` : `This endpoint does not take ${req.method}.`);
+  });
 
   app.setErrorHandler((err: { statusCode?: number; code?: string; message?: string }, req, reply) => {
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;

@@ -15,7 +15,8 @@
 //   a code for a path that is no endpoint; docs/internals.md), `no-store`; or
 //   a refusal of the shared plumbing with the oauth body above. `not_found`
 //   is accepted nowhere else, and a 404 from a route must carry its class's
-//   own codes.
+//   own codes. A method a path that is an endpoint does not take (GET /token)
+//   is such a refusal: 405 with `Allow` and an `invalid_request` body.
 // - every class: an `error_description`, wherever it appears (a JSON error
 //   body, a WWW-Authenticate challenge, the query of /authorize's redirect),
 //   holds only %x20-21 / %x23-5B / %x5D-7E (RFC 6749 §5.2 and §4.1.2.1,
@@ -454,6 +455,8 @@ export function checkAnswer(kind: EndpointClass, answer: Answer, method: string,
   if (answer.status < 400) return;
   // RFC 9110 §15.5.2: a 401 MUST carry a challenge, whatever the endpoint (a sign-in page once answered 401 without one).
   if (answer.status === 401) expect(answer.headers.get('www-authenticate'), `401 with no WWW-Authenticate for ${context}`).toBeTruthy();
+  // RFC 9110 §15.5.6: a 405 MUST carry Allow (GET /token was once a 404 naming no method; review oauth-core).
+  if (answer.status === 405) expect(answer.headers.get('allow'), `405 with no Allow for ${context}`).toBeTruthy();
   // A HEAD answer has no body by definition (RFC 9110 §9.3.2); its status was checked.
   if (method === 'HEAD') return;
   const where = `${answer.status} for ${context}\nanswer: ${answer.headers.get('content-type')} ${answer.text.slice(0, 400)}`;
