@@ -20,7 +20,8 @@ export function registerAuditEndpoint(app: FastifyInstance, ctx: AuthContext): v
         throw new InvalidRequestError('The audit report must be application/x-www-form-urlencoded.');
       }
       const body = (req.body ?? {}) as FormBody;
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
+      // Credentials first: a public client (none) and an unknown client_id get the same answer.
+      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now }, { requireCredentials: true });
       const resource = client.resource;
       if (client.kind !== 'agent' || !resource) throw new UnauthorizedClientError('Only a registered agent may report to the audit log.');
       let report: unknown;

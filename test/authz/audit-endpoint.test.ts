@@ -67,7 +67,8 @@ describe('agents reporting to the audit log', () => {
     const other = await registerTestAgent(authz, 'reporter', 'http://127.0.0.1:9/reporter');
     expect((await report(record(), other)).body.error).toBe('unauthorized_client');
     const client = await registerPublicClient(authz.issuer);
-    expect((await postForm(`${authz.issuer}/audit`, { client_id: client, record: record() })).body.error).toBe('unauthorized_client');
+    // A public client is refused before it is looked up, as an unknown client_id is (was unauthorized_client: an oracle of which ids exist).
+    expect((await postForm(`${authz.issuer}/audit`, { client_id: client, record: record() })).body.error).toBe('invalid_client');
     const anonymous = await postForm(`${authz.issuer}/audit`, { record: record() });
     expect(anonymous.status).toBe(400);
     expect((await authz.store.listAudit()).length).toBe(before);

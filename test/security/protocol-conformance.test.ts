@@ -79,6 +79,25 @@ describe('introspection requires client authentication (RFC 7662 §2.1). Found i
   });
 });
 
+// Noticed in fixing the above: /audit took `none` too, then told a public client `unauthorized_client` and an
+// unknown client_id `invalid_client`: the same oracle of which client ids exist.
+describe('the audit endpoint requires client authentication, and answers every client without credentials alike', () => {
+  it('a public client, an unknown client_id and no client at all get the same 400 invalid_client; nothing is appended', async () => {
+    const record = JSON.stringify({ event: 'tool_call', token: user.accessToken, tool: 'find_slot', outcome: 'ok' });
+    const asks: Array<[string, Record<string, string>]> = [
+      ['a public client', { record, client_id: user.clientId }],
+      ['an unknown client_id', { record, client_id: 'cli_nobody' }],
+      ['no client at all', { record }],
+    ];
+    const { result: answers, changed } = await stateChangedBy(stack, () => Promise.all(asks.map(([, params]) => postForm(`${stack.issuer}/audit`, params))));
+    expect(changed).toEqual([]);
+    for (const [i, [name]] of asks.entries()) {
+      const res = answers[i]!;
+      expect([name, res.status, res.body], name).toEqual([name, 400, { error: 'invalid_client', error_description: 'This endpoint requires client authentication.' }]);
+    }
+  });
+});
+
 describe('request and request_uri at /authorize have their own error codes (OpenID Connect Core §3.1.2.6). Found in review (oauth-core)', () => {
   const request = (clientId: string, redirectUri: string, extra: Record<string, string>) =>
     authorizeUrl(stack.issuer, { clientId, redirectUri, resource: stack.agentUrl, scope: 'slots:find', state: 'S1', challenge: pkcePair().challenge, extra });
