@@ -58,6 +58,12 @@ export function openSqliteStore(path: string, options: { syncFile?: SyncFile } =
   try {
     if (path !== ':memory:') prepareFile(path);
     db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+    // Before anything is written (the switch to WAL included): a newer delegate's database is left as it is.
+    const found = db.pragma('user_version', { simple: true }) as number;
+    if (found > MIGRATIONS.length) {
+      db.close();
+      throw newerSchema(path, found);
+    }
     const wal = path !== ':memory:' && enterWalMode(db);
     // In WAL mode, NORMAL: a commit does not sync the WAL itself; every write
     // method waits, before it resolves, for a sync of the WAL run off the event
@@ -69,12 +75,12 @@ export function openSqliteStore(path: string, options: { syncFile?: SyncFile } =
     // that refuses WAL gets FULL, each commit synced by SQLite.
     db.pragma(wal ? 'synchronous = NORMAL' : 'synchronous = FULL');
     db.pragma('foreign_keys = ON');
-    migrate(db);
+    migrate(db, path);
     // SQLite keeps the WAL beside the database file it opened, a symbolic link resolved.
     const walPath = wal ? `${String((db.pragma('database_list') as Array<{ name: string; file: string }>).find((d) => d.name === 'main')?.file)}-wal` : undefined;
     return new SqliteStore(db, walPath ? { path: walPath, ...(options.syncFile ? { sync: options.syncFile } : {}) } : undefined);
   } catch (err) {
-    throw asStoreError(err, path);
+    throw err instanceof StoreError ? err : asStoreError(err, path);
   }
 }
 
@@ -106,6 +112,10 @@ export function openSqliteStoreReadOnly(path: string): Store {
       db = new Database(image, { readonly: true });
     }
     const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      db.close();
+      throw newerSchema(path, version);
+    }
     if (version < MIGRATIONS.length) {
       db.close();
       throw new StoreError('STORE_READ_ONLY', `The database ${path} was written by an older delegate and cannot be upgraded while it is read-only.`);
@@ -161,13 +171,25 @@ function tightenIfPresent(file: string): void {
   }
 }
 
-function migrate(db: Database.Database): void {
+/**
+ * A database whose schema is newer than this build knows. Found in review: an older delegate (two versions side by
+ * side, or a downgrade) opened and wrote such a database without a word, applying its own older rules to it.
+ */
+function newerSchema(path: string, version: number): StoreError {
+  return new StoreError(
+    'STORE_OPEN_FAILED',
+    `The database ${path} was written by a newer delegate (schema ${version}; this one knows up to ${MIGRATIONS.length}): use that delegate, or another data directory (DELEGATE_HOME).`,
+  );
+}
+
+function migrate(db: Database.Database, path: string): void {
   // The version is read inside each IMMEDIATE transaction: processes that open a
   // new database at once (serve-auth, serve-calendar, serve-agent) take turns,
   // and none applies a migration another has just applied.
   for (;;) {
     const applied = db.transaction(() => {
       const version = db.pragma('user_version', { simple: true }) as number;
+      if (version > MIGRATIONS.length) throw newerSchema(path, version);
       if (version >= MIGRATIONS.length) return false;
       db.exec(MIGRATIONS[version]!);
       db.pragma(`user_version = ${version + 1}`);
