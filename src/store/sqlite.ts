@@ -49,6 +49,12 @@ export class StoreError extends Error {
 /** How long a registered client that nothing refers to is kept (deleteUnusedClients). */
 export const UNUSED_CLIENT_KEPT_MS = 86_400_000;
 
+/**
+ * How long after it expired a refresh or access token is kept (sweep, deleteExpiredTokens): well past the
+ * 5 minutes in which a call made with an access token may still be reported to the audit log.
+ */
+export const EXPIRED_TOKEN_KEPT_MS = 86_400_000;
+
 /** How long a statement waits for another process's lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -1130,7 +1136,51 @@ class SqliteStore implements Store {
       );
       this.run('DELETE FROM device_authorizations WHERE expires_at <= ?', [now - 86_400_000]);
     });
+    this.atomically(() => this.deleteExpiredTokens(now - EXPIRED_TOKEN_KEPT_MS));
     this.atomically(() => this.deleteUnusedClients(now));
+  }
+
+  /**
+   * Refresh tokens, access tokens and token families once nothing can use them (found in review: none was ever
+   * deleted, about 600 bytes a refresh for ever). `cut` is now less EXPIRED_TOKEN_KEPT_MS: a token counts as gone
+   * once it expired before that.
+   *
+   * - Refresh tokens go by family: all of a family's together once every one of them has gone, or each as it goes
+   *   once the family was revoked. While a family has a live refresh token its spent ones stay, expired or not, so
+   *   that one of them presented again still ends the family (RFC 9700 §4.14.2: a client that comes back after
+   *   its token expired, with a token a thief already rotated, is the only sign of the theft). Once the whole
+   *   family has expired, or was revoked, a replay could not be answered with anything but invalid_grant anyway:
+   *   an unknown token is refused as one.
+   * - Access tokens (issued and exchanged) go once they have gone, but never while a row names them as its
+   *   parent (`parent_jti`: the audit reports walk that chain). An exchanged token never outlives its parent, so
+   *   the leaves go first, their parents in the next round. The revocation list the resource servers poll is
+   *   `revocations`, kept until each listed token expires, and is not touched here. Every reader of these rows
+   *   checks the token's expiry first (a JWT past `exp` is refused before any lookup), and an audit report names
+   *   a token at most LATE_REPORT_MS (5 minutes) after it expired.
+   * - A family goes when no refresh token and no access token of it is left: nothing can reach it any more.
+   */
+  private deleteExpiredTokens(cut: number): void {
+    this.run(
+      `DELETE FROM refresh_tokens WHERE expires_at <= ?
+         AND (family_id IN (SELECT id FROM token_families WHERE revoked_at IS NOT NULL)
+           OR NOT EXISTS (SELECT 1 FROM refresh_tokens live WHERE live.family_id = refresh_tokens.family_id AND live.expires_at > ?))`,
+      [cut, cut],
+    );
+    // Leaves first: a parent goes in the round after its last child (a chain is at most a grant's max_depth long).
+    for (let round = 0; round < 64; round++) {
+      const deleted = this.run(
+        `DELETE FROM issued_tokens WHERE expires_at <= ?
+           AND NOT EXISTS (SELECT 1 FROM issued_tokens child WHERE child.parent_jti = issued_tokens.jti)`,
+        [cut],
+      ).changes;
+      if (deleted === 0) break;
+    }
+    this.run(
+      `DELETE FROM token_families WHERE created_at <= ?
+         AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = token_families.id)
+         AND NOT EXISTS (SELECT 1 FROM issued_tokens t WHERE t.family_id = token_families.id)`,
+      [cut],
+    );
   }
 
   /**

@@ -381,8 +381,10 @@ export interface Store {
 
   /**
    * Deletes expired codes, sessions, requests and one-time ids; blanks the secrets of expired device
-   * authorizations and deletes them a day after they expired; deletes registered clients unused a day after
-   * registering.
+   * authorizations and deletes them a day after they expired; deletes refresh tokens, access tokens and token
+   * families a day after nothing can use them (a family's spent refresh tokens stay while it has a live one, so a
+   * late replay still ends it; a token stays while one exchanged from it does; docs/storage.md); deletes
+   * registered clients unused a day after registering.
    */
   sweep(now: number): Promise<void>;
 
