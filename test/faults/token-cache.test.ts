@@ -4,14 +4,17 @@
 // status and token exit 4 with the hint to run `delegate login`, leaving the
 // file as it was; a command that may sign in keeps the file aside, whole, as
 // tokens.json.corrupt-<time>, says so on stderr, and signs in anew; logout
-// keeps it aside the same way and says what could not be revoked.
+// keeps it aside the same way and says what could not be revoked. A cache
+// that cannot be opened at all (a directory, another user's file) still
+// gives `status --json` its document.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile, chmod } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
-import { builtModule } from '../e2e/built.js';
+import { builtModule, delegateBin } from '../e2e/built.js';
 import { approveInBrowser, killLeftovers, runCli, startCli, type Run, type Running } from '../e2e/run.js';
 import { ready } from './support.js';
 
@@ -105,6 +108,70 @@ describe('status --json on a damaged token cache (found in review: stdout was em
     expect(JSON.parse(good.stdout)).not.toHaveProperty('tokenCacheError');
   });
 });
+
+describe('status --json on a token cache that cannot be opened (found in review s15rest: only a damaged one printed the document)', () => {
+  it('a directory where tokens.json should be: one JSON document naming EISDIR, exit 4, and the text output as before', { timeout: 60_000 }, async () => {
+    await rm(cacheFile(), { force: true });
+    await mkdir(cacheFile());
+    try {
+      const run = await runCli(['status', '--json'], home);
+      expect(run.code, run.stderr).toBe(4);
+      expect(run.stderr).toBe('');
+      expect(run.stdout.trim().split('\n')).toHaveLength(1);
+      const doc = JSON.parse(run.stdout) as Record<string, unknown>;
+      expect(doc).toMatchObject({ profile: 'default', source: 'none', tokenCache: cacheFile(), tokenCacheReadable: false, delegations: [] });
+      expect(doc.tokenCacheError).toContain(`Cannot read the token cache ${cacheFile()}: `);
+      expect(doc.tokenCacheError).toMatch(/EISDIR/);
+      // Without --json, one line on stderr as before (exit 1: the file system, not the sign-in).
+      expectOneLine(await runCli(['status'], home), 1, /Cannot read the token cache .*EISDIR/);
+      expect((await stat(cacheFile())).isDirectory()).toBe(true);
+    } finally {
+      await rm(cacheFile(), { recursive: true, force: true });
+      await damage(goodCache);
+    }
+  });
+
+  it.runIf(process.getuid?.() === 0)('a cache another user owns (0600, read by nobody): one JSON document naming EACCES, exit 4, the file untouched', { timeout: 60_000 }, async () => {
+    // A data directory of nobody's holding a tokens.json that root wrote (as after `sudo delegate login`).
+    const theirs = await mkdtemp(join(tmpdir(), 'delegate-faults-eacces-'));
+    await chmod(theirs, 0o755);
+    const nobodysHome = join(theirs, 'home');
+    await mkdir(nobodysHome, { mode: 0o700 });
+    await chown(nobodysHome, NOBODY, NOBODY);
+    const rootsCache = join(nobodysHome, 'tokens.json');
+    await writeFile(rootsCache, goodCache, { mode: 0o600 });
+    try {
+      const run = await runAsNobody(['status', '--json'], nobodysHome);
+      expect(run.code, run.stderr).toBe(4);
+      expect(run.stderr).toBe('');
+      const doc = JSON.parse(run.stdout) as Record<string, unknown>;
+      expect(doc).toMatchObject({ source: 'none', tokenCache: rootsCache, tokenCacheReadable: false, delegations: [] });
+      expect(doc.tokenCacheError).toContain(`Cannot read the token cache ${rootsCache}: `);
+      expect(doc.tokenCacheError).toMatch(/EACCES/);
+      expect(await readFile(rootsCache)).toEqual(goodCache);
+    } finally {
+      await rm(theirs, { recursive: true, force: true });
+    }
+  });
+});
+
+const NOBODY = 65534;
+
+/** `node bin/delegate …args` run by `nobody`, with DELEGATE_HOME=home. */
+async function runAsNobody(args: string[], home: string): Promise<Run> {
+  const child = spawn(process.execPath, [delegateBin, ...args], {
+    uid: NOBODY,
+    gid: NOBODY,
+    cwd: '/',
+    env: { PATH: process.env.PATH ?? '', HOME: home, DELEGATE_HOME: home, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+}
 
 describe('a token cache whose discovery entry is malformed (found in review: status said signed in, token said nothing was stored, logout revoked and deleted it)', () => {
   it('is damage like any other: status, token and find-slot exit 4 naming the entry, and logout keeps the file aside whole', { timeout: 60_000 }, async () => {

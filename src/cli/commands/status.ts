@@ -4,7 +4,9 @@
 // Exit code 0 when a usable delegation is there, 4 when none is (nothing
 // stored, every stored delegation has ended, or DELEGATE_TOKEN cannot be
 // read or has expired), as `gh auth status` fails when its credential cannot
-// be used.
+// be used. With --json, a token cache that cannot be read (damaged, or not
+// to be opened) is one more such state, told in the document, never an
+// empty stdout.
 import { decodeJwt } from 'jose';
 import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PROFILE } from '../../config.js';
 import { storedDelegations, type StoredDelegation } from '../../client/credentials.js';
@@ -28,9 +30,15 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   let cacheError: string | undefined;
   const stored = await storedDelegations(paths, () => io.now()).catch((error: unknown) => {
     // An unreadable cache holds no sign-in this command can show; it is named and left as it is.
+    if (!isClientError(error)) throw error;
+    // A script reading --json gets the document even so, saying why no sign-in shows, whether the
+    // cache is damaged or cannot be opened (EACCES, EISDIR: found in two reviews, stdout was empty).
+    if (args.json) {
+      cacheError = error.message;
+      return [];
+    }
     if (!isClientError(error, 'CACHE_CORRUPT')) throw error;
-    // A script reading --json gets the document even so (found in review: stdout was empty), saying why no sign-in shows.
-    if (envToken !== undefined || args.json) {
+    if (envToken !== undefined) {
       cacheError = error.message;
       return [];
     }
