@@ -1,5 +1,6 @@
 // Named accounts for server mode, created by an administrator: a name and a
 // password kept only as an scrypt hash. The local owner needs no password.
+import { isIanaZone } from '../config.js';
 import type { Store, UserRecord } from '../store/index.js';
 import { randomId } from './crypto.js';
 import { hashPassword, passwordProblem } from './password.js';
@@ -7,7 +8,7 @@ import { hashPassword, passwordProblem } from './password.js';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
 export class UserError extends Error {
-  readonly code: 'INVALID_NAME' | 'WEAK_PASSWORD' | 'NAME_TAKEN';
+  readonly code: 'INVALID_NAME' | 'WEAK_PASSWORD' | 'NAME_TAKEN' | 'INVALID_TIME_ZONE';
   constructor(code: UserError['code'], message: string) {
     super(message);
     this.name = 'UserError';
@@ -22,29 +23,40 @@ export function userNameProblem(name: string): string | undefined {
 
 /**
  * Adds an account, or sets the password of an existing one when `replace` is
- * true. With `record`, the change is put on the audit log (`user_added` or
- * `password_set`, naming who made it and never the password).
+ * true, and its time zone too when `replaceTimeZone` is (the administrator
+ * named one: found in review, `--replace --time-zone` said it succeeded and
+ * left the stored zone as it was). With `record`, the change is put on the
+ * audit log (`user_added` or `password_set`, naming who made it, a zone that
+ * changed, and never the password). `added` says which it was;
+ * `previousTimeZone` is there when an existing account's zone was changed.
  */
 export async function addUser(
   store: Store,
-  input: { name: string; password: string; timeZone: string; replace?: boolean },
+  input: { name: string; password: string; timeZone: string; replace?: boolean; replaceTimeZone?: boolean },
   now: number,
   record?: { by: string },
-): Promise<UserRecord> {
+): Promise<UserRecord & { added: boolean; previousTimeZone?: string }> {
   const badName = userNameProblem(input.name);
   if (badName) throw new UserError('INVALID_NAME', badName);
   const weak = passwordProblem(input.password);
   if (weak) throw new UserError('WEAK_PASSWORD', weak);
+  // The zone is checked as for a new account (the CLI's --time-zone already was): the calendar backend cannot use any other.
+  if (!isIanaZone(input.timeZone)) throw new UserError('INVALID_TIME_ZONE', `'${input.timeZone}' is not an IANA time zone this computer knows, such as Europe/Berlin or UTC.`);
   const existing = await store.userByName(input.name);
   const passwordHash = await hashPassword(input.password);
   if (existing) {
     if (!input.replace) throw new UserError('NAME_TAKEN', `There is already an account named ${input.name}.`);
+    const zoneChanges = input.replaceTimeZone === true && input.timeZone !== existing.timeZone;
     await store.setPassword(existing.id, passwordHash);
-    if (record) await store.appendAudit({ event: 'password_set', user: existing.id, detail: { by: record.by, name: existing.name } }, now);
-    return { ...existing, passwordHash };
+    if (zoneChanges) await store.setTimeZone(existing.id, input.timeZone);
+    if (record) {
+      const detail = { by: record.by, name: existing.name, ...(zoneChanges ? { timeZone: input.timeZone } : {}) };
+      await store.appendAudit({ event: 'password_set', user: existing.id, detail }, now);
+    }
+    return { ...existing, passwordHash, added: false, ...(zoneChanges ? { timeZone: input.timeZone, previousTimeZone: existing.timeZone } : {}) };
   }
   const user: UserRecord = { id: randomId('usr'), name: input.name, passwordHash, isOwner: false, timeZone: input.timeZone, createdAt: now };
   await store.createUser(user);
   if (record) await store.appendAudit({ event: 'user_added', user: user.id, detail: { by: record.by, name: user.name } }, now);
-  return user;
+  return { ...user, added: true };
 }

@@ -38,6 +38,12 @@ export interface UserCalendars {
   onCalendarError?: CalendarErrorMode;
   /** Why the user's settings cannot be used; the request fails with it rather than run on guesses. */
   settingsProblem?: string;
+  /**
+   * How this account's time zone is set, as advice to end a message saying that the zone is one this computer
+   * does not know (the owner: in config.json; a named account: a command), e.g. "set 'timeZone' in the owner's
+   * config.json to an IANA time zone such as Europe/Berlin". Without it, the message names no place.
+   */
+  timeZoneMend?: string;
 }
 
 export interface CalendarServerOptions {
@@ -170,16 +176,13 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     // What the owner set up cannot be used (config.json, the stored time zone, below a calendar file): not the
     // client's fault, so 5xx, but no passing failure either: `invalid_configuration`, which CalendarAgent relays
     // without advice to retry. Found in review: a stored zone this computer does not know (a database moved from
-    // another machine, an older time zone database) was 500 server_error, "try again shortly".
+    // another machine, an older time zone database) was 500 server_error, "try again shortly". The mend depends on
+    // the account (found in a later review: config.json was named to every account, and only the owner's is read).
     if (user.settingsProblem !== undefined) return sendError(reply, 500, 'invalid_configuration', user.settingsProblem);
     if (!isIanaZone(user.timeZone)) {
       req.log.error({ timeZone: user.timeZone }, 'user has an invalid time zone');
-      return sendError(
-        reply,
-        500,
-        'invalid_configuration',
-        `The calendar owner's time zone '${user.timeZone}' is not one this computer knows; set 'timeZone' in the owner's config.json to an IANA time zone such as Europe/Berlin.`,
-      );
+      const mend = user.timeZoneMend ?? 'it must be set to an IANA time zone such as Europe/Berlin';
+      return sendError(reply, 500, 'invalid_configuration', `The calendar owner's time zone '${user.timeZone}' is not one this computer knows; ${mend}.`);
     }
     // No calendar at all: every slot would look free, an answer nothing was checked for. Say so instead.
     if (user.calendars.length === 0) return sendError(reply, 404, 'no_calendars', NO_CALENDARS);

@@ -28,6 +28,14 @@ export function calendarRefOf(calendar: CalendarRecord): CalendarRef {
   return calendar.kind === 'url' ? { name: calendar.name, id: calendar.id, url: calendar.source } : { name: calendar.name, path: calendar.source };
 }
 
+/** The owner's zone is config.json's `timeZone` when it has one, else the stored one: the file is where to set it. */
+const OWNER_ZONE_MEND = "set 'timeZone' in the owner's config.json to an IANA time zone such as Europe/Berlin";
+
+/** A named account's zone is the one stored with it, which `users add --replace --time-zone` sets (with a new password). */
+function namedAccountZoneMend(name: string): string {
+  return `an administrator sets another with \`delegate users add ${name} --replace --time-zone ZONE\` (ZONE an IANA time zone such as Europe/Berlin; it also asks for a new password of ${name})`;
+}
+
 /**
  * The backend's `calendarsFor`: a user's calendars and zone from the store;
  * for the local owner, also the settings in config.json, looked at on every
@@ -42,7 +50,8 @@ export function userCalendarsFromStore(store: Store, paths: Paths, logger?: Logg
     const user = await store.userById(sub);
     if (!user) return undefined;
     const calendars = (await store.listCalendars(user.id)).map(calendarRefOf);
-    if (!user.isOwner) return { timeZone: user.timeZone, calendars };
+    // A named account's zone is only the stored one (it has no config.json); an administrator changes it.
+    if (!user.isOwner) return { timeZone: user.timeZone, calendars, timeZoneMend: namedAccountZoneMend(user.name) };
     try {
       const config = await readUserConfig();
       const warning = unknownKeysWarning(paths.config, config);
@@ -51,6 +60,7 @@ export function userCalendarsFromStore(store: Store, paths: Paths, logger?: Logg
       return {
         timeZone: config.timeZone ?? user.timeZone,
         calendars,
+        timeZoneMend: OWNER_ZONE_MEND,
         ...(config.workingHours !== undefined ? { workingHours: readWorkingHours(config.workingHours) } : {}),
         ...(config.tentative ? { tentative: config.tentative } : {}),
         ...(config.onCalendarError ? { onCalendarError: config.onCalendarError } : {}),
@@ -62,6 +72,7 @@ export function userCalendarsFromStore(store: Store, paths: Paths, logger?: Logg
       return {
         timeZone: user.timeZone,
         calendars,
+        timeZoneMend: OWNER_ZONE_MEND,
         // Without the file's path, which may go to a remote client; `delegate calendar list` names it.
         settingsProblem: `The owner's settings (config.json) cannot be used: ${reason} Fix the file (\`delegate calendar list\` shows where it is), or remove it to search with the defaults.`,
       };

@@ -207,8 +207,8 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .command('add')
     .description('Add an account; the password is read from stdin (typed at a terminal without being shown, or piped).')
     .argument('<name>', 'the account’s name')
-    .option('--time-zone <zone>', 'its IANA time zone (default: this computer’s)', parseTimeZone)
-    .option('--replace', 'set the password of an existing account')
+    .option('--time-zone <zone>', 'its IANA time zone (default: this computer’s; with --replace, the account’s new zone)', parseTimeZone)
+    .option('--replace', 'set the password of an existing account (and its zone, with --time-zone)')
     .addHelpText('after', examples(['delegate users add carol', "printf '%s' \"$PASSWORD\" | delegate users add alice", 'delegate users add bob < password.txt']))
     .action(async (name: string, o: { timeZone?: string; replace?: boolean }) => {
       const { usersAddCommand } = await import('./commands/users.js');

@@ -719,6 +719,10 @@ class SqliteStore implements Store {
     this.run('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, userId]);
   }
 
+  async setTimeZone(userId: string, timeZone: string): Promise<void> {
+    this.run('UPDATE users SET time_zone = ? WHERE id = ?', [timeZone, userId]);
+  }
+
   async createClient(c: ClientRecord): Promise<void> {
     this.run(
       `INSERT INTO clients (client_id, client_name, kind, secret_hash, redirect_uris, grant_types, token_endpoint_auth_method, jwks, resource, metadata, created_at)

@@ -253,6 +253,7 @@ export interface Store {
   ownerUser(): Promise<UserRecord | undefined>;
   listUsers(): Promise<UserRecord[]>;
   setPassword(userId: string, passwordHash: string): Promise<void>;
+  setTimeZone(userId: string, timeZone: string): Promise<void>;
 
   // Clients and resources
   createClient(client: ClientRecord): Promise<void>;

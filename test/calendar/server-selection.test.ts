@@ -30,7 +30,9 @@ const USERS: Record<string, UserCalendars> = {
     onCalendarError: 'skip',
     workingHours: { mon: [{ start: '08:00', end: '12:00' }] },
   },
-  unknownZone: { timeZone: 'Mars/Olympus_Mons', calendars: [status] },
+  // As the CLI's backend tells the owner's (src/cli/calendar-backend.ts); the zone is one no computer knows.
+  unknownZone: { timeZone: 'Mars/Olympus_Mons', calendars: [status], timeZoneMend: "set 'timeZone' in the owner's config.json to an IANA time zone such as Europe/Berlin" },
+  unknownZoneNoMend: { timeZone: 'Mars/Olympus_Mons', calendars: [status] },
   misconfigured: { timeZone: 'UTC', calendars: [status], settingsProblem: "The owner's settings (config.json) cannot be used: config.json: the configuration file is not valid JSON." },
   subscriber: { timeZone: 'America/Vancouver', calendars: [feed] },
   waiting: { timeZone: 'America/Vancouver', calendars: [{ name: 'new', id: 'cal_new', url: 'https://calendar.example/new.ics' }] },
@@ -136,6 +138,12 @@ describe('GET /freebusy with issue-4 parameters', () => {
     const res = await freebusy('unknownZone');
     expect(res.statusCode).toBe(500);
     expect(res.json()).toEqual({ error: 'invalid_configuration', error_description: expect.stringMatching(/time zone 'Mars\/Olympus_Mons' is not one this computer knows; set 'timeZone' in the owner's config\.json/) });
+  });
+
+  it('names no place to mend an unknown stored time zone when the account’s settings do not say where it is set', async () => {
+    const res = await freebusy('unknownZoneNoMend');
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ error: 'invalid_configuration', error_description: "The calendar owner's time zone 'Mars/Olympus_Mons' is not one this computer knows; it must be set to an IANA time zone such as Europe/Berlin." });
   });
 
   it('a feed with no good copy yet is a passing failure of the calendar upstream: 502 calendar_unavailable', async () => {

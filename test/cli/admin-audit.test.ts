@@ -42,6 +42,15 @@ async function records(): Promise<AuditRecord[]> {
   }
 }
 
+async function storedZone(name: string): Promise<string | undefined> {
+  const store = openStore(resolvePaths(env).db);
+  try {
+    return (await store.userByName(name))?.timeZone;
+  } finally {
+    store.close();
+  }
+}
+
 async function expectIntact(count: number): Promise<void> {
   const verify = await run(['audit', '--verify']);
   expect(verify.code).toBe(0);
@@ -63,6 +72,38 @@ describe('admin changes on the audit log', () => {
     await expectIntact(2);
     const listing = await run(['audit']);
     expect(listing.out).toMatch(/#1 {2}user_added {2}for hana {2}by cli\n/);
+  });
+
+  it('users add --replace --time-zone sets the stored zone too, says so, and records it (found in review s15rest: it said it succeeded and left the zone)', async () => {
+    expect((await run(['users', 'add', 'bob', '--time-zone', 'Europe/Berlin'], `${PASSWORD}\n`)).code).toBe(0);
+    const moved = await run(['users', 'add', 'bob', '--replace', '--time-zone', 'America/New_York'], `${PASSWORD} changed\n`);
+    expect([moved.code, moved.err]).toEqual([0, 'Set the password of bob; its time zone is now America/New_York (was Europe/Berlin).\n']);
+    expect(await storedZone('bob')).toBe('America/New_York');
+    // The same zone again: nothing to change, and said so.
+    const same = await run(['users', 'add', 'bob', '--replace', '--time-zone', 'America/New_York'], `${PASSWORD} again\n`);
+    expect([same.code, same.err]).toEqual([0, 'Set the password of bob; its time zone stays America/New_York.\n']);
+    // No --time-zone: the zone is kept (not this computer's, TZ=Europe/Berlin here).
+    const kept = await run(['users', 'add', 'bob', '--replace'], `${PASSWORD} once more\n`);
+    expect([kept.code, kept.err]).toEqual([0, 'Set the password of bob.\n']);
+    expect(await storedZone('bob')).toBe('America/New_York');
+    // A zone this computer does not know is bad usage, as for a new account; nothing changes.
+    const unknown = await run(['users', 'add', 'bob', '--replace', '--time-zone', 'Mars/Olympus'], `${PASSWORD} and more\n`);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toContain('--time-zone');
+    expect(await storedZone('bob')).toBe('America/New_York');
+    expect((await records()).map((r) => [r.event, r.detail])).toEqual([
+      ['user_added', { by: 'cli', name: 'bob' }],
+      ['password_set', { by: 'cli', name: 'bob', timeZone: 'America/New_York' }],
+      ['password_set', { by: 'cli', name: 'bob' }],
+      ['password_set', { by: 'cli', name: 'bob' }],
+    ]);
+    await expectIntact(4);
+  });
+
+  it('users add --replace for an account that does not exist says it was added', async () => {
+    const added = await run(['users', 'add', 'carl', '--replace', '--time-zone', 'Asia/Tokyo'], `${PASSWORD}\n`);
+    expect([added.code, added.err]).toEqual([0, 'Added carl.\n']);
+    expect(await storedZone('carl')).toBe('Asia/Tokyo');
   });
 
   it('a refused users add appends nothing', async () => {

@@ -2,7 +2,8 @@
 // read from stdin (never from the command line, where other users could see
 // it in the process list): typed at a terminal without being shown (Ctrl-C
 // cancels), or piped. It is stored only as an scrypt hash. The change is put
-// on the audit log (`user_added` or `password_set`, by cli).
+// on the audit log (`user_added` or `password_set`, by cli). With --replace,
+// `--time-zone` also sets the existing account's time zone, and says so.
 import { constantTimeEqual } from '../../authz/crypto.js';
 import { addUser, userNameProblem, UserError } from '../../authz/users.js';
 import { systemTimeZone, type Paths } from '../../config.js';
@@ -15,12 +16,21 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   const badName = userNameProblem(args.name);
   if (badName) throw new UsageError(badName);
   const password = await readPassword(args, io);
-  await withStore(args.paths, (store) =>
-    addUser(store, { name: args.name, password, timeZone: args.timeZone ?? systemTimeZone(io.env), replace: args.replace }, io.now(), { by: 'cli' }).catch((error: unknown) => {
+  const user = await withStore(args.paths, (store) =>
+    addUser(
+      store,
+      // With --replace, a zone named is the account's new zone; none named keeps the one it has.
+      { name: args.name, password, timeZone: args.timeZone ?? systemTimeZone(io.env), replace: args.replace, replaceTimeZone: args.timeZone !== undefined },
+      io.now(),
+      { by: 'cli' },
+    ).catch((error: unknown) => {
       throw error instanceof UserError ? new CommandFailed(error.message) : error;
     }),
   );
-  io.stderr.write(`${args.replace ? 'Set the password of' : 'Added'} ${args.name}.\n`);
+  if (user.added) io.stderr.write(`Added ${args.name}.\n`);
+  else if (user.previousTimeZone !== undefined) io.stderr.write(`Set the password of ${args.name}; its time zone is now ${user.timeZone} (was ${user.previousTimeZone}).\n`);
+  else if (args.timeZone !== undefined) io.stderr.write(`Set the password of ${args.name}; its time zone stays ${user.timeZone}.\n`);
+  else io.stderr.write(`Set the password of ${args.name}.\n`);
   return EXIT_OK;
 }
 
