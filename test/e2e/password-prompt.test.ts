@@ -1,7 +1,8 @@
 // `delegate users add NAME` at a real terminal (a pseudo-terminal from
 // util-linux `script`): the password typed is not shown, Backspace corrects
-// it, Enter ends it and a new line follows; Ctrl-C cancels with exit code 130
-// and adds nothing. From a pipe it is read as before.
+// it, Enter ends it and a new line follows; both lines sent at once fill both
+// prompts; Ctrl-C cancels with exit code 130 and adds nothing. From a pipe it
+// is read as before.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -23,8 +24,11 @@ afterAll(async () => {
   await rm(join(home, '..'), { recursive: true, force: true });
 });
 
-/** Runs `delegate users add …` on a pseudo-terminal, types each of `answers` once its prompt shows, and returns the screen and the exit code. */
-async function atTerminal(args: string[], answers: string[]): Promise<{ screen: string; code: number | null }> {
+/**
+ * Runs `delegate users add …` on a pseudo-terminal, types each of `answers` once its prompt shows (key by key, or
+ * with `atOnce` in one write), and returns the screen and the exit code.
+ */
+async function atTerminal(args: string[], answers: string[], options: { atOnce?: boolean } = {}): Promise<{ screen: string; code: number | null }> {
   const command = [process.execPath, delegateBin, 'users', 'add', ...args].map((w) => `'${w}'`).join(' ');
   const child = spawn(SCRIPT, ['-qfec', command, '/dev/null'], { cwd: repoRoot, env: { ...process.env, DELEGATE_HOME: home, NO_COLOR: '1', TERM: 'xterm' } });
   let screen = '';
@@ -39,7 +43,8 @@ async function atTerminal(args: string[], answers: string[]): Promise<{ screen: 
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       // Key by key, as a person types (a terminal may send several at once too: the reader takes both).
-      for (const key of keys) {
+      if (options.atOnce) child.stdin.write(keys);
+      else for (const key of keys) {
         child.stdin.write(key);
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
@@ -76,6 +81,14 @@ describe.skipIf(!existsSync(SCRIPT))('users add at a terminal', () => {
     expect(screen).not.toContain('secretpass');
     expect(screen).toContain('delegate: The two passwords typed differ: ivan was not added.');
     expect(await passwordHashOf('ivan')).toBeUndefined();
+  });
+
+  it('both lines in one write (pasted, or a script driving the terminal): the second fills the confirmation, nothing shown (found in review s15rest: it waited at "again:")', { timeout: 60_000 }, async () => {
+    const { screen, code } = await atTerminal(['judy'], ['secretpass42\rsecretpass42\r'], { atOnce: true });
+    expect(code, screen).toBe(0);
+    expect(screen).not.toContain('secretpass');
+    expect(screen).toMatch(/Password for judy: \r?\n(?:\r?\n)?Password for judy, again: \r?\n(?:\r?\n)?Added judy\./);
+    expect(await verifyPassword('secretpass42', await passwordHashOf('judy'))).toBe(true);
   });
 
   it('Ctrl-C cancels: exit 130, one line, nothing added', { timeout: 60_000 }, async () => {
