@@ -2,7 +2,8 @@
 // and the old one dies. Presenting a spent one revokes its family (RFC 9700
 // §4.14.2). The new access token may narrow the scope, never widen it. A
 // client that has hung up before the rotation commits gets no rotation: it
-// could never read the new pair, and still holds the token it sent.
+// could never read the new pair, and still holds the token it sent. A replay
+// is judged and acted on whether or not its presenter is still there.
 import { canonicalResource, formatScope, isSubset, parseScope } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { ClientRecord } from '../store/index.js';
@@ -23,8 +24,9 @@ export class RefreshAbandoned extends Error {
 
 /**
  * `clientGone` says whether the client has hung up (its connection closed):
- * asked right before the rotation commits, and when it has, the refresh is
- * not carried out (RefreshAbandoned).
+ * asked inside the store's transaction once a rotation would be carried out,
+ * and when it has, the refresh is not carried out (RefreshAbandoned). It is
+ * not asked for a replay, an expired or a revoked token.
  */
 export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, body: FormBody, clientGone: () => boolean = () => false): Promise<Record<string, unknown>> {
   const presented = required(body, 'refresh_token');
@@ -61,16 +63,21 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
   // A client that hung up (Ctrl-C, a kill, its own timeout) while we worked would never read the new pair
   // and keeps the token it sent: rotating now would make its next refresh, after the grace window, a
   // replay that ends the family (RFC 9700 §4.14.2) and signs the person out. So it is not rotated, and the
-  // token it holds stays good. Asked in the same turn of the event loop as the store's transaction, which
-  // is synchronous: no close can be noticed between this question and the commit. Two turns first, so that
-  // a whole poll phase has read what already waits on the connection: Node reads a request and the close
-  // behind it in separate turns, and the signing above may finish in the turn before the close is read.
+  // token it holds stays good. Asked inside the store's transaction, which is synchronous: no close can be
+  // noticed between this question and the commit. And asked only of a rotation: a spent token presented
+  // again is a breach signal whoever sent it, and the presenter hanging up must not spare its family (found
+  // in review s15rest: the question came before the store told a replay from a rotation, so a replay whose
+  // presenter closed its connection was neither recorded nor acted on). Two turns first, so that a whole
+  // poll phase has read what already waits on the connection: Node reads a request and the close behind it
+  // in separate turns, and the signing above may finish in the turn before the close is read.
   await nextTurn();
   await nextTurn();
-  if (clientGone()) throw new RefreshAbandoned();
   // Minted: a refresh scope was given (and token.ts let only a client registered for this grant in).
-  const result = await ctx.store.rotateRefreshToken(tokenHash, now, { refresh: pair.refresh!.record, access: pair.accessRecord }, ctx.lifetimes.refreshGraceSec * 1000, refreshed);
+  const next = { refresh: pair.refresh!.record, access: pair.accessRecord };
+  const result = await ctx.store.rotateRefreshToken(tokenHash, now, next, ctx.lifetimes.refreshGraceSec * 1000, refreshed, () => !clientGone());
   switch (result.status) {
+    case 'abandoned':
+      throw new RefreshAbandoned();
     case 'rotated':
       return tokenResponse(ctx, pair);
     case 'replayed':

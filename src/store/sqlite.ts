@@ -1004,6 +1004,7 @@ class SqliteStore implements Store {
     next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord },
     graceMs = 0,
     record?: (grace: boolean) => AuditEventInput,
+    wanted: () => boolean = () => true,
   ): Promise<RotateRefreshResult> {
     return this.atomically((): RotateRefreshResult => {
       const r = this.get('SELECT * FROM refresh_tokens WHERE token_hash = ?', [tokenHash]);
@@ -1014,6 +1015,7 @@ class SqliteStore implements Store {
       if (!family || family.revoked_at !== null || !grant || grant.revoked_at !== null) return { status: 'revoked' };
       if (previous.usedAt !== null && now - previous.usedAt <= graceMs && previous.expiresAt > now) {
         // Two refreshes racing from the same client: the later one also gets tokens of the same family.
+        if (!wanted()) return { status: 'abandoned' };
         this.insertRefresh(next.refresh);
         this.insertIssued(next.access);
         if (record) this.appendAuditNow(record(true), now);
@@ -1025,6 +1027,7 @@ class SqliteStore implements Store {
         return { status: 'replayed', previous };
       }
       if (previous.expiresAt <= now || num(grant.expires_at) <= now) return { status: 'expired' };
+      if (!wanted()) return { status: 'abandoned' };
       this.run('UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?', [now, tokenHash]);
       this.insertRefresh(next.refresh);
       this.insertIssued(next.access);

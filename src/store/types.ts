@@ -191,7 +191,9 @@ export type RotateRefreshResult =
   | { status: 'expired' }
   | { status: 'revoked' }
   /** A spent token was presented again: its family has now been revoked (RFC 9700 §4.14.2). */
-  | { status: 'replayed'; previous: RefreshTokenRecord };
+  | { status: 'replayed'; previous: RefreshTokenRecord }
+  /** The rotation would have been carried out, but `wanted` said no: nothing was changed. */
+  | { status: 'abandoned' };
 
 import type { AuditRecord, ChainVerdict } from './audit-chain.js';
 import type { FeedCacheRecord } from '../calendar/feeds.js';
@@ -345,7 +347,10 @@ export interface Store {
    * client then both succeed. `record`, when given, is the audit event of a
    * rotation (told whether the grace rule applied): it is appended in the
    * same transaction, so a token is never issued off the record, and the
-   * rotation costs one commit.
+   * rotation costs one commit. `wanted`, when given, is asked inside the
+   * transaction, only once a rotation (grace or not) would be carried out:
+   * false leaves everything as it was (`abandoned`). A replay is never
+   * abandoned: its family is revoked whoever is still listening.
    */
   rotateRefreshToken(
     tokenHash: string,
@@ -353,6 +358,7 @@ export interface Store {
     next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord },
     graceMs?: number,
     record?: (grace: boolean) => AuditEventInput,
+    wanted?: () => boolean,
   ): Promise<RotateRefreshResult>;
   refreshTokenByHash(tokenHash: string): Promise<RefreshTokenRecord | undefined>;
   revokeRefreshToken(tokenHash: string, now: number): Promise<boolean>;
