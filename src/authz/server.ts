@@ -46,7 +46,15 @@ export interface AuthServerOptions {
 }
 
 /** Endpoints that browser-based clients call cross-origin (no cookies are involved). */
-const CORS_PATHS = new Set(['/token', '/register', '/revoke', '/introspect', '/.well-known/oauth-authorization-server', '/.well-known/jwks.json']);
+/** The endpoints a browser-based MCP client may call from another origin, each with the methods it takes (a preflight names only those). */
+const CORS_PATHS = new Map([
+  ['/token', 'POST, OPTIONS'],
+  ['/register', 'POST, OPTIONS'],
+  ['/revoke', 'POST, OPTIONS'],
+  ['/introspect', 'POST, OPTIONS'],
+  ['/.well-known/oauth-authorization-server', 'GET, OPTIONS'],
+  ['/.well-known/jwks.json', 'GET, OPTIONS'],
+]);
 
 export async function buildAuthServer(options: AuthServerOptions): Promise<FastifyInstance> {
   const issuer = options.issuer.replace(/\/+$/, '');
@@ -70,18 +78,19 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
   const app = createApp({ logger: options.logger, extraHosts: options.extraHosts, publicUrl: issuer });
   app.addHook('onRequest', async (req, reply) => {
     const path = req.url.split('?')[0]!;
-    if (!CORS_PATHS.has(path)) return;
+    const methods = CORS_PATHS.get(path);
+    if (methods === undefined) return;
     reply.header('Access-Control-Allow-Origin', '*');
     if (req.method === 'OPTIONS') {
       return reply
         .code(204)
-        .header('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
+        .header('Access-Control-Allow-Methods', methods)
         .header('Access-Control-Allow-Headers', 'Authorization, Content-Type, MCP-Protocol-Version')
         .header('Access-Control-Max-Age', '600')
         .send();
     }
   });
-  for (const path of CORS_PATHS) app.options(path, async (_req, reply) => reply.code(204).send());
+  for (const path of CORS_PATHS.keys()) app.options(path, async (_req, reply) => reply.code(204).send());
 
   registerMetadata(app, ctx);
   registerAuthorize(app, ctx);

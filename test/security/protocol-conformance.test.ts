@@ -172,6 +172,22 @@ describe('a method an endpoint does not take is 405 with Allow (RFC 9110 §15.5.
     expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
   });
 
+  // Noticed in that fix: the CORS preflight of every endpoint offered GET, POST and OPTIONS alike.
+  it('a CORS preflight names only the methods its endpoint takes', async () => {
+    const expected: Record<string, string> = {
+      '/token': 'POST, OPTIONS',
+      '/register': 'POST, OPTIONS',
+      '/revoke': 'POST, OPTIONS',
+      '/introspect': 'POST, OPTIONS',
+      '/.well-known/oauth-authorization-server': 'GET, OPTIONS',
+      '/.well-known/jwks.json': 'GET, OPTIONS',
+    };
+    for (const [path, methods] of Object.entries(expected)) {
+      const res = await fetch(`${stack.issuer}${path}`, { method: 'OPTIONS', headers: { Origin: 'https://client.example', 'Access-Control-Request-Method': 'POST' } });
+      expect([path, res.status, res.headers.get('access-control-allow-methods'), res.headers.get('access-control-allow-origin')]).toEqual([path, 204, methods, '*']);
+    }
+  });
+
   it('unknown paths (and other spellings of an endpoint) stay 404 not_found; /mcp keeps its own 405 for GET and DELETE', async () => {
     for (const path of ['/nope', '/TOKEN', '/token/', '//token', '/authorize/x']) {
       const res = await fetch(`${stack.issuer}${path}`);
