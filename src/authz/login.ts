@@ -129,7 +129,9 @@ export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {
       return showLoginForm(reply, ctx, next, 503, 'Too many sign-ins at once. Try again in a moment.');
     }
     if (!user || !ok) {
-      await audit(ctx, { event: 'sign_in_failed', ...(user ? { user: user.id } : {}), detail: { method: 'password' } });
+      // Where from (the peer's address), so that an auditor can tell a typo from a spraying run and see what to block;
+      // the name typed is not recorded (it may be a password typed in the wrong field).
+      await audit(ctx, { event: 'sign_in_failed', ...(user ? { user: user.id } : {}), detail: { method: 'password', source: req.ip } });
       return showLoginForm(reply, ctx, next, 400, 'That name and password do not match.');
     }
     // The account's earlier failures are forgiven; attempts still being checked stay counted.

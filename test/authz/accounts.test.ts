@@ -81,6 +81,8 @@ describe('password sign-in', () => {
     expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(403);
     const events = (await authz.store.listAudit()).filter((r) => r.event === 'sign_in_failed');
     expect(events.length).toBeGreaterThanOrEqual(5);
+    // Each says where the attempt came from (found in review: no address, and for an unknown name no user either).
+    for (const event of events) expect(event.detail).toEqual({ method: 'password', source: '127.0.0.1' });
   });
 
   it('checks no more guesses sent all at once than the limit allows: each is counted before it is checked', async () => {
