@@ -40,7 +40,7 @@ export async function signAccessToken(issuer: string, keys: KeyRing, input: Acce
     ...(input.mayAct ? { may_act: { sub: input.mayAct } } : {}),
     ...(input.authorizationDetails && input.authorizationDetails.length > 0 ? { authorization_details: input.authorizationDetails } : {}),
   };
-  const { kid, privateKey } = keys.current();
+  const { kid, privateKey } = await keys.current();
   const token = await new SignJWT(claims as unknown as Record<string, unknown>)
     .setProtectedHeader({ alg: SIGNING_ALG, typ: ACCESS_TOKEN_TYP, kid })
     .sign(privateKey);

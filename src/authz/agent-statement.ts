@@ -46,7 +46,7 @@ export async function signAgentStatement(
 ): Promise<string> {
   const jkt = await agentKeyThumbprint(agent);
   if (!jkt) throw new Error(`The agent ${agent.clientId} has no key to bind its statement to.`);
-  const { kid, privateKey } = keys.current();
+  const { kid, privateKey } = await keys.current();
   return new SignJWT({
     resource: agent.resource,
     agent: {

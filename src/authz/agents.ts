@@ -8,7 +8,7 @@ import { GRANT_TYPE_TOKEN_EXCHANGE, canonicalResource } from '../delegation/inde
 import type { ClientRecord, DownstreamAccess, Store } from '../store/index.js';
 import { signAgentStatement, verifyAgentStatement, type AgentProfile, type AgentVerification } from './agent-statement.js';
 import { DEFAULT_LIFETIMES } from './context.js';
-import { loadKeyRing } from './keys.js';
+import { currentKey, loadKeyRing } from './keys.js';
 
 export interface AgentRegistration {
   clientId: string;
@@ -45,7 +45,11 @@ export async function registerAgent(store: Store, issuer: string, agent: AgentRe
   const thumbprints = record ? await Promise.all(agent.jwks.keys.map((key) => calculateJwkThumbprint(key as JWK))) : [];
 
   const keys = await loadKeyRing(store, () => now, DEFAULT_LIFETIMES.accessTokenSec * 1000);
-  const statement = await signAgentStatement(issuer, keys, { clientId: agent.clientId, resource: resourceUrl, jwks: agent.jwks, profile: agent.profile }, Math.floor(now / 1000));
+  const sign = async () => {
+    const { kid } = await keys.current();
+    return { kid, statement: await signAgentStatement(issuer, keys, { clientId: agent.clientId, resource: resourceUrl, jwks: agent.jwks, profile: agent.profile }, Math.floor(now / 1000)) };
+  };
+  let { kid: signedWith, statement } = await sign();
   const client: ClientRecord = {
     clientId: agent.clientId,
     clientName: agent.profile.name,
@@ -76,6 +80,13 @@ export async function registerAgent(store: Store, issuer: string, agent: AgentRe
     downstream: agent.downstream,
     createdAt: now,
   });
+  // A rotation (`delegate keys rotate`) that committed between the signature and the write re-signed the
+  // statements it found, not this one: signed again with the key now current, which the rotation made so.
+  for (let attempt = 0; attempt < 3 && currentKey(await store.signingKeys())?.kid !== signedWith; attempt++) {
+    ({ kid: signedWith, statement } = await sign());
+    client.metadata = { ...client.metadata, agent_statement: statement };
+    await store.updateClient(client);
+  }
   if (record) {
     await store.appendAudit(
       {
@@ -106,5 +117,5 @@ export async function describeAgent(store: Store, issuer: string, clientId: stri
   const client = await store.clientById(clientId);
   if (!client || client.kind !== 'agent') return undefined;
   const keys = await loadKeyRing(store, () => now, DEFAULT_LIFETIMES.accessTokenSec * 1000);
-  return { client, verification: await verifyAgentStatement(issuer, (kid) => keys.publicKey(kid), client) };
+  return { client, verification: await verifyAgentStatement(issuer, (kid) => keys.statementKey(kid), client) };
 }

@@ -49,7 +49,7 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
   const already = grant ? [...held].map((s) => html`<li>${describe(s)}</li>`) : [];
 
   const agentClient = request.resource.agentClientId ? await ctx.store.clientById(request.resource.agentClientId) : undefined;
-  const verification = agentClient ? await verifyAgentStatement(ctx.issuer, (kid) => ctx.keys.publicKey(kid), agentClient) : undefined;
+  const verification = agentClient ? await verifyAgentStatement(ctx.issuer, (kid) => ctx.keys.statementKey(kid), agentClient) : undefined;
   const calendars = (await ctx.store.listCalendars(user.id)).map((c) => c.name);
 
   const returnTo = returnNotice(redirect, view.device);

@@ -49,6 +49,6 @@ export function registerMetadata(app: FastifyInstance, ctx: AuthContext): void {
     return reply.headers({ ...cors, 'Cache-Control': 'public, max-age=300' }).send(await authorizationServerMetadata(ctx));
   });
   app.get('/.well-known/jwks.json', async (_req, reply) => {
-    return reply.headers({ ...cors, 'Cache-Control': 'public, max-age=300' }).type('application/jwk-set+json').send(ctx.keys.jwks());
+    return reply.headers({ ...cors, 'Cache-Control': 'public, max-age=300' }).type('application/jwk-set+json').send(await ctx.keys.jwks());
   });
 }

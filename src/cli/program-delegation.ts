@@ -1,5 +1,5 @@
 // The delegation commands of `delegate` (issue 3), registered on the program
-// by one call from program.ts: agents, grants, audit, users, and `token
+// by one call from program.ts: agents, grants, keys, audit, users, and `token
 // exchange`. Like every command, each module is imported only when its
 // command runs.
 import { Command, InvalidArgumentError } from 'commander';
@@ -146,6 +146,21 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .action(async (id: string) => {
       const { grantsRevokeCommand } = await import('./commands/grants.js');
       setExitCode(await grantsRevokeCommand({ paths: paths(), id }, io));
+    });
+
+  const keys = program
+    .command('keys')
+    .description("Rotate the authorization server's signing key (administrator).")
+    .addHelpText('after', examples(['delegate keys rotate', 'delegate keys rotate --now   # the key leaked']));
+  keys
+    .command('rotate')
+    .description('Sign with a new key from now on; the old one stays published until its tokens expire (--now: withdrawn at once).')
+    .option('--now', 'the old key leaked: withdraw it at once, so that no token it signed is accepted any longer')
+    .option('--json', 'print JSON')
+    .addHelpText('after', examples(['delegate keys rotate', 'delegate keys rotate --now --json']))
+    .action(async (o: { now?: boolean; json?: boolean }) => {
+      const { keysRotateCommand } = await import('./commands/keys.js');
+      setExitCode(await keysRotateCommand({ paths: paths(), now: o.now === true, json: o.json === true }, io));
     });
 
   program

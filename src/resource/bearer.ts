@@ -185,6 +185,23 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
 const KEYS_RETRY_AFTER_SEC = 5;
 const KEYS_TIMEOUT_MS = 5_000;
 
+/**
+ * How soon after a fetch of the JWKS a token naming a key it lacks makes the
+ * set be fetched again. The AS signs with a new key as soon as it is rotated
+ * (`delegate keys rotate`): for this long after the last fetch its tokens are
+ * refused as signed with an unknown key. Found in review of the rotation:
+ * jose's default, 30 s, refused every new token for up to half a minute; a
+ * second still bounds what tokens with made-up key ids cost the AS.
+ */
+export const JWKS_REFETCH_COOLDOWN_MS = 1_000;
+/**
+ * How long a fetched JWKS is used before it is fetched again, whatever tokens
+ * come: the AS's Cache-Control max-age. A key withdrawn at once (`keys rotate
+ * --now`, a leak) is refused here this long after, at most (plus
+ * VERIFIED_TOKEN_TTL_MS for a token already checked); jose's default is 10 minutes.
+ */
+export const JWKS_MAX_AGE_MS = 300_000;
+
 /** The issuer's metadata or JWKS could not be fetched or read: says nothing about the token. */
 class KeysUnavailableError extends Error {}
 
@@ -215,7 +232,7 @@ function discoveredJwks(issuer: string, fetchFn: typeof fetch, now: () => number
     // RFC 8414 §3.3: the metadata must name the issuer it was fetched for.
     if (metadata.issuer !== issuer) throw new Error('authorization server metadata names another issuer');
     if (typeof metadata.jwks_uri !== 'string') throw new Error('authorization server metadata has no jwks_uri');
-    return createRemoteJWKSet(new URL(metadata.jwks_uri), { timeoutDuration: timeoutMs, cooldownDuration: 30_000 });
+    return createRemoteJWKSet(new URL(metadata.jwks_uri), { timeoutDuration: timeoutMs, cooldownDuration: JWKS_REFETCH_COOLDOWN_MS, cacheMaxAge: JWKS_MAX_AGE_MS });
   };
   // The cause stays out of the message, which is sent: what failed inside is no business of the client's.
   const unavailable = (cause: unknown) => new KeysUnavailableError("The authorization server's signing keys could not be fetched; try again shortly.", { cause });

@@ -30,6 +30,7 @@ import type {
   RotateRefreshResult,
   SessionRecord,
   SigningKeyRecord,
+  SigningKeyRotation,
   Store,
   TokenStanding,
   UserRecord,
@@ -453,6 +454,8 @@ class SqliteStore implements Store {
 
   /** Statements run that may have changed the database (see `run`). */
   private writes = 0;
+  /** Signing-key changes this connection made (see signingKeysStamp). */
+  private signingKeyWrites = 0;
   /** The WAL's sync; none for an in-memory database or one SQLite syncs itself (FULL). */
   private readonly walFile: ReturnType<typeof fileSync> | undefined;
   private readonly walSync: GroupSync | undefined;
@@ -679,10 +682,49 @@ class SqliteStore implements Store {
   }
 
   async addSigningKey(key: SigningKeyRecord): Promise<void> {
+    this.insertSigningKey(key);
+    this.signingKeyWrites++;
+  }
+
+  private insertSigningKey(key: SigningKeyRecord): void {
     this.run(
       'INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)',
       [key.kid, key.alg, json(key.privateJwk), json(key.publicJwk), key.createdAt, key.retiredAt],
     );
+  }
+
+  async rotateSigningKey(rotation: SigningKeyRotation): Promise<boolean> {
+    const done = this.atomically(() => {
+      const current = this.all('SELECT kid FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC');
+      if (current.length === 0 || String(current[0]!.kid) !== rotation.previousKid) return false;
+      // Every agent's statement must still be the one the rotation re-signed: an agent registered in between
+      // (signed with the old key) would otherwise be left with a statement no key verifies.
+      const agents = this.all("SELECT client_id, json_extract(metadata, '$.agent_statement') AS statement FROM clients WHERE kind = 'agent'");
+      const prepared = new Map(rotation.statements.map((s) => [s.clientId, s]));
+      if (agents.length !== prepared.size) return false;
+      for (const a of agents) {
+        const p = prepared.get(String(a.client_id));
+        if (!p || (a.statement === null ? null : String(a.statement)) !== p.before) return false;
+      }
+      if (rotation.withdraw) this.run('DELETE FROM signing_keys WHERE kid = ?', [rotation.previousKid]);
+      this.run('UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL', [rotation.at]);
+      this.insertSigningKey({ ...rotation.next, retiredAt: null });
+      for (const s of rotation.statements) {
+        if (s.after === s.before || s.after === null) continue;
+        this.run("UPDATE clients SET metadata = json_set(metadata, '$.agent_statement', ?) WHERE client_id = ?", [s.after, s.clientId]);
+      }
+      this.appendAuditNow(rotation.record, rotation.at);
+      return true;
+    });
+    if (done) this.signingKeyWrites++;
+    return done;
+  }
+
+  async signingKeysStamp(): Promise<string> {
+    // PRAGMA data_version changes when another connection (another process: `delegate keys rotate`) commits;
+    // the counter, when this connection wrote the keys. A false alarm only costs a re-read of a small table.
+    const version = this.guarded(() => this.db.pragma('data_version', { simple: true }));
+    return `${String(version)}:${this.signingKeyWrites}`;
   }
 
   async createUser(user: UserRecord): Promise<void> {

@@ -14,6 +14,27 @@ export interface SigningKeyRecord {
   retiredAt: number | null;
 }
 
+/**
+ * A signing-key rotation (`delegate keys rotate`), written in one transaction:
+ * `next` becomes the current key; `previousKid`, the key current when the
+ * rotation was prepared, is retired at `at`, or deleted with `withdraw` (a key
+ * thought leaked: nothing it signed is to verify any longer); and every
+ * agent's identity statement is replaced by its re-signed one.
+ */
+export interface SigningKeyRotation {
+  previousKid: string;
+  next: SigningKeyRecord;
+  at: number;
+  withdraw: boolean;
+  /**
+   * Every agent client's statement as read when the rotation was prepared
+   * (`before`, null when it had none) and what replaces it (`after`, the same
+   * when it is left as it was).
+   */
+  statements: Array<{ clientId: string; before: string | null; after: string | null }>;
+  record: AuditEventInput;
+}
+
 export interface UserRecord {
   id: string;
   name: string;
@@ -247,6 +268,19 @@ export interface Store {
   // Signing keys
   signingKeys(): Promise<SigningKeyRecord[]>;
   addSigningKey(key: SigningKeyRecord): Promise<void>;
+  /**
+   * Writes a rotation, its audit record included, in one transaction. False,
+   * with nothing written, when the store changed since the rotation was
+   * prepared: another key became current, or an agent was registered,
+   * re-registered or removed (prepare it again).
+   */
+  rotateSigningKey(rotation: SigningKeyRotation): Promise<boolean>;
+  /**
+   * A value that differs from the last one whenever the signing keys may have
+   * changed, in this process or another: cheap enough to ask before each
+   * signature, so a running server follows a rotation without a restart.
+   */
+  signingKeysStamp(): Promise<string>;
 
   // Users
   createUser(user: UserRecord): Promise<void>;
