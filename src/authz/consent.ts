@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { calendarDetailFor, formatScope, isDetailSubset, parseCalendarDetail, parseScope, type AuthorizationDetail, type CalendarDetail } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
-import type { AuthRequestRecord, GrantRecord } from '../store/index.js';
+import type { AuditEventInput, AuthRequestRecord, GrantRecord } from '../store/index.js';
 import { audit } from './audit.js';
 import { issueCode } from './code.js';
 import { KEEP_EXPIRY, applyChoices, readChoices } from './consent-choices.js';
@@ -96,10 +96,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
   // they carry the old limits, and resource servers read limits from the token. Found in review: after a
   // narrowing, CalendarAgent went on reading with the user's old token and its cached calendar token.
   const narrowed = existing !== undefined && narrows(existing, grant);
-  const tokensRevoked = existing ? await ctx.store.updateGrant(grant, narrowed ? now : undefined) : 0;
-  if (!existing) await ctx.store.createGrant(grant);
-
-  await audit(ctx, {
+  const consented = (tokensRevoked: number): AuditEventInput => ({
     event: 'consent',
     user: taken.userId,
     client: taken.clientId,
@@ -122,6 +119,12 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
         : {}),
     },
   });
+  // The grant's change and its consent record commit together (found in review: with the record failing, a
+  // step-up was granted and a narrowing revoked tokens off the record, and the next request got a code
+  // without a consent page). A record that cannot be written leaves the grant as it was; no code is issued.
+  if (existing) await ctx.store.updateGrant(grant, narrowed ? now : undefined, { now, event: consented });
+  else await ctx.store.createGrant(grant, consented(0));
+
   req.log.info({ client: taken.clientId, grant: grant.id }, 'consent approved');
   return issueCode(
     reply,

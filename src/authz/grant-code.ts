@@ -37,8 +37,9 @@ export async function redeemAuthorizationCode(ctx: AuthContext, client: ClientRe
   if (!record) throw new InvalidGrantError('The authorization code is invalid.');
   const replayed: AuditEventInput = { event: 'code_replay', user: record.userId, client: client.clientId, grant: record.grantId, resource: record.resource, detail: { family_revoked: record.familyId } };
   if (record.usedAt !== null) {
-    await ctx.store.revokeFamily(record.familyId, now, 'authorization code replayed');
-    await audit(ctx, replayed);
+    // The family's end and its record in one transaction (found in review: with the record failing, the family
+    // ended off the record).
+    await ctx.store.revokeFamily(record.familyId, now, 'authorization code replayed', replayed);
     throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
   }
   if (record.expiresAt <= now) throw new InvalidGrantError('The authorization code has expired.');

@@ -886,12 +886,16 @@ class SqliteStore implements Store {
     this.run('DELETE FROM auth_requests WHERE state = ? AND client_id = ?', [state, clientId]);
   }
 
-  async createGrant(g: GrantRecord): Promise<void> {
-    this.run(
-      `INSERT INTO grants (id, user_id, client_id, resource, scope, authorization_details, max_depth, created_at, expires_at, revoked_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [g.id, g.userId, g.clientId, g.resource, g.scope, json(g.authorizationDetails), g.maxDepth, g.createdAt, g.expiresAt, g.revokedAt],
-    );
+  async createGrant(g: GrantRecord, record?: AuditEventInput): Promise<void> {
+    this.atomically(() => {
+      this.run(
+        `INSERT INTO grants (id, user_id, client_id, resource, scope, authorization_details, max_depth, created_at, expires_at, revoked_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [g.id, g.userId, g.clientId, g.resource, g.scope, json(g.authorizationDetails), g.maxDepth, g.createdAt, g.expiresAt, g.revokedAt],
+      );
+      // The consent that made the grant, in its transaction: no grant exists off the record.
+      if (record) this.appendAuditNow(record, g.createdAt);
+    });
   }
 
   async grantById(id: string): Promise<GrantRecord | undefined> {
@@ -912,7 +916,7 @@ class SqliteStore implements Store {
     return (userId ? this.all('SELECT * FROM grants WHERE user_id = ? ORDER BY created_at', [userId]) : this.all('SELECT * FROM grants ORDER BY created_at')).map(toGrant);
   }
 
-  async updateGrant(g: GrantRecord, narrowedAt?: number): Promise<number> {
+  async updateGrant(g: GrantRecord, narrowedAt?: number, record?: { now: number; event: (tokensRevoked: number) => AuditEventInput }): Promise<number> {
     return this.atomically(() => {
       const changed = this.run('UPDATE grants SET scope = ?, authorization_details = ?, max_depth = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL', [
         g.scope,
@@ -921,9 +925,12 @@ class SqliteStore implements Store {
         g.expiresAt,
         g.id,
       ]).changes;
-      if (changed === 0 || narrowedAt === undefined) return 0;
       // Every token of the grant carries the grant's old limits (exchanged ones included: they have its grant_id).
-      return this.revokeDerived('SELECT jti FROM issued_tokens WHERE grant_id = ?', g.id, narrowedAt);
+      const revoked = changed === 0 || narrowedAt === undefined ? 0 : this.revokeDerived('SELECT jti FROM issued_tokens WHERE grant_id = ?', g.id, narrowedAt);
+      // The consent that widened or narrowed the grant, in its transaction (found in review: the grant changed, and
+      // its tokens were revoked, with the record failing after): the change and its record commit together.
+      if (record) this.appendAuditNow(record.event(revoked), record.now);
+      return revoked;
     });
   }
 
@@ -996,8 +1003,12 @@ class SqliteStore implements Store {
     });
   }
 
-  async revokeFamily(familyId: string, now: number, reason: string): Promise<void> {
-    this.atomically(() => this.revokeFamilyNow(familyId, now, reason));
+  async revokeFamily(familyId: string, now: number, reason: string, record?: AuditEventInput): Promise<void> {
+    this.atomically(() => {
+      this.revokeFamilyNow(familyId, now, reason);
+      // The replay that ended the family, in its transaction: a family never ends off the record.
+      if (record) this.appendAuditNow(record, now);
+    });
   }
 
   private revokeFamilyNow(familyId: string, now: number, reason: string): void {
@@ -1047,6 +1058,7 @@ class SqliteStore implements Store {
     graceMs = 0,
     record?: (grace: boolean) => AuditEventInput,
     wanted: () => boolean = () => true,
+    replayRecord?: AuditEventInput,
   ): Promise<RotateRefreshResult> {
     return this.atomically((): RotateRefreshResult => {
       const r = this.get('SELECT * FROM refresh_tokens WHERE token_hash = ?', [tokenHash]);
@@ -1066,6 +1078,9 @@ class SqliteStore implements Store {
       if (previous.usedAt !== null) {
         // RFC 9700 §4.14.2: a spent refresh token presented again means it leaked; end the family.
         this.revokeFamilyNow(previous.familyId, now, 'refresh token reused');
+        // In the same transaction (found in review: with the record failing, the family ended and the theft was
+        // never recorded, since every later presentation takes the "revoked" branch above).
+        if (replayRecord) this.appendAuditNow(replayRecord, now);
         return { status: 'replayed', previous };
       }
       if (previous.expiresAt <= now || num(grant.expires_at) <= now) return { status: 'expired' };
@@ -1128,8 +1143,14 @@ class SqliteStore implements Store {
     return 'active';
   }
 
-  async revokeIssuedToken(jti: string, now: number): Promise<boolean> {
-    return this.atomically(() => this.revokeDerived('SELECT jti FROM issued_tokens WHERE jti = ?', jti, now) > 0);
+  async revokeIssuedToken(jti: string, now: number, record?: AuditEventInput): Promise<boolean> {
+    return this.atomically(() => {
+      if (this.revokeDerived('SELECT jti FROM issued_tokens WHERE jti = ?', jti, now) === 0) return false;
+      // Only a revocation that changed something is recorded, in its transaction (found in review: every /revoke
+      // of one token, already revoked or not, appended another record, hundreds a second).
+      if (record) this.appendAuditNow(record, now);
+      return true;
+    });
   }
 
   async listCalendars(userId: string): Promise<CalendarRecord[]> {

@@ -323,7 +323,11 @@ export interface Store {
   authRequestById(id: string, now: number): Promise<AuthRequestRecord | undefined>;
 
   // Grants
-  createGrant(grant: GrantRecord): Promise<void>;
+  /**
+   * Stores a new grant. `record`, when given, is the consent that made it (appended at the grant's createdAt), in the
+   * same transaction: the grant and its record exist together or not at all.
+   */
+  createGrant(grant: GrantRecord, record?: AuditEventInput): Promise<void>;
   grantById(id: string): Promise<GrantRecord | undefined>;
   /** The user's active grant to `clientId` for `resource`, if any. */
   activeGrant(userId: string, clientId: string, resource: string, now: number): Promise<GrantRecord | undefined>;
@@ -334,9 +338,12 @@ export interface Store {
    * the grant that is still alive (user tokens and those exchanged from them)
    * is revoked and listed for the resource servers, since it carries the
    * wider limits; refresh tokens stay, and mint tokens under the grant as it
-   * now stands. Returns how many tokens were revoked.
+   * now stands. Returns how many tokens were revoked. `record`, when given, is
+   * the consent that changed the grant (told how many tokens were revoked),
+   * appended in the same transaction: found in review, the grant was widened
+   * or narrowed with its record failing after, off the record.
    */
-  updateGrant(grant: GrantRecord, narrowedAt?: number): Promise<number>;
+  updateGrant(grant: GrantRecord, narrowedAt?: number, record?: { now: number; event: (tokensRevoked: number) => AuditEventInput }): Promise<number>;
   /**
    * Revokes a grant and every token family and token derived from it; false
    * if it was revoked already. `record`, when given, is the revocation's audit
@@ -369,8 +376,11 @@ export interface Store {
    * (src/authz/owner-proof.ts).
    */
   refuseAuthCode(codeHash: string, now: number, reason: string, record: AuditEventInput): Promise<void>;
-  /** Revokes the tokens an already-used code issued (its family). */
-  revokeFamily(familyId: string, now: number, reason: string): Promise<void>;
+  /**
+   * Revokes the tokens an already-used code issued (its family); `record`, when given (the code_replay), is appended
+   * in the same transaction, so a family never ends off the record.
+   */
+  revokeFamily(familyId: string, now: number, reason: string, record?: AuditEventInput): Promise<void>;
 
   // Refresh tokens
   /**
@@ -385,6 +395,9 @@ export interface Store {
    * transaction, only once a rotation (grace or not) would be carried out:
    * false leaves everything as it was (`abandoned`). A replay is never
    * abandoned: its family is revoked whoever is still listening.
+   * `replayRecord`, when given, is the audit event of a replay, appended in
+   * the transaction that revokes the family: a replay that cannot be
+   * recorded revokes nothing.
    */
   rotateRefreshToken(
     tokenHash: string,
@@ -393,6 +406,7 @@ export interface Store {
     graceMs?: number,
     record?: (grace: boolean) => AuditEventInput,
     wanted?: () => boolean,
+    replayRecord?: AuditEventInput,
   ): Promise<RotateRefreshResult>;
   refreshTokenByHash(tokenHash: string): Promise<RefreshTokenRecord | undefined>;
   revokeRefreshToken(tokenHash: string, now: number): Promise<boolean>;
@@ -409,7 +423,12 @@ export interface Store {
   issuedToken(jti: string): Promise<IssuedTokenRecord | undefined>;
   /** Whether a token (by jti), its family and its grant all still stand. */
   tokenStanding(jti: string, now: number): Promise<TokenStanding>;
-  revokeIssuedToken(jti: string, now: number): Promise<boolean>;
+  /**
+   * Revokes a token and every token exchanged from it; false if none of them was still unrevoked. `record`, when
+   * given, is appended in the same transaction, and only when something was revoked: a repeated revocation writes
+   * nothing.
+   */
+  revokeIssuedToken(jti: string, now: number, record?: AuditEventInput): Promise<boolean>;
 
   // Calendars (the calendar backend's data)
   listCalendars(userId: string): Promise<CalendarRecord[]>;
