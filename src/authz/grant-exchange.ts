@@ -47,10 +47,15 @@ import {
   InvalidAuthorizationDetailsError,
   UnauthorizedClientError,
 } from './errors.js';
+import type { ExchangeRefusals } from './exchange-refusals.js';
 import { grantDetails } from './grant-policy.js';
 import { required, single, singleTarget } from './params.js';
 
-export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
+/**
+ * `refusals`, when given, records the refusals that come after the agent authenticated and its subject token
+ * verified (exchange-refusals.ts); the token endpoint passes its own.
+ */
+export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord, body: FormBody, refusals?: ExchangeRefusals): Promise<Record<string, unknown>> {
   if (client.kind !== 'agent' || !client.resource) throw new UnauthorizedClientError('Only a registered agent may exchange tokens.');
   const subjectToken = required(body, 'subject_token');
   const subjectType = required(body, 'subject_token_type');
@@ -70,10 +75,20 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
   const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, subjectToken, nowSec(ctx));
   if (!checked.ok) throw new InvalidRequestError(`The subject token is not acceptable: ${checked.reason}.`);
   const subject = checked.claims;
+  try {
+    return await exchangeVerified(ctx, client, client.resource, body, subject, target, now);
+  } catch (err) {
+    await refusals?.record(ctx, client, subject, target, body, err);
+    throw err;
+  }
+}
+
+/** The exchange of a verified subject token by an authenticated agent: every check against it, then the new token. */
+async function exchangeVerified(ctx: AuthContext, client: ClientRecord, agentResource: string, body: FormBody, subject: AccessTokenClaims, target: string, now: number): Promise<Record<string, unknown>> {
   // A token handed on (may_act) is exchanged by the sub-agent it names, and by no one else; any other token by its recipient.
   if (subject.may_act !== undefined) {
     if (subject.may_act.sub !== client.clientId) throw new InvalidRequestError('The subject token was handed to another agent (may_act), not to this client.');
-  } else if (!audienceIncludes(subject.aud, client.resource)) {
+  } else if (!audienceIncludes(subject.aud, agentResource)) {
     throw new InvalidRequestError("The subject token was issued for another resource than this client's, and not handed to it.");
   }
   if ((await ctx.store.tokenStanding(subject.jti, now)) !== 'active') throw new InvalidRequestError('The subject token has been revoked.');

@@ -11,10 +11,12 @@ import { required } from './params.js';
 import { authorizationCodeGrant } from './grant-code.js';
 import { RefreshAbandoned, refreshTokenGrant } from './grant-refresh.js';
 import { tokenExchangeGrant } from './grant-exchange.js';
+import { ExchangeRefusals } from './exchange-refusals.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 
 export function registerToken(app: FastifyInstance, ctx: AuthContext): void {
+  const exchangeRefusals = new ExchangeRefusals(ctx.now);
   app.post('/token', async (req, reply) => {
     try {
       if (!req.headers['content-type']?.toLowerCase().startsWith(FORM)) {
@@ -38,7 +40,7 @@ export function registerToken(app: FastifyInstance, ctx: AuthContext): void {
           response = await refreshTokenGrant(ctx, client, body, () => hungUp(req, reply));
           break;
         case GRANT_TYPE_TOKEN_EXCHANGE:
-          response = await tokenExchangeGrant(ctx, client, body);
+          response = await tokenExchangeGrant(ctx, client, body, exchangeRefusals);
           break;
         default:
           throw new UnsupportedGrantTypeError(`The grant type ${grantType} is not supported.`);

@@ -113,7 +113,8 @@ describe('exchanges that are refused', () => {
       const { result: res, changed } = await stateChangedBy({ paths: { db: join(authz.home, 'delegate.db') } }, () => exchange(authz, only.accessToken, { may_act: mayAct }));
       expect([res.status, res.body.error], mayAct).toEqual([400, 'invalid_request']);
       expect(String(res.body.error_description)).toMatch(/at most 1 hop/);
-      expect(changed).toEqual(['used_once']);
+      // Nothing issued; the refusal is recorded (token_exchange_refused), once per token and error code a minute.
+      expect(changed).toEqual(mayAct === 'helper-1' ? ['audit_log', 'used_once'] : ['used_once']);
     }
     // The control: the same exchange without may_act is hop 1, which the grant allows.
     const own = await exchange(authz, only.accessToken);
@@ -130,7 +131,8 @@ describe('exchanges that are refused', () => {
     const { result: handOn, changed } = await stateChangedBy({ paths: { db: join(authz.home, 'delegate.db') } }, () => exchange(authz, String(hop1.body.access_token), { may_act: 'helper-3' }, helper));
     expect([handOn.status, handOn.body.error]).toEqual([400, 'invalid_request']);
     expect(String(handOn.body.error_description)).toMatch(/at most 2 hops/);
-    expect(changed).toEqual(['used_once']);
+    expect(changed).toEqual(['audit_log', 'used_once']); // nothing issued; the refusal recorded
+    expect((await authz.store.listAudit()).at(-1)).toMatchObject({ event: 'token_exchange_refused', client: 'helper-2', detail: { error: 'invalid_request', asked: { may_act: 'helper-3' } } });
     expect((await exchange(authz, String(hop1.body.access_token), {}, helper)).status).toBe(200);
   });
 
@@ -194,5 +196,59 @@ describe('exchanges that are refused', () => {
   it('an actor_token or another requested token type → invalid_request', async () => {
     expect((await exchange(authz, user.accessToken, { actor_token: 'x', actor_token_type: 'urn:ietf:params:oauth:token-type:jwt' })).body.error).toBe('invalid_request');
     expect((await exchange(authz, user.accessToken, { requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token' })).body.error).toBe('invalid_request');
+  });
+});
+
+// Found in review (audit-trail): a registered agent asking for more than it was delegated was refused, and nothing
+// was recorded. Now one token_exchange_refused record per subject token, error code and minute (exchange-refusals.ts).
+describe('refused exchanges are on the audit log, boundedly', () => {
+  const db = () => ({ paths: { db: join(authz.home, 'delegate.db') } });
+  const refusals = async (grant: string) => (await authz.store.listAudit({ grant })).filter((r) => r.event === 'token_exchange_refused');
+
+  it('a wider scope: 400 invalid_scope and one record naming calendar-agent ← client ← user, the grant and what was asked', async () => {
+    const mine = await obtainTokens(authz);
+    const { grant_id: grant, jti, sub } = decodeJwt(mine.accessToken) as { grant_id: string; jti: string; sub: string };
+    const { result: res, changed } = await stateChangedBy(db(), () => exchange(authz, mine.accessToken, { scope: 'freebusy:read admin' }));
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_scope']);
+    expect(changed).toEqual(['audit_log', 'used_once']);
+    const [record, ...more] = await refusals(grant);
+    expect(more).toEqual([]);
+    expect(record).toMatchObject({ user: sub, client: 'calendar-agent', grant, resource: authz.calendarUrl, actors: ['calendar-agent', mine.clientId, sub] });
+    expect(record!.detail).toMatchObject({ error: 'invalid_scope', subject_jti: jti, asked: { scope: 'freebusy:read admin', resource: authz.calendarUrl } });
+    // Never the token.
+    expect(JSON.stringify(record)).not.toContain(mine.accessToken.split('.')[2]);
+    expect((await authz.store.verifyAudit()).ok).toBe(true);
+  });
+
+  it('repeats within a minute are not recorded again; another refusal of the same token is, once', async () => {
+    const mine = await obtainTokens(authz);
+    const grant = String(decodeJwt(mine.accessToken).grant_id);
+    for (let i = 0; i < 5; i++) {
+      const { result: res, changed } = await stateChangedBy(db(), () => exchange(authz, mine.accessToken, { scope: 'freebusy:read admin' }));
+      expect([res.status, res.body.error]).toEqual([400, 'invalid_scope']);
+      expect(changed).toEqual(i === 0 ? ['audit_log', 'used_once'] : ['used_once']);
+    }
+    const wider = JSON.stringify([{ type: 'calendar', locations: [authz.calendarUrl], actions: ['freebusy:read'], lookahead_days: 365 }]);
+    for (let i = 0; i < 3; i++) {
+      expect((await exchange(authz, mine.accessToken, { authorization_details: wider })).body.error).toBe('invalid_authorization_details');
+      expect((await exchange(authz, mine.accessToken, { resource: authz.agentUrl })).body.error).toBe('invalid_target');
+    }
+    expect((await refusals(grant)).map((r) => r.detail.error)).toEqual(['invalid_scope', 'invalid_authorization_details', 'invalid_target']);
+  });
+
+  it('a revoked subject token: 400 invalid_request, recorded once', async () => {
+    const mine = await obtainTokens(authz);
+    const grant = String(decodeJwt(mine.accessToken).grant_id);
+    expect((await postForm(`${authz.issuer}/revoke`, { token: mine.accessToken, client_id: mine.clientId })).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await exchange(authz, mine.accessToken)).body.error).toBe('invalid_request');
+    const records = await refusals(grant);
+    expect(records.map((r) => [r.detail.error, r.detail.reason])).toEqual([['invalid_request', 'The subject token has been revoked.']]);
+  });
+
+  it('a subject token that does not verify is not recorded (nothing to attribute it to): only the assertion is spent', async () => {
+    const forged = `${user.accessToken.slice(0, -4)}AAAA`;
+    const { result: res, changed } = await stateChangedBy(db(), () => exchange(authz, forged));
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_request']);
+    expect(changed).toEqual(['used_once']);
   });
 });

@@ -188,11 +188,15 @@ describe('grants, exchange chains and the audit log', () => {
     expect(lookahead.code).toBe(1);
     expect(lookahead.stderr).toMatch(/refused \(invalid_authorization_details\): .*30 days ahead, not 31.*--constraint lookahead_days=31/);
     expect(lookahead.stderr).not.toContain('calendars=demo');
-    // Each refused request spent its client assertion's jti (the client was authenticated; RFC 7523 §3 replay rule), nothing else.
-    const { usedOnce: spentBefore, ...restBefore } = before;
-    const { usedOnce: spentAfter, ...restAfter } = stateCounts();
+    // Each refused request spent its client assertion's jti (the client was authenticated; RFC 7523 §3 replay rule)
+    // and is on the audit log as token_exchange_refused (at most once per subject token and error code a minute: the
+    // helper's is new, the CLI's token may have been refused the same way earlier in this file); nothing else.
+    const { usedOnce: spentBefore, audit: auditBefore, refused: refusedBefore, ...restBefore } = before;
+    const { usedOnce: spentAfter, audit: auditAfter, refused: refusedAfter, ...restAfter } = stateCounts();
     expect(restAfter).toEqual(restBefore);
     expect(spentAfter - spentBefore).toBe(2);
+    expect(refusedAfter - refusedBefore).toBeGreaterThanOrEqual(1);
+    expect(auditAfter - auditBefore).toBe(refusedAfter - refusedBefore);
   });
 
   // Found in review (readme, finding 6): `agents register` took a JWK without kid (registering it under its RFC 7638
@@ -285,7 +289,7 @@ describe('users', () => {
 });
 
 /** Rows in the tables an exchange writes (tokens, spent assertion jtis, audit records): equal before and after a refusal. */
-function stateCounts(): { issued: number; usedOnce: number; exchanges: number; audit: number } {
+function stateCounts(): { issued: number; usedOnce: number; exchanges: number; audit: number; refused: number } {
   const db = new Database(join(home, 'delegate.db'), { readonly: true });
   try {
     const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
@@ -294,6 +298,7 @@ function stateCounts(): { issued: number; usedOnce: number; exchanges: number; a
       usedOnce: count('SELECT count(*) AS n FROM used_once'),
       exchanges: count("SELECT count(*) AS n FROM audit_log WHERE event = 'token_exchanged'"),
       audit: count('SELECT count(*) AS n FROM audit_log'),
+      refused: count("SELECT count(*) AS n FROM audit_log WHERE event = 'token_exchange_refused'"),
     };
   } finally {
     db.close();

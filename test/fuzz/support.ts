@@ -329,6 +329,8 @@ function cellJson(_key: string, value: unknown): unknown {
 export function designedAudit(row: { event: string; detail: string }): boolean {
   const detail = JSON.parse(row.detail) as { outcome?: string };
   if (row.event === 'sign_in_failed') return true;
+  // An authenticated agent's exchange refused after its subject token verified (src/authz/exchange-refusals.ts).
+  if (row.event === 'token_exchange_refused') return true;
   if ((row.event === 'tool_call' || row.event === 'freebusy_read') && (detail.outcome === 'refused' || detail.outcome === 'error')) return true;
   return false;
 }

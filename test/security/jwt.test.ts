@@ -17,7 +17,7 @@ import { SignJWT, base64url, decodeJwt, decodeProtectedHeader, exportSPKI, impor
 import { es256Key, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { Browser, postForm } from '../support/oauth-flow.js';
-import { JWT_BEARER, agentAssertion, exchangeAsAgent, issuerSigningKey, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
+import { JWT_BEARER, agentAssertion, exchangeAsAgent, expectExchangeRefusedOnly, issuerSigningKey, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
 let stack: Stack;
 let issuerKey: { kid: string; privateJwk: JWK; publicJwk: JWK };
@@ -227,8 +227,8 @@ describe('the subject_token of a token exchange', () => {
     expect(res.body).toMatchObject({ error: 'invalid_request' });
     expect(res.body.access_token).toBeUndefined();
     expect(JSON.stringify(res.body)).not.toContain(token.split('.')[1]!);
-    // Only the agent's own assertion was spent (RFC 7523 §3): no token, grant or audit record.
-    expect(changed.filter((t) => t !== 'used_once')).toEqual([]);
+    // Only the agent's own assertion was spent (RFC 7523 §3): no token or grant; a token the AS signed (wrong aud) is a recorded refusal.
+    await expectExchangeRefusedOnly(stack, changed.filter((t) => t !== 'used_once'), []);
     await expectAttackerNotAsked(token);
   });
 });

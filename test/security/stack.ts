@@ -224,6 +224,16 @@ export async function stateChangedBy<T>(stack: WithDatabase, attack: () => Promi
   return { result, changed: changedTables(before, fingerprint(stack)) };
 }
 
+/**
+ * What a refused token exchange may change: the agent's assertion jti is spent (RFC 7523 §3), and a refusal after
+ * the subject token verified is recorded as one `token_exchange_refused` (at most one per subject token, error code
+ * and minute: src/authz/exchange-refusals.ts). Nothing else: no token, no grant.
+ */
+export async function expectExchangeRefusedOnly(target: { store: Store }, changed: string[], spent: string[] = ['used_once']): Promise<void> {
+  expect(changed.filter((t) => t !== 'audit_log')).toEqual(spent);
+  if (changed.includes('audit_log')) expect((await target.store.listAudit()).at(-1)?.event).toBe('token_exchange_refused');
+}
+
 /** Audit records appended since `seq` (refusals that are designed to be recorded show up here). */
 export async function auditSince(stack: Stack, seq: number) {
   return (await stack.store.listAudit()).filter((r) => r.seq > seq);

@@ -11,7 +11,7 @@ import { registerTestAgent, startTestAuthz, type TestAuthz } from '../support/au
 import { obtainTokens } from '../authz/helpers.js';
 import { postForm } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { auditSince, exchangeAsAgent, expectInvalidToken, issuerSigningKey, lastAuditSeq, queryRows, refusedSoon, rowCounts, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+import { auditSince, exchangeAsAgent, expectExchangeRefusedOnly, expectInvalidToken, issuerSigningKey, lastAuditSeq, queryRows, refusedSoon, rowCounts, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 
 let stack: Stack;
 let user: UserTokens;
@@ -67,7 +67,7 @@ describe('substitution across audiences (RFC 8707, RFC 9068 §4)', () => {
     const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, calendarToken));
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: 'invalid_request' });
-    expect(changed).toEqual(['used_once']);
+    await expectExchangeRefusedOnly(stack, changed);
   });
 
   it('the user’s token at the AS’s token endpoint as a refresh token: invalid_grant, nothing issued', async () => {
@@ -106,8 +106,8 @@ describe('an exchange that widens (RFC 8693; exchange only narrows)', () => {
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error });
     expect(res.body.access_token).toBeUndefined();
-    // The agent's assertion jti is spent (RFC 7523 §3); nothing else.
-    expect(changed).toEqual(['used_once']);
+    // The agent's assertion jti is spent (RFC 7523 §3), and the refusal recorded; nothing else.
+    await expectExchangeRefusedOnly(stack, changed);
   });
 
   it('never issues a token that outlives its subject token', async () => {
@@ -132,7 +132,7 @@ describe('a hop that re-widens what the hop before it narrowed', () => {
         exchangeAsAgent(stack, String(hop1.body.access_token), { authorization_details: JSON.stringify([wider]) }, helper),
       );
       expect(res.body, JSON.stringify(wider)).toMatchObject({ error: 'invalid_authorization_details' });
-      expect(changed).toEqual(['used_once']);
+      await expectExchangeRefusedOnly(stack, changed);
     }
     // The control: the same hop without widening is issued, and keeps the narrowed limits.
     const same = await exchangeAsAgent(stack, String(hop1.body.access_token), {}, helper);
@@ -153,18 +153,18 @@ describe('a chain one hop too deep', () => {
     expect(handOn.result.status).toBe(400);
     expect(handOn.result.body).toMatchObject({ error: 'invalid_request' });
     expect(String(handOn.result.body.error_description)).toMatch(/at most 2 hops/);
-    expect(handOn.changed).toEqual(['used_once']);
+    await expectExchangeRefusedOnly(stack, handOn.changed);
     // Hop 2 itself is issued, handed to no one, so the third agent cannot make a third hop from it.
     const hop2 = await exchangeAsAgent(stack, String(hop1.body.access_token), {}, sub);
     expect(hop2.status, JSON.stringify(hop2.body)).toBe(200);
     const { result: hop3, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, String(hop2.body.access_token), {}, third));
     expect(hop3.status).toBe(400);
     expect(hop3.body).toMatchObject({ error: 'invalid_request' });
-    expect(changed).toEqual(['used_once']);
+    await expectExchangeRefusedOnly(stack, changed);
     // And a hop-1 token may not be exchanged by an agent it was not handed to.
     const foreign = await stateChangedBy(stack, () => exchangeAsAgent(stack, String(hop1.body.access_token), {}, third));
     expect(foreign.result.body).toMatchObject({ error: 'invalid_request' });
-    expect(foreign.changed).toEqual(['used_once']);
+    await expectExchangeRefusedOnly(stack, foreign.changed);
   });
 });
 
@@ -215,7 +215,7 @@ describe('a handed token (may_act) used as it is, without the exchange', () => {
     await stack.store.updateGrant({ ...grant, maxDepth: 1 }); // as the consent page does for "No — only CalendarAgent itself"
     const ex = await stateChangedBy(stack, () => exchangeAsAgent(stack, String(hop1.body.access_token), {}, helper));
     expect([ex.result.status, ex.result.body.error]).toEqual([400, 'invalid_request']);
-    expect(ex.changed).toEqual(['used_once']);
+    await expectExchangeRefusedOnly(stack, ex.changed);
     const { result: res, changed } = await stateChangedBy(stack, () => atCalendar(String(hop1.body.access_token)));
     expectHandedRefusal(res, 'calendar backend after depth 1');
     expect(changed).toEqual([]);
@@ -261,7 +261,8 @@ describe('use after revocation (RFC 7009)', () => {
     expectInvalidToken(await refusedSoon(() => atCalendar(victimCalendar)), 'calendar');
     // The revocation is in force everywhere; from here on nothing may change.
     const seq = await lastAuditSeq(stack);
-    // Then each refusal, once it is in force, changes nothing: no tool call, exchange or read recorded.
+    // Then each refusal, once it is in force, changes nothing: no tool call, exchange or read recorded. The agent's
+    // exchange of the revoked token is itself recorded, once, as a refusal (token_exchange_refused).
     for (const [where, call] of [
       ['agent, initialize', () => atAgent(victim.accessToken)],
       ['agent, tools/call find_slot', () => findSlotAtAgent(victim.accessToken)],
@@ -274,13 +275,13 @@ describe('use after revocation (RFC 7009)', () => {
     }
     const { result: ex, changed: exChanged } = await stateChangedBy(stack, () => exchangeAsAgent(stack, victim.accessToken));
     expect(ex.body).toMatchObject({ error: 'invalid_request' });
-    expect(exChanged).toEqual(['used_once']);
+    await expectExchangeRefusedOnly(stack, exChanged);
     const { result: refresh, changed } = await stateChangedBy(stack, () =>
       postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: victim.refreshToken, client_id: victim.clientId }),
     );
     expect(refresh.body).toMatchObject({ error: 'invalid_grant' });
     expect(changed).toEqual([]);
-    expect(await auditSince(stack, seq)).toEqual([]);
+    expect((await auditSince(stack, seq)).map((r) => [r.event, r.detail.error, r.detail.reason])).toEqual([['token_exchange_refused', 'invalid_request', 'The subject token has been revoked.']]);
     // The refused calls were refused at the door: the agent recorded no tool call for them (the one is the control's, before revocation).
     const grantEvents = (await stack.store.listAudit({ grant: victim.grantId })).map((r) => r.event);
     expect(grantEvents.filter((e) => e === 'tool_call')).toHaveLength(1);
