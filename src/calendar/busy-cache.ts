@@ -4,17 +4,24 @@
 // expanded over the window widened to whole UTC days, kept, and later windows
 // inside that range are cut out of it with a binary search. A new version of
 // a calendar is a new ParsedCalendar object, so its entries go with the old one.
-import { expandBusy, type BusyOptions, type ParsedCalendar } from './ics.js';
+// Expansion is cooperative (other requests of the process run meanwhile), and
+// a range that went over the expansion limit is remembered, so that the same
+// read, or one over more days, is refused without paying for it again.
+import { CalendarSourceError } from './errors.js';
+import { expandBusyCooperatively, type BusyOptions, type ParsedCalendar } from './ics.js';
 import type { Interval } from './intervals.js';
 import { DAY_MS } from './zone.js';
 
 export interface BusyCache {
-  /** Same result as expandBusy(calendar, window, options): merged, sorted, clipped to the window. */
-  busy(calendar: ParsedCalendar, window: Interval, options: BusyOptions): Interval[];
+  /**
+   * Same result as expandBusy(calendar, window, options): merged, sorted, clipped to the window; rejects with
+   * the CalendarSourceError expandBusy would throw.
+   */
+  busy(calendar: ParsedCalendar, window: Interval, options: BusyOptions): Promise<Interval[]>;
 }
 
 export interface BusyCacheOptions {
-  /** Ranges kept per calendar version (least recently used go first); default 4. */
+  /** Ranges kept per calendar version (least recently used go first), and as many failed ones; default 4. */
   maxRangesPerCalendar?: number;
   /** What windows are widened to before expanding; default whole UTC days. */
   alignMs?: number;
@@ -23,32 +30,56 @@ export interface BusyCacheOptions {
 interface Entry {
   key: string;
   range: Interval;
-  /** Merged and sorted, so a window is a contiguous run of it. */
-  busy: Interval[];
+  /** Merged and sorted, so a window is a contiguous run of it; pending while it is expanded, shared by the reads meanwhile. */
+  busy: Promise<Interval[]>;
+}
+
+/** A range whose expansion went over the limit (ERR_ICS_EXPANSION_LIMIT). */
+interface Failure {
+  key: string;
+  range: Interval;
+  error: CalendarSourceError;
 }
 
 export function createBusyCache(options: BusyCacheOptions = {}): BusyCache {
   const maxRanges = options.maxRangesPerCalendar ?? 4;
   const align = options.alignMs ?? DAY_MS;
   const entries = new WeakMap<ParsedCalendar, Entry[]>();
+  const failures = new WeakMap<ParsedCalendar, Failure[]>();
 
   return {
-    busy(calendar, window, busyOptions) {
-      const key = `${busyOptions.timeZone}|${busyOptions.tentative ?? 'busy'}|${busyOptions.maxIterationsPerSeries ?? ''}`;
+    async busy(calendar, window, busyOptions) {
+      const key = `${busyOptions.timeZone}|${busyOptions.tentative ?? 'busy'}|${busyOptions.maxIterationsPerSeries ?? ''}|${busyOptions.maxIterations ?? ''}`;
       const list = entries.get(calendar) ?? [];
       const hit = list.findIndex((e) => e.key === key && e.range.start <= window.start && e.range.end >= window.end);
       if (hit >= 0) {
         const entry = list[hit]!;
         list.splice(hit, 1);
         list.unshift(entry);
-        return cut(entry.busy, window);
+        return cut(await entry.busy, window);
       }
       const range = { start: Math.floor(window.start / align) * align, end: Math.ceil(window.end / align) * align };
-      const entry: Entry = { key, range, busy: expandBusy(calendar, range, busyOptions) };
+      // Iterating a range that holds another takes at least as many iterations of every rule (it starts no
+      // later and stops no sooner), so a range that holds one that went over the limit goes over it too.
+      const known = failures.get(calendar)?.find((f) => f.key === key && range.start <= f.range.start && range.end >= f.range.end);
+      if (known) throw known.error;
+      const entry: Entry = { key, range, busy: expandBusyCooperatively(calendar, range, busyOptions) };
       list.unshift(entry);
       if (list.length > maxRanges) list.length = maxRanges;
       entries.set(calendar, list);
-      return cut(entry.busy, window);
+      try {
+        return cut(await entry.busy, window);
+      } catch (err) {
+        const at = list.indexOf(entry);
+        if (at >= 0) list.splice(at, 1);
+        if (err instanceof CalendarSourceError && err.code === 'ERR_ICS_EXPANSION_LIMIT') {
+          const failed = failures.get(calendar) ?? [];
+          failed.unshift({ key, range, error: err });
+          if (failed.length > maxRanges) failed.length = maxRanges;
+          failures.set(calendar, failed);
+        }
+        throw err;
+      }
     },
   };
 }

@@ -206,7 +206,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     for (const calendar of chosen) {
       try {
         const parsed = await loader.load(calendar);
-        busy.push(...busyCache.busy(parsed, window, { timeZone: user.timeZone, tentative }));
+        busy.push(...(await busyCache.busy(parsed, window, { timeZone: user.timeZone, tentative })));
         const old = loader.staleness?.(calendar);
         // Not an error response, so not held to RFC 6749 §5.2: the message reaches the person as written.
         if (old) stale.push({ calendar: old.calendar, fetchedAt: toUtcIso(old.fetchedAt), error_description: old.reason });

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createBusyCache } from '../../src/calendar/busy-cache.js';
+import { CalendarSourceError } from '../../src/calendar/errors.js';
 import { expandBusy, parseCalendar, type ParsedCalendar } from '../../src/calendar/ics.js';
 
 const owner = parseCalendar(readFileSync(new URL('../../fixtures/owner.ics', import.meta.url), 'utf8'), 'owner');
@@ -25,40 +26,73 @@ function counted(calendar: ParsedCalendar): { calendar: ParsedCalendar; expansio
 }
 
 describe('createBusyCache', () => {
-  it('answers exactly as expandBusy does (property)', () => {
+  it('answers exactly as expandBusy does (property)', async () => {
     const cache = createBusyCache();
-    fc.assert(
-      fc.property(
+    await fc.assert(
+      fc.asyncProperty(
         fc.constantFrom(owner, status),
         fc.integer({ min: Date.UTC(2022, 0, 1) / HOUR, max: Date.UTC(2027, 0, 1) / HOUR }),
         fc.integer({ min: 1, max: 24 * 40 }),
         fc.integer({ min: 0, max: 59 }),
         fc.constantFrom('Europe/Berlin', 'America/Vancouver', 'Australia/Sydney'),
         fc.constantFrom<'busy' | 'free'>('busy', 'free'),
-        (calendar, startHour, hours, minute, timeZone, tentative) => {
+        async (calendar, startHour, hours, minute, timeZone, tentative) => {
           const window = { start: startHour * HOUR + minute * 60_000, end: (startHour + hours) * HOUR };
           const options = { timeZone, tentative };
-          expect(cache.busy(calendar, window, options)).toEqual(expandBusy(calendar, window, options));
+          expect(await cache.busy(calendar, window, options)).toEqual(expandBusy(calendar, window, options));
           // A window inside the one just asked: served from the same range.
           const inner = { start: window.start + 60_000, end: Math.max(window.start + 120_000, window.end - HOUR) };
-          expect(cache.busy(calendar, inner, options)).toEqual(expandBusy(calendar, inner, options));
+          expect(await cache.busy(calendar, inner, options)).toEqual(expandBusy(calendar, inner, options));
         },
       ),
       { numRuns: 150 },
     );
   });
 
-  it('expands once for repeated calls whose window moves within the day, and again for another zone', () => {
+  it('expands once for repeated calls whose window moves within the day, and again for another zone', async () => {
     const { calendar, expansions } = counted(owner);
     const cache = createBusyCache();
     const now = Date.UTC(2026, 10, 30, 8, 0);
-    for (let i = 0; i < 5; i++) cache.busy(calendar, { start: now + i * 60_000, end: now + i * 60_000 + 7 * DAY - 9 * HOUR }, { timeZone: 'Europe/Berlin' });
+    for (let i = 0; i < 5; i++) await cache.busy(calendar, { start: now + i * 60_000, end: now + i * 60_000 + 7 * DAY - 9 * HOUR }, { timeZone: 'Europe/Berlin' });
     expect(expansions()).toBe(1);
-    cache.busy(calendar, { start: now, end: now + DAY }, { timeZone: 'America/New_York' });
+    await cache.busy(calendar, { start: now, end: now + DAY }, { timeZone: 'America/New_York' });
     expect(expansions()).toBe(2);
-    cache.busy(calendar, { start: now, end: now + DAY }, { timeZone: 'Europe/Berlin', tentative: 'free' });
+    await cache.busy(calendar, { start: now, end: now + DAY }, { timeZone: 'Europe/Berlin', tentative: 'free' });
     expect(expansions()).toBe(3);
-    cache.busy(calendar, { start: now + 30 * DAY, end: now + 31 * DAY }, { timeZone: 'Europe/Berlin' });
+    await cache.busy(calendar, { start: now + 30 * DAY, end: now + 31 * DAY }, { timeZone: 'Europe/Berlin' });
     expect(expansions()).toBe(4);
+  });
+
+  it('shares one expansion among reads of the same range made while it runs', async () => {
+    const { calendar, expansions } = counted(owner);
+    const cache = createBusyCache();
+    const now = Date.UTC(2026, 10, 30, 8, 0);
+    const reads = [0, 1, 2].map((i) => cache.busy(calendar, { start: now + i * 60_000, end: now + 7 * DAY }, { timeZone: 'Europe/Berlin' }));
+    const answers = await Promise.all(reads);
+    expect(expansions()).toBe(1);
+    expect(answers[0]).toEqual(expandBusy(owner, { start: now, end: now + 7 * DAY }, { timeZone: 'Europe/Berlin' }));
+  });
+
+  it('remembers a range that went over the expansion limit: refused again without expanding, and so is a range holding it; a range inside it is tried', async () => {
+    const { calendar, expansions } = counted(owner);
+    const cache = createBusyCache();
+    const options = { timeZone: 'Europe/Berlin', maxIterations: 10 };
+    const now = Date.UTC(2026, 10, 30, 8, 0);
+    const refusal = (window: { start: number; end: number }) => cache.busy(calendar, window, options).then(() => undefined, (err: unknown) => err);
+    const first = await refusal({ start: now, end: now + 7 * DAY });
+    expect(first).toBeInstanceOf(CalendarSourceError);
+    expect((first as CalendarSourceError).code).toBe('ERR_ICS_EXPANSION_LIMIT');
+    expect(expansions()).toBe(1);
+    // The same read a minute later, and one over more days: the same refusal, nothing expanded.
+    expect(await refusal({ start: now + 60_000, end: now + 7 * DAY })).toBe(first);
+    expect(await refusal({ start: now - DAY, end: now + 30 * DAY })).toBe(first);
+    expect(expansions()).toBe(1);
+    // Fewer days may take fewer iterations: tried again. Other settings are another expansion.
+    await refusal({ start: now + 2 * DAY, end: now + 3 * DAY });
+    expect(expansions()).toBe(2);
+    expect(await cache.busy(calendar, { start: now, end: now + 7 * DAY }, { timeZone: 'Europe/Berlin' })).toEqual(
+      expandBusy(owner, { start: now, end: now + 7 * DAY }, { timeZone: 'Europe/Berlin' }),
+    );
+    expect(expansions()).toBe(3);
   });
 });

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CalendarSourceError } from '../../src/calendar/errors.js';
 import { toUtcIso } from '../../src/calendar/format.js';
-import { expandBusy, expandInstances, parseCalendar, type BusyOptions } from '../../src/calendar/ics.js';
+import { expandBusy, expandBusyCooperatively, expandInstances, parseCalendar, type BusyOptions } from '../../src/calendar/ics.js';
 
 const utc = Date.UTC;
 const DAY = 86_400_000;
@@ -216,6 +216,41 @@ describe('recurrence', () => {
     expect([error.code, error.line]).toEqual(['ERR_ICS_EXPANSION_LIMIT', 4]);
     const everySecond = ics(event('DTSTART:20260101T000000Z', 'DURATION:PT1S', 'RRULE:FREQ=SECONDLY'));
     expect(sourceError(() => busy(everySecond, utc(2026, 0, 1), utc(2026, 0, 8))).code).toBe('ERR_ICS_EXPANSION_LIMIT');
+  });
+
+  it('refuses a calendar whose series together need more iterations than allowed, each under its own limit, naming the calendar', () => {
+    // Found in review: 60 series of RRULE:FREQ=SECONDLY;INTERVAL=25 (8 KB) took ~38,000 iterations each for a week,
+    // under the per-series limit, 23 s in all (test/security/expansion-budget.test.ts reads that one over HTTP).
+    // Here 60 daily series from 2000, moved ahead to the window: about a dozen iterations each for a week.
+    const daily = ics(Array.from({ length: 60 }, (_, i) => event(`DTSTART:20000101T${String(i % 24).padStart(2, '0')}0000Z`, 'DURATION:PT1M', 'RRULE:FREQ=DAILY')).join('\n'));
+    const week = { from: utc(2026, 4, 4), to: utc(2026, 4, 11) };
+    expect(busy(daily, week.from, week.to, { maxIterationsPerSeries: 20, maxIterations: 1_000 })).toHaveLength(7 * 24);
+    const error = sourceError(() => busy(daily, week.from, week.to, { maxIterationsPerSeries: 20, maxIterations: 500 }));
+    expect([error.code, error.calendar, error.line]).toEqual(['ERR_ICS_EXPANSION_LIMIT', 'test', undefined]);
+    expect(error.message).toMatch(/^Calendar "test": .*more than 500 repetitions/);
+  });
+
+  it('expands cooperatively to the same answer and the same refusal, letting the event loop run between steps', async () => {
+    const calendar = parseCalendar(
+      ics(Array.from({ length: 2 }, (_, i) => event(`DTSTART:2026010${i + 1}T000000Z`, 'DURATION:PT10S', 'RRULE:FREQ=SECONDLY;INTERVAL=25')).join('\n')),
+      'test',
+    );
+    const window = { start: utc(2026, 4, 4), end: utc(2026, 4, 5) };
+    let ticks = 0;
+    let ticking = true;
+    const tick = () => {
+      ticks++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const cooperative = await expandBusyCooperatively(calendar, window, { timeZone: 'UTC' });
+    ticking = false;
+    expect(cooperative).toEqual(expandBusy(calendar, window, { timeZone: 'UTC' }));
+    // About 2 × 17,000 iterations (the window and two days either side): a step every 100 units of work.
+    expect(ticks).toBeGreaterThan(100);
+    const refused = await expandBusyCooperatively(calendar, window, { timeZone: 'UTC', maxIterations: 1_000 }).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(CalendarSourceError);
+    expect((refused as CalendarSourceError).code).toBe('ERR_ICS_EXPANSION_LIMIT');
   });
 
   it('moves an hourly, minutely or secondly series without COUNT ahead to the window by whole periods, with the same instances', () => {

@@ -80,17 +80,17 @@ describe('random calendars, end to end (property-based)', () => {
     );
   });
 
-  it('give slots that avoid busy time and buffers, keep to the window, working hours and step, and start as early as possible', () => {
+  it('give slots that avoid busy time and buffers, keep to the window, working hours and step, and start as early as possible', async () => {
     const cache = createBusyCache();
-    fc.assert(
-      fc.property(randomCalendar, options, (calendar, o) => {
+    await fc.assert(
+      fc.asyncProperty(randomCalendar, options, async (calendar, o) => {
         const parsed = parseCalendar(toIcs(calendar), 'random');
         const zone = o.searchZone ?? calendar.ownerZone;
         const from = anchorInstant(calendar) + o.startShiftMinutes * MIN;
         const to = from + o.windowMinutes * MIN;
         const hours = parseWorkingHours(o.hours);
         // Busy time as the backend serves it (cached, clipped to a window that covers the buffers).
-        const busy = cache.busy(parsed, { start: from - DAY, end: to + DAY }, { timeZone: calendar.ownerZone, tentative: o.tentative });
+        const busy = await cache.busy(parsed, { start: from - DAY, end: to + DAY }, { timeZone: calendar.ownerZone, tentative: o.tentative });
         const slots = findSlots(busy, {
           durationMs: o.durationMinutes * MIN,
           from,
