@@ -47,7 +47,7 @@ export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
     if (decision === 'deny') {
       const taken = await take(ctx, pending, now, 'deny');
       if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
-      await audit(ctx, { event: 'consent', user: taken.userId, client: taken.clientId, resource: taken.resource, detail: { decision: 'denied', scope: taken.scope } });
+      await audit(ctx, { event: 'consent', user: taken.userId, client: taken.clientId, resource: taken.resource, detail: { decision: 'denied', scope: taken.scope, ...flowOf(ctx, taken) } });
       req.log.info({ client: taken.clientId }, 'consent denied');
       return redirectToClient(reply, ctx, taken.redirectUri, { error: 'access_denied', error_description: 'The user denied the request.', state: taken.state ?? undefined }, 303);
     }
@@ -104,6 +104,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
     resource: taken.resource,
     detail: {
       decision: 'approved',
+      ...flowOf(ctx, taken),
       scope: grant.scope,
       authorization_details: details,
       max_depth: grant.maxDepth,
@@ -167,7 +168,21 @@ export function narrows(before: GrantRecord, after: GrantRecord): boolean {
  * second page (RFC 8628 §3.3; found in review: Deny on one page, Approve on another made a 90-day grant).
  */
 function take(ctx: AuthContext, pending: AuthRequestRecord, now: number, decision: 'approve' | 'deny'): Promise<AuthRequestRecord | undefined> {
-  return pending.redirectUri === `${ctx.issuer}${DEVICE_DONE_PATH}` ? ctx.store.takeDeviceAuthRequest(pending.id, now, decision) : ctx.store.takeAuthRequest(pending.id, now);
+  return viaDevice(ctx, pending) ? ctx.store.takeDeviceAuthRequest(pending.id, now, decision) : ctx.store.takeAuthRequest(pending.id, now);
+}
+
+/** Whether the device flow made this request (its redirect URI is this server's /device/done). */
+function viaDevice(ctx: AuthContext, request: AuthRequestRecord): boolean {
+  return request.redirectUri === `${ctx.issuer}${DEVICE_DONE_PATH}`;
+}
+
+/**
+ * What a consent record says of the flow: the device flow's approvals say so (found in review: an owner asking "what
+ * did I approve for another device?", the flow SECURITY.md singles out for remote phishing, could not tell them from
+ * local ones).
+ */
+function flowOf(ctx: AuthContext, request: AuthRequestRecord): { via?: 'device' } {
+  return viaDevice(ctx, request) ? { via: 'device' } : {};
 }
 
 /**

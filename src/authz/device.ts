@@ -206,7 +206,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
     if (body.decision === 'cancel') {
       await ctx.store.settleDeviceAuthorization(found.state, { status: 'denied' }, now);
       // A consent decision like Deny on the consent page, and on the record the same way (found in review: Cancel wrote none).
-      await audit(ctx, { event: 'consent', user: signedIn.user.id, client: found.clientId, resource: found.resource, detail: { decision: 'denied', scope: found.scope } });
+      await audit(ctx, { event: 'consent', user: signedIn.user.id, client: found.clientId, resource: found.resource, detail: { decision: 'denied', scope: found.scope, via: 'device' } });
       return renderDeviceDone(reply, false);
     }
     const context = await requestContext(ctx, found);
@@ -291,7 +291,7 @@ async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: Form
       throw new DeviceError('invalid_grant', 'The device code was used already.');
     case 'approved':
       req.log.info({ client: client.clientId }, 'device authorization redeemed');
-      return redeemAuthorizationCode(ctx, client, { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: poll.record.resource }, { byOwner });
+      return redeemAuthorizationCode(ctx, client, { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: poll.record.resource }, { byOwner, grantType: GRANT_TYPE_DEVICE_CODE });
   }
 }
 

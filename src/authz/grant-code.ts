@@ -23,9 +23,15 @@ export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRec
 
 /**
  * Redeems a code (for the device grant too, device.ts, which checks its poll's owner assertion itself). `byOwner`:
- * the request proved it is the owner's CLI, so the code must be the owner's.
+ * the request proved it is the owner's CLI, so the code must be the owner's. `grantType`: the grant the client used,
+ * as the issuance's audit record names it (the device grant's URN for a device poll).
  */
-export async function redeemAuthorizationCode(ctx: AuthContext, client: ClientRecord, body: FormBody, proof: { byOwner: boolean }): Promise<Record<string, unknown>> {
+export async function redeemAuthorizationCode(
+  ctx: AuthContext,
+  client: ClientRecord,
+  body: FormBody,
+  proof: { byOwner: boolean; grantType?: string },
+): Promise<Record<string, unknown>> {
   const code = required(body, 'code');
   const redirectUri = required(body, 'redirect_uri');
   const verifier = single(body, 'code_verifier');
@@ -71,7 +77,7 @@ export async function redeemAuthorizationCode(ctx: AuthContext, client: ClientRe
     grant: grant.id,
     resource: grant.resource,
     actors: [client.clientId, grant.userId],
-    detail: { grant_type: 'authorization_code', scope: pair.access.claims.scope, jti: pair.access.claims.jti },
+    detail: { grant_type: proof.grantType ?? 'authorization_code', scope: pair.access.claims.scope, jti: pair.access.claims.jti },
   });
   return tokenResponse(ctx, pair);
 }

@@ -205,6 +205,25 @@ describe('device authorization grant', () => {
     expect(decodeJwt(String(calendar.body.access_token)).act).toEqual({ sub: 'calendar-agent', act: { sub: clientId } });
   });
 
+  // Found in review (audit-trail): the device flow's approvals and issuances read like local ones (grant_type
+  // authorization_code, nothing in the consent record), though it is the flow singled out for remote phishing.
+  it('puts the device flow on the audit log as such: the consent says via device, the issuance names the device grant', async () => {
+    const clientId = await registerDeviceClient();
+    const device = await startDevice(clientId);
+    const before = (await authz.store.listAudit()).length;
+    await decide(device.verification_uri_complete, 'approve');
+    expect((await poll(clientId, device.device_code)).status).toBe(200);
+    const records = (await authz.store.listAudit()).slice(before);
+    expect(records.find((r) => r.event === 'consent')?.detail).toMatchObject({ decision: 'approved', via: 'device' });
+    expect(records.find((r) => r.event === 'token_issued')?.detail).toMatchObject({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code' });
+    for (const decision of ['deny', 'cancel'] as const) {
+      const denied = await startDevice(clientId);
+      const from = (await authz.store.listAudit()).length;
+      await decide(denied.verification_uri_complete, decision);
+      expect((await authz.store.listAudit()).slice(from).find((r) => r.event === 'consent')?.detail, decision).toMatchObject({ decision: 'denied', via: 'device' });
+    }
+  });
+
   it('says access_denied when the user denies on the consent page or cancels at the code', async () => {
     const clientId = await registerDeviceClient();
     for (const decision of ['deny', 'cancel'] as const) {
