@@ -8,6 +8,7 @@
 import ICAL from 'ical.js';
 import { CalendarSourceError } from './errors.js';
 import { dateMatchesParts } from './ics-rules.js';
+import { periodRuleIterator } from './ics-periods.js';
 import type { EventEnd, EventSeries, EventTiming, Availability, ParsedCalendar, InstanceOverride } from './ics-parse.js';
 import { dateOf, instantOf, wallOf, wallZoneOf, type CalendarTime } from './ics-time.js';
 import type { Interval } from './intervals.js';
@@ -162,8 +163,11 @@ function* expandSeries(series: EventSeries, window: Interval, options: ExpandOpt
   const cap = options.maxIterationsPerSeries ?? DEFAULT_MAX_ITERATIONS_PER_SERIES;
   for (const rule of series.rules) {
     if (endsBefore(rule, master.start.time, wallFrom)) continue;
-    const { iterated, count } = iterableRule(ruleInWallTime(rule, master.start, zone));
-    const iterator = iterated.iterator(fastForward(master.start.time, rule, wallFrom));
+    const wallRule = ruleInWallTime(rule, master.start, zone);
+    // ical.js expands whole families of rules to the wrong days (yearly, monthly, BYSETPOS): ics-periods.ts expands those.
+    const own = periodRuleIterator(wallRule, master.start.time, wallFrom, wallTo);
+    const { iterated, count } = own ? { iterated: wallRule, count: undefined } : iterableRule(wallRule);
+    const iterator = own ?? iterated.iterator(fastForward(master.start.time, rule, wallFrom));
     let iterations = 0;
     let counted = 0;
     for (let t = iterator.next(); t; t = iterator.next()) {

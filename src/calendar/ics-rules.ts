@@ -51,6 +51,8 @@ export function recurRuleProblem(value: string): string | undefined {
   if (byday && !['MONTHLY', 'YEARLY'].includes(freq) && byday.split(',').some((d) => /\d/.test(d))) {
     return `BYDAY with a number is only allowed with FREQ=MONTHLY or YEARLY.`;
   }
+  // RFC 5545 §3.3.10 as corrected (erratum 3779): a numbered BYDAY MUST NOT come with BYWEEKNO; what it would mean is not defined.
+  if (byday && parts.has('BYWEEKNO') && byday.split(',').some((d) => /\d/.test(d))) return 'BYDAY with a number is not allowed with BYWEEKNO.';
   if ((freq === 'SECONDLY' || freq === 'MINUTELY') && DAY_LEVEL_PARTS.some((p) => parts.has(p))) {
     // Not an RFC restriction: such rules can make ical.js step through months
     // of seconds or minutes between matches, which no calendar program writes.
@@ -60,6 +62,9 @@ export function recurRuleProblem(value: string): string | undefined {
   // rule from 1900 held the server for 47 s.
   if (freq === 'SECONDLY' && (parts.has('BYHOUR') || parts.has('BYMINUTE'))) return 'FREQ=SECONDLY combined with BYHOUR or BYMINUTE is not supported.';
   if (freq === 'MINUTELY' && parts.has('BYHOUR')) return 'FREQ=MINUTELY combined with BYHOUR is not supported.';
+  // ical.js ignores BYSETPOS in these (as it did in DAILY and WEEKLY rules, now expanded in ics-periods.ts), so it
+  // would read such a rule as other times: refused rather than answered wrongly. No calendar program writes one.
+  if (['HOURLY', 'MINUTELY', 'SECONDLY'].includes(freq) && parts.has('BYSETPOS')) return `FREQ=${freq} combined with BYSETPOS is not supported.`;
   return undefined;
 }
 

@@ -1,0 +1,297 @@
+// Recurrence rules (RFC 5545 §3.3.10) that delegate expands itself, period by
+// period, because ical.js 2.2.1 gets them wrong: every FREQ=YEARLY and
+// FREQ=MONTHLY rule, and DAILY or WEEKLY rules with BYSETPOS. Found in review
+// (calendar) and by running every example of RFC 5545 §3.8.5.3: BYWEEKNO=20;
+// BYDAY=MO gave every Monday but week 20's, BYDAY=MO;BYSETPOS=1 and BYDAY=20MO
+// without BYMONTH every Monday; compared with python-dateutil, ical.js also
+// skipped a MONTHLY rule's first BYMONTH month, ignored INTERVAL with BYMONTH,
+// moved BYDAY instances to the 1st with BYHOUR, and ignored BYSETPOS in DAILY
+// and WEEKLY rules. A calendar read that trusts those dates offers a slot
+// inside a real meeting.
+//
+// Each period (a year, month, week starting on WKST, or day; INTERVAL periods
+// apart from DTSTART's) gives its candidate days: BYMONTH, BYWEEKNO (ISO 8601
+// weeks starting on WKST: week 1 holds four days of the year, and the year's
+// weeks are its period), BYYEARDAY, BYMONTHDAY and BYDAY each limit them; then
+// the times (BYHOUR, BYMINUTE, BYSECOND, else DTSTART's); then BYSETPOS picks
+// among the period's instances; then COUNT and UNTIL, as ical.js counts them.
+// The caller (ics-expand.ts) applies the window, EXDATE, RDATE, overrides and
+// the iteration limit exactly as for ical.js's dates. Pure.
+import ICAL from 'ical.js';
+import { DAY_MS } from './zone.js';
+
+/** What ics-expand.ts iterates: the next instance start, or null when the rule has no more. */
+export interface RuleIterator {
+  next(): ICAL.Time | null;
+}
+
+type Frequency = 'YEARLY' | 'MONTHLY' | 'WEEKLY' | 'DAILY';
+
+const WEEKDAYS = ['SU', 'MO', 'TU', 'WE', 'TH', 'FR', 'SA'];
+const BYDAY_ITEM = /^([+-]?\d{1,2})?(SU|MO|TU|WE|TH|FR|SA)$/;
+
+interface WeekdayPart {
+  /** 0 = Sunday, as Date#getUTCDay. */
+  weekday: number;
+  /** The nth such weekday of the month or year (negative: from its end), or undefined for every one. */
+  nth?: number;
+}
+
+/** The rule's parts, read once. */
+interface RuleParts {
+  freq: Frequency;
+  months?: number[];
+  weekNumbers?: number[];
+  yearDays?: number[];
+  monthDays?: number[];
+  weekdays?: WeekdayPart[];
+  hours: number[];
+  minutes: number[];
+  seconds: number[];
+  setPositions?: number[];
+  /** The first day of the week, 0 = Sunday. */
+  weekStart: number;
+}
+
+/**
+ * The instances of a rule delegate expands itself, in the order ical.js
+ * yields them (DTSTART first, then every later instance in time order), or
+ * undefined for a rule ical.js iterates correctly. Periods wholly before
+ * `wallFrom` are skipped when COUNT does not need them counted; iteration ends
+ * with the period that starts after `wallTo` (wall-clock milliseconds, as
+ * wallOf gives).
+ */
+export function periodRuleIterator(rule: ICAL.Recur, dtstart: ICAL.Time, wallFrom: number, wallTo: number): RuleIterator | undefined {
+  const ownFrequency = rule.freq === 'YEARLY' || rule.freq === 'MONTHLY' || ((rule.freq === 'WEEKLY' || rule.freq === 'DAILY') && rule.parts.BYSETPOS !== undefined);
+  if (!ownFrequency) return undefined;
+  const instances = ruleInstances(rule, rule.freq as Frequency, dtstart, wallFrom, wallTo);
+  return {
+    next() {
+      const step = instances.next();
+      return step.done ? null : step.value;
+    },
+  };
+}
+
+function* ruleInstances(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time, wallFrom: number, wallTo: number): Generator<ICAL.Time> {
+  const parts = readParts(rule, freq, dtstart);
+  const interval = rule.interval || 1;
+  const start = utc(dtstart.year, dtstart.month - 1, dtstart.day) + ((dtstart.hour * 60 + dtstart.minute) * 60 + dtstart.second) * 1000;
+  yield dtstart.clone();
+  let counted = 1;
+  if (rule.count && counted >= rule.count) return;
+
+  const periods = new Periods(parts, utc(dtstart.year, dtstart.month - 1, dtstart.day));
+  // Without COUNT, the periods before the window need not be walked: each one's instances depend on it alone.
+  // A period's instances may begin a few days before it is named for (week 1 in December), so start a week early.
+  let index = 0;
+  if (!rule.count) {
+    const skip = periods.indexOf(wallFrom - 7 * DAY_MS);
+    if (skip > 0) index = Math.floor(skip / interval) * interval;
+  }
+  for (; ; index += interval) {
+    const period = periods.at(index);
+    if (period.first > wallTo) return;
+    for (const [day, seconds] of instancesOf(period, parts, dtstart.isDate)) {
+      if (day + seconds * 1000 <= start) continue;
+      const date = new Date(day);
+      const time = ICAL.Time.fromData(
+        {
+          year: date.getUTCFullYear(),
+          month: date.getUTCMonth() + 1,
+          day: date.getUTCDate(),
+          hour: Math.floor(seconds / 3600),
+          minute: Math.floor(seconds / 60) % 60,
+          second: seconds % 60,
+          isDate: dtstart.isDate,
+        },
+        dtstart.zone,
+      );
+      if (rule.until && time.compare(rule.until) > 0) return;
+      yield time;
+      if (rule.count && ++counted >= rule.count) return;
+    }
+  }
+}
+
+function readParts(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time): RuleParts {
+  const p = rule.parts as Record<string, unknown>;
+  const numbers = (name: string): number[] | undefined => {
+    const value = p[name];
+    return Array.isArray(value) && value.length > 0 ? value.map(Number) : undefined;
+  };
+  const weekdays = (p.BYDAY as string[] | undefined)?.map((item): WeekdayPart => {
+    const m = BYDAY_ITEM.exec(String(item).toUpperCase());
+    // ics-rules.ts has checked every BYDAY value as written before ical.js read it.
+    if (!m) throw new Error(`BYDAY value ${item} is not a weekday.`);
+    return { weekday: WEEKDAYS.indexOf(m[2]!), ...(m[1] === undefined ? {} : { nth: Number(m[1]) }) };
+  });
+  let months = numbers('BYMONTH');
+  let monthDays = numbers('BYMONTHDAY');
+  const weekNumbers = numbers('BYWEEKNO');
+  const yearDays = numbers('BYYEARDAY');
+  let byDay = weekdays?.length ? weekdays : undefined;
+  // RFC 5545 §3.3.10: what the rule does not say comes from DTSTART: a yearly rule's month and day, a monthly
+  // rule's day, a weekly rule's weekday.
+  if (!weekNumbers && !yearDays && !monthDays && !byDay) {
+    if (freq === 'YEARLY' || freq === 'MONTHLY') monthDays = [dtstart.day];
+    if (freq === 'YEARLY') months ??= [dtstart.month];
+    if (freq === 'WEEKLY') byDay = [{ weekday: (dtstart.dayOfWeek() - 1) % 7 }];
+  }
+  const sorted = (values: number[] | undefined, fallback: number) => [...new Set(values ?? [fallback])].sort((a, b) => a - b);
+  const setPositions = numbers('BYSETPOS');
+  return {
+    freq,
+    ...(months ? { months } : {}),
+    ...(weekNumbers ? { weekNumbers } : {}),
+    ...(yearDays ? { yearDays } : {}),
+    ...(monthDays ? { monthDays } : {}),
+    ...(byDay ? { weekdays: byDay } : {}),
+    hours: dtstart.isDate ? [0] : sorted(numbers('BYHOUR'), dtstart.hour),
+    minutes: dtstart.isDate ? [0] : sorted(numbers('BYMINUTE'), dtstart.minute),
+    seconds: dtstart.isDate ? [0] : sorted(numbers('BYSECOND'), dtstart.second),
+    ...(setPositions ? { setPositions } : {}),
+    // ical.js numbers weekdays from 1 = Sunday; WKST defaults to Monday.
+    weekStart: ((rule.wkst || ICAL.Time.MONDAY) - 1) % 7,
+  };
+}
+
+/** One period's days: [first, end) as wall midnights. */
+interface Period {
+  first: number;
+  end: number;
+}
+
+/** The rule's periods, numbered from DTSTART's (0). */
+class Periods {
+  private readonly year: number;
+  private readonly month0: number;
+  private readonly day: number;
+
+  constructor(
+    private readonly parts: RuleParts,
+    dtstartDay: number,
+  ) {
+    const date = new Date(dtstartDay);
+    // With BYWEEKNO a year is its weeks, so DTSTART's year is the one whose weeks hold it.
+    this.year = parts.weekNumbers ? weekYearOf(dtstartDay, date.getUTCFullYear(), parts.weekStart) : date.getUTCFullYear();
+    this.month0 = date.getUTCMonth();
+    // A weekly period starts on WKST.
+    this.day = parts.freq === 'WEEKLY' ? dtstartDay - ((date.getUTCDay() - parts.weekStart + 7) % 7) * DAY_MS : dtstartDay;
+  }
+
+  at(index: number): Period {
+    switch (this.parts.freq) {
+      case 'YEARLY': {
+        const year = this.year + index;
+        if (!this.parts.weekNumbers) return { first: utc(year, 0, 1), end: utc(year + 1, 0, 1) };
+        return { first: weekOneStart(year, this.parts.weekStart), end: weekOneStart(year + 1, this.parts.weekStart) };
+      }
+      case 'MONTHLY':
+        return { first: utc(this.year, this.month0 + index, 1), end: utc(this.year, this.month0 + index + 1, 1) };
+      case 'WEEKLY':
+        return { first: this.day + index * 7 * DAY_MS, end: this.day + (index + 1) * 7 * DAY_MS };
+      case 'DAILY':
+        return { first: this.day + index * DAY_MS, end: this.day + (index + 1) * DAY_MS };
+    }
+  }
+
+  /** The number of the period that holds `wall` (or, for years of weeks, about it: at most one less). */
+  indexOf(wall: number): number {
+    const date = new Date(wall);
+    switch (this.parts.freq) {
+      case 'YEARLY':
+        return date.getUTCFullYear() - 1 - this.year;
+      case 'MONTHLY':
+        return (date.getUTCFullYear() - this.year) * 12 + date.getUTCMonth() - this.month0;
+      case 'WEEKLY':
+        return Math.floor((wall - this.day) / (7 * DAY_MS));
+      case 'DAILY':
+        return Math.floor((wall - this.day) / DAY_MS);
+    }
+  }
+}
+
+/**
+ * One period's instances in time order, as [the day's wall midnight, seconds
+ * into the day]. The days and the times are each sorted, and every day has
+ * every time, so the nth instance is found without listing the period's (with
+ * BYHOUR, BYMINUTE and BYSECOND, up to some millions of) instances.
+ */
+function* instancesOf(period: Period, parts: RuleParts, isDate: boolean): Generator<[number, number]> {
+  const days = daysOf(period, parts);
+  const times = isDate ? [0] : parts.hours.flatMap((h) => parts.minutes.flatMap((m) => parts.seconds.map((s) => h * 3600 + m * 60 + s)));
+  const total = days.length * times.length;
+  const at = (index: number): [number, number] => [days[Math.floor(index / times.length)]!, times[index % times.length]!];
+  if (!parts.setPositions) {
+    for (let i = 0; i < total; i++) yield at(i);
+    return;
+  }
+  // BYSETPOS picks among the period's instances, counted from the start (1) or the end (-1).
+  const picked = new Set<number>();
+  for (const pos of parts.setPositions) {
+    const index = pos > 0 ? pos - 1 : total + pos;
+    if (index >= 0 && index < total) picked.add(index);
+  }
+  for (const index of [...picked].sort((a, b) => a - b)) yield at(index);
+}
+
+/** The days (wall midnights, sorted) of a period that every day-level part allows. */
+function daysOf(period: Period, parts: RuleParts): number[] {
+  const weeks = parts.weekNumbers?.map((n) => (n > 0 ? n : (period.end - period.first) / (7 * DAY_MS) + 1 + n));
+  // A numbered BYDAY counts within the month in a monthly rule or a yearly one with BYMONTH, else within the year.
+  const nthInMonth = parts.freq === 'MONTHLY' || parts.months !== undefined;
+  const out: number[] = [];
+  for (let day = period.first; day < period.end; day += DAY_MS) {
+    const date = new Date(day);
+    const y = date.getUTCFullYear();
+    const month = date.getUTCMonth() + 1;
+    const dayOfMonth = date.getUTCDate();
+    if (parts.months && !parts.months.includes(month)) continue;
+    if (weeks && !weeks.includes(Math.floor((day - period.first) / (7 * DAY_MS)) + 1)) continue;
+    if (parts.yearDays) {
+      const dayOfYear = (day - utc(y, 0, 1)) / DAY_MS + 1;
+      const length = (utc(y + 1, 0, 1) - utc(y, 0, 1)) / DAY_MS;
+      if (!parts.yearDays.some((n) => (n > 0 ? n : length + 1 + n) === dayOfYear)) continue;
+    }
+    if (parts.monthDays) {
+      const length = new Date(utc(y, month, 0)).getUTCDate();
+      if (!parts.monthDays.some((n) => (n > 0 ? n : length + 1 + n) === dayOfMonth)) continue;
+    }
+    if (parts.weekdays && !parts.weekdays.some((w) => weekdayMatches(date, w, nthInMonth))) continue;
+    out.push(day);
+  }
+  return out;
+}
+
+/** Whether a day is the weekday asked for and, when numbered, the nth of it within its month or its year. */
+function weekdayMatches(date: Date, part: WeekdayPart, inMonth: boolean): boolean {
+  if (date.getUTCDay() !== part.weekday) return false;
+  if (part.nth === undefined) return true;
+  const y = date.getUTCFullYear();
+  const periodStart = inMonth ? utc(y, date.getUTCMonth(), 1) : utc(y, 0, 1);
+  const periodEnd = inMonth ? utc(y, date.getUTCMonth() + 1, 1) : utc(y + 1, 0, 1);
+  const day = date.getTime();
+  const nth = part.nth > 0 ? Math.floor((day - periodStart) / (7 * DAY_MS)) + 1 : -(Math.floor((periodEnd - DAY_MS - day) / (7 * DAY_MS)) + 1);
+  return nth === part.nth;
+}
+
+/** The first day of week 1 of `year`: the week (starting on `weekStart`) that holds at least four days of the year. */
+function weekOneStart(year: number, weekStart: number): number {
+  const jan4 = utc(year, 0, 4);
+  const back = (new Date(jan4).getUTCDay() - weekStart + 7) % 7;
+  return jan4 - back * DAY_MS;
+}
+
+/** The year whose weeks (BYWEEKNO) hold `day`: week 1 of the next year may start in late December, and this one's in early January. */
+function weekYearOf(day: number, year: number, weekStart: number): number {
+  if (day >= weekOneStart(year + 1, weekStart)) return year + 1;
+  return day < weekOneStart(year, weekStart) ? year - 1 : year;
+}
+
+/** Date.UTC for a day (months may run over into other years), without its reading of years 0-99 as 1900-1999. */
+function utc(year: number, month0: number, day: number): number {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month0, day);
+  return date.getTime();
+}

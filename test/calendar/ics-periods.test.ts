@@ -1,0 +1,203 @@
+// The rules ics-periods.ts expands because ical.js 2.2.1 got them wrong:
+// yearly ones (review "calendar", finding 1: the review's cases, and the edges
+// of week numbering: week 1 starting in December, week 53, negative weeks,
+// WKST; BYSETPOS over a whole year; COUNT and UNTIL; EXDATE, overrides and
+// all-day dates applied to such a series as to any other), and monthly ones
+// and BYSETPOS in daily and weekly ones, where a comparison with
+// python-dateutil over random rules found ical.js wrong too.
+import { describe, expect, it } from 'vitest';
+import { CalendarSourceError } from '../../src/calendar/errors.js';
+import { toUtcIso } from '../../src/calendar/format.js';
+import { expandBusy, parseCalendar } from '../../src/calendar/ics.js';
+
+const utc = Date.UTC;
+
+function ics(...lines: string[]): string {
+  return ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//delegate tests//EN', 'BEGIN:VEVENT', 'UID:y@test', 'DTSTAMP:20250101T000000Z', ...lines, 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n');
+}
+
+/** Busy intervals as "start/end" UTC strings. */
+function busy(text: string, from: number, to: number, timeZone = 'UTC'): string[] {
+  return expandBusy(parseCalendar(text, 'test'), { start: from, end: to }, { timeZone }).map((i) => `${toUtcIso(i.start)}/${toUtcIso(i.end)}`);
+}
+
+/** The busy days ("YYYY-MM-DD", UTC) of an hour-long 09:00Z series over [from, to). */
+function days(rule: string, dtstart: string, from: number, to: number, ...extra: string[]): string[] {
+  return busy(ics(`DTSTART:${dtstart}`, 'DURATION:PT1H', `RRULE:${rule}`, ...extra), from, to).map((b) => b.slice(0, 10));
+}
+
+describe('yearly rules ical.js expanded wrongly (review "calendar", finding 1)', () => {
+  it('RFC 5545 §3.8.5.3 "Monday of week number 20": only 11 May in May 2026 (found in review: 4, 18 and 25 May)', () => {
+    const text = ics('DTSTART:19970512T090000Z', 'DTEND:19970512T100000Z', 'RRULE:FREQ=YEARLY;BYWEEKNO=20;BYDAY=MO');
+    expect(busy(text, utc(2026, 4, 1), utc(2026, 5, 1))).toEqual(['2026-05-11T09:00:00Z/2026-05-11T10:00:00Z']);
+  });
+
+  it('"the first Monday of the year" (BYSETPOS=1 without BYMONTH) is busy on no day of December (found in review: every Monday)', () => {
+    const text = ics('DTSTART:20260105T090000Z', 'DTEND:20260105T100000Z', 'RRULE:FREQ=YEARLY;BYDAY=MO;BYSETPOS=1');
+    expect(busy(text, utc(2026, 11, 1), utc(2027, 0, 1))).toEqual([]);
+    expect(busy(text, utc(2027, 0, 1), utc(2027, 1, 1))).toEqual(['2027-01-04T09:00:00Z/2027-01-04T10:00:00Z']);
+  });
+
+  it('the week-50 offsite in Berlin is 7 December 2026 only (ISO week 50), 09:00-17:00 CET', () => {
+    const text = ics('DTSTART;TZID=Europe/Berlin:20251208T090000', 'DTEND;TZID=Europe/Berlin:20251208T170000', 'RRULE:FREQ=YEARLY;BYWEEKNO=50;BYDAY=MO');
+    expect(busy(text, utc(2026, 11, 1), utc(2027, 0, 1), 'Europe/Berlin')).toEqual(['2026-12-07T08:00:00Z/2026-12-07T16:00:00Z']);
+  });
+
+  it('BYDAY=20MO and BYDAY=-1MO without BYMONTH: the 20th and the last Monday of the year', () => {
+    expect(days('FREQ=YEARLY;BYDAY=20MO', '20250519T090000Z', utc(2026, 0, 1), utc(2028, 0, 1))).toEqual(['2026-05-18', '2027-05-17']);
+    expect(days('FREQ=YEARLY;BYDAY=-1MO', '20251229T090000Z', utc(2026, 0, 1), utc(2028, 0, 1))).toEqual(['2026-12-28', '2027-12-27']);
+  });
+
+  it('BYSETPOS=-1 over the year: the last weekday of each year', () => {
+    expect(days('FREQ=YEARLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1', '20251231T090000Z', utc(2026, 0, 1), utc(2029, 0, 1))).toEqual(['2026-12-31', '2027-12-31', '2028-12-29']);
+  });
+});
+
+describe('week numbers (RFC 5545 §3.3.10: ISO 8601 weeks, starting on WKST)', () => {
+  it('week 1 may start in December: BYWEEKNO=1;BYDAY=MO is 29 December 2025, 4 January 2027, 3 January 2028', () => {
+    expect(days('FREQ=YEARLY;BYWEEKNO=1;BYDAY=MO', '20241230T090000Z', utc(2025, 6, 1), utc(2028, 1, 1))).toEqual(['2025-12-29', '2027-01-04', '2028-01-03']);
+  });
+
+  it('week 53 exists only in years that have it (2026, not 2027), and week -1 is each year’s last', () => {
+    expect(days('FREQ=YEARLY;BYWEEKNO=53;BYDAY=MO', '20201228T090000Z', utc(2026, 0, 1), utc(2029, 0, 1))).toEqual(['2026-12-28']);
+    expect(days('FREQ=YEARLY;BYWEEKNO=-1;BYDAY=MO', '20201228T090000Z', utc(2026, 0, 1), utc(2028, 0, 1))).toEqual(['2026-12-28', '2027-12-27']);
+  });
+
+  it('a week without BYDAY is all its seven days, including those in January of the next year', () => {
+    expect(days('FREQ=YEARLY;BYWEEKNO=53', '20201228T090000Z', utc(2026, 0, 1), utc(2027, 1, 1))).toEqual([
+      '2026-12-28',
+      '2026-12-29',
+      '2026-12-30',
+      '2026-12-31',
+      '2027-01-01',
+      '2027-01-02',
+      '2027-01-03',
+    ]);
+  });
+
+  it('WKST moves the weeks: week 2 of 2026 holds Monday 5 January with Monday starts (ISO), 12 January with Sunday starts', () => {
+    // 2026 begins on a Thursday: 29 Dec-4 Jan holds four days of 2026, so it is week 1 of Monday-weeks;
+    // 28 Dec-3 Jan holds only three, so Sunday-weeks' week 1 is 4-10 January.
+    expect(days('FREQ=YEARLY;BYWEEKNO=2;BYDAY=MO', '20250106T090000Z', utc(2026, 0, 1), utc(2026, 1, 1))).toEqual(['2026-01-05']);
+    expect(days('FREQ=YEARLY;BYWEEKNO=2;BYDAY=MO;WKST=SU', '20250106T090000Z', utc(2026, 0, 1), utc(2026, 1, 1))).toEqual(['2026-01-12']);
+  });
+
+  it('refuses BYDAY with a number together with BYWEEKNO (RFC 5545 erratum 3779: MUST NOT), naming the line', () => {
+    let error: unknown;
+    try {
+      parseCalendar(ics('DTSTART:20260105T090000Z', 'RRULE:FREQ=YEARLY;BYWEEKNO=2;BYDAY=1MO'), 'test');
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(CalendarSourceError);
+    expect([(error as CalendarSourceError).code, (error as CalendarSourceError).line]).toEqual(['ERR_ICS_RULE', 8]);
+  });
+});
+
+describe('a yearly series is limited and amended as any other', () => {
+  it('COUNT counts DTSTART as the first instance, and stops there', () => {
+    expect(days('FREQ=YEARLY;BYWEEKNO=20;BYDAY=MO;COUNT=3', '20240513T090000Z', utc(2024, 0, 1), utc(2030, 0, 1))).toEqual(['2024-05-13', '2025-05-12', '2026-05-11']);
+  });
+
+  it('UNTIL is inclusive, on the series’ own clock', () => {
+    const text = ics('DTSTART;TZID=Europe/Berlin:20241209T090000', 'DURATION:PT1H', 'RRULE:FREQ=YEARLY;BYWEEKNO=50;BYDAY=MO;UNTIL=20261207T080000Z');
+    expect(busy(text, utc(2024, 0, 1), utc(2030, 0, 1)).map((b) => b.slice(0, 10))).toEqual(['2024-12-09', '2025-12-08', '2026-12-07']);
+  });
+
+  it('INTERVAL=2 counts years from DTSTART’s', () => {
+    expect(days('FREQ=YEARLY;INTERVAL=2;BYWEEKNO=20;BYDAY=MO', '20240513T090000Z', utc(2024, 0, 1), utc(2029, 0, 1))).toEqual(['2024-05-13', '2026-05-11', '2028-05-15']);
+  });
+
+  it('EXDATE removes an instance and a RECURRENCE-ID override moves one', () => {
+    const text = [
+      'BEGIN:VCALENDAR',
+      'VERSION:2.0',
+      'PRODID:-//delegate tests//EN',
+      'BEGIN:VEVENT',
+      'UID:s@test',
+      'DTSTAMP:20250101T000000Z',
+      'DTSTART:20230515T090000Z',
+      'DURATION:PT1H',
+      'RRULE:FREQ=YEARLY;BYWEEKNO=20;BYDAY=MO',
+      'EXDATE:20250512T090000Z',
+      'END:VEVENT',
+      'BEGIN:VEVENT',
+      'UID:s@test',
+      'DTSTAMP:20250101T000000Z',
+      'RECURRENCE-ID:20260511T090000Z',
+      'DTSTART:20260512T140000Z',
+      'DURATION:PT1H',
+      'END:VEVENT',
+      'END:VCALENDAR',
+      '',
+    ].join('\r\n');
+    expect(busy(text, utc(2024, 0, 1), utc(2028, 0, 1))).toEqual([
+      '2024-05-13T09:00:00Z/2024-05-13T10:00:00Z',
+      '2026-05-12T14:00:00Z/2026-05-12T15:00:00Z',
+      '2027-05-17T09:00:00Z/2027-05-17T10:00:00Z',
+    ]);
+  });
+
+  it('an all-day yearly series covers the owner’s whole local day', () => {
+    const text = ics('DTSTART;VALUE=DATE:20251208', 'DTEND;VALUE=DATE:20251209', 'RRULE:FREQ=YEARLY;BYWEEKNO=50;BYDAY=MO');
+    expect(busy(text, utc(2026, 11, 1), utc(2027, 0, 1), 'Europe/Berlin')).toEqual(['2026-12-06T23:00:00Z/2026-12-07T23:00:00Z']);
+  });
+
+  it('a yearly rule from 1900 without COUNT reaches a window in 2026 promptly', () => {
+    const started = performance.now();
+    expect(days('FREQ=YEARLY;BYWEEKNO=20;BYDAY=MO,TU,WE,TH,FR', '19000514T090000Z', utc(2026, 4, 11), utc(2026, 4, 18))).toEqual([
+      '2026-05-11',
+      '2026-05-12',
+      '2026-05-13',
+      '2026-05-14',
+      '2026-05-15',
+    ]);
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
+  it('a yearly rule that never matches in the window (29 February on a Monday) costs little and gives nothing', () => {
+    const started = performance.now();
+    expect(days('FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO', '19000101T090000Z', utc(2026, 0, 1), utc(2027, 0, 1))).toEqual([]);
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('monthly rules, and BYSETPOS in daily and weekly ones (found comparing with python-dateutil)', () => {
+  it('MONTHLY;BYMONTH=8 from March: 12 August of every year, the first included (ical.js skipped 2022)', () => {
+    expect(days('FREQ=MONTHLY;BYMONTH=8', '20220312T090000Z', utc(2022, 3, 1), utc(2024, 11, 1))).toEqual(['2022-08-12', '2023-08-12', '2024-08-12']);
+  });
+
+  it('MONTHLY;INTERVAL=2 with BYMONTH keeps to every other month (ical.js also gave the months in between)', () => {
+    // From December 2021 every other month is Dec, Feb, Apr, …: of February and July, only February.
+    expect(days('FREQ=MONTHLY;INTERVAL=2;BYMONTH=7,2;BYDAY=TH', '20211202T090000Z', utc(2022, 0, 1), utc(2023, 0, 1))).toEqual([
+      '2022-02-03',
+      '2022-02-10',
+      '2022-02-17',
+      '2022-02-24',
+    ]);
+  });
+
+  it('MONTHLY;BYDAY=SU with BYHOUR: Sundays at those hours, also from a DTSTART on a Tuesday (ical.js then gave the 1st of the month)', () => {
+    const text = ics('DTSTART:20251104T090000Z', 'DURATION:PT1H', 'RRULE:FREQ=MONTHLY;BYMONTH=2,11;BYDAY=SU;BYHOUR=9,14');
+    expect(busy(text, utc(2026, 1, 1), utc(2026, 1, 10))).toEqual(['2026-02-01T09:00:00Z/2026-02-01T10:00:00Z', '2026-02-01T14:00:00Z/2026-02-01T15:00:00Z', '2026-02-08T09:00:00Z/2026-02-08T10:00:00Z', '2026-02-08T14:00:00Z/2026-02-08T15:00:00Z']);
+  });
+
+  it('WEEKLY;BYDAY=WE,FR;BYSETPOS=-1 is Fridays only (ical.js ignored BYSETPOS: Wednesdays too)', () => {
+    expect(days('FREQ=WEEKLY;BYDAY=WE,FR;BYSETPOS=-1', '20251205T090000Z', utc(2026, 0, 5), utc(2026, 0, 19))).toEqual(['2026-01-09', '2026-01-16']);
+  });
+
+  it('DAILY;BYHOUR=9,14;BYSETPOS=1 is 09:00 only (ical.js ignored BYSETPOS: 14:00 too)', () => {
+    const text = ics('DTSTART:20260101T090000Z', 'DURATION:PT1H', 'RRULE:FREQ=DAILY;BYHOUR=9,14;BYSETPOS=1');
+    expect(busy(text, utc(2026, 0, 5), utc(2026, 0, 7))).toEqual(['2026-01-05T09:00:00Z/2026-01-05T10:00:00Z', '2026-01-06T09:00:00Z/2026-01-06T10:00:00Z']);
+  });
+
+  it.each(['HOURLY', 'MINUTELY', 'SECONDLY'])('refuses FREQ=%s with BYSETPOS (ical.js ignores it), naming the line', (freq) => {
+    let error: unknown;
+    try {
+      parseCalendar(ics('DTSTART:20260105T090000Z', `RRULE:FREQ=${freq};BYSETPOS=1`), 'test');
+    } catch (err) {
+      error = err;
+    }
+    expect([(error as CalendarSourceError).code, (error as CalendarSourceError).line]).toEqual(['ERR_ICS_RULE', 8]);
+  });
+});
