@@ -8,7 +8,7 @@
 import ICAL from 'ical.js';
 import { CalendarSourceError } from './errors.js';
 import { dateMatchesParts } from './ics-rules.js';
-import { periodRuleIterator } from './ics-periods.js';
+import { EMPTY_PERIOD, periodRuleIterator } from './ics-periods.js';
 import type { EventEnd, EventSeries, EventTiming, Availability, ParsedCalendar, InstanceOverride } from './ics-parse.js';
 import { dateOf, instantOf, wallOf, wallZoneOf, type CalendarTime } from './ics-time.js';
 import type { Interval } from './intervals.js';
@@ -180,6 +180,7 @@ function* expandSeries(series: EventSeries, window: Interval, options: ExpandOpt
         );
       }
       if (iterate(work)) yield;
+      if (t === EMPTY_PERIOD) continue; // a period with no instance, counted all the same
       const wall = wallOf(t);
       if (wall >= wallTo) break;
       // RFC 5545 §3.3.10: DTSTART counts as the first instance, as ical.js counts it.

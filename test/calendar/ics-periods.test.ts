@@ -201,3 +201,21 @@ describe('monthly rules, and BYSETPOS in daily and weekly ones (found comparing 
     expect([(error as CalendarSourceError).code, (error as CalendarSourceError).line]).toEqual(['ERR_ICS_RULE', 8]);
   });
 });
+
+describe('periods without an instance count against the limits', () => {
+  // Found in review of the period expansion: a rule whose periods are mostly empty walked every day from year 1 in one
+  // uncounted call (about 0.85 s per series, the event loop held), and answered "no busy time" after all that.
+  it('refuses a daily BYSETPOS rule that finds a day once in four years, from year 1, as over the series limit', () => {
+    let error: unknown;
+    try {
+      busy(ics('DTSTART:00010101T090000Z', 'DURATION:PT1H', 'RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYSETPOS=1;COUNT=100000'), utc(2026, 11, 1), utc(2026, 11, 8));
+    } catch (err) {
+      error = err;
+    }
+    expect((error as CalendarSourceError).code).toBe('ERR_ICS_EXPANSION_LIMIT');
+  });
+
+  it('still takes the same rule from a recent start', () => {
+    expect(days('FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYSETPOS=1;COUNT=10', '20200101T090000Z', utc(2028, 0, 1), utc(2029, 0, 1))).toEqual(['2028-02-29']);
+  });
+});
