@@ -2,11 +2,12 @@
 // by one call from program.ts: agents, grants, keys, audit, users, and `token
 // exchange`. Like every command, each module is imported only when its
 // command runs.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, resolvePaths, urlsFor } from '../config.js';
 import { parseHttpUrl, parseInstant, parseIssuerUrl, parsePort, parseTimeZone, portsFrom, type PortOptions } from './args.js';
 import { calendarOption } from './slot-options.js';
 import { accessArgs, addAccessOptions, type AccessOptions, type GlobalOptions } from './access-options.js';
+import { AUDIT_EVENTS } from './audit-events.js';
 import type { CliIo } from './io.js';
 
 interface IssuerOptions {
@@ -167,14 +168,44 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .command('audit')
     .description('Show who acted for whom, through which chain, on what, and when; --verify checks the log has not been tampered with.')
     .option('--grant <id>', 'only records of this grant')
+    .option('--client <id>', 'only records of this client: an agent’s id or a client’s cli_… (repeatable)', collect)
+    .addOption(
+      // Choices for help and shell completion; the parser, set after them, also takes a comma list (checked by the command).
+      new Option('--event <name>', 'only records of this event (repeatable, or a comma list)').choices(AUDIT_EVENTS).argParser((v: string, p: string[] = []) => [...p, ...v.split(',')]),
+    )
+    .option('--user <name>', 'only records for this account (its name, or its usr_… id)')
     .option('--since <when>', 'only records since a time (ISO 8601) or a span back from now (30m, 2h, 7d)')
+    .option('--until <when>', 'only records until a time (ISO 8601) or a span back from now')
     .option('--json', 'print JSON')
     .option('--verify', 'check the hash chain and name the first edited, deleted or reordered record')
-    .addHelpText('after', examples(['delegate audit --since 1h', 'delegate audit --grant grt_… --json', 'delegate audit --verify']))
-    .action(async (o: { grant?: string; since?: string; json?: boolean; verify?: boolean }) => {
+    .addHelpText(
+      'after',
+      examples([
+        'delegate audit --since 1h',
+        'delegate audit --grant grt_… --json',
+        'delegate audit --client calendar-agent --event tool_call,freebusy_read',
+        'delegate audit --event consent,grant_revoked --user alice',
+        'delegate audit --event sign_in_failed --since 2026-05-01 --until 2026-05-02',
+        'delegate audit --verify',
+      ]),
+    )
+    .action(async (o: { grant?: string; client?: string[]; event?: string[]; user?: string; since?: string; until?: string; json?: boolean; verify?: boolean }) => {
       const { auditCommand } = await import('./commands/audit.js');
       setExitCode(
-        await auditCommand({ paths: paths(), json: o.json === true, verify: o.verify === true, ...(o.grant ? { grant: o.grant } : {}), ...(o.since ? { since: o.since } : {}) }, io),
+        await auditCommand(
+          {
+            paths: paths(),
+            json: o.json === true,
+            verify: o.verify === true,
+            ...(o.grant ? { grant: o.grant } : {}),
+            ...(o.client ? { clients: o.client } : {}),
+            ...(o.event ? { events: o.event } : {}),
+            ...(o.user !== undefined ? { user: o.user } : {}),
+            ...(o.since ? { since: o.since } : {}),
+            ...(o.until !== undefined ? { until: o.until } : {}),
+          },
+          io,
+        ),
       );
     });
 

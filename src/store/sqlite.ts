@@ -636,9 +636,25 @@ class SqliteStore implements Store {
       where.push('grant_id = ?');
       params.push(filter.grant);
     }
+    // client_id, event and user_id have no index: the scan costs about 15 ms per 100,000 records (measured;
+    // reading the matching rows costs what it costs with an index too), where a migration would make every
+    // database written so far unreadable read-only (a snapshot being audited) until a writable open upgrades it.
+    for (const [column, values] of [['client_id', filter.clients], ['event', filter.events]] as const) {
+      if (values === undefined) continue;
+      where.push(values.length === 0 ? '0' : `${column} IN (${values.map(() => '?').join(', ')})`);
+      params.push(...values);
+    }
+    if (filter.user !== undefined) {
+      where.push('user_id = ?');
+      params.push(filter.user);
+    }
     if (filter.since !== undefined) {
       where.push('at >= ?');
       params.push(filter.since);
+    }
+    if (filter.until !== undefined) {
+      where.push('at <= ?');
+      params.push(filter.until);
     }
     const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq${filter.limit ? ' LIMIT ?' : ''}`;
     if (filter.limit) params.push(filter.limit);

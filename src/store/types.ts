@@ -234,8 +234,16 @@ export interface AuditEventInput {
 
 export interface AuditFilter {
   grant?: string;
+  /** Only records whose client (the one that acted, or that the record is about) is one of these. */
+  clients?: readonly string[];
+  /** Only records of one of these events. */
+  events?: readonly string[];
+  /** Only records for this user (its id). */
+  user?: string;
   /** Only records at or after this time (ms). */
   since?: number;
+  /** Only records at or before this time (ms). */
+  until?: number;
   limit?: number;
 }
 

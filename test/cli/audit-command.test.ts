@@ -2,16 +2,27 @@
 // cannot verify is named, and the check goes on past it, rather than the
 // command crashing (found in review: a record nested 3,143 deep made every
 // run die with "Maximum call stack size exceeded").
+// And `delegate audit`'s filters and lines over the log a real authorization
+// server, agent and calendar backend wrote (found in review, audit-trail
+// finding 6: only --grant and --since existed, so one client's, one event's
+// or one user's records could not be picked out; a consent read "by cli_…",
+// though the user decided; a narrowing printed like any approval, and a
+// refused read did not say why).
 import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { resolvePaths, type Paths } from '../../src/config.js';
+import { AUDIT_EVENTS } from '../../src/cli/audit-events.js';
 import { auditCommand } from '../../src/cli/commands/audit.js';
-import { openStore } from '../../src/store/index.js';
-import { fakeIo } from './fake-io.js';
+import { runCli } from '../../src/cli/program.js';
+import { openStore, type AuditRecord } from '../../src/store/index.js';
+import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { REDIRECT, exchangeAsAgent, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from '../security/stack.js';
+import { fakeIo, type FakeIo } from './fake-io.js';
 
 let home: string;
 let paths: Paths;
@@ -50,5 +61,174 @@ describe('delegate audit --verify', () => {
     const io = fakeIo();
     expect(await auditCommand({ paths, json: false, verify: true }, io)).toBe(1);
     expect(io.err).toMatch(/^delegate: Record 2 cannot be verified: its content cannot be read .*Every other record of the 4 follows from its predecessor\.\n$/);
+  });
+});
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+describe('delegate audit: filters and lines, over the log the real servers wrote', () => {
+  let stack: Stack;
+  let first: UserTokens; // a client whose grant the owner then narrows
+  let second: UserTokens; // another client of the owner's
+  let owner: { id: string; name: string };
+  let hana: string; // a named account's id
+  let refusal: string; // the backend's error_description for a read past the grant's lookahead
+  let log: AuditRecord[];
+
+  const audit = async (...args: string[]): Promise<FakeIo & { code: number }> => {
+    const io = fakeIo({ DELEGATE_HOME: stack.home }, () => Date.now());
+    const code = await runCli(['audit', ...args], io);
+    return Object.assign(io, { code });
+  };
+  /** The seq of each line `audit` printed. */
+  const seqs = (out: string): number[] => out.trim().split('\n').filter((l) => l !== '').map((l) => Number(/ #(\d+) /.exec(l)?.[1]));
+  const seqsOf = (records: AuditRecord[]): number[] => records.map((r) => r.seq);
+
+  beforeAll(async () => {
+    stack = await startStack();
+    first = await userTokens(stack);
+    // The agent reads past the 30 days the grant allows: refused by the backend, 403, recorded with the reason.
+    const exchanged = await exchangeAsAgent(stack, first.accessToken);
+    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+    const now = Date.now();
+    const range = `from=${encodeURIComponent(new Date(now + HOUR).toISOString())}&to=${encodeURIComponent(new Date(now + 60 * DAY).toISOString())}`;
+    const read = await fetch(`${stack.calendarUrl}/freebusy?${range}`, { headers: { authorization: `Bearer ${String(exchanged.body.access_token)}` } });
+    expect(read.status).toBe(403);
+    refusal = String(((await read.json()) as { error_description: string }).error_description);
+    // The owner narrows the first client's grant on the real consent page (30 days ahead to 7), asking for busy:read as well.
+    const { challenge } = pkcePair();
+    const browser = new Browser();
+    const href = authorizeUrl(stack.issuer, { clientId: first.clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find busy:read', state: 'st', challenge });
+    const page = await signInAndOpenConsent(browser, stack.issuer, stack.ownerJwk, href);
+    expect(page.status).toBe(200);
+    const decision = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), lookahead_days: '7', decision: 'approve' });
+    expect(callbackParams(decision.location!).get('code')).toBeTruthy();
+    second = await userTokens(stack);
+    const added = fakeIo({ DELEGATE_HOME: stack.home }, () => Date.now());
+    added.readAll = async () => 'a long and secret password\n';
+    expect(await runCli(['users', 'add', 'hana'], added)).toBe(0);
+    const o = (await stack.store.ownerUser())!;
+    owner = { id: o.id, name: o.name };
+    hana = (await stack.store.userByName('hana'))!.id;
+    log = await stack.store.listAudit();
+  }, 60_000);
+  afterAll(async () => stack?.close());
+
+  it('--client lists only that client’s records (repeatable)', async () => {
+    const mine = log.filter((r) => r.client === first.clientId);
+    expect(mine.map((r) => r.event)).toEqual(expect.arrayContaining(['consent', 'token_issued']));
+    const listed = await audit('--client', first.clientId);
+    expect([listed.code, listed.err]).toEqual([0, '']);
+    expect(seqs(listed.out)).toEqual(seqsOf(mine));
+    const both = await audit('--client', first.clientId, '--client', second.clientId);
+    expect(seqs(both.out)).toEqual(seqsOf(log.filter((r) => r.client === first.clientId || r.client === second.clientId)));
+    // An agent's id: its exchanges and the backend's reads it made.
+    const agent = await audit('--client', stack.agent.clientId, '--json');
+    const agentRecords = JSON.parse(agent.out) as AuditRecord[];
+    expect(agentRecords.map((r) => r.event)).toEqual(expect.arrayContaining(['token_exchanged', 'freebusy_read']));
+    expect(agentRecords.every((r) => r.client === stack.agent.clientId)).toBe(true);
+    // No such client: nothing matches, and it says so.
+    const none = await audit('--client', 'cli_nobody');
+    expect([none.code, none.out, none.err]).toEqual([0, '', 'No audit records match.\n']);
+  });
+
+  it('--event lists only those events, repeated or as a comma list', async () => {
+    const expected = seqsOf(log.filter((r) => r.event === 'consent' || r.event === 'token_issued'));
+    expect(expected.length).toBeGreaterThanOrEqual(4);
+    expect(seqs((await audit('--event', 'consent,token_issued')).out)).toEqual(expected);
+    expect(seqs((await audit('--event', 'consent', '--event', 'token_issued')).out)).toEqual(expected);
+    expect(seqs((await audit('--event', 'freebusy_read', '--client', stack.agent.clientId)).out)).toEqual(seqsOf(log.filter((r) => r.event === 'freebusy_read')));
+  });
+
+  it('--user takes an account’s name or its id, and lists only that user’s records', async () => {
+    const hanas = seqsOf(log.filter((r) => r.user === hana));
+    expect(hanas).toHaveLength(1);
+    expect(seqs((await audit('--user', 'hana')).out)).toEqual(hanas);
+    expect(seqs((await audit('--user', hana)).out)).toEqual(hanas);
+    const owners = await audit('--user', owner.name);
+    expect(seqs(owners.out)).toEqual(seqsOf(log.filter((r) => r.user === owner.id)));
+    expect(seqs(owners.out)).not.toContain(hanas[0]);
+  });
+
+  it('--until (with or without --since) lists only the records up to that time', async () => {
+    const middle = log[Math.floor(log.length / 2)]!;
+    const until = new Date(middle.at).toISOString();
+    expect(seqs((await audit('--until', until)).out)).toEqual(seqsOf(log.filter((r) => r.at <= middle.at)));
+    const since = new Date(log[1]!.at).toISOString();
+    expect(seqs((await audit('--since', since, '--until', until)).out)).toEqual(seqsOf(log.filter((r) => r.at >= log[1]!.at && r.at <= middle.at)));
+    expect((await audit('--until', '1d')).err).toBe('No audit records match.\n');
+  });
+
+  it('prints a consent as the user’s decision for the client, named as grants list names it', async () => {
+    const consents = (await audit('--event', 'consent', '--client', second.clientId)).out.trim().split('\n');
+    expect(consents).toHaveLength(1);
+    expect(consents[0]).toContain(`  consent  by ${owner.name}  for test client (${second.clientId})  `);
+    expect(consents[0]).not.toMatch(/ by cli_/);
+    expect(consents[0]).toMatch(/ approved slots:find$/);
+    const grants = fakeIo({ DELEGATE_HOME: stack.home });
+    expect(await runCli(['grants', 'list'], grants)).toBe(0);
+    expect(grants.out).toContain(' via test client\t');
+  });
+
+  it('says a consent narrowed the grant (what, and the tokens revoked), and why a read was refused', async () => {
+    const lines = (await audit('--client', first.clientId, '--event', 'consent')).out.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).not.toContain('narrowed');
+    const narrowed = log.filter((r) => r.event === 'consent' && r.client === first.clientId)[1]!;
+    expect(narrowed.detail).toMatchObject({ narrowed: true, tokens_revoked: expect.any(Number) });
+    const n = narrowed.detail.tokens_revoked as number;
+    expect(n).toBeGreaterThan(0);
+    expect(lines[1]).toContain(`by ${owner.name}  for test client (${first.clientId})`);
+    expect(lines[1]).toContain(`approved slots:find busy:read  narrowed (scope slots:find → slots:find busy:read, lookahead 30 → 7 days, ${n} token${n === 1 ? '' : 's'} revoked)`);
+    const refused = (await audit('--event', 'freebusy_read')).out.trim().split('\n');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toContain(`refused  (${refusal})`);
+  });
+
+  it('answers a bad filter value with one line and exit 2, changing nothing', async () => {
+    for (const [args, names] of [
+      [['--event', 'consnet'], '--event'],
+      [['--event', 'consent,'], '--event'],
+      [['--until', 'yesterday'], '--until'],
+      [['--until', '2026-02-30'], '--until'],
+      [['--since', '1h', '--until', '2h'], '--since'],
+      [['--user', 'nobody'], '--user'],
+      [['--user', ''], '--user'],
+      [['--client', ''], '--client'],
+    ] as const) {
+      const { result } = await stateChangedBy(stack, () => audit(...args));
+      expect([result.code, result.out], args.join(' ')).toEqual([2, '']);
+      expect(result.err, args.join(' ')).toMatch(new RegExp(`^delegate: .*${names}[^\n]*\n$`));
+    }
+  });
+
+  it('--json keeps each record as stored, adding the names beside the ids', async () => {
+    const printed = JSON.parse((await audit('--json')).out) as Array<Record<string, unknown>>;
+    expect(printed.map(({ user_name: _u, client_name: _c, ...stored }) => stored)).toEqual(JSON.parse(JSON.stringify(log)));
+    const consent = printed.find((r) => r.event === 'consent' && r.client === second.clientId)!;
+    expect([consent.user_name, consent.client_name]).toEqual([owner.name, 'test client']);
+  });
+});
+
+describe('the events --event takes', () => {
+  it('are every event the source writes to the audit log', () => {
+    const written = new Set<string>();
+    const walk = (dir: string): void => {
+      for (const name of readdirSync(dir)) {
+        const path = join(dir, name);
+        if (statSync(path).isDirectory()) walk(path);
+        else if (path.endsWith('.ts')) {
+          const text = readFileSync(path, 'utf8');
+          for (const m of text.matchAll(/(?<![(\w])event: '([a-z_]+)'|auditRecord\('([a-z_]+)'|ResourceAuditEvent = ([^;]+);/g)) {
+            if (m[1] ?? m[2]) written.add((m[1] ?? m[2])!);
+            if (m[3]) for (const e of m[3].matchAll(/'([a-z_]+)'/g)) written.add(e[1]!);
+          }
+        }
+      }
+    };
+    walk(join(__dirname, '../../src'));
+    expect(written.size).toBeGreaterThan(10);
+    expect([...written].filter((e) => !(AUDIT_EVENTS as readonly string[]).includes(e))).toEqual([]);
   });
 });

@@ -1,9 +1,11 @@
 // `delegate audit`: who acted for whom, through which chain of agents, on
-// what, and when, from the hash-chained audit log; `--verify` checks the chain
-// and names the first edited, deleted or reordered record, and any record it
-// cannot verify (its content unreadable), checking on past it.
+// what, and when, from the hash-chained audit log, filtered by grant, client,
+// event, user and time; `--verify` checks the chain and names the first
+// edited, deleted or reordered record, and any record it cannot verify (its
+// content unreadable), checking on past it.
 import type { Paths } from '../../config.js';
-import type { AuditRecord } from '../../store/index.js';
+import type { AuditFilter, AuditRecord, Store } from '../../store/index.js';
+import { AUDIT_EVENTS } from '../audit-events.js';
 import { EXIT_ERROR, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { printable } from '../shown.js';
@@ -12,14 +14,20 @@ import { parseSince, readOnlyNotice, withStore } from './admin-store.js';
 export interface AuditArgs {
   paths: Paths;
   grant?: string;
+  /** Client ids (a registered agent's id, or a client's `cli_…`). */
+  clients?: string[];
+  /** Event names, each one of AUDIT_EVENTS. */
+  events?: string[];
+  /** An account's name, or a user id. */
+  user?: string;
   since?: string;
+  until?: string;
   json: boolean;
   verify: boolean;
 }
 
 export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> {
-  const since = args.since === undefined ? undefined : parseSince(args.since, io.now());
-  if (args.since !== undefined && since === undefined) throw new UsageError('--since takes an ISO 8601 time or a span such as 30m, 2h, 7d.');
+  const filter = checkedFilter(args, io.now());
   return withStore(args.paths, async (store) => {
     if (args.verify) {
       const verdict = await store.verifyAudit();
@@ -31,10 +39,17 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
       if (!args.json) io.stdout.write(`The audit log is intact: ${verdict.count} records, head ${verdict.head}.\n`);
       return EXIT_OK;
     }
-    const records = await store.listAudit({ ...(args.grant ? { grant: args.grant } : {}), ...(since !== undefined ? { since } : {}) });
-    const names = new Map((await store.listUsers()).map((u) => [u.id, u.name]));
+    const users = await store.listUsers();
+    const records = await store.listAudit({ ...filter, ...(args.user !== undefined ? { user: userId(args.user, users) } : {}) });
+    const names: Names = {
+      users: new Map(users.map((u) => [u.id, u.name])),
+      clients: await clientNames(store, records),
+    };
     if (args.json) {
-      io.stdout.write(`${JSON.stringify(records.map((r) => ({ ...r, user_name: r.user ? (names.get(r.user) ?? null) : null })))}\n`);
+      // The records as stored, with the names `grants list` shows beside the ids (fields added, none changed).
+      io.stdout.write(
+        `${JSON.stringify(records.map((r) => ({ ...r, user_name: r.user ? (names.users.get(r.user) ?? null) : null, client_name: r.client ? (names.clients.get(r.client) ?? null) : null })))}\n`,
+      );
       return EXIT_OK;
     }
     for (const r of records) io.stdout.write(`${line(r, names)}\n`);
@@ -43,20 +58,122 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
   }, readOnlyNotice(io));
 }
 
-function line(r: AuditRecord, names: Map<string, string>): string {
-  const who = r.user ? `for ${names.get(r.user) ?? r.user}` : '';
-  // The chain ends with the user, already named after "for".
+/** The filters that need no store, checked: a bad one is bad usage (exit 2), before the database is opened. */
+function checkedFilter(args: AuditArgs, now: number): Omit<AuditFilter, 'user'> {
+  const since = args.since === undefined ? undefined : parseSince(args.since, now);
+  if (args.since !== undefined && since === undefined) throw new UsageError('--since takes an ISO 8601 time or a span such as 30m, 2h, 7d.');
+  const until = args.until === undefined ? undefined : parseSince(args.until, now);
+  if (args.until !== undefined && until === undefined) throw new UsageError('--until takes an ISO 8601 time or a span back from now such as 30m, 2h, 7d.');
+  if (since !== undefined && until !== undefined && since > until) throw new UsageError(`--since (${new Date(since).toISOString()}) is after --until (${new Date(until).toISOString()}).`);
+  const events = args.events?.map((e) => e.trim());
+  const unknown = events?.find((e) => !(AUDIT_EVENTS as readonly string[]).includes(e));
+  if (unknown !== undefined) throw new UsageError(`--event takes ${AUDIT_EVENTS.join(', ')} (several: repeated or comma-separated), not "${unknown}".`);
+  const clients = args.clients?.map((c) => c.trim());
+  if (clients?.some((c) => c === '')) throw new UsageError('--client takes a client id: an agent’s (calendar-agent) or a client’s (cli_…), as audit and grants show shows it.');
+  if (args.user !== undefined && args.user.trim() === '') throw new UsageError('--user takes an account’s name or a user id (usr_…).');
+  return {
+    ...(args.grant ? { grant: args.grant } : {}),
+    ...(clients ? { clients } : {}),
+    ...(events ? { events } : {}),
+    ...(since !== undefined ? { since } : {}),
+    ...(until !== undefined ? { until } : {}),
+  };
+}
+
+/** The user id `--user` names: an account's name, as `grants list --user` takes it, else a user id. */
+function userId(given: string, users: ReadonlyArray<{ id: string; name: string }>): string {
+  const user = users.find((u) => u.name === given) ?? users.find((u) => u.id === given);
+  if (!user) throw new UsageError(`--user: there is no account named ${given}, nor with that id.`);
+  return user.id;
+}
+
+interface Names {
+  users: Map<string, string>;
+  /** Client id → the name it registered with (the one `grants list` shows), for the clients still registered. */
+  clients: Map<string, string>;
+}
+
+async function clientNames(store: Store, records: readonly AuditRecord[]): Promise<Map<string, string>> {
+  const ids = new Set(records.flatMap((r) => (r.client ? [r.client] : [])));
+  const names = new Map<string, string>();
+  for (const id of ids) {
+    const name = (await store.clientById(id))?.clientName;
+    if (name) names.set(id, name);
+  }
+  return names;
+}
+
+function line(r: AuditRecord, names: Names): string {
+  const user = r.user ? (names.users.get(r.user) ?? r.user) : undefined;
+  // A consent is the user's decision about a client: by the user, for the client (named, with the id --client takes).
+  const consent = r.event === 'consent';
+  const who = !user ? '' : consent ? `by ${user}` : `for ${user}`;
+  // The chain ends with the user, already named.
   const actors = r.actors.filter((a) => a !== r.user);
   // An administrator's change (detail.by) was made by the CLI, not by the client it names (a registered agent).
   const by = typeof r.detail.by === 'string' ? r.detail.by : undefined;
-  const chain = actors.length > 0 ? `by ${actors.join(' ← ')}` : by ? `by ${by}` : r.client ? `by ${r.client}` : '';
-  const changed = by ? [r.client, r.detail.name].filter((x) => typeof x === 'string' && x !== names.get(r.user ?? '')) : [];
+  const clientName = r.client ? names.clients.get(r.client) : undefined;
+  const chain = consent
+    ? r.client
+      ? `for ${clientName ? `${clientName} (${r.client})` : r.client}`
+      : ''
+    : actors.length > 0
+      ? `by ${actors.join(' ← ')}`
+      : by
+        ? `by ${by}`
+        : r.client
+          ? `by ${r.client}`
+          : '';
+  const changed = by ? [r.client, r.detail.name].filter((x) => typeof x === 'string' && x !== names.users.get(r.user ?? '')) : [];
   // A record an agent reported (POST /audit) is its word, checked against the token it names; say whose word it is.
   const reporter = typeof r.detail.reported_by === 'string' ? `reported by ${r.detail.reported_by}` : '';
   const what = [...changed, r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome].filter((x) => typeof x === 'string').join(' ');
   // Every part is stored data, some of it an agent's or a client's word: printed escaped, it cannot forge or erase a line.
-  return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, reporter, r.grant ?? '', r.resource ?? '', what]
+  return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, reporter, r.grant ?? '', r.resource ?? '', what, consent ? grantChange(r.detail) : why(r.detail)]
     .filter((x) => x !== '')
     .map(printable)
     .join('  ');
+}
+
+/** Why a request was refused or failed: the limit it went past, the scope it lacked, or the tool's message. */
+function why(detail: Record<string, unknown>): string {
+  if (detail.outcome !== 'refused' && detail.outcome !== 'error') return '';
+  const missing = Array.isArray(detail.missing_scope) ? detail.missing_scope.filter((s) => typeof s === 'string').join(' ') : typeof detail.missing_scope === 'string' ? detail.missing_scope : '';
+  if (missing !== '') return `(missing scope ${missing})`;
+  const reason = typeof detail.reason === 'string' ? detail.reason : typeof detail.message === 'string' ? detail.message : '';
+  return reason === '' ? '' : `(${reason})`;
+}
+
+/**
+ * What a consent changed in a grant that existed before: "narrowed (…)" when
+ * it took something back (the tokens issued under the old limits revoked),
+ * "changed (…)" otherwise; nothing for a new grant or a refusal.
+ */
+function grantChange(detail: Record<string, unknown>): string {
+  if (!('previous_scope' in detail)) return '';
+  const changes: string[] = [];
+  if (typeof detail.previous_scope === 'string' && typeof detail.scope === 'string' && detail.previous_scope !== detail.scope) changes.push(`scope ${detail.previous_scope} → ${detail.scope}`);
+  const before = calendarLimits(detail.previous_authorization_details);
+  const after = calendarLimits(detail.authorization_details);
+  if (before.calendars !== after.calendars) changes.push(`calendars ${before.calendars} → ${after.calendars}`);
+  if (before.lookahead !== after.lookahead) changes.push(`lookahead ${before.lookahead} → ${after.lookahead} days`);
+  if (typeof detail.previous_max_depth === 'number' && typeof detail.max_depth === 'number' && detail.previous_max_depth !== detail.max_depth) {
+    changes.push(`hops ${detail.previous_max_depth} → ${detail.max_depth}`);
+  }
+  if (typeof detail.previous_expires_at === 'string' && typeof detail.expires_at === 'string' && detail.previous_expires_at !== detail.expires_at) {
+    changes.push(`until ${detail.previous_expires_at.slice(0, 10)} → ${detail.expires_at.slice(0, 10)}`);
+  }
+  if (detail.narrowed === true) {
+    const revoked = typeof detail.tokens_revoked === 'number' ? detail.tokens_revoked : 0;
+    return `narrowed (${[...changes, `${revoked} token${revoked === 1 ? '' : 's'} revoked`].join(', ')})`;
+  }
+  return changes.length > 0 ? `changed (${changes.join(', ')})` : '';
+}
+
+/** A grant's calendar limits as the audit line shows them: which calendars, how many days ahead. */
+function calendarLimits(details: unknown): { calendars: string; lookahead: string } {
+  const first = Array.isArray(details) ? (details.find((d) => typeof d === 'object' && d !== null) as Record<string, unknown> | undefined) : undefined;
+  const calendars = Array.isArray(first?.calendars) ? first.calendars.filter((c) => typeof c === 'string').join(',') : 'all';
+  const lookahead = typeof first?.lookahead_days === 'number' ? String(first.lookahead_days) : 'any';
+  return { calendars, lookahead };
 }
