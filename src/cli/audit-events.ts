@@ -10,6 +10,7 @@ export const AUDIT_EVENTS = [
   'token_issued',
   'token_refreshed',
   'token_exchanged',
+  'token_exchange_refused',
   'token_revoked',
   'grant_revoked',
   'code_replay',

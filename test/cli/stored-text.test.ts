@@ -45,6 +45,17 @@ describe('printable', () => {
 });
 
 describe('delegate audit', () => {
+  it('says why a token exchange was refused: its error code and reason', async () => {
+    const store = openStore(paths.db);
+    const detail = { error: 'invalid_scope', reason: 'The scope widens the subject token.', subject_jti: 'at_1', asked: { scope: 'busy:read' } };
+    await store.appendAudit({ event: 'token_exchange_refused', user: 'usr_1', client: 'calendar-agent', actors: ['calendar-agent', 'cli_1', 'usr_1'], detail }, 1_000);
+    store.close();
+    const io = fakeIo();
+    expect(await auditCommand({ paths, json: false, verify: false }, io)).toBe(0);
+    expect(io.out).toContain('token_exchange_refused');
+    expect(io.out).toContain('(invalid_scope: The scope widens the subject token.)');
+  });
+
   it('prints a stored tool name, decision, scope and outcome escaped, one line per record', async () => {
     const store = openStore(paths.db);
     await store.appendAudit({ event: 'tool_call', user: 'usr_1', client: 'cli_1', actors: ['cli_1', 'usr_1'], detail: { tool: FORGED_LINE, outcome: ERASER } }, 1_000);

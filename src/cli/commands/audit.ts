@@ -137,11 +137,14 @@ function line(r: AuditRecord, names: Names): string {
 
 /** Why a request was refused or failed: the limit it went past, the scope it lacked, or the tool's message. */
 function why(detail: Record<string, unknown>): string {
-  if (detail.outcome !== 'refused' && detail.outcome !== 'error') return '';
+  // A refused token exchange names its OAuth error code (`detail.error`) instead of an outcome.
+  const code = typeof detail.error === 'string' ? detail.error : '';
+  if (detail.outcome !== 'refused' && detail.outcome !== 'error' && code === '') return '';
   const missing = Array.isArray(detail.missing_scope) ? detail.missing_scope.filter((s) => typeof s === 'string').join(' ') : typeof detail.missing_scope === 'string' ? detail.missing_scope : '';
   if (missing !== '') return `(missing scope ${missing})`;
   const reason = typeof detail.reason === 'string' ? detail.reason : typeof detail.message === 'string' ? detail.message : '';
-  return reason === '' ? '' : `(${reason})`;
+  const said = [code, reason].filter((x) => x !== '').join(': ');
+  return said === '' ? '' : `(${said})`;
 }
 
 /**
