@@ -722,7 +722,9 @@ class SqliteStore implements Store {
         const p = prepared.get(String(a.client_id));
         if (!p || (a.statement === null ? null : String(a.statement)) !== p.before) return false;
       }
-      if (rotation.withdraw) this.run('DELETE FROM signing_keys WHERE kid = ?', [rotation.previousKid]);
+      // A leak withdraws every key there is, not only the current one: a key a routine rotation retired minutes
+      // earlier is still published, and may be the one that leaked (found in review).
+      if (rotation.withdraw) this.run('DELETE FROM signing_keys');
       this.run('UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL', [rotation.at]);
       this.insertSigningKey({ ...rotation.next, retiredAt: null });
       for (const s of rotation.statements) {

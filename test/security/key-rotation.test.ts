@@ -237,3 +237,32 @@ describe('delegate keys rotate --now (the key leaked)', () => {
     expect((await describeAgent(r.authz.store, r.authz.issuer, 'helper', r.now()))?.verification).toEqual({ ok: false, reason: 'the statement was not signed by this server' });
   });
 });
+
+// Found in review (regress16): `--now` deleted only the key current at that moment. After a routine rotation, the
+// key it had just retired (the one found leaked, say) stayed published, and verified tokens, for its 10 minutes.
+describe('delegate keys rotate --now shortly after a routine rotation', () => {
+  let r: Running;
+  beforeAll(async () => {
+    r = await startRunning();
+  });
+  afterAll(() => stopRunning(r));
+
+  it('withdraws every key, the one the routine rotation retired too: only the new key is published, and tokens of the others are refused', async () => {
+    const first = await obtainTokens(r.authz);
+    const routine = await rotate(r);
+    expect(routine.previous_kid).toBe(kidOf(first.accessToken));
+    const second = await obtainTokens(r.authz);
+    expect(kidOf(second.accessToken)).toBe(routine.kid);
+
+    const leaked = await rotate(r, { now: true });
+    expect(await jwksKids(r)).toEqual([leaked.kid]);
+    const rows = new Database(r.db.paths.db, { readonly: true });
+    expect(rows.prepare('SELECT kid FROM signing_keys').all()).toEqual([{ kid: leaked.kid }]);
+    rows.close();
+    for (const token of [first.accessToken, second.accessToken]) {
+      const res = await mcp(r, token);
+      expect(res.status).toBe(401);
+      expect(String(res.headers['www-authenticate'])).toContain('error="invalid_token"');
+    }
+  });
+});
