@@ -176,21 +176,32 @@ export function systemTimeZone(env: Env): string {
 const checkedZones = new BoundedMap<string, string | null>(1_000);
 
 /**
- * The IANA name of `zone` as the time zone database spells it (`europe/berlin` → `Europe/Berlin`, `utc` → `UTC`), or
- * undefined when it is none. Found in review: Intl accepts any capitalisation, and an answer echoed `"timeZone":
- * "europe/berlin"`, a name that is not in the database, to clients that compare or look it up.
+ * `zone` spelled as the time zone database spells it (`europe/berlin` → `Europe/Berlin`, `utc` → `UTC`), or undefined
+ * when it is no zone. Found in review: Intl accepts any capitalisation, and an answer echoed `"timeZone":
+ * "europe/berlin"`, a name that is not in the database, to clients that compare or look it up. Only the spelling is
+ * mended, never the zone: Intl resolves some current names to their older links (`Asia/Kolkata` → `Asia/Calcutta`,
+ * `Europe/Kyiv` → `Europe/Kiev`), and a name the user gave is kept as it is (found in review of the first version).
  */
 export function ianaZone(zone: string): string | undefined {
   const known = checkedZones.get(zone);
   if (known !== undefined) return known ?? undefined;
-  let canonical: string | null;
+  let spelled: string | null;
   try {
-    canonical = new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
+    const resolved = new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
+    spelled = resolved.toLowerCase() === zone.toLowerCase() ? resolved : (zonesByLowerCase().get(zone.toLowerCase()) ?? zone);
   } catch {
-    canonical = null;
+    spelled = null;
   }
-  checkedZones.set(zone, canonical);
-  return canonical ?? undefined;
+  checkedZones.set(zone, spelled);
+  return spelled ?? undefined;
+}
+
+let lowerCaseZones: Map<string, string> | undefined;
+
+/** Intl's zone names by their lower-case spelling (built once, when a name needs it). */
+function zonesByLowerCase(): Map<string, string> {
+  lowerCaseZones ??= new Map(Intl.supportedValuesOf('timeZone').map((name) => [name.toLowerCase(), name]));
+  return lowerCaseZones;
 }
 
 export function isIanaZone(zone: string): boolean {

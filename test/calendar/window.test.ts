@@ -66,6 +66,13 @@ describe('parseWindowRequest', () => {
     expect(parsed({ timeZone: 'europe/berlin' }).timeZone).toBe('Europe/Berlin');
     expect(parsed({ timeZone: 'utc' }).timeZone).toBe('UTC');
     expect(parsed({ timeZone: 'America/New_York' }).timeZone).toBe('America/New_York');
+    expect(parsed({ timeZone: 'asia/calcutta' }).timeZone).toBe('Asia/Calcutta');
+  });
+
+  // Found in review of the first version: Intl resolves some current names to their older links, and the answer
+  // turned the user's Asia/Kolkata into Asia/Calcutta.
+  it('never turns a zone into another name for it', () => {
+    for (const zone of ['Asia/Kolkata', 'Europe/Kyiv', 'America/Nuuk', 'Etc/UTC', 'US/Eastern', 'GMT']) expect(parsed({ timeZone: zone }).timeZone, zone).toBe(zone);
   });
 });
 
