@@ -45,6 +45,15 @@ describe('printable', () => {
 });
 
 describe('delegate audit', () => {
+  it('says when a password reset also moved the account to another time zone', async () => {
+    const store = openStore(paths.db);
+    await store.appendAudit({ event: 'password_set', user: 'usr_2', detail: { by: 'cli', name: 'bob', timeZone: 'America/New_York' } }, 1_000);
+    store.close();
+    const io = fakeIo();
+    expect(await auditCommand({ paths, json: false, verify: false }, io)).toBe(0);
+    expect(io.out).toContain('time zone America/New_York');
+  });
+
   it('says why a token exchange was refused: its error code and reason', async () => {
     const store = openStore(paths.db);
     const detail = { error: 'invalid_scope', reason: 'The scope widens the subject token.', subject_jti: 'at_1', asked: { scope: 'busy:read' } };

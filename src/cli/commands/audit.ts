@@ -127,7 +127,9 @@ function line(r: AuditRecord, names: Names): string {
   const changed = by ? [r.client, r.detail.name].filter((x) => typeof x === 'string' && x !== names.users.get(r.user ?? '')) : [];
   // A record an agent reported (POST /audit) is its word, checked against the token it names; say whose word it is.
   const reporter = typeof r.detail.reported_by === 'string' ? `reported by ${r.detail.reported_by}` : '';
-  const what = [...changed, r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome].filter((x) => typeof x === 'string').join(' ');
+  // A password reset that also moved the account's time zone says so (found in review: only --json showed it).
+  const zone = typeof r.detail.timeZone === 'string' ? `time zone ${r.detail.timeZone}` : undefined;
+  const what = [...changed, r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome, zone].filter((x) => typeof x === 'string').join(' ');
   // Every part is stored data, some of it an agent's or a client's word: printed escaped, it cannot forge or erase a line.
   return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, reporter, r.grant ?? '', r.resource ?? '', what, consent ? grantChange(r.detail) : why(r.detail)]
     .filter((x) => x !== '')
