@@ -742,10 +742,15 @@ class SqliteStore implements Store {
     return done;
   }
 
+  private dataVersion: Database.Statement | undefined;
+
   async signingKeysStamp(): Promise<string> {
     // PRAGMA data_version changes when another connection (another process: `delegate keys rotate`) commits;
     // the counter, when this connection wrote the keys. A false alarm only costs a re-read of a small table.
-    const version = this.guarded(() => this.db.pragma('data_version', { simple: true }));
+    // Prepared once: asked before every signature and token check.
+    this.dataVersion ??= this.db.prepare('PRAGMA data_version').pluck();
+    const statement = this.dataVersion;
+    const version = this.guarded(() => statement.get());
     return `${String(version)}:${this.signingKeyWrites}`;
   }
 
