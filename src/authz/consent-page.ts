@@ -8,6 +8,7 @@ import type { FastifyReply } from 'fastify';
 import { CALENDAR_DETAIL_TYPE, SCOPE_DESCRIPTIONS, parseScope, type CalendarDetail } from '../delegation/index.js';
 import type { GrantRecord, UserRecord } from '../store/index.js';
 import { verifyAgentStatement, type AgentVerification } from './agent-statement.js';
+import { appName } from './app-name.js';
 import type { AuthorizationRequest } from './authorize.js';
 import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, KEEP_EXPIRY, lookaheadOptions } from './consent-choices.js';
 import type { AuthContext } from './context.js';
@@ -33,7 +34,6 @@ export interface ConsentView {
 
 export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view: ConsentView): Promise<FastifyReply> {
   const { request, user, grant } = view;
-  const clientName = request.client.clientName ?? request.client.clientId;
   const agentName = request.resource.name;
   const redirect = new URL(request.redirectUri);
 
@@ -55,7 +55,7 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
   const returnTo = returnNotice(redirect, view.device);
 
   const body = html`<h1>${grant ? html`Allow ${agentName} to do more for you?` : html`Allow ${agentName} to act for you?`}</h1>
-<p><strong>${clientName}</strong>${view.clientAssured ? '' : html` <span class="warn">(name given by the app, not checked)</span>`} asks you to let <strong>${agentName}</strong> act for you. <span class="muted">(You are signed in as ${user.name}.)</span></p>
+<p>${appName(request.client, { assured: view.clientAssured, startsSentence: true })} asks you to let <strong>${agentName}</strong> act for you. <span class="muted">(You are signed in as ${user.name}.)</span></p>
 ${clientBlock(request, view.clientAssured, user.timeZone, view.device !== undefined)}
 ${identityBlock(agentName, request.resource.url, verification)}
 <h2>${grant ? 'It asks to also be able to' : html`${agentName} will be able to`}</h2>

@@ -2,6 +2,8 @@
 // your device shows, check that the code here is the one on your device
 // before going on (§5.4), and the end ("return to your device").
 import type { FastifyReply } from 'fastify';
+import type { ClientRecord } from '../store/index.js';
+import { appName } from './app-name.js';
 import { html, sendPage } from './pages.js';
 
 /**
@@ -21,10 +23,10 @@ ${filledIn ? html`<p class="warn">The link you followed filled in a code. Contin
   return sendPage(reply, status, 'Connect a device', body);
 }
 
-export function renderDeviceConfirm(reply: FastifyReply, view: { userCode: string; clientName: string; clientAssured: boolean; agentName: string; csrf: string; signIn?: string }): FastifyReply {
+export function renderDeviceConfirm(reply: FastifyReply, view: { userCode: string; client: ClientRecord; clientAssured: boolean; agentName: string; csrf: string; signIn?: string }): FastifyReply {
   const body = html`<h1>Is this the code on your device?</h1>
 <p class="code"><strong>${view.userCode}</strong></p>
-<p><strong>${view.clientName}</strong>${view.clientAssured ? '' : html` <span class="warn">(name given by the app, not checked)</span>`} wants you to let <strong>${view.agentName}</strong> act for you from that device.</p>
+<p>${appName(view.client, { assured: view.clientAssured, startsSentence: true })} wants you to let <strong>${view.agentName}</strong> act for you from that device.</p>
 <p class="warn">Continue only if you started this yourself and your device shows exactly this code. If someone sent you this link, choose Cancel.</p>
 <form method="post" action="/device">
 <input type="hidden" name="user_code" value="${view.userCode}">

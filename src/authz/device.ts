@@ -176,7 +176,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
     if (!context) return sendErrorPage(reply, 400, 'This request can no longer be completed', 'The app or the agent it asked for is no longer registered.');
     return renderDeviceConfirm(reply, {
       userCode: found.userCode,
-      clientName: context.client.clientName ?? context.client.clientId,
+      client: context.client,
       clientAssured: ownersOwnLink(signedIn, page),
       agentName: context.resource.name,
       csrf: signedIn.csrf,

@@ -9,12 +9,13 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { SCOPE_DESCRIPTIONS, parseScope } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
-import type { GrantRecord, UserRecord } from '../store/index.js';
+import type { ClientRecord, GrantRecord, UserRecord } from '../store/index.js';
+import { appName } from './app-name.js';
 import { crossSiteRefusal } from './consent.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual } from './crypto.js';
 import { grantDetails } from './grant-policy.js';
-import { html, pageTime, sendErrorPage, sendPage } from './pages.js';
+import { html, pageTime, sendErrorPage, sendPage, type Html } from './pages.js';
 import { GRANTS_PATH, readSignIn, withSignIn } from './bound-pages.js';
 import { queryParams } from './params.js';
 import { clearSessionCookie, currentSession } from './session.js';
@@ -88,9 +89,34 @@ async function grantRow(ctx: AuthContext, grant: GrantRecord, form: { csrf: stri
   );
   const until = pageTime(grant.expiresAt, timeZone);
   return html`<div class="who">
-<p><strong>${resource?.name ?? grant.resource}</strong> through <strong>${client?.clientName ?? grant.clientId}</strong></p>
+<p><strong>${resource?.name ?? grant.resource}</strong> through ${appName(client, { assured: false })}</p>
+${whichApp(grant, client, timeZone)}
 <ul>${parseScope(grant.scope).map((s) => html`<li>${SCOPE_DESCRIPTIONS[s] ?? s}</li>`)}${limits}</ul>
 <p class="muted">Until ${until} · passes work on at most ${grant.maxDepth} hop${grant.maxDepth === 1 ? '' : 's'} · <code>${grant.id}</code></p>
 <form method="post" action="/grants/revoke"><input type="hidden" name="csrf" value="${form.csrf}"><input type="hidden" name="signin" value="${form.signIn}"><input type="hidden" name="grant" value="${grant.id}"><button type="submit">Revoke</button></form>
 </div>`;
+}
+
+/**
+ * What tells this row's app from another of the same name: its id, where its answers go (hosts as the browser
+ * resolves them, punycode), when it registered and when the user approved it. Every app names itself (RFC 7591),
+ * so two apps, one an impostor, may both be "delegate CLI" (RFC 6749 §10.2; found in review: their rows were
+ * word for word the same, and the owner could not tell which to revoke). The name is always marked unchecked
+ * here: unlike the consent page, this page cannot know which app the owner's own CLI is.
+ */
+function whichApp(grant: GrantRecord, client: ClientRecord | undefined, timeZone: string): Html {
+  const approved = pageTime(grant.createdAt, timeZone);
+  if (!client) return html`<p class="muted">App id <code>${grant.clientId}</code> (no longer registered); approved ${approved}.</p>`;
+  const hosts = [...new Set(client.redirectUris.map(hostOf))];
+  const answers = hosts.length === 0 ? 'it gets its answers on another device (no redirect URI)' : html`its answers go to ${hosts.map((h, i) => html`${i > 0 ? ', ' : ''}<code>${h}</code>`)}`;
+  return html`<p class="muted">App id <code>${client.clientId}</code>, registered ${pageTime(client.createdAt, timeZone)}; ${answers}; approved ${approved}.</p>`;
+}
+
+/** A redirect URI's host as the browser resolves it (WHATWG URL: ASCII, punycode), else the URI as registered. */
+function hostOf(uri: string): string {
+  try {
+    return new URL(uri).host;
+  } catch {
+    return uri;
+  }
 }

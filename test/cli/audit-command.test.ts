@@ -168,7 +168,8 @@ describe('delegate audit: filters and lines, over the log the real servers wrote
     expect(consents[0]).toMatch(/ approved slots:find$/);
     const grants = fakeIo({ DELEGATE_HOME: stack.home });
     expect(await runCli(['grants', 'list'], grants)).toBe(0);
-    expect(grants.out).toContain(' via test client\t');
+    // The id follows the name, as in audit: two apps may register the same name (found in review).
+    expect(grants.out).toContain(` via test client (${second.clientId})\t`);
   });
 
   it('says a consent narrowed the grant (what, and the tokens revoked), and why a read was refused', async () => {

@@ -430,3 +430,76 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
     }
   });
 });
+
+describe('telling apps apart where the owner revokes, and naming one destination (found in review: consent-ui)', () => {
+  const UNCHECKED = '<span class="warn">(name given by the app, not checked)</span>';
+
+  beforeAll(async () => {
+    await addUser(stack.store, { name: 'fay', password: 'fay has a long password', timeZone: 'UTC' }, Date.now());
+    await addUser(stack.store, { name: 'gus', password: 'gus has a long password', timeZone: 'UTC' }, Date.now());
+  });
+
+  /** `name` signs in with a password for the client's /authorize, and approves on its consent page; returns that page. */
+  async function approve(name: string, clientId: string, redirectUri: string) {
+    const href = authorizeUrl(stack.issuer, { clientId, redirectUri, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge });
+    const signedIn = await passwordSignIn(name, `${name} has a long password`, href.slice(stack.issuer.length));
+    const consent = await signedIn.browser.get(signedIn.page);
+    expect(consent.status, consent.html).toBe(200);
+    const decided = await signedIn.browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+    expect(decided.status).toBe(303);
+    return consent;
+  }
+
+  /** The user's /grants page, one entry per delegation row. */
+  async function grantRows(name: string): Promise<string[]> {
+    const { browser, page } = await passwordSignIn(name, `${name} has a long password`);
+    const res = await browser.get(page);
+    expect(res.status).toBe(200);
+    return res.html.split('<div class="who">').slice(1);
+  }
+
+  it('/grants: two apps that both registered as "delegate CLI" get rows that tell them apart (id, answers’ host, registration, approval), each name marked unchecked', async () => {
+    const apps: Array<{ id: string; redirect: string; host: string }> = [];
+    for (const [redirect, host] of [['http://127.0.0.1:47960/callback', '127.0.0.1:47960'], ['http://127.0.0.1:47961/cb', '127.0.0.1:47961']] as const) {
+      const reg = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, redirect_uris: [redirect] });
+      expect(reg.status).toBe(201);
+      apps.push({ id: String(reg.body.client_id), redirect, host });
+      await approve('fay', String(reg.body.client_id), redirect);
+    }
+    const rows = await grantRows('fay');
+    expect(rows).toHaveLength(2);
+    for (const app of apps) {
+      const mine = rows.filter((r) => r.includes(`App id <code>${app.id}</code>`));
+      expect(mine, app.id).toHaveLength(1);
+      const row = mine[0]!;
+      expect(row).toContain(`through <strong>delegate CLI</strong> ${UNCHECKED}`);
+      expect(row).toMatch(new RegExp(`registered \\d+ \\w+ \\d{4}, \\d\\d:\\d\\d; its answers go to <code>${app.host}</code>; approved \\d+ \\w+ \\d{4}, \\d\\d:\\d\\d\\.`));
+      for (const other of apps.filter((a) => a !== app)) expect(row).not.toContain(other.id);
+    }
+    expect(rows[0]).not.toEqual(rows[1]);
+  });
+
+  it('an app registered with an empty, blank or invisible name is "an app with no name" on /grants, the consent page and the device page, never a bare gap', async () => {
+    for (const [i, clientName] of ['', '   ', '\u200b'].entries()) {
+      const redirect = `http://127.0.0.1:4797${i}/cb`;
+      const reg = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, client_name: clientName, redirect_uris: [redirect] });
+      expect(reg.status, JSON.stringify(clientName)).toBe(201);
+      const consent = await approve('gus', String(reg.body.client_id), redirect);
+      expect(consent.html, JSON.stringify(clientName)).toContain('<p><strong>An app with no name</strong> asks you');
+      expect(consent.html).toContain(`App id <code>${String(reg.body.client_id)}</code>`);
+
+      const device = await postForm(`${stack.issuer}/device_authorization`, { client_id: String(reg.body.client_id), resource: stack.agentUrl });
+      expect(device.status, JSON.stringify(device.body)).toBe(200);
+      const { browser, page: confirmUrl } = await passwordSignIn('gus', 'gus has a long password', String(device.body.verification_uri_complete).slice(stack.issuer.length));
+      const confirm = await browser.get(confirmUrl);
+      expect(confirm.status).toBe(200);
+      expect(confirm.html, JSON.stringify(clientName)).toContain('<p><strong>An app with no name</strong> wants you');
+    }
+    const rows = await grantRows('gus');
+    expect(rows).toHaveLength(3);
+    for (const row of rows) {
+      expect(row).toContain('through <strong>an app with no name</strong></p>');
+      expect(row).toMatch(/App id <code>[^<]+<\/code>, registered /);
+    }
+  });
+});

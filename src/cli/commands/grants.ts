@@ -2,6 +2,7 @@
 // their limits, and revocation, which ends every token derived from a grant
 // at the authorization server at once and at the resource servers within
 // moments (they follow the revocation list).
+import { NAMELESS_APP, registeredName } from '../../authz/app-name.js';
 import type { Paths } from '../../config.js';
 import { parseCalendarDetail, parseScope, type CalendarDetail } from '../../delegation/index.js';
 import type { GrantRecord, Store } from '../../store/index.js';
@@ -50,6 +51,14 @@ async function view(store: Store, g: GrantRecord, now: number): Promise<GrantVie
   };
 }
 
+/**
+ * The app as the text lines name it: its registered name, which proves nothing (any app may call itself
+ * "delegate CLI"), then always its id, which tells two such apps apart; the same form as `delegate audit`.
+ */
+function appOf(v: GrantView): string {
+  return `${registeredName({ clientName: v.client_name }) ?? NAMELESS_APP} (${v.client})`;
+}
+
 function limits(v: GrantView): string {
   return v.constraints
     .map((c) => `${c.calendars ? `calendars ${c.calendars.join(',')}` : 'all calendars'}${c.lookahead_days !== undefined ? `, ${c.lookahead_days} days ahead` : ''}`)
@@ -70,7 +79,7 @@ export async function grantsListCommand(args: { paths: Paths; user?: string; all
   }
   if (views.length === 0) io.stderr.write(args.all ? 'No grants.\n' : 'No active grants. (--all shows revoked and expired ones.)\n');
   for (const v of views) {
-    io.stdout.write(shown`${v.id}\t${v.status}\t${v.agent ?? v.resource} via ${v.client_name ?? v.client}\t${v.scopes.join(' ')}\t${limits(v)}\tuntil ${v.expires_at}\n`);
+    io.stdout.write(shown`${v.id}\t${v.status}\t${v.agent ?? v.resource} via ${appOf(v)}\t${v.scopes.join(' ')}\t${limits(v)}\tuntil ${v.expires_at}\n`);
   }
   return EXIT_OK;
 }
@@ -91,7 +100,7 @@ export async function grantsShowCommand(args: { paths: Paths; id: string; json: 
       shown`${v.id} (${v.status})`,
       shown`  user:        ${v.user}`,
       shown`  agent:       ${v.agent ?? '?'} at ${v.resource}`,
-      shown`  through:     ${v.client_name ?? v.client} (${v.client})`,
+      shown`  through:     ${appOf(v)}`,
       shown`  scopes:      ${v.scopes.join(' ')}`,
       shown`  limits:      ${limits(v) || 'none'}`,
       shown`  max hops:    ${v.max_depth}`,
