@@ -56,7 +56,7 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
 
   const body = html`<h1>${grant ? html`Allow ${agentName} to do more for you?` : html`Allow ${agentName} to act for you?`}</h1>
 <p>${appName(request.client, { assured: view.clientAssured, startsSentence: true })} asks you to let <strong>${agentName}</strong> act for you. <span class="muted">(You are signed in as ${user.name}.)</span></p>
-${clientBlock(request, view.clientAssured, user.timeZone, view.device !== undefined)}
+${clientBlock(request, redirect, view.clientAssured, user.timeZone, view.device !== undefined)}
 ${identityBlock(agentName, request.resource.url, verification)}
 <h2>${grant ? 'It asks to also be able to' : html`${agentName} will be able to`}</h2>
 <ul>${abilities}</ul>
@@ -99,13 +99,16 @@ function returnNotice(redirect: URL, device: ConsentView['device']): Html {
  * agent's verified badge). The page says so, and shows what does tell apps apart: the app's id, when it
  * registered, and where the answer goes (MCP Security Best Practices: the consent page shows the client and
  * its redirect URI). Only a request the owner's CLI signed the sign-in for is named as delegate's own.
+ * The redirect URI is shown as the browser resolves it (WHATWG URL: an ASCII, punycode host), never as
+ * registered: a look-alike host such as accounts.gооgle.com (Cyrillic о) read as Google's while the warning
+ * below named accounts.xn--ggle-55da.com (found in review). One destination, the same in both places.
  */
-function clientBlock(request: AuthorizationRequest, assured: boolean, timeZone: string, device: boolean): Html {
+function clientBlock(request: AuthorizationRequest, redirect: URL, assured: boolean, timeZone: string, device: boolean): Html {
   if (assured) {
     return html`<p class="muted">Your own <code>delegate</code> command on this computer started this request and signed you in for it.</p>`;
   }
   return html`<div class="who"><p class="warn">This server has not checked who made this app: anyone can register an app under any name. Approve only if you just started this from an app you trust.</p>
-<p class="muted">App id <code>${request.client.clientId}</code>, registered ${pageTime(request.client.createdAt, timeZone)}${device ? '' : html`; its answer goes to <code>${request.redirectUri}</code>`}.</p></div>`;
+<p class="muted">App id <code>${request.client.clientId}</code>, registered ${pageTime(request.client.createdAt, timeZone)}${device ? '' : html`; its answer goes to <code>${redirect.href}</code>`}.</p></div>`;
 }
 
 function identityBlock(agentName: string, resourceUrl: string, verification: AgentVerification | undefined): Html {

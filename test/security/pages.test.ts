@@ -502,4 +502,18 @@ describe('telling apps apart where the owner revokes, and naming one destination
       expect(row).toMatch(/App id <code>[^<]+<\/code>, registered /);
     }
   });
+
+  it('a look-alike (IDN) redirect URI appears on the consent page and on /grants only as the browser resolves it, in punycode: one destination, the one the warning names', async () => {
+    const lookalike = 'https://accounts.g\u043e\u043egle.com/cb'; // two Cyrillic о
+    const reg = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, redirect_uris: [lookalike] });
+    expect(reg.status).toBe(201);
+    const consent = await approve('fay', String(reg.body.client_id), lookalike);
+    expect(consent.html).toContain('its answer goes to <code>https://accounts.xn--ggle-55da.com/cb</code>');
+    expect(consent.html).toContain('you will be sent to <strong>accounts.xn--ggle-55da.com</strong>');
+    expect(consent.html).not.toContain('g\u043e\u043egle');
+    expect(consent.html).not.toContain('google.com');
+    const row = (await grantRows('fay')).find((r) => r.includes(String(reg.body.client_id)))!;
+    expect(row).toContain('its answers go to <code>accounts.xn--ggle-55da.com</code>');
+    expect(row).not.toContain('g\u043e\u043egle');
+  });
 });
