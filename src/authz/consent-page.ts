@@ -46,6 +46,12 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
       for (const s of reach.scopes) abilities.push(html`<li>${describe(s)} <span class="muted">(${reach.type === CALENDAR_DETAIL_TYPE ? 'from the calendar service ' : ''}at ${hostOf(reach.resource)})</span></li>`);
     }
   }
+  if (grant) {
+    // The same scope with wider authorization details left this list empty under "It asks to also be able to"
+    // (found in review): the limits it asks for are said too (RFC 9396 §9: the user is shown the details asked).
+    for (const wider of widerLimits(request, grant)) abilities.push(html`<li>${wider}</li>`);
+    if (abilities.length === 0) abilities.push(html`<li class="muted">Nothing more than today: it asks again for what you already allowed</li>`);
+  }
   const already = grant ? [...held].map((s) => html`<li>${describe(s)}</li>`) : [];
 
   const agentClient = request.resource.agentClientId ? await ctx.store.clientById(request.resource.agentClientId) : undefined;
@@ -161,6 +167,29 @@ ${offered.map((c) => html`<label><input type="checkbox" name="calendars" value="
     (d) => html`<option value="${d}"${d === depth ? html` selected` : ''}>${d === 1 ? html`No — only ${agentName} itself` : html`Yes — one helper agent, within these limits`}</option>`,
   )}</select>`);
   return html`${parts}`;
+}
+
+/**
+ * What the request's own authorization details ask beyond the grant's limits, in words: more calendars, all of
+ * them, or further ahead. A request that names no details asks for no limit of its own (the page offers the
+ * choices, starting from today's), so it adds nothing here.
+ */
+function widerLimits(request: AuthorizationRequest, grant: GrantRecord): string[] {
+  const today = (grant.authorizationDetails as unknown as CalendarDetail[]).find((d) => d.type === CALENDAR_DETAIL_TYPE);
+  if (!today) return [];
+  const out: string[] = [];
+  for (const asked of request.details.filter((d) => d.type === CALENDAR_DETAIL_TYPE)) {
+    const todayCalendars = today.calendars ? `today: ${today.calendars.join(', ')}` : '';
+    if (today.calendars && !asked.calendars) out.push(`Look at all your calendars (${todayCalendars})`);
+    else if (today.calendars && asked.calendars) {
+      const more = asked.calendars.filter((c) => !today.calendars!.includes(c));
+      if (more.length > 0) out.push(`Look at the calendar${more.length === 1 ? '' : 's'} ${more.join(', ')} too (${todayCalendars})`);
+    }
+    if (today.lookahead_days !== undefined && (asked.lookahead_days === undefined || asked.lookahead_days > today.lookahead_days)) {
+      out.push(`Look ${asked.lookahead_days === undefined ? 'any distance' : `up to ${days(asked.lookahead_days)}`} ahead (today: ${days(today.lookahead_days)})`);
+    }
+  }
+  return [...new Set(out)];
 }
 
 /** The largest choice no wider than `limit`, else the narrowest one. */

@@ -17,9 +17,9 @@ beforeAll(async () => {
 });
 afterAll(async () => authz.close());
 
-async function consentPage(clientId: string, scope: string) {
+async function consentPage(clientId: string, scope: string, extra?: Record<string, string>) {
   const browser = new Browser();
-  const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's', challenge, scope });
+  const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's', challenge, scope, ...(extra ? { extra } : {}) });
   const page = await signInAndOpenConsent(browser, authz.issuer, authz.ownerJwk, href);
   expect(page.status, page.html.slice(0, 300)).toBe(200);
   return { browser, page };
@@ -95,6 +95,23 @@ describe('a step-up consent page', () => {
     const res = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), expires_days: 'keep', decision: 'approve' });
     expect(res.status).toBe(400);
     expect(await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now())).toBeUndefined();
+  });
+
+  it('asking again with the same scope but wider limits says which limits it asks for (found in review: "It asks to also be able to" was an empty list)', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const first = await consentPage(client, 'slots:find');
+    await approve(first.browser, { ...parseConsentForm(first.page.html), calendars: ['work'], lookahead_days: '7', max_depth: '1' });
+    const before = (await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now()))!;
+    const wider = JSON.stringify([{ type: 'calendar', locations: [authz.calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], lookahead_days: 366 }]);
+    const again = await consentPage(client, 'slots:find', { authorization_details: wider });
+    const asks = /<h2>It asks to also be able to<\/h2>\s*<ul>([\s\S]*?)<\/ul>/.exec(again.page.html)?.[1];
+    expect(asks, again.page.html).toBeDefined();
+    expect(asks).toContain('<li>Look at all your calendars (today: work)</li>');
+    expect(asks).toContain('<li>Look up to 366 days ahead (today: 7 days)</li>');
+    // Showing the page changed nothing; an untouched Approve keeps today's limits (the widgets start from them).
+    expect(await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now())).toEqual(before);
+    await approve(again.browser, parseConsentForm(again.page.html));
+    expect((await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now()))!.authorizationDetails).toEqual(before.authorizationDetails);
   });
 
   it('a first consent still starts from the defaults', async () => {
