@@ -146,7 +146,10 @@ function limitsBlock(request: AuthorizationRequest, userCalendars: readonly stri
     const ticked = (c: string) => !before?.calendars || before.calendars.includes(c);
     parts.push(
       offered.length === 0
-        ? html`<p class="muted">You have no calendars yet; it may look at the ones you add${offer.calendars ? html` named ${offer.calendars.join(', ')}` : ''}.</p>`
+        ? userCalendars.length > 0 && offer.calendars
+          ? // Found in review: this said "You have no calendars yet" to a user who has some, when none had a name asked for.
+            html`<p class="muted">It asks only for calendars you do not have (${offer.calendars.join(', ')}): it will see none of yours (${userCalendars.join(', ')}), only ones you add later with those names.</p>`
+          : html`<p class="muted">You have no calendars yet; it may look at the ones you add${offer.calendars ? html` named ${offer.calendars.join(', ')}` : ''}.</p>`
         : html`<fieldset><legend>Calendars it may look at</legend>
 ${offered.map((c) => html`<label><input type="checkbox" name="calendars" value="${c}"${ticked(c) ? html` checked` : ''}> ${c}</label>`)}
 </fieldset>`,

@@ -31,6 +31,17 @@ async function approve(browser: Browser, form: Record<string, string | string[]>
   expect(callbackParams(res.location!).get('code')).toBeTruthy();
 }
 
+describe('a consent page for calendars the user does not have', () => {
+  // Found in review (consent-ui): it said "You have no calendars yet" to a user who has calendars.
+  it('says it asks only for calendars the user does not have, and names the user\u2019s own', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const asked = JSON.stringify([{ type: 'calendar', locations: [authz.calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], calendars: ['Holidays'] }]);
+    const { page } = await consentPage(client, 'slots:find', { authorization_details: asked });
+    expect(page.html).not.toContain('You have no calendars yet');
+    expect(page.html).toContain('It asks only for calendars you do not have (Holidays): it will see none of yours (demo, work)');
+  });
+});
+
 describe('a step-up consent page', () => {
   it('starts from the limits chosen before, so approving it unchanged keeps them', async () => {
     const client = await registerPublicClient(authz.issuer);
