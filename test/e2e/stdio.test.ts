@@ -128,6 +128,36 @@ describe('serve-agent --stdio', () => {
     expect(agent.protocolErrors).toEqual([]);
   });
 
+  it('answers a call whose sign-in nobody approves within seconds, with what to do and no link, and signs in on', async () => {
+    // review "stdio", finding 2: the call used to wait for the browser for up to 5 minutes, past the MCP client's
+    // 60 s request timeout, and the client saw only -32001; the link was on stderr, which Claude Desktop does not show.
+    const agent = await spawnStdioAgent();
+    try {
+      const asked = Date.now();
+      const result = await agent.client.callTool({ name: 'find_slot', arguments: { duration: '30m' } }, undefined, { timeout: 20_000 });
+      expect(Date.now() - asked).toBeLessThan(20_000);
+      expect(result.isError).toBe(true);
+      const text = (result.content as Array<{ type: string; text: string }>).map((c) => c.text).join('\n');
+      expect(text).toContain('approval');
+      // The command that signs in for this data directory and these ports, as a terminal runs it.
+      expect(text).toContain(`\`DELEGATE_HOME=${home} delegate login ${ports.join(' ')}\``);
+      // Never the link: the model reads tool results, and the link approves as the owner.
+      expect(text).not.toMatch(/https?:|127\.0\.0\.1|\/start|assertion/);
+      const link = firstLoopbackUrl(agent.stderr());
+      expect(link).toMatch(START_URL);
+
+      // The sign-in went on in the background: approving it lets the next call through, with no new link.
+      await approveInBrowser(link!);
+      const again = await callFindSlot(agent.client);
+      expect(again.isError, JSON.stringify(again.content)).toBeFalsy();
+      expect((again.structuredContent as { found: boolean }).found).toBe(true);
+      expect(agent.stderr().match(/\/start\n/g)).toHaveLength(1);
+    } finally {
+      await agent.client.close();
+    }
+    expect(agent.protocolErrors).toEqual([]);
+  });
+
   it('answers a line it cannot take with its JSON-RPC error, by id where it has one, and goes on', async () => {
     // Raw lines, as a client with a bug (or a hostile one) writes them; no delegation is needed for these answers.
     // The servers run on their own (on the Node the database driver was built for, when CI runs this on Node 22 and 24).

@@ -37,21 +37,38 @@ export interface StdioLaunch {
  * absolute: `pathsEnvironment`).
  */
 export function stdioLaunch(args: McpConfigArgs, io: CliIo): StdioLaunch {
-  const argv = [join(packageRoot(), 'bin', 'delegate'), 'serve-agent', '--stdio'];
+  const argv = [join(packageRoot(), 'bin', 'delegate'), 'serve-agent', '--stdio', ...sameSetupFlags(args, io)];
+  const launch: StdioLaunch = { command: args.nodePath, args: argv };
+  const env = pathsEnvironment(io.env);
+  if (Object.keys(env).length > 0) launch.env = env;
+  return launch;
+}
+
+/** The ports (those not the default) and the profile (--profile or DELEGATE_PROFILE, unless the default) as flags. */
+function sameSetupFlags(args: { ports: Ports; profile?: string }, io: CliIo): string[] {
+  const flags: string[] = [];
   for (const [flag, port, fallback] of [
     ['--auth-port', args.ports.auth, DEFAULT_PORTS.auth],
     ['--calendar-port', args.ports.calendar, DEFAULT_PORTS.calendar],
     ['--agent-port', args.ports.agent, DEFAULT_PORTS.agent],
   ] as const) {
-    if (port !== fallback) argv.push(flag, String(port));
+    if (port !== fallback) flags.push(flag, String(port));
   }
   // The profile and data directory the client's process must use: it may not inherit this shell's environment.
   const profile = effectiveProfile(io, args.profile);
-  if (profile !== undefined && profile !== DEFAULT_PROFILE) argv.push('--profile', profile);
-  const launch: StdioLaunch = { command: args.nodePath, args: argv };
-  const env = pathsEnvironment(io.env);
-  if (Object.keys(env).length > 0) launch.env = env;
-  return launch;
+  if (profile !== undefined && profile !== DEFAULT_PROFILE) flags.push('--profile', profile);
+  return flags;
+}
+
+/**
+ * The `delegate login` a person types in a terminal to sign in for the same
+ * data directory, profile and ports as this process, e.g. for a stdio agent
+ * an MCP client started with its own environment:
+ * `DELEGATE_HOME=/x delegate login --agent-port 9412 --scope busy:read`.
+ */
+export function loginCommandLine(args: { ports: Ports; profile?: string }, io: CliIo, extra: readonly string[] = []): string {
+  const env = Object.entries(pathsEnvironment(io.env)).map(([k, v]) => shellQuote(`${k}=${v}`));
+  return [...env, 'delegate', 'login', ...extra, ...sameSetupFlags(args, io)].map((w, i) => (i < env.length ? w : shellQuote(w))).join(' ');
 }
 
 export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<number> {

@@ -3,16 +3,20 @@
 // find-slot uses): the servers it needs are used if running or started in
 // this process, and when no delegation is stored it signs in at once through
 // the browser (the link on stderr), while the client's requests are already
-// answered. Its stdout carries the MCP protocol and nothing else; everything
+// answered. A tool call that needs that sign-in waits a few seconds for it,
+// then answers with a tool error saying to approve in the browser or to run
+// `delegate login` (never with the link), so that the MCP client does not
+// time the call out; the sign-in goes on, and the next call uses it. Its stdout carries the MCP protocol and nothing else; everything
 // for the person goes to stderr, the agent's log lines (JSON, at --log-level)
 // too.
 import { validAccessToken } from '../../client/credentials.js';
-import { ensureDelegation } from '../../client/session.js';
+import type { SessionOptions } from '../../client/session.js';
 import type { LogLevelName } from '../../config.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { errorText } from '../errors.js';
 import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
+import { loginCommandLine } from './mcp-config.js';
 
 export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, logLevel: LogLevelName): Promise<number> {
   // Whoever started us may be a desktop app: there is no terminal to ask, but a browser to open.
@@ -26,18 +30,58 @@ export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, l
     ]);
     const identity = await loadOrCreateAgentKey(paths.agentKey);
 
-    // One sign-in at a time; a failed one is tried again by the next call.
-    let signingIn: Promise<void> | undefined;
-    const delegation = (): Promise<void> => {
-      signingIn ??= ensureDelegation(session).catch((error: unknown) => {
-        signingIn = undefined;
-        throw error;
-      });
-      return signingIn;
+    // One token lookup at a time (with the sign-in, when one is needed); a failed one is tried again by the next call.
+    const approval = approvalWatch(session);
+    let acquiring: Promise<string> | undefined;
+    let unanswered = false; // a call stopped waiting for this lookup: nobody hears how it ends but stderr
+    const accessToken = (): Promise<string> => {
+      acquiring ??= validAccessToken(session)
+        .catch((error: unknown) => {
+          if (unanswered) io.stderr.write(errorText(error, args.debug));
+          throw error;
+        })
+        .finally(() => {
+          acquiring = undefined;
+          unanswered = false;
+          approval.ended();
+        });
+      return acquiring;
     };
     if (session.envToken === undefined) {
-      delegation().catch((error: unknown) => io.stderr.write(errorText(error, args.debug)));
+      unanswered = true; // signs in at once if nothing usable is stored; no call waits for this one yet
+      accessToken().catch(() => undefined);
     }
+    const advice = approvalAdvice(loginCommandLine(args, io));
+    /**
+     * The token for a call. A call that finds a sign-in waiting for the person
+     * waits a few seconds for an approval already under way, then answers with
+     * a tool error that says what to do, well before the MCP client gives up on
+     * it (the SDK's default is 60 s); the sign-in goes on, and the call asked
+     * after the approval succeeds. The sign-in link itself is never in that
+     * answer: the model reads tool results, and the link approves as the owner.
+     */
+    const tokenForCall = async (): Promise<string> => {
+      const token = accessToken();
+      let stopWaiting: (() => void) | undefined;
+      const tooLong = new Promise<never>((_resolve, reject) => {
+        let unsubscribe: (() => void) | undefined;
+        const timer = setTimeout(() => {
+          unsubscribe = approval.whenWaiting(() => reject(new StdioApprovalNeeded(advice)));
+        }, APPROVAL_WAIT_MS);
+        stopWaiting = () => {
+          clearTimeout(timer);
+          unsubscribe?.();
+        };
+      });
+      try {
+        return await Promise.race([token, tooLong]);
+      } catch (error) {
+        if (error instanceof StdioApprovalNeeded) unanswered = true;
+        throw error;
+      } finally {
+        stopWaiting?.();
+      }
+    };
 
     const agent = await serveAgentOverStdio({
       issuer: urls.issuer,
@@ -50,8 +94,8 @@ export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, l
       resourceUrl: urls.agentUrl,
       audit: remoteAuditSink({ issuer: urls.issuer, clientId: identity.clientId, privateKey: identity.privateJwk, now: () => io.now() }),
       callerToken: async () => {
-        if (session.envToken === undefined) await delegation();
-        return validAccessToken(session);
+        if (session.envToken !== undefined) return validAccessToken(session);
+        return tokenForCall();
       },
     });
     io.stderr.write('CalendarAgent is serving MCP on stdio, acting under your stored delegation.\n');
@@ -59,4 +103,54 @@ export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, l
     await agent.close();
     return EXIT_OK;
   });
+}
+
+/** How long a tool call waits for a sign-in under way before it answers with what to do (MCP clients give up after 60 s). */
+export const APPROVAL_WAIT_MS = 8_000;
+
+/** What a tool call says while CalendarAgent waits for the person's approval: never the link (see tokenForCall). */
+export function approvalAdvice(loginCommand: string): string {
+  return (
+    'CalendarAgent needs your approval before it can read your calendar, and has opened a sign-in page in your browser. ' +
+    `Approve it there; if no browser window opened, run \`${loginCommand}\` in a terminal instead. Then ask again.`
+  );
+}
+
+class StdioApprovalNeeded extends Error {}
+
+/**
+ * Whether a sign-in link is out and waiting for the person: from the moment
+ * it is shown until the browser comes back or the sign-in ends. A call that
+ * has waited long enough is told when that is (at once if it already is).
+ */
+function approvalWatch(session: SessionOptions) {
+  let waiting = false;
+  const listeners = new Set<() => void>();
+  const present = session.presentLoginUrl;
+  if (present) {
+    session.presentLoginUrl = async (url) => {
+      waiting = true;
+      for (const listener of listeners) listener();
+      await present(url);
+    };
+  }
+  const settled = session.loginSettled;
+  session.loginSettled = () => {
+    waiting = false;
+    settled?.();
+  };
+  return {
+    ended: () => {
+      waiting = false;
+    },
+    /** Calls `listener` once a link waits for the person (now, if one does); returns how to stop listening. */
+    whenWaiting(listener: () => void): () => void {
+      if (waiting) {
+        listener();
+        return () => undefined;
+      }
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
 }
