@@ -9,6 +9,7 @@ import { isIanaZone } from '../config.js';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { readBody } from '../client/mcp-post.js';
+import { resendIfUnanswered, type ServersGone } from '../client/servers-gone.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
 
 export type CalendarErrorCode =
@@ -67,6 +68,8 @@ export interface FreeBusyRequest {
    */
   fetchFn?: typeof fetch;
   timeoutMs: number;
+  /** Told when the connection is refused or dropped unanswered: brings the servers back, and the read is sent again. */
+  serversGone?: ServersGone;
   /** issue 4: which calendars, and how to count tentative events and broken calendars. */
   selection?: FreeBusySelection;
 }
@@ -84,7 +87,8 @@ export async function fetchFreeBusy(request: FreeBusyRequest): Promise<FreeBusy>
   const timedOut = () => new CalendarError('timeout', `The calendar did not answer within ${formatSeconds(request.timeoutMs)}.`);
   let answer: Answer;
   try {
-    answer = request.fetchFn ? await getWithFetch(request.fetchFn, url, headers, timeout) : await getWithNodeHttp(url, headers, timeout);
+    const get = () => (request.fetchFn ? getWithFetch(request.fetchFn, url, headers, timeout) : getWithNodeHttp(url, headers, timeout));
+    answer = await resendIfUnanswered(get, request.serversGone);
   } catch (error) {
     if (timeout.aborted) throw timedOut();
     const held = error instanceof ForeignListenerError || (error as { cause?: unknown }).cause instanceof ForeignListenerError;

@@ -12,7 +12,7 @@ import type { FindSlotDeps } from './tool.js';
 
 export type CalendarRead = { ok: true; value: FreeBusy } | { ok: false; message: string };
 
-export type CalendarReadDeps = Pick<FindSlotDeps, 'calendarUrl' | 'exchanger' | 'fetchFn' | 'calendarTimeoutMs' | 'logger'>;
+export type CalendarReadDeps = Pick<FindSlotDeps, 'calendarUrl' | 'exchanger' | 'fetchFn' | 'calendarTimeoutMs' | 'logger' | 'serversGone'>;
 
 export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string, window: Interval, selection: FreeBusySelection): Promise<CalendarRead> {
   const exchangeRequest = { resource: deps.calendarUrl, scope: SCOPE_FREEBUSY_READ };
@@ -24,6 +24,7 @@ export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string,
       window,
       fetchFn: deps.fetchFn,
       timeoutMs: deps.calendarTimeoutMs,
+      ...(deps.serversGone ? { serversGone: deps.serversGone } : {}),
       selection,
     });
     return { ok: true, value };

@@ -9,6 +9,7 @@ import type { JWK } from 'jose';
 import { z } from 'zod';
 import { canonicalResource } from '../delegation/index.js';
 import type { AuditSink } from '../resource/audit.js';
+import { resendingFetch, type ServersGone } from '../client/servers-gone.js';
 import { DEFAULT_CALENDAR_TIMEOUT_MS } from './calendar-client.js';
 import { createTokenExchanger, type TokenExchanger } from './exchange.js';
 import { guardTool, type ToolGuardOptions } from './guard.js';
@@ -55,6 +56,12 @@ export interface AgentRuntimeOptions {
   resourceUrl?: string;
   /** Where every tool call is recorded (Store.appendAudit in the CLI). */
   audit?: AuditSink;
+  /**
+   * Told when the authorization server or the calendar backend refuses the
+   * connection (over stdio: servers another process started have gone with
+   * it): brings them back, and the exchange or the read is sent again.
+   */
+  serversGone?: ServersGone;
 }
 
 /**
@@ -66,6 +73,7 @@ export function agentMcpDeps(options: AgentRuntimeOptions): AgentMcpDeps {
   const calendarUrl = canonicalResource(options.calendarUrl);
   if (!calendarUrl) throw new Error(`The calendar URL ${options.calendarUrl} is not an absolute http(s) URL.`);
   const now = options.now ?? Date.now;
+  const exchangeFetch = options.serversGone ? (resendingFetch(options.fetchFn ?? ((url, init) => fetch(url, init)), options.serversGone) as typeof fetch) : options.fetchFn;
   return {
     calendarUrl,
     exchanger:
@@ -75,7 +83,7 @@ export function agentMcpDeps(options: AgentRuntimeOptions): AgentMcpDeps {
         clientId: options.clientId,
         privateKey: options.privateKey,
         now,
-        ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}),
+        ...(exchangeFetch ? { fetchFn: exchangeFetch } : {}),
         ...(options.exchangeTimeoutMs !== undefined ? { timeoutMs: options.exchangeTimeoutMs } : {}),
       }),
     // The guard and the tool both ask for the call's token: ask the source once per call.
@@ -86,6 +94,7 @@ export function agentMcpDeps(options: AgentRuntimeOptions): AgentMcpDeps {
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.resourceUrl ? { resourceUrl: options.resourceUrl } : {}),
     ...(options.audit ? { audit: options.audit } : {}),
+    ...(options.serversGone ? { serversGone: options.serversGone } : {}),
   };
 }
 

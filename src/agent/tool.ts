@@ -4,6 +4,7 @@
 // backend, and runs the pure slot search. Bad input and unavailable servers
 // are tool errors (isError) with a clear message, never protocol failures.
 // An answer is prose for people, then the same result as JSON (structuredText).
+import type { ServersGone } from '../client/servers-gone.js';
 import { z } from 'zod';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -95,6 +96,12 @@ export interface FindSlotDeps {
   fetchFn?: typeof fetch;
   calendarTimeoutMs: number;
   logger?: ToolLogger;
+  /**
+   * Told when the calendar backend refuses the connection (over stdio: the
+   * servers another process started have gone with it): brings them back, and
+   * the read is sent again (src/client/servers-gone.ts).
+   */
+  serversGone?: ServersGone;
 }
 
 export type FindSlotHandler = (input: FindSlotInput, extra: ToolExtra) => Promise<CallToolResult>;

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { PassThrough } from 'node:stream';
+import { connect, createServer } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -55,6 +56,17 @@ async function spawnStdioAgent(): Promise<Spawned> {
   return { client, transport, stderr: () => stderr, protocolErrors };
 }
 
+function isListening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 async function callFindSlot(client: Client) {
   return client.callTool({ name: 'find_slot', arguments: { duration: '30m' } }, undefined, { timeout: 60_000 });
 }
@@ -79,17 +91,29 @@ describe('serve-agent --stdio', () => {
       expect(Date.parse(out.end) - Date.parse(out.start)).toBe(30 * 60_000);
       expect(agent.stderr()).not.toMatch(/login\/owner/); // no sign-in was needed
 
-      // The calendar backend goes away: the tool says so, and the agent's log (stderr, JSON, at info by default) names why.
+      // The servers go away and another program holds the calendar's port (it drops every connection): the agent cannot
+      // bring them back, the tool says so, and the agent's log (stderr, JSON, at info by default) names why.
       serve.child.kill('SIGTERM');
       await serve.done;
-      const failed = await callFindSlot(agent.client);
-      expect(failed.isError).toBe(true);
+      const squatter = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => squatter.listen(Number(ports[3]), '127.0.0.1', resolve));
+      try {
+        const failed = await callFindSlot(agent.client);
+        expect(failed.isError).toBe(true);
+      } finally {
+        await new Promise((resolve) => squatter.close(resolve));
+      }
       const warnings = agent
         .stderr()
         .split('\n')
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line) as { level: number; msg: string; code?: string });
       expect(warnings).toContainEqual(expect.objectContaining({ level: 40, msg: 'calendar request failed', code: 'unreachable' }));
+
+      // With the port free again, the next call starts the servers in the agent's own process (review "stdio",
+      // finding 1: they used to come back only when the access token had to be refreshed) and succeeds.
+      const back = await callFindSlot(agent.client);
+      expect(back.isError, JSON.stringify(back.content)).toBeFalsy();
     } finally {
       await agent.client.close();
     }
@@ -156,6 +180,43 @@ describe('serve-agent --stdio', () => {
       await agent.client.close();
     }
     expect(agent.protocolErrors).toEqual([]);
+  });
+
+  it('brings the servers back when the process that started them exits, and the call succeeds', async () => {
+    // review "stdio", finding 1: two stdio agents on one data directory (Claude Desktop and Claude Code); when the one
+    // that started the embedded servers exited, the other's every call failed ("could not be recorded in the audit
+    // log… Try again shortly") until its access token expired: only the token refresh brought the servers back.
+    const login = startCli(['login', '--no-browser', ...ports], home);
+    await approveInBrowser(await login.loginUrl);
+    expect((await login.done).code).toBe(0);
+
+    const first = await spawnStdioAgent(); // no servers run: it starts them in its own process
+    const second = await spawnStdioAgent(); // uses the first one's
+    try {
+      for (const agent of [first, second]) {
+        const result = await callFindSlot(agent.client);
+        expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+      }
+      await first.client.close();
+      const authPort = Number(ports[1]);
+      // The first agent's servers are gone with it.
+      for (let tries = 0; await isListening(authPort); tries++) {
+        expect(tries).toBeLessThan(200);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const after = await callFindSlot(second.client);
+      expect(after.isError, JSON.stringify(after.content)).toBeFalsy();
+      expect((after.structuredContent as { found: boolean }).found).toBe(true);
+      expect(await isListening(authPort)).toBe(true); // started again, by the second agent
+    } finally {
+      await first.client.close();
+      await second.client.close();
+    }
+    expect(second.protocolErrors).toEqual([]);
+    // The call after the restart is on the audit log like the others.
+    const audit = startCli(['audit', '--json'], home);
+    const records = JSON.parse((await audit.done).stdout) as Array<{ event: string; detail: Record<string, unknown> }>;
+    expect(records.filter((r) => r.event === 'tool_call' && r.detail.outcome === 'ok')).toHaveLength(3);
   });
 
   it('answers a line it cannot take with its JSON-RPC error, by id where it has one, and goes on', async () => {

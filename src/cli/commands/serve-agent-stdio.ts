@@ -10,6 +10,8 @@
 // for the person goes to stderr, the agent's log lines (JSON, at --log-level)
 // too.
 import { validAccessToken } from '../../client/credentials.js';
+import { resendIfUnanswered, type ServersGone } from '../../client/servers-gone.js';
+import type { AuditSink } from '../../resource/audit.js';
 import type { SessionOptions } from '../../client/session.js';
 import type { LogLevelName } from '../../config.js';
 import { EXIT_OK } from '../errors.js';
@@ -92,7 +94,13 @@ export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, l
       logger: createLogger(logLevel, io.stderr),
       // Every tool call goes on the authorization server's audit log, reported as this agent.
       resourceUrl: urls.agentUrl,
-      audit: remoteAuditSink({ issuer: urls.issuer, clientId: identity.clientId, privateKey: identity.privateJwk, now: () => io.now() }),
+      audit: resendingAudit(
+        remoteAuditSink({ issuer: urls.issuer, clientId: identity.clientId, privateKey: identity.privateJwk, now: () => io.now() }),
+        session.serversGone,
+      ),
+      // Servers another process started (another stdio agent, `delegate serve`) may stop while this one runs: a refused
+      // exchange, calendar read or audit report brings them back (here, if none runs) and is sent again.
+      ...(session.serversGone ? { serversGone: session.serversGone } : {}),
       callerToken: async () => {
         if (session.envToken !== undefined) return validAccessToken(session);
         return tokenForCall();
@@ -153,4 +161,9 @@ function approvalWatch(session: SessionOptions) {
       return () => listeners.delete(listener);
     },
   };
+}
+
+/** Each report sent again, newly signed (its client assertion is single-use), when the authorization server did not answer it. */
+function resendingAudit(sink: AuditSink, serversGone: ServersGone | undefined): AuditSink {
+  return (record) => resendIfUnanswered(() => sink(record), serversGone);
 }
