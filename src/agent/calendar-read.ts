@@ -12,7 +12,7 @@ import type { FindSlotDeps } from './tool.js';
 
 export type CalendarRead = { ok: true; value: FreeBusy } | { ok: false; message: string };
 
-export type CalendarReadDeps = Pick<FindSlotDeps, 'calendarUrl' | 'exchanger' | 'fetchFn' | 'calendarTimeoutMs' | 'logger' | 'serversGone'>;
+export type CalendarReadDeps = Pick<FindSlotDeps, 'calendarUrl' | 'exchanger' | 'fetchFn' | 'calendarTimeoutMs' | 'logger' | 'serversGone' | 'reauthorize'>;
 
 export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string, window: Interval, selection: FreeBusySelection): Promise<CalendarRead> {
   const exchangeRequest = { resource: deps.calendarUrl, scope: SCOPE_FREEBUSY_READ };
@@ -31,7 +31,7 @@ export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string,
   } catch (err) {
     // A calendar token the backend refuses (revoked, keys rotated) must not be handed out again.
     if (err instanceof CalendarError && err.code === 'refused') deps.exchanger.forget(subjectToken, exchangeRequest);
-    return { ok: false, message: explainReadFailure(err, deps.logger) };
+    return { ok: false, message: explainReadFailure(err, deps.logger, deps.reauthorize) };
   }
 }
 
@@ -39,7 +39,7 @@ export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string,
 const SUBJECT_TOKEN_REFUSED = /^The (subject token|delegation behind the subject token) /;
 
 /** What failed and what to do, for a person. */
-export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logger']): string {
+export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logger'], reauthorize?: CalendarReadDeps['reauthorize']): string {
   if (err instanceof TokenExchangeError) {
     logger?.warn({ code: err.code }, 'token exchange failed');
     const said = err.serverDescription ? `: ${err.serverDescription}` : '.';
@@ -53,7 +53,7 @@ export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logge
         if (err.code === 'invalid_request' && !SUBJECT_TOKEN_REFUSED.test(err.serverDescription ?? '')) {
           return `The authorization server refused CalendarAgent's request for a calendar token${said}`;
         }
-        return `The authorization server would not let CalendarAgent act on this delegation${said} Sign in again.`;
+        return `The authorization server would not let CalendarAgent act on this delegation${said} ${reauthorize?.() ?? 'Sign in again.'}`;
       case 'invalid_target':
       case 'invalid_scope':
         return `Your delegation does not let CalendarAgent read your calendar's free/busy time${said}`;

@@ -43,11 +43,19 @@ export async function callerDelegation(extra: ToolExtra, callerToken: CallerToke
 }
 
 /** The tool error for a call whose delegation lacks the tool's scope (the HTTP endpoint answers 403 before this). */
-export function missingScopeMessage(tool: string, held: readonly string[], needed: readonly string[]): string | undefined {
+export function missingScopeMessage(tool: string, held: readonly string[], needed: readonly string[], howTo?: ReauthorizeAdvice): string | undefined {
   const missing = missingFrom(needed, held);
   if (missing.length === 0) return undefined;
-  return `${tool} needs the permission ${missing.join(' ')}, which this delegation does not include. Authorize CalendarAgent again and approve it.`;
+  const what = howTo?.(missing) ?? 'Authorize CalendarAgent again and approve it.';
+  return `${tool} needs the permission ${missing.join(' ')}, which this delegation does not include. ${what}`;
 }
+
+/**
+ * What to tell the person to authorize CalendarAgent again (with these
+ * scopes too, when given). Over HTTP the MCP client does that itself on the
+ * agent's challenge; over stdio nobody does, so the CLI names its command.
+ */
+export type ReauthorizeAdvice = (scopes?: readonly string[]) => string;
 
 export type Limited<T> = { ok: true; value: T } | { ok: false; message: string };
 

@@ -6,7 +6,7 @@
 // did for the user.
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
-import { callerDelegation, missingScopeMessage } from './delegation.js';
+import { callerDelegation, missingScopeMessage, type ReauthorizeAdvice } from './delegation.js';
 import type { CallerToken, ToolExtra, ToolLogger } from './tool.js';
 import type { ToolScopePolicy } from './tool-scopes.js';
 
@@ -18,6 +18,8 @@ export interface ToolGuardOptions {
   /** The resource the record names: the agent's /mcp URL (default: the caller token's audience). */
   resource?: string;
   logger?: ToolLogger;
+  /** What a refusal for a missing scope tells the person to do (default: authorize again). */
+  reauthorize?: ReauthorizeAdvice;
 }
 
 export type ToolHandler<I> = (input: I, extra: ToolExtra) => Promise<CallToolResult>;
@@ -28,7 +30,7 @@ export function guardTool<I>(tool: string, options: ToolGuardOptions, handler: T
     const delegation = await callerDelegation(extra, options.callerToken);
     // No delegation: the tool itself says so; there is nobody to record the call for.
     if (!delegation) return handler(input, extra);
-    const refusal = missingScopeMessage(tool, delegation.scopes, needed);
+    const refusal = missingScopeMessage(tool, delegation.scopes, needed, options.reauthorize);
     const result = refusal ? errorResult(refusal) : await handler(input, extra);
     if (!options.audit) return result;
     const outcome = refusal ? 'refused' : result.isError ? 'error' : 'ok';

@@ -13,6 +13,7 @@ import { resendingFetch, type ServersGone } from '../client/servers-gone.js';
 import { DEFAULT_CALENDAR_TIMEOUT_MS } from './calendar-client.js';
 import { createTokenExchanger, type TokenExchanger } from './exchange.js';
 import { guardTool, type ToolGuardOptions } from './guard.js';
+import type { ReauthorizeAdvice } from './delegation.js';
 import { createListBusyHandler, listBusyInputShape, listBusyOutputShape } from './list-busy.js';
 import { FIND_SLOT_TOOL, createFindSlotHandler, findSlotInputShape, findSlotOutputShape, type CallerToken, type FindSlotDeps, type ToolExtra, type ToolLogger } from './tool.js';
 import { AGENT_SCOPE_POLICY, LIST_BUSY_TOOL } from './tool-scopes.js';
@@ -62,6 +63,8 @@ export interface AgentRuntimeOptions {
    * it): brings them back, and the exchange or the read is sent again.
    */
   serversGone?: ServersGone;
+  /** What refusals tell the person to do to authorize again (over stdio: the `delegate login` to run). */
+  reauthorize?: ReauthorizeAdvice;
 }
 
 /**
@@ -95,6 +98,7 @@ export function agentMcpDeps(options: AgentRuntimeOptions): AgentMcpDeps {
     ...(options.resourceUrl ? { resourceUrl: options.resourceUrl } : {}),
     ...(options.audit ? { audit: options.audit } : {}),
     ...(options.serversGone ? { serversGone: options.serversGone } : {}),
+    ...(options.reauthorize ? { reauthorize: options.reauthorize } : {}),
   };
 }
 
@@ -140,6 +144,7 @@ export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
     ...(deps.resourceUrl ? { resource: deps.resourceUrl } : {}),
     ...(deps.audit ? { audit: deps.audit } : {}),
     ...(deps.logger ? { logger: deps.logger } : {}),
+    ...(deps.reauthorize ? { reauthorize: deps.reauthorize } : {}),
   };
   const findSlot = guardTool(FIND_SLOT_TOOL, guard, createFindSlotHandler(deps));
   const listBusy = guardTool(LIST_BUSY_TOOL, guard, createListBusyHandler(deps));

@@ -5,6 +5,7 @@
 // are tool errors (isError) with a clear message, never protocol failures.
 // An answer is prose for people, then the same result as JSON (structuredText).
 import type { ServersGone } from '../client/servers-gone.js';
+import type { ReauthorizeAdvice } from './delegation.js';
 import { z } from 'zod';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -102,6 +103,8 @@ export interface FindSlotDeps {
    * the read is sent again (src/client/servers-gone.ts).
    */
   serversGone?: ServersGone;
+  /** What to tell the person to authorize again (over stdio: the `delegate login` to run); "Sign in again" otherwise. */
+  reauthorize?: ReauthorizeAdvice;
 }
 
 export type FindSlotHandler = (input: FindSlotInput, extra: ToolExtra) => Promise<CallToolResult>;

@@ -26,4 +26,10 @@ describe('explainReadFailure for a refused token exchange', () => {
   it('invalid_grant (an authorization server following RFC 6749 alone) still asks to sign in again', () => {
     expect(explain('invalid_grant', 'The grant has ended.')).toMatch(/Sign in again\.$/);
   });
+
+  it('over stdio, where nobody signs in again by itself, names the command that does (review "stdio", finding 3)', () => {
+    const error = new TokenExchangeError('invalid_request', 'refused', 'The subject token has been revoked.');
+    const text = explainReadFailure(error, undefined, () => 'Run `delegate login` in a terminal, then ask again.');
+    expect(text).toBe('The authorization server would not let CalendarAgent act on this delegation: The subject token has been revoked. Run `delegate login` in a terminal, then ask again.');
+  });
 });

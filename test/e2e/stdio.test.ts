@@ -176,6 +176,14 @@ describe('serve-agent --stdio', () => {
       expect(again.isError, JSON.stringify(again.content)).toBeFalsy();
       expect((again.structuredContent as { found: boolean }).found).toBe(true);
       expect(agent.stderr().match(/\/start\n/g)).toHaveLength(1);
+
+      // review "stdio", finding 3: a refusal for a permission the delegation lacks names the command that gives it
+      // (over stdio nobody authorizes again by itself, as an HTTP client does on the 403 challenge).
+      const busy = await agent.client.callTool({ name: 'list_busy', arguments: {} }, undefined, { timeout: 20_000 });
+      expect(busy.isError).toBe(true);
+      const busyText = (busy.content as Array<{ type: string; text: string }>).map((c) => c.text).join('\n');
+      expect(busyText).toContain(`needs the permission busy:read`);
+      expect(busyText).toContain(`Run \`DELEGATE_HOME=${home} delegate login --scope busy:read ${ports.join(' ')}\` in a terminal`);
     } finally {
       await agent.client.close();
     }

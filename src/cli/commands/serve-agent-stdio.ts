@@ -101,6 +101,8 @@ export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, l
       // Servers another process started (another stdio agent, `delegate serve`) may stop while this one runs: a refused
       // exchange, calendar read or audit report brings them back (here, if none runs) and is sent again.
       ...(session.serversGone ? { serversGone: session.serversGone } : {}),
+      // Nobody here authorizes again on a refusal (over HTTP the MCP client does): name the command that does.
+      reauthorize: (scopes) => `Run \`${loginCommandLine(args, io, (scopes ?? []).flatMap((s) => ['--scope', s]))}\` in a terminal, then ask again.`,
       callerToken: async () => {
         if (session.envToken !== undefined) return validAccessToken(session);
         return tokenForCall();
