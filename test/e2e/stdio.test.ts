@@ -190,6 +190,27 @@ describe('serve-agent --stdio', () => {
     expect(agent.protocolErrors).toEqual([]);
   });
 
+  it('after that answer, a `delegate login` in a terminal is used by the next call, while the first sign-in still waits', async () => {
+    const agent = await spawnStdioAgent();
+    try {
+      const first = await agent.client.callTool({ name: 'find_slot', arguments: { duration: '30m' } }, undefined, { timeout: 20_000 });
+      expect(first.isError).toBe(true);
+      const text = (first.content as Array<{ type: string; text: string }>).map((c) => c.text).join('\n');
+      expect(text).toContain('delegate login');
+      // The person does as told, in a terminal; the agent's own sign-in is left waiting for its browser.
+      const login = startCli(['login', '--no-browser', ...ports], home);
+      await approveInBrowser(await login.loginUrl);
+      expect((await login.done).code).toBe(0);
+      const asked = Date.now();
+      const again = await agent.client.callTool({ name: 'find_slot', arguments: { duration: '30m' } }, undefined, { timeout: 20_000 });
+      expect(again.isError, JSON.stringify(again.content)).toBeFalsy();
+      expect(Date.now() - asked).toBeLessThan(5_000);
+    } finally {
+      await agent.client.close();
+    }
+    expect(agent.protocolErrors).toEqual([]);
+  });
+
   it('brings the servers back when the process that started them exits, and the call succeeds', async () => {
     // review "stdio", finding 1: two stdio agents on one data directory (Claude Desktop and Claude Code); when the one
     // that started the embedded servers exited, the other's every call failed ("could not be recorded in the audit

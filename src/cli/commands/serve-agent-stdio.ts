@@ -63,6 +63,13 @@ export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, l
      * answer: the model reads tool results, and the link approves as the owner.
      */
     const tokenForCall = async (): Promise<string> => {
+      if (approval.isWaiting()) {
+        // The person may have followed the advice: a `delegate login` in a terminal stored a delegation meanwhile,
+        // which the sign-in under way (still waiting for its browser) would not see.
+        const { presentLoginUrl: _signsIn, ...cacheOnly } = session;
+        const stored = await validAccessToken(cacheOnly).catch(() => undefined);
+        if (stored !== undefined) return stored;
+      }
       const token = accessToken();
       let stopWaiting: (() => void) | undefined;
       const tooLong = new Promise<never>((_resolve, reject) => {
@@ -153,6 +160,7 @@ function approvalWatch(session: SessionOptions) {
     ended: () => {
       waiting = false;
     },
+    isWaiting: () => waiting,
     /** Calls `listener` once a link waits for the person (now, if one does); returns how to stop listening. */
     whenWaiting(listener: () => void): () => void {
       if (waiting) {
