@@ -100,6 +100,24 @@ describe('mcp-config --client claude-code | sh, as Claude Code parses it', () =>
   });
 });
 
+// Found in review (regress16c): the stdio agent's advice quoted `'DELEGATE_HOME=/tmp/a b'` as one word, which a shell
+// runs as a program instead of setting the variable.
+describe('the `delegate login` the stdio agent advises, run by a shell', () => {
+  it.each([
+    ['DELEGATE_HOME with a space, a quote and a $', { DELEGATE_HOME: "/tmp/it's a $(home)" }, "/tmp/it's a $(home)"],
+    ['nothing to pin', {}, ''],
+  ] as const)('%s: sets the variables and passes the flags', async (_name, env, expectedHome) => {
+    const { loginCommandLine } = await import('../../src/cli/commands/mcp-config.js');
+    const io = fakeIo({ HOME: userInfo().homedir, ...env });
+    const line = loginCommandLine({ ports: { ...DEFAULT_PORTS, agent: 9412 }, profile: 'work' }, io, ['--scope', 'busy:read']);
+    // A stand-in `delegate` that says what it was started with.
+    await writeFile(join(dir, 'delegate'), `#!/bin/sh\nprintf '%s\\n' "home=$DELEGATE_HOME" "$@"\n`);
+    await chmod(join(dir, 'delegate'), 0o755);
+    const { stdout } = await run('sh', ['-c', line], { env: { PATH: `${dir}:${process.env.PATH ?? ''}` } });
+    expect(stdout.trim().split('\n')).toEqual([`home=${expectedHome}`, 'login', '--scope', 'busy:read', '--agent-port', '9412', '--profile', 'work']);
+  });
+});
+
 describe('README, MCP clients', () => {
   it('shows exactly what mcp-config --client claude-code prints', async () => {
     const text = await readme();

@@ -67,8 +67,10 @@ function sameSetupFlags(args: { ports: Ports; profile?: string }, io: CliIo): st
  * `DELEGATE_HOME=/x delegate login --agent-port 9412 --scope busy:read`.
  */
 export function loginCommandLine(args: { ports: Ports; profile?: string }, io: CliIo, extra: readonly string[] = []): string {
-  const env = Object.entries(pathsEnvironment(io.env)).map(([k, v]) => shellQuote(`${k}=${v}`));
-  return [...env, 'delegate', 'login', ...extra, ...sameSetupFlags(args, io)].map((w, i) => (i < env.length ? w : shellQuote(w))).join(' ');
+  // The value quoted, not the whole word: a shell takes `NAME=value` as a setting only when `NAME=` is bare (found in
+  // review: `'DELEGATE_HOME=/tmp/a b' delegate login` ran a program of that name).
+  const env = Object.entries(pathsEnvironment(io.env)).map(([k, v]) => `${k}=${shellQuote(v)}`);
+  return [...env, ...['delegate', 'login', ...extra, ...sameSetupFlags(args, io)].map(shellQuote)].join(' ');
 }
 
 export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<number> {
