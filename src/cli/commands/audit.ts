@@ -60,10 +60,8 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
 
 /** The filters that need no store, checked: a bad one is bad usage (exit 2), before the database is opened. */
 function checkedFilter(args: AuditArgs, now: number): Omit<AuditFilter, 'user'> {
-  const since = args.since === undefined ? undefined : parseSince(args.since, now);
-  if (args.since !== undefined && since === undefined) throw new UsageError('--since takes an ISO 8601 time or a span such as 30m, 2h, 7d.');
-  const until = args.until === undefined ? undefined : parseSince(args.until, now);
-  if (args.until !== undefined && until === undefined) throw new UsageError('--until takes an ISO 8601 time or a span back from now such as 30m, 2h, 7d.');
+  const since = timeOption('--since', args.since, now, 'an ISO 8601 time or a span such as 30m, 2h, 7d');
+  const until = timeOption('--until', args.until, now, 'an ISO 8601 time or a span back from now such as 30m, 2h, 7d');
   if (since !== undefined && until !== undefined && since > until) throw new UsageError(`--since (${new Date(since).toISOString()}) is after --until (${new Date(until).toISOString()}).`);
   const events = args.events?.map((e) => e.trim());
   const unknown = events?.find((e) => !(AUDIT_EVENTS as readonly string[]).includes(e));
@@ -78,6 +76,14 @@ function checkedFilter(args: AuditArgs, now: number): Omit<AuditFilter, 'user'> 
     ...(since !== undefined ? { since } : {}),
     ...(until !== undefined ? { until } : {}),
   };
+}
+
+/** A time option read as parseSince reads it, or undefined when not given; one it cannot read is bad usage. */
+function timeOption(flag: string, given: string | undefined, now: number, takes: string): number | undefined {
+  if (given === undefined) return undefined;
+  const at = parseSince(given, now);
+  if (at === undefined) throw new UsageError(`${flag} takes ${takes}.`);
+  return at;
 }
 
 /** The user id `--user` names: an account's name, as `grants list --user` takes it, else a user id. */
