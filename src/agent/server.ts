@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
 import { createApp } from '../http/app.js';
 import type { AuditSink } from '../resource/audit.js';
-import { createBearerVerifier, type TokenRejection } from '../resource/bearer.js';
+import { createBearerVerifier, type TokenHeader, type TokenRejection } from '../resource/bearer.js';
 import { attachRevocationList, createRevocationList, type RevocationList } from '../resource/revocations.js';
 import type { TokenExchanger } from './exchange.js';
 import { agentMcpDeps, createAgentMcpServer } from './mcp.js';
@@ -70,8 +70,8 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
   const revocations =
     options.revocations === false ? undefined : (options.revocations ?? createRevocationList({ issuer: options.issuer, fetchFn, now, logger: app.log }));
   if (revocations) attachRevocationList(app, revocations);
-  const reject = async (claims: AccessTokenClaims): Promise<TokenRejection> =>
-    (await revocations?.check(claims)) ?? (await options.rejectToken?.(claims));
+  const reject = async (claims: AccessTokenClaims, header: TokenHeader): Promise<TokenRejection> =>
+    (await revocations?.check(claims, header.kid)) ?? (await options.rejectToken?.(claims));
   const verify = createBearerVerifier({
     issuer: options.issuer,
     audience: resourceUrl,
@@ -80,6 +80,9 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     ...(options.keys ? { keys: options.keys } : {}),
     reject,
   });
+  // A key withdrawn as leaked: its replacement signs the next tokens, and this server's copy of the JWKS lacks it.
+  const stopFollowingKeys = revocations?.onKeysWithdrawn(() => void verify.reloadKeys());
+  app.addHook('onClose', async () => stopFollowingKeys?.());
   const toolDeps = agentMcpDeps({
     issuer: options.issuer,
     calendarUrl: options.calendarUrl,

@@ -3,8 +3,10 @@
 // transaction with the re-signing of every agent's identity statement and its
 // audit record. A retired key stays published until the last access token it
 // signed has expired (DESIGN.md "Tokens"); one withdrawn as leaked (`--now`)
-// is deleted at once, and nothing it signed verifies from then on. Running
-// servers follow on their next signature or JWKS request (keys.ts).
+// is deleted at once, and nothing it signed verifies from then on: its id goes
+// on the revocation list, which resource servers holding an older copy of the
+// JWKS follow within moments. Running servers follow on their next signature
+// or JWKS request (keys.ts).
 import { SignJWT, importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
 import { SIGNING_ALG } from '../delegation/index.js';
 import type { SigningKeyRecord, SigningKeyRotation, Store } from '../store/index.js';
@@ -32,6 +34,15 @@ export interface RotationResult {
   notVerified: string[];
 }
 
+/**
+ * How long a withdrawn key's id stays on the revocation list. A resource
+ * server uses its copy of the JWKS for up to 5 minutes (JWKS_MAX_AGE_MS in
+ * src/resource/bearer.ts) and would accept, meanwhile, what the leaked key
+ * signs; the list reaches it within moments. A day covers any copy with room
+ * to spare; an entry costs a few bytes.
+ */
+export const WITHDRAWN_KEY_LISTED_MS = 24 * 3600_000;
+
 /** Another rotation or agent registration committed between preparing and writing: prepared again, this many times. */
 const ATTEMPTS = 5;
 
@@ -47,6 +58,7 @@ export async function rotateSigningKeys(store: Store, options: RotationOptions):
       next,
       at: options.now,
       withdraw: options.withdraw,
+      ...(options.withdraw ? { withdrawnListedUntil: options.now + Math.max(WITHDRAWN_KEY_LISTED_MS, options.maxTokenLifetimeMs) } : {}),
       statements,
       record: {
         event: 'signing_key_rotated',

@@ -94,6 +94,7 @@ export function registerRevocationList(app: FastifyInstance, ctx: AuthContext): 
       cursor: page.cursor,
       grants: page.grants,
       tokens: page.tokens,
+      keys: page.keys,
       expires_at: page.expiresAt,
       stale_after: REVOCATION_LIST_STALE_AFTER_SEC,
     });

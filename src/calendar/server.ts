@@ -12,7 +12,7 @@ import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '
 import { errorDescription } from '../error-description.js';
 import { createApp, sendError } from '../http/app.js';
 import { auditRecord, type AuditSink } from '../resource/audit.js';
-import { BearerError, VerifierUnavailableError, createBearerVerifier, wwwAuthenticate } from '../resource/bearer.js';
+import { BearerError, VerifierUnavailableError, createBearerVerifier, wwwAuthenticate, type TokenHeader } from '../resource/bearer.js';
 import { calendarLimits, calendarsToRead, checkWindow, permittedCalendars } from '../resource/constraints.js';
 import { attachRevocationList, createRevocationList, type RevocationList } from '../resource/revocations.js';
 import { createBusyCache, type BusyCache } from './busy-cache.js';
@@ -115,8 +115,11 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     ...(options.keys ? { keys: options.keys } : {}),
     ...(options.now ? { now: options.now } : {}),
     ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}),
-    ...(revocations ? { reject: (claims: AccessTokenClaims) => revocations.check(claims) } : {}),
+    ...(revocations ? { reject: (claims: AccessTokenClaims, header: TokenHeader) => revocations.check(claims, header.kid) } : {}),
   });
+  // A key withdrawn as leaked: its replacement signs the next tokens, and this server's copy of the JWKS lacks it.
+  const stopFollowingKeys = revocations?.onKeysWithdrawn(() => void verify.reloadKeys());
+  app.addHook('onClose', async () => stopFollowingKeys?.());
   const loader = options.loader ?? createCalendarLoader();
   const busyCache = options.busyCache ?? createBusyCache();
 

@@ -52,6 +52,11 @@ export class VerifierUnavailableError extends Error {
 /** What a `reject` hook says: undefined to accept; a reason (or `{revoked}`) to refuse as invalid_token; `{unavailable}` when it cannot tell. */
 export type TokenRejection = undefined | string | { revoked: string } | { unavailable: string; retryAfterSec: number };
 
+/** What a `reject` hook is told of the token's protected header: the key that signed it. */
+export interface TokenHeader {
+  kid: string;
+}
+
 export interface VerifiedBearer {
   token: string;
   claims: AccessTokenClaims;
@@ -74,7 +79,7 @@ export interface BearerVerifierOptions {
   /** Time allowed for each request for the issuer's metadata or keys (default 5 s). */
   keysTimeoutMs?: number;
   /** A last check after the signature and claims pass, e.g. a revocation list (src/resource/revocations.ts). */
-  reject?: (claims: AccessTokenClaims) => TokenRejection | Promise<TokenRejection>;
+  reject?: (claims: AccessTokenClaims, header: TokenHeader) => TokenRejection | Promise<TokenRejection>;
   /** Most tokens whose signature and claims are remembered as checked (default 1,000). */
   verifiedCacheSize?: number;
 }
@@ -90,14 +95,21 @@ export interface BearerVerifierOptions {
 export const VERIFIED_TOKEN_TTL_MS = 60_000;
 export const DEFAULT_VERIFIED_CACHE_SIZE = 1_000;
 
-export type BearerVerifier = (authorization: string | undefined, requiredScopes: readonly string[]) => Promise<VerifiedBearer>;
+export type BearerVerifier = ((authorization: string | undefined, requiredScopes: readonly string[]) => Promise<VerifiedBearer>) & {
+  /**
+   * Fetches the issuer's JWKS again now, whatever the cooldown (a no-op for keys given in the options): for news
+   * that the keys changed, a signing key withdrawn as leaked, so that the key that replaced it is known at once.
+   */
+  reloadKeys(): Promise<void>;
+};
 
 /** RFC 6750 §2.1: `Bearer` followed by a b64token. */
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 
 export function createBearerVerifier(options: BearerVerifierOptions): BearerVerifier {
   const now = options.now ?? Date.now;
-  const published = options.keys ?? discoveredJwks(options.issuer, options.fetchFn ?? fetch, now, options.keysTimeoutMs ?? KEYS_TIMEOUT_MS);
+  const discovered = options.keys ? undefined : discoveredJwks(options.issuer, options.fetchFn ?? fetch, now, options.keysTimeoutMs ?? KEYS_TIMEOUT_MS);
+  const published = options.keys ?? discovered!.getKey;
   // The AS names its key in every token it signs (and refuses tokens that do not): so do the resource
   // servers, rather than let jose try the only published key on a token that names none.
   const keys: JWTVerifyGetKey = (header, token) => {
@@ -105,16 +117,17 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
     return published(header, token);
   };
 
-  const verified = new BoundedMap<string, { claims: AccessTokenClaims; until: number }>(options.verifiedCacheSize ?? DEFAULT_VERIFIED_CACHE_SIZE);
+  const verified = new BoundedMap<string, { claims: AccessTokenClaims; header: TokenHeader; until: number }>(options.verifiedCacheSize ?? DEFAULT_VERIFIED_CACHE_SIZE);
   const toleranceMs = (options.clockToleranceSec ?? 0) * 1000;
 
   /** RFC 9068 validation of the JWT itself: signature, typ, iss, exp/nbf, required claims, audience. */
-  const checkedClaims = async (token: string): Promise<AccessTokenClaims> => {
+  const checkedClaims = async (token: string): Promise<{ claims: AccessTokenClaims; header: TokenHeader }> => {
     // Keyed by a hash, so the cache holds no token in the clear.
     const key = createHash('sha256').update(token).digest('base64url');
     const known = verified.get(key);
-    if (known && now() < known.until) return known.claims;
+    if (known && now() < known.until) return known;
     let claims: AccessTokenClaims;
+    let header: TokenHeader;
     try {
       const result = await jwtVerify(token, keys, {
         algorithms: [SIGNING_ALG],
@@ -125,6 +138,8 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
         requiredClaims: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'client_id', 'scope', 'grant_id'],
       });
       claims = result.payload as unknown as AccessTokenClaims;
+      // The key getter refused a token without a kid, so a verified one names its key.
+      header = { kid: String(result.protectedHeader.kid) };
     } catch (err) {
       // The issuer's keys could not be had: no verdict on the token. Refused (fail closed), but not called
       // invalid_token, which RFC 6750 §3.1 keeps for a token that is expired, revoked, malformed or invalid,
@@ -146,11 +161,12 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
       throw new BearerError(401, 'invalid_token', 'The token was issued for another resource.');
     }
     // Remembered no longer than jwtVerify would accept it (exp plus the tolerance), and at most the TTL.
-    verified.set(key, { claims, until: Math.min(claims.exp * 1000 + toleranceMs, now() + VERIFIED_TOKEN_TTL_MS) });
-    return claims;
+    const checked = { claims, header };
+    verified.set(key, { ...checked, until: Math.min(claims.exp * 1000 + toleranceMs, now() + VERIFIED_TOKEN_TTL_MS) });
+    return checked;
   };
 
-  return async (authorization, requiredScopes) => {
+  const verify = async (authorization: string | undefined, requiredScopes: readonly string[]): Promise<VerifiedBearer> => {
     if (authorization === undefined || authorization === '') {
       throw new BearerError(401, undefined, 'No bearer token was sent.');
     }
@@ -162,8 +178,9 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
     if (!match) throw new BearerError(400, 'invalid_request', 'The Authorization header is not a well-formed bearer token.');
     const token = match[1]!;
 
-    const claims = await checkedClaims(token);
-    const refusal = await options.reject?.(claims);
+    const { claims, header } = await checkedClaims(token);
+    // Asked on every request, the verified ones remembered too: a revocation or a withdrawn key counts at once.
+    const refusal = await options.reject?.(claims, header);
     if (typeof refusal === 'string') throw new BearerError(401, 'invalid_token', refusal);
     if (refusal && 'revoked' in refusal) throw new BearerError(401, 'invalid_token', refusal.revoked);
     if (refusal && 'unavailable' in refusal) throw new VerifierUnavailableError(refusal.unavailable, refusal.retryAfterSec);
@@ -175,6 +192,7 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
     }
     return { token, claims, scopes };
   };
+  return Object.assign(verify, { reloadKeys: async () => discovered?.reload() });
 }
 
 /**
@@ -198,7 +216,8 @@ export const JWKS_REFETCH_COOLDOWN_MS = 1_000;
  * How long a fetched JWKS is used before it is fetched again, whatever tokens
  * come: the AS's Cache-Control max-age. A key withdrawn at once (`keys rotate
  * --now`, a leak) is refused here this long after, at most (plus
- * VERIFIED_TOKEN_TTL_MS for a token already checked); jose's default is 10 minutes.
+ * VERIFIED_TOKEN_TTL_MS for a token already checked) when the revocation
+ * list is not followed; the list names withdrawn keys within moments. jose's default is 10 minutes.
  */
 export const JWKS_MAX_AGE_MS = 300_000;
 
@@ -215,8 +234,8 @@ class KeysUnavailableError extends Error {}
  * a key id the fetched set does not hold is the token's fault and stays
  * jose's JWKSNoMatchingKey.
  */
-function discoveredJwks(issuer: string, fetchFn: typeof fetch, now: () => number, timeoutMs: number): JWTVerifyGetKey {
-  let pending: Promise<JWTVerifyGetKey> | undefined;
+function discoveredJwks(issuer: string, fetchFn: typeof fetch, now: () => number, timeoutMs: number): { getKey: JWTVerifyGetKey; reload(): Promise<void> } {
+  let pending: Promise<RemoteKeys> | undefined;
   // Found in review: while the issuer hung rather than refused, every request waited for its own discovery
   // (up to 5 s for the metadata, 5 more for the keys) before its 503. A failure now holds for the Retry-After
   // it announces: requests in that time are refused at once, and the issuer is not asked again until it ends.
@@ -225,7 +244,7 @@ function discoveredJwks(issuer: string, fetchFn: typeof fetch, now: () => number
     failed = { until: now() + KEYS_RETRY_AFTER_SEC * 1000, cause };
     return cause;
   };
-  const discover = async (): Promise<JWTVerifyGetKey> => {
+  const discover = async (): Promise<RemoteKeys> => {
     const res = await fetchFn(`${issuer}/.well-known/oauth-authorization-server`, { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) throw new Error(`authorization server metadata: HTTP ${res.status}`);
     const metadata = (await res.json()) as { issuer?: unknown; jwks_uri?: unknown };
@@ -236,7 +255,7 @@ function discoveredJwks(issuer: string, fetchFn: typeof fetch, now: () => number
   };
   // The cause stays out of the message, which is sent: what failed inside is no business of the client's.
   const unavailable = (cause: unknown) => new KeysUnavailableError("The authorization server's signing keys could not be fetched; try again shortly.", { cause });
-  return async (header, token) => {
+  const getKey: JWTVerifyGetKey = async (header, token) => {
     if (failed !== undefined && now() < failed.until) throw unavailable(failed.cause);
     pending ??= discover().catch((err) => {
       pending = undefined;
@@ -253,7 +272,16 @@ function discoveredJwks(issuer: string, fetchFn: typeof fetch, now: () => number
       throw unavailable(remember(err));
     }
   };
+  // Before the first discovery there is nothing to refresh: the first request fetches the set as it is.
+  const reload = async (): Promise<void> => {
+    const keys = await pending?.catch(() => undefined);
+    // A failed fetch leaves the set as it was; the next request after its max-age tries again.
+    await keys?.reload().catch(() => undefined);
+  };
+  return { getKey, reload };
 }
+
+type RemoteKeys = ReturnType<typeof createRemoteJWKSet>;
 
 class NoKidError extends Error {}
 

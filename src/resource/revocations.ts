@@ -12,7 +12,7 @@ export type RevocationVerdict = undefined | { revoked: string } | { unavailable:
 
 export interface RevocationList {
   /** The verdict on a verified token. Answers from memory; before the first sync it waits for it (bounded). */
-  check(claims: Pick<AccessTokenClaims, 'grant_id' | 'jti'>): Promise<RevocationVerdict>;
+  check(claims: Pick<AccessTokenClaims, 'grant_id' | 'jti'>, kid?: string): Promise<RevocationVerdict>;
   /**
    * Starts polling if it is not running, and returns the function that gives
    * this holder's share back: polling stops when the last holder has released.
@@ -23,6 +23,11 @@ export interface RevocationList {
   synced(): Promise<void>;
   /** For status pages and tests: what the list knows now. */
   status(): RevocationListStatus;
+  /**
+   * Calls `listener` whenever a sync brings a signing key id not listed before (withdrawn as leaked): the
+   * issuer's keys changed, and a copy of its JWKS is out of date. Returns the function that stops it.
+   */
+  onKeysWithdrawn(listener: () => void): () => void;
 }
 
 export interface RevocationListStatus {
@@ -35,6 +40,7 @@ export interface RevocationListStatus {
   stale: boolean;
   grants: number;
   tokens: number;
+  keys: number;
 }
 
 /** Minimal logger surface (pino and fastify's logger both fit). */
@@ -92,6 +98,8 @@ interface Page {
   cursor: number;
   grants: string[];
   tokens: string[];
+  /** Signing key ids withdrawn as leaked: an optional member, absent from an older server's answer. */
+  keys: string[];
   staleAfterSec: number;
   /** Optional extension: id → NumericDate after which the entry can go (see parsePage). */
   expiresAt: Map<string, number>;
@@ -111,6 +119,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
 
   const grants = new Map<string, Entry>();
   const tokens = new Map<string, Entry>();
+  const keys = new Map<string, Entry>();
   let cursor = 0;
   let lastSyncAt: number | undefined;
   let lastFullSyncAt: number | undefined;
@@ -120,6 +129,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   let loop: Promise<void> | undefined;
   let stopping: AbortController | undefined;
   let waiters: Array<() => void> = [];
+  const keyListeners = new Set<() => void>();
   // One promise that every check made before the first sync shares, so waiting requests hold no state of their own.
   let markFirstSync!: () => void;
   const firstSync = new Promise<void>((resolve) => (markFirstSync = resolve));
@@ -175,14 +185,17 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       cursor = 0;
       return;
     }
+    const newKey = page.keys.some((id) => !keys.has(id));
     if (full) {
       // The whole list as the server keeps it: what it no longer lists can affect no live token.
       grants.clear();
       tokens.clear();
+      keys.clear();
       lastFullSyncAt = t;
     }
     for (const id of page.grants) grants.set(id, { until: untilOf(page, id) });
     for (const id of page.tokens) tokens.set(id, { until: untilOf(page, id) });
+    for (const id of page.keys) keys.set(id, { until: untilOf(page, id) });
     cursor = page.cursor;
     staleAfterSec = page.staleAfterSec;
     lastSyncAt = t;
@@ -191,6 +204,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     const ready = waiters;
     waiters = [];
     for (const resolve of ready) resolve();
+    if (newKey) for (const listener of [...keyListeners]) listener();
   };
 
   const untilOf = (page: Page, id: string): number | undefined => {
@@ -200,7 +214,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
 
   /** Entries whose tokens have all expired can affect nothing any more. */
   const prune = (t: number): void => {
-    for (const map of [grants, tokens]) {
+    for (const map of [grants, tokens, keys]) {
       for (const [id, entry] of map) if (entry.until !== undefined && entry.until + toleranceMs <= t) map.delete(id);
     }
   };
@@ -227,13 +241,14 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     }
   };
 
-  const check = async (claims: Pick<AccessTokenClaims, 'grant_id' | 'jti'>): Promise<RevocationVerdict> => {
+  const check = async (claims: Pick<AccessTokenClaims, 'grant_id' | 'jti'>, kid?: string): Promise<RevocationVerdict> => {
     if (lastSyncAt === undefined && loop) {
       // Just started: the first answer is normally moments away.
       await Promise.race([firstSync, sleep(firstSyncTimeoutMs)]);
     }
     if (grants.has(claims.grant_id)) return { revoked: 'The delegation behind this token has been revoked.' };
     if (tokens.has(claims.jti)) return { revoked: 'This token has been revoked.' };
+    if (kid !== undefined && keys.has(kid)) return { revoked: 'The key that signed this token has been withdrawn.' };
     if (isStale()) {
       const retryAfterSec = Math.max(1, Math.ceil(maxRetryMs / 1000));
       return lastSyncAt === undefined
@@ -270,8 +285,12 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       };
     },
     synced: nextSync,
+    onKeysWithdrawn(listener) {
+      keyListeners.add(listener);
+      return () => keyListeners.delete(listener);
+    },
     status() {
-      return { running: loop !== undefined, endpoint, cursor, lastSyncAt, staleAfterSec, stale: isStale(), grants: grants.size, tokens: tokens.size };
+      return { running: loop !== undefined, endpoint, cursor, lastSyncAt, staleAfterSec, stale: isStale(), grants: grants.size, tokens: tokens.size, keys: keys.size };
     },
   };
 }
@@ -293,17 +312,8 @@ export function attachRevocationList(app: FastifyInstance, list: RevocationList)
 }
 
 /**
- * The `reject` hook for createBearerVerifier (src/resource/bearer.ts): a
- * revoked token is invalid (401); a stale list cannot judge, so the request
- * is refused as unavailable (503) rather than the token declared bad.
- */
-export function revocationReject(list: RevocationList): (claims: AccessTokenClaims) => Promise<RevocationVerdict> {
-  return (claims) => list.check(claims);
-}
-
-/**
  * The endpoint's answer (docs/internals.md): `{cursor, grants, tokens,
- * stale_after}`. An optional `expires_at` object, id → NumericDate, tells
+ * stale_after}`, and `keys` from a server that lists withdrawn signing keys. An optional `expires_at` object, id → NumericDate, tells
  * when an entry can affect no token any more; entries without it are kept
  * until a full fetch no longer lists them.
  */
@@ -327,6 +337,7 @@ function parsePage(body: unknown): Page {
     cursor: b.cursor,
     grants: ids(b.grants, 'grants'),
     tokens: ids(b.tokens, 'tokens'),
+    keys: ids(b.keys, 'keys'),
     staleAfterSec: Math.min(MAX_STALE_AFTER_SEC, Math.max(MIN_STALE_AFTER_SEC, staleAfter)),
     expiresAt,
   };

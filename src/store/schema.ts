@@ -225,4 +225,23 @@ export const MIGRATIONS: readonly string[] = [
   DELETE FROM sessions WHERE bound_request_hash IS NULL;
   ALTER TABLE sessions ADD COLUMN signed_in_by TEXT NOT NULL DEFAULT 'owner_link' CHECK (signed_in_by IN ('owner_link', 'password'));
   `,
+  // `delegate keys rotate --now` lists the withdrawn key ids on the revocation list, so that a resource server
+  // that fetched the JWKS before the withdrawal refuses what they signed within moments, not when its copy of
+  // the JWKS expires. SQLite cannot change a CHECK in place: the table is copied, and its sequence kept, so that
+  // a resource server's cursor stays valid.
+  `
+  CREATE TABLE revocations_next (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('grant', 'token', 'key')),
+    id TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    keep_until INTEGER NOT NULL
+  );
+  INSERT INTO revocations_next (seq, kind, id, revoked_at, keep_until) SELECT seq, kind, id, revoked_at, keep_until FROM revocations;
+  DELETE FROM sqlite_sequence WHERE name = 'revocations_next';
+  INSERT INTO sqlite_sequence (name, seq) SELECT 'revocations_next', seq FROM sqlite_sequence WHERE name = 'revocations';
+  DROP TABLE revocations;
+  ALTER TABLE revocations_next RENAME TO revocations;
+  CREATE INDEX revocations_by_keep ON revocations (keep_until);
+  `,
 ];

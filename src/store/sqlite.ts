@@ -686,6 +686,7 @@ class SqliteStore implements Store {
       cursor: head ? num(head.seq) : 0,
       grants: rows.filter((r) => r.kind === 'grant').map((r) => String(r.id)),
       tokens: rows.filter((r) => r.kind === 'token').map((r) => String(r.id)),
+      keys: rows.filter((r) => r.kind === 'key').map((r) => String(r.id)),
       expiresAt,
     };
   }
@@ -728,7 +729,14 @@ class SqliteStore implements Store {
       }
       // A leak withdraws every key there is, not only the current one: a key a routine rotation retired minutes
       // earlier is still published, and may be the one that leaked (found in review).
-      if (rotation.withdraw) this.run('DELETE FROM signing_keys');
+      if (rotation.withdraw) {
+        // Listed for the resource servers, which may hold a copy of the JWKS that still publishes them.
+        const listedUntil = Math.max(rotation.withdrawnListedUntil ?? rotation.at, rotation.at + 1);
+        for (const k of this.all('SELECT kid FROM signing_keys')) {
+          this.run('INSERT INTO revocations (kind, id, revoked_at, keep_until) VALUES (?, ?, ?, ?)', ['key', String(k.kid), rotation.at, listedUntil]);
+        }
+        this.run('DELETE FROM signing_keys');
+      }
       this.run('UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL', [rotation.at]);
       this.insertSigningKey({ ...rotation.next, retiredAt: null });
       for (const s of rotation.statements) {

@@ -27,6 +27,11 @@ export interface SigningKeyRotation {
   at: number;
   withdraw: boolean;
   /**
+   * With `withdraw`: until when (ms) the withdrawn key ids stay on the revocation list, so that a resource
+   * server holding a copy of the JWKS from before refuses what they signed (RevocationPage.keys).
+   */
+  withdrawnListedUntil?: number;
+  /**
    * Every agent client's statement as read when the rotation was prepared
    * (`before`, null when it had none) and what replaces it (`after`, the same
    * when it is left as it was).
@@ -253,6 +258,8 @@ export interface RevocationPage {
   cursor: number;
   grants: string[];
   tokens: string[];
+  /** Signing key ids withdrawn as leaked (`delegate keys rotate --now`): nothing they signed is valid. */
+  keys: string[];
   /** For each listed id, when the last token it could affect expires (seconds since the epoch): it may be forgotten then. */
   expiresAt: Record<string, number>;
 }

@@ -9,7 +9,8 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeProtectedHeader, type JWK } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { SignJWT, decodeJwt, decodeProtectedHeader, importJWK, type JWK } from 'jose';
 import type { FastifyInstance } from 'fastify';
 import { describeAgent } from '../../src/authz/agents.js';
 import { createBearerVerifier } from '../../src/resource/bearer.js';
@@ -19,7 +20,7 @@ import { postForm } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { exchange, obtainTokens, type UserTokens } from '../authz/helpers.js';
 import { fakeIo } from '../cli/fake-io.js';
-import { stateChangedBy } from './stack.js';
+import { exchangeAsAgent, issuerSigningKey, startStack, stateChangedBy, userTokens, type Stack, type UserTokens as SecurityUserTokens } from './stack.js';
 
 const ACCESS_TOKEN_MS = 600_000;
 
@@ -264,5 +265,85 @@ describe('delegate keys rotate --now shortly after a routine rotation', () => {
       expect(res.status).toBe(401);
       expect(String(res.headers['www-authenticate'])).toContain('error="invalid_token"');
     }
+  });
+});
+
+// Found at stop 17 (noticed at stop 16): after `--now`, a resource server that had fetched the JWKS before the
+// withdrawal kept its copy for up to 5 minutes (JWKS_MAX_AGE_MS), and accepted meanwhile both the tokens the
+// leaked key had signed and new ones its thief signs. The withdrawn key ids now go on the revocation list, which
+// every resource server follows within moments. Three real servers on loopback; the thief signs with the private
+// key read from the database before the rotation.
+describe('delegate keys rotate --now, with resource servers that already hold the JWKS', () => {
+  let stack: Stack;
+  let user: SecurityUserTokens;
+  let calendarToken: string;
+  beforeAll(async () => {
+    stack = await startStack();
+    user = await userTokens(stack);
+    const exchanged = await exchangeAsAgent(stack, user.accessToken);
+    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+    calendarToken = String(exchanged.body.access_token);
+  });
+  afterAll(() => stack?.close());
+
+  const atAgent = (token: string) => rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
+  const atCalendar = (token: string) => {
+    const from = new Date(Date.now() + 3600_000).toISOString();
+    const to = new Date(Date.now() + 86400_000).toISOString();
+    return rawRequest({ port: stack.ports.calendar, path: `/freebusy?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, headers: { authorization: `Bearer ${token}` } });
+  };
+  /** The same claims as `token`'s, a new jti and a fresh lifetime, signed with `key`: what a thief of the key mints. */
+  const forged = async (token: string, key: { kid: string; privateJwk: JWK }) => {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ ...decodeJwt(token), jti: randomUUID(), iat: now, exp: now + 600 })
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: key.kid })
+      .sign(await importJWK(key.privateJwk, 'ES256'));
+  };
+
+  it('both resource servers refuse, within moments, the old tokens and new ones signed with the leaked key; the revocation list names it', async () => {
+    const leaked = await issuerSigningKey(stack);
+    // Both servers fetch the JWKS now, and would keep it for 5 minutes; before the rotation, a forged token passes.
+    expect((await atAgent(user.accessToken)).status).toBe(200);
+    expect((await atCalendar(calendarToken)).status).toBe(200);
+    expect((await atAgent(await forged(user.accessToken, leaked))).status).toBe(200);
+
+    const { keysRotateCommand } = await import('../../src/cli/commands/keys.js');
+    const io = fakeIo({ DELEGATE_HOME: stack.home }, () => Date.now());
+    expect(await keysRotateCommand({ paths: stack.paths, now: true, json: true }, io), io.err).toBe(0);
+    const rotated = JSON.parse(io.out) as { kid: string; previous_kid: string };
+    expect(rotated.previous_kid).toBe(leaked.kid);
+
+    const list = (await (await fetch(`${stack.issuer}/revocations?since=0`)).json()) as { keys?: string[]; expires_at: Record<string, number> };
+    expect(list.keys).toEqual([leaked.kid]);
+    expect(list.expires_at[leaked.kid]! * 1000).toBeGreaterThan(Date.now() + 3600_000);
+
+    // Bounded wait for the long poll to bring the news (it normally takes some tens of milliseconds).
+    const refused = async (send: () => Promise<{ status: number }>) => {
+      for (let i = 0; i < 100; i++) {
+        if ((await send()).status === 401) return true;
+        await sleep(50);
+      }
+      return false;
+    };
+    expect(await refused(() => atAgent(user.accessToken))).toBe(true);
+    expect(await refused(() => atCalendar(calendarToken))).toBe(true);
+    const thief = { agent: await forged(user.accessToken, leaked), calendar: await forged(calendarToken, leaked) };
+    // The old tokens' signatures were checked before and are remembered (a minute): the list's withdrawn key refuses
+    // them. The news also made both servers fetch the JWKS again, so what the thief signs now names an unknown key.
+    for (const res of [await atAgent(user.accessToken), await atCalendar(calendarToken)]) {
+      expect(res.status).toBe(401);
+      expect(String(res.headers['www-authenticate'])).toContain('error="invalid_token", error_description="The key that signed this token has been withdrawn."');
+    }
+    for (const res of [await atAgent(thief.agent), await atCalendar(thief.calendar)]) {
+      expect(res.status).toBe(401);
+      expect(String(res.headers['www-authenticate'])).toContain('error="invalid_token"');
+    }
+
+    // The user's refresh token was never signed by any key: the next token, under the new key, is accepted.
+    const res = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: user.clientId });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(kidOf(String(res.body.access_token))).toBe(rotated.kid);
+    const fresh = await atAgent(String(res.body.access_token));
+    expect(fresh.status, String(fresh.headers['www-authenticate'])).toBe(200);
   });
 });

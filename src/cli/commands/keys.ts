@@ -38,7 +38,7 @@ export async function keysRotateCommand(args: RotateKeysArgs, io: CliIo): Promis
     io.stdout.write(shown`New signing key ${result.kid}: new tokens are signed with it from now on, by running servers too.\n`);
     io.stdout.write(
       args.now
-        ? shown`The old key ${result.previousKid} is withdrawn, with any key retired before it: tokens they signed are refused by the authorization server now, and by resource servers once they fetch its keys again (within about 6 minutes).\n`
+        ? shown`The old key ${result.previousKid} is withdrawn, with any key retired before it: tokens they signed are refused by the authorization server now, and by delegate's resource servers within moments (the revocation list names the keys).\n`
         : shown`The old key ${result.previousKid} stays published until ${until}, when the last token it signed expires.\n`,
     );
     io.stdout.write(`Agent identity statements re-signed: ${result.resigned.length}.\n`);
