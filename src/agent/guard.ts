@@ -3,7 +3,8 @@
 // call is appended to the audit log (a `tool_call` record with the full actor
 // chain, the grant, the resource and how it ended). A call that cannot be
 // recorded does not return its result: the log is the account of what agents
-// did for the user.
+// did for the user. A call that failed or was refused still says why (it
+// carries no calendar data), and that it could not be recorded.
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
 import { callerDelegation, missingScopeMessage, type ReauthorizeAdvice } from './delegation.js';
@@ -45,6 +46,9 @@ export function guardTool<I>(tool: string, options: ToolGuardOptions, handler: T
       );
     } catch (err) {
       options.logger?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'tool call could not be audited');
+      // Only data must not leave unrecorded. An error or a refusal carries none, and its own message (the backend
+      // down, the permission to ask for) is what the person needs; withholding it left only "try again".
+      if (result.isError) return withNote(result, 'This call could not be recorded in the audit log.');
       return errorResult(`${tool} ran, but the call could not be recorded in the audit log, so its result is withheld. Try again shortly.`);
     }
     return result;
@@ -57,6 +61,15 @@ function audienceOf(aud: string | string[]): string {
 
 function errorResult(message: string): CallToolResult {
   return { content: [{ type: 'text', text: message }], isError: true };
+}
+
+/** An error result with `note` added to its first text (or as one, if it has none). */
+function withNote(result: CallToolResult, note: string): CallToolResult {
+  const content = result.content ?? [];
+  const at = content.findIndex((c) => c.type === 'text');
+  if (at < 0) return { ...result, content: [...content, { type: 'text', text: note }] };
+  const first = content[at] as { type: 'text'; text: string };
+  return { ...result, content: content.map((c, i) => (i === at ? { ...first, text: `${first.text} ${note}` } : c)) };
 }
 
 function firstText(result: CallToolResult): string | undefined {

@@ -38,6 +38,8 @@ let calendarAs: TestIssuer;
 let agent: FastifyInstance;
 let calendar: FastifyInstance;
 let audit: ResourceAuditRecord[] = [];
+/** The agent's audit sink fails (a disk full at the authorization server) while this is set. */
+let auditFails = false;
 let exchanges = 0;
 /** Tomorrow 10:00–11:00 UTC: the one busy time in the user's "work" calendar; "private" has 13:00–14:00. */
 const tomorrow = new Date(Date.now() + DAY).toISOString().slice(0, 10);
@@ -115,6 +117,7 @@ beforeAll(async () => {
     revocations: false,
     exchanger,
     audit: async (record) => {
+      if (auditFails) throw new Error('disk full');
       audit.push(record);
     },
   });
@@ -129,6 +132,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   audit = [];
+  auditFails = false;
   exchanges = 0;
 });
 
@@ -264,7 +268,60 @@ describe('the audit of tool calls', () => {
   });
 });
 
+describe('a tool call that cannot be recorded in the audit log', () => {
+  it('withholds a successful result: calendar data does not leave unrecorded', async () => {
+    auditFails = true;
+    const result = await callTool(await userToken('busy:read'), 'list_busy', { from: tomorrow, to: tomorrow, timeZone: 'UTC' });
+    expect(result.isError).toBe(true);
+    expect(text(result)).toBe('list_busy ran, but the call could not be recorded in the audit log, so its result is withheld. Try again shortly.');
+    expect(result.structuredContent).toBeUndefined();
+    expect(JSON.stringify(result)).not.toContain(`${tomorrow}T10:00`);
+  });
+
+  it('still says why a call failed, and that it could not be recorded (over HTTP)', async () => {
+    auditFails = true;
+    const result = await callTool(await userToken('busy:read'), 'list_busy', { from: 'yesterday' });
+    expect(result.isError).toBe(true);
+    expect(text(result)).toMatch(/^"from" must be .* This call could not be recorded in the audit log\.$/s);
+    expect(text(result)).not.toMatch(/withheld/);
+  });
+});
+
 describe('over a transport without the HTTP gate (stdio)', () => {
+  it('a refusal for a missing scope keeps its advice when the call cannot be recorded', async () => {
+    const token = await userToken('slots:find');
+    const key = await es256Key();
+    const server = createAgentMcpServer(
+      agentMcpDeps({
+        issuer: ISSUER,
+        calendarUrl,
+        clientId: 'calendar-agent',
+        privateKey: key.privateJwk,
+        callerToken: () => token,
+        exchanger,
+        reauthorize: (scopes) => `Run \`delegate login --scope ${scopes?.join(' ')}\` in a terminal, then ask again.`,
+        audit: async () => {
+          throw new Error('disk full');
+        },
+      }),
+    );
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const client = new Client({ name: 'stdio-like', version: '0' });
+    await client.connect(clientSide);
+    try {
+      const result = (await client.callTool({ name: 'list_busy', arguments: {} })) as CallToolResult;
+      expect(result.isError).toBe(true);
+      expect(text(result)).toBe(
+        'list_busy needs the permission busy:read, which this delegation does not include. Run `delegate login --scope busy:read` in a terminal, then ask again. This call could not be recorded in the audit log.',
+      );
+      expect(exchanges).toBe(0);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
   it('the tool itself refuses a call whose delegation lacks its scope, and records it', async () => {
     const token = await userToken('slots:find');
     const records: ResourceAuditRecord[] = [];
