@@ -8,7 +8,7 @@ import { hashPassword, passwordProblem } from './password.js';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
 export class UserError extends Error {
-  readonly code: 'INVALID_NAME' | 'WEAK_PASSWORD' | 'NAME_TAKEN' | 'INVALID_TIME_ZONE';
+  readonly code: 'INVALID_NAME' | 'WEAK_PASSWORD' | 'NAME_TAKEN' | 'INVALID_TIME_ZONE' | 'NO_SUCH_ACCOUNT' | 'OWNER_ZONE';
   constructor(code: UserError['code'], message: string) {
     super(message);
     this.name = 'UserError';
@@ -59,4 +59,34 @@ export async function addUser(
   await store.createUser(user);
   if (record) await store.appendAudit({ event: 'user_added', user: user.id, detail: { by: record.by, name: user.name } }, now);
   return { ...user, added: true };
+}
+
+/**
+ * Sets an existing account's time zone and nothing else: its password stays
+ * (before, only `users add --replace --time-zone` changed a zone, and it set a
+ * new password too). With `record`, a change is put on the audit log
+ * (`time_zone_set`, naming who made it, the new zone and the one before); the
+ * zone it has already changes nothing and records nothing. The local owner's
+ * zone is refused: config.json's `timeZone` is where it is set, and would
+ * override a stored one.
+ */
+export async function setUserTimeZone(
+  store: Store,
+  input: { name: string; timeZone: string },
+  now: number,
+  record?: { by: string },
+): Promise<UserRecord & { previousTimeZone: string }> {
+  if (!isIanaZone(input.timeZone)) throw new UserError('INVALID_TIME_ZONE', `'${input.timeZone}' is not an IANA time zone this computer knows, such as Europe/Berlin or UTC.`);
+  const existing = await store.userByName(input.name);
+  if (!existing) throw new UserError('NO_SUCH_ACCOUNT', `There is no account named ${input.name}.`);
+  if (existing.isOwner) {
+    throw new UserError('OWNER_ZONE', `${input.name} is the local owner, whose time zone is set by 'timeZone' in its config.json (\`delegate calendar list\` shows where that is).`);
+  }
+  if (existing.timeZone === input.timeZone) return { ...existing, previousTimeZone: existing.timeZone };
+  await store.setTimeZone(existing.id, input.timeZone);
+  if (record) {
+    const detail = { by: record.by, name: existing.name, timeZone: input.timeZone, previousTimeZone: existing.timeZone };
+    await store.appendAudit({ event: 'time_zone_set', user: existing.id, detail }, now);
+  }
+  return { ...existing, timeZone: input.timeZone, previousTimeZone: existing.timeZone };
 }

@@ -31,9 +31,9 @@ export function calendarRefOf(calendar: CalendarRecord): CalendarRef {
 /** The owner's zone is config.json's `timeZone` when it has one, else the stored one: the file is where to set it. */
 const OWNER_ZONE_MEND = "set 'timeZone' in the owner's config.json to an IANA time zone such as Europe/Berlin";
 
-/** A named account's zone is the one stored with it, which `users add --replace --time-zone` sets (with a new password). */
+/** A named account's zone is the one stored with it, which `users set-time-zone` sets (its password untouched). */
 function namedAccountZoneMend(name: string): string {
-  return `an administrator sets another with \`delegate users add ${name} --replace --time-zone ZONE\` (ZONE an IANA time zone such as Europe/Berlin; it also asks for a new password of ${name})`;
+  return `an administrator sets another with \`delegate users set-time-zone ${name} ZONE\` (ZONE an IANA time zone such as Europe/Berlin)`;
 }
 
 /**

@@ -260,6 +260,16 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       const { usersAddCommand } = await import('./commands/users.js');
       setExitCode(await usersAddCommand({ paths: paths(), name, replace: o.replace === true, ...(o.timeZone ? { timeZone: o.timeZone } : {}) }, io));
     });
+  users
+    .command('set-time-zone')
+    .description('Change an account’s time zone, and nothing else (its password stays).')
+    .argument('<name>', 'the account’s name')
+    .argument('<zone>', 'its new IANA time zone, such as Europe/Berlin or UTC', parseTimeZone)
+    .addHelpText('after', examples(['delegate users set-time-zone alice America/New_York']))
+    .action(async (name: string, zone: string) => {
+      const { usersSetTimeZoneCommand } = await import('./commands/users.js');
+      setExitCode(await usersSetTimeZoneCommand({ paths: paths(), name, timeZone: zone }, io));
+    });
 
   const token = program.commands.find((c) => c.name() === 'token');
   if (!token) throw new Error('the token command must be registered before its exchange subcommand');

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { verifyPassword } from '../../src/authz/password.js';
 import { runCli } from '../../src/cli/program.js';
 import { resolvePaths } from '../../src/config.js';
 import { openStore, type AuditRecord } from '../../src/store/index.js';
@@ -43,9 +44,13 @@ async function records(): Promise<AuditRecord[]> {
 }
 
 async function storedZone(name: string): Promise<string | undefined> {
+  return (await storedUser(name))?.timeZone;
+}
+
+async function storedUser(name: string) {
   const store = openStore(resolvePaths(env).db);
   try {
-    return (await store.userByName(name))?.timeZone;
+    return await store.userByName(name);
   } finally {
     store.close();
   }
@@ -98,6 +103,49 @@ describe('admin changes on the audit log', () => {
       ['password_set', { by: 'cli', name: 'bob' }],
     ]);
     await expectIntact(4);
+  });
+
+  it('users set-time-zone changes the zone and nothing else: the password still works, and time_zone_set is recorded', async () => {
+    expect((await run(['users', 'add', 'bob', '--time-zone', 'Europe/Berlin'], `${PASSWORD}\n`)).code).toBe(0);
+    const hash = (await storedUser('bob'))?.passwordHash;
+    // Spelled as users add --time-zone spells it; no password is read (stdin would be refused as one: too short).
+    const moved = await run(['users', 'set-time-zone', 'bob', 'america/new_york'], 'x');
+    expect([moved.code, moved.out, moved.err]).toEqual([0, '', 'The time zone of bob is now America/New_York (was Europe/Berlin).\n']);
+    const bob = await storedUser('bob');
+    expect(bob?.timeZone).toBe('America/New_York');
+    expect(bob?.passwordHash).toBe(hash);
+    expect(await verifyPassword(PASSWORD, bob?.passwordHash)).toBe(true);
+    // The zone it has: nothing changes, nothing is recorded.
+    const same = await run(['users', 'set-time-zone', 'bob', 'America/New_York']);
+    expect([same.code, same.err]).toEqual([0, 'The time zone of bob is America/New_York already; nothing changed.\n']);
+    const log = await records();
+    expect(log.map((r) => [r.event, r.detail])).toEqual([
+      ['user_added', { by: 'cli', name: 'bob' }],
+      ['time_zone_set', { by: 'cli', name: 'bob', timeZone: 'America/New_York', previousTimeZone: 'Europe/Berlin' }],
+    ]);
+    expect(log[1]!.user).toBe(bob?.id);
+    await expectIntact(2);
+    expect((await run(['audit', '--event', 'time_zone_set'])).out).toMatch(/#2 {2}time_zone_set {2}for bob {2}by cli {2}time zone America\/New_York\n/);
+  });
+
+  it('users set-time-zone for an account that does not exist: exit 1, nothing added or recorded', async () => {
+    expect((await run(['users', 'add', 'bob'], `${PASSWORD}\n`)).code).toBe(0);
+    const missing = await run(['users', 'set-time-zone', 'nobody', 'UTC']);
+    expect([missing.code, missing.err]).toEqual([1, 'delegate: There is no account named nobody.\n']);
+    expect(await storedUser('nobody')).toBeUndefined();
+    expect((await records()).map((r) => r.event)).toEqual(['user_added']);
+  });
+
+  it('users set-time-zone refuses the local owner, whose zone config.json sets (exit 1)', async () => {
+    await writeFile(join(dir, 'work.ics'), EVENT);
+    expect((await run(['calendar', 'add', 'work', join(dir, 'work.ics')])).code).toBe(0); // creates the owner
+    const store = openStore(resolvePaths(env).db);
+    const owner = await store.ownerUser().finally(() => store.close());
+    if (!owner) throw new Error('no owner was created');
+    const refused = await run(['users', 'set-time-zone', owner.name, 'Asia/Tokyo']);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/^delegate: .* is the local owner, whose time zone is set by 'timeZone' in its config\.json/);
+    expect((await storedUser(owner.name))?.timeZone).toBe(owner.timeZone);
   });
 
   it('users add --replace for an account that does not exist says it was added', async () => {

@@ -105,6 +105,16 @@ describe('users add', () => {
   });
 });
 
+describe('users set-time-zone', () => {
+  it.each([
+    ['an unknown time zone', ['users', 'set-time-zone', 'dave', 'Nowhere/X'], 'Expected an IANA time zone'],
+    ['a malformed name', ['users', 'set-time-zone', 'bad name!', 'UTC'], 'A name is 1–64 letters'],
+    ['no zone', ['users', 'set-time-zone', 'dave'], "missing required argument 'zone'"],
+  ])('refuses %s with exit code 2, before the database is opened', async (_what, argv, message) => {
+    await refused(argv, message);
+  });
+});
+
 describe('ports and the host', () => {
   /** The spare ports, with `first`'s option given `second`'s port. */
   const sharing = (first: 'auth' | 'calendar', second: 'calendar' | 'agent') => () => {

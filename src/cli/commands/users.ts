@@ -1,11 +1,13 @@
-// `delegate users add NAME`: a named account for server mode. The password is
+// `delegate users add NAME`: a named account for server mode, and `delegate
+// users set-time-zone NAME ZONE`, which changes only its zone. The password is
 // read from stdin (never from the command line, where other users could see
 // it in the process list): typed at a terminal without being shown (Ctrl-C
 // cancels), or piped. It is stored only as an scrypt hash. The change is put
-// on the audit log (`user_added` or `password_set`, by cli). With --replace,
-// `--time-zone` also sets the existing account's time zone, and says so.
+// on the audit log (`user_added`, `password_set` or `time_zone_set`, by cli).
+// With --replace, `--time-zone` also sets the existing account's time zone,
+// and says so.
 import { constantTimeEqual } from '../../authz/crypto.js';
-import { addUser, userNameProblem, UserError } from '../../authz/users.js';
+import { addUser, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
 import { systemTimeZone, type Paths } from '../../config.js';
 import { CommandFailed, EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -31,6 +33,20 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   else if (user.previousTimeZone !== undefined) io.stderr.write(`Set the password of ${args.name}; its time zone is now ${user.timeZone} (was ${user.previousTimeZone}).\n`);
   else if (args.timeZone !== undefined) io.stderr.write(`Set the password of ${args.name}; its time zone stays ${user.timeZone}.\n`);
   else io.stderr.write(`Set the password of ${args.name}.\n`);
+  return EXIT_OK;
+}
+
+/** `users set-time-zone NAME ZONE`: the account's zone (already checked and spelled as `users add --time-zone` does), its password untouched. */
+export async function usersSetTimeZoneCommand(args: { paths: Paths; name: string; timeZone: string }, io: CliIo): Promise<number> {
+  const badName = userNameProblem(args.name);
+  if (badName) throw new UsageError(badName);
+  const user = await withStore(args.paths, (store) =>
+    setUserTimeZone(store, { name: args.name, timeZone: args.timeZone }, io.now(), { by: 'cli' }).catch((error: unknown) => {
+      throw error instanceof UserError ? new CommandFailed(error.message) : error;
+    }),
+  );
+  if (user.timeZone === user.previousTimeZone) io.stderr.write(`The time zone of ${args.name} is ${user.timeZone} already; nothing changed.\n`);
+  else io.stderr.write(`The time zone of ${args.name} is now ${user.timeZone} (was ${user.previousTimeZone}).\n`);
   return EXIT_OK;
 }
 
