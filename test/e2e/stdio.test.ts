@@ -14,7 +14,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { delegateBin, repoRoot } from './built.js';
-import { START_URL, approveInBrowser, firstLoopbackUrl, killLeftovers, ownerLinkBehind, startCli, startServer } from './run.js';
+import { START_URL, approveInBrowser, firstLoopbackUrl, killLeftovers, ownerLinkBehind, runCli, startCli, startServer } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -37,12 +37,12 @@ interface Spawned {
   protocolErrors: Error[];
 }
 
-async function spawnStdioAgent(): Promise<Spawned> {
+async function spawnStdioAgent(env: Record<string, string> = {}): Promise<Spawned> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [delegateBin, 'serve-agent', '--stdio', ...ports],
     cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', DELEGATE_HOME: home, NO_COLOR: '1', TZ: 'Europe/Berlin' },
+    env: { PATH: process.env.PATH ?? '', DELEGATE_HOME: home, NO_COLOR: '1', TZ: 'Europe/Berlin', ...env },
     stderr: 'pipe',
   });
   let stderr = '';
@@ -210,6 +210,42 @@ describe('serve-agent --stdio', () => {
       expect(Date.now() - asked).toBeLessThan(5_000);
     } finally {
       await agent.client.close();
+    }
+    expect(agent.protocolErrors).toEqual([]);
+  });
+
+  it('under DELEGATE_TOKEN, a refusal says to replace that token (naming the scope), not to sign in, and never shows it', async () => {
+    // Found at stop s17: the advice said to run `delegate login`, which changes nothing while the token given wins.
+    const serve = await startServer(['serve', ...ports], home);
+    const login = startCli(['login', '--no-browser', ...ports], home); // slots:find only
+    await approveInBrowser(await login.loginUrl);
+    expect((await login.done).code).toBe(0);
+    const token = (await runCli(['token', ...ports], home)).stdout.trim();
+    expect(token.split('.')).toHaveLength(3);
+    const agent = await spawnStdioAgent({ DELEGATE_TOKEN: token });
+    const textOf = (result: Awaited<ReturnType<typeof callFindSlot>>) => (result.content as Array<{ type: string; text: string }>).map((c) => c.text).join('\n');
+    try {
+      // A tool the token lacks the scope for.
+      const refused = await agent.client.callTool({ name: 'list_busy', arguments: {} }, undefined, { timeout: 60_000 });
+      expect(refused.isError).toBe(true);
+      const scopeAdvice = textOf(refused);
+      expect(scopeAdvice).toMatch(/^list_busy needs the permission busy:read, which this delegation does not include\. CalendarAgent acts under the token in DELEGATE_TOKEN/);
+      expect(scopeAdvice).toContain('Put a new token that allows busy:read in DELEGATE_TOKEN there');
+      expect(scopeAdvice).not.toMatch(/^Run `|\. Run `/);
+      // The token's grant revoked: the exchange is refused, and the advice is to replace the token, again.
+      const grants = JSON.parse((await runCli(['grants', 'list', '--json'], home)).stdout) as Array<{ id: string }>;
+      for (const g of grants) expect((await runCli(['grants', 'revoke', g.id], home)).code).toBe(0);
+      const ended = await callFindSlot(agent.client);
+      expect(ended.isError).toBe(true);
+      const endedAdvice = textOf(ended);
+      expect(endedAdvice).toMatch(/would not let CalendarAgent act on this delegation.* CalendarAgent acts under the token in DELEGATE_TOKEN/s);
+      expect(endedAdvice).toContain('Put a new token in DELEGATE_TOKEN there');
+      for (const said of [scopeAdvice, endedAdvice, agent.stderr()]) expect(said).not.toContain(token);
+      expect(agent.stderr()).toContain('acting under the token in DELEGATE_TOKEN');
+    } finally {
+      await agent.client.close();
+      serve.child.kill('SIGTERM');
+      await serve.done;
     }
     expect(agent.protocolErrors).toEqual([]);
   });

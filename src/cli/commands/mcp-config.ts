@@ -67,10 +67,15 @@ function sameSetupFlags(args: { ports: Ports; profile?: string }, io: CliIo): st
  * `DELEGATE_HOME=/x delegate login --agent-port 9412 --scope busy:read`.
  */
 export function loginCommandLine(args: { ports: Ports; profile?: string }, io: CliIo, extra: readonly string[] = []): string {
+  return sameSetupCommandLine(args, io, ['login', ...extra]);
+}
+
+/** `delegate WORDS…` for the same data directory, profile and ports as this process (as loginCommandLine). */
+export function sameSetupCommandLine(args: { ports: Ports; profile?: string }, io: CliIo, words: readonly string[]): string {
   // The value quoted, not the whole word: a shell takes `NAME=value` as a setting only when `NAME=` is bare (found in
   // review: `'DELEGATE_HOME=/tmp/a b' delegate login` ran a program of that name).
   const env = Object.entries(pathsEnvironment(io.env)).map(([k, v]) => `${k}=${shellQuote(v)}`);
-  return [...env, ...['delegate', 'login', ...extra, ...sameSetupFlags(args, io)].map(shellQuote)].join(' ');
+  return [...env, ...['delegate', ...words, ...sameSetupFlags(args, io)].map(shellQuote)].join(' ');
 }
 
 export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<number> {

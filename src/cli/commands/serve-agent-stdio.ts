@@ -18,7 +18,7 @@ import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { errorText } from '../errors.js';
 import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
-import { loginCommandLine } from './mcp-config.js';
+import { loginCommandLine, sameSetupCommandLine } from './mcp-config.js';
 
 export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, logLevel: LogLevelName): Promise<number> {
   // Whoever started us may be a desktop app: there is no terminal to ask, but a browser to open.
@@ -108,14 +108,19 @@ export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, l
       // Servers another process started (another stdio agent, `delegate serve`) may stop while this one runs: a refused
       // exchange, calendar read or audit report brings them back (here, if none runs) and is sent again.
       ...(session.serversGone ? { serversGone: session.serversGone } : {}),
-      // Nobody here authorizes again on a refusal (over HTTP the MCP client does): name the command that does.
-      reauthorize: (scopes) => `Run \`${loginCommandLine(args, io, (scopes ?? []).flatMap((s) => ['--scope', s]))}\` in a terminal, then ask again.`,
+      // Nobody here authorizes again on a refusal (over HTTP the MCP client does): name the command that does. Under
+      // DELEGATE_TOKEN no sign-in does (that token comes first): the token given must be replaced.
+      reauthorize: (scopes) => {
+        const login = loginCommandLine(args, io, (scopes ?? []).flatMap((s) => ['--scope', s]));
+        if (session.envToken !== undefined) return environmentTokenAdvice(login, sameSetupCommandLine(args, io, ['token']), scopes);
+        return `Run \`${login}\` in a terminal, then ask again.`;
+      },
       callerToken: async () => {
         if (session.envToken !== undefined) return validAccessToken(session);
         return tokenForCall();
       },
     });
-    io.stderr.write('CalendarAgent is serving MCP on stdio, acting under your stored delegation.\n');
+    io.stderr.write(`CalendarAgent is serving MCP on stdio, acting under ${session.envToken !== undefined ? 'the token in DELEGATE_TOKEN' : 'your stored delegation'}.\n`);
     await Promise.race([agent.closed, io.untilInterrupted()]);
     await agent.close();
     return EXIT_OK;
@@ -130,6 +135,21 @@ export function approvalAdvice(loginCommand: string): string {
   return (
     'CalendarAgent needs your approval before it can read your calendar, and has opened a sign-in page in your browser. ' +
     `Approve it there; if no browser window opened, run \`${loginCommand}\` in a terminal instead. Then ask again.`
+  );
+}
+
+/**
+ * What a refusal says when the agent acts under DELEGATE_TOKEN (the token is
+ * expired, revoked, or lacks `scopes`): `delegate login` alone changes
+ * nothing, since that token is used before any sign-in; the token given must
+ * be replaced where the MCP client sets it, or removed. Never the token itself.
+ */
+export function environmentTokenAdvice(loginCommand: string, tokenCommand: string, scopes?: readonly string[]): string {
+  const allowing = scopes && scopes.length > 0 ? ` that allows ${scopes.join(' ')}` : '';
+  return (
+    'CalendarAgent acts under the token in DELEGATE_TOKEN (set where your MCP client starts this server), which comes before any sign-in, so signing in again does not change it. ' +
+    `Put a new token${allowing} in DELEGATE_TOKEN there (in a terminal: \`${loginCommand}\`, then \`${tokenCommand}\` prints one), ` +
+    'or remove DELEGATE_TOKEN to use your stored sign-in; then restart this server and ask again.'
   );
 }
 
