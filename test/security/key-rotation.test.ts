@@ -20,7 +20,7 @@ import { postForm } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { exchange, obtainTokens, type UserTokens } from '../authz/helpers.js';
 import { fakeIo } from '../cli/fake-io.js';
-import { exchangeAsAgent, issuerSigningKey, startStack, stateChangedBy, userTokens, type Stack, type UserTokens as SecurityUserTokens } from './stack.js';
+import { atAgent as atAgentOf, atCalendar as atCalendarOf, exchangeAsAgent, expectInvalidToken, issuerSigningKey, refusedSoon, startStack, stateChangedBy, userTokens, type Stack, type UserTokens as SecurityUserTokens } from './stack.js';
 
 const ACCESS_TOKEN_MS = 600_000;
 
@@ -286,12 +286,8 @@ describe('delegate keys rotate --now, with resource servers that already hold th
   });
   afterAll(() => stack?.close());
 
-  const atAgent = (token: string) => rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
-  const atCalendar = (token: string) => {
-    const from = new Date(Date.now() + 3600_000).toISOString();
-    const to = new Date(Date.now() + 86400_000).toISOString();
-    return rawRequest({ port: stack.ports.calendar, path: `/freebusy?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, headers: { authorization: `Bearer ${token}` } });
-  };
+  const atAgent = (token: string) => atAgentOf(stack, token);
+  const atCalendar = (token: string) => atCalendarOf(stack, token);
   /** The same claims as `token`'s, a new jti and a fresh lifetime, signed with `key`: what a thief of the key mints. */
   const forged = async (token: string, key: { kid: string; privateJwk: JWK }) => {
     const now = Math.floor(Date.now() / 1000);
@@ -318,15 +314,8 @@ describe('delegate keys rotate --now, with resource servers that already hold th
     expect(list.expires_at[leaked.kid]! * 1000).toBeGreaterThan(Date.now() + 3600_000);
 
     // Bounded wait for the long poll to bring the news (it normally takes some tens of milliseconds).
-    const refused = async (send: () => Promise<{ status: number }>) => {
-      for (let i = 0; i < 100; i++) {
-        if ((await send()).status === 401) return true;
-        await sleep(50);
-      }
-      return false;
-    };
-    expect(await refused(() => atAgent(user.accessToken))).toBe(true);
-    expect(await refused(() => atCalendar(calendarToken))).toBe(true);
+    expectInvalidToken(await refusedSoon(() => atAgent(user.accessToken)), 'the old token at CalendarAgent');
+    expectInvalidToken(await refusedSoon(() => atCalendar(calendarToken)), 'the old token at the calendar backend');
     const thief = { agent: await forged(user.accessToken, leaked), calendar: await forged(calendarToken, leaked) };
     // The old tokens' signatures were checked before and are remembered (a minute): the list's withdrawn key refuses
     // them. The news also made both servers fetch the JWKS again, so what the thief signs now names an unknown key.

@@ -22,6 +22,7 @@ import type { Store } from '../../src/store/index.js';
 import { postForm, type WireResponse } from '../support/oauth-flow.js';
 import { ownerApproves, redeemCode as redeemApproved } from '../support/owner-flow.js';
 import { freePort } from '../support/ports.js';
+import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 
 export const REDIRECT = 'http://127.0.0.1:43123/callback';
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -262,6 +263,18 @@ export function expectStrictPage(name: string, res: { status: number; headers: H
   expect(res.headers.get('x-frame-options'), name).toBe('DENY');
   expect(res.headers.get('x-content-type-options'), name).toBe('nosniff');
   expect(res.headers.get('cache-control'), name).toContain('no-store');
+}
+
+/** An MCP initialize at CalendarAgent with `token`: 200 when the token is accepted. */
+export function atAgent(stack: Stack, token: string) {
+  return rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
+}
+
+/** A free/busy read at the calendar backend with `token`, for the next day. */
+export function atCalendar(stack: Stack, token: string) {
+  const from = new Date(Date.now() + 3600_000).toISOString();
+  const to = new Date(Date.now() + 86400_000).toISOString();
+  return rawRequest({ port: stack.ports.calendar, path: `/freebusy?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, headers: { authorization: `Bearer ${token}` } });
 }
 
 /** Polls (bounded) until the resource server refuses: the revocation list reaches it by long poll. Returns the first refusal (or the last answer). */

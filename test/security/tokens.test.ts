@@ -10,8 +10,8 @@ import { SignJWT, decodeJwt, importJWK, type CryptoKey, type JWK } from 'jose';
 import { registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { obtainTokens } from '../authz/helpers.js';
 import { postForm } from '../support/oauth-flow.js';
-import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { auditSince, exchangeAsAgent, expectExchangeRefusedOnly, expectInvalidToken, issuerSigningKey, lastAuditSeq, queryRows, refusedSoon, rowCounts, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+import { mcpHeaders, rawRequest } from '../agent/http.js';
+import { atAgent as atAgentOf, atCalendar as atCalendarOf, auditSince, exchangeAsAgent, expectExchangeRefusedOnly, expectInvalidToken, issuerSigningKey, lastAuditSeq, queryRows, refusedSoon, rowCounts, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 
 let stack: Stack;
 let user: UserTokens;
@@ -26,12 +26,8 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.close());
 
-const atAgent = (token: string) => rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
-const atCalendar = (token: string) => {
-  const from = new Date(Date.now() + 3600_000).toISOString();
-  const to = new Date(Date.now() + 86400_000).toISOString();
-  return rawRequest({ port: stack.ports.calendar, path: `/freebusy?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, headers: { authorization: `Bearer ${token}` } });
-};
+const atAgent = (token: string) => atAgentOf(stack, token);
+const atCalendar = (token: string) => atCalendarOf(stack, token);
 
 /** A tools/call that would run find_slot (an exchange, a calendar read and a tool_call record) if the token were good. */
 const findSlotAtAgent = (token: string) =>
