@@ -1,11 +1,11 @@
 // What every endpoint of the authorization server shares: its issuer and
 // endpoint URLs, the store, the signing keys, the clock and the lifetimes.
-import type { Store } from '../store/index.js';
+import { LONGEST_ACCESS_TOKEN_MS, type Store } from '../store/index.js';
 import type { KeyRing } from './keys.js';
 import type { RateLimitRule } from './rate-limit.js';
 
 export interface Lifetimes {
-  /** Access tokens (RFC 9068); at most 10 minutes by default. */
+  /** Access tokens (RFC 9068); 10 minutes by default, and never longer (LONGEST_ACCESS_TOKEN_MS, src/store/sqlite.ts). */
   accessTokenSec: number;
   refreshTokenSec: number;
   codeSec: number;
@@ -25,7 +25,8 @@ export interface Lifetimes {
 }
 
 export const DEFAULT_LIFETIMES: Lifetimes = Object.freeze({
-  accessTokenSec: 600,
+  // The revocation list keeps a revoked grant this long at least (the store's revokeGrant), whatever of it was recorded.
+  accessTokenSec: LONGEST_ACCESS_TOKEN_MS / 1000,
   refreshTokenSec: 30 * 86_400,
   codeSec: 60,
   authRequestSec: 600,

@@ -9,7 +9,7 @@ import type { AuditEventInput, ClientRecord } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidTargetError } from './errors.js';
-import { mintUserTokens, tokenResponse } from './issue.js';
+import { GRANT_READINGS, mintUserTokens, tokenResponse, type IssuedPair } from './issue.js';
 import { ownerAsserted, refuseUnlessOwners } from './owner-proof.js';
 import { required, single, singleTarget } from './params.js';
 import { checkVerifier } from './policy/pkce.js';
@@ -57,7 +57,7 @@ export async function redeemAuthorizationCode(
   if (resource !== undefined && canonicalResource(resource) !== record.resource) {
     throw new InvalidTargetError('The resource does not match the authorization request.');
   }
-  const grant = await ctx.store.grantById(record.grantId);
+  let grant = await ctx.store.grantById(record.grantId);
   if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this code has ended.');
   // Login CSRF (RFC 6749 §10.12): the owner's CLI redeems, with its own verifier, a code someone else approved.
   if (proof.byOwner) await refuseUnlessOwners(ctx, client, record, grant);
@@ -65,11 +65,24 @@ export async function redeemAuthorizationCode(
   // A refresh token only for a client registered for the refresh grant (RFC 7591 §2; token.ts refuses the others
   // that grant), so that none is issued, or kept, that its holder may not use.
   const refreshScope = client.grantTypes.includes(GRANT_TYPE_REFRESH_TOKEN) ? record.scope : null;
-  const pair = await mintUserTokens(ctx, grant, record.familyId, record.scope, refreshScope);
-  // A replay racing the first redemption is found here, inside its transaction: it revokes the family and is recorded there
-  // (found in review: of 4 concurrent redemptions of one code, the losers revoked the family with no code_replay record).
-  const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refresh?.record ?? null, access: pair.accessRecord }, replayed);
-  if (result.status === 'replayed') throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
+  let pair: IssuedPair;
+  for (let reading = 1; ; reading++) {
+    pair = await mintUserTokens(ctx, grant, record.familyId, record.scope, refreshScope);
+    // A replay racing the first redemption is found here, inside its transaction: it revokes the family and is recorded there
+    // (found in review: of 4 concurrent redemptions of one code, the losers revoked the family with no code_replay record).
+    // So is a grant revoked, or changed by a consent, while the tokens were signed (found in review: a code redeemed
+    // as `grants revoke` ran got a live token the revocation had missed): nothing is recorded then.
+    const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refresh?.record ?? null, access: pair.accessRecord, grant }, replayed);
+    if (result.status === 'redeemed') break;
+    if (result.status === 'replayed') throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
+    // RFC 6749 §5.2 invalid_grant: the grant behind the code was revoked, or expired, meanwhile.
+    if (result.status === 'grant_ended') throw new InvalidGrantError('The delegation behind this code has ended.');
+    // grant_changed: the client gets tokens under the grant as it now stands, not an error; a grant changing at
+    // every reading is not chased further.
+    const fresh = reading < GRANT_READINGS ? await ctx.store.grantById(record.grantId) : undefined;
+    if (!fresh || fresh.revokedAt !== null || fresh.expiresAt <= now) throw new InvalidGrantError('The delegation behind this code changed or ended while it was redeemed; ask again.');
+    grant = fresh;
+  }
   await audit(ctx, {
     event: 'token_issued',
     user: grant.userId,

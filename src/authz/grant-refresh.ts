@@ -6,11 +6,11 @@
 // is judged and acted on whether or not its presenter is still there.
 import { canonicalResource, formatScope, isSubset, parseScope } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
-import type { ClientRecord } from '../store/index.js';
+import type { ClientRecord, GrantRecord, RefreshTokenRecord, RotateRefreshResult } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidScopeError, InvalidTargetError } from './errors.js';
-import { mintUserTokens, tokenResponse } from './issue.js';
+import { GRANT_READINGS, mintUserTokens, tokenResponse, type IssuedPair } from './issue.js';
 import { required, single, singleTarget } from './params.js';
 
 /** The client closed its connection before its refresh was carried out: nothing was changed, and no answer can reach it. */
@@ -43,10 +43,29 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
   const scopes = scopeParam === undefined ? parseScope(record.scope) : parseScope(scopeParam);
   if (!isSubset(scopes, parseScope(record.scope))) throw new InvalidScopeError('The requested scope exceeds the one granted.');
 
-  const grant = await ctx.store.grantById(record.grantId);
-  const now = ctx.now();
-  if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this token has ended.');
+  let grant = await ctx.store.grantById(record.grantId);
+  for (let reading = 1; ; reading++) {
+    const now = ctx.now();
+    if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this token has ended.');
+    const result = await rotate(ctx, client, { tokenHash, record, scopes, grant, now }, clientGone);
+    if (result.status !== 'grant_changed') return answer(ctx, result.status, result.pair);
+    // A consent changed the grant (narrowed it: 30 days ahead down to 7) while the token was signed under the old
+    // limits, and revoked the grant's tokens in its transaction, before this one could be recorded (found in
+    // review: the token was recorded after, with the old limits, and lived). Nothing was rotated: the client gets a
+    // token under the grant as it now stands, not an error. A grant changing at every reading is not chased further.
+    if (reading >= GRANT_READINGS) throw new InvalidGrantError('The delegation changed while this refresh was carried out; try again.');
+    grant = await ctx.store.grantById(record.grantId);
+  }
+}
 
+/** Mints a pair under `grant` as read, and rotates the presented token to it in the store. */
+async function rotate(
+  ctx: AuthContext,
+  client: ClientRecord,
+  presented: { tokenHash: string; record: RefreshTokenRecord; scopes: string[]; grant: GrantRecord; now: number },
+  clientGone: () => boolean,
+): Promise<{ status: RotateRefreshResult['status']; pair: IssuedPair }> {
+  const { tokenHash, record, scopes, grant, now } = presented;
   // The access token may be narrower; the new refresh token keeps the presented one's scope (RFC 6749 §6).
   const pair = await mintUserTokens(ctx, grant, record.familyId, formatScope(scopes), record.scope);
   // The rotation and its audit record commit together: one durable write per refresh.
@@ -75,9 +94,14 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
   // A replay is recorded in the transaction that ends its family (found in review: with the record failing, the
   // family ended and no record was ever written, since later presentations find it revoked).
   const replayed = { event: 'refresh_replay', user: grant.userId, client: client.clientId, grant: grant.id, resource: grant.resource, detail: { family_revoked: record.familyId } };
-  const next = { refresh: pair.refresh!.record, access: pair.accessRecord };
+  const next = { refresh: pair.refresh!.record, access: pair.accessRecord, grant };
   const result = await ctx.store.rotateRefreshToken(tokenHash, now, next, ctx.lifetimes.refreshGraceSec * 1000, refreshed, () => !clientGone(), replayed);
-  switch (result.status) {
+  return { status: result.status, pair };
+}
+
+/** The answer to a refresh the store has judged (RFC 6749 §5.1, §5.2). */
+function answer(ctx: AuthContext, status: Exclude<RotateRefreshResult['status'], 'grant_changed'>, pair: IssuedPair): Record<string, unknown> {
+  switch (status) {
     case 'abandoned':
       throw new RefreshAbandoned();
     case 'rotated':

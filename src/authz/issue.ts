@@ -10,6 +10,12 @@ import { hashSecret, randomSecret } from './crypto.js';
 import { InvalidGrantError } from './errors.js';
 import { takesUserTokens } from './grant-policy.js';
 
+/**
+ * How many times the code and refresh grants read the grant and mint under it when a consent changes the grant
+ * between the reading and the recording of the tokens (the store refuses to record them then: grant_changed).
+ */
+export const GRANT_READINGS = 2;
+
 export interface IssuedPair {
   access: SignedAccessToken;
   accessRecord: IssuedTokenRecord;

@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createApp } from '../http/app.js';
-import type { Store } from '../store/index.js';
+import { LONGEST_ACCESS_TOKEN_MS, type Store } from '../store/index.js';
 import { registerAuthorize } from './authorize.js';
 import { registerConsent } from './consent.js';
 import { DEFAULT_LIFETIMES, endpointsFor, type AuthContext, type Lifetimes } from './context.js';
@@ -60,6 +60,9 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
   const issuer = options.issuer.replace(/\/+$/, '');
   const now = options.now ?? Date.now;
   const lifetimes: Lifetimes = { ...DEFAULT_LIFETIMES, ...options.lifetimes };
+  // A revoked grant stays on the revocation list this long after its revocation (src/store/sqlite.ts), longer if its
+  // recorded tokens live longer: a token signed meanwhile must not outlive it.
+  if (lifetimes.accessTokenSec * 1000 > LONGEST_ACCESS_TOKEN_MS) throw new Error(`Access tokens may live at most ${LONGEST_ACCESS_TOKEN_MS / 1000} s.`);
   const keys = await loadKeyRing(options.store, now, lifetimes.accessTokenSec * 1000);
   const ctx: AuthContext = {
     issuer,

@@ -56,6 +56,14 @@ export const UNUSED_CLIENT_KEPT_MS = 86_400_000;
  */
 export const EXPIRED_TOKEN_KEPT_MS = 86_400_000;
 
+/**
+ * The longest an access token of this authorization server lives (DEFAULT_LIFETIMES.accessTokenSec in
+ * src/authz/context.ts is this; buildAuthServer refuses a longer one). A revoked grant stays on the revocation list
+ * at least this long after its revocation, whatever tokens of it were on record: one signed at that moment is
+ * covered too.
+ */
+export const LONGEST_ACCESS_TOKEN_MS = 600_000;
+
 /** Rows of each token table one sweep transaction deletes at most, and how many such transactions one sweep runs. */
 export const TOKEN_SWEEP_BATCH = 2_000;
 const TOKEN_SWEEP_MAX_BATCHES = 1_000;
@@ -306,6 +314,11 @@ function toAuthRequest(r: Row): AuthRequestRecord {
     createdAt: num(r.created_at),
     expiresAt: num(r.expires_at),
   };
+}
+
+/** Whether two readings of a grant agree on every limit its tokens carry or are bounded by. */
+function sameLimits(a: GrantRecord, b: GrantRecord): boolean {
+  return a.scope === b.scope && json(a.authorizationDetails) === json(b.authorizationDetails) && a.maxDepth === b.maxDepth && a.expiresAt === b.expiresAt;
 }
 
 function toGrant(r: Row): GrantRecord {
@@ -984,9 +997,13 @@ class SqliteStore implements Store {
     if (changed === 0) return false;
     this.run('UPDATE token_families SET revoked_at = ?, revoked_reason = ? WHERE grant_id = ? AND revoked_at IS NULL', [now, reason, id]);
     this.run('UPDATE issued_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL', [now, id]);
-    // Resource servers refuse every token of the grant until the last of them would have expired anyway.
+    // Resource servers refuse every token of the grant until the last of them would have expired anyway: the last
+    // on record, and any the AS may sign from now on (LONGEST_ACCESS_TOKEN_MS). Found in review: a grant revoked
+    // before its first token was recorded left the list 1 ms later, while that token, signed meanwhile, lived 10
+    // minutes. (The code and refresh grants now re-read the grant as they record a token, and record none of a
+    // revoked grant; this covers whatever else is signed in flight.)
     const last = this.get('SELECT MAX(expires_at) AS last FROM issued_tokens WHERE grant_id = ?', [id]);
-    this.run('INSERT INTO revocations (kind, id, revoked_at, keep_until) VALUES (?, ?, ?, ?)', ['grant', id, now, Math.max(num(last?.last ?? 0), now + 1)]);
+    this.run('INSERT INTO revocations (kind, id, revoked_at, keep_until) VALUES (?, ?, ?, ?)', ['grant', id, now, Math.max(num(last?.last ?? 0), now + LONGEST_ACCESS_TOKEN_MS)]);
     return true;
   }
 
@@ -1006,7 +1023,7 @@ class SqliteStore implements Store {
   async redeemAuthCode(
     codeHash: string,
     now: number,
-    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord },
+    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord; grant: GrantRecord },
     replayRecord?: AuditEventInput,
   ): Promise<RedeemCodeResult> {
     return this.atomically((): RedeemCodeResult => {
@@ -1018,6 +1035,12 @@ class SqliteStore implements Store {
         if (replayRecord) this.appendAuditNow(replayRecord, now);
         return { status: 'replayed' };
       }
+      // The grant as it stands, in the transaction that records the tokens (found in review: read only before the
+      // tokens were signed, a grant revoked meanwhile got a token recorded after the revocation, which it missed).
+      // RFC 6749 §5.2: the caller answers invalid_grant, or mints again under the changed grant.
+      const grant = this.get('SELECT * FROM grants WHERE id = ?', [code.grantId]);
+      if (!grant || grant.revoked_at !== null || num(grant.expires_at) <= now) return { status: 'grant_ended' };
+      if (!sameLimits(toGrant(grant), issue.grant)) return { status: 'grant_changed' };
       this.run('UPDATE auth_codes SET used_at = ? WHERE code_hash = ?', [now, codeHash]);
       this.run('INSERT INTO token_families (id, grant_id, client_id, created_at) VALUES (?, ?, ?, ?)', [code.familyId, code.grantId, code.clientId, now]);
       if (issue.refresh) this.insertRefresh(issue.refresh);
@@ -1089,7 +1112,7 @@ class SqliteStore implements Store {
   async rotateRefreshToken(
     tokenHash: string,
     now: number,
-    next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord },
+    next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord; grant: GrantRecord },
     graceMs = 0,
     record?: (grace: boolean) => AuditEventInput,
     wanted: () => boolean = () => true,
@@ -1100,10 +1123,14 @@ class SqliteStore implements Store {
       if (!r) return { status: 'unknown' };
       const previous = toRefresh(r);
       const family = this.get('SELECT revoked_at FROM token_families WHERE id = ?', [previous.familyId]);
-      const grant = this.get('SELECT revoked_at, expires_at FROM grants WHERE id = ?', [previous.grantId]);
+      const grant = this.get('SELECT * FROM grants WHERE id = ?', [previous.grantId]);
       if (!family || family.revoked_at !== null || !grant || grant.revoked_at !== null) return { status: 'revoked' };
+      // Found in review: a consent that narrowed the grant while `next` was signed under the old limits revoked the
+      // grant's tokens, and `next`, recorded after it, lived on with the old limits. Such a token is not recorded.
+      const unchanged = sameLimits(toGrant(grant), next.grant);
       if (previous.usedAt !== null && now - previous.usedAt <= graceMs && previous.expiresAt > now) {
         // Two refreshes racing from the same client: the later one also gets tokens of the same family.
+        if (!unchanged) return { status: 'grant_changed' };
         if (!wanted()) return { status: 'abandoned' };
         this.insertRefresh(next.refresh);
         this.insertIssued(next.access);
@@ -1119,6 +1146,7 @@ class SqliteStore implements Store {
         return { status: 'replayed', previous };
       }
       if (previous.expiresAt <= now || num(grant.expires_at) <= now) return { status: 'expired' };
+      if (!unchanged) return { status: 'grant_changed' };
       if (!wanted()) return { status: 'abandoned' };
       this.run('UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?', [now, tokenHash]);
       this.insertRefresh(next.refresh);

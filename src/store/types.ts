@@ -208,7 +208,11 @@ export type CalendarFeedRecord = FeedCacheRecord;
 export type RedeemCodeResult =
   | { status: 'redeemed' }
   /** The code had been used already: the tokens it issued have now been revoked. */
-  | { status: 'replayed' };
+  | { status: 'replayed' }
+  /** The grant was revoked, or has expired, since the tokens were minted: nothing was written. */
+  | { status: 'grant_ended' }
+  /** The grant's limits changed since the tokens were minted (a consent narrowed or widened it): nothing was written. */
+  | { status: 'grant_changed' };
 
 export type RotateRefreshResult =
   /** `grace`: the token had just been spent, within the grace window, by a near-simultaneous refresh. */
@@ -219,7 +223,9 @@ export type RotateRefreshResult =
   /** A spent token was presented again: its family has now been revoked (RFC 9700 §4.14.2). */
   | { status: 'replayed'; previous: RefreshTokenRecord }
   /** The rotation would have been carried out, but `wanted` said no: nothing was changed. */
-  | { status: 'abandoned' };
+  | { status: 'abandoned' }
+  /** The grant's limits changed since the tokens were minted (a consent narrowed or widened it): nothing was changed. */
+  | { status: 'grant_changed' };
 
 import type { AuditRecord, ChainVerdict } from './audit-chain.js';
 import type { FeedCacheRecord } from '../calendar/feeds.js';
@@ -376,12 +382,16 @@ export interface Store {
    * already used is a replay: the tokens it issued are revoked (RFC 6749 §4.1.2),
    * and `replayRecord`, when given, is appended to the audit log in the same
    * transaction, so a replay that lost the race with the first redemption is
-   * never off the record.
+   * never off the record. `issue.grant` is the grant as read when the tokens
+   * were minted: re-read in the transaction, a grant revoked or expired since
+   * (`grant_ended`) or whose limits changed since (`grant_changed`) records
+   * nothing, so a revocation or a narrowing that commits while the tokens are
+   * signed never leaves a token it missed.
    */
   redeemAuthCode(
     codeHash: string,
     now: number,
-    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord },
+    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord; grant: GrantRecord },
     replayRecord?: AuditEventInput,
   ): Promise<RedeemCodeResult>;
   /**
@@ -412,12 +422,15 @@ export interface Store {
    * abandoned: its family is revoked whoever is still listening.
    * `replayRecord`, when given, is the audit event of a replay, appended in
    * the transaction that revokes the family: a replay that cannot be
-   * recorded revokes nothing.
+   * recorded revokes nothing. `next.grant` is the grant as read when `next`
+   * was minted: a grant whose limits changed since (`grant_changed`) rotates
+   * nothing, so a token minted under the old limits is never recorded after
+   * the narrowing that revoked the grant's tokens.
    */
   rotateRefreshToken(
     tokenHash: string,
     now: number,
-    next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord },
+    next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord; grant: GrantRecord },
     graceMs?: number,
     record?: (grace: boolean) => AuditEventInput,
     wanted?: () => boolean,

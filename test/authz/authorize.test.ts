@@ -168,6 +168,7 @@ describe('a grant for a resource with no agent behind it, left from before /auth
     await authz.store.redeemAuthCode(second.codeHash, now, {
       refresh: { tokenHash: hashSecret(refresh), familyId: family, grantId: grant.id, clientId: client, userId: authz.ownerId, resource: authz.calendarUrl, scope: 'freebusy:read', createdAt: now, expiresAt: now + 86_400_000, usedAt: null },
       access: { jti: `at_${crypto.randomUUID()}`, grantId: grant.id, familyId: family, parentJti: null, clientId: client, audience: authz.calendarUrl, scope: 'freebusy:read', createdAt: now, expiresAt: now + 600_000, revokedAt: null },
+      grant,
     });
     const refreshed = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: refresh, client_id: client });
     expect([refreshed.status, refreshed.body.error]).toEqual([400, 'invalid_grant']);

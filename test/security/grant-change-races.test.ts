@@ -1,0 +1,212 @@
+// A grant revoked, or narrowed on the consent page, while /token signs a token
+// under it. Found in review (against real servers, as races): a code redeemed
+// as `delegate grants revoke` ran got a live token that nothing refused for
+// its 10 minutes (the grant was read only before the token was signed, and left
+// the revocation list 1 ms after its revocation, having no token on record
+// yet); a refresh racing a narrowing (30 days ahead down to 7) got a token with
+// the old 30 days that the narrowing had not revoked. Here the change is made
+// deterministically in that window: a pass-through wrapper of the store's
+// recording step (redeemAuthCode, rotateRefreshToken) makes the change exactly
+// as the CLI or the consent page does, then lets the step run.
+import { decodeJwt, importJWK, SignJWT, type CryptoKey } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { GrantRecord, Store } from '../../src/store/index.js';
+import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
+import { ownerLink } from '../support/authz.js';
+import { Browser, DEVICE_CODE_GRANT, hiddenField, parseConsentForm, postForm, registerDeviceClient } from '../support/oauth-flow.js';
+import { expectInvalidToken, issuerSigningKey, ownerCode, queryRows, redeemCode, refusedSoon, startStack, userTokens, type Stack } from './stack.js';
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterAll(async () => stack?.close());
+// A test that failed before its change ran leaves the store as it found it.
+const restores: Array<() => void> = [];
+afterEach(() => restores.splice(0).forEach((restore) => restore()));
+
+const atAgent = (token: string) => rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
+
+type Step = 'redeemAuthCode' | 'rotateRefreshToken';
+
+/** Runs each of `changes`, one per call, just before the next calls of the store's `step` (which then run as they would have). */
+function changeBefore(store: Store, step: Step, ...changes: Array<() => Promise<unknown>>): { ran: () => boolean } {
+  const original = store[step] as (...args: unknown[]) => Promise<unknown>;
+  const slot = store as unknown as Record<Step, unknown>;
+  const pending = [...changes];
+  restores.push(() => (slot[step] = original));
+  slot[step] = async (...args: unknown[]) => {
+    const change = pending.shift()!;
+    if (pending.length === 0) slot[step] = original;
+    await change();
+    return original.apply(store, args);
+  };
+  return { ran: () => pending.length === 0 };
+}
+
+/** `delegate grants revoke`, as src/cli/commands/grants.ts calls the store. */
+function revokeAsTheCli(grant: GrantRecord): Promise<boolean> {
+  return stack.store.revokeGrant(grant.id, Date.now(), 'revoked from the command line', {
+    event: 'grant_revoked',
+    user: grant.userId,
+    client: grant.clientId,
+    grant: grant.id,
+    resource: grant.resource,
+    detail: { by: 'cli' },
+  });
+}
+
+/** A consent that narrows the grant to `days` ahead, as src/authz/consent.ts calls the store. */
+function narrowAsTheConsentPage(grant: GrantRecord, days: number): Promise<number> {
+  const narrowed = { ...grant, authorizationDetails: grant.authorizationDetails.map((d) => ({ ...d, lookahead_days: days })) };
+  const now = Date.now();
+  return stack.store.updateGrant(narrowed, now, {
+    now,
+    event: (tokensRevoked) => ({ event: 'consent', user: grant.userId, client: grant.clientId, grant: grant.id, resource: grant.resource, detail: { decision: 'approved', narrowed: true, tokens_revoked: tokensRevoked } }),
+  });
+}
+
+async function grantOf(clientId: string): Promise<GrantRecord> {
+  const grant = (await stack.store.listGrants()).find((g) => g.clientId === clientId && g.revokedAt === null);
+  if (!grant) throw new Error(`no active grant for ${clientId}`);
+  return grant;
+}
+
+const tokensOf = (grantId: string) => queryRows(stack, 'SELECT jti, revoked_at FROM issued_tokens WHERE grant_id = ?', grantId);
+const refreshTokensOf = (grantId: string) => queryRows(stack, 'SELECT token_hash FROM refresh_tokens WHERE grant_id = ?', grantId);
+
+/** A token for the grant signed with the AS's key as /token signs one: what a token signed while the grant was revoked would be. */
+async function signedFor(grant: GrantRecord): Promise<string> {
+  const { kid, privateJwk } = await issuerSigningKey(stack);
+  const iat = Math.floor(Date.now() / 1000);
+  return new SignJWT({
+    iss: stack.issuer,
+    sub: grant.userId,
+    aud: stack.agentUrl,
+    client_id: grant.clientId,
+    scope: grant.scope,
+    exp: iat + 600,
+    iat,
+    jti: `at_${crypto.randomUUID()}`,
+    grant_id: grant.id,
+    ...(grant.authorizationDetails.length > 0 ? { authorization_details: grant.authorizationDetails } : {}),
+  })
+    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid })
+    .sign((await importJWK(privateJwk, 'ES256')) as CryptoKey);
+}
+
+describe('a grant revoked (delegate grants revoke) while a code is redeemed', () => {
+  it('answers 400 invalid_grant and records no token; the grant stays on the revocation list as long as a token signed then would live, and CalendarAgent refuses one', async () => {
+    const code = await ownerCode(stack);
+    const grant = await grantOf(code.clientId);
+    // The control: a token signed for the grant as /token signs one is accepted while the grant stands.
+    const inFlight = await signedFor(grant);
+    expect((await atAgent(inFlight)).status).toBe(200);
+
+    const hook = changeBefore(stack.store, 'redeemAuthCode', () => revokeAsTheCli(grant));
+    const res = await redeemCode(stack, code);
+    expect(hook.ran()).toBe(true);
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_grant']);
+    expect(res.body.access_token).toBeUndefined();
+    expect(tokensOf(grant.id)).toEqual([]);
+    expect(refreshTokensOf(grant.id)).toEqual([]);
+
+    // The grant is listed until every token the AS could have signed for it when it was revoked has expired.
+    const list = (await (await fetch(`${stack.issuer}/revocations?since=0`)).json()) as { grants: string[]; expires_at: Record<string, number> };
+    expect(list.grants).toContain(grant.id);
+    expect(list.expires_at[grant.id]).toBeGreaterThanOrEqual(Number(decodeJwt(inFlight).exp));
+    expectInvalidToken(await refusedSoon(() => atAgent(inFlight)), 'agent, a token of the grant signed as it was revoked');
+  });
+
+  it('the device flow’s poll, which redeems its code the same way, is refused alike', async () => {
+    const clientId = await registerDeviceClient(stack.issuer);
+    const started = await postForm(`${stack.issuer}/device_authorization`, { client_id: clientId, resource: stack.agentUrl });
+    expect(started.status).toBe(200);
+    const { device_code: deviceCode, verification_uri_complete: complete, user_code: userCode } = started.body as Record<string, string>;
+    // The owner signs in onto the verification page, confirms the code and approves.
+    const browser = new Browser();
+    const confirm = await browser.follow(await ownerLink(stack, complete!.slice(stack.issuer.length)));
+    expect(confirm.status).toBe(200);
+    const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode!, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    expect(consent.status).toBe(200);
+    const approved = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+    expect(approved.status).toBe(303);
+    // This server's own page, where the decision is kept for the device's poll.
+    expect((await browser.get(new URL(approved.location!, stack.issuer).href)).status).toBe(200);
+    const grant = await grantOf(clientId);
+
+    const hook = changeBefore(stack.store, 'redeemAuthCode', () => revokeAsTheCli(grant));
+    const res = await postForm(`${stack.issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode!, client_id: clientId });
+    expect(hook.ran(), JSON.stringify(res.body)).toBe(true);
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_grant']);
+    expect(res.body.access_token).toBeUndefined();
+    expect(tokensOf(grant.id)).toEqual([]);
+    expect(refreshTokensOf(grant.id)).toEqual([]);
+  });
+});
+
+describe('a grant narrowed on the consent page (30 days ahead to 7) while a token is signed under it', () => {
+  it('a refresh gets a token under the narrowed grant (7 days), which stands; nothing carrying 30 days is recorded', async () => {
+    const user = await userTokens(stack);
+    const grant = await grantOf(user.clientId);
+    expect(grant.authorizationDetails).toEqual([expect.objectContaining({ lookahead_days: 30 })]);
+
+    const hook = changeBefore(stack.store, 'rotateRefreshToken', () => narrowAsTheConsentPage(grant, 7));
+    const res = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: user.clientId });
+    expect(hook.ran()).toBe(true);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const token = String(res.body.access_token);
+    expect(decodeJwt(token).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 7 })]);
+    expect(res.body.authorization_details).toEqual([expect.objectContaining({ lookahead_days: 7 })]);
+    // On record: the first token, revoked by the narrowing, and the new one, standing; no other.
+    const rows = tokensOf(grant.id);
+    expect(rows).toEqual(
+      expect.arrayContaining([
+        { jti: decodeJwt(user.accessToken).jti, revoked_at: expect.any(Number) },
+        { jti: decodeJwt(token).jti, revoked_at: null },
+      ]),
+    );
+    expect(rows).toHaveLength(2);
+    expect((await atAgent(token)).status).toBe(200);
+    expectInvalidToken(await refusedSoon(() => atAgent(user.accessToken)), 'agent, the token from before the narrowing');
+    // The presented refresh token was rotated once: the new one refreshes, under 7 days.
+    const again = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(res.body.refresh_token), client_id: user.clientId });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(decodeJwt(String(again.body.access_token)).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 7 })]);
+  });
+
+  it('a code redeemed as the grant is narrowed gets a token under the narrowed grant (7 days), which stands', async () => {
+    const code = await ownerCode(stack);
+    const grant = await grantOf(code.clientId);
+    expect(grant.authorizationDetails).toEqual([expect.objectContaining({ lookahead_days: 30 })]);
+
+    const hook = changeBefore(stack.store, 'redeemAuthCode', () => narrowAsTheConsentPage(grant, 7));
+    const res = await redeemCode(stack, code);
+    expect(hook.ran()).toBe(true);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const token = String(res.body.access_token);
+    expect(decodeJwt(token).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 7 })]);
+    expect(tokensOf(grant.id)).toEqual([{ jti: decodeJwt(token).jti, revoked_at: null }]);
+    expect((await atAgent(token)).status).toBe(200);
+  });
+
+  it('a grant narrowed again at the second reading too: 400 invalid_grant, nothing rotated or recorded, and the refresh token still refreshes', async () => {
+    const user = await userTokens(stack);
+    const grant = await grantOf(user.clientId);
+    const hook = changeBefore(
+      stack.store,
+      'rotateRefreshToken',
+      () => narrowAsTheConsentPage(grant, 7),
+      async () => narrowAsTheConsentPage((await stack.store.grantById(grant.id))!, 5),
+    );
+    const res = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: user.clientId });
+    expect(hook.ran()).toBe(true);
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_grant']);
+    expect(res.body.access_token).toBeUndefined();
+    expect(tokensOf(grant.id)).toEqual([{ jti: decodeJwt(user.accessToken).jti, revoked_at: expect.any(Number) }]);
+    expect(refreshTokensOf(grant.id)).toHaveLength(1);
+    const again = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: user.clientId });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(decodeJwt(String(again.body.access_token)).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 5 })]);
+  });
+});
