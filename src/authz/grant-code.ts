@@ -13,7 +13,6 @@ import { GRANT_READINGS, mintUserTokens, tokenResponse, type IssuedPair } from '
 import { ownerAsserted, refuseUnlessOwners } from './owner-proof.js';
 import { required, single, singleTarget } from './params.js';
 import { checkVerifier } from './policy/pkce.js';
-import { audit } from './audit.js';
 
 export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
   // Checked (and its jti spent) before the code is looked at: an invalid assertion leaves the code as it was.
@@ -72,7 +71,16 @@ export async function redeemAuthorizationCode(
     // (found in review: of 4 concurrent redemptions of one code, the losers revoked the family with no code_replay record).
     // So is a grant revoked, or changed by a consent, while the tokens were signed (found in review: a code redeemed
     // as `grants revoke` ran got a live token the revocation had missed): nothing is recorded then.
-    const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refresh?.record ?? null, access: pair.accessRecord, grant }, replayed);
+    const issued: AuditEventInput = {
+      event: 'token_issued',
+      user: grant.userId,
+      client: client.clientId,
+      grant: grant.id,
+      resource: grant.resource,
+      actors: [client.clientId, grant.userId],
+      detail: { grant_type: proof.grantType ?? 'authorization_code', scope: pair.access.claims.scope, jti: pair.access.claims.jti },
+    };
+    const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refresh?.record ?? null, access: pair.accessRecord, grant, record: issued }, replayed);
     if (result.status === 'redeemed') break;
     if (result.status === 'replayed') throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
     // RFC 6749 §5.2 invalid_grant: the grant behind the code was revoked, or expired, meanwhile.
@@ -83,14 +91,5 @@ export async function redeemAuthorizationCode(
     if (!fresh || fresh.revokedAt !== null || fresh.expiresAt <= now) throw new InvalidGrantError('The delegation behind this code changed or ended while it was redeemed; ask again.');
     grant = fresh;
   }
-  await audit(ctx, {
-    event: 'token_issued',
-    user: grant.userId,
-    client: client.clientId,
-    grant: grant.id,
-    resource: grant.resource,
-    actors: [client.clientId, grant.userId],
-    detail: { grant_type: proof.grantType ?? 'authorization_code', scope: pair.access.claims.scope, jti: pair.access.claims.jti },
-  });
   return tokenResponse(ctx, pair);
 }

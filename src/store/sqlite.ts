@@ -1023,7 +1023,7 @@ class SqliteStore implements Store {
   async redeemAuthCode(
     codeHash: string,
     now: number,
-    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord; grant: GrantRecord },
+    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord; grant: GrantRecord; record?: AuditEventInput },
     replayRecord?: AuditEventInput,
   ): Promise<RedeemCodeResult> {
     return this.atomically((): RedeemCodeResult => {
@@ -1045,6 +1045,8 @@ class SqliteStore implements Store {
       this.run('INSERT INTO token_families (id, grant_id, client_id, created_at) VALUES (?, ?, ?, ?)', [code.familyId, code.grantId, code.clientId, now]);
       if (issue.refresh) this.insertRefresh(issue.refresh);
       this.insertIssued(issue.access);
+      // The issuance and its record commit together: with the record failing, the code stays unspent for a retry.
+      if (issue.record) this.appendAuditNow(issue.record, now);
       return { status: 'redeemed' };
     });
   }

@@ -386,12 +386,13 @@ export interface Store {
    * were minted: re-read in the transaction, a grant revoked or expired since
    * (`grant_ended`) or whose limits changed since (`grant_changed`) records
    * nothing, so a revocation or a narrowing that commits while the tokens are
-   * signed never leaves a token it missed.
+   * signed never leaves a token it missed. `issue.record` (the issuance's
+   * `token_issued`) commits with the tokens, or neither does.
    */
   redeemAuthCode(
     codeHash: string,
     now: number,
-    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord; grant: GrantRecord },
+    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord; grant: GrantRecord; record?: AuditEventInput },
     replayRecord?: AuditEventInput,
   ): Promise<RedeemCodeResult>;
   /**

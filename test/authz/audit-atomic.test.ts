@@ -247,3 +247,29 @@ describe('a replay whose record cannot be written ends no family', () => {
     expect((await authz.store.verifyAudit()).ok).toBe(true);
   });
 });
+
+// Found at stop 17 (a helper's note): a redeemed code's token_issued record was written after the redemption
+// committed. With the record failing, the code was spent and its tokens on record, yet the client got a 500 and no
+// tokens, and could not try again.
+describe('a code redemption whose record cannot be written', () => {
+  it('500, nothing recorded or spent; after restore the same code is redeemed, with one token_issued record', async () => {
+    const code = await obtainCode(authz);
+    const restore = failAuditRecords(authz.home, 'token_issued');
+    try {
+      const { result, changed } = await stateChangedBy(db, () => redeem(authz, code));
+      expect(result.status).toBe(500);
+      expect(result.body.error).toBe('server_error');
+      expect(result.body.access_token).toBeUndefined();
+      expect(changed).toEqual([]);
+    } finally {
+      restore();
+    }
+    const res = await redeem(authz, code);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const { jti, grant_id: grant } = decodeJwt(String(res.body.access_token)) as { jti: string; grant_id: string };
+    const issued = await records('token_issued', { grant });
+    expect(issued).toHaveLength(1);
+    expect(issued[0]!.detail).toMatchObject({ jti, grant_type: 'authorization_code' });
+    expect((await authz.store.verifyAudit()).ok).toBe(true);
+  });
+});
