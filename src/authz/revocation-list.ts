@@ -2,7 +2,9 @@
 // without asking the AS on every request. It names random identifiers only
 // (grant ids and token ids), so it needs no authentication. A request with
 // `wait` is held until something is revoked after `since` (long poll), so a
-// revocation reaches the resource servers within moments.
+// revocation reaches the resource servers within moments. A `tag` sent with
+// `since` names the revocation the cursor was handed out at, so that a cursor
+// from another copy of the database (a backup restored) is told apart.
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../store/index.js';
 import type { AuthContext } from './context.js';
@@ -12,7 +14,9 @@ import { queryParams } from './params.js';
 /**
  * How often the revocation head is read while requests are held. Revocations
  * may be written by another process (`delegate grants revoke`), so the store is
- * the signal; one read serves every held request.
+ * the signal; one read serves every held request. The read does not wait for the
+ * disk (the answer that follows does): found in review, an idle AS with resource
+ * servers attached synced its WAL 40 times a second for these reads.
  */
 const WATCH_MS = 25;
 const MAX_WAIT_SEC = 25;
@@ -25,10 +29,7 @@ class RevocationWatch {
   private timer: NodeJS.Timeout | undefined;
   private head = 0;
 
-  constructor(
-    private readonly store: Store,
-    private readonly now: () => number,
-  ) {}
+  constructor(private readonly store: Store) {}
 
   /** Resolves when something newer than `since` is revoked, when `signal` aborts, or after `ms`. */
   wait(since: number, ms: number, signal: AbortSignal): Promise<void> {
@@ -55,15 +56,15 @@ class RevocationWatch {
   }
 
   private async tick(): Promise<void> {
-    const page = await this.store.revocationsSince(this.head, this.now()).catch(() => undefined);
-    if (!page || page.cursor <= this.head) return;
-    this.head = page.cursor;
+    const head = await this.store.revocationHead().catch(() => undefined);
+    if (head === undefined || head <= this.head) return;
+    this.head = head;
     for (const w of [...this.waiters]) if (w.since < this.head) w.wake();
   }
 }
 
 export function registerRevocationList(app: FastifyInstance, ctx: AuthContext): void {
-  const watch = new RevocationWatch(ctx.store, ctx.now);
+  const watch = new RevocationWatch(ctx.store);
   const closing = new AbortController();
   // Long polls are answered as the server starts closing (preClose): it waits for requests in flight.
   app.addHook('preClose', async () => {
@@ -77,12 +78,19 @@ export function registerRevocationList(app: FastifyInstance, ctx: AuthContext): 
     const params = queryParams(req.url);
     const since = params.since === undefined ? 0 : Number(params.since);
     const wait = params.wait === undefined ? 0 : Number(params.wait);
-    if (!Number.isInteger(since) || since < 0 || !Number.isFinite(wait) || wait < 0) {
-      return sendOAuthError(reply, new InvalidRequestError('since must be a cursor and wait a number of seconds.'));
+    const tag = params.tag === '' ? undefined : params.tag;
+    if (!Number.isInteger(since) || since < 0 || !Number.isFinite(wait) || wait < 0 || (tag !== undefined && typeof tag !== 'string')) {
+      return sendOAuthError(reply, new InvalidRequestError('since must be a cursor, tag the one given with it, and wait a number of seconds.'));
     }
     let page = await ctx.store.revocationsSince(since, ctx.now());
     if (since > page.cursor) {
       // A cursor from the future (the store was replaced): answer with the whole list so the client starts over.
+      page = await ctx.store.revocationsSince(0, ctx.now());
+    } else if (tag !== undefined && page.sinceTag !== undefined && tag !== page.sinceTag) {
+      // The cursor names a revocation this database numbers differently: it was restored from a backup, and
+      // numbered new revocations again from the backup's head. What this database holds at or below `since`
+      // was never sent to the client (found in review: a grant revoked after a restore was accepted until its
+      // tokens expired). Answer with the whole list; the client keeps what it has and adds it.
       page = await ctx.store.revocationsSince(0, ctx.now());
     } else if (page.cursor <= since && wait > 0) {
       const gone = new AbortController();
@@ -92,6 +100,7 @@ export function registerRevocationList(app: FastifyInstance, ctx: AuthContext): 
     }
     return reply.header('Cache-Control', 'no-store').send({
       cursor: page.cursor,
+      ...(page.tag !== undefined ? { tag: page.tag } : {}),
       grants: page.grants,
       tokens: page.tokens,
       keys: page.keys,

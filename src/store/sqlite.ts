@@ -4,6 +4,7 @@
 // created 0600 inside a 0700 directory; SQLite gives the -wal and -shm files
 // it creates the same mode, and ones left by an earlier run are tightened.
 import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, chmodSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
@@ -63,6 +64,16 @@ export const EXPIRED_TOKEN_KEPT_MS = 86_400_000;
  * covered too.
  */
 export const LONGEST_ACCESS_TOKEN_MS = 600_000;
+
+/**
+ * How long past its keep_until a revocation is still listed (revocationsSince), and how long past that the sweep
+ * keeps its row. keep_until is the AS's clock; a resource server whose clock is behind it may still accept a token
+ * the AS thinks expired, so the list names it a while longer. Deleting is for good, so the sweep waits a day: an
+ * AS whose clock read a day ahead when it swept would otherwise delete rows whose tokens are still valid, and the
+ * resource servers' next full sync would forget them (found in review). The rows are few; keeping them costs little.
+ */
+export const REVOCATION_LISTED_AFTER_EXPIRY_MS = 5 * 60_000;
+export const REVOCATION_KEPT_AFTER_EXPIRY_MS = 86_400_000;
 
 /** Rows of each token table one sweep transaction deletes at most, and how many such transactions one sweep runs. */
 export const TOKEN_SWEEP_BATCH = 2_000;
@@ -458,6 +469,15 @@ function prepareAudit(event: AuditEventInput, now: number): PreparedAudit {
   return { content, canonical: prepareContent(content), actorsJson: json(content.actors), detailJson: json(content.detail) };
 }
 
+/**
+ * A short digest naming one revocation row (its kind, id and time), handed out with the cursor at it: a copy of
+ * the database restored from a backup numbers its next revocations again from the backup's head, and the tag
+ * tells its row from the one a resource server was given at the same number (revocationsSince).
+ */
+function revocationTag(row: Row): string {
+  return createHash('sha256').update(`${String(row.kind)}\n${String(row.id)}\n${num(row.revoked_at)}`, 'utf8').digest('base64url').slice(0, 16);
+}
+
 /** Reads whose answers must not include a commit that is not yet on disk (see the constructor). */
 const DURABLE_READS: ReadonlySet<string> = new Set(['revocationsSince', 'listAudit', 'verifyAudit']);
 
@@ -687,21 +707,31 @@ class SqliteStore implements Store {
     // first read until it ends). Read apart, another process (`delegate grants revoke`, a second AS) could
     // commit between them, and the cursor would pass rows this page does not hold: a resource server
     // polling from it would never be sent them.
-    const [rows, head] = this.guarded(() =>
-      this.db.transaction(() => [
-        this.all('SELECT kind, id, keep_until FROM revocations WHERE seq > ? AND keep_until > ? ORDER BY seq', [cursor, now]),
-        this.get('SELECT seq FROM sqlite_sequence WHERE name = ?', ['revocations']),
-      ] as const)(),
+    const [rows, head, atCursor] = this.guarded(() =>
+      this.db.transaction(() => {
+        const rows = this.all('SELECT kind, id, keep_until FROM revocations WHERE seq > ? AND keep_until > ? ORDER BY seq', [cursor, now - REVOCATION_LISTED_AFTER_EXPIRY_MS]);
+        const head = this.get('SELECT seq FROM sqlite_sequence WHERE name = ?', ['revocations']);
+        const headSeq = head ? num(head.seq) : 0;
+        const at = (seq: number) => (seq > 0 ? this.get('SELECT kind, id, revoked_at FROM revocations WHERE seq = ?', [seq]) : undefined);
+        return [rows, { seq: headSeq, row: at(headSeq) }, at(cursor)] as const;
+      })(),
     );
     const expiresAt: Record<string, number> = {};
     for (const r of rows) expiresAt[String(r.id)] = Math.max(expiresAt[String(r.id)] ?? 0, Math.ceil(num(r.keep_until) / 1000));
     return {
-      cursor: head ? num(head.seq) : 0,
+      cursor: head.seq,
+      ...(head.row ? { tag: revocationTag(head.row) } : {}),
+      ...(atCursor ? { sinceTag: revocationTag(atCursor) } : {}),
       grants: rows.filter((r) => r.kind === 'grant').map((r) => String(r.id)),
       tokens: rows.filter((r) => r.kind === 'token').map((r) => String(r.id)),
       keys: rows.filter((r) => r.kind === 'key').map((r) => String(r.id)),
       expiresAt,
     };
+  }
+
+  async revocationHead(): Promise<number> {
+    const head = this.get('SELECT seq FROM sqlite_sequence WHERE name = ?', ['revocations']);
+    return head ? num(head.seq) : 0;
   }
 
   async signingKeys(): Promise<SigningKeyRecord[]> {
@@ -1257,7 +1287,7 @@ class SqliteStore implements Store {
   async sweep(now: number): Promise<void> {
     this.atomically(() => {
       this.run('DELETE FROM used_once WHERE expires_at <= ?', [now]);
-      this.run('DELETE FROM revocations WHERE keep_until <= ?', [now]);
+      this.run('DELETE FROM revocations WHERE keep_until <= ?', [now - REVOCATION_KEPT_AFTER_EXPIRY_MS]);
       this.run('DELETE FROM sessions WHERE expires_at <= ?', [now]);
       this.run('DELETE FROM auth_requests WHERE expires_at <= ?', [now]);
       // A used code is kept a day after its expiry so a late replay is still recognised and answered by revocation.

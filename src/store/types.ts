@@ -262,6 +262,14 @@ export interface AuditFilter {
 export interface RevocationPage {
   /** Pass back as `since` to get only what is newer. */
   cursor: number;
+  /**
+   * A digest of the revocation at `cursor` (absent when there is none, or it was swept): passed back with the
+   * cursor, it tells whether the row at that number is still the one the cursor was handed out for, which is not
+   * so after a restore from a backup (the restored database numbers new revocations again from its own head).
+   */
+  tag?: string;
+  /** The tag of the revocation at the cursor asked from (`revocationsSince`'s `cursor`), absent when there is none. */
+  sinceTag?: string;
   grants: string[];
   tokens: string[];
   /** Signing key ids withdrawn as leaked (`delegate keys rotate --now`): nothing they signed is valid. */
@@ -283,8 +291,13 @@ export interface Store {
   verifyAudit(): Promise<ChainVerdict>;
 
   // Revocation list
-  /** Revocations after `cursor` whose tokens may still be alive at `now`. */
+  /** Revocations after `cursor` whose tokens may still be alive at `now` (with a margin for clocks behind the AS's). */
   revocationsSince(cursor: number, now: number): Promise<RevocationPage>;
+  /**
+   * The number of the latest revocation (the cursor revocationsSince would hand out), read without waiting for the
+   * disk: for polling whether anything changed, never for an answer that leaves the process.
+   */
+  revocationHead(): Promise<number>;
 
   // Signing keys
   signingKeys(): Promise<SigningKeyRecord[]>;
