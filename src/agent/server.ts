@@ -80,8 +80,9 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     ...(options.keys ? { keys: options.keys } : {}),
     reject,
   });
-  // A key withdrawn as leaked: its replacement signs the next tokens, and this server's copy of the JWKS lacks it.
-  const stopFollowingKeys = revocations?.onKeysWithdrawn(() => void verify.reloadKeys());
+  // A key withdrawn as leaked, or another database behind the issuer: the keys signing the next tokens, and those
+  // still valid, are not those of this server's copy of the JWKS.
+  const stopFollowingKeys = revocations?.onKeysChanged(() => void verify.reloadKeys());
   app.addHook('onClose', async () => stopFollowingKeys?.());
   const toolDeps = agentMcpDeps({
     issuer: options.issuer,

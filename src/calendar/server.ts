@@ -117,8 +117,9 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}),
     ...(revocations ? { reject: (claims: AccessTokenClaims, header: TokenHeader) => revocations.check(claims, header.kid) } : {}),
   });
-  // A key withdrawn as leaked: its replacement signs the next tokens, and this server's copy of the JWKS lacks it.
-  const stopFollowingKeys = revocations?.onKeysWithdrawn(() => void verify.reloadKeys());
+  // A key withdrawn as leaked, or another database behind the issuer: the keys signing the next tokens, and those
+  // still valid, are not those of this server's copy of the JWKS.
+  const stopFollowingKeys = revocations?.onKeysChanged(() => void verify.reloadKeys());
   app.addHook('onClose', async () => stopFollowingKeys?.());
   const loader = options.loader ?? createCalendarLoader();
   const busyCache = options.busyCache ?? createBusyCache();

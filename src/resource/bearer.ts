@@ -264,6 +264,9 @@ function discoveredJwks(issuer: string, fetchFn: typeof fetch, now: () => number
     const getKey = await pending.catch((err: unknown) => {
       throw unavailable(err);
     });
+    // A fetch under way because the keys changed (reload): the copy at hand is the one it replaces. Awaiting it
+    // starts no other fetch; a failed one leaves the copy as it was.
+    if (getKey.reloading) await getKey.reload().catch(() => undefined);
     try {
       return await getKey(header, token);
     } catch (err) {

@@ -24,10 +24,11 @@ export interface RevocationList {
   /** For status pages and tests: what the list knows now. */
   status(): RevocationListStatus;
   /**
-   * Calls `listener` whenever a sync brings a signing key id not listed before (withdrawn as leaked): the
-   * issuer's keys changed, and a copy of its JWKS is out of date. Returns the function that stops it.
+   * Calls `listener` whenever a sync brings a signing key id not listed before (withdrawn as leaked), or shows
+   * that the server's list started over (another database behind the issuer): the issuer's keys changed, or may
+   * have, and a copy of its JWKS is out of date. Returns the function that stops it.
    */
-  onKeysWithdrawn(listener: () => void): () => void;
+  onKeysChanged(listener: () => void): () => void;
 }
 
 export interface RevocationListStatus {
@@ -138,6 +139,8 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   let stopping: AbortController | undefined;
   let waiters: Array<() => void> = [];
   const keyListeners = new Set<() => void>();
+  /** The server's list started over: the whole list is fetched next, at once. */
+  let startedOver = false;
   // One promise that every check made before the first sync shares, so waiting requests hold no state of their own.
   let markFirstSync!: () => void;
   const firstSync = new Promise<void>((resolve) => (markFirstSync = resolve));
@@ -169,7 +172,8 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     const full = cursor === 0 || lastFullSyncAt === undefined || elapsed() - lastFullSyncAt >= resyncIntervalMs;
     const since = full ? 0 : cursor;
     // The first fetch is answered at once; later ones are held, but never so long that the list would go stale meanwhile.
-    const waitSec = lastSyncAt === undefined || atOnce ? 0 : Math.max(1, Math.min(maxWaitSec, Math.floor(staleAfterSec / 2)));
+    const waitSec = lastSyncAt === undefined || atOnce || startedOver ? 0 : Math.max(1, Math.min(maxWaitSec, Math.floor(staleAfterSec / 2)));
+    startedOver = false;
     const url = new URL(endpoint);
     url.searchParams.set('since', String(since));
     if (!full && cursorTag !== undefined) url.searchParams.set('tag', cursorTag);
@@ -190,17 +194,26 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   const apply = (page: Page, full: boolean, since: number): void => {
     const t = elapsed();
     if (!full && page.cursor < since) {
-      // The server's list started over (a new database): fetch it whole next.
+      // The server's list started over: another database answers for the issuer (a new data directory, a backup
+      // restored). Fetch it whole next. What the old one revoked stays refused (below), and its keys may be gone.
       cursor = 0;
       cursorTag = undefined;
+      // Asked at once, not held: a new list with nothing newer than 0 would hold the request for nothing.
+      startedOver = true;
+      for (const listener of [...keyListeners]) listener();
       return;
     }
-    const newKey = page.keys.some((id) => !keys.has(id));
+    // A whole list whose cursor is behind the one held started over too (found by a periodic full fetch first).
+    const keysChanged = page.keys.some((id) => !keys.has(id)) || (full && page.cursor < cursor);
     if (full) {
-      // The whole list as the server keeps it: what it no longer lists can affect no live token.
-      grants.clear();
-      tokens.clear();
-      keys.clear();
+      // The whole list as the server keeps it. An entry whose expiry is known stays until then, listed or not: a
+      // revocation is never undone, and a server that no longer lists one (its database replaced or restored) must
+      // not bring its tokens back (found in review: an AS restarted on another data directory at the same address
+      // made every revoked token good again, for as long as the resource servers kept its old key). An entry
+      // without a known expiry goes once the server no longer lists it: it could not be dropped otherwise.
+      for (const map of [grants, tokens, keys]) {
+        for (const [id, entry] of map) if (entry.until === undefined) map.delete(id);
+      }
       lastFullSyncAt = t;
     }
     for (const id of page.grants) grants.set(id, { until: untilOf(page, id) });
@@ -215,7 +228,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     const ready = waiters;
     waiters = [];
     for (const resolve of ready) resolve();
-    if (newKey) for (const listener of [...keyListeners]) listener();
+    if (keysChanged) for (const listener of [...keyListeners]) listener();
   };
 
   const untilOf = (page: Page, id: string): number | undefined => {
@@ -296,7 +309,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       };
     },
     synced: nextSync,
-    onKeysWithdrawn(listener) {
+    onKeysChanged(listener) {
       keyListeners.add(listener);
       return () => keyListeners.delete(listener);
     },

@@ -1,0 +1,80 @@
+// The authorization server restarted at the same address on another data
+// directory (an operator who forgot DELEGATE_HOME): its revocation list starts
+// over, empty, under a new signing key. Found in review (split): the resource
+// servers cleared what the old list had revoked on their next full fetch, and
+// their copy of the JWKS still held the old key, so every revoked token was
+// accepted again for up to 5 minutes. What was revoked stays refused until it
+// expires, and the news of a new list makes them fetch the keys again.
+// Real ASs on one loopback port, a real CalendarAgent, real SQLite.
+import { rmSync } from 'node:fs';
+import { decodeJwt } from 'jose';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildAgentServer } from '../../src/agent/server.js';
+import { createRevocationList } from '../../src/resource/revocations.js';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { obtainTokens } from '../authz/helpers.js';
+import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
+import { expectInvalidToken, refusedSoon } from '../security/stack.js';
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function eventually(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function stop(authz: TestAuthz): Promise<void> {
+  await authz.app.close();
+  authz.store.close();
+}
+
+describe('an authorization server replaced by one on another data directory, at the same address', () => {
+  it('leaves what the first revoked refused at CalendarAgent, and the first one’s tokens signed with an unknown key', { timeout: 30_000 }, async () => {
+    const first = await startTestAuthz();
+    cleanups.push(() => rmSync(first.home, { recursive: true, force: true }));
+    const failures: string[] = [];
+    const revocations = createRevocationList({ issuer: first.issuer, minRetryMs: 20, maxRetryMs: 100, logger: { warn: (_o, msg) => failures.push(msg) } });
+    const agent = await buildAgentServer({
+      resourceUrl: first.agentUrl,
+      issuer: first.issuer,
+      calendarUrl: first.calendarUrl,
+      clientId: first.agent.clientId,
+      privateKey: first.agent.privateJwk,
+      revocations,
+    });
+    await agent.listen({ port: Number(new URL(first.agentUrl).port), host: '127.0.0.1' });
+    cleanups.push(() => agent.close());
+    const atAgent = (token: string) => rawRequest({ port: Number(new URL(first.agentUrl).port), method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
+
+    const revoked = await obtainTokens(first);
+    const unseen = await obtainTokens(first);
+    // CalendarAgent checks one (and keeps the first AS's JWKS, for 5 minutes); then its grant is revoked.
+    expect((await atAgent(revoked.accessToken)).status).toBe(200);
+    await first.store.revokeGrant(String(decodeJwt(revoked.accessToken).grant_id), Date.now(), 'test');
+    expectInvalidToken(await refusedSoon(() => atAgent(revoked.accessToken)), 'revoked, before the AS is replaced');
+
+    await stop(first);
+    await eventually(() => failures.length > 0, 'a poll fails while no AS answers');
+    const second = await startTestAuthz({ port: Number(new URL(first.issuer).port) });
+    cleanups.push(() => rmSync(second.home, { recursive: true, force: true }));
+    cleanups.push(() => stop(second));
+    expect(second.issuer).toBe(first.issuer);
+    // The new AS's first answer shows its list started over; the whole list is fetched after it.
+    await revocations.synced();
+
+    const res = await atAgent(revoked.accessToken);
+    expectInvalidToken(res, 'revoked, after the AS was replaced');
+    expect(String(res.headers['www-authenticate'])).toContain('has been revoked');
+    // The first AS's key is not the second's: CalendarAgent fetched the keys again on the news, so a token of the
+    // first AS that it never checked names a key the issuer no longer publishes.
+    const unknown = await atAgent(unseen.accessToken);
+    expectInvalidToken(unknown, 'a token of the first AS never checked before');
+    expect(String(unknown.headers['www-authenticate'])).toContain('unknown key');
+  });
+});
