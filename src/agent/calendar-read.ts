@@ -38,6 +38,9 @@ export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string,
 /** How delegate's authorization server describes a subject token it will not exchange (grant-exchange.ts). */
 const SUBJECT_TOKEN_REFUSED = /^The (subject token|delegation behind the subject token) /;
 
+/** How delegate's authorization server describes a delegation approved for the calendar at an address it left (grant-exchange.ts). */
+const CALENDAR_MOVED = /, where the agent now reads the calendar: the calendar moved since it was approved\.$/;
+
 /** What failed and what to do, for a person. */
 export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logger'], reauthorize?: CalendarReadDeps['reauthorize']): string {
   if (err instanceof TokenExchangeError) {
@@ -55,6 +58,12 @@ export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logge
         }
         return `The authorization server would not let CalendarAgent act on this delegation${said} ${reauthorize?.() ?? 'Sign in again.'}`;
       case 'invalid_target':
+        // The delegation was approved for the calendar at its old address: only the person can approve the new one,
+        // by signing in again (the consent page asks for it). Found in review: nothing said so.
+        if (CALENDAR_MOVED.test(err.serverDescription ?? '')) {
+          return `Your delegation does not let CalendarAgent read your calendar's free/busy time${said} ${reauthorize?.() ?? 'Sign in again to approve its new address (with the delegate CLI: `delegate login`).'}`;
+        }
+        return `Your delegation does not let CalendarAgent read your calendar's free/busy time${said}`;
       case 'invalid_scope':
         return `Your delegation does not let CalendarAgent read your calendar's free/busy time${said}`;
       case 'invalid_client':

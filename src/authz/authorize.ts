@@ -4,7 +4,8 @@
 // `state` and `iss` (RFC 9207), when its redirect URI is one this server
 // trusts (loopback, or a web app the signed-in user approved before; RFC 9700
 // §4.11.2), and are shown as a page otherwise. A valid request from a signed-in user gets the
-// consent page, unless a grant already covers it and the client's identity is
+// consent page, unless a grant already covers it (its scopes and limits, at the
+// calendar location the agent reads today) and the client's identity is
 // assured (RFC 8252 §8.6): the owner's own CLI started this very request, or
 // the client's redirect URI is https. Without a session: the sign-in page.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -150,7 +151,7 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
 
 
   const grant = await ctx.store.activeGrant(signedIn.user.id, request.client.clientId, request.resource.url, now);
-  if (grant && grantCovers(grant, parseScope(request.scope), request.details) && identityAssured(req.url, signedIn.session, request)) {
+  if (grant && grantCovers(grant, request.resource, parseScope(request.scope), request.details) && identityAssured(req.url, signedIn.session, request)) {
     req.log.info({ client: request.client.clientId, grant: grant.id }, 'covered by an existing grant');
     return issueCode(
       reply,

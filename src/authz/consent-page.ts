@@ -2,7 +2,8 @@
 // its identity statement, checked), what it may do in plain words and what it
 // may not, the limits the user can narrow (calendars, how far ahead, how long,
 // how far it may pass work on), and where the browser goes next. When the user
-// already allowed part of it, only the new part is asked. Its two buttons are
+// already allowed part of it, only the new part is asked: more permissions,
+// wider limits, or a calendar at an address the grant does not reach. Its two buttons are
 // named exactly Approve and Deny.
 import type { FastifyReply } from 'fastify';
 import { CALENDAR_DETAIL_TYPE, SCOPE_DESCRIPTIONS, parseScope, type CalendarDetail } from '../delegation/index.js';
@@ -12,7 +13,7 @@ import { appName } from './app-name.js';
 import type { AuthorizationRequest } from './authorize.js';
 import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, KEEP_EXPIRY, lookaheadOptions } from './consent-choices.js';
 import type { AuthContext } from './context.js';
-import { defaultDetails } from './grant-policy.js';
+import { defaultDetails, grantDetails, unreachedLocations } from './grant-policy.js';
 import { html, pageTime, sendPage, type Html } from './pages.js';
 import { isLoopbackRedirect } from './policy/redirect-uri.js';
 
@@ -47,6 +48,17 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
     }
   }
   if (grant) {
+    // A calendar that moved (other ports, another --calendar-url) is a place the grant was never approved for: it is
+    // asked for here, by its address, beside the one approved before (found in review: a sign-in after the move
+    // asked nothing, and the grant kept reaching only the old address).
+    const unreached = new Set(unreachedLocations(grant, request.resource));
+    const left = grantDetails(grant)
+      .flatMap((d) => d.locations)
+      .filter((l) => !request.resource.downstream.some((d) => d.resource === l));
+    for (const reach of request.resource.downstream.filter((d) => unreached.has(d.resource))) {
+      const was = left.length > 0 ? html`; you allowed it at ${left.map((l) => hostOf(l)).join(', ')}, where it no longer reads` : '';
+      for (const s of reach.scopes) abilities.push(html`<li>${describe(s)} <span class="muted">(${reach.type === CALENDAR_DETAIL_TYPE ? 'from the calendar service ' : ''}at <strong>${hostOf(reach.resource)}</strong>${was})</span></li>`);
+    }
     // The same scope with wider authorization details left this list empty under "It asks to also be able to"
     // (found in review): the limits it asks for are said too (RFC 9396 §9: the user is shown the details asked).
     for (const wider of widerLimits(request, grant)) abilities.push(html`<li>${wider}</li>`);

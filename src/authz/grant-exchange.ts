@@ -96,6 +96,7 @@ async function exchangeVerified(ctx: AuthContext, client: ClientRecord, agentRes
   if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidRequestError('The delegation behind the subject token has ended.');
 
   // Audience: within the subject token's reach (its authorization details), and the grant's as it stands now.
+  if (!calendarDetailFor(subject.authorization_details, target)) throw new InvalidTargetError(await unreachedTarget(ctx, grant.resource, subject, target));
   const parent = currentReach(subject, grantDetails(grant), target);
 
   // Constraints: what the request asks for, never more than the parent allows.
@@ -193,6 +194,25 @@ function currentReach(subject: AccessTokenClaims, granted: readonly CalendarDeta
   const both = intersectDetails(parent, now);
   if (!both.ok) throw new InvalidAuthorizationDetailsError(`The delegation as it stands now leaves nothing of the subject token's: ${both.reason}.`);
   return both.detail;
+}
+
+/**
+ * Why the subject token does not reach `target`. When the agent the user signed in for reads its calendar at
+ * `target` today, the delegation was approved for the calendar at another address (the servers moved): the
+ * refusal says so, so that the person is told to sign in again, which asks for the new address on the consent
+ * page (authorize.ts). Found in review: it said only "does not reach", and nothing told the person what to do.
+ * Any other target is simply out of reach. Never widened here: only the owner's consent adds a location.
+ */
+async function unreachedTarget(ctx: AuthContext, grantResource: string, subject: AccessTokenClaims, target: string): Promise<string> {
+  const resource = await ctx.store.resourceByUrl(grantResource);
+  const held = (subject.authorization_details ?? []).flatMap((raw) => {
+    const parsed = parseCalendarDetail(raw);
+    return parsed.ok ? parsed.detail.locations : [];
+  });
+  if (resource?.downstream.some((d) => d.resource === target) && held.length > 0) {
+    return `The delegation reaches ${held.join(', ')}, not ${target}, where the agent now reads the calendar: the calendar moved since it was approved.`;
+  }
+  return `The delegation does not reach ${target}.`;
 }
 
 /** The one resource the exchanged token is for: `resource` (RFC 8707) or `audience` (RFC 8693 §2.1). */

@@ -1,6 +1,8 @@
 // What a grant allows, and whether a new request asks for more: the scopes at
 // the agent and, for each place the agent reaches, the constraints (RFC 9396
-// details). Consent is asked again only when a request widens a grant. Pure.
+// details). Consent is asked again only when a request widens a grant, or when
+// the grant does not reach where the agent reads today (a calendar that moved).
+// Pure.
 import {
   isDetailSubset,
   isSubset,
@@ -58,11 +60,27 @@ export function requestedDetails(raw: string | undefined, resource: ResourceReco
   return { ok: true, details };
 }
 
-/** Whether an existing grant already allows everything a request asks for. */
-export function grantCovers(grant: GrantRecord, scopes: readonly string[], details: readonly CalendarDetail[]): boolean {
+/**
+ * Whether an existing grant already allows everything a request asks for, at the places the resource's agent
+ * reaches today. A grant approved for a calendar at another address (the servers moved to other ports, or
+ * `serve-auth --calendar-url` changed) does not: a token from it could not be exchanged for the new address,
+ * and only the owner's consent may add that address to it (RFC 9396 §4: the locations are part of what was
+ * approved). Found in review: a sign-in answered from such a grant without a consent page, and the agent
+ * went on being refused.
+ */
+export function grantCovers(grant: GrantRecord, resource: ResourceRecord, scopes: readonly string[], details: readonly CalendarDetail[]): boolean {
   if (!isSubset(scopes, parseScope(grant.scope))) return false;
+  if (unreachedLocations(grant, resource).length > 0) return false;
   const held = grantDetails(grant);
   return details.every((d) => held.some((h) => isDetailSubset(d, h).ok));
+}
+
+/** The places the resource's agent reaches today that the grant was not approved for, in the resource's order. */
+export function unreachedLocations(grant: Pick<GrantRecord, 'authorizationDetails'>, resource: ResourceRecord): string[] {
+  const held = grantDetails(grant).flatMap((d) => d.locations);
+  return defaultDetails(resource)
+    .flatMap((d) => d.locations)
+    .filter((location) => !held.includes(location));
 }
 
 export function grantDetails(grant: Pick<GrantRecord, 'authorizationDetails'>): CalendarDetail[] {

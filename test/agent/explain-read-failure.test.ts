@@ -32,4 +32,23 @@ describe('explainReadFailure for a refused token exchange', () => {
     const text = explainReadFailure(error, undefined, () => 'Run `delegate login` in a terminal, then ask again.');
     expect(text).toBe('The authorization server would not let CalendarAgent act on this delegation: The subject token has been revoked. Run `delegate login` in a terminal, then ask again.');
   });
+
+  // Found in review (locations): after the calendar backend moved to another port, the refusal said only that the
+  // delegation "does not reach" it, and nothing told the person that signing in again (the consent page) mends it.
+  const moved = 'The delegation reaches http://127.0.0.1:8411, not http://127.0.0.1:9411, where the agent now reads the calendar: the calendar moved since it was approved.';
+
+  it('invalid_target for a calendar that moved names the remedy: `delegate login`', () => {
+    const text = explainReadFailure(new TokenExchangeError('invalid_target', 'refused', moved), undefined);
+    expect(text).toBe(`Your delegation does not let CalendarAgent read your calendar's free/busy time: ${moved} Sign in again to approve its new address (with the delegate CLI: \`delegate login\`).`);
+  });
+
+  it('over stdio, the command that signs in again for this setup', () => {
+    const text = explainReadFailure(new TokenExchangeError('invalid_target', 'refused', moved), undefined, () => 'Run `delegate login --calendar-port 9411` in a terminal, then ask again.');
+    expect(text).toMatch(/the calendar moved since it was approved\. Run `delegate login --calendar-port 9411` in a terminal, then ask again\.$/);
+  });
+
+  it('any other invalid_target says what was refused, without the advice (signing in again would not reach it)', () => {
+    const text = explainReadFailure(new TokenExchangeError('invalid_target', 'refused', 'The delegation does not reach http://127.0.0.1:1.'), undefined);
+    expect(text).toBe("Your delegation does not let CalendarAgent read your calendar's free/busy time: The delegation does not reach http://127.0.0.1:1.");
+  });
 });

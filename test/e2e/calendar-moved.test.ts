@@ -1,0 +1,80 @@
+// Moving the calendar backend to another port (README: "Moving a data
+// directory to other ports binds CalendarAgent to its new address"), as the
+// reviewer did it: sign in, find a slot, stop, `serve` again with another
+// --calendar-port. Found in review: find-slot failed with "does not reach"
+// and nothing said what to do, and `delegate login` was approved without a
+// consent page and printed the old calendar as authorized, so find-slot kept
+// failing until `grants revoke` and a new login. Now find-slot's refusal
+// names `delegate login`, which shows the consent page naming the new
+// calendar; approved, it prints the new calendar and find-slot works.
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Browser, parseConsentForm } from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
+import { builtModule } from './built.js';
+import { runCli, startCli, startServer, stopServeAndRemove, type Running } from './run.js';
+
+let home: string | undefined;
+let serve: Running | undefined;
+
+afterEach(async () => {
+  await stopServeAndRemove(serve, home);
+  serve = undefined;
+  home = undefined;
+});
+
+describe('the calendar backend moved to another port', () => {
+  it('find-slot says to run `delegate login`, which asks for the new calendar on the consent page; after it, find-slot works', { timeout: 90_000 }, async () => {
+    builtModule('cli/main.js');
+    home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-calendar-moved-')), 'home');
+    const [auth, oldCalendar, newCalendar, agent] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const before = ['--auth-port', String(auth), '--calendar-port', String(oldCalendar), '--agent-port', String(agent)];
+    const after = ['--auth-port', String(auth), '--calendar-port', String(newCalendar), '--agent-port', String(agent)];
+
+    serve = await startServer(['serve', ...before], home);
+    const first = await openConsent(startCli(['login', '--no-browser', ...before], home));
+    expect(first.page.status).toBe(200);
+    expect((await first.approve()).code).toBe(0);
+    expect((await runCli(['find-slot', '--duration', '30m', '--json', ...before], home)).code).toBe(0);
+
+    serve.child.kill('SIGTERM');
+    await serve.done;
+    serve = await startServer(['serve', ...after], home);
+
+    const refused = await runCli(['find-slot', '--duration', '30m', '--json', ...after], home);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`The delegation reaches http://127.0.0.1:${oldCalendar}, not http://127.0.0.1:${newCalendar}, where the agent now reads the calendar`);
+    expect(refused.stderr).toContain('`delegate login`');
+
+    const again = await openConsent(startCli(['login', '--no-browser', ...after], home));
+    // The consent page, not a code: the grant does not reach the new calendar.
+    expect(again.page.location).toBeNull();
+    expect(again.page.status).toBe(200);
+    expect(again.page.html).toContain(`at <strong>127.0.0.1:${newCalendar}</strong>; you allowed it at 127.0.0.1:${oldCalendar}, where it no longer reads`);
+    const done = await again.approve();
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toContain(`at http://127.0.0.1:${newCalendar}:`);
+    expect(done.stdout).not.toContain(`127.0.0.1:${oldCalendar}`);
+
+    const found = await runCli(['find-slot', '--duration', '30m', '--json', ...after], home);
+    expect(found.code, found.stderr).toBe(0);
+    expect(JSON.parse(found.stdout)).toHaveProperty('start');
+  });
+});
+
+/** The person follows the CLI's sign-in link to the consent page; `approve` approves it as shown and resolves with how the CLI ended. */
+async function openConsent(cli: Running) {
+  const browser = new Browser();
+  const page = await browser.follow(await cli.loginUrl);
+  return {
+    page,
+    async approve() {
+      const answer = await browser.post(new URL('/consent', page.url).href, { ...parseConsentForm(page.html), decision: 'approve' });
+      expect(answer.status, answer.html.slice(0, 300)).toBe(303);
+      expect((await browser.get(new URL(answer.location!, page.url).href)).status).toBe(200);
+      return cli.done;
+    },
+  };
+}
