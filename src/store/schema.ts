@@ -2,6 +2,13 @@
 // PRAGMA user_version). docs/storage.md describes each table in words.
 // Times are milliseconds since the epoch; JSON columns hold arrays or objects.
 
+/**
+ * The oldest schema version the commands that only look (a read-only store) still read: the migrations after it
+ * change nothing they read. Found in review: the revocations migration (a CHECK that now allows 'key') made
+ * read-only copies of databases written by the previous build unreadable, though no read depends on it.
+ */
+export const READABLE_FROM_VERSION = 5;
+
 export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE signing_keys (

@@ -9,7 +9,7 @@ import { closeSync, existsSync, mkdirSync, openSync, chmodSync, readFileSync, re
 import { dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
 import { GENESIS_HASH, prepareContent, preparedHash, verifyChain, type AuditRecord, type ChainVerdict, type PreparedContent, type StoredRecord } from './audit-chain.js';
-import { MIGRATIONS } from './schema.js';
+import { MIGRATIONS, READABLE_FROM_VERSION } from './schema.js';
 import { fileSync, GroupSync, type SyncFile } from './wal-sync.js';
 import type {
   AuditEventInput,
@@ -146,7 +146,8 @@ export function openSqliteStoreReadOnly(path: string): Store {
       db.close();
       throw newerSchema(path, version);
     }
-    if (version < MIGRATIONS.length) {
+    // A database short only of migrations that change nothing a reader relies on is read as it stands.
+    if (version < READABLE_FROM_VERSION) {
       db.close();
       throw new StoreError('STORE_READ_ONLY', `The database ${path} was written by an older delegate and cannot be upgraded while it is read-only.`);
     }
@@ -841,6 +842,14 @@ class SqliteStore implements Store {
 
   async setTimeZone(userId: string, timeZone: string): Promise<void> {
     this.run('UPDATE users SET time_zone = ? WHERE id = ?', [timeZone, userId]);
+  }
+
+  async updateUser(userId: string, changes: { passwordHash?: string; timeZone?: string }, record?: { event: AuditEventInput; at: number }): Promise<void> {
+    this.atomically(() => {
+      if (changes.passwordHash !== undefined) this.run('UPDATE users SET password_hash = ? WHERE id = ?', [changes.passwordHash, userId]);
+      if (changes.timeZone !== undefined) this.run('UPDATE users SET time_zone = ? WHERE id = ?', [changes.timeZone, userId]);
+      if (record) this.appendAuditNow(record.event, record.at);
+    });
   }
 
   async createClient(c: ClientRecord): Promise<void> {

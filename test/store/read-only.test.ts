@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, openStoreReadOnly, StoreError } from '../../src/store/index.js';
-import { MIGRATIONS } from '../../src/store/schema.js';
+import { MIGRATIONS, READABLE_FROM_VERSION } from '../../src/store/schema.js';
 
 let dir: string;
 let path: string;
@@ -48,12 +48,33 @@ describe('openStoreReadOnly', () => {
 
   it('says a database older than this delegate cannot be upgraded while read-only, and does not upgrade it', () => {
     const old = new Database(path);
-    for (const migration of MIGRATIONS.slice(0, -1)) old.exec(migration);
-    old.pragma(`user_version = ${MIGRATIONS.length - 1}`);
+    for (const migration of MIGRATIONS.slice(0, READABLE_FROM_VERSION - 1)) old.exec(migration);
+    old.pragma(`user_version = ${READABLE_FROM_VERSION - 1}`);
     old.close();
     expect(() => openStoreReadOnly(path)).toThrow(/older delegate and cannot be upgraded while it is read-only/);
     const check = new Database(path, { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length - 1);
+    expect(check.pragma('user_version', { simple: true })).toBe(READABLE_FROM_VERSION - 1);
+    check.close();
+  });
+
+  // Found in review (regress17): the migration that lets the revocation list name withdrawn keys changes only a
+  // CHECK, yet made a read-only copy of the previous build's database unreadable for `grants list` and `audit`.
+  it('reads a database short only of migrations no read depends on, as it stands', async () => {
+    const old = new Database(path);
+    for (const migration of MIGRATIONS.slice(0, READABLE_FROM_VERSION)) old.exec(migration);
+    old.pragma(`user_version = ${READABLE_FROM_VERSION}`);
+    old.prepare("INSERT INTO revocations (kind, id, revoked_at, keep_until) VALUES ('grant', 'g1', 1, ?)").run(Date.now() + 60_000);
+    old.close();
+    expect(READABLE_FROM_VERSION).toBeLessThan(MIGRATIONS.length);
+    const reader = openStoreReadOnly(path);
+    try {
+      expect(await reader.revocationsSince(0, Date.now())).toMatchObject({ cursor: 1, grants: ['g1'], tokens: [], keys: [] });
+      expect(await reader.verifyAudit()).toMatchObject({ ok: true });
+    } finally {
+      reader.close();
+    }
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(READABLE_FROM_VERSION);
     check.close();
   });
 
