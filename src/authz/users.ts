@@ -47,12 +47,13 @@ export async function addUser(
   if (existing) {
     if (!input.replace) throw new UserError('NAME_TAKEN', `There is already an account named ${input.name}.`);
     const zoneChanges = input.replaceTimeZone === true && input.timeZone !== existing.timeZone;
-    await store.setPassword(existing.id, passwordHash);
-    if (zoneChanges) await store.setTimeZone(existing.id, input.timeZone);
-    if (record) {
-      const detail = { by: record.by, name: existing.name, ...(zoneChanges ? { timeZone: input.timeZone } : {}) };
-      await store.appendAudit({ event: 'password_set', user: existing.id, detail }, now);
-    }
+    const detail = record && { by: record.by, name: existing.name, ...(zoneChanges ? { timeZone: input.timeZone } : {}) };
+    // The change and its record in one transaction (found in review: with the record failing, the change stood off the log).
+    await store.updateUser(
+      existing.id,
+      { passwordHash, ...(zoneChanges ? { timeZone: input.timeZone } : {}) },
+      detail && { event: { event: 'password_set', user: existing.id, detail }, at: now },
+    );
     return { ...existing, passwordHash, added: false, ...(zoneChanges ? { timeZone: input.timeZone, previousTimeZone: existing.timeZone } : {}) };
   }
   const user: UserRecord = { id: randomId('usr'), name: input.name, passwordHash, isOwner: false, timeZone: input.timeZone, createdAt: now };
@@ -83,10 +84,9 @@ export async function setUserTimeZone(
     throw new UserError('OWNER_ZONE', `${input.name} is the local owner, whose time zone is set by 'timeZone' in its config.json (\`delegate calendar list\` shows where that is).`);
   }
   if (existing.timeZone === input.timeZone) return { ...existing, previousTimeZone: existing.timeZone };
-  await store.setTimeZone(existing.id, input.timeZone);
-  if (record) {
-    const detail = { by: record.by, name: existing.name, timeZone: input.timeZone, previousTimeZone: existing.timeZone };
-    await store.appendAudit({ event: 'time_zone_set', user: existing.id, detail }, now);
-  }
+  // The change and its record in one transaction (found in review: with the record failing, the zone changed off
+  // the log, and a retry found nothing to change and recorded nothing).
+  const detail = record && { by: record.by, name: existing.name, timeZone: input.timeZone, previousTimeZone: existing.timeZone };
+  await store.updateUser(existing.id, { timeZone: input.timeZone }, detail && { event: { event: 'time_zone_set', user: existing.id, detail }, at: now });
   return { ...existing, timeZone: input.timeZone, previousTimeZone: existing.timeZone };
 }

@@ -324,6 +324,11 @@ export interface Store {
   listUsers(): Promise<UserRecord[]>;
   setPassword(userId: string, passwordHash: string): Promise<void>;
   setTimeZone(userId: string, timeZone: string): Promise<void>;
+  /**
+   * Changes an account's password and/or time zone, and appends `record` (when given) in the same transaction:
+   * a change is never off the audit log, and a record never names a change that did not happen.
+   */
+  updateUser(userId: string, changes: { passwordHash?: string; timeZone?: string }, record?: { event: AuditEventInput; at: number }): Promise<void>;
 
   // Clients and resources
   createClient(client: ClientRecord): Promise<void>;

@@ -14,6 +14,7 @@ import { runCli } from '../../src/cli/program.js';
 import { resolvePaths } from '../../src/config.js';
 import { openStore, type AuditRecord } from '../../src/store/index.js';
 import { fakeIo, type FakeIo } from './fake-io.js';
+import { failAuditRecords } from '../support/fail-audit.js';
 
 const PASSWORD = 'a long and secret password';
 const EVENT = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//t//EN', 'BEGIN:VEVENT', 'UID:1', 'DTSTART:20261202T100000Z', 'DURATION:PT1H', 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n');
@@ -126,6 +127,26 @@ describe('admin changes on the audit log', () => {
     expect(log[1]!.user).toBe(bob?.id);
     await expectIntact(2);
     expect((await run(['audit', '--event', 'time_zone_set'])).out).toMatch(/#2 {2}time_zone_set {2}for bob {2}by cli {2}time zone America\/New_York\n/);
+  });
+
+  // Found in review (regress17): the change and its record were two writes; with the record failing, the zone
+  // (or password) changed off the log, and a retry found nothing to change and recorded nothing.
+  it('users set-time-zone and users add --replace whose record cannot be written: exit 1, nothing changed; the retry changes and records', async () => {
+    expect((await run(['users', 'add', 'bob', '--time-zone', 'Europe/Berlin'], `${PASSWORD}\n`)).code).toBe(0);
+    const hash = (await storedUser('bob'))?.passwordHash;
+    for (const event of ['time_zone_set', 'password_set']) {
+      const restore = failAuditRecords(env.DELEGATE_HOME!, event);
+      try {
+        const failed = event === 'time_zone_set' ? await run(['users', 'set-time-zone', 'bob', 'Asia/Tokyo']) : await run(['users', 'add', 'bob', '--replace', '--time-zone', 'Asia/Tokyo'], 'another long secret password\n');
+        expect(failed.code, failed.err).toBe(1);
+        expect(await storedUser('bob')).toMatchObject({ timeZone: 'Europe/Berlin', passwordHash: hash });
+      } finally {
+        restore();
+      }
+    }
+    expect((await run(['users', 'set-time-zone', 'bob', 'Asia/Tokyo'])).code).toBe(0);
+    expect((await records()).map((r) => r.event)).toEqual(['user_added', 'time_zone_set']);
+    await expectIntact(2);
   });
 
   it('users set-time-zone for an account that does not exist: exit 1, nothing added or recorded', async () => {
