@@ -74,6 +74,8 @@ export interface RevocationListOptions {
   maxRetryMs?: number;
   /** Seconds of clock difference allowed when an entry's expiry is judged. */
   clockToleranceSec?: number;
+  /** Most entries of each kind kept after the server stopped listing them (default 10,000). */
+  maxUnlistedEntries?: number;
 }
 
 /** Until the server has said otherwise (docs/internals.md). */
@@ -88,6 +90,15 @@ const DEFAULT_FIRST_SYNC_TIMEOUT_MS = 5_000;
  * bounded nothing; at 2 minutes a missed revocation is picked up well before the tokens it names expire.
  */
 export const DEFAULT_RESYNC_INTERVAL_MS = 2 * 60_000;
+/**
+ * How long past a full fetch an entry the server no longer lists is kept at most, whatever expiry it was given:
+ * the AS lists a grant or token until its last token has expired (10 minutes at most, and a margin), a withdrawn
+ * key a day. Found in review: kept until any expiry an AS named, entries of a broken or hostile AS (a clock far
+ * ahead) piled up for as long as the resource server ran.
+ */
+const UNLISTED_ENTRY_HORIZON_MS = 3_600_000;
+const UNLISTED_KEY_HORIZON_MS = 25 * 3_600_000;
+const DEFAULT_MAX_UNLISTED_ENTRIES = 10_000;
 /** A server that answers nothing this long after its promised hold is taken as gone. */
 const POLL_GRACE_MS = 5_000;
 /** Bounds on the staleness a server may ask for: below, polls would race it; above, revocation would wait too long. */
@@ -124,6 +135,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   const minRetryMs = options.minRetryMs ?? 250;
   const maxRetryMs = options.maxRetryMs ?? 5_000;
   const toleranceMs = (options.clockToleranceSec ?? 5) * 1000;
+  const maxUnlisted = options.maxUnlistedEntries ?? DEFAULT_MAX_UNLISTED_ENTRIES;
 
   const grants = new Map<string, Entry>();
   const tokens = new Map<string, Entry>();
@@ -211,9 +223,10 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       // not bring its tokens back (found in review: an AS restarted on another data directory at the same address
       // made every revoked token good again, for as long as the resource servers kept its old key). An entry
       // without a known expiry goes once the server no longer lists it: it could not be dropped otherwise.
-      for (const map of [grants, tokens, keys]) {
-        for (const [id, entry] of map) if (entry.until === undefined) map.delete(id);
-      }
+      const wall = now();
+      keepUnlisted(grants, page.grants, wall + UNLISTED_ENTRY_HORIZON_MS);
+      keepUnlisted(tokens, page.tokens, wall + UNLISTED_ENTRY_HORIZON_MS);
+      keepUnlisted(keys, page.keys, wall + UNLISTED_KEY_HORIZON_MS);
       lastFullSyncAt = t;
     }
     for (const id of page.grants) grants.set(id, { until: untilOf(page, id) });
@@ -229,6 +242,27 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     waiters = [];
     for (const resolve of ready) resolve();
     if (keysChanged) for (const listener of [...keyListeners]) listener();
+  };
+
+  /**
+   * What a whole list does to the entries of `map` it no longer names: one without a known expiry goes; the others
+   * stay until their expiry, but no later than `horizon`, and at most `maxUnlisted` of them (those that expire last).
+   */
+  const keepUnlisted = (map: Map<string, Entry>, listed: readonly string[], horizon: number): void => {
+    const named = new Set(listed);
+    const kept: Array<[string, number]> = [];
+    for (const [id, entry] of map) {
+      if (named.has(id)) continue;
+      if (entry.until === undefined) {
+        map.delete(id);
+        continue;
+      }
+      if (entry.until > horizon) entry.until = horizon;
+      kept.push([id, entry.until]);
+    }
+    if (kept.length <= maxUnlisted) return;
+    kept.sort((a, b) => a[1] - b[1]);
+    for (const [id] of kept.slice(0, kept.length - maxUnlisted)) map.delete(id);
   };
 
   const untilOf = (page: Page, id: string): number | undefined => {

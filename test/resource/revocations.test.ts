@@ -182,6 +182,33 @@ describe('memory stays bounded', () => {
     expect(await list.check(token('grt_b'))).toEqual({ revoked: expect.any(String) });
   });
 
+  // Found in review (regress17): entries a full fetch no longer lists are kept until their expiry (a revocation is
+  // never undone), but an AS with its clock far ahead, or a hostile one, named expiries centuries away and the
+  // resource server kept every entry for as long as it ran.
+  it('keeps what the server stopped listing no later than an hour on, and at most maxUnlistedEntries of it', async () => {
+    let wall = Date.UTC(2026, 0, 1);
+    const as = await endpoint({ withExpiry: true });
+    const list = started(createRevocationList({ issuer: as.issuer, now: () => wall, resyncIntervalMs: 0, maxUnlistedEntries: 50, clockToleranceSec: 0 }));
+    await list.synced();
+    const centuries = Math.floor(Date.UTC(3000, 0, 1) / 1000);
+    for (let round = 0; round < 5; round++) {
+      const ids = Array.from({ length: 40 }, (_, i) => `grt_${round}_${i}`);
+      for (const id of ids) as.revoke('grant', id, centuries);
+      await eventually(async () => (await list.check(token(ids[39]!))) !== undefined, `round ${round} is listed`);
+      for (const id of ids) as.forget(id);
+    }
+    as.revoke('token', 'jti-wake', centuries); // the next full fetch lists none of the 200 grants
+    await eventually(() => list.status().tokens === 1, 'the list was fetched after the last round');
+    expect(list.status().grants).toBe(50);
+
+    wall += 2 * 3_600_000;
+    as.revoke('token', 'jti-wake-2', centuries);
+    await eventually(() => list.status().tokens === 2, 'the list was fetched two hours on');
+    expect(list.status().grants).toBe(0);
+    // What the server still lists stays, whatever its expiry.
+    expect(await list.check(token('grt_x', 'jti-wake'))).toEqual({ revoked: 'This token has been revoked.' });
+  });
+
   it('fetches the whole list again when the server has started over', async () => {
     const as = await endpoint();
     const list = started(createRevocationList({ issuer: as.issuer }));
