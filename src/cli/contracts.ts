@@ -42,9 +42,9 @@ export interface ServeAuthOptions {
   port: number;
   /** Its issuer identifier (default http://<host>:<port>). */
   issuer: string;
-  /** The resources it knows: the calendar backend and CalendarAgent. */
-  calendarUrl: string;
-  agentUrl: string;
+  /** The resources it knows: the calendar backend and CalendarAgent (default: those on record in the data directory, else the default ports'). */
+  calendarUrl?: string;
+  agentUrl?: string;
   /** The servers' log level (--log-level, DELEGATE_LOG_LEVEL). */
   logLevel: LogLevelName;
 }

@@ -20,7 +20,7 @@ import {
   serveLogLevel,
 } from './args.js';
 import { loadServe } from './contracts.js';
-import { EXIT_OK, errorText, exitCodeFor } from './errors.js';
+import { EXIT_OK, UsageError, errorText, exitCodeFor } from './errors.js';
 import type { CliIo } from './io.js';
 import { packageVersion } from './version.js';
 import { registerSessionCommands } from './program-session.js';
@@ -180,8 +180,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--port <port>', `port (default ${DEFAULT_PORTS.auth})`, parsePort)
     .option('--host <host>', 'address to listen on', DEFAULT_HOST)
     .option('--issuer <url>', 'its issuer identifier (default http://<host>:<port>)', parseIssuerUrl)
-    .option('--calendar-url <url>', 'the calendar backend it issues tokens for', parseHttpUrl)
-    .option('--agent-url <url>', 'CalendarAgent’s MCP URL it issues tokens for', parseHttpUrl)
+    .option('--calendar-url <url>', `the calendar backend it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.calendar})`, parseHttpUrl)
+    .option('--agent-url <url>', `CalendarAgent’s MCP URL it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.agent}/mcp)`, parseHttpUrl)
     .addOption(logLevelOption())
     .addHelpText(
       'after',
@@ -198,8 +198,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
           host: options.host,
           port,
           issuer: options.issuer ?? defaults.issuer,
-          calendarUrl: options.calendarUrl ?? defaults.calendarUrl,
-          agentUrl: options.agentUrl ?? defaults.agentUrl,
+          ...(options.calendarUrl !== undefined ? { calendarUrl: options.calendarUrl } : {}),
+          ...(options.agentUrl !== undefined ? { agentUrl: options.agentUrl } : {}),
           logLevel,
         },
         io,
@@ -227,7 +227,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
           host: options.host,
           port,
           resourceUrl: defaults.calendarUrl,
-          issuer: options.authUrl ?? options.issuer ?? defaults.issuer,
+          issuer: authServerOf(options) ?? defaults.issuer,
           logLevel,
         },
         io,
@@ -239,14 +239,14 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .command('serve-agent')
     .description('Run CalendarAgent (MCP over Streamable HTTP at /mcp) alone, or with --stdio for an MCP client that starts it.')
     .option('--stdio', 'serve MCP on stdin/stdout under your stored delegation (signing in first if there is none)')
-    .option('--auth-port <port>', `with --stdio: authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
-    .option('--calendar-port <port>', `with --stdio: calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
-    .option('--agent-port <port>', `with --stdio: CalendarAgent’s HTTP port, whose delegation it uses (default ${DEFAULT_PORTS.agent})`, parsePort)
-    .option('--port <port>', `port (default ${DEFAULT_PORTS.agent})`, parsePort)
+    .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth}); over HTTP, the same as --auth-url http://<host>:<port>`, parsePort)
+    .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar}); over HTTP, the same as --calendar-url http://<host>:<port>`, parsePort)
+    .option('--agent-port <port>', `with --stdio: CalendarAgent’s HTTP port, whose delegation it uses; over HTTP, the same as --port (default ${DEFAULT_PORTS.agent})`, parsePort)
+    .option('--port <port>', `port (default ${DEFAULT_PORTS.agent}; not with --stdio)`, parsePort)
     .option('--host <host>', 'address to listen on', DEFAULT_HOST)
-    .option('--auth-url <url>', 'the authorization server', parseIssuerUrl)
+    .option('--auth-url <url>', 'the authorization server (not with --stdio, which takes --auth-port)', parseIssuerUrl)
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseIssuerUrl))
-    .option('--calendar-url <url>', 'the calendar backend it reads busy time from', parseHttpUrl)
+    .option('--calendar-url <url>', 'the calendar backend it reads busy time from (not with --stdio, which takes --calendar-port)', parseHttpUrl)
     .option('--calendar-timeout <wait>', 'how long it waits for the calendar backend: 2s, 500ms (default 5s)', parseWait)
     .addOption(logLevelOption())
     .addHelpText(
@@ -261,21 +261,26 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action(async (options: SingleServerOptions & PortOptions & { stdio?: boolean; calendarTimeout?: number }, command: Command) => {
       const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
       if (options.stdio) {
+        refuseHttpOptionsWithStdio(options);
         const { serveAgentStdioCommand } = await import('./commands/serve-agent-stdio.js');
-        setExitCode(await serveAgentStdioCommand(accessArgs({ ...options, browser: true }, globals(command)), io, logLevel));
+        setExitCode(await serveAgentStdioCommand(accessArgs({ ...options, browser: true }, globals(command)), io, logLevel, options.calendarTimeout));
         return;
       }
-      const serve = await loadServe();
-      const port = options.port ?? DEFAULT_PORTS.agent;
+      // Over HTTP the port options name the same servers as the URL ones: --auth-port N is the authorization server at http://<host>:N.
+      const port = sameValue(options.port, '--port', options.agentPort, '--agent-port') ?? DEFAULT_PORTS.agent;
       const defaults = urlsFor({ ...DEFAULT_PORTS, agent: port }, options.host);
+      const byPort = urlsFor({ auth: options.authPort ?? DEFAULT_PORTS.auth, calendar: options.calendarPort ?? DEFAULT_PORTS.calendar, agent: port }, options.host);
+      const issuer = sameValue(authServerOf(options), options.authUrl !== undefined ? '--auth-url' : '--issuer', options.authPort !== undefined ? byPort.issuer : undefined, '--auth-port');
+      const calendarUrl = sameValue(options.calendarUrl, '--calendar-url', options.calendarPort !== undefined ? byPort.calendarUrl : undefined, '--calendar-port');
+      const serve = await loadServe();
       const code = await serve.serveAgent(
         {
           paths: resolvePaths(io.env),
           host: options.host,
           port,
           resourceUrl: defaults.agentUrl,
-          issuer: options.authUrl ?? options.issuer ?? defaults.issuer,
-          calendarUrl: options.calendarUrl ?? defaults.calendarUrl,
+          issuer: issuer ?? defaults.issuer,
+          calendarUrl: calendarUrl ?? defaults.calendarUrl,
           logLevel,
           ...(options.calendarTimeout !== undefined ? { calendarTimeoutMs: options.calendarTimeout } : {}),
         },
@@ -311,6 +316,38 @@ function usageLine(text: string): string {
  */
 function logLevelOption(): Option {
   return new Option('--log-level <level>', 'server log verbosity (default: $DELEGATE_LOG_LEVEL, else info; debug under --debug)').choices(LOG_LEVELS).argParser(parseLogLevel);
+}
+
+/**
+ * --auth-url or its synonym --issuer; both naming different servers is bad
+ * usage (found in review: the first silently won).
+ */
+function authServerOf(options: SingleServerOptions): string | undefined {
+  return sameValue(options.authUrl, '--auth-url', options.issuer, '--issuer');
+}
+
+/** The one value two options give (either alone, or both the same); two different ones are bad usage, said in one line. */
+function sameValue<T>(value: T | undefined, flag: string, other: T | undefined, otherFlag: string): T | undefined {
+  if (value !== undefined && other !== undefined && value !== other) {
+    throw new UsageError(`${flag} ${String(value)} and ${otherFlag} ${String(other)} name different servers; give one of them.`);
+  }
+  return value ?? other;
+}
+
+/**
+ * serve-agent --stdio finds the servers by port, as find-slot does, and listens
+ * on no port: the HTTP mode's --port and URLs would be ignored (found in
+ * review), so they are bad usage, naming what to give instead.
+ */
+function refuseHttpOptionsWithStdio(options: SingleServerOptions): void {
+  const instead: Array<[keyof SingleServerOptions, string, string]> = [
+    ['port', '--port', 'it listens on no port (--agent-port names the HTTP agent whose delegation it uses)'],
+    ['authUrl', '--auth-url', 'give the authorization server’s port with --auth-port'],
+    ['issuer', '--issuer', 'give the authorization server’s port with --auth-port'],
+    ['calendarUrl', '--calendar-url', 'give the calendar backend’s port with --calendar-port'],
+  ];
+  const given = instead.find(([key]) => options[key] !== undefined);
+  if (given) throw new UsageError(`${given[1]} does not apply to serve-agent --stdio: ${given[2]}.`);
 }
 
 interface SingleServerOptions {

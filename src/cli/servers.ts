@@ -8,6 +8,7 @@ import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
 import { bootstrapLocal, buildAuthServer, type AuthServerOptions } from '../authz/index.js';
 import { buildAgentServer } from '../agent/server.js';
+import { protectedResourceMetadataUrl } from '../agent/metadata.js';
 import { CALENDAR_DETAIL_TYPE, canonicalResource } from '../delegation/index.js';
 import { loadOrCreateAgentKey, type AgentIdentity } from '../agent/identity.js';
 import { buildCalendarServer } from '../calendar/server.js';
@@ -68,36 +69,82 @@ export async function bootstrap(store: Store, paths: Paths, urls: { issuer: stri
 }
 
 /**
- * Setting up on other ports re-binds CalendarAgent (its address, its identity
- * statement's issuer, the calendar backend it reaches), which is right when
- * the old servers are gone and breaks them when they still run on this data
- * directory: their agent could no longer exchange a single token. So refuse
- * while the authorization server on record answers with this directory's
- * signing keys (another directory's servers on those ports do not count), or
- * does not answer at all (a hung server is still this directory's).
+ * The addresses CalendarAgent is bound to in this data directory (the
+ * authorization server its identity statement names, its MCP URL, the
+ * calendar backend it reads), or undefined before the first setup.
  */
-async function refuseSecondAddress(store: Store, paths: Paths, agentClientId: string, urls: { issuer: string; calendarUrl: string; agentUrl: string }): Promise<void> {
+export async function recordedBindings(store: Store, agentClientId: string): Promise<{ issuer: string; agentUrl: string; calendarUrl?: string } | undefined> {
   const recorded = await store.clientById(agentClientId);
-  if (!recorded?.resource) return;
+  if (!recorded?.resource) return undefined;
   let issuer: unknown;
   try {
     issuer = decodeJwt(String(recorded.metadata.agent_statement)).iss;
   } catch {
-    return;
+    return undefined;
   }
-  if (typeof issuer !== 'string' || !/^https?:\/\//.test(issuer)) return;
-  const calendar = (await store.resourceByUrl(recorded.resource))?.downstream.find((d) => d.type === CALENDAR_DETAIL_TYPE)?.resource;
+  if (typeof issuer !== 'string' || !/^https?:\/\//.test(issuer)) return undefined;
+  const calendarUrl = (await store.resourceByUrl(recorded.resource))?.downstream.find((d) => d.type === CALENDAR_DETAIL_TYPE)?.resource;
+  return { issuer, agentUrl: recorded.resource, ...(calendarUrl !== undefined ? { calendarUrl } : {}) };
+}
+
+/**
+ * Setting up on other addresses re-binds CalendarAgent (its address, its
+ * identity statement's issuer, the calendar backend it reaches), which is
+ * right when the old servers are gone and breaks them when they still run on
+ * this data directory: their agent could no longer exchange a single token. So
+ * refuse while the authorization server on record answers with this
+ * directory's signing keys (another directory's servers on those ports do not
+ * count), or does not answer at all (a hung server is still this directory's).
+ * When it is gone but CalendarAgent or the calendar backend on record still
+ * answers as bound to it (split servers, the authorization server being
+ * restarted with other URLs: found in review, its agent then failed every
+ * exchange and signing in again did not help), refuse too.
+ */
+async function refuseSecondAddress(store: Store, paths: Paths, agentClientId: string, urls: { issuer: string; calendarUrl: string; agentUrl: string }): Promise<void> {
+  const recorded = await recordedBindings(store, agentClientId);
+  if (!recorded) return;
+  const { issuer, agentUrl, calendarUrl: calendar } = recorded;
   const unchanged =
-    recorded.resource === canonicalResource(urls.agentUrl) && issuer === urls.issuer && (calendar === undefined || canonicalResource(calendar) === canonicalResource(urls.calendarUrl));
+    agentUrl === canonicalResource(urls.agentUrl) && issuer === urls.issuer && (calendar === undefined || canonicalResource(calendar) === canonicalResource(urls.calendarUrl));
   if (unchanged) return;
   const published = await publishedKeyIds(issuer);
   const ours = new Set((await store.signingKeys()).map((k) => k.kid));
   if (published === 'silent' || published.some((kid) => ours.has(kid))) {
     throw new CommandFailed(
-      `delegate is already serving the data directory ${paths.home}, with its authorization server at ${issuer} and CalendarAgent at ${recorded.resource}` +
+      `delegate is already serving the data directory ${paths.home}, with its authorization server at ${issuer} and CalendarAgent at ${agentUrl}` +
         `${published === 'silent' ? ' (it accepts connections but does not answer)' : ''}. Use the ports it runs on, or stop it before using other ports.`,
     );
   }
+  // Keys that are not ours: the servers on the recorded addresses are another data directory's.
+  if (published.length > 0) return;
+  const running: string[] = [];
+  if ((await boundResource(agentUrl, issuer)) !== 'absent') running.push(`CalendarAgent at ${agentUrl}`);
+  if (calendar !== undefined && (await boundResource(calendar, issuer)) !== 'absent') running.push(`the calendar backend at ${calendar}`);
+  if (running.length === 0) return;
+  throw new CommandFailed(
+    `delegate is already serving the data directory ${paths.home}: ${running.join(' and ')} ${running.length > 1 ? 'run' : 'runs'}, bound to the authorization server at ${issuer}. ` +
+      `Use the addresses ${running.length > 1 ? 'they run' : 'it runs'} on, or stop ${running.length > 1 ? 'them' : 'it'} before using others.`,
+  );
+}
+
+/**
+ * Whether a resource server on record still runs bound to `issuer`: its
+ * protected resource metadata (RFC 9728) names that resource and that
+ * authorization server ('bound'), or it accepts connections but never answers
+ * ('silent', counted as running, as for the authorization server).
+ */
+async function boundResource(resource: string, issuer: string): Promise<'bound' | 'silent' | 'absent'> {
+  for (const timeoutMs of [1500, 4000]) {
+    try {
+      const res = await fetch(protectedResourceMetadataUrl(resource), { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+      const body = res.ok ? ((await res.json().catch(() => ({}))) as { resource?: unknown; authorization_servers?: unknown }) : {};
+      const named = typeof body.resource === 'string' && canonicalResource(body.resource) === canonicalResource(resource);
+      return named && Array.isArray(body.authorization_servers) && body.authorization_servers.includes(issuer) ? 'bound' : 'absent';
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'TimeoutError') return 'absent';
+    }
+  }
+  return 'silent';
 }
 
 /** The key ids an authorization server publishes: none when nothing (or something else) answers there; 'silent' when it accepts connections but never answers. */

@@ -25,11 +25,21 @@ const SETTLE_POLL_MS = 100;
 
 type ProbeResult = 'up' | 'down' | 'foreign' | 'silent';
 
+/** What a port answered: nothing (down), no answer in time (silent), or a response, JSON or not. */
+type Answer = 'down' | 'silent' | { ok: boolean; body: Record<string, unknown> | undefined };
+
 interface Part {
   name: string;
   port: number;
   url: string;
-  isOurs: (body: Record<string, unknown>) => boolean;
+}
+
+/** The three parts' states, and the issuer the authorization server answers with when it is delegate's. */
+interface Probed {
+  states: ProbeResult[];
+  issuer?: string;
+  /** Why a part is judged foreign, when it says something that can be named. */
+  why: Array<string | undefined>;
 }
 
 /**
@@ -45,12 +55,16 @@ interface Part {
 export async function ensureStack(options: StackOptions): Promise<Stack> {
   const urls = urlsFor(options.ports, options.host);
   const parts = partsOf(options, urls);
-  const found = () => foundStack(urls);
   // A look first, without the lock: servers that run are used at once.
-  if (judge(parts, await probeAll(parts), true) === 'running') return found();
+  const first = await probeAll(parts, urls);
+  if (judge(parts, first, true) === 'running') return foundStack(urls, first);
+  let ready: Probed | undefined;
   return whileStarting(options.paths, Date.now, () => findOrStart(options, urls, parts), {
-    ready: async () => (await probeAll(parts)).every((s) => s === 'up'),
-    started: found,
+    ready: async () => {
+      ready = await probeAll(parts, urls);
+      return ready.states.every((s) => s === 'up');
+    },
+    started: () => foundStack(urls, ready),
   });
 }
 
@@ -60,11 +74,12 @@ async function findOrStart(options: StackOptions, urls: Urls, parts: Part[]): Pr
   let seen = '';
   let changedAt = Date.now();
   for (;;) {
-    const states = await probeAll(parts);
+    const probed = await probeAll(parts, urls);
+    const states = probed.states;
     if (states.join() !== seen) [seen, changedAt] = [states.join(), Date.now()];
     const mayWait = Date.now() < Math.min(changedAt + SETTLE_WAIT_MS, cap);
-    const verdict = judge(parts, states, mayWait);
-    if (verdict === 'running') return foundStack(urls);
+    const verdict = judge(parts, probed, mayWait);
+    if (verdict === 'running') return foundStack(urls, probed);
     if (verdict === 'absent') {
       try {
         return await startEmbedded(options, urls);
@@ -78,21 +93,60 @@ async function findOrStart(options: StackOptions, urls: Urls, parts: Part[]): Pr
   }
 }
 
-/** Servers another process runs: this one uses them and has nothing to close. */
-function foundStack(urls: Urls): Stack {
-  return { embedded: false, urls, close: async () => {} };
-}
-
-function probeAll(parts: Part[]): Promise<ProbeResult[]> {
-  return Promise.all(parts.map(probePart));
+/**
+ * Servers another process runs: this one uses them and has nothing to close.
+ * Their issuer is the one the authorization server answers with (serve-auth
+ * --issuer may name it otherwise than http://<host>:<auth-port>).
+ */
+function foundStack(urls: Urls, probed?: Probed): Stack {
+  return { embedded: false, urls: probed?.issuer !== undefined ? { ...urls, issuer: probed.issuer } : urls, close: async () => {} };
 }
 
 function partsOf(options: StackOptions, urls: Urls): Part[] {
   return [
-    { name: 'authorization server', port: options.ports.auth, url: `${urls.issuer}/.well-known/oauth-authorization-server`, isOurs: (b) => b.issuer === urls.issuer },
-    { name: 'calendar backend', port: options.ports.calendar, url: `${urls.calendarUrl}/.well-known/oauth-protected-resource`, isOurs: (b) => b.resource !== undefined },
-    { name: 'CalendarAgent', port: options.ports.agent, url: `${new URL(urls.agentUrl).origin}/.well-known/oauth-protected-resource/mcp`, isOurs: (b) => b.resource === urls.agentUrl },
+    { name: 'authorization server', port: options.ports.auth, url: `${urls.issuer}/.well-known/oauth-authorization-server` },
+    { name: 'calendar backend', port: options.ports.calendar, url: `${urls.calendarUrl}/.well-known/oauth-protected-resource` },
+    { name: 'CalendarAgent', port: options.ports.agent, url: `${new URL(urls.agentUrl).origin}/.well-known/oauth-protected-resource/mcp` },
   ];
+}
+
+/**
+ * Probes the three ports at once, then judges each answer. CalendarAgent is
+ * delegate's when its metadata names its own URL. The authorization server is
+ * delegate's when it answers with the issuer http://<host>:<auth-port>, or
+ * with the issuer that this CalendarAgent's metadata (RFC 9728) names: the one
+ * every command discovers and signs in with anyway (serve-auth --issuer
+ * http://localhost:<port>: found in review, `login` called it another program
+ * while find-slot worked). What answers on a port another user holds was
+ * refused before any request (refuseForeignListener), as before.
+ */
+async function probeAll(parts: Part[], urls: Urls): Promise<Probed> {
+  const [auth, calendar, agent] = (await Promise.all(parts.map(probePart))) as [Answer, Answer, Answer];
+  const agentState = judged(agent, (b) => b.resource === urls.agentUrl);
+  const agentNames = agentState === 'up' && typeof agent === 'object' ? firstIssuer(agent.body) : undefined;
+  const answered = typeof auth === 'object' && auth.ok && typeof auth.body?.issuer === 'string' ? auth.body.issuer : undefined;
+  const issuerOk = (issuer: unknown) => issuer === urls.issuer || (agentNames !== undefined && issuer === agentNames);
+  const authState = judged(auth, (b) => issuerOk(b.issuer));
+  const why: Probed['why'] = [undefined, undefined, undefined];
+  if (authState === 'foreign' && answered !== undefined) {
+    const expected = agentNames !== undefined && agentNames !== urls.issuer ? `${agentNames}, which CalendarAgent names` : urls.issuer;
+    why[0] = `it answers with the issuer ${answered}, not ${expected}`;
+  }
+  return {
+    states: [authState, judged(calendar, (b) => b.resource !== undefined), agentState],
+    ...(authState === 'up' && answered !== undefined ? { issuer: answered } : {}),
+    why,
+  };
+}
+
+function judged(answer: Answer, isOurs: (body: Record<string, unknown>) => boolean): ProbeResult {
+  if (answer === 'down' || answer === 'silent') return answer;
+  return answer.ok && answer.body !== undefined && isOurs(answer.body) ? 'up' : 'foreign';
+}
+
+function firstIssuer(body: Record<string, unknown> | undefined): string | undefined {
+  const servers = body?.authorization_servers;
+  return Array.isArray(servers) && typeof servers[0] === 'string' ? servers[0] : undefined;
 }
 
 /**
@@ -100,11 +154,15 @@ function partsOf(options: StackOptions, urls: Urls): Part[] {
  * when only some listen and `mayWait` (another process starting or stopping
  * its servers); otherwise a message saying what is wrong.
  */
-function judge(parts: Part[], states: ProbeResult[], mayWait: boolean): 'running' | 'absent' | 'settling' {
+function judge(parts: Part[], probed: Probed, mayWait: boolean): 'running' | 'absent' | 'settling' {
+  const { states } = probed;
   const named = (wanted: ProbeResult) => parts.filter((_, i) => states[i] === wanted);
   const [foreign] = named('foreign');
   if (foreign) {
-    throw new CommandFailed(`Port ${foreign.port} is used by another program, not delegate's ${foreign.name}. Choose other ports with --auth-port, --calendar-port and --agent-port.`);
+    const why = probed.why[parts.indexOf(foreign)];
+    throw new CommandFailed(
+      `Port ${foreign.port} is used by another program, not delegate's ${foreign.name}${why ? ` (${why})` : ''}. Choose other ports with --auth-port, --calendar-port and --agent-port.`,
+    );
   }
   const [silent] = named('silent');
   if (silent) throw new CommandFailed(`The ${silent.name} on port ${silent.port} accepts connections but does not answer.`);
@@ -149,7 +207,7 @@ async function startEmbedded(options: StackOptions, urls: Urls): Promise<Stack> 
   return { embedded: true, urls, close: () => servers.closeAll(started, store) };
 }
 
-async function probePart(part: Part): Promise<ProbeResult> {
+async function probePart(part: Part): Promise<Answer> {
   try {
     refuseForeignListener(part.url);
   } catch (error) {
@@ -163,8 +221,8 @@ async function probePart(part: Part): Promise<ProbeResult> {
   return 'silent';
 }
 
-/** up (delegate answers), down (nothing listens), foreign (something else answers) or silent (no answer in time). */
-async function probeOnce(part: Part, timeoutMs: number): Promise<ProbeResult> {
+/** Nothing listens (down), no answer in time (silent), or what answered: its status and its JSON body, if any. */
+async function probeOnce(part: Part, timeoutMs: number): Promise<Answer> {
   let res: Response;
   try {
     res = await fetch(part.url, { signal: AbortSignal.timeout(timeoutMs) });
@@ -174,9 +232,9 @@ async function probeOnce(part: Part, timeoutMs: number): Promise<ProbeResult> {
     return 'silent';
   }
   try {
-    const body = (await res.json()) as Record<string, unknown>;
-    return res.ok && part.isOurs(body) ? 'up' : 'foreign';
+    const body: unknown = await res.json();
+    return { ok: res.ok, body: typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : undefined };
   } catch {
-    return 'foreign';
+    return { ok: res.ok, body: undefined };
   }
 }

@@ -96,6 +96,25 @@ describe('values the agent would refuse, judged before any sign-in', () => {
   });
 });
 
+describe('serve options that conflict, or belong to the other mode', () => {
+  // Found in review: each of these started, silently taking one option and ignoring the other.
+  const spare = () => ports[1]!;
+  const url = (i: number) => `http://127.0.0.1:${ports[i]}`;
+  it.each([
+    ['serve-calendar --auth-url and --issuer naming different servers', () => ['serve-calendar', '--port', spare(), '--auth-url', url(3), '--issuer', url(5)], () => `--auth-url ${url(3)} and --issuer ${url(5)} name different servers`],
+    ['serve-agent --auth-url and --issuer naming different servers', () => ['serve-agent', '--port', spare(), '--auth-url', url(3), '--issuer', url(5)], () => `--auth-url ${url(3)} and --issuer ${url(5)} name different servers`],
+    ['serve-agent --auth-url and --auth-port naming different servers', () => ['serve-agent', '--port', spare(), '--auth-url', url(3), '--auth-port', ports[5]!], () => `--auth-url ${url(3)} and --auth-port ${url(5)} name different servers`],
+    ['serve-agent --calendar-url and --calendar-port naming different servers', () => ['serve-agent', '--port', spare(), '--calendar-url', url(3), '--calendar-port', ports[5]!], () => `--calendar-url ${url(3)} and --calendar-port ${url(5)} name different servers`],
+    ['serve-agent --port and --agent-port that differ', () => ['serve-agent', '--port', spare(), '--agent-port', ports[3]!], () => `--port ${spare()} and --agent-port ${ports[3]} name different servers`],
+    ['serve-agent --stdio --auth-url', () => ['serve-agent', '--stdio', ...ports, '--auth-url', url(1)], () => '--auth-url does not apply to serve-agent --stdio: give the authorization server’s port with --auth-port.'],
+    ['serve-agent --stdio --issuer', () => ['serve-agent', '--stdio', ...ports, '--issuer', url(1)], () => '--issuer does not apply to serve-agent --stdio'],
+    ['serve-agent --stdio --calendar-url', () => ['serve-agent', '--stdio', ...ports, '--calendar-url', url(3)], () => '--calendar-url does not apply to serve-agent --stdio: give the calendar backend’s port with --calendar-port.'],
+    ['serve-agent --stdio --port', () => ['serve-agent', '--stdio', ...ports, '--port', ports[5]!], () => '--port does not apply to serve-agent --stdio'],
+  ])('refuses %s with exit code 2', async (_what, argv, message) => {
+    await refused(argv(), message());
+  });
+});
+
 describe('users add', () => {
   it.each([
     ['an unknown time zone (the account was added)', ['users', 'add', 'dave', '--time-zone', 'Nowhere/X'], '--time-zone'],

@@ -20,7 +20,7 @@ import { errorText } from '../errors.js';
 import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
 import { loginCommandLine, sameSetupCommandLine } from './mcp-config.js';
 
-export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, logLevel: LogLevelName): Promise<number> {
+export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, logLevel: LogLevelName, calendarTimeoutMs?: number): Promise<number> {
   // Whoever started us may be a desktop app: there is no terminal to ask, but a browser to open.
   return withAgentAccess({ ...args, mayPrompt: true, interactiveLogin: true }, io, async (session, { urls, paths }) => {
     // The agent's key only: the servers' modules (and the database driver) stay unloaded when the servers run elsewhere.
@@ -99,6 +99,7 @@ export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, l
       privateKey: identity.privateJwk,
       now: () => io.now(),
       logger: createLogger(logLevel, io.stderr),
+      ...(calendarTimeoutMs !== undefined ? { calendarTimeoutMs } : {}),
       // Every tool call goes on the authorization server's audit log, reported as this agent.
       resourceUrl: urls.agentUrl,
       audit: resendingAudit(

@@ -4,13 +4,14 @@
 // can run as separate processes that share the data directory. --log-level
 // (or DELEGATE_LOG_LEVEL) sets how much the JSON log lines say.
 import type { FastifyInstance } from 'fastify';
-import { urlsFor, type LogLevelName } from '../../config.js';
+import { DEFAULT_PORTS, urlsFor, type LogLevelName } from '../../config.js';
+import type { Store } from '../../store/index.js';
 import { createLogger } from '../../http/logging.js';
 import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalendarOptions } from '../contracts.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { whileStarting } from '../start-lock.js';
-import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, storeAudit } from '../servers.js';
+import { agentIdentity, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, storeAudit } from '../servers.js';
 
 function logger(level: LogLevelName) {
   return createLogger(level);
@@ -60,9 +61,11 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
 export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<number> {
   const store = openDataStore(options.paths);
   const apps: FastifyInstance[] = [];
+  let urls = { issuer: options.issuer, calendarUrl: options.calendarUrl ?? '', agentUrl: options.agentUrl ?? '' };
   try {
     await whileStarting(options.paths, () => io.now(), async () => {
-      await bootstrap(store, options.paths, { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.agentUrl }, io.now());
+      urls = await resourceUrlsFor(store, options);
+      await bootstrap(store, options.paths, urls, io.now());
       apps.push(await buildAuth(store, options.paths, options.issuer, logger(options.logLevel)));
       await listen(apps[0]!, 'authorization server', options.host, options.port);
     });
@@ -72,8 +75,24 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
   }
   return runUntilInterrupted(io, () => closeAll(apps, store), [
     `authorization server  ${options.issuer}`,
-    `issues tokens for     ${options.agentUrl} and ${options.calendarUrl}`,
+    `issues tokens for     ${urls.agentUrl} and ${urls.calendarUrl}`,
   ]);
+}
+
+/**
+ * The resources serve-auth issues tokens for: --calendar-url and --agent-url,
+ * else those this data directory's CalendarAgent is bound to (a restart
+ * without them keeps the split servers that run working; found in review, it
+ * re-bound the agent to the default ports), else the default ports'.
+ */
+async function resourceUrlsFor(store: Store, options: ServeAuthOptions): Promise<{ issuer: string; calendarUrl: string; agentUrl: string }> {
+  const defaults = urlsFor(DEFAULT_PORTS, options.host);
+  const recorded = options.calendarUrl !== undefined && options.agentUrl !== undefined ? undefined : await recordedBindings(store, (await agentIdentity(options.paths)).clientId);
+  return {
+    issuer: options.issuer,
+    calendarUrl: options.calendarUrl ?? recorded?.calendarUrl ?? defaults.calendarUrl,
+    agentUrl: options.agentUrl ?? recorded?.agentUrl ?? defaults.agentUrl,
+  };
 }
 
 export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): Promise<number> {
