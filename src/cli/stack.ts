@@ -9,6 +9,13 @@ import { ForeignListenerError, refuseForeignListener } from '../http/listener-ow
 import type { Stack, StackOptions } from './contracts.js';
 import { CommandFailed } from './errors.js';
 import { whileStarting } from './start-lock.js';
+import { printable } from '../terminal-text.js';
+
+/** Text another program answered, for a one-line message: control characters escaped, at most 200 characters. */
+function shownIssuer(text: string): string {
+  const safe = printable(text);
+  return safe.length > 200 ? `${safe.slice(0, 200)}…` : safe;
+}
 
 /** Each probe waits longer than the one before: a busy machine may answer slowly, but a port nobody listens on refuses at once. */
 const PROBE_TIMEOUTS_MS = [1500, 4000, 8000];
@@ -130,7 +137,9 @@ async function probeAll(parts: Part[], urls: Urls): Promise<Probed> {
   const why: Probed['why'] = [undefined, undefined, undefined];
   if (authState === 'foreign' && answered !== undefined) {
     const expected = agentNames !== undefined && agentNames !== urls.issuer ? `${agentNames}, which CalendarAgent names` : urls.issuer;
-    why[0] = `it answers with the issuer ${answered}, not ${expected}`;
+    // What answered is another program's text: shown with its control characters escaped, and cut short (found in
+    // review: an issuer holding ESC and CR sequences wiped the line and printed a forged success message).
+    why[0] = `it answers with the issuer ${shownIssuer(answered)}, not ${shownIssuer(expected)}`;
   }
   return {
     states: [authState, judged(calendar, (b) => b.resource !== undefined), agentState],

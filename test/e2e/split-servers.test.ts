@@ -67,6 +67,18 @@ async function findSlot(): Promise<{ code: number | null; stderr: string }> {
 }
 
 describe('serve-auth restarted while the split calendar backend and CalendarAgent run', () => {
+  // Found in review (regress17b): the addresses on record were taken on any host, so `serve-auth --host 127.0.0.2`
+  // on a directory used on 127.0.0.1 bound CalendarAgent to the old host's URLs, and /authorize for the new
+  // host's agent answered invalid_target.
+  it('on another --host, issues tokens for that host’s addresses, not the old host’s on record', async () => {
+    const auth = await splitServers();
+    await stop(auth);
+    for (const server of servers.splice(0)) await stop(server);
+    const moved = await serve(['serve-auth', '--host', '127.0.0.2', '--port', String(ports.auth)]);
+    expect(moved.stderr()).toContain('issues tokens for     http://127.0.0.2:8412/mcp and http://127.0.0.2:8411\n');
+    expect(moved.stderr()).not.toContain('http://127.0.0.1:');
+  });
+
   it('without --calendar-url and --agent-url keeps CalendarAgent bound where it runs, and find-slot goes on working', async () => {
     const auth = await splitServers();
     expect((await findSlot()).code).toBe(0);
@@ -134,14 +146,16 @@ describe('login against serve-auth --issuer http://localhost:<port>', () => {
     const paths: string[] = [];
     const other = createServer((req, res) => {
       paths.push(req.url ?? '');
-      res.setHeader('content-type', 'application/json').end(JSON.stringify({ issuer: 'http://127.0.0.1:1', authorization_endpoint: 'http://127.0.0.1:1/authorize' }));
+      // Found in review (regress17b): what it answers was printed as it came, so escape sequences in it acted on
+      // the terminal (a wiped line, a forged "signed in"); now escaped, and cut at 200 characters.
+      res.setHeader('content-type', 'application/json').end(JSON.stringify({ issuer: `http://127.0.0.1:1\u001b[2K\r\u001b[32msigned in${'x'.repeat(300)}`, authorization_endpoint: 'http://127.0.0.1:1/authorize' }));
     });
     await new Promise<void>((resolve) => other.listen(ports.auth, '127.0.0.1', resolve));
     try {
       const run = await runCli(['login', '--no-browser', ...flags], home);
       expect(run.code).toBe(1);
       expect(run.stderr).toBe(
-        `delegate: Port ${ports.auth} is used by another program, not delegate's authorization server (it answers with the issuer http://127.0.0.1:1, not ${issuer}, which CalendarAgent names). Choose other ports with --auth-port, --calendar-port and --agent-port.\n`,
+        `delegate: Port ${ports.auth} is used by another program, not delegate's authorization server (it answers with the issuer ${`http://127.0.0.1:1\\e[2K\\r\\e[32msigned in${'x'.repeat(300)}`.slice(0, 200)}…, not ${issuer}, which CalendarAgent names). Choose other ports with --auth-port, --calendar-port and --agent-port.\n`,
       );
       expect(paths.every((p) => p === '/.well-known/oauth-authorization-server')).toBe(true);
     } finally {

@@ -88,10 +88,13 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
 async function resourceUrlsFor(store: Store, options: ServeAuthOptions): Promise<{ issuer: string; calendarUrl: string; agentUrl: string }> {
   const defaults = urlsFor(DEFAULT_PORTS, options.host);
   const recorded = options.calendarUrl !== undefined && options.agentUrl !== undefined ? undefined : await recordedBindings(store, (await agentIdentity(options.paths)).clientId);
+  // A recorded address on another host than this start's (--host) is not where its servers will be now: found in
+  // review, `serve-auth --host 127.0.0.2` on a directory used on 127.0.0.1 bound CalendarAgent to the old host.
+  const onThisHost = (url: string | undefined, like: string) => (url !== undefined && new URL(url).hostname === new URL(like).hostname ? url : undefined);
   return {
     issuer: options.issuer,
-    calendarUrl: options.calendarUrl ?? recorded?.calendarUrl ?? defaults.calendarUrl,
-    agentUrl: options.agentUrl ?? recorded?.agentUrl ?? defaults.agentUrl,
+    calendarUrl: options.calendarUrl ?? onThisHost(recorded?.calendarUrl, defaults.calendarUrl) ?? defaults.calendarUrl,
+    agentUrl: options.agentUrl ?? onThisHost(recorded?.agentUrl, defaults.agentUrl) ?? defaults.agentUrl,
   };
 }
 
