@@ -7,7 +7,7 @@
 import { decodeJwt } from 'jose';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Interval } from '../calendar/intervals.js';
-import { missingFrom, parseScope, type AccessTokenClaims, type CalendarDetail } from '../delegation/index.js';
+import { CALENDAR_DETAIL_TYPE, canonicalResource, missingFrom, parseScope, type AccessTokenClaims, type CalendarDetail } from '../delegation/index.js';
 import { calendarLimits, permittedCalendars } from '../resource/constraints.js';
 import type { CallerToken, ToolExtra } from './tool.js';
 import type { WindowRequest } from '../calendar/window.js';
@@ -63,6 +63,27 @@ export type Limited<T> = { ok: true; value: T } | { ok: false; message: string }
 export function delegationLimits(claims: AccessTokenClaims, calendarUrl: string): Limited<CalendarDetail | undefined> {
   const limits = calendarLimits(claims, calendarUrl);
   return limits.ok ? { ok: true, value: limits.detail } : { ok: false, message: limits.reason };
+}
+
+/**
+ * Why a token's delegation does not reach the calendar at `calendarUrl`, or
+ * undefined: its calendar details name other locations only, so it was
+ * approved for the calendar at an address the agent no longer reads (the
+ * calendar moved). Only the owner's consent can approve the new address
+ * (the AS shows the consent page for it), so over HTTP the agent answers with
+ * the scope challenge that makes the client authorize again. A token with no
+ * calendar location is limited by its scope alone (calendarLimits); one whose
+ * limits cannot be read is refused by the tool, which says why.
+ */
+export function unreachedCalendar(claims: Pick<AccessTokenClaims, 'authorization_details'>, calendarUrl: string): string | undefined {
+  const limits = calendarLimits(claims, calendarUrl);
+  if (!limits.ok || limits.detail) return undefined;
+  const held = (claims.authorization_details ?? [])
+    .filter((d) => d?.type === CALENDAR_DETAIL_TYPE && Array.isArray(d.locations))
+    .flatMap((d) => (d.locations as unknown[]).filter((l): l is string => typeof l === 'string'));
+  if (held.length === 0) return undefined;
+  const target = canonicalResource(calendarUrl) ?? calendarUrl;
+  return `The delegation reaches ${[...new Set(held)].join(', ')}, not ${target}, where CalendarAgent now reads the calendar: authorize it again to approve the new address.`;
 }
 
 /** The calendars to ask the backend for: those named (if all allowed), else exactly the allowed ones, else all (undefined). */

@@ -5,7 +5,9 @@
 // response, so nothing outlives a request and memory stays flat. A tools/call
 // for a tool whose scope the token lacks is refused here, before the tool
 // runs, with the MCP authorization spec's scope challenge (403
-// insufficient_scope naming the scopes to ask for). Before that, an
+// insufficient_scope naming the scopes to ask for); so is one whose token's
+// delegation does not reach where the tools read (the calendar moved since it
+// was approved), since only authorizing again mends that. Before that, an
 // MCP-Protocol-Version the SDK does not support is refused with 400 (as the
 // SDK would, but before a scope is judged), a batch must be one the protocol
 // allows, and each message is screened as on stdio (mcp-requests.ts); a
@@ -34,7 +36,13 @@ export interface McpHttpOptions {
   scopes: ToolScopePolicy;
   /** Builds the MCP server that answers one request; `log` is that request's logger (it carries the reqId). */
   createServer: (log: FastifyBaseLogger) => McpServer;
-  /** Where tool calls refused here for want of a scope are recorded (calls that run are recorded by the tools). */
+  /**
+   * Why a token's delegation does not reach what the tools read (unreachedCalendar), or undefined. A tools/call
+   * under such a token is refused with the same scope challenge as a missing scope: the client authorizes again,
+   * and the consent page asks the owner for the new address.
+   */
+  unreached?: (claims: AccessTokenClaims) => string | undefined;
+  /** Where tool calls refused here for want of a scope or reach are recorded (calls that run are recorded by the tools). */
   audit?: AuditSink;
 }
 
@@ -100,24 +108,27 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
       const calls = toolCalls(screened.delivered);
       if (calls.length === 0) return undefined;
       const auth = (req.raw as AuthenticatedRequest).auth!;
-      const missing = missingToolScopes(options.scopes, calls.map((c) => c.tool), auth.scopes);
-      if (missing.length === 0) return undefined;
-      const needed = calls.flatMap((c) => toolScopes(options.scopes, c.tool));
-      const refused = calls.filter((c) => toolScopes(options.scopes, c.tool).some((s) => missing.includes(s)));
-      const description = `${[...new Set(refused.map((c) => c.tool))].join(', ')} needs the scope ${missing.join(' ')}, which this token does not carry.`;
       const claims = auth.extra?.claims as AccessTokenClaims | undefined;
-      if (options.audit && claims) {
-        try {
-          for (const call of refused) {
-            await options.audit(
-              auditRecord('tool_call', claims, options.resourceUrl, { tool: call.tool, outcome: 'refused', missing_scope: missing, arguments: boundedValue(call.arguments) }),
-            );
-          }
-        } catch (err) {
-          req.log.warn({ err: { name: (err as Error)?.name } }, 'refused tool call could not be audited');
-        }
+      const needed = calls.flatMap((c) => toolScopes(options.scopes, c.tool));
+      const missing = missingToolScopes(options.scopes, calls.map((c) => c.tool), auth.scopes);
+      if (missing.length > 0) {
+        const refused = calls.filter((c) => toolScopes(options.scopes, c.tool).some((s) => missing.includes(s)));
+        const description = `${[...new Set(refused.map((c) => c.tool))].join(', ')} needs the scope ${missing.join(' ')}, which this token does not carry.`;
+        await auditRefused(req, options, claims, refused, { missing_scope: missing });
+        await refuseBearer(reply, options.resourceMetadataUrl, new BearerError(403, 'insufficient_scope', description, challengeScope(options.scopes, auth.scopes, needed)));
+        return reply;
       }
-      await refuseBearer(reply, options.resourceMetadataUrl, new BearerError(403, 'insufficient_scope', description, challengeScope(options.scopes, auth.scopes, needed)));
+      // The scopes are there, but the delegation was approved for the calendar at an address the agent no longer
+      // reads: the exchange would be refused (grant-exchange.ts). Over HTTP the MCP client can mend that itself by
+      // authorizing again (MCP authorization, "Scope Challenge Handling"; RFC 6750 §3.1), where the consent page
+      // asks the owner for the new address; a tool error would only tell a person to do it. Found in review: an
+      // MCP client got "run `delegate login`", which re-approves only the delegate CLI's grant, not its own.
+      const unreached = claims && needed.length > 0 ? options.unreached?.(claims) : undefined;
+      if (unreached === undefined) return undefined;
+      const refused = calls.filter((c) => toolScopes(options.scopes, c.tool).length > 0);
+      await auditRefused(req, options, claims, refused, { unreached: true });
+      // The same token always gets the same challenge, so a client that re-authorizes and is refused again stops.
+      await refuseBearer(reply, options.resourceMetadataUrl, new BearerError(403, 'insufficient_scope', unreached, challengeScope(options.scopes, auth.scopes, needed)));
       return reply;
     });
 
@@ -132,6 +143,24 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
     scope.get(path, { config: { refusesMethod: true } }, notAllowed);
     scope.delete(path, { config: { refusesMethod: true } }, notAllowed);
   });
+}
+
+/** Records tool calls refused by the gate (calls that run are recorded by the tools); a failing sink does not change the answer. */
+async function auditRefused(
+  req: FastifyRequest,
+  options: McpHttpOptions,
+  claims: AccessTokenClaims | undefined,
+  refused: Array<{ tool: string; arguments: unknown }>,
+  why: Record<string, unknown>,
+): Promise<void> {
+  if (!options.audit || !claims) return;
+  try {
+    for (const call of refused) {
+      await options.audit(auditRecord('tool_call', claims, options.resourceUrl, { tool: call.tool, outcome: 'refused', ...why, arguments: boundedValue(call.arguments) }));
+    }
+  } catch (err) {
+    req.log.warn({ err: { name: (err as Error)?.name } }, 'refused tool call could not be audited');
+  }
 }
 
 /**

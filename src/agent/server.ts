@@ -11,6 +11,7 @@ import type { AuditSink } from '../resource/audit.js';
 import { createBearerVerifier, type TokenHeader, type TokenRejection } from '../resource/bearer.js';
 import { attachRevocationList, createRevocationList, type RevocationList } from '../resource/revocations.js';
 import type { TokenExchanger } from './exchange.js';
+import { unreachedCalendar } from './delegation.js';
 import { agentMcpDeps, createAgentMcpServer } from './mcp.js';
 import { registerMcpEndpoint } from './mcp-http.js';
 import { protectedResourceMetadataUrl, registerProtectedResourceMetadata } from './metadata.js';
@@ -105,6 +106,7 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     resourceMetadataUrl: protectedResourceMetadataUrl(resourceUrl),
     verify,
     scopes: AGENT_SCOPE_POLICY,
+    unreached: (claims) => unreachedCalendar(claims, options.calendarUrl),
     // The tools log through the request's logger, so their lines carry its reqId.
     createServer: (log) => createAgentMcpServer({ ...toolDeps, logger: log }),
     ...(options.audit ? { audit: options.audit } : {}),

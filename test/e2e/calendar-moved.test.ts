@@ -4,9 +4,12 @@
 // --calendar-port. Found in review: find-slot failed with "does not reach"
 // and nothing said what to do, and `delegate login` was approved without a
 // consent page and printed the old calendar as authorized, so find-slot kept
-// failing until `grants revoke` and a new login. Now find-slot's refusal
-// names `delegate login`, which shows the consent page naming the new
-// calendar; approved, it prints the new calendar and find-slot works.
+// failing until `grants revoke` and a new login. Now the agent answers with
+// its scope challenge (403 insufficient_scope): find-slot where nobody can
+// sign in names `delegate login`, which shows the consent page naming the new
+// calendar; approved, it prints the new calendar and find-slot works. Where it
+// may sign in (--no-browser), find-slot authorizes again by itself, as on a
+// step-up, and finds the slot in the same run.
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,9 +46,11 @@ describe('the calendar backend moved to another port', () => {
     await serve.done;
     serve = await startServer(['serve', ...after], home);
 
+    // The agent answers with its scope challenge (403 insufficient_scope), as for a missing scope: a run that
+    // cannot sign in exits as one that needs authorization, naming `delegate login`.
     const refused = await runCli(['find-slot', '--duration', '30m', '--json', ...after], home);
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`The delegation reaches http://127.0.0.1:${oldCalendar}, not http://127.0.0.1:${newCalendar}, where the agent now reads the calendar`);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain(`CalendarAgent at http://127.0.0.1:${agent}/mcp needs more permission than your delegation gives it`);
     expect(refused.stderr).toContain('`delegate login`');
 
     const again = await openConsent(startCli(['login', '--no-browser', ...after], home));
@@ -61,6 +66,33 @@ describe('the calendar backend moved to another port', () => {
     const found = await runCli(['find-slot', '--duration', '30m', '--json', ...after], home);
     expect(found.code, found.stderr).toBe(0);
     expect(JSON.parse(found.stdout)).toHaveProperty('start');
+  });
+});
+
+describe('find-slot after the calendar moved, where it may sign in', () => {
+  it('authorizes again by itself on the agent\'s challenge: the consent page names the new calendar, and the same run finds a slot', { timeout: 90_000 }, async () => {
+    builtModule('cli/main.js');
+    home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-calendar-moved-')), 'home');
+    const [auth, oldCalendar, newCalendar, agent] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const before = ['--auth-port', String(auth), '--calendar-port', String(oldCalendar), '--agent-port', String(agent)];
+    const after = ['--auth-port', String(auth), '--calendar-port', String(newCalendar), '--agent-port', String(agent)];
+
+    serve = await startServer(['serve', ...before], home);
+    expect((await (await openConsent(startCli(['login', '--no-browser', ...before], home))).approve()).code).toBe(0);
+    serve.child.kill('SIGTERM');
+    await serve.done;
+    serve = await startServer(['serve', ...after], home);
+
+    const run = await openConsent(startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...after], home));
+    expect(run.page.status).toBe(200);
+    expect(run.page.html).toContain(`at <strong>127.0.0.1:${newCalendar}</strong>; you allowed it at 127.0.0.1:${oldCalendar}, where it no longer reads`);
+    const found = await run.approve();
+    expect(found.code, found.stderr).toBe(0);
+    expect(JSON.parse(found.stdout)).toHaveProperty('start');
+    expect(found.stderr.match(/http:\/\/127\.0\.0\.1:\d+\/start/g)).toHaveLength(1);
+
+    const again = await runCli(['find-slot', '--duration', '30m', '--json', ...after], home);
+    expect(again.code, again.stderr).toBe(0);
   });
 });
 
