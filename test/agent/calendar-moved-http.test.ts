@@ -12,13 +12,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { unreachedCalendar } from '../../src/agent/delegation.js';
 import { buildAgent, buildCalendar, storeAudit } from '../../src/cli/servers.js';
-import { Browser, callbackParams, parseConsentForm, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { Browser, callbackParams, parseConsentForm, postForm, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
 import { REDIRECT, auditSince, lastAuditSeq, startStack, type Stack } from '../security/stack.js';
 
@@ -57,6 +57,11 @@ function memoryProvider(keepRefreshToken: boolean) {
     redirectToAuthorization: (url) => void redirects.push(url),
     saveCodeVerifier: (v) => void (verifier = v),
     codeVerifier: () => verifier,
+    // As the SDK's own example providers do: the SDK drops what the AS refused (invalid_grant: the tokens) and asks again.
+    invalidateCredentials: (scope) => {
+      if (scope === 'all' || scope === 'tokens') tokens = undefined;
+      if (scope === 'all' || scope === 'client') client = undefined;
+    },
   };
   return { provider, redirects };
 }
@@ -152,21 +157,28 @@ describe('an MCP client over HTTP after the calendar moved', () => {
     await client.close();
   });
 
-  it('with a refresh token the SDK refreshes instead, is challenged the same way, and stops: no loop', { timeout: 30_000 }, async () => {
+  // Found after review (stop 17): a client holding a refresh token refreshed on the challenge, got a token that
+  // reached the old address again, was challenged the same way, and gave up (403 after trying upscoping). The AS now
+  // refuses that refresh (invalid_grant), so the SDK drops its tokens and authorizes again.
+  it('with a refresh token: the refresh is refused, the SDK authorizes again through the consent page, and find_slot then succeeds', { timeout: 30_000 }, async () => {
     stack = await startStack();
     const { provider, redirects } = memoryProvider(true);
     const c = sdkClient(stack.agentUrl, provider);
     const client = await connectAuthorized(stack, c, redirects);
+    const refreshToken = (await provider.tokens())?.refresh_token;
+    expect(refreshToken).toBeTruthy();
 
-    await moveCalendar(stack);
-    const before = c.answers.length;
-    const refused = await findSlot(client).catch((err: unknown) => err);
-    // The SDK's 403 handling (client/streamableHttp.js): auth() refreshes when it holds a refresh token (client/auth.js),
-    // the refreshed token reaches the old address as the grant does, and the same challenge again ends the call.
-    expect(refused).toBeInstanceOf(StreamableHTTPError);
-    expect((refused as StreamableHTTPError).code).toBe(403);
-    expect(c.answers.slice(before).map((a) => a.status)).toEqual([403, 403]);
-    expect(redirects).toHaveLength(1);
+    const newCalendar = await moveCalendar(stack);
+    await expect(findSlot(client)).rejects.toBeInstanceOf(UnauthorizedError); // refused refresh, then off to authorize
+    expect(redirects).toHaveLength(2);
+    const again = await ownerApproves(stack, redirects[1]!);
+    expect(again.html).toContain(`at <strong>127.0.0.1:${new URL(newCalendar).port}</strong>`);
+    await c.transport.finishAuth(again.code);
+    const retried = await findSlot(client);
+    expect(retried.isError, JSON.stringify(retried.content)).toBeFalsy();
+    // The refused refresh token was left as it was: it refreshes now that the grant reaches the new address.
+    const res = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(refreshToken), client_id: String((await provider.clientInformation())?.client_id) });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
     await client.close();
   });
 });
