@@ -28,32 +28,38 @@ afterEach(async () => {
   home = undefined;
 });
 
+/** A fresh data directory and ports; the flags of the servers' addresses before and after the calendar moves. */
+async function movedSetup(): Promise<{ dir: string; before: string[]; after: string[]; agent: number; oldCalendar: number; newCalendar: number }> {
+  builtModule('cli/main.js');
+  const dir = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-calendar-moved-')), 'home');
+  home = dir;
+  const [auth, oldCalendar, newCalendar, agent] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const flags = (calendar: number) => ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
+  return { dir, before: flags(oldCalendar), after: flags(newCalendar), agent, oldCalendar, newCalendar };
+}
+
 describe('the calendar backend moved to another port', () => {
   it('find-slot says to run `delegate login`, which asks for the new calendar on the consent page; after it, find-slot works', { timeout: 90_000 }, async () => {
-    builtModule('cli/main.js');
-    home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-calendar-moved-')), 'home');
-    const [auth, oldCalendar, newCalendar, agent] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const before = ['--auth-port', String(auth), '--calendar-port', String(oldCalendar), '--agent-port', String(agent)];
-    const after = ['--auth-port', String(auth), '--calendar-port', String(newCalendar), '--agent-port', String(agent)];
+    const { dir, before, after, agent, oldCalendar, newCalendar } = await movedSetup();
 
-    serve = await startServer(['serve', ...before], home);
-    const first = await openConsent(startCli(['login', '--no-browser', ...before], home));
+    serve = await startServer(['serve', ...before], dir);
+    const first = await openConsent(startCli(['login', '--no-browser', ...before], dir));
     expect(first.page.status).toBe(200);
     expect((await first.approve()).code).toBe(0);
-    expect((await runCli(['find-slot', '--duration', '30m', '--json', ...before], home)).code).toBe(0);
+    expect((await runCli(['find-slot', '--duration', '30m', '--json', ...before], dir)).code).toBe(0);
 
     serve.child.kill('SIGTERM');
     await serve.done;
-    serve = await startServer(['serve', ...after], home);
+    serve = await startServer(['serve', ...after], dir);
 
     // The agent answers with its scope challenge (403 insufficient_scope), as for a missing scope: a run that
     // cannot sign in exits as one that needs authorization, naming `delegate login`.
-    const refused = await runCli(['find-slot', '--duration', '30m', '--json', ...after], home);
+    const refused = await runCli(['find-slot', '--duration', '30m', '--json', ...after], dir);
     expect(refused.code).toBe(4);
     expect(refused.stderr).toContain(`CalendarAgent at http://127.0.0.1:${agent}/mcp needs more permission than your delegation gives it`);
     expect(refused.stderr).toContain('`delegate login`');
 
-    const again = await openConsent(startCli(['login', '--no-browser', ...after], home));
+    const again = await openConsent(startCli(['login', '--no-browser', ...after], dir));
     // The consent page, not a code: the grant does not reach the new calendar.
     expect(again.page.location).toBeNull();
     expect(again.page.status).toBe(200);
@@ -63,7 +69,7 @@ describe('the calendar backend moved to another port', () => {
     expect(done.stdout).toContain(`at http://127.0.0.1:${newCalendar}:`);
     expect(done.stdout).not.toContain(`127.0.0.1:${oldCalendar}`);
 
-    const found = await runCli(['find-slot', '--duration', '30m', '--json', ...after], home);
+    const found = await runCli(['find-slot', '--duration', '30m', '--json', ...after], dir);
     expect(found.code, found.stderr).toBe(0);
     expect(JSON.parse(found.stdout)).toHaveProperty('start');
   });
@@ -71,19 +77,15 @@ describe('the calendar backend moved to another port', () => {
 
 describe('find-slot after the calendar moved, where it may sign in', () => {
   it('authorizes again by itself on the agent\'s challenge: the consent page names the new calendar, and the same run finds a slot', { timeout: 90_000 }, async () => {
-    builtModule('cli/main.js');
-    home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-calendar-moved-')), 'home');
-    const [auth, oldCalendar, newCalendar, agent] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const before = ['--auth-port', String(auth), '--calendar-port', String(oldCalendar), '--agent-port', String(agent)];
-    const after = ['--auth-port', String(auth), '--calendar-port', String(newCalendar), '--agent-port', String(agent)];
+    const { dir, before, after, oldCalendar, newCalendar } = await movedSetup();
 
-    serve = await startServer(['serve', ...before], home);
-    expect((await (await openConsent(startCli(['login', '--no-browser', ...before], home))).approve()).code).toBe(0);
+    serve = await startServer(['serve', ...before], dir);
+    expect((await (await openConsent(startCli(['login', '--no-browser', ...before], dir))).approve()).code).toBe(0);
     serve.child.kill('SIGTERM');
     await serve.done;
-    serve = await startServer(['serve', ...after], home);
+    serve = await startServer(['serve', ...after], dir);
 
-    const run = await openConsent(startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...after], home));
+    const run = await openConsent(startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...after], dir));
     expect(run.page.status).toBe(200);
     expect(run.page.html).toContain(`at <strong>127.0.0.1:${newCalendar}</strong>; you allowed it at 127.0.0.1:${oldCalendar}, where it no longer reads`);
     const found = await run.approve();
@@ -91,7 +93,7 @@ describe('find-slot after the calendar moved, where it may sign in', () => {
     expect(JSON.parse(found.stdout)).toHaveProperty('start');
     expect(found.stderr.match(/http:\/\/127\.0\.0\.1:\d+\/start/g)).toHaveLength(1);
 
-    const again = await runCli(['find-slot', '--duration', '30m', '--json', ...after], home);
+    const again = await runCli(['find-slot', '--duration', '30m', '--json', ...after], dir);
     expect(again.code, again.stderr).toBe(0);
   });
 });
