@@ -37,11 +37,14 @@ export type ClientErrorCode =
 
 export class ClientError extends Error {
   readonly code: ClientErrorCode;
+  /** What the server said of it, when it said something (a challenge's error_description), for the CLI's own message. */
+  readonly detail: string | undefined;
 
-  constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown; detail?: string }) {
     super(message, options);
     this.name = 'ClientError';
     this.code = code;
+    this.detail = options?.detail;
   }
 }
 

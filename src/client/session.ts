@@ -23,6 +23,7 @@ import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
 import { busyList, FIND_SLOT_TOOL, LIST_BUSY_TOOL, slotSearchResult } from './tool-results.js';
 import { refreshCachedTokens } from './refresh.js';
 import { resendingFetch, type ServersGone } from './servers-gone.js';
+import { printable } from '../terminal-text.js';
 
 export { DEFAULT_REQUEST_TIMEOUT_MS, FIND_SLOT_TOOL, LIST_BUSY_TOOL };
 
@@ -267,7 +268,12 @@ async function withAgentChallenged<T>(options: SessionOptions, mode: Mode, use: 
     // Step-up: the tool needs a scope the delegation lacks. Ask the user once for it (the consent
     // page shows only what is new), then retry; a second refusal is an error, not a loop.
     if (!options.presentLoginUrl) {
-      throw new ClientError('AUTHORIZATION_REQUIRED', `CalendarAgent needs more permission for this (${needed}), and this run may not open a sign-in. Run the command again on a terminal to approve it.`);
+      const detail = challenges.description();
+      throw new ClientError(
+        'AUTHORIZATION_REQUIRED',
+        `CalendarAgent needs more permission for this (${needed}${detail ? `: ${detail}` : ''}), and this run may not open a sign-in. Run the command again on a terminal to approve it.`,
+        detail ? { detail } : undefined,
+      );
     }
     const { signInAndUse } = await import('./sign-in.js');
     try {
@@ -317,6 +323,7 @@ async function withAgentOnce<T>(
  */
 class ScopeChallenges {
   private scope: string | undefined;
+  private said: string | undefined;
 
   observe(fetchFn: FetchLike): FetchLike {
     return async (url, init) => {
@@ -329,7 +336,20 @@ class ScopeChallenges {
   note(status: number, wwwAuthenticate: string | undefined): void {
     if (status !== 403) return;
     const header = wwwAuthenticate ?? '';
-    if (/error="insufficient_scope"/.test(header)) this.scope = /scope="([^"]*)"/.exec(header)?.[1] ?? this.scope;
+    if (!/error="insufficient_scope"/.test(header)) return;
+    this.scope = /scope="([^"]*)"/.exec(header)?.[1] ?? this.scope;
+    this.said = /error_description="([^"]*)"/.exec(header)?.[1];
+  }
+
+  /**
+   * Why the last challenge was made, as the agent put it (found in review: after the calendar moved, the CLI said
+   * only "needs more permission", though the agent named both addresses). Another server's text for a terminal:
+   * control characters escaped, at most 300 characters.
+   */
+  description(): string | undefined {
+    if (this.said === undefined || this.said === '') return undefined;
+    const safe = printable(this.said);
+    return safe.length > 300 ? `${safe.slice(0, 300)}…` : safe;
   }
 
   take(): string | undefined {

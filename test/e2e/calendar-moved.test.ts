@@ -57,6 +57,8 @@ describe('the calendar backend moved to another port', () => {
     const refused = await runCli(['find-slot', '--duration', '30m', '--json', ...after], dir);
     expect(refused.code).toBe(4);
     expect(refused.stderr).toContain(`CalendarAgent at http://127.0.0.1:${agent}/mcp needs more permission than your delegation gives it`);
+    // What the agent's challenge said, which names both addresses, is carried to the person (found in review: it was dropped).
+    expect(refused.stderr).toContain(`(it says: The delegation reaches http://127.0.0.1:${oldCalendar}, not http://127.0.0.1:${newCalendar}`);
     expect(refused.stderr).toContain('`delegate login`');
 
     const again = await openConsent(startCli(['login', '--no-browser', ...after], dir));

@@ -220,7 +220,9 @@ async function useAgent<T>(
         throw new CommandFailed(`${error.message} (${why})`, EXIT_AUTH_REQUIRED);
       }
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED')) {
-        const what = /more permission/.test(error.message) ? 'needs more permission than your delegation gives it' : 'needs your authorization';
+        const what = /more permission/.test(error.message)
+          ? `needs more permission than your delegation gives it${error.detail ? ` (it says: ${error.detail})` : ''}`
+          : 'needs your authorization';
         const needs = `CalendarAgent at ${urls.agentUrl} ${what} (authorization server ${urls.issuer})`;
         throw new CommandFailed(
           neverSignsIn
