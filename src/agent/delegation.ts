@@ -7,7 +7,7 @@
 import { decodeJwt } from 'jose';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Interval } from '../calendar/intervals.js';
-import { CALENDAR_DETAIL_TYPE, canonicalResource, missingFrom, parseScope, type AccessTokenClaims, type CalendarDetail } from '../delegation/index.js';
+import { calendarLocations, canonicalResource, missingFrom, parseScope, type AccessTokenClaims, type CalendarDetail } from '../delegation/index.js';
 import { calendarLimits, permittedCalendars } from '../resource/constraints.js';
 import type { CallerToken, ToolExtra } from './tool.js';
 import type { WindowRequest } from '../calendar/window.js';
@@ -78,12 +78,10 @@ export function delegationLimits(claims: AccessTokenClaims, calendarUrl: string)
 export function unreachedCalendar(claims: Pick<AccessTokenClaims, 'authorization_details'>, calendarUrl: string): string | undefined {
   const limits = calendarLimits(claims, calendarUrl);
   if (!limits.ok || limits.detail) return undefined;
-  const held = (claims.authorization_details ?? [])
-    .filter((d) => d?.type === CALENDAR_DETAIL_TYPE && Array.isArray(d.locations))
-    .flatMap((d) => (d.locations as unknown[]).filter((l): l is string => typeof l === 'string'));
+  const held = calendarLocations(claims.authorization_details);
   if (held.length === 0) return undefined;
   const target = canonicalResource(calendarUrl) ?? calendarUrl;
-  return `The delegation reaches ${[...new Set(held)].join(', ')}, not ${target}, where CalendarAgent now reads the calendar: authorize it again to approve the new address.`;
+  return `The delegation reaches ${held.join(', ')}, not ${target}, where CalendarAgent now reads the calendar: authorize it again to approve the new address.`;
 }
 
 /** The calendars to ask the backend for: those named (if all allowed), else exactly the allowed ones, else all (undefined). */

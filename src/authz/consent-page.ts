@@ -6,14 +6,14 @@
 // wider limits, or a calendar at an address the grant does not reach. Its two buttons are
 // named exactly Approve and Deny.
 import type { FastifyReply } from 'fastify';
-import { CALENDAR_DETAIL_TYPE, SCOPE_DESCRIPTIONS, parseScope, type CalendarDetail } from '../delegation/index.js';
+import { CALENDAR_DETAIL_TYPE, SCOPE_DESCRIPTIONS, calendarLocations, parseScope, type CalendarDetail } from '../delegation/index.js';
 import type { GrantRecord, UserRecord } from '../store/index.js';
 import { verifyAgentStatement, type AgentVerification } from './agent-statement.js';
 import { appName } from './app-name.js';
 import type { AuthorizationRequest } from './authorize.js';
 import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, KEEP_EXPIRY, lookaheadOptions } from './consent-choices.js';
 import type { AuthContext } from './context.js';
-import { defaultDetails, grantDetails, unreachedLocations } from './grant-policy.js';
+import { defaultDetails, unreachedLocations } from './grant-policy.js';
 import { html, pageTime, sendPage, type Html } from './pages.js';
 import { isLoopbackRedirect } from './policy/redirect-uri.js';
 
@@ -52,9 +52,7 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
     // asked for here, by its address, beside the one approved before (found in review: a sign-in after the move
     // asked nothing, and the grant kept reaching only the old address).
     const unreached = new Set(unreachedLocations(grant, request.resource));
-    const left = grantDetails(grant)
-      .flatMap((d) => d.locations)
-      .filter((l) => !request.resource.downstream.some((d) => d.resource === l));
+    const left = calendarLocations(grant.authorizationDetails).filter((l) => !request.resource.downstream.some((d) => d.resource === l));
     for (const reach of request.resource.downstream.filter((d) => unreached.has(d.resource))) {
       const was = left.length > 0 ? html`; you allowed it at ${left.map((l) => hostOf(l)).join(', ')}, where it no longer reads` : '';
       for (const s of reach.scopes) abilities.push(html`<li>${describe(s)} <span class="muted">(${reach.type === CALENDAR_DETAIL_TYPE ? 'from the calendar service ' : ''}at <strong>${hostOf(reach.resource)}</strong>${was})</span></li>`);

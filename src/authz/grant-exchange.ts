@@ -23,6 +23,7 @@ import {
   TOKEN_TYPE_JWT,
   audienceIncludes,
   calendarDetailFor,
+  calendarLocations,
   canonicalResource,
   exchangeHops,
   formatScope,
@@ -205,10 +206,7 @@ function currentReach(subject: AccessTokenClaims, granted: readonly CalendarDeta
  */
 async function unreachedTarget(ctx: AuthContext, grantResource: string, subject: AccessTokenClaims, target: string): Promise<string> {
   const resource = await ctx.store.resourceByUrl(grantResource);
-  const held = (subject.authorization_details ?? []).flatMap((raw) => {
-    const parsed = parseCalendarDetail(raw);
-    return parsed.ok ? parsed.detail.locations : [];
-  });
+  const held = calendarLocations(subject.authorization_details);
   if (resource?.downstream.some((d) => d.resource === target) && held.length > 0) {
     return `The delegation reaches ${held.join(', ')}, not ${target}, where the agent now reads the calendar: the calendar moved since it was approved.`;
   }

@@ -4,6 +4,7 @@
 // the grant does not reach where the agent reads today (a calendar that moved).
 // Pure.
 import {
+  calendarLocations,
   isDetailSubset,
   isSubset,
   parseCalendarDetail,
@@ -77,7 +78,7 @@ export function grantCovers(grant: GrantRecord, resource: ResourceRecord, scopes
 
 /** The places the resource's agent reaches today that the grant was not approved for, in the resource's order. */
 export function unreachedLocations(grant: Pick<GrantRecord, 'authorizationDetails'>, resource: ResourceRecord): string[] {
-  const held = grantDetails(grant).flatMap((d) => d.locations);
+  const held = calendarLocations(grant.authorizationDetails);
   return defaultDetails(resource)
     .flatMap((d) => d.locations)
     .filter((location) => !held.includes(location));

@@ -11,7 +11,6 @@ import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidScopeError, InvalidTargetError } from './errors.js';
 import { GRANT_READINGS, mintUserTokens, tokenResponse, type IssuedPair } from './issue.js';
-import { unreachedLocations } from './grant-policy.js';
 import { required, single, singleTarget } from './params.js';
 
 /** The client closed its connection before its refresh was carried out: nothing was changed, and no answer can reach it. */
@@ -45,17 +44,6 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
   if (!isSubset(scopes, parseScope(record.scope))) throw new InvalidScopeError('The requested scope exceeds the one granted.');
 
   let grant = await ctx.store.grantById(record.grantId);
-  // The calendar the agent reads moved since the grant was approved: a refreshed token would reach only the old
-  // address, and the agent would challenge it again. invalid_grant (RFC 6749 §5.2) makes the client authorize
-  // anew, and the consent page asks for the new address (found in review: an MCP client holding a refresh token
-  // refreshed, was challenged the same way, and gave up). The refresh token is left as it was.
-  if (grant && grant.revokedAt === null) {
-    const agent = await ctx.store.resourceByUrl(grant.resource);
-    const unreached = agent ? unreachedLocations(grant, agent) : [];
-    if (unreached.length > 0) {
-      throw new InvalidGrantError(`The delegation does not reach ${unreached.join(', ')}, where the agent now reads the calendar: authorize again to approve it.`);
-    }
-  }
   for (let reading = 1; ; reading++) {
     const now = ctx.now();
     if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this token has ended.');

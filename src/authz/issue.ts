@@ -8,7 +8,7 @@ import { signAccessToken, type SignedAccessToken } from './access-token.js';
 import type { AuthContext } from './context.js';
 import { hashSecret, randomSecret } from './crypto.js';
 import { InvalidGrantError } from './errors.js';
-import { takesUserTokens } from './grant-policy.js';
+import { takesUserTokens, unreachedLocations } from './grant-policy.js';
 
 /**
  * How many times the code and refresh grants read the grant and mint under it when a consent changes the grant
@@ -36,6 +36,14 @@ export async function mintUserTokens(ctx: AuthContext, grant: GrantRecord, famil
   // for it made before that is refused here.
   const resource = await ctx.store.resourceByUrl(grant.resource);
   if (!resource || !takesUserTokens(resource)) throw new InvalidGrantError('This delegation is for a resource that takes tokens only from agents, by token exchange; authorize the agent instead.');
+  // The calendar the agent reads moved since the grant was approved: a token would reach only the old address, and
+  // the agent would challenge it again. invalid_grant (RFC 6749 §5.2) makes the client authorize anew, and the
+  // consent page asks for the new address (found in review: an MCP client holding a refresh token refreshed, was
+  // challenged the same way, and gave up). Nothing is spent: the refresh token or code is left as it was.
+  const unreached = unreachedLocations(grant, resource);
+  if (unreached.length > 0) {
+    throw new InvalidGrantError(`The delegation does not reach ${unreached.join(', ')}, where the agent now reads the calendar: authorize again to approve it.`);
+  }
   const now = ctx.now();
   const iat = Math.floor(now / 1000);
   const grantEndsSec = Math.floor(grant.expiresAt / 1000);

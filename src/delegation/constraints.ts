@@ -71,6 +71,16 @@ export function parseCalendarDetail(value: unknown): { ok: true; detail: Calenda
   };
 }
 
+/** Every location a token's or grant's calendar details reach (canonical, each once); details that do not parse reach none. */
+export function calendarLocations(details: readonly unknown[] | undefined): string[] {
+  const out = new Set<string>();
+  for (const raw of details ?? []) {
+    const parsed = parseCalendarDetail(raw);
+    if (parsed.ok) for (const location of parsed.detail.locations) out.add(location);
+  }
+  return [...out];
+}
+
 /** The calendar detail among a token's or grant's details that reaches `location`, if any. */
 export function calendarDetailFor(details: readonly AuthorizationDetail[] | undefined, location: string): CalendarDetail | undefined {
   for (const raw of details ?? []) {
