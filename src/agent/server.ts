@@ -70,7 +70,6 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
 
   const revocations =
     options.revocations === false ? undefined : (options.revocations ?? createRevocationList({ issuer: options.issuer, fetchFn, now, logger: app.log }));
-  if (revocations) attachRevocationList(app, revocations);
   const reject = async (claims: AccessTokenClaims, header: TokenHeader): Promise<TokenRejection> =>
     (await revocations?.check(claims, header.kid)) ?? (await options.rejectToken?.(claims));
   const verify = createBearerVerifier({
@@ -81,10 +80,7 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     ...(options.keys ? { keys: options.keys } : {}),
     reject,
   });
-  // A key withdrawn as leaked, or another database behind the issuer: the keys signing the next tokens, and those
-  // still valid, are not those of this server's copy of the JWKS.
-  const stopFollowingKeys = revocations?.onKeysChanged(() => void verify.reloadKeys());
-  app.addHook('onClose', async () => stopFollowingKeys?.());
+  if (revocations) attachRevocationList(app, revocations, verify);
   const toolDeps = agentMcpDeps({
     issuer: options.issuer,
     calendarUrl: options.calendarUrl,

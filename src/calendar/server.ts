@@ -108,7 +108,6 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     options.revocations === false
       ? undefined
       : (options.revocations ?? createRevocationList({ issuer: options.issuer, now, logger: app.log, ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}) }));
-  if (revocations) attachRevocationList(app, revocations);
   const verify = createBearerVerifier({
     issuer: options.issuer,
     audience: resource,
@@ -117,10 +116,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}),
     ...(revocations ? { reject: (claims: AccessTokenClaims, header: TokenHeader) => revocations.check(claims, header.kid) } : {}),
   });
-  // A key withdrawn as leaked, or another database behind the issuer: the keys signing the next tokens, and those
-  // still valid, are not those of this server's copy of the JWKS.
-  const stopFollowingKeys = revocations?.onKeysChanged(() => void verify.reloadKeys());
-  app.addHook('onClose', async () => stopFollowingKeys?.());
+  if (revocations) attachRevocationList(app, revocations, verify);
   const loader = options.loader ?? createCalendarLoader();
   const busyCache = options.busyCache ?? createBusyCache();
 

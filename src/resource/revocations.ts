@@ -6,6 +6,7 @@
 // been refreshed for `stale_after` seconds refuses every token until it has.
 import type { FastifyInstance } from 'fastify';
 import type { AccessTokenClaims } from '../delegation/index.js';
+import type { BearerVerifier } from './bearer.js';
 
 /** What `reject` says about a token: nothing (accept it), a reason to refuse it, or that no verdict can be given now. */
 export type RevocationVerdict = undefined | { revoked: string } | { unavailable: string; retryAfterSec: number };
@@ -356,14 +357,18 @@ export function createRevocationList(options: RevocationListOptions): Revocation
 /**
  * Ties a list to a server's lifecycle: polling starts when the server is
  * ready (listen, or the first inject) and this server's share is released
- * when it closes.
+ * when it closes. With `verifier`, the server's bearer verifier fetches the
+ * issuer's JWKS again whenever the list says its keys changed (a key withdrawn
+ * as leaked, another database behind the issuer), until the server closes.
  */
-export function attachRevocationList(app: FastifyInstance, list: RevocationList): void {
+export function attachRevocationList(app: FastifyInstance, list: RevocationList, verifier?: Pick<BearerVerifier, 'reloadKeys'>): void {
+  const stopFollowingKeys = verifier && list.onKeysChanged(() => void verifier.reloadKeys());
   let release: (() => Promise<void>) | undefined;
   app.addHook('onReady', async () => {
     release ??= list.acquire();
   });
   app.addHook('onClose', async () => {
+    stopFollowingKeys?.();
     await release?.();
     release = undefined;
   });
