@@ -134,28 +134,31 @@ async function refuseSecondAddress(store: Store, paths: Paths, agentClientId: st
  * ('silent', counted as running, as for the authorization server).
  */
 async function boundResource(resource: string, issuer: string): Promise<'bound' | 'silent' | 'absent'> {
-  for (const timeoutMs of [1500, 4000]) {
-    try {
-      const res = await fetch(protectedResourceMetadataUrl(resource), { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
-      const body = res.ok ? ((await res.json().catch(() => ({}))) as { resource?: unknown; authorization_servers?: unknown }) : {};
-      const named = typeof body.resource === 'string' && canonicalResource(body.resource) === canonicalResource(resource);
-      return named && Array.isArray(body.authorization_servers) && body.authorization_servers.includes(issuer) ? 'bound' : 'absent';
-    } catch (error) {
-      if ((error as { name?: string }).name !== 'TimeoutError') return 'absent';
-    }
-  }
-  return 'silent';
+  const body = await answeredJson(protectedResourceMetadataUrl(resource));
+  if (body === 'silent') return 'silent';
+  const named = typeof body?.resource === 'string' && canonicalResource(body.resource) === canonicalResource(resource);
+  return named && Array.isArray(body?.authorization_servers) && body.authorization_servers.includes(issuer) ? 'bound' : 'absent';
 }
 
 /** The key ids an authorization server publishes: none when nothing (or something else) answers there; 'silent' when it accepts connections but never answers. */
 async function publishedKeyIds(issuer: string): Promise<string[] | 'silent'> {
+  const body = await answeredJson(`${issuer}/.well-known/jwks.json`);
+  if (body === 'silent') return 'silent';
+  return Array.isArray(body?.keys) ? body.keys.map((k) => String((k as { kid?: unknown } | null)?.kid)) : [];
+}
+
+/**
+ * What a server on record answers at `url`: its JSON body when it answers 200 ({} for any other answer, or one
+ * that is not JSON), undefined when nothing listens, 'silent' when it accepts connections but answers in neither of two
+ * tries (1.5 s, then 4 s: a busy machine may answer slowly).
+ */
+async function answeredJson(url: string): Promise<Record<string, unknown> | null | undefined | 'silent'> {
   for (const timeoutMs of [1500, 4000]) {
     try {
-      const res = await fetch(`${issuer}/.well-known/jwks.json`, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
-      const body = res.ok ? ((await res.json().catch(() => ({}))) as { keys?: Array<{ kid?: unknown }> }) : {};
-      return Array.isArray(body.keys) ? body.keys.map((k) => String(k?.kid)) : [];
+      const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+      return res.ok ? ((await res.json().catch(() => ({}))) as Record<string, unknown> | null) : {};
     } catch (error) {
-      if ((error as { name?: string }).name !== 'TimeoutError') return [];
+      if ((error as { name?: string }).name !== 'TimeoutError') return undefined;
     }
   }
   return 'silent';
