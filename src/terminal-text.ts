@@ -16,6 +16,12 @@ export function hasControlCharacters(text: string): boolean {
   return UNSAFE.test(text);
 }
 
+/** `printable(text)` cut at `max` characters, with an ellipsis when cut: another program's text inside a one-line message. */
+export function printableClipped(text: string, max: number): string {
+  const safe = printable(text);
+  return safe.length > max ? `${safe.slice(0, max)}…` : safe;
+}
+
 /** `text` with each such character written as a visible escape: `\n`, `\r`, `\t`, `\e`, else `\u{…}`. */
 export function printable(text: string): string {
   return text.replace(UNSAFE_ALL, (c) => NAMED[c] ?? `\\u{${c.codePointAt(0)!.toString(16).padStart(4, '0')}}`);

@@ -9,13 +9,7 @@ import { ForeignListenerError, refuseForeignListener } from '../http/listener-ow
 import type { Stack, StackOptions } from './contracts.js';
 import { CommandFailed } from './errors.js';
 import { whileStarting } from './start-lock.js';
-import { printable } from '../terminal-text.js';
-
-/** Text another program answered, for a one-line message: control characters escaped, at most 200 characters. */
-function shownIssuer(text: string): string {
-  const safe = printable(text);
-  return safe.length > 200 ? `${safe.slice(0, 200)}…` : safe;
-}
+import { printableClipped } from '../terminal-text.js';
 
 /** Each probe waits longer than the one before: a busy machine may answer slowly, but a port nobody listens on refuses at once. */
 const PROBE_TIMEOUTS_MS = [1500, 4000, 8000];
@@ -139,7 +133,7 @@ async function probeAll(parts: Part[], urls: Urls): Promise<Probed> {
     const expected = agentNames !== undefined && agentNames !== urls.issuer ? `${agentNames}, which CalendarAgent names` : urls.issuer;
     // What answered is another program's text: shown with its control characters escaped, and cut short (found in
     // review: an issuer holding ESC and CR sequences wiped the line and printed a forged success message).
-    why[0] = `it answers with the issuer ${shownIssuer(answered)}, not ${shownIssuer(expected)}`;
+    why[0] = `it answers with the issuer ${printableClipped(answered, 200)}, not ${printableClipped(expected, 200)}`;
   }
   return {
     states: [authState, judged(calendar, (b) => b.resource !== undefined), agentState],

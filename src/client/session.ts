@@ -23,7 +23,7 @@ import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
 import { busyList, FIND_SLOT_TOOL, LIST_BUSY_TOOL, slotSearchResult } from './tool-results.js';
 import { refreshCachedTokens } from './refresh.js';
 import { resendingFetch, type ServersGone } from './servers-gone.js';
-import { printable } from '../terminal-text.js';
+import { printableClipped } from '../terminal-text.js';
 
 export { DEFAULT_REQUEST_TIMEOUT_MS, FIND_SLOT_TOOL, LIST_BUSY_TOOL };
 
@@ -347,9 +347,7 @@ class ScopeChallenges {
    * control characters escaped, at most 300 characters.
    */
   description(): string | undefined {
-    if (this.said === undefined || this.said === '') return undefined;
-    const safe = printable(this.said);
-    return safe.length > 300 ? `${safe.slice(0, 300)}…` : safe;
+    return this.said === undefined || this.said === '' ? undefined : printableClipped(this.said, 300);
   }
 
   take(): string | undefined {
