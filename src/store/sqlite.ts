@@ -836,14 +836,6 @@ class SqliteStore implements Store {
     return this.all('SELECT * FROM users ORDER BY created_at, name').map(toUser);
   }
 
-  async setPassword(userId: string, passwordHash: string): Promise<void> {
-    this.run('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, userId]);
-  }
-
-  async setTimeZone(userId: string, timeZone: string): Promise<void> {
-    this.run('UPDATE users SET time_zone = ? WHERE id = ?', [timeZone, userId]);
-  }
-
   async updateUser(userId: string, changes: { passwordHash?: string; timeZone?: string }, record?: { event: AuditEventInput; at: number }): Promise<void> {
     this.atomically(() => {
       if (changes.passwordHash !== undefined) this.run('UPDATE users SET password_hash = ? WHERE id = ?', [changes.passwordHash, userId]);

@@ -322,8 +322,6 @@ export interface Store {
   userByName(name: string): Promise<UserRecord | undefined>;
   ownerUser(): Promise<UserRecord | undefined>;
   listUsers(): Promise<UserRecord[]>;
-  setPassword(userId: string, passwordHash: string): Promise<void>;
-  setTimeZone(userId: string, timeZone: string): Promise<void>;
   /**
    * Changes an account's password and/or time zone, and appends `record` (when given) in the same transaction:
    * a change is never off the audit log, and a record never names a change that did not happen.

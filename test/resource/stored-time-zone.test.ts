@@ -52,7 +52,7 @@ describe('a stored time zone this computer does not know', () => {
     await stack.store.addCalendar({ id: 'cal_bob', userId: bob.id, name: 'work', kind: 'file', source: fileURLToPath(new URL('../../fixtures/owner.ics', import.meta.url)), createdAt: Date.now() });
     const token = await calendarTokenFor(bob.id);
     expect((await atCalendar(token)).status).toBe(200); // the control: the same token with a zone this computer knows
-    await stack.store.setTimeZone(bob.id, UNKNOWN);
+    await stack.store.updateUser(bob.id, { timeZone: UNKNOWN });
     const { result: res, changed } = await stateChangedBy(stack, () => atCalendar(token));
     expect(res.status).toBe(500);
     const body = res.json() as { error: string; error_description: string };
@@ -66,7 +66,7 @@ describe('a stored time zone this computer does not know', () => {
 
   it('the owner (no timeZone in config.json): the description names config.json', async () => {
     const owner = (await stack.store.ownerUser())!;
-    await stack.store.setTimeZone(owner.id, UNKNOWN);
+    await stack.store.updateUser(owner.id, { timeZone: UNKNOWN });
     try {
       const res = await atCalendar(await calendarTokenFor(owner.id));
       expect(res.status).toBe(500);
@@ -75,7 +75,7 @@ describe('a stored time zone this computer does not know', () => {
       expect(body.error_description).toMatch(/time zone 'Mars\/Olympus_Mons' is not one this computer knows; set 'timeZone' in the owner's config\.json/);
       expect(body.error_description).not.toMatch(/users (add|set-time-zone)/);
     } finally {
-      await stack.store.setTimeZone(owner.id, owner.timeZone);
+      await stack.store.updateUser(owner.id, { timeZone: owner.timeZone });
     }
   });
 });
