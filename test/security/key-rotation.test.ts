@@ -20,7 +20,7 @@ import { postForm } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { exchange, obtainTokens, type UserTokens } from '../authz/helpers.js';
 import { fakeIo } from '../cli/fake-io.js';
-import { atAgent as atAgentOf, atCalendar as atCalendarOf, exchangeAsAgent, expectInvalidToken, issuerSigningKey, refusedSoon, startStack, stateChangedBy, userTokens, type Stack, type UserTokens as SecurityUserTokens } from './stack.js';
+import { atAgent as atAgentOf, atCalendar as atCalendarOf, expectInvalidToken, issuerSigningKey, refusedSoon, startStack, stateChangedBy, userAndCalendarToken, type Stack, type UserTokens as SecurityUserTokens } from './stack.js';
 
 const ACCESS_TOKEN_MS = 600_000;
 
@@ -279,10 +279,7 @@ describe('delegate keys rotate --now, with resource servers that already hold th
   let calendarToken: string;
   beforeAll(async () => {
     stack = await startStack();
-    user = await userTokens(stack);
-    const exchanged = await exchangeAsAgent(stack, user.accessToken);
-    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
-    calendarToken = String(exchanged.body.access_token);
+    ({ user, calendarToken } = await userAndCalendarToken(stack));
   });
   afterAll(() => stack?.close());
 

@@ -123,6 +123,14 @@ export async function agentAssertion(stack: Stack, header: Record<string, unknow
     .sign(signingKey);
 }
 
+/** A user's tokens, and the calendar token CalendarAgent gets for them by exchange (checked to be issued). */
+export async function userAndCalendarToken(stack: Stack): Promise<{ user: UserTokens; calendarToken: string }> {
+  const user = await userTokens(stack);
+  const exchanged = await exchangeAsAgent(stack, user.accessToken);
+  expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+  return { user, calendarToken: String(exchanged.body.access_token) };
+}
+
 /** RFC 8693 at the AS as CalendarAgent (or the agent `as`); `params` override (undefined removes). */
 export async function exchangeAsAgent(
   stack: Stack,

@@ -11,7 +11,7 @@ import { registerTestAgent, startTestAuthz, type TestAuthz } from '../support/au
 import { obtainTokens } from '../authz/helpers.js';
 import { postForm } from '../support/oauth-flow.js';
 import { mcpHeaders, rawRequest } from '../agent/http.js';
-import { atAgent as atAgentOf, atCalendar as atCalendarOf, auditSince, exchangeAsAgent, expectExchangeRefusedOnly, expectInvalidToken, issuerSigningKey, lastAuditSeq, queryRows, refusedSoon, rowCounts, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+import { atAgent as atAgentOf, atCalendar as atCalendarOf, auditSince, exchangeAsAgent, expectExchangeRefusedOnly, expectInvalidToken, issuerSigningKey, lastAuditSeq, queryRows, refusedSoon, rowCounts, startStack, stateChangedBy, userAndCalendarToken, userTokens, type Stack, type UserTokens } from './stack.js';
 
 let stack: Stack;
 let user: UserTokens;
@@ -19,10 +19,7 @@ let calendarToken: string;
 
 beforeAll(async () => {
   stack = await startStack();
-  user = await userTokens(stack);
-  const exchanged = await exchangeAsAgent(stack, user.accessToken);
-  expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
-  calendarToken = String(exchanged.body.access_token);
+  ({ user, calendarToken } = await userAndCalendarToken(stack));
 });
 afterAll(async () => stack?.close());
 
