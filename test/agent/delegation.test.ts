@@ -288,70 +288,48 @@ describe('a tool call that cannot be recorded in the audit log', () => {
 });
 
 describe('over a transport without the HTTP gate (stdio)', () => {
-  it('a refusal for a missing scope keeps its advice when the call cannot be recorded', async () => {
-    const token = await userToken('slots:find');
+  /** CalendarAgent's MCP server under `token`, reached through an in-memory pair as a stdio client would; the list_busy answer. */
+  async function listBusyOverStdio(token: string, deps: Pick<Parameters<typeof agentMcpDeps>[0], 'audit' | 'reauthorize'>): Promise<CallToolResult> {
     const key = await es256Key();
     const server = createAgentMcpServer(
-      agentMcpDeps({
-        issuer: ISSUER,
-        calendarUrl,
-        clientId: 'calendar-agent',
-        privateKey: key.privateJwk,
-        callerToken: () => token,
-        exchanger,
-        reauthorize: (scopes) => `Run \`delegate login --scope ${scopes?.join(' ')}\` in a terminal, then ask again.`,
-        audit: async () => {
-          throw new Error('disk full');
-        },
-      }),
+      agentMcpDeps({ issuer: ISSUER, calendarUrl, clientId: 'calendar-agent', privateKey: key.privateJwk, callerToken: () => token, exchanger, ...deps }),
     );
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
     await server.connect(serverSide);
     const client = new Client({ name: 'stdio-like', version: '0' });
     await client.connect(clientSide);
     try {
-      const result = (await client.callTool({ name: 'list_busy', arguments: {} })) as CallToolResult;
-      expect(result.isError).toBe(true);
-      expect(text(result)).toBe(
-        'list_busy needs the permission busy:read, which this delegation does not include. Run `delegate login --scope busy:read` in a terminal, then ask again. This call could not be recorded in the audit log.',
-      );
-      expect(exchanges).toBe(0);
+      return (await client.callTool({ name: 'list_busy', arguments: {} })) as CallToolResult;
     } finally {
       await client.close();
       await server.close();
     }
+  }
+
+  it('a refusal for a missing scope keeps its advice when the call cannot be recorded', async () => {
+    const result = await listBusyOverStdio(await userToken('slots:find'), {
+      reauthorize: (scopes) => `Run \`delegate login --scope ${scopes?.join(' ')}\` in a terminal, then ask again.`,
+      audit: async () => {
+        throw new Error('disk full');
+      },
+    });
+    expect(result.isError).toBe(true);
+    expect(text(result)).toBe(
+      'list_busy needs the permission busy:read, which this delegation does not include. Run `delegate login --scope busy:read` in a terminal, then ask again. This call could not be recorded in the audit log.',
+    );
+    expect(exchanges).toBe(0);
   });
 
   it('the tool itself refuses a call whose delegation lacks its scope, and records it', async () => {
-    const token = await userToken('slots:find');
     const records: ResourceAuditRecord[] = [];
-    const key = await es256Key();
-    const server = createAgentMcpServer(
-      agentMcpDeps({
-        issuer: ISSUER,
-        calendarUrl,
-        clientId: 'calendar-agent',
-        privateKey: key.privateJwk,
-        callerToken: () => token,
-        exchanger,
-        audit: async (r) => {
-          records.push(r);
-        },
-      }),
-    );
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    await server.connect(serverSide);
-    const client = new Client({ name: 'stdio-like', version: '0' });
-    await client.connect(clientSide);
-    try {
-      const result = (await client.callTool({ name: 'list_busy', arguments: {} })) as CallToolResult;
-      expect(result.isError).toBe(true);
-      expect(text(result)).toMatch(/needs the permission busy:read/);
-      expect(exchanges).toBe(0);
-      expect(records).toEqual([expect.objectContaining({ resource: agentUrl, detail: expect.objectContaining({ tool: 'list_busy', outcome: 'refused' }) })]);
-    } finally {
-      await client.close();
-      await server.close();
-    }
+    const result = await listBusyOverStdio(await userToken('slots:find'), {
+      audit: async (r) => {
+        records.push(r);
+      },
+    });
+    expect(result.isError).toBe(true);
+    expect(text(result)).toMatch(/needs the permission busy:read/);
+    expect(exchanges).toBe(0);
+    expect(records).toEqual([expect.objectContaining({ resource: agentUrl, detail: expect.objectContaining({ tool: 'list_busy', outcome: 'refused' }) })]);
   });
 });
