@@ -1,9 +1,10 @@
 // The refresh_token grant (OAuth 2.1 §4.3): the token is rotated on every use
 // and the old one dies. Presenting a spent one revokes its family (RFC 9700
-// §4.14.2). The new access token may narrow the scope, never widen it. A
-// client that has hung up before the rotation commits gets no rotation: it
-// could never read the new pair, and still holds the token it sent. A replay
-// is judged and acted on whether or not its presenter is still there.
+// §4.14.2). The new access token may narrow the scope, never widen it, and
+// never holds more than the grant as it stands. A client that has hung up
+// before the rotation commits gets no rotation: it could never read the new
+// pair, and still holds the token it sent. A replay is judged and acted on
+// whether or not its presenter is still there.
 import { canonicalResource, formatScope, isSubset, parseScope } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { ClientRecord, GrantRecord, RefreshTokenRecord, RotateRefreshResult } from '../store/index.js';
@@ -40,13 +41,14 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
   if (resource !== undefined && canonicalResource(resource) !== record.resource) {
     throw new InvalidTargetError('A refresh token is good only for the resource it was issued for.');
   }
-  const scopes = scopeParam === undefined ? parseScope(record.scope) : parseScope(scopeParam);
-  if (!isSubset(scopes, parseScope(record.scope))) throw new InvalidScopeError('The requested scope exceeds the one granted.');
+  const asked = scopeParam === undefined ? undefined : parseScope(scopeParam);
+  if (asked !== undefined && !isSubset(asked, parseScope(record.scope))) throw new InvalidScopeError('The requested scope exceeds the one granted.');
 
   let grant = await ctx.store.grantById(record.grantId);
   for (let reading = 1; ; reading++) {
     const now = ctx.now();
     if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this token has ended.');
+    const scopes = scopeUnder(grant, parseScope(record.scope), asked);
     const result = await rotate(ctx, client, { tokenHash, record, scopes, grant, now }, clientGone);
     if (result.status !== 'grant_changed') return answer(ctx, result.status, result.pair);
     // A consent changed the grant (narrowed it: 30 days ahead down to 7) while the token was signed under the old
@@ -56,6 +58,25 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
     if (reading >= GRANT_READINGS) throw new InvalidGrantError('The delegation changed while this refresh was carried out; try again.');
     grant = await ctx.store.grantById(record.grantId);
   }
+}
+
+/**
+ * The access token's scope under `grant` as read: RFC 6749 §6 says the refreshed scope MUST NOT include any scope
+ * not granted by the resource owner, so the refresh token's recorded scope (`held`) is cut down to the grant's as it
+ * stands. Nothing narrows a grant's scope today (a consent only adds to it), so this is defence in depth: a grant
+ * narrowed later binds the next refresh. The store's rotation compares the grant's scope with the one read here
+ * (grant_changed), so a narrowing in between is read again. A `scope` asked for beyond the grant is invalid_scope;
+ * a grant that holds none of the token's scope any longer ends it for this token (invalid_grant: authorize again).
+ */
+function scopeUnder(grant: GrantRecord, held: string[], asked: string[] | undefined): string[] {
+  const granted = parseScope(grant.scope);
+  if (asked !== undefined) {
+    if (!isSubset(asked, granted)) throw new InvalidScopeError('The requested scope exceeds the one granted.');
+    return asked;
+  }
+  const kept = held.filter((s) => granted.includes(s));
+  if (held.length > 0 && kept.length === 0) throw new InvalidGrantError('The delegation no longer allows the scope this refresh token was issued for; authorize again.');
+  return kept;
 }
 
 /** Mints a pair under `grant` as read, and rotates the presented token to it in the store. */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProtectedHeader } from 'jose';
+import { hashSecret } from '../../src/authz/crypto.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { openAsOwner, ownerApproves } from '../support/owner-flow.js';
@@ -306,6 +307,45 @@ describe('refresh_token grant', () => {
     expect(narrowed.body.scope).toBe('busy:read');
     const whole = await refresh(narrowed.body.refresh_token);
     expect(whole.body.scope).toBe('slots:find busy:read');
+  });
+
+  // RFC 6749 §6: the refreshed scope MUST NOT include any scope not granted by the resource owner. No command or
+  // page narrows a grant's scope today (a consent only adds to it), so the grant row is narrowed through the Store
+  // API: the refresh must mint under the grant as it stands, not under the scope recorded with the refresh token.
+  it('mints under the grant’s current scope when the grant was narrowed below the refresh token’s, and refuses a scope the grant no longer holds', async () => {
+    const wide = await ownerApproves(authz, { redirectUri: REDIRECT, scope: 'slots:find busy:read' });
+    const tokens = await redeem(authz, wide);
+    expect(tokens.body.scope).toBe('slots:find busy:read');
+    const grant = (await authz.store.grantById(String(decodeJwt(String(tokens.body.access_token)).grant_id)))!;
+    await authz.store.updateGrant({ ...grant, scope: 'slots:find' }, Date.now());
+    const refresh = (token: unknown, scope?: string) => postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(token), client_id: wide.clientId, scope });
+
+    // Asking for a scope the grant no longer holds (though the refresh token was issued with it): invalid_scope, nothing spent.
+    const wider = await refresh(tokens.body.refresh_token, 'busy:read');
+    expect(wider.status).toBe(400);
+    expect(wider.body.error).toBe('invalid_scope');
+    expect(wider.body.access_token).toBeUndefined();
+    expect((await authz.store.refreshTokenByHash(hashSecret(String(tokens.body.refresh_token))))?.usedAt).toBeNull();
+
+    const refreshed = await refresh(tokens.body.refresh_token);
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.body.scope).toBe('slots:find');
+    expect(decodeJwt(String(refreshed.body.access_token)).scope).toBe('slots:find');
+    const recorded = (await authz.store.listAudit()).filter((r) => r.event === 'token_refreshed').at(-1);
+    expect(recorded?.detail).toMatchObject({ scope: 'slots:find' });
+
+    // The refresh token that came back still carries its own scope (RFC 6749 §6), and is bound by the grant each time.
+    await authz.store.updateGrant({ ...grant, scope: 'busy:read' }, Date.now());
+    const other = await refresh(refreshed.body.refresh_token);
+    expect(other.status).toBe(200);
+    expect(decodeJwt(String(other.body.access_token)).scope).toBe('busy:read');
+
+    // Narrowed to nothing this refresh token was issued for: no token with an empty scope.
+    await authz.store.updateGrant({ ...grant, scope: '' }, Date.now());
+    const none = await refresh(other.body.refresh_token);
+    expect(none.status).toBe(400);
+    expect(none.body.error).toBe('invalid_grant');
+    expect(none.body.access_token).toBeUndefined();
   });
 });
 
