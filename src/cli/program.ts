@@ -179,7 +179,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('Run the authorization server alone.')
     .option('--port <port>', `port (default ${DEFAULT_PORTS.auth})`, parsePort)
     .option('--host <host>', 'address to listen on', DEFAULT_HOST)
-    .option('--issuer <url>', 'its issuer identifier (default http://<host>:<port>)', parseIssuerUrl)
+    .option('--issuer <url>', 'its issuer identifier (default: the one on record in the data directory when it names this host and port, else http://<host>:<port>)', parseIssuerUrl)
     .option('--calendar-url <url>', `the calendar backend it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.calendar})`, parseHttpUrl)
     .option('--agent-url <url>', `CalendarAgent’s MCP URL it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.agent}/mcp)`, parseHttpUrl)
     .addOption(logLevelOption())
@@ -190,14 +190,12 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action(async (options: SingleServerOptions, command: Command) => {
       const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
       const serve = await loadServe();
-      const port = options.port ?? DEFAULT_PORTS.auth;
-      const defaults = urlsFor({ ...DEFAULT_PORTS, auth: port }, options.host);
       const code = await serve.serveAuth(
         {
           paths: resolvePaths(io.env),
           host: options.host,
-          port,
-          issuer: options.issuer ?? defaults.issuer,
+          port: options.port ?? DEFAULT_PORTS.auth,
+          ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
           ...(options.calendarUrl !== undefined ? { calendarUrl: options.calendarUrl } : {}),
           ...(options.agentUrl !== undefined ? { agentUrl: options.agentUrl } : {}),
           logLevel,

@@ -100,6 +100,43 @@ describe('serve-auth restarted while the split calendar backend and CalendarAgen
     expect(again.code, again.stderr).toBe(0);
   }, 90_000);
 
+  // Found in review (s18): the issuer defaulted to http://127.0.0.1:<port> whatever was on record. With the split
+  // parts running the restart was refused, naming addresses that had not changed; with them stopped, it re-bound
+  // CalendarAgent to the new issuer, and the parts started again as before answered every call 503.
+  it('without --issuer keeps the issuer on record for this port (http://localhost:<port>), and find-slot goes on with the tokens it holds', async () => {
+    const issuer = `http://localhost:${ports.auth}`;
+    const auth = await splitServers(issuer);
+    expect((await findSlot()).code).toBe(0);
+    await stop(auth);
+
+    const restarted = await serve(['serve-auth', '--port', String(ports.auth)]);
+    expect(restarted.stderr()).toContain(`authorization server  ${issuer}\n`);
+    const slot = await findSlot();
+    expect(slot.code, slot.stderr).toBe(0);
+    expect(slot.stderr).not.toContain('open this link'); // the token from before the restart, not a new sign-in
+  }, 90_000);
+
+  it('without --issuer, with every part stopped and started again as before, keeps the issuer on record; on another port it does not take it', async () => {
+    const issuer = `http://localhost:${ports.auth}`;
+    await splitServers(issuer);
+    expect((await findSlot()).code).toBe(0);
+    for (const server of servers.splice(0)) await stop(server);
+
+    const restarted = await serve(['serve-auth', '--port', String(ports.auth)]);
+    expect(restarted.stderr()).toContain(`authorization server  ${issuer}\n`);
+    await serve(['serve-calendar', '--port', String(ports.calendar), '--auth-url', issuer]);
+    await serve(['serve-agent', '--port', String(ports.agent), '--auth-url', issuer, '--calendar-url', urls().calendar]);
+    const slot = await findSlot();
+    expect(slot.code, slot.stderr).toBe(0);
+    expect(slot.stderr).not.toContain('open this link');
+
+    // The control: an issuer on record for another port is not this server's.
+    for (const server of servers.splice(0)) await stop(server);
+    const elsewhere = await freePort();
+    const moved = await serve(['serve-auth', '--port', String(elsewhere)]);
+    expect(moved.stderr()).toContain(`authorization server  http://127.0.0.1:${elsewhere}\n`);
+  }, 90_000);
+
   it('with URLs other than those they run on is refused, exit 1, naming where they run; nothing is re-bound', async () => {
     const auth = await splitServers();
     await stop(auth);

@@ -61,12 +61,12 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
 export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<number> {
   const store = openDataStore(options.paths);
   const apps: FastifyInstance[] = [];
-  let urls = { issuer: options.issuer, calendarUrl: options.calendarUrl ?? '', agentUrl: options.agentUrl ?? '' };
+  let urls = { issuer: options.issuer ?? '', calendarUrl: options.calendarUrl ?? '', agentUrl: options.agentUrl ?? '' };
   try {
     await whileStarting(options.paths, () => io.now(), async () => {
       urls = await resourceUrlsFor(store, options);
       await bootstrap(store, options.paths, urls, io.now());
-      apps.push(await buildAuth(store, options.paths, options.issuer, logger(options.logLevel)));
+      apps.push(await buildAuth(store, options.paths, urls.issuer, logger(options.logLevel)));
       await listen(apps[0]!, 'authorization server', options.host, options.port);
     });
   } catch (error) {
@@ -74,28 +74,47 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
     throw error;
   }
   return runUntilInterrupted(io, () => closeAll(apps, store), [
-    `authorization server  ${options.issuer}`,
+    `authorization server  ${urls.issuer}`,
     `issues tokens for     ${urls.agentUrl} and ${urls.calendarUrl}`,
   ]);
 }
 
 /**
- * The resources serve-auth issues tokens for: --calendar-url and --agent-url,
- * else those this data directory's CalendarAgent is bound to (a restart
- * without them keeps the split servers that run working; found in review, it
- * re-bound the agent to the default ports), else the default ports'.
+ * The addresses serve-auth runs with: its issuer, and the resources it issues
+ * tokens for. --issuer, --calendar-url and --agent-url, else those this data
+ * directory's CalendarAgent is bound to (a restart without them keeps the split
+ * servers that run working; found in review, it re-bound the agent to the
+ * default ports), else the defaults for --host and --port.
  */
 async function resourceUrlsFor(store: Store, options: ServeAuthOptions): Promise<{ issuer: string; calendarUrl: string; agentUrl: string }> {
-  const defaults = urlsFor(DEFAULT_PORTS, options.host);
-  const recorded = options.calendarUrl !== undefined && options.agentUrl !== undefined ? undefined : await recordedBindings(store, (await agentIdentity(options.paths)).clientId);
+  const defaults = urlsFor({ ...DEFAULT_PORTS, auth: options.port }, options.host);
+  const given = options.issuer !== undefined && options.calendarUrl !== undefined && options.agentUrl !== undefined;
+  const recorded = given ? undefined : await recordedBindings(store, (await agentIdentity(options.paths)).clientId);
   // A recorded address on another host than this start's (--host) is not where its servers will be now: found in
   // review, `serve-auth --host 127.0.0.2` on a directory used on 127.0.0.1 bound CalendarAgent to the old host.
   const onThisHost = (url: string | undefined, like: string) => (url !== undefined && new URL(url).hostname === new URL(like).hostname ? url : undefined);
   return {
-    issuer: options.issuer,
+    issuer: options.issuer ?? thisServersIssuer(recorded?.issuer, defaults.issuer) ?? defaults.issuer,
     calendarUrl: options.calendarUrl ?? onThisHost(recorded?.calendarUrl, defaults.calendarUrl) ?? defaults.calendarUrl,
     agentUrl: options.agentUrl ?? onThisHost(recorded?.agentUrl, defaults.agentUrl) ?? defaults.agentUrl,
   };
+}
+
+/**
+ * The issuer on record, when it names this server: its scheme and port (--port), and its host (--host), or
+ * `localhost` for a loopback --host, since this server answers that name too (src/http/app.ts). Found in review
+ * (s18): `serve-auth --issuer http://localhost:<port>` restarted without --issuer took http://127.0.0.1:<port>;
+ * with the split calendar backend and CalendarAgent running it was refused, naming addresses that had not changed,
+ * and with them stopped it re-bound the agent to the new issuer, so the parts started again as before failed
+ * every call, and no token issued before verified (their `iss`). An issuer on another port or host is a move,
+ * which the defaults and the checks before re-binding (bootstrap) handle.
+ */
+function thisServersIssuer(recorded: string | undefined, like: string): string | undefined {
+  if (recorded === undefined) return undefined;
+  const [was, now] = [new URL(recorded), new URL(like)];
+  if (was.protocol !== now.protocol || was.port !== now.port) return undefined;
+  const sameHost = was.hostname === now.hostname || (was.hostname === 'localhost' && (now.hostname === '127.0.0.1' || now.hostname === '[::1]'));
+  return sameHost ? recorded : undefined;
 }
 
 export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): Promise<number> {
