@@ -1,7 +1,7 @@
 // What the built CLI suggests when it cannot go on, per command: only
 // options and commands that apply to the one that was run (token never signs
 // in; login refuses to run under DELEGATE_TOKEN), and grammar that fits how
-// many servers are missing.
+// many servers are missing; commands named carry the ports it was run with.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +38,7 @@ describe('advice that fits the command', () => {
     expect(run.code, run.stderr).toBe(4);
     expect(run.stdout).toBe('');
     expect(run.stderr).toBe(
-      `delegate: CalendarAgent at http://127.0.0.1:${ports.agent}/mcp needs your authorization (authorization server http://127.0.0.1:${ports.auth}), and this command never signs in. Run \`delegate login\` first.\n`,
+      `delegate: CalendarAgent at http://127.0.0.1:${ports.agent}/mcp needs your authorization (authorization server http://127.0.0.1:${ports.auth}), and this command never signs in. Run \`delegate login ${flags.join(' ')}\` first.\n`,
     );
   });
 
@@ -48,8 +48,10 @@ describe('advice that fits the command', () => {
     const lines = run.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^delegate: CalendarAgent at \S+ needs your authorization .*this is not an interactive terminal\. /);
-    expect(lines[0]).toContain('`delegate login --device`');
-    expect(lines[0]).toContain('`delegate login --no-browser`');
+    // Each with the ports of the servers it was run for (found in review, s18: without them, run as written, they sign in elsewhere).
+    expect(lines[0]).toContain(`Run \`delegate login ${flags.join(' ')}\` in a terminal`);
+    expect(lines[0]).toContain(`\`delegate login --device ${flags.join(' ')}\``);
+    expect(lines[0]).toContain(`\`delegate login --no-browser ${flags.join(' ')}\``);
     expect(lines[0]).not.toContain('DELEGATE_TOKEN');
   });
 

@@ -9,7 +9,8 @@
 // sign in names `delegate login`, which shows the consent page naming the new
 // calendar; approved, it prints the new calendar and find-slot works. Where it
 // may sign in (--no-browser), find-slot authorizes again by itself, as on a
-// step-up, and finds the slot in the same run.
+// step-up, and finds the slot in the same run. The command named carries the
+// ports the servers run on (found in review, s18: it said plain `delegate login`).
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,7 +60,9 @@ describe('the calendar backend moved to another port', () => {
     expect(refused.stderr).toContain(`CalendarAgent at http://127.0.0.1:${agent}/mcp needs more permission than your delegation gives it`);
     // What the agent's challenge said, which names both addresses, is carried to the person (found in review: it was dropped).
     expect(refused.stderr).toContain(`(it says: The delegation reaches http://127.0.0.1:${oldCalendar}, not http://127.0.0.1:${newCalendar}`);
-    expect(refused.stderr).toContain('`delegate login`');
+    // The command to run names the ports these servers run on (found in review, s18: plain `delegate login`, which
+    // run as written signs in at the default ports' servers, or starts its own there).
+    expect(refused.stderr).toContain(`Run \`delegate login ${after.join(' ')}\` in a terminal first (or \`delegate login --device ${after.join(' ')}\` anywhere)`);
 
     const again = await openConsent(startCli(['login', '--no-browser', ...after], dir));
     // The consent page, not a code: the grant does not reach the new calendar.

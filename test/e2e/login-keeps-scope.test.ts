@@ -71,9 +71,11 @@ describe('login, then busy', () => {
     const profile = ['--profile', 'cron'];
     const refused = await runCli([...profile, 'busy', '--json', ...ports], home);
     expect(refused.code).toBe(4);
-    expect(refused.stderr).toContain('`delegate login --device --scope busy:read`');
+    // The command as advised, with this run's ports and profile (found in review, s18: without them it signed in elsewhere).
+    const advised = ['login', '--device', '--scope', 'busy:read', ...ports, ...profile];
+    expect(refused.stderr).toContain(`\`delegate ${advised.join(' ')}\``);
 
-    const login = startCli([...profile, 'login', '--device', '--scope', 'busy:read', ...ports], home);
+    const login = startCli(advised, home);
     await approveDevice(login);
     const run = await login.done;
     expect(run.code, run.stderr).toBe(0);

@@ -44,16 +44,19 @@ export interface AgentAccessArgs {
   serversFirst?: boolean;
   /**
    * What to suggest when nobody can sign in here (no terminal, no
-   * --no-browser), in the command's own terms; the default suits find-slot
-   * and busy.
+   * --no-browser), in the command's own terms; the default suits find-slot.
+   * `command` writes `delegate WORDS…` with this run's ports and profile.
    */
-  noTerminalAdvice?: string;
+  noTerminalAdvice?: (command: CommandLine) => string;
   debug: boolean;
 }
 
-/** For find-slot and busy, which take --no-browser and use DELEGATE_TOKEN. */
-const NO_TERMINAL_ADVICE =
-  'Run `delegate login` in a terminal first (or `delegate login --device` anywhere), pass --no-browser to print a sign-in link and wait for it, or set DELEGATE_TOKEN.';
+/** `delegate WORDS…` as a person types it to reach the same servers (ports) and token cache (profile) as this run. */
+export type CommandLine = (...words: string[]) => string;
+
+/** For find-slot, which takes --no-browser and uses DELEGATE_TOKEN. */
+const NO_TERMINAL_ADVICE = (command: CommandLine) =>
+  `Run \`${command('login')}\` in a terminal first (or \`${command('login', '--device')}\` anywhere), pass --no-browser to print a sign-in link and wait for it, or set DELEGATE_TOKEN.`;
 
 /**
  * DELEGATE_TOKEN when set, checked before any request: a value that cannot be
@@ -220,14 +223,18 @@ async function useAgent<T>(
         throw new CommandFailed(`${error.message} (${why})`, EXIT_AUTH_REQUIRED);
       }
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED')) {
+        // With this run's ports: found in review (s18), the advice after the calendar moved said plain `delegate login`,
+        // which, run as written on other ports than the defaults, signs in at other servers (or starts its own).
+        const { sameShellCommandLine } = await import('./mcp-config.js');
+        const command: CommandLine = (...words) => sameShellCommandLine(args, io, words);
         const what = /more permission/.test(error.message)
           ? `needs more permission than your delegation gives it${error.detail ? ` (it says: ${error.detail})` : ''}`
           : 'needs your authorization';
         const needs = `CalendarAgent at ${urls.agentUrl} ${what} (authorization server ${urls.issuer})`;
         throw new CommandFailed(
           neverSignsIn
-            ? `${needs}, and this command never signs in. Run \`delegate login\` first.`
-            : `${needs}, and nobody is here to give it: this is not an interactive terminal. ${args.noTerminalAdvice ?? NO_TERMINAL_ADVICE}`,
+            ? `${needs}, and this command never signs in. Run \`${command('login')}\` first.`
+            : `${needs}, and nobody is here to give it: this is not an interactive terminal. ${(args.noTerminalAdvice ?? NO_TERMINAL_ADVICE)(command)}`,
           EXIT_AUTH_REQUIRED,
         );
       }

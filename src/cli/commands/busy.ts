@@ -11,7 +11,7 @@ import { listBusy } from '../../client/tools.js';
 import { checkWindowOptions } from '../args.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
+import { withAgentAccess, type AgentAccessArgs, type CommandLine } from './agent-access.js';
 import { formatSlotHuman } from '../../calendar/format.js';
 
 export interface BusyArgs extends AgentAccessArgs {
@@ -26,8 +26,8 @@ export interface BusyArgs extends AgentAccessArgs {
  * What to do when busy needs a permission and nobody is here to give it: each names a command that asks for
  * busy:read (found in review: the advice was `delegate login`, which asked for slots:find only).
  */
-export const BUSY_NO_TERMINAL_ADVICE =
-  'Run `delegate busy` in a terminal, or `delegate login --device --scope busy:read` anywhere (a code to approve on any device), or pass --no-browser to print a sign-in link and wait for it; or set DELEGATE_TOKEN to a token that allows busy:read.';
+export const BUSY_NO_TERMINAL_ADVICE = (command: CommandLine) =>
+  `Run \`${command('busy')}\` in a terminal, or \`${command('login', '--device', '--scope', 'busy:read')}\` anywhere (a code to approve on any device), or pass --no-browser to print a sign-in link and wait for it; or set DELEGATE_TOKEN to a token that allows busy:read.`;
 
 export async function busyCommand(args: BusyArgs, io: CliIo): Promise<number> {
   // Before any sign-in or request: a window the agent would refuse is bad usage here, not a reason to ask for more permission.

@@ -12,7 +12,7 @@ import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { authorizationLines } from '../output.js';
 import { startSpinner, stylesFor, type Spinner } from '../terminal.js';
-import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
+import { withAgentAccess, type AgentAccessArgs, type CommandLine } from './agent-access.js';
 
 export interface LoginArgs extends AgentAccessArgs {
   /** Sign in with the device authorization grant (RFC 8628) instead of the loopback redirect. */
@@ -33,7 +33,8 @@ export async function loginCommand(args: LoginArgs, io: CliIo): Promise<number> 
   }
   let spinner: Spinner | undefined;
   // Both work without a terminal: --device only waits, and --no-browser prints the link and waits for the browser's return.
-  const noTerminalAdvice = 'Run `delegate login` in a terminal, or `delegate login --device` (a code to approve on any device) or `delegate login --no-browser` (a link to open), which need none.';
+  const noTerminalAdvice = (command: CommandLine) =>
+    `Run \`${command('login')}\` in a terminal, or \`${command('login', '--device')}\` (a code to approve on any device) or \`${command('login', '--no-browser')}\` (a link to open), which need none.`;
   const summary = await withAgentAccess({ ...args, noTerminalAdvice }, io, async (base) => {
     const scope = await loginScope(base, args.scopes ?? []);
     const session = scope === undefined ? base : { ...base, scope };

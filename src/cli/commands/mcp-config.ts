@@ -75,7 +75,15 @@ export function sameSetupCommandLine(args: { ports: Ports; profile?: string }, i
   // The value quoted, not the whole word: a shell takes `NAME=value` as a setting only when `NAME=` is bare (found in
   // review: `'DELEGATE_HOME=/tmp/a b' delegate login` ran a program of that name).
   const env = Object.entries(pathsEnvironment(io.env)).map(([k, v]) => `${k}=${shellQuote(v)}`);
-  return [...env, ...['delegate', ...words, ...sameSetupFlags(args, io)].map(shellQuote)].join(' ');
+  return [...env, sameShellCommandLine(args, io, words)].join(' ');
+}
+
+/**
+ * `delegate WORDS…` with the same profile and ports as this process, for the person at the shell that ran it, whose
+ * environment already names the data directory: advice a command prints, e.g. `delegate login --agent-port 9412`.
+ */
+export function sameShellCommandLine(args: { ports: Ports; profile?: string }, io: CliIo, words: readonly string[]): string {
+  return ['delegate', ...words, ...sameSetupFlags(args, io)].map(shellQuote).join(' ');
 }
 
 export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<number> {
