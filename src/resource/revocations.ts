@@ -77,6 +77,8 @@ export interface RevocationListOptions {
   clockToleranceSec?: number;
   /** Most entries of each kind kept after the server stopped listing them (default 10,000). */
   maxUnlistedEntries?: number;
+  /** Most pages one sync follows before it pauses as after a failed poll (default DEFAULT_MAX_PAGES_PER_SYNC). */
+  maxPagesPerSync?: number;
 }
 
 /** Until the server has said otherwise (docs/internals.md). */
@@ -100,6 +102,12 @@ export const DEFAULT_RESYNC_INTERVAL_MS = 2 * 60_000;
 const UNLISTED_ENTRY_HORIZON_MS = 3_600_000;
 const UNLISTED_KEY_HORIZON_MS = 25 * 3_600_000;
 const DEFAULT_MAX_UNLISTED_ENTRIES = 10_000;
+/**
+ * Most pages (answers with `more`) one sync follows; the AS lists at most 1,000 entries a page, so this is 100,000
+ * entries. Past it the sync pauses as after a failed poll, says so once, and goes on later from where it was; the
+ * list is not up to date meanwhile, so once it is `stale_after` old every token is refused (fail closed).
+ */
+export const DEFAULT_MAX_PAGES_PER_SYNC = 100;
 /** A server that answers nothing this long after its promised hold is taken as gone. */
 const POLL_GRACE_MS = 5_000;
 /** Bounds on the staleness a server may ask for: below, polls would race it; above, revocation would wait too long. */
@@ -123,6 +131,18 @@ interface Page {
   staleAfterSec: number;
   /** Optional extension: id → NumericDate after which the entry can go (see parsePage). */
   expiresAt: Map<string, number>;
+  /** The answer starts the whole list (it and the pages after it), whatever `since` was asked. */
+  full: boolean;
+  /** Others follow from `cursor` (absent from an older server's answer: it sends the whole list at once). */
+  more: boolean;
+}
+
+/** A whole list being fetched over several pages: the ids its pages listed so far, and the cursor held before it. */
+interface WholeList {
+  grants: Set<string>;
+  tokens: Set<string>;
+  keys: Set<string>;
+  cursorBefore: number;
 }
 
 export function createRevocationList(options: RevocationListOptions): RevocationList {
@@ -137,6 +157,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   const maxRetryMs = options.maxRetryMs ?? 5_000;
   const toleranceMs = (options.clockToleranceSec ?? 5) * 1000;
   const maxUnlisted = options.maxUnlistedEntries ?? DEFAULT_MAX_UNLISTED_ENTRIES;
+  const maxPages = Math.max(1, options.maxPagesPerSync ?? DEFAULT_MAX_PAGES_PER_SYNC);
 
   const grants = new Map<string, Entry>();
   const tokens = new Map<string, Entry>();
@@ -154,6 +175,13 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   const keyListeners = new Set<() => void>();
   /** The server's list started over: the whole list is fetched next, at once. */
   let startedOver = false;
+  /** The last answer said more follows from `cursor`: the next request continues from it, at once. */
+  let behind = false;
+  /**
+   * A whole list under way, across pages: entries it does not list are dropped (keepUnlisted) only once its last
+   * page is in, since the entries still to come are on the pages after. Kept across a failed poll or a paused sync.
+   */
+  let wholeList: WholeList | undefined;
   // One promise that every check made before the first sync shares, so waiting requests hold no state of their own.
   let markFirstSync!: () => void;
   const firstSync = new Promise<void>((resolve) => (markFirstSync = resolve));
@@ -175,19 +203,32 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   };
 
   /**
-   * One request; returns whether it brought news (the cursor moved or the list was fetched whole). `atOnce`
-   * asks for an answer without holding: after a failed poll, so that a list gone stale while the AS was away
-   * is fresh again as soon as it answers. Found in review: a held poll after an AS paused for over 30 s kept
-   * every token refused (503) for up to 15 s more, until the hold ran out with nothing new.
+   * One sync: a request, then the pages that follow it (`more`), each asked at once; returns whether it brought news
+   * (the cursor moved or a whole list was fetched). `atOnce` asks for an answer without holding: after a failed
+   * poll, so that a list gone stale while the AS was away is fresh again as soon as it answers. Found in review: a
+   * held poll after an AS paused for over 30 s kept every token refused (503) for up to 15 s more, until the hold
+   * ran out with nothing new.
    */
   const pollOnce = async (stop: AbortSignal, atOnce: boolean): Promise<boolean> => {
-    endpoint ??= await discover(AbortSignal.any([stop, AbortSignal.timeout(POLL_GRACE_MS)]));
-    const full = cursor === 0 || lastFullSyncAt === undefined || elapsed() - lastFullSyncAt >= resyncIntervalMs;
+    const at = (endpoint ??= await discover(AbortSignal.any([stop, AbortSignal.timeout(POLL_GRACE_MS)])));
+    let news = false;
+    for (let pages = 0; ; pages++) {
+      if (pages === maxPages) throw new UnfinishedSync(maxPages, staleAfterSec);
+      news = (await fetchPage(at, stop, atOnce)) || news;
+      if (!behind) return news;
+    }
+  };
+
+  /** One request to the endpoint `at` and its answer applied; returns whether it brought news. */
+  const fetchPage = async (at: string, stop: AbortSignal, atOnce: boolean): Promise<boolean> => {
+    // A sync that stopped between pages goes on from where it was, whatever is due.
+    const full = !behind && (cursor === 0 || lastFullSyncAt === undefined || elapsed() - lastFullSyncAt >= resyncIntervalMs);
     const since = full ? 0 : cursor;
-    // The first fetch is answered at once; later ones are held, but never so long that the list would go stale meanwhile.
-    const waitSec = lastSyncAt === undefined || atOnce || startedOver ? 0 : Math.max(1, Math.min(maxWaitSec, Math.floor(staleAfterSec / 2)));
+    // The first fetch is answered at once, and so is the next page; later ones are held, but never so long that
+    // the list would go stale meanwhile.
+    const waitSec = lastSyncAt === undefined || atOnce || startedOver || behind ? 0 : Math.max(1, Math.min(maxWaitSec, Math.floor(staleAfterSec / 2)));
     startedOver = false;
-    const url = new URL(endpoint);
+    const url = new URL(at);
     url.searchParams.set('since', String(since));
     if (!full && cursorTag !== undefined) url.searchParams.set('tag', cursorTag);
     url.searchParams.set('wait', String(waitSec));
@@ -200,42 +241,64 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     if (!res.ok) throw new Error(`revocation list: HTTP ${res.status}`);
     const page = parsePage(await res.json());
     const before = cursor;
-    apply(page, full, since);
-    return full || cursor !== before;
+    const whole = apply(page, since);
+    return whole || cursor !== before;
   };
 
-  const apply = (page: Page, full: boolean, since: number): void => {
+  /** Applies one answer to the request made with `since`; returns whether it started or finished a whole list. */
+  const apply = (page: Page, since: number): boolean => {
     const t = elapsed();
-    if (!full && page.cursor < since) {
+    if (since > 0 && !page.full && page.cursor < since) {
       // The server's list started over: another database answers for the issuer (a new data directory, a backup
-      // restored). Fetch it whole next. What the old one revoked stays refused (below), and its keys may be gone.
+      // restored), and the server does not say so itself (`full`). Fetch it whole next. What the old one revoked
+      // stays refused (below), and its keys may be gone.
       cursor = 0;
       cursorTag = undefined;
+      behind = false;
+      wholeList = undefined;
       // Asked at once, not held: a new list with nothing newer than 0 would hold the request for nothing.
       startedOver = true;
       for (const listener of [...keyListeners]) listener();
-      return;
+      return false;
     }
-    // A whole list whose cursor is behind the one held started over too (found by a periodic full fetch first).
-    const keysChanged = page.keys.some((id) => !keys.has(id)) || (full && page.cursor < cursor);
-    if (full) {
-      // The whole list as the server keeps it. An entry whose expiry is known stays until then, listed or not: a
-      // revocation is never undone, and a server that no longer lists one (its database replaced or restored) must
-      // not bring its tokens back (found in review: an AS restarted on another data directory at the same address
-      // made every revoked token good again, for as long as the resource servers kept its old key). An entry
-      // without a known expiry goes once the server no longer lists it: it could not be dropped otherwise.
-      const wall = now();
-      keepUnlisted(grants, page.grants, wall + UNLISTED_ENTRY_HORIZON_MS);
-      keepUnlisted(tokens, page.tokens, wall + UNLISTED_ENTRY_HORIZON_MS);
-      keepUnlisted(keys, page.keys, wall + UNLISTED_KEY_HORIZON_MS);
-      lastFullSyncAt = t;
-    }
+    const starts = since === 0 || page.full;
+    // A whole list started again (the server answered one while another was under way) still counts from the
+    // cursor held before the first: that is the one a started-over list is behind.
+    if (starts) wholeList = { grants: new Set(), tokens: new Set(), keys: new Set(), cursorBefore: wholeList?.cursorBefore ?? cursor };
+    let keysChanged = page.keys.some((id) => !keys.has(id));
     for (const id of page.grants) grants.set(id, { until: untilOf(page, id) });
     for (const id of page.tokens) tokens.set(id, { until: untilOf(page, id) });
     for (const id of page.keys) keys.set(id, { until: untilOf(page, id) });
+    if (wholeList) {
+      for (const id of page.grants) wholeList.grants.add(id);
+      for (const id of page.tokens) wholeList.tokens.add(id);
+      for (const id of page.keys) wholeList.keys.add(id);
+    }
     cursor = page.cursor;
     cursorTag = page.tag;
     staleAfterSec = page.staleAfterSec;
+    behind = page.more;
+    if (behind) {
+      // Not up to date until the last page: the list's freshness, the first sync and synced() wait for it.
+      if (keysChanged) for (const listener of [...keyListeners]) listener();
+      return starts;
+    }
+    const finished = wholeList;
+    if (finished) {
+      // The whole list as the server keeps it, all its pages in. An entry whose expiry is known stays until then,
+      // listed or not: a revocation is never undone, and a server that no longer lists one (its database replaced or
+      // restored) must not bring its tokens back (found in review: an AS restarted on another data directory at the
+      // same address made every revoked token good again, for as long as the resource servers kept its old key). An
+      // entry without a known expiry goes once the server no longer lists it: it could not be dropped otherwise.
+      const wall = now();
+      keepUnlisted(grants, finished.grants, wall + UNLISTED_ENTRY_HORIZON_MS);
+      keepUnlisted(tokens, finished.tokens, wall + UNLISTED_ENTRY_HORIZON_MS);
+      keepUnlisted(keys, finished.keys, wall + UNLISTED_KEY_HORIZON_MS);
+      // A whole list whose cursor is behind the one held started over too (found by a periodic full fetch first).
+      if (cursor < finished.cursorBefore) keysChanged = true;
+      wholeList = undefined;
+      lastFullSyncAt = t;
+    }
     lastSyncAt = t;
     markFirstSync();
     prune(now());
@@ -243,14 +306,14 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     waiters = [];
     for (const resolve of ready) resolve();
     if (keysChanged) for (const listener of [...keyListeners]) listener();
+    return finished !== undefined;
   };
 
   /**
    * What a whole list does to the entries of `map` it no longer names: one without a known expiry goes; the others
    * stay until their expiry, but no later than `horizon`, and at most `maxUnlisted` of them (those that expire last).
    */
-  const keepUnlisted = (map: Map<string, Entry>, listed: readonly string[], horizon: number): void => {
-    const named = new Set(listed);
+  const keepUnlisted = (map: Map<string, Entry>, named: ReadonlySet<string>, horizon: number): void => {
     const kept: Array<[string, number]> = [];
     for (const [id, entry] of map) {
       if (named.has(id)) continue;
@@ -292,7 +355,12 @@ export function createRevocationList(options: RevocationListOptions): Revocation
         if (!news && performance.now() - started < 100) await sleep(minRetryMs, stop);
       } catch (err) {
         if (stop.aborted) break;
-        if (!failing) options.logger?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'revocation list poll failed; retrying');
+        if (!failing) {
+          options.logger?.warn(
+            { err: { name: (err as Error)?.name, message: (err as Error)?.message }, cursor },
+            err instanceof UnfinishedSync ? err.message : 'revocation list poll failed; retrying',
+          );
+        }
         failing = true;
         await sleep(retryMs, stop);
         retryMs = Math.min(retryMs * 2, maxRetryMs);
@@ -378,7 +446,9 @@ export function attachRevocationList(app: FastifyInstance, list: RevocationList,
  * The endpoint's answer (docs/internals.md): `{cursor, grants, tokens,
  * stale_after}`, and `keys` from a server that lists withdrawn signing keys, `tag` from one that names its cursor. An optional `expires_at` object, id → NumericDate, tells
  * when an entry can affect no token any more; entries without it are kept
- * until a full fetch no longer lists them.
+ * until a full fetch no longer lists them. `more: true` from a server that
+ * pages its answers (others follow from `cursor`), `full: true` when the answer
+ * starts the whole list; an older server sends neither.
  */
 function parsePage(body: unknown): Page {
   if (typeof body !== 'object' || body === null) throw new Error('revocation list: not a JSON object');
@@ -404,7 +474,19 @@ function parsePage(body: unknown): Page {
     keys: ids(b.keys, 'keys'),
     staleAfterSec: Math.min(MAX_STALE_AFTER_SEC, Math.max(MIN_STALE_AFTER_SEC, staleAfter)),
     expiresAt,
+    full: b.full === true,
+    more: b.more === true,
   };
+}
+
+/** A sync that stopped at its bound on pages (DEFAULT_MAX_PAGES_PER_SYNC): it goes on after a pause, as after a failed poll. */
+class UnfinishedSync extends Error {
+  override name = 'UnfinishedSync';
+  constructor(pages: number, staleAfterSec: number) {
+    super(
+      `revocation list: the authorization server had more after ${pages} pages in one sync; the rest is fetched after a pause, and tokens are refused once the list is ${staleAfterSec} s old`,
+    );
+  }
 }
 
 function httpUrl(value: string): string | undefined {

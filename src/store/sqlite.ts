@@ -703,30 +703,41 @@ class SqliteStore implements Store {
     return verifyChain(this.all('SELECT * FROM audit_log ORDER BY seq').map(toStoredAudit));
   }
 
-  async revocationsSince(cursor: number, now: number): Promise<RevocationPage> {
+  async revocationsSince(cursor: number, now: number, limit?: number): Promise<RevocationPage> {
+    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit > 0)) throw new RangeError('revocationsSince: limit must be a positive integer');
     // One read transaction, so both reads see the same snapshot (WAL: a reader keeps the snapshot of its
     // first read until it ends). Read apart, another process (`delegate grants revoke`, a second AS) could
     // commit between them, and the cursor would pass rows this page does not hold: a resource server
-    // polling from it would never be sent them.
+    // polling from it would never be sent them. A range of the primary key (seq is the rowid), read at most
+    // `limit` + 1 rows far in listed rows: one more than a page tells whether there is more.
     const [rows, head, atCursor] = this.guarded(() =>
       this.db.transaction(() => {
-        const rows = this.all('SELECT kind, id, keep_until FROM revocations WHERE seq > ? AND keep_until > ? ORDER BY seq', [cursor, now - REVOCATION_LISTED_AFTER_EXPIRY_MS]);
+        const rows = this.all('SELECT seq, kind, id, revoked_at, keep_until FROM revocations WHERE seq > ? AND keep_until > ? ORDER BY seq LIMIT ?', [
+          cursor,
+          now - REVOCATION_LISTED_AFTER_EXPIRY_MS,
+          limit === undefined ? -1 : limit + 1,
+        ]);
         const head = this.get('SELECT seq FROM sqlite_sequence WHERE name = ?', ['revocations']);
         const headSeq = head ? num(head.seq) : 0;
         const at = (seq: number) => (seq > 0 ? this.get('SELECT kind, id, revoked_at FROM revocations WHERE seq = ?', [seq]) : undefined);
         return [rows, { seq: headSeq, row: at(headSeq) }, at(cursor)] as const;
       })(),
     );
+    // With more rows than a page, the cursor is the page's last row's, so that the next page starts after it.
+    const more = limit !== undefined && rows.length > limit;
+    const listed = more ? rows.slice(0, limit) : rows;
+    const end = more ? { seq: num(listed[listed.length - 1]!.seq), row: listed[listed.length - 1] } : head;
     const expiresAt: Record<string, number> = {};
-    for (const r of rows) expiresAt[String(r.id)] = Math.max(expiresAt[String(r.id)] ?? 0, Math.ceil(num(r.keep_until) / 1000));
+    for (const r of listed) expiresAt[String(r.id)] = Math.max(expiresAt[String(r.id)] ?? 0, Math.ceil(num(r.keep_until) / 1000));
     return {
-      cursor: head.seq,
-      ...(head.row ? { tag: revocationTag(head.row) } : {}),
+      cursor: end.seq,
+      ...(end.row ? { tag: revocationTag(end.row) } : {}),
       ...(atCursor ? { sinceTag: revocationTag(atCursor) } : {}),
-      grants: rows.filter((r) => r.kind === 'grant').map((r) => String(r.id)),
-      tokens: rows.filter((r) => r.kind === 'token').map((r) => String(r.id)),
-      keys: rows.filter((r) => r.kind === 'key').map((r) => String(r.id)),
+      grants: listed.filter((r) => r.kind === 'grant').map((r) => String(r.id)),
+      tokens: listed.filter((r) => r.kind === 'token').map((r) => String(r.id)),
+      keys: listed.filter((r) => r.kind === 'key').map((r) => String(r.id)),
       expiresAt,
+      more,
     };
   }
 

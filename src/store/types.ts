@@ -260,7 +260,7 @@ export interface AuditFilter {
 
 /** What resource servers need to refuse revoked tokens (the revocation list). */
 export interface RevocationPage {
-  /** Pass back as `since` to get only what is newer. */
+  /** Pass back as `since` to get only what is newer: the head of the list, or with `more` the last listed row's number. */
   cursor: number;
   /**
    * A digest of the revocation at `cursor` (absent when there is none, or it was swept): passed back with the
@@ -276,6 +276,8 @@ export interface RevocationPage {
   keys: string[];
   /** For each listed id, when the last token it could affect expires (seconds since the epoch): it may be forgotten then. */
   expiresAt: Record<string, number>;
+  /** More rows follow the `limit` listed: ask again from `cursor`. */
+  more: boolean;
 }
 
 /** Why a token or grant no longer holds, or undefined when it does. */
@@ -291,8 +293,11 @@ export interface Store {
   verifyAudit(): Promise<ChainVerdict>;
 
   // Revocation list
-  /** Revocations after `cursor` whose tokens may still be alive at `now` (with a margin for clocks behind the AS's). */
-  revocationsSince(cursor: number, now: number): Promise<RevocationPage>;
+  /**
+   * Revocations after `cursor` whose tokens may still be alive at `now` (with a margin for clocks behind the AS's),
+   * in the order they were made: at most `limit` of them (all when it is omitted), with `more` when others follow.
+   */
+  revocationsSince(cursor: number, now: number, limit?: number): Promise<RevocationPage>;
   /**
    * The number of the latest revocation (the cursor revocationsSince would hand out), read without waiting for the
    * disk: for polling whether anything changed, never for an answer that leaves the process.
