@@ -37,10 +37,7 @@ export async function registerAgent(store: Store, issuer: string, agent: AgentRe
   if (agent.jwks.keys.length === 0) throw new Error('An agent needs a public key to authenticate with.');
   const existing = await store.clientById(agent.clientId);
   if (existing && existing.kind !== 'agent') throw new Error(`The client id ${agent.clientId} belongs to a client that is not an agent.`);
-  const bound = await store.resourceByUrl(resourceUrl);
-  if (bound?.agentClientId && bound.agentClientId !== agent.clientId) {
-    throw new Error(`The resource ${resourceUrl} is already bound to the agent ${bound.agentClientId}.`);
-  }
+  await refuseTakenUrl(store, issuer, agent, resourceUrl);
   // Before anything is written: a key that cannot be named must not leave a registration off the record.
   const thumbprints = record ? await Promise.all(agent.jwks.keys.map((key) => calculateJwkThumbprint(key as JWK))) : [];
 
@@ -106,6 +103,34 @@ export async function registerAgent(store: Store, issuer: string, agent: AgentRe
     );
   }
   return client;
+}
+
+/**
+ * Refuses a URL that is already something else's: the binding would make the agent the recipient of tokens for
+ * that audience (it may introspect and exchange them) and would overwrite that resource's record. Found in review:
+ * an agent registered at the calendar backend's URL (a resource bound to no agent) replaced its record, so that
+ * /authorize, which sends only agents' tokens there, issued a plain user token for the calendar, and the new
+ * agent could introspect and exchange CalendarAgent's calendar tokens. So: the issuer itself; any resource on
+ * record that is not this agent's own, bound to another agent or to none; and any URL an agent reaches downstream
+ * (a calendar backend that is not on record as a resource yet), this one's included. Canonical forms (RFC 8707).
+ */
+async function refuseTakenUrl(store: Store, issuer: string, agent: AgentRegistration, resourceUrl: string): Promise<void> {
+  if (canonicalResource(issuer) === resourceUrl) throw new Error(`The URL ${resourceUrl} is this authorization server's own; an agent needs its own URL.`);
+  const bound = await store.resourceByUrl(resourceUrl);
+  if (bound && bound.agentClientId !== agent.clientId) {
+    throw new Error(
+      bound.agentClientId
+        ? `The resource ${resourceUrl} is already bound to the agent ${bound.agentClientId}.`
+        : `The URL ${resourceUrl} is already a resource of this server (${bound.name}), not an agent's; an agent needs its own URL.`,
+    );
+  }
+  const reaches = (downstream: readonly DownstreamAccess[]) => downstream.some((d) => canonicalResource(d.resource) === resourceUrl);
+  if (reaches(agent.downstream)) throw new Error(`The agent cannot reach its own URL ${resourceUrl} downstream.`);
+  for (const other of await store.listResources()) {
+    if (other.agentClientId !== agent.clientId && reaches(other.downstream)) {
+      throw new Error(`The URL ${resourceUrl} is what the agent ${other.agentClientId ?? other.url} reaches downstream on users' behalf; an agent needs its own URL.`);
+    }
+  }
 }
 
 export async function listAgents(store: Store): Promise<ClientRecord[]> {

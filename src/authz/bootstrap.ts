@@ -2,7 +2,7 @@
 // owner account (with the demo calendar), the calendar backend as a resource,
 // and CalendarAgent as a registered agent bound to its URL. Idempotent: a
 // later start with the same settings changes nothing.
-import { CALENDAR_DETAIL_TYPE, SCOPE_BUSY_READ, SCOPE_FIND_SLOT, SCOPE_FREEBUSY_READ } from '../delegation/index.js';
+import { CALENDAR_DETAIL_TYPE, SCOPE_BUSY_READ, SCOPE_FIND_SLOT, SCOPE_FREEBUSY_READ, canonicalResource } from '../delegation/index.js';
 import type { Store, UserRecord } from '../store/index.js';
 import type { AgentProfile } from './agent-statement.js';
 import { registerAgent } from './agents.js';
@@ -24,6 +24,7 @@ export interface LocalSetup {
 }
 
 export async function bootstrapLocal(store: Store, setup: LocalSetup, now: number): Promise<{ owner: UserRecord }> {
+  await refuseCalendarTaken(store, setup);
   const owner = await ensureOwner(store, setup, now);
   await store.upsertResource({
     url: setup.calendarUrl,
@@ -59,6 +60,24 @@ export async function bootstrapLocal(store: Store, setup: LocalSetup, now: numbe
     now,
   );
   return { owner };
+}
+
+/**
+ * An agent bound to the calendar backend's URL would receive its tokens: introspect them and exchange
+ * CalendarAgent's calendar tokens as their recipient. `agents register` refuses that URL once the backend is on
+ * record (src/authz/agents.ts), not before the first start, nor on a directory where an agent got it before that
+ * refusal. Found in review: setup then put the backend's record back, bound to no agent, and left the agent's own
+ * record bound to the backend. So setup stops and says how to free the URL (a registration elsewhere rebinds it).
+ */
+async function refuseCalendarTaken(store: Store, setup: LocalSetup): Promise<void> {
+  const calendarUrl = canonicalResource(setup.calendarUrl) ?? setup.calendarUrl;
+  const taker = (await store.listClients('agent')).find((c) => c.clientId !== setup.agentClientId && c.resource === calendarUrl);
+  if (taker) {
+    throw new Error(
+      `The agent ${taker.clientId} is bound to ${calendarUrl}, the calendar backend's URL, and would receive its tokens. ` +
+        `Register it at a URL of its own (delegate agents register ${taker.clientId} --url …), or use another --calendar-port.`,
+    );
+  }
 }
 
 async function ensureOwner(store: Store, setup: LocalSetup, now: number): Promise<UserRecord> {

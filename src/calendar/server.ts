@@ -142,6 +142,20 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
       if (err instanceof VerifierUnavailableError) return unavailable(reply, err);
       throw err;
     }
+    // No passthrough (docs/delegation.md): only a token an agent got by exchange (RFC 8693) reaches this backend,
+    // and every such token names its actor (`act`, §4.1) and carries the user's limits for this URL (RFC 9396).
+    // One without either was issued for this audience some other way (found in review: an agent registered at this
+    // URL turned it into an agent's resource, and a public client's token then read it); read without a detail it
+    // would have no lookahead, calendar or window limit at all. An unlimited detail is never implied: refused as
+    // invalid_token (RFC 6750 §3.1), with the challenge like any other.
+    if (typeof claims.act?.sub !== 'string') {
+      return refuse(reply, metadataUrl, new BearerError(401, 'invalid_token', 'The token names no agent acting for the user (act); only a token exchanged by an agent is accepted here.'));
+    }
+    const limits = calendarLimits(claims, resource);
+    if (!limits.ok) return refuse(reply, metadataUrl, new BearerError(401, 'invalid_token', limits.reason));
+    if (!limits.detail) {
+      return refuse(reply, metadataUrl, new BearerError(401, 'invalid_token', "The token carries no calendar limits (authorization_details) for this backend; only a token exchanged by an agent is accepted here."));
+    }
     const sub = claims.sub;
     const window = windowOf(req);
     if ('problem' in window) return sendError(reply, 400, 'invalid_request', window.problem);
@@ -161,8 +175,6 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         return false;
       }
     };
-    const limits = calendarLimits(claims, resource);
-    if (!limits.ok) return refuse(reply, metadataUrl, new BearerError(401, 'invalid_token', limits.reason));
     const inWindow = checkWindow(limits.detail, { from: window.start, to: window.end }, now());
     const permitted = permittedCalendars(limits.detail, selection.calendars);
     const beyond = !inWindow.ok ? inWindow.reason : !permitted.ok ? permitted.reason : undefined;

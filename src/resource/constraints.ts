@@ -17,7 +17,8 @@ export type Limits = { ok: true; detail: CalendarDetail | undefined } | { ok: fa
 
 /**
  * The calendar detail of a token that governs access to `location`. A token
- * with none is limited by its scope alone. A detail that names `location` but
+ * with none is limited by its scope alone (the calendar backend takes no such
+ * token: src/calendar/server.ts). A detail that names `location` but
  * cannot be read, or two that disagree, refuse the token: limits that cannot
  * be understood must not be ignored.
  */

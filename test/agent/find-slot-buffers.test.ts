@@ -21,6 +21,8 @@ const ICS = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//delegate tests//EN', .
 
 async function findSlot(input: Partial<FindSlotInput>, lookaheadDays?: number) {
   const detail = lookaheadDays === undefined ? {} : { authorization_details: [{ type: 'calendar', locations: [CALENDAR_URL], actions: ['freebusy:read'], lookahead_days: lookaheadDays }] };
+  // The exchange always issues a calendar detail for the backend (which takes no token without one), with the lookahead if any.
+  const exchanged = { authorization_details: [{ type: 'calendar', locations: [CALENDAR_URL], actions: ['freebusy:read'], ...(lookaheadDays === undefined ? {} : { lookahead_days: lookaheadDays }) }] };
   const pair = await generateKeyPair('ES256', { extractable: true });
   const publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
   const app = await buildCalendarServer({
@@ -37,7 +39,7 @@ async function findSlot(input: Partial<FindSlotInput>, lookaheadDays?: number) {
   const exchanger = {
     exchange: async () => {
       const iat = Math.floor(NOW / 1000) - 10;
-      const claims = { iss: ISSUER, sub: 'owner', aud: CALENDAR_URL, client_id: 'calendar-agent', scope: 'freebusy:read', iat, exp: iat + 300, jti: randomUUID(), grant_id: 'grt_1', act: { sub: 'calendar-agent', act: { sub: 'delegate-cli' } }, ...detail };
+      const claims = { iss: ISSUER, sub: 'owner', aud: CALENDAR_URL, client_id: 'calendar-agent', scope: 'freebusy:read', iat, exp: iat + 300, jti: randomUUID(), grant_id: 'grt_1', act: { sub: 'calendar-agent', act: { sub: 'delegate-cli' } }, ...exchanged };
       const accessToken = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' }).sign(pair.privateKey);
       return { accessToken, expiresAt: NOW + 300_000, scope: 'freebusy:read' };
     },

@@ -75,7 +75,20 @@ afterAll(async () => {
 
 async function freebusy(sub: string, extra = '') {
   const iat = Math.floor(NOW / 1000);
-  const token = await new SignJWT({ iss: ISSUER, sub, aud: CALENDAR_URL, client_id: 'calendar-agent', scope: 'freebusy:read', iat, exp: iat + 300, jti: randomUUID(), grant_id: 'grt_1' })
+  // As the AS issues it by exchange: the agent in act, and a calendar detail for this backend (here naming no limit).
+  const token = await new SignJWT({
+    iss: ISSUER,
+    sub,
+    aud: CALENDAR_URL,
+    client_id: 'calendar-agent',
+    scope: 'freebusy:read',
+    iat,
+    exp: iat + 300,
+    jti: randomUUID(),
+    grant_id: 'grt_1',
+    act: { sub: 'calendar-agent', act: { sub: 'delegate-cli' } },
+    authorization_details: [{ type: 'calendar', locations: [CALENDAR_URL], actions: ['freebusy:read'], datatypes: ['freebusy'] }],
+  })
     .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
     .sign(key);
   return app.inject({ method: 'GET', url: `/freebusy?from=2022-07-01T00:00:00Z&to=2022-07-10T00:00:00Z${extra}`, headers: { authorization: `Bearer ${token}` } });

@@ -90,6 +90,7 @@ async function token(options: TokenOptions = {}): Promise<string> {
     jti: randomUUID(),
     grant_id: 'grant-1',
     act: { sub: 'calendar-agent', act: { sub: 'delegate-cli' } },
+    authorization_details: [{ type: 'calendar', locations: [CALENDAR_URL], actions: ['freebusy:read'], datatypes: ['freebusy'] }],
     ...options.claims,
   };
   return new SignJWT(claims)

@@ -72,7 +72,7 @@ async function backend(extra: Partial<CalendarServerOptions> = {}): Promise<Fast
   return app;
 }
 
-/** An exchanged calendar token as the AS issues it, carrying the user's limits. */
+/** An exchanged calendar token as the AS issues it, carrying the user's limits (`{}`: a detail naming none). */
 async function token(limits: Record<string, unknown> | undefined, claims: Record<string, unknown> = {}): Promise<string> {
   const iat = Math.floor(NOW / 1000) - 10;
   return new SignJWT({
@@ -132,7 +132,7 @@ describe('the allowed calendars', () => {
     const limited = await freebusy(app, await token({ calendars: ['work'] }), today);
     expect(limited.statusCode).toBe(200);
     expect(limited.json().busy).toEqual([{ start: '2026-11-30T10:00:00Z', end: '2026-11-30T11:00:00Z' }]);
-    const all = await freebusy(app, await token(undefined), today);
+    const all = await freebusy(app, await token({}), today);
     expect(all.json().busy).toEqual([
       { start: '2026-11-30T10:00:00Z', end: '2026-11-30T11:00:00Z' },
       { start: '2026-11-30T13:00:00Z', end: '2026-11-30T14:00:00Z' },
@@ -184,7 +184,7 @@ describe('the audit log', () => {
 
   it('withholds the answer when the read cannot be recorded', async () => {
     const app = await backend({ audit: () => Promise.reject(new Error('disk full')) });
-    const res = await freebusy(app, await token(undefined), today);
+    const res = await freebusy(app, await token({}), today);
     expect(res.statusCode).toBe(503);
     expect(res.json()).toEqual({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/audit log/) });
     expect(res.body).not.toContain('2026-11-30T10:00');
@@ -200,13 +200,13 @@ describe('the revocation list', () => {
     const list = createRevocationList({ issuer: as.issuer });
     const app = await backend({ revocations: list });
     await app.ready();
-    const kept = await token(undefined, { grant_id: 'grt_kept' });
+    const kept = await token({}, { grant_id: 'grt_kept' });
     expect((await freebusy(app, kept, today)).statusCode).toBe(200);
 
     as.revoke('grant', 'grt_gone');
     as.revoke('token', 'at_gone');
     await list.synced();
-    for (const bearer of [await token(undefined, { grant_id: 'grt_gone' }), await token(undefined, { grant_id: 'grt_kept', jti: 'at_gone' })]) {
+    for (const bearer of [await token({}, { grant_id: 'grt_gone' }), await token({}, { grant_id: 'grt_kept', jti: 'at_gone' })]) {
       const res = await freebusy(app, bearer, today);
       expect(res.statusCode).toBe(401);
       expect(res.headers['www-authenticate']).toContain('error="invalid_token"');
@@ -220,7 +220,7 @@ describe('the revocation list', () => {
     as.failWith(500);
     const app = await backend({ revocations: createRevocationList({ issuer: as.issuer, firstSyncTimeoutMs: 100, minRetryMs: 20 }) });
     await app.ready();
-    const res = await freebusy(app, await token(undefined), today);
+    const res = await freebusy(app, await token({}), today);
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toMatch(/^\d+$/);
     expect(res.json().error).toBe('temporarily_unavailable');

@@ -87,6 +87,17 @@ const readAhead = (stack: Stack, token: string, days: number) => {
 };
 const atAgent = (stack: Stack, token: string) => rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
 
+/** The claims a calendar token gets from CalendarAgent's exchange: the backend takes no other (its act, a calendar detail for it). */
+function exchangedForCalendar(calendarUrl: string) {
+  return {
+    aud: calendarUrl,
+    client_id: 'calendar-agent',
+    scope: 'freebusy:read',
+    act: { sub: 'calendar-agent', act: { sub: 'delegate-cli' } },
+    authorization_details: [{ type: 'calendar', locations: [calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'] }],
+  };
+}
+
 /** An exchange asking outright for 30 days ahead under a grant narrowed to 7: 400 invalid_authorization_details, nothing issued (only the assertion's jti spent). */
 async function expectThirtyDaysRefused(stack: Stack, subjectToken: string): Promise<void> {
   const detail = { type: 'calendar', locations: [stack.calendarUrl], actions: ['freebusy:read'], datatypes: ['freebusy'], lookahead_days: 30 };
@@ -237,7 +248,7 @@ describe('tokens presented while the revocation list cannot be had (fail closed)
     agentPort = await freePort();
     const calendarUrl = `http://127.0.0.1:${calendarPort}`;
     const agentUrl = `http://127.0.0.1:${agentPort}/mcp`;
-    issuers.calendar = await testIssuer(endpoint.issuer, { aud: calendarUrl, scope: 'freebusy:read' });
+    issuers.calendar = await testIssuer(endpoint.issuer, exchangedForCalendar(calendarUrl));
     issuers.agent = await testIssuer(endpoint.issuer, { aud: agentUrl });
     const identity = await loadOrCreateAgentKey(join(dir, 'agent-key.json'));
     apps.push(
@@ -324,7 +335,7 @@ describe('a calendar whose recurrence rule would hold the backend (from 1900, ev
   async function start(onCalendarError: 'fail' | 'skip'): Promise<void> {
     const port = await freePort();
     origin = `http://127.0.0.1:${port}`;
-    issuer = await testIssuer('http://127.0.0.1:9', { aud: origin, scope: 'freebusy:read' });
+    issuer = await testIssuer('http://127.0.0.1:9', exchangedForCalendar(origin));
     app = await buildCalendarServer({
       resourceUrl: origin,
       issuer: issuer.issuer,

@@ -14,7 +14,7 @@ import { describeAgent, listAgents, registerAgent } from '../../authz/agents.js'
 import type { AgentProfile, AgentVerification } from '../../authz/agent-statement.js';
 import { DEFAULT_HOST, DEFAULT_PORTS, urlsFor, type Paths } from '../../config.js';
 import type { ClientRecord, Store } from '../../store/index.js';
-import { SCOPE_FREEBUSY_READ } from '../../delegation/index.js';
+import { SCOPE_FREEBUSY_READ, canonicalResource } from '../../delegation/index.js';
 import { readAgentPublicKey } from '../agent-key.js';
 import { CommandFailed, EXIT_ERROR, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -52,7 +52,12 @@ export async function agentsRegisterCommand(args: RegisterAgentArgs, io: CliIo):
     limitations: args.limitations,
   };
   const { client, issuer } = await withStore(args.paths, async (store) => {
-    const issuer = args.issuer ?? (await issuerOnRecord(store));
+    const servedBy = await issuerOnRecord(store);
+    const issuer = args.issuer ?? servedBy;
+    // registerAgent refuses the issuer it signs for; an --auth-port of another server leaves this one's to check here.
+    if (canonicalResource(args.url) === canonicalResource(servedBy)) {
+      throw new CommandFailed(`The URL ${servedBy} is the authorization server's own, at which this data directory's servers run; an agent needs its own URL.`);
+    }
     const client = await registerAgent(
       store,
       issuer,

@@ -1,0 +1,162 @@
+// Binding an agent to a URL that is something else's, and the calendar
+// backend's own refusal of any token that did not come from an agent's
+// exchange. Found in review: `delegate agents register evil --url <the
+// calendar backend>` succeeded and replaced the backend's resource record
+// (bound to no agent) with evil's, so /authorize, which sends only agents'
+// tokens there, issued a public client a plain user token for the calendar
+// (no `act`, no authorization_details), which the backend read with no
+// lookahead, calendar or window limit; evil could also introspect and exchange
+// CalendarAgent's calendar tokens. The three servers as the CLI builds them,
+// on ephemeral loopback ports; the command runs in-process on their data
+// directory, as an administrator would run it.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT, decodeJwt, exportJWK, generateKeyPair, importJWK, type CryptoKey } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/program.js';
+import { bootstrap, closeAll, openDataStore } from '../../src/cli/servers.js';
+import { resolvePaths } from '../../src/config.js';
+import { ownerApproves } from '../support/owner-flow.js';
+import { freePort } from '../support/ports.js';
+import { fakeIo } from '../cli/fake-io.js';
+import {
+  atCalendar,
+  expectInvalidToken,
+  fingerprint,
+  issuerSigningKey,
+  stateChangedBy,
+  startStack,
+  userAndCalendarToken,
+  type Stack,
+} from './stack.js';
+
+let stack: Stack;
+let keyFile: string;
+
+beforeAll(async () => {
+  stack = await startStack();
+  const { publicKey } = await generateKeyPair('ES256', { extractable: true });
+  keyFile = join(stack.home, 'evil.pub.json');
+  await writeFile(keyFile, JSON.stringify(await exportJWK(publicKey)), { mode: 0o600 });
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+async function cliIn(home: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const io = fakeIo({ DELEGATE_HOME: home, NO_COLOR: '1' }, Date.now);
+  const code = await runCli(args, io);
+  return { code, out: io.out, err: io.err };
+}
+
+const registerIn = (home: string, id: string, url: string, ...more: string[]) =>
+  cliIn(home, 'agents', 'register', id, '--url', url, '--key', keyFile, '--name', 'Helper', '--operator', 'Ops', '--contact', 'ops@example.com', '--description', 'Drafts agendas', '--scope', 'freebusy:read', ...more);
+const register = (id: string, url: string, ...more: string[]) => registerIn(stack.home, id, url, ...more);
+
+describe('agents register at a URL that is not free for an agent', () => {
+  it('the calendar backend’s URL (any spelling of it): exit 1 naming it, nothing stored, and the backend still takes no user token', async () => {
+    for (const url of [stack.calendarUrl, `${stack.calendarUrl}/`, stack.calendarUrl.replace('http://', 'HTTP://')]) {
+      const { result, changed } = await stateChangedBy(stack, () => register('evil', url, '--auth-port', String(stack.ports.auth)));
+      expect(result.code, url).toBe(1);
+      expect(result.err, url).toMatch(new RegExp(`^delegate: The URL ${stack.calendarUrl} is already a resource of this server \\(Calendar\\), not an agent's`));
+      expect(result.out).toBe('');
+      expect(changed, url).toEqual([]);
+    }
+    expect(await stack.store.clientById('evil')).toBeUndefined();
+    expect((await stack.store.resourceByUrl(stack.calendarUrl))?.agentClientId).toBeNull();
+    // What the registration opened before: the owner's approval of a public client for the calendar itself.
+    await expect(ownerApproves({ ...stack, agentUrl: stack.calendarUrl })).rejects.toThrow(/consent page: HTTP|consent gave no code/);
+  });
+
+  it('the authorization server’s own URL, signed for it or (--auth-port) for another: exit 1, nothing stored', async () => {
+    for (const more of [[], ['--auth-port', String(stack.ports.auth)], ['--auth-port', String(await freePort())]]) {
+      const { result, changed } = await stateChangedBy(stack, () => register('evil', stack.issuer, ...more));
+      expect(result.code, more.join(' ')).toBe(1);
+      expect(result.err, more.join(' ')).toMatch(new RegExp(`^delegate: The URL ${stack.issuer} is (this|the) authorization server's own`));
+      expect(changed, more.join(' ')).toEqual([]);
+    }
+    expect(await stack.store.clientById('evil')).toBeUndefined();
+    expect(await stack.store.resourceByUrl(stack.issuer)).toBeUndefined();
+  });
+
+  it('a URL an agent reads downstream on users’ behalf, not on record as a resource: exit 1, nothing stored; the control registers', async () => {
+    const downstream = `http://127.0.0.1:${await freePort()}/calendar`;
+    const reader = await register('reader', `http://127.0.0.1:${await freePort()}/mcp`, '--calendar-url', downstream);
+    expect(reader.code, reader.err).toBe(0);
+    const { result, changed } = await stateChangedBy(stack, () => register('evil', downstream));
+    expect(result.code).toBe(1);
+    expect(result.err).toMatch(new RegExp(`^delegate: The URL ${downstream} is what the agent reader reaches downstream`));
+    expect(changed).toEqual([]);
+    // The same for CalendarAgent's own calendar backend read as a downstream, and an agent naming itself downstream.
+    const self = `http://127.0.0.1:${await freePort()}/self`;
+    const before = fingerprint(stack);
+    expect((await register('evil', self, '--calendar-url', self)).code).toBe(1);
+    expect(fingerprint(stack)).toEqual(before);
+    expect(await stack.store.clientById('evil')).toBeUndefined();
+    // The control: an agent re-registered at its own URL, and a new one at a free URL.
+    expect((await register('reader', String((await stack.store.clientById('reader'))!.resource), '--calendar-url', downstream)).code).toBe(0);
+    expect((await register('evil', `http://127.0.0.1:${await freePort()}/mcp`)).code).toBe(0);
+  });
+});
+
+describe('an agent bound to the calendar backend’s URL before the first start (nothing on record to refuse it then)', () => {
+  it('setup stops naming the agent and how to free the URL, changing nothing; once it is registered elsewhere, setup runs and the backend is bound to no agent', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'delegate-bind-'));
+    const paths = resolvePaths({ DELEGATE_HOME: home });
+    const ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
+    const urls = { issuer: `http://127.0.0.1:${ports.auth}`, calendarUrl: `http://127.0.0.1:${ports.calendar}`, agentUrl: `http://127.0.0.1:${ports.agent}/mcp` };
+    try {
+      const early = await registerIn(home, 'evil', urls.calendarUrl, '--auth-port', String(ports.auth));
+      expect(early.code, early.err).toBe(0);
+      const store = openDataStore(paths);
+      try {
+        const { result, changed } = await stateChangedBy({ paths }, () => bootstrap(store, paths, urls, Date.now()).then(() => 'set up', (err: Error) => err.message));
+        expect(result).toBe(`The agent evil is bound to ${urls.calendarUrl}, the calendar backend's URL, and would receive its tokens. Register it at a URL of its own (delegate agents register evil --url …), or use another --calendar-port.`);
+        expect(changed).toEqual([]);
+        // The way out it names.
+        const elsewhere = `http://127.0.0.1:${await freePort()}/mcp`;
+        expect((await registerIn(home, 'evil', elsewhere, '--auth-port', String(ports.auth))).code).toBe(0);
+        await bootstrap(store, paths, urls, Date.now());
+        expect((await store.clientById('evil'))?.resource).toBe(elsewhere);
+        expect((await store.resourceByUrl(urls.calendarUrl))?.agentClientId).toBeNull();
+      } finally {
+        await closeAll([], store);
+      }
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the calendar backend takes only tokens an agent got by exchange', () => {
+  /** CalendarAgent's real calendar token with `claims` changed (undefined removes one), signed with the AS's own key. */
+  async function calendarTokenWith(calendarToken: string, claims: Record<string, unknown>): Promise<string> {
+    const { kid, privateJwk } = await issuerSigningKey(stack);
+    const payload: Record<string, unknown> = { ...decodeJwt(calendarToken), jti: `at_${crypto.randomUUID()}`, ...claims };
+    for (const [name, value] of Object.entries(payload)) if (value === undefined) delete payload[name];
+    return new SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid }).sign((await importJWK(privateJwk, 'ES256')) as CryptoKey);
+  }
+
+  it('a calendar-audience token without act, or without a calendar detail for this URL: 401 invalid_token with the challenge, nothing read or recorded', async () => {
+    const { calendarToken } = await userAndCalendarToken(stack);
+    // The control: the token as the exchange issued it.
+    expect((await atCalendar(stack, calendarToken)).status).toBe(200);
+    const elsewhere = [{ type: 'calendar', locations: ['http://127.0.0.1:9/calendar'], actions: ['freebusy:read'], datatypes: ['freebusy'] }];
+    const cases: Array<[string, Record<string, unknown>]> = [
+      ['no act', { act: undefined }],
+      ['no authorization_details', { authorization_details: undefined }],
+      ['authorization_details for another calendar only', { authorization_details: elsewhere }],
+      ['no act and no authorization_details (a user token issued for the calendar)', { act: undefined, authorization_details: undefined, client_id: 'cli_public' }],
+    ];
+    for (const [name, claims] of cases) {
+      const token = await calendarTokenWith(calendarToken, claims);
+      const { result: res, changed } = await stateChangedBy(stack, () => atCalendar(stack, token));
+      expectInvalidToken(res, name);
+      expect(String(res.headers['www-authenticate']), name).toContain(`resource_metadata="${stack.calendarUrl}/.well-known/oauth-protected-resource"`);
+      expect((res.json() as { error: string }).error, name).toBe('invalid_token');
+      expect(changed, name).toEqual([]);
+    }
+  });
+});
