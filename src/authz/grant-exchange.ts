@@ -160,8 +160,13 @@ async function exchangeVerified(ctx: AuthContext, client: ClientRecord, agentRes
   await auditExchange(ctx, subject, issued.claims, mayAct, target);
   return {
     access_token: issued.token,
+    // RFC 8693 §2.2.1: a token that is not usable as an access token has token_type N_A. A handed token (may_act) is
+    // usable only as the named agent's subject token here: every resource server refuses it (src/resource/bearer.ts).
+    // Found in review: it was answered "Bearer". It stays an access token in kind (§3: an OAuth 2.0 access token
+    // issued by this server, RFC 9068, which a later exchange names as subject_token_type access_token), and
+    // access_token is also the only requested_token_type accepted above, so the answer never contradicts a request.
     issued_token_type: TOKEN_TYPE_ACCESS_TOKEN,
-    token_type: 'Bearer',
+    token_type: mayAct ? 'N_A' : 'Bearer',
     expires_in: issued.claims.exp - iat,
     scope: issued.claims.scope,
     authorization_details: [narrowed],

@@ -11,7 +11,7 @@ import { registerTestAgent, startTestAuthz, type TestAuthz } from '../support/au
 import { obtainTokens } from '../authz/helpers.js';
 import { postForm } from '../support/oauth-flow.js';
 import { mcpHeaders, rawRequest } from '../agent/http.js';
-import { atAgent as atAgentOf, atCalendar as atCalendarOf, auditSince, exchangeAsAgent, expectExchangeRefusedOnly, expectInvalidToken, issuerSigningKey, lastAuditSeq, queryRows, refusedSoon, rowCounts, startStack, stateChangedBy, userAndCalendarToken, userTokens, type Stack, type UserTokens } from './stack.js';
+import { ACCESS_TOKEN_TYPE, atAgent as atAgentOf, atCalendar as atCalendarOf, auditSince, exchangeAsAgent, expectExchangeRefusedOnly, expectInvalidToken, issuerSigningKey, lastAuditSeq, queryRows, refusedSoon, rowCounts, startStack, stateChangedBy, userAndCalendarToken, userTokens, type Stack, type UserTokens } from './stack.js';
 
 let stack: Stack;
 let user: UserTokens;
@@ -198,6 +198,18 @@ describe('a handed token (may_act) used as it is, without the exchange', () => {
     expect((await atCalendar(String(hop2.body.access_token))).status).toBe(200);
     const reads = (await auditSince(stack, seq)).filter((r) => r.event === 'freebusy_read');
     expect(reads.map((r) => r.actors)).toEqual([[helper.clientId, 'calendar-agent', user.clientId, String(decodeJwt(user.accessToken).sub)]]);
+  });
+
+  // RFC 8693 §2.2.1: "If the issued token is not an access token or usable as an access token, then the token_type
+  // value N_A is used." Found in review: the handed token, which no resource server takes, was answered "Bearer".
+  it('is answered with token_type N_A, not Bearer; the sub-agent’s own exchange, usable at the backend, with Bearer', async () => {
+    const hop1 = await exchangeAsAgent(stack, user.accessToken, { may_act: helper.clientId });
+    expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
+    expect(hop1.body).toMatchObject({ token_type: 'N_A', issued_token_type: ACCESS_TOKEN_TYPE });
+    const hop2 = await exchangeAsAgent(stack, String(hop1.body.access_token), {}, helper);
+    expect(hop2.status, JSON.stringify(hop2.body)).toBe(200);
+    expect(hop2.body).toMatchObject({ token_type: 'Bearer', issued_token_type: ACCESS_TOKEN_TYPE });
+    expect((await atCalendar(String(hop2.body.access_token))).status).toBe(200);
   });
 
   it('is still refused at the backend after the owner narrows the grant to depth 1, when the sub-agent’s exchange is refused too', async () => {
