@@ -2,14 +2,15 @@
 // bound to its client, redirect URI, PKCE verifier and resource. A replayed
 // code revokes the tokens it issued (RFC 6749 §4.1.2). A request that proves
 // it is the owner's CLI (owner_assertion, owner-proof.ts) gets tokens only for
-// a code the owner approved.
-import { GRANT_TYPE_REFRESH_TOKEN, canonicalResource } from '../delegation/index.js';
+// a code the owner approved. The tokens hold the code's scope as far as the
+// grant, read when the code is redeemed, still allows it.
+import { GRANT_TYPE_REFRESH_TOKEN, canonicalResource, formatScope, parseScope } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { AuditEventInput, ClientRecord } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidTargetError } from './errors.js';
-import { GRANT_READINGS, mintUserTokens, tokenResponse, type IssuedPair } from './issue.js';
+import { GRANT_READINGS, mintUserTokens, scopeUnder, tokenResponse, type IssuedPair } from './issue.js';
 import { ownerAsserted, refuseUnlessOwners } from './owner-proof.js';
 import { required, single, singleTarget } from './params.js';
 import { checkVerifier } from './policy/pkce.js';
@@ -63,10 +64,13 @@ export async function redeemAuthorizationCode(
 
   // A refresh token only for a client registered for the refresh grant (RFC 7591 §2; token.ts refuses the others
   // that grant), so that none is issued, or kept, that its holder may not use.
-  const refreshScope = client.grantTypes.includes(GRANT_TYPE_REFRESH_TOKEN) ? record.scope : null;
+  const refreshes = client.grantTypes.includes(GRANT_TYPE_REFRESH_TOKEN);
   let pair: IssuedPair;
   for (let reading = 1; ; reading++) {
-    pair = await mintUserTokens(ctx, grant, record.familyId, record.scope, refreshScope);
+    // The code's scope cut down to the grant's as it stands, for both tokens (defence in depth, as the refresh grant
+    // does: found in review, s18, a code minted the scope recorded at approval whatever the grant had become since).
+    const scope = formatScope(scopeUnder(grant, parseScope(record.scope), undefined, 'authorization code'));
+    pair = await mintUserTokens(ctx, grant, record.familyId, scope, refreshes ? scope : null);
     // A replay racing the first redemption is found here, inside its transaction: it revokes the family and is recorded there
     // (found in review: of 4 concurrent redemptions of one code, the losers revoked the family with no code_replay record).
     // So is a grant revoked, or changed by a consent, while the tokens were signed (found in review: a code redeemed

@@ -11,7 +11,7 @@ import type { ClientRecord, GrantRecord, RefreshTokenRecord, RotateRefreshResult
 import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidScopeError, InvalidTargetError } from './errors.js';
-import { GRANT_READINGS, mintUserTokens, tokenResponse, type IssuedPair } from './issue.js';
+import { GRANT_READINGS, mintUserTokens, scopeUnder, tokenResponse, type IssuedPair } from './issue.js';
 import { required, single, singleTarget } from './params.js';
 
 /** The client closed its connection before its refresh was carried out: nothing was changed, and no answer can reach it. */
@@ -48,7 +48,7 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
   for (let reading = 1; ; reading++) {
     const now = ctx.now();
     if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this token has ended.');
-    const scopes = scopeUnder(grant, parseScope(record.scope), asked);
+    const scopes = scopeUnder(grant, parseScope(record.scope), asked, 'refresh token');
     const result = await rotate(ctx, client, { tokenHash, record, scopes, grant, now }, clientGone);
     if (result.status !== 'grant_changed') return answer(ctx, result.status, result.pair);
     // A consent changed the grant (narrowed it: 30 days ahead down to 7) while the token was signed under the old
@@ -58,25 +58,6 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
     if (reading >= GRANT_READINGS) throw new InvalidGrantError('The delegation changed while this refresh was carried out; try again.');
     grant = await ctx.store.grantById(record.grantId);
   }
-}
-
-/**
- * The access token's scope under `grant` as read: RFC 6749 §6 says the refreshed scope MUST NOT include any scope
- * not granted by the resource owner, so the refresh token's recorded scope (`held`) is cut down to the grant's as it
- * stands. Nothing narrows a grant's scope today (a consent only adds to it), so this is defence in depth: a grant
- * narrowed later binds the next refresh. The store's rotation compares the grant's scope with the one read here
- * (grant_changed), so a narrowing in between is read again. A `scope` asked for beyond the grant is invalid_scope;
- * a grant that holds none of the token's scope any longer ends it for this token (invalid_grant: authorize again).
- */
-function scopeUnder(grant: GrantRecord, held: string[], asked: string[] | undefined): string[] {
-  const granted = parseScope(grant.scope);
-  if (asked !== undefined) {
-    if (!isSubset(asked, granted)) throw new InvalidScopeError('The requested scope exceeds the one granted.');
-    return asked;
-  }
-  const kept = held.filter((s) => granted.includes(s));
-  if (held.length > 0 && kept.length === 0) throw new InvalidGrantError('The delegation no longer allows the scope this refresh token was issued for; authorize again.');
-  return kept;
 }
 
 /** Mints a pair under `grant` as read, and rotates the presented token to it in the store. */

@@ -1,13 +1,14 @@
 // Minting the pair a user's client receives: a signed access token for the
 // grant's resource and, for a client registered for the refresh grant, a fresh
 // opaque refresh token (stored hashed), with the records the store keeps of
-// both. Shared by the code and refresh grants.
-import { REFRESH_TOKEN_PREFIX } from '../delegation/index.js';
+// both, under a scope that never holds more than the grant as it stands.
+// Shared by the code and refresh grants.
+import { REFRESH_TOKEN_PREFIX, isSubset, parseScope } from '../delegation/index.js';
 import type { GrantRecord, IssuedTokenRecord, RefreshTokenRecord } from '../store/index.js';
 import { signAccessToken, type SignedAccessToken } from './access-token.js';
 import type { AuthContext } from './context.js';
 import { hashSecret, randomSecret } from './crypto.js';
-import { InvalidGrantError } from './errors.js';
+import { InvalidGrantError, InvalidScopeError } from './errors.js';
 import { takesUserTokens, unreachedLocations } from './grant-policy.js';
 
 /**
@@ -15,6 +16,27 @@ import { takesUserTokens, unreachedLocations } from './grant-policy.js';
  * between the reading and the recording of the tokens (the store refuses to record them then: grant_changed).
  */
 export const GRANT_READINGS = 2;
+
+/**
+ * The scope a token minted under `grant` as read may carry: what the code or refresh token holds (`held`, the scope
+ * recorded when it was issued) cut down to the grant's as it stands. RFC 6749 §6 says a refreshed scope MUST NOT
+ * include any scope not granted by the resource owner; a code approved before its grant was narrowed is bound the
+ * same way. Nothing narrows a grant's scope today (a consent only adds to it), so this is defence in depth: a grant
+ * narrowed later binds the next redemption or refresh. The store compares the grant's scope with the one read here
+ * when it records the tokens (grant_changed), so a narrowing in between is read again. A `scope` asked for (a
+ * refresh's) beyond the grant is invalid_scope; a grant that holds none of `held` any longer ends it for this
+ * code or token (invalid_grant: authorize again). `heldBy` names it in that refusal.
+ */
+export function scopeUnder(grant: GrantRecord, held: string[], asked: string[] | undefined, heldBy: 'authorization code' | 'refresh token'): string[] {
+  const granted = parseScope(grant.scope);
+  if (asked !== undefined) {
+    if (!isSubset(asked, granted)) throw new InvalidScopeError('The requested scope exceeds the one granted.');
+    return asked;
+  }
+  const kept = held.filter((s) => granted.includes(s));
+  if (held.length > 0 && kept.length === 0) throw new InvalidGrantError(`The delegation no longer allows the scope this ${heldBy} was issued for; authorize again.`);
+  return kept;
+}
 
 export interface IssuedPair {
   access: SignedAccessToken;
@@ -26,8 +48,8 @@ export interface IssuedPair {
 }
 
 /**
- * `scope` is the access token's; `refreshScope` the new refresh token's: the scope of the code redeemed, or of
- * the refresh token presented, never the grant's. The grant may have grown since through another family (a
+ * `scope` is the access token's; `refreshScope` the new refresh token's: the scope of the code redeemed (cut down
+ * to the grant's, scopeUnder), or of the refresh token presented, never the grant's. The grant may have grown since through another family (a
  * step-up), and RFC 6749 §6 requires a new refresh token's scope to be identical to the presented one's.
  * Null mints no refresh token.
  */

@@ -174,6 +174,36 @@ describe('device authorization grant', () => {
     expect(refreshed.body.scope).toBe('slots:find');
   });
 
+  // The poll redeems the device request's code through the code grant's path, so it is bound the same way: found in
+  // review (s18), a code minted the scope recorded at approval whatever the grant had become. No command or page
+  // narrows a grant's scope today, so the grant row is narrowed through the Store API between approval and the poll.
+  it('mints under the grant’s current scope when the grant was narrowed between approval and the poll, and refuses when it holds none of the request’s', async () => {
+    const approvedDevice = async (scope: string) => {
+      const clientId = await registerDeviceClient();
+      const res = await postForm(`${authz.issuer}/device_authorization`, { client_id: clientId, resource: authz.agentUrl, scope });
+      const device = res.body as { device_code: string; verification_uri_complete: string };
+      await decide(device.verification_uri_complete, 'approve');
+      const grant = (await authz.store.activeGrant(authz.ownerId, clientId, authz.agentUrl, clock))!;
+      expect(grant.scope).toBe(scope);
+      return { clientId, device, grant };
+    };
+    const wide = await approvedDevice('slots:find busy:read');
+    await authz.store.updateGrant({ ...wide.grant, scope: 'slots:find' }, clock);
+    const tokens = await poll(wide.clientId, wide.device.device_code);
+    expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+    expect(tokens.body.scope).toBe('slots:find');
+    expect(decodeJwt(String(tokens.body.access_token)).scope).toBe('slots:find');
+    const refreshed = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(tokens.body.refresh_token), client_id: wide.clientId });
+    expect(refreshed.body.scope).toBe('slots:find');
+
+    const narrow = await approvedDevice('slots:find');
+    await authz.store.updateGrant({ ...narrow.grant, scope: 'busy:read' }, clock);
+    const none = await poll(narrow.clientId, narrow.device.device_code);
+    expect([none.status, none.body.error]).toEqual([400, 'invalid_grant']);
+    expect(none.body.access_token).toBeUndefined();
+    expect((await authz.store.listAudit()).filter((r) => r.event === 'token_issued' && r.client === narrow.clientId)).toEqual([]);
+  });
+
   it('gives a client registered without the refresh_token grant no refresh token, and stores none', async () => {
     const reg = await postJson(`${authz.issuer}/register`, { client_name: 'device only', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: ['http://127.0.0.1/callback'] });
     expect(reg.status, JSON.stringify(reg.body)).toBe(201);

@@ -148,6 +148,36 @@ describe('authorization_code grant', () => {
     const unknown = await postForm(`${authz.issuer}/token`, { grant_type: 'password', client_id: code.clientId, username: 'a', password: 'b' });
     expect(unknown.body.error).toBe('unsupported_grant_type');
   });
+
+  // Defence in depth, as for the refresh grant (RFC 6749 §6): a code mints under the grant as it stands when it is
+  // redeemed, not under the scope recorded when it was approved. No command or page narrows a grant's scope today (a
+  // consent only adds to it), so the grant row is narrowed through the Store API between approval and redemption.
+  // Found in review (s18): the code minted its recorded scope whatever the grant had become.
+  it('mints under the grant’s current scope when the grant was narrowed between approval and redemption, and refuses a code the grant holds nothing of', async () => {
+    const wide = await ownerApproves(authz, { redirectUri: REDIRECT, scope: 'slots:find busy:read' });
+    const code = (await authz.store.authCodeByHash(hashSecret(wide.code)))!;
+    expect(code.scope).toBe('slots:find busy:read');
+    const grant = (await authz.store.grantById(code.grantId))!;
+    await authz.store.updateGrant({ ...grant, scope: 'slots:find' }, Date.now());
+
+    const tokens = await redeem(authz, wide);
+    expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+    expect(tokens.body.scope).toBe('slots:find');
+    expect(decodeJwt(String(tokens.body.access_token)).scope).toBe('slots:find');
+    // The refresh token too: it was never the grant's to give (a later widening gives it back only through a consent).
+    expect((await authz.store.refreshTokenByHash(hashSecret(String(tokens.body.refresh_token))))?.scope).toBe('slots:find');
+    const issued = (await authz.store.listAudit()).filter((r) => r.event === 'token_issued' && r.client === wide.clientId);
+    expect(issued.map((r) => r.detail)).toEqual([expect.objectContaining({ grant_type: 'authorization_code', scope: 'slots:find' })]);
+
+    // A grant left with none of the code's scope: invalid_grant, nothing issued or recorded.
+    const narrow = await ownerApproves(authz, { redirectUri: REDIRECT, scope: 'slots:find' });
+    const narrowCode = (await authz.store.authCodeByHash(hashSecret(narrow.code)))!;
+    await authz.store.updateGrant({ ...(await authz.store.grantById(narrowCode.grantId))!, scope: 'busy:read' }, Date.now());
+    const none = await redeem(authz, narrow);
+    expect([none.status, none.body.error]).toEqual([400, 'invalid_grant']);
+    expect(none.body.access_token).toBeUndefined();
+    expect((await authz.store.listAudit()).filter((r) => r.event === 'token_issued' && r.client === narrow.clientId)).toEqual([]);
+  });
 });
 
 describe('a client registered without the refresh_token grant', () => {
