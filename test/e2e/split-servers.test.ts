@@ -137,6 +137,43 @@ describe('serve-auth restarted while the split calendar backend and CalendarAgen
     expect(moved.stderr()).toContain(`authorization server  http://127.0.0.1:${elsewhere}\n`);
   }, 90_000);
 
+  // Found in review (s18): the recorded calendar and agent URLs were kept only when their host name was --host's
+  // exactly, while the issuer's rule (above) takes `localhost` for a loopback --host; restarted without the flags
+  // on the default --host, serve-auth fell back to the default ports' URLs and was refused (exit 1) while the parts
+  // bound to the recorded ones ran. One rule now for all three.
+  it('without --calendar-url keeps the calendar backend on record at http://localhost:<port> on the default --host, and find-slot goes on with the tokens it holds', async () => {
+    const calendar = `http://localhost:${ports.calendar}`;
+    const auth = await serve(['serve-auth', '--port', String(ports.auth), '--calendar-url', calendar, '--agent-url', urls().agent]);
+    await serve(['serve-calendar', '--host', 'localhost', '--port', String(ports.calendar), '--auth-url', urls().issuer]);
+    await serve(['serve-agent', '--port', String(ports.agent), '--auth-url', urls().issuer, '--calendar-url', calendar]);
+    expect((await findSlot()).code).toBe(0);
+    await stop(auth);
+
+    const restarted = await serve(['serve-auth', '--port', String(ports.auth)]);
+    expect(restarted.stderr()).toContain(`issues tokens for     ${urls().agent} and ${calendar}\n`);
+    const slot = await findSlot();
+    expect(slot.code, slot.stderr).toBe(0);
+    expect(slot.stderr).not.toContain('open this link'); // the token from before the restart, not a new sign-in
+  }, 90_000);
+
+  // CalendarAgent at a localhost URL (serve-agent --host localhost) is out of find-slot's reach (it calls
+  // 127.0.0.1, and the SDK holds the agent's metadata to that origin), so this one stops at the restart.
+  it('without --agent-url keeps CalendarAgent on record at http://localhost:<port>/mcp on the default --host while it runs there', async () => {
+    const local = { issuer: `http://localhost:${ports.auth}`, calendar: `http://localhost:${ports.calendar}`, agent: `http://localhost:${ports.agent}/mcp` };
+    const auth = await serve(['serve-auth', '--port', String(ports.auth), '--issuer', local.issuer, '--calendar-url', local.calendar, '--agent-url', local.agent]);
+    await serve(['serve-calendar', '--host', 'localhost', '--port', String(ports.calendar), '--auth-url', local.issuer]);
+    await serve(['serve-agent', '--host', 'localhost', '--port', String(ports.agent), '--auth-url', local.issuer, '--calendar-url', local.calendar]);
+    await stop(auth);
+
+    const restarted = await serve(['serve-auth', '--port', String(ports.auth)]);
+    expect(restarted.stderr()).toContain(`authorization server  ${local.issuer}\n`);
+    expect(restarted.stderr()).toContain(`issues tokens for     ${local.agent} and ${local.calendar}\n`);
+    const agents = await runCli(['agents', 'list'], home);
+    expect(agents.code, agents.stderr).toBe(0);
+    expect(agents.stdout).toContain(local.agent);
+    expect(agents.stdout).not.toContain(':8412/mcp');
+  }, 90_000);
+
   it('with URLs other than those they run on is refused, exit 1, naming where they run; nothing is re-bound', async () => {
     const auth = await splitServers();
     await stop(auth);

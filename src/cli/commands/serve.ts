@@ -82,38 +82,44 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
 /**
  * The addresses serve-auth runs with: its issuer, and the resources it issues
  * tokens for. --issuer, --calendar-url and --agent-url, else those this data
- * directory's CalendarAgent is bound to (a restart without them keeps the split
- * servers that run working; found in review, it re-bound the agent to the
- * default ports), else the defaults for --host and --port.
+ * directory's CalendarAgent is bound to when they name servers on this host
+ * (onRecordHere; a restart without them keeps the split servers that run
+ * working; found in review, it re-bound the agent to the default ports), else
+ * the defaults for --host and --port.
  */
 async function resourceUrlsFor(store: Store, options: ServeAuthOptions): Promise<{ issuer: string; calendarUrl: string; agentUrl: string }> {
   const defaults = urlsFor({ ...DEFAULT_PORTS, auth: options.port }, options.host);
   const given = options.issuer !== undefined && options.calendarUrl !== undefined && options.agentUrl !== undefined;
   const recorded = given ? undefined : await recordedBindings(store, (await agentIdentity(options.paths)).clientId);
-  // A recorded address on another host than this start's (--host) is not where its servers will be now: found in
-  // review, `serve-auth --host 127.0.0.2` on a directory used on 127.0.0.1 bound CalendarAgent to the old host.
-  const onThisHost = (url: string | undefined, like: string) => (url !== undefined && new URL(url).hostname === new URL(like).hostname ? url : undefined);
   return {
-    issuer: options.issuer ?? thisServersIssuer(recorded?.issuer, defaults.issuer) ?? defaults.issuer,
-    calendarUrl: options.calendarUrl ?? onThisHost(recorded?.calendarUrl, defaults.calendarUrl) ?? defaults.calendarUrl,
-    agentUrl: options.agentUrl ?? onThisHost(recorded?.agentUrl, defaults.agentUrl) ?? defaults.agentUrl,
+    issuer: options.issuer ?? onRecordHere(recorded?.issuer, defaults.issuer, 'this server') ?? defaults.issuer,
+    calendarUrl: options.calendarUrl ?? onRecordHere(recorded?.calendarUrl, defaults.calendarUrl, 'its own server') ?? defaults.calendarUrl,
+    agentUrl: options.agentUrl ?? onRecordHere(recorded?.agentUrl, defaults.agentUrl, 'its own server') ?? defaults.agentUrl,
   };
 }
 
+/** The host names --host may take for which `localhost` names the same server: the loopback addresses it resolves to. */
+const LOOPBACK_HOSTS = ['127.0.0.1', '[::1]'];
+
 /**
- * The issuer on record, when it names this server: its scheme and port (--port), and its host (--host), or
- * `localhost` for a loopback --host, since this server answers that name too (src/http/app.ts). Found in review
- * (s18): `serve-auth --issuer http://localhost:<port>` restarted without --issuer took http://127.0.0.1:<port>;
- * with the split calendar backend and CalendarAgent running it was refused, naming addresses that had not changed,
- * and with them stopped it re-bound the agent to the new issuer, so the parts started again as before failed
- * every call, and no token issued before verified (their `iss`). An issuer on another port or host is a move,
- * which the defaults and the checks before re-binding (bootstrap) handle.
+ * An address on record, when it names a server on this start's host (`like`, a default URL for --host): the same
+ * host name, or `localhost` for a loopback --host, since the servers answer that name there too (src/http/app.ts).
+ * For this server's own address (the issuer) also the same scheme and port (--port); the calendar backend's and
+ * CalendarAgent's scheme and port are those of their own servers, which this start does not know, so theirs are kept
+ * as recorded (that is the point: a restart without the flags keeps the split servers that run working).
+ *
+ * Found in review: `serve-auth --host 127.0.0.2` on a directory used on 127.0.0.1 bound CalendarAgent to the old
+ * host's addresses (regress17b); `serve-auth --issuer http://localhost:<port>` restarted without --issuer took
+ * http://127.0.0.1:<port> and was refused, or re-bound the agent to it (s18); and, the rule for the issuer being
+ * looser than the one for the other two, a calendar backend or agent recorded at http://localhost:<port> was dropped
+ * on the default --host, so the restart was refused while they ran there (s18). An address on another host (or, for
+ * the issuer, port) is a move, which the defaults and the checks before re-binding (bootstrap) handle.
  */
-function thisServersIssuer(recorded: string | undefined, like: string): string | undefined {
+function onRecordHere(recorded: string | undefined, like: string, whose: 'this server' | 'its own server'): string | undefined {
   if (recorded === undefined) return undefined;
   const [was, now] = [new URL(recorded), new URL(like)];
-  if (was.protocol !== now.protocol || was.port !== now.port) return undefined;
-  const sameHost = was.hostname === now.hostname || (was.hostname === 'localhost' && (now.hostname === '127.0.0.1' || now.hostname === '[::1]'));
+  if (whose === 'this server' && (was.protocol !== now.protocol || was.port !== now.port)) return undefined;
+  const sameHost = was.hostname === now.hostname || (was.hostname === 'localhost' && LOOPBACK_HOSTS.includes(now.hostname));
   return sameHost ? recorded : undefined;
 }
 
