@@ -218,10 +218,9 @@ export class TokenCache {
 /** Parses tokens.json, refusing anything that is not a cache of this version. */
 export function parseCache(text: string, path: string): TokenCacheData {
   const refuse = (why: string): never => {
-    throw new ClientError(
-      'CACHE_CORRUPT',
-      `The token cache ${path} ${why}. It was left as it is; \`delegate login\` keeps it aside and signs in again.`,
-    );
+    // The finding alone as the detail, for a command that names its own `delegate login` (with its ports, profile).
+    const finding = `The token cache ${path} ${why}.`;
+    throw new ClientError('CACHE_CORRUPT', `${finding} It was left as it is; \`delegate login\` keeps it aside and signs in again.`, { detail: finding });
   };
   let value: unknown;
   try {

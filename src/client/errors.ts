@@ -37,7 +37,10 @@ export type ClientErrorCode =
 
 export class ClientError extends Error {
   readonly code: ClientErrorCode;
-  /** What the server said of it, when it said something (a challenge's error_description), for the CLI's own message. */
+  /**
+   * For the CLI's own message, the finding without the message's advice: what the server said of it, when it said
+   * something (a challenge's error_description); for CACHE_CORRUPT, what is wrong with the token cache.
+   */
   readonly detail: string | undefined;
 
   constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown; detail?: string }) {

@@ -10,7 +10,7 @@
 // it never waits: it fails at once with exit code 4 and a hint.
 import { delegateToken, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
 import { isBearerToken } from '../../delegation/tokens.js';
-import { isClientError, networkErrorCode } from '../../client/errors.js';
+import { isClientError, networkErrorCode, type ClientError } from '../../client/errors.js';
 import type { ServersGone } from '../../client/servers-gone.js';
 import type { SessionOptions } from '../../client/session.js';
 import { loadStack, type Stack, type StackOptions } from '../contracts.js';
@@ -218,15 +218,11 @@ async function useAgent<T>(
     } catch (error) {
       // A command that never signs in (token) says so and points to `delegate login`; the others say why nobody can sign in here.
       const neverSignsIn = args.mayPrompt === false;
-      if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED') && isClientError(error.cause, 'CACHE_CORRUPT')) {
-        const why = neverSignsIn ? 'This command never signs in: run `delegate login`.' : 'Nobody can sign in here: this is not an interactive terminal.';
-        throw new CommandFailed(`${error.message} (${why})`, EXIT_AUTH_REQUIRED);
-      }
+      if (!canSignIn && envToken === undefined && isDamagedCache(error)) throw await damagedCacheFailure(error, args, io, neverSignsIn);
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED')) {
         // With this run's ports: found in review (s18), the advice after the calendar moved said plain `delegate login`,
         // which, run as written on other ports than the defaults, signs in at other servers (or starts its own).
-        const { sameShellCommandLine } = await import('./mcp-config.js');
-        const command: CommandLine = (...words) => sameShellCommandLine(args, io, words);
+        const command = await commandLineFor(args, io);
         const what = /more permission/.test(error.message)
           ? `needs more permission than your delegation gives it${error.detail ? ` (it says: ${error.detail})` : ''}`
           : 'needs your authorization';
@@ -243,6 +239,30 @@ async function useAgent<T>(
   } finally {
     spinner?.stop();
   }
+}
+
+/** Authorization required because the token cache cannot be read (and nobody may sign in to set it aside). */
+export function isDamagedCache(error: unknown): error is ClientError & { cause: ClientError } {
+  return isClientError(error, 'AUTHORIZATION_REQUIRED') && isClientError(error.cause, 'CACHE_CORRUPT');
+}
+
+/**
+ * The failure for a damaged token cache where nobody signs in: the file named as the client found it, and the
+ * `delegate login` that keeps it aside and signs in again, with this run's ports and profile, as the other advice
+ * of this module (found in review, s18: this advice alone still said plain `delegate login`, which, run as written
+ * on other ports than the defaults, signs in at other servers).
+ */
+export async function damagedCacheFailure(error: ClientError & { cause: ClientError }, args: AgentAccessArgs, io: CliIo, neverSignsIn: boolean): Promise<CommandFailed> {
+  const login = (await commandLineFor(args, io))('login');
+  const found = error.cause.detail === undefined ? error.message : `${error.cause.detail} It was left as it is; \`${login}\` keeps it aside and signs in again.`;
+  const why = neverSignsIn ? 'This command never signs in.' : 'Nobody can sign in here: this is not an interactive terminal.';
+  return new CommandFailed(`${found} (${why})`, EXIT_AUTH_REQUIRED);
+}
+
+/** `delegate WORDS…` with this run's ports and profile; loaded only on the error paths that advise a command, never on find-slot's way in. */
+async function commandLineFor(args: AgentAccessArgs, io: CliIo): Promise<CommandLine> {
+  const { sameShellCommandLine } = await import('./mcp-config.js');
+  return (...words) => sameShellCommandLine(args, io, words);
 }
 
 /**

@@ -8,7 +8,7 @@ import { validAccessToken } from '../../client/credentials.js';
 import { refreshSpentNothing } from '../../client/refresh.js';
 import { EXIT_OK, errorText } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { environmentToken, profilePaths, withAgentAccess, type AgentAccessArgs } from './agent-access.js';
+import { damagedCacheFailure, environmentToken, isDamagedCache, profilePaths, withAgentAccess, type AgentAccessArgs } from './agent-access.js';
 
 /**
  * A token that is still good needs no server; only a refresh does, so only
@@ -28,6 +28,8 @@ async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
       refreshNotSaved: (error) => io.stderr.write(errorText(error, args.debug)),
     });
   } catch (error) {
+    // A damaged cache is named with the `delegate login` of this run's ports and profile, as withAgentAccess names it.
+    if (isDamagedCache(error)) throw await damagedCacheFailure(error, args, io, true);
     if (!refreshSpentNothing(error)) throw error;
   }
   return withAgentAccess({ ...args, mayPrompt: false }, io, (session) => validAccessToken(session));
