@@ -38,20 +38,22 @@ describe('advice that fits the command', () => {
     expect(run.code, run.stderr).toBe(4);
     expect(run.stdout).toBe('');
     expect(run.stderr).toBe(
-      `delegate: CalendarAgent at http://127.0.0.1:${ports.agent}/mcp needs your authorization (authorization server http://127.0.0.1:${ports.auth}), and this command never signs in. Run \`delegate login ${flags.join(' ')}\` first.\n`,
+      `delegate: CalendarAgent at http://127.0.0.1:${ports.agent}/mcp needs your authorization (authorization server http://127.0.0.1:${ports.auth}), and this command never signs in. Run \`DELEGATE_HOME=${home} delegate login ${flags.join(' ')}\` first.\n`,
     );
   });
 
   it('login without a terminal suggests --device and --no-browser, not DELEGATE_TOKEN, under which login refuses to run', { timeout: 60_000 }, async () => {
-    const run = await runCli(['login', ...flags], join(dir, 'home'));
+    const home = join(dir, 'home');
+    const run = await runCli(['login', ...flags], home);
     expect(run.code, run.stderr).toBe(4);
     const lines = run.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^delegate: CalendarAgent at \S+ needs your authorization .*this is not an interactive terminal\. /);
     // Each with the ports of the servers it was run for (found in review, s18: without them, run as written, they sign in elsewhere).
-    expect(lines[0]).toContain(`Run \`delegate login ${flags.join(' ')}\` in a terminal`);
-    expect(lines[0]).toContain(`\`delegate login --device ${flags.join(' ')}\``);
-    expect(lines[0]).toContain(`\`delegate login --no-browser ${flags.join(' ')}\``);
+    // And with the data directory, for a terminal whose environment need not name it (found in review, regress18).
+    expect(lines[0]).toContain(`Run \`DELEGATE_HOME=${home} delegate login ${flags.join(' ')}\` in a terminal`);
+    expect(lines[0]).toContain(`\`DELEGATE_HOME=${home} delegate login --device ${flags.join(' ')}\``);
+    expect(lines[0]).toContain(`\`DELEGATE_HOME=${home} delegate login --no-browser ${flags.join(' ')}\``);
     expect(lines[0]).not.toContain('DELEGATE_TOKEN');
   });
 

@@ -62,7 +62,8 @@ describe('the calendar backend moved to another port', () => {
     expect(refused.stderr).toContain(`(it says: The delegation reaches http://127.0.0.1:${oldCalendar}, not http://127.0.0.1:${newCalendar}`);
     // The command to run names the ports these servers run on (found in review, s18: plain `delegate login`, which
     // run as written signs in at the default ports' servers, or starts its own there).
-    expect(refused.stderr).toContain(`Run \`delegate login ${after.join(' ')}\` in a terminal first (or \`delegate login --device ${after.join(' ')}\` anywhere)`);
+    // And the data directory, for a terminal whose environment need not name it (found in review, regress18).
+    expect(refused.stderr).toContain(`Run \`DELEGATE_HOME=${dir} delegate login ${after.join(' ')}\` in a terminal first (or \`DELEGATE_HOME=${dir} delegate login --device ${after.join(' ')}\` anywhere)`);
 
     const again = await openConsent(startCli(['login', '--no-browser', ...after], dir));
     // The consent page, not a code: the grant does not reach the new calendar.

@@ -73,7 +73,7 @@ describe('login, then busy', () => {
     expect(refused.code).toBe(4);
     // The command as advised, with this run's ports and profile (found in review, s18: without them it signed in elsewhere).
     const advised = ['login', '--device', '--scope', 'busy:read', ...ports, ...profile];
-    expect(refused.stderr).toContain(`\`delegate ${advised.join(' ')}\``);
+    expect(refused.stderr).toContain(`\`DELEGATE_HOME=${home} delegate ${advised.join(' ')}\``);
 
     const login = startCli(advised, home);
     await approveDevice(login);

@@ -130,6 +130,13 @@ describe('serve-auth restarted while the split calendar backend and CalendarAgen
     expect(slot.code, slot.stderr).toBe(0);
     expect(slot.stderr).not.toContain('open this link');
 
+    // Not on [::1] (found in review, regress18): `localhost` need not resolve to ::1 (this machine's /etc/hosts
+    // gives it none), so a server there announcing http://localhost:<port> was out of reach by that name, and
+    // whatever listened on 127.0.0.1:<port> answered for it.
+    for (const server of servers.splice(0)) await stop(server);
+    const v6 = await serve(['serve-auth', '--host', '::1', '--port', String(ports.auth)]);
+    expect(v6.stderr()).toContain(`authorization server  http://[::1]:${ports.auth}\n`);
+
     // The control: an issuer on record for another port is not this server's.
     for (const server of servers.splice(0)) await stop(server);
     const elsewhere = await freePort();

@@ -74,7 +74,7 @@ describe('a damaged token cache, where nobody can sign in', () => {
     // Each kind of damage meets one of the three commands; all three read the cache through TokenCache. The command
     // named carries the ports the servers run on where the command was given them (found in review, s18: find-slot
     // and token said plain `delegate login`, which, run as written, signs in at the default ports' servers).
-    const login = `\`delegate login ${ports.join(' ')}\``;
+    const login = `\`DELEGATE_HOME=${home} delegate login ${ports.join(' ')}\``;
     const commands: Array<[string[], string]> = [
       [['find-slot', '--duration', '30m', '--json', ...ports], login],
       [['status'], '`delegate login`'],
@@ -190,7 +190,7 @@ describe('a token cache whose discovery entry is malformed (found in review: sta
     good.discovery[agent!] = { authorizationServerUrl: 12 };
     const damaged = Buffer.from(JSON.stringify(good, null, 2));
     const named = new RegExp(`The token cache ${cacheFile().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} has a malformed discovery entry for ${agent!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
-    const login = `\`delegate login ${ports.join(' ')}\``;
+    const login = `\`DELEGATE_HOME=${home} delegate login ${ports.join(' ')}\``;
     for (const [command, advised] of [[['status'], '`delegate login`'], [['token', ...ports], login], [['find-slot', '--duration', '30m', '--json', ...ports], login]] as const) {
       await damage(damaged);
       const run = await runCli([...command], home);

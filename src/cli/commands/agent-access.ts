@@ -259,10 +259,16 @@ export async function damagedCacheFailure(error: ClientError & { cause: ClientEr
   return new CommandFailed(`${found} (${why})`, EXIT_AUTH_REQUIRED);
 }
 
-/** `delegate WORDS…` with this run's ports and profile; loaded only on the error paths that advise a command, never on find-slot's way in. */
+/**
+ * `delegate WORDS…` with this run's data directory (DELEGATE_HOME or XDG directories, when set: `pathsEnvironment`),
+ * ports and profile; loaded only on the error paths that advise a command, never on find-slot's way in. The data
+ * directory too, since this advice is for a person at another terminal (this run had none, or was a script's), whose
+ * environment need not name it (found in review, regress18: typed there, the line signed in to the default data
+ * directory and left this run's token cache as it was).
+ */
 async function commandLineFor(args: AgentAccessArgs, io: CliIo): Promise<CommandLine> {
-  const { sameShellCommandLine } = await import('./mcp-config.js');
-  return (...words) => sameShellCommandLine(args, io, words);
+  const { sameSetupCommandLine } = await import('./mcp-config.js');
+  return (...words) => sameSetupCommandLine(args, io, words);
 }
 
 /**
