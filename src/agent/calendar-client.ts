@@ -11,6 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import { readBody } from '../client/mcp-post.js';
 import { resendIfUnanswered, type ServersGone } from '../client/servers-gone.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
+import { printableClipped } from '../terminal-text.js';
 
 export type CalendarErrorCode =
   /** Nothing answered at the calendar backend's address. */
@@ -146,9 +147,14 @@ function errorCode(body: unknown): string | undefined {
   return typeof e === 'string' ? e : undefined;
 }
 
+/**
+ * The backend's own words, to pass on in a tool error that MCP clients show and
+ * the CLI prints: clipped, and its control characters written as escapes (a
+ * backend that is not delegate's may send ESC, a bare CR or OSC … BEL).
+ */
 function errorDescription(body: unknown): string | undefined {
   const d = (body as { error_description?: unknown } | undefined)?.error_description;
-  return typeof d === 'string' && d !== '' ? d.slice(0, 300) : undefined;
+  return typeof d === 'string' && d !== '' ? printableClipped(d, 300) : undefined;
 }
 
 /** `{timeZone, busy: [{start, end}]}` with ISO 8601 instants, checked and turned into epoch ms. */
@@ -179,9 +185,11 @@ function freeBusyExtras(body: Record<string, unknown>, invalid: () => CalendarEr
     extras.workingHours = body.workingHours as WorkingHours;
   }
   const list = (value: unknown) => (Array.isArray(value) ? (value as Array<Record<string, unknown>>) : []);
-  const skipped = list(body.skipped).map((s) => ({ calendar: String(s.calendar), reason: String(s.error_description) }));
+  // The backend's text goes on into the tool's result, which MCP clients show: no control character acts there.
+  const text = (value: unknown) => printableClipped(String(value), 300);
+  const skipped = list(body.skipped).map((s) => ({ calendar: text(s.calendar), reason: text(s.error_description) }));
   if (skipped.length > 0) extras.skipped = skipped;
-  const stale = list(body.stale).map((s) => ({ calendar: String(s.calendar), fetchedAt: String(s.fetchedAt), reason: String(s.error_description) }));
+  const stale = list(body.stale).map((s) => ({ calendar: text(s.calendar), fetchedAt: text(s.fetchedAt), reason: text(s.error_description) }));
   if (stale.length > 0) extras.stale = stale;
   return extras;
 }

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
 import { errorDescription } from '../error-description.js';
 import { createApp, sendError } from '../http/app.js';
+import { printable } from '../terminal-text.js';
 import { auditRecord, type AuditSink } from '../resource/audit.js';
 import { BearerError, VerifierUnavailableError, createBearerVerifier, wwwAuthenticate, type TokenHeader } from '../resource/bearer.js';
 import { calendarLimits, calendarsToRead, checkWindow, permittedCalendars } from '../resource/constraints.js';
@@ -220,13 +221,14 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         const parsed = await loader.load(calendar);
         busy.push(...(await busyCache.busy(parsed, window, { timeZone: user.timeZone, tentative })));
         const old = loader.staleness?.(calendar);
-        // Not an error response, so not held to RFC 6749 §5.2: the message reaches the person as written.
-        if (old) stale.push({ calendar: old.calendar, fetchedAt: toUtcIso(old.fetchedAt), error_description: old.reason });
+        // Not an error response, so not held to RFC 6749 §5.2: the message reaches the person as written, but a
+        // feed's text in it (ESC, a bare CR, OSC … BEL) would act on their terminal: controls are shown as escapes.
+        if (old) stale.push({ calendar: old.calendar, fetchedAt: toUtcIso(old.fetchedAt), error_description: printable(old.reason) });
       } catch (err) {
         if (!(err instanceof CalendarSourceError)) throw err;
         req.log.warn({ calendar: err.calendar, code: err.code, line: err.line }, 'calendar unavailable');
         if (onCalendarError === 'skip') {
-          skipped.push({ calendar: err.calendar, error_description: err.message });
+          skipped.push({ calendar: err.calendar, error_description: printable(err.message) });
           continue;
         }
         if ('path' in calendar) {

@@ -4,6 +4,7 @@
 // under --debug.
 import { CommanderError } from 'commander';
 import { isClientError } from '../client/errors.js';
+import { printable } from '../terminal-text.js';
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
@@ -45,10 +46,14 @@ export function exitCodeFor(error: unknown): number {
   return EXIT_ERROR;
 }
 
-/** The message for stderr: one line, prefixed with the program's name; plus the stack under --debug. */
+/**
+ * The message for stderr: one line, prefixed with the program's name; plus the stack under --debug.
+ * A message may carry another program's words (a tool error, a server's error_description): any control
+ * character left after the newlines are joined (ESC, a bare CR, BEL) is shown as an escape, never acted on.
+ */
 export function errorText(error: unknown, debug: boolean): string {
   const message = error instanceof Error ? error.message : String(error);
-  const line = `delegate: ${message.replace(/\s*\n\s*/g, ' ').trim()}`;
+  const line = `delegate: ${printable(message.replace(/\s*\n\s*/g, ' ').trim())}`;
   if (debug && error instanceof Error && error.stack) return `${line}\n${error.stack}\n`;
   return `${line}\n`;
 }

@@ -160,4 +160,32 @@ describe.each([
       await elsewhere.close();
     }
   });
+  // Found in review "logs-faults": a backend that is not delegate's sent ESC, a bare CR and OSC … BEL in its
+  // reasons, names and error_description, and the agent passed them on into the tool's result (which MCP clients
+  // show) and so to find-slot's terminal.
+  it('passes on no control character from the calendar: skipped and stale reasons and names, and an error description', async () => {
+    const url = await calendar((query) =>
+      query.to === '2026-12-08T00:00:00.000Z' // the window asked for first; one ms longer, the failure
+        ? {
+            status: 200,
+            body: {
+              timeZone: 'UTC',
+              busy: [],
+              skipped: [{ calendar: 'wo\u001b[2Krk', error_description: 'bad\rFAKE LINE \u001b[31mred' }],
+              stale: [{ calendar: 'h\u001b]0;title\u0007ome', fetchedAt: '2026-01-01T00:00:00Z\u009b', error_description: 'st\u001b[1Aale' }],
+            },
+          }
+        : { status: 500, body: { error: 'server_error', error_description: `x\u001b[31mRED\u001b[0m\n${'A'.repeat(1000)}` } },
+    );
+    const result = await fetchFreeBusy(request(url));
+    expect(result.skipped).toEqual([{ calendar: 'wo\\e[2Krk', reason: 'bad\\rFAKE LINE \\e[31mred' }]);
+    expect(result.stale).toEqual([{ calendar: 'h\\e]0;title\\u{0007}ome', fetchedAt: '2026-01-01T00:00:00Z\\u{009b}', reason: 'st\\e[1Aale' }]);
+
+    const failing = await fetchFreeBusy({ ...request(url), window: { start: window.start, end: window.end + 1 } }).catch((e: unknown) => e);
+    expect(failing).toMatchObject({ code: 'failed', status: 500 });
+    const message = (failing as Error).message;
+    expect(message).toMatch(/^The calendar failed \(HTTP 500\): x\\e\[31mRED\\e\[0m\\nA+…$/);
+    expect(message).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    expect(explainReadFailure(failing, undefined)).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+  });
 });

@@ -3,6 +3,9 @@
 // request, the owner's defaults and working hours, a settings problem, and a
 // feed whose old copy stands in for a failed fetch.
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
@@ -20,6 +23,10 @@ const status = { name: 'status', path: fixture('ics-samples/nodeical-macos-calen
 const owner = { name: 'work', path: fixture('owner.ics') };
 const broken = { name: 'google', path: fixture('ics-samples/nodeical-google-bad-rrule.ics') };
 const feed = { name: 'team', id: 'cal_feed', url: 'https://calendar.example/team.ics' };
+// Review "logs-faults": a calendar whose RRULE carries terminal escapes (an OSC that retitles the window, an erase-line).
+const scratch = mkdtempSync(join(tmpdir(), 'delegate-selection-'));
+const hostile = { name: 'evil', path: join(scratch, 'evil.ics') };
+const hostileFeed = { name: 'hostile', id: 'cal_hostile', url: 'https://calendar.example/hostile.ics' };
 
 const USERS: Record<string, UserCalendars> = {
   owner: { timeZone: 'America/Vancouver', calendars: [status, owner, broken] },
@@ -36,6 +43,7 @@ const USERS: Record<string, UserCalendars> = {
   misconfigured: { timeZone: 'UTC', calendars: [status], settingsProblem: "The owner's settings (config.json) cannot be used: config.json: the configuration file is not valid JSON." },
   subscriber: { timeZone: 'America/Vancouver', calendars: [feed] },
   waiting: { timeZone: 'America/Vancouver', calendars: [{ name: 'new', id: 'cal_new', url: 'https://calendar.example/new.ics' }] },
+  hostile: { timeZone: 'UTC', calendars: [hostile, hostileFeed], onCalendarError: 'skip' },
 };
 
 let key: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
@@ -49,6 +57,10 @@ beforeAll(async () => {
   const files = createCalendarLoader();
   const feedText = `BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:f\r\nDTSTART:20220705T200000Z\r\nDURATION:PT30M\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n`;
   const fromFeed = parseCalendar(feedText, 'team');
+  writeFileSync(
+    hostile.path,
+    ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//x//y//EN', 'BEGIN:VEVENT', 'UID:1@x', 'DTSTAMP:20220101T000000Z', 'DTSTART:20220705T100000Z', 'DTEND:20220705T110000Z', 'RRULE:FREQ=\u001b]0;PWNED-TITLE\u0007\u001b[2K\u001b[1GFAKE-LINE', 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n'),
+  );
   app = await buildCalendarServer({
     resourceUrl: CALENDAR_URL,
     issuer: ISSUER,
@@ -64,13 +76,16 @@ beforeAll(async () => {
             : Promise.resolve(fromFeed)
           : files.load(ref),
       staleness: (ref: CalendarRef) =>
-        'url' in ref ? { calendar: ref.name, fetchedAt: Date.UTC(2022, 5, 30, 12), reason: 'The feed could not be fetched: the server answered HTTP 503.' } : undefined,
+        'url' in ref && ref.name === 'hostile'
+          ? { calendar: ref.name, fetchedAt: Date.UTC(2022, 5, 30, 12), reason: 'The feed could not be fetched: \r\u001b[2KHTTP 200 OK \u001b]0;x\u0007' }
+          : 'url' in ref ? { calendar: ref.name, fetchedAt: Date.UTC(2022, 5, 30, 12), reason: 'The feed could not be fetched: the server answered HTTP 503.' } : undefined,
     },
   });
 });
 
 afterAll(async () => {
   await app.close();
+  rmSync(scratch, { recursive: true, force: true });
 });
 
 async function freebusy(sub: string, extra = '') {
@@ -171,5 +186,14 @@ describe('GET /freebusy with issue-4 parameters', () => {
       busy: [{ start: '2022-07-05T20:00:00Z', end: '2022-07-05T20:30:00Z' }],
       stale: [{ calendar: 'team', fetchedAt: '2022-06-30T12:00:00Z', error_description: 'The feed could not be fetched: the server answered HTTP 503.' }],
     });
+  });
+
+  it('sends no control character from a calendar in a skipped or stale reason: each is shown as an escape', async () => {
+    // Found in review "logs-faults": find-slot printed these reasons as they came, and the feed's OSC retitled the terminal.
+    const res = await freebusy('hostile');
+    expect(res.statusCode).toBe(200);
+    const { skipped, stale } = res.json() as { skipped: Array<{ error_description: string }>; stale: Array<{ error_description: string }> };
+    expect(skipped).toEqual([{ calendar: 'evil', error_description: 'Calendar "evil", line 9: FREQ=\\e]0 is not a frequency.' }]);
+    expect(stale).toEqual([{ calendar: 'hostile', fetchedAt: '2022-06-30T12:00:00Z', error_description: 'The feed could not be fetched: \\r\\e[2KHTTP 200 OK \\e]0;x\\u{0007}' }]);
   });
 });

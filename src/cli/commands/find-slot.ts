@@ -11,6 +11,7 @@ import { CommandFailed, EXIT_NO_SLOT, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { slotJson, slotLine } from '../output.js';
 import type { SlotSearchArgs } from '../slot-options.js';
+import { printable } from '../../terminal-text.js';
 import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
 
 export interface FindSlotArgs extends AgentAccessArgs {
@@ -49,10 +50,14 @@ export async function findSlotCommand(args: FindSlotArgs, io: CliIo): Promise<nu
   return EXIT_OK;
 }
 
-/** What the person should know about the answer: calendars that were not counted, and copies that may be old. */
-function notices(result: SlotSearchResult): string[] {
+/**
+ * What the person should know about the answer: calendars that were not counted, and copies that may be old.
+ * Every piece is the agent's or a calendar feed's text: its control characters are shown, never sent to the terminal.
+ */
+export function notices(result: SlotSearchResult): string[] {
+  const shown = (value: unknown) => printable(String(value));
   return [
-    ...(result.skipped ?? []).map((s) => `warning: not counted, could not be read: ${s.reason}`),
-    ...(result.stale ?? []).map((s) => `warning: calendar "${s.calendar}" could not be refreshed (${s.reason}); its copy from ${s.fetchedAt} was used.`),
+    ...(result.skipped ?? []).map((s) => `warning: not counted, could not be read: ${shown(s.reason)}`),
+    ...(result.stale ?? []).map((s) => `warning: calendar "${shown(s.calendar)}" could not be refreshed (${shown(s.reason)}); its copy from ${shown(s.fetchedAt)} was used.`),
   ];
 }

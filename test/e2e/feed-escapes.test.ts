@@ -1,0 +1,56 @@
+// End to end, as review "logs-faults" reproduced it: a calendar feed whose
+// RRULE carries terminal escapes (an OSC that retitles the window, an erase of
+// the line and a forged one). The built CLI's find-slot, skipping it on
+// request, warns about it; failing on it, names it: either way the person's
+// terminal gets the escapes shown, never acted on.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/ports.js';
+import { builtModule } from './built.js';
+import { approveInBrowser, killLeftovers, runCli, startCli } from './run.js';
+
+const EVIL_RRULE = 'RRULE:FREQ=\u001b]0;PWNED-TITLE\u0007\u001b[2K\u001b[1GFAKE-LINE';
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+let dir: string;
+let home: string;
+let ports: string[];
+let feed: Server;
+
+beforeAll(async () => {
+  builtModule('cli/main.js');
+  dir = await mkdtemp(join(tmpdir(), 'delegate-e2e-feed-escapes-'));
+  home = join(dir, 'home');
+  ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+  const ics = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//x//y//EN', 'BEGIN:VEVENT', 'UID:1@x', 'DTSTAMP:20260101T000000Z', 'DTSTART:20261207T100000Z', 'DTEND:20261207T110000Z', EVIL_RRULE, 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n');
+  feed = createServer((_req, res) => void res.writeHead(200, { 'Content-Type': 'text/calendar' }).end(ics));
+  await new Promise<void>((resolve) => feed.listen(0, '127.0.0.1', resolve));
+});
+
+afterAll(async () => {
+  killLeftovers();
+  await new Promise((resolve) => feed.close(resolve));
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('a feed with terminal escapes in it', () => {
+  it('find-slot shows them as escapes in its warning and in its error line', { timeout: 120_000 }, async () => {
+    const url = `http://127.0.0.1:${(feed.address() as AddressInfo).port}/evil.ics`;
+    expect((await runCli(['calendar', 'add', 'evil', url, '--no-check'], home)).code).toBe(0);
+
+    const skipping = startCli(['find-slot', '--duration', '30m', '--json', '--on-calendar-error', 'skip', '--no-browser', ...ports], home);
+    await approveInBrowser(await skipping.loginUrl);
+    const skipped = await skipping.done;
+    expect(skipped.code).toBe(0);
+    expect(skipped.stderr).toContain('warning: not counted, could not be read: Calendar "evil", line 9: FREQ=\\e]0 is not a frequency.');
+    expect(skipped.stderr).not.toMatch(CONTROL);
+
+    const failing = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
+    expect(failing.code).toBe(1);
+    expect(failing.stderr).toMatch(/Calendar 'evil', line 9: FREQ=/);
+    expect(failing.stderr).not.toMatch(CONTROL);
+  });
+});
