@@ -11,6 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import { readBody } from '../client/mcp-post.js';
 import { resendIfUnanswered, type ServersGone } from '../client/servers-gone.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
+import { REQUEST_ID_HEADER } from '../http/logging.js';
 import { printableClipped } from '../terminal-text.js';
 
 export type CalendarErrorCode =
@@ -73,6 +74,8 @@ export interface FreeBusyRequest {
   serversGone?: ServersGone;
   /** issue 4: which calendars, and how to count tentative events and broken calendars. */
   selection?: FreeBusySelection;
+  /** Sent as X-Request-Id: the backend's log line of the read carries the id of the call it serves. */
+  requestId?: string;
 }
 
 export const DEFAULT_CALENDAR_TIMEOUT_MS = 5_000;
@@ -84,7 +87,11 @@ export async function fetchFreeBusy(request: FreeBusyRequest): Promise<FreeBusy>
   for (const [name, value] of selectionParams(request.selection ?? {})) url.searchParams.append(name, value);
 
   const timeout = AbortSignal.timeout(request.timeoutMs);
-  const headers = { Authorization: `Bearer ${request.accessToken}`, Accept: 'application/json' };
+  const headers: Record<string, string> = {
+    Authorization: `Bearer ${request.accessToken}`,
+    Accept: 'application/json',
+    ...(request.requestId !== undefined ? { [REQUEST_ID_HEADER]: request.requestId } : {}),
+  };
   const timedOut = () => new CalendarError('timeout', `The calendar did not answer within ${formatSeconds(request.timeoutMs)}.`);
   let answer: Answer;
   try {

@@ -12,13 +12,15 @@ import type { FindSlotDeps } from './tool.js';
 
 export type CalendarRead = { ok: true; value: FreeBusy } | { ok: false; message: string };
 
-export type CalendarReadDeps = Pick<FindSlotDeps, 'calendarUrl' | 'exchanger' | 'fetchFn' | 'calendarTimeoutMs' | 'logger' | 'serversGone' | 'reauthorize'>;
+export type CalendarReadDeps = Pick<FindSlotDeps, 'calendarUrl' | 'exchanger' | 'fetchFn' | 'calendarTimeoutMs' | 'logger' | 'serversGone' | 'reauthorize' | 'requestId'>;
 
 export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string, window: Interval, selection: FreeBusySelection): Promise<CalendarRead> {
   const exchangeRequest = { resource: deps.calendarUrl, scope: SCOPE_FREEBUSY_READ };
   try {
-    const calendarToken = await deps.exchanger.exchange(subjectToken, exchangeRequest);
+    const onward = deps.requestId !== undefined ? { requestId: deps.requestId } : {};
+    const calendarToken = await deps.exchanger.exchange(subjectToken, exchangeRequest, onward);
     const value = await fetchFreeBusy({
+      ...onward,
       calendarUrl: deps.calendarUrl,
       accessToken: calendarToken.accessToken,
       window,

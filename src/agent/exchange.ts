@@ -11,6 +11,7 @@ import {
   TOKEN_TYPE_ACCESS_TOKEN,
   TOKEN_TYPE_JWT,
 } from '../delegation/index.js';
+import { REQUEST_ID_HEADER } from '../http/logging.js';
 import { createEndpointDiscovery } from './as-metadata.js';
 import { ExpiringLruCache } from './cache.js';
 import { createClientAssertionSigner } from './client-assertion.js';
@@ -33,9 +34,15 @@ export interface ExchangedToken {
   scope: string;
 }
 
+/** How one exchange is asked for, beyond what it asks. */
+export interface ExchangeContext {
+  /** Sent as X-Request-Id, so the AS's log line of the exchange carries the id of the call it serves. */
+  requestId?: string;
+}
+
 export interface TokenExchanger {
   /** A token for `request.resource` derived from `subjectToken`, from the cache when a live one is there. */
-  exchange(subjectToken: string, request: TokenExchangeRequest): Promise<ExchangedToken>;
+  exchange(subjectToken: string, request: TokenExchangeRequest, context?: ExchangeContext): Promise<ExchangedToken>;
   /** Drops the cached token derived from `subjectToken` (for example after the resource refused it). */
   forget(subjectToken: string, request: TokenExchangeRequest): void;
   /** How many exchanged tokens are cached. */
@@ -72,7 +79,7 @@ export function createTokenExchanger(options: TokenExchangerOptions): TokenExcha
   // Concurrent calls for the same caller token share one request; entries live only while it is in flight.
   const inFlight = new Map<string, Promise<ExchangedToken>>();
 
-  const requestToken = async (subjectToken: string, request: TokenExchangeRequest): Promise<ExchangedToken> => {
+  const requestToken = async (subjectToken: string, request: TokenExchangeRequest, context: ExchangeContext): Promise<ExchangedToken> => {
     const { tokenEndpoint } = await endpoints();
     const form = new URLSearchParams({
       grant_type: GRANT_TYPE_TOKEN_EXCHANGE,
@@ -90,7 +97,11 @@ export function createTokenExchanger(options: TokenExchangerOptions): TokenExcha
     try {
       res = await fetchFn(tokenEndpoint, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+        headers: {
+          'Content-Type': 'application/x-www-form-urlencoded',
+          Accept: 'application/json',
+          ...(context.requestId !== undefined ? { [REQUEST_ID_HEADER]: context.requestId } : {}),
+        },
         body: form.toString(),
         redirect: 'error', // a redirect would carry the caller's token somewhere else
         signal: timeout,
@@ -105,13 +116,14 @@ export function createTokenExchanger(options: TokenExchangerOptions): TokenExcha
   };
 
   return {
-    async exchange(subjectToken, request) {
+    async exchange(subjectToken, request, context = {}) {
       const key = cacheKey(subjectToken, request);
       const cached = cache.get(key, now());
       if (cached) return cached;
       let pending = inFlight.get(key);
       if (!pending) {
-        pending = requestToken(subjectToken, request)
+        // Calls that share one in-flight exchange share its id: the first caller's.
+        pending = requestToken(subjectToken, request, context)
           .then((token) => {
             cache.set(key, token, token.expiresAt - margin, now());
             return token;

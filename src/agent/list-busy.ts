@@ -40,7 +40,7 @@ export const listBusyOutputShape = {
 export type ListBusyInput = z.infer<z.ZodObject<typeof listBusyInputShape>>;
 export type ListBusyOutput = z.infer<z.ZodObject<typeof listBusyOutputShape>>;
 
-export type ListBusyDeps = Pick<FindSlotDeps, 'calendarUrl' | 'exchanger' | 'callerToken' | 'now' | 'fetchFn' | 'calendarTimeoutMs' | 'logger' | 'serversGone' | 'reauthorize'>;
+export type ListBusyDeps = Pick<FindSlotDeps, 'calendarUrl' | 'exchanger' | 'callerToken' | 'now' | 'fetchFn' | 'calendarTimeoutMs' | 'logger' | 'serversGone' | 'reauthorize' | 'requestId'>;
 
 export function createListBusyHandler(deps: ListBusyDeps): (input: ListBusyInput, extra: ToolExtra) => Promise<CallToolResult> {
   return async (input, extra) => {

@@ -34,8 +34,11 @@ export interface McpHttpOptions {
   verify: BearerVerifier;
   /** The agent's scopes: a token needs one of them; each tool needs its own. */
   scopes: ToolScopePolicy;
-  /** Builds the MCP server that answers one request; `log` is that request's logger (it carries the reqId). */
-  createServer: (log: FastifyBaseLogger) => McpServer;
+  /**
+   * Builds the MCP server that answers one request; `log` is that request's logger (it carries the reqId), and
+   * `requestId` that id (the caller's X-Request-Id when safe, src/http/logging.ts), for the tools' onward requests.
+   */
+  createServer: (log: FastifyBaseLogger, requestId: string) => McpServer;
   /**
    * Why a token's delegation does not reach what the tools read (unreachedCalendar), or undefined. A tools/call
    * under such a token is refused with the same scope challenge as a missing scope: the client authorizes again,
@@ -218,7 +221,7 @@ function toolCalls(messages: unknown[]): Array<{ tool: string; arguments: unknow
 }
 
 async function serveOnce(req: FastifyRequest, reply: FastifyReply, createServer: McpHttpOptions['createServer'], screened: ScreenedBody | undefined): Promise<void> {
-  const server = createServer(req.log);
+  const server = createServer(req.log, req.id);
   // No session ids: every request stands alone. JSON responses: one answer per POST, no stream to keep open.
   const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
   reply.hijack();

@@ -103,8 +103,9 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     verify,
     scopes: AGENT_SCOPE_POLICY,
     unreached: (claims) => unreachedCalendar(claims, options.calendarUrl),
-    // The tools log through the request's logger, so their lines carry its reqId.
-    createServer: (log) => createAgentMcpServer({ ...toolDeps, logger: log }),
+    // The tools log through the request's logger, so their lines carry its reqId; their onward requests (the token
+    // exchange, the calendar read) carry it as X-Request-Id, so the AS's and the backend's lines do too.
+    createServer: (log, requestId) => createAgentMcpServer({ ...toolDeps, logger: log, requestId }),
     ...(options.audit ? { audit: options.audit } : {}),
   });
   return app;

@@ -98,6 +98,11 @@ export interface FindSlotDeps {
   calendarTimeoutMs: number;
   logger?: ToolLogger;
   /**
+   * The id of the request this call came in (over HTTP: its X-Request-Id when safe, else the one given it), sent
+   * as X-Request-Id on the exchange at the AS and the read at the calendar backend: one id across their logs.
+   */
+  requestId?: string;
+  /**
    * Told when the calendar backend refuses the connection (over stdio: the
    * servers another process started have gone with it): brings them back, and
    * the read is sent again (src/client/servers-gone.ts).
