@@ -74,7 +74,9 @@ export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logge
       case 'unreachable':
         return `${err.message} Try again shortly.`;
       default:
-        return `The authorization server could not issue a calendar token (${err.code}). Try again shortly.`;
+        // Its own words when it gives them (a full or read-only store says so: found in review "logs-faults",
+        // find-slot said only "server_error" while the AS's log and the admin commands named the full disk).
+        return `The authorization server could not issue a calendar token (${err.code})${said} Try again shortly.`;
     }
   }
   if (err instanceof CalendarError) {

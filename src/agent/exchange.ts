@@ -12,6 +12,7 @@ import {
   TOKEN_TYPE_JWT,
 } from '../delegation/index.js';
 import { REQUEST_ID_HEADER } from '../http/logging.js';
+import { printableClipped } from '../terminal-text.js';
 import { createEndpointDiscovery } from './as-metadata.js';
 import { ExpiringLruCache } from './cache.js';
 import { createClientAssertionSigner } from './client-assertion.js';
@@ -190,6 +191,7 @@ function refusal(status: number, body: unknown): TokenExchangeError {
     return new TokenExchangeError(status >= 500 ? 'server_error' : 'invalid_response', `The authorization server failed the exchange (HTTP ${status}).`);
   }
   const code = exchangeErrorCode(r.error);
-  const description = typeof r.error_description === 'string' ? r.error_description.slice(0, 300) : undefined;
+  // Its words go on into tool errors that MCP clients show: no control character acts there.
+  const description = typeof r.error_description === 'string' ? printableClipped(r.error_description, 300) : undefined;
   return new TokenExchangeError(code, `The authorization server refused the token exchange (${code})${description ? `: ${description}` : '.'}`, description);
 }

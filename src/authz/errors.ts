@@ -4,6 +4,7 @@
 // Cache-Control: no-store; the internal reason is logged, never sent.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errorDescription } from '../error-description.js';
+import type { StoreError } from '../store/index.js';
 import {
   InvalidClientError,
   InvalidTokenError,
@@ -90,11 +91,34 @@ export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyRep
     .send(body);
 }
 
+/**
+ * What a client is told when the store cannot take a write: its disk full, or its file system read-only. RFC 6749
+ * §5.2 has no `temporarily_unavailable` at the token endpoint (§4.1.2.1 has it for /authorize only), so these stay
+ * 500 server_error; the description names the cause, which the agent passes on to the person, so their line says
+ * what the log and the admin commands say. Not the database's path: internal details are logged, never sent.
+ */
+const STORE_CANNOT_WRITE: Partial<Record<StoreError['code'], string>> = {
+  STORE_FULL: "The authorization server's storage is full: it can record nothing until space is freed.",
+  STORE_READ_ONLY: "The authorization server's storage is read-only: it can record nothing until it is made writable.",
+};
+
+/** A store's full-disk or read-only failure (a StoreError by its name and code: whichever store threw it), with what to say. */
+function cannotWrite(err: unknown): { error: StoreError; description: string } | undefined {
+  if (!(err instanceof Error) || err.name !== 'StoreError') return undefined;
+  const description = STORE_CANNOT_WRITE[(err as StoreError).code];
+  return description ? { error: err as StoreError, description } : undefined;
+}
+
 /** Turns anything thrown by a handler into an OAuth error response; unexpected errors become server_error and are logged. */
 export function replyWithError(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof OAuthError) {
     req.log.info({ error: err.errorCode, reason: err.message }, 'oauth request refused');
     return sendOAuthError(reply, err);
+  }
+  const storeProblem = cannotWrite(err);
+  if (storeProblem) {
+    req.log.error({ err: { name: storeProblem.error.name, code: storeProblem.error.code, message: storeProblem.error.message } }, 'store cannot be written');
+    return sendOAuthError(reply, new ServerError(storeProblem.description));
   }
   req.log.error({ err: err instanceof Error ? { name: err.name, message: err.message } : String(err) }, 'unexpected error');
   return sendOAuthError(reply, new ServerError('The server could not complete the request.'));
