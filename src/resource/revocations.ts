@@ -265,7 +265,11 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     // A whole list started again (the server answered one while another was under way) still counts from the
     // cursor held before the first: that is the one a started-over list is behind.
     if (starts) wholeList = { grants: new Set(), tokens: new Set(), keys: new Set(), cursorBefore: wholeList?.cursorBefore ?? cursor };
-    let keysChanged = page.keys.some((id) => !keys.has(id));
+    // A whole list not asked for (a cursor past the server's head, or the revocation at it another than the one
+    // this list holds: a database restored, or another one behind the issuer) may come with other signing keys too:
+    // fetched again at once, as for a list that started over (found in review, regress18: a replacement whose list
+    // was as long as the old one was answered whole, and the old keys were kept for up to 5 minutes).
+    let keysChanged = page.keys.some((id) => !keys.has(id)) || (since > 0 && page.full);
     for (const id of page.grants) grants.set(id, { until: untilOf(page, id) });
     for (const id of page.tokens) tokens.set(id, { until: untilOf(page, id) });
     for (const id of page.keys) keys.set(id, { until: untilOf(page, id) });

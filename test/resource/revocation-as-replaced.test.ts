@@ -7,6 +7,8 @@
 // expires, and the news of a new list makes them fetch the keys again.
 // Real ASs on one loopback port, a real CalendarAgent, real SQLite.
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAgentServer } from '../../src/agent/server.js';
@@ -73,6 +75,60 @@ describe('an authorization server replaced by one on another data directory, at 
     expect(String(res.headers['www-authenticate'])).toContain('has been revoked');
     // The first AS's key is not the second's: CalendarAgent fetched the keys again on the news, so a token of the
     // first AS that it never checked names a key the issuer no longer publishes.
+    const unknown = await atAgent(unseen.accessToken);
+    expectInvalidToken(unknown, 'a token of the first AS never checked before');
+    expect(String(unknown.headers['www-authenticate'])).toContain('unknown key');
+  });
+});
+
+describe('an authorization server replaced by one whose revocation list is as long as the old one’s', () => {
+  // Found in review (regress18): the resource servers' cursor was then not past the new list's head, so the new AS
+  // answered with its whole list (the revocation at the cursor being another), which was not taken for a list that
+  // started over, and CalendarAgent kept the first AS's keys for up to 5 minutes: the first AS's tokens, which the
+  // second knows nothing of and cannot revoke, were accepted meanwhile.
+  it('makes CalendarAgent fetch the keys again: a token of the first AS never checked names an unknown key', { timeout: 30_000 }, async () => {
+    const first = await startTestAuthz();
+    cleanups.push(() => rmSync(first.home, { recursive: true, force: true }));
+    const failures: string[] = [];
+    const revocations = createRevocationList({ issuer: first.issuer, minRetryMs: 20, maxRetryMs: 100, logger: { warn: (_o, msg) => failures.push(msg) } });
+    const agent = await buildAgentServer({
+      resourceUrl: first.agentUrl,
+      issuer: first.issuer,
+      calendarUrl: first.calendarUrl,
+      clientId: first.agent.clientId,
+      privateKey: first.agent.privateJwk,
+      revocations,
+    });
+    await agent.listen({ port: Number(new URL(first.agentUrl).port), host: '127.0.0.1' });
+    cleanups.push(() => agent.close());
+    const atAgent = (token: string) => rawRequest({ port: Number(new URL(first.agentUrl).port), method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
+
+    const checked = await obtainTokens(first);
+    const unseen = await obtainTokens(first);
+    expect((await atAgent(checked.accessToken)).status).toBe(200); // CalendarAgent now holds the first AS's keys
+    await first.store.revokeGrant(String(decodeJwt(checked.accessToken).grant_id), Date.now(), 'test');
+    expectInvalidToken(await refusedSoon(() => atAgent(checked.accessToken)), 'revoked at the first AS');
+    const head = await first.store.revocationHead();
+
+    await stop(first);
+    await eventually(() => failures.length > 0, 'a poll fails while no AS answers');
+    // The second AS's list is longer than the first's before it answers anything: the cursor held is not past its head.
+    const second = await startTestAuthz({
+      port: Number(new URL(first.issuer).port),
+      beforeListen: (home) => {
+        const db = new Database(join(home, 'delegate.db'), { timeout: 5_000 });
+        const insert = db.prepare("INSERT INTO revocations (kind, id, revoked_at, keep_until) VALUES ('grant', ?, ?, ?)");
+        const now = Date.now();
+        for (let i = 0; i < head + 3; i++) insert.run(`grt_other_${i}`, now, now + 3_600_000);
+        db.close();
+      },
+    });
+    cleanups.push(() => rmSync(second.home, { recursive: true, force: true }));
+    cleanups.push(() => stop(second));
+    expect(await second.store.revocationHead()).toBeGreaterThan(head);
+    await revocations.synced();
+
+    expectInvalidToken(await atAgent(checked.accessToken), 'revoked at the first AS, after it was replaced');
     const unknown = await atAgent(unseen.accessToken);
     expectInvalidToken(unknown, 'a token of the first AS never checked before');
     expect(String(unknown.headers['www-authenticate'])).toContain('unknown key');

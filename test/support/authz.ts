@@ -38,6 +38,8 @@ export interface TestAuthzOptions {
   logger?: Logger;
   /** Open registrations per source address (the server's defaults unless given). */
   registrationLimits?: AuthServerOptions['registrationLimits'];
+  /** Called with the new data directory once its database is set up, before the server listens. */
+  beforeListen?: (home: string) => void;
 }
 
 export async function es256Key(): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
@@ -74,6 +76,7 @@ export async function startTestAuthz(options: TestAuthzOptions = {}): Promise<Te
     },
     now(),
   );
+  options.beforeListen?.(home);
   const app = await buildAuthServer({ issuer, store, ownerKeyPath: join(home, 'owner-key.json'), now, lifetimes: options.lifetimes, ...(options.logger ? { logger: options.logger } : {}), ...(options.registrationLimits ? { registrationLimits: options.registrationLimits } : {}) });
   await app.listen({ port, host: '127.0.0.1' });
   return {
