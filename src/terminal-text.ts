@@ -5,9 +5,15 @@
 // them where text is registered or reported; the CLI escapes whatever is
 // stored (src/cli/shown.ts), for data written before or by other means.
 
-/** C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the bidirectional overrides and isolates. */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
-const UNSAFE_ALL = new RegExp(UNSAFE.source, 'g');
+/**
+ * Control characters (C0, C1, DEL: `\p{Cc}`), format characters (`\p{Cf}`: the bidirectional overrides, isolates and
+ * marks (LRM, RLM, ALM), zero-width space and joiners, the BOM, soft hyphen, tag characters), and the Unicode line and
+ * paragraph separators. Found in review (regress18b): the marks, zero-width characters, BOM and tags passed, so a
+ * feed's text could still reorder or hide what the CLI printed; `quoted()` in src/agent/mcp-requests.ts already used
+ * this set.
+ */
+const UNSAFE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, 'gu');
 
 const NAMED: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\u001b': '\\e' };
 
@@ -16,10 +22,13 @@ export function hasControlCharacters(text: string): boolean {
   return UNSAFE.test(text);
 }
 
-/** `printable(text)` cut at `max` characters, with an ellipsis when cut: another program's text inside a one-line message. */
+/**
+ * `printable(text)` cut at `max` characters (code points, so that no surrogate is left alone), with an ellipsis when
+ * cut: another program's text inside a one-line message.
+ */
 export function printableClipped(text: string, max: number): string {
-  const safe = printable(text);
-  return safe.length > max ? `${safe.slice(0, max)}…` : safe;
+  const safe = [...printable(text)];
+  return safe.length > max ? `${safe.slice(0, max).join('')}…` : safe.join('');
 }
 
 /** `text` with each such character written as a visible escape: `\n`, `\r`, `\t`, `\e`, else `\u{…}`. */
