@@ -5,7 +5,7 @@
 // server signs a statement of the agent's identity over its metadata and key.
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { GRANT_TYPE_TOKEN_EXCHANGE, canonicalResource } from '../delegation/index.js';
-import type { ClientRecord, DownstreamAccess, Store } from '../store/index.js';
+import type { AgentSave, ClientRecord, DownstreamAccess, Store } from '../store/index.js';
 import { signAgentStatement, verifyAgentStatement, type AgentProfile, type AgentVerification } from './agent-statement.js';
 import { DEFAULT_LIFETIMES } from './context.js';
 import { currentKey, loadKeyRing } from './keys.js';
@@ -28,9 +28,21 @@ const CLIENT_ID = /^[a-z0-9][a-z0-9._-]{1,63}$/;
  * Creates or updates the agent's client and its resource, and (re)signs its
  * identity statement. With `record`, the registration is put on the audit log
  * (`agent_registered`): an agent registered here can act in users' actor
- * chains and report to /audit. Its keys are named by thumbprint only.
+ * chains and report to /audit. Its keys are named by thumbprint only. With
+ * `record.onlyIfMoved` (the servers' setup, which re-registers CalendarAgent at
+ * each start), only a registration that moves the agent is recorded.
+ *
+ * A registration at another URL than the agent's own on record is a move: the
+ * old URL's resource goes, with the live grants for it, in the same transaction
+ * (Store.saveAgent), each revocation with its `grant_revoked` record.
  */
-export async function registerAgent(store: Store, issuer: string, agent: AgentRegistration, now: number, record?: { by: string }): Promise<ClientRecord> {
+export async function registerAgent(
+  store: Store,
+  issuer: string,
+  agent: AgentRegistration,
+  now: number,
+  record?: { by: string; onlyIfMoved?: boolean },
+): Promise<ClientRecord> {
   if (!CLIENT_ID.test(agent.clientId)) throw new Error('An agent id is 2–64 lower-case letters, digits, dots, dashes or underscores.');
   const resourceUrl = canonicalResource(agent.resourceUrl);
   if (!resourceUrl) throw new Error(`The agent's resource ${agent.resourceUrl} is not an absolute http(s) URL.`);
@@ -38,8 +50,11 @@ export async function registerAgent(store: Store, issuer: string, agent: AgentRe
   const existing = await store.clientById(agent.clientId);
   if (existing && existing.kind !== 'agent') throw new Error(`The client id ${agent.clientId} belongs to a client that is not an agent.`);
   await refuseTakenUrl(store, issuer, agent, resourceUrl);
+  await refuseDownstream(store, issuer, agent);
   // Before anything is written: a key that cannot be named must not leave a registration off the record.
   const thumbprints = record ? await Promise.all(agent.jwks.keys.map((key) => calculateJwkThumbprint(key as JWK))) : [];
+  const movedFrom = existing?.resource && existing.resource !== resourceUrl ? existing.resource : undefined;
+  const recordAs = record && (!record.onlyIfMoved || movedFrom !== undefined) ? record : undefined;
 
   const keys = await loadKeyRing(store, () => now, DEFAULT_LIFETIMES.accessTokenSec * 1000);
   const sign = async () => {
@@ -67,16 +82,32 @@ export async function registerAgent(store: Store, issuer: string, agent: AgentRe
     },
     createdAt: existing?.createdAt ?? now,
   };
-  if (existing) await store.updateClient(client);
-  else await store.createClient(client);
-  await store.upsertResource({
-    url: resourceUrl,
-    name: agent.profile.name,
-    scopes: agent.scopes,
-    agentClientId: agent.clientId,
-    downstream: agent.downstream,
-    createdAt: now,
-  });
+  await store.saveAgent(
+    {
+      client,
+      resource: { url: resourceUrl, name: agent.profile.name, scopes: agent.scopes, agentClientId: agent.clientId, downstream: agent.downstream, createdAt: now },
+      ...(movedFrom !== undefined ? { movedFrom: moveOf(agent.clientId, movedFrom, resourceUrl, recordAs?.by ?? 'administrator') } : {}),
+      ...(recordAs
+        ? {
+            record: (grantsRevoked: string[]) => ({
+              event: 'agent_registered',
+              client: agent.clientId,
+              resource: resourceUrl,
+              detail: {
+                by: recordAs.by,
+                name: agent.profile.name,
+                replaced: existing !== undefined,
+                scopes: agent.scopes,
+                downstream: agent.downstream.map((d) => d.resource),
+                key_thumbprints: thumbprints,
+                ...(movedFrom !== undefined ? { moved_from: movedFrom, grants_revoked: grantsRevoked } : {}),
+              },
+            }),
+          }
+        : {}),
+    },
+    now,
+  );
   // A rotation (`delegate keys rotate`) that committed between the signature and the write re-signed the
   // statements it found, not this one: signed again with the key now current, which the rotation made so.
   for (let attempt = 0; attempt < 3 && currentKey(await store.signingKeys())?.kid !== signedWith; attempt++) {
@@ -84,25 +115,30 @@ export async function registerAgent(store: Store, issuer: string, agent: AgentRe
     client.metadata = { ...client.metadata, agent_statement: statement };
     await store.updateClient(client);
   }
-  if (record) {
-    await store.appendAudit(
-      {
-        event: 'agent_registered',
-        client: agent.clientId,
-        resource: resourceUrl,
-        detail: {
-          by: record.by,
-          name: agent.profile.name,
-          replaced: existing !== undefined,
-          scopes: agent.scopes,
-          downstream: agent.downstream.map((d) => d.resource),
-          key_thumbprints: thumbprints,
-        },
-      },
-      now,
-    );
-  }
   return client;
+}
+
+/**
+ * What a move ends. Found in review: an agent re-registered at a new URL left the old URL's resource bound to it,
+ * so /authorize went on issuing tokens for a URL nobody serves (the agent exchanges and introspects only tokens
+ * for its URL on record). The record goes, and with it every live grant for that URL: the user approved the agent
+ * at that address (the tokens' audience, RFC 8707), its tokens there can never be used again, and, the URL being
+ * free, a grant kept alive would mint tokens for whichever agent registers there next, which the user never
+ * approved. Revoked, the grant also ends the calendar tokens exchanged from it, at every resource server.
+ */
+function moveOf(clientId: string, from: string, to: string, by: string): NonNullable<AgentSave['movedFrom']> {
+  return {
+    url: from,
+    reason: `the agent ${clientId} moved to ${to}`,
+    grantRecord: (grant) => ({
+      event: 'grant_revoked',
+      user: grant.userId,
+      client: grant.clientId,
+      grant: grant.id,
+      resource: grant.resource,
+      detail: { by, via: 'agent moved', agent: clientId, moved_to: to },
+    }),
+  };
 }
 
 /**
@@ -110,12 +146,16 @@ export async function registerAgent(store: Store, issuer: string, agent: AgentRe
  * that audience (it may introspect and exchange them) and would overwrite that resource's record. Found in review:
  * an agent registered at the calendar backend's URL (a resource bound to no agent) replaced its record, so that
  * /authorize, which sends only agents' tokens there, issued a plain user token for the calendar, and the new
- * agent could introspect and exchange CalendarAgent's calendar tokens. So: the issuer itself; any resource on
- * record that is not this agent's own, bound to another agent or to none; and any URL an agent reaches downstream
- * (a calendar backend that is not on record as a resource yet), this one's included. Canonical forms (RFC 8707).
+ * agent could introspect and exchange CalendarAgent's calendar tokens. So: the issuer's origin (its own endpoints,
+ * and the tokens with aud = the issuer that a handed or may_act token is); any resource on record that is not
+ * this agent's own, bound to another agent or to none; and any URL an agent reaches downstream (a calendar backend
+ * that is not on record as a resource yet), this one's included. Canonical forms (RFC 8707).
  */
 async function refuseTakenUrl(store: Store, issuer: string, agent: AgentRegistration, resourceUrl: string): Promise<void> {
   if (canonicalResource(issuer) === resourceUrl) throw new Error(`The URL ${resourceUrl} is this authorization server's own; an agent needs its own URL.`);
+  if (onIssuerOrigin(issuer, resourceUrl)) {
+    throw new Error(`The URL ${resourceUrl} is on the origin of this authorization server (${issuer}), which serves its own endpoints and tokens there; an agent needs a URL on an origin of its own.`);
+  }
   const bound = await store.resourceByUrl(resourceUrl);
   if (bound && bound.agentClientId !== agent.clientId) {
     throw new Error(
@@ -131,6 +171,33 @@ async function refuseTakenUrl(store: Store, issuer: string, agent: AgentRegistra
       throw new Error(`The URL ${resourceUrl} is what the agent ${other.agentClientId ?? other.url} reaches downstream on users' behalf; an agent needs its own URL.`);
     }
   }
+}
+
+/**
+ * Refuses a downstream (what the agent reads on users' behalf, the audience of the tokens it gets by exchange) that
+ * is the authorization server or on its origin, or another agent's URL: the exchange would issue the agent tokens
+ * for the issuer, or for another agent, which that agent would take as a user's delegation to it. Found in review:
+ * `--calendar-url` was compared with neither. Canonical forms (RFC 8707).
+ */
+async function refuseDownstream(store: Store, issuer: string, agent: AgentRegistration): Promise<void> {
+  const agentsAt = new Map<string, string>();
+  for (const r of await store.listResources()) if (r.agentClientId) agentsAt.set(r.url, r.agentClientId);
+  for (const c of await store.listClients('agent')) if (c.resource && !agentsAt.has(c.resource)) agentsAt.set(c.resource, c.clientId);
+  for (const d of agent.downstream) {
+    const url = canonicalResource(d.resource);
+    if (!url) throw new Error(`The downstream URL ${d.resource} is not an absolute http(s) URL.`);
+    if (onIssuerOrigin(issuer, url)) throw new Error(`The downstream URL ${url} is on the origin of this authorization server (${issuer}); ${DOWNSTREAM_IS}`);
+    const other = agentsAt.get(url);
+    if (other !== undefined && other !== agent.clientId) throw new Error(`The downstream URL ${url} is the URL of the agent ${other}; ${DOWNSTREAM_IS}`);
+  }
+}
+
+export const DOWNSTREAM_IS = 'an agent reads a calendar backend downstream, not an agent or the authorization server.';
+
+/** Whether `url` is on the issuer's origin (scheme, host and port, canonical forms): the issuer itself included. */
+export function onIssuerOrigin(issuer: string, url: string): boolean {
+  const [a, b] = [canonicalResource(issuer), canonicalResource(url)];
+  return a !== undefined && b !== undefined && new URL(a).origin === new URL(b).origin;
 }
 
 export async function listAgents(store: Store): Promise<ClientRecord[]> {

@@ -58,6 +58,8 @@ export async function bootstrapLocal(store: Store, setup: LocalSetup, now: numbe
       },
     },
     now,
+    // A start on another agent port moves CalendarAgent, which ends the grants for its old URL: on the record.
+    { by: 'setup', onlyIfMoved: true },
   );
   return { owner };
 }

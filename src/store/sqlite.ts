@@ -12,6 +12,7 @@ import { GENESIS_HASH, prepareContent, preparedHash, verifyChain, type AuditReco
 import { MIGRATIONS, READABLE_FROM_VERSION } from './schema.js';
 import { fileSync, GroupSync, type SyncFile } from './wal-sync.js';
 import type {
+  AgentSave,
   AuditEventInput,
   AuditFilter,
   AuthCodeRecord,
@@ -856,6 +857,14 @@ class SqliteStore implements Store {
   }
 
   async createClient(c: ClientRecord): Promise<void> {
+    this.insertClient(c);
+  }
+
+  async updateClient(c: ClientRecord): Promise<void> {
+    this.writeClient(c);
+  }
+
+  private insertClient(c: ClientRecord): void {
     this.run(
       `INSERT INTO clients (client_id, client_name, kind, secret_hash, redirect_uris, grant_types, token_endpoint_auth_method, jwks, resource, metadata, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -864,13 +873,34 @@ class SqliteStore implements Store {
     );
   }
 
-  async updateClient(c: ClientRecord): Promise<void> {
+  private writeClient(c: ClientRecord): void {
     this.run(
       `UPDATE clients SET client_name = ?, kind = ?, secret_hash = ?, redirect_uris = ?, grant_types = ?, token_endpoint_auth_method = ?,
          jwks = ?, resource = ?, metadata = ? WHERE client_id = ?`,
       [c.clientName, c.kind, c.secretHash, json(c.redirectUris), json(c.grantTypes), c.tokenEndpointAuthMethod,
         c.jwks === null ? null : json(c.jwks), c.resource, json(c.metadata), c.clientId],
     );
+  }
+
+  async saveAgent(agent: AgentSave, now: number): Promise<string[]> {
+    return this.atomically(() => {
+      const { client, resource, movedFrom, record } = agent;
+      if (this.get('SELECT 1 AS found FROM clients WHERE client_id = ?', [client.clientId])) this.writeClient(client);
+      else this.insertClient(client);
+      this.writeResource(resource);
+      const revoked: string[] = [];
+      // Only the record still bound to this agent: one that is not (left by an older version) is not its to remove.
+      if (movedFrom && this.run('DELETE FROM resources WHERE url = ? AND agent_client_id = ?', [movedFrom.url, client.clientId]).changes > 0) {
+        const live = this.all('SELECT * FROM grants WHERE resource = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at, id', [movedFrom.url, now]).map(toGrant);
+        for (const grant of live) {
+          if (!this.revokeGrantNow(grant.id, now, movedFrom.reason)) continue;
+          this.appendAuditNow(movedFrom.grantRecord(grant), now);
+          revoked.push(grant.id);
+        }
+      }
+      if (record) this.appendAuditNow(record(revoked), now);
+      return revoked;
+    });
   }
 
   async clientById(clientId: string): Promise<ClientRecord | undefined> {
@@ -883,6 +913,10 @@ class SqliteStore implements Store {
   }
 
   async upsertResource(res: ResourceRecord): Promise<void> {
+    this.writeResource(res);
+  }
+
+  private writeResource(res: ResourceRecord): void {
     this.run(
       `INSERT INTO resources (url, name, scopes, agent_client_id, downstream, created_at) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (url) DO UPDATE SET name = excluded.name, scopes = excluded.scopes,

@@ -71,6 +71,18 @@ export interface ClientRecord {
   createdAt: number;
 }
 
+/**
+ * An agent's registration as `Store.saveAgent` writes it: its client (created or replaced) and the resource it is
+ * bound to. `movedFrom`: the URL it was bound to before, when that is another. `record`: the registration's audit
+ * record, told the grants the move revoked.
+ */
+export interface AgentSave {
+  client: ClientRecord;
+  resource: ResourceRecord;
+  movedFrom?: { url: string; reason: string; grantRecord: (grant: GrantRecord) => AuditEventInput };
+  record?: (grantsRevoked: string[]) => AuditEventInput;
+}
+
 /** A permission a resource's holder needs further down the chain (the agent's reach). */
 export interface DownstreamAccess {
   /** RFC 9396 authorization details type that carries this access in tokens, e.g. "calendar". */
@@ -339,6 +351,15 @@ export interface Store {
   clientById(clientId: string): Promise<ClientRecord | undefined>;
   listClients(kind?: ClientKind): Promise<ClientRecord[]>;
   upsertResource(resource: ResourceRecord): Promise<void>;
+  /**
+   * Writes an agent's registration in one transaction: its client and its resource. On a move (`movedFrom`), the old
+   * URL's resource record, when still bound to this agent, is deleted (nothing serves it: /authorize then answers
+   * invalid_target for it), and every live grant naming that URL is revoked with its token families and tokens, and
+   * listed for the resource servers, each with `grantRecord(grant)`: tokens for it could only be minted for a URL
+   * nobody serves, or, once another agent is registered there, for an agent the user never approved. `record`, when
+   * given, is appended last. Returns the ids of the grants revoked. Nothing is written unless all of it is.
+   */
+  saveAgent(agent: AgentSave, now: number): Promise<string[]>;
   resourceByUrl(url: string): Promise<ResourceRecord | undefined>;
   listResources(): Promise<ResourceRecord[]>;
 

@@ -8,7 +8,8 @@
 // lookahead, calendar or window limit; evil could also introspect and exchange
 // CalendarAgent's calendar tokens. The three servers as the CLI builds them,
 // on ephemeral loopback ports; the command runs in-process on their data
-// directory, as an administrator would run it.
+// directory, as an administrator would run it. Also: what an agent may read
+// downstream, and what a move to another URL ends (the old URL and its grants).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,14 +18,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
 import { bootstrap, closeAll, openDataStore } from '../../src/cli/servers.js';
 import { resolvePaths } from '../../src/config.js';
-import { ownerApproves } from '../support/owner-flow.js';
+import { Browser, authorizeUrl, callbackParams, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { failAuditRecords } from '../support/fail-audit.js';
+import { ownerApproves, redeemCode } from '../support/owner-flow.js';
 import { freePort } from '../support/ports.js';
 import { fakeIo } from '../cli/fake-io.js';
 import {
   atCalendar,
+  auditSince,
   expectInvalidToken,
   fingerprint,
   issuerSigningKey,
+  lastAuditSeq,
   stateChangedBy,
   startStack,
   userAndCalendarToken,
@@ -99,6 +104,52 @@ describe('agents register at a URL that is not free for an agent', () => {
     expect((await register('reader', String((await stack.store.clientById('reader'))!.resource), '--calendar-url', downstream)).code).toBe(0);
     expect((await register('evil', `http://127.0.0.1:${await freePort()}/mcp`)).code).toBe(0);
   });
+
+  it('a URL on the authorization server’s origin (its endpoints, tokens for aud = the issuer), any spelling, signed for it or (--auth-port) for another: exit 1, nothing stored', async () => {
+    const origin = new URL(stack.issuer);
+    const spellings = [`${stack.issuer}/mcp`, `${stack.issuer}/x`, `${stack.issuer}/token`, `${stack.issuer}/mcp/`.replace('http://', 'HTTP://'), `http://127.0.0.1:${origin.port}/?x=1`];
+    for (const url of spellings) {
+      for (const more of [['--auth-port', String(stack.ports.auth)], ['--auth-port', String(await freePort())]]) {
+        const { result, changed } = await stateChangedBy(stack, () => register('evil-origin', url, ...more));
+        expect(result.code, `${url} ${more.join(' ')}`).toBe(1);
+        expect(result.err, url).toMatch(new RegExp(`^delegate: The URL \\S+ is on the origin of (this|the) authorization server \\(${stack.issuer}\\)[^\\n]*\\n$`));
+        expect(result.out).toBe('');
+        expect(changed, url).toEqual([]);
+      }
+    }
+    expect(await stack.store.clientById('evil-origin')).toBeUndefined();
+  });
+
+  it('a downstream (--calendar-url) that is the authorization server, on its origin, or another agent’s URL (any spelling): exit 1 naming it, nothing stored; the control registers', async () => {
+    const own = `http://127.0.0.1:${await freePort()}/mcp`;
+    const downstreams: Array<[string, RegExp]> = [
+      [stack.issuer, /is on the origin of (this|the) authorization server/],
+      [`${stack.issuer}/`, /is on the origin of (this|the) authorization server/],
+      [`${stack.issuer}/calendar`, /is on the origin of (this|the) authorization server/],
+      [stack.agentUrl, new RegExp(`is the URL of the agent ${stack.agent.clientId}`)],
+      [stack.agentUrl.replace('http://', 'HTTP://'), new RegExp(`is the URL of the agent ${stack.agent.clientId}`)],
+    ];
+    for (const [downstream, why] of downstreams) {
+      for (const more of [['--auth-port', String(stack.ports.auth)], ['--auth-port', String(await freePort())]]) {
+        const { result, changed } = await stateChangedBy(stack, () => register('evil-down', own, '--calendar-url', downstream, ...more));
+        expect(result.code, downstream).toBe(1);
+        expect(result.err, downstream).toMatch(/^delegate: [^\n]+\n$/);
+        expect(result.err, downstream).toMatch(why);
+        expect(changed, downstream).toEqual([]);
+      }
+    }
+    // Another agent's URL, for a registered agent that is not CalendarAgent, and an agent already registered changing its downstream.
+    const helper = `http://127.0.0.1:${await freePort()}/helper`;
+    expect((await register('down-helper', helper)).code).toBe(0);
+    const before = fingerprint(stack);
+    const refused = await register('evil-down', own, '--calendar-url', `${helper}/`);
+    expect([refused.code, refused.err]).toEqual([1, `delegate: The downstream URL ${helper} is the URL of the agent down-helper; an agent reads a calendar backend downstream, not an agent or the authorization server.\n`]);
+    expect((await register('down-helper', helper, '--calendar-url', stack.agentUrl)).code).toBe(1);
+    expect(fingerprint(stack)).toEqual(before);
+    expect(await stack.store.clientById('evil-down')).toBeUndefined();
+    // The control: the calendar backend itself, downstream (what CalendarAgent reads).
+    expect((await register('evil-down', own, '--calendar-url', stack.calendarUrl)).code).toBe(0);
+  });
 });
 
 describe('an agent bound to the calendar backend’s URL before the first start (nothing on record to refuse it then)', () => {
@@ -157,6 +208,117 @@ describe('the calendar backend takes only tokens an agent got by exchange', () =
       expect(String(res.headers['www-authenticate']), name).toContain(`resource_metadata="${stack.calendarUrl}/.well-known/oauth-protected-resource"`);
       expect((res.json() as { error: string }).error, name).toBe('invalid_token');
       expect(changed, name).toEqual([]);
+    }
+  });
+});
+
+describe('an agent re-registered at another URL (a move)', () => {
+  const FLOW = 'http://127.0.0.1:43123/callback';
+  /** What /authorize answers the signed-in owner for `resource`: the redirect's query (error or code), null for a consent page. */
+  async function authorizeFor(clientId: string, resource: string): Promise<URLSearchParams | null> {
+    const href = authorizeUrl(stack.issuer, { clientId, redirectUri: FLOW, resource, scope: 'freebusy:read', state: 'st', challenge: pkcePair().challenge });
+    const page = await signInAndOpenConsent(new Browser(), stack.issuer, stack.ownerJwk, href);
+    return page.location ? callbackParams(page.location) : null;
+  }
+
+  it('the old URL’s resource record goes with its live grants (revoked, on the record, in the move’s transaction): /authorize answers invalid_target, its refresh token mints nothing, and the URL is free', async () => {
+    const [first, second] = [`http://127.0.0.1:${await freePort()}/mcp`, `http://127.0.0.1:${await freePort()}/mcp`];
+    expect((await register('mover', first)).code).toBe(0);
+    const at = { ...stack, agentUrl: first };
+    const approved = await ownerApproves(at, { scope: 'freebusy:read' });
+    const tokens = await redeemCode(at, approved);
+    expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+    const grantId = String(decodeJwt(String(tokens.body.access_token)).grant_id);
+    const seq = await lastAuditSeq(stack);
+
+    // One transaction: with either of its records failing (a full disk), nothing of the move is written.
+    for (const event of ['grant_revoked', 'agent_registered']) {
+      const restore = failAuditRecords(stack.home, event);
+      try {
+        const { result, changed } = await stateChangedBy(stack, () => register('mover', second));
+        expect(result.code, event).toBe(1);
+        expect(changed, event).toEqual([]);
+      } finally {
+        restore();
+      }
+    }
+    const moved = await register('mover', second);
+    expect(moved.code, moved.err).toBe(0);
+    expect(await stack.store.resourceByUrl(first)).toBeUndefined();
+    expect((await stack.store.resourceByUrl(second))?.agentClientId).toBe('mover');
+    const grant = await stack.store.grantById(grantId);
+    expect(grant?.revokedAt).not.toBeNull();
+    // On the audit log: the grant's revocation, then the registration, naming the URL it left and what that ended.
+    const records = await auditSince(stack, seq);
+    expect(records.map((r) => [r.event, r.client, r.grant ?? null, r.resource])).toEqual([
+      ['grant_revoked', approved.clientId, grantId, first],
+      ['agent_registered', 'mover', null, second],
+    ]);
+    expect(records[0]!.detail).toMatchObject({ by: 'cli', via: 'agent moved', agent: 'mover', moved_to: second });
+    expect(records[1]!.detail).toMatchObject({ by: 'cli', replaced: true, moved_from: first, grants_revoked: [grantId] });
+
+    // The old URL is no resource of this server: no consent page, no code (RFC 8707 §2: invalid_target).
+    const answer = await authorizeFor(approved.clientId, first);
+    expect(answer?.get('error')).toBe('invalid_target');
+    expect(answer?.get('code')).toBeNull();
+    // The grant's refresh token mints no token for the URL nobody serves.
+    const refreshed = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(tokens.body.refresh_token), client_id: approved.clientId });
+    expect([refreshed.status, refreshed.body.error]).toEqual([400, 'invalid_grant']);
+    expect(refreshed.body.access_token).toBeUndefined();
+    // Free for another agent, which inherits no consent given to mover there.
+    expect((await register('mover-next', first)).code).toBe(0);
+    expect((await stack.store.grantById(grantId))?.revokedAt).toBe(grant?.revokedAt);
+    const again = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(tokens.body.refresh_token), client_id: approved.clientId });
+    expect([again.status, again.body.error]).toEqual([400, 'invalid_grant']);
+  });
+
+  it('with no grant for the old URL: the record goes all the same, nothing is revoked, and the agent may move back', async () => {
+    const [first, second] = [`http://127.0.0.1:${await freePort()}/mcp`, `http://127.0.0.1:${await freePort()}/mcp`];
+    expect((await register('wanderer', first)).code).toBe(0);
+    const seq = await lastAuditSeq(stack);
+    expect((await register('wanderer', second)).code).toBe(0);
+    expect(await stack.store.resourceByUrl(first)).toBeUndefined();
+    const records = await auditSince(stack, seq);
+    expect(records.map((r) => r.event)).toEqual(['agent_registered']);
+    expect(records[0]!.detail).toMatchObject({ moved_from: first, grants_revoked: [] });
+    expect(await authorizeFor(await registerPublicClient(stack.issuer, [FLOW]), first).then((a) => a?.get('error'))).toBe('invalid_target');
+    // Back where it was: one resource, the first URL, bound to it.
+    expect((await register('wanderer', first)).code).toBe(0);
+    expect((await stack.store.listResources()).filter((r) => r.agentClientId === 'wanderer').map((r) => r.url)).toEqual([first]);
+  });
+
+  it('CalendarAgent moved by a start on another agent port: the same, recorded as setup’s doing; a start that moves nothing records nothing', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'delegate-move-'));
+    const paths = resolvePaths({ DELEGATE_HOME: home });
+    const ports = { auth: await freePort(), calendar: await freePort() };
+    const urls = (agentPort: number) => ({ issuer: `http://127.0.0.1:${ports.auth}`, calendarUrl: `http://127.0.0.1:${ports.calendar}`, agentUrl: `http://127.0.0.1:${agentPort}/mcp` });
+    const [before, after] = [urls(await freePort()), urls(await freePort())];
+    try {
+      const store = openDataStore(paths);
+      try {
+        await bootstrap(store, paths, before, Date.now());
+        await bootstrap(store, paths, before, Date.now());
+        expect(await store.listAudit()).toEqual([]);
+        const owner = (await store.ownerUser())!;
+        const agentId = (await store.listClients('agent'))[0]!.clientId;
+        const now = Date.now();
+        const grant = { id: `grt_${crypto.randomUUID()}`, userId: owner.id, clientId: agentId, resource: before.agentUrl, scope: 'slots:find', authorizationDetails: [], maxDepth: 1, createdAt: now, expiresAt: now + 86_400_000, revokedAt: null };
+        await store.createGrant(grant);
+        await bootstrap(store, paths, after, Date.now());
+        expect(await store.resourceByUrl(before.agentUrl)).toBeUndefined();
+        expect((await store.resourceByUrl(after.agentUrl))?.agentClientId).toBe(agentId);
+        expect((await store.grantById(grant.id))?.revokedAt).not.toBeNull();
+        const records = await store.listAudit();
+        expect(records.map((r) => [r.event, r.grant ?? null, r.resource, r.detail.by])).toEqual([
+          ['grant_revoked', grant.id, before.agentUrl, 'setup'],
+          ['agent_registered', null, after.agentUrl, 'setup'],
+        ]);
+        expect(records[1]!.detail).toMatchObject({ moved_from: before.agentUrl, grants_revoked: [grant.id] });
+      } finally {
+        await closeAll([], store);
+      }
+    } finally {
+      await rm(home, { recursive: true, force: true });
     }
   });
 });

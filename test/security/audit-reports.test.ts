@@ -41,7 +41,10 @@ beforeAll(async () => {
   ownerId = String(decodeJwt(owner.accessToken).sub);
   evil = await registerTestAgent(stack as unknown as TestAuthz, 'evil', evilResource);
   // An agent whose users' tokens reach evil's resource downstream: the way a token with a chain reaches evil.
+  // registerAgent refuses another agent's URL downstream (test/security/agent-binding.test.ts); the relay's record
+  // is what a registration from before that refusal left in the store.
   const relayKey = await es256Key();
+  const downstream = [{ type: 'calendar', resource: evilResource, scopes: ['helper:use'] }];
   await registerAgent(
     stack.store,
     stack.issuer,
@@ -50,11 +53,12 @@ beforeAll(async () => {
       resourceUrl: relayResource,
       scopes: ['relay:use'],
       jwks: { keys: [relayKey.publicJwk as Record<string, unknown>] },
-      downstream: [{ type: 'calendar', resource: evilResource, scopes: ['helper:use'] }],
+      downstream: [],
       profile: { name: 'relay', softwareId: 'test/relay', softwareVersion: '1', operator: { name: 'Test', contact: 'test@example.test' }, description: 'A test agent.', limitations: [] },
     },
     Date.now(),
   );
+  await stack.store.upsertResource({ ...(await stack.store.resourceByUrl(relayResource))!, downstream });
   relay = { clientId: 'relay', privateJwk: relayKey.privateJwk };
 });
 afterAll(async () => stack?.close());

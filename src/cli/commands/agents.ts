@@ -10,7 +10,7 @@
 // which `servers.ts` checks a second address against), else the default.
 import { decodeJwt } from 'jose';
 import { DEFAULT_AGENT_CLIENT_ID } from '../../agent/identity.js';
-import { describeAgent, listAgents, registerAgent } from '../../authz/agents.js';
+import { DOWNSTREAM_IS, describeAgent, listAgents, onIssuerOrigin, registerAgent } from '../../authz/agents.js';
 import type { AgentProfile, AgentVerification } from '../../authz/agent-statement.js';
 import { DEFAULT_HOST, DEFAULT_PORTS, urlsFor, type Paths } from '../../config.js';
 import type { ClientRecord, Store } from '../../store/index.js';
@@ -54,10 +54,16 @@ export async function agentsRegisterCommand(args: RegisterAgentArgs, io: CliIo):
   const { client, issuer } = await withStore(args.paths, async (store) => {
     const servedBy = await issuerOnRecord(store);
     const issuer = args.issuer ?? servedBy;
-    // registerAgent refuses the issuer it signs for; an --auth-port of another server leaves this one's to check here.
+    // registerAgent refuses the issuer it signs for and its origin; an --auth-port of another server leaves this one's to check here.
     if (canonicalResource(args.url) === canonicalResource(servedBy)) {
       throw new CommandFailed(`The URL ${servedBy} is the authorization server's own, at which this data directory's servers run; an agent needs its own URL.`);
     }
+    const servers = `the authorization server (${servedBy}) at which this data directory's servers run`;
+    if (onIssuerOrigin(servedBy, args.url)) {
+      throw new CommandFailed(`The URL ${canonicalResource(args.url) ?? args.url} is on the origin of ${servers}; an agent needs a URL on an origin of its own.`);
+    }
+    const atServers = args.calendars.find((calendar) => onIssuerOrigin(servedBy, calendar));
+    if (atServers !== undefined) throw new CommandFailed(`The downstream URL ${canonicalResource(atServers) ?? atServers} is on the origin of ${servers}; ${DOWNSTREAM_IS}`);
     const client = await registerAgent(
       store,
       issuer,
