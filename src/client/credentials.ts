@@ -40,7 +40,9 @@ export async function validAccessToken(options: SessionOptions): Promise<string>
   }
   if (fromCache) return fromCache;
   if (!options.presentLoginUrl) {
-    throw new ClientError('AUTHORIZATION_REQUIRED', `No delegation for CalendarAgent at ${options.agentUrl} is stored. Run \`delegate login\` first.`);
+    // The finding alone as the detail, for a command that names its own `delegate login` (with its ports, profile).
+    const finding = `No delegation for CalendarAgent at ${options.agentUrl} is stored.`;
+    throw new ClientError('AUTHORIZATION_REQUIRED', `${finding} Run \`delegate login\` first.`, { detail: finding });
   }
   await ensureDelegation(options);
   const signedIn = await cachedOrRefreshed(cache, resource, options);

@@ -253,10 +253,27 @@ export function isDamagedCache(error: unknown): error is ClientError & { cause: 
  * on other ports than the defaults, signs in at other servers).
  */
 export async function damagedCacheFailure(error: ClientError & { cause: ClientError }, args: AgentAccessArgs, io: CliIo, neverSignsIn: boolean): Promise<CommandFailed> {
-  const login = (await commandLineFor(args, io))('login');
-  const found = error.cause.detail === undefined ? error.message : `${error.cause.detail} It was left as it is; \`${login}\` keeps it aside and signs in again.`;
+  const command = await commandLineFor(args, io);
+  // Where nobody can sign in, every way that needs no terminal too, as the advice for a missing sign-in gives them
+  // (found by the s18 helpers: a person without a terminal was told only of the `delegate login` that needs one).
+  const signsIn = neverSignsIn
+    ? `\`${command('login')}\` keeps it aside and signs in again`
+    : `\`${command('login')}\` in a terminal (or \`${command('login', '--device')}\` anywhere) keeps it aside and signs in again, ` +
+      'as does this command with --no-browser, which prints a sign-in link and waits for it';
+  const found = error.cause.detail === undefined ? error.message : `${error.cause.detail} It was left as it is; ${signsIn}.`;
   const why = neverSignsIn ? 'This command never signs in.' : 'Nobody can sign in here: this is not an interactive terminal.';
   return new CommandFailed(`${found} (${why})`, EXIT_AUTH_REQUIRED);
+}
+
+/**
+ * The failure of a command that never signs in (token) where no delegation is stored: the client's finding and the
+ * `delegate login` of this run's data directory, ports and profile (found by the s18 helpers: it said plain
+ * `delegate login`, which, typed as written, signs in to the default profile at the default ports' servers).
+ */
+export async function nothingStoredFailure(error: ClientError, args: AgentAccessArgs, io: CliIo): Promise<CommandFailed> {
+  if (error.detail === undefined) return new CommandFailed(error.message, EXIT_AUTH_REQUIRED);
+  const login = (await commandLineFor(args, io))('login');
+  return new CommandFailed(`${error.detail.replace(/\.$/, '')}, and this command never signs in. Run \`${login}\` first.`, EXIT_AUTH_REQUIRED);
 }
 
 /**

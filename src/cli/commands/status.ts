@@ -8,11 +8,11 @@
 // to be opened) is one more such state, told in the document, never an
 // empty stdout.
 import { decodeJwt } from 'jose';
-import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PROFILE } from '../../config.js';
+import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PORTS, DEFAULT_PROFILE } from '../../config.js';
 import { storedDelegations, type StoredDelegation } from '../../client/credentials.js';
 import { SCOPE_DESCRIPTIONS } from '../../delegation/scopes.js';
 import { isBearerToken } from '../../delegation/tokens.js';
-import { isClientError } from '../../client/errors.js';
+import { isClientError, type ClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_AUTH_REQUIRED, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { instantLine } from '../output.js';
@@ -28,22 +28,27 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   const paths = profilePaths(io, args.profile);
   const envToken = delegateToken(io.env);
   let cacheError: string | undefined;
-  const stored = await storedDelegations(paths, () => io.now()).catch((error: unknown) => {
+  let stored: StoredDelegation[];
+  try {
+    stored = await storedDelegations(paths, () => io.now());
+  } catch (error) {
     // An unreadable cache holds no sign-in this command can show; it is named and left as it is.
     if (!isClientError(error)) throw error;
+    const said = await withProfileLogin(error, args, io);
     // A script reading --json gets the document even so, saying why no sign-in shows, whether the
     // cache is damaged or cannot be opened (EACCES, EISDIR: found in two reviews, stdout was empty).
     if (args.json) {
-      cacheError = error.message;
-      return [];
+      cacheError = said;
+      stored = [];
+    } else if (!isClientError(error, 'CACHE_CORRUPT')) {
+      throw error;
+    } else if (envToken !== undefined) {
+      cacheError = said;
+      stored = [];
+    } else {
+      throw new CommandFailed(said, EXIT_AUTH_REQUIRED);
     }
-    if (!isClientError(error, 'CACHE_CORRUPT')) throw error;
-    if (envToken !== undefined) {
-      cacheError = error.message;
-      return [];
-    }
-    throw new CommandFailed(error.message, EXIT_AUTH_REQUIRED);
-  });
+  }
   const now = io.now();
   const source = envToken !== undefined ? 'DELEGATE_TOKEN' : stored.length > 0 ? 'token cache' : 'none';
   const env = envToken !== undefined ? envTokenView(envToken) : undefined;
@@ -72,7 +77,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     if (!env.readable) lines.push('  token cannot be read: it is not an access token from delegate (a JWT), so CalendarAgent will refuse it');
     if (env.expiresAt) lines.push(`  token for ${env.audience ?? 'an unknown audience'}, ${Date.parse(env.expiresAt) > now ? 'valid until' : 'expired at'} ${instantLine(Date.parse(env.expiresAt), zone)}`);
   }
-  if (stored.length === 0) lines.push('Not signed in: no delegation is stored. Run `delegate login`.');
+  if (stored.length === 0) lines.push(`Not signed in: no delegation is stored. Run \`${await loginCommand(args, io)}\`.`);
   for (const d of stored) {
     lines.push('');
     lines.push(`${d.resourceName ?? 'Agent'} at ${d.resource}`);
@@ -141,4 +146,20 @@ function envTokenView(token: string): { readable: boolean; audience?: string; us
   } catch {
     return { readable: false };
   }
+}
+
+/**
+ * The `delegate login` for this command's profile (--profile or DELEGATE_PROFILE, unless the default): found by the s18
+ * helpers, `status --profile work` said plain `delegate login`, which signs in to the default profile. No ports: status
+ * takes none. Loaded only when a line advises it.
+ */
+async function loginCommand(args: StatusArgs, io: CliIo): Promise<string> {
+  const { sameShellCommandLine } = await import('./mcp-config.js');
+  return sameShellCommandLine({ ports: DEFAULT_PORTS, ...(args.profile !== undefined ? { profile: args.profile } : {}) }, io, ['login']);
+}
+
+/** A damaged cache's finding with that `delegate login` (the client's words name plain `delegate login`); any other error as it is. */
+async function withProfileLogin(error: ClientError, args: StatusArgs, io: CliIo): Promise<string> {
+  if (!isClientError(error, 'CACHE_CORRUPT') || error.detail === undefined) return error.message;
+  return `${error.detail} It was left as it is; \`${await loginCommand(args, io)}\` keeps it aside and signs in again.`;
 }

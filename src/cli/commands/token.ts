@@ -5,10 +5,11 @@
 // it fails with exit code 4. The one command that prints a token, by design.
 import { urlsFor } from '../../config.js';
 import { validAccessToken } from '../../client/credentials.js';
+import { isClientError } from '../../client/errors.js';
 import { refreshSpentNothing } from '../../client/refresh.js';
 import { EXIT_OK, errorText } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { damagedCacheFailure, environmentToken, isDamagedCache, profilePaths, withAgentAccess, type AgentAccessArgs } from './agent-access.js';
+import { damagedCacheFailure, environmentToken, isDamagedCache, nothingStoredFailure, profilePaths, withAgentAccess, type AgentAccessArgs } from './agent-access.js';
 
 /**
  * A token that is still good needs no server; only a refresh does, so only
@@ -30,6 +31,8 @@ async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
   } catch (error) {
     // A damaged cache is named with the `delegate login` of this run's ports and profile, as withAgentAccess names it.
     if (isDamagedCache(error)) throw await damagedCacheFailure(error, args, io, true);
+    // Nothing stored: named the same way (found by the s18 helpers: this alone still said plain `delegate login`).
+    if (isClientError(error, 'AUTHORIZATION_REQUIRED')) throw await nothingStoredFailure(error, args, io);
     if (!refreshSpentNothing(error)) throw error;
   }
   return withAgentAccess({ ...args, mayPrompt: false }, io, (session) => validAccessToken(session));

@@ -1,0 +1,88 @@
+// The `delegate login` the CLI advises when it cannot go on for want of a
+// sign-in, run in-process with a fake terminal-less io and nothing listening
+// on the ports given: the command named must reach the same servers (ports),
+// token cache (profile) and data directory as the run that advises it, or,
+// typed as written, it signs in somewhere else. Found by the s18 helpers:
+// `token` with nothing stored, `status --profile` on a damaged cache, and
+// find-slot on a damaged cache with nobody to sign in (which named neither
+// --device nor --no-browser) still said plain `delegate login`.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/program.js';
+import { freePort } from '../support/ports.js';
+import { fakeIo } from './fake-io.js';
+
+let root: string;
+let home: string;
+let flags: string[];
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'delegate-cli-login-advice-'));
+  home = join(root, 'home');
+  flags = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+});
+
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function damagedCache(path: string): Promise<void> {
+  await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+  await writeFile(path, '{"version": 1, "discov', { mode: 0o600 });
+}
+
+describe('token with nothing stored', () => {
+  it('names the `delegate login` of its data directory, ports and profile', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['token', '--profile', 'work', ...flags], io)).toBe(4);
+    expect(io.out).toBe('');
+    const agentUrl = `http://127.0.0.1:${flags[5]}/mcp`;
+    expect(io.err).toBe(
+      `delegate: No delegation for CalendarAgent at ${agentUrl} is stored, and this command never signs in. Run \`DELEGATE_HOME=${home} delegate login ${flags.join(' ')} --profile work\` first.\n`,
+    );
+  });
+});
+
+describe('status on a damaged token cache', () => {
+  it('with --profile, names the login of that profile (plain `delegate login` signs in to the default one)', async () => {
+    const cache = join(home, 'profiles', 'work', 'tokens.json');
+    await damagedCache(cache);
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['--profile', 'work', 'status'], io)).toBe(4);
+    expect(io.err).toBe(`delegate: The token cache ${cache} is not valid JSON. It was left as it is; \`delegate login --profile work\` keeps it aside and signs in again.\n`);
+    // The same words in the --json document's tokenCacheError, and under DELEGATE_PROFILE.
+    const json = fakeIo({ DELEGATE_HOME: home, DELEGATE_PROFILE: 'work' });
+    expect(await runCli(['status', '--json'], json)).toBe(4);
+    expect(JSON.parse(json.out)).toMatchObject({ tokenCacheError: `The token cache ${cache} is not valid JSON. It was left as it is; \`delegate login --profile work\` keeps it aside and signs in again.` });
+  });
+
+  it('with nothing stored under --profile, the line that says so names that profile too', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['--profile', 'work', 'status'], io)).toBe(4);
+    expect(io.out).toContain('Not signed in: no delegation is stored. Run `delegate login --profile work`.');
+  });
+
+  it('the default profile keeps plain `delegate login`', async () => {
+    const cache = join(home, 'tokens.json');
+    await damagedCache(cache);
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['status'], io)).toBe(4);
+    expect(io.err).toBe(`delegate: The token cache ${cache} is not valid JSON. It was left as it is; \`delegate login\` keeps it aside and signs in again.\n`);
+  });
+});
+
+describe('find-slot on a damaged token cache, with no terminal', () => {
+  it('names `delegate login` in a terminal, `delegate login --device` anywhere, and --no-browser, each with this run’s setup', async () => {
+    const cache = join(home, 'tokens.json');
+    await damagedCache(cache);
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['find-slot', '--duration', '30m', ...flags], io)).toBe(4);
+    const command = (...words: string[]) => `\`DELEGATE_HOME=${home} delegate ${[...words, ...flags].join(' ')}\``;
+    expect(io.err).toBe(
+      `delegate: The token cache ${cache} is not valid JSON. It was left as it is; ${command('login')} in a terminal (or ${command('login', '--device')} anywhere) keeps it aside and signs in again, ` +
+        'as does this command with --no-browser, which prints a sign-in link and waits for it. (Nobody can sign in here: this is not an interactive terminal.)\n',
+    );
+  });
+});
