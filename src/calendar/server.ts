@@ -223,12 +223,13 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         const old = loader.staleness?.(calendar);
         // Not an error response, so not held to RFC 6749 §5.2: the message reaches the person as written, but a
         // feed's text in it (ESC, a bare CR, OSC … BEL) would act on their terminal: controls are shown as escapes.
-        if (old) stale.push({ calendar: old.calendar, fetchedAt: toUtcIso(old.fetchedAt), error_description: printable(old.reason) });
+        // The calendar's name too (found by the s18 helpers): `calendar add` refuses controls in one, a store written otherwise need not.
+        if (old) stale.push({ calendar: printable(old.calendar), fetchedAt: toUtcIso(old.fetchedAt), error_description: printable(old.reason) });
       } catch (err) {
         if (!(err instanceof CalendarSourceError)) throw err;
         req.log.warn({ calendar: err.calendar, code: err.code, line: err.line }, 'calendar unavailable');
         if (onCalendarError === 'skip') {
-          skipped.push({ calendar: err.calendar, error_description: printable(err.message) });
+          skipped.push({ calendar: printable(err.calendar), error_description: printable(err.message) });
           continue;
         }
         if ('path' in calendar) {
@@ -236,13 +237,13 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
           return reply
             .code(500)
             .type('application/json')
-            .send({ error: 'invalid_configuration', error_description: errorDescription(fileCalendarProblem(err)), calendar: err.calendar });
+            .send({ error: 'invalid_configuration', error_description: errorDescription(fileCalendarProblem(err)), calendar: printable(err.calendar) });
         }
         // A feed with no good copy yet: its next fetch may succeed.
         return reply
           .code(502)
           .type('application/json')
-          .send({ error: 'calendar_unavailable', error_description: errorDescription(err.message), calendar: err.calendar });
+          .send({ error: 'calendar_unavailable', error_description: errorDescription(err.message), calendar: printable(err.calendar) });
       }
     }
     const body: FreeBusyResponse = {

@@ -27,6 +27,9 @@ const feed = { name: 'team', id: 'cal_feed', url: 'https://calendar.example/team
 const scratch = mkdtempSync(join(tmpdir(), 'delegate-selection-'));
 const hostile = { name: 'evil', path: join(scratch, 'evil.ics') };
 const hostileFeed = { name: 'hostile', id: 'cal_hostile', url: 'https://calendar.example/hostile.ics' };
+// Found by the s18 helpers: calendar names with the same escapes (`calendar add` refuses them; a store written otherwise need not).
+const hostileNamed = { name: 'evil\u001b]0;NAMED\u0007', path: join(scratch, 'evil.ics') };
+const hostileNamedFeed = { name: 'feed\r\u001b[2K', id: 'cal_named', url: 'https://calendar.example/named.ics' };
 
 const USERS: Record<string, UserCalendars> = {
   owner: { timeZone: 'America/Vancouver', calendars: [status, owner, broken] },
@@ -44,6 +47,8 @@ const USERS: Record<string, UserCalendars> = {
   subscriber: { timeZone: 'America/Vancouver', calendars: [feed] },
   waiting: { timeZone: 'America/Vancouver', calendars: [{ name: 'new', id: 'cal_new', url: 'https://calendar.example/new.ics' }] },
   hostile: { timeZone: 'UTC', calendars: [hostile, hostileFeed], onCalendarError: 'skip' },
+  hostileNames: { timeZone: 'UTC', calendars: [hostileNamed, hostileNamedFeed], onCalendarError: 'skip' },
+  hostileNameFails: { timeZone: 'UTC', calendars: [hostileNamed] },
 };
 
 let key: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
@@ -195,5 +200,18 @@ describe('GET /freebusy with issue-4 parameters', () => {
     const { skipped, stale } = res.json() as { skipped: Array<{ error_description: string }>; stale: Array<{ error_description: string }> };
     expect(skipped).toEqual([{ calendar: 'evil', error_description: 'Calendar "evil", line 9: FREQ=\\e]0 is not a frequency.' }]);
     expect(stale).toEqual([{ calendar: 'hostile', fetchedAt: '2022-06-30T12:00:00Z', error_description: 'The feed could not be fetched: \\r\\e[2KHTTP 200 OK \\e]0;x\\u{0007}' }]);
+  });
+
+  it('sends no control character from a calendar’s name either: skipped, stale and the failure’s `calendar` show each as an escape', async () => {
+    // Found by the s18 helpers: the reasons were escaped, the names beside them were not.
+    const res = await freebusy('hostileNames');
+    expect(res.statusCode).toBe(200);
+    const { skipped, stale } = res.json() as { skipped: Array<{ calendar: string }>; stale: Array<{ calendar: string }> };
+    expect(skipped.map((s) => s.calendar)).toEqual(['evil\\e]0;NAMED\\u{0007}']);
+    expect(stale.map((s) => s.calendar)).toEqual(['feed\\r\\e[2K']);
+    const failed = await freebusy('hostileNameFails');
+    expect(failed.statusCode).toBe(500);
+    expect(failed.json()).toMatchObject({ error: 'invalid_configuration', calendar: 'evil\\e]0;NAMED\\u{0007}' });
+    expect(failed.body).not.toMatch(/[\u0000-\u001f]|\\u001[bB]|\\u0007/);
   });
 });
