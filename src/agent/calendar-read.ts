@@ -5,7 +5,7 @@
 // a message or a log line.
 import type { FreeBusySelection } from '../calendar/freebusy-query.js';
 import type { Interval } from '../calendar/intervals.js';
-import { SCOPE_FREEBUSY_READ } from '../delegation/index.js';
+import { SCOPE_FREEBUSY_READ, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/index.js';
 import { CalendarError, fetchFreeBusy, type FreeBusy } from './calendar-client.js';
 import { TokenExchangeError } from './exchange.js';
 import type { FindSlotDeps } from './tool.js';
@@ -39,6 +39,9 @@ export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string,
 
 /** How delegate's authorization server describes a subject token it will not exchange (grant-exchange.ts). */
 const SUBJECT_TOKEN_REFUSED = /^The (subject token|delegation behind the subject token) /;
+
+/** How delegate's authorization server describes a store that cannot take a write (src/authz/errors.ts): nothing mends it but a person. */
+const STORE_CANNOT_WRITE = new Set([STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION]);
 
 /** How delegate's authorization server describes a delegation approved for the calendar at an address it left (grant-exchange.ts). */
 const CALENDAR_MOVED = /, where the agent now reads the calendar: the calendar moved since it was approved\.$/;
@@ -76,6 +79,8 @@ export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logge
       default:
         // Its own words when it gives them (a full or read-only store says so: found in review "logs-faults",
         // find-slot said only "server_error" while the AS's log and the admin commands named the full disk).
+        // "Try again shortly" only where waiting may mend it: not a full or read-only store (found by the s18 helpers).
+        if (STORE_CANNOT_WRITE.has(err.serverDescription ?? '')) return `The authorization server could not issue a calendar token (${err.code})${said}`;
         return `The authorization server could not issue a calendar token (${err.code})${said} Try again shortly.`;
     }
   }

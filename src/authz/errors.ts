@@ -3,6 +3,7 @@
 // held to the characters §5.2 allows). Every error response carries
 // Cache-Control: no-store; the internal reason is logged, never sent.
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/tokens.js';
 import { errorDescription } from '../error-description.js';
 import type { StoreError } from '../store/index.js';
 import {
@@ -98,8 +99,8 @@ export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyRep
  * what the log and the admin commands say. Not the database's path: internal details are logged, never sent.
  */
 const STORE_CANNOT_WRITE: Partial<Record<StoreError['code'], string>> = {
-  STORE_FULL: "The authorization server's storage is full: it can record nothing until space is freed.",
-  STORE_READ_ONLY: "The authorization server's storage is read-only: it can record nothing until it is made writable.",
+  STORE_FULL: STORE_FULL_DESCRIPTION,
+  STORE_READ_ONLY: STORE_READ_ONLY_DESCRIPTION,
 };
 
 /** A store's full-disk or read-only failure (a StoreError by its name and code: whichever store threw it), with what to say. */

@@ -22,6 +22,14 @@ export const OWNER_ASSERTION_PARAMETER = 'owner_assertion';
  */
 export const NOT_THE_OWNER_DESCRIPTION = "This request was approved by another account than this computer's owner: nothing was issued, and that approval is revoked.";
 
+/**
+ * The `error_description` of the server_error with which the authorization server answers when its store cannot take
+ * a write: its disk full, or its file system read-only. The agent knows them by it: waiting does not mend them, so its
+ * message does not say to try again shortly.
+ */
+export const STORE_FULL_DESCRIPTION = "The authorization server's storage is full: it can record nothing until space is freed.";
+export const STORE_READ_ONLY_DESCRIPTION = "The authorization server's storage is read-only: it can record nothing until it is made writable.";
+
 /** How delegate's (opaque) refresh tokens begin: it tells them apart, in a log line too. */
 export const REFRESH_TOKEN_PREFIX = 'dlg_rt_';
 

@@ -52,3 +52,20 @@ describe('explainReadFailure for a refused token exchange', () => {
     expect(text).toBe("Your delegation does not let CalendarAgent read your calendar's free/busy time: The delegation does not reach http://127.0.0.1:1.");
   });
 });
+
+describe('explainReadFailure for a server_error', () => {
+  // Found by the s18 helpers: a full store said "…until space is freed. Try again shortly.", and trying again shortly does
+  // nothing until someone frees the space. The descriptions are the AS's own (src/authz/errors.ts).
+  it.each([
+    "The authorization server's storage is full: it can record nothing until space is freed.",
+    "The authorization server's storage is read-only: it can record nothing until it is made writable.",
+  ])('whose description says the storage cannot be written ("%s") ends with it, not "Try again shortly."', (description) => {
+    const text = explainReadFailure(new TokenExchangeError('server_error', 'refused', description), undefined);
+    expect(text).toBe(`The authorization server could not issue a calendar token (server_error): ${description}`);
+  });
+
+  it('any other still ends with "Try again shortly."', () => {
+    const text = explainReadFailure(new TokenExchangeError('server_error', 'refused', 'The server could not complete the request.'), undefined);
+    expect(text).toBe('The authorization server could not issue a calendar token (server_error): The server could not complete the request. Try again shortly.');
+  });
+});
