@@ -21,6 +21,8 @@ export interface ToolGuardOptions {
   logger?: ToolLogger;
   /** What a refusal for a missing scope tells the person to do (default: authorize again). */
   reauthorize?: ReauthorizeAdvice;
+  /** The call's id, handed to the audit sink with the record (a remote sink sends it as X-Request-Id). */
+  requestId?: string;
 }
 
 export type ToolHandler<I> = (input: I, extra: ToolExtra) => Promise<CallToolResult>;
@@ -43,6 +45,7 @@ export function guardTool<I>(tool: string, options: ToolGuardOptions, handler: T
           arguments: boundedValue(input),
           ...(result.isError ? { message: firstText(result) } : {}),
         }),
+        options.requestId !== undefined ? { requestId: options.requestId } : undefined,
       );
     } catch (err) {
       options.logger?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'tool call could not be audited');

@@ -3,6 +3,7 @@
 // delegation, and a stdio transport can build one for the process with the
 // user's cached token (issue 5). Either way the tool acts under the token the
 // builder passes in and never under one of its own.
+import { randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { JWK } from 'jose';
@@ -12,7 +13,7 @@ import type { AuditSink } from '../resource/audit.js';
 import { resendingFetch, type ServersGone } from '../client/servers-gone.js';
 import { DEFAULT_CALENDAR_TIMEOUT_MS } from './calendar-client.js';
 import { createTokenExchanger, type TokenExchanger } from './exchange.js';
-import { guardTool, type ToolGuardOptions } from './guard.js';
+import { guardTool, type ToolGuardOptions, type ToolHandler } from './guard.js';
 import type { ReauthorizeAdvice } from './delegation.js';
 import { createListBusyHandler, listBusyInputShape, listBusyOutputShape } from './list-busy.js';
 import { FIND_SLOT_TOOL, createFindSlotHandler, findSlotInputShape, findSlotOutputShape, type CallerToken, type FindSlotDeps, type ToolExtra, type ToolLogger } from './tool.js';
@@ -102,6 +103,35 @@ export function agentMcpDeps(options: AgentRuntimeOptions): AgentMcpDeps {
   };
 }
 
+function guardOptions(deps: AgentMcpDeps): ToolGuardOptions {
+  return {
+    policy: AGENT_SCOPE_POLICY,
+    callerToken: deps.callerToken,
+    ...(deps.resourceUrl ? { resource: deps.resourceUrl } : {}),
+    ...(deps.audit ? { audit: deps.audit } : {}),
+    ...(deps.logger ? { logger: deps.logger } : {}),
+    ...(deps.reauthorize ? { reauthorize: deps.reauthorize } : {}),
+    ...(deps.requestId !== undefined ? { requestId: deps.requestId } : {}),
+  };
+}
+
+/**
+ * A tool's handler built once, when the server has the id of the request it answers (over HTTP: one server per
+ * request); else (over stdio: one server for the process, no incoming request) built for each call with a fresh id,
+ * which the call's exchange, calendar read and audit report send as X-Request-Id and its warnings carry as reqId, so
+ * that the servers' lines of one call can be found together. Found by the s18 helpers: the stdio agent's onward
+ * requests reached the AS and the backend with fresh, unrelated ids.
+ */
+function perCall<I>(deps: AgentMcpDeps, build: (deps: AgentMcpDeps) => ToolHandler<I>): ToolHandler<I> {
+  if (deps.requestId !== undefined) return build(deps);
+  return (input, extra) => {
+    const requestId = randomUUID();
+    const logger = deps.logger;
+    const forCall: AgentMcpDeps = { ...deps, requestId, ...(logger ? { logger: { warn: (obj, msg) => logger.warn({ ...obj, reqId: requestId }, msg) } } : {}) };
+    return build(forCall)(input, extra);
+  };
+}
+
 function oncePerCall(source: CallerToken): CallerToken {
   const seen = new WeakMap<ToolExtra, ReturnType<CallerToken>>();
   return (extra) => {
@@ -138,16 +168,8 @@ export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
     // The tool takes four short strings; anything much larger is abuse.
     maxToolInputElements: 64,
   });
-  const guard: ToolGuardOptions = {
-    policy: AGENT_SCOPE_POLICY,
-    callerToken: deps.callerToken,
-    ...(deps.resourceUrl ? { resource: deps.resourceUrl } : {}),
-    ...(deps.audit ? { audit: deps.audit } : {}),
-    ...(deps.logger ? { logger: deps.logger } : {}),
-    ...(deps.reauthorize ? { reauthorize: deps.reauthorize } : {}),
-  };
-  const findSlot = guardTool(FIND_SLOT_TOOL, guard, createFindSlotHandler(deps));
-  const listBusy = guardTool(LIST_BUSY_TOOL, guard, createListBusyHandler(deps));
+  const findSlot = perCall(deps, (d) => guardTool(FIND_SLOT_TOOL, guardOptions(d), createFindSlotHandler(d)));
+  const listBusy = perCall(deps, (d) => guardTool(LIST_BUSY_TOOL, guardOptions(d), createListBusyHandler(d)));
   server.registerTool(
     FIND_SLOT_TOOL,
     {

@@ -98,8 +98,9 @@ export interface FindSlotDeps {
   calendarTimeoutMs: number;
   logger?: ToolLogger;
   /**
-   * The id of the request this call came in (over HTTP: its X-Request-Id when safe, else the one given it), sent
-   * as X-Request-Id on the exchange at the AS and the read at the calendar backend: one id across their logs.
+   * The id of the request this call came in (over HTTP: its X-Request-Id when safe, else the one given it; over
+   * stdio, with no request: one made for the call, see perCall in mcp.ts), sent as X-Request-Id on the exchange at
+   * the AS and the read at the calendar backend: one id across their logs.
    */
   requestId?: string;
   /**

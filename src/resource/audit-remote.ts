@@ -5,10 +5,11 @@
 // the authorization server takes the user, grant, client and actor chain
 // from its own record of that token and refuses a report that says
 // otherwise. A record that cannot be delivered fails the call it describes,
-// as with the local sink.
+// as with the local sink. The call's id, when given, goes as X-Request-Id.
 import type { JWK } from 'jose';
 import { createClientAssertionSigner } from '../agent/client-assertion.js';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '../delegation/index.js';
+import { REQUEST_ID_HEADER } from '../http/logging.js';
 import type { AuditSink } from './audit.js';
 
 export interface RemoteAuditOptions {
@@ -24,7 +25,7 @@ export function remoteAuditSink(options: RemoteAuditOptions): AuditSink {
   const sign = createClientAssertionSigner(options.clientId, options.privateKey, options.issuer);
   const fetchFn = options.fetchFn ?? fetch;
   const now = options.now ?? Date.now;
-  return async (record) => {
+  return async (record, context) => {
     if (typeof record.detail.jti !== 'string') throw new Error('An audit record must name the token the call was made with (detail.jti).');
     const body = new URLSearchParams({
       client_id: options.clientId,
@@ -34,7 +35,8 @@ export function remoteAuditSink(options: RemoteAuditOptions): AuditSink {
     });
     const res = await fetchFn(`${options.issuer}/audit`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      // The call's id, so that the AS's line of this report carries it as the exchange's and the read's do.
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(context?.requestId !== undefined ? { [REQUEST_ID_HEADER]: context.requestId } : {}) },
       body,
       redirect: 'error',
       signal: AbortSignal.timeout(options.timeoutMs ?? 5_000),

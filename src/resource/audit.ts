@@ -22,7 +22,13 @@ export interface ResourceAuditRecord {
   detail: Record<string, unknown>;
 }
 
-export type AuditSink = (record: ResourceAuditRecord) => Promise<void>;
+/** How a record is handed on, beyond what it says. */
+export interface AuditContext {
+  /** The id of the call it records, for a sink that reports it over HTTP (as X-Request-Id: one id across the logs). */
+  requestId?: string;
+}
+
+export type AuditSink = (record: ResourceAuditRecord, context?: AuditContext) => Promise<void>;
 
 export { actorsOf };
 

@@ -108,7 +108,8 @@ describe('serve-agent --stdio', () => {
         .split('\n')
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line) as { level: number; msg: string; code?: string });
-      expect(warnings).toContainEqual(expect.objectContaining({ level: 40, msg: 'calendar request failed', code: 'unreachable' }));
+      // With the id the call's onward requests carried (test/e2e/stdio-request-id.test.ts), to find the servers' lines by.
+      expect(warnings).toContainEqual(expect.objectContaining({ level: 40, msg: 'calendar request failed', code: 'unreachable', reqId: expect.any(String) }));
 
       // With the port free again, the next call starts the servers in the agent's own process (review "stdio",
       // finding 1: they used to come back only when the access token had to be refreshed) and succeeds.

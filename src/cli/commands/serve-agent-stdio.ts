@@ -196,5 +196,5 @@ function approvalWatch(session: SessionOptions) {
 
 /** Each report sent again, newly signed (its client assertion is single-use), when the authorization server did not answer it. */
 function resendingAudit(sink: AuditSink, serversGone: ServersGone | undefined): AuditSink {
-  return (record) => resendIfUnanswered(() => sink(record), serversGone);
+  return (record, context) => resendIfUnanswered(() => sink(record, context), serversGone);
 }
