@@ -5,7 +5,7 @@
 import { CALENDAR_DETAIL_TYPE, SCOPE_BUSY_READ, SCOPE_FIND_SLOT, SCOPE_FREEBUSY_READ, canonicalResource } from '../delegation/index.js';
 import type { Store, UserRecord } from '../store/index.js';
 import type { AgentProfile } from './agent-statement.js';
-import { registerAgent } from './agents.js';
+import { onIssuerOrigin, registerAgent } from './agents.js';
 import { randomId } from './crypto.js';
 
 export interface LocalSetup {
@@ -24,7 +24,7 @@ export interface LocalSetup {
 }
 
 export async function bootstrapLocal(store: Store, setup: LocalSetup, now: number): Promise<{ owner: UserRecord }> {
-  await refuseCalendarTaken(store, setup);
+  await refuseUrlsTaken(store, setup);
   const owner = await ensureOwner(store, setup, now);
   await store.upsertResource({
     url: setup.calendarUrl,
@@ -69,15 +69,35 @@ export async function bootstrapLocal(store: Store, setup: LocalSetup, now: numbe
  * CalendarAgent's calendar tokens as their recipient. `agents register` refuses that URL once the backend is on
  * record (src/authz/agents.ts), not before the first start, nor on a directory where an agent got it before that
  * refusal. Found in review: setup then put the backend's record back, bound to no agent, and left the agent's own
- * record bound to the backend. So setup stops and says how to free the URL (a registration elsewhere rebinds it).
+ * record bound to the backend. So setup stops and says how to free the URL (a registration elsewhere rebinds it); the same
+ * for an agent on the issuer's origin, and for the backend or CalendarAgent themselves there.
  */
-async function refuseCalendarTaken(store: Store, setup: LocalSetup): Promise<void> {
+async function refuseUrlsTaken(store: Store, setup: LocalSetup): Promise<void> {
+  // The calendar backend and CalendarAgent on the issuer's origin: registerAgent refuses that too, but only after the
+  // backend's record is written; refused here first, so that nothing is (found in review, s18).
+  for (const [url, what] of [
+    [setup.calendarUrl, "the calendar backend's URL"],
+    [setup.agentUrl, "CalendarAgent's URL"],
+  ] as const) {
+    if (onIssuerOrigin(setup.issuer, url)) throw new Error(`${url}, ${what}, is on the origin of the authorization server (${setup.issuer}); give it an origin of its own.`);
+  }
   const calendarUrl = canonicalResource(setup.calendarUrl) ?? setup.calendarUrl;
-  const taker = (await store.listClients('agent')).find((c) => c.clientId !== setup.agentClientId && c.resource === calendarUrl);
+  const agents = (await store.listClients('agent')).filter((c) => c.clientId !== setup.agentClientId && c.resource !== null);
+  const taker = agents.find((c) => c.resource === calendarUrl);
   if (taker) {
     throw new Error(
       `The agent ${taker.clientId} is bound to ${calendarUrl}, the calendar backend's URL, and would receive its tokens. ` +
         `Register it at a URL of its own (delegate agents register ${taker.clientId} --url …), or use another --calendar-port.`,
+    );
+  }
+  // An agent registered before the first start signs for the default issuer, so `agents register` could not tell that
+  // its URL would be on this one's origin (found in review, regress18b: it then introspected handed tokens, whose
+  // audience is the issuer, as active).
+  const onOrigin = agents.find((c) => onIssuerOrigin(setup.issuer, c.resource!));
+  if (onOrigin) {
+    throw new Error(
+      `The agent ${onOrigin.clientId} is bound to ${onOrigin.resource}, on the origin of the authorization server (${setup.issuer}), and would receive its tokens. ` +
+        `Register it at a URL of its own (delegate agents register ${onOrigin.clientId} --url …), or use another --auth-port.`,
     );
   }
 }

@@ -44,7 +44,9 @@ export function registerIntrospection(app: FastifyInstance, ctx: AuthContext): v
         exp: claims.exp,
         iat: claims.iat,
         jti: claims.jti,
-        token_type: 'Bearer',
+        // A token handed on (may_act) is good only as a subject token at this server: not usable as an access token
+        // (RFC 8693 §2.2.1, as the exchange that issued it answered; found in review, regress18b).
+        token_type: claims.may_act ? 'N_A' : 'Bearer',
         grant_id: claims.grant_id,
         ...(claims.act ? { act: claims.act } : {}),
         ...(claims.authorization_details ? { authorization_details: claims.authorization_details } : {}),

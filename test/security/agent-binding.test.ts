@@ -181,6 +181,43 @@ describe('an agent bound to the calendar backend’s URL before the first start 
   });
 });
 
+describe('an agent on the authorization server’s origin before the first start, and the servers’ own URLs there', () => {
+  // Found in review (regress18b): registered before the first start, an agent signs for the default issuer, so its
+  // URL on this start's issuer's origin was not refused; it then introspected handed tokens (aud = the issuer) as
+  // active. And setup wrote the calendar backend's record before registerAgent refused a backend on that origin.
+  it('setup stops naming the agent (or the URL) and changes nothing', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'delegate-bind-'));
+    const paths = resolvePaths({ DELEGATE_HOME: home });
+    const ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
+    const urls = { issuer: `http://127.0.0.1:${ports.auth}`, calendarUrl: `http://127.0.0.1:${ports.calendar}`, agentUrl: `http://127.0.0.1:${ports.agent}/mcp` };
+    try {
+      const early = await registerIn(home, 'evil', `${urls.issuer}/evil`);
+      expect(early.code, early.err).toBe(0);
+      const store = openDataStore(paths);
+      try {
+        const setUp = (u: typeof urls) => stateChangedBy({ paths }, () => bootstrap(store, paths, u, Date.now()).then(() => 'set up', (err: Error) => err.message));
+        const taken = await setUp(urls);
+        expect(taken.result).toBe(
+          `The agent evil is bound to ${urls.issuer}/evil, on the origin of the authorization server (${urls.issuer}), and would receive its tokens. Register it at a URL of its own (delegate agents register evil --url …), or use another --auth-port.`,
+        );
+        expect(taken.changed).toEqual([]);
+        expect((await registerIn(home, 'evil', `http://127.0.0.1:${await freePort()}/mcp`)).code).toBe(0);
+        const calendarThere = await setUp({ ...urls, calendarUrl: `${urls.issuer}/calendar` });
+        expect(calendarThere.result).toBe(`${urls.issuer}/calendar, the calendar backend's URL, is on the origin of the authorization server (${urls.issuer}); give it an origin of its own.`);
+        expect(calendarThere.changed).toEqual([]);
+        const agentThere = await setUp({ ...urls, agentUrl: `${urls.issuer}/mcp` });
+        expect(agentThere.result).toBe(`${urls.issuer}/mcp, CalendarAgent's URL, is on the origin of the authorization server (${urls.issuer}); give it an origin of its own.`);
+        expect(agentThere.changed).toEqual([]);
+        expect((await setUp(urls)).result).toBe('set up');
+      } finally {
+        await closeAll([], store);
+      }
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the calendar backend takes only tokens an agent got by exchange', () => {
   /** CalendarAgent's real calendar token with `claims` changed (undefined removes one), signed with the AS's own key. */
   async function calendarTokenWith(calendarToken: string, claims: Record<string, unknown>): Promise<string> {

@@ -11,7 +11,7 @@ import { registerTestAgent, startTestAuthz, type TestAuthz } from '../support/au
 import { obtainTokens } from '../authz/helpers.js';
 import { postForm } from '../support/oauth-flow.js';
 import { mcpHeaders, rawRequest } from '../agent/http.js';
-import { ACCESS_TOKEN_TYPE, atAgent as atAgentOf, atCalendar as atCalendarOf, auditSince, exchangeAsAgent, expectExchangeRefusedOnly, expectInvalidToken, issuerSigningKey, lastAuditSeq, queryRows, refusedSoon, rowCounts, startStack, stateChangedBy, userAndCalendarToken, userTokens, type Stack, type UserTokens } from './stack.js';
+import { ACCESS_TOKEN_TYPE, agentAssertion, atAgent as atAgentOf, atCalendar as atCalendarOf, auditSince, exchangeAsAgent, expectExchangeRefusedOnly, expectInvalidToken, issuerSigningKey, lastAuditSeq, queryRows, refusedSoon, rowCounts, startStack, stateChangedBy, userAndCalendarToken, userTokens, type Stack, type UserTokens } from './stack.js';
 
 let stack: Stack;
 let user: UserTokens;
@@ -210,6 +210,24 @@ describe('a handed token (may_act) used as it is, without the exchange', () => {
     expect(hop2.status, JSON.stringify(hop2.body)).toBe(200);
     expect(hop2.body).toMatchObject({ token_type: 'Bearer', issued_token_type: ACCESS_TOKEN_TYPE });
     expect((await atCalendar(String(hop2.body.access_token))).status).toBe(200);
+  });
+
+  // Found in review (regress18b): introspection said Bearer for the same token. Nobody may introspect it as active
+  // now (its audience is the issuer, and no agent may be bound on the issuer's origin), so the agent here is bound
+  // there in the store directly, as a database from before that refusal may have it.
+  it('is introspected with token_type N_A too, by an agent bound where its audience is', async () => {
+    const hop1 = await exchangeAsAgent(stack, user.accessToken, { may_act: helper.clientId });
+    expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
+    const legacy = await registerTestAgent(stack as unknown as TestAuthz, 'issuer-bound', 'http://127.0.0.1:9/issuer-bound');
+    const client = (await stack.store.clientById(legacy.clientId))!;
+    await stack.store.updateClient({ ...client, resource: stack.issuer });
+    const res = await postForm(`${stack.issuer}/introspect`, {
+      token: String(hop1.body.access_token),
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await agentAssertion(stack, { kid: legacy.privateJwk.kid }, { iss: legacy.clientId, sub: legacy.clientId }, legacy.privateJwk),
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toMatchObject({ active: true, token_type: 'N_A' });
   });
 
   it('is still refused at the backend after the owner narrows the grant to depth 1, when the sub-agent’s exchange is refused too', async () => {
