@@ -6,6 +6,7 @@
 // `token` with nothing stored, `status --profile` on a damaged cache, and
 // find-slot on a damaged cache with nobody to sign in (which named neither
 // --device nor --no-browser) still said plain `delegate login`.
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,5 +85,29 @@ describe('find-slot on a damaged token cache, with no terminal', () => {
       `delegate: The token cache ${cache} is not valid JSON. It was left as it is; ${command('login')} in a terminal (or ${command('login', '--device')} anywhere) keeps it aside and signs in again, ` +
         'as does this command with --no-browser, which prints a sign-in link and waits for it. (Nobody can sign in here: this is not an interactive terminal.)\n',
     );
+  });
+});
+
+describe('a data directory whose name holds a newline, a tab or a format character', () => {
+  // Found in review (regress18b): the advice quoted DELEGATE_HOME, but the one-line message joined its newline into a
+  // space and wrote its tab as `\t`, so the line, run as printed, named another directory (and signed in there).
+  it.each([
+    ['a newline', 'h\nome  x'],
+    ['a tab', 'tab\tz'],
+    ['a line separator', 'ls\u2028z'],
+    ['a quote and a backslash beside a newline', "q'\\\nz"],
+  ])('names it so that the line, run by bash as printed, reaches that directory (%s)', async (_what, name) => {
+    const odd = join(root, name);
+    const io = fakeIo({ DELEGATE_HOME: odd });
+    expect(await runCli(['token', ...flags], io)).toBe(4);
+    const line = /Run `(.+?)` first\./.exec(io.err)?.[1];
+    expect(line, io.err).toBeDefined();
+    // A stand-in `delegate` that prints the DELEGATE_HOME it was given.
+    const bin = join(root, 'bin');
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, 'delegate'), '#!/bin/sh\nprintf %s "$DELEGATE_HOME"\n', { mode: 0o755 });
+    const run = spawnSync('bash', ['-c', line!], { env: { PATH: `${bin}:/usr/bin:/bin`, LC_ALL: 'C.UTF-8' }, encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toBe(odd);
   });
 });

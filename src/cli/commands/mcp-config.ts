@@ -9,6 +9,7 @@ import { DEFAULT_PORTS, DEFAULT_PROFILE, packageRoot, pathsEnvironment, urlsFor,
 import { effectiveProfile } from './agent-access.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { hasControlCharacters } from '../../terminal-text.js';
 
 export const MCP_CLIENTS = ['claude-desktop', 'claude-code', 'json'] as const;
 export type McpClientName = (typeof MCP_CLIENTS)[number];
@@ -134,5 +135,20 @@ export function claudeCodeCommands(launch: StdioLaunch, url: string): string[] {
 }
 
 function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+  if (/^[A-Za-z0-9_./:=@%+-]+$/.test(word)) return word;
+  // A character the message around it would not carry as itself (a newline joined into the line, a tab or a format
+  // character written as an escape: src/cli/errors.ts, src/terminal-text.ts) is written in ANSI-C quotes instead, which
+  // bash, zsh and ksh (and POSIX sh since 2024) read back to the same string. Found in review (regress18b): a
+  // DELEGATE_HOME holding a newline or a tab was printed as another directory, which the advised line then used.
+  if (hasControlCharacters(word)) return `$'${[...word].map(ansiC).join('')}'`;
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** One character inside $'…': the quote and backslash escaped, controls and format characters as \n, \t or \u/\U escapes. */
+function ansiC(c: string): string {
+  if (c === "'" || c === '\\') return `\\${c}`;
+  if (!hasControlCharacters(c)) return c;
+  const named: Record<string, string> = { '\n': '\\n', '\t': '\\t', '\r': '\\r', '\u001b': '\\E' };
+  const code = c.codePointAt(0)!;
+  return named[c] ?? (code <= 0xffff ? `\\u${code.toString(16).padStart(4, '0')}` : `\\U${code.toString(16).padStart(8, '0')}`);
 }
