@@ -482,7 +482,15 @@ describe('telling apps apart where the owner revokes, and naming one destination
   it('an app registered with an empty, blank or invisible name is "an app with no name" on /grants, the consent page and the device page, never a bare gap', async () => {
     for (const [i, clientName] of ['', '   ', '\u200b'].entries()) {
       const redirect = `http://127.0.0.1:4797${i}/cb`;
-      const reg = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, client_name: clientName, redirect_uris: [redirect] });
+      let reg = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, client_name: clientName, redirect_uris: [redirect] });
+      if (clientName === '\u200b') {
+        // Refused at registration since stop 18 (a format character: src/terminal-text.ts); a database from before may
+        // hold such a name, which the pages must still show as none.
+        expect([reg.status, reg.body.error]).toEqual([400, 'invalid_client_metadata']);
+        reg = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, client_name: 'placeholder', redirect_uris: [redirect] });
+        const client = (await stack.store.clientById(String(reg.body.client_id)))!;
+        await stack.store.updateClient({ ...client, clientName });
+      }
       expect(reg.status, JSON.stringify(clientName)).toBe(201);
       const consent = await approve('gus', String(reg.body.client_id), redirect);
       expect(consent.html, JSON.stringify(clientName)).toContain('<p><strong>An app with no name</strong> asks you');
