@@ -21,7 +21,7 @@ import { redirectToClient } from './redirect.js';
 import { sendErrorPage } from './pages.js';
 import { oneTargetOnly, queryParams } from './params.js';
 import { checkChallenge } from './policy/pkce.js';
-import { isLoopbackRedirect, matchRedirectUri } from './policy/redirect-uri.js';
+import { impliedRedirectUri, isLoopbackRedirect, matchRedirectUri, type ImpliedRedirectUri } from './policy/redirect-uri.js';
 import { currentSession, startedByOwnerFor } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
@@ -29,6 +29,8 @@ import { renderSignIn } from './sign-in-page.js';
 export interface AuthorizationRequest {
   client: ClientRecord;
   redirectUri: string;
+  /** Whether the request sent redirect_uri (else it is the client's one registered URI): /token then needs it too. */
+  redirectUriGiven: boolean;
   state: string | undefined;
   resource: ResourceRecord;
   scope: string;
@@ -70,6 +72,14 @@ export function registerAuthorize(app: FastifyInstance, ctx: AuthContext): void 
  */
 const READ_PARAMETERS = ['client_id', 'redirect_uri', 'state', 'request', 'request_uri', 'response_type', 'response_mode', 'code_challenge', 'code_challenge_method', 'scope', 'authorization_details'];
 
+/** Why a request without redirect_uri is refused, as the page says it. */
+const NO_REDIRECT_URI: Record<Extract<ImpliedRedirectUri, { ok: false }>['why'], string> = {
+  'none-registered': 'The app did not say where to return you (redirect_uri is missing).',
+  'several-registered': 'The app did not say where to return you: redirect_uri is missing, and the app registered more than one.',
+  'port-chosen-per-request':
+    'The app did not say where to return you: it registered a loopback address whose port it chooses for each sign-in (RFC 8252 section 7.3), so the redirect_uri must be sent.',
+};
+
 async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
   const repeated = READ_PARAMETERS.find((name) => Array.isArray(params[name]));
   const one = (name: string): string | undefined => {
@@ -87,11 +97,17 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
   if (client.kind === 'agent') {
     return { kind: 'page-error', status: 400, heading: 'This app cannot sign you in', detail: 'Agents act only through delegations you give to other apps.' };
   }
-  const redirectUri = one('redirect_uri');
-  if (!redirectUri || Array.isArray(params.redirect_uri)) {
-    return { kind: 'page-error', status: 400, heading: 'This sign-in request is incomplete', detail: 'The app did not say where to return you (redirect_uri is missing or repeated).' };
+  if (Array.isArray(params.redirect_uri)) {
+    return { kind: 'page-error', status: 400, heading: 'This sign-in request is incomplete', detail: 'The app did not say where to return you (redirect_uri is repeated).' };
   }
-  if (!matchRedirectUri(redirectUri, client.redirectUris)) {
+  const redirectUriGiven = one('redirect_uri') !== undefined;
+  // OAuth 2.1 §4.1.1: without redirect_uri, the client's one registered URI, if that names an address (policy/redirect-uri.ts).
+  const implied = redirectUriGiven ? undefined : impliedRedirectUri(client.redirectUris);
+  if (implied && !implied.ok) {
+    return { kind: 'page-error', status: 400, heading: 'This sign-in request is incomplete', detail: NO_REDIRECT_URI[implied.why] };
+  }
+  const redirectUri = implied?.ok ? implied.uri : one('redirect_uri')!;
+  if (redirectUriGiven && !matchRedirectUri(redirectUri, client.redirectUris)) {
     return {
       kind: 'page-error',
       status: 400,
@@ -140,7 +156,7 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
 
   return {
     kind: 'ok',
-    request: { client, redirectUri, state, resource, scope: formatScope(scopes), codeChallenge: one('code_challenge')!, details: details.details },
+    request: { client, redirectUri, redirectUriGiven, state, resource, scope: formatScope(scopes), codeChallenge: one('code_challenge')!, details: details.details },
   };
 }
 
@@ -160,6 +176,7 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
         userId: signedIn.user.id,
         clientId: request.client.clientId,
         redirectUri: request.redirectUri,
+        redirectUriGiven: request.redirectUriGiven,
         resource: request.resource.url,
         scope: request.scope,
         codeChallenge: request.codeChallenge,
@@ -178,6 +195,7 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
     userId: signedIn.user.id,
     clientId: request.client.clientId,
     redirectUri: request.redirectUri,
+    redirectUriGiven: request.redirectUriGiven,
     scope: request.scope,
     resource: request.resource.url,
     state: request.state ?? null,

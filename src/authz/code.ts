@@ -10,6 +10,8 @@ export interface CodeRequest {
   userId: string;
   clientId: string;
   redirectUri: string;
+  /** Whether the authorization request sent redirect_uri (RFC 6749 §4.1.3: then /token must send the same). */
+  redirectUriGiven: boolean;
   resource: string;
   scope: string;
   codeChallenge: string;
@@ -24,6 +26,7 @@ export async function issueCode(reply: FastifyReply, ctx: AuthContext, request: 
     codeHash: hashSecret(code),
     clientId: request.clientId,
     redirectUri: request.redirectUri,
+    redirectUriGiven: request.redirectUriGiven,
     codeChallenge: request.codeChallenge,
     resource: request.resource,
     scope: request.scope,

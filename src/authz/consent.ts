@@ -134,6 +134,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
       userId: taken.userId,
       clientId: taken.clientId,
       redirectUri: taken.redirectUri,
+      redirectUriGiven: taken.redirectUriGiven !== false,
       resource: taken.resource,
       scope: taken.scope,
       codeChallenge: taken.codeChallenge,

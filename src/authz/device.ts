@@ -231,7 +231,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
     });
     const grant = await ctx.store.activeGrant(signedIn.user.id, found.clientId, found.resource, now);
     return renderConsent(reply, ctx, {
-      request: { client: context.client, redirectUri: doneUri, state: found.state, resource: context.resource, scope: found.scope, codeChallenge, details: [] },
+      request: { client: context.client, redirectUri: doneUri, redirectUriGiven: true, state: found.state, resource: context.resource, scope: found.scope, codeChallenge, details: [] },
       user: signedIn.user,
       requestId: id,
       csrf,

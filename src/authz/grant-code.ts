@@ -1,5 +1,5 @@
 // The authorization_code grant (OAuth 2.1 §4.1.3): a code is single-use and
-// bound to its client, redirect URI, PKCE verifier and resource. A replayed
+// bound to its client, redirect URI (when the request sent one), PKCE verifier and resource. A replayed
 // code revokes the tokens it issued (RFC 6749 §4.1.2). A request that proves
 // it is the owner's CLI (owner_assertion, owner-proof.ts) gets tokens only for
 // a code the owner approved. The tokens hold the code's scope as far as the
@@ -9,7 +9,7 @@ import type { FormBody } from '../http/app.js';
 import type { AuditEventInput, ClientRecord } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
-import { InvalidGrantError, InvalidTargetError } from './errors.js';
+import { InvalidGrantError, InvalidRequestError, InvalidTargetError } from './errors.js';
 import { GRANT_READINGS, mintUserTokens, scopeUnder, tokenResponse, type IssuedPair } from './issue.js';
 import { ownerAsserted, refuseUnlessOwners } from './owner-proof.js';
 import { required, single, singleTarget } from './params.js';
@@ -33,7 +33,7 @@ export async function redeemAuthorizationCode(
   proof: { byOwner: boolean; grantType?: string },
 ): Promise<Record<string, unknown>> {
   const code = required(body, 'code');
-  const redirectUri = required(body, 'redirect_uri');
+  const redirectUri = single(body, 'redirect_uri');
   const verifier = single(body, 'code_verifier');
   const resource = singleTarget(body, 'resource');
 
@@ -50,8 +50,13 @@ export async function redeemAuthorizationCode(
   }
   if (record.expiresAt <= now) throw new InvalidGrantError('The authorization code has expired.');
   if (record.clientId !== client.clientId) throw new InvalidGrantError('The authorization code was issued to another client.');
-  // OAuth 2.1 §4.1.3: the redirect URI must be the one of the authorization request, exactly.
-  if (record.redirectUri !== redirectUri) throw new InvalidGrantError('redirect_uri does not match the authorization request.');
+  // RFC 6749 §4.1.3 (OAuth 2.1 §4.1.3): redirect_uri is required when the authorization request sent it, and, when
+  // sent, must be the URI the code went to, exactly (the client's one registered URI when the request left it out).
+  if (redirectUri === undefined) {
+    if (record.redirectUriGiven !== false) throw new InvalidRequestError('The redirect_uri parameter is required: the authorization request sent one.');
+  } else if (record.redirectUri !== redirectUri) {
+    throw new InvalidGrantError('redirect_uri does not match the authorization request.');
+  }
   const pkce = checkVerifier(verifier, record.codeChallenge);
   if (!pkce.ok) throw new InvalidGrantError(pkce.reason);
   if (resource !== undefined && canonicalResource(resource) !== record.resource) {

@@ -251,4 +251,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE revocations_next RENAME TO revocations;
   CREATE INDEX revocations_by_keep ON revocations (keep_until);
   `,
+  // An authorization request may leave out redirect_uri when the client registered one URI (OAuth 2.1 §4.1.1);
+  // its code's /token request must send redirect_uri only if the authorization request did (RFC 6749 §4.1.3).
+  // Every earlier request and code sent it.
+  `
+  ALTER TABLE auth_requests ADD COLUMN redirect_uri_given INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE auth_codes ADD COLUMN redirect_uri_given INTEGER NOT NULL DEFAULT 1;
+  `,
 ];

@@ -318,6 +318,7 @@ function toAuthRequest(r: Row): AuthRequestRecord {
     userId: String(r.user_id),
     clientId: String(r.client_id),
     redirectUri: String(r.redirect_uri),
+    redirectUriGiven: r.redirect_uri_given !== 0,
     scope: String(r.scope),
     resource: String(r.resource),
     state: strOrNull(r.state),
@@ -354,6 +355,7 @@ function toCode(r: Row): AuthCodeRecord {
     codeHash: String(r.code_hash),
     clientId: String(r.client_id),
     redirectUri: String(r.redirect_uri),
+    redirectUriGiven: r.redirect_uri_given !== 0,
     codeChallenge: String(r.code_challenge),
     resource: String(r.resource),
     scope: String(r.scope),
@@ -972,9 +974,9 @@ class SqliteStore implements Store {
 
   async createAuthRequest(a: AuthRequestRecord): Promise<void> {
     this.run(
-      `INSERT INTO auth_requests (id, session_hash, user_id, client_id, redirect_uri, scope, resource, state, code_challenge, authorization_details, csrf_hash, created_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [a.id, a.sessionHash, a.userId, a.clientId, a.redirectUri, a.scope, a.resource, a.state, a.codeChallenge, json(a.authorizationDetails), a.csrfHash, a.createdAt, a.expiresAt],
+      `INSERT INTO auth_requests (id, session_hash, user_id, client_id, redirect_uri, redirect_uri_given, scope, resource, state, code_challenge, authorization_details, csrf_hash, created_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [a.id, a.sessionHash, a.userId, a.clientId, a.redirectUri, a.redirectUriGiven === false ? 0 : 1, a.scope, a.resource, a.state, a.codeChallenge, json(a.authorizationDetails), a.csrfHash, a.createdAt, a.expiresAt],
     );
   }
 
@@ -1085,9 +1087,9 @@ class SqliteStore implements Store {
 
   async createAuthCode(c: AuthCodeRecord): Promise<void> {
     this.run(
-      `INSERT INTO auth_codes (code_hash, client_id, redirect_uri, code_challenge, resource, scope, grant_id, user_id, family_id, created_at, expires_at, used_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [c.codeHash, c.clientId, c.redirectUri, c.codeChallenge, c.resource, c.scope, c.grantId, c.userId, c.familyId, c.createdAt, c.expiresAt, c.usedAt],
+      `INSERT INTO auth_codes (code_hash, client_id, redirect_uri, redirect_uri_given, code_challenge, resource, scope, grant_id, user_id, family_id, created_at, expires_at, used_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [c.codeHash, c.clientId, c.redirectUri, c.redirectUriGiven === false ? 0 : 1, c.codeChallenge, c.resource, c.scope, c.grantId, c.userId, c.familyId, c.createdAt, c.expiresAt, c.usedAt],
     );
   }
 

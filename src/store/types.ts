@@ -127,6 +127,11 @@ export interface AuthRequestRecord {
   userId: string;
   clientId: string;
   redirectUri: string;
+  /**
+   * Whether the authorization request sent redirect_uri; when it did not, `redirectUri` is the client's one
+   * registered URI (OAuth 2.1 §4.1.1), and /token may leave it out (RFC 6749 §4.1.3). Absent: it did.
+   */
+  redirectUriGiven?: boolean;
   scope: string;
   resource: string;
   state: string | null;
@@ -156,6 +161,11 @@ export interface AuthCodeRecord {
   codeHash: string;
   clientId: string;
   redirectUri: string;
+  /**
+   * Whether the authorization request sent redirect_uri; when it did not, `redirectUri` is the client's one
+   * registered URI (OAuth 2.1 §4.1.1), and /token may leave it out (RFC 6749 §4.1.3). Absent: it did.
+   */
+  redirectUriGiven?: boolean;
   codeChallenge: string;
   resource: string;
   scope: string;

@@ -52,15 +52,34 @@ export function matchRedirectUri(requested: string, registered: readonly string[
 }
 
 /**
+ * The redirect URI of an authorization request that sends none. OAuth 2.1 §4.1.1 (RFC 6749 §3.1.2.3): the
+ * parameter is optional when the client registered exactly one, which is then used, and required when it
+ * registered several. Also required when that one is a loopback URI without a port: RFC 8252 §7.3 (OAuth 2.1
+ * §8.4.2) has the app choose the port for each sign-in, so the registered URI names no address the app listens
+ * on (port 80 is not it). A loopback URI registered with a port is an address like any other, and is used.
+ */
+export type ImpliedRedirectUri = { ok: true; uri: string } | { ok: false; why: 'none-registered' | 'several-registered' | 'port-chosen-per-request' };
+
+export function impliedRedirectUri(registered: readonly string[]): ImpliedRedirectUri {
+  if (registered.length === 0) return { ok: false, why: 'none-registered' };
+  if (registered.length > 1) return { ok: false, why: 'several-registered' };
+  const only = registered[0]!;
+  // As matchRedirectUri reads it: a URI that is not loopback there is matched exactly, so names its address.
+  const loopback = loopbackParts(only);
+  if (loopback !== undefined && loopback.port === undefined) return { ok: false, why: 'port-chosen-per-request' };
+  return { ok: true, uri: only };
+}
+
+/**
  * A loopback http URI split at its port, using the raw string so that no
  * parser normalisation (case, dot segments, encoding) can make two different
- * strings equal: `http://127.0.0.1:PORT/rest` → {hostname, rest}.
+ * strings equal: `http://127.0.0.1:PORT/rest` → {hostname, port (undefined when none is written), rest}.
  */
-function loopbackParts(value: string): { hostname: string; rest: string } | undefined {
+function loopbackParts(value: string): { hostname: string; port: string | undefined; rest: string } | undefined {
   const m = /^http:\/\/(127\.0\.0\.1|\[::1\]|localhost)(?::(\d{1,5}))?(\/[^#]*)?$/.exec(value);
   if (!m) return undefined;
   if (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535)) return undefined;
-  return { hostname: m[1]!, rest: m[3] ?? '' };
+  return { hostname: m[1]!, port: m[2], rest: m[3] ?? '' };
 }
 
 function truncate(value: string): string {
