@@ -140,6 +140,14 @@ export function buildClient(body: unknown, now: number): ClientRecord {
 
   // RFC 7591 §2: absent means client_secret_basic.
   const method = (m.token_endpoint_auth_method ?? 'client_secret_basic') as TokenEndpointAuthMethod;
+  // private_key_jwt is in token_endpoint_auth_methods_supported because agents authenticate that way; their keys
+  // are registered by the operator (`delegate agents register`), never here. The description says so, lest a
+  // client reading the metadata take the refusal for a contradiction (found in review).
+  if (method === 'private_key_jwt') {
+    throw new InvalidClientMetadataError(
+      `token_endpoint_auth_method private_key_jwt is for agents, whose keys the operator registers with \`delegate agents register\`, not by dynamic registration; here it must be one of ${OPEN_AUTH_METHODS.join(', ')}.`,
+    );
+  }
   if (!OPEN_AUTH_METHODS.includes(method)) {
     throw new InvalidClientMetadataError(`token_endpoint_auth_method must be one of ${OPEN_AUTH_METHODS.join(', ')}.`);
   }

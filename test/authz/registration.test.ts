@@ -93,6 +93,22 @@ describe('registration', () => {
     expect(res.body.error).toBe(error);
   });
 
+  // The metadata lists private_key_jwt (agents authenticate that way), so the refusal says where such a client is
+  // registered instead of reading as a contradiction (found in review).
+  it('refuses private_key_jwt saying that agents and their keys are registered by the operator with `delegate agents register`', async () => {
+    const res = await postJson(`${authz.issuer}/register`, { ...valid, token_endpoint_auth_method: 'private_key_jwt' });
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_client_metadata']);
+    const description = String(res.body.error_description);
+    expect(description).toContain('private_key_jwt is for agents');
+    expect(description).toContain('`delegate agents register`');
+    expect(description).toContain('not by dynamic registration');
+    expect(description).toContain('none, client_secret_basic, client_secret_post');
+    // Any other method still gets the list alone.
+    const other = await postJson(`${authz.issuer}/register`, { ...valid, token_endpoint_auth_method: 'tls_client_auth' });
+    expect([other.status, other.body.error]).toEqual([400, 'invalid_client_metadata']);
+    expect(other.body.error_description).toBe('token_endpoint_auth_method must be one of none, client_secret_basic, client_secret_post.');
+  });
+
   // RFC 7591 §2: redirect_uris are for redirect-based flows, and response_types defaults to "code"; a client
   // for the device grant alone (RFC 8628) uses neither. §3.1 lets the server provision values for what is omitted,
   // and §2.1 asks it not to let a client register itself into an inconsistent state.
