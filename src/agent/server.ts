@@ -14,7 +14,7 @@ import type { TokenExchanger } from './exchange.js';
 import { unreachedCalendar } from './delegation.js';
 import { agentMcpDeps, createAgentMcpServer } from './mcp.js';
 import { registerMcpEndpoint } from './mcp-http.js';
-import { protectedResourceMetadataUrl, registerProtectedResourceMetadata } from './metadata.js';
+import { AGENT_RESOURCE_NAME, protectedResourceMetadataUrl, registerProtectedResourceMetadata } from './metadata.js';
 import { bearerCallerToken } from './tool.js';
 import { AGENT_SCOPE_POLICY } from './tool-scopes.js';
 
@@ -65,6 +65,8 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.extraHosts ? { extraHosts: options.extraHosts } : {}),
     publicUrl: resourceUrl,
+    // Only as published: by another loopback name, its metadata would name a resource other than the URL used (RFC 9728 §3.3).
+    answersOnlyAsPublished: AGENT_RESOURCE_NAME,
   });
   registerProtectedResourceMetadata(app, resourceUrl, options.issuer);
 

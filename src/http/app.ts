@@ -28,6 +28,14 @@ export interface AppOptions {
    * URLs it publishes.
    */
   publicUrl?: string;
+  /**
+   * The server's name, for a server that answers only as publicUrl names it: a request by another loopback
+   * name that reaches it (`localhost:P` for a server published as http://127.0.0.1:P) is refused with 421,
+   * naming publicUrl. For CalendarAgent: its metadata's `resource` must be identical to the URL the client
+   * used, or the client must not use it (RFC 9728 §3.3), so an MCP client there could never authorize; a
+   * 421 that names the URL to use is the clear early failure. Hosts in extraHosts are still answered.
+   */
+  answersOnlyAsPublished?: string;
 }
 
 declare module 'fastify' {
@@ -88,6 +96,7 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
 
   // A page on another name that only resolves to our address still gets 421: its Host is neither a loopback name nor ours.
   const extraHosts = new Set([...(options.extraHosts ?? []), ...(options.publicUrl ? [new URL(options.publicUrl).host] : [])].map((h) => h.toLowerCase()));
+  const published = options.answersOnlyAsPublished !== undefined && options.publicUrl ? { name: options.answersOnlyAsPublished, url: options.publicUrl, parsed: new URL(options.publicUrl) } : undefined;
   app.addHook('onRequest', async (req, reply) => {
     // First, so that every answer, refusals included, names the id its log lines carry.
     reply.header(REQUEST_ID_HEADER, req.id);
@@ -98,6 +107,11 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     if (!hostAllowed(target.authority, req, extraHosts)) {
       // DNS rebinding: a page on another name that resolves to loopback must not reach us.
       return sendError(reply, 421, 'invalid_request', 'This server does not answer for that Host.');
+    }
+    if (published && !extraHosts.has(target.authority!) && !extraHosts.has(withDefaultPort(target.authority!, published.parsed))) {
+      // A loopback alias of the published host (the check above took it): what this server publishes names
+      // another URL than the one the client used (RFC 9728 §3.3), so the client is told the one to use.
+      return sendError(reply, 421, 'invalid_request', `${published.name} is published as ${published.url}; connect to that URL.`);
     }
     // An absolute-form target for this server (accepted, RFC 9112 §3.2.2) reads as its origin form from here on,
     // so that every handler comparing req.url with a path sees the same request.
@@ -223,6 +237,15 @@ function requestTarget(req: FastifyRequest): { authority: string | undefined; or
   if (target.startsWith('/')) return { authority: req.headers.host?.toLowerCase() };
   const absolute = /^https?:\/\/([^/?#]*)(.*)$/is.exec(target);
   return absolute ? { authority: absolute[1]!.toLowerCase(), originForm: absolute[2] || '/' } : { authority: undefined };
+}
+
+/** `authority` as URL.host writes it for `like`'s scheme: `127.0.0.1:80` is `127.0.0.1` for http. */
+function withDefaultPort(authority: string, like: URL): string {
+  try {
+    return new URL(`${like.protocol}//${authority}`).host;
+  } catch {
+    return authority;
+  }
 }
 
 /**

@@ -185,6 +185,34 @@ describe('DNS rebinding', () => {
     expect(other.status).toBe(421);
   });
 
+  // RFC 9728 §3.3: by another loopback name, the metadata's `resource` (this URL) is not the URL the client used,
+  // which must then not use it; the client is told the URL to use instead (found in spec review, s18).
+  it.each([
+    ['POST /mcp with a token, Host localhost', { method: 'POST', path: '/mcp', host: 'localhost:PORT', token: true }],
+    ['POST /mcp without one, Host localhost', { method: 'POST', path: '/mcp', host: 'localhost:PORT', token: false }],
+    ['POST /mcp, Host [::1]', { method: 'POST', path: '/mcp', host: '[::1]:PORT', token: false }],
+    ['its metadata, Host localhost', { method: 'GET', path: '/.well-known/oauth-protected-resource/mcp', host: 'localhost:PORT', token: false }],
+    ['its metadata at the bare path, Host localhost', { method: 'GET', path: '/.well-known/oauth-protected-resource', host: 'localhost:PORT', token: false }],
+    ['an absolute-form target naming localhost', { method: 'POST', path: 'http://localhost:PORT/mcp', host: '127.0.0.1:PORT', token: false }],
+  ])('answers %s with 421 naming the URL it is published as', async (_name, r) => {
+    const host = r.host.replace('PORT', String(port));
+    const headers = { ...mcpHeaders(r.token ? await as.token() : undefined), Host: host };
+    const res = await rawRequest({ port, method: r.method, path: r.path.replace('PORT', String(port)), headers, ...(r.method === 'POST' ? { body: initializeBody } : {}) });
+    expect(res.status).toBe(421);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers['www-authenticate']).toBeUndefined();
+    expect(res.json()).toEqual({ error: 'invalid_request', error_description: `CalendarAgent is published as ${resourceUrl}; connect to that URL.` });
+  });
+
+  it('answers its published host, with the port or in absolute form, as before', async () => {
+    const challenged = await post(undefined, { Host: `127.0.0.1:${port}` });
+    expect(challenged.status).toBe(401);
+    expect(challenged.headers['www-authenticate']).toContain(`resource_metadata="${metadataUrl}"`);
+    const absolute = await rawRequest({ port, path: `http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp` });
+    expect(absolute.status).toBe(200);
+    expect(absolute.json()).toMatchObject({ resource: resourceUrl });
+  });
+
   it.each(['http://attacker.example', 'http://attacker.example:PORT', 'null', 'https://127.0.0.1:PORT', 'http://127.0.0.1:OTHER', 'http://127.0.0.1:PORT/'])(
     'refuses Origin %s with 403',
     async (origin) => {
