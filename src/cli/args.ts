@@ -17,22 +17,59 @@ export function parsePort(value: string): number {
 /**
  * `delegate serve --host`: the address it listens on is also the one its URLs
  * name (the issuer, and the resource URLs that tokens are bound to), so it
- * must be one a client can reach: not a wildcard.
+ * must be one a client can reach: not a wildcard. And those URLs are plain
+ * http, which OAuth allows only on loopback (OAuth 2.1 §1.5; found in review,
+ * s18: `serve --host <LAN address>` published an http issuer to the network),
+ * so it must be a loopback address: serve has no https URLs to give instead.
  */
 export function parseNamedHost(value: string): string {
   const host = value.trim();
   if (host === '' || ['0.0.0.0', '::', '[::]', '*'].includes(host)) {
     throw new InvalidArgumentError(
-      "serve names its servers by this address in their URLs and token audiences, so it cannot be a wildcard; give an address clients reach, such as 127.0.0.1 or this machine's LAN address.",
+      'serve names its servers by this address in their URLs and token audiences, so it cannot be a wildcard; give a loopback address, such as 127.0.0.1.',
     );
   }
   // It must make URLs the servers accept (canonicalResource, as the AS checks the agent's resource), and nothing but the host in them.
   const { issuer, agentUrl } = urlsFor(DEFAULT_PORTS, host);
   const named = canonicalResource(issuer);
   if (named === undefined || canonicalResource(agentUrl) === undefined || new URL(named).pathname !== '/' || new URL(named).search !== '') {
-    throw new InvalidArgumentError('Expected a host name or an IP address, such as 127.0.0.1 or this machine’s LAN address: it makes the servers’ URLs (http://<host>:<port>).');
+    throw new InvalidArgumentError('Expected a host name or an IP address, such as 127.0.0.1: it makes the servers’ URLs (http://<host>:<port>).');
+  }
+  if (!hostIsLoopback(host)) {
+    throw new InvalidArgumentError(
+      `serve names its servers http://<host>:<port>, and ${HTTPS_RULE}; give a loopback address (for a deployment, run serve-auth with --issuer https://… behind an https reverse proxy).`,
+    );
   }
   return host;
+}
+
+/**
+ * Why an OAuth URL may not be plain http on another host, said the same way by every refusal. OAuth 2.1 §1.5 (which
+ * the MCP authorization spec's Communication Security section makes a MUST), RFC 8414 §2 for the issuer and RFC 9728
+ * §2 for a resource all require https; delegate's own loopback URLs are http on purpose (SECURITY.md: loopback
+ * traffic never leaves the machine).
+ */
+export const HTTPS_RULE = 'OAuth requires https on any host but this machine’s loopback (127.0.0.0/8, ::1, localhost; OAuth 2.1 §1.5)';
+
+/** Whether a URL's hostname, as the URL parser spells it (`127.1` is 127.0.0.1, `[0::1]` is [::1]), is this machine's loopback. */
+export function isLoopbackUrlHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/** Whether a --host value (an IPv6 address with or without brackets) is this machine's loopback; false when it makes no URL. */
+export function hostIsLoopback(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  try {
+    return isLoopbackUrlHost(new URL(`http://${bare.includes(':') ? `[${bare}]` : bare}`).hostname);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `url` (absolute) is plain http on a host that is not loopback: no OAuth URL may be (HTTPS_RULE). */
+export function plainHttpOffLoopback(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  return protocol === 'http:' && !isLoopbackUrlHost(hostname);
 }
 
 /**
@@ -50,7 +87,10 @@ export function parseIssuerUrl(value: string): string {
   return url;
 }
 
-/** An absolute http(s) URL, without a trailing slash. */
+/**
+ * An absolute URL an OAuth party is reached at (an issuer, a resource, an audience), without a trailing slash: https,
+ * or http on loopback only (HTTPS_RULE).
+ */
 export function parseHttpUrl(value: string): string {
   let url: URL;
   try {
@@ -60,6 +100,8 @@ export function parseHttpUrl(value: string): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('Expected an http or https URL.');
   if (url.hash || url.username || url.password) throw new InvalidArgumentError('The URL may not carry a fragment or credentials.');
+  // Found in review (s18): `serve-auth --issuer http://auth.example.com:8410` started and published every endpoint over http.
+  if (plainHttpOffLoopback(url.href)) throw new InvalidArgumentError(`Expected an https URL: ${HTTPS_RULE}.`);
   return url.href.replace(/\/+$/, '');
 }
 

@@ -5,6 +5,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, LOG_LEVELS, resolvePaths, urlsFor, type LogLevelName } from '../config.js';
 import {
+  HTTPS_RULE,
+  hostIsLoopback,
   parseHttpUrl,
   parseIssuerUrl,
   parseInstant,
@@ -154,7 +156,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
     .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
     .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort)
-    .option('--host <host>', 'address to listen on and to name in URLs (not a wildcard)', parseNamedHost, DEFAULT_HOST)
+    .option('--host <host>', 'loopback address to listen on and to name in its http URLs, such as 127.0.0.1 or ::1', parseNamedHost, DEFAULT_HOST)
     .option('--calendar-timeout <wait>', 'how long CalendarAgent waits for the calendar backend: 2s, 500ms (default 5s)', parseWait)
     .addOption(logLevelOption())
     .addHelpText('after', ['', 'Examples:', '  delegate serve', '  delegate serve --auth-port 18510 --calendar-port 18511 --agent-port 18512', '  delegate serve --log-level debug'].join('\n'))
@@ -178,7 +180,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .command('serve-auth')
     .description('Run the authorization server alone.')
     .option('--port <port>', `port (default ${DEFAULT_PORTS.auth})`, parsePort)
-    .option('--host <host>', 'address to listen on', DEFAULT_HOST)
+    .option('--host <host>', 'address to listen on (other than loopback: with --issuer, --calendar-url and --agent-url given as https URLs, as behind an https reverse proxy)', DEFAULT_HOST)
     .option('--issuer <url>', 'its issuer identifier (default: the one on record in the data directory when it names this host and port, else http://<host>:<port>)', parseIssuerUrl)
     .option('--calendar-url <url>', `the calendar backend it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.calendar})`, parseHttpUrl)
     .option('--agent-url <url>', `CalendarAgent’s MCP URL it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.agent}/mcp)`, parseHttpUrl)
@@ -189,6 +191,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     )
     .action(async (options: SingleServerOptions, command: Command) => {
       const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
+      refuseHttpUrlsOffLoopback(options);
       const serve = await loadServe();
       const code = await serve.serveAuth(
         {
@@ -210,12 +213,13 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('Run the calendar backend alone.')
     .addHelpText('after', ['', 'Examples:', '  delegate serve-calendar', '  delegate serve-calendar --port 8411 --auth-url http://127.0.0.1:8410'].join('\n'))
     .option('--port <port>', `port (default ${DEFAULT_PORTS.calendar})`, parsePort)
-    .option('--host <host>', 'address to listen on', DEFAULT_HOST)
+    .option('--host <host>', 'loopback address to listen on and to name in its http URL', DEFAULT_HOST)
     .option('--auth-url <url>', 'the authorization server whose tokens it accepts', parseIssuerUrl)
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseIssuerUrl))
     .addOption(logLevelOption())
     .action(async (options: SingleServerOptions, command: Command) => {
       const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
+      refuseHostOffLoopback('serve-calendar', options.host);
       const serve = await loadServe();
       const port = options.port ?? DEFAULT_PORTS.calendar;
       const defaults = urlsFor({ ...DEFAULT_PORTS, calendar: port }, options.host);
@@ -241,7 +245,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar}); over HTTP, the same as --calendar-url http://<host>:<port>`, parsePort)
     .option('--agent-port <port>', `with --stdio: CalendarAgent’s HTTP port, whose delegation it uses; over HTTP, the same as --port (default ${DEFAULT_PORTS.agent})`, parsePort)
     .option('--port <port>', `port (default ${DEFAULT_PORTS.agent}; not with --stdio)`, parsePort)
-    .option('--host <host>', 'address to listen on', DEFAULT_HOST)
+    .option('--host <host>', 'loopback address to listen on and to name in its http URL', DEFAULT_HOST)
     .option('--auth-url <url>', 'the authorization server (not with --stdio, which takes --auth-port)', parseIssuerUrl)
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseIssuerUrl))
     .option('--calendar-url <url>', 'the calendar backend it reads busy time from (not with --stdio, which takes --calendar-port)', parseHttpUrl)
@@ -258,6 +262,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     )
     .action(async (options: SingleServerOptions & PortOptions & { stdio?: boolean; calendarTimeout?: number }, command: Command) => {
       const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
+      refuseHostOffLoopback('serve-agent', options.host);
       if (options.stdio) {
         refuseHttpOptionsWithStdio(options);
         const { serveAgentStdioCommand } = await import('./commands/serve-agent-stdio.js');
@@ -346,6 +351,37 @@ function refuseHttpOptionsWithStdio(options: SingleServerOptions): void {
   ];
   const given = instead.find(([key]) => options[key] !== undefined);
   if (given) throw new UsageError(`${given[1]} does not apply to serve-agent --stdio: ${given[2]}.`);
+}
+
+/**
+ * serve-calendar and serve-agent name their own URL (a token audience, published as the `resource` of their metadata)
+ * http://<host>:<port>, and serve-agent --stdio reaches the servers at http://<host>: plain http, which OAuth allows
+ * only on loopback (HTTPS_RULE; RFC 9728 §2). Found in review (s18): `serve --host <LAN address>` and its siblings
+ * published http URLs to the network. They take no https URL of their own, so --host must be loopback.
+ */
+function refuseHostOffLoopback(command: string, host: string): void {
+  if (!hostIsLoopback(host)) throw new UsageError(`--host ${host}: ${command} names its URLs http://<host>:<port>, and ${HTTPS_RULE}; give a loopback address, such as 127.0.0.1.`);
+}
+
+/**
+ * serve-auth's issuer and the resources it issues tokens for, where --issuer, --calendar-url or --agent-url does not
+ * give them, are http://<host>:<port> (or those on record for that host, src/cli/commands/serve.ts): on a host that is
+ * not loopback, plain http, which OAuth forbids (HTTPS_RULE; RFC 8414 §2 for the issuer). Found in review (s18). A
+ * given URL was already judged by its parser (parseHttpUrl), so --host may be any address once all three are given:
+ * serve-auth behind an https reverse proxy, `--issuer https://…`.
+ */
+function refuseHttpUrlsOffLoopback(options: SingleServerOptions): void {
+  if (hostIsLoopback(options.host)) return;
+  const missing = (
+    [
+      ['--issuer', options.issuer],
+      ['--calendar-url', options.calendarUrl],
+      ['--agent-url', options.agentUrl],
+    ] as const
+  ).filter(([, given]) => given === undefined);
+  if (missing.length === 0) return;
+  const flags = missing.map(([flag]) => flag).join(', ');
+  throw new UsageError(`--host ${options.host} without ${flags}: serve-auth would name them http://<host>:<port>, and ${HTTPS_RULE}; give ${flags} as https URLs, or a loopback --host.`);
 }
 
 interface SingleServerOptions {

@@ -2,14 +2,14 @@
 // server or sends a request: a bad value is bad usage (exit 2), said in one
 // line on stderr naming the option, and nothing is written to the data
 // directory.
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkWindowOptions, parseInstant, parseTimeZone, portsFrom } from '../../src/cli/args.js';
+import { checkWindowOptions, hostIsLoopback, parseHttpUrl, parseInstant, parseIssuerUrl, parseNamedHost, parseTimeZone, portsFrom } from '../../src/cli/args.js';
 import { parseSince } from '../../src/cli/commands/admin-store.js';
 import { runCli } from '../../src/cli/program.js';
 import { freePort } from '../support/ports.js';
@@ -165,6 +165,88 @@ describe('ports and the host', () => {
   it('says which port is a default', () => {
     expect(() => portsFrom({ authPort: 8411 })).toThrow('--auth-port and --calendar-port are both 8411 (the default of --calendar-port)');
     expect(portsFrom({ authPort: 31000 })).toEqual({ auth: 31000, calendar: 8411, agent: 8412 });
+  });
+});
+
+// Found in review (s18): `serve-auth --issuer http://auth.example.com:P` started and published an http issuer with
+// every endpoint on http, and `serve --host <LAN address>` did the same by construction. OAuth 2.1 §1.5 (a MUST of the
+// MCP authorization spec), RFC 8414 §2 and RFC 9728 §2 require https for every OAuth URL but a loopback one.
+describe('OAuth URLs over plain http on a host that is not loopback', () => {
+  const spare = () => ports[1]!;
+  const https = ['--issuer', 'https://auth.example.com', '--calendar-url', 'https://calendar.example.com', '--agent-url', 'https://agent.example.com/mcp'];
+  it.each([
+    ['serve-auth --issuer on a named host', () => ['serve-auth', '--port', spare(), '--issuer', `http://auth.example.com:${spare()}`], '--issuer'],
+    ['serve-auth --issuer on a LAN address', () => ['serve-auth', '--port', spare(), '--issuer', `http://192.168.1.10:${spare()}`], '--issuer'],
+    ['serve-auth --issuer on a host that only starts like loopback', () => ['serve-auth', '--port', spare(), '--issuer', 'http://127.0.0.1.example.com'], '--issuer'],
+    ['serve-auth --issuer on a host that only starts like localhost', () => ['serve-auth', '--port', spare(), '--issuer', 'http://localhost.example.com'], '--issuer'],
+    ['serve-auth --calendar-url', () => ['serve-auth', '--port', spare(), '--calendar-url', 'http://calendar.example.com'], '--calendar-url'],
+    ['serve-auth --agent-url', () => ['serve-auth', '--port', spare(), '--agent-url', 'http://[2001:db8::1]:8412/mcp'], '--agent-url'],
+    ['serve-calendar --auth-url', () => ['serve-calendar', '--port', spare(), '--auth-url', 'http://auth.example.com'], '--auth-url'],
+    ['serve-calendar --issuer', () => ['serve-calendar', '--port', spare(), '--issuer', 'http://10.0.0.5:8410'], '--issuer'],
+    ['serve-agent --auth-url', () => ['serve-agent', '--port', spare(), '--auth-url', 'http://auth.example.com'], '--auth-url'],
+    ['serve-agent --issuer', () => ['serve-agent', '--port', spare(), '--issuer', 'http://auth.example.com'], '--issuer'],
+    ['serve-agent --calendar-url', () => ['serve-agent', '--port', spare(), '--calendar-url', 'http://calendar.example.com'], '--calendar-url'],
+    ['agents show --issuer', () => ['agents', 'show', 'calendar-agent', '--issuer', 'http://auth.example.com'], '--issuer'],
+    ['agents register --url', () => ['agents', 'register', 'helper', '--url', 'http://helper.example.com/mcp', '--key', 'k.json', '--name', 'H', '--operator', 'O', '--contact', 'c', '--description', 'd'], '--url'],
+    ['agents register --calendar-url', () => ['agents', 'register', 'helper', '--url', 'https://helper.example.com/mcp', '--calendar-url', 'http://calendar.example.com', '--key', 'k.json', '--name', 'H', '--operator', 'O', '--contact', 'c', '--description', 'd'], '--calendar-url'],
+    ['token exchange --issuer', () => ['token', 'exchange', '--issuer', 'http://auth.example.com', '--audience', 'https://calendar.example.com', '--subject-token', '-'], '--issuer'],
+    ['token exchange --audience', () => ['token', 'exchange', '--audience', 'http://calendar.example.com', '--subject-token', '-'], '--audience'],
+    ['serve --host on a LAN address', () => ['serve', '--host', '192.168.1.10', ...ports], '--host'],
+    ['serve --host on a named host', () => ['serve', '--host', 'delegate.example.com', ...ports], '--host'],
+    ['serve --host on an IPv6 address', () => ['serve', '--host', '2001:db8::1', ...ports], '--host'],
+    ['serve-auth --host on a LAN address, no URLs given', () => ['serve-auth', '--host', '192.168.1.10', '--port', spare()], '--host 192.168.1.10 without --issuer, --calendar-url, --agent-url'],
+    ['serve-auth --host on a wildcard, no URLs given', () => ['serve-auth', '--host', '0.0.0.0', '--port', spare()], '--host 0.0.0.0 without --issuer'],
+    ['serve-auth --host on a LAN address, an https --issuer alone', () => ['serve-auth', '--host', '192.168.1.10', '--port', spare(), '--issuer', 'https://auth.example.com'], '--host 192.168.1.10 without --calendar-url, --agent-url'],
+    ['serve-calendar --host on a LAN address', () => ['serve-calendar', '--host', '192.168.1.10', '--port', spare(), '--auth-url', 'https://auth.example.com'], '--host 192.168.1.10'],
+    ['serve-agent --host on a LAN address', () => ['serve-agent', '--host', '192.168.1.10', '--port', spare(), '--auth-url', 'https://auth.example.com', '--calendar-url', 'https://calendar.example.com'], '--host 192.168.1.10'],
+    ['serve-agent --stdio --host on a LAN address (it reaches the servers at http://<host>)', () => ['serve-agent', '--stdio', '--host', '192.168.1.10', ...ports], '--host 192.168.1.10'],
+  ])('refuses %s with exit code 2, naming the option', async (_what, argv, option) => {
+    await refused(argv(), option);
+  });
+
+  it('says why, in one line', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['serve-auth', '--issuer', 'http://auth.example.com:8410'], io)).toBe(2);
+    expect(io.err).toMatch(/^delegate: option '--issuer <url>' argument 'http:\/\/auth\.example\.com:8410' is invalid\. Expected an https URL: OAuth requires https on any host but this machine’s loopback \(127\.0\.0\.0\/8, ::1, localhost; OAuth 2\.1 §1\.5\)\.\n$/);
+  });
+
+  it('takes https anywhere and http on every loopback host (the controls)', () => {
+    for (const url of ['https://auth.example.com', 'https://192.168.1.10:8443', 'http://127.0.0.1:8410', 'http://127.0.0.2:8410', 'http://127.255.255.254', 'http://localhost:8410', 'http://[::1]:8410']) {
+      expect(parseIssuerUrl(url), url).toBe(url);
+    }
+    expect(parseHttpUrl('http://127.0.0.2:8412/mcp')).toBe('http://127.0.0.2:8412/mcp');
+    expect(parseHttpUrl('http://127.1:8411')).toBe('http://127.0.0.1:8411'); // the URL parser's spelling of 127.0.0.1
+    for (const host of ['127.0.0.1', '127.0.0.2', '::1', 'localhost']) expect(parseNamedHost(host)).toBe(host);
+    expect([hostIsLoopback('[::1]'), hostIsLoopback('::1'), hostIsLoopback('0.0.0.0'), hostIsLoopback('::'), hostIsLoopback('bad host')]).toEqual([true, true, false, false, false]);
+  });
+
+  it('starts serve-auth on a loopback address behind an https reverse proxy (--issuer https://…), publishing it (the control)', { timeout: 30_000 }, async () => {
+    const io = fakeIo({ DELEGATE_HOME: home });
+    let stop: (signal: string) => void = () => undefined;
+    io.untilInterrupted = () => new Promise((resolve) => (stop = resolve));
+    const port = await freePort();
+    const running = runCli(['serve-auth', '--host', '127.0.0.2', '--port', String(port), ...https, '--log-level', 'silent'], io);
+    let settled = false;
+    void running.finally(() => (settled = true));
+    while (!io.err.includes('Press Ctrl-C') && !settled) await new Promise((resolve) => setTimeout(resolve, 20));
+    try {
+      expect(io.err).toContain('authorization server  https://auth.example.com\n');
+      // As the proxy forwards it: the public host in Host, to the loopback listener.
+      const metadata = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(`http://127.0.0.2:${port}/.well-known/oauth-authorization-server`, { headers: { host: 'auth.example.com' } }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(metadata.status).toBe(200);
+      expect(JSON.parse(metadata.body)).toMatchObject({ issuer: 'https://auth.example.com', token_endpoint: 'https://auth.example.com/token' });
+    } finally {
+      stop('SIGTERM');
+      expect(await running).toBe(0);
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 // `delegate serve --host <address>` with an address that is not a loopback
-// name, as its help suggests (this machine's LAN address): each server answers
+// name (one on loopback: http URLs on any other host are refused, OAuth 2.1
+// §1.5, test/cli/usage-checks.test.ts): each server answers
 // for the host of the URL it publishes, so clients and the servers themselves
 // reach it, while any other Host is still refused with 421 (DNS rebinding).
 // 127.0.0.2 is such an address that every Linux machine has: on loopback, but
