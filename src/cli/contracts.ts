@@ -11,6 +11,8 @@ export interface StackOptions {
   ports: Ports;
   host: string;
   logger?: Logger;
+  /** Told a line for the person when starting the servers here changed something they should know (CalendarAgent moved). */
+  notice?: (line: string) => void;
 }
 
 export interface Stack {

@@ -46,9 +46,24 @@ export function agentIdentity(paths: Paths): Promise<AgentIdentity> {
  * servers in between (two `serve` started at once on other ports both ran,
  * the later one's setup breaking the other's agent).
  */
-export async function bootstrap(store: Store, paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, now: number): Promise<void> {
+/** CalendarAgent moved by this start (another agent port): its old address, and the live grants for it that ended. */
+export interface AgentMove {
+  from: string;
+  to: string;
+  grantsRevoked: number;
+}
+
+/**
+ * Sets the data directory up for this start. Returns the move when this start moved CalendarAgent to another URL,
+ * which revokes every live grant for the old one (src/authz/agents.ts): said by the command that started the servers,
+ * since the person would otherwise learn of it only as a new consent page (found in review, regress18c).
+ */
+export async function bootstrap(store: Store, paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, now: number): Promise<AgentMove | undefined> {
   const agent = await agentIdentity(paths);
   await refuseSecondAddress(store, paths, agent.clientId, urls);
+  const before = (await store.clientById(agent.clientId))?.resource ?? null;
+  const to = canonicalResource(urls.agentUrl) ?? urls.agentUrl;
+  const live = before !== null && before !== to ? (await store.listGrants()).filter((g) => g.resource === before && g.revokedAt === null && g.expiresAt > now).length : 0;
   const owner = systemUserName();
   await bootstrapLocal(
     store,
@@ -66,6 +81,16 @@ export async function bootstrap(store: Store, paths: Paths, urls: { issuer: stri
     },
     now,
   );
+  return before !== null && before !== to ? { from: before, to, grantsRevoked: live } : undefined;
+}
+
+/** The line a start that moved CalendarAgent prints on stderr. */
+export function agentMoveNotice(move: AgentMove): string {
+  const ended =
+    move.grantsRevoked === 0
+      ? 'no delegation was given for the old address'
+      : `${move.grantsRevoked === 1 ? 'the 1 delegation' : `the ${move.grantsRevoked} delegations`} given for the old address ended, and each app asks for approval again (\`delegate audit\` lists them as grant_revoked)`;
+  return `CalendarAgent moved from ${move.from} to ${move.to}: ${ended}.`;
 }
 
 /**

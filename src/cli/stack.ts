@@ -185,7 +185,8 @@ async function startEmbedded(options: StackOptions, urls: Urls): Promise<Stack> 
   const store = servers.openDataStore(options.paths);
   const started: FastifyInstance[] = [];
   try {
-    await servers.bootstrap(store, options.paths, urls, Date.now());
+    const move = await servers.bootstrap(store, options.paths, urls, Date.now());
+    if (move) options.notice?.(servers.agentMoveNotice(move));
     const auth = await servers.buildAuth(store, options.paths, urls.issuer, options.logger);
     const calendar = await servers.buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, options.logger);
     const agent = await servers.buildAgent(options.paths, urls, options.logger, servers.storeAudit(store));

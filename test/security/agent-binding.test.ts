@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { SignJWT, decodeJwt, exportJWK, generateKeyPair, importJWK, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
-import { bootstrap, closeAll, openDataStore } from '../../src/cli/servers.js';
+import { agentMoveNotice, bootstrap, closeAll, openDataStore } from '../../src/cli/servers.js';
 import { resolvePaths } from '../../src/config.js';
 import { Browser, authorizeUrl, callbackParams, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { failAuditRecords } from '../support/fail-audit.js';
@@ -333,15 +333,21 @@ describe('an agent re-registered at another URL (a move)', () => {
     try {
       const store = openDataStore(paths);
       try {
-        await bootstrap(store, paths, before, Date.now());
-        await bootstrap(store, paths, before, Date.now());
+        expect(await bootstrap(store, paths, before, Date.now())).toBeUndefined();
+        expect(await bootstrap(store, paths, before, Date.now())).toBeUndefined();
         expect(await store.listAudit()).toEqual([]);
         const owner = (await store.ownerUser())!;
         const agentId = (await store.listClients('agent'))[0]!.clientId;
         const now = Date.now();
         const grant = { id: `grt_${crypto.randomUUID()}`, userId: owner.id, clientId: agentId, resource: before.agentUrl, scope: 'slots:find', authorizationDetails: [], maxDepth: 1, createdAt: now, expiresAt: now + 86_400_000, revokedAt: null };
         await store.createGrant(grant);
-        await bootstrap(store, paths, after, Date.now());
+        // The start says so (found in review, regress18c: the grants ended without a word; the person learnt of it
+        // as a new consent page).
+        const move = await bootstrap(store, paths, after, Date.now());
+        expect(move).toEqual({ from: before.agentUrl, to: after.agentUrl, grantsRevoked: 1 });
+        expect(agentMoveNotice(move!)).toBe(
+          `CalendarAgent moved from ${before.agentUrl} to ${after.agentUrl}: the 1 delegation given for the old address ended, and each app asks for approval again (\`delegate audit\` lists them as grant_revoked).`,
+        );
         expect(await store.resourceByUrl(before.agentUrl)).toBeUndefined();
         expect((await store.resourceByUrl(after.agentUrl))?.agentClientId).toBe(agentId);
         expect((await store.grantById(grant.id))?.revokedAt).not.toBeNull();

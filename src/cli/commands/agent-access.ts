@@ -134,7 +134,7 @@ export async function withAgentAccess<T>(
 ): Promise<T> {
   const paths = profilePaths(io, args.profile);
   const envToken = environmentToken(io); // before the servers are probed or started
-  const servers = new ServersInUse({ paths, ports: args.ports, host: args.host });
+  const servers = new ServersInUse({ paths, ports: args.ports, host: args.host, notice: (line) => io.stderr.write(`${line}\n`) });
   try {
     if (args.serversFirst) {
       // The fast path: no probe of the three servers before the one request that matters.

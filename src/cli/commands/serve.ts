@@ -11,7 +11,7 @@ import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalenda
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { whileStarting } from '../start-lock.js';
-import { agentIdentity, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, storeAudit } from '../servers.js';
+import { agentIdentity, agentMoveNotice, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, storeAudit } from '../servers.js';
 
 function logger(level: LogLevelName) {
   return createLogger(level);
@@ -35,7 +35,8 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
   try {
     // From the check of what runs on this data directory until the servers listen, no other process starts any (src/cli/start-lock.ts).
     await whileStarting(options.paths, () => io.now(), async () => {
-      await bootstrap(store, options.paths, urls, io.now());
+      const move = await bootstrap(store, options.paths, urls, io.now());
+      if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
       const parts: Array<[FastifyInstance, string, number]> = [
         [await buildAuth(store, options.paths, urls.issuer, log), 'authorization server', options.ports.auth],
         [await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar],
@@ -65,7 +66,8 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
   try {
     await whileStarting(options.paths, () => io.now(), async () => {
       urls = await resourceUrlsFor(store, options);
-      await bootstrap(store, options.paths, urls, io.now());
+      const move = await bootstrap(store, options.paths, urls, io.now());
+      if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
       apps.push(await buildAuth(store, options.paths, urls.issuer, logger(options.logLevel)));
       await listen(apps[0]!, 'authorization server', options.host, options.port);
     });
