@@ -7,14 +7,12 @@
 // has it for /authorize only), its error_description naming the full storage,
 // and the agent passes that on: find-slot's one line names it.
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../support/ports.js';
-import { approveInBrowser, killLeftovers, runCli, startCli, type Running } from '../e2e/run.js';
-import { exchangeForCalendar, ready, tmpfsUnavailable } from './support.js';
+import { runCli, type Running } from '../e2e/run.js';
+import { exchangeForCalendar, releaseTmpfs, signedInOnTmpfs, tmpfsUnavailable } from './support.js';
 
 const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
 const unavailable = tmpfsUnavailable();
@@ -29,29 +27,11 @@ let serve: Running | undefined;
 
 beforeAll(async () => {
   if (unavailable) return;
-  mountPoint = await mkdtemp(join(tmpdir(), 'delegate-faults-disk-token-'));
-  const mounted = sh('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', mountPoint]);
-  expect(mounted.status, mounted.stderr).toBe(0);
-  home = join(mountPoint, 'home');
-  const [auth, calendar] = [await freePort(), await freePort()];
-  ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(await freePort())];
-  issuer = `http://127.0.0.1:${auth}`;
-  calendarUrl = `http://127.0.0.1:${calendar}`;
-  serve = await ready(startCli(['serve', ...ports], home));
-  const login = startCli(['login', '--no-browser', ...ports], home);
-  await approveInBrowser(await login.loginUrl);
-  expect((await login.done).code).toBe(0);
+  ({ mountPoint, home, ports, issuer, calendarUrl, serve } = await signedInOnTmpfs('delegate-faults-disk-token-'));
 }, 60_000);
 
 afterAll(async () => {
-  serve?.child.kill('SIGKILL');
-  await serve?.done;
-  killLeftovers();
-  if (mountPoint) {
-    // Always give the mount back, whatever the test did to it.
-    sh('umount', ['-l', mountPoint]);
-    await rm(mountPoint, { recursive: true, force: true });
-  }
+  await releaseTmpfs(mountPoint, serve);
 });
 
 /** The user's access token for the agent, as `login` stored it. */

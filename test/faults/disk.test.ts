@@ -5,7 +5,7 @@
 // Once the disk is writable again, the database passes its integrity check,
 // nothing is lost and everything works as before.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmdirSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,27 +13,12 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postJson } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { approveInBrowser, killLeftovers, runCli, startCli, type Run, type Running } from '../e2e/run.js';
-import { ready } from './support.js';
+import { runCli, startCli, type Run, type Running } from '../e2e/run.js';
+import { ready, releaseTmpfs, signedInOnTmpfs, tmpfsUnavailable } from './support.js';
 
 const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
 
-/** Why these tests cannot run here, or undefined when a tmpfs can be mounted. */
-function mountUnavailable(): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux (tmpfs)';
-  if (process.getuid?.() !== 0) return 'needs root to mount a tmpfs';
-  const dir = mkdtempSync(join(tmpdir(), 'delegate-faults-probe-'));
-  try {
-    const mounted = sh('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir]);
-    if (mounted.status !== 0) return `mount failed: ${(mounted.stderr || mounted.error?.message || '').trim()}`;
-    sh('umount', [dir]);
-    return undefined;
-  } finally {
-    rmdirSync(dir);
-  }
-}
-
-const unavailable = mountUnavailable();
+const unavailable = tmpfsUnavailable();
 if (unavailable) console.log(`test/faults/disk.test.ts skipped: ${unavailable}`);
 
 let mountPoint: string | undefined;
@@ -45,30 +30,13 @@ let serve: Running | undefined;
 // One data directory for both tests: the full disk first, with the servers running; then read-only, with them stopped.
 beforeAll(async () => {
   if (unavailable) return;
-  mountPoint = await mkdtemp(join(tmpdir(), 'delegate-faults-disk-'));
-  const mounted = sh('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', mountPoint]);
-  expect(mounted.status, mounted.stderr).toBe(0);
-  home = join(mountPoint, 'home');
-  const auth = await freePort();
-  ports = ['--auth-port', String(auth), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
-  issuer = `http://127.0.0.1:${auth}`;
-  serve = await ready(startCli(['serve', ...ports], home));
-  const login = startCli(['login', '--no-browser', ...ports], home);
-  await approveInBrowser(await login.loginUrl);
-  expect((await login.done).code).toBe(0);
+  ({ mountPoint, home, ports, issuer, serve } = await signedInOnTmpfs('delegate-faults-disk-'));
 }, 60_000);
 
 afterAll(async () => {
-  serve?.child.kill('SIGKILL');
-  await serve?.done;
+  await releaseTmpfs(mountPoint, serve);
   serve = undefined;
-  killLeftovers();
-  if (mountPoint) {
-    // Always give the mount back, whatever the test did to it.
-    sh('umount', ['-l', mountPoint]);
-    await rm(mountPoint, { recursive: true, force: true });
-    mountPoint = undefined;
-  }
+  mountPoint = undefined;
 });
 
 async function stopServe(): Promise<void> {

@@ -5,12 +5,14 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { postForm } from '../support/oauth-flow.js';
-import type { Running } from '../e2e/run.js';
+import { freePort } from '../support/ports.js';
+import { approveInBrowser, killLeftovers, startCli, type Running } from '../e2e/run.js';
 
 /** Resolves once a `delegate serve…` process says it is listening; rejects if it exits first. */
 export async function ready(run: Running): Promise<Running> {
@@ -66,5 +68,41 @@ export function tmpfsUnavailable(): string | undefined {
     return undefined;
   } finally {
     rmdirSync(dir);
+  }
+}
+
+/** A data directory on a 16 MB tmpfs mounted for the test (as root), with `delegate serve` running on it and the owner signed in. */
+export interface TmpfsHome {
+  mountPoint: string;
+  home: string;
+  ports: string[];
+  issuer: string;
+  calendarUrl: string;
+  serve: Running;
+}
+
+export async function signedInOnTmpfs(prefix: string): Promise<TmpfsHome> {
+  const mountPoint = await mkdtemp(join(tmpdir(), prefix));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', mountPoint], { encoding: 'utf8', timeout: 10_000 });
+  if (mounted.status !== 0) throw new Error(`mount failed: ${mounted.stderr}`);
+  const home = join(mountPoint, 'home');
+  const [auth, calendar] = [await freePort(), await freePort()];
+  const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(await freePort())];
+  const serve = await ready(startCli(['serve', ...ports], home));
+  const login = startCli(['login', '--no-browser', ...ports], home);
+  await approveInBrowser(await login.loginUrl);
+  const signedIn = await login.done;
+  if (signedIn.code !== 0) throw new Error(`login failed: ${signedIn.stderr}`);
+  return { mountPoint, home, ports, issuer: `http://127.0.0.1:${auth}`, calendarUrl: `http://127.0.0.1:${calendar}`, serve };
+}
+
+/** Stops the server (if still running) and always gives the mount back, whatever the test did to it. */
+export async function releaseTmpfs(mountPoint: string | undefined, serve: Running | undefined): Promise<void> {
+  serve?.child.kill('SIGKILL');
+  await serve?.done;
+  killLeftovers();
+  if (mountPoint) {
+    spawnSync('umount', ['-l', mountPoint], { timeout: 10_000 });
+    await rm(mountPoint, { recursive: true, force: true });
   }
 }

@@ -36,23 +36,29 @@ async function stop(authz: TestAuthz): Promise<void> {
   authz.store.close();
 }
 
+/** CalendarAgent on its port, following `first`'s revocation list (its poll failures collected), and a request to it with a token. */
+async function agentFollowing(first: TestAuthz) {
+  const failures: string[] = [];
+  const revocations = createRevocationList({ issuer: first.issuer, minRetryMs: 20, maxRetryMs: 100, logger: { warn: (_o, msg) => failures.push(msg) } });
+  const agent = await buildAgentServer({
+    resourceUrl: first.agentUrl,
+    issuer: first.issuer,
+    calendarUrl: first.calendarUrl,
+    clientId: first.agent.clientId,
+    privateKey: first.agent.privateJwk,
+    revocations,
+  });
+  await agent.listen({ port: Number(new URL(first.agentUrl).port), host: '127.0.0.1' });
+  cleanups.push(() => agent.close());
+  const atAgent = (token: string) => rawRequest({ port: Number(new URL(first.agentUrl).port), method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
+  return { failures, revocations, atAgent };
+}
+
 describe('an authorization server replaced by one on another data directory, at the same address', () => {
   it('leaves what the first revoked refused at CalendarAgent, and the first one’s tokens signed with an unknown key', { timeout: 30_000 }, async () => {
     const first = await startTestAuthz();
     cleanups.push(() => rmSync(first.home, { recursive: true, force: true }));
-    const failures: string[] = [];
-    const revocations = createRevocationList({ issuer: first.issuer, minRetryMs: 20, maxRetryMs: 100, logger: { warn: (_o, msg) => failures.push(msg) } });
-    const agent = await buildAgentServer({
-      resourceUrl: first.agentUrl,
-      issuer: first.issuer,
-      calendarUrl: first.calendarUrl,
-      clientId: first.agent.clientId,
-      privateKey: first.agent.privateJwk,
-      revocations,
-    });
-    await agent.listen({ port: Number(new URL(first.agentUrl).port), host: '127.0.0.1' });
-    cleanups.push(() => agent.close());
-    const atAgent = (token: string) => rawRequest({ port: Number(new URL(first.agentUrl).port), method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
+    const { failures, revocations, atAgent } = await agentFollowing(first);
 
     const revoked = await obtainTokens(first);
     const unseen = await obtainTokens(first);
@@ -89,19 +95,7 @@ describe('an authorization server replaced by one whose revocation list is as lo
   it('makes CalendarAgent fetch the keys again: a token of the first AS never checked names an unknown key', { timeout: 30_000 }, async () => {
     const first = await startTestAuthz();
     cleanups.push(() => rmSync(first.home, { recursive: true, force: true }));
-    const failures: string[] = [];
-    const revocations = createRevocationList({ issuer: first.issuer, minRetryMs: 20, maxRetryMs: 100, logger: { warn: (_o, msg) => failures.push(msg) } });
-    const agent = await buildAgentServer({
-      resourceUrl: first.agentUrl,
-      issuer: first.issuer,
-      calendarUrl: first.calendarUrl,
-      clientId: first.agent.clientId,
-      privateKey: first.agent.privateJwk,
-      revocations,
-    });
-    await agent.listen({ port: Number(new URL(first.agentUrl).port), host: '127.0.0.1' });
-    cleanups.push(() => agent.close());
-    const atAgent = (token: string) => rawRequest({ port: Number(new URL(first.agentUrl).port), method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
+    const { failures, revocations, atAgent } = await agentFollowing(first);
 
     const checked = await obtainTokens(first);
     const unseen = await obtainTokens(first);
