@@ -11,7 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import { readBody } from '../client/mcp-post.js';
 import { resendIfUnanswered, type ServersGone } from '../client/servers-gone.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
-import { REQUEST_ID_HEADER } from '../http/logging.js';
+import { requestIdHeader } from '../http/logging.js';
 import { printableClipped } from '../terminal-text.js';
 
 export type CalendarErrorCode =
@@ -90,7 +90,7 @@ export async function fetchFreeBusy(request: FreeBusyRequest): Promise<FreeBusy>
   const headers: Record<string, string> = {
     Authorization: `Bearer ${request.accessToken}`,
     Accept: 'application/json',
-    ...(request.requestId !== undefined ? { [REQUEST_ID_HEADER]: request.requestId } : {}),
+    ...requestIdHeader(request.requestId),
   };
   const timedOut = () => new CalendarError('timeout', `The calendar did not answer within ${formatSeconds(request.timeoutMs)}.`);
   let answer: Answer;

@@ -11,7 +11,7 @@ import {
   TOKEN_TYPE_ACCESS_TOKEN,
   TOKEN_TYPE_JWT,
 } from '../delegation/index.js';
-import { REQUEST_ID_HEADER } from '../http/logging.js';
+import { requestIdHeader } from '../http/logging.js';
 import { printableClipped } from '../terminal-text.js';
 import { createEndpointDiscovery } from './as-metadata.js';
 import { ExpiringLruCache } from './cache.js';
@@ -101,7 +101,7 @@ export function createTokenExchanger(options: TokenExchangerOptions): TokenExcha
         headers: {
           'Content-Type': 'application/x-www-form-urlencoded',
           Accept: 'application/json',
-          ...(context.requestId !== undefined ? { [REQUEST_ID_HEADER]: context.requestId } : {}),
+          ...requestIdHeader(context.requestId),
         },
         body: form.toString(),
         redirect: 'error', // a redirect would carry the caller's token somewhere else

@@ -34,7 +34,8 @@ const CLIENT_ID = /^[a-z0-9][a-z0-9._-]{1,63}$/;
  *
  * A registration at another URL than the agent's own on record is a move: the
  * old URL's resource goes, with the live grants for it, in the same transaction
- * (Store.saveAgent), each revocation with its `grant_revoked` record.
+ * (Store.saveAgent), each revocation with its `grant_revoked` record. The move
+ * is returned, with the number of grants it ended.
  */
 export async function registerAgent(
   store: Store,
@@ -42,7 +43,7 @@ export async function registerAgent(
   agent: AgentRegistration,
   now: number,
   record?: { by: string; onlyIfMoved?: boolean },
-): Promise<ClientRecord> {
+): Promise<{ client: ClientRecord; move?: AgentMove }> {
   if (!CLIENT_ID.test(agent.clientId)) throw new Error('An agent id is 2–64 lower-case letters, digits, dots, dashes or underscores.');
   const resourceUrl = canonicalResource(agent.resourceUrl);
   if (!resourceUrl) throw new Error(`The agent's resource ${agent.resourceUrl} is not an absolute http(s) URL.`);
@@ -82,7 +83,7 @@ export async function registerAgent(
     },
     createdAt: existing?.createdAt ?? now,
   };
-  await store.saveAgent(
+  const grantsRevoked = await store.saveAgent(
     {
       client,
       resource: { url: resourceUrl, name: agent.profile.name, scopes: agent.scopes, agentClientId: agent.clientId, downstream: agent.downstream, createdAt: now },
@@ -115,7 +116,14 @@ export async function registerAgent(
     client.metadata = { ...client.metadata, agent_statement: statement };
     await store.updateClient(client);
   }
-  return client;
+  return { client, ...(movedFrom !== undefined ? { move: { from: movedFrom, to: resourceUrl, grantsRevoked: grantsRevoked.length } } : {}) };
+}
+
+/** An agent registered at another URL than the one on record: its old and new URLs, and how many live grants for the old one ended. */
+export interface AgentMove {
+  from: string;
+  to: string;
+  grantsRevoked: number;
 }
 
 /**

@@ -5,7 +5,7 @@
 import { CALENDAR_DETAIL_TYPE, SCOPE_BUSY_READ, SCOPE_FIND_SLOT, SCOPE_FREEBUSY_READ, canonicalResource } from '../delegation/index.js';
 import type { Store, UserRecord } from '../store/index.js';
 import type { AgentProfile } from './agent-statement.js';
-import { onIssuerOrigin, registerAgent } from './agents.js';
+import { onIssuerOrigin, registerAgent, type AgentMove } from './agents.js';
 import { randomId } from './crypto.js';
 
 export interface LocalSetup {
@@ -23,7 +23,7 @@ export interface LocalSetup {
   agentPublicJwk: Record<string, unknown>;
 }
 
-export async function bootstrapLocal(store: Store, setup: LocalSetup, now: number): Promise<{ owner: UserRecord }> {
+export async function bootstrapLocal(store: Store, setup: LocalSetup, now: number): Promise<{ owner: UserRecord; agentMove?: AgentMove }> {
   await refuseUrlsTaken(store, setup);
   const owner = await ensureOwner(store, setup, now);
   await store.upsertResource({
@@ -34,7 +34,7 @@ export async function bootstrapLocal(store: Store, setup: LocalSetup, now: numbe
     downstream: [],
     createdAt: now,
   });
-  await registerAgent(
+  const { move } = await registerAgent(
     store,
     setup.issuer,
     {
@@ -61,7 +61,7 @@ export async function bootstrapLocal(store: Store, setup: LocalSetup, now: numbe
     // A start on another agent port moves CalendarAgent, which ends the grants for its old URL: on the record.
     { by: 'setup', onlyIfMoved: true },
   );
-  return { owner };
+  return { owner, ...(move ? { agentMove: move } : {}) };
 }
 
 /**

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
-import { bootstrapLocal, buildAuthServer, type AuthServerOptions } from '../authz/index.js';
+import { bootstrapLocal, buildAuthServer, type AgentMove, type AuthServerOptions } from '../authz/index.js';
 import { buildAgentServer } from '../agent/server.js';
 import { protectedResourceMetadataUrl } from '../agent/metadata.js';
 import { CALENDAR_DETAIL_TYPE, canonicalResource } from '../delegation/index.js';
@@ -46,13 +46,6 @@ export function agentIdentity(paths: Paths): Promise<AgentIdentity> {
  * servers in between (two `serve` started at once on other ports both ran,
  * the later one's setup breaking the other's agent).
  */
-/** CalendarAgent moved by this start (another agent port): its old address, and the live grants for it that ended. */
-export interface AgentMove {
-  from: string;
-  to: string;
-  grantsRevoked: number;
-}
-
 /**
  * Sets the data directory up for this start. Returns the move when this start moved CalendarAgent to another URL,
  * which revokes every live grant for the old one (src/authz/agents.ts): said by the command that started the servers,
@@ -61,11 +54,8 @@ export interface AgentMove {
 export async function bootstrap(store: Store, paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, now: number): Promise<AgentMove | undefined> {
   const agent = await agentIdentity(paths);
   await refuseSecondAddress(store, paths, agent.clientId, urls);
-  const before = (await store.clientById(agent.clientId))?.resource ?? null;
-  const to = canonicalResource(urls.agentUrl) ?? urls.agentUrl;
-  const live = before !== null && before !== to ? (await store.listGrants()).filter((g) => g.resource === before && g.revokedAt === null && g.expiresAt > now).length : 0;
   const owner = systemUserName();
-  await bootstrapLocal(
+  const { agentMove } = await bootstrapLocal(
     store,
     {
       issuer: urls.issuer,
@@ -81,7 +71,7 @@ export async function bootstrap(store: Store, paths: Paths, urls: { issuer: stri
     },
     now,
   );
-  return before !== null && before !== to ? { from: before, to, grantsRevoked: live } : undefined;
+  return agentMove;
 }
 
 /** The line a start that moved CalendarAgent prints on stderr. */

@@ -157,6 +157,11 @@ export function pathOnly(url: string | undefined): string | undefined {
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
+/** The header that carries `requestId` on an onward request (none without one), so the next server's log line of it carries the same id. */
+export function requestIdHeader(requestId: string | undefined): Record<string, string> {
+  return requestId !== undefined ? { [REQUEST_ID_HEADER]: requestId } : {};
+}
+
 /** A caller's request id is kept only when it is short and plain: no spaces, quotes or control characters to forge log lines with. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 

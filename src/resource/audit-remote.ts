@@ -9,7 +9,7 @@
 import type { JWK } from 'jose';
 import { createClientAssertionSigner } from '../agent/client-assertion.js';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '../delegation/index.js';
-import { REQUEST_ID_HEADER } from '../http/logging.js';
+import { requestIdHeader } from '../http/logging.js';
 import type { AuditSink } from './audit.js';
 
 export interface RemoteAuditOptions {
@@ -36,7 +36,7 @@ export function remoteAuditSink(options: RemoteAuditOptions): AuditSink {
     const res = await fetchFn(`${options.issuer}/audit`, {
       method: 'POST',
       // The call's id, so that the AS's line of this report carries it as the exchange's and the read's do.
-      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(context?.requestId !== undefined ? { [REQUEST_ID_HEADER]: context.requestId } : {}) },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...requestIdHeader(context?.requestId) },
       body,
       redirect: 'error',
       signal: AbortSignal.timeout(options.timeoutMs ?? 5_000),

@@ -64,7 +64,7 @@ export async function agentsRegisterCommand(args: RegisterAgentArgs, io: CliIo):
     }
     const atServers = args.calendars.find((calendar) => onIssuerOrigin(servedBy, calendar));
     if (atServers !== undefined) throw new CommandFailed(`The downstream URL ${canonicalResource(atServers) ?? atServers} is on the origin of ${servers}; ${DOWNSTREAM_IS}`);
-    const client = await registerAgent(
+    const { client } = await registerAgent(
       store,
       issuer,
       {

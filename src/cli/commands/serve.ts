@@ -101,16 +101,16 @@ async function resourceUrlsFor(store: Store, options: ServeAuthOptions): Promise
 }
 
 /**
- * The host names --host may take for which a recorded `localhost` names the same server: 127.0.0.1 alone, the
- * address `localhost` resolves to everywhere. Not [::1]: where /etc/hosts gives `localhost` no IPv6 address, a server
+ * The --host for which a recorded `localhost` names the same server: 127.0.0.1, the address `localhost` resolves
+ * to everywhere. Not [::1]: where /etc/hosts gives `localhost` no IPv6 address, a server
  * on [::1] that announced `http://localhost:<port>` was unreachable by that name, and whatever listened on
  * 127.0.0.1:<port> answered for it (found in review, regress18).
  */
-const LOOPBACK_HOSTS = ['127.0.0.1'];
+const LOCALHOST_ADDRESS = '127.0.0.1';
 
 /**
  * An address on record, when it names a server on this start's host (`like`, a default URL for --host): the same
- * host name, or `localhost` for --host 127.0.0.1 (LOOPBACK_HOSTS), since the servers answer that name there too (src/http/app.ts).
+ * host name, or `localhost` for --host 127.0.0.1 (LOCALHOST_ADDRESS), since the servers answer that name there too (src/http/app.ts).
  * For this server's own address (the issuer) also the same scheme and port (--port); the calendar backend's and
  * CalendarAgent's scheme and port are those of their own servers, which this start does not know, so theirs are kept
  * as recorded (that is the point: a restart without the flags keeps the split servers that run working).
@@ -126,7 +126,7 @@ function onRecordHere(recorded: string | undefined, like: string, whose: 'this s
   if (recorded === undefined) return undefined;
   const [was, now] = [new URL(recorded), new URL(like)];
   if (whose === 'this server' && (was.protocol !== now.protocol || was.port !== now.port)) return undefined;
-  const sameHost = was.hostname === now.hostname || (was.hostname === 'localhost' && LOOPBACK_HOSTS.includes(now.hostname));
+  const sameHost = was.hostname === now.hostname || (was.hostname === 'localhost' && now.hostname === LOCALHOST_ADDRESS);
   return sameHost ? recorded : undefined;
 }
 
