@@ -11,25 +11,17 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildAgentServer } from '../../src/agent/server.js';
 import { createRevocationList } from '../../src/resource/revocations.js';
-import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { listenAgentFor, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { obtainTokens } from '../authz/helpers.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { expectInvalidToken, refusedSoon } from '../security/stack.js';
+import { eventually } from '../support/eventually.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
-
-async function eventually(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function stop(authz: TestAuthz): Promise<void> {
   await authz.app.close();
@@ -40,15 +32,7 @@ async function stop(authz: TestAuthz): Promise<void> {
 async function agentFollowing(first: TestAuthz) {
   const failures: string[] = [];
   const revocations = createRevocationList({ issuer: first.issuer, minRetryMs: 20, maxRetryMs: 100, logger: { warn: (_o, msg) => failures.push(msg) } });
-  const agent = await buildAgentServer({
-    resourceUrl: first.agentUrl,
-    issuer: first.issuer,
-    calendarUrl: first.calendarUrl,
-    clientId: first.agent.clientId,
-    privateKey: first.agent.privateJwk,
-    revocations,
-  });
-  await agent.listen({ port: Number(new URL(first.agentUrl).port), host: '127.0.0.1' });
+  const agent = await listenAgentFor(first, undefined, revocations);
   cleanups.push(() => agent.close());
   const atAgent = (token: string) => rawRequest({ port: Number(new URL(first.agentUrl).port), method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
   return { failures, revocations, atAgent };

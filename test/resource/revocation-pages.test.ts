@@ -9,15 +9,15 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildAgentServer } from '../../src/agent/server.js';
 import { buildAuthServer } from '../../src/authz/index.js';
 import { MAX_HELD_REQUESTS, REVOCATION_PAGE_SIZE } from '../../src/authz/revocation-list.js';
 import { createRevocationList, MAX_WAIT_SEC } from '../../src/resource/revocations.js';
 import { openStore } from '../../src/store/index.js';
-import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { listenAgentFor, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { obtainTokens } from '../authz/helpers.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { expectInvalidToken } from '../security/stack.js';
+import { eventually } from '../support/eventually.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -74,14 +74,6 @@ function watchedFetch(answers: Array<{ url: URL; body: Answer }>, hold: (url: UR
 }
 
 /** Waits for a condition that the code under test brings about; fails the test if it never does. */
-async function eventually(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** Resolves when the code under test reaches a point; `reached` marks it. */
 function milestone(): { reached: () => void; passed: Promise<void> } {
   let reached!: () => void;
@@ -118,15 +110,7 @@ describe('the revocation list in pages', () => {
     // CalendarAgent, starting with this list, follows the pages before it answers: the grant on the last is refused.
     const answers: Array<{ url: URL; body: Answer }> = [];
     const revocations = createRevocationList({ issuer: authz.issuer, fetchFn: watchedFetch(answers) });
-    const agent = await buildAgentServer({
-      resourceUrl: authz.agentUrl,
-      issuer: authz.issuer,
-      calendarUrl: authz.calendarUrl,
-      clientId: authz.agent.clientId,
-      privateKey: authz.agent.privateJwk,
-      revocations,
-    });
-    await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
+    const agent = await listenAgentFor(authz, undefined, revocations);
     cleanups.push(() => agent.close());
     const res = await rawRequest({ port: Number(new URL(authz.agentUrl).port), method: 'POST', path: '/mcp', headers: mcpHeaders(user.accessToken), body: initializeBody });
     expectInvalidToken(res, 'a token whose grant is on the last page');

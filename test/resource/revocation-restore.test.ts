@@ -15,6 +15,7 @@ import { DEFAULT_LIFETIMES } from '../../src/authz/context.js';
 import { openStore } from '../../src/store/index.js';
 import { startTestAuthz } from '../support/authz.js';
 import { obtainTokens } from '../authz/helpers.js';
+import { eventually } from '../support/eventually.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -22,14 +23,6 @@ afterEach(async () => {
 });
 
 /** Waits for a condition that the code under test brings about; fails the test if it never does. */
-async function eventually(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 describe('the revocation list after the database is restored from a backup', () => {
   it('delivers a revocation made on the restored database at a number the resource server had passed', { timeout: 30_000 }, async () => {
     const authz = await startTestAuthz();

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import Fastify from 'fastify';
 import { createRevocationList, attachRevocationList, type RevocationList } from '../../src/resource/revocations.js';
 import { startFakeRevocationEndpoint, type FakeRevocationEndpoint } from './revocation-endpoint.js';
+import { eventually } from '../support/eventually.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -25,14 +26,6 @@ function started(list: RevocationList): RevocationList {
 }
 
 /** Waits for a condition that the code under test brings about; fails the test if it never does. */
-async function eventually(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 const token = (grant_id: string, jti = `jti-${grant_id}`) => ({ grant_id, jti });
 
 describe('the revocation list', () => {

@@ -11,6 +11,7 @@ import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK,
 import type { Logger } from 'pino';
 import { buildAgentServer } from '../../src/agent/server.js';
 import { bootstrapLocal, buildAuthServer, type AuthServerOptions, type Lifetimes } from '../../src/authz/index.js';
+import type { RevocationList } from '../../src/resource/revocations.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { freePort } from './ports.js';
 
@@ -143,8 +144,8 @@ export async function ownerLink(target: { issuer: string; ownerJwk: JWK }, next:
   return `${target.issuer}/login/owner?assertion=${encodeURIComponent(assertion)}&next=${encodeURIComponent(next)}`;
 }
 
-/** CalendarAgent for a test authorization server, listening on the agent URL the server was set up with. */
-export async function listenAgentFor(authz: TestAuthz, now?: () => number): Promise<FastifyInstance> {
+/** CalendarAgent for a test authorization server, listening on the agent URL the server was set up with; `revocations`, the list it follows (its own by default). */
+export async function listenAgentFor(authz: TestAuthz, now?: () => number, revocations?: RevocationList): Promise<FastifyInstance> {
   const agent = await buildAgentServer({
     resourceUrl: authz.agentUrl,
     issuer: authz.issuer,
@@ -152,6 +153,7 @@ export async function listenAgentFor(authz: TestAuthz, now?: () => number): Prom
     clientId: authz.agent.clientId,
     privateKey: authz.agent.privateJwk,
     ...(now ? { now } : {}),
+    ...(revocations ? { revocations } : {}),
   });
   await agent.listen({ port: Number(new URL(authz.agentUrl).port), host: '127.0.0.1' });
   return agent;
