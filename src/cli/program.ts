@@ -191,7 +191,11 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     )
     .action(async (options: SingleServerOptions, command: Command) => {
       const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
-      refuseHttpUrlsOffLoopback(options);
+      refuseHttpUrlsOffLoopback('serve-auth', options.host, [
+        ['--issuer', options.issuer],
+        ['--calendar-url', options.calendarUrl],
+        ['--agent-url', options.agentUrl],
+      ]);
       const serve = await loadServe();
       const code = await serve.serveAuth(
         {
@@ -211,15 +215,26 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
   program
     .command('serve-calendar')
     .description('Run the calendar backend alone.')
-    .addHelpText('after', ['', 'Examples:', '  delegate serve-calendar', '  delegate serve-calendar --port 8411 --auth-url http://127.0.0.1:8410'].join('\n'))
+    .addHelpText('after', [
+        '',
+        'Examples:',
+        '  delegate serve-calendar',
+        '  delegate serve-calendar --port 8411 --auth-url http://127.0.0.1:8410',
+        '  delegate serve-calendar --url https://calendar.example.com --auth-url https://auth.example.com   # behind an https reverse proxy',
+      ].join('\n'))
     .option('--port <port>', `port (default ${DEFAULT_PORTS.calendar})`, parsePort)
-    .option('--host <host>', 'loopback address to listen on and to name in its http URL', DEFAULT_HOST)
+    .option('--host <host>', 'address to listen on (other than loopback: with --url and --auth-url given as https URLs, as behind an https reverse proxy)', DEFAULT_HOST)
+    .option('--url <url>', 'its own URL, as clients reach it and as tokens name it (default http://<host>:<port>; behind an https reverse proxy, the proxy’s https URL)', parseHttpUrl)
     .option('--auth-url <url>', 'the authorization server whose tokens it accepts', parseIssuerUrl)
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseIssuerUrl))
     .addOption(logLevelOption())
     .action(async (options: SingleServerOptions, command: Command) => {
       const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
-      refuseHostOffLoopback('serve-calendar', options.host);
+      const issuer = authServerOf(options);
+      refuseHttpUrlsOffLoopback('serve-calendar', options.host, [
+        ['--url', options.url],
+        ['--auth-url', issuer],
+      ]);
       const serve = await loadServe();
       const port = options.port ?? DEFAULT_PORTS.calendar;
       const defaults = urlsFor({ ...DEFAULT_PORTS, calendar: port }, options.host);
@@ -228,8 +243,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
           paths: resolvePaths(io.env),
           host: options.host,
           port,
-          resourceUrl: defaults.calendarUrl,
-          issuer: authServerOf(options) ?? defaults.issuer,
+          resourceUrl: options.url ?? defaults.calendarUrl,
+          issuer: issuer ?? defaults.issuer,
           logLevel,
         },
         io,
@@ -245,7 +260,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar}); over HTTP, the same as --calendar-url http://<host>:<port>`, parsePort)
     .option('--agent-port <port>', `with --stdio: CalendarAgent’s HTTP port, whose delegation it uses; over HTTP, the same as --port (default ${DEFAULT_PORTS.agent})`, parsePort)
     .option('--port <port>', `port (default ${DEFAULT_PORTS.agent}; not with --stdio)`, parsePort)
-    .option('--host <host>', 'loopback address to listen on and to name in its http URL', DEFAULT_HOST)
+    .option('--host <host>', 'address to listen on (other than loopback: with --url, --auth-url and --calendar-url given as https URLs, as behind an https reverse proxy; with --stdio, loopback only)', DEFAULT_HOST)
+    .option('--url <url>', 'its own MCP URL, as clients reach it and as tokens name it (default http://<host>:<port>/mcp; behind an https reverse proxy, the proxy’s https URL; not with --stdio)', parseHttpUrl)
     .option('--auth-url <url>', 'the authorization server (not with --stdio, which takes --auth-port)', parseIssuerUrl)
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseIssuerUrl))
     .option('--calendar-url <url>', 'the calendar backend it reads busy time from (not with --stdio, which takes --calendar-port)', parseHttpUrl)
@@ -257,13 +273,14 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         '',
         'Examples:',
         '  delegate serve-agent --port 8412 --auth-url http://127.0.0.1:8410 --calendar-url http://127.0.0.1:8411',
+        '  delegate serve-agent --url https://agent.example.com/mcp --auth-url https://auth.example.com --calendar-url https://calendar.example.com   # behind an https reverse proxy',
         '  delegate serve-agent --stdio          # what `delegate mcp-config` tells MCP clients to run',
       ].join('\n'),
     )
     .action(async (options: SingleServerOptions & PortOptions & { stdio?: boolean; calendarTimeout?: number }, command: Command) => {
       const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
-      refuseHostOffLoopback('serve-agent', options.host);
       if (options.stdio) {
+        refuseStdioHostOffLoopback(options.host);
         refuseHttpOptionsWithStdio(options);
         const { serveAgentStdioCommand } = await import('./commands/serve-agent-stdio.js');
         setExitCode(await serveAgentStdioCommand(accessArgs({ ...options, browser: true }, globals(command)), io, logLevel, options.calendarTimeout));
@@ -275,13 +292,18 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       const byPort = urlsFor({ auth: options.authPort ?? DEFAULT_PORTS.auth, calendar: options.calendarPort ?? DEFAULT_PORTS.calendar, agent: port }, options.host);
       const issuer = sameValue(authServerOf(options), options.authUrl !== undefined ? '--auth-url' : '--issuer', options.authPort !== undefined ? byPort.issuer : undefined, '--auth-port');
       const calendarUrl = sameValue(options.calendarUrl, '--calendar-url', options.calendarPort !== undefined ? byPort.calendarUrl : undefined, '--calendar-port');
+      refuseHttpUrlsOffLoopback('serve-agent', options.host, [
+        ['--url', options.url],
+        ['--auth-url', options.authPort === undefined ? issuer : undefined],
+        ['--calendar-url', options.calendarPort === undefined ? calendarUrl : undefined],
+      ]);
       const serve = await loadServe();
       const code = await serve.serveAgent(
         {
           paths: resolvePaths(io.env),
           host: options.host,
           port,
-          resourceUrl: defaults.agentUrl,
+          resourceUrl: options.url ?? defaults.agentUrl,
           issuer: issuer ?? defaults.issuer,
           calendarUrl: calendarUrl ?? defaults.calendarUrl,
           logLevel,
@@ -348,40 +370,34 @@ function refuseHttpOptionsWithStdio(options: SingleServerOptions): void {
     ['authUrl', '--auth-url', 'give the authorization server’s port with --auth-port'],
     ['issuer', '--issuer', 'give the authorization server’s port with --auth-port'],
     ['calendarUrl', '--calendar-url', 'give the calendar backend’s port with --calendar-port'],
+    ['url', '--url', 'it has no URL of its own'],
   ];
   const given = instead.find(([key]) => options[key] !== undefined);
   if (given) throw new UsageError(`${given[1]} does not apply to serve-agent --stdio: ${given[2]}.`);
 }
 
 /**
- * serve-calendar and serve-agent name their own URL (a token audience, published as the `resource` of their metadata)
- * http://<host>:<port>, and serve-agent --stdio reaches the servers at http://<host>: plain http, which OAuth allows
- * only on loopback (HTTPS_RULE; RFC 9728 §2). Found in review (s18): `serve --host <LAN address>` and its siblings
- * published http URLs to the network. They take no https URL of their own, so --host must be loopback.
+ * serve-agent --stdio reaches the servers at http://<host>:<port>: plain http, which OAuth allows only on loopback
+ * (HTTPS_RULE). Found in review (s18): `serve --host <LAN address>` and its siblings published http URLs to the network.
  */
-function refuseHostOffLoopback(command: string, host: string): void {
-  if (!hostIsLoopback(host)) throw new UsageError(`--host ${host}: ${command} names its URLs http://<host>:<port>, and ${HTTPS_RULE}; give a loopback address, such as 127.0.0.1.`);
+function refuseStdioHostOffLoopback(host: string): void {
+  if (!hostIsLoopback(host)) throw new UsageError(`--host ${host}: serve-agent --stdio reaches the servers at http://<host>:<port>, and ${HTTPS_RULE}; give a loopback address, such as 127.0.0.1.`);
 }
 
 /**
- * serve-auth's issuer and the resources it issues tokens for, where --issuer, --calendar-url or --agent-url does not
- * give them, are http://<host>:<port> (or those on record for that host, src/cli/commands/serve.ts): on a host that is
- * not loopback, plain http, which OAuth forbids (HTTPS_RULE; RFC 8414 §2 for the issuer). Found in review (s18). A
- * given URL was already judged by its parser (parseHttpUrl), so --host may be any address once all three are given:
- * serve-auth behind an https reverse proxy, `--issuer https://…`.
+ * A server's own URL and those of the servers it reaches, where a flag does not give them, are http://<host>:<port>
+ * (serve-auth: or those on record for that host, src/cli/commands/serve.ts): on a host that is not loopback, plain
+ * http, which OAuth forbids (HTTPS_RULE; RFC 8414 §2 for the issuer, RFC 9728 §2 for a resource). Found in review
+ * (s18). A given URL was already judged by its parser (parseHttpUrl), so --host may be any address once all of them
+ * are given: the server behind an https reverse proxy, its public URL given with --issuer or --url. `urls` lists
+ * each flag with the value it gave, or undefined when the URL would be made from --host (a --auth-port, say).
  */
-function refuseHttpUrlsOffLoopback(options: SingleServerOptions): void {
-  if (hostIsLoopback(options.host)) return;
-  const missing = (
-    [
-      ['--issuer', options.issuer],
-      ['--calendar-url', options.calendarUrl],
-      ['--agent-url', options.agentUrl],
-    ] as const
-  ).filter(([, given]) => given === undefined);
+function refuseHttpUrlsOffLoopback(command: string, host: string, urls: ReadonlyArray<readonly [string, string | undefined]>): void {
+  if (hostIsLoopback(host)) return;
+  const missing = urls.filter(([, given]) => given === undefined);
   if (missing.length === 0) return;
   const flags = missing.map(([flag]) => flag).join(', ');
-  throw new UsageError(`--host ${options.host} without ${flags}: serve-auth would name them http://<host>:<port>, and ${HTTPS_RULE}; give ${flags} as https URLs, or a loopback --host.`);
+  throw new UsageError(`--host ${host} without ${flags}: ${command} would name them http://<host>:<port>, and ${HTTPS_RULE}; give ${flags} as https URLs, or a loopback --host.`);
 }
 
 interface SingleServerOptions {
@@ -392,6 +408,8 @@ interface SingleServerOptions {
   authUrl?: string;
   calendarUrl?: string;
   agentUrl?: string;
+  /** serve-calendar's and serve-agent's own URL. */
+  url?: string;
 }
 
 /** Whether --debug appears among the options (before a `--`), even if parsing failed. */

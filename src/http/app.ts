@@ -33,7 +33,8 @@ export interface AppOptions {
    * name that reaches it (`localhost:P` for a server published as http://127.0.0.1:P) is refused with 421,
    * naming publicUrl. For CalendarAgent: its metadata's `resource` must be identical to the URL the client
    * used, or the client must not use it (RFC 9728 §3.3), so an MCP client there could never authorize; a
-   * 421 that names the URL to use is the clear early failure. Hosts in extraHosts are still answered.
+   * 421 that names the URL to use is the clear early failure. Hosts in extraHosts are still answered, and so is
+   * every loopback name when publicUrl is https (a reverse proxy's, which may send its upstream's name as Host).
    */
   answersOnlyAsPublished?: string;
 }
@@ -96,7 +97,10 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
 
   // A page on another name that only resolves to our address still gets 421: its Host is neither a loopback name nor ours.
   const extraHosts = new Set([...(options.extraHosts ?? []), ...(options.publicUrl ? [new URL(options.publicUrl).host] : [])].map((h) => h.toLowerCase()));
-  const published = options.answersOnlyAsPublished !== undefined && options.publicUrl ? { name: options.answersOnlyAsPublished, url: options.publicUrl, parsed: new URL(options.publicUrl) } : undefined;
+  // The servers speak only http, so a published https URL is a reverse proxy's: the request came through it, by the
+  // URL the client used, whatever Host the proxy sends on (nginx sends its upstream's, a loopback name on our port).
+  const publishedHttp = options.publicUrl !== undefined && new URL(options.publicUrl).protocol === 'http:';
+  const published = options.answersOnlyAsPublished !== undefined && publishedHttp ? { name: options.answersOnlyAsPublished, url: options.publicUrl!, parsed: new URL(options.publicUrl!) } : undefined;
   app.addHook('onRequest', async (req, reply) => {
     // First, so that every answer, refusals included, names the id its log lines carry.
     reply.header(REQUEST_ID_HEADER, req.id);

@@ -200,6 +200,19 @@ describe('OAuth URLs over plain http on a host that is not loopback', () => {
     ['serve-calendar --host on a LAN address', () => ['serve-calendar', '--host', '192.168.1.10', '--port', spare(), '--auth-url', 'https://auth.example.com'], '--host 192.168.1.10'],
     ['serve-agent --host on a LAN address', () => ['serve-agent', '--host', '192.168.1.10', '--port', spare(), '--auth-url', 'https://auth.example.com', '--calendar-url', 'https://calendar.example.com'], '--host 192.168.1.10'],
     ['serve-agent --stdio --host on a LAN address (it reaches the servers at http://<host>)', () => ['serve-agent', '--stdio', '--host', '192.168.1.10', ...ports], '--host 192.168.1.10'],
+    // serve-calendar and serve-agent behind an https reverse proxy (--url, since stop 19): on a host that is not
+    // loopback, every URL that would be made from --host must be given, and --url is an OAuth URL like the others.
+    ['serve-calendar --host on a LAN address, https --auth-url but no --url', () => ['serve-calendar', '--host', '192.168.1.10', '--port', spare(), '--auth-url', 'https://auth.example.com'], '--host 192.168.1.10 without --url:'],
+    ['serve-calendar --host on a LAN address, https --url but no --auth-url', () => ['serve-calendar', '--host', '192.168.1.10', '--port', spare(), '--url', 'https://calendar.example.com'], '--host 192.168.1.10 without --auth-url:'],
+    ['serve-calendar --url over http on a named host', () => ['serve-calendar', '--port', spare(), '--url', 'http://calendar.example.com'], "option '--url <url>' argument 'http://calendar.example.com' is invalid. Expected an https URL"],
+    ['serve-agent --url over http on a named host', () => ['serve-agent', '--port', spare(), '--url', 'http://agent.example.com/mcp'], "option '--url <url>' argument 'http://agent.example.com/mcp' is invalid. Expected an https URL"],
+    ['serve-agent --host on a LAN address, https --url but the others from --host', () => ['serve-agent', '--host', '192.168.1.10', '--port', spare(), '--url', 'https://agent.example.com/mcp'], '--host 192.168.1.10 without --auth-url, --calendar-url:'],
+    [
+      'serve-agent --host on a LAN address, the authorization server by --auth-port (http://<host>:<port>)',
+      () => ['serve-agent', '--host', '192.168.1.10', '--port', spare(), '--url', 'https://agent.example.com/mcp', '--auth-port', '8410', '--calendar-url', 'https://calendar.example.com'],
+      '--host 192.168.1.10 without --auth-url:',
+    ],
+    ['serve-agent --stdio --url (it has no URL of its own)', () => ['serve-agent', '--stdio', '--url', 'https://agent.example.com/mcp', ...ports], '--url does not apply to serve-agent --stdio'],
   ])('refuses %s with exit code 2, naming the option', async (_what, argv, option) => {
     await refused(argv(), option);
   });

@@ -49,9 +49,9 @@ function runtimeFor(args: string[]): string {
   return opensStore ? serverNode : process.execPath;
 }
 
-/** Starts a server command (serve, serve-auth, …) and resolves once it says it is ready; rejects with its stderr if it exits first. */
-export async function startServer(args: string[], home: string): Promise<Running> {
-  const server = startCli(args, home);
+/** Starts a server command (serve, serve-auth, …) and resolves once it says it is ready; rejects with its stderr if it exits first. `options.env` goes into its environment. */
+export async function startServer(args: string[], home: string, options: { env?: Record<string, string> } = {}): Promise<Running> {
+  const server = startCli(args, home, options);
   while (!server.stderr().includes('Press Ctrl-C')) {
     if (server.child.exitCode !== null) throw new Error(`delegate ${args[0]} exited:\n${server.stderr()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));

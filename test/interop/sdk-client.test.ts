@@ -5,11 +5,10 @@
 // RFC 8414), registers dynamically (RFC 7591), authorizes with PKCE S256 and
 // the resource indicator, and calls find_slot with the token it got.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { auth, UnauthorizedError, type OAuthClientProvider, type OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
+import { auth, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approveAuthorization, startServers, type Servers } from './support.js';
+import { approveAuthorization, InMemoryProvider, startServers, type Servers } from './support.js';
 
 let servers: Servers;
 
@@ -20,63 +19,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await servers?.stop();
 });
-
-/** An OAuthClientProvider as an MCP client author writes one: state in memory, the browser scripted. */
-class InMemoryProvider implements OAuthClientProvider {
-  client?: OAuthClientInformationMixed;
-  savedTokens?: OAuthTokens;
-  verifier?: string;
-  discovery?: OAuthDiscoveryState;
-  authorizationUrls: URL[] = [];
-  landedOn?: URL;
-
-  constructor(private readonly onAuthorize: (url: URL) => Promise<URL>) {}
-
-  get redirectUrl(): string {
-    return 'http://127.0.0.1:33418/oauth/callback';
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return {
-      client_name: 'SDK interop client',
-      redirect_uris: [this.redirectUrl],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-    };
-  }
-  state(): string {
-    return 'interop-state-0123456789abcdef';
-  }
-  clientInformation() {
-    return this.client;
-  }
-  saveClientInformation(info: OAuthClientInformationMixed): void {
-    this.client = info;
-  }
-  tokens() {
-    return this.savedTokens;
-  }
-  saveTokens(tokens: OAuthTokens): void {
-    this.savedTokens = tokens;
-  }
-  async redirectToAuthorization(url: URL): Promise<void> {
-    this.authorizationUrls.push(url);
-    this.landedOn = await this.onAuthorize(url);
-  }
-  saveCodeVerifier(verifier: string): void {
-    this.verifier = verifier;
-  }
-  codeVerifier(): string {
-    if (!this.verifier) throw new Error('no verifier');
-    return this.verifier;
-  }
-  saveDiscoveryState(state: OAuthDiscoveryState): void {
-    this.discovery = state;
-  }
-  discoveryState() {
-    return this.discovery;
-  }
-}
 
 describe('an unmodified MCP SDK client', () => {
   it('discovers, registers, authorizes with PKCE and calls find_slot', async () => {

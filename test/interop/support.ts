@@ -5,6 +5,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { OAuthClientProvider, OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
+import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
@@ -44,7 +46,7 @@ export async function startServers(): Promise<Servers> {
  * where the authorization server sent the browser (the client's redirect URI
  * with code, state and iss), without following it.
  */
-export async function approveAuthorization(servers: Servers, authorizationUrl: URL): Promise<URL> {
+export async function approveAuthorization(servers: Pick<Servers, 'home' | 'issuer'>, authorizationUrl: URL): Promise<URL> {
   const key = await loadOrCreateOwnerKey(join(servers.home, 'owner-key.json'));
   const assertion = await signOwnerAssertion({ key, issuer: servers.issuer, now: Date.now, next: ownerLoginNext(authorizationUrl) });
   const browser = new Browser();
@@ -53,4 +55,61 @@ export async function approveAuthorization(servers: Servers, authorizationUrl: U
   const answer = await browser.post(new URL('/consent', consent.url).href, { ...parseConsentForm(consent.html), decision: 'approve' });
   if (!answer.location) throw new Error(`consent answered ${answer.status} without a redirect`);
   return new URL(answer.location, consent.url);
+}
+
+/** An OAuthClientProvider as an MCP client author writes one: state in memory, the browser scripted. */
+export class InMemoryProvider implements OAuthClientProvider {
+  client?: OAuthClientInformationMixed;
+  savedTokens?: OAuthTokens;
+  verifier?: string;
+  discovery?: OAuthDiscoveryState;
+  authorizationUrls: URL[] = [];
+  landedOn?: URL;
+
+  constructor(private readonly onAuthorize: (url: URL) => Promise<URL>) {}
+
+  get redirectUrl(): string {
+    return 'http://127.0.0.1:33418/oauth/callback';
+  }
+  get clientMetadata(): OAuthClientMetadata {
+    return {
+      client_name: 'SDK interop client',
+      redirect_uris: [this.redirectUrl],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+  state(): string {
+    return 'interop-state-0123456789abcdef';
+  }
+  clientInformation() {
+    return this.client;
+  }
+  saveClientInformation(info: OAuthClientInformationMixed): void {
+    this.client = info;
+  }
+  tokens() {
+    return this.savedTokens;
+  }
+  saveTokens(tokens: OAuthTokens): void {
+    this.savedTokens = tokens;
+  }
+  async redirectToAuthorization(url: URL): Promise<void> {
+    this.authorizationUrls.push(url);
+    this.landedOn = await this.onAuthorize(url);
+  }
+  saveCodeVerifier(verifier: string): void {
+    this.verifier = verifier;
+  }
+  codeVerifier(): string {
+    if (!this.verifier) throw new Error('no verifier');
+    return this.verifier;
+  }
+  saveDiscoveryState(state: OAuthDiscoveryState): void {
+    this.discovery = state;
+  }
+  discoveryState() {
+    return this.discovery;
+  }
 }

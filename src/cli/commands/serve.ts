@@ -27,6 +27,16 @@ async function runUntilInterrupted(io: CliIo, close: () => Promise<void>, lines:
   return EXIT_OK;
 }
 
+/**
+ * Where a server published under an https URL (a reverse proxy's) listens, for the proxy's configuration: the one
+ * line, or none when it publishes its own http address.
+ */
+function listeningBehind(published: string, host: string, port: number): string[] {
+  if (new URL(published).protocol !== 'https:') return [];
+  const address = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return [`listening on          http://${address}:${port} (the reverse proxy forwards to it, paths unchanged)`];
+}
+
 export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<number> {
   const urls = urlsFor(options.ports, options.host);
   const log = logger(options.logLevel);
@@ -77,6 +87,7 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
   }
   return runUntilInterrupted(io, () => closeAll(apps, store), [
     `authorization server  ${urls.issuer}`,
+    ...listeningBehind(urls.issuer, options.host, options.port),
     `issues tokens for     ${urls.agentUrl} and ${urls.calendarUrl}`,
   ]);
 }
@@ -143,6 +154,7 @@ export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): P
   const apps = [app];
   return runUntilInterrupted(io, () => closeAll(apps, store), [
     `calendar backend      ${options.resourceUrl}`,
+    ...listeningBehind(options.resourceUrl, options.host, options.port),
     `accepts tokens from   ${options.issuer}`,
   ]);
 }
@@ -164,6 +176,7 @@ export async function serveAgent(options: ServeAgentOptions, io: CliIo): Promise
   }
   return runUntilInterrupted(io, stop, [
     `CalendarAgent (MCP)   ${options.resourceUrl}`,
+    ...listeningBehind(options.resourceUrl, options.host, options.port),
     `authorization server  ${options.issuer}`,
     `calendar backend      ${options.calendarUrl}`,
   ]);

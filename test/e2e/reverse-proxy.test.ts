@@ -1,0 +1,127 @@
+// The three servers offered to other machines, each behind an https reverse proxy, as the README's deployment
+// paragraph sets them up: `serve-auth --issuer https://…`, `serve-calendar --url https://…` and `serve-agent --url
+// https://…/mcp`, each listening on loopback. The proxies are real TLS servers of the test's own (a certificate made
+// by openssl), which the servers trust through NODE_EXTRA_CA_CERTS, as they would a real one. Two of them send on
+// their upstream's address as Host (nginx's default), the authorization server's keeps the client's (Caddy's). An MCP
+// client in another process, trusting the same certificate, signs in with the MCP SDK's own auth flow by the public
+// URLs alone and calls find_slot: the agent's token exchange and its calendar read go through the proxies too.
+// Before `--url` (found at stop 18: only serve-auth could sit behind a proxy), serve-calendar and serve-agent could
+// publish only http://<host>:<port>, and CalendarAgent answered a proxy that sends on its own Host with 421.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/ports.js';
+import { repoRoot } from './built.js';
+import { killLeftovers, runCli, startServer, type Running } from './run.js';
+
+interface Proxy {
+  url: string;
+  /** The requests it forwarded: method and path. */
+  seen: string[];
+  server: Server;
+}
+
+let root: string;
+let home: string;
+let certFile: string;
+const proxies: Proxy[] = [];
+const servers: Running[] = [];
+
+/** A TLS-terminating reverse proxy on loopback forwarding every request, path unchanged, to `upstream`'s port. */
+async function reverseProxy(key: string, cert: string, upstream: number, sendsOwnHost: boolean): Promise<Proxy> {
+  const port = await freePort();
+  const seen: string[] = [];
+  const server = createHttpsServer({ key, cert }, (req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    const headers = { ...req.headers, host: sendsOwnHost ? req.headers.host : `127.0.0.1:${upstream}`, 'x-forwarded-proto': 'https' };
+    const onward = httpRequest({ host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    onward.on('error', () => res.writeHead(502).end());
+    req.pipe(onward);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const proxy = { url: `https://localhost:${port}`, seen, server };
+  proxies.push(proxy);
+  return proxy;
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'delegate-proxy-'));
+  home = join(root, 'home');
+  certFile = join(root, 'proxy-cert.pem');
+  const keyFile = join(root, 'proxy-key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], {
+    stdio: 'ignore',
+  });
+});
+
+afterAll(async () => {
+  for (const server of servers.splice(0)) {
+    if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGTERM');
+    await server.done;
+  }
+  killLeftovers();
+  for (const proxy of proxies.splice(0)) await new Promise<void>((resolve) => proxy.server.close(() => resolve()));
+  await rm(root, { recursive: true, force: true });
+});
+
+/** A process of this machine's MCP client elsewhere: runs the fixture with the proxies' certificate trusted; its JSON line. */
+async function remoteClient(agentUrl: string, issuer: string): Promise<Record<string, unknown>> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test/e2e/fixtures/remote-mcp-client.ts'), agentUrl, issuer, home], {
+    cwd: repoRoot,
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: certFile },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  expect(code, stderr).toBe(0);
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+describe('the three servers behind https reverse proxies', () => {
+  it('publish the proxies’ URLs, and an MCP client elsewhere signs in by them and finds a slot', async () => {
+    const [key, cert] = [await readFile(join(root, 'proxy-key.pem'), 'utf8'), await readFile(certFile, 'utf8')];
+    const ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
+    const auth = await reverseProxy(key, cert, ports.auth, true);
+    const calendar = await reverseProxy(key, cert, ports.calendar, false);
+    const agent = await reverseProxy(key, cert, ports.agent, false);
+    const agentUrl = `${agent.url}/mcp`;
+    const trust = { env: { NODE_EXTRA_CA_CERTS: certFile } };
+
+    servers.push(await startServer(['serve-auth', '--port', String(ports.auth), '--issuer', auth.url, '--calendar-url', calendar.url, '--agent-url', agentUrl], home, trust));
+    const calendarRun = await startServer(['serve-calendar', '--port', String(ports.calendar), '--url', calendar.url, '--auth-url', auth.url], home, trust);
+    servers.push(calendarRun);
+    const agentRun = await startServer(['serve-agent', '--port', String(ports.agent), '--url', agentUrl, '--auth-url', auth.url, '--calendar-url', calendar.url], home, trust);
+    servers.push(agentRun);
+    // Each says what it publishes and where its proxy forwards to.
+    expect(calendarRun.stderr()).toContain(`calendar backend      ${calendar.url}\nlistening on          http://127.0.0.1:${ports.calendar} (the reverse proxy forwards to it, paths unchanged)\n`);
+    expect(agentRun.stderr()).toContain(`CalendarAgent (MCP)   ${agentUrl}\nlistening on          http://127.0.0.1:${ports.agent} (the reverse proxy forwards to it, paths unchanged)\n`);
+
+    const seen = await remoteClient(agentUrl, auth.url);
+    // Discovery named only public URLs (RFC 9728 §3.3, RFC 8414 §3.3: each identical to the one used).
+    expect(seen).toMatchObject({ resource: agentUrl, authorizationServer: auth.url, tokenEndpoint: `${auth.url}/token`, iss: auth.url });
+    expect(new URL(String(seen.authorizationUrl)).origin).toBe(auth.url);
+    expect(new URL(String(seen.authorizationUrl)).searchParams.get('resource')).toBe(agentUrl);
+    const result = seen.result as { isError?: boolean; structuredContent?: { found: boolean; start: string; end: string } };
+    expect(result.isError, JSON.stringify(result)).toBeFalsy();
+    expect(result.structuredContent?.found).toBe(true);
+    expect(Date.parse(result.structuredContent!.end) - Date.parse(result.structuredContent!.start)).toBe(30 * 60_000);
+    // CalendarAgent's onward requests went through the proxies too: its token exchange at the AS, its read at the backend.
+    expect(auth.seen).toContain('POST /token');
+    expect(calendar.seen.some((line) => line.startsWith('GET /freebusy'))).toBe(true);
+    expect(agent.seen).toContain('POST /mcp');
+    // The audit log has the call, attributed as it happened.
+    const audit = await runCli(['audit', '--json'], home);
+    expect(audit.code, audit.stderr).toBe(0);
+    expect(audit.stdout).toContain('find_slot');
+  }, 90_000);
+});
