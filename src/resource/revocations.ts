@@ -270,9 +270,9 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     // fetched again at once, as for a list that started over (found in review, regress18: a replacement whose list
     // was as long as the old one was answered whole, and the old keys were kept for up to 5 minutes).
     let keysChanged = page.keys.some((id) => !keys.has(id)) || (since > 0 && page.full);
-    for (const id of page.grants) grants.set(id, { until: untilOf(page, id) });
-    for (const id of page.tokens) tokens.set(id, { until: untilOf(page, id) });
-    for (const id of page.keys) keys.set(id, { until: untilOf(page, id) });
+    for (const id of page.grants) hold(grants, id, untilOf(page, id));
+    for (const id of page.tokens) hold(tokens, id, untilOf(page, id));
+    for (const id of page.keys) hold(keys, id, untilOf(page, id));
     if (wholeList) {
       for (const id of page.grants) wholeList.grants.add(id);
       for (const id of page.tokens) wholeList.tokens.add(id);
@@ -331,6 +331,17 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     if (kept.length <= maxUnlisted) return;
     kept.sort((a, b) => a[1] - b[1]);
     for (const [id] of kept.slice(0, kept.length - maxUnlisted)) map.delete(id);
+  };
+
+  /**
+   * Holds `id` until the later of what was held and what this answer says: an id listed again (on a later page, or
+   * revoked a second time) with an earlier expiry must not end its refusal sooner, since a revocation is never
+   * undone; a known expiry counts over none (none: held only while listed). Found in review (s18).
+   */
+  const hold = (map: Map<string, Entry>, id: string, until: number | undefined): void => {
+    const held = map.get(id);
+    if (held === undefined) map.set(id, { until });
+    else if (until !== undefined && (held.until === undefined || until > held.until)) held.until = until;
   };
 
   const untilOf = (page: Page, id: string): number | undefined => {

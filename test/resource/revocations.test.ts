@@ -162,6 +162,31 @@ describe('memory stays bounded', () => {
     expect(list.status().grants).toBe(0);
   });
 
+  // Found in review (s18): an id listed again with an earlier expiry (on a later page, or revoked a second time)
+  // took that expiry, so the refusal ended before the last token it affects did.
+  it('keeps an id listed again with an earlier expiry until the later one', async () => {
+    let wall = Date.UTC(2026, 0, 1);
+    const as = await endpoint({ withExpiry: true });
+    const list = started(createRevocationList({ issuer: as.issuer, now: () => wall, clockToleranceSec: 0 }));
+    await list.synced();
+    const exp = Math.floor(wall / 1000);
+    as.revoke('grant', 'grt_twice', exp + 600);
+    await eventually(async () => (await list.check(token('grt_twice'))) !== undefined, 'the grant is listed');
+    as.revoke('grant', 'grt_twice', exp + 300);
+    // The fake's cursor counts revocations: a poll from 2 comes once the second listing is taken in.
+    await eventually(() => as.requests.some((r) => /^GET \/revocations\?.*\bsince=2\b/.test(r)), 'the second listing was taken in');
+
+    wall = (exp + 301) * 1000;
+    as.revoke('token', 'jti-later', exp + 900); // the next answer prunes by the moved clock
+    await eventually(() => list.status().tokens === 1, 'the next answer arrived');
+    expect(await list.check(token('grt_twice'))).toEqual({ revoked: expect.any(String) });
+
+    wall = (exp + 601) * 1000;
+    as.revoke('token', 'jti-last', exp + 900);
+    await eventually(() => list.status().tokens === 2, 'the last answer arrived');
+    expect(list.status().grants).toBe(0);
+  });
+
   it('without expiries, drops what a full fetch no longer lists', async () => {
     const as = await endpoint();
     const list = started(createRevocationList({ issuer: as.issuer, resyncIntervalMs: 0 }));
