@@ -41,6 +41,12 @@ interface Probed {
   issuer?: string;
   /** Why a part is judged foreign, when it says something that can be named. */
   why: Array<string | undefined>;
+  /**
+   * CalendarAgent's public https URL when the ports hold delegate's servers published behind a reverse proxy
+   * (serve-agent --url https://…, its metadata naming the issuer the authorization server answers with): delegate's,
+   * but not reachable as the loopback URLs this command uses.
+   */
+  publishedAt?: string;
 }
 
 /**
@@ -135,10 +141,12 @@ async function probeAll(parts: Part[], urls: Urls): Promise<Probed> {
     // review: an issuer holding ESC and CR sequences wiped the line and printed a forged success message).
     why[0] = `it answers with the issuer ${printableClipped(answered, 200)}, not ${printableClipped(expected, 200)}`;
   }
+  const publishedAt = typeof agent === 'object' && agent.ok && typeof agent.body?.resource === 'string' && agent.body.resource.startsWith('https://') ? agent.body.resource : undefined;
   return {
     states: [authState, judged(calendar, (b) => b.resource !== undefined), agentState],
     ...(authState === 'up' && answered !== undefined ? { issuer: answered } : {}),
     why,
+    ...(publishedAt !== undefined && answered !== undefined && answered === firstIssuer(typeof agent === 'object' ? agent.body : undefined) ? { publishedAt } : {}),
   };
 }
 
@@ -160,6 +168,14 @@ function firstIssuer(body: Record<string, unknown> | undefined): string | undefi
 function judge(parts: Part[], probed: Probed, mayWait: boolean): 'running' | 'absent' | 'settling' {
   const { states } = probed;
   const named = (wanted: ProbeResult) => parts.filter((_, i) => states[i] === wanted);
+  if (probed.publishedAt !== undefined) {
+    // Found at stop 19: servers behind an https reverse proxy were called "another program".
+    const loopback = `${new URL(parts[2]!.url).origin}/mcp`;
+    const published = printableClipped(probed.publishedAt, 200);
+    throw new CommandFailed(
+      `delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${published}); this command uses only servers published on this machine's loopback (CalendarAgent at ${loopback}). Connect an MCP client to ${published} instead, or choose other ports with --auth-port, --calendar-port and --agent-port.`,
+    );
+  }
   const [foreign] = named('foreign');
   if (foreign) {
     const why = probed.why[parts.indexOf(foreign)];

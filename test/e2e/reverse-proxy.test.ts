@@ -119,6 +119,14 @@ describe('the three servers behind https reverse proxies', () => {
     expect(auth.seen).toContain('POST /token');
     expect(calendar.seen.some((line) => line.startsWith('GET /freebusy'))).toBe(true);
     expect(agent.seen).toContain('POST /mcp');
+    // find-slot on this machine, by these ports: delegate's servers, published elsewhere, said so (before: "Port … is
+    // used by another program, not delegate's authorization server"), and nothing is started or signed in.
+    const local = await runCli(['find-slot', '--duration', '30m', '--json', '--no-browser', '--auth-port', String(ports.auth), '--calendar-port', String(ports.calendar), '--agent-port', String(ports.agent)], home);
+    expect(local.code).toBe(1);
+    expect(local.stdout).toBe('');
+    expect(local.stderr).toBe(
+      `delegate: delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${agentUrl}); this command uses only servers published on this machine's loopback (CalendarAgent at http://127.0.0.1:${ports.agent}/mcp). Connect an MCP client to ${agentUrl} instead, or choose other ports with --auth-port, --calendar-port and --agent-port.\n`,
+    );
     // The audit log has the call, attributed as it happened.
     const audit = await runCli(['audit', '--json'], home);
     expect(audit.code, audit.stderr).toBe(0);
