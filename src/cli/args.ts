@@ -100,6 +100,9 @@ export function parseHttpUrl(value: string): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('Expected an http or https URL.');
   if (url.hash || url.username || url.password) throw new InvalidArgumentError('The URL may not carry a fragment or credentials.');
+  // Found in review (regress19a): `--url https://cal.example.com/?tenant=1` was taken and printed, and no sign-in could
+  // complete (the query was kept here and dropped or misplaced elsewhere). A resource has none (RFC 8707 §2), nor has an issuer.
+  if (url.search || value.includes('?')) throw new InvalidArgumentError('The URL may not carry a query (RFC 8707 §2: it names a resource or a server).');
   // Found in review (s18): `serve-auth --issuer http://auth.example.com:8410` started and published every endpoint over http.
   if (plainHttpOffLoopback(url.href)) throw new InvalidArgumentError(`Expected an https URL: ${HTTPS_RULE}.`);
   return url.href.replace(/\/+$/, '');

@@ -254,7 +254,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
 
   program
     .command('serve-agent')
-    .description('Run CalendarAgent (MCP over Streamable HTTP at /mcp) alone, or with --stdio for an MCP client that starts it.')
+    .description('Run CalendarAgent (MCP over Streamable HTTP at /mcp, or at the path of --url) alone, or with --stdio for an MCP client that starts it.')
     .option('--stdio', 'serve MCP on stdin/stdout under your stored delegation (signing in first if there is none)')
     .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth}); over HTTP, the same as --auth-url http://<host>:<port>`, parsePort)
     .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar}); over HTTP, the same as --calendar-url http://<host>:<port>`, parsePort)
@@ -389,15 +389,24 @@ function refuseStdioHostOffLoopback(host: string): void {
  * (serve-auth: or those on record for that host, src/cli/commands/serve.ts): on a host that is not loopback, plain
  * http, which OAuth forbids (HTTPS_RULE; RFC 8414 §2 for the issuer, RFC 9728 §2 for a resource). Found in review
  * (s18). A given URL was already judged by its parser (parseHttpUrl), so --host may be any address once all of them
- * are given: the server behind an https reverse proxy, its public URL given with --issuer or --url. `urls` lists
- * each flag with the value it gave, or undefined when the URL would be made from --host (a --auth-port, say).
+ * are given: the server behind an https reverse proxy, its public URL given with --issuer or --url, which must then be
+ * https. `urls` lists each flag with the value it gave, or undefined when the URL would be made from --host (a
+ * --auth-port, say), the server's own first.
  */
 function refuseHttpUrlsOffLoopback(command: string, host: string, urls: ReadonlyArray<readonly [string, string | undefined]>): void {
   if (hostIsLoopback(host)) return;
   const missing = urls.filter(([, given]) => given === undefined);
-  if (missing.length === 0) return;
-  const flags = missing.map(([flag]) => flag).join(', ');
-  throw new UsageError(`--host ${host} without ${flags}: ${command} would name them http://<host>:<port>, and ${HTTPS_RULE}; give ${flags} as https URLs, or a loopback --host.`);
+  if (missing.length > 0) {
+    const flags = missing.map(([flag]) => flag).join(', ');
+    throw new UsageError(`--host ${host} without ${flags}: ${command} would name them http://<host>:<port>, and ${HTTPS_RULE}; give ${flags} as https URLs, or a loopback --host.`);
+  }
+  // The first is the server's own URL. Published on loopback, nothing off this machine has a reason to reach it: a
+  // listener off loopback would only offer plain http to the network (found in review, regress19a: `serve-calendar
+  // --host 0.0.0.0 --url http://127.0.0.1:P` answered requests from the LAN that named 127.0.0.1:P as Host).
+  const [flag, own] = urls[0]!;
+  if (!own!.startsWith('https://')) {
+    throw new UsageError(`--host ${host} with ${flag} ${own}: a listener off loopback is for an https reverse proxy, whose URL ${flag} gives; give ${flag} as an https URL, or a loopback --host.`);
+  }
 }
 
 interface SingleServerOptions {

@@ -19,6 +19,7 @@ import type { Store } from '../store/index.js';
 import { openCommandStore } from './commands/admin-store.js';
 import { CommandFailed } from './errors.js';
 import { packageVersion } from './version.js';
+import { printableClipped } from '../terminal-text.js';
 
 export interface RunningServer {
   name: string;
@@ -51,9 +52,16 @@ export function agentIdentity(paths: Paths): Promise<AgentIdentity> {
  * which revokes every live grant for the old one (src/authz/agents.ts): said by the command that started the servers,
  * since the person would otherwise learn of it only as a new consent page (found in review, regress18c).
  */
-export async function bootstrap(store: Store, paths: Paths, urls: { issuer: string; calendarUrl: string; agentUrl: string }, now: number): Promise<AgentMove | undefined> {
+export async function bootstrap(
+  store: Store,
+  paths: Paths,
+  urls: { issuer: string; calendarUrl: string; agentUrl: string },
+  now: number,
+  /** Every URL was given on the command line (serve-auth --issuer, --calendar-url, --agent-url): a move asked for. */
+  moveAsked = false,
+): Promise<AgentMove | undefined> {
   const agent = await agentIdentity(paths);
-  await refuseSecondAddress(store, paths, agent.clientId, urls);
+  await refuseSecondAddress(store, paths, agent.clientId, urls, moveAsked);
   const owner = systemUserName();
   const { agentMove } = await bootstrapLocal(
     store,
@@ -115,13 +123,23 @@ export async function recordedBindings(store: Store, agentClientId: string): Pro
  * restarted with other URLs: found in review, its agent then failed every
  * exchange and signing in again did not help), refuse too.
  */
-async function refuseSecondAddress(store: Store, paths: Paths, agentClientId: string, urls: { issuer: string; calendarUrl: string; agentUrl: string }): Promise<void> {
+async function refuseSecondAddress(store: Store, paths: Paths, agentClientId: string, urls: { issuer: string; calendarUrl: string; agentUrl: string }, moveAsked: boolean): Promise<void> {
   const recorded = await recordedBindings(store, agentClientId);
   if (!recorded) return;
   const { issuer, agentUrl, calendarUrl: calendar } = recorded;
   const unchanged =
     agentUrl === canonicalResource(urls.agentUrl) && issuer === urls.issuer && (calendar === undefined || canonicalResource(calendar) === canonicalResource(urls.calendarUrl));
   if (unchanged) return;
+  // Servers on record at https URLs (behind a reverse proxy) that this process cannot reach: whether they run cannot be
+  // told, so they are not moved unless the move was asked for (found in review, regress19a: without the proxy's CA,
+  // find-slot on other ports moved a running deployment's CalendarAgent and ended every delegation).
+  const unchecked = moveAsked ? undefined : await firstUnchecked([issuer, agentUrl, ...(calendar !== undefined ? [calendar] : [])]);
+  if (unchecked) {
+    throw new CommandFailed(
+      `This data directory's servers are on record at https URLs (authorization server ${issuer}, CalendarAgent ${agentUrl}), and whether they run could not be checked: ${unchecked}. ` +
+        `Let this command reach them (an https proxy's private CA: NODE_EXTRA_CA_CERTS), or use another data directory (DELEGATE_HOME); to move them, start delegate serve-auth with --issuer, --calendar-url and --agent-url.`,
+    );
+  }
   const published = await publishedKeyIds(issuer);
   const ours = new Set((await store.signingKeys()).map((k) => k.kid));
   if (published === 'silent' || published.some((kid) => ours.has(kid))) {
@@ -177,6 +195,25 @@ async function answeredJson(url: string): Promise<Record<string, unknown> | null
     }
   }
   return 'silent';
+}
+
+/**
+ * Why the first https URL of `urls` that this process cannot reach could not be asked (a certificate it does not
+ * trust, a name it cannot resolve, …), or undefined when each https one answers, refuses the connection (nothing
+ * there) or times out (answeredJson counts that as running). Plain http URLs are loopback ones, checked as before.
+ */
+async function firstUnchecked(urls: readonly string[]): Promise<string | undefined> {
+  for (const url of urls) {
+    if (!url.startsWith('https://')) continue;
+    try {
+      await fetch(new URL('/', url), { signal: AbortSignal.timeout(1500), redirect: 'manual' }).then((res) => res.body?.cancel());
+    } catch (error) {
+      const { name, cause } = error as { name?: string; cause?: { code?: string; message?: string } };
+      if (name === 'TimeoutError' || cause?.code === 'ECONNREFUSED') continue;
+      return `${new URL(url).origin} answered no https request (${printableClipped(cause?.code ?? cause?.message ?? String(error), 120)})`;
+    }
+  }
+  return undefined;
 }
 
 export async function buildAuth(store: Store, paths: Paths, issuer: string, logger?: Logger, extra: Pick<AuthServerOptions, 'sweepIntervalMs' | 'deviceRequestLimit' | 'registrationLimits'> = {}): Promise<FastifyInstance> {

@@ -113,7 +113,9 @@ function partsOf(options: StackOptions, urls: Urls): Part[] {
   return [
     { name: 'authorization server', port: options.ports.auth, url: `${urls.issuer}/.well-known/oauth-authorization-server` },
     { name: 'calendar backend', port: options.ports.calendar, url: `${urls.calendarUrl}/.well-known/oauth-protected-resource` },
-    { name: 'CalendarAgent', port: options.ports.agent, url: `${new URL(urls.agentUrl).origin}/.well-known/oauth-protected-resource/mcp` },
+    // At the root: CalendarAgent answers there too, also when published at another path than /mcp (serve-agent --url;
+    // found in review, regress19a).
+    { name: 'CalendarAgent', port: options.ports.agent, url: `${new URL(urls.agentUrl).origin}/.well-known/oauth-protected-resource` },
   ];
 }
 
@@ -141,13 +143,30 @@ async function probeAll(parts: Part[], urls: Urls): Promise<Probed> {
     // review: an issuer holding ESC and CR sequences wiped the line and printed a forged success message).
     why[0] = `it answers with the issuer ${printableClipped(answered, 200)}, not ${printableClipped(expected, 200)}`;
   }
-  const publishedAt = typeof agent === 'object' && agent.ok && typeof agent.body?.resource === 'string' && agent.body.resource.startsWith('https://') ? agent.body.resource : undefined;
+  const publishedAt = typeof agent === 'object' && agent.ok ? httpsResource(agent.body?.resource) : undefined;
   return {
     states: [authState, judged(calendar, (b) => b.resource !== undefined), agentState],
     ...(authState === 'up' && answered !== undefined ? { issuer: answered } : {}),
     why,
     ...(publishedAt !== undefined && answered !== undefined && answered === firstIssuer(typeof agent === 'object' ? agent.body : undefined) ? { publishedAt } : {}),
   };
+}
+
+/**
+ * `value` when it is an https URL as delegate publishes one (no credentials, query, fragment or trailing slash, the
+ * URL parser's own spelling), else undefined: what another program on the port answers is quoted only when it is a
+ * bare URL, not free text dressed as one (found in review, regress19a).
+ */
+function httpsResource(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  const bare = url.protocol === 'https:' && !url.username && !url.password && !url.search && !url.hash;
+  return bare && value === `https://${url.host}${url.pathname === '/' ? '' : url.pathname}` ? value : undefined;
 }
 
 function judged(answer: Answer, isOurs: (body: Record<string, unknown>) => boolean): ProbeResult {
@@ -173,7 +192,7 @@ function judge(parts: Part[], probed: Probed, mayWait: boolean): 'running' | 'ab
     const loopback = `${new URL(parts[2]!.url).origin}/mcp`;
     const published = printableClipped(probed.publishedAt, 200);
     throw new CommandFailed(
-      `delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${published}); this command uses only servers published on this machine's loopback (CalendarAgent at ${loopback}). Connect an MCP client to ${published} instead, or choose other ports with --auth-port, --calendar-port and --agent-port.`,
+      `delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${published}); this command uses only servers published on this machine's loopback (CalendarAgent at ${loopback}). Connect an MCP client to ${published} instead; to use this command on this machine, run it with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).`,
     );
   }
   const [foreign] = named('foreign');

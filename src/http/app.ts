@@ -96,7 +96,7 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
   });
 
   // A page on another name that only resolves to our address still gets 421: its Host is neither a loopback name nor ours.
-  const extraHosts = new Set([...(options.extraHosts ?? []), ...(options.publicUrl ? [new URL(options.publicUrl).host] : [])].map((h) => h.toLowerCase()));
+  const extraHosts = new Set([...(options.extraHosts ?? []), ...(options.publicUrl ? publishedHosts(new URL(options.publicUrl)) : [])].map((h) => h.toLowerCase()));
   // The servers speak only http, so a published https URL is a reverse proxy's: the request came through it, by the
   // URL the client used, whatever Host the proxy sends on (nginx sends its upstream's, a loopback name on our port).
   const publishedHttp = options.publicUrl !== undefined && new URL(options.publicUrl).protocol === 'http:';
@@ -158,6 +158,15 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
   });
 
   return app;
+}
+
+/**
+ * The Host values naming a published URL's authority: as written, and with its scheme's default port spelled out when
+ * it has none (RFC 9110 §4.2.3: the same origin; nginx's `proxy_set_header Host $host:$server_port` sends `name:443`;
+ * found in review, regress19a).
+ */
+function publishedHosts(url: URL): string[] {
+  return url.port === '' ? [url.host, `${url.host}:${url.protocol === 'https:' ? 443 : 80}`] : [url.host];
 }
 
 function clientErrorMessage(code: string | undefined, status: number): string {

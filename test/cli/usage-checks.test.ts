@@ -212,6 +212,14 @@ describe('OAuth URLs over plain http on a host that is not loopback', () => {
       () => ['serve-agent', '--host', '192.168.1.10', '--port', spare(), '--url', 'https://agent.example.com/mcp', '--auth-port', '8410', '--calendar-url', 'https://calendar.example.com'],
       '--host 192.168.1.10 without --auth-url:',
     ],
+    // Found in review (regress19a): a listener off loopback for a server published on loopback offered plain http to
+    // the network; a URL with a query was taken, and no sign-in could then complete.
+    ['serve-calendar --host 0.0.0.0 publishing a loopback http --url', () => ['serve-calendar', '--host', '0.0.0.0', '--port', spare(), '--url', `http://127.0.0.1:${spare()}`, '--auth-url', 'http://127.0.0.1:8410'], '--host 0.0.0.0 with --url http://127.0.0.1:'],
+    ['serve-agent --host 0.0.0.0 publishing a loopback http --url', () => ['serve-agent', '--host', '0.0.0.0', '--port', spare(), '--url', `http://localhost:${spare()}/mcp`, '--auth-url', 'https://auth.example.com', '--calendar-url', 'https://calendar.example.com'], '--host 0.0.0.0 with --url http://localhost:'],
+    ['serve-auth --host 0.0.0.0 publishing a loopback http --issuer', () => ['serve-auth', '--host', '0.0.0.0', '--port', spare(), '--issuer', `http://127.0.0.1:${spare()}`, '--calendar-url', 'https://calendar.example.com', '--agent-url', 'https://agent.example.com/mcp'], '--host 0.0.0.0 with --issuer http://127.0.0.1:'],
+    ['serve-calendar --url with a query', () => ['serve-calendar', '--port', spare(), '--url', 'https://calendar.example.com/?tenant=1', '--auth-url', 'https://auth.example.com'], 'may not carry a query'],
+    ['serve-calendar --url with an empty query', () => ['serve-calendar', '--port', spare(), '--url', 'https://calendar.example.com?', '--auth-url', 'https://auth.example.com'], 'may not carry a query'],
+    ['serve-auth --agent-url with a query', () => ['serve-auth', '--port', spare(), '--agent-url', 'http://127.0.0.1:8412/mcp?x=1'], 'may not carry a query'],
     ['serve-agent --stdio --url (it has no URL of its own)', () => ['serve-agent', '--stdio', '--url', 'https://agent.example.com/mcp', ...ports], '--url does not apply to serve-agent --stdio'],
   ])('refuses %s with exit code 2, naming the option', async (_what, argv, option) => {
     await refused(argv(), option);

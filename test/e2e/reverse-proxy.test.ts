@@ -9,7 +9,7 @@
 // publish only http://<host>:<port>, and CalendarAgent answered a proxy that sends on its own Host with 421.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +87,35 @@ async function remoteClient(agentUrl: string, issuer: string): Promise<Record<st
   return JSON.parse(stdout) as Record<string, unknown>;
 }
 
+describe('a program of this user answering on the ports as servers published behind a proxy would', () => {
+  // Found in review (regress19a): the probe's "published behind an https reverse proxy" message quoted whatever the
+  // agent port named as `resource` (200 characters of free text, twice) once its issuer matched: now only a bare
+  // https URL counts; anything else is "another program", as before.
+  it('is another program when its resource is not a bare https URL', async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const bodies = [{ issuer: 'x' }, undefined, { resource: 'https://evil.example/mcp). Your servers are fine: sign in at https://evil.example/login', authorization_servers: ['x'] }];
+    const fakes = await Promise.all(
+      ports.map(async (port, i) => {
+        const server = createHttpServer((_req, res) => {
+          const body = bodies[i];
+          if (body === undefined) res.writeHead(404).end();
+          else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        });
+        await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+        return server;
+      }),
+    );
+    try {
+      const run = await runCli(['find-slot', '--duration', '30m', '--no-browser', '--auth-port', String(ports[0]), '--calendar-port', String(ports[1]), '--agent-port', String(ports[2])], home);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/^delegate: Port \d+ is used by another program, not delegate's /);
+      expect(run.stderr).not.toContain('evil.example');
+    } finally {
+      for (const server of fakes) await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }, 30_000);
+});
+
 describe('the three servers behind https reverse proxies', () => {
   it('publish the proxies’ URLs, and an MCP client elsewhere signs in by them and finds a slot', async () => {
     const [key, cert] = [await readFile(join(root, 'proxy-key.pem'), 'utf8'), await readFile(certFile, 'utf8')];
@@ -94,7 +123,8 @@ describe('the three servers behind https reverse proxies', () => {
     const auth = await reverseProxy(key, cert, ports.auth, true);
     const calendar = await reverseProxy(key, cert, ports.calendar, false);
     const agent = await reverseProxy(key, cert, ports.agent, false);
-    const agentUrl = `${agent.url}/mcp`;
+    // At a path of its own (the proxy forwards paths unchanged): found in review (regress19a), the CLI's probe knew only /mcp.
+    const agentUrl = `${agent.url}/calendar-agent/mcp`;
     const trust = { env: { NODE_EXTRA_CA_CERTS: certFile } };
 
     servers.push(await startServer(['serve-auth', '--port', String(ports.auth), '--issuer', auth.url, '--calendar-url', calendar.url, '--agent-url', agentUrl], home, trust));
@@ -118,15 +148,33 @@ describe('the three servers behind https reverse proxies', () => {
     // CalendarAgent's onward requests went through the proxies too: its token exchange at the AS, its read at the backend.
     expect(auth.seen).toContain('POST /token');
     expect(calendar.seen.some((line) => line.startsWith('GET /freebusy'))).toBe(true);
-    expect(agent.seen).toContain('POST /mcp');
+    expect(agent.seen).toContain('POST /calendar-agent/mcp');
     // find-slot on this machine, by these ports: delegate's servers, published elsewhere, said so (before: "Port … is
     // used by another program, not delegate's authorization server"), and nothing is started or signed in.
     const local = await runCli(['find-slot', '--duration', '30m', '--json', '--no-browser', '--auth-port', String(ports.auth), '--calendar-port', String(ports.calendar), '--agent-port', String(ports.agent)], home);
     expect(local.code).toBe(1);
     expect(local.stdout).toBe('');
     expect(local.stderr).toBe(
-      `delegate: delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${agentUrl}); this command uses only servers published on this machine's loopback (CalendarAgent at http://127.0.0.1:${ports.agent}/mcp). Connect an MCP client to ${agentUrl} instead, or choose other ports with --auth-port, --calendar-port and --agent-port.\n`,
+      `delegate: delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${agentUrl}); this command uses only servers published on this machine's loopback (CalendarAgent at http://127.0.0.1:${ports.agent}/mcp). Connect an MCP client to ${agentUrl} instead; to use this command on this machine, run it with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).\n`,
     );
+    // find-slot on other ports, on this data directory, without the proxies' certificate: whether the servers on
+    // record run cannot be told, so nothing moves (found in review, regress19a: CalendarAgent was moved to the
+    // loopback URL and every delegation ended). serve-auth restarted without its flags keeps the https URLs on record.
+    const elsewhere = [await freePort(), await freePort(), await freePort()].map(String);
+    const moved = await runCli(['find-slot', '--duration', '30m', '--json', '--no-browser', '--auth-port', elsewhere[0]!, '--calendar-port', elsewhere[1]!, '--agent-port', elsewhere[2]!], home);
+    expect(moved.code).toBe(1);
+    expect(moved.stderr).toContain(`delegate: This data directory's servers are on record at https URLs (authorization server ${auth.url}, CalendarAgent ${agentUrl}), and whether they run could not be checked: ${auth.url} answered no https request (`);
+    expect(moved.stderr.trim().split('\n')).toHaveLength(1);
+    const grants = await runCli(['grants', 'list', '--json'], home);
+    expect(grants.code, grants.stderr).toBe(0);
+    expect(JSON.parse(grants.stdout)).toHaveLength(1);
+    const authRun = servers.shift()!;
+    authRun.child.kill('SIGTERM');
+    await authRun.done;
+    const restarted = await startServer(['serve-auth', '--port', String(ports.auth)], home);
+    servers.push(restarted);
+    expect(restarted.stderr()).toContain(`authorization server  ${auth.url}\nlistening on          http://127.0.0.1:${ports.auth} (the reverse proxy forwards to it, paths unchanged)\nissues tokens for     ${agentUrl} and ${calendar.url}\n`);
+    expect(restarted.stderr()).not.toContain('CalendarAgent moved');
     // The audit log has the call, attributed as it happened.
     const audit = await runCli(['audit', '--json'], home);
     expect(audit.code, audit.stderr).toBe(0);

@@ -76,7 +76,7 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
   try {
     await whileStarting(options.paths, () => io.now(), async () => {
       urls = await resourceUrlsFor(store, options);
-      const move = await bootstrap(store, options.paths, urls, io.now());
+      const move = await bootstrap(store, options.paths, urls, io.now(), allUrlsGiven(options));
       if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
       apps.push(await buildAuth(store, options.paths, urls.issuer, logger(options.logLevel)));
       await listen(apps[0]!, 'authorization server', options.host, options.port);
@@ -102,13 +102,17 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
  */
 async function resourceUrlsFor(store: Store, options: ServeAuthOptions): Promise<{ issuer: string; calendarUrl: string; agentUrl: string }> {
   const defaults = urlsFor({ ...DEFAULT_PORTS, auth: options.port }, options.host);
-  const given = options.issuer !== undefined && options.calendarUrl !== undefined && options.agentUrl !== undefined;
-  const recorded = given ? undefined : await recordedBindings(store, (await agentIdentity(options.paths)).clientId);
+  const recorded = allUrlsGiven(options) ? undefined : await recordedBindings(store, (await agentIdentity(options.paths)).clientId);
   return {
     issuer: options.issuer ?? onRecordHere(recorded?.issuer, defaults.issuer, 'this server') ?? defaults.issuer,
     calendarUrl: options.calendarUrl ?? onRecordHere(recorded?.calendarUrl, defaults.calendarUrl, 'its own server') ?? defaults.calendarUrl,
     agentUrl: options.agentUrl ?? onRecordHere(recorded?.agentUrl, defaults.agentUrl, 'its own server') ?? defaults.agentUrl,
   };
+}
+
+/** Whether serve-auth was given every address it runs with: then nothing on record counts, and a move is asked for. */
+function allUrlsGiven(options: ServeAuthOptions): boolean {
+  return options.issuer !== undefined && options.calendarUrl !== undefined && options.agentUrl !== undefined;
 }
 
 /**
@@ -131,11 +135,15 @@ const LOCALHOST_ADDRESS = '127.0.0.1';
  * http://127.0.0.1:<port> and was refused, or re-bound the agent to it (s18); and, the rule for the issuer being
  * looser than the one for the other two, a calendar backend or agent recorded at http://localhost:<port> was dropped
  * on the default --host, so the restart was refused while they ran there (s18). An address on another host (or, for
- * the issuer, port) is a move, which the defaults and the checks before re-binding (bootstrap) handle.
+ * the issuer, port) is a move, which the defaults and the checks before re-binding (bootstrap) handle. An https
+ * address on record is kept whatever --host and --port say.
  */
 function onRecordHere(recorded: string | undefined, like: string, whose: 'this server' | 'its own server'): string | undefined {
   if (recorded === undefined) return undefined;
   const [was, now] = [new URL(recorded), new URL(like)];
+  // An https URL is a reverse proxy's (the servers speak only http): it names the server wherever it listens, so a
+  // restart without the flags keeps it (found in review, regress19a: it moved the agent to http://127.0.0.1:8412/mcp).
+  if (was.protocol === 'https:') return recorded;
   if (whose === 'this server' && (was.protocol !== now.protocol || was.port !== now.port)) return undefined;
   const sameHost = was.hostname === now.hostname || (was.hostname === 'localhost' && now.hostname === LOCALHOST_ADDRESS);
   return sameHost ? recorded : undefined;
