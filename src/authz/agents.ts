@@ -4,7 +4,7 @@
 // declares what it reaches downstream on a user's behalf. The authorization
 // server signs a statement of the agent's identity over its metadata and key.
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { GRANT_TYPE_TOKEN_EXCHANGE, canonicalResource } from '../delegation/index.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, canonicalResource, sameOriginOrLoopbackAlias, sameResourceOrLoopbackAlias } from '../delegation/index.js';
 import type { AgentSave, ClientRecord, DownstreamAccess, Store } from '../store/index.js';
 import { signAgentStatement, verifyAgentStatement, type AgentProfile, type AgentVerification } from './agent-statement.js';
 import { DEFAULT_LIFETIMES } from './context.js';
@@ -157,24 +157,27 @@ function moveOf(clientId: string, from: string, to: string, by: string): NonNull
  * agent could introspect and exchange CalendarAgent's calendar tokens. So: the issuer's origin (its own endpoints,
  * and the tokens with aud = the issuer that a handed or may_act token is); any resource on record that is not
  * this agent's own, bound to another agent or to none; and any URL an agent reaches downstream (a calendar backend
- * that is not on record as a resource yet), this one's included. Canonical forms (RFC 8707).
+ * that is not on record as a resource yet), this one's included. Canonical forms (RFC 8707), every loopback host
+ * counted as one (found in review: `http://localhost:<issuer port>/mcp` passed for the issuer 127.0.0.1, and
+ * `http://localhost:<backend port>` for the backend at 127.0.0.1, though both reach the same listener).
  */
 async function refuseTakenUrl(store: Store, issuer: string, agent: AgentRegistration, resourceUrl: string): Promise<void> {
-  if (canonicalResource(issuer) === resourceUrl) throw new Error(`The URL ${resourceUrl} is this authorization server's own; an agent needs its own URL.`);
+  if (sameResourceOrLoopbackAlias(issuer, resourceUrl)) throw new Error(`The URL ${resourceUrl} is this authorization server's own; an agent needs its own URL.`);
   if (onIssuerOrigin(issuer, resourceUrl)) {
     throw new Error(`The URL ${resourceUrl} is on the origin of this authorization server (${issuer}), which serves its own endpoints and tokens there; an agent needs a URL on an origin of its own.`);
   }
-  const bound = await store.resourceByUrl(resourceUrl);
-  if (bound && bound.agentClientId !== agent.clientId) {
+  const resources = await store.listResources();
+  const bound = resources.find((r) => r.agentClientId !== agent.clientId && sameResourceOrLoopbackAlias(r.url, resourceUrl));
+  if (bound) {
     throw new Error(
       bound.agentClientId
-        ? `The resource ${resourceUrl} is already bound to the agent ${bound.agentClientId}.`
-        : `The URL ${resourceUrl} is already a resource of this server (${bound.name}), not an agent's; an agent needs its own URL.`,
+        ? `The resource ${resourceUrl}${alias(resourceUrl, bound.url)} is already bound to the agent ${bound.agentClientId}.`
+        : `The URL ${resourceUrl}${alias(resourceUrl, bound.url)} is already a resource of this server (${bound.name}), not an agent's; an agent needs its own URL.`,
     );
   }
-  const reaches = (downstream: readonly DownstreamAccess[]) => downstream.some((d) => canonicalResource(d.resource) === resourceUrl);
+  const reaches = (downstream: readonly DownstreamAccess[]) => downstream.some((d) => sameResourceOrLoopbackAlias(d.resource, resourceUrl));
   if (reaches(agent.downstream)) throw new Error(`The agent cannot reach its own URL ${resourceUrl} downstream.`);
-  for (const other of await store.listResources()) {
+  for (const other of resources) {
     if (other.agentClientId !== agent.clientId && reaches(other.downstream)) {
       throw new Error(`The URL ${resourceUrl} is what the agent ${other.agentClientId ?? other.url} reaches downstream on users' behalf; an agent needs its own URL.`);
     }
@@ -185,27 +188,34 @@ async function refuseTakenUrl(store: Store, issuer: string, agent: AgentRegistra
  * Refuses a downstream (what the agent reads on users' behalf, the audience of the tokens it gets by exchange) that
  * is the authorization server or on its origin, or another agent's URL: the exchange would issue the agent tokens
  * for the issuer, or for another agent, which that agent would take as a user's delegation to it. Found in review:
- * `--calendar-url` was compared with neither. Canonical forms (RFC 8707).
+ * `--calendar-url` was compared with neither. Canonical forms (RFC 8707), every loopback host counted as one.
  */
 async function refuseDownstream(store: Store, issuer: string, agent: AgentRegistration): Promise<void> {
-  const agentsAt = new Map<string, string>();
-  for (const r of await store.listResources()) if (r.agentClientId) agentsAt.set(r.url, r.agentClientId);
-  for (const c of await store.listClients('agent')) if (c.resource && !agentsAt.has(c.resource)) agentsAt.set(c.resource, c.clientId);
+  const agentsAt: Array<{ url: string; clientId: string }> = [];
+  for (const r of await store.listResources()) if (r.agentClientId) agentsAt.push({ url: r.url, clientId: r.agentClientId });
+  for (const c of await store.listClients('agent')) if (c.resource) agentsAt.push({ url: c.resource, clientId: c.clientId });
   for (const d of agent.downstream) {
     const url = canonicalResource(d.resource);
     if (!url) throw new Error(`The downstream URL ${d.resource} is not an absolute http(s) URL.`);
     if (onIssuerOrigin(issuer, url)) throw new Error(`The downstream URL ${url} is on the origin of this authorization server (${issuer}); ${DOWNSTREAM_IS}`);
-    const other = agentsAt.get(url);
-    if (other !== undefined && other !== agent.clientId) throw new Error(`The downstream URL ${url} is the URL of the agent ${other}; ${DOWNSTREAM_IS}`);
+    const other = agentsAt.find((a) => a.clientId !== agent.clientId && sameResourceOrLoopbackAlias(a.url, url));
+    if (other !== undefined) throw new Error(`The downstream URL ${url}${alias(url, other.url)} is the URL of the agent ${other.clientId}; ${DOWNSTREAM_IS}`);
   }
+}
+
+/** Names the URL on record when a refused URL is it by another loopback name. */
+function alias(url: string, onRecord: string): string {
+  return url === onRecord ? '' : ` (${onRecord}, by another loopback name)`;
 }
 
 export const DOWNSTREAM_IS = 'an agent reads a calendar backend downstream, not an agent or the authorization server.';
 
-/** Whether `url` is on the issuer's origin (scheme, host and port, canonical forms): the issuer itself included. */
+/**
+ * Whether `url` is on the issuer's origin (scheme, host and port, canonical forms): the issuer itself included, and
+ * any loopback host for a loopback issuer (`http://localhost:8410` for `http://127.0.0.1:8410`: one listener).
+ */
 export function onIssuerOrigin(issuer: string, url: string): boolean {
-  const [a, b] = [canonicalResource(issuer), canonicalResource(url)];
-  return a !== undefined && b !== undefined && new URL(a).origin === new URL(b).origin;
+  return sameOriginOrLoopbackAlias(issuer, url);
 }
 
 export async function listAgents(store: Store): Promise<ClientRecord[]> {

@@ -2,7 +2,7 @@
 // owner account (with the demo calendar), the calendar backend as a resource,
 // and CalendarAgent as a registered agent bound to its URL. Idempotent: a
 // later start with the same settings changes nothing.
-import { CALENDAR_DETAIL_TYPE, SCOPE_BUSY_READ, SCOPE_FIND_SLOT, SCOPE_FREEBUSY_READ, canonicalResource } from '../delegation/index.js';
+import { CALENDAR_DETAIL_TYPE, SCOPE_BUSY_READ, SCOPE_FIND_SLOT, SCOPE_FREEBUSY_READ, canonicalResource, sameResourceOrLoopbackAlias } from '../delegation/index.js';
 import type { Store, UserRecord } from '../store/index.js';
 import type { AgentProfile } from './agent-statement.js';
 import { onIssuerOrigin, registerAgent, type AgentMove } from './agents.js';
@@ -83,10 +83,11 @@ async function refuseUrlsTaken(store: Store, setup: LocalSetup): Promise<void> {
   }
   const calendarUrl = canonicalResource(setup.calendarUrl) ?? setup.calendarUrl;
   const agents = (await store.listClients('agent')).filter((c) => c.clientId !== setup.agentClientId && c.resource !== null);
-  const taker = agents.find((c) => c.resource === calendarUrl);
+  // Any loopback name for the backend's host and port counts: it reaches the same listener (sameResourceOrLoopbackAlias).
+  const taker = agents.find((c) => sameResourceOrLoopbackAlias(c.resource!, calendarUrl));
   if (taker) {
     throw new Error(
-      `The agent ${taker.clientId} is bound to ${calendarUrl}, the calendar backend's URL, and would receive its tokens. ` +
+      `The agent ${taker.clientId} is bound to ${taker.resource}, the calendar backend's URL${taker.resource === calendarUrl ? '' : ` (${calendarUrl}) by another loopback name`}, and would receive its tokens. ` +
         `Register it at a URL of its own (delegate agents register ${taker.clientId} --url …), or use another --calendar-port.`,
     );
   }

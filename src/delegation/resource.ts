@@ -34,3 +34,45 @@ export function audienceIncludes(aud: string | string[] | undefined, resource: s
 export function isLoopbackHostname(hostname: string): boolean {
   return hostname === '127.0.0.1' || hostname === '[::1]' || hostname === 'localhost';
 }
+
+/**
+ * Whether a URL's hostname, as the URL parser spells it (`127.1` is 127.0.0.1, `[::ffff:127.0.0.1]` is
+ * `[::ffff:7f00:1]`), is any address of this machine's loopback: localhost, 127.0.0.0/8, [::1], and 127.0.0.0/8
+ * IPv4-mapped (::ffff:127.0.0.0/104, which reaches the IPv4 loopback through a dual-stack socket).
+ */
+export function isAnyLoopbackHost(hostname: string): boolean {
+  return (
+    hostname === 'localhost' ||
+    hostname === '[::1]' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname) ||
+    // The parser writes an IPv4-mapped address's last 32 bits as two hex groups: 127.x.y.z is 7fxx:yyzz.
+    /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname)
+  );
+}
+
+/**
+ * Whether two URLs (any spelling canonicalResource takes) are on one origin (RFC 6454: scheme, host, port),
+ * counting every loopback host (isAnyLoopbackHost) with the same scheme and port as one: `http://localhost:8410`,
+ * `http://127.0.0.2:8410` and `http://[::1]:8410` may all reach the listener of `http://127.0.0.1:8410` (a wildcard
+ * or dual-stack one, or `localhost` resolved to either), so a rule that keeps something off an origin must keep it
+ * off all of them. False when either is no absolute http(s) URL.
+ */
+export function sameOriginOrLoopbackAlias(a: string, b: string): boolean {
+  const [x, y] = [loopbackFolded(a), loopbackFolded(b)];
+  return x !== undefined && y !== undefined && x.origin === y.origin;
+}
+
+/** Whether two URLs are one resource (canonical forms, RFC 8707), counting loopback hosts as one as sameOriginOrLoopbackAlias does. */
+export function sameResourceOrLoopbackAlias(a: string, b: string): boolean {
+  const [x, y] = [loopbackFolded(a), loopbackFolded(b)];
+  return x !== undefined && y !== undefined && x.href === y.href;
+}
+
+/** The canonical form of `value` with a loopback host replaced by one name that no other host has. */
+function loopbackFolded(value: string): URL | undefined {
+  const canonical = canonicalResource(value);
+  if (canonical === undefined) return undefined;
+  const url = new URL(canonical);
+  if (isAnyLoopbackHost(url.hostname)) url.hostname = 'loopback.invalid';
+  return url;
+}

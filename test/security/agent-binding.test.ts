@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
 import { agentMoveNotice, bootstrap, closeAll, openDataStore } from '../../src/cli/servers.js';
 import { resolvePaths } from '../../src/config.js';
+import type { Store } from '../../src/store/index.js';
 import { Browser, authorizeUrl, callbackParams, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { failAuditRecords } from '../support/fail-audit.js';
 import { ownerApproves, redeemCode } from '../support/owner-flow.js';
@@ -157,32 +158,98 @@ describe('agents register at a URL that is not free for an agent', () => {
   });
 });
 
+describe('agents register at another loopback name for a URL that is not free (one listener, one origin)', () => {
+  // Found in review: the refusals compared host names as written, so `http://localhost:<issuer port>/mcp` was no URL
+  // on the issuer http://127.0.0.1:<port>'s origin, nor `http://localhost:<backend port>` the calendar backend's URL,
+  // though a loopback name reaches the same listener (localhost resolving to either, a wildcard or dual-stack socket).
+  const aliases = (port: number, path = '') => [`http://localhost:${port}${path}`, `http://127.0.0.2:${port}${path}`, `http://[::1]:${port}${path}`, `HTTP://LOCALHOST:${port}${path}/`];
+
+  it('the authorization server’s origin, the calendar backend’s URL or an agent’s URL by another loopback name, signed for it or (--auth-port) for another: exit 1 naming it, nothing stored', async () => {
+    const refusals: Array<[string, RegExp]> = [
+      ...aliases(stack.ports.auth).map((url): [string, RegExp] => [url, /is (this|the) authorization server's own|is on the origin of (this|the) authorization server/]),
+      ...aliases(stack.ports.auth, '/mcp').map((url): [string, RegExp] => [url, new RegExp(`is on the origin of (this|the) authorization server \\(${stack.issuer}\\)`)]),
+      ...aliases(stack.ports.calendar).map((url): [string, RegExp] => [url, new RegExp(`\\(${stack.calendarUrl}, by another loopback name\\) is already a resource of this server \\(Calendar\\)`)]),
+      ...aliases(stack.ports.agent, '/mcp').map((url): [string, RegExp] => [url, new RegExp(`\\(${stack.agentUrl}, by another loopback name\\) is already bound to the agent ${stack.agent.clientId}`)]),
+    ];
+    for (const [url, why] of refusals) {
+      for (const more of [['--auth-port', String(stack.ports.auth)], ['--auth-port', String(await freePort())]]) {
+        const { result, changed } = await stateChangedBy(stack, () => register('evil-alias', url, ...more));
+        expect(result.code, `${url} ${more.join(' ')}`).toBe(1);
+        expect(result.err, url).toMatch(/^delegate: [^\n]+\n$/);
+        expect(result.err, url).toMatch(why);
+        expect(changed, url).toEqual([]);
+      }
+    }
+    expect(await stack.store.clientById('evil-alias')).toBeUndefined();
+  });
+
+  it('a downstream on the authorization server’s origin, an agent’s URL, or a URL an agent reaches downstream, by another loopback name: exit 1, nothing stored; the control registers', async () => {
+    const own = `http://127.0.0.1:${await freePort()}/mcp`;
+    for (const downstream of [...aliases(stack.ports.auth, '/calendar'), ...aliases(stack.ports.agent, '/mcp')]) {
+      const { result, changed } = await stateChangedBy(stack, () => register('evil-alias', own, '--calendar-url', downstream));
+      expect(result.code, downstream).toBe(1);
+      expect(result.err, downstream).toMatch(/is on the origin of (this|the) authorization server|is the URL of the agent/);
+      expect(changed, downstream).toEqual([]);
+    }
+    const port = await freePort();
+    expect((await register('alias-reader', `http://127.0.0.1:${await freePort()}/mcp`, '--calendar-url', `http://127.0.0.1:${port}/cal`)).code).toBe(0);
+    for (const url of aliases(port, '/cal')) {
+      const { result, changed } = await stateChangedBy(stack, () => register('evil-alias', url));
+      expect(result.code, url).toBe(1);
+      expect(result.err, url).toMatch(/is what the agent alias-reader reaches downstream/);
+      expect(changed, url).toEqual([]);
+    }
+    expect(await stack.store.clientById('evil-alias')).toBeUndefined();
+    // The control: loopback names on another port, and the calendar backend by another name downstream (the one it is).
+    expect((await register('evil-alias', `http://localhost:${await freePort()}/mcp`, '--calendar-url', `http://localhost:${stack.ports.calendar}`)).code).toBe(0);
+  });
+});
+
+interface FreshDirectory {
+  home: string;
+  ports: { auth: number; calendar: number; agent: number };
+  urls: { issuer: string; calendarUrl: string; agentUrl: string };
+  /** The data directory's store, opened on first use (an agent registered before it is one registered before the first start). */
+  store: () => Store;
+  /** Setup (bootstrap) with `urls` unless told others: 'set up' or its error's message, and what it changed. */
+  setUp: (urls?: FreshDirectory['urls']) => Promise<{ result: string; changed: string[] }>;
+}
+
+/** A data directory never started, with free ports and the issuer on `issuerHost`; removed (its store closed) after `run`. */
+async function inFreshDirectory(issuerHost: string, run: (dir: FreshDirectory) => Promise<void>): Promise<void> {
+  const home = await mkdtemp(join(tmpdir(), 'delegate-bind-'));
+  const paths = resolvePaths({ DELEGATE_HOME: home });
+  const ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
+  const urls = { issuer: `http://${issuerHost}:${ports.auth}`, calendarUrl: `http://127.0.0.1:${ports.calendar}`, agentUrl: `http://127.0.0.1:${ports.agent}/mcp` };
+  let store: Store | undefined;
+  const opened = () => (store ??= openDataStore(paths));
+  const setUp = (u = urls) => {
+    const opening = opened(); // before the fingerprint: the database is there to compare
+    return stateChangedBy({ paths }, () => bootstrap(opening, paths, u, Date.now()).then(() => 'set up', (err: Error) => err.message));
+  };
+  try {
+    await run({ home, ports, urls, store: opened, setUp });
+  } finally {
+    if (store) await closeAll([], store);
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
 describe('an agent bound to the calendar backend’s URL before the first start (nothing on record to refuse it then)', () => {
   it('setup stops naming the agent and how to free the URL, changing nothing; once it is registered elsewhere, setup runs and the backend is bound to no agent', async () => {
-    const home = await mkdtemp(join(tmpdir(), 'delegate-bind-'));
-    const paths = resolvePaths({ DELEGATE_HOME: home });
-    const ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
-    const urls = { issuer: `http://127.0.0.1:${ports.auth}`, calendarUrl: `http://127.0.0.1:${ports.calendar}`, agentUrl: `http://127.0.0.1:${ports.agent}/mcp` };
-    try {
+    await inFreshDirectory('127.0.0.1', async ({ home, ports, urls, store, setUp }) => {
       const early = await registerIn(home, 'evil', urls.calendarUrl, '--auth-port', String(ports.auth));
       expect(early.code, early.err).toBe(0);
-      const store = openDataStore(paths);
-      try {
-        const { result, changed } = await stateChangedBy({ paths }, () => bootstrap(store, paths, urls, Date.now()).then(() => 'set up', (err: Error) => err.message));
-        expect(result).toBe(`The agent evil is bound to ${urls.calendarUrl}, the calendar backend's URL, and would receive its tokens. Register it at a URL of its own (delegate agents register evil --url …), or use another --calendar-port.`);
-        expect(changed).toEqual([]);
-        // The way out it names.
-        const elsewhere = `http://127.0.0.1:${await freePort()}/mcp`;
-        expect((await registerIn(home, 'evil', elsewhere, '--auth-port', String(ports.auth))).code).toBe(0);
-        await bootstrap(store, paths, urls, Date.now());
-        expect((await store.clientById('evil'))?.resource).toBe(elsewhere);
-        expect((await store.resourceByUrl(urls.calendarUrl))?.agentClientId).toBeNull();
-      } finally {
-        await closeAll([], store);
-      }
-    } finally {
-      await rm(home, { recursive: true, force: true });
-    }
+      const { result, changed } = await setUp();
+      expect(result).toBe(`The agent evil is bound to ${urls.calendarUrl}, the calendar backend's URL, and would receive its tokens. Register it at a URL of its own (delegate agents register evil --url …), or use another --calendar-port.`);
+      expect(changed).toEqual([]);
+      // The way out it names.
+      const elsewhere = `http://127.0.0.1:${await freePort()}/mcp`;
+      expect((await registerIn(home, 'evil', elsewhere, '--auth-port', String(ports.auth))).code).toBe(0);
+      expect((await setUp()).result).toBe('set up');
+      expect((await store().clientById('evil'))?.resource).toBe(elsewhere);
+      expect((await store().resourceByUrl(urls.calendarUrl))?.agentClientId).toBeNull();
+    });
   });
 });
 
@@ -191,35 +258,53 @@ describe('an agent on the authorization server’s origin before the first start
   // URL on this start's issuer's origin was not refused; it then introspected handed tokens (aud = the issuer) as
   // active. And setup wrote the calendar backend's record before registerAgent refused a backend on that origin.
   it('setup stops naming the agent (or the URL) and changes nothing', async () => {
-    const home = await mkdtemp(join(tmpdir(), 'delegate-bind-'));
-    const paths = resolvePaths({ DELEGATE_HOME: home });
-    const ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
-    const urls = { issuer: `http://127.0.0.1:${ports.auth}`, calendarUrl: `http://127.0.0.1:${ports.calendar}`, agentUrl: `http://127.0.0.1:${ports.agent}/mcp` };
-    try {
+    await inFreshDirectory('127.0.0.1', async ({ home, urls, setUp }) => {
       const early = await registerIn(home, 'evil', `${urls.issuer}/evil`);
       expect(early.code, early.err).toBe(0);
-      const store = openDataStore(paths);
-      try {
-        const setUp = (u: typeof urls) => stateChangedBy({ paths }, () => bootstrap(store, paths, u, Date.now()).then(() => 'set up', (err: Error) => err.message));
-        const taken = await setUp(urls);
-        expect(taken.result).toBe(
-          `The agent evil is bound to ${urls.issuer}/evil, on the origin of the authorization server (${urls.issuer}), and would receive its tokens. Register it at a URL of its own (delegate agents register evil --url …), or use another --auth-port.`,
-        );
-        expect(taken.changed).toEqual([]);
-        expect((await registerIn(home, 'evil', `http://127.0.0.1:${await freePort()}/mcp`)).code).toBe(0);
-        const calendarThere = await setUp({ ...urls, calendarUrl: `${urls.issuer}/calendar` });
-        expect(calendarThere.result).toBe(`${urls.issuer}/calendar, the calendar backend's URL, is on the origin of the authorization server (${urls.issuer}); give it an origin of its own.`);
-        expect(calendarThere.changed).toEqual([]);
-        const agentThere = await setUp({ ...urls, agentUrl: `${urls.issuer}/mcp` });
-        expect(agentThere.result).toBe(`${urls.issuer}/mcp, CalendarAgent's URL, is on the origin of the authorization server (${urls.issuer}); give it an origin of its own.`);
-        expect(agentThere.changed).toEqual([]);
-        expect((await setUp(urls)).result).toBe('set up');
-      } finally {
-        await closeAll([], store);
-      }
-    } finally {
-      await rm(home, { recursive: true, force: true });
-    }
+      const taken = await setUp();
+      expect(taken.result).toBe(
+        `The agent evil is bound to ${urls.issuer}/evil, on the origin of the authorization server (${urls.issuer}), and would receive its tokens. Register it at a URL of its own (delegate agents register evil --url …), or use another --auth-port.`,
+      );
+      expect(taken.changed).toEqual([]);
+      expect((await registerIn(home, 'evil', `http://127.0.0.1:${await freePort()}/mcp`)).code).toBe(0);
+      const calendarThere = await setUp({ ...urls, calendarUrl: `${urls.issuer}/calendar` });
+      expect(calendarThere.result).toBe(`${urls.issuer}/calendar, the calendar backend's URL, is on the origin of the authorization server (${urls.issuer}); give it an origin of its own.`);
+      expect(calendarThere.changed).toEqual([]);
+      const agentThere = await setUp({ ...urls, agentUrl: `${urls.issuer}/mcp` });
+      expect(agentThere.result).toBe(`${urls.issuer}/mcp, CalendarAgent's URL, is on the origin of the authorization server (${urls.issuer}); give it an origin of its own.`);
+      expect(agentThere.changed).toEqual([]);
+      expect((await setUp()).result).toBe('set up');
+    });
+  });
+});
+
+describe('setup with URLs on one loopback listener by different names', () => {
+  // Found in review: setup compared host names as written, so an agent at http://127.0.0.1:<port>/evil was not on the
+  // origin of the issuer http://localhost:<port>, nor an agent at http://localhost:<backend port> at the backend's URL.
+  it('stops naming the agent on the issuer’s origin or at the backend’s URL, or the server’s own URL there, and changes nothing', async () => {
+    await inFreshDirectory('localhost', async ({ home, ports, urls, setUp }) => {
+      const calendarThere = await setUp({ ...urls, calendarUrl: `http://127.0.0.1:${ports.auth}/calendar` });
+      expect(calendarThere.result).toBe(`http://127.0.0.1:${ports.auth}/calendar, the calendar backend's URL, is on the origin of the authorization server (${urls.issuer}); give it an origin of its own.`);
+      expect(calendarThere.changed).toEqual([]);
+      const agentThere = await setUp({ ...urls, agentUrl: `http://[::1]:${ports.auth}/mcp` });
+      expect(agentThere.result).toBe(`http://[::1]:${ports.auth}/mcp, CalendarAgent's URL, is on the origin of the authorization server (${urls.issuer}); give it an origin of its own.`);
+      expect(agentThere.changed).toEqual([]);
+      const onOrigin = await registerIn(home, 'evil', `http://127.0.0.1:${ports.auth}/evil`);
+      expect(onOrigin.code, onOrigin.err).toBe(0);
+      const taken = await setUp();
+      expect(taken.result).toMatch(new RegExp(`^The agent evil is bound to http://127.0.0.1:${ports.auth}/evil, on the origin of the authorization server \\(${urls.issuer}\\)`));
+      expect(taken.changed).toEqual([]);
+      const atBackend = await registerIn(home, 'evil', `http://localhost:${ports.calendar}`, '--auth-port', String(await freePort()));
+      expect(atBackend.code, atBackend.err).toBe(0);
+      const backend = await setUp();
+      expect(backend.result).toBe(
+        `The agent evil is bound to http://localhost:${ports.calendar}, the calendar backend's URL (${urls.calendarUrl}) by another loopback name, and would receive its tokens. Register it at a URL of its own (delegate agents register evil --url …), or use another --calendar-port.`,
+      );
+      expect(backend.changed).toEqual([]);
+      // The way out: registered at a port of its own, setup runs.
+      expect((await registerIn(home, 'evil', `http://localhost:${await freePort()}/mcp`, '--auth-port', String(await freePort()))).code).toBe(0);
+      expect((await setUp()).result).toBe('set up');
+    });
   });
 });
 

@@ -14,7 +14,7 @@ import { DOWNSTREAM_IS, describeAgent, listAgents, onIssuerOrigin, registerAgent
 import type { AgentProfile, AgentVerification } from '../../authz/agent-statement.js';
 import { DEFAULT_HOST, DEFAULT_PORTS, urlsFor, type Paths } from '../../config.js';
 import type { ClientRecord, Store } from '../../store/index.js';
-import { SCOPE_FREEBUSY_READ, canonicalResource } from '../../delegation/index.js';
+import { SCOPE_FREEBUSY_READ, canonicalResource, sameResourceOrLoopbackAlias } from '../../delegation/index.js';
 import { readAgentPublicKey } from '../agent-key.js';
 import { CommandFailed, EXIT_ERROR, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -55,7 +55,7 @@ export async function agentsRegisterCommand(args: RegisterAgentArgs, io: CliIo):
     const servedBy = await issuerOnRecord(store);
     const issuer = args.issuer ?? servedBy;
     // registerAgent refuses the issuer it signs for and its origin; an --auth-port of another server leaves this one's to check here.
-    if (canonicalResource(args.url) === canonicalResource(servedBy)) {
+    if (sameResourceOrLoopbackAlias(args.url, servedBy)) {
       throw new CommandFailed(`The URL ${servedBy} is the authorization server's own, at which this data directory's servers run; an agent needs its own URL.`);
     }
     const servers = `the authorization server (${servedBy}) at which this data directory's servers run`;

@@ -1,0 +1,43 @@
+// Comparing resource URLs and origins with every loopback name of one listener counted as one (the refusals of
+// agents at a URL that is something else's), and which hosts are this machine's loopback.
+import { describe, expect, it } from 'vitest';
+import { sameOriginOrLoopbackAlias, sameResourceOrLoopbackAlias } from '../../src/delegation/resource.js';
+
+describe('sameOriginOrLoopbackAlias', () => {
+  it.each([
+    ['http://localhost:8410/mcp', 'http://127.0.0.1:8410'],
+    ['http://127.0.0.2:8410', 'http://127.0.0.1:8410/'],
+    ['http://[::1]:8410/x?y=1', 'http://localhost:8410'],
+    ['http://[::ffff:127.0.0.1]:8410', 'http://127.0.0.1:8410'],
+    ['http://[::ffff:127.9.8.7]:8410', 'http://localhost:8410'],
+    ['HTTP://LOCALHOST:8410', 'http://127.1:8410'],
+    ['http://localhost', 'http://127.0.0.1:80'],
+    ['https://auth.example.com', 'https://auth.example.com:443/token'],
+  ])('%s and %s are one origin', (a, b) => {
+    expect(sameOriginOrLoopbackAlias(a, b)).toBe(true);
+    expect(sameOriginOrLoopbackAlias(b, a)).toBe(true);
+  });
+
+  it.each([
+    ['http://localhost:8411', 'http://127.0.0.1:8410'],
+    ['https://localhost:8410', 'http://127.0.0.1:8410'],
+    ['http://[::ffff:128.0.0.1]:8410', 'http://127.0.0.1:8410'],
+    ['http://[::7f00:1]:8410', 'http://127.0.0.1:8410'],
+    ['http://auth.example.com:8410', 'http://127.0.0.1:8410'],
+    ['http://localhost.example.com:8410', 'http://localhost:8410'],
+    ['not a url', 'not a url'],
+  ])('%s and %s are not', (a, b) => {
+    expect(sameOriginOrLoopbackAlias(a, b)).toBe(false);
+  });
+});
+
+describe('sameResourceOrLoopbackAlias', () => {
+  it('takes another loopback name for the same scheme, port, path and query, in canonical form', () => {
+    expect(sameResourceOrLoopbackAlias('http://localhost:8411/', 'http://127.0.0.1:8411')).toBe(true);
+    expect(sameResourceOrLoopbackAlias('HTTP://[::1]:8412/mcp', 'http://127.0.0.2:8412/mcp')).toBe(true);
+    expect(sameResourceOrLoopbackAlias('http://localhost:8412/mcp', 'http://127.0.0.1:8412/MCP')).toBe(false);
+    expect(sameResourceOrLoopbackAlias('http://localhost:8412/mcp', 'http://127.0.0.1:8412/mcp?x=1')).toBe(false);
+    expect(sameResourceOrLoopbackAlias('http://localhost:8412/mcp', 'http://127.0.0.1:8412')).toBe(false);
+    expect(sameResourceOrLoopbackAlias('http://example.com/mcp', 'http://127.0.0.1/mcp')).toBe(false);
+  });
+});
