@@ -5,7 +5,7 @@
 // challenge that starts an MCP client's discovery.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import { isLoopbackHostname } from '../delegation/index.js';
+import { isLoopbackName } from '../delegation/index.js';
 import { errorDescription } from '../error-description.js';
 import { BearerError, VerifierUnavailableError, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
 
@@ -24,7 +24,8 @@ export function originAllowed(req: FastifyRequest, resourceUrl: string): boolean
   } catch {
     return false; // includes the opaque origin "null"
   }
-  if (url.protocol !== 'http:' || !isLoopbackHostname(url.hostname)) return false;
+  // The loopback names only, as createApp's Host check: another loopback address is this server's as its resource URL names it (above).
+  if (url.protocol !== 'http:' || !isLoopbackName(url.hostname)) return false;
   const port = req.raw.socket.localPort;
   return port !== undefined && url.port === String(port) && url.origin === origin;
 }

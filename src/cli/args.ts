@@ -4,7 +4,7 @@
 import { InvalidArgumentError } from 'commander';
 import { readSlotDuration, readSpan } from '../calendar/search-options.js';
 import { coveringWindow, parseWindowBound, parseWindowRequest } from '../calendar/window.js';
-import { canonicalResource } from '../delegation/resource.js';
+import { canonicalResource, isAnyLoopbackHost } from '../delegation/resource.js';
 import { DEFAULT_PORTS, ianaZone, isLogLevel, LOG_LEVELS, logLevelFromEnv, type Env, type LogLevelName, type Ports, urlsFor } from '../config.js';
 import { UsageError } from './errors.js';
 
@@ -40,7 +40,7 @@ export function parseNamedHost(value: string): string {
       `serve names its servers http://<host>:<port>, and ${HTTPS_RULE}; give a loopback address (for a deployment, run serve-auth with --issuer https://… behind an https reverse proxy).`,
     );
   }
-  return host;
+  return parseListenHost(host);
 }
 
 /**
@@ -51,25 +51,39 @@ export function parseNamedHost(value: string): string {
  */
 export const HTTPS_RULE = 'OAuth requires https on any host but this machine’s loopback (127.0.0.0/8, ::1, localhost; OAuth 2.1 §1.5)';
 
-/** Whether a URL's hostname, as the URL parser spells it (`127.1` is 127.0.0.1, `[0::1]` is [::1]), is this machine's loopback. */
-export function isLoopbackUrlHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+/** Whether a --host value (an IPv6 address with or without brackets) is any loopback address (its URLs are http: HTTPS_RULE); false when it makes no URL. */
+export function hostIsLoopback(host: string): boolean {
+  const hostname = urlHostname(host);
+  return hostname !== undefined && isAnyLoopbackHost(hostname);
 }
 
-/** Whether a --host value (an IPv6 address with or without brackets) is this machine's loopback; false when it makes no URL. */
-export function hostIsLoopback(host: string): boolean {
+/**
+ * A --host value as the URLs the servers publish write it (IPv6 without its brackets): `::ffff:127.0.0.1` is
+ * ::ffff:7f00:1, `127.1` 127.0.0.1, `0::1` ::1. Clients send that spelling as Host, which the servers answer for
+ * (found in review: `serve --host ::ffff:127.0.0.1` published http://[::ffff:127.0.0.1]:8410 and answered 421 at
+ * it). A value that is no host alone is kept as given, for the checks and listen() to refuse.
+ */
+export function parseListenHost(value: string): string {
+  const hostname = urlHostname(value.trim());
+  return hostname === undefined ? value : hostname.replace(/^\[(.*)\]$/, '$1');
+}
+
+/** The `hostname` of http://<host>/ as the URL parser writes it, or undefined when `host` is not a host alone. */
+function urlHostname(host: string): string | undefined {
   const bare = host.replace(/^\[(.*)\]$/, '$1');
   try {
-    return isLoopbackUrlHost(new URL(`http://${bare.includes(':') ? `[${bare}]` : bare}`).hostname);
+    const url = new URL(`http://${bare.includes(':') ? `[${bare}]` : bare}`);
+    return url.port === '' && url.pathname === '/' && url.search === '' && url.hash === '' && url.username === '' && url.password === '' ? url.hostname : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
 /** Whether `url` (absolute) is plain http on a host that is not loopback: no OAuth URL may be (HTTPS_RULE). */
 export function plainHttpOffLoopback(url: string): boolean {
   const { protocol, hostname } = new URL(url);
-  return protocol === 'http:' && !isLoopbackUrlHost(hostname);
+  // Any loopback address (IPv4-mapped too): OAuth 2.1 §1.5 excepts traffic that stays on this machine, not three names.
+  return protocol === 'http:' && !isAnyLoopbackHost(hostname);
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   parseHttpUrl,
   parseIssuerUrl,
   parseInstant,
+  parseListenHost,
   parseNamedHost,
   parsePort,
   parseProfile,
@@ -180,7 +181,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .command('serve-auth')
     .description('Run the authorization server alone.')
     .option('--port <port>', `port (default ${DEFAULT_PORTS.auth})`, parsePort)
-    .option('--host <host>', 'address to listen on (other than loopback: with --issuer, --calendar-url and --agent-url given as https URLs, as behind an https reverse proxy)', DEFAULT_HOST)
+    .option('--host <host>', 'address to listen on (other than loopback: with --issuer, --calendar-url and --agent-url given as https URLs, as behind an https reverse proxy)', parseListenHost, DEFAULT_HOST)
     .option('--issuer <url>', 'its issuer identifier (default: the one on record in the data directory when it names this host and port, else http://<host>:<port>)', parseIssuerUrl)
     .option('--calendar-url <url>', `the calendar backend it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.calendar})`, parseHttpUrl)
     .option('--agent-url <url>', `CalendarAgent’s MCP URL it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.agent}/mcp)`, parseHttpUrl)
@@ -223,7 +224,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         '  delegate serve-calendar --url https://calendar.example.com --auth-url https://auth.example.com   # behind an https reverse proxy',
       ].join('\n'))
     .option('--port <port>', `port (default ${DEFAULT_PORTS.calendar})`, parsePort)
-    .option('--host <host>', 'address to listen on (other than loopback: with --url and --auth-url given as https URLs, as behind an https reverse proxy)', DEFAULT_HOST)
+    .option('--host <host>', 'address to listen on (other than loopback: with --url and --auth-url given as https URLs, as behind an https reverse proxy)', parseListenHost, DEFAULT_HOST)
     .option('--url <url>', 'its own URL, as clients reach it and as tokens name it (default http://<host>:<port>; behind an https reverse proxy, the proxy’s https URL)', parseHttpUrl)
     .option('--auth-url <url>', 'the authorization server whose tokens it accepts', parseIssuerUrl)
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseIssuerUrl))
@@ -260,7 +261,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar}); over HTTP, the same as --calendar-url http://<host>:<port>`, parsePort)
     .option('--agent-port <port>', `with --stdio: CalendarAgent’s HTTP port, whose delegation it uses; over HTTP, the same as --port (default ${DEFAULT_PORTS.agent})`, parsePort)
     .option('--port <port>', `port (default ${DEFAULT_PORTS.agent}; not with --stdio)`, parsePort)
-    .option('--host <host>', 'address to listen on (other than loopback: with --url, --auth-url and --calendar-url given as https URLs, as behind an https reverse proxy; with --stdio, loopback only)', DEFAULT_HOST)
+    .option('--host <host>', 'address to listen on (other than loopback: with --url, --auth-url and --calendar-url given as https URLs, as behind an https reverse proxy; with --stdio, loopback only)', parseListenHost, DEFAULT_HOST)
     .option('--url <url>', 'its own MCP URL, as clients reach it and as tokens name it (default http://<host>:<port>/mcp; behind an https reverse proxy, the proxy’s https URL; not with --stdio)', parseHttpUrl)
     .option('--auth-url <url>', 'the authorization server (not with --stdio, which takes --auth-port)', parseIssuerUrl)
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseIssuerUrl))

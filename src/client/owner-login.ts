@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
-import { SIGNING_ALG, isLoopbackHostname } from '../delegation/index.js';
+import { SIGNING_ALG, isAnyLoopbackHost } from '../delegation/index.js';
 import { ClientError } from './errors.js';
 import { createPrivateFileExclusive, isErrno, readPrivateFile } from './private-files.js';
 
@@ -171,7 +171,8 @@ export function ownerLoginApplies(issuer: string, authorizationUrl: URL): boolea
   } catch {
     return false;
   }
-  return isLoopbackHostname(origin.hostname) && origin.origin === authorizationUrl.origin;
+  // Any loopback address is this machine (`serve --host 127.0.0.2`), not only the names of RFC 8252's redirect URIs.
+  return isAnyLoopbackHost(origin.hostname) && origin.origin === authorizationUrl.origin;
 }
 
 export interface LoginLinkInput {

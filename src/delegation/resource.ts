@@ -30,15 +30,23 @@ export function audienceIncludes(aud: string | string[] | undefined, resource: s
   return list.some((a) => canonicalResource(a) === resource);
 }
 
-/** Loopback hosts as a URL's `hostname` spells them (RFC 8252 §7.3, §8.3). */
-export function isLoopbackHostname(hostname: string): boolean {
-  return hostname === '127.0.0.1' || hostname === '[::1]' || hostname === 'localhost';
+/**
+ * The loopback names of RFC 8252 §7.3 and §8.3, as a URL's `hostname` spells them: the literals 127.0.0.1 and [::1],
+ * and localhost. The narrow rule, for what must be one of these exactly: a loopback redirect URI, and the names a
+ * server answers for in Host and Origin on any port (another loopback address only as its published URL names it).
+ * Any address of this machine's loopback is isAnyLoopbackHost.
+ */
+export const LOOPBACK_NAMES: readonly string[] = ['127.0.0.1', '[::1]', 'localhost'];
+
+export function isLoopbackName(hostname: string): boolean {
+  return LOOPBACK_NAMES.includes(hostname);
 }
 
 /**
  * Whether a URL's hostname, as the URL parser spells it (`127.1` is 127.0.0.1, `[::ffff:127.0.0.1]` is
  * `[::ffff:7f00:1]`), is any address of this machine's loopback: localhost, 127.0.0.0/8, [::1], and 127.0.0.0/8
- * IPv4-mapped (::ffff:127.0.0.0/104, which reaches the IPv4 loopback through a dual-stack socket).
+ * IPv4-mapped (::ffff:127.0.0.0/104, which reaches the IPv4 loopback through a dual-stack socket). The broad rule,
+ * for "traffic that never leaves this machine": OAuth 2.1 §1.5's exception to https, and "the server runs here".
  */
 export function isAnyLoopbackHost(hostname: string): boolean {
   return (

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { errorDescription } from '../error-description.js';
 import { finishAnswersOnClose } from './graceful-close.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './logging.js';
+import { LOOPBACK_NAMES } from '../delegation/resource.js';
 
 export interface AppOptions {
   /** A pino logger; none (silent) by default. */
@@ -231,8 +232,6 @@ export function parseForm(body: string): FormBody {
   return out;
 }
 
-const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]'];
-
 /** How many Host header lines a request carries (Node's parsed headers keep only the first). */
 function hostLines(rawHeaders: readonly string[]): number {
   let count = 0;
@@ -263,7 +262,9 @@ function withDefaultPort(authority: string, like: URL): string {
 
 /**
  * The request must be for this server: a loopback name with the port the
- * connection arrived on, or one of the configured extra hosts.
+ * connection arrived on, or one of the configured extra hosts. The names only
+ * (LOOPBACK_NAMES), not any loopback address: another (127.0.0.2) is answered
+ * when the server's published URL names it, in extraHosts.
  */
 function hostAllowed(host: string | undefined, req: FastifyRequest, extraHosts: ReadonlySet<string>): boolean {
   if (!host) return false;

@@ -19,6 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { endianness, networkInterfaces } from 'node:os';
+import { isAnyLoopbackHost } from '../delegation/resource.js';
 
 const OURS_FOR_MS = 2000;
 const TCP_LISTEN = '0A';
@@ -181,7 +182,8 @@ function connectTargets(host: string): Tier[][] | undefined {
  */
 function onThisMachine(host: string, local: readonly string[] | undefined): boolean {
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  if (bare === 'localhost' || bare === '0.0.0.0' || bare === '::' || bare === '::1' || /^127\./.test(bare) || /^::ffff:127\./i.test(bare)) return true;
+  // Any loopback address as the URL parser writes it: IPv4-mapped is [::ffff:7f00:1] there, which a dotted-form test missed.
+  if (isAnyLoopbackHost(host) || bare === '0.0.0.0' || bare === '::') return true;
   const addresses = local ?? Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
   const six = ipv6Bytes(bare);
   return addresses.some((a) => a === bare || (six !== undefined && ipv6Bytes(a)?.every((b, i) => b === six[i]) === true));

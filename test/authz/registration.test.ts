@@ -72,6 +72,9 @@ describe('registration', () => {
 
   it.each([
     ['a non-loopback http URI', { redirect_uris: ['http://example.com/cb'] }, 'invalid_redirect_uri'],
+    // RFC 8252 §7.3 names the loopback literals 127.0.0.1 and [::1] (§8.3 localhost) for redirect URIs: no other loopback address.
+    ['an http URI on 127.0.0.2', { redirect_uris: ['http://127.0.0.2/cb'] }, 'invalid_redirect_uri'],
+    ['an http URI on IPv4-mapped loopback', { redirect_uris: ['http://[::ffff:127.0.0.1]/cb'] }, 'invalid_redirect_uri'],
     ['a fragment', { redirect_uris: ['https://app.example/cb#x'] }, 'invalid_redirect_uri'],
     ['a custom scheme', { redirect_uris: ['javascript://alert(1)'] }, 'invalid_redirect_uri'],
     ['no redirect URIs', { redirect_uris: [] }, 'invalid_redirect_uri'],

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkWindowOptions, hostIsLoopback, parseHttpUrl, parseInstant, parseIssuerUrl, parseNamedHost, parseTimeZone, portsFrom } from '../../src/cli/args.js';
+import { checkWindowOptions, hostIsLoopback, parseHttpUrl, parseInstant, parseIssuerUrl, parseListenHost, parseNamedHost, parseTimeZone, portsFrom } from '../../src/cli/args.js';
 import { parseSince } from '../../src/cli/commands/admin-store.js';
 import { runCli } from '../../src/cli/program.js';
 import { freePort } from '../support/ports.js';
@@ -181,6 +181,8 @@ describe('OAuth URLs over plain http on a host that is not loopback', () => {
     ['serve-auth --issuer on a host that only starts like localhost', () => ['serve-auth', '--port', spare(), '--issuer', 'http://localhost.example.com'], '--issuer'],
     ['serve-auth --calendar-url', () => ['serve-auth', '--port', spare(), '--calendar-url', 'http://calendar.example.com'], '--calendar-url'],
     ['serve-auth --agent-url', () => ['serve-auth', '--port', spare(), '--agent-url', 'http://[2001:db8::1]:8412/mcp'], '--agent-url'],
+    ['serve-auth --agent-url on an IPv4-mapped address that is not loopback', () => ['serve-auth', '--port', spare(), '--agent-url', 'http://[::ffff:10.0.0.5]:8412/mcp'], '--agent-url'],
+    ['serve-auth --issuer on an IPv4-compatible ::127.0.0.1 (no loopback address)', () => ['serve-auth', '--port', spare(), '--issuer', 'http://[::127.0.0.1]:8410'], '--issuer'],
     ['serve-calendar --auth-url', () => ['serve-calendar', '--port', spare(), '--auth-url', 'http://auth.example.com'], '--auth-url'],
     ['serve-calendar --issuer', () => ['serve-calendar', '--port', spare(), '--issuer', 'http://10.0.0.5:8410'], '--issuer'],
     ['serve-agent --auth-url', () => ['serve-agent', '--port', spare(), '--auth-url', 'http://auth.example.com'], '--auth-url'],
@@ -239,6 +241,16 @@ describe('OAuth URLs over plain http on a host that is not loopback', () => {
     expect(parseHttpUrl('http://127.1:8411')).toBe('http://127.0.0.1:8411'); // the URL parser's spelling of 127.0.0.1
     for (const host of ['127.0.0.1', '127.0.0.2', '::1', 'localhost']) expect(parseNamedHost(host)).toBe(host);
     expect([hostIsLoopback('[::1]'), hostIsLoopback('::1'), hostIsLoopback('0.0.0.0'), hostIsLoopback('::'), hostIsLoopback('bad host')]).toEqual([true, true, false, false, false]);
+  });
+
+  // Found in review: IPv4-mapped loopback (::ffff:127.0.0.0/104, which the URL parser writes [::ffff:7f00:1]) was
+  // refused as a host other than loopback, though it reaches 127.0.0.1 and never leaves the machine (OAuth 2.1 §1.5).
+  it('takes http on IPv4-mapped loopback, in the URL parser’s spelling, and --host as its URLs write it', () => {
+    expect(parseIssuerUrl('http://[::ffff:127.0.0.1]:8410')).toBe('http://[::ffff:7f00:1]:8410');
+    expect(parseHttpUrl('http://[::ffff:127.1.2.3]:8412/mcp')).toBe('http://[::ffff:7f01:203]:8412/mcp');
+    expect([hostIsLoopback('::ffff:127.0.0.1'), hostIsLoopback('[::ffff:127.0.0.2]'), hostIsLoopback('::ffff:128.0.0.1'), hostIsLoopback('::ffff:10.0.0.1')]).toEqual([true, true, false, false]);
+    expect([parseNamedHost('::ffff:127.0.0.1'), parseNamedHost('127.1'), parseNamedHost('0:0::1'), parseNamedHost('LOCALHOST')]).toEqual(['::ffff:7f00:1', '127.0.0.1', '::1', 'localhost']);
+    expect([parseListenHost('::ffff:127.0.0.1'), parseListenHost('0.0.0.0'), parseListenHost('::'), parseListenHost('host:8410'), parseListenHost('a/b')]).toEqual(['::ffff:7f00:1', '0.0.0.0', '::', 'host:8410', 'a/b']);
   });
 
   it('starts serve-auth on a loopback address behind an https reverse proxy (--issuer https://…), publishing it (the control)', { timeout: 30_000 }, async () => {

@@ -81,6 +81,16 @@ describe('login link', () => {
     expect(link.href).not.toMatch(/[\s"<>]/); // one unbroken token on its line
   });
 
+  // Found in review: only 127.0.0.1, [::1] and localhost counted as this machine, so an authorization server on
+  // 127.0.0.2 (`serve-auth --host 127.0.0.2`) or ::ffff:127.0.0.1 got the plain URL, and the owner no way to sign in.
+  it('applies to an authorization server on any loopback address, for a URL on its origin only', () => {
+    for (const issuer of ['http://127.0.0.2:8410', 'http://[::ffff:127.0.0.1]:8410', 'http://localhost:8410', 'http://[::1]:8410']) {
+      expect(ownerLoginApplies(issuer, new URL(`${new URL(issuer).origin}/authorize?client_id=c`)), issuer).toBe(true);
+    }
+    expect(ownerLoginApplies('http://127.0.0.2:8410', new URL('http://127.0.0.1:8410/authorize?client_id=c'))).toBe(false);
+    expect(ownerLoginApplies('http://[::ffff:10.0.0.1]:8410', new URL('http://[::ffff:10.0.0.1]:8410/authorize?client_id=c'))).toBe(false);
+  });
+
   it('is the plain authorization URL when the server is not on this machine', async () => {
     const remote = new URL('https://as.example.com/authorize?client_id=c');
     expect(ownerLoginApplies('https://as.example.com', remote)).toBe(false);

@@ -1,7 +1,7 @@
 // Comparing resource URLs and origins with every loopback name of one listener counted as one (the refusals of
 // agents at a URL that is something else's), and which hosts are this machine's loopback.
 import { describe, expect, it } from 'vitest';
-import { sameOriginOrLoopbackAlias, sameResourceOrLoopbackAlias } from '../../src/delegation/resource.js';
+import { isAnyLoopbackHost, isLoopbackName, sameOriginOrLoopbackAlias, sameResourceOrLoopbackAlias } from '../../src/delegation/resource.js';
 
 describe('sameOriginOrLoopbackAlias', () => {
   it.each([
@@ -39,5 +39,22 @@ describe('sameResourceOrLoopbackAlias', () => {
     expect(sameResourceOrLoopbackAlias('http://localhost:8412/mcp', 'http://127.0.0.1:8412/mcp?x=1')).toBe(false);
     expect(sameResourceOrLoopbackAlias('http://localhost:8412/mcp', 'http://127.0.0.1:8412')).toBe(false);
     expect(sameResourceOrLoopbackAlias('http://example.com/mcp', 'http://127.0.0.1/mcp')).toBe(false);
+  });
+});
+
+describe('which hosts are loopback, as a URL’s hostname spells them', () => {
+  const hostname = (url: string) => new URL(url).hostname;
+  it('any loopback address (isAnyLoopbackHost): localhost, 127.0.0.0/8, ::1 and 127.0.0.0/8 IPv4-mapped', () => {
+    for (const url of ['http://localhost', 'http://127.0.0.1', 'http://127.1', 'http://127.255.255.254', 'http://[::1]', 'http://[0:0::1]', 'http://[::ffff:127.0.0.1]', 'http://[::FFFF:127.9.8.7]']) {
+      expect(isAnyLoopbackHost(hostname(url)), url).toBe(true);
+    }
+    for (const url of ['http://128.0.0.1', 'http://[::ffff:128.0.0.1]', 'http://[::ffff:10.0.0.1]', 'http://[::127.0.0.1]', 'http://[::2]', 'http://localhost.example.com', 'http://127.0.0.1.example.com']) {
+      expect(isAnyLoopbackHost(hostname(url)), url).toBe(false);
+    }
+  });
+
+  it('the loopback names (isLoopbackName, RFC 8252 §7.3 and §8.3): 127.0.0.1, [::1] and localhost only', () => {
+    for (const url of ['http://localhost', 'http://127.0.0.1', 'http://127.1', 'http://[::1]']) expect(isLoopbackName(hostname(url)), url).toBe(true);
+    for (const url of ['http://127.0.0.2', 'http://[::ffff:127.0.0.1]', 'http://localhost.example.com']) expect(isLoopbackName(hostname(url)), url).toBe(false);
   });
 });

@@ -63,6 +63,9 @@ describe.skipIf(endianness() !== 'LE')('the owner of the listening socket', () =
     expect(() => refuseForeignListener('http://192.0.2.10:8781/', { tables: held, uid: ME, localAddresses: ['10.1.2.3'] })).not.toThrow();
     expect(() => refuseForeignListener('http://192.0.2.10:8781/', { tables: held, uid: ME, localAddresses: ['192.0.2.10'] })).toThrow(ForeignListenerError);
     expect(() => refuseForeignListener('http://127.0.0.2:8781/', { tables: held, uid: ME, localAddresses: [] })).toThrow(ForeignListenerError);
+    // Found in review: IPv4-mapped loopback, which the URL parser writes [::ffff:7f00:1], was taken for another machine's address.
+    expect(() => refuseForeignListener('http://[::ffff:127.0.0.1]:8781/', { tables: held, uid: ME, localAddresses: [] })).toThrow(ForeignListenerError);
+    expect(() => refuseForeignListener('http://[::ffff:127.0.0.2]:8781/', { tables: held, uid: ME, localAddresses: [] })).toThrow(ForeignListenerError);
   });
 
   it('does not guess at other host names', () => {

@@ -162,7 +162,13 @@ describe('agents register at another loopback name for a URL that is not free (o
   // Found in review: the refusals compared host names as written, so `http://localhost:<issuer port>/mcp` was no URL
   // on the issuer http://127.0.0.1:<port>'s origin, nor `http://localhost:<backend port>` the calendar backend's URL,
   // though a loopback name reaches the same listener (localhost resolving to either, a wildcard or dual-stack socket).
-  const aliases = (port: number, path = '') => [`http://localhost:${port}${path}`, `http://127.0.0.2:${port}${path}`, `http://[::1]:${port}${path}`, `HTTP://LOCALHOST:${port}${path}/`];
+  const aliases = (port: number, path = '') => [
+    `http://localhost:${port}${path}`,
+    `http://127.0.0.2:${port}${path}`,
+    `http://[::1]:${port}${path}`,
+    `http://[::ffff:127.0.0.1]:${port}${path}`,
+    `HTTP://LOCALHOST:${port}${path}/`,
+  ];
 
   it('the authorization server’s origin, the calendar backend’s URL or an agent’s URL by another loopback name, signed for it or (--auth-port) for another: exit 1 naming it, nothing stored', async () => {
     const refusals: Array<[string, RegExp]> = [

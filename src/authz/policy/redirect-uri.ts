@@ -2,13 +2,13 @@
 // rules of RFC 8252 and OAuth 2.1), and whether a requested URI matches a
 // registered one. Pure: returns tagged results that callers map to errors.
 
+import { LOOPBACK_NAMES, isLoopbackName } from '../../delegation/resource.js';
+
 export type RedirectUriCheck = { ok: true } | { ok: false; reason: string };
 
-/** Host names that mean "this machine" (RFC 8252 §7.3 and §8.3). */
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
-
+/** An http redirect URI on a loopback name: RFC 8252 §7.3 names 127.0.0.1 and [::1] (and §8.3 localhost), no other loopback address. */
 export function isLoopbackRedirect(url: URL): boolean {
-  return url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
+  return url.protocol === 'http:' && isLoopbackName(url.hostname);
 }
 
 /**
@@ -70,13 +70,16 @@ export function impliedRedirectUri(registered: readonly string[]): ImpliedRedire
   return { ok: true, uri: only };
 }
 
+/** `http://<a loopback name>[:port][/rest]`, as written (the names of isLoopbackName). */
+const LOOPBACK_URI = new RegExp(`^http://(${LOOPBACK_NAMES.map((name) => name.replace(/[.[\]]/g, '\\$&')).join('|')})(?::(\\d{1,5}))?(/[^#]*)?$`);
+
 /**
  * A loopback http URI split at its port, using the raw string so that no
  * parser normalisation (case, dot segments, encoding) can make two different
  * strings equal: `http://127.0.0.1:PORT/rest` → {hostname, port (undefined when none is written), rest}.
  */
 function loopbackParts(value: string): { hostname: string; port: string | undefined; rest: string } | undefined {
-  const m = /^http:\/\/(127\.0\.0\.1|\[::1\]|localhost)(?::(\d{1,5}))?(\/[^#]*)?$/.exec(value);
+  const m = LOOPBACK_URI.exec(value);
   if (!m) return undefined;
   if (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535)) return undefined;
   return { hostname: m[1]!, port: m[2], rest: m[3] ?? '' };
