@@ -297,6 +297,31 @@ describe('DNS rebinding: a foreign Host (421 invalid_request)', () => {
   });
 });
 
+describe('another loopback name of a published host (docs/internals.md, “Loopback aliases of the servers’ hosts”)', () => {
+  // The authorization server and the calendar backend answer it with what they publish, naming their published URL
+  // (which a client must then refuse to use: RFC 8414 §3.3, RFC 9728 §3.3), so that delegate's own commands, which
+  // reach them by 127.0.0.1 when they publish localhost, still find them; CalendarAgent, whose clients are MCP
+  // clients a person points at a URL, answers 421 naming the URL to use.
+  it.each([
+    ['auth', '/.well-known/oauth-authorization-server', 'issuer'],
+    ['calendar', '/.well-known/oauth-protected-resource', 'resource'],
+  ] as const)('the %s server answers %s with Host localhost:<port> naming its published URL, nothing changed', async (which, path, field) => {
+    const port = ports()[which];
+    for (const host of [`localhost:${port}`, `[::1]:${port}`]) {
+      const res = await stateChangedBy(stack, () => rawRequest({ port, path, headers: { Host: host } }));
+      expect(res.result.status, host).toBe(200);
+      expect((res.result.json() as Record<string, unknown>)[field], host).toBe(which === 'auth' ? stack.issuer : stack.calendarUrl);
+      expect(res.changed).toEqual([]);
+    }
+  });
+
+  it('CalendarAgent answers 421 naming its published URL', async () => {
+    const res = await rawRequest({ port: ports().agent, path: '/.well-known/oauth-protected-resource/mcp', headers: { Host: `localhost:${ports().agent}` } });
+    expect(res.status).toBe(421);
+    expect(res.json()).toEqual({ error: 'invalid_request', error_description: `CalendarAgent is published as ${stack.agentUrl}; connect to that URL.` });
+  });
+});
+
 describe('Host lines and absolute-form targets (RFC 9112 §3.2)', () => {
   /** Sends `head` (request line and headers) as written, then `body`, on a fresh connection, and reads the whole answer. */
   const send = (port: number, head: string[], body = '') =>
