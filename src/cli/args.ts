@@ -23,7 +23,8 @@ export function parsePort(value: string): number {
  * so it must be a loopback address: serve has no https URLs to give instead.
  */
 export function parseNamedHost(value: string): string {
-  const host = value.trim();
+  // As URLs write it, brackets or not (`[::1]` was refused as no host; noticed at stop 19).
+  const host = parseListenHost(value.trim());
   if (host === '' || ['0.0.0.0', '::', '[::]', '*'].includes(host)) {
     throw new InvalidArgumentError(
       'serve names its servers by this address in their URLs and token audiences, so it cannot be a wildcard; give a loopback address, such as 127.0.0.1.',
@@ -40,7 +41,7 @@ export function parseNamedHost(value: string): string {
       `serve names its servers http://<host>:<port>, and ${HTTPS_RULE}; give a loopback address (for a deployment, run serve-auth with --issuer https://… behind an https reverse proxy).`,
     );
   }
-  return parseListenHost(host);
+  return host;
 }
 
 /**

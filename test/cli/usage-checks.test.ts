@@ -240,6 +240,7 @@ describe('OAuth URLs over plain http on a host that is not loopback', () => {
     expect(parseHttpUrl('http://127.0.0.2:8412/mcp')).toBe('http://127.0.0.2:8412/mcp');
     expect(parseHttpUrl('http://127.1:8411')).toBe('http://127.0.0.1:8411'); // the URL parser's spelling of 127.0.0.1
     for (const host of ['127.0.0.1', '127.0.0.2', '::1', 'localhost']) expect(parseNamedHost(host)).toBe(host);
+    expect(parseNamedHost('[::1]')).toBe('::1'); // as a URL writes it
     expect([hostIsLoopback('[::1]'), hostIsLoopback('::1'), hostIsLoopback('0.0.0.0'), hostIsLoopback('::'), hostIsLoopback('bad host')]).toEqual([true, true, false, false, false]);
   });
 
