@@ -47,7 +47,10 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
   let grant = await ctx.store.grantById(record.grantId);
   for (let reading = 1; ; reading++) {
     const now = ctx.now();
-    if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this token has ended.');
+    // Which end, in the description: the CLI tells the person why their sign-in ended (RFC 6749 §5.2 leaves it to the text).
+    if (!grant) throw new InvalidGrantError('The delegation behind this token has ended.');
+    if (grant.revokedAt !== null) throw new InvalidGrantError('The delegation behind this token was revoked.');
+    if (grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this token has expired.');
     const scopes = scopeUnder(grant, parseScope(record.scope), asked, 'refresh token');
     const result = await rotate(ctx, client, { tokenHash, record, scopes, grant, now }, clientGone);
     if (result.status !== 'grant_changed') return answer(ctx, result.status, result.pair);

@@ -39,6 +39,21 @@ export interface StoredTokens {
   authorization_details?: AuthorizationDetail[];
 }
 
+/**
+ * A stored delegation the authorization server refused to renew (RFC 6749 §5.2: invalid_grant when it was revoked,
+ * has expired or its refresh token was replayed; invalid_client when the client is gone), kept in place of its tokens
+ * until the next sign-in, so that the commands that then find no tokens (`token`, `status`, `find-slot`) can say that
+ * it ended and why, instead of "nothing is stored".
+ */
+export interface EndedDelegation {
+  /** When the refusal came (epoch ms). */
+  refused_at: number;
+  /** The OAuth error code of the refusal. */
+  error: string;
+  /** The server's error_description, as it sent it: another program's text, to be shown only through printable(). */
+  error_description?: string;
+}
+
 /** A client registration (RFC 7591) or pre-registered client, stamped with its issuer by the SDK. */
 export type StoredClient = OAuthClientInformationMixed & { issuer?: string };
 
@@ -50,6 +65,8 @@ export interface TokenCacheData {
   clients: Record<string, StoredClient>;
   /** Tokens per issuer, then per resource. */
   tokens: Record<string, Record<string, StoredTokens>>;
+  /** Delegations whose renewal was refused, per issuer, then per resource; absent when there is none (older caches). */
+  ended?: Record<string, Record<string, EndedDelegation>>;
 }
 
 export interface CacheFiles {
@@ -246,6 +263,8 @@ export function parseCache(text: string, path: string): TokenCacheData {
   for (const [resource, entry] of Object.entries(discovery)) {
     if (!isDiscoveryEntry(entry)) return refuse(`has a malformed discovery entry for ${resource}`);
   }
+  // Only a note of why tokens are gone: a malformed one is dropped, never a reason to set the whole cache aside.
+  if (value.ended !== undefined && !isEndedSection(value.ended)) delete value.ended;
   return value as unknown as TokenCacheData;
 }
 
@@ -258,8 +277,29 @@ export function tokensFor(data: TokenCacheData, issuer: string, resource: string
   return data.tokens[issuer]?.[resource];
 }
 
+/** Stores tokens for the resource; a note that its delegation ended (a sign-in before) goes with what they replace. */
 export function setTokens(data: TokenCacheData, resource: string, entry: StoredTokens): void {
   (data.tokens[entry.issuer] ??= {})[resource] = entry;
+  forgetEnded(data, entry.issuer, resource);
+}
+
+/** Why the delegation for the resource ended, when its renewal was refused since the last sign-in. */
+export function endedFor(data: TokenCacheData, issuer: string, resource: string): EndedDelegation | undefined {
+  return data.ended?.[issuer]?.[resource];
+}
+
+/** Removes the resource's tokens, whose renewal the server refused, and notes why in their place (EndedDelegation). */
+export function endTokens(data: TokenCacheData, issuer: string, resource: string, ended: EndedDelegation): void {
+  deleteTokens(data, issuer, resource);
+  ((data.ended ??= {})[issuer] ??= {})[resource] = ended;
+}
+
+function forgetEnded(data: TokenCacheData, issuer: string, resource: string): void {
+  const byResource = data.ended?.[issuer];
+  if (!byResource) return;
+  delete byResource[resource];
+  if (Object.keys(byResource).length === 0) delete data.ended![issuer];
+  if (Object.keys(data.ended!).length === 0) delete data.ended;
 }
 
 export function deleteTokens(data: TokenCacheData, issuer: string, resource: string): void {
@@ -291,6 +331,17 @@ function isDiscoveryEntry(entry: unknown): boolean {
   if (metadata === undefined) return true;
   if (!isRecord(metadata)) return false;
   return ['issuer', 'token_endpoint', 'authorization_endpoint', 'revocation_endpoint'].every((name) => metadata[name] === undefined || typeof metadata[name] === 'string');
+}
+
+function isEndedSection(value: unknown): boolean {
+  if (!isRecord(value)) return false;
+  return Object.values(value).every(
+    (byResource) =>
+      isRecord(byResource) &&
+      Object.values(byResource).every(
+        (e) => isRecord(e) && typeof e.refused_at === 'number' && typeof e.error === 'string' && (e.error_description === undefined || typeof e.error_description === 'string'),
+      ),
+  );
 }
 
 function serialize(data: TokenCacheData): string {

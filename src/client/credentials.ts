@@ -8,13 +8,13 @@ import { decodeJwt } from 'jose';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
-import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredClient } from './cache.js';
+import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredClient, type TokenCacheData } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
 import { isErrno } from './private-files.js';
 import { refreshCachedTokens } from './refresh.js';
 import { resendingFetch } from './servers-gone.js';
 import { revokeStoredTokens } from './revocation.js';
-import { ensureDelegation, setAsideDamagedCache, signInEnd, type SessionOptions } from './session.js';
+import { endedDelegation, ensureDelegation, setAsideDamagedCache, signInEnd, type SessionOptions } from './session.js';
 
 /** A token printed for a script should outlive the script's first requests. */
 export const TOKEN_MIN_REMAINING_MS = 120_000;
@@ -23,7 +23,7 @@ export const TOKEN_MIN_REMAINING_MS = 120_000;
  * A valid access token for CalendarAgent: DELEGATE_TOKEN if set; else the
  * cached one, refreshed first if it has less than two minutes left; else,
  * when the session may sign in, a new delegation. Otherwise
- * AUTHORIZATION_REQUIRED.
+ * AUTHORIZATION_REQUIRED (delegationEnded's when the server refused to renew it).
  */
 export async function validAccessToken(options: SessionOptions): Promise<string> {
   if (options.envToken !== undefined) return options.envToken;
@@ -40,6 +40,9 @@ export async function validAccessToken(options: SessionOptions): Promise<string>
   }
   if (fromCache) return fromCache;
   if (!options.presentLoginUrl) {
+    // A delegation whose renewal was refused (in this run or before) is said to have ended, and why.
+    const ended = await endedDelegation(options);
+    if (ended) throw ended;
     // The finding alone as the detail, for a command that names its own `delegate login` (with its ports, profile).
     const finding = `No delegation for CalendarAgent at ${options.agentUrl} is stored.`;
     throw new ClientError('AUTHORIZATION_REQUIRED', `${finding} Run \`delegate login\` first.`, { detail: finding });
@@ -95,10 +98,41 @@ export interface StoredDelegation {
   authorizationDetails: AuthorizationDetail[];
 }
 
+/** A delegation whose renewal the authorization server refused since the last sign-in (cache.ts EndedDelegation), as `delegate status` shows it. */
+export interface EndedStoredDelegation {
+  issuer: string;
+  /** The agent's URL (the cache's key for it). */
+  resource: string;
+  resourceName: string | undefined;
+  /** When the refusal came (epoch ms). */
+  refusedAt: number;
+  /** The refusal's OAuth error code, and its description as sent (not made printable: shown through endedReason). */
+  error: string;
+  errorDescription: string | undefined;
+}
+
 /** Every delegation in the cache, read without touching the network. */
 export async function storedDelegations(files: { tokenCache: string; tokenLock: string }, now: () => number): Promise<StoredDelegation[]> {
+  return (await storedSignIns(files, now)).delegations;
+}
+
+/** Every delegation in the cache, and those whose renewal was refused since, read without touching the network. */
+export async function storedSignIns(
+  files: { tokenCache: string; tokenLock: string },
+  now: () => number,
+): Promise<{ delegations: StoredDelegation[]; ended: EndedStoredDelegation[] }> {
   const data = await new TokenCache({ files, now }).read();
-  const at = now();
+  const ended: EndedStoredDelegation[] = [];
+  for (const [issuer, byResource] of Object.entries(data.ended ?? {})) {
+    for (const [resource, refusal] of Object.entries(byResource)) {
+      const resourceName = data.discovery[resource]?.resourceMetadata?.resource_name;
+      ended.push({ issuer, resource, resourceName, refusedAt: refusal.refused_at, error: refusal.error, errorDescription: refusal.error_description });
+    }
+  }
+  return { delegations: delegationsIn(data, now()), ended };
+}
+
+function delegationsIn(data: TokenCacheData, at: number): StoredDelegation[] {
   const out: StoredDelegation[] = [];
   for (const [issuer, byResource] of Object.entries(data.tokens)) {
     for (const [resource, tokens] of Object.entries(byResource)) {

@@ -2,6 +2,7 @@
 // codes that callers (the CLI, tests) switch on instead of matching prose.
 // Messages are written for the person at the terminal and never carry a token.
 import { NOT_THE_OWNER_DESCRIPTION } from '../delegation/tokens.js';
+import { printableClipped } from '../terminal-text.js';
 
 export type ClientErrorCode =
   /** tokens.json exists but is not a token cache we can read; it is left untouched. */
@@ -22,6 +23,11 @@ export type ClientErrorCode =
   | 'AUTHORIZATION_REQUIRED'
   /** The authorization server did not refresh the tokens for a reason other than their being dead. */
   | 'REFRESH_FAILED'
+  /**
+   * The stored delegation's renewal was refused (revoked, expired, replayed: cache.ts EndedDelegation), so nothing
+   * is stored for the agent any more; the cause of an AUTHORIZATION_REQUIRED where nobody signs in.
+   */
+  | 'DELEGATION_ENDED'
   /** The agent could not be reached or answered something unexpected. */
   | 'AGENT_UNAVAILABLE'
   /** The agent's tool answered with an error. */
@@ -67,6 +73,33 @@ export function wrongAccount(error: unknown, description: unknown): ClientError 
     "The sign-in was approved by another account than this computer's owner: someone else approved this sign-in's request in their browser. " +
       'Nothing was issued or stored, and the authorization server revoked that approval (delegate audit names the account). Run delegate login again.',
   );
+}
+
+/**
+ * Why the authorization server refused to renew a delegation, as it said it (`invalid_grant: The delegation behind
+ * this token was revoked.`), another program's text made printable; for invalid_grant without a description, what
+ * RFC 6749 §5.2 says it means.
+ */
+export function endedReason(ended: { error: string; error_description?: string }): string {
+  const said = ended.error_description ? printableClipped(ended.error_description, 200) : ended.error === 'invalid_grant' ? 'revoked or expired' : '';
+  return said ? `${printableClipped(ended.error, 40)}: ${said}` : printableClipped(ended.error, 40);
+}
+
+/**
+ * Authorization required because the stored delegation for the agent ended: the authorization server refused to
+ * renew it. Its detail is the finding alone, for a command that names its own `delegate login` (found in review:
+ * `delegate token` said only that nothing was stored); its cause's (DELEGATION_ENDED) the reason alone (endedReason).
+ */
+export function delegationEnded(agentUrl: string, issuer: string, ended: { error: string; error_description?: string }): ClientError {
+  const reason = endedReason(ended);
+  const finding = `The delegation stored for CalendarAgent at ${agentUrl} has ended: the authorization server ${issuer} refused to renew it (${reason})`;
+  const cause = new ClientError('DELEGATION_ENDED', `${finding}.`, { detail: reason });
+  return new ClientError('AUTHORIZATION_REQUIRED', `${finding}. Run \`delegate login\` to sign in again.`, { cause, detail: finding });
+}
+
+/** Authorization required because the stored delegation ended (delegationEnded). */
+export function isDelegationEnded(error: unknown): error is ClientError & { detail: string; cause: ClientError & { detail: string } } {
+  return isClientError(error, 'AUTHORIZATION_REQUIRED') && isClientError(error.cause, 'DELEGATION_ENDED') && error.detail !== undefined;
 }
 
 /** The sign-in was not finished within --login-timeout: the same words whether the person was to use the browser here or a device. */

@@ -17,7 +17,7 @@ import { refreshAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InvalidClientError, InvalidGrantError, OAuthError, UnauthorizedClientError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { boundedFetch } from './bounded-fetch.js';
-import { deleteTokens, isExpired, setTokens, tokensFor, type StoredTokens, type TokenCache } from './cache.js';
+import { endTokens, isExpired, setTokens, tokensFor, type StoredTokens, type TokenCache } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
 import { signalHold, type SignalHold } from './held-signals.js';
 import { storedTokensFrom } from './provider.js';
@@ -64,7 +64,7 @@ function sameEntry(stored: StoredTokens, replaced: StoredTokens): boolean {
 /**
  * Fresh tokens for the resource, or undefined when they cannot be had without
  * the user (no refresh token, or the server says it is dead, in which case
- * the dead tokens are removed from the cache).
+ * the dead tokens are removed from the cache, and why noted: endedFor).
  */
 export async function refreshCachedTokens(input: RefreshInput): Promise<StoredTokens | undefined> {
   const { cache, issuer, resource, now } = input;
@@ -127,8 +127,9 @@ async function refreshUnderLock(input: RefreshInput, fetchFn: FetchLike, notes: 
       });
     } catch (error) {
       // RFC 6749 §5.2: the grant is dead (revoked, expired, reused) or the client is unknown; only a new login helps.
+      // The refusal is kept in the tokens' place, for the commands that then find none to say why (EndedDelegation).
       if (error instanceof InvalidGrantError || error instanceof InvalidClientError || error instanceof UnauthorizedClientError) {
-        deleteTokens(data, issuer, resource);
+        endTokens(data, issuer, resource, { refused_at: now(), error: error.errorCode, ...(error.message ? { error_description: error.message } : {}) });
         if (!(error instanceof InvalidGrantError)) delete data.clients[issuer];
         unsavedRefreshes.delete(key);
         await room.write(data);

@@ -15,8 +15,8 @@ import { canonicalResource } from '../delegation/resource.js';
 import { SCOPE_FIND_SLOT } from '../delegation/scopes.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
 import { boundedFetch } from './bounded-fetch.js';
-import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredTokens } from './cache.js';
-import { ClientError, isClientError, networkErrorCode } from './errors.js';
+import { TokenCache, damagedCacheNeedsLogin, endedFor, isExpired, tokensFor, type StoredTokens } from './cache.js';
+import { ClientError, delegationEnded, isClientError, isDelegationEnded, networkErrorCode } from './errors.js';
 import { connectAndUse } from './connect.js';
 import { HttpClientTransport } from './http-transport.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
@@ -61,6 +61,11 @@ export interface SessionOptions {
    * cache (CACHE_IO): the run goes on with them. Without it, that is an error.
    */
   refreshNotSaved?: (error: ClientError) => void;
+  /**
+   * Told, before a sign-in for a command that wanted the stored delegation, that the authorization server refused to
+   * renew it, and why (endedReason), so that the person knows why they are asked again.
+   */
+  delegationEndedBeforeSignIn?: (reason: string) => void;
   /** Called once the browser sign-in has ended, either way (e.g. to stop a spinner). */
   loginSettled?: () => void;
   /**
@@ -303,9 +308,12 @@ async function withAgentOnce<T>(
       const done = await tryCachedTokens(options, cache, resource, agent, use);
       if (done) return done.value;
     }
+    // A delegation whose renewal the authorization server refused is said as such, not as one never given.
+    const ended = mode === 'use-cache' ? await endedDelegation(options) : undefined;
     if (!options.presentLoginUrl) {
-      throw new ClientError('AUTHORIZATION_REQUIRED', 'No valid delegation is cached, and this run may not open a sign-in.');
+      throw ended ?? new ClientError('AUTHORIZATION_REQUIRED', 'No valid delegation is cached, and this run may not open a sign-in.');
     }
+    if (isDelegationEnded(ended)) options.delegationEndedBeforeSignIn?.(ended.cause.detail);
     // Only now the sign-in machinery (listener, owner key, jose, provider) is loaded.
     const { signInAndUse } = await import('./sign-in.js');
     return await signInAndUse({ ...options, presentLoginUrl: options.presentLoginUrl }, cache, resource, fetchFn, use);
@@ -408,6 +416,19 @@ async function tryCachedTokens<T>(
     if (isUnauthorized(error)) return undefined;
     throw error;
   }
+}
+
+/**
+ * AUTHORIZATION_REQUIRED saying that the stored delegation for the agent ended, when its renewal was refused since
+ * the last sign-in (cache.ts endedFor); undefined when no such refusal is noted, or the cache cannot be read (the
+ * caller's own error says so).
+ */
+export async function endedDelegation(options: Pick<SessionOptions, 'agentUrl' | 'files' | 'now'>): Promise<ClientError | undefined> {
+  const resource = resourceOf(options.agentUrl);
+  const data = await cacheFor(options).read().catch(() => undefined);
+  const issuer = data?.discovery[resource]?.authorizationServerUrl;
+  const ended = data && issuer !== undefined ? endedFor(data, issuer, resource) : undefined;
+  return ended && issuer !== undefined ? delegationEnded(options.agentUrl, issuer, ended) : undefined;
 }
 
 /** DELEGATE_TOKEN in the Authorization header, as it is: the person chose it, so a refusal goes back to them. */

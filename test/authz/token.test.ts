@@ -239,6 +239,25 @@ describe('refresh_token grant', () => {
     }
   });
 
+  it('says which end the delegation behind a refresh token met: revoked, or expired (the CLI tells the person why their sign-in ended)', async () => {
+    let clock = Date.now();
+    const timed = await startTestAuthz({ now: () => clock });
+    try {
+      const refresh = (tokens: { refreshToken: string; clientId: string }) =>
+        postForm(`${timed.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
+      const revoked = await obtainTokens(timed);
+      await timed.store.revokeGrant(String(decodeJwt(revoked.accessToken).grant_id), clock, 'test');
+      expect((await refresh(revoked)).body).toMatchObject({ error: 'invalid_grant', error_description: 'The delegation behind this token was revoked.' });
+
+      const expired = await obtainTokens(timed);
+      const grant = await timed.store.grantById(String(decodeJwt(expired.accessToken).grant_id));
+      clock = grant!.expiresAt + 1000;
+      expect((await refresh(expired)).body).toMatchObject({ error: 'invalid_grant', error_description: 'The delegation behind this token has expired.' });
+    } finally {
+      await timed.close();
+    }
+  });
+
   it('refuses a refresh by another client without spending the token', async () => {
     const tokens = await obtainTokens(authz);
     const other = await obtainTokens(authz);

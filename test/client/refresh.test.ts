@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { TokenCache, setTokens } from '../../src/client/cache.js';
-import { ClientError } from '../../src/client/errors.js';
-import { validAccessToken } from '../../src/client/credentials.js';
+import { TokenCache, endedFor, setTokens, tokensFor } from '../../src/client/cache.js';
+import { ClientError, isDelegationEnded } from '../../src/client/errors.js';
+import { storedSignIns, validAccessToken } from '../../src/client/credentials.js';
 import { refreshCachedTokens } from '../../src/client/refresh.js';
 
 /** While set, every write of a cache file fails as on a full disk, even into room reserved before (a file system that allocates on every write). */
@@ -85,6 +85,62 @@ describe('a refresh the authorization server does not answer as one', () => {
   it('an OAuth error: its code and description', async () => {
     const error = await failure(() => Response.json({ error: 'temporarily_unavailable', error_description: 'try later' }, { status: 503 }));
     expect(error.message).toBe(`Could not refresh the access token at ${issuer}: temporarily_unavailable: try later`);
+  });
+});
+
+describe('a refresh the authorization server refuses (RFC 6749 §5.2): the delegation has ended, and what finds no tokens after says so', () => {
+  const files = () => ({ ...cache.files, ownerKey: join(dir, 'owner-key.json') });
+  const refusing = (body: Record<string, string>) => vi.fn(async () => Response.json(body, { status: 400 }));
+  const refusal = (fetchFn: ReturnType<typeof refusing>) =>
+    validAccessToken({ agentUrl: resource, files: files(), now, fetchFn }).then(
+      () => undefined,
+      (e: unknown) => e as ClientError,
+    );
+
+  it('the tokens go and the refusal is kept in their place; `delegate token` says the delegation ended and why, on this run and the next (found in review: "No delegation … is stored")', async () => {
+    const fetchFn = refusing({ error: 'invalid_grant', error_description: 'The refresh token has expired.' });
+    const first = await refusal(fetchFn);
+    expect(isDelegationEnded(first)).toBe(true);
+    expect(first).toMatchObject({
+      code: 'AUTHORIZATION_REQUIRED',
+      detail: `The delegation stored for CalendarAgent at ${resource} has ended: the authorization server ${issuer} refused to renew it (invalid_grant: The refresh token has expired.)`,
+    });
+    const data = await cache.read();
+    expect(tokensFor(data, issuer, resource)).toBeUndefined();
+    expect(endedFor(data, issuer, resource)).toEqual({ refused_at: now(), error: 'invalid_grant', error_description: 'The refresh token has expired.' });
+    // The next run has no token to post: the same words, from the cache alone.
+    const again = await refusal(fetchFn);
+    expect(again?.detail).toBe(first?.detail);
+    expect(fetchFn).toHaveBeenCalledTimes(1);
+    // status reads it too, without the network.
+    expect((await storedSignIns(cache.files, now)).ended).toEqual([
+      { issuer, resource, resourceName: undefined, refusedAt: now(), error: 'invalid_grant', errorDescription: 'The refresh token has expired.' },
+    ]);
+  });
+
+  it('a new sign-in forgets it', async () => {
+    await refusal(refusing({ error: 'invalid_grant', error_description: 'The delegation behind this token was revoked.' }));
+    await cache.update((data) => setTokens(data, resource, { access_token: 'at-2', token_type: 'Bearer', refresh_token: 'rt-2', expires_at: now() + 600_000, issuer, resource, obtained_at: now() }));
+    const data = await cache.read();
+    expect(endedFor(data, issuer, resource)).toBeUndefined();
+    expect(data.ended).toBeUndefined();
+    expect(await validAccessToken({ agentUrl: resource, files: files(), now })).toBe('at-2');
+  });
+
+  it('without a description, what invalid_grant means; another server’s control characters are shown, never sent', async () => {
+    expect((await refusal(refusing({ error: 'invalid_grant' })))?.detail).toMatch(/refused to renew it \(invalid_grant: revoked or expired\)$/);
+    await cache.update((data) => setTokens(data, resource, { access_token: 'at-1', token_type: 'Bearer', refresh_token: 'rt-1', expires_at: now() - 60_000, issuer, resource, obtained_at: now() - 700_000 }));
+    const said = await refusal(refusing({ error: 'invalid_grant', error_description: 'gone\u001b[2K\nforged line' }));
+    expect(said?.detail).toMatch(/\(invalid_grant: gone\\e\[2K\\nforged line\)$/);
+  });
+
+  it('a malformed note is dropped when the cache is read, never a reason to set the cache aside', async () => {
+    await cache.update((data) => {
+      (data as unknown as { ended: unknown }).ended = { [issuer]: { [resource]: { error: 42 } } };
+    });
+    const data = await cache.read();
+    expect(data.ended).toBeUndefined();
+    expect(tokensFor(data, issuer, resource)?.access_token).toBe('at-1');
   });
 });
 

@@ -38,7 +38,9 @@ describe('advice that fits the command', () => {
     expect(run.code, run.stderr).toBe(4);
     expect(run.stdout).toBe('');
     expect(run.stderr).toBe(
-      `delegate: CalendarAgent at http://127.0.0.1:${ports.agent}/mcp needs your authorization (authorization server http://127.0.0.1:${ports.auth}), and this command never signs in. Run \`DELEGATE_HOME=${home} delegate login ${flags.join(' ')}\` first.\n`,
+      // What the server said of its refusal, since it ended the stored delegation (the servers do not know its client).
+      `delegate: The delegation stored for CalendarAgent at http://127.0.0.1:${ports.agent}/mcp has ended: the authorization server http://127.0.0.1:${ports.auth} refused to renew it (invalid_client: Unknown client.), ` +
+        `and this command never signs in. Run \`DELEGATE_HOME=${home} delegate login ${flags.join(' ')}\` to sign in again.\n`,
     );
   });
 

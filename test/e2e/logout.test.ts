@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
-import { approveInBrowser, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove, toolsListStatus } from './run.js';
+import { loginApproved, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove, toolsListStatus } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -19,12 +19,7 @@ let agentUrl: string;
 /** How long a revocation may take to reach CalendarAgent here: the design bound is 1 s (README, "revocation → refusal"); the rest is room for a busy machine. */
 const REVOCATION_BOUND_MS = 5_000;
 
-async function signIn(): Promise<void> {
-  const cli = startCli(['login', '--no-browser', ...ports], home);
-  await approveInBrowser(await cli.loginUrl);
-  const run = await cli.done;
-  expect(run.code, run.stderr).toBe(0);
-}
+const signIn = (): Promise<void> => loginApproved(ports, home);
 
 async function grantId(): Promise<string> {
   const status = JSON.parse((await runCli(['status', '--json'], home)).stdout) as { delegations: Array<{ grantId: string }> };

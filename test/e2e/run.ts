@@ -132,6 +132,14 @@ export async function approveInBrowser(link: string, decision: 'approve' | 'deny
   return { callbackStatus: callback.status, callbackPage: callback.html };
 }
 
+/** `delegate login --no-browser ARGS…` in `home`, approved in "the browser"; throws with its stderr unless it exits 0. */
+export async function loginApproved(args: string[], home: string): Promise<void> {
+  const cli = startCli(['login', '--no-browser', ...args], home);
+  await approveInBrowser(await cli.loginUrl);
+  const run = await cli.done;
+  if (run.code !== 0) throw new Error(`delegate login exited ${run.code ?? run.signal}:\n${run.stderr}`);
+}
+
 /** The HTTP status CalendarAgent at `agentUrl` answers a `tools/list` made with `token`. */
 export async function toolsListStatus(agentUrl: string, token: string): Promise<number> {
   const res = await fetch(agentUrl, {

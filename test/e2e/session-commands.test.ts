@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { approveInBrowser, ownerLinkBehind, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove, toolsListStatus } from './run.js';
+import { approveInBrowser, loginApproved, ownerLinkBehind, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove, toolsListStatus } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -29,12 +29,7 @@ async function runWith(args: string[], env: Record<string, string | undefined> =
   }
 }
 
-async function signIn(extra: string[] = []): Promise<void> {
-  const cli = startCli(['login', '--no-browser', ...ports, ...extra], home);
-  await approveInBrowser(await cli.loginUrl);
-  const run = await cli.done;
-  expect(run.code, run.stderr).toBe(0);
-}
+const signIn = (extra: string[] = []): Promise<void> => loginApproved([...ports, ...extra], home);
 
 const callAgent = (token: string): Promise<number> => toolsListStatus(agentUrl, token);
 

@@ -10,7 +10,7 @@
 // it never waits: it fails at once with exit code 4 and a hint.
 import { delegateToken, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
 import { isBearerToken } from '../../delegation/tokens.js';
-import { isClientError, networkErrorCode, type ClientError } from '../../client/errors.js';
+import { isClientError, isDelegationEnded, networkErrorCode, type ClientError } from '../../client/errors.js';
 import type { ServersGone } from '../../client/servers-gone.js';
 import type { SessionOptions } from '../../client/session.js';
 import { loadStack, type Stack, type StackOptions } from '../contracts.js';
@@ -197,6 +197,9 @@ async function useAgent<T>(
       loginSettled: () => spinner?.stop(),
       // The run goes on with the new tokens; the person learns that the stored sign-in is spent.
       refreshNotSaved: (error) => io.stderr.write(errorText(error, args.debug)),
+      // Before the sign-in link, why the person is asked again; without the URLs, so that the link stays the first one printed.
+      delegationEndedBeforeSignIn: (reason) =>
+        io.stderr.write(`The delegation stored for CalendarAgent has ended: the authorization server refused to renew it (${reason}). Sign in again to go on.\n`),
       cacheSetAside: (damaged, keptAs) =>
         io.stderr.write(`The token cache ${damaged} could not be read; it is kept as ${keptAs}, and a new one is written when you sign in.\n`),
     };
@@ -219,6 +222,7 @@ async function useAgent<T>(
       // A command that never signs in (token) says so and points to `delegate login`; the others say why nobody can sign in here.
       const neverSignsIn = args.mayPrompt === false;
       if (!canSignIn && envToken === undefined && isDamagedCache(error)) throw await damagedCacheFailure(error, args, io, neverSignsIn);
+      if (!canSignIn && envToken === undefined && isDelegationEnded(error)) throw await endedFailure(error, args, io, neverSignsIn);
       if (!canSignIn && envToken === undefined && isClientError(error, 'AUTHORIZATION_REQUIRED')) {
         // With this run's ports: found in review (s18), the advice after the calendar moved said plain `delegate login`,
         // which, run as written on other ports than the defaults, signs in at other servers (or starts its own).
@@ -268,12 +272,28 @@ export async function damagedCacheFailure(error: ClientError & { cause: ClientEr
 /**
  * The failure of a command that never signs in (token) where no delegation is stored: the client's finding and the
  * `delegate login` of this run's data directory, ports and profile (found by the s18 helpers: it said plain
- * `delegate login`, which, typed as written, signs in to the default profile at the default ports' servers).
+ * `delegate login`, which, typed as written, signs in to the default profile at the default ports' servers); where
+ * the stored one ended, endedFailure's words.
  */
 export async function nothingStoredFailure(error: ClientError, args: AgentAccessArgs, io: CliIo): Promise<CommandFailed> {
+  if (isDelegationEnded(error)) return endedFailure(error, args, io, true);
   if (error.detail === undefined) return new CommandFailed(error.message, EXIT_AUTH_REQUIRED);
   const login = (await commandLineFor(args, io))('login');
   return new CommandFailed(`${error.detail.replace(/\.$/, '')}, and this command never signs in. Run \`${login}\` first.`, EXIT_AUTH_REQUIRED);
+}
+
+/**
+ * The failure where the stored delegation ended (the authorization server refused to renew it: revoked, expired,
+ * replayed) and nobody signs in here: the client's finding, which says so and why, and the same advice as for a
+ * missing sign-in, with this run's data directory, ports and profile (found in review: `delegate token` said "No
+ * delegation … is stored", and find-slot "needs your authorization", neither saying that the sign-in had ended).
+ */
+async function endedFailure(error: ClientError & { detail: string }, args: AgentAccessArgs, io: CliIo, neverSignsIn: boolean): Promise<CommandFailed> {
+  const command = await commandLineFor(args, io);
+  const why = neverSignsIn
+    ? `this command never signs in. Run \`${command('login')}\` to sign in again.`
+    : `nobody is here to sign in again: this is not an interactive terminal. ${(args.noTerminalAdvice ?? NO_TERMINAL_ADVICE)(command)}`;
+  return new CommandFailed(`${error.detail}, and ${why}`, EXIT_AUTH_REQUIRED);
 }
 
 /**

@@ -6,7 +6,7 @@
 // gh does: that token is not ours to forget. A cache it cannot read is kept
 // aside whole (as login keeps it) and the command says what that leaves.
 import { delegateToken } from '../../config.js';
-import { logout, storedDelegations } from '../../client/credentials.js';
+import { logout, storedSignIns } from '../../client/credentials.js';
 import { TokenCache } from '../../client/cache.js';
 import { isClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
@@ -21,7 +21,7 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   const paths = profilePaths(io, args.profile);
   let stored;
   try {
-    stored = await storedDelegations(paths, () => io.now());
+    stored = await storedSignIns(paths, () => io.now());
   } catch (error) {
     if (!isClientError(error, 'CACHE_CORRUPT')) throw error;
     // Signed out here all the same, the file kept whole, never overwritten; but nothing in it can be revoked.
@@ -33,8 +33,10 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
         `(\`delegate grants list\` shows what is delegated, \`delegate grants revoke\` ends it). It is kept aside as ${keptAs}; this computer is signed out.`,
     );
   }
-  if (stored.length === 0) {
-    io.stderr.write('Not signed in: nothing to do.\n');
+  if (stored.delegations.length === 0) {
+    // Only the note that a delegation ended (its renewal refused) may be left: nothing to revoke, but the note goes, as a sign-out's cache does.
+    const removed = stored.ended.length > 0 && (await logout({ files: paths, now: () => io.now() })).removed;
+    io.stderr.write(removed ? `Not signed in: the stored delegation had ended already, nothing to revoke. Deleted ${paths.tokenCache}.\n` : 'Not signed in: nothing to do.\n');
     return EXIT_OK;
   }
   // The authorization server must be up to hear the revocation; an embedded one is started for it (again, if the one in use goes away).

@@ -9,10 +9,10 @@
 // empty stdout.
 import { decodeJwt } from 'jose';
 import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PORTS, DEFAULT_PROFILE } from '../../config.js';
-import { storedDelegations, type StoredDelegation } from '../../client/credentials.js';
+import { storedSignIns, type EndedStoredDelegation, type StoredDelegation } from '../../client/credentials.js';
 import { SCOPE_DESCRIPTIONS } from '../../delegation/scopes.js';
 import { isBearerToken } from '../../delegation/tokens.js';
-import { isClientError, type ClientError } from '../../client/errors.js';
+import { endedReason, isClientError, type ClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_AUTH_REQUIRED, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { instantLine } from '../output.js';
@@ -29,8 +29,9 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   const envToken = delegateToken(io.env);
   let cacheError: string | undefined;
   let stored: StoredDelegation[];
+  let ended: EndedStoredDelegation[] = [];
   try {
-    stored = await storedDelegations(paths, () => io.now());
+    ({ delegations: stored, ended } = await storedSignIns(paths, () => io.now()));
   } catch (error) {
     // An unreadable cache holds no sign-in this command can show; it is named and left as it is.
     if (!isClientError(error)) throw error;
@@ -65,6 +66,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
         ...(cacheError !== undefined ? { tokenCacheError: cacheError } : {}),
         ...(env ? { environmentToken: env } : {}),
         delegations: stored.map((d) => jsonView(d, now)),
+        ...(ended.length > 0 ? { ended: ended.map(endedJsonView) } : {}),
       })}\n`,
     );
     return code;
@@ -77,7 +79,18 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     if (!env.readable) lines.push('  token cannot be read: it is not an access token from delegate (a JWT), so CalendarAgent will refuse it');
     if (env.expiresAt) lines.push(`  token for ${env.audience ?? 'an unknown audience'}, ${Date.parse(env.expiresAt) > now ? 'valid until' : 'expired at'} ${instantLine(Date.parse(env.expiresAt), zone)}`);
   }
-  if (stored.length === 0) lines.push(`Not signed in: no delegation is stored. Run \`${await loginCommand(args, io)}\`.`);
+  const login = await loginCommand(args, io);
+  if (stored.length === 0 && ended.length === 0) lines.push(`Not signed in: no delegation is stored. Run \`${login}\`.`);
+  // A delegation whose renewal the authorization server refused: as `token` and `find-slot` say it, with when.
+  for (const d of ended) {
+    lines.push('');
+    lines.push(`${d.resourceName ?? 'Agent'} at ${d.resource}`);
+    lines.push(`  issuer            ${d.issuer}`);
+    lines.push(
+      `  delegation        ended: the authorization server refused to renew it at ${instantLine(d.refusedAt, zone)} ` +
+        `(${endedReason({ error: d.error, ...(d.errorDescription !== undefined ? { error_description: d.errorDescription } : {}) })}); sign in again with \`${login}\``,
+    );
+  }
   for (const d of stored) {
     lines.push('');
     lines.push(`${d.resourceName ?? 'Agent'} at ${d.resource}`);
@@ -88,7 +101,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     for (const detail of d.authorizationDetails) {
       lines.push(`  through it        ${(detail.actions ?? []).join(', ')} at ${(detail.locations ?? []).join(', ')}`);
     }
-    const signInAgain = '; sign in again with `delegate login`';
+    const signInAgain = `; sign in again with \`${login}\``;
     const ended = d.delegationEndsAt !== undefined && d.delegationEndsAt <= now;
     if (d.expiresAt !== undefined) {
       lines.push(
@@ -131,6 +144,19 @@ function jsonView(d: StoredDelegation, now: number) {
   };
 }
 
+function endedJsonView(d: EndedStoredDelegation) {
+  return {
+    agent: d.resourceName ?? null,
+    resource: d.resource,
+    issuer: d.issuer,
+    refusedAt: iso(d.refusedAt),
+    error: d.error,
+    errorDescription: d.errorDescription ?? null,
+    renewable: false,
+    usable: false,
+  };
+}
+
 /** What DELEGATE_TOKEN says about itself (never the token); `readable: false` when it is not a JWT (delegate's servers accept nothing else). */
 function envTokenView(token: string): { readable: boolean; audience?: string; user?: string; expiresAt?: string } {
   if (!isBearerToken(token)) return { readable: false };
@@ -151,7 +177,7 @@ function envTokenView(token: string): { readable: boolean; audience?: string; us
 /**
  * The `delegate login` for this command's profile (--profile or DELEGATE_PROFILE, unless the default): found by the s18
  * helpers, `status --profile work` said plain `delegate login`, which signs in to the default profile. No ports: status
- * takes none. Loaded only when a line advises it.
+ * takes none. Every line that advises a sign-in names it (an ended delegation's too, not plain `delegate login`).
  */
 async function loginCommand(args: StatusArgs, io: CliIo): Promise<string> {
   const { sameShellCommandLine } = await import('./mcp-config.js');

@@ -1,0 +1,110 @@
+// A stored delegation the authorization server will not renew, as a person
+// meets it with the built CLI: the grant revoked with `delegate grants revoke`,
+// or the refresh token replayed (a copy of tokens.json from before a refresh).
+// `token`, `find-slot` and `status` each say that the delegation ended and why
+// (the server's invalid_grant description), with the `delegate login` of this
+// data directory and ports, and keep their documented exit code 4; a sign-in
+// afterwards (find-slot --no-browser) says why it asks, and clears it.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { approveInBrowser, loginApproved, runCli, serveInNewHome, startCli, stopServeAndRemove, type Running } from './run.js';
+
+let home: string;
+let ports: string[];
+let serve: Running;
+let agentUrl: string;
+let issuer: string;
+/** The `delegate login` every message must advise: this data directory and these ports, as typed elsewhere. */
+let login: string;
+
+beforeAll(async () => {
+  ({ home, ports, serve } = await serveInNewHome('delegate-e2e-ended-'));
+  issuer = `http://127.0.0.1:${ports[1]}`;
+  agentUrl = `http://127.0.0.1:${ports[5]}/mcp`;
+  login = `DELEGATE_HOME=${home} delegate login ${ports.join(' ')}`;
+}, 60_000);
+
+afterAll(() => stopServeAndRemove(serve, home));
+
+const tokenCache = () => join(home, 'tokens.json');
+
+const signIn = (): Promise<void> => loginApproved(ports, home);
+
+/** Makes the stored access token look expired, so that the next command refreshes it first. */
+async function expireAccessToken(): Promise<void> {
+  const file = JSON.parse(await readFile(tokenCache(), 'utf8'));
+  for (const byResource of Object.values(file.tokens) as Array<Record<string, { expires_at: number }>>) {
+    for (const entry of Object.values(byResource)) entry.expires_at = Date.now() - 1000;
+  }
+  await writeFile(tokenCache(), JSON.stringify(file), { mode: 0o600 });
+}
+
+function endedLine(said: string): string {
+  return `delegate: The delegation stored for CalendarAgent at ${agentUrl} has ended: the authorization server ${issuer} refused to renew it (invalid_grant: ${said})`;
+}
+
+describe('a delegation the authorization server will not renew', () => {
+  it('revoked with `delegate grants revoke`: token, find-slot and status say it ended, and why, with this setup’s login; exit 4', async () => {
+    await signIn();
+    const grant = (JSON.parse((await runCli(['grants', 'list', '--json'], home)).stdout) as Array<{ id: string }>)[0]!.id;
+    expect((await runCli(['grants', 'revoke', grant], home)).code).toBe(0);
+    await expireAccessToken();
+
+    const token = await runCli(['token', ...ports], home);
+    expect(token.code).toBe(4);
+    expect(token.stdout).toBe('');
+    expect(token.stderr).toBe(`${endedLine('The delegation behind this token was revoked.')}, and this command never signs in. Run \`${login}\` to sign in again.\n`);
+
+    // The refusal is remembered: the same words from the next commands, which have no token left to post.
+    const findSlot = await runCli(['find-slot', '--duration', '30m', ...ports], home);
+    expect(findSlot.code).toBe(4);
+    expect(findSlot.stderr.split('\n')).toHaveLength(2); // one line
+    expect(findSlot.stderr).toContain(`${endedLine('The delegation behind this token was revoked.')}, and nobody is here to sign in again: this is not an interactive terminal. Run \`${login}\` in a terminal first`);
+
+    const status = await runCli(['status'], home);
+    expect(status.code).toBe(4);
+    expect(status.stdout).toContain(`CalendarAgent at ${agentUrl}`);
+    expect(status.stdout).toMatch(/delegation {8}ended: the authorization server refused to renew it at .+ \(invalid_grant: The delegation behind this token was revoked\.\); sign in again with `delegate login`/);
+    expect(status.stdout).not.toContain('no delegation is stored');
+    const json = await runCli(['status', '--json'], home);
+    expect(json.code).toBe(4);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      source: 'none',
+      delegations: [],
+      ended: [{ resource: agentUrl, issuer, error: 'invalid_grant', errorDescription: 'The delegation behind this token was revoked.', usable: false }],
+    });
+
+    // Where someone can sign in, it says why it asks, signs in, and goes on; after that nothing is said of the end.
+    const again = startCli(['find-slot', '--duration', '30m', '--no-browser', ...ports], home);
+    await approveInBrowser(await again.loginUrl);
+    const found = await again.done;
+    expect(found.code, found.stderr).toBe(0);
+    expect(found.stderr).toContain(
+      'The delegation stored for CalendarAgent has ended: the authorization server refused to renew it (invalid_grant: The delegation behind this token was revoked.). Sign in again to go on.\n',
+    );
+    const after = await runCli(['status', '--json'], home);
+    expect(after.code).toBe(0);
+    expect(JSON.parse(after.stdout).ended).toBeUndefined();
+  });
+
+  it('its refresh token replayed (tokens.json put back as it was before a refresh): the server ended the family, and token says so', async () => {
+    const before = await readFile(tokenCache(), 'utf8');
+    await expireAccessToken();
+    expect((await runCli(['token', ...ports], home)).code).toBe(0); // refreshed: the stored refresh token is spent
+    await writeFile(tokenCache(), before, { mode: 0o600 });
+    await new Promise((resolve) => setTimeout(resolve, 5_500)); // past the server's grace window for a retried refresh
+    await expireAccessToken();
+
+    const token = await runCli(['token', ...ports], home);
+    expect(token.code).toBe(4);
+    expect(token.stderr).toBe(
+      `${endedLine('The refresh token was already used; every token of its family is now revoked.')}, and this command never signs in. Run \`${login}\` to sign in again.\n`,
+    );
+    // logout has nothing to revoke, and leaves no note for status to show.
+    const logout = await runCli(['logout', ...ports], home);
+    expect(logout.code).toBe(0);
+    expect(logout.stderr).toContain('Not signed in: the stored delegation had ended already');
+    expect((await runCli(['status'], home)).stdout).toContain('Not signed in: no delegation is stored.');
+  }, 30_000);
+});
