@@ -12,6 +12,7 @@ import { readBody } from '../client/mcp-post.js';
 import { resendIfUnanswered, type ServersGone } from '../client/servers-gone.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
 import { requestIdHeader } from '../http/logging.js';
+import { UNRECORDED_READ_DESCRIPTIONS } from '../resource/audit.js';
 import { printableClipped } from '../terminal-text.js';
 
 export type CalendarErrorCode =
@@ -29,6 +30,11 @@ export type CalendarErrorCode =
   | 'misconfigured'
   /** It failed (5xx). */
   | 'failed'
+  /**
+   * It read the busy time but could not record the read in the audit log, whose storage is full or read-only (500
+   * with an UNRECORDED_READ_DESCRIPTIONS description): a person must free space or make it writable, waiting does not.
+   */
+  | 'unrecorded'
   /** It answered something that is not a free/busy document. */
   | 'invalid_response';
 
@@ -145,8 +151,14 @@ function refusal(status: number, body: unknown): CalendarError {
   if (status >= 500 && errorCode(body) === 'invalid_configuration') {
     return new CalendarError('misconfigured', description ?? 'The calendar owner’s setup cannot be used.', status);
   }
-  if (status >= 500) return new CalendarError('failed', `The calendar failed (HTTP ${status})${said}`, status);
+  if (status >= 500) return new CalendarError(unrecorded(body) ? 'unrecorded' : 'failed', `The calendar failed (HTTP ${status})${said}`, status);
   return new CalendarError('rejected', `The calendar rejected the request (HTTP ${status})${said}`, status);
+}
+
+/** Whether delegate's calendar backend says that it could not record the read because the audit log's storage is full or read-only. */
+function unrecorded(body: unknown): boolean {
+  const d = (body as { error_description?: unknown } | undefined)?.error_description;
+  return typeof d === 'string' && UNRECORDED_READ_DESCRIPTIONS.has(d);
 }
 
 function errorCode(body: unknown): string | undefined {

@@ -87,7 +87,7 @@ export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logge
   if (err instanceof CalendarError) {
     logger?.warn({ code: err.code, status: err.status }, 'calendar request failed');
     // Only what may pass by itself (no answer, a failure) is worth trying again.
-    const mendedByWaiting = !['refused', 'rejected', 'no_calendars', 'misconfigured'].includes(err.code);
+    const mendedByWaiting = !['refused', 'rejected', 'no_calendars', 'misconfigured', 'unrecorded'].includes(err.code);
     return mendedByWaiting ? `${err.message} Try again shortly.` : err.message;
   }
   logger?.warn({ err: { name: (err as Error)?.name } }, 'calendar read failed');

@@ -6,7 +6,7 @@
 // did for the user. A call that failed or was refused still says why (it
 // carries no calendar data), and that it could not be recorded.
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
+import { auditLogCannotRecord, auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
 import { callerDelegation, missingScopeMessage, type ReauthorizeAdvice } from './delegation.js';
 import type { CallerToken, ToolExtra, ToolLogger } from './tool.js';
 import type { ToolScopePolicy } from './tool-scopes.js';
@@ -52,7 +52,10 @@ export function guardTool<I>(tool: string, options: ToolGuardOptions, handler: T
       // Only data must not leave unrecorded. An error or a refusal carries none, and its own message (the backend
       // down, the permission to ask for) is what the person needs; withholding it left only "try again".
       if (result.isError) return withNote(result, 'This call could not be recorded in the audit log.');
-      return errorResult(`${tool} ran, but the call could not be recorded in the audit log, so its result is withheld. Try again shortly.`);
+      // A full or read-only store is named, and waiting does not mend it (found in review: "Try again shortly" there too).
+      const cannotRecord = auditLogCannotRecord(err);
+      const why = cannotRecord !== undefined ? `: ${cannotRecord}.` : '. Try again shortly.';
+      return errorResult(`${tool} ran, but the call could not be recorded in the audit log, so its result is withheld${why}`);
     }
     return result;
   };

@@ -12,7 +12,7 @@ import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '
 import { errorDescription } from '../error-description.js';
 import { createApp, sendError } from '../http/app.js';
 import { printable } from '../terminal-text.js';
-import { auditRecord, type AuditSink } from '../resource/audit.js';
+import { auditLogCannotRecord, auditRecord, unrecordedReadDescription, type AuditSink } from '../resource/audit.js';
 import { BearerError, VerifierUnavailableError, createBearerVerifier, wwwAuthenticate, type TokenHeader } from '../resource/bearer.js';
 import { calendarLimits, calendarsToRead, checkWindow, permittedCalendars } from '../resource/constraints.js';
 import { attachRevocationList, createRevocationList, type RevocationList } from '../resource/revocations.js';
@@ -164,16 +164,17 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     if ('problem' in selection) return sendError(reply, 400, 'invalid_request', selection.problem);
 
     // The user's limits travel in the token (RFC 9396, docs/internals.md): a request beyond them is refused, never cut down.
-    const record = async (outcome: 'ok' | 'refused', detail: Record<string, unknown>): Promise<boolean> => {
-      if (!options.audit) return true;
+    /** Records the read; undefined when recorded (or nothing records), else the failure. */
+    const record = async (outcome: 'ok' | 'refused', detail: Record<string, unknown>): Promise<{ failed: unknown } | undefined> => {
+      if (!options.audit) return undefined;
       try {
         await options.audit(
           auditRecord('freebusy_read', claims, resource, { outcome, window: { from: toUtcIso(window.start), to: toUtcIso(window.end) }, ...detail }),
         );
-        return true;
+        return undefined;
       } catch (err) {
         req.log.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'free/busy read could not be audited');
-        return false;
+        return { failed: err };
       }
     };
     const inWindow = checkWindow(limits.detail, { from: window.start, to: window.end }, now());
@@ -254,7 +255,12 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
       ...(user.workingHours ? { workingHours: user.workingHours } : {}),
     };
     // What was read, for whom and through which chain goes on the log before the answer goes out.
-    if (!(await record('ok', { calendars: chosen.map((c) => c.name) }))) {
+    const unrecorded = await record('ok', { calendars: chosen.map((c) => c.name) });
+    if (unrecorded) {
+      // A full or read-only store is named, as the authorization server names it, and is no passing failure: 500
+      // server_error, without "try again shortly" (found in review: a full disk got 503 "try again shortly").
+      const cannotRecord = auditLogCannotRecord(unrecorded.failed);
+      if (cannotRecord !== undefined) return sendError(reply, 500, 'server_error', unrecordedReadDescription(cannotRecord));
       return sendError(reply, 503, 'temporarily_unavailable', 'The read could not be recorded in the audit log; try again shortly.');
     }
     return body;

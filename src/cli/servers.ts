@@ -15,7 +15,7 @@ import { buildCalendarServer } from '../calendar/server.js';
 import { calendarLoaderFor, userCalendarsFromStore } from './calendar-backend.js';
 import { demoCalendarPath, systemTimeZone, systemUserName, type Paths } from '../config.js';
 import type { AuditSink } from '../resource/audit.js';
-import type { Store } from '../store/index.js';
+import { openStore, type Store } from '../store/index.js';
 import { openCommandStore } from './commands/admin-store.js';
 import { CommandFailed } from './errors.js';
 import { packageVersion } from './version.js';
@@ -268,7 +268,9 @@ export function lazyStoreAudit(paths: Paths): { audit: AuditSink; close(): void 
   let store: Store | undefined;
   return {
     audit: async (record) => {
-      store ??= openDataStore(paths);
+      // openStore, whose StoreError (STORE_FULL, STORE_READ_ONLY) the withheld result names; a command's one-line
+      // CommandFailed around it read as a passing failure (found in review: on a read-only data directory).
+      store ??= openStore(paths.db);
       await store.appendAudit(record, Date.now());
     },
     close: () => store?.close(),

@@ -5,10 +5,12 @@
 // the authorization server takes the user, grant, client and actor chain
 // from its own record of that token and refuses a report that says
 // otherwise. A record that cannot be delivered fails the call it describes,
-// as with the local sink. The call's id, when given, goes as X-Request-Id.
+// as with the local sink; the authorization server's store full or read-only
+// fails it as that store's StoreError would. The call's id, when given, goes
+// as X-Request-Id.
 import type { JWK } from 'jose';
 import { createClientAssertionSigner } from '../agent/client-assertion.js';
-import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '../delegation/index.js';
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/index.js';
 import { requestIdHeader } from '../http/logging.js';
 import type { AuditSink } from './audit.js';
 
@@ -41,6 +43,33 @@ export function remoteAuditSink(options: RemoteAuditOptions): AuditSink {
       redirect: 'error',
       signal: AbortSignal.timeout(options.timeoutMs ?? 5_000),
     });
-    if (res.status !== 204) throw new Error(`The authorization server did not take the audit record (HTTP ${res.status}).`);
+    if (res.status === 204) return;
+    const store = await storeThatCannotWrite(res);
+    if (store) throw new RemoteStoreError(store, `The authorization server did not take the audit record: ${AS_STORE_CANNOT_WRITE[store]}`);
+    throw new Error(`The authorization server did not take the audit record (HTTP ${res.status}).`);
   };
+}
+
+/** How delegate's authorization server says its store cannot take a write (src/authz/errors.ts), by the StoreError code it stands for. */
+const AS_STORE_CANNOT_WRITE = { STORE_FULL: STORE_FULL_DESCRIPTION, STORE_READ_ONLY: STORE_READ_ONLY_DESCRIPTION } as const;
+
+/** The authorization server's store that cannot take the record, as its server_error says it; undefined for any other answer. */
+async function storeThatCannotWrite(res: Response): Promise<keyof typeof AS_STORE_CANNOT_WRITE | undefined> {
+  const body = (await res.json().catch(() => undefined)) as { error?: unknown; error_description?: unknown } | undefined;
+  if (body?.error !== 'server_error') return undefined;
+  return (Object.keys(AS_STORE_CANNOT_WRITE) as Array<keyof typeof AS_STORE_CANNOT_WRITE>).find((code) => AS_STORE_CANNOT_WRITE[code] === body.error_description);
+}
+
+/**
+ * The authorization server's full or read-only store, as a StoreError by name and code (what auditLogCannotRecord
+ * reads, whichever store it was): a stdio agent's withheld result then names it as one over HTTP does.
+ */
+class RemoteStoreError extends Error {
+  override readonly name = 'StoreError';
+  constructor(
+    readonly code: keyof typeof AS_STORE_CANNOT_WRITE,
+    message: string,
+  ) {
+    super(message);
+  }
 }

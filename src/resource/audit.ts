@@ -30,6 +30,36 @@ export interface AuditContext {
 
 export type AuditSink = (record: ResourceAuditRecord, context?: AuditContext) => Promise<void>;
 
+/**
+ * Why the audit log cannot take a record when waiting will not mend it, in words that follow "the audit log": its
+ * storage full, or read-only. A person must act, so what a resource server says then never adds "try again shortly"
+ * (found in review: the calendar backend's 503 and CalendarAgent's withheld result still said it on a full disk,
+ * where the authorization server already named the full store).
+ */
+export const AUDIT_LOG_CANNOT_RECORD = {
+  STORE_FULL: 'its storage is full, and nothing can be recorded until space is freed',
+  STORE_READ_ONLY: 'its storage is read-only, and nothing can be recorded until it is made writable',
+} as const;
+
+/**
+ * AUDIT_LOG_CANNOT_RECORD's words for a sink's failure when the store behind it cannot take a write: a StoreError
+ * by its name and code, whichever store threw it (the local one, or the authorization server's as a remote sink
+ * reads its answer); undefined for any other failure, which may pass.
+ */
+export function auditLogCannotRecord(err: unknown): string | undefined {
+  if (!(err instanceof Error) || err.name !== 'StoreError') return undefined;
+  const code = (err as { code?: unknown }).code;
+  return code === 'STORE_FULL' || code === 'STORE_READ_ONLY' ? AUDIT_LOG_CANNOT_RECORD[code] : undefined;
+}
+
+/** The calendar backend's error_description for a read it answered nothing to because the audit log cannot take its record. */
+export function unrecordedReadDescription(cannotRecord: string): string {
+  return `The read could not be recorded in the audit log: ${cannotRecord}.`;
+}
+
+/** Those descriptions, by which CalendarAgent knows that waiting will not mend the read. */
+export const UNRECORDED_READ_DESCRIPTIONS: ReadonlySet<string> = new Set(Object.values(AUDIT_LOG_CANNOT_RECORD).map(unrecordedReadDescription));
+
 export { actorsOf };
 
 /** A record about a request made with `claims` at `resource`. */

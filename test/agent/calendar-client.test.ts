@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { createApp } from '../../src/http/app.js';
 import { fetchFreeBusy, CalendarError } from '../../src/agent/calendar-client.js';
 import { explainReadFailure } from '../../src/agent/calendar-read.js';
+import { AUDIT_LOG_CANNOT_RECORD, unrecordedReadDescription } from '../../src/resource/audit.js';
 import { listen } from './support.js';
 
 const window = { start: Date.parse('2026-12-01T00:00:00Z'), end: Date.parse('2026-12-08T00:00:00Z') };
@@ -73,6 +74,15 @@ describe.each([
     const failure = await fetchFreeBusy(request(url)).catch((e: unknown) => e);
     expect(failure).toMatchObject({ code, status, message: description });
     expect(explainReadFailure(failure, undefined)).toBe(description);
+  });
+
+  // Found in review: the backend's own store full or read-only (its read could not be recorded) got "try again shortly".
+  it.each(Object.values(AUDIT_LOG_CANNOT_RECORD))('a read the backend could not record because %s is unrecorded: named, and no advice to wait', async (why) => {
+    const description = unrecordedReadDescription(why);
+    const url = await calendar(() => ({ status: 500, body: { error: 'server_error', error_description: description } }));
+    const failure = await fetchFreeBusy(request(url)).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code: 'unrecorded', status: 500 });
+    expect(explainReadFailure(failure, undefined)).toBe(`The calendar failed (HTTP 500): ${description}`);
   });
 
   it('a failure that may pass (502 calendar_unavailable) keeps its advice to try again', async () => {

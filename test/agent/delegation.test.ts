@@ -22,6 +22,7 @@ import type { TokenExchanger } from '../../src/agent/exchange.js';
 import { buildCalendarServer } from '../../src/calendar/server.js';
 import type { AccessTokenClaims } from '../../src/delegation/index.js';
 import type { ResourceAuditRecord } from '../../src/resource/audit.js';
+import { StoreError } from '../../src/store/index.js';
 import { es256Key } from '../support/authz.js';
 import { freePort, testIssuer, type TestIssuer } from './support.js';
 import { mcpHeaders, rawRequest } from './http.js';
@@ -40,6 +41,8 @@ let calendar: FastifyInstance;
 let audit: ResourceAuditRecord[] = [];
 /** The agent's audit sink fails (a disk full at the authorization server) while this is set. */
 let auditFails = false;
+/** What the audit sink throws while auditFails: a failure that may pass, unless a test says otherwise. */
+let auditFailure: Error = new Error('the audit report timed out');
 let exchanges = 0;
 /** Tomorrow 10:00–11:00 UTC: the one busy time in the user's "work" calendar; "private" has 13:00–14:00. */
 const tomorrow = new Date(Date.now() + DAY).toISOString().slice(0, 10);
@@ -117,7 +120,7 @@ beforeAll(async () => {
     revocations: false,
     exchanger,
     audit: async (record) => {
-      if (auditFails) throw new Error('disk full');
+      if (auditFails) throw auditFailure;
       audit.push(record);
     },
   });
@@ -133,6 +136,7 @@ afterAll(async () => {
 beforeEach(() => {
   audit = [];
   auditFails = false;
+  auditFailure = new Error('the audit report timed out');
   exchanges = 0;
 });
 
@@ -276,6 +280,19 @@ describe('a tool call that cannot be recorded in the audit log', () => {
     expect(text(result)).toBe('list_busy ran, but the call could not be recorded in the audit log, so its result is withheld. Try again shortly.');
     expect(result.structuredContent).toBeUndefined();
     expect(JSON.stringify(result)).not.toContain(`${tomorrow}T10:00`);
+  });
+
+  // Found in review: a full or read-only store said "Try again shortly" too, where only a person can mend it.
+  it.each([
+    ['STORE_FULL', 'its storage is full, and nothing can be recorded until space is freed.'],
+    ['STORE_READ_ONLY', 'its storage is read-only, and nothing can be recorded until it is made writable.'],
+  ] as const)('names a store that cannot take the record (%s), without "Try again shortly"', async (code, words) => {
+    auditFails = true;
+    auditFailure = new StoreError(code, 'The database /x/delegate.db cannot be written.');
+    const result = await callTool(await userToken('busy:read'), 'list_busy', { from: tomorrow, to: tomorrow, timeZone: 'UTC' });
+    expect(result.isError).toBe(true);
+    expect(text(result)).toBe(`list_busy ran, but the call could not be recorded in the audit log, so its result is withheld: ${words}`);
+    expect(text(result)).not.toContain('/x/delegate.db');
   });
 
   it('still says why a call failed, and that it could not be recorded (over HTTP)', async () => {

@@ -7,6 +7,8 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCalendarServer, type CalendarServerOptions, type UserCalendars } from '../../src/calendar/server.js';
 import { createCalendarLoader } from '../../src/calendar/sources.js';
+import { AUDIT_LOG_CANNOT_RECORD, unrecordedReadDescription } from '../../src/resource/audit.js';
+import { StoreError } from '../../src/store/index.js';
 
 const ISSUER = 'http://127.0.0.1:8410';
 const CALENDAR_URL = 'http://127.0.0.1:8411';
@@ -134,6 +136,23 @@ describe('GET /freebusy', () => {
       ],
     });
     expect(res.body).not.toMatch(/standup|Lunch|SUMMARY|sync/i);
+  });
+
+  // Busy time goes out only once its read is recorded. Found in review: a full or read-only store got 503 "try again
+  // shortly", where waiting mends nothing; it is named instead (500 server_error), a passing failure keeps 503.
+  it.each([
+    [new StoreError('STORE_FULL', 'The disk holding /x/delegate.db is full.'), 500, 'server_error', unrecordedReadDescription(AUDIT_LOG_CANNOT_RECORD.STORE_FULL)],
+    [new StoreError('STORE_READ_ONLY', 'The database /x/delegate.db cannot be written.'), 500, 'server_error', unrecordedReadDescription(AUDIT_LOG_CANNOT_RECORD.STORE_READ_ONLY)],
+    [new Error('the audit report timed out'), 503, 'temporarily_unavailable', 'The read could not be recorded in the audit log; try again shortly.'],
+  ])('a read that cannot be recorded (%s) gives no busy time: %i %s', async (failure, status, error, description) => {
+    const unrecorded = await build({ audit: () => Promise.reject(failure) });
+    try {
+      const res = await freebusy(`Bearer ${await token()}`, undefined, unrecorded);
+      expect([res.statusCode, res.json()]).toEqual([status, { error, error_description: description }]);
+      expect(res.body).not.toContain('/x/delegate.db');
+    } finally {
+      await unrecorded.close();
+    }
   });
 
   // An empty busy list would read as "checked, and free all week": there is nothing to check, and the answer says so.

@@ -5,7 +5,8 @@
 // and the admin commands named the full disk. The token endpoint still answers
 // 500 server_error (RFC 6749 §5.2 has no temporarily_unavailable there; §4.1.2.1
 // has it for /authorize only), its error_description naming the full storage,
-// and the agent passes that on: find-slot's one line names it.
+// and the agent passes that on: find-slot's one line names it. So does the
+// calendar backend's answer when its read cannot be recorded.
 import { spawnSync } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -40,14 +41,18 @@ async function userToken(): Promise<string> {
   return Object.values(cache.tokens[issuer]!)[0]!.access_token;
 }
 
+/** Empties the write-ahead log, so that every new write needs new space, then fills the disk. */
+function fillDisk(): void {
+  const db = new Database(join(home, 'delegate.db'));
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+  sh('dd', ['if=/dev/zero', `of=${join(mountPoint!, 'filler')}`, 'bs=64k']);
+  expect(sh('df', ['--output=avail', mountPoint!]).stdout).toMatch(/\n\s*0\s*$/);
+}
+
 describe.skipIf(unavailable !== undefined)('the authorization server on a full disk', () => {
   it('answers the exchange with server_error naming the full storage, and find-slot’s line names it', { timeout: 90_000 }, async () => {
-    // Empty the write-ahead log, so that every new write needs new space, then fill the disk.
-    const db = new Database(join(home, 'delegate.db'));
-    db.pragma('wal_checkpoint(TRUNCATE)');
-    db.close();
-    sh('dd', ['if=/dev/zero', `of=${join(mountPoint!, 'filler')}`, 'bs=64k']);
-    expect(sh('df', ['--output=avail', mountPoint!]).stdout).toMatch(/\n\s*0\s*$/);
+    fillDisk();
 
     const exchanged = await exchangeForCalendar(home, issuer, calendarUrl, await userToken());
     expect([exchanged.status, exchanged.body]).toEqual([
@@ -67,6 +72,26 @@ describe.skipIf(unavailable !== undefined)('the authorization server on a full d
     expect(serve!.child.exitCode).toBeNull();
 
     await rm(join(mountPoint!, 'filler'));
+    const again = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
+    expect(again.code, again.stderr).toBe(0);
+  });
+
+  // Found in review: with the agent's calendar token still good (no exchange to write), the calendar backend's read
+  // could not be recorded, and the line said "…; try again shortly. Try again shortly." though only freeing space helps.
+  it('the calendar backend, its read not recordable: names the full storage, without "Try again shortly"', { timeout: 90_000 }, async () => {
+    // The run before left CalendarAgent holding a calendar token for the stored access token: this find-slot exchanges nothing.
+    fillDisk();
+    try {
+      const slot = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
+      expect(slot.code, slot.stderr).toBe(1);
+      expect(slot.stderr).toBe(
+        'delegate: The calendar failed (HTTP 500): The read could not be recorded in the audit log: its storage is full, and nothing can be recorded until space is freed. ' +
+          'This call could not be recorded in the audit log.\n',
+      );
+      expect(serve!.child.exitCode).toBeNull();
+    } finally {
+      await rm(join(mountPoint!, 'filler'));
+    }
     const again = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
     expect(again.code, again.stderr).toBe(0);
   });

@@ -1,0 +1,54 @@
+// A stdio agent's audit sink (POST /audit at the authorization server): a
+// report the server could not take because its store is full or read-only
+// fails as that store's StoreError would, so that the withheld result names
+// it as one over HTTP does; any other refusal is a failure that may pass.
+import { describe, expect, it } from 'vitest';
+import { STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../../src/delegation/index.js';
+import { remoteAuditSink } from '../../src/resource/audit-remote.js';
+import { AUDIT_LOG_CANNOT_RECORD, auditLogCannotRecord, type ResourceAuditRecord } from '../../src/resource/audit.js';
+import { es256Key } from '../support/authz.js';
+
+const record: ResourceAuditRecord = {
+  event: 'tool_call',
+  user: 'usr_owner',
+  client: 'delegate-cli',
+  grant: 'grt_1',
+  resource: 'http://127.0.0.1:8412/mcp',
+  actors: ['delegate-cli', 'usr_owner'],
+  detail: { jti: 'at_1', tool: 'find_slot', outcome: 'ok' },
+};
+
+async function reportAnswered(status: number, body: unknown): Promise<unknown> {
+  const key = await es256Key();
+  const sink = remoteAuditSink({
+    issuer: 'http://127.0.0.1:8410',
+    clientId: 'calendar-agent',
+    privateKey: key.privateJwk,
+    fetchFn: async () => Response.json(body, { status }),
+  });
+  return sink(record).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+}
+
+describe('a report the authorization server does not take', () => {
+  it.each([
+    [STORE_FULL_DESCRIPTION, AUDIT_LOG_CANNOT_RECORD.STORE_FULL],
+    [STORE_READ_ONLY_DESCRIPTION, AUDIT_LOG_CANNOT_RECORD.STORE_READ_ONLY],
+  ])('500 server_error "%s": the store named, as a local one would be', async (description, words) => {
+    const error = await reportAnswered(500, { error: 'server_error', error_description: description });
+    expect(auditLogCannotRecord(error)).toBe(words);
+    expect((error as Error).message).toBe(`The authorization server did not take the audit record: ${description}`);
+  });
+
+  it.each([
+    [500, { error: 'server_error', error_description: 'The server could not complete the request.' }],
+    [503, { error: 'temporarily_unavailable', error_description: STORE_FULL_DESCRIPTION }],
+    [500, 'not json'],
+  ])('%i %j: a failure that may pass', async (status, body) => {
+    const error = await reportAnswered(status, body);
+    expect(auditLogCannotRecord(error)).toBeUndefined();
+    expect((error as Error).message).toBe(`The authorization server did not take the audit record (HTTP ${status}).`);
+  });
+});
