@@ -34,13 +34,23 @@ export type ChoicesResult = { ok: true; choices: ConsentChoices } | { ok: false;
 /** Reads and checks the choices posted with an approval. */
 export function readChoices(
   form: FormBody,
-  offer: { userCalendars: readonly string[]; askedCalendars: readonly string[] | undefined; askedLookahead: number | undefined; maxDepth: number; hasCalendar: boolean; hasGrant?: boolean },
+  offer: {
+    userCalendars: readonly string[];
+    askedCalendars: readonly string[] | undefined;
+    askedLookahead: number | undefined;
+    maxDepth: number;
+    hasCalendar: boolean;
+    hasGrant?: boolean;
+    /** The depth of the user's current grant, kept when the form names none (a step-up); without one, the least. */
+    currentDepth?: number;
+  },
 ): ChoicesResult {
   const one = (name: string): string | undefined => (typeof form[name] === 'string' ? (form[name] as string) : undefined);
   const expiry = one('expires_days');
   const expiresDays = expiry === KEEP_EXPIRY && offer.hasGrant ? KEEP_EXPIRY : Number(expiry ?? DEFAULT_EXPIRY_DAYS);
   if (expiresDays !== KEEP_EXPIRY && !(EXPIRY_CHOICES as readonly number[]).includes(expiresDays)) return { ok: false, reason: 'Choose how long the permission lasts from the list.' };
-  const maxDepth = Number(one('max_depth') ?? offer.maxDepth);
+  // A form without the choice gets what the page preselects: the grant's depth on a step-up, else no helper agent.
+  const maxDepth = Number(one('max_depth') ?? Math.min(offer.currentDepth ?? DEPTH_CHOICES[0], offer.maxDepth));
   if (!(DEPTH_CHOICES as readonly number[]).includes(maxDepth) || maxDepth > offer.maxDepth) return { ok: false, reason: 'Choose how far the agent may pass work on from the list.' };
   if (!offer.hasCalendar) return { ok: true, choices: { calendars: undefined, lookaheadDays: 0, expiresDays, maxDepth } };
 

@@ -174,7 +174,9 @@ ${offered.map((c) => html`<label><input type="checkbox" name="calendars" value="
   parts.push(html`<label for="expires_days">For how long</label>
 <select id="expires_days" name="expires_days">${before ? html`<option value="${KEEP_EXPIRY}" selected>Until ${before.until}, as now</option>` : ''}${EXPIRY_CHOICES.map((d) => html`<option value="${d}"${d === expiry ? html` selected` : ''}>${days(d)}, unless you revoke it sooner</option>`)}</select>`);
   const depths = DEPTH_CHOICES.filter((d) => d <= maxDepth);
-  const depth = before ? atMost(depths, before.maxDepth) : depths[depths.length - 1];
+  // Least privilege: a first consent starts from no helper agent (found in review: it started from the deepest hand-off
+  // offered, so an Approve alone let CalendarAgent hand the user's delegation on). A step-up keeps the grant's choice.
+  const depth = before ? atMost(depths, before.maxDepth) : depths[0];
   parts.push(html`<label for="max_depth">May it ask another agent to help?</label>
 <select id="max_depth" name="max_depth">${depths.map(
     (d) => html`<option value="${d}"${d === depth ? html` selected` : ''}>${d === 1 ? html`No — only ${agentName} itself` : html`Yes — one helper agent, within these limits`}</option>`,

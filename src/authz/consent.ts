@@ -72,6 +72,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
     maxDepth: ctx.defaultMaxDepth,
     hasCalendar: calendar !== undefined,
     hasGrant: existing !== undefined,
+    ...(existing ? { currentDepth: existing.maxDepth } : {}),
   });
   if (!read.ok) return sendErrorPage(reply, 400, 'Your choices could not be used', read.reason);
   const taken = await take(ctx, pending, now, 'approve');

@@ -26,6 +26,7 @@ import {
   calendarLocations,
   canonicalResource,
   exchangeHops,
+  handOffBeyondDepthDescription,
   formatScope,
   intersectDetails,
   isDetailSubset,
@@ -258,7 +259,7 @@ async function handOffTarget(ctx: AuthContext, body: FormBody, hops: number, max
   const id = single(body, 'may_act');
   if (id === undefined) return undefined;
   if (hops + 1 > maxDepth) {
-    throw new InvalidRequestError(`The delegation allows at most ${maxDepth} hop${maxDepth === 1 ? '' : 's'} from the user; handing this token on (may_act) would allow hop ${hops + 1}.`);
+    throw new InvalidRequestError(handOffBeyondDepthDescription(maxDepth, hops + 1));
   }
   const agent = await ctx.store.clientById(id);
   if (!agent || agent.kind !== 'agent') throw new InvalidRequestError(`may_act must name a registered agent; ${id} is not one.`);

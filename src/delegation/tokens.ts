@@ -30,6 +30,15 @@ export const NOT_THE_OWNER_DESCRIPTION = "This request was approved by another a
 export const STORE_FULL_DESCRIPTION = "The authorization server's storage is full: it can record nothing until space is freed.";
 export const STORE_READ_ONLY_DESCRIPTION = "The authorization server's storage is read-only: it can record nothing until it is made writable.";
 
+/**
+ * The `error_description` with which the authorization server refuses a hand-off (`may_act`) that would allow a hop
+ * beyond the grant's depth. The CLI knows by it a `token exchange --for` under a grant that allows no helper agent
+ * (depth 1, what a first consent preselects), and says how to allow one.
+ */
+export function handOffBeyondDepthDescription(maxDepth: number, hop: number): string {
+  return `The delegation allows at most ${maxDepth} hop${maxDepth === 1 ? '' : 's'} from the user; handing this token on (may_act) would allow hop ${hop}.`;
+}
+
 /** How delegate's (opaque) refresh tokens begin: it tells them apart, in a log line too. */
 export const REFRESH_TOKEN_PREFIX = 'dlg_rt_';
 

@@ -1,8 +1,9 @@
 // Asking again for one more permission (step-up) shows the consent page again.
 // Its limits must start from what the user chose before: a page that started
-// from the defaults (every calendar, 30 days ahead, 30 days, a helper agent)
+// from the defaults (every calendar, 30 days ahead, 30 days, then a helper agent)
 // let one click on Approve undo every narrowing the user had made, on a page
 // that said only "it asks to also be able to list the times you are busy".
+// A first consent preselects no helper agent (least privilege).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
@@ -129,7 +130,32 @@ describe('a step-up consent page', () => {
     const client = await registerPublicClient(authz.issuer);
     const { page } = await consentPage(client, 'slots:find');
     const form = parseConsentForm(page.html);
-    expect(form).toMatchObject({ calendars: ['demo', 'work'], lookahead_days: '30', expires_days: '30', max_depth: '2' });
+    expect(form).toMatchObject({ calendars: ['demo', 'work'], lookahead_days: '30', expires_days: '30', max_depth: '1' });
     expect(page.html).not.toContain('They start from what you allowed before');
+  });
+});
+
+// Least privilege (found in review): a first consent preselected "Yes — one helper agent", the deepest hand-off
+// offered, so an Approve alone let CalendarAgent hand the delegation on. A helper is now the person's choice.
+describe('whether the agent may ask another agent to help', () => {
+  it('a first consent preselects "No — only CalendarAgent itself", and an Approve alone gives a grant of depth 1 (also a form without the choice)', async () => {
+    for (const post of [(form: Record<string, string | string[]>) => form, ({ max_depth: _left, ...form }: Record<string, string | string[]>) => form]) {
+      const client = await registerPublicClient(authz.issuer);
+      const { browser, page } = await consentPage(client, 'slots:find');
+      expect(page.html).toMatch(/<option value="1" selected>No — only CalendarAgent itself<\/option><option value="2">Yes — one helper agent/);
+      await approve(browser, post(parseConsentForm(page.html)));
+      expect((await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now()))!.maxDepth).toBe(1);
+    }
+  });
+
+  it('a step-up keeps a helper agent chosen before (preselected, and for a form without the choice)', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const first = await consentPage(client, 'slots:find');
+    await approve(first.browser, { ...parseConsentForm(first.page.html), max_depth: '2' });
+    const again = await consentPage(client, 'slots:find busy:read');
+    const { max_depth: preselected, ...withoutChoice } = parseConsentForm(again.page.html);
+    expect(preselected).toBe('2');
+    await approve(again.browser, withoutChoice);
+    expect((await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now()))!.maxDepth).toBe(2);
   });
 });

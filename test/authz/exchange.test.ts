@@ -80,7 +80,9 @@ describe('exchanges that are refused', () => {
   it('hands a token to a sub-agent (may_act), whose exchange nests the chain; a hop beyond the grant’s depth is refused', async () => {
     const sub = await registerTestAgent(authz, 'sub-agent', 'http://127.0.0.1:9/sub');
     const third = await registerTestAgent(authz, 'third-agent', 'http://127.0.0.1:9/third');
-    const hop1 = await exchange(authz, user.accessToken, { may_act: 'sub-agent' });
+    // A helper agent allowed on the consent page, explicitly: a first consent preselects none.
+    const helped = await tokensWithDepth(2);
+    const hop1 = await exchange(authz, helped.accessToken, { may_act: 'sub-agent' });
     expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
     expect(decodeJwt(String(hop1.body.access_token)).may_act).toEqual({ sub: 'sub-agent' });
     // Only the agent it was handed to may exchange it.
@@ -88,10 +90,10 @@ describe('exchanges that are refused', () => {
     // Hop 2 is the last the grant (depth 2) allows, so it hands on to no one (naming third-agent is refused: see below).
     const hop2 = await exchange(authz, String(hop1.body.access_token), {}, sub);
     expect(hop2.status, JSON.stringify(hop2.body)).toBe(200);
-    expect(decodeJwt(String(hop2.body.access_token)).act).toEqual({ sub: 'sub-agent', act: { sub: 'calendar-agent', act: { sub: user.clientId } } });
+    expect(decodeJwt(String(hop2.body.access_token)).act).toEqual({ sub: 'sub-agent', act: { sub: 'calendar-agent', act: { sub: helped.clientId } } });
     expect((await exchange(authz, String(hop2.body.access_token), {}, third)).body.error).toBe('invalid_request');
-    const events = (await authz.store.listAudit({ grant: String(decodeJwt(user.accessToken).grant_id) })).filter((r) => r.event === 'token_exchanged');
-    expect(events.at(-1)!.actors).toEqual(['sub-agent', 'calendar-agent', user.clientId, authz.ownerId]);
+    const events = (await authz.store.listAudit({ grant: String(decodeJwt(helped.accessToken).grant_id) })).filter((r) => r.event === 'token_exchanged');
+    expect(events.at(-1)!.actors).toEqual(['sub-agent', 'calendar-agent', helped.clientId, authz.ownerId]);
 
     // A hop beyond the grant's depth: the user narrowed the grant to depth 1 after hop 1 had handed its token on.
     const narrowed = await tokensWithDepth(2);

@@ -3,7 +3,8 @@
 // headless Chromium (Debian's, through playwright-core) opens it, is signed
 // in as the owner, sees the consent page (kept as
 // test-artifacts/consent-e2e.png), clicks Approve and lands on the CLI's
-// loopback listener; then find-slot prints the slot.
+// loopback listener; then find-slot prints the slot, under a grant of what
+// the page preselects: no helper agent.
 import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -55,6 +56,8 @@ describe('find-slot with headless Chromium at the consent page', () => {
     expect(run.code, run.stderr).toBe(0);
     const slot = JSON.parse(run.stdout) as { start: string; end: string; timeZone: string };
     expect(Date.parse(slot.end) - Date.parse(slot.start)).toBe(30 * 60_000);
+    // Approve alone gives what the page preselects, the least: CalendarAgent itself, no helper agent (max_depth 1).
+    expect((JSON.parse((await runCli(['grants', 'list', '--json'], home)).stdout) as Array<{ max_depth: number }>).map((g) => g.max_depth)).toEqual([1]);
 
     // The next run asks nothing: the delegation is stored.
     const again = await runCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...ports], home);

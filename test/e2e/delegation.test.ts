@@ -16,6 +16,7 @@ import Database from 'better-sqlite3';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { es256Key } from '../support/authz.js';
+import { ONE_HELPER_AGENT } from '../support/owner-flow.js';
 import { freePort } from '../support/ports.js';
 import { builtModule, delegateBin, repoRoot } from './built.js';
 import { approveInBrowser, killLeftovers, runCli, startCli, startServer, type Running } from './run.js';
@@ -35,8 +36,10 @@ beforeAll(async () => {
   issuer = `http://127.0.0.1:${auth}`;
   calendarUrl = `http://127.0.0.1:${calendar}`;
   serve = await startServer(['serve', ...ports], home);
+  // The hand-offs below (token exchange --for) need a helper agent allowed: chosen on the consent page, as the
+  // docs say, since a first consent preselects "No — only CalendarAgent itself".
   const login = startCli(['login', '--no-browser', ...ports], home);
-  await approveInBrowser(await login.loginUrl);
+  await approveInBrowser(await login.loginUrl, 'approve', ONE_HELPER_AGENT);
   expect((await login.done).code).toBe(0);
   const helper = await es256Key();
   helperKeyFile = join(home, '..', 'helper-key.json');
@@ -140,6 +143,35 @@ describe('grants, exchange chains and the audit log', () => {
     const audit = JSON.parse((await cli('audit', '--json')).stdout) as Array<{ event: string; actors: string[] }>;
     const read = audit.filter((r) => r.event === 'freebusy_read').at(-1)!;
     expect(read.actors.slice(0, 2)).toEqual(['helper', 'calendar-agent']);
+  });
+
+  // A first consent preselects no helper agent (least privilege): the newcomer's Approve alone gives a grant under
+  // which CalendarAgent reads for the user, and --for is refused saying how to allow a helper; doing so lets it through.
+  it('under a grant approved as the page preselects (no helper agent), --for is refused, saying how to allow one', async () => {
+    const tokenOf = async (profile: string, choices: Record<string, string> = {}) => {
+      const login = startCli(['--profile', profile, 'login', '--no-browser', ...ports], home);
+      await approveInBrowser(await login.loginUrl, 'approve', choices);
+      expect((await login.done).code).toBe(0);
+      const file = join(home, '..', `${profile}-token.txt`);
+      await writeFile(file, (await cli('--profile', profile, 'token', ...ports)).stdout, { mode: 0o600 });
+      return { file, grant: String(decodeJwt((await cli('--profile', profile, 'token', ...ports)).stdout.trim()).grant_id) };
+    };
+    const solo = await tokenOf('solo');
+    expect(JSON.parse((await cli('grants', 'show', solo.grant, '--json')).stdout)).toMatchObject({ max_depth: 1 });
+    expect((await cli('--profile', 'solo', 'find-slot', '--duration', '30m', '--json', ...ports)).code).toBe(0);
+    const handed = await cli('token', 'exchange', '--subject-token-file', solo.file, '--audience', calendarUrl, '--for', 'helper', ...authArgs());
+    expect(handed.code).toBe(1);
+    expect(handed.stdout).toBe('');
+    expect(handed.stderr).toBe(
+      'delegate: The exchange was refused (invalid_request): The delegation allows at most 1 hop from the user; handing this token on (may_act) would allow hop 2. ' +
+        `The delegation allows no helper agent (on the consent page: "No — only CalendarAgent itself"). To allow one, end it (\`delegate grants revoke ${solo.grant}\`) and sign in again, choosing "Yes — one helper agent".\n`,
+    );
+    // As it says: the grant ended, a sign-in choosing a helper agent, and the hand-off is issued.
+    expect((await cli('grants', 'revoke', solo.grant)).code).toBe(0);
+    const helped = await tokenOf('solo', ONE_HELPER_AGENT);
+    const again = await cli('token', 'exchange', '--subject-token-file', helped.file, '--audience', calendarUrl, '--for', 'helper', ...authArgs());
+    expect(again.code, again.stderr).toBe(0);
+    expect((await cli('grants', 'revoke', helped.grant)).code).toBe(0); // the tests below see the first sign-in's grant alone
   });
 
   it('refuses exchanges that would widen, naming the bound', async () => {

@@ -115,8 +115,15 @@ export function killLeftovers(): void {
   running.clear();
 }
 
-/** Signs in and approves (or denies) in "the browser", ending on the CLI's loopback callback page. */
-export async function approveInBrowser(link: string, decision: 'approve' | 'deny' = 'approve'): Promise<{ callbackStatus: number; callbackPage: string }> {
+/**
+ * Signs in and approves (or denies) in "the browser", ending on the CLI's loopback callback page; `choices` are the
+ * consent page's fields the person changes (e.g. ONE_HELPER_AGENT), the page's preselection otherwise.
+ */
+export async function approveInBrowser(
+  link: string,
+  decision: 'approve' | 'deny' = 'approve',
+  choices: Record<string, string | string[]> = {},
+): Promise<{ callbackStatus: number; callbackPage: string }> {
   const browser = new Browser();
   const consent = await browser.follow(link);
   if (consent.location !== null && decision === 'approve') {
@@ -126,7 +133,7 @@ export async function approveInBrowser(link: string, decision: 'approve' | 'deny
   }
   if (consent.status !== 200) throw new Error(`expected the consent page, got ${consent.status}: ${consent.html.slice(0, 300)}`);
   const form = parseConsentForm(consent.html);
-  const answer = await browser.post(new URL('/consent', consent.url).href, { ...form, decision });
+  const answer = await browser.post(new URL('/consent', consent.url).href, { ...form, ...choices, decision });
   if (answer.status !== 302 && answer.status !== 303) throw new Error(`consent answered ${answer.status}: ${answer.html.slice(0, 300)}`);
   const callback = await browser.get(new URL(answer.location!, consent.url).href);
   return { callbackStatus: callback.status, callbackPage: callback.html };

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownerLink, registerTestAgent, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, DEVICE_CODE_GRANT, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, exchangeAsAgent, expectExchangeRefusedOnly, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
-import { openAsOwner, ownerApproves, redeemCode } from '../support/owner-flow.js';
+import { ONE_HELPER_AGENT, openAsOwner, ownerApproves, redeemCode } from '../support/owner-flow.js';
 
 const CALENDAR_MEMBERS = ['type', 'locations', 'actions', 'datatypes', 'calendars', 'lookahead_days'];
 
@@ -73,7 +73,8 @@ describe('at the token exchange (RFC 8693 with RFC 9396 details)', () => {
 
   it('a sub-agent (may_act) adding privileges at the second hop: invalid_authorization_details, nothing issued', async () => {
     const helper = await registerTestAgent(stack as unknown as TestAuthz, 'details-helper', 'http://127.0.0.1:9/details-helper');
-    const hop1 = await exchangeAsAgent(stack, user.accessToken, { may_act: 'details-helper' });
+    const helped = await userTokens(stack, { choices: ONE_HELPER_AGENT }); // a second hop needs a helper agent allowed
+    const hop1 = await exchangeAsAgent(stack, helped.accessToken, { may_act: 'details-helper' });
     expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
     const hop1Detail = (decodeJwt(String(hop1.body.access_token)).authorization_details as Array<Record<string, unknown>>)[0]!;
     const { result: res, changed } = await stateChangedBy(stack, () =>

@@ -20,7 +20,7 @@ import { resolvePaths, type Paths } from '../../src/config.js';
 import { createLogger } from '../../src/http/logging.js';
 import type { Store } from '../../src/store/index.js';
 import { postForm, type WireResponse } from '../support/oauth-flow.js';
-import { ownerApproves, redeemCode as redeemApproved } from '../support/owner-flow.js';
+import { ownerApproves, redeemCode as redeemApproved, type ConsentChoices } from '../support/owner-flow.js';
 import { freePort } from '../support/ports.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 
@@ -89,7 +89,7 @@ export async function startStack(options: { logs?: boolean } = {}): Promise<Stac
 }
 
 /** What the owner's browser ends with: a code for a freshly registered public client. */
-export async function ownerCode(stack: Stack, options: { clientId?: string; state?: string; scope?: string } = {}) {
+export async function ownerCode(stack: Stack, options: { clientId?: string; state?: string; scope?: string; choices?: ConsentChoices } = {}) {
   return ownerApproves(stack, { ...options, redirectUri: REDIRECT });
 }
 
@@ -105,7 +105,7 @@ export interface UserTokens {
 }
 
 /** The owner's delegation to a new public client: its access token (aud = the agent) and refresh token. */
-export async function userTokens(stack: Stack, options: { scope?: string } = {}): Promise<UserTokens> {
+export async function userTokens(stack: Stack, options: { scope?: string; choices?: ConsentChoices } = {}): Promise<UserTokens> {
   const code = await ownerCode(stack, options);
   const res = await redeemCode(stack, code);
   if (res.status !== 200) throw new Error(`code redemption: ${JSON.stringify(res.body)}`);
@@ -124,8 +124,8 @@ export async function agentAssertion(stack: Stack, header: Record<string, unknow
 }
 
 /** A user's tokens, and the calendar token CalendarAgent gets for them by exchange (checked to be issued). */
-export async function userAndCalendarToken(stack: Stack): Promise<{ user: UserTokens; calendarToken: string }> {
-  const user = await userTokens(stack);
+export async function userAndCalendarToken(stack: Stack, choices?: ConsentChoices): Promise<{ user: UserTokens; calendarToken: string }> {
+  const user = await userTokens(stack, choices ? { choices } : {});
   const exchanged = await exchangeAsAgent(stack, user.accessToken);
   expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
   return { user, calendarToken: String(exchanged.body.access_token) };

@@ -10,6 +10,7 @@ import { SignJWT, decodeJwt, importJWK, type CryptoKey, type JWK } from 'jose';
 import { registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { obtainTokens } from '../authz/helpers.js';
 import { postForm } from '../support/oauth-flow.js';
+import { ONE_HELPER_AGENT } from '../support/owner-flow.js';
 import { mcpHeaders, rawRequest } from '../agent/http.js';
 import { ACCESS_TOKEN_TYPE, agentAssertion, atAgent as atAgentOf, atCalendar as atCalendarOf, auditSince, exchangeAsAgent, expectExchangeRefusedOnly, expectInvalidToken, issuerSigningKey, lastAuditSeq, queryRows, refusedSoon, rowCounts, startStack, stateChangedBy, userAndCalendarToken, userTokens, type Stack, type UserTokens } from './stack.js';
 
@@ -19,7 +20,8 @@ let calendarToken: string;
 
 beforeAll(async () => {
   stack = await startStack();
-  ({ user, calendarToken } = await userAndCalendarToken(stack));
+  // With a helper agent allowed on the consent page (chosen: a first consent preselects none), for the hand-offs below.
+  ({ user, calendarToken } = await userAndCalendarToken(stack, ONE_HELPER_AGENT));
 });
 afterAll(async () => stack?.close());
 
@@ -231,7 +233,7 @@ describe('a handed token (may_act) used as it is, without the exchange', () => {
   });
 
   it('is still refused at the backend after the owner narrows the grant to depth 1, when the sub-agent’s exchange is refused too', async () => {
-    const mine = await userTokens(stack);
+    const mine = await userTokens(stack, { choices: ONE_HELPER_AGENT });
     const hop1 = await exchangeAsAgent(stack, mine.accessToken, { may_act: helper.clientId });
     expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
     const grant = (await stack.store.grantById(mine.grantId))!;

@@ -33,10 +33,19 @@ export async function openAsOwner(target: { issuer: string; ownerJwk: JWK }, hre
   return { browser, page };
 }
 
+/**
+ * The consent page's "May it ask another agent to help?" answered "Yes — one helper agent", for the tests of hand-offs
+ * (may_act) and second hops: chosen, since a first consent preselects no helper agent (least privilege).
+ */
+export const ONE_HELPER_AGENT = { max_depth: '2' } as const;
+
+/** What the owner changes on the consent page before Approve (its form fields, e.g. ONE_HELPER_AGENT); the page's preselection otherwise. */
+export type ConsentChoices = Record<string, string | string[]>;
+
 /** The owner approves a request of `clientId` (a new public client when absent) on the consent page; throws if no code comes back. */
 export async function ownerApproves(
   target: FlowTarget,
-  options: { clientId?: string; scope?: string; state?: string; redirectUri?: string } = {},
+  options: { clientId?: string; scope?: string; state?: string; redirectUri?: string; choices?: ConsentChoices } = {},
 ): Promise<ApprovedCode> {
   const redirectUri = options.redirectUri ?? FLOW_REDIRECT;
   const clientId = options.clientId ?? (await registerPublicClient(target.issuer, [redirectUri]));
@@ -45,7 +54,7 @@ export async function ownerApproves(
   const request = authorizeUrl(target.issuer, { clientId, redirectUri, resource: target.agentUrl, scope: options.scope ?? 'slots:find', state: options.state ?? 'st', challenge });
   const page = await signInAndOpenConsent(browser, target.issuer, target.ownerJwk, request);
   if (page.status !== 200) throw new Error(`consent page: HTTP ${page.status}`);
-  const decision = await browser.post(`${target.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
+  const decision = await browser.post(`${target.issuer}/consent`, { ...parseConsentForm(page.html), ...options.choices, decision: 'approve' });
   const params = callbackParams(decision.location ?? 'http://invalid/');
   const code = params.get('code');
   if (!code) throw new Error(`consent gave no code: ${decision.location}`);

@@ -26,6 +26,7 @@ import {
   TOKEN_TYPE_ACCESS_TOKEN,
   calendarDetailFor,
   canonicalResource,
+  handOffBeyondDepthDescription,
   parseScope,
   type AuthorizationDetail,
   type CalendarDetail,
@@ -102,6 +103,7 @@ export async function tokenExchangeCommand(args: TokenExchangeArgs, io: CliIo): 
         `${refused} ${keyName(args)} has no kid, so it was named by its RFC 7638 thumbprint ${key.jwk.kid}; if ${args.as} was registered under another kid, add that kid to the key file.`,
       );
     }
+    if (args.forAgent && answer.error_description === handOffBeyondDepthDescription(1, 2)) throw new CommandFailed(`${refused}${noHelperNote(subject)}`);
     throw new CommandFailed(refused);
   }
   io.stdout.write(args.json ? `${JSON.stringify(answer)}\n` : `${String(answer.access_token)}\n`);
@@ -157,6 +159,28 @@ function exchangeDetail(audience: string, scope: string | undefined, asked: Aske
     ...(asked.calendars ? { calendars: asked.calendars.value } : {}),
     ...(asked.lookahead_days ? { lookahead_days: asked.lookahead_days.value } : {}),
   };
+}
+
+/**
+ * What a person does when `--for` is refused because the delegation allows no helper agent: the consent page's "No —
+ * only CalendarAgent itself", which a first consent preselects. Only a new consent allows one; a sign-in the grant
+ * already covers shows no consent page, so the grant is ended first.
+ */
+function noHelperNote(subject: string): string {
+  const grant = readGrantId(subject);
+  return (
+    ' The delegation allows no helper agent (on the consent page: "No — only CalendarAgent itself"). To allow one, end it' +
+    `${grant ? ` (\`delegate grants revoke ${grant}\`)` : ''} and sign in again, choosing "Yes — one helper agent".`
+  );
+}
+
+function readGrantId(token: string): string | undefined {
+  try {
+    const grant = decodeJwt(token).grant_id;
+    return typeof grant === 'string' && /^[\w-]+$/.test(grant) ? grant : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Which given `--constraint` asks for more than the subject token allows, to name it after the server's reason. */
