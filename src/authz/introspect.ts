@@ -49,6 +49,9 @@ export function registerIntrospection(app: FastifyInstance, ctx: AuthContext): v
         token_type: claims.may_act ? 'N_A' : 'Bearer',
         grant_id: claims.grant_id,
         ...(claims.act ? { act: claims.act } : {}),
+        // Who may become the actor in this token's exchange (RFC 8693 §4.4), as the token says: a resource server that
+        // asks learns why the token is not for it, and whom it was handed to (found in review: the claim was left out).
+        ...(claims.may_act ? { may_act: claims.may_act } : {}),
         ...(claims.authorization_details ? { authorization_details: claims.authorization_details } : {}),
       });
     } catch (err) {

@@ -487,6 +487,14 @@ describe('revocation (RFC 7009)', () => {
 });
 
 describe('introspection (RFC 7662)', () => {
+  it('shows what the token carries: act and authorization_details; no may_act where the token has none (a handed token’s: test/security/tokens.test.ts)', async () => {
+    const tokens = await obtainTokens(authz);
+    const answer = await introspect(tokens.accessToken);
+    expect(answer).toMatchObject({ active: true, token_type: 'Bearer', authorization_details: decodeJwt(tokens.accessToken).authorization_details });
+    expect(answer).not.toHaveProperty('may_act');
+    expect(answer).not.toHaveProperty('act');
+  });
+
   it('ignores a token_type_hint it does not know, or that names the other type (§2.1)', async () => {
     const tokens = await obtainTokens(authz);
     for (const hint of ['refresh_token', 'urn:ietf:params:oauth:token-type:access_token', 'foo']) {

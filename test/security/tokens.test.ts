@@ -216,8 +216,9 @@ describe('a handed token (may_act) used as it is, without the exchange', () => {
 
   // Found in review (regress18b): introspection said Bearer for the same token. Nobody may introspect it as active
   // now (its audience is the issuer, and no agent may be bound on the issuer's origin), so the agent here is bound
-  // there in the store directly, as a database from before that refusal may have it.
-  it('is introspected with token_type N_A too, by an agent bound where its audience is', async () => {
+  // there in the store directly, as a database from before that refusal may have it. Found in a later review: the
+  // answer left out the token's may_act (RFC 8693 §4.4), which says whom it was handed to.
+  it('is introspected with token_type N_A too, and its may_act, by an agent bound where its audience is', async () => {
     const hop1 = await exchangeAsAgent(stack, user.accessToken, { may_act: helper.clientId });
     expect(hop1.status, JSON.stringify(hop1.body)).toBe(200);
     const legacy = await registerTestAgent(stack as unknown as TestAuthz, 'issuer-bound', 'http://127.0.0.1:9/issuer-bound');
@@ -229,7 +230,8 @@ describe('a handed token (may_act) used as it is, without the exchange', () => {
       client_assertion: await agentAssertion(stack, { kid: legacy.privateJwk.kid }, { iss: legacy.clientId, sub: legacy.clientId }, legacy.privateJwk),
     });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
-    expect(res.body).toMatchObject({ active: true, token_type: 'N_A' });
+    expect(res.body).toMatchObject({ active: true, token_type: 'N_A', may_act: { sub: helper.clientId } });
+    expect(res.body.may_act).toEqual(decodeJwt(String(hop1.body.access_token)).may_act);
   });
 
   it('is still refused at the backend after the owner narrows the grant to depth 1, when the sub-agent’s exchange is refused too', async () => {
