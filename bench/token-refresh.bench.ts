@@ -22,10 +22,14 @@
 // process that answers every form with a recorded token response (no
 // signing, no store), in the same alternating rounds: what HTTP, the form and
 // the JSON cost here.
+// BENCH_CPU_PROF=<dir>: a V8 CPU profile of this process during each measured
+// refresh round only (not the baseline's or the bare route's), written there as
+// token-refresh-<round>-<tokens issued>-tokens.cpuprofile, to find where the AS's time goes.
 // (Until stop 9 the requests came from fetch in this process; that client
 // capped even the bare route at 0.15 of the baseline, which was then taken
 // for the ceiling of any HTTP endpoint. It was the client's.)
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -43,12 +47,28 @@ const CLIENTS = Number(process.env.BENCH_TOKEN_CLIENTS ?? 64);
 const ROUNDS = Number(process.env.BENCH_TOKEN_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_TOKEN_SECONDS ?? 3);
 const WARM_UP_SECONDS = 1;
+const PROFILE_DIR = process.env.BENCH_CPU_PROF;
 const TARGET = 0.5;
 
 interface Rate {
   count: number;
   seconds: number;
   errors: number;
+}
+
+/** Starts V8's sampling profiler in this process; the function returned stops it and writes the profile as `name` in PROFILE_DIR. */
+async function startProfile(): Promise<(name: string) => Promise<void>> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  await session.post('Profiler.start');
+  return async (name) => {
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    mkdirSync(PROFILE_DIR!, { recursive: true });
+    writeFileSync(join(PROFILE_DIR!, name), JSON.stringify(profile));
+  };
 }
 
 /** `workers` loops calling `once` until `seconds` have passed. */
@@ -120,9 +140,11 @@ try {
   let oursCpu = 0;
   for (let r = 0; r < ROUNDS; r++) {
     base.push(await during(CLIENTS, SECONDS, sign));
+    const profiling = PROFILE_DIR ? await startProfile() : undefined;
     const before = process.cpuUsage();
     ours.push(await refreshRound(SECONDS));
     const used = process.cpuUsage(before);
+    await profiling?.(`token-refresh-${r + 1}-${ours.at(-1)!.count}-tokens.cpuprofile`);
     oursCpu += (used.user + used.system) / 1e6;
     ceilings.push(await bareRound(SECONDS));
   }
