@@ -4,6 +4,7 @@
 // old one, which stays published until every token it signed has expired; a
 // running server follows it without a restart (the ring asks the store before
 // each use whether the keys changed).
+import { createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { SIGNING_ALG } from '../delegation/index.js';
 import type { SigningKeyRecord, Store } from '../store/index.js';
@@ -11,6 +12,8 @@ import type { SigningKeyRecord, Store } from '../store/index.js';
 export interface SigningKey {
   kid: string;
   privateKey: CryptoKey;
+  /** The same private key for node:crypto, which signs on the calling thread (access-token.ts). */
+  keyObject: KeyObject;
 }
 
 export interface KeyRing {
@@ -52,6 +55,15 @@ export async function loadKeyRing(store: Store, now: () => number, maxTokenLifet
   const published = (all: SigningKeyRecord[]) => all.filter((k) => isPublished(k, now(), maxTokenLifetimeMs));
 
   const privateKeys = new Map<string, Promise<CryptoKey>>();
+  const keyObjects = new Map<string, KeyObject>();
+  const keyObject = (kid: string, jwk: Record<string, unknown>) => {
+    let key = keyObjects.get(kid);
+    if (!key) {
+      key = createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' });
+      keyObjects.set(kid, key);
+    }
+    return key;
+  };
   const publicKeys = new Map<string, Promise<CryptoKey>>();
   const imported = (cache: Map<string, Promise<CryptoKey>>, kid: string, jwk: Record<string, unknown>) => {
     let key = cache.get(kid);
@@ -70,7 +82,7 @@ export async function loadKeyRing(store: Store, now: () => number, maxTokenLifet
     current: async () => {
       const active = currentKey(await fresh());
       if (!active) throw new Error('The store holds no current signing key.');
-      return { kid: active.kid, privateKey: await imported(privateKeys, active.kid, active.privateJwk) };
+      return { kid: active.kid, privateKey: await imported(privateKeys, active.kid, active.privateJwk), keyObject: keyObject(active.kid, active.privateJwk) };
     },
     jwks: async () => ({ keys: published(await fresh()).map((k) => ({ ...(k.publicJwk as JWK), kid: k.kid, alg: SIGNING_ALG, use: 'sig' })) }),
     publicKey: async (kid) => verificationKey(kid, published(await fresh())),

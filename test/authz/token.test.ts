@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeProtectedHeader } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { hashSecret } from '../../src/authz/crypto.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson, signInAndOpenConsent } from '../support/oauth-flow.js';
@@ -29,6 +29,18 @@ describe('authorization_code grant', () => {
     expect(typeof claims.jti).toBe('string');
     expect(typeof claims.grant_id).toBe('string');
     expect(claims.exp! - claims.iat!).toBeLessThanOrEqual(600);
+  });
+
+  it('signs access tokens, from the code and the refresh grant, that verify against the published JWKS with exactly alg, typ and kid in their header', async () => {
+    const tokens = await obtainTokens(authz);
+    const refreshed = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
+    expect(refreshed.status).toBe(200);
+    const jwks = createLocalJWKSet((await (await fetch(`${authz.issuer}/.well-known/jwks.json`)).json()) as JSONWebKeySet);
+    for (const token of [tokens.accessToken, String(refreshed.body.access_token)]) {
+      const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer: authz.issuer, audience: authz.agentUrl, typ: 'at+jwt', algorithms: ['ES256'] });
+      expect(protectedHeader).toEqual({ alg: 'ES256', typ: 'at+jwt', kid: expect.any(String) });
+      expect(payload).toMatchObject({ client_id: tokens.clientId, scope: 'slots:find', sub: authz.ownerId });
+    }
   });
 
   it('answers with Cache-Control: no-store', async () => {

@@ -123,12 +123,16 @@ describe('one authorization code redeemed by two requests at once, over HTTP, ma
 
   it(`exactly one gets tokens; the family is revoked and one code_replay record written, every round (${ROUNDS} rounds)`, async () => {
     // Pass-through: what each lookup of a code found, to tell a real race (both read it unused) from a replay after the commit.
+    // Each lookup then lets the event loop turn once, so that the other request can read the code before this one
+    // redeems it: the access token is signed on the request's own thread (access-token.ts), so nothing else would
+    // yield between the lookup and the redemption, and the race would hardly ever be run.
     const reads = new Map<string, Array<number | null>>();
     const store = stack.store as unknown as { authCodeByHash(hash: string): Promise<{ usedAt: number | null } | undefined> };
     const lookup = store.authCodeByHash.bind(stack.store);
     store.authCodeByHash = async (hash: string) => {
       const found = await lookup(hash);
       reads.set(hash, [...(reads.get(hash) ?? []), found ? found.usedAt : -1]);
+      await new Promise((resolve) => setImmediate(resolve));
       return found;
     };
     let raced = 0;
