@@ -482,6 +482,22 @@ function revocationTag(row: Row): string {
   return createHash('sha256').update(`${String(row.kind)}\n${String(row.id)}\n${num(row.revoked_at)}`, 'utf8').digest('base64url').slice(0, 16);
 }
 
+/** A rotation waiting for its group's transaction (SqliteStore.rotateRefreshToken). */
+interface PendingRotation {
+  rotate: () => RotateRefreshResult;
+  resolve: (outcome: RotationOutcome) => void;
+  reject: (err: unknown) => void;
+}
+
+/** A rotation carried out and committed; `synced`, for one that wrote, resolves once its commit is on disk. */
+interface RotationOutcome {
+  result: RotateRefreshResult;
+  synced: Promise<void> | undefined;
+}
+
+/** Writes carried out later, in a group commit, and made to wait for the disk by themselves (see the constructor). */
+const WAITS_ITSELF: ReadonlySet<string> = new Set(['appendAudit', 'rotateRefreshToken']);
+
 /** Reads whose answers must not include a commit that is not yet on disk (see the constructor). */
 const DURABLE_READS: ReadonlySet<string> = new Set(['revocationsSince', 'listAudit', 'verifyAudit']);
 
@@ -517,13 +533,14 @@ class SqliteStore implements Store {
     // Every public method is async; each one that wrote resolves only once the
     // WAL holding its commit is synced. Done here, once, so that no write
     // method can forget it. (Their bodies are synchronous: whether they wrote
-    // is known when they return. appendAudit writes later, and waits itself.)
+    // is known when they return. appendAudit and rotateRefreshToken write
+    // later, in a group commit, and wait themselves.)
     // The reads whose answers leave the process as a position to resume from
     // or as a record (the revocation list, the audit log) wait for a sync too,
     // so that they never hand out a commit that a power cut could take back.
     for (const name of Object.getOwnPropertyNames(SqliteStore.prototype)) {
       const method = (this as unknown as Record<string, unknown>)[name];
-      if (typeof method !== 'function' || method.constructor.name !== 'AsyncFunction' || name === 'appendAudit') continue;
+      if (typeof method !== 'function' || method.constructor.name !== 'AsyncFunction' || WAITS_ITSELF.has(name)) continue;
       const barrier = DURABLE_READS.has(name);
       Object.defineProperty(this, name, {
         configurable: true,
@@ -538,7 +555,7 @@ class SqliteStore implements Store {
       });
     }
     // Should a build ever turn async methods into something else, fail here rather than acknowledge writes early.
-    for (const name of ['redeemAuthCode', 'rotateRefreshToken', 'revokeGrant', 'revocationsSince']) {
+    for (const name of ['redeemAuthCode', 'revokeGrant', 'revocationsSince']) {
       if (!Object.hasOwn(this, name)) throw new Error(`SqliteStore.${name} is not an async function: writes could not be made to wait for the disk.`);
     }
   }
@@ -560,6 +577,7 @@ class SqliteStore implements Store {
   }
 
   close(): void {
+    if (this.pendingRotations.length > 0 && this.db.open) this.flushRotations();
     if (this.pendingAudit.length > 0 && this.db.open) this.flushAudit();
     // A sync still under way finishes on its own handle (closing the last connection checkpoints and syncs, then removes the WAL).
     if (this.db.open) this.db.close();
@@ -1189,6 +1207,24 @@ class SqliteStore implements Store {
     );
   }
 
+  /** Rotations waiting for the next group commit (see rotateRefreshToken). */
+  private pendingRotations: PendingRotation[] = [];
+
+  /**
+   * Group commit: the rotations asked for in the same turn of the event loop
+   * (the requests of one wave, which arrive together) are carried out on the
+   * next turn, one after another in one IMMEDIATE transaction, each exactly as
+   * it would be in a transaction of its own (each reads what the ones before
+   * it wrote); then one commit and one sync of the WAL for all of them. A
+   * rotation resolves only once that sync is done, as every write does. A
+   * batch pays the commit's pages once: the tail pages of the tables and
+   * indexes that every rotation appends to (about 13 pages written to the WAL
+   * per rotation alone, about 8 in a group of 16; measured). Should any of the
+   * group throw (a record that cannot be written, a full disk, the commit
+   * itself), the whole transaction rolls back and each rotation is carried
+   * out again in a transaction of its own, so that one failure is that
+   * rotation's alone, as before the grouping.
+   */
   async rotateRefreshToken(
     tokenHash: string,
     now: number,
@@ -1198,42 +1234,100 @@ class SqliteStore implements Store {
     wanted: () => boolean = () => true,
     replayRecord?: AuditEventInput,
   ): Promise<RotateRefreshResult> {
-    return this.atomically((): RotateRefreshResult => {
-      const r = this.get('SELECT * FROM refresh_tokens WHERE token_hash = ?', [tokenHash]);
-      if (!r) return { status: 'unknown' };
-      const previous = toRefresh(r);
-      const family = this.get('SELECT revoked_at FROM token_families WHERE id = ?', [previous.familyId]);
-      const grant = this.get('SELECT * FROM grants WHERE id = ?', [previous.grantId]);
-      if (!family || family.revoked_at !== null || !grant || grant.revoked_at !== null) return { status: 'revoked' };
-      // Found in review: a consent that narrowed the grant while `next` was signed under the old limits revoked the
-      // grant's tokens, and `next`, recorded after it, lived on with the old limits. Such a token is not recorded.
-      const unchanged = sameLimits(toGrant(grant), next.grant);
-      if (previous.usedAt !== null && now - previous.usedAt <= graceMs && previous.expiresAt > now) {
-        // Two refreshes racing from the same client: the later one also gets tokens of the same family.
-        if (!unchanged) return { status: 'grant_changed' };
-        if (!wanted()) return { status: 'abandoned' };
-        this.insertRefresh(next.refresh);
-        this.insertIssued(next.access);
-        if (record) this.appendAuditNow(record(true), now);
-        return { status: 'rotated', previous, grace: true };
-      }
-      if (previous.usedAt !== null) {
-        // RFC 9700 §4.14.2: a spent refresh token presented again means it leaked; end the family.
-        this.revokeFamilyNow(previous.familyId, now, 'refresh token reused');
-        // In the same transaction (found in review: with the record failing, the family ended and the theft was
-        // never recorded, since every later presentation takes the "revoked" branch above).
-        if (replayRecord) this.appendAuditNow(replayRecord, now);
-        return { status: 'replayed', previous };
-      }
-      if (previous.expiresAt <= now || num(grant.expires_at) <= now) return { status: 'expired' };
+    if (this.failure) throw this.failure;
+    const { result, synced } = await new Promise<RotationOutcome>((resolve, reject) => {
+      this.pendingRotations.push({ rotate: () => this.rotateNow(tokenHash, now, next, graceMs, record, wanted, replayRecord), resolve, reject });
+      if (this.pendingRotations.length === 1) setImmediate(() => this.flushRotations());
+    });
+    await synced;
+    return result;
+  }
+
+  private flushRotations(): void {
+    const batch = this.pendingRotations;
+    this.pendingRotations = [];
+    if (this.failure) {
+      for (const p of batch) p.reject(this.failure);
+      return;
+    }
+    const wrote: boolean[] = [];
+    let results: RotateRefreshResult[];
+    try {
+      results = this.atomically(() =>
+        batch.map((p, i) => {
+          const before = this.writes;
+          const result = p.rotate();
+          wrote[i] = this.writes !== before;
+          return result;
+        }),
+      );
+    } catch {
+      // Nothing of the group was written: each one again, alone, as if it had never been grouped.
+      for (const p of batch) this.rotateAlone(p);
+      return;
+    }
+    // One sync for the group; a rotation that wrote nothing (a refusal) is answered at once, as before.
+    const synced = wrote.some(Boolean) ? this.durable() : undefined;
+    synced?.catch(() => undefined); // each writer below gets the failure through its own await
+    batch.forEach((p, i) => p.resolve({ result: results[i]!, synced: wrote[i] ? synced : undefined }));
+  }
+
+  private rotateAlone(p: PendingRotation): void {
+    const before = this.writes;
+    let result: RotateRefreshResult;
+    try {
+      result = this.atomically(p.rotate);
+    } catch (err) {
+      p.reject(err);
+      return;
+    }
+    p.resolve({ result, synced: this.writes !== before ? this.durable() : undefined });
+  }
+
+  /** One rotation (see rotateRefreshToken); call inside a transaction, which it leaves to its caller to commit. */
+  private rotateNow(
+    tokenHash: string,
+    now: number,
+    next: { refresh: RefreshTokenRecord; access: IssuedTokenRecord; grant: GrantRecord },
+    graceMs: number,
+    record: ((grace: boolean) => AuditEventInput) | undefined,
+    wanted: () => boolean,
+    replayRecord: AuditEventInput | undefined,
+  ): RotateRefreshResult {
+    const r = this.get('SELECT * FROM refresh_tokens WHERE token_hash = ?', [tokenHash]);
+    if (!r) return { status: 'unknown' };
+    const previous = toRefresh(r);
+    const family = this.get('SELECT revoked_at FROM token_families WHERE id = ?', [previous.familyId]);
+    const grant = this.get('SELECT * FROM grants WHERE id = ?', [previous.grantId]);
+    if (!family || family.revoked_at !== null || !grant || grant.revoked_at !== null) return { status: 'revoked' };
+    // Found in review: a consent that narrowed the grant while `next` was signed under the old limits revoked the
+    // grant's tokens, and `next`, recorded after it, lived on with the old limits. Such a token is not recorded.
+    const unchanged = sameLimits(toGrant(grant), next.grant);
+    if (previous.usedAt !== null && now - previous.usedAt <= graceMs && previous.expiresAt > now) {
+      // Two refreshes racing from the same client: the later one also gets tokens of the same family.
       if (!unchanged) return { status: 'grant_changed' };
       if (!wanted()) return { status: 'abandoned' };
-      this.run('UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?', [now, tokenHash]);
       this.insertRefresh(next.refresh);
       this.insertIssued(next.access);
-      if (record) this.appendAuditNow(record(false), now);
-      return { status: 'rotated', previous };
-    });
+      if (record) this.appendAuditNow(record(true), now);
+      return { status: 'rotated', previous, grace: true };
+    }
+    if (previous.usedAt !== null) {
+      // RFC 9700 §4.14.2: a spent refresh token presented again means it leaked; end the family.
+      this.revokeFamilyNow(previous.familyId, now, 'refresh token reused');
+      // In the same transaction (found in review: with the record failing, the family ended and the theft was
+      // never recorded, since every later presentation takes the "revoked" branch above).
+      if (replayRecord) this.appendAuditNow(replayRecord, now);
+      return { status: 'replayed', previous };
+    }
+    if (previous.expiresAt <= now || num(grant.expires_at) <= now) return { status: 'expired' };
+    if (!unchanged) return { status: 'grant_changed' };
+    if (!wanted()) return { status: 'abandoned' };
+    this.run('UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?', [now, tokenHash]);
+    this.insertRefresh(next.refresh);
+    this.insertIssued(next.access);
+    if (record) this.appendAuditNow(record(false), now);
+    return { status: 'rotated', previous };
   }
 
   async refreshTokenByHash(tokenHash: string): Promise<RefreshTokenRecord | undefined> {

@@ -468,8 +468,11 @@ export interface Store {
    * spent less than `graceMs` ago: two near-simultaneous refreshes by the same
    * client then both succeed. `record`, when given, is the audit event of a
    * rotation (told whether the grace rule applied): it is appended in the
-   * same transaction, so a token is never issued off the record, and the
-   * rotation costs one commit. `wanted`, when given, is asked inside the
+   * same transaction, so a token is never issued off the record. Rotations
+   * asked for together may share one commit (the SQLite store groups those
+   * of one turn of the event loop, each carried out as it would be alone);
+   * one that wrote resolves once its commit is on disk. `wanted`, when
+   * given, is asked inside the
    * transaction, only once a rotation (grace or not) would be carried out:
    * false leaves everything as it was (`abandoned`). A replay is never
    * abandoned: its family is revoked whoever is still listening.

@@ -238,6 +238,30 @@ describe('refresh_token grant', () => {
     }
   });
 
+  it('refuses a replay and ends its family while another client’s refresh sent at the same moment goes through', async () => {
+    // Sent together, the two are likely rotated in one group commit (SqliteStore.rotateRefreshToken); each comes out as alone.
+    let clock = Date.now();
+    const timed = await startTestAuthz({ now: () => clock });
+    try {
+      const a = await obtainTokens(timed);
+      const b = await obtainTokens(timed);
+      const refresh = (token: string, clientId: string) => postForm(`${timed.issuer}/token`, { grant_type: 'refresh_token', refresh_token: token, client_id: clientId });
+      const b1 = await refresh(b.refreshToken, b.clientId);
+      expect(b1.status).toBe(200);
+      clock += 6_000; // past the grace window: b's first token comes back as a replay
+      const [rotated, replayed] = await Promise.all([refresh(a.refreshToken, a.clientId), refresh(b.refreshToken, b.clientId)]);
+      expect(rotated.status).toBe(200);
+      expect([replayed.status, replayed.body.error]).toEqual([400, 'invalid_grant']);
+      expect(String(replayed.body.error_description)).toMatch(/already used/);
+      expect((await refresh(String(b1.body.refresh_token), b.clientId)).body.error).toBe('invalid_grant');
+      expect((await refresh(String(rotated.body.refresh_token), a.clientId)).status).toBe(200);
+      const records = (await timed.store.listAudit()).filter((r) => r.event === 'refresh_replay');
+      expect(records.map((r) => r.client)).toEqual([b.clientId]);
+    } finally {
+      await timed.close();
+    }
+  });
+
   it('lets two near-simultaneous refreshes of one token both succeed without revoking the family', async () => {
     const tokens = await obtainTokens(authz);
     const refresh = () => postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
