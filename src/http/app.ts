@@ -41,6 +41,14 @@ export interface AppOptions {
 }
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * Fields a handler adds to the request's access line (the one line per request at info, written when it is
+     * answered), instead of a line of its own: names and outcomes, never secrets (the line is redacted as every
+     * line is).
+     */
+    accessLog: Record<string, unknown> | null;
+  }
   interface FastifyContextConfig {
     /**
      * The route exists only to refuse its method (as /mcp's GET and DELETE do, with their own 405): the
@@ -125,8 +133,9 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     reply.header('Referrer-Policy', 'no-referrer');
   });
 
+  app.decorateRequest('accessLog', null);
   app.addHook('onResponse', async (req, reply) => {
-    req.log.info({ req, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    req.log.info({ ...req.accessLog, req, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   });
 
   // RFC 9110 §15.5.6: a path that is an endpoint, asked with a method it does not take (GET /token), is 405

@@ -1,9 +1,11 @@
 // The token endpoint from outside: codes, PKCE, refresh rotation and replay.
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { hashSecret } from '../../src/authz/crypto.js';
+import { createLogger } from '../../src/http/logging.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { openAsOwner, ownerApproves } from '../support/owner-flow.js';
@@ -259,6 +261,28 @@ describe('refresh_token grant', () => {
       expect(records.map((r) => r.client)).toEqual([b.clientId]);
     } finally {
       await timed.close();
+    }
+  });
+
+  it('logs one line for a refresh, its access line, naming the client and the grant type and no token', async () => {
+    const lines: string[] = [];
+    const stream = new PassThrough();
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => lines.push(...chunk.split('\n').filter(Boolean)));
+    const logged = await startTestAuthz({ logger: createLogger('info', stream) });
+    try {
+      const tokens = await obtainTokens(logged);
+      const res = await postForm(`${logged.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
+      expect(res.status).toBe(200);
+      await new Promise((r) => setImmediate(r));
+      const own = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reqId === res.headers.get('x-request-id'));
+      expect(own).toEqual([
+        expect.objectContaining({ msg: 'request completed', client: tokens.clientId, grant_type: 'refresh_token', req: expect.objectContaining({ path: '/token' }), res: { statusCode: 200 } }),
+      ]);
+      const text = lines.join('\n');
+      for (const secret of [tokens.refreshToken, String(res.body.refresh_token), String(res.body.access_token)]) expect(text).not.toContain(secret);
+    } finally {
+      await logged.close();
     }
   });
 
