@@ -291,7 +291,20 @@ export function endedFor(data: TokenCacheData, issuer: string, resource: string)
 /** Removes the resource's tokens, whose renewal the server refused, and notes why in their place (EndedDelegation). */
 export function endTokens(data: TokenCacheData, issuer: string, resource: string, ended: EndedDelegation): void {
   deleteTokens(data, issuer, resource);
-  ((data.ended ??= {})[issuer] ??= {})[resource] = ended;
+  // What the server said, cut to a size worth keeping (found in review, regress19b: a 2 MB description went into the
+  // private cache, read again by every command, and whole into `status --json`).
+  const kept: EndedDelegation = { ...ended, error: codePoints(ended.error, ENDED_ERROR_MAX) };
+  if (ended.error_description !== undefined) kept.error_description = codePoints(ended.error_description, ENDED_DESCRIPTION_MAX);
+  ((data.ended ??= {})[issuer] ??= {})[resource] = kept;
+}
+
+/** The most of a refusal's `error` and `error_description` an ended note keeps, in code points. */
+const ENDED_ERROR_MAX = 64;
+const ENDED_DESCRIPTION_MAX = 500;
+
+function codePoints(text: string, max: number): string {
+  const all = [...text];
+  return all.length <= max ? text : all.slice(0, max).join('');
 }
 
 function forgetEnded(data: TokenCacheData, issuer: string, resource: string): void {
@@ -339,7 +352,12 @@ function isEndedSection(value: unknown): boolean {
     (byResource) =>
       isRecord(byResource) &&
       Object.values(byResource).every(
-        (e) => isRecord(e) && typeof e.refused_at === 'number' && typeof e.error === 'string' && (e.error_description === undefined || typeof e.error_description === 'string'),
+        (e) =>
+          isRecord(e) &&
+          typeof e.refused_at === 'number' &&
+          typeof e.error === 'string' &&
+          [...e.error].length <= ENDED_ERROR_MAX &&
+          (e.error_description === undefined || (typeof e.error_description === 'string' && [...e.error_description].length <= ENDED_DESCRIPTION_MAX)),
       ),
   );
 }

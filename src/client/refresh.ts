@@ -128,7 +128,11 @@ async function refreshUnderLock(input: RefreshInput, fetchFn: FetchLike, notes: 
     } catch (error) {
       // RFC 6749 §5.2: the grant is dead (revoked, expired, reused) or the client is unknown; only a new login helps.
       // The refusal is kept in the tokens' place, for the commands that then find none to say why (EndedDelegation).
-      if (error instanceof InvalidGrantError || error instanceof InvalidClientError || error instanceof UnauthorizedClientError) {
+      // Only as §5.2 sends it, with 400 (401 for the client): a 5xx is the server's fault whatever its body says, and the
+      // refresh token is kept for the next try (found in review, regress19b: a 503 `invalid_grant` ended the sign-in).
+      const status = notes.takeRefusalStatus();
+      const refused = status === 400 || status === 401;
+      if (refused && (error instanceof InvalidGrantError || error instanceof InvalidClientError || error instanceof UnauthorizedClientError)) {
         endTokens(data, issuer, resource, { refused_at: now(), error: error.errorCode, ...(error.message ? { error_description: error.message } : {}) });
         if (!(error instanceof InvalidGrantError)) delete data.clients[issuer];
         unsavedRefreshes.delete(key);

@@ -27,11 +27,24 @@ export class TokenResponseNotes {
     return extras;
   }
 
-  /** Wraps `fetchFn` so that successful token-endpoint responses are read (a clone) on their way to the SDK. */
+  /** The HTTP status of the last token-endpoint answer that was not a success, if any since it was last taken. */
+  private refusal: number | undefined;
+
+  /** The status of the last refused token request (then forgotten): RFC 6749 §5.2 refusals are 400 (or 401). */
+  takeRefusalStatus(): number | undefined {
+    const status = this.refusal;
+    this.refusal = undefined;
+    return status;
+  }
+
+  /** Wraps `fetchFn` so that successful token-endpoint responses are read (a clone) on their way to the SDK, and refusals' statuses noted. */
   observe(fetchFn: FetchLike): FetchLike {
     return async (url, init) => {
       const response = await fetchFn(url, init);
-      if (response.ok && isTokenRequest(init)) await this.note(response.clone());
+      if (isTokenRequest(init)) {
+        if (response.ok) await this.note(response.clone());
+        else this.refusal = response.status;
+      }
       return response;
     };
   }

@@ -134,6 +134,33 @@ describe('a refresh the authorization server refuses (RFC 6749 §5.2): the deleg
     expect(said?.detail).toMatch(/\(invalid_grant: gone\\e\[2K\\nforged line\)$/);
   });
 
+  // Found in review (regress19b): a 503 whose body said invalid_grant ended the sign-in (the SDK reads the body alone);
+  // and a 2 MB description went into the private cache whole.
+  it('a 5xx is no refusal, whatever its body says: the tokens stay, nothing is noted, and the failure is said as one', async () => {
+    const fetchFn = vi.fn(async () => Response.json({ error: 'invalid_grant', error_description: 'db locked' }, { status: 503 }));
+    const error = await refusal(fetchFn);
+    expect(error).toMatchObject({ code: 'REFRESH_FAILED' });
+    expect(isDelegationEnded(error)).toBe(false);
+    const data = await cache.read();
+    expect(tokensFor(data, issuer, resource)?.refresh_token).toBe('rt-1');
+    expect(data.ended).toBeUndefined();
+  });
+
+  it('keeps at most 500 code points of the description, and reads no longer note back', async () => {
+    await refusal(refusing({ error: 'invalid_grant', error_description: `${'😀'.repeat(499)}${'A'.repeat(2_000_000)}` }));
+    const raw = await readFile(cache.files.tokenCache, 'utf8');
+    expect(raw.length).toBeLessThan(10_000);
+    const note = endedFor(await cache.read(), issuer, resource)!;
+    expect([...note.error_description!]).toHaveLength(500);
+    expect(note.error_description!.endsWith('😀A')).toBe(true);
+    expect(note.error).toBe('invalid_grant');
+    // One written longer (by hand, or by an older build) is dropped on reading, as a malformed one is.
+    await cache.update((data) => {
+      (data as unknown as { ended: unknown }).ended = { [issuer]: { [resource]: { refused_at: now(), error: 'invalid_grant', error_description: 'A'.repeat(501) } } };
+    });
+    expect((await cache.read()).ended).toBeUndefined();
+  });
+
   it('a malformed note is dropped when the cache is read, never a reason to set the cache aside', async () => {
     await cache.update((data) => {
       (data as unknown as { ended: unknown }).ended = { [issuer]: { [resource]: { error: 42 } } };
