@@ -1,22 +1,37 @@
 // Mounts an MCP server on fastify as a stateless Streamable HTTP endpoint
 // (MCP transports spec): POST carries JSON-RPC, GET and DELETE answer 405
-// because a server without sessions offers no stream to resume or end. Each
-// POST gets a fresh McpServer and transport that are closed with the
-// response, so nothing outlives a request and memory stays flat. A tools/call
-// for a tool whose scope the token lacks is refused here, before the tool
-// runs, with the MCP authorization spec's scope challenge (403
+// because a server without sessions offers no stream to resume or end. One
+// McpServer answers every POST, through McpPostTransport
+// (mcp-post-transport.ts), which keeps each POST's requests apart from every
+// other's; the answers are JSON (one per POST, no stream kept open). A
+// tools/call for a tool whose scope the token lacks is refused here, before
+// the tool runs, with the MCP authorization spec's scope challenge (403
 // insufficient_scope naming the scopes to ask for); so is one whose token's
 // delegation does not reach where the tools read (the calendar moved since it
 // was approved), since only authorizing again mends that. Before that, an
 // MCP-Protocol-Version the SDK does not support is refused with 400 (as the
 // SDK would, but before a scope is judged), a batch must be one the protocol
 // allows, and each message is screened as on stdio (mcp-requests.ts); a
-// refused request is answered under its id through the SDK's transport.
+// refused request is answered under its id. What the SDK's
+// StreamableHTTPServerTransport checked of a POST is checked here, with its
+// status codes and words (Accept, Content-Type, JSON-RPC shape).
+//
+// Each POST used to get a fresh McpServer and the SDK's transport, which turns
+// Node's request into a Web Request and its Response back: those, and the
+// server's construction and close, were about a third of the agent's CPU per
+// call (README, Performance).
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest, JSONRPCMessageSchema, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCErrorResponse, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { isJsonContentType } from '@modelcontextprotocol/sdk/shared/mediaType.js';
+import {
+  isInitializeRequest,
+  JSONRPCMessageSchema,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type JSONRPCErrorResponse,
+  type JSONRPCMessage,
+  type RequestInfo,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { AccessTokenClaims } from '../delegation/index.js';
 import { auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
@@ -25,6 +40,8 @@ import { batchProblem } from './json-rpc-batch.js';
 import { screenMessage } from './mcp-requests.js';
 import { authenticate, authInfoFrom, originAllowed, refuseBearer, refuseOrigin, sendJsonRpcError } from './gate.js';
 import { challengeScope, missingToolScopes, toolScopes, type ToolScopePolicy } from './tool-scopes.js';
+import { McpPostTransport } from './mcp-post-transport.js';
+import type { ToolExtra } from './tool.js';
 
 export interface McpHttpOptions {
   /** The canonical URL of the endpoint (its path is where it is mounted). */
@@ -35,10 +52,11 @@ export interface McpHttpOptions {
   /** The agent's scopes: a token needs one of them; each tool needs its own. */
   scopes: ToolScopePolicy;
   /**
-   * Builds the MCP server that answers one request; `log` is that request's logger (it carries the reqId), and
-   * `requestId` that id (the caller's X-Request-Id when safe, src/http/logging.ts), for the tools' onward requests.
+   * The MCP server that answers every request, connected here for the endpoint's life and closed with it. Its
+   * tools find the request a call came in with httpRequestOf(extra): its logger and id, for their log lines and
+   * onward requests. It must keep no state of one caller's for another (createAgentMcpServer with callContext).
    */
-  createServer: (log: FastifyBaseLogger, requestId: string) => McpServer;
+  server: McpServer;
   /**
    * Why a token's delegation does not reach what the tools read (unreachedCalendar), or undefined. A tools/call
    * under such a token is refused with the same scope challenge as a missing scope: the client authorizes again,
@@ -52,22 +70,42 @@ export interface McpHttpOptions {
 /** Marks a JSON body that did not parse, so the answer can be the JSON-RPC parse error the SDK would give. */
 const UNPARSABLE = Symbol('unparsable JSON');
 
-/** A POST's body as the SDK is to get it: each message screened, and the answers to the requests refused, by id (as JSON). */
+/** A POST's body as the server is to get it: each message screened, and the answers to the requests refused, by id (as JSON). */
 interface ScreenedBody {
-  body: unknown;
-  /** The messages handed to the server (rewritten where the screen said so); the scope gate judges these. */
+  /** Its JSON-RPC messages as the SDK's schema reads them, rewritten where the screen said so; none when a member is no JSON-RPC message. */
+  messages: JSONRPCMessage[] | undefined;
+  /** The messages handed to the server; the scope gate judges these. */
   delivered: unknown[];
   refusals: Map<string, JSONRPCErrorResponse>;
+}
+
+/** What a tool call needs of the HTTP request it came in: that request's id and logger (its lines carry the reqId). */
+export interface HttpRequestContext {
+  /** The caller's X-Request-Id when safe, else a fresh one (src/http/logging.ts): sent on the tools' onward requests. */
+  requestId: string;
+  logger: FastifyBaseLogger;
+}
+
+/** Each POST's context, by the requestInfo object its messages reach the server with (the SDK hands it on to the handlers as is). */
+const requestContexts = new WeakMap<RequestInfo, HttpRequestContext>();
+
+/** The HTTP request a tool call came in with, or undefined for a call that came otherwise (stdio, tests in memory). */
+export function httpRequestOf(extra: ToolExtra): HttpRequestContext | undefined {
+  return extra.requestInfo ? requestContexts.get(extra.requestInfo) : undefined;
 }
 
 type AuthenticatedRequest = IncomingMessage & { auth?: AuthInfo; screened?: ScreenedBody };
 
 export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttpOptions): Promise<void> {
   const path = new URL(options.resourceUrl).pathname;
+  const transport = new McpPostTransport();
+  await options.server.connect(transport);
+  // Answers still being written finish first (src/http/graceful-close.ts); a call still running is cancelled.
+  app.addHook('onClose', async () => options.server.close());
 
   await app.register(async (scope) => {
-    // In this scope only: bodies reach the SDK as it expects them, and its own
-    // checks (Accept, Content-Type, JSON-RPC shape, batch size) answer errors.
+    // In this scope only: any body reaches the route, whose checks (as the SDK's transport made them:
+    // Accept, Content-Type, JSON-RPC shape) answer errors; fastify's own would answer others.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
       try {
@@ -137,7 +175,7 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
 
     scope.post(path, async (req, reply) => {
       if (req.body === UNPARSABLE) return sendJsonRpcError(reply, 400, -32700, 'Parse error: Invalid JSON');
-      await serveOnce(req, reply, options.createServer, (req.raw as AuthenticatedRequest).screened);
+      return answerPost(req, reply, transport, (req.raw as AuthenticatedRequest).screened);
     });
 
     const notAllowed = async (_req: FastifyRequest, reply: FastifyReply) =>
@@ -186,18 +224,24 @@ function unsupportedVersion(body: unknown, header: string | string[] | undefined
 }
 
 /**
- * Each message of a body screened (mcp-requests.ts). A refused request stays
- * in the body the SDK gets, so that its transport waits for an answer under
- * that id, and serveOnce answers it with the refusal instead of handing it to
- * the server. A body with any member that is no JSON-RPC message is left
- * alone: the SDK refuses it whole (-32700) and runs nothing.
+ * Each message of a body screened (mcp-requests.ts), as the SDK's schema
+ * reads it (what the SDK's transport handed its server). A refused request
+ * stays among the messages, so that its answer keeps its place, and is
+ * answered with the refusal instead of reaching the server. A body with any
+ * member that is no JSON-RPC message is refused whole (-32700), as the
+ * SDK's transport did, and runs nothing.
  */
 function screenBody(body: unknown, tools: Readonly<Record<string, unknown>>): ScreenedBody {
-  const messages = Array.isArray(body) ? body : [body];
+  const members = Array.isArray(body) ? body : [body];
   const refusals = new Map<string, JSONRPCErrorResponse>();
-  if (!messages.every((m) => JSONRPCMessageSchema.safeParse(m).success)) return { body, delivered: messages, refusals };
+  const parsed: JSONRPCMessage[] = [];
+  for (const member of members) {
+    const read = JSONRPCMessageSchema.safeParse(member);
+    if (!read.success) return { messages: undefined, delivered: members, refusals };
+    parsed.push(read.data);
+  }
   const delivered: unknown[] = [];
-  const out = (messages as JSONRPCMessage[]).map((message) => {
+  const messages = parsed.map((message) => {
     const screened = screenMessage(message, tools);
     if ('refuse' in screened) {
       refusals.set(JSON.stringify(screened.refuse.id), screened.refuse);
@@ -206,7 +250,7 @@ function screenBody(body: unknown, tools: Readonly<Record<string, unknown>>): Sc
     delivered.push(screened.deliver);
     return screened.deliver;
   });
-  return { body: Array.isArray(body) ? out : out[0], delivered, refusals };
+  return { messages, delivered, refusals };
 }
 
 /** The tools/call requests among JSON-RPC messages. */
@@ -220,38 +264,70 @@ function toolCalls(messages: unknown[]): Array<{ tool: string; arguments: unknow
   return calls;
 }
 
-async function serveOnce(req: FastifyRequest, reply: FastifyReply, createServer: McpHttpOptions['createServer'], screened: ScreenedBody | undefined): Promise<void> {
-  const server = createServer(req.log, req.id);
-  // No session ids: every request stands alone. JSON responses: one answer per POST, no stream to keep open.
-  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+/** The SDK transport's words for a POST it cannot take (a JSON-RPC error without an id). */
+const NOT_ACCEPTABLE = 'Not Acceptable: Client must accept both application/json and text/event-stream';
+const UNSUPPORTED_MEDIA_TYPE = 'Unsupported Media Type: Content-Type must be application/json';
+const INVALID_MESSAGE = 'Parse error: Invalid JSON-RPC message';
+
+/**
+ * Answers one POST as the SDK's StreamableHTTPServerTransport did in its
+ * stateless JSON-response mode: the Accept and Content-Type checks first (406,
+ * 415), then a body of JSON-RPC messages (else 400 -32700); a POST with no
+ * request is 202 with no body, else 200 with the answers (the version header,
+ * batch size and initialize-in-a-batch rules it also had are judged earlier,
+ * in the preHandler hook).
+ */
+async function answerPost(req: FastifyRequest, reply: FastifyReply, transport: McpPostTransport, screened: ScreenedBody | undefined): Promise<FastifyReply> {
   reply.hijack();
-  // Headers set by earlier hooks (nosniff, referrer policy) would be lost with fastify's reply.
-  for (const [name, value] of Object.entries(reply.getHeaders())) {
-    if (value !== undefined) reply.raw.setHeader(name, value as string | number | string[]);
-  }
-  reply.raw.setHeader('Cache-Control', 'no-store');
-  reply.raw.on('close', () => {
-    void transport.close();
-    void server.close();
-  });
-  try {
-    await server.connect(transport);
-    const refusals = screened?.refusals;
-    if (refusals && refusals.size > 0) {
-      // The transport hands each message to the server; a refused request is answered instead, under its id.
-      const deliver = transport.onmessage;
-      transport.onmessage = (message, extra) => {
-        const refusal = 'method' in message && 'id' in message ? refusals.get(JSON.stringify(message.id)) : undefined;
-        if (!refusal) return deliver?.(message, extra);
-        transport.send(refusal).catch((err: unknown) => req.log.warn({ err: { name: (err as Error)?.name } }, 'refusal could not be sent'));
-      };
+  // Headers set by earlier hooks (the request id, nosniff, referrer policy) would be lost with fastify's reply.
+  const headers: Record<string, string | number | string[]> = {};
+  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) headers[name] = value as string | number | string[];
+  headers['cache-control'] = 'no-store';
+  const send = (status: number, answer?: unknown): FastifyReply => {
+    if (answer === undefined) {
+      reply.raw.writeHead(status, headers).end();
+      return reply;
     }
-    await transport.handleRequest(req.raw, reply.raw, screened ? screened.body : req.body);
+    const body = JSON.stringify(answer);
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = Buffer.byteLength(body);
+    reply.raw.writeHead(status, headers).end(body);
+    return reply;
+  };
+  const refuse = (status: number, code: number, message: string) => send(status, { jsonrpc: '2.0', error: { code, message }, id: null });
+  // The SDK read the headers through the Fetch API, which joins repeated lines with ", ".
+  const accept = req.headers.accept;
+  if (!accept?.includes('application/json') || !accept.includes('text/event-stream')) return refuse(406, -32000, NOT_ACCEPTABLE);
+  if (!isJsonContentType(joinedHeader(req.raw.rawHeaders, 'content-type'))) return refuse(415, -32000, UNSUPPORTED_MEDIA_TYPE);
+  const messages = screened?.messages;
+  if (!messages) return refuse(400, -32700, INVALID_MESSAGE);
+  const requestInfo: RequestInfo = { headers: req.headers };
+  requestContexts.set(requestInfo, { requestId: req.id, logger: req.log });
+  const auth = (req.raw as AuthenticatedRequest).auth;
+  const refusals = screened.refusals;
+  try {
+    const posted = transport.post(messages, { requestInfo, ...(auth ? { authInfo: auth } : {}) }, (request) =>
+      refusals.size > 0 ? refusals.get(JSON.stringify(request.id)) : undefined,
+    );
+    let answered = false;
+    reply.raw.once('close', () => {
+      if (!answered) posted.cancel();
+    });
+    const answers = await posted.answers;
+    answered = true;
+    return send(answers.length === 0 ? 202 : 200, answers.length === 0 ? undefined : answers.length === 1 ? answers[0] : answers);
   } catch (err) {
     req.log.error({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'MCP request failed');
-    if (!reply.raw.headersSent) {
-      reply.raw.writeHead(500, { 'Content-Type': 'application/json' });
-      reply.raw.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null }));
-    }
+    if (!reply.raw.headersSent) refuse(500, -32603, 'Internal error');
+    return reply;
   }
+}
+
+/** A header's lines joined with ", " as the Fetch API joins them (Node keeps only the first Content-Type). */
+function joinedHeader(rawHeaders: readonly string[], name: string): string | undefined {
+  let joined: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length === name.length && rawHeaders[i]!.toLowerCase() === name) joined = joined === undefined ? rawHeaders[i + 1]! : `${joined}, ${rawHeaders[i + 1]!}`;
+  }
+  return joined;
 }

@@ -1,10 +1,11 @@
 // CalendarAgent as an MCP server, independent of how it is reached: the HTTP
-// endpoint builds one per request with the caller's verified token as the
-// delegation, and a stdio transport can build one for the process with the
+// endpoint builds one for all its callers, each call acting under the
+// caller's verified token, and a stdio transport one for the process with the
 // user's cached token (issue 5). Either way the tool acts under the token the
-// builder passes in and never under one of its own.
+// call carries and never under one of its own.
 import { randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { InitializeRequestSchema, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { JWK } from 'jose';
 import { z } from 'zod';
@@ -22,6 +23,9 @@ import { AGENT_RESOURCE_NAME } from './metadata.js';
 
 export const AGENT_SERVER_INFO = Object.freeze({ name: 'calendar-agent', title: AGENT_RESOURCE_NAME, version: '0.1.0' });
 
+/** Tools only, and a list that never changes. */
+const CAPABILITIES = Object.freeze({ tools: Object.freeze({ listChanged: false }) });
+
 const INSTRUCTIONS =
   "CalendarAgent finds free time in the user's calendar. It sees only when the user is busy, never what their events are. " +
   "Call find_slot with a duration (for example 30m); it searches the user's working hours (by default Monday to Friday, 09:00 to 17:00) " +
@@ -29,12 +33,25 @@ const INSTRUCTIONS =
   'It also takes working hours, a step, buffers, a minimum notice, a limit and the calendars to count. ' +
   'list_busy lists the busy times of a window, without details; it needs its own permission.';
 
+/** What a call needs of the request it came in (over HTTP): its id, sent on the call's onward requests, and its logger. */
+export interface CallContext {
+  requestId: string;
+  /** Its lines carry the request's id (reqId). */
+  logger: ToolLogger;
+}
+
 /** What the agent's tools need; the same for every server the agent builds, whatever the transport. */
 export interface AgentMcpDeps extends FindSlotDeps {
   /** The agent's /mcp URL, named as the resource in audit records (default: the caller token's audience). */
   resourceUrl?: string;
   /** Where every tool call is recorded; none means they are not. */
   audit?: AuditSink;
+  /**
+   * For a server that answers many callers (over HTTP, one server for every request): the request each call came
+   * in, whose id and logger the call uses. The server then also keeps nothing of an initialize request: what one
+   * client says of itself is never known while another's requests are answered.
+   */
+  callContext?: (extra: ToolExtra) => CallContext | undefined;
 }
 
 export interface AgentRuntimeOptions {
@@ -116,15 +133,17 @@ function guardOptions(deps: AgentMcpDeps): ToolGuardOptions {
 }
 
 /**
- * A tool's handler built once, when the server has the id of the request it answers (over HTTP: one server per
- * request); else (over stdio: one server for the process, no incoming request) built for each call with a fresh id,
- * which the call's exchange, calendar read and audit report send as X-Request-Id and its warnings carry as reqId, so
- * that the servers' lines of one call can be found together. Found by the s18 helpers: the stdio agent's onward
- * requests reached the AS and the backend with fresh, unrelated ids.
+ * A tool's handler built for each call, with the id of the request it came in (over HTTP: callContext; else given
+ * in deps), or else (over stdio: no incoming request) a fresh id, which the call's exchange, calendar read and audit
+ * report send as X-Request-Id and its warnings carry as reqId, so that the servers' lines of one call can be found
+ * together. Found by the s18 helpers: the stdio agent's onward requests reached the AS and the backend with fresh,
+ * unrelated ids.
  */
 function perCall<I>(deps: AgentMcpDeps, build: (deps: AgentMcpDeps) => ToolHandler<I>): ToolHandler<I> {
   if (deps.requestId !== undefined) return build(deps);
   return (input, extra) => {
+    const context = deps.callContext?.(extra);
+    if (context) return build({ ...deps, ...context })(input, extra);
     const requestId = randomUUID();
     const logger = deps.logger;
     const forCall: AgentMcpDeps = { ...deps, requestId, ...(logger ? { logger: { warn: (obj, msg) => logger.warn({ ...obj, reqId: requestId }, msg) } } : {}) };
@@ -164,7 +183,7 @@ export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
   const server = new McpServer(AGENT_SERVER_INFO, {
     jsonSchemaValidator: sharedValidator,
     instructions: INSTRUCTIONS,
-    capabilities: { tools: { listChanged: false } },
+    capabilities: CAPABILITIES,
     // The tool takes four short strings; anything much larger is abuse.
     maxToolInputElements: 64,
   });
@@ -198,6 +217,23 @@ export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
   );
   // registerTool merges `tools: { listChanged: true }` into the capabilities, whatever the constructor
   // said. The tool list never changes, and stateless /mcp has no stream to send the notification on.
-  server.server.registerCapabilities({ tools: { listChanged: false } });
+  server.server.registerCapabilities(CAPABILITIES);
+  if (deps.callContext) answerInitializeStatelessly(server);
   return server;
+}
+
+/**
+ * The SDK's answer to initialize (the version asked for when it supports it,
+ * else its latest; the capabilities, the server's name and the instructions),
+ * without what its own handler also does: keep the client's capabilities and
+ * name on the server, for the session. A server that answers many callers has
+ * no session; read later, they would be another caller's.
+ */
+function answerInitializeStatelessly(server: McpServer): void {
+  server.server.setRequestHandler(InitializeRequestSchema, (request) => ({
+    protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(request.params.protocolVersion) ? request.params.protocolVersion : LATEST_PROTOCOL_VERSION,
+    capabilities: CAPABILITIES,
+    serverInfo: AGENT_SERVER_INFO,
+    instructions: INSTRUCTIONS,
+  }));
 }

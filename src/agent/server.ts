@@ -13,7 +13,7 @@ import { attachRevocationList, createRevocationList, type RevocationList } from 
 import type { TokenExchanger } from './exchange.js';
 import { unreachedCalendar } from './delegation.js';
 import { agentMcpDeps, createAgentMcpServer } from './mcp.js';
-import { registerMcpEndpoint } from './mcp-http.js';
+import { httpRequestOf, registerMcpEndpoint } from './mcp-http.js';
 import { AGENT_RESOURCE_NAME, protectedResourceMetadataUrl, registerProtectedResourceMetadata } from './metadata.js';
 import { bearerCallerToken } from './tool.js';
 import { AGENT_SCOPE_POLICY } from './tool-scopes.js';
@@ -105,9 +105,10 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     verify,
     scopes: AGENT_SCOPE_POLICY,
     unreached: (claims) => unreachedCalendar(claims, options.calendarUrl),
-    // The tools log through the request's logger, so their lines carry its reqId; their onward requests (the token
-    // exchange, the calendar read) carry it as X-Request-Id, so the AS's and the backend's lines do too.
-    createServer: (log, requestId) => createAgentMcpServer({ ...toolDeps, logger: log, requestId }),
+    // One server for every request. The tools log through the request's logger, so their lines carry its reqId;
+    // their onward requests (the token exchange, the calendar read) carry it as X-Request-Id, so the AS's and the
+    // backend's lines do too.
+    server: createAgentMcpServer({ ...toolDeps, callContext: httpRequestOf }),
     ...(options.audit ? { audit: options.audit } : {}),
   });
   return app;
