@@ -6,9 +6,8 @@ import { selectionParams, type FreeBusySelection } from '../calendar/freebusy-qu
 import type { Interval } from '../calendar/intervals.js';
 import { minuteRanges, type WorkingHours } from '../calendar/slots.js';
 import { isIanaZone } from '../config.js';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { readBody } from '../client/mcp-post.js';
 import { resendIfUnanswered, type ServersGone } from '../client/servers-gone.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
 import { requestIdHeader } from '../http/logging.js';
@@ -92,33 +91,39 @@ export async function fetchFreeBusy(request: FreeBusyRequest): Promise<FreeBusy>
   url.searchParams.set('to', new Date(request.window.end).toISOString());
   for (const [name, value] of selectionParams(request.selection ?? {})) url.searchParams.append(name, value);
 
-  const timeout = AbortSignal.timeout(request.timeoutMs);
   const headers: Record<string, string> = {
     Authorization: `Bearer ${request.accessToken}`,
     Accept: 'application/json',
     ...requestIdHeader(request.requestId),
   };
   const timedOut = () => new CalendarError('timeout', `The calendar did not answer within ${formatSeconds(request.timeoutMs)}.`);
-  let answer: Answer;
+  // One limit for the whole read (every send of it, and the body): fetch takes a signal, node:http a Deadline.
+  const fetchFn = request.fetchFn;
+  const timeout = fetchFn ? AbortSignal.timeout(request.timeoutMs) : new Deadline(request.timeoutMs);
   try {
-    const get = () => (request.fetchFn ? getWithFetch(request.fetchFn, url, headers, timeout) : getWithNodeHttp(url, headers, timeout));
-    answer = await resendIfUnanswered(get, request.serversGone);
-  } catch (error) {
-    if (timeout.aborted) throw timedOut();
-    const held = error instanceof ForeignListenerError || (error as { cause?: unknown }).cause instanceof ForeignListenerError;
-    throw new CalendarError('unreachable', `The calendar at ${request.calendarUrl} could not be reached${held ? ": another user's program holds its port" : ''}.`);
+    let answer: Answer;
+    try {
+      const get = () => (fetchFn ? getWithFetch(fetchFn, url, headers, timeout as AbortSignal) : getWithNodeHttp(url, headers, timeout as Deadline));
+      answer = await resendIfUnanswered(get, request.serversGone);
+    } catch (error) {
+      if (timeout.aborted) throw timedOut();
+      const held = error instanceof ForeignListenerError || (error as { cause?: unknown }).cause instanceof ForeignListenerError;
+      throw new CalendarError('unreachable', `The calendar at ${request.calendarUrl} could not be reached${held ? ": another user's program holds its port" : ''}.`);
+    }
+    // It answered; a body that stops halfway, is too large or is not JSON is no free/busy data.
+    let body: unknown;
+    try {
+      body = parseJson(await answer.text());
+    } catch {
+      if (timeout.aborted) throw timedOut();
+      body = undefined;
+    }
+    // A redirect is not followed (the token is for this backend only): it is a refusal like any other non-2xx.
+    if (answer.status < 200 || answer.status > 299) throw refusal(answer.status, body);
+    return freeBusyFrom(body);
+  } finally {
+    if (timeout instanceof Deadline) timeout.clear();
   }
-  // It answered; a body that stops halfway, is too large or is not JSON is no free/busy data.
-  let body: unknown;
-  try {
-    body = parseJson(await answer.text());
-  } catch {
-    if (timeout.aborted) throw timedOut();
-    body = undefined;
-  }
-  // A redirect is not followed (the token is for this backend only): it is a refusal like any other non-2xx.
-  if (answer.status < 200 || answer.status > 299) throw refusal(answer.status, body);
-  return freeBusyFrom(body);
 }
 
 /** The status and, read later, the body: both paths behave alike from here on. */
@@ -129,13 +134,74 @@ async function getWithFetch(fetchFn: typeof fetch, url: URL, headers: Record<str
   return { status: res.status, text: () => res.text() };
 }
 
-async function getWithNodeHttp(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Answer> {
+/**
+ * The time limit of a read over node:http: when it passes, the request under
+ * way (or its answer, still arriving) is destroyed. A timer rather than an
+ * AbortSignal, whose listeners node:http adds to and removes from each
+ * request and response: a tenth of the agent's CPU for the read, in the
+ * profiles.
+ */
+class Deadline {
+  aborted = false;
+  private request: ClientRequest | undefined;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(ms: number) {
+    this.timer = setTimeout(() => {
+      this.aborted = true;
+      this.request?.destroy(new Error('The calendar read took too long.'));
+    }, ms);
+    this.timer.unref();
+  }
+
+  /** The request to destroy when the time is up (each send of the read in turn). */
+  watch(request: ClientRequest): void {
+    this.request = request;
+  }
+
+  clear(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+async function getWithNodeHttp(url: URL, headers: Record<string, string>, deadline: Deadline): Promise<Answer> {
   refuseForeignListener(url); // before the exchanged token leaves
+  if (deadline.aborted) throw new Error('The calendar read took too long.');
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
-    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    request(url, { method: 'GET', headers, signal }, resolve).on('error', reject).end();
+    const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: 'GET', headers }, resolve);
+    deadline.watch(request);
+    request.on('error', reject).end();
   });
-  return { status: res.statusCode ?? 0, text: () => readBody(res) };
+  return { status: res.statusCode ?? 0, text: () => bodyText(res) };
+}
+
+/** The most of an answer read, as the CLI's MCP client reads (src/client/mcp-post.ts): a free/busy answer is far smaller. */
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+/** A whole answer as text; one cut off (destroyed at the deadline, the connection lost) or too large fails. */
+function bodyText(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let ended = false;
+    res.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        res.destroy();
+        reject(new Error(`The answer is larger than ${MAX_BODY_BYTES} bytes.`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    res.once('end', () => {
+      ended = true;
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    res.once('error', reject);
+    res.once('close', () => {
+      if (!ended) reject(new Error('The answer was cut off.'));
+    });
+  });
 }
 
 /** JSON text as JSON.parse reads it, a leading byte-order mark allowed (fetch's Response.json() allows it too). */
