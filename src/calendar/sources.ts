@@ -3,7 +3,8 @@
 // modification time or size changes, so repeated free/busy calls cost one
 // stat per calendar. A file that fails to parse is remembered as failing
 // until it changes.
-import { readFile, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { CalendarSourceError } from './errors.js';
 import type { FeedLoader, FeedRef, StaleFeed } from './feeds.js';
 import { parseCalendar, type ParsedCalendar } from './ics.js';
@@ -43,7 +44,11 @@ interface Entry {
 
 export function createCalendarLoader(options: CalendarLoaderOptions = {}): CalendarLoader {
   const readText = options.readText ?? ((path: string) => readFile(path, 'utf8'));
-  const statFile = options.statFile ?? stat;
+  // The stat on every request is synchronous: the files are the user's own, on this machine, and an asynchronous
+  // stat's trip through libuv's thread pool cost the calendar backend about eight times as much CPU (measured:
+  // about 20 µs against 2.5 µs a call; in its profiles under load, a tenth of its time per request). The read of a
+  // file that changed stays asynchronous.
+  const statFile = options.statFile ?? (async (path: string) => statSync(path));
   const maxEntries = options.maxEntries ?? 64;
   const cache = new Map<string, Entry>();
 
