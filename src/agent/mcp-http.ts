@@ -315,7 +315,8 @@ async function answerPost(req: FastifyRequest, reply: FastifyReply, transport: M
     });
     const answers = await posted.answers;
     answered = true;
-    return send(answers.length === 0 ? 202 : 200, answers.length === 0 ? undefined : answers.length === 1 ? answers[0] : answers);
+    // A batch is answered with an array, even of one (JSON-RPC 2.0 §6; found in review, regress19d: a bare object).
+    return send(answers.length === 0 ? 202 : 200, answers.length === 0 ? undefined : answers.length === 1 && !Array.isArray(req.body) ? answers[0] : answers);
   } catch (err) {
     req.log.error({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'MCP request failed');
     if (!reply.raw.headersSent) refuse(500, -32603, 'Internal error');

@@ -83,12 +83,18 @@ export class McpPostTransport implements Transport {
         delivered.push({ ...message, id });
       } else if ('method' in message) {
         const notice = this.notification(message, ours);
-        if (notice) delivered.push(notice);
+        if (notice) {
+          delivered.push(notice);
+          // A request of this POST cancelled by the POST itself gets no answer (the server sends none for it,
+          // MCP cancellation): the POST stops waiting for it rather than hang (found in review, regress19d).
+          const cancelled = message.method === 'notifications/cancelled' ? (notice as unknown as { params: { requestId: number } }).params.requestId : undefined;
+          if (cancelled !== undefined && this.pending.delete(cancelled)) post.waiting--;
+        }
       }
       // A response from the client answers nothing: the server sends it no requests.
     }
     for (const message of delivered) this.onmessage(message, extra);
-    if (post.waiting === 0) done(post.answers as JSONRPCMessage[]);
+    if (post.waiting === 0) done(answered(post));
     return {
       answers,
       cancel: () => {
@@ -119,10 +125,15 @@ export class McpPostTransport implements Transport {
       this.pending.delete(message.id as number);
       const { post, index } = pending;
       post.answers[index] = { ...message, id: pending.id } as JSONRPCMessage;
-      if (--post.waiting === 0) post.done(post.answers as JSONRPCMessage[]);
+      if (--post.waiting === 0) post.done(answered(post));
       return;
     }
     if ('id' in message) throw new Error('CalendarAgent over stateless HTTP sends no requests to the client.');
     // A notification (progress, a log message): no stream to carry it, as with the SDK's transport in JSON mode.
   }
+}
+
+/** A POST's answers in the order of its requests, without those it cancelled itself (they have none). */
+function answered(post: OpenPost): JSONRPCMessage[] {
+  return post.answers.filter((answer): answer is JSONRPCMessage => answer !== undefined);
 }

@@ -176,6 +176,25 @@ describe('one MCP server for every caller of /mcp', () => {
     expect(firstSlot(await post(alice, findSlot(6)))).toEqual({ id: 6, start: `${tomorrow}T09:00:00+00:00` });
   });
 
+  // Found in review (regress19d), as with the SDK's transport before: a batch holding a request and its own cancellation
+  // was never answered (the server sends nothing for a cancelled request), and a batch of one was answered with a bare
+  // object (JSON-RPC 2.0 §6: a batch gets an array).
+  it('answers a batch that cancels one of its own requests with the others’ answers, and a batch of one with an array', async () => {
+    const alice = await tokenFor('alice');
+    const batch = (messages: unknown[]) => rawRequest({ port, method: 'POST', path: '/mcp', headers: mcpHeaders(alice, { 'MCP-Protocol-Version': '2025-03-26' }), body: JSON.stringify(messages) });
+    const cancel = (requestId: unknown) => ({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId } });
+    const both = await batch([JSON.parse(findSlot(7)), { jsonrpc: '2.0', id: 8, method: 'ping' }, cancel(7)]);
+    expect(both.status).toBe(200);
+    expect(both.json()).toEqual([{ jsonrpc: '2.0', id: 8, result: {} }]);
+    const alone = await batch([JSON.parse(findSlot(9)), cancel(9)]);
+    expect(alone.status).toBe(202);
+    const one = await batch([{ jsonrpc: '2.0', id: 1, method: 'ping' }]);
+    expect(one.json()).toEqual([{ jsonrpc: '2.0', id: 1, result: {} }]);
+    // A single message is answered with a single answer, as before.
+    const single = await rawRequest({ port, method: 'POST', path: '/mcp', headers: mcpHeaders(alice, { 'MCP-Protocol-Version': '2025-03-26' }), body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }) });
+    expect(single.json()).toEqual({ jsonrpc: '2.0', id: 2, result: {} });
+  });
+
   it('answers each initialize by the version its caller asks for, whoever initialized before', async () => {
     const [alice, bob] = [await tokenFor('alice'), await tokenFor('bob')];
     const asking = (token: string, version: string, name: string) => {
