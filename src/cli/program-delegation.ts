@@ -321,7 +321,9 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
             storedToken: async () => {
               const { validAccessToken } = await import('../client/credentials.js');
               const { profilePaths } = await import('./commands/agent-access.js');
-              return validAccessToken({ agentUrl: urlsFor(ports, DEFAULT_HOST).agentUrl, files: profilePaths(io, undefined), now: () => io.now() });
+              // The global --profile too, as every other command (noticed at stop 19: only DELEGATE_PROFILE counted here).
+              const profile = typeof o.profile === 'string' ? o.profile : undefined;
+              return validAccessToken({ agentUrl: urlsFor(ports, DEFAULT_HOST).agentUrl, files: profilePaths(io, profile), now: () => io.now() });
             },
           },
           io,

@@ -74,6 +74,17 @@ describe('status on a damaged token cache', () => {
   });
 });
 
+describe('token exchange with the stored token of a profile', () => {
+  // Noticed at stop 19: `delegate --profile work token exchange` read the default profile's token cache.
+  it('reads that profile’s token cache, as every other command does', async () => {
+    const cache = join(home, 'profiles', 'work', 'tokens.json');
+    await damagedCache(cache);
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['--profile', 'work', 'token', 'exchange', '--audience', `http://127.0.0.1:${flags[3]}`, '--agent-port', flags[5]!], io)).toBe(4);
+    expect(io.err).toContain(`The token cache ${cache} is not valid JSON.`);
+  });
+});
+
 describe('find-slot on a damaged token cache, with no terminal', () => {
   it('names `delegate login` in a terminal, `delegate login --device` anywhere, and --no-browser, each with this run’s setup', async () => {
     const cache = join(home, 'tokens.json');
