@@ -10,6 +10,7 @@ import type { Stack, StackOptions } from './contracts.js';
 import { CommandFailed } from './errors.js';
 import { whileStarting } from './start-lock.js';
 import { printableClipped } from '../terminal-text.js';
+import { canonicalResource } from '../delegation/resource.js';
 
 /** Each probe waits longer than the one before: a busy machine may answer slowly, but a port nobody listens on refuses at once. */
 const PROBE_TIMEOUTS_MS = [1500, 4000, 8000];
@@ -158,15 +159,9 @@ async function probeAll(parts: Part[], urls: Urls): Promise<Probed> {
  * bare URL, not free text dressed as one (found in review, regress19a).
  */
 function httpsResource(value: unknown): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return undefined;
-  }
-  const bare = url.protocol === 'https:' && !url.username && !url.password && !url.search && !url.hash;
-  return bare && value === `https://${url.host}${url.pathname === '/' ? '' : url.pathname}` ? value : undefined;
+  // canonicalResource keeps a query as written; a published resource has none (RFC 8707 §2).
+  const bare = typeof value === 'string' && value.startsWith('https://') && !value.includes('?') && canonicalResource(value) === value;
+  return bare ? value : undefined;
 }
 
 function judged(answer: Answer, isOurs: (body: Record<string, unknown>) => boolean): ProbeResult {
