@@ -14,7 +14,10 @@ import type { GrantRecord, Store } from '../../src/store/index.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { ownerLink } from '../support/authz.js';
 import { Browser, DEVICE_CODE_GRANT, hiddenField, parseConsentForm, postForm, registerDeviceClient } from '../support/oauth-flow.js';
-import { expectInvalidToken, issuerSigningKey, ownerCode, queryRows, redeemCode, refusedSoon, startStack, userTokens, type Stack } from './stack.js';
+import { runCli } from '../../src/cli/program.js';
+import { setTokens, TokenCache } from '../../src/client/cache.js';
+import { fakeIo } from '../cli/fake-io.js';
+import { expectInvalidToken, issuerSigningKey, ownerCode, queryRows, redeemCode, refusedSoon, startStack, userTokens, type Stack, type UserTokens } from './stack.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -190,7 +193,7 @@ describe('a grant narrowed on the consent page (30 days ahead to 7) while a toke
     expect((await atAgent(token)).status).toBe(200);
   });
 
-  it('a grant narrowed again at the second reading too: 400 invalid_grant, nothing rotated or recorded, and the refresh token still refreshes', async () => {
+  it('a grant narrowed again at the second reading too: 500 server_error (no invalid_grant: the sign-in has not ended), nothing rotated or recorded, and the refresh token still refreshes', async () => {
     const user = await userTokens(stack);
     const grant = await grantOf(user.clientId);
     const hook = changeBefore(
@@ -201,7 +204,7 @@ describe('a grant narrowed on the consent page (30 days ahead to 7) while a toke
     );
     const res = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: user.clientId });
     expect(hook.ran()).toBe(true);
-    expect([res.status, res.body.error]).toEqual([400, 'invalid_grant']);
+    expect([res.status, res.body.error, res.body.error_description]).toEqual([500, 'server_error', 'The delegation changed while this refresh was carried out; try again.']);
     expect(res.body.access_token).toBeUndefined();
     expect(tokensOf(grant.id)).toEqual([{ jti: decodeJwt(user.accessToken).jti, revoked_at: expect.any(Number) }]);
     expect(refreshTokensOf(grant.id)).toHaveLength(1);
@@ -209,4 +212,41 @@ describe('a grant narrowed on the consent page (30 days ahead to 7) while a toke
     expect(again.status, JSON.stringify(again.body)).toBe(200);
     expect(decodeJwt(String(again.body.access_token)).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 5 })]);
   });
+
+  it('the CLI refreshing then (`delegate token`) keeps its sign-in: a failure it says as one, no "delegation ended" note, and the next run refreshes. Found in review: the invalid_grant deleted the tokens', async () => {
+    const user = await userTokens(stack);
+    const grant = await grantOf(user.clientId);
+    await signedInCli(user);
+    changeBefore(
+      stack.store,
+      'rotateRefreshToken',
+      () => narrowAsTheConsentPage(grant, 7),
+      async () => narrowAsTheConsentPage((await stack.store.grantById(grant.id))!, 5),
+    );
+    const raced = fakeIo({ DELEGATE_HOME: stack.home }, Date.now);
+    expect(await runCli(['token', ...portFlags()], raced)).toBe(1);
+    expect(raced.out).toBe('');
+    expect(raced.err).toBe(`delegate: Could not refresh the access token at ${stack.issuer}: server_error: The delegation changed while this refresh was carried out; try again.\n`);
+    const cached = await cliCache().read();
+    expect(cached.ended).toBeUndefined();
+    expect(cached.tokens[stack.issuer]?.[stack.agentUrl]?.refresh_token).toBe(user.refreshToken);
+
+    const again = fakeIo({ DELEGATE_HOME: stack.home }, Date.now);
+    expect(await runCli(['token', ...portFlags()], again), again.err).toBe(0);
+    expect(decodeJwt(again.out.trim()).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 5 })]);
+  });
 });
+
+const portFlags = () => ['--auth-port', String(stack.ports.auth), '--calendar-port', String(stack.ports.calendar), '--agent-port', String(stack.ports.agent)];
+const cliCache = () => new TokenCache({ files: stack.paths, now: Date.now });
+
+/** The CLI's token cache in the stack's data directory as a sign-in leaves it, with the user's tokens, their access token expired. */
+async function signedInCli(user: UserTokens): Promise<void> {
+  const metadata = (await (await fetch(`${stack.issuer}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+  await cliCache().update((data) => {
+    data.discovery[stack.agentUrl] = { authorizationServerUrl: stack.issuer, authorizationServerMetadata: metadata } as never;
+    data.clients[stack.issuer] = { client_id: user.clientId, token_endpoint_auth_method: 'none', issuer: stack.issuer } as never;
+    const obtained = Date.now() - 700_000;
+    setTokens(data, stack.agentUrl, { access_token: user.accessToken, token_type: 'Bearer', refresh_token: user.refreshToken, expires_at: obtained + 600_000, issuer: stack.issuer, resource: stack.agentUrl, obtained_at: obtained });
+  });
+}
