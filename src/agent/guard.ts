@@ -49,11 +49,12 @@ export function guardTool<I>(tool: string, options: ToolGuardOptions, handler: T
       );
     } catch (err) {
       options.logger?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'tool call could not be audited');
+      // A full or read-only store is named, and waiting does not mend it (found in review: "Try again shortly" there too;
+      // and the note on a failed call named neither).
+      const cannotRecord = auditLogCannotRecord(err);
       // Only data must not leave unrecorded. An error or a refusal carries none, and its own message (the backend
       // down, the permission to ask for) is what the person needs; withholding it left only "try again".
-      if (result.isError) return withNote(result, 'This call could not be recorded in the audit log.');
-      // A full or read-only store is named, and waiting does not mend it (found in review: "Try again shortly" there too).
-      const cannotRecord = auditLogCannotRecord(err);
+      if (result.isError) return withNote(result, `This call could not be recorded in the audit log${cannotRecord !== undefined ? `: ${cannotRecord}` : ''}.`);
       const why = cannotRecord !== undefined ? `: ${cannotRecord}.` : '. Try again shortly.';
       return errorResult(`${tool} ran, but the call could not be recorded in the audit log, so its result is withheld${why}`);
     }

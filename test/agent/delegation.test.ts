@@ -302,6 +302,20 @@ describe('a tool call that cannot be recorded in the audit log', () => {
     expect(text(result)).toMatch(/^"from" must be .* This call could not be recorded in the audit log\.$/s);
     expect(text(result)).not.toMatch(/withheld/);
   });
+
+  // Found in review: the note on a failed call named neither a full nor a read-only store.
+  it.each([
+    ['STORE_FULL', 'its storage is full, and nothing can be recorded until space is freed.'],
+    ['STORE_READ_ONLY', 'its storage is read-only, and nothing can be recorded until it is made writable.'],
+  ] as const)('a failed call’s note names a store that cannot take the record (%s)', async (code, words) => {
+    auditFails = true;
+    auditFailure = new StoreError(code, 'The database /x/delegate.db cannot be written.');
+    const result = await callTool(await userToken('busy:read'), 'list_busy', { from: 'yesterday' });
+    expect(result.isError).toBe(true);
+    expect(text(result)).toMatch(/^"from" must be .* This call could not be recorded in the audit log: /s);
+    expect(text(result).endsWith(` This call could not be recorded in the audit log: ${words}`)).toBe(true);
+    expect(text(result)).not.toMatch(/withheld|\/x\/delegate\.db|try again shortly/i);
+  });
 });
 
 describe('over a transport without the HTTP gate (stdio)', () => {

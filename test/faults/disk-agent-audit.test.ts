@@ -4,7 +4,9 @@
 // token exchange and the calendar read are recorded, the tool call cannot
 // be, so its result is withheld. Found in review: the withheld result said
 // "Try again shortly", which a read-only store never mends; it names the
-// store instead, as the authorization server's server_error does.
+// store instead, as the authorization server's server_error does. And a call
+// that failed (the calendar backend stopped) says it was not recorded, naming
+// the read-only store the same way.
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,6 +23,7 @@ let root: string | undefined;
 let readOnly: string | undefined;
 let home: string;
 let flags: string[];
+let calendarUrl: string;
 const servers: Running[] = [];
 
 beforeAll(async () => {
@@ -31,6 +34,7 @@ beforeAll(async () => {
   const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
   flags = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
   const urls = { issuer: `http://127.0.0.1:${auth}`, calendar: `http://127.0.0.1:${calendar}`, agent: `http://127.0.0.1:${agent}/mcp` };
+  calendarUrl = urls.calendar;
   servers.push(await startServer(['serve-auth', '--port', String(auth), '--issuer', urls.issuer, '--calendar-url', urls.calendar, '--agent-url', urls.agent], home));
   servers.push(await startServer(['serve-calendar', '--port', String(calendar), '--auth-url', urls.issuer], home));
   // The same directory, read-only, for CalendarAgent alone: its key is read, its records cannot be written.
@@ -66,5 +70,19 @@ describe.skipIf(unavailable !== undefined)('CalendarAgent on a read-only data di
     expect(records.map((r) => r.event)).toContain('freebusy_read');
     expect(records.map((r) => r.event)).not.toContain('tool_call');
     expect(servers.every((s) => s.child.exitCode === null)).toBe(true);
+  });
+
+  // Found in review: a call that failed kept its own message, and its note said only that it was not recorded.
+  it('a call that failed (the calendar backend stopped) keeps its message, and its note names the read-only storage', { timeout: 60_000 }, async () => {
+    const calendar = servers[1]!;
+    calendar.child.kill('SIGTERM');
+    await calendar.done;
+    const slot = await runCli(['find-slot', '--duration', '30m', '--json', ...flags], home);
+    expect(slot.code).toBe(1);
+    expect(slot.stdout).toBe('');
+    // The calendar's own advice (it may be back shortly) stays; the note adds what only a person mends.
+    expect(slot.stderr).toBe(
+      `delegate: The calendar at ${calendarUrl} could not be reached. Try again shortly. This call could not be recorded in the audit log: its storage is read-only, and nothing can be recorded until it is made writable.\n`,
+    );
   });
 });

@@ -67,7 +67,7 @@ describe.skipIf(unavailable !== undefined)('the authorization server on a full d
     // audit record cannot be written either (the same full disk), and the line says so.
     expect(slot.stderr).toBe(
       "delegate: The authorization server could not issue a calendar token (server_error): The authorization server's storage is full: it can record nothing until space is freed. " +
-        'This call could not be recorded in the audit log.\n',
+        'This call could not be recorded in the audit log: its storage is full, and nothing can be recorded until space is freed.\n',
     );
     expect(serve!.child.exitCode).toBeNull();
 
@@ -86,7 +86,7 @@ describe.skipIf(unavailable !== undefined)('the authorization server on a full d
       expect(slot.code, slot.stderr).toBe(1);
       expect(slot.stderr).toBe(
         'delegate: The calendar failed (HTTP 500): The read could not be recorded in the audit log: its storage is full, and nothing can be recorded until space is freed. ' +
-          'This call could not be recorded in the audit log.\n',
+          'This call could not be recorded in the audit log: its storage is full, and nothing can be recorded until space is freed.\n',
       );
       expect(serve!.child.exitCode).toBeNull();
     } finally {
