@@ -5,7 +5,7 @@
 // server signs a statement of the agent's identity over its metadata and key.
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { GRANT_TYPE_TOKEN_EXCHANGE, canonicalResource, sameOriginOrLoopbackAlias, sameResourceOrLoopbackAlias } from '../delegation/index.js';
-import type { AgentSave, ClientRecord, DownstreamAccess, Store } from '../store/index.js';
+import type { AgentSave, ClientRecord, DownstreamAccess, ResourceRecord, Store } from '../store/index.js';
 import { signAgentStatement, verifyAgentStatement, type AgentProfile, type AgentVerification } from './agent-statement.js';
 import { DEFAULT_LIFETIMES } from './context.js';
 import { currentKey, loadKeyRing } from './keys.js';
@@ -182,6 +182,28 @@ async function refuseTakenUrl(store: Store, issuer: string, agent: AgentRegistra
       throw new Error(`The URL ${resourceUrl} is what the agent ${other.agentClientId ?? other.url} reaches downstream on users' behalf; an agent needs its own URL.`);
     }
   }
+  const backend = calendarOriginOf(resources, agent, resourceUrl);
+  if (backend !== undefined) throw new Error(`The URL ${resourceUrl} is on the origin of ${backend}; an agent needs a URL on an origin of its own.`);
+}
+
+/**
+ * A calendar backend (a resource bound to no agent, or what an agent reaches downstream, this one included) on whose
+ * origin `url` is, named for a message; undefined when there is none. The backend's listener answers every path of its
+ * origin, as the issuer's does: an agent at another path there would have its users' tokens sent to the backend, and
+ * whatever serves that URL shares an origin with the place calendar tokens are presented. Found in review: refused at
+ * the backend's URL only, an agent at `<backend>/mcp` was registered. An agent on another agent's origin is not refused
+ * (one gateway may serve several MCP servers).
+ */
+function calendarOriginOf(resources: readonly ResourceRecord[], agent: Pick<AgentRegistration, 'clientId' | 'downstream'>, url: string): string | undefined {
+  const backend = resources.find((r) => r.agentClientId === null && sameOriginOrLoopbackAlias(r.url, url));
+  if (backend) return `the calendar backend ${backend.url} (a resource of this server, ${backend.name})`;
+  const own = agent.downstream.find((d) => sameOriginOrLoopbackAlias(d.resource, url));
+  if (own) return `${own.resource}, which the agent reads downstream`;
+  for (const other of resources) {
+    const read = other.agentClientId !== agent.clientId ? other.downstream.find((d) => sameOriginOrLoopbackAlias(d.resource, url)) : undefined;
+    if (read) return `${read.resource}, which the agent ${other.agentClientId ?? other.url} reaches downstream on users' behalf`;
+  }
+  return undefined;
 }
 
 /**
@@ -200,6 +222,9 @@ async function refuseDownstream(store: Store, issuer: string, agent: AgentRegist
     if (onIssuerOrigin(issuer, url)) throw new Error(`The downstream URL ${url} is on the origin of this authorization server (${issuer}); ${DOWNSTREAM_IS}`);
     const other = agentsAt.find((a) => a.clientId !== agent.clientId && sameResourceOrLoopbackAlias(a.url, url));
     if (other !== undefined) throw new Error(`The downstream URL ${url}${alias(url, other.url)} is the URL of the agent ${other.clientId}; ${DOWNSTREAM_IS}`);
+    // The same collision as an agent on a backend's origin (calendarOriginOf), registered the other way round.
+    const near = agentsAt.find((a) => a.clientId !== agent.clientId && sameOriginOrLoopbackAlias(a.url, url));
+    if (near !== undefined) throw new Error(`The downstream URL ${url} is on the origin of the agent ${near.clientId} (${near.url}); ${DOWNSTREAM_IS}`);
   }
 }
 

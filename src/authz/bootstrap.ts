@@ -2,7 +2,7 @@
 // owner account (with the demo calendar), the calendar backend as a resource,
 // and CalendarAgent as a registered agent bound to its URL. Idempotent: a
 // later start with the same settings changes nothing.
-import { CALENDAR_DETAIL_TYPE, SCOPE_BUSY_READ, SCOPE_FIND_SLOT, SCOPE_FREEBUSY_READ, canonicalResource, sameResourceOrLoopbackAlias } from '../delegation/index.js';
+import { CALENDAR_DETAIL_TYPE, SCOPE_BUSY_READ, SCOPE_FIND_SLOT, SCOPE_FREEBUSY_READ, canonicalResource, sameOriginOrLoopbackAlias, sameResourceOrLoopbackAlias } from '../delegation/index.js';
 import type { Store, UserRecord } from '../store/index.js';
 import type { AgentProfile } from './agent-statement.js';
 import { onIssuerOrigin, registerAgent, type AgentMove } from './agents.js';
@@ -82,12 +82,20 @@ async function refuseUrlsTaken(store: Store, setup: LocalSetup): Promise<void> {
     if (onIssuerOrigin(setup.issuer, url)) throw new Error(`${url}, ${what}, is on the origin of the authorization server (${setup.issuer}); give it an origin of its own.`);
   }
   const calendarUrl = canonicalResource(setup.calendarUrl) ?? setup.calendarUrl;
+  // CalendarAgent on the backend's origin: registerAgent refuses it too (calendarOriginOf), after the backend's record is written.
+  if (sameOriginOrLoopbackAlias(calendarUrl, setup.agentUrl)) {
+    throw new Error(`${setup.agentUrl}, CalendarAgent's URL, is on the origin of the calendar backend (${calendarUrl}); give it an origin of its own.`);
+  }
   const agents = (await store.listClients('agent')).filter((c) => c.clientId !== setup.agentClientId && c.resource !== null);
-  // Any loopback name for the backend's host and port counts: it reaches the same listener (sameResourceOrLoopbackAlias).
-  const taker = agents.find((c) => sameResourceOrLoopbackAlias(c.resource!, calendarUrl));
+  // Any loopback name for the backend's host and port counts: it reaches the same listener (sameResourceOrLoopbackAlias);
+  // so does any path on its origin (found in review: an agent at <backend>/mcp was taken).
+  const taker = agents.find((c) => sameOriginOrLoopbackAlias(c.resource!, calendarUrl));
   if (taker) {
+    const where = sameResourceOrLoopbackAlias(taker.resource!, calendarUrl)
+      ? `the calendar backend's URL${taker.resource === calendarUrl ? '' : ` (${calendarUrl}) by another loopback name`}, and would receive its tokens`
+      : `on the origin of the calendar backend (${calendarUrl}), where its tokens are presented`;
     throw new Error(
-      `The agent ${taker.clientId} is bound to ${taker.resource}, the calendar backend's URL${taker.resource === calendarUrl ? '' : ` (${calendarUrl}) by another loopback name`}, and would receive its tokens. ` +
+      `The agent ${taker.clientId} is bound to ${taker.resource}, ${where}. ` +
         `Register it at a URL of its own (delegate agents register ${taker.clientId} --url …), or use another --calendar-port.`,
     );
   }

@@ -158,6 +158,53 @@ describe('agents register at a URL that is not free for an agent', () => {
   });
 });
 
+describe('agents register on the calendar backend’s origin, at another path', () => {
+  // Found in review: only the backend's URL itself was refused; `--url <backend>/mcp` registered an agent whose users'
+  // tokens would go to the backend's listener, which answers every path of its origin (as the issuer's origin is refused).
+  it('any path or loopback spelling of the backend’s origin, signed for it or (--auth-port) for another: exit 1 naming the backend, nothing stored', async () => {
+    const origin = new URL(stack.calendarUrl);
+    const spellings = [`${stack.calendarUrl}/mcp`, `${stack.calendarUrl}/freebusy/x`, `http://localhost:${origin.port}/mcp`, `HTTP://[::1]:${origin.port}/evil/`];
+    for (const url of spellings) {
+      for (const more of [['--auth-port', String(stack.ports.auth)], ['--auth-port', String(await freePort())]]) {
+        const { result, changed } = await stateChangedBy(stack, () => register('evil-backend', url, ...more));
+        expect(result.code, `${url} ${more.join(' ')}`).toBe(1);
+        expect(result.err, url).toMatch(
+          new RegExp(`^delegate: The URL \\S+ is on the origin of the calendar backend ${stack.calendarUrl} \\(a resource of this server, Calendar\\); an agent needs a URL on an origin of its own\\.\\n$`),
+        );
+        expect(result.out).toBe('');
+        expect(changed, url).toEqual([]);
+      }
+    }
+    expect(await stack.store.clientById('evil-backend')).toBeUndefined();
+  });
+
+  it('the origin of a backend an agent reads downstream (another’s or its own), and a downstream on another agent’s origin: exit 1, nothing stored; the controls register', async () => {
+    const cal = `http://127.0.0.1:${await freePort()}/cal`;
+    expect((await register('origin-reader', `http://127.0.0.1:${await freePort()}/mcp`, '--calendar-url', cal)).code).toBe(0);
+    const before = fingerprint(stack);
+    const near = await register('evil-near', `${new URL(cal).origin}/mcp`);
+    expect([near.code, near.err]).toEqual([
+      1,
+      `delegate: The URL ${new URL(cal).origin}/mcp is on the origin of ${cal}, which the agent origin-reader reaches downstream on users' behalf; an agent needs a URL on an origin of its own.\n`,
+    ]);
+    const ownOrigin = `http://127.0.0.1:${await freePort()}`;
+    const own = await register('evil-near', `${ownOrigin}/mcp`, '--calendar-url', `${ownOrigin}/cal`);
+    expect([own.code, own.err]).toEqual([1, `delegate: The URL ${ownOrigin}/mcp is on the origin of ${ownOrigin}/cal, which the agent reads downstream; an agent needs a URL on an origin of its own.\n`]);
+    // The other way round: a downstream on an agent's origin (CalendarAgent's), at another path than its URL.
+    const agentOrigin = new URL(stack.agentUrl).origin;
+    const down = await register('evil-near', `http://127.0.0.1:${await freePort()}/mcp`, '--calendar-url', `${agentOrigin}/calendar`);
+    expect([down.code, down.err]).toEqual([
+      1,
+      `delegate: The downstream URL ${agentOrigin}/calendar is on the origin of the agent ${stack.agent.clientId} (${stack.agentUrl}); an agent reads a calendar backend downstream, not an agent or the authorization server.\n`,
+    ]);
+    expect(fingerprint(stack)).toEqual(before);
+    expect(await stack.store.clientById('evil-near')).toBeUndefined();
+    // The controls: another port of the same host, and an agent beside another agent on its origin (one gateway, several MCP servers).
+    expect((await register('near-ok', `http://127.0.0.1:${await freePort()}/mcp`, '--calendar-url', cal)).code).toBe(0);
+    expect((await register('beside-agent', `${agentOrigin}/helper`)).code).toBe(0);
+  });
+});
+
 describe('agents register at another loopback name for a URL that is not free (one listener, one origin)', () => {
   // Found in review: the refusals compared host names as written, so `http://localhost:<issuer port>/mcp` was no URL
   // on the issuer http://127.0.0.1:<port>'s origin, nor `http://localhost:<backend port>` the calendar backend's URL,
@@ -255,6 +302,25 @@ describe('an agent bound to the calendar backend’s URL before the first start 
       expect((await setUp()).result).toBe('set up');
       expect((await store().clientById('evil'))?.resource).toBe(elsewhere);
       expect((await store().resourceByUrl(urls.calendarUrl))?.agentClientId).toBeNull();
+    });
+  });
+});
+
+describe('an agent on the calendar backend’s origin before the first start, and CalendarAgent there', () => {
+  it('setup stops naming the agent (or CalendarAgent’s URL) and changes nothing; registered elsewhere, setup runs', async () => {
+    await inFreshDirectory('127.0.0.1', async ({ home, ports, urls, setUp }) => {
+      const early = await registerIn(home, 'evil', `http://localhost:${ports.calendar}/mcp`, '--auth-port', String(ports.auth));
+      expect(early.code, early.err).toBe(0);
+      const taken = await setUp();
+      expect(taken.result).toBe(
+        `The agent evil is bound to http://localhost:${ports.calendar}/mcp, on the origin of the calendar backend (${urls.calendarUrl}), where its tokens are presented. Register it at a URL of its own (delegate agents register evil --url …), or use another --calendar-port.`,
+      );
+      expect(taken.changed).toEqual([]);
+      expect((await registerIn(home, 'evil', `http://127.0.0.1:${await freePort()}/mcp`, '--auth-port', String(ports.auth))).code).toBe(0);
+      const agentThere = await setUp({ ...urls, agentUrl: `${urls.calendarUrl}/mcp` });
+      expect(agentThere.result).toBe(`${urls.calendarUrl}/mcp, CalendarAgent's URL, is on the origin of the calendar backend (${urls.calendarUrl}); give it an origin of its own.`);
+      expect(agentThere.changed).toEqual([]);
+      expect((await setUp()).result).toBe('set up');
     });
   });
 });
