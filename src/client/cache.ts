@@ -277,10 +277,15 @@ export function tokensFor(data: TokenCacheData, issuer: string, resource: string
   return data.tokens[issuer]?.[resource];
 }
 
-/** Stores tokens for the resource; a note that its delegation ended (a sign-in before) goes with what they replace. */
+/**
+ * Stores tokens for the resource; a note that its delegation ended (a sign-in before) goes with what they replace,
+ * whichever authorization server refused it: the note is about this agent's sign-in, which these tokens now are (found
+ * at stop 19: after the authorization server moved to another port, a sign-in there left the old server's note, and
+ * `status` showed "ended" next to the valid delegation that replaced it).
+ */
 export function setTokens(data: TokenCacheData, resource: string, entry: StoredTokens): void {
   (data.tokens[entry.issuer] ??= {})[resource] = entry;
-  forgetEnded(data, entry.issuer, resource);
+  for (const issuer of Object.keys(data.ended ?? {})) forgetEnded(data, issuer, resource);
 }
 
 /** Why the delegation for the resource ended, when its renewal was refused since the last sign-in. */

@@ -127,6 +127,19 @@ describe('a refresh the authorization server refuses (RFC 6749 §5.2): the deleg
     expect(await validAccessToken({ agentUrl: resource, files: files(), now })).toBe('at-2');
   });
 
+  // Found at stop 19: the authorization server moved to another port, and the sign-in there left the old server's note.
+  it('a new sign-in at another authorization server for the same agent forgets it too; one for another agent does not', async () => {
+    await refusal(refusing({ error: 'invalid_grant', error_description: 'The delegation behind this token was revoked.' }));
+    const moved = 'http://127.0.0.1:8420';
+    const other = 'http://127.0.0.1:8422/mcp';
+    await cache.update((data) => setTokens(data, other, { access_token: 'at-o', token_type: 'Bearer', expires_at: now() + 600_000, issuer: moved, resource: other, obtained_at: now() }));
+    expect(endedFor(await cache.read(), issuer, resource)).toBeDefined();
+    await cache.update((data) => setTokens(data, resource, { access_token: 'at-2', token_type: 'Bearer', refresh_token: 'rt-2', expires_at: now() + 600_000, issuer: moved, resource, obtained_at: now() }));
+    const data = await cache.read();
+    expect(data.ended).toBeUndefined();
+    expect((await storedSignIns(cache.files, now)).ended).toEqual([]);
+  });
+
   it('without a description, what invalid_grant means; another server’s control characters are shown, never sent', async () => {
     expect((await refusal(refusing({ error: 'invalid_grant' })))?.detail).toMatch(/refused to renew it \(invalid_grant: revoked or expired\)$/);
     await cache.update((data) => setTokens(data, resource, { access_token: 'at-1', token_type: 'Bearer', refresh_token: 'rt-1', expires_at: now() - 60_000, issuer, resource, obtained_at: now() - 700_000 }));
