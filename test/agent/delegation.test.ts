@@ -282,17 +282,32 @@ describe('a tool call that cannot be recorded in the audit log', () => {
     expect(JSON.stringify(result)).not.toContain(`${tomorrow}T10:00`);
   });
 
-  // Found in review: a full or read-only store said "Try again shortly" too, where only a person can mend it.
-  it.each([
+  // Found in review: a full or read-only store said "Try again shortly" too, where only a person can mend it; and the
+  // note on a failed call named neither.
+  const storesThatCannotWrite = [
     ['STORE_FULL', 'its storage is full, and nothing can be recorded until space is freed.'],
     ['STORE_READ_ONLY', 'its storage is read-only, and nothing can be recorded until it is made writable.'],
-  ] as const)('names a store that cannot take the record (%s), without "Try again shortly"', async (code, words) => {
-    auditFails = true;
-    auditFailure = new StoreError(code, 'The database /x/delegate.db cannot be written.');
-    const result = await callTool(await userToken('busy:read'), 'list_busy', { from: tomorrow, to: tomorrow, timeZone: 'UTC' });
-    expect(result.isError).toBe(true);
-    expect(text(result)).toBe(`list_busy ran, but the call could not be recorded in the audit log, so its result is withheld: ${words}`);
-    expect(text(result)).not.toContain('/x/delegate.db');
+  ] as const;
+  describe.each(storesThatCannotWrite)('a store that cannot take the record (%s)', (code, words) => {
+    const callWith = async (args: Record<string, unknown>) => {
+      auditFails = true;
+      auditFailure = new StoreError(code, 'The database /x/delegate.db cannot be written.');
+      const result = await callTool(await userToken('busy:read'), 'list_busy', args);
+      expect(result.isError).toBe(true);
+      expect(text(result)).not.toMatch(/\/x\/delegate\.db|try again shortly/i);
+      return text(result);
+    };
+
+    it('is named in the withheld result, without "Try again shortly"', async () => {
+      expect(await callWith({ from: tomorrow, to: tomorrow, timeZone: 'UTC' })).toBe(`list_busy ran, but the call could not be recorded in the audit log, so its result is withheld: ${words}`);
+    });
+
+    it('is named in a failed call’s note', async () => {
+      const said = await callWith({ from: 'yesterday' });
+      expect(said).toMatch(/^"from" must be /);
+      expect(said.endsWith(` This call could not be recorded in the audit log: ${words}`)).toBe(true);
+      expect(said).not.toMatch(/withheld/);
+    });
   });
 
   it('still says why a call failed, and that it could not be recorded (over HTTP)', async () => {
@@ -301,20 +316,6 @@ describe('a tool call that cannot be recorded in the audit log', () => {
     expect(result.isError).toBe(true);
     expect(text(result)).toMatch(/^"from" must be .* This call could not be recorded in the audit log\.$/s);
     expect(text(result)).not.toMatch(/withheld/);
-  });
-
-  // Found in review: the note on a failed call named neither a full nor a read-only store.
-  it.each([
-    ['STORE_FULL', 'its storage is full, and nothing can be recorded until space is freed.'],
-    ['STORE_READ_ONLY', 'its storage is read-only, and nothing can be recorded until it is made writable.'],
-  ] as const)('a failed call’s note names a store that cannot take the record (%s)', async (code, words) => {
-    auditFails = true;
-    auditFailure = new StoreError(code, 'The database /x/delegate.db cannot be written.');
-    const result = await callTool(await userToken('busy:read'), 'list_busy', { from: 'yesterday' });
-    expect(result.isError).toBe(true);
-    expect(text(result)).toMatch(/^"from" must be .* This call could not be recorded in the audit log: /s);
-    expect(text(result).endsWith(` This call could not be recorded in the audit log: ${words}`)).toBe(true);
-    expect(text(result)).not.toMatch(/withheld|\/x\/delegate\.db|try again shortly/i);
   });
 });
 
