@@ -254,6 +254,18 @@ export function logLevelFromEnv(env: Env): string | undefined {
 }
 
 /**
+ * DELEGATE_CIMD_PRIVATE_HOSTS: host names, comma-separated, whose client metadata documents the authorization server
+ * fetches even when they resolve to loopback or private addresses (for development: a client whose client_id is
+ * https://localhost:8443/client.json). Empty when unset: then no such address is fetched from (SSRF; the draft's security considerations).
+ */
+export function cimdPrivateHostsFromEnv(env: Env): string[] {
+  return (env.DELEGATE_CIMD_PRIVATE_HOSTS ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter((h) => h !== '');
+}
+
+/**
  * A profile's own token cache and lock, for several identities or servers side
  * by side in one data directory: the default profile keeps tokens.json; any
  * other NAME uses profiles/NAME/tokens.json. The servers' files are shared.

@@ -21,7 +21,7 @@ export function registerAuditEndpoint(app: FastifyInstance, ctx: AuthContext): v
       }
       const body = (req.body ?? {}) as FormBody;
       // Credentials first: a public client (none) and an unknown client_id get the same answer.
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now }, { requireCredentials: true });
+      const { client } = await authenticateClient(req, body, ctx, { requireCredentials: true });
       const resource = client.resource;
       if (client.kind !== 'agent' || !resource) throw new UnauthorizedClientError('Only a registered agent may report to the audit log.');
       let report: unknown;

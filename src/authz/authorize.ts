@@ -19,6 +19,7 @@ import { renderConsent } from './consent-page.js';
 import { AGENTS_ONLY, grantCovers, requestedDetails, takesUserTokens } from './grant-policy.js';
 import { redirectToClient } from './redirect.js';
 import { sendErrorPage } from './pages.js';
+import { InvalidClientError } from './errors.js';
 import { oneTargetOnly, queryParams } from './params.js';
 import { checkChallenge } from './policy/pkce.js';
 import { impliedRedirectUri, isLoopbackRedirect, matchRedirectUri, type ImpliedRedirectUri } from './policy/redirect-uri.js';
@@ -92,7 +93,14 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
   if (!clientId || Array.isArray(params.client_id)) {
     return { kind: 'page-error', status: 400, heading: 'This sign-in request is incomplete', detail: 'The app did not say who it is (client_id is missing or repeated).' };
   }
-  const client = await ctx.store.clientById(clientId);
+  let client: ClientRecord | undefined;
+  try {
+    client = await ctx.clientDocuments.find(clientId);
+  } catch (error) {
+    // RFC 6749 §4.1.2.1: a client that cannot be verified gets no redirect; the page says why (the draft's §4.1).
+    if (!(error instanceof InvalidClientError)) throw error;
+    return { kind: 'page-error', status: 400, heading: 'This app could not be verified', detail: error.message };
+  }
   if (!client) return { kind: 'page-error', status: 400, heading: 'Unknown app', detail: 'The app that sent you here is not registered with this server.' };
   if (client.kind === 'agent') {
     return { kind: 'page-error', status: 400, heading: 'This app cannot sign you in', detail: 'Agents act only through delegations you give to other apps.' };

@@ -11,6 +11,7 @@ import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, SIGNING_ALG } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { ClientRecord, Store, TokenEndpointAuthMethod } from '../store/index.js';
+import type { ClientDocuments } from './client-documents.js';
 import { constantTimeEqual, hashSecret } from './crypto.js';
 import { InvalidClientError, InvalidRequestError } from './errors.js';
 import { single } from './params.js';
@@ -25,6 +26,8 @@ export interface ClientAuthContext {
   /** The issuer identifier (RFC 8414): the only audience a client assertion may name. */
   issuer: string;
   now: () => number;
+  /** Finds clients named by a metadata document's URL (client-documents.ts); without it, only stored clients exist. */
+  clientDocuments?: Pick<ClientDocuments, 'find'>;
 }
 
 export interface ClientAuthOptions {
@@ -65,7 +68,8 @@ export async function authenticateClient(req: FastifyRequest, body: FormBody, ct
   }
   if (options.requireCredentials) throw new InvalidClientError('This endpoint requires client authentication.');
   if (bodyId === undefined) throw new InvalidClientError('Client authentication is required.');
-  const client = await ctx.store.clientById(bodyId);
+  // A public client may be one its metadata document describes (the draft's Client Information Discovery: fetched here, or refused saying why).
+  const client = ctx.clientDocuments ? await ctx.clientDocuments.find(bodyId) : await ctx.store.clientById(bodyId);
   if (!client) throw new InvalidClientError('Unknown client.');
   if (client.tokenEndpointAuthMethod !== 'none') throw new InvalidClientError('This client must authenticate.');
   return { client, method: 'none' };

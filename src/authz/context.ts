@@ -1,6 +1,7 @@
 // What every endpoint of the authorization server shares: its issuer and
 // endpoint URLs, the store, the signing keys, the clock and the lifetimes.
 import { LONGEST_ACCESS_TOKEN_MS, type Store } from '../store/index.js';
+import type { ClientDocuments } from './client-documents.js';
 import type { KeyRing } from './keys.js';
 import type { RateLimitRule } from './rate-limit.js';
 
@@ -61,6 +62,8 @@ export interface AuthContext {
   defaultMaxDepth: number;
   /** Open registrations accepted per source address, each rule a window (register.ts REGISTRATION_LIMITS). */
   registrationLimits: readonly RateLimitRule[];
+  /** Clients named by the URL of their metadata document (draft-ietf-oauth-client-id-metadata-document). */
+  clientDocuments: ClientDocuments;
 }
 
 /**

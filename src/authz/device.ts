@@ -100,7 +100,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
       }
       counted = { source, attempt: deviceRequests.fail(source) };
       const body = formBody(req);
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
+      const { client } = await authenticateClient(req, body, ctx);
       if (!client.grantTypes.includes(GRANT_TYPE_DEVICE_CODE)) throw new UnauthorizedClientError('This client did not register for the device authorization grant.');
       const resourceParam = singleTarget(body, 'resource');
       if (!resourceParam) throw new InvalidTargetError('The resource parameter is required.');
@@ -271,7 +271,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
 
 async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: FormBody, doneUri: string): Promise<Record<string, unknown>> {
   if (!isForm(req)) throw new InvalidRequestError('The token request must be application/x-www-form-urlencoded.');
-  const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
+  const { client } = await authenticateClient(req, body, ctx);
   if (!client.grantTypes.includes(GRANT_TYPE_DEVICE_CODE)) throw new UnauthorizedClientError('This client may not use the device_code grant.');
   // The owner's CLI proves itself on every poll (a fresh assertion each time), before the poll counts: the code
   // behind an approved device is then redeemed only if the owner approved it (owner-proof.ts).

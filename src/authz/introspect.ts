@@ -25,7 +25,7 @@ export function registerIntrospection(app: FastifyInstance, ctx: AuthContext): v
       }
       const body = (req.body ?? {}) as FormBody;
       const token = required(body, 'token');
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now }, { requireCredentials: true });
+      const { client } = await authenticateClient(req, body, ctx, { requireCredentials: true });
       const inactive = () => reply.header('Cache-Control', 'no-store').send({ active: false });
 
       const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, token, nowSec(ctx));

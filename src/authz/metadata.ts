@@ -40,6 +40,9 @@ export async function authorizationServerMetadata(ctx: AuthContext): Promise<OAu
     authorization_response_iss_parameter_supported: true,
     // RFC 9396 §10.
     authorization_details_types_supported: detailTypes,
+    // draft-ietf-oauth-client-id-metadata-document, Authorization Server Metadata: a client_id may be the https URL of the client's metadata
+    // document (client-documents.ts); MCP clients then use it instead of registering (MCP authorization 2025-11-25).
+    client_id_metadata_document_supported: true,
   };
 }
 

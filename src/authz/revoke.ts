@@ -27,7 +27,7 @@ export function registerRevocation(app: FastifyInstance, ctx: AuthContext): void
       // token alive. Both kinds are looked up below, whatever it says; it is read only so that a
       // repeated one is refused like any repeated parameter (RFC 6749 §3.2).
       single(body, 'token_type_hint');
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
+      const { client } = await authenticateClient(req, body, ctx);
       const now = ctx.now();
 
       const refresh = await ctx.store.refreshTokenByHash(hashSecret(token));

@@ -23,6 +23,7 @@ import { registerRevocationList } from './revocation-list.js';
 import { registerLogin } from './login.js';
 import { registerGrantsPage } from './grants-page.js';
 import { registerAuditEndpoint } from './audit-endpoint.js';
+import { ClientDocuments, type ClientDocumentOptions } from './client-documents.js';
 
 export interface AuthServerOptions {
   /** The issuer identifier: the server's base URL, no trailing slash. */
@@ -43,6 +44,12 @@ export interface AuthServerOptions {
   deviceRequestLimit?: RateLimitRule;
   /** Open registrations accepted per source address in each window (default REGISTRATION_LIMITS: 300 a minute, 3,000 a day); [] sets none. */
   registrationLimits?: readonly RateLimitRule[];
+  /**
+   * How metadata documents of URL client ids are fetched (client-documents.ts): which host names may resolve to
+   * loopback or private addresses (none by default; for development and tests), and for tests a CA, a resolver,
+   * the deadline and the size cap.
+   */
+  clientDocuments?: ClientDocumentOptions;
 }
 
 /** Endpoints that browser-based clients call cross-origin (no cookies are involved). */
@@ -63,6 +70,7 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
   // A revoked grant stays on the revocation list this long after its revocation (src/store/sqlite.ts), longer if its
   // recorded tokens live longer: a token signed meanwhile must not outlive it.
   if (lifetimes.accessTokenSec * 1000 > LONGEST_ACCESS_TOKEN_MS) throw new Error(`Access tokens may live at most ${LONGEST_ACCESS_TOKEN_MS / 1000} s.`);
+  const registrationLimits = options.registrationLimits ?? REGISTRATION_LIMITS;
   const keys = await loadKeyRing(options.store, now, lifetimes.accessTokenSec * 1000);
   const ctx: AuthContext = {
     issuer,
@@ -75,7 +83,8 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
     secureCookies: issuer.startsWith('https:'),
     ownerKeyPath: options.ownerKeyPath,
     defaultMaxDepth: options.defaultMaxDepth ?? 2,
-    registrationLimits: options.registrationLimits ?? REGISTRATION_LIMITS,
+    registrationLimits,
+    clientDocuments: new ClientDocuments(options.store, now, options.clientDocuments, registrationLimits),
   };
 
   const app = createApp({ logger: options.logger, extraHosts: options.extraHosts, publicUrl: issuer });

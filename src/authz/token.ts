@@ -24,7 +24,7 @@ export function registerToken(app: FastifyInstance, ctx: AuthContext): void {
       }
       const body = (req.body ?? {}) as FormBody;
       const grantType = required(body, 'grant_type');
-      const { client } = await authenticateClient(req, body, { store: ctx.store, issuer: ctx.issuer, now: ctx.now });
+      const { client } = await authenticateClient(req, body, ctx);
       if (!client.grantTypes.includes(grantType)) {
         if (![GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, GRANT_TYPE_TOKEN_EXCHANGE].includes(grantType)) {
           throw new UnsupportedGrantTypeError(`The grant type ${grantType} is not supported.`);

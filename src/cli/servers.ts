@@ -13,7 +13,7 @@ import { CALENDAR_DETAIL_TYPE, canonicalResource } from '../delegation/index.js'
 import { loadOrCreateAgentKey, type AgentIdentity } from '../agent/identity.js';
 import { buildCalendarServer } from '../calendar/server.js';
 import { calendarLoaderFor, userCalendarsFromStore } from './calendar-backend.js';
-import { demoCalendarPath, systemTimeZone, systemUserName, type Paths } from '../config.js';
+import { cimdPrivateHostsFromEnv, demoCalendarPath, processEnv, systemTimeZone, systemUserName, type Paths } from '../config.js';
 import type { AuditSink } from '../resource/audit.js';
 import { openStore, type Store } from '../store/index.js';
 import { openCommandStore } from './commands/admin-store.js';
@@ -216,8 +216,15 @@ async function firstUnchecked(urls: readonly string[]): Promise<string | undefin
   return undefined;
 }
 
-export async function buildAuth(store: Store, paths: Paths, issuer: string, logger?: Logger, extra: Pick<AuthServerOptions, 'sweepIntervalMs' | 'deviceRequestLimit' | 'registrationLimits'> = {}): Promise<FastifyInstance> {
-  return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, ...(logger ? { logger } : {}), ...extra });
+export async function buildAuth(
+  store: Store,
+  paths: Paths,
+  issuer: string,
+  logger?: Logger,
+  extra: Pick<AuthServerOptions, 'sweepIntervalMs' | 'deviceRequestLimit' | 'registrationLimits' | 'clientDocuments'> = {},
+): Promise<FastifyInstance> {
+  const clientDocuments = { privateHosts: cimdPrivateHostsFromEnv(processEnv()), ...extra.clientDocuments };
+  return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, ...(logger ? { logger } : {}), ...extra, clientDocuments });
 }
 
 export async function buildCalendar(store: Store, paths: Paths, resourceUrl: string, issuer: string, logger?: Logger): Promise<FastifyInstance> {

@@ -32,8 +32,11 @@ export interface TestStack {
  * `sweep: false` stops the AS's timed sweep of expired rows (for tests that compare the database around each request);
  * `deviceRequestLimit` replaces the AS's bound on device requests per source (for tests that start hundreds).
  * `registrationLimits` replaces the AS's limits on open registration ([]: none).
+ * `clientDocuments`: how the AS fetches client metadata documents (a test's CA, resolver, hosts allowed on loopback).
  */
-export async function startTestStack(options: { logger?: Logger; sweep?: boolean; deviceRequestLimit?: RateLimitRule; registrationLimits?: AuthServerOptions['registrationLimits'] } = {}): Promise<TestStack> {
+export async function startTestStack(
+  options: { logger?: Logger; sweep?: boolean; deviceRequestLimit?: RateLimitRule; registrationLimits?: AuthServerOptions['registrationLimits']; clientDocuments?: AuthServerOptions['clientDocuments'] } = {},
+): Promise<TestStack> {
   const root = await mkdtemp(join(tmpdir(), 'delegate-stack-'));
   const paths = resolvePaths({ DELEGATE_HOME: join(root, 'home') });
   const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
@@ -50,6 +53,7 @@ export async function startTestStack(options: { logger?: Logger; sweep?: boolean
           ...(options.sweep === false ? { sweepIntervalMs: 0 } : {}),
           ...(options.deviceRequestLimit ? { deviceRequestLimit: options.deviceRequestLimit } : {}),
           ...(options.registrationLimits ? { registrationLimits: options.registrationLimits } : {}),
+          ...(options.clientDocuments ? { clientDocuments: options.clientDocuments } : {}),
         }),
         auth,
       ],

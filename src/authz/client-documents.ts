@@ -1,0 +1,196 @@
+// Clients named by the URL of their metadata document (OAuth Client ID
+// Metadata Documents, draft-ietf-oauth-client-id-metadata-document; MCP
+// authorization 2025-11-25 prefers them to dynamic registration). The document
+// is fetched (client-document-fetch.ts), checked as a registration is
+// (register.ts), and kept as a client record, so grants, the audit log, the
+// pages and `delegate grants` treat the client as any other. How long a fetch
+// stands follows the document's Cache-Control, within bounds; a document that
+// changes where codes may go ends the grants made under the old one.
+import { BoundedMap } from '../bounded-map.js';
+import type { ClientRecord, Store } from '../store/index.js';
+import { fetchClientDocument, DocumentFetchError, type DocumentFetchOptions, type FetchedDocument } from './client-document-fetch.js';
+import { InvalidClientError, OAuthError } from './errors.js';
+import { addressKey } from './login.js';
+import { FailureCounter, type RateLimitRule } from './rate-limit.js';
+import { checkClientIdUrl, isClientIdUrlAttempt, isDocumentClient } from './policy/client-id-url.js';
+import { buildClient } from './register.js';
+
+export interface ClientDocumentOptions extends Partial<DocumentFetchOptions> {
+  /** Shortest and longest time a fetched document is used before it is fetched again, whatever its Cache-Control says. */
+  minCacheSec?: number;
+  maxCacheSec?: number;
+}
+
+/** The draft (Maximum Response Size) recommends reading at most 5 kilobytes. */
+export const MAX_DOCUMENT_BYTES = 5 * 1024;
+/** A person waits on /authorize while the document is fetched: a document that takes longer is refused. */
+export const DOCUMENT_TIMEOUT_MS = 3_000;
+/** Without Cache-Control, a document stands 10 minutes; never less than 1 minute (a client's request and its /token
+ * call share one fetch), never more than a day (the draft's Client Information Discovery: re-fetch periodically). */
+const DEFAULT_CACHE_SEC = 600;
+const MIN_CACHE_SEC = 60;
+const MAX_CACHE_SEC = 86_400;
+/** Documents whose freshness is remembered: a bound on memory; one forgotten is fetched again. */
+const CACHED_DOCUMENTS = 1_000;
+/** Addresses whose new clients are counted (the oldest forgotten first), as register.ts counts sources. */
+const COUNTED_ADDRESSES = 1_000;
+
+/**
+ * The auth methods refused by the draft's Credential and Key Material Restrictions: they rest on a shared secret,
+ * which a published document cannot set up.
+ */
+const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'client_secret_jwt']);
+
+/** The client a metadata document describes, or throws the OAuthError that says why it cannot be one. */
+export function clientFromDocument(clientId: string, document: unknown, now: number): ClientRecord {
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new InvalidClientError('the document is not a JSON object');
+  const d = document as Record<string, unknown>;
+  // The draft's Client ID Metadata Document: its client_id equals the URL it was fetched from, compared as plain strings.
+  if (d.client_id !== clientId) throw new InvalidClientError('the client_id in the document is not the URL it was fetched from');
+  // Credential and Key Material Restrictions: no shared secrets. private_key_jwt would need the document's keys (and
+  // a jwks_uri fetched as carefully); it is not supported here, and said so rather than taken as `none`.
+  if (d.client_secret !== undefined || d.client_secret_expires_at !== undefined) throw new InvalidClientError('a metadata document must not hold a client_secret');
+  const method = d.token_endpoint_auth_method ?? 'none';
+  if (typeof method === 'string' && SECRET_METHODS.has(method)) {
+    throw new InvalidClientError(`token_endpoint_auth_method ${method} rests on a shared secret, which a metadata document cannot establish; use none`);
+  }
+  if (method !== 'none') {
+    throw new InvalidClientError(`token_endpoint_auth_method ${String(method)} is not supported for metadata-document clients here; use none`);
+  }
+  // Absent, RFC 7591 would mean client_secret_basic, which the draft rules out: such a document is a public client.
+  const client = buildClient({ ...d, token_endpoint_auth_method: 'none' }, now);
+  return { ...client, clientId, metadata: { client_id: clientId, ...client.metadata } };
+}
+
+/** What makes a client able to get codes and tokens: when any of it changes, the grants made under the old document end. */
+function trustFingerprint(client: ClientRecord): string {
+  return JSON.stringify([client.redirectUris, client.grantTypes, client.tokenEndpointAuthMethod, client.kind]);
+}
+
+export class ClientDocuments {
+  readonly #store: Store;
+  readonly #now: () => number;
+  readonly #fetch: DocumentFetchOptions;
+  readonly #minSec: number;
+  readonly #maxSec: number;
+  /** url → when its last good fetch stops standing (ms). Documents themselves live in the store. */
+  readonly #fresh = new BoundedMap<string, number>(CACHED_DOCUMENTS);
+  /** Fetches under way, so requests that arrive together share one. */
+  readonly #pending = new Map<string, Promise<ClientRecord>>();
+  readonly #newClients: FailureCounter[];
+
+  /**
+   * `limits`: new clients accepted per address their documents are served from, each rule a window: open
+   * registration's limits (register.ts REGISTRATION_LIMITS), for the same reason. Anyone can make this server fetch
+   * a document and store its client (one /token request is enough), and a client that never gets a grant is swept a
+   * day later; without a bound, one web server answering for endless URLs would grow the database as fast as it
+   * answers. Counted by the address fetched from, which a client cannot choose per URL as it chooses paths and names.
+   */
+  constructor(store: Store, now: () => number, options: ClientDocumentOptions = {}, limits: readonly RateLimitRule[] = []) {
+    this.#store = store;
+    this.#now = now;
+    this.#newClients = limits.map((rule) => new FailureCounter(rule, now, COUNTED_ADDRESSES));
+    this.#fetch = {
+      privateHosts: (options.privateHosts ?? []).map((h) => h.toLowerCase()),
+      timeoutMs: options.timeoutMs ?? DOCUMENT_TIMEOUT_MS,
+      maxBytes: options.maxBytes ?? MAX_DOCUMENT_BYTES,
+      ...(options.ca !== undefined ? { ca: options.ca } : {}),
+      ...(options.resolve ? { resolve: options.resolve } : {}),
+    };
+    this.#minSec = options.minCacheSec ?? MIN_CACHE_SEC;
+    this.#maxSec = options.maxCacheSec ?? MAX_CACHE_SEC;
+  }
+
+  /**
+   * The client a client_id names: a stored one, or for a Client Identifier URL, the client its metadata document
+   * describes. A URL the operator registered as a client itself (an agent, say: the draft's Pre-Registering Client
+   * Identifier URLs) stays that client. Undefined for an unknown id that is no URL; throws InvalidClientError for a URL that cannot be used.
+   */
+  async find(clientId: string): Promise<ClientRecord | undefined> {
+    if (!isClientIdUrlAttempt(clientId)) return this.#store.clientById(clientId);
+    const stored = await this.#store.clientById(clientId);
+    if (stored && !isDocumentClient(stored)) return stored;
+    const freshUntil = this.#fresh.get(clientId);
+    if (stored && freshUntil !== undefined && freshUntil > this.#now()) return stored;
+    return this.#documentClient(clientId);
+  }
+
+  /**
+   * The client a URL client_id names, from its document fetched now (fetches of one URL at once are shared). Throws
+   * InvalidClientError saying why when the id is not a usable Client Identifier URL or its document cannot be used
+   * (the draft's Metadata Discovery Errors and Metadata Caching: the request is aborted; nothing is cached or stored).
+   */
+  #documentClient(clientId: string): Promise<ClientRecord> {
+    let pending = this.#pending.get(clientId);
+    if (!pending) {
+      pending = this.#refresh(clientId).finally(() => this.#pending.delete(clientId));
+      this.#pending.set(clientId, pending);
+    }
+    return pending;
+  }
+
+  async #refresh(clientId: string): Promise<ClientRecord> {
+    const check = checkClientIdUrl(clientId);
+    if (!check.ok) throw new InvalidClientError(`${check.reason}.`);
+    let client: ClientRecord;
+    let fetched: FetchedDocument;
+    try {
+      fetched = await fetchClientDocument(check.url, this.#fetch);
+      client = clientFromDocument(clientId, fetched.body, this.#now());
+    } catch (error) {
+      if (error instanceof DocumentFetchError || error instanceof OAuthError) {
+        throw new InvalidClientError(`The client metadata document at ${clientId} cannot be used: ${error.message.replace(/\.$/, '')}.`);
+      }
+      throw error;
+    }
+    const maxAgeSec = fetched.maxAgeSec;
+    const now = this.#now();
+    // Read now, after the fetch: what the document is compared with is the record as it stands.
+    const stored = await this.#store.clientById(clientId);
+    if (!stored) await this.#create(client, fetched.address);
+    else {
+      if (trustFingerprint(stored) !== trustFingerprint(client)) await this.#endGrants(clientId, now);
+      await this.#store.updateClient({ ...client, createdAt: stored.createdAt });
+    }
+    const lifetime = Math.min(this.#maxSec, Math.max(this.#minSec, maxAgeSec ?? DEFAULT_CACHE_SEC));
+    this.#fresh.set(clientId, now + lifetime * 1000);
+    return (await this.#store.clientById(clientId)) ?? client;
+  }
+
+  /** Stores a new client, counted against its document's address (counted before the write, taken back if it fails). */
+  async #create(client: ClientRecord, address: string): Promise<void> {
+    const source = addressKey(address);
+    const wait = Math.max(0, ...this.#newClients.map((c) => c.retryAfterMs(source)));
+    if (wait > 0) {
+      throw new InvalidClientError(`This server has accepted too many new clients whose documents are served from that address lately; try again in ${Math.ceil(wait / 1000)} seconds.`);
+    }
+    const counted = this.#newClients.map((c) => c.fail(source));
+    try {
+      await this.#store.createClient(client);
+    } catch (error) {
+      this.#newClients.forEach((c, i) => c.forgive(source, counted[i]!));
+      throw error;
+    }
+  }
+
+  /**
+   * The draft's Changes in Client Metadata: a document may change under a grant, and the AS may end grants made
+   * under the old one. Here, when its redirect URIs, grant types or auth method change: consent was given to a
+   * client whose codes went to the old addresses, and a grant would otherwise let the new ones get codes without
+   * asking (a domain that changed hands, or a document rewritten by an intruder). Names and other display fields
+   * change without this.
+   */
+  async #endGrants(clientId: string, now: number): Promise<void> {
+    const live = (await this.#store.listGrants()).filter((g) => g.clientId === clientId && g.revokedAt === null && g.expiresAt > now);
+    for (const grant of live) {
+      await this.#store.revokeGrant(grant.id, now, 'the client metadata document changed', {
+        event: 'grant_revoked',
+        user: grant.userId,
+        client: clientId,
+        grant: grant.id,
+        resource: grant.resource,
+        detail: { by: 'server', reason: 'client metadata document changed its redirect_uris, grant_types or token_endpoint_auth_method' },
+      });
+    }
+  }
+}

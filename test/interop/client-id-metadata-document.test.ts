@@ -1,0 +1,327 @@
+// OAuth Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-
+// document; MCP authorization 2025-11-25): the MCP SDK's own client, given a
+// `clientMetadataUrl`, signs in with that URL as its client_id, no
+// registration, against delegate's AS, which fetches the document from a real
+// TLS server (a private CA, passed to the AS's fetcher) and calls find_slot.
+// Then every refusal, tried from outside: the RFC 6749 code on the wire, no
+// redirect from /authorize, and no client or grant row left behind.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ResolvedAddress } from '../../src/authz/client-document-fetch.js';
+import { ClientDocuments } from '../../src/authz/client-documents.js';
+import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
+import { Browser, authorizeUrl, parseConsentForm, pkcePair, postForm } from '../support/oauth-flow.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+import { InMemoryProvider } from './support.js';
+
+const REDIRECT = 'http://127.0.0.1:33418/oauth/callback';
+let root: string;
+let stack: TestStack;
+let docServer: Server;
+let base: string;
+/** path → how the document server answers it. */
+const routes = new Map<string, (res: ServerResponse) => void>();
+const resolved: string[] = [];
+/** path → how many times the document server was asked for it. */
+const hits = new Map<string, number>();
+
+function serveJson(path: string, body: unknown, headers: Record<string, string> = {}): string {
+  routes.set(path, (res) => res.writeHead(200, { 'content-type': 'application/json', ...headers }).end(typeof body === 'string' ? body : JSON.stringify(body)));
+  return `${base}${path}`;
+}
+
+function document(clientId: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    client_id: clientId,
+    client_name: 'Docs App',
+    redirect_uris: [REDIRECT],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+    ...extra,
+  };
+}
+
+/** Serves a good document for `path` (its client_id the URL it is served at) and returns that URL. */
+function serveDocument(path: string, extra: Record<string, unknown> = {}, origin = base): string {
+  const id = `${origin}${path}`;
+  serveJson(path, document(id, extra), { 'cache-control': 'no-store' });
+  return id;
+}
+
+/** The tests' DNS: localhost and the other names are the document server; cimd.rebind.test changes its answer after the first. */
+async function resolve(hostname: string): Promise<ResolvedAddress[]> {
+  resolved.push(hostname);
+  if (hostname === 'localhost' || hostname === 'private.test') return [{ address: '127.0.0.1', family: 4 }];
+  if (hostname === 'cimd.rebind.test') return resolved.filter((h) => h === hostname).length === 1 ? [{ address: '127.0.0.1', family: 4 }] : [{ address: '10.255.255.1', family: 4 }];
+  if (hostname === 'mixed.test') return [{ address: '93.184.216.34', family: 4 }, { address: '10.0.0.7', family: 4 }];
+  throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
+}
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'delegate-cimd-'));
+  const [keyFile, certFile] = [join(root, 'key.pem'), join(root, 'cert.pem')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,DNS:cimd.rebind.test,DNS:private.test,DNS:mixed.test,IP:127.0.0.1'], { stdio: 'ignore' });
+  const cert = readFileSync(certFile);
+  docServer = createServer({ key: readFileSync(keyFile), cert }, (req, res) => {
+    hits.set(req.url ?? '', (hits.get(req.url ?? '') ?? 0) + 1);
+    const route = routes.get(req.url ?? '');
+    if (route) route(res);
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((done) => docServer.listen(0, '127.0.0.1', done));
+  base = `https://localhost:${(docServer.address() as { port: number }).port}`;
+  stack = await startTestStack({ sweep: false, clientDocuments: { ca: cert, resolve, privateHosts: ['localhost', 'cimd.rebind.test'], timeoutMs: 400, minCacheSec: 0 } });
+}, 30_000);
+
+afterAll(async () => {
+  await stack?.close();
+  docServer?.closeAllConnections();
+  await new Promise<void>((done) => (docServer ? docServer.close(() => done()) : done()));
+  rmSync(root, { recursive: true, force: true });
+});
+
+/** The owner signs in through the login link for `authorization` and lands on its consent page. */
+async function openConsent(authorization: URL): Promise<{ browser: Browser; html: string; url: string }> {
+  const { issuer } = stack.urls;
+  const key = await loadOrCreateOwnerKey(stack.paths.ownerKey);
+  const assertion = await signOwnerAssertion({ key, issuer, now: Date.now, next: ownerLoginNext(authorization) });
+  const browser = new Browser();
+  const consent = await browser.follow(ownerLoginUrl(issuer, assertion, authorization));
+  if (consent.status !== 200) throw new Error(`expected the consent page, got ${consent.status}: ${consent.html.slice(0, 400)}`);
+  return { browser, html: consent.html, url: consent.url };
+}
+
+async function approve(authorization: URL, seen?: (html: string) => void): Promise<URL> {
+  const { browser, html, url } = await openConsent(authorization);
+  seen?.(html);
+  const answer = await browser.post(new URL('/consent', url).href, { ...parseConsentForm(html), decision: 'approve' });
+  if (!answer.location) throw new Error(`consent answered ${answer.status} without a redirect`);
+  return new URL(answer.location, url);
+}
+
+class DocumentProvider extends InMemoryProvider {
+  constructor(
+    readonly clientMetadataUrl: string,
+    onAuthorize: (url: URL) => Promise<URL>,
+  ) {
+    super(onAuthorize);
+  }
+}
+
+describe('an unmodified MCP SDK client with a client metadata document', () => {
+  it('signs in with its document URL as client_id, no registration, and calls find_slot', async () => {
+    const clientId = serveDocument('/sdk-client.json', { client_name: 'SDK CIMD client' });
+    let consentHtml = '';
+    const provider = new DocumentProvider(clientId, (url) => approve(url, (html) => (consentHtml = html)));
+    const agentUrl = new URL(stack.urls.agentUrl);
+    await expect(new Client({ name: 'cimd', version: '1.0.0' }).connect(new StreamableHTTPClientTransport(agentUrl, { authProvider: provider }))).rejects.toBeInstanceOf(UnauthorizedError);
+
+    expect(provider.discovery?.authorizationServerMetadata?.client_id_metadata_document_supported).toBe(true);
+    expect(provider.client?.client_id).toBe(clientId);
+    expect(provider.authorizationUrls[0]!.searchParams.get('client_id')).toBe(clientId);
+    // The consent page names the site that publishes the document first, and the name as its claim; no logo, no links.
+    expect(consentHtml).toContain(`from <strong>${new URL(clientId).host}</strong>`);
+    expect(consentHtml).toContain('SDK CIMD client');
+    expect(consentHtml).toMatch(/not checked/);
+    expect(consentHtml).toContain(`publishes its details at <code>${clientId}</code>`);
+
+    const transport = new StreamableHTTPClientTransport(agentUrl, { authProvider: provider });
+    await transport.finishAuth(provider.landedOn!.searchParams.get('code')!);
+    expect(provider.savedTokens?.refresh_token).toBeTruthy();
+    const client = new Client({ name: 'cimd', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      const result = await client.callTool({ name: 'find_slot', arguments: { duration: '30m' } });
+      expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+      expect((result.structuredContent as { found: boolean }).found).toBe(true);
+    } finally {
+      await client.close();
+    }
+
+    // A client record and a grant exist as for any client: `delegate grants list` and the audit log name the URL.
+    const stored = await stack.store.clientById(clientId);
+    expect(stored).toMatchObject({ clientName: 'SDK CIMD client', kind: 'public', tokenEndpointAuthMethod: 'none', redirectUris: [REDIRECT] });
+    expect((await stack.store.listGrants()).filter((g) => g.clientId === clientId)).toHaveLength(1);
+  });
+});
+
+/** /token with a URL client_id (client authentication comes first): the refusal, and no row for the client. */
+async function expectTokenRefused(clientId: string, why: RegExp): Promise<void> {
+  const res = await postForm(`${stack.urls.issuer}/token`, { grant_type: 'authorization_code', code: 'c', redirect_uri: REDIRECT, client_id: clientId, code_verifier: 'v'.repeat(43) });
+  expect(res.status, JSON.stringify(res.body)).toBe(400);
+  expect(res.body.error).toBe('invalid_client');
+  expect(String(res.body.error_description)).toMatch(why);
+  expect(res.headers.get('cache-control')).toMatch(/no-store/);
+  expect(await stack.store.clientById(clientId)).toBeUndefined();
+  expect((await stack.store.listGrants()).filter((g) => g.clientId === clientId)).toEqual([]);
+}
+
+/** /authorize with a URL client_id: an error page, never a redirect (RFC 6749 §4.1.2.1), and no row. */
+async function expectAuthorizeRefused(clientId: string, why: RegExp, redirectUri = REDIRECT): Promise<void> {
+  const pkce = pkcePair();
+  const url = authorizeUrl(stack.urls.issuer, { clientId, redirectUri, resource: stack.urls.agentUrl, scope: 'slots:find', state: 's', challenge: pkce.challenge });
+  const res = await fetch(url, { redirect: 'manual' });
+  expect(res.status).toBe(400);
+  expect(res.headers.get('location')).toBeNull();
+  expect(await res.text()).toMatch(why);
+}
+
+describe('caching', () => {
+  it("follows the document's Cache-Control: max-age is kept, no-store fetched each time", async () => {
+    const token = (clientId: string) => postForm(`${stack.urls.issuer}/token`, { grant_type: 'authorization_code', code: 'c', redirect_uri: REDIRECT, client_id: clientId, code_verifier: 'v'.repeat(43) });
+    const kept = `${base}/kept.json`;
+    serveJson('/kept.json', document(kept), { 'cache-control': 'public, max-age=300' });
+    const fresh = serveDocument('/fresh.json');
+    for (let i = 0; i < 2; i++) {
+      expect((await token(kept)).body.error).toBe('invalid_grant');
+      expect((await token(fresh)).body.error).toBe('invalid_grant');
+    }
+    expect(hits.get('/kept.json')).toBe(1);
+    expect(hits.get('/fresh.json')).toBe(2);
+  });
+});
+
+describe('new clients from one address', () => {
+  it('are bounded as open registration is: past the limit, invalid_client and no row; known clients still served', async () => {
+    const documents = new ClientDocuments(stack.store, Date.now, { ca: readFileSync(join(root, 'cert.pem')), resolve, privateHosts: ['localhost'] }, [{ limit: 2, windowMs: 60_000 }]);
+    const [a, b, c] = ['/limit-a.json', '/limit-b.json', '/limit-c.json'].map((path) => serveDocument(path));
+    expect((await documents.find(a!))?.clientId).toBe(a);
+    expect((await documents.find(b!))?.clientId).toBe(b);
+    await expect(documents.find(c!)).rejects.toThrow(/too many new clients whose documents are served from that address/);
+    expect(await stack.store.clientById(c!)).toBeUndefined();
+    // A client already stored is fetched again (no-store) and served: only new rows count.
+    expect((await documents.find(a!))?.clientId).toBe(a);
+  });
+});
+
+describe('documents and client ids that are refused', () => {
+  it('client_id in the document is not the URL it was fetched from', async () => {
+    const id = `${base}/wrong-id.json`;
+    serveJson('/wrong-id.json', document(`${base}/other.json`));
+    await expectTokenRefused(id, /client_id in the document is not the URL/);
+    await expectAuthorizeRefused(id, /client_id in the document is not the URL/);
+    // Not even a difference a URL parser would remove (an upper-case host): ids are compared as plain strings.
+    const spelled = `${base.replace('localhost', 'LOCALHOST')}/spelled.json`;
+    await expectTokenRefused(spelled, /normalized form/);
+  });
+
+  it('a redirect_uri the document does not list: a page, no redirect, no grant', async () => {
+    const id = serveDocument('/redirect-check.json');
+    await expectAuthorizeRefused(id, /not one it registered/, 'http://127.0.0.1:33418/elsewhere');
+    expect((await stack.store.listGrants()).filter((g) => g.clientId === id)).toEqual([]);
+  });
+
+  it('a document over 5 KB, with or without Content-Length', async () => {
+    const id = `${base}/big.json`;
+    serveJson('/big.json', document(id, { client_uri: 'https://localhost/x', software_id: 'x'.repeat(500), contacts: Array.from({ length: 20 }, () => 'y'.repeat(300)) }));
+    await expectTokenRefused(id, /larger than 5120 bytes/);
+    const chunked = `${base}/big-chunked.json`;
+    routes.set('/big-chunked.json', (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(`{"client_id":${JSON.stringify(chunked)},"pad":"`);
+      res.end(`${'z'.repeat(6000)}"}`);
+    });
+    await expectTokenRefused(chunked, /larger than 5120 bytes/);
+  });
+
+  it('a document that does not arrive in time', async () => {
+    const id = `${base}/slow.json`;
+    routes.set('/slow.json', (res) => res.writeHead(200, { 'content-type': 'application/json' }).write('{"client_id":'));
+    const started = Date.now();
+    await expectTokenRefused(id, /did not arrive within 400 ms/);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it('a redirect, not followed, and other statuses', async () => {
+    const target = serveDocument('/target.json');
+    const id = `${base}/moved.json`;
+    routes.set('/moved.json', (res) => res.writeHead(302, { location: target }).end());
+    await expectTokenRefused(id, /redirect \(302\), which this server does not follow/);
+    await expectTokenRefused(`${base}/missing.json`, /answered 404, not 200/);
+    const html = `${base}/html.json`;
+    routes.set('/html.json', (res) => res.writeHead(200, { 'content-type': 'text/html' }).end(JSON.stringify(document(html))));
+    await expectTokenRefused(html, /not served as JSON/);
+  });
+
+  it('client ids that are no Client Identifier URL', async () => {
+    const port = new URL(base).port;
+    await expectTokenRefused(`http://localhost:${port}/client.json`, /must use https/);
+    await expectTokenRefused(`https://localhost:${port}/`, /must have a path/);
+    await expectTokenRefused(`https://user:pw@localhost:${port}/client.json`, /user information/);
+    await expectTokenRefused(`https://localhost:${port}/a/../client.json`, /\. or \.\. path segments/);
+    await expectTokenRefused(`https://localhost:${port}/client.json#x`, /fragment/);
+    await expectAuthorizeRefused(`http://localhost:${port}/client.json`, /must use https/);
+  });
+
+  it('a host on a loopback or private address, unless the operator allows that host', async () => {
+    const port = new URL(base).port;
+    const before = resolved.length;
+    serveJson('/private.json', document(`https://private.test:${port}/private.json`));
+    await expectTokenRefused(`https://private.test:${port}/private.json`, /special-use address/);
+    serveJson('/literal.json', document(`https://127.0.0.1:${port}/literal.json`));
+    await expectTokenRefused(`https://127.0.0.1:${port}/literal.json`, /special-use address/);
+    await expectTokenRefused(`https://[::1]:${port}/literal.json`, /special-use address/);
+    await expectTokenRefused(`https://[::ffff:7f00:1]:${port}/literal.json`, /special-use address/);
+    // A name answering with a public and a private address is refused before any connection.
+    await expectTokenRefused(`https://mixed.test:${port}/literal.json`, /special-use address/);
+    expect(resolved.slice(before)).toEqual(['private.test', 'mixed.test']);
+  });
+
+  it('DNS rebinding: the name is resolved once, and the connection goes to the address checked', async () => {
+    const port = new URL(base).port;
+    const id = serveDocument('/rebind.json', {}, `https://cimd.rebind.test:${port}`);
+    const before = resolved.filter((h) => h === 'cimd.rebind.test').length;
+    // Client authentication passes (the document was fetched from 127.0.0.1, the first answer); the made-up code does not.
+    // Resolving again would have given 10.255.255.1 (refused), and the system's resolver does not know the name.
+    const res = await postForm(`${stack.urls.issuer}/token`, { grant_type: 'authorization_code', code: 'c', redirect_uri: REDIRECT, client_id: id, code_verifier: 'v'.repeat(43) });
+    expect(res.body.error).toBe('invalid_grant');
+    expect(resolved.filter((h) => h === 'cimd.rebind.test').length - before).toBe(1);
+  });
+
+  it('a shared-secret or key-based auth method, or a client_secret in the document', async () => {
+    for (const method of ['client_secret_basic', 'client_secret_post', 'client_secret_jwt']) {
+      const id = serveDocument(`/${method}.json`, { token_endpoint_auth_method: method });
+      await expectTokenRefused(id, /rests on a shared secret/);
+    }
+    const jwt = serveDocument('/pkjwt.json', { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: `${base}/jwks.json` });
+    await expectTokenRefused(jwt, /private_key_jwt is not supported/);
+    const secret = serveDocument('/secret.json', { client_secret: 'hunter2' });
+    await expectTokenRefused(secret, /must not hold a client_secret/);
+    // Metadata a registration would refuse is refused the same way.
+    const bad = serveDocument('/bad-redirect.json', { redirect_uris: ['http://evil.example/cb'] });
+    await expectTokenRefused(bad, /cannot be used/);
+    await expectAuthorizeRefused(bad, /could not be verified/);
+  });
+
+  it('a document that changes its redirect_uris ends the grants made under the old one', async () => {
+    const path = '/changing.json';
+    const id = serveDocument(path);
+    const pkce = pkcePair();
+    const authorization = new URL(authorizeUrl(stack.urls.issuer, { clientId: id, redirectUri: REDIRECT, resource: stack.urls.agentUrl, scope: 'slots:find', state: 'st', challenge: pkce.challenge }));
+    const landed = await approve(authorization);
+    const token = await postForm(`${stack.urls.issuer}/token`, { grant_type: 'authorization_code', code: landed.searchParams.get('code')!, redirect_uri: REDIRECT, client_id: id, code_verifier: pkce.verifier, resource: stack.urls.agentUrl });
+    expect(token.status, JSON.stringify(token.body)).toBe(200);
+    const [grant] = (await stack.store.listGrants()).filter((g) => g.clientId === id);
+    expect(grant?.revokedAt).toBeNull();
+
+    // The document now sends codes elsewhere; served no-store, it is fetched again on its next use (this AS's
+    // floor on a document's cache lifetime is 0 here, a minute by default).
+    serveJson(path, document(id, { redirect_uris: ['https://new-owner.example/cb'] }), { 'cache-control': 'no-store' });
+    const refreshed = await postForm(`${stack.urls.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(token.body.refresh_token), client_id: id });
+    expect(refreshed.body.error).toBe('invalid_grant');
+    expect((await stack.store.grantById(grant!.id))?.revokedAt).not.toBeNull();
+    expect((await stack.store.clientById(id))?.redirectUris).toEqual(['https://new-owner.example/cb']);
+    // The old redirect URI is refused from now on, on a page.
+    await expectAuthorizeRefused(id, /not one it registered/);
+  });
+});
