@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResolvedAddress } from '../../src/authz/client-document-fetch.js';
 import { ClientDocuments } from '../../src/authz/client-documents.js';
 import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
-import { Browser, authorizeUrl, parseConsentForm, pkcePair, postForm } from '../support/oauth-flow.js';
+import { Browser, DEVICE_CODE_GRANT, authorizeUrl, parseConsentForm, pkcePair, postForm } from '../support/oauth-flow.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { InMemoryProvider } from './support.js';
 
@@ -175,6 +175,16 @@ async function expectAuthorizeRefused(clientId: string, why: RegExp, redirectUri
   expect(res.headers.get('location')).toBeNull();
   expect(await res.text()).toMatch(why);
 }
+
+describe('the device grant (RFC 8628)', () => {
+  it('is open to a metadata-document client whose document names it, with no redirect URIs', async () => {
+    const id = serveDocument('/device-client.json', { grant_types: [DEVICE_CODE_GRANT], response_types: [], redirect_uris: [] });
+    const res = await postForm(`${stack.urls.issuer}/device_authorization`, { client_id: id, resource: stack.urls.agentUrl });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.user_code).toEqual(expect.any(String));
+    expect((await stack.store.clientById(id))?.grantTypes).toEqual([DEVICE_CODE_GRANT]);
+  });
+});
 
 describe('caching', () => {
   it("follows the document's Cache-Control: max-age is kept, no-store fetched each time", async () => {
