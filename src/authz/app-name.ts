@@ -4,7 +4,7 @@
 // for the consent page, the device pages and /grants, so they say the same.
 import type { ClientRecord } from '../store/index.js';
 import { html, type Html } from './pages.js';
-import { isDocumentClient } from './policy/client-id-url.js';
+import { documentHost } from './policy/client-id-url.js';
 
 /** What the pages say for an app whose registered name is missing or shows nothing. */
 export const NAMELESS_APP = 'an app with no name';
@@ -28,16 +28,22 @@ export function registeredName(client: Pick<ClientRecord, 'clientName'> | undefi
  * anyone can register any name, "delegate CLI" included (RFC 7591; RFC 6749 §10.2; RFC 8252 §8.6). With no
  * name, the placeholder, capitalised when it starts a sentence.
  *
- * A client named by its metadata document's URL (draft-ietf-oauth-client-id-metadata-document, OAuth Phishing Attacks) is never
- * assured, and is followed by the host that publishes the document, the one thing about it this server checked.
+ * A client named by its metadata document's URL (draft-ietf-oauth-client-id-metadata-document, OAuth Phishing
+ * Attacks) is never assured, and is followed by the host that publishes the document, the one thing about it this
+ * server checked.
  */
 export function appName(client: (Pick<ClientRecord, 'clientName'> & Partial<Pick<ClientRecord, 'clientId' | 'metadata'>>) | undefined, opts: { assured: boolean; startsSentence?: boolean }): Html {
   const name = registeredName(client);
-  const host = client?.clientId !== undefined && client.metadata !== undefined && isDocumentClient({ clientId: client.clientId, metadata: client.metadata }) ? new URL(client.clientId).host : undefined;
+  const host = client ? documentHost(client) : undefined;
   const from = host === undefined ? '' : html` from <strong>${host}</strong>`;
   if (name === undefined) {
     return html`<strong>${opts.startsSentence ? NAMELESS_APP.charAt(0).toUpperCase() + NAMELESS_APP.slice(1) : NAMELESS_APP}</strong>${from}`;
   }
-  const claimed = host !== undefined ? html` <span class="warn">(name given by its metadata document, not checked)</span>` : opts.assured ? '' : html` <span class="warn">(name given by the app, not checked)</span>`;
+  const claimed =
+    host !== undefined
+      ? html` <span class="warn">(name given by its metadata document, not checked)</span>`
+      : opts.assured
+        ? ''
+        : html` <span class="warn">(name given by the app, not checked)</span>`;
   return html`<strong>${name}</strong>${claimed}${from}`;
 }

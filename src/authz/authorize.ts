@@ -97,7 +97,8 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
   try {
     client = await ctx.clientDocuments.find(clientId);
   } catch (error) {
-    // RFC 6749 §4.1.2.1: a client that cannot be verified gets no redirect; the page says why (the draft's §4.1).
+    // RFC 6749 §4.1.2.1: a client that cannot be verified gets no redirect; the page says why (the draft's Metadata
+    // Discovery Errors: the request is aborted).
     if (!(error instanceof InvalidClientError)) throw error;
     return { kind: 'page-error', status: 400, heading: 'This app could not be verified', detail: error.message };
   }

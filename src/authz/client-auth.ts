@@ -68,7 +68,8 @@ export async function authenticateClient(req: FastifyRequest, body: FormBody, ct
   }
   if (options.requireCredentials) throw new InvalidClientError('This endpoint requires client authentication.');
   if (bodyId === undefined) throw new InvalidClientError('Client authentication is required.');
-  // A public client may be one its metadata document describes (the draft's Client Information Discovery: fetched here, or refused saying why).
+  // A public client may be one its metadata document describes (the draft's Client Information Discovery: fetched
+  // here, or refused saying why).
   const client = ctx.clientDocuments ? await ctx.clientDocuments.find(bodyId) : await ctx.store.clientById(bodyId);
   if (!client) throw new InvalidClientError('Unknown client.');
   if (client.tokenEndpointAuthMethod !== 'none') throw new InvalidClientError('This client must authenticate.');

@@ -15,7 +15,7 @@ import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOI
 import type { AuthContext } from './context.js';
 import { defaultDetails, unreachedLocations } from './grant-policy.js';
 import { html, pageTime, sendPage, type Html } from './pages.js';
-import { isDocumentClient } from './policy/client-id-url.js';
+import { documentHost } from './policy/client-id-url.js';
 import { isLoopbackRedirect } from './policy/redirect-uri.js';
 
 export interface ConsentView {
@@ -122,7 +122,8 @@ function returnNotice(redirect: URL, device: ConsentView['device']): Html {
  */
 function clientBlock(request: AuthorizationRequest, redirect: URL, assured: boolean, timeZone: string, device: boolean): Html {
   // Before the owner's-CLI case: a document client is never delegate's own CLI, whoever signed the sign-in link.
-  if (isDocumentClient(request.client)) return documentClientBlock(request, redirect, timeZone, device);
+  const host = documentHost(request.client);
+  if (host !== undefined) return documentClientBlock(request, host, redirect, timeZone, device);
   if (assured) {
     return html`<p class="muted">Your own <code>delegate</code> command on this computer started this request and signed you in for it.</p>`;
   }
@@ -131,13 +132,12 @@ function clientBlock(request: AuthorizationRequest, redirect: URL, assured: bool
 }
 
 /**
- * A client named by its metadata document's URL (draft-ietf-oauth-client-id-metadata-document, OAuth Phishing Attacks): the site that
- * publishes the document is what this server knows, so its host is shown, as the browser writes it (punycode, as
- * for the redirect URI above); the name and every other field are the document's own claims. Its logo and links
- * are not shown: nothing in them was checked.
+ * A client named by its metadata document's URL (draft-ietf-oauth-client-id-metadata-document, OAuth Phishing
+ * Attacks): the site that publishes the document is what this server knows, so its host is shown, as the browser
+ * writes it (punycode, as for the redirect URI above); the name and every other field are the document's own
+ * claims. Its logo and links are not shown: nothing in them was checked.
  */
-function documentClientBlock(request: AuthorizationRequest, redirect: URL, timeZone: string, device: boolean): Html {
-  const host = new URL(request.client.clientId).host;
+function documentClientBlock(request: AuthorizationRequest, host: string, redirect: URL, timeZone: string, device: boolean): Html {
   return html`<div class="who"><p class="warn">This app is known by its address: <strong>${host}</strong> publishes its details at <code>${request.client.clientId}</code>. This server checked only that the document is served there; the app's name and everything else in it are that site's own claims. Approve only if you trust ${host} and just started this from its app.</p>
 <p class="muted">First seen here ${pageTime(request.client.createdAt, timeZone)}${device ? '' : html`; its answer goes to <code>${redirect.href}</code>`}.</p></div>`;
 }

@@ -45,7 +45,15 @@ export function checkClientIdUrl(clientId: string): ClientIdUrlCheck {
   return { ok: true, url };
 }
 
-/** Whether a stored client came from a metadata document: its record keeps the document's own client_id, which registered clients' never hold. */
-export function isDocumentClient(client: { clientId: string; metadata: Record<string, unknown> }): boolean {
-  return client.metadata.client_id === client.clientId && isClientIdUrlAttempt(client.clientId);
+/**
+ * Whether a stored client came from a metadata document: its record keeps the document's own client_id, which
+ * registered clients' records never hold.
+ */
+export function isDocumentClient(client: { clientId?: string; metadata?: Record<string, unknown> }): boolean {
+  return client.clientId !== undefined && client.metadata?.client_id === client.clientId && isClientIdUrlAttempt(client.clientId);
+}
+
+/** The host that publishes a metadata-document client's document (as WHATWG URL writes it: punycode), else undefined. */
+export function documentHost(client: { clientId?: string; metadata?: Record<string, unknown> }): string | undefined {
+  return isDocumentClient(client) ? new URL(client.clientId!).host : undefined;
 }
