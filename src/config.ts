@@ -233,6 +233,16 @@ export function profileFromEnv(env: Env): string | undefined {
   return name ? name : undefined;
 }
 
+/**
+ * DELEGATE_AGENT_URL: CalendarAgent's MCP URL when `--agent-url` is not given, for the commands that take it (a
+ * deployment published at https URLs). Undefined when unset or blank; any other value as written, for the caller to
+ * check as it checks the option.
+ */
+export function agentUrlFromEnv(env: Env): string | undefined {
+  const url = env.DELEGATE_AGENT_URL?.trim();
+  return url ? url : undefined;
+}
+
 export const DEFAULT_PROFILE = 'default';
 
 /** The servers' log levels (pino's), from the most to the least verbose but silent. */

@@ -233,7 +233,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       setExitCode(
         await busyCommand(
           {
-            ...accessArgs(o, command.optsWithGlobals<GlobalOptions>()),
+            ...accessArgs(o, command.optsWithGlobals<GlobalOptions>(), io.env),
             json: o.json === true,
             calendars: o.calendar,
             ...(o.from !== undefined ? { from: o.from } : {}),

@@ -3,10 +3,10 @@
 // mcp-config and completion. Like every command, each module is imported
 // only when its command runs.
 import { Command, Option } from 'commander';
-import { DEFAULT_HOST, DEFAULT_PORTS } from '../config.js';
-import { parsePort, portsFrom, type PortOptions } from './args.js';
+import { DEFAULT_HOST } from '../config.js';
+import { portsFrom, type PortOptions } from './args.js';
 import type { CliIo } from './io.js';
-import type { AgentAccessArgs } from './commands/agent-access.js';
+import { addPortOptions, addServerOptions, serverArgs, type ServerOptions } from './access-options.js';
 
 interface ProfileOption {
   profile?: string;
@@ -17,38 +17,26 @@ function examples(lines: string[]): string {
   return ['', 'Examples:', ...lines.map((l) => `  ${l}`)].join('\n');
 }
 
-function addPortOptions(command: Command): Command {
-  return command
-    .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
-    .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar})`, parsePort)
-    .option('--agent-port <port>', `CalendarAgent port (default ${DEFAULT_PORTS.agent})`, parsePort);
-}
-
-function accessArgs(options: PortOptions, globals: ProfileOption): AgentAccessArgs {
-  return {
-    ports: portsFrom(options),
-    host: DEFAULT_HOST,
-    browser: true,
-    debug: globals.debug === true,
-    ...(globals.profile !== undefined ? { profile: globals.profile } : {}),
-  };
-}
-
 export function registerSessionCommands(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
   const globals = (command: Command): ProfileOption => command.optsWithGlobals<ProfileOption>();
 
-  program
-    .command('status')
-    .description('Show who is signed in, for which agent, under which grant, with which scopes, and until when.')
-    .option('--json', 'print one JSON object')
-    .addHelpText('after', examples(['delegate status', 'delegate status --json | jq .delegations[0].scopes', 'delegate --profile work status']))
-    .action(async (options: { json?: boolean }, command: Command) => {
+  addServerOptions(
+    program
+      .command('status')
+      .description('Show who is signed in, for which agent, under which grant, with which scopes, and until when (with --agent-url, for that agent only).')
+      .option('--json', 'print one JSON object'),
+  )
+    .addHelpText(
+      'after',
+      examples(['delegate status', 'delegate status --json | jq .delegations[0].scopes', 'delegate --profile work status', 'delegate status --agent-url https://agent.example.com/mcp']),
+    )
+    .action(async (options: ServerOptions & { json?: boolean }, command: Command) => {
       const { statusCommand } = await import('./commands/status.js');
-      const profile = globals(command).profile;
-      setExitCode(await statusCommand({ json: options.json === true, ...(profile !== undefined ? { profile } : {}) }, io));
+      const { ports, agentUrl, profile } = serverArgs(options, globals(command), io.env);
+      setExitCode(await statusCommand({ json: options.json === true, ports, ...(agentUrl !== undefined ? { agentUrl } : {}), ...(profile !== undefined ? { profile } : {}) }, io));
     });
 
-  addPortOptions(
+  addServerOptions(
     program
       .command('token')
       .description('Print a valid access token for CalendarAgent on stdout (refreshed first if it is about to expire). Never signs in.'),
@@ -57,20 +45,25 @@ export function registerSessionCommands(program: Command, io: CliIo, setExitCode
       'after',
       examples([
         'delegate token',
+        'delegate token --agent-url https://agent.example.com/mcp',
         'curl -H "Authorization: Bearer $(delegate token)" http://127.0.0.1:8412/mcp …',
         'npx @modelcontextprotocol/inspector@1.0.3 --cli http://127.0.0.1:8412/mcp --transport http --header "Authorization: Bearer $(delegate token)" --method tools/list',
       ]),
     )
-    .action(async (options: PortOptions, command: Command) => {
+    .action(async (options: ServerOptions, command: Command) => {
       const { tokenCommand } = await import('./commands/token.js');
-      setExitCode(await tokenCommand(accessArgs(options, globals(command)), io));
+      setExitCode(await tokenCommand(serverArgs(options, globals(command), io.env), io));
     });
 
-  addPortOptions(program.command('logout').description('Revoke your stored tokens at the authorization server, then delete them from this computer.'))
-    .addHelpText('after', examples(['delegate logout', 'delegate --profile work logout']))
-    .action(async (options: PortOptions, command: Command) => {
+  addServerOptions(
+    program
+      .command('logout')
+      .description('Revoke your stored tokens at the authorization server, then delete them from this computer (with --agent-url, those for that agent only).'),
+  )
+    .addHelpText('after', examples(['delegate logout', 'delegate --profile work logout', 'delegate logout --agent-url https://agent.example.com/mcp']))
+    .action(async (options: ServerOptions, command: Command) => {
       const { logoutCommand } = await import('./commands/logout.js');
-      setExitCode(await logoutCommand(accessArgs(options, globals(command)), io));
+      setExitCode(await logoutCommand(serverArgs(options, globals(command), io.env), io));
     });
 
   addPortOptions(

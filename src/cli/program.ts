@@ -78,7 +78,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         '  delegate login --device',
         '  delegate status --json',
         '',
-        'Environment: DELEGATE_TOKEN (used before any stored sign-in), DELEGATE_PROFILE, DELEGATE_HOME, DELEGATE_LOG_LEVEL (the serve commands), NO_COLOR.',
+        'Environment: DELEGATE_TOKEN (used before any stored sign-in), DELEGATE_PROFILE, DELEGATE_HOME, DELEGATE_AGENT_URL (--agent-url), DELEGATE_LOG_LEVEL (the serve commands), NO_COLOR.',
         'Exit codes: 0 ok, 1 error, 2 bad usage, 3 no free slot found, 4 authorization required.',
       ].join('\n'),
     );
@@ -107,6 +107,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         '  delegate find-slot --duration 45m --within 3d --min-notice 2h --buffer-after 10m --limit 3',
         "  delegate find-slot --duration 1h30m --working-hours 'mon-thu 08:00-16:00' --calendar work --tentative free --json",
         '  delegate find-slot --duration 30m --no-browser --auth-port 18510 --calendar-port 18511 --agent-port 18512',
+        '  delegate find-slot --duration 30m --agent-url https://agent.example.com/mcp   # a deployment behind an https reverse proxy',
       ].join('\n'),
     )
     .action(async (options: FindSlotOptions, command: Command) => {
@@ -114,7 +115,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       setExitCode(
         await findSlotCommand(
           {
-            ...accessArgs(options, globals(command)),
+            ...accessArgs(options, globals(command), io.env),
             duration: options.duration,
             json: options.json === true,
             ...(options.from !== undefined ? { from: options.from } : {}),
@@ -144,11 +145,12 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         '  delegate login --no-browser --redirect-port 8765   # with ssh -L 8765:127.0.0.1:8765 from the computer with the browser',
         '  delegate login --device                      # open the page on any device and check the code',
         '  delegate login --device --scope busy:read    # and allow `delegate busy` too, so that it asks nothing',
+        '  delegate login --agent-url https://agent.example.com/mcp   # sign in at a deployment published at https URLs',
       ].join('\n'),
     )
     .action(async (options: AccessOptions & { device?: boolean; scope: string[] }, command: Command) => {
       const { loginCommand } = await import('./commands/login.js');
-      setExitCode(await loginCommand({ ...accessArgs(options, globals(command)), device: options.device === true, scopes: options.scope }, io));
+      setExitCode(await loginCommand({ ...accessArgs(options, globals(command), io.env), device: options.device === true, scopes: options.scope }, io));
     });
 
   program

@@ -11,6 +11,7 @@ import { CommandFailed } from './errors.js';
 import { whileStarting } from './start-lock.js';
 import { printableClipped } from '../terminal-text.js';
 import { canonicalResource } from '../delegation/resource.js';
+import { shellQuote } from './commands/mcp-config.js';
 
 /** Each probe waits longer than the one before: a busy machine may answer slowly, but a port nobody listens on refuses at once. */
 const PROBE_TIMEOUTS_MS = [1500, 4000, 8000];
@@ -183,11 +184,11 @@ function judge(parts: Part[], probed: Probed, mayWait: boolean): 'running' | 'ab
   const { states } = probed;
   const named = (wanted: ProbeResult) => parts.filter((_, i) => states[i] === wanted);
   if (probed.publishedAt !== undefined) {
-    // Found at stop 19: servers behind an https reverse proxy were called "another program".
-    const loopback = `${new URL(parts[2]!.url).origin}/mcp`;
+    // Found at stop 19: servers behind an https reverse proxy were called "another program". Since stop 20 the
+    // commands reach such a deployment by its URL (--agent-url), never by these ports: what tokens name is the URL.
     const published = printableClipped(probed.publishedAt, 200);
     throw new CommandFailed(
-      `delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${published}); this command uses only servers published on this machine's loopback (CalendarAgent at ${loopback}). Connect an MCP client to ${published} instead; to use this command on this machine, run it with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).`,
+      `delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${published}), and are reached by that URL, not by their ports: give it with --agent-url, as in \`delegate find-slot --agent-url ${shellQuote(published)}\` (or connect an MCP client to it). To use servers on this machine's loopback instead, run this command with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).`,
     );
   }
   const [foreign] = named('foreign');

@@ -320,6 +320,22 @@ function forgetEnded(data: TokenCacheData, issuer: string, resource: string): vo
   if (Object.keys(data.ended!).length === 0) delete data.ended;
 }
 
+/**
+ * Forgets everything stored for one resource (`logout --agent-url`): its tokens from every issuer, the notes that its
+ * delegations ended, and its discovery state; the client registrations stay (public client ids, no secret of the
+ * person's). Whether anything of it was there.
+ */
+export function forgetResource(data: TokenCacheData, resource: string): boolean {
+  let found = data.discovery[resource] !== undefined;
+  delete data.discovery[resource];
+  for (const issuer of new Set([...Object.keys(data.tokens), ...Object.keys(data.ended ?? {})])) {
+    found ||= tokensFor(data, issuer, resource) !== undefined || endedFor(data, issuer, resource) !== undefined;
+    deleteTokens(data, issuer, resource);
+    forgetEnded(data, issuer, resource);
+  }
+  return found;
+}
+
 export function deleteTokens(data: TokenCacheData, issuer: string, resource: string): void {
   const byResource = data.tokens[issuer];
   if (!byResource) return;

@@ -8,7 +8,7 @@ import { decodeJwt } from 'jose';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
-import { TokenCache, damagedCacheNeedsLogin, isExpired, tokensFor, type StoredClient, type TokenCacheData } from './cache.js';
+import { TokenCache, damagedCacheNeedsLogin, forgetResource, isExpired, tokensFor, type StoredClient, type TokenCacheData } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
 import { isErrno } from './private-files.js';
 import { refreshCachedTokens } from './refresh.js';
@@ -181,7 +181,7 @@ export interface LogoutResult {
   revoked: Array<{ issuer: string; resource: string; delegationEnded: boolean; grantId: string | undefined }>;
   /** Delegations that could not be revoked, and why; their tokens are removed from this computer all the same. */
   failed: Array<{ issuer: string; resource: string; reason: string }>;
-  /** Whether a cache file was there to remove. */
+  /** Whether a cache file was there to remove; for one resource, whether anything of it was stored. */
   removed: boolean;
 }
 
@@ -190,16 +190,19 @@ export interface LogoutResult {
  * token derived from it) and access token at the authorization server that
  * issued it (RFC 7009 §2; see revocation.ts),
  * then deletes the cache file, under the refresh lock so no other process
- * refreshes in between.
+ * refreshes in between. With `agentUrl`, only what is stored for that agent
+ * (`logout --agent-url`): the rest of the cache stays.
  */
-export async function logout(options: { files: { tokenCache: string; tokenLock: string }; now: () => number; fetchFn?: FetchLike }): Promise<LogoutResult> {
+export async function logout(options: { files: { tokenCache: string; tokenLock: string }; now: () => number; fetchFn?: FetchLike; agentUrl?: string }): Promise<LogoutResult> {
   const cache = new TokenCache({ files: options.files, now: options.now });
   const fetchFn = options.fetchFn ?? fetch;
+  const only = options.agentUrl === undefined ? undefined : resourceKey(options.agentUrl);
   return cache.withLock(async (txn) => {
     const data = await txn.read();
     const result: LogoutResult = { revoked: [], failed: [], removed: false };
     for (const [issuer, byResource] of Object.entries(data.tokens)) {
       for (const [resource, tokens] of Object.entries(byResource)) {
+        if (only !== undefined && resource !== only) continue;
         try {
           await revokeStoredTokens(data, issuer, resource, fetchFn);
           const grantId = readClaims(tokens.access_token).grant_id;
@@ -208,6 +211,11 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
           result.failed.push({ issuer, resource, reason: error instanceof Error ? error.message : String(error) });
         }
       }
+    }
+    if (only !== undefined) {
+      result.removed = forgetResource(data, only);
+      if (result.removed) await txn.write(data);
+      return result;
     }
     try {
       await unlink(options.files.tokenCache);

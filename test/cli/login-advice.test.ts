@@ -74,6 +74,24 @@ describe('status on a damaged token cache', () => {
   });
 });
 
+describe('status with the servers’ ports or CalendarAgent’s URL', () => {
+  // Stop 20: status took no ports, so its "Run `delegate login`" named the default ports' servers whatever the run's.
+  it('names them in the `delegate login` it advises', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['status', ...flags], io)).toBe(4);
+    expect(io.out).toContain(`Not signed in: no delegation is stored. Run \`delegate login ${flags.join(' ')}\`.`);
+    // An agent given by its URL, by the option or by DELEGATE_AGENT_URL: named as an option, which a shell without that variable reads too.
+    for (const [argv, env] of [
+      [['status', '--agent-url', 'https://agent.example.com/mcp'], {}],
+      [['status'], { DELEGATE_AGENT_URL: 'https://agent.example.com/mcp' }],
+    ] as const) {
+      const remote = fakeIo({ DELEGATE_HOME: home, ...env });
+      expect(await runCli(argv, remote)).toBe(4);
+      expect(remote.out).toContain('Not signed in: no delegation for https://agent.example.com/mcp is stored. Run `delegate login --agent-url https://agent.example.com/mcp`.');
+    }
+  });
+});
+
 describe('token exchange with the stored token of a profile', () => {
   // Noticed at stop 19: `delegate --profile work token exchange` read the default profile's token cache.
   it('reads that profile’s token cache, as every other command does', async () => {

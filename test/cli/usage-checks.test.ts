@@ -11,6 +11,7 @@ import { exportJWK, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { checkWindowOptions, hostIsLoopback, parseHttpUrl, parseInstant, parseIssuerUrl, parseListenHost, parseNamedHost, parseTimeZone, portsFrom } from '../../src/cli/args.js';
 import { parseSince } from '../../src/cli/commands/admin-store.js';
+import { serverArgs } from '../../src/cli/access-options.js';
 import { runCli } from '../../src/cli/program.js';
 import { freePort } from '../support/ports.js';
 import { fakeIo } from './fake-io.js';
@@ -302,6 +303,44 @@ async function recordingIssuer(): Promise<{ issuer: string; requests: Array<{ me
 
 // Found in review: `--subject-token <token>` took the bearer token itself as a command-line value, which another user
 // of the machine reads from /proc/<pid>/cmdline (the reviewer, as nobody, used the owner's token at CalendarAgent).
+// Stop 20: the commands that talk to CalendarAgent reach a deployment published at https URLs by the agent's URL
+// (--agent-url, DELEGATE_AGENT_URL), judged as the servers' own URL options are (OAuth 2.1 §1.5, RFC 8707 §2).
+describe('CalendarAgent by its URL (--agent-url, DELEGATE_AGENT_URL)', () => {
+  const url = 'https://agent.example.com/mcp';
+  it.each([
+    ['find-slot --agent-url over http on a named host', ['find-slot', '--duration', '30m', '--agent-url', 'http://agent.example.com/mcp'], "option '--agent-url <url>' argument 'http://agent.example.com/mcp' is invalid. Expected an https URL"],
+    ['login --agent-url over http on a LAN address', ['login', '--no-browser', '--agent-url', 'http://192.168.1.10:8412/mcp'], 'Expected an https URL'],
+    ['busy --agent-url over http', ['busy', '--agent-url', 'http://agent.example.com/mcp'], 'Expected an https URL'],
+    ['status --agent-url over http', ['status', '--agent-url', 'http://agent.example.com/mcp'], 'Expected an https URL'],
+    ['token --agent-url over http', ['token', '--agent-url', 'http://agent.example.com/mcp'], 'Expected an https URL'],
+    ['logout --agent-url over http', ['logout', '--agent-url', 'http://agent.example.com/mcp'], 'Expected an https URL'],
+    ['find-slot --agent-url with a query', ['find-slot', '--duration', '30m', '--agent-url', `${url}?tenant=1`], 'may not carry a query'],
+    ['find-slot --agent-url with credentials', ['find-slot', '--duration', '30m', '--agent-url', 'https://me:secret@agent.example.com/mcp'], 'may not carry a fragment or credentials'],
+    ['find-slot --agent-url that is no URL', ['find-slot', '--duration', '30m', '--agent-url', 'agent.example.com/mcp'], 'Expected an absolute URL'],
+    ['find-slot --agent-url with --agent-port', ['find-slot', '--duration', '30m', '--agent-url', url, '--agent-port', '9412'], "--agent-url names CalendarAgent by its URL, and --agent-port delegate's servers on this machine; give one of them."],
+    ['login --agent-url with --auth-port', ['login', '--no-browser', '--agent-url', url, '--auth-port', '9410'], '--agent-url names CalendarAgent by its URL, and --auth-port'],
+    ['status --agent-url with --calendar-port', ['status', '--agent-url', url, '--calendar-port', '9411'], '--agent-url names CalendarAgent by its URL, and --calendar-port'],
+  ])('refuses %s with exit code 2, naming the option', async (_what, argv, option) => {
+    await refused(argv, option);
+  });
+
+  it('refuses DELEGATE_AGENT_URL over http off loopback the same way, naming it, in one line', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home, DELEGATE_AGENT_URL: 'http://agent.example.com/mcp' });
+    expect(await runCli(['find-slot', '--duration', '30m'], io)).toBe(2);
+    expect(io.err).toBe('delegate: DELEGATE_AGENT_URL: Expected an https URL: OAuth requires https on any host but this machine’s loopback (127.0.0.0/8, ::1, localhost; OAuth 2.1 §1.5).\n');
+    expect(await readdir(home)).toEqual([]);
+  });
+
+  it('takes https anywhere and http on loopback; a port option on the command line wins over DELEGATE_AGENT_URL (the controls)', () => {
+    expect(serverArgs({ agentUrl: parseHttpUrl('http://127.0.0.1:8412/mcp') }, {}).agentUrl).toBe('http://127.0.0.1:8412/mcp');
+    expect(serverArgs({}, {}, { DELEGATE_AGENT_URL: ` ${url} ` }).agentUrl).toBe(url);
+    expect(serverArgs({}, {}, { DELEGATE_AGENT_URL: 'https://agent.example.com/' }).agentUrl).toBe('https://agent.example.com');
+    expect(serverArgs({ agentPort: 9412 }, {}, { DELEGATE_AGENT_URL: url })).toMatchObject({ ports: { agent: 9412 } });
+    expect(serverArgs({ agentPort: 9412 }, {}, { DELEGATE_AGENT_URL: url }).agentUrl).toBeUndefined();
+    expect(serverArgs({}, {}).agentUrl).toBeUndefined();
+  });
+});
+
 describe('token exchange: the token to narrow never on the command line', () => {
   const TOKEN = 'eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJ1c3JfeCJ9.c2lnbmF0dXJl';
   let as: Awaited<ReturnType<typeof recordingIssuer>>;

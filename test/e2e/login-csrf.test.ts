@@ -7,34 +7,18 @@
 // authorization server refuses it (invalid_grant), issues nothing and revokes
 // her approval; the CLI stores nothing and exits 1 saying so. The owner's own
 // sign-in afterwards works as before.
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, csrfOf, parseConsentForm } from '../support/oauth-flow.js';
-import { delegateBin, repoRoot } from './built.js';
-import { approveInBrowser, ownerLinkBehind, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove } from './run.js';
+import { addAccount, approveInBrowser, ownerLinkBehind, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove } from './run.js';
 
 const PASSWORD = 'mallory has a long password';
 let home: string;
 let ports: string[];
 let issuer: string;
 let serve: Running;
-
-function addAccount(name: string, password: string): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.env.DELEGATE_E2E_SERVER_NODE || process.execPath, [delegateBin, 'users', 'add', name], {
-      cwd: repoRoot,
-      env: { ...process.env, DELEGATE_HOME: home, NO_COLOR: '1' },
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('close', (code) => resolve({ code, stderr }));
-    child.stdin.end(`${password}\n`);
-  });
-}
 
 function rows(sql: string, ...params: unknown[]): Array<Record<string, unknown>> {
   const db = new Database(join(home, 'delegate.db'), { readonly: true, fileMustExist: true });
@@ -54,7 +38,7 @@ async function cachedTokens(): Promise<unknown[]> {
 beforeAll(async () => {
   ({ home, ports, serve } = await serveInNewHome('delegate-e2e-login-csrf-'));
   issuer = `http://127.0.0.1:${ports[1]}`;
-  const added = await addAccount('mallory', PASSWORD);
+  const added = await addAccount(home, 'mallory', PASSWORD);
   expect(added.code, added.stderr).toBe(0);
 }, 60_000);
 

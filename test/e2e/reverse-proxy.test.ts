@@ -7,46 +7,27 @@
 // URLs alone and calls find_slot: the agent's token exchange and its calendar read go through the proxies too.
 // Before `--url` (found at stop 18: only serve-auth could sit behind a proxy), serve-calendar and serve-agent could
 // publish only http://<host>:<port>, and CalendarAgent answered a proxy that sends on its own Host with 421.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer as createHttpServer, request as httpRequest } from 'node:http';
-import { createServer as createHttpsServer, type Server } from 'node:https';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { repoRoot } from './built.js';
 import { killLeftovers, runCli, startServer, type Running } from './run.js';
-
-interface Proxy {
-  url: string;
-  /** The requests it forwarded: method and path. */
-  seen: string[];
-  server: Server;
-}
+import { closeProxy, localhostCertificate, reverseProxy as tlsProxy, type Certificate, type Proxy } from './tls-proxy.js';
 
 let root: string;
 let home: string;
+let certificate: Certificate;
 let certFile: string;
 const proxies: Proxy[] = [];
 const servers: Running[] = [];
 
 /** A TLS-terminating reverse proxy on loopback forwarding every request, path unchanged, to `upstream`'s port. */
-async function reverseProxy(key: string, cert: string, upstream: number, sendsOwnHost: boolean): Promise<Proxy> {
-  const port = await freePort();
-  const seen: string[] = [];
-  const server = createHttpsServer({ key, cert }, (req, res) => {
-    seen.push(`${req.method} ${req.url}`);
-    const headers = { ...req.headers, host: sendsOwnHost ? req.headers.host : `127.0.0.1:${upstream}`, 'x-forwarded-proto': 'https' };
-    const onward = httpRequest({ host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    onward.on('error', () => res.writeHead(502).end());
-    req.pipe(onward);
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  const proxy = { url: `https://localhost:${port}`, seen, server };
+async function reverseProxy(upstream: number, sendsOwnHost: boolean): Promise<Proxy> {
+  const proxy = await tlsProxy(certificate, upstream, sendsOwnHost);
   proxies.push(proxy);
   return proxy;
 }
@@ -54,11 +35,8 @@ async function reverseProxy(key: string, cert: string, upstream: number, sendsOw
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'delegate-proxy-'));
   home = join(root, 'home');
-  certFile = join(root, 'proxy-cert.pem');
-  const keyFile = join(root, 'proxy-key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], {
-    stdio: 'ignore',
-  });
+  certificate = await localhostCertificate(root);
+  certFile = certificate.certFile;
 });
 
 afterAll(async () => {
@@ -67,7 +45,7 @@ afterAll(async () => {
     await server.done;
   }
   killLeftovers();
-  for (const proxy of proxies.splice(0)) await new Promise<void>((resolve) => proxy.server.close(() => resolve()));
+  for (const proxy of proxies.splice(0)) await closeProxy(proxy);
   await rm(root, { recursive: true, force: true });
 });
 
@@ -118,11 +96,10 @@ describe('a program of this user answering on the ports as servers published beh
 
 describe('the three servers behind https reverse proxies', () => {
   it('publish the proxies’ URLs, and an MCP client elsewhere signs in by them and finds a slot', async () => {
-    const [key, cert] = [await readFile(join(root, 'proxy-key.pem'), 'utf8'), await readFile(certFile, 'utf8')];
     const ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
-    const auth = await reverseProxy(key, cert, ports.auth, true);
-    const calendar = await reverseProxy(key, cert, ports.calendar, false);
-    const agent = await reverseProxy(key, cert, ports.agent, false);
+    const auth = await reverseProxy(ports.auth, true);
+    const calendar = await reverseProxy(ports.calendar, false);
+    const agent = await reverseProxy(ports.agent, false);
     // At a path of its own (the proxy forwards paths unchanged): found in review (regress19a), the CLI's probe knew only /mcp.
     const agentUrl = `${agent.url}/calendar-agent/mcp`;
     const trust = { env: { NODE_EXTRA_CA_CERTS: certFile } };
@@ -150,12 +127,13 @@ describe('the three servers behind https reverse proxies', () => {
     expect(calendar.seen.some((line) => line.startsWith('GET /freebusy'))).toBe(true);
     expect(agent.seen).toContain('POST /calendar-agent/mcp');
     // find-slot on this machine, by these ports: delegate's servers, published elsewhere, said so (before: "Port … is
-    // used by another program, not delegate's authorization server"), and nothing is started or signed in.
+    // used by another program, not delegate's authorization server"), naming the option that reaches them by their URL
+    // (before stop 20: "Connect an MCP client to … instead"), and nothing is started or signed in.
     const local = await runCli(['find-slot', '--duration', '30m', '--json', '--no-browser', '--auth-port', String(ports.auth), '--calendar-port', String(ports.calendar), '--agent-port', String(ports.agent)], home);
     expect(local.code).toBe(1);
     expect(local.stdout).toBe('');
     expect(local.stderr).toBe(
-      `delegate: delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${agentUrl}); this command uses only servers published on this machine's loopback (CalendarAgent at http://127.0.0.1:${ports.agent}/mcp). Connect an MCP client to ${agentUrl} instead; to use this command on this machine, run it with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).\n`,
+      `delegate: delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${agentUrl}), and are reached by that URL, not by their ports: give it with --agent-url, as in \`delegate find-slot --agent-url ${agentUrl}\` (or connect an MCP client to it). To use servers on this machine's loopback instead, run this command with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).\n`,
     );
     // find-slot on other ports, on this data directory, without the proxies' certificate: whether the servers on
     // record run cannot be told, so nothing moves (found in review, regress19a: CalendarAgent was moved to the

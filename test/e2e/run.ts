@@ -98,6 +98,17 @@ export async function runCli(args: string[], home: string): Promise<Run> {
   return startCli(args, home).done;
 }
 
+/** `delegate users add NAME` on the data directory `home`, the password on stdin (a named account, for server mode). */
+export function addAccount(home: string, name: string, password: string): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(serverNode, [delegateBin, 'users', 'add', name], { cwd: repoRoot, env: { ...process.env, DELEGATE_HOME: home, NO_COLOR: '1' }, stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.on('close', (code) => resolve({ code, stderr }));
+    child.stdin!.end(`${password}\n`);
+  });
+}
+
 /** Where the CLI's printed /start sends its own user's browser: the owner's sign-in link. */
 export async function ownerLinkBehind(startUrl: string): Promise<string> {
   const res = await fetch(startUrl, { redirect: 'manual' });

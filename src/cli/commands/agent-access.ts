@@ -2,8 +2,9 @@
 // are there (or start them in this process, docs/internals.md "The embedded
 // stack"; find-slot and busy look only when the servers do not answer), and
 // bring them back if they go away mid-run (another command started them and
-// has exited), then give the client session what it needs: the profile's token
-// cache, DELEGATE_TOKEN when set, and how to show the person a sign-in link —
+// has exited), or, for an agent given by its URL (--agent-url: a deployment
+// published at https URLs), none of that; then give the client session what
+// it needs: the profile's token cache, DELEGATE_TOKEN when set, and how to show the person a sign-in link —
 // on stderr on a line of its own, in the browser unless --no-browser, with a
 // spinner on a terminal and, when the browser may be elsewhere, a prompt for
 // the address it ended on. With nobody to ask (no terminal, no --no-browser)
@@ -22,6 +23,12 @@ import { packageVersion } from '../version.js';
 
 export interface AgentAccessArgs {
   ports: Ports;
+  /**
+   * CalendarAgent's MCP URL (--agent-url, DELEGATE_AGENT_URL): a deployment published at https URLs. No server of
+   * this machine is started or probed; the authorization server is discovered from the agent (RFC 9728), and the
+   * token cache's entries are those of this resource (cache.ts keys them by issuer and resource).
+   */
+  agentUrl?: string;
   /** The host the servers listen on and are reached at. */
   host: string;
   /** Open the sign-in link in a browser (else only print it, and wait). */
@@ -126,31 +133,45 @@ export class ServersInUse {
   }
 }
 
+/** Where a command's session goes: the servers' URLs (undefined for an agent given by its URL: the rest of its deployment is not known here), and the profile's files. */
+export interface AgentWhere {
+  urls: Urls | undefined;
+  paths: Paths;
+}
+
+/** CalendarAgent's URL, and its authorization server's when it is known before discovery (the servers on the ports). */
+interface AgentTarget {
+  agentUrl: string;
+  issuer?: string;
+}
+
 /** Runs `work` with the stack up and a session configured for this user; stops an embedded stack after. */
-export async function withAgentAccess<T>(
-  args: AgentAccessArgs,
-  io: CliIo,
-  work: (session: SessionOptions, where: { urls: Urls; paths: Paths }) => Promise<T>,
-): Promise<T> {
+export async function withAgentAccess<T>(args: AgentAccessArgs, io: CliIo, work: (session: SessionOptions, where: AgentWhere) => Promise<T>): Promise<T> {
   const paths = profilePaths(io, args.profile);
   const envToken = environmentToken(io); // before the servers are probed or started
+  if (args.agentUrl !== undefined) {
+    // A deployment published elsewhere (--agent-url): nothing on this machine's ports is its, so nothing there is
+    // probed, started or brought back; a refused connection is the command's error.
+    return useAgent(args, io, work, { agentUrl: args.agentUrl }, undefined, paths, envToken, undefined);
+  }
   const servers = new ServersInUse({ paths, ports: args.ports, host: args.host, notice: (line) => io.stderr.write(`${line}\n`) });
   try {
     if (args.serversFirst) {
       // The fast path: no probe of the three servers before the one request that matters.
       try {
-        return await useAgent(args, io, work, urlsFor(args.ports, args.host), paths, envToken, servers.gone);
+        const urls = urlsFor(args.ports, args.host);
+        return await useAgent(args, io, work, urls, urls, paths, envToken, servers.gone);
       } catch (error) {
         if (!mayMeanNoServers(error)) throw error;
         // Something else answers where the servers should be, or they answer unexpectedly: look as a probing run would,
         // which says what is wrong or starts the embedded stack, and try once more only if it started one.
         const stack = await servers.ensure();
         if (!stack.embedded) throw error;
-        return await useAgent(args, io, work, stack.urls, paths, envToken, servers.gone);
+        return await useAgent(args, io, work, stack.urls, stack.urls, paths, envToken, servers.gone);
       }
     }
     const stack = await servers.ensure();
-    return await useAgent(args, io, work, stack.urls, paths, envToken, servers.gone);
+    return await useAgent(args, io, work, stack.urls, stack.urls, paths, envToken, servers.gone);
   } finally {
     await servers.close();
   }
@@ -178,22 +199,23 @@ function failedToConnect(error: unknown): boolean {
 async function useAgent<T>(
   args: AgentAccessArgs,
   io: CliIo,
-  work: (session: SessionOptions, where: { urls: Urls; paths: Paths }) => Promise<T>,
-  urls: Urls,
+  work: (session: SessionOptions, where: AgentWhere) => Promise<T>,
+  target: AgentTarget,
+  urls: Urls | undefined,
   paths: Paths,
   envToken: string | undefined,
-  serversGone: ServersGone,
+  serversGone: ServersGone | undefined,
 ): Promise<T> {
   // Someone can act on a link: a person at a terminal, or whoever asked for the link with --no-browser.
   const canSignIn = args.mayPrompt !== false && (!args.browser || isInteractive(io) || args.interactiveLogin === true);
   let spinner: Spinner | undefined;
   try {
     const session: SessionOptions = {
-      agentUrl: urls.agentUrl,
+      agentUrl: target.agentUrl,
       files: paths,
       now: () => io.now(),
       clientInfo: { name: 'delegate-cli', version: packageVersion() },
-      serversGone,
+      ...(serversGone !== undefined ? { serversGone } : {}),
       loginSettled: () => spinner?.stop(),
       // The run goes on with the new tokens; the person learns that the stored sign-in is spent.
       refreshNotSaved: (error) => io.stderr.write(errorText(error, args.debug)),
@@ -230,7 +252,7 @@ async function useAgent<T>(
         const what = /more permission/.test(error.message)
           ? `needs more permission than your delegation gives it${error.detail ? ` (it says: ${error.detail})` : ''}`
           : 'needs your authorization';
-        const needs = `CalendarAgent at ${urls.agentUrl} ${what} (authorization server ${urls.issuer})`;
+        const needs = `CalendarAgent at ${target.agentUrl} ${what}${target.issuer !== undefined ? ` (authorization server ${target.issuer})` : ''}`;
         throw new CommandFailed(
           neverSignsIn
             ? `${needs}, and this command never signs in. Run \`${command('login')}\` first.`

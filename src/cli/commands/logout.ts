@@ -5,6 +5,8 @@
 // and the command says the delegation stands. Refuses while DELEGATE_TOKEN is set, as
 // gh does: that token is not ours to forget. A cache it cannot read is kept
 // aside whole (as login keeps it) and the command says what that leaves.
+// With --agent-url, only that agent's sign-in is revoked and forgotten, and
+// no server of this machine is started for it.
 import { delegateToken } from '../../config.js';
 import { logout, storedSignIns } from '../../client/credentials.js';
 import { TokenCache } from '../../client/cache.js';
@@ -12,6 +14,7 @@ import { isClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { resendingFetch } from '../../client/servers-gone.js';
+import { canonicalResource } from '../../delegation/resource.js';
 import { profilePaths, ServersInUse, type AgentAccessArgs } from './agent-access.js';
 
 export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
@@ -33,28 +36,35 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
         `(\`delegate grants list\` shows what is delegated, \`delegate grants revoke\` ends it). It is kept aside as ${keptAs}; this computer is signed out.`,
     );
   }
-  if (stored.delegations.length === 0) {
+  // With --agent-url, only that agent's sign-in is revoked and forgotten (as `gh auth logout --hostname`); the rest stays.
+  const only = args.agentUrl === undefined ? undefined : canonicalResource(args.agentUrl);
+  const forAgent = (resource: string) => only === undefined || canonicalResource(resource) === only;
+  const where = args.agentUrl === undefined ? { files: paths, now: () => io.now() } : { files: paths, now: () => io.now(), agentUrl: args.agentUrl };
+  const notSignedIn = args.agentUrl === undefined ? 'Not signed in' : `Not signed in at ${args.agentUrl}`;
+  const forgotten = args.agentUrl === undefined ? `Deleted ${paths.tokenCache}.` : `Forgot the sign-in for ${args.agentUrl} in ${paths.tokenCache}.`;
+  if (!stored.delegations.some((d) => forAgent(d.resource))) {
     // Only the note that a delegation ended (its renewal refused) may be left: nothing to revoke, but the note goes, as a sign-out's cache does.
-    const removed = stored.ended.length > 0 && (await logout({ files: paths, now: () => io.now() })).removed;
-    io.stderr.write(removed ? `Not signed in: the stored delegation had ended already, nothing to revoke. Deleted ${paths.tokenCache}.\n` : 'Not signed in: nothing to do.\n');
+    const removed = stored.ended.some((d) => forAgent(d.resource)) && (await logout(where)).removed;
+    io.stderr.write(removed ? `${notSignedIn}: the stored delegation had ended already, nothing to revoke. ${forgotten}\n` : `${notSignedIn}: nothing to do.\n`);
     return EXIT_OK;
   }
-  // The authorization server must be up to hear the revocation; an embedded one is started for it (again, if the one in use goes away).
-  const servers = new ServersInUse({ paths, ports: args.ports, host: args.host });
-  await servers.ensure().catch(() => undefined);
+  // The authorization server must be up to hear the revocation; an embedded one is started for it (again, if the one
+  // in use goes away). An agent given by its URL is a deployment elsewhere: nothing of this machine is started for it.
+  const servers = args.agentUrl === undefined ? new ServersInUse({ paths, ports: args.ports, host: args.host }) : undefined;
+  await servers?.ensure().catch(() => undefined);
   let result;
   try {
-    result = await logout({ files: paths, now: () => io.now(), fetchFn: resendingFetch(fetch, servers.gone) });
+    result = await logout({ ...where, fetchFn: resendingFetch(fetch, servers?.gone) });
   } finally {
-    await servers.close();
+    await servers?.close();
   }
   const standing = result.revoked.filter((r) => !r.delegationEnded);
   for (const r of result.revoked) {
     if (r.delegationEnded) io.stderr.write(`Revoked the delegation for ${r.resource} at ${r.issuer}.\n`);
     else io.stderr.write(`Revoked the access token for ${r.resource} at ${r.issuer}.\n`);
   }
-  if (result.removed) io.stderr.write(`Deleted ${paths.tokenCache}.\n`);
-  else if (result.revoked.length === 0 && result.failed.length === 0) io.stderr.write('Not signed in: nothing to do.\n');
+  if (result.removed) io.stderr.write(`${forgotten}\n`);
+  else if (result.revoked.length === 0 && result.failed.length === 0) io.stderr.write(`${notSignedIn}: nothing to do.\n`);
   if (result.failed.length > 0) {
     const what = result.failed.map((f) => `${f.resource} (${f.reason})`).join('; ');
     throw new CommandFailed(`The tokens are deleted from this computer, but could not be revoked at the server for ${what}; they stay valid there until they expire.`);

@@ -45,9 +45,20 @@ export function stdioLaunch(args: McpConfigArgs, io: CliIo): StdioLaunch {
   return launch;
 }
 
-/** The ports (those not the default) and the profile (--profile or DELEGATE_PROFILE, unless the default) as flags. */
-function sameSetupFlags(args: { ports: Ports; profile?: string }, io: CliIo): string[] {
-  const flags: string[] = [];
+/** Where the servers are, as flags: CalendarAgent's URL (--agent-url, or DELEGATE_AGENT_URL) or the ports not the default. */
+interface SameServers {
+  ports: Ports;
+  agentUrl?: string;
+  profile?: string;
+}
+
+/**
+ * The agent's URL or the ports (those not the default), and the profile (--profile or DELEGATE_PROFILE, unless the
+ * default) as flags. The URL as a flag even when it came from DELEGATE_AGENT_URL: the line may be typed where that is
+ * not set, and would then sign in at the servers on this machine's ports.
+ */
+function sameSetupFlags(args: SameServers, io: CliIo): string[] {
+  const flags: string[] = args.agentUrl !== undefined ? ['--agent-url', args.agentUrl] : [];
   for (const [flag, port, fallback] of [
     ['--auth-port', args.ports.auth, DEFAULT_PORTS.auth],
     ['--calendar-port', args.ports.calendar, DEFAULT_PORTS.calendar],
@@ -67,12 +78,12 @@ function sameSetupFlags(args: { ports: Ports; profile?: string }, io: CliIo): st
  * an MCP client started with its own environment:
  * `DELEGATE_HOME=/x delegate login --agent-port 9412 --scope busy:read`.
  */
-export function loginCommandLine(args: { ports: Ports; profile?: string }, io: CliIo, extra: readonly string[] = []): string {
+export function loginCommandLine(args: SameServers, io: CliIo, extra: readonly string[] = []): string {
   return sameSetupCommandLine(args, io, ['login', ...extra]);
 }
 
 /** `delegate WORDS…` for the same data directory, profile and ports as this process (as loginCommandLine). */
-export function sameSetupCommandLine(args: { ports: Ports; profile?: string }, io: CliIo, words: readonly string[]): string {
+export function sameSetupCommandLine(args: SameServers, io: CliIo, words: readonly string[]): string {
   // The value quoted, not the whole word: a shell takes `NAME=value` as a setting only when `NAME=` is bare (found in
   // review: `'DELEGATE_HOME=/tmp/a b' delegate login` ran a program of that name).
   const env = Object.entries(pathsEnvironment(io.env)).map(([k, v]) => `${k}=${shellQuote(v)}`);
@@ -83,7 +94,7 @@ export function sameSetupCommandLine(args: { ports: Ports; profile?: string }, i
  * `delegate WORDS…` with the same profile and ports as this process, for the person at the shell that ran it, whose
  * environment already names the data directory: advice a command prints, e.g. `delegate login --agent-port 9412`.
  */
-export function sameShellCommandLine(args: { ports: Ports; profile?: string }, io: CliIo, words: readonly string[]): string {
+export function sameShellCommandLine(args: SameServers, io: CliIo, words: readonly string[]): string {
   return ['delegate', ...words, ...sameSetupFlags(args, io)].map(shellQuote).join(' ');
 }
 
@@ -134,7 +145,7 @@ export function claudeCodeCommands(launch: StdioLaunch, url: string): string[] {
   ];
 }
 
-function shellQuote(word: string): string {
+export function shellQuote(word: string): string {
   if (/^[A-Za-z0-9_./:=@%+-]+$/.test(word)) return word;
   // A character the message around it would not carry as itself (a newline joined into the line, a tab or a format
   // character written as an escape: src/cli/errors.ts, src/terminal-text.ts) is written in ANSI-C quotes instead, which

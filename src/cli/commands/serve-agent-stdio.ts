@@ -14,7 +14,7 @@ import { resendIfUnanswered, type ServersGone } from '../../client/servers-gone.
 import type { AuditSink } from '../../resource/audit.js';
 import type { SessionOptions } from '../../client/session.js';
 import type { LogLevelName } from '../../config.js';
-import { EXIT_OK } from '../errors.js';
+import { EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { errorText } from '../errors.js';
 import { withAgentAccess, type AgentAccessArgs } from './agent-access.js';
@@ -23,6 +23,8 @@ import { loginCommandLine, sameSetupCommandLine } from './mcp-config.js';
 export async function serveAgentStdioCommand(args: AgentAccessArgs, io: CliIo, logLevel: LogLevelName, calendarTimeoutMs?: number): Promise<number> {
   // Whoever started us may be a desktop app: there is no terminal to ask, but a browser to open.
   return withAgentAccess({ ...args, mayPrompt: true, interactiveLogin: true }, io, async (session, { urls, paths }) => {
+    // It finds the servers by port (program.ts gives it no --agent-url): they are known.
+    if (urls === undefined) throw new UsageError('serve-agent --stdio finds the servers by their ports; it takes no agent URL.');
     // The agent's key only: the servers' modules (and the database driver) stay unloaded when the servers run elsewhere.
     const [{ serveAgentOverStdio }, { loadOrCreateAgentKey }, { remoteAuditSink }, { createLogger }] = await Promise.all([
       import('../../agent/stdio.js'),

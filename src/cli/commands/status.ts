@@ -6,9 +6,11 @@
 // read or has expired), as `gh auth status` fails when its credential cannot
 // be used. With --json, a token cache that cannot be read (damaged, or not
 // to be opened) is one more such state, told in the document, never an
-// empty stdout.
+// empty stdout. With --agent-url, only that agent's delegations count; the
+// port options and --agent-url also go into the `delegate login` it advises.
 import { decodeJwt } from 'jose';
-import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PORTS, DEFAULT_PROFILE } from '../../config.js';
+import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PORTS, DEFAULT_PROFILE, type Ports } from '../../config.js';
+import { canonicalResource } from '../../delegation/resource.js';
 import { storedSignIns, type EndedStoredDelegation, type StoredDelegation } from '../../client/credentials.js';
 import { SCOPE_DESCRIPTIONS } from '../../delegation/scopes.js';
 import { isBearerToken } from '../../delegation/tokens.js';
@@ -21,6 +23,10 @@ import { profilePaths } from './agent-access.js';
 export interface StatusArgs {
   json: boolean;
   profile?: string;
+  /** The servers' ports, for the `delegate login` it advises (default: the default ports). */
+  ports?: Ports;
+  /** CalendarAgent's URL (--agent-url): only its delegations are shown and counted, and the advice names it. */
+  agentUrl?: string;
 }
 
 export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number> {
@@ -32,6 +38,10 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   let ended: EndedStoredDelegation[] = [];
   try {
     ({ delegations: stored, ended } = await storedSignIns(paths, () => io.now()));
+    if (args.agentUrl !== undefined) {
+      const only = canonicalResource(args.agentUrl);
+      [stored, ended] = [stored.filter((d) => canonicalResource(d.resource) === only), ended.filter((d) => canonicalResource(d.resource) === only)];
+    }
   } catch (error) {
     // An unreadable cache holds no sign-in this command can show; it is named and left as it is.
     if (!isClientError(error)) throw error;
@@ -80,7 +90,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     if (env.expiresAt) lines.push(`  token for ${env.audience ?? 'an unknown audience'}, ${Date.parse(env.expiresAt) > now ? 'valid until' : 'expired at'} ${instantLine(Date.parse(env.expiresAt), zone)}`);
   }
   const login = await loginCommand(args, io);
-  if (stored.length === 0 && ended.length === 0) lines.push(`Not signed in: no delegation is stored. Run \`${login}\`.`);
+  if (stored.length === 0 && ended.length === 0) lines.push(`Not signed in: no delegation${args.agentUrl !== undefined ? ` for ${args.agentUrl}` : ''} is stored. Run \`${login}\`.`);
   // A delegation whose renewal the authorization server refused: as `token` and `find-slot` say it, with when.
   for (const d of ended) {
     lines.push('');
@@ -176,12 +186,14 @@ function envTokenView(token: string): { readable: boolean; audience?: string; us
 
 /**
  * The `delegate login` for this command's profile (--profile or DELEGATE_PROFILE, unless the default): found by the s18
- * helpers, `status --profile work` said plain `delegate login`, which signs in to the default profile. No ports: status
- * takes none. Every line that advises a sign-in names it (an ended delegation's too, not plain `delegate login`).
+ * helpers, `status --profile work` said plain `delegate login`, which signs in to the default profile. With the ports
+ * or the agent's URL status was given, as every other command's advice (status took no ports until stop 20, so its
+ * advice never named them). Every line that advises a sign-in names it (an ended delegation's too, not plain `delegate login`).
  */
 async function loginCommand(args: StatusArgs, io: CliIo): Promise<string> {
   const { sameShellCommandLine } = await import('./mcp-config.js');
-  return sameShellCommandLine({ ports: DEFAULT_PORTS, ...(args.profile !== undefined ? { profile: args.profile } : {}) }, io, ['login']);
+  const where = { ports: args.ports ?? DEFAULT_PORTS, ...(args.agentUrl !== undefined ? { agentUrl: args.agentUrl } : {}) };
+  return sameShellCommandLine({ ...where, ...(args.profile !== undefined ? { profile: args.profile } : {}) }, io, ['login']);
 }
 
 /** A damaged cache's finding with that `delegate login` (the client's words name plain `delegate login`); any other error as it is. */

@@ -3,6 +3,8 @@
 // $(delegate token)"`): DELEGATE_TOKEN if set, else the stored one, refreshed
 // first when it has little life left. It never signs in: with nothing stored
 // it fails with exit code 4. The one command that prints a token, by design.
+// The agent is the one on the ports, or the one --agent-url names: each has
+// its own tokens in the cache (keyed by issuer and resource), never the other's.
 import { urlsFor } from '../../config.js';
 import { validAccessToken } from '../../client/credentials.js';
 import { isClientError } from '../../client/errors.js';
@@ -23,7 +25,7 @@ import { damagedCacheFailure, environmentToken, isDamagedCache, nothingStoredFai
 async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
   try {
     return await validAccessToken({
-      agentUrl: urlsFor(args.ports, args.host).agentUrl,
+      agentUrl: args.agentUrl ?? urlsFor(args.ports, args.host).agentUrl,
       files: profilePaths(io, args.profile),
       now: () => io.now(),
       refreshNotSaved: (error) => io.stderr.write(errorText(error, args.debug)),
@@ -33,7 +35,8 @@ async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
     if (isDamagedCache(error)) throw await damagedCacheFailure(error, args, io, true);
     // Nothing stored: named the same way (found by the s18 helpers: this alone still said plain `delegate login`).
     if (isClientError(error, 'AUTHORIZATION_REQUIRED')) throw await nothingStoredFailure(error, args, io);
-    if (!refreshSpentNothing(error)) throw error;
+    // Servers on this machine's ports may be looked for (and started); an agent given by its URL is not this machine's.
+    if (!refreshSpentNothing(error) || args.agentUrl !== undefined) throw error;
   }
   return withAgentAccess({ ...args, mayPrompt: false }, io, (session) => validAccessToken(session));
 }
