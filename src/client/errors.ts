@@ -138,9 +138,35 @@ const NETWORK_ERROR_CODES = new Set([
 
 /** The system error code (ECONNREFUSED, ENOTFOUND, …) a network failure carries, at most five causes deep; undefined for any other failure. */
 export function networkErrorCode(error: unknown): string | undefined {
+  return codeAmong(error, NETWORK_ERROR_CODES);
+}
+
+/**
+ * The codes, as Node names OpenSSL's, of an https server's certificate this process does not trust: self-signed, of
+ * a CA it does not know (a private one not given in NODE_EXTRA_CA_CERTS), expired, or for another name.
+ */
+const CERTIFICATE_ERROR_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** The code of an https certificate refused (CERTIFICATE_ERROR_CODES), at most five causes deep; undefined for any other failure. */
+export function certificateErrorCode(error: unknown): string | undefined {
+  return codeAmong(error, CERTIFICATE_ERROR_CODES);
+}
+
+function codeAmong(error: unknown, codes: ReadonlySet<string>): string | undefined {
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return code;
+    if (typeof code === 'string' && codes.has(code)) return code;
   }
   return undefined;
 }

@@ -16,7 +16,7 @@ import { SCOPE_FIND_SLOT } from '../delegation/scopes.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
 import { boundedFetch } from './bounded-fetch.js';
 import { TokenCache, damagedCacheNeedsLogin, endedFor, isExpired, tokensFor, type StoredTokens } from './cache.js';
-import { ClientError, delegationEnded, isClientError, isDelegationEnded, networkErrorCode } from './errors.js';
+import { ClientError, certificateErrorCode, delegationEnded, isClientError, isDelegationEnded, networkErrorCode } from './errors.js';
 import { connectAndUse } from './connect.js';
 import { HttpClientTransport } from './http-transport.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
@@ -486,6 +486,15 @@ function asClientError(error: unknown, agentUrl: string): unknown {
   if (error instanceof McpError) return new ClientError('TOOL_FAILED', oneLine(error.message), { cause: error });
   const network = networkErrorCode(error);
   if (network) return new ClientError('AGENT_UNAVAILABLE', `Cannot reach ${agentUrl} or its authorization server (${network}).`, { cause: error });
+  // A deployment behind an https reverse proxy with a private CA (found at stop 20: it said only "fetch failed").
+  const untrusted = certificateErrorCode(error);
+  if (untrusted) {
+    return new ClientError(
+      'AGENT_UNAVAILABLE',
+      `Cannot reach ${agentUrl} or its authorization server: the https certificate it presented is not trusted here (${untrusted}). With a private CA, give its certificate in NODE_EXTRA_CA_CERTS.`,
+      { cause: error },
+    );
+  }
   if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
     return new ClientError('AGENT_UNAVAILABLE', `A request timed out talking to ${agentUrl} or its authorization server.`, { cause: error });
   }

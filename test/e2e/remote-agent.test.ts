@@ -132,6 +132,14 @@ async function signInAndApprove(link: string): Promise<void> {
 }
 
 describe.skipIf(address === undefined)('find-slot --agent-url against a deployment behind https reverse proxies', () => {
+  it('says so when the deployment’s certificate is not trusted here (it said only "fetch failed")', async () => {
+    const untrusted = await startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', '--agent-url', agentUrl], clientHome).done;
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toBe(
+      `delegate: Cannot reach ${agentUrl} or its authorization server: the https certificate it presented is not trusted here (DEPTH_ZERO_SELF_SIGNED_CERT). With a private CA, give its certificate in NODE_EXTRA_CA_CERTS.\n`,
+    );
+  });
+
   it('signs in at the deployment’s own page, finds the slot, and uses the cached token on the next run', { timeout: 120_000 }, async () => {
     const cli = client(['find-slot', '--duration', '30m', '--json', '--no-browser', '--agent-url', agentUrl]);
     const link = await printedLink(cli);
