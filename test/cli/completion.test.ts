@@ -63,6 +63,15 @@ describe('bash', () => {
     expect(await complete('delegate', '')).not.toContain('--help');
   });
 
+  // Stop 20: CalendarAgent by its URL on the commands that talk to it, and status's port options (it had none).
+  it('offers --agent-url and the port options where they apply, and takes a value after them', async () => {
+    for (const command of ['find-slot', 'busy', 'login', 'status', 'token', 'logout']) {
+      expect(await complete('delegate', command, '--agent-u'), command).toEqual(['--agent-url']);
+    }
+    expect((await complete('delegate', 'status', '--a')).sort()).toEqual(['--agent-port', '--agent-url', '--auth-port']);
+    expect(await complete('delegate', 'find-slot', '--agent-url', '')).not.toContain('find-slot');
+  });
+
   it('completes the subcommands of command groups', async () => {
     expect(await complete('delegate', 'calendar', '')).toEqual(['add', 'list', 'remove']);
     expect(await complete('delegate', 'grants', '')).toEqual(['list', 'show', 'revoke']);
