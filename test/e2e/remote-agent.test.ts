@@ -197,4 +197,20 @@ describe.skipIf(address === undefined)('find-slot --agent-url against a deployme
     expect(signedOut.code).toBe(4); // no terminal, nothing stored: exit 4 naming the same --agent-url
     expect(signedOut.stderr).toContain(`--agent-url ${agentUrl}`);
   });
+
+  it('login --agent-url, then a plain logout: revoked at the deployment, and no server set up on this computer', { timeout: 60_000 }, async () => {
+    const cli = client(['--profile', 'away', 'login', '--no-browser', '--agent-url', agentUrl]);
+    await signInAndApprove(await printedLink(cli));
+    const login = await cli.done;
+    expect(login.code, login.stderr).toBe(0);
+    expect(login.stdout).toContain(agentUrl);
+    const revocations = auth.seen.filter((line) => line === 'POST /revoke').length;
+    // Without --agent-url: every delegation of the profile, here only the deployment's, revoked at its own server.
+    const logout = await run(['--profile', 'away', 'logout']);
+    expect(logout.code, logout.stderr).toBe(0);
+    expect(logout.stderr).toContain(`Revoked the delegation for ${agentUrl} at ${auth.url}.`);
+    expect(auth.seen.filter((line) => line === 'POST /revoke').length).toBeGreaterThan(revocations);
+    // Before: the servers on the default ports were looked for and, none answering, set up here (database, owner, keys).
+    expect(existsSync(join(clientHome, 'delegate.db'))).toBe(false);
+  });
 });

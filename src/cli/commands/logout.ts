@@ -14,7 +14,7 @@ import { isClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { resendingFetch } from '../../client/servers-gone.js';
-import { canonicalResource } from '../../delegation/resource.js';
+import { canonicalResource, isAnyLoopbackHost } from '../../delegation/resource.js';
 import { profilePaths, ServersInUse, type AgentAccessArgs } from './agent-access.js';
 
 export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
@@ -49,8 +49,11 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     return EXIT_OK;
   }
   // The authorization server must be up to hear the revocation; an embedded one is started for it (again, if the one
-  // in use goes away). An agent given by its URL is a deployment elsewhere: nothing of this machine is started for it.
-  const servers = args.agentUrl === undefined ? new ServersInUse({ paths, ports: args.ports, host: args.host }) : undefined;
+  // in use goes away). Only for a delegation from an authorization server on this machine's loopback: one published at
+  // an https URL is a deployment elsewhere, and nothing of this machine is started for it (found at stop 20: a logout
+  // on a computer signed in only to a deployment set up servers, an owner and keys in its data directory).
+  const local = args.agentUrl === undefined && stored.delegations.some((d) => onLoopback(d.issuer));
+  const servers = local ? new ServersInUse({ paths, ports: args.ports, host: args.host }) : undefined;
   await servers?.ensure().catch(() => undefined);
   let result;
   try {
@@ -75,4 +78,14 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     throw new CommandFailed(`No refresh token was stored, so the delegation itself could not be revoked and stands at the server for ${what}.`);
   }
   return EXIT_OK;
+}
+
+/** Whether an issuer is plain http on this machine's loopback, as the servers on the ports publish theirs. */
+function onLoopback(issuer: string): boolean {
+  try {
+    const url = new URL(issuer);
+    return url.protocol === 'http:' && isAnyLoopbackHost(url.hostname);
+  } catch {
+    return false;
+  }
 }
