@@ -131,6 +131,29 @@ async function signInAndApprove(link: string): Promise<void> {
   }
 }
 
+/** The person with the device code's link: Continue on the code's page, sign in as the named account, Continue again, Approve. */
+async function approveDevice(link: string): Promise<void> {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  try {
+    const page = await context.newPage();
+    await page.goto(link);
+    for (let step = 0; step < 8; step++) {
+      const text = await page.locator('body').innerText();
+      if (text.includes('Your device is connected')) return;
+      const button = async (name: string) => page.getByRole('button', { name, exact: true }).click();
+      await Promise.all([
+        page.waitForEvent('framenavigated'),
+        (await page.locator('input[name=username]').count()) > 0
+          ? page.fill('input[name=username]', 'alice').then(() => page.fill('input[name=password]', PASSWORD)).then(() => button('Sign in'))
+          : text.includes('Approve') ? button('Approve') : button('Continue'),
+      ]);
+    }
+    throw new Error(`the device sign-in did not end: ${await page.locator('body').innerText()}`);
+  } finally {
+    await context.close();
+  }
+}
+
 describe.skipIf(address === undefined)('find-slot --agent-url against a deployment behind https reverse proxies', () => {
   it('says so when the deployment’s certificate is not trusted here (it said only "fetch failed")', async () => {
     const untrusted = await startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', '--agent-url', agentUrl], clientHome).done;
@@ -198,9 +221,11 @@ describe.skipIf(address === undefined)('find-slot --agent-url against a deployme
     expect(signedOut.stderr).toContain(`--agent-url ${agentUrl}`);
   });
 
-  it('login --agent-url, then a plain logout: revoked at the deployment, and no server set up on this computer', { timeout: 60_000 }, async () => {
-    const cli = client(['--profile', 'away', 'login', '--no-browser', '--agent-url', agentUrl]);
-    await signInAndApprove(await printedLink(cli));
+  it('login --device --agent-url, then a plain logout: revoked at the deployment, and no server set up on this computer', { timeout: 60_000 }, async () => {
+    const cli = client(['--profile', 'away', 'login', '--device', '--agent-url', agentUrl]);
+    const link = await printedLink(cli);
+    expect(new URL(link).origin).toBe(auth.url); // the device page itself, no owner's link
+    await approveDevice(link);
     const login = await cli.done;
     expect(login.code, login.stderr).toBe(0);
     expect(login.stdout).toContain(agentUrl);
