@@ -33,7 +33,7 @@ export function addAccessOptions(command: Command): Command {
     .option('--redirect-port <port>', 'listen for the browser’s return on this port (forward it with ssh -L) instead of a random one', parsePort);
 }
 
-/** The three servers' ports on this machine (mcp-config, serve-agent's). */
+/** The three servers' ports on this machine (mcp-config takes only these). */
 export function addPortOptions(command: Command): Command {
   return command
     .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth})`, parsePort)
