@@ -86,6 +86,19 @@ async function refuseUrlsTaken(store: Store, setup: LocalSetup): Promise<void> {
   if (sameOriginOrLoopbackAlias(calendarUrl, setup.agentUrl)) {
     throw new Error(`${setup.agentUrl}, CalendarAgent's URL, is on the origin of the calendar backend (${calendarUrl}); give it an origin of its own.`);
   }
+  // Another agent reading a URL on CalendarAgent's origin downstream: registerAgent refuses it too (calendarOriginOf),
+  // after the owner, the calendar and the backend's record are written (found in review, regress20a).
+  for (const other of await store.listResources()) {
+    if (other.agentClientId === setup.agentClientId) continue;
+    const read = other.downstream.find((d) => sameOriginOrLoopbackAlias(d.resource, setup.agentUrl));
+    if (read) {
+      const who = other.agentClientId ?? other.url;
+      throw new Error(
+        `${setup.agentUrl}, CalendarAgent's URL, is on the origin of ${read.resource}, which the agent ${who} reaches downstream on users' behalf. ` +
+          `Give CalendarAgent another --agent-port, or register ${who} with another --calendar-url (delegate agents register ${who} …).`,
+      );
+    }
+  }
   const agents = (await store.listClients('agent')).filter((c) => c.clientId !== setup.agentClientId && c.resource !== null);
   // Any loopback name for the backend's host and port counts: it reaches the same listener (sameResourceOrLoopbackAlias);
   // so does any path on its origin (found in review: an agent at <backend>/mcp was taken).

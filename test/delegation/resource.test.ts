@@ -13,6 +13,9 @@ describe('sameOriginOrLoopbackAlias', () => {
     ['HTTP://LOCALHOST:8410', 'http://127.1:8410'],
     ['http://localhost', 'http://127.0.0.1:80'],
     ['https://auth.example.com', 'https://auth.example.com:443/token'],
+    // One DNS name with and without its trailing dot (RFC 1034 §3.1); found in review, regress20a.
+    ['https://cal.example.com./mcp', 'https://cal.example.com'],
+    ['http://localhost.:8410', 'http://127.0.0.1:8410'],
   ])('%s and %s are one origin', (a, b) => {
     expect(sameOriginOrLoopbackAlias(a, b)).toBe(true);
     expect(sameOriginOrLoopbackAlias(b, a)).toBe(true);
@@ -25,6 +28,7 @@ describe('sameOriginOrLoopbackAlias', () => {
     ['http://[::7f00:1]:8410', 'http://127.0.0.1:8410'],
     ['http://auth.example.com:8410', 'http://127.0.0.1:8410'],
     ['http://localhost.example.com:8410', 'http://localhost:8410'],
+    ['https://cal.example.com..', 'https://cal.example.com'],
     ['not a url', 'not a url'],
   ])('%s and %s are not', (a, b) => {
     expect(sameOriginOrLoopbackAlias(a, b)).toBe(false);

@@ -325,6 +325,42 @@ describe('an agent on the calendar backend’s origin before the first start, an
   });
 });
 
+describe('another agent reading a URL on CalendarAgent’s origin downstream, registered before the first start', () => {
+  // Found in review (regress20a): registerAgent refused it, but only after setup had written the owner, the calendar
+  // and the backend's record.
+  it('setup stops naming the agent and both ways out, changing nothing; with the agent reading elsewhere, setup runs', async () => {
+    await inFreshDirectory('127.0.0.1', async ({ home, ports, urls, setUp }) => {
+      const reads = `http://127.0.0.1:${ports.agent}/calendar`;
+      const early = await registerIn(home, 'helper', `http://127.0.0.1:${await freePort()}/mcp`, '--auth-port', String(ports.auth), '--calendar-url', reads);
+      expect(early.code, early.err).toBe(0);
+      const taken = await setUp();
+      expect(taken.result).toBe(
+        `${urls.agentUrl}, CalendarAgent's URL, is on the origin of ${reads}, which the agent helper reaches downstream on users' behalf. Give CalendarAgent another --agent-port, or register helper with another --calendar-url (delegate agents register helper …).`,
+      );
+      expect(taken.changed).toEqual([]);
+      const elsewhere = `http://127.0.0.1:${await freePort()}/mcp`;
+      expect((await registerIn(home, 'helper', elsewhere, '--auth-port', String(ports.auth), '--calendar-url', urls.calendarUrl)).code).toBe(0);
+      expect((await setUp()).result).toBe('set up');
+    });
+  });
+});
+
+describe('a host name with its trailing dot (the same DNS name, RFC 1034 §3.1) at setup', () => {
+  // Found in review (regress20a): `https://cal.example.com./mcp` was taken for an origin other than the backend's.
+  it('CalendarAgent at the backend’s host with a trailing dot, or at the issuer’s, is refused and changes nothing', async () => {
+    await inFreshDirectory('127.0.0.1', async ({ setUp }) => {
+      const https = { issuer: 'https://auth.example.com', calendarUrl: 'https://cal.example.com', agentUrl: 'https://agent.example.com/mcp' };
+      const onBackend = await setUp({ ...https, agentUrl: 'https://cal.example.com./mcp' });
+      expect(onBackend.result).toBe("https://cal.example.com./mcp, CalendarAgent's URL, is on the origin of the calendar backend (https://cal.example.com); give it an origin of its own.");
+      expect(onBackend.changed).toEqual([]);
+      const onIssuer = await setUp({ ...https, agentUrl: 'https://auth.example.com./mcp' });
+      expect(onIssuer.result).toBe("https://auth.example.com./mcp, CalendarAgent's URL, is on the origin of the authorization server (https://auth.example.com); give it an origin of its own.");
+      expect(onIssuer.changed).toEqual([]);
+      expect((await setUp(https)).result).toBe('set up');
+    });
+  });
+});
+
 describe('an agent on the authorization server’s origin before the first start, and the servers’ own URLs there', () => {
   // Found in review (regress18b): registered before the first start, an agent signs for the default issuer, so its
   // URL on this start's issuer's origin was not refused; it then introspected handed tokens (aud = the issuer) as
