@@ -1,7 +1,10 @@
 // The CLI pointed at a deployment published at https URLs (`--agent-url`, DELEGATE_AGENT_URL), as `gh auth login
 // --hostname` points gh at a server: the three servers run behind TLS reverse proxies of the test's own
-// (tls-proxy.ts, as test/e2e/reverse-proxy.test.ts sets them up), published at this machine's address that is not
-// loopback (an issuer on loopback is this computer's, whose owner signs in by the owner's link), and the built CLI, on a data directory of its own
+// (tls-proxy.ts, as test/e2e/reverse-proxy.test.ts sets them up), published at names of their own under the reserved
+// TLD .test (auth.delegate.test, …: an issuer at a loopback name is this computer's, whose owner signs in by the
+// owner's link). Everything runs on loopback: the proxies listen on 127.0.0.1, and the names resolve to it, the one
+// stand-in (no DNS server knows them), by a hook in every Node process of the test (fixtures/delegate-test-names.mjs,
+// through NODE_OPTIONS) and a resolver rule in Chromium. The built CLI, on a data directory of its own
 // (another computer's) and trusting the proxies' certificate through NODE_EXTRA_CA_CERTS, runs `find-slot --json
 // --agent-url https://…`: discovery from the agent's 401, registration, the person signing in on the authorization
 // server's own page as a named account and approving in headless Chromium (no owner's link: that is for an
@@ -19,7 +22,17 @@ import { launchChromium } from '../browser/chromium.js';
 import { freePort } from '../support/ports.js';
 import { repoRoot } from './built.js';
 import { addAccount, killLeftovers, startCli, startServer, storeSignIn, type Run, type Running } from './run.js';
-import { closeProxy, localhostCertificate, publicAddress, reverseProxy, type Certificate, type Proxy } from './tls-proxy.js';
+import {
+  closeProxy,
+  DEPLOYMENT_DOMAIN,
+  listeningAddress,
+  proxyCertificate,
+  reverseProxy,
+  TEST_NAMES_CHROMIUM_ARGS,
+  testNamesEnv,
+  type Certificate,
+  type Proxy,
+} from './tls-proxy.js';
 
 const PASSWORD = 'alice has a long password';
 /** The sign-in already in the client's token cache, for servers on this machine's ports (none runs there). */
@@ -35,13 +48,22 @@ let browser: Browser;
 let agentUrl: string;
 let auth: Proxy;
 let agent: Proxy;
+let ports: { auth: number; calendar: number; agent: number };
 let localPorts: { auth: number; agent: number };
 const proxies: Proxy[] = [];
 const servers: Running[] = [];
 
+/** The deployment's names, as another computer would reach it: each resolves to 127.0.0.1 here (the one stand-in). */
+const HOSTS = { auth: `auth.${DEPLOYMENT_DOMAIN}`, calendar: `calendar.${DEPLOYMENT_DOMAIN}`, agent: `agent.${DEPLOYMENT_DOMAIN}` };
+
+/** The environment of every process that reaches the deployment: the names resolved, the proxies' certificate trusted. */
+function trusting(): Record<string, string> {
+  return { ...testNamesEnv(), NODE_EXTRA_CA_CERTS: certificate.certFile };
+}
+
 /** The built CLI on the client's data directory, trusting the proxies' certificate; `env` on top. */
 function client(args: string[], env: Record<string, string> = {}): Running {
-  return startCli(args, clientHome, { env: { NODE_EXTRA_CA_CERTS: certificate.certFile, ...env } });
+  return startCli(args, clientHome, { env: { ...trusting(), ...env } });
 }
 
 function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
@@ -59,22 +81,18 @@ async function giveCalendar(name: string): Promise<void> {
   }
 }
 
-/** Where the deployment is published: an address of this machine that is not loopback. */
-const address = publicAddress();
-
 beforeAll(async () => {
-  if (address === undefined) return;
   root = await mkdtemp(join(tmpdir(), 'delegate-e2e-remote-'));
   serverHome = join(root, 'server');
   clientHome = join(root, 'client');
-  certificate = await localhostCertificate(root, [address!]);
-  const ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
-  auth = await reverseProxy(certificate, ports.auth, true, address);
-  const calendar = await reverseProxy(certificate, ports.calendar, false, address);
-  agent = await reverseProxy(certificate, ports.agent, false, address);
+  certificate = await proxyCertificate(root, Object.values(HOSTS));
+  ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
+  auth = await reverseProxy(certificate, ports.auth, true, HOSTS.auth);
+  const calendar = await reverseProxy(certificate, ports.calendar, false, HOSTS.calendar);
+  agent = await reverseProxy(certificate, ports.agent, false, HOSTS.agent);
   proxies.push(auth, calendar, agent);
   agentUrl = `${agent.url}/mcp`;
-  const trust = { env: { NODE_EXTRA_CA_CERTS: certificate.certFile } };
+  const trust = { env: trusting() };
   servers.push(await startServer(['serve-auth', '--port', String(ports.auth), '--issuer', auth.url, '--calendar-url', calendar.url, '--agent-url', agentUrl], serverHome, trust));
   servers.push(await startServer(['serve-calendar', '--port', String(ports.calendar), '--url', calendar.url, '--auth-url', auth.url], serverHome, trust));
   servers.push(await startServer(['serve-agent', '--port', String(ports.agent), '--url', agentUrl, '--auth-url', auth.url, '--calendar-url', calendar.url], serverHome, trust));
@@ -89,7 +107,7 @@ beforeAll(async () => {
     obtainedAt: Date.now(),
     clientId: 'cli_local',
   });
-  browser = await launchChromium();
+  browser = await launchChromium(TEST_NAMES_CHROMIUM_ARGS);
 }, 90_000);
 
 afterAll(async () => {
@@ -154,9 +172,9 @@ async function approveDevice(link: string): Promise<void> {
   }
 }
 
-describe.skipIf(address === undefined)('find-slot --agent-url against a deployment behind https reverse proxies', () => {
+describe('find-slot --agent-url against a deployment behind https reverse proxies', () => {
   it('says so when the deployment’s certificate is not trusted here (it said only "fetch failed")', async () => {
-    const untrusted = await startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', '--agent-url', agentUrl], clientHome).done;
+    const untrusted = await startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', '--agent-url', agentUrl], clientHome, { env: testNamesEnv() }).done;
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toBe(
       `delegate: Cannot reach ${agentUrl} or its authorization server: the https certificate it presented is not trusted here (DEPTH_ZERO_SELF_SIGNED_CERT). With a private CA, give its certificate in NODE_EXTRA_CA_CERTS.\n`,
@@ -237,5 +255,18 @@ describe.skipIf(address === undefined)('find-slot --agent-url against a deployme
     expect(auth.seen.filter((line) => line === 'POST /revoke').length).toBeGreaterThan(revocations);
     // Before: the servers on the default ports were looked for and, none answering, set up here (database, owner, keys).
     expect(existsSync(join(clientHome, 'delegate.db'))).toBe(false);
+  });
+
+  // Last, after the cases above: what each proxy was reached from (the CLI, Chromium, and the servers' own requests to
+  // one another by the deployment's names), and where everything listened.
+  it('kept all of its traffic on loopback', () => {
+    for (const proxy of proxies) {
+      expect(listeningAddress(proxy)).toBe('127.0.0.1');
+      expect([...proxy.peers]).toEqual(['127.0.0.1']);
+    }
+    const [authServer, calendarServer, agentServer] = servers.map((server) => server.stderr());
+    expect(authServer).toContain(`listening on          http://127.0.0.1:${ports.auth} `);
+    expect(calendarServer).toContain(`listening on          http://127.0.0.1:${ports.calendar} `);
+    expect(agentServer).toContain(`listening on          http://127.0.0.1:${ports.agent} `);
   });
 });

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { repoRoot } from './built.js';
 import { killLeftovers, runCli, startServer, type Running } from './run.js';
-import { closeProxy, localhostCertificate, reverseProxy as tlsProxy, type Certificate, type Proxy } from './tls-proxy.js';
+import { closeProxy, proxyCertificate, reverseProxy as tlsProxy, type Certificate, type Proxy } from './tls-proxy.js';
 
 let root: string;
 let home: string;
@@ -35,7 +35,7 @@ async function reverseProxy(upstream: number, sendsOwnHost: boolean): Promise<Pr
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'delegate-proxy-'));
   home = join(root, 'home');
-  certificate = await localhostCertificate(root);
+  certificate = await proxyCertificate(root);
   certFile = certificate.certFile;
 });
 
