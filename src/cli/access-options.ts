@@ -52,7 +52,9 @@ export function addServerOptions(command: Command): Command {
 
 export function accessArgs(options: AccessOptions, globals: GlobalOptions, env?: Env): AgentAccessArgs {
   const args = serverArgs(options, globals, env);
-  checkRedirectPort(options.redirectPort, args.ports);
+  // No server of this machine is used with --agent-url, so no port of theirs can collide with the listener's (found in
+  // review, regress20c: `busy --agent-url X --redirect-port 8412` was refused for the default agent port).
+  if (args.agentUrl === undefined) checkRedirectPort(options.redirectPort, args.ports);
   args.host = options.host ?? DEFAULT_HOST;
   args.browser = options.browser;
   if (options.loginTimeout !== undefined) args.loginTimeoutMs = options.loginTimeout;

@@ -114,7 +114,8 @@ export function parseHttpUrl(value: string): string {
     throw new InvalidArgumentError('Expected an absolute URL such as http://127.0.0.1:8410.');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('Expected an http or https URL.');
-  if (url.hash || url.username || url.password) throw new InvalidArgumentError('The URL may not carry a fragment or credentials.');
+  // `#` anywhere, an empty fragment too (`…/mcp#`, which the parser drops from hash; found in review, regress20c): RFC 8707 §2.
+  if (url.hash || value.includes('#') || url.username || url.password) throw new InvalidArgumentError('The URL may not carry a fragment or credentials.');
   // Found in review (regress19a): `--url https://cal.example.com/?tenant=1` was taken and printed, and no sign-in could
   // complete (the query was kept here and dropped or misplaced elsewhere). A resource has none (RFC 8707 §2), nor has an issuer.
   if (url.search || value.includes('?')) throw new InvalidArgumentError('The URL may not carry a query (RFC 8707 §2: it names a resource or a server).');

@@ -13,6 +13,11 @@ export interface StackOptions {
   logger?: Logger;
   /** Told a line for the person when starting the servers here changed something they should know (CalendarAgent moved). */
   notice?: (line: string) => void;
+  /**
+   * The command being run, with its required options (`find-slot --duration 30m`), and its profile unless the default:
+   * the advice to reach servers published at an https URL by that URL instead of these ports. Default: find-slot's.
+   */
+  rerun?: { words: readonly string[]; profile?: string };
 }
 
 export interface Stack {
@@ -24,6 +29,8 @@ export interface Stack {
 
 export interface StackModule {
   ensureStack(options: StackOptions): Promise<Stack>;
+  /** Throws ensureStack's exit-1 finding when the servers on the ports are published at an https URL; starts nothing. */
+  refusePublishedPorts(options: StackOptions): Promise<void>;
 }
 
 /** `delegate serve`: the three servers in one process until interrupted. */

@@ -66,7 +66,7 @@ export async function ensureStack(options: StackOptions): Promise<Stack> {
   const parts = partsOf(options, urls);
   // A look first, without the lock: servers that run are used at once.
   const first = await probeAll(parts, urls);
-  if (judge(parts, first, true) === 'running') return foundStack(urls, first);
+  if (judge(parts, first, true, options) === 'running') return foundStack(urls, first);
   let ready: Probed | undefined;
   return whileStarting(options.paths, Date.now, () => findOrStart(options, urls, parts), {
     ready: async () => {
@@ -87,7 +87,7 @@ async function findOrStart(options: StackOptions, urls: Urls, parts: Part[]): Pr
     const states = probed.states;
     if (states.join() !== seen) [seen, changedAt] = [states.join(), Date.now()];
     const mayWait = Date.now() < Math.min(changedAt + SETTLE_WAIT_MS, cap);
-    const verdict = judge(parts, probed, mayWait);
+    const verdict = judge(parts, probed, mayWait, options);
     if (verdict === 'running') return foundStack(urls, probed);
     if (verdict === 'absent') {
       try {
@@ -176,21 +176,42 @@ function firstIssuer(body: Record<string, unknown> | undefined): string | undefi
 }
 
 /**
+ * Servers on these ports published behind an https reverse proxy, refused as ensureStack refuses them, after one look
+ * and without starting anything: for a command that had nothing to ask them (find-slot with nothing stored and nobody
+ * to sign in), whose advice would otherwise name these ports (found in review, regress20c: exit 4 and `delegate login
+ * --auth-port …`, which then stopped with exit 1 naming --agent-url).
+ */
+export async function refusePublishedPorts(options: StackOptions): Promise<void> {
+  const urls = urlsFor(options.ports, options.host);
+  const probed = await probeAll(partsOf(options, urls), urls);
+  if (probed.publishedAt !== undefined) throw publishedElsewhere(probed.publishedAt, options);
+}
+
+/**
+ * Found at stop 19: servers behind an https reverse proxy were called "another program". Since stop 20 the commands
+ * reach such a deployment by its URL (--agent-url), never by these ports: what tokens name is the URL. The advice is
+ * the command that was run, with its required options (found in review, regress20c: login and busy were told
+ * `delegate find-slot --agent-url …`).
+ */
+function publishedElsewhere(publishedAt: string, options: StackOptions): CommandFailed {
+  const published = printableClipped(publishedAt, 200);
+  const rerun = options.rerun ?? { words: ['find-slot', '--duration', '30m'] };
+  const profile = rerun.profile !== undefined ? ['--profile', rerun.profile] : [];
+  const line = ['delegate', ...rerun.words, '--agent-url', published, ...profile].map(shellQuote).join(' ');
+  return new CommandFailed(
+    `delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${published}), and are reached by that URL, not by their ports: give it with --agent-url, as in \`${line}\` (or connect an MCP client to it). To use servers on this machine's loopback instead, run this command with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).`,
+  );
+}
+
+/**
  * 'running' when all three answer; 'absent' when none listens; 'settling'
  * when only some listen and `mayWait` (another process starting or stopping
  * its servers); otherwise a message saying what is wrong.
  */
-function judge(parts: Part[], probed: Probed, mayWait: boolean): 'running' | 'absent' | 'settling' {
+function judge(parts: Part[], probed: Probed, mayWait: boolean, options: StackOptions): 'running' | 'absent' | 'settling' {
   const { states } = probed;
   const named = (wanted: ProbeResult) => parts.filter((_, i) => states[i] === wanted);
-  if (probed.publishedAt !== undefined) {
-    // Found at stop 19: servers behind an https reverse proxy were called "another program". Since stop 20 the
-    // commands reach such a deployment by its URL (--agent-url), never by these ports: what tokens name is the URL.
-    const published = printableClipped(probed.publishedAt, 200);
-    throw new CommandFailed(
-      `delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${published}), and are reached by that URL, not by their ports: give it with --agent-url, as in \`delegate find-slot --agent-url ${shellQuote(published)}\` (or connect an MCP client to it). To use servers on this machine's loopback instead, run this command with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).`,
-    );
-  }
+  if (probed.publishedAt !== undefined) throw publishedElsewhere(probed.publishedAt, options);
   const [foreign] = named('foreign');
   if (foreign) {
     const why = probed.why[parts.indexOf(foreign)];

@@ -76,7 +76,9 @@ async function cachedOrRefreshed(cache: TokenCache, resource: string, options: S
 /** One stored delegation, as `delegate status` shows it. */
 export interface StoredDelegation {
   issuer: string;
-  /** The agent's URL (the tokens' audience). */
+  /** The agent's URL, as the cache keys its sign-in (canonicalResource of the URL it was reached at): what --agent-url selects. */
+  agentUrl: string;
+  /** The tokens' audience: the resource the agent's protected resource metadata named, which may be a parent of agentUrl. */
   resource: string;
   resourceName: string | undefined;
   /** The user the token speaks for (`sub`), and the client it was issued to. */
@@ -101,6 +103,8 @@ export interface StoredDelegation {
 /** A delegation whose renewal the authorization server refused since the last sign-in (cache.ts EndedDelegation), as `delegate status` shows it. */
 export interface EndedStoredDelegation {
   issuer: string;
+  /** The agent's URL (the cache's key for it), as StoredDelegation's. */
+  agentUrl: string;
   /** The agent's URL (the cache's key for it). */
   resource: string;
   resourceName: string | undefined;
@@ -126,7 +130,7 @@ export async function storedSignIns(
   for (const [issuer, byResource] of Object.entries(data.ended ?? {})) {
     for (const [resource, refusal] of Object.entries(byResource)) {
       const resourceName = data.discovery[resource]?.resourceMetadata?.resource_name;
-      ended.push({ issuer, resource, resourceName, refusedAt: refusal.refused_at, error: refusal.error, errorDescription: refusal.error_description });
+      ended.push({ issuer, agentUrl: resource, resource, resourceName, refusedAt: refusal.refused_at, error: refusal.error, errorDescription: refusal.error_description });
     }
   }
   return { delegations: delegationsIn(data, now()), ended };
@@ -143,6 +147,7 @@ function delegationsIn(data: TokenCacheData, at: number): StoredDelegation[] {
       const accessValid = tokens.expires_at === undefined || tokens.expires_at > at;
       out.push({
         issuer,
+        agentUrl: resource,
         resource: tokens.resource ?? resource,
         resourceName: data.discovery[resource]?.resourceMetadata?.resource_name,
         user: typeof claims.sub === 'string' ? claims.sub : undefined,

@@ -12,7 +12,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import { OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
 import { TokenCache, setTokens, type StoredClient } from './cache.js';
-import { ClientError, loginTimedOut, wrongAccount } from './errors.js';
+import { ClientError, certificateErrorCode, loginTimedOut, networkErrorCode, wrongAccount } from './errors.js';
 import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CLIENT_METADATA, REGISTERED_REDIRECT_URI, storedTokensFrom } from './provider.js';
 import { clientIsUnknown } from './registration-check.js';
@@ -55,10 +55,24 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   const sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   const cache = new TokenCache({ files: options.files, now: options.now });
 
-  const info = await discoverOAuthServerInfo(options.agentUrl, { fetchFn });
+  // The SDK's discovery takes a request that failed underneath (nobody listening, a certificate not trusted) for no
+  // metadata there: the first such failure is kept, and is what the person is told (found in review, regress20c: a
+  // deployment that was down, or whose certificate was not trusted, "publishes no metadata").
+  let unreached: unknown;
+  const info = await discoverOAuthServerInfo(options.agentUrl, {
+    fetchFn: async (url, init) => {
+      try {
+        return await fetchFn(url, init);
+      } catch (error) {
+        unreached ??= networkErrorCode(error) !== undefined || certificateErrorCode(error) !== undefined ? error : undefined;
+        throw error;
+      }
+    },
+  });
   const sentResource = resourceToRequest(options.agentUrl, info.resourceMetadata?.resource);
   const issuer = info.authorizationServerUrl;
   const metadata = info.authorizationServerMetadata as (Record<string, unknown> & { issuer?: string; token_endpoint?: string }) | undefined;
+  if (!metadata && unreached !== undefined) throw unreached; // session.ts asClientError says it as the browser sign-in does
   if (!metadata || metadata.issuer?.replace(/\/$/, '') !== issuer.replace(/\/$/, '')) {
     throw new ClientError('AUTHORIZATION_FAILED', `The authorization server ${issuer} publishes no metadata for itself (RFC 8414), so the device sign-in cannot start.`);
   }
@@ -80,11 +94,11 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   const complete = device.verification_uri_complete;
   // The owner's link is shown: every poll then proves it is the owner's CLI, and the authorization server issues
   // tokens only if the owner approved (login CSRF; src/authz/owner-proof.ts).
-  const ownerLink = complete !== undefined && ownerLoginApplies(issuer, new URL(complete));
+  const ownerLink = complete !== undefined && ownerLoginApplies(issuer, new URL(complete), options.agentUrl);
   // It is opened on another device, maybe minutes later (found in review: a 2-minute link while the CLI waited 10), so it
   // lasts as long as the device code: until the code's expiry counted from before the request, never past the server's.
   const link = complete
-    ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, ownerKeyPath: options.files.ownerKey, now: options.now, until: asked + device.expires_in * 1000 })
+    ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, agentUrl: options.agentUrl, ownerKeyPath: options.files.ownerKey, now: options.now, until: asked + device.expires_in * 1000 })
     : device.verification_uri;
   await options.presentDeviceCode({ link, verificationUri: device.verification_uri, verificationUriComplete: complete, userCode: device.user_code, expiresAt });
 

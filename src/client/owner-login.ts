@@ -160,24 +160,31 @@ export function ownerLoginUrl(issuer: string, assertion: string, authorizationUr
 
 /**
  * Whether the owner link applies: the authorization server runs on this
- * machine (a loopback issuer, where it can share the data directory's key)
- * and the authorization URL is on it. Elsewhere the plain authorization URL
- * is opened and the server signs the user in its own way.
+ * machine (a loopback issuer, where it can share the data directory's key),
+ * the authorization URL is on it, and so is the agent signed in for: an agent
+ * elsewhere whose metadata names an authorization server on this machine's
+ * loopback gets no owner's link and no owner key made for it (found in
+ * review, regress20c). Elsewhere the plain authorization URL is opened and
+ * the server signs the user in its own way.
  */
-export function ownerLoginApplies(issuer: string, authorizationUrl: URL): boolean {
+export function ownerLoginApplies(issuer: string, authorizationUrl: URL, agentUrl: string): boolean {
   let origin: URL;
+  let agent: URL;
   try {
     origin = new URL(issuer);
+    agent = new URL(agentUrl);
   } catch {
     return false;
   }
   // Any loopback address is this machine (`serve --host 127.0.0.2`), not only the names of RFC 8252's redirect URIs.
-  return isAnyLoopbackHost(origin.hostname) && origin.origin === authorizationUrl.origin;
+  return isAnyLoopbackHost(origin.hostname) && origin.origin === authorizationUrl.origin && isAnyLoopbackHost(agent.hostname);
 }
 
 export interface LoginLinkInput {
   authorizationUrl: URL;
   issuer: string;
+  /** The agent signed in for: the owner's link applies only when it is on this machine too (ownerLoginApplies). */
+  agentUrl: string;
   ownerKeyPath: string;
   now: () => number;
   /** For a device's code page (verification_uri_complete): when its device code expires (epoch ms), which the link lasts until. */
@@ -186,7 +193,7 @@ export interface LoginLinkInput {
 
 /** The URL to show and open: the owner's sign-in link when it applies, else the authorization URL itself. */
 export async function loginLinkFor(input: LoginLinkInput): Promise<string> {
-  if (!ownerLoginApplies(input.issuer, input.authorizationUrl)) return input.authorizationUrl.href;
+  if (!ownerLoginApplies(input.issuer, input.authorizationUrl, input.agentUrl)) return input.authorizationUrl.href;
   const key = await loadOrCreateOwnerKey(input.ownerKeyPath);
   const assertion = await signOwnerAssertion({
     key,

@@ -8,7 +8,7 @@ import { discoverAuthorizationServerMetadata } from '@modelcontextprotocol/sdk/c
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { deleteTokens, tokensFor, type StoredClient, type TokenCache, type TokenCacheData } from './cache.js';
 import { boundedFetch } from './bounded-fetch.js';
-import { networkErrorCode } from './errors.js';
+import { certificateErrorCode, networkErrorCode } from './errors.js';
 import { sameIssuer } from './provider.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
 
@@ -112,6 +112,9 @@ async function revocationEndpoint(data: TokenCacheData, issuer: string, resource
 function networkCode(error: unknown): string {
   const code = networkErrorCode(error);
   if (code) return ` (${code})`;
+  // A deployment behind an https proxy with a private CA (found in review, regress20c: it said only "cannot reach").
+  const untrusted = certificateErrorCode(error);
+  if (untrusted) return `: its https certificate is not trusted here (${untrusted}); with a private CA, give its certificate in NODE_EXTRA_CA_CERTS`;
   const name = (error as { name?: unknown }).name;
   return name === 'TimeoutError' ? ' (no answer in time)' : '';
 }

@@ -73,12 +73,12 @@ export async function signInAndUse<T>(
         if (++asked > 1) {
           throw new ClientError('AUTHORIZATION_FAILED', 'CalendarAgent refused the token the authorization server has just issued.');
         }
-        ownerLink = ownerLoginApplies(context.issuer, url);
+        ownerLink = ownerLoginApplies(context.issuer, url, options.agentUrl);
         if (ownerLink) {
           // The owner's link is a bearer credential: it never goes on a command line (xdg-open's, the browser's),
           // which any user can read. The listener's /start, which answers only this user, sends the browser on to it.
           await loadOrCreateOwnerKey(options.files.ownerKey); // a key problem shows now, not in the browser
-          listener.expect(context, () => loginLinkFor({ authorizationUrl: url, issuer: context.issuer, ownerKeyPath: options.files.ownerKey, now: options.now }));
+          listener.expect(context, () => loginLinkFor({ authorizationUrl: url, issuer: context.issuer, agentUrl: options.agentUrl, ownerKeyPath: options.files.ownerKey, now: options.now }));
           await options.presentLoginUrl(listener.startUrl);
         } else {
           listener.expect(context);

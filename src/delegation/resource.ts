@@ -31,6 +31,21 @@ export function audienceIncludes(aud: string | string[] | undefined, resource: s
 }
 
 /**
+ * Whether `resource` is `parent` or lies within it: the same origin, and `parent`'s path a whole-segment prefix of
+ * `resource`'s (as the MCP SDK's checkResourceAllowed, which the browser sign-in applies to protected resource
+ * metadata: an agent at https://a.example/mcp may name https://a.example as its resource). False when either is no
+ * absolute http(s) URL.
+ */
+export function resourceWithin(resource: string, parent: string): boolean {
+  const [r, p] = [canonicalResource(resource), canonicalResource(parent)];
+  if (r === undefined || p === undefined) return false;
+  const [child, base] = [new URL(r), new URL(p)];
+  if (child.origin !== base.origin || child.search !== base.search) return false;
+  const basePath = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
+  return child.pathname === base.pathname || child.pathname.startsWith(basePath);
+}
+
+/**
  * The loopback names of RFC 8252 §7.3 and §8.3, as a URL's `hostname` spells them: the literals 127.0.0.1 and [::1],
  * and localhost. The narrow rule, for what must be one of these exactly: a loopback redirect URI, and the names a
  * server answers for in Host and Origin on any port (another loopback address only as its published URL names it).

@@ -57,6 +57,24 @@ export function isBearerToken(value: string): boolean {
 }
 
 /** RFC 8693 §4.1: the current actor, with prior actors nested inside. */
+/**
+ * The `aud` a JWT says it has, read without checking its signature (for the client's own judgement only: whether to
+ * send a token to a party at all), or undefined when the value is no JWT with a string or string-array `aud` (an
+ * opaque token, which nothing can be told of). No jose: this runs on the CLI's fast path.
+ */
+export function unverifiedAudience(token: string): string | string[] | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const aud = (JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { aud?: unknown } | null)?.aud;
+    if (typeof aud === 'string') return aud;
+    if (Array.isArray(aud) && aud.every((a) => typeof a === 'string')) return aud as string[];
+  } catch {
+    // not JSON: not a JWT
+  }
+  return undefined;
+}
+
 export interface ActorClaim {
   sub: string;
   act?: ActorClaim;

@@ -1,7 +1,8 @@
 // Comparing resource URLs and origins with every loopback name of one listener counted as one (the refusals of
 // agents at a URL that is something else's), and which hosts are this machine's loopback.
 import { describe, expect, it } from 'vitest';
-import { isAnyLoopbackHost, isLoopbackName, sameOriginOrLoopbackAlias, sameResourceOrLoopbackAlias } from '../../src/delegation/resource.js';
+import { isAnyLoopbackHost, isLoopbackName, resourceWithin, sameOriginOrLoopbackAlias, sameResourceOrLoopbackAlias } from '../../src/delegation/resource.js';
+import { unverifiedAudience } from '../../src/delegation/tokens.js';
 
 describe('sameOriginOrLoopbackAlias', () => {
   it.each([
@@ -60,5 +61,25 @@ describe('which hosts are loopback, as a URL’s hostname spells them', () => {
   it('the loopback names (isLoopbackName, RFC 8252 §7.3 and §8.3): 127.0.0.1, [::1] and localhost only', () => {
     for (const url of ['http://localhost', 'http://127.0.0.1', 'http://127.1', 'http://[::1]']) expect(isLoopbackName(hostname(url)), url).toBe(true);
     for (const url of ['http://127.0.0.2', 'http://[::ffff:127.0.0.1]', 'http://localhost.example.com']) expect(isLoopbackName(hostname(url)), url).toBe(false);
+  });
+});
+
+describe('resourceWithin (a resource its metadata may name, for DELEGATE_TOKEN with --agent-url)', () => {
+  it('is the resource itself or a whole-segment parent on its origin', () => {
+    for (const parent of ['https://a.example/x/mcp', 'https://A.example:443/x/mcp', 'https://a.example', 'https://a.example/', 'https://a.example/x', 'https://a.example/x/']) {
+      expect(resourceWithin('https://a.example/x/mcp', parent), parent).toBe(true);
+    }
+    for (const other of ['https://a.example/x/mc', 'https://a.example/x/mcp/y', 'https://a.example/xy', 'http://a.example', 'https://a.example:8443', 'https://b.example', 'not a url']) {
+      expect(resourceWithin('https://a.example/x/mcp', other), other).toBe(false);
+    }
+  });
+});
+
+describe('unverifiedAudience', () => {
+  const jwt = (payload: unknown) => `e30.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.c2ln`;
+  it('reads a JWT\'s string or string-array aud, and nothing of anything else', () => {
+    expect(unverifiedAudience(jwt({ aud: 'https://a.example/mcp' }))).toBe('https://a.example/mcp');
+    expect(unverifiedAudience(jwt({ aud: ['x', 'y'] }))).toEqual(['x', 'y']);
+    for (const token of [jwt({}), jwt({ aud: 3 }), jwt({ aud: ['x', 1] }), jwt(null), 'opaque', 'a.b', 'a.!!.c', 'a.b.c.d']) expect(unverifiedAudience(token), token).toBeUndefined();
   });
 });

@@ -133,7 +133,7 @@ describe('the three servers behind https reverse proxies', () => {
     expect(local.code).toBe(1);
     expect(local.stdout).toBe('');
     expect(local.stderr).toBe(
-      `delegate: delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${agentUrl}), and are reached by that URL, not by their ports: give it with --agent-url, as in \`delegate find-slot --agent-url ${agentUrl}\` (or connect an MCP client to it). To use servers on this machine's loopback instead, run this command with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).\n`,
+      `delegate: delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${agentUrl}), and are reached by that URL, not by their ports: give it with --agent-url, as in \`delegate find-slot --duration 30m --agent-url ${agentUrl}\` (or connect an MCP client to it). To use servers on this machine's loopback instead, run this command with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).\n`,
     );
     // find-slot on other ports, on this data directory, without the proxies' certificate: whether the servers on
     // record run cannot be told, so nothing moves (found in review, regress19a: CalendarAgent was moved to the

@@ -9,8 +9,9 @@
 // spinner on a terminal and, when the browser may be elsewhere, a prompt for
 // the address it ended on. With nobody to ask (no terminal, no --no-browser)
 // it never waits: it fails at once with exit code 4 and a hint.
-import { delegateToken, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
-import { isBearerToken } from '../../delegation/tokens.js';
+import { DEFAULT_PROFILE, delegateToken, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
+import { audienceIncludes, canonicalResource, resourceWithin } from '../../delegation/resource.js';
+import { isBearerToken, unverifiedAudience } from '../../delegation/tokens.js';
 import { isClientError, isDelegationEnded, networkErrorCode, type ClientError } from '../../client/errors.js';
 import type { ServersGone } from '../../client/servers-gone.js';
 import type { SessionOptions } from '../../client/session.js';
@@ -20,6 +21,7 @@ import { CommandFailed, EXIT_AUTH_REQUIRED, UsageError, errorText } from '../err
 import type { CliIo } from '../io.js';
 import { isInteractive, startSpinner, stylesFor, type Spinner } from '../terminal.js';
 import { packageVersion } from '../version.js';
+import { printableClipped } from '../../terminal-text.js';
 
 export interface AgentAccessArgs {
   ports: Ports;
@@ -55,6 +57,8 @@ export interface AgentAccessArgs {
    * `command` writes `delegate WORDS…` with this run's ports and profile.
    */
   noTerminalAdvice?: (command: CommandLine) => string;
+  /** This command's words with its required options (`find-slot --duration 30m`), for advice that names it run otherwise. */
+  command?: readonly string[];
   debug: boolean;
 }
 
@@ -70,10 +74,30 @@ const NO_TERMINAL_ADVICE = (command: CommandLine) =>
  * a bearer token is refused as CalendarAgent would refuse a bad one, with
  * exit code 4, instead of failing inside the HTTP client.
  */
-export function environmentToken(io: CliIo): string | undefined {
+export function environmentToken(io: CliIo, agentUrl?: string): string | undefined {
   const token = delegateToken(io.env);
   if (token !== undefined && !isBearerToken(token)) throw new CommandFailed(UNUSABLE_ENV_TOKEN, EXIT_AUTH_REQUIRED);
+  if (token !== undefined && agentUrl !== undefined) refuseOtherAudience(token, agentUrl);
   return token;
+}
+
+/**
+ * An agent given by its URL (--agent-url) gets DELEGATE_TOKEN only if the token may be for it: a JWT whose `aud` names
+ * another agent is refused before anything is sent (found in review, regress20c: a token for one agent went to
+ * whatever agent --agent-url named, and `token --agent-url` printed it as that agent's). Its audience is its resource
+ * (RFC 8707, RFC 9068 §3): a parent of the agent's URL is its metadata's resource, which a sign-in may have been made
+ * for. An opaque token says nothing of its audience and is sent as before.
+ */
+function refuseOtherAudience(token: string, agentUrl: string): void {
+  const aud = unverifiedAudience(token);
+  const agent = canonicalResource(agentUrl);
+  if (aud === undefined || agent === undefined) return;
+  const audiences = Array.isArray(aud) ? aud : [aud];
+  if (audienceIncludes(audiences, agent) || audiences.some((a) => resourceWithin(agent, a))) return;
+  throw new CommandFailed(
+    `DELEGATE_TOKEN is for ${printableClipped(audiences.join(', '), 200)}, not for CalendarAgent at ${agentUrl}; it was not sent. Unset it, or set a token for ${agentUrl}.`,
+    EXIT_AUTH_REQUIRED,
+  );
 }
 
 export const UNUSABLE_ENV_TOKEN =
@@ -123,6 +147,12 @@ export class ServersInUse {
     return this.looking;
   }
 
+  /** ensureStack's exit-1 finding when the servers on the ports are published at an https URL (stack.ts refusePublishedPorts); starts nothing. */
+  async refusePublished(): Promise<void> {
+    const { refusePublishedPorts } = await loadStack();
+    await refusePublishedPorts(this.options);
+  }
+
   readonly gone: ServersGone = async () => {
     await this.ensure();
   };
@@ -148,13 +178,15 @@ interface AgentTarget {
 /** Runs `work` with the stack up and a session configured for this user; stops an embedded stack after. */
 export async function withAgentAccess<T>(args: AgentAccessArgs, io: CliIo, work: (session: SessionOptions, where: AgentWhere) => Promise<T>): Promise<T> {
   const paths = profilePaths(io, args.profile);
-  const envToken = environmentToken(io); // before the servers are probed or started
+  const envToken = environmentToken(io, args.agentUrl); // before the servers are probed or started
   if (args.agentUrl !== undefined) {
     // A deployment published elsewhere (--agent-url): nothing on this machine's ports is its, so nothing there is
     // probed, started or brought back; a refused connection is the command's error.
     return useAgent(args, io, work, { agentUrl: args.agentUrl }, undefined, paths, envToken, undefined);
   }
-  const servers = new ServersInUse({ paths, ports: args.ports, host: args.host, notice: (line) => io.stderr.write(`${line}\n`) });
+  const profile = effectiveProfile(io, args.profile);
+  const rerun = { words: args.command ?? ['find-slot', '--duration', '30m'], ...(profile !== undefined && profile !== DEFAULT_PROFILE ? { profile } : {}) };
+  const servers = new ServersInUse({ paths, ports: args.ports, host: args.host, notice: (line) => io.stderr.write(`${line}\n`), rerun });
   try {
     if (args.serversFirst) {
       // The fast path: no probe of the three servers before the one request that matters.
@@ -162,6 +194,9 @@ export async function withAgentAccess<T>(args: AgentAccessArgs, io: CliIo, work:
         const urls = urlsFor(args.ports, args.host);
         return await useAgent(args, io, work, urls, urls, paths, envToken, servers.gone);
       } catch (error) {
+        // Authorization required and nobody to give it: the servers were not asked anything, and the advice names
+        // these ports; servers published at an https URL are named by that URL instead (exit 1, as a probing run says).
+        if (error instanceof CommandFailed && error.exitCode === EXIT_AUTH_REQUIRED) await servers.refusePublished();
         if (!mayMeanNoServers(error)) throw error;
         // Something else answers where the servers should be, or they answer unexpectedly: look as a probing run would,
         // which says what is wrong or starts the embedded stack, and try once more only if it started one.

@@ -38,7 +38,7 @@ export async function busyCommand(args: BusyArgs, io: CliIo): Promise<number> {
   if (args.timeZone !== undefined) input.timeZone = args.timeZone;
   if (args.calendars && args.calendars.length > 0) input.calendars = args.calendars;
   // A first sign-in asks for what this command needs (least privilege): one consent, not a sign-in for find-slot and a step-up after it.
-  const result = await withAgentAccess({ ...args, serversFirst: true, noTerminalAdvice: BUSY_NO_TERMINAL_ADVICE }, io, (session) =>
+  const result = await withAgentAccess({ ...args, serversFirst: true, noTerminalAdvice: BUSY_NO_TERMINAL_ADVICE, command: ['busy'] }, io, (session) =>
     listBusy({ ...session, scope: SCOPE_BUSY_READ }, input),
   );
   if (args.json) {

@@ -34,7 +34,7 @@ export async function findSlotCommand(args: FindSlotArgs, io: CliIo): Promise<nu
   // One slot unless more are asked for: the agent need not search further.
   if (input.limit === undefined) input.limit = 1;
 
-  const result = await withAgentAccess({ ...args, serversFirst: true }, io, (session) => findSlot(session, input));
+  const result = await withAgentAccess({ ...args, serversFirst: true, command: ['find-slot', '--duration', args.duration] }, io, (session) => findSlot(session, input));
   for (const notice of notices(result)) io.stderr.write(`delegate: ${notice}\n`);
   const first = result.found && result.start && result.end ? { start: result.start, end: result.end, timeZone: result.timeZone } : result.slots[0];
   if (!first) {

@@ -35,7 +35,7 @@ export async function loginCommand(args: LoginArgs, io: CliIo): Promise<number> 
   // Both work without a terminal: --device only waits, and --no-browser prints the link and waits for the browser's return.
   const noTerminalAdvice = (command: CommandLine) =>
     `Run \`${command('login')}\` in a terminal, or \`${command('login', '--device')}\` (a code to approve on any device) or \`${command('login', '--no-browser')}\` (a link to open), which need none.`;
-  const summary = await withAgentAccess({ ...args, noTerminalAdvice }, io, async (base) => {
+  const summary = await withAgentAccess({ ...args, noTerminalAdvice, command: ['login', ...(args.device ? ['--device'] : [])] }, io, async (base) => {
     const scope = await loginScope(base, args.scopes ?? []);
     const session = scope === undefined ? base : { ...base, scope };
     if (!args.device) return login(session);

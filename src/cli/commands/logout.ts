@@ -7,14 +7,14 @@
 // aside whole (as login keeps it) and the command says what that leaves.
 // With --agent-url, only that agent's sign-in is revoked and forgotten, and
 // no server of this machine is started for it.
-import { delegateToken } from '../../config.js';
+import { delegateToken, urlsFor } from '../../config.js';
 import { logout, storedSignIns } from '../../client/credentials.js';
 import { TokenCache } from '../../client/cache.js';
 import { isClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { resendingFetch } from '../../client/servers-gone.js';
-import { canonicalResource, isAnyLoopbackHost } from '../../delegation/resource.js';
+import { canonicalResource, sameOriginOrLoopbackAlias } from '../../delegation/resource.js';
 import { profilePaths, ServersInUse, type AgentAccessArgs } from './agent-access.js';
 
 export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
@@ -38,13 +38,14 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   }
   // With --agent-url, only that agent's sign-in is revoked and forgotten (as `gh auth logout --hostname`); the rest stays.
   const only = args.agentUrl === undefined ? undefined : canonicalResource(args.agentUrl);
-  const forAgent = (resource: string) => only === undefined || canonicalResource(resource) === only;
+  // By the cache's key, the URL signed in at, as logout() forgets it (not the audience, which may be a parent of it).
+  const forAgent = (agentUrl: string) => only === undefined || agentUrl === only;
   const where = args.agentUrl === undefined ? { files: paths, now: () => io.now() } : { files: paths, now: () => io.now(), agentUrl: args.agentUrl };
   const notSignedIn = args.agentUrl === undefined ? 'Not signed in' : `Not signed in at ${args.agentUrl}`;
   const forgotten = args.agentUrl === undefined ? `Deleted ${paths.tokenCache}.` : `Forgot the sign-in for ${args.agentUrl} in ${paths.tokenCache}.`;
-  if (!stored.delegations.some((d) => forAgent(d.resource))) {
+  if (!stored.delegations.some((d) => forAgent(d.agentUrl))) {
     // Only the note that a delegation ended (its renewal refused) may be left: nothing to revoke, but the note goes, as a sign-out's cache does.
-    const removed = stored.ended.some((d) => forAgent(d.resource)) && (await logout(where)).removed;
+    const removed = stored.ended.some((d) => forAgent(d.agentUrl)) && (await logout(where)).removed;
     io.stderr.write(removed ? `${notSignedIn}: the stored delegation had ended already, nothing to revoke. ${forgotten}\n` : `${notSignedIn}: nothing to do.\n`);
     return EXIT_OK;
   }
@@ -52,7 +53,10 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   // in use goes away). Only for a delegation from an authorization server on this machine's loopback: one published at
   // an https URL is a deployment elsewhere, and nothing of this machine is started for it (found at stop 20: a logout
   // on a computer signed in only to a deployment set up servers, an owner and keys in its data directory).
-  const local = args.agentUrl === undefined && stored.delegations.some((d) => onLoopback(d.issuer));
+  // And only for the one on the ports it was given (found in review, regress20c: any loopback issuer, such as another
+  // stack's on other ports or a remote agent's metadata naming one, set up and started servers on these ports).
+  const onThesePorts = urlsFor(args.ports, args.host).issuer;
+  const local = args.agentUrl === undefined && stored.delegations.some((d) => sameOriginOrLoopbackAlias(d.issuer, onThesePorts));
   const servers = local ? new ServersInUse({ paths, ports: args.ports, host: args.host }) : undefined;
   await servers?.ensure().catch(() => undefined);
   let result;
@@ -78,14 +82,4 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     throw new CommandFailed(`No refresh token was stored, so the delegation itself could not be revoked and stands at the server for ${what}.`);
   }
   return EXIT_OK;
-}
-
-/** Whether an issuer is plain http on this machine's loopback, as the servers on the ports publish theirs. */
-function onLoopback(issuer: string): boolean {
-  try {
-    const url = new URL(issuer);
-    return url.protocol === 'http:' && isAnyLoopbackHost(url.hostname);
-  } catch {
-    return false;
-  }
 }

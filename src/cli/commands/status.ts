@@ -39,8 +39,10 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   try {
     ({ delegations: stored, ended } = await storedSignIns(paths, () => io.now()));
     if (args.agentUrl !== undefined) {
+      // By the URL the sign-in was made for (the cache's key), not the audience the agent's metadata named, which may be
+      // a parent of it (found in review, regress20c: an agent at …/mcp whose metadata names its origin was not shown).
       const only = canonicalResource(args.agentUrl);
-      [stored, ended] = [stored.filter((d) => canonicalResource(d.resource) === only), ended.filter((d) => canonicalResource(d.resource) === only)];
+      [stored, ended] = [stored.filter((d) => d.agentUrl === only), ended.filter((d) => d.agentUrl === only)];
     }
   } catch (error) {
     // An unreadable cache holds no sign-in this command can show; it is named and left as it is.

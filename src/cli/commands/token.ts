@@ -38,11 +38,11 @@ async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
     // Servers on this machine's ports may be looked for (and started); an agent given by its URL is not this machine's.
     if (!refreshSpentNothing(error) || args.agentUrl !== undefined) throw error;
   }
-  return withAgentAccess({ ...args, mayPrompt: false }, io, (session) => validAccessToken(session));
+  return withAgentAccess({ ...args, mayPrompt: false, command: ['token'] }, io, (session) => validAccessToken(session));
 }
 
 export async function tokenCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
-  const token = environmentToken(io) ?? (await storedToken(args, io));
+  const token = environmentToken(io, args.agentUrl) ?? (await storedToken(args, io));
   io.stdout.write(`${token}\n`);
   return EXIT_OK;
 }
