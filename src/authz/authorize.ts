@@ -22,6 +22,7 @@ import { sendErrorPage } from './pages.js';
 import { InvalidClientError } from './errors.js';
 import { oneTargetOnly, queryParams } from './params.js';
 import { checkChallenge } from './policy/pkce.js';
+import { requestSource } from './request-source.js';
 import { impliedRedirectUri, isLoopbackRedirect, matchRedirectUri, type ImpliedRedirectUri } from './policy/redirect-uri.js';
 import { currentSession, startedByOwnerFor } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
@@ -47,7 +48,7 @@ type Outcome =
 
 export function registerAuthorize(app: FastifyInstance, ctx: AuthContext): void {
   app.get('/authorize', async (req, reply) => {
-    const outcome = await validate(ctx, queryParams(req.url));
+    const outcome = await validate(ctx, queryParams(req.url), requestSource(req, ctx.issuer));
     switch (outcome.kind) {
       case 'page-error':
         return sendErrorPage(reply, outcome.status, outcome.heading, outcome.detail);
@@ -81,7 +82,8 @@ const NO_REDIRECT_URI: Record<Extract<ImpliedRedirectUri, { ok: false }>['why'],
     'The app did not say where to return you: it registered a loopback address whose port it chooses for each sign-in (RFC 8252 section 7.3), so the redirect_uri must be sent.',
 };
 
-async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
+/** `requester`: the request's source (request-source.ts), which a client new to this server counts against. */
+async function validate(ctx: AuthContext, params: FormBody, requester: string): Promise<Outcome> {
   const repeated = READ_PARAMETERS.find((name) => Array.isArray(params[name]));
   const one = (name: string): string | undefined => {
     const v = params[name];
@@ -95,7 +97,7 @@ async function validate(ctx: AuthContext, params: FormBody): Promise<Outcome> {
   }
   let client: ClientRecord | undefined;
   try {
-    client = await ctx.clientDocuments.find(clientId);
+    client = await ctx.clientDocuments.find(clientId, requester);
   } catch (error) {
     // RFC 6749 §4.1.2.1: a client that cannot be verified gets no redirect; the page says why (the draft's Metadata
     // Discovery Errors: the request is aborted).

@@ -15,6 +15,7 @@ import type { ClientDocuments } from './client-documents.js';
 import { constantTimeEqual, hashSecret } from './crypto.js';
 import { InvalidClientError, InvalidRequestError } from './errors.js';
 import { single } from './params.js';
+import { requestSource } from './request-source.js';
 
 export interface AuthenticatedClient {
   client: ClientRecord;
@@ -69,8 +70,8 @@ export async function authenticateClient(req: FastifyRequest, body: FormBody, ct
   if (options.requireCredentials) throw new InvalidClientError('This endpoint requires client authentication.');
   if (bodyId === undefined) throw new InvalidClientError('Client authentication is required.');
   // A public client may be one its metadata document describes (the draft's Client Information Discovery: fetched
-  // here, or refused saying why).
-  const client = ctx.clientDocuments ? await ctx.clientDocuments.find(bodyId) : await ctx.store.clientById(bodyId);
+  // here, or refused saying why; a new one counted against this request's source).
+  const client = ctx.clientDocuments ? await ctx.clientDocuments.find(bodyId, requestSource(req, ctx.issuer)) : await ctx.store.clientById(bodyId);
   if (!client) throw new InvalidClientError('Unknown client.');
   if (client.tokenEndpointAuthMethod !== 'none') throw new InvalidClientError('This client must authenticate.');
   return { client, method: 'none' };

@@ -1,16 +1,17 @@
 // Clients named by the URL of their metadata document (OAuth Client ID
 // Metadata Documents, draft-ietf-oauth-client-id-metadata-document; MCP
 // authorization 2025-11-25 prefers them to dynamic registration). The document
-// is fetched (client-document-fetch.ts), checked as a registration is
-// (register.ts), and kept as a client record, so grants, the audit log, the
-// pages and `delegate grants` treat the client as any other. How long a fetch
-// stands follows the document's Cache-Control, within bounds; a document that
-// changes where codes may go ends the grants made under the old one.
+// is fetched (client-document-fetch.ts), checked for the fields MCP requires
+// and as a registration is (register.ts), and kept as a client record, so
+// grants, the audit log, the pages and `delegate grants` treat the client as
+// any other. How long a fetch stands follows the document's Cache-Control,
+// within bounds; a document that changes where codes may go ends the grants
+// made under the old one.
 import { BoundedMap } from '../bounded-map.js';
 import type { ClientRecord, Store } from '../store/index.js';
+import { registeredName } from './app-name.js';
 import { fetchClientDocument, DocumentFetchError, type DocumentFetchOptions, type FetchedDocument } from './client-document-fetch.js';
 import { InvalidClientError, OAuthError } from './errors.js';
-import { addressKey } from './login.js';
 import { FailureCounter, type RateLimitRule } from './rate-limit.js';
 import { checkClientIdUrl, isClientIdUrlAttempt, isDocumentClient } from './policy/client-id-url.js';
 import { buildClient } from './register.js';
@@ -32,8 +33,8 @@ const MIN_CACHE_SEC = 60;
 const MAX_CACHE_SEC = 86_400;
 /** Documents whose freshness is remembered: a bound on memory; one forgotten is fetched again. */
 const CACHED_DOCUMENTS = 1_000;
-/** Addresses whose new clients are counted (the oldest forgotten first), as register.ts counts sources. */
-const COUNTED_ADDRESSES = 1_000;
+/** Sources whose new clients are counted (the oldest forgotten first), as register.ts counts them. */
+const COUNTED_SOURCES = 1_000;
 
 /**
  * The auth methods refused by the draft's Credential and Key Material Restrictions: they rest on a shared secret,
@@ -47,6 +48,15 @@ export function clientFromDocument(clientId: string, document: unknown, now: num
   const d = document as Record<string, unknown>;
   // The draft's Client ID Metadata Document: its client_id equals the URL it was fetched from, compared as plain strings.
   if (d.client_id !== clientId) throw new InvalidClientError('the client_id in the document is not the URL it was fetched from');
+  // MCP authorization 2025-11-25 (Client ID Metadata Documents): the document MUST include at least client_id,
+  // client_name and redirect_uris, and the AS MUST validate that it does. A client of the device grant alone lists
+  // redirect URIs all the same (it is never sent to them); an empty list is none, as a name that shows nothing is.
+  if (typeof d.client_name !== 'string' || registeredName({ clientName: d.client_name }) === undefined) {
+    throw new InvalidClientError('the document has no client_name, which MCP requires of a client metadata document');
+  }
+  if (!Array.isArray(d.redirect_uris) || d.redirect_uris.length === 0) {
+    throw new InvalidClientError('the document lists no redirect_uris, which MCP requires of a client metadata document');
+  }
   // Credential and Key Material Restrictions: no shared secrets. private_key_jwt would need the document's keys (and
   // a jwks_uri fetched as carefully); it is not supported here, and said so rather than taken as `none`.
   if (d.client_secret !== undefined || d.client_secret_expires_at !== undefined) throw new InvalidClientError('a metadata document must not hold a client_secret');
@@ -80,16 +90,18 @@ export class ClientDocuments {
   readonly #newClients: FailureCounter[];
 
   /**
-   * `limits`: new clients accepted per address their documents are served from, each rule a window: open
+   * `limits`: new clients accepted per source of the requests that name them, each rule a window: open
    * registration's limits (register.ts REGISTRATION_LIMITS), for the same reason. Anyone can make this server fetch
    * a document and store its client (one /token request is enough), and a client that never gets a grant is swept a
-   * day later; without a bound, one web server answering for endless URLs would grow the database as fast as it
-   * answers. Counted by the address fetched from, which a client cannot choose per URL as it chooses paths and names.
+   * day later; without a bound, one requester naming endless URLs would grow the database as fast as it asks.
+   * Counted by the requester (request-source.ts, as /register counts), not by the address the document came from:
+   * found in review, sites on shared hosting (a CDN, a pages host) share one address, and one of them used up the
+   * budget of every other there.
    */
   constructor(store: Store, now: () => number, options: ClientDocumentOptions = {}, limits: readonly RateLimitRule[] = []) {
     this.#store = store;
     this.#now = now;
-    this.#newClients = limits.map((rule) => new FailureCounter(rule, now, COUNTED_ADDRESSES));
+    this.#newClients = limits.map((rule) => new FailureCounter(rule, now, COUNTED_SOURCES));
     this.#fetch = {
       privateHosts: (options.privateHosts ?? []).map((h) => h.toLowerCase()),
       timeoutMs: options.timeoutMs ?? DOCUMENT_TIMEOUT_MS,
@@ -105,14 +117,15 @@ export class ClientDocuments {
    * The client a client_id names: a stored one, or for a Client Identifier URL, the client its metadata document
    * describes. A URL the operator registered as a client itself (an agent, say: the draft's Pre-Registering Client
    * Identifier URLs) stays that client. Undefined for an unknown id that is no URL; throws InvalidClientError for a URL that cannot be used.
+   * `requester`: the source of the request that names the client (request-source.ts), whose budget a new client counts against.
    */
-  async find(clientId: string): Promise<ClientRecord | undefined> {
+  async find(clientId: string, requester: string): Promise<ClientRecord | undefined> {
     if (!isClientIdUrlAttempt(clientId)) return this.#store.clientById(clientId);
     const stored = await this.#store.clientById(clientId);
     if (stored && !isDocumentClient(stored)) return stored;
     const freshUntil = this.#fresh.get(clientId);
     if (stored && freshUntil !== undefined && freshUntil > this.#now()) return stored;
-    return this.#documentClient(clientId);
+    return this.#documentClient(clientId, requester);
   }
 
   /**
@@ -120,16 +133,16 @@ export class ClientDocuments {
    * InvalidClientError saying why when the id is not a usable Client Identifier URL or its document cannot be used
    * (the draft's Metadata Discovery Errors and Metadata Caching: the request is aborted; nothing is cached or stored).
    */
-  #documentClient(clientId: string): Promise<ClientRecord> {
+  #documentClient(clientId: string, requester: string): Promise<ClientRecord> {
     let pending = this.#pending.get(clientId);
     if (!pending) {
-      pending = this.#refresh(clientId).finally(() => this.#pending.delete(clientId));
+      pending = this.#refresh(clientId, requester).finally(() => this.#pending.delete(clientId));
       this.#pending.set(clientId, pending);
     }
     return pending;
   }
 
-  async #refresh(clientId: string): Promise<ClientRecord> {
+  async #refresh(clientId: string, requester: string): Promise<ClientRecord> {
     const check = checkClientIdUrl(clientId);
     if (!check.ok) throw new InvalidClientError(`${check.reason}.`);
     let client: ClientRecord;
@@ -147,7 +160,7 @@ export class ClientDocuments {
     const now = this.#now();
     // Read now, after the fetch: what the document is compared with is the record as it stands.
     const stored = await this.#store.clientById(clientId);
-    if (!stored) await this.#create(client, fetched.address);
+    if (!stored) await this.#create(client, requester);
     else {
       if (trustFingerprint(stored) !== trustFingerprint(client)) await this.#endGrants(clientId, now);
       await this.#store.updateClient({ ...client, createdAt: stored.createdAt });
@@ -157,12 +170,11 @@ export class ClientDocuments {
     return (await this.#store.clientById(clientId)) ?? client;
   }
 
-  /** Stores a new client, counted against its document's address (counted before the write, taken back if it fails). */
-  async #create(client: ClientRecord, address: string): Promise<void> {
-    const source = addressKey(address);
+  /** Stores a new client, counted against the requester's source (counted before the write, taken back if it fails). */
+  async #create(client: ClientRecord, source: string): Promise<void> {
     const wait = Math.max(0, ...this.#newClients.map((c) => c.retryAfterMs(source)));
     if (wait > 0) {
-      throw new InvalidClientError(`This server has accepted too many new clients whose documents are served from that address lately; try again in ${Math.ceil(wait / 1000)} seconds.`);
+      throw new InvalidClientError(`This server has accepted too many new clients from this address lately; try again in ${Math.ceil(wait / 1000)} seconds.`);
     }
     const counted = this.#newClients.map((c) => c.fail(source));
     try {
@@ -181,8 +193,7 @@ export class ClientDocuments {
    * change without this.
    */
   async #endGrants(clientId: string, now: number): Promise<void> {
-    const live = (await this.#store.listGrants()).filter((g) => g.clientId === clientId && g.revokedAt === null && g.expiresAt > now);
-    for (const grant of live) {
+    for (const grant of await this.#store.activeGrantsOfClient(clientId, now)) {
       await this.#store.revokeGrant(grant.id, now, 'the client metadata document changed', {
         event: 'grant_revoked',
         user: grant.userId,

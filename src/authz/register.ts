@@ -15,8 +15,8 @@ import { InvalidClientMetadataError, InvalidRedirectUriError, replyWithError, To
 import { checkRegistrableRedirectUri } from './policy/redirect-uri.js';
 import { hasControlCharacters } from '../terminal-text.js';
 import { GRANT_TYPE_DEVICE_CODE } from './device.js';
-import { addressKey } from './login.js';
 import { FailureCounter, type RateLimitRule } from './rate-limit.js';
+import { requestSource } from './request-source.js';
 
 const OPEN_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ['none', 'client_secret_basic', 'client_secret_post'];
 const OPEN_GRANT_TYPES = [GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, GRANT_TYPE_DEVICE_CODE];
@@ -45,26 +45,11 @@ export const REGISTRATION_LIMITS: readonly RateLimitRule[] = Object.freeze([
 const COUNTED_SOURCES = 1_000;
 const TEXT_FIELDS = ['client_name', 'client_uri', 'logo_uri', 'tos_uri', 'policy_uri', 'software_id', 'software_version'] as const;
 
-/**
- * Whose budget a registration counts against: its address (every loopback address is one source: a program could
- * send from all of 127/8; an IPv6 address counts by its /64), and apart from that address's own, web pages'. A
- * browser names the page that sent a request in `Origin`, which the page cannot change, and native clients (the CLI,
- * Claude Desktop, Claude Code) send none. Found in review: a page left open in the owner's browser (CORS allows
- * /register) used up loopback's daily allowance in about ten minutes, and for a day no app on the machine could
- * register, the CLI re-registering after the sweep included. Pages now share one budget of their own per address,
- * so they can use up only what pages get; the database's growth stays bounded (two budgets per address, not one per
- * origin).
- */
-export function registrationSource(ip: string, origin: string | undefined, issuer: string): string {
-  const address = addressKey(ip);
-  return origin === undefined || origin === new URL(issuer).origin ? address : `${address} pages`;
-}
-
 export function registerRegistration(app: FastifyInstance, ctx: AuthContext): void {
   const counters = ctx.registrationLimits.map((rule) => new FailureCounter(rule, ctx.now, COUNTED_SOURCES));
   app.post('/register', async (req, reply) => {
     try {
-      const source = registrationSource(req.ip, req.headers.origin, ctx.issuer);
+      const source = requestSource(req, ctx.issuer);
       const wait = Math.max(0, ...counters.map((c) => c.retryAfterMs(source)));
       if (wait > 0) {
         reply.header('Retry-After', String(Math.ceil(wait / 1000)));

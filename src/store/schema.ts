@@ -258,4 +258,10 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE auth_requests ADD COLUMN redirect_uri_given INTEGER NOT NULL DEFAULT 1;
   ALTER TABLE auth_codes ADD COLUMN redirect_uri_given INTEGER NOT NULL DEFAULT 1;
   `,
+  // A client's grants by its id alone (grants_by_user_client leads with the user): a metadata document that changes
+  // its redirect URIs ends its client's live grants (client-documents.ts), which read every grant without it. The
+  // sweep's "clients without grants" reads it too.
+  `
+  CREATE INDEX grants_by_client ON grants (client_id);
+  `,
 ];

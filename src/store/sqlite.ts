@@ -1056,6 +1056,10 @@ class SqliteStore implements Store {
     return r && toGrant(r);
   }
 
+  async activeGrantsOfClient(clientId: string, now: number): Promise<GrantRecord[]> {
+    return this.all('SELECT * FROM grants WHERE client_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at, id', [clientId, now]).map(toGrant);
+  }
+
   async listGrants(userId?: string): Promise<GrantRecord[]> {
     return (userId ? this.all('SELECT * FROM grants WHERE user_id = ? ORDER BY created_at', [userId]) : this.all('SELECT * FROM grants ORDER BY created_at')).map(toGrant);
   }

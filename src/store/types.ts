@@ -404,6 +404,8 @@ export interface Store {
   grantById(id: string): Promise<GrantRecord | undefined>;
   /** The user's active grant to `clientId` for `resource`, if any. */
   activeGrant(userId: string, clientId: string, resource: string, now: number): Promise<GrantRecord | undefined>;
+  /** Every user's active grants to `clientId` (an index look-up, not a scan of all grants), oldest first. */
+  activeGrantsOfClient(clientId: string, now: number): Promise<GrantRecord[]>;
   listGrants(userId?: string): Promise<GrantRecord[]>;
   /**
    * Changes what an active grant allows (a new consent widened or narrowed

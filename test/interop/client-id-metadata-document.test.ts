@@ -14,11 +14,12 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ResolvedAddress } from '../../src/authz/client-document-fetch.js';
 import { ClientDocuments } from '../../src/authz/client-documents.js';
 import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
 import { Browser, DEVICE_CODE_GRANT, authorizeUrl, parseConsentForm, pkcePair, postForm } from '../support/oauth-flow.js';
+import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { InMemoryProvider } from './support.js';
 
@@ -57,10 +58,13 @@ function serveDocument(path: string, extra: Record<string, unknown> = {}, origin
   return id;
 }
 
-/** The tests' DNS: localhost and the other names are the document server; cimd.rebind.test changes its answer after the first. */
+/**
+ * The tests' DNS: localhost and the other names are the document server (the *.cdn.test sites: two sites of a
+ * shared host, on one address); cimd.rebind.test changes its answer after the first.
+ */
 async function resolve(hostname: string): Promise<ResolvedAddress[]> {
   resolved.push(hostname);
-  if (hostname === 'localhost' || hostname === 'private.test') return [{ address: '127.0.0.1', family: 4 }];
+  if (hostname === 'localhost' || hostname === 'private.test' || hostname.endsWith('.cdn.test')) return [{ address: '127.0.0.1', family: 4 }];
   if (hostname === 'cimd.rebind.test') return resolved.filter((h) => h === hostname).length === 1 ? [{ address: '127.0.0.1', family: 4 }] : [{ address: '10.255.255.1', family: 4 }];
   if (hostname === 'mixed.test') return [{ address: '93.184.216.34', family: 4 }, { address: '10.0.0.7', family: 4 }];
   throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
@@ -70,7 +74,7 @@ beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'delegate-cimd-'));
   const [keyFile, certFile] = [join(root, 'key.pem'), join(root, 'cert.pem')];
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,DNS:cimd.rebind.test,DNS:private.test,DNS:mixed.test,IP:127.0.0.1'], { stdio: 'ignore' });
+    '-addext', 'subjectAltName=DNS:localhost,DNS:cimd.rebind.test,DNS:private.test,DNS:mixed.test,DNS:attacker.cdn.test,DNS:victim.cdn.test,IP:127.0.0.1'], { stdio: 'ignore' });
   const cert = readFileSync(certFile);
   docServer = createServer({ key: readFileSync(keyFile), cert }, (req, res) => {
     hits.set(req.url ?? '', (hits.get(req.url ?? '') ?? 0) + 1);
@@ -177,8 +181,8 @@ async function expectAuthorizeRefused(clientId: string, why: RegExp, redirectUri
 }
 
 describe('the device grant (RFC 8628)', () => {
-  it('is open to a metadata-document client whose document names it, with no redirect URIs', async () => {
-    const id = serveDocument('/device-client.json', { grant_types: [DEVICE_CODE_GRANT], response_types: [], redirect_uris: [] });
+  it('is open to a metadata-document client whose document names it (listing redirect URIs, as MCP requires of every document)', async () => {
+    const id = serveDocument('/device-client.json', { grant_types: [DEVICE_CODE_GRANT], response_types: [] });
     const res = await postForm(`${stack.urls.issuer}/device_authorization`, { client_id: id, resource: stack.urls.agentUrl });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body.user_code).toEqual(expect.any(String));
@@ -201,16 +205,79 @@ describe('caching', () => {
   });
 });
 
-describe('new clients from one address', () => {
-  it('are bounded as open registration is: past the limit, invalid_client and no row; known clients still served', async () => {
-    const documents = new ClientDocuments(stack.store, Date.now, { ca: readFileSync(join(root, 'cert.pem')), resolve, privateHosts: ['localhost'] }, [{ limit: 2, windowMs: 60_000 }]);
+describe('new clients are counted against whoever asks for them, as open registration counts', () => {
+  const limits = [{ limit: 2, windowMs: 60_000 }];
+  const fetching = () => ({ ca: readFileSync(join(root, 'cert.pem')), resolve, privateHosts: ['localhost', 'attacker.cdn.test', 'victim.cdn.test'], minCacheSec: 0 });
+  /** /token with a made-up code, from `from`: client authentication (which finds the client) passes or says why not. */
+  const token = (authz: TestAuthz, clientId: string, from: string, headers: Record<string, string> = {}) =>
+    authz.app.inject({
+      method: 'POST',
+      url: '/token',
+      remoteAddress: from,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      payload: new URLSearchParams({ grant_type: 'authorization_code', code: 'c', redirect_uri: REDIRECT, client_id: clientId, code_verifier: 'v'.repeat(43) }).toString(),
+    });
+
+  it('past the limit, invalid_client and no row; known clients still served', async () => {
+    const documents = new ClientDocuments(stack.store, Date.now, fetching(), limits);
     const [a, b, c] = ['/limit-a.json', '/limit-b.json', '/limit-c.json'].map((path) => serveDocument(path));
-    expect((await documents.find(a!))?.clientId).toBe(a);
-    expect((await documents.find(b!))?.clientId).toBe(b);
-    await expect(documents.find(c!)).rejects.toThrow(/too many new clients whose documents are served from that address/);
+    expect((await documents.find(a!, 'address:203.0.113.7'))?.clientId).toBe(a);
+    expect((await documents.find(b!, 'address:203.0.113.7'))?.clientId).toBe(b);
+    await expect(documents.find(c!, 'address:203.0.113.7')).rejects.toThrow(/too many new clients from this address/);
     expect(await stack.store.clientById(c!)).toBeUndefined();
     // A client already stored is fetched again (no-store) and served: only new rows count.
-    expect((await documents.find(a!))?.clientId).toBe(a);
+    expect((await documents.find(a!, 'address:203.0.113.7'))?.clientId).toBe(a);
+  });
+
+  it('one site on a shared host (one address for many sites) cannot use up the budget of another site there', async () => {
+    // Found in review: counted by the address a document came from, 301 documents of attacker.cdn.test locked out
+    // every other site on that address (a CDN, a pages host) for a day.
+    const authz = await startTestAuthz({ registrationLimits: limits, clientDocuments: fetching() });
+    const port = new URL(base).port;
+    try {
+      const attacker = ['/a1.json', '/a2.json', '/a3.json'].map((path) => serveDocument(path, {}, `https://attacker.cdn.test:${port}`));
+      // Client authentication passes (the document is good) and the made-up code does not: the client is new and counted.
+      expect((await token(authz, attacker[0]!, '203.0.113.7')).json().error).toBe('invalid_grant');
+      expect((await token(authz, attacker[1]!, '203.0.113.7')).json().error).toBe('invalid_grant');
+      const refused = await token(authz, attacker[2]!, '203.0.113.7');
+      expect(refused.json()).toMatchObject({ error: 'invalid_client', error_description: expect.stringMatching(/too many new clients from this address/) });
+      expect(await authz.store.clientById(attacker[2]!)).toBeUndefined();
+
+      // Another site on the same address, asked for by another requester: served.
+      const victim = serveDocument('/victim.json', {}, `https://victim.cdn.test:${port}`);
+      expect((await token(authz, victim, '198.51.100.9')).json().error).toBe('invalid_grant');
+      expect((await authz.store.clientById(victim))?.clientId).toBe(victim);
+    } finally {
+      await authz.close();
+    }
+  });
+
+  it("a page's requests (an <img> at /authorize, a fetch at /token) spend the pages' budget of that address, not its native apps'", async () => {
+    const authz = await startTestAuthz({ registrationLimits: limits, clientDocuments: fetching() });
+    const port = new URL(base).port;
+    const person = '198.51.100.20';
+    const authorize = (clientId: string, headers: Record<string, string>) => {
+      const url = new URL(authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }));
+      return authz.app.inject({ method: 'GET', url: `${url.pathname}${url.search}`, remoteAddress: person, headers });
+    };
+    try {
+      const [p1, p2, p3] = ['/p1.json', '/p2.json', '/p3.json'].map((path) => serveDocument(path, {}, `https://attacker.cdn.test:${port}`));
+      const img = { 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'image', 'sec-fetch-mode': 'no-cors' };
+      expect((await authorize(p1!, img)).body).not.toMatch(/too many new clients/);
+      expect((await token(authz, p2!, person, { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' })).json().error).toBe('invalid_grant');
+      expect(await authz.store.clientById(p2!)).toBeDefined();
+      const refused = await authorize(p3!, { 'sec-fetch-site': 'same-site' });
+      expect(refused.statusCode).toBe(400);
+      expect(refused.headers.location).toBeUndefined();
+      expect(refused.body).toMatch(/too many new clients from this address/);
+
+      // The person's own sign-in from an app on the same address (the browser opened by the app: Sec-Fetch-Site none).
+      const own = serveDocument('/own-app.json', {}, `https://victim.cdn.test:${port}`);
+      expect((await authorize(own, { 'sec-fetch-site': 'none', 'sec-fetch-dest': 'document' })).body).not.toMatch(/too many new clients|could not be verified/);
+      expect((await authz.store.clientById(own))?.clientId).toBe(own);
+    } finally {
+      await authz.close();
+    }
   });
 });
 
@@ -298,6 +365,26 @@ describe('documents and client ids that are refused', () => {
     expect(resolved.filter((h) => h === 'cimd.rebind.test').length - before).toBe(1);
   });
 
+  it('a document without the fields MCP requires (client_id, client_name, redirect_uris), at every endpoint that finds clients', async () => {
+    // MCP authorization 2025-11-25, Client ID Metadata Documents: the document MUST include at least these, and the
+    // AS MUST validate that it does. Found in review: a document with no name, or none but client_id, was a client.
+    const bare = (path: string, fields: Record<string, unknown>) => serveJson(path, { client_id: `${base}${path}`, token_endpoint_auth_method: 'none', ...fields }, { 'cache-control': 'no-store' });
+    const nameless = bare('/nameless.json', { redirect_uris: [REDIRECT] });
+    await expectTokenRefused(nameless, /no client_name, which MCP requires/);
+    await expectAuthorizeRefused(nameless, /no client_name, which MCP requires/);
+    await expectTokenRefused(bare('/blank-name.json', { client_name: ' \u200b ', redirect_uris: [REDIRECT] }), /no client_name/);
+    await expectTokenRefused(bare('/only-id.json', {}), /no client_name/);
+    await expectTokenRefused(bare('/no-redirects.json', { client_name: 'No Redirects' }), /lists no redirect_uris, which MCP requires/);
+    // A client of the device grant alone, with no redirect URIs (absent or empty), is refused too.
+    for (const [path, extra] of [['/device-bare.json', {}], ['/device-empty.json', { redirect_uris: [] }]] as const) {
+      const id = bare(path, { client_name: 'TV', grant_types: [DEVICE_CODE_GRANT], response_types: [], ...extra });
+      const res = await postForm(`${stack.urls.issuer}/device_authorization`, { client_id: id, resource: stack.urls.agentUrl });
+      expect(res.status, JSON.stringify(res.body)).toBe(400);
+      expect(res.body).toMatchObject({ error: 'invalid_client', error_description: expect.stringMatching(/lists no redirect_uris/) });
+      expect(await stack.store.clientById(id)).toBeUndefined();
+    }
+  });
+
   it('a shared-secret or key-based auth method, or a client_secret in the document', async () => {
     for (const method of ['client_secret_basic', 'client_secret_post', 'client_secret_jwt']) {
       const id = serveDocument(`/${method}.json`, { token_endpoint_auth_method: method });
@@ -327,7 +414,12 @@ describe('documents and client ids that are refused', () => {
     // The document now sends codes elsewhere; served no-store, it is fetched again on its next use (this AS's
     // floor on a document's cache lifetime is 0 here, a minute by default).
     serveJson(path, document(id, { redirect_uris: ['https://new-owner.example/cb'] }), { 'cache-control': 'no-store' });
+    // The client's live grants are looked up by its id (Store.activeGrantsOfClient, an index): found in review, every
+    // grant of every client was read, so a document flipping its redirect_uris made each request a scan of them all.
+    const everyGrant = vi.spyOn(stack.store, 'listGrants');
     const refreshed = await postForm(`${stack.urls.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(token.body.refresh_token), client_id: id });
+    expect(everyGrant).not.toHaveBeenCalled();
+    everyGrant.mockRestore();
     expect(refreshed.body.error).toBe('invalid_grant');
     expect((await stack.store.grantById(grant!.id))?.revokedAt).not.toBeNull();
     expect((await stack.store.clientById(id))?.redirectUris).toEqual(['https://new-owner.example/cb']);

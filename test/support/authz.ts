@@ -39,6 +39,8 @@ export interface TestAuthzOptions {
   logger?: Logger;
   /** Open registrations per source address (the server's defaults unless given). */
   registrationLimits?: AuthServerOptions['registrationLimits'];
+  /** How the server fetches client metadata documents (a test's CA, resolver, hosts allowed on loopback). */
+  clientDocuments?: AuthServerOptions['clientDocuments'];
   /** Called with the new data directory once its database is set up, before the server listens. */
   beforeListen?: (home: string) => void;
 }
@@ -78,7 +80,7 @@ export async function startTestAuthz(options: TestAuthzOptions = {}): Promise<Te
     now(),
   );
   options.beforeListen?.(home);
-  const app = await buildAuthServer({ issuer, store, ownerKeyPath: join(home, 'owner-key.json'), now, lifetimes: options.lifetimes, ...(options.logger ? { logger: options.logger } : {}), ...(options.registrationLimits ? { registrationLimits: options.registrationLimits } : {}) });
+  const app = await buildAuthServer({ issuer, store, ownerKeyPath: join(home, 'owner-key.json'), now, lifetimes: options.lifetimes, ...(options.logger ? { logger: options.logger } : {}), ...(options.registrationLimits ? { registrationLimits: options.registrationLimits } : {}), ...(options.clientDocuments ? { clientDocuments: options.clientDocuments } : {}) });
   await app.listen({ port, host: '127.0.0.1' });
   return {
     issuer,
