@@ -265,8 +265,9 @@ export function logLevelFromEnv(env: Env): string | undefined {
 
 /**
  * DELEGATE_CIMD_PRIVATE_HOSTS: host names, comma-separated, whose client metadata documents the authorization server
- * fetches even when they resolve to loopback or private addresses (for development: a client whose client_id is
- * https://localhost:8443/client.json). Empty when unset: then no such address is fetched from (SSRF; the draft's security considerations).
+ * fetches even when they resolve to a loopback address, and only loopback (for development: a client whose client_id is
+ * https://localhost:8443/client.json; the draft's SSRF section allows no more). Empty when unset: then no such address is
+ * fetched from (SSRF; the draft's security considerations).
  */
 export function cimdPrivateHostsFromEnv(env: Env): string[] {
   return (env.DELEGATE_CIMD_PRIVATE_HOSTS ?? '')

@@ -3,9 +3,9 @@
 // network: the name is resolved once, every address checked against the
 // special-use ranges (RFC 6890), and the connection made to the address
 // checked, so a second answer from DNS cannot move it (DNS rebinding). One GET
-// over https, no redirects followed, a deadline for the whole exchange and a
-// cap on the bytes read.
-import { lookup as dnsLookup } from 'node:dns/promises';
+// over https, no redirects followed, a deadline for the whole exchange, a cap
+// on the bytes read, and a cap on the fetches under way at once.
+import { lookup as dnsLookup, Resolver } from 'node:dns/promises';
 import { request, type RequestOptions } from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 
@@ -16,8 +16,9 @@ export interface ResolvedAddress {
 
 export interface DocumentFetchOptions {
   /**
-   * Host names (as in the URL, lower case) that may resolve to special-use addresses: for development and tests on
-   * loopback or a private network (the draft's SSRF section lets an AS for development relax the rule). Empty in production.
+   * Host names (as in the URL, lower case) whose documents may come from a loopback address: for development and
+   * tests on this computer (the draft's SSRF section lets an AS for development relax the rule for loopback, and for
+   * nothing else). Their names are resolved by the system (the hosts file). Empty in production.
    */
   privateHosts: readonly string[];
   /** Whole exchange, from resolving the name to the last byte. */
@@ -26,7 +27,7 @@ export interface DocumentFetchOptions {
   maxBytes: number;
   /** Certificates trusted besides the system's (tests with a private CA). */
   ca?: string | Buffer;
-  /** Name resolution (tests inject one); by default the system resolver, every address. */
+  /** Name resolution (tests inject one); by default DNS (A and AAAA), or the system's resolver for `privateHosts`. */
   resolve?: (hostname: string) => Promise<ResolvedAddress[]>;
 }
 
@@ -44,63 +45,155 @@ export class DocumentFetchError extends Error {
 }
 
 /**
- * RFC 6890 and its updates: addresses that are not one host on the public Internet. IPv4-mapped (::ffff:0:0/96),
- * NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and 6to4 (2002::/16) are refused whole: each can reach an IPv4 address
- * behind it, and a metadata document has no reason to be served from one.
+ * Fetches under way at once, in this process, at most: each holds a socket and up to `maxBytes` for up to
+ * `timeoutMs`, and anyone can start one (a /token request naming a URL is enough), so past this a fetch is refused
+ * at once rather than queued.
  */
-const SPECIAL_USE = (() => {
-  const list = new BlockList();
-  const v4: Array<[string, number]> = [
-    ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-    ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24],
-    ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
-  ];
-  const v6: Array<[string, number]> = [
-    ['::', 128], ['::1', 128], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001::', 23],
-    ['2001:db8::', 32], ['2002::', 16], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
-  ];
-  for (const [net, prefix] of v4) list.addSubnet(net, prefix, 'ipv4');
-  for (const [net, prefix] of v6) list.addSubnet(net, prefix, 'ipv6');
-  return list;
-})();
+export const MAX_CONCURRENT_FETCHES = 16;
+let fetchesUnderWay = 0;
 
-export function isSpecialUseAddress(address: string): boolean {
-  const family = isIP(address);
-  if (family === 0) return true;
-  return SPECIAL_USE.check(address, family === 4 ? 'ipv4' : 'ipv6');
+type Subnet = readonly [network: string, prefix: number];
+
+/**
+ * The IANA IPv4 Special-Purpose Address Registry (RFC 6890 and its updates), whole: the draft's SSRF section says
+ * "special-use IP addresses as defined in RFC 6890", so the entries marked globally reachable (AS112, AMT) are in
+ * too. And multicast (RFC 5771), which is no one host.
+ */
+const SPECIAL_USE_V4: readonly Subnet[] = [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.31.196.0', 24], ['192.52.193.0', 24], ['192.88.99.0', 24],
+  ['192.168.0.0', 16], ['192.175.48.0', 24], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24],
+  ['224.0.0.0', 4], ['240.0.0.0', 4],
+];
+
+/**
+ * The IANA IPv6 Special-Purpose Address Registry (RFC 6890 and its updates), whole, and the ranges that hold an IPv4
+ * address (IPv4-mapped ::ffff:0:0/96, IPv4-compatible ::/96, IPv4-translated ::ffff:0:0:0/96, NAT64 64:ff9b::/96
+ * and 64:ff9b:1::/48, 6to4 2002::/16, Teredo in 2001::/23): each can reach the IPv4 address behind it, and a
+ * document has no reason to be served from one, so they are refused whole rather than unwrapped. Site-local
+ * fec0::/10 (deprecated, RFC 3879, still routed inside some networks) and multicast too.
+ */
+const SPECIAL_USE_V6: readonly Subnet[] = [
+  ['::', 96], ['::ffff:0:0', 96], ['::ffff:0:0:0', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64],
+  ['100:0:0:1::', 64], ['2001::', 23], ['2001:db8::', 32], ['2002::', 16], ['2620:4f:8000::', 48], ['3fff::', 20],
+  ['5f00::', 16], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8],
+];
+
+/** IANA's IPv6 Address Space: only 2000::/3 is global unicast; all else is reserved, so no public host is there. */
+const GLOBAL_UNICAST_V6: readonly Subnet[] = [['2000::', 3]];
+
+/** What the draft's development exception allows: loopback (127.0.0.0/8, ::1), nothing else special-use. */
+const LOOPBACK_V4: readonly Subnet[] = [['127.0.0.0', 8]];
+const LOOPBACK_V6: readonly Subnet[] = [['::1', 128]];
+
+/**
+ * One family's rules in a list of its own, checked only with addresses of that family: a BlockList holding both
+ * matches an IPv4 address against IPv6 rules in its IPv4-mapped form, so ::ffff:0:0/96 matched every IPv4 address.
+ */
+function familyList(subnets: readonly Subnet[], family: 'ipv4' | 'ipv6'): (address: string) => boolean {
+  const list = new BlockList();
+  for (const [network, prefix] of subnets) list.addSubnet(network, prefix, family);
+  return (address) => list.check(address, family);
 }
 
-async function systemResolve(hostname: string): Promise<ResolvedAddress[]> {
+const inSpecialUseV4 = familyList(SPECIAL_USE_V4, 'ipv4');
+const inSpecialUseV6 = familyList(SPECIAL_USE_V6, 'ipv6');
+const inGlobalUnicastV6 = familyList(GLOBAL_UNICAST_V6, 'ipv6');
+const inLoopbackV4 = familyList(LOOPBACK_V4, 'ipv4');
+const inLoopbackV6 = familyList(LOOPBACK_V6, 'ipv6');
+
+/** 4 or 6 for an IP address; undefined for anything else, and for an IPv6 address with a zone (link-local by nature). */
+function ipFamily(address: string): 4 | 6 | undefined {
+  const family = isIP(address);
+  if (family === 4) return 4;
+  return family === 6 && !address.includes('%') ? 6 : undefined;
+}
+
+/** True unless `address` is an IP address of one host on the public Internet. */
+export function isSpecialUseAddress(address: string): boolean {
+  const family = ipFamily(address);
+  if (family === 4) return inSpecialUseV4(address);
+  if (family === 6) return !inGlobalUnicastV6(address) || inSpecialUseV6(address);
+  return true;
+}
+
+function isLoopbackAddress(address: string): boolean {
+  const family = ipFamily(address);
+  return family === 4 ? inLoopbackV4(address) : family === 6 && inLoopbackV6(address);
+}
+
+/**
+ * DNS through c-ares, on the event loop: the system's resolver (dns.lookup) runs getaddrinfo on libuv's threadpool,
+ * where slow lookups hold the few slots for slow I/O, so two requests naming names whose servers never answer
+ * stalled every other fetch's lookup for seconds. Each try waits a fifth of the deadline, two tries per server;
+ * the deadline cancels what is left. A and AAAA both, every address kept: all of them are checked.
+ */
+async function resolveByDns(hostname: string, timeoutMs: number, deadline: AbortSignal): Promise<ResolvedAddress[]> {
+  const resolver = new Resolver({ timeout: Math.max(100, Math.floor(timeoutMs / 5)), tries: 2 });
+  const cancel = () => resolver.cancel();
+  deadline.addEventListener('abort', cancel, { once: true });
+  try {
+    const [v4, v6] = await Promise.all([answers(resolver.resolve4(hostname), 4), answers(resolver.resolve6(hostname), 6)]);
+    return [...v4, ...v6];
+  } finally {
+    deadline.removeEventListener('abort', cancel);
+  }
+}
+
+/** One record type's addresses; none when the name has none of that type (or does not exist), any other failure thrown. */
+async function answers(query: Promise<string[]>, family: 4 | 6): Promise<ResolvedAddress[]> {
+  try {
+    return (await query).map((address) => ({ address, family }));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENODATA' || code === 'ENOTFOUND') return [];
+    throw error;
+  }
+}
+
+/** The system's resolver, hosts file first: only for the operator's own development host names. */
+async function resolveBySystem(hostname: string): Promise<ResolvedAddress[]> {
   return (await dnsLookup(hostname, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
 }
 
 /** The one address a connection may go to: the name's resolution, checked. */
-async function checkedAddress(url: URL, options: DocumentFetchOptions): Promise<ResolvedAddress> {
+async function checkedAddress(url: URL, options: DocumentFetchOptions, deadline: AbortSignal): Promise<ResolvedAddress> {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const literal = isIP(host);
+  const development = options.privateHosts.includes(url.hostname);
   let addresses: ResolvedAddress[];
   if (literal !== 0) addresses = [{ address: host, family: literal === 6 ? 6 : 4 }];
   else {
     try {
-      addresses = await (options.resolve ?? systemResolve)(host);
+      if (options.resolve) addresses = await options.resolve(host);
+      else addresses = development ? await resolveBySystem(host) : await resolveByDns(host, options.timeoutMs, deadline);
     } catch {
       throw new DocumentFetchError(`the name ${host} could not be resolved`);
     }
   }
   if (addresses.length === 0) throw new DocumentFetchError(`the name ${host} could not be resolved`);
   // Every address, not only the one used: a name that answers with both a public and a private address is someone
-  // pointing this server inward.
-  if (addresses.some((a) => isSpecialUseAddress(a.address)) && !options.privateHosts.includes(url.hostname)) {
+  // pointing this server inward. A development host may be on loopback (the draft's SSRF section), never on a private
+  // network, link-local (a cloud's metadata endpoint at 169.254.169.254) or any other special-use range.
+  const refused = (a: ResolvedAddress) => isSpecialUseAddress(a.address) && !(development && isLoopbackAddress(a.address));
+  if (addresses.some(refused)) {
     throw new DocumentFetchError(`${host} resolves to a loopback, private or other special-use address (RFC 6890), which this server does not fetch from`);
   }
   return addresses[0]!;
 }
 
-/** A lookup that answers every question with the address already checked: the connection cannot go elsewhere. */
+/**
+ * A lookup that answers every question with the address already checked: the connection cannot go elsewhere. It
+ * answers on the next tick, as dns.lookup does: answered at once, the connection was tried inside https.request,
+ * and an error there (ENETUNREACH for an IPv6 address on a host without an IPv6 route, EMFILE) was emitted before
+ * the request listened for errors, which ended the process.
+ */
 function pinnedLookup(target: ResolvedAddress): LookupFunction {
   return ((_hostname: string, opts: { all?: boolean }, callback: (...args: unknown[]) => void) => {
-    if (opts?.all) callback(null, [{ address: target.address, family: target.family }]);
-    else callback(null, target.address, target.family);
+    process.nextTick(() => {
+      if (opts?.all) callback(null, [{ address: target.address, family: target.family }]);
+      else callback(null, target.address, target.family);
+    });
   }) as unknown as LookupFunction;
 }
 
@@ -118,12 +211,22 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
 /** GETs the document at `url` (a checked Client Identifier URL) and parses it, or throws DocumentFetchError. */
 export async function fetchClientDocument(url: URL, options: DocumentFetchOptions): Promise<FetchedDocument> {
+  if (fetchesUnderWay >= MAX_CONCURRENT_FETCHES) throw new DocumentFetchError('too many client metadata documents are being fetched; try again shortly');
+  fetchesUnderWay++;
+  try {
+    return await fetchWithinDeadline(url, options);
+  } finally {
+    fetchesUnderWay--;
+  }
+}
+
+async function fetchWithinDeadline(url: URL, options: DocumentFetchOptions): Promise<FetchedDocument> {
   const deadline = AbortSignal.timeout(options.timeoutMs);
   const timedOut = new Promise<never>((_, reject) => {
     deadline.addEventListener('abort', () => reject(new DocumentFetchError(`the document did not arrive within ${options.timeoutMs} ms`)), { once: true });
   });
   timedOut.catch(() => {});
-  const target = await Promise.race([checkedAddress(url, options), timedOut]);
+  const target = await Promise.race([checkedAddress(url, options, deadline), timedOut]);
   const fetched = await Promise.race([get(url, target, options, deadline), timedOut]);
   return { ...fetched, address: target.address };
 }

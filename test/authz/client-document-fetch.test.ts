@@ -1,0 +1,158 @@
+// The client metadata document fetcher (src/authz/client-document-fetch.ts)
+// against what a client can aim it at: addresses in every special-use range
+// (and public ones, which it must still reach), a development host resolving
+// past loopback, more fetches at once than it takes, an address with no route
+// (which ended the process) and name servers that never answer (which held
+// every other fetch's lookup). The last two run in a network namespace with
+// only loopback (test/support/netns.ts): nothing they try can leave this machine.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetchClientDocument, isSpecialUseAddress, MAX_CONCURRENT_FETCHES, type DocumentFetchOptions, type ResolvedAddress } from '../../src/authz/client-document-fetch.js';
+import { netnsUnavailable, runInNetns } from '../support/netns.js';
+
+describe('special-use addresses (RFC 6890: the IANA special-purpose registries)', () => {
+  it('public IPv4 and IPv6 addresses are fetched from', () => {
+    for (const address of ['8.8.8.8', '93.184.216.34', '1.1.1.1', '140.82.112.3', '2606:4700::1111', '2a00:1450::1', '2001:4860:4860::8888', '2606:2800:220:1:248:1893:25c8:1946']) {
+      expect(isSpecialUseAddress(address), address).toBe(false);
+    }
+  });
+
+  it('every IPv4 special-purpose entry, multicast and broadcast are refused', () => {
+    const samples = [
+      '0.0.0.0', '0.1.2.3', '10.0.0.1', '100.64.0.1', '100.127.255.254', '127.0.0.1', '127.255.255.254', '169.254.169.254', '172.16.0.1', '172.31.255.254',
+      '192.0.0.8', '192.0.0.170', '192.0.2.1', '192.31.196.1', '192.52.193.1', '192.88.99.1', '192.168.1.1', '192.175.48.1', '198.18.0.1', '198.19.255.254',
+      '198.51.100.1', '203.0.113.1', '224.0.0.1', '239.255.255.250', '240.0.0.1', '255.255.255.255',
+    ];
+    expect(samples.filter((a) => !isSpecialUseAddress(a))).toEqual([]);
+  });
+
+  it('every IPv6 special-purpose entry, the forms that carry an IPv4 address, site-local and reserved space are refused', () => {
+    const samples = [
+      '::', '::1', '::7f00:1', '::a00:1', '::8.8.8.8', '::ffff:127.0.0.1', '::ffff:8.8.8.8', '::ffff:0:a00:1', '::ffff:0:808:808', '64:ff9b::808:808', '64:ff9b:1::1',
+      '100::1', '100:0:0:1::1', '2001::1', '2001:0:4136:e378:8000:63bf:3fff:fdd2', '2001:2::1', '2001:3::1', '2001:4:112::1', '2001:10::1', '2001:20::1', '2001:30::1',
+      '2001:db8::1', '2002:808:808::1', '2002:a00:1::1', '2620:4f:8000::1', '3fff::1', '3fff:fff::1', '5f00::1', 'fc00::1', 'fd12:3456::1', 'fe80::1', 'fe80::1%eth0',
+      'fec0::1', 'ff02::1', '4000::1', 'e000::1',
+    ];
+    expect(samples.filter((a) => !isSpecialUseAddress(a))).toEqual([]);
+  });
+
+  it('what is not an IP address is refused', () => {
+    expect(isSpecialUseAddress('localhost')).toBe(true);
+    expect(isSpecialUseAddress('')).toBe(true);
+  });
+});
+
+let root: string;
+let cert: Buffer;
+let server: Server;
+let port: number;
+/** Requests the document server is holding, unanswered. */
+const held = new Set<Socket>();
+
+function document(clientId: string): string {
+  return JSON.stringify({ client_id: clientId, client_name: 'Dev App', redirect_uris: ['http://127.0.0.1:33418/cb'], token_endpoint_auth_method: 'none' });
+}
+
+function options(resolve: (hostname: string) => Promise<ResolvedAddress[]>, extra: Partial<DocumentFetchOptions> = {}): DocumentFetchOptions {
+  return { privateHosts: ['dev.test'], timeoutMs: 2_000, maxBytes: 5_120, ca: cert, resolve, ...extra };
+}
+
+const answer = (...addresses: string[]) => async (): Promise<ResolvedAddress[]> => addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'delegate-docfetch-'));
+  const [keyFile, certFile] = [join(root, 'key.pem'), join(root, 'cert.pem')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=dev.test',
+    '-addext', 'subjectAltName=DNS:dev.test,DNS:public.test'], { stdio: 'ignore' });
+  cert = readFileSync(certFile);
+  server = createServer({ key: readFileSync(keyFile), cert }, (req, res) => {
+    if (req.url?.startsWith('/hold/')) {
+      held.add(req.socket);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(document(`https://${req.headers.host}${req.url}`));
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  port = (server.address() as { port: number }).port;
+}, 30_000);
+
+afterAll(async () => {
+  server?.closeAllConnections();
+  await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('a development host (DELEGATE_CIMD_PRIVATE_HOSTS)', () => {
+  it('is fetched from on loopback', async () => {
+    const fetched = await fetchClientDocument(new URL(`https://dev.test:${port}/client.json`), options(answer('127.0.0.1')));
+    expect(fetched.address).toBe('127.0.0.1');
+    expect((fetched.body as { client_name: string }).client_name).toBe('Dev App');
+  });
+
+  it('is refused when it resolves to a private, link-local (a cloud metadata endpoint) or other special-use address', async () => {
+    // Loopback first in each answer: the code before the fix took the listed host as exempt and connected to the
+    // first address, so even that reached nothing but this machine. Refused now before any connection.
+    for (const other of ['169.254.169.254', '10.0.0.7', '192.168.1.1', '100.64.0.1', 'fe80::1', 'fd00::1', '::ffff:169.254.169.254']) {
+      await expect(fetchClientDocument(new URL(`https://dev.test:${port}/client.json`), options(answer('127.0.0.1', other))), other).rejects.toThrow(/special-use address/);
+    }
+  });
+
+  it('a host not listed is refused on loopback too', async () => {
+    await expect(fetchClientDocument(new URL(`https://public.test:${port}/client.json`), options(answer('127.0.0.1')))).rejects.toThrow(/special-use address/);
+  });
+});
+
+describe('fetches under way at once', () => {
+  it(`are at most ${MAX_CONCURRENT_FETCHES}: past that, refused at once; once they end, fetched again`, async () => {
+    const holding = Array.from({ length: MAX_CONCURRENT_FETCHES }, (_, i) =>
+      fetchClientDocument(new URL(`https://dev.test:${port}/hold/${i}.json`), options(answer('127.0.0.1'))).catch((error: Error) => error.message),
+    );
+    const started = Date.now();
+    await expect(fetchClientDocument(new URL(`https://dev.test:${port}/one-more.json`), options(answer('127.0.0.1')))).rejects.toThrow(
+      'too many client metadata documents are being fetched; try again shortly',
+    );
+    expect(Date.now() - started).toBeLessThan(500);
+    await expect.poll(() => held.size).toBe(MAX_CONCURRENT_FETCHES);
+    for (const socket of held) socket.destroy();
+    held.clear();
+    expect(await Promise.all(holding)).toEqual(Array(MAX_CONCURRENT_FETCHES).fill('the document could not be fetched (ECONNRESET)'));
+    const fetched = await fetchClientDocument(new URL(`https://dev.test:${port}/one-more.json`), options(answer('127.0.0.1')));
+    expect(fetched.address).toBe('127.0.0.1');
+  });
+});
+
+const unavailable = netnsUnavailable();
+if (unavailable) console.log(`test/authz/client-document-fetch.test.ts: the network-namespace tests are skipped: ${unavailable}`);
+
+describe.skipIf(unavailable !== undefined)('in a network namespace with only loopback', () => {
+  const run = async (mode: string) => {
+    const child = await runInNetns('test/authz/fixtures/document-fetch-netns.ts', [mode], { timeoutMs: 60_000, env: { UV_THREADPOOL_SIZE: '4' } });
+    expect(child.status, child.stderr).toBe(0);
+    return JSON.parse(child.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+  };
+
+  it('a document on an address with no route: invalid_client "could not be fetched (ENETUNREACH)", and the server stays up', async () => {
+    const result = await run('unreachable');
+    expect(result.status).toBe(400);
+    expect(result.body).toMatchObject({ error: 'invalid_client' });
+    expect(String((result.body as { error_description: string }).error_description)).toMatch(/could not be fetched \(ENETUNREACH\)/);
+    expect(result.metadataAfter).toBe(200);
+  }, 90_000);
+
+  it('names whose name server never answers end within the deadline and hold up no other fetch', async () => {
+    const result = (await run('slow-dns')) as { local: string; localMs: number; slow: Array<{ said: string; ms: number }>; queries: number };
+    // The development host was resolved from the hosts file at once and the connection tried (nothing listens there).
+    expect(result.local).toBe('the document could not be fetched (ECONNREFUSED)');
+    expect(result.localMs).toBeLessThan(1_000);
+    for (const slow of result.slow) {
+      expect(slow.said).toMatch(/^the name n\d\.slow\.test could not be resolved$/);
+      expect(slow.ms).toBeLessThan(2_500);
+    }
+    expect(result.queries).toBeGreaterThan(0);
+  }, 90_000);
+});
