@@ -21,7 +21,7 @@ import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion
 import { Browser, DEVICE_CODE_GRANT, authorizeUrl, parseConsentForm, pkcePair, postForm } from '../support/oauth-flow.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
-import { InMemoryProvider } from './support.js';
+import { InMemoryProvider } from '../interop/support.js';
 
 const REDIRECT = 'http://127.0.0.1:33418/oauth/callback';
 let root: string;
