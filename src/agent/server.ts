@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { JWK, JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
 import { canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
-import { createApp } from '../http/app.js';
+import { createApp, type AppOptions } from '../http/app.js';
 import type { AuditSink } from '../resource/audit.js';
 import { createBearerVerifier, type TokenHeader, type TokenRejection } from '../resource/bearer.js';
 import { attachRevocationList, createRevocationList, type RevocationList } from '../resource/revocations.js';
@@ -51,6 +51,8 @@ export interface AgentServerOptions {
   audit?: AuditSink;
   /** Host header values accepted besides loopback (a server published under another name). */
   extraHosts?: readonly string[];
+  /** Reverse proxies whose X-Forwarded-For names the client (createApp's AppOptions.trustProxy); none by default. */
+  trustProxy?: AppOptions['trustProxy'];
   /** Tests and embedders: a token exchanger to use instead of building one. */
   exchanger?: TokenExchanger;
 }
@@ -64,6 +66,7 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
   const app = createApp({
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.extraHosts ? { extraHosts: options.extraHosts } : {}),
+    ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}),
     publicUrl: resourceUrl,
     // Only as published: by another loopback name, its metadata would name a resource other than the URL used (RFC 9728 §3.3).
     answersOnlyAsPublished: AGENT_RESOURCE_NAME,

@@ -4,7 +4,7 @@
 // owner's sign-in and consent pages.
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createApp } from '../http/app.js';
+import { createApp, type AppOptions } from '../http/app.js';
 import { LONGEST_ACCESS_TOKEN_MS, type Store } from '../store/index.js';
 import { registerAuthorize } from './authorize.js';
 import { registerConsent } from './consent.js';
@@ -38,6 +38,8 @@ export interface AuthServerOptions {
   defaultMaxDepth?: number;
   /** Host header values accepted besides loopback. */
   extraHosts?: readonly string[];
+  /** Reverse proxies whose X-Forwarded-For names the client (createApp's AppOptions.trustProxy); none by default. */
+  trustProxy?: AppOptions['trustProxy'];
   /** How often expired rows are swept (default 10 minutes); 0: never (tests that compare the database before and after a request). */
   sweepIntervalMs?: number;
   /** Device authorization requests stored per source in 10 minutes (default DEVICE_REQUEST_LIMIT; fuzz tests that start hundreds raise it). */
@@ -87,7 +89,7 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
     clientDocuments: new ClientDocuments(options.store, now, options.clientDocuments, registrationLimits),
   };
 
-  const app = createApp({ logger: options.logger, extraHosts: options.extraHosts, publicUrl: issuer });
+  const app = createApp({ logger: options.logger, extraHosts: options.extraHosts, publicUrl: issuer, trustProxy: options.trustProxy });
   app.addHook('onRequest', async (req, reply) => {
     const path = req.url.split('?')[0]!;
     const methods = CORS_PATHS.get(path);

@@ -10,7 +10,7 @@ import type { JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
 import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
 import { errorDescription } from '../error-description.js';
-import { createApp, sendError } from '../http/app.js';
+import { createApp, sendError, type AppOptions } from '../http/app.js';
 import { printable } from '../terminal-text.js';
 import { auditLogCannotRecord, auditRecord, unrecordedReadDescription, type AuditSink } from '../resource/audit.js';
 import { BearerError, VerifierUnavailableError, createBearerVerifier, wwwAuthenticate, type TokenHeader } from '../resource/bearer.js';
@@ -79,6 +79,8 @@ export interface CalendarServerOptions {
   revocations?: RevocationList | false;
   /** Where every read is recorded (Store.appendAudit in the CLI); none means reads are not recorded. */
   audit?: AuditSink;
+  /** Reverse proxies whose X-Forwarded-For names the client (createApp's AppOptions.trustProxy); none by default. */
+  trustProxy?: AppOptions['trustProxy'];
 }
 
 /** Wire format of `GET /freebusy`. */
@@ -104,7 +106,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   const metadataUrl = `${url.origin}${metadataPath}`;
 
   const now = options.now ?? Date.now;
-  const app = createApp({ ...(options.logger ? { logger: options.logger } : {}), publicUrl: resource });
+  const app = createApp({ ...(options.logger ? { logger: options.logger } : {}), publicUrl: resource, ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}) });
   const revocations =
     options.revocations === false
       ? undefined

@@ -1,6 +1,7 @@
 // Parsing and checking option values: each parser either returns the value
 // the command works with or throws commander's InvalidArgumentError, which
 // becomes a one-line usage error (exit code 2).
+import { isIP } from 'node:net';
 import { InvalidArgumentError } from 'commander';
 import { readSlotDuration, readSpan } from '../calendar/search-options.js';
 import { coveringWindow, parseWindowBound, parseWindowRequest } from '../calendar/window.js';
@@ -78,6 +79,35 @@ function urlHostname(host: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** `--trust-proxy loopback`: the proxy on this machine (127.0.0.0/8 and ::1, as @fastify/proxy-addr names them). */
+export const LOOPBACK_PROXIES = 'loopback';
+
+/**
+ * `--trust-proxy` (repeatable, comma-separated): the reverse proxies whose X-Forwarded-For names the client, as IP
+ * addresses or CIDR ranges, or `loopback`; `none` alone trusts none. A range of /0 would trust every peer, so any
+ * client could name its own address and escape every per-address limit: refused.
+ */
+export function collectTrustedProxies(value: string, prior: string[] | undefined): string[] {
+  const entries = value.split(',').map((entry) => entry.trim());
+  if (entries.length === 1 && entries[0] === 'none' && prior === undefined) return [];
+  const bad = entries.find((entry) => !isProxyAddress(entry));
+  if (prior?.length === 0 || bad !== undefined) {
+    throw new InvalidArgumentError(
+      `${bad === undefined || bad === 'none' ? '"none" stands alone' : `${JSON.stringify(bad)} is no proxy address`}: give IP addresses or CIDR ranges (not /0) of the reverse proxies, comma-separated, or "loopback", or "none".`,
+    );
+  }
+  return [...new Set([...(prior ?? []), ...entries])];
+}
+
+/** An IP address, a CIDR range of one with a prefix from 1 to its length, or `loopback`. */
+function isProxyAddress(entry: string): boolean {
+  if (entry === LOOPBACK_PROXIES) return true;
+  const [address, prefix, ...rest] = entry.split('/');
+  const family = isIP(address!);
+  if (family === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= (family === 4 ? 32 : 128));
 }
 
 /** Whether `url` (absolute) is plain http on a host that is not loopback: no OAuth URL may be (HTTPS_RULE). */

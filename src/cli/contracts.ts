@@ -54,6 +54,8 @@ export interface ServeAuthOptions {
   /** The resources it knows: the calendar backend and CalendarAgent (default: those on record in the data directory, else the default ports'). */
   calendarUrl?: string;
   agentUrl?: string;
+  /** --trust-proxy: the reverse proxies whose X-Forwarded-For names the client ([] for none); by default serve.ts's trustedProxies. */
+  trustProxy?: readonly string[];
   /** The servers' log level (--log-level, DELEGATE_LOG_LEVEL). */
   logLevel: LogLevelName;
 }
@@ -67,6 +69,8 @@ export interface ServeCalendarOptions {
   resourceUrl: string;
   /** The authorization server whose tokens it accepts. */
   issuer: string;
+  /** --trust-proxy: the reverse proxies whose X-Forwarded-For names the client ([] for none); by default serve.ts's trustedProxies. */
+  trustProxy?: readonly string[];
   /** The servers' log level (--log-level, DELEGATE_LOG_LEVEL). */
   logLevel: LogLevelName;
 }
@@ -80,6 +84,8 @@ export interface ServeAgentOptions {
   resourceUrl: string;
   issuer: string;
   calendarUrl: string;
+  /** --trust-proxy: the reverse proxies whose X-Forwarded-For names the client ([] for none); by default serve.ts's trustedProxies. */
+  trustProxy?: readonly string[];
   /** The servers' log level (--log-level, DELEGATE_LOG_LEVEL). */
   logLevel: LogLevelName;
   /** How long it waits for the calendar backend (default DEFAULT_CALENDAR_TIMEOUT_MS). */

@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, LOG_LEVELS, resolvePaths, urlsFor, type LogLevelName } from '../config.js';
 import {
   HTTPS_RULE,
+  collectTrustedProxies,
   hostIsLoopback,
   parseHttpUrl,
   parseIssuerUrl,
@@ -187,6 +188,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--issuer <url>', 'its issuer identifier (default: the one on record in the data directory when it names this host and port, else http://<host>:<port>)', parseIssuerUrl)
     .option('--calendar-url <url>', `the calendar backend it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.calendar})`, parseHttpUrl)
     .option('--agent-url <url>', `CalendarAgent’s MCP URL it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.agent}/mcp)`, parseHttpUrl)
+    .addOption(trustProxyOption())
     .addOption(logLevelOption())
     .addHelpText(
       'after',
@@ -208,6 +210,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
           ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
           ...(options.calendarUrl !== undefined ? { calendarUrl: options.calendarUrl } : {}),
           ...(options.agentUrl !== undefined ? { agentUrl: options.agentUrl } : {}),
+          ...trustedProxiesGiven(options),
           logLevel,
         },
         io,
@@ -230,6 +233,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--url <url>', 'its own URL, as clients reach it and as tokens name it (default http://<host>:<port>; behind an https reverse proxy, the proxy’s https URL)', parseHttpUrl)
     .option('--auth-url <url>', 'the authorization server whose tokens it accepts', parseIssuerUrl)
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseIssuerUrl))
+    .addOption(trustProxyOption())
     .addOption(logLevelOption())
     .action(async (options: SingleServerOptions, command: Command) => {
       const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
@@ -248,6 +252,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
           port,
           resourceUrl: options.url ?? defaults.calendarUrl,
           issuer: issuer ?? defaults.issuer,
+          ...trustedProxiesGiven(options),
           logLevel,
         },
         io,
@@ -269,6 +274,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .addOption(new Option('--issuer <url>', 'same as --auth-url').argParser(parseIssuerUrl))
     .option('--calendar-url <url>', 'the calendar backend it reads busy time from (not with --stdio, which takes --calendar-port)', parseHttpUrl)
     .option('--calendar-timeout <wait>', 'how long it waits for the calendar backend: 2s, 500ms (default 5s)', parseWait)
+    .addOption(trustProxyOption('; not with --stdio'))
     .addOption(logLevelOption())
     .addHelpText(
       'after',
@@ -309,6 +315,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
           resourceUrl: options.url ?? defaults.agentUrl,
           issuer: issuer ?? defaults.issuer,
           calendarUrl: calendarUrl ?? defaults.calendarUrl,
+          ...trustedProxiesGiven(options),
           logLevel,
           ...(options.calendarTimeout !== undefined ? { calendarTimeoutMs: options.calendarTimeout } : {}),
         },
@@ -347,6 +354,24 @@ function logLevelOption(): Option {
 }
 
 /**
+ * --trust-proxy on serve-auth, serve-calendar and serve-agent: which peers' X-Forwarded-For names the client, for the
+ * per-address limits (sign-in failures, registrations, new metadata-document clients, device requests). Its default
+ * (src/cli/commands/serve.ts, trustedProxies) depends on the server's own URL, which serve-auth may take from the
+ * data directory, so it is decided there.
+ */
+function trustProxyOption(extra = ''): Option {
+  return new Option(
+    '--trust-proxy <addresses>',
+    `reverse proxies whose X-Forwarded-For names the client: IP addresses or CIDR ranges, comma-separated (repeatable), "loopback", or "none" (default: loopback when its own URL is https and it listens on loopback, else none${extra})`,
+  ).argParser(collectTrustedProxies);
+}
+
+/** --trust-proxy as the serve commands take it: only when given. */
+function trustedProxiesGiven(options: SingleServerOptions): { trustProxy?: string[] } {
+  return options.trustProxy !== undefined ? { trustProxy: options.trustProxy } : {};
+}
+
+/**
  * --auth-url or its synonym --issuer; both naming different servers is bad
  * usage (found in review: the first silently won).
  */
@@ -374,6 +399,7 @@ function refuseHttpOptionsWithStdio(options: SingleServerOptions): void {
     ['issuer', '--issuer', 'give the authorization server’s port with --auth-port'],
     ['calendarUrl', '--calendar-url', 'give the calendar backend’s port with --calendar-port'],
     ['url', '--url', 'it has no URL of its own'],
+    ['trustProxy', '--trust-proxy', 'it takes no requests from a proxy'],
   ];
   const given = instead.find(([key]) => options[key] !== undefined);
   if (given) throw new UsageError(`${given[1]} does not apply to serve-agent --stdio: ${given[2]}.`);
@@ -422,6 +448,8 @@ interface SingleServerOptions {
   agentUrl?: string;
   /** serve-calendar's and serve-agent's own URL. */
   url?: string;
+  /** --trust-proxy: the reverse proxies whose X-Forwarded-For is believed ([] for none); undefined when not given. */
+  trustProxy?: string[];
 }
 
 /** Whether --debug appears among the options (before a `--`), even if parsing failed. */

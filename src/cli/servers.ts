@@ -221,17 +221,18 @@ export async function buildAuth(
   paths: Paths,
   issuer: string,
   logger?: Logger,
-  extra: Pick<AuthServerOptions, 'sweepIntervalMs' | 'deviceRequestLimit' | 'registrationLimits' | 'clientDocuments'> = {},
+  extra: Pick<AuthServerOptions, 'sweepIntervalMs' | 'deviceRequestLimit' | 'registrationLimits' | 'clientDocuments' | 'trustProxy'> = {},
 ): Promise<FastifyInstance> {
   const clientDocuments = { privateHosts: cimdPrivateHostsFromEnv(processEnv()), ...extra.clientDocuments };
   return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, ...(logger ? { logger } : {}), ...extra, clientDocuments });
 }
 
-export async function buildCalendar(store: Store, paths: Paths, resourceUrl: string, issuer: string, logger?: Logger): Promise<FastifyInstance> {
+export async function buildCalendar(store: Store, paths: Paths, resourceUrl: string, issuer: string, logger?: Logger, trustProxy?: readonly string[]): Promise<FastifyInstance> {
   return buildCalendarServer({
     resourceUrl,
     issuer,
     ...(logger ? { logger } : {}),
+    ...(trustProxy ? { trustProxy } : {}),
     calendarsFor: userCalendarsFromStore(store, paths, logger),
     loader: calendarLoaderFor(store),
     audit: storeAudit(store),
@@ -245,6 +246,7 @@ export async function buildAgent(
   logger?: Logger,
   audit?: AuditSink,
   calendarTimeoutMs?: number,
+  trustProxy?: readonly string[],
 ): Promise<FastifyInstance> {
   const identity = await agentIdentity(paths);
   return buildAgentServer({
@@ -256,6 +258,7 @@ export async function buildAgent(
     ...(logger ? { logger } : {}),
     ...(audit ? { audit } : {}),
     ...(calendarTimeoutMs !== undefined ? { calendarTimeoutMs } : {}),
+    ...(trustProxy ? { trustProxy } : {}),
   });
 }
 

@@ -38,6 +38,15 @@ export interface AppOptions {
    * every loopback name when publicUrl is https (a reverse proxy's, which may send its upstream's name as Host).
    */
   answersOnlyAsPublished?: string;
+  /**
+   * The reverse proxies whose `X-Forwarded-For` names the client (IP addresses, CIDR ranges, or `loopback`): a request
+   * from one of them counts as from the address the header's entries give, read from the right past each trusted hop
+   * (fastify's trustProxy, @fastify/proxy-addr), so `req.ip` and every per-address limit are the client's, not the
+   * proxy's. None by default: then the header is ignored, as any peer could write it. `X-Forwarded-Host` and
+   * `X-Forwarded-Proto` change nothing that matters: the Host check reads the Host header, and the URLs a server
+   * publishes come from its configuration (publicUrl), never from a request.
+   */
+  trustProxy?: readonly string[];
 }
 
 declare module 'fastify' {
@@ -71,7 +80,7 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     // A caller's X-Request-Id is used only if it is a safe short token (logging.ts), so fastify must not take it as is.
     genReqId: (req) => requestIdFor(req.headers),
     requestIdHeader: false,
-    trustProxy: false,
+    trustProxy: options.trustProxy !== undefined && options.trustProxy.length > 0 ? [...options.trustProxy] : false,
     // A request that arrives on an open connection while the server closes is answered, not
     // refused with 503: its client may be another delegate command in the middle of its work.
     return503OnClosing: false,

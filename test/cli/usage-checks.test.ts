@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkWindowOptions, hostIsLoopback, parseHttpUrl, parseInstant, parseIssuerUrl, parseListenHost, parseNamedHost, parseTimeZone, portsFrom } from '../../src/cli/args.js';
+import { checkWindowOptions, collectTrustedProxies, hostIsLoopback, parseHttpUrl, parseInstant, parseIssuerUrl, parseListenHost, parseNamedHost, parseTimeZone, portsFrom } from '../../src/cli/args.js';
 import { parseSince } from '../../src/cli/commands/admin-store.js';
+import { trustedProxies } from '../../src/cli/commands/serve.js';
 import { serverArgs } from '../../src/cli/access-options.js';
 import { runCli } from '../../src/cli/program.js';
 import { freePort } from '../support/ports.js';
@@ -111,6 +112,7 @@ describe('serve options that conflict, or belong to the other mode', () => {
     ['serve-agent --stdio --issuer', () => ['serve-agent', '--stdio', ...ports, '--issuer', url(1)], () => '--issuer does not apply to serve-agent --stdio'],
     ['serve-agent --stdio --calendar-url', () => ['serve-agent', '--stdio', ...ports, '--calendar-url', url(3)], () => '--calendar-url does not apply to serve-agent --stdio: give the calendar backend’s port with --calendar-port.'],
     ['serve-agent --stdio --port', () => ['serve-agent', '--stdio', ...ports, '--port', ports[5]!], () => '--port does not apply to serve-agent --stdio'],
+    ['serve-agent --stdio --trust-proxy', () => ['serve-agent', '--stdio', ...ports, '--trust-proxy', '127.0.0.1'], () => '--trust-proxy does not apply to serve-agent --stdio'],
   ])('refuses %s with exit code 2', async (_what, argv, message) => {
     await refused(argv(), message());
   });
@@ -172,6 +174,41 @@ describe('ports and the host', () => {
 // Found in review (s18): `serve-auth --issuer http://auth.example.com:P` started and published an http issuer with
 // every endpoint on http, and `serve --host <LAN address>` did the same by construction. OAuth 2.1 §1.5 (a MUST of the
 // MCP authorization spec), RFC 8414 §2 and RFC 9728 §2 require https for every OAuth URL but a loopback one.
+describe('--trust-proxy: the reverse proxies whose X-Forwarded-For names the client', () => {
+  it.each([
+    ['a host name', ['proxy.example.com']],
+    ['a range of /0, which would trust every peer', ['0.0.0.0/0']],
+    ['an IPv6 range of /0', ['::/0']],
+    ['a prefix longer than the address', ['10.0.0.1/33']],
+    ['"none" with an address', ['none,127.0.0.1']],
+    ['"none" after an address', ['127.0.0.1', '--trust-proxy', 'none']],
+    ['an address after "none"', ['none', '--trust-proxy', '127.0.0.1']],
+    ['nothing', ['']],
+  ])('refuses %s with exit code 2, naming the option', async (_what, values) => {
+    for (const command of ['serve-auth', 'serve-calendar', 'serve-agent']) {
+      await refused([command, '--port', ports[1]!, '--trust-proxy', ...values], 'give IP addresses or CIDR ranges (not /0) of the reverse proxies, comma-separated, or "loopback", or "none".');
+    }
+  });
+
+  it('takes addresses, ranges and "loopback", comma-separated or repeated, and "none" alone (the controls)', () => {
+    expect(collectTrustedProxies('127.0.0.1, ::1,10.0.0.0/8', undefined)).toEqual(['127.0.0.1', '::1', '10.0.0.0/8']);
+    expect(collectTrustedProxies('fd00::/8', ['loopback'])).toEqual(['loopback', 'fd00::/8']);
+    expect(collectTrustedProxies('none', undefined)).toEqual([]);
+  });
+
+  it('trusts loopback by default exactly when the server is published at https and listens on loopback', () => {
+    const https = 'https://auth.example.com';
+    expect(trustedProxies(undefined, https, '127.0.0.1')).toEqual(['loopback']);
+    expect(trustedProxies(undefined, https, '::1')).toEqual(['loopback']);
+    // Its own http URL: no proxy; a local process could write the header.
+    expect(trustedProxies(undefined, 'http://127.0.0.1:8410', '127.0.0.1')).toEqual([]);
+    // Off loopback the proxy is elsewhere: only --trust-proxy names it.
+    expect(trustedProxies(undefined, https, '0.0.0.0')).toEqual([]);
+    expect(trustedProxies(['10.0.0.5'], https, '0.0.0.0')).toEqual(['10.0.0.5']);
+    expect(trustedProxies([], https, '127.0.0.1')).toEqual([]);
+  });
+});
+
 describe('OAuth URLs over plain http on a host that is not loopback', () => {
   const spare = () => ports[1]!;
   const https = ['--issuer', 'https://auth.example.com', '--calendar-url', 'https://calendar.example.com', '--agent-url', 'https://agent.example.com/mcp'];
@@ -266,6 +303,8 @@ describe('OAuth URLs over plain http on a host that is not loopback', () => {
     while (!io.err.includes('Press Ctrl-C') && !settled) await new Promise((resolve) => setTimeout(resolve, 20));
     try {
       expect(io.err).toContain('authorization server  https://auth.example.com\n');
+      // Behind its proxy on loopback, the client is the address the proxy appends to X-Forwarded-For (found in review, regress20d).
+      expect(io.err).toContain('client addresses      the last X-Forwarded-For entry its proxy appends (proxies trusted: 127.0.0.0/8, ::1)\n');
       // As the proxy forwards it: the public host in Host, to the loopback listener.
       const metadata = await new Promise<{ status: number; body: string }>((resolve, reject) => {
         const req = request(`http://127.0.0.2:${port}/.well-known/oauth-authorization-server`, { headers: { host: 'auth.example.com' } }, (res) => {

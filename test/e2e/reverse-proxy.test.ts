@@ -9,7 +9,8 @@
 // publish only http://<host>:<port>, and CalendarAgent answered a proxy that sends on its own Host with 421.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -158,4 +159,81 @@ describe('the three servers behind https reverse proxies', () => {
     expect(audit.code, audit.stderr).toBe(0);
     expect(audit.stdout).toContain('find_slot');
   }, 90_000);
+});
+
+/** A request from the local address `from` (a loopback address standing for a client elsewhere), trusting the proxies' certificate. */
+function requestFrom(url: string, from: string, options: { method?: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(url, { method: options.method ?? 'GET', localAddress: from, headers: options.headers, ca: certificate.cert }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** A failed password sign-in (an unknown name) at `issuer`, sent from `from` with the X-Forwarded-For given, if any. */
+async function failedSignIn(issuer: string, from: string, forwardedFor?: string): Promise<void> {
+  const forwarded: Record<string, string> = forwardedFor !== undefined ? { 'x-forwarded-for': forwardedFor } : {};
+  const form = await requestFrom(`${issuer}/login`, from, { headers: forwarded });
+  const cookie = String(form.headers['set-cookie']).split(';')[0]!;
+  const csrf = /name="csrf" value="([^"]+)"/.exec(form.body)![1]!;
+  const body = new URLSearchParams({ csrf, next: '/grants', username: 'nobody', password: 'wrong' }).toString();
+  const answer = await requestFrom(`${issuer}/login`, from, { method: 'POST', headers: { ...forwarded, cookie, 'content-type': 'application/x-www-form-urlencoded' }, body });
+  expect(answer.status).toBe(400);
+}
+
+/** The addresses the audit log of `dataHome` names as the sources of failed sign-ins, in order. */
+async function failedSignInSources(dataHome: string): Promise<string[]> {
+  const audit = await runCli(['audit', '--json'], dataHome);
+  expect(audit.code, audit.stderr).toBe(0);
+  const records = JSON.parse(audit.stdout) as Array<{ event: string; detail?: { source?: string } }>;
+  return records.filter((r) => r.event === 'sign_in_failed').map((r) => String(r.detail?.source));
+}
+
+// Found in review (regress20d): behind the proxy every request came from its 127.0.0.1, so every per-address limit
+// (sign-in failures, registrations, new metadata-document clients, device requests) counted the whole Internet as one
+// source. The test's proxy appends the client's address as nginx does; loopback addresses stand for clients elsewhere.
+describe('client addresses behind an https reverse proxy on loopback', () => {
+  // Named, never reached: serve-auth alone, on a data directory of its own (nothing on record to check).
+  const others = ['--calendar-url', 'https://calendar.delegate.test', '--agent-url', 'https://agent.delegate.test/mcp'];
+
+  it('serve-auth counts each client by the address the proxy appends, by default; with no proxy, X-Forwarded-For is ignored', async () => {
+    const dataHome = join(root, 'forwarded-default');
+    const port = await freePort();
+    const proxy = await reverseProxy(port, true);
+    const run = await startServer(['serve-auth', '--port', String(port), '--issuer', proxy.url, ...others], dataHome, { env: { NODE_EXTRA_CA_CERTS: certFile } });
+    servers.push(run);
+    await failedSignIn(proxy.url, '127.0.0.2');
+    await failedSignIn(proxy.url, '127.0.0.3');
+    // Before: 127.0.0.1 twice, the proxy's own address.
+    expect(await failedSignInSources(dataHome)).toEqual(['127.0.0.2', '127.0.0.3']);
+    expect(run.stderr()).toContain('client addresses      the last X-Forwarded-For entry its proxy appends (proxies trusted: 127.0.0.0/8, ::1)\n');
+
+    // Published at its own http URL on loopback: no proxy, so a header naming another address (as a local process
+    // could send, to escape its limits) is not believed.
+    const directHome = join(root, 'forwarded-none');
+    const directPort = await freePort();
+    const direct = await startServer(['serve-auth', '--port', String(directPort)], directHome);
+    servers.push(direct);
+    expect(direct.stderr()).not.toContain('client addresses');
+    await failedSignIn(`http://127.0.0.1:${directPort}`, '127.0.0.4', '198.51.100.9');
+    expect(await failedSignInSources(directHome)).toEqual(['127.0.0.4']);
+  }, 60_000);
+
+  it('with --trust-proxy naming the proxy, a client naming another address in X-Forwarded-For is still counted as itself', async () => {
+    const dataHome = join(root, 'forwarded-named');
+    const port = await freePort();
+    const proxy = await reverseProxy(port, false);
+    const run = await startServer(['serve-auth', '--port', String(port), '--issuer', proxy.url, ...others, '--trust-proxy', '127.0.0.1'], dataHome, { env: { NODE_EXTRA_CA_CERTS: certFile } });
+    servers.push(run);
+    expect(run.stderr()).toContain('client addresses      the last X-Forwarded-For entry its proxy appends (proxies trusted: 127.0.0.1)\n');
+    // The proxy appends 127.0.0.2 after the client's own entries: the rightmost address it did not add itself counts.
+    await failedSignIn(proxy.url, '127.0.0.2', '198.51.100.9');
+    await failedSignIn(proxy.url, '127.0.0.2', '198.51.100.9, 127.0.0.1');
+    expect(await failedSignInSources(dataHome)).toEqual(['127.0.0.2', '127.0.0.2']);
+  }, 60_000);
 });

@@ -59,7 +59,8 @@ export async function proxyCertificate(dir: string, hostNames: string[] = ['loca
 /**
  * A TLS-terminating reverse proxy listening on 127.0.0.1, published at https://<hostName>:<port> (localhost unless
  * given), forwarding every request, path unchanged, to `upstream`'s port on 127.0.0.1; as Host it sends on the
- * client's (Caddy's default) or its upstream's address (nginx's).
+ * client's (Caddy's default) or its upstream's address (nginx's). It appends the client's address to
+ * X-Forwarded-For, after whatever the client sent there, as nginx's `$proxy_add_x_forwarded_for` does.
  */
 export async function reverseProxy(certificate: Certificate, upstream: number, sendsOwnHost: boolean, hostName = 'localhost'): Promise<Proxy> {
   const port = await freePort();
@@ -69,7 +70,8 @@ export async function reverseProxy(certificate: Certificate, upstream: number, s
   const server = createHttpsServer({ key: certificate.key, cert: certificate.cert }, (req, res) => {
     seen.push(`${req.method} ${req.url}`);
     if (req.headers.authorization !== undefined) authorizations.push(req.headers.authorization);
-    const headers = { ...req.headers, host: sendsOwnHost ? req.headers.host : `127.0.0.1:${upstream}`, 'x-forwarded-proto': 'https' };
+    const forwardedFor = [req.headers['x-forwarded-for'], req.socket.remoteAddress].filter((entry) => entry !== undefined).join(', ');
+    const headers = { ...req.headers, host: sendsOwnHost ? req.headers.host : `127.0.0.1:${upstream}`, 'x-forwarded-proto': 'https', 'x-forwarded-for': forwardedFor };
     const onward = httpRequest({ host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.pipe(res);

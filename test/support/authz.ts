@@ -41,6 +41,8 @@ export interface TestAuthzOptions {
   registrationLimits?: AuthServerOptions['registrationLimits'];
   /** How the server fetches client metadata documents (a test's CA, resolver, hosts allowed on loopback). */
   clientDocuments?: AuthServerOptions['clientDocuments'];
+  /** Reverse proxies whose X-Forwarded-For names the client (none unless given). */
+  trustProxy?: AuthServerOptions['trustProxy'];
   /** Called with the new data directory once its database is set up, before the server listens. */
   beforeListen?: (home: string) => void;
 }
@@ -80,7 +82,7 @@ export async function startTestAuthz(options: TestAuthzOptions = {}): Promise<Te
     now(),
   );
   options.beforeListen?.(home);
-  const app = await buildAuthServer({ issuer, store, ownerKeyPath: join(home, 'owner-key.json'), now, lifetimes: options.lifetimes, ...(options.logger ? { logger: options.logger } : {}), ...(options.registrationLimits ? { registrationLimits: options.registrationLimits } : {}), ...(options.clientDocuments ? { clientDocuments: options.clientDocuments } : {}) });
+  const app = await buildAuthServer({ issuer, store, ownerKeyPath: join(home, 'owner-key.json'), now, lifetimes: options.lifetimes, ...(options.logger ? { logger: options.logger } : {}), ...(options.registrationLimits ? { registrationLimits: options.registrationLimits } : {}), ...(options.clientDocuments ? { clientDocuments: options.clientDocuments } : {}), ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}) });
   await app.listen({ port, host: '127.0.0.1' });
   return {
     issuer,

@@ -5,6 +5,7 @@
 // (or DELEGATE_LOG_LEVEL) sets how much the JSON log lines say.
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_PORTS, urlsFor, type LogLevelName } from '../../config.js';
+import { hostIsLoopback, LOOPBACK_PROXIES } from '../args.js';
 import type { Store } from '../../store/index.js';
 import { createLogger } from '../../http/logging.js';
 import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalendarOptions } from '../contracts.js';
@@ -35,6 +36,28 @@ function listeningBehind(published: string, host: string, port: number): string[
   if (new URL(published).protocol !== 'https:') return [];
   const address = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   return [`listening on          http://${address}:${port} (the reverse proxy forwards to it, paths unchanged)`];
+}
+
+/**
+ * The reverse proxies a server believes X-Forwarded-For from: those --trust-proxy gives, else loopback's exactly when
+ * it is published at an https URL and listens on loopback, the README's deployment, where that proxy runs on this
+ * machine (found in review, regress20d: every request came from the proxy's 127.0.0.1, so one client on the Internet
+ * spent every per-address budget, registrations and sign-in failures, for all). Else none: a server published at its
+ * own http URL has no proxy, and a process of this machine could write the header to escape its limits; one off
+ * loopback takes its proxy's address from --trust-proxy.
+ */
+export function trustedProxies(given: readonly string[] | undefined, published: string, host: string): readonly string[] {
+  return given ?? (new URL(published).protocol === 'https:' && hostIsLoopback(host) ? [LOOPBACK_PROXIES] : []);
+}
+
+/** The line saying whose address the per-address limits count, for a server that is published at https or trusts a proxy. */
+function clientAddressLines(published: string, trusted: readonly string[]): string[] {
+  if (trusted.length > 0) {
+    const proxies = trusted.map((entry) => (entry === LOOPBACK_PROXIES ? '127.0.0.0/8, ::1' : entry)).join(', ');
+    return [`client addresses      the last X-Forwarded-For entry its proxy appends (proxies trusted: ${proxies})`];
+  }
+  if (new URL(published).protocol !== 'https:') return [];
+  return ['client addresses      the proxy’s own, X-Forwarded-For ignored: every client counts as one (--trust-proxy names the proxy)'];
 }
 
 export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<number> {
@@ -73,12 +96,14 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
   const store = openDataStore(options.paths);
   const apps: FastifyInstance[] = [];
   let urls = { issuer: options.issuer ?? '', calendarUrl: options.calendarUrl ?? '', agentUrl: options.agentUrl ?? '' };
+  let trusted: readonly string[] = [];
   try {
     await whileStarting(options.paths, () => io.now(), async () => {
       urls = await resourceUrlsFor(store, options);
       const move = await bootstrap(store, options.paths, urls, io.now(), allUrlsGiven(options));
       if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
-      apps.push(await buildAuth(store, options.paths, urls.issuer, logger(options.logLevel)));
+      trusted = trustedProxies(options.trustProxy, urls.issuer, options.host);
+      apps.push(await buildAuth(store, options.paths, urls.issuer, logger(options.logLevel), { trustProxy: trusted }));
       await listen(apps[0]!, 'authorization server', options.host, options.port);
     });
   } catch (error) {
@@ -89,6 +114,7 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
     `authorization server  ${urls.issuer}`,
     ...listeningBehind(urls.issuer, options.host, options.port),
     `issues tokens for     ${urls.agentUrl} and ${urls.calendarUrl}`,
+    ...clientAddressLines(urls.issuer, trusted),
   ]);
 }
 
@@ -152,8 +178,9 @@ function onRecordHere(recorded: string | undefined, like: string, whose: 'this s
 export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): Promise<number> {
   const store = openDataStore(options.paths);
   let app: FastifyInstance | undefined;
+  const trusted = trustedProxies(options.trustProxy, options.resourceUrl, options.host);
   try {
-    app = await buildCalendar(store, options.paths, options.resourceUrl, options.issuer, logger(options.logLevel));
+    app = await buildCalendar(store, options.paths, options.resourceUrl, options.issuer, logger(options.logLevel), trusted);
     await listen(app, 'calendar backend', options.host, options.port);
   } catch (error) {
     await closeAll(app ? [app] : [], store);
@@ -164,6 +191,7 @@ export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): P
     `calendar backend      ${options.resourceUrl}`,
     ...listeningBehind(options.resourceUrl, options.host, options.port),
     `accepts tokens from   ${options.issuer}`,
+    ...clientAddressLines(options.resourceUrl, trusted),
   ]);
 }
 
@@ -171,7 +199,8 @@ export async function serveAgent(options: ServeAgentOptions, io: CliIo): Promise
   // The store only for the audit log (the agent's tool calls are recorded with the AS's events), opened when first needed.
   const log = lazyStoreAudit(options.paths);
   const urls = { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.resourceUrl };
-  const app = await buildAgent(options.paths, urls, logger(options.logLevel), log.audit, options.calendarTimeoutMs);
+  const trusted = trustedProxies(options.trustProxy, options.resourceUrl, options.host);
+  const app = await buildAgent(options.paths, urls, logger(options.logLevel), log.audit, options.calendarTimeoutMs, trusted);
   const stop = async () => {
     await closeAll([app]);
     log.close();
@@ -187,5 +216,6 @@ export async function serveAgent(options: ServeAgentOptions, io: CliIo): Promise
     ...listeningBehind(options.resourceUrl, options.host, options.port),
     `authorization server  ${options.issuer}`,
     `calendar backend      ${options.calendarUrl}`,
+    ...clientAddressLines(options.resourceUrl, trusted),
   ]);
 }
