@@ -4,7 +4,8 @@
 // special-use ranges (RFC 6890), and the connection made to the address
 // checked, so a second answer from DNS cannot move it (DNS rebinding). One GET
 // over https, no redirects followed, a deadline for the whole exchange, a cap
-// on the bytes read, and a cap on the fetches under way at once.
+// on the bytes read, and a cap on the fetches under way at once, in all and
+// for each source of the requests that ask for them.
 import { lookup as dnsLookup, Resolver } from 'node:dns/promises';
 import { request, type RequestOptions } from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
@@ -33,15 +34,34 @@ export interface DocumentFetchOptions {
 
 export interface FetchedDocument {
   body: unknown;
-  /** The address the document came from (the one checked). */
+  /** The address the document came from (one of those checked). */
   address: string;
   /** The Cache-Control max-age, in seconds, when the response gave one; 0 for no-store or no-cache. */
   maxAgeSec: number | undefined;
 }
 
+/**
+ * What became of a fetch that gave no document:
+ * - `busy`: not started, too many fetches under way (in all, or for this source), or this source's too many failures
+ *   lately (client-documents.ts);
+ * - `unanswered`: started and not answered: the name did not resolve, the connection failed or broke, the deadline
+ *   passed, or the server said it cannot answer now (5xx, 429);
+ * - `refused`: answered (or resolved) with what this server does not take: a special-use address, another status,
+ *   not JSON, too large.
+ * The first two say nothing about the document; client-documents.ts serves a stored client through them, for a while.
+ */
+export type DocumentFetchFailure = 'busy' | 'unanswered' | 'refused';
+
 /** Why a document could not be fetched: said to the client (invalid_client) and on the /authorize page. */
 export class DocumentFetchError extends Error {
   override readonly name = 'DocumentFetchError';
+
+  constructor(
+    message: string,
+    readonly failure: DocumentFetchFailure,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -50,7 +70,31 @@ export class DocumentFetchError extends Error {
  * at once rather than queued.
  */
 export const MAX_CONCURRENT_FETCHES = 16;
+/**
+ * Of those, at most this many for one source of requests (request-source.ts): found in review, one source holding
+ * all 16 with documents that never answer (or names whose DNS never answers) refused every other client's first
+ * use, and the refresh of every stored one whose freshness had lapsed, for as long as it kept asking.
+ */
+export const MAX_FETCHES_PER_SOURCE = 4;
 let fetchesUnderWay = 0;
+const fetchesOfSource = new Map<string, number>();
+
+/** Takes one of the fetch permits for `source`, or throws `busy`; the function returned gives it back. */
+function takePermit(source: string): () => void {
+  const held = fetchesOfSource.get(source) ?? 0;
+  if (fetchesUnderWay >= MAX_CONCURRENT_FETCHES) throw new DocumentFetchError('too many client metadata documents are being fetched; try again shortly', 'busy');
+  if (held >= MAX_FETCHES_PER_SOURCE) {
+    throw new DocumentFetchError('too many client metadata documents are being fetched for requests from this address; try again shortly', 'busy');
+  }
+  fetchesUnderWay++;
+  fetchesOfSource.set(source, held + 1);
+  return () => {
+    fetchesUnderWay--;
+    const left = (fetchesOfSource.get(source) ?? 1) - 1;
+    if (left > 0) fetchesOfSource.set(source, left);
+    else fetchesOfSource.delete(source);
+  };
+}
 
 type Subnet = readonly [network: string, prefix: number];
 
@@ -126,15 +170,21 @@ function isLoopbackAddress(address: string): boolean {
  * DNS through c-ares, on the event loop: the system's resolver (dns.lookup) runs getaddrinfo on libuv's threadpool,
  * where slow lookups hold the few slots for slow I/O, so two requests naming names whose servers never answer
  * stalled every other fetch's lookup for seconds. Each try waits a fifth of the deadline, two tries per server;
- * the deadline cancels what is left. A and AAAA both, every address kept: all of them are checked.
+ * the deadline cancels what is left. A and AAAA both, every address kept: all of them are checked, and those are
+ * the only ones a connection may go to. When one query fails (SERVFAIL, no answer in time) and the other answers,
+ * that answer is used: found in review, a name with a public A record whose AAAA query failed could not be fetched
+ * from. Nothing is unchecked that way: the addresses not learned are not connected to.
  */
 async function resolveByDns(hostname: string, timeoutMs: number, deadline: AbortSignal): Promise<ResolvedAddress[]> {
   const resolver = new Resolver({ timeout: Math.max(100, Math.floor(timeoutMs / 5)), tries: 2 });
   const cancel = () => resolver.cancel();
   deadline.addEventListener('abort', cancel, { once: true });
   try {
-    const [v4, v6] = await Promise.all([answers(resolver.resolve4(hostname), 4), answers(resolver.resolve6(hostname), 6)]);
-    return [...v4, ...v6];
+    const [v4, v6] = await Promise.allSettled([answers(resolver.resolve4(hostname), 4), answers(resolver.resolve6(hostname), 6)]);
+    const found = [v4, v6].flatMap((family) => (family.status === 'fulfilled' ? family.value : []));
+    const failed = [v4, v6].find((family): family is PromiseRejectedResult => family.status === 'rejected');
+    if (found.length === 0 && failed) throw failed.reason;
+    return found;
   } finally {
     deadline.removeEventListener('abort', cancel);
   }
@@ -156,8 +206,8 @@ async function resolveBySystem(hostname: string): Promise<ResolvedAddress[]> {
   return (await dnsLookup(hostname, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
 }
 
-/** The one address a connection may go to: the name's resolution, checked. */
-async function checkedAddress(url: URL, options: DocumentFetchOptions, deadline: AbortSignal): Promise<ResolvedAddress> {
+/** The addresses a connection may go to: the name's resolution, every address checked. */
+async function checkedAddresses(url: URL, options: DocumentFetchOptions, deadline: AbortSignal): Promise<ResolvedAddress[]> {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const literal = isIP(host);
   const development = options.privateHosts.includes(url.hostname);
@@ -168,31 +218,36 @@ async function checkedAddress(url: URL, options: DocumentFetchOptions, deadline:
       if (options.resolve) addresses = await options.resolve(host);
       else addresses = development ? await resolveBySystem(host) : await resolveByDns(host, options.timeoutMs, deadline);
     } catch {
-      throw new DocumentFetchError(`the name ${host} could not be resolved`);
+      throw new DocumentFetchError(`the name ${host} could not be resolved`, 'unanswered');
     }
   }
-  if (addresses.length === 0) throw new DocumentFetchError(`the name ${host} could not be resolved`);
+  if (addresses.length === 0) throw new DocumentFetchError(`the name ${host} could not be resolved`, 'unanswered');
   // Every address, not only the one used: a name that answers with both a public and a private address is someone
   // pointing this server inward. A development host may be on loopback (the draft's SSRF section), never on a private
   // network, link-local (a cloud's metadata endpoint at 169.254.169.254) or any other special-use range.
   const refused = (a: ResolvedAddress) => isSpecialUseAddress(a.address) && !(development && isLoopbackAddress(a.address));
   if (addresses.some(refused)) {
-    throw new DocumentFetchError(`${host} resolves to a loopback, private or other special-use address (RFC 6890), which this server does not fetch from`);
+    throw new DocumentFetchError(`${host} resolves to a loopback, private or other special-use address (RFC 6890), which this server does not fetch from`, 'refused');
   }
-  return addresses[0]!;
+  return addresses;
 }
 
 /**
- * A lookup that answers every question with the address already checked: the connection cannot go elsewhere. It
- * answers on the next tick, as dns.lookup does: answered at once, the connection was tried inside https.request,
- * and an error there (ENETUNREACH for an IPv6 address on a host without an IPv6 route, EMFILE) was emitted before
- * the request listened for errors, which ended the process.
+ * A lookup that answers every question with the addresses already checked: the connection cannot go elsewhere.
+ * Asked for all (`all: true`, as Node's Happy Eyeballs, RFC 8305, asks: `autoSelectFamily`, on by default), it
+ * gives them all, so an address of the other family is tried when the first cannot be reached. Found in review: it
+ * gave only the first, so an AS on an IPv6-only network could not fetch from a host with A and AAAA records (the A
+ * first: ENETUNREACH), nor a development `localhost` answering ::1 first when the document server listens on
+ * 127.0.0.1. It answers on the next tick, as dns.lookup does: answered at once, the connection was tried inside
+ * https.request, and an error there (ENETUNREACH for an IPv6 address on a host without an IPv6 route, EMFILE) was
+ * emitted before the request listened for errors, which ended the process.
  */
-function pinnedLookup(target: ResolvedAddress): LookupFunction {
+function pinnedLookup(targets: readonly ResolvedAddress[]): LookupFunction {
+  const first = targets[0]!;
   return ((_hostname: string, opts: { all?: boolean }, callback: (...args: unknown[]) => void) => {
     process.nextTick(() => {
-      if (opts?.all) callback(null, [{ address: target.address, family: target.family }]);
-      else callback(null, target.address, target.family);
+      if (opts?.all) callback(null, targets.map((t) => ({ address: t.address, family: t.family })));
+      else callback(null, first.address, first.family);
     });
   }) as unknown as LookupFunction;
 }
@@ -209,29 +264,30 @@ export function maxAgeOf(cacheControl: string | undefined): number | undefined {
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
-/** GETs the document at `url` (a checked Client Identifier URL) and parses it, or throws DocumentFetchError. */
-export async function fetchClientDocument(url: URL, options: DocumentFetchOptions): Promise<FetchedDocument> {
-  if (fetchesUnderWay >= MAX_CONCURRENT_FETCHES) throw new DocumentFetchError('too many client metadata documents are being fetched; try again shortly');
-  fetchesUnderWay++;
+/**
+ * GETs the document at `url` (a checked Client Identifier URL) and parses it, or throws DocumentFetchError.
+ * `source`: who asks (request-source.ts), whose share of the fetch permits it takes.
+ */
+export async function fetchClientDocument(url: URL, options: DocumentFetchOptions, source: string): Promise<FetchedDocument> {
+  const release = takePermit(source);
   try {
     return await fetchWithinDeadline(url, options);
   } finally {
-    fetchesUnderWay--;
+    release();
   }
 }
 
 async function fetchWithinDeadline(url: URL, options: DocumentFetchOptions): Promise<FetchedDocument> {
   const deadline = AbortSignal.timeout(options.timeoutMs);
   const timedOut = new Promise<never>((_, reject) => {
-    deadline.addEventListener('abort', () => reject(new DocumentFetchError(`the document did not arrive within ${options.timeoutMs} ms`)), { once: true });
+    deadline.addEventListener('abort', () => reject(new DocumentFetchError(`the document did not arrive within ${options.timeoutMs} ms`, 'unanswered')), { once: true });
   });
   timedOut.catch(() => {});
-  const target = await Promise.race([checkedAddress(url, options, deadline), timedOut]);
-  const fetched = await Promise.race([get(url, target, options, deadline), timedOut]);
-  return { ...fetched, address: target.address };
+  const targets = await Promise.race([checkedAddresses(url, options, deadline), timedOut]);
+  return Promise.race([get(url, targets, options, deadline), timedOut]);
 }
 
-function get(url: URL, target: ResolvedAddress, options: DocumentFetchOptions, signal: AbortSignal): Promise<Omit<FetchedDocument, 'address'>> {
+function get(url: URL, targets: readonly ResolvedAddress[], options: DocumentFetchOptions, signal: AbortSignal): Promise<FetchedDocument> {
   const requestOptions: RequestOptions = {
     method: 'GET',
     protocol: 'https:',
@@ -239,21 +295,24 @@ function get(url: URL, target: ResolvedAddress, options: DocumentFetchOptions, s
     port: url.port === '' ? 443 : Number(url.port),
     path: `${url.pathname}${url.search}`,
     headers: { Accept: 'application/json' },
-    lookup: pinnedLookup(target),
+    lookup: pinnedLookup(targets),
     agent: false,
     signal,
     ...(options.ca !== undefined ? { ca: options.ca } : {}),
   };
-  return new Promise<Omit<FetchedDocument, 'address'>>((resolve, reject) => {
+  return new Promise<FetchedDocument>((resolve, reject) => {
     const req = request(requestOptions, (res) => {
-      const fail = (reason: string) => {
+      const from = res.socket?.remoteAddress ?? targets[0]!.address;
+      const fail = (reason: string, failure: DocumentFetchFailure = 'refused') => {
         res.destroy();
-        reject(new DocumentFetchError(reason));
+        reject(new DocumentFetchError(reason, failure));
       };
       // The draft's Client Information Discovery: 200 only, and redirects are never followed (a redirect would fetch a URL the client_id does not name).
-      if (res.statusCode !== 200) {
-        const moved = res.statusCode !== undefined && res.statusCode >= 300 && res.statusCode < 400;
-        return fail(moved ? `the document URL answered with a redirect (${res.statusCode}), which this server does not follow` : `the document URL answered ${res.statusCode}, not 200`);
+      const status = res.statusCode ?? 0;
+      if (status !== 200) {
+        if (status >= 300 && status < 400) return fail(`the document URL answered with a redirect (${status}), which this server does not follow`);
+        // 5xx and 429 (RFC 6585 §4) say the server cannot answer now, not what the document is.
+        return fail(`the document URL answered ${status}, not 200`, status >= 500 || status === 429 ? 'unanswered' : 'refused');
       }
       if (!JSON_TYPE.test(res.headers['content-type'] ?? '')) return fail('the document is not served as JSON (Content-Type application/json)');
       const declared = Number(res.headers['content-length']);
@@ -265,20 +324,20 @@ function get(url: URL, target: ResolvedAddress, options: DocumentFetchOptions, s
         if (size > options.maxBytes) return fail(`the document is larger than ${options.maxBytes} bytes`);
         chunks.push(chunk);
       });
-      res.on('error', () => reject(new DocumentFetchError('the document could not be read')));
+      res.on('error', () => reject(new DocumentFetchError('the document could not be read', 'unanswered')));
       res.on('end', () => {
         let body: unknown;
         try {
           body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
         } catch {
-          return reject(new DocumentFetchError('the document is not valid JSON'));
+          return reject(new DocumentFetchError('the document is not valid JSON', 'refused'));
         }
-        resolve({ body, maxAgeSec: maxAgeOf(res.headers['cache-control']) });
+        resolve({ body, address: from, maxAgeSec: maxAgeOf(res.headers['cache-control']) });
       });
     });
     req.on('error', (error: NodeJS.ErrnoException) => {
       if (signal.aborted) return; // the deadline's own error is the one reported
-      reject(new DocumentFetchError(`the document could not be fetched (${error.code ?? 'connection failed'})`));
+      reject(new DocumentFetchError(`the document could not be fetched (${error.code ?? 'connection failed'})`, 'unanswered'));
     });
     req.end();
   });

@@ -6,11 +6,12 @@
 // grants, the audit log, the pages and `delegate grants` treat the client as
 // any other. How long a fetch stands follows the document's Cache-Control,
 // within bounds; a document that changes where codes may go ends the grants
-// made under the old one.
+// made under the old one; a stored client whose document gets no answer for
+// now is served as stored, for a day at most.
 import { BoundedMap } from '../bounded-map.js';
 import type { ClientRecord, Store } from '../store/index.js';
 import { registeredName } from './app-name.js';
-import { fetchClientDocument, DocumentFetchError, type DocumentFetchOptions, type FetchedDocument } from './client-document-fetch.js';
+import { fetchClientDocument, DocumentFetchError, type DocumentFetchOptions } from './client-document-fetch.js';
 import { InvalidClientError, OAuthError } from './errors.js';
 import { FailureCounter, type RateLimitRule } from './rate-limit.js';
 import { checkClientIdUrl, isClientIdUrlAttempt, isDocumentClient } from './policy/client-id-url.js';
@@ -20,6 +21,8 @@ export interface ClientDocumentOptions extends Partial<DocumentFetchOptions> {
   /** Shortest and longest time a fetched document is used before it is fetched again, whatever its Cache-Control says. */
   minCacheSec?: number;
   maxCacheSec?: number;
+  /** Fetches started for one source of requests that may fail in a window before it may start no more (FETCH_FAILURE_LIMIT). */
+  fetchFailureLimit?: RateLimitRule;
 }
 
 /** The draft (Maximum Response Size) recommends reading at most 5 kilobytes. */
@@ -31,9 +34,24 @@ export const DOCUMENT_TIMEOUT_MS = 3_000;
 const DEFAULT_CACHE_SEC = 600;
 const MIN_CACHE_SEC = 60;
 const MAX_CACHE_SEC = 86_400;
+/**
+ * A stored client whose document cannot be fetched again now (too many fetches under way, or no answer: a timeout, a
+ * failed connection, a 5xx) is served as stored until its last good fetch is this old: a day, the longest a fetch
+ * stands. Found in review: one source holding the fetch permits refused every stored client whose freshness had
+ * lapsed, and a document host down for a minute refused its client's sign-ins. A document that answers and cannot
+ * be used ends this at once.
+ */
+export const STALE_CLIENT_MS = MAX_CACHE_SEC * 1000;
+/**
+ * Fetches started for one source that get no answer (the deadline passed, the name did not resolve, the connection
+ * failed, a 5xx), in a window, before that source may start no more until the window moves on: such a fetch holds
+ * one of the source's fetch permits (client-document-fetch.ts) for up to the whole deadline, and was counted nowhere.
+ * A document that answers and cannot be used is not counted: it holds nothing, and whoever is writing one tries again.
+ */
+export const FETCH_FAILURE_LIMIT: RateLimitRule = Object.freeze({ limit: 10, windowMs: 60_000 });
 /** Documents whose freshness is remembered: a bound on memory; one forgotten is fetched again. */
 const CACHED_DOCUMENTS = 1_000;
-/** Sources whose new clients are counted (the oldest forgotten first), as register.ts counts them. */
+/** Sources whose new clients (and failed fetches) are counted (the oldest forgotten first), as register.ts counts them. */
 const COUNTED_SOURCES = 1_000;
 
 /**
@@ -77,17 +95,33 @@ function trustFingerprint(client: ClientRecord): string {
   return JSON.stringify([client.redirectUris, client.grantTypes, client.tokenEndpointAuthMethod, client.kind]);
 }
 
+/** When a document's last good fetch was, and until when it stands (ms). */
+interface Fetched {
+  at: number;
+  freshUntil: number;
+}
+
+/** One fetch of a document, shared by the requests that asked for it while it was under way. */
+interface Described extends Fetched {
+  client: ClientRecord;
+  /** Whether a request has written it to the store (then the others only read it). */
+  kept: boolean;
+}
+
 export class ClientDocuments {
   readonly #store: Store;
   readonly #now: () => number;
   readonly #fetch: DocumentFetchOptions;
   readonly #minSec: number;
   readonly #maxSec: number;
-  /** url → when its last good fetch stops standing (ms). Documents themselves live in the store. */
-  readonly #fresh = new BoundedMap<string, number>(CACHED_DOCUMENTS);
+  /** url → its last good fetch. Documents themselves live in the store. */
+  readonly #fetched = new BoundedMap<string, Fetched>(CACHED_DOCUMENTS);
   /** Fetches under way, so requests that arrive together share one. */
-  readonly #pending = new Map<string, Promise<ClientRecord>>();
+  readonly #pending = new Map<string, Promise<Described>>();
+  /** url → the last of the writes of its client, which take turns. */
+  readonly #writing = new Map<string, Promise<void>>();
   readonly #newClients: FailureCounter[];
+  readonly #failedFetches: FailureCounter;
 
   /**
    * `limits`: new clients accepted per source of the requests that name them, each rule a window: open
@@ -102,6 +136,7 @@ export class ClientDocuments {
     this.#store = store;
     this.#now = now;
     this.#newClients = limits.map((rule) => new FailureCounter(rule, now, COUNTED_SOURCES));
+    this.#failedFetches = new FailureCounter(options.fetchFailureLimit ?? FETCH_FAILURE_LIMIT, now, COUNTED_SOURCES);
     this.#fetch = {
       privateHosts: (options.privateHosts ?? []).map((h) => h.toLowerCase()),
       timeoutMs: options.timeoutMs ?? DOCUMENT_TIMEOUT_MS,
@@ -123,51 +158,94 @@ export class ClientDocuments {
     if (!isClientIdUrlAttempt(clientId)) return this.#store.clientById(clientId);
     const stored = await this.#store.clientById(clientId);
     if (stored && !isDocumentClient(stored)) return stored;
-    const freshUntil = this.#fresh.get(clientId);
-    if (stored && freshUntil !== undefined && freshUntil > this.#now()) return stored;
-    return this.#documentClient(clientId, requester);
+    const fetched = this.#fetched.get(clientId);
+    if (stored && fetched !== undefined && fetched.freshUntil > this.#now()) return stored;
+    return this.#documentClient(clientId, requester, stored);
   }
 
   /**
-   * The client a URL client_id names, from its document fetched now (fetches of one URL at once are shared). Throws
-   * InvalidClientError saying why when the id is not a usable Client Identifier URL or its document cannot be used
-   * (the draft's Metadata Discovery Errors and Metadata Caching: the request is aborted; nothing is cached or stored).
+   * The client a URL client_id names, from its document fetched now. Throws InvalidClientError saying why when the id
+   * is not a usable Client Identifier URL or its document cannot be used (the draft's Metadata Discovery Errors and
+   * Metadata Caching: the request is aborted; nothing is cached or stored), unless the `stored` client may be served
+   * as it is (STALE_CLIENT_MS). Requests for one URL at once share its fetch, and only that: each is a request of its
+   * own for what follows (a new client counted against its own source). Found in review: they shared the whole of
+   * it, so a request whose source had used up its budget refused every request waiting with it.
    */
-  #documentClient(clientId: string, requester: string): Promise<ClientRecord> {
-    let pending = this.#pending.get(clientId);
-    if (!pending) {
-      pending = this.#refresh(clientId, requester).finally(() => this.#pending.delete(clientId));
-      this.#pending.set(clientId, pending);
-    }
-    return pending;
-  }
-
-  async #refresh(clientId: string, requester: string): Promise<ClientRecord> {
+  async #documentClient(clientId: string, requester: string, stored: ClientRecord | undefined): Promise<ClientRecord> {
     const check = checkClientIdUrl(clientId);
     if (!check.ok) throw new InvalidClientError(`${check.reason}.`);
-    let client: ClientRecord;
-    let fetched: FetchedDocument;
+    let described: Described;
     try {
-      fetched = await fetchClientDocument(check.url, this.#fetch);
-      client = clientFromDocument(clientId, fetched.body, this.#now());
+      described = await this.#sharedFetch(clientId, check.url, requester);
     } catch (error) {
+      const lastGood = this.#fetched.get(clientId);
+      const saysNothing = error instanceof DocumentFetchError && error.failure !== 'refused';
+      if (stored && lastGood !== undefined && saysNothing && this.#now() - lastGood.at < STALE_CLIENT_MS) return stored;
       if (error instanceof DocumentFetchError || error instanceof OAuthError) {
         throw new InvalidClientError(`The client metadata document at ${clientId} cannot be used: ${error.message.replace(/\.$/, '')}.`);
       }
       throw error;
     }
-    const maxAgeSec = fetched.maxAgeSec;
-    const now = this.#now();
+    return this.#inTurn(clientId, () => this.#keep(described, requester));
+  }
+
+  #sharedFetch(clientId: string, url: URL, requester: string): Promise<Described> {
+    let pending = this.#pending.get(clientId);
+    if (!pending) {
+      pending = this.#describe(clientId, url, requester).finally(() => this.#pending.delete(clientId));
+      this.#pending.set(clientId, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * Fetches and reads the document, for `requester` (whose fetch permits it takes). A fetch that gets no answer is
+   * counted against its source; a document that answers and cannot be used ends the serving of its stored client.
+   */
+  async #describe(clientId: string, url: URL, requester: string): Promise<Described> {
+    const wait = this.#failedFetches.retryAfterMs(requester);
+    if (wait > 0) {
+      throw new DocumentFetchError(`too many client metadata documents fetched for requests from this address lately did not answer; try again in ${Math.ceil(wait / 1000)} seconds`, 'busy');
+    }
+    try {
+      const fetched = await fetchClientDocument(url, this.#fetch, requester);
+      const at = this.#now();
+      const client = clientFromDocument(clientId, fetched.body, at);
+      const lifetime = Math.min(this.#maxSec, Math.max(this.#minSec, fetched.maxAgeSec ?? DEFAULT_CACHE_SEC));
+      return { client, at, freshUntil: at + lifetime * 1000, kept: false };
+    } catch (error) {
+      const failure = error instanceof DocumentFetchError ? error.failure : 'refused';
+      if (failure === 'unanswered') this.#failedFetches.fail(requester);
+      if (failure === 'refused') this.#fetched.delete(clientId);
+      throw error;
+    }
+  }
+
+  /** Writes a fetched document's client to the store, as `requester` asked for it, and returns the client stored. */
+  async #keep(described: Described, requester: string): Promise<ClientRecord> {
+    const { client } = described;
     // Read now, after the fetch: what the document is compared with is the record as it stands.
-    const stored = await this.#store.clientById(clientId);
+    const stored = await this.#store.clientById(client.clientId);
     if (!stored) await this.#create(client, requester);
-    else {
-      if (trustFingerprint(stored) !== trustFingerprint(client)) await this.#endGrants(clientId, now);
+    else if (!described.kept) {
+      if (trustFingerprint(stored) !== trustFingerprint(client)) await this.#endGrants(client.clientId, described.at);
       await this.#store.updateClient({ ...client, createdAt: stored.createdAt });
     }
-    const lifetime = Math.min(this.#maxSec, Math.max(this.#minSec, maxAgeSec ?? DEFAULT_CACHE_SEC));
-    this.#fresh.set(clientId, now + lifetime * 1000);
-    return (await this.#store.clientById(clientId)) ?? client;
+    described.kept = true;
+    this.#fetched.set(client.clientId, { at: described.at, freshUntil: described.freshUntil });
+    return (await this.#store.clientById(client.clientId)) ?? client;
+  }
+
+  /** Runs `work` after the work for `key` already waiting: two requests sharing a fetch would both create the client. */
+  async #inTurn<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const turn = (this.#writing.get(key) ?? Promise.resolve()).then(work);
+    const done = turn.then(() => {}, () => {});
+    this.#writing.set(key, done);
+    try {
+      return await turn;
+    } finally {
+      if (this.#writing.get(key) === done) this.#writing.delete(key);
+    }
   }
 
   /** Stores a new client, counted against the requester's source (counted before the write, taken back if it fails). */

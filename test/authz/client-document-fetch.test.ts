@@ -1,18 +1,27 @@
 // The client metadata document fetcher (src/authz/client-document-fetch.ts)
 // against what a client can aim it at: addresses in every special-use range
 // (and public ones, which it must still reach), a development host resolving
-// past loopback, more fetches at once than it takes, an address with no route
-// (which ended the process) and name servers that never answer (which held
-// every other fetch's lookup). The last two run in a network namespace with
-// only loopback (test/support/netns.ts): nothing they try can leave this machine.
+// past loopback, more fetches at once than it takes (in all, and for one
+// source), a name whose first address cannot be reached, an address with no
+// route (which ended the process), name servers that never answer (which held
+// every other fetch's lookup) or answer one family and fail the other. The
+// last three run in a network namespace with only loopback
+// (test/support/netns.ts): nothing they try can leave this machine.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchClientDocument, isSpecialUseAddress, MAX_CONCURRENT_FETCHES, type DocumentFetchOptions, type ResolvedAddress } from '../../src/authz/client-document-fetch.js';
+import {
+  fetchClientDocument as fetchFor,
+  isSpecialUseAddress,
+  MAX_CONCURRENT_FETCHES,
+  MAX_FETCHES_PER_SOURCE,
+  type DocumentFetchOptions,
+  type ResolvedAddress,
+} from '../../src/authz/client-document-fetch.js';
 import { netnsUnavailable, runInNetns } from '../support/netns.js';
 
 describe('special-use addresses (RFC 6890: the IANA special-purpose registries)', () => {
@@ -62,6 +71,9 @@ function options(resolve: (hostname: string) => Promise<ResolvedAddress[]>, extr
   return { privateHosts: ['dev.test'], timeoutMs: 2_000, maxBytes: 5_120, ca: cert, resolve, ...extra };
 }
 
+/** Fetches as one source of requests; the tests of the fetch permits name theirs. */
+const fetchClientDocument = (url: URL, fetchOptions: DocumentFetchOptions, source = 'address 203.0.113.7') => fetchFor(url, fetchOptions, source);
+
 const answer = (...addresses: string[]) => async (): Promise<ResolvedAddress[]> => addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
 
 beforeAll(async () => {
@@ -108,21 +120,70 @@ describe('a development host (DELEGATE_CIMD_PRIVATE_HOSTS)', () => {
 });
 
 describe('fetches under way at once', () => {
-  it(`are at most ${MAX_CONCURRENT_FETCHES}: past that, refused at once; once they end, fetched again`, async () => {
-    const holding = Array.from({ length: MAX_CONCURRENT_FETCHES }, (_, i) =>
-      fetchClientDocument(new URL(`https://dev.test:${port}/hold/${i}.json`), options(answer('127.0.0.1'))).catch((error: Error) => error.message),
+  /** Fetches of documents the server holds unanswered, `count` of them for each source; each ends with its message. */
+  const hold = (sources: string[], count: number) =>
+    sources.flatMap((source) =>
+      Array.from({ length: count }, (_, i) => fetchClientDocument(new URL(`https://dev.test:${port}/hold/${source}/${i}.json`), options(answer('127.0.0.1')), source).catch((error: Error) => error.message)),
     );
+  const release = () => {
+    for (const socket of held) socket.destroy();
+    held.clear();
+  };
+
+  it(`are at most ${MAX_CONCURRENT_FETCHES}: past that, refused at once; once they end, fetched again`, async () => {
+    const sources = Array.from({ length: MAX_CONCURRENT_FETCHES / MAX_FETCHES_PER_SOURCE }, (_, i) => `address 198.51.100.${i}`);
+    const holding = hold(sources, MAX_FETCHES_PER_SOURCE);
     const started = Date.now();
-    await expect(fetchClientDocument(new URL(`https://dev.test:${port}/one-more.json`), options(answer('127.0.0.1')))).rejects.toThrow(
+    await expect(fetchClientDocument(new URL(`https://dev.test:${port}/one-more.json`), options(answer('127.0.0.1')), 'address 192.0.2.99')).rejects.toThrow(
       'too many client metadata documents are being fetched; try again shortly',
     );
     expect(Date.now() - started).toBeLessThan(500);
     await expect.poll(() => held.size).toBe(MAX_CONCURRENT_FETCHES);
-    for (const socket of held) socket.destroy();
-    held.clear();
+    release();
     expect(await Promise.all(holding)).toEqual(Array(MAX_CONCURRENT_FETCHES).fill('the document could not be fetched (ECONNRESET)'));
     const fetched = await fetchClientDocument(new URL(`https://dev.test:${port}/one-more.json`), options(answer('127.0.0.1')));
     expect(fetched.address).toBe('127.0.0.1');
+  });
+
+  it(`are at most ${MAX_FETCHES_PER_SOURCE} for one source of requests: past that, that source is refused at once, and others fetch`, async () => {
+    // Found in review: one source could hold all 16 with documents that never answer, refusing everyone else's.
+    const holding = hold(['address 203.0.113.66'], MAX_FETCHES_PER_SOURCE);
+    await expect.poll(() => held.size).toBe(MAX_FETCHES_PER_SOURCE);
+    const started = Date.now();
+    await expect(fetchClientDocument(new URL(`https://dev.test:${port}/fifth.json`), options(answer('127.0.0.1')), 'address 203.0.113.66')).rejects.toThrow(
+      'too many client metadata documents are being fetched for requests from this address; try again shortly',
+    );
+    expect(Date.now() - started).toBeLessThan(500);
+    const other = await fetchClientDocument(new URL(`https://dev.test:${port}/other.json`), options(answer('127.0.0.1')), 'address 198.51.100.200');
+    expect(other.address).toBe('127.0.0.1');
+    release();
+    expect(await Promise.all(holding)).toEqual(Array(MAX_FETCHES_PER_SOURCE).fill('the document could not be fetched (ECONNRESET)'));
+    expect((await fetchClientDocument(new URL(`https://dev.test:${port}/fifth.json`), options(answer('127.0.0.1')), 'address 203.0.113.66')).address).toBe('127.0.0.1');
+  });
+});
+
+const v6Loopback = Object.values(networkInterfaces()).some((addresses) => addresses?.some((a) => a.address === '::1'));
+if (!v6Loopback) console.log('test/authz/client-document-fetch.test.ts: the test with both address families is skipped: no ::1 here');
+
+describe.skipIf(!v6Loopback)('a name with addresses of both families, the document server on one of them', () => {
+  let v6Server: Server;
+  beforeAll(async () => {
+    v6Server = createServer({ key: readFileSync(join(root, 'key.pem')), cert }, (req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(document(`https://${req.headers.host}${req.url}`)));
+    await new Promise<void>((done) => v6Server.listen(0, '::1', done));
+  });
+  afterAll(async () => {
+    v6Server?.closeAllConnections();
+    await new Promise<void>((done) => (v6Server ? v6Server.close(() => done()) : done()));
+  });
+
+  it('is fetched from the address that answers (Happy Eyeballs, RFC 8305): the other is tried when the first refuses', async () => {
+    // Found in review: only the first address was given to the connection, so `localhost` answering ::1 first
+    // (a dual-stack hosts file) failed with ECONNREFUSED while the document server listened on 127.0.0.1.
+    const onV4 = await fetchClientDocument(new URL(`https://dev.test:${port}/both.json`), options(answer('::1', '127.0.0.1')));
+    expect(onV4.address).toBe('127.0.0.1');
+    const v6Port = (v6Server.address() as { port: number }).port;
+    const onV6 = await fetchClientDocument(new URL(`https://dev.test:${v6Port}/both.json`), options(answer('127.0.0.1', '::1')));
+    expect(onV6.address).toBe('::1');
   });
 });
 
@@ -154,5 +215,21 @@ describe.skipIf(unavailable !== undefined)('in a network namespace with only loo
       expect(slow.ms).toBeLessThan(2_500);
     }
     expect(result.queries).toBeGreaterThan(0);
+  }, 90_000);
+
+  it('a name whose A or AAAA query fails is fetched from the addresses of the other, all of them checked; one that cannot be reached is passed over', async () => {
+    // A name server on 127.0.0.1:53 answering per case, and the document server on 1.2.3.4 and 2606:4700::1111,
+    // public addresses put on the namespace's loopback. Found in review: a failed AAAA query (SERVFAIL, or no answer)
+    // failed the whole name though its A record was public, and only the first address was ever tried.
+    const result = (await run('dns')) as Record<string, string>;
+    expect(result).toEqual({
+      'A public, AAAA SERVFAIL': 'fetched from 1.2.3.4',
+      'A public, AAAA never answered': 'fetched from 1.2.3.4',
+      'A SERVFAIL, AAAA public': 'fetched from 2606:4700::1111',
+      'A SERVFAIL, AAAA SERVFAIL': 'the name doc.test could not be resolved',
+      'A private, AAAA SERVFAIL': expect.stringMatching(/special-use address/),
+      'A public, AAAA private': expect.stringMatching(/special-use address/),
+      'A with no route here, AAAA public': 'fetched from 2606:4700::1111',
+    });
   }, 90_000);
 });

@@ -4,7 +4,8 @@
 // registration, against delegate's AS, which fetches the document from a real
 // TLS server (a private CA, passed to the AS's fetcher) and calls find_slot.
 // Then every refusal, tried from outside: the RFC 6749 code on the wire, no
-// redirect from /authorize, and no client or grant row left behind.
+// redirect from /authorize, and no client or grant row left behind; and what
+// one source of requests can and cannot do to the clients others ask for.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
@@ -15,8 +16,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { ResolvedAddress } from '../../src/authz/client-document-fetch.js';
-import { ClientDocuments } from '../../src/authz/client-documents.js';
+import { MAX_CONCURRENT_FETCHES, MAX_FETCHES_PER_SOURCE, type ResolvedAddress } from '../../src/authz/client-document-fetch.js';
+import { ClientDocuments, STALE_CLIENT_MS, type ClientDocumentOptions } from '../../src/authz/client-documents.js';
 import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
 import { Browser, DEVICE_CODE_GRANT, authorizeUrl, parseConsentForm, pkcePair, postForm } from '../support/oauth-flow.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
@@ -205,9 +206,17 @@ describe('caching', () => {
   });
 });
 
+/** How a ClientDocuments of a test's own fetches: the tests' CA and DNS, documents standing as their Cache-Control says. */
+const fetching = (extra: ClientDocumentOptions = {}): ClientDocumentOptions => ({
+  ca: readFileSync(join(root, 'cert.pem')),
+  resolve,
+  privateHosts: ['localhost', 'attacker.cdn.test', 'victim.cdn.test'],
+  minCacheSec: 0,
+  ...extra,
+});
+const limits = [{ limit: 2, windowMs: 60_000 }];
+
 describe('new clients are counted against whoever asks for them, as open registration counts', () => {
-  const limits = [{ limit: 2, windowMs: 60_000 }];
-  const fetching = () => ({ ca: readFileSync(join(root, 'cert.pem')), resolve, privateHosts: ['localhost', 'attacker.cdn.test', 'victim.cdn.test'], minCacheSec: 0 });
   /** /token with a made-up code, from `from`: client authentication (which finds the client) passes or says why not. */
   const token = (authz: TestAuthz, clientId: string, from: string, headers: Record<string, string> = {}) =>
     authz.app.inject({
@@ -227,6 +236,30 @@ describe('new clients are counted against whoever asks for them, as open registr
     expect(await stack.store.clientById(c!)).toBeUndefined();
     // A client already stored is fetched again (no-store) and served: only new rows count.
     expect((await documents.find(a!, 'address:203.0.113.7'))?.clientId).toBe(a);
+  });
+
+  it('requests that share one fetch are each counted against their own source: a new client refused to one is served to the other', async () => {
+    // Found in review: the whole lookup was shared and counted against whoever asked first, so a source that had
+    // spent its budget and kept naming a native app's document URL refused that app's own requests waiting with it.
+    const documents = new ClientDocuments(stack.store, Date.now, fetching(), limits);
+    const spent = 'address 203.0.113.50 pages';
+    const app = 'address 203.0.113.50';
+    for (const path of ['/spend-1.json', '/spend-2.json']) await documents.find(serveDocument(path), spent);
+    const slowDocument = (path: string) => {
+      const id = `${base}${path}`;
+      routes.set(path, (res) => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(document(id))), 200));
+      return id;
+    };
+    const shared = slowDocument('/shared.json');
+    const [first, second] = await Promise.allSettled([documents.find(shared, spent), documents.find(shared, app)]);
+    expect(first).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/too many new clients from this address/) } });
+    expect(second).toMatchObject({ status: 'fulfilled', value: { clientId: shared } });
+    expect(hits.get('/shared.json')).toBe(1);
+    // The other way round: the first request stores the client, and the second is served it (no new client of its own).
+    const other = slowDocument('/shared-2.json');
+    const both = await Promise.all([documents.find(other, app), documents.find(other, spent)]);
+    expect(both.map((c) => c?.clientId)).toEqual([other, other]);
+    expect(hits.get('/shared-2.json')).toBe(1);
   });
 
   it('one site on a shared host (one address for many sites) cannot use up the budget of another site there', async () => {
@@ -277,6 +310,103 @@ describe('new clients are counted against whoever asks for them, as open registr
       expect((await authz.store.clientById(own))?.clientId).toBe(own);
     } finally {
       await authz.close();
+    }
+  });
+});
+
+describe("one source of requests cannot keep other clients' documents from being fetched", () => {
+  /** Requests for documents the server holds unanswered until `answerHeld`. */
+  const waiting: ServerResponse[] = [];
+  const heldDocument = (path: string) => {
+    routes.set(path, (res) => waiting.push(res));
+    return `${base}${path}`;
+  };
+  const answerHeld = (status: number) => {
+    for (const res of waiting.splice(0)) res.writeHead(status).end();
+  };
+  const outcome = (found: Promise<unknown>) => found.then(() => 'served', (error: Error) => error.message);
+
+  it(`a source holding its share of the fetches (${MAX_FETCHES_PER_SOURCE} of ${MAX_CONCURRENT_FETCHES}) with documents that never answer is refused more; another source's new client is served`, async () => {
+    // Found in review: one source naming 16 documents that never answer held every fetch permit for the deadline,
+    // again and again, and every other client's first use was refused ("try again shortly").
+    const documents = new ClientDocuments(stack.store, Date.now, fetching({ timeoutMs: 5_000 }), limits);
+    const holder = 'address 203.0.113.66 pages';
+    const held = Array.from({ length: MAX_CONCURRENT_FETCHES }, (_, i) => outcome(documents.find(heldDocument(`/held-${i}.json`), holder)));
+    await expect.poll(() => waiting.length).toBe(MAX_FETCHES_PER_SOURCE);
+    const firstUse = serveDocument('/first-use.json');
+    expect((await documents.find(firstUse, 'address 198.51.100.30'))?.clientId).toBe(firstUse);
+    answerHeld(503);
+    const said = await Promise.all(held);
+    expect(said.filter((m) => m.includes('too many client metadata documents are being fetched for requests from this address'))).toHaveLength(MAX_CONCURRENT_FETCHES - MAX_FETCHES_PER_SOURCE);
+    expect(said.filter((m) => m.includes('answered 503'))).toHaveLength(MAX_FETCHES_PER_SOURCE);
+  });
+
+  it('a source whose fetches keep getting no answer may start no more for a while; others may, and its stored clients are served as stored', async () => {
+    // Found in review: failed fetches were counted nowhere, so a source could hold its permits without end.
+    const documents = new ClientDocuments(stack.store, Date.now, fetching({ timeoutMs: 300, fetchFailureLimit: { limit: 2, windowMs: 60_000 } }), limits);
+    const failing = 'address 203.0.113.67';
+    const known = serveDocument('/known-before-failures.json');
+    expect((await documents.find(known, failing))?.clientId).toBe(known);
+    // A document that answers and cannot be used holds nothing, and is not counted; these are.
+    for (let i = 0; i < 3; i++) await expect(documents.find(`${base}/gone.json`, failing)).rejects.toThrow(/answered 404/);
+    await expect(documents.find(heldDocument('/never.json'), failing)).rejects.toThrow(/did not arrive within 300 ms/);
+    routes.set('/down.json', (res) => res.writeHead(502).end());
+    await expect(documents.find(`${base}/down.json`, failing)).rejects.toThrow(/answered 502/);
+    const next = serveDocument('/after-failures.json');
+    await expect(documents.find(next, failing)).rejects.toThrow(/too many client metadata documents fetched for requests from this address lately did not answer; try again in \d+ seconds/);
+    expect(hits.get('/after-failures.json')).toBeUndefined();
+    expect((await documents.find(next, 'address 198.51.100.31'))?.clientId).toBe(next);
+    // Its client stored a moment ago (no-store: fetched again on each use) is served as stored, without a fetch.
+    const knownHits = hits.get('/known-before-failures.json');
+    expect((await documents.find(known, failing))?.clientId).toBe(known);
+    expect(hits.get('/known-before-failures.json')).toBe(knownHits);
+    answerHeld(503);
+  });
+
+  it('a stored client whose document cannot be fetched again now (no answer, a 5xx, too many fetches) is served as stored until its last good fetch is a day old', async () => {
+    // Found in review: a stored client whose freshness had lapsed was refused while one source held the fetch
+    // permits, and while its document's host did not answer.
+    let clock = Date.now();
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300 }), limits);
+    const requester = 'address 198.51.100.32';
+    const path = '/lapsing.json';
+    const id = serveJson(path, document(`${base}${path}`), { 'cache-control': 'max-age=60' });
+    expect((await documents.find(id, requester))?.clientId).toBe(id);
+    clock += 61_000;
+    routes.set(path, (res) => res.writeHead(503).end());
+    expect((await documents.find(id, requester))?.clientId).toBe(id);
+    routes.set(path, () => {});
+    expect((await documents.find(id, requester))?.clientId).toBe(id);
+    const holding = Array.from({ length: MAX_FETCHES_PER_SOURCE }, (_, i) => outcome(documents.find(heldDocument(`/holding-${i}.json`), requester)));
+    await expect.poll(() => waiting.length).toBe(MAX_FETCHES_PER_SOURCE);
+    expect((await documents.find(id, requester))?.clientId).toBe(id);
+    expect(hits.get(path)).toBe(3);
+    answerHeld(503);
+    await Promise.all(holding);
+    clock += STALE_CLIENT_MS;
+    routes.set(path, (res) => res.writeHead(503).end());
+    await expect(documents.find(id, requester)).rejects.toThrow(/answered 503, not 200/);
+  });
+
+  it('a document that answers and cannot be used ends the serving of its stored client at once', async () => {
+    let clock = Date.now();
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300 }), limits);
+    const requester = 'address 198.51.100.33';
+    const path = '/turning.json';
+    const id = `${base}${path}`;
+    const good = () => serveJson(path, document(id), { 'cache-control': 'max-age=60' });
+    const answers: Array<[RegExp, () => void]> = [
+      [/client_id in the document is not the URL/, () => serveJson(path, document(`${base}/someone-else.json`))],
+      [/answered 404, not 200/, () => routes.set(path, (res) => res.writeHead(404).end())],
+    ];
+    for (const [why, answer] of answers) {
+      good();
+      expect((await documents.find(id, requester))?.clientId).toBe(id);
+      clock += 61_000;
+      answer();
+      await expect(documents.find(id, requester)).rejects.toThrow(why);
+      routes.set(path, (res) => res.writeHead(503).end());
+      await expect(documents.find(id, requester)).rejects.toThrow(/answered 503, not 200/);
     }
   });
 });
