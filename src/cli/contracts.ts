@@ -3,7 +3,7 @@
 // commands (./commands/serve.ts). Both are loaded lazily, so that find-slot
 // on its fast path loads neither fastify nor better-sqlite3.
 import type { Logger } from 'pino';
-import type { LogLevelName, Paths, Ports, Urls } from '../config.js';
+import type { Env, LogLevelName, Paths, Ports, Urls } from '../config.js';
 import type { CliIo } from './io.js';
 
 export interface StackOptions {
@@ -14,10 +14,12 @@ export interface StackOptions {
   /** Told a line for the person when starting the servers here changed something they should know (CalendarAgent moved). */
   notice?: (line: string) => void;
   /**
-   * The command being run, with its required options (`find-slot --duration 30m`), and its profile unless the default:
-   * the advice to reach servers published at an https URL by that URL instead of these ports. Default: find-slot's.
+   * The command being run, with its required options (`find-slot --duration 30m`), its profile (--profile, else
+   * DELEGATE_PROFILE) and its environment (for the data directory: DELEGATE_HOME or the XDG directories): the advice to
+   * reach servers published at an https URL by that URL instead of these ports. Absent for a command that takes no
+   * --agent-url (serve-agent --stdio), whose advice is to connect an MCP client to that URL.
    */
-  rerun?: { words: readonly string[]; profile?: string };
+  rerun?: { words: readonly string[]; profile?: string; env: Env };
 }
 
 export interface Stack {

@@ -11,10 +11,12 @@ import { CommandFailed } from './errors.js';
 import { whileStarting } from './start-lock.js';
 import { printableClipped } from '../terminal-text.js';
 import { canonicalResource } from '../delegation/resource.js';
-import { shellQuote } from './commands/mcp-config.js';
+import { sameSetupCommandLine } from './commands/mcp-config.js';
 
 /** Each probe waits longer than the one before: a busy machine may answer slowly, but a port nobody listens on refuses at once. */
 const PROBE_TIMEOUTS_MS = [1500, 4000, 8000];
+/** refusePublishedPorts' one look, after a command has failed: a server that does not answer by then is taken for not published. */
+const GLANCE_MS = 300;
 /**
  * How long servers found half there may stay as they are before that is the
  * error: another process is stopping its embedded stack (each server finishes
@@ -135,7 +137,7 @@ async function probeAll(parts: Part[], urls: Urls): Promise<Probed> {
   const [auth, calendar, agent] = (await Promise.all(parts.map(probePart))) as [Answer, Answer, Answer];
   const agentState = judged(agent, (b) => b.resource === urls.agentUrl);
   const agentNames = agentState === 'up' && typeof agent === 'object' ? firstIssuer(agent.body) : undefined;
-  const answered = typeof auth === 'object' && auth.ok && typeof auth.body?.issuer === 'string' ? auth.body.issuer : undefined;
+  const answered = answeredIssuer(auth);
   const issuerOk = (issuer: unknown) => issuer === urls.issuer || (agentNames !== undefined && issuer === agentNames);
   const authState = judged(auth, (b) => issuerOk(b.issuer));
   const why: Probed['why'] = [undefined, undefined, undefined];
@@ -145,13 +147,29 @@ async function probeAll(parts: Part[], urls: Urls): Promise<Probed> {
     // review: an issuer holding ESC and CR sequences wiped the line and printed a forged success message).
     why[0] = `it answers with the issuer ${printableClipped(answered, 200)}, not ${printableClipped(expected, 200)}`;
   }
-  const publishedAt = typeof agent === 'object' && agent.ok ? httpsResource(agent.body?.resource) : undefined;
+  const published = publishedClaim(agent);
   return {
     states: [authState, judged(calendar, (b) => b.resource !== undefined), agentState],
     ...(authState === 'up' && answered !== undefined ? { issuer: answered } : {}),
     why,
-    ...(publishedAt !== undefined && answered !== undefined && answered === firstIssuer(typeof agent === 'object' ? agent.body : undefined) ? { publishedAt } : {}),
+    ...(published !== undefined && answered === published.issuer ? { publishedAt: published.resource } : {}),
   };
+}
+
+/** The issuer an authorization server's metadata names, when it answered with some. */
+function answeredIssuer(auth: Answer): string | undefined {
+  return typeof auth === 'object' && auth.ok && typeof auth.body?.issuer === 'string' ? auth.body.issuer : undefined;
+}
+
+/**
+ * What CalendarAgent's metadata says when it is published behind a reverse proxy: its https resource, and the issuer it
+ * names, which the authorization server on the ports must answer with for the servers to be delegate's.
+ */
+function publishedClaim(agent: Answer): { resource: string; issuer: string } | undefined {
+  if (typeof agent !== 'object' || !agent.ok) return undefined;
+  const resource = httpsResource(agent.body?.resource);
+  const issuer = firstIssuer(agent.body);
+  return resource !== undefined && issuer !== undefined ? { resource, issuer } : undefined;
 }
 
 /**
@@ -183,24 +201,34 @@ function firstIssuer(body: Record<string, unknown> | undefined): string | undefi
  */
 export async function refusePublishedPorts(options: StackOptions): Promise<void> {
   const urls = urlsFor(options.ports, options.host);
-  const probed = await probeAll(partsOf(options, urls), urls);
-  if (probed.publishedAt !== undefined) throw publishedElsewhere(probed.publishedAt, options);
+  const [auth, , agent] = partsOf(options, urls) as [Part, Part, Part];
+  // Only what publishedAt needs, each asked once and briefly: the command has failed already, and a port that does not
+  // answer at once is not a published server (found in review, regress20e: a listener that never answered held
+  // find-slot for the probe's 1.5 + 4 + 8 s before its exit 4). CalendarAgent first: without its https resource, the
+  // authorization server is not asked at all.
+  const published = publishedClaim(await probeOnce(refusedIfForeign(agent), GLANCE_MS));
+  if (published === undefined) return;
+  if (answeredIssuer(await probeOnce(refusedIfForeign(auth), GLANCE_MS)) === published.issuer) throw publishedElsewhere(published.resource, options);
 }
 
 /**
  * Found at stop 19: servers behind an https reverse proxy were called "another program". Since stop 20 the commands
  * reach such a deployment by its URL (--agent-url), never by these ports: what tokens name is the URL. The advice is
  * the command that was run, with its required options (found in review, regress20c: login and busy were told
- * `delegate find-slot --agent-url …`).
+ * `delegate find-slot --agent-url …`), its profile and its data directory, as other advice names them
+ * (sameSetupCommandLine; found in review, regress20e: typed where DELEGATE_HOME is not set, the line signed in to
+ * another data directory). A command that takes no --agent-url (serve-agent --stdio) is not told to take one.
  */
 function publishedElsewhere(publishedAt: string, options: StackOptions): CommandFailed {
   const published = printableClipped(publishedAt, 200);
-  const rerun = options.rerun ?? { words: ['find-slot', '--duration', '30m'] };
-  const profile = rerun.profile !== undefined ? ['--profile', rerun.profile] : [];
-  const line = ['delegate', ...rerun.words, '--agent-url', published, ...profile].map(shellQuote).join(' ');
-  return new CommandFailed(
-    `delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${published}), and are reached by that URL, not by their ports: give it with --agent-url, as in \`${line}\` (or connect an MCP client to it). To use servers on this machine's loopback instead, run this command with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).`,
-  );
+  const found = `delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${published}), and are reached by that URL, not by their ports`;
+  const otherwise = "To use servers on this machine's loopback instead, run this command with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).";
+  const { rerun } = options;
+  if (rerun === undefined) {
+    return new CommandFailed(`${found}. This command finds servers by their ports only (it takes no --agent-url): connect your MCP client to ${published} itself, which signs in there. ${otherwise}`);
+  }
+  const line = sameSetupCommandLine({ ports: options.ports, agentUrl: published, ...(rerun.profile !== undefined ? { profile: rerun.profile } : {}) }, rerun, rerun.words);
+  return new CommandFailed(`${found}: give it with --agent-url, as in \`${line}\` (or connect an MCP client to it). ${otherwise}`);
 }
 
 /**
@@ -263,13 +291,19 @@ async function startEmbedded(options: StackOptions, urls: Urls): Promise<Stack> 
   return { embedded: true, urls, close: () => servers.closeAll(started, store) };
 }
 
-async function probePart(part: Part): Promise<Answer> {
+/** `part`, once it is known that no other user of this machine holds its port (else the command stops, nothing sent). */
+function refusedIfForeign(part: Part): Part {
   try {
     refuseForeignListener(part.url);
   } catch (error) {
     if (error instanceof ForeignListenerError) throw new CommandFailed(error.message);
     throw error;
   }
+  return part;
+}
+
+async function probePart(part: Part): Promise<Answer> {
+  refusedIfForeign(part);
   for (const timeout of PROBE_TIMEOUTS_MS) {
     const result = await probeOnce(part, timeout);
     if (result !== 'silent') return result;

@@ -56,25 +56,37 @@ export function isBearerToken(value: string): boolean {
   return /^[A-Za-z0-9\-._~+/]+=*$/.test(value);
 }
 
-/** RFC 8693 §4.1: the current actor, with prior actors nested inside. */
 /**
- * The `aud` a JWT says it has, read without checking its signature (for the client's own judgement only: whether to
- * send a token to a party at all), or undefined when the value is no JWT with a string or string-array `aud` (an
- * opaque token, which nothing can be told of). No jose: this runs on the CLI's fast path.
+ * What a token says its audience is, read without checking its signature (for the client's own judgement only: whether
+ * to send a token to a party at all). `opaque`: no JWT (three base64url parts, the first two JSON objects), which
+ * nothing can be told of. Else the `aud` claim, which RFC 7519 §4.1.3 makes a string or an array of strings: as an
+ * array (perhaps empty), or `missing`, or `malformed` (anything else: a number, an object, an array with a non-string).
+ * No jose: this runs on the CLI's fast path.
  */
-export function unverifiedAudience(token: string): string | string[] | undefined {
+export type UnverifiedAudience = { kind: 'opaque' } | { kind: 'missing' } | { kind: 'malformed' } | { kind: 'audience'; audiences: string[] };
+
+export function unverifiedAudience(token: string): UnverifiedAudience {
   const parts = token.split('.');
-  if (parts.length !== 3) return undefined;
-  try {
-    const aud = (JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { aud?: unknown } | null)?.aud;
-    if (typeof aud === 'string') return aud;
-    if (Array.isArray(aud) && aud.every((a) => typeof a === 'string')) return aud as string[];
-  } catch {
-    // not JSON: not a JWT
-  }
-  return undefined;
+  const [header, payload] = parts.length === 3 ? parts.slice(0, 2).map(jsonObject) : [];
+  if (header === undefined || payload === undefined) return { kind: 'opaque' };
+  const aud = payload.aud;
+  if (aud === undefined) return { kind: 'missing' };
+  if (typeof aud === 'string') return { kind: 'audience', audiences: [aud] };
+  if (Array.isArray(aud) && aud.every((a) => typeof a === 'string')) return { kind: 'audience', audiences: aud as string[] };
+  return { kind: 'malformed' };
 }
 
+/** A base64url part decoded as a JSON object, or undefined when it is none. */
+function jsonObject(part: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined; // not JSON: not a JWT
+  }
+}
+
+/** RFC 8693 §4.1: the current actor, with prior actors nested inside. */
 export interface ActorClaim {
   sub: string;
   act?: ActorClaim;

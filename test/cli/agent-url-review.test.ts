@@ -3,9 +3,13 @@
 // servers on the ports that say they are published at https URLs, a TLS server with a certificate nobody trusts):
 // the delegation of an agent whose metadata names a parent of its URL, DELEGATE_TOKEN for another agent, logout's
 // servers, an empty fragment, the device sign-in and logout against an unreachable or untrusted deployment, and the
-// advice around servers published at https URLs.
+// advice around servers published at https URLs. And what review regress20e found in those fixes: a port that accepts
+// and never answers holding find-slot for the probe's retries, status heading a delegation by the audience that
+// --agent-url did not find, `token` by the ports of published servers, the advice's data directory and serve-agent
+// --stdio's, and DELEGATE_TOKEN as a JWT whose audience is missing or not one.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,38 +61,40 @@ function fakeJwt(claims: Record<string, unknown>): string {
   return `${part({ alg: 'ES256', typ: 'at+jwt' })}.${part(claims)}.c2lnbmF0dXJl`;
 }
 
+interface CachedSignIn {
+  agentUrl: string;
+  audience: string;
+  issuer: string;
+  revocationEndpoint: string;
+  now: number;
+}
+
 /**
- * A token cache holding one delegation for the agent at `agentUrl` (the cache's key), whose tokens' audience is
+ * A token cache holding a delegation for each agent at `agentUrl` (the cache's key), whose tokens' audience is
  * `audience` (what the agent's metadata named), from `issuer`, whose revocation endpoint is cached.
  */
-async function writeCache(at: { agentUrl: string; audience: string; issuer: string; revocationEndpoint: string; now: number }): Promise<void> {
-  const { agentUrl, audience, issuer } = at;
-  const cache = {
-    version: 1,
-    discovery: {
-      [agentUrl]: {
-        authorizationServerUrl: issuer,
-        resourceMetadata: { resource: audience, resource_name: 'CalendarAgent', authorization_servers: [issuer] },
-        authorizationServerMetadata: { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, revocation_endpoint: at.revocationEndpoint, response_types_supported: ['code'] },
-      },
-    },
-    clients: { [issuer]: { client_id: 'cli_abc', issuer, redirect_uris: ['http://127.0.0.1/callback'] } },
-    tokens: {
-      [issuer]: {
-        [agentUrl]: {
-          access_token: fakeJwt({ sub: 'usr_alice', client_id: 'cli_abc', grant_id: 'grt_1', scope: 'slots:find', aud: audience }),
-          token_type: 'Bearer',
-          refresh_token: 'dlg_rt_secret',
-          scope: 'slots:find',
-          expires_at: at.now + 3_600_000,
-          refresh_expires_at: at.now + 86_400_000,
-          issuer,
-          resource: audience,
-          obtained_at: at.now,
-        },
-      },
-    },
-  };
+async function writeCache(...signIns: CachedSignIn[]): Promise<void> {
+  const cache = { version: 1, discovery: {} as Record<string, unknown>, clients: {} as Record<string, unknown>, tokens: {} as Record<string, Record<string, unknown>> };
+  for (const [i, at] of signIns.entries()) {
+    const { agentUrl, audience, issuer } = at;
+    cache.discovery[agentUrl] = {
+      authorizationServerUrl: issuer,
+      resourceMetadata: { resource: audience, resource_name: 'CalendarAgent', authorization_servers: [issuer] },
+      authorizationServerMetadata: { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, revocation_endpoint: at.revocationEndpoint, response_types_supported: ['code'] },
+    };
+    cache.clients[issuer] = { client_id: 'cli_abc', issuer, redirect_uris: ['http://127.0.0.1/callback'] };
+    (cache.tokens[issuer] ??= {})[agentUrl] = {
+      access_token: fakeJwt({ sub: 'usr_alice', client_id: 'cli_abc', grant_id: `grt_${i + 1}`, scope: 'slots:find', aud: audience }),
+      token_type: 'Bearer',
+      refresh_token: 'dlg_rt_secret',
+      scope: 'slots:find',
+      expires_at: at.now + 3_600_000,
+      refresh_expires_at: at.now + 86_400_000,
+      issuer,
+      resource: audience,
+      obtained_at: at.now,
+    };
+  }
   await writeFile(join(home, 'tokens.json'), JSON.stringify(cache), { mode: 0o600 });
 }
 
@@ -107,7 +113,6 @@ describe('an agent whose protected resource metadata names a parent of its URL (
     const io = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
     await writeCache({ agentUrl, audience, issuer, revocationEndpoint: `${issuer}/revoke`, now: io.now() });
     expect(await runCli(['status', '--agent-url', agentUrl], io), io.err).toBe(0);
-    expect(io.out).toContain(`CalendarAgent at ${audience}`);
     expect(io.out).toMatch(/signed in as\s+usr_alice/);
     const json = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['status', '--json', '--agent-url', agentUrl], json)).toBe(0);
@@ -115,6 +120,48 @@ describe('an agent whose protected resource metadata names a parent of its URL (
     // Another agent on that origin is not this one.
     const other = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['status', '--agent-url', `${audience}/other/mcp`], other)).toBe(4);
+  });
+
+  // Review regress20e, 2: status headed it by its audience, which --agent-url then did not find (exit 4, "Not signed in").
+  it('status heads it by the URL signed in at, with the audience on its own line and agentUrl in --json', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
+    await writeCache({ agentUrl, audience, issuer, revocationEndpoint: `${issuer}/revoke`, now: io.now() });
+    expect(await runCli(['status'], io), io.err).toBe(0);
+    expect(io.out).toContain(`\nCalendarAgent at ${agentUrl}\n  audience          ${audience}\n  signed in as      usr_alice at ${issuer}\n`);
+    const json = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['status', '--json'], json)).toBe(0);
+    expect(JSON.parse(json.out).delegations[0]).toMatchObject({ agentUrl, resource: audience, issuer });
+    // An agent whose metadata names its own URL has no audience line.
+    await writeCache({ agentUrl, audience: agentUrl, issuer, revocationEndpoint: `${issuer}/revoke`, now: io.now() });
+    const same = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
+    expect(await runCli(['status'], same)).toBe(0);
+    expect(same.out).toContain(`\nCalendarAgent at ${agentUrl}\n  signed in as      usr_alice at ${issuer}\n`);
+  });
+
+  it('status and logout --agent-url also find it by its audience, when one delegation alone is for it', async () => {
+    const revocation = await revocationServer();
+    const now = fakeIo().now();
+    await writeCache({ agentUrl, audience, issuer, revocationEndpoint: revocation.endpoint, now });
+    const status = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
+    expect(await runCli(['status', '--agent-url', audience], status), status.err).toBe(0);
+    expect(status.out).toContain(`CalendarAgent at ${agentUrl}\n`);
+    const logout = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['logout', '--agent-url', audience], logout), logout.err).toBe(0);
+    expect(logout.err).toContain(`Revoked the delegation for ${agentUrl} at ${issuer}.\nForgot the sign-in for ${agentUrl} in `);
+    expect(revocation.seen.filter((line) => line.startsWith('POST /revoke'))).toHaveLength(2);
+    // Two delegations for that audience: which one is meant cannot be told.
+    await writeCache(
+      { agentUrl, audience, issuer, revocationEndpoint: revocation.endpoint, now },
+      { agentUrl: `${audience}/other/mcp`, audience, issuer, revocationEndpoint: revocation.endpoint, now },
+    );
+    for (const command of ['status', 'logout']) {
+      const io = fakeIo({ DELEGATE_HOME: home });
+      expect(await runCli([command, '--agent-url', audience], io), command).toBe(2);
+      expect(io.err).toBe(
+        `delegate: --agent-url ${audience} is the audience of 2 stored delegations, signed in at ${agentUrl} and ${audience}/other/mcp: give the URL of the one you mean.\n`,
+      );
+    }
+    expect(revocation.seen.filter((line) => line.startsWith('POST /revoke'))).toHaveLength(2);
   });
 
   it('logout --agent-url revokes it at its authorization server and forgets it', async () => {
@@ -165,6 +212,38 @@ describe('DELEGATE_TOKEN for another agent than --agent-url names (review regres
     for (const aud of ['https://agent.delegate.test/cal', 'https://agent.delegate.test/calendar/mcp/x', 'http://agent.delegate.test/calendar/mcp']) {
       const io = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: fakeJwt({ aud }) });
       expect(await runCli(['token', '--agent-url', agentUrl], io), aud).toBe(4);
+    }
+  });
+});
+
+describe('DELEGATE_TOKEN as a JWT whose audience is missing or not one (review regress20e, 5)', () => {
+  it('is refused before anything is sent: one line, exit 4; an empty list is an audience of none', async () => {
+    const agent = await listen((_req, res) => json(res, 401, { error: 'invalid_token' }));
+    const agentUrl = `http://127.0.0.1:${agent.port}/mcp`;
+    const cannotTell = 'so it cannot be told to be for CalendarAgent at';
+    for (const [claims, said] of [
+      [{ sub: 'usr_alice' }, `DELEGATE_TOKEN is a JWT that names no audience (it has no \`aud\` claim), ${cannotTell}`],
+      [{ aud: 5 }, `its \`aud\` claim is neither a string nor an array of strings, RFC 7519 §4.1.3), ${cannotTell}`],
+      [{ aud: null }, cannotTell],
+      [{ aud: { url: agentUrl } }, cannotTell],
+      [{ aud: [agentUrl, 5] }, cannotTell],
+      [{ aud: [] }, 'DELEGATE_TOKEN is a JWT for no audience (its `aud` claim is an empty list), not for CalendarAgent at'],
+    ] as const) {
+      const token = fakeJwt(claims);
+      for (const args of [['find-slot', '--duration', '30m'], ['token']]) {
+        const io = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
+        expect(await runCli([...args, '--agent-url', agentUrl], io), `${args[0]} ${JSON.stringify(claims)}`).toBe(4);
+        expect(io.out).toBe('');
+        expect(io.err).toContain(said);
+        expect(io.err).toMatch(new RegExp(`^delegate: .* ${agentUrl}; it was not sent\\. Unset it, or set a token for ${agentUrl}\\.\\n$`));
+      }
+    }
+    expect(agent.seen).toEqual([]);
+    // Not a JWT (its parts are no JSON objects): nothing can be told of it, and it is used as before.
+    for (const token of ['e30.bm90IGpzb24.c2ln', 'W10.e30.c2ln', 'a.b.c.d.e']) {
+      const io = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
+      expect(await runCli(['token', '--agent-url', agentUrl], io), token).toBe(0);
+      expect(io.out).toBe(`${token}\n`);
     }
   });
 });
@@ -239,6 +318,46 @@ describe('a deployment that cannot be reached (review regress20c, 6 and 7)', () 
   }, 30_000);
 });
 
+/** Listeners on three ports of 127.0.0.1 that accept connections and never answer; closed after the test. */
+async function silentPorts(): Promise<string[]> {
+  const ports: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const sockets: Socket[] = [];
+    const server = createNetServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    silent.push({ server, sockets });
+    ports.push((server.address() as { port: number }).port);
+  }
+  return ['--auth-port', String(ports[0]), '--calendar-port', String(ports[1]), '--agent-port', String(ports[2])];
+}
+
+const silent: Array<{ server: NetServer; sockets: Socket[] }> = [];
+
+afterEach(async () => {
+  for (const { server, sockets } of silent.splice(0)) {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+// Review regress20e, 1: the look for published servers after an exit 4 ran the probe's 1.5 + 4 + 8 s ladder on each
+// silent port: find-slot waited 13.5 s to say what it knew at once.
+describe('ports that accept connections and never answer, where nobody can sign in', () => {
+  it('find-slot, busy and token stop with exit 4 without waiting for them', async () => {
+    const ports = await silentPorts();
+    for (const args of [['find-slot', '--duration', '30m'], ['busy'], ['token']]) {
+      const io = fakeIo({ DELEGATE_HOME: home });
+      const started = Date.now();
+      expect(await runCli([...args, ...ports], io), args[0]).toBe(4);
+      // A generous bound, not a benchmark: one short look at two ports, where the ladder alone took 13.5 s.
+      expect(Date.now() - started, args[0]).toBeLessThan(3_000);
+      // What it says at once: a sign-in by these ports, on one line.
+      expect(io.err).toContain(` ${ports.join(' ')}\``);
+      expect(io.err.trim().split('\n'), io.err).toHaveLength(1);
+    }
+  }, 60_000);
+});
+
 describe('servers published at https URLs, reached by their ports (review regress20c, 8)', () => {
   /** Servers on three ports that say they are delegate's, published behind an https reverse proxy. */
   async function publishedServers(): Promise<string[]> {
@@ -257,13 +376,47 @@ describe('servers published at https URLs, reached by their ports (review regres
     const ports = await publishedServers();
     const findSlot = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['find-slot', '--duration', '45m', '--json', ...ports], findSlot)).toBe(1);
-    expect(findSlot.err).toBe(advice('delegate find-slot --duration 45m --agent-url https://agent.delegate.test/mcp'));
+    expect(findSlot.err).toBe(advice(`DELEGATE_HOME=${home} delegate find-slot --duration 45m --agent-url https://agent.delegate.test/mcp`));
     const busy = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['--profile', 'work', 'busy', ...ports], busy)).toBe(1);
-    expect(busy.err).toBe(advice('delegate busy --agent-url https://agent.delegate.test/mcp --profile work'));
+    expect(busy.err).toBe(advice(`DELEGATE_HOME=${home} delegate busy --agent-url https://agent.delegate.test/mcp --profile work`));
     const login = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['login', '--device', ...ports], login)).toBe(1);
-    expect(login.err).toBe(advice('delegate login --device --agent-url https://agent.delegate.test/mcp'));
+    expect(login.err).toBe(advice(`DELEGATE_HOME=${home} delegate login --device --agent-url https://agent.delegate.test/mcp`));
+  }, 30_000);
+
+  // Review regress20e, 4: the line named neither DELEGATE_HOME nor the XDG directories this run used, so typed in
+  // another shell it signed in to another data directory.
+  it('the advised line carries the data directory as other advice does: DELEGATE_HOME, or the XDG directories, and DELEGATE_PROFILE', async () => {
+    const ports = await publishedServers();
+    const xdg = { HOME: home, XDG_DATA_HOME: join(home, 'data dir'), XDG_CONFIG_HOME: join(home, 'config'), DELEGATE_PROFILE: 'work' };
+    const io = fakeIo(xdg);
+    expect(await runCli(['find-slot', '--duration', '30m', ...ports], io)).toBe(1);
+    expect(io.err).toBe(
+      advice(`XDG_DATA_HOME='${home}/data dir' XDG_CONFIG_HOME=${home}/config delegate find-slot --duration 30m --agent-url https://agent.delegate.test/mcp --profile work`),
+    );
+  }, 30_000);
+
+  // Review regress20e, 4: serve-agent --stdio was told `delegate find-slot --duration 30m --agent-url …`, an option it
+  // does not take, for a command nobody ran.
+  it('serve-agent --stdio, which takes no --agent-url, is told to connect the MCP client to that URL', async () => {
+    const ports = await publishedServers();
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['serve-agent', '--stdio', ...ports], io)).toBe(1);
+    expect(io.err).toBe(
+      "delegate: delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at https://agent.delegate.test/mcp), and are reached by that URL, not by their ports. This command finds servers by their ports only (it takes no --agent-url): connect your MCP client to https://agent.delegate.test/mcp itself, which signs in there. To use servers on this machine's loopback instead, run this command with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).\n",
+    );
+    expect(io.out).toBe('');
+  }, 30_000);
+
+  // Review regress20e, 3: token said nothing was stored (exit 4) and advised `delegate login --auth-port …`, which stops
+  // with exit 1 naming --agent-url.
+  it('token with nothing stored names --agent-url too, not a login by these ports', async () => {
+    const ports = await publishedServers();
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['token', ...ports], io)).toBe(1);
+    expect(io.err).toBe(advice(`DELEGATE_HOME=${home} delegate token --agent-url https://agent.delegate.test/mcp`));
+    expect(io.out).toBe('');
   }, 30_000);
 
   it('--redirect-port with --agent-url is not compared with ports no server of this machine uses', async () => {

@@ -76,10 +76,19 @@ describe('resourceWithin (a resource its metadata may name, for DELEGATE_TOKEN w
 });
 
 describe('unverifiedAudience', () => {
-  const jwt = (payload: unknown) => `e30.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.c2ln`;
-  it('reads a JWT\'s string or string-array aud, and nothing of anything else', () => {
-    expect(unverifiedAudience(jwt({ aud: 'https://a.example/mcp' }))).toBe('https://a.example/mcp');
-    expect(unverifiedAudience(jwt({ aud: ['x', 'y'] }))).toEqual(['x', 'y']);
-    for (const token of [jwt({}), jwt({ aud: 3 }), jwt({ aud: ['x', 1] }), jwt(null), 'opaque', 'a.b', 'a.!!.c', 'a.b.c.d']) expect(unverifiedAudience(token), token).toBeUndefined();
+  const jwt = (payload: unknown, header: unknown = {}) => `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.c2ln`;
+  it('reads a JWT\'s string or string-array aud as a list', () => {
+    expect(unverifiedAudience(jwt({ aud: 'https://a.example/mcp' }))).toEqual({ kind: 'audience', audiences: ['https://a.example/mcp'] });
+    expect(unverifiedAudience(jwt({ aud: ['x', 'y'] }))).toEqual({ kind: 'audience', audiences: ['x', 'y'] });
+    expect(unverifiedAudience(jwt({ aud: [] }))).toEqual({ kind: 'audience', audiences: [] });
+  });
+
+  // Review regress20e, 5: a JWT without an aud, or with one RFC 7519 §4.1.3 does not allow, was taken for an opaque token.
+  it('tells a JWT without an audience, or with one that is no string or array of strings, from an opaque token', () => {
+    expect(unverifiedAudience(jwt({}))).toEqual({ kind: 'missing' });
+    for (const aud of [3, null, { url: 'x' }, ['x', 1], true]) expect(unverifiedAudience(jwt({ aud })), JSON.stringify(aud)).toEqual({ kind: 'malformed' });
+    for (const token of [jwt(null), jwt([]), jwt({}, 'header'), jwt({}, null), 'opaque', 'a.b', 'a.!!.c', 'a.b.c.d', `${jwt({ aud: 'x' })}.d.e`]) {
+      expect(unverifiedAudience(token), token).toEqual({ kind: 'opaque' });
+    }
   });
 });

@@ -129,12 +129,13 @@ describe('the three servers behind https reverse proxies', () => {
     expect(agent.seen).toContain('POST /calendar-agent/mcp');
     // find-slot on this machine, by these ports: delegate's servers, published elsewhere, said so (before: "Port … is
     // used by another program, not delegate's authorization server"), naming the option that reaches them by their URL
-    // (before stop 20: "Connect an MCP client to … instead"), and nothing is started or signed in.
+    // (before stop 20: "Connect an MCP client to … instead"), in this run's data directory (review regress20e), and
+    // nothing is started or signed in.
     const local = await runCli(['find-slot', '--duration', '30m', '--json', '--no-browser', '--auth-port', String(ports.auth), '--calendar-port', String(ports.calendar), '--agent-port', String(ports.agent)], home);
     expect(local.code).toBe(1);
     expect(local.stdout).toBe('');
     expect(local.stderr).toBe(
-      `delegate: delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${agentUrl}), and are reached by that URL, not by their ports: give it with --agent-url, as in \`delegate find-slot --duration 30m --agent-url ${agentUrl}\` (or connect an MCP client to it). To use servers on this machine's loopback instead, run this command with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).\n`,
+      `delegate: delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${agentUrl}), and are reached by that URL, not by their ports: give it with --agent-url, as in \`DELEGATE_HOME=${home} delegate find-slot --duration 30m --agent-url ${agentUrl}\` (or connect an MCP client to it). To use servers on this machine's loopback instead, run this command with another data directory (DELEGATE_HOME) and other ports (--auth-port, --calendar-port, --agent-port).\n`,
     );
     // find-slot on other ports, on this data directory, without the proxies' certificate: whether the servers on
     // record run cannot be told, so nothing moves (found in review, regress19a: CalendarAgent was moved to the

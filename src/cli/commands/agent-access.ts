@@ -9,9 +9,9 @@
 // spinner on a terminal and, when the browser may be elsewhere, a prompt for
 // the address it ended on. With nobody to ask (no terminal, no --no-browser)
 // it never waits: it fails at once with exit code 4 and a hint.
-import { DEFAULT_PROFILE, delegateToken, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
+import { delegateToken, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
 import { audienceIncludes, canonicalResource, resourceWithin } from '../../delegation/resource.js';
-import { isBearerToken, unverifiedAudience } from '../../delegation/tokens.js';
+import { isBearerToken, unverifiedAudience, type UnverifiedAudience } from '../../delegation/tokens.js';
 import { isClientError, isDelegationEnded, networkErrorCode, type ClientError } from '../../client/errors.js';
 import type { ServersGone } from '../../client/servers-gone.js';
 import type { SessionOptions } from '../../client/session.js';
@@ -57,7 +57,10 @@ export interface AgentAccessArgs {
    * `command` writes `delegate WORDS…` with this run's ports and profile.
    */
   noTerminalAdvice?: (command: CommandLine) => string;
-  /** This command's words with its required options (`find-slot --duration 30m`), for advice that names it run otherwise. */
+  /**
+   * This command's words with its required options (`find-slot --duration 30m`), for advice that names it run otherwise
+   * (by an agent's URL); absent for a command that takes no --agent-url (serve-agent --stdio).
+   */
   command?: readonly string[];
   debug: boolean;
 }
@@ -86,25 +89,38 @@ export function environmentToken(io: CliIo, agentUrl?: string): string | undefin
  * another agent is refused before anything is sent (found in review, regress20c: a token for one agent went to
  * whatever agent --agent-url named, and `token --agent-url` printed it as that agent's). Its audience is its resource
  * (RFC 8707, RFC 9068 §3): a parent of the agent's URL is its metadata's resource, which a sign-in may have been made
- * for. An opaque token says nothing of its audience and is sent as before.
+ * for. A JWT that names no audience, or names it otherwise than RFC 7519 §4.1.3 allows (a string or an array of
+ * strings), cannot be told to be for this agent, and is refused too (found in review, regress20e: it was taken for an
+ * opaque token and sent). An opaque token says nothing of its audience and is sent as before.
  */
 function refuseOtherAudience(token: string, agentUrl: string): void {
-  const aud = unverifiedAudience(token);
+  const said = unverifiedAudience(token);
   const agent = canonicalResource(agentUrl);
-  if (aud === undefined || agent === undefined) return;
-  const audiences = Array.isArray(aud) ? aud : [aud];
-  if (audienceIncludes(audiences, agent) || audiences.some((a) => resourceWithin(agent, a))) return;
-  throw new CommandFailed(
-    `DELEGATE_TOKEN is for ${printableClipped(audiences.join(', '), 200)}, not for CalendarAgent at ${agentUrl}; it was not sent. Unset it, or set a token for ${agentUrl}.`,
-    EXIT_AUTH_REQUIRED,
-  );
+  if (said.kind === 'opaque' || agent === undefined) return;
+  if (said.kind === 'audience') {
+    const audiences = said.audiences;
+    if (audienceIncludes(audiences, agent) || audiences.some((a) => resourceWithin(agent, a))) return;
+  }
+  throw new CommandFailed(`DELEGATE_TOKEN is ${audienceWords(said)} for CalendarAgent at ${agentUrl}; it was not sent. Unset it, or set a token for ${agentUrl}.`, EXIT_AUTH_REQUIRED);
+}
+
+/** What a JWT says of its audience, as refuseOtherAudience words it before "for CalendarAgent at …". */
+function audienceWords(said: Exclude<UnverifiedAudience, { kind: 'opaque' }>): string {
+  switch (said.kind) {
+    case 'missing':
+      return 'a JWT that names no audience (it has no `aud` claim), so it cannot be told to be';
+    case 'malformed':
+      return 'a JWT whose audience cannot be read (its `aud` claim is neither a string nor an array of strings, RFC 7519 §4.1.3), so it cannot be told to be';
+    case 'audience':
+      return said.audiences.length > 0 ? `for ${printableClipped(said.audiences.join(', '), 200)}, not` : 'a JWT for no audience (its `aud` claim is an empty list), not';
+  }
 }
 
 export const UNUSABLE_ENV_TOKEN =
   'DELEGATE_TOKEN is not a usable access token: it has characters no bearer token has (RFC 6750 §2.1). Unset it to use your stored sign-in, or set a fresh one from `delegate token`.';
 
 /** The profile in effect: --profile, else DELEGATE_PROFILE (checked as --profile is), else undefined for the default. */
-export function effectiveProfile(io: CliIo, profile: string | undefined): string | undefined {
+export function effectiveProfile(io: Pick<CliIo, 'env'>, profile: string | undefined): string | undefined {
   const name = profile ?? profileFromEnv(io.env);
   if (name !== undefined) {
     try {
@@ -169,6 +185,21 @@ export interface AgentWhere {
   paths: Paths;
 }
 
+/** The servers on this run's ports, and this command as it is run by an agent's URL instead (StackOptions.rerun). */
+function serversOnPorts(args: AgentAccessArgs, io: CliIo, paths: Paths): ServersInUse {
+  const rerun = args.command === undefined ? undefined : { words: args.command, env: io.env, ...(args.profile !== undefined ? { profile: args.profile } : {}) };
+  return new ServersInUse({ paths, ports: args.ports, host: args.host, notice: (line) => io.stderr.write(`${line}\n`), ...(rerun !== undefined ? { rerun } : {}) });
+}
+
+/**
+ * Before a failure whose advice names this run's ports (a sign-in by them): exit 1 naming --agent-url instead when the
+ * servers on those ports are published at an https URL (stack.ts refusePublishedPorts), as find-slot's fast path says
+ * it. Nothing for an agent given by its URL.
+ */
+export async function refusePublishedServers(args: AgentAccessArgs, io: CliIo): Promise<void> {
+  if (args.agentUrl === undefined) await serversOnPorts(args, io, profilePaths(io, args.profile)).refusePublished();
+}
+
 /** CalendarAgent's URL, and its authorization server's when it is known before discovery (the servers on the ports). */
 interface AgentTarget {
   agentUrl: string;
@@ -184,9 +215,7 @@ export async function withAgentAccess<T>(args: AgentAccessArgs, io: CliIo, work:
     // probed, started or brought back; a refused connection is the command's error.
     return useAgent(args, io, work, { agentUrl: args.agentUrl }, undefined, paths, envToken, undefined);
   }
-  const profile = effectiveProfile(io, args.profile);
-  const rerun = { words: args.command ?? ['find-slot', '--duration', '30m'], ...(profile !== undefined && profile !== DEFAULT_PROFILE ? { profile } : {}) };
-  const servers = new ServersInUse({ paths, ports: args.ports, host: args.host, notice: (line) => io.stderr.write(`${line}\n`), rerun });
+  const servers = serversOnPorts(args, io, paths);
   try {
     if (args.serversFirst) {
       // The fast path: no probe of the three servers before the one request that matters.

@@ -14,8 +14,9 @@ import { isClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { resendingFetch } from '../../client/servers-gone.js';
-import { canonicalResource, sameOriginOrLoopbackAlias } from '../../delegation/resource.js';
+import { sameOriginOrLoopbackAlias } from '../../delegation/resource.js';
 import { profilePaths, ServersInUse, type AgentAccessArgs } from './agent-access.js';
+import { storedAgentKey } from '../stored-agent.js';
 
 export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
   if (delegateToken(io.env) !== undefined) {
@@ -37,12 +38,14 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     );
   }
   // With --agent-url, only that agent's sign-in is revoked and forgotten (as `gh auth logout --hostname`); the rest stays.
-  const only = args.agentUrl === undefined ? undefined : canonicalResource(args.agentUrl);
-  // By the cache's key, the URL signed in at, as logout() forgets it (not the audience, which may be a parent of it).
-  const forAgent = (agentUrl: string) => only === undefined || agentUrl === only;
-  const where = args.agentUrl === undefined ? { files: paths, now: () => io.now() } : { files: paths, now: () => io.now(), agentUrl: args.agentUrl };
-  const notSignedIn = args.agentUrl === undefined ? 'Not signed in' : `Not signed in at ${args.agentUrl}`;
-  const forgotten = args.agentUrl === undefined ? `Deleted ${paths.tokenCache}.` : `Forgot the sign-in for ${args.agentUrl} in ${paths.tokenCache}.`;
+  // By the cache's key, the URL signed in at, as logout() forgets it; or else by the audience, which may be a parent of
+  // it, when one delegation alone is for it (found in review, regress20e: status showed it under that audience).
+  const selected = args.agentUrl === undefined ? undefined : storedAgentKey(args.agentUrl, stored);
+  const forAgent = (agentUrl: string) => selected === undefined || agentUrl === selected.key;
+  const where = selected === undefined ? { files: paths, now: () => io.now() } : { files: paths, now: () => io.now(), agentUrl: selected.key };
+  const named = selected?.byAudience ? selected.key : args.agentUrl;
+  const notSignedIn = named === undefined ? 'Not signed in' : `Not signed in at ${named}`;
+  const forgotten = named === undefined ? `Deleted ${paths.tokenCache}.` : `Forgot the sign-in for ${named} in ${paths.tokenCache}.`;
   if (!stored.delegations.some((d) => forAgent(d.agentUrl))) {
     // Only the note that a delegation ended (its renewal refused) may be left: nothing to revoke, but the note goes, as a sign-out's cache does.
     const removed = stored.ended.some((d) => forAgent(d.agentUrl)) && (await logout(where)).removed;

@@ -55,16 +55,17 @@ interface SameServers {
 /**
  * The agent's URL or the ports (those not the default), and the profile (--profile or DELEGATE_PROFILE, unless the
  * default) as flags. The URL as a flag even when it came from DELEGATE_AGENT_URL: the line may be typed where that is
- * not set, and would then sign in at the servers on this machine's ports.
+ * not set, and would then sign in at the servers on this machine's ports. Never both: the commands refuse the ports
+ * beside --agent-url (access-options.ts serverArgs).
  */
-function sameSetupFlags(args: SameServers, io: CliIo): string[] {
+function sameSetupFlags(args: SameServers, io: Pick<CliIo, 'env'>): string[] {
   const flags: string[] = args.agentUrl !== undefined ? ['--agent-url', args.agentUrl] : [];
   for (const [flag, port, fallback] of [
     ['--auth-port', args.ports.auth, DEFAULT_PORTS.auth],
     ['--calendar-port', args.ports.calendar, DEFAULT_PORTS.calendar],
     ['--agent-port', args.ports.agent, DEFAULT_PORTS.agent],
   ] as const) {
-    if (port !== fallback) flags.push(flag, String(port));
+    if (port !== fallback && args.agentUrl === undefined) flags.push(flag, String(port));
   }
   // The profile and data directory the client's process must use: it may not inherit this shell's environment.
   const profile = effectiveProfile(io, args.profile);
@@ -83,7 +84,7 @@ export function loginCommandLine(args: SameServers, io: CliIo, extra: readonly s
 }
 
 /** `delegate WORDS…` for the same data directory, profile and ports as this process (as loginCommandLine). */
-export function sameSetupCommandLine(args: SameServers, io: CliIo, words: readonly string[]): string {
+export function sameSetupCommandLine(args: SameServers, io: Pick<CliIo, 'env'>, words: readonly string[]): string {
   // The value quoted, not the whole word: a shell takes `NAME=value` as a setting only when `NAME=` is bare (found in
   // review: `'DELEGATE_HOME=/tmp/a b' delegate login` ran a program of that name).
   const env = Object.entries(pathsEnvironment(io.env)).map(([k, v]) => `${k}=${shellQuote(v)}`);
@@ -94,7 +95,7 @@ export function sameSetupCommandLine(args: SameServers, io: CliIo, words: readon
  * `delegate WORDS…` with the same profile and ports as this process, for the person at the shell that ran it, whose
  * environment already names the data directory: advice a command prints, e.g. `delegate login --agent-port 9412`.
  */
-export function sameShellCommandLine(args: SameServers, io: CliIo, words: readonly string[]): string {
+export function sameShellCommandLine(args: SameServers, io: Pick<CliIo, 'env'>, words: readonly string[]): string {
   return ['delegate', ...words, ...sameSetupFlags(args, io)].map(shellQuote).join(' ');
 }
 

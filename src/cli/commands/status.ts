@@ -6,11 +6,11 @@
 // read or has expired), as `gh auth status` fails when its credential cannot
 // be used. With --json, a token cache that cannot be read (damaged, or not
 // to be opened) is one more such state, told in the document, never an
-// empty stdout. With --agent-url, only that agent's delegations count; the
+// empty stdout. With --agent-url, only that agent's delegations count (found
+// by the URL signed in at, or by the audience of one delegation alone); the
 // port options and --agent-url also go into the `delegate login` it advises.
 import { decodeJwt } from 'jose';
 import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PORTS, DEFAULT_PROFILE, type Ports } from '../../config.js';
-import { canonicalResource } from '../../delegation/resource.js';
 import { storedSignIns, type EndedStoredDelegation, type StoredDelegation } from '../../client/credentials.js';
 import { SCOPE_DESCRIPTIONS } from '../../delegation/scopes.js';
 import { isBearerToken } from '../../delegation/tokens.js';
@@ -19,6 +19,7 @@ import { CommandFailed, EXIT_AUTH_REQUIRED, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { instantLine } from '../output.js';
 import { profilePaths } from './agent-access.js';
+import { storedAgentKey } from '../stored-agent.js';
 
 export interface StatusArgs {
   json: boolean;
@@ -36,13 +37,17 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   let cacheError: string | undefined;
   let stored: StoredDelegation[];
   let ended: EndedStoredDelegation[] = [];
+  let signedInAt = args.agentUrl; // the URL the advice names: the one signed in at, when --agent-url named its audience
   try {
-    ({ delegations: stored, ended } = await storedSignIns(paths, () => io.now()));
+    const signIns = await storedSignIns(paths, () => io.now());
+    ({ delegations: stored, ended } = signIns);
     if (args.agentUrl !== undefined) {
-      // By the URL the sign-in was made for (the cache's key), not the audience the agent's metadata named, which may be
-      // a parent of it (found in review, regress20c: an agent at …/mcp whose metadata names its origin was not shown).
-      const only = canonicalResource(args.agentUrl);
-      [stored, ended] = [stored.filter((d) => d.agentUrl === only), ended.filter((d) => d.agentUrl === only)];
+      // By the URL the sign-in was made for (the cache's key), or else by the audience the agent's metadata named, which
+      // may be a parent of it (found in review, regress20c: an agent at …/mcp whose metadata names its origin was not
+      // shown; regress20e: nor was it found by that origin, which status showed it under).
+      const { key, byAudience } = storedAgentKey(args.agentUrl, signIns);
+      [stored, ended] = [stored.filter((d) => d.agentUrl === key), ended.filter((d) => d.agentUrl === key)];
+      if (byAudience) signedInAt = key;
     }
   } catch (error) {
     // An unreadable cache holds no sign-in this command can show; it is named and left as it is.
@@ -91,12 +96,12 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     if (!env.readable) lines.push('  token cannot be read: it is not an access token from delegate (a JWT), so CalendarAgent will refuse it');
     if (env.expiresAt) lines.push(`  token for ${env.audience ?? 'an unknown audience'}, ${Date.parse(env.expiresAt) > now ? 'valid until' : 'expired at'} ${instantLine(Date.parse(env.expiresAt), zone)}`);
   }
-  const login = await loginCommand(args, io);
+  const login = await loginCommand({ ...args, ...(signedInAt !== undefined ? { agentUrl: signedInAt } : {}) }, io);
   if (stored.length === 0 && ended.length === 0) lines.push(`Not signed in: no delegation${args.agentUrl !== undefined ? ` for ${args.agentUrl}` : ''} is stored. Run \`${login}\`.`);
   // A delegation whose renewal the authorization server refused: as `token` and `find-slot` say it, with when.
   for (const d of ended) {
     lines.push('');
-    lines.push(`${d.resourceName ?? 'Agent'} at ${d.resource}`);
+    lines.push(`${d.resourceName ?? 'Agent'} at ${d.agentUrl}`);
     lines.push(`  issuer            ${d.issuer}`);
     lines.push(
       `  delegation        ended: the authorization server refused to renew it at ${instantLine(d.refusedAt, zone)} ` +
@@ -105,7 +110,10 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   }
   for (const d of stored) {
     lines.push('');
-    lines.push(`${d.resourceName ?? 'Agent'} at ${d.resource}`);
+    // Headed by the URL signed in at, which --agent-url names (found in review, regress20e: headed by the audience, a
+    // parent of it, which --agent-url did not find); the audience on a line of its own when it is another.
+    lines.push(`${d.resourceName ?? 'Agent'} at ${d.agentUrl}`);
+    if (d.resource !== d.agentUrl) lines.push(`  audience          ${d.resource}`);
     lines.push(`  signed in as      ${d.user ?? 'unknown'} at ${d.issuer}`);
     lines.push(`  client            ${d.clientName ? `${d.clientName} (${d.clientId})` : (d.clientId ?? 'unknown')}`);
     lines.push(`  grant             ${d.grantId ?? 'unknown'}`);
@@ -140,6 +148,7 @@ function iso(ms: number | undefined): string | undefined {
 function jsonView(d: StoredDelegation, now: number) {
   return {
     agent: d.resourceName ?? null,
+    agentUrl: d.agentUrl,
     resource: d.resource,
     issuer: d.issuer,
     user: d.user ?? null,
@@ -159,6 +168,7 @@ function jsonView(d: StoredDelegation, now: number) {
 function endedJsonView(d: EndedStoredDelegation) {
   return {
     agent: d.resourceName ?? null,
+    agentUrl: d.agentUrl,
     resource: d.resource,
     issuer: d.issuer,
     refusedAt: iso(d.refusedAt),

@@ -11,7 +11,18 @@ import { isClientError } from '../../client/errors.js';
 import { refreshSpentNothing } from '../../client/refresh.js';
 import { EXIT_OK, errorText } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { damagedCacheFailure, environmentToken, isDamagedCache, nothingStoredFailure, profilePaths, withAgentAccess, type AgentAccessArgs } from './agent-access.js';
+import {
+  damagedCacheFailure,
+  environmentToken,
+  isDamagedCache,
+  nothingStoredFailure,
+  profilePaths,
+  refusePublishedServers,
+  withAgentAccess,
+  type AgentAccessArgs,
+} from './agent-access.js';
+
+const TOKEN_WORDS = ['token'];
 
 /**
  * A token that is still good needs no server; only a refresh does, so only
@@ -31,6 +42,10 @@ async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
       refreshNotSaved: (error) => io.stderr.write(errorText(error, args.debug)),
     });
   } catch (error) {
+    // Servers on these ports published at an https URL are reached by that URL, not by a sign-in at the ports that the
+    // advice below names (found in review, regress20e: exit 4 and `delegate login --auth-port …`, as find-slot said
+    // before regress20c): checked first, as find-slot's fast path checks (exit 1 naming --agent-url).
+    if (isClientError(error, 'AUTHORIZATION_REQUIRED')) await refusePublishedServers({ ...args, command: TOKEN_WORDS }, io);
     // A damaged cache is named with the `delegate login` of this run's ports and profile, as withAgentAccess names it.
     if (isDamagedCache(error)) throw await damagedCacheFailure(error, args, io, true);
     // Nothing stored: named the same way (found by the s18 helpers: this alone still said plain `delegate login`).
@@ -38,7 +53,7 @@ async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
     // Servers on this machine's ports may be looked for (and started); an agent given by its URL is not this machine's.
     if (!refreshSpentNothing(error) || args.agentUrl !== undefined) throw error;
   }
-  return withAgentAccess({ ...args, mayPrompt: false, command: ['token'] }, io, (session) => validAccessToken(session));
+  return withAgentAccess({ ...args, mayPrompt: false, command: TOKEN_WORDS }, io, (session) => validAccessToken(session));
 }
 
 export async function tokenCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
