@@ -8,7 +8,7 @@
 // account and per address (all of loopback counting as one). The form is
 // protected against CSRF by a cookie it must match (no session exists yet),
 // and a login may only lead back to this server's own pages.
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FormBody } from '../http/app.js';
 import { audit } from './audit.js';
@@ -51,7 +51,12 @@ export function loginCookieName(ctx: AuthContext): string {
  * IPv6 address counts by its /64.
  */
 export function addressKey(ip: string): string {
-  const lower = ip.toLowerCase();
+  // Behind a trusted proxy, req.ip is what its X-Forwarded-For named (http/app.ts), which some proxies write with a
+  // port and any client can fill with text. Found in review (regress20f): `203.0.113.5:40001`, `…:40002`, … each got a
+  // budget of their own, 25 failed sign-ins and no 429. The address alone counts; what is no address shares one key.
+  const plain = plainAddress(ip);
+  if (plain === undefined) return 'address:unparsed';
+  const lower = plain.toLowerCase();
   const v4 = lower.startsWith('::ffff:') && isIPv4(lower.slice(7)) ? lower.slice(7) : lower;
   if ((isIPv4(v4) && v4.startsWith('127.')) || v4 === '::1') return 'address:loopback';
   // An IPv4 address whether it comes plain or IPv4-mapped (a dual-stack listener reports the latter).
@@ -60,6 +65,18 @@ export function addressKey(ip: string): string {
   // single host is usually given) has 2^64 of them. Counted by /64, as rate limits on IPv6 commonly are.
   const prefix = ipv6Prefix64(v4);
   return prefix === undefined ? `address:${ip}` : `address:${prefix}::/64`;
+}
+
+/**
+ * The IP address in `value` as a proxy may write it in X-Forwarded-For (RFC 7239 §6 shows both forms): with a port
+ * (`203.0.113.5:40001`), in brackets with or without one (`[2001:db8::1]:443`), or plain; undefined for anything else.
+ */
+export function plainAddress(value: string): string | undefined {
+  const trimmed = value.trim();
+  const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(trimmed);
+  const withPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(trimmed);
+  const candidate = bracketed?.[1] ?? withPort?.[1] ?? trimmed;
+  return isIP(candidate.split('%')[0]!) !== 0 ? candidate : undefined;
 }
 
 /** The first four groups of an IPv6 address, in canonical hex (its /64), or undefined when it is not one. */

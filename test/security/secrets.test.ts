@@ -137,7 +137,15 @@ describe('password spraying from several loopback addresses', () => {
 
   it('counts IPv6 loopback and IPv4-mapped loopback addresses as the same one; other addresses each on their own', () => {
     for (const ip of ['127.0.0.1', '127.255.0.9', '::1', '::ffff:127.0.0.5', '::FFFF:127.1.2.3']) expect(addressKey(ip), ip).toBe('address:loopback');
-    for (const ip of ['10.0.0.1', '128.0.0.1', '1270.0.0.1']) expect(addressKey(ip), ip).toBe(`address:${ip}`);
+    for (const ip of ['10.0.0.1', '128.0.0.1']) expect(addressKey(ip), ip).toBe(`address:${ip}`);
+    // As a proxy may write it in X-Forwarded-For: with a port, in brackets; and what is no address, one key for all
+    // (found in review, regress20f: each port and each junk text had a budget of its own).
+    expect(addressKey('10.0.0.1:40001')).toBe('address:10.0.0.1');
+    expect(addressKey('[::ffff:10.0.0.1]:443')).toBe('address:10.0.0.1');
+    expect(addressKey('[2001:db8:1:2::9]:8443')).toBe('address:2001:db8:1:2::/64');
+    expect(addressKey('[2001:db8:1:2::9]')).toBe('address:2001:db8:1:2::/64');
+    expect(addressKey('127.0.0.1:9')).toBe('address:loopback');
+    for (const junk of ['1270.0.0.1', 'unknown', 'garbage-1', '10.0.0.1:99999999', '']) expect(addressKey(junk), junk).toBe('address:unparsed');
     // An IPv4 address plain or IPv4-mapped is one address (before: two keys, so two budgets).
     expect(addressKey('::ffff:10.0.0.1')).toBe(addressKey('10.0.0.1'));
     expect(addressKey('::FFFF:10.0.0.1')).toBe('address:10.0.0.1');

@@ -65,6 +65,21 @@ describe('behind a reverse proxy on loopback that appends X-Forwarded-For (trust
     expect(new Set(sources)).toEqual(new Set([ATTACKER, OTHER]));
   });
 
+  it('counts an address written with a port or in brackets as the address, and whatever is no address as one source', async () => {
+    // Found in review (regress20f): some proxies append `address:port`, and req.ip is then that text; each port was a
+    // source of its own (25 failed sign-ins, no 429), and so was each junk entry at /register.
+    const withPort = '192.0.2.44';
+    for (let i = 0; i < 20; i++) expect(await failedSignIn(authz, PROXY, `${withPort}:${40001 + i}`, `someone-${i}`)).toBe(400);
+    expect(await failedSignIn(authz, PROXY, `${withPort}:40099`, 'someone-else')).toBe(429);
+    expect(await failedSignIn(authz, PROXY, withPort, 'someone-else')).toBe(429);
+    expect(await register(authz, PROXY, '[2001:db8:5::1]:443')).toBe(201);
+    expect(await register(authz, PROXY, '2001:db8:5::2')).toBe(201);
+    expect(await register(authz, PROXY, '[2001:db8:5::3]')).toBe(429);
+    expect(await register(authz, PROXY, 'garbage-1')).toBe(201);
+    expect(await register(authz, PROXY, 'unknown')).toBe(201);
+    expect(await register(authz, PROXY, 'garbage-2')).toBe(429);
+  });
+
   it('takes nothing from X-Forwarded-Host or X-Forwarded-Proto: the Host check and the published URLs stand', async () => {
     const forwarded = { 'x-forwarded-for': OTHER, 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' };
     const metadata = await authz.app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server', remoteAddress: PROXY, headers: forwarded });
