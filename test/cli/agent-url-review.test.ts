@@ -138,6 +138,16 @@ describe('an agent whose protected resource metadata names a parent of its URL (
     expect(same.out).toContain(`\nCalendarAgent at ${agentUrl}\n  signed in as      usr_alice at ${issuer}\n`);
   });
 
+  // Noticed by the regress20e fixes: plain status advised `delegate login` by this machine's ports for it.
+  it('plain status advises signing in again at the deployment’s URL for a delegation made there whose sign-in ended', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
+    // Obtained two days ago: the access token and the sign-in (a day) have both ended.
+    await writeCache({ agentUrl, audience, issuer, revocationEndpoint: `${issuer}/revoke`, now: io.now() - 2 * 86_400_000 });
+    expect(await runCli(['status'], io), io.err).toBe(4);
+    expect(io.out).toContain(`sign in again with \`delegate login --agent-url ${agentUrl}\``);
+    expect(io.out).not.toMatch(/delegate login`|--auth-port/);
+  });
+
   it('status and logout --agent-url also find it by its audience, when one delegation alone is for it', async () => {
     const revocation = await revocationServer();
     const now = fakeIo().now();

@@ -97,6 +97,10 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     if (env.expiresAt) lines.push(`  token for ${env.audience ?? 'an unknown audience'}, ${Date.parse(env.expiresAt) > now ? 'valid until' : 'expired at'} ${instantLine(Date.parse(env.expiresAt), zone)}`);
   }
   const login = await loginCommand({ ...args, ...(signedInAt !== undefined ? { agentUrl: signedInAt } : {}) }, io);
+  // A delegation made at a deployment's https URL is signed in again at that URL, not by this machine's ports (noticed by
+  // the regress20e fixes: plain `status` advised `delegate login` by ports for it).
+  const loginFor = async (agentUrl: string): Promise<string> =>
+    args.agentUrl === undefined && agentUrl.startsWith('https:') ? loginCommand({ ...args, agentUrl }, io) : login;
   if (stored.length === 0 && ended.length === 0) lines.push(`Not signed in: no delegation${args.agentUrl !== undefined ? ` for ${args.agentUrl}` : ''} is stored. Run \`${login}\`.`);
   // A delegation whose renewal the authorization server refused: as `token` and `find-slot` say it, with when.
   for (const d of ended) {
@@ -105,7 +109,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     lines.push(`  issuer            ${d.issuer}`);
     lines.push(
       `  delegation        ended: the authorization server refused to renew it at ${instantLine(d.refusedAt, zone)} ` +
-        `(${endedReason({ error: d.error, ...(d.errorDescription !== undefined ? { error_description: d.errorDescription } : {}) })}); sign in again with \`${login}\``,
+        `(${endedReason({ error: d.error, ...(d.errorDescription !== undefined ? { error_description: d.errorDescription } : {}) })}); sign in again with \`${await loginFor(d.agentUrl)}\``,
     );
   }
   for (const d of stored) {
@@ -121,7 +125,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     for (const detail of d.authorizationDetails) {
       lines.push(`  through it        ${(detail.actions ?? []).join(', ')} at ${(detail.locations ?? []).join(', ')}`);
     }
-    const signInAgain = `; sign in again with \`${login}\``;
+    const signInAgain = `; sign in again with \`${await loginFor(d.agentUrl)}\``;
     const ended = d.delegationEndsAt !== undefined && d.delegationEndsAt <= now;
     if (d.expiresAt !== undefined) {
       lines.push(
