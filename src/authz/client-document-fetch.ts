@@ -4,8 +4,9 @@
 // special-use ranges (RFC 6890), and the connection made to the address
 // checked, so a second answer from DNS cannot move it (DNS rebinding). One GET
 // over https, no redirects followed, a deadline for the whole exchange, a cap
-// on the bytes read, and a cap on the fetches under way at once, in all and
-// for each source of the requests that ask for them.
+// on the bytes read, and a cap on the fetches under way at once: in all and
+// for each source of the requests that ask for them, and, for re-fetches of
+// clients already stored, in a pool of their own capped per document host.
 import { lookup as dnsLookup, Resolver } from 'node:dns/promises';
 import { request, type RequestOptions } from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
@@ -42,13 +43,15 @@ export interface FetchedDocument {
 
 /**
  * What became of a fetch that gave no document:
- * - `busy`: not started, too many fetches under way (in all, or for this source), or this source's too many failures
- *   lately (client-documents.ts);
- * - `unanswered`: started and not answered: the name did not resolve, the connection failed or broke, the deadline
- *   passed, or the server said it cannot answer now (5xx, 429);
- * - `refused`: answered (or resolved) with what this server does not take: a special-use address, another status,
- *   not JSON, too large.
- * The first two say nothing about the document; client-documents.ts serves a stored client through them, for a while.
+ * - `busy`: not started, too many fetches under way (in all, for this source, or re-fetches of this document's
+ *   host), or this source's too many failures lately (client-documents.ts);
+ * - `unanswered`: started and not answered by the document's host: its name servers failed or did not answer in
+ *   time, the connection failed or broke, the deadline passed, or the server said it cannot answer now (5xx, 429);
+ * - `refused`: answered (or resolved) with what this server does not take: a name that does not exist or has no
+ *   address (NXDOMAIN, or no A and no AAAA record), a special-use address, another status, not JSON, too large.
+ * Only `unanswered` is the host's own silence: client-documents.ts serves a stored client through it, for a while.
+ * `busy` is this server's state, which requesters can bring about (found in review: a requester that burned its own
+ * failure budget, or four sources holding every permit, had a removed or changed document ignored for a day).
  */
 export type DocumentFetchFailure = 'busy' | 'unanswered' | 'refused';
 
@@ -76,25 +79,55 @@ export const MAX_CONCURRENT_FETCHES = 16;
  * use, and the refresh of every stored one whose freshness had lapsed, for as long as it kept asking.
  */
 export const MAX_FETCHES_PER_SOURCE = 4;
-let fetchesUnderWay = 0;
-const fetchesOfSource = new Map<string, number>();
+/**
+ * Re-fetches of clients already stored (their freshness lapsed) under way at once, and of those for one document
+ * host: a pool apart, not charged to whoever asks. Found in review: charged to the requester's permits, four sources
+ * holding all 16 made every stored client whose freshness lapsed unusable (or, before, served it stale). To hold
+ * this pool one needs stored clients of its own on as many hosts, whose documents answered once.
+ */
+export const MAX_CONCURRENT_REFRESHES = 8;
+export const MAX_REFRESHES_PER_HOST = 2;
 
-/** Takes one of the fetch permits for `source`, or throws `busy`; the function returned gives it back. */
-function takePermit(source: string): () => void {
-  const held = fetchesOfSource.get(source) ?? 0;
-  if (fetchesUnderWay >= MAX_CONCURRENT_FETCHES) throw new DocumentFetchError('too many client metadata documents are being fetched; try again shortly', 'busy');
-  if (held >= MAX_FETCHES_PER_SOURCE) {
-    throw new DocumentFetchError('too many client metadata documents are being fetched for requests from this address; try again shortly', 'busy');
+/** Fetch permits: `limit` under way in all, `perKey` for one key (a source, a document host). */
+class Permits {
+  #underWay = 0;
+  readonly #ofKey = new Map<string, number>();
+
+  constructor(
+    readonly limit: number,
+    readonly perKey: number,
+    readonly full: string,
+    readonly keyFull: string,
+  ) {}
+
+  /** Takes one for `key`, or throws `busy`; the function returned gives it back. */
+  take(key: string): () => void {
+    const held = this.#ofKey.get(key) ?? 0;
+    if (this.#underWay >= this.limit) throw new DocumentFetchError(this.full, 'busy');
+    if (held >= this.perKey) throw new DocumentFetchError(this.keyFull, 'busy');
+    this.#underWay++;
+    this.#ofKey.set(key, held + 1);
+    return () => {
+      this.#underWay--;
+      const left = (this.#ofKey.get(key) ?? 1) - 1;
+      if (left > 0) this.#ofKey.set(key, left);
+      else this.#ofKey.delete(key);
+    };
   }
-  fetchesUnderWay++;
-  fetchesOfSource.set(source, held + 1);
-  return () => {
-    fetchesUnderWay--;
-    const left = (fetchesOfSource.get(source) ?? 1) - 1;
-    if (left > 0) fetchesOfSource.set(source, left);
-    else fetchesOfSource.delete(source);
-  };
 }
+
+const fetches = new Permits(
+  MAX_CONCURRENT_FETCHES,
+  MAX_FETCHES_PER_SOURCE,
+  'too many client metadata documents are being fetched; try again shortly',
+  'too many client metadata documents are being fetched for requests from this address; try again shortly',
+);
+const refreshes = new Permits(
+  MAX_CONCURRENT_REFRESHES,
+  MAX_REFRESHES_PER_HOST,
+  'too many stored clients\' metadata documents are being fetched again; try again shortly',
+  'too many metadata documents on this host are being fetched again; try again shortly',
+);
 
 type Subnet = readonly [network: string, prefix: number];
 
@@ -190,13 +223,12 @@ async function resolveByDns(hostname: string, timeoutMs: number, deadline: Abort
   }
 }
 
-/** One record type's addresses; none when the name has none of that type (or does not exist), any other failure thrown. */
+/** One record type's addresses; none when the name has none of that type (NODATA) or does not exist (NXDOMAIN), any other failure thrown. */
 async function answers(query: Promise<string[]>, family: 4 | 6): Promise<ResolvedAddress[]> {
   try {
     return (await query).map((address) => ({ address, family }));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENODATA' || code === 'ENOTFOUND') return [];
+    if (saysNoSuchName(error)) return [];
     throw error;
   }
 }
@@ -204,6 +236,12 @@ async function answers(query: Promise<string[]>, family: 4 | 6): Promise<Resolve
 /** The system's resolver, hosts file first: only for the operator's own development host names. */
 async function resolveBySystem(hostname: string): Promise<ResolvedAddress[]> {
   return (await dnsLookup(hostname, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
+}
+
+/** Whether a resolver's error says the name does not exist or has no address: ENOTFOUND (NXDOMAIN; getaddrinfo's EAI_NONAME) or ENODATA. */
+function saysNoSuchName(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOTFOUND' || code === 'ENODATA';
 }
 
 /** The addresses a connection may go to: the name's resolution, every address checked. */
@@ -217,11 +255,14 @@ async function checkedAddresses(url: URL, options: DocumentFetchOptions, deadlin
     try {
       if (options.resolve) addresses = await options.resolve(host);
       else addresses = development ? await resolveBySystem(host) : await resolveByDns(host, options.timeoutMs, deadline);
-    } catch {
-      throw new DocumentFetchError(`the name ${host} could not be resolved`, 'unanswered');
+    } catch (error) {
+      if (!saysNoSuchName(error)) throw new DocumentFetchError(`the name ${host} could not be resolved`, 'unanswered');
+      addresses = [];
     }
   }
-  if (addresses.length === 0) throw new DocumentFetchError(`the name ${host} could not be resolved`, 'unanswered');
+  // An answer, as a 404 is: the owner deleted the name or let the domain lapse, or it never had an address. Found in
+  // review: taken as no answer, it had a stored client served as stored for a day. SERVFAIL and silence are no answer.
+  if (addresses.length === 0) throw new DocumentFetchError(`the name ${host} does not exist or has no address (no A or AAAA record)`, 'refused');
   // Every address, not only the one used: a name that answers with both a public and a private address is someone
   // pointing this server inward. A development host may be on loopback (the draft's SSRF section), never on a private
   // network, link-local (a cloud's metadata endpoint at 169.254.169.254) or any other special-use range.
@@ -266,10 +307,11 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
 /**
  * GETs the document at `url` (a checked Client Identifier URL) and parses it, or throws DocumentFetchError.
- * `source`: who asks (request-source.ts), whose share of the fetch permits it takes.
+ * `source`: who asks (request-source.ts), whose share of the fetch permits it takes; unless `refresh`, a stored
+ * client's document fetched again, which takes a permit of the re-fetch pool for its host instead.
  */
-export async function fetchClientDocument(url: URL, options: DocumentFetchOptions, source: string): Promise<FetchedDocument> {
-  const release = takePermit(source);
+export async function fetchClientDocument(url: URL, options: DocumentFetchOptions, source: string, refresh = false): Promise<FetchedDocument> {
+  const release = refresh ? refreshes.take(url.hostname) : fetches.take(source);
   try {
     return await fetchWithinDeadline(url, options);
   } finally {

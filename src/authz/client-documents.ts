@@ -6,8 +6,8 @@
 // grants, the audit log, the pages and `delegate grants` treat the client as
 // any other. How long a fetch stands follows the document's Cache-Control,
 // within bounds; a document that changes where codes may go ends the grants
-// made under the old one; a stored client whose document gets no answer for
-// now is served as stored, for a day at most.
+// made under the old one; a stored client whose document's host gives no
+// answer for now is served as stored, for a day at most.
 import { BoundedMap } from '../bounded-map.js';
 import type { ClientRecord, Store } from '../store/index.js';
 import { registeredName } from './app-name.js';
@@ -35,16 +35,17 @@ const DEFAULT_CACHE_SEC = 600;
 const MIN_CACHE_SEC = 60;
 const MAX_CACHE_SEC = 86_400;
 /**
- * A stored client whose document cannot be fetched again now (too many fetches under way, or no answer: a timeout, a
- * failed connection, a 5xx) is served as stored until its last good fetch is this old: a day, the longest a fetch
- * stands. Found in review: one source holding the fetch permits refused every stored client whose freshness had
- * lapsed, and a document host down for a minute refused its client's sign-ins. A document that answers and cannot
- * be used ends this at once.
+ * A stored client whose document's host gives no answer to the fetch made for this lookup (a timeout, a failed
+ * connection, a 5xx or 429, name servers that fail) is served as stored until its last good fetch is this old: a
+ * day, the longest a fetch stands. Found in review: a document host down for a minute refused its client's sign-ins.
+ * A fetch not made ('busy') serves nothing stale: found in review (regress20f), a requester that burned its own
+ * failure budget, or sources holding every fetch permit, had a removed or changed document ignored for a day. A
+ * document that answers and cannot be used (a name that no longer exists too) ends this at once.
  */
 export const STALE_CLIENT_MS = MAX_CACHE_SEC * 1000;
 /**
- * Fetches started for one source that get no answer (the deadline passed, the name did not resolve, the connection
- * failed, a 5xx), in a window, before that source may start no more until the window moves on: such a fetch holds
+ * Fetches of new clients' documents started for one source that get no answer (the deadline passed, the name
+ * servers failed, the connection failed, a 5xx), in a window, before that source may start no more until the window moves on: such a fetch holds
  * one of the source's fetch permits (client-document-fetch.ts) for up to the whole deadline, and was counted nowhere.
  * A document that answers and cannot be used is not counted: it holds nothing, and whoever is writing one tries again.
  */
@@ -160,6 +161,7 @@ export class ClientDocuments {
     if (stored && !isDocumentClient(stored)) return stored;
     const fetched = this.#fetched.get(clientId);
     if (stored && fetched !== undefined && fetched.freshUntil > this.#now()) return stored;
+    // Stored, its freshness lapsed (or forgotten): fetched again from the re-fetch pool, whoever asks.
     return this.#documentClient(clientId, requester, stored);
   }
 
@@ -167,7 +169,7 @@ export class ClientDocuments {
    * The client a URL client_id names, from its document fetched now. Throws InvalidClientError saying why when the id
    * is not a usable Client Identifier URL or its document cannot be used (the draft's Metadata Discovery Errors and
    * Metadata Caching: the request is aborted; nothing is cached or stored), unless the `stored` client may be served
-   * as it is (STALE_CLIENT_MS). Requests for one URL at once share its fetch, and only that: each is a request of its
+   * as it is (STALE_CLIENT_MS: only when its host gave no answer). Requests for one URL at once share its fetch, and only that: each is a request of its
    * own for what follows (a new client counted against its own source). Found in review: they shared the whole of
    * it, so a request whose source had used up its budget refused every request waiting with it.
    */
@@ -176,11 +178,11 @@ export class ClientDocuments {
     if (!check.ok) throw new InvalidClientError(`${check.reason}.`);
     let described: Described;
     try {
-      described = await this.#sharedFetch(clientId, check.url, requester);
+      described = await this.#sharedFetch(clientId, check.url, stored ? undefined : requester);
     } catch (error) {
       const lastGood = this.#fetched.get(clientId);
-      const saysNothing = error instanceof DocumentFetchError && error.failure !== 'refused';
-      if (stored && lastGood !== undefined && saysNothing && this.#now() - lastGood.at < STALE_CLIENT_MS) return stored;
+      const hostSilent = error instanceof DocumentFetchError && error.failure === 'unanswered';
+      if (stored && lastGood !== undefined && hostSilent && this.#now() - lastGood.at < STALE_CLIENT_MS) return stored;
       if (error instanceof DocumentFetchError || error instanceof OAuthError) {
         throw new InvalidClientError(`The client metadata document at ${clientId} cannot be used: ${error.message.replace(/\.$/, '')}.`);
       }
@@ -189,7 +191,8 @@ export class ClientDocuments {
     return this.#inTurn(clientId, () => this.#keep(described, requester));
   }
 
-  #sharedFetch(clientId: string, url: URL, requester: string): Promise<Described> {
+  /** `requester` undefined: a stored client's document, fetched again apart from any requester's budget. */
+  #sharedFetch(clientId: string, url: URL, requester: string | undefined): Promise<Described> {
     let pending = this.#pending.get(clientId);
     if (!pending) {
       pending = this.#describe(clientId, url, requester).finally(() => this.#pending.delete(clientId));
@@ -199,23 +202,26 @@ export class ClientDocuments {
   }
 
   /**
-   * Fetches and reads the document, for `requester` (whose fetch permits it takes). A fetch that gets no answer is
-   * counted against its source; a document that answers and cannot be used ends the serving of its stored client.
+   * Fetches and reads the document, for `requester` (whose fetch permits and failure budget it takes), or, for a
+   * stored client (`requester` undefined), from the re-fetch pool (client-document-fetch.ts), charged to no one:
+   * found in review, a requester's own state (its failures, its permits) decided whether a stored client was checked.
+   * A new client's fetch that gets no answer is counted against its source; a document that answers and cannot be
+   * used ends the serving of its stored client.
    */
-  async #describe(clientId: string, url: URL, requester: string): Promise<Described> {
-    const wait = this.#failedFetches.retryAfterMs(requester);
+  async #describe(clientId: string, url: URL, requester: string | undefined): Promise<Described> {
+    const wait = requester === undefined ? 0 : this.#failedFetches.retryAfterMs(requester);
     if (wait > 0) {
       throw new DocumentFetchError(`too many client metadata documents fetched for requests from this address lately did not answer; try again in ${Math.ceil(wait / 1000)} seconds`, 'busy');
     }
     try {
-      const fetched = await fetchClientDocument(url, this.#fetch, requester);
+      const fetched = await fetchClientDocument(url, this.#fetch, requester ?? 'stored client', requester === undefined);
       const at = this.#now();
       const client = clientFromDocument(clientId, fetched.body, at);
       const lifetime = Math.min(this.#maxSec, Math.max(this.#minSec, fetched.maxAgeSec ?? DEFAULT_CACHE_SEC));
       return { client, at, freshUntil: at + lifetime * 1000, kept: false };
     } catch (error) {
       const failure = error instanceof DocumentFetchError ? error.failure : 'refused';
-      if (failure === 'unanswered') this.#failedFetches.fail(requester);
+      if (failure === 'unanswered' && requester !== undefined) this.#failedFetches.fail(requester);
       if (failure === 'refused') this.#fetched.delete(clientId);
       throw error;
     }

@@ -15,9 +15,9 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { MAX_CONCURRENT_FETCHES, MAX_FETCHES_PER_SOURCE, type ResolvedAddress } from '../../src/authz/client-document-fetch.js';
-import { ClientDocuments, STALE_CLIENT_MS, type ClientDocumentOptions } from '../../src/authz/client-documents.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { MAX_CONCURRENT_FETCHES, MAX_FETCHES_PER_SOURCE, MAX_REFRESHES_PER_HOST, type ResolvedAddress } from '../../src/authz/client-document-fetch.js';
+import { ClientDocuments, FETCH_FAILURE_LIMIT, STALE_CLIENT_MS, type ClientDocumentOptions } from '../../src/authz/client-documents.js';
 import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
 import { Browser, DEVICE_CODE_GRANT, authorizeUrl, parseConsentForm, pkcePair, postForm } from '../support/oauth-flow.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
@@ -32,6 +32,8 @@ let base: string;
 /** path → how the document server answers it. */
 const routes = new Map<string, (res: ServerResponse) => void>();
 const resolved: string[] = [];
+/** Names whose owner deleted them: the tests' DNS says they do not exist (NXDOMAIN). */
+const deletedNames = new Set<string>();
 /** path → how many times the document server was asked for it. */
 const hits = new Map<string, number>();
 
@@ -65,6 +67,7 @@ function serveDocument(path: string, extra: Record<string, unknown> = {}, origin
  */
 async function resolve(hostname: string): Promise<ResolvedAddress[]> {
   resolved.push(hostname);
+  if (deletedNames.has(hostname)) throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
   if (hostname === 'localhost' || hostname === 'private.test' || hostname.endsWith('.cdn.test')) return [{ address: '127.0.0.1', family: 4 }];
   if (hostname === 'cimd.rebind.test') return resolved.filter((h) => h === hostname).length === 1 ? [{ address: '127.0.0.1', family: 4 }] : [{ address: '10.255.255.1', family: 4 }];
   if (hostname === 'mixed.test') return [{ address: '93.184.216.34', family: 4 }, { address: '10.0.0.7', family: 4 }];
@@ -75,7 +78,7 @@ beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'delegate-cimd-'));
   const [keyFile, certFile] = [join(root, 'key.pem'), join(root, 'cert.pem')];
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,DNS:cimd.rebind.test,DNS:private.test,DNS:mixed.test,DNS:attacker.cdn.test,DNS:victim.cdn.test,IP:127.0.0.1'], { stdio: 'ignore' });
+    '-addext', 'subjectAltName=DNS:localhost,DNS:cimd.rebind.test,DNS:private.test,DNS:mixed.test,DNS:attacker.cdn.test,DNS:victim.cdn.test,DNS:lapsing.cdn.test,IP:127.0.0.1'], { stdio: 'ignore' });
   const cert = readFileSync(certFile);
   docServer = createServer({ key: readFileSync(keyFile), cert }, (req, res) => {
     hits.set(req.url ?? '', (hits.get(req.url ?? '') ?? 0) + 1);
@@ -325,6 +328,8 @@ describe("one source of requests cannot keep other clients' documents from being
     for (const res of waiting.splice(0)) res.writeHead(status).end();
   };
   const outcome = (found: Promise<unknown>) => found.then(() => 'served', (error: Error) => error.message);
+  // What a test left held (its fetch timed out, or it failed midway) is answered, so no other test starts with it.
+  afterEach(() => answerHeld(503));
 
   it(`a source holding its share of the fetches (${MAX_FETCHES_PER_SOURCE} of ${MAX_CONCURRENT_FETCHES}) with documents that never answer is refused more; another source's new client is served`, async () => {
     // Found in review: one source naming 16 documents that never answer held every fetch permit for the deadline,
@@ -341,7 +346,7 @@ describe("one source of requests cannot keep other clients' documents from being
     expect(said.filter((m) => m.includes('answered 503'))).toHaveLength(MAX_FETCHES_PER_SOURCE);
   });
 
-  it('a source whose fetches keep getting no answer may start no more for a while; others may, and its stored clients are served as stored', async () => {
+  it('a source whose fetches keep getting no answer may start no more for a while; others may, and its stored clients are still fetched again', async () => {
     // Found in review: failed fetches were counted nowhere, so a source could hold its permits without end.
     const documents = new ClientDocuments(stack.store, Date.now, fetching({ timeoutMs: 300, fetchFailureLimit: { limit: 2, windowMs: 60_000 } }), limits);
     const failing = 'address 203.0.113.67';
@@ -356,16 +361,16 @@ describe("one source of requests cannot keep other clients' documents from being
     await expect(documents.find(next, failing)).rejects.toThrow(/too many client metadata documents fetched for requests from this address lately did not answer; try again in \d+ seconds/);
     expect(hits.get('/after-failures.json')).toBeUndefined();
     expect((await documents.find(next, 'address 198.51.100.31'))?.clientId).toBe(next);
-    // Its client stored a moment ago (no-store: fetched again on each use) is served as stored, without a fetch.
-    const knownHits = hits.get('/known-before-failures.json');
+    // Its client stored a moment ago (no-store: fetched again on each use) is fetched again and served: re-fetches of
+    // stored clients are charged to no requester's budget. (Before regress20f: served as stored, without a fetch.)
+    const knownHits = hits.get('/known-before-failures.json')!;
     expect((await documents.find(known, failing))?.clientId).toBe(known);
-    expect(hits.get('/known-before-failures.json')).toBe(knownHits);
+    expect(hits.get('/known-before-failures.json')).toBe(knownHits + 1);
     answerHeld(503);
   });
 
-  it('a stored client whose document cannot be fetched again now (no answer, a 5xx, too many fetches) is served as stored until its last good fetch is a day old', async () => {
-    // Found in review: a stored client whose freshness had lapsed was refused while one source held the fetch
-    // permits, and while its document's host did not answer.
+  it("a stored client whose document's host gives no answer (a 5xx, a timeout) is served as stored until its last good fetch is a day old", async () => {
+    // Found in review: a stored client whose freshness had lapsed was refused while its document's host did not answer.
     let clock = Date.now();
     const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300 }), limits);
     const requester = 'address 198.51.100.32';
@@ -377,15 +382,96 @@ describe("one source of requests cannot keep other clients' documents from being
     expect((await documents.find(id, requester))?.clientId).toBe(id);
     routes.set(path, () => {});
     expect((await documents.find(id, requester))?.clientId).toBe(id);
-    const holding = Array.from({ length: MAX_FETCHES_PER_SOURCE }, (_, i) => outcome(documents.find(heldDocument(`/holding-${i}.json`), requester)));
-    await expect.poll(() => waiting.length).toBe(MAX_FETCHES_PER_SOURCE);
-    expect((await documents.find(id, requester))?.clientId).toBe(id);
     expect(hits.get(path)).toBe(3);
-    answerHeld(503);
-    await Promise.all(holding);
     clock += STALE_CLIENT_MS;
     routes.set(path, (res) => res.writeHead(503).end());
     await expect(documents.find(id, requester)).rejects.toThrow(/answered 503, not 200/);
+  });
+
+  /** A stored client (first named by a source of its own) whose freshness `advance` lapses and whose document `changed` changes. */
+  let firstUsers = 0;
+  const lapsedClient = async (documents: ClientDocuments, path: string, advance: () => void, changed: () => void) => {
+    const id = serveJson(path, document(`${base}${path}`), { 'cache-control': 'max-age=60' });
+    expect((await documents.find(id, `address 198.51.100.${100 + firstUsers++}`))?.redirectUris).toEqual([REDIRECT]);
+    advance();
+    changed();
+    return id;
+  };
+  const moved = (path: string) => () => serveJson(path, document(`${base}${path}`, { redirect_uris: ['https://new.example/cb'] }), { 'cache-control': 'max-age=60' });
+
+  it("a requester's own fetch state (its failure budget used up, its permits held) neither serves a stored client stale nor keeps its document from being fetched again", async () => {
+    // Found in review (regress20f): 'busy' served the stored client as stored, so a requester that burned its failure
+    // budget (or held its 4 permits) used a client whose owner had removed its document, for a day, with no fetch.
+    let clock = Date.now();
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300 }), limits);
+    const requester = 'address 203.0.113.70';
+    const removed = await lapsedClient(documents, '/removed-under-burn.json', () => {}, () => routes.delete('/removed-under-burn.json'));
+    const changed = await lapsedClient(documents, '/changed-under-hold.json', () => (clock += 61_000), moved('/changed-under-hold.json'));
+    routes.set('/burn.json', (res) => res.writeHead(502).end());
+    for (let i = 0; i < FETCH_FAILURE_LIMIT.limit; i++) await expect(documents.find(`${base}/burn.json`, requester)).rejects.toThrow(/answered 502/);
+    await expect(documents.find(serveDocument('/new-after-burn.json'), requester)).rejects.toThrow(/lately did not answer/);
+    await expect(documents.find(removed, requester)).rejects.toThrow(/answered 404, not 200/);
+    const holding = Array.from({ length: MAX_FETCHES_PER_SOURCE }, (_, i) => outcome(documents.find(heldDocument(`/held-by-70-${i}.json`), 'address 203.0.113.71')));
+    try {
+      await expect.poll(() => waiting.length).toBe(MAX_FETCHES_PER_SOURCE);
+      expect((await documents.find(changed, 'address 203.0.113.71'))?.redirectUris).toEqual(['https://new.example/cb']);
+    } finally {
+      answerHeld(503);
+      await Promise.all(holding);
+    }
+  });
+
+  it("sources holding every fetch permit do not make another requester's stored client served stale: its document is fetched again", async () => {
+    // Found in review (regress20f): four sources holding the 16 permits had a victim's /authorize checked against the
+    // redirect URIs its owner had removed. Stored clients' documents are fetched again from a pool of their own.
+    let clock = Date.now();
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 5_000 }), limits);
+    const id = await lapsedClient(documents, '/changed-under-siege.json', () => (clock += 61_000), moved('/changed-under-siege.json'));
+    const sources = Array.from({ length: MAX_CONCURRENT_FETCHES / MAX_FETCHES_PER_SOURCE }, (_, s) => `address 2001:db8:${s}::/64`);
+    const holding = sources.flatMap((source, s) => Array.from({ length: MAX_FETCHES_PER_SOURCE }, (_, i) => outcome(documents.find(heldDocument(`/siege-${s}-${i}.json`), source))));
+    try {
+      await expect.poll(() => waiting.length).toBe(MAX_CONCURRENT_FETCHES);
+      await expect(documents.find(serveDocument('/new-under-siege.json'), 'address 192.0.2.77')).rejects.toThrow(/too many client metadata documents are being fetched; try again shortly/);
+      expect((await documents.find(id, 'address 192.0.2.77'))?.redirectUris).toEqual(['https://new.example/cb']);
+    } finally {
+      answerHeld(503);
+      await Promise.all(holding);
+    }
+  });
+
+  it(`re-fetches of stored clients past their pool (${MAX_REFRESHES_PER_HOST} for one host) are refused "try again shortly", never served stale`, async () => {
+    let clock = Date.now();
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 5_000 }), limits);
+    const paths = Array.from({ length: MAX_REFRESHES_PER_HOST + 1 }, (_, i) => `/refresh-${i}.json`);
+    const ids = [];
+    for (const path of paths) ids.push(await lapsedClient(documents, path, () => {}, () => {}));
+    clock += 61_000;
+    paths.slice(0, MAX_REFRESHES_PER_HOST).forEach((path) => routes.set(path, (res) => waiting.push(res)));
+    const holding = ids.slice(0, MAX_REFRESHES_PER_HOST).map((id) => outcome(documents.find(id, 'address 203.0.113.72')));
+    try {
+      await expect.poll(() => waiting.length).toBe(MAX_REFRESHES_PER_HOST);
+      await expect(documents.find(ids[MAX_REFRESHES_PER_HOST]!, 'address 192.0.2.78')).rejects.toThrow(/metadata documents on this host are being fetched again; try again shortly/);
+    } finally {
+      answerHeld(503);
+    }
+    expect(await Promise.all(holding)).toEqual(ids.slice(0, MAX_REFRESHES_PER_HOST).map(() => 'served'));
+  });
+
+  it("a document whose name no longer exists (NXDOMAIN, or no A and no AAAA record) ends the serving of its stored client, as a 404 does", async () => {
+    // Found in review (regress20f): taken as no answer, a name the owner deleted (or a domain let lapse) left its
+    // client served as stored for a day. SERVFAIL and name servers that never answer are still no answer.
+    let clock = Date.now();
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300, privateHosts: ['lapsing.cdn.test'] }), limits);
+    const named = `https://lapsing.cdn.test:${new URL(base).port}/named.json`;
+    serveJson('/named.json', document(named), { 'cache-control': 'max-age=60' });
+    expect((await documents.find(named, 'address 198.51.100.41'))?.clientId).toBe(named);
+    clock += 61_000;
+    deletedNames.add('lapsing.cdn.test');
+    try {
+      await expect(documents.find(named, 'address 198.51.100.41')).rejects.toThrow(/the name lapsing\.cdn\.test does not exist or has no address/);
+    } finally {
+      deletedNames.delete('lapsing.cdn.test');
+    }
   });
 
   it('a document that answers and cannot be used ends the serving of its stored client at once', async () => {
