@@ -114,7 +114,7 @@ describe('a refresh the authorization server refuses (RFC 6749 §5.2): the deleg
     expect(fetchFn).toHaveBeenCalledTimes(1);
     // status reads it too, without the network.
     expect((await storedSignIns(cache.files, now)).ended).toEqual([
-      { issuer, resource, resourceName: undefined, refusedAt: now(), error: 'invalid_grant', errorDescription: 'The refresh token has expired.' },
+      { issuer, resource, agentUrl: resource, resourceName: undefined, refusedAt: now(), error: 'invalid_grant', errorDescription: 'The refresh token has expired.' },
     ]);
   });
 
