@@ -18,6 +18,7 @@ import { grantDetails } from './grant-policy.js';
 import { html, pageTime, sendErrorPage, sendPage, type Html } from './pages.js';
 import { GRANTS_PATH, readSignIn, withSignIn } from './bound-pages.js';
 import { queryParams } from './params.js';
+import { documentHost } from './policy/client-id-url.js';
 import { clearSessionCookie, currentSession } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
@@ -99,7 +100,7 @@ ${whichApp(grant, client, timeZone)}
 
 /**
  * What tells this row's app from another of the same name: its id, where its answers go (hosts as the browser
- * resolves them, punycode), when it registered and when the user approved it. Every app names itself (RFC 7591),
+ * resolves them, punycode), when it registered (or was first seen, for a metadata-document client) and when the user approved it. Every app names itself (RFC 7591),
  * so two apps, one an impostor, may both be "delegate CLI" (RFC 6749 §10.2; found in review: their rows were
  * word for word the same, and the owner could not tell which to revoke). The name is always marked unchecked
  * here: unlike the consent page, this page cannot know which app the owner's own CLI is.
@@ -109,7 +110,10 @@ function whichApp(grant: GrantRecord, client: ClientRecord | undefined, timeZone
   if (!client) return html`<p class="muted">App id <code>${grant.clientId}</code> (no longer registered); approved ${approved}.</p>`;
   const hosts = [...new Set(client.redirectUris.map(hostOf))];
   const answers = hosts.length === 0 ? 'it gets its answers on another device (no redirect URI)' : html`its answers go to ${hosts.map((h, i) => html`${i > 0 ? ', ' : ''}<code>${h}</code>`)}`;
-  return html`<p class="muted">App id <code>${client.clientId}</code>, registered ${pageTime(client.createdAt, timeZone)}; ${answers}; approved ${approved}.</p>`;
+  // A client known by its metadata document's URL never registered: this server first saw it then, as the consent page
+  // says (found in review, regress20g).
+  const since = documentHost(client) !== undefined ? 'first seen here' : 'registered';
+  return html`<p class="muted">App id <code>${client.clientId}</code>, ${since} ${pageTime(client.createdAt, timeZone)}; ${answers}; approved ${approved}.</p>`;
 }
 
 /** A redirect URI's host as the browser resolves it (WHATWG URL: ASCII, punycode), else the URI as registered. */

@@ -15,12 +15,13 @@ import { audit } from './audit.js';
 import { crossSiteRefusal } from './consent.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual, randomSecret } from './crypto.js';
-import { html, sendPage } from './pages.js';
+import { html, sendPage, type Html } from './pages.js';
 import { PasswordChecksBusy, verifyPassword } from './password.js';
 import { FailureCounter } from './rate-limit.js';
 import { readCookie, startSession } from './session.js';
 import { signInTarget } from './bound-pages.js';
 import { queryParams } from './params.js';
+import { isAnyLoopbackHost } from '../delegation/resource.js';
 
 export const ACCOUNT_LIMIT = { limit: 5, windowMs: 15 * 60_000 };
 export const ADDRESS_LIMIT = { limit: 20, windowMs: 15 * 60_000 };
@@ -190,8 +191,19 @@ ${message ? html`<p class="warn">${message}</p>` : ''}
 <div class="actions"><button class="primary" type="submit">Sign in</button></div>
 </form>
 <p class="muted">Signing in lets this browser go on to this one page, for ${Math.round(ctx.lifetimes.authRequestSec / 60)} minutes; anything else asks you to sign in again.</p>
-<p class="muted">The owner of this computer can also sign in without a password: run <code>delegate login</code> here.</p>`;
+${ownerSignInHint(ctx.issuer)}`;
   return sendPage(reply, status, 'Sign in to continue', body);
+}
+
+/**
+ * How the owner signs in without a password, only where that works: `delegate login` by ports signs in at an http
+ * loopback issuer; at one published at an https URL it stops (exit 1, naming --agent-url), so that page does not say it
+ * (found in review, regress20g).
+ */
+function ownerSignInHint(issuer: string): Html | undefined {
+  const url = new URL(issuer);
+  if (url.protocol !== 'http:' || !isAnyLoopbackHost(url.hostname)) return undefined;
+  return html`<p class="muted">The owner of this computer can also sign in without a password: run <code>delegate login</code> here.</p>`;
 }
 
 export function loginRedirect(reply: FastifyReply, req: FastifyRequest): FastifyReply {

@@ -479,6 +479,26 @@ describe('telling apps apart where the owner revokes, and naming one destination
     expect(rows[0]).not.toEqual(rows[1]);
   });
 
+  // Review regress20g, 8: a client known by its metadata document's URL never registered; /grants said "registered".
+  it('/grants says when a metadata-document client was first seen here, as the consent page does, not "registered"', async () => {
+    await addUser(stack.store, { name: 'ida', password: 'ida has a long password', timeZone: 'UTC' }, Date.now());
+    const redirect = 'http://127.0.0.1:47990/callback';
+    const reg = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, redirect_uris: [redirect] });
+    expect(reg.status).toBe(201);
+    await approve('ida', String(reg.body.client_id), redirect);
+    // The same delegation held by a client as a metadata document names it (its record keeps the document's client_id).
+    const registered = (await stack.store.clientById(String(reg.body.client_id)))!;
+    const [grant] = (await stack.store.listGrants()).filter((g) => g.clientId === registered.clientId);
+    const documentId = 'https://app.example/client.json';
+    await stack.store.createClient({ ...registered, clientId: documentId, metadata: { ...registered.metadata, client_id: documentId } });
+    await stack.store.createGrant({ ...grant!, id: `${grant!.id}doc`, clientId: documentId });
+    const rows = await grantRows('ida');
+    const row = rows.find((r) => r.includes(`App id <code>${documentId}</code>`));
+    expect(row).toMatch(/, first seen here \d+ \w+ \d{4}, \d\d:\d\d;/);
+    expect(row).not.toContain('registered');
+    expect(rows.find((r) => r.includes(`App id <code>${registered.clientId}</code>`))).toMatch(/, registered \d+/);
+  });
+
   it('an app registered with an empty, blank or invisible name is "an app with no name" on /grants, the consent page and the device page, never a bare gap', async () => {
     for (const [i, clientName] of ['', '   ', '\u200b'].entries()) {
       const redirect = `http://127.0.0.1:4797${i}/cb`;
