@@ -51,7 +51,7 @@ export interface ServeAuthOptions {
   paths: Paths;
   host: string;
   port: number;
-  /** Its issuer identifier (default: the one on record in the data directory when it names this host and port, else http://<host>:<port>). */
+  /** Its issuer identifier (default: the one on record in the data directory when it is an https URL, or an http URL of this host and port; else http://<host>:<port>). */
   issuer?: string;
   /** The resources it knows: the calendar backend and CalendarAgent (default: those on record in the data directory, else the default ports'). */
   calendarUrl?: string;

@@ -168,7 +168,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .command('audit')
     .description('Show who acted for whom, through which chain, on what, and when; --verify checks the log has not been tampered with.')
     .option('--grant <id>', 'only records of this grant')
-    .option('--client <id>', 'only records of this client: an agent’s id or a client’s cli_… (repeatable)', collect)
+    .option('--client <id>', 'only records of this client: an agent’s id, a client’s cli_…, or the URL a client metadata document names it by (repeatable)', collect)
     .addOption(
       // Choices for help and shell completion; the parser, set after them, also takes a comma list (checked by the command).
       new Option('--event <name>', 'only records of this event (repeatable, or a comma list)').choices(AUDIT_EVENTS).argParser((v: string, p: string[] = []) => [...p, ...v.split(',')]),

@@ -57,6 +57,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
 }
 
+/** The environment an authorization server reads, for the help of the commands that run one (serve, serve-auth). */
+const SERVE_AUTH_ENVIRONMENT =
+  'Environment: DELEGATE_HOME, DELEGATE_LOG_LEVEL (--log-level), DELEGATE_CIMD_PRIVATE_HOSTS (host names, comma-separated, whose client metadata documents are fetched even from a loopback address: development only, it loosens the SSRF refusal).';
+
 export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   const program = new Command('delegate')
     .description('Authorize an AI agent to act for you, and use it: CalendarAgent finds free time in your calendar.')
@@ -79,7 +83,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         '  delegate login --device',
         '  delegate status --json',
         '',
-        'Environment: DELEGATE_TOKEN (used before any stored sign-in), DELEGATE_PROFILE, DELEGATE_HOME, DELEGATE_AGENT_URL (--agent-url), DELEGATE_LOG_LEVEL (the serve commands), NO_COLOR.',
+        'Environment: DELEGATE_TOKEN (used before any stored sign-in), DELEGATE_PROFILE, DELEGATE_HOME, DELEGATE_AGENT_URL (--agent-url), DELEGATE_LOG_LEVEL (the serve commands), DELEGATE_CIMD_PRIVATE_HOSTS (serve, serve-auth), NO_COLOR.',
         'Exit codes: 0 ok, 1 error, 2 bad usage, 3 no free slot found, 4 authorization required.',
       ].join('\n'),
     );
@@ -163,7 +167,10 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--host <host>', 'loopback address to listen on and to name in its http URLs, such as 127.0.0.1 or ::1', parseNamedHost, DEFAULT_HOST)
     .option('--calendar-timeout <wait>', 'how long CalendarAgent waits for the calendar backend: 2s, 500ms (default 5s)', parseWait)
     .addOption(logLevelOption())
-    .addHelpText('after', ['', 'Examples:', '  delegate serve', '  delegate serve --auth-port 18510 --calendar-port 18511 --agent-port 18512', '  delegate serve --log-level debug'].join('\n'))
+    .addHelpText(
+      'after',
+      ['', 'Examples:', '  delegate serve', '  delegate serve --auth-port 18510 --calendar-port 18511 --agent-port 18512', '  delegate serve --log-level debug', '', SERVE_AUTH_ENVIRONMENT].join('\n'),
+    )
     .action(async (options: PortOptions & { host: string; logLevel?: LogLevelName; calendarTimeout?: number }, command: Command) => {
       const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);
       const serve = await loadServe();
@@ -185,14 +192,14 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('Run the authorization server alone.')
     .option('--port <port>', `port (default ${DEFAULT_PORTS.auth})`, parsePort)
     .option('--host <host>', 'address to listen on (other than loopback: with --issuer, --calendar-url and --agent-url given as https URLs, as behind an https reverse proxy)', parseListenHost, DEFAULT_HOST)
-    .option('--issuer <url>', 'its issuer identifier (default: the one on record in the data directory when it names this host and port, else http://<host>:<port>)', parseIssuerUrl)
+    .option('--issuer <url>', 'its issuer identifier (default: the one on record in the data directory when it is an https URL, whatever the host and port, or an http URL of this host and port; else http://<host>:<port>)', parseIssuerUrl)
     .option('--calendar-url <url>', `the calendar backend it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.calendar})`, parseHttpUrl)
     .option('--agent-url <url>', `CalendarAgent’s MCP URL it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.agent}/mcp)`, parseHttpUrl)
     .addOption(trustProxyOption())
     .addOption(logLevelOption())
     .addHelpText(
       'after',
-      ['', 'Examples:', '  delegate serve-auth', '  delegate serve-auth --port 8410 --calendar-url http://127.0.0.1:8411 --agent-url http://127.0.0.1:8412/mcp'].join('\n'),
+      ['', 'Examples:', '  delegate serve-auth', '  delegate serve-auth --port 8410 --calendar-url http://127.0.0.1:8411 --agent-url http://127.0.0.1:8412/mcp', '', SERVE_AUTH_ENVIRONMENT].join('\n'),
     )
     .action(async (options: SingleServerOptions, command: Command) => {
       const logLevel = serveLogLevel(options.logLevel, io.env, globals(command).debug === true);

@@ -67,6 +67,20 @@ describe('runCli', () => {
     for (const name of ['find-slot', 'login', 'serve', 'serve-auth', 'serve-calendar', 'serve-agent']) expect(io.out).toContain(name);
   });
 
+  // Review regress20g, 6 and 7: DELEGATE_CIMD_PRIVATE_HOSTS was in no help; serve-auth's --issuer default left out that an
+  // https issuer on record is kept whatever the host and port; audit --client did not name URL client ids.
+  it('names DELEGATE_CIMD_PRIVATE_HOSTS where the environment is listed, and says what the defaults and filters take', async () => {
+    const help = async (...words: string[]) => {
+      const io = fakeIo();
+      expect(await runCli([...words, '--help'], io)).toBe(0);
+      return io.out.replace(/\s+/g, ' ');
+    };
+    expect(await help()).toContain('DELEGATE_CIMD_PRIVATE_HOSTS (serve, serve-auth)');
+    for (const command of ['serve', 'serve-auth']) expect(await help(command)).toMatch(/Environment: .*DELEGATE_CIMD_PRIVATE_HOSTS \(host names.*SSRF/);
+    expect(await help('serve-auth')).toContain('when it is an https URL, whatever the host and port, or an http URL of this host and port');
+    expect(await help('audit')).toContain('or the URL a client metadata document names it by');
+  });
+
   it('shows examples in the help of every command and command group', async () => {
     const io = fakeIo();
     const paths: string[][] = [];

@@ -293,7 +293,7 @@ describe('OAuth URLs over plain http on a host that is not loopback', () => {
   });
 
   it('starts serve-auth on a loopback address behind an https reverse proxy (--issuer https://…), publishing it (the control)', { timeout: 30_000 }, async () => {
-    const io = fakeIo({ DELEGATE_HOME: home });
+    const io = fakeIo({ DELEGATE_HOME: home, DELEGATE_CIMD_PRIVATE_HOSTS: 'localhost, Dev.Test' });
     let stop: (signal: string) => void = () => undefined;
     io.untilInterrupted = () => new Promise((resolve) => (stop = resolve));
     const port = await freePort();
@@ -305,6 +305,8 @@ describe('OAuth URLs over plain http on a host that is not loopback', () => {
       expect(io.err).toContain('authorization server  https://auth.example.com\n');
       // Behind its proxy on loopback, the client is the address the proxy appends to X-Forwarded-For (found in review, regress20d).
       expect(io.err).toContain('client addresses      the last X-Forwarded-For entry its proxy appends (proxies trusted: 127.0.0.0/8, ::1)\n');
+      // DELEGATE_CIMD_PRIVATE_HOSTS loosens the SSRF refusal of client metadata documents: the start says so (review regress20g, 7).
+      expect(io.err).toContain('client metadata docs  fetched from loopback for localhost, dev.test (DELEGATE_CIMD_PRIVATE_HOSTS)\n');
       // As the proxy forwards it: the public host in Host, to the loopback listener.
       const metadata = await new Promise<{ status: number; body: string }>((resolve, reject) => {
         const req = request(`http://127.0.0.2:${port}/.well-known/oauth-authorization-server`, { headers: { host: 'auth.example.com' } }, (res) => {

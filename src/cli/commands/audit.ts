@@ -14,7 +14,7 @@ import { parseSince, readOnlyNotice, withStore } from './admin-store.js';
 export interface AuditArgs {
   paths: Paths;
   grant?: string;
-  /** Client ids (a registered agent's id, or a client's `cli_…`). */
+  /** Client ids (a registered agent's id, a client's `cli_…`, or a metadata-document client's URL). */
   clients?: string[];
   /** Event names, each one of AUDIT_EVENTS. */
   events?: string[];
@@ -67,7 +67,7 @@ function checkedFilter(args: AuditArgs, now: number): Omit<AuditFilter, 'user'> 
   const unknown = events?.find((e) => !(AUDIT_EVENTS as readonly string[]).includes(e));
   if (unknown !== undefined) throw new UsageError(`--event takes ${AUDIT_EVENTS.join(', ')} (several: repeated or comma-separated), not "${unknown}".`);
   const clients = args.clients?.map((c) => c.trim());
-  if (clients?.some((c) => c === '')) throw new UsageError('--client takes a client id: an agent’s (calendar-agent) or a client’s (cli_…), as audit and grants show shows it.');
+  if (clients?.some((c) => c === '')) throw new UsageError('--client takes a client id: an agent’s (calendar-agent), a client’s (cli_…) or a metadata-document client’s URL, as audit and grants show shows it.');
   if (args.user !== undefined && args.user.trim() === '') throw new UsageError('--user takes an account’s name or a user id (usr_…).');
   return {
     ...(args.grant ? { grant: args.grant } : {}),

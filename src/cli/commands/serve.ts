@@ -4,7 +4,7 @@
 // can run as separate processes that share the data directory. --log-level
 // (or DELEGATE_LOG_LEVEL) sets how much the JSON log lines say.
 import type { FastifyInstance } from 'fastify';
-import { DEFAULT_PORTS, urlsFor, type LogLevelName } from '../../config.js';
+import { cimdPrivateHostsFromEnv, DEFAULT_PORTS, urlsFor, type Env, type LogLevelName } from '../../config.js';
 import { hostIsLoopback, LOOPBACK_PROXIES } from '../args.js';
 import type { Store } from '../../store/index.js';
 import { createLogger } from '../../http/logging.js';
@@ -12,6 +12,7 @@ import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalenda
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { whileStarting } from '../start-lock.js';
+import { printable } from '../../terminal-text.js';
 import { agentIdentity, agentMoveNotice, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, storeAudit } from '../servers.js';
 
 function logger(level: LogLevelName) {
@@ -60,6 +61,17 @@ function clientAddressLines(published: string, trusted: readonly string[]): stri
   return ['client addresses      the proxy’s own, X-Forwarded-For ignored: every client counts as one (--trust-proxy names the proxy)'];
 }
 
+/**
+ * The line saying that DELEGATE_CIMD_PRIVATE_HOSTS is in effect, for an authorization server started with it: it
+ * loosens the refusal of client metadata documents on loopback addresses (SSRF), so the operator sees it at every start
+ * (found in review, regress20g: nothing said so).
+ */
+function clientDocumentLines(env: Env): string[] {
+  const hosts = cimdPrivateHostsFromEnv(env);
+  if (hosts.length === 0) return [];
+  return [`client metadata docs  fetched from loopback for ${printable(hosts.join(', '))} (DELEGATE_CIMD_PRIVATE_HOSTS)`];
+}
+
 export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<number> {
   const urls = urlsFor(options.ports, options.host);
   const log = logger(options.logLevel);
@@ -89,6 +101,7 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
     `calendar backend      ${urls.calendarUrl}`,
     `CalendarAgent (MCP)   ${urls.agentUrl}`,
     `data directory        ${options.paths.home}`,
+    ...clientDocumentLines(io.env),
   ]);
 }
 
@@ -115,6 +128,7 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
     ...listeningBehind(urls.issuer, options.host, options.port),
     `issues tokens for     ${urls.agentUrl} and ${urls.calendarUrl}`,
     ...clientAddressLines(urls.issuer, trusted),
+    ...clientDocumentLines(io.env),
   ]);
 }
 
