@@ -33,6 +33,8 @@ export interface StackModule {
   ensureStack(options: StackOptions): Promise<Stack>;
   /** Throws ensureStack's exit-1 finding when the servers on the ports are published at an https URL; starts nothing. */
   refusePublishedPorts(options: StackOptions): Promise<void>;
+  /** CalendarAgent's https URL when the servers on the ports are published behind a reverse proxy, after one look; starts nothing. */
+  publishedAgentUrl(options: Pick<StackOptions, 'ports' | 'host'>): Promise<string | undefined>;
 }
 
 /** `delegate serve`: the three servers in one process until interrupted. */

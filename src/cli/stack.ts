@@ -113,7 +113,7 @@ function foundStack(urls: Urls, probed?: Probed): Stack {
   return { embedded: false, urls: probed?.issuer !== undefined ? { ...urls, issuer: probed.issuer } : urls, close: async () => {} };
 }
 
-function partsOf(options: StackOptions, urls: Urls): Part[] {
+function partsOf(options: Pick<StackOptions, 'ports'>, urls: Urls): Part[] {
   return [
     { name: 'authorization server', port: options.ports.auth, url: `${urls.issuer}/.well-known/oauth-authorization-server` },
     { name: 'calendar backend', port: options.ports.calendar, url: `${urls.calendarUrl}/.well-known/oauth-protected-resource` },
@@ -200,6 +200,16 @@ function firstIssuer(body: Record<string, unknown> | undefined): string | undefi
  * --auth-port …`, which then stopped with exit 1 naming --agent-url).
  */
 export async function refusePublishedPorts(options: StackOptions): Promise<void> {
+  const published = await publishedAgentUrl(options);
+  if (published !== undefined) throw publishedElsewhere(published, options);
+}
+
+/**
+ * CalendarAgent's https URL when the servers on these ports are delegate's published behind a reverse proxy (as
+ * probeAll's publishedAt), after one look and without starting anything; else undefined. For advice that would name
+ * these ports (status, mcp-config: found in review, regress20g).
+ */
+export async function publishedAgentUrl(options: Pick<StackOptions, 'ports' | 'host'>): Promise<string | undefined> {
   const urls = urlsFor(options.ports, options.host);
   const [auth, , agent] = partsOf(options, urls) as [Part, Part, Part];
   // Only what publishedAt needs, each asked once and briefly: the command has failed already, and a port that does not
@@ -207,8 +217,8 @@ export async function refusePublishedPorts(options: StackOptions): Promise<void>
   // find-slot for the probe's 1.5 + 4 + 8 s before its exit 4). CalendarAgent first: without its https resource, the
   // authorization server is not asked at all.
   const published = publishedClaim(await probeOnce(refusedIfForeign(agent), GLANCE_MS));
-  if (published === undefined) return;
-  if (answeredIssuer(await probeOnce(refusedIfForeign(auth), GLANCE_MS)) === published.issuer) throw publishedElsewhere(published.resource, options);
+  if (published === undefined) return undefined;
+  return answeredIssuer(await probeOnce(refusedIfForeign(auth), GLANCE_MS)) === published.issuer ? published.resource : undefined;
 }
 
 /**

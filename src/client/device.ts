@@ -12,7 +12,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import { OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
 import { TokenCache, setTokens, type StoredClient } from './cache.js';
-import { ClientError, certificateErrorCode, loginTimedOut, networkErrorCode, wrongAccount } from './errors.js';
+import { ClientError, certificateErrorCode, foreignResourceMetadata, loginTimedOut, networkErrorCode, wrongAccount } from './errors.js';
 import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CLIENT_METADATA, REGISTERED_REDIRECT_URI, storedTokensFrom } from './provider.js';
 import { clientIsUnknown } from './registration-check.js';
@@ -162,9 +162,7 @@ function resourceToRequest(agentUrl: string, named: string | undefined): string 
   } catch {
     // not a URL: refused below
   }
-  if (!allowed) {
-    throw new ClientError('AUTHORIZATION_FAILED', `The agent at ${agentUrl} publishes protected resource metadata for ${JSON.stringify(named).slice(0, 200)}, not for itself; it is not used (RFC 9728 §3.3).`);
-  }
+  if (!allowed) throw foreignResourceMetadata(agentUrl, named);
   return named;
 }
 

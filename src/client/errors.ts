@@ -3,6 +3,7 @@
 // Messages are written for the person at the terminal and never carry a token.
 import { NOT_THE_OWNER_DESCRIPTION } from '../delegation/tokens.js';
 import { printableClipped } from '../terminal-text.js';
+import { canonicalResource } from '../delegation/resource.js';
 
 export type ClientErrorCode =
   /** tokens.json exists but is not a token cache we can read; it is left untouched. */
@@ -192,4 +193,25 @@ export function fileErrorText(error: unknown): string {
   if (words !== undefined) return `${words} (${code as string})`;
   const message = error instanceof Error ? error.message : String(error);
   return message.replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * An agent whose protected resource metadata names another resource than the URL it was reached at (RFC 9728 §3.3:
+ * that metadata must not be used, and is not), as the person can act on it: when it names a bare http(s) URL, the
+ * agent's own published one (a deployment's CalendarAgent reached by its loopback port: found in review, regress20g,
+ * where the SDK's "Protected resource … does not match expected …" was all it said), the --agent-url to give instead.
+ */
+export function foreignResourceMetadata(agentUrl: string, named: unknown, cause?: unknown): ClientError {
+  const bare = typeof named === 'string' && /^https?:\/\//.test(named) && canonicalResource(named) === named ? printableClipped(named, 200) : undefined;
+  const message =
+    bare !== undefined
+      ? `The agent at ${agentUrl} says it is published at ${bare}, and is reached by that URL only (RFC 9728 §3.3): pass --agent-url ${bare}.`
+      : `The agent at ${agentUrl} publishes protected resource metadata for ${printableClipped(JSON.stringify(named) ?? String(named), 200)}, not for itself; it is not used (RFC 9728 §3.3).`;
+  return new ClientError('AUTHORIZATION_FAILED', message, cause !== undefined ? { cause } : undefined);
+}
+
+/** The resource the MCP SDK's refusal of another resource's metadata names (its selectResourceURL), else undefined. */
+export function refusedResourceOf(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  return /^Protected resource (.+) does not match expected .+ \(or origin\)$/s.exec(error.message)?.[1];
 }

@@ -429,6 +429,47 @@ describe('servers published at https URLs, reached by their ports (review regres
     expect(io.out).toBe('');
   }, 30_000);
 
+  // Review regress20g, 3: plain status with nothing stored advised `delegate login`, which stops there with exit 1.
+  it('status with nothing stored advises a login by --agent-url, with the data directory as token advises it', async () => {
+    const ports = await publishedServers();
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['status', ...ports], io)).toBe(4);
+    expect(io.out).toContain(`Not signed in: no delegation is stored. Run \`DELEGATE_HOME=${home} delegate login --agent-url https://agent.delegate.test/mcp\`.\n`);
+  }, 30_000);
+
+  // Review regress20g, 1: mcp-config printed `serve-agent --stdio`, which stops there, and the loopback URL, whose
+  // metadata names the https one (an MCP client refuses it: RFC 9728 §3.3).
+  it('mcp-config gives the published URL as the remote entry, and no stdio entry, saying why', async () => {
+    const ports = await publishedServers();
+    const why = /^No stdio entry: delegate's servers on these ports are published behind an https reverse proxy \(CalendarAgent at https:\/\/agent\.delegate\.test\/mcp\), where `delegate serve-agent --stdio` stops/;
+    const json = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['mcp-config', ...ports], json)).toBe(0);
+    expect(JSON.parse(json.out)).toEqual({ mcpServers: { 'calendar-agent-http': { type: 'http', url: 'https://agent.delegate.test/mcp' } } });
+    expect(json.err).toMatch(why);
+    const code = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['mcp-config', '--client', 'claude-code', ...ports], code)).toBe(0);
+    expect(code.out).not.toContain('--stdio');
+    expect(code.out).toContain('claude mcp add --transport http calendar-agent-http https://agent.delegate.test/mcp\n');
+    const desktop = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['mcp-config', '--client', 'claude-desktop', ...ports], desktop)).toBe(0);
+    expect(desktop.out).toBe('');
+    expect(desktop.err).toContain('add https://agent.delegate.test/mcp as a custom connector');
+  }, 30_000);
+
+  // Review regress20g, 4: the SDK's "Protected resource https://agent…/mcp does not match expected http://127.0.0.1:…/mcp
+  // (or origin)" was all find-slot said. The mismatch is still refused (RFC 9728 §3.3), and said so the person can act.
+  it('find-slot --agent-url at the loopback port of an agent published at https names the URL to pass instead, exit 1', async () => {
+    const agent = await listen((req, res) => {
+      const { port } = req.socket.address() as { port: number };
+      if (req.url?.startsWith('/.well-known/')) return json(res, 200, { resource: 'https://agent.delegate.test/mcp', authorization_servers: ['https://auth.delegate.test'] });
+      res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp"` }).end();
+    });
+    const io = fakeIo({ DELEGATE_HOME: home });
+    const agentUrl = `http://127.0.0.1:${agent.port}/mcp`;
+    expect(await runCli(['find-slot', '--duration', '30m', '--no-browser', '--agent-url', agentUrl], io)).toBe(1);
+    expect(io.err).toBe(`delegate: The agent at ${agentUrl} says it is published at https://agent.delegate.test/mcp, and is reached by that URL only (RFC 9728 §3.3): pass --agent-url https://agent.delegate.test/mcp.\n`);
+  }, 30_000);
+
   it('--redirect-port with --agent-url is not compared with ports no server of this machine uses', async () => {
     const io = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['busy', '--agent-url', 'https://agent.delegate.test/mcp', '--redirect-port', '8412'], io)).toBe(4);

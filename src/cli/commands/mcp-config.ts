@@ -2,14 +2,16 @@
 // MCP client connects to CalendarAgent, both ways: the stdio command it
 // spawns (`delegate serve-agent --stdio`, acting under this user's stored
 // delegation) and the remote HTTP URL, for clients that do OAuth discovery
-// and registration themselves. The snippet goes to stdout; where to put it,
-// to stderr.
+// and registration themselves. Servers on the ports published behind an https
+// reverse proxy: the remote entry alone, at that URL. The snippet goes to
+// stdout; where to put it, to stderr.
 import { join } from 'node:path';
 import { DEFAULT_PORTS, DEFAULT_PROFILE, packageRoot, pathsEnvironment, urlsFor, type Ports } from '../../config.js';
 import { effectiveProfile } from './agent-access.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { hasControlCharacters } from '../../terminal-text.js';
+import { hasControlCharacters, printableClipped } from '../../terminal-text.js';
+import { loadStack } from '../contracts.js';
 
 export const MCP_CLIENTS = ['claude-desktop', 'claude-code', 'json'] as const;
 export type McpClientName = (typeof MCP_CLIENTS)[number];
@@ -100,6 +102,11 @@ export function sameShellCommandLine(args: SameServers, io: Pick<CliIo, 'env'>, 
 }
 
 export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<number> {
+  // Servers on these ports published behind an https reverse proxy (the check behind serve-agent --stdio's refusal,
+  // stack.ts publishedAgentUrl) are reached by that URL only: the stdio command stops there, and the loopback URL's
+  // metadata names the https one, which an MCP client must refuse (RFC 9728 §3.3). Found in review (regress20g).
+  const published = await (await loadStack()).publishedAgentUrl(args).catch(() => undefined);
+  if (published !== undefined) return publishedConfig(args.client, printableClipped(published, 200), io);
   const launch = stdioLaunch(args, io);
   const url = urlsFor(args.ports, args.host).agentUrl;
   const stdioEntry = { command: launch.command, args: launch.args, ...(launch.env ? { env: launch.env } : {}) };
@@ -121,9 +128,35 @@ export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<
       break;
     case 'json':
       io.stdout.write(
-        `${JSON.stringify({ mcpServers: { [SERVER_NAME]: { type: 'stdio', ...stdioEntry }, [`${SERVER_NAME}-http`]: { type: 'http', url } } }, null, 2)}\n`,
+        `${JSON.stringify({ mcpServers: { [SERVER_NAME]: { type: 'stdio', ...stdioEntry }, [HTTP_SERVER_NAME]: { type: 'http', url } } }, null, 2)}\n`,
       );
-      io.stderr.write(`"${SERVER_NAME}" is the stdio command; "${SERVER_NAME}-http" is the remote URL, for clients on this computer that do OAuth themselves. Keep the one your client supports.\n`);
+      io.stderr.write(`"${SERVER_NAME}" is the stdio command; "${HTTP_SERVER_NAME}" is the remote URL, for clients on this computer that do OAuth themselves. Keep the one your client supports.\n`);
+      break;
+  }
+  return EXIT_OK;
+}
+
+const HTTP_SERVER_NAME = `${SERVER_NAME}-http`;
+const STDIO_COMMENT = ['# stdio: Claude Code starts CalendarAgent, acting under your stored delegation'];
+const HTTP_COMMENT = ['# or remote HTTP: Claude Code signs in itself (OAuth discovery, registration, your approval in the browser)'];
+
+/**
+ * The remote entry alone, at the URL CalendarAgent is published at, and on stderr why there is no stdio entry. Claude
+ * Desktop's config file takes stdio servers only: it is told to add the URL as a custom connector instead.
+ */
+function publishedConfig(client: McpClientName, url: string, io: CliIo): number {
+  const why = `No stdio entry: delegate's servers on these ports are published behind an https reverse proxy (CalendarAgent at ${url}), where \`delegate serve-agent --stdio\` stops (it finds servers by their ports only). Connect your MCP client to ${url} itself, which signs in there.`;
+  switch (client) {
+    case 'claude-desktop':
+      io.stderr.write(`${why}\nClaude Desktop's config file takes stdio servers only: add ${url} as a custom connector (Settings → Connectors) instead.\n`);
+      break;
+    case 'claude-code':
+      io.stdout.write(`${['# remote HTTP: Claude Code signs in itself (OAuth discovery, registration, your approval in the browser)', claudeCodeHttp(url)].join('\n')}\n`);
+      io.stderr.write(`${why}\n`);
+      break;
+    case 'json':
+      io.stdout.write(`${JSON.stringify({ mcpServers: { [HTTP_SERVER_NAME]: { type: 'http', url } } }, null, 2)}\n`);
+      io.stderr.write(`${why}\n`);
       break;
   }
   return EXIT_OK;
@@ -137,13 +170,16 @@ export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<
  * variable format").
  */
 export function claudeCodeCommands(launch: StdioLaunch, url: string): string[] {
+  return [...STDIO_COMMENT, claudeCodeStdio(launch), ...HTTP_COMMENT, claudeCodeHttp(url)];
+}
+
+function claudeCodeStdio(launch: StdioLaunch): string {
   const envFlags = Object.entries(launch.env ?? {}).map(([k, v]) => `--env ${shellQuote(`${k}=${v}`)} `).join('');
-  return [
-    '# stdio: Claude Code starts CalendarAgent, acting under your stored delegation',
-    `claude mcp add ${SERVER_NAME} ${envFlags}-- ${[launch.command, ...launch.args].map(shellQuote).join(' ')}`,
-    '# or remote HTTP: Claude Code signs in itself (OAuth discovery, registration, your approval in the browser)',
-    `claude mcp add --transport http ${SERVER_NAME}-http ${url}`,
-  ];
+  return `claude mcp add ${SERVER_NAME} ${envFlags}-- ${[launch.command, ...launch.args].map(shellQuote).join(' ')}`;
+}
+
+function claudeCodeHttp(url: string): string {
+  return `claude mcp add --transport http ${HTTP_SERVER_NAME} ${shellQuote(url)}`;
 }
 
 export function shellQuote(word: string): string {

@@ -1,6 +1,8 @@
 // `delegate status [--json]`: who is signed in, for which agent, under which
 // grant, with which scopes, until when — read from the profile's token cache
-// (or DELEGATE_TOKEN, which takes precedence) without asking any server.
+// (or DELEGATE_TOKEN, which takes precedence) without asking any server, but for
+// one brief look at the ports when nothing is stored (servers published at an
+// https URL are signed in at by that URL).
 // Exit code 0 when a usable delegation is there, 4 when none is (nothing
 // stored, every stored delegation has ended, or DELEGATE_TOKEN cannot be
 // read or has expired), as `gh auth status` fails when its credential cannot
@@ -10,7 +12,8 @@
 // by the URL signed in at, or by the audience of one delegation alone); the
 // port options and --agent-url also go into the `delegate login` it advises.
 import { decodeJwt } from 'jose';
-import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_PORTS, DEFAULT_PROFILE, type Ports } from '../../config.js';
+import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_HOST, DEFAULT_PORTS, DEFAULT_PROFILE, type Ports } from '../../config.js';
+import { printableClipped } from '../../terminal-text.js';
 import { storedSignIns, type EndedStoredDelegation, type StoredDelegation } from '../../client/credentials.js';
 import { SCOPE_DESCRIPTIONS } from '../../delegation/scopes.js';
 import { isBearerToken } from '../../delegation/tokens.js';
@@ -101,7 +104,9 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   // the regress20e fixes: plain `status` advised `delegate login` by ports for it).
   const loginFor = async (agentUrl: string): Promise<string> =>
     args.agentUrl === undefined && agentUrl.startsWith('https:') ? loginCommand({ ...args, agentUrl }, io) : login;
-  if (stored.length === 0 && ended.length === 0) lines.push(`Not signed in: no delegation${args.agentUrl !== undefined ? ` for ${args.agentUrl}` : ''} is stored. Run \`${login}\`.`);
+  if (stored.length === 0 && ended.length === 0) {
+    lines.push(`Not signed in: no delegation${args.agentUrl !== undefined ? ` for ${args.agentUrl}` : ''} is stored. Run \`${await firstLogin(args, io, login)}\`.`);
+  }
   // A delegation whose renewal the authorization server refused: as `token` and `find-slot` say it, with when.
   for (const d of ended) {
     lines.push('');
@@ -210,6 +215,23 @@ async function loginCommand(args: StatusArgs, io: CliIo): Promise<string> {
   const { sameShellCommandLine } = await import('./mcp-config.js');
   const where = { ports: args.ports ?? DEFAULT_PORTS, ...(args.agentUrl !== undefined ? { agentUrl: args.agentUrl } : {}) };
   return sameShellCommandLine({ ...where, ...(args.profile !== undefined ? { profile: args.profile } : {}) }, io, ['login']);
+}
+
+/**
+ * The `delegate login` for a first sign-in: by --agent-url at the servers on the ports when they are published at an
+ * https URL (stack.ts publishedAgentUrl, one brief look), with the data directory as token and find-slot advise it
+ * there; else `login`. Found in review (regress20g): plain status on a deployment's data directory advised `delegate
+ * login`, which stops there with exit 1.
+ */
+async function firstLogin(args: StatusArgs, io: CliIo, login: string): Promise<string> {
+  if (args.agentUrl !== undefined) return login;
+  const { loadStack } = await import('../contracts.js');
+  const { sameSetupCommandLine } = await import('./mcp-config.js');
+  const ports = args.ports ?? DEFAULT_PORTS;
+  // What answers on the ports does not change what status reports: a port another user holds is no advice.
+  const published = await (await loadStack()).publishedAgentUrl({ ports, host: DEFAULT_HOST }).catch(() => undefined);
+  if (published === undefined) return login;
+  return sameSetupCommandLine({ ports, agentUrl: printableClipped(published, 200), ...(args.profile !== undefined ? { profile: args.profile } : {}) }, io, ['login']);
 }
 
 /** A damaged cache's finding with that `delegate login` (the client's words name plain `delegate login`); any other error as it is. */
