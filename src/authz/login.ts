@@ -195,14 +195,19 @@ ${ownerSignInHint(ctx.issuer)}`;
   return sendPage(reply, status, 'Sign in to continue', body);
 }
 
+/** Whether `delegate login` by ports signs the owner in here with a one-time link: at an http loopback issuer only. */
+export function ownerSignsInByLink(issuer: string): boolean {
+  const url = new URL(issuer);
+  return url.protocol === 'http:' && isAnyLoopbackHost(url.hostname);
+}
+
 /**
  * How the owner signs in without a password, only where that works: `delegate login` by ports signs in at an http
  * loopback issuer; at one published at an https URL it stops (exit 1, naming --agent-url), so that page does not say it
  * (found in review, regress20g).
  */
 function ownerSignInHint(issuer: string): Html | undefined {
-  const url = new URL(issuer);
-  if (url.protocol !== 'http:' || !isAnyLoopbackHost(url.hostname)) return undefined;
+  if (!ownerSignsInByLink(issuer)) return undefined;
   return html`<p class="muted">The owner of this computer can also sign in without a password: run <code>delegate login</code> here.</p>`;
 }
 

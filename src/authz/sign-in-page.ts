@@ -6,12 +6,20 @@
 // sign-in form. (A wrong password is 400, a refused one-time link 403.)
 import type { FastifyReply } from 'fastify';
 import type { AuthContext } from './context.js';
-import { safeNext, showLoginForm } from './login.js';
+import { ownerSignsInByLink, safeNext, showLoginForm } from './login.js';
 import { html, sendPage } from './pages.js';
 
 export async function renderSignIn(reply: FastifyReply, ctx: AuthContext, returnTo: string): Promise<FastifyReply> {
   const accounts = (await ctx.store.listUsers()).some((u) => u.passwordHash !== null);
   if (accounts) return showLoginForm(reply, ctx, safeNext(returnTo), 403);
+  // Published at an https URL, the owner's one-time link is not how anyone signs in here (`delegate login` by ports
+  // stops there, naming --agent-url): only a named account can, and there is none yet (noticed with review regress20g).
+  if (!ownerSignsInByLink(ctx.issuer)) {
+    const none = html`<h1>Sign in to continue</h1>
+<p>This server has no accounts that sign in with a password yet, so nobody can sign in here.</p>
+<p>Its operator adds one on the computer it runs on, with <code>delegate users add &lt;name&gt;</code>.</p>`;
+    return sendPage(reply, 403, 'Sign in to continue', none);
+  }
   const body = html`<h1>Sign in to continue</h1>
 <p>This server signs in its owner from the command line, on the computer it runs on.</p>
 <p>Run <code>delegate login</code> there: it opens a one-time sign-in link in your browser, for the request it makes.</p>

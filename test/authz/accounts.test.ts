@@ -228,6 +228,34 @@ describe('the grants page', () => {
   });
 });
 
+describe('the sign-in page of an https issuer with no password accounts yet', () => {
+  // Noticed with review regress20g: it told the visitor to run `delegate login` "there", which at an https-published
+  // server stops (exit 1, naming --agent-url); only a named account signs in there.
+  it('says nobody can sign in until the operator adds an account, and not to run delegate login; on loopback it still does', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'delegate-https-noaccounts-'));
+    const store = openStore(join(home, 'delegate.db'));
+    const app = await buildAuthServer({ issuer: 'https://auth.example.com', store, sweepIntervalMs: 0 });
+    try {
+      const page = await app.inject({ method: 'GET', url: '/grants', headers: { host: 'auth.example.com' } });
+      expect(page.statusCode).toBe(403);
+      expect(page.body).toContain('<code>delegate users add &lt;name&gt;</code>');
+      expect(page.body).not.toContain('delegate login');
+    } finally {
+      await app.close();
+      store.close();
+      rmSync(home, { recursive: true, force: true });
+    }
+    const local = await startTestAuthz();
+    try {
+      const page = await fetch(`${local.issuer}/grants`);
+      expect(page.status).toBe(403);
+      expect(await page.text()).toContain('Run <code>delegate login</code> there');
+    } finally {
+      await local.close();
+    }
+  });
+});
+
 describe('cookies on an https issuer (a server deployment)', () => {
   // Found in review: on https the cookies were `delegate_session_443` and `…_login` (Path=/login), which a sibling
   // host under the same domain can plant with Domain=. The `__Host-` prefix makes browsers refuse such a cookie
