@@ -244,9 +244,14 @@ function saysNoSuchName(error: unknown): boolean {
   return code === 'ENOTFOUND' || code === 'ENODATA';
 }
 
+/** The URL's host as a name or an address: an IPv6 literal without its brackets. */
+function bareHost(url: URL): string {
+  return url.hostname.replace(/^\[(.*)\]$/, '$1');
+}
+
 /** The addresses a connection may go to: the name's resolution, every address checked. */
 async function checkedAddresses(url: URL, options: DocumentFetchOptions, deadline: AbortSignal): Promise<ResolvedAddress[]> {
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const host = bareHost(url);
   const literal = isIP(host);
   const development = options.privateHosts.includes(url.hostname);
   let addresses: ResolvedAddress[];
@@ -333,7 +338,7 @@ function get(url: URL, targets: readonly ResolvedAddress[], options: DocumentFet
   const requestOptions: RequestOptions = {
     method: 'GET',
     protocol: 'https:',
-    hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    hostname: bareHost(url),
     port: url.port === '' ? 443 : Number(url.port),
     path: `${url.pathname}${url.search}`,
     headers: { Accept: 'application/json' },

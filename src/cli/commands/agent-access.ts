@@ -213,7 +213,7 @@ export async function withAgentAccess<T>(args: AgentAccessArgs, io: CliIo, work:
   if (args.agentUrl !== undefined) {
     // A deployment published elsewhere (--agent-url): nothing on this machine's ports is its, so nothing there is
     // probed, started or brought back; a refused connection is the command's error.
-    return useAgent(args, io, work, { agentUrl: args.agentUrl }, undefined, paths, envToken, undefined);
+    return useAgent(args, io, work, undefined, paths, envToken, undefined);
   }
   const servers = serversOnPorts(args, io, paths);
   try {
@@ -221,7 +221,7 @@ export async function withAgentAccess<T>(args: AgentAccessArgs, io: CliIo, work:
       // The fast path: no probe of the three servers before the one request that matters.
       try {
         const urls = urlsFor(args.ports, args.host);
-        return await useAgent(args, io, work, urls, urls, paths, envToken, servers.gone);
+        return await useAgent(args, io, work, urls, paths, envToken, servers.gone);
       } catch (error) {
         // Authorization required and nobody to give it: the servers were not asked anything, and the advice names
         // these ports; servers published at an https URL are named by that URL instead (exit 1, as a probing run says).
@@ -231,11 +231,11 @@ export async function withAgentAccess<T>(args: AgentAccessArgs, io: CliIo, work:
         // which says what is wrong or starts the embedded stack, and try once more only if it started one.
         const stack = await servers.ensure();
         if (!stack.embedded) throw error;
-        return await useAgent(args, io, work, stack.urls, stack.urls, paths, envToken, servers.gone);
+        return await useAgent(args, io, work, stack.urls, paths, envToken, servers.gone);
       }
     }
     const stack = await servers.ensure();
-    return await useAgent(args, io, work, stack.urls, stack.urls, paths, envToken, servers.gone);
+    return await useAgent(args, io, work, stack.urls, paths, envToken, servers.gone);
   } finally {
     await servers.close();
   }
@@ -264,12 +264,13 @@ async function useAgent<T>(
   args: AgentAccessArgs,
   io: CliIo,
   work: (session: SessionOptions, where: AgentWhere) => Promise<T>,
-  target: AgentTarget,
   urls: Urls | undefined,
   paths: Paths,
   envToken: string | undefined,
   serversGone: ServersGone | undefined,
 ): Promise<T> {
+  // The servers on the ports name both; an agent given by its URL (--agent-url, when `urls` is undefined) names only itself.
+  const target: AgentTarget = urls ?? { agentUrl: args.agentUrl! };
   // Someone can act on a link: a person at a terminal, or whoever asked for the link with --no-browser.
   const canSignIn = args.mayPrompt !== false && (!args.browser || isInteractive(io) || args.interactiveLogin === true);
   let spinner: Spinner | undefined;
