@@ -5,7 +5,7 @@
 // RFC-style `error` body and never a stack trace.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type HTTPMethods } from 'fastify';
 import type { Logger } from 'pino';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { errorDescription } from '../error-description.js';
 import { finishAnswersOnClose } from './graceful-close.js';
@@ -73,6 +73,7 @@ export type FormBody = Record<string, string | string[]>;
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 
 export function createApp(options: AppOptions = {}): FastifyInstance {
+  const trustsProxy = options.trustProxy !== undefined && options.trustProxy.length > 0;
   const app: FastifyInstance = Fastify({
     ...(options.logger ? { loggerInstance: options.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -80,7 +81,7 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     // A caller's X-Request-Id is used only if it is a safe short token (logging.ts), so fastify must not take it as is.
     genReqId: (req) => requestIdFor(req.headers),
     requestIdHeader: false,
-    trustProxy: options.trustProxy !== undefined && options.trustProxy.length > 0 ? [...options.trustProxy] : false,
+    trustProxy: trustsProxy ? [...options.trustProxy!] : false,
     // A request that arrives on an open connection while the server closes is answered, not
     // refused with 503: its client may be another delegate command in the middle of its work.
     return503OnClosing: false,
@@ -92,7 +93,7 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
     forceCloseConnections: false,
     // Requests Node's parser refuses (headers over 16 KiB, a malformed request line) never
     // reach fastify; its default answer is no RFC error body. Found by test/fuzz.
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: (err, socket) => answerClientError(app, err, socket, trustsProxy),
     // Requests refused before routing (a malformed percent-encoding in the path, an over-long
     // parameter) bypass the hooks and the error handler below; without this, fastify answers
     // them with its own body, which echoes the path and is no RFC error. Found by test/fuzz.
@@ -208,7 +209,7 @@ function clientErrorMessage(code: string | undefined, status: number): string {
  * request): the status fastify would send, with an RFC 6749 §5.2-style body
  * like every other error here, then the connection closes.
  */
-function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Duplex): void {
+function answerClientError(app: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket, trustsProxy: boolean): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, reason, description] =
     err.code === 'HPE_HEADER_OVERFLOW'
@@ -218,7 +219,10 @@ function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, so
         : [400, 'Bad Request', 'The request is malformed.'];
   // Node's parser refused the request: there is no request object, so a fresh id, on the answer and on the one line about it.
   const reqId = randomUUID();
-  this.log.info({ reqId, err: { code: err.code }, res: { statusCode: status } }, 'request refused by the HTTP parser');
+  // The client's address as on every access line (remoteAddress, from the req serializer's `ip`; logging.ts), where it
+  // is known without the headers: the peer's, unless a trusted proxy's X-Forwarded-For (unread) would name another.
+  const peer = trustsProxy ? {} : { req: { ip: socket.remoteAddress } };
+  app.log.info({ reqId, err: { code: err.code }, ...peer, res: { statusCode: status } }, 'request refused by the HTTP parser');
   const body = JSON.stringify({ error: 'invalid_request', error_description: errorDescription(description) });
   if (socket.writable) {
     socket.write(

@@ -1,6 +1,7 @@
 // Structured request logs (pino, through fastify) that cannot leak secrets:
 // requests are logged by path only, never with their query string (which can
-// carry codes, login assertions and states), and credential-bearing headers
+// carry codes, login assertions and states), with the client's address
+// (`remoteAddress`, fastify's req.ip), and credential-bearing headers
 // and fields are redacted by configuration (the lists below, applied to every
 // line the logger writes), not by the care of whoever writes a log call.
 // Every request carries an id (fastify's reqId): an incoming X-Request-Id when
@@ -136,10 +137,14 @@ export function createLogger(level: LogLevel, stream: DestinationStream = proces
     {
       level,
       serializers: {
-        req: (req: { id?: string; method?: string; url?: string }) => ({
+        // remoteAddress: the client's address as fastify's trustProxy resolved it (a FastifyRequest's ip: the peer's,
+        // or behind a trusted proxy the rightmost X-Forwarded-For entry that is no trusted proxy's), for the operator
+        // auditing who signed in or registered. An address, no credential; redacted as the rest of the line is.
+        req: (req: { id?: string; method?: string; url?: string; ip?: string }) => ({
           id: req.id,
           method: req.method,
           path: pathOnly(req.url),
+          remoteAddress: req.ip,
         }),
         res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
       },

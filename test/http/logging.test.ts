@@ -328,3 +328,117 @@ describe('access lines', () => {
     }
   });
 });
+
+// The brief (s21): an operator auditing the authorization server needs who tried the sign-ins and who hit /register,
+// and no access line said. Real servers on loopback ports; X-Forwarded-For is only a header here (203.0.113.7 is a
+// documentation address, RFC 5737), so nothing leaves loopback.
+describe('the client’s address on the access lines of the three servers', () => {
+  const CLIENT = '203.0.113.7';
+
+  /** The three servers of a stack logging at info into `out`, believing `trustProxy`'s X-Forwarded-For (none: no proxy). */
+  async function stackLoggingTo(out: ReturnType<typeof capture>, trustProxy?: readonly string[]): Promise<TestStack> {
+    return startTestStack({ logger: createLogger('info', out.stream), ...(trustProxy ? { trustProxy } : {}) });
+  }
+
+  /** One request to each server (the AS's /register among them), each with its own X-Request-Id: their access lines, by server. */
+  async function accessLines(stack: TestStack, out: ReturnType<typeof capture>, headers: Record<string, string>): Promise<Record<string, Record<string, unknown> | undefined>> {
+    const { issuer, calendarUrl, agentUrl } = stack.urls;
+    const requests: Record<string, [string, RequestInit]> = {
+      'authorization server /register': [
+        `${issuer}/register`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ client_name: 'logged', redirect_uris: ['http://127.0.0.1/callback'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'] }),
+        },
+      ],
+      'calendar backend': [`${calendarUrl}/.well-known/oauth-protected-resource`, {}],
+      CalendarAgent: [`${new URL(agentUrl).origin}/.well-known/oauth-protected-resource/mcp`, {}],
+    };
+    const found: Record<string, Record<string, unknown> | undefined> = {};
+    for (const [server, [url, init]] of Object.entries(requests)) {
+      const id = `addr-${Object.keys(found).length}-${Math.random().toString(36).slice(2, 10)}`;
+      const res = await fetch(url, { ...init, headers: { ...(init.headers as Record<string, string>), ...headers, 'x-request-id': id } });
+      expect(res.status, server).toBeLessThan(300);
+      await res.arrayBuffer();
+      found[server] = out.lines().find((l) => l.reqId === id && l.msg === 'request completed');
+    }
+    return found;
+  }
+
+  it('with no proxy trusted (the default), the peer’s 127.0.0.1, and a forged X-Forwarded-For ignored', async () => {
+    const out = capture();
+    const stack = await stackLoggingTo(out);
+    try {
+      for (const headers of [{}, { 'x-forwarded-for': CLIENT }] as Array<Record<string, string>>) {
+        for (const [server, line] of Object.entries(await accessLines(stack, out, headers))) {
+          expect(line, server).toMatchObject({ req: { remoteAddress: '127.0.0.1' } });
+        }
+      }
+      expect(out.text()).not.toContain(CLIENT);
+    } finally {
+      await stack.close();
+    }
+  }, 30_000);
+
+  it('behind a trusted proxy on loopback (--trust-proxy loopback), the address its X-Forwarded-For names', async () => {
+    const out = capture();
+    const stack = await stackLoggingTo(out, ['loopback']);
+    try {
+      for (const [server, line] of Object.entries(await accessLines(stack, out, { 'x-forwarded-for': CLIENT }))) {
+        expect(line, server).toMatchObject({ req: { remoteAddress: CLIENT } });
+      }
+      // The rightmost entry that is no trusted proxy's: one the client wrote before the proxy's own counts for nothing.
+      for (const [server, line] of Object.entries(await accessLines(stack, out, { 'x-forwarded-for': `198.51.100.9, ${CLIENT}` }))) {
+        expect(line, server).toMatchObject({ req: { remoteAddress: CLIENT } });
+      }
+      // Through the proxy with no header: the proxy's own address.
+      for (const [server, line] of Object.entries(await accessLines(stack, out, {}))) {
+        expect(line, server).toMatchObject({ req: { remoteAddress: '127.0.0.1' } });
+      }
+    } finally {
+      await stack.close();
+    }
+  }, 30_000);
+
+  it('on the lines of requests refused before routing or by the HTTP parser too, the peer’s, with no proxy trusted', async () => {
+    const { createApp } = await import('../../src/http/app.js');
+    const { request } = await import('node:http');
+    const out = capture();
+    const app = createApp({ logger: createLogger('info', out.stream) });
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    const idOf = (path: string, headers: Record<string, string>) =>
+      new Promise<string>((resolve, reject) => {
+        request(`${base}${path}`, { headers }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(String(res.headers['x-request-id'])));
+        })
+          .on('error', reject)
+          .end();
+      });
+    try {
+      const badUrl = await idOf('/ping%zz', { 'x-forwarded-for': CLIENT });
+      const tooLarge = await idOf('/ping', { 'x-forwarded-for': CLIENT, 'x-filler': 'a'.repeat(20_000) });
+      for (const id of [badUrl, tooLarge]) expect(out.lines().find((l) => l.reqId === id)).toMatchObject({ req: { remoteAddress: '127.0.0.1' } });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('goes through the redaction like the rest of the line: a credential-shaped X-Forwarded-For from a trusted proxy is cut out', async () => {
+    const { createApp } = await import('../../src/http/app.js');
+    const out = capture();
+    const app = createApp({ logger: createLogger('info', out.stream), trustProxy: ['loopback'] });
+    app.get('/ping', async () => ({ ok: true }));
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c3JfMSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
+    try {
+      const res = await fetch(`${base}/ping`, { headers: { 'x-forwarded-for': jwt } });
+      expect(res.status).toBe(200);
+      expect(out.lines().find((l) => l.reqId === res.headers.get('x-request-id'))).toMatchObject({ req: { path: '/ping', remoteAddress: REDACTION_CENSOR } });
+      expect(out.text()).not.toContain('c2lnbmF0dXJl');
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -614,9 +614,14 @@ describe('no secret in any log line, nor in the clear in the database', () => {
     return out.filter((n) => n.length >= 12);
   }
 
-  it('the servers logged the whole flow (the capture works)', () => {
-    const paths = stack.logLines.map((l) => (JSON.parse(l) as { req?: { path?: string } }).req?.path).filter(Boolean);
+  it('the servers logged the whole flow (the capture works), each access line with the client’s address', () => {
+    const lines = stack.logLines.map((l) => JSON.parse(l) as { msg?: string; req?: { path?: string; remoteAddress?: string } });
+    const paths = lines.map((l) => l.req?.path).filter(Boolean);
     for (const path of ['/login', '/login/owner', '/consent', '/token', '/revoke', '/mcp', '/freebusy', '/device_authorization', '/device', '/device/done', '/introspect']) expect(paths, path).toContain(path);
+    // The address is on the lines the next test searches for secrets (s21: it goes through the same redaction).
+    const access = lines.filter((l) => l.msg === 'request completed');
+    expect(access.length).toBeGreaterThan(20);
+    for (const line of access) expect(line.req?.remoteAddress, JSON.stringify(line)).toBe('127.0.0.1');
     expect(secrets.size).toBeGreaterThanOrEqual(26);
     // Every secret gives at least one needle to look for (none is too short to be searched).
     for (const [name, value] of secrets) expect(needles(value).length, name).toBeGreaterThan(0);

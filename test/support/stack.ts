@@ -33,9 +33,10 @@ export interface TestStack {
  * `deviceRequestLimit` replaces the AS's bound on device requests per source (for tests that start hundreds).
  * `registrationLimits` replaces the AS's limits on open registration ([]: none).
  * `clientDocuments`: how the AS fetches client metadata documents (a test's CA, resolver, hosts allowed on loopback).
+ * `trustProxy`: the proxies all three servers believe about the client's address (`--trust-proxy`; none by default).
  */
 export async function startTestStack(
-  options: { logger?: Logger; sweep?: boolean; deviceRequestLimit?: RateLimitRule; registrationLimits?: AuthServerOptions['registrationLimits']; clientDocuments?: AuthServerOptions['clientDocuments'] } = {},
+  options: { logger?: Logger; sweep?: boolean; deviceRequestLimit?: RateLimitRule; registrationLimits?: AuthServerOptions['registrationLimits']; clientDocuments?: AuthServerOptions['clientDocuments']; trustProxy?: readonly string[] } = {},
 ): Promise<TestStack> {
   const root = await mkdtemp(join(tmpdir(), 'delegate-stack-'));
   const paths = resolvePaths({ DELEGATE_HOME: join(root, 'home') });
@@ -54,11 +55,12 @@ export async function startTestStack(
           ...(options.deviceRequestLimit ? { deviceRequestLimit: options.deviceRequestLimit } : {}),
           ...(options.registrationLimits ? { registrationLimits: options.registrationLimits } : {}),
           ...(options.clientDocuments ? { clientDocuments: options.clientDocuments } : {}),
+          ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}),
         }),
         auth,
       ],
-      [await buildCalendar(store, paths, urls.calendarUrl, urls.issuer, options.logger), calendar],
-      [await buildAgent(paths, urls, options.logger, storeAudit(store)), agent],
+      [await buildCalendar(store, paths, urls.calendarUrl, urls.issuer, options.logger, options.trustProxy), calendar],
+      [await buildAgent(paths, urls, options.logger, storeAudit(store), undefined, options.trustProxy), agent],
     ];
     for (const [app, port] of apps) {
       await app.listen({ host: '127.0.0.1', port });
