@@ -25,6 +25,7 @@ import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.
 import { renderDeviceConfirm, renderDeviceDone, renderDeviceEntry } from './device-page.js';
 import { InvalidRequestError, InvalidScopeError, InvalidTargetError, ServerError, TooManyRequestsError, UnauthorizedClientError, replyWithError } from './errors.js';
 import { redeemAuthorizationCode } from './grant-code.js';
+import { GrantChangedError } from './issue.js';
 import { ownerAsserted } from './owner-proof.js';
 import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
@@ -278,7 +279,8 @@ async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: Form
   const byOwner = await ownerAsserted(ctx, body);
   // Found only with the client it was issued to (RFC 8628 §3.5, RFC 6749 §5.2): another client's poll is refused
   // before it counts (found in review: it slowed the device down, and spent the code the user had approved).
-  const poll = await ctx.store.pollDeviceAuthorization(hashSecret(required(body, 'device_code')), client.clientId, ctx.now());
+  const deviceCodeHash = hashSecret(required(body, 'device_code'));
+  const poll = await ctx.store.pollDeviceAuthorization(deviceCodeHash, client.clientId, ctx.now());
   if (!poll) throw new DeviceError('invalid_grant', 'The device code is not valid.');
   if (poll.status === 'expired') throw new DeviceError('expired_token', 'The device code has expired; start again.');
   if (poll.tooSoon) throw new DeviceError('slow_down', `Poll at most every ${poll.record.intervalSec} seconds.`);
@@ -290,8 +292,17 @@ async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: Form
     case 'consumed':
       throw new DeviceError('invalid_grant', 'The device code was used already.');
     case 'approved':
-      req.log.info({ client: client.clientId }, 'device authorization redeemed');
-      return redeemAuthorizationCode(ctx, client, { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: poll.record.resource }, { byOwner, grantType: GRANT_TYPE_DEVICE_CODE });
+      try {
+        const tokens = await redeemAuthorizationCode(ctx, client, { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: poll.record.resource }, { byOwner, grantType: GRANT_TYPE_DEVICE_CODE });
+        req.log.info({ client: client.clientId }, 'device authorization redeemed');
+        return tokens;
+      } catch (error) {
+        // The grant changed at every reading (500, "try again"): the code was not spent, so the device's next poll
+        // gets it again and may redeem it, as the code flow's client may retry (found in review, s21: the poll had
+        // consumed the device's request, and its next poll was "used already").
+        if (error instanceof GrantChangedError) await ctx.store.returnDeviceCode(deviceCodeHash, poll.code, ctx.now());
+        throw error;
+      }
   }
 }
 

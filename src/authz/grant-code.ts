@@ -10,7 +10,7 @@ import type { AuditEventInput, ClientRecord } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidRequestError, InvalidTargetError } from './errors.js';
-import { GRANT_READINGS, mintUserTokens, scopeUnder, tokenResponse, type IssuedPair } from './issue.js';
+import { GRANT_READINGS, GrantChangedError, mintUserTokens, scopeUnder, tokenResponse, type IssuedPair } from './issue.js';
 import { ownerAsserted, refuseUnlessOwners } from './owner-proof.js';
 import { required, single, singleTarget } from './params.js';
 import { checkVerifier } from './policy/pkce.js';
@@ -94,10 +94,15 @@ export async function redeemAuthorizationCode(
     if (result.status === 'replayed') throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
     // RFC 6749 §5.2 invalid_grant: the grant behind the code was revoked, or expired, meanwhile.
     if (result.status === 'grant_ended') throw new InvalidGrantError('The delegation behind this code has ended.');
-    // grant_changed: the client gets tokens under the grant as it now stands, not an error; a grant changing at
-    // every reading is not chased further.
-    const fresh = reading < GRANT_READINGS ? await ctx.store.grantById(record.grantId) : undefined;
-    if (!fresh || fresh.revokedAt !== null || fresh.expiresAt <= now) throw new InvalidGrantError('The delegation behind this code changed or ended while it was redeemed; ask again.');
+    // grant_changed: the client gets tokens under the grant as it now stands, not an error. A grant changing at every
+    // reading is not chased further: the store wrote nothing, so the code is unspent and the same request may succeed
+    // a moment later (it is still single-use, RFC 6749 §4.1.2 and §10.5: the store spends it only with the
+    // tokens it records). 500 server_error, as the refresh grant answers, not invalid_grant, which says the code is
+    // dead (found in review, s21: "changed, try again" and "ended" were one answer). A grant that ended between the
+    // readings is invalid_grant.
+    if (reading >= GRANT_READINGS) throw new GrantChangedError('code was redeemed');
+    const fresh = await ctx.store.grantById(record.grantId);
+    if (!fresh || fresh.revokedAt !== null || fresh.expiresAt <= now) throw new InvalidGrantError('The delegation behind this code has ended.');
     grant = fresh;
   }
   return tokenResponse(ctx, pair);

@@ -10,8 +10,8 @@ import type { FormBody } from '../http/app.js';
 import type { ClientRecord, GrantRecord, RefreshTokenRecord, RotateRefreshResult } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
-import { InvalidGrantError, InvalidScopeError, InvalidTargetError, ServerError } from './errors.js';
-import { GRANT_READINGS, mintUserTokens, scopeUnder, tokenResponse, type IssuedPair } from './issue.js';
+import { InvalidGrantError, InvalidScopeError, InvalidTargetError } from './errors.js';
+import { GRANT_READINGS, GrantChangedError, mintUserTokens, scopeUnder, tokenResponse, type IssuedPair } from './issue.js';
 import { required, single, singleTarget } from './params.js';
 
 /** The client closed its connection before its refresh was carried out: nothing was changed, and no answer can reach it. */
@@ -57,12 +57,9 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
     // A consent changed the grant (narrowed it: 30 days ahead down to 7) while the token was signed under the old
     // limits, and revoked the grant's tokens in its transaction, before this one could be recorded (found in
     // review: the token was recorded after, with the old limits, and lived). Nothing was rotated: the client gets a
-    // token under the grant as it now stands, not an error. A grant changing at every reading is not chased further,
-    // and is no invalid_grant (RFC 6749 §5.2: the refresh token is invalid, expired or revoked), which a client takes
-    // for the end of its sign-in and deletes its tokens: the refresh token is good, and the same request can succeed a
-    // moment later. §5.2 has no temporarily_unavailable at the token endpoint, so 500 server_error, which the CLI and
-    // the SDK treat as the server's trouble, keeping the refresh token (found in review: the CLI wrote "delegation ended").
-    if (reading >= GRANT_READINGS) throw new ServerError('The delegation changed while this refresh was carried out; try again.');
+    // token under the grant as it now stands, not an error. A grant changing at every reading is not chased further:
+    // 500 server_error (GrantChangedError), the refresh token kept (found in review: the CLI wrote "delegation ended").
+    if (reading >= GRANT_READINGS) throw new GrantChangedError('refresh was carried out');
     grant = await ctx.store.grantById(record.grantId);
   }
 }

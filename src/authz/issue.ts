@@ -8,7 +8,7 @@ import type { GrantRecord, IssuedTokenRecord, RefreshTokenRecord } from '../stor
 import { signAccessToken, type SignedAccessToken } from './access-token.js';
 import type { AuthContext } from './context.js';
 import { hashSecret, randomSecret } from './crypto.js';
-import { InvalidGrantError, InvalidScopeError } from './errors.js';
+import { InvalidGrantError, InvalidScopeError, ServerError } from './errors.js';
 import { takesUserTokens, unreachedLocations } from './grant-policy.js';
 
 /**
@@ -16,6 +16,20 @@ import { takesUserTokens, unreachedLocations } from './grant-policy.js';
  * between the reading and the recording of the tokens (the store refuses to record them then: grant_changed).
  */
 export const GRANT_READINGS = 2;
+
+/**
+ * The answer to a code or refresh token whose grant a consent changed at every one of the GRANT_READINGS: nothing
+ * was spent or recorded, and the same request can succeed a moment later. Not invalid_grant (RFC 6749 §5.2: the code
+ * or refresh token is invalid, expired or revoked), which a client takes for the end of its sign-in: the CLI deleted
+ * good tokens (found in review). §5.2 has no temporarily_unavailable at the token endpoint, so 500 server_error,
+ * which the CLI and the SDK treat as the server's trouble. A grant revoked or expired meanwhile is invalid_grant.
+ * `what`: the request, as the description names it ("refresh was carried out", "code was redeemed").
+ */
+export class GrantChangedError extends ServerError {
+  constructor(what: string) {
+    super(`The delegation changed while this ${what}; try again.`);
+  }
+}
 
 /**
  * The scope a token minted under `grant` as read may carry: what the code or refresh token holds (`held`, the scope

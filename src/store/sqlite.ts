@@ -1589,4 +1589,11 @@ class SqliteStore implements Store {
       return { status: record.status === 'approved' ? ('pending' as const) : record.status, tooSoon, record: updated };
     });
   }
+
+  async returnDeviceCode(deviceCodeHash: string, code: string, now: number): Promise<boolean> {
+    return (
+      this.run(`UPDATE device_authorizations SET status = 'approved', code = ? WHERE device_code_hash = ? AND status = 'consumed' AND code IS NULL AND expires_at > ?`, [code, deviceCodeHash, now])
+        .changes === 1
+    );
+  }
 }

@@ -557,6 +557,12 @@ export interface Store {
    * Undefined, changing nothing, unless the request was made by `clientId`.
    */
   pollDeviceAuthorization(deviceCodeHash: string, clientId: string, now: number): Promise<DevicePoll | undefined>;
+  /**
+   * Gives the code a poll was handed back to its device authorization, approved again, for the device's next poll:
+   * the code was not redeemed and may be (its grant changed while it was). False, changing nothing, unless the
+   * request is the consumed one that poll left and has not expired.
+   */
+  returnDeviceCode(deviceCodeHash: string, code: string, now: number): Promise<boolean>;
 }
 
 /** issue 5: a device authorization request (RFC 8628), from the device's request to the poll that gets its tokens. */

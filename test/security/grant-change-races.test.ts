@@ -47,6 +47,16 @@ function changeBefore(store: Store, step: Step, ...changes: Array<() => Promise<
   return { ran: () => pending.length === 0 };
 }
 
+/** The grant narrowed before each of the two next calls of the store's `step` (30 days to 7, then to 5): changed at both readings. */
+function narrowedAtBothReadings(step: Step, grant: GrantRecord): { ran: () => boolean } {
+  return changeBefore(
+    stack.store,
+    step,
+    () => narrowAsTheConsentPage(grant, 7),
+    async () => narrowAsTheConsentPage((await stack.store.grantById(grant.id))!, 5),
+  );
+}
+
 /** `delegate grants revoke`, as src/cli/commands/grants.ts calls the store. */
 function revokeAsTheCli(grant: GrantRecord): Promise<boolean> {
   return stack.store.revokeGrant(grant.id, Date.now(), 'revoked from the command line', {
@@ -67,6 +77,28 @@ function narrowAsTheConsentPage(grant: GrantRecord, days: number): Promise<numbe
     now,
     event: (tokensRevoked) => ({ event: 'consent', user: grant.userId, client: grant.clientId, grant: grant.id, resource: grant.resource, detail: { decision: 'approved', narrowed: true, tokens_revoked: tokensRevoked } }),
   });
+}
+
+/**
+ * A device authorization the owner approved (signed in on the verification page, confirmed the code, approved), with
+ * its grant, and the device's poll of /token.
+ */
+async function approvedDevice(): Promise<{ clientId: string; grant: GrantRecord; poll: () => ReturnType<typeof postForm> }> {
+  const clientId = await registerDeviceClient(stack.issuer);
+  const started = await postForm(`${stack.issuer}/device_authorization`, { client_id: clientId, resource: stack.agentUrl });
+  expect(started.status).toBe(200);
+  const { device_code: deviceCode, verification_uri_complete: complete, user_code: userCode } = started.body as Record<string, string>;
+  const browser = new Browser();
+  const confirm = await browser.follow(await ownerLink(stack, complete!.slice(stack.issuer.length)));
+  expect(confirm.status).toBe(200);
+  const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode!, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+  expect(consent.status).toBe(200);
+  const approved = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+  expect(approved.status).toBe(303);
+  // This server's own page, where the decision is kept for the device's poll.
+  expect((await browser.get(new URL(approved.location!, stack.issuer).href)).status).toBe(200);
+  const poll = () => postForm(`${stack.issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode!, client_id: clientId });
+  return { clientId, grant: await grantOf(clientId), poll };
 }
 
 async function grantOf(clientId: string): Promise<GrantRecord> {
@@ -122,24 +154,9 @@ describe('a grant revoked (delegate grants revoke) while a code is redeemed', ()
   });
 
   it('the device flow’s poll, which redeems its code the same way, is refused alike', async () => {
-    const clientId = await registerDeviceClient(stack.issuer);
-    const started = await postForm(`${stack.issuer}/device_authorization`, { client_id: clientId, resource: stack.agentUrl });
-    expect(started.status).toBe(200);
-    const { device_code: deviceCode, verification_uri_complete: complete, user_code: userCode } = started.body as Record<string, string>;
-    // The owner signs in onto the verification page, confirms the code and approves.
-    const browser = new Browser();
-    const confirm = await browser.follow(await ownerLink(stack, complete!.slice(stack.issuer.length)));
-    expect(confirm.status).toBe(200);
-    const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode!, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
-    expect(consent.status).toBe(200);
-    const approved = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
-    expect(approved.status).toBe(303);
-    // This server's own page, where the decision is kept for the device's poll.
-    expect((await browser.get(new URL(approved.location!, stack.issuer).href)).status).toBe(200);
-    const grant = await grantOf(clientId);
-
+    const { grant, poll } = await approvedDevice();
     const hook = changeBefore(stack.store, 'redeemAuthCode', () => revokeAsTheCli(grant));
-    const res = await postForm(`${stack.issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode!, client_id: clientId });
+    const res = await poll();
     expect(hook.ran(), JSON.stringify(res.body)).toBe(true);
     expect([res.status, res.body.error]).toEqual([400, 'invalid_grant']);
     expect(res.body.access_token).toBeUndefined();
@@ -196,12 +213,7 @@ describe('a grant narrowed on the consent page (30 days ahead to 7) while a toke
   it('a grant narrowed again at the second reading too: 500 server_error (no invalid_grant: the sign-in has not ended), nothing rotated or recorded, and the refresh token still refreshes', async () => {
     const user = await userTokens(stack);
     const grant = await grantOf(user.clientId);
-    const hook = changeBefore(
-      stack.store,
-      'rotateRefreshToken',
-      () => narrowAsTheConsentPage(grant, 7),
-      async () => narrowAsTheConsentPage((await stack.store.grantById(grant.id))!, 5),
-    );
+    const hook = narrowedAtBothReadings('rotateRefreshToken', grant);
     const res = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: user.clientId });
     expect(hook.ran()).toBe(true);
     expect([res.status, res.body.error, res.body.error_description]).toEqual([500, 'server_error', 'The delegation changed while this refresh was carried out; try again.']);
@@ -213,16 +225,64 @@ describe('a grant narrowed on the consent page (30 days ahead to 7) while a toke
     expect(decodeJwt(String(again.body.access_token)).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 5 })]);
   });
 
+  it('a code whose grant is narrowed again at the second reading too: 500 server_error "try again" (no invalid_grant: the code is not spent), nothing recorded, and the same request then gets tokens, once', async () => {
+    const code = await ownerCode(stack);
+    const grant = await grantOf(code.clientId);
+    const hook = narrowedAtBothReadings('redeemAuthCode', grant);
+    const res = await redeemCode(stack, code);
+    expect(hook.ran()).toBe(true);
+    expect([res.status, res.body.error, res.body.error_description]).toEqual([500, 'server_error', 'The delegation changed while this code was redeemed; try again.']);
+    expect(res.body.access_token).toBeUndefined();
+    expect(tokensOf(grant.id)).toEqual([]);
+    expect(refreshTokensOf(grant.id)).toEqual([]);
+    expect(queryRows(stack, 'SELECT used_at FROM auth_codes WHERE grant_id = ?', grant.id)).toEqual([{ used_at: null }]);
+
+    const again = await redeemCode(stack, code);
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    const token = String(again.body.access_token);
+    expect(decodeJwt(token).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 5 })]);
+    expect((await atAgent(token)).status).toBe(200);
+    // Still single-use (RFC 6749 §4.1.2): a third presentation is a replay, and ends what the second got.
+    const third = await redeemCode(stack, code);
+    expect([third.status, third.body.error]).toEqual([400, 'invalid_grant']);
+  });
+
+  it('a code whose grant is narrowed at the first reading and revoked before the second: invalid_grant, the delegation ended', async () => {
+    const code = await ownerCode(stack);
+    const grant = await grantOf(code.clientId);
+    const hook = changeBefore(
+      stack.store,
+      'redeemAuthCode',
+      () => narrowAsTheConsentPage(grant, 7),
+      async () => revokeAsTheCli((await stack.store.grantById(grant.id))!),
+    );
+    const res = await redeemCode(stack, code);
+    expect(hook.ran()).toBe(true);
+    expect([res.status, res.body.error, res.body.error_description]).toEqual([400, 'invalid_grant', 'The delegation behind this code has ended.']);
+    expect(tokensOf(grant.id)).toEqual([]);
+  });
+
+  it('the device’s poll whose grant is narrowed at both readings: 500 server_error "try again", and its next poll, after the interval, gets the tokens (found in review, s21: invalid_grant, and the device request was spent)', { timeout: 20_000 }, async () => {
+    const { grant, poll } = await approvedDevice();
+    const hook = narrowedAtBothReadings('redeemAuthCode', grant);
+    const res = await poll();
+    expect(hook.ran()).toBe(true);
+    expect([res.status, res.body.error, res.body.error_description]).toEqual([500, 'server_error', 'The delegation changed while this code was redeemed; try again.']);
+    expect(tokensOf(grant.id)).toEqual([]);
+    expect(refreshTokensOf(grant.id)).toEqual([]);
+
+    // RFC 8628 §3.5: the device waits its interval (5 s) between polls.
+    await new Promise((resolve) => setTimeout(resolve, 5_100));
+    const again = await poll();
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(decodeJwt(String(again.body.access_token)).authorization_details).toEqual([expect.objectContaining({ lookahead_days: 5 })]);
+  });
+
   it('the CLI refreshing then (`delegate token`) keeps its sign-in: a failure it says as one, no "delegation ended" note, and the next run refreshes. Found in review: the invalid_grant deleted the tokens', async () => {
     const user = await userTokens(stack);
     const grant = await grantOf(user.clientId);
     await signedInCli(user);
-    changeBefore(
-      stack.store,
-      'rotateRefreshToken',
-      () => narrowAsTheConsentPage(grant, 7),
-      async () => narrowAsTheConsentPage((await stack.store.grantById(grant.id))!, 5),
-    );
+    narrowedAtBothReadings('rotateRefreshToken', grant);
     const raced = fakeIo({ DELEGATE_HOME: stack.home }, Date.now);
     expect(await runCli(['token', ...portFlags()], raced)).toBe(1);
     expect(raced.out).toBe('');
