@@ -13,7 +13,7 @@ import type { ClientRecord, Store } from '../store/index.js';
 import { registeredName } from './app-name.js';
 import { fetchClientDocument, DocumentFetchError, type DocumentFetchOptions } from './client-document-fetch.js';
 import { InvalidClientError, OAuthError } from './errors.js';
-import { FailureCounter, type RateLimitRule } from './rate-limit.js';
+import { FailureCounter, RateLimits, type RateLimitRule } from './rate-limit.js';
 import { checkClientIdUrl, isClientIdUrlAttempt, isDocumentClient } from './policy/client-id-url.js';
 import { buildClient } from './register.js';
 
@@ -52,7 +52,7 @@ export const STALE_CLIENT_MS = MAX_CACHE_SEC * 1000;
 export const FETCH_FAILURE_LIMIT: RateLimitRule = Object.freeze({ limit: 10, windowMs: 60_000 });
 /** Documents whose freshness is remembered: a bound on memory; one forgotten is fetched again. */
 const CACHED_DOCUMENTS = 1_000;
-/** Sources whose new clients (and failed fetches) are counted (the oldest forgotten first), as register.ts counts them. */
+/** Sources whose failed fetches are counted (the oldest forgotten first), as register.ts counts new clients. */
 const COUNTED_SOURCES = 1_000;
 
 /**
@@ -121,22 +121,23 @@ export class ClientDocuments {
   readonly #pending = new Map<string, Promise<Described>>();
   /** url → the last of the writes of its client, which take turns. */
   readonly #writing = new Map<string, Promise<void>>();
-  readonly #newClients: FailureCounter[];
+  readonly #newClients: RateLimits;
   readonly #failedFetches: FailureCounter;
 
   /**
-   * `limits`: new clients accepted per source of the requests that name them, each rule a window: open
-   * registration's limits (register.ts REGISTRATION_LIMITS), for the same reason. Anyone can make this server fetch
-   * a document and store its client (one /token request is enough), and a client that never gets a grant is swept a
-   * day later; without a bound, one requester naming endless URLs would grow the database as fast as it asks.
-   * Counted by the requester (request-source.ts, as /register counts), not by the address the document came from:
-   * found in review, sites on shared hosting (a CDN, a pages host) share one address, and one of them used up the
-   * budget of every other there.
+   * `newClients`: the budget of new clients per source of the requests that name them, the one open registration
+   * spends too (register.ts newClientBudget, REGISTRATION_LIMITS), for the same reason: anyone can make this server
+   * fetch a document and store its client (one /token request is enough), and a client that never gets a grant is
+   * swept a day later; without a bound, one requester naming endless URLs would grow the database as fast as it
+   * asks. One budget, not one each, or a source adds twice as many (found in review, s21). Counted by the requester
+   * (request-source.ts, as /register counts), not by the address the document came from: found in review, sites on
+   * shared hosting (a CDN, a pages host) share one address, and one of them used up the budget of every other there.
+   * None given: no limit.
    */
-  constructor(store: Store, now: () => number, options: ClientDocumentOptions = {}, limits: readonly RateLimitRule[] = []) {
+  constructor(store: Store, now: () => number, options: ClientDocumentOptions = {}, newClients: RateLimits = new RateLimits([], now)) {
     this.#store = store;
     this.#now = now;
-    this.#newClients = limits.map((rule) => new FailureCounter(rule, now, COUNTED_SOURCES));
+    this.#newClients = newClients;
     this.#failedFetches = new FailureCounter(options.fetchFailureLimit ?? FETCH_FAILURE_LIMIT, now, COUNTED_SOURCES);
     this.#fetch = {
       privateHosts: (options.privateHosts ?? []).map((h) => h.toLowerCase()),
@@ -256,17 +257,11 @@ export class ClientDocuments {
 
   /** Stores a new client, counted against the requester's source (counted before the write, taken back if it fails). */
   async #create(client: ClientRecord, source: string): Promise<void> {
-    const wait = Math.max(0, ...this.#newClients.map((c) => c.retryAfterMs(source)));
+    const wait = this.#newClients.retryAfterMs(source);
     if (wait > 0) {
       throw new InvalidClientError(`This server has accepted too many new clients from this address lately; try again in ${Math.ceil(wait / 1000)} seconds.`);
     }
-    const counted = this.#newClients.map((c) => c.fail(source));
-    try {
-      await this.#store.createClient(client);
-    } catch (error) {
-      this.#newClients.forEach((c, i) => c.forgive(source, counted[i]!));
-      throw error;
-    }
+    await this.#newClients.spend(source, () => this.#store.createClient(client));
   }
 
   /**

@@ -3,7 +3,7 @@
 import { LONGEST_ACCESS_TOKEN_MS, type Store } from '../store/index.js';
 import type { ClientDocuments } from './client-documents.js';
 import type { KeyRing } from './keys.js';
-import type { RateLimitRule } from './rate-limit.js';
+import type { RateLimits } from './rate-limit.js';
 
 export interface Lifetimes {
   /** Access tokens (RFC 9068); 10 minutes by default, and never longer (LONGEST_ACCESS_TOKEN_MS, src/store/sqlite.ts). */
@@ -60,8 +60,8 @@ export interface AuthContext {
   ownerKeyPath: string | undefined;
   /** Most exchange hops a new grant allows. */
   defaultMaxDepth: number;
-  /** Open registrations accepted per source address, each rule a window (register.ts REGISTRATION_LIMITS). */
-  registrationLimits: readonly RateLimitRule[];
+  /** New clients per source, by /register or a metadata document alike: one budget (register.ts newClientBudget). */
+  newClients: RateLimits;
   /** Clients named by the URL of their metadata document (draft-ietf-oauth-client-id-metadata-document). */
   clientDocuments: ClientDocuments;
 }

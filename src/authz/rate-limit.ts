@@ -1,7 +1,8 @@
 // Counting failed sign-in attempts per account and per address, in memory:
 // a sliding window that blocks further attempts once the limit is reached.
-// Bounded: keys with no recent failures are dropped. Registrations per
-// address are counted the same way (register.ts), each one a "failure".
+// Bounded: keys with no recent failures are dropped. New clients per source
+// are counted the same way, each one a "failure", in several windows at once
+// (RateLimits: register.ts, client-documents.ts).
 
 export interface RateLimitRule {
   limit: number;
@@ -75,5 +76,36 @@ export class FailureCounter {
     // Still too many: forget the oldest keys rather than grow without bound.
     const excess = this.failures.size - this.maxKeys;
     if (excess > 0) [...this.failures.keys()].slice(0, excess).forEach((k) => this.failures.delete(k));
+  }
+}
+
+/**
+ * One budget per key kept in several windows at once (300 a minute and 3,000 a day): what is spent counts in every
+ * window, and a key waits while any of them is full. No rules: no limit.
+ */
+export class RateLimits {
+  readonly #counters: FailureCounter[];
+
+  constructor(rules: readonly RateLimitRule[], now: () => number, maxKeys?: number) {
+    this.#counters = rules.map((rule) => new FailureCounter(rule, now, maxKeys));
+  }
+
+  /** Milliseconds until `key` may spend again, or 0 when it may now. */
+  retryAfterMs(key: string): number {
+    return Math.max(0, ...this.#counters.map((c) => c.retryAfterMs(key)));
+  }
+
+  /**
+   * Runs `work` counted against `key`: counted before it starts (so that none started in the same turn as a
+   * retryAfterMs that let them in gets past the limit), taken back if it fails, so that only what was made counts.
+   */
+  async spend<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const counted = this.#counters.map((c) => c.fail(key));
+    try {
+      return await work();
+    } catch (error) {
+      this.#counters.forEach((c, i) => c.forgive(key, counted[i]!));
+      throw error;
+    }
   }
 }

@@ -3,7 +3,8 @@
 // loopback address (RFC 8252 §7.3). Clients that authenticate with keys
 // (agents) are created by an administrator, never here. Open registration is
 // bounded (§3 lets it be rate-limited against denial of service): so many
-// registrations per source address (all of loopback counting as one), each
+// new clients per source address (all of loopback counting as one), in one
+// budget with the clients of metadata documents (client-documents.ts), each
 // field and the whole metadata capped; clients that never get a grant are
 // swept a day later (the store's sweep()).
 import type { FastifyInstance } from 'fastify';
@@ -15,7 +16,7 @@ import { InvalidClientMetadataError, InvalidRedirectUriError, replyWithError, To
 import { checkRegistrableRedirectUri } from './policy/redirect-uri.js';
 import { hasControlCharacters } from '../terminal-text.js';
 import { GRANT_TYPE_DEVICE_CODE } from './device.js';
-import { FailureCounter, type RateLimitRule } from './rate-limit.js';
+import { RateLimits, type RateLimitRule } from './rate-limit.js';
 import { requestSource } from './request-source.js';
 
 const OPEN_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ['none', 'client_secret_basic', 'client_secret_post'];
@@ -31,11 +32,13 @@ const MAX_TEXT_LENGTH = 512;
  */
 export const MAX_METADATA_BYTES = 8192;
 /**
- * RFC 7591 §3: open registration "MAY be rate-limited". Registrations accepted per source address, in each
- * window: 300 a minute takes the bursts of the benchmarks (64 clients signed in within a second), the load test
- * (50) and the fuzzer and security tests, which register hundreds against one server; 3,000 a day (the sweep's
- * 24 hours) bounds what one source can add, at MAX_METADATA_BYTES each, to about 50 MB, where a flood added
- * 14 MB a second. A person registers a handful of apps.
+ * RFC 7591 §3: open registration "MAY be rate-limited". New clients accepted per source (request-source.ts), in
+ * each window, whether registered here or made from a Client ID Metadata Document (client-documents.ts), in one
+ * budget (newClientBudget): 300 a minute takes the bursts of the benchmarks (64 clients signed in within a second),
+ * the load test (50) and the fuzzer and security tests, which register hundreds against one server; 3,000 a day
+ * (the sweep's 24 hours) bounds what one source can add, at MAX_METADATA_BYTES each, to about 50 MB, where a flood
+ * added 14 MB a second. A person registers a handful of apps. Found in review (s21): the two ways kept counters of
+ * their own, so one source could add 6,000 clients a day.
  */
 export const REGISTRATION_LIMITS: readonly RateLimitRule[] = Object.freeze([
   { limit: 300, windowMs: 60_000 },
@@ -43,14 +46,18 @@ export const REGISTRATION_LIMITS: readonly RateLimitRule[] = Object.freeze([
 ]);
 /** Sources kept in the counters: a bound on their memory (the oldest source is forgotten first). */
 const COUNTED_SOURCES = 1_000;
+
+/** The one budget of new clients per source that /register and metadata-document clients both spend (REGISTRATION_LIMITS). */
+export function newClientBudget(rules: readonly RateLimitRule[], now: () => number): RateLimits {
+  return new RateLimits(rules, now, COUNTED_SOURCES);
+}
 const TEXT_FIELDS = ['client_name', 'client_uri', 'logo_uri', 'tos_uri', 'policy_uri', 'software_id', 'software_version'] as const;
 
 export function registerRegistration(app: FastifyInstance, ctx: AuthContext): void {
-  const counters = ctx.registrationLimits.map((rule) => new FailureCounter(rule, ctx.now, COUNTED_SOURCES));
   app.post('/register', async (req, reply) => {
     try {
       const source = requestSource(req, ctx.issuer);
-      const wait = Math.max(0, ...counters.map((c) => c.retryAfterMs(source)));
+      const wait = ctx.newClients.retryAfterMs(source);
       if (wait > 0) {
         reply.header('Retry-After', String(Math.ceil(wait / 1000)));
         throw new TooManyRequestsError(`This authorization server has registered too many clients from this address lately; try again in ${Math.ceil(wait / 1000)} seconds.`);
@@ -63,13 +70,7 @@ export function registerRegistration(app: FastifyInstance, ctx: AuthContext): vo
       if (secret) client.secretHash = hashSecret(secret);
       // Counted before the write (no await since the check above, so requests sent at once cannot all pass it),
       // taken back if the write fails: only clients that exist count.
-      const counted = counters.map((c) => c.fail(source));
-      try {
-        await ctx.store.createClient(client);
-      } catch (error) {
-        counters.forEach((c, i) => c.forgive(source, counted[i]!));
-        throw error;
-      }
+      await ctx.newClients.spend(source, () => ctx.store.createClient(client));
       req.log.info({ client: client.clientId }, 'client registered');
       return reply
         .code(201)

@@ -12,7 +12,7 @@ import { DEFAULT_LIFETIMES, endpointsFor, type AuthContext, type Lifetimes } fro
 import { loadKeyRing } from './keys.js';
 import { registerMetadata } from './metadata.js';
 import { registerOwnerLogin } from './owner-login.js';
-import { REGISTRATION_LIMITS, registerRegistration } from './register.js';
+import { REGISTRATION_LIMITS, newClientBudget, registerRegistration } from './register.js';
 import type { RateLimitRule } from './rate-limit.js';
 import { registerRevocation } from './revoke.js';
 import { sessionCookieName } from './session.js';
@@ -44,7 +44,10 @@ export interface AuthServerOptions {
   sweepIntervalMs?: number;
   /** Device authorization requests stored per source in 10 minutes (default DEVICE_REQUEST_LIMIT; fuzz tests that start hundreds raise it). */
   deviceRequestLimit?: RateLimitRule;
-  /** Open registrations accepted per source address in each window (default REGISTRATION_LIMITS: 300 a minute, 3,000 a day); [] sets none. */
+  /**
+   * New clients accepted per source in each window, by /register and from metadata documents together (default
+   * REGISTRATION_LIMITS: 300 a minute, 3,000 a day); [] sets none.
+   */
   registrationLimits?: readonly RateLimitRule[];
   /**
    * How metadata documents of URL client ids are fetched (client-documents.ts): which host names may resolve to
@@ -72,7 +75,8 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
   // A revoked grant stays on the revocation list this long after its revocation (src/store/sqlite.ts), longer if its
   // recorded tokens live longer: a token signed meanwhile must not outlive it.
   if (lifetimes.accessTokenSec * 1000 > LONGEST_ACCESS_TOKEN_MS) throw new Error(`Access tokens may live at most ${LONGEST_ACCESS_TOKEN_MS / 1000} s.`);
-  const registrationLimits = options.registrationLimits ?? REGISTRATION_LIMITS;
+  // One budget for both ways a client is made: /register and a Client ID Metadata Document.
+  const newClients = newClientBudget(options.registrationLimits ?? REGISTRATION_LIMITS, now);
   const keys = await loadKeyRing(options.store, now, lifetimes.accessTokenSec * 1000);
   const ctx: AuthContext = {
     issuer,
@@ -85,8 +89,8 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
     secureCookies: issuer.startsWith('https:'),
     ownerKeyPath: options.ownerKeyPath,
     defaultMaxDepth: options.defaultMaxDepth ?? 2,
-    registrationLimits,
-    clientDocuments: new ClientDocuments(options.store, now, options.clientDocuments, registrationLimits),
+    newClients,
+    clientDocuments: new ClientDocuments(options.store, now, options.clientDocuments, newClients),
   };
 
   const app = createApp({ logger: options.logger, extraHosts: options.extraHosts, publicUrl: issuer, trustProxy: options.trustProxy });

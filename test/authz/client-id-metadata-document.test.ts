@@ -18,6 +18,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MAX_CONCURRENT_FETCHES, MAX_FETCHES_PER_SOURCE, MAX_REFRESHES_PER_HOST, type ResolvedAddress } from '../../src/authz/client-document-fetch.js';
 import { ClientDocuments, FETCH_FAILURE_LIMIT, STALE_CLIENT_MS, type ClientDocumentOptions } from '../../src/authz/client-documents.js';
+import { newClientBudget } from '../../src/authz/register.js';
 import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
 import { Browser, DEVICE_CODE_GRANT, authorizeUrl, parseConsentForm, pkcePair, postForm } from '../support/oauth-flow.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
@@ -231,7 +232,7 @@ describe('new clients are counted against whoever asks for them, as open registr
     });
 
   it('past the limit, invalid_client and no row; known clients still served', async () => {
-    const documents = new ClientDocuments(stack.store, Date.now, fetching(), limits);
+    const documents = new ClientDocuments(stack.store, Date.now, fetching(), newClientBudget(limits, Date.now));
     const [a, b, c] = ['/limit-a.json', '/limit-b.json', '/limit-c.json'].map((path) => serveDocument(path));
     expect((await documents.find(a!, 'address:203.0.113.7'))?.clientId).toBe(a);
     expect((await documents.find(b!, 'address:203.0.113.7'))?.clientId).toBe(b);
@@ -244,7 +245,7 @@ describe('new clients are counted against whoever asks for them, as open registr
   it('requests that share one fetch are each counted against their own source: a new client refused to one is served to the other', async () => {
     // Found in review: the whole lookup was shared and counted against whoever asked first, so a source that had
     // spent its budget and kept naming a native app's document URL refused that app's own requests waiting with it.
-    const documents = new ClientDocuments(stack.store, Date.now, fetching(), limits);
+    const documents = new ClientDocuments(stack.store, Date.now, fetching(), newClientBudget(limits, Date.now));
     const spent = 'address 203.0.113.50 pages';
     const app = 'address 203.0.113.50';
     for (const path of ['/spend-1.json', '/spend-2.json']) await documents.find(serveDocument(path), spent);
@@ -315,6 +316,36 @@ describe('new clients are counted against whoever asks for them, as open registr
       await authz.close();
     }
   });
+
+  describe('/register and metadata documents spend one budget of new clients per source (found in review, s21: counters of their own, twice the clients a day)', () => {
+    let authz: TestAuthz;
+    beforeAll(async () => {
+      authz = await startTestAuthz({ registrationLimits: limits, clientDocuments: fetching() });
+    });
+    afterAll(async () => authz?.close());
+    const register = (from: string) =>
+      authz.app.inject({ method: 'POST', url: '/register', remoteAddress: from, headers: { 'content-type': 'application/json' }, payload: { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' } });
+
+    it('spent on /register, a new document client from that address is refused and stored nowhere; from another address it is made', async () => {
+      const registrar = '203.0.113.60';
+      for (let i = 0; i < 2; i++) expect((await register(registrar)).statusCode).toBe(201);
+      const late = serveDocument('/after-register.json');
+      expect((await token(authz, late, registrar)).json()).toMatchObject({ error: 'invalid_client', error_description: expect.stringMatching(/too many new clients from this address/) });
+      expect(await authz.store.clientById(late)).toBeUndefined();
+      // Per source, as before: the client authenticates (and the made-up code does not) from another address.
+      expect((await token(authz, late, '203.0.113.62')).json().error).toBe('invalid_grant');
+    });
+
+    it('spent on metadata documents, /register from that address is 429 and registers nothing; from another address it registers', async () => {
+      const namer = '203.0.113.61';
+      for (const path of ['/spend-doc-1.json', '/spend-doc-2.json']) expect((await token(authz, serveDocument(path), namer)).json().error).toBe('invalid_grant');
+      const clients = (await authz.store.listClients()).length;
+      const refused = await register(namer);
+      expect([refused.statusCode, refused.json().error]).toEqual([429, 'too_many_requests']);
+      expect((await authz.store.listClients()).length).toBe(clients);
+      expect((await register('203.0.113.63')).statusCode).toBe(201);
+    });
+  });
 });
 
 describe("one source of requests cannot keep other clients' documents from being fetched", () => {
@@ -334,7 +365,7 @@ describe("one source of requests cannot keep other clients' documents from being
   it(`a source holding its share of the fetches (${MAX_FETCHES_PER_SOURCE} of ${MAX_CONCURRENT_FETCHES}) with documents that never answer is refused more; another source's new client is served`, async () => {
     // Found in review: one source naming 16 documents that never answer held every fetch permit for the deadline,
     // again and again, and every other client's first use was refused ("try again shortly").
-    const documents = new ClientDocuments(stack.store, Date.now, fetching({ timeoutMs: 5_000 }), limits);
+    const documents = new ClientDocuments(stack.store, Date.now, fetching({ timeoutMs: 5_000 }), newClientBudget(limits, Date.now));
     const holder = 'address 203.0.113.66 pages';
     const held = Array.from({ length: MAX_CONCURRENT_FETCHES }, (_, i) => outcome(documents.find(heldDocument(`/held-${i}.json`), holder)));
     await expect.poll(() => waiting.length).toBe(MAX_FETCHES_PER_SOURCE);
@@ -348,7 +379,7 @@ describe("one source of requests cannot keep other clients' documents from being
 
   it('a source whose fetches keep getting no answer may start no more for a while; others may, and its stored clients are still fetched again', async () => {
     // Found in review: failed fetches were counted nowhere, so a source could hold its permits without end.
-    const documents = new ClientDocuments(stack.store, Date.now, fetching({ timeoutMs: 300, fetchFailureLimit: { limit: 2, windowMs: 60_000 } }), limits);
+    const documents = new ClientDocuments(stack.store, Date.now, fetching({ timeoutMs: 300, fetchFailureLimit: { limit: 2, windowMs: 60_000 } }), newClientBudget(limits, Date.now));
     const failing = 'address 203.0.113.67';
     const known = serveDocument('/known-before-failures.json');
     expect((await documents.find(known, failing))?.clientId).toBe(known);
@@ -372,7 +403,7 @@ describe("one source of requests cannot keep other clients' documents from being
   it("a stored client whose document's host gives no answer (a 5xx, a timeout) is served as stored until its last good fetch is a day old", async () => {
     // Found in review: a stored client whose freshness had lapsed was refused while its document's host did not answer.
     let clock = Date.now();
-    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300 }), limits);
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300 }), newClientBudget(limits, () => clock));
     const requester = 'address 198.51.100.32';
     const path = '/lapsing.json';
     const id = serveJson(path, document(`${base}${path}`), { 'cache-control': 'max-age=60' });
@@ -403,7 +434,7 @@ describe("one source of requests cannot keep other clients' documents from being
     // Found in review (regress20f): 'busy' served the stored client as stored, so a requester that burned its failure
     // budget (or held its 4 permits) used a client whose owner had removed its document, for a day, with no fetch.
     let clock = Date.now();
-    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300 }), limits);
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300 }), newClientBudget(limits, () => clock));
     const requester = 'address 203.0.113.70';
     const removed = await lapsedClient(documents, '/removed-under-burn.json', () => {}, () => routes.delete('/removed-under-burn.json'));
     const changed = await lapsedClient(documents, '/changed-under-hold.json', () => (clock += 61_000), moved('/changed-under-hold.json'));
@@ -425,7 +456,7 @@ describe("one source of requests cannot keep other clients' documents from being
     // Found in review (regress20f): four sources holding the 16 permits had a victim's /authorize checked against the
     // redirect URIs its owner had removed. Stored clients' documents are fetched again from a pool of their own.
     let clock = Date.now();
-    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 5_000 }), limits);
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 5_000 }), newClientBudget(limits, () => clock));
     const id = await lapsedClient(documents, '/changed-under-siege.json', () => (clock += 61_000), moved('/changed-under-siege.json'));
     const sources = Array.from({ length: MAX_CONCURRENT_FETCHES / MAX_FETCHES_PER_SOURCE }, (_, s) => `address 2001:db8:${s}::/64`);
     const holding = sources.flatMap((source, s) => Array.from({ length: MAX_FETCHES_PER_SOURCE }, (_, i) => outcome(documents.find(heldDocument(`/siege-${s}-${i}.json`), source))));
@@ -441,7 +472,7 @@ describe("one source of requests cannot keep other clients' documents from being
 
   it(`re-fetches of stored clients past their pool (${MAX_REFRESHES_PER_HOST} for one host) are refused "try again shortly", never served stale`, async () => {
     let clock = Date.now();
-    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 5_000 }), limits);
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 5_000 }), newClientBudget(limits, () => clock));
     const paths = Array.from({ length: MAX_REFRESHES_PER_HOST + 1 }, (_, i) => `/refresh-${i}.json`);
     const ids = [];
     for (const path of paths) ids.push(await lapsedClient(documents, path, () => {}, () => {}));
@@ -461,7 +492,7 @@ describe("one source of requests cannot keep other clients' documents from being
     // Found in review (regress20f): taken as no answer, a name the owner deleted (or a domain let lapse) left its
     // client served as stored for a day. SERVFAIL and name servers that never answer are still no answer.
     let clock = Date.now();
-    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300, privateHosts: ['lapsing.cdn.test'] }), limits);
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300, privateHosts: ['lapsing.cdn.test'] }), newClientBudget(limits, () => clock));
     const named = `https://lapsing.cdn.test:${new URL(base).port}/named.json`;
     serveJson('/named.json', document(named), { 'cache-control': 'max-age=60' });
     expect((await documents.find(named, 'address 198.51.100.41'))?.clientId).toBe(named);
@@ -476,7 +507,7 @@ describe("one source of requests cannot keep other clients' documents from being
 
   it('a document that answers and cannot be used ends the serving of its stored client at once', async () => {
     let clock = Date.now();
-    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300 }), limits);
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300 }), newClientBudget(limits, () => clock));
     const requester = 'address 198.51.100.33';
     const path = '/turning.json';
     const id = `${base}${path}`;
