@@ -6,7 +6,7 @@
 // did for the user. A call that failed or was refused still says why (it
 // carries no calendar data), and that it could not be recorded.
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { auditLogCannotRecord, auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
+import { auditLogCannotRecord, auditRecord, boundedValue, saysCannotRecord, type AuditSink } from '../resource/audit.js';
 import { callerDelegation, missingScopeMessage, type ReauthorizeAdvice } from './delegation.js';
 import type { CallerToken, ToolExtra, ToolLogger } from './tool.js';
 import type { ToolScopePolicy } from './tool-scopes.js';
@@ -54,12 +54,22 @@ export function guardTool<I>(tool: string, options: ToolGuardOptions, handler: T
       const cannotRecord = auditLogCannotRecord(err);
       // Only data must not leave unrecorded. An error or a refusal carries none, and its own message (the backend
       // down, the permission to ask for) is what the person needs; withholding it left only "try again".
-      if (result.isError) return withNote(result, `This call could not be recorded in the audit log${cannotRecord !== undefined ? `: ${cannotRecord}` : ''}.`);
+      if (result.isError) return withNote(result, unrecordedNote(allText(result), cannotRecord));
       const why = cannotRecord !== undefined ? `: ${cannotRecord}.` : '. Try again shortly.';
       return errorResult(`${tool} ran, but the call could not be recorded in the audit log, so its result is withheld${why}`);
     }
     return result;
   };
+}
+
+/**
+ * A failed call's note that the call could not be recorded: why, when a full or read-only store is the cause, unless
+ * its message says that already (the calendar's read, or the token exchange, failed on the same full disk).
+ */
+function unrecordedNote(message: string, cannotRecord: string | undefined): string {
+  if (cannotRecord === undefined) return 'This call could not be recorded in the audit log.';
+  if (saysCannotRecord(message, cannotRecord)) return 'This call could not be recorded in the audit log either.';
+  return `This call could not be recorded in the audit log: ${cannotRecord}.`;
 }
 
 function audienceOf(aud: string | string[]): string {
@@ -77,6 +87,11 @@ function withNote(result: CallToolResult, note: string): CallToolResult {
   if (at < 0) return { ...result, content: [...content, { type: 'text', text: note }] };
   const first = content[at] as { type: 'text'; text: string };
   return { ...result, content: content.map((c, i) => (i === at ? { ...first, text: `${first.text} ${note}` } : c)) };
+}
+
+/** What the result's text says, all of it. */
+function allText(result: CallToolResult): string {
+  return (result.content ?? []).map((c) => (c.type === 'text' ? c.text : '')).join('\n');
 }
 
 function firstText(result: CallToolResult): string | undefined {

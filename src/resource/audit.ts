@@ -3,7 +3,7 @@
 // which chain, under which grant, on what, and how it ended. The servers take
 // an `audit` callback; the CLI wires it to Store.appendAudit, which chains the
 // records. Pure: building a record does no I/O and never holds a token.
-import { actorsOf, type AccessTokenClaims } from '../delegation/index.js';
+import { actorsOf, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION, type AccessTokenClaims } from '../delegation/index.js';
 
 export type ResourceAuditEvent = 'tool_call' | 'freebusy_read';
 
@@ -50,6 +50,23 @@ export function auditLogCannotRecord(err: unknown): string | undefined {
   if (!(err instanceof Error) || err.name !== 'StoreError') return undefined;
   const code = (err as { code?: unknown }).code;
   return code === 'STORE_FULL' || code === 'STORE_READ_ONLY' ? AUDIT_LOG_CANNOT_RECORD[code] : undefined;
+}
+
+/** How the authorization server says what each of AUDIT_LOG_CANNOT_RECORD says, of its own store (src/authz/errors.ts). */
+const AUTHORIZATION_SERVER_SAYS: Readonly<Record<string, string>> = {
+  [AUDIT_LOG_CANNOT_RECORD.STORE_FULL]: STORE_FULL_DESCRIPTION,
+  [AUDIT_LOG_CANNOT_RECORD.STORE_READ_ONLY]: STORE_READ_ONLY_DESCRIPTION,
+};
+
+/**
+ * Whether `message` already says what `cannotRecord` (AUDIT_LOG_CANNOT_RECORD's words) says: in those words (the
+ * calendar backend's unrecorded read, passed on) or in the authorization server's (its server_error on a full or
+ * read-only store, passed on). Found at stop 20: a failed call's note named the full storage again, and find-slot's
+ * line on a full disk said "…its storage is full…" twice.
+ */
+export function saysCannotRecord(message: string, cannotRecord: string): boolean {
+  const asSays = AUTHORIZATION_SERVER_SAYS[cannotRecord];
+  return message.includes(cannotRecord) || (asSays !== undefined && message.includes(asSays));
 }
 
 /** The calendar backend's error_description for a read it answered nothing to because the audit log cannot take its record. */

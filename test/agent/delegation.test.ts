@@ -20,7 +20,8 @@ import { buildAgentServer } from '../../src/agent/server.js';
 import { agentMcpDeps, createAgentMcpServer } from '../../src/agent/mcp.js';
 import type { TokenExchanger } from '../../src/agent/exchange.js';
 import { buildCalendarServer } from '../../src/calendar/server.js';
-import type { AccessTokenClaims } from '../../src/delegation/index.js';
+import { STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION, type AccessTokenClaims } from '../../src/delegation/index.js';
+import { TokenExchangeError } from '../../src/agent/errors.js';
 import type { ResourceAuditRecord } from '../../src/resource/audit.js';
 import { StoreError } from '../../src/store/index.js';
 import { es256Key } from '../support/authz.js';
@@ -43,6 +44,10 @@ let audit: ResourceAuditRecord[] = [];
 let auditFails = false;
 /** What the audit sink throws while auditFails: a failure that may pass, unless a test says otherwise. */
 let auditFailure: Error = new Error('the audit report timed out');
+/** What the calendar backend's audit sink throws, while set: its read cannot be recorded either (the same full disk). */
+let calendarAuditFailure: Error | undefined;
+/** What the exchange throws, while set: the authorization server cannot issue the calendar token. */
+let exchangeFailure: Error | undefined;
 let exchanges = 0;
 /** Tomorrow 10:00–11:00 UTC: the one busy time in the user's "work" calendar; "private" has 13:00–14:00. */
 const tomorrow = new Date(Date.now() + DAY).toISOString().slice(0, 10);
@@ -58,6 +63,7 @@ function ics(uid: string, hour: number): string {
 const exchanger: TokenExchanger = {
   async exchange(subjectToken) {
     exchanges++;
+    if (exchangeFailure) throw exchangeFailure;
     const subject = decodeJwt(subjectToken) as unknown as AccessTokenClaims;
     const accessToken = await calendarAs.token({
       sub: subject.sub,
@@ -103,6 +109,9 @@ beforeAll(async () => {
     issuer: ISSUER,
     keys: userAs.keys,
     revocations: false,
+    audit: async () => {
+      if (calendarAuditFailure) throw calendarAuditFailure;
+    },
     calendarsFor: async (sub) =>
       sub === 'usr_owner'
         ? { timeZone: 'UTC', calendars: [{ name: 'work', path: join(dir, 'work.ics') }, { name: 'private', path: join(dir, 'private.ics') }] }
@@ -137,6 +146,8 @@ beforeEach(() => {
   audit = [];
   auditFails = false;
   auditFailure = new Error('the audit report timed out');
+  calendarAuditFailure = undefined;
+  exchangeFailure = undefined;
   exchanges = 0;
 });
 
@@ -307,6 +318,23 @@ describe('a tool call that cannot be recorded in the audit log', () => {
       expect(said).toMatch(/^"from" must be /);
       expect(said.endsWith(` This call could not be recorded in the audit log: ${words}`)).toBe(true);
       expect(said).not.toMatch(/withheld/);
+    });
+
+    // Found at stop 20: on a full disk the calendar backend's read could not be recorded either, and find-slot's line
+    // named the full storage twice, once in the backend's words and again in the note.
+    it('is named once when the failure it notes already names it (the calendar’s read could not be recorded either)', async () => {
+      calendarAuditFailure = new StoreError(code, 'The database /x/delegate.db cannot be written.');
+      const said = await callWith({ from: tomorrow, to: tomorrow, timeZone: 'UTC' });
+      expect(said).toBe(`The calendar failed (HTTP 500): The read could not be recorded in the audit log: ${words} This call could not be recorded in the audit log either.`);
+      expect(said.split(words.slice(0, -1)).length - 1).toBe(1);
+    });
+
+    it('is named once when the authorization server named its own store’s state (no calendar token)', async () => {
+      const description = code === 'STORE_FULL' ? STORE_FULL_DESCRIPTION : STORE_READ_ONLY_DESCRIPTION;
+      exchangeFailure = new TokenExchangeError('server_error', 'The token exchange failed.', description);
+      const said = await callWith({ from: tomorrow, to: tomorrow, timeZone: 'UTC' });
+      expect(said).toBe(`The authorization server could not issue a calendar token (server_error): ${description} This call could not be recorded in the audit log either.`);
+      expect(said.match(/storage is (full|read-only)/g)).toHaveLength(1);
     });
   });
 

@@ -6,7 +6,9 @@
 // 500 server_error (RFC 6749 §5.2 has no temporarily_unavailable there; §4.1.2.1
 // has it for /authorize only), its error_description naming the full storage,
 // and the agent passes that on: find-slot's one line names it. So does the
-// calendar backend's answer when its read cannot be recorded.
+// calendar backend's answer when its read cannot be recorded. The call's own
+// record cannot be written either, and the line says so without naming the
+// full storage a second time (found at stop 20).
 import { spawnSync } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -64,11 +66,13 @@ describe.skipIf(unavailable !== undefined)('the authorization server on a full d
     const slot = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
     expect(slot.code, slot.stderr).toBe(1);
     // Not "Try again shortly.": nothing changes until someone frees the space (found by the s18 helpers). The call's
-    // audit record cannot be written either (the same full disk), and the line says so.
+    // audit record cannot be written either (the same full disk), and the line says so, naming the full storage once
+    // (found at stop 20: it said "storage is full" twice).
     expect(slot.stderr).toBe(
       "delegate: The authorization server could not issue a calendar token (server_error): The authorization server's storage is full: it can record nothing until space is freed. " +
-        'This call could not be recorded in the audit log: its storage is full, and nothing can be recorded until space is freed.\n',
+        'This call could not be recorded in the audit log either.\n',
     );
+    expect(slot.stderr.match(/storage is full/g)).toHaveLength(1);
     expect(serve!.child.exitCode).toBeNull();
 
     await rm(join(mountPoint!, 'filler'));
@@ -84,10 +88,12 @@ describe.skipIf(unavailable !== undefined)('the authorization server on a full d
     try {
       const slot = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
       expect(slot.code, slot.stderr).toBe(1);
+      // The full storage named once (found at stop 20: "…its storage is full…" twice, in the backend's words and the note's).
       expect(slot.stderr).toBe(
         'delegate: The calendar failed (HTTP 500): The read could not be recorded in the audit log: its storage is full, and nothing can be recorded until space is freed. ' +
-          'This call could not be recorded in the audit log: its storage is full, and nothing can be recorded until space is freed.\n',
+          'This call could not be recorded in the audit log either.\n',
       );
+      expect(slot.stderr.match(/storage is full/g)).toHaveLength(1);
       expect(serve!.child.exitCode).toBeNull();
     } finally {
       await rm(join(mountPoint!, 'filler'));
