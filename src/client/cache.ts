@@ -8,6 +8,7 @@
 // tokens.json.corrupt-<time> (setAsideDamaged).
 import type { OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
+import { isAnyLoopbackHost } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
 import { ClientError, fileErrorText, isClientError } from './errors.js';
 import { acquireFileLock, type FileLockOptions } from './lock.js';
@@ -286,6 +287,36 @@ export function tokensFor(data: TokenCacheData, issuer: string, resource: string
 export function setTokens(data: TokenCacheData, resource: string, entry: StoredTokens): void {
   (data.tokens[entry.issuer] ??= {})[resource] = entry;
   for (const issuer of Object.keys(data.ended ?? {})) forgetEnded(data, issuer, resource);
+}
+
+/**
+ * Stores the tokens of a sign-in (a new delegation, not a refresh) for the resource, as setTokens does; and the notes
+ * that delegations of the same CalendarAgent at other URLs ended go too, since this sign-in replaces them (found at
+ * the last stop: after CalendarAgent moved to another port and the person signed in at its new URL, `status` showed
+ * the old URL's "ended" until `logout`, where `gh auth status` shows only what can be used). The same agent: one at the
+ * same authorization server (which serves one CalendarAgent), or, when this sign-in is on this machine (the
+ * authorization server and the agent on loopback), any other there: the local stack, whose ports may all have moved.
+ * A note from a deployment elsewhere stays, whatever is signed in beside it, until a sign-in there or `logout`.
+ */
+export function setSignInTokens(data: TokenCacheData, resource: string, entry: StoredTokens): void {
+  setTokens(data, resource, entry);
+  const local = onThisMachine(entry.issuer, resource);
+  for (const [issuer, byResource] of Object.entries(data.ended ?? {})) {
+    for (const other of Object.keys(byResource)) {
+      if (issuer === entry.issuer || (local && onThisMachine(issuer, other))) forgetEnded(data, issuer, other);
+    }
+  }
+}
+
+/** Whether an authorization server and an agent's URL are both on this machine's loopback (the local stack's). */
+function onThisMachine(issuer: string, agentUrl: string): boolean {
+  return [issuer, agentUrl].every((url) => {
+    try {
+      return isAnyLoopbackHost(new URL(url).hostname);
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Why the delegation for the resource ended, when its renewal was refused since the last sign-in. */

@@ -11,7 +11,7 @@ import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextpro
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import { OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
-import { TokenCache, setTokens, type StoredClient } from './cache.js';
+import { TokenCache, setSignInTokens, type StoredClient } from './cache.js';
 import { ClientError, certificateErrorCode, foreignResourceMetadata, loginTimedOut, networkErrorCode, wrongAccount } from './errors.js';
 import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CLIENT_METADATA, REGISTERED_REDIRECT_URI, storedTokensFrom } from './provider.js';
@@ -213,7 +213,7 @@ async function saveTokens(
       ...(at.info.resourceMetadata ? { resourceMetadata: at.info.resourceMetadata } : {}),
       ...(at.info.authorizationServerMetadata ? { authorizationServerMetadata: at.info.authorizationServerMetadata } : {}),
     };
-    setTokens(data, at.resource, entry);
+    setSignInTokens(data, at.resource, entry);
   });
 }
 

@@ -8,7 +8,7 @@ import { selectClientAuthMethod, type AddClientAuthentication, type OAuthClientP
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { GRANT_TYPE_AUTHORIZATION_CODE, OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
-import { deleteTokens, setTokens, tokensFor, type StoredTokens, type TokenCache, type TokenCacheData } from './cache.js';
+import { deleteTokens, setSignInTokens, tokensFor, type StoredTokens, type TokenCache, type TokenCacheData } from './cache.js';
 import { CodeRedemption } from './code-redemption.js';
 import { ClientError } from './errors.js';
 import { clientIsUnknown } from './registration-check.js';
@@ -198,7 +198,7 @@ export class CacheOAuthProvider implements OAuthClientProvider {
       { issuer, resource: this.discoveryState()?.resourceMetadata?.resource ?? this.options.resource, now: this.options.now() },
       this.options.notes?.take(tokens.access_token),
     );
-    await this.change((data) => setTokens(data, this.options.resource, entry));
+    await this.change((data) => setSignInTokens(data, this.options.resource, entry));
     this.savedTokens = true;
     this.redemption.redeemed();
   }

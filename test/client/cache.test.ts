@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { builtModule } from '../e2e/built.js';
-import { TokenCache, emptyCache, isExpired, setTokens, tokensFor, type StoredTokens } from '../../src/client/cache.js';
+import { TokenCache, emptyCache, endTokens, isExpired, setSignInTokens, setTokens, tokensFor, type StoredTokens } from '../../src/client/cache.js';
 import { ClientError } from '../../src/client/errors.js';
 
 let dir: string;
@@ -173,6 +173,37 @@ describe('TokenCache', () => {
     await Promise.all(caches.map((cache, i) => cache.update((data) => setTokens(data, `r${i}`, tokens({ access_token: `at-${i}` })))));
     const data = await caches[0]!.read();
     expect(Object.keys(data.tokens['http://127.0.0.1:8410']!).sort()).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7']);
+  });
+});
+
+describe('a sign-in and the notes that other delegations ended', () => {
+  const refused = { refused_at: now(), error: 'invalid_grant' };
+  const LOCAL = { issuer: 'http://127.0.0.1:8410', agentUrl: 'http://127.0.0.1:8412/mcp' };
+  const REMOTE = { issuer: 'https://auth.example.com', agentUrl: 'https://agent.example.com/mcp' };
+  /** The notes left after a sign-in at `at`, from a cache noting that delegations at `ended` ended. */
+  function endedAfterSignIn(ended: Array<{ issuer: string; agentUrl: string }>, at: { issuer: string; agentUrl: string }): string[] {
+    const data = emptyCache();
+    for (const e of ended) endTokens(data, e.issuer, e.agentUrl, refused);
+    setSignInTokens(data, at.agentUrl, tokens({ issuer: at.issuer, resource: at.agentUrl }));
+    return Object.entries(data.ended ?? {}).flatMap(([issuer, byResource]) => Object.keys(byResource).map((url) => `${issuer} ${url}`));
+  }
+
+  it('drops those of the agent it replaces: at the same authorization server, or anywhere on this machine', () => {
+    const moved = { issuer: LOCAL.issuer, agentUrl: 'http://127.0.0.1:9412/mcp' };
+    expect(endedAfterSignIn([LOCAL], moved)).toEqual([]);
+    expect(endedAfterSignIn([LOCAL], { issuer: 'http://127.0.0.1:9410', agentUrl: 'http://localhost:9412/mcp' })).toEqual([]);
+    expect(endedAfterSignIn([REMOTE], { issuer: REMOTE.issuer, agentUrl: 'https://agent.example.com/v2/mcp' })).toEqual([]);
+  });
+
+  it('keeps those of a deployment elsewhere, signed in to beside it, and a refresh drops none but its own', () => {
+    expect(endedAfterSignIn([LOCAL, REMOTE], { issuer: LOCAL.issuer, agentUrl: 'http://127.0.0.1:9412/mcp' })).toEqual([`${REMOTE.issuer} ${REMOTE.agentUrl}`]);
+    expect(endedAfterSignIn([LOCAL], { issuer: 'https://auth.other.example', agentUrl: 'https://agent.other.example/mcp' })).toEqual([`${LOCAL.issuer} ${LOCAL.agentUrl}`]);
+    // An agent elsewhere whose authorization server is on this machine is no local stack.
+    expect(endedAfterSignIn([{ issuer: 'http://127.0.0.1:7410', agentUrl: REMOTE.agentUrl }], LOCAL)).toEqual([`http://127.0.0.1:7410 ${REMOTE.agentUrl}`]);
+    const data = emptyCache();
+    endTokens(data, LOCAL.issuer, LOCAL.agentUrl, refused);
+    setTokens(data, 'http://127.0.0.1:9412/mcp', tokens({ resource: 'http://127.0.0.1:9412/mcp' }));
+    expect(data.ended).toEqual({ [LOCAL.issuer]: { [LOCAL.agentUrl]: refused } });
   });
 });
 

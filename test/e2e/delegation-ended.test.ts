@@ -4,7 +4,9 @@
 // `token`, `find-slot` and `status` each say that the delegation ended and why
 // (the server's invalid_grant description), with the `delegate login` of this
 // data directory and ports, and keep their documented exit code 4; a sign-in
-// afterwards (find-slot --no-browser) says why it asks, and clears it.
+// afterwards (find-slot --no-browser) says why it asks, and clears it, and
+// so does one at CalendarAgent's new URL after it moved, but not the note of
+// a deployment elsewhere used beside the local stack.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,12 +35,12 @@ const tokenCache = () => join(home, 'tokens.json');
 const signIn = (): Promise<void> => loginApproved(ports, home);
 
 /** Makes the stored access token look expired, so that the next command refreshes it first. */
-async function expireAccessToken(): Promise<void> {
-  const file = JSON.parse(await readFile(tokenCache(), 'utf8'));
+async function expireAccessToken(cache = tokenCache()): Promise<void> {
+  const file = JSON.parse(await readFile(cache, 'utf8'));
   for (const byResource of Object.values(file.tokens) as Array<Record<string, { expires_at: number }>>) {
     for (const entry of Object.values(byResource)) entry.expires_at = Date.now() - 1000;
   }
-  await writeFile(tokenCache(), JSON.stringify(file), { mode: 0o600 });
+  await writeFile(cache, JSON.stringify(file), { mode: 0o600 });
 }
 
 function endedLine(said: string): string {
@@ -140,4 +142,77 @@ describe('the authorization server moved to another port, and a new sign-in ther
     expect(json.ended).toBeUndefined();
     expect(json.delegations).toEqual([expect.objectContaining({ issuer: movedIssuer, resource: agentUrl, usable: true })]);
   }, 60_000);
+});
+
+describe('CalendarAgent moved to another port, and a new sign-in at its new URL', () => {
+  /** A deployment elsewhere that the person signs in to with --agent-url beside the local stack, its delegation ended. */
+  const REMOTE = { issuer: 'https://auth.delegate.test', agentUrl: 'https://agent.delegate.test/mcp' };
+  let movedHome: string | undefined;
+  let movedServe: Running | undefined;
+
+  afterAll(() => stopServeAndRemove(movedServe, movedHome));
+
+  type StatusJson = { delegations: Array<{ issuer: string; agentUrl: string; usable: boolean }>; ended?: Array<{ issuer: string; agentUrl: string }> };
+
+  // Found at the last stop (noticed, not touched): the ended note was kept per agent URL, and a sign-in at the agent's
+  // new URL cleared only that URL's, so `status` showed the old URL's "ended" next to the delegation that replaced it,
+  // until `logout`. A note from a deployment elsewhere, used side by side with the local stack, stays.
+  it('status shows the new delegation and the other deployment’s ended note, not the old URL’s', { timeout: 120_000 }, async () => {
+    let ports: string[];
+    ({ home: movedHome, ports, serve: movedServe } = await serveInNewHome('delegate-e2e-ended-moved-'));
+    const home = movedHome;
+    const cache = join(home, 'tokens.json');
+    const portsWith = (flag: string, port: number) => ports.map((p, i) => (ports[i - 1] === flag ? String(port) : p));
+    const urlOf = (flags: string[]) => ({ issuer: `http://127.0.0.1:${flags[1]}`, agentUrl: `http://127.0.0.1:${flags[5]}/mcp` });
+    const status = async (): Promise<{ code: number | null; text: string; json: StatusJson }> => {
+      const [text, json] = await Promise.all([runCli(['status'], home), runCli(['status', '--json'], home)]);
+      expect(json.code).toBe(text.code);
+      return { code: text.code, text: text.stdout, json: JSON.parse(json.stdout) as StatusJson };
+    };
+    /** Every grant revoked and the access token expired: `token` is refused renewal, and the cache notes it ended. */
+    const endDelegation = async (flags: string[]): Promise<void> => {
+      for (const { id } of JSON.parse((await runCli(['grants', 'list', '--json'], home)).stdout) as Array<{ id: string }>) {
+        expect((await runCli(['grants', 'revoke', id], home)).code).toBe(0);
+      }
+      await expireAccessToken(cache);
+      expect((await runCli(['token', ...flags], home)).code).toBe(4);
+    };
+    const moveTo = async (flags: string[]): Promise<void> => {
+      movedServe!.child.kill('SIGTERM');
+      await movedServe!.done;
+      movedServe = await startServer(['serve', ...flags], home);
+      await loginApproved(flags, home);
+    };
+
+    await loginApproved(ports, home);
+    // The deployment elsewhere: its delegation ended there before (the note as a refused renewal leaves it).
+    const file = JSON.parse(await readFile(cache, 'utf8'));
+    file.ended = { [REMOTE.issuer]: { [REMOTE.agentUrl]: { refused_at: Date.now() - 60_000, error: 'invalid_grant', error_description: 'The delegation behind this token was revoked.' } } };
+    await writeFile(cache, JSON.stringify(file), { mode: 0o600 });
+    await endDelegation(ports);
+    const old = urlOf(ports);
+    expect((await status()).json.ended).toEqual(expect.arrayContaining([expect.objectContaining(old), expect.objectContaining(REMOTE)]));
+
+    // CalendarAgent on another port (a move: the same authorization server), and the person signs in at its new URL.
+    const agentMoved = portsWith('--agent-port', await freePort());
+    await moveTo(agentMoved);
+    const afterMove = await status();
+    expect(afterMove.code, afterMove.text).toBe(0);
+    expect(afterMove.json.delegations).toEqual([expect.objectContaining({ ...urlOf(agentMoved), usable: true })]);
+    expect(afterMove.json.ended).toEqual([expect.objectContaining(REMOTE)]);
+    expect(afterMove.text).not.toContain(old.agentUrl);
+    expect(afterMove.text).toContain(`Agent at ${REMOTE.agentUrl}`);
+    expect(afterMove.text.match(/delegation {8}ended: /g)).toHaveLength(1);
+
+    // Every server on another port (the authorization server too: another issuer, on this machine): the same.
+    await endDelegation(agentMoved);
+    const allMoved = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+    await moveTo(allMoved);
+    const everyMoved = await status();
+    expect(everyMoved.code, everyMoved.text).toBe(0);
+    expect(everyMoved.json.delegations).toEqual([expect.objectContaining({ ...urlOf(allMoved), usable: true })]);
+    expect(everyMoved.json.ended).toEqual([expect.objectContaining(REMOTE)]);
+    expect(everyMoved.text).not.toContain(urlOf(agentMoved).agentUrl);
+    expect(everyMoved.text.match(/delegation {8}ended: /g)).toHaveLength(1);
+  });
 });
