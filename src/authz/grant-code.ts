@@ -41,15 +41,24 @@ export async function redeemAuthorizationCode(
   const record = await ctx.store.authCodeByHash(codeHash);
   const now = ctx.now();
   if (!record) throw new InvalidGrantError('The authorization code is invalid.');
+  // RFC 6749 §4.1.3: the code must have been issued to the authenticated client, and the PKCE verifier must match
+  // (RFC 7636 §4.6). Both before the replay check: the revocation of RFC 6749 §4.1.2 and §10.5 answers a second
+  // redemption by someone who could have redeemed the code (its client, with its verifier), in case the first was
+  // not theirs. Another client, or a request without the verifier, could not have redeemed it, so its presentation
+  // ends nothing (found in review regress21b: any confidential client ended another's token family with a spent
+  // code and a wrong verifier, also a day after the code expired).
+  if (record.clientId !== client.clientId) throw new InvalidGrantError('The authorization code was issued to another client.');
+  const pkce = checkVerifier(verifier, record.codeChallenge);
+  if (!pkce.ok) throw new InvalidGrantError(pkce.reason);
   const replayed: AuditEventInput = { event: 'code_replay', user: record.userId, client: client.clientId, grant: record.grantId, resource: record.resource, detail: { family_revoked: record.familyId } };
   if (record.usedAt !== null) {
-    // The family's end and its record in one transaction (found in review: with the record failing, the family
-    // ended off the record).
+    // Expired or not: a spent code in its own client's hands, with its verifier, a second time is a replay whatever
+    // its age (RFC 6749 §4.1.2 puts no time on it; codes are kept a day past expiry for this). The family's end and
+    // its record in one transaction (found in review: with the record failing, the family ended off the record).
     await ctx.store.revokeFamily(record.familyId, now, 'authorization code replayed', replayed);
     throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
   }
   if (record.expiresAt <= now) throw new InvalidGrantError('The authorization code has expired.');
-  if (record.clientId !== client.clientId) throw new InvalidGrantError('The authorization code was issued to another client.');
   // RFC 6749 §4.1.3 (OAuth 2.1 §4.1.3): redirect_uri is required when the authorization request sent it, and, when
   // sent, must be the URI the code went to, exactly (the client's one registered URI when the request left it out).
   if (redirectUri === undefined) {
@@ -57,8 +66,6 @@ export async function redeemAuthorizationCode(
   } else if (record.redirectUri !== redirectUri) {
     throw new InvalidGrantError('redirect_uri does not match the authorization request.');
   }
-  const pkce = checkVerifier(verifier, record.codeChallenge);
-  if (!pkce.ok) throw new InvalidGrantError(pkce.reason);
   if (resource !== undefined && canonicalResource(resource) !== record.resource) {
     throw new InvalidTargetError('The resource does not match the authorization request.');
   }
@@ -92,6 +99,7 @@ export async function redeemAuthorizationCode(
     const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refresh?.record ?? null, access: pair.accessRecord, grant, record: issued }, replayed);
     if (result.status === 'redeemed') break;
     if (result.status === 'replayed') throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
+    if (result.status === 'other_client') throw new InvalidGrantError('The authorization code was issued to another client.');
     // RFC 6749 §5.2 invalid_grant: the grant behind the code was revoked, or expired, meanwhile.
     if (result.status === 'grant_ended') throw new InvalidGrantError('The delegation behind this code has ended.');
     // grant_changed: the client gets tokens under the grant as it now stands, not an error. A grant changing at every

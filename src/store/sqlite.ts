@@ -1130,6 +1130,9 @@ class SqliteStore implements Store {
       const r = this.get('SELECT * FROM auth_codes WHERE code_hash = ?', [codeHash]);
       if (!r) throw new Error('redeemAuthCode: unknown code');
       const code = toCode(r);
+      // RFC 6749 §4.1.3: tokens for the code's own client only. Before the replay: another client presenting a spent
+      // code ends nothing, here as in the check before the tokens were signed (grant-code.ts; found in review regress21b).
+      if (code.clientId !== issue.access.clientId) return { status: 'other_client' };
       if (code.usedAt !== null) {
         this.revokeFamilyNow(code.familyId, now, 'authorization code replayed');
         if (replayRecord) this.appendAuditNow(replayRecord, now);

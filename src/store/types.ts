@@ -231,6 +231,8 @@ export type RedeemCodeResult =
   | { status: 'redeemed' }
   /** The code had been used already: the tokens it issued have now been revoked. */
   | { status: 'replayed' }
+  /** The code was issued to another client than the one the tokens are for: nothing was written, nothing revoked. */
+  | { status: 'other_client' }
   /** The grant was revoked, or has expired, since the tokens were minted: nothing was written. */
   | { status: 'grant_ended' }
   /** The grant's limits changed since the tokens were minted (a consent narrowed or widened it): nothing was written. */
@@ -433,7 +435,9 @@ export interface Store {
   authCodeByHash(codeHash: string): Promise<AuthCodeRecord | undefined>;
   /**
    * Marks the code used and records what it issues, in one transaction. A code
-   * already used is a replay: the tokens it issued are revoked (RFC 6749 §4.1.2),
+   * issued to another client than `issue.access.clientId` is `other_client`,
+   * and nothing is written (RFC 6749 §4.1.3), spent or not. A code of that
+   * client already used is a replay: the tokens it issued are revoked (RFC 6749 §4.1.2),
    * and `replayRecord`, when given, is appended to the audit log in the same
    * transaction, so a replay that lost the race with the first redemption is
    * never off the record. `issue.grant` is the grant as read when the tokens

@@ -6,9 +6,11 @@
 // endpoints for their behaviour; these add the state checks and more variants.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
+import Database from 'better-sqlite3';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import type { ClientError } from '../../src/client/errors.js';
 import { addUser } from '../../src/authz/index.js';
+import { hashSecret } from '../../src/authz/crypto.js';
 import { Browser, authorizeUrl, callbackParams, csrfOf, parseConsentForm, pkcePair, postForm, postJson, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { REDIRECT, auditSince, exchangeAsAgent, expectStrictPage, lastAuditSeq, ownerCode, queryRows, redeemCode, rowCounts, startStack, stateChangedBy, type Stack } from './stack.js';
@@ -360,6 +362,78 @@ describe('authorization codes', () => {
     // PKCE is what binds the code to the client that started the request.
     expect((await redeemCode(stack, { clientId, code: back.get('code')!, verifier: pkcePair().verifier })).body).toMatchObject({ error: 'invalid_grant' });
     expect((await redeemCode(stack, { clientId, code: back.get('code')!, verifier })).status).toBe(200);
+  });
+});
+
+describe('a spent code presented by someone who could not have redeemed it (RFC 6749 §4.1.3; found in review regress21b: another client ended the family)', () => {
+  type Confidential = { id: string; secret: string };
+  const registerConfidential = async (name: string): Promise<Confidential> => {
+    const res = await postJson(`${stack.issuer}/register`, { client_name: name, redirect_uris: [REDIRECT], token_endpoint_auth_method: 'client_secret_basic', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return { id: String(res.body.client_id), secret: String(res.body.client_secret) };
+  };
+  const basic = (c: Confidential) => ({ authorization: `Basic ${Buffer.from(`${encodeURIComponent(c.id)}:${encodeURIComponent(c.secret)}`).toString('base64')}` });
+  /** The authorization_code grant as the confidential client `as`, authenticated with its own secret. */
+  const redeemAs = (as: Confidential, code: string, verifier: string | undefined) =>
+    postForm(`${stack.issuer}/token`, { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: REDIRECT, resource: stack.agentUrl }, basic(as));
+  /** The code ends as if a day had passed: expired, still kept (the sweep deletes codes a day past expiry). */
+  const expire = (code: string) => {
+    const db = new Database(stack.paths.db);
+    try {
+      db.prepare('UPDATE auth_codes SET expires_at = ? WHERE code_hash = ?').run(Date.now() - 1_000, hashSecret(code));
+    } finally {
+      db.close();
+    }
+  };
+
+  let evil: Confidential;
+  beforeAll(async () => {
+    evil = await registerConfidential('evil');
+  });
+
+  /** The owner approves a new confidential client, the victim, which redeems the code: its tokens, the code now spent. */
+  async function victimRedeemed() {
+    const victim = await registerConfidential('victim');
+    const approved = await ownerCode(stack, { clientId: victim.id });
+    const first = await redeemAs(victim, approved.code, approved.verifier);
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    return { ...approved, victim, access: String(first.body.access_token), refresh: String(first.body.refresh_token) };
+  }
+
+  it.each([
+    ['another client (its own credentials) with a wrong code_verifier', { as: 'evil', verifier: 'wrong', expired: false }],
+    ['another client with the right code_verifier', { as: 'evil', verifier: 'right', expired: false }],
+    ['another client, a day after the code expired', { as: 'evil', verifier: 'wrong', expired: true }],
+    ['its own client with a wrong code_verifier', { as: 'victim', verifier: 'wrong', expired: false }],
+    ['its own client with no code_verifier', { as: 'victim', verifier: 'none', expired: false }],
+    ['its own client with a wrong code_verifier after the code expired', { as: 'victim', verifier: 'wrong', expired: true }],
+  ] as const)('%s: 400 invalid_grant, nothing changed, the victim’s tokens live', async (_name, c) => {
+    const spent = await victimRedeemed();
+    if (c.expired) expire(spent.code);
+    const verifier = c.verifier === 'right' ? spent.verifier : c.verifier === 'wrong' ? pkcePair().verifier : undefined;
+    const { result: res, changed } = await stateChangedBy(stack, () => redeemAs(c.as === 'evil' ? evil : spent.victim, spent.code, verifier));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_grant' });
+    expect(String(res.body.error_description)).not.toMatch(/revoked/);
+    expect(res.body.access_token).toBeUndefined();
+    expect(changed).toEqual([]);
+    // The victim's family goes on: its access token is exchanged and its refresh token rotates.
+    expect((await exchangeAsAgent(stack, spent.access)).status).toBe(200);
+    const refreshed = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: spent.refresh }, basic(spent.victim));
+    expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
+  });
+
+  it('its own client with its verifier, a day after the code expired: still a replay, the family revoked (RFC 6749 §4.1.2; the control)', async () => {
+    const spent = await victimRedeemed();
+    expire(spent.code);
+    const seq = await lastAuditSeq(stack);
+    const { result: res, changed } = await stateChangedBy(stack, () => redeemAs(spent.victim, spent.code, spent.verifier));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_grant', error_description: 'The authorization code was already used; the tokens it issued are revoked.' });
+    expect(changed).toEqual(['audit_log', 'issued_tokens', 'revocations', 'token_families']);
+    expect((await auditSince(stack, seq)).map((r) => [r.event, r.client])).toEqual([['code_replay', spent.victim.id]]);
+    const refreshed = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: spent.refresh }, basic(spent.victim));
+    expect(refreshed.body).toMatchObject({ error: 'invalid_grant' });
   });
 });
 
