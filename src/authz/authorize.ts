@@ -20,7 +20,7 @@ import { AGENTS_ONLY, grantCovers, requestedDetails, takesUserTokens } from './g
 import { redirectToClient } from './redirect.js';
 import { sendErrorPage } from './pages.js';
 import { InvalidClientError } from './errors.js';
-import { oneTargetOnly, queryParams } from './params.js';
+import { oneTargetOnly, queryParams, readScope } from './params.js';
 import { checkChallenge } from './policy/pkce.js';
 import { requestSource } from './request-source.js';
 import { impliedRedirectUri, isLoopbackRedirect, matchRedirectUri, type ImpliedRedirectUri } from './policy/redirect-uri.js';
@@ -156,9 +156,10 @@ async function validate(ctx: AuthContext, params: FormBody, requester: string): 
   if (!resource) return fail('invalid_target', 'The resource is not known to this server.');
   if (!takesUserTokens(resource)) return fail('invalid_target', AGENTS_ONLY);
 
-  const requested = parseScope(one('scope'));
+  const requested = readScope(one('scope'));
+  if (!requested.ok) return fail('invalid_scope', requested.reason);
   // RFC 6749 §3.3: without a scope, the default is the resource's primary scope; more is asked for when needed.
-  const scopes = requested.length > 0 ? requested : resource.scopes.slice(0, 1);
+  const scopes = requested.scopes ?? resource.scopes.slice(0, 1);
   if (!isSubset(scopes, resource.scopes)) {
     return fail('invalid_scope', `The resource offers only: ${resource.scopes.join(' ')}.`);
   }

@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CustomOAuthError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
-import { canonicalResource, formatScope, isSubset, parseScope } from '../delegation/index.js';
+import { canonicalResource, formatScope, isSubset } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { ClientRecord, DeviceAuthorizationRecord } from '../store/index.js';
 import { authenticateClient } from './client-auth.js';
@@ -29,7 +29,7 @@ import { GrantChangedError } from './issue.js';
 import { ownerAsserted } from './owner-proof.js';
 import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
-import { queryParams, required, single, singleTarget } from './params.js';
+import { queryParams, required, scopeParam, singleTarget } from './params.js';
 import { addressKey } from './login.js';
 import { FailureCounter, type RateLimitRule } from './rate-limit.js';
 import { DEVICE_CODE_SEC, VERIFICATION_PATH, boundRequest, completeVerificationPath, normalizeUserCode, readSignIn } from './bound-pages.js';
@@ -108,8 +108,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
       const resource = await ctx.store.resourceByUrl(canonicalResource(resourceParam) ?? '');
       if (!resource) throw new InvalidTargetError('The resource is not known to this server.');
       if (!takesUserTokens(resource)) throw new InvalidTargetError(AGENTS_ONLY);
-      const requested = parseScope(single(body, 'scope'));
-      const scopes = requested.length > 0 ? requested : resource.scopes.slice(0, 1);
+      const scopes = scopeParam(body) ?? resource.scopes.slice(0, 1);
       if (!isSubset(scopes, resource.scopes)) throw new InvalidScopeError(`The resource offers only: ${resource.scopes.join(' ')}.`);
 
       const now = ctx.now();

@@ -33,7 +33,6 @@ import {
   isSubset,
   nestActor,
   parseCalendarDetail,
-  parseScope,
   type AccessTokenClaims,
   type CalendarDetail,
 } from '../delegation/index.js';
@@ -51,7 +50,7 @@ import {
 } from './errors.js';
 import type { ExchangeRefusals } from './exchange-refusals.js';
 import { grantDetails } from './grant-policy.js';
-import { required, single, singleTarget } from './params.js';
+import { required, scopeParam, single, singleTarget } from './params.js';
 
 /**
  * `refusals`, when given, records the refusals that come after the agent authenticated and its subject token
@@ -72,21 +71,36 @@ export async function tokenExchangeGrant(ctx: AuthContext, client: ClientRecord,
     throw new InvalidRequestError('Only access tokens can be requested.');
   }
   const target = exchangeTarget(body);
+  // The scope's syntax, like the target's, before the subject token is looked at (RFC 6749 §3.3: malformed is
+  // invalid_scope, not absent).
+  const scopes = scopeParam(body);
 
   const now = ctx.now();
   const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, subjectToken, nowSec(ctx));
   if (!checked.ok) throw new InvalidRequestError(`The subject token is not acceptable: ${checked.reason}.`);
   const subject = checked.claims;
   try {
-    return await exchangeVerified(ctx, client, client.resource, body, subject, target, now);
+    return await exchangeVerified(ctx, client, client.resource, body, subject, { target, scopes }, now);
   } catch (err) {
     await refusals?.record(ctx, client, subject, target, body, err);
     throw err;
   }
 }
 
-/** The exchange of a verified subject token by an authenticated agent: every check against it, then the new token. */
-async function exchangeVerified(ctx: AuthContext, client: ClientRecord, agentResource: string, body: FormBody, subject: AccessTokenClaims, target: string, now: number): Promise<Record<string, unknown>> {
+/**
+ * The exchange of a verified subject token by an authenticated agent: every check against it, then the new token.
+ * `asked`: the target and the scope (undefined: none asked for) as the request names them, read and checked already.
+ */
+async function exchangeVerified(
+  ctx: AuthContext,
+  client: ClientRecord,
+  agentResource: string,
+  body: FormBody,
+  subject: AccessTokenClaims,
+  asked: { target: string; scopes: string[] | undefined },
+  now: number,
+): Promise<Record<string, unknown>> {
+  const { target } = asked;
   // A token handed on (may_act) is exchanged by the sub-agent it names, and by no one else; any other token by its recipient.
   if (subject.may_act !== undefined) {
     if (subject.may_act.sub !== client.clientId) throw new InvalidRequestError('The subject token was handed to another agent (may_act), not to this client.');
@@ -102,18 +116,17 @@ async function exchangeVerified(ctx: AuthContext, client: ClientRecord, agentRes
   const parent = currentReach(subject, grantDetails(grant), target);
 
   // Constraints: what the request asks for, never more than the parent allows.
-  const asked = requestedDetail(body, target);
-  if (asked) {
-    const subset = isDetailSubset(asked, parent);
+  const narrower = requestedDetail(body, target);
+  if (narrower) {
+    const subset = isDetailSubset(narrower, parent);
     if (!subset.ok) throw new InvalidAuthorizationDetailsError(`The exchange would widen the delegation: ${subset.reason}.`);
   }
-  const detail = asked ?? parent;
+  const detail = narrower ?? parent;
 
   // Scope: a subset of the actions allowed at the target.
-  const requested = parseScope(single(body, 'scope'));
-  const scopes = requested.length > 0 ? requested : detail.actions;
+  const scopes = asked.scopes ?? detail.actions;
   if (!isSubset(scopes, detail.actions)) {
-    throw new InvalidScopeError(`The delegation allows only '${detail.actions.join(' ')}' at ${target}; '${requested.join(' ')}' was asked.`);
+    throw new InvalidScopeError(`The delegation allows only '${detail.actions.join(' ')}' at ${target}; '${scopes.join(' ')}' was asked.`);
   }
 
   // Depth: the grant bounds how many hops a token may travel from the user.

@@ -12,7 +12,7 @@ import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidScopeError, InvalidTargetError } from './errors.js';
 import { GRANT_READINGS, GrantChangedError, mintUserTokens, scopeUnder, tokenResponse, type IssuedPair } from './issue.js';
-import { required, single, singleTarget } from './params.js';
+import { required, scopeParam, singleTarget } from './params.js';
 
 /** The client closed its connection before its refresh was carried out: nothing was changed, and no answer can reach it. */
 export class RefreshAbandoned extends Error {
@@ -31,7 +31,7 @@ export class RefreshAbandoned extends Error {
 export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, body: FormBody, clientGone: () => boolean = () => false): Promise<Record<string, unknown>> {
   const presented = required(body, 'refresh_token');
   const resource = singleTarget(body, 'resource');
-  const scopeParam = single(body, 'scope');
+  const asked = scopeParam(body);
 
   const tokenHash = hashSecret(presented);
   const record = await ctx.store.refreshTokenByHash(tokenHash);
@@ -41,7 +41,6 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
   if (resource !== undefined && canonicalResource(resource) !== record.resource) {
     throw new InvalidTargetError('A refresh token is good only for the resource it was issued for.');
   }
-  const asked = scopeParam === undefined ? undefined : parseScope(scopeParam);
   if (asked !== undefined && !isSubset(asked, parseScope(record.scope))) throw new InvalidScopeError('The requested scope exceeds the one granted.');
 
   let grant = await ctx.store.grantById(record.grantId);

@@ -8,7 +8,7 @@
 // field and the whole metadata capped; clients that never get a grant are
 // swept a day later (the store's sweep()).
 import type { FastifyInstance } from 'fastify';
-import { GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, isValidScopeToken } from '../delegation/index.js';
+import { GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, isWellFormedScope } from '../delegation/index.js';
 import type { ClientRecord, TokenEndpointAuthMethod } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
@@ -139,7 +139,7 @@ export function buildClient(body: unknown, now: number): ClientRecord {
   }
   if (m.jwks !== undefined || m.jwks_uri !== undefined) throw new InvalidClientMetadataError('Keys cannot be registered here.');
 
-  if (m.scope !== undefined && (typeof m.scope !== 'string' || !m.scope.split(' ').every(isValidScopeToken))) {
+  if (m.scope !== undefined && (typeof m.scope !== 'string' || !isWellFormedScope(m.scope))) {
     throw new InvalidClientMetadataError('scope must be a space-separated list of scope tokens.');
   }
   // A well-formed scope is accepted and not registered, so not echoed (§3.2.1: the response holds what was

@@ -23,6 +23,14 @@ export function isValidScopeToken(token: string): boolean {
   return SCOPE_TOKEN.test(token);
 }
 
+/**
+ * RFC 6749 §3.3: scope = scope-token *( SP scope-token ). Not a value of spaces only, a leading, trailing or doubled
+ * space, a tab or a character outside scope-token.
+ */
+export function isWellFormedScope(scope: string): boolean {
+  return scope.split(' ').every(isValidScopeToken);
+}
+
 /** Splits a scope string into its distinct tokens, in order; undefined or empty gives []. */
 export function parseScope(scope: string | undefined | null): string[] {
   if (!scope) return [];

@@ -3,22 +3,25 @@
 // abuse on CalendarAgent's /mcp, and DNS rebinding (a foreign Host, or a
 // foreign Origin on /mcp and on the authorization server's form posts). Each
 // is refused with its status and error code on the wire, the database is
-// unchanged, and the server still answers afterwards.
+// unchanged, and the server still answers afterwards. Also a malformed scope
+// parameter at every endpoint that reads one (RFC 6749 §3.3).
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
-import { Browser, DEVICE_CODE_GRANT, authorizeUrl, hiddenField, parseConsentForm, pkcePair, postForm, registerDeviceClient, registerPublicClient } from '../support/oauth-flow.js';
+import { Browser, DEVICE_CODE_GRANT, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, registerDeviceClient, registerPublicClient } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { REDIRECT, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
+import { REDIRECT, exchangeAsAgent, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 
 let stack: Stack;
+let user: UserTokens;
 let token: string;
 
 beforeAll(async () => {
   stack = await startStack();
-  token = (await userTokens(stack)).accessToken;
+  user = await userTokens(stack);
+  token = user.accessToken;
 });
 afterAll(async () => stack?.close());
 
@@ -557,3 +560,65 @@ describe('DNS rebinding and CSRF: a foreign Origin', () => {
   });
 });
 
+// Found in review (regress21b, low): `scope=%20` (or `slots:find%20%20`) at the refresh grant issued a token with an
+// empty scope and spent the rotation, the token exchange took it as absent, and /authorize and /device_authorization
+// as the default scope, while `%09slots:find` was invalid_scope. Now every malformed value is 400 invalid_scope (at
+// /authorize, back to the loopback client) and nothing is stored, spent or rotated.
+/** Malformed values, each built around a scope the endpoint would take (`s`): well-formed, it would be granted. */
+const MALFORMED: Array<[string, (s: string) => string]> = [
+  ['a space only', () => ' '],
+  ['two spaces', () => '  '],
+  ['a scope and two trailing spaces', (s) => `${s}  `],
+  ['a leading space', (s) => ` ${s}`],
+  ['a trailing space', (s) => `${s} `],
+  ['a doubled space between two tokens', (s) => `${s}  ${s}`],
+  ['a tab', (s) => `\t${s}`],
+  ['a double quote (outside scope-token)', (s) => `"${s}"`],
+];
+
+describe('a malformed scope is 400 invalid_scope, nothing stored, spent or rotated (RFC 6749 §3.3)', () => {
+  it.each(MALFORMED)('at the refresh grant: %s', async (_name, malformed) => {
+    const scope = malformed('slots:find');
+    const { result: res, changed } = await stateChangedBy(stack, () => postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: user.clientId, scope }));
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_scope']);
+    expect(res.body.access_token).toBeUndefined();
+    expect(changed).toEqual([]);
+  });
+
+  it.each(MALFORMED)('at the token exchange: %s (only the agent’s assertion is spent; not recorded as a refusal)', async (_name, malformed) => {
+    const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, user.accessToken, { scope: malformed('freebusy:read') }));
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_scope']);
+    expect(res.body.access_token).toBeUndefined();
+    expect(changed).toEqual(['used_once']);
+  });
+
+  it.each(MALFORMED)('at /device_authorization: %s', async (_name, malformed) => {
+    const clientId = await registerDeviceClient(stack.issuer);
+    const { result: res, changed } = await stateChangedBy(stack, () => postForm(`${stack.issuer}/device_authorization`, { client_id: clientId, resource: stack.agentUrl, scope: malformed('slots:find') }));
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_scope']);
+    expect(res.body.device_code).toBeUndefined();
+    expect(changed).toEqual([]);
+  });
+
+  it.each(MALFORMED)('at /authorize: %s (sent back to the loopback client)', async (_name, malformed) => {
+    const clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
+    const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: malformed('slots:find'), state: 's', challenge: pkcePair().challenge });
+    const { result: res, changed } = await stateChangedBy(stack, () => new Browser().get(href));
+    expect(res.status).toBe(302);
+    const back = callbackParams(res.location!);
+    expect([back.get('error'), back.get('state'), back.get('code')]).toEqual(['invalid_scope', 's', null]);
+    expect(changed).toEqual([]);
+  });
+
+  it('the controls: the refresh token presented above still rotates, with and without a well-formed scope, and the exchange takes one', async () => {
+    const narrowed = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: user.clientId, scope: 'slots:find' });
+    expect(narrowed.status, JSON.stringify(narrowed.body)).toBe(200);
+    expect(narrowed.body.scope).toBe('slots:find');
+    const plain = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(narrowed.body.refresh_token), client_id: user.clientId });
+    expect(plain.status, JSON.stringify(plain.body)).toBe(200);
+    const exchanged = await exchangeAsAgent(stack, String(plain.body.access_token), { scope: 'freebusy:read' });
+    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+    // An empty value is absent (RFC 6749 §3.1), not malformed.
+    expect((await exchangeAsAgent(stack, String(plain.body.access_token), { scope: '' })).status).toBe(200);
+  });
+});
