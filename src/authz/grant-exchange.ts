@@ -233,6 +233,9 @@ async function unreachedTarget(ctx: AuthContext, grantResource: string, subject:
 }
 
 /** The one resource the exchanged token is for: `resource` (RFC 8707) or `audience` (RFC 8693 §2.1). */
+/** The longest resource or audience an exchange names (the longest redirect URI a client may register, register.ts). */
+const MAX_TARGET_LENGTH = 2048;
+
 function exchangeTarget(body: FormBody): string {
   const resource = singleTarget(body, 'resource');
   const audience = singleTarget(body, 'audience');
@@ -243,6 +246,9 @@ function exchangeTarget(body: FormBody): string {
   if (value === undefined) throw new InvalidRequestError('A resource or audience is required.');
   const target = canonicalResource(value);
   if (!target) throw new InvalidTargetError('The resource must be an absolute http(s) URI without a fragment.');
+  // Bounded as registered URIs are: the target goes on the audit log with a refusal (exchange-refusals.ts), and no
+  // resource here has a longer URL (found in review regress21b: a refused exchange recorded 60,000 characters).
+  if (value.length > MAX_TARGET_LENGTH || target.length > MAX_TARGET_LENGTH) throw new InvalidTargetError(`The resource may have at most ${MAX_TARGET_LENGTH} characters.`);
   return target;
 }
 

@@ -116,6 +116,30 @@ describe('an exchange that widens (RFC 8693; exchange only narrows)', () => {
   });
 });
 
+describe('an exchange naming an over-long target (found in review regress21b, info: a refused exchange put 60,000 characters of resource on the audit log)', () => {
+  it.each([['a resource', 'resource'], ['an audience', 'audience']])('%s of 60,000 characters: 400 invalid_target before the subject token is looked at, nothing recorded', async (_what, name) => {
+    const fresh = await userTokens(stack); // its own subject token: refusals are recorded once per token and error a minute
+    const long = `${stack.calendarUrl}?${'a'.repeat(60_000)}`;
+    const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, fresh.accessToken, name === 'resource' ? { resource: long } : { resource: undefined, audience: long }));
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_target']);
+    expect(String(res.body.error_description)).toBe('The resource may have at most 2048 characters.');
+    expect(changed).toEqual(['used_once']);
+    expect(Number(queryRows(stack, 'SELECT MAX(LENGTH(resource)) AS n FROM audit_log')[0]!.n)).toBeLessThanOrEqual(2048);
+  });
+
+  it('the control: a target of 2,048 characters out of the delegation’s reach is refused as such and recorded, its resource whole', async () => {
+    const fresh = await userTokens(stack);
+    const base = `${stack.calendarUrl}?`;
+    const target = `${base}${'a'.repeat(2048 - base.length)}`;
+    const seq = await lastAuditSeq(stack);
+    const { result: res, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, fresh.accessToken, { resource: target }));
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_target']);
+    expect(String(res.body.error_description)).toMatch(/^The delegation does not reach /);
+    expect(changed).toEqual(['audit_log', 'used_once']);
+    expect((await auditSince(stack, seq)).map((r) => [r.event, r.resource?.length])).toEqual([['token_exchange_refused', 2048]]);
+  });
+});
+
 describe('a hop that re-widens what the hop before it narrowed', () => {
   it('a sub-agent asking for a calendar, or a lookahead, its token does not carry: invalid_authorization_details, nothing issued', async () => {
     const helper = await registerTestAgent(stack as unknown as TestAuthz, 'narrow-helper', 'http://127.0.0.1:9/narrow');
