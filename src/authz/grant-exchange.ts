@@ -232,10 +232,10 @@ async function unreachedTarget(ctx: AuthContext, grantResource: string, subject:
   return `The delegation does not reach ${target}.`;
 }
 
-/** The one resource the exchanged token is for: `resource` (RFC 8707) or `audience` (RFC 8693 §2.1). */
 /** The longest resource or audience an exchange names (the longest redirect URI a client may register, register.ts). */
 const MAX_TARGET_LENGTH = 2048;
 
+/** The one resource the exchanged token is for: `resource` (RFC 8707) or `audience` (RFC 8693 §2.1). */
 function exchangeTarget(body: FormBody): string {
   const resource = singleTarget(body, 'resource');
   const audience = singleTarget(body, 'audience');
