@@ -185,6 +185,21 @@ describe('grants, exchange chains and the audit log', () => {
     expect(audience.stderr).toMatch(/invalid_target/);
   });
 
+  // The AS takes a scope only as RFC 6749 §3.3 writes it (found in review regress21b: " " spent a rotation); what a
+  // shell hands over is written that way by the CLI before it is sent, and a --scope naming nothing is bad usage.
+  it('--scope as a shell may pass it (a trailing space, a tab, doubled spaces) is sent as RFC 6749 §3.3 writes it; one naming no scope is exit 2, nothing sent', async () => {
+    for (const written of ['freebusy:read ', '\tfreebusy:read', 'freebusy:read  freebusy:read']) {
+      const r = await cli('token', 'exchange', '--audience', calendarUrl, '--scope', written, ...authArgs());
+      expect(r.code, `${JSON.stringify(written)}: ${r.stderr}`).toBe(0);
+      expect(decodeJwt(r.stdout.trim()).scope).toBe('freebusy:read');
+    }
+    const exchangesBefore = (JSON.parse((await cli('audit', '--json')).stdout) as Array<{ event: string }>).length;
+    const none = await cli('token', 'exchange', '--audience', calendarUrl, '--scope', ' ', ...authArgs());
+    expect(none.code).toBe(2);
+    expect(none.stderr.trim().split('\n')).toEqual(['delegate: --scope names no scope; give one, such as --scope freebusy:read, or leave it out.']);
+    expect((JSON.parse((await cli('audit', '--json')).stdout) as unknown[]).length).toBe(exchangesBefore);
+  });
+
   // Found in review (readme, finding 7): the CLI sent only the constraints given, and the AS reads a member left
   // out as "no limit", so `calendars=demo` alone was refused for the lookahead the user never mentioned.
   it('--constraint calendars=NAME alone narrows only the calendars: the lookahead stays the parent token’s', async () => {

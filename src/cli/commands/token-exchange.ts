@@ -65,9 +65,13 @@ export async function tokenExchangeCommand(args: TokenExchangeArgs, io: CliIo): 
   const audience = canonicalResource(args.audience);
   if (!audience) throw new UsageError('--audience must be an absolute http(s) URL.');
   const asked = parseConstraints(args.constraints);
+  // The AS takes a scope only as RFC 6749 §3.3 writes it (tokens, one space apart): what a shell hands over
+  // (`--scope "freebusy:read "`, tabs, doubled spaces) is written that way here, and one naming no scope is bad usage.
+  const scope = args.scope === undefined ? undefined : args.scope.split(/[ \t\r\n]+/).filter(Boolean).join(' ');
+  if (scope === '') throw new UsageError('--scope names no scope; give one, such as --scope freebusy:read, or leave it out.');
   const subject = await subjectToken(args, io);
   const parent = subjectDetail(subject, audience);
-  const detail = exchangeDetail(audience, args.scope, asked, parent);
+  const detail = exchangeDetail(audience, scope, asked, parent);
   const key = await readAgentPrivateKey(args.keyFile ?? args.paths.agentKey);
   const sign = createClientAssertionSigner(args.as, key.jwk, args.issuer);
 
@@ -83,7 +87,7 @@ export async function tokenExchangeCommand(args: TokenExchangeArgs, io: CliIo): 
     client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
     client_assertion: await sign(io.now()),
   });
-  if (args.scope) body.set('scope', args.scope);
+  if (scope) body.set('scope', scope);
   if (detail) body.set('authorization_details', JSON.stringify([detail]));
   if (args.forAgent) body.set('may_act', args.forAgent);
 
