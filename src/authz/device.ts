@@ -25,7 +25,6 @@ import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.
 import { renderDeviceConfirm, renderDeviceDone, renderDeviceEntry } from './device-page.js';
 import { InvalidRequestError, InvalidScopeError, InvalidTargetError, ServerError, TooManyRequestsError, UnauthorizedClientError, replyWithError } from './errors.js';
 import { redeemAuthorizationCode } from './grant-code.js';
-import { GrantChangedError } from './issue.js';
 import { ownerAsserted } from './owner-proof.js';
 import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
@@ -290,18 +289,16 @@ async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: Form
       throw new DeviceError('access_denied', 'The user denied the request.');
     case 'consumed':
       throw new DeviceError('invalid_grant', 'The device code was used already.');
-    case 'approved':
-      try {
-        const tokens = await redeemAuthorizationCode(ctx, client, { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: poll.record.resource }, { byOwner, grantType: GRANT_TYPE_DEVICE_CODE });
-        req.log.info({ client: client.clientId }, 'device authorization redeemed');
-        return tokens;
-      } catch (error) {
-        // The grant changed at every reading (500, "try again"): the code was not spent, so the device's next poll
-        // gets it again and may redeem it, as the code flow's client may retry (found in review, s21: the poll had
-        // consumed the device's request, and its next poll was "used already").
-        if (error instanceof GrantChangedError) await ctx.store.returnDeviceCode(deviceCodeHash, poll.code, ctx.now());
-        throw error;
-      }
+    case 'approved': {
+      // The request is spent with the code, in the transaction that records the tokens (`device`), so a redemption
+      // that fails leaves both for the device's next poll: a grant changed at every reading (500, "try again"), a
+      // full or read-only store (500). Found in review (s21): the poll spent the request first, and was handed it
+      // back only after the grant-changed race, so after a full disk its next poll was "used already".
+      const code = { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: poll.record.resource };
+      const tokens = await redeemAuthorizationCode(ctx, client, code, { byOwner, grantType: GRANT_TYPE_DEVICE_CODE, device: deviceCodeHash });
+      req.log.info({ client: client.clientId }, 'device authorization redeemed');
+      return tokens;
+    }
   }
 }
 

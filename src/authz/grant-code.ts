@@ -24,13 +24,14 @@ export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRec
 /**
  * Redeems a code (for the device grant too, device.ts, which checks its poll's owner assertion itself). `byOwner`:
  * the request proved it is the owner's CLI, so the code must be the owner's. `grantType`: the grant the client used,
- * as the issuance's audit record names it (the device grant's URN for a device poll).
+ * as the issuance's audit record names it (the device grant's URN for a device poll). `device`: the device_code hash
+ * of the device authorization the code was handed out for, spent with the code (Store.redeemAuthCode).
  */
 export async function redeemAuthorizationCode(
   ctx: AuthContext,
   client: ClientRecord,
   body: FormBody,
-  proof: { byOwner: boolean; grantType?: string },
+  proof: { byOwner: boolean; grantType?: string; device?: string },
 ): Promise<Record<string, unknown>> {
   const code = required(body, 'code');
   const redirectUri = single(body, 'redirect_uri');
@@ -96,7 +97,8 @@ export async function redeemAuthorizationCode(
       actors: [client.clientId, grant.userId],
       detail: { grant_type: proof.grantType ?? 'authorization_code', scope: pair.access.claims.scope, jti: pair.access.claims.jti },
     };
-    const result = await ctx.store.redeemAuthCode(codeHash, now, { refresh: pair.refresh?.record ?? null, access: pair.accessRecord, grant, record: issued }, replayed);
+    const issue = { refresh: pair.refresh?.record ?? null, access: pair.accessRecord, grant, record: issued, ...(proof.device !== undefined ? { device: proof.device } : {}) };
+    const result = await ctx.store.redeemAuthCode(codeHash, now, issue, replayed);
     if (result.status === 'redeemed') break;
     if (result.status === 'replayed') throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
     if (result.status === 'other_client') throw new InvalidGrantError('The authorization code was issued to another client.');

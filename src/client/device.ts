@@ -3,7 +3,8 @@
 // authorization server from CalendarAgent (RFC 9728, RFC 8414), register a
 // client that may use the grant if the cached one may not, ask for a device
 // code, show the person where to go and which code to check, and poll the
-// token endpoint at the interval the server sets (slower after slow_down)
+// token endpoint at the interval the server sets (slower after slow_down, or
+// an answer of a server in trouble, 5xx, which it survives twice in a row)
 // until they decide, the code expires or --login-timeout passes, whichever
 // comes first. The tokens go into the cache like those of a browser sign-in.
 import { discoverOAuthServerInfo, registerClient } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -105,6 +106,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   // --login-timeout bounds the wait as it does for the browser; without it, the code's own lifetime does.
   const givesUpAt = options.loginTimeoutMs !== undefined ? started + options.loginTimeoutMs : Infinity;
   let intervalMs = Math.max(1, device.interval ?? 5) * 1000;
+  let troubled = 0;
   try {
     for (;;) {
       await sleep(Math.max(0, Math.min(intervalMs, givesUpAt - options.now())));
@@ -119,6 +121,11 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
         await saveTokens(cache, { issuer, resource, sentResource, info, body, now: options.now() });
         await retireTokensFromOtherIssuers(cache, resource, fetchFn);
         return;
+      }
+      troubled = serverInTrouble(answer.status, body.error) ? troubled + 1 : 0;
+      if (troubled > 0 && troubled < SERVER_TROUBLE_LIMIT) {
+        intervalMs += 5000; // as for slow_down: a server in trouble is asked less often
+        continue;
       }
       switch (body.error) {
         case 'authorization_pending':
@@ -141,6 +148,21 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   } finally {
     options.loginSettled?.();
   }
+}
+
+/**
+ * How many answers in a row from a server in trouble end the wait (the last one said as the failure). RFC 8628 §3.5
+ * lets the device poll until the code expires, and the authorization server answers a redemption that raced a consent
+ * 500 "try again" with the code still good (GrantChangedError), so one such answer is no reason to stop (found in
+ * review, s21: the first ended the sign-in). But a full or read-only disk answers the same until someone frees it,
+ * which waiting out the code's 10 minutes in silence would not show: three in a row (some 30 s at the intervals
+ * they lengthen) is a failure to say.
+ */
+const SERVER_TROUBLE_LIMIT = 3;
+
+/** A poll's answer from a server that could not decide it now: a 5xx, or temporarily_unavailable (RFC 6749 §4.1.2.1's code, which servers send from the token endpoint too). */
+function serverInTrouble(status: number, error: unknown): boolean {
+  return status >= 500 || error === 'temporarily_unavailable';
 }
 
 /**

@@ -1123,7 +1123,7 @@ class SqliteStore implements Store {
   async redeemAuthCode(
     codeHash: string,
     now: number,
-    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord; grant: GrantRecord; record?: AuditEventInput },
+    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord; grant: GrantRecord; record?: AuditEventInput; device?: string },
     replayRecord?: AuditEventInput,
   ): Promise<RedeemCodeResult> {
     return this.atomically((): RedeemCodeResult => {
@@ -1148,6 +1148,9 @@ class SqliteStore implements Store {
       this.run('INSERT INTO token_families (id, grant_id, client_id, created_at) VALUES (?, ?, ?, ?)', [code.familyId, code.grantId, code.clientId, now]);
       if (issue.refresh) this.insertRefresh(issue.refresh);
       this.insertIssued(issue.access);
+      // The device's request is spent with its code, never before: a redemption that fails (a full disk, a grant
+      // changed at every reading) leaves it approved, and the device's next poll redeems the code.
+      if (issue.device !== undefined) this.run(`UPDATE device_authorizations SET status = 'consumed', code = NULL WHERE device_code_hash = ?`, [issue.device]);
       // The issuance and its record commit together: with the record failing, the code stays unspent for a retry.
       if (issue.record) this.appendAuditNow(issue.record, now);
       return { status: 'redeemed' };
@@ -1583,20 +1586,11 @@ class SqliteStore implements Store {
       if (record.expiresAt <= now) return { status: 'expired' as const, tooSoon: false as const, record };
       const tooSoon = record.lastPolledAt !== null && now - record.lastPolledAt < record.intervalSec * 1000;
       const interval = tooSoon ? record.intervalSec + 5 : record.intervalSec;
-      if (record.status === 'approved' && record.code !== null && !tooSoon) {
-        this.run(`UPDATE device_authorizations SET status = 'consumed', code = NULL, last_polled_at = ? WHERE device_code_hash = ?`, [now, deviceCodeHash]);
-        return { status: 'approved' as const, tooSoon, record: { ...record, status: 'consumed' as const, code: null, lastPolledAt: now }, code: record.code };
-      }
       this.run('UPDATE device_authorizations SET interval_sec = ?, last_polled_at = ? WHERE device_code_hash = ?', [interval, now, deviceCodeHash]);
       const updated = { ...record, intervalSec: interval, lastPolledAt: now };
+      // Not spent here: the redemption spends the request with the code, in its transaction (redeemAuthCode).
+      if (record.status === 'approved' && record.code !== null && !tooSoon) return { status: 'approved' as const, tooSoon, record: updated, code: record.code };
       return { status: record.status === 'approved' ? ('pending' as const) : record.status, tooSoon, record: updated };
     });
-  }
-
-  async returnDeviceCode(deviceCodeHash: string, code: string, now: number): Promise<boolean> {
-    return (
-      this.run(`UPDATE device_authorizations SET status = 'approved', code = ? WHERE device_code_hash = ? AND status = 'consumed' AND code IS NULL AND expires_at > ?`, [code, deviceCodeHash, now])
-        .changes === 1
-    );
   }
 }

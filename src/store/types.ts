@@ -445,12 +445,14 @@ export interface Store {
    * (`grant_ended`) or whose limits changed since (`grant_changed`) records
    * nothing, so a revocation or a narrowing that commits while the tokens are
    * signed never leaves a token it missed. `issue.record` (the issuance's
-   * `token_issued`) commits with the tokens, or neither does.
+   * `token_issued`) commits with the tokens, or neither does. `issue.device`: the
+   * device_code hash of the device authorization whose poll redeems the code,
+   * which is spent with it, in the same transaction (pollDeviceAuthorization).
    */
   redeemAuthCode(
     codeHash: string,
     now: number,
-    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord; grant: GrantRecord; record?: AuditEventInput },
+    issue: { refresh: RefreshTokenRecord | null; access: IssuedTokenRecord; grant: GrantRecord; record?: AuditEventInput; device?: string },
     replayRecord?: AuditEventInput,
   ): Promise<RedeemCodeResult>;
   /**
@@ -557,16 +559,13 @@ export interface Store {
   /**
    * One poll by the device (RFC 8628 §3.4), atomically: notes its time, says
    * whether it came sooner than the interval allows (and then adds 5 s to the
-   * interval, §3.5), and hands out an approved request's code exactly once.
+   * interval, §3.5), and hands out an approved request's code, to each poll the
+   * interval allows, until the redemption that issues its tokens spends the
+   * request with it (redeemAuthCode's `issue.device`): a redemption that fails
+   * leaves the request approved for the next poll. The code itself is good once.
    * Undefined, changing nothing, unless the request was made by `clientId`.
    */
   pollDeviceAuthorization(deviceCodeHash: string, clientId: string, now: number): Promise<DevicePoll | undefined>;
-  /**
-   * Gives the code a poll was handed back to its device authorization, approved again, for the device's next poll:
-   * the code was not redeemed and may be (its grant changed while it was). False, changing nothing, unless the
-   * request is the consumed one that poll left and has not expired.
-   */
-  returnDeviceCode(deviceCodeHash: string, code: string, now: number): Promise<boolean>;
 }
 
 /** issue 5: a device authorization request (RFC 8628), from the device's request to the poll that gets its tokens. */

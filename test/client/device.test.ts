@@ -14,6 +14,8 @@ import { addUser } from '../../src/authz/users.js';
 import { Browser, csrfOf, hiddenField, parseConsentForm, postJson } from '../support/oauth-flow.js';
 import { TokenCache } from '../../src/client/cache.js';
 import { CLIENT_METADATA } from '../../src/client/provider.js';
+import { STORE_FULL_DESCRIPTION } from '../../src/delegation/tokens.js';
+import { StoreError } from '../../src/store/index.js';
 
 let authz: TestAuthz;
 let agent: FastifyInstance;
@@ -149,6 +151,60 @@ describe('device sign-in: the resource indicator', () => {
     expect(deviceRequests[0]).toContain(resource);
     expect(tokenRequests.length).toBeGreaterThan(0);
     for (const request of tokenRequests) expect(request).toContain(resource);
+  });
+});
+
+// Found in review (s21): the authorization server answers a redemption whose grant a consent changed at every reading
+// 500 "try again", the device code still good, and the CLI stopped at the first 500. RFC 8628 §3.5 lets it poll on.
+describe('device sign-in: a server in trouble while the device polls', () => {
+  /** The store failing as a full disk makes it (a StoreError, 500 server_error), at the next `times` redemptions. */
+  function diskFullAtRedemption(times: number): void {
+    const original = authz.store.redeemAuthCode.bind(authz.store);
+    let left = times;
+    authz.store.redeemAuthCode = async (...args) => {
+      if (left-- > 0) throw new StoreError('STORE_FULL', 'The disk holding the test database is full.');
+      return original(...args);
+    };
+  }
+
+  /** The options, approving before the first poll, with every wait the client makes noted in `waits`. */
+  function approvedFirst(waits: number[], fetchFn: typeof fetch = recordingFetch): DeviceLoginOptions {
+    const base = options(authz.agentUrl, (prompt) => approve(prompt.link, prompt.userCode));
+    return { ...base, fetchFn, sleep: (ms) => (waits.push(ms), base.sleep!(ms)) };
+  }
+
+  const polls = () => requests.filter((r) => r.startsWith('POST /token') && r.includes('device_code'));
+
+  it('polls on through a 503 temporarily_unavailable and a 500 server_error, each lengthening the interval by 5 s, and signs in', async () => {
+    diskFullAtRedemption(1);
+    let answered = false;
+    const unavailableOnce: typeof fetch = async (input, init) => {
+      if (!answered && String(input).endsWith('/token')) {
+        answered = true;
+        requests.push('POST /token (answered 503 on the way) device_code');
+        return Response.json({ error: 'temporarily_unavailable', error_description: 'Try again later.' }, { status: 503 });
+      }
+      return recordingFetch(input, init);
+    };
+    const waits: number[] = [];
+    await deviceLogin(approvedFirst(waits, unavailableOnce));
+    expect(polls()).toHaveLength(3);
+    expect(waits).toEqual([5_000, 10_000, 15_000]);
+    const cache = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { tokens: Record<string, Record<string, { access_token: string }>> };
+    expect(cache.tokens[authz.issuer]?.[authz.agentUrl]?.access_token).toEqual(expect.any(String));
+  });
+
+  it('gives up at the third such answer in a row, saying the server’s error, and stores nothing', async () => {
+    diskFullAtRedemption(3);
+    const waits: number[] = [];
+    await expect(deviceLogin(approvedFirst(waits))).rejects.toMatchObject({
+      code: 'AUTHORIZATION_FAILED',
+      message: `The authorization server answered server_error: ${STORE_FULL_DESCRIPTION}`,
+    });
+    expect(polls()).toHaveLength(3);
+    expect(waits).toEqual([5_000, 10_000, 15_000]);
+    const cache = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { tokens: Record<string, unknown> };
+    expect(cache.tokens).toEqual({});
   });
 });
 

@@ -10,14 +10,28 @@
 // as the CLI or the consent page does, then lets the step run.
 import { decodeJwt, importJWK, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { GrantRecord, Store } from '../../src/store/index.js';
+import type { GrantRecord } from '../../src/store/index.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
-import { ownerLink } from '../support/authz.js';
-import { Browser, DEVICE_CODE_GRANT, hiddenField, parseConsentForm, postForm, registerDeviceClient } from '../support/oauth-flow.js';
+import { postForm } from '../support/oauth-flow.js';
 import { runCli } from '../../src/cli/program.js';
 import { setTokens, TokenCache } from '../../src/client/cache.js';
 import { fakeIo } from '../cli/fake-io.js';
-import { expectInvalidToken, issuerSigningKey, ownerCode, queryRows, redeemCode, refusedSoon, startStack, userTokens, type Stack, type UserTokens } from './stack.js';
+import {
+  approvedDevice,
+  changeBefore,
+  expectInvalidToken,
+  grantOf,
+  issuerSigningKey,
+  ownerCode,
+  queryRows,
+  redeemCode,
+  refusedSoon,
+  startStack,
+  userTokens,
+  type RecordingStep,
+  type Stack,
+  type UserTokens,
+} from './stack.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -30,28 +44,12 @@ afterEach(() => restores.splice(0).forEach((restore) => restore()));
 
 const atAgent = (token: string) => rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(token), body: initializeBody });
 
-type Step = 'redeemAuthCode' | 'rotateRefreshToken';
-
-/** Runs each of `changes`, one per call, just before the next calls of the store's `step` (which then run as they would have). */
-function changeBefore(store: Store, step: Step, ...changes: Array<() => Promise<unknown>>): { ran: () => boolean } {
-  const original = store[step] as (...args: unknown[]) => Promise<unknown>;
-  const slot = store as unknown as Record<Step, unknown>;
-  const pending = [...changes];
-  restores.push(() => (slot[step] = original));
-  slot[step] = async (...args: unknown[]) => {
-    const change = pending.shift()!;
-    if (pending.length === 0) slot[step] = original;
-    await change();
-    return original.apply(store, args);
-  };
-  return { ran: () => pending.length === 0 };
-}
-
 /** The grant narrowed before each of the two next calls of the store's `step` (30 days to 7, then to 5): changed at both readings. */
-function narrowedAtBothReadings(step: Step, grant: GrantRecord): { ran: () => boolean } {
+function narrowedAtBothReadings(step: RecordingStep, grant: GrantRecord): { ran: () => boolean } {
   return changeBefore(
     stack.store,
     step,
+    restores,
     () => narrowAsTheConsentPage(grant, 7),
     async () => narrowAsTheConsentPage((await stack.store.grantById(grant.id))!, 5),
   );
@@ -77,34 +75,6 @@ function narrowAsTheConsentPage(grant: GrantRecord, days: number): Promise<numbe
     now,
     event: (tokensRevoked) => ({ event: 'consent', user: grant.userId, client: grant.clientId, grant: grant.id, resource: grant.resource, detail: { decision: 'approved', narrowed: true, tokens_revoked: tokensRevoked } }),
   });
-}
-
-/**
- * A device authorization the owner approved (signed in on the verification page, confirmed the code, approved), with
- * its grant, and the device's poll of /token.
- */
-async function approvedDevice(): Promise<{ clientId: string; grant: GrantRecord; poll: () => ReturnType<typeof postForm> }> {
-  const clientId = await registerDeviceClient(stack.issuer);
-  const started = await postForm(`${stack.issuer}/device_authorization`, { client_id: clientId, resource: stack.agentUrl });
-  expect(started.status).toBe(200);
-  const { device_code: deviceCode, verification_uri_complete: complete, user_code: userCode } = started.body as Record<string, string>;
-  const browser = new Browser();
-  const confirm = await browser.follow(await ownerLink(stack, complete!.slice(stack.issuer.length)));
-  expect(confirm.status).toBe(200);
-  const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode!, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
-  expect(consent.status).toBe(200);
-  const approved = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
-  expect(approved.status).toBe(303);
-  // This server's own page, where the decision is kept for the device's poll.
-  expect((await browser.get(new URL(approved.location!, stack.issuer).href)).status).toBe(200);
-  const poll = () => postForm(`${stack.issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode!, client_id: clientId });
-  return { clientId, grant: await grantOf(clientId), poll };
-}
-
-async function grantOf(clientId: string): Promise<GrantRecord> {
-  const grant = (await stack.store.listGrants()).find((g) => g.clientId === clientId && g.revokedAt === null);
-  if (!grant) throw new Error(`no active grant for ${clientId}`);
-  return grant;
 }
 
 const tokensOf = (grantId: string) => queryRows(stack, 'SELECT jti, revoked_at FROM issued_tokens WHERE grant_id = ?', grantId);
@@ -133,12 +103,12 @@ async function signedFor(grant: GrantRecord): Promise<string> {
 describe('a grant revoked (delegate grants revoke) while a code is redeemed', () => {
   it('answers 400 invalid_grant and records no token; the grant stays on the revocation list as long as a token signed then would live, and CalendarAgent refuses one', async () => {
     const code = await ownerCode(stack);
-    const grant = await grantOf(code.clientId);
+    const grant = await grantOf(stack, code.clientId);
     // The control: a token signed for the grant as /token signs one is accepted while the grant stands.
     const inFlight = await signedFor(grant);
     expect((await atAgent(inFlight)).status).toBe(200);
 
-    const hook = changeBefore(stack.store, 'redeemAuthCode', () => revokeAsTheCli(grant));
+    const hook = changeBefore(stack.store, 'redeemAuthCode', restores, () => revokeAsTheCli(grant));
     const res = await redeemCode(stack, code);
     expect(hook.ran()).toBe(true);
     expect([res.status, res.body.error]).toEqual([400, 'invalid_grant']);
@@ -154,8 +124,8 @@ describe('a grant revoked (delegate grants revoke) while a code is redeemed', ()
   });
 
   it('the device flow’s poll, which redeems its code the same way, is refused alike', async () => {
-    const { grant, poll } = await approvedDevice();
-    const hook = changeBefore(stack.store, 'redeemAuthCode', () => revokeAsTheCli(grant));
+    const { grant, poll } = await approvedDevice(stack);
+    const hook = changeBefore(stack.store, 'redeemAuthCode', restores, () => revokeAsTheCli(grant));
     const res = await poll();
     expect(hook.ran(), JSON.stringify(res.body)).toBe(true);
     expect([res.status, res.body.error]).toEqual([400, 'invalid_grant']);
@@ -168,10 +138,10 @@ describe('a grant revoked (delegate grants revoke) while a code is redeemed', ()
 describe('a grant narrowed on the consent page (30 days ahead to 7) while a token is signed under it', () => {
   it('a refresh gets a token under the narrowed grant (7 days), which stands; nothing carrying 30 days is recorded', async () => {
     const user = await userTokens(stack);
-    const grant = await grantOf(user.clientId);
+    const grant = await grantOf(stack, user.clientId);
     expect(grant.authorizationDetails).toEqual([expect.objectContaining({ lookahead_days: 30 })]);
 
-    const hook = changeBefore(stack.store, 'rotateRefreshToken', () => narrowAsTheConsentPage(grant, 7));
+    const hook = changeBefore(stack.store, 'rotateRefreshToken', restores, () => narrowAsTheConsentPage(grant, 7));
     const res = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: user.clientId });
     expect(hook.ran()).toBe(true);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
@@ -197,10 +167,10 @@ describe('a grant narrowed on the consent page (30 days ahead to 7) while a toke
 
   it('a code redeemed as the grant is narrowed gets a token under the narrowed grant (7 days), which stands', async () => {
     const code = await ownerCode(stack);
-    const grant = await grantOf(code.clientId);
+    const grant = await grantOf(stack, code.clientId);
     expect(grant.authorizationDetails).toEqual([expect.objectContaining({ lookahead_days: 30 })]);
 
-    const hook = changeBefore(stack.store, 'redeemAuthCode', () => narrowAsTheConsentPage(grant, 7));
+    const hook = changeBefore(stack.store, 'redeemAuthCode', restores, () => narrowAsTheConsentPage(grant, 7));
     const res = await redeemCode(stack, code);
     expect(hook.ran()).toBe(true);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
@@ -212,7 +182,7 @@ describe('a grant narrowed on the consent page (30 days ahead to 7) while a toke
 
   it('a grant narrowed again at the second reading too: 500 server_error (no invalid_grant: the sign-in has not ended), nothing rotated or recorded, and the refresh token still refreshes', async () => {
     const user = await userTokens(stack);
-    const grant = await grantOf(user.clientId);
+    const grant = await grantOf(stack, user.clientId);
     const hook = narrowedAtBothReadings('rotateRefreshToken', grant);
     const res = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: user.clientId });
     expect(hook.ran()).toBe(true);
@@ -227,7 +197,7 @@ describe('a grant narrowed on the consent page (30 days ahead to 7) while a toke
 
   it('a code whose grant is narrowed again at the second reading too: 500 server_error "try again" (no invalid_grant: the code is not spent), nothing recorded, and the same request then gets tokens, once', async () => {
     const code = await ownerCode(stack);
-    const grant = await grantOf(code.clientId);
+    const grant = await grantOf(stack, code.clientId);
     const hook = narrowedAtBothReadings('redeemAuthCode', grant);
     const res = await redeemCode(stack, code);
     expect(hook.ran()).toBe(true);
@@ -249,10 +219,11 @@ describe('a grant narrowed on the consent page (30 days ahead to 7) while a toke
 
   it('a code whose grant is narrowed at the first reading and revoked before the second: invalid_grant, the delegation ended', async () => {
     const code = await ownerCode(stack);
-    const grant = await grantOf(code.clientId);
+    const grant = await grantOf(stack, code.clientId);
     const hook = changeBefore(
       stack.store,
       'redeemAuthCode',
+      restores,
       () => narrowAsTheConsentPage(grant, 7),
       async () => revokeAsTheCli((await stack.store.grantById(grant.id))!),
     );
@@ -263,7 +234,7 @@ describe('a grant narrowed on the consent page (30 days ahead to 7) while a toke
   });
 
   it('the device’s poll whose grant is narrowed at both readings: 500 server_error "try again", and its next poll, after the interval, gets the tokens (found in review, s21: invalid_grant, and the device request was spent)', { timeout: 20_000 }, async () => {
-    const { grant, poll } = await approvedDevice();
+    const { grant, poll } = await approvedDevice(stack);
     const hook = narrowedAtBothReadings('redeemAuthCode', grant);
     const res = await poll();
     expect(hook.ran()).toBe(true);
@@ -280,7 +251,7 @@ describe('a grant narrowed on the consent page (30 days ahead to 7) while a toke
 
   it('the CLI refreshing then (`delegate token`) keeps its sign-in: a failure it says as one, no "delegation ended" note, and the next run refreshes. Found in review: the invalid_grant deleted the tokens', async () => {
     const user = await userTokens(stack);
-    const grant = await grantOf(user.clientId);
+    const grant = await grantOf(stack, user.clientId);
     await signedInCli(user);
     narrowedAtBothReadings('rotateRefreshToken', grant);
     const raced = fakeIo({ DELEGATE_HOME: stack.home }, Date.now);

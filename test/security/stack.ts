@@ -18,8 +18,9 @@ import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
 import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
 import { resolvePaths, type Paths } from '../../src/config.js';
 import { createLogger } from '../../src/http/logging.js';
-import type { Store } from '../../src/store/index.js';
-import { postForm, type WireResponse } from '../support/oauth-flow.js';
+import type { GrantRecord, Store } from '../../src/store/index.js';
+import { Browser, DEVICE_CODE_GRANT, hiddenField, parseConsentForm, postForm, registerDeviceClient, type WireResponse } from '../support/oauth-flow.js';
+import { ownerLink } from '../support/authz.js';
 import { ownerApproves, redeemCode as redeemApproved, type ConsentChoices } from '../support/owner-flow.js';
 import { freePort } from '../support/ports.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
@@ -45,8 +46,9 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(options: { logs?: boolean } = {}): Promise<Stack> {
-  const home = await mkdtemp(join(tmpdir(), 'delegate-sec-'));
+/** `home`: a data directory to use (one on a tmpfs the test mounted, say) instead of a new one under the system's temp. */
+export async function startStack(options: { logs?: boolean; home?: string } = {}): Promise<Stack> {
+  const home = options.home ?? (await mkdtemp(join(tmpdir(), 'delegate-sec-')));
   const paths = resolvePaths({ DELEGATE_HOME: home });
   const store = openDataStore(paths);
   const ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
@@ -299,4 +301,56 @@ export async function refusedSoon<T extends { status: number }>(call: () => Prom
 export function expectInvalidToken(res: { status: number; headers: Record<string, unknown> }, where: string): void {
   expect(res.status, where).toBe(401);
   expect(String(res.headers['www-authenticate']), where).toMatch(/^Bearer .*\berror="invalid_token"/);
+}
+
+/** A step of the store that /token runs to record what it issues. */
+export type RecordingStep = 'redeemAuthCode' | 'rotateRefreshToken';
+
+/**
+ * Runs each of `changes`, one per call, just before the next calls of the store's `step` (which then run as they
+ * would have): a pass-through wrapper that puts a change (a consent, a revocation, a full disk) exactly in the window
+ * between /token's reading and its recording. The wrapper takes itself off after the last change; `restores` gets
+ * what puts the store back, for a test that failed before that.
+ */
+export function changeBefore(store: Store, step: RecordingStep, restores: Array<() => void>, ...changes: Array<() => Promise<unknown>>): { ran: () => boolean } {
+  const original = store[step] as (...args: unknown[]) => Promise<unknown>;
+  const slot = store as unknown as Record<RecordingStep, unknown>;
+  const pending = [...changes];
+  restores.push(() => (slot[step] = original));
+  slot[step] = async (...args: unknown[]) => {
+    const change = pending.shift()!;
+    if (pending.length === 0) slot[step] = original;
+    await change();
+    return original.apply(store, args);
+  };
+  return { ran: () => pending.length === 0 };
+}
+
+/**
+ * A device authorization the owner approved (signed in on the verification page, confirmed the code, approved), with
+ * its grant, and the device's poll of /token.
+ */
+export async function approvedDevice(stack: Stack): Promise<{ clientId: string; grant: GrantRecord; poll: () => ReturnType<typeof postForm> }> {
+  const clientId = await registerDeviceClient(stack.issuer);
+  const started = await postForm(`${stack.issuer}/device_authorization`, { client_id: clientId, resource: stack.agentUrl });
+  expect(started.status).toBe(200);
+  const { device_code: deviceCode, verification_uri_complete: complete, user_code: userCode } = started.body as Record<string, string>;
+  const browser = new Browser();
+  const confirm = await browser.follow(await ownerLink(stack, complete!.slice(stack.issuer.length)));
+  expect(confirm.status).toBe(200);
+  const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode!, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+  expect(consent.status).toBe(200);
+  const approved = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+  expect(approved.status).toBe(303);
+  // This server's own page, where the decision is kept for the device's poll.
+  expect((await browser.get(new URL(approved.location!, stack.issuer).href)).status).toBe(200);
+  const poll = () => postForm(`${stack.issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode!, client_id: clientId });
+  return { clientId, grant: await grantOf(stack, clientId), poll };
+}
+
+/** The live grant of a client. */
+export async function grantOf(stack: Stack, clientId: string): Promise<GrantRecord> {
+  const grant = (await stack.store.listGrants()).find((g) => g.clientId === clientId && g.revokedAt === null);
+  if (!grant) throw new Error(`no active grant for ${clientId}`);
+  return grant;
 }
