@@ -19,5 +19,6 @@ export {
   type TokenExchangeRequest,
   type ExchangedToken,
 } from './exchange.js';
-export { protectedResourceMetadata, protectedResourceMetadataUrl, type ProtectedResourceMetadata } from './metadata.js';
+export { protectedResourceMetadata, type ProtectedResourceMetadata } from './metadata.js';
+export { protectedResourceMetadataUrl } from '../delegation/resource.js';
 export { DEFAULT_CALENDAR_TIMEOUT_MS, CalendarError, type CalendarErrorCode } from './calendar-client.js';

@@ -2,9 +2,8 @@
 // document an MCP client fetches after a 401 to learn which authorization
 // server issues tokens for the agent and which scope to ask for.
 import type { FastifyInstance } from 'fastify';
+import { PRM_WELL_KNOWN, protectedResourceMetadataUrl } from '../delegation/resource.js';
 import { AGENT_SCOPE_POLICY } from './tool-scopes.js';
-
-export const PRM_WELL_KNOWN = '/.well-known/oauth-protected-resource';
 
 export const AGENT_RESOURCE_NAME = 'CalendarAgent';
 
@@ -28,18 +27,6 @@ export function protectedResourceMetadata(resourceUrl: string, issuer: string): 
     bearer_methods_supported: ['header'],
     resource_name: AGENT_RESOURCE_NAME,
   };
-}
-
-/**
- * Where the metadata of `resourceUrl` lives (RFC 9728 §3.1): the well-known
- * segment goes between the host and the resource's path, so the metadata of
- * `http://127.0.0.1:8412/mcp` is at
- * `http://127.0.0.1:8412/.well-known/oauth-protected-resource/mcp`.
- */
-export function protectedResourceMetadataUrl(resourceUrl: string): string {
-  const url = new URL(resourceUrl);
-  const path = url.pathname === '/' ? '' : url.pathname;
-  return `${url.origin}${PRM_WELL_KNOWN}${path}${url.search}`;
 }
 
 /**

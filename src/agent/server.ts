@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { JWK, JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
-import { canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
+import { canonicalResource, protectedResourceMetadataUrl, type AccessTokenClaims } from '../delegation/index.js';
 import { createApp, type AppOptions } from '../http/app.js';
 import type { AuditSink } from '../resource/audit.js';
 import { createBearerVerifier, type TokenHeader, type TokenRejection } from '../resource/bearer.js';
@@ -14,7 +14,7 @@ import type { TokenExchanger } from './exchange.js';
 import { unreachedCalendar } from './delegation.js';
 import { agentMcpDeps, createAgentMcpServer } from './mcp.js';
 import { httpRequestOf, registerMcpEndpoint } from './mcp-http.js';
-import { AGENT_RESOURCE_NAME, protectedResourceMetadataUrl, registerProtectedResourceMetadata } from './metadata.js';
+import { AGENT_RESOURCE_NAME, registerProtectedResourceMetadata } from './metadata.js';
 import { bearerCallerToken } from './tool.js';
 import { AGENT_SCOPE_POLICY } from './tool-scopes.js';
 

@@ -300,12 +300,29 @@ export function setTokens(data: TokenCacheData, resource: string, entry: StoredT
  */
 export function setSignInTokens(data: TokenCacheData, resource: string, entry: StoredTokens): void {
   setTokens(data, resource, entry);
-  const local = onThisMachine(entry.issuer, resource);
   for (const [issuer, byResource] of Object.entries(data.ended ?? {})) {
     for (const other of Object.keys(byResource)) {
-      if (issuer === entry.issuer || (local && onThisMachine(issuer, other))) forgetEnded(data, issuer, other);
+      if (replacedBySignIn({ issuer: entry.issuer, resource }, { issuer, resource: other })) forgetEnded(data, issuer, other);
     }
   }
+}
+
+/** Where a sign-in is kept: the authorization server that issued it, and the agent's URL (the cache's keys). */
+export interface SignInPlace {
+  issuer: string;
+  resource: string;
+}
+
+/**
+ * Whether a sign-in at `signIn` replaces what is kept at `other` for the same agent (setSignInTokens' rule; the tokens
+ * of such a sign-in go too, revocation.ts retireReplacedSignIns): one the same authorization server issued, or, for a
+ * sign-in on this machine (the authorization server and the agent on loopback), any other there: the local stack,
+ * whose ports may all have moved. Never one of a deployment elsewhere for a sign-in here, nor the other way round.
+ */
+export function replacedBySignIn(signIn: SignInPlace, other: SignInPlace): boolean {
+  const here = onThisMachine(signIn.issuer, signIn.resource);
+  if (onThisMachine(other.issuer, other.resource) !== here) return false;
+  return here || other.issuer === signIn.issuer;
 }
 
 /** Whether an authorization server and an agent's URL are both on this machine's loopback (the local stack's). */

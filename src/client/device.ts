@@ -18,7 +18,7 @@ import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-lo
 import { CLIENT_METADATA, REGISTERED_REDIRECT_URI, storedTokensFrom } from './provider.js';
 import { clientIsUnknown } from './registration-check.js';
 import { resendingFetch } from './servers-gone.js';
-import { retireTokensFromOtherIssuers } from './revocation.js';
+import { retireReplacedSignIns } from './revocation.js';
 import type { SessionOptions } from './session.js';
 
 export const GRANT_TYPE_DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -119,7 +119,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
       const body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
       if (answer.ok) {
         await saveTokens(cache, { issuer, resource, sentResource, info, body, now: options.now() });
-        await retireTokensFromOtherIssuers(cache, resource, fetchFn);
+        await retireReplacedSignIns(cache, resource, fetchFn);
         return;
       }
       troubled = serverInTrouble(answer.status, body.error) ? troubled + 1 : 0;

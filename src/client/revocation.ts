@@ -6,7 +6,8 @@
 // beside it (a sign-in that a fake agent started, then abandoned).
 import { discoverAuthorizationServerMetadata } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { deleteTokens, tokensFor, type StoredClient, type TokenCache, type TokenCacheData } from './cache.js';
+import { canonicalResource, isAnyLoopbackHost, protectedResourceMetadataUrl } from '../delegation/resource.js';
+import { deleteTokens, replacedBySignIn, tokensFor, type SignInPlace, type StoredClient, type TokenCache, type TokenCacheData } from './cache.js';
 import { boundedFetch } from './bounded-fetch.js';
 import { certificateErrorCode, networkErrorCode } from './errors.js';
 import { sameIssuer } from './provider.js';
@@ -57,32 +58,89 @@ export async function revokeStoredTokens(data: TokenCacheData, issuer: string, r
 }
 
 /**
- * After a sign-in stored tokens for `resource` from the authorization server
- * discovery now names, revokes those an earlier sign-in stored for the same
- * resource from another server, each at its own issuer, and forgets them.
- * Nothing would use them again (every path reads the tokens of the issuer
- * discovery names, and a sign-in ignores cached tokens), so kept they would
- * only be a live credential on disk and a delegation the person no longer
- * sees; forgotten unrevoked, that delegation would stand at its server with
- * nothing left here to end it. One that cannot be revoked now stays in the
- * cache, where `delegate logout` tries again at its issuer and says if it fails.
+ * After a sign-in stored tokens for `resource` from the authorization server discovery now names, retires the
+ * sign-ins it replaces, each revoked at its own issuer (RFC 7009) and forgotten:
+ *
+ * - those an earlier sign-in stored for the same resource from another server. Nothing would use them again (every
+ *   path reads the tokens of the issuer discovery names, and a sign-in ignores cached tokens), so kept they would only
+ *   be a live credential on disk and a delegation the person no longer sees; forgotten unrevoked, that delegation
+ *   would stand at its server with nothing left here to end it. One that cannot be revoked now stays in the cache,
+ *   where `delegate logout` tries again at its issuer and says if it fails.
+ * - those of the same agent at its other URLs (replacedBySignIn: the same authorization server, or the local stack,
+ *   whose ports moved), once no agent of their server answers there any more. Found at the last stop: after
+ *   CalendarAgent moved (another --agent-port) and the person signed in at its new URL, `status` went on showing the
+ *   old URL's tokens as a delegation, "usable", where `gh auth status` shows only what can be used. The authorization
+ *   server ended their grants when the agent moved (src/authz/agents.ts registerAgent), and a local stack whose
+ *   authorization server moved too is not there to ask; the revocation is for a server that did not, and is bounded
+ *   (RETIRE_TIMEOUT_MS) so as not to hold up the sign-in. They go whatever it answers: nothing here could use them.
  */
-export async function retireTokensFromOtherIssuers(cache: TokenCache, resource: string, fetchFn: FetchLike): Promise<void> {
+export async function retireReplacedSignIns(cache: TokenCache, resource: string, fetchFn: FetchLike): Promise<void> {
   const data = await cache.read();
-  const current = data.discovery[resource]?.authorizationServerUrl;
-  if (current === undefined || !tokensFor(data, current, resource)) return;
-  for (const issuer of Object.keys(data.tokens)) {
-    const old = tokensFor(data, issuer, resource);
-    if (issuer === current || !old) continue;
-    try {
-      await revokeStoredTokens(data, issuer, resource, fetchFn);
-    } catch {
-      continue;
+  const issuer = data.discovery[resource]?.authorizationServerUrl;
+  const current = issuer === undefined ? undefined : tokensFor(data, issuer, resource);
+  if (issuer === undefined || !current) return;
+  const signIn = { issuer, resource };
+  // What a replaced sign-in needs (its agent's metadata read, its revocation) ends within one bound, all of them.
+  const deadline = AbortSignal.timeout(RETIRE_TIMEOUT_MS);
+  const quick: FetchLike = (url, init) => fetchFn(url, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, deadline]) : deadline });
+  const others = Object.entries(data.tokens).flatMap(([i, byResource]) => Object.keys(byResource).map((r) => ({ issuer: i, resource: r })));
+  const revoked = (old: SignInPlace, via: FetchLike) =>
+    revokeStoredTokens(data, old.issuer, old.resource, via).then(
+      () => true,
+      () => false,
+    );
+  const retired = await Promise.all(
+    others.map(async (old): Promise<SignInPlace | undefined> => {
+      if (old.resource === resource) return old.issuer !== issuer && (await revoked(old, fetchFn)) ? old : undefined;
+      if (!replacedBySignIn(signIn, old)) return undefined;
+      const audience = tokensFor(data, old.issuer, old.resource)?.resource ?? old.resource;
+      if (await agentAnswersAt(old, audience, boundedFetch(quick, PROBE_TIMEOUT_MS))) return undefined;
+      // Tokens its server issued for the resource this sign-in's are for may be of the same grant (the server keeps one
+      // per person, client and resource): revoked, they would end the delegation just given. Forgotten only.
+      if (old.issuer !== issuer || audience !== current.resource) await revoked(old, quick);
+      return old;
+    }),
+  );
+  const gone = retired.filter((old) => old !== undefined);
+  if (gone.length === 0) return;
+  await cache.update((fresh) => {
+    for (const old of gone) {
+      if (tokensFor(fresh, old.issuer, old.resource)?.access_token === tokensFor(data, old.issuer, old.resource)?.access_token) deleteTokens(fresh, old.issuer, old.resource);
     }
-    await cache.update((fresh) => {
-      if (tokensFor(fresh, issuer, resource)?.access_token === old.access_token) deleteTokens(fresh, issuer, resource);
-    });
+  });
+}
+
+/** How long retiring the sign-ins one replaced may take, all together (their agents' metadata read, their revocations): it must not hold up the sign-in. */
+const RETIRE_TIMEOUT_MS = 3_000;
+/** How much of that reading an agent's metadata may take, leaving the rest for the revocation. */
+const PROBE_TIMEOUT_MS = 1_500;
+
+/**
+ * Whether an agent of `old.issuer` still answers at `old.resource`: its protected resource metadata (RFC 9728) names
+ * that authorization server and the resource the tokens are for (`audience`: the URL, or one it lies within). Then it
+ * is another agent of that server (an authorization server may serve several: `delegate agents register`), whose
+ * sign-in stays. An agent that moved leaves nothing there that says so: nothing listening, another server's 404,
+ * another resource's metadata. A deployment elsewhere that cannot be reached now (no answer in time, a network
+ * failing) is taken as there: a passing failure must not end another agent's sign-in. Another user's program on a
+ * loopback port is asked nothing.
+ */
+async function agentAnswersAt(old: SignInPlace, audience: string, fetchFn: FetchLike): Promise<boolean> {
+  let response: Response;
+  try {
+    refuseForeignListener(old.resource);
+    response = await fetchFn(protectedResourceMetadataUrl(old.resource), { headers: { accept: 'application/json' } });
+  } catch (error) {
+    if (error instanceof ForeignListenerError) return false;
+    return !isAnyLoopbackHost(new URL(old.resource).hostname);
   }
+  const metadata = (await response.json().catch(() => undefined)) as { resource?: unknown; authorization_servers?: unknown } | undefined;
+  return (
+    response.ok &&
+    typeof metadata?.resource === 'string' &&
+    [old.resource, audience].some((named) => canonicalResource(named) === canonicalResource(metadata.resource as string)) &&
+    Array.isArray(metadata.authorization_servers) &&
+    metadata.authorization_servers.some((named) => sameIssuer(named, old.issuer))
+  );
 }
 
 /**

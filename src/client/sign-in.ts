@@ -19,7 +19,7 @@ import { ClientError, wrongAccount } from './errors.js';
 import { startLoopbackListener, type LoopbackListener } from './loopback.js';
 import { loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
-import { retireTokensFromOtherIssuers } from './revocation.js';
+import { retireReplacedSignIns } from './revocation.js';
 import type { SessionOptions } from './session.js';
 import { TokenResponseNotes } from './token-notes.js';
 
@@ -114,7 +114,7 @@ export async function signInAndUse<T>(
       // first answer: the provider ended the SDK's retry with it. Another account's approval is said so.
       throw (ownerLink && error instanceof OAuthError ? wrongAccount(error.errorCode, error.message) : undefined) ?? error;
     }
-    await retireTokensFromOtherIssuers(cache, resource, fetchFn);
+    await retireReplacedSignIns(cache, resource, fetchFn);
     const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
     return await connectAndUse(options.clientInfo, second, use);
   } finally {

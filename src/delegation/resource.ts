@@ -102,3 +102,18 @@ function loopbackFolded(value: string): URL | undefined {
   if (isAnyLoopbackHost(url.hostname)) url.hostname = 'loopback.invalid';
   return url;
 }
+
+/** The well-known path of protected resource metadata (RFC 9728 §3). */
+export const PRM_WELL_KNOWN = '/.well-known/oauth-protected-resource';
+
+/**
+ * Where the metadata of `resourceUrl` lives (RFC 9728 §3.1): the well-known
+ * segment goes between the host and the resource's path, so the metadata of
+ * `http://127.0.0.1:8412/mcp` is at
+ * `http://127.0.0.1:8412/.well-known/oauth-protected-resource/mcp`.
+ */
+export function protectedResourceMetadataUrl(resourceUrl: string): string {
+  const url = new URL(resourceUrl);
+  const path = url.pathname === '/' ? '' : url.pathname;
+  return `${url.origin}${PRM_WELL_KNOWN}${path}${url.search}`;
+}

@@ -9,10 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TokenCache } from '../../src/client/cache.js';
 import { logout } from '../../src/client/credentials.js';
+import { retireReplacedSignIns } from '../../src/client/revocation.js';
 import { findSlot, login, type SessionOptions } from '../../src/client/session.js';
 import { listenAgentFor, listenFreeCalendar, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
 
 let authz: TestAuthz;
 let agent: FastifyInstance | undefined;
@@ -179,5 +182,123 @@ describe('revoking stored tokens at their issuer (RFC 7009 §2)', () => {
     const result = await logout({ files: files(), now: Date.now });
     expect(result.revoked).toEqual([expect.objectContaining({ issuer: second.issuer })]);
     expect(result.failed).toEqual([expect.objectContaining({ issuer: authz.issuer, reason: expect.stringContaining(authz.issuer) })]);
+  });
+});
+
+// Found at the last stop: after CalendarAgent moved and the person signed in at its new URL, the old URL's tokens stayed
+// in the cache, shown by `status` as a second delegation. The sign-in retires them (test/e2e/agent-moved.test.ts shows
+// it with the built CLI); here, against a fake authorization server on loopback that records what it is sent, what it
+// revokes, what it keeps, and how long it may take.
+describe('a sign-in retires the same agent’s sign-ins at its other URLs (retireReplacedSignIns)', () => {
+  /** A fake authorization server that records each revocation as "<token_type_hint> <token>"; `/revoke` never answers when `hangs`. */
+  async function recordingIssuer(hangs = false): Promise<{ issuer: string; revoked: string[] }> {
+    const revoked: string[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', () => {
+        if (req.url === '/revoke') {
+          const form = new URLSearchParams(body);
+          revoked.push(`${form.get('token_type_hint')} ${form.get('token')}`);
+          if (hangs) return;
+          res.writeHead(200).end();
+          return;
+        }
+        if (req.url!.startsWith('/.well-known/oauth-authorization-server')) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, revocation_endpoint: `${issuer}/revoke`, response_types_supported: ['code'] }));
+          return;
+        }
+        res.writeHead(404).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    others.push({ close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(resolve))) });
+    return { issuer, revoked };
+  }
+
+  /** An agent answering its protected resource metadata (RFC 9728) for `resource`, naming `issuer`. */
+  async function agentAt(issuer: string): Promise<string> {
+    const server = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ resource: url, authorization_servers: [issuer] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`;
+    others.push({ close: () => new Promise((resolve) => server.close(resolve)) });
+    return url;
+  }
+
+  const nobodyAt = async () => `http://127.0.0.1:${await freePort()}/mcp`;
+  const REMOTE = { issuer: 'https://auth.delegate.test', agentUrl: 'https://agent.delegate.test/mcp' };
+
+  /** tokens.json after a sign-in at `issuer` for `signedIn`, with earlier sign-ins kept (`name` in their tokens), and one at a deployment elsewhere. */
+  async function cacheAfterSignIn(issuer: string, signedIn: string, earlier: Array<{ url: string; name: string; audience?: string }>): Promise<TokenCache> {
+    const entry = (iss: string, url: string, name: string, audience = url) => ({
+      access_token: `${name}-access`,
+      refresh_token: `${name}-refresh`,
+      token_type: 'Bearer',
+      issuer: iss,
+      resource: audience,
+      obtained_at: Date.now(),
+      expires_at: Date.now() + 3_600_000,
+    });
+    const data = {
+      version: 1,
+      discovery: { [signedIn]: { authorizationServerUrl: issuer } },
+      clients: { [issuer]: { client_id: 'the-cli', issuer }, [REMOTE.issuer]: { client_id: 'remote-cli', issuer: REMOTE.issuer } },
+      tokens: {
+        [issuer]: Object.fromEntries([[signedIn, entry(issuer, signedIn, 'new')], ...earlier.map((e) => [e.url, entry(issuer, e.url, e.name, e.audience)])]),
+        [REMOTE.issuer]: { [REMOTE.agentUrl]: entry(REMOTE.issuer, REMOTE.agentUrl, 'remote') },
+      },
+    };
+    await writeFile(files().tokenCache, JSON.stringify(data), { mode: 0o600 });
+    return new TokenCache({ files: files(), now: Date.now });
+  }
+
+  /** Every request made, by URL: none may go to the deployment elsewhere. */
+  const sent: string[] = [];
+  const watchedFetch: typeof fetch = (input, init) => {
+    sent.push(String(input instanceof Request ? input.url : input));
+    return fetch(input, init);
+  };
+  const kept = async (issuer: string) => Object.keys((await cacheFile()).tokens[issuer] ?? {}).sort();
+
+  it('revokes the tokens kept for the agent’s old URL, where nothing answers now, at their server, and forgets them; a deployment elsewhere is not asked', async () => {
+    sent.length = 0;
+    const { issuer, revoked } = await recordingIssuer();
+    const [now, old] = [await agentAt(issuer), await nobodyAt()];
+    await retireReplacedSignIns(await cacheAfterSignIn(issuer, now, [{ url: old, name: 'old' }]), now, watchedFetch);
+    expect(revoked.sort()).toEqual(['access_token old-access', 'refresh_token old-refresh']);
+    expect(await kept(issuer)).toEqual([now]);
+    expect(await kept(REMOTE.issuer)).toEqual([REMOTE.agentUrl]);
+    expect(sent.filter((url) => !new URL(url).hostname.startsWith('127.'))).toEqual([]);
+  });
+
+  it('keeps the sign-in of another agent of the same server that still answers at its URL, and sends the server nothing', async () => {
+    const { issuer, revoked } = await recordingIssuer();
+    const [now, other] = [await agentAt(issuer), await agentAt(issuer)];
+    await retireReplacedSignIns(await cacheAfterSignIn(issuer, now, [{ url: other, name: 'other' }]), now, fetch);
+    expect(revoked).toEqual([]);
+    expect(await kept(issuer)).toEqual([now, other].sort());
+  });
+
+  it('only forgets, never revokes, tokens of the resource the sign-in was for (of the grant it just got) kept under another URL', async () => {
+    const { issuer, revoked } = await recordingIssuer();
+    const [now, alias] = [await agentAt(issuer), await nobodyAt()];
+    await retireReplacedSignIns(await cacheAfterSignIn(issuer, now, [{ url: alias, name: 'alias', audience: now }]), now, fetch);
+    expect(revoked).toEqual([]);
+    expect(await kept(issuer)).toEqual([now]);
+  });
+
+  it('forgets them within a few seconds when their server never answers the revocation', { timeout: 20_000 }, async () => {
+    const { issuer, revoked } = await recordingIssuer(true);
+    const [now, old] = [await agentAt(issuer), await nobodyAt()];
+    const started = Date.now();
+    await retireReplacedSignIns(await cacheAfterSignIn(issuer, now, [{ url: old, name: 'old' }]), now, fetch);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(revoked).toEqual(['refresh_token old-refresh']);
+    expect(await kept(issuer)).toEqual([now]);
   });
 });

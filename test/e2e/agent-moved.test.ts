@@ -4,13 +4,23 @@
 // did that without a word, and so did a later command starting the embedded
 // servers on the default ports; the person learnt of it only as a new
 // consent page. The built CLI, a fresh data directory, spare ports.
-import { mkdtemp, rm } from 'node:fs/promises';
+//
+// And a sign-in at the agent's new URL replaces the old URL's: `status` (and
+// --json) shows the new delegation, not the old URL's tokens, whose grant the
+// move ended; the same when every port moved (another issuer, on this
+// machine). Tokens kept for a deployment elsewhere (--agent-url, https),
+// signed in beside the local stack, stay. Found at the last stop (noticed, not
+// touched): the old URL's tokens, never used again, showed as a second
+// delegation, "usable", until `logout`, where `gh auth status` shows only
+// live accounts.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { builtModule } from './built.js';
 import { approveInBrowser, runCli, startCli, startServer, type Running } from './run.js';
+import { testNamesEnv } from './tls-proxy.js';
 
 let root: string | undefined;
 let serve: Running | undefined;
@@ -58,5 +68,87 @@ describe('CalendarAgent started on another port (a move)', () => {
     // A command that starts the servers itself on the first port moves it back, and says so too.
     const back = await runCli(['find-slot', '--duration', '30m', '--json', ...flags(agent)], home);
     expect(back.stderr).toContain(`CalendarAgent moved from http://127.0.0.1:${other}/mcp to http://127.0.0.1:${agent}/mcp: no delegation was given for the old address.\n`);
+  });
+});
+
+/** A deployment elsewhere that the person signed in to with --agent-url beside the local stack. */
+const REMOTE = { issuer: 'https://auth.delegate.test', agentUrl: 'https://agent.delegate.test/mcp' };
+
+type StatusJson = { delegations: Array<{ issuer: string; agentUrl: string; usable: boolean }> };
+
+const urlOf = (flags: string[]) => ({ issuer: `http://127.0.0.1:${flags[1]}`, agentUrl: `http://127.0.0.1:${flags[5]}/mcp` });
+
+/**
+ * `delegate login --no-browser` approved in "the browser". Names under .test answer 127.0.0.1 in its process
+ * (tls-proxy.ts testNamesEnv), so that nothing it might ask the deployment elsewhere leaves this machine.
+ */
+async function signIn(home: string, flags: string[]): Promise<void> {
+  const cli = startCli(['login', '--no-browser', ...flags], home, { env: testNamesEnv() });
+  await approveInBrowser(await cli.loginUrl);
+  const run = await cli.done;
+  expect(run.code, run.stderr).toBe(0);
+}
+
+async function status(home: string): Promise<{ code: number | null; text: string; json: StatusJson }> {
+  const [text, json] = await Promise.all([runCli(['status'], home), runCli(['status', '--json'], home)]);
+  expect(json.code).toBe(text.code);
+  return { code: text.code, text: text.stdout, json: JSON.parse(json.stdout) as StatusJson };
+}
+
+async function moveTo(home: string, flags: string[]): Promise<void> {
+  await stop(serve!);
+  serve = await startServer(['serve', ...flags], home);
+}
+
+describe('CalendarAgent moved to another port, and a new sign-in at its new URL', () => {
+  it('status shows the new delegation and the other deployment’s, not the old URL’s tokens, whose grant the move ended', { timeout: 120_000 }, async () => {
+    root = await mkdtemp(join(tmpdir(), 'delegate-e2e-agent-moved-'));
+    const home = join(root, 'home');
+    const ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+    serve = await startServer(['serve', ...ports], home);
+    const cache = join(home, 'tokens.json');
+    const portsWith = (flag: string, port: number) => ports.map((p, i) => (ports[i - 1] === flag ? String(port) : p));
+
+    await signIn(home, ports);
+    // The deployment elsewhere: its tokens and client as a sign-in there leaves them (an hour left on the access token).
+    const file = JSON.parse(await readFile(cache, 'utf8'));
+    const now = Date.now();
+    file.clients[REMOTE.issuer] = { client_id: 'remote-client', issuer: REMOTE.issuer };
+    file.tokens[REMOTE.issuer] = {
+      [REMOTE.agentUrl]: { access_token: 'remote-access', token_type: 'Bearer', refresh_token: 'remote-refresh', expires_at: now + 3_600_000, issuer: REMOTE.issuer, resource: REMOTE.agentUrl, obtained_at: now },
+    };
+    await writeFile(cache, JSON.stringify(file), { mode: 0o600 });
+    const old = urlOf(ports);
+    expect((await status(home)).json.delegations).toEqual(
+      expect.arrayContaining([expect.objectContaining({ ...old, usable: true }), expect.objectContaining({ ...REMOTE, usable: true })]),
+    );
+    const [oldGrant] = JSON.parse((await runCli(['grants', 'list', '--json'], home)).stdout) as Array<{ id: string }>;
+
+    /** The servers moved to `flags`, the person signs in there: status shows that delegation and the other deployment's, and nothing of `before`. */
+    const movedAndSignedIn = async (flags: string[], before: string): Promise<void> => {
+      await moveTo(home, flags);
+      await signIn(home, flags);
+      const after = await status(home);
+      expect(after.code, after.text).toBe(0);
+      expect(after.json.delegations).toHaveLength(2);
+      expect(after.json.delegations).toEqual(
+        expect.arrayContaining([expect.objectContaining({ ...urlOf(flags), usable: true }), expect.objectContaining({ ...REMOTE, usable: true })]),
+      );
+      expect(after.text).not.toContain(before);
+      expect(after.text).toContain(`Agent at ${REMOTE.agentUrl}`);
+    };
+
+    // CalendarAgent on another port (a move: the same authorization server), and the person signs in at its new URL.
+    const agentMoved = portsWith('--agent-port', await freePort());
+    await movedAndSignedIn(agentMoved, old.agentUrl);
+    // The authorization server ended the old URL's grant when the agent moved: nothing live was forgotten.
+    const grants = JSON.parse((await runCli(['grants', 'list', '--all', '--json'], home)).stdout) as Array<{ id: string; status: string }>;
+    expect(grants.find((g) => g.id === oldGrant!.id)?.status).toBe('revoked');
+
+    // Every server on another port (the authorization server too: another issuer, on this machine): the same.
+    const allMoved = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+    await movedAndSignedIn(allMoved, urlOf(agentMoved).agentUrl);
+    const kept = JSON.parse(await readFile(cache, 'utf8'));
+    expect(kept.tokens[REMOTE.issuer][REMOTE.agentUrl].refresh_token).toBe('remote-refresh');
   });
 });
