@@ -73,7 +73,7 @@ export async function redeemAuthorizationCode(
   let grant = await ctx.store.grantById(record.grantId);
   if (!grant || grant.revokedAt !== null || grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this code has ended.');
   // Login CSRF (RFC 6749 §10.12): the owner's CLI redeems, with its own verifier, a code someone else approved.
-  if (proof.byOwner) await refuseUnlessOwners(ctx, client, record, grant);
+  if (proof.byOwner) await refuseUnlessOwners(ctx, client, record, grant, proof.device);
 
   // A refresh token only for a client registered for the refresh grant (RFC 7591 §2; token.ts refuses the others
   // that grant), so that none is issued, or kept, that its holder may not use.

@@ -10,7 +10,7 @@
 // approval (of the owner CLI's own request) revoked, on the record.
 import { NOT_THE_OWNER_DESCRIPTION, OWNER_ASSERTION_PARAMETER } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
-import type { AuthCodeRecord, ClientRecord, GrantRecord } from '../store/index.js';
+import type { AuditEventInput, AuthCodeRecord, ClientRecord, GrantRecord } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { InvalidGrantError, InvalidRequestError } from './errors.js';
 import { OWNER_ASSERTION_MAX_LIFETIME_SEC, ownerPublicKey, verifiedOwnerAssertion } from './owner-login.js';
@@ -57,18 +57,20 @@ export async function ownerAsserted(ctx: AuthContext, body: FormBody): Promise<b
  * code's grant is the owner's. Another account's approval of the owner CLI's
  * own request is the login CSRF above, so nothing legitimate depends on its
  * grant: the code is spent and the grant revoked, with every token of it, in
- * one transaction with the record of it.
+ * one transaction with the record of it (and the device authorization whose
+ * poll presented it, `device`, with the code).
  */
-export async function refuseUnlessOwners(ctx: AuthContext, client: ClientRecord, code: AuthCodeRecord, grant: GrantRecord): Promise<void> {
+export async function refuseUnlessOwners(ctx: AuthContext, client: ClientRecord, code: AuthCodeRecord, grant: GrantRecord, device?: string): Promise<void> {
   const owner = await ctx.store.ownerUser();
   if (owner && grant.userId === owner.id) return;
-  await ctx.store.refuseAuthCode(code.codeHash, ctx.now(), "approved by another account than this computer's owner", {
+  const revoked: AuditEventInput = {
     event: 'grant_revoked',
     user: grant.userId,
     client: client.clientId,
     grant: grant.id,
     resource: grant.resource,
     detail: { by: 'authorization server', reason: "approved by another account than this computer's owner", via: OWNER_ASSERTION_PARAMETER, owner: owner?.id ?? null },
-  });
+  };
+  await ctx.store.refuseAuthCode(code.codeHash, ctx.now(), "approved by another account than this computer's owner", revoked, device);
   throw new InvalidGrantError(NOT_THE_OWNER_DESCRIPTION);
 }

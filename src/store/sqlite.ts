@@ -1150,19 +1150,25 @@ class SqliteStore implements Store {
       this.insertIssued(issue.access);
       // The device's request is spent with its code, never before: a redemption that fails (a full disk, a grant
       // changed at every reading) leaves it approved, and the device's next poll redeems the code.
-      if (issue.device !== undefined) this.run(`UPDATE device_authorizations SET status = 'consumed', code = NULL WHERE device_code_hash = ?`, [issue.device]);
+      if (issue.device !== undefined) this.spendDeviceAuthorization(issue.device);
       // The issuance and its record commit together: with the record failing, the code stays unspent for a retry.
       if (issue.record) this.appendAuditNow(issue.record, now);
       return { status: 'redeemed' };
     });
   }
 
-  async refuseAuthCode(codeHash: string, now: number, reason: string, record: AuditEventInput): Promise<void> {
+  /** A device authorization whose code was spent: its next poll is "used already", never a replay of the code. */
+  private spendDeviceAuthorization(deviceCodeHash: string): void {
+    this.run(`UPDATE device_authorizations SET status = 'consumed', code = NULL WHERE device_code_hash = ?`, [deviceCodeHash]);
+  }
+
+  async refuseAuthCode(codeHash: string, now: number, reason: string, record: AuditEventInput, device?: string): Promise<void> {
     this.atomically(() => {
       const r = this.get('SELECT * FROM auth_codes WHERE code_hash = ?', [codeHash]);
       if (!r) throw new Error('refuseAuthCode: unknown code');
       const code = toCode(r);
       this.run('UPDATE auth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL', [now, codeHash]);
+      if (device !== undefined) this.spendDeviceAuthorization(device);
       // Everything of the grant goes, the tokens of a redemption that raced this one among them.
       this.revokeGrantNow(code.grantId, now, reason);
       this.appendAuditNow(record, now);

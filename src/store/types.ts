@@ -459,9 +459,10 @@ export interface Store {
    * Spends a code without issuing anything, and revokes its grant with every
    * token family and token derived from it, with `record` appended, all in one
    * transaction: a code another account approved, redeemed by the owner's CLI
-   * (src/authz/owner-proof.ts).
+   * (src/authz/owner-proof.ts). `device`: the device_code hash of the device
+   * authorization whose poll presented it, spent with it (as redeemAuthCode's).
    */
-  refuseAuthCode(codeHash: string, now: number, reason: string, record: AuditEventInput): Promise<void>;
+  refuseAuthCode(codeHash: string, now: number, reason: string, record: AuditEventInput, device?: string): Promise<void>;
   /**
    * Revokes the tokens an already-used code issued (its family); `record`, when given (the code_replay), is appended
    * in the same transaction, so a family never ends off the record.

@@ -250,6 +250,14 @@ describe('device sign-in begun with the owner link: another account approves it'
     const records = await authz.store.listAudit({ grant: grants[0]!.id });
     expect(records.map((r) => r.event)).not.toContain('token_issued');
     expect(records.find((r) => r.event === 'grant_revoked')).toMatchObject({ user: mallory!.id, detail: { by: 'authorization server', owner: authz.ownerId } });
+
+    // The device's request was spent with the code it refused: a later poll is "used already", not a replay of the code.
+    clock += 11_000;
+    const again = new URLSearchParams(polls.at(-1)!.split(' ')[2]);
+    again.delete('owner_assertion');
+    const late = await fetch(`${authz.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: again });
+    expect([late.status, await late.json()]).toEqual([400, { error: 'invalid_grant', error_description: 'The device code was used already.' }]);
+    expect((await authz.store.listAudit({ grant: grants[0]!.id })).map((r) => r.event)).not.toContain('code_replay');
   });
 });
 
