@@ -1,7 +1,8 @@
 // How the CLI talks to a person at a terminal, and how it keeps quiet for
 // scripts: whether it may ask anything (stdin and stderr are terminals),
 // colour only on a terminal and never under NO_COLOR, and a spinner on
-// stderr while it waits, which on a non-terminal is one plain line instead.
+// stderr while it waits, which on a non-terminal (or a dumb one) is one plain
+// line instead.
 import { noColor } from '../config.js';
 import type { CliIo } from './io.js';
 
@@ -10,9 +11,17 @@ export function isInteractive(io: CliIo): boolean {
   return io.stdin?.isTTY === true && io.stderr.isTTY === true;
 }
 
-/** Whether stderr may carry ANSI colour: a terminal, and NO_COLOR unset (https://no-color.org). */
+/**
+ * Whether stderr is a terminal that obeys ANSI control codes: not one whose TERM is "dumb" (Emacs' shell, some CI
+ * logs), which prints them as they are.
+ */
+function ansiTerminal(io: CliIo): boolean {
+  return io.stderr.isTTY === true && io.env.TERM !== 'dumb';
+}
+
+/** Whether stderr may carry ANSI colour: a terminal that obeys it, and NO_COLOR unset (https://no-color.org). */
 export function colourOn(io: CliIo): boolean {
-  return io.stderr.isTTY === true && !noColor(io.env) && io.env.TERM !== 'dumb';
+  return ansiTerminal(io) && !noColor(io.env);
 }
 
 export interface Styles {
@@ -45,10 +54,12 @@ const FRAME_MS = 100;
 
 /**
  * Shows `text` while something is awaited. On a terminal, a spinner redrawn
- * on one line of stderr; elsewhere `text` printed once, as a plain line.
+ * on one line of stderr; elsewhere `text` printed once, as a plain line: also
+ * on a dumb terminal, which would show every redraw's control codes (found in
+ * review, regress21a: ten `\r\x1b[2K⠋ …` a second under TERM=dumb).
  */
 export function startSpinner(io: CliIo, text: string): Spinner {
-  if (io.stderr.isTTY !== true) {
+  if (!ansiTerminal(io)) {
     io.stderr.write(`${text}\n`);
     return { stop: (finalLine) => void (finalLine !== undefined && io.stderr.write(`${finalLine}\n`)) };
   }

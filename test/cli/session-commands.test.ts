@@ -300,6 +300,17 @@ describe('the terminal', () => {
     expect(term.err).not.toMatch(/\u001b\[\d+m/); // NO_COLOR: no colour codes, only line control
   });
 
+  // Found in review (regress21a): under TERM=dumb the spinner redrew `\r\x1b[2K⠋ …` ten times a second, control codes
+  // such a terminal prints as they are; colour was already off there.
+  it('prints one plain line on a dumb terminal, as elsewhere, and no control codes', async () => {
+    const dumb = tty({ TERM: 'dumb' });
+    const spinner = startSpinner(dumb, 'Waiting…');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    spinner.stop('done');
+    expect(dumb.err).toBe('Waiting…\ndone\n');
+    expect(colourOn(dumb)).toBe(false);
+  });
+
   it('ends its line when stopped without a final line, on a terminal as elsewhere', () => {
     const plain = fakeIo();
     startSpinner(plain, 'Waiting for your approval…').stop();
