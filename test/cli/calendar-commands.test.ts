@@ -113,7 +113,14 @@ describe('delegate calendar', () => {
     await writeFile(join(dir, 'work.ics'), EVENT);
     expect((await run(['add', 'work', join(dir, 'work.ics')])).code).toBe(0);
     const twice = await run(['add', 'work', join(dir, 'work.ics')]);
-    expect([twice.code, twice.err]).toEqual([1, 'delegate: There is already a calendar named "work".\n']);
+    // Saying what to do about it too (found in review, regress21a), with the name quoted for the shell.
+    expect([twice.code, twice.err]).toEqual([
+      1,
+      'delegate: There is already a calendar named "work". To add this one in its place, remove it first (`delegate calendar remove work`), or give this one another name.\n',
+    ]);
+    expect((await run(['add', 'my work', join(dir, 'work.ics')])).code).toBe(0);
+    expect((await run(['add', 'my work', join(dir, 'work.ics')])).err).toContain("(`delegate calendar remove 'my work'`)");
+    expect((await run(['remove', 'my work'])).code).toBe(0);
     expect((await run(['add', '-x', join(dir, 'work.ics')])).code).toBe(2);
     expect((await run(['add', 'a,b', join(dir, 'work.ics')])).code).toBe(2);
     const ftp = await run(['add', 'f', 'ftp://example.com/cal.ics']);

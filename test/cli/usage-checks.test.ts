@@ -268,7 +268,7 @@ describe('OAuth URLs over plain http on a host that is not loopback', () => {
   it('says why, in one line', async () => {
     const io = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['serve-auth', '--issuer', 'http://auth.example.com:8410'], io)).toBe(2);
-    expect(io.err).toMatch(/^delegate: option '--issuer <url>' argument 'http:\/\/auth\.example\.com:8410' is invalid\. Expected an https URL: OAuth requires https on any host but this machine’s loopback \(127\.0\.0\.0\/8, ::1, localhost; OAuth 2\.1 §1\.5\)\.\n$/);
+    expect(io.err).toMatch(/^delegate: option '--issuer <url>' argument 'http:\/\/auth\.example\.com:8410' is invalid\. Expected an https URL: OAuth requires https on any host but this machine’s loopback \(127\.0\.0\.0\/8, ::1, localhost; OAuth 2\.1 §1\.5\)\. \(see `delegate serve-auth --help`\)\n$/);
   });
 
   it('takes https anywhere and http on every loopback host (the controls)', () => {

@@ -24,6 +24,7 @@ import type { CliIo } from '../io.js';
 import { shown } from '../shown.js';
 import { instantLine } from '../output.js';
 import { openCommandStore, readOnlyNotice } from './admin-store.js';
+import { delegateCommandLine } from './mcp-config.js';
 
 export interface CalendarAddArgs {
   name: string;
@@ -62,7 +63,11 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
   const paths = resolvePaths(io.env);
   return withOwner(paths, io, { demo: false }, async (store, owner) => {
     const existing = await store.listCalendars(owner.id);
-    if (existing.some((c) => c.name === args.name)) throw new CommandFailed(`There is already a calendar named "${args.name}".`);
+    if (existing.some((c) => c.name === args.name)) {
+      // What to do about it too (found in review, regress21a): there is no replacing in place, so remove it first.
+      const remove = delegateCommandLine(['calendar', 'remove', args.name]);
+      throw new CommandFailed(`There is already a calendar named "${args.name}". To add this one in its place, remove it first (\`${remove}\`), or give this one another name.`);
+    }
     const record: CalendarRecord = {
       id: `cal_${randomBytes(16).toString('base64url')}`,
       userId: owner.id,

@@ -98,7 +98,12 @@ export function sameSetupCommandLine(args: SameServers, io: Pick<CliIo, 'env'>, 
  * environment already names the data directory: advice a command prints, e.g. `delegate login --agent-port 9412`.
  */
 export function sameShellCommandLine(args: SameServers, io: Pick<CliIo, 'env'>, words: readonly string[]): string {
-  return ['delegate', ...words, ...sameSetupFlags(args, io)].map(shellQuote).join(' ');
+  return delegateCommandLine([...words, ...sameSetupFlags(args, io)]);
+}
+
+/** `delegate WORDS…`, each word quoted for a shell as it must be: `delegate calendar remove 'my work'`. */
+export function delegateCommandLine(words: readonly string[]): string {
+  return ['delegate', ...words].map(shellQuote).join(' ');
 }
 
 export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<number> {

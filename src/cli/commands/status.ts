@@ -104,8 +104,14 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   // the regress20e fixes: plain `status` advised `delegate login` by ports for it).
   const loginFor = async (agentUrl: string): Promise<string> =>
     args.agentUrl === undefined && agentUrl.startsWith('https:') ? loginCommand({ ...args, agentUrl }, io) : login;
+  // login refuses while DELEGATE_TOKEN is set, so advice to run it says so (found in review, regress21a: "Run `delegate
+  // login`", which then stopped with "first unset DELEGATE_TOKEN").
+  const advised = (command: string): string => (env === undefined ? `\`${command}\`` : `\`${command}\` once DELEGATE_TOKEN is unset`);
   if (stored.length === 0 && ended.length === 0) {
-    lines.push(`Not signed in: no delegation${args.agentUrl !== undefined ? ` for ${args.agentUrl}` : ''} is stored. Run \`${await firstLogin(args, io, login)}\`.`);
+    const none = `no delegation${args.agentUrl !== undefined ? ` for ${args.agentUrl}` : ''} is stored`;
+    const run = advised(await firstLogin(args, io, login));
+    // Not "not signed in" beside a token in use: the token speaks for someone.
+    lines.push(env === undefined ? `Not signed in: ${none}. Run ${run}.` : `Besides it, ${none}; to sign in and store one, run ${run}.`);
   }
   // A delegation whose renewal the authorization server refused: as `token` and `find-slot` say it, with when.
   for (const d of ended) {
@@ -114,7 +120,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     lines.push(`  issuer            ${d.issuer}`);
     lines.push(
       `  delegation        ended: the authorization server refused to renew it at ${instantLine(d.refusedAt, zone)} ` +
-        `(${endedReason({ error: d.error, ...(d.errorDescription !== undefined ? { error_description: d.errorDescription } : {}) })}); sign in again with \`${await loginFor(d.agentUrl)}\``,
+        `(${endedReason({ error: d.error, ...(d.errorDescription !== undefined ? { error_description: d.errorDescription } : {}) })}); sign in again with ${advised(await loginFor(d.agentUrl))}`,
     );
   }
   for (const d of stored) {
@@ -130,7 +136,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     for (const detail of d.authorizationDetails) {
       lines.push(`  through it        ${(detail.actions ?? []).join(', ')} at ${(detail.locations ?? []).join(', ')}`);
     }
-    const signInAgain = `; sign in again with \`${await loginFor(d.agentUrl)}\``;
+    const signInAgain = `; sign in again with ${advised(await loginFor(d.agentUrl))}`;
     const ended = d.delegationEndsAt !== undefined && d.delegationEndsAt <= now;
     if (d.expiresAt !== undefined) {
       lines.push(

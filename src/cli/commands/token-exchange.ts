@@ -32,6 +32,7 @@ import {
   type CalendarDetail,
 } from '../../delegation/index.js';
 import { readAgentPrivateKey } from '../agent-key.js';
+import { hostIsLoopback } from '../args.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 
@@ -95,7 +96,7 @@ export async function tokenExchangeCommand(args: TokenExchangeArgs, io: CliIo): 
   try {
     res = await fetch(tokenEndpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body, signal: AbortSignal.timeout(10_000) });
   } catch {
-    throw new CommandFailed(`The authorization server at ${args.issuer} did not answer.`);
+    throw notAnswered(args.issuer);
   }
   const answer = (await res.json().catch(() => ({}))) as Record<string, unknown>;
   if (!res.ok) {
@@ -236,6 +237,18 @@ async function fetchJson(url: string): Promise<Record<string, unknown>> {
     const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
     return res.ok ? ((await res.json()) as Record<string, unknown>) : {};
   } catch {
-    throw new CommandFailed(`The authorization server at ${new URL(url).origin} did not answer.`);
+    throw notAnswered(new URL(url).origin);
   }
+}
+
+/**
+ * No authorization server answered: what to do about it. Found in review (regress21a): with no servers running it
+ * said only that the server "did not answer". Unlike find-slot and login, the exchange starts no stack of its own (it
+ * acts as an agent registered with a running server), so one on this machine is started, or the right one named.
+ */
+function notAnswered(issuer: string): CommandFailed {
+  const what = hostIsLoopback(new URL(issuer).hostname)
+    ? "Start delegate's servers (`delegate serve`), or name the running one with --auth-port or --issuer."
+    : 'Check that it runs and that --issuer names it.';
+  return new CommandFailed(`The authorization server at ${issuer} did not answer. ${what}`);
 }

@@ -12,6 +12,7 @@ import { systemTimeZone, type Paths } from '../../config.js';
 import { CommandFailed, EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { withStore } from './admin-store.js';
+import { delegateCommandLine } from './mcp-config.js';
 
 export async function usersAddCommand(args: { paths: Paths; name: string; timeZone?: string; replace: boolean }, io: CliIo): Promise<number> {
   // A malformed name is bad usage: said before the password is read or the database opened.
@@ -26,7 +27,7 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
       io.now(),
       { by: 'cli' },
     ).catch((error: unknown) => {
-      throw error instanceof UserError ? new CommandFailed(error.message) : error;
+      throw error instanceof UserError ? new CommandFailed(`${error.message}${error.code === 'NAME_TAKEN' ? replaceAdvice(args.name) : ''}`) : error;
     }),
   );
   if (user.added) io.stderr.write(`Added ${args.name}.\n`);
@@ -34,6 +35,11 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   else if (args.timeZone !== undefined) io.stderr.write(`Set the password of ${args.name}; its time zone stays ${user.timeZone}.\n`);
   else io.stderr.write(`Set the password of ${args.name}.\n`);
   return EXIT_OK;
+}
+
+/** What to do when the account is there already (found in review, regress21a: it said only that it was). */
+function replaceAdvice(name: string): string {
+  return ` To set its password, add --replace: \`${delegateCommandLine(['users', 'add', name, '--replace'])}\`.`;
 }
 
 /** `users set-time-zone NAME ZONE`: the account's zone (already checked and spelled as `users add --time-zone` does), its password untouched. */
