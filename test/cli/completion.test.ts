@@ -6,7 +6,8 @@
 // options, subcommands of command groups, shell names, and fixed option
 // values. zsh and fish are skipped, saying so, where they are not installed.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
@@ -32,13 +33,28 @@ async function script(shell: string): Promise<string> {
   return path;
 }
 
-/** What bash's `_delegate` puts in COMPREPLY for the line `words` (the last word is the one at the cursor). */
-function bashComplete(path: string, words: string[]): string[] {
+/**
+ * What bash's `_delegate` puts in COMPREPLY for the line `words` (the last word is the one at the cursor), run in
+ * `cwd`; with `compopt`, the options it set with compopt (a stand-in records them: the builtin answers only while bash
+ * completes), after the words and a line `compopt:`.
+ */
+function bashComplete(path: string, words: string[], options: { cwd?: string; compopt?: boolean } = {}): string[] {
   const quoted = words.map((w) => `'${w.replace(/'/g, `'\\''`)}'`).join(' ');
-  const out = execFileSync('bash', ['-c', `source '${path}'; COMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _delegate; printf '%s\\n' "\${COMPREPLY[@]}"`], {
+  const stand = options.compopt ? `compopt() { _compopt+=("$@"); }; _compopt=(); ` : '';
+  const shown = options.compopt ? `; printf '%s\\n' compopt: "\${_compopt[@]}"` : '';
+  const out = execFileSync('bash', ['-c', `${stand}source '${path}'; COMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _delegate; printf '%s\\n' "\${COMPREPLY[@]}"${shown}`], {
     encoding: 'utf8',
+    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
   });
   return out.split('\n').filter((w) => w !== '');
+}
+
+/** A directory holding a file with a space in its name, another file, and a directory with a file in it. */
+function filesDir(): string {
+  const cwd = join(dir, 'files');
+  mkdirSync(join(cwd, 'keys'), { recursive: true });
+  for (const file of ['my key.json', 'work.ics', join('keys', 'helper.json')]) writeFileSync(join(cwd, file), '');
+  return cwd;
 }
 
 describe('bash', () => {
@@ -80,8 +96,8 @@ describe('bash', () => {
     expect(await complete('delegate', 'token', '')).toEqual(['exchange']);
     expect(await complete('delegate', 'token', 'exchange', '--as', 'helper', '--j')).toEqual(['--json']);
     expect(await complete('delegate', 'calendar', 'list', '--')).toEqual(expect.arrayContaining(['--json', '--show-urls', '--profile']));
-    // once past the group, its subcommand's arguments are free text
-    expect(await complete('delegate', 'calendar', 'add', 'work', '')).toEqual([]);
+    // once past the group, its subcommand's arguments are free text (a calendar's name)
+    expect(await complete('delegate', 'calendar', 'add', '')).toEqual([]);
   });
 
   it('completes the shell names of completion', async () => {
@@ -102,6 +118,31 @@ describe('bash', () => {
     expect(await complete('delegate', 'find-slot', '--tz', '')).toEqual([]);
     expect(await complete('delegate', 'find-slot', '--tz', 'UTC', '--json', '--tent')).toEqual(['--tentative']);
   });
+
+  // Found in review (regress21a): these completed nothing (no file names, and no `-o default` to fall back on).
+  it('completes file names where a file is wanted, treated as file names (a slash after a directory), and nowhere else', async () => {
+    path ??= await script('bash');
+    const cwd = filesDir();
+    const at = (...words: string[]) => bashComplete(path, words, { cwd }).sort();
+    const everything = ['keys', 'my key.json', 'work.ics'];
+    expect(at('delegate', 'calendar', 'add', 'work', '')).toEqual(everything);
+    expect(at('delegate', 'calendar', 'add', 'work', 'w')).toEqual(['work.ics']);
+    expect(at('delegate', 'token', 'exchange', '--key', '')).toEqual(everything);
+    expect(at('delegate', 'token', 'exchange', '--key', 'k')).toEqual(['keys']);
+    expect(at('delegate', 'token', 'exchange', '--key', 'keys/')).toEqual(['keys/helper.json']);
+    expect(at('delegate', 'token', 'exchange', '--subject-token-file', 'my')).toEqual(['my key.json']);
+    expect(at('delegate', 'agents', 'register', 'x', '--key', '')).toEqual(everything);
+    // --key=<TAB>, as bash splits it
+    expect(at('delegate', 'agents', 'register', 'x', '--key', '=', 'w')).toEqual(['work.ics']);
+    // bash is told they are file names: it adds the slash after a directory and quotes the space
+    expect(bashComplete(path, ['delegate', 'token', 'exchange', '--key', 'k'], { cwd, compopt: true })).toEqual(['keys', 'compopt:', '-o', 'filenames']);
+    // and nowhere else: a value that is no file, a calendar's name, a command's place, an option
+    expect(at('delegate', 'token', 'exchange', '--audience', '')).toEqual([]);
+    expect(at('delegate', 'calendar', 'add', '')).toEqual([]);
+    expect(at('delegate', 'agents', 'register', '')).toEqual([]);
+    expect(at('delegate', 'calendar', 'remove', 'w')).toEqual([]);
+    expect(bashComplete(path, ['delegate', 'calendar', 'l'], { cwd, compopt: true })).toEqual(['list', 'compopt:']);
+  });
 });
 
 describe('the scripts come from the program itself', () => {
@@ -117,6 +158,25 @@ describe('the scripts come from the program itself', () => {
       const text = completionScript(shell, program);
       for (const word of ['widgets', 'spin', '--speed', 'slow', 'fast']) expect(text, shell).toContain(word);
     }
+  });
+
+  it('a value whose placeholder names a file completes file names, in each shell', () => {
+    const program = new Command('delegate');
+    program.command('load').argument('<name>').argument('<path>').option('--config <file>', 'read this').option('--label <text>', 'name it');
+    const path = join(dir, 'load.bash');
+    writeFileSync(path, completionScript('bash', program));
+    const cwd = filesDir();
+    expect(bashComplete(path, ['delegate', 'load', 'x', 'w'], { cwd })).toEqual(['work.ics']);
+    expect(bashComplete(path, ['delegate', 'load', '--config', 'w'], { cwd })).toEqual(['work.ics']);
+    expect(bashComplete(path, ['delegate', 'load', 'w'], { cwd })).toEqual([]);
+    expect(bashComplete(path, ['delegate', 'load', '--label', 'w'], { cwd })).toEqual([]);
+    // zsh calls _files for them, fish lets file names through (-F) there only; the shells themselves are run below, where installed.
+    expect(completionScript('zsh', program)).toContain(`('delegate load|--config') choices=() files=1 ;;`);
+    expect(completionScript('zsh', program)).toContain(`('delegate load|#1') choices=() files=1 ;;`);
+    expect(completionScript('zsh', program)).toContain('(( files )) && _files');
+    expect(completionScript('fish', program)).toContain(`complete -c delegate -n '__delegate_is \\'delegate load\\'' -l 'config' -d 'read this' -r -F`);
+    expect(completionScript('fish', program)).toContain(`complete -c delegate -n '__delegate_is \\'delegate load\\' 1' -F`);
+    expect(completionScript('fish', program)).not.toContain(`-l 'label' -d 'name it' -r -F`);
   });
 
   it('refuses a shell it does not know (exit 2)', async () => {
@@ -202,6 +262,35 @@ describe.skipIf(!installed('zsh'))('zsh', () => {
     // the script also passes zsh's syntax check
     expect(spawnSync('zsh', ['-n', path]).status).toBe(0);
   });
+
+  // Found in review (regress21a): zsh never called _files, so these completed nothing.
+  it('completes file names where a file is wanted, and nowhere else', async () => {
+    const path = await script('zsh');
+    const files = filesDir();
+    const cases: Array<[string, string, RegExp[]]> = [
+      [`delegate calendar add work ${files}/w`, 'work.ics', [/delegate calendar add work \S+\/files\/work\.ics/]],
+      [`delegate token exchange --key ${files}/k`, 'keys/', [/--key \S+\/files\/keys\//]],
+      // listed, a directory's name with its slash, a space quoted as it must be on the line
+      [`delegate token exchange --subject-token-file ${files}/`, 'work.ics', [/keys\//, /my\\ key\.json/, /work\.ics/]],
+      // (a line this long scrolls on the pseudo-terminal: its start is not on screen)
+      [`delegate agents register x --key=${files}/w`, 'work.ics', [/\/files\/work\.ics/]],
+    ];
+    const shown = zshComplete(
+      path,
+      cases.map(([line, shows]) => ({ line, shows })),
+    );
+    cases.forEach(([line, , expected], i) => {
+      for (const pattern of expected) expect(shown[i], line).toMatch(pattern);
+    });
+    // and nowhere else (a completion that shows nothing cannot be waited for on the terminal): these four values alone call _files
+    const marked = (await readFile(path, 'utf8')).split('\n').filter((l) => l.includes('files=1'));
+    expect(marked.map((l) => l.trim().split(')')[0])).toEqual([
+      "('delegate token exchange|--subject-token-file'",
+      "('delegate token exchange|--key'",
+      "('delegate calendar add|#1'",
+      "('delegate agents register|--key'",
+    ]);
+  });
 });
 
 /** fish's own completions of each line (`complete -C`), one list per line. */
@@ -227,6 +316,26 @@ describe.skipIf(!installed('fish'))('fish', () => {
       ['delegate mcp-config --client ', ['claude-code', 'claude-desktop', 'json']],
       ['delegate find-slot --tentative ', ['busy', 'free']],
       ['delegate serve --log-level ', ['debug', 'error', 'fatal', 'info', 'silent', 'trace', 'warn']],
+    ];
+    const shown = fishComplete(
+      path,
+      cases.map(([line]) => line),
+    );
+    cases.forEach(([line, expected], i) => expect(shown[i]?.sort(), line).toEqual(expected));
+  });
+
+  // Found in review (regress21a): `complete -c delegate -f` kept file names out everywhere.
+  it('completes file names where a file is wanted, and nowhere else', async () => {
+    const path = await script('fish');
+    const files = filesDir();
+    const cases: Array<[string, string[]]> = [
+      [`delegate calendar add work ${files}/w`, [`${files}/work.ics`]],
+      [`delegate token exchange --key ${files}/k`, [`${files}/keys/`]],
+      [`delegate token exchange --subject-token-file ${files}/`, [`${files}/keys/`, `${files}/my key.json`, `${files}/work.ics`]],
+      [`delegate agents register x --key ${files}/m`, [`${files}/my key.json`]],
+      [`delegate agents register x --key=${files}/w`, [`--key=${files}/work.ics`]],
+      [`delegate token exchange --audience ${files}/w`, []],
+      [`delegate calendar add ${files}/w`, []],
     ];
     const shown = fishComplete(
       path,

@@ -1,10 +1,10 @@
 // The bash completion script, written from the program's completion spec:
 // one function says what each command path takes, one gives the fixed values
-// of an option or argument, and `_delegate` walks the words before the cursor
-// (skipping options and their values, wherever they stand) to find the
-// command path the cursor is in.
+// of an option or argument (or that it names a file), and `_delegate` walks
+// the words before the cursor (skipping options and their values, wherever
+// they stand) to find the command path the cursor is in.
 import { posixQuote as q } from './quote.js';
-import { choiceTable, flagsTaking, type CommandSpec } from './spec.js';
+import { flagsTaking, valueTable, type CommandSpec } from './spec.js';
 
 export function bashScript(specs: CommandSpec[]): string {
   const at = specs
@@ -18,8 +18,8 @@ export function bashScript(specs: CommandSpec[]): string {
       ].join('\n');
     })
     .join('\n');
-  const choices = choiceTable(specs)
-    .map(([key, values]) => `    ${q(key)}) _delegate_choices=${q(values.join(' '))} ;;`)
+  const values = valueTable(specs)
+    .map(([key, value]) => `    ${q(key)}) _delegate_choices=${q(value.choices.join(' '))} _delegate_files=${value.files ? 1 : "''"} ;;`)
     .join('\n');
   const root = q(specs[0]?.path.join(' ') ?? 'delegate');
   return `# delegate completion for bash: source <(delegate completion bash)
@@ -36,17 +36,17 @@ ${at}
 }
 
 # _delegate_values 'PATH|--option' or 'PATH|#N': the fixed values of an option,
-# or of positional argument N, of command PATH.
+# or of positional argument N, of command PATH, and whether it names a file.
 _delegate_values() {
   case "$1" in
-${choices}
-    *) _delegate_choices='' ;;
+${values}
+    *) _delegate_choices='' _delegate_files='' ;;
   esac
 }
 
 _delegate() {
   local cur=\${COMP_WORDS[COMP_CWORD]} path=${root} word option='' i=1 n=0 ended=0
-  local _delegate_commands _delegate_options _delegate_required _delegate_optional _delegate_choices
+  local _delegate_commands _delegate_options _delegate_required _delegate_optional _delegate_choices _delegate_files
   _delegate_at "$path"
   while [ "$i" -lt "$COMP_CWORD" ]; do
     word=\${COMP_WORDS[i]}
@@ -78,13 +78,20 @@ _delegate() {
   if [ -n "$option" ]; then
     [ "$cur" = '=' ] && cur=''
     _delegate_values "$path|$option"
-    COMPREPLY=( $(compgen -W "$_delegate_choices" -- "$cur") )
   elif [ "$ended" = 0 ] && [[ $cur == -* ]]; then
     COMPREPLY=( $(compgen -W "$_delegate_options" -- "$cur") )
+    return
   else
     _delegate_values "$path|#$n"
     [ "$n" = 0 ] && _delegate_choices="$_delegate_commands $_delegate_choices"
-    COMPREPLY=( $(compgen -W "$_delegate_choices" -- "$cur") )
+  fi
+  COMPREPLY=( $(compgen -W "$_delegate_choices" -- "$cur") )
+  if [ -n "$_delegate_files" ]; then
+    # File names, read one a line (a name may hold spaces), treated as such: a directory's gets a slash, and each is
+    # quoted as it must be on the line. compopt (bash 4) answers only while bash completes, not when _delegate is
+    # called otherwise; read, not mapfile, so that bash 3.2 (macOS's) completes them too.
+    compopt -o filenames 2>/dev/null
+    while IFS= read -r word; do COMPREPLY+=("$word"); done < <(compgen -f -- "$cur")
   fi
 }
 complete -F _delegate delegate

@@ -2,7 +2,8 @@
 // `__delegate_state` walks the words before the cursor as bash's and zsh's
 // scripts do (options and their values skipped wherever they stand), and every
 // subcommand, option and fixed value is offered under the condition that the
-// cursor is in its command.
+// cursor is in its command. File names are offered only where a value names a
+// file (`-F` overrides the script's `complete -c delegate -f` there).
 import { fishQuote as q } from './quote.js';
 import { flagsTaking, type CommandSpec } from './spec.js';
 
@@ -26,11 +27,13 @@ export function fishScript(specs: CommandSpec[]): string {
     for (const s of c.subcommands) completions.push(`complete -c delegate -n ${when(c.path, 0)} -a ${q(s.name)} -d ${q(s.description)}`);
     for (const o of c.options.filter((o) => o.offered)) {
       const flags = o.flags.map((f) => (f.startsWith('--') ? `-l ${q(f.slice(2))}` : `-s ${q(f.slice(1))}`)).join(' ');
-      const value = o.value !== 'required' ? '' : o.choices.length > 0 ? ` -x -a ${q(o.choices.join(' '))}` : ' -r';
+      // -x: a value, and no file names (fish offers them after -r alone, despite `complete -c delegate -f`), but where it names a file.
+      const value = o.value !== 'required' ? '' : o.choices.length > 0 ? ` -x -a ${q(o.choices.join(' '))}` : o.files ? ' -r -F' : ' -x';
       completions.push(`complete -c delegate -n ${when(c.path)} ${flags} -d ${q(o.description)}${value}`);
     }
-    c.arguments.forEach((values, index) => {
-      if (values.length > 0) completions.push(`complete -c delegate -n ${when(c.path, index)} -a ${q(values.join(' '))}`);
+    c.arguments.forEach((value, index) => {
+      if (value.choices.length > 0) completions.push(`complete -c delegate -n ${when(c.path, index)} -a ${q(value.choices.join(' '))}`);
+      if (value.files) completions.push(`complete -c delegate -n ${when(c.path, index)} -F`);
     });
   }
   const root = q(specs[0]?.path.join(' ') ?? 'delegate');

@@ -1,11 +1,20 @@
 // What a completion script must know of the program, read from the commander
 // program itself: every command path, its subcommands, the options parsed
-// there (which take a value, which values they accept) and the choices of its
-// arguments. The shells' scripts are written from this alone, so a new
-// command, option or `.choices()` is completed without anyone listing it.
-import type { Command, Option } from 'commander';
+// there (which take a value, which values they accept, which name a file) and
+// the choices of its arguments (or that they name a file). The shells' scripts
+// are written from this alone, so a new command, option, `.choices()` or
+// `<file>` is completed without anyone listing it.
+import type { Argument, Command, Option } from 'commander';
 
-export interface OptionSpec {
+/** What to complete for a value, an option's or a positional argument's. */
+export interface ValueSpec {
+  /** The values it accepts when they are a fixed set (`.choices()`), else empty. */
+  choices: readonly string[];
+  /** Whether it names a file (its placeholder says so: `<file>`, `<file-or-url>`), so file names are completed there. */
+  files: boolean;
+}
+
+export interface OptionSpec extends ValueSpec {
   /** Its flags, the long one first: `--duration`, `-d`. */
   flags: string[];
   description: string;
@@ -14,8 +23,6 @@ export interface OptionSpec {
    * is (`<value>`); or take it unless it starts with "-" (`[value]`).
    */
   value: 'none' | 'required' | 'optional';
-  /** The values it accepts when they are a fixed set (`.choices()`), else empty. */
-  choices: readonly string[];
   /** Whether to offer it: hidden options, and those of a command group above, parse here but are not offered. */
   offered: boolean;
 }
@@ -31,8 +38,8 @@ export interface CommandSpec {
    * it, so `delegate login --profile work` is `--profile`'s too).
    */
   options: OptionSpec[];
-  /** The fixed values of each positional argument, in order (empty when free). */
-  arguments: Array<readonly string[]>;
+  /** What to complete for each positional argument, in order. */
+  arguments: ValueSpec[];
 }
 
 /** Every command of the program, the program itself first, each before its subcommands. */
@@ -51,7 +58,7 @@ export function completionSpec(program: Command): CommandSpec[] {
       description: firstLine(command.description()),
       subcommands: subcommands.map((c) => ({ name: c.name(), description: firstLine(c.description()) })),
       options,
-      arguments: command.registeredArguments.map((a) => a.argChoices ?? []),
+      arguments: command.registeredArguments.map(argumentSpec),
     });
     // Below the program, its own (global) options stay offered; a group's (`token`'s ports under `token exchange`) do not.
     const passedDown = options
@@ -69,13 +76,14 @@ export function flagsTaking(command: CommandSpec, value: 'required' | 'optional'
 }
 
 /**
- * The fixed values to complete, keyed as the scripts look them up: `<command path>|<flag>`
- * for an option's value, `<command path>|#<index>` for a positional argument.
+ * The values that complete to something (fixed values, file names), keyed as the scripts look them up:
+ * `<command path>|<flag>` for an option's value, `<command path>|#<index>` for a positional argument.
  */
-export function choiceTable(specs: CommandSpec[]): Array<readonly [key: string, values: readonly string[]]> {
+export function valueTable(specs: CommandSpec[]): Array<readonly [key: string, value: ValueSpec]> {
+  const completes = (v: ValueSpec) => v.choices.length > 0 || v.files;
   return specs.flatMap((c) => [
-    ...c.options.filter((o) => o.choices.length > 0).flatMap((o) => o.flags.map((flag) => [`${c.path.join(' ')}|${flag}`, o.choices] as const)),
-    ...c.arguments.flatMap((values, index) => (values.length > 0 ? [[`${c.path.join(' ')}|#${index}`, values] as const] : [])),
+    ...c.options.filter((o) => o.value !== 'none' && completes(o)).flatMap((o) => o.flags.map((flag) => [`${c.path.join(' ')}|${flag}`, o] as const)),
+    ...c.arguments.flatMap((value, index) => (completes(value) ? [[`${c.path.join(' ')}|#${index}`, value] as const] : [])),
   ]);
 }
 
@@ -85,8 +93,22 @@ function optionSpec(option: Option, offered: boolean): OptionSpec {
     description: firstLine(option.description),
     value: option.required ? 'required' : option.optional ? 'optional' : 'none',
     choices: option.argChoices ?? [],
+    files: option.required || option.optional ? namesFiles(/[<[]([^>\]]*)[>\]]/.exec(option.flags)?.[1] ?? '') : false,
     offered,
   };
+}
+
+function argumentSpec(argument: Argument): ValueSpec {
+  return { choices: argument.argChoices ?? [], files: namesFiles(argument.name()) };
+}
+
+/**
+ * Whether a value's placeholder names a file: one of its words is file, path or dir (`<file>`, `<file-or-url>`,
+ * `<key-file>`). Found in review (regress21a): `calendar add work <TAB>` and `token exchange --key <TAB>` completed
+ * nothing, where a file's name was wanted.
+ */
+function namesFiles(placeholder: string): boolean {
+  return placeholder.split(/[-_ .]/).some((word) => ['file', 'path', 'dir', 'directory'].includes(word.toLowerCase()));
 }
 
 function firstLine(text: string): string {

@@ -1,9 +1,9 @@
 // The zsh completion script, written from the program's completion spec: the
 // same walk as bash's (options and their values skipped wherever they stand),
-// with the descriptions of commands and options, and `--name=value` completed
-// after the `=`. It works both sourced (after compinit) and as `_delegate` in $fpath.
+// with the descriptions of commands and options, `--name=value` completed
+// after the `=`, and file names (`_files`) where a value names a file. It works both sourced (after compinit) and as `_delegate` in $fpath.
 import { posixQuote as q } from './quote.js';
-import { choiceTable, flagsTaking, type CommandSpec } from './spec.js';
+import { flagsTaking, valueTable, type CommandSpec } from './spec.js';
 
 export function zshScript(specs: CommandSpec[]): string {
   const described = (name: string, description: string) => q(`${name.replace(/:/g, '\\:')}:${description}`);
@@ -20,8 +20,8 @@ export function zshScript(specs: CommandSpec[]): string {
       ].join('\n');
     })
     .join('\n');
-  const choices = choiceTable(specs)
-    .map(([key, values]) => `    (${q(key)}) choices=(${list(values)}) ;;`)
+  const values = valueTable(specs)
+    .map(([key, value]) => `    (${q(key)}) choices=(${list(value.choices)}) files=${value.files ? 1 : 0} ;;`)
     .join('\n');
   const root = q(specs[0]?.path.join(' ') ?? 'delegate');
   return `#compdef delegate
@@ -39,18 +39,18 @@ ${at}
 }
 
 # _delegate_values 'PATH|--option' or 'PATH|#N': the fixed values of an option,
-# or of positional argument N, of command PATH.
+# or of positional argument N, of command PATH, and whether it names a file.
 _delegate_values() {
   case $1 in
-${choices}
-    (*) choices=() ;;
+${values}
+    (*) choices=() files=0 ;;
   esac
 }
 
 _delegate() {
   local -a subcommands names offered required optional choices
   local cmdpath=${root} word option='' cur=$words[CURRENT]
-  integer i=2 n=0 ended=0 ret=1
+  integer i=2 n=0 ended=0 ret=1 files=0
   _delegate_at $cmdpath
   while (( i < CURRENT )); do
     word=$words[i]
@@ -83,12 +83,14 @@ _delegate() {
   if [[ -n $option ]]; then
     _delegate_values "$cmdpath|$option"
     (( $#choices )) && compadd -a choices && ret=0
+    (( files )) && _files && ret=0
   elif (( ! ended )) && [[ $cur == -* ]]; then
     _describe -t options option offered && ret=0
   else
     _delegate_values "$cmdpath|#$n"
     (( n == 0 && $#subcommands )) && _describe -t commands command subcommands && ret=0
     (( $#choices )) && compadd -a choices && ret=0
+    (( files )) && _files && ret=0
   fi
   return ret
 }
