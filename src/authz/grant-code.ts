@@ -115,5 +115,9 @@ export async function redeemAuthorizationCode(
     if (!fresh || fresh.revokedAt !== null || fresh.expiresAt <= now) throw new InvalidGrantError('The delegation behind this code has ended.');
     grant = fresh;
   }
-  return tokenResponse(ctx, pair);
+  // delegate's own member, in the answer to a sign-in only (this client signed the person in, so it learns nothing new):
+  // the account's name, which `delegate status` shows beside the opaque `sub`. Never in the access token, which every
+  // resource server and sub-agent reads.
+  const user = await ctx.store.userById(grant.userId);
+  return { ...tokenResponse(ctx, pair), ...(user !== undefined ? { user_name: user.name } : {}) };
 }

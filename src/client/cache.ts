@@ -38,6 +38,8 @@ export interface StoredTokens {
   delegation_expires_at?: number;
   /** What the delegation covers downstream (RFC 9396), if the server said. */
   authorization_details?: AuthorizationDetail[];
+  /** The account signed in, by name, if the server said at sign-in (delegate's `user_name`): another program's text, shown only through printable(). */
+  user_name?: string;
 }
 
 /**

@@ -83,6 +83,8 @@ export interface StoredDelegation {
   resourceName: string | undefined;
   /** The user the token speaks for (`sub`), and the client it was issued to. */
   user: string | undefined;
+  /** The account's name, if the server said at sign-in; another program's text, shown only through printable(). */
+  userName: string | undefined;
   clientId: string | undefined;
   clientName: string | undefined;
   grantId: string | undefined;
@@ -151,6 +153,7 @@ function delegationsIn(data: TokenCacheData, at: number): StoredDelegation[] {
         resource: tokens.resource ?? resource,
         resourceName: data.discovery[resource]?.resourceMetadata?.resource_name,
         user: typeof claims.sub === 'string' ? claims.sub : undefined,
+        userName: tokens.user_name,
         clientId: typeof claims.client_id === 'string' ? claims.client_id : client?.client_id,
         clientName: typeof client?.client_name === 'string' ? client.client_name : undefined,
         grantId: typeof claims.grant_id === 'string' ? claims.grant_id : undefined,

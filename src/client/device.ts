@@ -18,6 +18,7 @@ import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-lo
 import { CLIENT_METADATA, REGISTERED_REDIRECT_URI, storedTokensFrom } from './provider.js';
 import { clientIsUnknown } from './registration-check.js';
 import { resendingFetch } from './servers-gone.js';
+import { isUserName } from './token-notes.js';
 import { retireReplacedSignIns } from './revocation.js';
 import type { SessionOptions } from './session.js';
 
@@ -227,6 +228,7 @@ async function saveTokens(
       ...(typeof body.refresh_token_expires_in === 'number' ? { refreshExpiresAt: at.now + body.refresh_token_expires_in * 1000 } : {}),
       ...(typeof body.delegation_expires_in === 'number' ? { delegationExpiresAt: at.now + body.delegation_expires_in * 1000 } : {}),
       ...(Array.isArray(body.authorization_details) ? { authorizationDetails: body.authorization_details as never } : {}),
+      ...(isUserName(body.user_name) ? { userName: body.user_name } : {}),
     },
   );
   await cache.update((data) => {

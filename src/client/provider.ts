@@ -323,5 +323,6 @@ export function storedTokensFrom(
   if (extras.refreshExpiresAt !== undefined) entry.refresh_expires_at = extras.refreshExpiresAt;
   if (extras.delegationExpiresAt !== undefined) entry.delegation_expires_at = extras.delegationExpiresAt;
   if (extras.authorizationDetails !== undefined) entry.authorization_details = extras.authorizationDetails;
+  if (extras.userName !== undefined) entry.user_name = extras.userName;
   return entry;
 }

@@ -146,6 +146,8 @@ async function refreshUnderLock(input: RefreshInput, fetchFn: FetchLike, notes: 
       refreshExpiresAt: extras.refreshExpiresAt ?? current.refresh_expires_at,
       delegationExpiresAt: extras.delegationExpiresAt ?? current.delegation_expires_at,
       authorizationDetails: extras.authorizationDetails ?? current.authorization_details,
+      // Said at sign-in only: a refresh keeps the name the sign-in stored (the grant, and so its account, is the same).
+      userName: extras.userName ?? current.user_name,
     });
     const replaced = tokensFor(data, issuer, resource)!;
     setTokens(data, resource, fresh);

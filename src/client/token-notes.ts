@@ -13,6 +13,8 @@ export interface TokenResponseExtras {
   /** When the delegation itself ends (epoch ms), unless revoked: delegate's `delegation_expires_in`. */
   delegationExpiresAt?: number;
   authorizationDetails?: AuthorizationDetail[];
+  /** The account signed in, by name: delegate's `user_name`, in the answer to a sign-in only. */
+  userName?: string;
 }
 
 export class TokenResponseNotes {
@@ -57,7 +59,7 @@ export class TokenResponseNotes {
       return;
     }
     if (typeof body !== 'object' || body === null) return;
-    const { access_token, refresh_token_expires_in, delegation_expires_in, authorization_details } = body as Record<string, unknown>;
+    const { access_token, refresh_token_expires_in, delegation_expires_in, authorization_details, user_name } = body as Record<string, unknown>;
     if (typeof access_token !== 'string') return;
     const extras: TokenResponseExtras = {};
     if (typeof refresh_token_expires_in === 'number' && Number.isFinite(refresh_token_expires_in)) {
@@ -67,6 +69,7 @@ export class TokenResponseNotes {
       extras.delegationExpiresAt = this.now() + delegation_expires_in * 1000;
     }
     if (Array.isArray(authorization_details)) extras.authorizationDetails = authorization_details as AuthorizationDetail[];
+    if (isUserName(user_name)) extras.userName = user_name;
     this.byAccessToken.set(access_token, extras);
   }
 }
@@ -75,4 +78,9 @@ function isTokenRequest(init: RequestInit | undefined): boolean {
   if (init?.method !== 'POST' || !(init.body instanceof URLSearchParams)) return false;
   const grant = init.body.get('grant_type');
   return grant === 'authorization_code' || grant === 'refresh_token';
+}
+
+/** An account name as a server may send it: a short string (it is shown only through printable()). */
+export function isUserName(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= 200;
 }

@@ -447,6 +447,12 @@ describe('the limits the user sets on the consent page', () => {
     expect(Number(token.body.refresh_token_expires_in)).toBeLessThanOrEqual(30 * 86_400);
     const refreshed = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(token.body.refresh_token), client_id: client });
     expect(Number(refreshed.body.delegation_expires_in)).toBeGreaterThan(89 * 86_400);
+    // The account's name, to the client that signed the person in only: in the sign-in's answer, not in the refresh's, and
+    // never in the access token, which every resource server and sub-agent reads.
+    const owner = await authz.store.userById(grant!.userId);
+    expect(token.body.user_name).toBe(owner!.name);
+    expect(refreshed.body).not.toHaveProperty('user_name');
+    for (const at of [token.body.access_token, refreshed.body.access_token]) expect(JSON.stringify(decodeJwt(String(at)))).not.toContain(`"${owner!.name}"`);
   });
 
   it('cannot be widened by a crafted form', async () => {

@@ -78,6 +78,10 @@ describe('delegate login --device', () => {
     const found = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
     expect(found.code, found.stderr).toBe(0);
     expect(JSON.parse(found.stdout)).toHaveProperty('start');
+    // The account by name, from the device grant's answer, as from the browser sign-in's.
+    const [stored] = JSON.parse((await runCli(['status', '--json'], home)).stdout).delegations as Array<{ user: string; userName: string | null }>;
+    expect(stored!.user).toMatch(/^usr_/);
+    expect(stored!.userName).toEqual(expect.stringMatching(/^(?!usr_)./));
   });
 
   it('ends with exit code 1 when the person denies', { timeout: 60_000 }, async () => {

@@ -82,6 +82,12 @@ describe('account commands, end to end', () => {
     expect(parsed.delegations[0]).toMatchObject({ resource: agentUrl, scopes: ['slots:find'], accessTokenValid: true, renewable: true });
     expect(parsed.delegations[0].grantId).toMatch(/^grt_/);
     expect(json.stdout).not.toContain('eyJ'); // no token in the status
+    // The account by name, as `grants show` names it, beside its id (found in review, regress21a: only the opaque id).
+    const grant = JSON.parse((await runCli(['grants', 'show', parsed.delegations[0].grantId, '--json'], home)).stdout) as { user: string };
+    expect(grant.user).not.toMatch(/^usr_/);
+    expect(parsed.delegations[0].userName).toBe(grant.user);
+    expect(parsed.delegations[0].user).toMatch(/^usr_/);
+    expect(human.stdout).toContain(`signed in as      ${grant.user} (${parsed.delegations[0].user}) at http://127.0.0.1:`);
   });
 
   it('token prints a token the agent accepts, and refreshes an expiring one first', async () => {
@@ -102,6 +108,9 @@ describe('account commands, end to end', () => {
     expect(second.stdout.trim()).not.toBe(token);
     expect(await callAgent(second.stdout.trim())).toBe(200);
     expect(await readFile(path, 'utf8')).not.toContain(spent);
+    // A refresh answer carries no account name (the sign-in's did); the name stored at sign-in stays.
+    const [after] = JSON.parse((await runCli(['status', '--json'], home)).stdout).delegations as Array<{ userName: string | null }>;
+    expect(after!.userName).toEqual(expect.any(String));
   });
 
   it('DELEGATE_TOKEN takes precedence: find-slot uses it without the cache, login refuses, a bad one is exit 4', async () => {

@@ -129,7 +129,9 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     // parent of it, which --agent-url did not find); the audience on a line of its own when it is another.
     lines.push(`${d.resourceName ?? 'Agent'} at ${d.agentUrl}`);
     if (d.resource !== d.agentUrl) lines.push(`  audience          ${d.resource}`);
-    lines.push(`  signed in as      ${d.user ?? 'unknown'} at ${d.issuer}`);
+    // By name when the server said at sign-in (found in review, regress21a: only the opaque id, where `grants show` names the account).
+    const who = d.userName !== undefined ? `${printableClipped(d.userName, 100)}${d.user !== undefined ? ` (${d.user})` : ''}` : (d.user ?? 'unknown');
+    lines.push(`  signed in as      ${who} at ${d.issuer}`);
     lines.push(`  client            ${d.clientName ? `${d.clientName} (${d.clientId})` : (d.clientId ?? 'unknown')}`);
     lines.push(`  grant             ${d.grantId ?? 'unknown'}`);
     for (const [i, scope] of d.scopes.entries()) lines.push(`  ${i === 0 ? 'scopes  ' : '        '}          ${scope}: ${SCOPE_DESCRIPTIONS[scope] ?? scope}`);
@@ -167,6 +169,7 @@ function jsonView(d: StoredDelegation, now: number) {
     resource: d.resource,
     issuer: d.issuer,
     user: d.user ?? null,
+    userName: d.userName ?? null,
     clientId: d.clientId ?? null,
     grantId: d.grantId ?? null,
     scopes: d.scopes,
