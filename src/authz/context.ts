@@ -58,6 +58,11 @@ export interface AuthContext {
   secureCookies: boolean;
   /** The owner's login key file (public half used to check login assertions). */
   ownerKeyPath: string | undefined;
+  /**
+   * The identity of the data directory this server runs from (src/data-directory-id.ts), sent with the metadata; only
+   * for a loopback issuer, whose clients run on this machine (undefined otherwise, or when the directory is not known).
+   */
+  dataDirectoryId: string | undefined;
   /** Most exchange hops a new grant allows. */
   defaultMaxDepth: number;
   /** New clients per source, by /register or a metadata document alike: one budget (register.ts newClientBudget). */

@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { OAuthMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, GRANT_TYPE_TOKEN_EXCHANGE, SIGNING_ALG } from '../delegation/index.js';
+import { DATA_DIRECTORY_HEADER } from '../data-directory-id.js';
 import type { AuthContext } from './context.js';
 import { DEVICE_AUTHORIZATION_PATH, GRANT_TYPE_DEVICE_CODE } from './device.js';
 
@@ -49,6 +50,9 @@ export async function authorizationServerMetadata(ctx: AuthContext): Promise<OAu
 export function registerMetadata(app: FastifyInstance, ctx: AuthContext): void {
   const cors = { 'Access-Control-Allow-Origin': '*' };
   app.get('/.well-known/oauth-authorization-server', async (_req, reply) => {
+    // Which data directory these servers run from, for a command of this machine to compare with its own before it
+    // signs in here (src/cli/stack.ts); in a header, which a web page cannot read cross-origin.
+    if (ctx.dataDirectoryId !== undefined) reply.header(DATA_DIRECTORY_HEADER, ctx.dataDirectoryId);
     return reply.headers({ ...cors, 'Cache-Control': 'public, max-age=300' }).send(await authorizationServerMetadata(ctx));
   });
   app.get('/.well-known/jwks.json', async (_req, reply) => {

@@ -7,8 +7,8 @@
 // page, which lives as long as that device request (RFC 8628: it is opened on
 // another device, maybe minutes later).
 import { readFile } from 'node:fs/promises';
-import type { FastifyInstance } from 'fastify';
-import { importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { calculateJwkThumbprint, decodeProtectedHeader, errors, exportJWK, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { SIGNING_ALG } from '../delegation/index.js';
 import type { AuthContext } from './context.js';
 import { sendErrorPage } from './pages.js';
@@ -40,8 +40,11 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
     if (!isReturnPath(next, ['/authorize?', '/device?'])) {
       return sendErrorPage(reply, 400, 'This sign-in link is not safe to follow', 'It would send you somewhere other than this server’s consent page.');
     }
-    const key = ctx.ownerKeyPath ? await ownerPublicKey(ctx.ownerKeyPath) : undefined;
-    if (!key) return sendErrorPage(reply, 403, 'Owner sign-in is not set up here', 'This server has no owner key, so it cannot check the link.');
+    if (!ctx.ownerKeyPath) return sendErrorPage(reply, 403, 'Owner sign-in is not set up here', 'This server has no owner key, so it cannot check the link.');
+    const key = await ownerPublicKey(ctx.ownerKeyPath);
+    // The command that signed the link read (or made) the owner key of its data directory; this server's has none, so
+    // that command uses another data directory (found in review, regress21a).
+    if (!key) return sendOtherDataDirectoryPage(reply, 'This server has no owner key in its data directory');
 
     const now = ctx.now();
     let jti: string;
@@ -62,7 +65,11 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
       // Signed for this `next` only: the link passes on command lines, where another user may read it and send it elsewhere.
       const signedFor = payload[OWNER_ASSERTION_NEXT_CLAIM];
       if (typeof signedFor !== 'string' || !constantTimeEqual(signedFor, hashSecret(next))) throw new Error('assertion for another page');
-    } catch {
+    } catch (error) {
+      if (await signedByAnotherKey(error, assertion, key)) {
+        req.log.info('owner sign-in refused: assertion signed by another owner key');
+        return sendOtherDataDirectoryPage(reply, 'It is signed by a key this server does not know');
+      }
       req.log.info('owner sign-in refused: invalid assertion');
       return sendErrorPage(reply, 403, 'This sign-in link is not valid', 'It has expired or was not made on this computer. Run delegate login again.');
     }
@@ -87,6 +94,34 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
     req.log.info({ user: owner.id }, 'owner signed in');
     return reply.code(303).header('Cache-Control', 'no-store').header('Location', next).send();
   });
+}
+
+/**
+ * The page for a link that was signed with the owner key of another data directory, as `why` says it. Nothing of that
+ * directory is known here, and nothing of this one is named: the page may reach another user.
+ */
+function sendOtherDataDirectoryPage(reply: FastifyReply, why: string): FastifyReply {
+  return sendErrorPage(
+    reply,
+    403,
+    'This sign-in link was made for another data directory',
+    `${why}: the command that made the link uses another data directory (DELEGATE_HOME) than this server. Run that command with this server’s data directory, or stop this server and run the command again.`,
+  );
+}
+
+/**
+ * Whether a refused assertion failed only on its signature, made with another key than `key`: the CLI names its key by
+ * its RFC 7638 thumbprint (`kid`, src/client/owner-login.ts), and that is not this one's. One that names this key, or
+ * none, was altered or made otherwise, and is "not valid" as any other.
+ */
+async function signedByAnotherKey(error: unknown, assertion: string, key: CryptoKey): Promise<boolean> {
+  if (!(error instanceof errors.JWSSignatureVerificationFailed)) return false;
+  try {
+    const { kid } = decodeProtectedHeader(assertion);
+    return typeof kid === 'string' && kid !== (await calculateJwkThumbprint(await exportJWK(key)));
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -4,6 +4,8 @@
 // owner's sign-in and consent pages.
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { dataDirectoryId } from '../data-directory-id.js';
+import { isAnyLoopbackHost } from '../delegation/index.js';
 import { createApp, type AppOptions } from '../http/app.js';
 import { LONGEST_ACCESS_TOKEN_MS, type Store } from '../store/index.js';
 import { registerAuthorize } from './authorize.js';
@@ -31,6 +33,11 @@ export interface AuthServerOptions {
   store: Store;
   /** The owner's login key file (owner-key.json); without it the owner cannot sign in from the CLI. */
   ownerKeyPath?: string;
+  /**
+   * The data directory it runs from: with a loopback issuer, its identity goes with the metadata (DATA_DIRECTORY_HEADER,
+   * src/data-directory-id.ts), so that a command of another data directory stops before it signs in.
+   */
+  dataDirectory?: string;
   now?: () => number;
   logger?: Logger;
   lifetimes?: Partial<Lifetimes>;
@@ -88,6 +95,7 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
     cookieName: sessionCookieName(issuer),
     secureCookies: issuer.startsWith('https:'),
     ownerKeyPath: options.ownerKeyPath,
+    dataDirectoryId: options.dataDirectory !== undefined && isAnyLoopbackHost(new URL(issuer).hostname) ? await dataDirectoryId(options.dataDirectory) : undefined,
     defaultMaxDepth: options.defaultMaxDepth ?? 2,
     newClients,
     clientDocuments: new ClientDocuments(options.store, now, options.clientDocuments, newClients),

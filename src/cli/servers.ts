@@ -223,7 +223,7 @@ export async function buildAuth(
   extra: Pick<AuthServerOptions, 'sweepIntervalMs' | 'deviceRequestLimit' | 'registrationLimits' | 'clientDocuments' | 'trustProxy'> = {},
 ): Promise<FastifyInstance> {
   const clientDocuments = { privateHosts: cimdPrivateHostsFromEnv(processEnv()), ...extra.clientDocuments };
-  return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, ...(logger ? { logger } : {}), ...extra, clientDocuments });
+  return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, dataDirectory: paths.home, ...(logger ? { logger } : {}), ...extra, clientDocuments });
 }
 
 export async function buildCalendar(store: Store, paths: Paths, resourceUrl: string, issuer: string, logger?: Logger, trustProxy?: readonly string[]): Promise<FastifyInstance> {

@@ -12,6 +12,7 @@ import { whileStarting } from './start-lock.js';
 import { printableClipped } from '../terminal-text.js';
 import { canonicalResource } from '../delegation/resource.js';
 import { sameSetupCommandLine } from './commands/mcp-config.js';
+import { DATA_DIRECTORY_HEADER, dataDirectoryId } from '../data-directory-id.js';
 
 /** Each probe waits longer than the one before: a busy machine may answer slowly, but a port nobody listens on refuses at once. */
 const PROBE_TIMEOUTS_MS = [1500, 4000, 8000];
@@ -27,11 +28,16 @@ const GLANCE_MS = 300;
 const SETTLE_WAIT_MS = 10_000;
 const SETTLE_CAP_MS = 30_000;
 const SETTLE_POLL_MS = 100;
+/** How the advice to move elsewhere names the port options. */
+const PORT_OPTIONS = 'with --auth-port, --calendar-port and --agent-port';
 
 type ProbeResult = 'up' | 'down' | 'foreign' | 'silent';
 
-/** What a port answered: nothing (down), no answer in time (silent), or a response, JSON or not. */
-type Answer = 'down' | 'silent' | { ok: boolean; body: Record<string, unknown> | undefined };
+/**
+ * What a port answered: nothing (down), no answer in time (silent), or a response, JSON or not, with the data directory
+ * identity it sent (the authorization server's DATA_DIRECTORY_HEADER), if any.
+ */
+type Answer = 'down' | 'silent' | { ok: boolean; body: Record<string, unknown> | undefined; dataDirectory?: string };
 
 interface Part {
   name: string;
@@ -51,6 +57,11 @@ interface Probed {
    * but not reachable as the loopback URLs this command uses.
    */
   publishedAt?: string;
+  /**
+   * The authorization server is delegate's but runs from another data directory than this command's: the identity it
+   * sends (src/data-directory-id.ts) is not this one's.
+   */
+  otherDataDirectory?: boolean;
 }
 
 /**
@@ -67,12 +78,12 @@ export async function ensureStack(options: StackOptions): Promise<Stack> {
   const urls = urlsFor(options.ports, options.host);
   const parts = partsOf(options, urls);
   // A look first, without the lock: servers that run are used at once.
-  const first = await probeAll(parts, urls);
+  const first = await probeAll(parts, urls, options.paths.home);
   if (judge(parts, first, true, options) === 'running') return foundStack(urls, first);
   let ready: Probed | undefined;
   return whileStarting(options.paths, Date.now, () => findOrStart(options, urls, parts), {
     ready: async () => {
-      ready = await probeAll(parts, urls);
+      ready = await probeAll(parts, urls, options.paths.home);
       return ready.states.every((s) => s === 'up');
     },
     started: () => foundStack(urls, ready),
@@ -85,7 +96,7 @@ async function findOrStart(options: StackOptions, urls: Urls, parts: Part[]): Pr
   let seen = '';
   let changedAt = Date.now();
   for (;;) {
-    const probed = await probeAll(parts, urls);
+    const probed = await probeAll(parts, urls, options.paths.home);
     const states = probed.states;
     if (states.join() !== seen) [seen, changedAt] = [states.join(), Date.now()];
     const mayWait = Date.now() < Math.min(changedAt + SETTLE_WAIT_MS, cap);
@@ -131,10 +142,12 @@ function partsOf(options: Pick<StackOptions, 'ports'>, urls: Urls): Part[] {
  * every command discovers and signs in with anyway (serve-auth --issuer
  * http://localhost:<port>: found in review, `login` called it another program
  * while find-slot worked). What answers on a port another user holds was
- * refused before any request (refuseForeignListener), as before.
+ * refused before any request (refuseForeignListener), as before. An authorization server that says which data
+ * directory it runs from (DATA_DIRECTORY_HEADER) is compared with `home`, this command's, looked at without creating it.
  */
-async function probeAll(parts: Part[], urls: Urls): Promise<Probed> {
-  const [auth, calendar, agent] = (await Promise.all(parts.map(probePart))) as [Answer, Answer, Answer];
+async function probeAll(parts: Part[], urls: Urls, home: string): Promise<Probed> {
+  const [ours, ...answers] = await Promise.all([dataDirectoryId(home), ...parts.map(probePart)]);
+  const [auth, calendar, agent] = answers as [Answer, Answer, Answer];
   const agentState = judged(agent, (b) => b.resource === urls.agentUrl);
   const agentNames = agentState === 'up' && typeof agent === 'object' ? firstIssuer(agent.body) : undefined;
   const answered = answeredIssuer(auth);
@@ -153,6 +166,7 @@ async function probeAll(parts: Part[], urls: Urls): Promise<Probed> {
     ...(authState === 'up' && answered !== undefined ? { issuer: answered } : {}),
     why,
     ...(published !== undefined && answered === published.issuer ? { publishedAt: published.resource } : {}),
+    ...(authState === 'up' && typeof auth === 'object' && auth.dataDirectory !== undefined && auth.dataDirectory !== ours ? { otherDataDirectory: true } : {}),
   };
 }
 
@@ -254,9 +268,10 @@ function judge(parts: Part[], probed: Probed, mayWait: boolean, options: StackOp
   if (foreign) {
     const why = probed.why[parts.indexOf(foreign)];
     throw new CommandFailed(
-      `Port ${foreign.port} is used by another program, not delegate's ${foreign.name}${why ? ` (${why})` : ''}. Choose other ports with --auth-port, --calendar-port and --agent-port.`,
+      `Port ${foreign.port} is used by another program, not delegate's ${foreign.name}${why ? ` (${why})` : ''}. Choose other ports ${PORT_OPTIONS}.`,
     );
   }
+  if (probed.otherDataDirectory) throw otherDataDirectory(options);
   const [silent] = named('silent');
   if (silent) throw new CommandFailed(`The ${silent.name} on port ${silent.port} accepts connections but does not answer.`);
   if (states.every((s) => s === 'up')) return 'running';
@@ -265,6 +280,20 @@ function judge(parts: Part[], probed: Probed, mayWait: boolean, options: StackOp
   const missing = named('down').map((p) => `the ${p.name} (port ${p.port})`);
   throw new CommandFailed(
     `Some of delegate's servers are running but not ${missing.join(' and ')}. Start ${missing.length > 1 ? 'them' : 'it'}, or stop the others and let this command start all three.`,
+  );
+}
+
+/**
+ * delegate's servers on the ports run from another data directory: they trust another owner key and hold other
+ * sign-ins, so the owner's link could only fail there, after the CLI had registered a client and written a key and
+ * tokens into its own directory (found in review, regress21a: a 403 page blaming the link, and the whole login timeout).
+ * Their directory is not named: the servers do not send it, so that no path goes over HTTP to other users.
+ */
+function otherDataDirectory(options: StackOptions): CommandFailed {
+  const { auth, calendar, agent } = options.ports;
+  return new CommandFailed(
+    `The delegate servers on ${options.host} ports ${auth}, ${calendar} and ${agent} run from another data directory than this command's (${options.paths.home}): ` +
+      `this command cannot sign in there or use them. Stop them, run this command with DELEGATE_HOME set to their data directory, or choose other ports ${PORT_OPTIONS}.`,
   );
 }
 
@@ -333,8 +362,14 @@ async function probeOnce(part: Part, timeoutMs: number): Promise<Answer> {
   }
   try {
     const body: unknown = await res.json();
-    return { ok: res.ok, body: typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : undefined };
+    return { ok: res.ok, body: typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : undefined, ...dataDirectoryOf(res) };
   } catch {
     return { ok: res.ok, body: undefined };
   }
+}
+
+/** The data directory identity a response sent (only the authorization server's metadata sends one). */
+function dataDirectoryOf(res: Response): { dataDirectory?: string } {
+  const sent = res.headers.get(DATA_DIRECTORY_HEADER);
+  return sent === null ? {} : { dataDirectory: sent };
 }

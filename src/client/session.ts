@@ -83,6 +83,12 @@ export interface SessionOptions {
    * once more (servers-gone.ts). Without it, a refused connection is an error.
    */
   serversGone?: ServersGone;
+  /**
+   * Called before a sign-in starts, before anything of it is written (discovery state, client, owner key): the caller
+   * makes sure the servers are its own (find-slot's fast path, which did not look before: src/cli/stack.ts refuses the
+   * servers of another data directory). Throws to stop the sign-in.
+   */
+  beforeSignIn?: () => Promise<void>;
 }
 
 /** find_slot's search options, as written (docs/internals.md, find_slot). */
@@ -280,6 +286,7 @@ async function withAgentChallenged<T>(options: SessionOptions, mode: Mode, use: 
         detail ? { detail } : undefined,
       );
     }
+    await options.beforeSignIn?.();
     const { signInAndUse } = await import('./sign-in.js');
     try {
       return await signInAndUse({ ...options, presentLoginUrl: options.presentLoginUrl, scope: needed }, cache, resource, fetchFn, use);
@@ -313,6 +320,7 @@ async function withAgentOnce<T>(
     if (!options.presentLoginUrl) {
       throw ended ?? new ClientError('AUTHORIZATION_REQUIRED', 'No valid delegation is cached, and this run may not open a sign-in.');
     }
+    await options.beforeSignIn?.();
     if (isDelegationEnded(ended)) options.delegationEndedBeforeSignIn?.(ended.cause.detail);
     // Only now the sign-in machinery (listener, owner key, jose, provider) is loaded.
     const { signInAndUse } = await import('./sign-in.js');

@@ -1,6 +1,8 @@
 // GET /authorize and the consent page from outside: which errors are shown as
 // a page and which go back to the client, redirect URI matching, PKCE, resource
 // and scope checks, and the consent page's protections.
+import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
@@ -317,6 +319,46 @@ describe('the owner sign-in link', () => {
       const res = await signInAndOpenConsent(browser, authz.issuer, assertion, href());
       expect(res.status).toBe(403);
       expect(browser.hasCookies()).toBe(false);
+    }
+  });
+
+  // Found in review (regress21a): a CLI of another data directory (DELEGATE_HOME) signs with that directory's owner key,
+  // and the page said the link had expired or was not made on this computer; both wrong.
+  it('says a link signed by another data directory’s owner key (as the CLI signs it) was made for another data directory', async () => {
+    const { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } = await import('../../src/client/owner-login.js');
+    const otherHome = await mkdtemp(join(tmpdir(), 'delegate-other-home-'));
+    try {
+      const key = await loadOrCreateOwnerKey(join(otherHome, 'owner-key.json'));
+      const authorization = new URL(href());
+      const assertion = await signOwnerAssertion({ key, issuer: authz.issuer, now: Date.now, next: `${authorization.pathname}${authorization.search}` });
+      const browser = new Browser();
+      const res = await browser.get(ownerLoginUrl(authz.issuer, assertion, authorization));
+      expect(res.status).toBe(403);
+      expect(browser.hasCookies()).toBe(false);
+      expect(res.html).toContain('This sign-in link was made for another data directory');
+      expect(res.html).toContain('It is signed by a key this server does not know: the command that made the link uses another data directory (DELEGATE_HOME) than this server.');
+      expect(res.html).not.toContain(otherHome);
+      expect(res.html).not.toContain(authz.home);
+      // This server's own key, on an expired link: not valid, as before (the control).
+      const expired = await ownerAssertion(authz.ownerJwk, authz.issuer, { next: href().slice(authz.issuer.length), iatOffsetSec: -600 });
+      const old = await signInAndOpenConsent(new Browser(), authz.issuer, expired, href());
+      expect(old.status).toBe(403);
+      expect(old.html).toContain('This sign-in link is not valid');
+    } finally {
+      await rm(otherHome, { recursive: true, force: true });
+    }
+  });
+
+  it('says a link is for another data directory when this server’s has no owner key', async () => {
+    const keyFile = join(authz.home, 'owner-key.json');
+    const assertion = await ownerAssertion(authz.ownerJwk, authz.issuer, { next: href().slice(authz.issuer.length) });
+    await rename(keyFile, `${keyFile}.away`);
+    try {
+      const res = await signInAndOpenConsent(new Browser(), authz.issuer, assertion, href());
+      expect(res.status).toBe(403);
+      expect(res.html).toContain('This server has no owner key in its data directory: the command that made the link uses another data directory (DELEGATE_HOME) than this server.');
+    } finally {
+      await rename(`${keyFile}.away`, keyFile);
     }
   });
 

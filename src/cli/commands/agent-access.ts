@@ -218,10 +218,11 @@ export async function withAgentAccess<T>(args: AgentAccessArgs, io: CliIo, work:
   const servers = serversOnPorts(args, io, paths);
   try {
     if (args.serversFirst) {
-      // The fast path: no probe of the three servers before the one request that matters.
+      // The fast path: no probe of the three servers before the one request that matters; a sign-in, should one be
+      // needed, looks first (the servers of another data directory are refused before anything is written).
       try {
         const urls = urlsFor(args.ports, args.host);
-        return await useAgent(args, io, work, urls, paths, envToken, servers.gone);
+        return await useAgent(args, io, work, urls, paths, envToken, servers.gone, async () => void (await servers.ensure()));
       } catch (error) {
         // Authorization required and nobody to give it: the servers were not asked anything, and the advice names
         // these ports; servers published at an https URL are named by that URL instead (exit 1, as a probing run says).
@@ -268,6 +269,7 @@ async function useAgent<T>(
   paths: Paths,
   envToken: string | undefined,
   serversGone: ServersGone | undefined,
+  beforeSignIn?: () => Promise<void>,
 ): Promise<T> {
   // The servers on the ports name both; an agent given by its URL (--agent-url, when `urls` is undefined) names only itself.
   const target: AgentTarget = urls ?? { agentUrl: args.agentUrl! };
@@ -281,6 +283,7 @@ async function useAgent<T>(
       now: () => io.now(),
       clientInfo: { name: 'delegate-cli', version: packageVersion() },
       ...(serversGone !== undefined ? { serversGone } : {}),
+      ...(beforeSignIn !== undefined ? { beforeSignIn } : {}),
       loginSettled: () => spinner?.stop(),
       // The run goes on with the new tokens; the person learns that the stored sign-in is spent.
       refreshNotSaved: (error) => io.stderr.write(errorText(error, args.debug)),
