@@ -5,9 +5,10 @@
 // inside that range are cut out of it with a binary search. A new version of
 // a calendar is a new ParsedCalendar object, so its entries go with the old one.
 // Expansion is cooperative (other requests of the process run meanwhile), one
-// at a time (a read that needs another waits its turn), and
-// a range that went over the expansion limit is remembered, so that the same
-// read, or one over more days, is refused without paying for it again.
+// at a time (a read that needs another waits its turn), and a range whose
+// expansion failed (over the limit, or a rule that could not be expanded) is
+// remembered, so that the same read, or one over more days, is refused without
+// paying for it again.
 import { CalendarSourceError } from './errors.js';
 import { expandBusyCooperatively, type BusyOptions, type ParsedCalendar } from './ics.js';
 import type { Interval } from './intervals.js';
@@ -35,7 +36,7 @@ interface Entry {
   busy: Promise<Interval[]>;
 }
 
-/** A range whose expansion went over the limit (ERR_ICS_EXPANSION_LIMIT). */
+/** A range whose expansion failed: over the limit (ERR_ICS_EXPANSION_LIMIT), or a rule that could not be expanded (ERR_ICS_RULE). */
 interface Failure {
   key: string;
   range: Interval;
@@ -70,7 +71,8 @@ export function createBusyCache(options: BusyCacheOptions = {}): BusyCache {
       }
       const range = { start: Math.floor(window.start / align) * align, end: Math.ceil(window.end / align) * align };
       // Iterating a range that holds another takes at least as many iterations of every rule (it starts no
-      // later and stops no sooner), so a range that holds one that went over the limit goes over it too.
+      // later and stops no sooner), so a range that holds one that went over the limit goes over it too; and it
+      // meets every instance the other met, so a rule that failed there fails again.
       const known = failures.get(calendar)?.find((f) => f.key === key && range.start <= f.range.start && range.end >= f.range.end);
       if (known) throw known.error;
       const entry: Entry = { key, range, busy: inTurn(() => expandBusyCooperatively(calendar, range, busyOptions)) };
@@ -82,7 +84,10 @@ export function createBusyCache(options: BusyCacheOptions = {}): BusyCache {
       } catch (err) {
         const at = list.indexOf(entry);
         if (at >= 0) list.splice(at, 1);
-        if (err instanceof CalendarSourceError && err.code === 'ERR_ICS_EXPANSION_LIMIT') {
+        // Expansion is a pure function of the calendar version, the range and the options: a CalendarSourceError is
+        // the same on every try. Found in review regress21c: an ERR_ICS_RULE was not kept, and a rule that took 42 s
+        // to fail was paid for by every read (anything else, a fault of this program, is not kept).
+        if (err instanceof CalendarSourceError) {
           const failed = failures.get(calendar) ?? [];
           failed.unshift({ key, range, error: err });
           if (failed.length > maxRanges) failed.length = maxRanges;

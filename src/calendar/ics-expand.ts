@@ -7,22 +7,21 @@
 // loop run between steps, so that a big calendar holds no other request.
 import ICAL from 'ical.js';
 import { CalendarSourceError } from './errors.js';
-import { dateMatchesParts } from './ics-rules.js';
 import { EMPTY_PERIOD, periodRuleIterator } from './ics-periods.js';
 import type { EventEnd, EventSeries, EventTiming, Availability, ParsedCalendar, InstanceOverride } from './ics-parse.js';
 import { dateOf, instantOf, wallOf, wallZoneOf, type CalendarTime } from './ics-time.js';
 import type { Interval } from './intervals.js';
 import { DAY_MS, fromWall, toWall } from './zone.js';
-import { lookupTable } from '../lookup-table.js';
 
 export interface ExpandOptions {
   /** The owner's IANA zone: floating times and all-day events are read in it. */
   timeZone: string;
   /**
    * The most rule iterations one series may take to get through the window,
-   * counted from where iteration starts: DTSTART, or for an endless DAILY or
-   * WEEKLY rule a period shortly before the window (ical.js manages some tens
-   * of thousands of iterations a second). Default 50,000.
+   * counted from where iteration starts: DTSTART, or for a rule without COUNT
+   * the period that holds the window's start (a week before, for monthly and
+   * yearly rules). An iteration is an instance, or a run of periods without
+   * one (ics-periods.ts). Default 50,000.
    */
   maxIterationsPerSeries?: number;
   /**
@@ -40,7 +39,7 @@ export const DEFAULT_MAX_ITERATIONS_PER_SERIES = 50_000;
  * days): the 10,000-event benchmark calendar about 19,500 iterations, 1,000
  * weekly series running since 2010 about 55,000 (monthly and yearly rules
  * start at DTSTART: 1,000 monthly series since 2010 would take about 210,000).
- * An iteration costs ical.js 10 to 300 µs, depending on the rule.
+ * An iteration costs 10 to 300 µs, depending on the rule.
  */
 export const DEFAULT_MAX_ITERATIONS = 200_000;
 
@@ -163,13 +162,10 @@ function* expandSeries(series: EventSeries, window: Interval, options: ExpandOpt
   const cap = options.maxIterationsPerSeries ?? DEFAULT_MAX_ITERATIONS_PER_SERIES;
   for (const rule of series.rules) {
     if (endsBefore(rule, master.start.time, wallFrom)) continue;
-    const wallRule = ruleInWallTime(rule, master.start, zone);
-    // ical.js expands whole families of rules to the wrong days (yearly, monthly, BYSETPOS): ics-periods.ts expands those.
-    const own = periodRuleIterator(wallRule, master.start.time, wallFrom, wallTo);
-    const { iterated, count } = own ? { iterated: wallRule, count: undefined } : iterableRule(wallRule);
-    const iterator = own ?? iterated.iterator(fastForward(master.start.time, rule, wallFrom));
+    // ics-periods.ts expands every rule: ical.js gets whole families wrong (yearly, monthly, BYSETPOS), and may
+    // search for the next instance without bound inside one call (found in review regress21c).
+    const iterator = periodRuleIterator(ruleInWallTime(rule, master.start, zone), master.start.time, wallFrom, wallTo);
     let iterations = 0;
-    let counted = 0;
     for (let t = iterator.next(); t; t = iterator.next()) {
       if (++iterations > cap) {
         throw new CalendarSourceError(
@@ -180,13 +176,10 @@ function* expandSeries(series: EventSeries, window: Interval, options: ExpandOpt
         );
       }
       if (iterate(work)) yield;
-      if (t === EMPTY_PERIOD) continue; // a period with no instance, counted all the same
+      if (t === EMPTY_PERIOD) continue; // a run of periods with no instance, counted all the same
       const wall = wallOf(t);
       if (wall >= wallTo) break;
-      // RFC 5545 §3.3.10: DTSTART counts as the first instance, as ical.js counts it.
-      const matches = dateMatchesParts(t.year, t.month, t.day, rule, master.start.time);
-      if (count !== undefined && (matches || iterations === 1) && ++counted > count) break;
-      if (wall < wallFrom || !matches) continue;
+      if (wall < wallFrom) continue;
       const start = { time: t.clone(), zone: master.start.zone };
       add({ start, instant: instantOf(start, zone) });
     }
@@ -269,57 +262,6 @@ function addDuration(startTime: CalendarTime, start: number, duration: ICAL.Dura
   later.adjust(days, 0, 0, 0);
   return instantOf({ time: later, zone: startTime.zone }, zone) + exact;
 }
-
-/**
- * The rule ical.js is to iterate, and the COUNT to stop at here instead of
- * there. ical.js limits DAILY and sub-daily rules by BYMONTHDAY comparing the
- * day with the values as written, so a negative day (-1, the last of the
- * month) never matches and its iterator searches forever inside one next()
- * call, past any cap counted here (DAILY;BYMONTHDAY=-1 held the thread for
- * 187 s, then threw RangeError). With those frequencies BYMONTHDAY only limits
- * which days count (RFC 5545 §3.3.10), so ical.js iterates without it, and
- * without COUNT, which counts only the instances that remain: dateMatchesParts
- * does the limiting, and each candidate counts against the cap.
- */
-function iterableRule(rule: ICAL.Recur): { iterated: ICAL.Recur; count?: number } {
-  const days = rule.parts.BYMONTHDAY;
-  if (rule.freq === 'MONTHLY' || rule.freq === 'YEARLY' || !days?.some((d) => d < 0)) return { iterated: rule };
-  const iterated = rule.clone();
-  delete iterated.parts.BYMONTHDAY;
-  if (!rule.count) return { iterated };
-  iterated.count = null;
-  return { iterated, count: rule.count };
-}
-
-/**
- * Where to start iterating a rule so as not to walk years of instances before
- * the window: a DAILY or WEEKLY rule without COUNT repeats every INTERVAL days
- * or weeks of wall-clock time (its BY-parts pick days inside each period or
- * filter them), so starting a whole number of periods after DTSTART yields the
- * same instances from there on. COUNT counts from DTSTART, and months and
- * years vary in length, so those rules start at DTSTART (they have few
- * instances a year anyway).
- */
-function fastForward(dtstart: ICAL.Time, rule: ICAL.Recur, wallFrom: number): ICAL.Time {
-  const unitMs = FAST_FORWARD_UNIT_MS[rule.freq];
-  if (rule.count || unitMs === undefined) return dtstart;
-  // Whole periods of the rule, counted on the wall clock as ical.js steps: the instances after them are the same.
-  const periodMs = (rule.interval || 1) * unitMs;
-  const periods = Math.floor((wallFrom - wallOf(dtstart)) / periodMs);
-  if (periods <= 0) return dtstart;
-  const start = dtstart.clone();
-  const seconds = (periods * periodMs) / 1000;
-  start.adjust(Math.floor(seconds / 86_400), 0, 0, seconds % 86_400);
-  return start;
-}
-
-/**
- * The length of one period of the frequencies whose periods are always the
- * same length on the wall clock, so that DTSTART may move ahead by whole
- * periods (without COUNT). A sub-daily rule from 1900 stepped through every
- * hour, minute or second since; monthly and yearly periods vary in length.
- */
-const FAST_FORWARD_UNIT_MS = lookupTable<number>({ WEEKLY: 7 * DAY_MS, DAILY: DAY_MS, HOURLY: 3_600_000, MINUTELY: 60_000, SECONDLY: 1_000 });
 
 /** BY-parts that never leave a DAILY or WEEKLY period without an instance. */
 const EVERY_PERIOD_PARTS = new Set(['BYDAY', 'BYHOUR', 'BYMINUTE', 'BYSECOND']);

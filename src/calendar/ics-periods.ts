@@ -1,24 +1,30 @@
-// Recurrence rules (RFC 5545 §3.3.10) that delegate expands itself, period by
-// period, because ical.js 2.2.1 gets them wrong: every FREQ=YEARLY and
-// FREQ=MONTHLY rule, and DAILY or WEEKLY rules with BYSETPOS. Found in review
-// (calendar) and by running every example of RFC 5545 §3.8.5.3: BYWEEKNO=20;
-// BYDAY=MO gave every Monday but week 20's, BYDAY=MO;BYSETPOS=1 and BYDAY=20MO
-// without BYMONTH every Monday; compared with python-dateutil, ical.js also
-// skipped a MONTHLY rule's first BYMONTH month, ignored INTERVAL with BYMONTH,
-// moved BYDAY instances to the 1st with BYHOUR, and ignored BYSETPOS in DAILY
-// and WEEKLY rules. A calendar read that trusts those dates offers a slot
-// inside a real meeting.
+// Recurrence rules (RFC 5545 §3.3.10) expanded period by period, every
+// frequency: ical.js 2.2.1 gets whole families wrong, and for the rest it can
+// spend unbounded time inside one next() call. Found in review (calendar) and
+// by running every example of RFC 5545 §3.8.5.3: BYWEEKNO=20;BYDAY=MO gave
+// every Monday but week 20's, BYDAY=MO;BYSETPOS=1 and BYDAY=20MO without
+// BYMONTH every Monday; compared with python-dateutil, ical.js also skipped a
+// MONTHLY rule's first BYMONTH month, ignored INTERVAL with BYMONTH, moved
+// BYDAY instances to the 1st with BYHOUR, and ignored BYSETPOS in DAILY and
+// WEEKLY rules. A calendar read that trusts those dates offers a slot inside a
+// real meeting. Found in review regress21c: ical.js steps INTERVAL days one at
+// a time and searches for the next day its BY-parts allow without limit, all
+// in one next() (DAILY;INTERVAL=10000000 held the process 1.5 s, WEEKLY 31 s,
+// DAILY;INTERVAL=8000;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO 42 s), past any count of
+// iterations; here a period is O(1) to reach and its days are few.
 //
-// Each period (a year, month, week starting on WKST, or day; INTERVAL periods
-// apart from DTSTART's) gives its candidate days: BYMONTH, BYWEEKNO (ISO 8601
-// weeks starting on WKST: week 1 holds four days of the year, and the year's
-// weeks are its period), BYYEARDAY, BYMONTHDAY and BYDAY each limit them; then
-// the times (BYHOUR, BYMINUTE, BYSECOND, else DTSTART's); then BYSETPOS picks
-// among the period's instances; then COUNT and UNTIL, as ical.js counts them.
-// The caller (ics-expand.ts) applies the window, EXDATE, RDATE, overrides and
-// the iteration limit exactly as for ical.js's dates. Pure.
+// Each period (a year, month, week starting on WKST, day, hour, minute or
+// second; INTERVAL periods apart from DTSTART's) gives its candidate days:
+// BYMONTH, BYWEEKNO (ISO 8601 weeks starting on WKST: week 1 holds four days
+// of the year, and the year's weeks are its period), BYYEARDAY, BYMONTHDAY and
+// BYDAY each limit them; then the times (BYHOUR, BYMINUTE, BYSECOND, else
+// DTSTART's; in a sub-daily rule those of its own unit and above limit the
+// period's time instead); then BYSETPOS picks among the period's instances;
+// then COUNT (DTSTART is the first) and UNTIL. The caller (ics-expand.ts)
+// applies the window, EXDATE, RDATE, overrides and the iteration limit. Pure.
 import ICAL from 'ical.js';
 import { DAY_MS } from './zone.js';
+import { lookupTable } from '../lookup-table.js';
 
 /**
  * Said in place of an instance when a period passed with none in it: the caller counts it as an iteration (against the
@@ -33,7 +39,17 @@ export interface RuleIterator {
   next(): ICAL.Time | typeof EMPTY_PERIOD | null;
 }
 
-type Frequency = 'YEARLY' | 'MONTHLY' | 'WEEKLY' | 'DAILY';
+type Frequency = 'YEARLY' | 'MONTHLY' | 'WEEKLY' | 'DAILY' | 'HOURLY' | 'MINUTELY' | 'SECONDLY';
+
+/** The length of one period of the sub-daily frequencies, on the wall clock. */
+const SUB_DAILY_UNIT_MS = lookupTable<number>({ HOURLY: 3_600_000, MINUTELY: 60_000, SECONDLY: 1_000 });
+
+/**
+ * How many empty periods in a row are passed over before one is said (EMPTY_PERIOD): one of a day or longer, a
+ * day's hours, an hour's minutes or a minute's seconds; each costs a few comparisons, so that a sub-daily rule
+ * whose BYHOUR, BYMINUTE or BYSECOND matches once a day, an hour or a minute counts about as ical.js counted it.
+ */
+const EMPTY_PERIODS_PER_STEP = lookupTable<number>({ HOURLY: 24, MINUTELY: 60, SECONDLY: 60 });
 
 const WEEKDAYS = ['SU', 'MO', 'TU', 'WE', 'TH', 'FR', 'SA'];
 const BYDAY_ITEM = /^([+-]?\d{1,2})?(SU|MO|TU|WE|TH|FR|SA)$/;
@@ -56,22 +72,23 @@ interface RuleParts {
   hours: number[];
   minutes: number[];
   seconds: number[];
+  /** In a sub-daily rule, BYHOUR, BYMINUTE and BYSECOND as written (the ones at its unit and above limit, not expand). */
+  timeLimits?: { hours?: number[]; minutes?: number[]; seconds?: number[] };
   setPositions?: number[];
   /** The first day of the week, 0 = Sunday. */
   weekStart: number;
 }
 
 /**
- * The instances of a rule delegate expands itself, in the order ical.js
- * yields them (DTSTART first, then every later instance in time order), or
- * undefined for a rule ical.js iterates correctly. Periods wholly before
- * `wallFrom` are skipped when COUNT does not need them counted; iteration ends
- * with the period that starts after `wallTo` (wall-clock milliseconds, as
- * wallOf gives).
+ * The instances of a rule (DTSTART first, as RFC 5545 counts it,
+ * then every later instance in time order), with EMPTY_PERIOD said in place of
+ * periods with none. Periods wholly before `wallFrom` are skipped when COUNT
+ * does not need them counted; iteration ends with the period that starts after
+ * `wallTo` (wall-clock milliseconds, as wallOf gives), or past the dates
+ * JavaScript can hold (an INTERVAL of millions of months), so that a period
+ * longer than the window costs one step.
  */
-export function periodRuleIterator(rule: ICAL.Recur, dtstart: ICAL.Time, wallFrom: number, wallTo: number): RuleIterator | undefined {
-  const ownFrequency = rule.freq === 'YEARLY' || rule.freq === 'MONTHLY' || ((rule.freq === 'WEEKLY' || rule.freq === 'DAILY') && rule.parts.BYSETPOS !== undefined);
-  if (!ownFrequency) return undefined;
+export function periodRuleIterator(rule: ICAL.Recur, dtstart: ICAL.Time, wallFrom: number, wallTo: number): RuleIterator {
   const instances = ruleInstances(rule, rule.freq as Frequency, dtstart, wallFrom, wallTo);
   return {
     next() {
@@ -89,17 +106,20 @@ function* ruleInstances(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time, w
   let counted = 1;
   if (rule.count && counted >= rule.count) return;
 
-  const periods = new Periods(parts, utc(dtstart.year, dtstart.month - 1, dtstart.day));
+  const periods = new Periods(parts, utc(dtstart.year, dtstart.month - 1, dtstart.day), start);
   // Without COUNT, the periods before the window need not be walked: each one's instances depend on it alone.
-  // A period's instances may begin a few days before it is named for (week 1 in December), so start a week early.
+  // A year of weeks may begin a few days before the year it is named for (week 1 in December), so start a week early.
   let index = 0;
   if (!rule.count) {
-    const skip = periods.indexOf(wallFrom - 7 * DAY_MS);
+    const skip = periods.indexOf(wallFrom - (freq === 'YEARLY' || freq === 'MONTHLY' ? 7 * DAY_MS : 0));
     if (skip > 0) index = Math.floor(skip / interval) * interval;
   }
+  const emptyPerStep = EMPTY_PERIODS_PER_STEP[freq] ?? 1;
+  let empty = 0;
   for (; ; index += interval) {
     const period = periods.at(index);
-    if (period.first > wallTo) return;
+    // Not `>`: a period past the dates JavaScript holds starts at NaN, and ends the rule as surely.
+    if (!(period.first <= wallTo)) return;
     let any = false;
     for (const [day, seconds] of instancesOf(period, parts, dtstart.isDate)) {
       if (day + seconds * 1000 <= start) continue;
@@ -121,7 +141,11 @@ function* ruleInstances(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time, w
       yield time;
       if (rule.count && ++counted >= rule.count) return;
     }
-    if (!any) yield EMPTY_PERIOD;
+    if (any) empty = 0;
+    else if (++empty >= emptyPerStep) {
+      empty = 0;
+      yield EMPTY_PERIOD;
+    }
   }
 }
 
@@ -151,6 +175,9 @@ function readParts(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time): RuleP
   }
   const sorted = (values: number[] | undefined, fallback: number) => [...new Set(values ?? [fallback])].sort((a, b) => a - b);
   const setPositions = numbers('BYSETPOS');
+  const hours = numbers('BYHOUR');
+  const minutes = numbers('BYMINUTE');
+  const seconds = numbers('BYSECOND');
   return {
     freq,
     ...(months ? { months } : {}),
@@ -158,10 +185,11 @@ function readParts(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time): RuleP
     ...(yearDays ? { yearDays } : {}),
     ...(monthDays ? { monthDays } : {}),
     ...(byDay ? { weekdays: byDay } : {}),
-    hours: dtstart.isDate ? [0] : sorted(numbers('BYHOUR'), dtstart.hour),
-    minutes: dtstart.isDate ? [0] : sorted(numbers('BYMINUTE'), dtstart.minute),
-    seconds: dtstart.isDate ? [0] : sorted(numbers('BYSECOND'), dtstart.second),
+    hours: dtstart.isDate ? [0] : sorted(hours, dtstart.hour),
+    minutes: dtstart.isDate ? [0] : sorted(minutes, dtstart.minute),
+    seconds: dtstart.isDate ? [0] : sorted(seconds, dtstart.second),
     ...(setPositions ? { setPositions } : {}),
+    ...(SUB_DAILY_UNIT_MS[freq] ? { timeLimits: { ...(hours ? { hours } : {}), ...(minutes ? { minutes } : {}), ...(seconds ? { seconds } : {}) } } : {}),
     // ical.js numbers weekdays from 1 = Sunday; WKST defaults to Monday.
     weekStart: ((rule.wkst || ICAL.Time.MONDAY) - 1) % 7,
   };
@@ -177,21 +205,28 @@ interface Period {
 class Periods {
   private readonly year: number;
   private readonly month0: number;
+  /** Where period 0 starts, for the frequencies whose periods all have the same length. */
   private readonly day: number;
+  /** That length, for sub-daily frequencies. */
+  private readonly unit: number | undefined;
 
   constructor(
     private readonly parts: RuleParts,
     dtstartDay: number,
+    dtstartWall: number,
   ) {
     const date = new Date(dtstartDay);
     // With BYWEEKNO a year is its weeks, so DTSTART's year is the one whose weeks hold it.
     this.year = parts.weekNumbers ? weekYearOf(dtstartDay, date.getUTCFullYear(), parts.weekStart) : date.getUTCFullYear();
     this.month0 = date.getUTCMonth();
-    // A weekly period starts on WKST.
-    this.day = parts.freq === 'WEEKLY' ? dtstartDay - ((date.getUTCDay() - parts.weekStart + 7) % 7) * DAY_MS : dtstartDay;
+    this.unit = SUB_DAILY_UNIT_MS[parts.freq];
+    // A weekly period starts on WKST; an hourly one at DTSTART's hour, and so on.
+    if (this.unit !== undefined) this.day = Math.floor(dtstartWall / this.unit) * this.unit;
+    else this.day = parts.freq === 'WEEKLY' ? dtstartDay - ((date.getUTCDay() - parts.weekStart + 7) % 7) * DAY_MS : dtstartDay;
   }
 
   at(index: number): Period {
+    if (this.unit !== undefined) return { first: this.day + index * this.unit, end: this.day + (index + 1) * this.unit };
     switch (this.parts.freq) {
       case 'YEARLY': {
         const year = this.year + index;
@@ -202,13 +237,14 @@ class Periods {
         return { first: utc(this.year, this.month0 + index, 1), end: utc(this.year, this.month0 + index + 1, 1) };
       case 'WEEKLY':
         return { first: this.day + index * 7 * DAY_MS, end: this.day + (index + 1) * 7 * DAY_MS };
-      case 'DAILY':
+      default:
         return { first: this.day + index * DAY_MS, end: this.day + (index + 1) * DAY_MS };
     }
   }
 
   /** The number of the period that holds `wall` (or, for years of weeks, about it: at most one less). */
   indexOf(wall: number): number {
+    if (this.unit !== undefined) return Math.floor((wall - this.day) / this.unit);
     const date = new Date(wall);
     switch (this.parts.freq) {
       case 'YEARLY':
@@ -217,7 +253,7 @@ class Periods {
         return (date.getUTCFullYear() - this.year) * 12 + date.getUTCMonth() - this.month0;
       case 'WEEKLY':
         return Math.floor((wall - this.day) / (7 * DAY_MS));
-      case 'DAILY':
+      default:
         return Math.floor((wall - this.day) / DAY_MS);
     }
   }
@@ -230,6 +266,10 @@ class Periods {
  * BYHOUR, BYMINUTE and BYSECOND, up to some millions of) instances.
  */
 function* instancesOf(period: Period, parts: RuleParts, isDate: boolean): Generator<[number, number]> {
+  if (parts.timeLimits) {
+    yield* subDailyInstancesOf(period, parts, parts.timeLimits, isDate);
+    return;
+  }
   const days = daysOf(period, parts);
   const times = isDate ? [0] : parts.hours.flatMap((h) => parts.minutes.flatMap((m) => parts.seconds.map((s) => h * 3600 + m * 60 + s)));
   const total = days.length * times.length;
@@ -245,6 +285,35 @@ function* instancesOf(period: Period, parts: RuleParts, isDate: boolean): Genera
     if (index >= 0 && index < total) picked.add(index);
   }
   for (const index of [...picked].sort((a, b) => a - b)) yield at(index);
+}
+
+/**
+ * The instances of an hour, minute or second (a sub-daily rule's period), in
+ * time order: none when a day-level part refuses its day, or BYHOUR, BYMINUTE
+ * or BYSECOND at or above its unit its time (RFC 5545 §3.3.10: those limit a
+ * rule of that frequency); the parts below its unit expand it.
+ */
+function* subDailyInstancesOf(period: Period, parts: RuleParts, limits: NonNullable<RuleParts['timeLimits']>, isDate: boolean): Generator<[number, number]> {
+  const day = Math.floor(period.first / DAY_MS) * DAY_MS;
+  if (daysOf({ first: day, end: day + DAY_MS }, parts).length === 0) return;
+  const at = Math.round((period.first - day) / 1000);
+  const [hour, minute, second] = [Math.floor(at / 3600), Math.floor(at / 60) % 60, at % 60];
+  if (isDate) {
+    yield [day, 0];
+    return;
+  }
+  if (limits.hours && !limits.hours.includes(hour)) return;
+  if (parts.freq === 'HOURLY') {
+    for (const m of parts.minutes) for (const s of parts.seconds) yield [day, hour * 3600 + m * 60 + s];
+    return;
+  }
+  if (limits.minutes && !limits.minutes.includes(minute)) return;
+  if (parts.freq === 'MINUTELY') {
+    for (const s of parts.seconds) yield [day, hour * 3600 + minute * 60 + s];
+    return;
+  }
+  if (limits.seconds && !limits.seconds.includes(second)) return;
+  yield [day, at];
 }
 
 /** The days (wall midnights, sorted) of a period that every day-level part allows. */

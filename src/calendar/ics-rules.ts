@@ -122,37 +122,3 @@ export function datePartsSatisfiable(parts: DateParts): boolean {
   if (!months?.length || !days?.length) return true;
   return months.some((m) => days.some((d) => Math.abs(d) <= (DAYS_IN_MONTH[m - 1] ?? 0)));
 }
-
-/** The date DTSTART names, as written. */
-export interface StartDate {
-  month: number;
-  day: number;
-}
-
-/**
- * Whether an instance's date matches BYMONTH and BYMONTHDAY, or where the rule
- * has none, DTSTART's (RFC 5545 §3.3.10: what the rule leaves out comes from
- * DTSTART). Every instance a rule generates must; ical.js rolls an impossible
- * date over into the next month instead of skipping it (30 February; a yearly
- * 29 February became 1 March, a monthly 31st the 1st), and §3.3.10 says such
- * instances MUST be ignored: this drops them.
- */
-export function dateMatchesParts(
-  year: number,
-  month: number,
-  day: number,
-  rule: { freq: string; parts: DateParts & Record<string, unknown> },
-  dtstart?: StartDate,
-): boolean {
-  const { parts } = rule;
-  if (parts.BYMONTH?.length && !parts.BYMONTH.includes(month)) return false;
-  if (parts.BYMONTHDAY?.length) {
-    const length = new Date(Date.UTC(year, month, 0)).getUTCDate();
-    return parts.BYMONTHDAY.some((d) => (d > 0 ? d : length + 1 + d) === day);
-  }
-  // Without parts that pick days, a monthly or yearly rule repeats DTSTART's day (and a yearly one its month).
-  if (!dtstart || (rule.freq !== 'MONTHLY' && rule.freq !== 'YEARLY')) return true;
-  if (['BYDAY', 'BYYEARDAY', 'BYWEEKNO'].some((p) => parts[p] !== undefined)) return true;
-  if (day !== dtstart.day) return false;
-  return rule.freq === 'MONTHLY' || (parts.BYMONTH?.length ?? 0) > 0 || month === dtstart.month;
-}

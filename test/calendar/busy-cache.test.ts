@@ -106,4 +106,27 @@ describe('createBusyCache', () => {
     );
     expect(expansions()).toBe(3);
   });
+
+  it('remembers a rule that could not be expanded (ERR_ICS_RULE) as it remembers the limit: the same read is refused without expanding', async () => {
+    // Found in review regress21c: only ERR_ICS_EXPANSION_LIMIT was kept, so a rule that took 42 s to fail cost every read 42 s.
+    const failing = parseCalendar(
+      ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//t//EN', 'BEGIN:VEVENT', 'UID:r@t', 'DTSTART:20260101T090000Z', 'DURATION:PT1H', 'RRULE:FREQ=DAILY', 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n'),
+      'failing',
+    );
+    // What ical.js threw from inside a rule (RangeError, "Same occurrence found twice") stands in for any such fault.
+    Object.defineProperty(failing.series[0]!.rules[0]!, 'interval', {
+      get() {
+        throw new RangeError('Invalid array length');
+      },
+    });
+    const { calendar, expansions } = counted(failing);
+    const cache = createBusyCache();
+    const now = Date.UTC(2026, 10, 30, 8, 0);
+    const refusal = (window: { start: number; end: number }) => cache.busy(calendar, window, { timeZone: 'UTC' }).then(() => undefined, (err: unknown) => err);
+    const first = await refusal({ start: now, end: now + 7 * DAY });
+    expect((first as CalendarSourceError).code).toBe('ERR_ICS_RULE');
+    expect(await refusal({ start: now + 60_000, end: now + 7 * DAY })).toBe(first);
+    expect(await refusal({ start: now - DAY, end: now + 30 * DAY })).toBe(first);
+    expect(expansions()).toBe(1);
+  });
 });

@@ -177,9 +177,11 @@ describe('recurrence', () => {
   it('turns whatever else expanding a series throws into a CalendarSourceError naming its calendar and line', () => {
     const calendar = parseCalendar(ics(event('DTSTART;TZID=Europe/Berlin:20261130T090000', 'DURATION:PT1H', 'RRULE:FREQ=DAILY')), 'feed');
     const rule = calendar.series[0]!.rules[0]!;
-    rule.iterator = () => {
-      throw new RangeError('Invalid array length');
-    };
+    Object.defineProperty(rule, 'interval', {
+      get() {
+        throw new RangeError('Invalid array length');
+      },
+    });
     const error = sourceError(() => expandBusy(calendar, { start: utc(2026, 11, 1), end: utc(2026, 11, 8) }, { timeZone: 'Europe/Berlin' }));
     expect([error.code, error.calendar, error.line]).toEqual(['ERR_ICS_RULE', 'feed', 4]);
   });
