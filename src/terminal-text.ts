@@ -24,10 +24,11 @@ export function hasControlCharacters(text: string): boolean {
 
 /**
  * `printable(text)` cut at `max` characters (code points, so that no surrogate is left alone), with an ellipsis when
- * cut: another program's text inside a one-line message.
+ * cut: another program's text inside a one-line message. Only its start is read (a code point is at most two UTF-16
+ * units), so a text of megabytes (an agent's answer) costs no more than a short one.
  */
 export function printableClipped(text: string, max: number): string {
-  const safe = [...printable(text)];
+  const safe = [...printable(text.slice(0, 2 * max + 2))];
   return safe.length > max ? `${safe.slice(0, max).join('')}…` : safe.join('');
 }
 

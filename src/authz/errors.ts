@@ -4,7 +4,8 @@
 // Cache-Control: no-store; the internal reason is logged, never sent.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/tokens.js';
-import { errorDescription } from '../error-description.js';
+import { clippedMessage, errorDescription } from '../error-description.js';
+import { censorShapedSecrets } from '../http/logging.js';
 import type { StoreError } from '../store/index.js';
 import {
   InvalidClientError,
@@ -113,7 +114,9 @@ function cannotWrite(err: unknown): { error: StoreError; description: string } |
 /** Turns anything thrown by a handler into an OAuth error response; unexpected errors become server_error and are logged. */
 export function replyWithError(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof OAuthError) {
-    req.log.info({ error: err.errorCode, reason: err.message }, 'oauth request refused');
+    // The reason may repeat what the client sent, up to the body limit: bounded as the description is (found in
+    // review, regress21c). Credentials are censored before the cut, which could leave a token too short to be known.
+    req.log.info({ error: err.errorCode, reason: clippedMessage(censorShapedSecrets(err.message)) }, 'oauth request refused');
     return sendOAuthError(reply, err);
   }
   const storeProblem = cannotWrite(err);

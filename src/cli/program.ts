@@ -24,7 +24,7 @@ import {
   serveLogLevel,
 } from './args.js';
 import { loadServe } from './contracts.js';
-import { EXIT_OK, UsageError, errorText, exitCodeFor } from './errors.js';
+import { EXIT_OK, UsageError, errorText, exitCodeFor, joinedLines } from './errors.js';
 import type { CliIo } from './io.js';
 import { packageVersion } from './version.js';
 import { registerSessionCommands } from './program-session.js';
@@ -352,11 +352,8 @@ function sayUsageErrorsInOneLine(command: Command, path: string[]): void {
  * nothing more).
  */
 function usageLine(text: string, path: readonly string[]): string {
-  const message = text
-    .replace(/^error: /, '')
-    .replace(/\s*\n\(Did you mean/g, ' (did you mean')
-    .replace(/\s*\n\s*/g, ' ')
-    .trim();
+  // Joined first (joinedLines: linear, where a pattern of white space around a newline was not), then the suggestion.
+  const message = joinedLines(text.replace(/^error: /, '')).replace(/ \(Did you mean/g, ' (did you mean');
   return `delegate: ${message} (see \`${path.join(' ')} --help\`)\n`;
 }
 

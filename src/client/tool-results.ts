@@ -4,6 +4,7 @@
 // result AGENT_UNAVAILABLE. Free of the SDK, so that the quick path can use it.
 import type { BusyList, SlotSearchResult } from './session.js';
 import { ClientError } from './errors.js';
+import { printableClipped } from '../terminal-text.js';
 
 export const FIND_SLOT_TOOL = 'find_slot';
 export const LIST_BUSY_TOOL = 'list_busy';
@@ -43,11 +44,18 @@ export function busyList(result: ToolResult): BusyList {
   return { timeZone: out.timeZone, window: out.window, busy: out.busy };
 }
 
-/** The text parts of the content, joined. */
+/**
+ * The most characters of a tool's error text the CLI shows. An agent's answer may be megabytes; what the person
+ * needs is its start, as for an authorization server's error_description.
+ */
+const MAX_TOOL_TEXT = 300;
+
+/** The text parts of the content, joined, on one line (white space runs as one space), clipped, controls escaped. */
 function textOf(result: ToolResult): string {
   if (!Array.isArray(result.content)) return '';
-  return result.content
+  const text = result.content
     .filter((c): c is { type: 'text'; text: string } => typeof c === 'object' && c !== null && (c as { type?: unknown }).type === 'text')
     .map((c) => c.text)
     .join(' ');
+  return printableClipped(text.replace(/\s+/g, ' ').trim(), MAX_TOOL_TEXT);
 }

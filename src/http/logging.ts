@@ -54,9 +54,31 @@ const CONTAINER_KEYS: ReadonlySet<string> = new Set(PARAMETER_CONTAINERS);
  * segment base64url JSON starting `{"`) and delegate's refresh tokens
  * (REFRESH_TOKEN_PREFIX). Other secrets (codes, client secrets) are
  * random base64url with no shape; they are caught by their field names only.
+ *
+ * Both patterns run in time linear in the text, whatever it holds. A JWT is a
+ * whole run of base64url characters holding `eyJ`, then `.`, a run, `.` and a
+ * run: its match can begin only where a run begins (the lookbehind), and the
+ * lookahead that finds the run's `eyJ` is tried once per run (a lookahead is
+ * never re-entered on backtracking), so each run is read a bounded number of
+ * times. A refresh token's match never fails after its first character past the
+ * prefix, and when it matches it takes the rest of its run. Found in review
+ * (regress21c, high): the JWT pattern was `eyJ[A-Za-z0-9_-]*\.…`, which began a
+ * match at every `eyJ` and read on to the end of the run, so 64 KiB of `eyJ`
+ * (a client's grant_type, repeated in a refusal's logged reason) took 1.9 s to
+ * redact, holding every server in the process. The whole run is censored now,
+ * with any base64url text that stood right before the `eyJ` (the old pattern
+ * left that).
  */
 const JWT_START = 'eyJ';
-const SHAPED_SECRETS = new RegExp(`${JWT_START}[A-Za-z0-9_-]*\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*|${REFRESH_TOKEN_PREFIX}[A-Za-z0-9_-]+`, 'g');
+const BASE64URL = '[A-Za-z0-9_-]';
+const SHAPED_JWT = `(?<!${BASE64URL})(?=${BASE64URL}*?${JWT_START})${BASE64URL}*\\.${BASE64URL}+\\.${BASE64URL}*`;
+const SHAPED_REFRESH_TOKEN = `${REFRESH_TOKEN_PREFIX}${BASE64URL}+`;
+const SHAPED_SECRETS = new RegExp(`${SHAPED_JWT}|${SHAPED_REFRESH_TOKEN}`, 'g');
+
+/** `text` with every shaped credential in it (SHAPED_SECRETS) replaced by the censor. */
+export function censorShapedSecrets(text: string): string {
+  return text.includes(JWT_START) || text.includes(REFRESH_TOKEN_PREFIX) ? text.replace(SHAPED_SECRETS, REDACTION_CENSOR) : text;
+}
 
 /** Deeper than this, a value is censored whole rather than walked (pino itself cuts objects off at 10 levels, arrays too). */
 const MAX_DEPTH = 64;
@@ -83,7 +105,7 @@ function isCredential(parent: string | undefined, key: string): boolean {
  * `__proto__` stays a member.
  */
 function censor(value: unknown, parent: string | undefined, depth: number): unknown {
-  if (typeof value === 'string') return value.includes(JWT_START) || value.includes(REFRESH_TOKEN_PREFIX) ? value.replace(SHAPED_SECRETS, REDACTION_CENSOR) : value;
+  if (typeof value === 'string') return censorShapedSecrets(value);
   if (value === null || typeof value !== 'object') return value;
   if (depth >= MAX_DEPTH) return REDACTION_CENSOR;
   if (Array.isArray(value)) return value.map((item) => censor(item, parent, depth + 1));

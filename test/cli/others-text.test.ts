@@ -2,10 +2,13 @@
 // prints it: find-slot's warnings and the one-line error. Found in review
 // "logs-faults": ESC, a bare CR and OSC … BEL reached the terminal as they came,
 // so a feed could retitle the window, colour the line or erase and forge it.
+// And in time linear in the text, at most 300 characters of an agent's tool
+// error (found in review regress21c: 80,000 spaces took the line 10 s).
 import { describe, expect, it } from 'vitest';
 import { ClientError } from '../../src/client/errors.js';
 import { notices } from '../../src/cli/commands/find-slot.js';
 import { errorText } from '../../src/cli/errors.js';
+import { busyList, slotSearchResult } from '../../src/client/tool-results.js';
 
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
 
@@ -29,5 +32,28 @@ describe("others' text on the terminal", () => {
     const line = errorText(error, false);
     expect(line).toBe('delegate: The calendar failed (HTTP 500): x\\e[31mRED\\e[0m\\rFAKE\\u{0007} line two\n');
     expect(line.slice(0, -1)).not.toMatch(CONTROL);
+  });
+
+  // Found in review (regress21c): the lines were joined by a pattern (white space, newline, white space) that read a
+  // run of white space again from each of its characters: 80,000 spaces took 10 s. No timing is asserted, the line
+  // is: 240,000 spaces took the old pattern over a minute (vitest fails a test that ran past its 30 s).
+  it('the error line of a message with a long run of spaces before a newline: the same line, at once', () => {
+    const spaces = ' '.repeat(240_000);
+    expect(errorText(new Error(`x${spaces}x\n  y  \n\n z`), false)).toBe(`delegate: x${spaces}x y z\n`);
+  });
+
+  it('an agent’s tool error of megabytes: its first 300 characters on one line, controls escaped', () => {
+    const text = `x${' '.repeat(240_000)}x\n\u001b[2K${'y'.repeat(8_000_000)}`;
+    for (const read of [slotSearchResult, busyList]) {
+      let error: unknown;
+      try {
+        read({ isError: true, content: [{ type: 'text', text }] });
+      } catch (e) {
+        error = e;
+      }
+      const said = `x x \\e[2K${'y'.repeat(300 - 9)}…`;
+      expect(error).toMatchObject({ code: 'TOOL_FAILED', message: said });
+      expect(errorText(error, false)).toBe(`delegate: ${said}\n`);
+    }
   });
 });

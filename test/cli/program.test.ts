@@ -47,6 +47,15 @@ describe('runCli', () => {
     expect(io.out).toBe('');
   });
 
+  // The same pattern as errorText's (found in review regress21c there): white space around a newline, read again from
+  // each character of a run of spaces. Commander repeats the argument; 240,000 spaces took over a minute.
+  it('puts an unknown command of 240,000 spaces on its one line, at once', async () => {
+    const io = fakeIo();
+    const argument = `bogus${' '.repeat(240_000)}x`;
+    expect(await runCli([argument], io)).toBe(2);
+    expect(io.err).toBe(`delegate: unknown command '${argument}'\n`);
+  });
+
   it('says what is wrong with a usage error on its first line', async () => {
     const io = fakeIo();
     await runCli(['find-slot', '--duration', '3x'], io);

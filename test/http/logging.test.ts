@@ -141,6 +141,31 @@ describe('redaction by configuration', () => {
   });
 });
 
+// Found in review (regress21c, high): the JWT pattern began a match at every `eyJ` and read on to the end of its
+// base64url run, so a run of n `eyJ` cost n² steps (64 KiB: 1.9 s; a client could put one in a refusal's logged
+// reason). No timing is asserted (the project's rule), the output is: the long lines below took the old pattern
+// minutes (vitest's 30 s timeout fails a test that ran longer, even a synchronous one) and take this one milliseconds.
+describe('redaction in time linear in the line', () => {
+  const line = (msg: string) => `${JSON.stringify({ level: 30, msg })}\n`;
+  const run = 'eyJ'.repeat(128 * 1024);
+  it.each([
+    ['a run of eyJ', run],
+    ['a run of eyJ, a dot and a segment (a dot short of a JWT)', `${run}.x`],
+  ])('leaves %s, 384 KiB holding no credential, as it was', (_name, msg) => {
+    expect(redactLine(line(msg))).toBe(line(msg));
+  });
+
+  it('censors JWTs (with the base64url run each begins in) and refresh tokens, however many', () => {
+    const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c3JfMSJ9.c2lnbmF0dXJl';
+    const refresh = `${REFRESH_TOKEN_PREFIX}${SECRET}`;
+    expect(redactLine(line(`abc${jwt} and x${refresh}.`))).toBe(line(`${REDACTION_CENSOR} and x${REDACTION_CENSOR}.`));
+    expect(redactLine(line(`${jwt} `.repeat(10_000)))).toBe(line(`${REDACTION_CENSOR} `.repeat(10_000)));
+    expect(redactLine(line('eyJa.'.repeat(3 * 10_000)))).toBe(line(`${REDACTION_CENSOR}.`.repeat(10_000)));
+    expect(redactLine(line(`${REFRESH_TOKEN_PREFIX}`.repeat(10_000)))).toBe(line(REDACTION_CENSOR));
+    expect(redactLine(line(`${refresh}${jwt}`))).toBe(line(REDACTION_CENSOR));
+  });
+});
+
 describe('request ids', () => {
   it('keeps a caller’s short plain X-Request-Id and replaces anything else', () => {
     expect(requestIdFor({ 'x-request-id': 'abc-123_x.y:z' })).toBe('abc-123_x.y:z');

@@ -8,7 +8,7 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { decodeJwt } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { Browser, DEVICE_CODE_GRANT, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, registerDeviceClient, registerPublicClient } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
@@ -26,10 +26,10 @@ beforeAll(async () => {
 afterAll(async () => stack?.close());
 
 /** Each server answers its metadata: the attack did not bring it down. */
-async function allUp(): Promise<void> {
-  expect((await rawRequest({ port: stack.ports.auth, path: '/.well-known/oauth-authorization-server' })).status).toBe(200);
-  expect((await rawRequest({ port: stack.ports.calendar, path: '/.well-known/oauth-protected-resource' })).status).toBe(200);
-  expect((await rawRequest({ port: stack.ports.agent, path: '/.well-known/oauth-protected-resource/mcp' })).status).toBe(200);
+async function allUp(target: Stack = stack): Promise<void> {
+  expect((await rawRequest({ port: target.ports.auth, path: '/.well-known/oauth-authorization-server' })).status).toBe(200);
+  expect((await rawRequest({ port: target.ports.calendar, path: '/.well-known/oauth-protected-resource' })).status).toBe(200);
+  expect((await rawRequest({ port: target.ports.agent, path: '/.well-known/oauth-protected-resource/mcp' })).status).toBe(200);
 }
 
 /**
@@ -128,6 +128,70 @@ describe('oversized requests', () => {
     expect(JSON.parse(res.text)).toMatchObject({ error: 'invalid_request' });
     expect(changed).toEqual([]);
     await allUp();
+  });
+});
+
+// Found in review (regress21c, high): a refusal repeats the client's value (a grant type) in its error_description and
+// in its logged reason, and 63 KB of `eyJ` there held the log's redaction (quadratic in such a run) for 3.7 s, every
+// server of the process waiting. The value is cut at 200 characters in both (src/error-description.ts), and the
+// redaction is linear (test/http/logging.test.ts).
+describe('a refused value of 63 KB repeated in the refusal', () => {
+  let logged: Stack;
+  beforeAll(async () => {
+    logged = await startStack({ logs: true });
+  });
+  afterAll(async () => logged?.close());
+
+  const value = 'eyJ'.repeat(21_000);
+  const start = value.slice(0, 200);
+
+  /** The attack, with a metadata request sent while it is answered: the refusal and the metadata's status. */
+  async function meanwhile<T>(attack: () => Promise<T>): Promise<[T, number]> {
+    const [result, metadata] = await Promise.all([attack(), rawRequest({ port: logged.ports.auth, path: '/.well-known/oauth-authorization-server' })]);
+    return [result, metadata.status];
+  }
+
+  /** The reason on the refusal's log line written after `from` lines, and the line's length. */
+  async function loggedRefusal(from: number): Promise<{ reason: unknown; length: number }> {
+    const line = await vi.waitFor(() => {
+      const found = logged.logLines.slice(from).find((l) => (JSON.parse(l) as { msg?: string }).msg === 'oauth request refused');
+      if (found === undefined) throw new Error('no refusal logged yet');
+      return found;
+    });
+    return { reason: (JSON.parse(line) as { reason?: unknown }).reason, length: line.length };
+  }
+
+  it.each([
+    {
+      name: 'POST /register with grant_types ["authorization_code", 63 KB of eyJ]',
+      path: '/register',
+      type: 'application/json',
+      body: async () => JSON.stringify({ redirect_uris: [REDIRECT], grant_types: ['authorization_code', value], token_endpoint_auth_method: 'none' }),
+      error: 'invalid_client_metadata',
+      says: 'cannot be registered.',
+    },
+    {
+      name: 'a form post of grant_type=<63 KB of eyJ> at /token (a public client)',
+      path: '/token',
+      type: 'application/x-www-form-urlencoded',
+      body: async () => new URLSearchParams({ grant_type: value, client_id: await registerPublicClient(logged.issuer, [REDIRECT]) }).toString(),
+      error: 'unsupported_grant_type',
+      says: 'is not supported.',
+    },
+  ])('$name: 400 $error naming its first 200 characters, nothing stored, the log line short, metadata answered meanwhile', async ({ path, type, body, error, says }) => {
+    const sent = await body();
+    const from = logged.logLines.length;
+    const { result: [res, metadata], changed } = await stateChangedBy(logged, () =>
+      meanwhile(() => rawRequest({ port: logged.ports.auth, method: 'POST', path, headers: { 'content-type': type }, body: sent })),
+    );
+    expect(res.status).toBe(400);
+    expect(res.json()).toEqual({ error, error_description: `The grant type ${start}... ${says}` });
+    expect(metadata).toBe(200);
+    expect(changed).toEqual([]);
+    const refusal = await loggedRefusal(from);
+    expect(refusal.reason).toBe(`The grant type ${start}… ${says}`);
+    expect(refusal.length).toBeLessThan(1000);
+    await allUp(logged);
   });
 });
 
