@@ -104,7 +104,7 @@ export function parseCalendar(raw: string, name: string): ParsedCalendar {
         const override = reader.override(component, span);
         // Without a UID it belongs to no series: an event of its own.
         if (uid === undefined) series.push(standalone(undefined, override));
-        else overridesByUid.set(uid, [...(overridesByUid.get(uid) ?? []), override]);
+        else appendTo(overridesByUid, uid, override);
         return;
       }
       const entry = reader.series(component, span, uid);
@@ -114,11 +114,18 @@ export function parseCalendar(raw: string, name: string): ParsedCalendar {
   }
   for (const [uid, overrides] of overridesByUid) {
     const master = masters.get(uid);
-    if (master) master.overrides.push(...overrides);
+    if (master) for (const o of overrides) master.overrides.push(o);
     // Only overridden instances and no master: each is an event of its own.
     else for (const o of overrides) series.push(standalone(uid, o));
   }
   return { name, series, freeBusy: reader.freeBusy, warnings };
+}
+
+/** Adds `item` to the list under `key`, in place (a copy per item would make n items cost n²). */
+function appendTo<K, V>(lists: Map<K, V[]>, key: K, item: V): void {
+  const list = lists.get(key);
+  if (list) list.push(item);
+  else lists.set(key, [item]);
 }
 
 function standalone(uid: string | undefined, override: InstanceOverride): EventSeries {
