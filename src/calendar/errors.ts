@@ -25,7 +25,9 @@ export type CalendarSourceErrorCode =
   /** A recurrence rule (RRULE, RFC 5545 §3.3.10) is malformed, contradicts itself, or could not be expanded. */
   | 'ERR_ICS_RULE'
   /** A recurring event produced more instances than the expansion allows. */
-  | 'ERR_ICS_EXPANSION_LIMIT';
+  | 'ERR_ICS_EXPANSION_LIMIT'
+  /** The calendar holds more components than it may (MAX_CALENDAR_COMPONENTS), or a component is larger than one may be (MAX_COMPONENT_SIZE). */
+  | 'ERR_ICS_TOO_LARGE';
 
 export type SlotQueryErrorCode =
   | 'ERR_SLOT_DURATION'

@@ -7,8 +7,10 @@
 // can say when it happened and the answer can say which copy it used. A copy
 // younger than `refreshAfterMs` is used without asking the server at all.
 // Messages name the calendar, never its URL (a private feed's URL is a secret).
+// A feed is parsed cooperatively (the process's other requests run between the
+// steps), and one with more than MAX_CALENDAR_COMPONENTS components is refused.
 import { CalendarSourceError } from './errors.js';
-import { parseCalendar, type ParsedCalendar } from './ics.js';
+import { parseCalendarCooperatively, type ParsedCalendar } from './ics.js';
 
 /** What the cache keeps of a feed. Times are epoch ms. */
 export interface FeedCacheRecord {
@@ -126,11 +128,12 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
   const keyOf = (ref: FeedRef) => `${ref.id}\0${ref.url}\0${ref.name}`;
 
   /** The calendar of a good copy, parsed once per version. */
-  function fromCopy(ref: FeedRef, record: FeedCacheRecord, checkedAt: number, stale: StaleFeed | undefined): ParsedCalendar {
+  async function fromCopy(ref: FeedRef, record: FeedCacheRecord, checkedAt: number, stale: StaleFeed | undefined): Promise<ParsedCalendar> {
     const version = `${record.changedAt}:${record.body!.length}:${record.etag ?? ''}`;
     const known = parsed.get(keyOf(ref));
-    const calendar = known && known.version === version ? known.calendar : parseCalendar(record.body!, ref.name);
-    parsed.set(keyOf(ref), { version, calendar, checkedAt, stale });
+    const calendar = known && known.version === version ? known.calendar : await parseCalendarCooperatively(record.body!, ref.name);
+    // While the copy was parsed, a fetch that went on (a slow feed's) may have settled a newer one: that one stays.
+    if (parsed.get(keyOf(ref)) === known) parsed.set(keyOf(ref), { version, calendar, checkedAt, stale });
     return calendar;
   }
 
@@ -171,7 +174,7 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
     let failure: CalendarSourceError;
     if (outcome.kind === 'body') {
       try {
-        const calendar = parseCalendar(outcome.text, ref.name);
+        const calendar = await parseCalendarCooperatively(outcome.text, ref.name);
         const next: FeedCacheRecord = {
           ...record,
           body: outcome.text,

@@ -2,12 +2,15 @@
 // with its rules, extra and excluded dates and overridden instances, grouped
 // by UID), VFREEBUSY periods, and warnings. Parsing does not depend on the
 // window or on the owner's zone, so a parsed calendar can be cached and
-// expanded many times. Errors name the calendar and the line.
+// expanded many times. Errors name the calendar and the line. A server parses
+// cooperatively (parseCalendarCooperatively), in steps of a few milliseconds:
+// one component at most per step, whose size the text layer bounds.
 import ICAL from 'ical.js';
 import { CalendarSourceError } from './errors.js';
 import { datePartsSatisfiable } from './ics-rules.js';
-import { readIcsText, type ComponentSpan, type IcsText } from './ics-text.js';
+import { readIcsText, type ComponentSpan, type ContentLine, type IcsText } from './ics-text.js';
 import { zoneRuleOf, type CalendarTime } from './ics-time.js';
+import { runSteps, runStepsCooperatively, StepCounter, type Steps } from './steps.js';
 
 /** Whether an instance makes its owner busy. */
 export type Availability = 'busy' | 'tentative' | 'free';
@@ -72,45 +75,76 @@ export interface ParsedCalendar {
   readonly warnings: readonly string[];
 }
 
+/** Work (ComponentSpan#size) handed to ical.js between two steps: a few milliseconds. */
+const WORK_PER_STEP = 250;
+
+/** The calendar in `raw`, read in one go (a command that does nothing else meanwhile). */
 export function parseCalendar(raw: string, name: string): ParsedCalendar {
-  const text = readIcsText(raw, name);
-  const roots = parseWithIcal(text, name);
+  return runSteps(parseSteps(raw, name));
+}
+
+// One cooperative parse at a time in the process, the others waiting their turn, as when parsing was synchronous:
+// several large feeds read side by side would each hold their lines and partial results at once.
+let parseQueue: Promise<unknown> = Promise.resolve();
+
+/**
+ * The calendar in `raw`, read in steps of a few milliseconds with the event
+ * loop running between them, so that the other servers of the process keep
+ * answering while a large feed or file is read.
+ */
+export function parseCalendarCooperatively(raw: string, name: string): Promise<ParsedCalendar> {
+  const work = () => runStepsCooperatively(parseSteps(raw, name));
+  const turn = parseQueue.then(work, work);
+  parseQueue = turn.catch(() => undefined);
+  return turn;
+}
+
+/**
+ * The parse as steps. The text layer checks the whole file first; then each
+ * component is handed to ical.js on its own, under a VCALENDAR that holds the
+ * calendar's own properties and its time zones, so a component's TZID finds
+ * its VTIMEZONE as in the whole file, and only one component's ical.js tree
+ * is alive at a time.
+ */
+function* parseSteps(raw: string, name: string): Steps<ParsedCalendar> {
+  const text = yield* readIcsText(raw, name);
   const warnings = [...text.repairs];
   const reader = new EventReader(name, text, warnings);
+  const counter = new StepCounter(WORK_PER_STEP);
+  const parse = (lines: readonly ContentLine[]) => parseWithIcal(lines, name);
 
   const masters = new Map<string, EventSeries>();
   const series: EventSeries[] = [];
   const overridesByUid = new Map<string, InstanceOverride[]>();
-  let spanIndex = 0;
-  for (const root of roots) {
-    const calendar = new ICAL.Component(root);
-    const subcomponents = [...calendar.getAllSubcomponents()];
-    const spans = text.components.slice(spanIndex, spanIndex + subcomponents.length);
-    spanIndex += subcomponents.length;
-    subcomponents.forEach((component, i) => {
-      const span = spans[i]!;
-      if (component.name === 'vtimezone' && !component.hasProperty('tzid')) {
-        // A VTIMEZONE without TZID cannot be referred to, and ical.js trips over it when it looks up zones.
-        calendar.removeSubcomponent(component);
-        warnings.push(`line ${span.line}: ignored a VTIMEZONE without TZID`);
-      }
-    });
-    subcomponents.forEach((component, i) => {
-      const span = spans[i]!;
-      if (component.name === 'vfreebusy') reader.freeBusy.push(...reader.freeBusyPeriods(component, span));
-      if (component.name !== 'vevent') return;
+  for (const spans of text.calendars) {
+    const calendar = new ICAL.Component(parse(spans.own.map((i) => text.lines[i]!)));
+    // Time zones first: an event may refer to one defined after it.
+    for (const span of spans.components) {
+      if (span.name !== 'VTIMEZONE') continue;
+      const zone = new ICAL.Component(parse(linesOf(text, span)));
+      // A VTIMEZONE without TZID cannot be referred to, and ical.js trips over it when it looks up zones.
+      if (zone.hasProperty('tzid')) calendar.addSubcomponent(zone);
+      else warnings.push(`line ${span.line}: ignored a VTIMEZONE without TZID`);
+      if (counter.spend(span.size)) yield;
+    }
+    for (const span of spans.components) {
+      if (span.name === 'VTIMEZONE') continue;
+      const component = new ICAL.Component(parse(linesOf(text, span)), calendar);
+      if (counter.spend(span.size)) yield;
+      if (component.name === 'vfreebusy') for (const period of reader.freeBusyPeriods(component, span)) reader.freeBusy.push(period);
+      if (component.name !== 'vevent') continue;
       const uid = reader.text(component, 'uid');
       if (component.hasProperty('recurrence-id')) {
         const override = reader.override(component, span);
         // Without a UID it belongs to no series: an event of its own.
         if (uid === undefined) series.push(standalone(undefined, override));
         else appendTo(overridesByUid, uid, override);
-        return;
+        continue;
       }
       const entry = reader.series(component, span, uid);
       series.push(entry);
       if (uid !== undefined && !masters.has(uid)) masters.set(uid, entry);
-    });
+    }
   }
   for (const [uid, overrides] of overridesByUid) {
     const master = masters.get(uid);
@@ -128,22 +162,23 @@ function appendTo<K, V>(lists: Map<K, V[]>, key: K, item: V): void {
   else lists.set(key, [item]);
 }
 
+function linesOf(text: IcsText, span: ComponentSpan): ContentLine[] {
+  return text.lines.slice(span.first, span.last + 1);
+}
+
 function standalone(uid: string | undefined, override: InstanceOverride): EventSeries {
   return { uid, master: override.timing, rules: [], rdates: [], exdates: [], overrides: [] };
 }
 
-/** ical.js's parse, with its errors turned into ours (and the line found from the text it quotes). */
-function parseWithIcal(text: IcsText, name: string): unknown[][] {
-  let jcal: unknown;
+/** ical.js's parse of one component, with its errors turned into ours (and the line found from the text it quotes). */
+function parseWithIcal(lines: readonly ContentLine[], name: string): unknown[] {
   try {
-    jcal = ICAL.parse(text.text);
+    return ICAL.parse(lines.map((l) => l.text).join('\r\n') + '\r\n') as unknown[];
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    const quoted = text.lines.filter((l) => message.includes(l.text)).sort((a, b) => b.text.length - a.text.length)[0];
+    const quoted = lines.filter((l) => message.includes(l.text)).sort((a, b) => b.text.length - a.text.length)[0];
     throw new CalendarSourceError('ERR_ICS_SYNTAX', name, 'This line is not valid iCalendar.', quoted?.line);
   }
-  // One VCALENDAR parses to its jCal; several to a list of them.
-  return (Array.isArray(jcal) && Array.isArray(jcal[0]) ? jcal : [jcal]) as unknown[][];
 }
 
 /** Reads VEVENT and VFREEBUSY components into the model, naming the line of whatever is wrong. */

@@ -4,9 +4,11 @@
 // real producers write (Exchange's TZID quoted together with the value; dates
 // without VALUE=DATE), and the values ical.js would silently misread checked
 // (recurrence rules, dates, durations). Errors name the calendar and the line.
-// Pure.
+// Pure. The read is a generator that yields every few thousand lines, so that
+// a server reads a large feed in steps (steps.ts).
 import { CalendarSourceError } from './errors.js';
 import { recurRuleProblem } from './ics-rules.js';
+import { StepCounter, type Steps } from './steps.js';
 
 /** One unfolded content line. */
 export interface ContentLine {
@@ -26,17 +28,49 @@ export interface ComponentSpan {
   /** Index range [first, last] of its content lines in IcsText#lines. */
   first: number;
   last: number;
+  /** What reading it costs: its content lines, and each value past the first of a list of dates or periods. */
+  size: number;
+}
+
+/** One VCALENDAR: its own content lines (BEGIN, properties, END) and the components directly inside it. */
+export interface CalendarSpan {
+  /** Indexes in IcsText#lines of the lines that are not inside a component. */
+  own: number[];
+  /** In document order. */
+  components: ComponentSpan[];
 }
 
 export interface IcsText {
-  /** Unfolded, repaired text for ical.js. */
-  text: string;
+  /** Unfolded and repaired, as ical.js will read them. */
   lines: ContentLine[];
-  /** Components directly inside the VCALENDARs, in document order. */
-  components: ComponentSpan[];
+  /** The VCALENDARs, in document order. */
+  calendars: CalendarSpan[];
   /** What was repaired, with lines. */
   repairs: string[];
 }
+
+/** Lines read between two steps: a few milliseconds of work. */
+const LINES_PER_STEP = 4_000;
+
+/**
+ * The most components (events, time zones, …) a calendar may hold. A busy
+ * Google Calendar export with years of history holds some thousands of events,
+ * a 20 MB one about 30,000; the cap bounds what a calendar costs in time and
+ * memory for as long as it is kept, whatever its bytes are spent on.
+ */
+export const MAX_CALENDAR_COMPONENTS = 100_000;
+
+/**
+ * The largest component (ComponentSpan#size). A server reads one component
+ * per step at most, so this bounds how long a step can take (10,000 dates of
+ * an EXDATE take ical.js about 0.2 s). A real event has tens of lines, one
+ * with a thousand guests a thousand, a long-running series some hundreds of
+ * excluded dates.
+ */
+export const MAX_COMPONENT_SIZE = 10_000;
+
+/** Properties whose value may be a list of dates or periods, which ical.js reads into one object each. */
+const DATE_LISTS = new Set(['EXDATE', 'RDATE', 'FREEBUSY']);
 
 /** Properties whose values are dates or date-times, which ical.js cannot read as bare yyyymmdd. */
 const DATE_PROPERTIES = new Set(['DTSTART', 'DTEND', 'DUE', 'RECURRENCE-ID', 'EXDATE', 'RDATE']);
@@ -44,26 +78,35 @@ const DATE = /^\d{8}$/;
 const DATE_TIME = /^\d{8}T\d{6}Z?$/i;
 const DURATION = /^[+-]?P(?=.*\d)(?:\d+W)?(?:\d+D)?(?:T(?=\d)(?:\d+H)?(?:\d+M)?(?:\d+S)?)?$/i;
 
-export function readIcsText(raw: string, calendar: string): IcsText {
+export function* readIcsText(raw: string, calendar: string): Steps<IcsText> {
   const fail = (reason: string, line?: number): never => {
     throw new CalendarSourceError('ERR_ICS_SYNTAX', calendar, reason, line);
   };
+  const counter = new StepCounter(LINES_PER_STEP);
   const lines: ContentLine[] = [];
   const repairs: string[] = [];
-  const physical = raw.replace(/^\uFEFF/, '').split(/\r\n|\n|\r/);
-  for (let i = 0; i < physical.length; i++) {
-    const text = physical[i]!;
+  // The physical lines one at a time (a split of the whole text would be one long step, and a second copy of it).
+  const source = raw.replace(/^\uFEFF/, '');
+  const lineBreak = /\r\n|\n|\r/g;
+  for (let start = 0, physical = 1; start <= source.length; physical++) {
+    lineBreak.lastIndex = start;
+    const found = lineBreak.exec(source);
+    const end = found ? found.index : source.length;
+    const text = source.slice(start, end);
+    start = found ? end + found[0].length : source.length + 1;
+    if (counter.spend(1)) yield;
     if (text.trim() === '') continue;
     if (text[0] === ' ' || text[0] === '\t') {
       const previous = lines[lines.length - 1];
-      if (!previous) fail('The file starts with a folded continuation line.', i + 1);
+      if (!previous) fail('The file starts with a folded continuation line.', physical);
       previous!.text += text.slice(1);
       continue;
     }
-    lines.push({ text, line: i + 1, name: '' });
+    lines.push({ text, line: physical, name: '' });
   }
 
   for (const cl of lines) {
+    if (counter.spend(1)) yield;
     const colon = valueColon(cl.text);
     if (colon === -1) {
       const repaired = repairQuotedValue(cl.text);
@@ -81,12 +124,14 @@ export function readIcsText(raw: string, calendar: string): IcsText {
     }
   }
 
-  const components = structure(lines, fail);
+  const calendars = yield* structure(lines, fail, counter);
+  checkSize(calendars, calendar);
   for (const cl of lines) {
+    if (counter.spend(1)) yield;
     const problem = valueProblem(cl);
     if (problem) throw new CalendarSourceError(cl.name === 'RRULE' ? 'ERR_ICS_RULE' : 'ERR_ICS_VALUE', calendar, problem, cl.line);
   }
-  return { text: lines.map((l) => l.text).join('\r\n') + '\r\n', lines, components, repairs };
+  return { lines, calendars, repairs };
 }
 
 /** The index of the colon that starts the value: the first one outside double quotes. */
@@ -126,34 +171,63 @@ function markBareDates(text: string, name: string): string {
   return `${text.slice(0, name.length)};VALUE=DATE${text.slice(name.length)}`;
 }
 
-/** Checks that BEGIN and END pair up and collects the components directly inside each VCALENDAR. */
-function structure(lines: readonly ContentLine[], fail: (reason: string, line?: number) => never): ComponentSpan[] {
+/** Checks that BEGIN and END pair up and collects each VCALENDAR's own lines and the components directly inside it. */
+function* structure(lines: readonly ContentLine[], fail: (reason: string, line?: number) => never, counter: StepCounter): Steps<CalendarSpan[]> {
   const stack: Array<{ name: string; line: number; index: number }> = [];
-  const components: ComponentSpan[] = [];
-  let calendars = 0;
-  lines.forEach((cl, index) => {
+  const calendars: CalendarSpan[] = [];
+  // Values past the first in the date lists of the component being read.
+  let extraValues = 0;
+  for (let index = 0; index < lines.length; index++) {
+    if (counter.spend(1)) yield;
+    const cl = lines[index]!;
+    if (DATE_LISTS.has(cl.name)) extraValues += commas(split(cl.text).value);
     if (cl.name === 'BEGIN' || cl.name === 'END') {
       const component = split(cl.text).value.trim().toUpperCase();
       if (cl.name === 'BEGIN') {
         if (stack.length === 0 && component !== 'VCALENDAR') fail(`BEGIN:${component} outside a VCALENDAR.`, cl.line);
-        if (stack.length === 0) calendars++;
+        if (stack.length === 0) calendars.push({ own: [index], components: [] });
+        if (stack.length === 1) extraValues = 0;
         stack.push({ name: component, line: cl.line, index });
-        return;
+        continue;
       }
       const open = stack.pop();
       if (!open) fail(`END:${component} without a BEGIN.`, cl.line);
       if (open!.name !== component) fail(`END:${component} closes BEGIN:${open!.name} of line ${open!.line}.`, cl.line);
+      if (stack.length === 0) calendars[calendars.length - 1]!.own.push(index);
       if (stack.length === 1 && stack[0]!.name === 'VCALENDAR') {
-        components.push({ name: component, line: open!.line, first: open!.index, last: index });
+        const size = index - open!.index + 1 + extraValues;
+        calendars[calendars.length - 1]!.components.push({ name: component, line: open!.line, first: open!.index, last: index, size });
       }
-      return;
+      continue;
     }
     if (stack.length === 0) fail('A property outside BEGIN:VCALENDAR … END:VCALENDAR.', cl.line);
-  });
+    if (stack.length === 1) calendars[calendars.length - 1]!.own.push(index);
+  }
   const unclosed = stack[stack.length - 1];
   if (unclosed) fail(`BEGIN:${unclosed.name} is never closed.`, unclosed.line);
-  if (calendars === 0) fail('There is no BEGIN:VCALENDAR: this is not an iCalendar file.');
-  return components;
+  if (calendars.length === 0) fail('There is no BEGIN:VCALENDAR: this is not an iCalendar file.');
+  return calendars;
+}
+
+function commas(value: string): number {
+  let n = 0;
+  for (let at = value.indexOf(','); at !== -1; at = value.indexOf(',', at + 1)) n++;
+  return n;
+}
+
+/** Refuses a calendar too large to keep (MAX_CALENDAR_COMPONENTS) or with a component too large to read in one step. */
+function checkSize(calendars: readonly CalendarSpan[], calendar: string): void {
+  const count = calendars.reduce((n, c) => n + c.components.length, 0);
+  if (count > MAX_CALENDAR_COMPONENTS) {
+    const reason = `It holds ${count} events and other components; at most ${MAX_CALENDAR_COMPONENTS} are read. Publish less of it (less history).`;
+    throw new CalendarSourceError('ERR_ICS_TOO_LARGE', calendar, reason);
+  }
+  for (const span of calendars.flatMap((c) => c.components)) {
+    if (span.size > MAX_COMPONENT_SIZE) {
+      const reason = `This ${span.name} has ${span.size} lines and listed dates; at most ${MAX_COMPONENT_SIZE} are read in one component.`;
+      throw new CalendarSourceError('ERR_ICS_TOO_LARGE', calendar, reason, span.line);
+    }
+  }
 }
 
 /** What is wrong with a value ical.js would misread without a word, if anything. */

@@ -1,6 +1,6 @@
 // ICS calendars as busy time: parse a file's text once (parseCalendar, which
 // does not depend on the window or the owner's zone, so the result can be
-// cached), then expand it into the busy intervals of any window (expandBusy;
+// cached; parseCalendarCooperatively in a server), then expand it into the busy intervals of any window (expandBusy;
 // expandBusyCooperatively in a server, letting other requests run meanwhile).
 // Errors are CalendarSourceError, naming the calendar and the line.
 //
@@ -12,7 +12,8 @@ import { expandInstances, expandInstancesCooperatively, type EventInstance, type
 import type { ParsedCalendar } from './ics-parse.js';
 import { clipIntervals, type Interval } from './intervals.js';
 
-export { parseCalendar } from './ics-parse.js';
+export { parseCalendar, parseCalendarCooperatively } from './ics-parse.js';
+export { MAX_CALENDAR_COMPONENTS, MAX_COMPONENT_SIZE } from './ics-text.js';
 export type { Availability, ParsedCalendar } from './ics-parse.js';
 export { expandInstances, expandInstancesCooperatively, DEFAULT_MAX_ITERATIONS, DEFAULT_MAX_ITERATIONS_PER_SERIES } from './ics-expand.js';
 export type { EventInstance, ExpandOptions } from './ics-expand.js';

@@ -2,12 +2,13 @@
 // version, and ICS feeds (feeds.ts). A file is re-read only when its
 // modification time or size changes, so repeated free/busy calls cost one
 // stat per calendar. A file that fails to parse is remembered as failing
-// until it changes.
+// until it changes. Parsing is cooperative: the process's other requests run
+// between its steps.
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { CalendarSourceError } from './errors.js';
 import type { FeedLoader, FeedRef, StaleFeed } from './feeds.js';
-import { parseCalendar, type ParsedCalendar } from './ics.js';
+import { parseCalendarCooperatively, type ParsedCalendar } from './ics.js';
 
 /** A calendar in an .ics file, as a user configured it. */
 export interface FileCalendarRef {
@@ -77,7 +78,7 @@ export function createCalendarLoader(options: CalendarLoaderOptions = {}): Calen
         return cached.parsed;
       }
       const parsed = readText(ref.path).then(
-        (text) => parseCalendar(text, ref.name),
+        (text) => parseCalendarCooperatively(text, ref.name),
         (err: unknown) => {
           // A failed read may be passing; a failed parse is not, until the file changes.
           if (cache.get(key) === entry) cache.delete(key);

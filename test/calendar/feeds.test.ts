@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CalendarSourceError } from '../../src/calendar/errors.js';
 import { createFeedLoader, normalizeFeedUrl, redactFeedUrl, type FeedCache, type FeedCacheRecord, type FeedRef } from '../../src/calendar/feeds.js';
-import { expandBusy } from '../../src/calendar/ics.js';
+import { expandBusy, MAX_CALENDAR_COMPONENTS } from '../../src/calendar/ics.js';
 import { createCalendarLoader } from '../../src/calendar/sources.js';
 import { openStore } from '../../src/store/index.js';
 
@@ -65,6 +65,22 @@ function memoryCache(): FeedCache & { records: Map<string, FeedCacheRecord> } {
       records.set(record.calendarId, { ...record });
     },
   };
+}
+
+/** A feed fetched once (FIRST), then changed to `next` and read again once due: that read, and what it left. */
+async function readAfterChange(id: string, next: string) {
+  let body = FIRST;
+  let tag = '"v1"';
+  handler = calendarHost(() => body, () => tag);
+  let now = Date.UTC(2026, 10, 30, 8);
+  const cache = memoryCache();
+  const feeds = createFeedLoader({ cache, now: () => now, refreshAfterMs: MINUTE });
+  const ref: FeedRef = { name: 'team', id, url: `${base}/team.ics` };
+  await feeds.load(ref);
+  body = next;
+  tag = '"v2"';
+  now += 2 * MINUTE;
+  return { calendar: await feeds.load(ref), feeds, cache, ref };
 }
 
 const window = { start: Date.UTC(2026, 11, 1), end: Date.UTC(2026, 11, 2) };
@@ -172,19 +188,8 @@ describe('an ICS feed', () => {
   });
 
   it('keeps the last good copy when the new one is not valid iCalendar, naming the line', async () => {
-    let body = FIRST;
-    let tag = '"v1"';
-    handler = calendarHost(() => body, () => tag);
-    let now = Date.UTC(2026, 10, 30, 8);
-    const cache = memoryCache();
-    const feeds = createFeedLoader({ cache, now: () => now, refreshAfterMs: MINUTE });
-    const ref: FeedRef = { name: 'team', id: 'cal_4', url: `${base}/team.ics` };
-    await feeds.load(ref);
-
-    body = FIRST.replace('DURATION:PT1H', 'RRULE:FREQ=SOMETIMES');
-    tag = '"v2"';
-    now += 2 * MINUTE;
-    expect(busyOf(await feeds.load(ref))).toEqual(['2026-12-01T10:00:00.000Z']);
+    const { calendar, feeds, cache, ref } = await readAfterChange('cal_4', FIRST.replace('DURATION:PT1H', 'RRULE:FREQ=SOMETIMES'));
+    expect(busyOf(calendar)).toEqual(['2026-12-01T10:00:00.000Z']);
     expect(feeds.staleness(ref)?.reason).toBe('line 7: FREQ=SOMETIMES is not a frequency.');
     expect(cache.records.get('cal_4')?.body).toBe(FIRST);
   });
@@ -210,6 +215,20 @@ describe('an ICS feed', () => {
     const error = (await feeds.load({ name: 'big', id: 'cal_7', url: `${base}/big.ics` }).catch((e: unknown) => e)) as CalendarSourceError;
     expect(error.message).toMatch(/^Calendar "big": The feed is larger than/);
   });
+
+  it('keeps the last good copy when the new one holds more components than a calendar may, and records why', async () => {
+    const events = Array.from({ length: MAX_CALENDAR_COMPONENTS + 1 }, (_, i) => `BEGIN:VEVENT\r\nUID:u${i}\r\nDTSTART:20261201T100000Z\r\nEND:VEVENT\r\n`);
+    const tooMany = `BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n${events.join('')}END:VCALENDAR\r\n`;
+    const { calendar, feeds, cache, ref } = await readAfterChange('cal_9', tooMany);
+    expect(busyOf(calendar)).toEqual(['2026-12-01T10:00:00.000Z']);
+    const reason = `It holds ${MAX_CALENDAR_COMPONENTS + 1} events and other components; at most ${MAX_CALENDAR_COMPONENTS} are read. Publish less of it (less history).`;
+    expect(feeds.staleness(ref)?.reason).toBe(reason);
+    expect([cache.records.get('cal_9')?.body, cache.records.get('cal_9')?.error]).toEqual([FIRST, reason]);
+
+    const fresh = createFeedLoader({ cache: memoryCache() });
+    const error = (await fresh.load({ ...ref, id: 'cal_10' }).catch((e: unknown) => e)) as CalendarSourceError;
+    expect([error.code, error.message]).toEqual(['ERR_ICS_TOO_LARGE', `Calendar "team": ${reason}`]);
+  }, 20_000);
 
   it('is fetched once for calls that arrive together', async () => {
     handler = calendarHost(() => FIRST, () => '"v1"');
