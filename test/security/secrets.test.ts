@@ -187,6 +187,8 @@ describe('constant-time comparison of secrets', () => {
     ['src/authz/register.ts', /includes\(GRANT_TYPE_AUTHORIZATION_CODE\) !== responseTypes\.includes/, 'registered grant and response types'],
     ['src/client/refresh.ts', /current\.access_token === input\.rejectedAccessToken/, "the CLI comparing two of its own tokens, no request involved"],
     ['src/client/revocation.ts', /\)\?\.access_token === old\.access_token/, "the CLI's own cache: the entry it has just revoked is still the one stored, no request involved"],
+    ['src/client/revocation.ts', /\)\?\.access_token === tokensFor\(data, old\.issuer, old\.resource\)\?\.access_token/, "the CLI's own cache: the entry a replaced sign-in retired is still the one stored, no request involved"],
+    ['src/store/sqlite.ts', /code\.clientId !== issue\.access\.clientId/, "client ids, which are public: the code's client against the client that authenticated"],
     ['src/client/lock.ts', /moved\.nonce === abandonedNonce/, "the CLI's own lock file: which process holds it, no request involved"],
     ['src/client/lock.ts', /holder\.nonce === nonce/, "the CLI's own lock file: which process holds it, no request involved"],
   ];
