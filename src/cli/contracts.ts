@@ -35,6 +35,8 @@ export interface StackModule {
   refusePublishedPorts(options: StackOptions): Promise<void>;
   /** CalendarAgent's https URL when the servers on the ports are published behind a reverse proxy, after one look; starts nothing. */
   publishedAgentUrl(options: Pick<StackOptions, 'ports' | 'host'>): Promise<string | undefined>;
+  /** Throws ensureStack's exit-1 finding when the authorization server at `issuer`, on loopback, runs from another data directory; one look, starts nothing. */
+  refuseOtherDataDirectoryAt(options: StackOptions, issuer: string): Promise<void>;
 }
 
 /** `delegate serve`: the three servers in one process until interrupted. */

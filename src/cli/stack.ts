@@ -10,7 +10,7 @@ import type { Stack, StackOptions } from './contracts.js';
 import { CommandFailed } from './errors.js';
 import { whileStarting } from './start-lock.js';
 import { printableClipped } from '../terminal-text.js';
-import { canonicalResource } from '../delegation/resource.js';
+import { canonicalResource, isAnyLoopbackHost } from '../delegation/resource.js';
 import { sameSetupCommandLine } from './commands/mcp-config.js';
 import { DATA_DIRECTORY_HEADER, dataDirectoryId } from '../data-directory-id.js';
 
@@ -295,6 +295,29 @@ function otherDataDirectory(options: StackOptions): CommandFailed {
     `The delegate servers on ${options.host} ports ${auth}, ${calendar} and ${agent} run from another data directory than this command's (${options.paths.home}): ` +
       `this command cannot sign in there or use them. Stop them, run this command with DELEGATE_HOME set to their data directory, or choose other ports ${PORT_OPTIONS}.`,
   );
+}
+
+/**
+ * Before this command's refresh token goes to the authorization server at `issuer` (find-slot's and busy's fast path,
+ * `token`, which do not probe the servers first): exit 1 with otherDataDirectory's line when that server is on this
+ * machine's loopback and says it runs from another data directory. Found in review (regress21e): such a server refused
+ * the refresh with invalid_client ("Unknown client"), and the CLI then deleted its client registration and tokens, still
+ * valid for its own directory's servers, before it said anything. One look at the server's metadata (as probeAll's),
+ * only then: a valid access token goes to the agent without it. Another user's listener on the port is refused before
+ * anything is sent (refusedIfForeign); an issuer off loopback, a server that sends no identity (older, https issuer),
+ * or one that does not answer is not judged here: the refresh goes on as before and fails, or not, on its own.
+ */
+export async function refuseOtherDataDirectoryAt(options: StackOptions, issuer: string): Promise<void> {
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    return;
+  }
+  if (url.protocol !== 'http:' || !isAnyLoopbackHost(url.hostname) || url.pathname !== '/') return;
+  const part: Part = { name: 'authorization server', port: Number(url.port || 80), url: `${url.origin}/.well-known/oauth-authorization-server` };
+  const [ours, answer] = await Promise.all([dataDirectoryId(options.paths.home), probePart(part)]);
+  if (typeof answer === 'object' && answer.ok && answer.dataDirectory !== undefined && answer.dataDirectory !== ours) throw otherDataDirectory(options);
 }
 
 class PortTaken extends Error {}

@@ -59,6 +59,7 @@ async function cachedOrRefreshed(cache: TokenCache, resource: string, options: S
   const tokens = issuer === undefined ? undefined : tokensFor(data, issuer, resource);
   if (!issuer || !tokens) return undefined;
   if (!isExpired(tokens, options.now(), TOKEN_MIN_REMAINING_MS)) return tokens.access_token;
+  await options.beforeRefresh?.(issuer);
   const fresh = await refreshCachedTokens({
     cache,
     issuer,

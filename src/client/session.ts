@@ -89,6 +89,13 @@ export interface SessionOptions {
    * servers of another data directory). Throws to stop the sign-in.
    */
   beforeSignIn?: () => Promise<void>;
+  /**
+   * Called before the stored refresh token is sent to the authorization server `issuer` (an expired access token, or
+   * one the agent refused), outside the token cache's lock: the caller makes sure that server is its own (src/cli/stack.ts
+   * refuses one of another data directory, whose refusal would otherwise end this directory's sign-in). Throws to stop
+   * the refresh, with nothing sent and nothing changed in the cache.
+   */
+  beforeRefresh?: (issuer: string) => Promise<void>;
 }
 
 /** find_slot's search options, as written (docs/internals.md, find_slot). */
@@ -396,6 +403,7 @@ async function tryCachedTokens<T>(
 
   let refreshed = false;
   if (isExpired(tokens, options.now())) {
+    await options.beforeRefresh?.(issuer);
     tokens = await refreshCachedTokens({ cache, issuer, resource, now: options.now, fetchFn, requestTimeoutMs: options.requestTimeoutMs, notSaved: options.refreshNotSaved });
     refreshed = true;
     if (!tokens) return undefined;
@@ -406,7 +414,8 @@ async function tryCachedTokens<T>(
     if (!isUnauthorized(error)) throw error;
     if (refreshed) return undefined;
   }
-  // Refused though unexpired (revoked, keys rotated, clock skew): one refresh, then the user.
+  // Refused though unexpired (revoked, keys rotated, clock skew, or the agent of another data directory): one refresh, then the user.
+  await options.beforeRefresh?.(issuer);
   const replacement = await refreshCachedTokens({
     cache,
     issuer,

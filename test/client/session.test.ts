@@ -180,6 +180,43 @@ describe('client session', () => {
     expect(again.shown).toEqual([]);
   });
 
+  it('asks beforeRefresh about the authorization server before a refresh token is sent (expired, or refused by the agent), never for a token the agent takes', async () => {
+    await findSlot(options(), { duration: '30m' });
+    const asked: string[] = [];
+    const beforeRefresh = async (issuer: string) => void asked.push(`${issuer} after ${requests.length} requests`);
+    requests = [];
+    await findSlot(options({ beforeRefresh }), { duration: '30m' });
+    expect(asked).toEqual([]); // the fast path: no look, no extra round trip
+
+    clock += 11 * 60_000;
+    requests = [];
+    await findSlot(options({ beforeRefresh }), { duration: '30m' });
+    expect(asked).toEqual([`${authz.issuer} after 0 requests`]);
+    expect(requests[0]).toBe('POST /token');
+
+    const file = await cacheFile();
+    const entry = Object.values(Object.values(file.tokens)[0]!)[0]!;
+    entry.access_token = `${entry.access_token.slice(0, -4)}AAAA`; // refused by the agent: the retry would refresh
+    await writeFile(join(home, 'tokens.json'), JSON.stringify(file), { mode: 0o600 });
+    asked.length = 0;
+    requests = [];
+    await findSlot(options({ beforeRefresh }), { duration: '30m' });
+    expect(asked).toEqual([`${authz.issuer} after 1 requests`]); // after the agent's 401, before POST /token
+  });
+
+  it('a refusal from beforeRefresh (the servers of another data directory, regress21e) stops the run: no refresh token sent, the cache unchanged', async () => {
+    await findSlot(options(), { duration: '30m' });
+    const before = await readFile(join(home, 'tokens.json'));
+    clock += 11 * 60_000;
+    requests = [];
+    const refusal = new Error('another data directory');
+    const later = options({ beforeRefresh: async () => Promise.reject(refusal) });
+    await expect(findSlot(later, { duration: '30m' })).rejects.toBe(refusal);
+    expect(requests).toEqual([]);
+    expect(later.shown).toEqual([]);
+    expect((await readFile(join(home, 'tokens.json'))).equals(before)).toBe(true);
+  });
+
   it('signs in again when the refresh token is dead', async () => {
     await findSlot(options(), { duration: '30m' });
     const file = await cacheFile();

@@ -4,13 +4,13 @@
 // refused with a page blaming the link; the command then waited out its whole login timeout. Now each command that
 // would sign in there or use those servers stops at once with one line, exit 1, and writes nothing; a command of the
 // servers' own data directory (by any spelling of it) signs in and uses them as before.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtModule } from './built.js';
-import { approveInBrowser, loginApproved, runCli, serveInNewHome, stopServeAndRemove, startCli, type Running } from './run.js';
+import { approveInBrowser, loginApproved, runCli, serveInNewHome, stopServeAndRemove, startCli, storeSignIn, type Running } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -67,6 +67,38 @@ describe('a command of another data directory than the servers on its ports', ()
     expect(res.headers.get('access-control-expose-headers')).toBeNull();
     expect(JSON.stringify(metadata)).not.toContain(res.headers.get('delegate-data-directory')!);
     expect(JSON.stringify(metadata)).not.toContain(home);
+  });
+});
+
+// Found in review (regress21e): with a sign-in stored in its own directory, find-slot (its fast path) and token did not
+// look before a refresh: they sent the directory's refresh token to the other directory's authorization server, which
+// refused it with invalid_client, and on that refusal deleted the stored client and tokens (still good for their own
+// servers) and noted the sign-in as ended; token then said "has ended … Unknown client" (exit 4) and advised a login that
+// refuses. Now the authorization server is asked which data directory it runs from before a refresh goes to it.
+describe('a command of another data directory holding a sign-in, before a refresh', () => {
+  it.each([
+    ['find-slot with an expired access token', ['find-slot', '--duration', '30m'], -60_000],
+    ['token with an expired access token', ['token'], -60_000],
+    // The agent of the other directory answers 401 to a token it did not issue; the retry would refresh.
+    ['find-slot with a valid access token the agent refuses', ['find-slot', '--duration', '30m'], 600_000],
+  ])('%s stops with one line, exit 1, sends no refresh token and changes nothing', { timeout: 30_000 }, async (name, args, expiresIn) => {
+    const own = join(others, `stored-${name.replace(/\W+/g, '-')}`);
+    const now = Date.now();
+    await storeSignIn(own, { auth: Number(portOf('--auth-port')), agent: Number(portOf('--agent-port')) }, {
+      accessToken: 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJvd25lciJ9.c2ln',
+      refreshToken: 'this-directory-refresh-token',
+      expiresAt: now + expiresIn,
+      obtainedAt: now - 3_600_000,
+      clientId: 'this-directorys-client',
+    });
+    const before = readFileSync(join(own, 'tokens.json'));
+    const run = await runCli([...args, ...ports], own);
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr.trim().split('\n')).toEqual([refusal(own)]);
+    // The client registration and tokens are kept as they were, with no note of an ended sign-in; nothing else written.
+    expect(readFileSync(join(own, 'tokens.json')).equals(before)).toBe(true);
+    expect(readdirSync(own)).toEqual(['tokens.json']);
   });
 });
 

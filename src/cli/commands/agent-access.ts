@@ -169,6 +169,12 @@ export class ServersInUse {
     await refusePublishedPorts(this.options);
   }
 
+  /** ensureStack's exit-1 finding when the authorization server at `issuer` runs from another data directory (stack.ts refuseOtherDataDirectoryAt); starts nothing. */
+  async refuseOtherDataDirectory(issuer: string): Promise<void> {
+    const { refuseOtherDataDirectoryAt } = await loadStack();
+    await refuseOtherDataDirectoryAt(this.options, issuer);
+  }
+
   readonly gone: ServersGone = async () => {
     await this.ensure();
   };
@@ -200,6 +206,16 @@ export async function refusePublishedServers(args: AgentAccessArgs, io: CliIo): 
   if (args.agentUrl === undefined) await serversOnPorts(args, io, profilePaths(io, args.profile)).refusePublished();
 }
 
+/**
+ * SessionOptions.beforeRefresh for a command that sends a stored refresh token without probing the servers on its ports
+ * first (find-slot's and busy's fast path, `token`): the authorization server it goes to, when on loopback, must run
+ * from this command's data directory (found in review, regress21e). Nothing for an agent given by its URL.
+ */
+export function refreshChecked(args: AgentAccessArgs, io: CliIo): Pick<SessionOptions, 'beforeRefresh'> {
+  if (args.agentUrl !== undefined) return {};
+  return { beforeRefresh: (issuer) => serversOnPorts(args, io, profilePaths(io, args.profile)).refuseOtherDataDirectory(issuer) };
+}
+
 /** CalendarAgent's URL, and its authorization server's when it is known before discovery (the servers on the ports). */
 interface AgentTarget {
   agentUrl: string;
@@ -222,7 +238,8 @@ export async function withAgentAccess<T>(args: AgentAccessArgs, io: CliIo, work:
       // needed, looks first (the servers of another data directory are refused before anything is written).
       try {
         const urls = urlsFor(args.ports, args.host);
-        return await useAgent(args, io, work, urls, paths, envToken, servers.gone, async () => void (await servers.ensure()));
+        const checks: ServerChecks = { beforeSignIn: async () => void (await servers.ensure()), beforeRefresh: (issuer) => servers.refuseOtherDataDirectory(issuer) };
+        return await useAgent(args, io, work, urls, paths, envToken, servers.gone, checks);
       } catch (error) {
         // Authorization required and nobody to give it: the servers were not asked anything, and the advice names
         // these ports; servers published at an https URL are named by that URL instead (exit 1, as a probing run says).
@@ -261,6 +278,9 @@ function failedToConnect(error: unknown): boolean {
   return networkErrorCode(error) !== undefined;
 }
 
+/** What a run that has not probed the servers on its ports checks before it signs in or refreshes there. */
+type ServerChecks = Pick<SessionOptions, 'beforeSignIn' | 'beforeRefresh'>;
+
 async function useAgent<T>(
   args: AgentAccessArgs,
   io: CliIo,
@@ -269,7 +289,7 @@ async function useAgent<T>(
   paths: Paths,
   envToken: string | undefined,
   serversGone: ServersGone | undefined,
-  beforeSignIn?: () => Promise<void>,
+  checks: ServerChecks = {},
 ): Promise<T> {
   // The servers on the ports name both; an agent given by its URL (--agent-url, when `urls` is undefined) names only itself.
   const target: AgentTarget = urls ?? { agentUrl: args.agentUrl! };
@@ -283,7 +303,7 @@ async function useAgent<T>(
       now: () => io.now(),
       clientInfo: { name: 'delegate-cli', version: packageVersion() },
       ...(serversGone !== undefined ? { serversGone } : {}),
-      ...(beforeSignIn !== undefined ? { beforeSignIn } : {}),
+      ...checks,
       loginSettled: () => spinner?.stop(),
       // The run goes on with the new tokens; the person learns that the stored sign-in is spent.
       refreshNotSaved: (error) => io.stderr.write(errorText(error, args.debug)),

@@ -17,6 +17,7 @@ import {
   isDamagedCache,
   nothingStoredFailure,
   profilePaths,
+  refreshChecked,
   refusePublishedServers,
   withAgentAccess,
   type AgentAccessArgs,
@@ -31,7 +32,9 @@ const TOKEN_WORDS = ['token'];
  * the first refresh reached no authorization server (nobody listening, or
  * another program on its port, which the look names); any other failure (a
  * refusal, a timeout, the token cache on a full disk, a lock held too long)
- * is the command's.
+ * is the command's. Before a refresh, the authorization server on loopback is
+ * asked which data directory it runs from: another one's is refused (exit 1)
+ * with nothing sent and nothing changed in the token cache.
  */
 async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
   try {
@@ -40,6 +43,8 @@ async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
       files: profilePaths(io, args.profile),
       now: () => io.now(),
       refreshNotSaved: (error) => io.stderr.write(errorText(error, args.debug)),
+      // The servers are not looked at first: before a refresh, the authorization server is (regress21e).
+      ...refreshChecked(args, io),
     });
   } catch (error) {
     // Servers on these ports published at an https URL are reached by that URL, not by a sign-in at the ports that the
