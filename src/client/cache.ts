@@ -113,7 +113,8 @@ export function emptyCache(): TokenCacheData {
 
 export class TokenCache {
   readonly files: CacheFiles;
-  private readonly now: () => number;
+  /** The clock this cache was given (a lock's age, a refresh's stamps). */
+  readonly now: () => number;
   private readonly lockOptions: TokenCacheOptions['lock'];
   /** Serializes this process's own transactions; the file lock serializes processes. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -362,7 +363,8 @@ function codePoints(text: string, max: number): string {
   return all.length <= max ? text : all.slice(0, max).join('');
 }
 
-function forgetEnded(data: TokenCacheData, issuer: string, resource: string): void {
+/** Forgets the note that the delegation kept at `issuer` and `resource` ended. */
+export function forgetEnded(data: TokenCacheData, issuer: string, resource: string): void {
   const byResource = data.ended?.[issuer];
   if (!byResource) return;
   delete byResource[resource];

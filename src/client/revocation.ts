@@ -7,10 +7,11 @@
 import { discoverAuthorizationServerMetadata } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource, isAnyLoopbackHost, protectedResourceMetadataUrl } from '../delegation/resource.js';
-import { deleteTokens, replacedBySignIn, tokensFor, type SignInPlace, type StoredClient, type TokenCache, type TokenCacheData } from './cache.js';
+import { deleteTokens, endedFor, forgetEnded, replacedBySignIn, tokensFor, type SignInPlace, type StoredClient, type TokenCache, type TokenCacheData } from './cache.js';
 import { boundedFetch } from './bounded-fetch.js';
 import { certificateErrorCode, networkErrorCode } from './errors.js';
 import { sameIssuer } from './provider.js';
+import { refreshCachedTokens } from './refresh.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
 
 /** How long one revocation or metadata request may take. */
@@ -59,20 +60,23 @@ export async function revokeStoredTokens(data: TokenCacheData, issuer: string, r
 
 /**
  * After a sign-in stored tokens for `resource` from the authorization server discovery now names, retires the
- * sign-ins it replaces, each revoked at its own issuer (RFC 7009) and forgotten:
+ * sign-ins it replaces:
  *
- * - those an earlier sign-in stored for the same resource from another server. Nothing would use them again (every
- *   path reads the tokens of the issuer discovery names, and a sign-in ignores cached tokens), so kept they would only
- *   be a live credential on disk and a delegation the person no longer sees; forgotten unrevoked, that delegation
- *   would stand at its server with nothing left here to end it. One that cannot be revoked now stays in the cache,
- *   where `delegate logout` tries again at its issuer and says if it fails.
+ * - those an earlier sign-in stored for the same resource from another server, revoked at their own server
+ *   (RFC 7009) and forgotten. Nothing would use them again (every path reads the tokens of the issuer discovery
+ *   names, and a sign-in ignores cached tokens), so kept they would only be a live credential on disk and a delegation
+ *   the person no longer sees; forgotten unrevoked, that delegation would stand at its server with nothing left here to
+ *   end it. One that cannot be revoked now stays in the cache, where `delegate logout` tries again at its issuer and
+ *   says if it fails.
  * - those of the same agent at its other URLs (replacedBySignIn: the same authorization server, or the local stack,
- *   whose ports moved), once no agent of their server answers there any more. Found at the last stop: after
- *   CalendarAgent moved (another --agent-port) and the person signed in at its new URL, `status` went on showing the
- *   old URL's tokens as a delegation, "usable", where `gh auth status` shows only what can be used. The authorization
- *   server ended their grants when the agent moved (src/authz/agents.ts registerAgent), and a local stack whose
- *   authorization server moved too is not there to ask; the revocation is for a server that did not, and is bounded
- *   (RETIRE_TIMEOUT_MS) so as not to hold up the sign-in. They go whatever it answers: nothing here could use them.
+ *   whose ports moved), once their own server says their grant has ended. Found at the last stop: after CalendarAgent
+ *   moved (another --agent-port) and the person signed in at its new URL, `status` went on showing the old URL's
+ *   tokens as a delegation, "usable". The authorization server ended their grants when the agent moved
+ *   (src/authz/agents.ts registerAgent), so it is asked, not the old URL: an authorization server may serve several
+ *   agents (`delegate agents register`), and one of them that answers its metadata with a 5xx, is restarting, stopped
+ *   or slow still holds a live delegation (found in review, regress21e: such a failure ended it). See askIssuer.
+ *
+ * All of it within RETIRE_TIMEOUT_MS, so as not to hold up the sign-in.
  */
 export async function retireReplacedSignIns(cache: TokenCache, resource: string, fetchFn: FetchLike): Promise<void> {
   const data = await cache.read();
@@ -80,49 +84,87 @@ export async function retireReplacedSignIns(cache: TokenCache, resource: string,
   const current = issuer === undefined ? undefined : tokensFor(data, issuer, resource);
   if (issuer === undefined || !current) return;
   const signIn = { issuer, resource };
-  // What a replaced sign-in needs (its agent's metadata read, its revocation) ends within one bound, all of them.
+  // What a replaced sign-in needs (its server asked, its revocation) ends within one bound, all of them.
   const deadline = AbortSignal.timeout(RETIRE_TIMEOUT_MS);
   const quick: FetchLike = (url, init) => fetchFn(url, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, deadline]) : deadline });
   const others = Object.entries(data.tokens).flatMap(([i, byResource]) => Object.keys(byResource).map((r) => ({ issuer: i, resource: r })));
-  const revoked = (old: SignInPlace, via: FetchLike) =>
-    revokeStoredTokens(data, old.issuer, old.resource, via).then(
-      () => true,
-      () => false,
-    );
   const retired = await Promise.all(
     others.map(async (old): Promise<SignInPlace | undefined> => {
-      if (old.resource === resource) return old.issuer !== issuer && (await revoked(old, fetchFn)) ? old : undefined;
+      if (old.resource === resource) {
+        if (old.issuer === issuer) return undefined;
+        return (await revokeStoredTokens(data, old.issuer, old.resource, quick).then(() => true, () => false)) ? old : undefined;
+      }
       if (!replacedBySignIn(signIn, old)) return undefined;
       const audience = tokensFor(data, old.issuer, old.resource)?.resource ?? old.resource;
-      if (await agentAnswersAt(old, audience, boundedFetch(quick, PROBE_TIMEOUT_MS))) return undefined;
-      // Tokens its server issued for the resource this sign-in's are for may be of the same grant (the server keeps one
-      // per person, client and resource): revoked, they would end the delegation just given. Forgotten only.
-      if (old.issuer !== issuer || audience !== current.resource) await revoked(old, quick);
-      return old;
+      // Tokens its server issued for the resource this sign-in's are for are of the delegation just given, or one the
+      // new tokens serve in full (the server keeps one grant per person, client and resource): kept under another URL
+      // where no agent of that server answers, they are forgotten, never revoked nor refreshed (which could end it).
+      if (old.issuer === issuer && audience === current.resource) {
+        return (await agentAnswersAt(old, audience, boundedFetch(quick, PROBE_TIMEOUT_MS))) ? undefined : old;
+      }
+      return (await askIssuer(cache, data, old, signIn, quick)) === 'ended' ? old : undefined;
     }),
   );
   const gone = retired.filter((old) => old !== undefined);
   if (gone.length === 0) return;
   await cache.update((fresh) => {
     for (const old of gone) {
+      // The note that their delegation ended goes with them: this sign-in replaces it (setSignInTokens' rule).
+      forgetEnded(fresh, old.issuer, old.resource);
       if (tokensFor(fresh, old.issuer, old.resource)?.access_token === tokensFor(data, old.issuer, old.resource)?.access_token) deleteTokens(fresh, old.issuer, old.resource);
     }
   });
 }
 
-/** How long retiring the sign-ins one replaced may take, all together (their agents' metadata read, their revocations): it must not hold up the sign-in. */
+/** How long retiring the sign-ins one replaced may take, all together: it must not hold up the sign-in. */
 const RETIRE_TIMEOUT_MS = 3_000;
-/** How much of that reading an agent's metadata may take, leaving the rest for the revocation. */
+/** How much of that reading an agent's metadata may take. */
 const PROBE_TIMEOUT_MS = 1_500;
 
 /**
+ * Whether the delegation of the tokens kept at `old` has ended, as their own authorization server says: a refresh with
+ * their refresh token (RFC 6749 §6) that it refuses with 400 invalid_grant (§5.2: the grant was revoked, or expired).
+ * New tokens are a live delegation: stored (refreshCachedTokens), kept. Any other answer, none in time, a network
+ * failing, no refresh token: kept as they are. One case more, with no server to ask: the local stack whose
+ * authorization server moved too (every port). Nothing listens at the old issuer's loopback port, and the server of
+ * this sign-in verifies the old access token with its own published keys (RFC 7517), which the data directory holds
+ * (keys live in the store): it is the same authorization server at its new address, and tokens naming the old one are
+ * of no use to any agent; forgotten. The old tokens are never sent to any server but their own.
+ */
+async function askIssuer(cache: TokenCache, data: TokenCacheData, old: SignInPlace, signIn: SignInPlace, quick: FetchLike): Promise<'ended' | 'kept'> {
+  const stored = tokensFor(data, old.issuer, old.resource)!;
+  try {
+    refuseForeignListener(old.issuer);
+    await refreshCachedTokens({ cache, issuer: old.issuer, resource: old.resource, now: cache.now, rejectedAccessToken: stored.access_token, fetchFn: quick, requestTimeoutMs: RETIRE_TIMEOUT_MS });
+  } catch (error) {
+    if (old.issuer !== signIn.issuer && networkErrorCode(error) === 'ECONNREFUSED') return (await sameKeys(data, signIn, stored.access_token, quick)) ? 'ended' : 'kept';
+    return 'kept';
+  }
+  const after = await cache.read();
+  return !tokensFor(after, old.issuer, old.resource) && endedFor(after, old.issuer, old.resource)?.error === 'invalid_grant' ? 'ended' : 'kept';
+}
+
+/** Whether `accessToken` verifies with a key the authorization server of `signIn` publishes (its metadata's jwks_uri). */
+async function sameKeys(data: TokenCacheData, signIn: SignInPlace, accessToken: string, quick: FetchLike): Promise<boolean> {
+  const jwksUri = data.discovery[signIn.resource]?.authorizationServerMetadata?.jwks_uri;
+  if (typeof jwksUri !== 'string') return false;
+  try {
+    const response = await quick(jwksUri, { headers: { accept: 'application/json' } });
+    if (!response.ok) return false;
+    const { compactVerify, createLocalJWKSet } = await import('jose');
+    await compactVerify(accessToken, createLocalJWKSet((await response.json()) as Parameters<typeof createLocalJWKSet>[0]));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Whether an agent of `old.issuer` still answers at `old.resource`: its protected resource metadata (RFC 9728) names
- * that authorization server and the resource the tokens are for (`audience`: the URL, or one it lies within). Then it
- * is another agent of that server (an authorization server may serve several: `delegate agents register`), whose
- * sign-in stays. An agent that moved leaves nothing there that says so: nothing listening, another server's 404,
- * another resource's metadata. A deployment elsewhere that cannot be reached now (no answer in time, a network
- * failing) is taken as there: a passing failure must not end another agent's sign-in. Another user's program on a
- * loopback port is asked nothing.
+ * that authorization server and the resource the tokens are for (`audience`: the URL, or one it lies within). Asked
+ * only before forgetting a copy of the new sign-in's delegation kept under another URL, which loses nothing at the
+ * server: a deployment elsewhere that cannot be reached now is taken as there. Another user's program on a loopback
+ * port is asked nothing.
  */
 async function agentAnswersAt(old: SignInPlace, audience: string, fetchFn: FetchLike): Promise<boolean> {
   let response: Response;

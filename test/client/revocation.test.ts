@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TokenCache } from '../../src/client/cache.js';
 import { logout } from '../../src/client/credentials.js';
@@ -187,63 +188,85 @@ describe('revoking stored tokens at their issuer (RFC 7009 §2)', () => {
 
 // Found at the last stop: after CalendarAgent moved and the person signed in at its new URL, the old URL's tokens stayed
 // in the cache, shown by `status` as a second delegation. The sign-in retires them (test/e2e/agent-moved.test.ts shows
-// it with the built CLI); here, against a fake authorization server on loopback that records what it is sent, what it
-// revokes, what it keeps, and how long it may take.
+// it with the built CLI) once their server says their grant ended; here, against a fake authorization server on loopback
+// that records what it is sent, what it forgets, what it keeps, and how long it may take. Found in review (regress21e):
+// they went when their agent's metadata did not answer as expected, which ended live delegations of other agents of the
+// same server (`agents register`) on a passing 5xx, a stop or a slow machine.
 describe('a sign-in retires the same agent’s sign-ins at its other URLs (retireReplacedSignIns)', () => {
-  /** A fake authorization server that records each revocation as "<token_type_hint> <token>"; `/revoke` never answers when `hangs`. */
-  async function recordingIssuer(hangs = false): Promise<{ issuer: string; revoked: string[] }> {
+  /** How the fake authorization server answers a refresh with a token named "<name>-refresh". */
+  type Refresh = 'ended' | 'live' | 'hangs' | number;
+
+  /**
+   * A fake authorization server that records each revocation as "<token_type_hint> <token>" and each refresh by its
+   * refresh token; `/revoke` never answers when `hangs`; a refresh is answered as `refreshes` says for its token
+   * (404 when it does not say).
+   */
+  async function recordingIssuer(hangs = false, refreshes: Record<string, Refresh> = {}, name?: string): Promise<{ issuer: string; revoked: string[]; refreshed: string[]; origin: string }> {
     const revoked: string[] = [];
+    const refreshed: string[] = [];
     const server = createServer((req, res) => {
       let body = '';
       req.on('data', (chunk) => (body += chunk));
       req.on('end', () => {
+        const form = new URLSearchParams(body);
+        const json = (status: number, value: unknown) => res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(value));
         if (req.url === '/revoke') {
-          const form = new URLSearchParams(body);
           revoked.push(`${form.get('token_type_hint')} ${form.get('token')}`);
           if (hangs) return;
           res.writeHead(200).end();
           return;
         }
+        if (req.url === '/token' && form.get('grant_type') === 'refresh_token') {
+          const token = form.get('refresh_token')!;
+          refreshed.push(token);
+          const answer = refreshes[token.replace(/-refresh$/, '')] ?? 404;
+          if (answer === 'hangs') return;
+          if (answer === 'ended') return json(400, { error: 'invalid_grant', error_description: 'the grant was revoked' });
+          if (answer === 'live') return json(200, { access_token: `${token}-rotated-access`, refresh_token: `${token}-rotated`, token_type: 'Bearer', expires_in: 3600 });
+          return json(answer, { error: 'temporarily_unavailable' });
+        }
         if (req.url!.startsWith('/.well-known/oauth-authorization-server')) {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, revocation_endpoint: `${issuer}/revoke`, response_types_supported: ['code'] }));
-          return;
+          return json(200, { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, revocation_endpoint: `${issuer}/revoke`, response_types_supported: ['code'] });
         }
         res.writeHead(404).end();
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const issuer = name ?? origin;
     others.push({ close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(resolve))) });
-    return { issuer, revoked };
+    return { issuer, revoked, refreshed, origin };
   }
 
-  /** An agent answering its protected resource metadata (RFC 9728) for `resource`, naming `issuer`. */
-  async function agentAt(issuer: string): Promise<string> {
+  /** An agent answering its protected resource metadata (RFC 9728) for `resource`, naming `issuer`, after `delayMs`. */
+  async function agentAt(issuer: string, delayMs = 0): Promise<string> {
     const server = createServer((req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ resource: url, authorization_servers: [issuer] }));
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ resource: url, authorization_servers: [issuer] }));
+      }, delayMs);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`;
-    others.push({ close: () => new Promise((resolve) => server.close(resolve)) });
+    others.push({ close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(resolve))) });
     return url;
   }
 
   const nobodyAt = async () => `http://127.0.0.1:${await freePort()}/mcp`;
   const REMOTE = { issuer: 'https://auth.delegate.test', agentUrl: 'https://agent.delegate.test/mcp' };
 
+  const entry = (iss: string, url: string, name: string, audience = url) => ({
+    access_token: `${name}-access`,
+    refresh_token: `${name}-refresh`,
+    token_type: 'Bearer',
+    issuer: iss,
+    resource: audience,
+    obtained_at: Date.now(),
+    expires_at: Date.now() + 3_600_000,
+  });
+
   /** tokens.json after a sign-in at `issuer` for `signedIn`, with earlier sign-ins kept (`name` in their tokens), and one at a deployment elsewhere. */
   async function cacheAfterSignIn(issuer: string, signedIn: string, earlier: Array<{ url: string; name: string; audience?: string }>): Promise<TokenCache> {
-    const entry = (iss: string, url: string, name: string, audience = url) => ({
-      access_token: `${name}-access`,
-      refresh_token: `${name}-refresh`,
-      token_type: 'Bearer',
-      issuer: iss,
-      resource: audience,
-      obtained_at: Date.now(),
-      expires_at: Date.now() + 3_600_000,
-    });
     const data = {
       version: 1,
       discovery: { [signedIn]: { authorizationServerUrl: issuer } },
@@ -265,40 +288,127 @@ describe('a sign-in retires the same agent’s sign-ins at its other URLs (retir
   };
   const kept = async (issuer: string) => Object.keys((await cacheFile()).tokens[issuer] ?? {}).sort();
 
-  it('revokes the tokens kept for the agent’s old URL, where nothing answers now, at their server, and forgets them; a deployment elsewhere is not asked', async () => {
+  it('forgets the tokens kept for the agent’s old URL once their server refuses their refresh with invalid_grant (the move ended their grant), without a note; a deployment elsewhere is not asked', async () => {
     sent.length = 0;
-    const { issuer, revoked } = await recordingIssuer();
+    const { issuer, revoked, refreshed } = await recordingIssuer(false, { old: 'ended' });
     const [now, old] = [await agentAt(issuer), await nobodyAt()];
     await retireReplacedSignIns(await cacheAfterSignIn(issuer, now, [{ url: old, name: 'old' }]), now, watchedFetch);
-    expect(revoked.sort()).toEqual(['access_token old-access', 'refresh_token old-refresh']);
+    expect(refreshed).toEqual(['old-refresh']);
+    expect(revoked).toEqual([]);
     expect(await kept(issuer)).toEqual([now]);
+    expect((await cacheFile() as CacheFile & { ended?: unknown }).ended).toBeUndefined();
     expect(await kept(REMOTE.issuer)).toEqual([REMOTE.agentUrl]);
     expect(sent.filter((url) => !new URL(url).hostname.startsWith('127.'))).toEqual([]);
   });
 
-  it('keeps the sign-in of another agent of the same server that still answers at its URL, and sends the server nothing', async () => {
-    const { issuer, revoked } = await recordingIssuer();
+  it('keeps the sign-in of another agent of the same server that still answers at its URL, and revokes nothing', async () => {
+    const { issuer, revoked } = await recordingIssuer(false, { other: 'live' });
     const [now, other] = [await agentAt(issuer), await agentAt(issuer)];
     await retireReplacedSignIns(await cacheAfterSignIn(issuer, now, [{ url: other, name: 'other' }]), now, fetch);
     expect(revoked).toEqual([]);
     expect(await kept(issuer)).toEqual([now, other].sort());
   });
 
-  it('only forgets, never revokes, tokens of the resource the sign-in was for (of the grant it just got) kept under another URL', async () => {
-    const { issuer, revoked } = await recordingIssuer();
-    const [now, alias] = [await agentAt(issuer), await nobodyAt()];
-    await retireReplacedSignIns(await cacheAfterSignIn(issuer, now, [{ url: alias, name: 'alias', audience: now }]), now, fetch);
+  it('keeps, with the new tokens its server issued, the sign-in of another agent of the same server that is stopped (nothing listening)', async () => {
+    const { issuer, revoked } = await recordingIssuer(false, { stopped: 'live' });
+    const [now, stopped] = [await agentAt(issuer), await nobodyAt()];
+    await retireReplacedSignIns(await cacheAfterSignIn(issuer, now, [{ url: stopped, name: 'stopped' }]), now, fetch);
     expect(revoked).toEqual([]);
-    expect(await kept(issuer)).toEqual([now]);
+    expect(await kept(issuer)).toEqual([now, stopped].sort());
+    expect((await cacheFile()).tokens[issuer]![stopped]!.refresh_token).toBe('stopped-refresh-rotated');
   });
 
-  it('forgets them within a few seconds when their server never answers the revocation', { timeout: 20_000 }, async () => {
-    const { issuer, revoked } = await recordingIssuer(true);
+  it('keeps, unrevoked, the sign-in of another agent of the same server that answers its metadata after 3.5 s (a busy machine)', { timeout: 20_000 }, async () => {
+    const { issuer, revoked } = await recordingIssuer(false, { slow: 'live' });
+    const [now, slow] = [await agentAt(issuer), await agentAt(issuer, 3_500)];
+    await retireReplacedSignIns(await cacheAfterSignIn(issuer, now, [{ url: slow, name: 'slow' }]), now, fetch);
+    expect(revoked).toEqual([]);
+    expect(await kept(issuer)).toEqual([now, slow].sort());
+  });
+
+  it.each([
+    ['answers the refresh with HTTP 503', 503],
+    ['answers the refresh with HTTP 502', 502],
+    ['has no token endpoint (HTTP 404)', 404],
+    ['never answers the refresh', 'hangs'],
+  ] as const)('keeps the old URL’s tokens, unrevoked, within a few seconds, when their server %s', { timeout: 20_000 }, async (_, answer) => {
+    const { issuer, revoked } = await recordingIssuer(false, { old: answer });
     const [now, old] = [await agentAt(issuer), await nobodyAt()];
     const started = Date.now();
     await retireReplacedSignIns(await cacheAfterSignIn(issuer, now, [{ url: old, name: 'old' }]), now, fetch);
     expect(Date.now() - started).toBeLessThan(5_000);
-    expect(revoked).toEqual(['refresh_token old-refresh']);
+    expect(revoked).toEqual([]);
+    expect(await kept(issuer)).toEqual([now, old].sort());
+  });
+
+  it.each([503, 502, 404])('keeps another agent’s sign-in at a deployment elsewhere, unrevoked, when it answers its metadata with HTTP %i and the person signs in at a second agent of its server', async (status) => {
+    // Two agents of one authorization server elsewhere; their names are routed to fake servers on loopback, nothing else is sent.
+    const { issuer, revoked, origin } = await recordingIssuer(false, { b: 'live' }, 'https://as.delegate.test');
+    const failing = createServer((req, res) => res.writeHead(status, { 'content-type': 'text/html' }).end('<html>Bad gateway</html>'));
+    await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+    others.push({ close: () => new Promise((resolve) => failing.close(resolve)) });
+    const routes: Record<string, string> = { 'as.delegate.test': origin, 'b.delegate.test': `http://127.0.0.1:${(failing.address() as { port: number }).port}` };
+    const routed: typeof fetch = (input, init) => {
+      const url = new URL(String(input instanceof Request ? input.url : input));
+      const to = routes[url.hostname];
+      if (!to) throw new Error(`nothing may be sent to ${url.href}`);
+      return fetch(`${to}${url.pathname}${url.search}`, init);
+    };
+    const [a, b] = ['https://a.delegate.test/mcp', 'https://b.delegate.test/mcp'];
+    await retireReplacedSignIns(await cacheAfterSignIn(issuer, a, [{ url: b, name: 'b' }]), a, routed);
+    expect(revoked).toEqual([]);
+    expect(await kept(issuer)).toEqual([a, b].sort());
+  });
+
+  it('only forgets, never revokes nor refreshes, tokens of the resource the sign-in was for (of the grant it just got) kept under another URL', async () => {
+    const { issuer, revoked, refreshed } = await recordingIssuer(false, { alias: 'live' });
+    const [now, alias] = [await agentAt(issuer), await nobodyAt()];
+    await retireReplacedSignIns(await cacheAfterSignIn(issuer, now, [{ url: alias, name: 'alias', audience: now }]), now, fetch);
+    expect(revoked).toEqual([]);
+    expect(refreshed).toEqual([]);
     expect(await kept(issuer)).toEqual([now]);
+  });
+
+  it.each([
+    ['forgets', 'the key that signed them', true],
+    ['keeps', 'other keys only', false],
+  ] as const)('%s the old URL’s tokens when every port moved (nothing at their issuer’s port) and the new server publishes %s', async (_, __, sameKey) => {
+    const signing = await generateKeyPair('ES256');
+    const published = sameKey ? signing.publicKey : (await generateKeyPair('ES256')).publicKey;
+    const jwks = { keys: [{ ...(await exportJWK(published)), kid: 'k1', alg: 'ES256', use: 'sig' }] };
+    const newServer = createServer((req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)));
+    await new Promise<void>((resolve) => newServer.listen(0, '127.0.0.1', resolve));
+    others.push({ close: () => new Promise((resolve) => newServer.close(resolve)) });
+    const second = `http://127.0.0.1:${(newServer.address() as { port: number }).port}`;
+    const first = `http://127.0.0.1:${await freePort()}`;
+    const [now, old] = [await agentAt(second), await nobodyAt()];
+    const oldAccess = await new SignJWT({ scope: 'freebusy:read' }).setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'at+jwt' }).setIssuer(first).setAudience(old).setExpirationTime('1h').sign(signing.privateKey);
+    const data = {
+      version: 1,
+      discovery: { [now]: { authorizationServerUrl: second, authorizationServerMetadata: { issuer: second, token_endpoint: `${second}/token`, jwks_uri: `${second}/jwks` } } },
+      clients: { [first]: { client_id: 'first-cli', issuer: first }, [second]: { client_id: 'second-cli', issuer: second } },
+      tokens: { [first]: { [old]: { ...entry(first, old, 'old'), access_token: oldAccess } }, [second]: { [now]: entry(second, now, 'new') } },
+    };
+    await writeFile(files().tokenCache, JSON.stringify(data), { mode: 0o600 });
+    await retireReplacedSignIns(new TokenCache({ files: files(), now: Date.now }), now, fetch);
+    expect(await kept(first)).toEqual(sameKey ? [] : [old]);
+    expect(await kept(second)).toEqual([now]);
+  });
+
+  it('gives up within a few seconds, keeping them, on the tokens of another server for the same agent when it accepts the revocation and never answers', { timeout: 20_000 }, async () => {
+    const [{ issuer: first, revoked }, { issuer: second }] = [await recordingIssuer(true), await recordingIssuer()];
+    const now = await agentAt(second);
+    const data = {
+      version: 1,
+      discovery: { [now]: { authorizationServerUrl: second } },
+      clients: { [first]: { client_id: 'first-cli', issuer: first }, [second]: { client_id: 'second-cli', issuer: second } },
+      tokens: { [first]: { [now]: entry(first, now, 'first') }, [second]: { [now]: entry(second, now, 'second') } },
+    };
+    await writeFile(files().tokenCache, JSON.stringify(data), { mode: 0o600 });
+    const started = Date.now();
+    await retireReplacedSignIns(new TokenCache({ files: files(), now: Date.now }), now, fetch);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(revoked).toEqual(['refresh_token first-refresh']);
+    expect(await kept(first)).toEqual([now]);
   });
 });
