@@ -3,7 +3,7 @@
 import { formatSlotHuman } from '../calendar/format.js';
 import type { AuthorizationSummary, Slot } from '../client/session.js';
 import { SCOPE_DESCRIPTIONS } from '../delegation/scopes.js';
-import { printable } from '../terminal-text.js';
+import { shownClipped, shownItems } from './shown.js';
 
 /** Exactly {"start","end","timeZone"}: the --json contract scripts rely on. */
 export function slotJson(slot: Slot): string {
@@ -34,20 +34,27 @@ export function instantLine(ms: number, timeZone: string): string {
   return `${parts.weekday} ${parts.day} ${parts.month} ${parts.year}, ${parts.hour}:${parts.minute} (${timeZone})`;
 }
 
-/** What a login authorized: the agent, each scope in words, what it may do downstream, until when. */
+/**
+ * What a login authorized: the agent, each scope in words, what it may do downstream, until when. Every value but the
+ * times is the authorization server's or the agent's (its metadata, the token response), shown through shownClipped
+ * (found in review, regress21e: a resource_name, scope or authorization detail acted on the terminal).
+ */
 export function authorizationLines(summary: AuthorizationSummary, timeZone: string): string[] {
-  const agent = summary.resourceName ? `${summary.resourceName} (${summary.resource})` : summary.resource;
-  const lines = [`Authorized ${agent} to act for you, as signed in at ${summary.issuer}:`];
-  for (const scope of summary.scopes) lines.push(`  - ${SCOPE_DESCRIPTIONS[scope] ?? scope} [${scope}]`);
+  const resource = shownClipped(summary.resource);
+  const agent = summary.resourceName ? `${shownClipped(summary.resourceName, 100)} (${resource})` : resource;
+  const lines = [`Authorized ${agent} to act for you, as signed in at ${shownClipped(summary.issuer)}:`];
+  const inWords = (scope: unknown): string => `${(typeof scope === 'string' ? SCOPE_DESCRIPTIONS[scope] : undefined) ?? shownClipped(scope, 100)} [${shownClipped(scope, 100)}]`;
+  for (const scope of summary.scopes) lines.push(`  - ${inWords(scope)}`);
   for (const detail of summary.authorizationDetails) {
-    const actions = (detail.actions ?? []).map((a) => `${SCOPE_DESCRIPTIONS[a] ?? a} [${a}]`).join('; ');
-    const where = (detail.locations ?? []).join(', ');
+    const { actions: asked, locations, calendars: named } = (detail ?? {}) as { actions?: unknown; locations?: unknown; calendars?: unknown };
+    const actions = (Array.isArray(asked) ? asked : []).map(inWords).join('; ');
+    const where = shownItems(locations).join(', ');
     if (actions) lines.push(`  - through it${where ? `, at ${where}` : ''}: ${actions}`);
     // The limits approved on the consent page, so that the person sees what was granted in their name.
-    const calendars = Array.isArray(detail.calendars) ? detail.calendars.filter((c): c is string => typeof c === 'string') : undefined;
+    const calendars = Array.isArray(named) ? shownItems(named.filter((c): c is string => typeof c === 'string')) : undefined;
     const limits = [
-      calendars ? `only the calendars ${calendars.map((c) => printable(c)).join(', ')}` : undefined,
-      typeof detail.lookahead_days === 'number' ? `at most ${detail.lookahead_days} days ahead` : undefined,
+      calendars ? `only the calendars ${calendars.join(', ')}` : undefined,
+      typeof detail?.lookahead_days === 'number' ? `at most ${detail.lookahead_days} days ahead` : undefined,
     ].filter((l): l is string => l !== undefined);
     if (actions && limits.length > 0) lines.push(`    ${limits.join('; ')}`);
   }

@@ -1,11 +1,26 @@
 // Stored data printed by the commands (audit, grants, agents, calendar
 // listings): each value is escaped (src/terminal-text.ts), so a client's name
 // or a reported tool name cannot forge, erase or reorder a line of output.
-import { printable } from '../terminal-text.js';
+import { printable, printableClipped } from '../terminal-text.js';
 
 export { printable };
 
 /** A template whose interpolated values are stored data: each is passed through `printable`, the literal text is kept. */
 export function shown(strings: TemplateStringsArray, ...values: unknown[]): string {
   return strings.reduce((out, literal, i) => out + literal + (i < values.length ? printable(String(values[i])) : ''), '');
+}
+
+/**
+ * A value another program sent and the CLI keeps in its token cache (a deployment's resource_name and client_name, an
+ * access token's claims, the scope and authorization_details of a token response), on one line: escaped, cut at `max`
+ * characters; a value that is not text as JSON writes it. Found in review (regress21e): `status` printed these as they
+ * came, so an agent's deployment could retitle the terminal, colour its lines or forge them.
+ */
+export function shownClipped(value: unknown, max = 200): string {
+  return printableClipped(typeof value === 'string' ? value : String(JSON.stringify(value)), max);
+}
+
+/** Each item of a list another program sent (an authorization detail's actions or locations) as shownClipped; [] for what is not a list. */
+export function shownItems(list: unknown, max = 200): string[] {
+  return Array.isArray(list) ? list.map((item) => shownClipped(item, max)) : [];
 }

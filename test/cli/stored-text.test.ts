@@ -4,7 +4,7 @@
 // nor erase the real one (found in review: `delegate audit` printed a reported
 // tool name holding "\n…" as a whole fake record, and "\r\e[2K…" erased the
 // line on a terminal; `delegate grants list` did the same with a client_name).
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,8 @@ import { resolvePaths, type Paths } from '../../src/config.js';
 import { auditCommand } from '../../src/cli/commands/audit.js';
 import { grantsListCommand, grantsShowCommand } from '../../src/cli/commands/grants.js';
 import { printable } from '../../src/cli/shown.js';
+import { authorizationLines } from '../../src/cli/output.js';
+import { runCli } from '../../src/cli/program.js';
 import { openStore } from '../../src/store/index.js';
 import { fakeIo } from './fake-io.js';
 
@@ -97,5 +99,71 @@ describe('delegate grants', () => {
     expect(await grantsShowCommand({ paths, id: 'grt_1', json: false }, show)).toBe(0);
     expect(inert(show.out)).toBe(true);
     expect(show.out).toContain('  through:     \\r\\e[2Kgrt_fake');
+  });
+});
+
+// Found in review (regress21e): what a deployment signed in at sent (its resource_name and client_name, the claims of
+// its access token, the scope and authorization_details of its token response) was printed by `status` as it came;
+// only the account's name was escaped, so an agent at an --agent-url could retitle the terminal and colour or forge
+// its lines. The cache the reviewer made, as the CLI would have stored it from such a deployment.
+describe('a deployment’s text in the token cache', () => {
+  const OSC = `${ESC}]0;PWNED\u0007${ESC}[31mRED${ESC}[0m`;
+  const SHOWN = String.raw`\e]0;PWNED\u{0007}\e[31mRED\e[0m`;
+  const times = (text: string, part: string) => text.split(part).length - 1;
+  const agentUrl = 'https://agent.example/mcp';
+  const issuer = 'https://as.example';
+  const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+  async function writeHostileCache(): Promise<void> {
+    const access = `${part({ alg: 'ES256' })}.${part({ sub: `usr_${OSC}`, client_id: `cid${OSC}`, grant_id: `g${OSC}`, scope: 'slots:find', exp: 9_999_999_999 })}.sig`;
+    const cache = {
+      version: 1,
+      discovery: { [agentUrl]: { authorizationServerUrl: issuer, resourceMetadata: { resource: agentUrl, resource_name: `Name${OSC}`, authorization_servers: [issuer] } } },
+      clients: { [issuer]: { client_id: 'cid', client_name: `cn${OSC}`, issuer } },
+      tokens: {
+        [issuer]: {
+          [agentUrl]: {
+            access_token: access,
+            token_type: 'Bearer',
+            scope: `slots:find ${OSC}`,
+            issuer,
+            resource: agentUrl,
+            obtained_at: Date.UTC(2026, 11, 1, 7),
+            expires_at: Date.UTC(2026, 11, 1, 9),
+            user_name: `bob${OSC}`,
+            authorization_details: [{ type: 'x', actions: [`a${OSC}`], locations: [`l${OSC}`] }],
+          },
+        },
+      },
+    };
+    await writeFile(paths.tokenCache, JSON.stringify(cache), { mode: 0o600 });
+  }
+
+  it('status shows each of them with its control characters escaped', async () => {
+    await writeHostileCache();
+    const io = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
+    expect(await runCli(['status', '--agent-url', agentUrl], io)).toBe(0);
+    expect(inert(io.out)).toBe(true);
+    expect(times(io.out, SHOWN)).toBe(10); // resource_name, user_name, sub, client_name, client_id, grant_id, the scope twice, action, location
+    expect(io.out).toContain(`Name${SHOWN} at ${agentUrl}\n`);
+    expect(io.out).toContain(`signed in as      bob${SHOWN} (usr_${SHOWN}) at ${issuer}\n`);
+  });
+
+  it('the summary of a login shows them escaped', () => {
+    const lines = authorizationLines(
+      {
+        resource: agentUrl,
+        resourceName: `Name${OSC}`,
+        issuer,
+        scopes: ['slots:find', OSC],
+        expiresAt: Date.UTC(2026, 11, 1, 9),
+        delegationEndsAt: undefined,
+        renewable: false,
+        authorizationDetails: [{ type: 'x', actions: [`a${OSC}`], locations: [`l${OSC}`], calendars: [`c${OSC}`] }],
+      },
+      'UTC',
+    );
+    expect(inert(lines.join('\n'))).toBe(true);
+    expect(times(lines.join('\n'), SHOWN)).toBe(7); // resource_name, the scope twice, action twice, location, calendar
   });
 });

@@ -17,6 +17,7 @@ import { resendingFetch } from '../../client/servers-gone.js';
 import { sameOriginOrLoopbackAlias } from '../../delegation/resource.js';
 import { profilePaths, ServersInUse, type AgentAccessArgs } from './agent-access.js';
 import { storedAgentKey } from '../stored-agent.js';
+import { shown } from '../shown.js';
 
 export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
   if (delegateToken(io.env) !== undefined) {
@@ -69,10 +70,8 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     await servers?.close();
   }
   const standing = result.revoked.filter((r) => !r.delegationEnded);
-  for (const r of result.revoked) {
-    if (r.delegationEnded) io.stderr.write(`Revoked the delegation for ${r.resource} at ${r.issuer}.\n`);
-    else io.stderr.write(`Revoked the access token for ${r.resource} at ${r.issuer}.\n`);
-  }
+  // The resource and issuer as the deployment's metadata named them: escaped, as status shows them (review regress21e).
+  for (const r of result.revoked) io.stderr.write(shown`Revoked the ${r.delegationEnded ? 'delegation' : 'access token'} for ${r.resource} at ${r.issuer}.\n`);
   if (result.removed) io.stderr.write(`${forgotten}\n`);
   else if (result.revoked.length === 0 && result.failed.length === 0) io.stderr.write(`${notSignedIn}: nothing to do.\n`);
   if (result.failed.length > 0) {

@@ -14,6 +14,7 @@
 import { decodeJwt } from 'jose';
 import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_HOST, DEFAULT_PORTS, DEFAULT_PROFILE, type Ports } from '../../config.js';
 import { printableClipped } from '../../terminal-text.js';
+import { shownClipped, shownItems } from '../shown.js';
 import { storedSignIns, type EndedStoredDelegation, type StoredDelegation } from '../../client/credentials.js';
 import { SCOPE_DESCRIPTIONS } from '../../delegation/scopes.js';
 import { isBearerToken } from '../../delegation/tokens.js';
@@ -97,7 +98,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   if (env !== undefined) {
     lines.push('Using DELEGATE_TOKEN from the environment; stored sign-ins are ignored while it is set.');
     if (!env.readable) lines.push('  token cannot be read: it is not an access token from delegate (a JWT), so CalendarAgent will refuse it');
-    if (env.expiresAt) lines.push(`  token for ${env.audience ?? 'an unknown audience'}, ${Date.parse(env.expiresAt) > now ? 'valid until' : 'expired at'} ${instantLine(Date.parse(env.expiresAt), zone)}`);
+    if (env.expiresAt) lines.push(`  token for ${env.audience !== undefined ? shownClipped(env.audience) : 'an unknown audience'}, ${Date.parse(env.expiresAt) > now ? 'valid until' : 'expired at'} ${instantLine(Date.parse(env.expiresAt), zone)}`);
   }
   const login = await loginCommand({ ...args, ...(signedInAt !== undefined ? { agentUrl: signedInAt } : {}) }, io);
   // A delegation made at a deployment's https URL is signed in again at that URL, not by this machine's ports (noticed by
@@ -116,8 +117,8 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   // A delegation whose renewal the authorization server refused: as `token` and `find-slot` say it, with when.
   for (const d of ended) {
     lines.push('');
-    lines.push(`${d.resourceName ?? 'Agent'} at ${d.agentUrl}`);
-    lines.push(`  issuer            ${d.issuer}`);
+    lines.push(agentHeading(d));
+    lines.push(`  issuer            ${shownClipped(d.issuer)}`);
     lines.push(
       `  delegation        ended: the authorization server refused to renew it at ${instantLine(d.refusedAt, zone)} ` +
         `(${endedReason({ error: d.error, ...(d.errorDescription !== undefined ? { error_description: d.errorDescription } : {}) })}); sign in again with ${advised(await loginFor(d.agentUrl))}`,
@@ -127,16 +128,25 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     lines.push('');
     // Headed by the URL signed in at, which --agent-url names (found in review, regress20e: headed by the audience, a
     // parent of it, which --agent-url did not find); the audience on a line of its own when it is another.
-    lines.push(`${d.resourceName ?? 'Agent'} at ${d.agentUrl}`);
-    if (d.resource !== d.agentUrl) lines.push(`  audience          ${d.resource}`);
+    // Every value below but the times came from the deployment signed in at (its metadata, its client registration,
+    // its tokens and token responses), which may be anyone's: each is shown through shownClipped, so none can act on
+    // the terminal (found in review, regress21e: only the account's name was, and a resource_name, claims, a scope or an
+    // authorization detail holding an OSC or CSI sequence retitled the window and coloured the lines).
+    lines.push(agentHeading(d));
+    if (d.resource !== d.agentUrl) lines.push(`  audience          ${shownClipped(d.resource)}`);
     // By name when the server said at sign-in (found in review, regress21a: only the opaque id, where `grants show` names the account).
-    const who = d.userName !== undefined ? `${printableClipped(d.userName, 100)}${d.user !== undefined ? ` (${d.user})` : ''}` : (d.user ?? 'unknown');
-    lines.push(`  signed in as      ${who} at ${d.issuer}`);
-    lines.push(`  client            ${d.clientName ? `${d.clientName} (${d.clientId})` : (d.clientId ?? 'unknown')}`);
-    lines.push(`  grant             ${d.grantId ?? 'unknown'}`);
-    for (const [i, scope] of d.scopes.entries()) lines.push(`  ${i === 0 ? 'scopes  ' : '        '}          ${scope}: ${SCOPE_DESCRIPTIONS[scope] ?? scope}`);
+    const user = d.user !== undefined ? shownClipped(d.user, 100) : undefined;
+    const who = d.userName !== undefined ? `${shownClipped(d.userName, 100)}${user !== undefined ? ` (${user})` : ''}` : (user ?? 'unknown');
+    lines.push(`  signed in as      ${who} at ${shownClipped(d.issuer)}`);
+    const clientId = d.clientId !== undefined ? shownClipped(d.clientId, 100) : undefined;
+    lines.push(`  client            ${d.clientName ? `${shownClipped(d.clientName, 100)} (${clientId})` : (clientId ?? 'unknown')}`);
+    lines.push(`  grant             ${d.grantId !== undefined ? shownClipped(d.grantId, 100) : 'unknown'}`);
+    for (const [i, scope] of d.scopes.entries()) {
+      lines.push(`  ${i === 0 ? 'scopes  ' : '        '}          ${shownClipped(scope, 100)}: ${SCOPE_DESCRIPTIONS[scope] ?? shownClipped(scope, 100)}`);
+    }
     for (const detail of d.authorizationDetails) {
-      lines.push(`  through it        ${(detail.actions ?? []).join(', ')} at ${(detail.locations ?? []).join(', ')}`);
+      const { actions, locations } = (detail ?? {}) as { actions?: unknown; locations?: unknown };
+      lines.push(`  through it        ${shownItems(actions).join(', ')} at ${shownItems(locations).join(', ')}`);
     }
     const signInAgain = `; sign in again with ${advised(await loginFor(d.agentUrl))}`;
     const ended = d.delegationEndsAt !== undefined && d.delegationEndsAt <= now;
@@ -156,6 +166,11 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   }
   io.stdout.write(`${lines.join('\n')}\n`);
   return code;
+}
+
+/** "CalendarAgent at https://…/mcp": the agent by the name its metadata gave, if any, and the URL signed in at. */
+function agentHeading(d: { resourceName: string | undefined; agentUrl: string }): string {
+  return `${d.resourceName ? shownClipped(d.resourceName, 100) : 'Agent'} at ${shownClipped(d.agentUrl)}`;
 }
 
 function iso(ms: number | undefined): string | undefined {
