@@ -24,7 +24,7 @@ import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId, randomSecret } from './crypto.js';
 import { renderDeviceConfirm, renderDeviceDone, renderDeviceEntry } from './device-page.js';
 import { InvalidRequestError, InvalidScopeError, InvalidTargetError, ServerError, TooManyRequestsError, UnauthorizedClientError, replyWithError } from './errors.js';
-import { redeemAuthorizationCode } from './grant-code.js';
+import { DEVICE_CODE_USED, redeemAuthorizationCode } from './grant-code.js';
 import { ownerAsserted } from './owner-proof.js';
 import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
@@ -288,7 +288,7 @@ async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: Form
     case 'denied':
       throw new DeviceError('access_denied', 'The user denied the request.');
     case 'consumed':
-      throw new DeviceError('invalid_grant', 'The device code was used already.');
+      throw new DeviceError('invalid_grant', DEVICE_CODE_USED);
     case 'approved': {
       // The request is spent with the code, in the transaction that records the tokens (`device`), so a redemption
       // that fails leaves both for the device's next poll: a grant changed at every reading (500, "try again"), a

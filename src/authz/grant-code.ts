@@ -15,6 +15,9 @@ import { ownerAsserted, refuseUnlessOwners } from './owner-proof.js';
 import { required, single, singleTarget } from './params.js';
 import { checkVerifier } from './policy/pkce.js';
 
+/** RFC 8628 §3.5 invalid_grant: a device's poll after another of its polls redeemed the code. */
+export const DEVICE_CODE_USED = 'The device code was used already.';
+
 export async function authorizationCodeGrant(ctx: AuthContext, client: ClientRecord, body: FormBody): Promise<Record<string, unknown>> {
   // Checked (and its jti spent) before the code is looked at: an invalid assertion leaves the code as it was.
   const byOwner = await ownerAsserted(ctx, body);
@@ -53,6 +56,10 @@ export async function redeemAuthorizationCode(
   if (!pkce.ok) throw new InvalidGrantError(pkce.reason);
   const replayed: AuditEventInput = { event: 'code_replay', user: record.userId, client: client.clientId, grant: record.grantId, resource: record.resource, detail: { family_revoked: record.familyId } };
   if (record.usedAt !== null) {
+    // A device's code is redeemed only by this server for the device's polls, with the verifier it alone holds: spent,
+    // it is the device polling again while another of its polls redeemed it, never a replay (redeemAuthCode's
+    // device_consumed; found in review regress21e: the tokens that poll got were revoked).
+    if (proof.device !== undefined) throw new InvalidGrantError(DEVICE_CODE_USED);
     // Expired or not: a spent code in its own client's hands, with its verifier, a second time is a replay whatever
     // its age (RFC 6749 §4.1.2 puts no time on it; codes are kept a day past expiry for this). The family's end and
     // its record in one transaction (found in review: with the record failing, the family ended off the record).
@@ -102,6 +109,7 @@ export async function redeemAuthorizationCode(
     if (result.status === 'redeemed') break;
     if (result.status === 'replayed') throw new InvalidGrantError('The authorization code was already used; the tokens it issued are revoked.');
     if (result.status === 'other_client') throw new InvalidGrantError('The authorization code was issued to another client.');
+    if (result.status === 'device_consumed') throw new InvalidGrantError(DEVICE_CODE_USED);
     // RFC 6749 §5.2 invalid_grant: the grant behind the code was revoked, or expired, meanwhile.
     if (result.status === 'grant_ended') throw new InvalidGrantError('The delegation behind this code has ended.');
     // grant_changed: the client gets tokens under the grant as it now stands, not an error. A grant changing at every

@@ -1133,6 +1133,12 @@ class SqliteStore implements Store {
       // RFC 6749 §4.1.3: tokens for the code's own client only. Before the replay: another client presenting a spent
       // code ends nothing, here as in the check before the tokens were signed (grant-code.ts; found in review regress21b).
       if (code.clientId !== issue.access.clientId) return { status: 'other_client' };
+      // A device's code is redeemed by this server alone, for the device's polls (device.ts holds its PKCE verifier,
+      // which never leaves it): spent already, or its request no longer approved, it is the same device polling again
+      // while another of its polls redeemed it, no replay by someone else (RFC 6749 §4.1.2 does not apply). Nothing is
+      // written and nothing revoked. Found in review (regress21e): a second poll during a slow redemption got the
+      // tokens, and the first then found the code used and revoked them.
+      if (issue.device !== undefined && (code.usedAt !== null || !this.deviceAwaitsRedemption(issue.device))) return { status: 'device_consumed' };
       if (code.usedAt !== null) {
         this.revokeFamilyNow(code.familyId, now, 'authorization code replayed');
         if (replayRecord) this.appendAuditNow(replayRecord, now);
@@ -1155,6 +1161,11 @@ class SqliteStore implements Store {
       if (issue.record) this.appendAuditNow(issue.record, now);
       return { status: 'redeemed' };
     });
+  }
+
+  /** Whether a device authorization is approved with a code not yet redeemed (spendDeviceAuthorization ends that). */
+  private deviceAwaitsRedemption(deviceCodeHash: string): boolean {
+    return this.get(`SELECT 1 FROM device_authorizations WHERE device_code_hash = ? AND status = 'approved' AND code IS NOT NULL`, [deviceCodeHash]) !== undefined;
   }
 
   /** A device authorization whose code was spent: its next poll is "used already", never a replay of the code. */

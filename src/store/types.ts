@@ -233,6 +233,12 @@ export type RedeemCodeResult =
   | { status: 'replayed' }
   /** The code was issued to another client than the one the tokens are for: nothing was written, nothing revoked. */
   | { status: 'other_client' }
+  /**
+   * A device's code (`issue.device`) was redeemed already, or its device authorization is no longer approved: another
+   * poll of the same device got there first. Nothing was written, nothing revoked (no replay: only the server holds
+   * the code's verifier).
+   */
+  | { status: 'device_consumed' }
   /** The grant was revoked, or has expired, since the tokens were minted: nothing was written. */
   | { status: 'grant_ended' }
   /** The grant's limits changed since the tokens were minted (a consent narrowed or widened it): nothing was written. */
@@ -447,7 +453,8 @@ export interface Store {
    * signed never leaves a token it missed. `issue.record` (the issuance's
    * `token_issued`) commits with the tokens, or neither does. `issue.device`: the
    * device_code hash of the device authorization whose poll redeems the code,
-   * which is spent with it, in the same transaction (pollDeviceAuthorization).
+   * which is spent with it, in the same transaction (pollDeviceAuthorization);
+   * with it, a spent code is `device_consumed`, never a replay.
    */
   redeemAuthCode(
     codeHash: string,

@@ -7,7 +7,8 @@
 // the old 30 days that the narrowing had not revoked. Here the change is made
 // deterministically in that window: a pass-through wrapper of the store's
 // recording step (redeemAuthCode, rotateRefreshToken) makes the change exactly
-// as the CLI or the consent page does, then lets the step run.
+// as the CLI or the consent page does, then lets the step run. At the end: a
+// device polling again while its first poll redeems the code (regress21e).
 import { decodeJwt, importJWK, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { GrantRecord } from '../../src/store/index.js';
@@ -281,3 +282,46 @@ async function signedInCli(user: UserTokens): Promise<void> {
     setTokens(data, stack.agentUrl, { access_token: user.accessToken, token_type: 'Bearer', refresh_token: user.refreshToken, expires_at: obtained + 600_000, issuer: stack.issuer, resource: stack.agentUrl, obtained_at: obtained });
   });
 }
+
+// A device's second poll while its first poll's redemption is still running.
+// Found in review (regress21e): with the redemption held 5.6 s, a poll after
+// the 5 s interval redeemed the code (200, tokens), and the first poll's
+// redemption then found the code spent and revoked the tokens just issued as
+// for a replayed code (RFC 6749 §4.1.2). A device code's authorization code is
+// redeemed by the server alone, with a PKCE verifier only it holds, so a
+// spent one is the same device polling again: it is answered "used already"
+// (RFC 8628 §3.5 invalid_grant) and ends nothing. The first poll is held
+// here, at the store's reading of the code or at its recording of the tokens,
+// until the second poll has its answer: the two orders the race can take.
+
+/** RFC 8628 §3.5: the device waits its interval (5 s) between polls. */
+const INTERVAL_MS = 5_100;
+
+describe('a device polling again while its first poll redeems the code (RFC 8628 §3.4)', () => {
+  it.each(['authCodeByHash', 'redeemAuthCode'] as const)(
+    'the first poll held at %s: the second gets the tokens, the first "used already", and nothing is revoked',
+    { timeout: 30_000 },
+    async (step) => {
+      const { clientId, grant, poll } = await approvedDevice(stack);
+      let second: Awaited<ReturnType<typeof poll>> | undefined;
+      const hook = changeBefore(stack.store, step, restores, async () => {
+        await new Promise((resolve) => setTimeout(resolve, INTERVAL_MS));
+        second = await poll();
+      });
+      const first = await poll();
+      expect(hook.ran()).toBe(true);
+      expect([second?.status, second?.body.error]).toEqual([200, undefined]);
+      expect([first.status, first.body.error, first.body.error_description]).toEqual([400, 'invalid_grant', 'The device code was used already.']);
+
+      // The tokens the second poll got stand: nothing revoked, no replay on record, and they work.
+      expect(queryRows(stack, 'SELECT revoked_at FROM token_families WHERE grant_id = ?', grant.id)).toEqual([{ revoked_at: null }]);
+      expect(queryRows(stack, 'SELECT revoked_at FROM issued_tokens WHERE grant_id = ?', grant.id)).toEqual([{ revoked_at: null }]);
+      expect((await stack.store.listAudit()).filter((r) => r.event === 'code_replay' && r.grant === grant.id)).toEqual([]);
+      const access = String(second!.body.access_token);
+      expect(decodeJwt(access).grant_id).toBe(grant.id);
+      expect((await atAgent(access)).status).toBe(200);
+      const refreshed = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: String(second!.body.refresh_token), client_id: clientId });
+      expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
+    },
+  );
+});

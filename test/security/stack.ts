@@ -303,8 +303,8 @@ export function expectInvalidToken(res: { status: number; headers: Record<string
   expect(String(res.headers['www-authenticate']), where).toMatch(/^Bearer .*\berror="invalid_token"/);
 }
 
-/** A step of the store that /token runs to record what it issues. */
-export type RecordingStep = 'redeemAuthCode' | 'rotateRefreshToken';
+/** A step of the store that /token runs to record what it issues (or, authCodeByHash, to read the code it redeems). */
+export type RecordingStep = 'redeemAuthCode' | 'rotateRefreshToken' | 'authCodeByHash';
 
 /**
  * Runs each of `changes`, one per call, just before the next calls of the store's `step` (which then run as they

@@ -38,12 +38,17 @@ describe('redeemAuthCode and the code’s client', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Redeems code_1 for `clientId`, with the records the code grant writes. */
-  const redeem = (clientId: string, jti: string, now = T0 + 1_000) =>
+  /** Redeems code_1 for `clientId`, with the records the code grant writes; `device`: for that device authorization's poll. */
+  const redeem = (clientId: string, jti: string, now = T0 + 1_000, device?: string) =>
     store.redeemAuthCode(
       'code_1',
       now,
-      { refresh: null, access: { jti, grantId: grant.id, familyId: 'fam_1', parentJti: null, clientId, audience: grant.resource, scope: grant.scope, createdAt: now, expiresAt: now + 600_000, revokedAt: null }, grant },
+      {
+        refresh: null,
+        access: { jti, grantId: grant.id, familyId: 'fam_1', parentJti: null, clientId, audience: grant.resource, scope: grant.scope, createdAt: now, expiresAt: now + 600_000, revokedAt: null },
+        grant,
+        ...(device !== undefined ? { device } : {}),
+      },
       { event: 'code_replay', client: clientId, grant: grant.id, detail: { family_revoked: 'fam_1' } },
     );
   const familyRevoked = () => (other.prepare('SELECT revoked_at FROM token_families WHERE id = ?').get('fam_1') as { revoked_at: number | null } | undefined)?.revoked_at ?? null;
@@ -69,5 +74,32 @@ describe('redeemAuthCode and the code’s client', () => {
     expect(codeUsedAt()).toBeNull();
     expect(issued()).toEqual([]);
     expect((await redeem('cli_victim', 'at_1')).status).toBe('redeemed');
+  });
+
+  /** A device authorization of cli_victim, approved with code_1 unless `approved` is false. */
+  async function deviceRequest(approved = true): Promise<string> {
+    const request = { deviceCodeHash: 'dev_1', userCode: 'BCDFGHJK', clientId: 'cli_victim', scope: grant.scope, resource: grant.resource, state: 'st_1', codeVerifier: 'v', status: 'pending' as const, code: null, intervalSec: 5, lastPolledAt: null, createdAt: T0, expiresAt: T0 + 600_000 };
+    expect(await store.createDeviceAuthorization(request)).toBe(true);
+    if (approved) expect(await store.settleDeviceAuthorization('st_1', { status: 'approved', code: 'the code' }, T0)).toBe(true);
+    return request.deviceCodeHash;
+  }
+
+  // Found in review (regress21e): a device's second poll during a slow redemption got the tokens, and the first poll's
+  // redemption then found the code spent and revoked them. Only the server holds a device code's verifier, so a spent
+  // one is the device polling again, not a replay.
+  it('a device’s code spent by another of its polls is device_consumed: nothing written, nothing revoked, the tokens live', async () => {
+    const device = await deviceRequest();
+    expect(await redeem('cli_victim', 'at_1', T0 + 1_000, device)).toEqual({ status: 'redeemed' });
+    expect(await redeem('cli_victim', 'at_2', T0 + 2_000, device)).toEqual({ status: 'device_consumed' });
+    expect(familyRevoked()).toBeNull();
+    expect(issued()).toEqual(['at_1 live']);
+    expect(events()).toEqual([]);
+  });
+
+  it('a device authorization no longer approved redeems nothing: device_consumed, the code unspent', async () => {
+    const device = await deviceRequest(false);
+    expect(await redeem('cli_victim', 'at_1', T0 + 1_000, device)).toEqual({ status: 'device_consumed' });
+    expect(codeUsedAt()).toBeNull();
+    expect(issued()).toEqual([]);
   });
 });
