@@ -8,6 +8,7 @@ import { parseHttpUrl, parseInstant, parseIssuerUrl, parsePort, parseTimeZone, p
 import { calendarOption } from './slot-options.js';
 import { accessArgs, addAccessOptions, type AccessOptions, type GlobalOptions } from './access-options.js';
 import { AUDIT_EVENTS } from './audit-events.js';
+import { isValidScopeToken, SCOPE_TOKEN_WORDS } from '../delegation/scopes.js';
 import type { CliIo } from './io.js';
 
 interface IssuerOptions {
@@ -39,6 +40,15 @@ const RECORDED_PORT = `default: the one this data directory's servers use, else 
 
 const collect = (value: string, prior: string[] = []): string[] => [...prior, value];
 
+/**
+ * `agents register --scope`: one scope-token (RFC 6749 §3.3) each time. Found in review (regress21e): 'agenda:write '
+ * and 'x"y' were registered, which no authorization request could then name.
+ */
+function agentScope(value: string, prior: string[] = []): string[] {
+  if (!isValidScopeToken(value)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a scope: ${SCOPE_TOKEN_WORDS}`);
+  return [...prior, value];
+}
+
 function agentId(value: string): string {
   if (!/^[a-z0-9][a-z0-9._-]{1,63}$/.test(value)) throw new InvalidArgumentError('An agent id is 2–64 lower-case letters, digits, dots, dashes or underscores.');
   return value;
@@ -65,7 +75,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       .requiredOption('--contact <contact>', 'how to reach its operator')
       .requiredOption('--description <text>', 'what it does, in a sentence')
       .option('--limitation <text>', 'something it will not do (repeatable)', collect, [])
-      .option('--scope <scope>', 'a scope users can grant at its URL (repeatable)', collect, [])
+      .option('--scope <scope>', 'a scope users can grant at its URL (repeatable)', agentScope, [])
       .option('--calendar-url <url>', 'a calendar backend it reads free/busy time from (repeatable)', (v: string, p: string[] = []) => [...p, parseHttpUrl(v)], [])
       .option('--json', 'print the registration as JSON'),
     RECORDED_PORT,

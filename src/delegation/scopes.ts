@@ -19,6 +19,9 @@ export const SCOPE_DESCRIPTIONS = lookupTable<string>({
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by single spaces. */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
+/** isValidScopeToken in words, for whoever names a scope (an administrator registering an agent's). */
+export const SCOPE_TOKEN_WORDS = 'a scope is one word of printable ASCII without spaces, double quotes or backslashes, such as agenda:write (RFC 6749 section 3.3).';
+
 export function isValidScopeToken(token: string): boolean {
   return SCOPE_TOKEN.test(token);
 }

@@ -1,6 +1,7 @@
 // Discovery (RFC 8414, JWKS) and open registration (RFC 7591) from outside.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestAuthz, type TestAuthz } from '../support/authz.js';
+import { registerAgent } from '../../src/authz/index.js';
+import { es256Key, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { postJson } from '../support/oauth-flow.js';
 
 let authz: TestAuthz;
@@ -157,6 +158,31 @@ describe('registration', () => {
     const big = await fetch(`${authz.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...valid, client_name: 'x'.repeat(200_000) }) });
     expect(big.status).toBe(413);
     expect(((await big.json()) as { error: string }).error).toBe('invalid_request');
+  });
+});
+
+// RFC 6749 §3.3: an agent's scopes are scope-tokens, as every request names them. Found in review (regress21e):
+// 'agenda:write ' and 'x"y' were registered, no request could then name them, and /authorize's invalid_scope listed
+// the agent's scopes run together ("offers only: agenda:write  x'y").
+describe('an agent registered by the operator (registerAgent)', () => {
+  const register = async (clientId: string, resourceUrl: string, scopes: string[]) => {
+    const key = await es256Key();
+    const profile = { name: clientId, softwareId: 't', softwareVersion: '1', operator: { name: 'T', contact: 't@example.test' }, description: 'd', limitations: [] };
+    return registerAgent(authz.store, authz.issuer, { clientId, resourceUrl, scopes, jwks: { keys: [key.publicJwk as Record<string, unknown>] }, downstream: [], profile }, Date.now());
+  };
+
+  it.each([['agenda:write '], ['x"y'], ['a\\b'], ['a b'], [''], ['agenda:wr\u00eete'], ['\u001b[31m']])('refuses the scope %j, registering nothing', async (scope) => {
+    const resourceUrl = 'http://127.0.0.1:9000/mcp';
+    await expect(register('helper', resourceUrl, ['agenda:read', scope])).rejects.toThrow(`${JSON.stringify(scope)} is not a scope: a scope is one word of printable ASCII`);
+    expect(await authz.store.resourceByUrl(resourceUrl)).toBeUndefined();
+    expect(await authz.store.clientById('helper')).toBeUndefined();
+  });
+
+  it('registers scope-tokens of every character RFC 6749 §3.3 allows (the control)', async () => {
+    const resourceUrl = 'http://127.0.0.1:9001/mcp';
+    const scopes = ['agenda:write', "x'y", '!#$%&()*+,-./:;<=>?@[]^_`{|}~'];
+    await register('helper-ok', resourceUrl, scopes);
+    expect((await authz.store.resourceByUrl(resourceUrl))?.scopes).toEqual(scopes);
   });
 });
 

@@ -127,6 +127,15 @@ describe('users add', () => {
   });
 });
 
+describe('agents register --scope', () => {
+  // Found in review (regress21e): scopes that are no scope-token (RFC 6749 §3.3) were registered, which no request
+  // could then name. The option judges each before the key file is read or the database opened.
+  const register = (scope: string) => ['agents', 'register', 'helper', '--url', 'http://127.0.0.1:9000/mcp', '--key', 'k.json', '--name', 'H', '--operator', 'O', '--contact', 'c', '--description', 'd', '--scope', 'agenda:read', '--scope', scope];
+  it.each([['agenda:write '], ['x"y'], ['a b'], ['']])('refuses %j with exit code 2, in one line', async (scope) => {
+    await refused(register(scope), `--scope <scope>' argument '${scope}' is invalid. ${JSON.stringify(scope)} is not a scope`);
+  });
+});
+
 describe('users set-time-zone', () => {
   it.each([
     ['an unknown time zone', ['users', 'set-time-zone', 'dave', 'Nowhere/X'], 'Expected an IANA time zone'],
