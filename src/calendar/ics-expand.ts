@@ -50,6 +50,9 @@ export const DEFAULT_MAX_ITERATIONS = 200_000;
  */
 const WORK_PER_STEP = 100;
 
+/** The days a rule's periods look at (ics-periods.ts) that count as one unit of work towards a step. */
+const DAYS_PER_WORK = 20;
+
 /** One instance of an event or a VFREEBUSY period, as it stands in time. */
 export interface EventInstance extends Interval {
   availability: Availability;
@@ -166,7 +169,11 @@ function* expandSeries(series: EventSeries, window: Interval, options: ExpandOpt
     // search for the next instance without bound inside one call (found in review regress21c).
     const iterator = periodRuleIterator(ruleInWallTime(rule, master.start, zone), master.start.time, wallFrom, wallTo);
     let iterations = 0;
+    let scanned = 0;
     for (let t = iterator.next(); t; t = iterator.next()) {
+      // The days a period looked at are work too (a year's empty periods look at 366 each): towards the next step.
+      const stepDue = spend(work, Math.floor(iterator.daysScanned / DAYS_PER_WORK) - Math.floor(scanned / DAYS_PER_WORK));
+      scanned = iterator.daysScanned;
       if (++iterations > cap) {
         throw new CalendarSourceError(
           'ERR_ICS_EXPANSION_LIMIT',
@@ -175,7 +182,7 @@ function* expandSeries(series: EventSeries, window: Interval, options: ExpandOpt
           master.line,
         );
       }
-      if (iterate(work)) yield;
+      if (iterate(work) || stepDue) yield;
       if (t === EMPTY_PERIOD) continue; // a run of periods with no instance, counted all the same
       const wall = wallOf(t);
       if (wall >= wallTo) break;
