@@ -219,3 +219,21 @@ describe('periods without an instance count against the limits', () => {
     expect(days('FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYSETPOS=1;COUNT=10', '20200101T090000Z', utc(2028, 0, 1), utc(2029, 0, 1))).toEqual(['2028-02-29']);
   });
 });
+
+describe('valid rules that ical.js refused when asked to start an iterator (review regress21d, low)', () => {
+  // Each compared with python-dateutil (which leaves out a DTSTART the rule does not match; RFC 5545 counts it).
+  it.each([
+    // 10 April is day 100 of 2025-2027 and 2029; in 2028, a leap year, day 100 is 9 April (ical.js: "Invalid BYYEARDAY rule").
+    ['FREQ=YEARLY;BYMONTH=4;BYYEARDAY=100', ['2025-04-10', '2026-04-10', '2027-04-10', '2028-04-09', '2029-04-10']],
+    // 15 May in ISO week 20: not in 2027, when it is a Saturday of week 19 (ical.js: "BYWEEKNO does not fit to BYMONTHDAY").
+    ['FREQ=YEARLY;BYWEEKNO=20;BYMONTHDAY=15', ['2025-04-10', '2025-05-15', '2026-05-15', '2028-05-15', '2029-05-15']],
+    // 1 January in week 1: when it is a Monday to Thursday (this case stood in ics.test.ts as "a rule ical.js refuses").
+    ['FREQ=YEARLY;BYWEEKNO=1;BYMONTHDAY=1', ['2025-04-10', '2026-01-01', '2029-01-01']],
+    ['FREQ=HOURLY;BYYEARDAY=100;BYHOUR=9', ['2025-04-10', '2026-04-10', '2027-04-10', '2028-04-09', '2029-04-10']],
+    // The first Monday is never the 15th: DTSTART alone (RFC 5545 §3.8.5.3), not a refused calendar.
+    ['FREQ=MONTHLY;BYDAY=1MO;BYMONTHDAY=15', ['2025-04-10']],
+    ['FREQ=MONTHLY;BYDAY=-1FR;BYMONTHDAY=1,2,3', ['2025-04-10']],
+  ])('%s from 10 April 2025 09:00Z', (rule, expected) => {
+    expect(days(rule, '20250410T090000Z', utc(2025, 0, 1), utc(2030, 0, 1))).toEqual(expected);
+  });
+});

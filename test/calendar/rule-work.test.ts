@@ -71,3 +71,17 @@ describe('the days a yearly period looks at count towards the steps of a coopera
     expect(immediate.mock.calls.length).toBeGreaterThanOrEqual(740_000 / 5_000);
   }, 20_000);
 });
+
+describe('parsing asks ical.js to start no iterator (review regress21d, medium)', () => {
+  it('20 yearly rules that never match (3 KB) are parsed without an ical.js iterator, and give no instance in 2026', () => {
+    const events = Array.from({ length: 20 }, (_, i) => ['BEGIN:VEVENT', `UID:n${i}@test`, 'DTSTAMP:20260101T000000Z', 'DTSTART:00010101T100000Z', 'DURATION:PT1H', 'RRULE:FREQ=YEARLY;BYYEARDAY=200;BYDAY=1MO', 'END:VEVENT']);
+    const text = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//delegate tests//EN', ...events.flat(), 'END:VCALENDAR', ''].join('\r\n');
+    // Counted by its cause: ical.js's iterator set-up walked every year to 20000 for each of them.
+    const iterator = vi.spyOn(ICAL.Recur.prototype, 'iterator');
+    const calendar = parseCalendar(text, 'test');
+    expect(iterator).not.toHaveBeenCalled();
+    expect(calendar.series.map((s) => s.rules.length)).toEqual(Array(20).fill(1));
+    expect(expandInstances(calendar, { start: utc(2026, 0, 1), end: utc(2027, 0, 1) }, { timeZone: 'UTC', maxIterationsPerSeries: 10 })).toEqual([]);
+    expect(iterator).not.toHaveBeenCalled();
+  });
+});
