@@ -167,7 +167,8 @@ function* expandSeries(series: EventSeries, window: Interval, options: ExpandOpt
     if (endsBefore(rule, master.start.time, wallFrom)) continue;
     // ics-periods.ts expands every rule: ical.js gets whole families wrong (yearly, monthly, BYSETPOS), and may
     // search for the next instance without bound inside one call (found in review regress21c).
-    const iterator = periodRuleIterator(ruleInWallTime(rule, master.start, zone), master.start.time, wallFrom, wallTo);
+    const { iterated, untilInstant } = ruleInWallTime(rule, master.start, zone);
+    const iterator = periodRuleIterator(iterated, master.start.time, wallFrom, wallTo);
     let iterations = 0;
     let scanned = 0;
     for (let t = iterator.next(); t; t = iterator.next()) {
@@ -188,7 +189,9 @@ function* expandSeries(series: EventSeries, window: Interval, options: ExpandOpt
       if (wall >= wallTo) break;
       if (wall < wallFrom) continue;
       const start = { time: t.clone(), zone: master.start.zone };
-      add({ start, instant: instantOf(start, zone) });
+      const instant = instantOf(start, zone);
+      if (instant > untilInstant) break;
+      add({ start, instant });
     }
   }
   for (const rdate of series.rdates) {
@@ -290,14 +293,27 @@ function endsBefore(rule: ICAL.Recur, dtstart: ICAL.Time, wallFrom: number): boo
 }
 
 /**
- * The rule to iterate for a series. ical.js compares UNTIL with instances by
+ * The rule to iterate for a series, and the instant past which its instances
+ * end (Infinity: where the rule says). ical.js compares UNTIL with instances by
  * reading both as instants, but an instance of a series whose zone ical.js does
  * not know (an IANA TZID without VTIMEZONE, a floating time, an all-day date)
  * reads as if it were UTC; so a UTC UNTIL is moved onto the series' own clock.
+ * In a zone the file defines (VTIMEZONE) ical.js reads the repeated hour of a
+ * fall-back night with the offset after the change, so an instance at UNTIL in
+ * that hour was dropped (found in review regress21d): there the rule is
+ * iterated without UNTIL, and its instances end after UNTIL's instant as
+ * instantOf reads them (RFC 5545 §3.3.5: the first of the two).
  */
-function ruleInWallTime(rule: ICAL.Recur, start: CalendarTime, zone: string): ICAL.Recur {
+function ruleInWallTime(rule: ICAL.Recur, start: CalendarTime, zone: string): { iterated: ICAL.Recur; untilInstant: number } {
+  const unchanged = { iterated: rule, untilInstant: Infinity };
+  if (!rule.until || rule.until.zone !== ICAL.Timezone.utcTimezone) return unchanged;
+  if (start.zone.kind === 'defined' && !start.time.isDate) {
+    const copy = rule.clone();
+    copy.until = null;
+    return { iterated: copy, untilInstant: wallOf(rule.until) };
+  }
   const wallZone = wallZoneOf(start, zone);
-  if (!rule.until || rule.until.zone !== ICAL.Timezone.utcTimezone || wallZone === undefined) return rule;
+  if (wallZone === undefined) return unchanged;
   const wall = new Date(toWall(wallOf(rule.until), wallZone));
   const copy = rule.clone();
   copy.until = ICAL.Time.fromData({
@@ -309,7 +325,7 @@ function ruleInWallTime(rule: ICAL.Recur, start: CalendarTime, zone: string): IC
     second: wall.getUTCSeconds(),
     isDate: false,
   });
-  return copy;
+  return { iterated: copy, untilInstant: Infinity };
 }
 
 /**

@@ -73,3 +73,28 @@ describe('the first free slot after a daily 09:00–09:30 stand-up, either side 
     expect(slots.map((s) => toUtcIso(s.start))).toEqual(expected);
   });
 });
+
+describe('UNTIL in the repeated hour of a fall-back night, the zone defined by the file (review regress21d)', () => {
+  const vtimezone = (tzid: string, daylight: string[], standard: string[]) => ['BEGIN:VTIMEZONE', `TZID:${tzid}`, 'BEGIN:DAYLIGHT', ...daylight, 'END:DAYLIGHT', 'BEGIN:STANDARD', ...standard, 'END:STANDARD', 'END:VTIMEZONE'];
+  const NEW_YORK = vtimezone(
+    'America/New_York',
+    ['TZOFFSETFROM:-0500', 'TZOFFSETTO:-0400', 'TZNAME:EDT', 'DTSTART:19700308T020000', 'RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU'],
+    ['TZOFFSETFROM:-0400', 'TZOFFSETTO:-0500', 'TZNAME:EST', 'DTSTART:19701101T020000', 'RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU'],
+  );
+  const BERLIN = vtimezone(
+    'Europe/Berlin',
+    ['TZOFFSETFROM:+0100', 'TZOFFSETTO:+0200', 'TZNAME:CEST', 'DTSTART:19700329T020000', 'RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU'],
+    ['TZOFFSETFROM:+0200', 'TZOFFSETTO:+0100', 'TZNAME:CET', 'DTSTART:19701025T030000', 'RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU'],
+  );
+  const window = [utc(2025, 0, 1), utc(2026, 0, 1)] as const;
+
+  it.each([
+    // 01:30 on 2 November 2025 is first 05:30Z (EDT), then 06:30Z (EST): UNTIL names the first, which is an instance.
+    ['America/New_York', NEW_YORK, '20251026T013000', 'FREQ=WEEKLY;UNTIL=20251102T053000Z', ['2025-10-26T05:30:00Z', '2025-11-02T05:30:00Z']],
+    // 02:30 on 26 October 2025 is first 00:30Z (CEST), then 01:30Z (CET).
+    ['Europe/Berlin', BERLIN, '20251024T023000', 'FREQ=DAILY;UNTIL=20251026T003000Z', ['2025-10-24T00:30:00Z', '2025-10-25T00:30:00Z', '2025-10-26T00:30:00Z']],
+  ])('%s: the instance at UNTIL is kept, as with the zone named without VTIMEZONE', (zone, definition, dtstart, rule, expected) => {
+    expect(starts(zone, [...definition, ...series(zone, dtstart, rule)], ...window)).toEqual(expected);
+    expect(starts(zone, series(zone, dtstart, rule), ...window)).toEqual(expected);
+  });
+});
