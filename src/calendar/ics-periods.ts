@@ -115,6 +115,7 @@ function* ruleInstances(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time, w
   const start = utc(dtstart.year, dtstart.month - 1, dtstart.day) + ((dtstart.hour * 60 + dtstart.minute) * 60 + dtstart.second) * 1000;
   yield dtstart.clone();
   let counted = 1;
+  let last = start;
   if (rule.count && counted >= rule.count) return;
 
   const periods = new Periods(parts, utc(dtstart.year, dtstart.month - 1, dtstart.day), start);
@@ -133,7 +134,10 @@ function* ruleInstances(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time, w
     if (!(period.first <= wallTo)) return;
     let any = false;
     for (const [day, seconds] of instancesOf(period, parts, dtstart.isDate, scan)) {
-      if (day + seconds * 1000 <= start) continue;
+      // Not after the last instance given: DTSTART, or the same time again (BYSECOND=60 is the next minute's :00;
+      // a date's hours are one day), which is one instance and must not count twice against COUNT (review regress21d).
+      const wall = day + seconds * 1000;
+      if (wall <= last) continue;
       any = true;
       const date = new Date(day);
       const time = ICAL.Time.fromData(
@@ -149,6 +153,7 @@ function* ruleInstances(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time, w
         dtstart.zone,
       );
       if (rule.until && time.compare(rule.until) > 0) return;
+      last = wall;
       yield time;
       if (rule.count && ++counted >= rule.count) return;
     }

@@ -237,3 +237,15 @@ describe('valid rules that ical.js refused when asked to start an iterator (revi
     expect(days(rule, '20250410T090000Z', utc(2025, 0, 1), utc(2030, 0, 1))).toEqual(expected);
   });
 });
+
+describe('the same time given twice is one instance, counted once against COUNT (review regress21d, low)', () => {
+  it('MINUTELY;BYSECOND=0,60;COUNT=4: second 60 is the next minute’s :00, so four distinct minutes', () => {
+    const text = ics('DTSTART:20250101T090000Z', 'DURATION:PT1S', 'RRULE:FREQ=MINUTELY;BYSECOND=0,60;COUNT=4');
+    expect(busy(text, utc(2025, 0, 1), utc(2025, 0, 2)).map((b) => b.slice(0, 20))).toEqual(['2025-01-01T09:00:00Z', '2025-01-01T09:01:00Z', '2025-01-01T09:02:00Z', '2025-01-01T09:03:00Z']);
+  });
+
+  it('an all-day DTSTART with FREQ=HOURLY;COUNT=3: a day’s hours are that one day, so three days', () => {
+    const text = ics('DTSTART;VALUE=DATE:20250101', 'RRULE:FREQ=HOURLY;COUNT=3');
+    expect(busy(text, utc(2025, 0, 1), utc(2025, 1, 1))).toEqual(['2025-01-01T00:00:00Z/2025-01-04T00:00:00Z']);
+  });
+});
