@@ -1,8 +1,8 @@
 // Recurrence rules (RRULE, RFC 5545 §3.3.10) checked as written, before
-// ical.js reads them: ical.js drops parts it does not know and can loop for a
-// very long time on rules that never match, so a malformed rule must be caught
-// here, with its line, and a rule that can never match must be recognised
-// before anything iterates it. Pure.
+// ical.js reads them: ical.js drops parts it does not know, so a malformed
+// rule must be caught here, with its line; and a rule that can never match is
+// recognised before the expansion (delegate's own period iterator,
+// ics-periods.ts) walks its periods. Pure.
 
 const FREQUENCIES = new Set(['SECONDLY', 'MINUTELY', 'HOURLY', 'DAILY', 'WEEKLY', 'MONTHLY', 'YEARLY']);
 const WEEKDAY = '(?:MO|TU|WE|TH|FR|SA|SU)';
@@ -54,7 +54,7 @@ export function recurRuleProblem(value: string): string | undefined {
   // RFC 5545 §3.3.10 as corrected (erratum 3779): a numbered BYDAY MUST NOT come with BYWEEKNO; what it would mean is not defined.
   if (byday && parts.has('BYWEEKNO') && byday.split(',').some((d) => /\d/.test(d))) return 'BYDAY with a number is not allowed with BYWEEKNO.';
   if ((freq === 'SECONDLY' || freq === 'MINUTELY') && DAY_LEVEL_PARTS.some((p) => parts.has(p))) {
-    // Not an RFC restriction: such rules can make ical.js step through months
+    // Not an RFC restriction: such rules make an expansion step through months
     // of seconds or minutes between matches, which no calendar program writes.
     return `FREQ=${freq} combined with day-level BY-parts is not supported.`;
   }
@@ -62,8 +62,9 @@ export function recurRuleProblem(value: string): string | undefined {
   // rule from 1900 held the server for 47 s.
   if (freq === 'SECONDLY' && (parts.has('BYHOUR') || parts.has('BYMINUTE'))) return 'FREQ=SECONDLY combined with BYHOUR or BYMINUTE is not supported.';
   if (freq === 'MINUTELY' && parts.has('BYHOUR')) return 'FREQ=MINUTELY combined with BYHOUR is not supported.';
-  // ical.js ignores BYSETPOS in these (as it did in DAILY and WEEKLY rules, now expanded in ics-periods.ts), so it
-  // would read such a rule as other times: refused rather than answered wrongly. No calendar program writes one.
+  // Kept from when ical.js expanded these and ignored BYSETPOS (as it did in DAILY and WEEKLY rules): refused rather
+  // than answered with other times. No calendar program writes one; ics-periods.ts, which expands every rule now, has
+  // not been checked against them.
   if (['HOURLY', 'MINUTELY', 'SECONDLY'].includes(freq) && parts.has('BYSETPOS')) return `FREQ=${freq} combined with BYSETPOS is not supported.`;
   return undefined;
 }
@@ -114,7 +115,8 @@ export interface DateParts {
 
 /**
  * Whether any date satisfies both BYMONTH and BYMONTHDAY (30 February never
- * does). ical.js iterates such a DAILY rule forever, so it must not start.
+ * does). Such a rule yields DTSTART alone (§3.8.5.3): it is recognised here
+ * rather than searched for, period after period.
  */
 export function datePartsSatisfiable(parts: DateParts): boolean {
   const months = parts.BYMONTH;
