@@ -306,6 +306,10 @@ function otherDataDirectory(options: StackOptions): CommandFailed {
  * only then: a valid access token goes to the agent without it. Another user's listener on the port is refused before
  * anything is sent (refusedIfForeign); an issuer off loopback, a server that sends no identity (older, https issuer),
  * or one that does not answer is not judged here: the refresh goes on as before and fails, or not, on its own.
+ * One look, with the first probe's timeout only (1.5 s): a server that is slow to answer its metadata is slow to answer
+ * the refresh too, which has its own timeout, and the retries probeAll makes for a busy machine held a refresh 13.5 s
+ * before it was even sent to a stopped server (seen in CI: test/e2e/refresh-interrupted.test.ts took 178 s, each case
+ * waiting out the probe before its refresh left; the case waits 15 s for it).
  */
 export async function refuseOtherDataDirectoryAt(options: StackOptions, issuer: string): Promise<void> {
   let url: URL;
@@ -316,7 +320,8 @@ export async function refuseOtherDataDirectoryAt(options: StackOptions, issuer: 
   }
   if (url.protocol !== 'http:' || !isAnyLoopbackHost(url.hostname) || url.pathname !== '/') return;
   const part: Part = { name: 'authorization server', port: Number(url.port || 80), url: `${url.origin}/.well-known/oauth-authorization-server` };
-  const [ours, answer] = await Promise.all([dataDirectoryId(options.paths.home), probePart(part)]);
+  refusedIfForeign(part);
+  const [ours, answer] = await Promise.all([dataDirectoryId(options.paths.home), probeOnce(part, PROBE_TIMEOUTS_MS[0]!)]);
   if (typeof answer === 'object' && answer.ok && answer.dataDirectory !== undefined && answer.dataDirectory !== ours) throw otherDataDirectory(options);
 }
 
