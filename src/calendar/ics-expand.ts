@@ -11,6 +11,7 @@ import { EMPTY_PERIOD, periodRuleIterator } from './ics-periods.js';
 import type { EventEnd, EventSeries, EventTiming, Availability, ParsedCalendar, InstanceOverride } from './ics-parse.js';
 import { dateOf, instantOf, wallOf, wallZoneOf, type CalendarTime } from './ics-time.js';
 import type { Interval } from './intervals.js';
+import { runSteps, runStepsCooperatively, StepCounter, type Steps } from './steps.js';
 import { DAY_MS, fromWall, toWall } from './zone.js';
 
 export interface ExpandOptions {
@@ -60,11 +61,7 @@ export interface EventInstance extends Interval {
 
 /** Every instance in `calendar` that overlaps `window` (not clipped), free ones included. */
 export function expandInstances(calendar: ParsedCalendar, window: Interval, options: ExpandOptions): EventInstance[] {
-  const steps = instanceSteps(calendar, window, options);
-  for (;;) {
-    const step = steps.next();
-    if (step.done) return step.value;
-  }
+  return runSteps(instanceSteps(calendar, window, options));
 }
 
 /**
@@ -72,29 +69,16 @@ export function expandInstances(calendar: ParsedCalendar, window: Interval, opti
  * milliseconds of work (setImmediate: pending I/O first), so that the other
  * servers of the process keep answering while a big calendar is expanded.
  */
-export async function expandInstancesCooperatively(calendar: ParsedCalendar, window: Interval, options: ExpandOptions): Promise<EventInstance[]> {
-  const steps = instanceSteps(calendar, window, options);
-  for (;;) {
-    const step = steps.next();
-    if (step.done) return step.value;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
+export function expandInstancesCooperatively(calendar: ParsedCalendar, window: Interval, options: ExpandOptions): Promise<EventInstance[]> {
+  return runStepsCooperatively(instanceSteps(calendar, window, options));
 }
 
-/** The work of one expansion, counted: `total` against the calendar's cap, `sinceStep` until the next step. */
+/** The work of one expansion, counted: `total` against the calendar's cap, `steps` until the next step. */
 interface Work {
   readonly calendar: string;
   readonly cap: number;
   total: number;
-  sinceStep: number;
-}
-
-/** Counts `units` of work; true when a step is due (the caller yields). */
-function spend(work: Work, units: number): boolean {
-  work.sinceStep += units;
-  if (work.sinceStep < WORK_PER_STEP) return false;
-  work.sinceStep = 0;
-  return true;
+  readonly steps: StepCounter;
 }
 
 /** Counts one rule iteration against the calendar's cap; throws past it. True when a step is due. */
@@ -106,16 +90,16 @@ function iterate(work: Work): boolean {
       `Its recurring events together need more than ${work.cap} repetitions to reach the window.`,
     );
   }
-  return spend(work, 1);
+  return work.steps.spend(1);
 }
 
 /** The expansion as a generator that yields between steps of work and returns the instances. */
-function* instanceSteps(calendar: ParsedCalendar, window: Interval, options: ExpandOptions): Generator<void, EventInstance[]> {
+function* instanceSteps(calendar: ParsedCalendar, window: Interval, options: ExpandOptions): Steps<EventInstance[]> {
   const out: EventInstance[] = [];
   const keep = (i: EventInstance) => {
     if (i.end > i.start && i.end > window.start && i.start < window.end) out.push(i);
   };
-  const work: Work = { calendar: calendar.name, cap: options.maxIterations ?? DEFAULT_MAX_ITERATIONS, total: 0, sinceStep: 0 };
+  const work: Work = { calendar: calendar.name, cap: options.maxIterations ?? DEFAULT_MAX_ITERATIONS, total: 0, steps: new StepCounter(WORK_PER_STEP) };
   for (const series of calendar.series) {
     let instances: EventInstance[];
     try {
@@ -127,12 +111,12 @@ function* instanceSteps(calendar: ParsedCalendar, window: Interval, options: Exp
       throw new CalendarSourceError('ERR_ICS_RULE', calendar.name, 'This recurring event could not be expanded.', series.master.line);
     }
     instances.forEach(keep);
-    if (spend(work, 1)) yield;
+    if (work.steps.spend(1)) yield;
   }
   for (const period of calendar.freeBusy) {
     const start = instantOf(period.start, options.timeZone);
     keep({ start, end: endOf(period.end, period.start, start, options.timeZone), availability: period.availability });
-    if (spend(work, 1)) yield;
+    if (work.steps.spend(1)) yield;
   }
   return out;
 }
@@ -145,7 +129,7 @@ interface Occurrence {
   end?: EventEnd;
 }
 
-function* expandSeries(series: EventSeries, window: Interval, options: ExpandOptions, work: Work): Generator<void, EventInstance[]> {
+function* expandSeries(series: EventSeries, window: Interval, options: ExpandOptions, work: Work): Steps<EventInstance[]> {
   const master = series.master;
   const zone = options.timeZone;
   const masterStart = instantOf(master.start, zone);
@@ -173,7 +157,7 @@ function* expandSeries(series: EventSeries, window: Interval, options: ExpandOpt
     let scanned = 0;
     for (let t = iterator.next(); t; t = iterator.next()) {
       // The days a period looked at are work too (a year's empty periods look at 366 each): towards the next step.
-      const stepDue = spend(work, Math.floor(iterator.daysScanned / DAYS_PER_WORK) - Math.floor(scanned / DAYS_PER_WORK));
+      const stepDue = work.steps.spend(Math.floor(iterator.daysScanned / DAYS_PER_WORK) - Math.floor(scanned / DAYS_PER_WORK));
       scanned = iterator.daysScanned;
       if (++iterations > cap) {
         throw new CalendarSourceError(
