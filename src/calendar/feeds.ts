@@ -9,6 +9,12 @@
 // Messages name the calendar, never its URL (a private feed's URL is a secret).
 // A feed is parsed cooperatively (the process's other requests run between the
 // steps), and one with more than MAX_CALENDAR_COMPONENTS components is refused.
+// A refused answer (not a calendar, too many components, too large) with no
+// good copy to stand in is remembered as a parsed copy is, without its body:
+// for `refreshAfterMs` reads get that refusal with no request and no parse,
+// then the server is asked with the refused answer's validators, and a 304
+// refuses it again without a download or a parse (found in review: such a
+// feed was fetched and parsed again at every read, 1.5 s of CPU for 20 MB).
 import { CalendarSourceError } from './errors.js';
 import { parseCalendarCooperatively, type ParsedCalendar } from './ics.js';
 
@@ -107,13 +113,18 @@ export function redactFeedUrl(text: string): string {
   }
 }
 
-interface Parsed {
-  version: string;
-  calendar: ParsedCalendar;
+/** A refused answer, remembered in place of a copy when there is none: the error, and what to ask the server whether it changed with. */
+interface Refusal {
+  error: CalendarSourceError;
+  etag: string | null;
+  lastModified: string | null;
+}
+
+/** What this process made of a feed: a good copy's calendar, or (with no good copy) the refusal of its answer. */
+type Parsed = {
   /** When this process last checked the feed (or read a copy the cache says is fresh). */
   checkedAt: number;
-  stale: StaleFeed | undefined;
-}
+} & ({ version: string; calendar: ParsedCalendar; stale: StaleFeed | undefined } | { refusal: Refusal });
 
 export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
   const fetchFn = options.fetchFn ?? fetch;
@@ -131,7 +142,7 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
   async function fromCopy(ref: FeedRef, record: FeedCacheRecord, checkedAt: number, stale: StaleFeed | undefined): Promise<ParsedCalendar> {
     const version = `${record.changedAt}:${record.body!.length}:${record.etag ?? ''}`;
     const known = parsed.get(keyOf(ref));
-    const calendar = known && known.version === version ? known.calendar : await parseCalendarCooperatively(record.body!, ref.name);
+    const calendar = known && 'calendar' in known && known.version === version ? known.calendar : await parseCalendarCooperatively(record.body!, ref.name);
     // While the copy was parsed, a fetch that went on (a slow feed's) may have settled a newer one: that one stays.
     if (parsed.get(keyOf(ref)) === known) parsed.set(keyOf(ref), { version, calendar, checkedAt, stale });
     return calendar;
@@ -146,7 +157,8 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
       return fromCopy(ref, record, record.checkedAt, staleOf(ref, record));
     }
 
-    const fetching = fetchAndSettle(ref, record);
+    const known = parsed.get(keyOf(ref));
+    const fetching = fetchAndSettle(ref, record, record.body === null && known && 'refusal' in known ? known.refusal : undefined);
     if (record.body === null || waitMs >= timeoutMs) return fetching;
     // With a copy in hand, a slow feed does not hold the search up: the copy
     // answers after waitMs, and the fetch goes on to refresh the cache for
@@ -162,9 +174,12 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
     return fromCopy(ref, record, at, { calendar: ref.name, fetchedAt: record.fetchedAt ?? at, reason });
   }
 
-  /** One fetch, and what it leaves in the cache: a new copy, a confirmed one, or the failure beside the old copy. */
-  async function fetchAndSettle(ref: FeedRef, record: FeedCacheRecord): Promise<ParsedCalendar> {
-    const outcome = await fetchFeed(ref, record, { fetchFn, timeoutMs, maxBytes });
+  /**
+   * One fetch, and what it leaves in the cache: a new copy, a confirmed one, or the failure beside the old copy;
+   * with no copy, a refused answer is remembered (`refused`: the one remembered before, asked about with its validators).
+   */
+  async function fetchAndSettle(ref: FeedRef, record: FeedCacheRecord, refused: Refusal | undefined): Promise<ParsedCalendar> {
+    const outcome = await fetchFeed(ref, record.body !== null ? record : refused, { fetchFn, timeoutMs, maxBytes });
     const at = now();
     if (outcome.kind === 'not-modified' && record.body !== null) {
       const next = { ...record, fetchedAt: at, checkedAt: at, error: null, errorAt: null, etag: outcome.etag ?? record.etag, lastModified: outcome.lastModified ?? record.lastModified };
@@ -172,6 +187,8 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
       return fromCopy(ref, next, at, undefined);
     }
     let failure: CalendarSourceError;
+    /** Set when the answer itself was refused: unlike a failed fetch, it will be refused again until it changes. */
+    let refusal: Refusal | undefined;
     if (outcome.kind === 'body') {
       try {
         const calendar = await parseCalendarCooperatively(outcome.text, ref.name);
@@ -193,21 +210,32 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
       } catch (err) {
         if (!(err instanceof CalendarSourceError)) throw err;
         failure = err;
+        refusal = { error: err, etag: outcome.etag, lastModified: outcome.lastModified };
       }
+    } else if (outcome.kind === 'not-modified' && refused) {
+      // The refused answer has not changed (RFC 9110 §15.4.5): refused again, neither downloaded nor parsed.
+      failure = refused.error;
+      refusal = { error: refused.error, etag: outcome.etag ?? refused.etag, lastModified: outcome.lastModified ?? refused.lastModified };
+    } else if (outcome.kind === 'too-large') {
+      failure = new CalendarSourceError('ERR_CALENDAR_UNREADABLE', ref.name, `The feed is larger than ${Math.round(maxBytes / 1024 / 1024)} MB.`);
+      refusal = { error: failure, etag: outcome.etag, lastModified: outcome.lastModified };
     } else {
       failure = new CalendarSourceError('ERR_CALENDAR_UNREADABLE', ref.name, outcome.kind === 'failed' ? outcome.reason : 'The feed answered 304 Not Modified, but no copy of it is cached.');
     }
     const next = { ...record, checkedAt: at, error: failure.line === undefined ? failure.reason : `line ${failure.line}: ${failure.reason}`, errorAt: at };
     await options.cache.saveFeedCache(next);
-    if (record.body === null) throw failure;
-    return fromCopy(ref, next, at, staleOf(ref, next));
+    if (record.body !== null) return fromCopy(ref, next, at, staleOf(ref, next));
+    // No copy stands in. A failed fetch (no answer, an HTTP error) may pass and is tried again at the next read; a
+    // refused answer is remembered like a copy, so that reads until refreshAfterMs neither fetch nor parse it again.
+    if (refusal) parsed.set(keyOf(ref), { checkedAt: at, refusal });
+    throw failure;
   }
 
   return {
     load(ref) {
       const key = keyOf(ref);
       const known = parsed.get(key);
-      if (known && now() - known.checkedAt < refreshAfterMs) return Promise.resolve(known.calendar);
+      if (known && now() - known.checkedAt < refreshAfterMs) return 'refusal' in known ? Promise.reject(known.refusal.error) : Promise.resolve(known.calendar);
       let pending = inFlight.get(key);
       if (!pending) {
         pending = refresh(ref).finally(() => inFlight.delete(key));
@@ -216,7 +244,8 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
       return pending;
     },
     staleness(ref) {
-      return parsed.get(keyOf(ref))?.stale;
+      const known = parsed.get(keyOf(ref));
+      return known && 'stale' in known ? known.stale : undefined;
     },
   };
 }
@@ -233,19 +262,18 @@ function staleOf(ref: FeedRef, record: FeedCacheRecord): StaleFeed | undefined {
 type FetchOutcome =
   | { kind: 'body'; text: string; etag: string | null; lastModified: string | null }
   | { kind: 'not-modified'; etag: string | null; lastModified: string | null }
+  | { kind: 'too-large'; etag: string | null; lastModified: string | null }
   | { kind: 'failed'; reason: string };
 
-/** One conditional GET under the timeout, the body read up to maxBytes. */
+/** One GET under the timeout, conditional on the validators of the answer held (a good copy, or a refused one), the body read up to maxBytes. */
 async function fetchFeed(
   ref: FeedRef,
-  record: FeedCacheRecord,
+  held: { etag: string | null; lastModified: string | null } | undefined,
   opts: { fetchFn: typeof fetch; timeoutMs: number; maxBytes: number },
 ): Promise<FetchOutcome> {
   const headers: Record<string, string> = { Accept: 'text/calendar, text/plain;q=0.9, */*;q=0.5' };
-  if (record.body !== null) {
-    if (record.etag) headers['If-None-Match'] = record.etag;
-    if (record.lastModified) headers['If-Modified-Since'] = record.lastModified;
-  }
+  if (held?.etag) headers['If-None-Match'] = held.etag;
+  if (held?.lastModified) headers['If-Modified-Since'] = held.lastModified;
   const signal = AbortSignal.timeout(opts.timeoutMs);
   try {
     const res = await opts.fetchFn(ref.url, { headers, signal, redirect: 'follow' });
@@ -260,7 +288,7 @@ async function fetchFeed(
       return { kind: 'failed', reason: `The feed could not be fetched: the server answered HTTP ${res.status}.` };
     }
     const text = await readLimited(res, opts.maxBytes);
-    if (text === undefined) return { kind: 'failed', reason: `The feed is larger than ${Math.round(opts.maxBytes / 1024 / 1024)} MB.` };
+    if (text === undefined) return { kind: 'too-large', etag, lastModified };
     return { kind: 'body', text, etag, lastModified };
   } catch (err) {
     if (signal.aborted) return { kind: 'failed', reason: `The feed did not answer within ${seconds(opts.timeoutMs)}.` };

@@ -1,7 +1,8 @@
 // ICS feeds fetched from a test server on 127.0.0.1: a first fetch, a 304 on
 // revalidation, a server error and a timeout that fall back on the cached
-// copy, a broken new copy that does too, and no copy at all; the cache as the
-// SQLite store keeps it.
+// copy, a broken new copy that does too, and no copy at all (a refused answer
+// then remembered until it changes or is due); the cache as the SQLite store
+// keeps it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -67,19 +68,22 @@ function memoryCache(): FeedCache & { records: Map<string, FeedCacheRecord> } {
   };
 }
 
+/** A feed "team" on the test host whose body and ETag the test changes (in `host`), read by a loader whose clock it moves (`host.now`). */
+function hostedFeed(id: string, body: string, tag: string, refreshAfterMs: number) {
+  const host = { body, tag, now: Date.UTC(2026, 10, 30, 8) };
+  handler = calendarHost(() => host.body, () => host.tag);
+  const cache = memoryCache();
+  const feeds = createFeedLoader({ cache, now: () => host.now, refreshAfterMs });
+  const ref: FeedRef = { name: 'team', id, url: `${base}/team.ics` };
+  return { host, cache, feeds, ref };
+}
+
 /** A feed fetched once (FIRST), then changed to `next` and read again once due: that read, and what it left. */
 async function readAfterChange(id: string, next: string) {
-  let body = FIRST;
-  let tag = '"v1"';
-  handler = calendarHost(() => body, () => tag);
-  let now = Date.UTC(2026, 10, 30, 8);
-  const cache = memoryCache();
-  const feeds = createFeedLoader({ cache, now: () => now, refreshAfterMs: MINUTE });
-  const ref: FeedRef = { name: 'team', id, url: `${base}/team.ics` };
+  const { host, cache, feeds, ref } = hostedFeed(id, FIRST, '"v1"', MINUTE);
   await feeds.load(ref);
-  body = next;
-  tag = '"v2"';
-  now += 2 * MINUTE;
+  Object.assign(host, { body: next, tag: '"v2"' });
+  host.now += 2 * MINUTE;
   return { calendar: await feeds.load(ref), feeds, cache, ref };
 }
 
@@ -229,6 +233,65 @@ describe('an ICS feed', () => {
     const error = (await fresh.load({ ...ref, id: 'cal_10' }).catch((e: unknown) => e)) as CalendarSourceError;
     expect([error.code, error.message]).toEqual(['ERR_ICS_TOO_LARGE', `Calendar "team": ${reason}`]);
   }, 20_000);
+
+  it('without a copy, remembers a refused answer: reads within the interval neither fetch nor parse it, a 304 to its ETag refuses it again, a changed feed is used', async () => {
+    const { host, cache, feeds, ref } = hostedFeed('cal_11', FIRST.replace('DURATION:PT1H', 'RRULE:FREQ=SOMETIMES'), '"bad1"', 5 * MINUTE);
+    const refusal = async () => (await feeds.load(ref).catch((e: unknown) => e)) as CalendarSourceError;
+
+    const first = await refusal();
+    expect([first.code, first.message]).toEqual(['ERR_ICS_RULE', 'Calendar "team", line 7: FREQ=SOMETIMES is not a frequency.']);
+    for (let i = 0; i < 5; i++) {
+      host.now += 30_000;
+      expect(await refusal()).toBe(first);
+    }
+    expect(requests).toEqual([{}]);
+    expect(cache.records.get('cal_11')).toMatchObject({ body: null, error: 'line 7: FREQ=SOMETIMES is not a frequency.', errorAt: Date.UTC(2026, 10, 30, 8) });
+
+    // Past the interval: asked with the refused answer's validators; unchanged (304), so refused again without a body.
+    host.now += 5 * MINUTE;
+    expect(await refusal()).toBe(first);
+    expect(requests[1]).toEqual({ ifNoneMatch: '"bad1"', ifModifiedSince: 'Tue, 01 Dec 2026 08:00:00 GMT' });
+    expect(cache.records.get('cal_11')).toMatchObject({ body: null, checkedAt: host.now, errorAt: host.now });
+    host.now += MINUTE;
+    await refusal();
+    expect(requests).toHaveLength(2);
+
+    // Mended (a new ETag): fetched at the next check and used.
+    Object.assign(host, { body: FIRST, tag: '"good1"' });
+    host.now += 5 * MINUTE;
+    expect(busyOf(await feeds.load(ref))).toEqual(['2026-12-01T10:00:00.000Z']);
+    expect(requests).toHaveLength(3);
+    expect(cache.records.get('cal_11')).toMatchObject({ body: FIRST, etag: '"good1"', error: null });
+  });
+
+  it('without a copy or validators, fetches a refused feed again once per interval, and a feed too large once too', async () => {
+    handler = (_req, res) => res.writeHead(200, { 'Content-Type': 'text/calendar' }).end(FIRST.replace('DTSTART:20261201T100000Z\r\n', ''));
+    let now = Date.UTC(2026, 10, 30, 8);
+    const feeds = createFeedLoader({ cache: memoryCache(), now: () => now, refreshAfterMs: 5 * MINUTE, maxBytes: 1000 });
+    const ref: FeedRef = { name: 'team', id: 'cal_12', url: `${base}/team.ics` };
+    const codes: string[] = [];
+    const read = async (r: FeedRef) => codes.push(((await feeds.load(r).catch((e: unknown) => e)) as CalendarSourceError).code);
+    for (let i = 0; i < 4; i++) await read(ref);
+    expect(requests).toEqual([{}]);
+    now += 5 * MINUTE;
+    for (let i = 0; i < 4; i++) await read(ref);
+    expect(requests).toEqual([{}, {}]);
+    expect(new Set(codes)).toEqual(new Set(['ERR_ICS_EVENT']));
+
+    handler = (_req, res) => res.writeHead(200, { 'Content-Type': 'text/calendar' }).end(FIRST + 'X'.repeat(5000));
+    const big: FeedRef = { name: 'big', id: 'cal_13', url: `${base}/big.ics` };
+    for (let i = 0; i < 4; i++) await read(big);
+    expect(requests).toHaveLength(3);
+    expect(codes.slice(-4)).toEqual(Array(4).fill('ERR_CALENDAR_UNREADABLE'));
+  });
+
+  it('without a copy, fetches again at every read after a failed fetch (not a refused answer: it may pass)', async () => {
+    handler = (_req, res) => res.writeHead(503).end();
+    const feeds = createFeedLoader({ cache: memoryCache(), now: () => Date.UTC(2026, 10, 30, 8) });
+    const ref: FeedRef = { name: 'team', id: 'cal_14', url: `${base}/team.ics` };
+    for (let i = 0; i < 3; i++) await feeds.load(ref).catch(() => undefined);
+    expect(requests).toHaveLength(3);
+  });
 
   it('is fetched once for calls that arrive together', async () => {
     handler = calendarHost(() => FIRST, () => '"v1"');
