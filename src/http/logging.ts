@@ -162,8 +162,9 @@ export function createLogger(level: LogLevel, stream: DestinationStream = proces
         // remoteAddress: the client's address as fastify's trustProxy resolved it (a FastifyRequest's ip: the peer's,
         // or behind a trusted proxy the rightmost X-Forwarded-For entry that is no trusted proxy's), for the operator
         // auditing who signed in or registered. An address, no credential; redacted as the rest of the line is.
-        req: (req: { id?: string; method?: string; url?: string; ip?: string }) => ({
-          id: req.id,
+        // No id: the request's logger puts it on each of its lines as `reqId` (fastify's own lines carry only that),
+        // and an `id` here wrote it a second time on every access line.
+        req: (req: { method?: string; url?: string; ip?: string }) => ({
           method: req.method,
           path: pathOnly(req.url),
           remoteAddress: req.ip,

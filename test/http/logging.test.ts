@@ -315,6 +315,17 @@ describe('access lines', () => {
     expect(lines.map((l) => l.msg)).toEqual(['incoming request', 'request completed']);
   });
 
+  // Found at stop 21: each access line carried the id twice, as fastify's reqId and as req.id (the req serializer's).
+  it('names the request id once, as reqId: no req.id', async () => {
+    const { res, lines } = await linesAt('debug');
+    const id = res.headers['x-request-id'] as string;
+    for (const line of lines) {
+      expect(line.reqId, JSON.stringify(line)).toBe(id);
+      expect(line.req, JSON.stringify(line)).toEqual({ method: 'GET', path: '/ping', remoteAddress: '127.0.0.1' });
+      expect(JSON.stringify(line).split(id)).toHaveLength(2);
+    }
+  });
+
   // Found in review: requests refused before routing (a malformed percent-encoding in the path) or by Node's HTTP
   // parser (headers over 16 KiB) were answered with an X-Request-Id that no log line at info carried.
   it('at info, one line too for a request refused before routing or by the HTTP parser, under the id the answer names', async () => {
