@@ -21,6 +21,11 @@ export function userNameProblem(name: string): string | undefined {
   return NAME.test(name) ? undefined : 'A name is 1–64 letters, digits, dots, dashes, underscores or @, starting with a letter or digit.';
 }
 
+/** The refusal of a name that an account has already (NAME_TAKEN). */
+export function nameTaken(name: string): UserError {
+  return new UserError('NAME_TAKEN', `There is already an account named ${name}.`);
+}
+
 /**
  * Adds an account, or sets the password of an existing one when `replace` is
  * true, and its time zone too when `replaceTimeZone` is (the administrator
@@ -42,24 +47,43 @@ export async function addUser(
   if (weak) throw new UserError('WEAK_PASSWORD', weak);
   // The zone is checked as for a new account (the CLI's --time-zone already was): the calendar backend cannot use any other.
   if (!isIanaZone(input.timeZone)) throw new UserError('INVALID_TIME_ZONE', `'${input.timeZone}' is not an IANA time zone this computer knows, such as Europe/Berlin or UTC.`);
-  const existing = await store.userByName(input.name);
+  // Hashed first (scrypt takes a while), so that the look for the name and the write follow each other closely.
   const passwordHash = await hashPassword(input.password);
-  if (existing) {
-    if (!input.replace) throw new UserError('NAME_TAKEN', `There is already an account named ${input.name}.`);
-    const zoneChanges = input.replaceTimeZone === true && input.timeZone !== existing.timeZone;
-    const detail = record && { by: record.by, name: existing.name, ...(zoneChanges ? { timeZone: input.timeZone } : {}) };
-    // The change and its record in one transaction (found in review: with the record failing, the change stood off the log).
-    await store.updateUser(
-      existing.id,
-      { passwordHash, ...(zoneChanges ? { timeZone: input.timeZone } : {}) },
-      detail && { event: { event: 'password_set', user: existing.id, detail }, at: now },
-    );
-    return { ...existing, passwordHash, added: false, ...(zoneChanges ? { timeZone: input.timeZone, previousTimeZone: existing.timeZone } : {}) };
-  }
+  const existing = await store.userByName(input.name);
+  if (existing) return setPassword(store, existing, passwordHash, input, now, record);
   const user: UserRecord = { id: randomId('usr'), name: input.name, passwordHash, isOwner: false, timeZone: input.timeZone, createdAt: now };
-  await store.createUser(user);
+  try {
+    await store.createUser(user);
+  } catch (error) {
+    // Another process added the name between the look and the write (the name is UNIQUE, so this write was refused):
+    // the answer the look would have given, not the database's own words (found at stop 21).
+    const added = await store.userByName(input.name);
+    if (!added) throw error;
+    return setPassword(store, added, passwordHash, input, now, record);
+  }
   if (record) await store.appendAudit({ event: 'user_added', user: user.id, detail: { by: record.by, name: user.name } }, now);
   return { ...user, added: true };
+}
+
+/** addUser for an account that is there: NAME_TAKEN, or with `replace` its new password (and zone), recorded with it. */
+async function setPassword(
+  store: Store,
+  existing: UserRecord,
+  passwordHash: string,
+  input: { name: string; timeZone: string; replace?: boolean; replaceTimeZone?: boolean },
+  now: number,
+  record: { by: string } | undefined,
+): Promise<UserRecord & { added: boolean; previousTimeZone?: string }> {
+  if (!input.replace) throw nameTaken(input.name);
+  const zoneChanges = input.replaceTimeZone === true && input.timeZone !== existing.timeZone;
+  const detail = record && { by: record.by, name: existing.name, ...(zoneChanges ? { timeZone: input.timeZone } : {}) };
+  // The change and its record in one transaction (found in review: with the record failing, the change stood off the log).
+  await store.updateUser(
+    existing.id,
+    { passwordHash, ...(zoneChanges ? { timeZone: input.timeZone } : {}) },
+    detail && { event: { event: 'password_set', user: existing.id, detail }, at: now },
+  );
+  return { ...existing, passwordHash, added: false, ...(zoneChanges ? { timeZone: input.timeZone, previousTimeZone: existing.timeZone } : {}) };
 }
 
 /**

@@ -2,7 +2,9 @@
 // util-linux `script`): the password typed is not shown, Backspace corrects
 // it, Enter ends it and a new line follows; both lines sent at once fill both
 // prompts; Ctrl-C cancels with exit code 130 and adds nothing. From a pipe it
-// is read as before.
+// is read as before. A name taken is said before any prompt (found at stop 21:
+// both prompts first), and one taken by another process while the prompts
+// wait is refused in the same words.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyPassword } from '../../src/authz/password.js';
 import { openStore } from '../../src/store/index.js';
 import { delegateBin, repoRoot } from './built.js';
+import { addAccount } from './run.js';
 
 const SCRIPT = '/usr/bin/script';
 let home: string;
@@ -28,7 +31,11 @@ afterAll(async () => {
  * Runs `delegate users add …` on a pseudo-terminal, types each of `answers` once its prompt shows (key by key, or
  * with `atOnce` in one write), and returns the screen and the exit code.
  */
-async function atTerminal(args: string[], answers: string[], options: { atOnce?: boolean } = {}): Promise<{ screen: string; code: number | null }> {
+async function atTerminal(
+  args: string[],
+  answers: string[],
+  options: { atOnce?: boolean; whenAsked?: () => Promise<void> } = {},
+): Promise<{ screen: string; code: number | null }> {
   const command = [process.execPath, delegateBin, 'users', 'add', ...args].map((w) => `'${w}'`).join(' ');
   const child = spawn(SCRIPT, ['-qfec', command, '/dev/null'], { cwd: repoRoot, env: { ...process.env, DELEGATE_HOME: home, NO_COLOR: '1', TERM: 'xterm' } });
   let screen = '';
@@ -42,6 +49,8 @@ async function atTerminal(args: string[], answers: string[], options: { atOnce?:
         if (child.exitCode !== null || Date.now() - started > 20_000) throw new Error(`no prompt ${n + 1}:\n${screen}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
+      // Something that happens while the first prompt waits (another process at work on the same data directory).
+      if (n === 0) await options.whenAsked?.();
       // Key by key, as a person types (a terminal may send several at once too: the reader takes both).
       if (options.atOnce) child.stdin.write(keys);
       else for (const key of keys) {
@@ -97,6 +106,28 @@ describe.skipIf(!existsSync(SCRIPT))('users add at a terminal', () => {
     expect(screen).not.toContain('halfway');
     expect(screen).toContain('delegate: Cancelled: grace was not added.');
     expect(await passwordHashOf('grace')).toBeUndefined();
+  });
+
+  const takenLine = (name: string) =>
+    `delegate: There is already an account named ${name}. To set its password, add --replace: \`delegate users add ${name} --replace\`.`;
+
+  it('an account there already: said at once, in one line with what to do, before any prompt; exit 1, its password unchanged', { timeout: 60_000 }, async () => {
+    expect((await addAccount(home, 'mallory', 'pipedpass11')).code).toBe(0);
+    const { screen, code } = await atTerminal(['mallory'], []);
+    expect(code, screen).toBe(1);
+    expect(screen).not.toContain('Password for');
+    expect(screen.trim().split(/\r?\n/)).toEqual([takenLine('mallory')]);
+    expect(await verifyPassword('pipedpass11', await passwordHashOf('mallory'))).toBe(true);
+  });
+
+  it('an account added by another process while the prompts wait: the same line, exit 1, no crash; the other password stays', { timeout: 60_000 }, async () => {
+    const { screen, code } = await atTerminal(['oscar'], ['secretpass55\r', 'secretpass55\r'], {
+      whenAsked: async () => expect((await addAccount(home, 'oscar', 'pipedpass22')).code).toBe(0),
+    });
+    expect(code, screen).toBe(1);
+    expect(screen).not.toContain('secretpass');
+    expect(screen.trim().split(/\r?\n/).at(-1)).toBe(takenLine('oscar'));
+    expect(await verifyPassword('pipedpass22', await passwordHashOf('oscar'))).toBe(true);
   });
 
   it('from a pipe, reads stdin as before', async () => {

@@ -7,7 +7,7 @@
 // With --replace, `--time-zone` also sets the existing account's time zone,
 // and says so.
 import { constantTimeEqual } from '../../authz/crypto.js';
-import { addUser, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
+import { addUser, nameTaken, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
 import { systemTimeZone, type Paths } from '../../config.js';
 import { CommandFailed, EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -18,7 +18,10 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   // A malformed name is bad usage: said before the password is read or the database opened.
   const badName = userNameProblem(args.name);
   if (badName) throw new UsageError(badName);
+  // A name taken is said before the password is asked for (found at stop 21: it was asked twice, then refused).
+  if (!args.replace && (await accountExists(args.paths, args.name))) throw commandFailure(nameTaken(args.name), args.name);
   const password = await readPassword(args, io);
+  // An account added by another process since that look is refused here, in the same words (addUser: NAME_TAKEN).
   const user = await withStore(args.paths, (store) =>
     addUser(
       store,
@@ -27,7 +30,7 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
       io.now(),
       { by: 'cli' },
     ).catch((error: unknown) => {
-      throw error instanceof UserError ? new CommandFailed(`${error.message}${error.code === 'NAME_TAKEN' ? replaceAdvice(args.name) : ''}`) : error;
+      throw commandFailure(error, args.name);
     }),
   );
   if (user.added) io.stderr.write(`Added ${args.name}.\n`);
@@ -35,6 +38,20 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   else if (args.timeZone !== undefined) io.stderr.write(`Set the password of ${args.name}; its time zone stays ${user.timeZone}.\n`);
   else io.stderr.write(`Set the password of ${args.name}.\n`);
   return EXIT_OK;
+}
+
+/**
+ * Whether an account is named `name`: a look only, which creates no database (with none yet, there is no account)
+ * and passes over one it cannot write, as the write that follows says.
+ */
+async function accountExists(paths: Paths, name: string): Promise<boolean> {
+  return withStore(paths, async (store) => (await store.userByName(name)) !== undefined, { notice: () => undefined });
+}
+
+/** A UserError as the command's one line, with what to do when the account is there already; anything else as it is. */
+function commandFailure(error: unknown, name: string): unknown {
+  if (!(error instanceof UserError)) return error;
+  return new CommandFailed(`${error.message}${error.code === 'NAME_TAKEN' ? replaceAdvice(name) : ''}`);
 }
 
 /** What to do when the account is there already (found in review, regress21a: it said only that it was). */

@@ -1,0 +1,60 @@
+// `addUser` when another process adds the same name between its look and its
+// write (found at stop 21, `delegate users add`): the name is UNIQUE, so the
+// write is refused, and the caller gets the answer the look would have given
+// (NAME_TAKEN, or with `replace` the password set), not the database's words.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { addUser, UserError } from '../../src/authz/users.js';
+import { verifyPassword } from '../../src/authz/password.js';
+import { openStore, type Store } from '../../src/store/index.js';
+
+let dir: string;
+let store: Store;
+let other: Store;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'delegate-add-user-race-'));
+  store = openStore(join(dir, 'delegate.db'));
+  other = openStore(join(dir, 'delegate.db')); // another process's connection
+});
+
+afterEach(() => {
+  store.close();
+  other.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** `store`, whose createUser lets the other connection add an account of the same name first. */
+function racedStore(): Store {
+  return new Proxy(store, {
+    get(target, key) {
+      if (key === 'createUser') {
+        return async (user: Parameters<Store['createUser']>[0]) => {
+          await other.createUser({ ...user, id: 'usr_other', passwordHash: null });
+          return target.createUser(user);
+        };
+      }
+      const value = Reflect.get(target, key) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+describe('an account added by another process between the look and the write', () => {
+  it('is refused as NAME_TAKEN, and the other account stands; nothing recorded', async () => {
+    const added = addUser(racedStore(), { name: 'zoe', password: 'a long and secret password', timeZone: 'UTC' }, 1, { by: 'cli' });
+    await expect(added).rejects.toThrow(UserError);
+    await expect(added).rejects.toMatchObject({ code: 'NAME_TAKEN', message: 'There is already an account named zoe.' });
+    expect((await store.userByName('zoe'))?.id).toBe('usr_other');
+    expect(await store.listAudit()).toEqual([]);
+  });
+
+  it('with replace, gets the password asked for, recorded as password_set', async () => {
+    const set = await addUser(racedStore(), { name: 'zoe', password: 'a long and secret password', timeZone: 'UTC', replace: true }, 1, { by: 'cli' });
+    expect(set).toMatchObject({ id: 'usr_other', added: false });
+    expect(await verifyPassword('a long and secret password', (await store.userByName('zoe'))?.passwordHash)).toBe(true);
+    expect((await store.listAudit()).map((r) => r.event)).toEqual(['password_set']);
+  });
+});
