@@ -137,7 +137,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       .command('login')
       .description('Sign in and approve CalendarAgent in the browser, and say what was authorized.')
       .option('--device', 'sign in with a code, from a browser on any device (RFC 8628): for when the browser cannot reach this computer')
-      .option('--scope <scope>', 'also ask for this permission (repeatable), e.g. busy:read for `delegate busy`; the ones you approved before are kept', collectScopes, []),
+      .option('--scope <scope>', 'also ask for this permission (repeatable), e.g. busy:read for `delegate busy`; the ones you approved before are kept while that approval stands', collectScopes, []),
   )
     .addHelpText(
       'after',

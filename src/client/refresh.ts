@@ -31,7 +31,10 @@ export interface RefreshInput {
   /** The cache key of the resource (canonical MCP server URL). */
   resource: string;
   now: () => number;
-  /** The access token a resource server has just refused: replace it even if it looks unexpired. */
+  /**
+   * The access token to replace even if it looks unexpired: one a resource server has just refused, or one whose
+   * delegation `login` asks about before keeping its scopes (session.ts standingScopes).
+   */
   rejectedAccessToken?: string;
   fetchFn?: FetchLike;
   /** Cap on each request to the authorization server (ms); DEFAULT_REQUEST_TIMEOUT_MS unless told. */

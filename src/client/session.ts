@@ -185,24 +185,70 @@ export async function listBusy(options: SessionOptions, input: BusyListInput): P
 
 /**
  * What `delegate login` asks for: what the agent asks for first (slots:find), the scopes the stored sign-in for this
- * agent holds, so that signing in again keeps what the person approved (found in review: a login after `busy`'s
- * step-up replaced its token with a slots:find one, and busy asked again), and the ones `asked` adds (--scope).
+ * agent holds while it stands, so that signing in again keeps what the person approved (found in review: a login after
+ * `busy`'s step-up replaced its token with a slots:find one, and busy asked again), and the ones `asked` adds (--scope).
  * Undefined when that is only what the agent asks for first (its challenge names it). Never more than that:
- * nothing the person did not approve before or ask for now.
+ * nothing the person did not approve before or ask for now, and nothing of an approval they withdrew (standingScopes).
  */
-export async function loginScope(options: Pick<SessionOptions, 'agentUrl' | 'files' | 'now'>, asked: readonly string[]): Promise<string | undefined> {
-  const resource = resourceOf(options.agentUrl);
-  let kept: string[] = [];
-  try {
-    const data = await cacheFor(options).read();
-    const issuer = data.discovery[resource]?.authorizationServerUrl;
-    const tokens = issuer === undefined ? undefined : tokensFor(data, issuer, resource);
-    kept = (tokens?.scope ?? '').split(' ').filter(Boolean);
-  } catch {
-    // An unreadable cache holds nothing to keep; the sign-in sets it aside.
-  }
+export async function loginScope(options: LoginScopeOptions, asked: readonly string[]): Promise<string | undefined> {
+  const kept = await standingScopes(options, resourceOf(options.agentUrl), asked);
   const scopes = [...new Set([SCOPE_FIND_SLOT, ...kept, ...asked])];
   return scopes.length === 1 && scopes[0] === SCOPE_FIND_SLOT ? undefined : scopes.join(' ');
+}
+
+type LoginScopeOptions = Pick<SessionOptions, 'agentUrl' | 'files' | 'now' | 'fetchFn' | 'requestTimeoutMs' | 'beforeRefresh' | 'refreshNotSaved' | 'delegationEndedBeforeSignIn'>;
+
+/**
+ * The scopes of the stored sign-in for the agent, once its authorization server has said that the delegation stands.
+ * Found at stop 21: after `delegate grants revoke` (or the grants page's Revoke) the tokens stay in the cache, and
+ * login asked again for the revoked sign-in's scopes; as `gh auth refresh` keeps only the scopes the server says the
+ * stored token has (none for a revoked one), a delegation is asked about before its scopes are kept. The question is a
+ * refresh (RFC 6749 §6), asked only when those scopes would add to what is asked anyway: a refusal (§5.2,
+ * `invalid_grant`) ends the stored tokens as any command's refresh would (refresh.ts), so nothing is kept, and the
+ * person is told why before the sign-in link. An unreadable cache holds nothing to keep (the sign-in sets it aside);
+ * a server that does not answer keeps the scopes as stored (the sign-in that follows meets the same server).
+ */
+async function standingScopes(options: LoginScopeOptions, resource: string, asked: readonly string[]): Promise<string[]> {
+  const cache = cacheFor(options);
+  const stored = await cache.read().then(
+    (data) => {
+      const issuer = data.discovery[resource]?.authorizationServerUrl;
+      const tokens = issuer === undefined ? undefined : tokensFor(data, issuer, resource);
+      return issuer === undefined || tokens === undefined ? undefined : { issuer, tokens };
+    },
+    () => undefined,
+  );
+  if (!stored) return [];
+  const scopes = scopesOf(stored.tokens);
+  if (scopes.every((scope) => scope === SCOPE_FIND_SLOT || asked.includes(scope))) return scopes;
+  await options.beforeRefresh?.(stored.issuer);
+  try {
+    const standing = await refreshCachedTokens({
+      cache,
+      issuer: stored.issuer,
+      resource,
+      now: options.now,
+      fetchFn: options.fetchFn,
+      requestTimeoutMs: options.requestTimeoutMs,
+      rejectedAccessToken: stored.tokens.access_token, // renewed even if unexpired: the renewal is the question
+      notSaved: options.refreshNotSaved,
+    });
+    if (standing) return scopesOf(standing);
+  } catch (error) {
+    if (isClientError(error, 'REFRESH_FAILED') || isClientError(error, 'CACHE_IO')) return scopes;
+    throw error;
+  }
+  const ended = await endedDelegation(options);
+  if (isDelegationEnded(ended)) {
+    options.delegationEndedBeforeSignIn?.(ended.cause.detail);
+    return [];
+  }
+  // No refresh token to ask with (a cache edited by hand, a server that gives none): the scopes as stored.
+  return scopes;
+}
+
+function scopesOf(tokens: StoredTokens): string[] {
+  return (tokens.scope ?? '').split(' ').filter(Boolean);
 }
 
 /** Signs in through the browser even if a cached token would do, and says what was authorized. */

@@ -100,6 +100,39 @@ describe('login, then busy', () => {
     expect(run.stderr.trim().split('\n').at(-1)).toMatch(/^delegate: Gave up waiting/);
   });
 
+  // Found at stop 21 ("login keeps scopes after grants revoke"): login asked again for the scopes of the sign-in the
+  // person had revoked, read from the token cache without asking whether it still stood. As `gh auth refresh` keeps
+  // only the scopes the server says the stored token still has, login keeps those of a delegation the authorization
+  // server still renews; a revoked one's are not asked for again (--scope asks for them).
+  it('after `grants revoke`, login asks for find-slot’s permission only, and says the stored delegation ended', { timeout: 60_000 }, async () => {
+    const profile = ['--profile', 'revoked'];
+    await signInWithBrowser([...profile, 'login']);
+    await signInWithBrowser([...profile, 'busy', '--json']);
+    expect(await scopesOf(profile)).toEqual(['slots:find', 'busy:read']);
+    const status = JSON.parse((await runCli([...profile, 'status', '--json'], home)).stdout) as { delegations: Array<{ grantId: string }> };
+    const revoke = await runCli(['grants', 'revoke', status.delegations[0]!.grantId], home);
+    expect(revoke.code, revoke.stderr).toBe(0);
+
+    const cli = startCli([...profile, 'login', '--no-browser', ...ports], home);
+    await approveInBrowser(await cli.loginUrl);
+    const run = await cli.done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(await scopesOf(profile)).toEqual(['slots:find']);
+    expect(run.stderr).toContain('The delegation stored for CalendarAgent has ended: the authorization server refused to renew it (invalid_grant');
+  });
+
+  it('login keeps the scopes of a stored delegation that still stands (asked at the authorization server), and says nothing of an end', { timeout: 60_000 }, async () => {
+    const profile = ['--profile', 'standing'];
+    await signInWithBrowser([...profile, 'login', '--scope', 'busy:read']);
+    expect(await scopesOf(profile)).toEqual(['slots:find', 'busy:read']);
+    const cli = startCli([...profile, 'login', '--no-browser', ...ports], home);
+    await approveInBrowser(await cli.loginUrl);
+    const run = await cli.done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).not.toContain('has ended');
+    expect(await scopesOf(profile)).toEqual(['slots:find', 'busy:read']);
+  });
+
   it('login --scope refuses a value that is no scope as bad usage (exit 2)', async () => {
     const run = await runCli(['login', '--scope', 'busy"read', ...ports], home);
     expect(run.code).toBe(2);

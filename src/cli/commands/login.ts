@@ -4,6 +4,7 @@
 // DELEGATE_TOKEN is set (gh's rule): that token would be used, not this login.
 // With --device it signs in with a code on any device (RFC 8628) instead.
 // It asks for what the stored sign-in holds (so `busy`'s permission is kept)
+// while the authorization server still renews it (not after `grants revoke`),
 // and what --scope adds, never for more.
 import { delegateToken, systemTimeZone } from '../../config.js';
 import type { DeviceCodePrompt } from '../../client/device.js';
