@@ -221,8 +221,9 @@ describe('serve-agent --stdio', () => {
     const login = startCli(['login', '--no-browser', ...ports], home); // slots:find only
     await approveInBrowser(await login.loginUrl);
     expect((await login.done).code).toBe(0);
-    const token = (await runCli(['token', ...ports], home)).stdout.trim();
-    expect(token.split('.')).toHaveLength(3);
+    const printed = await runCli(['token', ...ports], home);
+    const token = printed.stdout.trim();
+    expect(token.split('.'), `exit ${printed.code}: ${printed.stderr}`).toHaveLength(3);
     const agent = await spawnStdioAgent({ DELEGATE_TOKEN: token });
     const textOf = (result: Awaited<ReturnType<typeof callFindSlot>>) => (result.content as Array<{ type: string; text: string }>).map((c) => c.text).join('\n');
     try {
