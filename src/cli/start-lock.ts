@@ -5,7 +5,8 @@
 // it, so of several started at the same moment one starts the servers and the
 // others find them running (or, on other ports, are refused: src/cli/servers.ts
 // refuseSecondAddress). It is src/client/lock.ts's lock: a holder that died is
-// broken at once (its pid is gone), one that hangs after 2 minutes untouched.
+// broken at once (its pid is gone), one whose death cannot be shown (its pid
+// reused, another host) once it stops touching it, after 40 s untouched.
 // Light: the embedded stack waits on it before loading any server code.
 import type { Paths } from '../config.js';
 import { acquireFileLock, type HeldLock } from '../client/lock.js';

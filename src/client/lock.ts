@@ -4,10 +4,12 @@
 // replaying a spent one revokes the whole family), and around starting the
 // servers of a data directory (servers.lock, src/cli/start-lock.ts). A lock left behind by a
 // process that died is broken: its holder's pid is gone from this host, or
-// the lock has not been touched for staleAfterMs. Its holder touches it (the
-// file's mtime) every quarter of that while it works, so a live holder is
-// never broken for age, however long its work takes; a pid reused after a
-// crash or a reboot, or a holder on another host that died, stops touching it.
+// the lock has not been touched for staleAfterMs (40 s). Its holder touches it
+// (the file's mtime) every quarter of that (10 s) while it works, so a live
+// holder is never broken for age, however long its work takes; a pid reused
+// after a crash or a reboot, or a holder on another host (containers sharing
+// one data directory) that died, stops touching it, and its lock is broken
+// after three missed beats: within one waiter's 60 s wait.
 // A lock file without a record (its creator could not write one: a full disk,
 // or it died between open() and write()) is abandoned once it is a few
 // seconds old. A file system error is CACHE_IO, naming the lock file.
@@ -26,7 +28,10 @@ export interface FileLockOptions {
   now: () => number;
   /** Give up waiting after this long (ms). */
   timeoutMs?: number;
-  /** A lock untouched for this long (ms) is abandoned even if its pid seems alive (pids get reused); its holder touches it every quarter of this. */
+  /**
+   * A lock untouched for this long (ms) is abandoned even if its pid seems alive (pids get reused, another host's cannot
+   * be asked); its holder touches it every quarter of this. Below timeoutMs, so that a waiter breaks a dead holder's lock.
+   */
   staleAfterMs?: number;
   /** Pause between attempts (ms); jittered so waiters do not move in lockstep. */
   retryMs?: number;
@@ -47,7 +52,17 @@ interface LockRecord {
 }
 
 const DEFAULT_TIMEOUT_MS = 60_000;
-const DEFAULT_STALE_MS = 120_000;
+/**
+ * Three missed beats (a beat every 10 s): a dead holder whose death cannot be
+ * shown (its pid reused, or on another host) is broken within one waiter's
+ * 60 s. Found in review (s22store): at 120 s, past the wait, the first command
+ * failed blaming "another delegate process", and only the next one broke it.
+ * Still above the 30 s beat of an older delegate (whose limit was 120 s), so a
+ * live holder of either version is never broken.
+ */
+const DEFAULT_STALE_MS = 40_000;
+/** A holder touches its lock this many times per stale limit. */
+const BEATS_PER_STALE_LIMIT = 4;
 const DEFAULT_RETRY_MS = 20;
 /**
  * A lock file with no record in it this long after its last touch is abandoned:
@@ -112,7 +127,7 @@ export async function withFileLock<T>(options: FileLockOptions, work: () => Prom
 /** The lock, touched while held so that waiters see its holder at work, until released. */
 function holding(options: FileLockOptions, nonce: string, now: () => number, staleAfterMs: number): HeldLock {
   const { path } = options;
-  const heartbeat = setInterval(() => void touchIfMine(path, nonce, now), Math.max(10, Math.floor(staleAfterMs / 4)));
+  const heartbeat = setInterval(() => void touchIfMine(path, nonce, now), Math.max(10, Math.floor(staleAfterMs / BEATS_PER_STALE_LIMIT)));
   heartbeat.unref();
   return {
     release: async () => {

@@ -4,7 +4,7 @@
 import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { acquireFileLock, withFileLock } from '../../src/client/lock.js';
 
 let dir: string;
@@ -14,6 +14,7 @@ beforeEach(async () => {
   path = join(dir, 'tokens.lock');
 });
 afterEach(async () => {
+  vi.useRealTimers();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -75,6 +76,54 @@ describe('acquireFileLock', () => {
     expect(JSON.parse(await readFile(path, 'utf8')).nonce).toBe(held);
     await holder.release();
     await expect(stat(path)).rejects.toThrow();
+  });
+
+  // Found in review (s22store): such a lock was broken only after 120 s untouched, past the waiter's 60 s, so the
+  // first command failed ("Another delegate process has held … for over 60 s") and only the next one broke it.
+  it.each([
+    ['its pid reused here (pid 1)', { pid: 1, host: hostname() }],
+    ['a holder on another host (a container sharing the data directory)', { pid: 4242, host: '3f2a9c1d7e44' }],
+  ])('breaks within one wait (the default 60 s) the lock of a holder that stopped touching it whose death cannot be shown: %s', async (_, holder) => {
+    const time = fakeTime();
+    const start = time.now();
+    await writeFile(path, JSON.stringify({ ...holder, nonce: 'abc', created: start }), { mode: 0o600 });
+    await untouchedSince(start); // its holder's last beat: just now
+    const lock = await acquireFileLock({ path, ...time, retryMs: 100 }); // the default timeout and stale limit; pid 1 is alive here
+    const waited = time.now() - start;
+    expect(waited).toBeGreaterThan(30_000); // three beats missed (one every 10 s), not fewer
+    expect(waited).toBeLessThan(60_000);
+    expect(JSON.parse(await readFile(path, 'utf8')).nonce).not.toBe('abc');
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    await lock.release();
+  });
+
+  it('never breaks a live holder touching its lock, held past the old 120 s limit on the default limits', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] }); // the holder's beats, on the test's clock
+    const time = fakeTime();
+    const holder = await acquireFileLock({ path, now: time.now }); // its pid is alive: only age could break it
+    const held = JSON.parse(await readFile(path, 'utf8')).nonce as string;
+    const sleep = async (ms: number) => {
+      await time.sleep(ms);
+      await vi.advanceTimersByTimeAsync(ms);
+    };
+    const waiting = acquireFileLock({ path, now: time.now, sleep, retryMs: 500, timeoutMs: 150_000, isProcessAlive: () => true });
+    await expect(waiting).rejects.toMatchObject({ code: 'LOCK_TIMEOUT', message: `Another delegate process has held ${path} for over 150 s; if none is running, delete that file.` });
+    expect(JSON.parse(await readFile(path, 'utf8')).nonce).toBe(held);
+    await holder.release();
+    await expect(stat(path)).rejects.toThrow();
+  });
+
+  it('never breaks an older delegate holding the lock, which touches it every 30 s', async () => {
+    const time = fakeTime();
+    await writeFile(path, JSON.stringify({ pid: 4242, host: 'older', nonce: 'older', created: time.now() }), { mode: 0o600 });
+    await untouchedSince(time.now());
+    let lastBeat = time.now();
+    const sleep = async (ms: number) => {
+      await time.sleep(ms);
+      if (time.now() - lastBeat >= 30_000) await untouchedSince((lastBeat = time.now()));
+    };
+    await expect(acquireFileLock({ path, now: time.now, sleep, retryMs: 500, timeoutMs: 150_000 })).rejects.toMatchObject({ code: 'LOCK_TIMEOUT' });
+    expect(JSON.parse(await readFile(path, 'utf8')).nonce).toBe('older');
   });
 
   it('breaks an empty lock file (its creator could not write its record: a full disk, a crash) once it is a few seconds old, and waits for a younger one', async () => {
