@@ -9,11 +9,16 @@
 // holder is never broken for age, however long its work takes; a pid reused
 // after a crash or a reboot, or a holder on another host (containers sharing
 // one data directory) that died, stops touching it, and its lock is broken
-// after three missed beats: within one waiter's 60 s wait.
+// after three missed beats: within one waiter's 60 s wait. A holder on this
+// host that is stopped (Ctrl-Z, SIGSTOP: it lives, but cannot beat) is not
+// broken for age: it may have sent the refresh token already, and sending it
+// again after the server's 5 s grace would end the sign-in (RFC 9700
+// §4.14.2); the waiter says which process to resume or end.
 // A lock file without a record (its creator could not write one: a full disk,
 // or it died between open() and write()) is abandoned once it is a few
 // seconds old. A file system error is CACHE_IO, naming the lock file.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { link, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -38,6 +43,8 @@ export interface FileLockOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Whether a process with this pid runs on this host. */
   isProcessAlive?: (pid: number) => boolean;
+  /** Whether the process with this pid on this host is stopped (suspended); Linux's /proc says. */
+  isProcessStopped?: (pid: number) => boolean;
 }
 
 export interface HeldLock {
@@ -88,6 +95,7 @@ async function acquire(options: FileLockOptions): Promise<HeldLock> {
   const retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
   const sleep = options.sleep ?? defaultSleep;
   const isAlive = options.isProcessAlive ?? processIsAlive;
+  const isStopped = options.isProcessStopped ?? processIsStopped;
   const deadline = now() + timeoutMs;
   await ensurePrivateDir(dirname(path));
 
@@ -100,14 +108,20 @@ async function acquire(options: FileLockOptions): Promise<HeldLock> {
     const touched = await lastTouched(path);
     if (touched === undefined) continue; // released meanwhile
     const untouchedFor = now() - touched;
-    if (holder === 'unreadable' ? untouchedFor > Math.min(UNREADABLE_STALE_MS, staleAfterMs) : untouchedFor > staleAfterMs || holderIsGone(holder, isAlive)) {
+    const stopped = holder !== 'unreadable' && holder.host === hostname() && isStopped(holder.pid);
+    const abandoned =
+      holder === 'unreadable' ? untouchedFor > Math.min(UNREADABLE_STALE_MS, staleAfterMs) : (untouchedFor > staleAfterMs && !stopped) || holderIsGone(holder, isAlive);
+    if (abandoned) {
       await breakLock(path, holder === 'unreadable' ? undefined : holder.nonce);
       continue;
     }
     if (now() >= deadline) {
+      const held = `held ${path} for over ${Math.round(timeoutMs / 1000)} s`;
       throw new ClientError(
         'LOCK_TIMEOUT',
-        `Another delegate process has held ${path} for over ${Math.round(timeoutMs / 1000)} s; if none is running, delete that file.`,
+        stopped
+          ? `Process ${(holder as LockRecord).pid}, a suspended delegate (stopped, e.g. with Ctrl-Z), has ${held}: resume it (\`fg\` in its terminal) or end it, then try again.`
+          : `Another delegate process has ${held}; if none is running, delete that file.`,
       );
     }
     await sleep(retryMs + Math.floor(Math.random() * retryMs));
@@ -194,6 +208,21 @@ async function readRecord(path: string): Promise<LockRecord | 'gone' | 'unreadab
     // Its creator is between open() and write(): treat it as held.
   }
   return 'unreadable';
+}
+
+/**
+ * Whether the process is stopped (state T, or t when traced: /proc/<pid>/stat, proc(5)); false wherever that cannot be
+ * read (another system, a process gone), so that elsewhere only age and liveness judge a lock, as before.
+ */
+export function processIsStopped(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The state follows the command name, which is in parentheses and may itself hold ") ".
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'T' || state === 't';
+  } catch {
+    return false;
+  }
 }
 
 /** Whether the holder's process is known to be gone: only a pid on this host can be asked. */

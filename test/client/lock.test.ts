@@ -5,7 +5,8 @@ import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { acquireFileLock, withFileLock } from '../../src/client/lock.js';
+import { acquireFileLock, processIsStopped, withFileLock } from '../../src/client/lock.js';
+import { spawn } from 'node:child_process';
 
 let dir: string;
 let path: string;
@@ -154,6 +155,40 @@ describe('acquireFileLock', () => {
     await writeFile(path, JSON.stringify({ pid: process.pid, host: hostname(), nonce: 'live', created: time.now() }), { mode: 0o600 });
     await expect(acquireFileLock({ path, ...time, timeoutMs: 2_000, staleAfterMs: 60_000 })).rejects.toMatchObject({ code: 'LOCK_TIMEOUT' });
     expect(JSON.parse(await readFile(path, 'utf8')).nonce).toBe('live');
+  });
+
+  it('does not break for age the lock of a holder stopped on this host (Ctrl-Z), and says which process to resume or end', async () => {
+    // Noticed with the 40 s limit: a holder suspended after sending the refresh token cannot beat, and a waiter sending
+    // that token again after the server's 5 s grace would end the sign-in. A real process, really stopped (SIGSTOP).
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => child.once('spawn', resolve));
+      child.kill('SIGSTOP');
+      for (let i = 0; !processIsStopped(child.pid!); i++) {
+        expect(i).toBeLessThan(200);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const time = fakeTime();
+      await writeFile(path, JSON.stringify({ pid: child.pid, host: hostname(), nonce: 'stopped', created: time.now() }), { mode: 0o600 });
+      await untouchedSince(time.now() - 10 * 60_000); // untouched for ten minutes, far past the 40 s limit
+      const error = await acquireFileLock({ path, ...time }).then(() => undefined, (e: unknown) => e);
+      expect(error).toMatchObject({ code: 'LOCK_TIMEOUT' });
+      expect((error as Error).message).toBe(
+        `Process ${child.pid}, a suspended delegate (stopped, e.g. with Ctrl-Z), has held ${path} for over 60 s: resume it (\`fg\` in its terminal) or end it, then try again.`,
+      );
+      expect(JSON.parse(await readFile(path, 'utf8')).nonce).toBe('stopped');
+      // Resumed (and then beating, or gone): judged by age and liveness again.
+      child.kill('SIGCONT');
+      for (let i = 0; processIsStopped(child.pid!); i++) {
+        expect(i).toBeLessThan(200);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const lock = await acquireFileLock({ path, ...time });
+      expect(JSON.parse(await readFile(path, 'utf8')).pid).toBe(process.pid);
+      await lock.release();
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('does not remove a lock that is no longer its own', async () => {
