@@ -23,7 +23,7 @@ import { InvalidClientError } from './errors.js';
 import { oneTargetOnly, queryParams, readScope } from './params.js';
 import { checkChallenge } from './policy/pkce.js';
 import { requestSource } from './request-source.js';
-import { impliedRedirectUri, isLoopbackRedirect, matchRedirectUri, type ImpliedRedirectUri } from './policy/redirect-uri.js';
+import { impliedRedirectUri, isLoopbackRedirect, matchRedirectUri, privateUseScheme, redirectDestination, type ImpliedRedirectUri } from './policy/redirect-uri.js';
 import { currentSession, startedByOwnerFor } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
@@ -58,7 +58,7 @@ export function registerAuthorize(app: FastifyInstance, ctx: AuthContext): void 
             reply,
             400,
             'This request cannot be completed',
-            `The app's request was refused (${outcome.error}): ${outcome.description.replace(/\.?$/, '.')} You were not sent on to ${new URL(outcome.redirectUri).host}: any site can register as an app here, so this server sends you to one only for a request you can approve, or when you approved that app before.`,
+            `The app's request was refused (${outcome.error}): ${outcome.description.replace(/\.?$/, '.')} You were not sent on to ${notSentTo(new URL(outcome.redirectUri))}: any site can register as an app here, so this server sends you to one only for a request you can approve, or when you approved that app before.`,
           );
         }
         return redirectToClient(reply, ctx, outcome.redirectUri, { error: outcome.error, error_description: outcome.description, state: outcome.state });
@@ -230,6 +230,8 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
  * loopback redirect URI (a native app on this computer, RFC 8252 §7.3, where the CLI and MCP clients listen),
  * and a web client that the signed-in user has an active delegation to. Found in review: an unsigned
  * /authorize link without response_type went straight to a registered https://evil.example/cb.
+ * A private-use scheme (RFC 8252 §7.1) is not trusted so: any app may claim any scheme, and a link to one starts
+ * whatever app on the device handles it, from this server's address; it is treated as an https URI is.
  */
 async function errorMayGoBack(req: FastifyRequest, ctx: AuthContext, client: ClientRecord, redirectUri: string): Promise<boolean> {
   if (isLoopbackRedirect(new URL(redirectUri))) return true;
@@ -239,11 +241,17 @@ async function errorMayGoBack(req: FastifyRequest, ctx: AuthContext, client: Cli
   return (await ctx.store.listGrants(signedIn.user.id)).some((g) => g.clientId === client.clientId && g.revokedAt === null && g.expiresAt > now);
 }
 
+/** The page's words for where an error was not sent: the host, or the app behind a private-use scheme. */
+function notSentTo(redirect: URL): string {
+  return privateUseScheme(redirect) === undefined ? redirect.host : `the app on your device that opens ${redirectDestination(redirect)} links`;
+}
+
 /**
  * RFC 8252 §8.6: a request is answered without asking only when the client's
  * identity is assured: the owner's CLI signed the login for exactly this
  * request, or the client's redirect URI is https (a loopback listener could
- * belong to anyone on this machine). A password sign-in for this request
+ * belong to anyone on this machine, and so could the app that claims a
+ * private-use scheme, §8.6 again). A password sign-in for this request
  * says nothing about who wrote it (anyone can send a /login?next=… link).
  */
 function identityAssured(url: string, session: SessionRecord, request: AuthorizationRequest): boolean {

@@ -16,7 +16,7 @@ import type { AuthContext } from './context.js';
 import { defaultDetails, unreachedLocations } from './grant-policy.js';
 import { html, pageTime, sendPage, type Html } from './pages.js';
 import { documentHost } from './policy/client-id-url.js';
-import { isLoopbackRedirect } from './policy/redirect-uri.js';
+import { isLoopbackRedirect, privateUseScheme } from './policy/redirect-uri.js';
 
 export interface ConsentView {
   request: AuthorizationRequest;
@@ -90,7 +90,10 @@ ${returnTo}
 <button type="submit" name="decision" value="deny">Deny</button>
 </div>
 </form>`;
-  return sendPage(reply, 200, `Allow ${agentName} to act for you?`, body, [redirect.origin]);
+  // CSP form-action covers the redirect after the form: the site's origin, or for an app's own scheme, whose URLs have
+  // no origin ("null"), the scheme itself (CSP scheme-source; the registered scheme is RFC 3986's letters only).
+  const scheme = privateUseScheme(redirect);
+  return sendPage(reply, 200, `Allow ${agentName} to act for you?`, body, [scheme === undefined ? redirect.origin : `${scheme}:`]);
 }
 
 /**
@@ -104,9 +107,14 @@ function returnNotice(redirect: URL, device: ConsentView['device']): Html {
   if (device) {
     return html`<p class="warn">The app that asked is on another device, the one showing the code <strong>${device.userCode}</strong>, not in this browser. Approve only if you started this sign-in yourself, on a device you have with you. If someone sent you this code or link, choose Deny.</p>`;
   }
-  return isLoopbackRedirect(redirect)
-    ? html`<p class="muted">The app that asked runs on this computer; after you decide, you go back to it.</p>`
-    : html`<p class="warn">After you decide, you will be sent to <strong>${redirect.host}</strong>. Approve only if you expected to use that site.</p>`;
+  if (isLoopbackRedirect(redirect)) return html`<p class="muted">The app that asked runs on this computer; after you decide, you go back to it.</p>`;
+  const scheme = privateUseScheme(redirect);
+  if (scheme !== undefined) {
+    // RFC 8252 §7.1, §8.6: the browser hands the answer to whichever app on this device claimed the scheme, and any
+    // app may claim any scheme (PKCE keeps the code useless to an app that did not ask).
+    return html`<p class="warn">After you decide, your browser hands the answer to the app on this device that opens <strong>${scheme}:</strong> links. This server cannot check which app that is: any app can claim such links. Approve only if you just started this from the app you expect.</p>`;
+  }
+  return html`<p class="warn">After you decide, you will be sent to <strong>${redirect.host}</strong>. Approve only if you expected to use that site.</p>`;
 }
 
 /**

@@ -19,6 +19,7 @@ import { html, pageTime, sendErrorPage, sendPage, type Html } from './pages.js';
 import { GRANTS_PATH, readSignIn, withSignIn } from './bound-pages.js';
 import { queryParams } from './params.js';
 import { documentHost } from './policy/client-id-url.js';
+import { redirectDestination } from './policy/redirect-uri.js';
 import { clearSessionCookie, currentSession } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
@@ -116,10 +117,10 @@ function whichApp(grant: GrantRecord, client: ClientRecord | undefined, timeZone
   return html`<p class="muted">App id <code>${client.clientId}</code>, ${since} ${pageTime(client.createdAt, timeZone)}; ${answers}; approved ${approved}.</p>`;
 }
 
-/** A redirect URI's host as the browser resolves it (WHATWG URL: ASCII, punycode), else the URI as registered. */
+/** A redirect URI's host as the browser resolves it (WHATWG URL: ASCII, punycode), `cursor:` for an app's own scheme, else the URI as registered. */
 function hostOf(uri: string): string {
   try {
-    return new URL(uri).host;
+    return redirectDestination(new URL(uri));
   } catch {
     return uri;
   }

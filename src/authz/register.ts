@@ -1,6 +1,7 @@
 // POST /register: open dynamic client registration (RFC 7591) for the apps a
-// user runs, such as MCP clients. Redirect URIs must be https, or http on a
-// loopback address (RFC 8252 §7.3). Clients that authenticate with keys
+// user runs, such as MCP clients. Redirect URIs must be https, http on a
+// loopback address (RFC 8252 §7.3), or an app's private-use scheme for a
+// public client (§7.1; policy/redirect-uri.ts). Clients that authenticate with keys
 // (agents) are created by an administrator, never here. Open registration is
 // bounded (§3 lets it be rate-limited against denial of service): so many
 // new clients per source address (all of loopback counting as one), in one
@@ -13,7 +14,7 @@ import type { ClientRecord, TokenEndpointAuthMethod } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
 import { InvalidClientMetadataError, InvalidRedirectUriError, replyWithError, TooManyRequestsError } from './errors.js';
-import { checkRegistrableRedirectUri } from './policy/redirect-uri.js';
+import { checkRegistrableRedirectUri, privateUseScheme } from './policy/redirect-uri.js';
 import { hasControlCharacters } from '../terminal-text.js';
 import { GRANT_TYPE_DEVICE_CODE } from './device.js';
 import { RateLimits, type RateLimitRule } from './rate-limit.js';
@@ -138,6 +139,12 @@ export function buildClient(body: unknown, now: number): ClientRecord {
     throw new InvalidClientMetadataError(`token_endpoint_auth_method must be one of ${OPEN_AUTH_METHODS.join(', ')}.`);
   }
   if (m.jwks !== undefined || m.jwks_uri !== undefined) throw new InvalidClientMetadataError('Keys cannot be registered here.');
+  // RFC 8252 §8.5: an app on a device keeps no secret, and §8.4 has the server record it as public. A private-use
+  // scheme names such an app (policy/redirect-uri.ts), so its client is public, its codes bound by PKCE alone.
+  const privateUse = (redirectUris as string[]).map((u) => privateUseScheme(new URL(u))).find((scheme) => scheme !== undefined);
+  if (privateUse !== undefined && method !== 'none') {
+    throw new InvalidRedirectUriError(`A private-use redirect URI (${privateUse}:) is for an app on a device, which keeps no secret: register it with token_endpoint_auth_method none (RFC 8252 section 8.5).`);
+  }
 
   if (m.scope !== undefined && (typeof m.scope !== 'string' || !isWellFormedScope(m.scope))) {
     throw new InvalidClientMetadataError('scope must be a space-separated list of scope tokens.');

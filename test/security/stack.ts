@@ -268,8 +268,10 @@ export function expectStrictPage(name: string, res: { status: number; headers: H
   expect(directives.has('script-src'), `${name}: ${csp}`).toBe(false);
   const sources = [...directives.values()].flat();
   for (const loose of ["'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", '*', 'http:', 'https:', 'data:', 'blob:']) expect(sources, `${name}: ${csp}`).not.toContain(loose);
-  // form-action names this server and, on the consent page, the client's redirect origin only.
-  for (const target of directives.get('form-action') ?? []) expect(target, `${name}: ${csp}`).toMatch(/^('self'|https?:\/\/[^/*]+)$/);
+  // form-action names this server and, on the consent page, the client's redirect origin only, or the scheme of a
+  // private-use redirect URI (whose URLs have no origin); never a scheme a browser acts on itself.
+  for (const target of directives.get('form-action') ?? []) expect(target, `${name}: ${csp}`).toMatch(/^('self'|https?:\/\/[^/*]+|[a-z][a-z0-9+.-]*:)$/);
+  for (const own of ['javascript:', 'vbscript:', 'file:', 'about:', 'filesystem:']) expect(directives.get('form-action'), `${name}: ${csp}`).not.toContain(own);
   expect(res.headers.get('x-frame-options'), name).toBe('DENY');
   expect(res.headers.get('x-content-type-options'), name).toBe('nosniff');
   expect(res.headers.get('cache-control'), name).toContain('no-store');

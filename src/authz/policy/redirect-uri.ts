@@ -12,11 +12,19 @@ export function isLoopbackRedirect(url: URL): boolean {
 }
 
 /**
- * Whether a redirect URI may be registered: an absolute https URI, or an http
- * URI on a loopback host (native apps, RFC 8252 §7.3). No fragment
- * (RFC 6749 §3.1.2), no userinfo, no wildcard.
+ * Whether a redirect URI may be registered: an absolute https URI, an http URI on a loopback host (native apps,
+ * RFC 8252 §7.3), or a private-use URI scheme of a native app (RFC 8252 §7.1, such as `com.example.app:/cb` or
+ * `cursor://anysphere.cursor-mcp/oauth/callback`). No fragment (RFC 6749 §3.1.2), no userinfo, no wildcard.
+ *
+ * The string is checked as written, before any parser reads it: WHATWG URL lower-cases the scheme, drops tabs and
+ * newlines anywhere and spaces and controls at either end, so `java\tscript:alert(1)` parses as javascript: and
+ * ` HTTPS://…` as https:, while /authorize matches and stores the string as registered. A scheme must follow
+ * RFC 3986 §3.1 in its canonical lower case, and no whitespace or control character may appear anywhere.
  */
 export function checkRegistrableRedirectUri(value: string): RedirectUriCheck {
+  if (/[\u0000-\u0020\u007f-\u009f]/.test(value)) return { ok: false, reason: 'a redirect URI must not contain spaces or control characters' };
+  const scheme = SCHEME.exec(value)?.[1];
+  if (scheme === undefined) return { ok: false, reason: `${truncate(value)} is not an absolute URI with a lower-case scheme (RFC 3986 section 3.1)` };
   let url: URL;
   try {
     url = new URL(value);
@@ -26,12 +34,65 @@ export function checkRegistrableRedirectUri(value: string): RedirectUriCheck {
   if (value.includes('#')) return { ok: false, reason: 'a redirect URI must not contain a fragment' };
   if (url.username || url.password) return { ok: false, reason: 'a redirect URI must not contain user information' };
   if (value.includes('*')) return { ok: false, reason: 'a redirect URI must not contain a wildcard' };
-  if (url.protocol === 'https:') return { ok: true };
-  if (url.protocol === 'http:') {
+  if (scheme === 'https') return { ok: true };
+  if (scheme === 'http') {
     if (isLoopbackRedirect(url)) return { ok: true };
     return { ok: false, reason: 'an http redirect URI must be on a loopback address (127.0.0.1, [::1] or localhost)' };
   }
-  return { ok: false, reason: `the ${url.protocol} scheme is not accepted for redirect URIs` };
+  return checkPrivateUseScheme(scheme, value);
+}
+
+/** RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), here in its canonical lower case. */
+const SCHEME = /^([a-z][a-z0-9+.-]*):/;
+
+/**
+ * Schemes that are not an app's own: the browser acts on them itself (script, inline or local content, its own
+ * pages and extensions, other network protocols), or hands them to a standard application or a web site rather
+ * than to the app that asked (mail, telephone, Android intents that start any activity, `web+` schemes that
+ * registerProtocolHandler sends to a site), or to Windows tools that ran code from a link (ms-msdt,
+ * CVE-2022-30190; search-ms and ms-officecmd in phishing). A code sent there reaches no app that asked for it.
+ */
+const NOT_PRIVATE_USE = new Set([
+  'javascript', 'vbscript', 'data', 'blob', 'file', 'filesystem', 'about', 'view-source',
+  'chrome', 'chrome-extension', 'moz-extension', 'resource', 'ws', 'wss', 'ftp',
+  'mailto', 'tel', 'sms', 'intent', 'ms-msdt', 'search-ms', 'search', 'ms-officecmd',
+]);
+
+/**
+ * A native app's private-use scheme (RFC 8252 §7.1). Accepted with a single label (`cursor:`) as well as in
+ * reverse-domain form (`com.example.app:`), although §8.4 says an authorization server SHOULD refuse a scheme
+ * without a period: desktop MCP clients register single-label schemes (Cursor's `cursor://…`), and the name of
+ * a scheme is not what keeps the code safe. Any app on the device can claim any scheme, with a period or
+ * without (§8.6), so the safeguards are the same for both: PKCE S256 on every code (§8.1, policy/pkce.ts);
+ * public clients only (register.ts, §8.5: an app on a device keeps no secret); never answered without the
+ * consent page, which names the destination as an app on this device that delegate cannot verify
+ * (authorize.ts identityAssured, consent-page.ts); an error redirected there only to a signed-in user with an
+ * active delegation to the app, as for https (authorize.ts errorMayGoBack); exact string match at /authorize.
+ * Refused: NOT_PRIVATE_USE, and a URI that is not `scheme:/path` or `scheme://authority/path` (§7.1 writes
+ * `com.example.app:/oauth2redirect/example-provider`; an opaque `scheme:text` is a pseudo-URL, not a place).
+ */
+function checkPrivateUseScheme(scheme: string, value: string): RedirectUriCheck {
+  if (NOT_PRIVATE_USE.has(scheme) || scheme.startsWith('web+')) {
+    return { ok: false, reason: `the ${scheme}: scheme is not accepted for redirect URIs: it is not an app's own (private-use) scheme` };
+  }
+  if (!value.startsWith(`${scheme}:/`)) {
+    return { ok: false, reason: `a private-use redirect URI must be written ${scheme}:/path or ${scheme}://name/path (RFC 8252 section 7.1)` };
+  }
+  return { ok: true };
+}
+
+/**
+ * The scheme of a private-use redirect URI (RFC 8252 §7.1), such as `cursor` or `com.example.app`; undefined for
+ * http and https. Registration lets no other scheme in, so any other one a client holds is an app's own.
+ */
+export function privateUseScheme(url: URL): string | undefined {
+  return url.protocol === 'http:' || url.protocol === 'https:' ? undefined : url.protocol.slice(0, -1);
+}
+
+/** Where a redirect URI sends the browser, in a few words: its host as the browser resolves it, or `cursor:` for an app's own scheme. */
+export function redirectDestination(url: URL): string {
+  const scheme = privateUseScheme(url);
+  return scheme === undefined ? url.host : `${scheme}:`;
 }
 
 /**
