@@ -70,6 +70,8 @@ const NOT_PRIVATE_USE = new Set([
  * active delegation to the app, as for https (authorize.ts errorMayGoBack); exact string match at /authorize.
  * Refused: NOT_PRIVATE_USE, and a URI that is not `scheme:/path` or `scheme://authority/path` (§7.1 writes
  * `com.example.app:/oauth2redirect/example-provider`; an opaque `scheme:text` is a pseudo-URL, not a place).
+ * MCP authorization's "All redirect URIs MUST be either localhost or use HTTPS" is about codes crossing a network
+ * in the clear; a private-use redirect never leaves the device, so it is taken as loopback is (SECURITY.md).
  */
 function checkPrivateUseScheme(scheme: string, value: string): RedirectUriCheck {
   if (NOT_PRIVATE_USE.has(scheme) || scheme.startsWith('web+')) {
