@@ -57,7 +57,7 @@ describe('a revocation whose audit record cannot be written', () => {
     }
     const io = fakeIo();
     expect(await grantsRevokeCommand({ paths, id: grant }, io)).toBe(0);
-    expect(io.err).toBe(`Revoked ${grant}: every token derived from it is refused from now on.\n`);
+    expect(io.err).toBe(`Revoked ${grant}: every token derived from it is refused from now on (by the resource servers once their revocation list hears of it, normally within a second).\n`);
     expect((await authz.store.grantById(grant))!.revokedAt).not.toBeNull();
     expect(await recordsOf(grant)).toEqual([JSON.stringify({ by: 'owner', via: 'cli' })]);
     expect((await authz.store.verifyAudit()).ok).toBe(true);

@@ -123,7 +123,7 @@ export async function grantsRevokeCommand(args: { paths: Paths; id: string }, io
       io.stderr.write(`${grant.id} was already revoked.\n`);
       return;
     }
-    io.stderr.write(`Revoked ${grant.id}: every token derived from it is refused from now on.\n`);
+    io.stderr.write(`Revoked ${grant.id}: every token derived from it is refused from now on (by the resource servers once their revocation list hears of it, normally within a second).\n`);
   });
   return EXIT_OK;
 }
