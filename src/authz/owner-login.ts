@@ -27,6 +27,12 @@ export const OWNER_ASSERTION_MAX_LIFETIME_SEC = 120;
 export const OWNER_DEVICE_ASSERTION_MAX_LIFETIME_SEC = DEVICE_CODE_SEC;
 /** SHA-256 (base64url) of the `next` the link continues to, as the CLI signs it (src/client/owner-login.ts). */
 export const OWNER_ASSERTION_NEXT_CLAIM = 'next_sha256';
+/**
+ * `true` in the link `delegate approve` signs: the request it continues to was made by another app (an MCP client
+ * doing its own OAuth), not by the owner's CLI, so the session says so (signedInBy 'owner_approval'): the consent page
+ * is always shown, and the app is never named as the owner's own command (RFC 8252 §8.6: its identity is not assured).
+ */
+export const OWNER_ASSERTION_APPROVAL_CLAIM = 'approval';
 
 export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void {
   app.get('/login/owner', async (req, reply) => {
@@ -49,6 +55,7 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
     const now = ctx.now();
     let jti: string;
     let exp: number;
+    let approval: boolean;
     try {
       // `delegate login --device` prints this link for a browser on any device, which may open it minutes later (found in
       // review: dead after 2 minutes while the CLI waited 10). The link to a device's code page may live as long as that
@@ -59,6 +66,7 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
       const waiting = device !== undefined && device.status === 'pending';
       const payload = await verifiedOwnerAssertion(assertion, key, ctx.issuer, now, waiting ? { maxLifetimeSec: OWNER_DEVICE_ASSERTION_MAX_LIFETIME_SEC } : {});
       ({ jti, exp } = payload);
+      approval = payload[OWNER_ASSERTION_APPROVAL_CLAIM] === true;
       if (payload.exp - payload.iat > OWNER_ASSERTION_MAX_LIFETIME_SEC && !(waiting && payload.iat >= Math.floor(device.createdAt / 1000))) {
         throw new Error('long-lived assertion for no waiting device request');
       }
@@ -88,9 +96,9 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
       ttlMs: ctx.lifetimes.authRequestSec * 1000,
       secure: ctx.secureCookies,
       request: next,
-      signedInBy: 'owner_link',
+      signedInBy: approval ? 'owner_approval' : 'owner_link',
     });
-    await audit(ctx, { event: 'sign_in', user: owner.id, detail: { method: 'owner_link' } });
+    await audit(ctx, { event: 'sign_in', user: owner.id, detail: { method: approval ? 'owner_approval' : 'owner_link' } });
     req.log.info({ user: owner.id }, 'owner signed in');
     return reply.code(303).header('Cache-Control', 'no-store').header('Location', next).send();
   });

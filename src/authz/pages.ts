@@ -20,6 +20,7 @@ li { margin: .35rem 0; }
 .verified { color: #1a7f37; font-weight: 600; }
 .warn { color: var(--warn); }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .9em; overflow-wrap: anywhere; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; padding: .5rem .75rem; border: 1px solid var(--line); border-radius: 6px; }
 .actions { display: flex; gap: .75rem; margin-top: 1.75rem; }
 button { font: inherit; padding: .6rem 1.4rem; border-radius: 8px; border: 1px solid var(--line); background: var(--card); color: var(--fg); cursor: pointer; }
 button.primary { background: var(--accent); border-color: var(--accent); color: #fff; font-weight: 600; }

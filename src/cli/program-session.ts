@@ -1,10 +1,10 @@
 // The account and integration commands of `delegate` (issue 5), registered on
 // the program by one call from program.ts: status, token, logout,
-// mcp-config and completion. Like every command, each module is imported
+// approve, mcp-config and completion. Like every command, each module is imported
 // only when its command runs.
 import { Command, Option } from 'commander';
 import { DEFAULT_HOST } from '../config.js';
-import { portsFrom, type PortOptions } from './args.js';
+import { parseWait, portsFrom, type PortOptions } from './args.js';
 import type { CliIo } from './io.js';
 import { addPortOptions, addServerOptions, serverArgs, type ServerOptions } from './access-options.js';
 
@@ -64,6 +64,48 @@ export function registerSessionCommands(program: Command, io: CliIo, setExitCode
     .action(async (options: ServerOptions, command: Command) => {
       const { logoutCommand } = await import('./commands/logout.js');
       setExitCode(await logoutCommand(serverArgs(options, globals(command), io.env), io));
+    });
+
+  addPortOptions(
+    program
+      .command('approve')
+      .description('Approve or deny, in your browser, a request another app (an MCP client doing its own OAuth) made to your authorization server: its /authorize URL, or a device’s user code.')
+      .argument('<request>', 'the /authorize URL the app opened (quote it), or the user code a device shows (BCDF-GHJK)')
+      .option('--no-browser', 'print the link on stderr without opening a browser')
+      .option('--login-timeout <wait>', 'how long to wait for the browser to open the link: 90s, 5m (default 5m)', parseWait),
+  )
+    .addHelpText(
+      'after',
+      [
+        examples([
+          "delegate approve 'http://127.0.0.1:8410/authorize?response_type=code&client_id=…'   # as the page the app opened says",
+          'delegate approve BCDF-GHJK                 # the code a device shows',
+          "delegate approve --no-browser --auth-port 18410 'http://127.0.0.1:18410/authorize?…'",
+        ]),
+        '',
+        'The link signs you in for that one request only, once, within 2 minutes; the authorization server then always shows',
+        'its consent page. The URL must be on this data directory’s authorization server (found by its port, as `login` finds it).',
+        'Exit codes: 0 the browser was sent on to the consent page, 1 error (no server there, another data directory, nobody',
+        'opened the link in time), 2 bad usage (a URL of another server or page, DELEGATE_AGENT_URL set).',
+      ].join('\n'),
+    )
+    .action(async (target: string, options: ServerOptions & { browser: boolean; loginTimeout?: number }, command: Command) => {
+      const { approveCommand } = await import('./commands/approve.js');
+      const { ports, agentUrl, profile } = serverArgs(options, globals(command), io.env);
+      setExitCode(
+        await approveCommand(
+          target,
+          {
+            ports,
+            host: DEFAULT_HOST,
+            browser: options.browser,
+            ...(agentUrl !== undefined ? { agentUrl } : {}),
+            ...(profile !== undefined ? { profile } : {}),
+            ...(options.loginTimeout !== undefined ? { loginTimeoutMs: options.loginTimeout } : {}),
+          },
+          io,
+        ),
+      );
     });
 
   addPortOptions(

@@ -18,7 +18,7 @@
 // request is answered only when the connecting socket belongs to this user
 // (or root): /proc/net/tcp names its owner (peerStanding). Another user's
 // request gets a bare 403 and changes nothing, whatever `state` it carries.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { peerStanding } from '../http/listener-owner.js';
@@ -82,13 +82,7 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
     if (peerStanding(req.socket) === 'theirs') return reply(res, 403, 'Forbidden.');
     if (isStart(req, port)) {
       if (!startLink || outcome !== undefined) return reply(res, 400, 'This sign-in is not waiting for a response. You can close this window.');
-      return void startLink().then(
-        (link) => {
-          res.writeHead(302, { location: link, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', connection: 'close' });
-          res.end();
-        },
-        () => reply(res, 500, 'The sign-in link could not be made; see the terminal.'),
-      );
+      return void sendOnTo(res, startLink);
     }
     const result = judgeCallback(req, port, expected, outcome !== undefined);
     if (result === 'not-found') return reply(res, 404, 'Not found.');
@@ -103,32 +97,8 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
     finish(result);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new ClientError('AUTHORIZATION_FAILED', `Port ${options.port} on ${LOOPBACK_HOST} is in use, so the sign-in cannot listen there; choose another --redirect-port.`)
-          : error,
-      );
-    });
-    server.listen(options.port ?? 0, LOOPBACK_HOST, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  port = (server.address() as AddressInfo).port;
-
-  let closed: Promise<void> | undefined;
-  const close = (): Promise<void> => {
-    // Responses carry `Connection: close`, so idle sockets go at once and a
-    // page still being written finishes first; a browser that holds on is cut after a second.
-    closed ??= new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-      setTimeout(() => server.closeAllConnections(), 1000).unref();
-    });
-    return closed;
-  };
+  port = await listen(server, options);
+  const close = closerOf(server);
 
   return {
     redirectUrl: `http://${LOOPBACK_HOST}:${port}${CALLBACK_PATH}`,
@@ -169,6 +139,102 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
       if (result === 'foreign') return 'That address belongs to another sign-in (its state is not this one’s).';
       finish(result);
       return undefined;
+    },
+    close,
+  };
+}
+
+/** Binds the listener on LOOPBACK_HOST; its port. */
+async function listen(server: Server, options: LoopbackOptions): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new ClientError('AUTHORIZATION_FAILED', `Port ${options.port} on ${LOOPBACK_HOST} is in use, so the sign-in cannot listen there; choose another --redirect-port.`)
+          : error,
+      );
+    });
+    server.listen(options.port ?? 0, LOOPBACK_HOST, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/**
+ * Closes once, however often asked. Responses carry `Connection: close`, so idle sockets go at once and a page still
+ * being written finishes first; a browser that holds on is cut after a second.
+ */
+function closerOf(server: Server): () => Promise<void> {
+  let closed: Promise<void> | undefined;
+  return () => {
+    closed ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), 1000).unref();
+    });
+    return closed;
+  };
+}
+
+/** Sends this user's browser on to the owner's link, made now; whether it was made and sent. */
+function sendOnTo(res: ServerResponse, startLink: () => Promise<string>): Promise<boolean> {
+  return startLink().then(
+    (link) => {
+      res.writeHead(302, { location: link, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', connection: 'close' });
+      res.end();
+      return true;
+    },
+    () => {
+      reply(res, 500, 'The sign-in link could not be made; see the terminal.');
+      return false;
+    },
+  );
+}
+
+export interface StartOnlyListener {
+  /** http://127.0.0.1:<port>/start: no secret in it, so it may be printed and opened. */
+  readonly startUrl: string;
+  /** Resolves once this user's browser was sent on to the link; rejects with loginTimedOut when none came in time. Closes the listener either way. */
+  visited(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Only /start, for `delegate approve`: the owner's link to another app's request, whose answer goes to that app, not
+ * here. Same rules as the sign-in's /start (another user's connection: a bare 403; a foreign Host: 404), and it
+ * serves one browser: after it, nothing is sent on.
+ */
+export async function startOnlyListener(options: LoopbackOptions, startLink: () => Promise<string>): Promise<StartOnlyListener> {
+  let port = 0;
+  let sent = false;
+  let done: () => void = () => {};
+  const visit = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  const server = createServer((req, res) => {
+    if (peerStanding(req.socket) === 'theirs') return reply(res, 403, 'Forbidden.');
+    if (!isStart(req, port)) return reply(res, 404, 'Not found.');
+    if (sent) return reply(res, 400, 'This link was opened already. Run the command again for a new one.');
+    sent = true;
+    void sendOnTo(res, startLink).then((ok) => (ok ? done() : (sent = false)));
+  });
+  port = await listen(server, options);
+  const close = closerOf(server);
+  return {
+    startUrl: `http://${LOOPBACK_HOST}:${port}${START_PATH}`,
+    async visited() {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(loginTimedOut(options.timeoutMs)), options.timeoutMs);
+      });
+      try {
+        await Promise.race([visit, timedOut]);
+      } finally {
+        clearTimeout(timer);
+        await close();
+      }
     },
     close,
   };

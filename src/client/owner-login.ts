@@ -78,10 +78,17 @@ export interface OwnerAssertionInput {
   until?: number;
   /** The path and query the link continues to (ownerLoginNext): the assertion is good for that page only. */
   next: string;
+  /**
+   * The request is another app's (`delegate approve`), not this CLI's: the server always shows its consent page and
+   * never names the app as the owner's own command (OWNER_ASSERTION_APPROVAL_CLAIM).
+   */
+  approval?: boolean;
 }
 
 /** The claim that ties an assertion to the one page its link continues to: SHA-256 of `next`, base64url. */
 export const OWNER_ASSERTION_NEXT_CLAIM = 'next_sha256';
+/** `true` when the link is for another app's request (`delegate approve`): src/authz/owner-login.ts. */
+export const OWNER_ASSERTION_APPROVAL_CLAIM = 'approval';
 
 export function nextDigest(next: string): string {
   return createHash('sha256').update(next, 'utf8').digest('base64url');
@@ -106,7 +113,8 @@ export async function signOwnerAssertion(input: OwnerAssertionInput): Promise<st
   const key = await importJWK(input.key, SIGNING_ALG);
   const header: { alg: string; typ: string; kid?: string } = { alg: SIGNING_ALG, typ: 'JWT' };
   if (input.key.kid) header.kid = input.key.kid;
-  return new SignJWT({ [OWNER_ASSERTION_NEXT_CLAIM]: nextDigest(input.next) })
+  const claims = { [OWNER_ASSERTION_NEXT_CLAIM]: nextDigest(input.next), ...(input.approval ? { [OWNER_ASSERTION_APPROVAL_CLAIM]: true } : {}) };
+  return new SignJWT(claims)
     .setProtectedHeader(header)
     .setIssuer(OWNER_ASSERTION_ISSUER)
     .setSubject(OWNER_ASSERTION_SUBJECT)

@@ -4,8 +4,8 @@
 // auth, metadata, back-compat and scope suites, and the draft authorization
 // scenarios at the 2025-11-25 wire (the SDK's client speaks that lifecycle);
 // authorization-server mode checks delegate's own authorization server
-// (`delegate serve` on spare ports), with this script playing the owner at
-// the browser. Results go to test-artifacts/conformance/; the exit code is 1
+// (`delegate serve` on spare ports), with this script playing the owner, who
+// runs `delegate approve` and approves at the browser. Results go to test-artifacts/conformance/; the exit code is 1
 // if any scenario failed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
@@ -13,7 +13,6 @@ import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot, processEnv } from '../config.js';
 import { freePort } from '../free-port.js';
-import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../client/owner-login.js';
 
 export const CONFORMANCE_PACKAGE = '@modelcontextprotocol/conformance@0.2.0-alpha.12';
 /** The client ID metadata document URL the suite's CIMD scenario expects a client to hold. */
@@ -217,6 +216,18 @@ async function failedChecks(resultsDir: string, before: Set<string>): Promise<st
   return messages;
 }
 
+/** Runs `delegate approve --no-browser URL` (the built CLI) in `home`; the /start address it prints, once it has printed it. */
+async function approveCommandStart(home: string, issuer: string, authorizationUrl: URL, signal: AbortSignal): Promise<string> {
+  const cli = spawn(process.execPath, [join(root, 'bin', 'delegate'), 'approve', '--no-browser', '--auth-port', new URL(issuer).port, authorizationUrl.href], {
+    env: { ...env, DELEGATE_HOME: home, NO_COLOR: '1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  signal.addEventListener('abort', () => cli.kill('SIGTERM'), { once: true });
+  const printed = watch(cli, 'stderr', '/start\n');
+  if (!(await printed.ready)) throw new Error(`delegate approve printed no address: ${printed.text().trim()}`);
+  return /http:\/\/127\.0\.0\.1:\d+\/start/.exec(printed.text())![0];
+}
+
 /** An error with its causes (fetch's "fetch failed" says why only in `cause`). */
 function describe(error: unknown): string {
   const parts: string[] = [];
@@ -226,13 +237,14 @@ function describe(error: unknown): string {
   return parts.join(': ');
 }
 
-/** The owner at the browser: sign in with the owner key, approve on the consent page, follow the redirect to the suite's callback. */
+/**
+ * The owner as a person: runs `delegate approve --no-browser '<the suite's authorization URL>'` in the servers' data
+ * directory, opens the address it prints, approves on the consent page, and follows the redirect to the suite's callback.
+ */
 async function approveAsOwner(home: string, issuer: string, authorizationUrl: URL, stop: AbortSignal): Promise<void> {
   const signal = AbortSignal.any([stop, AbortSignal.timeout(30_000)]);
-  const key = await loadOrCreateOwnerKey(join(home, 'owner-key.json'));
-  const link = ownerLoginUrl(issuer, await signOwnerAssertion({ key, issuer, now: Date.now, next: ownerLoginNext(authorizationUrl) }), authorizationUrl);
   let cookie = '';
-  let url = link;
+  let url = await approveCommandStart(home, issuer, authorizationUrl, signal);
   let page = '';
   for (let hop = 0; hop < 5; hop++) {
     const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {}, signal });

@@ -264,4 +264,21 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX grants_by_client ON grants (client_id);
   `,
+  // `delegate approve`: the owner signs in for a request another app made (an MCP client doing its own OAuth), which
+  // must always show the consent page and never name the app as the owner's own. SQLite cannot change a CHECK in
+  // place: the table is copied (nothing references it).
+  `
+  CREATE TABLE sessions_next (
+    id_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    bound_request_hash TEXT,
+    signed_in_by TEXT NOT NULL DEFAULT 'owner_link' CHECK (signed_in_by IN ('owner_link', 'owner_approval', 'password'))
+  );
+  INSERT INTO sessions_next (id_hash, user_id, created_at, expires_at, bound_request_hash, signed_in_by)
+    SELECT id_hash, user_id, created_at, expires_at, bound_request_hash, signed_in_by FROM sessions;
+  DROP TABLE sessions;
+  ALTER TABLE sessions_next RENAME TO sessions;
+  `,
 ];

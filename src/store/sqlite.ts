@@ -974,7 +974,7 @@ class SqliteStore implements Store {
         createdAt: num(r.created_at),
         expiresAt: num(r.expires_at),
         boundRequestHash: String(r.bound_request_hash),
-        signedInBy: r.signed_in_by === 'owner_link' ? 'owner_link' : 'password',
+        signedInBy: r.signed_in_by === 'owner_link' || r.signed_in_by === 'owner_approval' ? r.signed_in_by : 'password',
       }
     );
   }

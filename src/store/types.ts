@@ -103,8 +103,11 @@ export interface ResourceRecord {
   createdAt: number;
 }
 
-/** How a browser session began: the owner's signed sign-in link, or a named account's password. */
-export type SignInMethod = 'owner_link' | 'password';
+/**
+ * How a browser session began: the owner's signed sign-in link for a request its CLI made (`login`), the owner's
+ * signed link for a request another app made (`delegate approve`), or a named account's password.
+ */
+export type SignInMethod = 'owner_link' | 'owner_approval' | 'password';
 
 export interface SessionRecord {
   idHash: string;

@@ -235,7 +235,8 @@ describe('the consent page', () => {
   it('with no session, asks the user to sign in and issues nothing', async () => {
     const res = await new Browser().get(authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, challenge }));
     expect(res.status).toBe(403);
-    expect(res.html).toContain('delegate login');
+    // The command that signs the owner in for this request (s22mcp: `delegate login` signs in its own request only).
+    expect(res.html).toContain('<pre><code>delegate approve ');
     expect(res.html).not.toContain('Approve');
   });
 });

@@ -398,7 +398,7 @@ function isErrorPage(answer: Answer): boolean {
   if (!frame || frame[1] !== frame[2] || /<h1>/.test(frame[3]!)) return false;
   const [, , heading, rest] = frame as unknown as [string, string, string, string];
   if (ERROR_PAGE_BODY.test(rest.trim())) return true;
-  if (heading === 'Sign in to continue') return /<form method="post" action="\/login">/.test(rest) || /<code>delegate login<\/code>/.test(rest);
+  if (heading === 'Sign in to continue') return /<form method="post" action="\/login">/.test(rest) || /<code>delegate login<\/code>/.test(rest) || /<pre><code>delegate approve /.test(rest);
   return /<p class="warn">[^<]+<\/p>/.test(rest) && /<form method="(get|post)" action="\/[a-z/]*">/.test(rest);
 }
 

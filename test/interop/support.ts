@@ -1,16 +1,16 @@
 // What the interoperability tests share: `delegate serve` (the built CLI) on
-// spare ports with its own data directory, and a scripted browser that signs
-// in as the local owner (the test can read owner-key.json, as the owner's CLI
-// would), approves the consent page and stops at the client's redirect.
+// spare ports with its own data directory, and the owner as a person: runs
+// `delegate approve '<the client's authorization URL>'` (the built CLI, in
+// that data directory), opens the address it prints in a scripted browser,
+// approves the consent page and stops at the client's redirect.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { OAuthClientProvider, OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
-import { loadOrCreateOwnerKey, ownerLoginNext, ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { killLeftovers, startServer, type Running } from '../e2e/run.js';
+import { killLeftovers, startCli, startServer, type Running } from '../e2e/run.js';
 
 export interface Servers {
   home: string;
@@ -42,15 +42,16 @@ export async function startServers(): Promise<Servers> {
 }
 
 /**
- * The person at the browser: signs in as the owner, approves, and returns
- * where the authorization server sent the browser (the client's redirect URI
- * with code, state and iss), without following it.
+ * The person: runs `delegate approve --no-browser '<url>'` in the servers' data directory (on their authorization
+ * server's port), opens the address it prints, approves, and returns where the authorization server sent the browser
+ * (the client's redirect URI with code, state and iss), without following it.
  */
 export async function approveAuthorization(servers: Pick<Servers, 'home' | 'issuer'>, authorizationUrl: URL): Promise<URL> {
-  const key = await loadOrCreateOwnerKey(join(servers.home, 'owner-key.json'));
-  const assertion = await signOwnerAssertion({ key, issuer: servers.issuer, now: Date.now, next: ownerLoginNext(authorizationUrl) });
+  const cli = startCli(['approve', '--no-browser', '--auth-port', new URL(servers.issuer).port, authorizationUrl.href], servers.home);
   const browser = new Browser();
-  const consent = await browser.follow(ownerLoginUrl(servers.issuer, assertion, authorizationUrl));
+  const consent = await browser.follow(await cli.loginUrl);
+  const run = await cli.done;
+  if (run.code !== 0) throw new Error(`delegate approve exited ${run.code ?? run.signal}:\n${run.stderr}`);
   if (consent.status !== 200) throw new Error(`expected the consent page, got ${consent.status}: ${consent.html.slice(0, 300)}`);
   const answer = await browser.post(new URL('/consent', consent.url).href, { ...parseConsentForm(consent.html), decision: 'approve' });
   if (!answer.location) throw new Error(`consent answered ${answer.status} without a redirect`);

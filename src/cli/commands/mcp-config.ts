@@ -129,13 +129,15 @@ export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<
       );
       break;
     case 'claude-code':
-      io.stdout.write(`${claudeCodeCommands(launch, url).join('\n')}\n`);
+      io.stdout.write(`${claudeCodeCommands(launch, url, approveLine(args, io)).join('\n')}\n`);
       break;
     case 'json':
       io.stdout.write(
         `${JSON.stringify({ mcpServers: { [SERVER_NAME]: { type: 'stdio', ...stdioEntry }, [HTTP_SERVER_NAME]: { type: 'http', url } } }, null, 2)}\n`,
       );
-      io.stderr.write(`"${SERVER_NAME}" is the stdio command; "${HTTP_SERVER_NAME}" is the remote URL, for clients on this computer that do OAuth themselves. Keep the one your client supports.\n`);
+      io.stderr.write(
+        `"${SERVER_NAME}" is the stdio command; "${HTTP_SERVER_NAME}" is the remote URL, for clients on this computer that do OAuth themselves (approve their request with \`${approveLine(args, io)}\`, as the page they open says). Keep the one your client supports.\n`,
+      );
       break;
   }
   return EXIT_OK;
@@ -143,7 +145,15 @@ export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<
 
 const HTTP_SERVER_NAME = `${SERVER_NAME}-http`;
 const STDIO_COMMENT = ['# stdio: Claude Code starts CalendarAgent, acting under your stored delegation'];
-const HTTP_COMMENT = ['# or remote HTTP: Claude Code signs in itself (OAuth discovery, registration, your approval in the browser)'];
+const HTTP_COMMENT = '# or remote HTTP: Claude Code signs in itself (OAuth discovery, registration); the page it opens says to approve with';
+
+/**
+ * How the owner approves a remote client's request here (the authorization server signs its owner in from the command
+ * line only, and `login` signs in its own request): `delegate approve` with this setup's data directory and ports.
+ */
+function approveLine(args: McpConfigArgs, io: CliIo): string {
+  return sameSetupCommandLine(args, io, ['approve', '<the URL it opens>']);
+}
 
 /**
  * The remote entry alone, at the URL CalendarAgent is published at, and on stderr why there is no stdio entry. Claude
@@ -174,8 +184,8 @@ function publishedConfig(client: McpClientName, url: string, io: CliIo): number 
  * taken for a second K=V, and Claude Code stops: "Invalid environment
  * variable format").
  */
-export function claudeCodeCommands(launch: StdioLaunch, url: string): string[] {
-  return [...STDIO_COMMENT, claudeCodeStdio(launch), ...HTTP_COMMENT, claudeCodeHttp(url)];
+export function claudeCodeCommands(launch: StdioLaunch, url: string, approve: string): string[] {
+  return [...STDIO_COMMENT, claudeCodeStdio(launch), HTTP_COMMENT, `#   ${approve}`, claudeCodeHttp(url)];
 }
 
 function claudeCodeStdio(launch: StdioLaunch): string {

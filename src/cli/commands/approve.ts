@@ -1,0 +1,132 @@
+// `delegate approve '<authorization URL>'` and `delegate approve <USER-CODE>`:
+// the owner approves (or denies) a request another app made at this data
+// directory's authorization server: an MCP client doing its own OAuth
+// (Claude Code, the MCP Inspector, the SDK's auth()) opened an /authorize
+// URL, or a device client showed a user code. The owner signs in from the
+// command line only (docs/internals.md, "Local owner sign-in"), and `login`
+// signs in its own request alone (the link is bound to one request by its
+// next_sha256 claim), so without this command nobody could ever approve such
+// a request (found in review, s22mcp; OAuth 2.1 §4.1.1: the resource owner
+// must be able to authenticate and decide on it).
+//
+// The URL must be this data directory's authorization server's /authorize or
+// /device, on the origin found by the same options as `login` (its ports);
+// anything else is refused before anything is signed (exit 2). The link is
+// signed for exactly that request, with the approval claim, so the server
+// always shows its consent page for it and never names the app as the
+// owner's own command. Like `login`, the link itself never goes on a command
+// line: the browser gets this process's /start, which answers only this user
+// (src/client/loopback.ts). The app gets the answer; this command ends once
+// the browser was sent on.
+import { urlsFor, type Ports } from '../../config.js';
+import { startOnlyListener } from '../../client/loopback.js';
+import { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } from '../../client/owner-login.js';
+import { DEFAULT_LOGIN_TIMEOUT_MS } from '../../client/sign-in.js';
+import { printableClipped } from '../../terminal-text.js';
+import { loadStack } from '../contracts.js';
+import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { startSpinner, stylesFor, type Spinner } from '../terminal.js';
+import { profilePaths } from './agent-access.js';
+
+export interface ApproveArgs {
+  ports: Ports;
+  host: string;
+  /** DELEGATE_AGENT_URL: refused (approve takes no --agent-url), a deployment published elsewhere signs its users in with its own accounts. */
+  agentUrl?: string;
+  profile?: string;
+  browser: boolean;
+  loginTimeoutMs?: number;
+}
+
+/** A user code as the authorization server makes them (RFC 8628 §6.1: eight letters), typed in any case, with or without the dash. */
+const USER_CODE = /^[A-Za-z]{4}[- ]?[A-Za-z]{4}$/;
+const METADATA_TIMEOUT_MS = 3000;
+
+export async function approveCommand(target: string, args: ApproveArgs, io: CliIo): Promise<number> {
+  if (args.agentUrl !== undefined) {
+    throw new UsageError(
+      `DELEGATE_AGENT_URL names CalendarAgent at ${printableClipped(args.agentUrl, 200)}, published elsewhere, where you sign in with that deployment's own account; approve signs in the owner of this computer's servers, found by their ports: unset DELEGATE_AGENT_URL to approve a request made here.`,
+    );
+  }
+  const issuer = urlsFor(args.ports, args.host).issuer;
+  const request = requestToApprove(target, issuer);
+  const paths = profilePaths(io, args.profile);
+  // The server must be this data directory's (its owner key checks the link) and be there at all (the request lives in it).
+  const { refuseOtherDataDirectoryAt } = await loadStack();
+  await refuseOtherDataDirectoryAt({ paths, ports: args.ports, host: args.host }, issuer);
+  await requireServer(issuer);
+  const key = await loadOrCreateOwnerKey(paths.ownerKey); // a key problem shows now, not in the browser
+  const page = new URL(request, issuer);
+  const listener = await startOnlyListener({ timeoutMs: args.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS }, async () =>
+    ownerLoginUrl(issuer, await signOwnerAssertion({ key, issuer, now: () => io.now(), next: request, approval: true }), page),
+  );
+  const styles = stylesFor(io);
+  let spinner: Spinner | undefined;
+  try {
+    io.stderr.write(`${styles.bold(`Approve or deny ${whatIsAsked(page)} in your browser.`)} ${args.browser ? 'If no browser opened, open this link' : 'Open this link in a browser on this computer'}:\n`);
+    io.stderr.write(`${listener.startUrl}\n`);
+    if (args.browser) await io.openBrowser(listener.startUrl);
+    spinner = startSpinner(io, 'Waiting for the browser…');
+    await listener.visited();
+  } finally {
+    spinner?.stop();
+    await listener.close();
+  }
+  io.stderr.write(`Signed in for that request. ${styles.bold('Approve or deny it on the page in your browser')}: the app that asked gets the answer.\n`);
+  return EXIT_OK;
+}
+
+/**
+ * The path and query on `issuer` that the link continues to: an /authorize request as given, or a device's code page
+ * as the server writes it (so that the session it starts is good for that page). Anything else: exit 2, one line.
+ */
+export function requestToApprove(target: string, issuer: string): string {
+  const trimmed = target.trim();
+  if (USER_CODE.test(trimmed)) return devicePage(trimmed);
+  let url: URL;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    throw new UsageError(`${shown(trimmed)} is neither an authorization URL (…/authorize?…) nor a user code (ABCD-EFGH).`);
+  }
+  const server = new URL(issuer);
+  if (url.origin !== server.origin || url.username !== '' || url.password !== '') {
+    throw new UsageError(
+      `${shown(url.href)} is not on this data directory's authorization server ${server.origin}, so it was not signed; approve signs in there only (servers on other ports: give --auth-port).`,
+    );
+  }
+  if (url.pathname === '/authorize' && url.search.length > 1) return `${url.pathname}${url.search}`;
+  const code = url.searchParams.get('user_code');
+  if (url.pathname === '/device' && code !== null && USER_CODE.test(code.trim())) return devicePage(code.trim());
+  throw new UsageError(`${shown(url.href)} is not an authorization request (${server.origin}/authorize?…) or a device's code page (${server.origin}/device?user_code=…).`);
+}
+
+/** verification_uri_complete's path and query for a user code, as the authorization server writes it (completeVerificationPath). */
+function devicePage(code: string): string {
+  const letters = code.toUpperCase().replace(/[^A-Z]/g, '');
+  return `/device?user_code=${letters.slice(0, 4)}-${letters.slice(4)}`;
+}
+
+/** "the request of client X" or "the device code X", for the line the person reads. */
+function whatIsAsked(page: URL): string {
+  const code = page.searchParams.get('user_code');
+  if (page.pathname === '/device' && code !== null) return `the device code ${code}`;
+  return `the request of the app ${shown(page.searchParams.get('client_id') ?? 'that names no client_id')}`;
+}
+
+function shown(text: string): string {
+  return printableClipped(text, 200);
+}
+
+/** The authorization server answers its metadata with this issuer (RFC 8414 §3.3), or the command stops here (exit 1). */
+async function requireServer(issuer: string): Promise<void> {
+  const metadata = await fetch(`${issuer}/.well-known/oauth-authorization-server`, { signal: AbortSignal.timeout(METADATA_TIMEOUT_MS), redirect: 'manual' })
+    .then(async (res) => (res.ok ? ((await res.json()) as { issuer?: unknown }) : undefined))
+    .catch(() => undefined);
+  if (metadata?.issuer !== issuer) {
+    throw new CommandFailed(
+      `No delegate authorization server answers at ${issuer}: the request can be approved only while the server that it was made at runs (start it with \`delegate serve\`, on the ports the app uses).`,
+    );
+  }
+}

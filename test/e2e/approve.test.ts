@@ -1,0 +1,218 @@
+// A third-party MCP client that does its own OAuth (Claude Code, the MCP
+// Inspector, the SDK's auth()) against `delegate serve`, approved by the
+// owner as a person would. Found in review (s22mcp): the client's
+// authorization URL answered 403 "run `delegate login` there", and `login`
+// signs in only the CLI's own request, so nobody could ever approve it; the
+// tests hid it by signing an owner assertion with owner-key.json themselves.
+// Now the page names `delegate approve '<url>'` (or the user code), which
+// signs the owner in for exactly that request through its own /start; the
+// consent page is always shown for it; and what approve is given is checked.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser as Chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { launchChromium } from '../browser/chromium.js';
+import { InMemoryProvider } from '../interop/support.js';
+import { DEVICE_CODE_GRANT, Browser, postForm, registerDeviceClient } from '../support/oauth-flow.js';
+import { freePort } from '../support/ports.js';
+import { builtModule } from './built.js';
+import { START_URL, killLeftovers, ownerLinkBehind, runCli, startCli, startServer, type Running } from './run.js';
+
+let chromium: Chromium;
+let home: string;
+let ports: string[];
+let issuer: string;
+let agentUrl: string;
+let serve: Running;
+
+beforeAll(async () => {
+  builtModule('cli/main.js');
+  chromium = await launchChromium();
+  home = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-approve-')), 'home');
+  const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
+  ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
+  issuer = `http://127.0.0.1:${auth}`;
+  agentUrl = `http://127.0.0.1:${agent}/mcp`;
+  serve = await startServer(['serve', ...ports], home);
+}, 60_000);
+
+afterAll(async () => {
+  await chromium?.close();
+  serve?.child.kill('SIGTERM');
+  await serve?.done;
+  killLeftovers();
+  await rm(join(home, '..'), { recursive: true, force: true });
+});
+
+/**
+ * The SDK's client with a provider that only records where it would send the person (as an MCP client author writes
+ * one), or with `provider` again (its registration kept, its tokens dropped: asked anew).
+ */
+async function clientAsksForAuthorization(provider = new InMemoryProvider(async () => new URL('about:blank'))): Promise<{ provider: InMemoryProvider; url: URL }> {
+  provider.savedTokens = undefined;
+  const refused = await new Client({ name: 'third-party', version: '1.0.0' })
+    .connect(new StreamableHTTPClientTransport(new URL(agentUrl), { authProvider: provider }))
+    .then(() => undefined, (error: unknown) => error);
+  expect(refused).toBeInstanceOf(UnauthorizedError);
+  return { provider, url: provider.authorizationUrls.at(-1)! };
+}
+
+/** `delegate approve ARGS…` as the sign-in page wrote it (one shell word in single quotes, the others plain). */
+function shellWords(command: string): string[] {
+  return [...command.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+}
+
+/** Runs what the page says, in this data directory; resolves with the /start address it prints. */
+async function approveAsThePageSays(pageText: string): Promise<{ cli: Running; start: string }> {
+  const command = /delegate approve .*/.exec(pageText)?.[0];
+  expect(command, pageText).toBeDefined();
+  const [, , ...args] = shellWords(command!);
+  const cli = startCli(['approve', '--no-browser', ...args], home);
+  const start = await cli.loginUrl;
+  expect(start).toMatch(START_URL);
+  return { cli, start };
+}
+
+/** Opens the /start address in Chromium, where the consent page must be shown; Approve; the code the browser took to the client's redirect URI. */
+async function approveInChromium(start: string, redirectUri: string, device = false): Promise<{ code: string | null; consentText: string }> {
+  const page = await chromium.newPage();
+  try {
+    await page.goto(start);
+    if (device) {
+      // The device's code page first: the code is the one the device shows.
+      const go = page.getByRole('button', { name: 'Continue', exact: true });
+      await go.waitFor();
+      await go.click();
+    }
+    const approve = page.getByRole('button', { name: 'Approve', exact: true });
+    await approve.waitFor();
+    const consentText = await page.locator('main').innerText();
+    if (device) {
+      await Promise.all([page.waitForURL(/\/consent|\/device/), approve.click()]);
+      await page.getByText('Your device is connected').waitFor();
+      return { code: null, consentText };
+    }
+    // Nothing listens at the client's redirect URI here: the browser's request to it is what the client would receive.
+    const [callback] = await Promise.all([page.waitForRequest((r) => r.url().startsWith(redirectUri)), approve.click()]);
+    return { code: new URL(callback.url()).searchParams.get('code'), consentText };
+  } finally {
+    await page.close();
+  }
+}
+
+describe('delegate approve: an MCP client doing its own OAuth, approved by the owner', () => {
+  it('the SDK client’s URL, the page’s `delegate approve`, Approve in Chromium: the client gets tokens and calls find_slot; again, the consent page is shown again', { timeout: 120_000 }, async () => {
+    let same: InMemoryProvider | undefined;
+    for (const round of [1, 2]) {
+      const { provider, url } = await clientAsksForAuthorization(same);
+      same = provider;
+      const page = await chromium.newPage();
+      const opened = await page.goto(url.href);
+      expect(opened?.status()).toBe(403);
+      const said = await page.locator('main').innerText();
+      await page.close();
+      expect(said).toContain(`delegate approve --auth-port ${new URL(issuer).port} '${url.href}'`);
+
+      const { cli, start } = await approveAsThePageSays(said);
+      const { code, consentText } = await approveInChromium(start, provider.redirectUrl);
+      // Always asked, and the app is never taken for the owner's own command (its name is its own claim).
+      expect(consentText, `round ${round}`).toContain('SDK interop client');
+      expect(consentText).toContain('not checked');
+      const run = await cli.done;
+      expect(run.code, run.stderr).toBe(0);
+      expect(code).toBeTruthy();
+
+      const transport = new StreamableHTTPClientTransport(new URL(agentUrl), { authProvider: provider });
+      await transport.finishAuth(code!);
+      const client = new Client({ name: 'third-party', version: '1.0.0' });
+      await client.connect(transport);
+      const result = await client.callTool({ name: 'find_slot', arguments: { duration: '30m' } });
+      await client.close();
+      expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+      expect((result.structuredContent as { found: boolean }).found).toBe(true);
+    }
+  });
+
+  it('a device client’s user code: `delegate approve CODE`, Continue and Approve in Chromium, and the device’s poll gets tokens', { timeout: 90_000 }, async () => {
+    const clientId = await registerDeviceClient(issuer);
+    const started = await postForm(`${issuer}/device_authorization`, { client_id: clientId, scope: 'slots:find', resource: agentUrl });
+    expect(started.status).toBe(200);
+    const { user_code: userCode, device_code: deviceCode, verification_uri_complete: complete } = started.body as Record<string, string>;
+
+    // The page the device names says what to run.
+    const page = await chromium.newPage();
+    await page.goto(complete!);
+    expect(await page.locator('main').innerText()).toContain(`delegate approve --auth-port ${new URL(issuer).port} ${userCode}`);
+    await page.close();
+
+    const cli = startCli(['approve', '--no-browser', userCode!.toLowerCase(), '--auth-port', new URL(issuer).port], home);
+    const start = await cli.loginUrl;
+    const { consentText } = await approveInChromium(start, 'http://127.0.0.1/callback', true);
+    expect(consentText).toContain('not checked');
+    expect((await cli.done).code).toBe(0);
+    const tokens = await postForm(`${issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode!, client_id: clientId });
+    expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+    expect(tokens.body.access_token).toBeTruthy();
+  });
+});
+
+describe('delegate approve refuses what is not this server’s request', () => {
+  const portOf = () => ['--auth-port', new URL(issuer).port];
+
+  it('a URL on another origin or port, another path, or no URL at all: exit 2, one line, nothing signed', { timeout: 60_000 }, async () => {
+    const { url } = await clientAsksForAuthorization();
+    const otherPort = new URL(url.href);
+    otherPort.port = String(Number(otherPort.port) + 1);
+    const otherHost = new URL(url.href);
+    otherHost.hostname = 'localhost';
+    const cases = [otherPort.href, otherHost.href, `http://evil.example${url.pathname}${url.search}`, `${issuer}/token`, `${issuer}/login/owner?next=${encodeURIComponent(url.pathname + url.search)}`, `${issuer}/authorize`, 'not a url'];
+    for (const target of cases) {
+      const run = await runCli(['approve', '--no-browser', target, ...portOf()], home);
+      expect(run.code, `${target}: ${run.stderr}`).toBe(2);
+      expect(run.stderr.trim().split('\n'), target).toHaveLength(1);
+      expect(run.stderr).not.toMatch(/\/start/);
+    }
+  });
+
+  it('the link behind /start works once, for that request only: tampered after signing, or used again, it is refused; /start sends on once', { timeout: 60_000 }, async () => {
+    const { url } = await clientAsksForAuthorization();
+    const cli = startCli(['approve', '--no-browser', url.href, ...portOf()], home);
+    const link = new URL(await ownerLinkBehind(await cli.loginUrl));
+    expect((await cli.done).code).toBe(0);
+    expect(link.searchParams.get('next')).toBe(`${url.pathname}${url.search}`);
+
+    // Tampered: the same assertion, sent on to a request with a wider scope.
+    const tampered = new URL(link.href);
+    const wider = new URL(url.href);
+    wider.searchParams.set('scope', 'slots:find busy:read');
+    tampered.searchParams.set('next', `${wider.pathname}${wider.search}`);
+    const refused = await new Browser().get(tampered.href);
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('set-cookie')).toBeNull();
+
+    // Untouched, it works (the tampered try did not spend it), and once only.
+    const first = await new Browser().follow(link.href);
+    expect(first.status).toBe(200);
+    expect(first.html).toContain('Approve');
+    const again = await new Browser().get(link.href);
+    expect(again.status).toBe(403);
+    expect(again.html).toContain('already used');
+  });
+
+  it('a second visit to /start sends nobody on', { timeout: 60_000 }, async () => {
+    const { url } = await clientAsksForAuthorization();
+    const cli = startCli(['approve', '--no-browser', url.href, ...portOf()], home);
+    const start = await cli.loginUrl;
+    await ownerLinkBehind(start);
+    const second = await fetch(start, { redirect: 'manual' }).then(
+      (res) => res.status,
+      () => 'closed',
+    );
+    expect(second === 'closed' || second === 400).toBe(true);
+    expect((await cli.done).code).toBe(0);
+  });
+});
