@@ -53,7 +53,8 @@ export async function addUser(
   if (existing) return setPassword(store, existing, passwordHash, input, now, record);
   const user: UserRecord = { id: randomId('usr'), name: input.name, passwordHash, isOwner: false, timeZone: input.timeZone, createdAt: now };
   try {
-    await store.createUser(user);
+    // The account and its record in one transaction (found in review, s22store: a kill between two left the account off the log).
+    await store.createUser(user, record && { event: { event: 'user_added', user: user.id, detail: { by: record.by, name: user.name } }, at: now });
   } catch (error) {
     // Another process added the name between the look and the write (the name is UNIQUE, so this write was refused):
     // the answer the look would have given, not the database's own words (found at stop 21).
@@ -61,7 +62,6 @@ export async function addUser(
     if (!added) throw error;
     return setPassword(store, added, passwordHash, input, now, record);
   }
-  if (record) await store.appendAudit({ event: 'user_added', user: user.id, detail: { by: record.by, name: user.name } }, now);
   return { ...user, added: true };
 }
 

@@ -838,15 +838,18 @@ class SqliteStore implements Store {
     return `${String(version)}:${this.signingKeyWrites}`;
   }
 
-  async createUser(user: UserRecord): Promise<void> {
-    this.run('INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
-      user.id,
-      user.name,
-      user.passwordHash,
-      user.isOwner ? 1 : 0,
-      user.timeZone,
-      user.createdAt,
-    ]);
+  async createUser(user: UserRecord, record?: { event: AuditEventInput; at: number }): Promise<void> {
+    this.atomically(() => {
+      this.run('INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
+        user.id,
+        user.name,
+        user.passwordHash,
+        user.isOwner ? 1 : 0,
+        user.timeZone,
+        user.createdAt,
+      ]);
+      if (record) this.appendAuditNow(record.event, record.at);
+    });
   }
 
   async userById(id: string): Promise<UserRecord | undefined> {
@@ -1421,19 +1424,27 @@ class SqliteStore implements Store {
     return this.all('SELECT * FROM calendars WHERE user_id = ? ORDER BY created_at, name', [userId]).map(toCalendar);
   }
 
-  async addCalendar(c: CalendarRecord): Promise<void> {
-    this.run('INSERT INTO calendars (id, user_id, name, kind, source, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
-      c.id,
-      c.userId,
-      c.name,
-      c.kind,
-      c.source,
-      c.createdAt,
-    ]);
+  async addCalendar(c: CalendarRecord, record?: { event: AuditEventInput; at: number }): Promise<void> {
+    this.atomically(() => {
+      this.run('INSERT INTO calendars (id, user_id, name, kind, source, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
+        c.id,
+        c.userId,
+        c.name,
+        c.kind,
+        c.source,
+        c.createdAt,
+      ]);
+      if (record) this.appendAuditNow(record.event, record.at);
+    });
   }
 
-  async removeCalendar(userId: string, name: string): Promise<boolean> {
-    return this.run('DELETE FROM calendars WHERE user_id = ? AND name = ?', [userId, name]).changes === 1;
+  async removeCalendar(userId: string, name: string, record?: { event: AuditEventInput; at: number }): Promise<boolean> {
+    return this.atomically(() => {
+      const removed = this.run('DELETE FROM calendars WHERE user_id = ? AND name = ?', [userId, name]).changes === 1;
+      // Only a calendar that was there is recorded as removed.
+      if (removed && record) this.appendAuditNow(record.event, record.at);
+      return removed;
+    });
   }
 
   // issue 4: ICS feed cache

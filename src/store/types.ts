@@ -355,7 +355,8 @@ export interface Store {
   signingKeysStamp(): Promise<string>;
 
   // Users
-  createUser(user: UserRecord): Promise<void>;
+  /** Adds an account, and appends `record` (when given) in the same transaction, as updateUser does. */
+  createUser(user: UserRecord, record?: { event: AuditEventInput; at: number }): Promise<void>;
   userById(id: string): Promise<UserRecord | undefined>;
   userByName(name: string): Promise<UserRecord | undefined>;
   ownerUser(): Promise<UserRecord | undefined>;
@@ -535,8 +536,12 @@ export interface Store {
 
   // Calendars (the calendar backend's data)
   listCalendars(userId: string): Promise<CalendarRecord[]>;
-  addCalendar(calendar: CalendarRecord): Promise<void>;
-  removeCalendar(userId: string, name: string): Promise<boolean>;
+  /**
+   * Adds a calendar, or removes one (whether there was one by that name), appending `record` (when given, and for
+   * a removal only when one was removed) in the same transaction: a change is never off the audit log.
+   */
+  addCalendar(calendar: CalendarRecord, record?: { event: AuditEventInput; at: number }): Promise<void>;
+  removeCalendar(userId: string, name: string, record?: { event: AuditEventInput; at: number }): Promise<boolean>;
   /** A feed's cached copy and fetch outcome (issue 4). */
   calendarFeed(calendarId: string): Promise<CalendarFeedRecord | undefined>;
   /** Records a feed's copy and fetch outcome; nothing happens when its calendar was removed meanwhile. */

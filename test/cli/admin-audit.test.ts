@@ -221,6 +221,42 @@ describe('admin changes on the audit log', () => {
     await expectIntact(3);
   });
 
+  // Found in review (s22store): users add, calendar add and calendar remove wrote the change and its record in two
+  // transactions, so a kill (or a record that could not be written) between them left the change off the log.
+  it.each([
+    ['user_added', ['users', 'add', 'bob'], { users: ['bob'], calendars: ['home'] }],
+    ['calendar_added', ['calendar', 'add', 'work', 'WORK'], { users: [], calendars: ['home', 'work'] }],
+    ['calendar_removed', ['calendar', 'remove', 'home'], { users: [], calendars: [] }],
+  ])('%s whose record cannot be written: exit 1, nothing changed; the retry changes and records', async (event, args, after) => {
+    const file = join(dir, 'work.ics');
+    await writeFile(file, EVENT);
+    expect((await run(['calendar', 'add', 'home', file])).code).toBe(0); // creates the database and the owner
+    const state = async () => {
+      const store = openStore(resolvePaths(env).db);
+      try {
+        const owner = await store.ownerUser();
+        const users = (await store.listUsers()).filter((u) => !u.isOwner).map((u) => u.name);
+        return { users, calendars: (await store.listCalendars(owner!.id)).map((c) => c.name) };
+      } finally {
+        store.close();
+      }
+    };
+    const before = await state();
+    const attempt = () => run(args.map((a) => (a === 'WORK' ? file : a)), `${PASSWORD}\n`);
+    const restore = failAuditRecords(env.DELEGATE_HOME!, event);
+    try {
+      const failed = await attempt();
+      expect(failed.code, failed.err).toBe(1);
+      expect(await state()).toEqual(before);
+    } finally {
+      restore();
+    }
+    expect((await attempt()).code).toBe(0);
+    expect(await state()).toEqual(after);
+    expect((await records()).map((r) => r.event)).toEqual(['calendar_added', event]);
+    await expectIntact(2);
+  });
+
   it('a calendar that cannot be read is not added, and not recorded', async () => {
     expect((await run(['calendar', 'add', 'missing', join(dir, 'nope.ics')])).code).not.toBe(0);
     expect(await records()).toEqual([]);

@@ -18,7 +18,6 @@ import { createCalendarLoader } from '../../calendar/sources.js';
 import { DAY_MS } from '../../calendar/zone.js';
 import { demoCalendarPath, readUserConfig, resolvePaths, systemTimeZone, systemUserName, unknownKeysWarning, type Paths, type UserConfig } from '../../config.js';
 import type { CalendarFeedRecord, CalendarRecord, Store, UserRecord } from '../../store/index.js';
-import { feedCacheOf } from '../calendar-backend.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { shown } from '../shown.js';
@@ -76,24 +75,24 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
       source: url ?? resolve(args.source),
       createdAt: io.now(),
     };
-    await store.addCalendar(record);
+    // Read before it is added, a feed's copy kept aside until then: the calendar and its record are then written in
+    // one transaction (found in review, s22store: two transactions, and a kill between them left it off the log).
+    let feedCopy: CalendarFeedRecord | undefined;
     if (args.check) {
       try {
-        const calendar = await readOnce(store, record, io);
+        const calendar = await readOnce(record, io, (copy) => (feedCopy = copy));
         // Expanding is where an endless series would show: a short look ahead catches it now.
         expandBusy(calendar, { start: io.now(), end: io.now() + 31 * DAY_MS }, { timeZone: owner.timeZone });
         for (const warning of calendar.warnings) io.stderr.write(`delegate: calendar "${args.name}": ${warning}\n`);
       } catch (error) {
-        await store.removeCalendar(owner.id, args.name);
         if (error instanceof CalendarSourceError) throw new CommandFailed(`${error.message} The calendar was not added.`);
         throw error;
       }
     }
     // A feed's path is often the secret of a private address: the record names the feed without it.
-    await store.appendAudit(
-      { event: 'calendar_added', user: owner.id, detail: { by: 'cli', name: args.name, kind: record.kind, source: url ? redactFeedUrl(url) : record.source } },
-      io.now(),
-    );
+    const detail = { by: 'cli', name: args.name, kind: record.kind, source: url ? redactFeedUrl(url) : record.source };
+    await store.addCalendar(record, { event: { event: 'calendar_added', user: owner.id, detail }, at: io.now() });
+    if (feedCopy) await store.saveCalendarFeed(feedCopy);
     io.stderr.write(`Added calendar "${args.name}" (${url ? `feed ${redactFeedUrl(url)}` : `file ${record.source}`}). Every calendar counts toward busy time unless find-slot is given --calendar.\n`);
     if (existing.some((c) => c.kind === 'file' && c.source === demoCalendarPath())) {
       const demo = existing.find((c) => c.source === demoCalendarPath())!;
@@ -143,11 +142,11 @@ export async function calendarRemoveCommand(args: { name: string }, io: CliIo): 
   // With no owner yet, the one calendar there is to remove is the demo calendar a new owner starts with.
   if (args.name !== 'demo' && !existsSync(paths.db)) throw new CommandFailed(`No calendar named "${args.name}"; the calendars are "demo".`);
   return withOwner(paths, io, { demo: true }, async (store, owner) => {
-    if (!(await store.removeCalendar(owner.id, args.name))) {
+    const removal = { event: { event: 'calendar_removed', user: owner.id, detail: { by: 'cli', name: args.name } }, at: io.now() } as const;
+    if (!(await store.removeCalendar(owner.id, args.name, removal))) {
       const names = (await store.listCalendars(owner.id)).map((c) => `"${c.name}"`);
       throw new CommandFailed(`No calendar named "${args.name}"; the calendars are ${names.length > 0 ? names.join(', ') : 'none'}.`);
     }
-    await store.appendAudit({ event: 'calendar_removed', user: owner.id, detail: { by: 'cli', name: args.name } }, io.now());
     io.stderr.write(`Removed calendar "${args.name}".\n`);
     return EXIT_OK;
   });
@@ -190,12 +189,17 @@ function demoCalendarOf(userId: string | undefined, now: number): CalendarRecord
   return { id: `cal_${randomBytes(16).toString('base64url')}`, userId: userId ?? '', name: 'demo', kind: 'file', source: demoCalendarPath(), createdAt: now };
 }
 
-/** Reads a new calendar the way the backend will: a file parsed, a feed fetched and its copy cached. */
-async function readOnce(store: Store, record: CalendarRecord, io: CliIo): Promise<ParsedCalendar> {
+/** Reads a new calendar the way the backend will: a file parsed, a feed fetched and its copy handed to `keep` (to cache once it is added). */
+async function readOnce(record: CalendarRecord, io: CliIo, keep: (copy: CalendarFeedRecord) => void): Promise<ParsedCalendar> {
   if (record.kind === 'file') {
     return createCalendarLoader({ readText: (path) => readFile(path, 'utf8') }).load({ name: record.name, path: record.source });
   }
-  const feeds = createFeedLoader({ cache: feedCacheOf(store), now: () => io.now() });
+  let kept: CalendarFeedRecord | undefined;
+  const cache = {
+    feedCache: async () => kept,
+    saveFeedCache: async (copy: CalendarFeedRecord) => keep((kept = copy)),
+  };
+  const feeds = createFeedLoader({ cache, now: () => io.now() });
   return feeds.load({ name: record.name, id: record.id, url: record.source });
 }
 
