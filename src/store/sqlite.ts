@@ -5,7 +5,7 @@
 // it creates the same mode, and ones left by an earlier run are tightened.
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, chmodSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, chmodSync, readFileSync, realpathSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
 import { GENESIS_HASH, prepareContent, preparedHash, verifyChain, type AuditRecord, type ChainVerdict, type PreparedContent, type StoredRecord } from './audit-chain.js';
@@ -231,13 +231,29 @@ function migrate(db: Database.Database, path: string): void {
   }
 }
 
+/** Room on a disk below which an I/O error is taken for the full disk: a few of SQLite's pages and a -shm chunk (32 KiB). */
+const NEARLY_FULL_BYTES = 64 * 1024;
+
+/** Whether the file system holding `path` has (all but) no room left for this process; false when it cannot be looked at. */
+function nearlyFull(path: string): boolean {
+  try {
+    const { bavail, bsize } = statfsSync(dirname(path));
+    return bavail * bsize < NEARLY_FULL_BYTES;
+  } catch {
+    return false;
+  }
+}
+
 export function asStoreError(err: unknown, path: string): StoreError {
   const code = (err as { code?: string }).code ?? '';
   const message = err instanceof Error ? err.message : String(err);
   if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY') || code === 'EROFS' || code === 'EACCES') {
     return new StoreError('STORE_READ_ONLY', `The database ${path} cannot be written (${message}).`);
   }
-  if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
+  // SQLITE_IOERR_SHMSIZE: no room to grow the -shm file, which a nearly full disk (8 to 32 KiB free) gives at the first
+  // open or read, before any write could say SQLITE_FULL (found in review, s22store: "the disk failed"). Any other
+  // I/O error with the disk (all but) full is the full disk too.
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'SQLITE_IOERR_SHMSIZE' || (code.startsWith('SQLITE_IOERR') && nearlyFull(path))) {
     return new StoreError('STORE_FULL', `The disk holding ${path} is full.`);
   }
   if (code.startsWith('SQLITE_IOERR') || code === 'EIO') {
