@@ -3,7 +3,7 @@
 // held to the characters §5.2 allows). Every error response carries
 // Cache-Control: no-store; the internal reason is logged, never sent.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/tokens.js';
+import { STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/tokens.js';
 import { clippedMessage, errorDescription } from '../error-description.js';
 import { censorShapedSecrets } from '../http/logging.js';
 import type { StoreError } from '../store/index.js';
@@ -94,7 +94,8 @@ export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyRep
 }
 
 /**
- * What a client is told when the store cannot take a write: its disk full, or its file system read-only. RFC 6749
+ * What a client is told when the store cannot take a write: its disk full, its file system read-only, or the
+ * database damaged (found in review, s22store: a damaged one was a generic 500). RFC 6749
  * §5.2 has no `temporarily_unavailable` at the token endpoint (§4.1.2.1 has it for /authorize only), so these stay
  * 500 server_error; the description names the cause, which the agent passes on to the person, so their line says
  * what the log and the admin commands say. Not the database's path: internal details are logged, never sent.
@@ -102,6 +103,7 @@ export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyRep
 const STORE_CANNOT_WRITE: Partial<Record<StoreError['code'], string>> = {
   STORE_FULL: STORE_FULL_DESCRIPTION,
   STORE_READ_ONLY: STORE_READ_ONLY_DESCRIPTION,
+  STORE_CORRUPT: STORE_CORRUPT_DESCRIPTION,
 };
 
 /** A store's full-disk or read-only failure (a StoreError by its name and code: whichever store threw it), with what to say. */

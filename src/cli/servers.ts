@@ -15,7 +15,7 @@ import { calendarLoaderFor, userCalendarsFromStore } from './calendar-backend.js
 import { cimdPrivateHostsFromEnv, demoCalendarPath, processEnv, systemTimeZone, systemUserName, type Paths } from '../config.js';
 import type { AuditSink } from '../resource/audit.js';
 import { openStore, type Store } from '../store/index.js';
-import { openCommandStore } from './commands/admin-store.js';
+import { openCommandStore, setUpSigns } from './commands/admin-store.js';
 import { CommandFailed } from './errors.js';
 import { packageVersion } from './version.js';
 import { printableClipped } from '../terminal-text.js';
@@ -279,7 +279,7 @@ export function lazyStoreAudit(paths: Paths): { audit: AuditSink; close(): void 
     audit: async (record) => {
       // openStore, whose StoreError (STORE_FULL, STORE_READ_ONLY) the withheld result names; a command's one-line
       // CommandFailed around it read as a passing failure (found in review: on a read-only data directory).
-      store ??= openStore(paths.db);
+      store ??= openStore(paths.db, { setUpBefore: setUpSigns(paths) });
       await store.appendAudit(record, Date.now());
     },
     close: () => store?.close(),

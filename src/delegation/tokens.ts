@@ -29,6 +29,8 @@ export const NOT_THE_OWNER_DESCRIPTION = "This request was approved by another a
  */
 export const STORE_FULL_DESCRIPTION = "The authorization server's storage is full: it can record nothing until space is freed.";
 export const STORE_READ_ONLY_DESCRIPTION = "The authorization server's storage is read-only: it can record nothing until it is made writable.";
+/** The same, for a store that is damaged (STORE_CORRUPT): neither is waiting a cure. */
+export const STORE_CORRUPT_DESCRIPTION = "The authorization server's storage is damaged: it can do nothing until an administrator restores it.";
 
 /**
  * The `error_description` with which the authorization server refuses a hand-off (`may_act`) that would allow a hop

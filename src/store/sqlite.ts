@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, chmodSync, readFileSync, realpathSync, statfsSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
 import { GENESIS_HASH, prepareContent, preparedHash, verifyChain, type AuditRecord, type ChainVerdict, type PreparedContent, type StoredRecord } from './audit-chain.js';
 import { MIGRATIONS, READABLE_FROM_VERSION } from './schema.js';
@@ -83,10 +83,16 @@ const TOKEN_SWEEP_MAX_BATCHES = 1_000;
 /** How long a statement waits for another process's lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 
-/** Opens (creating if needed) the database at `path` and brings its schema up to date. */
-export function openSqliteStore(path: string, options: { syncFile?: SyncFile } = {}): Store {
+/**
+ * Opens (creating if needed) the database at `path` and brings its schema up to date. `setUpBefore` names files that
+ * only an installation that has run leaves beside the database (its keys, the CLI's token cache): an empty database
+ * file found with one of them is refused (STORE_CORRUPT), not set up anew (see emptiedBeside).
+ */
+export function openSqliteStore(path: string, options: { syncFile?: SyncFile; setUpBefore?: readonly string[] } = {}): Store {
   let db: Database.Database;
   try {
+    const sign = options.setUpBefore && emptiedBeside(path, options.setUpBefore);
+    if (sign) throw emptiedDatabase(path, sign);
     if (path !== ':memory:') prepareFile(path);
     db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
     // Before anything is written (the switch to WAL included): a newer delegate's database is left as it is.
@@ -174,6 +180,44 @@ function enterWalMode(db: Database.Database): boolean {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // a synchronous 10 ms pause: opening is synchronous
     }
   }
+}
+
+/** How long an empty database file is given to be set up by another process before it is taken for an emptied one. */
+const EMPTY_DATABASE_WAIT_MS = 1_000;
+
+/**
+ * Which of `setUpBefore` stands beside `path` when `path` is an empty file, or undefined. Found in review (s22store): a
+ * database emptied (truncated, or a copy that failed) beside the keys of an installation that had run was taken for
+ * a new one: `grants list` "No active grants.", `audit --verify` "intact: 0 records", the file given a fresh schema
+ * (what was left of it overwritten), and `serve` started with a new owner and key without a word. A process that
+ * creates the database leaves it empty only until its first write, a moment: so a file that stays empty for
+ * EMPTY_DATABASE_WAIT_MS is the emptied one, and one that fills meanwhile is another process's new database.
+ */
+function emptiedBeside(path: string, setUpBefore: readonly string[]): string | undefined {
+  const empty = (): boolean => {
+    try {
+      return statSync(path).size === 0;
+    } catch {
+      return false; // none: a new installation
+    }
+  };
+  if (!empty()) return undefined;
+  const sign = setUpBefore.find((file) => existsSync(file));
+  if (!sign) return undefined;
+  const deadline = Date.now() + EMPTY_DATABASE_WAIT_MS;
+  while (Date.now() < deadline) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20); // synchronous, as opening is
+    if (!empty()) return undefined;
+  }
+  return sign;
+}
+
+function emptiedDatabase(path: string, sign: string): StoreError {
+  return new StoreError(
+    'STORE_CORRUPT',
+    `The database ${path} is empty, yet its data directory was set up before (${basename(sign)} is there): its accounts, grants and audit log are not in it. ` +
+      `Restore it from a backup, or move the directory ${dirname(path)} away to start over.`,
+  );
 }
 
 function prepareFile(path: string): void {

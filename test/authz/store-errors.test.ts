@@ -37,7 +37,7 @@ describe('a store that cannot be written, at an OAuth endpoint', () => {
   it.each([
     ['full', "The authorization server's storage is full: it can record nothing until space is freed."],
     ['read-only', "The authorization server's storage is read-only: it can record nothing until it is made writable."],
-    ['corrupt', 'The server could not complete the request.'],
+    ['corrupt', "The authorization server's storage is damaged: it can do nothing until an administrator restores it."],
     ['other', 'The server could not complete the request.'],
   ])('%s: 500 server_error saying %j', async (kind, description) => {
     const res = await app.inject({ method: 'POST', url: `/fail/${kind}` });

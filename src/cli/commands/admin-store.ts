@@ -3,7 +3,7 @@
 // the servers use, in the data directory, with its errors as one-line
 // messages, and read-only for the commands that only read when the directory
 // cannot be written.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { parseWindowBound } from '../../calendar/window.js';
 import type { Paths } from '../../config.js';
 import { openStore, openStoreReadOnly, StoreError, type Store, type UserRecord } from '../../store/index.js';
@@ -37,9 +37,9 @@ export interface ReadAccess {
  * the demo calendar) to the servers or to `calendar add`.
  */
 export function openCommandStore(paths: Paths, access: 'write' | ReadAccess): Store {
-  if (access !== 'write' && !existsSync(paths.db)) return openStore(':memory:');
+  if (access !== 'write' && !databaseStarted(paths)) return openStore(':memory:');
   try {
-    return openStore(paths.db);
+    return openStore(paths.db, { setUpBefore: setUpSigns(paths) });
   } catch (error) {
     const readable = access !== 'write' && error instanceof StoreError && error.code === 'STORE_READ_ONLY' && existsSync(paths.db);
     if (!readable) throw failed(error);
@@ -51,6 +51,27 @@ export function openCommandStore(paths: Paths, access: 'write' | ReadAccess): St
     }
     access.notice(`delegate: ${error.message} Reading it as it stands.\n`);
     return store;
+  }
+}
+
+/**
+ * The files that only an installation that has run leaves in its data directory: beside them an empty database is
+ * one emptied, refused as damaged (openSqliteStore), never set up anew.
+ */
+export function setUpSigns(paths: Paths): string[] {
+  return [paths.ownerKey, paths.agentKey, paths.tokenCache];
+}
+
+/**
+ * Whether there is a database for a command that only reads: a file with something in it, or an empty one beside
+ * an installation that has run (refused when opened). An empty file alone, left by a first start that stopped
+ * before its first write, is no database yet, and a reading command does not set one up there.
+ */
+function databaseStarted(paths: Paths): boolean {
+  try {
+    return statSync(paths.db).size > 0 || setUpSigns(paths).some((file) => existsSync(file));
+  } catch {
+    return false;
   }
 }
 
