@@ -4,7 +4,6 @@
 // Imported lazily: nothing here may load on find-slot's fast path.
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
 import { bootstrapLocal, buildAuthServer, type AgentMove, type AuthServerOptions } from '../authz/index.js';
 import { buildAgentServer } from '../agent/server.js';
@@ -16,6 +15,7 @@ import { cimdPrivateHostsFromEnv, demoCalendarPath, processEnv, systemTimeZone, 
 import type { AuditSink } from '../resource/audit.js';
 import { openStore, type Store } from '../store/index.js';
 import { openCommandStore, setUpSigns } from './commands/admin-store.js';
+import { statementIssuer } from './served-elsewhere.js';
 import { CommandFailed } from './errors.js';
 import { packageVersion } from './version.js';
 import { printableClipped } from '../terminal-text.js';
@@ -98,13 +98,8 @@ export function agentMoveNotice(move: AgentMove): string {
 export async function recordedBindings(store: Store, agentClientId: string): Promise<{ issuer: string; agentUrl: string; calendarUrl?: string } | undefined> {
   const recorded = await store.clientById(agentClientId);
   if (!recorded?.resource) return undefined;
-  let issuer: unknown;
-  try {
-    issuer = decodeJwt(String(recorded.metadata.agent_statement)).iss;
-  } catch {
-    return undefined;
-  }
-  if (typeof issuer !== 'string' || !/^https?:\/\//.test(issuer)) return undefined;
+  const issuer = statementIssuer(recorded);
+  if (issuer === undefined) return undefined;
   const calendarUrl = (await store.resourceByUrl(recorded.resource))?.downstream.find((d) => d.type === CALENDAR_DETAIL_TYPE)?.resource;
   return { issuer, agentUrl: recorded.resource, ...(calendarUrl !== undefined ? { calendarUrl } : {}) };
 }
@@ -279,11 +274,40 @@ export function lazyStoreAudit(paths: Paths): { audit: AuditSink; close(): void 
     audit: async (record) => {
       // openStore, whose StoreError (STORE_FULL, STORE_READ_ONLY) the withheld result names; a command's one-line
       // CommandFailed around it read as a passing failure (found in review: on a read-only data directory).
+      // A database replaced or removed since (Store.replacedOnDisk) is let go: the records go to the one there now.
+      if (store?.replacedOnDisk()) {
+        store.close();
+        store = undefined;
+      }
       store ??= openStore(paths.db, { setUpBefore: setUpSigns(paths) });
       await store.appendAudit(record, Date.now());
     },
     close: () => store?.close(),
   };
+}
+
+/** How often a running server looks whether its database is still the one in the data directory (watchDatabase). */
+export const DATABASE_WATCH_MS = 1_000;
+
+/**
+ * Resolves with the line to stop on once the database `store` opened at `path`, or its data directory, is replaced or
+ * removed while the servers run (Store.replacedOnDisk; two stat calls a second, the timer unref'd); `stop` ends the
+ * watch. Found in review (s22store): with the directory swapped for a copy (`mv $H $H.old; mv $H.copy $H`) or a
+ * backup moved over the file, `grants revoke` (and `keys rotate`, `users add`) wrote to the new file and said it was
+ * done, while the running servers went on with the old one and kept honouring the revoked grant. The sweep's timer
+ * (10 minutes) is too slow for that: a revocation is to hold within moments.
+ */
+export function watchDatabase(store: Store, path: string): { replaced: Promise<string>; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const replaced = new Promise<string>((resolve) => {
+    timer = setInterval(() => {
+      if (!store.replacedOnDisk()) return;
+      clearInterval(timer);
+      resolve(`The database ${path} was replaced or removed while the server ran; restart it.`);
+    }, DATABASE_WATCH_MS);
+    timer.unref();
+  });
+  return { replaced, stop: () => clearInterval(timer) };
 }
 
 /** Listens on host:port, turning a busy port into a message a person can act on. */

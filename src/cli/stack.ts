@@ -312,17 +312,27 @@ function otherDataDirectory(options: StackOptions): CommandFailed {
  * waiting out the probe before its refresh left; the case waits 15 s for it).
  */
 export async function refuseOtherDataDirectoryAt(options: StackOptions, issuer: string): Promise<void> {
+  if (await runsFromOtherDataDirectory(issuer, options.paths.home)) throw otherDataDirectory(options);
+}
+
+/**
+ * Whether the authorization server at `issuer`, on this machine's loopback, says it runs from another data directory
+ * than `home` (refuseOtherDataDirectoryAt's one look; also the administrator's commands', src/cli/served-elsewhere.ts).
+ * False for an issuer off loopback, a server that sends no identity or does not answer; another user's listener on the
+ * port is refused (CommandFailed) before anything is sent.
+ */
+export async function runsFromOtherDataDirectory(issuer: string, home: string): Promise<boolean> {
   let url: URL;
   try {
     url = new URL(issuer);
   } catch {
-    return;
+    return false;
   }
-  if (url.protocol !== 'http:' || !isAnyLoopbackHost(url.hostname) || url.pathname !== '/') return;
+  if (url.protocol !== 'http:' || !isAnyLoopbackHost(url.hostname) || url.pathname !== '/') return false;
   const part: Part = { name: 'authorization server', port: Number(url.port || 80), url: `${url.origin}/.well-known/oauth-authorization-server` };
   refusedIfForeign(part);
-  const [ours, answer] = await Promise.all([dataDirectoryId(options.paths.home), probeOnce(part, PROBE_TIMEOUTS_MS[0]!)]);
-  if (typeof answer === 'object' && answer.ok && answer.dataDirectory !== undefined && answer.dataDirectory !== ours) throw otherDataDirectory(options);
+  const [ours, answer] = await Promise.all([dataDirectoryId(home), probeOnce(part, PROBE_TIMEOUTS_MS[0]!)]);
+  return typeof answer === 'object' && answer.ok && answer.dataDirectory !== undefined && answer.dataDirectory !== ours;
 }
 
 class PortTaken extends Error {}

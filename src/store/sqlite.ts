@@ -115,7 +115,9 @@ export function openSqliteStore(path: string, options: { syncFile?: SyncFile; se
     migrate(db, path);
     // SQLite keeps the WAL beside the database file it opened, a symbolic link resolved.
     const walPath = wal ? `${String((db.pragma('database_list') as Array<{ name: string; file: string }>).find((d) => d.name === 'main')?.file)}-wal` : undefined;
-    return new SqliteStore(db, walPath ? { path: walPath, ...(options.syncFile ? { sync: options.syncFile } : {}) } : undefined);
+    const store = new SqliteStore(db, walPath ? { path: walPath, ...(options.syncFile ? { sync: options.syncFile } : {}) } : undefined);
+    if (path !== ':memory:') store.holdIdentity(path);
+    return store;
   } catch (err) {
     throw err instanceof StoreError ? err : asStoreError(err, path);
   }
@@ -179,6 +181,16 @@ function enterWalMode(db: Database.Database): boolean {
       if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // a synchronous 10 ms pause: opening is synchronous
     }
+  }
+}
+
+/** A file's or directory's device and inode (a symbolic link followed), or undefined when it is not there. */
+function identityOf(path: string): string | undefined {
+  try {
+    const { dev, ino } = statSync(path, { bigint: true });
+    return `${dev}:${ino}`;
+  } catch {
+    return undefined;
   }
 }
 
@@ -636,6 +648,22 @@ class SqliteStore implements Store {
     });
   }
 
+  /** The device and inode of the database file and of its directory as opened (see replacedOnDisk); none in memory. */
+  private identity: { path: string; file: string; directory: string } | undefined;
+
+  /** Notes what `path` (the file opened) and its directory are, for replacedOnDisk. */
+  holdIdentity(path: string): void {
+    const file = identityOf(path);
+    const directory = identityOf(dirname(path));
+    if (file && directory) this.identity = { path, file, directory };
+  }
+
+  replacedOnDisk(): boolean {
+    if (!this.identity) return false;
+    const { path, file, directory } = this.identity;
+    return identityOf(path) !== file || identityOf(dirname(path)) !== directory;
+  }
+
   close(): void {
     if (this.pendingRotations.length > 0 && this.db.open) this.flushRotations();
     if (this.pendingAudit.length > 0 && this.db.open) this.flushAudit();
@@ -899,15 +927,14 @@ class SqliteStore implements Store {
   }
 
   async createUser(user: UserRecord, record?: { event: AuditEventInput; at: number }): Promise<void> {
+    const { id, name, passwordHash, isOwner, timeZone, createdAt } = user;
+    this.insertRecorded('INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at) VALUES (?, ?, ?, ?, ?, ?)', [id, name, passwordHash, isOwner ? 1 : 0, timeZone, createdAt], record);
+  }
+
+  /** Runs one INSERT and appends `record` (when given) in the same transaction: the change never off the audit log. */
+  private insertRecorded(sql: string, params: unknown[], record: { event: AuditEventInput; at: number } | undefined): void {
     this.atomically(() => {
-      this.run('INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
-        user.id,
-        user.name,
-        user.passwordHash,
-        user.isOwner ? 1 : 0,
-        user.timeZone,
-        user.createdAt,
-      ]);
+      this.run(sql, params);
       if (record) this.appendAuditNow(record.event, record.at);
     });
   }
@@ -1485,17 +1512,7 @@ class SqliteStore implements Store {
   }
 
   async addCalendar(c: CalendarRecord, record?: { event: AuditEventInput; at: number }): Promise<void> {
-    this.atomically(() => {
-      this.run('INSERT INTO calendars (id, user_id, name, kind, source, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
-        c.id,
-        c.userId,
-        c.name,
-        c.kind,
-        c.source,
-        c.createdAt,
-      ]);
-      if (record) this.appendAuditNow(record.event, record.at);
-    });
+    this.insertRecorded('INSERT INTO calendars (id, user_id, name, kind, source, created_at) VALUES (?, ?, ?, ?, ?, ?)', [c.id, c.userId, c.name, c.kind, c.source, c.createdAt], record);
   }
 
   async removeCalendar(userId: string, name: string, record?: { event: AuditEventInput; at: number }): Promise<boolean> {

@@ -318,6 +318,13 @@ export type TokenStanding = 'active' | 'revoked' | 'unknown';
 
 export interface Store {
   close(): void;
+  /**
+   * Whether the database file this store opened, or its directory, is no longer the one at its path: replaced
+   * (a backup moved over it, the directory swapped for a copy), moved or removed since it was opened. Writes would
+   * still go to the file it holds, which no other process opens any more. Two stat calls; false for a database in
+   * memory.
+   */
+  replacedOnDisk(): boolean;
 
   // Audit log (hash-chained)
   appendAudit(event: AuditEventInput, now: number): Promise<AuditRecord>;

@@ -8,7 +8,6 @@
 // (--issuer, --auth-port), else the one this data directory's servers use: the
 // issuer of CalendarAgent's statement, which they sign when they start (and
 // which `servers.ts` checks a second address against), else the default.
-import { decodeJwt } from 'jose';
 import { DEFAULT_AGENT_CLIENT_ID } from '../../agent/identity.js';
 import { DOWNSTREAM_IS, describeAgent, listAgents, onIssuerOrigin, registerAgent } from '../../authz/agents.js';
 import type { AgentProfile, AgentVerification } from '../../authz/agent-statement.js';
@@ -20,6 +19,7 @@ import { CommandFailed, EXIT_ERROR, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { printable, shown } from '../shown.js';
 import { readOnlyNotice, withStore } from './admin-store.js';
+import { statementIssuer, warnIfServedElsewhere } from '../served-elsewhere.js';
 
 export interface RegisterAgentArgs {
   paths: Paths;
@@ -80,6 +80,7 @@ export async function agentsRegisterCommand(args: RegisterAgentArgs, io: CliIo):
     ).catch((error: unknown) => {
       throw new CommandFailed(error instanceof Error ? error.message : String(error));
     });
+    await warnIfServedElsewhere(store, args.paths, io.stderr);
     return { client, issuer };
   });
   if (args.json) io.stdout.write(`${JSON.stringify({ client_id: client.clientId, resource: client.resource, issuer, agent_statement: client.metadata.agent_statement })}\n`);
@@ -160,17 +161,6 @@ export async function issuerOnRecord(store: Store): Promise<string> {
   const recorded = await store.clientById(DEFAULT_AGENT_CLIENT_ID);
   const issuer = statementIssuer(recorded);
   return issuer ?? urlsFor(DEFAULT_PORTS, DEFAULT_HOST).issuer;
-}
-
-function statementIssuer(client: ClientRecord | undefined): string | undefined {
-  const statement = client?.kind === 'agent' ? client.metadata.agent_statement : undefined;
-  if (typeof statement !== 'string') return undefined;
-  try {
-    const { iss } = decodeJwt(statement);
-    return typeof iss === 'string' && /^https?:\/\//.test(iss) ? iss : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The issuer the agent's statement verifies for, when that is not `checked`: a mismatch, not a bad statement. */

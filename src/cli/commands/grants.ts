@@ -10,6 +10,7 @@ import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { shown } from '../shown.js';
 import { accountFor, readOnlyNotice, withStore } from './admin-store.js';
+import { warnIfServedElsewhere } from '../served-elsewhere.js';
 
 interface GrantView {
   id: string;
@@ -124,6 +125,7 @@ export async function grantsRevokeCommand(args: { paths: Paths; id: string }, io
       return;
     }
     io.stderr.write(`Revoked ${grant.id}: every token derived from it is refused from now on (by the resource servers once their revocation list hears of it, normally within a second).\n`);
+    await warnIfServedElsewhere(store, args.paths, io.stderr);
   });
   return EXIT_OK;
 }

@@ -12,6 +12,7 @@ import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { shown } from '../shown.js';
 import { withStore } from './admin-store.js';
+import { warnIfServedElsewhere } from '../served-elsewhere.js';
 
 export interface RotateKeysArgs {
   paths: Paths;
@@ -23,12 +24,14 @@ export interface RotateKeysArgs {
 export async function keysRotateCommand(args: RotateKeysArgs, io: CliIo): Promise<number> {
   if (!existsSync(args.paths.db)) throw new CommandFailed('There is no signing key to rotate yet: the authorization server creates one when it first starts (delegate serve).');
   const at = io.now();
-  const result = await withStore(args.paths, (store) =>
+  const result = await withStore(args.paths, async (store) => {
     // The servers of this data directory sign access tokens for DEFAULT_LIFETIMES.accessTokenSec at most.
-    rotateSigningKeys(store, { now: at, maxTokenLifetimeMs: DEFAULT_LIFETIMES.accessTokenSec * 1000, withdraw: args.now, by: 'cli' }).catch((error: unknown) => {
+    const rotated = await rotateSigningKeys(store, { now: at, maxTokenLifetimeMs: DEFAULT_LIFETIMES.accessTokenSec * 1000, withdraw: args.now, by: 'cli' }).catch((error: unknown) => {
       throw new CommandFailed(error instanceof Error ? error.message : String(error));
-    }),
-  );
+    });
+    await warnIfServedElsewhere(store, args.paths, io.stderr);
+    return rotated;
+  });
   const until = new Date(result.publishedUntil).toISOString();
   if (args.json) {
     io.stdout.write(

@@ -7,24 +7,35 @@ import type { FastifyInstance } from 'fastify';
 import { cimdPrivateHostsFromEnv, DEFAULT_PORTS, urlsFor, type Env, type LogLevelName } from '../../config.js';
 import { hostIsLoopback, LOOPBACK_PROXIES } from '../args.js';
 import type { Store } from '../../store/index.js';
+import type { Logger } from 'pino';
 import { createLogger } from '../../http/logging.js';
 import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalendarOptions } from '../contracts.js';
-import { EXIT_OK } from '../errors.js';
+import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { whileStarting } from '../start-lock.js';
 import { printable } from '../../terminal-text.js';
-import { agentIdentity, agentMoveNotice, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, storeAudit } from '../servers.js';
+import { agentIdentity, agentMoveNotice, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, storeAudit, watchDatabase } from '../servers.js';
 
 function logger(level: LogLevelName) {
   return createLogger(level);
 }
 
-/** Waits for Ctrl-C, then stops everything that was started. */
-async function runUntilInterrupted(io: CliIo, close: () => Promise<void>, lines: string[]): Promise<number> {
+/**
+ * Waits for Ctrl-C, then stops everything that was started. With `watched`, a process holding the store stops too
+ * when its database is replaced or removed (watchDatabase): one fatal log line naming it, then exit 1 with that line.
+ */
+async function runUntilInterrupted(io: CliIo, close: () => Promise<void>, lines: string[], watched?: { store: Store; path: string; log: Logger }): Promise<number> {
   for (const line of lines) io.stderr.write(`${line}\n`);
   io.stderr.write('Press Ctrl-C to stop.\n');
-  const signal = await io.untilInterrupted();
-  io.stderr.write(`Stopping (${signal})…\n`);
+  const watch = watched && watchDatabase(watched.store, watched.path);
+  const end = await Promise.race([io.untilInterrupted().then((signal) => ({ signal })), ...(watch ? [watch.replaced.then((replaced) => ({ replaced }))] : [])]);
+  watch?.stop();
+  if ('replaced' in end) {
+    watched!.log.fatal({ database: watched!.path }, 'database replaced or removed while the server ran');
+    await close();
+    throw new CommandFailed(end.replaced);
+  }
+  io.stderr.write(`Stopping (${end.signal})…\n`);
   await close();
   return EXIT_OK;
 }
@@ -102,7 +113,7 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
     `CalendarAgent (MCP)   ${urls.agentUrl}`,
     `data directory        ${options.paths.home}`,
     ...clientDocumentLines(io.env),
-  ]);
+  ], { store, path: options.paths.db, log });
 }
 
 export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<number> {
@@ -110,13 +121,14 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
   const apps: FastifyInstance[] = [];
   let urls = { issuer: options.issuer ?? '', calendarUrl: options.calendarUrl ?? '', agentUrl: options.agentUrl ?? '' };
   let trusted: readonly string[] = [];
+  const log = logger(options.logLevel);
   try {
     await whileStarting(options.paths, () => io.now(), async () => {
       urls = await resourceUrlsFor(store, options);
       const move = await bootstrap(store, options.paths, urls, io.now(), allUrlsGiven(options));
       if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
       trusted = trustedProxies(options.trustProxy, urls.issuer, options.host);
-      apps.push(await buildAuth(store, options.paths, urls.issuer, logger(options.logLevel), { trustProxy: trusted }));
+      apps.push(await buildAuth(store, options.paths, urls.issuer, log, { trustProxy: trusted }));
       await listen(apps[0]!, 'authorization server', options.host, options.port);
     });
   } catch (error) {
@@ -129,7 +141,7 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
     `issues tokens for     ${urls.agentUrl} and ${urls.calendarUrl}`,
     ...clientAddressLines(urls.issuer, trusted),
     ...clientDocumentLines(io.env),
-  ]);
+  ], { store, path: options.paths.db, log });
 }
 
 /**
@@ -193,8 +205,9 @@ export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): P
   const store = openDataStore(options.paths);
   let app: FastifyInstance | undefined;
   const trusted = trustedProxies(options.trustProxy, options.resourceUrl, options.host);
+  const log = logger(options.logLevel);
   try {
-    app = await buildCalendar(store, options.paths, options.resourceUrl, options.issuer, logger(options.logLevel), trusted);
+    app = await buildCalendar(store, options.paths, options.resourceUrl, options.issuer, log, trusted);
     await listen(app, 'calendar backend', options.host, options.port);
   } catch (error) {
     await closeAll(app ? [app] : [], store);
@@ -206,7 +219,7 @@ export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): P
     ...listeningBehind(options.resourceUrl, options.host, options.port),
     `accepts tokens from   ${options.issuer}`,
     ...clientAddressLines(options.resourceUrl, trusted),
-  ]);
+  ], { store, path: options.paths.db, log });
 }
 
 export async function serveAgent(options: ServeAgentOptions, io: CliIo): Promise<number> {

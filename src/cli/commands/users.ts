@@ -12,6 +12,7 @@ import { systemTimeZone, type Paths } from '../../config.js';
 import { CommandFailed, EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { withStore } from './admin-store.js';
+import { warnIfServedElsewhere } from '../served-elsewhere.js';
 import { delegateCommandLine } from './mcp-config.js';
 
 export async function usersAddCommand(args: { paths: Paths; name: string; timeZone?: string; replace: boolean }, io: CliIo): Promise<number> {
@@ -22,8 +23,8 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   if (!args.replace && (await accountExists(args.paths, args.name))) throw commandFailure(nameTaken(args.name), args.name);
   const password = await readPassword(args, io);
   // An account added by another process since that look is refused here, in the same words (addUser: NAME_TAKEN).
-  const user = await withStore(args.paths, (store) =>
-    addUser(
+  const user = await withStore(args.paths, async (store) => {
+    const changed = await addUser(
       store,
       // With --replace, a zone named is the account's new zone; none named keeps the one it has.
       { name: args.name, password, timeZone: args.timeZone ?? systemTimeZone(io.env), replace: args.replace, replaceTimeZone: args.timeZone !== undefined },
@@ -31,8 +32,10 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
       { by: 'cli' },
     ).catch((error: unknown) => {
       throw commandFailure(error, args.name);
-    }),
-  );
+    });
+    await warnIfServedElsewhere(store, args.paths, io.stderr);
+    return changed;
+  });
   if (user.added) io.stderr.write(`Added ${args.name}.\n`);
   else if (user.previousTimeZone !== undefined) io.stderr.write(`Set the password of ${args.name}; its time zone is now ${user.timeZone} (was ${user.previousTimeZone}).\n`);
   else if (args.timeZone !== undefined) io.stderr.write(`Set the password of ${args.name}; its time zone stays ${user.timeZone}.\n`);
@@ -63,11 +66,13 @@ function replaceAdvice(name: string): string {
 export async function usersSetTimeZoneCommand(args: { paths: Paths; name: string; timeZone: string }, io: CliIo): Promise<number> {
   const badName = userNameProblem(args.name);
   if (badName) throw new UsageError(badName);
-  const user = await withStore(args.paths, (store) =>
-    setUserTimeZone(store, { name: args.name, timeZone: args.timeZone }, io.now(), { by: 'cli' }).catch((error: unknown) => {
+  const user = await withStore(args.paths, async (store) => {
+    const changed = await setUserTimeZone(store, { name: args.name, timeZone: args.timeZone }, io.now(), { by: 'cli' }).catch((error: unknown) => {
       throw error instanceof UserError ? new CommandFailed(error.message) : error;
-    }),
-  );
+    });
+    await warnIfServedElsewhere(store, args.paths, io.stderr);
+    return changed;
+  });
   if (user.timeZone === user.previousTimeZone) io.stderr.write(`The time zone of ${args.name} is ${user.timeZone} already; nothing changed.\n`);
   else io.stderr.write(`The time zone of ${args.name} is now ${user.timeZone} (was ${user.previousTimeZone}).\n`);
   return EXIT_OK;
