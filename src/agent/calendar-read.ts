@@ -5,7 +5,7 @@
 // a message or a log line.
 import type { FreeBusySelection } from '../calendar/freebusy-query.js';
 import type { Interval } from '../calendar/intervals.js';
-import { SCOPE_FREEBUSY_READ, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/index.js';
+import { SCOPE_FREEBUSY_READ, STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/index.js';
 import { CalendarError, fetchFreeBusy, type FreeBusy } from './calendar-client.js';
 import { TokenExchangeError } from './exchange.js';
 import type { FindSlotDeps } from './tool.js';
@@ -41,7 +41,7 @@ export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string,
 const SUBJECT_TOKEN_REFUSED = /^The (subject token|delegation behind the subject token) /;
 
 /** How delegate's authorization server describes a store that cannot take a write (src/authz/errors.ts): nothing mends it but a person. */
-const STORE_CANNOT_WRITE = new Set([STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION]);
+const STORE_CANNOT_WRITE = new Set([STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION, STORE_CORRUPT_DESCRIPTION]);
 
 /** How delegate's authorization server describes a delegation approved for the calendar at an address it left (grant-exchange.ts). */
 const CALENDAR_MOVED = /, where the agent now reads the calendar: the calendar moved since it was approved\.$/;

@@ -10,7 +10,7 @@
 // as X-Request-Id.
 import type { JWK } from 'jose';
 import { createClientAssertionSigner } from '../agent/client-assertion.js';
-import { CLIENT_ASSERTION_TYPE_JWT_BEARER, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/index.js';
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER, STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/index.js';
 import { requestIdHeader } from '../http/logging.js';
 import type { AuditSink } from './audit.js';
 
@@ -51,7 +51,7 @@ export function remoteAuditSink(options: RemoteAuditOptions): AuditSink {
 }
 
 /** How delegate's authorization server says its store cannot take a write (src/authz/errors.ts), by the StoreError code it stands for. */
-const AS_STORE_CANNOT_WRITE = { STORE_FULL: STORE_FULL_DESCRIPTION, STORE_READ_ONLY: STORE_READ_ONLY_DESCRIPTION } as const;
+const AS_STORE_CANNOT_WRITE = { STORE_FULL: STORE_FULL_DESCRIPTION, STORE_READ_ONLY: STORE_READ_ONLY_DESCRIPTION, STORE_CORRUPT: STORE_CORRUPT_DESCRIPTION } as const;
 
 /** The authorization server's store that cannot take the record, as its server_error says it; undefined for any other answer. */
 async function storeThatCannotWrite(res: Response): Promise<keyof typeof AS_STORE_CANNOT_WRITE | undefined> {

@@ -3,7 +3,7 @@
 // which chain, under which grant, on what, and how it ended. The servers take
 // an `audit` callback; the CLI wires it to Store.appendAudit, which chains the
 // records. Pure: building a record does no I/O and never holds a token.
-import { actorsOf, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION, type AccessTokenClaims } from '../delegation/index.js';
+import { actorsOf, STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION, type AccessTokenClaims } from '../delegation/index.js';
 
 export type ResourceAuditEvent = 'tool_call' | 'freebusy_read';
 
@@ -32,13 +32,15 @@ export type AuditSink = (record: ResourceAuditRecord, context?: AuditContext) =>
 
 /**
  * Why the audit log cannot take a record when waiting will not mend it, in words that follow "the audit log": its
- * storage full, or read-only. A person must act, so what a resource server says then never adds "try again shortly"
+ * storage full, read-only, or damaged. A person must act, so what a resource server says then never adds "try again shortly"
  * (found in review: the calendar backend's 503 and CalendarAgent's withheld result still said it on a full disk,
  * where the authorization server already named the full store).
  */
 export const AUDIT_LOG_CANNOT_RECORD = {
   STORE_FULL: 'its storage is full, and nothing can be recorded until space is freed',
   STORE_READ_ONLY: 'its storage is read-only, and nothing can be recorded until it is made writable',
+  // Found at stop 22: a damaged store (STORE_CORRUPT, which the authorization server now names) still read as one that may pass.
+  STORE_CORRUPT: 'its storage is damaged, and nothing can be recorded until an administrator restores it',
 } as const;
 
 /**
@@ -49,13 +51,14 @@ export const AUDIT_LOG_CANNOT_RECORD = {
 export function auditLogCannotRecord(err: unknown): string | undefined {
   if (!(err instanceof Error) || err.name !== 'StoreError') return undefined;
   const code = (err as { code?: unknown }).code;
-  return code === 'STORE_FULL' || code === 'STORE_READ_ONLY' ? AUDIT_LOG_CANNOT_RECORD[code] : undefined;
+  return code === 'STORE_FULL' || code === 'STORE_READ_ONLY' || code === 'STORE_CORRUPT' ? AUDIT_LOG_CANNOT_RECORD[code] : undefined;
 }
 
 /** How the authorization server says what each of AUDIT_LOG_CANNOT_RECORD says, of its own store (src/authz/errors.ts). */
 const AUTHORIZATION_SERVER_SAYS: Readonly<Record<string, string>> = {
   [AUDIT_LOG_CANNOT_RECORD.STORE_FULL]: STORE_FULL_DESCRIPTION,
   [AUDIT_LOG_CANNOT_RECORD.STORE_READ_ONLY]: STORE_READ_ONLY_DESCRIPTION,
+  [AUDIT_LOG_CANNOT_RECORD.STORE_CORRUPT]: STORE_CORRUPT_DESCRIPTION,
 };
 
 /**

@@ -20,7 +20,7 @@ import { buildAgentServer } from '../../src/agent/server.js';
 import { agentMcpDeps, createAgentMcpServer } from '../../src/agent/mcp.js';
 import type { TokenExchanger } from '../../src/agent/exchange.js';
 import { buildCalendarServer } from '../../src/calendar/server.js';
-import { STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION, type AccessTokenClaims } from '../../src/delegation/index.js';
+import { STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION, type AccessTokenClaims } from '../../src/delegation/index.js';
 import { TokenExchangeError } from '../../src/agent/errors.js';
 import type { ResourceAuditRecord } from '../../src/resource/audit.js';
 import { StoreError } from '../../src/store/index.js';
@@ -298,6 +298,7 @@ describe('a tool call that cannot be recorded in the audit log', () => {
   const storesThatCannotWrite = [
     ['STORE_FULL', 'its storage is full, and nothing can be recorded until space is freed.'],
     ['STORE_READ_ONLY', 'its storage is read-only, and nothing can be recorded until it is made writable.'],
+    ['STORE_CORRUPT', 'its storage is damaged, and nothing can be recorded until an administrator restores it.'],
   ] as const;
   describe.each(storesThatCannotWrite)('a store that cannot take the record (%s)', (code, words) => {
     const callWith = async (args: Record<string, unknown>) => {
@@ -330,11 +331,11 @@ describe('a tool call that cannot be recorded in the audit log', () => {
     });
 
     it('is named once when the authorization server named its own store’s state (no calendar token)', async () => {
-      const description = code === 'STORE_FULL' ? STORE_FULL_DESCRIPTION : STORE_READ_ONLY_DESCRIPTION;
+      const description = { STORE_FULL: STORE_FULL_DESCRIPTION, STORE_READ_ONLY: STORE_READ_ONLY_DESCRIPTION, STORE_CORRUPT: STORE_CORRUPT_DESCRIPTION }[code];
       exchangeFailure = new TokenExchangeError('server_error', 'The token exchange failed.', description);
       const said = await callWith({ from: tomorrow, to: tomorrow, timeZone: 'UTC' });
       expect(said).toBe(`The authorization server could not issue a calendar token (server_error): ${description} This call could not be recorded in the audit log either.`);
-      expect(said.match(/storage is (full|read-only)/g)).toHaveLength(1);
+      expect(said.match(/storage is (full|read-only|damaged)/g)).toHaveLength(1);
     });
   });
 

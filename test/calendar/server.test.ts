@@ -143,6 +143,7 @@ describe('GET /freebusy', () => {
   it.each([
     [new StoreError('STORE_FULL', 'The disk holding /x/delegate.db is full.'), 500, 'server_error', unrecordedReadDescription(AUDIT_LOG_CANNOT_RECORD.STORE_FULL)],
     [new StoreError('STORE_READ_ONLY', 'The database /x/delegate.db cannot be written.'), 500, 'server_error', unrecordedReadDescription(AUDIT_LOG_CANNOT_RECORD.STORE_READ_ONLY)],
+    [new StoreError('STORE_CORRUPT', 'The database /x/delegate.db is damaged or is not a delegate database.'), 500, 'server_error', unrecordedReadDescription(AUDIT_LOG_CANNOT_RECORD.STORE_CORRUPT)],
     [new Error('the audit report timed out'), 503, 'temporarily_unavailable', 'The read could not be recorded in the audit log; try again shortly.'],
   ])('a read that cannot be recorded (%s) gives no busy time: %i %s', async (failure, status, error, description) => {
     const unrecorded = await build({ audit: () => Promise.reject(failure) });

@@ -3,7 +3,7 @@
 // fails as that store's StoreError would, so that the withheld result names
 // it as one over HTTP does; any other refusal is a failure that may pass.
 import { describe, expect, it } from 'vitest';
-import { STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../../src/delegation/index.js';
+import { STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../../src/delegation/index.js';
 import { remoteAuditSink } from '../../src/resource/audit-remote.js';
 import { AUDIT_LOG_CANNOT_RECORD, auditLogCannotRecord, type ResourceAuditRecord } from '../../src/resource/audit.js';
 import { es256Key } from '../support/authz.js';
@@ -36,6 +36,7 @@ describe('a report the authorization server does not take', () => {
   it.each([
     [STORE_FULL_DESCRIPTION, AUDIT_LOG_CANNOT_RECORD.STORE_FULL],
     [STORE_READ_ONLY_DESCRIPTION, AUDIT_LOG_CANNOT_RECORD.STORE_READ_ONLY],
+    [STORE_CORRUPT_DESCRIPTION, AUDIT_LOG_CANNOT_RECORD.STORE_CORRUPT],
   ])('500 server_error "%s": the store named, as a local one would be', async (description, words) => {
     const error = await reportAnswered(500, { error: 'server_error', error_description: description });
     expect(auditLogCannotRecord(error)).toBe(words);
