@@ -84,4 +84,19 @@ describe('a link signed for another app’s request always shows the consent pag
     const own = await openSigned(request('own'), false);
     expect(own.res.location).toContain('code=');
   });
+
+  it('for an app with an https redirect URI too, whose identity a password sign-in would take as assured (found in review s22new)', async () => {
+    const redirect = 'https://app.example/cb'; // never followed: the browser stops at each answer
+    const client = await registerPublicClient(authz.issuer, [redirect]);
+    const request = (state: string) => authorizeUrl(authz.issuer, { clientId: client, redirectUri: redirect, resource: authz.agentUrl, state, challenge });
+    const first = await openSigned(request('s1'), true);
+    expect(first.res.status).toBe(200);
+    const approved = await first.browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(first.res.html), decision: 'approve' });
+    expect(approved.status).toBe(303);
+    expect(approved.location).toMatch(/^https:\/\/app\.example\/cb\?code=/);
+
+    const again = await openSigned(request('s3'), true);
+    expect([again.res.status, again.res.location]).toEqual([200, null]);
+    expect(again.res.html).toContain('Approve');
+  });
 });
