@@ -28,6 +28,10 @@ describe('checkRegistrableRedirectUri', () => {
     ['view-source:/https://a.example/', 'not an app'],
     ['ms-msdt:/id', 'not an app'],
     ['web+mail:/x', 'not an app'],
+    // Found in review s22new: registered, and described on the consent page as "the app on this device".
+    ...['smb://evil.example/cb', 'ssh://evil/x', 'ms-settings:/x', 'ms-word:/x', 'shell:/x', 'itms-services://x', 'mhtml:/x', 'edge://settings', 'opera://x', 'brave://x', 'vivaldi://x', 'jar:/x', 'res:/x'].map(
+      (uri) => [uri, 'not an app'],
+    ),
     ['JAVASCRIPT:/alert(1)', 'lower-case scheme'],
     ['HTTPS://app.example/cb', 'lower-case scheme'],
     ['hTTp://127.0.0.1/cb', 'lower-case scheme'],

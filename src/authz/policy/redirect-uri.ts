@@ -56,6 +56,14 @@ const NOT_PRIVATE_USE = new Set([
   'javascript', 'vbscript', 'data', 'blob', 'file', 'filesystem', 'about', 'view-source',
   'chrome', 'chrome-extension', 'moz-extension', 'resource', 'ws', 'wss', 'ftp',
   'mailto', 'tel', 'sms', 'intent', 'ms-msdt', 'search-ms', 'search', 'ms-officecmd',
+  // Found in review s22new: network protocols whose link sends the browser's system to another host (smb: with the
+  // user's Windows credentials), other browsers' own pages, and schemes that open system settings, Office documents,
+  // archives and installers rather than the app that asked.
+  'smb', 'cifs', 'nfs', 'afp', 'ssh', 'sftp', 'scp', 'telnet', 'rlogin', 'irc', 'ircs', 'ldap', 'ldaps', 'nntp', 'news',
+  'gopher', 'git', 'svn', 'rsync', 'rtsp', 'rtmp', 'sip', 'sips', 'xmpp', 'webcal', 'feed', 'ipfs', 'ipns', 'magnet',
+  'edge', 'opera', 'brave', 'vivaldi', 'chrome-untrusted', 'devtools', 'moz-icon',
+  'ms-settings', 'ms-word', 'ms-excel', 'ms-powerpoint', 'ms-access', 'ms-visio', 'ms-project', 'ms-publisher',
+  'ms-infopath', 'ms-spd', 'ms-windows-store', 'ms-appinstaller', 'shell', 'itms-services', 'itms-apps', 'mhtml', 'jar', 'res',
 ]);
 
 /**
