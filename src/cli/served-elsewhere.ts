@@ -31,9 +31,11 @@ export async function warnIfServedElsewhere(store: Store, paths: Paths, stderr: 
   const issuer = statementIssuer(await store.clientById(DEFAULT_AGENT_CLIENT_ID));
   if (issuer === undefined) return;
   const { runsFromOtherDataDirectory } = await import('./stack.js');
+  // A server of another data directory on the recorded address is not proof that this one was replaced (found in
+  // review s22new: another installation on the port was told to stop), so the line says both cases.
   const elsewhere = await runsFromOtherDataDirectory(issuer, paths.home).catch(() => false);
   if (!elsewhere) return;
   stderr.write(
-    `delegate: The delegate servers at ${issuer} run from another data directory than ${paths.home} (replaced, moved or copied while they ran): they do not see this change. Stop them and start them again from this directory.\n`,
+    `delegate: The delegate servers at ${issuer} run from another data directory than ${paths.home} : they do not see this change. If this directory was replaced, moved or copied while they ran, start them again from it; if they are another installation's, leave them be.\n`,
   );
 }
