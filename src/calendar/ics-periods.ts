@@ -19,9 +19,11 @@
 // of the year, and the year's weeks are its period), BYYEARDAY, BYMONTHDAY and
 // BYDAY each limit them; then the times (BYHOUR, BYMINUTE, BYSECOND, else
 // DTSTART's; in a sub-daily rule those of its own unit and above limit the
-// period's time instead); then BYSETPOS picks among the period's instances;
-// then COUNT (DTSTART is the first) and UNTIL. The caller (ics-expand.ts)
-// applies the window, EXDATE, RDATE, overrides and the iteration limit. Pure.
+// period's time instead); then BYSETPOS picks among the period's instances
+// (an hour's, a minute's or a second's in a sub-daily rule; an instant given
+// twice, as second 60 and the next minute's :00, counted once); then COUNT
+// (DTSTART is the first) and UNTIL. The caller (ics-expand.ts) applies the
+// window, EXDATE, RDATE, overrides and the iteration limit. Pure.
 import ICAL from 'ical.js';
 import { DAY_MS } from './zone.js';
 import { lookupTable } from '../lookup-table.js';
@@ -42,6 +44,11 @@ export interface RuleIterator {
    * counts towards its steps, so that a run of long empty periods lets the event loop run as often as instances do.
    */
   readonly daysScanned: number;
+  /**
+   * The instances of periods computed so far, and the places BYSETPOS's search looked at: a few dozen for each
+   * instance given, never a period's whole list (tests count it).
+   */
+  readonly timesLookedAt: number;
 }
 
 type Frequency = 'YEARLY' | 'MONTHLY' | 'WEEKLY' | 'DAILY' | 'HOURLY' | 'MINUTELY' | 'SECONDLY';
@@ -74,11 +81,10 @@ interface RuleParts {
   yearDays?: number[];
   monthDays?: number[];
   weekdays?: WeekdayPart[];
+  /** Each day's times: every BYHOUR × BYMINUTE × BYSECOND (or DTSTART's), each sorted; a date's one midnight. */
   hours: number[];
   minutes: number[];
   seconds: number[];
-  /** Each day's times: every BYHOUR × BYMINUTE × BYSECOND (or DTSTART's), in order; a date's one midnight. */
-  times: TimesOfDay;
   /** In a sub-daily rule, BYHOUR, BYMINUTE and BYSECOND as written (the ones at its unit and above limit, not expand). */
   timeLimits?: { hours?: number[]; minutes?: number[]; seconds?: number[] };
   setPositions?: number[];
@@ -96,7 +102,7 @@ interface RuleParts {
  * longer than the window costs one step.
  */
 export function periodRuleIterator(rule: ICAL.Recur, dtstart: ICAL.Time, wallFrom: number, wallTo: number): RuleIterator {
-  const scan = { days: 0 };
+  const scan: Scan = { days: 0, times: 0 };
   const instances = ruleInstances(rule, rule.freq as Frequency, dtstart, wallFrom, wallTo, scan);
   return {
     next() {
@@ -106,10 +112,13 @@ export function periodRuleIterator(rule: ICAL.Recur, dtstart: ICAL.Time, wallFro
     get daysScanned() {
       return scan.days;
     },
+    get timesLookedAt() {
+      return scan.times;
+    },
   };
 }
 
-function* ruleInstances(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time, wallFrom: number, wallTo: number, scan: DayScan): Generator<ICAL.Time | typeof EMPTY_PERIOD> {
+function* ruleInstances(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time, wallFrom: number, wallTo: number, scan: Scan): Generator<ICAL.Time | typeof EMPTY_PERIOD> {
   const parts = readParts(rule, freq, dtstart);
   const interval = rule.interval || 1;
   const start = utc(dtstart.year, dtstart.month - 1, dtstart.day) + ((dtstart.hour * 60 + dtstart.minute) * 60 + dtstart.second) * 1000;
@@ -207,7 +216,6 @@ function readParts(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time): RuleP
     ...(monthDays ? { monthDays } : {}),
     ...(byDay ? { weekdays: byDay } : {}),
     ...clock,
-    times: timesOfDay(clock.hours, clock.minutes, clock.seconds),
     ...(setPositions ? { setPositions } : {}),
     ...(SUB_DAILY_UNIT_MS[freq] ? { timeLimits: { ...(hours ? { hours } : {}), ...(minutes ? { minutes } : {}), ...(seconds ? { seconds } : {}) } } : {}),
     // ical.js numbers weekdays from 1 = Sunday; WKST defaults to Monday.
@@ -279,89 +287,151 @@ class Periods {
   }
 }
 
-/** The days a rule's iteration has looked at, counted as they are. */
-interface DayScan {
+/** The days and the times a rule's iteration has looked at, counted as they are. */
+interface Scan {
   days: number;
-}
-
-/** A day's times (seconds into the day), sorted, found by their index without listing them (up to 86,400 of them). */
-interface TimesOfDay {
-  count: number;
-  at(index: number): number;
-}
-
-/**
- * BYHOUR × BYMINUTE × BYSECOND as a sorted list that is never built: found in review regress21d, building it for
- * every period (86,400 times from a 461-byte rule) cost about 25 ms per period, a period with no day included.
- */
-function timesOfDay(hours: number[], minutes: number[], seconds: number[]): TimesOfDay {
-  const perHour = minutes.length * seconds.length;
-  return {
-    count: hours.length * perHour,
-    at: (index) => hours[Math.floor(index / perHour)]! * 3600 + minutes[Math.floor(index / seconds.length) % minutes.length]! * 60 + seconds[index % seconds.length]!,
-  };
+  times: number;
 }
 
 /**
  * One period's instances in time order, as [the day's wall midnight, seconds
- * into the day]. The days and the times are each sorted, and every day has
- * every time, so the nth instance is found without listing the period's (with
- * BYHOUR, BYMINUTE and BYSECOND, up to some millions of) instances.
+ * into the day]: every instance, or with BYSETPOS the ones it picks, found by
+ * their index without listing the period's (up to some millions of) instances.
  */
-function* instancesOf(period: Period, parts: RuleParts, isDate: boolean, scan: DayScan): Generator<[number, number]> {
-  if (parts.timeLimits) {
-    yield* subDailyInstancesOf(period, parts, parts.timeLimits, isDate, scan);
-    return;
-  }
-  const days = daysOf(period, parts, scan);
-  if (days.length === 0) return;
-  const times = parts.times;
-  const total = days.length * times.count;
-  const at = (index: number): [number, number] => [days[Math.floor(index / times.count)]!, times.at(index % times.count)];
+function* instancesOf(period: Period, parts: RuleParts, isDate: boolean, scan: Scan): Generator<[number, number]> {
+  const grid = parts.timeLimits ? subDailyGrid(period, parts, parts.timeLimits, isDate, scan) : new PeriodGrid(scan, daysOf(period, parts, scan), parts.hours, parts.minutes, parts.seconds);
+  if (!grid) return;
   if (!parts.setPositions) {
-    for (let i = 0; i < total; i++) yield at(i);
+    for (let i = 0; i < grid.size; i++) yield grid.at(i);
     return;
   }
-  // BYSETPOS picks among the period's instances, counted from the start (1) or the end (-1).
-  const picked = new Set<number>();
-  for (const pos of parts.setPositions) {
-    const index = pos > 0 ? pos - 1 : total + pos;
-    if (index >= 0 && index < total) picked.add(index);
-  }
-  for (const index of [...picked].sort((a, b) => a - b)) yield at(index);
+  yield* grid.picked(parts.setPositions);
 }
 
 /**
- * The instances of an hour, minute or second (a sub-daily rule's period), in
- * time order: none when a day-level part refuses its day, or BYHOUR, BYMINUTE
- * or BYSECOND at or above its unit its time (RFC 5545 §3.3.10: those limit a
- * rule of that frequency); the parts below its unit expand it.
+ * The instances of an hour, minute or second (a sub-daily rule's period): none
+ * when a day-level part refuses its day, or BYHOUR, BYMINUTE or BYSECOND at or
+ * above its unit its time (RFC 5545 §3.3.10: those limit a rule of that
+ * frequency); the parts below its unit expand it.
  */
-function* subDailyInstancesOf(period: Period, parts: RuleParts, limits: NonNullable<RuleParts['timeLimits']>, isDate: boolean, scan: DayScan): Generator<[number, number]> {
+function subDailyGrid(period: Period, parts: RuleParts, limits: NonNullable<RuleParts['timeLimits']>, isDate: boolean, scan: Scan): PeriodGrid | undefined {
   const day = Math.floor(period.first / DAY_MS) * DAY_MS;
-  if (daysOf({ first: day, end: day + DAY_MS }, parts, scan).length === 0) return;
+  if (daysOf({ first: day, end: day + DAY_MS }, parts, scan).length === 0) return undefined;
+  if (isDate) return new PeriodGrid(scan, [day], [0], [0], [0]);
   const at = Math.round((period.first - day) / 1000);
   const [hour, minute, second] = [Math.floor(at / 3600), Math.floor(at / 60) % 60, at % 60];
-  if (isDate) {
-    yield [day, 0];
-    return;
+  const allows = (limit: number[] | undefined, value: number) => !limit || limit.includes(value);
+  if (!allows(limits.hours, hour)) return undefined;
+  if (parts.freq === 'HOURLY') return new PeriodGrid(scan, [day], [hour], parts.minutes, parts.seconds);
+  if (!allows(limits.minutes, minute)) return undefined;
+  if (parts.freq === 'MINUTELY') return new PeriodGrid(scan, [day], [hour], [minute], parts.seconds);
+  if (!allows(limits.seconds, second)) return undefined;
+  return new PeriodGrid(scan, [day], [hour], [minute], [second]);
+}
+
+/**
+ * A period's instances: every day × hour × minute × second (each sorted), in
+ * time order, found by index and never listed. Found in review regress21d:
+ * listing a day's BYHOUR × BYMINUTE × BYSECOND (86,400 times from a 461-byte
+ * rule) for every period cost about 25 ms a period, a period with no day
+ * included.
+ */
+class PeriodGrid {
+  /** The number of instances, an instant given twice counted twice. */
+  readonly size: number;
+
+  constructor(
+    private readonly scan: Scan,
+    private readonly days: number[],
+    private readonly hours: number[],
+    private readonly minutes: number[],
+    private readonly seconds: number[],
+  ) {
+    this.size = days.length * hours.length * minutes.length * seconds.length;
   }
-  if (limits.hours && !limits.hours.includes(hour)) return;
-  if (parts.freq === 'HOURLY') {
-    for (const m of parts.minutes) for (const s of parts.seconds) yield [day, hour * 3600 + m * 60 + s];
-    return;
+
+  /** The instance at `index`, as [the day's wall midnight, seconds into the day] (second 60 is 60 s past the minute). */
+  at(index: number): [number, number] {
+    this.scan.times++;
+    const s = this.seconds.length;
+    const minute = Math.floor(index / s);
+    const hour = Math.floor(minute / this.minutes.length);
+    const day = Math.floor(hour / this.hours.length);
+    return [this.days[day]!, this.hours[hour % this.hours.length]! * 3600 + this.minutes[minute % this.minutes.length]! * 60 + this.seconds[index % s]!];
   }
-  if (limits.minutes && !limits.minutes.includes(minute)) return;
-  if (parts.freq === 'MINUTELY') {
-    for (const s of parts.seconds) yield [day, hour * 3600 + minute * 60 + s];
-    return;
+
+  /**
+   * The instances BYSETPOS picks, in time order: its nth (from the start, 1, or the end, -1) of the period's set of
+   * instances (RFC 5545 §3.3.10), in which an instant the grid gives twice is one.
+   */
+  *picked(positions: number[]): Generator<[number, number]> {
+    const distinct = this.distinct();
+    const picked = new Set<number>();
+    for (const pos of positions) {
+      const nth = pos > 0 ? pos - 1 : distinct.count + pos;
+      if (nth >= 0 && nth < distinct.count) picked.add(distinct.indexOf(nth));
+    }
+    for (const index of [...picked].sort((a, b) => a - b)) yield this.at(index);
   }
-  if (limits.seconds && !limits.seconds.includes(second)) return;
-  yield [day, at];
+
+  /**
+   * The period's distinct instants: how many, and the index of the nth. With BYSECOND both 0 and 60 (RFC 5545 allows
+   * 60), a minute's second 60 is the next minute's :00, which the grid holds too when that minute is in it: the two are
+   * next to each other in the grid, the only instant it gives twice. Counted as one, or `FREQ=DAILY;BYMINUTE=0,1;
+   * BYSECOND=0,60;BYSETPOS=3` from midnight gives 00:01:00, the set's second, for its third, 00:02:00. Counted from
+   * the parts, not by listing.
+   */
+  private distinct(): { count: number; indexOf(nth: number): number } {
+    const seconds = this.seconds.length;
+    if (!(this.seconds[0] === 0 && this.seconds[seconds - 1] === 60)) return { count: this.size, indexOf: (nth) => nth };
+    const followed = followedMinutes(this.days, this.hours, this.minutes);
+    // The distinct instants among the first i instances: i, less the :00s of minutes that follow a minute of the grid.
+    const distinctBefore = (i: number) => {
+      this.scan.times++;
+      return i - (i <= 0 ? 0 : followed(Math.floor((i - 1) / seconds)));
+    };
+    return {
+      count: distinctBefore(this.size),
+      indexOf: (nth) => {
+        // The first index whose instant is the (nth + 1)th distinct one: distinctBefore grows by 0 or 1 an index.
+        let [low, high] = [nth, this.size - 1];
+        while (low < high) {
+          const mid = Math.floor((low + high) / 2);
+          if (distinctBefore(mid + 1) > nth) high = mid;
+          else low = mid + 1;
+        }
+        return low;
+      },
+    };
+  }
+}
+
+/**
+ * For the minutes of a grid (day × hour × minute, in order), how many of the first n have the next minute in the grid
+ * too (14:59 then 15:00, 23:59 then the next day's 00:00), from counts over the days, hours and minutes.
+ */
+function followedMinutes(days: number[], hours: number[], minutes: number[]): (n: number) => number {
+  // runs[i]: how many of the first i values have the next value, one step on, after them.
+  const runs = (values: number[], step: number) => {
+    const out = [0];
+    for (let i = 0; i < values.length; i++) out.push(out[i]! + (values[i + 1] === values[i]! + step ? 1 : 0));
+    return out;
+  };
+  const [dayRuns, hourRuns, minuteRuns] = [runs(days, DAY_MS), runs(hours, 1), runs(minutes, 1)];
+  // An hour's :59 is followed by the next hour's :00, a day's 23:xx by the next day's 00:xx, when the grid holds both.
+  const hourTurns = minutes[0] === 0 && minutes[minutes.length - 1] === 59 ? 1 : 0;
+  const dayTurns = hourTurns && hours[0] === 0 && hours[hours.length - 1] === 23 ? 1 : 0;
+  const inHour = minuteRuns[minutes.length]!;
+  const inDay = hours.length * inHour + hourTurns * hourRuns[hours.length]!;
+  return (n) => {
+    const day = Math.floor(n / (hours.length * minutes.length));
+    const hour = Math.floor(n / minutes.length) % hours.length;
+    return day * inDay + dayTurns * dayRuns[day]! + hour * inHour + hourTurns * hourRuns[hour]! + minuteRuns[n % minutes.length]!;
+  };
 }
 
 /** The days (wall midnights, sorted) of a period that every day-level part allows. */
-function daysOf(period: Period, parts: RuleParts, scan: DayScan): number[] {
+function daysOf(period: Period, parts: RuleParts, scan: Scan): number[] {
   scan.days += Math.round((period.end - period.first) / DAY_MS);
   const weeks = parts.weekNumbers?.map((n) => (n > 0 ? n : (period.end - period.first) / (7 * DAY_MS) + 1 + n));
   // A numbered BYDAY counts within the month in a monthly rule or a yearly one with BYMONTH, else within the year.

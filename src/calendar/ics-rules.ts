@@ -62,10 +62,8 @@ export function recurRuleProblem(value: string): string | undefined {
   // rule from 1900 held the server for 47 s.
   if (freq === 'SECONDLY' && (parts.has('BYHOUR') || parts.has('BYMINUTE'))) return 'FREQ=SECONDLY combined with BYHOUR or BYMINUTE is not supported.';
   if (freq === 'MINUTELY' && parts.has('BYHOUR')) return 'FREQ=MINUTELY combined with BYHOUR is not supported.';
-  // Kept from when ical.js expanded these and ignored BYSETPOS (as it did in DAILY and WEEKLY rules): refused rather
-  // than answered with other times. No calendar program writes one; ics-periods.ts, which expands every rule now, has
-  // not been checked against them.
-  if (['HOURLY', 'MINUTELY', 'SECONDLY'].includes(freq) && parts.has('BYSETPOS')) return `FREQ=${freq} combined with BYSETPOS is not supported.`;
+  // BYSETPOS is taken with every frequency (RFC 5545 §3.3.10): ics-periods.ts picks among each period's instances,
+  // an hour's, a minute's or a second's in a sub-daily rule.
   return undefined;
 }
 

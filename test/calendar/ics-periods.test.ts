@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { CalendarSourceError } from '../../src/calendar/errors.js';
 import { toUtcIso } from '../../src/calendar/format.js';
-import { expandBusy, parseCalendar } from '../../src/calendar/ics.js';
+import { expandBusy, expandInstances, parseCalendar } from '../../src/calendar/ics.js';
 
 const utc = Date.UTC;
 
@@ -24,6 +24,12 @@ function busy(text: string, from: number, to: number, timeZone = 'UTC'): string[
 /** The busy days ("YYYY-MM-DD", UTC) of an hour-long 09:00Z series over [from, to). */
 function days(rule: string, dtstart: string, from: number, to: number, ...extra: string[]): string[] {
   return busy(ics(`DTSTART:${dtstart}`, 'DURATION:PT1H', `RRULE:${rule}`, ...extra), from, to).map((b) => b.slice(0, 10));
+}
+
+/** The instance starts ("YYYY-MM-DDTHH:MM:SS", UTC) of a one-second series over [from, to) (busy time would merge them). */
+function starts(dtstart: string, rule: string, from: number, to: number): string[] {
+  const text = ics(`DTSTART:${dtstart}`, 'DURATION:PT1S', `RRULE:${rule}`);
+  return expandInstances(parseCalendar(text, 'test'), { start: from, end: to }, { timeZone: 'UTC' }).map((i) => toUtcIso(i.start).slice(0, 19)).sort();
 }
 
 describe('yearly rules ical.js expanded wrongly (review "calendar", finding 1)', () => {
@@ -190,15 +196,58 @@ describe('monthly rules, and BYSETPOS in daily and weekly ones (found comparing 
     const text = ics('DTSTART:20260101T090000Z', 'DURATION:PT1H', 'RRULE:FREQ=DAILY;BYHOUR=9,14;BYSETPOS=1');
     expect(busy(text, utc(2026, 0, 5), utc(2026, 0, 7))).toEqual(['2026-01-05T09:00:00Z/2026-01-05T10:00:00Z', '2026-01-06T09:00:00Z/2026-01-06T10:00:00Z']);
   });
+});
 
-  it.each(['HOURLY', 'MINUTELY', 'SECONDLY'])('refuses FREQ=%s with BYSETPOS (ical.js ignores it), naming the line', (freq) => {
-    let error: unknown;
-    try {
-      parseCalendar(ics('DTSTART:20260105T090000Z', `RRULE:FREQ=${freq};BYSETPOS=1`), 'test');
-    } catch (err) {
-      error = err;
-    }
-    expect([(error as CalendarSourceError).code, (error as CalendarSourceError).line]).toEqual(['ERR_ICS_RULE', 8]);
+describe('BYSETPOS in hourly, minutely and secondly rules (RFC 5545 §3.3.10: it picks among the instances of each period)', () => {
+  // Refused until now (ERR_ICS_RULE), from when ical.js expanded these rules and ignored BYSETPOS. Each expectation is
+  // python-dateutil 2.9's, with DTSTART counted first as RFC 5545 counts it (for SECONDLY;BYSETPOS=2, which has no
+  // instance, dateutil searches on without end).
+  it.each([
+    // An hour's instances are its BYMINUTE × BYSECOND: 09:00:00, 09:00:15, 09:30:00, 09:30:15; the 2nd and the last.
+    ['FREQ=HOURLY;BYMINUTE=0,30;BYSECOND=0,15;BYSETPOS=2,-1;COUNT=6', ['2025-01-01T09:00:00', '2025-01-01T09:00:15', '2025-01-01T09:30:15', '2025-01-01T10:00:15', '2025-01-01T10:30:15', '2025-01-01T11:00:15']],
+    // A minute's instances are its BYSECOND: the last but one is :15.
+    ['FREQ=MINUTELY;BYSECOND=0,15,45;BYSETPOS=-2;COUNT=4', ['2025-01-01T09:00:00', '2025-01-01T09:00:15', '2025-01-01T09:01:15', '2025-01-01T09:02:15']],
+    // A second has one instance, first and last: BYSETPOS=1 keeps every second, BYSETPOS=2 none (DTSTART alone).
+    ['FREQ=SECONDLY;BYSETPOS=1,-1;COUNT=3', ['2025-01-01T09:00:00', '2025-01-01T09:00:01', '2025-01-01T09:00:02']],
+    ['FREQ=SECONDLY;BYSETPOS=2;COUNT=3', ['2025-01-01T09:00:00']],
+  ])('%s', (rule, expected) => {
+    expect(starts('20250101T090000Z', rule, utc(2025, 0, 1), utc(2025, 0, 2))).toEqual(expected);
+  });
+
+  it('HOURLY;INTERVAL=5 on Mondays, the last of each hour’s three times: every fifth hour of Monday at :40', () => {
+    expect(starts('20250101T090000Z', 'FREQ=HOURLY;INTERVAL=5;BYDAY=MO;BYMINUTE=0,20,40;BYSETPOS=-1', utc(2025, 0, 6), utc(2025, 0, 7))).toEqual([
+      '2025-01-06T04:40:00',
+      '2025-01-06T09:40:00',
+      '2025-01-06T14:40:00',
+      '2025-01-06T19:40:00',
+    ]);
+  });
+});
+
+describe('an instant given twice in one period takes one BYSETPOS position (RFC 5545 §3.3.10: the set of instances)', () => {
+  // BYSECOND=60 is the next minute's :00, which the period may hold too. python-dateutil refuses second 60; these are
+  // the positions in the set written out by hand (and compared with dateutil's instances for the rule without BYSETPOS).
+  it('DAILY;BYMINUTE=0,1;BYSECOND=0,60: the set is 09:00, 09:01, 09:02, so the 3rd is 09:02 and the 3rd from the end 09:00', () => {
+    expect(starts('20250101T090000Z', 'FREQ=DAILY;BYMINUTE=0,1;BYSECOND=0,60;BYSETPOS=3', utc(2025, 0, 5), utc(2025, 0, 7))).toEqual(['2025-01-05T09:02:00', '2025-01-06T09:02:00']);
+    expect(starts('20250101T090000Z', 'FREQ=DAILY;BYMINUTE=0,1;BYSECOND=0,60;BYSETPOS=-3', utc(2025, 0, 5), utc(2025, 0, 7))).toEqual(['2025-01-05T09:00:00', '2025-01-06T09:00:00']);
+  });
+
+  it('over an hour’s turn: 09:59:60 is 10:00:00, so of 09:00, 09:01, 09:59, 10:00, 10:01, … the 5th is 10:01', () => {
+    expect(starts('20250101T090000Z', 'FREQ=DAILY;BYHOUR=9,10;BYMINUTE=0,59;BYSECOND=0,60;BYSETPOS=5', utc(2025, 0, 5), utc(2025, 0, 7))).toEqual(['2025-01-05T10:01:00', '2025-01-06T10:01:00']);
+  });
+
+  it('over a day’s turn in a week: Monday 23:59:60 is Tuesday 00:00:00, so the 9th of the week is Tuesday 00:01', () => {
+    // Monday 00:00, 00:01, 00:59, 01:00, 23:00, 23:01, 23:59, Tuesday 00:00 (twice), 00:01, …
+    const rule = 'FREQ=WEEKLY;BYDAY=MO,TU;BYHOUR=0,23;BYMINUTE=0,59;BYSECOND=0,60;BYSETPOS=9';
+    expect(starts('20250106T000000Z', rule, utc(2025, 0, 13), utc(2025, 0, 20))).toEqual(['2025-01-14T00:01:00']);
+  });
+
+  it('in an hourly rule: HOURLY;BYMINUTE=0,1;BYSECOND=0,60;BYSETPOS=3 is each hour’s :02', () => {
+    expect(starts('20250101T090000Z', 'FREQ=HOURLY;BYMINUTE=0,1;BYSECOND=0,60;BYSETPOS=3', utc(2025, 0, 5), utc(2025, 0, 5, 3))).toEqual([
+      '2025-01-05T00:02:00',
+      '2025-01-05T01:02:00',
+      '2025-01-05T02:02:00',
+    ]);
   });
 });
 

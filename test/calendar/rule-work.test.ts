@@ -60,6 +60,45 @@ describe('the times of a day are not listed for every period (review regress21d,
   });
 });
 
+describe('a sub-daily BYSETPOS rule over a long range stays bounded (counted)', () => {
+  // BYSETPOS in hourly, minutely and secondly rules was refused until now. An hour of every BYMINUTE and BYSECOND
+  // (0 to 60, so that second 60 repeats the next minute's :00) holds 3,660 instances: BYSETPOS finds its first and last
+  // from the parts, without listing them, and each period given or passed over is an iteration, as in every rule.
+  const rule = `FREQ=HOURLY;BYMINUTE=${EVERY(60)};BYSECOND=${EVERY(61)};BYSETPOS=1,-1`;
+
+  it('a year of hours looks at a few dozen places an instance, not each hour’s 3,660, and gives each hour’s :00:00', () => {
+    const dtstart = ICAL.Time.fromDateTimeString('2025-12-01T00:00:00Z');
+    const iterator = periodRuleIterator(ICAL.Recur.fromString(rule), dtstart, utc(2026, 0, 1), utc(2027, 0, 1));
+    const found: string[] = [];
+    // Stopped past two instances an hour, so that an iterator giving every instance of each hour ends too.
+    for (let t = iterator.next(); t && found.length < 20_000; t = iterator.next()) if (t !== EMPTY_PERIOD) found.push(t.toString());
+    // DTSTART, then each hour's first instance; its last, hh:59:60, is the next hour's first (one instance).
+    expect([found[1], found[2], found.at(-2), found.at(-1)]).toEqual(['2026-01-01T00:00:00Z', '2026-01-01T01:00:00Z', '2027-01-01T00:00:00Z', '2027-01-01T01:00:00Z']);
+    expect(found.length).toBe(1 + 8_760 + 2);
+    // A binary search over an hour's instances for each position (about 12 looks), where listing them looks at 3,660.
+    expect(iterator.timesLookedAt).toBeLessThan(32 * found.length);
+  });
+
+  it('a cooperative expansion of that year lets the event loop run every 100 iterations, and stays under the limits', async () => {
+    const calendar = parseCalendar(ics('20251201T000000Z', rule), 'test');
+    const immediate = vi.spyOn(globalThis, 'setImmediate');
+    const instances = await expandInstancesCooperatively(calendar, { start: utc(2026, 0, 1), end: utc(2027, 0, 1) }, { timeZone: 'UTC' });
+    expect(instances.length).toBe(8_760);
+    expect(immediate.mock.calls.length).toBeGreaterThanOrEqual(8_760 / 100);
+  });
+
+  it('with COUNT from a year before the window, a minutely one is refused by the iteration limit, not walked to the window', () => {
+    // One instance a minute: 50,000 iterations are about 35 days, far short of the window (about 700 days on).
+    let error: unknown;
+    try {
+      starts(ics('20250101T000000Z', 'FREQ=MINUTELY;BYSECOND=7,60;BYSETPOS=-1;COUNT=1000000'), utc(2026, 11, 1), utc(2026, 11, 8));
+    } catch (err) {
+      error = err;
+    }
+    expect((error as { code?: string }).code).toBe('ERR_ICS_EXPANSION_LIMIT');
+  });
+});
+
 describe('the days a yearly period looks at count towards the steps of a cooperative expansion', () => {
   it('a yearly rule that never matches, from year 1 with COUNT, lets the event loop run at least every 5,000 days looked at', async () => {
     const text = ics('00010101T100000Z', 'FREQ=YEARLY;BYYEARDAY=200;BYDAY=1MO;COUNT=10000');
