@@ -81,6 +81,7 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
     // Another user's program: nothing it sends is looked at, and nothing of it is repeated.
     if (peerStanding(req.socket) === 'theirs') return reply(res, 403, 'Forbidden.');
     if (isStart(req, port)) {
+      if (notNavigatedHere(req)) return reply(res, 403, NOT_NAVIGATED);
       if (!startLink || outcome !== undefined) return reply(res, 400, 'This sign-in is not waiting for a response. You can close this window.');
       return void sendOnTo(res, startLink);
     }
@@ -216,6 +217,7 @@ export async function startOnlyListener(options: LoopbackOptions, startLink: () 
   const server = createServer((req, res) => {
     if (peerStanding(req.socket) === 'theirs') return reply(res, 403, 'Forbidden.');
     if (!isStart(req, port)) return reply(res, 404, 'Not found.');
+    if (notNavigatedHere(req)) return reply(res, 403, NOT_NAVIGATED);
     if (sent) return reply(res, 400, 'This link was opened already. Run the command again for a new one.');
     sent = true;
     void sendOnTo(res, startLink).then((ok) => (ok ? done() : (sent = false)));
@@ -253,6 +255,21 @@ const NOT_THIS_SIGN_IN = 'This response does not belong to the sign-in waiting h
 function isStart(req: IncomingMessage, port: number): boolean {
   if (req.method !== 'GET' || req.headers.host !== `${LOOPBACK_HOST}:${port}`) return false;
   return new URL(req.url ?? '/', `http://${LOOPBACK_HOST}:${port}`).pathname === START_PATH;
+}
+
+const NOT_NAVIGATED = 'Open this address yourself, in the address bar of your browser; another page cannot open it for you.';
+
+/**
+ * Whether a browser says (Fetch Metadata, W3C "Fetch Metadata Request Headers") that this request is not the person
+ * opening the address: a fetch, an image, a frame (Sec-Fetch-Mode/-Dest), or started by another site (Sec-Fetch-Site:
+ * cross-site, same-site: another port of 127.0.0.1 is same-site). Browsers that send these send Sec-Fetch-Site on
+ * every request; a request without it (curl, an older browser, Node's fetch, which sends Sec-Fetch-Mode: cors alone)
+ * is taken as before: the Host and owner checks are all it meets.
+ */
+function notNavigatedHere(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site === undefined) return false;
+  return req.headers['sec-fetch-mode'] !== 'navigate' || req.headers['sec-fetch-dest'] !== 'document' || (site !== 'none' && site !== 'same-origin');
 }
 
 function judgeCallback(
