@@ -8,6 +8,7 @@
 // signs the owner in for exactly that request through its own /start; the
 // consent page is always shown for it; and what approve is given is checked.
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser as Chromium } from 'playwright-core';
@@ -17,7 +18,7 @@ import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { launchChromium } from '../browser/chromium.js';
 import { InMemoryProvider } from '../interop/support.js';
-import { DEVICE_CODE_GRANT, Browser, postForm, registerDeviceClient } from '../support/oauth-flow.js';
+import { DEVICE_CODE_GRANT, Browser, authorizeUrl, pkcePair, postForm, registerDeviceClient, registerPublicClient } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
 import { builtModule } from './built.js';
 import { START_URL, killLeftovers, ownerLinkBehind, runCli, startCli, startServer, type Running } from './run.js';
@@ -67,11 +68,11 @@ function shellWords(command: string): string[] {
 }
 
 /** Runs what the page says, in this data directory; resolves with the /start address it prints. */
-async function approveAsThePageSays(pageText: string): Promise<{ cli: Running; start: string }> {
+async function approveAsThePageSays(pageText: string, inHome = home): Promise<{ cli: Running; start: string }> {
   const command = /delegate approve .*/.exec(pageText)?.[0];
   expect(command, pageText).toBeDefined();
   const [, , ...args] = shellWords(command!);
-  const cli = startCli(['approve', '--no-browser', ...args], home);
+  const cli = startCli(['approve', '--no-browser', ...args], inHome);
   const start = await cli.loginUrl;
   expect(start).toMatch(START_URL);
   return { cli, start };
@@ -157,6 +158,61 @@ describe('delegate approve: an MCP client doing its own OAuth, approved by the o
     const tokens = await postForm(`${issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode!, client_id: clientId });
     expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
     expect(tokens.body.access_token).toBeTruthy();
+  });
+});
+
+// Found in review (s22new): on `serve --host ::1` the page printed `delegate approve --auth-port N 'http://[::1]:N/…'`
+// and approve refused it (exit 2, "not on … http://127.0.0.1:N"): it looked for the server on 127.0.0.1 only. It now
+// takes the loopback address the URL names; a user code alone names none, so the page prints the device page's URL.
+describe('delegate approve on a server started with serve --host ::1', () => {
+  it('the pages’ commands, run as printed: an authorization request’s link is signed for [::1]; a device page’s names its URL, and the device gets tokens', { timeout: 90_000 }, async (context) => {
+    const v6 = await new Promise<boolean>((resolve) => {
+      const probe = createNetServer().once('error', () => resolve(false));
+      probe.listen(0, '::1', () => probe.close(() => resolve(true)));
+    });
+    if (!v6) return context.skip();
+    const v6Home = join(home, '..', 'home-v6');
+    const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
+    const v6Issuer = `http://[::1]:${auth}`;
+    const server = await startServer(['serve', '--host', '::1', '--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)], v6Home);
+    try {
+      const app = await registerPublicClient(v6Issuer);
+      const request = new URL(authorizeUrl(v6Issuer, { clientId: app, redirectUri: 'http://127.0.0.1/callback', resource: `http://[::1]:${agent}/mcp`, state: 's', challenge: pkcePair().challenge }));
+      const asked = await chromium.newPage();
+      expect((await asked.goto(request.href))?.status()).toBe(403);
+      const { cli: approving, start: startHere } = await approveAsThePageSays(await asked.locator('main').innerText(), v6Home);
+      await asked.close();
+      const link = new URL(await ownerLinkBehind(startHere));
+      expect(link.origin).toBe(v6Issuer);
+      expect(link.searchParams.get('next')).toBe(`${request.pathname}${request.search}`);
+      const approved = await approving.done;
+      expect(approved.code, approved.stderr).toBe(0);
+
+      const clientId = await registerDeviceClient(v6Issuer);
+      const started = await postForm(`${v6Issuer}/device_authorization`, { client_id: clientId, scope: 'slots:find', resource: `http://[::1]:${agent}/mcp` });
+      expect(started.status, JSON.stringify(started.body)).toBe(200);
+      const { user_code: userCode, device_code: deviceCode, verification_uri_complete: complete } = started.body as Record<string, string>;
+      const page = await chromium.newPage();
+      await page.goto(complete!);
+      const said = await page.locator('main').innerText();
+      await page.close();
+      expect(said).toContain(`delegate approve --auth-port ${auth} '${v6Issuer}/device?user_code=${userCode}'`);
+
+      const { cli, start } = await approveAsThePageSays(said, v6Home);
+      await approveInChromium(start, 'http://[::1]/callback', true);
+      const run = await cli.done;
+      expect(run.code, run.stderr).toBe(0);
+      const tokens = await postForm(`${v6Issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode!, client_id: clientId });
+      expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+
+      // Its own data directory only: the same URL from another one is refused before anything is signed (exit 1).
+      const elsewhere = await runCli(['approve', '--no-browser', '--auth-port', String(auth), complete!], home);
+      expect(elsewhere.code, elsewhere.stderr).toBe(1);
+      expect(elsewhere.stderr).not.toMatch(/\/start/);
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.done;
+    }
   });
 });
 

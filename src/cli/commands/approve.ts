@@ -10,8 +10,11 @@
 // must be able to authenticate and decide on it).
 //
 // The URL must be this data directory's authorization server's /authorize or
-// /device, on the origin found by the same options as `login` (its ports);
-// anything else is refused before anything is signed (exit 2). The link is
+// /device, on the origin found by the same options as `login` (its ports), on
+// the loopback address the URL names (a server started with `serve --host ::1`
+// is at http://[::1]:<port>; found in review, s22new: approve looked only at
+// 127.0.0.1 and refused the command the server's own page printed); anything
+// else is refused before anything is signed (exit 2). The link is
 // signed for exactly that request, with the approval claim, so the server
 // always shows its consent page for it and never names the app as the
 // owner's own command. Like `login`, the link itself never goes on a command
@@ -19,6 +22,7 @@
 // (src/client/loopback.ts). The app gets the answer; this command ends once
 // the browser was sent on.
 import { urlsFor, type Ports } from '../../config.js';
+import { isAnyLoopbackHost } from '../../delegation/resource.js';
 import { startOnlyListener } from '../../client/loopback.js';
 import { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } from '../../client/owner-login.js';
 import { DEFAULT_LOGIN_TIMEOUT_MS } from '../../client/sign-in.js';
@@ -49,12 +53,13 @@ export async function approveCommand(target: string, args: ApproveArgs, io: CliI
       `DELEGATE_AGENT_URL names CalendarAgent at ${printableClipped(args.agentUrl, 200)}, published elsewhere, where you sign in with that deployment's own account; approve signs in the owner of this computer's servers, found by their ports: unset DELEGATE_AGENT_URL to approve a request made here.`,
     );
   }
-  const issuer = urlsFor(args.ports, args.host).issuer;
+  const host = loopbackAddressOf(target) ?? args.host;
+  const issuer = urlsFor(args.ports, host).issuer;
   const request = requestToApprove(target, issuer);
   const paths = profilePaths(io, args.profile);
   // The server must be this data directory's (its owner key checks the link) and be there at all (the request lives in it).
   const { refuseOtherDataDirectoryAt } = await loadStack();
-  await refuseOtherDataDirectoryAt({ paths, ports: args.ports, host: args.host }, issuer);
+  await refuseOtherDataDirectoryAt({ paths, ports: args.ports, host }, issuer);
   await requireServer(issuer);
   const key = await loadOrCreateOwnerKey(paths.ownerKey); // a key problem shows now, not in the browser
   const page = new URL(request, issuer);
@@ -100,6 +105,22 @@ export function requestToApprove(target: string, issuer: string): string {
   const code = url.searchParams.get('user_code');
   if (url.pathname === '/device' && code !== null && USER_CODE.test(code.trim())) return devicePage(code.trim());
   throw new UsageError(`${shown(url.href)} is not an authorization request (${server.origin}/authorize?…) or a device's code page (${server.origin}/device?user_code=…).`);
+}
+
+/**
+ * The loopback address a pasted URL names, as the servers' URLs write it (IPv6 without brackets: `::1`), or undefined
+ * for a user code, a name (`localhost` is resolved, not an address: it stays another origin) or an address off this
+ * machine. Only where the server is looked for: its metadata must then name that issuer, and its data directory be
+ * this one (refuseOtherDataDirectoryAt), before anything is signed for it.
+ */
+function loopbackAddressOf(target: string): string | undefined {
+  let hostname: string;
+  try {
+    hostname = new URL(target.trim()).hostname;
+  } catch {
+    return undefined;
+  }
+  return hostname !== 'localhost' && isAnyLoopbackHost(hostname) ? hostname.replace(/^\[(.*)\]$/, '$1') : undefined;
 }
 
 /** verification_uri_complete's path and query for a user code, as the authorization server writes it (completeVerificationPath). */
