@@ -108,9 +108,10 @@ async function acquire(options: FileLockOptions): Promise<HeldLock> {
     const touched = await lastTouched(path);
     if (touched === undefined) continue; // released meanwhile
     const untouchedFor = now() - touched;
-    const stopped = holder !== 'unreadable' && holder.host === hostname() && isStopped(holder.pid);
+    // Asked of /proc only where it decides something (a lock past its age, or the wait over), not at every retry.
+    const stopped = (): boolean => holder !== 'unreadable' && holder.host === hostname() && isStopped(holder.pid);
     const abandoned =
-      holder === 'unreadable' ? untouchedFor > Math.min(UNREADABLE_STALE_MS, staleAfterMs) : (untouchedFor > staleAfterMs && !stopped) || holderIsGone(holder, isAlive);
+      holder === 'unreadable' ? untouchedFor > Math.min(UNREADABLE_STALE_MS, staleAfterMs) : (untouchedFor > staleAfterMs && !stopped()) || holderIsGone(holder, isAlive);
     if (abandoned) {
       await breakLock(path, holder === 'unreadable' ? undefined : holder.nonce);
       continue;
@@ -119,7 +120,7 @@ async function acquire(options: FileLockOptions): Promise<HeldLock> {
       const held = `held ${path} for over ${Math.round(timeoutMs / 1000)} s`;
       throw new ClientError(
         'LOCK_TIMEOUT',
-        stopped
+        stopped()
           ? `Process ${(holder as LockRecord).pid}, a suspended delegate (stopped, e.g. with Ctrl-Z), has ${held}: resume it (\`fg\` in its terminal) or end it, then try again.`
           : `Another delegate process has ${held}; if none is running, delete that file.`,
       );
