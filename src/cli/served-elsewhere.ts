@@ -36,6 +36,6 @@ export async function warnIfServedElsewhere(store: Store, paths: Paths, stderr: 
   const elsewhere = await runsFromOtherDataDirectory(issuer, paths.home).catch(() => false);
   if (!elsewhere) return;
   stderr.write(
-    `delegate: The delegate servers at ${issuer} run from another data directory than ${paths.home} : they do not see this change. If this directory was replaced, moved or copied while they ran, start them again from it; if they are another installation's, leave them be.\n`,
+    `delegate: The delegate servers at ${issuer} run from another data directory than ${paths.home}: they do not see this change. If this directory was replaced, moved or copied while they ran, start them again from it; if they are another installation's, leave them be.\n`,
   );
 }

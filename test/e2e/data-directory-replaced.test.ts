@@ -68,7 +68,7 @@ describe('an administrator’s change while this directory’s servers run from 
     cpSync(home, copy, { recursive: true });
     removals.push(copy);
     const issuer = /authorization server {2}(\S+)/.exec(serve.stderr())![1]!;
-    const warning = `delegate: The delegate servers at ${issuer} run from another data directory than ${copy} : they do not see this change. If this directory was replaced, moved or copied while they ran, start them again from it; if they are another installation's, leave them be.\n`;
+    const warning = `delegate: The delegate servers at ${issuer} run from another data directory than ${copy}: they do not see this change. If this directory was replaced, moved or copied while they ran, start them again from it; if they are another installation's, leave them be.\n`;
 
     const rotated = await runCli(['keys', 'rotate'], copy);
     expect([rotated.code, rotated.stderr]).toEqual([0, warning]);
