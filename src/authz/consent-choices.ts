@@ -1,7 +1,9 @@
 // The limits a user can set on the consent page, and how they narrow what the
 // client asked for: which calendars, how far ahead, for how long, through how
 // many hops. The page offers only choices that narrow; the decision is checked
-// again when it comes back. Pure.
+// again when it comes back. "All calendars, including ones added later" is a
+// choice of its own (LATER_CALENDARS), never inferred from every listed box
+// being ticked. Pure.
 import type { CalendarDetail } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 
@@ -11,8 +13,17 @@ export const EXPIRY_CHOICES = [1, 7, 30, 90] as const;
 export const DEFAULT_EXPIRY_DAYS = 30;
 export const DEPTH_CHOICES = [1, 2] as const;
 
+/**
+ * The consent form's checkbox "Calendars you add later": ticked, with every listed calendar, the grant names no
+ * calendars (all of them, now and later); unticked, or with a listed calendar unticked, it names exactly the ones
+ * ticked. Found in review (s23deleg):
+ * every box ticked stored "all", so a calendar added afterwards was read under tokens issued before, on a page
+ * that never said so.
+ */
+export const LATER_CALENDARS = { name: 'calendars_later', value: 'yes' } as const;
+
 export interface ConsentChoices {
-  /** Calendar names chosen; undefined means all. */
+  /** Calendar names chosen; undefined means all, including calendars added later. */
   calendars: string[] | undefined;
   lookaheadDays: number;
   /** Days from now, or KEEP_EXPIRY: the end of the user's current grant (offered on a step-up page only). */
@@ -59,12 +70,19 @@ export function readChoices(
 
   const raw = form.calendars;
   const picked = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  const later = form[LATER_CALENDARS.name];
+  // A client that named its calendars is never given the ones added later: the page offers no such box for it.
+  if (later !== undefined && (later !== LATER_CALENDARS.value || offer.askedCalendars !== undefined)) return { ok: false, reason: 'Calendars you add later were not offered.' };
   const available = offer.askedCalendars ? offer.userCalendars.filter((c) => offer.askedCalendars!.includes(c)) : [...offer.userCalendars];
-  // No calendar to choose from yet: the limit is whatever the client asked (all, when it asked for none).
+  // No calendar to choose from yet: the limit is whatever the client asked (all, now and later, when it asked for
+  // none), as the page says in words.
   if (available.length === 0 && picked.length === 0) return { ok: true, choices: { calendars: offer.askedCalendars ? [...offer.askedCalendars] : undefined, lookaheadDays, expiresDays, maxDepth } };
   if (picked.length === 0) return { ok: false, reason: 'Choose at least one calendar the agent may look at.' };
   if (picked.some((c) => !available.includes(c))) return { ok: false, reason: 'One of the calendars chosen was not offered.' };
-  const all = offer.askedCalendars === undefined && available.every((c) => picked.includes(c));
+  // "Later" with a listed calendar left out would allow a calendar added tomorrow but not one the user has today: it
+  // is read as the narrower half, the names ticked alone, as the page says beside the box (an unticked calendar is
+  // the person narrowing; the box left as preset is not a choice to widen).
+  const all = later !== undefined && available.every((c) => picked.includes(c));
   return { ok: true, choices: { calendars: all ? undefined : [...new Set(picked)], lookaheadDays, expiresDays, maxDepth } };
 }
 

@@ -11,7 +11,7 @@ import type { GrantRecord, UserRecord } from '../store/index.js';
 import { verifyAgentStatement, type AgentVerification } from './agent-statement.js';
 import { appName } from './app-name.js';
 import type { AuthorizationRequest } from './authorize.js';
-import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, KEEP_EXPIRY, lookaheadOptions } from './consent-choices.js';
+import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, KEEP_EXPIRY, LATER_CALENDARS, lookaheadOptions } from './consent-choices.js';
 import type { AuthContext } from './context.js';
 import { defaultDetails, unreachedLocations } from './grant-policy.js';
 import { html, pageTime, sendPage, type Html } from './pages.js';
@@ -182,9 +182,10 @@ function limitsBlock(request: AuthorizationRequest, userCalendars: readonly stri
         ? userCalendars.length > 0 && offer.calendars
           ? // Found in review: this said "You have no calendars yet" to a user who has some, when none had a name asked for.
             html`<p class="muted">It asks only for calendars you do not have (${offer.calendars.join(', ')}): it will see none of yours (${userCalendars.join(', ')}), only ones you add later with those names.</p>`
-          : html`<p class="muted">You have no calendars yet; it may look at the ones you add${offer.calendars ? html` named ${offer.calendars.join(', ')}` : ''}.</p>`
+          : html`<p class="muted">You have no calendars yet; it may look at ${offer.calendars ? html`the ones you add later named ${offer.calendars.join(', ')}` : 'every calendar you add later'}.</p>`
         : html`<fieldset><legend>Calendars it may look at</legend>
 ${offered.map((c) => html`<label><input type="checkbox" name="calendars" value="${c}"${ticked(c) ? html` checked` : ''}> ${c}</label>`)}
+${offer.calendars ? '' : laterBox(!before || !before.calendars)}
 </fieldset>`,
     );
     const options = lookaheadOptions(offer.lookahead_days);
@@ -205,6 +206,17 @@ ${offered.map((c) => html`<label><input type="checkbox" name="calendars" value="
     (d) => html`<option value="${d}"${d === depth ? html` selected` : ''}>${d === 1 ? html`No — only ${agentName} itself` : html`Yes — one helper agent, within these limits`}</option>`,
   )}</select>`);
   return html`${parts}`;
+}
+
+/**
+ * The choice of calendars added later, ticked by default only where nothing narrower was asked or allowed before: a
+ * request naming no calendars, and no grant or one with no calendar limit. Offered only to such a request (a client
+ * that named its calendars is never given later ones). Ticking every box above no longer means "all" by itself
+ * (found in review, s23deleg: it did, and a calendar added afterwards was read under tokens issued before).
+ */
+function laterBox(ticked: boolean): Html {
+  return html`<label><input type="checkbox" name="${LATER_CALENDARS.name}" value="${LATER_CALENDARS.value}"${ticked ? html` checked` : ''}> Calendars you add later</label>
+<p class="muted">Ticked, with every calendar above ticked too, it may also look at calendars you add from now on, without asking you again. Otherwise it sees only the calendars ticked above.</p>`;
 }
 
 /**
@@ -249,7 +261,7 @@ function currentLimits(grant: GrantRecord, timeZone: string) {
     summary(agentName: string): Html {
       const parts: string[] = [];
       if (calendar) {
-        parts.push(`look at ${calendar.calendars ? `the calendar${calendar.calendars.length === 1 ? '' : 's'} ${calendar.calendars.join(', ')}` : 'all your calendars'}`);
+        parts.push(`look at ${calendar.calendars ? `the calendar${calendar.calendars.length === 1 ? '' : 's'} ${calendar.calendars.join(', ')}` : 'all your calendars, including ones you add later'}`);
         if (calendar.lookahead_days !== undefined) parts.push(`${days(calendar.lookahead_days)} ahead`);
       }
       parts.push(grant.maxDepth <= 1 ? `with no helper agent but ${agentName}` : 'with one helper agent');

@@ -87,7 +87,7 @@ async function grantRow(ctx: AuthContext, grant: GrantRecord, form: { csrf: stri
   const client = await ctx.store.clientById(grant.clientId);
   const resource = await ctx.store.resourceByUrl(grant.resource);
   const limits = grantDetails(grant).map((d) =>
-    html`<li>${d.calendars ? `Calendars: ${d.calendars.join(', ')}` : 'All calendars'}${d.lookahead_days !== undefined ? `, up to ${d.lookahead_days} days ahead` : ''}, busy times only</li>`,
+    html`<li>${d.calendars ? `Calendars: ${d.calendars.join(', ')}` : 'All calendars, including ones added later'}${d.lookahead_days !== undefined ? `, up to ${d.lookahead_days} days ahead` : ''}, busy times only</li>`,
   );
   const until = pageTime(grant.expiresAt, timeZone);
   return html`<div class="who">

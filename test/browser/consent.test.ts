@@ -3,30 +3,26 @@
 // loopback callback with a code, the state and the issuer. The browser
 // enforces what HTTP-level tests cannot (CSP form-action on the redirect,
 // the Origin it sends), so this is where those are proven.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { ownerLink, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { authorizeUrl, pkcePair, registerPublicClient } from '../support/oauth-flow.js';
-import { launchChromium } from './chromium.js';
+import { launchChromium, listenCallback } from './chromium.js';
 
 let authz: TestAuthz;
 let browser: Browser;
 let callback: Server;
 let callbackPort: number;
-const received: URL[] = [];
+let received: URL[] = [];
 
 beforeAll(async () => {
   authz = await startTestAuthz();
   browser = await launchChromium();
-  callback = createServer((req, res) => {
-    const url = new URL(req.url!, 'http://127.0.0.1');
-    if (url.pathname === '/callback') received.push(url);
-    res.writeHead(200, { 'content-type': 'text/plain' }).end('done');
-  });
-  await new Promise<void>((resolve) => callback.listen(0, '127.0.0.1', resolve));
-  callbackPort = (callback.address() as { port: number }).port;
+  let uri: string;
+  ({ server: callback, uri, received } = await listenCallback());
+  callbackPort = Number(new URL(uri).port);
 }, 60_000);
 
 afterAll(async () => {

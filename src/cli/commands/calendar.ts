@@ -21,6 +21,8 @@ import type { CalendarFeedRecord, CalendarRecord, Store, UserRecord } from '../.
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { shown } from '../shown.js';
+import { NAMELESS_APP, registeredName } from '../../authz/app-name.js';
+import { parseCalendarDetail } from '../../delegation/index.js';
 import { instantLine } from '../output.js';
 import { openCommandStore, readOnlyNotice } from './admin-store.js';
 import { delegateCommandLine } from './mcp-config.js';
@@ -94,6 +96,8 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
     await store.addCalendar(record, { event: { event: 'calendar_added', user: owner.id, detail }, at: io.now() });
     if (feedCopy) await store.saveCalendarFeed(feedCopy);
     io.stderr.write(`Added calendar "${args.name}" (${url ? `feed ${redactFeedUrl(url)}` : `file ${record.source}`}). Every calendar counts toward busy time unless find-slot is given --calendar.\n`);
+    const unseen = await delegationsNotSeeing(store, owner.id, args.name, io.now());
+    if (unseen) io.stderr.write(`${unseen}\n`);
     if (existing.some((c) => c.kind === 'file' && c.source === demoCalendarPath())) {
       const demo = existing.find((c) => c.source === demoCalendarPath())!;
       io.stderr.write(`The demo calendar "${demo.name}" still counts too; remove it with: delegate calendar remove ${demo.name}\n`);
@@ -182,6 +186,30 @@ async function withOwner<T>(paths: Paths, io: CliIo, start: { demo: boolean }, w
   } finally {
     store.close();
   }
+}
+
+/**
+ * The line that names the owner's active delegations that will not see a calendar just added: those whose grant
+ * names its calendars (chosen on the consent page with "Calendars you add later" unticked, or asked so by the app),
+ * and how to let one see it. A sign-in the grant already covers shows no consent page (grant-policy.ts), so
+ * `delegate login` alone does not ask again: the delegation is ended first. Undefined when every one sees it.
+ */
+async function delegationsNotSeeing(store: Store, userId: string, calendar: string, now: number): Promise<string | undefined> {
+  const grants = (await store.listGrants(userId)).filter((g) => g.revokedAt === null && g.expiresAt > now);
+  const named: Array<{ id: string; text: string }> = [];
+  for (const grant of grants) {
+    const limits = grant.authorizationDetails.flatMap((d) => {
+      const parsed = parseCalendarDetail(d);
+      return parsed.ok && parsed.detail.calendars ? [parsed.detail.calendars] : [];
+    });
+    if (limits.length === 0 || limits.every((names) => names.includes(calendar))) continue;
+    const agent = (await store.resourceByUrl(grant.resource))?.name ?? grant.resource;
+    const app = registeredName(await store.clientById(grant.clientId)) ?? NAMELESS_APP;
+    named.push({ id: grant.id, text: shown`${agent} via ${app} (${grant.id}: only ${[...new Set(limits.flat())].join(', ')})` });
+  }
+  if (named.length === 0) return undefined;
+  const revoke = delegateCommandLine(['grants', 'revoke', named.length === 1 ? named[0]!.id : 'ID']);
+  return `Not seen by ${named.map((n) => n.text).join('; ')}. ${shown`To let one see "${calendar}"`}, end it (\`${revoke}\`) and sign in again (\`delegate login\`, or from its app): the consent page asks again.`;
 }
 
 /** The demo calendar a new owner starts with (`userId` undefined: an owner not created yet). */

@@ -62,7 +62,7 @@ function appOf(v: GrantView): string {
 
 function limits(v: GrantView): string {
   return v.constraints
-    .map((c) => `${c.calendars ? `calendars ${c.calendars.join(',')}` : 'all calendars'}${c.lookahead_days !== undefined ? `, ${c.lookahead_days} days ahead` : ''}`)
+    .map((c) => `${c.calendars ? `calendars ${c.calendars.join(',')}` : 'all calendars, including ones added later'}${c.lookahead_days !== undefined ? `, ${c.lookahead_days} days ahead` : ''}`)
     .join('; ');
 }
 

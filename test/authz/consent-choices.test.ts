@@ -1,0 +1,60 @@
+// readChoices: the calendars a consent form posts, and "Calendars you add later"
+// as a choice of its own. Found in review (s23deleg): every listed box ticked
+// stored a grant with no `calendars` member ("all"), so a calendar added
+// afterwards was read under tokens issued before, on a page that never said so.
+import { describe, expect, it } from 'vitest';
+import { readChoices } from '../../src/authz/consent-choices.js';
+import type { FormBody } from '../../src/http/app.js';
+
+// The page's checkbox, as the form posts it (name and value spelled out: they are the page's contract).
+const LATER = { calendars_later: 'yes' };
+const offer = (over: Partial<Parameters<typeof readChoices>[1]> = {}): Parameters<typeof readChoices>[1] => ({
+  userCalendars: ['work', 'secret'],
+  askedCalendars: undefined,
+  askedLookahead: undefined,
+  maxDepth: 2,
+  hasCalendar: true,
+  ...over,
+});
+const calendarsOf = (form: FormBody, over: Partial<Parameters<typeof readChoices>[1]> = {}) => {
+  const read = readChoices(form, offer(over));
+  return read.ok ? { calendars: read.choices.calendars } : { refused: read.reason };
+};
+
+describe('readChoices: which calendars', () => {
+  it('every calendar ticked and "later" unticked names exactly them (it used to mean all, including later ones)', () => {
+    expect(calendarsOf({ calendars: ['work', 'secret'] })).toEqual({ calendars: ['work', 'secret'] });
+  });
+
+  it('every calendar ticked and "later" ticked is all of them, now and later (no `calendars` member)', () => {
+    expect(calendarsOf({ calendars: ['work', 'secret'], ...LATER })).toEqual({ calendars: undefined });
+  });
+
+  it('some calendars ticked names them, without "later"', () => {
+    expect(calendarsOf({ calendars: 'work' })).toEqual({ calendars: ['work'] });
+  });
+
+  it('"later" with a listed calendar left unticked names the ticked ones alone (the narrower reading, as the page says)', () => {
+    expect(calendarsOf({ calendars: 'work', ...LATER })).toEqual({ calendars: ['work'] });
+  });
+
+  it('"later" for a request that named its calendars is refused: such a client never gets later ones', () => {
+    expect(calendarsOf({ calendars: ['work'], ...LATER }, { askedCalendars: ['work'] })).toEqual({ refused: 'Calendars you add later were not offered.' });
+    expect(calendarsOf({ calendars: ['work'] }, { askedCalendars: ['work'] })).toEqual({ calendars: ['work'] });
+  });
+
+  it('"later" with another value, or sent twice, is refused', () => {
+    expect(calendarsOf({ calendars: ['work', 'secret'], calendars_later: 'no' })).toHaveProperty('refused');
+    expect(calendarsOf({ calendars: ['work', 'secret'], calendars_later: ['yes', 'yes'] })).toHaveProperty('refused');
+  });
+
+  it('no calendar yet keeps its meaning: all, now and later, when none was named; the names asked, else', () => {
+    expect(calendarsOf({}, { userCalendars: [] })).toEqual({ calendars: undefined });
+    expect(calendarsOf({}, { userCalendars: [], askedCalendars: ['Holidays'] })).toEqual({ calendars: ['Holidays'] });
+  });
+
+  it('still refuses no calendar at all, and one not offered', () => {
+    expect(calendarsOf({ ...LATER })).toHaveProperty('refused');
+    expect(calendarsOf({ calendars: ['work', 'medical'], ...LATER })).toEqual({ refused: 'One of the calendars chosen was not offered.' });
+  });
+});
