@@ -7,6 +7,7 @@ import { homedir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BoundedMap } from './bounded-map.js';
+import { refuseUntrustedDirectory } from './trusted-directory.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -49,11 +50,16 @@ export interface Paths {
  * Where state lives. DELEGATE_HOME holds everything when set; otherwise
  * $XDG_DATA_HOME/delegate (default ~/.local/share/delegate) holds the data
  * and $XDG_CONFIG_HOME/delegate (default ~/.config/delegate) the config file.
+ * Throws UntrustedPathError, before anything is created or read there, for a
+ * directory another user could swap (a symbolic link of theirs, a directory of
+ * theirs, or one on the way that others may write to: refuseUntrustedDirectory).
  */
 export function resolvePaths(env: Env): Paths {
   const explicit = delegateHome(env);
   const home = explicit ? explicit : join(xdgDataHome(env), 'delegate');
   const configDir = explicit ? explicit : join(xdgConfigHome(env), 'delegate');
+  refuseUntrustedDirectory(home, 'data directory');
+  if (configDir !== home) refuseUntrustedDirectory(configDir, 'configuration directory');
   return {
     home,
     db: join(home, 'delegate.db'),

@@ -4,10 +4,11 @@
 // directory). The first process to need the key creates it; a process racing
 // it reads the winner's key, so there is only ever one.
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { SIGNING_ALG } from '../delegation/index.js';
+import { makeOwnDirectory } from '../trusted-directory.js';
 
 export const DEFAULT_AGENT_CLIENT_ID = 'calendar-agent';
 
@@ -45,7 +46,7 @@ export async function loadOrCreateAgentKey(path: string, clientId: string = DEFA
   const existing = await readKeyFile(path);
   if (existing !== undefined) return identityFrom(clientId, path, existing);
 
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  makeOwnDirectory(dirname(path), 'data directory');
   const created = await newPrivateJwk();
   const won = await createExclusively(path, `${JSON.stringify(created, null, 2)}\n`);
   if (won) return identityFrom(clientId, path, created);

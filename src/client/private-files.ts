@@ -1,28 +1,38 @@
 // Files only the owner may read, in a directory only the owner may enter:
-// creating the data directory 0700, tightening modes that are looser than
+// creating the data directory 0700 (refusing one another user could swap:
+// src/trusted-directory.ts), tightening modes that are looser than
 // 0600/0700, atomic replacement (temp file, fsync, rename, fsync of the
 // directory) and exclusive creation (a file appears whole or not at all).
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, link, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { makeOwnDirectory, UntrustedPathError } from '../trusted-directory.js';
 
 export const PRIVATE_DIR_MODE = 0o700;
 export const PRIVATE_FILE_MODE = 0o600;
 
-/** Creates `dir` (and its parents) if missing, and takes group/other access away from it. */
+/**
+ * Creates `dir` (and its parents) if missing, and takes group/other access away from it; throws UntrustedPathError,
+ * having created and chmod-ed nothing, for a directory another user could swap (makeOwnDirectory).
+ */
 export async function ensurePrivateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  makeOwnDirectory(dir, 'directory');
   await tightenMode(dir, PRIVATE_DIR_MODE);
 }
 
 /**
- * Takes group and other permissions away from `path` when it has any. Only
- * the owner can chmod, so on a path owned by someone else this fails loudly,
- * which is right: we would not trust such a file.
+ * Takes group and other permissions away from `path` when it has any, and
+ * only from this user's own: root may chmod anyone's, and another user's
+ * file or directory is theirs to swap or read (found in review, s23local:
+ * what another user's link named was chmod-ed and filled). Without root,
+ * chmod would fail with EPERM there anyway.
  */
 export async function tightenMode(path: string, mode: number): Promise<void> {
   const info = await stat(path);
-  if ((info.mode & 0o077) !== 0) await chmod(path, mode);
+  if ((info.mode & 0o077) === 0) return;
+  const uid = process.getuid?.();
+  if (uid !== undefined && info.uid !== uid) throw new UntrustedPathError(path, `${path} belongs to another user (uid ${info.uid}): it is not made private, nor used.`);
+  await chmod(path, mode);
 }
 
 /** The file's text, or undefined when it does not exist; a looser mode is tightened to 0600 first. */

@@ -5,9 +5,10 @@
 // it creates the same mode, and ones left by an earlier run are tightened.
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, chmodSync, readFileSync, realpathSync, statfsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, chmodSync, readFileSync, realpathSync, statfsSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
+import { makeOwnDirectory } from '../trusted-directory.js';
 import { GENESIS_HASH, prepareContent, preparedHash, verifyChain, type AuditRecord, type ChainVerdict, type PreparedContent, type StoredRecord } from './audit-chain.js';
 import { MIGRATIONS, READABLE_FROM_VERSION } from './schema.js';
 import { fileSync, GroupSync, type SyncFile } from './wal-sync.js';
@@ -234,7 +235,7 @@ function emptiedDatabase(path: string, sign: string): StoreError {
 
 function prepareFile(path: string): void {
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeOwnDirectory(dir, 'data directory');
   tighten(dir, 0o700);
   closeSync(openSync(path, 'a', 0o600));
   tighten(path, 0o600);

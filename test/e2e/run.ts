@@ -120,6 +120,22 @@ export async function ownerLinkBehind(startUrl: string): Promise<string> {
 /** The form of the sign-in address the CLI prints and opens for a local owner: its own listener's /start, no secret in it. */
 export const START_URL = /^http:\/\/127\.0\.0\.1:\d+\/start$/;
 
+/** `node bin/delegate …args` run (by root) as the OS user `uid`, group `uid`, from `/`, with only PATH, NO_COLOR=1 and `env` in its environment. */
+export function runCliAs(uid: number, args: string[], env: Record<string, string>): Promise<Run> {
+  const child = spawn(runtimeFor(args), [delegateBin, ...args], {
+    uid,
+    gid: uid,
+    cwd: '/',
+    env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+}
+
 /** Kills CLI processes a failed test left behind. */
 export function killLeftovers(): void {
   for (const child of running) child.kill('SIGKILL');

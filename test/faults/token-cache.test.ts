@@ -7,15 +7,14 @@
 // stderr, and signs in anew; logout keeps it aside the same way and says what
 // could not be revoked. A cache that cannot be opened at all (a directory,
 // another user's file) still gives `status --json` its document.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
-import { builtModule, delegateBin } from '../e2e/built.js';
-import { approveInBrowser, killLeftovers, runCli, startCli, type Run, type Running } from '../e2e/run.js';
+import { builtModule } from '../e2e/built.js';
+import { approveInBrowser, killLeftovers, runCli, runCliAs, startCli, type Run, type Running } from '../e2e/run.js';
 import { ready } from './support.js';
 
 let root: string;
@@ -168,19 +167,8 @@ describe('status --json on a token cache that cannot be opened (found in review 
 const NOBODY = 65534;
 
 /** `node bin/delegate …args` run by `nobody`, with DELEGATE_HOME=home. */
-async function runAsNobody(args: string[], home: string): Promise<Run> {
-  const child = spawn(process.execPath, [delegateBin, ...args], {
-    uid: NOBODY,
-    gid: NOBODY,
-    cwd: '/',
-    env: { PATH: process.env.PATH ?? '', HOME: home, DELEGATE_HOME: home, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+function runAsNobody(args: string[], home: string): Promise<Run> {
+  return runCliAs(NOBODY, args, { HOME: home, DELEGATE_HOME: home });
 }
 
 describe('a token cache whose discovery entry is malformed (found in review: status said signed in, token said nothing was stored, logout revoked and deleted it)', () => {

@@ -1,0 +1,168 @@
+// A data directory that another user of the machine could swap is refused before anything is created, chmod-ed or
+// read there, as OpenSSH's StrictModes does. Found in review (s23local): mallory ran `mkdir -m 1777 /tmp/team;
+// ln -s /home/alice/site /tmp/team/alice-delegate`, alice ran `DELEGATE_HOME=/tmp/team/alice-delegate delegate
+// serve`, and /home/alice/site became drwx------ holding agent-key.json and delegate.db; the link could later name
+// any other directory of alice's. Here `nobody` plays alice (or root does), and a spare uid nobody has plays mallory,
+// its files made with chown; the built CLI runs `calendar add`, which sets up the data directory with the store.
+// Root only, as CI runs.
+import { chmodSync, chownSync, existsSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
+import { ensurePrivateDir, tightenMode } from '../../src/client/private-files.js';
+import { resolvePaths } from '../../src/config.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { UntrustedPathError } from '../../src/trusted-directory.js';
+import { builtModule, repoRoot } from '../e2e/built.js';
+import { runCliAs, type Run } from '../e2e/run.js';
+
+const NOBODY = 65534;
+/** Mallory: a uid no account has, owning what the test makes for them. */
+const MALLORY = 4242;
+const ROOT = 0;
+
+let root: string;
+
+beforeAll(() => {
+  builtModule('cli/main.js');
+  root = mkdtempSync(join(tmpdir(), 'delegate-untrusted-'));
+  chmodSync(root, 0o755);
+});
+
+afterAll(() => {
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+/** A fresh directory below the test's own, `mode`, owned by `uid`. */
+function dirOf(name: string, uid: number, mode: number): string {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  chownSync(dir, uid, uid);
+  chmodSync(dir, mode);
+  return dir;
+}
+
+/** `delegate calendar add mine … --no-check` as `uid`, with only the variables given (HOME /nonexistent unless given). */
+function addCalendarAs(uid: number, env: Record<string, string>): Promise<Run> {
+  return runCliAs(uid, ['calendar', 'add', 'mine', join(repoRoot, 'fixtures', 'owner.ics'), '--no-check'], { HOME: '/nonexistent', ...env });
+}
+
+/** A symbolic link `name/team/link` owned by mallory, in mallory's 1777 directory, to `name/site` (0755), which is `owner`'s. */
+function plantedLink(name: string, owner: number): { link: string; site: string } {
+  const team = dirOf(`${name}/team`, MALLORY, 0o1777);
+  const site = dirOf(`${name}/site`, owner, 0o755);
+  const link = join(team, 'link');
+  symlinkSync(site, link);
+  lchownSync(link, MALLORY, MALLORY);
+  return { link, site };
+}
+
+function expectRefused(run: Run, line: string): void {
+  expect(run.code, run.stderr).toBe(1);
+  expect(run.stdout).toBe('');
+  expect(run.stderr).toBe(`delegate: ${line}\n`);
+}
+
+const mode = (path: string): number => statSync(path).mode & 0o7777;
+
+describe.runIf(process.getuid?.() === 0)('a data directory another user could swap', { timeout: 30_000 }, () => {
+  it('is refused when it is another user’s symbolic link (the review’s /tmp/team/alice-delegate): what it names is neither chmod-ed nor filled', async () => {
+    const { link, site } = plantedLink('planted', NOBODY);
+    const run = await addCalendarAs(NOBODY, { DELEGATE_HOME: link });
+    expectRefused(run, `The data directory ${link} is a symbolic link of another user (uid ${MALLORY}), who could point it at any directory: use a directory of your own (DELEGATE_HOME).`);
+    expect(mode(site)).toBe(0o755);
+    expect(readdirSync(site)).toEqual([]);
+  });
+
+  it('is refused when the directory is another user’s: root writes nothing into it and leaves its mode', async () => {
+    const theirs = dirOf('foreign/theirs', MALLORY, 0o777);
+    const run = await addCalendarAs(ROOT, { DELEGATE_HOME: theirs });
+    expectRefused(run, `The data directory ${theirs} belongs to another user (uid ${MALLORY}): use a directory of your own (DELEGATE_HOME).`);
+    expect(mode(theirs)).toBe(0o777);
+    expect(readdirSync(theirs)).toEqual([]);
+  });
+
+  it('is refused when a directory on its way is writable by others and owned by neither this user nor root (not sticky): an existing one is left, a missing one not created', async () => {
+    const shared = dirOf('open/shared', MALLORY, 0o775);
+    const mine = dirOf('open/shared/mine', NOBODY, 0o755);
+    const why = (dir: string) => `The data directory ${dir} lies in ${shared}, which another user (uid ${MALLORY}) owns and others may write to (mode 0775), so it could be replaced: use a directory of your own (DELEGATE_HOME).`;
+    expectRefused(await addCalendarAs(NOBODY, { DELEGATE_HOME: mine }), why(mine));
+    expect(mode(mine)).toBe(0o755);
+    expect(readdirSync(mine)).toEqual([]);
+    const missing = join(shared, 'new');
+    expectRefused(await addCalendarAs(ROOT, { DELEGATE_HOME: missing }), why(missing));
+    expect(existsSync(missing)).toBe(false);
+  });
+
+  it('is refused through the XDG variables too, the configuration directory included', async () => {
+    const shared = dirOf('xdg/shared', MALLORY, 0o777);
+    const own = dirOf('xdg/own', NOBODY, 0o700);
+    const data = join(shared, 'delegate');
+    expectRefused(
+      await addCalendarAs(NOBODY, { XDG_DATA_HOME: shared, XDG_CONFIG_HOME: own }),
+      `The data directory ${data} lies in ${shared}, which another user (uid ${MALLORY}) owns and others may write to (mode 0777), so it could be replaced: use a directory of your own (DELEGATE_HOME).`,
+    );
+    expectRefused(
+      await addCalendarAs(NOBODY, { XDG_DATA_HOME: own, XDG_CONFIG_HOME: shared }),
+      `The configuration directory ${data} lies in ${shared}, which another user (uid ${MALLORY}) owns and others may write to (mode 0777), so it could be replaced: use a directory of your own (DELEGATE_HOME).`,
+    );
+    expect(readdirSync(own)).toEqual([]);
+    expect(readdirSync(shared)).toEqual([]);
+  });
+
+  it('still works in a sticky directory others may write to: /tmp itself, and another user’s 1777 directory where the entry is this user’s', async () => {
+    const inTmp = join(tmpdir(), `delegate-untrusted-${process.pid}-${Date.now()}`);
+    try {
+      const run = await addCalendarAs(NOBODY, { DELEGATE_HOME: inTmp });
+      expect(run.code, run.stderr).toBe(0);
+      expect(statSync(inTmp)).toMatchObject({ uid: NOBODY });
+      expect(mode(inTmp)).toBe(0o700);
+    } finally {
+      rmSync(inTmp, { recursive: true, force: true });
+    }
+    const team = dirOf('sticky/team', MALLORY, 0o1777);
+    const run = await addCalendarAs(NOBODY, { DELEGATE_HOME: join(team, 'nobody') });
+    expect(run.code, run.stderr).toBe(0);
+    expect(readdirSync(join(team, 'nobody'))).toContain('delegate.db');
+  });
+
+  it('still works for root in its own home and in a container whose HOME is /, and for root’s own symbolic link', async () => {
+    const home = dirOf('roots/home', ROOT, 0o700);
+    const run = await addCalendarAs(ROOT, { HOME: home });
+    expect(run.code, run.stderr).toBe(0);
+    expect(mode(join(home, '.local', 'share', 'delegate'))).toBe(0o700);
+    expect(() => resolvePaths({ HOME: '/' })).not.toThrow();
+    expect(() => resolvePaths({ HOME: '/root' })).not.toThrow();
+    const link = join(root, 'roots', 'link');
+    symlinkSync(home, link);
+    expect(resolvePaths({ DELEGATE_HOME: link }).home).toBe(link);
+  });
+});
+
+describe.runIf(process.getuid?.() === 0)('ensurePrivateDir, tightenMode, the store and the agent key, under the CLI’s check', () => {
+  it('ensurePrivateDir refuses another user’s link, chmod-ing nothing (root could chmod anything)', async () => {
+    const { link, site } = plantedLink('private', ROOT);
+    await expect(ensurePrivateDir(join(link, 'profiles', 'work'))).rejects.toThrow(UntrustedPathError);
+    expect(mode(site)).toBe(0o755);
+    expect(readdirSync(site)).toEqual([]);
+  });
+
+  it('the store and the agent key refuse it too, before the data directory is created or chmod-ed', async () => {
+    const { link, site } = plantedLink('store', ROOT);
+    expect(() => openSqliteStore(join(link, 'delegate.db'))).toThrow(`The database ${join(link, 'delegate.db')} could not be used: The data directory ${link} is a symbolic link of another user (uid ${MALLORY})`);
+    await expect(loadOrCreateAgentKey(join(link, 'agent-key.json'))).rejects.toThrow(UntrustedPathError);
+    expect(mode(site)).toBe(0o755);
+    expect(readdirSync(site)).toEqual([]);
+  });
+
+  it('tightenMode chmods no file of another user’s, even as root', async () => {
+    const dir = dirOf('private/files', ROOT, 0o700);
+    const file = join(dir, 'tokens.json');
+    writeFileSync(file, '{}', { mode: 0o644 });
+    chownSync(file, MALLORY, MALLORY);
+    chmodSync(file, 0o644);
+    await expect(tightenMode(file, 0o600)).rejects.toThrow(`${file} belongs to another user (uid ${MALLORY}): it is not made private, nor used.`);
+    expect(mode(file)).toBe(0o644);
+  });
+});
