@@ -26,7 +26,7 @@ import { MAX_WINDOW_MS, type WorkingHours } from './slots.js';
 import { isIanaZone } from './zone.js';
 
 /** The answer for a user with no calendar at all (404 `no_calendars`): what to do, since there is nothing to check. */
-export const NO_CALENDARS = 'There are no calendars to check: add one with `delegate calendar add NAME FILE-OR-URL`.';
+export const NO_CALENDARS = 'There are no calendars to check: add one with `delegate calendar add NAME FILE`, or `delegate calendar add NAME` for a feed (it asks for its address).';
 
 /** A user's calendars and the zone their floating times, all-day events and working hours are read in. */
 export interface UserCalendars {

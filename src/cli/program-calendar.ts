@@ -1,6 +1,7 @@
 // The `delegate calendar` commands (issue 4), registered on the program by
 // one call from program.ts: add, list and remove the local owner's calendars
-// (.ics files and ICS feeds). Each command's module is imported only when it runs.
+// (.ics files and ICS feeds, a feed's secret address read from stdin). Each
+// command's module is imported only when it runs.
 import { Command, InvalidArgumentError } from 'commander';
 import type { CliIo } from './io.js';
 
@@ -21,25 +22,31 @@ export function registerCalendarCommands(program: Command, io: CliIo, setExitCod
   const calendar = program
     .command('calendar')
     .description('Manage the calendars find-slot reads: .ics files and ICS feed URLs (all count toward busy time).')
-    .addHelpText('after', examples(['delegate calendar add work ~/Calendars/work.ics', 'delegate calendar list', 'delegate calendar remove demo']));
+    .addHelpText('after', examples(['delegate calendar add work ~/Calendars/work.ics', 'delegate calendar add google   # a feed: asks for its address', 'delegate calendar list', 'delegate calendar remove demo']));
 
   calendar
     .command('add')
-    .description('Add a calendar: a path to an .ics file, or the URL of an ICS feed (https or webcal). It is read once first; one that cannot be read is not added.')
+    .description(
+      'Add a calendar: a path to an .ics file, or an ICS feed (https or webcal) whose address is read from stdin (with - or no file: piped, or typed unseen at the prompt). It is read once first; one that cannot be read is not added.',
+    )
     .argument('<name>', 'the name to know it by (for find-slot --calendar)', calendarName)
-    .argument('<file-or-url>', 'an .ics file, or a feed such as the secret iCal address of a Google, Outlook or iCloud calendar')
+    .argument(
+      '[file]',
+      'an .ics file; for a feed, - or nothing: its address (such as the secret iCal address of a Google, Outlook or iCloud calendar) is read from stdin. One given here works too, but other users of this computer can read it in the process list.',
+    )
     .option('--no-check', 'add it without reading it first')
     .addHelpText(
       'after',
       examples([
         'delegate calendar add work ~/Calendars/work.ics',
-        "delegate calendar add google 'https://calendar.google.com/calendar/ical/…/private-…/basic.ics'",
-        'delegate calendar add family webcal://p01-caldav.icloud.com/published/2/…',
+        'delegate calendar add google        # asks for the feed address, and does not show it',
+        'read -rs FEED && printf \'%s\\n\' "$FEED" | delegate calendar add google -',
+        'pbpaste | delegate calendar add family -   # the address copied (macOS; wl-paste or xclip -o elsewhere)',
       ]),
     )
-    .action(async (name: string, source: string, options: { check: boolean }) => {
+    .action(async (name: string, source: string | undefined, options: { check: boolean }) => {
       const { calendarAddCommand } = await import('./commands/calendar.js');
-      setExitCode(await calendarAddCommand({ name, source, check: options.check }, io));
+      setExitCode(await calendarAddCommand({ name, ...(source !== undefined ? { source } : {}), check: options.check }, io));
     });
 
   calendar

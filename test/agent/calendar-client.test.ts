@@ -68,7 +68,7 @@ describe.each([
   // What the owner set up, and the owner alone can mend: the description as it is, and no advice to wait.
   it.each([
     [500, 'invalid_configuration', 'misconfigured', "The owner's settings (config.json) cannot be used: x. Fix the file, or remove it to search with the defaults."],
-    [404, 'no_calendars', 'no_calendars', 'There are no calendars to check: add one with `delegate calendar add NAME FILE-OR-URL`.'],
+    [404, 'no_calendars', 'no_calendars', 'There are no calendars to check: add one with `delegate calendar add NAME FILE`, or `delegate calendar add NAME` for a feed (it asks for its address).'],
   ])('names HTTP %i %s as %s, its message the description alone, which the tool passes on without "Try again"', async (status, error, code, description) => {
     const url = await calendar(() => ({ status, body: { error, error_description: description } }));
     const failure = await fetchFreeBusy(request(url)).catch((e: unknown) => e);

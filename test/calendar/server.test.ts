@@ -159,7 +159,7 @@ describe('GET /freebusy', () => {
   // An empty busy list would read as "checked, and free all week": there is nothing to check, and the answer says so.
   it('answers a user with no calendars 404 no_calendars, saying how to add one, not an empty busy list', async () => {
     const res = await freebusy(`Bearer ${await token({ claims: { sub: 'nobody' } })}`);
-    expect([res.statusCode, res.json()]).toEqual([404, { error: 'no_calendars', error_description: 'There are no calendars to check: add one with `delegate calendar add NAME FILE-OR-URL`.' }]);
+    expect([res.statusCode, res.json()]).toEqual([404, { error: 'no_calendars', error_description: 'There are no calendars to check: add one with `delegate calendar add NAME FILE`, or `delegate calendar add NAME` for a feed (it asks for its address).' }]);
     expect(res.headers['cache-control']).toBe('no-store');
   });
 

@@ -208,7 +208,7 @@ describe('admin changes on the audit log', () => {
     const file = join(dir, 'work.ics');
     await writeFile(file, EVENT);
     expect((await run(['calendar', 'add', 'work', file])).code).toBe(0);
-    expect((await run(['calendar', 'add', 'private', 'https://calendar.example/private-s3cret/basic.ics', '--no-check'])).code).toBe(0);
+    expect((await run(['calendar', 'add', 'private', '-', '--no-check'], 'https://calendar.example/private-s3cret/basic.ics\n')).code).toBe(0);
     expect((await run(['calendar', 'remove', 'work'])).code).toBe(0);
     const log = await records();
     expect(log.map((r) => [r.event, r.detail])).toEqual([

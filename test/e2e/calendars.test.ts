@@ -80,7 +80,7 @@ describe('your own calendars, end to end', () => {
 
     // A feed adds 12:00–12:30; --calendar leaves it out again.
     const port = (server.address() as AddressInfo).port;
-    expect((await runCli(['calendar', 'add', 'team', `http://127.0.0.1:${port}/secret-path/team.ics`], home)).code).toBe(0);
+    expect((await runCli(['calendar', 'add', 'team', '-'], home, { stdin: `http://127.0.0.1:${port}/secret-path/team.ics\n` })).code).toBe(0);
     const both = await runCli(['find-slot', '--duration', '30m', '--json', ...window()], home);
     expect(JSON.parse(both.stdout).start).toBe(summerOrWinter(`${monday}T12:30:00+02:00`));
     const onlyWork = await runCli(['find-slot', '--duration', '30m', '--json', '--calendar', 'work', ...window()], home);

@@ -39,7 +39,7 @@ afterAll(async () => {
 describe('a feed with terminal escapes in it', () => {
   it('find-slot shows them as escapes in its warning and in its error line', { timeout: 120_000 }, async () => {
     const url = `http://127.0.0.1:${(feed.address() as AddressInfo).port}/evil.ics`;
-    expect((await runCli(['calendar', 'add', 'evil', url, '--no-check'], home)).code).toBe(0);
+    expect((await runCli(['calendar', 'add', 'evil', '-', '--no-check'], home, { stdin: `${url}\n` })).code).toBe(0);
 
     const skipping = startCli(['find-slot', '--duration', '30m', '--json', '--on-calendar-error', 'skip', '--no-browser', ...ports], home);
     await approveInBrowser(await skipping.loginUrl);

@@ -59,7 +59,7 @@ describe('a first command that only looks', () => {
   it('with no calendar at all, find-slot says there is nothing to check and how to add one: one line, exit 1', async () => {
     expect((await runCli(['calendar', 'remove', 'demo'], home)).code).toBe(0);
     const slot = await runCli(['find-slot', '--duration', '30m', ...ports], home);
-    expect([slot.code, slot.stdout, slot.stderr]).toEqual([1, '', 'delegate: There are no calendars to check: add one with `delegate calendar add NAME FILE-OR-URL`.\n']);
+    expect([slot.code, slot.stdout, slot.stderr]).toEqual([1, '', 'delegate: There are no calendars to check: add one with `delegate calendar add NAME FILE`, or `delegate calendar add NAME` for a feed (it asks for its address).\n']);
     const json = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
     expect([json.code, json.stdout]).toEqual([1, '']);
   });

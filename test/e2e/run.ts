@@ -59,13 +59,17 @@ export async function startServer(args: string[], home: string, options: { env?:
   return server;
 }
 
-/** `node bin/delegate …args` with DELEGATE_HOME=home; `options.nodeArgs` go to node before the launcher (e.g. `--import` a test hook), `options.env` into its environment. */
-export function startCli(args: string[], home: string, options: { nodeArgs?: string[]; env?: Record<string, string> } = {}): Running {
+/**
+ * `node bin/delegate …args` with DELEGATE_HOME=home; `options.nodeArgs` go to node before the launcher (e.g. `--import`
+ * a test hook), `options.env` into its environment, `options.stdin` to its stdin (piped; none given: no stdin).
+ */
+export function startCli(args: string[], home: string, options: { nodeArgs?: string[]; env?: Record<string, string>; stdin?: string } = {}): Running {
   const child = spawn(runtimeFor(args), [...(options.nodeArgs ?? []), delegateBin, ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...options.env, DELEGATE_HOME: home, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  if (options.stdin !== undefined) child.stdin!.end(options.stdin);
   running.add(child);
   let stdout = '';
   let stderr = '';
@@ -94,8 +98,8 @@ export function startCli(args: string[], home: string, options: { nodeArgs?: str
   return { child, stdout: () => stdout, stderr: () => stderr, loginUrl, done };
 }
 
-export async function runCli(args: string[], home: string): Promise<Run> {
-  return startCli(args, home).done;
+export async function runCli(args: string[], home: string, options: { stdin?: string } = {}): Promise<Run> {
+  return startCli(args, home, options).done;
 }
 
 /** `delegate users add NAME` on the data directory `home`, the password on stdin (a named account, for server mode). */

@@ -1,6 +1,8 @@
 // `delegate calendar add|list|remove`: the local owner's calendars, managed
 // in the store as an administrator would. A calendar is an .ics file or an
-// ICS feed URL; `add` reads it once (a feed is fetched and its copy cached)
+// ICS feed URL, the feed's read from stdin (piped, or typed unseen), not from
+// the command line that other users can read (one given there is taken, with
+// a warning); `add` reads it once (a feed is fetched and its copy cached)
 // so a calendar that cannot be used is refused at once, with the line at
 // fault. `list` says when each feed was last fetched and whether its last
 // fetch failed. Feed URLs are shown without their path, which is often the
@@ -18,19 +20,23 @@ import { createCalendarLoader } from '../../calendar/sources.js';
 import { DAY_MS } from '../../calendar/zone.js';
 import { demoCalendarPath, readUserConfig, resolvePaths, systemTimeZone, systemUserName, unknownKeysWarning, type Paths, type UserConfig } from '../../config.js';
 import type { CalendarFeedRecord, CalendarRecord, Store, UserRecord } from '../../store/index.js';
-import { CommandFailed, EXIT_OK } from '../errors.js';
+import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { pipedSecret, secretTypedAtTerminal, typedSecret } from '../secret-input.js';
 import { shown } from '../shown.js';
 import { NAMELESS_APP, registeredName } from '../../authz/app-name.js';
 import { parseCalendarDetail } from '../../delegation/index.js';
 import { instantLine } from '../output.js';
-import { openCommandStore, readOnlyNotice } from './admin-store.js';
+import { openCommandStore, readOnlyNotice, withStore } from './admin-store.js';
 import { delegateCommandLine } from './mcp-config.js';
 
 export interface CalendarAddArgs {
   name: string;
-  /** A path to an .ics file, or an http(s) or webcal URL. */
-  source: string;
+  /**
+   * A path to an .ics file; `-` or undefined: a feed, whose address is read from stdin (typed unseen at a terminal,
+   * or piped); an http(s) or webcal URL: a feed, as before (with a warning: other users can see it).
+   */
+  source?: string;
   /** Read the calendar before adding it (the default). */
   check: boolean;
 }
@@ -57,24 +63,19 @@ export interface CalendarListing {
 }
 
 export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Promise<number> {
-  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(args.source) ? normalizeFeedUrl(args.source) : undefined;
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(args.source) && !url) {
-    throw new CommandFailed(`"${redactFeedUrl(args.source)}" is not an http, https or webcal address without credentials.`);
-  }
   const paths = resolvePaths(io.env);
+  // A name taken is said before a feed's address is asked for, as `users add` does before the password.
+  if (readsAddress(args) && (await calendarNamed(paths, args.name))) throw nameTaken(args.name);
+  const calendar = await calendarSource(args, io);
+  const url = calendar.kind === 'url' ? calendar.source : undefined;
   return withOwner(paths, io, { demo: false }, async (store, owner) => {
     const existing = await store.listCalendars(owner.id);
-    if (existing.some((c) => c.name === args.name)) {
-      // What to do about it too (found in review, regress21a): there is no replacing in place, so remove it first.
-      const remove = delegateCommandLine(['calendar', 'remove', args.name]);
-      throw new CommandFailed(`There is already a calendar named "${args.name}". To add this one in its place, remove it first (\`${remove}\`), or give this one another name.`);
-    }
+    if (existing.some((c) => c.name === args.name)) throw nameTaken(args.name);
     const record: CalendarRecord = {
       id: `cal_${randomBytes(16).toString('base64url')}`,
       userId: owner.id,
       name: args.name,
-      kind: url ? 'url' : 'file',
-      source: url ?? resolve(args.source),
+      ...calendar,
       createdAt: io.now(),
     };
     // Read before it is added, a feed's copy kept aside until then: the calendar and its record are then written in
@@ -131,7 +132,7 @@ export async function calendarListCommand(args: CalendarListArgs, io: CliIo): Pr
       return EXIT_OK;
     }
     if (listings.length === 0) {
-      io.stderr.write('No calendars: searches have nothing to check. Add one with: delegate calendar add NAME FILE-OR-URL\n');
+      io.stderr.write('No calendars: searches have nothing to check. Add one with: delegate calendar add NAME FILE, or delegate calendar add NAME for a feed (it asks for its address)\n');
       return EXIT_OK;
     }
     for (const listing of listings) io.stdout.write(`${listingLines(listing, zone).join('\n')}\n`);
@@ -154,6 +155,71 @@ export async function calendarRemoveCommand(args: { name: string }, io: CliIo): 
     io.stderr.write(`Removed calendar "${args.name}".\n`);
     return EXIT_OK;
   });
+}
+
+/** That there is a calendar named `name` already, and what to do about it (found in review, regress21a): there is no replacing in place, so remove it first. */
+function nameTaken(name: string): CommandFailed {
+  const remove = delegateCommandLine(['calendar', 'remove', name]);
+  return new CommandFailed(`There is already a calendar named "${name}". To add this one in its place, remove it first (\`${remove}\`), or give this one another name.`);
+}
+
+/** Whether the owner has a calendar named `name`: a look only, which creates no database and no owner. */
+async function calendarNamed(paths: Paths, name: string): Promise<boolean> {
+  return withStore(
+    paths,
+    async (store) => {
+      const owner = await store.ownerUser();
+      return owner !== undefined && (await store.listCalendars(owner.id)).some((c) => c.name === name);
+    },
+    { notice: () => undefined },
+  );
+}
+
+/** Whether `add` reads a feed's address from stdin: given `-`, or nothing. */
+function readsAddress(args: CalendarAddArgs): boolean {
+  return args.source === undefined || args.source === '-';
+}
+
+/** A URL's form: a scheme, then `//`. */
+const URL_FORM = /^[a-z][a-z0-9+.-]*:\/\//i;
+
+/**
+ * What `add` was given: a file named on the command line, or a feed's address. The address of a feed is read from
+ * stdin (`-`, or nothing given): a private feed's address is a secret to the whole calendar, and a command line is
+ * readable by every user of this computer while the command runs (/proc/<pid>/cmdline) and stays in the shell's
+ * history. Found in review (s23local). One given on the command line still works, with a warning.
+ */
+async function calendarSource(args: CalendarAddArgs, io: CliIo): Promise<Pick<CalendarRecord, 'kind' | 'source'>> {
+  const given = readsAddress(args) ? undefined : args.source;
+  if (given !== undefined && !URL_FORM.test(given)) return { kind: 'file', source: resolve(given) };
+  if (given !== undefined) {
+    io.stderr.write(
+      `delegate: The feed's address is visible to other users of this computer while this command runs, on its command line. Next time leave it out, to type it unseen at the prompt, or pipe it to \`${delegateCommandLine(['calendar', 'add', args.name, '-'])}\`.\n`,
+    );
+    return { kind: 'url', source: feedUrl(given, 'is not') };
+  }
+  const typed = secretTypedAtTerminal(io);
+  const text = typed ? await typedSecret(io, `Address of the feed "${args.name}" (not shown): `, `calendar "${args.name}" was not added`) : await pipedLine(io);
+  const address = text.trim();
+  if (address === '' && typed) throw new UsageError(`No feed address was typed: calendar "${args.name}" was not added.`);
+  if (address === '') {
+    throw new UsageError('No feed address on standard input: pipe it, on one line, or run the command at a terminal to type it. A calendar file is named instead: `delegate calendar add NAME FILE`.');
+  }
+  return { kind: 'url', source: feedUrl(address, `${typed ? 'typed' : 'on standard input'} is not`) };
+}
+
+/** The one line piped to stdin (its line break dropped): more than one is refused, in case it is not what was meant. */
+async function pipedLine(io: CliIo): Promise<string> {
+  const text = (await pipedSecret(io, 'the feed address')).replace(/\r?\n$/, '');
+  if (/[\r\n]/.test(text)) throw new UsageError('Standard input holds more than one line: give the feed address alone, on one line.');
+  return text;
+}
+
+/** A feed's address as it is stored, or bad usage: one not http(s) or webcal, or with credentials (named without its path). */
+function feedUrl(address: string, is: string): string {
+  const url = URL_FORM.test(address) ? normalizeFeedUrl(address) : undefined;
+  if (!url) throw new UsageError(`The feed address ${is} an http, https or webcal address without credentials ("${redactFeedUrl(address)}").`);
+  return url;
 }
 
 /**

@@ -9,8 +9,9 @@
 import { constantTimeEqual } from '../../authz/crypto.js';
 import { addUser, nameTaken, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
 import { systemTimeZone, type Paths } from '../../config.js';
-import { CommandFailed, EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors.js';
+import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { pipedSecret, secretTypedAtTerminal, typedSecret } from '../secret-input.js';
 import { withStore } from './admin-store.js';
 import { warnIfServedElsewhere } from '../served-elsewhere.js';
 import { delegateCommandLine } from './mcp-config.js';
@@ -83,21 +84,12 @@ export async function usersSetTimeZoneCommand(args: { paths: Paths; name: string
  * saw would otherwise become the password); from a pipe, everything (its last line break dropped).
  */
 async function readPassword(args: { name: string; replace: boolean }, io: CliIo): Promise<string> {
-  if (io.stdin?.isTTY && io.readHiddenLine) {
+  if (secretTypedAtTerminal(io)) {
     const unchanged = args.replace ? `the password of ${args.name} is unchanged` : `${args.name} was not added`;
-    const hidden = async (prompt: string): Promise<string> => {
-      // The prompt is written once echo is off: keys typed as soon as it shows are not echoed.
-      const typed = await io.readHiddenLine!(prompt);
-      // The person's Enter was not echoed either.
-      io.stderr.write('\n');
-      if (typed === undefined) throw new CommandFailed(`Cancelled: ${unchanged}.`, EXIT_INTERRUPTED);
-      return typed;
-    };
-    const typed = await hidden(`Password for ${args.name}: `);
-    const again = await hidden(`Password for ${args.name}, again: `);
+    const typed = await typedSecret(io, `Password for ${args.name}: `, unchanged);
+    const again = await typedSecret(io, `Password for ${args.name}, again: `, unchanged);
     if (!constantTimeEqual(typed, again)) throw new CommandFailed(`The two passwords typed differ: ${unchanged}.`);
     return typed;
   }
-  if (!io.readAll) throw new CommandFailed('No standard input to read the password from.');
-  return (await io.readAll()).replace(/\r?\n$/, '');
+  return (await pipedSecret(io, 'the password')).replace(/\r?\n$/, '');
 }
