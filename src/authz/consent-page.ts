@@ -17,6 +17,7 @@ import { defaultDetails, unreachedLocations } from './grant-policy.js';
 import { html, pageTime, sendPage, type Html } from './pages.js';
 import { documentHost } from './policy/client-id-url.js';
 import { isLoopbackRedirect, privateUseScheme } from './policy/redirect-uri.js';
+import { REDIRECT_LISTENER_FIELD, foreignRedirectListener } from './redirect.js';
 
 export interface ConsentView {
   request: AuthorizationRequest;
@@ -69,10 +70,12 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
   const verification = agentClient ? await verifyAgentStatement(ctx.issuer, (kid) => ctx.keys.statementKey(kid), agentClient) : undefined;
   const calendars = (await ctx.store.listCalendars(user.id)).map((c) => c.name);
 
-  const returnTo = returnNotice(redirect, view.device);
+  const listener = view.device ? undefined : foreignRedirectListener(ctx, redirect);
+  const returnTo = returnNotice(redirect, view.device, listener);
 
   const body = html`<h1>${grant ? html`Allow ${agentName} to do more for you?` : html`Allow ${agentName} to act for you?`}</h1>
 <p>${appName(request.client, { assured: view.clientAssured, startsSentence: true })} asks you to let <strong>${agentName}</strong> act for you. <span class="muted">(You are signed in as ${user.name}.)</span></p>
+${listener === undefined ? '' : anotherUsersListener(redirect, listener)}
 ${clientBlock(request, redirect, view.clientAssured, user.timeZone, view.device !== undefined)}
 ${identityBlock(agentName, request.resource.url, verification)}
 <h2>${grant ? 'It asks to also be able to' : html`${agentName} will be able to`}</h2>
@@ -102,10 +105,21 @@ ${returnTo}
  * the server is, yet the app that asked is on another device, perhaps an
  * attacker's who sent the user the code (RFC 8628 §5.4): so the device flow is
  * told by where the request came from, never by its redirect URI.
+ *
+ * A loopback redirect URI whose port another user's program holds (`listener`: its uid) is said to go to that user,
+ * here and, in bold, at the top of the page (found in review, s23local: the page said the app "runs on this
+ * computer; … you go back to it" while the code went to another user's program). The page warns rather than
+ * refuses: the person may mean it (another account of theirs), and it is their call once said. The uid named goes
+ * back with the form, and Approve issues no code to another user's program that the page did not name, such as
+ * one that began to listen after the page was shown (consent.ts).
  */
-function returnNotice(redirect: URL, device: ConsentView['device']): Html {
+function returnNotice(redirect: URL, device: ConsentView['device'], listener: number | undefined): Html {
   if (device) {
     return html`<p class="warn">The app that asked is on another device, the one showing the code <strong>${device.userCode}</strong>, not in this browser. Approve only if you started this sign-in yourself, on a device you have with you. If someone sent you this code or link, choose Deny.</p>`;
+  }
+  if (listener !== undefined) {
+    return html`<p class="warn">After you decide, the answer goes to that program of another user (uid ${listener}), not back to an app of yours.</p>
+<input type="hidden" name="${REDIRECT_LISTENER_FIELD}" value="${listener}">`;
   }
   if (isLoopbackRedirect(redirect)) return html`<p class="muted">The app that asked runs on this computer; after you decide, you go back to it.</p>`;
   const scheme = privateUseScheme(redirect);
@@ -115,6 +129,11 @@ function returnNotice(redirect: URL, device: ConsentView['device']): Html {
     return html`<p class="warn">After you decide, your browser hands the answer to the app on this device that opens <strong>${scheme}:</strong> links. This server cannot check which app that is: any app can claim such links. Approve only if you just started this from the app you expect.</p>`;
   }
   return html`<p class="warn">After you decide, you will be sent to <strong>${redirect.host}</strong>. Approve only if you expected to use that site.</p>`;
+}
+
+/** Said at the top of the page when another user's program (`uid`) listens at the loopback redirect URI (returnNotice). */
+function anotherUsersListener(redirect: URL, uid: number): Html {
+  return html`<p class="warn"><strong>Its answer goes to a program of another user of this computer (uid ${uid})</strong>, the one listening at <code>${redirect.host}</code>, not to a program of yours, whatever name the app gave. Approve only if you mean to let that user act for you as described here; otherwise choose Deny.</p>`;
 }
 
 /**

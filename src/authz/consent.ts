@@ -3,7 +3,8 @@
 // single-use CSRF token); only then is the decision sent to the client. An
 // approval creates the grant, or widens or narrows the user's existing grant
 // to this client and agent, with the limits chosen on the page, and issues a
-// single-use authorization code.
+// single-use authorization code; none when another user's program listens at
+// a loopback redirect URI and the page did not say so.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { calendarDetailFor, formatScope, isDetailSubset, parseCalendarDetail, parseScope, type AuthorizationDetail, type CalendarDetail } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
@@ -15,7 +16,7 @@ import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId } from './crypto.js';
 import { defaultDetails } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
-import { redirectToClient } from './redirect.js';
+import { REDIRECT_LISTENER_FIELD, foreignRedirectListener, redirectToClient } from './redirect.js';
 import { currentSession } from './session.js';
 
 export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
@@ -56,6 +57,19 @@ export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
 }
 
 async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContext, pending: AuthRequestRecord, form: FormBody, now: number): Promise<FastifyReply> {
+  // Looked up again as the code is about to be issued: a program of another user that started listening at a loopback
+  // redirect URI after the page was shown (or took the port since) gets no code unless the page named that very user.
+  // Nothing is taken or changed: the app's page, opened again, says who listens (consent-page.ts returnNotice).
+  const listener = foreignRedirectListener(ctx, pending.redirectUri);
+  if (listener !== undefined && form[REDIRECT_LISTENER_FIELD] !== String(listener)) {
+    req.log.warn({ client: pending.clientId, uid: listener }, "consent approved, no code issued: another user's program listens at the redirect URI");
+    return sendErrorPage(
+      reply,
+      403,
+      'Nothing was sent to the app',
+      `Its answer would go to a program of another user of this computer (uid ${listener}), which the page did not say when you approved. Nothing was issued. If you did not expect that, do nothing more; otherwise start again from the app.`,
+    );
+  }
   const resource = await ctx.store.resourceByUrl(pending.resource);
   if (!resource) return sendErrorPage(reply, 400, 'This agent is no longer available', 'Its registration was removed while you were deciding.');
 

@@ -1,8 +1,12 @@
 // The authorization response: a redirect to the client's validated redirect
-// URI carrying the result, the state and the issuer (RFC 9207).
+// URI carrying the result, the state and the issuer (RFC 9207); and who
+// listens at a loopback redirect URI of this computer.
 import type { FastifyReply } from 'fastify';
+import { isAnyLoopbackHost } from '../delegation/resource.js';
 import { errorDescription } from '../error-description.js';
+import { foreignListenerAt } from '../http/listener-owner.js';
 import type { AuthContext } from './context.js';
+import { isLoopbackRedirect } from './policy/redirect-uri.js';
 
 /** 302 (or 303 after a POST, RFC 9700 §4.12) to the redirect URI with the response parameters and `iss`. */
 export function redirectToClient(
@@ -19,4 +23,21 @@ export function redirectToClient(
   }
   url.searchParams.set('iss', ctx.issuer);
   return reply.code(status).header('Cache-Control', 'no-store').header('Location', url.href).send();
+}
+
+/** The consent form's field that carries the uid its page named as listening at the redirect URI (consent-page.ts). */
+export const REDIRECT_LISTENER_FIELD = 'redirect_listener';
+
+/**
+ * The uid of another user of this computer whose program listens at a loopback redirect URI, when this server is on
+ * loopback too (then the browser, the app and this server share the computer); undefined when nobody or this server's
+ * own user (or root) listens there, or nothing can tell (not Linux: src/http/listener-owner.ts). Any app may register
+ * a loopback redirect URI on any port under any name (RFC 8252 §7.3, §8.6), and while the port is free any user of
+ * the computer may listen on it: found in review (s23local), another user registered "Claude Code" with his own
+ * listener's port, the owner approved it, and the code went to his program, which redeemed it.
+ */
+export function foreignRedirectListener(ctx: Pick<AuthContext, 'issuer'>, redirectUri: string | URL): number | undefined {
+  const url = typeof redirectUri === 'string' ? new URL(redirectUri) : redirectUri;
+  if (!isLoopbackRedirect(url) || !isAnyLoopbackHost(new URL(ctx.issuer).hostname)) return undefined;
+  return foreignListenerAt(url);
 }

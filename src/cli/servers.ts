@@ -17,6 +17,7 @@ import { openStore, type Store } from '../store/index.js';
 import { openCommandStore, setUpSigns } from './commands/admin-store.js';
 import { statementIssuer } from './served-elsewhere.js';
 import { CommandFailed } from './errors.js';
+import { portHeldByAnotherUser } from '../http/listener-owner.js';
 import { packageVersion } from './version.js';
 import { printableClipped } from '../terminal-text.js';
 
@@ -316,7 +317,10 @@ export async function listen(app: FastifyInstance, name: string, host: string, p
     await app.listen({ host, port });
   } catch (error) {
     const code = (error as { code?: string }).code;
-    if (code === 'EADDRINUSE') throw new CommandFailed(`Port ${port} is already in use, so the ${name} cannot start. Is delegate serve already running?`);
+    if (code === 'EADDRINUSE') {
+      const held = portHeldByAnotherUser(host, port);
+      throw new CommandFailed(held ? `${held}, so the ${name} cannot start: stop that program, or choose another port.` : `Port ${port} is already in use, so the ${name} cannot start. Is delegate serve already running?`);
+    }
     if (code === 'EACCES') throw new CommandFailed(`The ${name} may not listen on port ${port}.`);
     if (code === 'EADDRNOTAVAIL') throw new CommandFailed(`The ${name} cannot listen on ${host}: no such local address.`);
     throw error;

@@ -21,7 +21,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
-import { peerStanding } from '../http/listener-owner.js';
+import { peerStanding, portHeldByAnotherUser } from '../http/listener-owner.js';
 import { ClientError, loginTimedOut } from './errors.js';
 import type { AuthorizationRequestContext } from './provider.js';
 
@@ -149,11 +149,8 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
 async function listen(server: Server, options: LoopbackOptions): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new ClientError('AUTHORIZATION_FAILED', `Port ${options.port} on ${LOOPBACK_HOST} is in use, so the sign-in cannot listen there; choose another --redirect-port.`)
-          : error,
-      );
+      const held = error.code === 'EADDRINUSE' ? (portHeldByAnotherUser(LOOPBACK_HOST, options.port ?? 0) ?? `Port ${options.port} on ${LOOPBACK_HOST} is in use`) : undefined;
+      reject(held ? new ClientError('AUTHORIZATION_FAILED', `${held}, so the sign-in cannot listen there; choose another --redirect-port.`) : error);
     });
     server.listen(options.port ?? 0, LOOPBACK_HOST, () => {
       server.off('error', reject);

@@ -32,11 +32,26 @@ export class ForeignListenerError extends Error {
     readonly uid: number,
   ) {
     super(
-      `Port ${port} on ${host} is held by a program of another user of this machine (uid ${uid}), not by delegate's servers; nothing was sent to it. ` +
+      `${heldBy(host, port, uid)}, not by delegate's servers; nothing was sent to it. ` +
         'Stop that program, or choose other ports with --auth-port, --calendar-port and --agent-port.',
     );
     this.name = 'ForeignListenerError';
   }
+}
+
+function heldBy(host: string, port: number, uid: number): string {
+  return `Port ${port} on ${host} is held by a program of another user of this machine (uid ${uid})`;
+}
+
+/**
+ * For a listen that found its port taken (EADDRINUSE): "Port N on HOST is held by a program of another user of this
+ * machine (uid U)" when that is why, else undefined (found in review, s23local: `serve` asked "Is delegate serve
+ * already running?" of another user's program). `host` as given to listen: `::1`, `127.0.0.1`, `0.0.0.0`.
+ */
+export function portHeldByAnotherUser(host: string, port: number): string | undefined {
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  const uid = foreignListenerAt(`http://${bare.includes(':') ? `[${bare}]` : bare}:${port}/`);
+  return uid === undefined ? undefined : heldBy(host, port, uid);
 }
 
 /** The /proc/net files that list TCP sockets, by address family; tests give their own. */
@@ -71,18 +86,16 @@ const checkedUntil = new Map<string, number>();
  * Throws ForeignListenerError when the socket listening for `url` on this
  * machine belongs to another user (neither this process's nor root).
  */
-export function refuseForeignListener(url: string | URL, options: { tables?: SocketTables; uid?: number; now?: number; localAddresses?: string[] } = {}): void {
+export function refuseForeignListener(url: string | URL, options: ListenerLookup & { now?: number } = {}): void {
   const target = typeof url === 'string' ? new URL(url) : url;
   if (target.protocol !== 'http:') return;
-  const uid = options.uid ?? process.getuid?.();
-  if (uid === undefined || (options.tables === undefined && process.platform !== 'linux')) return;
   const host = target.hostname;
   const port = Number(target.port || 80);
   const key = `${host}:${port}`;
   const now = options.now ?? Date.now();
   // Cached for a URL found to be the user's, or another machine's (networkInterfaces() is not free either).
   if (options.tables === undefined && (checkedUntil.get(key) ?? 0) > now) return;
-  const owner = onThisMachine(host, options.localAddresses) ? foreignOwnerHere(options.tables, host, port, uid) : undefined;
+  const owner = foreignListenerAt(target, options);
   if (owner !== undefined) {
     checkedUntil.delete(key);
     throw new ForeignListenerError(host, port, owner);
@@ -91,6 +104,28 @@ export function refuseForeignListener(url: string | URL, options: { tables?: Soc
     if (checkedUntil.size > 256) checkedUntil.clear();
     checkedUntil.set(key, now + OURS_FOR_MS);
   }
+}
+
+/** Where to look (tests give their own tables, uid and addresses), else this machine and this process's uid. */
+export interface ListenerLookup {
+  tables?: SocketTables;
+  uid?: number;
+  localAddresses?: string[];
+}
+
+/**
+ * The uid of another user's program (neither this process's user nor root) listening where a request to the
+ * plain-http `url` on this machine would go; undefined when there is none, or nothing can tell (not Linux, an
+ * https URL, a host name, another machine). Looked up afresh each time, for a decision taken once: what a
+ * consent page says, a code about to be sent, a port found taken.
+ */
+export function foreignListenerAt(url: string | URL, options: ListenerLookup = {}): number | undefined {
+  const target = typeof url === 'string' ? new URL(url) : url;
+  if (target.protocol !== 'http:') return undefined;
+  const uid = options.uid ?? process.getuid?.();
+  if (uid === undefined || (options.tables === undefined && process.platform !== 'linux')) return undefined;
+  const host = target.hostname;
+  return onThisMachine(host, options.localAddresses) ? foreignOwnerHere(options.tables, host, Number(target.port || 80), uid) : undefined;
 }
 
 /** foreignOwner in the given tables, else this machine's (none to read: undefined). */

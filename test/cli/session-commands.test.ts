@@ -217,6 +217,19 @@ describe('mcp-config', () => {
     expect(mcpServers['calendar-agent-http']).toEqual({ type: 'http', url: 'http://127.0.0.1:9412/mcp' });
   });
 
+  // Found in review (s23local): an HTTP client set up as mcp-config suggested sent its bearer token to another user's
+  // program that held the agent's port while `serve` was stopped. The stdio entry is recommended, on stderr, in one line.
+  it('json and claude-code: one line on stderr recommends the stdio entry over the loopback URL; stdout stays the snippet', async () => {
+    const line = `Prefer the stdio entry "calendar-agent" on a computer other people log in to: an HTTP client sends its access token to whatever program listens at http://127.0.0.1:9412/mcp, and while \`delegate serve\` is stopped any user of this computer may listen there (delegate's own commands check who listens; other MCP clients do not).`;
+    for (const client of ['json', 'claude-code']) {
+      const io = fakeIo({ DELEGATE_HOME: home });
+      expect(await runCli(['mcp-config', '--client', client, '--agent-port', '9412'], io)).toBe(0);
+      expect(io.err.split('\n'), client).toContain(line);
+      expect(io.out, client).not.toContain('Prefer the stdio entry');
+      if (client === 'json') expect(Object.keys(JSON.parse(io.out).mcpServers)).toEqual(['calendar-agent', 'calendar-agent-http']);
+    }
+  });
+
   it('claude-desktop: its config file’s shape, and its URL on stderr (as one a custom connector cannot reach)', async () => {
     const io = fakeIo({});
     expect(await runCli(['--profile', 'work', 'mcp-config', '--client', 'claude-desktop'], io)).toBe(0);

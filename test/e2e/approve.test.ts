@@ -19,6 +19,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { launchChromium } from '../browser/chromium.js';
 import { InMemoryProvider } from '../interop/support.js';
 import { DEVICE_CODE_GRANT, Browser, authorizeUrl, pkcePair, postForm, registerDeviceClient, registerPublicClient } from '../support/oauth-flow.js';
+import { NOBODY, asRoot, listenAsNobody } from '../support/foreign-listener.js';
 import { freePort } from '../support/ports.js';
 import { builtModule } from './built.js';
 import { START_URL, killLeftovers, ownerLinkBehind, runCli, startCli, startServer, type Running } from './run.js';
@@ -212,6 +213,32 @@ describe('delegate approve on a server started with serve --host ::1', () => {
     } finally {
       server.child.kill('SIGTERM');
       await server.done;
+    }
+  });
+});
+
+// Found in review (s23local): another user registered an app named "Claude Code" whose redirect URI was the port his own
+// program listened on; `delegate approve` and the consent page both spoke as if the app were the owner's, and his
+// program got the code. Both now name that user's uid before the owner decides. (`nobody`: root only, as CI runs.)
+describe.skipIf(!asRoot)("delegate approve when another user's program listens at the app's redirect URI", () => {
+  it('says so before the browser opens, and the consent page says so too', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    const squatter = await listenAsNobody(port);
+    try {
+      const redirectUri = `http://127.0.0.1:${port}/callback`;
+      const app = await registerPublicClient(issuer, [redirectUri]);
+      const request = authorizeUrl(issuer, { clientId: app, redirectUri, resource: agentUrl, state: 's', challenge: pkcePair().challenge });
+      const cli = startCli(['approve', '--no-browser', request, '--auth-port', new URL(issuer).port], home);
+      const start = await cli.loginUrl;
+      const said = cli.stderr();
+      const warning = `delegate: The app's answer goes to a program of another user of this computer (uid ${NOBODY}), the one listening at 127.0.0.1:${port}, not to a program of yours, whatever name the app gave: approve only if you mean to let that user act for you.`;
+      expect(said).toContain(warning);
+      expect(said.indexOf(warning)).toBeLessThan(said.indexOf(start));
+      const { consentText } = await approveInChromium(start, redirectUri);
+      expect(consentText).toContain(`Its answer goes to a program of another user of this computer (uid ${NOBODY})`);
+      expect((await cli.done).code).toBe(0);
+    } finally {
+      squatter.stop();
     }
   });
 });

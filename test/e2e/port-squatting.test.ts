@@ -6,16 +6,13 @@
 // looks up who owns the listening socket before it sends anything there
 // (src/http/listener-owner.ts). The squatter runs as `nobody`, so these tests
 // need root (as CI runs them); elsewhere they are skipped.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NOBODY, asRoot, listenAsNobody, type ForeignListener } from '../support/foreign-listener.js';
 import { freePort } from '../support/ports.js';
 import { killLeftovers, runCli, startServer, storeSignIn } from './run.js';
-
-const NOBODY = 65534;
-const asRoot = process.getuid?.() === 0;
 
 /**
  * A server run by `nobody` that answers like delegate's: the AS's metadata
@@ -40,33 +37,14 @@ http.createServer((req, res) => {
 }).listen(Number(port), '127.0.0.1', () => console.log('listening'));
 `;
 
-interface Squatter {
-  child: ChildProcess;
-  requests(): Array<{ method: string; path: string; authorization: string | null; body: string }>;
-}
-
-async function squat(port: number, issuer: string, resource: string): Promise<Squatter> {
-  const child = spawn(process.execPath, ['-e', SQUATTER, String(port), issuer, resource], { uid: NOBODY, gid: NOBODY, cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] });
-  squatters.push(child);
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  const deadline = Date.now() + 10_000;
-  while (!out.includes('listening')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the squatter did not start');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return {
-    child,
-    requests: () =>
-      out
-        .split('\n')
-        .filter((line) => line.startsWith('{'))
-        .map((line) => JSON.parse(line) as { method: string; path: string; authorization: string | null; body: string }),
-  };
+async function squat(port: number, issuer: string, resource: string): Promise<ForeignListener> {
+  const squatter = await listenAsNobody(port, SQUATTER, [issuer, resource]);
+  squatters.push(squatter);
+  return squatter;
 }
 
 let dir: string;
-const squatters: ChildProcess[] = [];
+const squatters: ForeignListener[] = [];
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'delegate-e2e-squat-'));
@@ -74,7 +52,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   killLeftovers();
-  for (const child of squatters.splice(0)) child.kill('SIGKILL');
+  for (const squatter of squatters.splice(0)) squatter.stop();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -140,6 +118,26 @@ describe.skipIf(!asRoot)("another user's program on delegate's ports", () => {
     expect(res.status).toBe(503);
     expect(((await res.json()) as { error?: string }).error).toBe('temporarily_unavailable');
     expect(squatter.requests()).toEqual([]);
+  });
+
+  // Found in review (s23local): `serve` asked "Is delegate serve already running?" of another user's program, which
+  // find-slot names as such; and `login --redirect-port` called the port only "in use".
+  it('is named as another user’s program when `serve` cannot listen on its port', { timeout: 60_000 }, async () => {
+    const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
+    const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
+    await squat(agent, `http://127.0.0.1:${auth}`, `http://127.0.0.1:${agent}/mcp`);
+    const serve = await runCli(['serve', ...ports], join(dir, 'home'));
+    expect(serve.code, serve.stderr).toBe(1);
+    expect(serve.stderr).toContain(`delegate: Port ${agent} on 127.0.0.1 is held by a program of another user of this machine (uid ${NOBODY}), so the CalendarAgent cannot start: stop that program, or choose another port.`);
+    expect(serve.stderr).not.toContain('already running');
+  });
+
+  it('is named as another user’s program when `login --redirect-port` cannot listen on its port', { timeout: 60_000 }, async () => {
+    const [auth, calendar, agent, redirect] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    await squat(redirect, 'http://127.0.0.1:1', 'http://127.0.0.1:1/mcp');
+    const login = await runCli(['login', '--no-browser', '--redirect-port', String(redirect), '--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)], join(dir, 'home'));
+    expect(login.code, login.stderr).toBe(1);
+    expect(login.stderr).toContain(`Port ${redirect} on 127.0.0.1 is held by a program of another user of this machine (uid ${NOBODY}), so the sign-in cannot listen there; choose another --redirect-port.`);
   });
 
   it('is told apart from the user’s own servers on the same ports (control)', { timeout: 60_000 }, async () => {

@@ -23,6 +23,7 @@
 // the browser was sent on.
 import { urlsFor, type Ports } from '../../config.js';
 import { isAnyLoopbackHost } from '../../delegation/resource.js';
+import { foreignListenerAt } from '../../http/listener-owner.js';
 import { startOnlyListener } from '../../client/loopback.js';
 import { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } from '../../client/owner-login.js';
 import { DEFAULT_LOGIN_TIMEOUT_MS } from '../../client/sign-in.js';
@@ -67,6 +68,8 @@ export async function approveCommand(target: string, args: ApproveArgs, io: CliI
     ownerLoginUrl(issuer, await signOwnerAssertion({ key, issuer, now: () => io.now(), next: request, approval: true }), page),
   );
   const styles = stylesFor(io);
+  const elsewhere = foreignListenerOfAnswer(page);
+  if (elsewhere !== undefined) io.stderr.write(`delegate: ${styles.bold(elsewhere)}\n`);
   let spinner: Spinner | undefined;
   try {
     io.stderr.write(`${styles.bold(`Approve or deny ${whatIsAsked(page)} in your browser.`)} ${args.browser ? 'If no browser opened, open this link' : 'Open this link in a browser on this computer'}:\n`);
@@ -134,6 +137,27 @@ function whatIsAsked(page: URL): string {
   const code = page.searchParams.get('user_code');
   if (page.pathname === '/device' && code !== null) return `the device code ${code}`;
   return `the request of the app ${shown(page.searchParams.get('client_id') ?? 'that names no client_id')}`;
+}
+
+/**
+ * What the owner is told before the browser opens when the app's answer goes to a program of another user of this
+ * computer: the redirect URI the request names (loopback, http) and the uid of the program listening there, as the
+ * consent page says it (found in review, s23local: another user registered "Claude Code" with his own listener's
+ * port). Undefined when the request names no redirect URI, or nobody else listens there yet (the page looks again).
+ */
+function foreignListenerOfAnswer(page: URL): string | undefined {
+  const given = page.pathname === '/authorize' ? page.searchParams.get('redirect_uri') : null;
+  if (given === null) return undefined;
+  let redirect: URL;
+  try {
+    redirect = new URL(given);
+  } catch {
+    return undefined;
+  }
+  if (redirect.protocol !== 'http:' || !isAnyLoopbackHost(redirect.hostname)) return undefined;
+  const uid = foreignListenerAt(redirect);
+  if (uid === undefined) return undefined;
+  return `The app's answer goes to a program of another user of this computer (uid ${uid}), the one listening at ${shown(redirect.host)}, not to a program of yours, whatever name the app gave: approve only if you mean to let that user act for you.`;
 }
 
 function shown(text: string): string {

@@ -4,7 +4,8 @@
 // delegation) and the remote HTTP URL, for clients that do OAuth discovery
 // and registration themselves. Servers on the ports published behind an https
 // reverse proxy: the remote entry alone, at that URL. The snippet goes to
-// stdout; where to put it, to stderr.
+// stdout; where to put it, to stderr, with a word against the loopback http
+// entry on a computer shared with other users.
 import { join } from 'node:path';
 import { DEFAULT_PORTS, DEFAULT_PROFILE, packageRoot, pathsEnvironment, urlsFor, type Ports } from '../../config.js';
 import { effectiveProfile } from './agent-access.js';
@@ -130,13 +131,14 @@ export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<
       break;
     case 'claude-code':
       io.stdout.write(`${claudeCodeCommands(launch, url, approveLine(args, io)).join('\n')}\n`);
+      io.stderr.write(`${httpWarning(url)}\n`);
       break;
     case 'json':
       io.stdout.write(
         `${JSON.stringify({ mcpServers: { [SERVER_NAME]: { type: 'stdio', ...stdioEntry }, [HTTP_SERVER_NAME]: { type: 'http', url } } }, null, 2)}\n`,
       );
       io.stderr.write(
-        `"${SERVER_NAME}" is the stdio command; "${HTTP_SERVER_NAME}" is the remote URL, for clients on this computer that do OAuth themselves (approve their request with \`${approveLine(args, io)}\`, as the page they open says). Keep the one your client supports.\n`,
+        `"${SERVER_NAME}" is the stdio command; "${HTTP_SERVER_NAME}" is the remote URL, for clients on this computer that do OAuth themselves (approve their request with \`${approveLine(args, io)}\`, as the page they open says). Keep the one your client supports.\n${httpWarning(url)}\n`,
       );
       break;
   }
@@ -144,6 +146,18 @@ export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<
 }
 
 const HTTP_SERVER_NAME = `${SERVER_NAME}-http`;
+
+/**
+ * The line on stderr beside a loopback http entry (stdout stays the snippet). Found in review (s23local): an MCP
+ * client set up with that URL sent its bearer token to another user's program that listened on the port while
+ * `delegate serve` was stopped, which then replayed it against the agent; delegate's own commands look up who holds a
+ * port first (src/http/listener-owner.ts), other MCP clients do not. Said always: whether others log in to this
+ * computer is not this command's to know, and may change.
+ */
+function httpWarning(url: string): string {
+  return `Prefer the stdio entry "${SERVER_NAME}" on a computer other people log in to: an HTTP client sends its access token to whatever program listens at ${url}, and while \`delegate serve\` is stopped any user of this computer may listen there (delegate's own commands check who listens; other MCP clients do not).`;
+}
+
 const STDIO_COMMENT = ['# stdio: Claude Code starts CalendarAgent, acting under your stored delegation'];
 const HTTP_COMMENT = '# or remote HTTP: Claude Code signs in itself (OAuth discovery, registration); the page it opens says to approve with';
 
