@@ -65,9 +65,27 @@ export class DurationError extends CalendarError {
 }
 
 /**
- * A calendar that could not be used. The message names the calendar and, when
- * known, the line (1-based, as an editor counts them); it never quotes event
- * titles or other details, so it may be shown to the agent acting for the user.
+ * What is wrong with a calendar's text: `reason` quotes none of it and may be sent; `quoted` is the text at fault,
+ * for the owner alone (CalendarSourceError#quoted).
+ */
+export interface SourceProblem {
+  reason: string;
+  quoted?: string;
+}
+
+/** The most characters of the calendar's own text an error keeps for its owner. */
+const MAX_QUOTED = 120;
+
+/**
+ * A calendar that could not be used. The message names the calendar, the
+ * property and, when known, the line (1-based, as an editor counts them); it
+ * never quotes the calendar's text (a value, a rule part, a component's name),
+ * so it may be shown to the agent acting for the user: the backend promises
+ * busy times only, never titles, places or people, and a broken line may hold
+ * a title (found in review s23deleg: `DTSTART:Meet with lawyer about divorce`
+ * reached a remote token holder as "DTSTART value '…' is not a date-time").
+ * What the file says at the fault is kept apart, in `quoted`, for the owner
+ * alone: `ownerMessage` (`delegate calendar add`, the server's debug log).
  */
 export class CalendarSourceError extends CalendarError {
   declare readonly code: CalendarSourceErrorCode;
@@ -75,15 +93,26 @@ export class CalendarSourceError extends CalendarError {
   readonly calendar: string;
   /** The physical line the problem is on, when known. */
   readonly line: number | undefined;
-  /** The problem without the calendar and line prefix. */
+  /** The problem without the calendar and line prefix; quotes nothing of the calendar's text. */
   readonly reason: string;
+  /**
+   * The calendar's own text the problem is about (a value, a rule part, ical.js's words about them), as it is to be
+   * shown after the reason, cut at MAX_QUOTED characters: for the calendar's owner only, never sent.
+   */
+  readonly quoted: string | undefined;
 
-  constructor(code: CalendarSourceErrorCode, calendar: string, reason: string, line?: number) {
+  constructor(code: CalendarSourceErrorCode, calendar: string, reason: string, line?: number, quoted?: string) {
     super(code, `Calendar "${calendar}"${line === undefined ? '' : `, line ${line}`}: ${reason}`);
     this.name = 'CalendarSourceError';
     this.calendar = calendar;
     this.line = line;
     this.reason = reason;
+    this.quoted = quoted === undefined || quoted.length <= MAX_QUOTED ? quoted : `${quoted.slice(0, MAX_QUOTED).replace(/[\uD800-\uDBFF]$/, '')}…`;
+  }
+
+  /** The message with the calendar's text at the fault, for its owner: `…: DTSTART value is not a date-time: "Lunch".` */
+  get ownerMessage(): string {
+    return this.quoted === undefined ? this.message : `${this.message.replace(/\.$/, '')}: ${this.quoted}.`;
   }
 }
 

@@ -48,17 +48,23 @@ export function readSelection(query: Record<string, string | string[] | undefine
   return selection;
 }
 
-/** The calendars a selection names, in the user's order; a name the user has none of is a problem. */
-export function chooseCalendars<T extends CalendarRef>(all: readonly T[], names: readonly string[] | undefined): T[] | { problem: string } {
-  if (names === undefined) return [...all];
-  const unknown = names.filter((n) => !all.some((c) => c.name === n));
+/**
+ * The calendars a selection names, in the user's order, out of `covered`: those of the user's calendars that the
+ * delegation covers (all of them when it names none). A name none of them has is a problem, which lists only
+ * `covered`: a token holder learns nothing of the calendars its delegation does not cover, not their names, not their
+ * count (found in review s23deleg: a grant for "work" alone, after `calendar remove work`, was told "the calendars
+ * are 'secret', 'medical'"). A name outside the delegation never gets here (permittedCalendars refuses it first,
+ * whether such a calendar exists or not).
+ */
+export function chooseCalendars<T extends CalendarRef>(covered: readonly T[], names: readonly string[] | undefined, delegated: boolean): T[] | { problem: string } {
+  if (names === undefined) return [...covered];
+  const unknown = names.filter((n) => !covered.some((c) => c.name === n));
   if (unknown.length > 0) {
-    const known = all.map((c) => c.name);
-    return {
-      problem: `No calendar named ${unknown.map((n) => `"${n}"`).join(', ')}; the calendars are ${known.length > 0 ? known.map((n) => `"${n}"`).join(', ') : 'none'}.`,
-    };
+    const known = covered.map((c) => `"${c.name}"`).join(', ');
+    const which = !delegated ? `the calendars are ${known || 'none'}` : known ? `of those the delegation allows, the calendars are ${known}` : 'none of those the delegation allows exists';
+    return { problem: `No calendar named ${unknown.map((n) => `"${n}"`).join(', ')}; ${which}.` };
   }
-  return all.filter((c) => names.includes(c.name));
+  return covered.filter((c) => names.includes(c.name));
 }
 
 function single(query: Record<string, string | string[] | undefined>, name: string): string | undefined | { problem: string } {

@@ -291,8 +291,9 @@ class EventReader {
       return fn();
     } catch (err) {
       if (err instanceof CalendarSourceError) throw err;
-      const reason = code === 'ERR_ICS_RULE' ? `This recurrence rule cannot be used (${plain(err)}).` : `${property} cannot be read.`;
-      throw new CalendarSourceError(code, this.calendar, reason, this.lineOf(span, property));
+      // ical.js's words may quote the rule's text (`invalid WKST value "…"`): for the owner only.
+      const reason = code === 'ERR_ICS_RULE' ? 'This recurrence rule cannot be used.' : `${property} cannot be read.`;
+      throw new CalendarSourceError(code, this.calendar, reason, this.lineOf(span, property), code === 'ERR_ICS_RULE' ? plain(err) : undefined);
     }
   }
 
@@ -312,7 +313,7 @@ function availabilityOf(component: ICAL.Component): Availability {
   return 'busy';
 }
 
-/** An ical.js error's message, which names rule parts, never event details. */
+/** An ical.js error's message on one line: it may quote a rule's values, so it goes to the owner only. */
 function plain(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   return message.replace(/\s+/g, ' ').slice(0, 120);

@@ -183,7 +183,8 @@ function readParts(rule: ICAL.Recur, freq: Frequency, dtstart: ICAL.Time): RuleP
   const weekdays = (p.BYDAY as string[] | undefined)?.map((item): WeekdayPart => {
     const m = BYDAY_ITEM.exec(String(item).toUpperCase());
     // ics-rules.ts has checked every BYDAY value as written before ical.js read it.
-    if (!m) throw new Error(`BYDAY value ${item} is not a weekday.`);
+    // Quoting nothing of the rule, as every error about a calendar's text (errors.ts, CalendarSourceError).
+    if (!m) throw new Error('An RRULE BYDAY value is not a weekday.');
     return { weekday: WEEKDAYS.indexOf(m[2]!), ...(m[1] === undefined ? {} : { nth: Number(m[1]) }) };
   });
   let months = numbers('BYMONTH');

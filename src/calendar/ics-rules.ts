@@ -2,7 +2,10 @@
 // ical.js reads them: ical.js drops parts it does not know, so a malformed
 // rule must be caught here, with its line; and a rule that can never match is
 // recognised before the expansion (delegate's own period iterator,
-// ics-periods.ts) walks its periods. Pure.
+// ics-periods.ts) walks its periods. Pure. What is wrong is said without
+// the rule's text (a part's value, an unknown part's name), which goes apart
+// for the owner (SourceProblem): the reason may reach the agent.
+import type { SourceProblem } from './errors.js';
 
 const FREQUENCIES = new Set(['SECONDLY', 'MINUTELY', 'HOURLY', 'DAILY', 'WEEKLY', 'MONTHLY', 'YEARLY']);
 const WEEKDAY = '(?:MO|TU|WE|TH|FR|SA|SU)';
@@ -21,19 +24,27 @@ const INTEGER_PARTS: Readonly<Record<string, { min: number; max: number; signed:
   BYSETPOS: { min: 1, max: 366, signed: true },
 };
 
+/** The parts RFC 5545 §3.3.10 defines: their names may be repeated in a reason, anything else's may not. */
+const KNOWN_PARTS = new Set(['FREQ', 'UNTIL', 'COUNT', 'INTERVAL', 'WKST', 'BYDAY', ...Object.keys(INTEGER_PARTS)]);
+
 /** Parts that restrict which days match; with them a sub-daily rule can search for years between matches. */
 const DAY_LEVEL_PARTS = ['BYMONTH', 'BYMONTHDAY', 'BYYEARDAY', 'BYWEEKNO', 'BYDAY'];
 
 /** Why an RRULE value is malformed, or undefined when it is fine. */
-export function recurRuleProblem(value: string): string | undefined {
+export function recurRuleProblem(value: string): SourceProblem | undefined {
+  const problem = ruleProblem(value);
+  return typeof problem === 'string' ? { reason: problem } : problem;
+}
+
+function ruleProblem(value: string): SourceProblem | string | undefined {
   if (value.trim() === '') return 'RRULE is empty.';
   const parts = new Map<string, string>();
   for (const raw of value.split(';')) {
     const eq = raw.indexOf('=');
-    if (eq <= 0 || eq === raw.length - 1) return `RRULE part "${raw}" is not NAME=VALUE.`;
+    if (eq <= 0 || eq === raw.length - 1) return { reason: 'An RRULE part is not NAME=VALUE.', quoted: `"${raw}"` };
     const name = raw.slice(0, eq).toUpperCase();
     const v = raw.slice(eq + 1);
-    if (parts.has(name)) return `RRULE repeats ${name}.`;
+    if (parts.has(name)) return KNOWN_PARTS.has(name) ? `RRULE repeats ${name}.` : { reason: 'RRULE repeats a part.', quoted: name };
     parts.set(name, v);
     const problem = partProblem(name, v);
     if (problem) return problem;
@@ -67,22 +78,23 @@ export function recurRuleProblem(value: string): string | undefined {
   return undefined;
 }
 
-function partProblem(name: string, value: string): string | undefined {
+function partProblem(name: string, value: string): SourceProblem | undefined {
+  const part = (what: string): SourceProblem => ({ reason: `RRULE ${name} is not ${what}.`, quoted: `${name}=${value}` });
   switch (name) {
     case 'FREQ':
-      return FREQUENCIES.has(value.toUpperCase()) ? undefined : `FREQ=${value} is not a frequency.`;
+      return FREQUENCIES.has(value.toUpperCase()) ? undefined : part('a frequency');
     case 'COUNT':
     case 'INTERVAL':
-      return /^\d+$/.test(value) && Number(value) >= 1 ? undefined : `${name}=${value} is not a positive whole number.`;
+      return /^\d+$/.test(value) && Number(value) >= 1 ? undefined : part('a positive whole number');
     case 'UNTIL':
-      return /^\d{8}(T\d{6}Z?)?$/i.test(value) ? undefined : `UNTIL=${value} is not a date or date-time.`;
+      return /^\d{8}(T\d{6}Z?)?$/i.test(value) ? undefined : part('a date or date-time');
     case 'WKST':
-      return WEEKDAY_ONLY.test(value.toUpperCase()) ? undefined : `WKST=${value} is not a weekday.`;
+      return WEEKDAY_ONLY.test(value.toUpperCase()) ? undefined : part('a weekday');
     case 'BYDAY':
       for (const item of value.toUpperCase().split(',')) {
         const m = BYDAY_ITEM.exec(item);
         const n = m?.[1] === undefined ? undefined : Number(m[1]);
-        if (!m || n === 0 || (n !== undefined && Math.abs(n) > 53)) return `BYDAY value "${item}" is not a weekday.`;
+        if (!m || n === 0 || (n !== undefined && Math.abs(n) > 53)) return { reason: 'An RRULE BYDAY value is not a weekday.', quoted: `"${item}"` };
       }
       return undefined;
     default: {
@@ -92,13 +104,13 @@ function partProblem(name: string, value: string): string | undefined {
           const ok = (range.signed ? /^[+-]?\d+$/ : /^\+?\d+$/).test(item);
           const n = Math.abs(Number(item));
           if (!ok || n < range.min || n > range.max || (range.signed && n === 0)) {
-            return `${name} value "${item}" is out of range.`;
+            return { reason: `An RRULE ${name} value is out of range.`, quoted: `"${item}"` };
           }
         }
         return undefined;
       }
       // RFC 5545 allows x-name parts; ical.js ignores them, and so do we.
-      return /^X-/i.test(name) ? undefined : `RRULE part ${name} is unknown.`;
+      return /^X-/i.test(name) ? undefined : { reason: 'An RRULE part is unknown.', quoted: name };
     }
   }
 }

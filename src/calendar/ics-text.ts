@@ -3,10 +3,12 @@
 // component structure checked (every BEGIN has its END), two repairs for what
 // real producers write (Exchange's TZID quoted together with the value; dates
 // without VALUE=DATE), and the values ical.js would silently misread checked
-// (recurrence rules, dates, durations). Errors name the calendar and the line.
+// (recurrence rules, dates, durations). Errors name the calendar, the
+// property and the line, never the file's text (a value, a component name
+// outside RFC 5545's): that goes apart, for the owner (CalendarSourceError#quoted).
 // Pure. The read is a generator that yields every few thousand lines, so that
 // a server reads a large feed in steps (steps.ts).
-import { CalendarSourceError } from './errors.js';
+import { CalendarSourceError, type SourceProblem } from './errors.js';
 import { recurRuleProblem } from './ics-rules.js';
 import { StepCounter, type Steps } from './steps.js';
 
@@ -78,9 +80,15 @@ const DATE = /^\d{8}$/;
 const DATE_TIME = /^\d{8}T\d{6}Z?$/i;
 const DURATION = /^[+-]?P(?=.*\d)(?:\d+W)?(?:\d+D)?(?:T(?=\d)(?:\d+H)?(?:\d+M)?(?:\d+S)?)?$/i;
 
+/** Components named by RFC 5545 and its extensions (RFC 7953, RFC 9073): a reason may name these, and no other. */
+const KNOWN_COMPONENTS = new Set([
+  'VCALENDAR', 'VEVENT', 'VTODO', 'VJOURNAL', 'VFREEBUSY', 'VTIMEZONE', 'VALARM', 'STANDARD', 'DAYLIGHT',
+  'VAVAILABILITY', 'AVAILABLE', 'VLOCATION', 'VRESOURCE', 'PARTICIPANT',
+]);
+
 export function* readIcsText(raw: string, calendar: string): Steps<IcsText> {
-  const fail = (reason: string, line?: number): never => {
-    throw new CalendarSourceError('ERR_ICS_SYNTAX', calendar, reason, line);
+  const fail = (reason: string, line?: number, quoted?: string): never => {
+    throw new CalendarSourceError('ERR_ICS_SYNTAX', calendar, reason, line, quoted);
   };
   const counter = new StepCounter(LINES_PER_STEP);
   const lines: ContentLine[] = [];
@@ -129,7 +137,7 @@ export function* readIcsText(raw: string, calendar: string): Steps<IcsText> {
   for (const cl of lines) {
     if (counter.spend(1)) yield;
     const problem = valueProblem(cl);
-    if (problem) throw new CalendarSourceError(cl.name === 'RRULE' ? 'ERR_ICS_RULE' : 'ERR_ICS_VALUE', calendar, problem, cl.line);
+    if (problem) throw new CalendarSourceError(cl.name === 'RRULE' ? 'ERR_ICS_RULE' : 'ERR_ICS_VALUE', calendar, problem.reason, cl.line, problem.quoted);
   }
   return { lines, calendars, repairs };
 }
@@ -172,7 +180,7 @@ function markBareDates(text: string, name: string): string {
 }
 
 /** Checks that BEGIN and END pair up and collects each VCALENDAR's own lines and the components directly inside it. */
-function* structure(lines: readonly ContentLine[], fail: (reason: string, line?: number) => never, counter: StepCounter): Steps<CalendarSpan[]> {
+function* structure(lines: readonly ContentLine[], fail: (reason: string, line?: number, quoted?: string) => never, counter: StepCounter): Steps<CalendarSpan[]> {
   const stack: Array<{ name: string; line: number; index: number }> = [];
   const calendars: CalendarSpan[] = [];
   // Values past the first in the date lists of the component being read.
@@ -184,15 +192,17 @@ function* structure(lines: readonly ContentLine[], fail: (reason: string, line?:
     if (cl.name === 'BEGIN' || cl.name === 'END') {
       const component = split(cl.text).value.trim().toUpperCase();
       if (cl.name === 'BEGIN') {
-        if (stack.length === 0 && component !== 'VCALENDAR') fail(`BEGIN:${component} outside a VCALENDAR.`, cl.line);
+        if (stack.length === 0 && component !== 'VCALENDAR') fail(`BEGIN:${named(component)} outside a VCALENDAR.`, cl.line, unnamed(component));
         if (stack.length === 0) calendars.push({ own: [index], components: [] });
         if (stack.length === 1) extraValues = 0;
         stack.push({ name: component, line: cl.line, index });
         continue;
       }
       const open = stack.pop();
-      if (!open) fail(`END:${component} without a BEGIN.`, cl.line);
-      if (open!.name !== component) fail(`END:${component} closes BEGIN:${open!.name} of line ${open!.line}.`, cl.line);
+      if (!open) fail(`END:${named(component)} without a BEGIN.`, cl.line, unnamed(component));
+      if (open!.name !== component) {
+        fail(`END:${named(component)} closes BEGIN:${named(open!.name)} of line ${open!.line}.`, cl.line, unnamed(component, open!.name));
+      }
       if (stack.length === 0) calendars[calendars.length - 1]!.own.push(index);
       if (stack.length === 1 && stack[0]!.name === 'VCALENDAR') {
         const size = index - open!.index + 1 + extraValues;
@@ -204,9 +214,20 @@ function* structure(lines: readonly ContentLine[], fail: (reason: string, line?:
     if (stack.length === 1) calendars[calendars.length - 1]!.own.push(index);
   }
   const unclosed = stack[stack.length - 1];
-  if (unclosed) fail(`BEGIN:${unclosed.name} is never closed.`, unclosed.line);
+  if (unclosed) fail(`BEGIN:${named(unclosed.name)} is never closed.`, unclosed.line, unnamed(unclosed.name));
   if (calendars.length === 0) fail('There is no BEGIN:VCALENDAR: this is not an iCalendar file.');
   return calendars;
+}
+
+/** A component's name as a reason may give it: RFC 5545's names as they are, any other (the file's own text) as `…`. */
+function named(component: string): string {
+  return KNOWN_COMPONENTS.has(component) ? component : '…';
+}
+
+/** The names `named` hid, for the owner: undefined when it hid none. */
+function unnamed(...components: string[]): string | undefined {
+  const hidden = components.filter((c) => !KNOWN_COMPONENTS.has(c));
+  return hidden.length > 0 ? hidden.map((c) => `"${c}"`).join(', ') : undefined;
 }
 
 function commas(value: string): number {
@@ -224,24 +245,26 @@ function checkSize(calendars: readonly CalendarSpan[], calendar: string): void {
   }
   for (const span of calendars.flatMap((c) => c.components)) {
     if (span.size > MAX_COMPONENT_SIZE) {
-      const reason = `This ${span.name} has ${span.size} lines and listed dates; at most ${MAX_COMPONENT_SIZE} are read in one component.`;
-      throw new CalendarSourceError('ERR_ICS_TOO_LARGE', calendar, reason, span.line);
+      const reason = `This ${KNOWN_COMPONENTS.has(span.name) ? span.name : 'component'} has ${span.size} lines and listed dates; at most ${MAX_COMPONENT_SIZE} are read in one component.`;
+      throw new CalendarSourceError('ERR_ICS_TOO_LARGE', calendar, reason, span.line, unnamed(span.name));
     }
   }
 }
 
 /** What is wrong with a value ical.js would misread without a word, if anything. */
-function valueProblem(cl: ContentLine): string | undefined {
+function valueProblem(cl: ContentLine): SourceProblem | undefined {
   const { params, value } = split(cl.text);
   switch (cl.name) {
     case 'RRULE':
       return recurRuleProblem(value);
     case 'DURATION':
-      return DURATION.test(value) ? undefined : `DURATION "${value}" is not a duration.`;
+      return DURATION.test(value) ? undefined : { reason: 'DURATION is not a duration.', quoted: `"${value}"` };
     default:
       if (!DATE_PROPERTIES.has(cl.name)) return undefined;
   }
-  const type = /(?:^|;)VALUE=([A-Z-]+)/i.exec(params)?.[1]?.toUpperCase() ?? 'DATE-TIME';
+  // Any VALUE= but DATE and PERIOD is checked as a DATE-TIME, and named so (another is the file's text).
+  const written = /(?:^|;)VALUE=([A-Z-]+)/i.exec(params)?.[1]?.toUpperCase();
+  const type = written === 'DATE' || written === 'PERIOD' ? written : 'DATE-TIME';
   for (const item of value.split(',')) {
     const ok =
       type === 'DATE'
@@ -249,7 +272,7 @@ function valueProblem(cl: ContentLine): string | undefined {
         : type === 'PERIOD'
           ? periodOk(item)
           : DATE_TIME.test(item) && validDate(item) && validTime(item);
-    if (!ok) return `${cl.name} value "${item}" is not a ${type.toLowerCase()}.`;
+    if (!ok) return { reason: `${cl.name} value is not a ${type.toLowerCase()}.`, quoted: `"${item}"` };
   }
   return undefined;
 }

@@ -200,18 +200,22 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
       const mend = user.timeZoneMend ?? 'it must be set to an IANA time zone such as Europe/Berlin';
       return sendError(reply, 500, 'invalid_configuration', `The calendar owner's time zone '${user.timeZone}' is not one this computer knows; ${mend}.`);
     }
-    // No calendar at all: every slot would look free, an answer nothing was checked for. Say so instead.
-    if (user.calendars.length === 0) return sendError(reply, 404, 'no_calendars', NO_CALENDARS);
-
-    // With no calendar named, only those the delegation allows are read.
-    const allowed = selection.calendars ?? calendarsToRead(limits.detail, undefined, user.calendars.map((c) => c.name));
-    if (limits.detail?.calendars && allowed.length === 0) {
-      // Reading nothing would answer "free" for calendars that are gone: say so instead.
-      const reason = `None of the calendars the delegation allows (${limits.detail.calendars.map((c) => `"${c}"`).join(', ')}) exists any more.`;
+    // From here on, only the calendars the delegation covers: whatever the answer, its holder learns nothing of the
+    // others, not their names, not their count (found in review s23deleg: see chooseCalendars). With no calendar
+    // named, all of these are read.
+    const delegated = limits.detail.calendars;
+    const coveredNames = calendarsToRead(limits.detail, undefined, user.calendars.map((c) => c.name));
+    const covered = user.calendars.filter((c) => coveredNames.includes(c.name));
+    if (delegated && covered.length === 0 && selection.calendars === undefined) {
+      // Reading nothing would answer "free" for calendars that are gone: say so instead. The same answer whether the
+      // user has other calendars or none at all (that is their count, which the delegation does not cover).
+      const reason = `None of the calendars the delegation allows (${delegated.map((c) => `"${c}"`).join(', ')}) exists any more.`;
       await record('refused', { reason });
       return refuse(reply, metadataUrl, new BearerError(403, 'insufficient_scope', reason));
     }
-    const chosen = chooseCalendars(user.calendars, allowed);
+    // No calendar at all: every slot would look free, an answer nothing was checked for. Say so instead.
+    if (!delegated && covered.length === 0) return sendError(reply, 404, 'no_calendars', NO_CALENDARS);
+    const chosen = chooseCalendars(covered, selection.calendars, delegated !== undefined);
     if ('problem' in chosen) return sendError(reply, 400, 'invalid_request', chosen.problem);
     const tentative = selection.tentative ?? user.tentative ?? options.tentative ?? 'busy';
     const onCalendarError = selection.onCalendarError ?? user.onCalendarError ?? options.onCalendarError ?? 'fail';
@@ -230,7 +234,9 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         if (old) stale.push({ calendar: printable(old.calendar), fetchedAt: toUtcIso(old.fetchedAt), error_description: printable(old.reason) });
       } catch (err) {
         if (!(err instanceof CalendarSourceError)) throw err;
-        req.log.warn({ calendar: err.calendar, code: err.code, line: err.line }, 'calendar unavailable');
+        req.log.warn({ calendar: err.calendar, code: err.code, line: err.line, reason: err.reason }, 'calendar unavailable');
+        // The calendar's text at fault is the owner's, never sent (errors.ts); their own log shows it at debug.
+        if (err.quoted !== undefined) req.log.debug({ calendar: err.calendar, line: err.line, quoted: err.quoted }, 'calendar unavailable: its text at fault');
         if (onCalendarError === 'skip') {
           skipped.push({ calendar: printable(err.calendar), error_description: printable(err.message) });
           continue;

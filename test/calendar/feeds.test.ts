@@ -194,7 +194,8 @@ describe('an ICS feed', () => {
   it('keeps the last good copy when the new one is not valid iCalendar, naming the line', async () => {
     const { calendar, feeds, cache, ref } = await readAfterChange('cal_4', FIRST.replace('DURATION:PT1H', 'RRULE:FREQ=SOMETIMES'));
     expect(busyOf(calendar)).toEqual(['2026-12-01T10:00:00.000Z']);
-    expect(feeds.staleness(ref)?.reason).toBe('line 7: FREQ=SOMETIMES is not a frequency.');
+    // The reason goes out with the answer (`stale`): it names the property and the line, not the feed's text (review s23deleg).
+    expect(feeds.staleness(ref)?.reason).toBe('line 7: RRULE FREQ is not a frequency.');
     expect(cache.records.get('cal_4')?.body).toBe(FIRST);
   });
 
@@ -239,13 +240,13 @@ describe('an ICS feed', () => {
     const refusal = async () => (await feeds.load(ref).catch((e: unknown) => e)) as CalendarSourceError;
 
     const first = await refusal();
-    expect([first.code, first.message]).toEqual(['ERR_ICS_RULE', 'Calendar "team", line 7: FREQ=SOMETIMES is not a frequency.']);
+    expect([first.code, first.message, first.ownerMessage]).toEqual(['ERR_ICS_RULE', 'Calendar "team", line 7: RRULE FREQ is not a frequency.', 'Calendar "team", line 7: RRULE FREQ is not a frequency: FREQ=SOMETIMES.']);
     for (let i = 0; i < 5; i++) {
       host.now += 30_000;
       expect(await refusal()).toBe(first);
     }
     expect(requests).toEqual([{}]);
-    expect(cache.records.get('cal_11')).toMatchObject({ body: null, error: 'line 7: FREQ=SOMETIMES is not a frequency.', errorAt: Date.UTC(2026, 10, 30, 8) });
+    expect(cache.records.get('cal_11')).toMatchObject({ body: null, error: 'line 7: RRULE FREQ is not a frequency.', errorAt: Date.UTC(2026, 10, 30, 8) });
 
     // Past the interval: asked with the refused answer's validators; unchanged (304), so refused again without a body.
     host.now += 5 * MINUTE;

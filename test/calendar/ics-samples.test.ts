@@ -41,8 +41,9 @@ describe('every sample', () => {
     expect(error).toBeInstanceOf(CalendarSourceError);
     expect((error as CalendarSourceError).code).toBe('ERR_ICS_RULE');
     expect((error as CalendarSourceError).line).toBe(50);
-    expect((error as CalendarSourceError).message).toBe(
-      'Calendar "nodeical-google-bad-rrule.ics", line 50: RRULE part "RRULE:AnythingRandom" is not NAME=VALUE.',
+    expect((error as CalendarSourceError).message).toBe('Calendar "nodeical-google-bad-rrule.ics", line 50: An RRULE part is not NAME=VALUE.');
+    expect((error as CalendarSourceError).ownerMessage).toBe(
+      'Calendar "nodeical-google-bad-rrule.ics", line 50: An RRULE part is not NAME=VALUE: "RRULE:AnythingRandom".',
     );
   });
 });

@@ -178,7 +178,7 @@ describe('GET /freebusy', () => {
       error: 'invalid_configuration',
       // RFC 6749 §5.2: no `"` in an error_description; the server's message quotes with `'` on the wire.
       error_description:
-        "Calendar 'google', line 50: RRULE part 'RRULE:AnythingRandom' is not NAME=VALUE. " +
+        "Calendar 'google', line 50: An RRULE part is not NAME=VALUE. " +
         "Fix the calendar's file (`delegate calendar list` shows where it is), or remove the calendar with `delegate calendar remove google`.",
       calendar: 'google',
     });

@@ -100,7 +100,7 @@ describe('your own calendars, end to end', () => {
     const failing = await runCli(['find-slot', '--duration', '30m', '--json', ...window()], home);
     expect(failing.code).toBe(1);
     // The backend's 502 error_description, relayed: `"` is not allowed there (RFC 6749 §5.2), so the name is quoted with `'`.
-    expect(failing.stderr).toMatch(/Calendar 'broken', line \d+: COUNT=x is not a positive whole number\./);
+    expect(failing.stderr).toMatch(/Calendar 'broken', line \d+: RRULE COUNT is not a positive whole number\./);
     const skipping = await runCli(['find-slot', '--duration', '30m', '--json', '--on-calendar-error', 'skip', ...window()], home);
     expect(skipping.code).toBe(0);
     expect(JSON.parse(skipping.stdout).start).toBe(summerOrWinter(`${monday}T12:30:00+02:00`));

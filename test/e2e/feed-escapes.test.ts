@@ -2,7 +2,9 @@
 // RRULE carries terminal escapes (an OSC that retitles the window, an erase of
 // the line and a forged one). The built CLI's find-slot, skipping it on
 // request, warns about it; failing on it, names it: either way the person's
-// terminal gets the escapes shown, never acted on.
+// terminal never gets an escape to act on. (Since review s23deleg the
+// backend sends nothing of the calendar's text at all, only the property
+// and the line.)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -45,12 +47,12 @@ describe('a feed with terminal escapes in it', () => {
     await approveInBrowser(await skipping.loginUrl);
     const skipped = await skipping.done;
     expect(skipped.code).toBe(0);
-    expect(skipped.stderr).toContain('warning: not counted, could not be read: Calendar "evil", line 9: FREQ=\\e]0 is not a frequency.');
+    expect(skipped.stderr).toContain('warning: not counted, could not be read: Calendar "evil", line 9: RRULE FREQ is not a frequency.');
     expect(skipped.stderr).not.toMatch(CONTROL);
 
     const failing = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
     expect(failing.code).toBe(1);
-    expect(failing.stderr).toMatch(/Calendar 'evil', line 9: FREQ=/);
+    expect(failing.stderr).toMatch(/Calendar 'evil', line 9: RRULE FREQ is not a frequency\./);
     expect(failing.stderr).not.toMatch(CONTROL);
   });
 });

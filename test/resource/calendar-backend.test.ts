@@ -6,6 +6,7 @@
 // revocation list and everything while the list is stale, and records every
 // read with the full actor chain before answering.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -13,6 +14,7 @@ import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JWK } from
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildCalendarServer, type CalendarServerOptions } from '../../src/calendar/server.js';
+import { createLogger } from '../../src/http/logging.js';
 import type { ResourceAuditRecord } from '../../src/resource/audit.js';
 import { createRevocationList } from '../../src/resource/revocations.js';
 import { startFakeRevocationEndpoint, type FakeRevocationEndpoint } from './revocation-endpoint.js';
@@ -160,6 +162,87 @@ describe('the allowed calendars', () => {
     const res = await freebusy(app, await token({ lookahead_days: -3 }), today);
     expect(res.statusCode).toBe(401);
     expect(res.headers['www-authenticate']).toContain('error="invalid_token"');
+  });
+});
+
+describe('calendars the delegation does not cover (review s23deleg)', () => {
+  // The grant allows only "work"; the owner has since removed it (`delegate calendar remove work`) and keeps "secret"
+  // and "medical". The holder of the token must learn nothing of those two: not their names, not their count, not
+  // whether a calendar outside the grant exists.
+  const others = ['secret', 'medical'];
+  const owning = (names: string[]) => backend({ calendarsFor: async () => ({ timeZone: 'Europe/Berlin', calendars: names.map((name) => ({ name, path: join(dir, 'private.ics') })) }) });
+  const answer = async (app: FastifyInstance, query: string) => {
+    const res = await freebusy(app, await token({ calendars: ['work'] }), `${today}${query}`);
+    return { status: res.statusCode, body: res.json() as Record<string, unknown>, challenge: res.headers['www-authenticate'] };
+  };
+
+  it('names none of them when the allowed calendar named is gone: only what the delegation allows', async () => {
+    const res = await answer(await owning(others), '&calendar=work');
+    expect(res).toEqual({ status: 400, body: { error: 'invalid_request', error_description: "No calendar named 'work'; none of those the delegation allows exists." }, challenge: undefined });
+    expect(JSON.stringify(res)).not.toMatch(/secret|medical/);
+  });
+
+  it('answers the same whether the user has other calendars or none at all (their count)', async () => {
+    for (const query of ['&calendar=work', '']) {
+      const withOthers = await answer(await owning(others), query);
+      const withNone = await answer(await owning([]), query);
+      expect(withOthers, query).toEqual(withNone);
+      expect(JSON.stringify(withOthers), query).not.toMatch(/secret|medical/);
+    }
+    // Unnamed: refused, naming only the delegation's own calendar (as before).
+    expect((await answer(await owning([]), '')).body).toEqual({ error: 'insufficient_scope', error_description: "None of the calendars the delegation allows ('work') exists any more." });
+  });
+
+  it('answers a name outside the delegation the same whether such a calendar exists or not', async () => {
+    const app = await owning(others);
+    const exists = await answer(app, '&calendar=secret');
+    const missing = await answer(app, '&calendar=nosuch');
+    expect(exists.status).toBe(403);
+    expect(JSON.parse(JSON.stringify(missing).replaceAll('nosuch', 'secret'))).toEqual(exists);
+  });
+
+  it('lists the delegation’s calendars that exist, and no other, when one it allows is gone', async () => {
+    const app = await backend({ calendarsFor: async () => ({ timeZone: 'Europe/Berlin', calendars: [{ name: 'secret', path: join(dir, 'private.ics') }, { name: 'home', path: join(dir, 'work.ics') }] }) });
+    const res = await freebusy(app, await token({ calendars: ['work', 'home'] }), `${today}&calendar=work`);
+    expect([res.statusCode, res.json().error_description]).toEqual([400, "No calendar named 'work'; of those the delegation allows, the calendars are 'home'."]);
+  });
+});
+
+describe('a broken line of a calendar file (review s23deleg): what leaves the backend quotes nothing of the file', () => {
+  // Each a line a calendar program, or a person, may write by mistake; "Lawyer" stands for a title or a name.
+  const event = (...lines: string[]) =>
+    ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//delegate tests//EN', 'BEGIN:VEVENT', 'UID:b1@test', 'DTSTAMP:20261101T000000Z', ...lines, 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n');
+  const cases: Array<[string, string, string]> = [
+    ['a title in DTSTART', event('DTSTART:Meet with lawyer about divorce', 'DTEND:20261130T110000Z'), "line 7: DTSTART value is not a date-time."],
+    ['a title in DURATION', event('DTSTART:20261130T100000Z', 'DURATION:Lawyer'), "line 8: DURATION is not a duration."],
+    ['a name in BYDAY', event('DTSTART:20261130T100000Z', 'DTEND:20261130T110000Z', 'RRULE:FREQ=WEEKLY;BYDAY=LAWYER'), "line 9: An RRULE BYDAY value is not a weekday."],
+    ['a name in FREQ', event('DTSTART:20261130T100000Z', 'DTEND:20261130T110000Z', 'RRULE:FREQ=Lawyer'), "line 9: RRULE FREQ is not a frequency."],
+    ['a name as a rule part', event('DTSTART:20261130T100000Z', 'DTEND:20261130T110000Z', 'RRULE:FREQ=DAILY;LAWYER=1'), "line 9: An RRULE part is unknown."],
+    ['a name in COUNT', event('DTSTART:20261130T100000Z', 'DTEND:20261130T110000Z', 'RRULE:FREQ=DAILY;COUNT=lawyer'), "line 9: RRULE COUNT is not a positive whole number."],
+    ['a name as a component', event('DTSTART:20261130T100000Z', 'DTEND:20261130T110000Z', 'BEGIN:LAWYER'), "line 10: END:VEVENT closes BEGIN:… of line 9."],
+  ];
+
+  it.each(cases)('%s: 500 and skipped name the calendar, the property and the line; the owner’s debug log has the text', async (_name, text, where) => {
+    await writeFile(join(dir, 'broken.ics'), text);
+    const lines: string[] = [];
+    const stream = new PassThrough();
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => lines.push(...chunk.split('\n').filter(Boolean)));
+    const app = await backend({
+      calendarsFor: async () => ({ timeZone: 'Europe/Berlin', calendars: [{ name: 'work', path: join(dir, 'work.ics') }, { name: 'diary', path: join(dir, 'broken.ics') }] }),
+      logger: createLogger('debug', stream),
+    });
+    const bearer = await token({});
+    const failing = await freebusy(app, bearer, today);
+    expect(failing.statusCode).toBe(500);
+    expect(failing.json()).toMatchObject({ error: 'invalid_configuration', calendar: 'diary', error_description: expect.stringContaining(`Calendar 'diary', ${where.replaceAll('…', '...')}`) });
+    const skipping = await freebusy(app, bearer, `${today}&on_calendar_error=skip`);
+    expect(skipping.statusCode).toBe(200);
+    expect(skipping.json().skipped).toEqual([{ calendar: 'diary', error_description: `Calendar "diary", ${where}` }]);
+    for (const res of [failing, skipping]) expect(res.body).not.toMatch(/lawyer/i);
+    // The owner, on their own computer, can still find what is wrong: at debug, the server's log quotes the line's text.
+    expect(lines.some((l) => /lawyer/i.test(l) && JSON.parse(l).msg === 'calendar unavailable: its text at fault')).toBe(true);
+    expect(lines.join('\n')).not.toContain(bearer.split('.')[2]!);
   });
 });
 

@@ -9,13 +9,17 @@
 //   record every time. The race is real, not simulated: a pass-through wrapper
 //   of the store's code lookup sees both requests read the code unused.
 // - A calendar outside the token's limits, named at the real backend.
+// - Found in review s23deleg: the calendars a grant does not cover, named to
+//   its holder when the one it allows was removed; and a broken line's text
+//   (a title where a date belongs) sent in the backend's error. Both at the
+//   backend and through CalendarAgent's find_slot.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret } from '../../src/authz/crypto.js';
-import { rawRequest } from '../agent/http.js';
+import { mcpHeaders, rawRequest } from '../agent/http.js';
 import { postForm } from '../support/oauth-flow.js';
 import { auditSince, exchangeAsAgent, lastAuditSeq, ownerCode, queryRows, redeemCode, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
@@ -173,5 +177,90 @@ describe('one authorization code redeemed by two requests at once, over HTTP, ma
     // The race was really run: in some rounds both requests read the code before either redemption committed.
     console.info(`code replay race: both requests read the code unused in ${raced} of ${ROUNDS} rounds`);
     expect(raced).toBeGreaterThan(0);
+  });
+});
+
+/** find_slot at CalendarAgent over HTTP with the user's token: the JSON-RPC answer's text. */
+async function findSlot(userToken: string, args: Record<string, unknown>): Promise<{ status: number; text: string }> {
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'find_slot', arguments: { duration: '30m', ...args } } });
+  const res = await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(userToken, { 'mcp-protocol-version': '2025-06-18' }), body });
+  return { status: res.status, text: res.text };
+}
+
+describe('a grant for one calendar, which the owner then removed, over HTTP (review s23deleg)', () => {
+  // The grant allows only "travel"; the owner also has "work", "personal" and "month-end", and then runs
+  // `delegate calendar remove travel`. Its holder must learn nothing of the others: names, count, existence.
+  let user: string;
+  let limited: string;
+  beforeAll(async () => {
+    const owner = (await stack.store.ownerUser())!;
+    await stack.store.addCalendar({ id: 'cal_travel', userId: owner.id, name: 'travel', kind: 'file', source: join(dir, 'work.ics'), createdAt: Date.now() });
+    user = (await userTokens(stack, { choices: { calendars: ['travel'] } })).accessToken;
+    const exchanged = await exchangeAsAgent(stack, user);
+    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+    limited = String(exchanged.body.access_token);
+    expect(decodeJwt(limited).authorization_details).toEqual([expect.objectContaining({ calendars: ['travel'] })]);
+    expect(await stack.store.removeCalendar(owner.id, 'travel')).toBe(true);
+  });
+  const others = /work|personal|month-end/;
+
+  it('the backend names none of the others when asked for the removed one, or for none', async () => {
+    const now = Date.now();
+    const named = await freebusy(limited, `${window(now + HOUR, now + 2 * DAY)}&calendar=travel`);
+    expect([named.status, (named.json() as Record<string, unknown>).error_description]).toEqual([400, "No calendar named 'travel'; none of those the delegation allows exists."]);
+    const unnamed = await freebusy(limited, window(now + HOUR, now + 2 * DAY));
+    expect([unnamed.status, (unnamed.json() as Record<string, unknown>).error_description]).toEqual([403, "None of the calendars the delegation allows ('travel') exists any more."]);
+    for (const res of [named, unnamed]) expect(res.text).not.toMatch(others);
+  });
+
+  it('answers a calendar outside the grant that exists as one that does not', async () => {
+    const now = Date.now();
+    const exists = await freebusy(limited, `${window(now + HOUR, now + 2 * DAY)}&calendar=personal`);
+    const missing = await freebusy(limited, `${window(now + HOUR, now + 2 * DAY)}&calendar=nosuch`);
+    expect(exists.status).toBe(403);
+    expect([missing.status, missing.text.replaceAll('nosuch', 'personal')]).toEqual([exists.status, exists.text]);
+  });
+
+  it('CalendarAgent’s find_slot passes on no name of the others', async () => {
+    for (const args of [{ calendars: ['travel'] }, {}]) {
+      const res = await findSlot(user, args);
+      expect(res.status, res.text).toBe(200);
+      expect(res.text, JSON.stringify(args)).toContain('travel');
+      expect(res.text, JSON.stringify(args)).not.toMatch(others);
+    }
+  });
+});
+
+describe('a calendar file whose line holds a title where a date belongs, over HTTP (review s23deleg)', () => {
+  // `DTSTART:Meet with lawyer about divorce`: the backend promises busy times, "never titles, places or people".
+  beforeAll(async () => {
+    await writeFile(join(dir, 'diary.ics'), calendarText(['BEGIN:VEVENT', 'UID:d1@test', 'DTSTAMP:20261101T000000Z', 'DTSTART:Meet with lawyer about divorce', 'DTEND:20261201T110000Z', 'END:VEVENT']));
+    const owner = (await stack.store.ownerUser())!;
+    await stack.store.addCalendar({ id: 'cal_diary', userId: owner.id, name: 'diary', kind: 'file', source: join(dir, 'diary.ics'), createdAt: Date.now() });
+  });
+  afterAll(async () => {
+    await stack.store.removeCalendar((await stack.store.ownerUser())!.id, 'diary');
+  });
+
+  it('the backend’s 500 and its skipped entry name the calendar, DTSTART and the line, not the title', async () => {
+    const token = await calendarToken();
+    const now = Date.now();
+    const failing = await freebusy(token, `${window(now + HOUR, now + 2 * DAY)}&calendar=diary`);
+    expect(failing.status).toBe(500);
+    expect(failing.json()).toMatchObject({ error: 'invalid_configuration', calendar: 'diary', error_description: expect.stringMatching(/^Calendar 'diary', line 7: DTSTART value is not a date-time\. /) });
+    const skipping = await freebusy(token, `${window(now + HOUR, now + 2 * DAY)}&calendar=diary&calendar=work&on_calendar_error=skip`);
+    expect(skipping.status).toBe(200);
+    expect((skipping.json() as { skipped: unknown }).skipped).toEqual([{ calendar: 'diary', error_description: 'Calendar "diary", line 7: DTSTART value is not a date-time.' }]);
+    for (const res of [failing, skipping]) expect(res.text).not.toMatch(/lawyer|divorce/i);
+  });
+
+  it('CalendarAgent’s find_slot passes on no word of it, failing or skipping', async () => {
+    const user = (await userTokens(stack)).accessToken;
+    for (const args of [{ calendars: ['diary'] }, { calendars: ['diary', 'work'], onCalendarError: 'skip' }]) {
+      const res = await findSlot(user, args);
+      expect(res.status, res.text).toBe(200);
+      expect(res.text, JSON.stringify(args)).toMatch(/line 7: DTSTART value is not a date-time/);
+      expect(res.text, JSON.stringify(args)).not.toMatch(/lawyer|divorce/i);
+    }
   });
 });

@@ -88,7 +88,7 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
         expandBusy(calendar, { start: io.now(), end: io.now() + 31 * DAY_MS }, { timeZone: owner.timeZone });
         for (const warning of calendar.warnings) io.stderr.write(`delegate: calendar "${args.name}": ${warning}\n`);
       } catch (error) {
-        if (error instanceof CalendarSourceError) throw new CommandFailed(`${error.message} The calendar was not added.`);
+        if (error instanceof CalendarSourceError) throw new CommandFailed(`${error.ownerMessage} The calendar was not added.`);
         throw error;
       }
     }
