@@ -57,6 +57,8 @@ export interface StaleFeed {
   /** When the copy in use was fetched. */
   fetchedAt: number;
   reason: string;
+  /** The feed's text at fault (CalendarSourceError#quoted), known to the process that fetched it: for the owner's log only. */
+  quoted?: string;
 }
 
 export interface FeedLoader {
@@ -224,7 +226,10 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
     }
     const next = { ...record, checkedAt: at, error: failure.line === undefined ? failure.reason : `line ${failure.line}: ${failure.reason}`, errorAt: at };
     await options.cache.saveFeedCache(next);
-    if (record.body !== null) return fromCopy(ref, next, at, staleOf(ref, next));
+    if (record.body !== null) {
+      const stale = staleOf(ref, next);
+      return fromCopy(ref, next, at, stale && failure.quoted !== undefined ? { ...stale, quoted: failure.quoted } : stale);
+    }
     // No copy stands in. A failed fetch (no answer, an HTTP error) may pass and is tried again at the next read; a
     // refused answer is remembered like a copy, so that reads until refreshAfterMs neither fetch nor parse it again.
     if (refusal) parsed.set(keyOf(ref), { checkedAt: at, refusal });

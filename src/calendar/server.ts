@@ -232,6 +232,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         // feed's text in it (ESC, a bare CR, OSC … BEL) would act on their terminal: controls are shown as escapes.
         // The calendar's name too (found by the s18 helpers): `calendar add` refuses controls in one, a store written otherwise need not.
         if (old) stale.push({ calendar: printable(old.calendar), fetchedAt: toUtcIso(old.fetchedAt), error_description: printable(old.reason) });
+        if (old?.quoted !== undefined) req.log.debug({ calendar: old.calendar, quoted: old.quoted }, 'calendar feed refused: its text at fault');
       } catch (err) {
         if (!(err instanceof CalendarSourceError)) throw err;
         req.log.warn({ calendar: err.calendar, code: err.code, line: err.line, reason: err.reason }, 'calendar unavailable');

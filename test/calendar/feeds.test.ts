@@ -196,6 +196,8 @@ describe('an ICS feed', () => {
     expect(busyOf(calendar)).toEqual(['2026-12-01T10:00:00.000Z']);
     // The reason goes out with the answer (`stale`): it names the property and the line, not the feed's text (review s23deleg).
     expect(feeds.staleness(ref)?.reason).toBe('line 7: RRULE FREQ is not a frequency.');
+    // The text at fault stays with this process, for the owner's log (the backend's debug line), never the answer.
+    expect(feeds.staleness(ref)?.quoted).toBe('FREQ=SOMETIMES');
     expect(cache.records.get('cal_4')?.body).toBe(FIRST);
   });
 
