@@ -86,7 +86,8 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
         const calendar = await readOnce(record, io, (copy) => (feedCopy = copy));
         // Expanding is where an endless series would show: a short look ahead catches it now.
         expandBusy(calendar, { start: io.now(), end: io.now() + 31 * DAY_MS }, { timeZone: owner.timeZone });
-        for (const warning of calendar.warnings) io.stderr.write(`delegate: calendar "${args.name}": ${warning}\n`);
+        // A warning quotes the calendar's text (an unknown TZID): escaped, as every feed's text the CLI prints (found in review, s23feeds).
+        for (const warning of calendar.warnings) io.stderr.write(shown`delegate: calendar "${args.name}": ${warning}\n`);
       } catch (error) {
         if (error instanceof CalendarSourceError) throw new CommandFailed(`${error.ownerMessage} The calendar was not added.`);
         throw error;
