@@ -15,7 +15,10 @@
 // then the server is asked with the refused answer's validators, and a 304
 // refuses it again without a download or a parse (found in review: such a
 // feed was fetched and parsed again at every read, 1.5 s of CPU for 20 MB).
+// Redirects are followed by hand, at most MAX_FEED_REDIRECTS, each address
+// checked before anything is sent to it (feed-redirects.ts).
 import { CalendarSourceError } from './errors.js';
+import { refusedFeedTarget, resolveBySystem, type ResolveHost } from './feed-redirects.js';
 import { parseCalendarCooperatively, type ParsedCalendar } from './ics.js';
 
 /** What the cache keeps of a feed. Times are epoch ms. */
@@ -84,12 +87,17 @@ export interface FeedLoaderOptions {
   waitMs?: number;
   /** The largest feed accepted, in bytes; default 20 MB. */
   maxBytes?: number;
+  /** Resolves the host names redirects lead to (feed-redirects.ts); default the system's resolver, as the fetch's own. */
+  resolve?: ResolveHost;
 }
 
 export const DEFAULT_FEED_TIMEOUT_MS = 10_000;
 export const DEFAULT_FEED_REFRESH_MS = 5 * 60_000;
 export const DEFAULT_FEED_WAIT_MS = 3_000;
 export const DEFAULT_FEED_MAX_BYTES = 20 * 1024 * 1024;
+/** Redirects followed at most for one fetch (found in review, s23feeds: fetch followed 20, wherever they led). */
+export const MAX_FEED_REDIRECTS = 5;
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
 /** webcal:// (as Apple and Google write subscription links) is https://; anything but http(s) is refused. */
 export function normalizeFeedUrl(text: string): string | undefined {
@@ -135,6 +143,7 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
   const refreshAfterMs = options.refreshAfterMs ?? DEFAULT_FEED_REFRESH_MS;
   const maxBytes = options.maxBytes ?? DEFAULT_FEED_MAX_BYTES;
   const waitMs = options.waitMs ?? DEFAULT_FEED_WAIT_MS;
+  const resolve = options.resolve ?? resolveBySystem;
   const parsed = new Map<string, Parsed>();
   const inFlight = new Map<string, Promise<ParsedCalendar>>();
 
@@ -181,7 +190,7 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
    * with no copy, a refused answer is remembered (`refused`: the one remembered before, asked about with its validators).
    */
   async function fetchAndSettle(ref: FeedRef, record: FeedCacheRecord, refused: Refusal | undefined): Promise<ParsedCalendar> {
-    const outcome = await fetchFeed(ref, record.body !== null ? record : refused, { fetchFn, timeoutMs, maxBytes });
+    const outcome = await fetchFeed(ref, record.body !== null ? record : refused, { fetchFn, timeoutMs, maxBytes, resolve });
     const at = now();
     if (outcome.kind === 'not-modified' && record.body !== null) {
       const next = { ...record, fetchedAt: at, checkedAt: at, error: null, errorAt: null, etag: outcome.etag ?? record.etag, lastModified: outcome.lastModified ?? record.lastModified };
@@ -270,31 +279,50 @@ type FetchOutcome =
   | { kind: 'too-large'; etag: string | null; lastModified: string | null }
   | { kind: 'failed'; reason: string };
 
-/** One GET under the timeout, conditional on the validators of the answer held (a good copy, or a refused one), the body read up to maxBytes. */
+/**
+ * One GET under the timeout, conditional on the validators of the answer held (a good copy, or a refused one), the
+ * body read up to maxBytes; redirects followed one at a time, each address checked first (feed-redirects.ts).
+ */
 async function fetchFeed(
   ref: FeedRef,
   held: { etag: string | null; lastModified: string | null } | undefined,
-  opts: { fetchFn: typeof fetch; timeoutMs: number; maxBytes: number },
+  opts: { fetchFn: typeof fetch; timeoutMs: number; maxBytes: number; resolve: ResolveHost },
 ): Promise<FetchOutcome> {
   const headers: Record<string, string> = { Accept: 'text/calendar, text/plain;q=0.9, */*;q=0.5' };
   if (held?.etag) headers['If-None-Match'] = held.etag;
   if (held?.lastModified) headers['If-Modified-Since'] = held.lastModified;
   const signal = AbortSignal.timeout(opts.timeoutMs);
   try {
-    const res = await opts.fetchFn(ref.url, { headers, signal, redirect: 'follow' });
-    const etag = res.headers.get('etag');
-    const lastModified = res.headers.get('last-modified');
-    if (res.status === 304) {
-      await res.body?.cancel();
-      return { kind: 'not-modified', etag, lastModified };
+    let url = ref.url;
+    for (let redirects = 0; ; redirects++) {
+      const refused = await refusedFeedTarget(ref.url, url, redirects > 0, opts.resolve, signal);
+      if (refused) return { kind: 'failed', reason: refused };
+      const res = await opts.fetchFn(url, { headers, signal, redirect: 'manual' });
+      if (REDIRECT_STATUSES.has(res.status)) {
+        await res.body?.cancel();
+        const location = res.headers.get('location');
+        // Resolved against the URL that answered (RFC 9110 §10.2.2), then held to the rules of a feed's own URL.
+        if (location === null) return { kind: 'failed', reason: `The feed could not be fetched: the server answered HTTP ${res.status} without a Location.` };
+        const next = URL.canParse(location, url) ? normalizeFeedUrl(new URL(location, url).href) : undefined;
+        if (next === undefined) return { kind: 'failed', reason: 'The feed redirected to an address that is not http or https, or that holds a user name or password; the redirect was not followed.' };
+        if (redirects === MAX_FEED_REDIRECTS) return { kind: 'failed', reason: `The feed redirected more than ${MAX_FEED_REDIRECTS} times; the last redirect was not followed.` };
+        url = next;
+        continue;
+      }
+      const etag = res.headers.get('etag');
+      const lastModified = res.headers.get('last-modified');
+      if (res.status === 304) {
+        await res.body?.cancel();
+        return { kind: 'not-modified', etag, lastModified };
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        return { kind: 'failed', reason: `The feed could not be fetched: the server answered HTTP ${res.status}.` };
+      }
+      const text = await readLimited(res, opts.maxBytes);
+      if (text === undefined) return { kind: 'too-large', etag, lastModified };
+      return { kind: 'body', text, etag, lastModified };
     }
-    if (!res.ok) {
-      await res.body?.cancel();
-      return { kind: 'failed', reason: `The feed could not be fetched: the server answered HTTP ${res.status}.` };
-    }
-    const text = await readLimited(res, opts.maxBytes);
-    if (text === undefined) return { kind: 'too-large', etag, lastModified };
-    return { kind: 'body', text, etag, lastModified };
   } catch (err) {
     if (signal.aborted) return { kind: 'failed', reason: `The feed did not answer within ${seconds(opts.timeoutMs)}.` };
     return { kind: 'failed', reason: `The feed could not be reached${networkCode(err)}.` };
