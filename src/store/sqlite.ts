@@ -1517,12 +1517,48 @@ class SqliteStore implements Store {
   }
 
   async removeCalendar(userId: string, name: string, record?: { event: AuditEventInput; at: number }): Promise<boolean> {
-    return this.atomically(() => {
-      const removed = this.run('DELETE FROM calendars WHERE user_id = ? AND name = ?', [userId, name]).changes === 1;
-      // Only a calendar that was there is recorded as removed.
-      if (removed && record) this.appendAuditNow(record.event, record.at);
-      return removed;
-    });
+    // A feed's URL is often the secret of a private address, and its copy the user's calendar: the space they held is
+    // zeroed as it is freed, and the WAL frames that held them checkpointed away (found in review, s23feeds:
+    // `strings delegate.db` showed a removed feed's URL and copy).
+    const removed = this.securelyDeleting(() =>
+      this.atomically(() => {
+        const gone = this.run('DELETE FROM calendars WHERE user_id = ? AND name = ?', [userId, name]).changes === 1;
+        // Only a calendar that was there is recorded as removed.
+        if (gone && record) this.appendAuditNow(record.event, record.at);
+        return gone;
+      }),
+    );
+    if (removed) this.checkpointAway();
+    return removed;
+  }
+
+  /**
+   * Runs `write` with SQLite's secure_delete on for this connection (https://www.sqlite.org/pragma.html#pragma_secure_delete):
+   * what it deletes or replaces is overwritten with zeros, in its page and in the pages it frees. Only around the
+   * writes that drop a feed's URL or copy: the token path's deletes and updates pay nothing for it.
+   */
+  private securelyDeleting<T>(write: () => T): T {
+    const before = this.db.pragma('secure_delete', { simple: true }) as number;
+    this.db.pragma('secure_delete = ON');
+    try {
+      return write();
+    } finally {
+      this.db.pragma(`secure_delete = ${before}`);
+    }
+  }
+
+  /**
+   * Copies the WAL into the database and truncates it to nothing (wal_checkpoint(TRUNCATE)), so that older frames
+   * holding what was just deleted do not stay in the -wal file. A server's connection reading at that moment keeps
+   * the WAL from being truncated (SQLITE_BUSY, not an error here): its frames are then overwritten as the WAL restarts.
+   */
+  private checkpointAway(): void {
+    if (!this.walFile) return;
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // Another connection holds the lock the checkpoint needs: the next checkpoint does it.
+    }
   }
 
   // issue 4: ICS feed cache
@@ -1532,14 +1568,16 @@ class SqliteStore implements Store {
   }
 
   async saveCalendarFeed(f: CalendarFeedRecord): Promise<void> {
-    this.run(
+    // The copy it replaces is zeroed too (securelyDeleting), or a refreshed feed's older copies, each beside its URL,
+    // would stay in freed space after the calendar is removed. A feed is saved at most every few minutes.
+    this.securelyDeleting(() => this.run(
       `INSERT INTO calendar_feeds (calendar_id, url, body, etag, last_modified, fetched_at, changed_at, checked_at, error, error_at)
        SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM calendars WHERE id = ?)
        ON CONFLICT (calendar_id) DO UPDATE SET url = excluded.url, body = excluded.body, etag = excluded.etag,
          last_modified = excluded.last_modified, fetched_at = excluded.fetched_at, changed_at = excluded.changed_at,
          checked_at = excluded.checked_at, error = excluded.error, error_at = excluded.error_at`,
       [f.calendarId, f.url, f.body, f.etag, f.lastModified, f.fetchedAt, f.changedAt, f.checkedAt, f.error, f.errorAt, f.calendarId],
-    );
+    ));
   }
 
   async sweep(now: number): Promise<void> {
