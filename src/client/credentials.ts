@@ -182,10 +182,11 @@ function readClaims(token: string): Record<string, unknown> {
 
 export interface LogoutResult {
   /**
-   * Tokens revoked at their authorization server. `delegationEnded`: a refresh token was among them,
-   * whose revocation ends the delegation (grant) it belongs to (RFC 7009 §2.1, delegate's policy);
-   * without one only the access token was revoked, and the grant (`grantId`, when the token names it)
-   * stands.
+   * Tokens revoked at their authorization server. `delegationEnded`: their revocation ends the delegation (grant)
+   * they belong to (RFC 7009 §2.1, delegate's policy): a refresh token was among them, or the access token names its
+   * grant (`grantId`, delegate's token: DESIGN.md, Tokens), which delegate's authorization server ends with it (see
+   * src/authz/revoke.ts). Otherwise only an opaque access token of another server was revoked, and its delegation
+   * may stand.
    */
   revoked: Array<{ issuer: string; resource: string; delegationEnded: boolean; grantId: string | undefined }>;
   /** Delegations that could not be revoked, and why; their tokens are removed from this computer all the same. */
@@ -195,9 +196,10 @@ export interface LogoutResult {
 }
 
 /**
- * Revokes every stored refresh token (which ends its delegation and every
- * token derived from it) and access token at the authorization server that
- * issued it (RFC 7009 §2; see revocation.ts),
+ * Revokes every stored refresh token and access token (either ends its
+ * delegation and every token derived from it, at delegate's authorization
+ * server) at the authorization server that issued it (RFC 7009 §2; see
+ * revocation.ts),
  * then deletes the cache file, under the refresh lock so no other process
  * refreshes in between. With `agentUrl`, only what is stored for that agent
  * (`logout --agent-url`): the rest of the cache stays.
@@ -214,8 +216,9 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
         if (only !== undefined && resource !== only) continue;
         try {
           await revokeStoredTokens(data, issuer, resource, fetchFn);
-          const grantId = readClaims(tokens.access_token).grant_id;
-          result.revoked.push({ issuer, resource, delegationEnded: tokens.refresh_token !== undefined, grantId: typeof grantId === 'string' ? grantId : undefined });
+          const claimed = readClaims(tokens.access_token).grant_id;
+          const grantId = typeof claimed === 'string' ? claimed : undefined;
+          result.revoked.push({ issuer, resource, delegationEnded: tokens.refresh_token !== undefined || grantId !== undefined, grantId });
         } catch (error) {
           result.failed.push({ issuer, resource, reason: error instanceof Error ? error.message : String(error) });
         }

@@ -4,7 +4,7 @@
 // trigger on audit_log), a consent still created, widened or narrowed its
 // grant, and a refresh-token or code replay still ended its family, each off
 // the record; and every /revoke of one access token, already revoked or not,
-// appended another token_revoked (~320 a second for anyone holding one).
+// appended another record (~320 a second for anyone holding one).
 // Everything here goes over real HTTP to a server on a loopback port.
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
@@ -13,7 +13,7 @@ import { failAuditRecords } from '../support/fail-audit.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { stateChangedBy } from '../security/stack.js';
-import { REDIRECT, obtainCode, obtainTokens, redeem } from './helpers.js';
+import { REDIRECT, exchangedFromNewGrant, obtainCode, obtainTokens, redeem, revokeAsAgent } from './helpers.js';
 
 let authz: TestAuthz;
 let db: { paths: { db: string } };
@@ -137,7 +137,8 @@ describe('a consent whose record cannot be written changes no grant', () => {
 });
 
 describe('revoking an access token at /revoke is recorded once, when it revokes something', () => {
-  it('three revocations of one token: 200 each, one token_revoked record', async () => {
+  // The client's access token ends its grant (src/authz/revoke.ts): one grant_revoked, as its refresh token writes.
+  it('three revocations of one token: 200 each, one grant_revoked record', async () => {
     const tokens = await obtainTokens(authz);
     const { jti, grant_id: grant } = decodeJwt(tokens.accessToken) as { jti: string; grant_id: string };
     for (let i = 0; i < 3; i++) {
@@ -145,7 +146,8 @@ describe('revoking an access token at /revoke is recorded once, when it revokes 
       expect(res.status).toBe(200);
     }
     expect(await authz.store.tokenStanding(jti, Date.now())).toBe('revoked');
-    expect((await records('token_revoked', { grant })).map((r) => r.detail)).toEqual([{ token_type: 'access_token', jti }]);
+    expect((await records('grant_revoked', { grant })).map((r) => r.detail)).toEqual([{ by: 'client', via: 'revocation endpoint', token_type: 'access_token', jti }]);
+    expect(await records('token_revoked', { grant })).toEqual([]);
     // The repeats change nothing at all, the audit log included.
     const { result, changed } = await stateChangedBy(db, () => postForm(`${authz.issuer}/revoke`, { token: tokens.accessToken, client_id: tokens.clientId }));
     expect(result.status).toBe(200);
@@ -153,7 +155,22 @@ describe('revoking an access token at /revoke is recorded once, when it revokes 
     expect((await authz.store.verifyAudit()).ok).toBe(true);
   });
 
-  it('a token whose grant was revoked first (logout): 200, no token_revoked record, nothing changes', async () => {
+  // The agent's exchanged token ends only itself and its own (revoke.ts): one token_revoked.
+  it('three revocations of an exchanged token by its agent: 200 each, one token_revoked record', async () => {
+    const { grantId: grant, calendarToken } = await exchangedFromNewGrant(authz);
+    const jti = String(decodeJwt(calendarToken).jti);
+    const revoke = () => revokeAsAgent(authz, calendarToken);
+    for (let i = 0; i < 3; i++) expect((await revoke()).status).toBe(200);
+    expect(await authz.store.tokenStanding(jti, Date.now())).toBe('revoked');
+    expect((await records('token_revoked', { grant })).map((r) => r.detail)).toEqual([{ token_type: 'access_token', jti }]);
+    expect(await records('grant_revoked', { grant })).toEqual([]);
+    const { result, changed } = await stateChangedBy(db, revoke);
+    expect(result.status).toBe(200);
+    // The assertion's jti is spent (used_once); nothing else changes.
+    expect(changed).toEqual(['used_once']);
+  });
+
+  it('a token whose grant was revoked first (logout): 200, no record, nothing changes', async () => {
     const tokens = await obtainTokens(authz);
     const grant = String(decodeJwt(tokens.accessToken).grant_id);
     expect((await postForm(`${authz.issuer}/revoke`, { token: tokens.refreshToken, client_id: tokens.clientId })).status).toBe(200);
@@ -171,20 +188,21 @@ describe('revoking an access token at /revoke is recorded once, when it revokes 
     expect(await records('grant_revoked', { grant })).toHaveLength(1);
   });
 
-  it('a revocation whose record cannot be written: 500, the token stays valid; the retry revokes and records it', async () => {
+  it('a revocation whose record cannot be written: 500, the grant and its token stay valid; the retry revokes and records it', async () => {
     const tokens = await obtainTokens(authz);
     const { jti, grant_id: grant } = decodeJwt(tokens.accessToken) as { jti: string; grant_id: string };
-    const restore = failAuditRecords(authz.home, 'token_revoked');
+    const restore = failAuditRecords(authz.home, 'grant_revoked');
     try {
       const res = await postForm(`${authz.issuer}/revoke`, { token: tokens.accessToken, client_id: tokens.clientId });
       expect(res.status).toBe(500);
       expect(await authz.store.tokenStanding(jti, Date.now())).toBe('active');
+      expect((await authz.store.grantById(grant))?.revokedAt).toBeNull();
     } finally {
       restore();
     }
     expect((await postForm(`${authz.issuer}/revoke`, { token: tokens.accessToken, client_id: tokens.clientId })).status).toBe(200);
     expect(await authz.store.tokenStanding(jti, Date.now())).toBe('revoked');
-    expect(await records('token_revoked', { grant })).toHaveLength(1);
+    expect(await records('grant_revoked', { grant })).toHaveLength(1);
   });
 });
 

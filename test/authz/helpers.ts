@@ -66,4 +66,21 @@ export async function exchange(authz: TestAuthz, subjectToken: string, params: R
   });
 }
 
+/** A user's tokens and the calendar token the agent exchanged from them (checked to be issued). */
+export async function exchangedFromNewGrant(authz: TestAuthz): Promise<{ tokens: UserTokens; grantId: string; calendarToken: string }> {
+  const tokens = await obtainTokens(authz);
+  const exchanged = await exchange(authz, tokens.accessToken);
+  expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+  return { tokens, grantId: String(decodeJwt(tokens.accessToken).grant_id), calendarToken: String(exchanged.body.access_token) };
+}
+
+/** RFC 7009 at /revoke as the agent (private_key_jwt), giving up `token`. */
+export async function revokeAsAgent(authz: TestAuthz, token: string) {
+  return postForm(`${authz.issuer}/revoke`, {
+    token,
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    client_assertion: await clientAssertion(authz.agent.privateJwk, authz.agent.clientId, authz.issuer),
+  });
+}
+
 export { decodeJwt };

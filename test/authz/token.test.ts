@@ -9,7 +9,7 @@ import { createLogger } from '../../src/http/logging.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, postJson, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { openAsOwner, ownerApproves } from '../support/owner-flow.js';
-import { REDIRECT, clientAssertion, decodeJwt, exchange, obtainCode, obtainTokens, redeem } from './helpers.js';
+import { REDIRECT, clientAssertion, decodeJwt, exchange, exchangedFromNewGrant, obtainCode, obtainTokens, redeem, revokeAsAgent } from './helpers.js';
 
 let authz: TestAuthz;
 beforeAll(async () => {
@@ -468,8 +468,9 @@ describe('revocation (RFC 7009)', () => {
     expect((await exchange(authz, tokens.accessToken)).body.error).toBe('invalid_request');
   });
 
-  // RFC 7009 §2.1 lets a server revoke "the underlying authorization grant" with a token. delegate's policy: a
-  // refresh token's revocation ends its grant (what `delegate logout` means), an access token's ends that token only.
+  // RFC 7009 §2.1 lets a server revoke "the underlying authorization grant" with a token. delegate's policy (DESIGN.md,
+  // Tokens: "RFC 7009 on any of its tokens"): the client the grant was given to ends it with its refresh token or its
+  // access token alike. A token exchanged from it, given up by the agent it was issued to, ends only itself and its own.
   it('revoking the refresh token revokes its grant: recorded, listed for the resource servers, and consent is asked again', async () => {
     const tokens = await obtainTokens(authz);
     const grantId = String(decodeJwt(tokens.accessToken).grant_id);
@@ -492,15 +493,31 @@ describe('revocation (RFC 7009)', () => {
     expect(parseConsentForm(again.page.html).request).toBeTruthy();
   });
 
-  it('revoking the access token ends that token only: the grant stands, and covers a new request of the same client', async () => {
+  it('revoking the access token revokes its grant too, recorded as such; a client without its refresh token can end its delegation', async () => {
     const tokens = await obtainTokens(authz);
-    const grantId = String(decodeJwt(tokens.accessToken).grant_id);
+    const { grant_id: grantId, jti } = decodeJwt(tokens.accessToken) as { grant_id: string; jti: string };
+    const seq = (await authz.store.listAudit()).at(-1)!.seq;
     expect((await postForm(`${authz.issuer}/revoke`, { token: tokens.accessToken, token_type_hint: 'access_token', client_id: tokens.clientId })).status).toBe(200);
     expect(await introspect(tokens.accessToken)).toEqual({ active: false });
+    expect((await authz.store.grantById(grantId))?.revokedAt).not.toBeNull();
+    const records = (await authz.store.listAudit()).filter((r) => r.seq > seq);
+    expect(records.map((r) => r.event)).toEqual(['grant_revoked']);
+    expect(records[0]).toMatchObject({ grant: grantId, client: tokens.clientId, detail: { by: 'client', via: 'revocation endpoint', token_type: 'access_token', jti } });
+    const refresh = await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId });
+    expect([refresh.status, refresh.body.error]).toEqual([400, 'invalid_grant']);
+    // No grant covers the client now: consent is asked again.
+    const again = await openAsOwner(authz, authorizeUrl(authz.issuer, { clientId: tokens.clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }));
+    expect(again.page.location).toBeNull();
+    expect(parseConsentForm(again.page.html).request).toBeTruthy();
+  });
+
+  it('an exchanged token given up by the agent it was issued to ends that token only: the grant stands', async () => {
+    const { tokens, grantId, calendarToken } = await exchangedFromNewGrant(authz);
+    expect((await revokeAsAgent(authz, calendarToken)).status).toBe(200);
+    expect(await introspect(calendarToken)).toEqual({ active: false });
+    expect(await introspect(tokens.accessToken)).toMatchObject({ active: true });
     expect((await authz.store.grantById(grantId))?.revokedAt).toBeNull();
     expect((await postForm(`${authz.issuer}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken, client_id: tokens.clientId })).status).toBe(200);
-    const again = await openAsOwner(authz, authorizeUrl(authz.issuer, { clientId: tokens.clientId, redirectUri: REDIRECT, resource: authz.agentUrl, scope: 'slots:find', state: 's', challenge: pkcePair().challenge }));
-    expect(again.page.location).toMatch(/^http:\/\/127\.0\.0\.1:43123\/callback\?code=/);
   });
 
   it('answers 200 for an unknown token, and refuses another client’s token', async () => {

@@ -1,8 +1,9 @@
 // `delegate logout`: revokes the profile's stored tokens at their
-// authorization server (RFC 7009; revoking the refresh token ends the
-// delegation, its grant, with every token derived from it), then deletes the
-// token cache. Without a refresh token only the access token can be revoked,
-// and the command says the delegation stands. Refuses while DELEGATE_TOKEN is set, as
+// authorization server (RFC 7009; revoking the refresh token, or delegate's
+// access token, which names its grant, ends the delegation, its grant, with
+// every token derived from it), then deletes the token cache. Without a refresh
+// token, an opaque access token of another server is revoked alone, and the
+// command says its delegation may stand. Refuses while DELEGATE_TOKEN is set, as
 // gh does: that token is not ours to forget. A cache it cannot read is kept
 // aside whole (as login keeps it) and the command says what that leaves.
 // With --agent-url, only that agent's sign-in is revoked and forgotten, and
@@ -79,9 +80,9 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     throw new CommandFailed(`The tokens are deleted from this computer, but could not be revoked at the server for ${what}; they stay valid there until they expire.`);
   }
   if (standing.length > 0) {
-    // Only a refresh token's revocation ends a grant: an access token's ends that token alone.
-    const what = standing.map((r) => (r.grantId ? `${r.resource} (grant ${r.grantId}: \`delegate grants revoke ${r.grantId}\` ends it)` : r.resource)).join('; ');
-    throw new CommandFailed(`No refresh token was stored, so the delegation itself could not be revoked and stands at the server for ${what}.`);
+    // An opaque access token, of a server other than delegate's: its revocation may end that token alone.
+    const what = standing.map((r) => r.resource).join('; ');
+    throw new CommandFailed(`No refresh token was stored, and the access token does not name its delegation, so the delegation itself may stand at the server for ${what}.`);
   }
   return EXIT_OK;
 }
