@@ -8,7 +8,7 @@ import { decodeJwt } from 'jose';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
-import { TokenCache, damagedCacheNeedsLogin, forgetResource, isExpired, tokensFor, type StoredClient, type TokenCacheData } from './cache.js';
+import { TokenCache, damagedCacheNeedsLogin, forgetResource, isExpired, tokensFor, type StoredClient, type StoredTokens, type TokenCacheData } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
 import { isErrno } from './private-files.js';
 import { refreshCachedTokens } from './refresh.js';
@@ -191,6 +191,11 @@ export interface LogoutResult {
   revoked: Array<{ issuer: string; resource: string; delegationEnded: boolean; grantId: string | undefined }>;
   /** Delegations that could not be revoked, and why; their tokens are removed from this computer all the same. */
   failed: Array<{ issuer: string; resource: string; reason: string }>;
+  /**
+   * Sign-ins forgotten here without a revocation (`logout --agent-url` only): their delegation is the one another
+   * sign-in kept in the cache uses (`heldBy`, the URL signed in at), whose tokens the revocation would end with it.
+   */
+  kept: Array<{ issuer: string; resource: string; heldBy: string; grantId: string | undefined }>;
   /** Whether a cache file was there to remove; for one resource, whether anything of it was stored. */
   removed: boolean;
 }
@@ -202,7 +207,9 @@ export interface LogoutResult {
  * revocation.ts),
  * then deletes the cache file, under the refresh lock so no other process
  * refreshes in between. With `agentUrl`, only what is stored for that agent
- * (`logout --agent-url`): the rest of the cache stays.
+ * (`logout --agent-url`): the rest of the cache stays, and so does a
+ * delegation a sign-in kept there uses too (sameDelegation): that sign-in is
+ * forgotten here, not revoked, which would sign the other out.
  */
 export async function logout(options: { files: { tokenCache: string; tokenLock: string }; now: () => number; fetchFn?: FetchLike; agentUrl?: string }): Promise<LogoutResult> {
   const cache = new TokenCache({ files: options.files, now: options.now });
@@ -210,14 +217,18 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
   const only = options.agentUrl === undefined ? undefined : resourceKey(options.agentUrl);
   return cache.withLock(async (txn) => {
     const data = await txn.read();
-    const result: LogoutResult = { revoked: [], failed: [], removed: false };
+    const result: LogoutResult = { revoked: [], failed: [], kept: [], removed: false };
     for (const [issuer, byResource] of Object.entries(data.tokens)) {
       for (const [resource, tokens] of Object.entries(byResource)) {
         if (only !== undefined && resource !== only) continue;
+        const grantId = grantIdOf(tokens.access_token);
+        const heldBy = only === undefined ? undefined : Object.keys(byResource).find((other) => other !== only && sameDelegation({ resource, tokens }, { resource: other, tokens: byResource[other]! }));
+        if (heldBy !== undefined) {
+          result.kept.push({ issuer, resource, heldBy, grantId });
+          continue;
+        }
         try {
           await revokeStoredTokens(data, issuer, resource, fetchFn);
-          const claimed = readClaims(tokens.access_token).grant_id;
-          const grantId = typeof claimed === 'string' ? claimed : undefined;
           result.revoked.push({ issuer, resource, delegationEnded: tokens.refresh_token !== undefined || grantId !== undefined, grantId });
         } catch (error) {
           result.failed.push({ issuer, resource, reason: error instanceof Error ? error.message : String(error) });
@@ -237,6 +248,26 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
     }
     return result;
   });
+}
+
+/** The grant an access token names (delegate's `grant_id`), for display and comparison only. */
+function grantIdOf(accessToken: string): string | undefined {
+  const claimed = readClaims(accessToken).grant_id;
+  return typeof claimed === 'string' ? claimed : undefined;
+}
+
+/**
+ * Whether two sign-ins of one authorization server (so of one client registration: one per server) are of one
+ * delegation: their access tokens name the same grant, or, where one names none, they are for the same audience
+ * (delegate keeps one grant per person, client and resource). Revoking either token ends that grant (RFC 7009 §2.1;
+ * at delegate's server any of its tokens, src/authz/revoke.ts), and with it the other sign-in. Two such sign-ins are
+ * kept only for an agent whose metadata names a parent of the URLs signed in at (retireReplacedSignIns keeps them
+ * while the agent answers at both); delegate's own CalendarAgent answers at its one published URL alone.
+ */
+function sameDelegation(a: { resource: string; tokens: StoredTokens }, b: { resource: string; tokens: StoredTokens }): boolean {
+  const [grantA, grantB] = [grantIdOf(a.tokens.access_token), grantIdOf(b.tokens.access_token)];
+  if (grantA !== undefined && grantB !== undefined) return grantA === grantB;
+  return canonicalResource(a.tokens.resource ?? a.resource) === canonicalResource(b.tokens.resource ?? b.resource);
 }
 
 function resourceKey(agentUrl: string): string {

@@ -9,7 +9,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, parseConsentForm } from '../support/oauth-flow.js';
+import { Browser, parseConsentForm, postForm } from '../support/oauth-flow.js';
 import { loginApproved, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove, toolsListStatus } from './run.js';
 
 let home: string;
@@ -116,5 +116,49 @@ describe('logout ends the delegation', () => {
     expect(await grants()).toEqual([]);
     expect((await grants(true)).find((g) => g.id === grant)).toMatchObject({ status: 'revoked' });
     expect(await agentStatusOnceRevoked(entry.access_token)).toBe(401);
+  });
+});
+
+// `logout --agent-url` revoked the sign-in's tokens even when another sign-in kept in the cache used the same
+// delegation, ending that one too (RFC 7009 on either token ends the grant). Two sign-ins of one grant are kept for an
+// agent whose protected resource metadata names a parent of the URLs signed in at (a deployment's own agent; delegate's
+// CalendarAgent answers at its one published URL only, 421 elsewhere), so the cache is set up here as such a sign-in
+// leaves it: two real sign-ins of the one grant (a family each), the first kept under another URL of the agent.
+describe('logout --agent-url of a sign-in whose delegation another sign-in uses', () => {
+  it('forgets it without revoking anything: the grant stays active and the other sign-in renews; logout of that one ends it', async () => {
+    const file = join(home, 'tokens.json');
+    type Cache = { clients: Record<string, { client_id: string }>; tokens: Record<string, Record<string, { refresh_token?: string }>> };
+    const read = async () => JSON.parse(await readFile(file, 'utf8')) as Cache;
+    await signIn();
+    const grant = await grantId();
+    const cache = await read();
+    const issuer = Object.keys(cache.tokens)[0]!;
+    const first = cache.tokens[issuer]![agentUrl]!;
+    delete cache.tokens[issuer]![agentUrl];
+    await writeFile(file, JSON.stringify(cache), { mode: 0o600 });
+    await signIn(); // the same client and resource: the same grant, a new refresh-token family
+    expect(await grantId()).toBe(grant);
+    const other = `http://127.0.0.1:${ports[5]}/other/mcp`;
+    const both = await read();
+    both.tokens[issuer]![other] = first;
+    await writeFile(file, JSON.stringify(both), { mode: 0o600 });
+
+    const run = await runCli(['logout', '--agent-url', other], home);
+    expect(run.code, run.stderr).toBe(0);
+    expect(await grants(), 'the grant the other sign-in uses').toEqual([expect.objectContaining({ id: grant, status: 'active' })]);
+    expect(run.stderr).toBe(
+      `Kept the delegation (grant ${grant}) at ${issuer}: the sign-in for ${agentUrl} uses it too; \`delegate logout --agent-url ${agentUrl}\` ends it.\n` +
+        `Forgot the sign-in for ${other} in ${file}.\n`,
+    );
+    const left = await read();
+    expect(Object.keys(left.tokens[issuer]!)).toEqual([agentUrl]);
+    const renewed = await postForm(`${issuer}/token`, { grant_type: 'refresh_token', refresh_token: left.tokens[issuer]![agentUrl]!.refresh_token!, client_id: left.clients[issuer]!.client_id });
+    expect(renewed.status, JSON.stringify(renewed.body)).toBe(200);
+
+    // The control: the last sign-in of it is revoked, and the delegation ends.
+    const last = await runCli(['logout', '--agent-url', agentUrl], home);
+    expect(last.code, last.stderr).toBe(0);
+    expect(last.stderr).toContain(`Revoked the delegation for ${agentUrl}`);
+    expect(await grants()).toEqual([]);
   });
 });

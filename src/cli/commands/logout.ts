@@ -7,7 +7,9 @@
 // gh does: that token is not ours to forget. A cache it cannot read is kept
 // aside whole (as login keeps it) and the command says what that leaves.
 // With --agent-url, only that agent's sign-in is revoked and forgotten, and
-// no server of this machine is started for it.
+// no server of this machine is started for it; a sign-in whose delegation
+// another kept sign-in uses is forgotten without a revocation, which would
+// end that one too.
 import { delegateToken, urlsFor } from '../../config.js';
 import { logout, storedSignIns } from '../../client/credentials.js';
 import { TokenCache } from '../../client/cache.js';
@@ -73,6 +75,10 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   const standing = result.revoked.filter((r) => !r.delegationEnded);
   // The resource and issuer as the deployment's metadata named them: escaped, as status shows them (review regress21e).
   for (const r of result.revoked) io.stderr.write(shown`Revoked the ${r.delegationEnded ? 'delegation' : 'access token'} for ${r.resource} at ${r.issuer}.\n`);
+  // Its revocation would have ended the other sign-in's delegation too, signing it out (client/credentials.ts sameDelegation).
+  for (const r of result.kept) {
+    io.stderr.write(shown`Kept the delegation${r.grantId === undefined ? '' : ` (grant ${r.grantId})`} at ${r.issuer}: the sign-in for ${r.heldBy} uses it too; \`delegate logout --agent-url ${r.heldBy}\` ends it.\n`);
+  }
   if (result.removed) io.stderr.write(`${forgotten}\n`);
   else if (result.revoked.length === 0 && result.failed.length === 0) io.stderr.write(`${notSignedIn}: nothing to do.\n`);
   if (result.failed.length > 0) {
