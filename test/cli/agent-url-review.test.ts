@@ -184,6 +184,24 @@ describe('an agent whose protected resource metadata names a parent of its URL (
     const left = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8'));
     expect(JSON.stringify(left.tokens)).not.toContain('dlg_rt_secret');
   });
+
+  // Delegate's access token names its grant, and its revocation ends it (src/authz/revoke.ts); an opaque one of another
+  // server may end alone, which logout says.
+  it('logout --agent-url with no refresh token and an opaque access token revokes it and says the delegation may stand, exit 1', async () => {
+    const revocation = await revocationServer();
+    const io = fakeIo({ DELEGATE_HOME: home });
+    await writeCache({ agentUrl, audience, issuer, revocationEndpoint: revocation.endpoint, now: io.now() });
+    const file = join(home, 'tokens.json');
+    const cache = JSON.parse(await readFile(file, 'utf8')) as { tokens: Record<string, Record<string, { access_token: string; refresh_token?: string }>> };
+    const entry = cache.tokens[issuer]![agentUrl]!;
+    entry.access_token = 'an-opaque-access-token';
+    delete entry.refresh_token;
+    await writeFile(file, JSON.stringify(cache), { mode: 0o600 });
+    expect(await runCli(['logout', '--agent-url', agentUrl], io)).toBe(1);
+    expect(io.err).toContain(`Revoked the access token for ${agentUrl} at ${issuer}.`);
+    expect(io.err).toContain(`delegate: No refresh token was stored, and the access token does not name its delegation, so the delegation itself may stand at the server for ${agentUrl}.`);
+    expect(revocation.seen.filter((line) => line.startsWith('POST /revoke'))).toHaveLength(1);
+  });
 });
 
 describe('DELEGATE_TOKEN for another agent than --agent-url names (review regress20c, 2)', () => {
