@@ -305,6 +305,11 @@ async function fetchFeed(
         if (location === null) return { kind: 'failed', reason: `The feed could not be fetched: the server answered HTTP ${res.status} without a Location.` };
         const next = URL.canParse(location, url) ? normalizeFeedUrl(new URL(location, url).href) : undefined;
         if (next === undefined) return { kind: 'failed', reason: 'The feed redirected to an address that is not http or https, or that holds a user name or password; the redirect was not followed.' };
+        // Found in review (s23feeds): an https feed could be sent to plain http, where the calendar, and the next
+        // address (a secret too, as often as not), could be read or changed on the way. Browsers warn; a feed is refused.
+        if (new URL(url).protocol === 'https:' && new URL(next).protocol === 'http:') {
+          return { kind: 'failed', reason: 'The feed redirected from https to plain http, where the calendar could be read or changed on the way; the redirect was not followed.' };
+        }
         if (redirects === MAX_FEED_REDIRECTS) return { kind: 'failed', reason: `The feed redirected more than ${MAX_FEED_REDIRECTS} times; the last redirect was not followed.` };
         url = next;
         continue;

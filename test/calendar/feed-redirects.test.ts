@@ -117,6 +117,17 @@ describe('a feed that redirects', () => {
     expect(other.paths).toEqual(['/ok']);
   });
 
+  it('refuses a redirect from https to plain http, and follows one from https to https or from http to https', async () => {
+    other.paths.length = 0;
+    expect(await load(to('https://feeds.example', 'http://cdn.example/ok'), publicly)).toBe(
+      'The feed redirected from https to plain http, where the calendar could be read or changed on the way; the redirect was not followed.',
+    );
+    expect(other.paths).toEqual([]);
+    expect(await load(to('https://feeds.example', 'https://cdn.example/ok'), publicly)).toBe(1);
+    expect(await load(to('http://feeds.example', 'https://cdn.example/ok'), publicly)).toBe(1);
+    expect(other.paths).toEqual(['/ok', '/ok']);
+  });
+
   it('refuses a feed on a public address redirecting into loopback, a private network, link-local or a name that resolves there', async () => {
     const refusal = 'The feed redirected to a loopback, private or other special-use address (RFC 6890), where a feed on a public address may not send delegate; the redirect was not followed.';
     offMachine.length = 0;
