@@ -172,7 +172,8 @@ describe('a feed’s address is read from stdin, not the command line', () => {
   });
 
   it('refuses, as bad usage in one line that does not repeat it, nothing, more than one line, and what is no http(s) or webcal address', async () => {
-    const refused = (address: string) => `delegate: The feed address on standard input is not an http, https or webcal address without credentials ("${address}").\n`;
+    const refused = (address: string, file = '') => `delegate: The feed address on standard input is not an http, https or webcal address without credentials ("${address}").${file}\n`;
+    const named = ' A calendar file is named on the command line instead: `delegate calendar add NAME FILE`.';
     for (const [piped, err] of [
       ['', 'delegate: No feed address on standard input: pipe it, on one line, or run the command at a terminal to type it. A calendar file is named instead: `delegate calendar add NAME FILE`.\n'],
       [' \n', 'delegate: No feed address on standard input: pipe it, on one line, or run the command at a terminal to type it. A calendar file is named instead: `delegate calendar add NAME FILE`.\n'],
@@ -181,8 +182,8 @@ describe('a feed’s address is read from stdin, not the command line', () => {
       [`${feedUrl}\rx`, 'delegate: Standard input holds more than one line: give the feed address alone, on one line.\n'],
       ['ftp://calendar.example/private-s3cret/basic.ics\n', refused('ftp://calendar.example/…')],
       ['https://me:s3cret@calendar.example/basic.ics\n', refused('https://calendar.example/…')],
-      [`${join(dir, 'work.ics')}\n`, refused('…')],
-      ['calendar.example/private-s3cret/basic.ics\n', refused('…')],
+      [`${join(dir, 'work.ics')}\n`, refused('…', named)],
+      ['calendar.example/private-s3cret/basic.ics\n', refused('…', named)],
     ] as const) {
       const result = await run(['add', 'team', '-'], NOW, { piped });
       expect([result.code, result.out, result.err], JSON.stringify(piped)).toEqual([2, '', err]);

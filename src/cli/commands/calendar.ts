@@ -219,7 +219,9 @@ async function pipedLine(io: CliIo): Promise<string> {
 /** A feed's address as it is stored, or bad usage: one not http(s) or webcal, or with credentials (named without its path). */
 function feedUrl(address: string, is: string): string {
   const url = URL_FORM.test(address) ? normalizeFeedUrl(address) : undefined;
-  if (!url) throw new UsageError(`The feed address ${is} an http, https or webcal address without credentials ("${redactFeedUrl(address)}").`);
+  // Found in review (s23new): a file's path piped, as the address once was given, said only "not an http… address".
+  const file = URL_FORM.test(address) ? '' : ' A calendar file is named on the command line instead: `delegate calendar add NAME FILE`.';
+  if (!url) throw new UsageError(`The feed address ${is} an http, https or webcal address without credentials ("${redactFeedUrl(address)}").${file}`);
   return url;
 }
 
