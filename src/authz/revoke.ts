@@ -55,7 +55,7 @@ export function registerRevocation(app: FastifyInstance, ctx: AuthContext): void
           // The grant had ended already; the token's family goes too, should it still stand.
           await ctx.store.revokeRefreshToken(refresh.tokenHash, now);
         }
-        req.log.info({ client: client.clientId, grant: refresh.grantId, family: refresh.familyId }, 'refresh token revoked, and its grant');
+        req.log.info({ client: client.clientId, grant: refresh.grantId, family: refresh.familyId }, revoked ? 'refresh token revoked, and its grant' : 'refresh token revoked; its grant had ended already');
       } else {
         const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, token, nowSec(ctx));
         if (checked.ok) {

@@ -555,6 +555,11 @@ describe('no secret in any log line, nor in the clear in the database', () => {
 
     const revoked = await postForm(`${stack.issuer}/revoke`, { token: String(refreshed.body.refresh_token), client_id: clientId, client_secret: clientSecret });
     expect(revoked.status).toBe(200);
+    // Again: 200, and the log says the grant had ended already, not that this call ended it.
+    const again = await postForm(`${stack.issuer}/revoke`, { token: String(refreshed.body.refresh_token), client_id: clientId, client_secret: clientSecret });
+    expect(again.status).toBe(200);
+    const revocations = stack.logLines.map((l) => String((JSON.parse(l) as { msg?: unknown }).msg)).filter((m) => m.startsWith('refresh token revoked'));
+    expect(revocations).toEqual(['refresh token revoked, and its grant', 'refresh token revoked; its grant had ended already']);
 
     // The device flow (RFC 8628): device and user codes, the owner's sign-in link (its assertion), the code
     // confirmed, Approve, the device's poll, then a poll refused.
