@@ -22,11 +22,17 @@ export type CalendarSourceErrorCode =
   | 'ERR_ICS_VALUE'
   /** An event lacks what every event needs (DTSTART). */
   | 'ERR_ICS_EVENT'
-  /** A recurrence rule (RRULE, RFC 5545 §3.3.10) is malformed, contradicts itself, or could not be expanded. */
+  /**
+   * A recurrence rule (RRULE, RFC 5545 §3.3.10) is malformed, contradicts itself, or could not be expanded; or a time
+   * zone's observance rule is not a yearly one of the forms zones are written with (ics-zone-rules.ts).
+   */
   | 'ERR_ICS_RULE'
   /** A recurring event produced more instances than the expansion allows. */
   | 'ERR_ICS_EXPANSION_LIMIT'
-  /** The calendar holds more components than it may (MAX_CALENDAR_COMPONENTS), or a component is larger than one may be (MAX_COMPONENT_SIZE). */
+  /**
+   * The calendar holds more components than it may (MAX_CALENDAR_COMPONENTS), a component is larger than one may be
+   * (MAX_COMPONENT_SIZE), or its time zones would take longer to expand than they may (MAX_ZONE_WORK, MAX_CALENDAR_ZONE_WORK).
+   */
   | 'ERR_ICS_TOO_LARGE';
 
 export type SlotQueryErrorCode =

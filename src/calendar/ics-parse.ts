@@ -10,6 +10,7 @@ import { CalendarSourceError } from './errors.js';
 import { datePartsSatisfiable } from './ics-rules.js';
 import { readIcsText, type ComponentSpan, type ContentLine, type IcsText } from './ics-text.js';
 import { zoneRuleOf, type CalendarTime } from './ics-time.js';
+import { addZone, ZoneCalendar } from './ics-zones.js';
 import { runSteps, runStepsCooperatively, StepCounter, type Steps } from './steps.js';
 
 /** Whether an instance makes its owner busy. */
@@ -102,9 +103,10 @@ export function parseCalendarCooperatively(raw: string, name: string): Promise<P
 /**
  * The parse as steps. The text layer checks the whole file first; then each
  * component is handed to ical.js on its own, under a VCALENDAR that holds the
- * calendar's own properties and its time zones, so a component's TZID finds
- * its VTIMEZONE as in the whole file, and only one component's ical.js tree
- * is alive at a time.
+ * calendar's own properties and finds its time zones by TZID in a Map
+ * (ics-zones.ts), so a component's TZID finds its VTIMEZONE as in the whole
+ * file, in one look-up, and only one component's ical.js tree is alive at a
+ * time.
  */
 function* parseSteps(raw: string, name: string): Steps<ParsedCalendar> {
   const text = yield* readIcsText(raw, name);
@@ -117,16 +119,18 @@ function* parseSteps(raw: string, name: string): Steps<ParsedCalendar> {
   const series: EventSeries[] = [];
   const overridesByUid = new Map<string, InstanceOverride[]>();
   for (const spans of text.calendars) {
-    const calendar = new ICAL.Component(parse(spans.own.map((i) => text.lines[i]!)));
     // Time zones first: an event may refer to one defined after it.
+    const zones = new Map<string, ICAL.Timezone>();
     for (const span of spans.components) {
       if (span.name !== 'VTIMEZONE') continue;
       const zone = new ICAL.Component(parse(linesOf(text, span)));
-      // A VTIMEZONE without TZID cannot be referred to, and ical.js trips over it when it looks up zones.
-      if (zone.hasProperty('tzid')) calendar.addSubcomponent(zone);
+      const tzid = zone.getFirstPropertyValue('tzid');
+      // A VTIMEZONE without TZID cannot be referred to.
+      if (typeof tzid === 'string') addZone(zones, zone, tzid);
       else warnings.push(`line ${span.line}: ignored a VTIMEZONE without TZID`);
       if (counter.spend(span.size)) yield;
     }
+    const calendar = new ZoneCalendar(parse(spans.own.map((i) => text.lines[i]!)), zones);
     for (const span of spans.components) {
       if (span.name === 'VTIMEZONE') continue;
       const component = new ICAL.Component(parse(linesOf(text, span)), calendar);

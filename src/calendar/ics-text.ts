@@ -3,13 +3,15 @@
 // component structure checked (every BEGIN has its END), two repairs for what
 // real producers write (Exchange's TZID quoted together with the value; dates
 // without VALUE=DATE), and the values ical.js would silently misread checked
-// (recurrence rules, dates, durations). Errors name the calendar, the
-// property and the line, never the file's text (a value, a component name
-// outside RFC 5545's): that goes apart, for the owner (CalendarSourceError#quoted).
+// (recurrence rules, dates, durations), and the rules of time zones bounded
+// (ics-zone-rules.ts). Errors name the calendar, the property and the line,
+// never the file's text (a value, a component name outside RFC 5545's): that
+// goes apart, for the owner (CalendarSourceError#quoted).
 // Pure. The read is a generator that yields every few thousand lines, so that
 // a server reads a large feed in steps (steps.ts).
 import { CalendarSourceError, type SourceProblem } from './errors.js';
 import { recurRuleProblem } from './ics-rules.js';
+import { MAX_CALENDAR_ZONE_WORK, MAX_ZONE_WORK, observanceCost, type Observance } from './ics-zone-rules.js';
 import { StepCounter, type Steps } from './steps.js';
 
 /** One unfolded content line. */
@@ -139,6 +141,7 @@ export function* readIcsText(raw: string, calendar: string): Steps<IcsText> {
     const problem = valueProblem(cl);
     if (problem) throw new CalendarSourceError(cl.name === 'RRULE' ? 'ERR_ICS_RULE' : 'ERR_ICS_VALUE', calendar, problem.reason, cl.line, problem.quoted);
   }
+  yield* checkZones(lines, calendars, calendar, counter);
   return { lines, calendars, repairs };
 }
 
@@ -247,6 +250,43 @@ function checkSize(calendars: readonly CalendarSpan[], calendar: string): void {
     if (span.size > MAX_COMPONENT_SIZE) {
       const reason = `This ${KNOWN_COMPONENTS.has(span.name) ? span.name : 'component'} has ${span.size} lines and listed dates; at most ${MAX_COMPONENT_SIZE} are read in one component.`;
       throw new CalendarSourceError('ERR_ICS_TOO_LARGE', calendar, reason, span.line, unnamed(span.name));
+    }
+  }
+}
+
+/**
+ * Refuses a VTIMEZONE whose observance rule ical.js should not be given (on
+ * the rule's line), and zones that would cost ical.js more than a zone or a
+ * calendar may (ics-zone-rules.ts). ical.js expands every component directly
+ * inside a VTIMEZONE that has DTSTART and offsets, whatever its name.
+ */
+function* checkZones(lines: readonly ContentLine[], calendars: readonly CalendarSpan[], calendar: string, counter: StepCounter): Steps<void> {
+  let total = 0;
+  for (const span of calendars.flatMap((c) => c.components)) {
+    if (span.name !== 'VTIMEZONE') continue;
+    let work = 0;
+    let depth = 0;
+    let observance: Observance = { dtstart: undefined, rules: [], rdates: 0 };
+    for (let i = span.first + 1; i < span.last; i++) {
+      if (counter.spend(1)) yield;
+      const cl = lines[i]!;
+      if (cl.name === 'BEGIN' && depth++ === 0) observance = { dtstart: undefined, rules: [], rdates: 0 };
+      else if (cl.name === 'END' && --depth === 0) {
+        const cost = observanceCost(observance);
+        if ('problem' in cost) throw new CalendarSourceError('ERR_ICS_RULE', calendar, cost.problem, cost.line);
+        work += cost.work;
+      } else if (depth === 1) {
+        const { value } = split(cl.text);
+        if (cl.name === 'DTSTART') observance.dtstart ??= value;
+        else if (cl.name === 'RRULE') observance.rules.push({ value, line: cl.line });
+        else if (cl.name === 'RDATE') observance.rdates += commas(value) + 1;
+      }
+    }
+    total += work;
+    if (work > MAX_ZONE_WORK || total > MAX_CALENDAR_ZONE_WORK) {
+      const [what, limit] = work > MAX_ZONE_WORK ? ['This time zone', MAX_ZONE_WORK] : ["The calendar's time zones up to this one", MAX_CALENDAR_ZONE_WORK];
+      const reason = `${what} would take ${work > MAX_ZONE_WORK ? work : total} steps to expand; at most ${limit} are taken (a real zone takes some hundreds).`;
+      throw new CalendarSourceError('ERR_ICS_TOO_LARGE', calendar, reason, span.line);
     }
   }
 }

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CalendarSourceError } from '../../src/calendar/errors.js';
+import { sourceError } from './support/source-error.js';
 import { toUtcIso } from '../../src/calendar/format.js';
 import { expandBusy, expandBusyCooperatively, expandInstances, parseCalendar, type BusyOptions } from '../../src/calendar/ics.js';
 
@@ -26,15 +27,6 @@ function busy(text: string, from: number, to: number, options: Partial<BusyOptio
   return expandBusy(calendar, { start: from, end: to }, { timeZone: 'Europe/Berlin', ...options }).map((i) => `${toUtcIso(i.start)}/${toUtcIso(i.end)}`);
 }
 
-function sourceError(fn: () => unknown): CalendarSourceError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CalendarSourceError) return err;
-    throw err;
-  }
-  throw new Error('expected a CalendarSourceError');
-}
 
 /** A zone of its own, fixed at +03:00. */
 const OFFICE_VTIMEZONE = `BEGIN:VTIMEZONE

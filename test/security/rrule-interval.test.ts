@@ -8,10 +8,9 @@
 // calendar on a loopback host, the three servers built in this one process as
 // `delegate serve` builds them (stack.ts); while the read runs, the AS answers
 // its metadata.
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exchangeAsAgent, startStack, userTokens, type Stack } from './stack.js';
+import { serveFeeds, type FeedHost } from './feed-host.js';
+import { startStack, type Stack } from './stack.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -22,7 +21,7 @@ const RULES: Record<string, string> = {
 };
 
 let stack: Stack;
-let host: Server;
+let feeds: FeedHost;
 let token: string;
 let query: string;
 /** The series' first instance, the day after tomorrow 10:00-11:00 UTC: inside the window read. */
@@ -33,28 +32,14 @@ beforeAll(async () => {
   const day = new Date(Date.now() + 2 * DAY).toISOString().slice(0, 10);
   first = { start: `${day}T10:00:00Z`, end: `${day}T11:00:00Z` };
   const dtstart = `${day.replaceAll('-', '')}T100000Z`;
-  const feed = (rule: string) =>
+  const feed = (rule: string) => () =>
     ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//x//EN', 'BEGIN:VEVENT', 'UID:r', `DTSTART:${dtstart}`, 'DURATION:PT1H', `RRULE:${rule}`, 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n');
-  host = createServer((req, res) => {
-    const rule = RULES[req.url!.slice(1).replace('.ics', '')];
-    if (rule === undefined) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': 'text/calendar' }).end(feed(rule));
-  });
-  await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${(host.address() as AddressInfo).port}`;
-  const owner = (await stack.store.ownerUser())!;
-  for (const name of Object.keys(RULES)) {
-    await stack.store.addCalendar({ id: `cal_${name}`, userId: owner.id, name, kind: 'url', source: `${base}/${name}.ics`, createdAt: Date.now() });
-  }
-  const exchanged = await exchangeAsAgent(stack, (await userTokens(stack)).accessToken);
-  expect(exchanged.status, String(exchanged.body.error)).toBe(200);
-  token = String(exchanged.body.access_token);
-  const from = Date.now() + HOUR;
-  query = `from=${encodeURIComponent(new Date(from).toISOString())}&to=${encodeURIComponent(new Date(from + 7 * DAY).toISOString())}`;
+  feeds = await serveFeeds(stack, Object.fromEntries(Object.entries(RULES).map(([name, rule]) => [name, feed(rule)])));
+  ({ token, query } = feeds);
 }, 60_000);
 afterAll(async () => {
   await stack?.close();
-  await new Promise((resolve) => host?.close(resolve));
+  await feeds?.close();
 });
 
 describe('a url feed whose RRULE ical.js could not step through in bounded time (review regress21c)', () => {
