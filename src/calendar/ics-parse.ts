@@ -9,7 +9,7 @@ import ICAL from 'ical.js';
 import { CalendarSourceError } from './errors.js';
 import { datePartsSatisfiable } from './ics-rules.js';
 import { readIcsText, type ComponentSpan, type ContentLine, type IcsText } from './ics-text.js';
-import { zoneRuleOf, type CalendarTime } from './ics-time.js';
+import { dateOf, instantOf, zoneRuleOf, type CalendarTime } from './ics-time.js';
 import { addZone, ZoneCalendar } from './ics-zones.js';
 import { runSteps, runStepsCooperatively, StepCounter, type Steps } from './steps.js';
 
@@ -276,6 +276,8 @@ class EventReader {
     const duration = component.getFirstProperty('duration');
     if (dtend) end = { kind: 'at', end: this.read(span, 'DTEND', 'ERR_ICS_VALUE', () => this.timeOf(dtend, dtend.getFirstValue() as ICAL.Time, span)) };
     else if (duration) end = { kind: 'after', duration: this.read(span, 'DURATION', 'ERR_ICS_VALUE', () => duration.getFirstValue() as ICAL.Duration) };
+    const backwards = endsBeforeStart(start, end);
+    if (backwards) this.warnings.push(`line ${this.lineOf(span, end.kind === 'at' ? 'DTEND' : 'DURATION')}: ${backwards}`);
     return { start, end, availability: availabilityOf(component), line: span.line };
   }
 
@@ -308,12 +310,50 @@ class EventReader {
   }
 }
 
-/** RFC 5545 §3.8.2.7 TRANSP and §3.8.1.11 STATUS: what an event does to its owner's time. */
+/**
+ * Why an event's end gives it no time at all, for a warning (the expansion
+ * gives it no busy time, silently): DTEND before DTSTART (RFC 5545 §3.8.2.2:
+ * it MUST be later), an all-day DTEND not after DTSTART (§3.6.1: the day is
+ * not included), a negative DURATION (§3.6.1). Times read in the owner's zone
+ * are compared with times in a zone only when both are.
+ */
+function endsBeforeStart(start: CalendarTime, end: EventEnd): string | undefined {
+  if (end.kind === 'after') return end.duration.isNegative ? 'a negative DURATION gives this event no busy time' : undefined;
+  if (end.kind !== 'at' || start.time.isDate !== end.end.time.isDate) return undefined;
+  if (start.time.isDate) return dateOf(end.end.time) <= dateOf(start.time) ? 'an all-day DTEND not after DTSTART gives this event no busy time' : undefined;
+  const floating = [start, end.end].filter((t) => t.zone.kind === 'floating').length;
+  if (floating === 1) return undefined;
+  // With no zone in either, both are on the owner's clock, whatever zone that is: UTC reads the same order.
+  return instantOf(end.end, 'UTC') < instantOf(start, 'UTC') ? 'DTEND before DTSTART gives this event no busy time' : undefined;
+}
+
+/**
+ * Outlook's and Exchange's busy status of an event, as they export it
+ * (MS-OXCICAL: X-MICROSOFT-CDO-BUSYSTATUS, mapped to PidLidBusyStatus,
+ * MS-OXOCAL §2.2.1.2). They write TRANSP:OPAQUE for a tentative event and for
+ * some free ones, so TRANSP alone says busy for both.
+ */
+const MICROSOFT_BUSY_STATUS: ReadonlyMap<string, Availability> = new Map([
+  ['FREE', 'free'],
+  ['TENTATIVE', 'tentative'],
+  ['BUSY', 'busy'],
+  ['OOF', 'busy'],
+  ['WORKINGELSEWHERE', 'busy'],
+]);
+
+/**
+ * RFC 5545 §3.8.2.7 TRANSP and §3.8.1.11 STATUS: what an event does to its
+ * owner's time. An event neither cancelled nor tentative whose
+ * X-MICROSOFT-CDO-BUSYSTATUS is known is what that says, whatever TRANSP says.
+ */
 function availabilityOf(component: ICAL.Component): Availability {
   const status = String(component.getFirstPropertyValue('status') ?? '').toUpperCase();
   const transp = String(component.getFirstPropertyValue('transp') ?? '').toUpperCase();
-  if (status === 'CANCELLED' || transp === 'TRANSPARENT') return 'free';
-  if (status === 'TENTATIVE') return 'tentative';
+  const microsoft = MICROSOFT_BUSY_STATUS.get(String(component.getFirstPropertyValue('x-microsoft-cdo-busystatus') ?? '').trim().toUpperCase());
+  if (status === 'CANCELLED') return 'free';
+  if (status === 'TENTATIVE') return transp === 'TRANSPARENT' ? 'free' : 'tentative';
+  if (microsoft) return microsoft;
+  if (transp === 'TRANSPARENT') return 'free';
   return 'busy';
 }
 

@@ -393,6 +393,58 @@ describe('what counts as busy', () => {
     ]);
   });
 
+  // Found in review s23feeds: Outlook and Exchange say a tentative or free event with X-MICROSOFT-CDO-BUSYSTATUS and
+  // write TRANSP:OPAQUE for both, so both were busy, a tentative one even when tentative time was asked to count free.
+  const outlook = ics(
+    [
+      event('DTSTART:20261201T090000Z', 'DTEND:20261201T100000Z', 'TRANSP:OPAQUE', 'X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE'),
+      event('DTSTART:20261201T100000Z', 'DTEND:20261201T110000Z', 'TRANSP:OPAQUE', 'X-MICROSOFT-CDO-BUSYSTATUS:FREE'),
+      event('DTSTART:20261201T110000Z', 'DTEND:20261201T120000Z', 'TRANSP:TRANSPARENT', 'X-MICROSOFT-CDO-BUSYSTATUS:OOF'),
+      event('DTSTART:20261201T120000Z', 'DTEND:20261201T130000Z', 'X-MICROSOFT-CDO-BUSYSTATUS:WORKINGELSEWHERE'),
+      event('DTSTART:20261201T130000Z', 'DTEND:20261201T140000Z', 'STATUS:CANCELLED', 'X-MICROSOFT-CDO-BUSYSTATUS:BUSY'),
+      event('DTSTART:20261201T140000Z', 'DTEND:20261201T150000Z', 'STATUS:TENTATIVE', 'X-MICROSOFT-CDO-BUSYSTATUS:BUSY'),
+      event('DTSTART:20261201T150000Z', 'DTEND:20261201T160000Z', 'TRANSP:TRANSPARENT', 'X-MICROSOFT-CDO-BUSYSTATUS:constructor'),
+    ].join('\n'),
+  );
+
+  it('reads Outlook\'s X-MICROSOFT-CDO-BUSYSTATUS of an event neither cancelled nor tentative: TENTATIVE tentative, FREE free, OOF and WORKINGELSEWHERE busy', () => {
+    expect(busy(outlook, utc(2026, 11, 1), utc(2026, 11, 2), { tentative: 'free' })).toEqual([
+      '2026-12-01T11:00:00Z/2026-12-01T13:00:00Z',
+    ]);
+    expect(busy(outlook, utc(2026, 11, 1), utc(2026, 11, 2))).toEqual([
+      '2026-12-01T09:00:00Z/2026-12-01T10:00:00Z',
+      '2026-12-01T11:00:00Z/2026-12-01T13:00:00Z',
+      '2026-12-01T14:00:00Z/2026-12-01T15:00:00Z',
+    ]);
+  });
+
+  it('warns, naming the line, of an event whose end gives it no time: DTEND before DTSTART, an all-day DTEND not after DTSTART, a negative DURATION', () => {
+    const text = ics(
+      [
+        OFFICE_VTIMEZONE,
+        event('DTSTART:20261201T100000Z', 'DTEND:20261201T090000Z'),
+        event('DTSTART;VALUE=DATE:20261201', 'DTEND;VALUE=DATE:20261201'),
+        event('DTSTART:20261201T100000Z', 'DURATION:-PT1H'),
+        event('DTSTART;TZID=Office:20261201T120000', 'DTEND:20261201T083000Z'),
+        event('DTSTART:20261201T100000', 'DTEND:20261201T090000'),
+        // Not backwards: 12:00 at +03:00 is 09:00Z; a floating time against a zoned one depends on the owner's zone.
+        event('DTSTART;TZID=Office:20261201T120000', 'DTEND:20261201T093000Z'),
+        event('DTSTART:20261201T100000', 'DTEND:20261201T090000Z'),
+        event('DTSTART;VALUE=DATE:20261201', 'DTEND;VALUE=DATE:20261202'),
+        event('DTSTART:20261201T100000Z', 'DTEND:20261201T100000Z'),
+      ].join('\n'),
+    );
+    const lines = text.split('\r\n');
+    const lineOf = (needle: string) => lines.indexOf(needle) + 1;
+    expect(parseCalendar(text, 'x').warnings).toEqual([
+      `line ${lineOf('DTEND:20261201T090000Z')}: DTEND before DTSTART gives this event no busy time`,
+      `line ${lineOf('DTEND;VALUE=DATE:20261201')}: an all-day DTEND not after DTSTART gives this event no busy time`,
+      `line ${lineOf('DURATION:-PT1H')}: a negative DURATION gives this event no busy time`,
+      `line ${lineOf('DTEND:20261201T083000Z')}: DTEND before DTSTART gives this event no busy time`,
+      `line ${lineOf('DTEND:20261201T090000')}: DTEND before DTSTART gives this event no busy time`,
+    ]);
+  });
+
   it('clips to the window and merges what touches', () => {
     expect(busy(text, utc(2026, 11, 1, 11, 30), utc(2026, 11, 1, 16, 15))).toEqual([
       '2026-12-01T11:30:00Z/2026-12-01T12:00:00Z',
