@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { sourceError } from './support/source-error.js';
 import { parseCalendar, expandBusy } from '../../src/calendar/ics.js';
 import { instantOf } from '../../src/calendar/ics-time.js';
-import { MAX_CALENDAR_ZONE_WORK, MAX_ZONE_WORK, ZONE_LAST_YEAR } from '../../src/calendar/ics-zone-rules.js';
+import { MAX_CALENDAR_ZONE_WORK, MAX_ZONE_WORK, observanceCost, ZONE_LAST_YEAR } from '../../src/calendar/ics-zone-rules.js';
 
 /** A calendar of one zone "Evil" (observances as given) and one hour-long event at `start` in it. */
 function zoneFeed(observances: string[], start = '20261207T100000', extra: string[] = []): string {
@@ -93,10 +93,10 @@ describe('what a calendar\'s time zones may cost ical.js', () => {
   });
 
   it('refuses zones each under the limit that together cost more than a calendar may', () => {
-    // Each zone: one yearly rule with 12 months × 5 weekdays from 2100, (ZONE_LAST_YEAR + 5 - 2100 + 1) × 60 steps.
-    const work = (ZONE_LAST_YEAR + 5 - 2100 + 1) * 60;
+    // Each zone: one yearly rule with up to 5 Sundays in January from 2100, (ZONE_LAST_YEAR + 5 - 2100 + 1) × 5 steps.
+    const work = (ZONE_LAST_YEAR + 5 - 2100 + 1) * 5;
     expect(work).toBeLessThanOrEqual(MAX_ZONE_WORK);
-    const zone = (i: number) => ['BEGIN:VTIMEZONE', `TZID:z${i}`, ...standard('21000101T000000', 'FREQ=YEARLY;BYDAY=SU'), 'END:VTIMEZONE'];
+    const zone = (i: number) => ['BEGIN:VTIMEZONE', `TZID:z${i}`, ...standard('21000101T000000', 'FREQ=YEARLY;BYMONTH=1;BYDAY=SU'), 'END:VTIMEZONE'];
     const count = Math.ceil(MAX_CALENDAR_ZONE_WORK / work) + 1;
     const text = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:x', ...Array.from({ length: count }, (_, i) => zone(i)).flat(), 'END:VCALENDAR', ''].join('\r\n');
     const err = sourceError(() => parseCalendar(text, 'c'));
@@ -111,6 +111,16 @@ describe('what a calendar\'s time zones may cost ical.js', () => {
     expect(new Date(instantOf(parseCalendar(text, 'c').series[0]!.master.start, 'UTC')).toISOString()).toBe('9999-12-07T09:00:00.000Z');
     const summer = zoneFeed(OUTLOOK_CET, '99990607T100000');
     expect(new Date(instantOf(parseCalendar(summer, 'c').series[0]!.master.start, 'UTC')).toISOString()).toBe('9999-06-07T08:00:00.000Z');
+  });
+
+  it.each([
+    ['16010101T030000', 'FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10', 804], // Outlook
+    ['19700308T020000', 'FREQ=YEARLY;BYMONTH=3;BYDAY=2SU', 435], // Google, Apple
+    ['19700308T020000', 'FREQ=YEARLY;BYMONTH=3;BYDAY=SU;BYMONTHDAY=8,9,10,11,12,13,14', 435], // "Sun>=8", as some zones write it
+    ['19700308T020000', 'FREQ=YEARLY;BYMONTH=2;BYDAY=MO;BYMONTHDAY=29', 835], // rarely matches: a 400-year search counted
+    ['19700308T020000', 'FREQ=YEARLY;BYDAY=SU;BYMONTHDAY=1,8,15,22,29', (ZONE_LAST_YEAR + 5 - 1970 + 1) * 12 * 5 + 400],
+  ])('counts an observance from %s with %s as %i steps', (dtstart, rule, work) => {
+    expect(observanceCost({ dtstart, rules: [{ value: rule, line: 1 }], rdates: 0 })).toEqual({ work });
   });
 
   it('reads zones as their writers write them, as before', () => {
