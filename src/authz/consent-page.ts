@@ -7,6 +7,7 @@
 // named exactly Approve and Deny.
 import type { FastifyReply } from 'fastify';
 import { CALENDAR_DETAIL_TYPE, SCOPE_DESCRIPTIONS, calendarLocations, parseScope, type CalendarDetail } from '../delegation/index.js';
+import { uidsSaid } from '../http/listener-owner.js';
 import type { GrantRecord, UserRecord } from '../store/index.js';
 import { verifyAgentStatement, type AgentVerification } from './agent-statement.js';
 import { appName } from './app-name.js';
@@ -17,7 +18,7 @@ import { defaultDetails, unreachedLocations } from './grant-policy.js';
 import { html, pageTime, sendPage, type Html } from './pages.js';
 import { documentHost } from './policy/client-id-url.js';
 import { isLoopbackRedirect, privateUseScheme } from './policy/redirect-uri.js';
-import { REDIRECT_LISTENER_FIELD, foreignRedirectListener } from './redirect.js';
+import { REDIRECT_LISTENER_FIELD, foreignRedirectListeners } from './redirect.js';
 
 export interface ConsentView {
   request: AuthorizationRequest;
@@ -70,12 +71,12 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
   const verification = agentClient ? await verifyAgentStatement(ctx.issuer, (kid) => ctx.keys.statementKey(kid), agentClient) : undefined;
   const calendars = (await ctx.store.listCalendars(user.id)).map((c) => c.name);
 
-  const listener = view.device ? undefined : foreignRedirectListener(ctx, redirect);
-  const returnTo = returnNotice(redirect, view.device, listener);
+  const listeners = view.device ? [] : foreignRedirectListeners(ctx, redirect);
+  const returnTo = returnNotice(redirect, view.device, listeners);
 
   const body = html`<h1>${grant ? html`Allow ${agentName} to do more for you?` : html`Allow ${agentName} to act for you?`}</h1>
 <p>${appName(request.client, { assured: view.clientAssured, startsSentence: true })} asks you to let <strong>${agentName}</strong> act for you. <span class="muted">(You are signed in as ${user.name}.)</span></p>
-${listener === undefined ? '' : anotherUsersListener(redirect, listener)}
+${listeners.length === 0 ? '' : anotherUsersListener(redirect, listeners)}
 ${clientBlock(request, redirect, view.clientAssured, user.timeZone, view.device !== undefined)}
 ${identityBlock(agentName, request.resource.url, verification)}
 <h2>${grant ? 'It asks to also be able to' : html`${agentName} will be able to`}</h2>
@@ -106,20 +107,21 @@ ${returnTo}
  * attacker's who sent the user the code (RFC 8628 §5.4): so the device flow is
  * told by where the request came from, never by its redirect URI.
  *
- * A loopback redirect URI whose port another user's program holds (`listener`: its uid) is said to go to that user,
+ * A loopback redirect URI whose port another user's program holds (`listeners`: their uids, one for each user whose
+ * program a connection there may reach: for `localhost`, on 127.0.0.1 or [::1]) is said to go to that user,
  * here and, in bold, at the top of the page (found in review, s23local: the page said the app "runs on this
  * computer; … you go back to it" while the code went to another user's program). The page warns rather than
- * refuses: the person may mean it (another account of theirs), and it is their call once said. The uid named goes
+ * refuses: the person may mean it (another account of theirs), and it is their call once said. The uids named go
  * back with the form, and Approve issues no code to another user's program that the page did not name, such as
  * one that began to listen after the page was shown (consent.ts).
  */
-function returnNotice(redirect: URL, device: ConsentView['device'], listener: number | undefined): Html {
+function returnNotice(redirect: URL, device: ConsentView['device'], listeners: readonly number[]): Html {
   if (device) {
     return html`<p class="warn">The app that asked is on another device, the one showing the code <strong>${device.userCode}</strong>, not in this browser. Approve only if you started this sign-in yourself, on a device you have with you. If someone sent you this code or link, choose Deny.</p>`;
   }
-  if (listener !== undefined) {
-    return html`<p class="warn">After you decide, the answer goes to that program of another user (uid ${listener}), not back to an app of yours.</p>
-<input type="hidden" name="${REDIRECT_LISTENER_FIELD}" value="${listener}">`;
+  if (listeners.length > 0) {
+    return html`<p class="warn">After you decide, the answer goes to that program of another user (${uidsSaid(listeners)}), not back to an app of yours.</p>
+<input type="hidden" name="${REDIRECT_LISTENER_FIELD}" value="${listeners.join(',')}">`;
   }
   if (isLoopbackRedirect(redirect)) return html`<p class="muted">The app that asked runs on this computer; after you decide, you go back to it.</p>`;
   const scheme = privateUseScheme(redirect);
@@ -131,9 +133,9 @@ function returnNotice(redirect: URL, device: ConsentView['device'], listener: nu
   return html`<p class="warn">After you decide, you will be sent to <strong>${redirect.host}</strong>. Approve only if you expected to use that site.</p>`;
 }
 
-/** Said at the top of the page when another user's program (`uid`) listens at the loopback redirect URI (returnNotice). */
-function anotherUsersListener(redirect: URL, uid: number): Html {
-  return html`<p class="warn"><strong>Its answer goes to a program of another user of this computer (uid ${uid})</strong>, the one listening at <code>${redirect.host}</code>, not to a program of yours, whatever name the app gave. Approve only if you mean to let that user act for you as described here; otherwise choose Deny.</p>`;
+/** Said at the top of the page when another user's program (`uids`) listens at the loopback redirect URI (returnNotice). */
+function anotherUsersListener(redirect: URL, uids: readonly number[]): Html {
+  return html`<p class="warn"><strong>Its answer goes to a program of another user of this computer (${uidsSaid(uids)})</strong>, the one listening at <code>${redirect.host}</code>, not to a program of yours, whatever name the app gave. Approve only if you mean to let that user act for you as described here; otherwise choose Deny.</p>`;
 }
 
 /**

@@ -8,6 +8,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { calendarDetailFor, formatScope, isDetailSubset, parseCalendarDetail, parseScope, type AuthorizationDetail, type CalendarDetail } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
+import { uidsSaid } from '../http/listener-owner.js';
 import type { AuditEventInput, AuthRequestRecord, GrantRecord } from '../store/index.js';
 import { audit } from './audit.js';
 import { issueCode } from './code.js';
@@ -16,7 +17,7 @@ import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId } from './crypto.js';
 import { defaultDetails } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
-import { REDIRECT_LISTENER_FIELD, foreignRedirectListener, redirectToClient } from './redirect.js';
+import { REDIRECT_LISTENER_FIELD, foreignRedirectListeners, redirectToClient } from './redirect.js';
 import { currentSession } from './session.js';
 
 export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
@@ -58,16 +59,18 @@ export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
 
 async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContext, pending: AuthRequestRecord, form: FormBody, now: number): Promise<FastifyReply> {
   // Looked up again as the code is about to be issued: a program of another user that started listening at a loopback
-  // redirect URI after the page was shown (or took the port since) gets no code unless the page named that very user.
-  // Nothing is taken or changed: the app's page, opened again, says who listens (consent-page.ts returnNotice).
-  const listener = foreignRedirectListener(ctx, pending.redirectUri);
-  if (listener !== undefined && form[REDIRECT_LISTENER_FIELD] !== String(listener)) {
-    req.log.warn({ client: pending.clientId, uid: listener }, "consent approved, no code issued: another user's program listens at the redirect URI");
+  // redirect URI after the page was shown (or took the port since) gets no code unless the page named that very user;
+  // for `localhost`, on either loopback (s23new). Nothing is taken or changed: the app's page, opened again, says who
+  // listens (consent-page.ts returnNotice).
+  const named = typeof form[REDIRECT_LISTENER_FIELD] === 'string' ? form[REDIRECT_LISTENER_FIELD].split(',') : [];
+  const unnamed = foreignRedirectListeners(ctx, pending.redirectUri).filter((uid) => !named.includes(String(uid)));
+  if (unnamed.length > 0) {
+    req.log.warn({ client: pending.clientId, uids: unnamed }, "consent approved, no code issued: another user's program listens at the redirect URI");
     return sendErrorPage(
       reply,
       403,
       'Nothing was sent to the app',
-      `Its answer would go to a program of another user of this computer (uid ${listener}), which the page did not say when you approved. Nothing was issued. If you did not expect that, do nothing more; otherwise start again from the app.`,
+      `Its answer would go to a program of another user of this computer (${uidsSaid(unnamed)}), which the page did not say when you approved. Nothing was issued. If you did not expect that, do nothing more; otherwise start again from the app.`,
     );
   }
   const resource = await ctx.store.resourceByUrl(pending.resource);

@@ -4,7 +4,7 @@
 import type { FastifyReply } from 'fastify';
 import { isAnyLoopbackHost } from '../delegation/resource.js';
 import { errorDescription } from '../error-description.js';
-import { foreignListenerAt } from '../http/listener-owner.js';
+import { foreignListenersAt } from '../http/listener-owner.js';
 import type { AuthContext } from './context.js';
 import { isLoopbackRedirect } from './policy/redirect-uri.js';
 
@@ -25,19 +25,21 @@ export function redirectToClient(
   return reply.code(status).header('Cache-Control', 'no-store').header('Location', url.href).send();
 }
 
-/** The consent form's field that carries the uid its page named as listening at the redirect URI (consent-page.ts). */
+/** The consent form's field that carries the uids (comma-separated) its page named as listening at the redirect URI (consent-page.ts). */
 export const REDIRECT_LISTENER_FIELD = 'redirect_listener';
 
 /**
- * The uid of another user of this computer whose program listens at a loopback redirect URI, when this server is on
- * loopback too (then the browser, the app and this server share the computer); undefined when nobody or this server's
+ * The uids of other users of this computer whose programs listen at a loopback redirect URI, when this server is on
+ * loopback too (then the browser, the app and this server share the computer); empty when nobody or this server's
  * own user (or root) listens there, or nothing can tell (not Linux: src/http/listener-owner.ts). Any app may register
  * a loopback redirect URI on any port under any name (RFC 8252 §7.3, §8.6), and while the port is free any user of
  * the computer may listen on it: found in review (s23local), another user registered "Claude Code" with his own
- * listener's port, the owner approved it, and the code went to his program, which redeemed it.
+ * listener's port, the owner approved it, and the code went to his program, which redeemed it. For `localhost`
+ * both loopbacks count, whichever the browser tries first (s23new: Chromium took [::1], another user's, while this
+ * server held 127.0.0.1 on the same port).
  */
-export function foreignRedirectListener(ctx: Pick<AuthContext, 'issuer'>, redirectUri: string | URL): number | undefined {
+export function foreignRedirectListeners(ctx: Pick<AuthContext, 'issuer'>, redirectUri: string | URL): number[] {
   const url = typeof redirectUri === 'string' ? new URL(redirectUri) : redirectUri;
-  if (!isLoopbackRedirect(url) || !isAnyLoopbackHost(new URL(ctx.issuer).hostname)) return undefined;
-  return foreignListenerAt(url);
+  if (!isLoopbackRedirect(url) || !isAnyLoopbackHost(new URL(ctx.issuer).hostname)) return [];
+  return foreignListenersAt(url);
 }

@@ -13,9 +13,11 @@
 // Reading /proc/net/tcp costs about a millisecond (the kernel walks its whole
 // hash table), so a port found to be ours is not looked up again for
 // OURS_FOR_MS: a listener that changes hands within that time after the last
-// look is not caught. Elsewhere than Linux (no /proc/net), and for a host
-// name other than `localhost` (which would need a DNS lookup), nothing is
-// checked. An https URL is not checked: TLS says who answers.
+// look is not caught. `localhost` is both 127.0.0.1 and ::1, and another
+// user's socket on either counts: a client may try either first. Elsewhere
+// than Linux (no /proc/net), and for a host name other than `localhost`
+// (which would need a DNS lookup), nothing is checked. An https URL is not
+// checked: TLS says who answers.
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { endianness, networkInterfaces } from 'node:os';
@@ -52,6 +54,11 @@ export function portHeldByAnotherUser(host: string, port: number): string | unde
   const bare = host.replace(/^\[(.*)\]$/, '$1');
   const uid = foreignListenerAt(`http://${bare.includes(':') ? `[${bare}]` : bare}:${port}/`);
   return uid === undefined ? undefined : heldBy(host, port, uid);
+}
+
+/** `uid 65534`, or for several `uid 1001 or 65534`: the users foreignListenersAt found, as a message names them. */
+export function uidsSaid(uids: readonly number[]): string {
+  return `uid ${uids.join(' or ')}`;
 }
 
 /** The /proc/net files that list TCP sockets, by address family; tests give their own. */
@@ -120,24 +127,39 @@ export interface ListenerLookup {
  * consent page says, a code about to be sent, a port found taken.
  */
 export function foreignListenerAt(url: string | URL, options: ListenerLookup = {}): number | undefined {
+  return foreignListenersAt(url, options)[0];
+}
+
+/**
+ * Every such uid, for a decision that must name them all (a consent page, Approve's check): a `localhost` URL may
+ * reach a program of one user on 127.0.0.1 and of another on [::1]. Empty when there is none, or nothing can tell.
+ */
+export function foreignListenersAt(url: string | URL, options: ListenerLookup = {}): number[] {
   const target = typeof url === 'string' ? new URL(url) : url;
-  if (target.protocol !== 'http:') return undefined;
+  if (target.protocol !== 'http:') return [];
   const uid = options.uid ?? process.getuid?.();
-  if (uid === undefined || (options.tables === undefined && process.platform !== 'linux')) return undefined;
+  if (uid === undefined || (options.tables === undefined && process.platform !== 'linux')) return [];
   const host = target.hostname;
-  return onThisMachine(host, options.localAddresses) ? foreignOwnerHere(options.tables, host, Number(target.port || 80), uid) : undefined;
+  if (!onThisMachine(host, options.localAddresses)) return [];
+  const tables = options.tables ?? procTables();
+  return tables === undefined ? [] : foreignOwners(tables, host, Number(target.port || 80), uid);
 }
 
-/** foreignOwner in the given tables, else this machine's (none to read: undefined). */
-function foreignOwnerHere(given: SocketTables | undefined, host: string, port: number, uid: number): number | undefined {
-  const tables = given ?? procTables();
-  return tables === undefined ? undefined : foreignOwner(tables, host, port, uid);
-}
-
-/** The uid of another user's socket listening where a connection to host:port would go, if any. */
+/** The uid of another user's socket listening where a connection to host:port may go, if any (foreignOwners' first). */
 export function foreignOwner(tables: SocketTables, host: string, port: number, uid: number): number | undefined {
+  return foreignOwners(tables, host, port, uid)[0];
+}
+
+/**
+ * The uids of other users' sockets listening where a connection to host:port may go, each once, in the order of
+ * the host's addresses. A host with several (`localhost`: 127.0.0.1 and ::1) counts every one: a client may try
+ * either, and Chromium tries ::1 first, so one of ours on 127.0.0.1 says nothing of who holds [::1] (found in
+ * review, s23new: the owner's server on 127.0.0.1:P, `nobody` on [::1]:P, and a `localhost` redirect URI's code
+ * went to nobody's program while the consent page said the app ran on this computer).
+ */
+export function foreignOwners(tables: SocketTables, host: string, port: number, uid: number): number[] {
   const targets = connectTargets(host);
-  if (targets === undefined) return undefined;
+  if (targets === undefined) return [];
   const portHex = port.toString(16).toUpperCase().padStart(4, '0');
   // Each table is read only when a tier needs it (each read costs about a millisecond, on find-slot's fast path).
   const parsed = new Map<'tcp' | 'tcp6', Array<{ address: string; owner: number }>>();
@@ -157,20 +179,23 @@ export function foreignOwner(tables: SocketTables, host: string, port: number, u
     }
     return rows;
   };
+  const foreign = new Set<number>();
   for (const tiers of targets) {
     // Linux gives a connection to the socket bound to its very address, else to a wildcard one (IPv4's before a
-    // dual-stack IPv6 one): the first tier that has a socket decides. One bound beside ours (an IPv6-only wildcard
-    // next to our 127.0.0.1, found in review) takes nothing of ours, and is not counted. A socket bound to an IPv4
-    // address and one bound to its IPv4-mapped IPv6 form cannot both hold a port, so an IPv4 one found settles it.
+    // dual-stack IPv6 one): for each address, the first tier that has a socket decides. One bound beside ours (an
+    // IPv6-only wildcard next to our 127.0.0.1, found in review) takes nothing sent to 127.0.0.1, and is not counted
+    // for it; it does take what is sent to ::1. A socket bound to an IPv4 address and one bound to its IPv4-mapped
+    // IPv6 form cannot both hold a port, so an IPv4 one found settles it.
     for (const tier of tiers) {
       const first = tier[0]!;
       const exact = listening(first.table).filter((l) => l.address === first.address);
       const holders = exact.length > 0 ? exact : tier.slice(1).flatMap((t) => listening(t.table).filter((l) => l.address === t.address));
       if (holders.length === 0) continue;
-      return holders.find((h) => h.owner !== uid && h.owner !== 0)?.owner;
+      for (const h of holders) if (h.owner !== uid && h.owner !== 0) foreign.add(h.owner);
+      break;
     }
   }
-  return undefined;
+  return [...foreign];
 }
 
 type Tier = Array<{ table: 'tcp' | 'tcp6'; address: string }>;

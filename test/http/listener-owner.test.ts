@@ -4,7 +4,7 @@
 // machine's). test/e2e/port-squatting.test.ts runs the attack itself.
 import { endianness } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { ForeignListenerError, foreignOwner, refuseForeignListener, type SocketTables } from '../../src/http/listener-owner.js';
+import { ForeignListenerError, foreignListenersAt, foreignOwner, foreignOwners, refuseForeignListener, type SocketTables } from '../../src/http/listener-owner.js';
 
 const HEAD = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
 const v4 = (local: string, state: string, uid: number) => `   0: ${local} 00000000:0000 ${state} 00000000:00000000 00:00000000 00000000  ${uid}        0 1079 1 0000000089867dc6 100 0 0 10 0`;
@@ -13,6 +13,7 @@ const tables = (tcp: string[], tcp6: string[] = []): SocketTables => ({ tcp: [HE
 
 const ME = 1000;
 const OTHER = 1001;
+const THIRD = 1002;
 // Port 8781 is 0x224D.
 const LOOPBACK_8781 = '0100007F:224D';
 
@@ -57,6 +58,31 @@ describe.skipIf(endianness() !== 'LE')('the owner of the listening socket', () =
     expect(foreignOwner(tables([], [v6('00000000000000000000000001000000:224D', '0A', ME), v6(any6, '0A', OTHER)]), '[::1]', 8781, ME)).toBeUndefined();
   });
 
+  // Found in review (s23new): the owner's server on 127.0.0.1:P settled `localhost:P`, so nobody's program on [::1]:P
+  // went unseen, and Chromium, which tries ::1 first, took a consent's code to it.
+  it('counts every address of localhost: one of ours on 127.0.0.1 says nothing of who holds [::1]', () => {
+    const any6 = '00000000000000000000000000000000:224D';
+    const loop6 = '00000000000000000000000001000000:224D';
+    const split = tables([v4(LOOPBACK_8781, '0A', ME)], [v6(loop6, '0A', OTHER)]);
+    expect(foreignOwner(split, 'localhost', 8781, ME)).toBe(OTHER);
+    expect(() => refuseForeignListener('http://localhost:8781/', { tables: split, uid: ME, localAddresses: [] })).toThrow(`Port 8781 on localhost is held by a program of another user of this machine (uid ${OTHER})`);
+    expect(foreignOwner(tables([v4(LOOPBACK_8781, '0A', 0)], [v6(any6, '0A', OTHER)]), 'localhost', 8781, ME)).toBe(OTHER); // an IPv6-only wildcard takes ::1
+    expect(foreignOwner(tables([v4('00000000:224D', '0A', ME)], [v6(loop6, '0A', OTHER)]), 'localhost', 8781, ME)).toBe(OTHER);
+    // Ours on both loopbacks, or one dual-stack wildcard of ours: nothing to say. One address alone is decided as before.
+    expect(foreignOwner(tables([v4(LOOPBACK_8781, '0A', ME)], [v6(loop6, '0A', ME)]), 'localhost', 8781, ME)).toBeUndefined();
+    expect(foreignOwner(tables([], [v6(any6, '0A', ME)]), 'localhost', 8781, ME)).toBeUndefined();
+    expect(foreignOwner(split, '127.0.0.1', 8781, ME)).toBeUndefined();
+  });
+
+  it('names every other user a connection to localhost may reach, each once', () => {
+    const loop6 = '00000000000000000000000001000000:224D';
+    const two = tables([v4(LOOPBACK_8781, '0A', OTHER)], [v6(loop6, '0A', THIRD)]);
+    expect(foreignOwners(two, 'localhost', 8781, ME)).toEqual([OTHER, THIRD]);
+    expect(foreignListenersAt('http://localhost:8781/cb', { tables: two, uid: ME, localAddresses: [] })).toEqual([OTHER, THIRD]);
+    expect(foreignListenersAt('http://[::1]:8781/cb', { tables: two, uid: ME, localAddresses: [] })).toEqual([THIRD]);
+    expect(foreignOwners(tables([v4(LOOPBACK_8781, '0A', OTHER)], [v6(loop6, '0A', OTHER)]), 'localhost', 8781, ME)).toEqual([OTHER]);
+  });
+
   // Found in review: a request to another machine's address was refused for another user's wildcard listener here.
   it('looks only at addresses of this machine', () => {
     const held = tables([v4('00000000:224D', '0A', OTHER)]);
@@ -83,31 +109,50 @@ describe.skipIf(endianness() !== 'LE')('the owner of the listening socket', () =
 
 // The same with real sockets: ours on 127.0.0.1, another user's (nobody's) IPv6-only wildcard on the same port.
 describe.skipIf(process.getuid?.() !== 0 || process.platform !== 'linux')('real listeners', () => {
-  it('passes our 127.0.0.1 listener beside another user’s IPv6-only wildcard, and refuses that user’s own 127.0.0.1 one', async () => {
+  /** Ours: a listener of this process on 127.0.0.1, on a port of its own. */
+  const ours = async () => {
     const { createServer } = await import('node:net');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { port: (server.address() as { port: number }).port, close: () => new Promise((resolve) => server.close(resolve)) };
+  };
+  /** Another user's (nobody's) listener on host and port. */
+  const listen = async (host: string, v6only: boolean, p: number) => {
     const { spawn } = await import('node:child_process');
-    const ours = createServer();
-    await new Promise<void>((resolve) => ours.listen(0, '127.0.0.1', resolve));
-    const port = (ours.address() as { port: number }).port;
-    const listen = (host: string, v6only: boolean, p: number) => {
-      const child = spawn(process.execPath, ['-e', `require('net').createServer().listen({ port: ${p}, host: '${host}', ipv6Only: ${v6only} }, () => console.log('up'))`], { uid: 65534, gid: 65534, cwd: '/' });
-      return new Promise<typeof child>((resolve, reject) => {
-        child.stdout!.once('data', () => resolve(child));
-        child.once('exit', (code) => reject(new Error(`listener exited ${code}`)));
-      });
-    };
+    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen({ port: ${p}, host: '${host}', ipv6Only: ${v6only} }, () => console.log('up'))`], { uid: 65534, gid: 65534, cwd: '/' });
+    return new Promise<typeof child>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve(child));
+      child.once('exit', (code) => reject(new Error(`listener exited ${code}`)));
+    });
+  };
+
+  it('passes our 127.0.0.1 listener beside another user’s IPv6-only wildcard, and refuses that user’s own 127.0.0.1 one', async () => {
+    const mine = await ours();
+    const port = mine.port;
     const beside = await listen('::', true, port);
     try {
       expect(() => refuseForeignListener(`http://127.0.0.1:${port}/`, { now: Date.now() + 60_000 })).not.toThrow();
     } finally {
       beside.kill('SIGKILL');
-      await new Promise((resolve) => ours.close(resolve));
+      await mine.close();
     }
     const theirs = await listen('127.0.0.1', false, port);
     try {
       expect(() => refuseForeignListener(`http://127.0.0.1:${port}/`, { now: Date.now() + 120_000 })).toThrow(ForeignListenerError);
     } finally {
       theirs.kill('SIGKILL');
+    }
+  });
+
+  it('refuses localhost when ours holds 127.0.0.1 and another user’s [::1] (s23new)', async () => {
+    const mine = await ours();
+    const theirs = await listen('::1', false, mine.port);
+    try {
+      expect(() => refuseForeignListener(`http://127.0.0.1:${mine.port}/`, { now: Date.now() + 180_000 })).not.toThrow();
+      expect(() => refuseForeignListener(`http://localhost:${mine.port}/`, { now: Date.now() + 180_000 })).toThrow(`Port ${mine.port} on localhost is held by a program of another user of this machine (uid 65534)`);
+    } finally {
+      theirs.kill('SIGKILL');
+      await mine.close();
     }
   });
 });

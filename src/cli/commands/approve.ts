@@ -23,7 +23,7 @@
 // the browser was sent on.
 import { urlsFor, type Ports } from '../../config.js';
 import { isAnyLoopbackHost } from '../../delegation/resource.js';
-import { foreignListenerAt } from '../../http/listener-owner.js';
+import { foreignListenersAt, uidsSaid } from '../../http/listener-owner.js';
 import { startOnlyListener } from '../../client/loopback.js';
 import { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } from '../../client/owner-login.js';
 import { DEFAULT_LOGIN_TIMEOUT_MS } from '../../client/sign-in.js';
@@ -141,9 +141,10 @@ function whatIsAsked(page: URL): string {
 
 /**
  * What the owner is told before the browser opens when the app's answer goes to a program of another user of this
- * computer: the redirect URI the request names (loopback, http) and the uid of the program listening there, as the
- * consent page says it (found in review, s23local: another user registered "Claude Code" with his own listener's
- * port). Undefined when the request names no redirect URI, or nobody else listens there yet (the page looks again).
+ * computer: the redirect URI the request names (loopback, http) and the uids of the programs listening there (for
+ * `localhost`, on either loopback), as the consent page says it (found in review, s23local: another user registered
+ * "Claude Code" with his own listener's port). Undefined when the request names no redirect URI, or nobody else
+ * listens there yet (the page looks again).
  */
 function foreignListenerOfAnswer(page: URL): string | undefined {
   const given = page.pathname === '/authorize' ? page.searchParams.get('redirect_uri') : null;
@@ -155,9 +156,9 @@ function foreignListenerOfAnswer(page: URL): string | undefined {
     return undefined;
   }
   if (redirect.protocol !== 'http:' || !isAnyLoopbackHost(redirect.hostname)) return undefined;
-  const uid = foreignListenerAt(redirect);
-  if (uid === undefined) return undefined;
-  return `The app's answer goes to a program of another user of this computer (uid ${uid}), the one listening at ${shown(redirect.host)}, not to a program of yours, whatever name the app gave: approve only if you mean to let that user act for you.`;
+  const uids = foreignListenersAt(redirect);
+  if (uids.length === 0) return undefined;
+  return `The app's answer goes to a program of another user of this computer (${uidsSaid(uids)}), the one listening at ${shown(redirect.host)}, not to a program of yours, whatever name the app gave: approve only if you mean to let that user act for you.`;
 }
 
 function shown(text: string): string {
