@@ -15,7 +15,7 @@ import type { FormBody } from '../http/app.js';
 import { issueCode } from './code.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
 import type { AuthContext } from './context.js';
-import { renderConsent } from './consent-page.js';
+import { calendarNames, renderConsent } from './consent-page.js';
 import { AGENTS_ONLY, grantCovers, requestedDetails, takesUserTokens } from './grant-policy.js';
 import { redirectToClient } from './redirect.js';
 import { sendErrorPage } from './pages.js';
@@ -201,6 +201,7 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
 
   const csrf = randomSecret();
   const id = randomId('req');
+  const calendars = await calendarNames(ctx, signedIn.user.id);
   await ctx.store.createAuthRequest({
     id,
     sessionHash: signedIn.session.idHash,
@@ -213,13 +214,14 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
     state: request.state ?? null,
     codeChallenge: request.codeChallenge,
     authorizationDetails: request.details as unknown as Record<string, unknown>[],
+    calendarsShown: calendars,
     csrfHash: hashSecret(csrf),
     createdAt: now,
     expiresAt: now + ctx.lifetimes.authRequestSec * 1000,
   });
   // The owner's CLI signed this sign-in for exactly this request: the one case where the app's identity is known.
   const clientAssured = startedByOwnerFor(signedIn.session, req.url);
-  return renderConsent(reply, ctx, { request, user: signedIn.user, requestId: id, csrf, grant, clientAssured });
+  return renderConsent(reply, ctx, { request, user: signedIn.user, requestId: id, csrf, grant, clientAssured, calendars });
 }
 
 /**

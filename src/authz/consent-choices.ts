@@ -15,8 +15,8 @@ export const DEPTH_CHOICES = [1, 2] as const;
 
 /**
  * The consent form's checkbox "Calendars you add later": ticked, with every listed calendar, the grant names no
- * calendars (all of them, now and later); unticked, or with a listed calendar unticked, it names exactly the ones
- * ticked. Found in review (s23deleg):
+ * calendars (all of them, now and later); unticked, or with a listed calendar unticked, or with the user's calendars
+ * no longer the ones listed, it names exactly the ones ticked. Found in review (s23deleg):
  * every box ticked stored "all", so a calendar added afterwards was read under tokens issued before, on a page
  * that never said so.
  */
@@ -46,7 +46,10 @@ export type ChoicesResult = { ok: true; choices: ConsentChoices } | { ok: false;
 export function readChoices(
   form: FormBody,
   offer: {
+    /** The user's calendars at Approve. */
     userCalendars: readonly string[];
+    /** The user's calendars when the page was shown (stored with the pending request): the page listed these. */
+    calendarsShown: readonly string[];
     askedCalendars: readonly string[] | undefined;
     askedLookahead: number | undefined;
     maxDepth: number;
@@ -73,17 +76,27 @@ export function readChoices(
   const later = form[LATER_CALENDARS.name];
   // A client that named its calendars is never given the ones added later: the page offers no such box for it.
   if (later !== undefined && (later !== LATER_CALENDARS.value || offer.askedCalendars !== undefined)) return { ok: false, reason: 'Calendars you add later were not offered.' };
-  const available = offer.askedCalendars ? offer.userCalendars.filter((c) => offer.askedCalendars!.includes(c)) : [...offer.userCalendars];
-  // No calendar to choose from yet: the limit is whatever the client asked (all, now and later, when it asked for
-  // none), as the page says in words.
-  if (available.length === 0 && picked.length === 0) return { ok: true, choices: { calendars: offer.askedCalendars ? [...offer.askedCalendars] : undefined, lookaheadDays, expiresDays, maxDepth } };
+  const offered = (names: readonly string[]) => (offer.askedCalendars ? names.filter((c) => offer.askedCalendars!.includes(c)) : [...names]);
+  // The ticks are read against the list the page showed, kept with the request, never against the calendars there
+  // are at Approve (found in review, s23new: "work" unticked, then removed before Approve, left "demo" the only
+  // calendar, every one of them ticked, and the grant became all, later ones too; "work" added back was read).
+  const listed = offered(offer.calendarsShown);
+  const available = offered(offer.userCalendars);
+  // No calendar to choose from on the page: the limit is whatever the client asked (all, now and later, when it asked
+  // for none), as the page says in words.
+  if (listed.length === 0 && picked.length === 0) return { ok: true, choices: { calendars: offer.askedCalendars ? [...offer.askedCalendars] : undefined, lookaheadDays, expiresDays, maxDepth } };
   if (picked.length === 0) return { ok: false, reason: 'Choose at least one calendar the agent may look at.' };
-  if (picked.some((c) => !available.includes(c))) return { ok: false, reason: 'One of the calendars chosen was not offered.' };
+  if (picked.some((c) => !listed.includes(c) || !available.includes(c))) return { ok: false, reason: 'One of the calendars chosen was not offered.' };
   // "Later" with a listed calendar left out would allow a calendar added tomorrow but not one the user has today: it
   // is read as the narrower half, the names ticked alone, as the page says beside the box (an unticked calendar is
-  // the person narrowing; the box left as preset is not a choice to widen).
-  const all = later !== undefined && available.every((c) => picked.includes(c));
+  // the person narrowing; the box left as preset is not a choice to widen). So is "later" when the user's calendars
+  // changed after the page was shown: the page's "every calendar above" is no longer all of them.
+  const all = later !== undefined && listed.every((c) => picked.includes(c)) && sameNames(listed, available);
   return { ok: true, choices: { calendars: all ? undefined : [...new Set(picked)], lookaheadDays, expiresDays, maxDepth } };
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((name) => b.includes(name));
 }
 
 /** A calendar detail narrowed by the user's choices. */

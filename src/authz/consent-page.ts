@@ -34,6 +34,16 @@ export interface ConsentView {
    * request (the session is bound to it). Otherwise the app's name is only what it registered.
    */
   clientAssured: boolean;
+  /** The user's calendar names, stored with the pending request (calendarsShown): the page lists these, and no others. */
+  calendars: readonly string[];
+}
+
+/**
+ * The user's calendar names for a consent page, read before its pending request is stored: the page lists them and
+ * the request keeps them (calendarsShown), so that Approve reads the boxes against what the page showed.
+ */
+export async function calendarNames(ctx: AuthContext, userId: string): Promise<string[]> {
+  return (await ctx.store.listCalendars(userId)).map((c) => c.name);
 }
 
 export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view: ConsentView): Promise<FastifyReply> {
@@ -69,7 +79,6 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
 
   const agentClient = request.resource.agentClientId ? await ctx.store.clientById(request.resource.agentClientId) : undefined;
   const verification = agentClient ? await verifyAgentStatement(ctx.issuer, (kid) => ctx.keys.statementKey(kid), agentClient) : undefined;
-  const calendars = (await ctx.store.listCalendars(user.id)).map((c) => c.name);
 
   const listeners = view.device ? [] : foreignRedirectListeners(ctx, redirect);
   const returnTo = returnNotice(redirect, view.device, listeners);
@@ -87,7 +96,7 @@ ${grant ? html`<h2>You already allowed it to</h2><ul>${already}</ul>` : ''}
 <form method="post" action="/consent">
 <input type="hidden" name="request" value="${view.requestId}">
 <input type="hidden" name="csrf" value="${view.csrf}">
-${limitsBlock(request, calendars, ctx.defaultMaxDepth, agentName, grant && currentLimits(grant, user.timeZone))}
+${limitsBlock(request, view.calendars, ctx.defaultMaxDepth, agentName, grant && currentLimits(grant, user.timeZone))}
 ${returnTo}
 <div class="actions">
 <button class="primary" type="submit" name="decision" value="approve">Approve</button>

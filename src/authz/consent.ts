@@ -84,6 +84,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
   const existing = await ctx.store.activeGrant(pending.userId, pending.clientId, pending.resource, now);
   const read = readChoices(form, {
     userCalendars,
+    calendarsShown: pending.calendarsShown,
     askedCalendars: calendar?.calendars,
     askedLookahead: calendar?.lookahead_days,
     maxDepth: ctx.defaultMaxDepth,

@@ -17,7 +17,7 @@ import { canonicalResource, formatScope, isSubset } from '../delegation/index.js
 import type { FormBody } from '../http/app.js';
 import type { ClientRecord, DeviceAuthorizationRecord } from '../store/index.js';
 import { authenticateClient } from './client-auth.js';
-import { renderConsent } from './consent-page.js';
+import { calendarNames, renderConsent } from './consent-page.js';
 import { crossSiteRefusal } from './consent.js';
 import { audit } from './audit.js';
 import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
@@ -213,6 +213,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
     const csrf = randomSecret();
     const id = randomId('req');
     const codeChallenge = createHash('sha256').update(found.codeVerifier).digest('base64url');
+    const calendars = await calendarNames(ctx, signedIn.user.id);
     await ctx.store.createAuthRequest({
       id,
       sessionHash: signedIn.session.idHash,
@@ -224,6 +225,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
       state: found.state,
       codeChallenge,
       authorizationDetails: [],
+      calendarsShown: calendars,
       csrfHash: hashSecret(csrf),
       createdAt: now,
       expiresAt: Math.min(found.expiresAt, now + ctx.lifetimes.authRequestSec * 1000),
@@ -237,6 +239,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
       grant,
       device: { userCode: found.userCode },
       clientAssured: ownersOwnLink(signedIn, completeVerificationPath(typed)),
+      calendars,
     });
   });
 

@@ -281,4 +281,12 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE sessions;
   ALTER TABLE sessions_next RENAME TO sessions;
   `,
+  // The user's calendars as the consent page listed them, kept with its pending request: Approve reads the ticks
+  // against that list, not against the calendars there are by then (found in review, s23new: a calendar the person
+  // unticked, removed before Approve, left every remaining box ticked and the grant became "all, later ones too").
+  // A request pending across the upgrade has no such list: it ends, and its page says to start again.
+  `
+  DELETE FROM auth_requests;
+  ALTER TABLE auth_requests ADD COLUMN calendars_shown TEXT NOT NULL DEFAULT '[]';
+  `,
 ];

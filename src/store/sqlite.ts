@@ -397,6 +397,7 @@ function toAuthRequest(r: Row): AuthRequestRecord {
     state: strOrNull(r.state),
     codeChallenge: String(r.code_challenge),
     authorizationDetails: parse(r.authorization_details),
+    calendarsShown: r.calendars_shown === undefined ? [] : parse(r.calendars_shown),
     csrfHash: String(r.csrf_hash),
     createdAt: num(r.created_at),
     expiresAt: num(r.expires_at),
@@ -1083,9 +1084,9 @@ class SqliteStore implements Store {
 
   async createAuthRequest(a: AuthRequestRecord): Promise<void> {
     this.run(
-      `INSERT INTO auth_requests (id, session_hash, user_id, client_id, redirect_uri, redirect_uri_given, scope, resource, state, code_challenge, authorization_details, csrf_hash, created_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [a.id, a.sessionHash, a.userId, a.clientId, a.redirectUri, a.redirectUriGiven === false ? 0 : 1, a.scope, a.resource, a.state, a.codeChallenge, json(a.authorizationDetails), a.csrfHash, a.createdAt, a.expiresAt],
+      `INSERT INTO auth_requests (id, session_hash, user_id, client_id, redirect_uri, redirect_uri_given, scope, resource, state, code_challenge, authorization_details, calendars_shown, csrf_hash, created_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [a.id, a.sessionHash, a.userId, a.clientId, a.redirectUri, a.redirectUriGiven === false ? 0 : 1, a.scope, a.resource, a.state, a.codeChallenge, json(a.authorizationDetails), json(a.calendarsShown), a.csrfHash, a.createdAt, a.expiresAt],
     );
   }
 

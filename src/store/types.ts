@@ -141,6 +141,11 @@ export interface AuthRequestRecord {
   codeChallenge: string;
   /** RFC 9396 details the client asked for (constraints it proposes), already validated. */
   authorizationDetails: Record<string, unknown>[];
+  /**
+   * The user's calendar names when the consent page was shown, the list it offered (those the request names, when
+   * it names some): Approve compares the boxes ticked with these, not with the calendars there are by then.
+   */
+  calendarsShown: string[];
   csrfHash: string;
   createdAt: number;
   expiresAt: number;

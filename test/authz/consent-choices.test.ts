@@ -8,6 +8,7 @@ import type { FormBody } from '../../src/http/app.js';
 
 // The page's checkbox, as the form posts it (name and value spelled out: they are the page's contract).
 const LATER = { calendars_later: 'yes' };
+// The page listed the user's calendars as they are at Approve, unless a test says otherwise.
 const offer = (over: Partial<Parameters<typeof readChoices>[1]> = {}): Parameters<typeof readChoices>[1] => ({
   userCalendars: ['work', 'secret'],
   askedCalendars: undefined,
@@ -15,6 +16,7 @@ const offer = (over: Partial<Parameters<typeof readChoices>[1]> = {}): Parameter
   maxDepth: 2,
   hasCalendar: true,
   ...over,
+  calendarsShown: over.calendarsShown ?? over.userCalendars ?? ['work', 'secret'],
 });
 const calendarsOf = (form: FormBody, over: Partial<Parameters<typeof readChoices>[1]> = {}) => {
   const read = readChoices(form, offer(over));
@@ -56,5 +58,33 @@ describe('readChoices: which calendars', () => {
   it('still refuses no calendar at all, and one not offered', () => {
     expect(calendarsOf({ ...LATER })).toHaveProperty('refused');
     expect(calendarsOf({ calendars: ['work', 'medical'], ...LATER })).toEqual({ refused: 'One of the calendars chosen was not offered.' });
+  });
+});
+
+// Found in review (s23new): the ticks were read against the calendars there were at Approve, not the ones the page
+// listed. "secret" unticked, then removed (`delegate calendar remove`) before Approve, left "work" every calendar
+// there was, all ticked: with "later" left as preset the grant was all, later ones too, and "secret" added back was read.
+describe('readChoices: against the calendars the page listed', () => {
+  it('a calendar unticked and removed before Approve, "later" left ticked: the ticked names alone, not all', () => {
+    expect(calendarsOf({ calendars: 'work', ...LATER }, { calendarsShown: ['work', 'secret'], userCalendars: ['work'] })).toEqual({ calendars: ['work'] });
+  });
+
+  it('a calendar added after the page was shown: every listed box and "later" ticked names the listed ones, and the new one is not offered', () => {
+    expect(calendarsOf({ calendars: ['work', 'secret'], ...LATER }, { calendarsShown: ['work', 'secret'], userCalendars: ['work', 'secret', 'medical'] })).toEqual({ calendars: ['work', 'secret'] });
+    expect(calendarsOf({ calendars: ['work', 'secret', 'medical'], ...LATER }, { calendarsShown: ['work', 'secret'], userCalendars: ['work', 'secret', 'medical'] })).toEqual({
+      refused: 'One of the calendars chosen was not offered.',
+    });
+  });
+
+  it('every calendar listed removed before Approve, none ticked, "later" ticked: refused, not all', () => {
+    expect(calendarsOf({ ...LATER }, { calendarsShown: ['work', 'secret'], userCalendars: [] })).toEqual({ refused: 'Choose at least one calendar the agent may look at.' });
+  });
+
+  it('a page that listed none ("every calendar you add later") keeps its meaning when one is added before Approve', () => {
+    expect(calendarsOf({}, { calendarsShown: [], userCalendars: ['work'] })).toEqual({ calendars: undefined });
+  });
+
+  it('the same list at Approve, every box and "later" ticked: all, now and later', () => {
+    expect(calendarsOf({ calendars: ['secret', 'work'], ...LATER }, { calendarsShown: ['work', 'secret'], userCalendars: ['secret', 'work'] })).toEqual({ calendars: undefined });
   });
 });
