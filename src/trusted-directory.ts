@@ -4,6 +4,7 @@
 // followed, and the directory it named (any of the owner's, their home itself) was chmod-ed 0700 and filled.
 import { lstatSync, mkdirSync, readlinkSync, type Stats } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
+import { isPrivateGroupOf, readAccountFiles, type AccountFiles } from './private-group.js';
 
 /** A directory (or file) another user controls, refused before it is created in, chmod-ed or read from. */
 export class UntrustedPathError extends Error {
@@ -21,25 +22,36 @@ export class UntrustedPathError extends Error {
 const MAX_LINKS = 40;
 
 /**
- * Throws UntrustedPathError when another user (not root) could replace `dir` or what it names: `dir` itself, or
- * a symbolic link on its way, owned by another user; or a directory on its way that is writable by group or others
- * and owned by neither this user nor root, unless it is sticky and the next entry is this user's or root's (as
- * /tmp is: only the entry's owner, the directory's owner and root may rename or remove it). The parts of the path that do not exist yet are left to be
- * created, by this user; a part that cannot be looked at (EACCES) ends the check, and the use that follows fails
- * as it did. A few lstat calls; nothing on Windows, which has no uid.
+ * Throws UntrustedPathError when another user (not root) could replace `dir` or what it names, as OpenSSH's
+ * secure_path (StrictModes) decides: `dir` itself, or a symbolic link on its way, owned by another user; a directory
+ * on its way owned by neither this user nor root (its owner may rename what is in it, whatever its mode); or one
+ * that group or others may write to, unless it is sticky (only an entry's owner, the directory's owner and root may
+ * rename or remove the entry, and the next entry is checked in turn, as /tmp is) or only this user's private group
+ * may write to it (src/private-group.ts). The parts of the path that do not exist yet are left to be created, by
+ * this user; a part that cannot be looked at (EACCES) ends the check, and the use that follows fails as it did. A
+ * few lstat calls (and /etc/passwd and /etc/group read for a group-writable directory); nothing on Windows, which
+ * has no uid.
  */
 export function refuseUntrustedDirectory(dir: string, what: string, uid: number | undefined = process.getuid?.()): void {
   if (uid === undefined) return;
-  const problem = untrustedPart(resolve(dir), uid, 0);
+  const problem = untrustedPart(resolve(dir), uid, 0, lazily(readAccountFiles));
   if (problem === undefined) return;
-  const where = problem.at === resolve(dir) ? 'is' : `goes through ${problem.at},`;
-  const why =
-    problem.kind === 'link'
-      ? `${where} a symbolic link of another user (uid ${problem.owner}), who could point it at any directory`
-      : problem.kind === 'open'
-        ? `lies in ${problem.at}, which another user (uid ${problem.owner}) owns and others may write to (mode ${problem.mode}), so it could be replaced`
-        : `belongs to another user (uid ${problem.owner})`;
-  throw new UntrustedPathError(dir, `The ${what} ${dir} ${why}: use a directory of your own (DELEGATE_HOME).`);
+  throw new UntrustedPathError(dir, `The ${what} ${dir} ${describe(problem, problem.at === resolve(dir))}: use a directory of your own (DELEGATE_HOME).`);
+}
+
+/** Why `problem` makes the directory (`itself`: the problem is at the directory, not on its way) unsafe. */
+function describe(problem: Problem, itself: boolean): string {
+  const writable = problem.writableBy === undefined ? '' : ` and others may write to (mode ${problem.mode})`;
+  switch (problem.kind) {
+    case 'link':
+      return `${itself ? 'is' : `goes through ${problem.at},`} a symbolic link of another user (uid ${problem.owner}), who could point it at any directory`;
+    case 'owner':
+      return `belongs to another user (uid ${problem.owner})`;
+    case 'foreign':
+      return `lies in ${problem.at}, which another user (uid ${problem.owner}) owns${writable}, so it could be replaced`;
+    case 'open':
+      return `lies in ${problem.at}, which ${problem.writableBy} may write to (mode ${problem.mode}, not sticky), so another user could replace it`;
+  }
 }
 
 /**
@@ -54,17 +66,28 @@ export function makeOwnDirectory(dir: string, what: string): void {
 }
 
 interface Problem {
-  /** A symbolic link, a directory others may write to, or the directory itself that is another user's. */
-  kind: 'link' | 'open' | 'owner';
+  /**
+   * A symbolic link of another user; the directory itself another user's; a directory on its way another user's; or
+   * one on its way that others may write to.
+   */
+  kind: 'link' | 'owner' | 'foreign' | 'open';
   at: string;
   owner: number;
   mode: string;
+  /** Who besides its owner may write to the directory at `at` ("everyone", "the users of group N"), if anyone. */
+  writableBy: string | undefined;
 }
 
 /** What makes `path` (absolute) not to be trusted, or undefined. */
-function untrustedPart(path: string, uid: number, links: number): Problem | undefined {
+function untrustedPart(path: string, uid: number, links: number, accounts: () => AccountFiles | undefined): Problem | undefined {
   const trusted = (owner: number): boolean => owner === uid || owner === 0;
-  const problem = (kind: Problem['kind'], at: string, info: Stats): Problem => ({ kind, at, owner: info.uid, mode: `0${(info.mode & 0o7777).toString(8)}` });
+  const problem = (kind: Problem['kind'], at: string, info: Stats): Problem => ({
+    kind,
+    at,
+    owner: info.uid,
+    mode: `0${(info.mode & 0o7777).toString(8)}`,
+    writableBy: (info.mode & 0o002) !== 0 ? 'everyone' : (info.mode & 0o020) !== 0 ? `the users of group ${info.gid}` : undefined,
+  });
   const parts = path.split(sep).filter((part) => part !== '');
   let parent = lookAt(sep);
   let parentPath: string = sep;
@@ -72,17 +95,28 @@ function untrustedPart(path: string, uid: number, links: number): Problem | unde
     if (parent === undefined || !parent.isDirectory()) return undefined; // created by this user, or mkdir fails as before
     const here = resolve(parentPath, part);
     const info = lookAt(here);
-    const sticky = (parent.mode & 0o1000) !== 0;
     if (info?.isSymbolicLink() && !trusted(info.uid)) return problem('link', here, info);
-    if ((parent.mode & 0o022) !== 0 && !trusted(parent.uid) && !(sticky && (info === undefined || trusted(info.uid)))) return problem('open', parentPath, parent);
+    // OpenSSH's secure_path: each directory on the way is this user's or root's, and not writable by others. A
+    // sticky one may be (only the entry's owner, root or this directory's trusted owner can rename the entry, which
+    // is checked next); so may one only this user's private group can write to (Debian's OpenSSH allows that too).
+    if (!trusted(parent.uid)) return problem('foreign', parentPath, parent);
+    const sticky = (parent.mode & 0o1000) !== 0;
+    const groupOnly = (parent.mode & 0o022) === 0o020;
+    if ((parent.mode & 0o022) !== 0 && !sticky && !(groupOnly && isPrivateGroupOf(parent.gid, uid, accounts()))) return problem('open', parentPath, parent);
     if (info?.isSymbolicLink()) {
       const target = links < MAX_LINKS ? readLink(here) : undefined;
-      return target === undefined ? undefined : untrustedPart(resolve(dirname(here), target, ...parts.slice(i + 1)), uid, links + 1);
+      return target === undefined ? undefined : untrustedPart(resolve(dirname(here), target, ...parts.slice(i + 1)), uid, links + 1, accounts);
     }
     parent = info;
     parentPath = here;
   }
   return parent?.isDirectory() && parent.uid !== uid ? problem('owner', parentPath, parent) : undefined;
+}
+
+/** `read`'s value, read on the first call only. */
+function lazily<T>(read: () => T): () => T {
+  let value: { read: T } | undefined;
+  return () => (value ??= { read: read() }).read;
 }
 
 function readLink(path: string): string | undefined {

@@ -66,6 +66,18 @@ function expectRefused(run: Run, line: string): void {
 
 const mode = (path: string): number => statSync(path).mode & 0o7777;
 
+/**
+ * `calendar add` as `uid` with DELEGATE_HOME=`dir` refused with `line`, and `dir` left as it was: an existing one
+ * (made 0755 by the test) neither chmod-ed nor filled, a missing one not created.
+ */
+async function expectRefusedAt(uid: number, dir: string, line: string): Promise<void> {
+  const existed = existsSync(dir);
+  expectRefused(await addCalendarAs(uid, { DELEGATE_HOME: dir }), line);
+  if (!existed) return expect(existsSync(dir)).toBe(false);
+  expect(mode(dir)).toBe(0o755);
+  expect(readdirSync(dir)).toEqual([]);
+}
+
 describe.runIf(process.getuid?.() === 0)('a data directory another user could swap', { timeout: 30_000 }, () => {
   it('is refused when it is another user’s symbolic link (the review’s /tmp/team/alice-delegate): what it names is neither chmod-ed nor filled', async () => {
     const { link, site } = plantedLink('planted', NOBODY);
@@ -87,12 +99,8 @@ describe.runIf(process.getuid?.() === 0)('a data directory another user could sw
     const shared = dirOf('open/shared', MALLORY, 0o775);
     const mine = dirOf('open/shared/mine', NOBODY, 0o755);
     const why = (dir: string) => `The data directory ${dir} lies in ${shared}, which another user (uid ${MALLORY}) owns and others may write to (mode 0775), so it could be replaced: use a directory of your own (DELEGATE_HOME).`;
-    expectRefused(await addCalendarAs(NOBODY, { DELEGATE_HOME: mine }), why(mine));
-    expect(mode(mine)).toBe(0o755);
-    expect(readdirSync(mine)).toEqual([]);
-    const missing = join(shared, 'new');
-    expectRefused(await addCalendarAs(ROOT, { DELEGATE_HOME: missing }), why(missing));
-    expect(existsSync(missing)).toBe(false);
+    await expectRefusedAt(NOBODY, mine, why(mine));
+    await expectRefusedAt(ROOT, join(shared, 'new'), why(join(shared, 'new')));
   });
 
   it('is refused through the XDG variables too, the configuration directory included', async () => {
@@ -111,20 +119,71 @@ describe.runIf(process.getuid?.() === 0)('a data directory another user could sw
     expect(readdirSync(shared)).toEqual([]);
   });
 
-  it('still works in a sticky directory others may write to: /tmp itself, and another user’s 1777 directory where the entry is this user’s', async () => {
+  // Found in review (s23new, low): each of these was accepted. The other user renames the owner's data directory
+  // away and another directory of the owner's into its place; the owner's next command chmods that one 0700 and
+  // fills it. OpenSSH's secure_path refuses all three.
+  it('is refused when a directory on its way is root’s but writable by a group (setgid 2775, not sticky), which another user may be in', async () => {
+    const shared = dirOf('group/shared', ROOT, 0o2775);
+    chownSync(shared, ROOT, MALLORY);
+    chmodSync(shared, 0o2775);
+    const mine = dirOf('group/shared/mine', NOBODY, 0o755);
+    const why = (dir: string) => `The data directory ${dir} lies in ${shared}, which the users of group ${MALLORY} may write to (mode 02775, not sticky), so another user could replace it: use a directory of your own (DELEGATE_HOME).`;
+    await expectRefusedAt(NOBODY, mine, why(mine));
+    await expectRefusedAt(ROOT, join(shared, 'root'), why(join(shared, 'root')));
+  });
+
+  it('is refused in another user’s sticky 1777 directory, even when the entry is this user’s (its owner may rename entries)', async () => {
+    const team = dirOf('sticky/team', MALLORY, 0o1777);
+    const mine = dirOf('sticky/team/nobody', NOBODY, 0o755);
+    await expectRefusedAt(
+      NOBODY,
+      mine,
+      `The data directory ${mine} lies in ${team}, which another user (uid ${MALLORY}) owns and others may write to (mode 01777), so it could be replaced: use a directory of your own (DELEGATE_HOME).`,
+    );
+  });
+
+  it('is refused in a directory of another user’s that no one else may write to (0755), and deeper below it', async () => {
+    const theirs = dirOf('theirs/home', MALLORY, 0o755);
+    const mine = dirOf('theirs/home/nobody', NOBODY, 0o755);
+    const why = (dir: string) => `The data directory ${dir} lies in ${theirs}, which another user (uid ${MALLORY}) owns, so it could be replaced: use a directory of your own (DELEGATE_HOME).`;
+    await expectRefusedAt(NOBODY, mine, why(mine));
+    await expectRefusedAt(NOBODY, join(mine, 'delegate'), why(join(mine, 'delegate')));
+  });
+
+  it('is refused in an OpenShift-style home: another uid’s, group 0, 0775 (HOME’s default data directory)', async () => {
+    const home = dirOf('openshift/home', MALLORY, 0o775);
+    chownSync(home, MALLORY, ROOT);
+    chmodSync(home, 0o775);
+    const data = join(home, '.local', 'share', 'delegate');
+    expectRefused(
+      await addCalendarAs(NOBODY, { HOME: home }),
+      `The data directory ${data} lies in ${home}, which another user (uid ${MALLORY}) owns and others may write to (mode 0775), so it could be replaced: use a directory of your own (DELEGATE_HOME).`,
+    );
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('still works in a sticky directory of root’s others may write to (/tmp itself), with missing directories on the way created', async () => {
     const inTmp = join(tmpdir(), `delegate-untrusted-${process.pid}-${Date.now()}`);
     try {
       const run = await addCalendarAs(NOBODY, { DELEGATE_HOME: inTmp });
       expect(run.code, run.stderr).toBe(0);
       expect(statSync(inTmp)).toMatchObject({ uid: NOBODY });
       expect(mode(inTmp)).toBe(0o700);
+      const deeper = join(inTmp, 'missing', 'middle', 'data');
+      const again = await addCalendarAs(NOBODY, { DELEGATE_HOME: deeper });
+      expect(again.code, again.stderr).toBe(0);
+      expect(readdirSync(deeper)).toContain('delegate.db');
     } finally {
       rmSync(inTmp, { recursive: true, force: true });
     }
-    const team = dirOf('sticky/team', MALLORY, 0o1777);
-    const run = await addCalendarAs(NOBODY, { DELEGATE_HOME: join(team, 'nobody') });
+  });
+
+  it('still works in a directory only this user’s private group may write to (umask 002: root’s own group here)', async () => {
+    // root:root is root's private group on the images CI uses (no other user's primary group, no members).
+    const shared = dirOf('private-group/shared', ROOT, 0o775);
+    const run = await addCalendarAs(ROOT, { DELEGATE_HOME: join(shared, 'data') });
     expect(run.code, run.stderr).toBe(0);
-    expect(readdirSync(join(team, 'nobody'))).toContain('delegate.db');
+    expect(readdirSync(join(shared, 'data'))).toContain('delegate.db');
   });
 
   it('still works for root in its own home and in a container whose HOME is /, and for root’s own symbolic link', async () => {
