@@ -1514,7 +1514,11 @@ class SqliteStore implements Store {
   }
 
   async addCalendar(c: CalendarRecord, record?: { event: AuditEventInput; at: number }): Promise<void> {
-    this.insertRecorded('INSERT INTO calendars (id, user_id, name, kind, source, created_at) VALUES (?, ?, ?, ?, ?, ?)', [c.id, c.userId, c.name, c.kind, c.source, c.createdAt], record);
+    // Securely too (found in review, s23new2): an insert that splits the table's page moves the rows already there,
+    // and the space a feed's row (its secret URL) moved out of would otherwise keep a copy that no removal reaches.
+    this.securelyDeleting(() =>
+      this.insertRecorded('INSERT INTO calendars (id, user_id, name, kind, source, created_at) VALUES (?, ?, ?, ?, ?, ?)', [c.id, c.userId, c.name, c.kind, c.source, c.createdAt], record),
+    );
   }
 
   async removeCalendar(userId: string, name: string, record?: { event: AuditEventInput; at: number }): Promise<boolean> {
@@ -1535,8 +1539,8 @@ class SqliteStore implements Store {
 
   /**
    * Runs `write` with SQLite's secure_delete on for this connection (https://www.sqlite.org/pragma.html#pragma_secure_delete):
-   * what it deletes or replaces is overwritten with zeros, in its page and in the pages it frees. Only around the
-   * writes that drop a feed's URL or copy: the token path's deletes and updates pay nothing for it.
+   * what it deletes, replaces or moves is overwritten with zeros, in its page and in the pages it frees. Only around
+   * the writes to calendars and their feeds' copies: the token path's deletes and updates pay nothing for it.
    */
   private securelyDeleting<T>(write: () => T): T {
     const before = this.db.pragma('secure_delete', { simple: true }) as number;

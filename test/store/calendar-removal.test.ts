@@ -65,4 +65,15 @@ describe('removing a feed calendar', () => {
     expect((await store.listAudit()).map((r) => r.event)).toContain('calendar_removed');
     expect(server.prepare('SELECT name FROM calendars').all()).toEqual([{ name: 'home' }]);
   });
+
+  it('leaves no copy of its row that later calendars moved about in the table (review s23new2)', async () => {
+    // 45 calendars added after the feed grow the table past one page; SQLite moves the rows as it splits the page,
+    // and a copy of the feed's row could be left behind in the old space, which the removal never saw.
+    for (let i = 0; i < 45; i++) {
+      await store.addCalendar({ id: `cal_more_${i}`, userId: 'usr_1', name: `c${i}`, kind: 'file', source: `/home/owner/a-rather-long-file-name-for-calendar-number-${i}.ics`, createdAt: 2 + i });
+    }
+    expect(await store.removeCalendar('usr_1', 'work', { event: { event: 'calendar_removed', user: 'usr_1', detail: { by: 'cli', name: 'work' } }, at: 100 })).toBe(true);
+    server.pragma('wal_checkpoint(TRUNCATE)');
+    expect(leftIn([SECRET])).toEqual([]);
+  });
 });
