@@ -43,6 +43,9 @@ export const MAX_CALENDAR_ZONE_WORK = 50_000;
 /** Parts a time zone's yearly rule may carry: the date of the change, and where the rule ends. */
 const OBSERVANCE_PARTS = new Set(['FREQ', 'INTERVAL', 'COUNT', 'UNTIL', 'WKST', 'BYMONTH', 'BYMONTHDAY', 'BYDAY']);
 
+/** Parts that give the time of day of the change: one value each (as Lotus Notes writes them) is read. */
+const TIME_OF_DAY_PARTS: ReadonlySet<string> = new Set(['BYHOUR', 'BYMINUTE', 'BYSECOND']);
+
 /** One STANDARD or DAYLIGHT block as written. */
 export interface Observance {
   /** Its DTSTART value (yyyymmdd…), if any. */
@@ -90,8 +93,13 @@ const list = (value: string | undefined) => (value === undefined ? [] : value.sp
 function ruleProblem(parts: Map<string, string>, dtstart: string): string | undefined {
   const freq = parts.get('FREQ');
   if (freq !== 'YEARLY') return `A time zone's STANDARD or DAYLIGHT rule repeats yearly (RFC 5545 §3.6.5); FREQ=${freq} is not read.`;
-  const other = [...parts.keys()].find((p) => !OBSERVANCE_PARTS.has(p) && !p.startsWith('X-'));
-  if (other) return `${other} is not read in a time zone's rule (only BYMONTH, BYMONTHDAY and BYDAY).`;
+  const other = [...parts.keys()].find((p) => !OBSERVANCE_PARTS.has(p) && !TIME_OF_DAY_PARTS.has(p) && !p.startsWith('X-'));
+  if (other) return `${other} is not read in a time zone's rule (only BYMONTH, BYMONTHDAY and BYDAY, and one BYHOUR, BYMINUTE and BYSECOND).`;
+  // Lotus Notes / HCL Domino restate the change's time of day (BYHOUR=2;BYMINUTE=0; found in review, s23new2: such
+  // calendars were refused whole). One value each gives one change per matching day, as without them; a list would
+  // give several a day, which no zone has.
+  const listed = [...TIME_OF_DAY_PARTS].find((p) => list(parts.get(p)).length > 1);
+  if (listed) return `${listed} is not read in a time zone's rule with more than one value (the offset changes once on its day).`;
   if (Number(parts.get('INTERVAL') ?? 1) !== 1) return `A time zone's rule changes the offset every year; INTERVAL=${parts.get('INTERVAL')} is not read.`;
   const numbers = bydayNumbers(parts);
   if (numbers.length > 0 && parts.has('BYMONTHDAY')) return 'A numbered BYDAY together with BYMONTHDAY is not read in a time zone\'s rule.';

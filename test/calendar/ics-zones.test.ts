@@ -66,7 +66,9 @@ describe('a time zone observance whose rule is not a yearly one of the forms zon
     ['FREQ=SECONDLY', '20311231T000000', /FREQ=SECONDLY is not read/],
     ['FREQ=DAILY;INTERVAL=1000000', '20250101T000000', /FREQ=DAILY is not read/],
     ['FREQ=HOURLY', '20300101T000000', /FREQ=HOURLY is not read/],
-    ['FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU;BYHOUR=1,2', '20250101T000000', /BYHOUR is not read/],
+    ['FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU;BYHOUR=1,2', '20250101T000000', /BYHOUR is not read in a time zone's rule with more than one value/],
+    ['FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU;BYMINUTE=0;BYSECOND=0,30', '20250101T000000', /BYSECOND is not read in a time zone's rule with more than one value/],
+    ['FREQ=YEARLY;BYWEEKNO=10;BYDAY=SU', '20250101T000000', /BYWEEKNO is not read/],
     ['FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29', '20250101T000000', /INTERVAL=4 is not read/],
     ['FREQ=YEARLY;BYMONTH=4;BYMONTHDAY=15;BYDAY=1MO', '20250101T000000', /numbered BYDAY together with BYMONTHDAY/],
     ['FREQ=YEARLY;BYMONTH=3;BYDAY=6SU', '20250101T000000', /numbered past 5/],
@@ -135,6 +137,20 @@ describe('what a calendar\'s time zones may cost ical.js', () => {
       expect(busy.slice(0, 4)).toEqual(['2026-03-01T09:00', '2026-04-01T08:00', '2026-05-01T08:00', '2026-06-01T08:00']);
       expect(busy.slice(7, 10)).toEqual(['2026-10-01T08:00', '2026-11-01T09:00', '2026-12-01T09:00']);
     }
+  });
+});
+
+describe('a time zone as Lotus Notes writes it (found in review, s23new2: refused whole)', () => {
+  it('reads one BYHOUR and BYMINUTE in its rules, the change at that time', () => {
+    // The CalConnect sample of a Lotus Notes stream: US Eastern, each rule restating its time of day.
+    const eastern = [
+      ...standard('19501029T020000', 'FREQ=YEARLY;BYMINUTE=0;BYHOUR=2;BYDAY=-1SU;BYMONTH=10', '-0400', '-0500'),
+      ...standard('19500402T020000', 'FREQ=YEARLY;BYMINUTE=0;BYHOUR=2;BYDAY=1SU;BYMONTH=4', '-0500', '-0400').map((l) => l.replace('STANDARD', 'DAYLIGHT')),
+    ];
+    const window = { start: Date.UTC(2026, 0, 1), end: Date.UTC(2026, 11, 31) };
+    const busy = expandBusy(parseCalendar(zoneFeed(eastern, '20260108T100000', ['RRULE:FREQ=MONTHLY;COUNT=12']), 'c'), window, { timeZone: 'UTC' }).map((b) => new Date(b.start).toISOString().slice(0, 16));
+    // Lotus's rule: from the first Sunday of April to the last of October, -0400.
+    expect([busy[0], busy[3], busy[6], busy[9], busy[10]]).toEqual(['2026-01-08T15:00', '2026-04-08T14:00', '2026-07-08T14:00', '2026-10-08T14:00', '2026-11-08T15:00']);
   });
 });
 
