@@ -8,11 +8,14 @@ import { hashPassword, passwordProblem } from './password.js';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
 export class UserError extends Error {
-  readonly code: 'INVALID_NAME' | 'WEAK_PASSWORD' | 'NAME_TAKEN' | 'INVALID_TIME_ZONE' | 'NO_SUCH_ACCOUNT' | 'OWNER_ZONE';
-  constructor(code: UserError['code'], message: string) {
+  readonly code: 'INVALID_NAME' | 'WEAK_PASSWORD' | 'NAME_TAKEN' | 'INVALID_TIME_ZONE' | 'NO_SUCH_ACCOUNT' | 'OWNER_ZONE' | 'OWNER_PASSWORD';
+  /** NAME_TAKEN: the account there already, as its name is spelled, when `users add NAME --replace` sets its password. */
+  readonly replaceable?: string;
+  constructor(code: UserError['code'], message: string, replaceable?: string) {
     super(message);
     this.name = 'UserError';
     this.code = code;
+    if (replaceable !== undefined) this.replaceable = replaceable;
   }
 }
 
@@ -21,9 +24,30 @@ export function userNameProblem(name: string): string | undefined {
   return NAME.test(name) ? undefined : 'A name is 1–64 letters, digits, dots, dashes, underscores or @, starting with a letter or digit.';
 }
 
-/** The refusal of a name that an account has already (NAME_TAKEN). */
-export function nameTaken(name: string): UserError {
-  return new UserError('NAME_TAKEN', `There is already an account named ${name}.`);
+/**
+ * The refusal of a name that an account has already (NAME_TAKEN); `name` is that account's, as it is spelled, and
+ * `replaceable` says whether --replace would set its password (not the owner's).
+ */
+export function nameTaken(name: string, replaceable = true): UserError {
+  return new UserError('NAME_TAKEN', `There is already an account named ${name}.`, replaceable ? name : undefined);
+}
+
+/** The refusal of a password for the local owner (OWNER_PASSWORD): it signs in without one. */
+export function ownerHasNoPassword(name: string): UserError {
+  return new UserError(
+    'OWNER_PASSWORD',
+    `${name} is the local owner, which signs in with \`delegate login\` and has no password; its time zone is set by 'timeZone' in its config.json (\`delegate calendar list\` shows where that is).`,
+  );
+}
+
+/**
+ * The account `users add NAME` would change or collide with: the one named exactly so, else one whose name differs
+ * only in case. Names are ASCII (NAME above), and the sign-in rate limit counts failures per name lower-cased
+ * (login.ts), so two such accounts would lock each other out (found in review, s23accounts). Databases that
+ * already hold two such accounts keep both, each found by its own exact name.
+ */
+export async function accountNamedLike(store: Store, name: string): Promise<UserRecord | undefined> {
+  return (await store.userByName(name)) ?? store.userByNameIgnoringCase(name);
 }
 
 /**
@@ -49,7 +73,7 @@ export async function addUser(
   if (!isIanaZone(input.timeZone)) throw new UserError('INVALID_TIME_ZONE', `'${input.timeZone}' is not an IANA time zone this computer knows, such as Europe/Berlin or UTC.`);
   // Hashed first (scrypt takes a while), so that the look for the name and the write follow each other closely.
   const passwordHash = await hashPassword(input.password);
-  const existing = await store.userByName(input.name);
+  const existing = await accountNamedLike(store, input.name);
   if (existing) return setPassword(store, existing, passwordHash, input, now, record);
   const user: UserRecord = { id: randomId('usr'), name: input.name, passwordHash, isOwner: false, timeZone: input.timeZone, createdAt: now };
   try {
@@ -58,14 +82,31 @@ export async function addUser(
   } catch (error) {
     // Another process added the name between the look and the write (the name is UNIQUE, so this write was refused):
     // the answer the look would have given, not the database's own words (found at stop 21).
-    const added = await store.userByName(input.name);
+    const added = await accountNamedLike(store, input.name);
     if (!added) throw error;
     return setPassword(store, added, passwordHash, input, now, record);
   }
   return { ...user, added: true };
 }
 
-/** addUser for an account that is there: NAME_TAKEN, or with `replace` its new password (and zone), recorded with it. */
+/**
+ * What `users add NAME [--replace]` is refused, whatever the password, when `existing` is accountNamedLike(NAME):
+ * NAME_TAKEN without `replace`, or for a name that differs in case even with it (that would set another account's
+ * password); OWNER_PASSWORD for the local owner, which signs in by `delegate login` and whose zone config.json sets
+ * (found in review, s23accounts: it said it changed both, and a password would be a second way in), as
+ * set-time-zone refuses.
+ */
+export function refusalOfPassword(existing: UserRecord | undefined, input: { name: string; replace?: boolean }): UserError | undefined {
+  if (!existing) return undefined;
+  if (!input.replace || existing.name !== input.name) return nameTaken(existing.name, !existing.isOwner);
+  return existing.isOwner ? ownerHasNoPassword(existing.name) : undefined;
+}
+
+/**
+ * addUser for an account that is there: NAME_TAKEN (also for one whose name differs only in case, even with
+ * `replace`: that would set another account's password), OWNER_PASSWORD for the local owner with `replace`, or
+ * with `replace` its new password (and zone), recorded with it, and its browser sessions ended.
+ */
 async function setPassword(
   store: Store,
   existing: UserRecord,
@@ -74,11 +115,13 @@ async function setPassword(
   now: number,
   record: { by: string } | undefined,
 ): Promise<UserRecord & { added: boolean; previousTimeZone?: string }> {
-  if (!input.replace) throw nameTaken(input.name);
+  const refused = refusalOfPassword(existing, input);
+  if (refused) throw refused;
   const zoneChanges = input.replaceTimeZone === true && input.timeZone !== existing.timeZone;
   const detail = record && { by: record.by, name: existing.name, ...(zoneChanges ? { timeZone: input.timeZone } : {}) };
-  // The change and its record in one transaction (found in review: with the record failing, the change stood off the log).
-  await store.updateUser(
+  // The change, its record and the end of the account's sessions in one transaction (found in review: with the
+  // record failing, the change stood off the log; s23accounts: a cookie from before the new password still worked).
+  await store.setPassword(
     existing.id,
     { passwordHash, ...(zoneChanges ? { timeZone: input.timeZone } : {}) },
     detail && { event: { event: 'password_set', user: existing.id, detail }, at: now },

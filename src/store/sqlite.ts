@@ -951,6 +951,12 @@ class SqliteStore implements Store {
     return r && toUser(r);
   }
 
+  async userByNameIgnoringCase(name: string): Promise<UserRecord | undefined> {
+    // NOCASE folds ASCII letters only, as the name rule allows only those (users.ts).
+    const r = this.get('SELECT * FROM users WHERE name = ? COLLATE NOCASE ORDER BY created_at, name LIMIT 1', [name]);
+    return r && toUser(r);
+  }
+
   async ownerUser(): Promise<UserRecord | undefined> {
     const r = this.get('SELECT * FROM users WHERE is_owner = 1');
     return r && toUser(r);
@@ -960,10 +966,18 @@ class SqliteStore implements Store {
     return this.all('SELECT * FROM users ORDER BY created_at, name').map(toUser);
   }
 
-  async updateUser(userId: string, changes: { passwordHash?: string; timeZone?: string }, record?: { event: AuditEventInput; at: number }): Promise<void> {
+  async updateUser(userId: string, changes: { timeZone: string }, record?: { event: AuditEventInput; at: number }): Promise<void> {
     this.atomically(() => {
-      if (changes.passwordHash !== undefined) this.run('UPDATE users SET password_hash = ? WHERE id = ?', [changes.passwordHash, userId]);
+      this.run('UPDATE users SET time_zone = ? WHERE id = ?', [changes.timeZone, userId]);
+      if (record) this.appendAuditNow(record.event, record.at);
+    });
+  }
+
+  async setPassword(userId: string, changes: { passwordHash: string; timeZone?: string }, record?: { event: AuditEventInput; at: number }): Promise<void> {
+    this.atomically(() => {
+      this.run('UPDATE users SET password_hash = ? WHERE id = ?', [changes.passwordHash, userId]);
       if (changes.timeZone !== undefined) this.run('UPDATE users SET time_zone = ? WHERE id = ?', [changes.timeZone, userId]);
+      this.run('DELETE FROM sessions WHERE user_id = ?', [userId]);
       if (record) this.appendAuditNow(record.event, record.at);
     });
   }

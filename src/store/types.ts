@@ -371,13 +371,20 @@ export interface Store {
   createUser(user: UserRecord, record?: { event: AuditEventInput; at: number }): Promise<void>;
   userById(id: string): Promise<UserRecord | undefined>;
   userByName(name: string): Promise<UserRecord | undefined>;
+  /** An account whose name equals `name` ignoring ASCII case (names are ASCII), the first added when there are two. */
+  userByNameIgnoringCase(name: string): Promise<UserRecord | undefined>;
   ownerUser(): Promise<UserRecord | undefined>;
   listUsers(): Promise<UserRecord[]>;
   /**
-   * Changes an account's password and/or time zone, and appends `record` (when given) in the same transaction:
+   * Changes an account's time zone, and appends `record` (when given) in the same transaction:
    * a change is never off the audit log, and a record never names a change that did not happen.
    */
-  updateUser(userId: string, changes: { passwordHash?: string; timeZone?: string }, record?: { event: AuditEventInput; at: number }): Promise<void>;
+  updateUser(userId: string, changes: { timeZone: string }, record?: { event: AuditEventInput; at: number }): Promise<void>;
+  /**
+   * Sets an account's password (and time zone, when given), deletes its browser sessions (a cookie from before the
+   * change signs no one in) and appends `record` (when given), all in one transaction, as updateUser does.
+   */
+  setPassword(userId: string, changes: { passwordHash: string; timeZone?: string }, record?: { event: AuditEventInput; at: number }): Promise<void>;
 
   // Clients and resources
   createClient(client: ClientRecord): Promise<void>;

@@ -21,6 +21,7 @@ beforeAll(async () => {
   await addUser(authz.store, { name: 'carol', password: 'carol has a password', timeZone: 'UTC' }, Date.now());
   await addUser(authz.store, { name: 'dave', password: 'dave has a password', timeZone: 'UTC' }, Date.now());
   await addUser(authz.store, { name: 'erin', password: 'erin has a password', timeZone: 'UTC' }, Date.now());
+  await addUser(authz.store, { name: 'frank', password: 'frank has a password', timeZone: 'UTC' }, Date.now());
 });
 afterAll(async () => authz.close());
 
@@ -48,6 +49,18 @@ async function openGrants(browser: Browser, name: string, password: string) {
   const page = await browser.get(url);
   expect(page.status).toBe(200);
   return { url, page, csrf: /name="csrf" value="([^"]+)"/.exec(page.html)![1]!, signin: new URL(url).searchParams.get('signin')! };
+}
+
+/** Signs `name` in for a new public client's request to CalendarAgent, approves it, and redeems the code. */
+async function approvedTokens(browser: Browser, name: string, password: string) {
+  const clientId = await registerPublicClient(authz.issuer);
+  const { verifier, challenge } = pkcePair();
+  const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's', challenge });
+  const login = await signIn(browser, name, password, href.slice(authz.issuer.length));
+  const consent = await browser.get(new URL(login.location!, authz.issuer).href);
+  expect(consent.status, consent.html.slice(0, 500)).toBe(200);
+  const approved = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+  return redeem(authz, { clientId, code: callbackParams(approved.location!).get('code')!, verifier });
 }
 
 describe('password sign-in', () => {
@@ -147,14 +160,7 @@ describe('password sign-in', () => {
 describe('the grants page', () => {
   it('lists the user’s delegations and revokes one with its button, ending its tokens', async () => {
     const browser = new Browser();
-    const clientId = await registerPublicClient(authz.issuer);
-    const { verifier, challenge } = pkcePair();
-    const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'g', challenge });
-    const login = await signIn(browser, 'alice', 'correct horse battery', href.slice(authz.issuer.length));
-    const consent = await browser.get(new URL(login.location!, authz.issuer).href);
-    expect(consent.status, consent.html.slice(0, 500)).toBe(200);
-    const approved = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
-    const tokens = await redeem(authz, { clientId, code: callbackParams(approved.location!).get('code')!, verifier });
+    const tokens = await approvedTokens(browser, 'alice', 'correct horse battery');
     expect(tokens.status).toBe(200);
     // That session was for the authorization request only; /grants is a sign-in of its own.
     expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(403);
@@ -190,13 +196,7 @@ describe('the grants page', () => {
   it('a revoke whose audit record cannot be written fails and leaves the grant listed; a retry revokes it with one record', async () => {
     // Found in review: with the audit write failing (a full disk), the grant was revoked off the record, and a retry wrote none.
     const browser = new Browser();
-    const clientId = await registerPublicClient(authz.issuer);
-    const { verifier, challenge } = pkcePair();
-    const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 'f', challenge });
-    const login = await signIn(browser, 'alice', 'correct horse battery', href.slice(authz.issuer.length));
-    const consent = await browser.get(new URL(login.location!, authz.issuer).href);
-    const approved = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
-    const tokens = await redeem(authz, { clientId, code: callbackParams(approved.location!).get('code')!, verifier });
+    const tokens = await approvedTokens(browser, 'alice', 'correct horse battery');
     expect(tokens.status).toBe(200);
     const grant = String(decodeJwt(String(tokens.body.access_token)).grant_id);
     const { url, page, csrf, signin } = await openGrants(browser, 'alice', 'correct horse battery');
@@ -216,6 +216,35 @@ describe('the grants page', () => {
     expect((await authz.store.grantById(grant))!.revokedAt).not.toBeNull();
     expect((await revokedRecords()).map((r) => r.detail)).toEqual([{ by: 'user', via: 'grants page' }]);
     expect((await authz.store.verifyAudit()).ok).toBe(true);
+  });
+
+  // Found in review (s23accounts): `users add frank --replace` set a new password and left frank's sessions open, so
+  // whoever had the cookie (the reason for a new password, often) still saw /grants and could revoke with it.
+  it('a new password ends the account’s sessions: the cookie from before opens /grants no more and revokes nothing', async () => {
+    const browser = new Browser();
+    const tokens = await approvedTokens(browser, 'frank', 'frank has a password');
+    const grant = String(decodeJwt(String(tokens.body.access_token)).grant_id);
+    const { url, page, csrf, signin } = await openGrants(browser, 'frank', 'frank has a password');
+    expect(page.html).toContain(grant);
+
+    await addUser(authz.store, { name: 'frank', password: 'frank has a new password', timeZone: 'UTC', replace: true }, Date.now(), { by: 'cli' });
+    expect((await browser.get(url)).status).toBe(403);
+    expect((await browser.get(`${authz.issuer}/grants`)).status).toBe(403);
+    expect((await browser.post(`${authz.issuer}/grants/revoke`, { grant, csrf, signin })).status).toBe(403);
+    expect((await authz.store.grantById(grant))!.revokedAt).toBeNull();
+    // The new password signs in again; the old one does not.
+    expect((await signIn(new Browser(), 'frank', 'frank has a password')).status).toBe(400);
+    expect((await openGrants(new Browser(), 'frank', 'frank has a new password')).page.html).toContain(grant);
+    expect((await authz.store.verifyAudit()).ok).toBe(true);
+  });
+
+  it('refuses a new account whose name differs from one there only in case (NAME_TAKEN, naming that one)', async () => {
+    // The rate limit counts failures per name lower-cased: two such accounts would lock each other out (s23accounts).
+    for (const name of ['Alice', 'ALICE']) {
+      const added = addUser(authz.store, { name, password: 'a long and secret password', timeZone: 'UTC' }, Date.now());
+      await expect(added).rejects.toMatchObject({ code: 'NAME_TAKEN', message: 'There is already an account named alice.' });
+    }
+    expect(await authz.store.userByName('Alice')).toBeUndefined();
   });
 
   it('signs out only with the page’s CSRF token', async () => {

@@ -5,10 +5,12 @@
 // cancels), or piped. It is stored only as an scrypt hash. The change is put
 // on the audit log (`user_added`, `password_set` or `time_zone_set`, by cli).
 // With --replace, `--time-zone` also sets the existing account's time zone,
-// and says so.
+// and says so; a new password ends the account's browser sessions. A name
+// taken but for case is taken, and the local owner gets no password.
 import { constantTimeEqual } from '../../authz/crypto.js';
-import { addUser, nameTaken, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
+import { accountNamedLike, addUser, refusalOfPassword, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
 import { systemTimeZone, type Paths } from '../../config.js';
+import type { UserRecord } from '../../store/index.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { pipedSecret, secretTypedAtTerminal, typedSecret } from '../secret-input.js';
@@ -20,8 +22,10 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   // A malformed name is bad usage: said before the password is read or the database opened.
   const badName = userNameProblem(args.name);
   if (badName) throw new UsageError(badName);
-  // A name taken is said before the password is asked for (found at stop 21: it was asked twice, then refused).
-  if (!args.replace && (await accountExists(args.paths, args.name))) throw commandFailure(nameTaken(args.name), args.name);
+  // A name taken (or taken but for case, or the owner's with --replace) is said before the password is asked for
+  // (found at stop 21: it was asked twice, then refused); addUser refuses the same, in the same words.
+  const refusal = refusalOfPassword(await accountLike(args.paths, args.name), args);
+  if (refusal) throw commandFailure(refusal);
   const password = await readPassword(args, io);
   // An account added by another process since that look is refused here, in the same words (addUser: NAME_TAKEN).
   const user = await withStore(args.paths, async (store) => {
@@ -32,7 +36,7 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
       io.now(),
       { by: 'cli' },
     ).catch((error: unknown) => {
-      throw commandFailure(error, args.name);
+      throw commandFailure(error);
     });
     await warnIfServedElsewhere(store, args.paths, io.stderr);
     return changed;
@@ -45,17 +49,20 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
 }
 
 /**
- * Whether an account is named `name`: a look only, which creates no database (with none yet, there is no account)
- * and passes over one it cannot write, as the write that follows says.
+ * The account named `name`, or but for case (accountNamedLike): a look only, which creates no database (with none
+ * yet, there is no account) and passes over one it cannot write, as the write that follows says.
  */
-async function accountExists(paths: Paths, name: string): Promise<boolean> {
-  return withStore(paths, async (store) => (await store.userByName(name)) !== undefined, { notice: () => undefined });
+async function accountLike(paths: Paths, name: string): Promise<UserRecord | undefined> {
+  return withStore(paths, (store) => accountNamedLike(store, name), { notice: () => undefined });
 }
 
-/** A UserError as the command's one line, with what to do when the account is there already; anything else as it is. */
-function commandFailure(error: unknown, name: string): unknown {
+/**
+ * A UserError as the command's one line, with what to do when the account is there already (named as it is
+ * spelled, which may differ in case from the name given); anything else as it is.
+ */
+function commandFailure(error: unknown): unknown {
   if (!(error instanceof UserError)) return error;
-  return new CommandFailed(`${error.message}${error.code === 'NAME_TAKEN' ? replaceAdvice(name) : ''}`);
+  return new CommandFailed(`${error.message}${error.replaceable !== undefined ? replaceAdvice(error.replaceable) : ''}`);
 }
 
 /** What to do when the account is there already (found in review, regress21a: it said only that it was). */
