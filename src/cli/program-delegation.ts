@@ -176,7 +176,9 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
 
   program
     .command('audit')
-    .description('Show who acted for whom, through which chain, on what, and when; --verify checks the log has not been tampered with.')
+    .description(
+      'Show who acted for whom, through which chain, on what, and when; --verify checks that no record inside the hash chain was changed, removed, inserted or moved (a cut tail or a rewritten chain shows only against a head kept elsewhere: --head).',
+    )
     .option('--grant <id>', 'only records of this grant')
     .option('--client <id>', 'only records of this client: an agent’s id, a client’s cli_…, or the URL a client metadata document names it by (repeatable)', collect)
     .addOption(
@@ -187,7 +189,8 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .option('--since <when>', 'only records since a time (ISO 8601) or a span back from now (30m, 2h, 7d)')
     .option('--until <when>', 'only records until a time (ISO 8601) or a span back from now')
     .option('--json', 'print JSON')
-    .option('--verify', 'check the hash chain and name the first edited, deleted or reordered record')
+    .option('--verify', 'check the hash chain and name the first edited, deleted, inserted or reordered record; prints the head to keep elsewhere')
+    .option('--head <hash>', 'with --verify: a head an earlier --verify printed (at least its first 8 hex digits); the chain must still hold it, or the log was cut or rewritten')
     .addHelpText(
       'after',
       examples([
@@ -197,9 +200,11 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
         'delegate audit --event consent,grant_revoked --user alice',
         'delegate audit --event sign_in_failed --since 2026-05-01 --until 2026-05-02',
         'delegate audit --verify',
+        'delegate audit --verify --json | jq -r .head >> ~/audit-heads',
+        'delegate audit --verify --head "$(tail -1 ~/audit-heads)"',
       ]),
     )
-    .action(async (o: { grant?: string; client?: string[]; event?: string[]; user?: string; since?: string; until?: string; json?: boolean; verify?: boolean }) => {
+    .action(async (o: { grant?: string; client?: string[]; event?: string[]; user?: string; since?: string; until?: string; json?: boolean; verify?: boolean; head?: string }) => {
       const { auditCommand } = await import('./commands/audit.js');
       setExitCode(
         await auditCommand(
@@ -207,7 +212,8 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
             paths: paths(),
             json: o.json === true,
             verify: o.verify === true,
-            ...(o.grant ? { grant: o.grant } : {}),
+            ...(o.grant !== undefined ? { grant: o.grant } : {}),
+            ...(o.head !== undefined ? { head: o.head } : {}),
             ...(o.client ? { clients: o.client } : {}),
             ...(o.event ? { events: o.event } : {}),
             ...(o.user !== undefined ? { user: o.user } : {}),

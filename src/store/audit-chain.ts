@@ -1,6 +1,8 @@
 // The audit log's hash chain: each record's hash covers its own content and
-// its predecessor's hash, so an edited, deleted or reordered record breaks the
-// chain at a place `verifyChain` names. Pure: hashing only, no I/O.
+// its predecessor's hash, so an edited, deleted, inserted or reordered record
+// breaks the chain at a place `verifyChain` names. The chain alone cannot show
+// a cut tail, an appended record or a chain rewritten with new hashes: only a
+// head kept elsewhere (`keptHead`) can. Pure: hashing only, no I/O.
 import { createHash } from 'node:crypto';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -115,7 +117,10 @@ export function recordHash(prevHash: string, content: AuditContent): string {
 
 export type ChainVerdict =
   | { ok: true; count: number; head: string }
-  | { ok: false; seq: number; problem: 'edited' | 'deleted' | 'reordered' | 'unverifiable'; message: string };
+  | { ok: false; seq: number; problem: 'edited' | 'deleted' | 'inserted' | 'reordered' | 'unverifiable' | 'cut'; message: string };
+
+/** A head as kept from an earlier check: a prefix of a record's hash, at least 8 hex digits. */
+export const KEPT_HEAD = /^[0-9a-f]{8,64}$/;
 
 /** A record as read for verification; `unreadable` says why its stored content could not be read back. */
 export type StoredRecord = AuditRecord & { unreadable?: string };
@@ -125,9 +130,12 @@ export type StoredRecord = AuditRecord & { unreadable?: string };
  * record whose content cannot be hashed (unreadable, or too deep to write) is
  * named as one that cannot be verified, and the check goes on past it through
  * its stored hash, so one such record neither stops the check nor hides a
- * break after it.
+ * break after it. With `keptHead` (a head printed by an earlier check, kept
+ * where whoever can write the log cannot), the intact chain must also hold a
+ * record with that hash: one cut back before it, or rewritten with new hashes,
+ * does not.
  */
-export function verifyChain(records: readonly StoredRecord[]): ChainVerdict {
+export function verifyChain(records: readonly StoredRecord[], keptHead?: string): ChainVerdict {
   const byHash = new Map(records.map((r) => [r.hash, r]));
   const unverifiable: Array<{ seq: number; text: string }> = [];
   const notes = () => unverifiable.map((u) => u.text).join(' ');
@@ -138,6 +146,10 @@ export function verifyChain(records: readonly StoredRecord[]): ChainVerdict {
     const expectedPrev = prev ? prev.hash : GENESIS_HASH;
     if (record.prevHash !== expectedPrev) {
       const predecessor = byHash.get(record.prevHash);
+      // A record put in after `predecessor`: the one before this, following the same predecessor as this does.
+      if (predecessor && prev && prev.prevHash === predecessor.hash) {
+        return { ok: false, seq: prev.seq, problem: 'inserted', message: `Record ${prev.seq} was inserted: record ${record.seq} follows record ${predecessor.seq} in the chain, and record ${prev.seq} was put between them.${also()}` };
+      }
       if (predecessor && predecessor !== prev) {
         return { ok: false, seq: record.seq, problem: 'reordered', message: `Record ${record.seq} was moved: it follows record ${predecessor.seq} in the chain, not record ${prev?.seq ?? 'none'}.${also()}` };
       }
@@ -160,7 +172,16 @@ export function verifyChain(records: readonly StoredRecord[]): ChainVerdict {
   if (unverifiable.length > 0) {
     return { ok: false, seq: unverifiable[0]!.seq, problem: 'unverifiable', message: `${notes()} Every other record of the ${records.length} follows from its predecessor.` };
   }
-  return { ok: true, count: records.length, head: prev?.hash ?? GENESIS_HASH };
+  const head = prev?.hash ?? GENESIS_HASH;
+  if (keptHead !== undefined && !holdsHead(records, keptHead)) {
+    return { ok: false, seq: records.length, problem: 'cut', message: `No record has the head you kept (${keptHead}): the log was cut back before it or rewritten. Its ${records.length} records end at head ${head}.` };
+  }
+  return { ok: true, count: records.length, head };
+}
+
+/** Whether the chain holds the kept head: a record's hash starts with it (the empty chain's head, GENESIS_HASH, starts every chain). */
+function holdsHead(records: readonly StoredRecord[], keptHead: string): boolean {
+  return GENESIS_HASH.startsWith(keptHead) || records.some((r) => r.hash.startsWith(keptHead));
 }
 
 function hashOf(record: StoredRecord): { value: string } | { problem: string } {

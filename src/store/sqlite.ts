@@ -514,13 +514,16 @@ function toAudit(r: Row): AuditRecord {
   };
 }
 
-/** A record as verification reads it: one whose actors or detail is not JSON any more is named, not thrown. */
+/**
+ * A record as listing and verification read it: one whose actors or detail is not JSON any more is named (its
+ * columns kept, its actors and detail empty), not thrown, so one such record does not hide the others.
+ */
 function toStoredAudit(r: Row): StoredRecord {
   try {
     return toAudit(r);
   } catch (err) {
     const unreadable = `its content cannot be read (${err instanceof Error ? err.message : String(err)}).`;
-    return { seq: num(r.seq), at: num(r.at), event: String(r.event), user: null, client: null, grant: null, resource: null, actors: [], detail: {}, prevHash: String(r.prev_hash), hash: String(r.hash), unreadable };
+    return { seq: num(r.seq), at: num(r.at), event: String(r.event), user: strOrNull(r.user_id), client: strOrNull(r.client_id), grant: strOrNull(r.grant_id), resource: strOrNull(r.resource), actors: [], detail: {}, prevHash: String(r.prev_hash), hash: String(r.hash), unreadable };
   }
 }
 
@@ -778,7 +781,7 @@ class SqliteStore implements Store {
     return { seq, ...content, prevHash, hash };
   }
 
-  async listAudit(filter: AuditFilter = {}): Promise<AuditRecord[]> {
+  async listAudit(filter: AuditFilter = {}): Promise<StoredRecord[]> {
     const where: string[] = [];
     const params: unknown[] = [];
     if (filter.grant !== undefined) {
@@ -807,11 +810,11 @@ class SqliteStore implements Store {
     }
     const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq${filter.limit ? ' LIMIT ?' : ''}`;
     if (filter.limit) params.push(filter.limit);
-    return this.all(sql, params).map(toAudit);
+    return this.all(sql, params).map(toStoredAudit);
   }
 
-  async verifyAudit(): Promise<ChainVerdict> {
-    return verifyChain(this.all('SELECT * FROM audit_log ORDER BY seq').map(toStoredAudit));
+  async verifyAudit(keptHead?: string): Promise<ChainVerdict> {
+    return verifyChain(this.all('SELECT * FROM audit_log ORDER BY seq').map(toStoredAudit), keptHead);
   }
 
   async revocationsSince(cursor: number, now: number, limit?: number): Promise<RevocationPage> {

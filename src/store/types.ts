@@ -265,9 +265,9 @@ export type RotateRefreshResult =
   /** The grant's limits changed since the tokens were minted (a consent narrowed or widened it): nothing was changed. */
   | { status: 'grant_changed' };
 
-import type { AuditRecord, ChainVerdict } from './audit-chain.js';
+import type { AuditRecord, ChainVerdict, StoredRecord } from './audit-chain.js';
 import type { FeedCacheRecord } from '../calendar/feeds.js';
-export type { AuditRecord, AuditContent, ChainVerdict } from './audit-chain.js';
+export type { AuditRecord, AuditContent, ChainVerdict, StoredRecord } from './audit-chain.js';
 
 /** An audit event as it is appended; the store assigns seq, time and hashes. */
 export interface AuditEventInput {
@@ -333,9 +333,13 @@ export interface Store {
 
   // Audit log (hash-chained)
   appendAudit(event: AuditEventInput, now: number): Promise<AuditRecord>;
-  listAudit(filter?: AuditFilter): Promise<AuditRecord[]>;
-  /** Checks the whole chain; names the first edited, deleted or reordered record. */
-  verifyAudit(): Promise<ChainVerdict>;
+  /** The records that match, in chain order; one whose content cannot be read back is listed with `unreadable` set. */
+  listAudit(filter?: AuditFilter): Promise<StoredRecord[]>;
+  /**
+   * Checks the whole chain; names the first edited, deleted, inserted or reordered record. With `keptHead` (a hash,
+   * or a prefix of one, printed by an earlier check), the chain must also hold that record: a cut or rewritten one does not.
+   */
+  verifyAudit(keptHead?: string): Promise<ChainVerdict>;
 
   // Revocation list
   /**

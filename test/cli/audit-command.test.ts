@@ -19,6 +19,7 @@ import { resolvePaths, type Paths } from '../../src/config.js';
 import { AUDIT_EVENTS } from '../../src/cli/audit-events.js';
 import { auditCommand } from '../../src/cli/commands/audit.js';
 import { runCli } from '../../src/cli/program.js';
+import { recordHash, GENESIS_HASH } from '../../src/store/audit-chain.js';
 import { openStore, type AuditRecord } from '../../src/store/index.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, exchangeAsAgent, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from '../security/stack.js';
@@ -61,6 +62,146 @@ describe('delegate audit --verify', () => {
     const io = fakeIo();
     expect(await auditCommand({ paths, json: false, verify: true }, io)).toBe(1);
     expect(io.err).toMatch(/^delegate: Record 2 cannot be verified: its content cannot be read .*Every other record of the 4 follows from its predecessor\.\n$/);
+  });
+});
+
+/** What the review did to a store file, straight in the database (/tmp/s23audit/w: rewrite.mjs, insert.mjs, gen.mjs). */
+const tamper = {
+  /** Drops the given seqs (and changes the detail of those in `edit`), renumbers and recomputes every hash: a chain rewritten whole. */
+  rewrite(file: string, drop: number[], edit: Record<number, string> = {}): void {
+    const db = new Database(file);
+    const rows = (db.prepare('SELECT * FROM audit_log ORDER BY seq').all() as Array<Record<string, string | number | null>>).filter((r) => !drop.includes(Number(r.seq)));
+    db.transaction(() => {
+      db.prepare('DELETE FROM audit_log').run();
+      let prev = GENESIS_HASH;
+      rows.forEach((r, i) => {
+        const seq = i + 1;
+        r.detail = edit[Number(r.seq)] ?? r.detail ?? null;
+        const content = { seq, at: Number(r.at), event: String(r.event), user: r.user_id as string | null, client: r.client_id as string | null, grant: r.grant_id as string | null, resource: r.resource as string | null, actors: JSON.parse(String(r.actors)) as string[], detail: JSON.parse(String(r.detail)) as Record<string, unknown> };
+        const hash = recordHash(prev, content);
+        db.prepare('INSERT INTO audit_log (seq, at, event, user_id, client_id, grant_id, resource, actors, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(seq, r.at, r.event, r.user_id, r.client_id, r.grant_id, r.resource, r.actors, r.detail, prev, hash);
+        prev = hash;
+      });
+    })();
+    db.close();
+  },
+  /** Puts a forged consent, correctly hashed after record pos - 1, at pos; the records from pos on move up one. */
+  insert(file: string, pos: number): void {
+    const db = new Database(file);
+    const prev = db.prepare('SELECT * FROM audit_log WHERE seq = ?').get(pos - 1) as { at: number; hash: string };
+    db.prepare('UPDATE audit_log SET seq = seq + 100000 WHERE seq >= ?').run(pos);
+    db.prepare('UPDATE audit_log SET seq = seq - 99999 WHERE seq >= 100000').run();
+    const content = { seq: pos, at: prev.at + 1, event: 'consent', user: 'usr_1', client: null, grant: null, resource: null, actors: [], detail: { decision: 'approved', scope: 'busy:read' } };
+    db.prepare(`INSERT INTO audit_log (seq, at, event, user_id, actors, detail, prev_hash, hash) VALUES (?, ?, 'consent', 'usr_1', '[]', ?, ?, ?)`).run(pos, content.at, JSON.stringify(content.detail), prev.hash, recordHash(prev.hash, content));
+    db.close();
+  },
+  /** Deletes the newest records, from seq on: a cut tail. */
+  cut(file: string, from: number): void {
+    const db = new Database(file);
+    db.prepare('DELETE FROM audit_log WHERE seq >= ?').run(from);
+    db.close();
+  },
+};
+
+describe('delegate audit --verify --head: a head kept elsewhere (found in review s23audit: a cut tail or a rewritten chain passed --verify)', () => {
+  const cli = async (...args: string[]): Promise<FakeIo & { code: number }> => {
+    const io = fakeIo({ DELEGATE_HOME: home });
+    const code = await runCli(['audit', ...args], io);
+    return Object.assign(io, { code });
+  };
+  /** The head to keep, as the README says to keep it: `delegate audit --verify --json | jq -r .head`. */
+  const keptHead = async (): Promise<string> => {
+    const printed = await cli('--verify', '--json');
+    expect(printed.code).toBe(0);
+    return String((JSON.parse(printed.out) as { head: string }).head);
+  };
+
+  it('prints the head to keep, and says how to check against it', async () => {
+    const head = await keptHead();
+    const verified = await cli('--verify');
+    expect([verified.code, verified.out]).toEqual([0, `The audit log is intact: 4 records, head ${head}.\n`]);
+    expect(verified.err).toContain(`delegate audit --verify --head ${head}`);
+  });
+
+  it.each([
+    ['the newest records deleted (a cut tail)', (file: string) => tamper.cut(file, 3)],
+    ['the chain rewritten with a record dropped and every hash recomputed', (file: string) => tamper.rewrite(file, [2])],
+    ['one record changed and every hash recomputed', (file: string) => tamper.rewrite(file, [], { 2: '{"tool":"nothing_to_see"}' })],
+  ])('%s: intact for the chain alone, refused against the kept head (exit 1)', async (_name, change) => {
+    const head = await keptHead();
+    change(paths.db);
+    expect((await cli('--verify')).code).toBe(0); // what the chain alone can prove, as --help and the README now say
+    const checked = await cli('--verify', '--head', head);
+    expect([checked.code, checked.out]).toEqual([1, '']);
+    expect(checked.err).toMatch(/^delegate: The audit log has been tampered with\. No record has the head you kept \([0-9a-f]{64}\): the log was cut back before it or rewritten\. Its \d records end at head [0-9a-f]{64}\.\n$/);
+    const json = await cli('--verify', '--head', head.slice(0, 8), '--json');
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.out)).toMatchObject({ ok: false, problem: 'cut' });
+  });
+
+  it('the control: the kept head (whole, its first 8 digits, upper case) still holds after honest appends', async () => {
+    const head = await keptHead();
+    const store = openStore(paths.db);
+    await store.appendAudit({ event: 'sign_in', user: 'usr_1' }, 5_000);
+    store.close();
+    for (const given of [head, head.slice(0, 8), head.toUpperCase()]) {
+      const checked = await cli('--verify', '--head', given);
+      expect([checked.code, checked.err], given).toEqual([0, '']);
+      expect(checked.out).toMatch(new RegExp(`^The audit log is intact: 5 records, head [0-9a-f]{64}; it holds the head you kept \\(${given.toLowerCase()}\\)\\.\\n$`));
+    }
+  });
+
+  it('refuses a --head that is no head, or without --verify, with exit 2', async () => {
+    const head = await keptHead();
+    for (const args of [['--verify', '--head', head.slice(0, 7)], ['--verify', '--head', 'not-a-hash'], ['--verify', '--head', ''], ['--head', head]]) {
+      const refused = await cli(...args);
+      expect([refused.code, refused.out], args.join(' ')).toEqual([2, '']);
+      expect(refused.err, args.join(' ')).toMatch(/^delegate: --head [^\n]*\n$/);
+    }
+  });
+
+  it('names an inserted record as inserted, not the one after it as moved', async () => {
+    tamper.insert(paths.db, 3);
+    const io = fakeIo();
+    expect(await auditCommand({ paths, json: false, verify: true }, io)).toBe(1);
+    expect(io.err).toBe('delegate: The audit log has been tampered with. Record 3 was inserted: record 4 follows record 2 in the chain, and record 3 was put between them.\n');
+  });
+});
+
+describe('delegate audit over a record whose detail is not JSON (found in review s23audit: the whole listing failed)', () => {
+  beforeEach(() => {
+    const db = new Database(paths.db);
+    db.prepare(`UPDATE audit_log SET detail = '{"arguments":[' WHERE seq = 2`).run();
+    db.close();
+  });
+
+  it('lists the others, marks that one "cannot be read", names it on stderr, and exits 1', async () => {
+    const io = fakeIo();
+    expect(await auditCommand({ paths, json: false, verify: false }, io)).toBe(1);
+    const lines = io.out.trim().split('\n');
+    expect(lines.map((l) => Number(/ #(\d+) /.exec(l)?.[1]))).toEqual([1, 2, 3, 4]);
+    expect(lines[1]).toBe('1970-01-01T00:00:01.002Z  #2  tool_call  cannot be read');
+    expect(lines[2]).toContain('find_slot');
+    expect(io.err).toMatch(/^delegate: Record 2 cannot be read: its content cannot be read \([^\n]*\)\.\n$/);
+  });
+
+  it('--json gives it as {seq, …, unreadable: true}, the others as stored, and exits 1', async () => {
+    const io = fakeIo();
+    expect(await auditCommand({ paths, json: true, verify: false }, io)).toBe(1);
+    const printed = JSON.parse(io.out) as Array<Record<string, unknown>>;
+    expect(printed.map((r) => r.seq)).toEqual([1, 2, 3, 4]);
+    expect(printed[1]).toMatchObject({ seq: 2, event: 'tool_call', user: 'usr_1', unreadable: true });
+    expect(printed[1]).not.toHaveProperty('detail');
+    expect(printed[2]).toMatchObject({ seq: 3, detail: { tool: 'find_slot', n: 3 } });
+    expect(printed[2]).not.toHaveProperty('unreadable');
+  });
+});
+
+describe('delegate audit --grant with no id (found in review s23audit: it printed the whole log)', () => {
+  it.each(['', '  '])('--grant "%s" is bad usage: one line, exit 2, nothing listed', async (grant) => {
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['audit', '--grant', grant], io)).toBe(2);
+    expect([io.out, io.err]).toEqual(['', 'delegate: --grant takes a grant id (grt_…), as grants list shows it.\n']);
   });
 });
 
@@ -197,6 +338,7 @@ describe('delegate audit: filters and lines, over the log the real servers wrote
       [['--user', 'nobody'], '--user'],
       [['--user', ''], '--user'],
       [['--client', ''], '--client'],
+      [['--grant', ''], '--grant'],
     ] as const) {
       const { result } = await stateChangedBy(stack, () => audit(...args));
       expect([result.code, result.out], args.join(' ')).toEqual([2, '']);

@@ -1,10 +1,13 @@
 // `delegate audit`: who acted for whom, through which chain of agents, on
 // what, and when, from the hash-chained audit log, filtered by grant, client,
 // event, user and time; `--verify` checks the chain and names the first
-// edited, deleted or reordered record, and any record it cannot verify (its
-// content unreadable), checking on past it.
+// edited, deleted, inserted or reordered record, and any record it cannot
+// verify (its content unreadable), checking on past it. The chain alone cannot
+// show a cut tail or a rewritten chain: `--verify --head <hash>` checks it
+// against a head an earlier check printed and that was kept elsewhere.
 import type { Paths } from '../../config.js';
-import type { AuditFilter, AuditRecord, Store } from '../../store/index.js';
+import { KEPT_HEAD } from '../../store/audit-chain.js';
+import type { AuditFilter, AuditRecord, StoredRecord, Store } from '../../store/index.js';
 import { AUDIT_EVENTS } from '../audit-events.js';
 import { EXIT_ERROR, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -24,19 +27,25 @@ export interface AuditArgs {
   until?: string;
   json: boolean;
   verify: boolean;
+  /** With verify: a head an earlier --verify printed (or a prefix of it, at least 8 hex digits) that the chain must hold. */
+  head?: string;
 }
 
 export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> {
   const filter = checkedFilter(args, io.now());
+  const keptHead = checkedHead(args);
   return withStore(args.paths, async (store) => {
     if (args.verify) {
-      const verdict = await store.verifyAudit();
+      const verdict = await store.verifyAudit(keptHead);
       if (args.json) io.stdout.write(`${JSON.stringify(verdict)}\n`);
       if (!verdict.ok) {
         if (!args.json) io.stderr.write(verdict.problem === 'unverifiable' ? `delegate: ${verdict.message}\n` : `delegate: The audit log has been tampered with. ${verdict.message}\n`);
         return EXIT_ERROR;
       }
-      if (!args.json) io.stdout.write(`The audit log is intact: ${verdict.count} records, head ${verdict.head}.\n`);
+      if (args.json) return EXIT_OK;
+      io.stdout.write(`The audit log is intact: ${verdict.count} records, head ${verdict.head}${keptHead !== undefined ? `; it holds the head you kept (${keptHead})` : ''}.\n`);
+      // The chain shows changes inside it, not a cut tail or a chain rewritten whole: only a head kept elsewhere can.
+      if (keptHead === undefined) io.stderr.write(`Keep this head where whoever can write the log cannot; \`delegate audit --verify --head ${verdict.head}\` then also shows a log cut back or rewritten since.\n`);
       return EXIT_OK;
     }
     const users = await store.listUsers();
@@ -46,15 +55,17 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
       clients: await clientNames(store, records),
     };
     if (args.json) {
-      // The records as stored, with the names `grants list` shows beside the ids (fields added, none changed).
-      io.stdout.write(
-        `${JSON.stringify(records.map((r) => ({ ...r, user_name: r.user ? (names.users.get(r.user) ?? null) : null, client_name: r.client ? (names.clients.get(r.client) ?? null) : null })))}\n`,
-      );
-      return EXIT_OK;
+      // The records as stored, with the names `grants list` shows beside the ids (fields added, none changed);
+      // one whose content cannot be read, without its actors and detail and marked `unreadable: true`.
+      io.stdout.write(`${JSON.stringify(records.map((r) => ({ ...jsonRecord(r), user_name: r.user ? (names.users.get(r.user) ?? null) : null, client_name: r.client ? (names.clients.get(r.client) ?? null) : null })))}\n`);
+    } else {
+      for (const r of records) io.stdout.write(`${r.unreadable === undefined ? line(r, names) : unreadableLine(r)}\n`);
+      if (records.length === 0) io.stderr.write('No audit records match.\n');
     }
-    for (const r of records) io.stdout.write(`${line(r, names)}\n`);
-    if (records.length === 0) io.stderr.write('No audit records match.\n');
-    return EXIT_OK;
+    // Every other record is listed; the ones that cannot be read are named, and the exit is 1, as --verify's.
+    const unreadable = records.filter((r) => r.unreadable !== undefined);
+    for (const r of unreadable) io.stderr.write(`delegate: Record ${r.seq} cannot be read: ${r.unreadable}\n`);
+    return unreadable.length > 0 ? EXIT_ERROR : EXIT_OK;
   }, readOnlyNotice(io));
 }
 
@@ -66,6 +77,7 @@ function checkedFilter(args: AuditArgs, now: number): Omit<AuditFilter, 'user'> 
   const events = args.events?.map((e) => e.trim());
   const unknown = events?.find((e) => !(AUDIT_EVENTS as readonly string[]).includes(e));
   if (unknown !== undefined) throw new UsageError(`--event takes ${AUDIT_EVENTS.join(', ')} (several: repeated or comma-separated), not "${unknown}".`);
+  if (args.grant !== undefined && args.grant.trim() === '') throw new UsageError('--grant takes a grant id (grt_…), as grants list shows it.');
   const clients = args.clients?.map((c) => c.trim());
   if (clients?.some((c) => c === '')) throw new UsageError('--client takes a client id: an agent’s (calendar-agent), a client’s (cli_…) or a metadata-document client’s URL, as audit and grants show shows it.');
   if (args.user !== undefined && args.user.trim() === '') throw new UsageError('--user takes an account’s name or a user id (usr_…).');
@@ -76,6 +88,27 @@ function checkedFilter(args: AuditArgs, now: number): Omit<AuditFilter, 'user'> 
     ...(since !== undefined ? { since } : {}),
     ...(until !== undefined ? { until } : {}),
   };
+}
+
+/** The head --head names, lower-cased; one that is not a head's hex digits, or without --verify, is bad usage. */
+function checkedHead(args: AuditArgs): string | undefined {
+  if (args.head === undefined) return undefined;
+  if (!args.verify) throw new UsageError('--head goes with --verify: delegate audit --verify --head <hash>.');
+  const head = args.head.trim().toLowerCase();
+  if (!KEPT_HEAD.test(head)) throw new UsageError('--head takes the head an earlier delegate audit --verify printed, or at least its first 8 hex digits.');
+  return head;
+}
+
+/** A record as --json gives it: as stored, or, when its content cannot be read, its columns and `unreadable: true`. */
+function jsonRecord(r: StoredRecord): object {
+  if (r.unreadable === undefined) return r;
+  const { actors: _actors, detail: _detail, unreadable: _why, ...columns } = r;
+  return { ...columns, unreadable: true };
+}
+
+/** The line of a record whose actors or detail cannot be read: its seq, time and event, and that it cannot be read. */
+function unreadableLine(r: StoredRecord): string {
+  return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, 'cannot be read'].map(printable).join('  ');
 }
 
 /** A time option read as parseSince reads it, or undefined when not given; one it cannot read is bad usage. */
