@@ -6,13 +6,24 @@
 // is the one the agent would have written with the store in its own process.
 import { canonicalResource } from '../delegation/index.js';
 import { nestingDepth } from '../resource/audit.js';
+import { holdsCredential } from '../http/logging.js';
 import { hasControlCharacters } from '../terminal-text.js';
-import type { AuditEventInput, ClientRecord, IssuedTokenRecord, Store } from '../store/index.js';
+import type { AuditEventInput, ClientRecord, IssuedTokenRecord, ResourceRecord, Store } from '../store/index.js';
 import { InvalidRequestError, UnauthorizedClientError } from './errors.js';
 import { REVOCATION_LIST_STALE_AFTER_SEC } from './revocation-list.js';
 
-/** What resource servers report; the AS writes every other event itself. */
-const REPORTABLE = new Set(['tool_call', 'freebusy_read']);
+/**
+ * What resource servers report (the AS writes every other event itself), and the detail keys each may carry: those
+ * CalendarAgent (src/agent/guard.ts, mcp-http.ts) and the calendar backend (src/calendar/server.ts) write through
+ * auditRecord. Any other key is refused, not dropped: a reporter that sends one is not the code that writes these
+ * records, and the request is better answered than quietly cut. Found in review: `by`, `name`, `decision`, `scope`,
+ * `timeZone` and `reported_after_revocation_at` were stored as sent and printed by `delegate audit` as if the AS had
+ * recorded them, and a `password` was kept verbatim.
+ */
+const REPORTABLE_DETAIL: Readonly<Record<string, ReadonlySet<string>>> = {
+  tool_call: new Set(['jti', 'tool', 'outcome', 'arguments', 'message', 'missing_scope', 'unreached']),
+  freebusy_read: new Set(['jti', 'outcome', 'window', 'reason', 'calendars']),
+};
 
 /** How long after its token's expiry a call may still be reported. */
 export const LATE_REPORT_MS = 5 * 60_000;
@@ -51,7 +62,8 @@ const MAX_CHAIN = 16;
  */
 export async function recordFromReport(store: Store, reporter: ClientRecord & { resource: string }, report: Record<string, unknown>, now: number): Promise<AuditEventInput> {
   const event = typeof report.event === 'string' ? report.event : undefined;
-  if (!event || !REPORTABLE.has(event)) throw new InvalidRequestError('Only tool_call and freebusy_read records can be reported.');
+  const keys = event !== undefined && Object.hasOwn(REPORTABLE_DETAIL, event) ? REPORTABLE_DETAIL[event] : undefined;
+  if (!event || !keys) throw new InvalidRequestError('Only tool_call and freebusy_read records can be reported.');
   if (report.resource !== reporter.resource) throw new UnauthorizedClientError('An agent reports only about its own resource.');
   const detail = report.detail;
   if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) throw new InvalidRequestError('A record has a detail object.');
@@ -61,6 +73,13 @@ export async function recordFromReport(store: Store, reporter: ClientRecord & { 
   for (const field of ['tool', 'outcome', 'decision', 'scope'] as const) {
     const value = (detail as Record<string, unknown>)[field];
     if (typeof value === 'string' && hasControlCharacters(value)) throw new InvalidRequestError(`A record’s detail.${field} must not contain control characters.`);
+  }
+  const foreign = Object.keys(detail).find((key) => !keys.has(key));
+  if (foreign !== undefined) throw new InvalidRequestError(`A ${event} record’s detail takes ${[...keys].join(', ')}; ${JSON.stringify(foreign).slice(0, 64)} is not among them.`);
+  // The token itself is never written (docs/internals.md): a detail holding a credential, by its shape or its name, is refused.
+  if (holdsCredential(detail)) throw new InvalidRequestError('A record’s detail must not hold a token, a password or another secret.');
+  if (event === 'freebusy_read' && !isCalendarBackend(await store.listResources(), reporter.resource)) {
+    throw new UnauthorizedClientError('Only a calendar backend reports free/busy reads.');
   }
   const jti = (detail as Record<string, unknown>).jti;
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new InvalidRequestError('A record names the access token it is about (detail.jti).');
@@ -88,6 +107,16 @@ export async function recordFromReport(store: Store, reporter: ClientRecord & { 
 
   const late = Number.isFinite(revokedAt) ? { reported_after_revocation_at: revokedAt } : {};
   return { event, ...bound, resource: reporter.resource, detail: { ...(detail as Record<string, unknown>), jti, reported_by: reporter.clientId, ...late } };
+}
+
+/**
+ * Whether `url` is a calendar backend's: a resource of this server bound to no agent, or one an agent reaches
+ * downstream (the audience of the tokens it gets by exchange). An agent's own MCP URL is neither
+ * (agents.ts refuses one on a backend's origin).
+ */
+function isCalendarBackend(resources: readonly ResourceRecord[], url: string): boolean {
+  const wanted = canonicalResource(url);
+  return resources.some((r) => (r.agentClientId === null && canonicalResource(r.url) === wanted) || r.downstream.some((d) => canonicalResource(d.resource) === wanted));
 }
 
 /**

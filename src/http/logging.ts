@@ -114,6 +114,14 @@ function censor(value: unknown, parent: string | undefined, depth: number): unkn
   return out;
 }
 
+/**
+ * Whether `value` holds a credential anywhere: a member with a credential's name, or a string with one's shape
+ * (what `censor` would blank). Used where a value is to be kept, not logged (an agent's audit report, audit-report.ts).
+ */
+export function holdsCredential(value: unknown): boolean {
+  return JSON.stringify(censor(value, undefined, 0)) !== JSON.stringify(value);
+}
+
 const dropped = (why: string) => `${JSON.stringify({ level: 50, time: Date.now(), msg: `a log line was dropped unwritten: ${why}` })}\n`;
 
 /**

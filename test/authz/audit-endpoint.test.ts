@@ -102,4 +102,45 @@ describe('agents reporting to the audit log', () => {
     expect(res.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('control characters') });
     expect((await authz.store.listAudit()).length).toBe(before);
   });
+
+  // Found in review (s23audit): each of these was stored as sent (204), and `delegate audit` printed the forged
+  // keys as if the AS had written them ("… find_slot approved busy:read ok time zone Europe/Paris").
+  it.each([
+    ['an administrator’s by and name', { by: 'cli', name: 'root' }],
+    ['a decision and a scope', { decision: 'approved', scope: 'busy:read' }],
+    ['a time zone', { timeZone: 'Europe/Paris' }],
+    ['the AS’s own reported_after_revocation_at', { reported_after_revocation_at: 1 }],
+    ['a password', { password: 'hunter2' }],
+  ])('refuses a tool_call detail holding %s, a key the AS owns or no agent writes, with invalid_request; nothing appended', async (_name, fields) => {
+    const before = (await authz.store.listAudit()).length;
+    const res = await report(record({ detail: { jti: claims.jti, tool: 'find_slot', outcome: 'ok', ...fields } }));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('is not among them') });
+    expect((await authz.store.listAudit()).length).toBe(before);
+  });
+
+  it.each([
+    ['a live access token in the arguments', () => ({ arguments: { note: user.accessToken } })],
+    ['a refresh token in the message', () => ({ outcome: 'error', message: `failed with ${user.refreshToken}` })],
+    ['a password among the arguments', () => ({ arguments: { password: 'hunter2' } })],
+  ])('refuses a detail holding %s with invalid_request; nothing appended (docs/internals.md: the token itself is never written)', async (_name, fields) => {
+    const before = (await authz.store.listAudit()).length;
+    const res = await report(record({ detail: { jti: claims.jti, tool: 'find_slot', outcome: 'ok', ...fields() } }));
+    expect(res.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('secret') });
+    expect(JSON.stringify(await authz.store.listAudit())).not.toContain(user.accessToken);
+    expect((await authz.store.listAudit()).length).toBe(before);
+  });
+
+  it('refuses a freebusy_read from an agent, whose resource is its MCP URL and no calendar backend; nothing appended', async () => {
+    const before = (await authz.store.listAudit()).length;
+    const res = await report(record({ event: 'freebusy_read', detail: { jti: claims.jti, outcome: 'ok', window: { from: 'a', to: 'b' }, calendars: ['work'] } }));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('unauthorized_client');
+    expect((await authz.store.listAudit()).length).toBe(before);
+  });
+
+  it('takes every key CalendarAgent writes: arguments, a failed call’s message, a gate’s missing_scope and unreached', async () => {
+    const res = await report(record({ detail: { jti: claims.jti, tool: 'find_slot', outcome: 'refused', arguments: { duration: '30m' }, message: 'no', missing_scope: ['busy:read'], unreached: true } }));
+    expect(res.status).toBe(204);
+  });
 });

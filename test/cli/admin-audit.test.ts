@@ -319,3 +319,25 @@ describe('admin changes on the audit log', () => {
     expect(await records()).toEqual([]);
   });
 });
+
+describe('a resource server’s record on `delegate audit`', () => {
+  // Found in review (s23audit): a reported tool_call carrying by, name and timeZone printed
+  // "… find_slot … ok time zone Europe/Paris", words only the AS writes, on the records it writes.
+  it('shows no by, name or time zone from a tool_call or freebusy_read detail', async () => {
+    const store = openStore(resolvePaths(env).db);
+    try {
+      const forged = { by: 'cli', name: 'root', timeZone: 'Europe/Paris' };
+      await store.appendAudit({ event: 'tool_call', user: 'usr_1', client: 'cli_1', actors: ['cli_1', 'usr_1'], detail: { tool: 'find_slot', outcome: 'ok', ...forged } }, 1_000);
+      await store.appendAudit({ event: 'freebusy_read', user: 'usr_1', client: 'calendar-agent', actors: ['calendar-agent', 'cli_1', 'usr_1'], detail: { outcome: 'ok', ...forged } }, 2_000);
+    } finally {
+      store.close();
+    }
+    const lines = (await run(['audit'])).out.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    for (const line of lines) {
+      expect(line).not.toMatch(/time zone|Europe\/Paris|by cli\b|root/);
+    }
+    expect(lines[0]).toMatch(/tool_call {2}for usr_1 {2}by cli_1 {2}find_slot ok$/);
+  });
+});
+

@@ -142,6 +142,9 @@ async function clientNames(store: Store, records: readonly AuditRecord[]): Promi
   return names;
 }
 
+/** The events resource servers write (or report, POST /audit); the AS writes every other. */
+const RESOURCE_EVENTS: ReadonlySet<string> = new Set(['tool_call', 'freebusy_read']);
+
 function line(r: AuditRecord, names: Names): string {
   const user = r.user ? (names.users.get(r.user) ?? r.user) : undefined;
   // A consent is the user's decision about a client: by the user, for the client (named, with the id --client takes).
@@ -150,7 +153,9 @@ function line(r: AuditRecord, names: Names): string {
   // The chain ends with the user, already named.
   const actors = r.actors.filter((a) => a !== r.user);
   // An administrator's change (detail.by) was made by the CLI, not by the client it names (a registered agent).
-  const by = typeof r.detail.by === 'string' ? r.detail.by : undefined;
+  // by, name and timeZone are the AS's words: a resource server's record (found in review: a report forging them) shows none.
+  const asWrote = !RESOURCE_EVENTS.has(r.event);
+  const by = asWrote && typeof r.detail.by === 'string' ? r.detail.by : undefined;
   const clientName = r.client ? names.clients.get(r.client) : undefined;
   const chain = consent
     ? r.client
@@ -167,7 +172,7 @@ function line(r: AuditRecord, names: Names): string {
   // A record an agent reported (POST /audit) is its word, checked against the token it names; say whose word it is.
   const reporter = typeof r.detail.reported_by === 'string' ? `reported by ${r.detail.reported_by}` : '';
   // A password reset that also moved the account's time zone says so (found in review: only --json showed it).
-  const zone = typeof r.detail.timeZone === 'string' ? `time zone ${r.detail.timeZone}` : undefined;
+  const zone = asWrote && typeof r.detail.timeZone === 'string' ? `time zone ${r.detail.timeZone}` : undefined;
   const what = [...changed, r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome, zone].filter((x) => typeof x === 'string').join(' ');
   // Every part is stored data, some of it an agent's or a client's word: printed escaped, it cannot forge or erase a line.
   return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, reporter, r.grant ?? '', r.resource ?? '', what, consent ? grantChange(r.detail) : why(r.detail)]
