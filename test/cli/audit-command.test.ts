@@ -24,6 +24,7 @@ import { openStore, type AuditRecord } from '../../src/store/index.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, exchangeAsAgent, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from '../security/stack.js';
 import { fakeIo, type FakeIo } from './fake-io.js';
+import { mcpHeaders, rawRequest } from '../agent/http.js';
 
 let home: string;
 let paths: Paths;
@@ -351,6 +352,22 @@ describe('delegate audit: filters and lines, over the log the real servers wrote
     expect(printed.map(({ user_name: _u, client_name: _c, ...stored }) => stored)).toEqual(JSON.parse(JSON.stringify(log)));
     const consent = printed.find((r) => r.event === 'consent' && r.client === second.clientId)!;
     expect([consent.user_name, consent.client_name]).toEqual([owner.name, 'test client']);
+  });
+
+  // Last: it adds records to the log the tests above compare with. Found in review (s23audit): README's example
+  // `--client calendar-agent --event tool_call,freebusy_read` never found CalendarAgent's tool calls, whose client is
+  // the user's client; the example now printed is run as written.
+  it('README’s example for the agent’s calls finds a find_slot call and the calendar read it made', async () => {
+    const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
+    const example = /^ {6}delegate audit (.*tool_call.*)$/m.exec(readme)?.[1];
+    expect(example).toBeDefined();
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'find_slot', arguments: { duration: '30m' } } });
+    const call = await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(second.accessToken, { 'mcp-protocol-version': '2025-06-18' }), body });
+    expect(call.status, call.text).toBe(200);
+    const lines = (await audit(...example!.split(' '))).out.trim().split('\n');
+    expect(lines.filter((l) => / tool_call .* find_slot ok/.test(l))).toHaveLength(1);
+    expect(lines.some((l) => / freebusy_read .* ok/.test(l))).toBe(true);
+    expect(lines.every((l) => / (tool_call|freebusy_read) /.test(l))).toBe(true);
   });
 });
 
