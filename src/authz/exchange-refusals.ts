@@ -11,7 +11,7 @@ import type { ClientRecord } from '../store/index.js';
 import { audit } from './audit.js';
 import type { AuthContext } from './context.js';
 import { OAuthError, ServerError, TooManyRequestsError } from './errors.js';
-import { FailureCounter } from './rate-limit.js';
+import { OncePerWindow } from './rate-limit.js';
 
 /** One record per (subject token, error code) in this window. */
 export const EXCHANGE_REFUSAL_WINDOW_MS = 60_000;
@@ -19,11 +19,11 @@ export const EXCHANGE_REFUSAL_WINDOW_MS = 60_000;
 const ASKED_MAX_CHARS = 1_000;
 
 export class ExchangeRefusals {
-  private readonly recorded: FailureCounter;
+  private readonly recorded: OncePerWindow;
 
   constructor(now: () => number) {
-    // A window per key with room for one: the first refusal of a key is recorded, the repeats within the minute are not.
-    this.recorded = new FailureCounter({ limit: 1, windowMs: EXCHANGE_REFUSAL_WINDOW_MS }, now);
+    // The first refusal of a key is recorded, the repeats within the minute are not.
+    this.recorded = new OncePerWindow(EXCHANGE_REFUSAL_WINDOW_MS, now);
   }
 
   /**
@@ -33,9 +33,7 @@ export class ExchangeRefusals {
    */
   async record(ctx: Pick<AuthContext, 'store' | 'now'>, client: ClientRecord, subject: AccessTokenClaims, target: string, body: FormBody, err: unknown): Promise<void> {
     if (!(err instanceof OAuthError) || err instanceof ServerError || err instanceof TooManyRequestsError) return;
-    const key = `${subject.jti} ${err.errorCode}`;
-    if (this.recorded.retryAfterMs(key) > 0) return;
-    this.recorded.fail(key);
+    if (!this.recorded.first(`${subject.jti} ${err.errorCode}`)) return;
     await audit(ctx, {
       event: 'token_exchange_refused',
       user: subject.sub,

@@ -5,7 +5,9 @@
 // for the one `next` it continues to, and the session it starts is good only
 // for that request. It lives 2 minutes, except the link to a device's code
 // page, which lives as long as that device request (RFC 8628: it is opened on
-// another device, maybe minutes later).
+// another device, maybe minutes later). A refused link (replayed, expired,
+// signed by another key) is recorded as `sign_in_failed`, once per source,
+// reason and minute.
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { calculateJwkThumbprint, decodeProtectedHeader, errors, exportJWK, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload, type JWTVerifyOptions } from 'jose';
@@ -15,7 +17,8 @@ import { sendErrorPage } from './pages.js';
 import { queryParams } from './params.js';
 import { startSession } from './session.js';
 import { constantTimeEqual, hashSecret } from './crypto.js';
-import { isReturnPath } from './login.js';
+import { addressKey, isReturnPath } from './login.js';
+import { OncePerWindow } from './rate-limit.js';
 import { audit } from './audit.js';
 import { DEVICE_CODE_SEC, verificationPageCode } from './bound-pages.js';
 
@@ -34,7 +37,22 @@ export const OWNER_ASSERTION_NEXT_CLAIM = 'next_sha256';
  */
 export const OWNER_ASSERTION_APPROVAL_CLAIM = 'approval';
 
+/** One `sign_in_failed` record per (source, reason) in this window: a link replayed in a loop cannot grow the log faster. */
+export const OWNER_LINK_REFUSAL_WINDOW_MS = 60_000;
+
+/** Why an owner sign-in link was refused, as its `sign_in_failed` record says. */
+type OwnerLinkRefusal = 'reused' | 'invalid' | 'other_key';
+
 export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void {
+  const recorded = new OncePerWindow(OWNER_LINK_REFUSAL_WINDOW_MS, ctx.now);
+  /**
+   * Records a refused link, where it came from (the peer's address, as a password sign-in's record says), unless this
+   * source's refusal for this reason was recorded within the window. Found in review (s23audit): only a log line said so.
+   */
+  const refused = async (ip: string, reason: OwnerLinkRefusal): Promise<void> => {
+    if (!recorded.first(`${addressKey(ip)} ${reason}`)) return;
+    await audit(ctx, { event: 'sign_in_failed', detail: { method: 'owner_link', reason, source: ip } });
+  };
   app.get('/login/owner', async (req, reply) => {
     const params = queryParams(req.url);
     const assertion = params.assertion;
@@ -76,13 +94,16 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
     } catch (error) {
       if (await signedByAnotherKey(error, assertion, key)) {
         req.log.info('owner sign-in refused: assertion signed by another owner key');
+        await refused(req.ip, 'other_key');
         return sendOtherDataDirectoryPage(reply, 'It is signed by a key this server does not know');
       }
       req.log.info('owner sign-in refused: invalid assertion');
+      await refused(req.ip, 'invalid');
       return sendErrorPage(reply, 403, 'This sign-in link is not valid', 'It has expired or was not made on this computer. Run delegate login again.');
     }
     if (!(await ctx.store.useOnce(`owner-login:${jti}`, exp * 1000, now))) {
       req.log.info('owner sign-in refused: link reused');
+      await refused(req.ip, 'reused');
       return sendErrorPage(reply, 403, 'This sign-in link was already used', 'Each link works once. Run delegate login again.');
     }
     const owner = await ctx.store.ownerUser();

@@ -2,7 +2,8 @@
 // a sliding window that blocks further attempts once the limit is reached.
 // Bounded: keys with no recent failures are dropped. New clients per source
 // are counted the same way, each one a "failure", in several windows at once
-// (RateLimits: register.ts, client-documents.ts).
+// (RateLimits: register.ts, client-documents.ts). Repeated refusals are
+// recorded once per key and window (OncePerWindow).
 
 export interface RateLimitRule {
   limit: number;
@@ -107,5 +108,25 @@ export class RateLimits {
       this.#counters.forEach((c, i) => c.forgive(key, counted[i]!));
       throw error;
     }
+  }
+}
+
+/**
+ * At most one of each key in each window: what bounds the audit records of a refusal that its sender can repeat at
+ * will (a token exchange refused again, exchange-refusals.ts; an owner sign-in link replayed, owner-login.ts), so
+ * that the sender cannot grow the log faster than one record per key per window.
+ */
+export class OncePerWindow {
+  private readonly seen: FailureCounter;
+
+  constructor(windowMs: number, now: () => number) {
+    this.seen = new FailureCounter({ limit: 1, windowMs }, now);
+  }
+
+  /** Whether `key` is the first of its window; it is counted when it is. */
+  first(key: string): boolean {
+    if (this.seen.retryAfterMs(key) > 0) return false;
+    this.seen.fail(key);
+    return true;
   }
 }

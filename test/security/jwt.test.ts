@@ -17,7 +17,7 @@ import { SignJWT, base64url, decodeJwt, decodeProtectedHeader, exportSPKI, impor
 import { es256Key, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { Browser, postForm } from '../support/oauth-flow.js';
-import { JWT_BEARER, agentAssertion, exchangeAsAgent, expectExchangeRefusedOnly, issuerSigningKey, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
+import { JWT_BEARER, agentAssertion, exchangeAsAgent, expectExchangeRefusedOnly, expectOwnerLinkRefusedOnly, issuerSigningKey, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
 let stack: Stack;
 let issuerKey: { kid: string; privateJwk: JWK; publicJwk: JWK };
@@ -334,13 +334,13 @@ describe('the owner’s sign-in assertion (/login/owner)', () => {
     ['signed for no page (no next_sha256)', owner(() => ({ next_sha256: undefined }))],
   ];
 
-  it.each(attacks)('refuses %s: 403 page, no session, nothing changed', async (_name, make) => {
+  it.each(attacks)('refuses %s: 403 page, no session, nothing changed but a bounded sign_in_failed record', async (_name, make) => {
     const assertion = await make();
     const { result: res, changed } = await stateChangedBy(stack, () => open(assertion));
     expect(res.status).toBe(403);
     expect(res.location).toBeNull();
     expect(res.headers.get('set-cookie')).toBeNull();
-    expect(changed).toEqual([]);
+    await expectOwnerLinkRefusedOnly(stack, changed);
     await expectAttackerNotAsked(assertion);
   });
 });

@@ -245,6 +245,15 @@ export async function expectExchangeRefusedOnly(target: { store: Store }, change
   if (changed.includes('audit_log')) expect((await target.store.listAudit()).at(-1)?.event).toBe('token_exchange_refused');
 }
 
+/**
+ * What a refused owner sign-in link may change: nothing but one `sign_in_failed` record (method owner_link), at most
+ * one per source, reason and minute (src/authz/owner-login.ts). No session, no spent jti.
+ */
+export async function expectOwnerLinkRefusedOnly(target: { store: Store }, changed: string[]): Promise<void> {
+  expect(changed.filter((t) => t !== 'audit_log')).toEqual([]);
+  if (changed.includes('audit_log')) expect((await target.store.listAudit()).at(-1)).toMatchObject({ event: 'sign_in_failed', detail: { method: 'owner_link' } });
+}
+
 /** Audit records appended since `seq` (refusals that are designed to be recorded show up here). */
 export async function auditSince(stack: Stack, seq: number) {
   return (await stack.store.listAudit()).filter((r) => r.seq > seq);
