@@ -75,7 +75,11 @@ export async function recordFromReport(store: Store, reporter: ClientRecord & { 
     if (typeof value === 'string' && hasControlCharacters(value)) throw new InvalidRequestError(`A record’s detail.${field} must not contain control characters.`);
   }
   const foreign = Object.keys(detail).find((key) => !keys.has(key));
-  if (foreign !== undefined) throw new InvalidRequestError(`A ${event} record’s detail takes ${[...keys].join(', ')}; ${JSON.stringify(foreign).slice(0, 64)} is not among them.`);
+  if (foreign !== undefined) {
+    // Named back only when it is a plain name: the error_description never echoes a reporter's control or format characters.
+    const named = /^[A-Za-z0-9_]{1,64}$/.test(foreign) ? foreign : 'another key';
+    throw new InvalidRequestError(`A ${event} record’s detail takes ${[...keys].join(', ')}; ${named} is not among them.`);
+  }
   // The token itself is never written (docs/internals.md): a detail holding a credential, by its shape or its name, is refused.
   if (holdsCredential(detail)) throw new InvalidRequestError('A record’s detail must not hold a token, a password or another secret.');
   if (event === 'freebusy_read' && !isCalendarBackend(await store.listResources(), reporter.resource)) {

@@ -139,6 +139,11 @@ describe('agents reporting to the audit log', () => {
     expect((await authz.store.listAudit()).length).toBe(before);
   });
 
+  it('names a refused key back only when it is a plain name', async () => {
+    const res = await report(record({ detail: { jti: claims.jti, tool: 'find_slot', 'tool\u202e\u001b': 'x' } }));
+    expect(res.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('another key is not among them') });
+  });
+
   it('takes every key CalendarAgent writes: arguments, a failed call’s message, a gate’s missing_scope and unreached', async () => {
     const res = await report(record({ detail: { jti: claims.jti, tool: 'find_slot', outcome: 'refused', arguments: { duration: '30m' }, message: 'no', missing_scope: ['busy:read'], unreached: true } }));
     expect(res.status).toBe(204);
