@@ -196,7 +196,8 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       examples([
         'delegate audit --since 1h',
         'delegate audit --grant grt_… --json',
-        'delegate audit --client calendar-agent --event tool_call,freebusy_read',
+        'delegate audit --event tool_call,freebusy_read --since 1d',
+        'delegate audit --client calendar-agent --since 1d',
         'delegate audit --event consent,grant_revoked --user alice',
         'delegate audit --event sign_in_failed --since 2026-05-01 --until 2026-05-02',
         'delegate audit --verify',

@@ -361,6 +361,8 @@ describe('delegate audit: filters and lines, over the log the real servers wrote
     const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
     const example = /^ {6}delegate audit (.*tool_call.*)$/m.exec(readme)?.[1];
     expect(example).toBeDefined();
+    // `delegate audit --help` shows the same example.
+    expect((await audit('--help')).out).toContain(`delegate audit ${example!}`);
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'find_slot', arguments: { duration: '30m' } } });
     const call = await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(second.accessToken, { 'mcp-protocol-version': '2025-06-18' }), body });
     expect(call.status, call.text).toBe(200);
