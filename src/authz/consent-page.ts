@@ -245,7 +245,8 @@ ${offer.calendars ? '' : laterBox(!before || !before.calendars)}
  * (found in review, s23deleg: it did, and a calendar added afterwards was read under tokens issued before).
  */
 function laterBox(ticked: boolean): Html {
-  return html`<label><input type="checkbox" name="${LATER_CALENDARS.name}" value="${LATER_CALENDARS.value}"${ticked ? html` checked` : ''}> Calendars you add later</label>
+  // On a line of its own, below a rule: beside the calendars it read as one more calendar's name.
+  return html`<label class="apart"><input type="checkbox" name="${LATER_CALENDARS.name}" value="${LATER_CALENDARS.value}"${ticked ? html` checked` : ''}> Calendars you add later</label>
 <p class="muted">Ticked, with every calendar above ticked too, it may also look at calendars you add from now on, without asking you again. Otherwise it sees only the calendars ticked above.</p>`;
 }
 

@@ -28,6 +28,7 @@ label { display: block; margin: .75rem 0 .25rem; }
 fieldset { border: 1px solid var(--line); border-radius: 8px; padding: .25rem 1rem .75rem; margin: .75rem 0; }
 legend { padding: 0 .25rem; }
 fieldset label { display: inline-block; margin: .5rem 1.25rem 0 0; }
+fieldset label.apart { display: block; margin-top: .75rem; padding-top: .5rem; border-top: 1px solid var(--line); }
 select { font: inherit; width: 100%; padding: .45rem; border: 1px solid var(--line); border-radius: 6px; background: var(--card); color: var(--fg); }
 input[type=text], input[type=password] { font: inherit; width: 100%; padding: .5rem; border: 1px solid var(--line); border-radius: 6px; background: var(--card); color: var(--fg); }
 `;
