@@ -14,7 +14,7 @@ import { signOwnerTokenAssertion } from '../../src/client/owner-login.js';
 import { NOT_THE_OWNER_DESCRIPTION } from '../../src/delegation/index.js';
 import { es256Key, ownerAssertion } from '../support/authz.js';
 import { Browser, DEVICE_CODE_GRANT, authorizeUrl, callbackParams, csrfOf, hiddenField, parseConsentForm, pkcePair, postForm, registerDeviceClient, registerPublicClient } from '../support/oauth-flow.js';
-import { REDIRECT, ownerCode, queryRows, redeemCode, rowCounts, startStack, stateChangedBy, type Stack } from './stack.js';
+import { REDIRECT, expectOwnerLinkRefusedOnly, ownerCode, queryRows, redeemCode, rowCounts, startStack, stateChangedBy, type Stack } from './stack.js';
 
 const PASSWORD = 'mallory has a long password';
 let stack: Stack;
@@ -176,6 +176,8 @@ describe('an owner assertion that is not the owner CLI’s, for this token endpo
     );
     expect(res.status).toBe(403);
     expect(res.headers.get('set-cookie')).toBeNull();
-    expect(changed).toEqual([]);
+    // Nothing but the refused link's own record (sign_in_failed, method owner_link: c5a2706).
+    await expectOwnerLinkRefusedOnly(stack, changed);
+    expect(changed).toEqual(['audit_log']);
   });
 });

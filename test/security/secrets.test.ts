@@ -180,6 +180,8 @@ describe('constant-time comparison of secrets', () => {
     ['src/authz/password.ts', /actual\.length === expected\.length/, 'lengths of fixed-size scrypt outputs, before timingSafeEqual'],
     ['src/client/loopback.ts', /x\.length === y\.length/, 'lengths, before timingSafeEqual'],
     ['src/store/audit-chain.ts', /hash\.value !== record\.hash/, 'audit chain integrity, public hashes'],
+    ['src/store/audit-chain.ts', /prev\.prevHash === predecessor\.hash/, 'audit chain integrity, public hashes: naming an inserted record'],
+    ['src/store/audit-chain.ts', /r\.hash\.startsWith\(keptHead\)/, "audit chain integrity: the head the owner kept (printed by --verify, public) against the chain's hashes"],
     ['src/agent/delegation.ts', /extra\.authInfo\?\.token === token/, 'the token of this request against the one its own bearer check verified'],
     ['src/agent/identity.ts', /\)\.code === code/, 'an error code'],
     ['src/client/private-files.ts', /\)\.code === code/, 'an error code'],
