@@ -12,7 +12,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { isAnyLoopbackHost } from '../delegation/resource.js';
-import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
+import { foreignListenerAt } from '../http/listener-owner.js';
 import { isSpecialUseAddress } from '../http/special-use.js';
 
 /** A host name's addresses, as the system resolves them for the fetch itself; tests inject their own. */
@@ -27,12 +27,10 @@ export const resolveBySystem: ResolveHost = async (hostname) => (await lookup(ho
  */
 export async function refusedFeedTarget(first: string, target: string, redirected: boolean, resolve: ResolveHost, signal: AbortSignal): Promise<string | undefined> {
   const url = new URL(target);
-  try {
-    refuseForeignListener(url);
-  } catch (error) {
-    if (!(error instanceof ForeignListenerError)) throw error;
+  const uid = foreignListenerAt(url);
+  if (uid !== undefined) {
     const where = redirected ? 'The feed redirected to a port of this machine that is' : "The feed's port on this machine is";
-    return `${where} held by a program of another user (uid ${error.uid}); nothing was sent to it.`;
+    return `${where} held by a program of another user (uid ${uid}); nothing was sent to it.`;
   }
   if (!redirected) return undefined;
   const inside = await reachesInside(url, resolve, signal);
