@@ -21,7 +21,8 @@
 // For context, the same client also loads a bare fastify route in this
 // process that answers every form with a recorded token response (no
 // signing, no store), in the same alternating rounds: what HTTP, the form and
-// the JSON cost here.
+// the JSON cost here; and a route that also signs each answer's access token
+// with the AS's own signer: what HTTP and the signature alone allow.
 // BENCH_CPU_PROF=<dir>: a V8 CPU profile of this process during each measured
 // refresh round only (not the baseline's or the bare route's), written there as
 // token-refresh-<round>-<tokens issued>-tokens.cpuprofile, to find where the AS's time goes.
@@ -36,6 +37,8 @@ import { performance } from 'node:perf_hooks';
 import Fastify from 'fastify';
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
 import { destination } from 'pino';
+import { signAccessToken } from '../src/authz/access-token.js';
+import { loadKeyRing } from '../src/authz/keys.js';
 import { createLogger } from '../src/http/logging.js';
 import { startTestAuthz } from '../test/support/authz.js';
 import { postForm } from '../test/support/oauth-flow.js';
@@ -125,18 +128,38 @@ try {
   families[0]!.refreshToken = String(recorded.refresh_token);
   bare.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, new URLSearchParams(body as string)));
   bare.post('/token', async (_req, reply) => reply.header('Cache-Control', 'no-store').send(recorded));
-  const bareUrl = `${await bare.listen({ host: '127.0.0.1', port: 0 })}/token`;
-  const bareRound = async (seconds: number): Promise<Rate> => {
-    const result = await httpLoad({ kind: 'refresh', url: bareUrl, seconds, rotate: false, families: chains() });
+  // What HTTP and the signature alone allow: the same route, signing a fresh access token with the AS's own signer
+  // and key ring, as /token does (node:crypto on this thread), with no client check, no store and no log line.
+  const keys = await loadKeyRing(authz.store, Date.now, 3600_000);
+  bare.post('/sign-only', async (_req, reply) => {
+    const iat = Math.floor(Date.now() / 1000);
+    const { token } = await signAccessToken(authz.issuer, keys, {
+      sub: String(claims.sub),
+      aud: String(claims.aud),
+      clientId: String(claims.client_id),
+      scope: String(claims.scope),
+      grantId: String(claims.grant_id),
+      iat,
+      exp: iat + 900,
+    });
+    return reply.header('Cache-Control', 'no-store').send({ ...recorded, access_token: token });
+  });
+  const bareBase = await bare.listen({ host: '127.0.0.1', port: 0 });
+  const bareRoundAt = (path: string) => async (seconds: number): Promise<Rate> => {
+    const result = await httpLoad({ kind: 'refresh', url: `${bareBase}${path}`, seconds, rotate: false, families: chains() });
     return { count: result.ok, errors: result.errors, seconds: result.seconds };
   };
+  const bareRound = bareRoundAt('/token');
+  const signOnlyRound = bareRoundAt('/sign-only');
   await bareRound(WARM_UP_SECONDS);
+  await signOnlyRound(WARM_UP_SECONDS);
   await during(CLIENTS, WARM_UP_SECONDS, sign);
   await refreshRound(WARM_UP_SECONDS);
   await refreshRound(WARM_UP_SECONDS);
   const ours: Rate[] = [];
   const base: Rate[] = [];
   const ceilings: Rate[] = [];
+  const signOnly: Rate[] = [];
   let oursCpu = 0;
   for (let r = 0; r < ROUNDS; r++) {
     base.push(await during(CLIENTS, SECONDS, sign));
@@ -147,11 +170,12 @@ try {
     await profiling?.(`token-refresh-${r + 1}-${ours.at(-1)!.count}-tokens.cpuprofile`);
     oursCpu += (used.user + used.system) / 1e6;
     ceilings.push(await bareRound(SECONDS));
+    signOnly.push(await signOnlyRound(SECONDS));
   }
   // For context only: one signature at a time (webcrypto signs on libuv's thread pool, so concurrent signing spreads over cores).
   const single = await during(1, SECONDS, sign);
   const rate = (runs: Rate[]) => runs.reduce((n, r) => n + r.count, 0) / runs.reduce((n, r) => n + r.seconds, 0);
-  const errors = [...ours, ...base, ...ceilings].reduce((n, r) => n + r.errors, 0);
+  const errors = [...ours, ...base, ...ceilings, ...signOnly].reduce((n, r) => n + r.errors, 0);
   const ratio = rate(ours) / rate(base);
   console.log(
     `tokens issued: ${CLIENTS} in flight, ${ROUNDS} alternating rounds of about ${SECONDS} s each after warm-ups, ` +
@@ -166,6 +190,11 @@ try {
       `last round p50 ${latency.p50} ms, p99 ${latency.p99} ms; ${errors} errors${firstError ? ` (first: ${firstError})` : ''}`,
     ],
     ['bare fastify route, same client, recorded answer (context)', `${rate(ceilings).toFixed(0)} responses/s`, `${(rate(ceilings) / rate(base)).toFixed(2)} of the baseline`],
+    [
+      'the same route signing with the AS\'s signer, no client check, store or log (context)',
+      `${rate(signOnly).toFixed(0)} tokens/s`,
+      `${(rate(signOnly) / rate(base)).toFixed(2)} of the baseline`,
+    ],
     ['delegate: CPU of the AS (this process) per token', `${((oursCpu * 1000) / Math.max(ours.reduce((n, r) => n + r.count, 0), 1)).toFixed(3)} ms`],
     ['ratio delegate / baseline', ratio.toFixed(2), `target ≥ ${TARGET} ${ratio >= TARGET ? 'PASS' : 'MISS'}`],
   ]);
