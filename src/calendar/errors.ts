@@ -106,6 +106,11 @@ export class CalendarSourceError extends CalendarError {
    * shown after the reason, cut at MAX_QUOTED characters: for the calendar's owner only, never sent.
    */
   readonly quoted: string | undefined;
+  /**
+   * For a feed's failure remembered in place of a fetch (feeds.ts): in how many seconds its server will be asked
+   * again, the Retry-After of the 502 that says it (RFC 9110 §10.2.3).
+   */
+  readonly retryAfterSec: number | undefined = undefined;
 
   constructor(code: CalendarSourceErrorCode, calendar: string, reason: string, line?: number, quoted?: string) {
     super(code, `Calendar "${calendar}"${line === undefined ? '' : `, line ${line}`}: ${reason}`);
@@ -114,6 +119,12 @@ export class CalendarSourceError extends CalendarError {
     this.line = line;
     this.reason = reason;
     this.quoted = quoted === undefined || quoted.length <= MAX_QUOTED ? quoted : `${quoted.slice(0, MAX_QUOTED).replace(/[\uD800-\uDBFF]$/, '')}…`;
+  }
+
+  /** This error, saying that the calendar's source will be asked again in `seconds`. */
+  retryingAfter(seconds: number): CalendarSourceError {
+    const copy = Object.create(Object.getPrototypeOf(this) as object) as CalendarSourceError;
+    return Object.assign(copy, this, { message: this.message, stack: this.stack, retryAfterSec: seconds });
   }
 
   /** The message with the calendar's text at the fault, for its owner: `…: DTSTART value is not a date-time: "Lunch".` */

@@ -15,10 +15,17 @@
 // then the server is asked with the refused answer's validators, and a 304
 // refuses it again without a download or a parse (found in review: such a
 // feed was fetched and parsed again at every read, 1.5 s of CPU for 20 MB).
+// A fetch that fails with no copy to stand in is remembered too, for
+// FAILED_FEED_RETRY_MS or the Retry-After its server gave (up to an hour):
+// reads until then get the same failure, saying when to ask again, with no
+// request (found in review, s24feeds: each /freebusy fetched it again).
 // Redirects are followed by hand, at most MAX_FEED_REDIRECTS, each address
-// checked before anything is sent to it (feed-redirects.ts).
+// checked before anything is sent to it and the connection made to the address
+// checked (feed-redirects.ts). The validators of the copy held are sent only to
+// the URL they came from (found in review, s24feeds: to every hop).
+import { pinnedGet, type PinnedGet } from '../http/pinned-get.js';
 import { CalendarSourceError } from './errors.js';
-import { refusedFeedTarget, resolveBySystem, type ResolveHost } from './feed-redirects.js';
+import { feedTarget, resolveBySystem, type FeedTarget, type ResolveHost } from './feed-redirects.js';
 import { parseCalendarCooperatively, type ParsedCalendar } from './ics.js';
 
 /** What the cache keeps of a feed. Times are epoch ms. */
@@ -30,6 +37,11 @@ export interface FeedCacheRecord {
   body: string | null;
   etag: string | null;
   lastModified: string | null;
+  /**
+   * The URL the copy and its validators came from (the last of the feed's redirects): the only one they are sent to.
+   * Absent or null for a copy kept before this was: the feed's own URL.
+   */
+  validatorsFrom?: string | null;
   /** When the server last gave or confirmed (304) the copy. */
   fetchedAt: number | null;
   /** When the copy last changed. */
@@ -44,6 +56,8 @@ export interface FeedCacheRecord {
 export interface FeedCache {
   feedCache(calendarId: string): Promise<FeedCacheRecord | undefined>;
   saveFeedCache(record: FeedCacheRecord): Promise<void>;
+  /** Whether the feed's record is still kept (not once its calendar is removed), without reading its copy; by default feedCache's answer. */
+  feedKept?(calendarId: string): Promise<boolean>;
 }
 
 /** A feed as the user configured it. */
@@ -73,7 +87,10 @@ export interface FeedLoader {
 
 export interface FeedLoaderOptions {
   cache: FeedCache;
-  fetchFn?: typeof fetch;
+  /** How a GET reaches the checked addresses (tests aim it at loopback servers); default src/http/pinned-get.ts. */
+  get?: PinnedGet;
+  /** Certificates trusted besides the system's, for the default `get` (tests with a private CA). */
+  ca?: string | Buffer;
   now?: () => number;
   /** How long one fetch may take, headers and body; default 10 s. */
   timeoutMs?: number;
@@ -87,8 +104,10 @@ export interface FeedLoaderOptions {
   waitMs?: number;
   /** The largest feed accepted, in bytes; default 20 MB. */
   maxBytes?: number;
-  /** Resolves the host names redirects lead to (feed-redirects.ts); default the system's resolver, as the fetch's own. */
+  /** Resolves the host names of the feed and of its redirects, once each (feed-redirects.ts); default the system's resolver. */
   resolve?: ResolveHost;
+  /** Feeds this process remembers at most (their calendar, refusal or failure); the least recently settled go first. */
+  maxRemembered?: number;
 }
 
 export const DEFAULT_FEED_TIMEOUT_MS = 10_000;
@@ -98,6 +117,11 @@ export const DEFAULT_FEED_MAX_BYTES = 20 * 1024 * 1024;
 /** Redirects followed at most for one fetch (found in review, s23feeds: fetch followed 20, wherever they led). */
 export const MAX_FEED_REDIRECTS = 5;
 const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+/** How long a failed fetch with no copy to stand in answers the reads after it, when its server said nothing (Retry-After). */
+export const FAILED_FEED_RETRY_MS = 30_000;
+/** The longest Retry-After (RFC 9110 §10.2.3) a feed's server is taken at; past it, FAILED_FEED_RETRY_MS. */
+export const MAX_FEED_RETRY_AFTER_MS = 60 * 60_000;
+export const DEFAULT_MAX_REMEMBERED_FEEDS = 1024;
 
 /** webcal:// (as Apple and Google write subscription links) is https://; anything but http(s) is refused. */
 export function normalizeFeedUrl(text: string): string | undefined {
@@ -123,39 +147,80 @@ export function redactFeedUrl(text: string): string {
   }
 }
 
-/** A refused answer, remembered in place of a copy when there is none: the error, and what to ask the server whether it changed with. */
-interface Refusal {
-  error: CalendarSourceError;
+/** The validators of an answer held (a good copy, or a refused one), and the URL they came from: the only one they go to. */
+interface Held {
   etag: string | null;
   lastModified: string | null;
+  from: string;
 }
 
-/** What this process made of a feed: a good copy's calendar, or (with no good copy) the refusal of its answer. */
+/** A refused answer, remembered in place of a copy when there is none: the error, and what to ask the server whether it changed with. */
+interface Refusal extends Held {
+  error: CalendarSourceError;
+}
+
+/**
+ * What this process made of a feed (of the calendar `ref`, as it was then): a good copy's calendar, or (with no good
+ * copy) the refusal of its answer, or the failure of its fetch.
+ */
 type Parsed = {
-  /** When this process last checked the feed (or read a copy the cache says is fresh). */
-  checkedAt: number;
-} & ({ version: string; calendar: ParsedCalendar; stale: StaleFeed | undefined } | { refusal: Refusal });
+  ref: FeedRef;
+  /** Until when this stands without asking the server (this process checked it, or the cache says it is fresh). */
+  until: number;
+} & ({ version: string; calendar: ParsedCalendar; stale: StaleFeed | undefined } | { refusal: Refusal } | { failure: CalendarSourceError });
 
 export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
-  const fetchFn = options.fetchFn ?? fetch;
   const now = options.now ?? Date.now;
   const timeoutMs = options.timeoutMs ?? DEFAULT_FEED_TIMEOUT_MS;
   const refreshAfterMs = options.refreshAfterMs ?? DEFAULT_FEED_REFRESH_MS;
   const maxBytes = options.maxBytes ?? DEFAULT_FEED_MAX_BYTES;
   const waitMs = options.waitMs ?? DEFAULT_FEED_WAIT_MS;
   const resolve = options.resolve ?? resolveBySystem;
+  const get = options.get ?? pinnedGet(options.ca !== undefined ? { ca: options.ca } : {});
+  const maxRemembered = options.maxRemembered ?? DEFAULT_MAX_REMEMBERED_FEEDS;
+  /** By calendar id: one entry a calendar, whatever its name or URL (an entry for another URL or name is not used). */
   const parsed = new Map<string, Parsed>();
   const inFlight = new Map<string, Promise<ParsedCalendar>>();
+  let nextSweep = now() + refreshAfterMs;
 
   const keyOf = (ref: FeedRef) => `${ref.id}\0${ref.url}\0${ref.name}`;
+  /** What this process made of the calendar `ref`, as it is now. */
+  const knownOf = (ref: FeedRef): Parsed | undefined => {
+    const known = parsed.get(ref.id);
+    return known && keyOf(known.ref) === keyOf(ref) ? known : undefined;
+  };
+  /** Remembers it, the oldest entries dropped past maxRemembered. */
+  const remember = (entry: Parsed) => {
+    parsed.delete(entry.ref.id);
+    parsed.set(entry.ref.id, entry);
+    for (const id of parsed.keys()) {
+      if (parsed.size <= maxRemembered) break;
+      parsed.delete(id);
+    }
+  };
+
+  /**
+   * Drops what is remembered of calendars that are gone (their cache record with them: the store removes a feed's
+   * copy with its calendar), at most once each refreshAfterMs: a removed calendar is never read again, and its entry
+   * would stay until maxRemembered pushed it out.
+   */
+  async function sweep(): Promise<void> {
+    if (now() < nextSweep) return;
+    nextSweep = now() + refreshAfterMs;
+    const kept = options.cache.feedKept?.bind(options.cache) ?? (async (id: string) => (await options.cache.feedCache(id)) !== undefined);
+    for (const [id, known] of [...parsed]) {
+      // A cache that cannot answer now keeps the entry: only a record known to be gone drops it.
+      if (!(await kept(id).catch(() => true)) && parsed.get(id) === known) parsed.delete(id);
+    }
+  }
 
   /** The calendar of a good copy, parsed once per version. */
   async function fromCopy(ref: FeedRef, record: FeedCacheRecord, checkedAt: number, stale: StaleFeed | undefined): Promise<ParsedCalendar> {
     const version = `${record.changedAt}:${record.body!.length}:${record.etag ?? ''}`;
-    const known = parsed.get(keyOf(ref));
+    const known = knownOf(ref);
     const calendar = known && 'calendar' in known && known.version === version ? known.calendar : await parseCalendarCooperatively(record.body!, ref.name);
     // While the copy was parsed, a fetch that went on (a slow feed's) may have settled a newer one: that one stays.
-    if (parsed.get(keyOf(ref)) === known) parsed.set(keyOf(ref), { version, calendar, checkedAt, stale });
+    if (knownOf(ref) === known) remember({ ref, version, calendar, until: checkedAt + refreshAfterMs, stale });
     return calendar;
   }
 
@@ -168,7 +233,7 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
       return fromCopy(ref, record, record.checkedAt, staleOf(ref, record));
     }
 
-    const known = parsed.get(keyOf(ref));
+    const known = knownOf(ref);
     const fetching = fetchAndSettle(ref, record, record.body === null && known && 'refusal' in known ? known.refusal : undefined);
     if (record.body === null || waitMs >= timeoutMs) return fetching;
     // With a copy in hand, a slow feed does not hold the search up: the copy
@@ -190,7 +255,8 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
    * with no copy, a refused answer is remembered (`refused`: the one remembered before, asked about with its validators).
    */
   async function fetchAndSettle(ref: FeedRef, record: FeedCacheRecord, refused: Refusal | undefined): Promise<ParsedCalendar> {
-    const outcome = await fetchFeed(ref, record.body !== null ? record : refused, { fetchFn, timeoutMs, maxBytes, resolve });
+    const held = record.body !== null ? { etag: record.etag, lastModified: record.lastModified, from: record.validatorsFrom ?? record.url } : refused;
+    const outcome = await fetchFeed(ref, held, { get, timeoutMs, maxBytes, resolve });
     const at = now();
     if (outcome.kind === 'not-modified' && record.body !== null) {
       const next = { ...record, fetchedAt: at, checkedAt: at, error: null, errorAt: null, etag: outcome.etag ?? record.etag, lastModified: outcome.lastModified ?? record.lastModified };
@@ -208,6 +274,7 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
           body: outcome.text,
           etag: outcome.etag,
           lastModified: outcome.lastModified,
+          validatorsFrom: outcome.from,
           fetchedAt: at,
           changedAt: record.body === outcome.text ? record.changedAt : at,
           checkedAt: at,
@@ -216,20 +283,20 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
         };
         await options.cache.saveFeedCache(next);
         const version = `${next.changedAt}:${next.body!.length}:${next.etag ?? ''}`;
-        parsed.set(keyOf(ref), { version, calendar, checkedAt: at, stale: undefined });
+        remember({ ref, version, calendar, until: at + refreshAfterMs, stale: undefined });
         return calendar;
       } catch (err) {
         if (!(err instanceof CalendarSourceError)) throw err;
         failure = err;
-        refusal = { error: err, etag: outcome.etag, lastModified: outcome.lastModified };
+        refusal = { error: err, etag: outcome.etag, lastModified: outcome.lastModified, from: outcome.from };
       }
     } else if (outcome.kind === 'not-modified' && refused) {
       // The refused answer has not changed (RFC 9110 §15.4.5): refused again, neither downloaded nor parsed.
       failure = refused.error;
-      refusal = { error: refused.error, etag: outcome.etag ?? refused.etag, lastModified: outcome.lastModified ?? refused.lastModified };
+      refusal = { ...refused, etag: outcome.etag ?? refused.etag, lastModified: outcome.lastModified ?? refused.lastModified };
     } else if (outcome.kind === 'too-large') {
       failure = new CalendarSourceError('ERR_CALENDAR_UNREADABLE', ref.name, `The feed is larger than ${Math.round(maxBytes / 1024 / 1024)} MB.`);
-      refusal = { error: failure, etag: outcome.etag, lastModified: outcome.lastModified };
+      refusal = { error: failure, etag: outcome.etag, lastModified: outcome.lastModified, from: outcome.from };
     } else {
       failure = new CalendarSourceError('ERR_CALENDAR_UNREADABLE', ref.name, outcome.kind === 'failed' ? outcome.reason : 'The feed answered 304 Not Modified, but no copy of it is cached.');
     }
@@ -239,17 +306,24 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
       const stale = staleOf(ref, next);
       return fromCopy(ref, next, at, stale && failure.quoted !== undefined ? { ...stale, quoted: failure.quoted } : stale);
     }
-    // No copy stands in. A failed fetch (no answer, an HTTP error) may pass and is tried again at the next read; a
-    // refused answer is remembered like a copy, so that reads until refreshAfterMs neither fetch nor parse it again.
-    if (refusal) parsed.set(keyOf(ref), { checkedAt: at, refusal });
-    throw failure;
+    // No copy stands in. A refused answer is remembered like a copy, so that reads until refreshAfterMs neither fetch
+    // nor parse it again. A failed fetch (no answer, an HTTP error) may pass, but not at once: the reads in the next
+    // FAILED_FEED_RETRY_MS, or until its server's Retry-After, get the same failure without a request.
+    const entry: Parsed = refusal ? { ref, until: at + refreshAfterMs, refusal } : { ref, until: at + retryDelay(outcome, at), failure };
+    remember(entry);
+    throw failedUntil(entry, at);
   }
 
   return {
-    load(ref) {
+    async load(ref) {
+      await sweep();
       const key = keyOf(ref);
-      const known = parsed.get(key);
-      if (known && now() - known.checkedAt < refreshAfterMs) return 'refusal' in known ? Promise.reject(known.refusal.error) : Promise.resolve(known.calendar);
+      const known = knownOf(ref);
+      const at = now();
+      if (known && at < known.until) {
+        if ('calendar' in known) return known.calendar;
+        throw failedUntil(known, at);
+      }
       let pending = inFlight.get(key);
       if (!pending) {
         pending = refresh(ref).finally(() => inFlight.delete(key));
@@ -258,10 +332,24 @@ export function createFeedLoader(options: FeedLoaderOptions): FeedLoader {
       return pending;
     },
     staleness(ref) {
-      const known = parsed.get(keyOf(ref));
+      const known = knownOf(ref);
       return known && 'stale' in known ? known.stale : undefined;
     },
   };
+}
+
+/** A remembered refusal's or failure's error, saying when the server will be asked again (a 502's Retry-After, RFC 9110 §10.2.3). */
+function failedUntil(known: Parsed, at: number): CalendarSourceError {
+  const error = 'refusal' in known ? known.refusal.error : 'failure' in known ? known.failure : undefined;
+  return error!.retryingAfter(Math.max(1, Math.ceil((known.until - at) / 1000)));
+}
+
+/** How long a failed fetch stands: its server's Retry-After (delay-seconds or an HTTP-date), when it gave one of an hour or less; else FAILED_FEED_RETRY_MS. */
+function retryDelay(outcome: FetchOutcome, at: number): number {
+  const given = outcome.kind === 'failed' ? outcome.retryAfter : undefined;
+  if (!given) return FAILED_FEED_RETRY_MS;
+  const ms = /^\d+$/.test(given.trim()) ? Number(given.trim()) * 1000 : Date.parse(given) - at;
+  return Number.isFinite(ms) && ms > 0 && ms <= MAX_FEED_RETRY_AFTER_MS ? ms : FAILED_FEED_RETRY_MS;
 }
 
 function emptyRecord(ref: FeedRef): FeedCacheRecord {
@@ -273,31 +361,31 @@ function staleOf(ref: FeedRef, record: FeedCacheRecord): StaleFeed | undefined {
   return { calendar: ref.name, fetchedAt: record.fetchedAt, reason: record.error };
 }
 
+/** What a fetch brought, and from which URL (the last of its redirects): the answer's validators go back only there. */
 type FetchOutcome =
-  | { kind: 'body'; text: string; etag: string | null; lastModified: string | null }
+  | { kind: 'body'; text: string; etag: string | null; lastModified: string | null; from: string }
   | { kind: 'not-modified'; etag: string | null; lastModified: string | null }
-  | { kind: 'too-large'; etag: string | null; lastModified: string | null }
-  | { kind: 'failed'; reason: string };
+  | { kind: 'too-large'; etag: string | null; lastModified: string | null; from: string }
+  /** `retryAfter`: the Retry-After of an HTTP error (RFC 9110 §10.2.3), as given. */
+  | { kind: 'failed'; reason: string; retryAfter?: string | null };
 
 /**
- * One GET under the timeout, conditional on the validators of the answer held (a good copy, or a refused one), the
- * body read up to maxBytes; redirects followed one at a time, each address checked first (feed-redirects.ts).
+ * One GET under the timeout, the body read up to maxBytes; redirects followed one at a time, each address checked
+ * first and connected to as checked (feed-redirects.ts). The request to the URL the answer held (a good copy, or a
+ * refused one) came from is conditional on its validators; to any other, they are not sent: another origin has no
+ * business with them, and a 304 from there confirms nothing.
  */
-async function fetchFeed(
-  ref: FeedRef,
-  held: { etag: string | null; lastModified: string | null } | undefined,
-  opts: { fetchFn: typeof fetch; timeoutMs: number; maxBytes: number; resolve: ResolveHost },
-): Promise<FetchOutcome> {
-  const headers: Record<string, string> = { Accept: 'text/calendar, text/plain;q=0.9, */*;q=0.5' };
-  if (held?.etag) headers['If-None-Match'] = held.etag;
-  if (held?.lastModified) headers['If-Modified-Since'] = held.lastModified;
+async function fetchFeed(ref: FeedRef, held: Held | undefined, opts: { get: PinnedGet; timeoutMs: number; maxBytes: number; resolve: ResolveHost }): Promise<FetchOutcome> {
   const signal = AbortSignal.timeout(opts.timeoutMs);
   try {
     let url = ref.url;
+    let feed: FeedTarget | undefined;
     for (let redirects = 0; ; redirects++) {
-      const refused = await refusedFeedTarget(ref.url, url, redirects > 0, opts.resolve, signal);
-      if (refused) return { kind: 'failed', reason: refused };
-      const res = await opts.fetchFn(url, { headers, signal, redirect: 'manual' });
+      const target = await feedTarget(new URL(url), feed, opts.resolve, signal);
+      if ('refused' in target) return { kind: 'failed', reason: target.refused };
+      feed ??= target;
+      const conditional = held !== undefined && held.from === url;
+      const res = await opts.get(url, target.addresses, { headers: requestHeaders(conditional ? held : undefined), signal });
       if (REDIRECT_STATUSES.has(res.status)) {
         await res.body?.cancel();
         const location = res.headers.get('location');
@@ -318,20 +406,29 @@ async function fetchFeed(
       const lastModified = res.headers.get('last-modified');
       if (res.status === 304) {
         await res.body?.cancel();
+        if (!conditional && held !== undefined) return { kind: 'failed', reason: 'The feed answered 304 Not Modified to a request that named no copy.' };
         return { kind: 'not-modified', etag, lastModified };
       }
       if (!res.ok) {
         await res.body?.cancel();
-        return { kind: 'failed', reason: `The feed could not be fetched: the server answered HTTP ${res.status}.` };
+        return { kind: 'failed', reason: `The feed could not be fetched: the server answered HTTP ${res.status}.`, retryAfter: res.headers.get('retry-after') };
       }
       const text = await readLimited(res, opts.maxBytes);
-      if (text === undefined) return { kind: 'too-large', etag, lastModified };
-      return { kind: 'body', text, etag, lastModified };
+      if (text === undefined) return { kind: 'too-large', etag, lastModified, from: url };
+      return { kind: 'body', text, etag, lastModified, from: url };
     }
   } catch (err) {
     if (signal.aborted) return { kind: 'failed', reason: `The feed did not answer within ${seconds(opts.timeoutMs)}.` };
     return { kind: 'failed', reason: `The feed could not be reached${networkCode(err)}.` };
   }
+}
+
+/** A feed request's headers: conditional (RFC 9110 §13.1.1, §13.1.3) on the validators given, when given. */
+function requestHeaders(validators: Held | undefined): Record<string, string> {
+  const headers: Record<string, string> = { Accept: 'text/calendar, text/plain;q=0.9, */*;q=0.5' };
+  if (validators?.etag) headers['If-None-Match'] = validators.etag;
+  if (validators?.lastModified) headers['If-Modified-Since'] = validators.lastModified;
+  return headers;
 }
 
 async function readLimited(res: Response, maxBytes: number): Promise<string | undefined> {

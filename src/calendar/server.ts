@@ -249,7 +249,8 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
             .type('application/json')
             .send({ error: 'invalid_configuration', error_description: errorDescription(fileCalendarProblem(err)), calendar: printable(err.calendar) });
         }
-        // A feed with no good copy yet: its next fetch may succeed.
+        // A feed with no good copy yet: its next fetch may succeed, and says when it will be made (RFC 9110 §10.2.3).
+        if (err.retryAfterSec !== undefined) reply.header('Retry-After', String(err.retryAfterSec));
         return reply
           .code(502)
           .type('application/json')

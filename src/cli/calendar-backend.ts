@@ -15,11 +15,12 @@ export function feedCacheOf(store: Store): FeedCache {
   return {
     feedCache: (calendarId) => store.calendarFeed(calendarId),
     saveFeedCache: (record) => store.saveCalendarFeed(record),
+    feedKept: (calendarId) => store.hasCalendarFeed(calendarId),
   };
 }
 
 /** Files and feeds, feeds cached in the store. */
-export function calendarLoaderFor(store: Store, options: { fetchFn?: typeof fetch; now?: () => number } = {}): CalendarLoader {
+export function calendarLoaderFor(store: Store, options: { now?: () => number } = {}): CalendarLoader {
   return createCalendarLoader({ feeds: createFeedLoader({ cache: feedCacheOf(store), ...options }) });
 }
 

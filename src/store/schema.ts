@@ -289,4 +289,9 @@ export const MIGRATIONS: readonly string[] = [
   DELETE FROM auth_requests;
   ALTER TABLE auth_requests ADD COLUMN calendars_shown TEXT NOT NULL DEFAULT '[]';
   `,
+  // The URL a feed's copy and its validators came from (the last of its redirects), the only one the validators are
+  // sent to (found in review, s24feeds: If-None-Match went to every hop). A copy kept before: the feed's own URL.
+  `
+  ALTER TABLE calendar_feeds ADD COLUMN validators_from TEXT;
+  `,
 ];

@@ -479,6 +479,7 @@ function toCalendarFeed(r: Row): CalendarFeedRecord {
     body: strOrNull(r.body),
     etag: strOrNull(r.etag),
     lastModified: strOrNull(r.last_modified),
+    validatorsFrom: strOrNull(r.validators_from),
     fetchedAt: numOrNull(r.fetched_at),
     changedAt: numOrNull(r.changed_at),
     checkedAt: numOrNull(r.checked_at),
@@ -1589,16 +1590,20 @@ class SqliteStore implements Store {
     return row ? toCalendarFeed(row) : undefined;
   }
 
+  async hasCalendarFeed(calendarId: string): Promise<boolean> {
+    return this.get('SELECT 1 FROM calendar_feeds WHERE calendar_id = ?', [calendarId]) !== undefined;
+  }
+
   async saveCalendarFeed(f: CalendarFeedRecord): Promise<void> {
     // The copy it replaces is zeroed too (securelyDeleting), or a refreshed feed's older copies, each beside its URL,
     // would stay in freed space after the calendar is removed. A feed is saved at most every few minutes.
     this.securelyDeleting(() => this.run(
-      `INSERT INTO calendar_feeds (calendar_id, url, body, etag, last_modified, fetched_at, changed_at, checked_at, error, error_at)
-       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM calendars WHERE id = ?)
+      `INSERT INTO calendar_feeds (calendar_id, url, body, etag, last_modified, validators_from, fetched_at, changed_at, checked_at, error, error_at)
+       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM calendars WHERE id = ?)
        ON CONFLICT (calendar_id) DO UPDATE SET url = excluded.url, body = excluded.body, etag = excluded.etag,
-         last_modified = excluded.last_modified, fetched_at = excluded.fetched_at, changed_at = excluded.changed_at,
-         checked_at = excluded.checked_at, error = excluded.error, error_at = excluded.error_at`,
-      [f.calendarId, f.url, f.body, f.etag, f.lastModified, f.fetchedAt, f.changedAt, f.checkedAt, f.error, f.errorAt, f.calendarId],
+         last_modified = excluded.last_modified, validators_from = excluded.validators_from, fetched_at = excluded.fetched_at,
+         changed_at = excluded.changed_at, checked_at = excluded.checked_at, error = excluded.error, error_at = excluded.error_at`,
+      [f.calendarId, f.url, f.body, f.etag, f.lastModified, f.validatorsFrom ?? null, f.fetchedAt, f.changedAt, f.checkedAt, f.error, f.errorAt, f.calendarId],
     ));
   }
 

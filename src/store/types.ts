@@ -567,6 +567,8 @@ export interface Store {
   removeCalendar(userId: string, name: string, record?: { event: AuditEventInput; at: number }): Promise<boolean>;
   /** A feed's cached copy and fetch outcome (issue 4). */
   calendarFeed(calendarId: string): Promise<CalendarFeedRecord | undefined>;
+  /** Whether a feed's record is kept (false once its calendar is removed), without reading its copy. */
+  hasCalendarFeed(calendarId: string): Promise<boolean>;
   /** Records a feed's copy and fetch outcome; nothing happens when its calendar was removed meanwhile. */
   saveCalendarFeed(feed: CalendarFeedRecord): Promise<void>;
 

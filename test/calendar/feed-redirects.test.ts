@@ -13,23 +13,49 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CalendarSourceError } from '../../src/calendar/errors.js';
 import { createFeedLoader, MAX_FEED_REDIRECTS, type FeedCache, type FeedCacheRecord, type FeedLoaderOptions } from '../../src/calendar/feeds.js';
+import { pinnedGet, type PinnedGet } from '../../src/http/pinned-get.js';
 
 const ICS = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//test//EN', 'BEGIN:VEVENT', 'UID:a', 'DTSTART:20261201T100000Z', 'DURATION:PT1H', 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n');
 
-/** Serves the calendar at /ok, redirects /to?u=<Location>, and /hop/<n> to /hop/<n-1> down to /ok; notes every path asked for. */
-async function feedServer(): Promise<{ server: Server; base: string; paths: string[] }> {
+/** What a request asked for, with the validators it sent. */
+interface Seen {
+  path: string;
+  ifNoneMatch?: string;
+  ifModifiedSince?: string;
+}
+
+/** The Location of /moving, which the test changes. */
+const moving = { location: '/ok' };
+const CAL_TAG = '"cal-v1"';
+const CAL_DATE = 'Tue, 01 Dec 2026 08:00:00 GMT';
+
+/**
+ * Serves the calendar at /ok, and at /cal with validators (304 when they match); redirects /to?u=<Location>,
+ * /moving to moving.location, and /hop/<n> to /hop/<n-1> down to /ok; notes every path asked for, and in `seen`
+ * with the validators sent.
+ */
+async function feedServer(): Promise<{ server: Server; base: string; paths: string[]; seen: Seen[] }> {
   const paths: string[] = [];
+  const seen: Seen[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
     paths.push(url.pathname);
+    const ifNoneMatch = req.headers['if-none-match'];
+    const ifModifiedSince = req.headers['if-modified-since'];
+    seen.push({ path: url.pathname, ...(ifNoneMatch ? { ifNoneMatch } : {}), ...(ifModifiedSince ? { ifModifiedSince } : {}) });
     if (url.pathname === '/ok') return void res.writeHead(200, { 'Content-Type': 'text/calendar' }).end(ICS);
+    if (url.pathname === '/cal') {
+      if (ifNoneMatch === CAL_TAG) return void res.writeHead(304, { ETag: CAL_TAG }).end();
+      return void res.writeHead(200, { 'Content-Type': 'text/calendar', ETag: CAL_TAG, 'Last-Modified': CAL_DATE }).end(ICS);
+    }
+    if (url.pathname === '/moving') return void res.writeHead(302, { Location: moving.location }).end();
     if (url.pathname === '/to') return void res.writeHead(302, url.searchParams.get('u') ? { Location: url.searchParams.get('u')! } : {}).end();
     const hop = /^\/hop\/(\d+)$/.exec(url.pathname);
     if (hop) return void res.writeHead(307, { Location: Number(hop[1]) > 1 ? `/hop/${Number(hop[1]) - 1}` : '/ok' }).end();
     res.writeHead(404).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, paths };
+  return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, paths, seen };
 }
 
 let origin: Awaited<ReturnType<typeof feedServer>>;
@@ -71,17 +97,18 @@ async function load(url: string, options: Partial<FeedLoaderOptions> = {}): Prom
 const PUBLIC_NAMES: Record<string, string[]> = { 'feeds.example': ['8.8.8.8'], 'cdn.example': ['2001:4860:4860::8888'], 'intranet.example': ['8.8.4.4', '10.0.0.5'] };
 const resolve = async (host: string) => PUBLIC_NAMES[host] ?? Promise.reject(Object.assign(new Error('no such name'), { code: 'ENOTFOUND' }));
 const offMachine: string[] = [];
-const viaLoopback: typeof fetch = (input, init) => {
-  const url = new URL(input instanceof Request ? input.url : String(input));
+const LOOPBACK = [{ address: '127.0.0.1', family: 4 as const }];
+const viaLoopback: PinnedGet = (input, addresses, init) => {
+  const url = new URL(input);
   const served = { 'feeds.example': origin.base, 'cdn.example': other.base }[url.hostname];
-  if (served) return fetch(`${served}${url.pathname}${url.search}`, init);
-  if (url.hostname !== '127.0.0.1') {
+  if (served) return pinnedGet()(`${served}${url.pathname}${url.search}`, LOOPBACK, init);
+  if (addresses.some((a) => a.address !== '127.0.0.1')) {
     offMachine.push(url.hostname);
     return Promise.reject(new TypeError('fetch failed', { cause: Object.assign(new Error('kept on loopback'), { code: 'ETESTONLY' }) }));
   }
-  return fetch(input, init);
+  return pinnedGet()(input, addresses, init);
 };
-const publicly = { resolve, fetchFn: viaLoopback };
+const publicly = { resolve, get: viaLoopback };
 const to = (base: string, location: string) => `${base}/to?u=${encodeURIComponent(location)}`;
 
 describe('a feed that redirects', () => {
@@ -138,6 +165,33 @@ describe('a feed that redirects', () => {
     }
     expect(await load(to('http://feeds.example', 'http://unknown.example/'), publicly)).toBe('The feed redirected to a host whose name could not be resolved; the redirect was not followed.');
     expect(offMachine).toEqual([]);
+  });
+
+  // Found in review (s24feeds): the copy's If-None-Match and If-Modified-Since went to every hop, whoever served it.
+  it('sends the validators of its copy only to the URL they came from: not to the hops before it, nor to another URL', async () => {
+    let now = Date.UTC(2026, 10, 30, 8);
+    const feeds = createFeedLoader({ cache: memoryCache(), timeoutMs: 5_000, now: () => now, refreshAfterMs: 60_000 });
+    const ref = { name: 'work', id: 'cal_moving', url: `${origin.base}/moving` };
+    const validators = { ifNoneMatch: CAL_TAG, ifModifiedSince: CAL_DATE };
+    const fresh = async () => {
+      origin.seen.length = 0;
+      other.seen.length = 0;
+      now += 2 * 60_000;
+      return (await feeds.load(ref)).series.length;
+    };
+    moving.location = `${other.base}/cal`;
+    expect(await fresh()).toBe(1);
+    // Revalidated where the copy came from (a 304); the redirect before it is asked without them.
+    expect(await fresh()).toBe(1);
+    expect(origin.seen).toEqual([{ path: '/moving' }]);
+    expect(other.seen).toEqual([{ path: '/cal', ...validators }]);
+    // The feed now redirects to another URL (here on the first server): it is asked without them, and its copy taken.
+    moving.location = `${origin.base}/cal`;
+    expect(await fresh()).toBe(1);
+    expect(origin.seen).toEqual([{ path: '/moving' }, { path: '/cal' }]);
+    expect(other.seen).toEqual([]);
+    expect(await fresh()).toBe(1);
+    expect(origin.seen).toEqual([{ path: '/moving' }, { path: '/cal', ...validators }]);
   });
 
   it('says nothing of the URLs in its reasons', async () => {

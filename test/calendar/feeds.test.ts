@@ -5,6 +5,7 @@
 // keeps it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CalendarSourceError } from '../../src/calendar/errors.js';
 import { createFeedLoader, normalizeFeedUrl, redactFeedUrl, type FeedCache, type FeedCacheRecord, type FeedRef } from '../../src/calendar/feeds.js';
@@ -243,16 +244,19 @@ describe('an ICS feed', () => {
 
     const first = await refusal();
     expect([first.code, first.message, first.ownerMessage]).toEqual(['ERR_ICS_RULE', 'Calendar "team", line 7: RRULE FREQ is not a frequency.', 'Calendar "team", line 7: RRULE FREQ is not a frequency: FREQ=SOMETIMES.']);
+    // The same error, saying when the feed will be asked again (the 502's Retry-After).
+    const same = (seconds: number) => ({ code: first.code, message: first.message, quoted: first.quoted, retryAfterSec: seconds });
+    expect(first.retryAfterSec).toBe(300);
     for (let i = 0; i < 5; i++) {
       host.now += 30_000;
-      expect(await refusal()).toBe(first);
+      expect(await refusal()).toMatchObject(same(300 - 30 * (i + 1)));
     }
     expect(requests).toEqual([{}]);
     expect(cache.records.get('cal_11')).toMatchObject({ body: null, error: 'line 7: RRULE FREQ is not a frequency.', errorAt: Date.UTC(2026, 10, 30, 8) });
 
     // Past the interval: asked with the refused answer's validators; unchanged (304), so refused again without a body.
     host.now += 5 * MINUTE;
-    expect(await refusal()).toBe(first);
+    expect(await refusal()).toMatchObject(same(300));
     expect(requests[1]).toEqual({ ifNoneMatch: '"bad1"', ifModifiedSince: 'Tue, 01 Dec 2026 08:00:00 GMT' });
     expect(cache.records.get('cal_11')).toMatchObject({ body: null, checkedAt: host.now, errorAt: host.now });
     host.now += MINUTE;
@@ -288,12 +292,87 @@ describe('an ICS feed', () => {
     expect(codes.slice(-4)).toEqual(Array(4).fill('ERR_CALENDAR_UNREADABLE'));
   });
 
-  it('without a copy, fetches again at every read after a failed fetch (not a refused answer: it may pass)', async () => {
+  // Found in review (s24feeds): a feed that failed with no copy was fetched again at every read, each /freebusy.
+  it('without a copy, answers the reads of the next 30 s after a failed fetch with its failure, saying when it is asked again, and no request', async () => {
     handler = (_req, res) => res.writeHead(503).end();
-    const feeds = createFeedLoader({ cache: memoryCache(), now: () => Date.UTC(2026, 10, 30, 8) });
+    let now = Date.UTC(2026, 10, 30, 8);
+    const feeds = createFeedLoader({ cache: memoryCache(), now: () => now });
     const ref: FeedRef = { name: 'team', id: 'cal_14', url: `${base}/team.ics` };
-    for (let i = 0; i < 3; i++) await feeds.load(ref).catch(() => undefined);
+    const failure = async () => (await feeds.load(ref).catch((e: unknown) => e)) as CalendarSourceError;
+    const said = [];
+    for (let i = 0; i < 4; i++, now += 9_000) said.push(await failure());
+    expect(requests).toHaveLength(1);
+    expect(said.map((e) => [e.message, e.retryAfterSec])).toEqual(
+      [30, 21, 12, 3].map((seconds) => ['Calendar "team": The feed could not be fetched: the server answered HTTP 503.', seconds]),
+    );
+    // Due (30 s after the failure): asked again; still failing, remembered again.
+    expect((await failure()).retryAfterSec).toBe(30);
+    expect(requests).toHaveLength(2);
+    // Answering: used at once when due.
+    handler = calendarHost(() => FIRST, () => '"v1"');
+    now += 30_000;
+    expect(busyOf(await feeds.load(ref))).toEqual(['2026-12-01T10:00:00.000Z']);
     expect(requests).toHaveLength(3);
+  });
+
+  it("takes a failed feed's Retry-After (seconds or a date) of an hour or less, and 30 s for one longer or unreadable", async () => {
+    const at = Date.UTC(2026, 10, 30, 8);
+    const cases: Array<[string, number]> = [
+      ['120', 120],
+      [new Date(at + 10 * MINUTE).toUTCString(), 600],
+      ['3600', 3600],
+      ['3601', 30],
+      ['0', 30],
+      ['soon', 30],
+    ];
+    for (const [given, seconds] of cases) {
+      handler = (_req, res) => res.writeHead(503, { 'Retry-After': given }).end();
+      let now = at;
+      const feeds = createFeedLoader({ cache: memoryCache(), now: () => now });
+      const ref: FeedRef = { name: 'team', id: 'cal_15', url: `${base}/team.ics` };
+      requests.length = 0;
+      expect(((await feeds.load(ref).catch((e: unknown) => e)) as CalendarSourceError).retryAfterSec, given).toBe(seconds);
+      now += seconds * 1000 - 1;
+      await feeds.load(ref).catch(() => undefined);
+      expect(requests, given).toHaveLength(1);
+      now += 1;
+      await feeds.load(ref).catch(() => undefined);
+      expect(requests, given).toHaveLength(2);
+    }
+  });
+
+  it('forgets what it remembered of a removed calendar (at its next sweep), and remembers at most maxRemembered feeds', async () => {
+    handler = (_req, res) => res.writeHead(503, { 'Retry-After': '3600' }).end();
+    let now = Date.UTC(2026, 10, 30, 8);
+    const cache = memoryCache();
+    const feeds = createFeedLoader({ cache, now: () => now, refreshAfterMs: 5 * MINUTE, maxRemembered: 2 });
+    const ref = (id: string): FeedRef => ({ name: id, id, url: `${base}/${id}.ics` });
+    const read = (id: string) => feeds.load(ref(id)).catch(() => undefined);
+    await read('cal_a');
+    await read('cal_b');
+    await read('cal_a');
+    expect(requests).toHaveLength(2);
+    // A third feed: the least recently settled (cal_a's failure) is forgotten, and asked again at its next read.
+    await read('cal_c');
+    await read('cal_b');
+    expect(requests).toHaveLength(3);
+    await read('cal_a');
+    expect(requests).toHaveLength(4);
+    // cal_b removed (its cache record with it): the next sweep, a refresh interval on, forgets it.
+    cache.records.delete('cal_b');
+    now += 5 * MINUTE;
+    await read('cal_a');
+    expect(requests).toHaveLength(4);
+    await read('cal_b');
+    expect(requests).toHaveLength(5);
+  });
+
+  it('is read when its server compresses it (gzip, br), as fetch read it', async () => {
+    for (const [coding, encode] of [['gzip', gzipSync], ['br', brotliCompressSync]] as const) {
+      handler = (_req, res) => res.writeHead(200, { 'Content-Type': 'text/calendar', 'Content-Encoding': coding }).end(encode(FIRST));
+      const feeds = createFeedLoader({ cache: memoryCache() });
+      expect(busyOf(await feeds.load({ name: 'team', id: `cal_${coding}`, url: `${base}/team.ics` })), coding).toEqual(['2026-12-01T10:00:00.000Z']);
+    }
   });
 
   it('is fetched once for calls that arrive together', async () => {
@@ -322,14 +401,17 @@ describe('an ICS feed', () => {
         body: FIRST,
         etag: '"v1"',
         lastModified: 'Tue, 01 Dec 2026 08:00:00 GMT',
+        validatorsFrom: `${base}/team.ics`,
         fetchedAt: 1000,
         changedAt: 1000,
         checkedAt: 1000,
         error: null,
         errorAt: null,
       });
+      expect(await store.hasCalendarFeed('cal_9')).toBe(true);
       expect(await store.removeCalendar('usr_1', 'team')).toBe(true);
       expect(await store.calendarFeed('cal_9')).toBeUndefined();
+      expect(await store.hasCalendarFeed('cal_9')).toBe(false);
       // A fetch that ends after its calendar is gone records nothing.
       await store.saveCalendarFeed({ calendarId: 'cal_9', url: 'u', body: null, etag: null, lastModified: null, fetchedAt: null, changedAt: null, checkedAt: 1, error: null, errorAt: null });
       expect(await store.calendarFeed('cal_9')).toBeUndefined();

@@ -11,6 +11,9 @@
 // buildCalendar builds it, with the feed loader's clock injected (as
 // test/cli/calendar-commands.test.ts does) so that the interval can pass. The
 // feed's host on 127.0.0.1 counts its requests; ical.js's parse counts parses.
+// And a feed whose fetch fails with no copy (found in review, s24feeds: fetched
+// again at every read): remembered for 30 s or its server's Retry-After, the
+// 502s meanwhile saying when (Retry-After) with no request to the feed.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -42,8 +45,8 @@ let host: Server;
 let hostBase: string;
 let token: string;
 let clock = Date.now();
-/** What the feed's host answers, by path: a body and an ETag (none: no validators). */
-const feeds = new Map<string, { body: string; etag?: string }>();
+/** What the feed's host answers, by path: a body and an ETag (none: no validators), or an HTTP error (and its Retry-After). */
+const feeds = new Map<string, { body: string; etag?: string } | { status: number; retryAfter?: string }>();
 const requests: Array<{ path: string; ifNoneMatch?: string }> = [];
 
 beforeAll(async () => {
@@ -53,13 +56,14 @@ beforeAll(async () => {
     requests.push({ path, ...(req.headers['if-none-match'] ? { ifNoneMatch: String(req.headers['if-none-match']) } : {}) });
     const feed = feeds.get(path);
     if (!feed) return void res.writeHead(404).end();
+    if ('status' in feed) return void res.writeHead(feed.status, feed.retryAfter ? { 'retry-after': feed.retryAfter } : {}).end();
     if (feed.etag && req.headers['if-none-match'] === feed.etag) return void res.writeHead(304, { etag: feed.etag }).end();
     res.writeHead(200, { 'content-type': 'text/calendar', ...(feed.etag ? { etag: feed.etag } : {}) }).end(feed.body);
   });
   await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
   hostBase = `http://127.0.0.1:${(host.address() as AddressInfo).port}`;
   const owner = (await stack.store.ownerUser())!;
-  for (const name of ['team', 'plain']) {
+  for (const name of ['team', 'plain', 'down', 'busy']) {
     await stack.store.addCalendar({ id: `cal_${name}`, userId: owner.id, name, kind: 'url', source: `${hostBase}/${name}.ics`, createdAt: Date.now() });
   }
   backend = await buildCalendarServer({
@@ -81,11 +85,17 @@ afterAll(async () => {
   await new Promise((resolve) => host?.close(resolve));
 });
 
-/** /freebusy at the backend for the week of the feed's event: status and body. */
-async function read(name: string): Promise<{ status: number; body: Record<string, unknown> }> {
+/** /freebusy at the backend for the week of the feed's event: status, body and Retry-After. */
+async function readWithRetry(name: string): Promise<{ status: number; body: Record<string, unknown>; retryAfter: string | null }> {
   const week = new URLSearchParams({ from: iso(tomorrow), to: iso(tomorrow + 7 * DAY), calendar: name });
   const res = await fetch(`http://127.0.0.1:${backendPort}/freebusy?${week}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  return { status: res.status, body: (await res.json()) as Record<string, unknown>, retryAfter: res.headers.get('retry-after') };
+}
+
+/** /freebusy at the backend for the week of the feed's event: status and body. */
+async function read(name: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const { status, body } = await readWithRetry(name);
+  return { status, body };
 }
 
 const REFUSAL = { status: 502, body: { error: 'calendar_unavailable', error_description: MESSAGE, calendar: 'team' } };
@@ -132,5 +142,35 @@ describe('a feed with no good copy whose answer is refused', () => {
     clock += DEFAULT_FEED_REFRESH_MS;
     for (let i = 0; i < 5; i++) expect(await read('plain')).toEqual(refusal);
     expect(requests.filter((r) => r.path === '/plain.ics')).toEqual([{ path: '/plain.ics' }, { path: '/plain.ics' }]);
+  }, 60_000);
+});
+
+describe('a feed with no good copy whose fetch fails', () => {
+  const unavailable = (name: string, status: number) => ({
+    status: 502,
+    body: { error: 'calendar_unavailable', error_description: `Calendar '${name}': The feed could not be fetched: the server answered HTTP ${status}.`, calendar: name },
+  });
+
+  it('is fetched once for the reads of the next 30 s, each a 502 saying when it is asked again (Retry-After); then again', async () => {
+    feeds.set('/down.ics', { status: 503 });
+    const answers = [];
+    for (let i = 0; i < 4; i++, clock += 7_000) answers.push(await readWithRetry('down'));
+    expect(answers).toEqual([30, 23, 16, 9].map((seconds) => ({ ...unavailable('down', 503), retryAfter: String(seconds) })));
+    expect(requests.filter((r) => r.path === '/down.ics')).toHaveLength(1);
+    clock += 2_000;
+    expect(await readWithRetry('down')).toEqual({ ...unavailable('down', 503), retryAfter: '30' });
+    expect(requests.filter((r) => r.path === '/down.ics')).toHaveLength(2);
+  }, 60_000);
+
+  it("waits for its server's Retry-After when it gave one of an hour or less", async () => {
+    feeds.set('/busy.ics', { status: 429, retryAfter: '600' });
+    expect(await readWithRetry('busy')).toEqual({ ...unavailable('busy', 429), retryAfter: '600' });
+    clock += 599_000;
+    expect(await readWithRetry('busy')).toEqual({ ...unavailable('busy', 429), retryAfter: '1' });
+    expect(requests.filter((r) => r.path === '/busy.ics')).toHaveLength(1);
+    feeds.set('/busy.ics', { body: GOOD });
+    clock += 1_000;
+    expect(await read('busy')).toMatchObject({ status: 200 });
+    expect(requests.filter((r) => r.path === '/busy.ics')).toHaveLength(2);
   }, 60_000);
 });
