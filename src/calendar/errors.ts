@@ -123,8 +123,9 @@ export class CalendarSourceError extends CalendarError {
 
   /** This error, saying that the calendar's source will be asked again in `seconds`. */
   retryingAfter(seconds: number): CalendarSourceError {
-    const copy = Object.create(Object.getPrototypeOf(this) as object) as CalendarSourceError;
-    return Object.assign(copy, this, { message: this.message, stack: this.stack, retryAfterSec: seconds });
+    const copy = Object.assign(Object.create(Object.getPrototypeOf(this) as object) as CalendarSourceError, this, { retryAfterSec: seconds });
+    // An Error's message and stack are its own, not enumerable: kept so.
+    return Object.defineProperties(copy, { message: { value: this.message, writable: true, configurable: true }, stack: { value: this.stack, writable: true, configurable: true } });
   }
 
   /** The message with the calendar's text at the fault, for its owner: `…: DTSTART value is not a date-time: "Lunch".` */

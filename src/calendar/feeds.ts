@@ -425,7 +425,8 @@ async function fetchFeed(ref: FeedRef, held: Held | undefined, opts: { get: Pinn
 
 /** A feed request's headers: conditional (RFC 9110 §13.1.1, §13.1.3) on the validators given, when given. */
 function requestHeaders(validators: Held | undefined): Record<string, string> {
-  const headers: Record<string, string> = { Accept: 'text/calendar, text/plain;q=0.9, */*;q=0.5' };
+  // A User-Agent as fetch sent one (some hosts refuse requests without).
+  const headers: Record<string, string> = { Accept: 'text/calendar, text/plain;q=0.9, */*;q=0.5', 'User-Agent': 'delegate' };
   if (validators?.etag) headers['If-None-Match'] = validators.etag;
   if (validators?.lastModified) headers['If-Modified-Since'] = validators.lastModified;
   return headers;
