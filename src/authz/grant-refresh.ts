@@ -7,7 +7,7 @@
 // whether or not its presenter is still there.
 import { canonicalResource, formatScope, isSubset, parseScope } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
-import type { ClientRecord, GrantRecord, RefreshTokenRecord, RotateRefreshResult } from '../store/index.js';
+import type { ClientRecord, GrantRecord, RefreshTokenRecord, ReplayedToken, RotateRefreshResult } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { hashSecret } from './crypto.js';
 import { InvalidGrantError, InvalidScopeError, InvalidTargetError } from './errors.js';
@@ -51,8 +51,8 @@ export async function refreshTokenGrant(ctx: AuthContext, client: ClientRecord, 
     if (grant.revokedAt !== null) throw new InvalidGrantError('The delegation behind this token was revoked.');
     if (grant.expiresAt <= now) throw new InvalidGrantError('The delegation behind this token has expired.');
     const scopes = scopeUnder(grant, parseScope(record.scope), asked, 'refresh token');
-    const result = await rotate(ctx, client, { tokenHash, record, scopes, grant, now }, clientGone);
-    if (result.status !== 'grant_changed') return answer(ctx, result.status, result.pair);
+    const { result, pair } = await rotate(ctx, client, { tokenHash, record, scopes, grant, now }, clientGone);
+    if (result.status !== 'grant_changed') return answer(ctx, result, pair);
     // A consent changed the grant (narrowed it: 30 days ahead down to 7) while the token was signed under the old
     // limits, and revoked the grant's tokens in its transaction, before this one could be recorded (found in
     // review: the token was recorded after, with the old limits, and lived). Nothing was rotated: the client gets a
@@ -69,7 +69,7 @@ async function rotate(
   client: ClientRecord,
   presented: { tokenHash: string; record: RefreshTokenRecord; scopes: string[]; grant: GrantRecord; now: number },
   clientGone: () => boolean,
-): Promise<{ status: RotateRefreshResult['status']; pair: IssuedPair }> {
+): Promise<{ result: RotateRefreshResult; pair: IssuedPair }> {
   const { tokenHash, record, scopes, grant, now } = presented;
   // The access token may be narrower; the new refresh token keeps the presented one's scope (RFC 6749 §6).
   const pair = await mintUserTokens(ctx, grant, record.familyId, formatScope(scopes), record.scope);
@@ -98,20 +98,22 @@ async function rotate(
   // Minted: a refresh scope was given (and token.ts let only a client registered for this grant in).
   // A replay is recorded in the transaction that ends its family (found in review: with the record failing, the
   // family ended and no record was ever written, since later presentations find it revoked).
-  const replayed = { event: 'refresh_replay', user: grant.userId, client: client.clientId, grant: grant.id, resource: grant.resource, detail: { family_revoked: record.familyId } };
+  // `presented`: what the token was (spent, retried already within the grace window, or superseded by its family's rotation).
+  const replayed = (presented: ReplayedToken) => ({ event: 'refresh_replay', user: grant.userId, client: client.clientId, grant: grant.id, resource: grant.resource, detail: { family_revoked: record.familyId, presented } });
   const next = { refresh: pair.refresh!.record, access: pair.accessRecord, grant };
   const result = await ctx.store.rotateRefreshToken(tokenHash, now, next, ctx.lifetimes.refreshGraceSec * 1000, refreshed, () => !clientGone(), replayed);
-  return { status: result.status, pair };
+  return { result, pair };
 }
 
 /** The answer to a refresh the store has judged (RFC 6749 §5.1, §5.2). */
-function answer(ctx: AuthContext, status: Exclude<RotateRefreshResult['status'], 'grant_changed'>, pair: IssuedPair): Record<string, unknown> {
-  switch (status) {
+function answer(ctx: AuthContext, result: Exclude<RotateRefreshResult, { status: 'grant_changed' }>, pair: IssuedPair): Record<string, unknown> {
+  switch (result.status) {
     case 'abandoned':
       throw new RefreshAbandoned();
     case 'rotated':
       return tokenResponse(ctx, pair);
     case 'replayed':
+      if (result.presented === 'superseded') throw new InvalidGrantError('Another refresh token of this sign-in was used after this one was issued; every token of its family is now revoked.');
       throw new InvalidGrantError('The refresh token was already used; every token of its family is now revoked.');
     case 'expired':
       throw new InvalidGrantError('The refresh token has expired.');

@@ -294,4 +294,16 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE calendar_feeds ADD COLUMN validators_from TEXT;
   `,
+  // A spent refresh token is honoured once more within the grace window, not any number of times (found in review,
+  // s24bcp: each presentation minted another live token of the family, and the copies rotated on their own for ever,
+  // none ever a replay). `retried_at`: its one retry. `superseded_at`: another token of its family was rotated while
+  // this one was unused, so presenting it is a replay. `forked`: a retry left the family with a second unused token,
+  // which the family's next rotation supersedes (RFC 9700 §4.14.2). Families forked before the upgrade are found.
+  `
+  ALTER TABLE refresh_tokens ADD COLUMN retried_at INTEGER;
+  ALTER TABLE refresh_tokens ADD COLUMN superseded_at INTEGER;
+  ALTER TABLE token_families ADD COLUMN forked INTEGER NOT NULL DEFAULT 0;
+  UPDATE token_families SET forked = 1
+    WHERE (SELECT count(*) FROM refresh_tokens r WHERE r.family_id = token_families.id AND r.used_at IS NULL) > 1;
+  `,
 ];

@@ -28,6 +28,7 @@ import type {
   IssuedTokenRecord,
   RedeemCodeResult,
   RefreshTokenRecord,
+  ReplayedToken,
   ResourceRecord,
   RevocationPage,
   RotateRefreshResult,
@@ -1369,7 +1370,7 @@ class SqliteStore implements Store {
     graceMs = 0,
     record?: (grace: boolean) => AuditEventInput,
     wanted: () => boolean = () => true,
-    replayRecord?: AuditEventInput,
+    replayRecord?: (presented: ReplayedToken) => AuditEventInput,
   ): Promise<RotateRefreshResult> {
     if (this.failure) throw this.failure;
     const { result, synced } = await new Promise<RotationOutcome>((resolve, reject) => {
@@ -1429,38 +1430,54 @@ class SqliteStore implements Store {
     graceMs: number,
     record: ((grace: boolean) => AuditEventInput) | undefined,
     wanted: () => boolean,
-    replayRecord: AuditEventInput | undefined,
+    replayRecord: ((presented: ReplayedToken) => AuditEventInput) | undefined,
   ): RotateRefreshResult {
     const r = this.get('SELECT * FROM refresh_tokens WHERE token_hash = ?', [tokenHash]);
     if (!r) return { status: 'unknown' };
     const previous = toRefresh(r);
-    const family = this.get('SELECT revoked_at FROM token_families WHERE id = ?', [previous.familyId]);
+    const family = this.get('SELECT revoked_at, forked FROM token_families WHERE id = ?', [previous.familyId]);
     const grant = this.get('SELECT * FROM grants WHERE id = ?', [previous.grantId]);
     if (!family || family.revoked_at !== null || !grant || grant.revoked_at !== null) return { status: 'revoked' };
+    const replayed = (presented: ReplayedToken): RotateRefreshResult => {
+      // RFC 9700 §4.14.2: a spent (or superseded) refresh token presented again means it leaked; end the family.
+      this.revokeFamilyNow(previous.familyId, now, presented === 'superseded' ? 'superseded refresh token presented' : 'refresh token reused');
+      // In the same transaction (found in review: with the record failing, the family ended and the theft was
+      // never recorded, since every later presentation takes the "revoked" branch above).
+      if (replayRecord) this.appendAuditNow(replayRecord(presented), now);
+      return { status: 'replayed', previous, presented };
+    };
+    // Another token of the family was rotated while this one lay unused: this one's holder and that one's are two
+    // chains of one sign-in, and one of them is a thief's (found in review, s24bcp).
+    if (numOrNull(r.superseded_at) !== null) return replayed('superseded');
     // Found in review: a consent that narrowed the grant while `next` was signed under the old limits revoked the
     // grant's tokens, and `next`, recorded after it, lived on with the old limits. Such a token is not recorded.
     const unchanged = sameLimits(toGrant(grant), next.grant);
-    if (previous.usedAt !== null && now - previous.usedAt <= graceMs && previous.expiresAt > now) {
-      // Two refreshes racing from the same client: the later one also gets tokens of the same family.
+    const retried = numOrNull(r.retried_at) !== null;
+    if (previous.usedAt !== null && now - previous.usedAt <= graceMs && previous.expiresAt > now && !retried) {
+      // A client whose answer was lost retries once (or two refreshes race): it gets tokens of the same family. Once
+      // only, and the family is marked forked so that its next rotation supersedes the other unused token: a thief
+      // racing the client inside the window is still found out (RFC 9700 §4.14.2; found in review, s24bcp: every
+      // presentation within the window minted another live token, and the copies rotated on their own for ever).
       if (!unchanged) return { status: 'grant_changed' };
       if (!wanted()) return { status: 'abandoned' };
+      this.run('UPDATE refresh_tokens SET retried_at = ? WHERE token_hash = ?', [now, tokenHash]);
+      this.run('UPDATE token_families SET forked = 1 WHERE id = ?', [previous.familyId]);
       this.insertRefresh(next.refresh);
       this.insertIssued(next.access);
       if (record) this.appendAuditNow(record(true), now);
       return { status: 'rotated', previous, grace: true };
     }
-    if (previous.usedAt !== null) {
-      // RFC 9700 §4.14.2: a spent refresh token presented again means it leaked; end the family.
-      this.revokeFamilyNow(previous.familyId, now, 'refresh token reused');
-      // In the same transaction (found in review: with the record failing, the family ended and the theft was
-      // never recorded, since every later presentation takes the "revoked" branch above).
-      if (replayRecord) this.appendAuditNow(replayRecord, now);
-      return { status: 'replayed', previous };
-    }
+    if (previous.usedAt !== null) return replayed(retried ? 'retried' : 'spent');
     if (previous.expiresAt <= now || num(grant.expires_at) <= now) return { status: 'expired' };
     if (!unchanged) return { status: 'grant_changed' };
     if (!wanted()) return { status: 'abandoned' };
     this.run('UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?', [now, tokenHash]);
+    if (num(family.forked) === 1) {
+      // The family's other unused tokens (a retry's, or the one whose answer was lost) are superseded: whoever
+      // presents one later is a second holder, and ends the family. Only a forked family pays these statements.
+      this.run('UPDATE refresh_tokens SET superseded_at = ? WHERE family_id = ? AND used_at IS NULL AND superseded_at IS NULL AND token_hash <> ?', [now, previous.familyId, tokenHash]);
+      this.run('UPDATE token_families SET forked = 0 WHERE id = ?', [previous.familyId]);
+    }
     this.insertRefresh(next.refresh);
     this.insertIssued(next.access);
     if (record) this.appendAuditNow(record(false), now);

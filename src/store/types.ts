@@ -252,14 +252,21 @@ export type RedeemCodeResult =
   /** The grant's limits changed since the tokens were minted (a consent narrowed or widened it): nothing was written. */
   | { status: 'grant_changed' };
 
+/**
+ * What the replayed refresh token was: `spent` (rotated, and presented again past the grace window), `retried` (rotated,
+ * and its one retry within the grace window made already) or `superseded` (never used, but another token of its family
+ * was rotated after it was issued: two holders of one sign-in).
+ */
+export type ReplayedToken = 'spent' | 'retried' | 'superseded';
+
 export type RotateRefreshResult =
   /** `grace`: the token had just been spent, within the grace window, by a near-simultaneous refresh. */
   | { status: 'rotated'; previous: RefreshTokenRecord; grace?: boolean }
   | { status: 'unknown' }
   | { status: 'expired' }
   | { status: 'revoked' }
-  /** A spent token was presented again: its family has now been revoked (RFC 9700 §4.14.2). */
-  | { status: 'replayed'; previous: RefreshTokenRecord }
+  /** A spent or superseded token was presented again: its family has now been revoked (RFC 9700 §4.14.2). */
+  | { status: 'replayed'; previous: RefreshTokenRecord; presented: ReplayedToken }
   /** The rotation would have been carried out, but `wanted` said no: nothing was changed. */
   | { status: 'abandoned' }
   /** The grant's limits changed since the tokens were minted (a consent narrowed or widened it): nothing was changed. */
@@ -508,8 +515,11 @@ export interface Store {
    * Rotates a refresh token in one transaction: the presented one is spent and
    * `next` (of the same family) takes its place. A token already spent is a
    * replay, and its whole family is revoked (RFC 9700 §4.14.2), unless it was
-   * spent less than `graceMs` ago: two near-simultaneous refreshes by the same
-   * client then both succeed. `record`, when given, is the audit event of a
+   * spent less than `graceMs` ago and not retried yet: once, a client whose
+   * answer was lost (or two near-simultaneous refreshes) gets a new token of
+   * the family; the family's next rotation supersedes every other unused
+   * token of it, and presenting a superseded token is a replay too. So no two
+   * chains of one family live past the window. `record`, when given, is the audit event of a
    * rotation (told whether the grace rule applied): it is appended in the
    * same transaction, so a token is never issued off the record. Rotations
    * asked for together may share one commit (the SQLite store groups those
@@ -519,7 +529,7 @@ export interface Store {
    * transaction, only once a rotation (grace or not) would be carried out:
    * false leaves everything as it was (`abandoned`). A replay is never
    * abandoned: its family is revoked whoever is still listening.
-   * `replayRecord`, when given, is the audit event of a replay, appended in
+   * `replayRecord`, when given, is the audit event of a replay (told what the token was), appended in
    * the transaction that revokes the family: a replay that cannot be
    * recorded revokes nothing. `next.grant` is the grant as read when `next`
    * was minted: a grant whose limits changed since (`grant_changed`) rotates
@@ -533,7 +543,7 @@ export interface Store {
     graceMs?: number,
     record?: (grace: boolean) => AuditEventInput,
     wanted?: () => boolean,
-    replayRecord?: AuditEventInput,
+    replayRecord?: (presented: ReplayedToken) => AuditEventInput,
   ): Promise<RotateRefreshResult>;
   refreshTokenByHash(tokenHash: string): Promise<RefreshTokenRecord | undefined>;
   revokeRefreshToken(tokenHash: string, now: number): Promise<boolean>;

@@ -91,7 +91,7 @@ describe('refresh-token rotations asked for together share one transaction and o
       GRACE_MS,
       record ?? ((grace) => ({ event: 'token_refreshed', client: grant.clientId, grant: grant.id, detail: { next, ...(grace ? { within_grace: true } : {}) } })),
       () => true,
-      { event: 'refresh_replay', client: grant.clientId, grant: grant.id, detail: { family_revoked: token.familyId } },
+      (presented) => ({ event: 'refresh_replay', client: grant.clientId, grant: grant.id, detail: { family_revoked: token.familyId, presented } }),
     );
   }
 
