@@ -6,7 +6,7 @@
 // is the one the agent would have written with the store in its own process.
 import { canonicalResource } from '../delegation/index.js';
 import { nestingDepth } from '../resource/audit.js';
-import { holdsCredential } from '../http/logging.js';
+import { holdsCredential } from '../delegation/secrets.js';
 import { hasControlCharacters } from '../terminal-text.js';
 import type { AuditEventInput, ClientRecord, IssuedTokenRecord, ResourceRecord, Store } from '../store/index.js';
 import { InvalidRequestError, UnauthorizedClientError } from './errors.js';

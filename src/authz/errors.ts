@@ -5,7 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/tokens.js';
 import { clippedMessage, errorDescription } from '../error-description.js';
-import { censorShapedSecrets } from '../http/logging.js';
+import { censorShapedSecrets } from '../delegation/secrets.js';
 import type { StoreError } from '../store/index.js';
 import {
   InvalidClientError,

@@ -2,125 +2,14 @@
 // requests are logged by path only, never with their query string (which can
 // carry codes, login assertions and states), with the client's address
 // (`remoteAddress`, fastify's req.ip), and credential-bearing headers
-// and fields are redacted by configuration (the lists below, applied to every
+// and fields are redacted by configuration (the lists in src/delegation/secrets.ts, applied to every
 // line the logger writes), not by the care of whoever writes a log call.
 // Every request carries an id (fastify's reqId): an incoming X-Request-Id when
 // it is a short safe token, else a fresh UUID, echoed in the X-Request-Id
 // response header.
 import { randomUUID } from 'node:crypto';
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
-import { REFRESH_TOKEN_PREFIX } from '../delegation/tokens.js';
-
-/** Field names whose values are credentials wherever they appear in a log object. */
-export const SECRET_FIELDS = [
-  'access_token',
-  'refresh_token',
-  'id_token',
-  'subject_token',
-  'actor_token',
-  'device_code',
-  'user_code',
-  'client_secret',
-  'client_assertion',
-  'code_verifier',
-  'password',
-  'assertion',
-  'token',
-  'authorization',
-  'cookie',
-  'csrf',
-] as const;
-
-/** Where request parameters would sit in a log object (fastify's req, a handler's own fields). */
-export const PARAMETER_CONTAINERS = ['body', 'query', 'params', 'form', 'search', 'searchParams'] as const;
-
-/** Headers that carry credentials, blanked inside any object named `headers` (any case). */
-export const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'set-cookie', 'proxy-authorization', 'dpop'] as const;
-
-export const REDACTION_CENSOR = '[redacted]';
-
-/** A field name as compared: lower case, without `_` and `-` (so `refresh_token`, `refreshToken` and `Refresh-Token` are one name). */
-const fieldName = (key: string) => key.toLowerCase().replace(/[_-]/g, '');
-
-/** Names beyond SECRET_FIELDS that hold key material or secrets in this code base (`privateJwk`, `secret`). */
-const KEY_MATERIAL = ['secret', 'private_key', 'private_jwk', 'set_cookie', 'session_id'] as const;
-const SECRET_KEYS: ReadonlySet<string> = new Set([...SECRET_FIELDS, ...KEY_MATERIAL].map(fieldName));
-const HEADER_KEYS: ReadonlySet<string> = new Set(CREDENTIAL_HEADERS.map(fieldName));
-const CONTAINER_KEYS: ReadonlySet<string> = new Set(PARAMETER_CONTAINERS);
-
-/**
- * Credentials with a shape of their own, censored inside any string (a
- * message, an error's text): compact JWTs (access tokens, assertions; each
- * segment base64url JSON starting `{"`) and delegate's refresh tokens
- * (REFRESH_TOKEN_PREFIX). Other secrets (codes, client secrets) are
- * random base64url with no shape; they are caught by their field names only.
- *
- * Both patterns run in time linear in the text, whatever it holds. A JWT is a
- * whole run of base64url characters holding `eyJ`, then `.`, a run, `.` and a
- * run: its match can begin only where a run begins (the lookbehind), and the
- * lookahead that finds the run's `eyJ` is tried once per run (a lookahead is
- * never re-entered on backtracking), so each run is read a bounded number of
- * times. A refresh token's match never fails after its first character past the
- * prefix, and when it matches it takes the rest of its run. Found in review
- * (regress21c, high): the JWT pattern was `eyJ[A-Za-z0-9_-]*\.…`, which began a
- * match at every `eyJ` and read on to the end of the run, so 64 KiB of `eyJ`
- * (a client's grant_type, repeated in a refusal's logged reason) took 1.9 s to
- * redact, holding every server in the process. The whole run is censored now,
- * with any base64url text that stood right before the `eyJ` (the old pattern
- * left that).
- */
-const JWT_START = 'eyJ';
-const BASE64URL = '[A-Za-z0-9_-]';
-const SHAPED_JWT = `(?<!${BASE64URL})(?=${BASE64URL}*?${JWT_START})${BASE64URL}*\\.${BASE64URL}+\\.${BASE64URL}*`;
-const SHAPED_REFRESH_TOKEN = `${REFRESH_TOKEN_PREFIX}${BASE64URL}+`;
-const SHAPED_SECRETS = new RegExp(`${SHAPED_JWT}|${SHAPED_REFRESH_TOKEN}`, 'g');
-
-/** `text` with every shaped credential in it (SHAPED_SECRETS) replaced by the censor. */
-export function censorShapedSecrets(text: string): string {
-  return text.includes(JWT_START) || text.includes(REFRESH_TOKEN_PREFIX) ? text.replace(SHAPED_SECRETS, REDACTION_CENSOR) : text;
-}
-
-/** Deeper than this, a value is censored whole rather than walked (pino itself cuts objects off at 10 levels, arrays too). */
-const MAX_DEPTH = 64;
-
-/**
- * Whether the member `key` of an object held under `parent` is a credential:
- * a SECRET_FIELDS or KEY_MATERIAL name anywhere, a credential header inside
- * `headers`, or `code` inside request parameters only (elsewhere `code` is an
- * error code, `{ code: 'invalid_grant' }`, `{ err: { code: 'FST_ERR_…' } }`,
- * that an operator needs, while `query.code` or `body.code` is an
- * authorization code). Names compare in any case, with or without `_`/`-`.
- */
-function isCredential(parent: string | undefined, key: string): boolean {
-  const name = fieldName(key);
-  if (SECRET_KEYS.has(name)) return true;
-  if (parent !== undefined && parent.toLowerCase() === 'headers') return HEADER_KEYS.has(name);
-  return key === 'code' && parent !== undefined && CONTAINER_KEYS.has(parent);
-}
-
-/**
- * `value` with every credential member, at any depth, replaced by the
- * censor, and shaped credentials cut out of strings. Arrays take the key that
- * holds them. Objects are rebuilt without a prototype, so that a member named
- * `__proto__` stays a member.
- */
-function censor(value: unknown, parent: string | undefined, depth: number): unknown {
-  if (typeof value === 'string') return censorShapedSecrets(value);
-  if (value === null || typeof value !== 'object') return value;
-  if (depth >= MAX_DEPTH) return REDACTION_CENSOR;
-  if (Array.isArray(value)) return value.map((item) => censor(item, parent, depth + 1));
-  const out = Object.create(null) as Record<string, unknown>;
-  for (const [key, member] of Object.entries(value)) out[key] = isCredential(parent, key) ? REDACTION_CENSOR : censor(member, key, depth + 1);
-  return out;
-}
-
-/**
- * Whether `value` holds a credential anywhere: a member with a credential's name, or a string with one's shape
- * (what `censor` would blank). Used where a value is to be kept, not logged (an agent's audit report, audit-report.ts).
- */
-export function holdsCredential(value: unknown): boolean {
-  return JSON.stringify(censor(value, undefined, 0)) !== JSON.stringify(value);
-}
+import { censorCredentials } from '../delegation/secrets.js';
 
 const dropped = (why: string) => `${JSON.stringify({ level: 50, time: Date.now(), msg: `a log line was dropped unwritten: ${why}` })}\n`;
 
@@ -132,7 +21,7 @@ const dropped = (why: string) => `${JSON.stringify({ level: 50, time: Date.now()
  */
 export function redactLine(line: string): string {
   try {
-    return `${JSON.stringify(censor(JSON.parse(line), undefined, 0))}\n`;
+    return `${JSON.stringify(censorCredentials(JSON.parse(line)))}\n`;
   } catch (err) {
     return dropped(err instanceof SyntaxError ? 'it was not JSON' : 'it could not be redacted');
   }
@@ -140,7 +29,7 @@ export function redactLine(line: string): string {
 
 /**
  * The destination every log line goes through before `stream`: redaction by
- * configuration (the lists above), applied to the finished line, so that it
+ * configuration (src/delegation/secrets.ts), applied to the finished line, so that it
  * covers what serializers, child loggers' bindings and log calls put there
  * alike. (pino's own `redact`, with the wildcard paths this needs, cost 37 µs
  * a line against about 4 µs for this; a line per request.) The stream's

@@ -4,6 +4,7 @@
 // an `audit` callback; the CLI wires it to Store.appendAudit, which chains the
 // records. Pure: building a record does no I/O and never holds a token.
 import { actorsOf, STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION, type AccessTokenClaims } from '../delegation/index.js';
+import { censorCredentials } from '../delegation/secrets.js';
 
 export type ResourceAuditEvent = 'tool_call' | 'freebusy_read';
 
@@ -82,7 +83,14 @@ export const UNRECORDED_READ_DESCRIPTIONS: ReadonlySet<string> = new Set(Object.
 
 export { actorsOf };
 
-/** A record about a request made with `claims` at `resource`. */
+/**
+ * A record about a request made with `claims` at `resource`. What the caller supplied (a tool's arguments, an error
+ * text that quotes them) may hold a credential, by its name (`password`) or its shape (a JWT): each is replaced by
+ * REDACTION_CENSOR, the authorization server's own classifier (src/delegation/secrets.ts), so that no record holds
+ * one and POST /audit, which refuses a detail that does, takes every record an agent reports. Found in the s24 brief:
+ * a find_slot call naming a calendar whose name has a JWT's shape was refused there, and the stdio agent withheld its
+ * result.
+ */
 export function auditRecord(
   event: ResourceAuditEvent,
   claims: Pick<AccessTokenClaims, 'act' | 'client_id' | 'sub' | 'grant_id' | 'jti'>,
@@ -97,7 +105,7 @@ export function auditRecord(
     resource,
     actors: actorsOf(claims),
     // The token's id ties the record to the issuance and exchange records; the token itself is never written.
-    detail: { jti: claims.jti, ...detail },
+    detail: censorCredentials({ jti: claims.jti, ...detail }) as Record<string, unknown>,
   };
 }
 

@@ -6,6 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { PassThrough } from 'node:stream';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { freePort } from '../support/ports.js';
 import { Browser, parseConsentForm } from '../support/oauth-flow.js';
 import { delegateBin, repoRoot } from './built.js';
@@ -168,6 +171,25 @@ export async function approveInBrowser(
   if (answer.status !== 302 && answer.status !== 303) throw new Error(`consent answered ${answer.status}: ${answer.html.slice(0, 300)}`);
   const callback = await browser.get(new URL(answer.location!, consent.url).href);
   return { callbackStatus: callback.status, callbackPage: callback.html };
+}
+
+/**
+ * `delegate serve-agent --stdio ARGS…` in `home` (TZ Europe/Berlin), spawned and connected by the real MCP SDK client
+ * as an MCP host starts it; its stderr as it has come so far.
+ */
+export async function connectStdioAgent(args: string[], home: string, clientName: string): Promise<{ client: Client; stderr: () => string }> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [delegateBin, 'serve-agent', '--stdio', ...args],
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', DELEGATE_HOME: home, NO_COLOR: '1', TZ: 'Europe/Berlin' },
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  (transport.stderr as PassThrough | null)?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const client = new Client({ name: clientName, version: '1.0.0' });
+  await client.connect(transport);
+  return { client, stderr: () => stderr };
 }
 
 /** `delegate login --no-browser ARGS…` in `home`, approved in "the browser"; throws with its stderr unless it exits 0. */

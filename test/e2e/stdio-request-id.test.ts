@@ -10,13 +10,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PassThrough } from 'node:stream';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
-import { delegateBin, repoRoot } from './built.js';
-import { approveInBrowser, killLeftovers, startCli, startServer } from './run.js';
+import { approveInBrowser, connectStdioAgent, killLeftovers, startCli, startServer } from './run.js';
 
 type Line = { reqId?: string; msg?: string; req?: { method?: string; path?: string } };
 
@@ -40,17 +36,7 @@ describe('serve-agent --stdio and request ids', () => {
     await approveInBrowser(await login.loginUrl);
     expect((await login.done).code).toBe(0);
 
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [delegateBin, 'serve-agent', '--stdio', ...ports],
-      cwd: repoRoot,
-      env: { PATH: process.env.PATH ?? '', DELEGATE_HOME: home, NO_COLOR: '1', TZ: 'Europe/Berlin' },
-      stderr: 'pipe',
-    });
-    let agentStderr = '';
-    (transport.stderr as PassThrough | null)?.setEncoding('utf8').on('data', (chunk: string) => (agentStderr += chunk));
-    const client = new Client({ name: 'stdio-request-id-test', version: '1.0.0' });
-    await client.connect(transport);
+    const { client, stderr: agentStderr } = await connectStdioAgent(ports, home, 'stdio-request-id-test');
     const before = serve.stderr().length;
     try {
       for (let i = 0; i < 2; i++) {
@@ -70,7 +56,7 @@ describe('serve-agent --stdio and request ids', () => {
     const idsOf = (method: string, path: string) => logged.filter((l) => l.req?.method === method && l.req?.path === path).map((l) => l.reqId);
 
     const reads = idsOf('GET', '/freebusy');
-    expect(reads, agentStderr).toHaveLength(2);
+    expect(reads, agentStderr()).toHaveLength(2);
     const [first, second] = reads as [string, string];
     expect(first).toEqual(expect.any(String));
     expect(second).toEqual(expect.any(String));

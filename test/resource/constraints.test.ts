@@ -1,7 +1,8 @@
 // The user's calendar limits as a resource server applies them to one
 // request, and the audit record a resource server writes about it.
 import { describe, expect, it } from 'vitest';
-import type { CalendarDetail } from '../../src/delegation/index.js';
+import { REFRESH_TOKEN_PREFIX, type CalendarDetail } from '../../src/delegation/index.js';
+import { REDACTION_CENSOR, holdsCredential } from '../../src/delegation/secrets.js';
 import { actorsOf, auditRecord, boundedValue } from '../../src/resource/audit.js';
 import { calendarLimits, calendarsToRead, checkWindow, permittedCalendars } from '../../src/resource/constraints.js';
 
@@ -106,6 +107,40 @@ describe('audit records', () => {
       actors: ['calendar-agent', 'cli', 'usr_1'],
       detail: { jti: 'at_1', outcome: 'ok' },
     });
+  });
+
+  // Found in the s24 brief: POST /audit refuses a detail holding a credential (audit-report.ts), and the stdio agent
+  // then withheld the call's result. The record holds the marker instead, by the same classifier, so it is taken.
+  it('hold no credential a caller supplied, by name or by shape: the marker stands in its place', () => {
+    const jwt = 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln';
+    const claims = { sub: 'usr_1', client_id: 'cli', grant_id: 'grt_1', jti: 'at_1' };
+    const record = auditRecord('tool_call', claims, CAL, {
+      tool: 'find_slot',
+      outcome: 'error',
+      arguments: { duration: '30m', calendars: ['work', jwt], Password: 'hunter2', nested: { refresh_token: 'x', note: `see ${REFRESH_TOKEN_PREFIX}abc` } },
+      message: `No calendar named "${jwt}".`,
+    });
+    expect(record.detail).toEqual({
+      jti: 'at_1',
+      tool: 'find_slot',
+      outcome: 'error',
+      arguments: { duration: '30m', calendars: ['work', REDACTION_CENSOR], Password: REDACTION_CENSOR, nested: { refresh_token: REDACTION_CENSOR, note: `see ${REDACTION_CENSOR}` } },
+      message: `No calendar named "${REDACTION_CENSOR}".`,
+    });
+    expect(holdsCredential(record.detail)).toBe(false);
+    // Text that merely resembles one part of a shape is kept as it is.
+    expect(auditRecord('tool_call', claims, CAL, { arguments: { timeZone: 'Europe/Berlin', from: 'eyJ.' } }).detail).toEqual({ jti: 'at_1', arguments: { timeZone: 'Europe/Berlin', from: 'eyJ.' } });
+  });
+
+  it('censored once are censored for good: what a record holds never reads as a credential to POST /audit', () => {
+    const pieces = ['eyJ', 'a', '.', '-', '_', ' ', '[', ']', REFRESH_TOKEN_PREFIX, REDACTION_CENSOR, 'x.eyJ'];
+    let seed = 24;
+    const next = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31);
+    for (let i = 0; i < 2_000; i++) {
+      const text = Array.from({ length: 1 + (next() % 12) }, () => pieces[next() % pieces.length]).join('');
+      const { detail } = auditRecord('tool_call', { sub: 'usr_1', client_id: 'cli', grant_id: 'grt_1', jti: 'at_1' }, CAL, { arguments: { text } });
+      expect(holdsCredential(detail), text).toBe(false);
+    }
   });
 
   it('keep small caller-supplied values and note large ones', () => {

@@ -5,9 +5,11 @@
 // whom and under which grant are then the AS's own record of that token.
 // Also: CalendarAgent's stdio path (reporting to /audit) writes the same
 // record as its HTTP path (the store in its own process) for the same call,
-// and `delegate audit` says who reported a record.
+// with a credential in the call's arguments replaced by a marker on both (so
+// /audit takes it), and `delegate audit` says who reported a record.
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { decodeJwt, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerAgent } from '../../src/authz/index.js';
@@ -235,41 +237,81 @@ describe('forged audit records (POST /audit)', () => {
   });
 });
 
+/** find_slot called over HTTP at the agent with the owner's token: the answer, and the tool_call records it appended. */
+async function findSlotOverHttp(args: Record<string, unknown>) {
+  const seq = await lastAuditSeq(stack);
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'find_slot', arguments: args } });
+  const res = await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(owner.accessToken, { 'mcp-protocol-version': '2025-06-18' }), body });
+  expect(res.status, res.text).toBe(200);
+  const result = (JSON.parse(res.text) as { result: CallToolResult }).result;
+  return { result, records: (await auditSince(stack, seq)).filter((r) => r.event === 'tool_call') };
+}
+
+/** find_slot called through CalendarAgent as `serve-agent --stdio` runs it (reporting to POST /audit): the result, and the records appended. */
+async function findSlotOverStdio(args: Record<string, unknown>) {
+  const seq = await lastAuditSeq(stack);
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  const agent = await serveAgentOverStdio({
+    issuer: stack.issuer,
+    calendarUrl: stack.calendarUrl,
+    clientId: stack.agent.clientId,
+    privateKey: stack.agent.privateJwk,
+    resourceUrl: stack.agentUrl,
+    audit: remoteAuditSink({ issuer: stack.issuer, clientId: stack.agent.clientId, privateKey: stack.agent.privateJwk }),
+    callerToken: () => owner.accessToken,
+    transport: serverSide,
+  });
+  const client = new Client({ name: 'stdio-like', version: '0.0.0' });
+  await client.connect(clientSide);
+  try {
+    const result = (await client.callTool({ name: 'find_slot', arguments: args })) as CallToolResult;
+    return { result, records: (await auditSince(stack, seq)).filter((r) => r.event === 'tool_call') };
+  } finally {
+    await client.close();
+    await agent.close();
+  }
+}
+
+/** A compact JWT's shape (three base64url runs, the first starting `eyJ`), as a string argument may have it. */
+const JWT_SHAPED = 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln';
+
 describe('CalendarAgent reports over stdio what it records over HTTP', () => {
   it('the same find_slot call makes the same record on both paths (the stdio one marked as reported)', async () => {
     const args = { duration: '30m', timeZone: 'Europe/Berlin' };
-    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'find_slot', arguments: args } });
-    let seq = await lastAuditSeq(stack);
-    const viaHttp = await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(owner.accessToken, { 'mcp-protocol-version': '2025-06-18' }), body });
-    expect(viaHttp.status, viaHttp.text).toBe(200);
-    const httpRecords = (await auditSince(stack, seq)).filter((r) => r.event === 'tool_call');
-    expect(httpRecords).toHaveLength(1);
-
-    seq = await lastAuditSeq(stack);
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    const agent = await serveAgentOverStdio({
-      issuer: stack.issuer,
-      calendarUrl: stack.calendarUrl,
-      clientId: stack.agent.clientId,
-      privateKey: stack.agent.privateJwk,
-      resourceUrl: stack.agentUrl,
-      audit: remoteAuditSink({ issuer: stack.issuer, clientId: stack.agent.clientId, privateKey: stack.agent.privateJwk }),
-      callerToken: () => owner.accessToken,
-      transport: serverSide,
-    });
-    const client = new Client({ name: 'stdio-like', version: '0.0.0' });
-    await client.connect(clientSide);
-    try {
-      const result = await client.callTool({ name: 'find_slot', arguments: args });
-      expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
-    } finally {
-      await client.close();
-      await agent.close();
-    }
-    const stdioRecords = (await auditSince(stack, seq)).filter((r) => r.event === 'tool_call');
-    expect(stdioRecords).toHaveLength(1);
-    const http = logged(httpRecords[0]!);
-    expect(logged(stdioRecords[0]!)).toEqual({ ...http, detail: { ...http.detail, reported_by: 'calendar-agent' } });
+    const viaHttp = await findSlotOverHttp(args);
+    expect(viaHttp.records).toHaveLength(1);
+    const viaStdio = await findSlotOverStdio(args);
+    expect(viaStdio.result.isError, JSON.stringify(viaStdio.result.content)).toBeFalsy();
+    expect(viaStdio.records).toHaveLength(1);
+    const http = logged(viaHttp.records[0]!);
+    expect(logged(viaStdio.records[0]!)).toEqual({ ...http, detail: { ...http.detail, reported_by: 'calendar-agent' } });
     expect(http.detail.jti).toBe(decodeJwt(owner.accessToken).jti);
+  });
+
+  // Found in the s24 brief: POST /audit refuses a detail holding a credential's shape, and the stdio agent's report of
+  // this call was refused, so the call failed with "could not be recorded". Both paths now write the marker.
+  it('a find_slot argument shaped like a JWT: recorded on both paths with the marker in its place, never the value', async () => {
+    const args = { duration: '30m', timeZone: JWT_SHAPED };
+    const viaHttp = await findSlotOverHttp(args);
+    const viaStdio = await findSlotOverStdio(args);
+    for (const { result, records } of [viaHttp, viaStdio]) {
+      expect(JSON.stringify(result.content)).not.toContain('could not be recorded');
+      expect(records).toHaveLength(1);
+      expect(records[0]!.detail).toMatchObject({ tool: 'find_slot', arguments: { duration: '30m', timeZone: '[redacted]' } });
+      expect(JSON.stringify(records[0])).not.toContain(JWT_SHAPED);
+    }
+    const http = logged(viaHttp.records[0]!);
+    expect(logged(viaStdio.records[0]!)).toEqual({ ...http, detail: { ...http.detail, reported_by: 'calendar-agent' } });
+  });
+
+  it('a tool call refused for its scope, with an argument named like a credential: recorded with the marker in its place', async () => {
+    const seq = await lastAuditSeq(stack);
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'list_busy', arguments: { duration: '30m', password: 'hunter2' } } });
+    const res = await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(owner.accessToken, { 'mcp-protocol-version': '2025-06-18' }), body });
+    expect(res.status, res.text).toBe(403);
+    const records = (await auditSince(stack, seq)).filter((r) => r.event === 'tool_call');
+    expect(records).toHaveLength(1);
+    expect(records[0]!.detail).toMatchObject({ tool: 'list_busy', outcome: 'refused', arguments: { duration: '30m', password: '[redacted]' } });
+    expect(JSON.stringify(records[0])).not.toContain('hunter2');
   });
 });
