@@ -34,6 +34,9 @@ export function instantLine(ms: number, timeZone: string): string {
   return `${parts.weekday} ${parts.day} ${parts.month} ${parts.year}, ${parts.hour}:${parts.minute} (${timeZone})`;
 }
 
+/** A calendar detail without a `calendars` member, as the consent page says it (src/authz/consent-page.ts). */
+const ALL_CALENDARS = 'all your calendars, including ones you add later';
+
 /**
  * What a login authorized: the agent, each scope in words, what it may do downstream, until when. Every value but the
  * times is the authorization server's or the agent's (its metadata, the token response), shown through shownClipped
@@ -46,14 +49,16 @@ export function authorizationLines(summary: AuthorizationSummary, timeZone: stri
   const inWords = (scope: unknown): string => `${(typeof scope === 'string' ? SCOPE_DESCRIPTIONS[scope] : undefined) ?? shownClipped(scope, 100)} [${shownClipped(scope, 100)}]`;
   for (const scope of summary.scopes) lines.push(`  - ${inWords(scope)}`);
   for (const detail of summary.authorizationDetails) {
-    const { actions: asked, locations, calendars: named } = (detail ?? {}) as { actions?: unknown; locations?: unknown; calendars?: unknown };
+    const { type, actions: asked, locations, calendars: named } = (detail ?? {}) as { type?: unknown; actions?: unknown; locations?: unknown; calendars?: unknown };
     const actions = (Array.isArray(asked) ? asked : []).map(inWords).join('; ');
     const where = shownItems(locations).join(', ');
     if (actions) lines.push(`  - through it${where ? `, at ${where}` : ''}: ${actions}`);
-    // The limits approved on the consent page, so that the person sees what was granted in their name.
+    // The limits approved on the consent page, so that the person sees what was granted in their name; a calendar
+    // detail that names none reaches every calendar, and is said to in the consent page's words (found in the s24
+    // brief: an unlimited grant's line said nothing, as if nothing had been granted beyond the action).
     const calendars = Array.isArray(named) ? shownItems(named.filter((c): c is string => typeof c === 'string')) : undefined;
     const limits = [
-      calendars ? `only the calendars ${calendars.join(', ')}` : undefined,
+      calendars ? `only the calendars ${calendars.join(', ')}` : type === 'calendar' ? ALL_CALENDARS : undefined,
       typeof detail?.lookahead_days === 'number' ? `at most ${detail.lookahead_days} days ahead` : undefined,
     ].filter((l): l is string => l !== undefined);
     if (actions && limits.length > 0) lines.push(`    ${limits.join('; ')}`);
