@@ -14,7 +14,7 @@ import { appName } from './app-name.js';
 import type { AuthorizationRequest } from './authorize.js';
 import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, KEEP_EXPIRY, LATER_CALENDARS, lookaheadOptions } from './consent-choices.js';
 import type { AuthContext } from './context.js';
-import { defaultDetails, unreachedLocations } from './grant-policy.js';
+import { offeredDetails, pageOffer, unreachedLocations } from './grant-policy.js';
 import { html, pageTime, sendPage, type Html } from './pages.js';
 import { documentHost } from './policy/client-id-url.js';
 import { isLoopbackRedirect, privateUseScheme } from './policy/redirect-uri.js';
@@ -201,7 +201,7 @@ ${p.limitations.length > 0 ? html`<p class="muted">It promises: ${p.limitations.
  * value beside it, so a widening is the user's own visible choice.
  */
 function limitsBlock(request: AuthorizationRequest, userCalendars: readonly string[], maxDepth: number, agentName: string, before: CurrentLimits | undefined): Html {
-  const offer = defaultDetails(request.resource).map((o) => request.details.find((d) => d.locations.every((l) => o.locations.includes(l))) ?? o)[0];
+  const offer = pageOffer(offeredDetails(request.resource, request.details));
   const parts: Html[] = [html`<h2>Your limits</h2>`];
   if (before) parts.push(html`<p class="muted">They start from what you allowed before. Today it may ${before.summary(agentName)}.</p>`);
   if (offer) {

@@ -15,7 +15,7 @@ import { issueCode } from './code.js';
 import { KEEP_EXPIRY, applyChoices, readChoices } from './consent-choices.js';
 import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId } from './crypto.js';
-import { defaultDetails } from './grant-policy.js';
+import { offeredDetails, pageOffer } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
 import { REDIRECT_LISTENER_FIELD, foreignRedirectListeners, redirectToClient } from './redirect.js';
 import { currentSession } from './session.js';
@@ -77,9 +77,10 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
   if (!resource) return sendErrorPage(reply, 400, 'This agent is no longer available', 'Its registration was removed while you were deciding.');
 
   // The constraints the client proposed, else what the agent can be given; then the user's narrowing.
-  const asked = pending.authorizationDetails as unknown as CalendarDetail[];
-  const offers = defaultDetails(resource).map((offer) => asked.find((a) => a.locations.every((l) => offer.locations.includes(l))) ?? offer);
-  const calendar = offers[0];
+  const offers = offeredDetails(resource, pending.authorizationDetails as unknown as CalendarDetail[]);
+  // One set of limits for every place, as the page offered it: the narrowest of the places' (found in the s24 brief:
+  // the first place's alone, so another place's entry could be granted more than it asked).
+  const calendar = pageOffer(offers);
   const userCalendars = (await ctx.store.listCalendars(pending.userId)).map((c) => c.name);
   const existing = await ctx.store.activeGrant(pending.userId, pending.clientId, pending.resource, now);
   const read = readChoices(form, {

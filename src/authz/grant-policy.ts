@@ -36,7 +36,13 @@ export type DetailsCheck = { ok: true; details: CalendarDetail[] } | { ok: false
 /**
  * Validates the `authorization_details` of an authorization request against
  * what the resource's agent can be given: each must be a calendar detail for
- * one of its downstream places, asking no more than that place offers.
+ * one of its downstream places, asking no more than that place offers, and
+ * at most one for each place. The consent page offers one set of limits for
+ * every place (pageOffer): two entries for one place would be two sets, and
+ * the page showed the first and dropped the other unseen (found in the s24
+ * brief), so the request is refused (RFC 9396 §5, invalid_authorization_details),
+ * as is one whose entries for two places name no calendar in common, which
+ * leaves the page no calendar it could offer for both.
  */
 export function requestedDetails(raw: string | undefined, resource: ResourceRecord): DetailsCheck {
   if (raw === undefined) return { ok: true, details: [] };
@@ -56,9 +62,40 @@ export function requestedDetails(raw: string | undefined, resource: ResourceReco
     if (!offer) return { ok: false, reason: `the agent does not reach ${parsed.detail.locations.join(', ')}` };
     const subset = isDetailSubset(parsed.detail, offer);
     if (!subset.ok) return { ok: false, reason: subset.reason };
+    if (details.some((d) => d.locations.every((l) => offer.locations.includes(l)))) {
+      return { ok: false, reason: `${offer.locations.join(', ')} is asked for in more than one entry; ask for its calendars and lookahead_days in one` };
+    }
     details.push(parsed.detail);
   }
+  if (details.length > 1 && pageOffer(details)?.calendars?.length === 0) {
+    return { ok: false, reason: 'the entries name no calendar in common, and one choice of calendars is offered for every place the agent reaches' };
+  }
   return { ok: true, details };
+}
+
+/** What the request asks of each place the resource's agent reaches: its own entry for that place, else all the place offers. */
+export function offeredDetails(resource: ResourceRecord, asked: readonly CalendarDetail[]): CalendarDetail[] {
+  return defaultDetails(resource).map((offer) => asked.find((a) => a.locations.every((l) => offer.locations.includes(l))) ?? offer);
+}
+
+/**
+ * The limits the consent page offers, one set applied to every place (consent.ts applyChoices): the narrowest of the
+ * places' offers, the calendars every one that names some names, and the shortest lookahead. Choices within it are
+ * within each place's own, so no place is granted more than its entry asked. Found in the s24 brief: the page offered
+ * the first place's limits alone, and an entry limited to one calendar for the second place was granted all of them.
+ * Undefined when the agent reaches no place.
+ */
+export function pageOffer(offers: readonly CalendarDetail[]): CalendarDetail | undefined {
+  const [first] = offers;
+  if (!first) return undefined;
+  const named = offers.flatMap((o) => (o.calendars ? [o.calendars] : []));
+  const lookaheads = offers.flatMap((o) => (o.lookahead_days !== undefined ? [o.lookahead_days] : []));
+  const { calendars: _c, lookahead_days: _l, ...rest } = first;
+  return {
+    ...rest,
+    ...(named.length > 0 ? { calendars: named[0]!.filter((c) => named.every((n) => n.includes(c))) } : {}),
+    ...(lookaheads.length > 0 ? { lookahead_days: Math.min(...lookaheads) } : {}),
+  };
 }
 
 /**

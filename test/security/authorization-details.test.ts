@@ -12,7 +12,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownerLink, registerTestAgent, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, DEVICE_CODE_GRANT, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
-import { REDIRECT, exchangeAsAgent, expectExchangeRefusedOnly, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+import { REDIRECT, auditSince, exchangeAsAgent, expectExchangeRefusedOnly, lastAuditSeq, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 import { ONE_HELPER_AGENT, openAsOwner, ownerApproves, redeemCode } from '../support/owner-flow.js';
 
 const CALENDAR_MEMBERS = ['type', 'locations', 'actions', 'datatypes', 'calendars', 'lookahead_days'];
@@ -134,6 +134,75 @@ describe('at the authorization endpoint (RFC 9396 §2, §5)', () => {
     const grant = await stack.store.grantById(String(decodeJwt(token).grant_id));
     for (const detail of grant!.authorizationDetails) for (const member of Object.keys(detail)) expect(CALENDAR_MEMBERS).toContain(member);
     expect(decodeJwt(token).authorization_details).toEqual([expect.objectContaining({ type: 'calendar', locations: [stack.calendarUrl] })]);
+  });
+});
+
+// Found in the s24 brief: the consent page offers one set of limits, read from the first calendar entry for each place
+// the agent reaches. A second entry for the same place was dropped unseen (its calendars never granted, and every
+// later sign-in showed the page again); an entry for another place than the first was given the first one's limits,
+// more than it asked. RFC 9396 §2 lets a request carry several entries, and §5 has the AS refuse what it cannot take.
+describe('several calendar entries in one authorization request (RFC 9396 §2, §5)', () => {
+  let clientId: string;
+  const otherCalendar = 'http://127.0.0.1:10/second-calendar';
+  const twoPlacesAgent = 'http://127.0.0.1:9/two-places/mcp';
+
+  beforeAll(async () => {
+    clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
+    // An agent that reads two calendar backends for its users (as an administrator registers one with two --downstream).
+    await stack.store.upsertResource({ url: otherCalendar, name: 'second calendar', scopes: ['freebusy:read'], agentClientId: null, downstream: [], createdAt: Date.now() });
+    await registerTestAgent(stack as unknown as TestAuthz, 'two-places', twoPlacesAgent);
+    const registered = (await stack.store.resourceByUrl(twoPlacesAgent))!;
+    const reach = (resource: string) => ({ type: 'calendar', resource, scopes: ['freebusy:read'] });
+    await stack.store.upsertResource({ ...registered, downstream: [reach(stack.calendarUrl), reach(otherCalendar)] });
+  });
+
+  const request = (resource: string, details: unknown[], challenge = pkcePair().challenge) =>
+    authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource, scope: resource === stack.agentUrl ? 'slots:find' : 'helper:use', state: 'st-several', challenge, extra: { authorization_details: JSON.stringify(details) } });
+
+  /** The owner, signed in for `href`, opens it: the client is sent back with invalid_authorization_details, no consent page, and nothing is stored. */
+  async function expectRefused(href: string): Promise<string> {
+    const seq = await lastAuditSeq(stack);
+    const { result, changed } = await stateChangedBy(stack, () => openAsOwner(stack, href));
+    const res = result.page;
+    expect(res.status, res.html.slice(0, 300)).toBe(302);
+    const params = callbackParams(res.location!);
+    expect(params.get('error')).toBe('invalid_authorization_details');
+    expect(params.get('state')).toBe('st-several');
+    expect(params.get('code')).toBeNull();
+    // The owner's sign-in only (the link spent, the session and its sign_in record made); no consent request, grant or code.
+    expect(changed).toEqual(['audit_log', 'sessions', 'used_once']);
+    expect((await auditSince(stack, seq)).map((r) => r.event)).toEqual(['sign_in']);
+    return params.get('error_description') ?? '';
+  }
+
+  it('two entries for the same place (the page showed the first and dropped the other): refused, naming the place', async () => {
+    const twice = [calendarDetail({ calendars: ['demo'] }), calendarDetail({ calendars: ['work'], lookahead_days: 7 })];
+    const description = await expectRefused(request(stack.agentUrl, twice));
+    expect(description).toContain(`${stack.calendarUrl} is asked for in more than one entry`);
+  });
+
+  it('entries for two places naming no calendar in common (no one choice fits both): refused', async () => {
+    const apart = [calendarDetail({ calendars: ['demo'] }), { ...calendarDetail({ calendars: ['work'] }), locations: [otherCalendar] }];
+    expect(await expectRefused(request(twoPlacesAgent, apart))).toContain('no calendar in common');
+  });
+
+  it('an entry for the second of two places, limited: the page offers its limits, and no place is granted more than its entry asked', async () => {
+    const { verifier, challenge } = pkcePair();
+    const asked = { ...calendarDetail({ calendars: ['demo'], lookahead_days: 7 }), locations: [otherCalendar] };
+    const { browser, page } = await openAsOwner(stack, request(twoPlacesAgent, [asked], challenge));
+    expect(page.status, page.html.slice(0, 300)).toBe(200);
+    const form = parseConsentForm(page.html);
+    expect(form.calendars_later).toBeUndefined(); // no "Calendars you add later": the entry named its calendars
+    expect(form.lookahead_days).toBe('7');
+    const decided = await browser.post(`${stack.issuer}/consent`, { ...form, decision: 'approve' });
+    const code = callbackParams(decided.location!).get('code');
+    expect(code, decided.location ?? decided.html.slice(0, 300)).toBeTruthy();
+    const redeemed = await postForm(`${stack.issuer}/token`, { grant_type: 'authorization_code', code: code!, code_verifier: verifier, redirect_uri: REDIRECT, client_id: clientId, resource: twoPlacesAgent });
+    expect(redeemed.status, JSON.stringify(redeemed.body)).toBe(200);
+    const grant = await stack.store.grantById(String(decodeJwt(String(redeemed.body.access_token)).grant_id));
+    const byPlace = Object.fromEntries(grant!.authorizationDetails.map((d) => [(d.locations as string[])[0], d]));
+    expect(byPlace[otherCalendar]).toMatchObject({ calendars: ['demo'], lookahead_days: 7 });
+    expect(byPlace[stack.calendarUrl]).toMatchObject({ calendars: ['demo'], lookahead_days: 7 });
   });
 });
 
