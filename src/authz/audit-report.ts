@@ -25,6 +25,9 @@ const REPORTABLE_DETAIL: Readonly<Record<string, ReadonlySet<string>>> = {
   freebusy_read: new Set(['jti', 'outcome', 'window', 'reason', 'calendars']),
 };
 
+/** The detail keys `delegate audit` prints on a record's line (a list's items each): no control or format characters in them. */
+const PRINTED_DETAIL = ['tool', 'outcome', 'decision', 'scope', 'reason', 'message', 'missing_scope'] as const;
+
 /** How long after its token's expiry a call may still be reported. */
 export const LATE_REPORT_MS = 5 * 60_000;
 
@@ -69,10 +72,13 @@ export async function recordFromReport(store: Store, reporter: ClientRecord & { 
   if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) throw new InvalidRequestError('A record has a detail object.');
   if (nestingDepth(detail, MAX_REPORT_DEPTH) > MAX_REPORT_DEPTH) throw new InvalidRequestError(`A record’s detail may nest at most ${MAX_REPORT_DEPTH} levels deep.`);
   if (JSON.stringify(detail).length > MAX_REPORT_DETAIL_CHARS) throw new InvalidRequestError(`A record’s detail may be at most ${MAX_REPORT_DETAIL_CHARS} characters of JSON.`);
-  // Printed by `delegate audit`: found in review, a tool name holding "\n" printed a whole forged line, and "\r\e[2K" erased the real one.
-  for (const field of ['tool', 'outcome', 'decision', 'scope'] as const) {
+  // Printed by `delegate audit`: found in review, a tool name holding "\n" printed a whole forged line, and "\r\e[2K" erased the real one;
+  // and (s24) a refusal's reason and a failed call's message, and the missing scope, printed as its why, were taken with ESC, CR, LF, NUL,
+  // C1 controls and bidirectional overrides. The CLI escapes what is stored all the same (src/cli/shown.ts); the AS takes none of it.
+  for (const field of PRINTED_DETAIL) {
     const value = (detail as Record<string, unknown>)[field];
-    if (typeof value === 'string' && hasControlCharacters(value)) throw new InvalidRequestError(`A record’s detail.${field} must not contain control characters.`);
+    const texts = Array.isArray(value) ? value : [value];
+    if (texts.some((t) => typeof t === 'string' && hasControlCharacters(t))) throw new InvalidRequestError(`A record’s detail.${field} must not contain control characters.`);
   }
   const foreign = Object.keys(detail).find((key) => !keys.has(key));
   if (foreign !== undefined) {

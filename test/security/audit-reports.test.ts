@@ -275,6 +275,47 @@ async function findSlotOverStdio(args: Record<string, unknown>) {
 /** A compact JWT's shape (three base64url runs, the first starting `eyJ`), as a string argument may have it. */
 const JWT_SHAPED = 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln';
 
+// Found in review (s24): a refusal's reason and a failed call's message were taken with any character, and
+// `delegate audit` prints them as the record's why. Refused at POST /audit as tool, outcome, decision and scope are;
+// the CLI still escapes what is stored (test/cli/stored-text.test.ts). evil's resource is one relay reaches
+// downstream, so evil reports free/busy reads as a calendar backend does.
+describe('control characters in a reported reason or message (POST /audit)', () => {
+  let token: string;
+  beforeAll(async () => {
+    token = await ownerTokenFor(evilResource, 'helper:use');
+  });
+  const read = (reason: string) => ({ event: 'freebusy_read', resource: evilResource, detail: { jti: String(decodeJwt(token).jti), outcome: 'refused', reason } });
+  const call = (message: string) => ({ event: 'tool_call', resource: evilResource, detail: { jti: String(decodeJwt(token).jti), tool: 'helper', outcome: 'error', message } });
+  const missing = (scope: string) => ({ event: 'tool_call', resource: evilResource, detail: { jti: String(decodeJwt(token).jti), tool: 'helper', outcome: 'refused', missing_scope: ['busy:read', scope] } });
+
+  it.each([
+    ['an escape sequence', 'beyond the window\u001b[2K'],
+    ['a carriage return', 'beyond\r2026-12-05T05:00:00.000Z  #9  grant_revoked'],
+    ['a line feed', 'beyond\n2026-12-05T05:00:00.000Z  #9  grant_revoked  for root'],
+    ['a NUL', 'beyond\u0000'],
+    ['a C1 control (CSI)', 'beyond\u009b2K'],
+    ['a bidirectional override', 'beyond \u202etoor'],
+  ])('refuses %s with 400 invalid_request, in a free/busy reason, a tool call’s message and a missing scope; nothing appended', async (_name, text) => {
+    for (const [field, record] of [['reason', read(text)], ['message', call(text)], ['missing_scope', missing(text)]] as const) {
+      const { result: res, changed } = await stateChangedBy(stack, () => report(evil, record));
+      expect(res.status, field).toBe(400);
+      expect(res.body, field).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining(`detail.${field} must not contain control characters`) });
+      expect(changed, field).toEqual(['used_once']);
+    }
+  });
+
+  it('takes a plain reason and message (control), and delegate audit prints each as the record’s why', async () => {
+    const seq = await lastAuditSeq(stack);
+    expect((await report(evil, read('beyond the window the grant allows'))).status).toBe(204);
+    expect((await report(evil, call('the backend did not answer'))).status).toBe(204);
+    expect((await auditSince(stack, seq)).map((r) => r.event)).toEqual(['freebusy_read', 'tool_call']);
+    const io = fakeIo({ DELEGATE_HOME: stack.home });
+    expect(await runCli(['audit', '--client', String(decodeJwt(token).client_id)], io)).toBe(0);
+    expect(io.out).toContain('(beyond the window the grant allows)');
+    expect(io.out).toContain('(the backend did not answer)');
+  });
+});
+
 describe('CalendarAgent reports over stdio what it records over HTTP', () => {
   it('the same find_slot call makes the same record on both paths (the stdio one marked as reported)', async () => {
     const args = { duration: '30m', timeZone: 'Europe/Berlin' };
