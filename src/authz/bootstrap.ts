@@ -136,7 +136,10 @@ async function ensureOwner(store: Store, setup: LocalSetup, now: number): Promis
     timeZone: setup.timeZone,
     createdAt: now,
   };
-  await store.createUser(owner);
-  await store.addCalendar({ id: randomId('cal'), userId: owner.id, name: 'demo', kind: 'file', source: setup.demoCalendarPath, createdAt: now });
+  // On the audit log as an administrator's additions are, by `setup` (found in review, s24: the owner, who may sign
+  // in without a password, appeared with no record): each in its change's transaction.
+  await store.createUser(owner, { event: { event: 'user_added', user: owner.id, detail: { by: 'setup', name: owner.name, owner: true } }, at: now });
+  const demo = { id: randomId('cal'), userId: owner.id, name: 'demo', kind: 'file' as const, source: setup.demoCalendarPath, createdAt: now };
+  await store.addCalendar(demo, { event: { event: 'calendar_added', user: owner.id, detail: { by: 'setup', name: demo.name, kind: demo.kind, source: demo.source } }, at: now });
   return owner;
 }

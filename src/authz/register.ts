@@ -10,7 +10,7 @@
 // swept a day later (the store's sweep()).
 import type { FastifyInstance } from 'fastify';
 import { GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_REFRESH_TOKEN, isWellFormedScope } from '../delegation/index.js';
-import type { ClientRecord, TokenEndpointAuthMethod } from '../store/index.js';
+import type { AuditEventInput, ClientRecord, TokenEndpointAuthMethod } from '../store/index.js';
 import type { AuthContext } from './context.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
 import { InvalidClientMetadataError, InvalidRedirectUriError, replyWithError, TooManyRequestsError } from './errors.js';
@@ -71,7 +71,9 @@ export function registerRegistration(app: FastifyInstance, ctx: AuthContext): vo
       if (secret) client.secretHash = hashSecret(secret);
       // Counted before the write (no await since the check above, so requests sent at once cannot all pass it),
       // taken back if the write fails: only clients that exist count.
-      await ctx.newClients.spend(source, () => ctx.store.createClient(client));
+      // On the audit log in the client's own transaction (found in review, s24: a registration left no record, so
+      // who added a client, from where, with which redirect URIs, was nowhere). Never the secret: only its hash is kept.
+      await ctx.newClients.spend(source, () => ctx.store.createClient(client, { event: registrationRecord(client, req.ip), at: client.createdAt }));
       req.log.info({ client: client.clientId }, 'client registered');
       return reply
         .code(201)
@@ -87,6 +89,21 @@ export function registerRegistration(app: FastifyInstance, ctx: AuthContext): vo
       return replyWithError(req, reply, err);
     }
   });
+}
+
+/** The `client_registered` record of a client registered here: who it says it is, where its codes go, and the address it came from. */
+function registrationRecord(client: ClientRecord, address: string): AuditEventInput {
+  return {
+    event: 'client_registered',
+    client: client.clientId,
+    detail: {
+      client_name: client.clientName,
+      redirect_uris: client.redirectUris,
+      grant_types: client.grantTypes,
+      token_endpoint_auth_method: client.tokenEndpointAuthMethod,
+      source_address: address,
+    },
+  };
 }
 
 /** Validates registration metadata into a client record (RFC 7591 §2), or throws the RFC error. */

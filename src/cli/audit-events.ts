@@ -21,6 +21,7 @@ export const AUDIT_EVENTS = [
   'password_set',
   'time_zone_set',
   'agent_registered',
+  'client_registered',
   'calendar_added',
   'calendar_removed',
   'signing_key_rotated',

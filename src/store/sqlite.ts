@@ -987,8 +987,12 @@ class SqliteStore implements Store {
     });
   }
 
-  async createClient(c: ClientRecord): Promise<void> {
-    this.insertClient(c);
+  async createClient(c: ClientRecord, record?: { event: AuditEventInput; at: number }): Promise<void> {
+    if (!record) return this.insertClient(c);
+    this.atomically(() => {
+      this.insertClient(c);
+      this.appendAuditNow(record.event, record.at);
+    });
   }
 
   async updateClient(c: ClientRecord): Promise<void> {

@@ -398,7 +398,8 @@ export interface Store {
   setPassword(userId: string, changes: { passwordHash: string; timeZone?: string }, record?: { event: AuditEventInput; at: number }): Promise<void>;
 
   // Clients and resources
-  createClient(client: ClientRecord): Promise<void>;
+  /** Writes a new client and appends `record` (when given: its registration) in the same transaction, as createUser does. */
+  createClient(client: ClientRecord, record?: { event: AuditEventInput; at: number }): Promise<void>;
   updateClient(client: ClientRecord): Promise<void>;
   clientById(clientId: string): Promise<ClientRecord | undefined>;
   listClients(kind?: ClientKind): Promise<ClientRecord[]>;

@@ -173,12 +173,34 @@ function line(r: AuditRecord, names: Names): string {
   const reporter = typeof r.detail.reported_by === 'string' ? `reported by ${r.detail.reported_by}` : '';
   // A password reset that also moved the account's time zone says so (found in review: only --json showed it).
   const zone = asWrote && typeof r.detail.timeZone === 'string' ? `time zone ${r.detail.timeZone}` : undefined;
-  const what = [...changed, r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome, zone].filter((x) => typeof x === 'string').join(' ');
+  const what = [...changed, r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome, zone, ...(asWrote ? added(r) : [])].filter((x) => typeof x === 'string').join(' ');
   // Every part is stored data, some of it an agent's or a client's word: printed escaped, it cannot forge or erase a line.
   return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, reporter, r.grant ?? '', r.resource ?? '', what, consent ? grantChange(r.detail) : why(r.detail)]
     .filter((x) => x !== '')
     .map(printable)
     .join('  ');
+}
+
+/**
+ * What a record of something added says beside its actors: a registered client's name, its redirect URIs' hosts
+ * (a private-use scheme for an app's) and the address it registered from; "owner" for the account setup made.
+ */
+function added(r: AuditRecord): string[] {
+  if (r.event === 'user_added') return r.detail.owner === true ? ['owner'] : [];
+  if (r.event !== 'client_registered') return [];
+  const { client_name: name, redirect_uris: uris, source_address: from } = r.detail;
+  const hosts = Array.isArray(uris) ? [...new Set(uris.filter((u) => typeof u === 'string').map(redirectHost))] : [];
+  return [...(typeof name === 'string' ? [`"${name}"`] : []), ...(hosts.length > 0 ? [`redirect ${hosts.join(',')}`] : []), ...(typeof from === 'string' ? [`from ${from}`] : [])];
+}
+
+/** A redirect URI's host and port, or its scheme when it has none (an app's private-use scheme, RFC 8252 §7.1). */
+function redirectHost(uri: string): string {
+  try {
+    const url = new URL(uri);
+    return url.host !== '' ? url.host : url.protocol;
+  } catch {
+    return uri;
+  }
 }
 
 /** Why a request was refused or failed: the limit it went past, the scope it lacked, or the tool's message. */
