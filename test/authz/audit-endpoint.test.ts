@@ -58,6 +58,8 @@ describe('agents reporting to the audit log', () => {
   });
 
   it('refuses a report about another resource, an event the AS writes itself, no token or an unknown one, a public client, and no authentication', async () => {
+    // Registered first: a registration is on the log itself (client_registered).
+    const client = await registerPublicClient(authz.issuer);
     const before = (await authz.store.listAudit()).length;
     expect((await report(record({ resource: authz.calendarUrl }))).body.error).toBe('unauthorized_client');
     expect((await report(record({ event: 'grant_revoked' }))).body.error).toBe('invalid_request');
@@ -66,7 +68,6 @@ describe('agents reporting to the audit log', () => {
     expect((await report('[]')).body.error).toBe('invalid_request');
     const other = await registerTestAgent(authz, 'reporter', 'http://127.0.0.1:9/reporter');
     expect((await report(record(), other)).body.error).toBe('unauthorized_client');
-    const client = await registerPublicClient(authz.issuer);
     // A public client is refused before it is looked up, as an unknown client_id is (was unauthorized_client: an oracle of which ids exist).
     expect((await postForm(`${authz.issuer}/audit`, { client_id: client, record: record() })).body.error).toBe('invalid_client');
     const anonymous = await postForm(`${authz.issuer}/audit`, { record: record() });
