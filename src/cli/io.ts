@@ -5,6 +5,8 @@ import type { Env } from '../config.js';
 
 export interface OutputStream {
   write(text: string): unknown;
+  /** Node's stream's: after a write returned false (its buffer full), `drain` says when to write on. */
+  once?(event: 'drain', listener: () => void): unknown;
   /** Whether a person is likely watching (a terminal). */
   readonly isTTY?: boolean;
 }

@@ -342,8 +342,10 @@ export interface Store {
   appendAudit(event: AuditEventInput, now: number): Promise<AuditRecord>;
   /** The records that match, in chain order; one whose content cannot be read back is listed with `unreadable` set. */
   listAudit(filter?: AuditFilter): Promise<StoredRecord[]>;
+  /** listAudit's records, `pageSize` (default 1,000) at a time, read from one snapshot as they are asked for: a long log is never held whole. */
+  auditPages(filter?: AuditFilter, pageSize?: number): AsyncIterable<StoredRecord[]>;
   /**
-   * Checks the whole chain; names the first edited, deleted, inserted or reordered record. With `keptHead` (a hash,
+   * Checks the whole chain, record by record; names the first edited, deleted, inserted or reordered record. With `keptHead` (a hash,
    * or a prefix of one, printed by an earlier check), the chain must also hold that record: a cut or rewritten one does not.
    */
   verifyAudit(keptHead?: string): Promise<ChainVerdict>;
