@@ -11,6 +11,7 @@ import { GRANT_TYPE_AUTHORIZATION_CODE, OWNER_ASSERTION_PARAMETER } from '../del
 import { deleteTokens, setSignInTokens, tokensFor, type StoredTokens, type TokenCache, type TokenCacheData } from './cache.js';
 import { CodeRedemption } from './code-redemption.js';
 import { ClientError } from './errors.js';
+import { pkceRefusal } from './pkce-support.js';
 import { clientIsUnknown } from './registration-check.js';
 import type { TokenResponseExtras, TokenResponseNotes } from './token-notes.js';
 
@@ -79,6 +80,20 @@ export interface CacheOAuthProviderOptions {
    * its observe(), so that the person gets that answer. A fresh one otherwise.
    */
   codeRedemption?: CodeRedemption;
+  /**
+   * Go on at an authorization server that publishes no metadata, at the
+   * endpoints the SDK guesses (/authorize, /token, /register), as the MCP
+   * spec of 2025-03-26 allowed. Only for the conformance client's back-compat
+   * scenario; the CLI refuses such a server (pkce-support.ts). A server whose
+   * metadata lacks S256 is refused either way.
+   */
+  legacyMetadataFallback?: boolean;
+  /**
+   * The failure (nobody listening, a certificate not trusted) that kept
+   * discovery from the authorization server's metadata, if one did: the SDK
+   * takes it for no metadata there, and this is said instead.
+   */
+  discoveryUnreached?: () => unknown;
 }
 
 export class CacheOAuthProvider implements OAuthClientProvider {
@@ -91,6 +106,8 @@ export class CacheOAuthProvider implements OAuthClientProvider {
   private readonly redemption: CodeRedemption;
   /** Registrations known to their server in this run: checked once, or just made. */
   private readonly checkedClients = new Set<string>();
+  /** Why the server discovery found may not be used (pkce-support.ts), said when the SDK next asks for a client. */
+  private refusedServer: unknown;
 
   constructor(options: CacheOAuthProviderOptions) {
     this.options = options;
@@ -130,10 +147,12 @@ export class CacheOAuthProvider implements OAuthClientProvider {
   }
 
   /**
-   * Keeps what discovery found, after one check the SDK leaves to us:
+   * Keeps what discovery found, after two checks the SDK leaves to us:
    * RFC 8414 §3.3, the metadata's `issuer` must be the issuer identifier its
    * well-known URL was built from; otherwise an attacker's document could
-   * name someone else's endpoints, and nothing of it may be used.
+   * name someone else's endpoints, and nothing of it may be used. And the
+   * metadata must list PKCE S256 (pkce-support.ts): checked here, where the
+   * SDK hands over what discovery found before it registers or redirects.
    */
   async saveDiscoveryState(state: OAuthDiscoveryState): Promise<void> {
     const claimed = (state.authorizationServerMetadata as { issuer?: unknown } | undefined)?.issuer;
@@ -143,6 +162,15 @@ export class CacheOAuthProvider implements OAuthClientProvider {
         `The authorization server metadata at ${state.authorizationServerUrl} names another issuer (${String(claimed)}); it is not used (RFC 8414 §3.3).`,
       );
     }
+    const metadata = state.authorizationServerMetadata as Record<string, unknown> | undefined;
+    const refused = metadata || !this.options.legacyMetadataFallback ? pkceRefusal(state.authorizationServerUrl, metadata) : undefined;
+    if (refused) {
+      // Nothing of this server is kept. The refusal waits for clientInformation(), which the SDK asks after its own
+      // check of the resource metadata (RFC 9728 §3.3, said first as before) and before it registers or redirects.
+      this.refusedServer = (metadata === undefined ? this.options.discoveryUnreached?.() : undefined) ?? refused;
+      return;
+    }
+    this.refusedServer = undefined;
     await this.change((data) => {
       data.discovery[this.options.resource] = state;
     });
@@ -150,6 +178,7 @@ export class CacheOAuthProvider implements OAuthClientProvider {
   }
 
   async clientInformation(): Promise<OAuthClientInformationMixed | undefined> {
+    if (this.refusedServer !== undefined) throw this.refusedServer;
     const issuer = this.issuer;
     const client = issuer === undefined ? undefined : this.data.clients[issuer];
     const fetchFn = this.options.checkCachedClient;

@@ -1,6 +1,7 @@
 // The slow path of a session: sign in through the browser. The loopback
 // listener is bound first; the SDK's auth() with our provider discovers the
-// authorization server from the agent's 401, registers if needed and builds
+// authorization server from the agent's 401 (refusing one whose metadata does
+// not list PKCE S256, pkce-support.ts), registers if needed and builds
 // the authorization URL; the user gets the listener's /start, which sends
 // their browser on to the owner's sign-in link (or the plain URL), approves, and the browser brings the code back to the listener;
 // finishAuth() redeems it, once whatever the answer (code-redemption.ts), and a new connection uses the new token. When the
@@ -19,6 +20,7 @@ import { ClientError, wrongAccount } from './errors.js';
 import { startLoopbackListener, type LoopbackListener } from './loopback.js';
 import { loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
+import { RequestsMet } from './requests-met.js';
 import { retireReplacedSignIns } from './revocation.js';
 import type { SessionOptions } from './session.js';
 import { TokenResponseNotes } from './token-notes.js';
@@ -41,7 +43,9 @@ export async function signInAndUse<T>(
   const notes = new TokenResponseNotes(options.now);
   // The code is presented once; the token endpoint's first answer is what the person gets.
   const redemption = new CodeRedemption();
-  const fetchFn = redemption.observe(notes.observe(baseFetch));
+  // An answer the SDK's schemas refuse is said with the address it came from, a server not reached as such (requests-met.ts).
+  const met = new RequestsMet();
+  const fetchFn = met.observe(redemption.observe(notes.observe(baseFetch)));
   // Bound before anything can send the browser to it (RFC 8252 §7.3).
   const listener = await startLoopbackListener({
     timeoutMs: options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
@@ -68,6 +72,7 @@ export async function signInAndUse<T>(
       codeRedemption: redemption,
       // A server whose database was replaced refuses a forgotten client only in the browser, where we cannot see it.
       checkCachedClient: fetchFn,
+      discoveryUnreached: () => met.unreached,
       ownerAssertion: async (tokenEndpoint) => (ownerLink ? ownerTokenAssertion(options.files.ownerKey, tokenEndpoint.href, options.now) : undefined),
       onAuthorizationUrl: async (url, context) => {
         if (++asked > 1) {
@@ -117,6 +122,8 @@ export async function signInAndUse<T>(
     await retireReplacedSignIns(cache, resource, fetchFn);
     const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
     return await connectAndUse(options.clientInfo, second, use);
+  } catch (error) {
+    throw met.unreadable(error) ?? error;
   } finally {
     stopReading.abort();
     await listener.close();

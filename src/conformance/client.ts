@@ -129,6 +129,8 @@ async function main(): Promise<number> {
       resource: options.serverUrl,
       now: Date.now,
       redirectUrl,
+      // The suite's auth/2025-03-26-oauth-endpoint-fallback serves no metadata; the CLI refuses such a server.
+      legacyMetadataFallback: true,
       onAuthorizationUrl: async (url: URL, context: AuthorizationRequestContext) => {
         const current = await listen();
         current.expect(context);
