@@ -13,10 +13,11 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import { OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
 import { TokenCache, setSignInTokens, type StoredClient } from './cache.js';
-import { ClientError, certificateErrorCode, foreignResourceMetadata, loginTimedOut, networkErrorCode, wrongAccount } from './errors.js';
+import { ClientError, foreignResourceMetadata, loginTimedOut, wrongAccount } from './errors.js';
 import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CLIENT_METADATA, REGISTERED_REDIRECT_URI, storedTokensFrom } from './provider.js';
 import { clientIsUnknown } from './registration-check.js';
+import { RequestsMet } from './requests-met.js';
 import { resendingFetch } from './servers-gone.js';
 import { isUserName } from './token-notes.js';
 import { retireReplacedSignIns } from './revocation.js';
@@ -59,18 +60,13 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
 
   // The SDK's discovery takes a request that failed underneath (nobody listening, a certificate not trusted) for no
   // metadata there: the first such failure is kept, and is what the person is told (found in review, regress20c: a
-  // deployment that was down, or whose certificate was not trusted, "publishes no metadata").
-  let unreached: unknown;
-  const info = await discoverOAuthServerInfo(options.agentUrl, {
-    fetchFn: async (url, init) => {
-      try {
-        return await fetchFn(url, init);
-      } catch (error) {
-        unreached ??= networkErrorCode(error) !== undefined || certificateErrorCode(error) !== undefined ? error : undefined;
-        throw error;
-      }
-    },
+  // deployment that was down, or whose certificate was not trusted, "publishes no metadata"). A document its schemas
+  // refuse is said in one line with its address (requests-met.ts).
+  const met = new RequestsMet();
+  const info = await discoverOAuthServerInfo(options.agentUrl, { fetchFn: met.observe(fetchFn) }).catch((error: unknown) => {
+    throw met.unreadable(error) ?? error;
   });
+  const unreached = met.unreached;
   const sentResource = resourceToRequest(options.agentUrl, info.resourceMetadata?.resource);
   const issuer = info.authorizationServerUrl;
   const metadata = info.authorizationServerMetadata as (Record<string, unknown> & { issuer?: string; token_endpoint?: string }) | undefined;

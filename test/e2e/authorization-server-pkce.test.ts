@@ -7,8 +7,8 @@
 // client MUST refuse to proceed then. Now the CLI refuses before it registers
 // or shows anything, and keeps nothing. And OpenID discovery metadata the
 // SDK's schema refuses (no jwks_uri) is said in one line, not as zod's JSON
-// array of issues. The built CLI, a fresh data directory, fake servers on
-// loopback ports of their own.
+// array of issues (by the device sign-in too). The built CLI, a fresh data
+// directory, fake servers on loopback ports of their own.
 import { createServer, type Server } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -163,6 +163,14 @@ describe('OpenID discovery metadata the SDK cannot read (no jwks_uri)', () => {
     );
     expect(run.code).toBe(1);
     expect(asked.filter((request) => !request.startsWith('GET /.well-known/'))).toEqual([]);
+    expect(await cached()).toEqual({ discovery: {}, clients: {}, tokens: {} });
+  });
+
+  it('is said the same way by the device sign-in (login --device)', async () => {
+    const { agentUrl, issuer } = await fakes('openid-without-jwks');
+    const run = await runCli(['login', '--device', '--login-timeout', '3s', '--agent-url', agentUrl], home);
+    expect(run.stderr).toMatch(new RegExp(`^delegate: ${issuer}/\\.well-known/openid-configuration answered with a document that is not what the protocol asks for \\(jwks_uri: expected string, received undefined; .*\\); delegate does not use it\\.\n$`));
+    expect(run.code).toBe(1);
     expect(await cached()).toEqual({ discovery: {}, clients: {}, tokens: {} });
   });
 });
