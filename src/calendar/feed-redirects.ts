@@ -82,7 +82,8 @@ async function addressesOf(url: URL, resolve: ResolveHost, signal: AbortSignal):
   return answers.flatMap((a) => resolvedAddress(a) ?? []);
 }
 
-function aborted(signal: AbortSignal): Promise<never> {
+/** A promise that rejects when `signal` aborts: raced against what might not heed the signal itself. */
+export function aborted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
     if (signal.aborted) reject(signal.reason);
     signal.addEventListener('abort', () => reject(signal.reason), { once: true });

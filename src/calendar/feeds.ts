@@ -25,7 +25,7 @@
 // the URL they came from (found in review, s24feeds: to every hop).
 import { pinnedGet, type PinnedGet } from '../http/pinned-get.js';
 import { CalendarSourceError } from './errors.js';
-import { feedTarget, resolveBySystem, type FeedTarget, type ResolveHost } from './feed-redirects.js';
+import { aborted, feedTarget, resolveBySystem, type FeedTarget, type ResolveHost } from './feed-redirects.js';
 import { parseCalendarCooperatively, type ParsedCalendar } from './ics.js';
 
 /** What the cache keeps of a feed. Times are epoch ms. */
@@ -385,7 +385,8 @@ async function fetchFeed(ref: FeedRef, held: Held | undefined, opts: { get: Pinn
       if ('refused' in target) return { kind: 'failed', reason: target.refused };
       feed ??= target;
       const conditional = held !== undefined && held.from === url;
-      const res = await opts.get(url, target.addresses, { headers: requestHeaders(conditional ? held : undefined), signal });
+      // Raced against the deadline as well as handed it: the timeout holds whatever the transport does with a signal.
+      const res = await Promise.race([opts.get(url, target.addresses, { headers: requestHeaders(conditional ? held : undefined), signal }), aborted(signal)]);
       if (REDIRECT_STATUSES.has(res.status)) {
         await res.body?.cancel();
         const location = res.headers.get('location');
@@ -413,7 +414,7 @@ async function fetchFeed(ref: FeedRef, held: Held | undefined, opts: { get: Pinn
         await res.body?.cancel();
         return { kind: 'failed', reason: `The feed could not be fetched: the server answered HTTP ${res.status}.`, retryAfter: res.headers.get('retry-after') };
       }
-      const text = await readLimited(res, opts.maxBytes);
+      const text = await Promise.race([readLimited(res, opts.maxBytes), aborted(signal)]);
       if (text === undefined) return { kind: 'too-large', etag, lastModified, from: url };
       return { kind: 'body', text, etag, lastModified, from: url };
     }

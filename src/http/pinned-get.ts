@@ -96,6 +96,15 @@ export function pinnedGet(options: { ca?: string | Buffer } = {}): PinnedGet {
         }
       });
       req.on('error', (error) => reject(new TypeError('fetch failed', { cause: error })));
+      // Found in review (s24new): a 101 Switching Protocols to a GET that asked for no upgrade (RFC 9110 §7.8) made
+      // node:http drop the socket with neither 'response' nor 'error', and the request, already destroyed, ignored
+      // the abort: every read of the calendar waited for ever. fetch fails such an answer; so does this.
+      req.on('upgrade', (res, socket) => {
+        socket.destroy();
+        reject(new TypeError('fetch failed', { cause: new Error(`the server switched protocols (HTTP ${res.statusCode}) though none was asked for`) }));
+      });
+      // Whatever else ends the request without an answer ends the promise too (after an answer, this does nothing).
+      req.on('close', () => reject(new TypeError('fetch failed', { cause: new Error('the connection closed before an answer') })));
       req.end();
     });
   };

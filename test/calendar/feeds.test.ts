@@ -4,7 +4,7 @@
 // then remembered until it changes or is due); the cache as the SQLite store
 // keeps it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CalendarSourceError } from '../../src/calendar/errors.js';
@@ -418,6 +418,32 @@ describe('an ICS feed', () => {
     } finally {
       store.close();
     }
+  });
+});
+
+describe('a feed that never answers as HTTP does', () => {
+  // Found in review (s24new): a 101 Switching Protocols to the GET (no upgrade was asked for) left node:http with
+  // neither an answer nor an error, and the request ignored the timeout: the load, and every later read, waited for ever.
+  it('answering 101 Switching Protocols fails at once as unreachable, as fetch failed it', async () => {
+    const tcp = createTcpServer((socket) => {
+      socket.once('data', () => socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n'));
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    try {
+      const feeds = createFeedLoader({ cache: memoryCache(), timeoutMs: 60_000 });
+      const ref: FeedRef = { name: 'up', id: 'cal_up', url: `http://127.0.0.1:${(tcp.address() as AddressInfo).port}/up.ics` };
+      const error = await feeds.load(ref).catch((e: unknown) => e);
+      expect((error as CalendarSourceError).message).toBe('Calendar "up": The feed could not be reached.');
+    } finally {
+      await new Promise((resolve) => tcp.close(resolve));
+    }
+  });
+
+  it('is given up at the timeout even when the transport ignores the signal', async () => {
+    const feeds = createFeedLoader({ cache: memoryCache(), timeoutMs: 200, get: () => new Promise<Response>(() => undefined) });
+    const error = await feeds.load({ name: 'stuck', id: 'cal_stuck', url: 'http://127.0.0.1:9/stuck.ics' }).catch((e: unknown) => e);
+    expect((error as CalendarSourceError).message).toBe('Calendar "stuck": The feed did not answer within 200 ms.');
   });
 });
 
