@@ -7,6 +7,7 @@ import type { Store, UserRecord } from '../store/index.js';
 import type { AgentProfile } from './agent-statement.js';
 import { onIssuerOrigin, registerAgent, type AgentMove } from './agents.js';
 import { randomId } from './crypto.js';
+import { ownerNameBeside } from './users.js';
 
 export interface LocalSetup {
   issuer: string;
@@ -127,10 +128,9 @@ async function refuseUrlsTaken(store: Store, setup: LocalSetup): Promise<void> {
 async function ensureOwner(store: Store, setup: LocalSetup, now: number): Promise<UserRecord> {
   const existing = await store.ownerUser();
   if (existing) return existing;
-  const taken = await store.userByName(setup.ownerName);
   const owner: UserRecord = {
     id: randomId('usr'),
-    name: taken ? `${setup.ownerName}-owner` : setup.ownerName,
+    name: await ownerNameBeside(store, setup.ownerName),
     passwordHash: null,
     isOwner: true,
     timeZone: setup.timeZone,

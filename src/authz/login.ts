@@ -16,9 +16,9 @@ import { crossSiteRefusal } from './consent.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual, randomSecret } from './crypto.js';
 import { html, sendPage, type Html } from './pages.js';
-import { PasswordChecksBusy, verifyPassword } from './password.js';
+import { PasswordChecksBusy, upgradedHash, verifyPassword } from './password.js';
 import { FailureCounter } from './rate-limit.js';
-import { readCookie, startSession } from './session.js';
+import { readCookie, startPasswordSession } from './session.js';
 import { signInTarget } from './bound-pages.js';
 import { approveCommand } from './approve-command.js';
 import { queryParams } from './params.js';
@@ -139,6 +139,7 @@ export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {
     let ok: boolean;
     try {
       user = name ? await ctx.store.userByName(name) : undefined;
+      // An unknown name is checked against a dummy hash at the current parameters (password.ts): as long as a known one.
       ok = await verifyPassword(field('password'), user?.passwordHash);
     } catch (error) {
       // Not a wrong password: the server could not check it (busy, or failing).
@@ -147,27 +148,31 @@ export function registerLogin(app: FastifyInstance, ctx: AuthContext): void {
       reply.header('Retry-After', '1');
       return showLoginForm(reply, ctx, next, 503, 'Too many sign-ins at once. Try again in a moment.');
     }
-    if (!user || !ok) {
+    const verified = ok ? user?.passwordHash : undefined;
+    // A hash made with older scrypt parameters is replaced by one at the current parameters, now that the password is known.
+    const upgraded = verified ? await upgradedHash(field('password'), verified) : undefined;
+    // Good for `next` only, for as long as an authorization request waits: whoever else gets the cookie gets that page.
+    const target = signInTarget(next);
+    const started =
+      user &&
+      verified &&
+      (await startPasswordSession(
+        reply,
+        ctx.store,
+        { cookieName: ctx.cookieName, userId: user.id, now: ctx.now(), ttlMs: ctx.lifetimes.authRequestSec * 1000, secure: ctx.secureCookies, request: target },
+        { verified, ...(upgraded ? { upgraded } : {}) },
+        { event: 'sign_in', user: user.id, detail: { method: 'password', ...(upgraded ? { rehashed: true } : {}) } },
+      ));
+    if (!user || !started) {
       // Where from (the peer's address), so that an auditor can tell a typo from a spraying run and see what to block;
-      // the name typed is not recorded (it may be a password typed in the wrong field).
+      // the name typed is not recorded (it may be a password typed in the wrong field). A right password whose account
+      // was given another one while it was checked is refused as a wrong one: it no longer matches.
       await audit(ctx, { event: 'sign_in_failed', ...(user ? { user: user.id } : {}), detail: { method: 'password', source: req.ip } });
       return showLoginForm(reply, ctx, next, 400, 'That name and password do not match.');
     }
     // The account's earlier failures are forgiven; attempts still being checked stay counted.
     byAccount.succeed(accountKey, attempt.account);
     byAddress.forgive(address, attempt.address);
-    // Good for `next` only, for as long as an authorization request waits: whoever else gets the cookie gets that page.
-    const target = signInTarget(next);
-    await startSession(reply, ctx.store, {
-      cookieName: ctx.cookieName,
-      userId: user.id,
-      now: ctx.now(),
-      ttlMs: ctx.lifetimes.authRequestSec * 1000,
-      secure: ctx.secureCookies,
-      request: target,
-      signedInBy: 'password',
-    });
-    await audit(ctx, { event: 'sign_in', user: user.id, detail: { method: 'password' } });
     return reply.code(303).header('Cache-Control', 'no-store').header('Location', target).send();
   });
 }

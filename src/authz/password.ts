@@ -1,23 +1,50 @@
 // Passwords of named accounts, stored only as scrypt hashes
-// (`scrypt$N$r$p$salt$hash`), checked in constant time. A check against an
-// unknown account still runs scrypt, so timing does not tell which names exist.
+// (`scrypt$N$r$p$salt$hash`: each hash carries the parameters it was made
+// with), checked in constant time. New hashes get the parameters of OWASP's
+// Password Storage Cheat Sheet (scrypt N=2^17, r=8, p=1); an older hash is
+// checked with its own, and replaced at its account's next sign-in
+// (upgradedHash). A check against an unknown account still runs scrypt, at
+// the current parameters, so timing does not tell which names exist.
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { constantTimeEqual } from './crypto.js';
 
-const N = 1 << 15;
-const R = 8;
-const P = 1;
+/** scrypt's cost: N (CPU and memory), r (block size), p (parallelism). */
+interface ScryptCost {
+  n: number;
+  r: number;
+  p: number;
+}
+
+/**
+ * The parameters of new hashes: OWASP's minimum for scrypt (N=2^17, r=8, p=1), 128 MiB and, measured on this
+ * machine, about 0.38 s a hash (N=2^15, the parameters before, took 0.09 s).
+ */
+export const CURRENT_COST: Readonly<ScryptCost> = { n: 1 << 17, r: 8, p: 1 };
 const KEY_LENGTH = 32;
-const MAX_MEM = 64 * 1024 * 1024;
 export const MIN_PASSWORD_LENGTH = 8;
 export const MAX_PASSWORD_LENGTH = 1024;
 
 /**
+ * The most memory a stored hash's parameters may ask for: twice the current ones' (256 MiB). A row with more (damaged,
+ * or written by hand) is no hash this build checks: its password is refused rather than the process's memory taken.
+ */
+const MOST_MEMORY = 2 * 128 * CURRENT_COST.r * CURRENT_COST.n;
+
+/**
+ * The memory scrypt is allowed for `cost`: what OpenSSL counts it needs (128·r·(N+2) bytes for V, 128·r·p for B) and
+ * 1 MiB over it. Node's default (32 MiB) is below what N=2^17, r=8 needs (128 MiB).
+ */
+function maxmemFor({ n, r, p }: ScryptCost): number {
+  return 128 * r * (n + 2) + 128 * r * p + (1 << 20);
+}
+
+/**
  * Password hashes take turns, one at a time. scrypt runs on libuv's thread
  * pool (four threads), as do the store's syncs, token signatures and
- * checks and file reads: a burst of sign-in attempts, each about 0.1 s of
- * scrypt, would otherwise hold every thread and stall all of them. At most
- * MAX_WAITING wait their turn; beyond that a check is refused at once
- * (PasswordChecksBusy) rather than queued for seconds.
+ * checks and file reads: a burst of sign-in attempts, each about 0.4 s of
+ * scrypt, would otherwise hold every thread and stall all of them (and take
+ * 128 MiB each). At most MAX_WAITING wait their turn; beyond that a check is
+ * refused at once (PasswordChecksBusy) rather than queued longer.
  */
 let turn: Promise<unknown> = Promise.resolve();
 let waiting = 0;
@@ -31,39 +58,86 @@ export class PasswordChecksBusy extends Error {
   }
 }
 
-function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
+function derive(password: string, salt: Buffer, cost: ScryptCost): Promise<Buffer> {
   if (waiting >= MAX_WAITING) return Promise.reject(new PasswordChecksBusy());
   waiting++;
+  const { n: N, r, p } = cost;
   const mine = turn.finally(() => waiting--).then(
     () =>
       new Promise<Buffer>((resolve, reject) =>
-        scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N: n, r, p, maxmem: MAX_MEM }, (err, key) => (err ? reject(err) : resolve(key))),
+        scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N, r, p, maxmem: maxmemFor(cost) }, (err, key) => (err ? reject(err) : resolve(key))),
       ),
   );
   turn = mine.catch(() => undefined);
   return mine;
 }
 
+function format(cost: ScryptCost, salt: Buffer, key: Buffer): string {
+  return ['scrypt', cost.n, cost.r, cost.p, salt.toString('base64url'), key.toString('base64url')].join('$');
+}
+
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16);
-  const key = await derive(password, salt, N, R, P);
-  return ['scrypt', N, R, P, salt.toString('base64url'), key.toString('base64url')].join('$');
+  return format(CURRENT_COST, salt, await derive(password, salt, CURRENT_COST));
 }
 
-/** A hash of nothing, to spend the same time on an account that does not exist. */
-const DUMMY = `scrypt$${N}$${R}$${P}$${Buffer.alloc(16).toString('base64url')}$${Buffer.alloc(KEY_LENGTH).toString('base64url')}`;
+/** A hash of nothing at the current parameters, to spend the same time on an account that does not exist. */
+const DUMMY = format(CURRENT_COST, Buffer.alloc(16), Buffer.alloc(KEY_LENGTH));
+
+/** A stored hash's parameters, salt and key; undefined for anything else, or for parameters past MOST_MEMORY. */
+function parseHash(stored: string): { cost: ScryptCost; salt: Buffer; key: Buffer } | undefined {
+  const fields = stored.split('$');
+  if (fields.length !== 6 || fields[0] !== 'scrypt') return undefined;
+  const [n, r, p] = fields.slice(1, 4).map((v) => (/^[1-9][0-9]{0,9}$/.test(v) ? Number(v) : 0)) as [number, number, number];
+  // N a power of two above 1 (scrypt's rule), r and p at least 1, within the memory bound.
+  if (n < 2 || (n & (n - 1)) !== 0 || r < 1 || p < 1 || p > 16 || 128 * r * n > MOST_MEMORY) return undefined;
+  const [salt, key] = fields.slice(4).map((v) => Buffer.from(v, 'base64url')) as [Buffer, Buffer];
+  if (salt.length === 0 || key.length === 0) return undefined;
+  return { cost: { n, r, p }, salt, key };
+}
 
 export async function verifyPassword(password: string, stored: string | null | undefined): Promise<boolean> {
-  const [scheme, n, r, p, salt, key] = (stored ?? DUMMY).split('$');
-  if (scheme !== 'scrypt' || !salt || !key) return false;
-  if (password.length > MAX_PASSWORD_LENGTH) return false;
-  const expected = Buffer.from(key, 'base64url');
-  const actual = await derive(password, Buffer.from(salt, 'base64url'), Number(n), Number(r), Number(p));
-  return actual.length === expected.length && timingSafeEqual(actual, expected) && stored !== undefined && stored !== null;
+  const known = stored !== undefined && stored !== null;
+  const parsed = parseHash(known ? stored : DUMMY);
+  if (!parsed || password.length > MAX_PASSWORD_LENGTH) return false;
+  const expected = parsed.key;
+  const actual = await derive(password, parsed.salt, parsed.cost);
+  return actual.length === expected.length && timingSafeEqual(actual, expected) && known;
 }
 
-export function passwordProblem(password: string): string | undefined {
+/** Whether `stored` was made with other parameters than new hashes get (or is no hash this build reads). */
+export function hashIsOutdated(stored: string): boolean {
+  const cost = parseHash(stored)?.cost;
+  return cost === undefined || cost.n !== CURRENT_COST.n || cost.r !== CURRENT_COST.r || cost.p !== CURRENT_COST.p;
+}
+
+/**
+ * What to store in place of `stored`, whose password `password` has just been checked right: the same password
+ * hashed at the current parameters when `stored` has older ones; undefined when it has the current ones already, or
+ * when the hashing is busy (PasswordChecksBusy: the sign-in goes ahead, and the next one tries again).
+ */
+export async function upgradedHash(password: string, stored: string): Promise<string | undefined> {
+  if (!hashIsOutdated(stored)) return undefined;
+  return hashPassword(password).catch((error: unknown) => {
+    if (error instanceof PasswordChecksBusy) return undefined;
+    throw error;
+  });
+}
+
+/**
+ * Why `password` may not be the password of the account `accountName`, or undefined when it may. As NIST SP 800-63B
+ * §3.1.1.2 asks: a length, no composition rules (no "a digit and a capital"), and a refusal of values that are
+ * obviously weak: only blank characters, one character repeated, or the account's own name in any case. Looked at
+ * as it is hashed (NFKC: a full-width "ａａａａ" is "aaaa").
+ */
+export function passwordProblem(password: string, accountName: string): string | undefined {
   if (password.length < MIN_PASSWORD_LENGTH) return `A password needs at least ${MIN_PASSWORD_LENGTH} characters.`;
   if (password.length > MAX_PASSWORD_LENGTH) return `A password may have at most ${MAX_PASSWORD_LENGTH} characters.`;
+  const text = password.normalize('NFKC');
+  if (text.trim() === '') return 'A password may not be only spaces or other blank characters.';
+  const characters = Array.from(text);
+  if (characters.every((c) => c === characters[0])) return 'A password may not be one character repeated.';
+  // Names are ASCII (users.ts): lower-casing both compares them ignoring case.
+  if (constantTimeEqual(text.trim().toLowerCase(), accountName.toLowerCase())) return "A password may not be the account's name.";
   return undefined;
 }

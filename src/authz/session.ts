@@ -7,7 +7,7 @@
 // SessionUse), for as long as that request may wait; on an https issuer the
 // cookie is a `__Host-` cookie (RFC 6265bis §4.1.3.2).
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { SessionRecord, SignInMethod, Store, UserRecord } from '../store/index.js';
+import type { AuditEventInput, SessionRecord, SignInMethod, Store, UserRecord } from '../store/index.js';
 import { constantTimeEqual, hashSecret, randomSecret } from './crypto.js';
 
 export interface SessionContext {
@@ -91,12 +91,43 @@ export function startedByOwnerFor(session: SessionRecord, request: string): bool
   return session.signedInBy === 'owner_link' && boundTo(session, request);
 }
 
+interface SessionStart {
+  cookieName: string;
+  userId: string;
+  now: number;
+  ttlMs: number;
+  secure: boolean;
+  request: string;
+  signedInBy: SignInMethod;
+}
+
 /** Starts a session for `user`, good for `request` only, and sets its cookie on `reply`. */
-export async function startSession(
+export async function startSession(reply: FastifyReply, store: Store, opts: SessionStart): Promise<SessionRecord> {
+  const { id, session } = newSession(opts);
+  await store.createSession(session);
+  setSessionCookie(reply, opts, id);
+  return session;
+}
+
+/**
+ * startSession for a password sign-in (Store.startPasswordSession): only while the account's hash is still `verified`,
+ * the one the password was checked against, then replaced by `upgraded` when given; with the sign-in's `record` in
+ * the same transaction. False, no cookie set, when a new password was set meanwhile.
+ */
+export async function startPasswordSession(
   reply: FastifyReply,
   store: Store,
-  opts: { cookieName: string; userId: string; now: number; ttlMs: number; secure: boolean; request: string; signedInBy: SignInMethod },
-): Promise<SessionRecord> {
+  opts: Omit<SessionStart, 'signedInBy'>,
+  password: { verified: string; upgraded?: string },
+  record: AuditEventInput,
+): Promise<boolean> {
+  const { id, session } = newSession({ ...opts, signedInBy: 'password' });
+  if (!(await store.startPasswordSession(session, password, { event: record, at: opts.now }))) return false;
+  setSessionCookie(reply, opts, id);
+  return true;
+}
+
+function newSession(opts: SessionStart): { id: string; session: SessionRecord } {
   const id = randomSecret();
   const session: SessionRecord = {
     idHash: hashSecret(id),
@@ -106,11 +137,13 @@ export async function startSession(
     boundRequestHash: hashSecret(opts.request),
     signedInBy: opts.signedInBy,
   };
-  await store.createSession(session);
+  return { id, session };
+}
+
+function setSessionCookie(reply: FastifyReply, opts: Pick<SessionStart, 'cookieName' | 'ttlMs' | 'secure'>, id: string): void {
   const attrs = ['Path=/', 'HttpOnly', 'SameSite=Lax', `Max-Age=${Math.floor(opts.ttlMs / 1000)}`];
   if (opts.secure) attrs.push('Secure');
   reply.header('Set-Cookie', `${opts.cookieName}=${id}; ${attrs.join('; ')}`);
-  return session;
 }
 
 export function clearSessionCookie(reply: FastifyReply, cookieName: string, secure: boolean): void {

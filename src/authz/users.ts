@@ -51,6 +51,15 @@ export async function accountNamedLike(store: Store, name: string): Promise<User
 }
 
 /**
+ * The name a new local owner gets: `name` (the OS user's), or `name-owner` when an account has `name` already, also
+ * but for case (`Alice` beside the OS user `alice`): names are unique ignoring case (the index users_name_nocase), so
+ * that one would be refused.
+ */
+export async function ownerNameBeside(store: Store, name: string): Promise<string> {
+  return (await accountNamedLike(store, name)) ? `${name}-owner` : name;
+}
+
+/**
  * Adds an account, or sets the password of an existing one when `replace` is
  * true, and its time zone too when `replaceTimeZone` is (the administrator
  * named one: found in review, `--replace --time-zone` said it succeeded and
@@ -67,7 +76,7 @@ export async function addUser(
 ): Promise<UserRecord & { added: boolean; previousTimeZone?: string }> {
   const badName = userNameProblem(input.name);
   if (badName) throw new UserError('INVALID_NAME', badName);
-  const weak = passwordProblem(input.password);
+  const weak = passwordProblem(input.password, input.name);
   if (weak) throw new UserError('WEAK_PASSWORD', weak);
   // The zone is checked as for a new account (the CLI's --time-zone already was): the calendar backend cannot use any other.
   if (!isIanaZone(input.timeZone)) throw new UserError('INVALID_TIME_ZONE', `'${input.timeZone}' is not an IANA time zone this computer knows, such as Europe/Berlin or UTC.`);

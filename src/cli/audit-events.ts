@@ -19,6 +19,7 @@ export const AUDIT_EVENTS = [
   'freebusy_read',
   'user_added',
   'password_set',
+  'password_cleared',
   'time_zone_set',
   'agent_registered',
   'client_registered',

@@ -306,4 +306,18 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE token_families SET forked = 1
     WHERE (SELECT count(*) FROM refresh_tokens r WHERE r.family_id = token_families.id AND r.used_at IS NULL) > 1;
   `,
+  // Account names are unique ignoring case, in the database: two processes adding `alice` and `Alice` at the same
+  // instant both passed the look for the name (users.ts: accountNamedLike) and both inserted (found in review,
+  // s24accounts). Names are ASCII, which NOCASE folds. A database that already holds such names keeps them: each but
+  // the oldest of a group (created_at, then name: the one userByNameIgnoringCase finds) is marked case_duplicate and
+  // left out of the index, so that it still opens and each account keeps working by its exact name; the oldest stays
+  // in, so no new account can take the name in any case.
+  `
+  ALTER TABLE users ADD COLUMN case_duplicate INTEGER NOT NULL DEFAULT 0;
+  UPDATE users SET case_duplicate = 1 WHERE EXISTS (
+    SELECT 1 FROM users AS older
+    WHERE older.name = users.name COLLATE NOCASE AND (older.created_at, older.name) < (users.created_at, users.name)
+  );
+  CREATE UNIQUE INDEX users_name_nocase ON users (name COLLATE NOCASE) WHERE case_duplicate = 0;
+  `,
 ];

@@ -420,6 +420,13 @@ export interface Store {
 
   // Browser sessions and single-use identifiers
   createSession(session: SessionRecord): Promise<void>;
+  /**
+   * Starts a password sign-in's session and appends its `record`, in one transaction that first finds the account's
+   * password hash still `password.verified` (the one the password was checked against) and, with `password.upgraded`,
+   * replaces it by that one (the same password at the current scrypt parameters). False, and nothing written, when the
+   * hash changed meanwhile: a password set since ended the account's sessions, and one begun on the old must not stand.
+   */
+  startPasswordSession(session: SessionRecord, password: { verified: string; upgraded?: string }, record: { event: AuditEventInput; at: number }): Promise<boolean>;
   sessionByHash(idHash: string, now: number): Promise<SessionRecord | undefined>;
   deleteSession(idHash: string): Promise<void>;
   /** Records a one-time identifier (a login assertion's or client assertion's jti); false if it was seen before. */

@@ -26,13 +26,13 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** `store`, whose createUser lets the other connection add an account of the same name first. */
-function racedStore(): Store {
+/** `store`, whose createUser lets the other connection add an account of the same name (or `otherName`) first. */
+function racedStore(otherName?: string): Store {
   return new Proxy(store, {
     get(target, key) {
       if (key === 'createUser') {
         return async (user: Parameters<Store['createUser']>[0]) => {
-          await other.createUser({ ...user, id: 'usr_other', passwordHash: null });
+          await other.createUser({ ...user, id: 'usr_other', name: otherName ?? user.name, passwordHash: null });
           return target.createUser(user);
         };
       }
@@ -56,5 +56,30 @@ describe('an account added by another process between the look and the write', (
     expect(set).toMatchObject({ id: 'usr_other', added: false });
     expect(await verifyPassword('a long and secret password', (await store.userByName('zoe'))?.passwordHash)).toBe(true);
     expect((await store.listAudit()).map((r) => r.event)).toEqual(['password_set']);
+  });
+});
+
+// Found in review (s24accounts): names are taken ignoring case (accountNamedLike), but by a look and then an insert,
+// and the UNIQUE index was case-sensitive: `alice` added by another process between the two, `Alice` was added too.
+describe('an account whose name differs only in case, added by another process between the look and the write', () => {
+  it('is refused by the database and answered as NAME_TAKEN naming that account; one account, nothing recorded', async () => {
+    const added = addUser(racedStore('alice'), { name: 'Alice', password: 'a long and secret password', timeZone: 'UTC' }, 1, { by: 'cli' });
+    await expect(added).rejects.toThrow(UserError);
+    await expect(added).rejects.toMatchObject({ code: 'NAME_TAKEN', message: 'There is already an account named alice.', replaceable: 'alice' });
+    expect((await store.listUsers()).map((u) => u.name)).toEqual(['alice']);
+    expect(await store.listAudit()).toEqual([]);
+  });
+
+  it('with replace, is refused too (that would set another account’s password)', async () => {
+    const added = addUser(racedStore('ALICE'), { name: 'alice', password: 'a long and secret password', timeZone: 'UTC', replace: true }, 1, { by: 'cli' });
+    await expect(added).rejects.toMatchObject({ code: 'NAME_TAKEN', message: 'There is already an account named ALICE.' });
+    expect((await store.listUsers()).map((u) => u.name)).toEqual(['ALICE']);
+  });
+
+  it('Store.createUser: the second of two names equal but for case is refused, from either connection', async () => {
+    const user = (id: string, name: string) => ({ id, name, passwordHash: null, isOwner: false, timeZone: 'UTC', createdAt: 1 });
+    await other.createUser(user('usr_1', 'bob.smith'));
+    for (const name of ['Bob.Smith', 'BOB.SMITH']) await expect(store.createUser(user(`usr_${name}`, name))).rejects.toThrow(/UNIQUE constraint failed/);
+    expect((await store.listUsers()).map((u) => u.name)).toEqual(['bob.smith']);
   });
 });

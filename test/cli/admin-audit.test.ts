@@ -7,9 +7,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { verifyPassword } from '../../src/authz/password.js';
+import { hashWithCost } from '../authz/password-hashes.js';
 import { runCli } from '../../src/cli/program.js';
 import { resolvePaths } from '../../src/config.js';
 import { openStore, type AuditRecord } from '../../src/store/index.js';
@@ -196,6 +198,24 @@ describe('admin changes on the audit log', () => {
     expect((await records()).length).toBe(before);
   });
 
+  // Found in review (s24accounts): an owner given a password by `users add <owner> --replace` before that was refused
+  // kept it, a second way in. The next command that opens the store takes it away, and says so on the log.
+  it('a local owner given a password before that was refused loses it when the store next opens, recorded as password_cleared', async () => {
+    const owner = await addOwner();
+    const db = new Database(resolvePaths(env).db);
+    try {
+      db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(hashWithCost(PASSWORD, 1 << 10), owner.id);
+    } finally {
+      db.close();
+    }
+    const shown = await run(['audit']);
+    expect(shown.code).toBe(0);
+    expect(shown.out).toMatch(new RegExp(`#\\d+  password_cleared  for ${owner.name}  by upgrade\n$`));
+    expect(await storedUser(owner.name)).toEqual(owner);
+    expect((await records()).filter((r) => r.event === 'password_cleared').map((r) => [r.user, r.detail])).toEqual([[owner.id, { by: 'upgrade', name: owner.name }]]);
+    await expectIntact((await records()).length);
+  });
+
   it('users add --replace for an account that does not exist says it was added', async () => {
     const added = await run(['users', 'add', 'carl', '--replace', '--time-zone', 'Asia/Tokyo'], `${PASSWORD}\n`);
     expect([added.code, added.err]).toEqual([0, 'Added carl.\n']);
@@ -220,11 +240,13 @@ describe('admin changes on the audit log', () => {
 
   it('a database that already holds two names differing only in case keeps both: each is replaced by its own name', async () => {
     expect((await run(['users', 'add', 'alice'], `${PASSWORD}\n`)).code).toBe(0);
-    const store = openStore(resolvePaths(env).db);
+    // Added before names were unique ignoring case: as the migration that made them so left it (case_duplicate, left
+    // out of the index; test/store/name-case-migration.test.ts migrates such a database).
+    const db = new Database(resolvePaths(env).db);
     try {
-      await store.createUser({ id: 'usr_upper', name: 'Alice', passwordHash: null, isOwner: false, timeZone: 'UTC', createdAt: 1 });
+      db.prepare("INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at, case_duplicate) VALUES ('usr_upper', 'Alice', NULL, 0, 'UTC', ?, 1)").run(Date.UTC(2026, 11, 1, 9));
     } finally {
-      store.close();
+      db.close();
     }
     const replaced = await run(['users', 'add', 'Alice', '--replace'], 'another long secret password\n');
     expect([replaced.code, replaced.err]).toEqual([0, 'Set the password of Alice.\n']);

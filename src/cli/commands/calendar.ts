@@ -25,6 +25,7 @@ import type { CliIo } from '../io.js';
 import { pipedSecret, secretTypedAtTerminal, typedSecret } from '../secret-input.js';
 import { shown } from '../shown.js';
 import { NAMELESS_APP, registeredName } from '../../authz/app-name.js';
+import { ownerNameBeside } from '../../authz/users.js';
 import { parseCalendarDetail } from '../../delegation/index.js';
 import { instantLine } from '../output.js';
 import { openCommandStore, readOnlyNotice, withStore } from './admin-store.js';
@@ -241,13 +242,12 @@ async function withOwner<T>(paths: Paths, io: CliIo, start: { demo: boolean }, w
       owner = {
         id: `usr_${randomBytes(16).toString('base64url')}`,
         // The name the servers' first start gives the owner (servers.ts bootstrap), whichever comes first.
-        name: systemUserName(),
+        name: await ownerNameBeside(store, systemUserName()),
         passwordHash: null,
         isOwner: true,
         timeZone: config.timeZone ?? systemTimeZone(io.env),
         createdAt: io.now(),
       };
-      if (await store.userByName(owner.name)) owner.name = `${owner.name}-owner`;
       await store.createUser(owner);
       if (start.demo) await store.addCalendar(demoCalendarOf(owner.id, io.now()));
     }

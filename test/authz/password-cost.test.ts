@@ -1,0 +1,46 @@
+// What scrypt is asked to do for each password check (node:crypto's scrypt wrapped, passing through): new hashes at
+// OWASP's parameters (N=2^17, r=8, p=1) with the memory they need, an older hash at its own, and an account that does
+// not exist at exactly the cost of one that does (a dummy hash at the current parameters), so that the time a sign-in
+// takes does not say whether the name has an account. Counted, not timed.
+import * as crypto from 'node:crypto';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { hashPassword, verifyPassword } from '../../src/authz/password.js';
+import { hashWithCost } from './password-hashes.js';
+
+vi.mock('node:crypto', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('node:crypto')>();
+  return { ...actual, scrypt: vi.fn(actual.scrypt) };
+});
+
+const scrypt = vi.mocked(crypto.scrypt);
+/** The options of every scrypt call since the last reset: N, r, p and maxmem. */
+const costs = () => scrypt.mock.calls.map((call) => call[3] as crypto.ScryptOptions);
+
+beforeEach(() => {
+  scrypt.mockClear();
+});
+
+describe('the scrypt cost of a password check', () => {
+  it('is N=2^17, r=8, p=1 for a new hash, with room for its 128·r·N bytes', async () => {
+    await hashPassword('correct horse battery');
+    expect(costs()).toEqual([expect.objectContaining({ N: 1 << 17, r: 8, p: 1 })]);
+    expect(costs()[0]!.maxmem).toBeGreaterThanOrEqual(128 * 8 * (1 << 17));
+  });
+
+  it('is the same for an unknown account (no hash) as for an account with a current hash', async () => {
+    const stored = await hashPassword('correct horse battery');
+    scrypt.mockClear();
+    expect(await verifyPassword('a wrong password', stored)).toBe(false);
+    expect(await verifyPassword('a wrong password', undefined)).toBe(false);
+    expect(await verifyPassword('a wrong password', null)).toBe(false);
+    const [known, unknown, none] = costs();
+    expect(unknown).toEqual(known);
+    expect(none).toEqual(known);
+    expect(known).toMatchObject({ N: 1 << 17, r: 8, p: 1 });
+  });
+
+  it('is an older hash’s own for that hash (N=2^15)', async () => {
+    expect(await verifyPassword('correct horse battery', hashWithCost('correct horse battery', 1 << 15))).toBe(true);
+    expect(costs()).toEqual([expect.objectContaining({ N: 1 << 15, r: 8, p: 1 })]);
+  });
+});
