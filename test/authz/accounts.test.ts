@@ -5,13 +5,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { addUser, buildAuthServer } from '../../src/authz/index.js';
 import { openStore } from '../../src/store/index.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, callbackParams, csrfOf, parseConsentForm, pkcePair, registerPublicClient } from '../support/oauth-flow.js';
 import { REDIRECT, exchange, redeem } from './helpers.js';
 import { failAuditRecords } from '../support/fail-audit.js';
+
+// Sign-ins by the dozen, counted by the rate limits: scrypt at N=2^12 here (test/support/cheap-scrypt.ts).
+vi.mock('node:crypto', async (original) => (await import('../support/cheap-scrypt.js')).withCheapScrypt(await original()));
 
 let authz: TestAuthz;
 beforeAll(async () => {

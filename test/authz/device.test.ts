@@ -11,6 +11,9 @@ import { Browser, hiddenField, parseConsentForm, postForm, postJson, registerDev
 import { expectStrictPage, queryRows, stateChangedBy } from '../security/stack.js';
 import { decodeJwt, exchange } from './helpers.js';
 
+// Accounts added and signed in by the dozen: scrypt at N=2^12 here (test/support/cheap-scrypt.ts).
+vi.mock('node:crypto', async (original) => (await import('../support/cheap-scrypt.js')).withCheapScrypt(await original()));
+
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 let authz: TestAuthz;
 let clock: number;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { verifyPassword } from '../../src/authz/password.js';
 import { hashWithCost } from '../authz/password-hashes.js';
 import { runCli } from '../../src/cli/program.js';
@@ -17,6 +17,9 @@ import { resolvePaths } from '../../src/config.js';
 import { openStore, type AuditRecord } from '../../src/store/index.js';
 import { fakeIo, type FakeIo } from './fake-io.js';
 import { failAuditRecords } from '../support/fail-audit.js';
+
+// Accounts added by the dozen (each users add hashes a password): scrypt at N=2^12 here (test/support/cheap-scrypt.ts).
+vi.mock('node:crypto', async (original) => (await import('../support/cheap-scrypt.js')).withCheapScrypt(await original()));
 
 const PASSWORD = 'a long and secret password';
 const EVENT = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//t//EN', 'BEGIN:VEVENT', 'UID:1', 'DTSTART:20261202T100000Z', 'DURATION:PT1H', 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n');

@@ -4,13 +4,16 @@
 // Content-Security-Policy, frame-ancestors 'none' and X-Frame-Options: DENY
 // (clickjacking). The resource servers and the CLI's callback listener return
 // no HTML at all, which is checked too.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import { CLIENT_METADATA } from '../../src/client/provider.js';
 import { ownerAssertion, ownerLink } from '../support/authz.js';
 import { Browser, authorizeUrl, csrfOf, hiddenField, parseConsentForm, pkcePair, postForm, postJson, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, expectStrictPage, routesOf, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
+
+// Accounts added and signed in by the dozen: scrypt at N=2^12 here (test/support/cheap-scrypt.ts).
+vi.mock('node:crypto', async (original) => (await import('../support/cheap-scrypt.js')).withCheapScrypt(await original()));
 
 let stack: Stack;
 

@@ -28,6 +28,9 @@ import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { createHash } from 'node:crypto';
 import { JWT_BEARER, REDIRECT, agentAssertion, expectStrictPage, exchangeAsAgent, startStack, stateChangedBy, type Stack } from './stack.js';
 
+// Sign-ins by the dozen, counted by the rate limits: scrypt at N=2^12 here (test/support/cheap-scrypt.ts).
+vi.mock('node:crypto', async (original) => (await import('../support/cheap-scrypt.js')).withCheapScrypt(await original()));
+
 // constantTimeEqual as the servers import it, wrapped to record its calls and passing every
 // call through to the real one: the behavioural check below sees which values the CSRF, PKCE
 // and client-secret checks hand it; every other test here runs the real helper unchanged.
