@@ -19,7 +19,7 @@ interface ScryptCost {
  * The parameters of new hashes: OWASP's minimum for scrypt (N=2^17, r=8, p=1), 128 MiB and, measured on this
  * machine, about 0.38 s a hash (N=2^15, the parameters before, took 0.09 s).
  */
-export const CURRENT_COST: Readonly<ScryptCost> = { n: 1 << 17, r: 8, p: 1 };
+const CURRENT_COST: Readonly<ScryptCost> = { n: 1 << 17, r: 8, p: 1 };
 const KEY_LENGTH = 32;
 export const MIN_PASSWORD_LENGTH = 8;
 export const MAX_PASSWORD_LENGTH = 1024;
