@@ -186,6 +186,20 @@ describe('several calendar entries in one authorization request (RFC 9396 ยง2, ย
     expect(await expectRefused(request(twoPlacesAgent, apart))).toContain('no calendar in common');
   });
 
+  it('one entry naming both places the agent reaches: refused, saying to ask for each in its own entry (not that the agent reaches neither)', async () => {
+    const both = [{ ...calendarDetail({ calendars: ['demo'] }), locations: [stack.calendarUrl, otherCalendar] }];
+    const description = await expectRefused(request(twoPlacesAgent, both));
+    expect(description).toContain(`${stack.calendarUrl} and ${otherCalendar} are places the agent reaches apart; ask for each in an entry of its own`);
+    expect(description).not.toContain('does not reach');
+  });
+
+  it('an entry naming a place the agent does not reach beside one it does: refused, naming only the one it does not reach', async () => {
+    const stray = 'http://127.0.0.1:11/elsewhere';
+    const description = await expectRefused(request(twoPlacesAgent, [{ ...calendarDetail({}), locations: [stack.calendarUrl, stray] }]));
+    expect(description).toContain(`the agent does not reach ${stray}`);
+    expect(description).not.toContain(`does not reach ${stack.calendarUrl}`);
+  });
+
   it('an entry for the second of two places, limited: the page offers its limits, and no place is granted more than its entry asked', async () => {
     const { verifier, challenge } = pkcePair();
     const asked = { ...calendarDetail({ calendars: ['demo'], lookahead_days: 7 }), locations: [otherCalendar] };
