@@ -319,6 +319,12 @@ function get(url: URL, targets: readonly ResolvedAddress[], options: DocumentFet
       if (signal.aborted) return; // the deadline's own error is the one reported
       reject(new DocumentFetchError(`the document could not be fetched (${error.code ?? 'connection failed'})`, 'unanswered'));
     });
+    // An unasked 101 (RFC 9110 §7.8): node:http drops the socket with neither an answer nor an error, and the fetch
+    // waited out its deadline holding a fetch permit (found at stop 24 for feeds). Refused at once.
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      reject(new DocumentFetchError('the document could not be fetched (the server switched protocols unasked)', 'refused'));
+    });
     req.end();
   });
 }
