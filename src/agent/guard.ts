@@ -55,7 +55,9 @@ export function guardTool<I>(tool: string, options: ToolGuardOptions, handler: T
       // Only data must not leave unrecorded. An error or a refusal carries none, and its own message (the backend
       // down, the permission to ask for) is what the person needs; withholding it left only "try again".
       if (result.isError) return withNote(result, unrecordedNote(allText(result), cannotRecord));
-      const why = cannotRecord !== undefined ? `: ${cannotRecord}.` : '. Try again shortly.';
+      // A record the authorization server refused as it is (400) is refused again: no "try again" (s24).
+      const refused = err instanceof Error && err.name === 'AuditRecordRefusedError' ? err.message : undefined;
+      const why = cannotRecord !== undefined ? `: ${cannotRecord}.` : refused !== undefined ? `: ${refused}` : '. Try again shortly.';
       return errorResult(`${tool} ran, but the call could not be recorded in the audit log, so its result is withheld${why}`);
     }
     return result;

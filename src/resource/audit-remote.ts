@@ -12,6 +12,7 @@ import type { JWK } from 'jose';
 import { createClientAssertionSigner } from '../agent/client-assertion.js';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/index.js';
 import { requestIdHeader } from '../http/logging.js';
+import { printableClipped } from '../terminal-text.js';
 import type { AuditSink } from './audit.js';
 
 export interface RemoteAuditOptions {
@@ -44,18 +45,28 @@ export function remoteAuditSink(options: RemoteAuditOptions): AuditSink {
       signal: AbortSignal.timeout(options.timeoutMs ?? 5_000),
     });
     if (res.status === 204) return;
-    const store = await storeThatCannotWrite(res);
+    const answer = (await res.json().catch(() => undefined)) as { error?: unknown; error_description?: unknown } | undefined;
+    const store = storeThatCannotWrite(answer);
     if (store) throw new RemoteStoreError(store, `The authorization server did not take the audit record: ${AS_STORE_CANNOT_WRITE[store]}`);
+    // The record itself refused (400 invalid_request): sending it again is refused again.
+    if (res.status === 400 && answer?.error === 'invalid_request') {
+      const said = typeof answer.error_description === 'string' ? answer.error_description : 'the record was refused';
+      throw new AuditRecordRefusedError(`The authorization server refused the audit record: ${printableClipped(said, 200)}`);
+    }
     throw new Error(`The authorization server did not take the audit record (HTTP ${res.status}).`);
   };
+}
+
+/** The authorization server refused the record as it is (400 invalid_request): waiting does not mend it. */
+export class AuditRecordRefusedError extends Error {
+  override readonly name = 'AuditRecordRefusedError';
 }
 
 /** How delegate's authorization server says its store cannot take a write (src/authz/errors.ts), by the StoreError code it stands for. */
 const AS_STORE_CANNOT_WRITE = { STORE_FULL: STORE_FULL_DESCRIPTION, STORE_READ_ONLY: STORE_READ_ONLY_DESCRIPTION, STORE_CORRUPT: STORE_CORRUPT_DESCRIPTION } as const;
 
 /** The authorization server's store that cannot take the record, as its server_error says it; undefined for any other answer. */
-async function storeThatCannotWrite(res: Response): Promise<keyof typeof AS_STORE_CANNOT_WRITE | undefined> {
-  const body = (await res.json().catch(() => undefined)) as { error?: unknown; error_description?: unknown } | undefined;
+function storeThatCannotWrite(body: { error?: unknown; error_description?: unknown } | undefined): keyof typeof AS_STORE_CANNOT_WRITE | undefined {
   if (body?.error !== 'server_error') return undefined;
   return (Object.keys(AS_STORE_CANNOT_WRITE) as Array<keyof typeof AS_STORE_CANNOT_WRITE>).find((code) => AS_STORE_CANNOT_WRITE[code] === body.error_description);
 }

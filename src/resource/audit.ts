@@ -5,6 +5,7 @@
 // records. Pure: building a record does no I/O and never holds a token.
 import { actorsOf, STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION, type AccessTokenClaims } from '../delegation/index.js';
 import { censorCredentials } from '../delegation/secrets.js';
+import { hasControlCharacters, printable } from '../terminal-text.js';
 
 export type ResourceAuditEvent = 'tool_call' | 'freebusy_read';
 
@@ -105,8 +106,25 @@ export function auditRecord(
     resource,
     actors: actorsOf(claims),
     // The token's id ties the record to the issuance and exchange records; the token itself is never written.
-    detail: censorCredentials({ jti: claims.jti, ...detail }) as Record<string, unknown>,
+    detail: printableTexts(censorCredentials({ jti: claims.jti, ...detail }) as Record<string, unknown>),
   };
+}
+
+/** The free texts of a record `delegate audit` prints as its why: refused by POST /audit with a control or format character in them (s24). */
+const FREE_TEXTS = ['message', 'reason'] as const;
+
+/**
+ * `detail` with its free texts (a failed call's message, a refusal's reason) written as `printable` writes them:
+ * such a text may quote what a caller or a calendar supplied, and POST /audit refuses a line break or an escape
+ * there, so an agent's report of the call would be refused and a stdio agent's result withheld.
+ */
+function printableTexts(detail: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...detail };
+  for (const key of FREE_TEXTS) {
+    const text = out[key];
+    if (typeof text === 'string' && hasControlCharacters(text)) out[key] = printable(text);
+  }
+  return out;
 }
 
 /** How deep a caller-supplied value may nest to be kept in a record (the record's detail adds two levels). */

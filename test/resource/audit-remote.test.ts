@@ -53,3 +53,22 @@ describe('a report the authorization server does not take', () => {
     expect((error as Error).message).toBe(`The authorization server did not take the audit record (HTTP ${status}).`);
   });
 });
+
+describe('a report the authorization server refuses as it is (400 invalid_request)', () => {
+  it('fails as AuditRecordRefusedError with the server’s reason, printable and bounded: sending it again is refused again', async () => {
+    const error = await reportAnswered(400, { error: 'invalid_request', error_description: 'A record’s detail must not hold a token.\u001b[2K' });
+    expect((error as Error).name).toBe('AuditRecordRefusedError');
+    expect((error as Error).message).toBe('The authorization server refused the audit record: A record’s detail must not hold a token.\\e[2K');
+    expect(auditLogCannotRecord(error)).toBeUndefined();
+    const long = (await reportAnswered(400, { error: 'invalid_request', error_description: 'x'.repeat(5_000) })) as Error;
+    expect(long.message.length).toBeLessThan(300);
+  });
+
+  it('another 400 or a 401 is a failure that may pass', async () => {
+    for (const [status, body] of [[400, { error: 'invalid_client' }], [401, { error: 'invalid_client' }]] as const) {
+      const error = await reportAnswered(status, body);
+      expect((error as Error).name).toBe('Error');
+      expect((error as Error).message).toBe(`The authorization server did not take the audit record (HTTP ${status}).`);
+    }
+  });
+});

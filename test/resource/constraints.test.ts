@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { REFRESH_TOKEN_PREFIX, type CalendarDetail } from '../../src/delegation/index.js';
 import { REDACTION_CENSOR, holdsCredential } from '../../src/delegation/secrets.js';
 import { actorsOf, auditRecord, boundedValue } from '../../src/resource/audit.js';
+import { hasControlCharacters } from '../../src/terminal-text.js';
 import { calendarLimits, calendarsToRead, checkWindow, permittedCalendars } from '../../src/resource/constraints.js';
 
 const CAL = 'http://127.0.0.1:8411';
@@ -141,6 +142,18 @@ describe('audit records', () => {
       const { detail } = auditRecord('tool_call', { sub: 'usr_1', client_id: 'cli', grant_id: 'grt_1', jti: 'at_1' }, CAL, { arguments: { text } });
       expect(holdsCredential(detail), text).toBe(false);
     }
+  });
+
+  // Found at stop 24: POST /audit refuses a control or format character in a record's message or reason (review
+  // s24audit), and a failed call's message may quote what a caller or a calendar supplied.
+  it('write a message or reason holding control or format characters as visible escapes, which POST /audit takes', () => {
+    const claims = { sub: 'usr_1', client_id: 'cli', grant_id: 'grt_1', jti: 'at_1' };
+    const { detail } = auditRecord('tool_call', claims, CAL, { tool: 'find_slot', outcome: 'error', message: 'No calendar named "a\nb\u001b[2K\u202e".' });
+    expect(detail.message).toBe('No calendar named "a\\nb\\e[2K\\u{202e}".');
+    expect(hasControlCharacters(String(detail.message))).toBe(false);
+    expect(auditRecord('freebusy_read', claims, CAL, { outcome: 'refused', reason: 'line one\r\nline two' }).detail.reason).toBe('line one\\r\\nline two');
+    // Plain text is kept as it is.
+    expect(auditRecord('tool_call', claims, CAL, { message: 'The calendar "work" is down.' }).detail.message).toBe('The calendar "work" is down.');
   });
 
   it('keep small caller-supplied values and note large ones', () => {

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerAgent } from '../../src/authz/index.js';
 import { serveAgentOverStdio } from '../../src/agent/stdio.js';
 import { runCli } from '../../src/cli/program.js';
-import { auditRecord, type ResourceAuditRecord } from '../../src/resource/audit.js';
+import { auditRecord, type AuditSink, type ResourceAuditRecord } from '../../src/resource/audit.js';
 import { remoteAuditSink } from '../../src/resource/audit-remote.js';
 import type { AccessTokenClaims } from '../../src/delegation/index.js';
 import type { AuditRecord } from '../../src/store/index.js';
@@ -248,7 +248,7 @@ async function findSlotOverHttp(args: Record<string, unknown>) {
 }
 
 /** find_slot called through CalendarAgent as `serve-agent --stdio` runs it (reporting to POST /audit): the result, and the records appended. */
-async function findSlotOverStdio(args: Record<string, unknown>) {
+async function findSlotOverStdio(args: Record<string, unknown>, wrapSink: (sink: AuditSink) => AuditSink = (sink) => sink) {
   const seq = await lastAuditSeq(stack);
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   const agent = await serveAgentOverStdio({
@@ -257,7 +257,7 @@ async function findSlotOverStdio(args: Record<string, unknown>) {
     clientId: stack.agent.clientId,
     privateKey: stack.agent.privateJwk,
     resourceUrl: stack.agentUrl,
-    audit: remoteAuditSink({ issuer: stack.issuer, clientId: stack.agent.clientId, privateKey: stack.agent.privateJwk }),
+    audit: wrapSink(remoteAuditSink({ issuer: stack.issuer, clientId: stack.agent.clientId, privateKey: stack.agent.privateJwk })),
     callerToken: () => owner.accessToken,
     transport: serverSide,
   });
@@ -354,5 +354,20 @@ describe('CalendarAgent reports over stdio what it records over HTTP', () => {
     expect(records).toHaveLength(1);
     expect(records[0]!.detail).toMatchObject({ tool: 'list_busy', outcome: 'refused', arguments: { duration: '30m', password: '[redacted]' } });
     expect(JSON.stringify(records[0])).not.toContain('hunter2');
+  });
+});
+
+// Found at stop 24: a report POST /audit refused as it is (400 invalid_request) withheld the result with "Try again
+// shortly", which can never help; the withheld result now says what the authorization server refused.
+describe('a stdio report the authorization server refuses as it is', () => {
+  it('withholds the result naming the refusal, without "Try again shortly", and nothing is recorded', async () => {
+    // An agent that adds a key no tool_call record takes: the AS refuses the record (400 invalid_request).
+    const addsForeignKey = (sink: AuditSink): AuditSink => (record, context) => sink({ ...record, detail: { ...record.detail, note: 'extra' } }, context);
+    const { result, records } = await findSlotOverStdio({ duration: '30m' }, addsForeignKey);
+    expect(result.isError).toBe(true);
+    const text = (result.content as Array<{ type: string; text: string }>)[0]!.text;
+    expect(text).toMatch(/^find_slot ran, but the call could not be recorded in the audit log, so its result is withheld: The authorization server refused the audit record: A tool_call record.s detail takes .*; note is not among them\.$/);
+    expect(text).not.toContain('Try again');
+    expect(records).toEqual([]);
   });
 });
