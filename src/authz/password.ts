@@ -4,7 +4,8 @@
 // Password Storage Cheat Sheet (scrypt N=2^17, r=8, p=1); an older hash is
 // checked with its own, and replaced at its account's next sign-in
 // (upgradedHash). A check against an unknown account still runs scrypt, at
-// the current parameters, so timing does not tell which names exist.
+// the current parameters, and one against an older hash is padded to the
+// current cost, so timing does not tell which names exist.
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { constantTimeEqual } from './crypto.js';
 
@@ -48,7 +49,11 @@ function maxmemFor({ n, r, p }: ScryptCost): number {
  */
 let turn: Promise<unknown> = Promise.resolve();
 let waiting = 0;
-export const MAX_WAITING = 16;
+/**
+ * About 1.5 s of waiting at the current cost, as 16 were at N=2^15 (found in review, s24new2: kept at 16 when the
+ * cost rose fourfold, a sign-in behind a burst waited 6 s).
+ */
+export const MAX_WAITING = 4;
 
 /** More password checks are waiting than MAX_WAITING: try again in a moment. */
 export class PasswordChecksBusy extends Error {
@@ -58,18 +63,49 @@ export class PasswordChecksBusy extends Error {
   }
 }
 
-function derive(password: string, salt: Buffer, cost: ScryptCost): Promise<Buffer> {
+function scryptOnce(password: string, salt: Buffer, cost: ScryptCost): Promise<Buffer> {
+  const { n: N, r, p } = cost;
+  return new Promise<Buffer>((resolve, reject) =>
+    scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N, r, p, maxmem: maxmemFor(cost) }, (err, key) => (err ? reject(err) : resolve(key))),
+  );
+}
+
+/** The key of `password` at `cost`, in its turn; then, in the same turn, scrypt of nothing at each of `padding`. */
+function derive(password: string, salt: Buffer, cost: ScryptCost, padding: readonly ScryptCost[] = []): Promise<Buffer> {
   if (waiting >= MAX_WAITING) return Promise.reject(new PasswordChecksBusy());
   waiting++;
-  const { n: N, r, p } = cost;
-  const mine = turn.finally(() => waiting--).then(
-    () =>
-      new Promise<Buffer>((resolve, reject) =>
-        scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N, r, p, maxmem: maxmemFor(cost) }, (err, key) => (err ? reject(err) : resolve(key))),
-      ),
-  );
+  const mine = turn
+    .finally(() => waiting--)
+    .then(async () => {
+      const key = await scryptOnce(password, salt, cost);
+      for (const pad of padding) await scryptOnce('', PADDING_SALT, pad);
+      return key;
+    });
   turn = mine.catch(() => undefined);
   return mine;
+}
+
+const PADDING_SALT = Buffer.alloc(16);
+
+/**
+ * The scrypt runs that bring a check at `cost` up to the work of one at the current cost (scrypt's work grows as
+ * N·r·p): N=2^15 is padded with N=2^16 and N=2^15 at the current r and p, so that a wrong password costs as long for
+ * an account whose hash predates the current cost as for one that has the current cost or does not exist. Found in
+ * review (s24new2): an account not signed in since the cost rose answered in 0.09 s, an unknown name in 0.38 s.
+ * None for a cost at or above the current one (or one whose work does not divide into the current r and p).
+ */
+function paddingFor(cost: ScryptCost): ScryptCost[] {
+  const unit = CURRENT_COST.r * CURRENT_COST.p;
+  const deficit = CURRENT_COST.n * unit - cost.n * cost.r * cost.p;
+  if (deficit <= 0 || deficit % unit !== 0) return [];
+  const padding: ScryptCost[] = [];
+  for (let left = deficit / unit, bit = CURRENT_COST.n; bit >= 2; bit /= 2) {
+    if (left >= bit) {
+      padding.push({ n: bit, r: CURRENT_COST.r, p: CURRENT_COST.p });
+      left -= bit;
+    }
+  }
+  return padding;
 }
 
 function format(cost: ScryptCost, salt: Buffer, key: Buffer): string {
@@ -101,7 +137,7 @@ export async function verifyPassword(password: string, stored: string | null | u
   const parsed = parseHash(known ? stored : DUMMY);
   if (!parsed || password.length > MAX_PASSWORD_LENGTH) return false;
   const expected = parsed.key;
-  const actual = await derive(password, parsed.salt, parsed.cost);
+  const actual = await derive(password, parsed.salt, parsed.cost, paddingFor(parsed.cost));
   return actual.length === expected.length && timingSafeEqual(actual, expected) && known;
 }
 
