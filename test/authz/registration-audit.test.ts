@@ -58,14 +58,23 @@ describe('a client registered at /register', () => {
     expect((await stack.store.verifyAudit()).ok).toBe(true);
 
     const line = (await auditLines('--event', 'client_registered', '--client', clientId)).join('\n');
-    expect(line).toMatch(new RegExp(`^\\S+  #\\d+  client_registered  by ${clientId}  "Secretive App" redirect app\\.example\\.test,127\\.0\\.0\\.1:7777 from 127\\.0\\.0\\.1$`));
+    expect(line).toMatch(new RegExp(`^\\S+  #\\d+  client_registered  by ${clientId}  redirect app\\.example\\.test,127\\.0\\.0\\.1:7777 from 127\\.0\\.0\\.1 name "Secretive App"$`));
   });
 
   it('a public client of an app’s private-use scheme: its line names the scheme', async () => {
     const res = await postJson(`${stack.issuer}/register`, { client_name: 'Phone App', redirect_uris: ['com.example.app:/oauth'], token_endpoint_auth_method: 'none' });
     expect(res.status).toBe(201);
     const [line] = await auditLines('--client', String(res.body.client_id));
-    expect(line).toContain('"Phone App" redirect com.example.app: from 127.0.0.1');
+    expect(line).toContain('redirect com.example.app: from 127.0.0.1 name "Phone App"');
+  });
+
+  // Found in review (s24new2): the name was printed raw between quotes, so a name could forge the fields after it.
+  it('a name holding quotes cannot pass for the redirect host or the source: it comes last, quoted as JSON quotes it', async () => {
+    const forged = 'Calendar" redirect 127.0.0.1:8410 from 10.1.2.3 "x';
+    const res = await postJson(`${stack.issuer}/register`, { client_name: forged, redirect_uris: ['http://127.0.0.1:9999/cb'], token_endpoint_auth_method: 'none' });
+    expect(res.status).toBe(201);
+    const [line] = await auditLines('--client', String(res.body.client_id));
+    expect(line).toMatch(/  redirect 127\.0\.0\.1:9999 from 127\.0\.0\.1 name "Calendar\\" redirect 127\.0\.0\.1:8410 from 10\.1\.2\.3 \\"x"$/);
   });
 
   it('a refused registration appends nothing', async () => {

@@ -204,7 +204,7 @@ function line(r: AuditRecord, names: Names): string {
 }
 
 /**
- * What a record of something added says beside its actors: a registered client's name, its redirect URIs' hosts
+ * What a record of something added says beside its actors: a registered client's redirect URIs' hosts, its source and its name
  * (a private-use scheme for an app's) and the address it registered from; "owner" for the account setup made.
  */
 function added(r: AuditRecord): string[] {
@@ -212,7 +212,9 @@ function added(r: AuditRecord): string[] {
   if (r.event !== 'client_registered') return [];
   const { client_name: name, redirect_uris: uris, source_address: from } = r.detail;
   const hosts = Array.isArray(uris) ? [...new Set(uris.filter((u) => typeof u === 'string').map(redirectHost))] : [];
-  return [...(typeof name === 'string' ? [`"${name}"`] : []), ...(hosts.length > 0 ? [`redirect ${hosts.join(',')}`] : []), ...(typeof from === 'string' ? [`from ${from}`] : [])];
+  // The name last, labelled, and quoted as JSON quotes it: found in review (s24new2), a name holding `" redirect
+  // 127.0.0.1:8410 from 10.1.2.3 "` printed raw in quotes showed a redirect host and a source it did not have.
+  return [...(hosts.length > 0 ? [`redirect ${hosts.join(',')}`] : []), ...(typeof from === 'string' ? [`from ${from}`] : []), ...(typeof name === 'string' ? [`name ${JSON.stringify(name)}`] : [])];
 }
 
 /** A redirect URI's host and port, or its scheme when it has none (an app's private-use scheme, RFC 8252 §7.1). */
