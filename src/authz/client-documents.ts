@@ -15,7 +15,7 @@ import { fetchClientDocument, DocumentFetchError, type DocumentFetchOptions } fr
 import { InvalidClientError, OAuthError } from './errors.js';
 import { FailureCounter, RateLimits, type RateLimitRule } from './rate-limit.js';
 import { checkClientIdUrl, isClientIdUrlAttempt, isDocumentClient } from './policy/client-id-url.js';
-import { buildClient } from './register.js';
+import { buildClient, registrationRecord } from './register.js';
 
 export interface ClientDocumentOptions extends Partial<DocumentFetchOptions> {
   /** Shortest and longest time a fetched document is used before it is fetched again, whatever its Cache-Control says. */
@@ -261,7 +261,9 @@ export class ClientDocuments {
     if (wait > 0) {
       throw new InvalidClientError(`This server has accepted too many new clients from this address lately; try again in ${Math.ceil(wait / 1000)} seconds.`);
     }
-    await this.#newClients.spend(source, () => this.#store.createClient(client));
+    // On the audit log as a client registered at /register is (found at stop 24: a document's client left no record).
+    const from = source.replace(/^address:/, '').replace(/ pages$/, ' (a web page)');
+    await this.#newClients.spend(source, () => this.#store.createClient(client, { event: registrationRecord(client, from), at: client.createdAt }));
   }
 
   /**

@@ -91,8 +91,12 @@ export function registerRegistration(app: FastifyInstance, ctx: AuthContext): vo
   });
 }
 
-/** The `client_registered` record of a client registered here: who it says it is, where its codes go, and the address it came from. */
-function registrationRecord(client: ClientRecord, address: string): AuditEventInput {
+/**
+ * The `client_registered` record of a client added here, at /register or from its metadata document: who it says it
+ * is, where its codes go, and the address it came from (for a document's client, the source of the request that named
+ * it, as its budget counts it: request-source.ts).
+ */
+export function registrationRecord(client: ClientRecord, address: string): AuditEventInput {
   return {
     event: 'client_registered',
     client: client.clientId,

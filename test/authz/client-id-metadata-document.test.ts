@@ -161,6 +161,10 @@ describe('an unmodified MCP SDK client with a client metadata document', () => {
     const stored = await stack.store.clientById(clientId);
     expect(stored).toMatchObject({ clientName: 'SDK CIMD client', kind: 'public', tokenEndpointAuthMethod: 'none', redirectUris: [REDIRECT] });
     expect((await stack.store.listGrants()).filter((g) => g.clientId === clientId)).toHaveLength(1);
+    // Found at stop 24: a document's client was added with no record, where one registered at /register has one.
+    const added = (await stack.store.listAudit()).filter((r) => r.event === 'client_registered' && r.client === clientId);
+    expect(added).toHaveLength(1);
+    expect(added[0]!.detail).toEqual({ client_name: 'SDK CIMD client', redirect_uris: [REDIRECT], grant_types: stored!.grantTypes, token_endpoint_auth_method: 'none', source_address: 'loopback' });
   });
 });
 
