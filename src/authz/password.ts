@@ -70,15 +70,19 @@ function scryptOnce(password: string, salt: Buffer, cost: ScryptCost): Promise<B
   );
 }
 
-/** The key of `password` at `cost`, in its turn; then, in the same turn, scrypt of nothing at each of `padding`. */
-function derive(password: string, salt: Buffer, cost: ScryptCost, padding: readonly ScryptCost[] = []): Promise<Buffer> {
+/**
+ * The key of `password` at `cost`, in its turn; then, in the same turn and unless `matched(key)` (a right password,
+ * which the answer says anyway: its padding would only slow the sign-in and its rehash), scrypt of nothing at each of
+ * `padding`.
+ */
+function derive(password: string, salt: Buffer, cost: ScryptCost, padding: readonly ScryptCost[] = [], matched: (key: Buffer) => boolean = () => false): Promise<Buffer> {
   if (waiting >= MAX_WAITING) return Promise.reject(new PasswordChecksBusy());
   waiting++;
   const mine = turn
     .finally(() => waiting--)
     .then(async () => {
       const key = await scryptOnce(password, salt, cost);
-      for (const pad of padding) await scryptOnce('', PADDING_SALT, pad);
+      if (!matched(key)) for (const pad of padding) await scryptOnce('', PADDING_SALT, pad);
       return key;
     });
   turn = mine.catch(() => undefined);
@@ -125,20 +129,26 @@ function parseHash(stored: string): { cost: ScryptCost; salt: Buffer; key: Buffe
   const fields = stored.split('$');
   if (fields.length !== 6 || fields[0] !== 'scrypt') return undefined;
   const [n, r, p] = fields.slice(1, 4).map((v) => (/^[1-9][0-9]{0,9}$/.test(v) ? Number(v) : 0)) as [number, number, number];
-  // N a power of two above 1 (scrypt's rule), r and p at least 1, within the memory bound.
+  // N a power of two above 1 and below 2^(16·r) (scrypt's rules), r and p at least 1, within the memory bound; and no
+  // more work (N·r·p) than a current hash's (found in review, s24new3: N=2^17 with p=16 took 5 s a check, holding the
+  // queue, and told by its time which account had it; N=2^16 with r=1 threw scrypt's RangeError out of the sign-in).
   if (n < 2 || (n & (n - 1)) !== 0 || r < 1 || p < 1 || p > 16 || 128 * r * n > MOST_MEMORY) return undefined;
+  if (n >= 2 ** (16 * r) || n * r * p > CURRENT_COST.n * CURRENT_COST.r * CURRENT_COST.p) return undefined;
   const [salt, key] = fields.slice(4).map((v) => Buffer.from(v, 'base64url')) as [Buffer, Buffer];
   if (salt.length === 0 || key.length === 0) return undefined;
   return { cost: { n, r, p }, salt, key };
 }
 
 export async function verifyPassword(password: string, stored: string | null | undefined): Promise<boolean> {
-  const known = stored !== undefined && stored !== null;
-  const parsed = parseHash(known ? stored : DUMMY);
-  if (!parsed || password.length > MAX_PASSWORD_LENGTH) return false;
+  const readable = stored !== undefined && stored !== null ? parseHash(stored) : undefined;
+  // No account, or a stored value this build does not read: the dummy's check, so that the time is a real check's
+  // (found in review, s24new3: an unreadable value answered at once).
+  const parsed = readable ?? parseHash(DUMMY)!;
+  if (password.length > MAX_PASSWORD_LENGTH) return false;
   const expected = parsed.key;
-  const actual = await derive(password, parsed.salt, parsed.cost, paddingFor(parsed.cost));
-  return actual.length === expected.length && timingSafeEqual(actual, expected) && known;
+  const same = (key: Buffer) => key.length === expected.length && timingSafeEqual(key, expected);
+  const actual = await derive(password, parsed.salt, parsed.cost, paddingFor(parsed.cost), (key) => readable !== undefined && same(key));
+  return same(actual) && readable !== undefined;
 }
 
 /** Whether `stored` was made with other parameters than new hashes get (or is no hash this build reads). */

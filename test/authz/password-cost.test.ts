@@ -58,4 +58,22 @@ describe('the scrypt cost of a password check', () => {
       expect(older, `N=${n}`).toBe(work());
     }
   });
+
+  // Found in review (s24new3): the padding ran for a right password too (0.9 s with the rehash after it), though the
+  // answer says the password was right; and a value this build does not read answered at once, no scrypt at all.
+  it('is not padded for a right password: the older hash’s own check alone', async () => {
+    const stored = hashWithCost('correct horse battery', 1 << 15);
+    scrypt.mockClear();
+    expect(await verifyPassword('correct horse battery', stored)).toBe(true);
+    expect(costs()).toEqual([expect.objectContaining({ N: 1 << 15, r: 8, p: 1 })]);
+  });
+
+  it('is a current check’s for a stored value this build does not read (damaged, or more work than a current hash)', async () => {
+    const salt = Buffer.alloc(16, 1).toString('base64url');
+    for (const stored of ['bcrypt$x', '', `scrypt$${1 << 17}$8$4$${salt}$${salt}`, `scrypt$${1 << 16}$1$1$${salt}$${salt}`]) {
+      scrypt.mockClear();
+      expect(await verifyPassword('a wrong password', stored), stored).toBe(false);
+      expect(costs(), stored).toEqual([expect.objectContaining({ N: 1 << 17, r: 8, p: 1 })]);
+    }
+  });
 });

@@ -38,7 +38,8 @@ describe('passwords', () => {
   it('refuses, without an error, a stored value that is no hash this build reads: damaged, or asking for more memory than it allows', async () => {
     const good = hashWithCost('correct horse battery', 1 << 10);
     const [, , r, p, salt, key] = good.split('$');
-    for (const stored of [`scrypt$abc$${r}$${p}$${salt}$${key}`, `scrypt$1000$${r}$${p}$${salt}$${key}`, `scrypt$${1 << 20}$8$1$${salt}$${key}`, `scrypt$1024$${r}$${p}$$${key}`, 'bcrypt$x', '']) {
+    // And (s24new3) more work than a current hash (N=2^17 with p=2), and N=2^16 with r=1, which scrypt itself refuses (N < 2^(16·r)).
+    for (const stored of [`scrypt$abc$${r}$${p}$${salt}$${key}`, `scrypt$1000$${r}$${p}$${salt}$${key}`, `scrypt$${1 << 20}$8$1$${salt}$${key}`, `scrypt$1024$${r}$${p}$$${key}`, 'bcrypt$x', '', `scrypt$${1 << 17}$8$2$${salt}$${key}`, `scrypt$${1 << 16}$1$1$${salt}$${key}`]) {
       expect(await verifyPassword('correct horse battery', stored), stored).toBe(false);
       expect(hashIsOutdated(stored)).toBe(true);
     }
