@@ -24,3 +24,13 @@ export function shownClipped(value: unknown, max = 200): string {
 export function shownItems(list: unknown, max = 200): string[] {
   return Array.isArray(list) ? list.map((item) => shownClipped(item, max)) : [];
 }
+
+/**
+ * A client as a line names it: its registered name in double quotes (a quote or backslash in it escaped with a
+ * backslash), then its id. Anyone may register any name, spaces, parentheses and quotes in it: found in review
+ * (s24new3), `Claude Desktop (cli_…)  …  denied` printed bare before the real id read as another client's line.
+ * Quoted, the name ends where its quotes do. Control characters are left to `printable`, which the line passes through.
+ */
+export function namedClient(name: string, clientId: string): string {
+  return `"${name.replace(/["\\]/g, (c) => `\\${c}`)}" (${clientId})`;
+}

@@ -305,13 +305,13 @@ describe('delegate audit: filters and lines, over the log the real servers wrote
   it('prints a consent as the user’s decision for the client, named as grants list names it', async () => {
     const consents = (await audit('--event', 'consent', '--client', second.clientId)).out.trim().split('\n');
     expect(consents).toHaveLength(1);
-    expect(consents[0]).toContain(`  consent  by ${owner.name}  for test client (${second.clientId})  `);
+    expect(consents[0]).toContain(`  consent  by ${owner.name}  for "test client" (${second.clientId})  `);
     expect(consents[0]).not.toMatch(/ by cli_/);
     expect(consents[0]).toMatch(/ approved slots:find$/);
     const grants = fakeIo({ DELEGATE_HOME: stack.home });
     expect(await runCli(['grants', 'list'], grants)).toBe(0);
     // The id follows the name, as in audit: two apps may register the same name (found in review).
-    expect(grants.out).toContain(` via test client (${second.clientId})\t`);
+    expect(grants.out).toContain(` via "test client" (${second.clientId})\t`);
   });
 
   it('says a consent narrowed the grant (what, and the tokens revoked), and why a read was refused', async () => {
@@ -322,7 +322,7 @@ describe('delegate audit: filters and lines, over the log the real servers wrote
     expect(narrowed.detail).toMatchObject({ narrowed: true, tokens_revoked: expect.any(Number) });
     const n = narrowed.detail.tokens_revoked as number;
     expect(n).toBeGreaterThan(0);
-    expect(lines[1]).toContain(`by ${owner.name}  for test client (${first.clientId})`);
+    expect(lines[1]).toContain(`by ${owner.name}  for "test client" (${first.clientId})`);
     expect(lines[1]).toContain(`approved slots:find busy:read  narrowed (scope slots:find → slots:find busy:read, lookahead 30 → 7 days, ${n} token${n === 1 ? '' : 's'} revoked)`);
     const refused = (await audit('--event', 'freebusy_read')).out.trim().split('\n');
     expect(refused).toHaveLength(1);

@@ -94,11 +94,38 @@ describe('delegate grants', () => {
     expect(await grantsListCommand({ paths, all: true, json: false }, list)).toBe(0);
     expect(list.out.split('\n')).toHaveLength(2);
     expect(inert(list.out.replace(/\t/g, ' '))).toBe(true);
-    expect(list.out).toContain('via \\r\\e[2Kgrt_fake\\tactive\\tCalendarAgent via delegate CLI\\n');
+    expect(list.out).toContain('via "\\r\\e[2Kgrt_fake\\tactive\\tCalendarAgent via delegate CLI\\n" (cli_evil)');
     const show = fakeIo(undefined, () => now);
     expect(await grantsShowCommand({ paths, id: 'grt_1', json: false }, show)).toBe(0);
     expect(inert(show.out)).toBe(true);
-    expect(show.out).toContain('  through:     \\r\\e[2Kgrt_fake');
+    expect(show.out).toContain('  through:     "\\r\\e[2Kgrt_fake');
+  });
+});
+
+// Found in review (s24new3): a client's registered name, printed bare before its id, could hold another client's
+// name and id and the fields after them, so the line read first as the honest client's (a consent denied).
+describe('a client name shaped like another client’s line', () => {
+  it('is printed in quotes before its own id, in grants list and on its consent in audit', async () => {
+    const forged = 'Claude Desktop (cli_honest)  http://127.0.0.1:9/mcp  denied slots:find  ·';
+    const store = openStore(paths.db);
+    const now = Date.now();
+    await store.createUser({ id: 'usr_1', name: 'owner', passwordHash: null, isOwner: true, timeZone: 'UTC', createdAt: now });
+    await store.createClient({ clientId: 'cli_forger', clientName: forged, kind: 'public', secretHash: null, redirectUris: [], grantTypes: [], tokenEndpointAuthMethod: 'none', jwks: null, resource: null, metadata: {}, createdAt: now });
+    await store.createGrant({ id: 'grt_1', userId: 'usr_1', clientId: 'cli_forger', resource: 'http://127.0.0.1:9/mcp', scope: 'slots:find', authorizationDetails: [], maxDepth: 1, createdAt: now, expiresAt: now + 86_400_000, revokedAt: null });
+    await store.appendAudit({ event: 'consent', user: 'usr_1', client: 'cli_forger', grant: 'grt_1', resource: 'http://127.0.0.1:9/mcp', detail: { decision: 'approved', scope: 'slots:find' } }, now);
+    store.close();
+    const quoted = '"Claude Desktop (cli_honest)  http://127.0.0.1:9/mcp  denied slots:find  ·" (cli_forger)';
+    const list = fakeIo(undefined, () => now);
+    expect(await grantsListCommand({ paths, all: true, json: false }, list)).toBe(0);
+    expect(list.out).toContain(`via ${quoted}\t`);
+    const io = fakeIo(undefined, () => now);
+    expect(await auditCommand({ paths, json: false, verify: false, events: ['consent'] }, io)).toBe(0);
+    expect(io.out).toContain(`  consent  by owner  for ${quoted}  grt_1`);
+  });
+
+  it('has a quote or backslash in it escaped, so its quotes end it', async () => {
+    const { namedClient } = await import('../../src/cli/shown.js');
+    expect(namedClient('a" (cli_x) "b\\', 'cli_y')).toBe('"a\\" (cli_x) \\"b\\\\" (cli_y)');
   });
 });
 

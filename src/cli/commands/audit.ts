@@ -12,7 +12,7 @@ import type { AuditFilter, AuditRecord, StoredRecord, Store } from '../../store/
 import { AUDIT_EVENTS } from '../audit-events.js';
 import { EXIT_ERROR, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo, OutputStream } from '../io.js';
-import { printable } from '../shown.js';
+import { namedClient, printable } from '../shown.js';
 import { parseSince, readOnlyNotice, withStore } from './admin-store.js';
 
 export interface AuditArgs {
@@ -181,7 +181,7 @@ function line(r: AuditRecord, names: Names): string {
   const clientName = r.client ? names.clients.get(r.client) : undefined;
   const chain = consent
     ? r.client
-      ? `for ${clientName ? `${clientName} (${r.client})` : r.client}`
+      ? `for ${clientName ? namedClient(clientName, r.client) : r.client}`
       : ''
     : actors.length > 0
       ? `by ${actors.join(' ← ')}`

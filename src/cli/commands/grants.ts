@@ -8,7 +8,7 @@ import { parseCalendarDetail, parseScope, type CalendarDetail } from '../../dele
 import type { GrantRecord, Store } from '../../store/index.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { shown } from '../shown.js';
+import { namedClient, shown } from '../shown.js';
 import { accountFor, readOnlyNotice, withStore } from './admin-store.js';
 import { warnIfServedElsewhere } from '../served-elsewhere.js';
 
@@ -57,7 +57,8 @@ async function view(store: Store, g: GrantRecord, now: number): Promise<GrantVie
  * "delegate CLI"), then always its id, which tells two such apps apart; the same form as `delegate audit`.
  */
 function appOf(v: GrantView): string {
-  return `${registeredName({ clientName: v.client_name }) ?? NAMELESS_APP} (${v.client})`;
+  const name = registeredName({ clientName: v.client_name });
+  return name !== undefined ? namedClient(name, v.client) : `${NAMELESS_APP} (${v.client})`;
 }
 
 function limits(v: GrantView): string {
