@@ -92,6 +92,16 @@ export function clientFromDocument(clientId: string, document: unknown, now: num
 }
 
 /** What makes a client able to get codes and tokens: when any of it changes, the grants made under the old document end. */
+/** A request's source (request-source.ts) as a record's `source_address`: `loopback`, an address or a /64, ` (a web page)` for a page's. */
+function sourceShown(source: string): string {
+  return source.replace(/^address:/, '').replace(/ pages$/, ' (a web page)');
+}
+
+/** What a client's `client_registered` record holds of it, to tell whether a document's new version changed it. */
+function recordedFields(client: ClientRecord): string {
+  return JSON.stringify([client.clientName, client.redirectUris, client.grantTypes, client.tokenEndpointAuthMethod]);
+}
+
 function trustFingerprint(client: ClientRecord): string {
   return JSON.stringify([client.redirectUris, client.grantTypes, client.tokenEndpointAuthMethod, client.kind]);
 }
@@ -236,7 +246,11 @@ export class ClientDocuments {
     if (!stored) await this.#create(client, requester);
     else if (!described.kept) {
       if (trustFingerprint(stored) !== trustFingerprint(client)) await this.#endGrants(client.clientId, described.at);
-      await this.#store.updateClient({ ...client, createdAt: stored.createdAt });
+      // A change in what `client_registered` recorded (its name, where its codes go, its grants and auth method) is on
+      // the log too, in the same transaction: found in review (s24new3), the log kept only the first document's values.
+      const changed = recordedFields(stored) !== recordedFields(client);
+      const record = changed ? { event: { ...registrationRecord(client, sourceShown(requester)), event: 'client_updated' }, at: described.at } : undefined;
+      await this.#store.updateClient({ ...client, createdAt: stored.createdAt }, record);
     }
     described.kept = true;
     this.#fetched.set(client.clientId, { at: described.at, freshUntil: described.freshUntil });
@@ -262,8 +276,7 @@ export class ClientDocuments {
       throw new InvalidClientError(`This server has accepted too many new clients from this address lately; try again in ${Math.ceil(wait / 1000)} seconds.`);
     }
     // On the audit log as a client registered at /register is (found at stop 24: a document's client left no record).
-    const from = source.replace(/^address:/, '').replace(/ pages$/, ' (a web page)');
-    await this.#newClients.spend(source, () => this.#store.createClient(client, { event: registrationRecord(client, from), at: client.createdAt }));
+    await this.#newClients.spend(source, () => this.#store.createClient(client, { event: registrationRecord(client, sourceShown(source)), at: client.createdAt }));
   }
 
   /**

@@ -23,6 +23,7 @@ export const AUDIT_EVENTS = [
   'time_zone_set',
   'agent_registered',
   'client_registered',
+  'client_updated',
   'calendar_added',
   'calendar_removed',
   'signing_key_rotated',

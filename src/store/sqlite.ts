@@ -1055,8 +1055,12 @@ class SqliteStore implements Store {
     });
   }
 
-  async updateClient(c: ClientRecord): Promise<void> {
-    this.writeClient(c);
+  async updateClient(c: ClientRecord, record?: { event: AuditEventInput; at: number }): Promise<void> {
+    if (!record) return this.writeClient(c);
+    this.atomically(() => {
+      this.writeClient(c);
+      this.appendAuditNow(record.event, record.at);
+    });
   }
 
   private insertClient(c: ClientRecord): void {

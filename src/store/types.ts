@@ -402,7 +402,8 @@ export interface Store {
   // Clients and resources
   /** Writes a new client and appends `record` (when given: its registration) in the same transaction, as createUser does. */
   createClient(client: ClientRecord, record?: { event: AuditEventInput; at: number }): Promise<void>;
-  updateClient(client: ClientRecord): Promise<void>;
+  /** `record`: an audit record appended in the same transaction (a document's client whose recorded fields changed). */
+  updateClient(client: ClientRecord, record?: { event: AuditEventInput; at: number }): Promise<void>;
   clientById(clientId: string): Promise<ClientRecord | undefined>;
   listClients(kind?: ClientKind): Promise<ClientRecord[]>;
   upsertResource(resource: ResourceRecord): Promise<void>;

@@ -199,6 +199,27 @@ describe('the device grant (RFC 8628)', () => {
   });
 });
 
+// Found in review (s24new3): when a document changed its client's name or redirect URIs, the client was updated and
+// the log kept only the first document's values, naming redirect hosts the client no longer had.
+describe('a document that changes', () => {
+  it('appends client_updated with the new name and redirect URIs when its recorded fields change, and nothing when they do not', async () => {
+    const id = serveDocument('/changing-client.json', { grant_types: [DEVICE_CODE_GRANT], response_types: [], client_name: 'Docs App' });
+    const ask = () => postForm(`${stack.urls.issuer}/device_authorization`, { client_id: id, resource: stack.urls.agentUrl });
+    expect((await ask()).status).toBe(200);
+    const recordsOf = async () => (await stack.store.listAudit()).filter((r) => r.client === id && r.event.startsWith('client_'));
+    expect((await recordsOf()).map((r) => r.event)).toEqual(['client_registered']);
+    // The same document again: no record.
+    expect((await ask()).status).toBe(200);
+    expect((await recordsOf()).map((r) => r.event)).toEqual(['client_registered']);
+    serveJson('/changing-client.json', document(id, { grant_types: [DEVICE_CODE_GRANT], response_types: [], client_name: 'Renamed', redirect_uris: ['https://new-owner.example/cb'] }), { 'cache-control': 'no-store' });
+    expect((await ask()).status).toBe(200);
+    const records = await recordsOf();
+    expect(records.map((r) => r.event)).toEqual(['client_registered', 'client_updated']);
+    expect(records[1]!.detail).toMatchObject({ client_name: 'Renamed', redirect_uris: ['https://new-owner.example/cb'], source_address: 'loopback' });
+    expect((await stack.store.clientById(id))?.clientName).toBe('Renamed');
+  });
+});
+
 describe('caching', () => {
   it("follows the document's Cache-Control: max-age is kept, no-store fetched each time", async () => {
     const token = (clientId: string) => postForm(`${stack.urls.issuer}/token`, { grant_type: 'authorization_code', code: 'c', redirect_uri: REDIRECT, client_id: clientId, code_verifier: 'v'.repeat(43) });

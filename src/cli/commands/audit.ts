@@ -209,7 +209,7 @@ function line(r: AuditRecord, names: Names): string {
  */
 function added(r: AuditRecord): string[] {
   if (r.event === 'user_added') return r.detail.owner === true ? ['owner'] : [];
-  if (r.event !== 'client_registered') return [];
+  if (r.event !== 'client_registered' && r.event !== 'client_updated') return [];
   const { client_name: name, redirect_uris: uris, source_address: from } = r.detail;
   const hosts = Array.isArray(uris) ? [...new Set(uris.filter((u) => typeof u === 'string').map(redirectHost))] : [];
   // The name last, labelled, and quoted as JSON quotes it: found in review (s24new2), a name holding `" redirect
