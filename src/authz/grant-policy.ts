@@ -61,9 +61,11 @@ export function requestedDetails(raw: string | undefined, resource: ResourceReco
     const offer = offers.find((o) => parsed.detail.locations.every((l) => o.locations.includes(l)));
     if (!offer) {
       // Found in review (s24new): an entry naming two places the agent does reach was told it reached neither.
-      const unreached = parsed.detail.locations.filter((l) => !offers.some((o) => o.locations.includes(l)));
+      // Each place named once (review s24new3: `[A, A, B]` read "A and A and B").
+      const named = [...new Set(parsed.detail.locations)];
+      const unreached = named.filter((l) => !offers.some((o) => o.locations.includes(l)));
       if (unreached.length > 0) return { ok: false, reason: `the agent does not reach ${unreached.join(', ')}` };
-      return { ok: false, reason: `${parsed.detail.locations.join(' and ')} are places the agent reaches apart; ask for each in an entry of its own` };
+      return { ok: false, reason: `${named.join(' and ')} are places the agent reaches apart; ask for each in an entry of its own` };
     }
     const subset = isDetailSubset(parsed.detail, offer);
     if (!subset.ok) return { ok: false, reason: subset.reason };

@@ -187,7 +187,7 @@ describe('several calendar entries in one authorization request (RFC 9396 ยง2, ย
   });
 
   it('one entry naming both places the agent reaches: refused, saying to ask for each in its own entry (not that the agent reaches neither)', async () => {
-    const both = [{ ...calendarDetail({ calendars: ['demo'] }), locations: [stack.calendarUrl, otherCalendar] }];
+    const both = [{ ...calendarDetail({ calendars: ['demo'] }), locations: [stack.calendarUrl, stack.calendarUrl, otherCalendar] }];
     const description = await expectRefused(request(twoPlacesAgent, both));
     expect(description).toContain(`${stack.calendarUrl} and ${otherCalendar} are places the agent reaches apart; ask for each in an entry of its own`);
     expect(description).not.toContain('does not reach');
@@ -195,8 +195,9 @@ describe('several calendar entries in one authorization request (RFC 9396 ยง2, ย
 
   it('an entry naming a place the agent does not reach beside one it does: refused, naming only the one it does not reach', async () => {
     const stray = 'http://127.0.0.1:11/elsewhere';
-    const description = await expectRefused(request(twoPlacesAgent, [{ ...calendarDetail({}), locations: [stack.calendarUrl, stray] }]));
+    const description = await expectRefused(request(twoPlacesAgent, [{ ...calendarDetail({}), locations: [stack.calendarUrl, stray, stray] }]));
     expect(description).toContain(`the agent does not reach ${stray}`);
+    expect(description).not.toContain(`${stray}, ${stray}`);
     expect(description).not.toContain(`does not reach ${stack.calendarUrl}`);
   });
 
