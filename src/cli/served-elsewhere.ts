@@ -7,7 +7,8 @@
 import { decodeJwt } from 'jose';
 import { DEFAULT_AGENT_CLIENT_ID } from '../agent/identity.js';
 import type { Paths } from '../config.js';
-import type { ClientRecord, Store } from '../store/index.js';
+import { openStoreReadOnly, type ClientRecord, type Store } from '../store/index.js';
+import { CommandFailed } from './errors.js';
 
 /** The issuer an agent's identity statement on record names (for CalendarAgent: where this directory's authorization server was last bound), if any. */
 export function statementIssuer(client: ClientRecord | undefined): string | undefined {
@@ -38,4 +39,42 @@ export async function warnIfServedElsewhere(store: Store, paths: Paths, stderr: 
   stderr.write(
     `delegate: The delegate servers at ${issuer} run from another data directory than ${paths.home}: they do not see this change. If this directory was replaced, moved or copied while they ran, start them again from it; if they are another installation's, leave them be.\n`,
   );
+}
+
+/**
+ * Before a command migrates the database from schema `from` to `to`: exit 1 when this directory's servers run on it
+ * (an older build, as this one would have migrated it at its start), since they would go on applying their own rules
+ * to the new schema (found in review, s24upgrade). Running here means the authorization server on record answers
+ * with this data directory's identity (src/data-directory-id.ts), or, where it sends none (an https issuer), publishes
+ * this directory's signing keys (as refuseSecondAddress in src/cli/servers.ts decides). The database is read
+ * read-only for that; one too old to read so (or unreadable) is left to the migrating open, unchecked.
+ */
+export async function refuseUpgradeWhileServed(paths: Paths, from: number, to: number): Promise<void> {
+  let recorded: { issuer: string | undefined; kids: string[] };
+  try {
+    const store = openStoreReadOnly(paths.db);
+    try {
+      recorded = { issuer: statementIssuer(await store.clientById(DEFAULT_AGENT_CLIENT_ID)), kids: (await store.signingKeys()).map((k) => k.kid) };
+    } finally {
+      store.close();
+    }
+  } catch {
+    return;
+  }
+  const { issuer, kids } = recorded;
+  if (issuer === undefined || !(await servesFrom(issuer, paths.home, kids))) return;
+  throw new CommandFailed(
+    `An older delegate (schema ${from}) is serving the data directory ${paths.home}, with its authorization server at ${issuer}; ` +
+      `stop it, then run this again to upgrade the database to schema ${to}. Nothing was changed.`,
+  );
+}
+
+/** Whether the authorization server at `issuer` runs from the data directory `home` (signing with one of `kids`). */
+async function servesFrom(issuer: string, home: string, kids: readonly string[]): Promise<boolean> {
+  const { dataDirectoryAt } = await import('./stack.js');
+  const said = await dataDirectoryAt(issuer, home).catch(() => undefined);
+  if (said !== undefined) return said === 'this';
+  const { publishedKeyIds } = await import('./servers.js');
+  const published = await publishedKeyIds(issuer);
+  return published !== 'silent' && published.some((kid) => kids.includes(kid));
 }

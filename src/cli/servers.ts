@@ -13,7 +13,7 @@ import { buildCalendarServer } from '../calendar/server.js';
 import { calendarLoaderFor, userCalendarsFromStore } from './calendar-backend.js';
 import { cimdPrivateHostsFromEnv, demoCalendarPath, processEnv, systemTimeZone, systemUserName, type Paths } from '../config.js';
 import type { AuditSink } from '../resource/audit.js';
-import { openStore, type Store } from '../store/index.js';
+import { openStore, StoreError, type Store } from '../store/index.js';
 import { openCommandStore, setUpSigns } from './commands/admin-store.js';
 import { statementIssuer } from './served-elsewhere.js';
 import { CommandFailed } from './errors.js';
@@ -28,7 +28,7 @@ export interface RunningServer {
 }
 
 /** The store, opened once for every server of this process. */
-export function openDataStore(paths: Paths): Store {
+export function openDataStore(paths: Paths): Promise<Store> {
   return openCommandStore(paths, 'write');
 }
 
@@ -169,7 +169,7 @@ async function boundResource(resource: string, issuer: string): Promise<'bound' 
 }
 
 /** The key ids an authorization server publishes: none when nothing (or something else) answers there; 'silent' when it accepts connections but never answers. */
-async function publishedKeyIds(issuer: string): Promise<string[] | 'silent'> {
+export async function publishedKeyIds(issuer: string): Promise<string[] | 'silent'> {
   const body = await answeredJson(`${issuer}/.well-known/jwks.json`);
   if (body === 'silent') return 'silent';
   return Array.isArray(body?.keys) ? body.keys.map((k) => String((k as { kid?: unknown } | null)?.kid)) : [];
@@ -280,11 +280,21 @@ export function lazyStoreAudit(paths: Paths): { audit: AuditSink; close(): void 
         store.close();
         store = undefined;
       }
-      store ??= openStore(paths.db, { setUpBefore: setUpSigns(paths) });
+      // Never a migration here: the authorization server of this version migrates at its start, and one of an older
+      // version running on the database would go on with its own rules on the new schema (review s24upgrade).
+      store ??= openStore(paths.db, { setUpBefore: setUpSigns(paths), beforeMigrate: (from) => refuseAuditMigration(paths, from) });
       await store.appendAudit(record, Date.now());
     },
     close: () => store?.close(),
   };
+}
+
+function refuseAuditMigration(paths: Paths, from: number): void {
+  if (from === 0) return;
+  throw new StoreError(
+    'STORE_OPEN_FAILED',
+    `The database ${paths.db} is at schema ${from}, older than this delegate's: start this version's authorization server on it (after stopping the older one) to upgrade it.`,
+  );
 }
 
 /** How often a running server looks whether its database is still the one in the data directory (watchDatabase). */

@@ -322,24 +322,35 @@ export async function refuseOtherDataDirectoryAt(options: StackOptions, issuer: 
  * port is refused (CommandFailed) before anything is sent.
  */
 export async function runsFromOtherDataDirectory(issuer: string, home: string): Promise<boolean> {
+  return (await dataDirectoryAt(issuer, home)) === 'other';
+}
+
+/**
+ * Which data directory the authorization server at `issuer`, on this machine's loopback, says it runs from: `home`
+ * ('this') or another ('other'); undefined for an issuer off loopback, a server that sends no identity or does not
+ * answer (one look, as runsFromOtherDataDirectory's). Another user's listener on the port is refused (CommandFailed)
+ * before anything is sent.
+ */
+export async function dataDirectoryAt(issuer: string, home: string): Promise<'this' | 'other' | undefined> {
   let url: URL;
   try {
     url = new URL(issuer);
   } catch {
-    return false;
+    return undefined;
   }
-  if (url.protocol !== 'http:' || !isAnyLoopbackHost(url.hostname) || url.pathname !== '/') return false;
+  if (url.protocol !== 'http:' || !isAnyLoopbackHost(url.hostname) || url.pathname !== '/') return undefined;
   const part: Part = { name: 'authorization server', port: Number(url.port || 80), url: `${url.origin}/.well-known/oauth-authorization-server` };
   refusedIfForeign(part);
   const [ours, answer] = await Promise.all([dataDirectoryId(home), probeOnce(part, PROBE_TIMEOUTS_MS[0]!)]);
-  return typeof answer === 'object' && answer.ok && answer.dataDirectory !== undefined && answer.dataDirectory !== ours;
+  if (typeof answer !== 'object' || !answer.ok || answer.dataDirectory === undefined) return undefined;
+  return answer.dataDirectory === ours ? 'this' : 'other';
 }
 
 class PortTaken extends Error {}
 
 async function startEmbedded(options: StackOptions, urls: Urls): Promise<Stack> {
   const servers = await import('./servers.js');
-  const store = servers.openDataStore(options.paths);
+  const store = await servers.openDataStore(options.paths);
   const started: FastifyInstance[] = [];
   try {
     const move = await servers.bootstrap(store, options.paths, urls, Date.now());

@@ -85,12 +85,29 @@ const TOKEN_SWEEP_MAX_BATCHES = 1_000;
 /** How long a statement waits for another process's lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 
+/** The schema version this build writes (the number of its migrations). */
+export const CURRENT_SCHEMA_VERSION = MIGRATIONS.length;
+
+export interface OpenOptions {
+  syncFile?: SyncFile;
+  setUpBefore?: readonly string[];
+  now?: number;
+  /**
+   * Called, before anything is written, when the database is at schema `from` below this build's `to` (0: a new
+   * one): throwing leaves it as it is. Found in review (s24upgrade): the new build migrated a database an older
+   * `delegate serve` still ran on, which then applied its own older rules to the new schema.
+   */
+  beforeMigrate?: (from: number, to: number) => void;
+  /** Called once this open has brought the database from schema `from` to `to`. */
+  migrated?: (from: number, to: number) => void;
+}
+
 /**
  * Opens (creating if needed) the database at `path` and brings its schema up to date. `setUpBefore` names files that
  * only an installation that has run leaves beside the database (its keys, the CLI's token cache): an empty database
  * file found with one of them is refused (STORE_CORRUPT), not set up anew (see emptiedBeside).
  */
-export function openSqliteStore(path: string, options: { syncFile?: SyncFile; setUpBefore?: readonly string[]; now?: number } = {}): Store {
+export function openSqliteStore(path: string, options: OpenOptions = {}): Store {
   let db: Database.Database;
   try {
     const sign = options.setUpBefore && emptiedBeside(path, options.setUpBefore);
@@ -103,6 +120,14 @@ export function openSqliteStore(path: string, options: { syncFile?: SyncFile; se
       db.close();
       throw newerSchema(path, found);
     }
+    if (found < MIGRATIONS.length && options.beforeMigrate) {
+      try {
+        options.beforeMigrate(found, MIGRATIONS.length);
+      } catch (reason) {
+        db.close();
+        throw new MigrationVetoed(reason);
+      }
+    }
     const wal = path !== ':memory:' && enterWalMode(db);
     // In WAL mode, NORMAL: a commit does not sync the WAL itself; every write
     // method waits, before it resolves, for a sync of the WAL run off the event
@@ -114,7 +139,8 @@ export function openSqliteStore(path: string, options: { syncFile?: SyncFile; se
     // that refuses WAL gets FULL, each commit synced by SQLite.
     db.pragma(wal ? 'synchronous = NORMAL' : 'synchronous = FULL');
     db.pragma('foreign_keys = ON');
-    migrate(db, path);
+    const from = migrate(db, path);
+    if (from !== undefined) options.migrated?.(from, MIGRATIONS.length);
     // SQLite keeps the WAL beside the database file it opened, a symbolic link resolved.
     const walPath = wal ? `${String((db.pragma('database_list') as Array<{ name: string; file: string }>).find((d) => d.name === 'main')?.file)}-wal` : undefined;
     const store = new SqliteStore(db, walPath ? { path: walPath, ...(options.syncFile ? { sync: options.syncFile } : {}) } : undefined);
@@ -123,8 +149,14 @@ export function openSqliteStore(path: string, options: { syncFile?: SyncFile; se
     store.clearOwnerPassword(options.now ?? Date.now());
     return store;
   } catch (err) {
+    if (err instanceof MigrationVetoed) throw err.reason;
     throw err instanceof StoreError ? err : asStoreError(err, path);
   }
+}
+
+/** A caller's beforeMigrate threw: its error is rethrown as it is, not taken for the store's. */
+class MigrationVetoed {
+  constructor(readonly reason: unknown) {}
 }
 
 /**
@@ -274,10 +306,12 @@ function newerSchema(path: string, version: number): StoreError {
   );
 }
 
-function migrate(db: Database.Database, path: string): void {
+/** Brings the schema up to date; the version this process migrated from, or undefined when it applied none. */
+function migrate(db: Database.Database, path: string): number | undefined {
   // The version is read inside each IMMEDIATE transaction: processes that open a
   // new database at once (serve-auth, serve-calendar, serve-agent) take turns,
   // and none applies a migration another has just applied.
+  let from: number | undefined;
   for (;;) {
     const applied = db.transaction(() => {
       const version = db.pragma('user_version', { simple: true }) as number;
@@ -285,9 +319,10 @@ function migrate(db: Database.Database, path: string): void {
       if (version >= MIGRATIONS.length) return false;
       db.exec(MIGRATIONS[version]!);
       db.pragma(`user_version = ${version + 1}`);
+      from ??= version;
       return true;
     }).immediate();
-    if (!applied) return;
+    if (!applied) return from;
   }
 }
 

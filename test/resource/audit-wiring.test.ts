@@ -29,7 +29,7 @@ let urls: { issuer: string; calendarUrl: string; agentUrl: string };
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'delegate-audit-wiring-'));
   paths = resolvePaths({ DELEGATE_HOME: home });
-  store = openDataStore(paths);
+  store = await openDataStore(paths);
   const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
   urls = { issuer: `http://127.0.0.1:${auth}`, calendarUrl: `http://127.0.0.1:${calendar}`, agentUrl: `http://127.0.0.1:${agent}/mcp` };
   await bootstrap(store, paths, urls, Date.now());

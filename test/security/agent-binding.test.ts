@@ -18,7 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
 import { agentMoveNotice, bootstrap, closeAll, openDataStore } from '../../src/cli/servers.js';
 import { resolvePaths } from '../../src/config.js';
-import type { Store } from '../../src/store/index.js';
+import { openStore, type Store } from '../../src/store/index.js';
+import { setUpSigns } from '../../src/cli/commands/admin-store.js';
 import { Browser, authorizeUrl, callbackParams, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { failAuditRecords } from '../support/fail-audit.js';
 import { ownerApproves, redeemCode } from '../support/owner-flow.js';
@@ -275,7 +276,8 @@ async function inFreshDirectory(issuerHost: string, run: (dir: FreshDirectory) =
   const ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
   const urls = { issuer: `http://${issuerHost}:${ports.auth}`, calendarUrl: `http://127.0.0.1:${ports.calendar}`, agentUrl: `http://127.0.0.1:${ports.agent}/mcp` };
   let store: Store | undefined;
-  const opened = () => (store ??= openDataStore(paths));
+  // The store as the servers open it, synchronously: a fresh directory, no migration to look at first.
+  const opened = () => (store ??= openStore(paths.db, { setUpBefore: setUpSigns(paths) }));
   const setUp = (u = urls) => {
     const opening = opened(); // before the fingerprint: the database is there to compare
     return stateChangedBy({ paths }, () => bootstrap(opening, paths, u, Date.now()).then(() => 'set up', (err: Error) => err.message));
@@ -529,7 +531,7 @@ describe('an agent re-registered at another URL (a move)', () => {
     const urls = (agentPort: number) => ({ issuer: `http://127.0.0.1:${ports.auth}`, calendarUrl: `http://127.0.0.1:${ports.calendar}`, agentUrl: `http://127.0.0.1:${agentPort}/mcp` });
     const [before, after] = [urls(await freePort()), urls(await freePort())];
     try {
-      const store = openDataStore(paths);
+      const store = await openDataStore(paths);
       try {
         expect(await bootstrap(store, paths, before, Date.now())).toBeUndefined();
         expect(await bootstrap(store, paths, before, Date.now())).toBeUndefined();

@@ -414,8 +414,8 @@ describe('a data directory left with loose modes is tightened when the database 
     return db;
   };
   /** Runs `check` while the store is open on `paths`. */
-  const whileOpen = (paths: ReturnType<typeof resolvePaths>, check: () => void) => {
-    const store = openDataStore(paths);
+  const whileOpen = async (paths: ReturnType<typeof resolvePaths>, check: () => void) => {
+    const store = await openDataStore(paths);
     try {
       check();
     } finally {
@@ -423,7 +423,7 @@ describe('a data directory left with loose modes is tightened when the database 
     }
   };
 
-  it('a 0755 directory holding a 0644 database with its 0644 -wal and -shm: 0700 and 0600 once the store has opened it', () => {
+  it('a 0755 directory holding a 0644 database with its 0644 -wal and -shm: 0700 and 0600 once the store has opened it', async () => {
     const parent = mkdtempSync(join(tmpdir(), 'delegate-loose-'));
     const home = join(parent, 'home');
     const paths = resolvePaths({ DELEGATE_HOME: home });
@@ -438,7 +438,7 @@ describe('a data directory left with loose modes is tightened when the database 
       for (const name of names) expect(octal(join(home, name)), name).toBe('644');
       expect(octal(home)).toBe('755');
 
-      whileOpen(paths, () => {
+      await whileOpen(paths, () => {
         expect(octal(home)).toBe('700');
         expect(modesIn(home)).toEqual({ 'delegate.db': '600', 'delegate.db-shm': '600', 'delegate.db-wal': '600' });
       });
@@ -448,7 +448,7 @@ describe('a data directory left with loose modes is tightened when the database 
     }
   });
 
-  it('the same through a symbolic link: the -wal and -shm beside the file it names are tightened', () => {
+  it('the same through a symbolic link: the -wal and -shm beside the file it names are tightened', async () => {
     const parent = mkdtempSync(join(tmpdir(), 'delegate-loose-link-'));
     const home = join(parent, 'home');
     const elsewhere = join(parent, 'elsewhere');
@@ -463,7 +463,7 @@ describe('a data directory left with loose modes is tightened when the database 
       expect(names).toEqual(['real.db', 'real.db-shm', 'real.db-wal']);
       for (const name of names) chmodSync(join(elsewhere, name), 0o644);
 
-      whileOpen(paths, () => expect(modesIn(elsewhere)).toEqual({ 'real.db': '600', 'real.db-shm': '600', 'real.db-wal': '600' }));
+      await whileOpen(paths, () => expect(modesIn(elsewhere)).toEqual({ 'real.db': '600', 'real.db-shm': '600', 'real.db-wal': '600' }));
     } finally {
       earlier.close();
       rmSync(parent, { recursive: true, force: true });

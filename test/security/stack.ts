@@ -50,7 +50,7 @@ export interface Stack {
 export async function startStack(options: { logs?: boolean; home?: string } = {}): Promise<Stack> {
   const home = options.home ?? (await mkdtemp(join(tmpdir(), 'delegate-sec-')));
   const paths = resolvePaths({ DELEGATE_HOME: home });
-  const store = openDataStore(paths);
+  const store = await openDataStore(paths);
   const ports = { auth: await freePort(), calendar: await freePort(), agent: await freePort() };
   const urls = { issuer: `http://127.0.0.1:${ports.auth}`, calendarUrl: `http://127.0.0.1:${ports.calendar}`, agentUrl: `http://127.0.0.1:${ports.agent}/mcp` };
   await bootstrap(store, paths, urls, Date.now());

@@ -43,7 +43,7 @@ export async function startTestStack(
   const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
   const urls: Urls = { issuer: `http://127.0.0.1:${auth}`, calendarUrl: `http://127.0.0.1:${calendar}`, agentUrl: `http://127.0.0.1:${agent}/mcp` };
   await mkdir(paths.home, { recursive: true, mode: 0o700 });
-  const store = openDataStore(paths);
+  const store = await openDataStore(paths);
   const started: FastifyInstance[] = [];
   try {
     await bootstrap(store, paths, urls, Date.now());

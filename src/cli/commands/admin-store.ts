@@ -6,7 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { parseWindowBound } from '../../calendar/window.js';
 import type { Paths } from '../../config.js';
-import { openStore, openStoreReadOnly, StoreError, type Store, type UserRecord } from '../../store/index.js';
+import { CURRENT_SCHEMA_VERSION, openStore, openStoreReadOnly, StoreError, type Store, type UserRecord } from '../../store/index.js';
 import { CommandFailed } from '../errors.js';
 
 /**
@@ -15,7 +15,7 @@ import { CommandFailed } from '../errors.js';
  * database is then opened read-only, as it stands.
  */
 export async function withStore<T>(paths: Paths, run: (store: Store) => Promise<T>, access: 'write' | ReadAccess = 'write'): Promise<T> {
-  const store = openCommandStore(paths, access);
+  const store = await openCommandStore(paths, access);
   try {
     return await run(store);
   } finally {
@@ -36,10 +36,10 @@ export interface ReadAccess {
  * memory, so that looking first leaves the first start (and its owner, with
  * the demo calendar) to the servers or to `calendar add`.
  */
-export function openCommandStore(paths: Paths, access: 'write' | ReadAccess): Store {
+export async function openCommandStore(paths: Paths, access: 'write' | ReadAccess, stderr: { write(text: string): unknown } = process.stderr): Promise<Store> {
   if (access !== 'write' && !databaseStarted(paths)) return openStore(':memory:');
   try {
-    return openStore(paths.db, { setUpBefore: setUpSigns(paths) });
+    return await openUpgraded(paths, stderr);
   } catch (error) {
     const readable = access !== 'write' && error instanceof StoreError && error.code === 'STORE_READ_ONLY' && existsSync(paths.db);
     if (!readable) throw failed(error);
@@ -52,6 +52,40 @@ export function openCommandStore(paths: Paths, access: 'write' | ReadAccess): St
     access.notice(`delegate: ${error.message} Reading it as it stands.\n`);
     return store;
   }
+}
+
+/** Thrown by the first open's beforeMigrate: a migration is due, and whether it may run is asked first (openUpgraded). */
+class MigrationDue {
+  constructor(readonly from: number) {}
+}
+
+/**
+ * The database, its schema brought up to date only when no servers of this data directory run on it (found in review,
+ * s24upgrade: a newer command migrated the database under a running older `delegate serve`, which went on with its own
+ * rules on the new schema: replayed refresh tokens not caught, new accounts' sign-ins failing). The look at the servers
+ * (served-elsewhere.ts) is made only when a migration is due: with the schema current, opening costs what it did. A
+ * migration this open applies is said once on `stderr`: older builds refuse the database from then on.
+ */
+async function openUpgraded(paths: Paths, stderr: { write(text: string): unknown }): Promise<Store> {
+  const options = {
+    setUpBefore: setUpSigns(paths),
+    migrated: (from: number, to: number) => {
+      if (from > 0) stderr.write(`delegate: upgraded the database in ${paths.home} from schema ${from} to ${to}; older versions of delegate can no longer open it.\n`);
+    },
+  };
+  try {
+    return openStore(paths.db, {
+      ...options,
+      beforeMigrate: (from) => {
+        if (from > 0) throw new MigrationDue(from); // 0: a new database, which no server runs on yet
+      },
+    });
+  } catch (error) {
+    if (!(error instanceof MigrationDue)) throw error;
+    const { refuseUpgradeWhileServed } = await import('../served-elsewhere.js');
+    await refuseUpgradeWhileServed(paths, error.from, CURRENT_SCHEMA_VERSION);
+  }
+  return openStore(paths.db, options);
 }
 
 /**

@@ -112,7 +112,7 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
 export async function calendarListCommand(args: CalendarListArgs, io: CliIo): Promise<number> {
   const paths = resolvePaths(io.env);
   // Only looks: with no owner yet, nothing is created (the first start gives the owner the demo calendar).
-  const store = openCommandStore(paths, readOnlyNotice(io));
+  const store = await openCommandStore(paths, readOnlyNotice(io), io.stderr);
   try {
     const owner = await store.ownerUser();
     // The listing does not need the settings, but says what searches will find wrong with them.
@@ -234,7 +234,7 @@ function feedUrl(address: string, is: string): string {
  * calendar, unless their first command is `calendar add`").
  */
 async function withOwner<T>(paths: Paths, io: CliIo, start: { demo: boolean }, work: (store: Store, owner: UserRecord) => Promise<T>): Promise<T> {
-  const store = openCommandStore(paths, 'write');
+  const store = await openCommandStore(paths, 'write', io.stderr);
   try {
     let owner = await store.ownerUser();
     if (!owner) {

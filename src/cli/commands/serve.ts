@@ -86,7 +86,7 @@ function clientDocumentLines(env: Env): string[] {
 export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<number> {
   const urls = urlsFor(options.ports, options.host);
   const log = logger(options.logLevel);
-  const store = openDataStore(options.paths);
+  const store = await openDataStore(options.paths);
   const started: FastifyInstance[] = [];
   try {
     // From the check of what runs on this data directory until the servers listen, no other process starts any (src/cli/start-lock.ts).
@@ -117,7 +117,7 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
 }
 
 export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<number> {
-  const store = openDataStore(options.paths);
+  const store = await openDataStore(options.paths);
   const apps: FastifyInstance[] = [];
   let urls = { issuer: options.issuer ?? '', calendarUrl: options.calendarUrl ?? '', agentUrl: options.agentUrl ?? '' };
   let trusted: readonly string[] = [];
@@ -202,7 +202,7 @@ function onRecordHere(recorded: string | undefined, like: string, whose: 'this s
 }
 
 export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): Promise<number> {
-  const store = openDataStore(options.paths);
+  const store = await openDataStore(options.paths);
   let app: FastifyInstance | undefined;
   const trusted = trustedProxies(options.trustProxy, options.resourceUrl, options.host);
   const log = logger(options.logLevel);
