@@ -62,19 +62,36 @@ export async function refuseUpgradeWhileServed(paths: Paths, from: number, to: n
     return;
   }
   const { issuer, kids } = recorded;
-  if (issuer === undefined || !(await servesFrom(issuer, paths.home, kids))) return;
-  throw new CommandFailed(
-    `An older delegate (schema ${from}) is serving the data directory ${paths.home}, with its authorization server at ${issuer}; ` +
-      `stop it, then run this again to upgrade the database to schema ${to}. Nothing was changed.`,
-  );
+  if (issuer === undefined) return;
+  const served = await servedAs(issuer, paths.home, kids);
+  if (served === 'this') {
+    throw new CommandFailed(
+      `An older delegate (schema ${from}) is serving the data directory ${paths.home}, with its authorization server at ${issuer}; ` +
+        `stop it, then run this again to upgrade the database to schema ${to}. Nothing was changed.`,
+    );
+  }
+  // Found in review (s24new4): an older serve stopped with Ctrl-Z (or hung) answers nothing, was taken for none, and
+  // the database was migrated under it; resumed, it went on with its own rules on the new schema.
+  if (served === 'silent') {
+    throw new CommandFailed(
+      `Something at ${issuer}, where this data directory's authorization server is on record, accepts connections but does not answer ` +
+        `(an older delegate serve stopped with Ctrl-Z, or hung?); resume and stop it, then run this again to upgrade the database ` +
+        `${paths.db} from schema ${from} to ${to}. Nothing was changed.`,
+    );
+  }
 }
 
-/** Whether the authorization server at `issuer` runs from the data directory `home` (signing with one of `kids`). */
-async function servesFrom(issuer: string, home: string, kids: readonly string[]): Promise<boolean> {
+/**
+ * Whether the authorization server at `issuer` runs from the data directory `home` (signing with one of `kids`):
+ * 'this'; 'silent' when something there accepts connections and answers neither the metadata nor the JWKS; else
+ * undefined (nothing there, another directory's server, or keys that are not this directory's).
+ */
+async function servedAs(issuer: string, home: string, kids: readonly string[]): Promise<'this' | 'silent' | undefined> {
   const { dataDirectoryAt } = await import('./stack.js');
   const said = await dataDirectoryAt(issuer, home).catch(() => undefined);
-  if (said !== undefined) return said === 'this';
+  if (said !== undefined) return said === 'this' ? 'this' : undefined;
   const { publishedKeyIds } = await import('./servers.js');
   const published = await publishedKeyIds(issuer);
-  return published !== 'silent' && published.some((kid) => kids.includes(kid));
+  if (published === 'silent') return 'silent';
+  return published.some((kid) => kids.includes(kid)) ? 'this' : undefined;
 }

@@ -96,6 +96,24 @@ describe('an older database while an older delegate serves this data directory',
     expect(schema()).toBe(OLD);
   });
 
+  // Found in review (s24new4): an older serve stopped with Ctrl-Z accepts connections and answers nothing; it was taken
+  // for no server, and the database migrated under it.
+  it('one that accepts connections and never answers (stopped with Ctrl-Z, or hung): refused, saying so; nothing migrated', { timeout: 30_000 }, async () => {
+    const held: import('node:net').Socket[] = [];
+    stub = createServer(() => undefined);
+    stub.on('connection', (socket) => held.push(socket));
+    await new Promise<void>((resolve) => stub!.listen(Number(new URL(issuer).port), '127.0.0.1', resolve));
+    const run = await runCli(['grants', 'list'], home);
+    for (const socket of held) socket.destroy();
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(
+      `delegate: Something at ${issuer}, where this data directory's authorization server is on record, accepts connections but does not answer ` +
+        `(an older delegate serve stopped with Ctrl-Z, or hung?); resume and stop it, then run this again to upgrade the database ` +
+        `${db()} from schema ${OLD} to ${MIGRATIONS.length}. Nothing was changed.\n`,
+    );
+    expect(schema()).toBe(OLD);
+  });
+
   it('delegate serve on other ports: exit 1, the same line, nothing migrated', { timeout: 30_000 }, async () => {
     await serveMetadata(await dataDirectoryId(home));
     const ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
