@@ -9,15 +9,12 @@
 // clients already stored, in a pool of their own capped per document host.
 import { lookup as dnsLookup, Resolver } from 'node:dns/promises';
 import { request, type RequestOptions } from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
+import { isIP } from 'node:net';
+import { pinnedLookup, type ResolvedAddress } from '../http/pinned-get.js';
 import { isLoopbackAddress, isSpecialUseAddress } from '../http/special-use.js';
 
 export { isSpecialUseAddress };
-
-export interface ResolvedAddress {
-  address: string;
-  family: 4 | 6;
-}
+export type { ResolvedAddress };
 
 export interface DocumentFetchOptions {
   /**
@@ -209,26 +206,6 @@ async function checkedAddresses(url: URL, options: DocumentFetchOptions, deadlin
     throw new DocumentFetchError(`${host} resolves to a loopback, private or other special-use address (RFC 6890), which this server does not fetch from`, 'refused');
   }
   return addresses;
-}
-
-/**
- * A lookup that answers every question with the addresses already checked: the connection cannot go elsewhere.
- * Asked for all (`all: true`, as Node's Happy Eyeballs, RFC 8305, asks: `autoSelectFamily`, on by default), it
- * gives them all, so an address of the other family is tried when the first cannot be reached. Found in review: it
- * gave only the first, so an AS on an IPv6-only network could not fetch from a host with A and AAAA records (the A
- * first: ENETUNREACH), nor a development `localhost` answering ::1 first when the document server listens on
- * 127.0.0.1. It answers on the next tick, as dns.lookup does: answered at once, the connection was tried inside
- * https.request, and an error there (ENETUNREACH for an IPv6 address on a host without an IPv6 route, EMFILE) was
- * emitted before the request listened for errors, which ended the process.
- */
-function pinnedLookup(targets: readonly ResolvedAddress[]): LookupFunction {
-  const first = targets[0]!;
-  return ((_hostname: string, opts: { all?: boolean }, callback: (...args: unknown[]) => void) => {
-    process.nextTick(() => {
-      if (opts?.all) callback(null, targets.map((t) => ({ address: t.address, family: t.family })));
-      else callback(null, first.address, first.family);
-    });
-  }) as unknown as LookupFunction;
 }
 
 /** Cache-Control's max-age (RFC 9111 §5.2.2.1), 0 for no-store or no-cache, undefined when it says neither. */

@@ -26,12 +26,15 @@ export function resolvedAddress(address: string): ResolvedAddress | undefined {
 }
 
 /**
- * A lookup that answers every question with the addresses given. Asked for all (Happy Eyeballs, RFC 8305, as Node's
- * autoSelectFamily asks), it gives them all, so an address of the other family is tried when the first cannot be
- * reached. It answers on the next tick, as dns.lookup does: an error of a connection tried inside request() would
- * otherwise be emitted before the request listens for errors.
+ * A lookup that answers every question with the addresses given, already checked: the connection cannot go elsewhere.
+ * Asked for all (Happy Eyeballs, RFC 8305, as Node's autoSelectFamily asks), it gives them all, so an address of the
+ * other family is tried when the first cannot be reached (found in review of client metadata documents: given only
+ * the first, an AS on an IPv6-only network could not fetch from a host with A and AAAA records). It answers on the
+ * next tick, as dns.lookup does: answered at once, an error of a connection tried inside request() (ENETUNREACH,
+ * EMFILE) was emitted before the request listened for errors, which ended the process. Also used by
+ * src/authz/client-document-fetch.ts.
  */
-function pinnedLookup(addresses: readonly ResolvedAddress[]): LookupFunction {
+export function pinnedLookup(addresses: readonly ResolvedAddress[]): LookupFunction {
   return ((_hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
     process.nextTick(() => {
       if (options?.all) callback(null, addresses.map((a) => ({ ...a })));
