@@ -1013,13 +1013,13 @@ class SqliteStore implements Store {
 
   async createUser(user: UserRecord, record?: { event: AuditEventInput; at: number }): Promise<void> {
     const { id, name, passwordHash, isOwner, timeZone, createdAt } = user;
-    this.insertRecorded('INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at) VALUES (?, ?, ?, ?, ?, ?)', [id, name, passwordHash, isOwner ? 1 : 0, timeZone, createdAt], record);
+    this.recorded(() => this.run('INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at) VALUES (?, ?, ?, ?, ?, ?)', [id, name, passwordHash, isOwner ? 1 : 0, timeZone, createdAt]), record);
   }
 
-  /** Runs one INSERT and appends `record` (when given) in the same transaction: the change never off the audit log. */
-  private insertRecorded(sql: string, params: unknown[], record: { event: AuditEventInput; at: number } | undefined): void {
+  /** Runs `write` and appends `record` (when given) in the same transaction: the change never off the audit log. */
+  private recorded(write: () => void, record: { event: AuditEventInput; at: number } | undefined): void {
     this.atomically(() => {
-      this.run(sql, params);
+      write();
       if (record) this.appendAuditNow(record.event, record.at);
     });
   }
@@ -1050,19 +1050,15 @@ class SqliteStore implements Store {
   }
 
   async updateUser(userId: string, changes: { timeZone: string }, record?: { event: AuditEventInput; at: number }): Promise<void> {
-    this.atomically(() => {
-      this.run('UPDATE users SET time_zone = ? WHERE id = ?', [changes.timeZone, userId]);
-      if (record) this.appendAuditNow(record.event, record.at);
-    });
+    this.recorded(() => this.run('UPDATE users SET time_zone = ? WHERE id = ?', [changes.timeZone, userId]), record);
   }
 
   async setPassword(userId: string, changes: { passwordHash: string; timeZone?: string }, record?: { event: AuditEventInput; at: number }): Promise<void> {
-    this.atomically(() => {
+    this.recorded(() => {
       this.run('UPDATE users SET password_hash = ? WHERE id = ?', [changes.passwordHash, userId]);
       if (changes.timeZone !== undefined) this.run('UPDATE users SET time_zone = ? WHERE id = ?', [changes.timeZone, userId]);
       this.run('DELETE FROM sessions WHERE user_id = ?', [userId]);
-      if (record) this.appendAuditNow(record.event, record.at);
-    });
+    }, record);
   }
 
   /**
@@ -1083,19 +1079,11 @@ class SqliteStore implements Store {
   }
 
   async createClient(c: ClientRecord, record?: { event: AuditEventInput; at: number }): Promise<void> {
-    if (!record) return this.insertClient(c);
-    this.atomically(() => {
-      this.insertClient(c);
-      this.appendAuditNow(record.event, record.at);
-    });
+    this.recorded(() => this.insertClient(c), record);
   }
 
   async updateClient(c: ClientRecord, record?: { event: AuditEventInput; at: number }): Promise<void> {
-    if (!record) return this.writeClient(c);
-    this.atomically(() => {
-      this.writeClient(c);
-      this.appendAuditNow(record.event, record.at);
-    });
+    this.recorded(() => this.writeClient(c), record);
   }
 
   private insertClient(c: ClientRecord): void {
@@ -1671,7 +1659,7 @@ class SqliteStore implements Store {
     // Securely too (found in review, s23new2): an insert that splits the table's page moves the rows already there,
     // and the space a feed's row (its secret URL) moved out of would otherwise keep a copy that no removal reaches.
     this.securelyDeleting(() =>
-      this.insertRecorded('INSERT INTO calendars (id, user_id, name, kind, source, created_at) VALUES (?, ?, ?, ?, ?, ?)', [c.id, c.userId, c.name, c.kind, c.source, c.createdAt], record),
+      this.recorded(() => this.run('INSERT INTO calendars (id, user_id, name, kind, source, created_at) VALUES (?, ?, ?, ?, ?, ?)', [c.id, c.userId, c.name, c.kind, c.source, c.createdAt]), record),
     );
   }
 
