@@ -249,7 +249,7 @@ export class ClientDocuments {
       // A change in what `client_registered` recorded (its name, where its codes go, its grants and auth method) is on
       // the log too, in the same transaction: found in review (s24new3), the log kept only the first document's values.
       const changed = recordedFields(stored) !== recordedFields(client);
-      const record = changed ? { event: { ...registrationRecord(client, sourceShown(requester)), event: 'client_updated' }, at: described.at } : undefined;
+      const record = changed ? { event: registrationRecord(client, sourceShown(requester), 'client_updated'), at: described.at } : undefined;
       await this.#store.updateClient({ ...client, createdAt: stored.createdAt }, record);
     }
     described.kept = true;

@@ -92,13 +92,13 @@ export function registerRegistration(app: FastifyInstance, ctx: AuthContext): vo
 }
 
 /**
- * The `client_registered` record of a client added here, at /register or from its metadata document: who it says it
- * is, where its codes go, and the address it came from (for a document's client, the source of the request that named
+ * The `client_registered` record of a client added here, at /register or from its metadata document (`client_updated`
+ * when a later document changed these fields): who it says it is, where its codes go, and the address it came from (for a document's client, the source of the request that named
  * it, as its budget counts it: request-source.ts).
  */
-export function registrationRecord(client: ClientRecord, address: string): AuditEventInput {
+export function registrationRecord(client: ClientRecord, address: string, event: 'client_registered' | 'client_updated' = 'client_registered'): AuditEventInput {
   return {
-    event: 'client_registered',
+    event,
     client: client.clientId,
     detail: {
       client_name: client.clientName,
