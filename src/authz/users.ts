@@ -51,12 +51,16 @@ export async function accountNamedLike(store: Store, name: string): Promise<User
 }
 
 /**
- * The name a new local owner gets: `name` (the OS user's), or `name-owner` when an account has `name` already, also
- * but for case (`Alice` beside the OS user `alice`): names are unique ignoring case (the index users_name_nocase), so
- * that one would be refused.
+ * The name a new local owner gets: `name` (the OS user's), or the first of `name-owner`, `name-owner-2`, … that no
+ * account has, also but for case (`Alice` beside the OS user `alice`): names are unique ignoring case (the index
+ * users_name_nocase), so a taken one would be refused. (Found in review: with `name` and `name-owner` both added
+ * before the first start, `serve` failed on SQLite's "UNIQUE constraint failed: users.name".)
  */
 export async function ownerNameBeside(store: Store, name: string): Promise<string> {
-  return (await accountNamedLike(store, name)) ? `${name}-owner` : name;
+  for (let n = 1; ; n++) {
+    const candidate = n === 1 ? name : n === 2 ? `${name}-owner` : `${name}-owner-${n - 1}`;
+    if (!(await accountNamedLike(store, candidate))) return candidate;
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
 // an agent could be registered, act in actor chains and report to /audit
 // with no record of how it came to be there).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
@@ -142,6 +142,19 @@ describe('admin changes on the audit log', () => {
     expect(log[1]!.user).toBe(bob?.id);
     await expectIntact(2);
     expect((await run(['audit', '--event', 'time_zone_set'])).out).toMatch(/#2 {2}time_zone_set {2}for bob {2}by cli {2}time zone America\/New_York\n/);
+  });
+
+  // Found at stop 25: with accounts named as the computer's user and as its `-owner` fallback (any case) added before
+  // the first start, the owner's creation failed on SQLite's "UNIQUE constraint failed: users.name", exit 1, and so
+  // did every `serve` and `calendar add` after it.
+  it('the local owner takes the first free name when the OS user name and its -owner fallback are both accounts', async () => {
+    const me = userInfo().username;
+    expect((await run(['users', 'add', me.toUpperCase()], `${PASSWORD}\n`)).code).toBe(0);
+    expect((await run(['users', 'add', `${me}-OWNER`], `${PASSWORD}\n`)).code).toBe(0);
+    const owner = await addOwner();
+    expect(owner.name).toBe(`${me}-owner-2`);
+    expect((await storedUser(me.toUpperCase()))?.isOwner).toBe(false);
+    expect((await storedUser(`${me}-OWNER`))?.isOwner).toBe(false);
   });
 
   // Found in review (regress17): the change and its record were two writes; with the record failing, the zone
