@@ -61,8 +61,8 @@ export function requestedDetails(raw: string | undefined, resource: ResourceReco
     const offer = offers.find((o) => parsed.detail.locations.every((l) => o.locations.includes(l)));
     if (!offer) {
       // Found in review (s24new): an entry naming two places the agent does reach was told it reached neither.
-      // Each place named once (review s24new3: `[A, A, B]` read "A and A and B").
-      const named = [...new Set(parsed.detail.locations)];
+      // Each place named once (review s24new3: `[A, A, B]` read "A and A and B"; parseCalendarDetail drops repeats).
+      const named = parsed.detail.locations;
       const unreached = named.filter((l) => !offers.some((o) => o.locations.includes(l)));
       if (unreached.length > 0) return { ok: false, reason: `the agent does not reach ${unreached.join(', ')}` };
       return { ok: false, reason: `${named.join(' and ')} are places the agent reaches apart; ask for each in an entry of its own` };

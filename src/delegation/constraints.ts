@@ -43,11 +43,13 @@ export function parseCalendarDetail(value: unknown): { ok: true; detail: Calenda
   const unknown = Object.keys(d).filter((k) => !CALENDAR_DETAIL_MEMBERS.has(k));
   if (unknown.length > 0) return { ok: false, reason: `a calendar authorization detail has no member ${unknown.map((k) => JSON.stringify(k.slice(0, 64))).join(', ')}` };
   if (!stringList(d.locations) || d.locations.length === 0) return { ok: false, reason: 'locations must be a non-empty list of URLs' };
-  const locations: string[] = [];
+  // Each place once, in the order sent, as actions, datatypes and calendars are below (left open in the s24 stop's
+  // note): `[A, A]` was stored as sent, so the grant and every token from it named a place twice that consent named once.
+  const locations = new Set<string>();
   for (const l of d.locations) {
     const canonical = canonicalResource(l);
     if (!canonical) return { ok: false, reason: `${l} is not an absolute http(s) URL` };
-    locations.push(canonical);
+    locations.add(canonical);
   }
   if (!stringList(d.actions) || d.actions.length === 0) return { ok: false, reason: 'actions must be a non-empty list' };
   const datatypes = d.datatypes === undefined ? [DATATYPE_FREEBUSY] : d.datatypes;
@@ -62,7 +64,7 @@ export function parseCalendarDetail(value: unknown): { ok: true; detail: Calenda
     ok: true,
     detail: {
       type: CALENDAR_DETAIL_TYPE,
-      locations,
+      locations: [...locations],
       actions: [...new Set(d.actions)],
       datatypes: [...new Set(datatypes)],
       ...(d.calendars !== undefined ? { calendars: [...new Set(d.calendars as string[])] } : {}),

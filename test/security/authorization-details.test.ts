@@ -221,6 +221,39 @@ describe('several calendar entries in one authorization request (RFC 9396 ยง2, ย
   });
 });
 
+// Left open in the s24 stop's note: an entry whose locations repeat a place (`[A, A]`) was stored as sent, so the grant
+// and every token from it named the place twice where the consent page named it once. Repeats are dropped where the
+// request is read (parseCalendarDetail, beside the type's other checks), the order kept.
+describe('an entry naming its place more than once', () => {
+  it('at /authorize: the grant and its token name the place once', async () => {
+    const clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
+    const { verifier, challenge } = pkcePair();
+    const twice = { ...calendarDetail({ calendars: ['demo'] }), locations: [stack.calendarUrl, stack.calendarUrl] };
+    const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: stack.agentUrl, scope: 'slots:find', state: 'st-twice', challenge, extra: { authorization_details: JSON.stringify([twice]) } });
+    const { browser, page } = await openAsOwner(stack, href);
+    expect(page.status, page.html.slice(0, 300)).toBe(200);
+    const form = parseConsentForm(page.html);
+    const pending = await stack.store.authRequestById(String(form.request), Date.now());
+    expect(pending!.authorizationDetails.map((d) => d.locations)).toEqual([[stack.calendarUrl]]);
+    const decided = await browser.post(`${stack.issuer}/consent`, { ...form, decision: 'approve' });
+    const code = callbackParams(decided.location!).get('code')!;
+    const redeemed = await postForm(`${stack.issuer}/token`, { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: REDIRECT, client_id: clientId, resource: stack.agentUrl });
+    expect(redeemed.status, JSON.stringify(redeemed.body)).toBe(200);
+    const token = String(redeemed.body.access_token);
+    const grant = await stack.store.grantById(String(decodeJwt(token).grant_id));
+    expect(grant!.authorizationDetails.map((d) => d.locations)).toEqual([[stack.calendarUrl]]);
+    expect((decodeJwt(token).authorization_details as Array<Record<string, unknown>>).map((d) => d.locations)).toEqual([[stack.calendarUrl]]);
+  });
+
+  it('at the token exchange: the token issued names the target once', async () => {
+    const details = decodeJwt(user.accessToken).authorization_details as Array<Record<string, unknown>>;
+    const asked = { ...details.find((d) => d.type === 'calendar')!, locations: [stack.calendarUrl, stack.calendarUrl] };
+    const res = await exchangeAsAgent(stack, user.accessToken, { authorization_details: JSON.stringify([asked]) });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect((decodeJwt(String(res.body.access_token)).authorization_details as Array<Record<string, unknown>>).map((d) => d.locations)).toEqual([[stack.calendarUrl]]);
+  });
+});
+
 describe('where details are not an entry point, they are ignored and reach no token', () => {
   const hostile = () => JSON.stringify([calendarDetail({ privileges: ['admin'], calendars_all: true })]);
 
