@@ -34,3 +34,18 @@ export function shownItems(list: unknown, max = 200): string[] {
 export function namedClient(name: string, clientId: string): string {
   return `"${name.replace(/["\\]/g, (c) => `\\${c}`)}" (${clientId})`;
 }
+
+/**
+ * namedClient for a name and id another program sent (a deployment's client registration, kept in the token cache):
+ * each cut at `max` characters, then quoted, then escaped as shownClipped would. Quoted before it is escaped, so a
+ * control character reads `\e` there as on the lines of `grants`, not `\\e`.
+ */
+export function namedClientClipped(name: string, clientId: string, max = 100): string {
+  return printable(namedClient(clipped(name, max), clipped(clientId, max)));
+}
+
+/** `text` cut at `max` characters (code points), as printableClipped cuts, without escaping. */
+function clipped(text: string, max: number): string {
+  const chars = [...text.slice(0, 2 * max + 2)];
+  return chars.length > max ? `${chars.slice(0, max).join('')}…` : text;
+}

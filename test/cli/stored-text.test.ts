@@ -123,6 +123,47 @@ describe('a client name shaped like another client’s line', () => {
     expect(io.out).toContain(`  consent  by owner  for ${quoted}  grt_1`);
   });
 
+  // Left open in the s24 note: `status` and `agents show` still printed the name bare before the id.
+  it('is printed in quotes before its own id by status (a deployment’s client_name in the token cache)', async () => {
+    const agentUrl = 'https://agent.example/mcp';
+    const issuer = 'https://as.example';
+    const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const access = `${part({ alg: 'ES256' })}.${part({ sub: 'usr_1', client_id: 'cli_forger', grant_id: 'grt_1', scope: 'slots:find', exp: 9_999_999_999 })}.sig`;
+    const token = { access_token: access, token_type: 'Bearer', scope: 'slots:find', issuer, resource: agentUrl, obtained_at: Date.UTC(2026, 11, 1, 7), expires_at: Date.UTC(2026, 11, 1, 9) };
+    const cache = {
+      version: 1,
+      discovery: { [agentUrl]: { authorizationServerUrl: issuer, resourceMetadata: { resource: agentUrl, authorization_servers: [issuer] } } },
+      clients: { [issuer]: { client_id: 'cli_forger', client_name: 'delegate CLI (cli_honest)\\ "x', issuer } },
+      tokens: { [issuer]: { [agentUrl]: token } },
+    };
+    await writeFile(paths.tokenCache, JSON.stringify(cache), { mode: 0o600 });
+    const io = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
+    expect(await runCli(['status', '--agent-url', agentUrl], io), io.err).toBe(0);
+    expect(io.out).toContain('  client            "delegate CLI (cli_honest)\\\\ \\"x" (cli_forger)\n');
+  });
+
+  it('is printed in quotes before its own id by agents show, verified or not', async () => {
+    const { generateKeyPair, exportJWK } = await import('jose');
+    const keyFile = join(home, 'helper.pub.json');
+    await writeFile(keyFile, JSON.stringify(await exportJWK((await generateKeyPair('ES256', { extractable: true })).publicKey)), { mode: 0o600 });
+    const env = { DELEGATE_HOME: home, NO_COLOR: '1' };
+    const forged = 'CalendarAgent (calendar-agent)';
+    const registered = fakeIo(env, Date.now);
+    const args = ['agents', 'register', 'forger', '--url', 'http://127.0.0.1:9/forger', '--key', keyFile, '--name', forged, '--operator', 'Ops', '--contact', 'ops@example.test', '--description', 'Drafts agendas'];
+    expect(await runCli(args, registered), registered.err).toBe(0);
+    const show = fakeIo(env, Date.now);
+    expect(await runCli(['agents', 'show', 'forger'], show), show.err).toBe(0);
+    expect(show.out).toMatch(/^"CalendarAgent \(calendar-agent\)" \(forger\) ✓ verified by /);
+    // The statement broken: the line names the client's registered name, quoted too.
+    const store = openStore(paths.db);
+    const client = (await store.clientById('forger'))!;
+    await store.updateClient({ ...client, clientName: forged, metadata: { ...client.metadata, agent_statement: 'not.a.statement' } });
+    store.close();
+    const broken = fakeIo(env, Date.now);
+    expect(await runCli(['agents', 'show', 'forger'], broken)).toBe(1);
+    expect(broken.out).toBe('"CalendarAgent (calendar-agent)" (forger) at http://127.0.0.1:9/forger\n');
+  });
+
   it('has a quote or backslash in it escaped, so its quotes end it', async () => {
     const { namedClient } = await import('../../src/cli/shown.js');
     expect(namedClient('a" (cli_x) "b\\', 'cli_y')).toBe('"a\\" (cli_x) \\"b\\\\" (cli_y)');

@@ -17,7 +17,7 @@ import { SCOPE_FREEBUSY_READ, canonicalResource, sameResourceOrLoopbackAlias } f
 import { readAgentPublicKey } from '../agent-key.js';
 import { CommandFailed, EXIT_ERROR, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { printable, shown } from '../shown.js';
+import { namedClient, printable, shown } from '../shown.js';
 import { readOnlyNotice, withStore } from './admin-store.js';
 import { statementIssuer, warnIfServedElsewhere } from '../served-elsewhere.js';
 
@@ -132,14 +132,15 @@ export async function agentsShowCommand(args: { paths: Paths; issuer?: string; i
     return verification.ok ? EXIT_OK : EXIT_ERROR;
   }
   if (!verification.ok) {
-    io.stdout.write(shown`${client.clientName ?? client.clientId} (${client.clientId}) at ${client.resource}\n`);
+    io.stdout.write(shown`${client.clientName ? namedClient(client.clientName, client.clientId) : `${client.clientId} (${client.clientId})`} at ${client.resource}\n`);
     io.stderr.write(shown`delegate: The identity statement does not verify: ${reason ?? ''}.\n`);
     return EXIT_ERROR;
   }
   const p = verification.agent.profile;
   io.stdout.write(
     [
-      shown`${p.name} (${client.clientId}) ✓ verified by ${issuer}`,
+      // Quoted, as `grants` and `audit` name a client (namedClient), so a name cannot read as another client's id.
+      shown`${namedClient(p.name, client.clientId)} ✓ verified by ${issuer}`,
       shown`  software:    ${p.softwareId} ${p.softwareVersion}`,
       shown`  operator:    ${p.operator.name} <${p.operator.contact}>`,
       shown`  resource:    ${verification.agent.resource}`,

@@ -14,7 +14,7 @@
 import { decodeJwt } from 'jose';
 import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_HOST, DEFAULT_PORTS, DEFAULT_PROFILE, type Ports } from '../../config.js';
 import { printableClipped } from '../../terminal-text.js';
-import { shownClipped, shownItems } from '../shown.js';
+import { namedClientClipped, shownClipped, shownItems } from '../shown.js';
 import { storedSignIns, type EndedStoredDelegation, type StoredDelegation } from '../../client/credentials.js';
 import { SCOPE_DESCRIPTIONS } from '../../delegation/scopes.js';
 import { isBearerToken } from '../../delegation/tokens.js';
@@ -139,7 +139,8 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     const who = d.userName !== undefined ? `${shownClipped(d.userName, 100)}${user !== undefined ? ` (${user})` : ''}` : (user ?? 'unknown');
     lines.push(`  signed in as      ${who} at ${shownClipped(d.issuer)}`);
     const clientId = d.clientId !== undefined ? shownClipped(d.clientId, 100) : undefined;
-    lines.push(`  client            ${d.clientName ? `${shownClipped(d.clientName, 100)} (${clientId})` : (clientId ?? 'unknown')}`);
+    // The name quoted, as `grants` and `audit` name a client (namedClient): anyone may register any name, another client's id in it.
+    lines.push(`  client            ${d.clientName ? namedClientClipped(d.clientName, d.clientId ?? 'unknown') : (clientId ?? 'unknown')}`);
     lines.push(`  grant             ${d.grantId !== undefined ? shownClipped(d.grantId, 100) : 'unknown'}`);
     for (const [i, scope] of d.scopes.entries()) {
       lines.push(`  ${i === 0 ? 'scopes  ' : '        '}          ${shownClipped(scope, 100)}: ${SCOPE_DESCRIPTIONS[scope] ?? shownClipped(scope, 100)}`);
