@@ -14,7 +14,7 @@ import { appName } from './app-name.js';
 import type { AuthorizationRequest } from './authorize.js';
 import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, KEEP_EXPIRY, LATER_CALENDARS, lookaheadOptions } from './consent-choices.js';
 import type { AuthContext } from './context.js';
-import { offeredDetails, pageOffer, unreachedLocations } from './grant-policy.js';
+import { grantDetails, offeredDetails, pageOffer, unreachedLocations } from './grant-policy.js';
 import { html, pageTime, sendPage, type Html } from './pages.js';
 import { documentHost } from './policy/client-id-url.js';
 import { isLoopbackRedirect, privateUseScheme } from './policy/redirect-uri.js';
@@ -256,10 +256,14 @@ function laterBox(ticked: boolean): Html {
  * choices, starting from today's), so it adds nothing here.
  */
 function widerLimits(request: AuthorizationRequest, grant: GrantRecord): string[] {
-  const today = (grant.authorizationDetails as unknown as CalendarDetail[]).find((d) => d.type === CALENDAR_DETAIL_TYPE);
-  if (!today) return [];
+  const held = grantDetails(grant);
   const out: string[] = [];
   for (const asked of request.details.filter((d) => d.type === CALENDAR_DETAIL_TYPE)) {
+    // Against the grant's entry for the place this entry asks for, not its first entry (left open in the s24 note: an
+    // entry for a second place was told "today" what the first place allows). A place the grant does not reach is
+    // asked for above, by its address.
+    const today = held.find((h) => asked.locations.every((l) => h.locations.includes(l)));
+    if (!today) continue;
     const todayCalendars = today.calendars ? `today: ${today.calendars.join(', ')}` : '';
     if (today.calendars && !asked.calendars) out.push(`Look at all your calendars (${todayCalendars})`);
     else if (today.calendars && asked.calendars) {
@@ -280,26 +284,47 @@ function atMost(choices: readonly number[], limit: number): number {
 
 type CurrentLimits = ReturnType<typeof currentLimits>;
 
-/** What an existing grant allows today, for the page to start from and to show. */
+/**
+ * What an existing grant allows today, for the page to start from and to show: every calendar entry of it (RFC 9396),
+ * not its first alone (left open in the s24 note: a grant whose entries for two places allow different limits, as an
+ * older one may, was said to allow the first place's, and the page started from them). The page starts from the
+ * narrowest of them (pageOffer), since its one set of limits applies to every place: the first entry's, wider than
+ * another's, would have widened that place on an Approve that said nothing of it. Entries that all allow the same are
+ * said once, as before; otherwise each with its place.
+ */
 function currentLimits(grant: GrantRecord, timeZone: string) {
-  const calendar = (grant.authorizationDetails as unknown as CalendarDetail[]).find((d) => d.type === CALENDAR_DETAIL_TYPE);
+  const held = grantDetails(grant);
+  const start = pageOffer(held);
   const until = pageTime(grant.expiresAt, timeZone);
   return {
-    calendars: calendar?.calendars,
-    lookaheadDays: calendar?.lookahead_days,
+    calendars: start?.calendars,
+    lookaheadDays: start?.lookahead_days,
     maxDepth: grant.maxDepth,
     until,
     summary(agentName: string): Html {
       const parts: string[] = [];
-      if (calendar) {
-        parts.push(`look at ${calendar.calendars ? `the calendar${calendar.calendars.length === 1 ? '' : 's'} ${calendar.calendars.join(', ')}` : 'all your calendars, including ones you add later'}`);
-        if (calendar.lookahead_days !== undefined) parts.push(`${days(calendar.lookahead_days)} ahead`);
+      const [first] = held;
+      if (first && held.every((d) => sameLimits(d, first))) {
+        parts.push(`look at ${calendarsSaid(first)}`);
+        if (first.lookahead_days !== undefined) parts.push(`${days(first.lookahead_days)} ahead`);
+      } else if (first) {
+        parts.push(`look at ${held.map((d) => `${calendarsSaid(d)}${d.lookahead_days !== undefined ? `, ${days(d.lookahead_days)} ahead` : ''} (at ${d.locations.map(hostOf).join(', ')})`).join(' and ')}`);
       }
       parts.push(grant.maxDepth <= 1 ? `with no helper agent but ${agentName}` : 'with one helper agent');
       parts.push(`until ${until}`);
       return html`${parts.join(', ')}`;
     },
   };
+}
+
+/** "the calendar demo", "the calendars demo, work" or "all your calendars, including ones you add later". */
+function calendarsSaid(d: CalendarDetail): string {
+  return d.calendars ? `the calendar${d.calendars.length === 1 ? '' : 's'} ${d.calendars.join(', ')}` : 'all your calendars, including ones you add later';
+}
+
+/** Whether two entries allow the same calendars and lookahead. */
+function sameLimits(a: CalendarDetail, b: CalendarDetail): boolean {
+  return JSON.stringify(a.calendars) === JSON.stringify(b.calendars) && a.lookahead_days === b.lookahead_days;
 }
 
 function days(n: number): string {
@@ -310,7 +335,8 @@ function describe(scope: string): string {
   return SCOPE_DESCRIPTIONS[scope] ?? `Use the permission “${scope}”`;
 }
 
-function hostOf(url: string): string {
+/** A place's host and port, as the page names it ("127.0.0.1:8411"); a value that is no URL as it is. */
+export function hostOf(url: string): string {
   try {
     return new URL(url).host;
   } catch {

@@ -7,11 +7,12 @@
 // port of this host opens none. POST /logout ends the session, with the same
 // protection.
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { SCOPE_DESCRIPTIONS, parseScope } from '../delegation/index.js';
+import { SCOPE_DESCRIPTIONS, parseScope, type CalendarDetail } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import type { ClientRecord, GrantRecord, UserRecord } from '../store/index.js';
 import { appName } from './app-name.js';
 import { crossSiteRefusal } from './consent.js';
+import { hostOf as placeHost } from './consent-page.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual } from './crypto.js';
 import { grantDetails } from './grant-policy.js';
@@ -86,8 +87,13 @@ ${rows.length === 0 ? html`<p class="muted">No agent may act for you right now.<
 async function grantRow(ctx: AuthContext, grant: GrantRecord, form: { csrf: string; signIn: string }, timeZone: string) {
   const client = await ctx.store.clientById(grant.clientId);
   const resource = await ctx.store.resourceByUrl(grant.resource);
-  const limits = grantDetails(grant).map((d) =>
-    html`<li>${d.calendars ? `Calendars: ${d.calendars.join(', ')}` : 'All calendars, including ones added later'}${d.lookahead_days !== undefined ? `, up to ${d.lookahead_days} days ahead` : ''}, busy times only</li>`,
+  const details = grantDetails(grant);
+  // Each entry with its place when there are several (RFC 9396: each allows its own limits there); one alone, as before.
+  // Checked for the s25 brief (what every entry allows): listed without their places, two places' entries read as
+  // conflicting limits of one, or as the same line twice.
+  const at = (d: CalendarDetail) => (details.length > 1 ? ` (at ${d.locations.map(placeHost).join(', ')})` : '');
+  const limits = details.map((d) =>
+    html`<li>${d.calendars ? `Calendars: ${d.calendars.join(', ')}` : 'All calendars, including ones added later'}${d.lookahead_days !== undefined ? `, up to ${d.lookahead_days} days ahead` : ''}, busy times only${at(d)}</li>`,
   );
   const until = pageTime(grant.expiresAt, timeZone);
   return html`<div class="who">

@@ -11,7 +11,7 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownerLink, registerTestAgent, type TestAuthz } from '../support/authz.js';
-import { Browser, authorizeUrl, callbackParams, hiddenField, parseConsentForm, pkcePair, postForm, DEVICE_CODE_GRANT, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
+import { Browser, authorizeUrl, callbackParams, csrfOf, hiddenField, parseConsentForm, pkcePair, postForm, DEVICE_CODE_GRANT, registerDeviceClient, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
 import { REDIRECT, auditSince, exchangeAsAgent, expectExchangeRefusedOnly, lastAuditSeq, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 import { ONE_HELPER_AGENT, openAsOwner, ownerApproves, redeemCode } from '../support/owner-flow.js';
 
@@ -218,6 +218,77 @@ describe('several calendar entries in one authorization request (RFC 9396 §2, �
     const byPlace = Object.fromEntries(grant!.authorizationDetails.map((d) => [(d.locations as string[])[0], d]));
     expect(byPlace[otherCalendar]).toMatchObject({ calendars: ['demo'], lookahead_days: 7 });
     expect(byPlace[stack.calendarUrl]).toMatchObject({ calendars: ['demo'], lookahead_days: 7 });
+  });
+
+  // Left open in the s24 stop's note (the s25 brief): what a grant allows today was read from its first calendar entry.
+  // A grant whose entries for two places allow different limits (an older grant; any stored with several entries) was
+  // said on the step-up consent page to allow the first place's limits, the page started from them (so an Approve
+  // widened the narrower place unsaid), and a wider request for the second place was compared with the first's. The
+  // grants page and `grants list`/`show` listed every entry, but not where each applies.
+  describe('a grant whose calendar entries for two places allow different limits', () => {
+    /** The first place: every calendar, 30 days ahead; the second: demo alone, 7 days ahead. */
+    const entries = () => [
+      { ...calendarDetail({ lookahead_days: 30 }) },
+      { ...calendarDetail({ calendars: ['demo'], lookahead_days: 7 }), locations: [otherCalendar] },
+    ];
+    const placed = () => [`(at 127.0.0.1:${stack.ports.calendar})`, '(at 127.0.0.1:10)'];
+
+    /** The owner's grant to a new client for the two-places agent (registered above), its entries then rewritten as an older grant's. */
+    async function olderGrant(): Promise<{ clientId: string; grantId: string }> {
+      const clientId = await registerPublicClient(stack.issuer, [REDIRECT]);
+      const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: twoPlacesAgent, scope: 'helper:use', state: 'st-older', challenge: pkcePair().challenge });
+      const { browser, page } = await openAsOwner(stack, href);
+      expect(page.status, page.html.slice(0, 300)).toBe(200);
+      const decided = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
+      expect(callbackParams(decided.location!).get('code')).toBeTruthy();
+      const grant = (await stack.store.listGrants((await stack.store.ownerUser())!.id)).find((g) => g.clientId === clientId)!;
+      await stack.store.updateGrant({ ...grant, authorizationDetails: entries() });
+      return { clientId, grantId: grant.id };
+    }
+
+    it('the step-up consent page says what each entry allows, starts from the narrowest, and compares a request with its own place’s entry', async () => {
+      const { clientId } = await olderGrant();
+      const wider = { ...calendarDetail({ calendars: ['demo'], lookahead_days: 90 }), locations: [otherCalendar] };
+      const href = authorizeUrl(stack.issuer, { clientId, redirectUri: REDIRECT, resource: twoPlacesAgent, scope: 'helper:use', state: 'st-older', challenge: pkcePair().challenge, extra: { authorization_details: JSON.stringify([wider]) } });
+      const { page } = await openAsOwner(stack, href);
+      expect(page.status, page.html.slice(0, 300)).toBe(200);
+      const [first, second] = placed();
+      expect(page.html).toContain(`Today it may look at all your calendars, including ones you add later, 30 days ahead ${first} and the calendar demo, 7 days ahead ${second}, with`);
+      expect(page.html).toContain('Look up to 90 days ahead (today: 7 days)');
+      expect(page.html).not.toContain('(today: 30 days)');
+      // One set of limits for both places: from the narrower, so that Approve as preset widens neither.
+      expect(parseConsentForm(page.html).lookahead_days).toBe('7');
+    });
+
+    it('the grants page lists each entry with its place', async () => {
+      const { addUser } = await import('../../src/authz/index.js');
+      const user = await addUser(stack.store, { name: 'gina', password: 'gina has a password', timeZone: 'UTC' }, Date.now());
+      const { grantId } = await olderGrant();
+      const grant = (await stack.store.grantById(grantId))!;
+      await stack.store.createGrant({ ...grant, id: 'grt_gina', userId: user.id });
+      const browser = new Browser();
+      const form = await browser.get(`${stack.issuer}/login?next=%2Fgrants`);
+      const login = await browser.post(`${stack.issuer}/login`, { csrf: csrfOf(form.html), next: '/grants', username: 'gina', password: 'gina has a password' });
+      expect(login.status, login.html.slice(0, 300)).toBe(303);
+      const page = await browser.get(new URL(login.location!, stack.issuer).href);
+      expect(page.status).toBe(200);
+      const [first, second] = placed();
+      expect(page.html).toContain(`<li>All calendars, including ones added later, up to 30 days ahead, busy times only ${first}</li>`);
+      expect(page.html).toContain(`<li>Calendars: demo, up to 7 days ahead, busy times only ${second}</li>`);
+    });
+
+    it('grants show and grants list name each entry’s place', async () => {
+      const { grantsListCommand, grantsShowCommand } = await import('../../src/cli/commands/grants.js');
+      const { fakeIo } = await import('../cli/fake-io.js');
+      const { grantId } = await olderGrant();
+      const limits = `all calendars, including ones added later, 30 days ahead at ${stack.calendarUrl}; calendars demo, 7 days ahead at ${otherCalendar}`;
+      const show = fakeIo(undefined, Date.now);
+      expect(await grantsShowCommand({ paths: stack.paths, id: grantId, json: false }, show), show.err).toBe(0);
+      expect(show.out).toContain(`  limits:      ${limits}\n`);
+      const list = fakeIo(undefined, Date.now);
+      expect(await grantsListCommand({ paths: stack.paths, all: false, json: false }, list), list.err).toBe(0);
+      expect(list.out.split('\n').find((l) => l.startsWith(grantId))).toContain(`\t${limits}\t`);
+    });
   });
 });
 

@@ -61,9 +61,11 @@ function appOf(v: GrantView): string {
   return name !== undefined ? namedClient(name, v.client) : `${NAMELESS_APP} (${v.client})`;
 }
 
+/** Each calendar entry's limits, with its place when the grant has several (each allows its own there, RFC 9396), as the grants page lists them. */
 function limits(v: GrantView): string {
+  const at = (c: CalendarDetail) => (v.constraints.length > 1 ? ` at ${c.locations.join(',')}` : '');
   return v.constraints
-    .map((c) => `${c.calendars ? `calendars ${c.calendars.join(',')}` : 'all calendars, including ones added later'}${c.lookahead_days !== undefined ? `, ${c.lookahead_days} days ahead` : ''}`)
+    .map((c) => `${c.calendars ? `calendars ${c.calendars.join(',')}` : 'all calendars, including ones added later'}${c.lookahead_days !== undefined ? `, ${c.lookahead_days} days ahead` : ''}${at(c)}`)
     .join('; ');
 }
 
