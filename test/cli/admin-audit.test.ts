@@ -377,5 +377,35 @@ describe('a resource server’s record on `delegate audit`', () => {
     }
     expect(lines[0]).toMatch(/tool_call {2}for usr_1 {2}by cli_1 {2}find_slot ok$/);
   });
+
+  // Found at stop 25: only the grant's first calendar entries were compared, so a step-up that narrowed only the
+  // second place's entry read "narrowed (1 token revoked)" with no word of what it took back.
+  it('says what a consent changed at each place of a grant with several calendar entries, and as before with one', async () => {
+    const agent = 'http://127.0.0.1:8412/mcp';
+    const calendar = 'http://127.0.0.1:8411';
+    const entry = (place: string, calendars: string[] | undefined, days: number) => ({ type: 'calendar', locations: [place], actions: ['find_slot'], ...(calendars ? { calendars } : {}), lookahead_days: days });
+    const consent = (previous: unknown[], current: unknown[]) => ({
+      decision: 'approved',
+      scope: 'slots:find',
+      previous_scope: 'slots:find',
+      previous_authorization_details: previous,
+      authorization_details: current,
+      narrowed: true,
+      tokens_revoked: 1,
+    });
+    const store = openStore(resolvePaths(env).db);
+    try {
+      await store.appendAudit({ event: 'consent', user: 'usr_1', client: 'cli_1', actors: ['usr_1'], detail: consent([entry(agent, undefined, 30), entry(calendar, ['work'], 30)], [entry(agent, undefined, 30), entry(calendar, ['work'], 7)]) }, 1_000);
+      await store.appendAudit({ event: 'consent', user: 'usr_1', client: 'cli_1', actors: ['usr_1'], detail: consent([entry(agent, undefined, 30), entry(calendar, ['work'], 30)], [entry(agent, ['demo'], 30)]) }, 2_000);
+      await store.appendAudit({ event: 'consent', user: 'usr_1', client: 'cli_1', actors: ['usr_1'], detail: consent([entry(agent, undefined, 30)], [entry(agent, undefined, 7)]) }, 3_000);
+    } finally {
+      store.close();
+    }
+    const lines = (await run(['audit'])).out.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(new RegExp(`  narrowed \\(lookahead at ${calendar} 30 → 7 days, 1 token revoked\\)$`));
+    expect(lines[1]).toMatch(new RegExp(`  narrowed \\(calendars at ${agent} all → demo, ${calendar} removed, 1 token revoked\\)$`));
+    expect(lines[2]).toMatch(/ {2}narrowed \(lookahead 30 → 7 days, 1 token revoked\)$/);
+  });
 });
 

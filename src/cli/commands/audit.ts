@@ -248,10 +248,7 @@ function grantChange(detail: Record<string, unknown>): string {
   if (!('previous_scope' in detail)) return '';
   const changes: string[] = [];
   if (typeof detail.previous_scope === 'string' && typeof detail.scope === 'string' && detail.previous_scope !== detail.scope) changes.push(`scope ${detail.previous_scope} → ${detail.scope}`);
-  const before = calendarLimits(detail.previous_authorization_details);
-  const after = calendarLimits(detail.authorization_details);
-  if (before.calendars !== after.calendars) changes.push(`calendars ${before.calendars} → ${after.calendars}`);
-  if (before.lookahead !== after.lookahead) changes.push(`lookahead ${before.lookahead} → ${after.lookahead} days`);
+  changes.push(...calendarChanges(detail.previous_authorization_details, detail.authorization_details));
   if (typeof detail.previous_max_depth === 'number' && typeof detail.max_depth === 'number' && detail.previous_max_depth !== detail.max_depth) {
     changes.push(`hops ${detail.previous_max_depth} → ${detail.max_depth}`);
   }
@@ -265,10 +262,51 @@ function grantChange(detail: Record<string, unknown>): string {
   return changes.length > 0 ? `changed (${changes.join(', ')})` : '';
 }
 
-/** A grant's calendar limits as the audit line shows them: which calendars, how many days ahead. */
-function calendarLimits(details: unknown): { calendars: string; lookahead: string } {
-  const first = Array.isArray(details) ? (details.find((d) => typeof d === 'object' && d !== null) as Record<string, unknown> | undefined) : undefined;
-  const calendars = Array.isArray(first?.calendars) ? first.calendars.filter((c) => typeof c === 'string').join(',') : 'all';
-  const lookahead = typeof first?.lookahead_days === 'number' ? String(first.lookahead_days) : 'any';
+interface CalendarLimits {
+  calendars: string;
+  lookahead: string;
+}
+
+/** A calendar entry's limits as the audit line shows them: which calendars, how many days ahead. */
+function calendarLimits(entry: Record<string, unknown> | undefined): CalendarLimits {
+  const calendars = Array.isArray(entry?.calendars) ? entry.calendars.filter((c) => typeof c === 'string').join(',') : 'all';
+  const lookahead = typeof entry?.lookahead_days === 'number' ? String(entry.lookahead_days) : 'any';
   return { calendars, lookahead };
+}
+
+/** A grant's calendar entries by the places (locations) each is for, in their order. */
+function calendarEntries(details: unknown): Map<string, Record<string, unknown>> {
+  const entries = new Map<string, Record<string, unknown>>();
+  for (const d of Array.isArray(details) ? details : []) {
+    if (typeof d !== 'object' || d === null) continue;
+    const locations = (d as Record<string, unknown>).locations;
+    const place = Array.isArray(locations) ? locations.filter((l) => typeof l === 'string').join(',') : '';
+    if (!entries.has(place)) entries.set(place, d as Record<string, unknown>);
+  }
+  return entries;
+}
+
+/**
+ * What a consent changed in a grant's calendar limits. With one entry before and after, as most grants hold, the
+ * change as it always read ("lookahead 30 → 7 days"); with several, each place's change, naming the place (found
+ * at stop 25: only the first entries were compared, so a step-up that narrowed only a second place read "narrowed"
+ * with no word of what).
+ */
+function calendarChanges(previous: unknown, current: unknown): string[] {
+  const before = calendarEntries(previous);
+  const after = calendarEntries(current);
+  const compare = (b: CalendarLimits, a: CalendarLimits, at: string): string[] => [
+    ...(b.calendars !== a.calendars ? [`calendars${at} ${b.calendars} → ${a.calendars}`] : []),
+    ...(b.lookahead !== a.lookahead ? [`lookahead${at} ${b.lookahead} → ${a.lookahead} days`] : []),
+  ];
+  if (before.size <= 1 && after.size <= 1) return compare(calendarLimits([...before.values()][0]), calendarLimits([...after.values()][0]), '');
+  const places = [...new Set([...after.keys(), ...before.keys()])];
+  return places.flatMap((place) => {
+    const b = before.get(place);
+    const a = after.get(place);
+    const named = place === '' ? 'any place' : place;
+    if (!b) return [`${named} added`];
+    if (!a) return [`${named} removed`];
+    return compare(calendarLimits(b), calendarLimits(a), ` at ${named}`);
+  });
 }
