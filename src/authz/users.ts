@@ -1,14 +1,14 @@
 // Named accounts for server mode, created by an administrator: a name and a
 // password kept only as an scrypt hash. The local owner needs no password.
 import { isIanaZone } from '../config.js';
-import type { Store, UserRecord } from '../store/index.js';
+import type { Store, UserRecord, UserRemoval } from '../store/index.js';
 import { randomId } from './crypto.js';
 import { hashPassword, passwordProblem } from './password.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
 export class UserError extends Error {
-  readonly code: 'INVALID_NAME' | 'WEAK_PASSWORD' | 'NAME_TAKEN' | 'INVALID_TIME_ZONE' | 'NO_SUCH_ACCOUNT' | 'OWNER_ZONE' | 'OWNER_PASSWORD';
+  readonly code: 'INVALID_NAME' | 'WEAK_PASSWORD' | 'NAME_TAKEN' | 'INVALID_TIME_ZONE' | 'NO_SUCH_ACCOUNT' | 'OWNER_ZONE' | 'OWNER_PASSWORD' | 'OWNER_REMOVAL' | 'AMBIGUOUS_NAME';
   /** NAME_TAKEN: the account there already, as its name is spelled, when `users add NAME --replace` sets its password. */
   readonly replaceable?: string;
   constructor(code: UserError['code'], message: string, replaceable?: string) {
@@ -169,4 +169,45 @@ export async function setUserTimeZone(
   const detail = record && { by: record.by, name: existing.name, timeZone: input.timeZone, previousTimeZone: existing.timeZone };
   await store.updateUser(existing.id, { timeZone: input.timeZone }, detail && { event: { event: 'time_zone_set', user: existing.id, detail }, at: now });
   return { ...existing, timeZone: input.timeZone, previousTimeZone: existing.timeZone };
+}
+
+/**
+ * The account `users remove NAME` removes: the one named exactly so, else the one whose name differs only in case
+ * (names are unique ignoring case; `ALICE` can mean no one but `alice`). Refused: no such account
+ * (NO_SUCH_ACCOUNT); two accounts that differ only in case and neither named exactly (AMBIGUOUS_NAME, naming both:
+ * a database from before names were unique ignoring case may hold `alice` and `Alice`); the local owner
+ * (OWNER_REMOVAL: it is the installation's own account, which `delegate login` signs in and the servers set up again).
+ */
+export async function accountToRemove(store: Store, name: string): Promise<UserRecord> {
+  const exact = await store.userByName(name);
+  const like = exact ? [exact] : (await store.listUsers()).filter((u) => u.name.toLowerCase() === name.toLowerCase());
+  if (like.length === 0) throw new UserError('NO_SUCH_ACCOUNT', `There is no account named ${name}.`);
+  if (like.length > 1) {
+    throw new UserError('AMBIGUOUS_NAME', `${name} names ${like.map((u) => u.name).join(' and ')} but for case: give the name of the one to remove exactly as it is spelled.`);
+  }
+  const account = like[0]!;
+  if (account.isOwner) {
+    throw new UserError('OWNER_REMOVAL', `${account.name} is the local owner, the account of this installation itself, which cannot be removed (\`delegate grants revoke\` ends its delegations).`);
+  }
+  return account;
+}
+
+/**
+ * Removes a named account (`users remove`): every live grant revoked (each recorded as `grant_revoked`, by whom and
+ * `via: user removed`), its sessions ended, its calendars removed and the account retired, its name free for a new
+ * account that inherits nothing, with one `user_removed` record (who removed it, its name, and what ended), all in
+ * one transaction (Store.removeUser). `account` is the one accountToRemove named; one removed meanwhile by another
+ * process is NO_SUCH_ACCOUNT.
+ */
+export async function removeAccount(store: Store, account: UserRecord, now: number, record: { by: string }): Promise<UserRemoval> {
+  const removal = await store.removeUser(account.id, now, {
+    grant: (grant) => ({ event: 'grant_revoked', user: grant.userId, client: grant.clientId, grant: grant.id, resource: grant.resource, detail: { by: record.by, via: 'user removed' } }),
+    removal: (done) => ({
+      event: 'user_removed',
+      user: done.user.id,
+      detail: { by: record.by, name: done.user.name, grants_revoked: done.grantsRevoked.length, sessions_ended: done.sessionsEnded, calendars_removed: done.calendarsRemoved.length },
+    }),
+  });
+  if (!removal) throw new UserError('NO_SUCH_ACCOUNT', `There is no account named ${account.name}.`);
+  return removal;
 }

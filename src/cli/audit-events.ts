@@ -18,6 +18,7 @@ export const AUDIT_EVENTS = [
   'tool_call',
   'freebusy_read',
   'user_added',
+  'user_removed',
   'password_set',
   'password_cleared',
   'time_zone_set',

@@ -265,7 +265,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
   const users = program
     .command('users')
     .description('Named accounts for server mode (administrator).')
-    .addHelpText('after', examples(["printf '%s' \"$PASSWORD\" | delegate users add alice"]));
+    .addHelpText('after', examples(["printf '%s' \"$PASSWORD\" | delegate users add alice", 'delegate users list', 'delegate users remove alice']));
   users
     .command('add')
     .description('Add an account; the password is read from stdin (typed at a terminal without being shown, or piped).')
@@ -276,6 +276,27 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .action(async (name: string, o: { timeZone?: string; replace?: boolean }) => {
       const { usersAddCommand } = await import('./commands/users.js');
       setExitCode(await usersAddCommand({ paths: paths(), name, replace: o.replace === true, ...(o.timeZone ? { timeZone: o.timeZone } : {}) }, io));
+    });
+  users
+    .command('list')
+    .description('List the accounts: name, local owner or not, time zone, active grants, when added and last signed in (never a password).')
+    .option('--json', 'print JSON')
+    .addHelpText('after', examples(['delegate users list', 'delegate users list --json']))
+    .action(async (o: { json?: boolean }) => {
+      const { usersListCommand } = await import('./commands/users.js');
+      setExitCode(await usersListCommand({ paths: paths(), json: o.json === true }, io));
+    });
+  users
+    .command('remove')
+    .description(
+      'Remove an account: revoke its grants (their tokens refused everywhere), end its sessions, remove its calendars; the name is free again, for a new account that inherits nothing. Asks first at a terminal.',
+    )
+    .argument('<name>', 'the account’s name (exactly, where two differ only in case)')
+    .option('--yes', 'remove it without asking (needed without a terminal)')
+    .addHelpText('after', examples(['delegate users remove alice', 'delegate users remove alice --yes   # in a script']))
+    .action(async (name: string, o: { yes?: boolean }) => {
+      const { usersRemoveCommand } = await import('./commands/users.js');
+      setExitCode(await usersRemoveCommand({ paths: paths(), name, yes: o.yes === true }, io));
     });
   users
     .command('set-time-zone')

@@ -320,4 +320,20 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE UNIQUE INDEX users_name_nocase ON users (name COLLATE NOCASE) WHERE case_duplicate = 0;
   `,
+  // `delegate users remove`: an account is retired, not deleted, so that its grants (revoked), their tokens and the
+  // audit records that name them stay as they were. `removed_at`: when; the row's name becomes `removed:<id>:<name>`
+  // (a colon is in no account's name), which frees the name for a new account with another id, inheriting nothing.
+  // The triggers keep anything new from being attached to a retired account by a server that read it just before
+  // the removal (a consent being approved, a sign-in being started): the write fails, and nothing is added.
+  `
+  ALTER TABLE users ADD COLUMN removed_at INTEGER;
+  CREATE TRIGGER sessions_of_removed_accounts BEFORE INSERT ON sessions
+    WHEN (SELECT removed_at FROM users WHERE id = NEW.user_id) IS NOT NULL BEGIN SELECT RAISE(ABORT, 'the account was removed'); END;
+  CREATE TRIGGER auth_requests_of_removed_accounts BEFORE INSERT ON auth_requests
+    WHEN (SELECT removed_at FROM users WHERE id = NEW.user_id) IS NOT NULL BEGIN SELECT RAISE(ABORT, 'the account was removed'); END;
+  CREATE TRIGGER grants_of_removed_accounts BEFORE INSERT ON grants
+    WHEN (SELECT removed_at FROM users WHERE id = NEW.user_id) IS NOT NULL BEGIN SELECT RAISE(ABORT, 'the account was removed'); END;
+  CREATE TRIGGER calendars_of_removed_accounts BEFORE INSERT ON calendars
+    WHEN (SELECT removed_at FROM users WHERE id = NEW.user_id) IS NOT NULL BEGIN SELECT RAISE(ABORT, 'the account was removed'); END;
+  `,
 ];

@@ -38,6 +38,7 @@ import type {
   Store,
   TokenStanding,
   UserRecord,
+  UserRemoval,
 } from './types.js';
 
 type Row = Record<string, unknown>;
@@ -365,6 +366,11 @@ const parse = <T>(value: unknown): T => JSON.parse(String(value)) as T;
 const num = (value: unknown): number => Number(value);
 const numOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
 const strOrNull = (value: unknown): string | null => (value === null || value === undefined ? null : String(value));
+
+/** The account a row holds, or undefined for one retired by `users remove` (a database from before that has none). */
+function liveUser(r: Row | undefined): UserRecord | undefined {
+  return r === undefined || (r.removed_at !== undefined && r.removed_at !== null) ? undefined : toUser(r);
+}
 
 function toUser(r: Row): UserRecord {
   return {
@@ -1024,29 +1030,74 @@ class SqliteStore implements Store {
     });
   }
 
+  // Every lookup passes over a retired account (liveUser): its id is no one's any more, and its row's name (with a
+  // colon, which no name has) is no one's. Checked on the row rather than in SQL, so that a read-only copy of a
+  // database from before `users remove` (no removed_at column) still reads.
   async userById(id: string): Promise<UserRecord | undefined> {
-    const r = this.get('SELECT * FROM users WHERE id = ?', [id]);
-    return r && toUser(r);
+    return liveUser(this.get('SELECT * FROM users WHERE id = ?', [id]));
   }
 
   async userByName(name: string): Promise<UserRecord | undefined> {
-    const r = this.get('SELECT * FROM users WHERE name = ?', [name]);
-    return r && toUser(r);
+    return liveUser(this.get('SELECT * FROM users WHERE name = ?', [name]));
   }
 
   async userByNameIgnoringCase(name: string): Promise<UserRecord | undefined> {
     // NOCASE folds ASCII letters only, as the name rule allows only those (users.ts).
-    const r = this.get('SELECT * FROM users WHERE name = ? COLLATE NOCASE ORDER BY created_at, name LIMIT 1', [name]);
-    return r && toUser(r);
+    return this.all('SELECT * FROM users WHERE name = ? COLLATE NOCASE ORDER BY created_at, name', [name]).map(liveUser).find((u) => u !== undefined);
   }
 
   async ownerUser(): Promise<UserRecord | undefined> {
-    const r = this.get('SELECT * FROM users WHERE is_owner = 1');
-    return r && toUser(r);
+    return liveUser(this.get('SELECT * FROM users WHERE is_owner = 1'));
   }
 
   async listUsers(): Promise<UserRecord[]> {
-    return this.all('SELECT * FROM users ORDER BY created_at, name').map(toUser);
+    return this.all('SELECT * FROM users ORDER BY created_at, name').flatMap((r) => liveUser(r) ?? []);
+  }
+
+  async removeUser(
+    userId: string,
+    now: number,
+    records: { grant: (grant: GrantRecord) => AuditEventInput; removal: (removal: UserRemoval) => AuditEventInput },
+  ): Promise<UserRemoval | undefined> {
+    // Securely, as removeCalendar: a feed's URL is the secret of a private address, and its copy the user's calendar.
+    const removal = this.securelyDeleting(() =>
+      this.atomically((): UserRemoval | undefined => {
+        const row = this.get('SELECT * FROM users WHERE id = ? AND is_owner = 0', [userId]);
+        const user = liveUser(row);
+        if (!row || !user) return undefined;
+        // Every live grant, as `grants revoke` revokes one: its families and tokens, and listed for the resource servers.
+        const grantsRevoked: string[] = [];
+        for (const grant of this.all('SELECT * FROM grants WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at, id', [userId, now]).map(toGrant)) {
+          if (!this.revokeGrantNow(grant.id, now, 'the account was removed')) continue;
+          this.appendAuditNow(records.grant(grant), now);
+          grantsRevoked.push(grant.id);
+        }
+        const sessionsEnded = this.run('DELETE FROM sessions WHERE user_id = ?', [userId]).changes;
+        this.run('DELETE FROM auth_requests WHERE user_id = ?', [userId]);
+        const calendarsRemoved = this.all('SELECT name FROM calendars WHERE user_id = ? ORDER BY created_at, name', [userId]).map((c) => String(c.name));
+        this.run('DELETE FROM calendars WHERE user_id = ?', [userId]); // their feeds' copies go with them (ON DELETE CASCADE)
+        this.run('UPDATE users SET name = ?, password_hash = NULL, removed_at = ? WHERE id = ?', [`removed:${userId}:${user.name}`, now, userId]);
+        // The account that held the name in users_name_nocase gone, the oldest one left of its case group (marked
+        // case_duplicate by the migration that added the index) takes its place there, so that the name stays taken.
+        if (row.case_duplicate === 0) {
+          this.run(
+            `UPDATE users SET case_duplicate = 0 WHERE id = (
+               SELECT id FROM users WHERE name = ? COLLATE NOCASE AND case_duplicate = 1 AND removed_at IS NULL ORDER BY created_at, name LIMIT 1)`,
+            [user.name],
+          );
+        }
+        const done: UserRemoval = { user, grantsRevoked, sessionsEnded, calendarsRemoved };
+        this.appendAuditNow(records.removal(done), now);
+        return done;
+      }),
+    );
+    if (removal) this.checkpointAway();
+    return removal;
+  }
+
+  async lastSignIns(): Promise<Map<string, number>> {
+    const rows = this.all("SELECT user_id, MAX(at) AS at FROM audit_log WHERE event = 'sign_in' AND user_id IS NOT NULL GROUP BY user_id");
+    return new Map(rows.map((r) => [String(r.user_id), num(r.at)]));
   }
 
   async updateUser(userId: string, changes: { timeZone: string }, record?: { event: AuditEventInput; at: number }): Promise<void> {

@@ -50,6 +50,15 @@ export interface UserRecord {
   createdAt: number;
 }
 
+/** What `Store.removeUser` ended with an account. */
+export interface UserRemoval {
+  user: UserRecord;
+  grantsRevoked: string[];
+  sessionsEnded: number;
+  /** The names of the calendars removed. */
+  calendarsRemoved: string[];
+}
+
 export type ClientKind = 'public' | 'confidential' | 'agent';
 export type TokenEndpointAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
 
@@ -398,6 +407,18 @@ export interface Store {
    * change signs no one in) and appends `record` (when given), all in one transaction, as updateUser does.
    */
   setPassword(userId: string, changes: { passwordHash: string; timeZone?: string }, record?: { event: AuditEventInput; at: number }): Promise<void>;
+  /**
+   * Retires a named account (`delegate users remove`), all in one transaction: every live grant of it is revoked
+   * with its token families and tokens and listed for the resource servers (as revokeGrant does), each with
+   * `records.grant(grant)`; its sessions and pending authorization requests are deleted; its calendars and their
+   * feeds' copies are deleted securely (as removeCalendar does); the row loses its password and its name (which a
+   * new account may then take, with another id) and is marked removed, so that no lookup finds it and nothing new
+   * can be attached to it; `records.removal(removal)` is appended last. Undefined, with nothing written, when the
+   * account is not there (removed meanwhile) or is the local owner.
+   */
+  removeUser(userId: string, now: number, records: { grant: (grant: GrantRecord) => AuditEventInput; removal: (removal: UserRemoval) => AuditEventInput }): Promise<UserRemoval | undefined>;
+  /** When each account last signed in (its latest `sign_in` audit record), by user id; accounts that never did are absent. */
+  lastSignIns(): Promise<Map<string, number>>;
 
   // Clients and resources
   /** Writes a new client and appends `record` (when given: its registration) in the same transaction, as createUser does. */

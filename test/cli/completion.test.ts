@@ -92,7 +92,8 @@ describe('bash', () => {
     expect(await complete('delegate', 'calendar', '')).toEqual(['add', 'list', 'remove']);
     expect(await complete('delegate', 'grants', '')).toEqual(['list', 'show', 'revoke']);
     expect(await complete('delegate', 'agents', '')).toEqual(['register', 'list', 'show']);
-    expect(await complete('delegate', 'users', '')).toEqual(['add', 'set-time-zone']);
+    expect(await complete('delegate', 'users', '')).toEqual(['add', 'list', 'remove', 'set-time-zone']);
+    expect(await complete('delegate', 'users', 'remove', '--')).toEqual(expect.arrayContaining(['--yes']));
     expect(await complete('delegate', 'token', '')).toEqual(['exchange']);
     expect(await complete('delegate', 'token', 'exchange', '--as', 'helper', '--j')).toEqual(['--json']);
     expect(await complete('delegate', 'calendar', 'list', '--')).toEqual(expect.arrayContaining(['--json', '--show-urls', '--profile']));
@@ -310,7 +311,7 @@ describe.skipIf(!installed('fish'))('fish', () => {
       ['delegate --profile work find-slot --d', ['--debug', '--duration']],
       ['delegate --', ['--debug', '--help', '--profile', '--version']],
       ['delegate calendar ', ['add', 'list', 'remove']],
-      ['delegate users ', ['add', 'set-time-zone']],
+      ['delegate users ', ['add', 'list', 'remove', 'set-time-zone']],
       ['delegate token ', ['exchange']],
       ['delegate completion ', ['bash', 'fish', 'zsh']],
       ['delegate mcp-config --client ', ['claude-code', 'claude-desktop', 'json']],

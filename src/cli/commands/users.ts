@@ -7,14 +7,21 @@
 // With --replace, `--time-zone` also sets the existing account's time zone,
 // and says so; a new password ends the account's browser sessions. A name
 // taken but for case is taken, and the local owner gets no password.
+// `users list [--json]` shows the accounts (never a password hash); `users
+// remove NAME [--yes]` revokes an account's grants, ends its sessions,
+// removes its calendars and retires it, its name free for a new account that
+// inherits none of it (`user_removed`, by cli). It asks first at a terminal;
+// elsewhere it needs --yes.
 import { constantTimeEqual } from '../../authz/crypto.js';
-import { accountNamedLike, addUser, refusalOfPassword, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
+import { accountNamedLike, accountToRemove, addUser, refusalOfPassword, removeAccount, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
 import { systemTimeZone, type Paths } from '../../config.js';
-import type { UserRecord } from '../../store/index.js';
+import type { GrantRecord, Store, UserRecord } from '../../store/index.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { pipedSecret, secretTypedAtTerminal, typedSecret } from '../secret-input.js';
-import { withStore } from './admin-store.js';
+import { readOnlyNotice, withStore } from './admin-store.js';
+import { shown } from '../shown.js';
+import { isInteractive } from '../terminal.js';
 import { warnIfServedElsewhere } from '../served-elsewhere.js';
 import { delegateCommandLine } from './mcp-config.js';
 
@@ -99,4 +106,116 @@ async function readPassword(args: { name: string; replace: boolean }, io: CliIo)
     return typed;
   }
   return (await pipedSecret(io, 'the password')).replace(/\r?\n$/, '');
+}
+
+/** One account as `users list --json` prints it: no password hash, ever. */
+export interface AccountListing {
+  id: string;
+  name: string;
+  /** The local owner: the installation's own account, signed in by `delegate login`. */
+  owner: boolean;
+  time_zone: string;
+  /** Its grants neither revoked nor expired. */
+  active_grants: number;
+  created_at: string;
+  /** Its latest sign-in on the audit log, or null when it has none. */
+  last_sign_in_at: string | null;
+}
+
+/** `users list [--json]`: every account, oldest first; reads only (a read-only database too, and creates none). */
+export async function usersListCommand(args: { paths: Paths; json: boolean }, io: CliIo): Promise<number> {
+  const now = io.now();
+  const listings = await withStore(args.paths, (store) => accountListings(store, now), readOnlyNotice(io));
+  if (args.json) {
+    io.stdout.write(`${JSON.stringify(listings)}\n`);
+    return EXIT_OK;
+  }
+  if (listings.length === 0) io.stderr.write('No accounts yet: the first `delegate serve` (or login) sets up the local owner; `delegate users add NAME` adds a named one.\n');
+  for (const a of listings) {
+    const grants = `${a.active_grants} active ${a.active_grants === 1 ? 'grant' : 'grants'}`;
+    const signIn = a.last_sign_in_at === null ? 'never signed in' : `last sign-in ${a.last_sign_in_at}`;
+    io.stdout.write(shown`${a.name}${a.owner ? ' (local owner)' : ''}\t${a.time_zone}\t${grants}\tadded ${a.created_at}\t${signIn}\n`);
+  }
+  return EXIT_OK;
+}
+
+/** Whether a grant is neither revoked nor expired at `now`: what users list counts and users remove revokes. */
+function activeAt(grant: GrantRecord, now: number): boolean {
+  return grant.revokedAt === null && grant.expiresAt > now;
+}
+
+async function accountListings(store: Store, now: number): Promise<AccountListing[]> {
+  const users = await store.listUsers();
+  const signIns = await store.lastSignIns();
+  const active = new Map<string, number>();
+  for (const g of await store.listGrants()) if (activeAt(g, now)) active.set(g.userId, (active.get(g.userId) ?? 0) + 1);
+  return users.map((u) => {
+    const signedIn = signIns.get(u.id);
+    return {
+      id: u.id,
+      name: u.name,
+      owner: u.isOwner,
+      time_zone: u.timeZone,
+      active_grants: active.get(u.id) ?? 0,
+      created_at: new Date(u.createdAt).toISOString(),
+      last_sign_in_at: signedIn === undefined ? null : new Date(signedIn).toISOString(),
+    };
+  });
+}
+
+/**
+ * `users remove NAME [--yes]`: the account (accountToRemove: exact, else but for case; never the local owner) is
+ * looked up first, creating nothing; at a terminal the person confirms, elsewhere --yes must say so (bad usage
+ * without it); then one transaction revokes, ends, removes and records it all (removeAccount).
+ */
+export async function usersRemoveCommand(args: { paths: Paths; name: string; yes: boolean }, io: CliIo): Promise<number> {
+  const badName = userNameProblem(args.name);
+  if (badName) throw new UsageError(badName);
+  const now = io.now();
+  const look = await withStore(
+    args.paths,
+    async (store) => {
+      const account = await accountToRemove(store, args.name).catch(userFailure);
+      const grants = (await store.listGrants(account.id)).filter((g) => activeAt(g, now)).length;
+      return { account, grants, calendars: (await store.listCalendars(account.id)).length };
+    },
+    { notice: () => undefined },
+  );
+  if (!args.yes) await confirmRemoval(look, io);
+  const removal = await withStore(args.paths, async (store) => {
+    const done = await removeAccount(store, look.account, io.now(), { by: 'cli' }).catch(userFailure);
+    await warnIfServedElsewhere(store, args.paths, io.stderr);
+    return done;
+  });
+  const revoked = removal.grantsRevoked.length;
+  io.stderr.write(
+    `Removed ${removal.user.name}: ${count(revoked, 'delegation')} revoked${revoked > 0 ? ' (their tokens are refused from now on, by the resource servers once their revocation list hears of it, normally within a second)' : ''}, ` +
+      `${count(removal.sessionsEnded, 'browser session')} ended, ${count(removal.calendarsRemoved.length, 'calendar')} removed. The name is free: an account added with it later starts with none of these.\n`,
+  );
+  return EXIT_OK;
+}
+
+function count(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
+
+/** A UserError as the command's one line (exit 1); anything else as it is. */
+function userFailure(error: unknown): never {
+  throw error instanceof UserError ? new CommandFailed(error.message) : error;
+}
+
+/**
+ * Asks the person at the terminal, naming what will end; anything but y or yes keeps the account (exit 1). Without
+ * a terminal no one can answer: bad usage, naming --yes (as `rm -i` cannot ask a pipe, a script says so itself).
+ */
+async function confirmRemoval(look: { account: UserRecord; grants: number; calendars: number }, io: CliIo): Promise<void> {
+  const name = look.account.name;
+  if (!isInteractive(io) || io.readLine === undefined) {
+    throw new UsageError(`users remove asks before it removes an account, and there is no terminal here to ask: add --yes to remove ${name} without being asked.`);
+  }
+  io.stderr.write(
+    `Remove the account ${name}? Its ${count(look.grants, 'active delegation')} will be revoked, its sign-ins ended and its ${count(look.calendars, 'calendar')} removed; this cannot be undone. [y/N] `,
+  );
+  const answer = await io.readLine(new AbortController().signal);
+  if (!/^\s*y(es)?\s*$/i.test(answer ?? '')) throw new CommandFailed(`Nothing was removed: ${name} stays as it was.`);
 }
