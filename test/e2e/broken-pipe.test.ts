@@ -32,7 +32,7 @@ function withStdoutTo(path: string, args: string[], home: string): Promise<{ cod
   return new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
     const child = spawn(process.execPath, [delegateBin, ...args], { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1', DELEGATE_HOME: home }, stdio: ['ignore', out, 'pipe'] });
     let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stderr }));
   }).finally(() => closeSync(out));
