@@ -3,7 +3,7 @@
 // its own tokens here when they come back as subject tokens or for revocation.
 import { sign } from 'node:crypto';
 import { decodeProtectedHeader, jwtVerify, errors as joseErrors } from 'jose';
-import { ACCESS_TOKEN_TYP, SIGNING_ALG, type AccessTokenClaims, type ActorClaim, type AuthorizationDetail } from '../delegation/index.js';
+import { ACCESS_TOKEN_TYP, SIGNING_ALG, nonStringClaim, type AccessTokenClaims, type ActorClaim, type AuthorizationDetail } from '../delegation/index.js';
 import { randomId } from './crypto.js';
 import type { KeyRing } from './keys.js';
 
@@ -76,6 +76,9 @@ export async function verifyOwnAccessToken(issuer: string, keys: KeyRing, token:
       currentDate: new Date(nowSec * 1000),
       requiredClaims: ['sub', 'aud', 'exp', 'iat', 'jti', 'client_id', 'scope', 'grant_id'],
     });
+    // Present is not enough: as the resource servers check (src/resource/bearer.ts).
+    const notString = nonStringClaim(payload);
+    if (notString !== undefined) return { ok: false, reason: `the token's ${notString} claim is not a string` };
     return { ok: true, claims: payload as unknown as AccessTokenClaims };
   } catch (err) {
     if (err instanceof joseErrors.JWTExpired) return { ok: false, reason: 'the token has expired' };

@@ -121,6 +121,18 @@ export interface AccessTokenClaims {
   authorization_details?: AuthorizationDetail[];
 }
 
+/**
+ * The first of an access token's claims that must be strings and are not, or undefined when all are. A verifier's
+ * list of required claims checks only that they are present: RFC 7519 §4.1.2 makes `sub` a StringOrURI and §4.1.7
+ * `jti` a string (RFC 9068 §2.2 requires both), and delegate's `client_id`, `scope` and `grant_id` are strings too.
+ * Found in review (s25rfc): both resource servers accepted a token whose `sub` or `jti` was a number.
+ */
+export function nonStringClaim(payload: object): string | undefined {
+  return STRING_CLAIMS.find((name) => typeof (payload as Record<string, unknown>)[name] !== 'string');
+}
+
+const STRING_CLAIMS = ['sub', 'jti', 'client_id', 'scope', 'grant_id'] as const;
+
 /** The actors of a chain, current first: [agent, client, …]. */
 export function actorChain(act: ActorClaim | undefined): string[] {
   const out: string[] = [];

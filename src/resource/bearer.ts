@@ -11,6 +11,7 @@ import {
   SIGNING_ALG,
   audienceIncludes,
   missingFrom,
+  nonStringClaim,
   parseScope,
   type AccessTokenClaims,
 } from '../delegation/index.js';
@@ -147,9 +148,8 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
       if (err instanceof KeysUnavailableError) throw new VerifierUnavailableError(err.message, KEYS_RETRY_AFTER_SEC);
       throw new BearerError(401, 'invalid_token', describeJoseError(err));
     }
-    if (typeof claims.client_id !== 'string' || typeof claims.scope !== 'string' || typeof claims.grant_id !== 'string') {
-      throw new BearerError(401, 'invalid_token', 'The token lacks delegate claims.');
-    }
+    const notString = nonStringClaim(claims);
+    if (notString !== undefined) throw new BearerError(401, 'invalid_token', `The token's ${notString} claim is not a string.`);
     // A token handed to a sub-agent (RFC 8693 §4.4 may_act) is that agent's subject token for its own exchange,
     // which names it in the actor chain; used as it is, its calls would be recorded as the hander's. The AS issues
     // such tokens for its own audience; this also refuses one issued for a resource (by a server before that).
@@ -291,7 +291,10 @@ class NoKidError extends Error {}
 function describeJoseError(err: unknown): string {
   if (err instanceof NoKidError) return 'The token names no signing key.';
   if (err instanceof joseErrors.JWTExpired) return 'The token has expired.';
-  if (err instanceof joseErrors.JWTClaimValidationFailed) return `The token's ${err.claim} claim is not acceptable.`;
+  // jose reports the typ header parameter (RFC 9068 §2.1, RFC 7515 §4.1.9) as a failed claim, named typ.
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    return err.claim === 'typ' ? "The token's typ header parameter is not acceptable." : `The token's ${err.claim} claim is not acceptable.`;
+  }
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'The token is not signed with ES256.';
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'The token signature is invalid.';
   if (err instanceof joseErrors.JWKSNoMatchingKey) return 'The token was signed with an unknown key.';

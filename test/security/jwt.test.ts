@@ -158,6 +158,11 @@ function accessTokenAttacks(audience: () => string, wrongAudience: () => string)
     ['wrong aud', real(() => ({ aud: wrongAudience() }))],
     ['aud as a list that also names another resource only', real(() => ({ aud: [wrongAudience(), `${audience()}/other`] }))],
     ['no exp', real(() => ({ exp: undefined }))],
+    // RFC 7519 §4.1.2 (sub is a StringOrURI), §4.1.7 (jti a string), RFC 9068 §2.2. Found in review (s25rfc): both
+    // resource servers checked only that they were present.
+    ['sub a number', real(() => ({ sub: 5 }))],
+    ['jti a number', real(() => ({ jti: 5 }))],
+    ['client_id a number', real(() => ({ client_id: 7 }))],
   ];
 }
 
@@ -192,6 +197,27 @@ describe('access tokens at CalendarAgent (/mcp)', () => {
     expect(res.text).not.toContain(token.split('.')[1]!);
     expect(changed).toEqual([]);
     await expectAttackerNotAsked(token);
+  });
+});
+
+describe('what a refusal says', () => {
+  // RFC 9068 §2.1: typ is a header parameter of the JWT (RFC 7515 §4.1.9), not a claim (found in review, s25rfc).
+  it('names typ a header parameter, and a number where a string belongs, at both resource servers', async () => {
+    const forged = (changes: Record<string, unknown>, header: Record<string, unknown>, base: JWTPayload) =>
+      sign(claims(base, changes), { typ: 'at+jwt', kid: issuerKey.kid, ...header }, issuerKey.privateJwk);
+    const cases: Array<[Record<string, unknown>, Record<string, unknown>, string]> = [
+      [{}, { typ: 'JWT' }, "The token's typ header parameter is not acceptable."],
+      [{ sub: 5 }, {}, "The token's sub claim is not a string."],
+      [{ jti: 5 }, {}, "The token's jti claim is not a string."],
+    ];
+    for (const [changes, header, said] of cases) {
+      const atAgent = await mcp(await forged(changes, header, userClaims));
+      const atCalendar = await freebusy(await forged(changes, header, calendarClaims));
+      for (const res of [atAgent, atCalendar]) {
+        expect(res.status).toBe(401);
+        expect(String(res.headers['www-authenticate'])).toContain(`error_description="${said}"`);
+      }
+    }
   });
 });
 
