@@ -60,28 +60,36 @@ function statusFor(err: OAuthError, challenged: boolean): number {
   return 400;
 }
 
+/** How an endpoint answers a client it could not authenticate (invalid_client). */
+export interface ClientChallenge {
+  /**
+   * 401 with the challenge however the client authenticated (in the body too, or not at all), not only after a
+   * failed Authorization header: RFC 7662 §2.3 answers invalid credentials at /introspect with 401, and its callers
+   * are resource servers, with no browser to ask anyone for a password.
+   */
+  always?: boolean;
+}
+
 /**
- * RFC 6749 §5.2 (and RFC 7009 §2.2.1, RFC 7662 §2.3 by reference): a client
- * that tried to authenticate with the Authorization header and failed gets 401
- * with a WWW-Authenticate challenge: Basic, the one scheme accepted here,
- * whatever scheme the header named. Decided here, from
- * the request, so that every endpoint that authenticates clients answers alike.
- * A client that authenticated in the body (a secret or an assertion), or not
- * at all, gets 400 invalid_client: a 401 would need a challenge, and a Basic
- * one could make a browser-based client's user agent ask for a password.
- * RFC 6750 §3.1: a refused bearer token (invalid_token) is challenged with the
- * Bearer scheme.
+ * RFC 6749 §5.2 (and RFC 7009 §2.2.1 by reference): a client that tried to authenticate with the Authorization
+ * header and failed gets 401 with a WWW-Authenticate challenge: Basic, the one HTTP authentication scheme accepted
+ * here (client_secret_basic; client_secret_post and private_key_jwt are sent in the body and have no scheme),
+ * whatever scheme the header named. Decided here, from the request, so that every endpoint that authenticates
+ * clients answers alike. A client that authenticated in the body (a secret or an assertion), or not at all, gets
+ * 400 invalid_client: a 401 would need a challenge, and a Basic one could make a browser-based client's user agent
+ * ask for a password; except where the endpoint challenges every client (ClientChallenge, /introspect).
+ * RFC 6750 §3.1: a refused bearer token (invalid_token) is challenged with the Bearer scheme.
  */
-function challengeFor(req: FastifyRequest, err: OAuthError): string | undefined {
+function challengeFor(req: FastifyRequest, err: OAuthError, clients: ClientChallenge): string | undefined {
   if (err instanceof InvalidTokenError) return `Bearer error="invalid_token"`;
   if (!(err instanceof InvalidClientError)) return undefined;
   // Any Authorization header counts as an attempt; Basic is the one scheme clients authenticate with here.
-  return req.headers.authorization !== undefined ? 'Basic realm="delegate"' : undefined;
+  return clients.always || req.headers.authorization !== undefined ? 'Basic realm="delegate"' : undefined;
 }
 
 /** Sends an OAuth error as JSON, with the client authentication challenge when one is due. */
-export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyReply {
-  const challenge = challengeFor(reply.request, err);
+export function sendOAuthError(reply: FastifyReply, err: OAuthError, clients: ClientChallenge = {}): FastifyReply {
+  const challenge = challengeFor(reply.request, err, clients);
   if (challenge) reply.header('WWW-Authenticate', challenge);
   const body = err.toResponseObject();
   if (body.error_description !== undefined) body.error_description = errorDescription(body.error_description);
@@ -114,12 +122,12 @@ function cannotWrite(err: unknown): { error: StoreError; description: string } |
 }
 
 /** Turns anything thrown by a handler into an OAuth error response; unexpected errors become server_error and are logged. */
-export function replyWithError(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+export function replyWithError(req: FastifyRequest, reply: FastifyReply, err: unknown, clients: ClientChallenge = {}): FastifyReply {
   if (err instanceof OAuthError) {
     // The reason may repeat what the client sent, up to the body limit: bounded as the description is (found in
     // review, regress21c). Credentials are censored before the cut, which could leave a token too short to be known.
     req.log.info({ error: err.errorCode, reason: clippedMessage(censorShapedSecrets(err.message)) }, 'oauth request refused');
-    return sendOAuthError(reply, err);
+    return sendOAuthError(reply, err, clients);
   }
   const storeProblem = cannotWrite(err);
   if (storeProblem) {

@@ -3,11 +3,12 @@
 // or an assertion): RFC 7662 §2.1 requires some authorization, and the
 // metadata leaves `none` out of introspection_endpoint_auth_methods_supported,
 // so a client that only names itself is invalid_client, whether it is a public
-// client or no client at all. An agent learns about tokens issued for its own
-// resource only. Anything else, and any token that
-// is expired, revoked or not ours, is just {"active": false}. token_type_hint
-// is ignored (RFC 7662 §2.1 allows it): only access tokens can be active here,
-// whatever the hint says, so no hint is refused.
+// client or no client at all. invalid_client here is 401 with the Basic
+// challenge, also for credentials sent in the body (RFC 7662 §2.3). An agent
+// learns about tokens issued for its own resource only. Anything else, and any
+// token that is expired, revoked or not ours, is just {"active": false}.
+// token_type_hint is ignored (RFC 7662 §2.1 allows it): only access tokens can
+// be active here, whatever the hint says, so no hint is refused.
 import type { FastifyInstance } from 'fastify';
 import { audienceIncludes } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
@@ -55,7 +56,8 @@ export function registerIntrospection(app: FastifyInstance, ctx: AuthContext): v
         ...(claims.authorization_details ? { authorization_details: claims.authorization_details } : {}),
       });
     } catch (err) {
-      return replyWithError(req, reply, err);
+      // RFC 7662 §2.3: a caller whose credentials are invalid (or absent) gets 401, with the challenge, however it sent them.
+      return replyWithError(req, reply, err, { always: true });
     }
   });
 }

@@ -2,10 +2,13 @@
 // failed gets 401 invalid_client with a Basic challenge, at every endpoint
 // that authenticates clients (RFC 7009 §2.2.1 and RFC 7662 §2.3 say the same
 // by reference), not only at /token. A client that did not use the header gets
-// 400 invalid_client: a 401 must carry a challenge (RFC 9110 §15.5.2).
+// 400 invalid_client: a 401 must carry a challenge (RFC 9110 §15.5.2); except at
+// /introspect, where invalid credentials are 401 with the challenge however they
+// were sent (RFC 7662 §2.3).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { postForm, postJson } from '../support/oauth-flow.js';
+import { clientAssertion } from './helpers.js';
 
 let authz: TestAuthz;
 let confidential: { id: string; secret: string };
@@ -59,13 +62,53 @@ describe('a failed HTTP Basic client authentication', () => {
     }
   });
 
-  // RFC 9110 §15.5.2: no 401 without a challenge, so 400 (RFC 6749 §5.2's default) when none is sent.
-  it.each(endpoints)('at %s: 400 and no Basic challenge when the client did not use the Authorization header', async (_name, path, params) => {
+  // RFC 9110 §15.5.2: no 401 without a challenge, so 400 (RFC 6749 §5.2's default) when none is sent; a Basic one
+  // could make a browser-based client's user agent ask for a password. /introspect is answered below.
+  const browserFacing = endpoints.filter(([, path]) => path !== '/introspect');
+  it.each(browserFacing)('at %s: 400 and no Basic challenge when the client did not use the Authorization header', async (_name, path, params) => {
     for (const body of [{ ...params, client_id: confidential.id, client_secret: 'wrong' }, { ...params, client_id: 'cli_nobody' }, params]) {
       const res = await postForm(`${authz.issuer}${path}`, body);
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.error).toBe('invalid_client');
       expect(res.headers.get('www-authenticate')).toBeNull();
     }
+  });
+});
+
+// RFC 7662 §2.3: credentials that are invalid at the introspection endpoint are answered 401, however they were sent.
+// Its callers are resource servers, with no browser to ask anyone for a password, so the challenge costs nothing.
+// Found in review (s25rfc): a wrong client_secret_post and a replayed client_assertion were 400.
+describe('invalid client credentials at /introspect, sent in the body or not at all', () => {
+  const introspect = (body: Record<string, string>) => postForm(`${authz.issuer}/introspect`, { token: 'x', ...body });
+  const expectChallenged = (res: Awaited<ReturnType<typeof introspect>>, what: string) => {
+    expect([what, res.status, res.body.error]).toEqual([what, 401, 'invalid_client']);
+    // Basic is the one HTTP authentication scheme the endpoint takes (client_secret_post and private_key_jwt have none).
+    expect(res.headers.get('www-authenticate'), what).toMatch(/^Basic realm="[^"]+"$/);
+    expect(res.headers.get('cache-control'), what).toMatch(/no-store/);
+  };
+
+  it('a wrong client_secret_post, an unknown client, a client naming itself only, none: 401 invalid_client with the Basic challenge', async () => {
+    expectChallenged(await introspect({ client_id: confidential.id, client_secret: 'wrong' }), 'wrong secret');
+    expectChallenged(await introspect({ client_id: 'cli_nobody', client_secret: 'x' }), 'unknown client');
+    expectChallenged(await introspect({ client_id: confidential.id }), 'no secret');
+    expectChallenged(await introspect({}), 'no client');
+  });
+
+  it('a replayed client_assertion: 401 invalid_client with the Basic challenge; the first use is answered (the control)', async () => {
+    const assertion = await clientAssertion(authz.agent.privateJwk, authz.agent.clientId, authz.issuer);
+    const body = { client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion };
+    const first = await introspect(body);
+    expect([first.status, first.body]).toEqual([200, { active: false }]);
+    expectChallenged(await introspect(body), 'replayed assertion');
+  });
+
+  it('the right secret in the body is answered (the control), and a request without a token is still 400 invalid_request', async () => {
+    const reg = await postJson(`${authz.issuer}/register`, { client_name: 'post', redirect_uris: ['http://127.0.0.1/callback'], token_endpoint_auth_method: 'client_secret_post' });
+    const post = { client_id: String(reg.body.client_id), client_secret: String(reg.body.client_secret) };
+    expectChallenged(await introspect({ ...post, client_secret: 'wrong' }), 'wrong client_secret_post');
+    const ok = await introspect(post);
+    expect([ok.status, ok.body]).toEqual([200, { active: false }]);
+    const noToken = await postForm(`${authz.issuer}/introspect`, post);
+    expect([noToken.status, noToken.body.error, noToken.headers.get('www-authenticate')]).toEqual([400, 'invalid_request', null]);
   });
 });

@@ -4,8 +4,9 @@
 // endpoint that authenticates clients. An assertion made out to the token
 // endpoint's URL (which a malicious AS can get a client to sign by publishing
 // that URL as its own token endpoint), to the endpoint's own URL, or to a list
-// holding the issuer among others, is refused with 400 invalid_client and
-// changes nothing, not even the store of used jti values.
+// holding the issuer among others, is refused with 400 invalid_client (401
+// with the Basic challenge at /introspect, RFC 7662 §2.3) and changes nothing,
+// not even the store of used jti values.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClientAssertionSigner } from '../../src/agent/client-assertion.js';
 import { createPrivateKeyJwtAuth } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
@@ -22,6 +23,9 @@ beforeAll(async () => {
 afterAll(async () => stack?.close());
 
 /** Each endpoint that takes client authentication, with a request the agent may make there, and its answer when accepted. */
+/** RFC 7662 §2.3: /introspect answers invalid client credentials with 401 (and the challenge); the others with 400 (RFC 6749 §5.2). */
+const refusedStatus = (path: string) => (path === '/introspect' ? 401 : 400);
+
 const endpoints: Array<{ name: string; path: string; params: () => Record<string, string>; accepted: (res: WireResponse) => void }> = [
   {
     name: '/token (token exchange)',
@@ -67,9 +71,9 @@ describe.each(endpoints)('client assertion audience at $name', ({ path, params, 
     accepted(res);
   });
 
-  it.each(refusedAudiences)('refuses aud = %s: 400 invalid_client naming the issuer, nothing changed', async (_name, aud) => {
+  it.each(refusedAudiences)('refuses aud = %s: 400 (401 at /introspect) invalid_client naming the issuer, nothing changed', async (_name, aud) => {
     const { result: res, changed } = await stateChangedBy(stack, () => send(path, params(), aud(path)));
-    expect(res.status).toBe(400);
+    expect(res.status).toBe(refusedStatus(path));
     expect(res.body.error).toBe('invalid_client');
     expect(res.body.error_description).toBe(`The client assertion's aud must be this server's issuer identifier, ${stack.issuer}.`);
     expect(changed).toEqual([]);
@@ -98,7 +102,7 @@ describe('the clients that sign assertions for this server', () => {
     await addAuth(new Headers(), withoutMetadata, metadata.token_endpoint, undefined);
     expect(decodeJwt(withoutMetadata.get('client_assertion')!).aud).toBe(metadata.token_endpoint);
     const refused = await postForm(`${stack.issuer}/introspect`, { token: subject, ...Object.fromEntries(withoutMetadata) });
-    expect(refused.status).toBe(400);
+    expect(refused.status).toBe(401);
     expect(refused.body.error).toBe('invalid_client');
   });
 });

@@ -41,7 +41,8 @@ describe('introspection requires client authentication (RFC 7662 §2.1). Found i
     expect(metadata.introspection_endpoint_auth_methods_supported).not.toContain('none');
   });
 
-  it('refuses a public client naming itself, with its own access token: 400 invalid_client, the same answer as for an unknown client_id; nothing changed', async () => {
+  // 401 with the Basic challenge, as RFC 7662 §2.3 answers a caller without valid credentials (found in review, s25rfc: 400).
+  it('refuses a public client naming itself, with its own access token: 401 invalid_client, the same answer as for an unknown client_id; nothing changed', async () => {
     const asks: Array<[string, Record<string, string>]> = [
       ['the public client that holds the token', { token: user.accessToken, client_id: user.clientId }],
       ['an unknown client_id', { token: user.accessToken, client_id: 'cli_nobody' }],
@@ -52,8 +53,8 @@ describe('introspection requires client authentication (RFC 7662 §2.1). Found i
     expect(changed).toEqual([]);
     for (const [i, [name]] of asks.entries()) {
       const res = answers[i]!;
-      expect([name, res.status, res.body], name).toEqual([name, 400, { error: 'invalid_client', error_description: 'This endpoint requires client authentication.' }]);
-      expect(res.headers.get('www-authenticate'), name).toBeNull();
+      expect([name, res.status, res.body], name).toEqual([name, 401, { error: 'invalid_client', error_description: 'This endpoint requires client authentication.' }]);
+      expect(res.headers.get('www-authenticate'), name).toMatch(/^Basic realm="[^"]+"$/);
       expect(res.headers.get('cache-control'), name).toBe('no-store');
       expect(res.body.active, name).toBeUndefined();
     }
