@@ -23,7 +23,7 @@ import { InvalidClientError } from './errors.js';
 import { oneTargetOnly, queryParams, readScope } from './params.js';
 import { checkChallenge } from './policy/pkce.js';
 import { requestSource } from './request-source.js';
-import { impliedRedirectUri, isLoopbackRedirect, matchRedirectUri, privateUseScheme, redirectDestination, type ImpliedRedirectUri } from './policy/redirect-uri.js';
+import { checkDeliveredAsWritten, impliedRedirectUri, isLoopbackRedirect, matchRedirectUri, privateUseScheme, redirectDestination, type ImpliedRedirectUri } from './policy/redirect-uri.js';
 import { currentSession, startedByOwnerFor } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
@@ -124,6 +124,17 @@ async function validate(ctx: AuthContext, params: FormBody, requester: string): 
       status: 400,
       heading: 'This sign-in request is not safe to follow',
       detail: 'The address the app asked to return you to is not one it registered, so you were not sent there.',
+    };
+  }
+  // A client stored before registration checked this (policy/redirect-uri.ts): the browser would be sent somewhere
+  // other than the string registered and matched (found in review, s25rfc: `…/cb\..\other` went to `…/other`).
+  const delivered = checkDeliveredAsWritten(redirectUri);
+  if (!delivered.ok) {
+    return {
+      kind: 'page-error',
+      status: 400,
+      heading: 'This sign-in request is not safe to follow',
+      detail: `The address the app registered to return you to is not one this server can send you to as written (${delivered.reason}), so you were not sent there.`,
     };
   }
 

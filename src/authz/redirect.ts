@@ -8,7 +8,14 @@ import { foreignListenersAt } from '../http/listener-owner.js';
 import type { AuthContext } from './context.js';
 import { isLoopbackRedirect } from './policy/redirect-uri.js';
 
-/** 302 (or 303 after a POST, RFC 9700 §4.12) to the redirect URI with the response parameters and `iss`. */
+/**
+ * 302 (or 303 after a POST, RFC 9700 §4.12) to the redirect URI with the response parameters and `iss`. The
+ * parameters are added to the URI's query as it is written (RFC 6749 §3.1.2: a query "MUST be retained when adding
+ * additional query parameters"), not re-encoded with them: found in review (s25rfc), `?a&x=~` was delivered as
+ * `?a=&x=%7E&code=…`. /authorize took only a URI that names none of these parameters and that a URL parser reads as
+ * written (policy/redirect-uri.ts checkDeliveredAsWritten), whose `href` is then that string, or what RFC 3986 calls
+ * equivalent to it (the host in lower case, a bare origin's `/`).
+ */
 export function redirectToClient(
   reply: FastifyReply,
   ctx: Pick<AuthContext, 'issuer'>,
@@ -16,13 +23,15 @@ export function redirectToClient(
   params: Record<string, string | undefined>,
   status: 302 | 303 = 302,
 ): FastifyReply {
-  const url = new URL(redirectUri);
+  const response = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
     // RFC 6749 §4.1.2.1 holds error_description to the same characters as §5.2.
-    if (value !== undefined) url.searchParams.set(key, key === 'error_description' ? errorDescription(value) : value);
+    if (value !== undefined) response.set(key, key === 'error_description' ? errorDescription(value) : value);
   }
-  url.searchParams.set('iss', ctx.issuer);
-  return reply.code(status).header('Cache-Control', 'no-store').header('Location', url.href).send();
+  response.set('iss', ctx.issuer);
+  const base = new URL(redirectUri).href;
+  const separator = !base.includes('?') ? '?' : base.endsWith('?') || base.endsWith('&') ? '' : '&';
+  return reply.code(status).header('Cache-Control', 'no-store').header('Location', `${base}${separator}${response}`).send();
 }
 
 /** The consent form's field that carries the uids (comma-separated) its page named as listening at the redirect URI (consent-page.ts). */

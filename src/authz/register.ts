@@ -14,7 +14,7 @@ import type { AuditEventInput, ClientRecord, TokenEndpointAuthMethod } from '../
 import type { AuthContext } from './context.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
 import { InvalidClientMetadataError, InvalidRedirectUriError, replyWithError, TooManyRequestsError } from './errors.js';
-import { checkRegistrableRedirectUri, privateUseScheme } from './policy/redirect-uri.js';
+import { RFC3986_CHARACTERS, checkRegistrableRedirectUri, isLoopbackRedirect, privateUseScheme } from './policy/redirect-uri.js';
 import { hasControlCharacters } from '../terminal-text.js';
 import { GRANT_TYPE_DEVICE_CODE } from './device.js';
 import { RateLimits, type RateLimitRule } from './rate-limit.js';
@@ -53,6 +53,23 @@ export function newClientBudget(rules: readonly RateLimitRule[], now: () => numb
   return new RateLimits(rules, now, COUNTED_SOURCES);
 }
 const TEXT_FIELDS = ['client_name', 'client_uri', 'logo_uri', 'tos_uri', 'policy_uri', 'software_id', 'software_version'] as const;
+
+/**
+ * RFC 7591 §2: the fields whose value is the URL of a web page (the client's home page, logo, terms, policy), which the
+ * registration response echoes and a client or a page may follow. Found in review (s25rfc): `javascript:alert(1)` and
+ * `not a url` were stored and echoed.
+ */
+const PAGE_URL_FIELDS = new Set<string>(['client_uri', 'logo_uri', 'tos_uri', 'policy_uri']);
+
+/**
+ * An absolute https URL, or http on a loopback name (a local app's pages, as for redirect URIs, RFC 8252 §7.3), written
+ * in RFC 3986's characters with a lower-case scheme and read by a URL parser as such, with no user information.
+ */
+function isPageUrl(value: string): boolean {
+  if (!/^https?:\/\//.test(value) || !RFC3986_CHARACTERS.test(value) || !URL.canParse(value)) return false;
+  const url = new URL(value);
+  return url.username === '' && url.password === '' && (url.protocol === 'https:' || isLoopbackRedirect(url));
+}
 
 export function registerRegistration(app: FastifyInstance, ctx: AuthContext): void {
   app.post('/register', async (req, reply) => {
@@ -189,6 +206,9 @@ export function buildClient(body: unknown, now: number): ClientRecord {
     // Shown on the consent page and printed by `delegate grants` and `agents`: found in review, a client_name holding
     // "\r\e[2K…\n" was printed raw and rewrote the terminal line.
     if (hasControlCharacters(value)) throw new InvalidClientMetadataError(`${field} must not contain control characters.`);
+    if (PAGE_URL_FIELDS.has(field) && !isPageUrl(value)) {
+      throw new InvalidClientMetadataError(`${field} must be an absolute https URL (or http on a loopback address) of at most ${MAX_TEXT_LENGTH} characters.`);
+    }
     metadata[field] = value;
   }
   const contacts = stringList(m.contacts, 'contacts');

@@ -564,6 +564,27 @@ describe('documents and client ids that are refused', () => {
     await expectTokenRefused(spelled, /normalized form/);
   });
 
+  // Found in review (s25rfc): a document is checked as a registration is (register.ts buildClient), and both let
+  // these in; the code was then sent where a URL parser took the redirect URI, and the page URLs were kept unchecked.
+  it('a redirect URI that is no RFC 3986 URI, or one the browser would be sent to elsewhere than as written', async () => {
+    for (const [path, uri] of [['/backslash.json', 'https://app.example.com/cb\\..\\other'], ['/quote.json', 'http://127.0.0.1:5555/c"b\\é<x>'], ['/dots.json', 'http://127.0.0.1:5555/a/../cb']]) {
+      const id = serveDocument(path!, { redirect_uris: [uri] });
+      await expectTokenRefused(id, /RFC 3986|path segments/);
+      await expectAuthorizeRefused(id, /RFC 3986|path segments/, uri);
+    }
+  });
+
+  it('a client_uri, logo_uri, tos_uri or policy_uri that is no https URL', async () => {
+    for (const [field, value] of [['logo_uri', 'javascript:alert(1)'], ['client_uri', 'not a url'], ['tos_uri', 'http://example.com/tos'], ['policy_uri', 'data:text/html,x']]) {
+      const id = serveDocument(`/page-url-${field}.json`, { [field!]: value });
+      await expectTokenRefused(id, new RegExp(`${field} must be an absolute https URL`));
+    }
+    // The control: https pages are taken.
+    const id = serveDocument('/page-urls.json', { client_uri: 'https://app.example/', logo_uri: 'https://app.example/logo.png', tos_uri: 'https://app.example/tos', policy_uri: 'https://app.example/privacy' });
+    const res = await postForm(`${stack.urls.issuer}/token`, { grant_type: 'authorization_code', code: 'c', redirect_uri: REDIRECT, client_id: id, code_verifier: 'v'.repeat(43) });
+    expect(res.body.error).toBe('invalid_grant');
+  });
+
   it('a redirect_uri the document does not list: a page, no redirect, no grant', async () => {
     const id = serveDocument('/redirect-check.json');
     await expectAuthorizeRefused(id, /not one it registered/, 'http://127.0.0.1:33418/elsewhere');

@@ -97,6 +97,34 @@ describe('registration', () => {
     expect(res.body.error).toBe(error);
   });
 
+  // RFC 7591 §2: client_uri, logo_uri, tos_uri and policy_uri are URLs of web pages. Found in review (s25rfc):
+  // `javascript:alert(1)` and `not a url` were stored and echoed (201).
+  it.each([
+    ['logo_uri', 'javascript:alert(1)'],
+    ['client_uri', 'not a url'],
+    ['tos_uri', 'http://app.example/tos'],
+    ['policy_uri', 'data:text/html,<b>x</b>'],
+    ['client_uri', 'HTTPS://app.example/'],
+    ['logo_uri', 'https://user:pw@app.example/logo.png'],
+    ['logo_uri', 'https://app.example/a logo.png'],
+    ['client_uri', '//app.example/'],
+    ['tos_uri', `https://app.example/${'t'.repeat(600)}`],
+  ])('refuses %s %j: 400 invalid_client_metadata, no client', async (field, value) => {
+    const before = (await authz.store.listClients()).length;
+    const res = await postJson(`${authz.issuer}/register`, { ...valid, [field]: value });
+    expect([res.status, res.body.error]).toEqual([400, 'invalid_client_metadata']);
+    // The long one is refused by the bound on every text field (MAX_TEXT_LENGTH), which says so.
+    expect(String(res.body.error_description)).toMatch(new RegExp(`^${field} must be (an absolute https URL|a string of at most 512 characters)`));
+    expect((await authz.store.listClients()).length).toBe(before);
+  });
+
+  it('registers and echoes https page URLs, and http ones on a loopback address (the control)', async () => {
+    const pages = { client_uri: 'https://app.example/', logo_uri: 'https://cdn.app.example/logo.png?v=2', tos_uri: 'https://app.example/legal#terms', policy_uri: 'http://127.0.0.1:5555/privacy' };
+    const res = await postJson(`${authz.issuer}/register`, { ...valid, ...pages });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body).toMatchObject(pages);
+  });
+
   // The metadata lists private_key_jwt (agents authenticate that way), so the refusal says where such a client is
   // registered instead of reading as a contradiction (found in review).
   it('refuses private_key_jwt saying that agents and their keys are registered by the operator with `delegate agents register`', async () => {

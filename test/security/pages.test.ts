@@ -137,17 +137,20 @@ describe('CSRF', () => {
 });
 
 describe('script injection through what a client registers', () => {
-  it('a client named <script>, with javascript: URIs, is shown escaped on the consent page, with no link', async () => {
-    const reg = await postJson(`${stack.issuer}/register`, {
+  it('a client named <script> is shown escaped on the consent page, with no link; javascript: URIs are not registered', async () => {
+    const hostile = {
       client_name: '<script>alert(1)</script><img src=x onerror=alert(2)>',
-      client_uri: 'javascript:alert(3)',
-      logo_uri: 'javascript:alert(4)',
-      policy_uri: 'javascript:alert(5)',
       redirect_uris: [REDIRECT],
       token_endpoint_auth_method: 'none',
       grant_types: ['authorization_code'],
       response_types: ['code'],
-    });
+    };
+    // RFC 7591 §2: these are URLs of web pages (found in review, s25rfc: stored and echoed).
+    for (const [field, value] of [['client_uri', 'javascript:alert(3)'], ['logo_uri', 'javascript:alert(4)'], ['policy_uri', 'javascript:alert(5)']]) {
+      const refused = await postJson(`${stack.issuer}/register`, { ...hostile, [field!]: value });
+      expect([refused.status, refused.body.error]).toEqual([400, 'invalid_client_metadata']);
+    }
+    const reg = await postJson(`${stack.issuer}/register`, hostile);
     expect(reg.status).toBe(201);
     const browser = new Browser();
     const page = await signInAndOpenConsent(
@@ -534,8 +537,12 @@ describe('telling apps apart where the owner revokes, and naming one destination
     }
   });
 
-  it('a look-alike (IDN) redirect URI appears on the consent page and on /grants only as the browser resolves it, in punycode: one destination, the one the warning names', async () => {
-    const lookalike = 'https://accounts.g\u043e\u043egle.com/cb'; // two Cyrillic о
+  it('a look-alike (IDN) redirect URI appears on the consent page and on /grants only in punycode, as the browser resolves it: one destination, the one the warning names', async () => {
+    // Registered only in punycode, as the browser is sent to it: in Unicode it is no RFC 3986 URI (found in review,
+    // s25rfc; redirect-uri-as-written.test.ts), and refused.
+    const unicode = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, redirect_uris: ['https://accounts.g\u043e\u043egle.com/cb'] }); // two Cyrillic о
+    expect([unicode.status, unicode.body.error]).toEqual([400, 'invalid_redirect_uri']);
+    const lookalike = 'https://accounts.xn--ggle-55da.com/cb';
     const reg = await postJson(`${stack.issuer}/register`, { ...CLIENT_METADATA, redirect_uris: [lookalike] });
     expect(reg.status).toBe(201);
     const consent = await approve('fay', String(reg.body.client_id), lookalike);

@@ -106,18 +106,19 @@ describe('redirect URIs at /authorize: exact match (OAuth 2.1 §2.3.1), errors s
     // it onto the registered string), so only the exact comparison refuses it.
     const APP = 'https://app.example/callback';
     const PUNYCODE = 'https://xn--80ak6aa92e.com/cb'; // аррӏе.com
-    const UNICODE = 'https://пример.example/cb'; // xn--e1afmkfd.example
+    // A Unicode host (https://пример.example/cb) is no longer registered: it is no RFC 3986 URI, and the browser is
+    // sent to its punycode form (found in review, s25rfc; redirect-uri-as-written.test.ts).
     let httpsClient: string;
     beforeAll(async () => {
-      const res = await register([APP, PUNYCODE, UNICODE]);
+      const res = await register([APP, PUNYCODE]);
       expect(res.status, JSON.stringify(res.body)).toBe(201);
-      expect(res.body.redirect_uris).toEqual([APP, PUNYCODE, UNICODE]);
+      expect(res.body.redirect_uris).toEqual([APP, PUNYCODE]);
       httpsClient = String(res.body.client_id);
     });
     const open = (redirectUri: string) =>
       browser.get(authorizeUrl(stack.issuer, { clientId: httpsClient, redirectUri, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge }));
 
-    it.each([APP, PUNYCODE, UNICODE])('accepts the registered %s exactly (the control)', async (uri) => {
+    it.each([APP, PUNYCODE])('accepts the registered %s exactly (the control)', async (uri) => {
       const { page: res } = await openAsOwner(stack, authorizeUrl(stack.issuer, { clientId: httpsClient, redirectUri: uri, resource: stack.agentUrl, scope: 'slots:find', state: 's', challenge }));
       expect(res.status).toBe(200);
       expect(res.html).toContain('name="decision"');
@@ -129,8 +130,6 @@ describe('redirect URIs at /authorize: exact match (OAuth 2.1 §2.3.1), errors s
       ['scheme upper-case', 'HTTPS://app.example/callback', APP],
       ['the registered punycode host in Unicode', 'https://аррӏе.com/cb', PUNYCODE],
       ['the registered punycode host upper-case', 'https://XN--80AK6AA92E.com/cb', PUNYCODE],
-      ['the registered Unicode host in punycode', 'https://xn--e1afmkfd.example/cb', UNICODE],
-      ['the registered Unicode host upper-case', 'https://ПРИМЕР.example/cb', UNICODE],
     ])('refuses %s: 400 page, no Location, nothing stored', async (_name, variant, registered) => {
       // The variant and the registered URI are the same URL to a parser: only the exact match tells them apart.
       expect(new URL(variant).href).toBe(new URL(registered).href);

@@ -14,14 +14,39 @@ export function isLoopbackRedirect(url: URL): boolean {
 /**
  * Whether a redirect URI may be registered: an absolute https URI, an http URI on a loopback host (native apps,
  * RFC 8252 §7.3), or a private-use URI scheme of a native app (RFC 8252 §7.1, such as `com.example.app:/cb` or
- * `cursor://anysphere.cursor-mcp/oauth/callback`). No fragment (RFC 6749 §3.1.2), no userinfo, no wildcard.
- *
- * The string is checked as written, before any parser reads it: WHATWG URL lower-cases the scheme, drops tabs and
- * newlines anywhere and spaces and controls at either end, so `java\tscript:alert(1)` parses as javascript: and
- * ` HTTPS://…` as https:, while /authorize matches and stores the string as registered. A scheme must follow
- * RFC 3986 §3.1 in its canonical lower case, and no whitespace or control character may appear anywhere.
+ * `cursor://anysphere.cursor-mcp/oauth/callback`), that the browser is sent to as written (checkDeliveredAsWritten).
+ * No userinfo, no wildcard.
  */
 export function checkRegistrableRedirectUri(value: string): RedirectUriCheck {
+  const delivered = checkDeliveredAsWritten(value);
+  if (!delivered.ok) return delivered;
+  const scheme = SCHEME.exec(value)![1]!;
+  if (value.includes('*')) return { ok: false, reason: 'a redirect URI must not contain a wildcard' };
+  if (scheme === 'https') return { ok: true };
+  if (scheme === 'http') {
+    if (isLoopbackRedirect(new URL(value))) return { ok: true };
+    return { ok: false, reason: 'an http redirect URI must be on a loopback address (127.0.0.1, [::1] or localhost)' };
+  }
+  return checkPrivateUseScheme(scheme, value);
+}
+
+/**
+ * Whether the code would go to the string as written: RFC 6749 §3.1.2 asks for an absolute URI (RFC 3986 §4.3)
+ * without a fragment, and matching at /authorize is exact (RFC 9700 §4.1.3), so the URI the browser is sent to
+ * must be the registered one, not what a URL parser makes of it. Checked at registration (here and in metadata
+ * documents, through checkRegistrableRedirectUri) and again at /authorize, for a client stored before these checks.
+ *
+ * The string is checked as written, before any parser reads it: WHATWG URL (and so the browser that reads the
+ * Location) lower-cases the scheme, drops tabs and newlines anywhere and spaces and controls at either end, reads
+ * `\` as `/`, resolves `.` and `..` segments (also written `%2e`), percent-encodes what RFC 3986 does not allow,
+ * turns a Unicode host into punycode and a numeric host into an IPv4 address. Found in review (s25rfc):
+ * `https://app.example.com/cb\..\other` was registered and its denial sent to `https://app.example.com/other`.
+ * So: RFC 3986 characters only (unreserved, reserved, `%HH`), a lower-case scheme (§3.1), no userinfo, no dot
+ * segment (§3.3), no response parameter in the query (RFC 6749 §3.1: each only once; redirect.ts adds them to
+ * the query as written, §3.1.2), and the parser must read the string back unchanged but for what RFC 3986 §6.2.2
+ * and §6.2.3 call equivalent: the host's case, a default or empty port, the empty path of an http(s) origin.
+ */
+export function checkDeliveredAsWritten(value: string): RedirectUriCheck {
   if (/[\u0000-\u0020\u007f-\u009f]/.test(value)) return { ok: false, reason: 'a redirect URI must not contain spaces or control characters' };
   const scheme = SCHEME.exec(value)?.[1];
   if (scheme === undefined) return { ok: false, reason: `${truncate(value)} is not an absolute URI with a lower-case scheme (RFC 3986 section 3.1)` };
@@ -33,13 +58,43 @@ export function checkRegistrableRedirectUri(value: string): RedirectUriCheck {
   }
   if (value.includes('#')) return { ok: false, reason: 'a redirect URI must not contain a fragment' };
   if (url.username || url.password) return { ok: false, reason: 'a redirect URI must not contain user information' };
-  if (value.includes('*')) return { ok: false, reason: 'a redirect URI must not contain a wildcard' };
-  if (scheme === 'https') return { ok: true };
-  if (scheme === 'http') {
-    if (isLoopbackRedirect(url)) return { ok: true };
-    return { ok: false, reason: 'an http redirect URI must be on a loopback address (127.0.0.1, [::1] or localhost)' };
+  if (!RFC3986_CHARACTERS.test(value)) {
+    return { ok: false, reason: `${truncate(value)} holds characters that RFC 3986 section 2 does not allow in a URI unencoded (or a % not followed by two hex digits)` };
   }
-  return checkPrivateUseScheme(scheme, value);
+  const parts = RFC3986_PARTS.exec(value)!;
+  const [, , authority, path = '', query] = parts;
+  if (path.split('/').some((segment) => DOT_SEGMENT.test(segment))) {
+    return { ok: false, reason: 'a redirect URI must not contain . or .. path segments (RFC 3986 section 3.3): the browser would resolve them to another path' };
+  }
+  const named = query?.split('&').map((pair) => pair.split('=')[0]).find((name) => RESPONSE_PARAMETERS.has(name!));
+  if (named !== undefined) return { ok: false, reason: `a redirect URI must not carry the response parameter ${named} in its query (RFC 6749 section 3.1)` };
+  const special = scheme === 'http' || scheme === 'https';
+  const expected = `${scheme}:${authority === undefined ? '' : `//${equivalentAuthority(authority, scheme)}`}${path === '' && special ? '/' : path}${query === undefined ? '' : `?${query}`}`;
+  if (url.href !== expected) {
+    return { ok: false, reason: `${truncate(value)} is read as ${truncate(url.href)}, so the code would not go to the URI as registered (RFC 3986 section 6.2)` };
+  }
+  return { ok: true };
+}
+
+/** RFC 3986 §2: unreserved, reserved (gen-delims, sub-delims) and pct-encoded, nothing else. */
+export const RFC3986_CHARACTERS = /^(?:[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$/;
+/** RFC 3986 Appendix B: scheme, authority, path, query (no fragment: refused before). */
+const RFC3986_PARTS = /^([^:/?#]+):(?:\/\/([^/?#]*))?([^?#]*)(?:\?([^#]*))?$/;
+/** `.` or `..`, also percent-encoded (RFC 3986 §2.3: %2E is the unreserved `.`), which WHATWG URL resolves too. */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+/** The parameters of the authorization response (RFC 6749 §4.1.2, §4.1.2.1, RFC 9207), which redirect.ts adds. */
+const RESPONSE_PARAMETERS = new Set(['code', 'state', 'iss', 'error', 'error_description', 'error_uri']);
+const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443 };
+
+/**
+ * An authority as WHATWG URL writes it back when the two are equivalent (RFC 3986 §6.2.2.1, §6.2.3): for http(s)
+ * the host in lower case and a default or empty port left out; for another scheme as written, an empty port left out.
+ */
+function equivalentAuthority(authority: string, scheme: string): string {
+  const [, host, port] = /^(.*?)(?::(\d*))?$/.exec(authority)!;
+  const defaultPort = DEFAULT_PORTS[scheme];
+  const portShown = !port || Number(port) === defaultPort ? '' : `:${port}`;
+  return `${defaultPort === undefined ? host : host!.toLowerCase()}${portShown}`;
 }
 
 /** RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), here in its canonical lower case. */
