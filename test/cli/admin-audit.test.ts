@@ -398,14 +398,18 @@ describe('a resource server’s record on `delegate audit`', () => {
       await store.appendAudit({ event: 'consent', user: 'usr_1', client: 'cli_1', actors: ['usr_1'], detail: consent([entry(agent, undefined, 30), entry(calendar, ['work'], 30)], [entry(agent, undefined, 30), entry(calendar, ['work'], 7)]) }, 1_000);
       await store.appendAudit({ event: 'consent', user: 'usr_1', client: 'cli_1', actors: ['usr_1'], detail: consent([entry(agent, undefined, 30), entry(calendar, ['work'], 30)], [entry(agent, ['demo'], 30)]) }, 2_000);
       await store.appendAudit({ event: 'consent', user: 'usr_1', client: 'cli_1', actors: ['usr_1'], detail: consent([entry(agent, undefined, 30)], [entry(agent, undefined, 7)]) }, 3_000);
+      // An older grant stored with a place named twice (`[A, A]`), narrowed there: the same place, not one removed and one added.
+      const twice = { ...entry(agent, undefined, 30), locations: [agent, agent] };
+      await store.appendAudit({ event: 'consent', user: 'usr_1', client: 'cli_1', actors: ['usr_1'], detail: consent([twice, entry(calendar, ['work'], 30)], [entry(agent, undefined, 7), entry(calendar, ['work'], 30)]) }, 4_000);
     } finally {
       store.close();
     }
     const lines = (await run(['audit'])).out.trim().split('\n');
-    expect(lines).toHaveLength(3);
+    expect(lines).toHaveLength(4);
     expect(lines[0]).toMatch(new RegExp(`  narrowed \\(lookahead at ${calendar} 30 → 7 days, 1 token revoked\\)$`));
     expect(lines[1]).toMatch(new RegExp(`  narrowed \\(calendars at ${agent} all → demo, ${calendar} removed, 1 token revoked\\)$`));
     expect(lines[2]).toMatch(/ {2}narrowed \(lookahead 30 → 7 days, 1 token revoked\)$/);
+    expect(lines[3]).toMatch(new RegExp(`  narrowed \\(lookahead at ${agent} 30 → 7 days, 1 token revoked\\)$`));
   });
 });
 

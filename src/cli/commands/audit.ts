@@ -274,14 +274,18 @@ function calendarLimits(entry: Record<string, unknown> | undefined): CalendarLim
   return { calendars, lookahead };
 }
 
-/** A grant's calendar entries by the places (locations) each is for, in their order. */
+/**
+ * A grant's calendar entries by each place (location) they are for, in their order: an entry naming two places is
+ * there under each, and a place an older grant named twice (`[A, A]`, stored as sent before repeats were dropped)
+ * once (found in review, s25new: keyed on the whole list, `[A, A]` → `[A]` read as one place removed and another added).
+ */
 function calendarEntries(details: unknown): Map<string, Record<string, unknown>> {
   const entries = new Map<string, Record<string, unknown>>();
   for (const d of Array.isArray(details) ? details : []) {
     if (typeof d !== 'object' || d === null) continue;
     const locations = (d as Record<string, unknown>).locations;
-    const place = Array.isArray(locations) ? locations.filter((l) => typeof l === 'string').join(',') : '';
-    if (!entries.has(place)) entries.set(place, d as Record<string, unknown>);
+    const places = Array.isArray(locations) ? locations.filter((l): l is string => typeof l === 'string') : [];
+    for (const place of places.length > 0 ? places : ['']) if (!entries.has(place)) entries.set(place, d as Record<string, unknown>);
   }
   return entries;
 }
