@@ -13,7 +13,7 @@ import { ClientError, isClientError } from './errors.js';
 import { isErrno } from './private-files.js';
 import { refreshCachedTokens } from './refresh.js';
 import { resendingFetch } from './servers-gone.js';
-import { revokeStoredTokens } from './revocation.js';
+import { RevocationUnanswered, revokeStoredTokens } from './revocation.js';
 import { endedDelegation, ensureDelegation, setAsideDamagedCache, signInEnd, type SessionOptions } from './session.js';
 
 /** A token printed for a script should outlive the script's first requests. */
@@ -189,8 +189,11 @@ export interface LogoutResult {
    * may stand.
    */
   revoked: Array<{ issuer: string; resource: string; delegationEnded: boolean; grantId: string | undefined }>;
-  /** Delegations that could not be revoked, and why; their tokens are removed from this computer all the same. */
-  failed: Array<{ issuer: string; resource: string; reason: string }>;
+  /**
+   * Delegations that could not be revoked, and why; their tokens are removed from this computer all the same.
+   * `unanswered`: the authorization server could not be reached (RevocationUnanswered).
+   */
+  failed: Array<{ issuer: string; resource: string; reason: string; unanswered: boolean }>;
   /**
    * Sign-ins forgotten here without a revocation (`logout --agent-url` only): their delegation is the one another
    * sign-in kept in the cache uses (`heldBy`, the URL signed in at), whose tokens the revocation would end with it.
@@ -231,7 +234,7 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
           await revokeStoredTokens(data, issuer, resource, fetchFn);
           result.revoked.push({ issuer, resource, delegationEnded: tokens.refresh_token !== undefined || grantId !== undefined, grantId });
         } catch (error) {
-          result.failed.push({ issuer, resource, reason: error instanceof Error ? error.message : String(error) });
+          result.failed.push({ issuer, resource, reason: error instanceof Error ? error.message : String(error), unanswered: error instanceof RevocationUnanswered });
         }
       }
     }

@@ -17,6 +17,14 @@ import { ForeignListenerError, refuseForeignListener } from '../http/listener-ow
 /** How long one revocation or metadata request may take. */
 const REVOCATION_TIMEOUT_MS = 15_000;
 
+/** A revocation that got no answer from the authorization server: no connection, or no answer in time. */
+export class RevocationUnanswered extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RevocationUnanswered';
+  }
+}
+
 /**
  * Revokes the refresh token (which ends its delegation) and the access token
  * stored for `resource` from `issuer`, at that issuer's revocation endpoint,
@@ -51,7 +59,7 @@ export async function revokeStoredTokens(data: TokenCacheData, issuer: string, r
     try {
       response = await bounded(endpoint, { method: 'POST', headers, body });
     } catch (error) {
-      throw new Error(`cannot reach ${endpoint}${networkCode(error)}`);
+      throw new RevocationUnanswered(`cannot reach ${endpoint}${networkCode(error)}`);
     }
     // RFC 7009 §2.2: 200 for a revoked or an unknown token alike.
     if (!response.ok) throw new Error(`${endpoint} answered HTTP ${response.status}`);
@@ -200,7 +208,7 @@ async function revocationEndpoint(data: TokenCacheData, issuer: string, resource
     try {
       metadata = (await discoverAuthorizationServerMetadata(issuer, { fetchFn })) as Record<string, unknown> | undefined;
     } catch (error) {
-      throw new Error(`cannot read the metadata of ${issuer}${networkCode(error)}`);
+      throw new RevocationUnanswered(`cannot read the metadata of ${issuer}${networkCode(error)}`);
     }
     if (!metadata) throw new Error(`${issuer} publishes no authorization server metadata`);
     if (!sameIssuer(metadata.issuer, issuer)) throw new Error(`the metadata at ${issuer} names another issuer`);

@@ -107,6 +107,22 @@ describe.skipIf(!asRoot)("another user's program on delegate's ports", () => {
     expect(squatter.requests()).toEqual([]);
   });
 
+  // Found in review (s25docs): with the agent's port held and the AS's free, logout's servers could not start, and it
+  // said only that the AS's revocation endpoint could not be reached, not why.
+  it('is named by `logout` when it holds the agent’s port and the authorization server’s is free', { timeout: 30_000 }, async () => {
+    const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
+    const squatter = await squat(agent, `http://127.0.0.1:${auth}`, `http://127.0.0.1:${agent}/mcp`);
+    const home = join(dir, 'home');
+    await signedIn(home, auth, agent, 'good');
+    const run = await runCli(['logout', '--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)], home);
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toContain('could not be revoked at the server');
+    expect(run.stderr).toContain(`Port ${agent} on 127.0.0.1 is held by a program of another user of this machine (uid ${NOBODY})`);
+    expect(run.stderr).not.toContain('cannot reach');
+    for (const secret of SECRETS) expect(run.stdout + run.stderr).not.toContain(secret);
+    expect(squatter.requests()).toEqual([]);
+  });
+
   it('gives a calendar backend started alone no keys to trust when it holds the authorization server’s port', { timeout: 60_000 }, async () => {
     // serve-calendar takes the AS's signing keys from what answers at --auth-url: the squatter's own, had it been asked.
     const [auth, calendar] = [await freePort(), await freePort()];

@@ -65,10 +65,20 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   const onThesePorts = urlsFor(args.ports, args.host).issuer;
   const local = args.agentUrl === undefined && stored.delegations.some((d) => sameOriginOrLoopbackAlias(d.issuer, onThesePorts));
   const servers = local ? new ServersInUse({ paths, ports: args.ports, host: args.host }) : undefined;
-  await servers?.ensure().catch(() => undefined);
+  // Why the servers could not be started (another user's program on the agent's port, say) is kept: a revocation at
+  // their authorization server that then gets no answer failed for that reason, which is said instead of the
+  // connection's (found in review, s25docs: it said only "cannot reach http://127.0.0.1:8410/revoke").
+  let notStarted: unknown;
+  await servers?.ensure().catch((error: unknown) => {
+    notStarted = error;
+  });
+  const gone = servers && (() => servers.gone().catch((error: unknown) => {
+    notStarted = error;
+    throw error;
+  }));
   let result;
   try {
-    result = await logout({ ...where, fetchFn: resendingFetch(fetch, servers?.gone) });
+    result = await logout({ ...where, fetchFn: resendingFetch(fetch, gone) });
   } finally {
     await servers?.close();
   }
@@ -82,8 +92,11 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   if (result.removed) io.stderr.write(`${forgotten}\n`);
   else if (result.revoked.length === 0 && result.failed.length === 0) io.stderr.write(`${notSignedIn}: nothing to do.\n`);
   if (result.failed.length > 0) {
-    const what = result.failed.map((f) => `${f.resource} (${f.reason})`).join('; ');
-    throw new CommandFailed(`The tokens are deleted from this computer, but could not be revoked at the server for ${what}; they stay valid there until they expire.`);
+    const unstarted = notStarted instanceof Error ? notStarted.message : undefined;
+    const forUnstarted = (f: (typeof result.failed)[number]) => unstarted !== undefined && f.unanswered && sameOriginOrLoopbackAlias(f.issuer, onThesePorts);
+    const what = result.failed.map((f) => `${f.resource} (${forUnstarted(f) ? "delegate's servers could not be started" : f.reason})`).join('; ');
+    const why = unstarted !== undefined && result.failed.some(forUnstarted) ? ` ${unstarted}` : '';
+    throw new CommandFailed(`The tokens are deleted from this computer, but could not be revoked at the server for ${what}; they stay valid there until they expire.${why}`);
   }
   if (standing.length > 0) {
     // An opaque access token, of a server other than delegate's: its revocation may end that token alone.
