@@ -32,12 +32,19 @@ export function nameTaken(name: string, replaceable = true): UserError {
   return new UserError('NAME_TAKEN', `There is already an account named ${name}.`, replaceable ? name : undefined);
 }
 
-/** The refusal of a password for the local owner (OWNER_PASSWORD): it signs in without one. */
-export function ownerHasNoPassword(name: string): UserError {
-  return new UserError(
-    'OWNER_PASSWORD',
-    `${name} is the local owner, which signs in with \`delegate login\` and has no password; its time zone is set by 'timeZone' in its config.json (\`delegate calendar list\` shows where that is).`,
-  );
+/** The refusal of a password for the local owner (OWNER_PASSWORD): it signs in without one. `configFile` as for ownerZoneSetting. */
+export function ownerHasNoPassword(name: string, configFile?: string): UserError {
+  return new UserError('OWNER_PASSWORD', `${name} is the local owner, which signs in with \`delegate login\` and has no password; its time zone is set by ${ownerZoneSetting(configFile)}.`);
+}
+
+/**
+ * Where the local owner's time zone is set: 'timeZone' in its config file, named by its path when known (the CLI's
+ * Paths.config). Found in review (s25docs): the refusals sent a new owner to `delegate calendar list` for the path,
+ * which names it only when the file is there and cannot be used, so there was no learning where to create it.
+ */
+function ownerZoneSetting(configFile: string | undefined): string {
+  if (configFile === undefined) return "'timeZone' in its config.json";
+  return `'timeZone' in its config file ${configFile} (a JSON object such as {"timeZone": "Europe/Berlin"}; create it if it is not there)`;
 }
 
 /**
@@ -74,7 +81,7 @@ export async function ownerNameBeside(store: Store, name: string): Promise<strin
  */
 export async function addUser(
   store: Store,
-  input: { name: string; password: string; timeZone: string; replace?: boolean; replaceTimeZone?: boolean },
+  input: { name: string; password: string; timeZone: string; replace?: boolean; replaceTimeZone?: boolean; configFile?: string },
   now: number,
   record?: { by: string },
 ): Promise<UserRecord & { added: boolean; previousTimeZone?: string }> {
@@ -109,10 +116,10 @@ export async function addUser(
  * (found in review, s23accounts: it said it changed both, and a password would be a second way in), as
  * set-time-zone refuses.
  */
-export function refusalOfPassword(existing: UserRecord | undefined, input: { name: string; replace?: boolean }): UserError | undefined {
+export function refusalOfPassword(existing: UserRecord | undefined, input: { name: string; replace?: boolean; configFile?: string }): UserError | undefined {
   if (!existing) return undefined;
   if (!input.replace || existing.name !== input.name) return nameTaken(existing.name, !existing.isOwner);
-  return existing.isOwner ? ownerHasNoPassword(existing.name) : undefined;
+  return existing.isOwner ? ownerHasNoPassword(existing.name, input.configFile) : undefined;
 }
 
 /**
@@ -124,7 +131,7 @@ async function setPassword(
   store: Store,
   existing: UserRecord,
   passwordHash: string,
-  input: { name: string; timeZone: string; replace?: boolean; replaceTimeZone?: boolean },
+  input: { name: string; timeZone: string; replace?: boolean; replaceTimeZone?: boolean; configFile?: string },
   now: number,
   record: { by: string } | undefined,
 ): Promise<UserRecord & { added: boolean; previousTimeZone?: string }> {
@@ -153,7 +160,7 @@ async function setPassword(
  */
 export async function setUserTimeZone(
   store: Store,
-  input: { name: string; timeZone: string },
+  input: { name: string; timeZone: string; configFile?: string },
   now: number,
   record?: { by: string },
 ): Promise<UserRecord & { previousTimeZone: string }> {
@@ -161,7 +168,7 @@ export async function setUserTimeZone(
   const existing = await store.userByName(input.name);
   if (!existing) throw new UserError('NO_SUCH_ACCOUNT', `There is no account named ${input.name}.`);
   if (existing.isOwner) {
-    throw new UserError('OWNER_ZONE', `${input.name} is the local owner, whose time zone is set by 'timeZone' in its config.json (\`delegate calendar list\` shows where that is).`);
+    throw new UserError('OWNER_ZONE', `${input.name} is the local owner, whose time zone is set by ${ownerZoneSetting(input.configFile)}.`);
   }
   if (existing.timeZone === input.timeZone) return { ...existing, previousTimeZone: existing.timeZone };
   // The change and its record in one transaction (found in review: with the record failing, the zone changed off

@@ -31,7 +31,7 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   if (badName) throw new UsageError(badName);
   // A name taken (or taken but for case, or the owner's with --replace) is said before the password is asked for
   // (found at stop 21: it was asked twice, then refused); addUser refuses the same, in the same words.
-  const refusal = refusalOfPassword(await accountLike(args.paths, args.name), args);
+  const refusal = refusalOfPassword(await accountLike(args.paths, args.name), { ...args, configFile: args.paths.config });
   if (refusal) throw commandFailure(refusal);
   const password = await readPassword(args, io);
   // An account added by another process since that look is refused here, in the same words (addUser: NAME_TAKEN).
@@ -39,7 +39,14 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
     const changed = await addUser(
       store,
       // With --replace, a zone named is the account's new zone; none named keeps the one it has.
-      { name: args.name, password, timeZone: args.timeZone ?? systemTimeZone(io.env), replace: args.replace, replaceTimeZone: args.timeZone !== undefined },
+      {
+        name: args.name,
+        password,
+        timeZone: args.timeZone ?? systemTimeZone(io.env),
+        replace: args.replace,
+        replaceTimeZone: args.timeZone !== undefined,
+        configFile: args.paths.config,
+      },
       io.now(),
       { by: 'cli' },
     ).catch((error: unknown) => {
@@ -82,7 +89,7 @@ export async function usersSetTimeZoneCommand(args: { paths: Paths; name: string
   const badName = userNameProblem(args.name);
   if (badName) throw new UsageError(badName);
   const user = await withStore(args.paths, async (store) => {
-    const changed = await setUserTimeZone(store, { name: args.name, timeZone: args.timeZone }, io.now(), { by: 'cli' }).catch((error: unknown) => {
+    const changed = await setUserTimeZone(store, { name: args.name, timeZone: args.timeZone, configFile: args.paths.config }, io.now(), { by: 'cli' }).catch((error: unknown) => {
       throw error instanceof UserError ? new CommandFailed(error.message) : error;
     });
     await warnIfServedElsewhere(store, args.paths, io.stderr);
