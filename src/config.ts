@@ -4,7 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BoundedMap } from './bounded-map.js';
 import { refuseUntrustedDirectory } from './trusted-directory.js';
@@ -49,7 +49,8 @@ export interface Paths {
 /**
  * Where state lives. DELEGATE_HOME holds everything when set; otherwise
  * $XDG_DATA_HOME/delegate (default ~/.local/share/delegate) holds the data
- * and $XDG_CONFIG_HOME/delegate (default ~/.config/delegate) the config file.
+ * and $XDG_CONFIG_HOME/delegate (default ~/.config/delegate) the config file,
+ * a relative XDG directory ignored (xdgBaseDirectory).
  * Throws UntrustedPathError, before anything is created or read there, for a
  * directory another user could swap (a symbolic link of theirs, a directory of
  * theirs, or one on the way that others may write to: refuseUntrustedDirectory).
@@ -73,11 +74,22 @@ export function resolvePaths(env: Env): Paths {
 }
 
 function xdgDataHome(env: Env): string {
-  return env.XDG_DATA_HOME?.trim() || join(env.HOME || homedir(), '.local', 'share');
+  return xdgBaseDirectory(env.XDG_DATA_HOME) ?? join(env.HOME || homedir(), '.local', 'share');
 }
 
 function xdgConfigHome(env: Env): string {
-  return env.XDG_CONFIG_HOME?.trim() || join(env.HOME || homedir(), '.config');
+  return xdgBaseDirectory(env.XDG_CONFIG_HOME) ?? join(env.HOME || homedir(), '.config');
+}
+
+/**
+ * An XDG base directory variable's value, or undefined when it is unset, blank or relative: the XDG Base Directory
+ * Specification requires absolute paths and has a relative one ignored as invalid. Found in review (s25docs): a
+ * relative one was taken from the working directory, so each directory a command ran in had its own data directory,
+ * owner and keys. (A relative DELEGATE_HOME is taken from the working directory, as README says.)
+ */
+function xdgBaseDirectory(value: string | undefined): string | undefined {
+  const path = value?.trim();
+  return path && isAbsolute(path) ? path : undefined;
 }
 
 /**
@@ -86,7 +98,7 @@ function xdgConfigHome(env: Env): string {
  * an MCP client's configuration (a desktop app started from its menu has
  * not this shell's environment): DELEGATE_HOME, made absolute, when set;
  * else each XDG base directory, resolved and absolute, when this shell's
- * differs from a plain login's (XDG_DATA_HOME or XDG_CONFIG_HOME set, or a
+ * differs from a plain login's (XDG_DATA_HOME or XDG_CONFIG_HOME set and absolute, or a
  * HOME other than the account's own). Empty when nothing needs pinning.
  * Every variable resolvePaths reads is covered.
  */
@@ -95,8 +107,8 @@ export function pathsEnvironment(env: Env, accountHome: string | undefined = acc
   if (home !== undefined) return { DELEGATE_HOME: home };
   const homeMoved = !!env.HOME && (accountHome === undefined || resolve(env.HOME) !== resolve(accountHome));
   const pinned: Record<string, string> = {};
-  if (env.XDG_DATA_HOME?.trim() || homeMoved) pinned.XDG_DATA_HOME = resolve(xdgDataHome(env));
-  if (env.XDG_CONFIG_HOME?.trim() || homeMoved) pinned.XDG_CONFIG_HOME = resolve(xdgConfigHome(env));
+  if (xdgBaseDirectory(env.XDG_DATA_HOME) !== undefined || homeMoved) pinned.XDG_DATA_HOME = resolve(xdgDataHome(env));
+  if (xdgBaseDirectory(env.XDG_CONFIG_HOME) !== undefined || homeMoved) pinned.XDG_CONFIG_HOME = resolve(xdgConfigHome(env));
   return pinned;
 }
 

@@ -178,12 +178,14 @@ describe('mcp-config pins the data directory and config file this shell resolves
     forms.push(flags.length > 0 ? Object.fromEntries(flags) : undefined);
     return forms;
   }
-  /** The files a process resolves, paths made absolute (a relative XDG directory is taken from the working directory). */
+  /** The files a process resolves, paths made absolute. */
   const resolved = (env: Record<string, string | undefined>) => Object.fromEntries(Object.entries(resolvePaths(env)).map(([k, v]) => [k, resolve(v)]));
 
   it.each([
     ['XDG_DATA_HOME', { HOME: account, XDG_DATA_HOME: '/x' }, { XDG_DATA_HOME: '/x' }],
-    ['a relative XDG_CONFIG_HOME', { HOME: account, XDG_CONFIG_HOME: 'relconf' }, { XDG_CONFIG_HOME: resolve('relconf') }],
+    // Ignored, as the XDG Base Directory spec has it (review s25docs): nothing to pin.
+    ['a relative XDG_CONFIG_HOME', { HOME: account, XDG_CONFIG_HOME: 'relconf' }, undefined],
+    ['a relative XDG_DATA_HOME', { HOME: account, XDG_DATA_HOME: 'reldata' }, undefined],
     ['both XDG directories', { HOME: account, XDG_DATA_HOME: '/x', XDG_CONFIG_HOME: '/y' }, { XDG_DATA_HOME: '/x', XDG_CONFIG_HOME: '/y' }],
     ['a HOME other than the account’s', { HOME: '/tmp/elsewhere' }, { XDG_DATA_HOME: '/tmp/elsewhere/.local/share', XDG_CONFIG_HOME: '/tmp/elsewhere/.config' }],
     ['DELEGATE_HOME, which wins', { HOME: account, DELEGATE_HOME: '/d', XDG_DATA_HOME: '/x' }, { DELEGATE_HOME: '/d' }],
@@ -194,6 +196,15 @@ describe('mcp-config pins the data directory and config file this shell resolves
       // A client started from the desktop, with the account's HOME and nothing else but what was emitted, resolves the same files.
       expect(resolved({ HOME: account, ...env })).toEqual(resolved(shell));
     }
+  });
+
+  // Found in review (s25docs): a relative one was taken from the working directory, so every directory a command ran
+  // in had its own data directory (a new owner and keys). The XDG Base Directory spec has it ignored as invalid.
+  it('a relative XDG_DATA_HOME or XDG_CONFIG_HOME is ignored: the defaults under HOME', () => {
+    const defaults = resolvePaths({ HOME: account });
+    expect(resolvePaths({ HOME: account, XDG_DATA_HOME: 'reldata', XDG_CONFIG_HOME: './relconf' })).toEqual(defaults);
+    expect(defaults.db).toBe(join(account, '.local', 'share', 'delegate', 'delegate.db'));
+    expect(defaults.config).toBe(join(account, '.config', 'delegate', 'config.json'));
   });
 
   it('XDG_DATA_HOME=/x: status and the emitted entry both use /x/delegate', async () => {
