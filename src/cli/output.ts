@@ -40,9 +40,10 @@ const ALL_CALENDARS = 'all your calendars, including ones you add later';
 /**
  * What a login authorized: the agent, each scope in words, what it may do downstream, until when. Every value but the
  * times is the authorization server's or the agent's (its metadata, the token response), shown through shownClipped
- * (found in review, regress21e: a resource_name, scope or authorization detail acted on the terminal).
+ * (found in review, regress21e: a resource_name, scope or authorization detail acted on the terminal). `loginAgain`
+ * is the `delegate login` that signs in again where this one did (its profile, ports or agent URL, data directory).
  */
-export function authorizationLines(summary: AuthorizationSummary, timeZone: string): string[] {
+export function authorizationLines(summary: AuthorizationSummary, timeZone: string, loginAgain = 'delegate login'): string[] {
   const resource = shownClipped(summary.resource);
   const agent = summary.resourceName ? `${shownClipped(summary.resourceName, 100)} (${resource})` : resource;
   const lines = [`Authorized ${agent} to act for you, as signed in at ${shownClipped(summary.issuer)}:`];
@@ -65,7 +66,7 @@ export function authorizationLines(summary: AuthorizationSummary, timeZone: stri
   }
   if (summary.delegationEndsAt !== undefined) {
     lines.push(`Until ${instantLine(summary.delegationEndsAt, timeZone)}, unless you revoke it.`);
-    if (summary.signInEndsAt !== undefined) lines.push(`This sign-in lasts until ${instantLine(summary.signInEndsAt, timeZone)}; run \`delegate login\` again after that.`);
+    if (summary.signInEndsAt !== undefined) lines.push(`This sign-in lasts until ${instantLine(summary.signInEndsAt, timeZone)}; run \`${loginAgain}\` again after that.`);
   } else if (summary.expiresAt !== undefined) {
     lines.push(`The access token is valid until ${instantLine(summary.expiresAt, timeZone)}${summary.renewable ? ' and renews itself after that' : ''}.`);
   }

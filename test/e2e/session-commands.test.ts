@@ -161,8 +161,15 @@ describe('account commands, end to end', () => {
     expect(run.stderr).toMatch(/^delegate: No free 10h slot/);
   });
 
-  it('--profile keeps a second sign-in side by side', async () => {
-    await signIn(['--profile', 'work']);
+  // Found in review (s25docs): the login's last line said to run plain `delegate login` again, which signs in the default profile.
+  it('--profile keeps a second sign-in side by side, and its login advises signing in again with that profile', async () => {
+    const cli = startCli(['login', '--no-browser', ...ports, '--profile', 'work'], home);
+    // For 90 days: the sign-in (its refresh token, 30 days) ends before the delegation, which the last line says.
+    await approveInBrowser(await cli.loginUrl, 'approve', { expires_days: '90' });
+    const login = await cli.done;
+    expect(login.code, login.stderr).toBe(0);
+    expect(login.stdout).toMatch(/^This sign-in lasts until .*; run `.*` again after that\.$/m);
+    expect(login.stdout).toContain(`; run \`DELEGATE_HOME=${home} delegate login ${ports.join(' ')} --profile work\` again after that.`);
     expect((await stat(join(home, 'profiles', 'work', 'tokens.json'))).mode & 0o777).toBe(0o600);
     const work = JSON.parse((await runCli(['--profile', 'work', 'status', '--json'], home)).stdout);
     const main = JSON.parse((await runCli(['status', '--json'], home)).stdout);

@@ -52,7 +52,10 @@ export async function loginCommand(args: LoginArgs, io: CliIo): Promise<number> 
       spinner?.stop();
     }
   });
-  io.stdout.write(`${authorizationLines(summary, systemTimeZone(io.env)).join('\n')}\n`);
+  // The advice to sign in again names this run's profile, ports and data directory, as its other advice does (found in
+  // review, s25docs: `delegate --profile work login` said plain `delegate login`, which signs in the default profile).
+  const { sameSetupCommandLine } = await import('./mcp-config.js');
+  io.stdout.write(`${authorizationLines(summary, systemTimeZone(io.env), sameSetupCommandLine(args, io, ['login'])).join('\n')}\n`);
   return EXIT_OK;
 }
 
