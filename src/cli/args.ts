@@ -154,13 +154,23 @@ export function parseHttpUrl(value: string): string {
   return url.href.replace(/\/+$/, '');
 }
 
-/** A time span for waiting: "90s", "5m", "1h", or plain seconds; returned in ms. */
+/**
+ * The longest wait: a week, well inside what a timer can hold (2^31 - 1 ms, about 24.8 days; a longer one fires at
+ * once, so `--login-timeout 1000h` gave up at once).
+ */
+const MAX_WAIT_MS = 7 * 86_400_000;
+
+/**
+ * A time span for waiting: "90s", "5m", "1h", "1d", or plain seconds, up to 7d; returned in ms. Found in review
+ * (s25docs): `1d` was refused while `24h` was taken, and README writes spans as `15m`, `2h`, `3d`.
+ */
 export function parseWait(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!match) throw new InvalidArgumentError('Expected a time span such as 90s, 5m or 1h.');
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+  if (!match) throw new InvalidArgumentError('Expected a time span such as 90s, 5m, 1h or 1d.');
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
   const ms = Math.round(Number(match[1]) * unit);
   if (ms <= 0) throw new InvalidArgumentError('The time span must be longer than zero.');
+  if (ms > MAX_WAIT_MS) throw new InvalidArgumentError('The time span may be 7d at most.');
   return ms;
 }
 

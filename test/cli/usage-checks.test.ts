@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkWindowOptions, collectTrustedProxies, hostIsLoopback, parseHttpUrl, parseInstant, parseIssuerUrl, parseListenHost, parseNamedHost, parseTimeZone, portsFrom } from '../../src/cli/args.js';
+import { checkWindowOptions, collectTrustedProxies, hostIsLoopback, parseHttpUrl, parseInstant, parseIssuerUrl, parseListenHost, parseNamedHost, parseTimeZone, parseWait, portsFrom } from '../../src/cli/args.js';
 import { parseSince } from '../../src/cli/commands/admin-store.js';
 import { trustedProxies } from '../../src/cli/commands/serve.js';
 import { serverArgs } from '../../src/cli/access-options.js';
@@ -449,5 +449,28 @@ describe('token exchange', () => {
     ['only a newline', '\n'],
   ])('refuses --subject-token - with %s on standard input, before any request (the AS was asked and refused; exit 1)', async (_what, stdin) => {
     await refused(['token', 'exchange', '--audience', `http://127.0.0.1:${ports[3]}`, '--auth-port', ports[1]!, '--subject-token', '-'], 'no token on standard input', stdin);
+  });
+});
+
+// Found in review (s25docs): `--login-timeout 1d` was refused while `24h` was taken, and README writes spans as
+// `15m`, `2h`, `3d`; and a wait longer than a timer holds (about 24.8 days, `1000h`) gave up at once.
+describe('a time span to wait (--login-timeout, --calendar-timeout)', () => {
+  it('takes days as hours are taken, up to 7d', () => {
+    expect(parseWait('1d')).toBe(parseWait('24h'));
+    expect(parseWait('7d')).toBe(7 * 86_400_000);
+    expect(parseWait('90')).toBe(90_000);
+    expect(parseWait('500ms')).toBe(500);
+  });
+
+  it('refuses a longer one, saying the bound, and names d among the units', () => {
+    expect(() => parseWait('8d')).toThrow('The time span may be 7d at most.');
+    expect(() => parseWait('1000h')).toThrow('The time span may be 7d at most.');
+    expect(() => parseWait('soon')).toThrow('Expected a time span such as 90s, 5m, 1h or 1d.');
+  });
+
+  it('is bad usage on the command line (exit 2), with the bound', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['login', '--login-timeout', '30d', ...ports], io)).toBe(2);
+    expect(io.err).toBe("delegate: option '--login-timeout <wait>' argument '30d' is invalid. The time span may be 7d at most. (see `delegate login --help`)\n");
   });
 });
