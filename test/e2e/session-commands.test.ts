@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { approveInBrowser, loginApproved, ownerLinkBehind, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove, toolsListStatus } from './run.js';
+import { approveInBrowser, ownerLinkBehind, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove, toolsListStatus } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -28,8 +28,6 @@ async function runWith(args: string[], env: Record<string, string | undefined> =
     }
   }
 }
-
-const signIn = (extra: string[] = []): Promise<void> => loginApproved([...ports, ...extra], home);
 
 const callAgent = (token: string): Promise<number> => toolsListStatus(agentUrl, token);
 
