@@ -13,6 +13,7 @@ import { GENESIS_HASH, prepareContent, preparedHash, verifyChainOf, type AuditRe
 import { MIGRATIONS, READABLE_FROM_VERSION } from './schema.js';
 import { fileSync, GroupSync, type SyncFile } from './wal-sync.js';
 import type {
+  AccountName,
   AgentSave,
   AuditEventInput,
   AuditFilter,
@@ -370,6 +371,15 @@ const strOrNull = (value: unknown): string | null => (value === null || value ==
 /** The account a row holds, or undefined for one retired by `users remove` (a database from before that has none). */
 function liveUser(r: Row | undefined): UserRecord | undefined {
   return r === undefined || (r.removed_at !== undefined && r.removed_at !== null) ? undefined : toUser(r);
+}
+
+/** A row's account with the name it has, or, retired, the one it had (its row's name is `removed:<id>:<name>`). */
+function toAccountName(r: Row): AccountName {
+  const id = String(r.id);
+  const removedAt = numOrNull(r.removed_at);
+  const name = String(r.name);
+  const retired = `removed:${id}:`;
+  return { id, name: removedAt !== null && name.startsWith(retired) ? name.slice(retired.length) : name, removedAt };
 }
 
 function toUser(r: Row): UserRecord {
@@ -1093,6 +1103,10 @@ class SqliteStore implements Store {
     );
     if (removal) this.checkpointAway();
     return removal;
+  }
+
+  async listAccountNames(): Promise<AccountName[]> {
+    return this.all('SELECT * FROM users ORDER BY created_at, name').map(toAccountName);
   }
 
   async lastSignIns(): Promise<Map<string, number>> {

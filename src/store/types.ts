@@ -50,6 +50,17 @@ export interface UserRecord {
   createdAt: number;
 }
 
+/**
+ * An account as the audit log and grants name it, retired ones included: a retired account (`users remove`) has
+ * `removedAt` and the name it had, which a live account may have taken since (with another id).
+ */
+export interface AccountName {
+  id: string;
+  name: string;
+  /** When `users remove` retired it; null for a live account. */
+  removedAt: number | null;
+}
+
 /** What `Store.removeUser` ended with an account. */
 export interface UserRemoval {
   user: UserRecord;
@@ -417,6 +428,11 @@ export interface Store {
    * account is not there (removed meanwhile) or is the local owner.
    */
   removeUser(userId: string, now: number, records: { grant: (grant: GrantRecord) => AuditEventInput; removal: (removal: UserRemoval) => AuditEventInput }): Promise<UserRemoval | undefined>;
+  /**
+   * Every account the store holds, live and retired, oldest first, with the name each has or had: the one read
+   * that does not pass over retired accounts, for what names their ids after them (the audit log, grants).
+   */
+  listAccountNames(): Promise<AccountName[]>;
   /** When each account last signed in (its latest `sign_in` audit record), by user id; accounts that never did are absent. */
   lastSignIns(): Promise<Map<string, number>>;
 

@@ -193,7 +193,7 @@ describe('users remove', () => {
     ]);
     const verify = await run(['audit', '--verify']);
     expect(verify.code).toBe(0);
-    expect((await run(['audit', '--event', 'user_removed'])).out).toMatch(/user_removed {2}for usr_\S+ {2}by cli {2}alice\n/);
+    expect((await run(['audit', '--event', 'user_removed'])).out).toMatch(/user_removed {2}for alice \(removed\) {2}by cli\n/);
   });
 
   it('the name added again is a new account that inherits nothing: no grant, session, calendar, and the old token stays refused', async () => {
@@ -309,5 +309,104 @@ describe('users remove', () => {
     expect(await withDb((s) => s.tokenStanding(jti, NOW))).toBe('active');
     expect((await run(['users', 'remove', 'alice', '--yes'])).code).toBe(0);
     expect((await withDb((s) => s.listAudit({ events: ['user_removed'] }))).length).toBe(1);
+  });
+});
+
+// Found in review (s25new): after `users remove alice`, `audit --user` and `grants list --user` refused her old id
+// ("there is no account named usr_…, nor with that id"), plain `audit` named her `for usr_…` and --json gave
+// user_name null, while README says the audit log keeps her records. A removed account is now found by its id (and by
+// the name it had while no account has that name), named `alice (removed)`, and in --json by its name with user_removed_at.
+describe('a removed account’s records and grants', () => {
+  const REMOVED_AT = NOW + 5000;
+  const removeAlice = async (at = REMOVED_AT) => expect((await run(['users', 'remove', 'alice', '--yes'], { at })).code).toBe(0);
+  /** The records `audit …args` lists, as event and the account each is for; exit code and stderr beside them. */
+  async function listed(...args: string[]): Promise<{ code: number; err: string; lines: string[] }> {
+    const io = await run(['audit', ...args]);
+    const lines = io.out.split('\n').filter((l) => l !== '').map((l) => l.split('  ').slice(2, 4).join('  '));
+    return { code: io.code, err: io.err, lines };
+  }
+
+  it('audit --user and grants list --user take its id; lines name it "alice (removed)"; --json its name and user_removed_at', async () => {
+    await addOwner();
+    await addAccount('alice');
+    await addAccount('bob');
+    const alice = (await userNamed('alice'))!;
+    const { grant } = await giveHoldings(alice);
+    await removeAlice();
+    const hers = ['user_added  for alice (removed)', 'grant_revoked  for alice (removed)', 'user_removed  for alice (removed)'];
+
+    expect(await listed('--user', alice.id)).toEqual({ code: 0, err: '', lines: hers });
+    // Her name, which no account has now, and which one removed account had: hers.
+    expect(await listed('--user', 'alice')).toEqual({ code: 0, err: '', lines: hers });
+    // The whole log names her as well, never by her id alone.
+    const all = await run(['audit']);
+    expect(all.out).toContain('user_removed  for alice (removed)  by cli\n');
+    expect(all.out).not.toMatch(/for usr_/);
+
+    const json = await run(['audit', '--json', '--user', alice.id]);
+    const records = JSON.parse(json.out) as Array<Record<string, unknown>>;
+    expect(records.map((r) => [r.event, r.user, r.user_name, r.user_removed_at])).toEqual([
+      ['user_added', alice.id, 'alice', new Date(REMOVED_AT).toISOString()],
+      ['grant_revoked', alice.id, 'alice', new Date(REMOVED_AT).toISOString()],
+      ['user_removed', alice.id, 'alice', new Date(REMOVED_AT).toISOString()],
+    ]);
+    // A live account's records have no such field.
+    const bobs = JSON.parse((await run(['audit', '--json', '--user', 'bob'])).out) as Array<Record<string, unknown>>;
+    expect(bobs.map((r) => [r.user_name, 'user_removed_at' in r])).toEqual([['bob', false]]);
+
+    const grants = await run(['grants', 'list', '--all', '--json', '--user', alice.id]);
+    expect([grants.code, grants.err]).toEqual([0, '']);
+    expect((JSON.parse(grants.out) as Array<Record<string, unknown>>).map((g) => [g.id, g.user, g.user_removed_at, g.status])).toEqual([
+      [grant, 'alice', new Date(REMOVED_AT).toISOString(), 'revoked'],
+      [`${grant}_old`, 'alice', new Date(REMOVED_AT).toISOString(), 'expired'],
+    ]);
+    const byName = await run(['grants', 'list', '--all', '--user', 'alice']);
+    expect([byName.code, byName.out.split('\n').length - 1]).toEqual([0, 2]);
+    expect((await run(['grants', 'show', grant])).out).toContain('  user:        alice (removed)\n');
+  });
+
+  it('the name added again: --user alice is the new account, and a line names the removed one’s id for its records', async () => {
+    await addAccount('alice');
+    const old = (await userNamed('alice'))!;
+    await giveHoldings(old);
+    await removeAlice();
+    await addAccount('alice');
+    const fresh = (await userNamed('alice'))!;
+
+    const now = await listed('--user', 'alice');
+    expect(now).toEqual({
+      code: 0,
+      err: `delegate: alice is the account named so now (${fresh.id}); an account removed earlier had that name too: --user ${old.id} for its records.\n`,
+      lines: ['user_added  for alice'],
+    });
+    expect((await listed('--user', old.id)).lines).toEqual(['user_added  for alice (removed)', 'grant_revoked  for alice (removed)', 'user_removed  for alice (removed)']);
+    const grants = await run(['grants', 'list', '--all', '--json', '--user', 'alice']);
+    expect([grants.code, grants.out]).toEqual([0, '[]\n']);
+    expect(grants.err).toBe(`delegate: alice is the account named so now (${fresh.id}); an account removed earlier had that name too: --user ${old.id} for its grants.\n`);
+    expect(JSON.parse((await run(['grants', 'list', '--all', '--json', '--user', old.id])).out)).toHaveLength(2);
+  });
+
+  it('a name that two removed accounts had and none has now: refused in one line naming both ids; each id lists its own', async () => {
+    await addAccount('alice');
+    const first = (await userNamed('alice'))!;
+    await removeAlice(REMOVED_AT);
+    await addAccount('alice');
+    const second = (await userNamed('alice'))!;
+    await removeAlice(REMOVED_AT + 1000);
+    const line = `delegate: No account is named alice now, and 2 removed accounts were: ${first.id} (removed ${new Date(REMOVED_AT).toISOString()}), ${second.id} (removed ${new Date(REMOVED_AT + 1000).toISOString()}); --user takes the id of the one whose`;
+
+    const audit = await run(['audit', '--user', 'alice']);
+    expect([audit.code, audit.out, audit.err]).toEqual([2, '', `${line} records you mean.\n`]);
+    const grants = await run(['grants', 'list', '--user', 'alice']);
+    expect([grants.code, grants.out, grants.err]).toEqual([1, '', `${line} grants you mean.\n`]);
+    for (const account of [first, second]) {
+      const records = JSON.parse((await run(['audit', '--json', '--user', account.id])).out) as Array<{ user: string; user_name: string }>;
+      expect(records.map((r) => [r.user, r.user_name])).toEqual([
+        [account.id, 'alice'],
+        [account.id, 'alice'],
+      ]);
+    }
+    // Neither a name nor an id any account had: refused as before.
+    expect((await run(['audit', '--user', 'usr_nobody'])).err).toBe('delegate: --user: there is no account named usr_nobody, nor with that id.\n');
   });
 });

@@ -6,7 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { parseWindowBound } from '../../calendar/window.js';
 import type { Paths } from '../../config.js';
-import { CURRENT_SCHEMA_VERSION, openStore, openStoreReadOnly, StoreError, type Store, type UserRecord } from '../../store/index.js';
+import { CURRENT_SCHEMA_VERSION, openStore, openStoreReadOnly, StoreError, type AccountName, type Store } from '../../store/index.js';
 import { CommandFailed } from '../errors.js';
 
 /**
@@ -114,15 +114,62 @@ function failed(error: unknown): CommandFailed {
 }
 
 /**
- * The account a command acts for: the one named, which must exist, else the
- * local owner, undefined on a fresh installation (a reading command creates
- * no owner; serve or login does).
+ * The account a command acts for: the one `--user` names (pickedAccount: retired ones included, as what they did
+ * stays), else the local owner, undefined on a fresh installation (a reading command creates no owner; serve or
+ * login does). `accounts`: the store's listAccountNames.
  */
-export async function accountFor(store: Store, name: string | undefined): Promise<UserRecord | undefined> {
-  if (!name) return store.ownerUser();
-  const user = await store.userByName(name);
-  if (!user) throw new CommandFailed(`There is no account named ${name}.`);
-  return user;
+export async function accountFor(store: Store, given: string | undefined, accounts: readonly AccountName[], use: AccountUse): Promise<AccountName | undefined> {
+  if (!given) {
+    const owner = await store.ownerUser();
+    return owner && { id: owner.id, name: owner.name, removedAt: null };
+  }
+  return pickedAccount(given, accounts, use);
+}
+
+/** How a command refuses an account `--user` does not name, and where it says what else the name named. */
+export interface AccountUse {
+  /** What the command lists of the account ("records", "grants"), as the notice names it. */
+  what: string;
+  /** The line for a name or id that no account, live or retired, has. */
+  none: string;
+  refuse: (message: string) => Error;
+  notice: (line: string) => void;
+}
+
+/**
+ * The account `--user GIVEN` names for the commands that read what accounts did (`audit`, `grants list`), whose
+ * records and grants outlive an account removed by `users remove`: the account named so now; else the one with that
+ * id, live or retired (the name first, as a name may look like an id); else the one retired account that had that
+ * name, which is what an administrator looking into a departed account means. Refused (`use.refuse`): a name or id
+ * no account has (`use.none`), and a name that several retired accounts had and none has now (naming their ids).
+ * An account named so now is the live one even when retired ones had the name: said on `use.notice`, with their ids.
+ */
+export function pickedAccount(given: string, accounts: readonly AccountName[], use: AccountUse): AccountName {
+  const retired = accounts.filter((a) => a.removedAt !== null && a.name === given).sort((a, b) => a.removedAt! - b.removedAt!);
+  const live = accounts.find((a) => a.removedAt === null && a.name === given);
+  if (live) {
+    if (retired.length > 0) {
+      const others = retired.length === 1 ? 'an account removed earlier had that name too' : 'accounts removed earlier had that name too';
+      use.notice(`delegate: ${given} is the account named so now (${live.id}); ${others}: ${retired.map((a) => `--user ${a.id}`).join(', ')} for ${retired.length === 1 ? 'its' : 'theirs'} ${use.what}.\n`);
+    }
+    return live;
+  }
+  const byId = accounts.find((a) => a.id === given);
+  if (byId) return byId;
+  if (retired.length === 1) return retired[0]!;
+  if (retired.length === 0) throw use.refuse(use.none);
+  const which = retired.map((a) => `${a.id} (removed ${new Date(a.removedAt!).toISOString()})`).join(', ');
+  throw use.refuse(`No account is named ${given} now, and ${retired.length} removed accounts were: ${which}; --user takes the id of the one whose ${use.what} you mean.`);
+}
+
+/** An account as a line names it: its name, and `(removed)` after one that `users remove` retired. */
+export function shownAccount(name: string, removed: boolean): string {
+  return removed ? `${name} (removed)` : name;
+}
+
+/** The JSON field beside a user's name saying when its account was removed, none for a live one. */
+export function removedField(account: AccountName | undefined): { user_removed_at?: string } {
+  return account !== undefined && account.removedAt !== null ? { user_removed_at: new Date(account.removedAt).toISOString() } : {};
 }
 
 /**

@@ -8,12 +8,12 @@
 import { BoundedMap } from '../../bounded-map.js';
 import type { Paths } from '../../config.js';
 import { KEPT_HEAD } from '../../store/audit-chain.js';
-import type { AuditFilter, AuditRecord, StoredRecord, Store } from '../../store/index.js';
+import type { AccountName, AuditFilter, AuditRecord, StoredRecord, Store } from '../../store/index.js';
 import { AUDIT_EVENTS } from '../audit-events.js';
 import { EXIT_ERROR, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo, OutputStream } from '../io.js';
 import { namedClient, printable } from '../shown.js';
-import { parseSince, readOnlyNotice, withStore } from './admin-store.js';
+import { parseSince, pickedAccount, readOnlyNotice, removedField, shownAccount, withStore, type AccountUse } from './admin-store.js';
 
 export interface AuditArgs {
   paths: Paths;
@@ -49,9 +49,11 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
       if (keptHead === undefined) io.stderr.write(`Keep this head where whoever can write the log cannot; \`delegate audit --verify --head ${verdict.head}\` then also shows a log cut back or rewritten since.\n`);
       return EXIT_OK;
     }
-    const users = await store.listUsers();
-    const pages = store.auditPages({ ...filter, ...(args.user !== undefined ? { user: userId(args.user, users) } : {}) });
-    const userNames = new Map(users.map((u) => [u.id, u.name]));
+    // Removed accounts too (users remove): the log keeps their records, under the names they had.
+    const accounts = await store.listAccountNames();
+    const user = args.user !== undefined ? pickedAccount(args.user, accounts, userUse(args.user, io)) : undefined;
+    const pages = store.auditPages({ ...filter, ...(user ? { user: user.id } : {}) });
+    const userNames = new Map(accounts.map((u) => [u.id, u]));
     const knownClients = new BoundedMap<string, string | null>(KNOWN_CLIENTS);
     // Written a page at a time as the records are read (found in review, s24: the whole log was held and written as
     // one string, which at 1,000,000 records took 2.9 GB and failed with "Invalid string length"). --json is still
@@ -64,7 +66,7 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
       // The records as stored, with the names `grants list` shows beside the ids (fields added, none changed);
       // one whose content cannot be read, without its actors and detail and marked `unreadable: true`.
       const text = args.json
-        ? page.map((r, i) => `${listed + i > 0 ? ',' : ''}${JSON.stringify({ ...jsonRecord(r), user_name: r.user ? (names.users.get(r.user) ?? null) : null, client_name: r.client ? (names.clients.get(r.client) ?? null) : null })}`).join('')
+        ? page.map((r, i) => `${listed + i > 0 ? ',' : ''}${JSON.stringify(withNames(r, names))}`).join('')
         : page.map((r) => `${r.unreadable === undefined ? line(r, names) : unreadableLine(r)}\n`).join('');
       listed += page.length;
       for (const r of page) if (r.unreadable !== undefined) unreadable.push({ seq: r.seq, why: r.unreadable });
@@ -128,15 +130,28 @@ function timeOption(flag: string, given: string | undefined, now: number, takes:
   return at;
 }
 
-/** The user id `--user` names: an account's name, as `grants list --user` takes it, else a user id. */
-function userId(given: string, users: ReadonlyArray<{ id: string; name: string }>): string {
-  const user = users.find((u) => u.name === given) ?? users.find((u) => u.id === given);
-  if (!user) throw new UsageError(`--user: there is no account named ${given}, nor with that id.`);
-  return user.id;
+/** How `--user` refuses (bad usage, exit 2) and says what else a name named: as `grants list --user`, by name or id. */
+function userUse(given: string, io: CliIo): AccountUse {
+  return {
+    what: 'records',
+    none: `--user: there is no account named ${given}, nor with that id.`,
+    refuse: (message) => new UsageError(message),
+    notice: (line) => io.stderr.write(line),
+  };
+}
+
+/**
+ * A record as --json gives it: as stored, with the names `grants list` shows beside the ids (a removed account's
+ * the name it had, and `user_removed_at`); fields added, none changed.
+ */
+function withNames(r: StoredRecord, names: Names): object {
+  const user = r.user ? names.users.get(r.user) : undefined;
+  return { ...jsonRecord(r), user_name: user?.name ?? null, ...removedField(user), client_name: r.client ? (names.clients.get(r.client) ?? null) : null };
 }
 
 interface Names {
-  users: Map<string, string>;
+  /** User id → the account, removed ones included. */
+  users: Map<string, AccountName>;
   /** Client id → the name it registered with (the one `grants list` shows), for the clients still registered. */
   clients: Map<string, string>;
 }
@@ -168,7 +183,8 @@ async function written(out: OutputStream, text: string): Promise<void> {
 const RESOURCE_EVENTS: ReadonlySet<string> = new Set(['tool_call', 'freebusy_read']);
 
 function line(r: AuditRecord, names: Names): string {
-  const user = r.user ? (names.users.get(r.user) ?? r.user) : undefined;
+  const account = r.user ? names.users.get(r.user) : undefined;
+  const user = account ? shownAccount(account.name, account.removedAt !== null) : r.user;
   // A consent is the user's decision about a client: by the user, for the client (named, with the id --client takes).
   const consent = r.event === 'consent';
   const who = !user ? '' : consent ? `by ${user}` : `for ${user}`;
@@ -190,7 +206,7 @@ function line(r: AuditRecord, names: Names): string {
         : r.client
           ? `by ${r.client}`
           : '';
-  const changed = by ? [r.client, r.detail.name].filter((x) => typeof x === 'string' && x !== names.users.get(r.user ?? '')) : [];
+  const changed = by ? [r.client, r.detail.name].filter((x) => typeof x === 'string' && x !== account?.name) : [];
   // A record an agent reported (POST /audit) is its word, checked against the token it names; say whose word it is.
   const reporter = typeof r.detail.reported_by === 'string' ? `reported by ${r.detail.reported_by}` : '';
   // A password reset that also moved the account's time zone says so (found in review: only --json showed it).

@@ -5,16 +5,18 @@
 import { NAMELESS_APP, registeredName } from '../../authz/app-name.js';
 import type { Paths } from '../../config.js';
 import { parseCalendarDetail, parseScope, type CalendarDetail } from '../../delegation/index.js';
-import type { GrantRecord, Store } from '../../store/index.js';
+import type { AccountName, GrantRecord, Store } from '../../store/index.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { namedClient, shown } from '../shown.js';
-import { accountFor, readOnlyNotice, withStore } from './admin-store.js';
+import { accountFor, readOnlyNotice, removedField, shownAccount, withStore } from './admin-store.js';
 import { warnIfServedElsewhere } from '../served-elsewhere.js';
 
 interface GrantView {
   id: string;
+  /** The account's name (one removed by `users remove`: the name it had, and user_removed_at), else its id. */
   user: string;
+  user_removed_at?: string;
   client: string;
   client_name: string | null;
   agent: string | null;
@@ -28,13 +30,15 @@ interface GrantView {
   status: 'active' | 'revoked' | 'expired';
 }
 
-async function view(store: Store, g: GrantRecord, now: number): Promise<GrantView> {
+/** A grant as listed; `accounts`: the store's listAccountNames by id, which names a removed account's grants too. */
+async function view(store: Store, g: GrantRecord, now: number, accounts: ReadonlyMap<string, AccountName>): Promise<GrantView> {
   const client = await store.clientById(g.clientId);
   const resource = await store.resourceByUrl(g.resource);
-  const user = await store.userById(g.userId);
+  const user = accounts.get(g.userId);
   return {
     id: g.id,
     user: user?.name ?? g.userId,
+    ...removedField(user),
     client: g.clientId,
     client_name: client?.clientName ?? null,
     agent: resource?.name ?? null,
@@ -72,10 +76,17 @@ function limits(v: GrantView): string {
 export async function grantsListCommand(args: { paths: Paths; user?: string; all: boolean; json: boolean }, io: CliIo): Promise<number> {
   const now = io.now();
   const views = await withStore(args.paths, async (store) => {
-    const user = await accountFor(store, args.user);
+    const accounts = await store.listAccountNames();
+    const user = await accountFor(store, args.user, accounts, {
+      what: 'grants',
+      none: `There is no account named ${args.user}.`,
+      refuse: (message) => new CommandFailed(message),
+      notice: (line) => io.stderr.write(line),
+    });
     if (!user) return []; // no owner yet: nothing has been delegated, as agents list and audit find nothing
     const grants = (await store.listGrants(user.id)).filter((g) => args.all || (g.revokedAt === null && g.expiresAt > now));
-    return Promise.all(grants.map((g) => view(store, g, now)));
+    const byId = new Map(accounts.map((a) => [a.id, a]));
+    return Promise.all(grants.map((g) => view(store, g, now, byId)));
   }, readOnlyNotice(io));
   if (args.json) {
     io.stdout.write(`${JSON.stringify(views)}\n`);
@@ -93,7 +104,7 @@ export async function grantsShowCommand(args: { paths: Paths; id: string; json: 
   const v = await withStore(args.paths, async (store) => {
     const grant = await store.grantById(args.id);
     if (!grant) throw new CommandFailed(`There is no grant ${args.id}.`);
-    return view(store, grant, now);
+    return view(store, grant, now, new Map((await store.listAccountNames()).map((a) => [a.id, a])));
   }, readOnlyNotice(io));
   if (args.json) {
     io.stdout.write(`${JSON.stringify(v)}\n`);
@@ -102,7 +113,7 @@ export async function grantsShowCommand(args: { paths: Paths; id: string; json: 
   io.stdout.write(
     [
       shown`${v.id} (${v.status})`,
-      shown`  user:        ${v.user}`,
+      shown`  user:        ${shownAccount(v.user, v.user_removed_at !== undefined)}`,
       shown`  agent:       ${v.agent ?? '?'} at ${v.resource}`,
       shown`  through:     ${appOf(v)}`,
       shown`  scopes:      ${v.scopes.join(' ')}`,
