@@ -54,21 +54,22 @@ export function readChoices(
     askedLookahead: number | undefined;
     maxDepth: number;
     hasCalendar: boolean;
-    hasGrant?: boolean;
-    /** The depth of the user's current grant, kept when the form names none (a step-up); without one, the least. */
-    currentDepth?: number;
+    /** On a step-up, what the user's current grant allows, as the page starts from it (grantLimits). */
+    current?: CurrentLimits;
   },
 ): ChoicesResult {
   const one = (name: string): string | undefined => (typeof form[name] === 'string' ? (form[name] as string) : undefined);
-  const expiry = one('expires_days');
-  const expiresDays = expiry === KEEP_EXPIRY && offer.hasGrant ? KEEP_EXPIRY : Number(expiry ?? DEFAULT_EXPIRY_DAYS);
+  const { current } = offer;
+  // A form without a choice gets what the page preselects: on a step-up, what the grant allows today (its end, its
+  // depth, its lookahead, its calendars), so that nothing left out widens it (found in review, s25new); else the defaults.
+  const expiry = one('expires_days') ?? (current ? KEEP_EXPIRY : String(DEFAULT_EXPIRY_DAYS));
+  const expiresDays = expiry === KEEP_EXPIRY && current ? KEEP_EXPIRY : Number(expiry);
   if (expiresDays !== KEEP_EXPIRY && !(EXPIRY_CHOICES as readonly number[]).includes(expiresDays)) return { ok: false, reason: 'Choose how long the permission lasts from the list.' };
-  // A form without the choice gets what the page preselects: the grant's depth on a step-up, else no helper agent.
-  const maxDepth = Number(one('max_depth') ?? Math.min(offer.currentDepth ?? DEPTH_CHOICES[0], offer.maxDepth));
+  const maxDepth = Number(one('max_depth') ?? presetDepth(offer.maxDepth, current));
   if (!(DEPTH_CHOICES as readonly number[]).includes(maxDepth) || maxDepth > offer.maxDepth) return { ok: false, reason: 'Choose how far the agent may pass work on from the list.' };
   if (!offer.hasCalendar) return { ok: true, choices: { calendars: undefined, lookaheadDays: 0, expiresDays, maxDepth } };
 
-  const lookaheadDays = Number(one('lookahead_days') ?? Math.min(DEFAULT_LOOKAHEAD_DAYS, offer.askedLookahead ?? Infinity));
+  const lookaheadDays = Number(one('lookahead_days') ?? presetLookahead(offer.askedLookahead, current));
   if (!lookaheadOptions(offer.askedLookahead).includes(lookaheadDays)) return { ok: false, reason: 'Choose how far ahead the agent may look from the list.' };
 
   const raw = form.calendars;
@@ -82,9 +83,15 @@ export function readChoices(
   // calendar, every one of them ticked, and the grant became all, later ones too; "work" added back was read).
   const listed = offered(offer.calendarsShown);
   const available = offered(offer.userCalendars);
-  // No calendar to choose from on the page: the limit is whatever the client asked (all, now and later, when it asked
-  // for none), as the page says in words.
-  if (listed.length === 0 && picked.length === 0) return { ok: true, choices: { calendars: offer.askedCalendars ? [...offer.askedCalendars] : undefined, lookaheadDays, expiresDays, maxDepth } };
+  // No calendar to choose from on the page: the limit is what the client asked (all, now and later, when it asked for
+  // none), within what the grant allows today on a step-up, as the page says in words. Found in review (s25new): a
+  // step-up asking one more scope, under a grant limited to `demo`, became "all calendars, including ones added later"
+  // on an Approve as preset, on a page that said it started from what was allowed before.
+  if (listed.length === 0 && picked.length === 0) {
+    const calendars = untickedCalendars(offer.askedCalendars, current);
+    if (calendars?.length === 0) return { ok: false, reason: NONE_IN_COMMON };
+    return { ok: true, choices: { calendars, lookaheadDays, expiresDays, maxDepth } };
+  }
   if (picked.length === 0) return { ok: false, reason: 'Choose at least one calendar the agent may look at.' };
   if (picked.some((c) => !listed.includes(c) || !available.includes(c))) return { ok: false, reason: 'One of the calendars chosen was not offered.' };
   // "Later" with a listed calendar left out would allow a calendar added tomorrow but not one the user has today: it
@@ -93,6 +100,50 @@ export function readChoices(
   // changed after the page was shown: the page's "every calendar above" is no longer all of them.
   const all = later !== undefined && listed.every((c) => picked.includes(c)) && sameNames(listed, available);
   return { ok: true, choices: { calendars: all ? undefined : [...new Set(picked)], lookaheadDays, expiresDays, maxDepth } };
+}
+
+/** What a step-up page starts from: the user's current grant's limits, the narrowest of its entries (pageOffer). */
+export interface CurrentLimits {
+  /** Undefined: all calendars, including ones added later. */
+  calendars: readonly string[] | undefined;
+  lookaheadDays: number | undefined;
+  maxDepth: number;
+}
+
+/** Why Approve is refused when the page had no calendar to tick and none is both asked and allowed today. */
+export const NONE_IN_COMMON =
+  'It asks only for calendars you did not allow it before, and this page had none of yours to choose from: nothing was changed. To allow them, revoke this permission and sign in again.';
+
+/**
+ * The calendars an Approve allows where the page lists none to tick: what was asked (undefined: all, now and later),
+ * within what the grant allows today on a step-up. An empty list when none is both (the page says so; Approve is refused).
+ */
+export function untickedCalendars(asked: readonly string[] | undefined, current: CurrentLimits | undefined): string[] | undefined {
+  const allowed = current?.calendars;
+  if (!allowed) return asked ? [...asked] : undefined;
+  return asked ? asked.filter((c) => allowed.includes(c)) : [...allowed];
+}
+
+/** The lookahead the page preselects: on a step-up the longest choice within today's, else the default (or the longest asked). */
+export function presetLookahead(asked: number | undefined, current: CurrentLimits | undefined): number {
+  const options = lookaheadOptions(asked);
+  if (current?.lookaheadDays !== undefined) return atMost(options, current.lookaheadDays);
+  return options.includes(DEFAULT_LOOKAHEAD_DAYS) ? DEFAULT_LOOKAHEAD_DAYS : options[options.length - 1]!;
+}
+
+/**
+ * The depth the page preselects: on a step-up the grant's, else no helper agent. Least privilege: a first consent starts
+ * from no helper agent (found in review: it started from the deepest hand-off offered, so an Approve alone let
+ * CalendarAgent hand the user's delegation on).
+ */
+export function presetDepth(maxDepth: number, current: CurrentLimits | undefined): number {
+  const depths = DEPTH_CHOICES.filter((d) => d <= maxDepth);
+  return current ? atMost(depths, current.maxDepth) : depths[0]!;
+}
+
+/** The largest choice no wider than `limit`, else the narrowest one. */
+function atMost(choices: readonly number[], limit: number): number {
+  return [...choices].reverse().find((c) => c <= limit) ?? choices[0]!;
 }
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {

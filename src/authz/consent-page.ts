@@ -12,9 +12,9 @@ import type { GrantRecord, UserRecord } from '../store/index.js';
 import { verifyAgentStatement, type AgentVerification } from './agent-statement.js';
 import { appName } from './app-name.js';
 import type { AuthorizationRequest } from './authorize.js';
-import { DEFAULT_EXPIRY_DAYS, DEFAULT_LOOKAHEAD_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, KEEP_EXPIRY, LATER_CALENDARS, lookaheadOptions } from './consent-choices.js';
+import { DEFAULT_EXPIRY_DAYS, DEPTH_CHOICES, EXPIRY_CHOICES, KEEP_EXPIRY, LATER_CALENDARS, lookaheadOptions, presetDepth, presetLookahead, untickedCalendars } from './consent-choices.js';
 import type { AuthContext } from './context.js';
-import { grantDetails, offeredDetails, pageOffer, unreachedLocations } from './grant-policy.js';
+import { grantDetails, grantLimits, offeredDetails, pageOffer, unreachedLocations } from './grant-policy.js';
 import { html, pageTime, sendPage, type Html } from './pages.js';
 import { documentHost } from './policy/client-id-url.js';
 import { isLoopbackRedirect, privateUseScheme } from './policy/redirect-uri.js';
@@ -56,8 +56,9 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
   const fresh = asked.filter((s) => !held.has(s));
   const abilities: Html[] = (grant ? fresh : asked).map((s) => html`<li>${describe(s)}</li>`);
   if (!grant) {
+    const placeName = placeNamer(request.resource.downstream.map((d) => d.resource));
     for (const reach of request.resource.downstream) {
-      for (const s of reach.scopes) abilities.push(html`<li>${describe(s)} <span class="muted">(${reach.type === CALENDAR_DETAIL_TYPE ? 'from the calendar service ' : ''}at ${hostOf(reach.resource)})</span></li>`);
+      for (const s of reach.scopes) abilities.push(html`<li>${describe(s)} <span class="muted">(${reach.type === CALENDAR_DETAIL_TYPE ? 'from the calendar service ' : ''}at ${placeName(reach.resource)})</span></li>`);
     }
   }
   if (grant) {
@@ -66,9 +67,10 @@ export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view:
     // asked nothing, and the grant kept reaching only the old address).
     const unreached = new Set(unreachedLocations(grant, request.resource));
     const left = calendarLocations(grant.authorizationDetails).filter((l) => !request.resource.downstream.some((d) => d.resource === l));
+    const placeName = placeNamer([...left, ...request.resource.downstream.map((d) => d.resource)]);
     for (const reach of request.resource.downstream.filter((d) => unreached.has(d.resource))) {
-      const was = left.length > 0 ? html`; you allowed it at ${left.map((l) => hostOf(l)).join(', ')}, where it no longer reads` : '';
-      for (const s of reach.scopes) abilities.push(html`<li>${describe(s)} <span class="muted">(${reach.type === CALENDAR_DETAIL_TYPE ? 'from the calendar service ' : ''}at <strong>${hostOf(reach.resource)}</strong>${was})</span></li>`);
+      const was = left.length > 0 ? html`; you allowed it at ${left.map(placeName).join(', ')}, where it no longer reads` : '';
+      for (const s of reach.scopes) abilities.push(html`<li>${describe(s)} <span class="muted">(${reach.type === CALENDAR_DETAIL_TYPE ? 'from the calendar service ' : ''}at <strong>${placeName(reach.resource)}</strong>${was})</span></li>`);
     }
     // The same scope with wider authorization details left this list empty under "It asks to also be able to"
     // (found in review): the limits it asks for are said too (RFC 9396 §9: the user is shown the details asked).
@@ -209,17 +211,14 @@ function limitsBlock(request: AuthorizationRequest, userCalendars: readonly stri
     const ticked = (c: string) => !before?.calendars || before.calendars.includes(c);
     parts.push(
       offered.length === 0
-        ? userCalendars.length > 0 && offer.calendars
-          ? // Found in review: this said "You have no calendars yet" to a user who has some, when none had a name asked for.
-            html`<p class="muted">It asks only for calendars you do not have (${offer.calendars.join(', ')}): it will see none of yours (${userCalendars.join(', ')}), only ones you add later with those names.</p>`
-          : html`<p class="muted">You have no calendars yet; it may look at ${offer.calendars ? html`the ones you add later named ${offer.calendars.join(', ')}` : 'every calendar you add later'}.</p>`
+        ? noCalendarToTick(offer.calendars, userCalendars, before)
         : html`<fieldset><legend>Calendars it may look at</legend>
 ${offered.map((c) => html`<label><input type="checkbox" name="calendars" value="${c}"${ticked(c) ? html` checked` : ''}> ${c}</label>`)}
 ${offer.calendars ? '' : laterBox(!before || !before.calendars)}
 </fieldset>`,
     );
     const options = lookaheadOptions(offer.lookahead_days);
-    const preferred = before?.lookaheadDays !== undefined ? atMost(options, before.lookaheadDays) : options.includes(DEFAULT_LOOKAHEAD_DAYS) ? DEFAULT_LOOKAHEAD_DAYS : options[options.length - 1]!;
+    const preferred = presetLookahead(offer.lookahead_days, before);
     parts.push(html`<label for="lookahead_days">How far ahead it may look</label>
 <select id="lookahead_days" name="lookahead_days">${options.map((d) => html`<option value="${d}"${d === preferred ? html` selected` : ''}>${days(d)}</option>`)}</select>`);
   }
@@ -228,14 +227,30 @@ ${offer.calendars ? '' : laterBox(!before || !before.calendars)}
   parts.push(html`<label for="expires_days">For how long</label>
 <select id="expires_days" name="expires_days">${before ? html`<option value="${KEEP_EXPIRY}" selected>Until ${before.until}, as now</option>` : ''}${EXPIRY_CHOICES.map((d) => html`<option value="${d}"${d === expiry ? html` selected` : ''}>${days(d)}, unless you revoke it sooner</option>`)}</select>`);
   const depths = DEPTH_CHOICES.filter((d) => d <= maxDepth);
-  // Least privilege: a first consent starts from no helper agent (found in review: it started from the deepest hand-off
-  // offered, so an Approve alone let CalendarAgent hand the user's delegation on). A step-up keeps the grant's choice.
-  const depth = before ? atMost(depths, before.maxDepth) : depths[0];
+  // A first consent starts from no helper agent; a step-up keeps the grant's choice (presetDepth).
+  const depth = presetDepth(maxDepth, before);
   parts.push(html`<label for="max_depth">May it ask another agent to help?</label>
 <select id="max_depth" name="max_depth">${depths.map(
     (d) => html`<option value="${d}"${d === depth ? html` selected` : ''}>${d === 1 ? html`No — only ${agentName} itself` : html`Yes — one helper agent, within these limits`}</option>`,
   )}</select>`);
   return html`${parts}`;
+}
+
+/**
+ * What the page says where it has no calendar to tick (the user has none, or none the client asked for): what an Approve
+ * allows, the calendars asked within those allowed today on a step-up (untickedCalendars, as consent.ts reads it).
+ */
+function noCalendarToTick(asked: readonly string[] | undefined, userCalendars: readonly string[], before: CurrentLimits | undefined): Html {
+  const allowed = untickedCalendars(asked, before);
+  if (allowed?.length === 0) {
+    return html`<p class="warn">It asks only for calendars you did not allow it before (${asked!.join(', ')}; today: ${before!.calendars!.join(', ')}), and none of yours is here to choose: approving cannot add them. To allow them, revoke this permission and sign in again.</p>`;
+  }
+  if (userCalendars.length > 0 && asked) {
+    // Found in review: this said "You have no calendars yet" to a user who has some, when none had a name asked for.
+    const names = allowed!.length === asked.length ? 'with those names' : `named ${allowed!.join(', ')}`;
+    return html`<p class="muted">It asks only for calendars you do not have (${asked.join(', ')}): it will see none of yours (${userCalendars.join(', ')}), only ones you add later ${names}.</p>`;
+  }
+  return html`<p class="muted">You have no calendars yet; it may look at ${allowed ? html`the ones you add later named ${allowed.join(', ')}` : 'every calendar you add later'}.</p>`;
 }
 
 /**
@@ -277,11 +292,6 @@ function widerLimits(request: AuthorizationRequest, grant: GrantRecord): string[
   return [...new Set(out)];
 }
 
-/** The largest choice no wider than `limit`, else the narrowest one. */
-function atMost(choices: readonly number[], limit: number): number {
-  return [...choices].reverse().find((c) => c <= limit) ?? choices[0]!;
-}
-
 type CurrentLimits = ReturnType<typeof currentLimits>;
 
 /**
@@ -294,12 +304,9 @@ type CurrentLimits = ReturnType<typeof currentLimits>;
  */
 function currentLimits(grant: GrantRecord, timeZone: string) {
   const held = grantDetails(grant);
-  const start = pageOffer(held);
   const until = pageTime(grant.expiresAt, timeZone);
   return {
-    calendars: start?.calendars,
-    lookaheadDays: start?.lookahead_days,
-    maxDepth: grant.maxDepth,
+    ...grantLimits(grant),
     until,
     summary(agentName: string): Html {
       const parts: string[] = [];
@@ -308,7 +315,8 @@ function currentLimits(grant: GrantRecord, timeZone: string) {
         parts.push(`look at ${calendarsSaid(first)}`);
         if (first.lookahead_days !== undefined) parts.push(`${days(first.lookahead_days)} ahead`);
       } else if (first) {
-        parts.push(`look at ${held.map((d) => `${calendarsSaid(d)}${d.lookahead_days !== undefined ? `, ${days(d.lookahead_days)} ahead` : ''} (at ${d.locations.map(hostOf).join(', ')})`).join(' and ')}`);
+        const placeName = placeNamer(held.flatMap((d) => d.locations));
+        parts.push(`look at ${held.map((d) => `${calendarsSaid(d)}${d.lookahead_days !== undefined ? `, ${days(d.lookahead_days)} ahead` : ''} (at ${d.locations.map(placeName).join(', ')})`).join(' and ')}`);
       }
       parts.push(grant.maxDepth <= 1 ? `with no helper agent but ${agentName}` : 'with one helper agent');
       parts.push(`until ${until}`);
@@ -335,11 +343,24 @@ function describe(scope: string): string {
   return SCOPE_DESCRIPTIONS[scope] ?? `Use the permission “${scope}”`;
 }
 
-/** A place's host and port, as the page names it ("127.0.0.1:8411"); a value that is no URL as it is. */
-export function hostOf(url: string): string {
+/**
+ * How a page names the places an agent reads, given every place it names: by host and port ("127.0.0.1:8411"), unless
+ * another of them shares that host, as two calendar services on one origin at different paths do
+ * (http://127.0.0.1:10/team-a and /team-b, a supported setup): then by origin and path. Found in review (s25new): the
+ * grants page and the step-up consent page said "(at 127.0.0.1:10)" for both. A value that is no URL is named as it is.
+ */
+export function placeNamer(places: readonly string[]): (place: string) => string {
+  return (place) => {
+    const host = urlPart(place, (u) => u.host);
+    const shared = places.some((other) => other !== place && urlPart(other, (u) => u.host) === host);
+    return shared ? urlPart(place, (u) => `${u.origin}${u.pathname}${u.search}`) : host;
+  };
+}
+
+function urlPart(value: string, part: (url: URL) => string): string {
   try {
-    return new URL(url).host;
+    return part(new URL(value));
   } catch {
-    return url;
+    return value;
   }
 }

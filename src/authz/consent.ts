@@ -15,7 +15,7 @@ import { issueCode } from './code.js';
 import { KEEP_EXPIRY, applyChoices, readChoices } from './consent-choices.js';
 import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId } from './crypto.js';
-import { offeredDetails, pageOffer } from './grant-policy.js';
+import { grantLimits, offeredDetails, pageOffer } from './grant-policy.js';
 import { sendErrorPage } from './pages.js';
 import { REDIRECT_LISTENER_FIELD, foreignRedirectListeners, redirectToClient } from './redirect.js';
 import { currentSession } from './session.js';
@@ -90,8 +90,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
     askedLookahead: calendar?.lookahead_days,
     maxDepth: ctx.defaultMaxDepth,
     hasCalendar: calendar !== undefined,
-    hasGrant: existing !== undefined,
-    ...(existing ? { currentDepth: existing.maxDepth } : {}),
+    ...(existing ? { current: grantLimits(existing) } : {}),
   });
   if (!read.ok) return sendErrorPage(reply, 400, 'Your choices could not be used', read.reason);
   const taken = await take(ctx, pending, now, 'approve');

@@ -13,6 +13,7 @@ import {
   type CalendarDetail,
 } from '../delegation/index.js';
 import type { GrantRecord, ResourceRecord } from '../store/index.js';
+import type { CurrentLimits } from './consent-choices.js';
 
 /**
  * Whether a user's client may get tokens for the resource: only when an agent is behind it. One with
@@ -135,4 +136,13 @@ export function grantDetails(grant: Pick<GrantRecord, 'authorizationDetails'>): 
     if (parsed.ok) out.push(parsed.detail);
   }
   return out;
+}
+
+/**
+ * What a grant allows today, as a step-up consent page starts from it and as Approve reads a form that leaves a choice
+ * out: the narrowest of its calendar entries (pageOffer: its one set of limits applies to every place), and its depth.
+ */
+export function grantLimits(grant: Pick<GrantRecord, 'authorizationDetails' | 'maxDepth'>): CurrentLimits {
+  const start = pageOffer(grantDetails(grant));
+  return { calendars: start?.calendars, lookaheadDays: start?.lookahead_days, maxDepth: grant.maxDepth };
 }

@@ -12,7 +12,7 @@ import type { FormBody } from '../http/app.js';
 import type { ClientRecord, GrantRecord, UserRecord } from '../store/index.js';
 import { appName } from './app-name.js';
 import { crossSiteRefusal } from './consent.js';
-import { hostOf as placeHost } from './consent-page.js';
+import { placeNamer } from './consent-page.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual } from './crypto.js';
 import { grantDetails } from './grant-policy.js';
@@ -91,7 +91,8 @@ async function grantRow(ctx: AuthContext, grant: GrantRecord, form: { csrf: stri
   // Each entry with its place when there are several (RFC 9396: each allows its own limits there); one alone, as before.
   // Checked for the s25 brief (what every entry allows): listed without their places, two places' entries read as
   // conflicting limits of one, or as the same line twice.
-  const at = (d: CalendarDetail) => (details.length > 1 ? ` (at ${d.locations.map(placeHost).join(', ')})` : '');
+  const placeName = placeNamer(details.flatMap((d) => d.locations));
+  const at = (d: CalendarDetail) => (details.length > 1 ? ` (at ${d.locations.map(placeName).join(', ')})` : '');
   const limits = details.map((d) =>
     html`<li>${d.calendars ? `Calendars: ${d.calendars.join(', ')}` : 'All calendars, including ones added later'}${d.lookahead_days !== undefined ? `, up to ${d.lookahead_days} days ahead` : ''}, busy times only${at(d)}</li>`,
   );

@@ -88,3 +88,36 @@ describe('readChoices: against the calendars the page listed', () => {
     expect(calendarsOf({ calendars: ['secret', 'work'], ...LATER }, { calendarsShown: ['work', 'secret'], userCalendars: ['secret', 'work'] })).toEqual({ calendars: undefined });
   });
 });
+
+// Found in review (s25new): a step-up asking one more scope, with no authorization_details, for a user with no calendar
+// to tick, under a grant limited to `demo`: Approve as preset fell back to what the request asked (nothing named: all,
+// including calendars added later). A form that leaves a choice out gets what the step-up page preselects: what the
+// grant allows today (the narrowest of its entries), within what was asked.
+describe('readChoices: a step-up that leaves a choice out keeps what the grant allows today', () => {
+  const current = { calendars: ['demo'], lookaheadDays: 7, maxDepth: 1 };
+  const stepUp = (form: FormBody, over: Partial<Parameters<typeof readChoices>[1]> = {}) => readChoices(form, offer({ calendarsShown: [], userCalendars: [], current, ...over }));
+
+  it('no calendar listed, none asked: the grant’s calendars, not all of them', () => {
+    expect(calendarsOf({ lookahead_days: '7' }, { calendarsShown: [], userCalendars: [], current })).toEqual({ calendars: ['demo'] });
+  });
+
+  it('no calendar listed, some asked: those also allowed today; none in common is refused', () => {
+    expect(calendarsOf({ lookahead_days: '7' }, { calendarsShown: [], userCalendars: [], askedCalendars: ['demo', 'work'], current })).toEqual({ calendars: ['demo'] });
+    expect(calendarsOf({ lookahead_days: '7' }, { calendarsShown: [], userCalendars: [], askedCalendars: ['work'], current })).toEqual({ refused: expect.stringContaining('revoke this permission and sign in again') });
+  });
+
+  it('a grant with no calendar limit keeps today’s meaning: what was asked', () => {
+    expect(calendarsOf({}, { calendarsShown: [], userCalendars: [], current: { ...current, calendars: undefined } })).toEqual({ calendars: undefined });
+    expect(calendarsOf({}, { calendarsShown: [], userCalendars: [], askedCalendars: ['work'], current: { ...current, calendars: undefined } })).toEqual({ calendars: ['work'] });
+  });
+
+  it('no lookahead, end or depth posted: the grant’s (7 days, its end, depth 1), not the first consent’s defaults', () => {
+    const read = stepUp({});
+    expect(read).toEqual({ ok: true, choices: { calendars: ['demo'], lookaheadDays: 7, expiresDays: 'keep', maxDepth: 1 } });
+    expect(stepUp({}, { current: { ...current, lookaheadDays: 10, maxDepth: 2 } })).toMatchObject({ ok: true, choices: { lookaheadDays: 7, maxDepth: 2 } });
+  });
+
+  it('a first consent still gets the defaults (30 days, 30 days, depth 1)', () => {
+    expect(readChoices({}, offer({ calendarsShown: [], userCalendars: [] }))).toEqual({ ok: true, choices: { calendars: undefined, lookaheadDays: 30, expiresDays: 30, maxDepth: 1 } });
+  });
+});
