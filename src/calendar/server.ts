@@ -5,7 +5,7 @@
 // may narrow it to some calendars and say how to count tentative events and
 // broken calendars (freebusy-query.ts). Built by
 // buildCalendarServer, which never listens (docs/internals.md).
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
 import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
@@ -52,8 +52,11 @@ export interface CalendarServerOptions {
   resourceUrl: string;
   /** The authorization server whose tokens are accepted. */
   issuer: string;
-  /** The calendars of a token's `sub`; undefined for a user this backend does not know. */
-  calendarsFor: (sub: string) => Promise<UserCalendars | undefined>;
+  /**
+   * The calendars of a token's `sub`; undefined for a user this backend does not know. What it logs goes to `log`,
+   * the request's logger, so that its lines carry the request's reqId (README: every line about a request does).
+   */
+  calendarsFor: (sub: string, log: FastifyBaseLogger) => Promise<UserCalendars | undefined>;
   now?: () => number;
   logger?: Logger;
   /** Verification keys (tests); by default the issuer's JWKS, found through its metadata. */
@@ -187,7 +190,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
       return refuse(reply, metadataUrl, new BearerError(403, 'insufficient_scope', beyond));
     }
 
-    const user = await options.calendarsFor(sub);
+    const user = await options.calendarsFor(sub, req.log);
     if (!user) return sendError(reply, 404, 'not_found', 'No calendars are known for this user.');
     // What the owner set up cannot be used (config.json, the stored time zone, below a calendar file): not the
     // client's fault, so 5xx, but no passing failure either: `invalid_configuration`, which CalendarAgent relays

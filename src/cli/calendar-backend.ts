@@ -2,7 +2,7 @@
 // calendars from the store (files and feeds), the owner's settings from
 // config.json (time zone, working hours, tentative events, broken calendars),
 // and the feed cache kept in the store. Imported lazily with the servers.
-import type { Logger } from 'pino';
+import type { FastifyBaseLogger } from 'fastify';
 import { createFeedLoader, type FeedCache } from '../calendar/feeds.js';
 import type { UserCalendars } from '../calendar/server.js';
 import { createCalendarLoader, type CalendarLoader, type CalendarRef } from '../calendar/sources.js';
@@ -41,13 +41,15 @@ function namedAccountZoneMend(name: string): string {
  * The backend's `calendarsFor`: a user's calendars and zone from the store;
  * for the local owner, also the settings in config.json, looked at on every
  * request so that a change needs no restart. Settings that cannot be used
- * are reported, not ignored.
+ * are reported, not ignored, on the log of the request that found them (its
+ * lines carry its reqId; found in review s25faults: the server's logger was
+ * used, and the lines carried none).
  */
-export function userCalendarsFromStore(store: Store, paths: Paths, logger?: Logger): (sub: string) => Promise<UserCalendars | undefined> {
+export function userCalendarsFromStore(store: Store, paths: Paths): (sub: string, log: FastifyBaseLogger) => Promise<UserCalendars | undefined> {
   const readUserConfig = userConfigReader(paths.config);
   // Said once, not on every request: again only once the file has said something else.
   let lastWarning: string | undefined;
-  return async (sub) => {
+  return async (sub, log) => {
     const user = await store.userById(sub);
     if (!user) return undefined;
     const calendars = (await store.listCalendars(user.id)).map(calendarRefOf);
@@ -56,7 +58,7 @@ export function userCalendarsFromStore(store: Store, paths: Paths, logger?: Logg
     try {
       const config = await readUserConfig();
       const warning = unknownKeysWarning(paths.config, config);
-      if (warning !== undefined && warning !== lastWarning) logger?.warn(warning);
+      if (warning !== undefined && warning !== lastWarning) log.warn(warning);
       lastWarning = warning;
       return {
         timeZone: config.timeZone ?? user.timeZone,
@@ -68,7 +70,7 @@ export function userCalendarsFromStore(store: Store, paths: Paths, logger?: Logg
       };
     } catch (error) {
       const reason = error instanceof ConfigError ? error.reason : error instanceof Error ? error.message : String(error);
-      logger?.error({ reason }, 'the owner settings cannot be used');
+      log.error({ reason }, 'the owner settings cannot be used');
       // Nothing passes by waiting: the file must change. (Without it, the defaults apply.)
       return {
         timeZone: user.timeZone,

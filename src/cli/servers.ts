@@ -228,7 +228,7 @@ export async function buildCalendar(store: Store, paths: Paths, resourceUrl: str
     issuer,
     ...(logger ? { logger } : {}),
     ...(trustProxy ? { trustProxy } : {}),
-    calendarsFor: userCalendarsFromStore(store, paths, logger),
+    calendarsFor: userCalendarsFromStore(store, paths),
     loader: calendarLoaderFor(store),
     audit: storeAudit(store),
   });

@@ -5,6 +5,11 @@
 // "logs-faults": the AS and the backend logged fresh UUIDs, and nothing linked
 // an agent's warning to the backend's line that explains it. The three real
 // servers run in this process, logging at debug, with the real MCP SDK client.
+// And the backend's lines about the owner's config.json (a key it does not
+// read; a file it cannot use), which a request finds: found in review
+// (s25faults), they were written with the server's logger, without the
+// request's reqId.
+import { rm, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -13,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/http/logging.js';
 import { runAuthorizationFlow, startTestStack, type FlowSecrets, type TestStack } from '../support/stack.js';
 
-type Line = { reqId?: string; msg?: string; req?: { path?: string; method?: string } };
+type Line = { reqId?: string; msg?: string; level?: number; req?: { path?: string; method?: string } };
 
 let text = '';
 const lines = (): Line[] =>
@@ -72,5 +77,29 @@ describe('a request id across the agent’s onward requests', () => {
     expect(read?.reqId).toEqual(expect.any(String));
     // The read's id is that of the /mcp request whose tool call made it.
     expect(pathsLoggedAs(read!.reqId!)).toEqual(expect.arrayContaining(['POST /mcp', 'GET /freebusy']));
+  });
+});
+
+describe('the backend’s lines about the owner’s settings, found by a request', () => {
+  afterAll(async () => {
+    await rm(stack.paths.config, { force: true });
+  });
+
+  it('a key config.json has that is not read: the warning carries the request’s reqId', async () => {
+    await writeFile(stack.paths.config, JSON.stringify({ timeZone: 'Europe/Berlin', tentatve: 'busy' }));
+    const found = await findSlotWith('hop-settings-1');
+    expect(found.isError).toBeFalsy();
+    const warning = lines().filter((l) => l.msg?.includes('the key "tentatve" is not read'));
+    expect(warning).toHaveLength(1);
+    expect(warning[0]).toMatchObject({ level: 40, reqId: 'hop-settings-1' });
+  });
+
+  it('a config.json that cannot be used: the error line carries the request’s reqId', async () => {
+    await writeFile(stack.paths.config, '{"timeZone": "Europe/Ber');
+    const found = await findSlotWith('hop-settings-2');
+    expect(found.isError).toBe(true);
+    const error = lines().filter((l) => l.msg === 'the owner settings cannot be used');
+    expect(error).toHaveLength(1);
+    expect(error[0]).toMatchObject({ level: 50, reqId: 'hop-settings-2' });
   });
 });
