@@ -357,7 +357,10 @@ export function asStoreError(err: unknown, path: string): StoreError {
     return new StoreError('STORE_OPEN_FAILED', `The database ${path} could not be read or written: the disk failed (${message}).`);
   }
   if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') {
-    return new StoreError('STORE_CORRUPT', `The database ${path} is damaged or is not a delegate database.`);
+    return new StoreError(
+      'STORE_CORRUPT',
+      `The database ${path} is damaged or is not a delegate database. Restore it from a backup, or move the directory ${dirname(path)} away to start over.`,
+    );
   }
   return new StoreError('STORE_OPEN_FAILED', `The database ${path} could not be used: ${message}`);
 }
@@ -795,12 +798,30 @@ class SqliteStore implements Store {
     }
   }
 
+  // Reads are guarded as writes are: a damaged page is found by the read that reaches it (found in review, s25faults:
+  // `calendar list`, `agents list` and `audit` on a database whose table was damaged printed SQLite's bare "database
+  // disk image is malformed", where opening it elsewhere named the file).
   private get(sql: string, params: Row | unknown[] = {}): Row | undefined {
-    return this.prepared(sql).get(params as never) as Row | undefined;
+    return this.guarded(() => this.prepared(sql).get(params as never) as Row | undefined);
   }
 
   private all(sql: string, params: Row | unknown[] = {}): Row[] {
-    return this.prepared(sql).all(params as never) as Row[];
+    return this.guarded(() => this.prepared(sql).all(params as never) as Row[]);
+  }
+
+  /** A statement's rows one at a time, each step guarded: a damaged page is met while stepping, not when the statement starts. */
+  private *guardedRows(start: () => IterableIterator<Row>): Generator<Row> {
+    const rows = this.guarded(start);
+    try {
+      for (;;) {
+        const step = this.guarded(() => rows.next());
+        if (step.done) return;
+        yield step.value;
+      }
+    } finally {
+      // Left early (a page handed out was the last wanted, or a break found): the statement is let go.
+      rows.return?.();
+    }
   }
 
   /** Runs `fn` as one IMMEDIATE transaction (the write lock taken up front, so two processes cannot interleave). */
@@ -890,7 +911,7 @@ class SqliteStore implements Store {
     if (this.failure) throw this.failure;
     await this.durable();
     const { sql, params } = auditQuery(filter);
-    const rows = this.guarded(() => this.db.prepare(sql).iterate(...params) as IterableIterator<Row>);
+    const rows = this.guardedRows(() => this.db.prepare(sql).iterate(...params) as IterableIterator<Row>);
     let page: StoredRecord[] = [];
     for (const row of rows) {
       page.push(toStoredAudit(row));
@@ -905,7 +926,7 @@ class SqliteStore implements Store {
     // Record by record (found in review, s24: every record held, 1.67 GB at 1,000,000); a break's predecessor is
     // looked up by its hash (a scan, once: the check stops at the first break), the last of equal hashes as the
     // whole-list check took it.
-    const rows = this.prepared('SELECT * FROM audit_log ORDER BY seq').iterate() as IterableIterator<Row>;
+    const rows = this.guardedRows(() => this.prepared('SELECT * FROM audit_log ORDER BY seq').iterate() as IterableIterator<Row>);
     const byHash = (hash: string) => {
       const r = this.get('SELECT seq, prev_hash, hash FROM audit_log WHERE hash = ? ORDER BY seq DESC LIMIT 1', [hash]);
       return r && { seq: num(r.seq), prevHash: String(r.prev_hash), hash: String(r.hash) };
