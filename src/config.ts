@@ -2,11 +2,12 @@
 // or the platform's XDG directories), the default loopback ports and the URLs
 // derived from them. Everything else receives these values as arguments.
 import { existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BoundedMap } from './bounded-map.js';
+import { notARegularFile } from './regular-file.js';
 import { refuseUntrustedDirectory } from './trusted-directory.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -391,8 +392,11 @@ const RACY_MS = 2_000;
 export async function readUserConfig(path: string): Promise<UserConfig> {
   let text: string;
   try {
+    const kind = notARegularFile(await stat(path), 'a configuration file');
+    if (kind !== undefined) throw new ConfigError(path, `it is ${kind}; move it away.`);
     text = await readFile(path, 'utf8');
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     if ((error as { code?: unknown }).code === 'ENOENT') return {};
     throw new ConfigError(path, 'the configuration file cannot be read.');
   }

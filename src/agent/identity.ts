@@ -8,6 +8,7 @@ import { chmod, link, readFile, stat, unlink, writeFile } from 'node:fs/promises
 import { dirname, join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { SIGNING_ALG } from '../delegation/index.js';
+import { notARegularFile } from '../regular-file.js';
 import { makeOwnDirectory } from '../trusted-directory.js';
 
 export const DEFAULT_AGENT_CLIENT_ID = 'calendar-agent';
@@ -21,7 +22,7 @@ export interface AgentIdentity {
   publicJwk: JWK;
 }
 
-export type AgentKeyErrorCode = 'corrupt' | 'insecure_permissions' | 'io';
+export type AgentKeyErrorCode = 'corrupt' | 'insecure_permissions' | 'not_a_file' | 'io';
 
 /** Why the agent's key file cannot be used; the file is left as it is. */
 export class AgentKeyError extends Error {
@@ -61,6 +62,9 @@ export async function loadOrCreateAgentKey(path: string, clientId: string = DEFA
 async function readKeyFile(path: string): Promise<string | undefined> {
   try {
     const info = await stat(path);
+    // Before its mode: a directory's 755 is no key readable by others (and a FIFO would be read for ever).
+    const kind = notARegularFile(info, 'a key file');
+    if (kind !== undefined) throw new AgentKeyError('not_a_file', path, `The agent key file ${path} is ${kind}; move it away.`);
     // Like ssh with an unprotected private key: refuse rather than use a key others can read.
     if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
       throw new AgentKeyError(

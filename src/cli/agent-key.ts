@@ -6,8 +6,9 @@
 // private key it came from get the same kid. The authorization server still
 // finds an assertion's key by its exact kid among the agent's registered keys
 // (SECURITY.md, "kid injection"); nothing there guesses a key.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { calculateJwkThumbprint, type JWK } from 'jose';
+import { notARegularFile } from '../regular-file.js';
 import { CommandFailed } from './errors.js';
 
 /** The public half of a JWK file (a private key's `d` is dropped), with its kid (default: its thumbprint). */
@@ -40,8 +41,11 @@ function p256Public(jwk: JWK, file: string): JWK {
 async function readJwk(file: string, notAKey: string): Promise<JWK> {
   let value: unknown;
   try {
+    const kind = notARegularFile(await stat(file), 'a key file');
+    if (kind !== undefined) throw new CommandFailed(`The key file ${file} is ${kind}.`);
     value = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
+    if (error instanceof CommandFailed) throw error;
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new CommandFailed(`The key file ${file} does not exist.`);
     throw new CommandFailed(notAKey);
   }

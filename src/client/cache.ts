@@ -12,7 +12,7 @@ import { isAnyLoopbackHost } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
 import { ClientError, fileErrorText, isClientError } from './errors.js';
 import { acquireFileLock, type FileLockOptions } from './lock.js';
-import { ensurePrivateDir, readPrivateFile, reservePrivateFileReplacement, writePrivateFileAtomic } from './private-files.js';
+import { ensurePrivateDir, NotARegularFileError, readPrivateFile, reservePrivateFileReplacement, writePrivateFileAtomic } from './private-files.js';
 import { link, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -129,8 +129,9 @@ export class TokenCache {
   async read(): Promise<TokenCacheData> {
     let text: string | undefined;
     try {
-      text = await readPrivateFile(this.files.tokenCache);
+      text = await readPrivateFile(this.files.tokenCache, 'a token cache');
     } catch (error) {
+      if (error instanceof NotARegularFileError) throw new ClientError('CACHE_IO', `The token cache ${error.path} is ${error.kind}; move it away.`, { cause: error });
       throw new ClientError('CACHE_IO', `Cannot read the token cache ${this.files.tokenCache}: ${fileErrorText(error)}.`, { cause: error });
     }
     return text === undefined ? emptyCache() : parseCache(text, this.files.tokenCache);

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { SIGNING_ALG, isAnyLoopbackHost } from '../delegation/index.js';
+import { notARegularFile } from '../regular-file.js';
 import { ClientError } from './errors.js';
 import { createPrivateFileExclusive, isErrno, readPrivateFile } from './private-files.js';
 
@@ -46,7 +47,10 @@ export async function loadOrCreateOwnerKey(path: string): Promise<JWK> {
 
 async function readOwnerKey(path: string): Promise<JWK | undefined> {
   try {
-    const mode = (await stat(path)).mode;
+    const info = await stat(path);
+    const kind = notARegularFile(info, 'a key file');
+    if (kind !== undefined) throw new ClientError('OWNER_KEY', `The owner key ${path} is ${kind}; move it away.`);
+    const mode = info.mode;
     if ((mode & 0o077) !== 0) {
       throw new ClientError('OWNER_KEY', `The owner key ${path} is readable by other users (mode ${(mode & 0o777).toString(8)}); make it 0600 or delete it.`);
     }
@@ -54,7 +58,7 @@ async function readOwnerKey(path: string): Promise<JWK | undefined> {
     if (isErrno(error, 'ENOENT')) return undefined;
     throw error;
   }
-  const text = await readPrivateFile(path);
+  const text = await readPrivateFile(path, 'a key file');
   if (text === undefined) return undefined;
   let jwk: JWK;
   try {

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { notARegularFile } from '../regular-file.js';
 import { makeOwnDirectory, UntrustedPathError } from '../trusted-directory.js';
 
 export const PRIVATE_DIR_MODE = 0o700;
@@ -35,9 +36,26 @@ export async function tightenMode(path: string, mode: number): Promise<void> {
   await chmod(path, mode);
 }
 
-/** The file's text, or undefined when it does not exist; a looser mode is tightened to 0600 first. */
-export async function readPrivateFile(path: string): Promise<string | undefined> {
+/** `path` holds no regular file (a directory, a FIFO): `kind` says what it is, to follow "<the file> is". */
+export class NotARegularFileError extends Error {
+  constructor(
+    readonly path: string,
+    readonly kind: string,
+  ) {
+    super(`${path} is ${kind}.`);
+    this.name = 'NotARegularFileError';
+  }
+}
+
+/**
+ * The file's text, or undefined when it does not exist; a looser mode is tightened to 0600 first. One that is no
+ * regular file is NotARegularFileError (`what` names what it should be), its mode untouched: a directory chmod-ed 0600
+ * loses its x bits.
+ */
+export async function readPrivateFile(path: string, what: string): Promise<string | undefined> {
   try {
+    const kind = notARegularFile(await stat(path), what);
+    if (kind !== undefined) throw new NotARegularFileError(path, kind);
     await tightenMode(path, PRIVATE_FILE_MODE);
     return await readFile(path, 'utf8');
   } catch (error) {

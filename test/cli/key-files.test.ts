@@ -1,6 +1,9 @@
 // A key file given on the command line that is missing is said to be
 // missing (exit 1, as for a calendar file that does not exist), not to hold
-// no key; one that is there but is no key still says so.
+// no key; one that is there but is no key still says so. A directory given
+// as a key file or a token file is said to be one (found in review,
+// s25faults: "does not hold a JSON Web Key"; the token file's 755 "readable
+// by other users").
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -39,6 +42,27 @@ describe('key files', () => {
     expect(await runCli(await argv(missing), io)).toBe(1);
     expect(io.err).toBe(`delegate: The key file ${missing} does not exist.\n`);
     expect(await readdir(home)).toEqual([]);
+  });
+
+  it.each([
+    ['agents register --key', async (key: string) => register(key)],
+    ['token exchange --key', exchange],
+  ])('%s naming a directory says it is one, exit 1', async (_what, argv) => {
+    const directory = join(home, 'key.json');
+    await mkdir(directory);
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(await argv(directory), io)).toBe(1);
+    expect(io.err).toBe(`delegate: The key file ${directory} is a directory, not a key file.\n`);
+  });
+
+  it('token exchange --subject-token-file naming a directory (mode 755) says it is one, exit 1', async () => {
+    const argv = await exchange(join(home, 'nope.json'));
+    const file = argv[argv.indexOf('--subject-token-file') + 1]!;
+    await rm(file);
+    await mkdir(file, { mode: 0o755 });
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(argv, io)).toBe(1);
+    expect(io.err).toBe(`delegate: The token file ${file} is a directory, not a token file.\n`);
   });
 
   it('agents register --key naming a file that is no key still says so', async () => {

@@ -1,0 +1,83 @@
+// The files delegate reads for what they hold at a fixed place (the agent's and the owner's keys, the token cache,
+// config.json), found to be a directory or a FIFO: one line saying so and to move it away, exit 1, and nothing
+// changed. Found in review (s25faults): a directory named
+// agent-key.json or owner-key.json was "readable by other users (mode 755); make it 0600", and once chmod-ed "cannot
+// be read (EISDIR)"; tokens.json as a directory was chmod-ed 0600 (its x bits taken) before EISDIR was said; a FIFO
+// would be read for ever.
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
+import { runCli } from '../../src/cli/program.js';
+import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
+import { readUserConfig } from '../../src/config.js';
+import { fakeIo } from './fake-io.js';
+
+let home: string;
+
+beforeEach(async () => {
+  home = join(await mkdtemp(join(tmpdir(), 'delegate-not-files-')), 'home');
+  await mkdir(home, { mode: 0o700 });
+});
+
+afterEach(async () => {
+  await rm(join(home, '..'), { recursive: true, force: true });
+});
+
+/** A directory at `path` with `mode` (umask aside: chmod-ed by mkdir's caller below). */
+async function directoryAt(path: string, mode: number): Promise<void> {
+  await mkdir(path);
+  spawnSync('chmod', [mode.toString(8), path]);
+}
+
+const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
+
+describe('a key file that is a directory', () => {
+  it.each([0o755, 0o700])('agent-key.json, mode %o: the agent key file is a directory, move it away; left as it is', async (mode) => {
+    const path = join(home, 'agent-key.json');
+    await directoryAt(path, mode);
+    await expect(loadOrCreateAgentKey(path)).rejects.toMatchObject({
+      code: 'not_a_file',
+      message: `The agent key file ${path} is a directory, not a key file; move it away.`,
+    });
+    expect(await modeOf(path)).toBe(mode);
+  });
+
+  it.each([0o755, 0o700])('owner-key.json, mode %o: the owner key is a directory, move it away; left as it is', async (mode) => {
+    const path = join(home, 'owner-key.json');
+    await directoryAt(path, mode);
+    await expect(loadOrCreateOwnerKey(path)).rejects.toThrow(`The owner key ${path} is a directory, not a key file; move it away.`);
+    expect(await modeOf(path)).toBe(mode);
+  });
+
+  it('owner-key.json a FIFO: said to be one, not read (for ever)', async () => {
+    const path = join(home, 'owner-key.json');
+    expect(spawnSync('mkfifo', ['-m', '600', path]).status).toBe(0);
+    await expect(loadOrCreateOwnerKey(path)).rejects.toThrow(`The owner key ${path} is a special file (a FIFO, socket or device), not a key file; move it away.`);
+  });
+});
+
+describe('the token cache as a directory', () => {
+  it.each([
+    [['status'], 1],
+    [['logout'], 1],
+  ])('delegate %j: one line, exit %i; the directory keeps its mode', async (argv, code) => {
+    const path = join(home, 'tokens.json');
+    await directoryAt(path, 0o755);
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(argv, io)).toBe(code);
+    expect(io.err).toContain(`delegate: The token cache ${path} is a directory, not a token cache; move it away.\n`);
+    expect(io.err.split('\n').filter((line) => line.startsWith('delegate:'))).toHaveLength(1);
+    expect(await modeOf(path)).toBe(0o755);
+  });
+});
+
+describe('config.json as a directory', () => {
+  it('is said to be one, and to be moved away', async () => {
+    const path = join(home, 'config.json');
+    await directoryAt(path, 0o755);
+    await expect(readUserConfig(path)).rejects.toThrow(`${path}: it is a directory, not a configuration file; move it away.`);
+  });
+});
