@@ -5,7 +5,7 @@
 // it creates the same mode, and ones left by an earlier run are tightened.
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, chmodSync, readFileSync, realpathSync, statfsSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, chmodSync, readFileSync, realpathSync, statfsSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
 import { makeOwnDirectory } from '../trusted-directory.js';
@@ -200,7 +200,7 @@ export function openSqliteStoreReadOnly(path: string): Store {
     }
     return new SqliteStore(db, undefined, path);
   } catch (err) {
-    throw err instanceof StoreError ? err : asStoreError(err, path);
+    throw err instanceof StoreError ? err : asStoreError(err, path, 'read');
   }
 }
 
@@ -341,9 +341,56 @@ function nearlyFull(path: string): boolean {
   }
 }
 
-export function asStoreError(err: unknown, path: string): StoreError {
+/**
+ * The first of the database's files (the file, its -wal and -shm) that this process may not open for `use`, with its
+ * owner and mode when they can be seen, or undefined when the permissions are not what stops it.
+ */
+function deniedFile(path: string, use: 'read' | 'write'): { file: string; companion?: string; owner?: { uid: number; mode: number } } | undefined {
+  let real = path;
+  try {
+    real = realpathSync(path);
+  } catch {
+    // Not there (or not to be resolved): its companions are looked for beside the path given.
+  }
+  for (const companion of [undefined, '-wal', '-shm']) {
+    const file = `${real}${companion ?? ''}`;
+    try {
+      accessSync(file, use === 'read' ? constants.R_OK : constants.R_OK | constants.W_OK);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code !== 'EACCES' && code !== 'EPERM') continue;
+      try {
+        const { uid, mode } = statSync(file);
+        return { file, ...(companion ? { companion } : {}), owner: { uid, mode: mode & 0o777 } };
+      } catch {
+        return { file, ...(companion ? { companion } : {}) };
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The store's failure as a StoreError naming the database. `use` is what the open was for: a read-only open
+ * (openSqliteStoreReadOnly) that the permissions refuse cannot be read, which "cannot be written" would not say.
+ */
+export function asStoreError(err: unknown, path: string, use: 'read' | 'write' = 'write'): StoreError {
   const code = (err as { code?: string }).code ?? '';
   const message = err instanceof Error ? err.message : String(err);
+  // SQLite says only "unable to open database file" (SQLITE_CANTOPEN), whatever the cause: when this process may not
+  // open one of the database's files, permission denied is the cause, said as such. Found in review (s25faults): run
+  // as another user than the one owning delegate.db, `grants list` and `audit` said "could not be used: unable to open
+  // database file", where `serve-calendar` said "EACCES: permission denied".
+  if (code.startsWith('SQLITE_CANTOPEN') || (use === 'read' && (code === 'EACCES' || code === 'EPERM'))) {
+    const denied = deniedFile(path, use);
+    if (denied !== undefined) {
+      const { file, companion, owner } = denied;
+      const which = companion ? ` on its ${companion} file ${file}` : '';
+      const whose = owner ? ` (uid ${owner.uid} owns it, mode ${owner.mode.toString(8)}; this is uid ${process.getuid?.() ?? '?'})` : '';
+      const mend = owner ? ` Run delegate as uid ${owner.uid}, or give the file to the owner of ${dirname(path)}.` : '';
+      return new StoreError(use === 'read' ? 'STORE_OPEN_FAILED' : 'STORE_READ_ONLY', `The database ${path} cannot be ${use === 'read' ? 'read' : 'opened'}: permission denied${which}${whose}.${mend}`);
+    }
+  }
   if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY') || code === 'EROFS' || code === 'EACCES') {
     return new StoreError('STORE_READ_ONLY', `The database ${path} cannot be written (${message}).`);
   }
