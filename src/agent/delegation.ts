@@ -24,22 +24,28 @@ export interface CallerDelegation {
 /**
  * The claims of the token a call acts under: over HTTP as the bearer check
  * verified them; over stdio read from the user's own token, which the
- * authorization server and the calendar backend verify when it is used.
+ * authorization server and the calendar backend verify when it is used. The
+ * tool error when there is none: no token (sign in), or one that is no
+ * delegation at all (not a JWT, or without its subject, grant or client),
+ * which only another token mends: said as `reauthorize` says it (over stdio
+ * under DELEGATE_TOKEN: put a new token there or remove it; found in review,
+ * s25faults: "sign in first", which changes nothing while that token wins).
  */
-export async function callerDelegation(extra: ToolExtra, callerToken: CallerToken): Promise<CallerDelegation | undefined> {
+export async function callerDelegation(extra: ToolExtra, callerToken: CallerToken, reauthorize?: ReauthorizeAdvice): Promise<Limited<CallerDelegation>> {
   const token = await callerToken(extra);
-  if (!token) return undefined;
+  if (!token) return { ok: false, message: 'This call carries no delegation to act under; sign in first.' };
+  const unreadable = { ok: false as const, message: `The token this call carries is not a delegation CalendarAgent can read. ${reauthorize?.() ?? 'Sign in again.'}` };
   const verified = extra.authInfo?.token === token ? (extra.authInfo.extra?.claims as AccessTokenClaims | undefined) : undefined;
   let claims: AccessTokenClaims | undefined = verified;
   if (!claims) {
     try {
       claims = decodeJwt(token) as unknown as AccessTokenClaims;
     } catch {
-      return undefined;
+      return unreadable;
     }
   }
-  if (typeof claims.sub !== 'string' || typeof claims.grant_id !== 'string' || typeof claims.client_id !== 'string') return undefined;
-  return { token, claims, scopes: parseScope(typeof claims.scope === 'string' ? claims.scope : '') };
+  if (typeof claims.sub !== 'string' || typeof claims.grant_id !== 'string' || typeof claims.client_id !== 'string') return unreadable;
+  return { ok: true, value: { token, claims, scopes: parseScope(typeof claims.scope === 'string' ? claims.scope : '') } };
 }
 
 /** The tool error for a call whose delegation lacks the tool's scope (the HTTP endpoint answers 403 before this). */

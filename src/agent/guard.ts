@@ -30,9 +30,10 @@ export type ToolHandler<I> = (input: I, extra: ToolExtra) => Promise<CallToolRes
 export function guardTool<I>(tool: string, options: ToolGuardOptions, handler: ToolHandler<I>): ToolHandler<I> {
   const needed = options.policy.tools[tool] ?? [];
   return async (input, extra) => {
-    const delegation = await callerDelegation(extra, options.callerToken);
+    const called = await callerDelegation(extra, options.callerToken);
     // No delegation: the tool itself says so; there is nobody to record the call for.
-    if (!delegation) return handler(input, extra);
+    if (!called.ok) return handler(input, extra);
+    const delegation = called.value;
     const refusal = missingScopeMessage(tool, delegation.scopes, needed, options.reauthorize);
     const result = refusal ? errorResult(refusal) : await handler(input, extra);
     if (!options.audit) return result;

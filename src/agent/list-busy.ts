@@ -51,8 +51,9 @@ export function createListBusyHandler(deps: ListBusyDeps): (input: ListBusyInput
     const covering = coveringWindow(request, now);
     if (!covering.ok) return toolError(covering.message);
 
-    const delegation = await callerDelegation(extra, deps.callerToken);
-    if (!delegation) return toolError('This call carries no delegation to act under; sign in first.');
+    const called = await callerDelegation(extra, deps.callerToken, deps.reauthorize);
+    if (!called.ok) return toolError(called.message);
+    const delegation = called.value;
     const limits = delegationLimits(delegation.claims, deps.calendarUrl);
     if (!limits.ok) return toolError(limits.message);
     const calendars = calendarsFor(limits.value, input.calendars);

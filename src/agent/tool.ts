@@ -130,8 +130,9 @@ export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
     const covering = coveringWindow(request, deps.now());
     if (!covering.ok) return toolError(covering.message);
 
-    const delegation = await callerDelegation(extra, deps.callerToken);
-    if (!delegation) return toolError('This call carries no delegation to act under; sign in first.');
+    const called = await callerDelegation(extra, deps.callerToken, deps.reauthorize);
+    if (!called.ok) return toolError(called.message);
+    const delegation = called.value;
     const subjectToken = delegation.token;
     // issue 3: the user's limits in the token, applied before any token leaves the agent; never a silent truncation.
     const limits = delegationLimits(delegation.claims, deps.calendarUrl);
