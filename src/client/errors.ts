@@ -108,6 +108,32 @@ export function loginTimedOut(timeoutMs: number): ClientError {
   return new ClientError('LOGIN_TIMEOUT', `Gave up waiting for the browser after ${describeMs(timeoutMs)}. Run the command again to get a new link.`);
 }
 
+/**
+ * A request that got no full answer within the CLI's bound (bounded-fetch.ts): one line naming the server and what to
+ * do, as "Cannot reach …" does for a refused connection. `url`, when known, is the request's: at the agent's origin it
+ * is CalendarAgent, elsewhere its authorization server; unknown, both are named (found in review, s25faults: a hung
+ * agent gave the SDK's "MCP error -32001: Request timed out", naming nothing).
+ */
+export function noAnswerInTime(agentUrl: string, ms: number, url?: string, cause?: unknown): ClientError {
+  const within = `within ${describeMs(ms)}`;
+  const todo = 'Check that it is running and not stuck (restart it if it is), then run the command again.';
+  let server = `CalendarAgent at ${agentUrl} or its authorization server`;
+  if (url !== undefined) server = sameOrigin(url, agentUrl) ? `CalendarAgent at ${agentUrl}` : `The authorization server at ${originOf(url)}, which CalendarAgent at ${agentUrl} uses,`;
+  return new ClientError('AGENT_UNAVAILABLE', `${server} accepts connections but gave no answer ${within}. ${todo}`, { cause });
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  return originOf(a) === originOf(b);
+}
+
 function describeMs(ms: number): string {
   if (ms % 60_000 === 0) return `${ms / 60_000} min`;
   if (ms >= 1000) return `${Math.round(ms / 100) / 10} s`;

@@ -12,6 +12,7 @@
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { deadlineSignal } from './bounded-fetch.js';
 import { answerMessages, postMessage, UnexpectedAnswer } from './mcp-post.js';
 import { resendIfUnanswered, type ServersGone } from './servers-gone.js';
 
@@ -63,7 +64,8 @@ export class HttpClientTransport implements Transport {
     const headers: Record<string, string> = { ...this.options.headers };
     if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
     if (this.protocolVersion !== undefined) headers['mcp-protocol-version'] = this.protocolVersion;
-    const send = () => postMessage(this.url, body, headers, AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.options.timeoutMs)]));
+    // A timer of our own for each send, never AbortSignal.any() over AbortSignal.timeout() (see bounded-fetch.ts).
+    const send = () => postMessage(this.url, body, headers, deadlineSignal(this.options.timeoutMs, this.url.href, this.closing.signal));
     let answer;
     try {
       answer = await resendIfUnanswered(send, this.options.serversGone);

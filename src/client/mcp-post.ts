@@ -36,7 +36,10 @@ export async function postMessage(url: URL, body: string, headers: Record<string
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     request(url, { method: 'POST', headers: all, signal }, resolve).on('error', reject).end(body);
   });
-  const text = await readBody(res);
+  // Cut mid-body by the signal, the response fails as a lost connection ("aborted"): the signal's reason is what happened.
+  const text = await readBody(res).catch((error: unknown) => {
+    throw signal.aborted ? signal.reason : error;
+  });
   const www = res.headers['www-authenticate'];
   const sessionId = res.headers['mcp-session-id'];
   return {

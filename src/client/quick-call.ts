@@ -11,7 +11,8 @@
 // twice and a hung agent is not waited for twice.
 import { canonicalResource } from '../delegation/resource.js';
 import { TokenCache, isExpired, tokensFor } from './cache.js';
-import { ClientError } from './errors.js';
+import { deadlineSignal, requestTimedOut } from './bounded-fetch.js';
+import { ClientError, noAnswerInTime } from './errors.js';
 import { answerMessages, postMessage } from './mcp-post.js';
 import type { SessionOptions } from './session.js';
 import type { ToolResult } from './tool-results.js';
@@ -36,7 +37,7 @@ export async function quickToolCall(options: SessionOptions, name: string, args:
   const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
   const post = async (message: Record<string, unknown>) => {
-    const answer = await postMessage(url, JSON.stringify({ jsonrpc: '2.0', ...message }), headers, AbortSignal.timeout(timeoutMs));
+    const answer = await postMessage(url, JSON.stringify({ jsonrpc: '2.0', ...message }), headers, deadlineSignal(timeoutMs, url.href));
     if (answer.status < 200 || answer.status > 299) return undefined;
     if (answer.sessionId !== undefined) headers['mcp-session-id'] = answer.sessionId;
     return answerMessages(answer);
@@ -56,9 +57,10 @@ export async function quickToolCall(options: SessionOptions, name: string, args:
     return typeof call?.result === 'object' && call.result !== null ? (call.result as ToolResult) : undefined;
   } catch (error) {
     if (error instanceof ClientError) throw error;
-    if (error instanceof Error && error.name === 'TimeoutError') {
-      throw new ClientError('AGENT_UNAVAILABLE', `A request timed out talking to ${options.agentUrl} or its authorization server.`, { cause: error });
-    }
+    // node:http rejects with an AbortError whose cause is the reason (it was taken for a lost connection, and the
+    // full session waited for the hung agent a second time: found in review, s25faults).
+    const timedOut = requestTimedOut(error);
+    if (timedOut) throw noAnswerInTime(options.agentUrl, timedOut.ms, timedOut.url, error);
     return undefined;
   }
 }

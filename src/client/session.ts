@@ -10,13 +10,13 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { canonicalResource } from '../delegation/resource.js';
 import { SCOPE_FIND_SLOT } from '../delegation/scopes.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
-import { boundedFetch } from './bounded-fetch.js';
+import { boundedFetch, requestTimedOut } from './bounded-fetch.js';
 import { TokenCache, damagedCacheNeedsLogin, endedFor, isExpired, tokensFor, type StoredTokens } from './cache.js';
-import { ClientError, certificateErrorCode, delegationEnded, foreignResourceMetadata, isClientError, isDelegationEnded, networkErrorCode, refusedResourceOf } from './errors.js';
+import { ClientError, certificateErrorCode, delegationEnded, foreignResourceMetadata, isClientError, isDelegationEnded, networkErrorCode, noAnswerInTime, refusedResourceOf } from './errors.js';
 import { connectAndUse } from './connect.js';
 import { HttpClientTransport } from './http-transport.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
@@ -518,7 +518,7 @@ async function useWithBearer<T>(options: SessionOptions, agent: AgentLine, acces
         onResponse: (status, header) => agent.challenges.note(status, header),
         ...(options.serversGone ? { serversGone: options.serversGone } : {}),
       });
-  return connectAndUse(options.clientInfo, transport, use);
+  return connectAndUse(options.clientInfo, transport, use, options.requestTimeoutMs);
 }
 
 function isUnauthorized(error: unknown): boolean {
@@ -545,6 +545,13 @@ function asClientError(error: unknown, agentUrl: string): unknown {
   }
   if (error instanceof UnauthorizedError) {
     return new ClientError('AUTHORIZATION_FAILED', `CalendarAgent at ${agentUrl} did not accept the authorization: ${oneLine(error.message)}`, { cause: error });
+  }
+  // No answer within the bound: the HTTP request's (bounded-fetch.ts), or the SDK's own for an MCP request (connect.ts).
+  const timedOut = requestTimedOut(error);
+  if (timedOut) return noAnswerInTime(agentUrl, timedOut.ms, timedOut.url, error);
+  if (error instanceof McpError && error.code === ErrorCode.RequestTimeout) {
+    const ms = (error.data as { timeout?: unknown } | undefined)?.timeout;
+    return noAnswerInTime(agentUrl, typeof ms === 'number' ? ms : DEFAULT_REQUEST_TIMEOUT_MS, agentUrl, error);
   }
   if (error instanceof McpError) return new ClientError('TOOL_FAILED', oneLine(error.message), { cause: error });
   const named = refusedResourceOf(error);

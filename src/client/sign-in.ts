@@ -100,7 +100,7 @@ export async function signInAndUse<T>(
       if (started !== 'REDIRECT') throw new ClientError('AUTHORIZATION_FAILED', 'The authorization server did not start a new authorization for the wider scope.');
     } else {
       try {
-        return await connectAndUse(options.clientInfo, first, use);
+        return await connectAndUse(options.clientInfo, first, use, options.requestTimeoutMs);
       } catch (error) {
         if (!(error instanceof UnauthorizedError)) throw error;
       }
@@ -121,7 +121,7 @@ export async function signInAndUse<T>(
     }
     await retireReplacedSignIns(cache, resource, fetchFn);
     const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
-    return await connectAndUse(options.clientInfo, second, use);
+    return await connectAndUse(options.clientInfo, second, use, options.requestTimeoutMs);
   } catch (error) {
     throw met.unreadable(error) ?? error;
   } finally {

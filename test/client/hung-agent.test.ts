@@ -1,0 +1,118 @@
+// An agent that accepts connections and then hangs (no answer; headers and
+// half a body; an event stream opened and left silent) is given up on within
+// the CLI's request bound, on every path to it (the quick call with a cached
+// token, DELEGATE_TOKEN's session, the sign-in's SDK transport), in one line
+// naming it. Found in review, s25faults: the bound was AbortSignal.timeout()
+// inside AbortSignal.any(), which Node 20 lets garbage collection take, so
+// find-slot waited for the SDK's own 60 s and said "MCP error -32001: Request
+// timed out". Garbage is collected here while the request waits, as loading
+// the SDK does in the CLI.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TokenCache } from '../../src/client/cache.js';
+import type { SessionOptions } from '../../src/client/session.js';
+import { findSlot } from '../../src/client/tools.js';
+
+setFlagsFromString('--expose_gc');
+const gc = runInNewContext('gc') as () => void;
+
+type Hang = 'nothing' | 'headers' | 'event-stream';
+
+let home: string;
+let server: Server | undefined;
+
+beforeEach(async () => {
+  home = await mkdtemp(join(tmpdir(), 'delegate-hung-agent-'));
+});
+
+afterEach(async () => {
+  const running = server;
+  server = undefined;
+  running?.closeAllConnections();
+  if (running) await new Promise((resolve) => running.close(resolve));
+  await rm(home, { recursive: true, force: true });
+});
+
+/** An "agent" that reads each POST and then answers nothing more, as `hang` says. */
+async function hungAgent(hang: Hang): Promise<string> {
+  server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (hang === 'headers') {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '500' });
+        res.write('{"jsonrpc"');
+      } else if (hang === 'event-stream') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.flushHeaders();
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server!.address() as AddressInfo).port}/mcp`;
+}
+
+function sessionFor(agentUrl: string, overrides: Partial<SessionOptions> = {}): SessionOptions {
+  return {
+    agentUrl,
+    files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') },
+    now: () => Date.now(),
+    requestTimeoutMs: 2000,
+    ...overrides,
+  };
+}
+
+async function cacheToken(agentUrl: string): Promise<void> {
+  const issuer = 'http://127.0.0.1:1';
+  await new TokenCache({ files: { tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock') }, now: () => Date.now() }).update((data) => {
+    data.discovery[agentUrl] = { authorizationServerUrl: issuer } as (typeof data.discovery)[string];
+    data.tokens[issuer] = { [agentUrl]: { access_token: 'cached', token_type: 'Bearer', expires_at: Date.now() + 3_600_000, issuer, resource: agentUrl, obtained_at: Date.now() } };
+  });
+}
+
+/** find_slot's failure and how long it took, collecting garbage meanwhile. */
+async function failedCall(options: SessionOptions): Promise<{ error: unknown; ms: number }> {
+  const started = Date.now();
+  const collecting = setInterval(gc, 100);
+  try {
+    const error = await findSlot(options, { duration: '30m' }).then(
+      () => new Error('answered'),
+      (e: unknown) => e,
+    );
+    return { error, ms: Date.now() - started };
+  } finally {
+    clearInterval(collecting);
+  }
+}
+
+const PATHS = {
+  'DELEGATE_TOKEN (node:http transport)': async (agentUrl: string) => sessionFor(agentUrl, { envToken: 'OPAQUEzz' }),
+  'a cached token (the quick call, then no second wait)': async (agentUrl: string) => {
+    await cacheToken(agentUrl);
+    return sessionFor(agentUrl);
+  },
+  'no token, a sign-in allowed (the SDK transport over fetch)': async (agentUrl: string) => sessionFor(agentUrl, { presentLoginUrl: async () => undefined }),
+};
+
+describe('an agent that hangs', () => {
+  for (const hang of ['nothing', 'headers', 'event-stream'] as const) {
+    for (const [path, options] of Object.entries(PATHS)) {
+      it(`answering ${hang}: given up on within the bound, named, with ${path}`, { timeout: 20_000 }, async () => {
+        const agentUrl = await hungAgent(hang);
+        const { error, ms } = await failedCall(await options(agentUrl));
+        expect(error).toMatchObject({
+          name: 'ClientError',
+          code: 'AGENT_UNAVAILABLE',
+          message: `CalendarAgent at ${agentUrl} accepts connections but gave no answer within 2 s. Check that it is running and not stuck (restart it if it is), then run the command again.`,
+        });
+        // One bound, not two (the quick call's, then the session's), nor the SDK's 60 s.
+        expect(ms).toBeLessThan(3_800);
+      });
+    }
+  }
+});
