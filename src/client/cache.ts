@@ -104,6 +104,11 @@ export interface ReservedCacheWrite {
   write(data: TokenCacheData): Promise<void>;
 }
 
+/** Room on disk taken outside the lock (TokenCache.reserveRoom), given back by release() unless written into. */
+export interface HeldCacheRoom extends ReservedCacheWrite {
+  release(): Promise<void>;
+}
+
 /** Room beyond the cache's present size taken for a write after a refresh: a new token pair is about as long as the one it replaces. */
 export const RESERVE_MARGIN_BYTES = 8192;
 
@@ -193,6 +198,27 @@ export class TokenCache {
     });
   }
 
+  /**
+   * Takes the room on disk for one write of the cache to come (the cache as it
+   * is now, plus RESERVE_MARGIN_BYTES), without the lock: for a sign-in, before
+   * its code is redeemed, the room held while the server answers and then
+   * written into by updateInto (found in review, s25faults: a sign-in on a full
+   * disk was issued tokens it could not keep). CACHE_IO when there is no room.
+   */
+  async reserveRoom(): Promise<HeldCacheRoom> {
+    return this.reserve(await this.read());
+  }
+
+  /** update(), the result written into a room reserveRoom took. */
+  async updateInto<T>(room: ReservedCacheWrite, mutate: (data: TokenCacheData) => T): Promise<T> {
+    return this.withLock(async (txn) => {
+      const data = await txn.read();
+      const result = mutate(data);
+      await room.write(data);
+      return result;
+    });
+  }
+
   /** Read, change and write back under the lock, so that concurrent writers lose nothing. */
   async update<T>(mutate: (data: TokenCacheData) => T): Promise<T> {
     return this.withLock(async (txn) => {
@@ -211,7 +237,7 @@ export class TokenCache {
     }
   }
 
-  private async reserve(data: TokenCacheData): Promise<ReservedCacheWrite & { release(): Promise<void> }> {
+  private async reserve(data: TokenCacheData): Promise<HeldCacheRoom> {
     let room;
     try {
       room = await reservePrivateFileReplacement(this.files.tokenCache, Buffer.byteLength(serialize(data)) + RESERVE_MARGIN_BYTES);
@@ -235,6 +261,19 @@ export class TokenCache {
     if (isClientError(error)) return error;
     return new ClientError('CACHE_IO', `Cannot write the token cache ${this.files.tokenCache}: ${fileErrorText(error)}.`, { cause: error });
   }
+}
+
+/**
+ * The room for a sign-in's tokens (TokenCache.reserveRoom), taken before its code is redeemed, as a refresh takes it
+ * before its refresh token is spent: with no room, nothing is redeemed, and CACHE_IO says so.
+ */
+export async function roomForSignIn(cache: TokenCache): Promise<HeldCacheRoom> {
+  return cache.reserveRoom().catch((error: unknown) => {
+    if (!isClientError(error, 'CACHE_IO')) throw error;
+    throw new ClientError('CACHE_IO', `${error.message} The sign-in was not completed (nothing was redeemed, so nothing was issued); free some space and run the command again.`, {
+      cause: error,
+    });
+  });
 }
 
 /** Parses tokens.json, refusing anything that is not a cache of this version. */

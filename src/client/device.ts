@@ -6,21 +6,22 @@
 // token endpoint at the interval the server sets (slower after slow_down, or
 // an answer of a server in trouble, 5xx, which it survives twice in a row)
 // until they decide, the code expires or --login-timeout passes, whichever
-// comes first. The tokens go into the cache like those of a browser sign-in.
+// comes first. The tokens go into the cache like those of a browser sign-in, into room on disk taken before the device
+// code is asked for (and revoked if they still cannot be saved).
 import { discoverOAuthServerInfo, registerClient } from '@modelcontextprotocol/sdk/client/auth.js';
 import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import { OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
-import { TokenCache, setSignInTokens, type StoredClient } from './cache.js';
-import { ClientError, foreignResourceMetadata, loginTimedOut, wrongAccount } from './errors.js';
+import { TokenCache, emptyCache, roomForSignIn, setSignInTokens, type ReservedCacheWrite, type StoredClient, type TokenCacheData } from './cache.js';
+import { ClientError, foreignResourceMetadata, isClientError, loginTimedOut, wrongAccount } from './errors.js';
 import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CLIENT_METADATA, REGISTERED_REDIRECT_URI, storedTokensFrom } from './provider.js';
 import { clientIsUnknown } from './registration-check.js';
 import { RequestsMet } from './requests-met.js';
 import { resendingFetch } from './servers-gone.js';
 import { isUserName } from './token-notes.js';
-import { retireReplacedSignIns } from './revocation.js';
+import { retireReplacedSignIns, signInNotKept } from './revocation.js';
 import type { SessionOptions } from './session.js';
 
 export const GRANT_TYPE_DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -80,70 +81,77 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   }
 
   const client = await deviceClient(cache, issuer, metadata, fetchFn);
-  const asked = options.now();
-  const device = await postForm<DeviceAuthorizationResponse>(fetchFn, endpoint, {
-    client_id: client.client_id,
-    resource: sentResource,
-    // The scopes to ask for (login keeps and adds, session.ts loginScope); else the server's default for the resource.
-    ...(options.scope !== undefined ? { scope: options.scope } : {}),
-  });
-  const started = options.now();
-  const expiresAt = started + device.expires_in * 1000;
-  const complete = device.verification_uri_complete;
-  // The owner's link is shown: every poll then proves it is the owner's CLI, and the authorization server issues
-  // tokens only if the owner approved (login CSRF; src/authz/owner-proof.ts).
-  const ownerLink = complete !== undefined && ownerLoginApplies(issuer, new URL(complete), options.agentUrl);
-  // It is opened on another device, maybe minutes later (found in review: a 2-minute link while the CLI waited 10), so it
-  // lasts as long as the device code: until the code's expiry counted from before the request, never past the server's.
-  const link = complete
-    ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, agentUrl: options.agentUrl, ownerKeyPath: options.files.ownerKey, now: options.now, until: asked + device.expires_in * 1000 })
-    : device.verification_uri;
-  await options.presentDeviceCode({ link, verificationUri: device.verification_uri, verificationUriComplete: complete, userCode: device.user_code, expiresAt });
-
-  // --login-timeout bounds the wait as it does for the browser; without it, the code's own lifetime does.
-  const givesUpAt = options.loginTimeoutMs !== undefined ? started + options.loginTimeoutMs : Infinity;
-  let intervalMs = Math.max(1, device.interval ?? 5) * 1000;
-  let troubled = 0;
+  // The room for the tokens before any device code is asked for (and so before one can be redeemed), as a refresh
+  // takes it before spending its refresh token: a full disk stops the sign-in here, with nothing issued.
+  const room = await roomForSignIn(cache);
   try {
-    for (;;) {
-      await sleep(Math.max(0, Math.min(intervalMs, givesUpAt - options.now())));
-      if (options.now() >= givesUpAt && givesUpAt < expiresAt) throw loginTimedOut(options.loginTimeoutMs!);
-      if (options.now() >= expiresAt) throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
-      const poll: Record<string, string> = { grant_type: GRANT_TYPE_DEVICE_CODE, device_code: device.device_code, client_id: client.client_id, resource: sentResource };
-      // A fresh one each poll: the server spends each assertion's jti.
-      if (ownerLink) poll[OWNER_ASSERTION_PARAMETER] = await ownerTokenAssertion(options.files.ownerKey, metadata.token_endpoint, options.now);
-      const answer = await fetchFn(metadata.token_endpoint, formInit(poll));
-      const body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
-      if (answer.ok) {
-        await saveTokens(cache, { issuer, resource, sentResource, info, body, now: options.now() });
-        await retireReplacedSignIns(cache, resource, fetchFn);
-        return;
-      }
-      troubled = serverInTrouble(answer.status, body.error) ? troubled + 1 : 0;
-      if (troubled > 0 && troubled < SERVER_TROUBLE_LIMIT) {
-        intervalMs += 5000; // as for slow_down: a server in trouble is asked less often
-        continue;
-      }
-      switch (body.error) {
-        case 'authorization_pending':
+    const asked = options.now();
+    const device = await postForm<DeviceAuthorizationResponse>(fetchFn, endpoint, {
+      client_id: client.client_id,
+      resource: sentResource,
+      // The scopes to ask for (login keeps and adds, session.ts loginScope); else the server's default for the resource.
+      ...(options.scope !== undefined ? { scope: options.scope } : {}),
+    });
+    const started = options.now();
+    const expiresAt = started + device.expires_in * 1000;
+    const complete = device.verification_uri_complete;
+    // The owner's link is shown: every poll then proves it is the owner's CLI, and the authorization server issues
+    // tokens only if the owner approved (login CSRF; src/authz/owner-proof.ts).
+    const ownerLink = complete !== undefined && ownerLoginApplies(issuer, new URL(complete), options.agentUrl);
+    // It is opened on another device, maybe minutes later (found in review: a 2-minute link while the CLI waited 10), so it
+    // lasts as long as the device code: until the code's expiry counted from before the request, never past the server's.
+    const link = complete
+      ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, agentUrl: options.agentUrl, ownerKeyPath: options.files.ownerKey, now: options.now, until: asked + device.expires_in * 1000 })
+      : device.verification_uri;
+    await options.presentDeviceCode({ link, verificationUri: device.verification_uri, verificationUriComplete: complete, userCode: device.user_code, expiresAt });
+
+    // --login-timeout bounds the wait as it does for the browser; without it, the code's own lifetime does.
+    const givesUpAt = options.loginTimeoutMs !== undefined ? started + options.loginTimeoutMs : Infinity;
+    let intervalMs = Math.max(1, device.interval ?? 5) * 1000;
+    let troubled = 0;
+    try {
+      for (;;) {
+        await sleep(Math.max(0, Math.min(intervalMs, givesUpAt - options.now())));
+        if (options.now() >= givesUpAt && givesUpAt < expiresAt) throw loginTimedOut(options.loginTimeoutMs!);
+        if (options.now() >= expiresAt) throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
+        const poll: Record<string, string> = { grant_type: GRANT_TYPE_DEVICE_CODE, device_code: device.device_code, client_id: client.client_id, resource: sentResource };
+        // A fresh one each poll: the server spends each assertion's jti.
+        if (ownerLink) poll[OWNER_ASSERTION_PARAMETER] = await ownerTokenAssertion(options.files.ownerKey, metadata.token_endpoint, options.now);
+        const answer = await fetchFn(metadata.token_endpoint, formInit(poll));
+        const body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
+        if (answer.ok) {
+          await saveTokens(cache, room, { issuer, resource, sentResource, info, body, client, now: options.now() }, fetchFn);
+          await retireReplacedSignIns(cache, resource, fetchFn);
+          return;
+        }
+        troubled = serverInTrouble(answer.status, body.error) ? troubled + 1 : 0;
+        if (troubled > 0 && troubled < SERVER_TROUBLE_LIMIT) {
+          intervalMs += 5000; // as for slow_down: a server in trouble is asked less often
           continue;
-        case 'slow_down':
-          intervalMs += 5000; // RFC 8628 §3.5
-          continue;
-        case 'access_denied':
-          throw new ClientError('ACCESS_DENIED', 'Access was denied on the device sign-in page.');
-        case 'expired_token':
-          throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
-        default:
-          if (ownerLink) {
-            const refused = wrongAccount(body.error, body.error_description);
-            if (refused) throw refused;
-          }
-          throw new ClientError('AUTHORIZATION_FAILED', `The authorization server answered ${String(body.error ?? `HTTP ${answer.status}`)}${typeof body.error_description === 'string' ? `: ${body.error_description}` : '.'}`);
+        }
+        switch (body.error) {
+          case 'authorization_pending':
+            continue;
+          case 'slow_down':
+            intervalMs += 5000; // RFC 8628 §3.5
+            continue;
+          case 'access_denied':
+            throw new ClientError('ACCESS_DENIED', 'Access was denied on the device sign-in page.');
+          case 'expired_token':
+            throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
+          default:
+            if (ownerLink) {
+              const refused = wrongAccount(body.error, body.error_description);
+              if (refused) throw refused;
+            }
+            throw new ClientError('AUTHORIZATION_FAILED', `The authorization server answered ${String(body.error ?? `HTTP ${answer.status}`)}${typeof body.error_description === 'string' ? `: ${body.error_description}` : '.'}`);
+        }
       }
+    } finally {
+      options.loginSettled?.();
     }
   } finally {
-    options.loginSettled?.();
+    await room.release();
   }
 }
 
@@ -205,7 +213,9 @@ async function deviceClient(cache: TokenCache, issuer: string, metadata: Record<
 
 async function saveTokens(
   cache: TokenCache,
-  at: { issuer: string; resource: string; sentResource: string; info: Awaited<ReturnType<typeof discoverOAuthServerInfo>>; body: Record<string, unknown>; now: number },
+  room: ReservedCacheWrite,
+  at: { issuer: string; resource: string; sentResource: string; info: Awaited<ReturnType<typeof discoverOAuthServerInfo>>; body: Record<string, unknown>; client: StoredClient; now: number },
+  fetchFn: FetchLike,
 ): Promise<void> {
   const { body } = at;
   if (typeof body.access_token !== 'string' || typeof body.token_type !== 'string') {
@@ -227,14 +237,24 @@ async function saveTokens(
       ...(isUserName(body.user_name) ? { userName: body.user_name } : {}),
     },
   );
-  await cache.update((data) => {
+  const save = (data: TokenCacheData): void => {
     data.discovery[at.resource] = {
       authorizationServerUrl: at.issuer,
       ...(at.info.resourceMetadata ? { resourceMetadata: at.info.resourceMetadata } : {}),
       ...(at.info.authorizationServerMetadata ? { authorizationServerMetadata: at.info.authorizationServerMetadata } : {}),
     };
+    data.clients[at.issuer] ??= at.client;
     setSignInTokens(data, at.resource, entry);
-  });
+  };
+  try {
+    await cache.updateInto(room, save);
+  } catch (error) {
+    if (!isClientError(error, 'CACHE_IO')) throw error;
+    // Issued, but not saved all the same: revoked (RFC 7009), not left standing with nothing here to end it.
+    const unsaved = emptyCache();
+    save(unsaved);
+    throw await signInNotKept(error, unsaved, at.issuer, at.resource, fetchFn);
+  }
 }
 
 function formInit(params: Record<string, string>): RequestInit {

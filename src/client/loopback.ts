@@ -35,6 +35,11 @@ export interface LoopbackOptions {
   timeoutMs: number;
   /** 0 (the default) lets the OS pick a free port. */
   port?: number;
+  /**
+   * Whether the browser that brings the code waits for finished() to say how the sign-in ended (sign-in.ts);
+   * otherwise it is told "Signed in" as soon as its code is taken.
+   */
+  awaitOutcome?: boolean;
 }
 
 export interface LoopbackListener {
@@ -55,8 +60,21 @@ export interface LoopbackListener {
    * not this listener's callback at all (the caller may ask again).
    */
   submit(pasted: string): string | undefined;
+  /**
+   * How the sign-in ended, for the browser that brought the code: its page waits for this (at most RESULT_WAIT_MS),
+   * so that it says "Signed in" only once the tokens are saved, and otherwise that it failed (see the terminal).
+   */
+  finished(error?: unknown): void;
+  /** Closes the listener; a page still waiting is told to see the terminal. */
   close(): Promise<void>;
 }
+
+/** How long the browser's page waits for the sign-in's outcome (the code redeemed, the tokens saved) before it says to see the terminal. */
+export const RESULT_WAIT_MS = 10_000;
+
+const SIGNED_IN = 'Signed in. You can close this window and return to the terminal.';
+const NOT_SIGNED_IN = 'Sign-in failed: the sign-in could not be completed. See the terminal for why. You can close this window.';
+const OUTCOME_UNKNOWN = 'The sign-in is being completed. See the terminal for whether it succeeded. You can close this window.';
 
 type Outcome = { ok: true; code: string } | { ok: false; error: ClientError };
 
@@ -90,16 +108,32 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
     if (result === 'ignored') return reply(res, 400, 'This sign-in is not waiting for a response. You can close this window.');
     // Not ours: nothing of it is shown, and the sign-in goes on waiting for its own response until the timeout.
     if (result === 'foreign') return reply(res, 400, NOT_THIS_SIGN_IN);
-    if (result.ok) {
-      reply(res, 200, 'Signed in. You can close this window and return to the terminal.');
+    if (result.ok && options.awaitOutcome) {
+      // Not "Signed in" yet: the code is still to be redeemed and its tokens saved (finished()).
+      waiting = res;
+      setTimeout(() => answerWaiting(200, OUTCOME_UNKNOWN), RESULT_WAIT_MS).unref();
+    } else if (result.ok) {
+      reply(res, 200, SIGNED_IN);
     } else {
       reply(res, 400, `Sign-in failed: ${result.error.message} You can close this window and return to the terminal.`);
     }
     finish(result);
   });
 
+  /** The browser whose code is being redeemed, answered once. */
+  let waiting: ServerResponse | undefined;
+  const answerWaiting = (status: number, text: string): void => {
+    const res = waiting;
+    waiting = undefined;
+    if (res && !res.writableEnded && !res.destroyed) reply(res, status, text);
+  };
+
   port = await listen(server, options);
-  const close = closerOf(server);
+  const closeServer = closerOf(server);
+  const close = (): Promise<void> => {
+    answerWaiting(500, NOT_SIGNED_IN);
+    return closeServer();
+  };
 
   return {
     redirectUrl: `http://${LOOPBACK_HOST}:${port}${CALLBACK_PATH}`,
@@ -122,8 +156,13 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
         return result.code;
       } finally {
         clearTimeout(timer);
-        await close();
+        // A browser waiting for the outcome keeps the listener until finished() or close(); nothing else is taken meanwhile.
+        if (waiting === undefined) await close();
       }
+    },
+    finished(error) {
+      if (error === undefined) answerWaiting(200, SIGNED_IN);
+      else answerWaiting(500, NOT_SIGNED_IN);
     },
     submit(pasted) {
       let url: URL;

@@ -8,9 +8,9 @@ import { selectClientAuthMethod, type AddClientAuthentication, type OAuthClientP
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { GRANT_TYPE_AUTHORIZATION_CODE, OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
-import { deleteTokens, setSignInTokens, tokensFor, type StoredTokens, type TokenCache, type TokenCacheData } from './cache.js';
+import { deleteTokens, setSignInTokens, tokensFor, type ReservedCacheWrite, type StoredTokens, type TokenCache, type TokenCacheData } from './cache.js';
 import { CodeRedemption } from './code-redemption.js';
-import { ClientError } from './errors.js';
+import { ClientError, isClientError } from './errors.js';
 import { pkceRefusal } from './pkce-support.js';
 import { clientIsUnknown } from './registration-check.js';
 import type { TokenResponseExtras, TokenResponseNotes } from './token-notes.js';
@@ -108,6 +108,8 @@ export class CacheOAuthProvider implements OAuthClientProvider {
   private readonly checkedClients = new Set<string>();
   /** Why the server discovery found may not be used (pkce-support.ts), said when the SDK next asks for a client. */
   private refusedServer: unknown;
+  private tokenRoom: ReservedCacheWrite | undefined;
+  private unsaved: TokenCacheData | undefined;
 
   constructor(options: CacheOAuthProviderOptions) {
     this.options = options;
@@ -227,9 +229,33 @@ export class CacheOAuthProvider implements OAuthClientProvider {
       { issuer, resource: this.discoveryState()?.resourceMetadata?.resource ?? this.options.resource, now: this.options.now() },
       this.options.notes?.take(tokens.access_token),
     );
-    await this.change((data) => setSignInTokens(data, this.options.resource, entry));
+    const save = (data: TokenCacheData) => setSignInTokens(data, this.options.resource, entry);
+    try {
+      if (this.tokenRoom) this.data = await this.options.cache.updateInto(this.tokenRoom, (data) => (save(data), data));
+      else await this.change(save);
+    } catch (error) {
+      if (isClientError(error, 'CACHE_IO')) {
+        const unsaved = structuredClone(this.data);
+        save(unsaved);
+        this.unsaved = unsaved;
+      }
+      throw error;
+    }
     this.savedTokens = true;
     this.redemption.redeemed();
+  }
+
+  /** Saves the tokens of the code redeemed next into this room (TokenCache.reserveRoom), taken before it is redeemed. */
+  saveTokensInto(room: ReservedCacheWrite): void {
+    this.tokenRoom = room;
+  }
+
+  /**
+   * The cache as it would be with the tokens that could not be saved (CACHE_IO), in memory only: what revokes them
+   * (revocation.ts revokeStoredTokens: their issuer's discovery and client are in it). Undefined when none was lost.
+   */
+  unsavedSignIn(): TokenCacheData | undefined {
+    return this.unsaved;
   }
 
   /**

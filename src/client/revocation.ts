@@ -9,7 +9,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource, isAnyLoopbackHost, protectedResourceMetadataUrl } from '../delegation/resource.js';
 import { deleteTokens, endedFor, forgetEnded, replacedBySignIn, tokensFor, type SignInPlace, type StoredClient, type TokenCache, type TokenCacheData } from './cache.js';
 import { boundedFetch } from './bounded-fetch.js';
-import { certificateErrorCode, networkErrorCode } from './errors.js';
+import { ClientError, certificateErrorCode, networkErrorCode } from './errors.js';
 import { sameIssuer } from './provider.js';
 import { refreshCachedTokens } from './refresh.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
@@ -64,6 +64,26 @@ export async function revokeStoredTokens(data: TokenCacheData, issuer: string, r
     // RFC 7009 §2.2: 200 for a revoked or an unknown token alike.
     if (!response.ok) throw new Error(`${endpoint} answered HTTP ${response.status}`);
   }
+}
+
+/**
+ * After a sign-in's tokens were issued but could not be saved (`error`, CACHE_IO): revokes them at their issuer
+ * (RFC 7009; the refresh token ends the delegation), so that no delegation stands that nothing here holds, and says
+ * so. `unsaved` is the cache as it would have been, in memory (CacheOAuthProvider.unsavedSignIn). Found in review,
+ * s25faults: on a full disk the tokens were dropped unrevoked, a family alive for up to 30 days.
+ */
+export async function signInNotKept(error: ClientError, unsaved: TokenCacheData, issuer: string, resource: string, fetchFn: FetchLike): Promise<ClientError> {
+  try {
+    await revokeStoredTokens(unsaved, issuer, resource, fetchFn);
+  } catch (failure) {
+    const why = failure instanceof Error ? failure.message : String(failure);
+    return new ClientError(
+      'CACHE_IO',
+      `${error.message} The sign-in was not kept, and its tokens could not be revoked (${why}): the delegation stands at ${issuer} until it ends; revoke it there (\`delegate grants revoke\`), free some space and sign in again.`,
+      { cause: error },
+    );
+  }
+  return new ClientError('CACHE_IO', `${error.message} The sign-in was not kept: its tokens were revoked at ${issuer}. Free some space and run the command again.`, { cause: error });
 }
 
 /**

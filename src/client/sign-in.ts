@@ -4,7 +4,9 @@
 // not list PKCE S256, pkce-support.ts), registers if needed and builds
 // the authorization URL; the user gets the listener's /start, which sends
 // their browser on to the owner's sign-in link (or the plain URL), approves, and the browser brings the code back to the listener;
-// finishAuth() redeems it, once whatever the answer (code-redemption.ts), and a new connection uses the new token. When the
+// finishAuth() redeems it, once whatever the answer (code-redemption.ts), into room on disk taken before (a full disk
+// redeems nothing; tokens issued and still not saved are revoked), and a new connection uses the new token; only then
+// does the browser's page say "Signed in" (loopback.ts finished). When the
 // browser ran on another computer, the address it ended on may be pasted
 // instead (readPastedRedirect), raced against the listener. Loaded
 // only when needed, so the cached fast path does not load any of this.
@@ -13,15 +15,15 @@ import { UnauthorizedError, auth } from '@modelcontextprotocol/sdk/client/auth.j
 import { OAuthError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { TokenCache } from './cache.js';
+import { roomForSignIn, type TokenCache } from './cache.js';
 import { CodeRedemption } from './code-redemption.js';
 import { connectAndUse } from './connect.js';
-import { ClientError, wrongAccount } from './errors.js';
+import { ClientError, isClientError, wrongAccount } from './errors.js';
 import { startLoopbackListener, type LoopbackListener } from './loopback.js';
 import { loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
 import { RequestsMet } from './requests-met.js';
-import { retireReplacedSignIns } from './revocation.js';
+import { retireReplacedSignIns, signInNotKept } from './revocation.js';
 import type { SessionOptions } from './session.js';
 import { TokenResponseNotes } from './token-notes.js';
 
@@ -49,6 +51,7 @@ export async function signInAndUse<T>(
   // Bound before anything can send the browser to it (RFC 8252 §7.3).
   const listener = await startLoopbackListener({
     timeoutMs: options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
+    awaitOutcome: true, // the browser's page says "Signed in" once the tokens are saved
     ...(options.redirectPort !== undefined ? { port: options.redirectPort } : {}),
   });
   const stopReading = new AbortController();
@@ -112,17 +115,28 @@ export async function signInAndUse<T>(
       stopReading.abort();
       options.loginSettled?.();
     }
+    // The room for the tokens before the code is redeemed, as a refresh takes it before spending its refresh token:
+    // a full disk stops the sign-in here, with nothing issued.
+    const room = await roomForSignIn(cache);
+    provider.saveTokensInto(room);
     try {
       await first.finishAuth(code);
     } catch (error) {
-      // Nothing was issued, so there is nothing to store or revoke here. `error` is the token endpoint's
+      // Issued, but not saved all the same (the cache grew past the room, a read-only remount): revoked, not left standing.
+      const unsaved = provider.unsavedSignIn();
+      if (unsaved && isClientError(error, 'CACHE_IO') && provider.issuer !== undefined) throw await signInNotKept(error, unsaved, provider.issuer, resource, fetchFn);
+      // Otherwise nothing was issued, so there is nothing to store or revoke here. `error` is the token endpoint's
       // first answer: the provider ended the SDK's retry with it. Another account's approval is said so.
       throw (ownerLink && error instanceof OAuthError ? wrongAccount(error.errorCode, error.message) : undefined) ?? error;
+    } finally {
+      await room.release();
     }
+    listener.finished();
     await retireReplacedSignIns(cache, resource, fetchFn);
     const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
     return await connectAndUse(options.clientInfo, second, use, options.requestTimeoutMs);
   } catch (error) {
+    listener.finished(error);
     throw met.unreadable(error) ?? error;
   } finally {
     stopReading.abort();

@@ -5,13 +5,14 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { postForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
+import { expect } from 'vitest';
 import { approveInBrowser, killLeftovers, startCli, type Running } from '../e2e/run.js';
 
 /** Resolves once a `delegate serve…` process says it is listening; rejects if it exits first. */
@@ -105,4 +106,41 @@ export async function releaseTmpfs(mountPoint: string | undefined, serve: Runnin
     spawnSync('umount', ['-l', mountPoint], { timeout: 10_000 });
     await rm(mountPoint, { recursive: true, force: true });
   }
+}
+
+/** A data directory whose profile `tiny` is a 64 KiB tmpfs mounted for the test (as root): its tokens.json and tokens.lock. */
+export interface TinyProfile {
+  root: string;
+  home: string;
+  /** The profile's directory, the tmpfs. */
+  tiny: string;
+}
+
+export async function mountTinyProfile(prefix: string): Promise<TinyProfile> {
+  const root = await mkdtemp(join(tmpdir(), prefix));
+  const home = join(root, 'home');
+  const tiny = join(home, 'profiles', 'tiny');
+  await mkdir(tiny, { recursive: true, mode: 0o700 });
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', tiny], { encoding: 'utf8', timeout: 20_000 });
+  if (mounted.status !== 0) {
+    await rm(root, { recursive: true, force: true });
+    throw new Error(`mount failed: ${mounted.stderr}`);
+  }
+  return { root, home, tiny };
+}
+
+/** Gives the tiny profile's mount back, whatever the test did to it, and removes the data directory. */
+export async function releaseTinyProfile(profile: TinyProfile | undefined): Promise<void> {
+  if (!profile) return;
+  spawnSync('umount', ['-l', profile.tiny], { timeout: 20_000 });
+  await rm(profile.root, { recursive: true, force: true });
+}
+
+/** Fills a tmpfs, leaving `freeBytes` (whole pages) free: `filler` takes the rest. */
+export function fillTmpfs(dir: string, freeBytes: number): void {
+  const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 20_000 });
+  if (freeBytes > 0) sh('dd', ['if=/dev/zero', `of=${join(dir, 'slack')}`, 'bs=1k', `count=${freeBytes / 1024}`]);
+  sh('dd', ['if=/dev/zero', `of=${join(dir, 'filler')}`, 'bs=4k']);
+  sh('rm', ['-f', join(dir, 'slack')]);
+  expect(Number(sh('df', ['--output=avail', '-B1', dir]).stdout.trim().split('\n').pop())).toBe(freeBytes);
 }

@@ -10,26 +10,24 @@
 // once there is room the next command refreshes once, and the server records
 // no replay.
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { builtModule } from '../e2e/built.js';
 import { approveInBrowser, killLeftovers, runCli, startCli, type Run, type Running } from '../e2e/run.js';
-import { ready, tmpfsUnavailable } from './support.js';
+import { fillTmpfs, mountTinyProfile, ready, releaseTinyProfile, tmpfsUnavailable, type TinyProfile } from './support.js';
 
 const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 20_000 });
 
 const unavailable = tmpfsUnavailable();
 if (unavailable) console.log(`test/faults/token-cache-disk.test.ts skipped: ${unavailable}`);
 
-let root: string | undefined;
+let profile: TinyProfile | undefined;
 let home: string;
 /** The profile's directory, a 64 KiB tmpfs: its tokens.json and tokens.lock. */
 let tiny: string;
-let tinyMounted = false;
 let ports: string[];
 let serve: Running | undefined;
 
@@ -39,13 +37,8 @@ const slotArgs = () => ['find-slot', '--duration', '30m', '--json', ...ports];
 beforeAll(async () => {
   if (unavailable) return;
   builtModule('cli/main.js');
-  root = await mkdtemp(join(tmpdir(), 'delegate-faults-cachedisk-'));
-  home = join(root, 'home');
-  tiny = join(home, 'profiles', 'tiny');
-  await mkdir(tiny, { recursive: true, mode: 0o700 });
-  const mounted = sh('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', tiny]);
-  expect(mounted.status, mounted.stderr).toBe(0);
-  tinyMounted = true;
+  profile = await mountTinyProfile('delegate-faults-cachedisk-');
+  ({ home, tiny } = profile);
   ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
   serve = await ready(startCli(['serve', ...ports], home));
   const login = startCli(['--profile', 'tiny', 'login', '--no-browser', ...ports], home);
@@ -57,8 +50,7 @@ afterAll(async () => {
   serve?.child.kill('SIGTERM');
   await serve?.done;
   killLeftovers();
-  if (tinyMounted) sh('umount', ['-l', tiny]); // always given back, whatever the test did to it
-  if (root) await rm(root, { recursive: true, force: true });
+  await releaseTinyProfile(profile);
 });
 
 /** Makes the stored access token expired, so that the next command must refresh it first. */
@@ -70,12 +62,7 @@ async function expire(): Promise<void> {
 }
 
 /** Fills the tmpfs, leaving `freeBytes` (whole pages) free. */
-function fill(freeBytes: number): void {
-  if (freeBytes > 0) sh('dd', ['if=/dev/zero', `of=${join(tiny, 'slack')}`, 'bs=1k', `count=${freeBytes / 1024}`]);
-  sh('dd', ['if=/dev/zero', `of=${join(tiny, 'filler')}`, 'bs=4k']);
-  sh('rm', ['-f', join(tiny, 'slack')]);
-  expect(Number(sh('df', ['--output=avail', '-B1', tiny]).stdout.trim().split('\n').pop())).toBe(freeBytes);
-}
+const fill = (freeBytes: number) => fillTmpfs(tiny, freeBytes);
 
 async function unfill(): Promise<void> {
   await rm(join(tiny, 'filler'), { force: true });
