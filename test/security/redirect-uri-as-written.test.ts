@@ -42,6 +42,10 @@ describe('registration refuses a redirect URI the browser would not be sent to a
     ['a numeric host (read as 127.0.0.1)', 'https://2130706433/cb'],
     ['a Unicode host (read as punycode)', 'https://пример.example/cb'],
     ['a response parameter in the query', 'http://127.0.0.1:5555/cb?code=x'],
+    // Found in review (s25new2): names were compared as written, and the client's parser decodes them.
+    ['response parameters percent-encoded in the query (read as code, state, iss)', 'http://127.0.0.1:5555/cb?%63ode=EVIL&%73tate=EVIL&%69ss=EVIL'],
+    ['a response parameter with an encoded control character after it', 'http://127.0.0.1:3000/cb?state%00=1'],
+    ['[ and ] in the path and query', 'https://a.example/cb[1]?x=[y]'],
   ])('%s: 400 invalid_redirect_uri, no client', async (_name, uri) => {
     const { result: res, changed } = await stateChangedBy(stack, () => register([uri]));
     expect(res.status, JSON.stringify(res.body)).toBe(400);
@@ -49,7 +53,7 @@ describe('registration refuses a redirect URI the browser would not be sent to a
     expect(changed).toEqual([]);
   });
 
-  it.each(['http://127.0.0.1:5555/callback', 'http://localhost:5555', 'com.example.app:/cb', 'https://App.Example.com/cb', 'cursor://anysphere.cursor-mcp/oauth/callback', 'http://[::1]:8080/callback'])(
+  it.each(['http://127.0.0.1:5555/callback', 'http://127.0.0.1:5555/cb?codes=1&c%6Fde_x=2', 'http://localhost:5555', 'com.example.app:/cb', 'https://App.Example.com/cb', 'cursor://anysphere.cursor-mcp/oauth/callback', 'http://[::1]:8080/callback'])(
     'still registers %s (the control)',
     async (uri) => {
       const res = await register([uri]);

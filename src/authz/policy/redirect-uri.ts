@@ -66,7 +66,15 @@ export function checkDeliveredAsWritten(value: string): RedirectUriCheck {
   if (path.split('/').some((segment) => DOT_SEGMENT.test(segment))) {
     return { ok: false, reason: 'a redirect URI must not contain . or .. path segments (RFC 3986 section 3.3): the browser would resolve them to another path' };
   }
-  const named = query?.split('&').map((pair) => pair.split('=')[0]).find((name) => RESPONSE_PARAMETERS.has(name!));
+  // `[` and `]` only around an IPv6 literal host (RFC 3986 §3.2.2); a path or query may not hold them unencoded (§3.3, §3.4).
+  if (/[[\]]/.test(path) || /[[\]]/.test(query ?? '')) {
+    return { ok: false, reason: `${truncate(value)} holds [ or ] outside an IPv6 host, which RFC 3986 sections 3.3 and 3.4 do not allow unencoded` };
+  }
+  // The names as the client's parser reads them, percent-decoded (found in review, s25new2: `?%63ode=EVIL` passed the
+  // check on the text as written, and the client's searchParams.get('code') was EVIL, the real code second).
+  const names = query === undefined ? [] : [...new URLSearchParams(query).keys()];
+  if (names.some((name) => /[\u0000-\u001f\u007f]/.test(name))) return { ok: false, reason: 'a redirect URI must not carry control characters in its query, encoded or not' };
+  const named = names.find((name) => RESPONSE_PARAMETERS.has(name));
   if (named !== undefined) return { ok: false, reason: `a redirect URI must not carry the response parameter ${named} in its query (RFC 6749 section 3.1)` };
   const special = scheme === 'http' || scheme === 'https';
   const expected = `${scheme}:${authority === undefined ? '' : `//${equivalentAuthority(authority, scheme)}`}${path === '' && special ? '/' : path}${query === undefined ? '' : `?${query}`}`;
