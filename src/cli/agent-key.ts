@@ -8,7 +8,7 @@
 // (SECURITY.md, "kid injection"); nothing there guesses a key.
 import { readFile, stat } from 'node:fs/promises';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { notARegularFile } from '../regular-file.js';
+import { NAMED_ON_THE_COMMAND_LINE, notARegularFile } from '../regular-file.js';
 import { CommandFailed } from './errors.js';
 
 /** The public half of a JWK file (a private key's `d` is dropped), with its kid (default: its thumbprint). */
@@ -41,7 +41,7 @@ function p256Public(jwk: JWK, file: string): JWK {
 async function readJwk(file: string, notAKey: string): Promise<JWK> {
   let value: unknown;
   try {
-    const kind = notARegularFile(await stat(file), 'a key file');
+    const kind = notARegularFile(await stat(file), 'a key file', NAMED_ON_THE_COMMAND_LINE);
     if (kind !== undefined) throw new CommandFailed(`The key file ${file} is ${kind}.`);
     value = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {

@@ -4,10 +4,11 @@
 // agent-key.json or owner-key.json was "readable by other users (mode 755); make it 0600", and once chmod-ed "cannot
 // be read (EISDIR)"; tokens.json as a directory was chmod-ed 0600 (its x bits taken) before EISDIR was said; a FIFO
 // would be read for ever.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { exportJWK, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
 import { runCli } from '../../src/cli/program.js';
@@ -79,5 +80,43 @@ describe('config.json as a directory', () => {
     const path = join(home, 'config.json');
     await directoryAt(path, 0o755);
     await expect(readUserConfig(path)).rejects.toThrow(`${path}: it is a directory, not a configuration file; move it away.`);
+  });
+});
+
+// Found in review (s25new2): the check above refused a pipe named on the command line as "a special file", so
+// `--key <(pass show …)`, `--key /dev/stdin` and `--subject-token-file <(…)`, which worked before, stopped working.
+describe('a pipe named on the command line (--key, --subject-token-file)', () => {
+  /** A FIFO at `path` that a child process fills with `text` once it is opened for reading. */
+  function pipeAt(path: string, text: string): void {
+    expect(spawnSync('mkfifo', ['-m', '600', path]).status).toBe(0);
+    spawn('sh', ['-c', `printf %s "$0" > "$1"`, text, path], { stdio: 'ignore' }).unref();
+  }
+
+  it('agents register --key <pipe> reads the key from it and registers the agent', async () => {
+    const { publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const key = join(home, 'key.pipe');
+    pipeAt(key, JSON.stringify(await exportJWK(publicKey)));
+    const io = fakeIo({ DELEGATE_HOME: home });
+    const code = await runCli(['agents', 'register', 'helper', '--url', 'http://127.0.0.1:9/helper', '--key', key, '--name', 'Helper', '--operator', 'Ops', '--contact', 'ops@example.test', '--description', 'Drafts agendas'], io);
+    expect([code, io.err]).toEqual([0, expect.not.stringContaining('special file')]);
+    expect(io.out + io.err).toContain('Registered Helper as helper');
+  });
+
+  it('agents register --key <a directory> is still refused as one', async () => {
+    const key = join(home, 'key.d');
+    await directoryAt(key, 0o700);
+    const io = fakeIo({ DELEGATE_HOME: home });
+    const code = await runCli(['agents', 'register', 'helper', '--url', 'http://127.0.0.1:9/helper', '--key', key, '--name', 'Helper', '--operator', 'Ops', '--contact', 'ops@example.test', '--description', 'Drafts agendas'], io);
+    expect(code).toBe(1);
+    expect(io.err).toContain(`delegate: The key file ${key} is a directory, not a key file.`);
+  });
+
+  it('token exchange --subject-token-file <pipe> reads the token from it (and goes on to the key and the server)', async () => {
+    const token = join(home, 'token.pipe');
+    pipeAt(token, 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln');
+    const io = fakeIo({ DELEGATE_HOME: home });
+    await runCli(['token', 'exchange', '--as', 'helper', '--key', join(home, 'absent.json'), '--subject-token-file', token, '--audience', 'http://127.0.0.1:9/cal', '--auth-port', '9'], io);
+    expect(io.err).not.toContain('special file');
+    expect(io.err).not.toContain('token file');
   });
 });

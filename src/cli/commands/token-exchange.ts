@@ -17,7 +17,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { decodeJwt } from 'jose';
 import { createClientAssertionSigner } from '../../agent/client-assertion.js';
 import type { Paths } from '../../config.js';
-import { notARegularFile } from '../../regular-file.js';
+import { NAMED_ON_THE_COMMAND_LINE, notARegularFile } from '../../regular-file.js';
 import {
   CALENDAR_DETAIL_TYPE,
   CLIENT_ASSERTION_TYPE_JWT_BEARER,
@@ -219,7 +219,7 @@ async function readTokenFile(file: string): Promise<string> {
   let text: string;
   try {
     const info = await stat(file);
-    const kind = notARegularFile(info, 'a token file');
+    const kind = notARegularFile(info, 'a token file', NAMED_ON_THE_COMMAND_LINE);
     if (kind !== undefined) throw new CommandFailed(`The token file ${file} is ${kind}.`);
     if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
       throw new CommandFailed(`The token file ${file} is readable by other users (mode ${(info.mode & 0o777).toString(8)}); make it 0600.`);
