@@ -409,4 +409,18 @@ describe('a removed account’s records and grants', () => {
     // Neither a name nor an id any account had: refused as before.
     expect((await run(['audit', '--user', 'usr_nobody'])).err).toBe('delegate: --user: there is no account named usr_nobody, nor with that id.\n');
   });
+
+  // Found in review (s25new2): `users add usr_<a removed account's id>` was taken, and from then on `--user <that id>`
+  // listed the new account's records alone, with no word of the removed one's.
+  it('a new account may not be named as an account id (usr_…): bad usage, before the password is read; nothing added', async () => {
+    await addAccount('alice');
+    const old = (await userNamed('alice'))!;
+    await removeAlice();
+    for (const name of [old.id, 'USR_other']) {
+      const added = await run(['users', 'add', name], { stdin: 'a long and secret password\n' });
+      expect([added.code, added.err]).toEqual([2, `delegate: A new account's name may not start with usr_, as account ids do (${name} would read as one).\n`]);
+      expect(await userNamed(name)).toBeUndefined();
+    }
+    expect((await listed('--user', old.id)).lines).toEqual(['user_added  for alice (removed)', 'user_removed  for alice (removed)']);
+  });
 });

@@ -150,7 +150,7 @@ export function pickedAccount(given: string, accounts: readonly AccountName[], u
   if (live) {
     if (retired.length > 0) {
       const others = retired.length === 1 ? 'an account removed earlier had that name too' : 'accounts removed earlier had that name too';
-      use.notice(`delegate: ${given} is the account named so now (${live.id}); ${others}: ${retired.map((a) => `--user ${a.id}`).join(', ')} for ${retired.length === 1 ? 'its' : 'theirs'} ${use.what}.\n`);
+      use.notice(`delegate: ${given} is the account named so now (${live.id}); ${others}: ${retired.map((a) => `--user ${a.id}`).join(', ')} for ${retired.length === 1 ? 'its' : 'their'} ${use.what}.\n`);
     }
     return live;
   }

@@ -13,7 +13,7 @@
 // inherits none of it (`user_removed`, by cli). It asks first at a terminal;
 // elsewhere it needs --yes.
 import { constantTimeEqual } from '../../authz/crypto.js';
-import { accountNamedLike, accountToRemove, addUser, refusalOfPassword, removeAccount, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
+import { accountNamedLike, accountToRemove, addUser, newAccountNameProblem, refusalOfPassword, removeAccount, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
 import { systemTimeZone, type Paths } from '../../config.js';
 import type { GrantRecord, Store, UserRecord } from '../../store/index.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
@@ -31,7 +31,10 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   if (badName) throw new UsageError(badName);
   // A name taken (or taken but for case, or the owner's with --replace) is said before the password is asked for
   // (found at stop 21: it was asked twice, then refused); addUser refuses the same, in the same words.
-  const refusal = refusalOfPassword(await accountLike(args.paths, args.name), { ...args, configFile: args.paths.config });
+  const existing = await accountLike(args.paths, args.name);
+  const idLike = existing ? undefined : newAccountNameProblem(args.name);
+  if (idLike) throw new UsageError(idLike);
+  const refusal = refusalOfPassword(existing, { ...args, configFile: args.paths.config });
   if (refusal) throw commandFailure(refusal);
   const password = await readPassword(args, io);
   // An account added by another process since that look is refused here, in the same words (addUser: NAME_TAKEN).
