@@ -9,6 +9,7 @@
 // enough garbage for that, so the CLI's 30 s bound never fired and a hung
 // agent was waited for until the SDK's own 60 s (found in review, s25faults).
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { heldTimeoutSignal } from '../http/held-timeout.js';
 
 /** The reason a request bounded here was aborted: `url` gave no full answer within `ms`. Named as AbortSignal.timeout()'s is. */
 export class RequestTimedOut extends Error {
@@ -31,26 +32,10 @@ export function requestTimedOut(error: unknown): RequestTimedOut | undefined {
 
 /**
  * A signal that aborts with RequestTimedOut after `ms`, or as `also` does. The timer holds it until it fires
- * (unref'd: it keeps no process alive by itself), so no garbage collection can lose the bound.
+ * (unref'd: it keeps no process alive by itself), so no garbage collection can lose the bound (src/http/held-timeout.ts).
  */
 export function deadlineSignal(ms: number, url: string, also?: AbortSignal): AbortSignal {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new RequestTimedOut(url, ms)), ms);
-  timer.unref();
-  if (also?.aborted) {
-    clearTimeout(timer);
-    controller.abort(also.reason);
-  } else {
-    also?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        controller.abort(also.reason);
-      },
-      { once: true },
-    );
-  }
-  return controller.signal;
+  return heldTimeoutSignal(ms, () => new RequestTimedOut(url, ms), also);
 }
 
 /** Every request through `fetchFn` is aborted after `ms` (answer and body), as well as on the caller's own signal. */

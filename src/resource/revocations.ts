@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AccessTokenClaims } from '../delegation/index.js';
 import type { BearerVerifier } from './bearer.js';
+import { heldTimeoutSignal, timedOut } from '../http/held-timeout.js';
 
 /** What `reject` says about a token: nothing (accept it), a reason to refuse it, or that no verdict can be given now. */
 export type RevocationVerdict = undefined | { revoked: string } | { unavailable: string; retryAfterSec: number };
@@ -210,7 +211,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
    * ran out with nothing new.
    */
   const pollOnce = async (stop: AbortSignal, atOnce: boolean): Promise<boolean> => {
-    const at = (endpoint ??= await discover(AbortSignal.any([stop, AbortSignal.timeout(POLL_GRACE_MS)])));
+    const at = (endpoint ??= await discover(heldTimeoutSignal(POLL_GRACE_MS, timedOut, stop)));
     let news = false;
     for (let pages = 0; ; pages++) {
       if (pages === maxPages) throw new UnfinishedSync(maxPages, staleAfterSec);
@@ -236,7 +237,8 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       headers: { Accept: 'application/json' },
       redirect: 'error',
       // A server that says nothing well past the hold it promised is taken as gone.
-      signal: AbortSignal.any([stop, AbortSignal.timeout(waitSec * 1000 + POLL_GRACE_MS)]),
+      // (A timer of its own, not AbortSignal.any() with AbortSignal.timeout(): see src/http/held-timeout.ts.)
+      signal: heldTimeoutSignal(waitSec * 1000 + POLL_GRACE_MS, timedOut, stop),
     });
     if (!res.ok) throw new Error(`revocation list: HTTP ${res.status}`);
     const page = parsePage(await res.json());

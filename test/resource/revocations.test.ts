@@ -2,6 +2,10 @@
 // that speaks the documented protocol: discovery, long polling, refusal of
 // revoked grants and tokens with no request per check, fail-closed staleness,
 // bounded memory, and start/stop with a fastify server's lifecycle.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import Fastify from 'fastify';
 import { createRevocationList, attachRevocationList, type RevocationList } from '../../src/resource/revocations.js';
@@ -142,6 +146,38 @@ describe('fail closed', () => {
     );
     expect(await list.check(token('grt_x'))).toMatchObject({ unavailable: expect.any(String) });
     expect(list.status().grants).toBe(0);
+  });
+});
+
+// Found at stop 25 (the pattern review s25faults found in the CLI): the poll's bound was AbortSignal.timeout() joined
+// to the stop signal with AbortSignal.any(), which Node 20 holds weakly; collected by the next garbage collection, it
+// never fired, and a poll the AS took and never answered (a machine gone without a reset) was waited on for ever: the
+// list went stale, every token was refused, and it stayed so after the AS was back.
+describe('a poll that is never answered', () => {
+  it('is given up on after its bound, garbage collection or not, and the next poll is made', { timeout: 20_000 }, async () => {
+    setFlagsFromString('--expose_gc');
+    const gc = runInNewContext('gc') as () => void;
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      if (req.url?.startsWith('/.well-known/')) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer }));
+      }
+      // /revocations: taken, never answered.
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    cleanups.push(async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    const collecting = setInterval(gc, 100);
+    cleanups.push(async () => clearInterval(collecting));
+    started(createRevocationList({ issuer, minRetryMs: 10, maxRetryMs: 20 }));
+    const polls = () => seen.filter((u) => u.startsWith('/revocations')).length;
+    await eventually(() => polls() >= 1, 'the first poll');
+    // The first poll asks for an answer at once (wait=0): its bound is the 5 s grace.
+    await eventually(() => polls() >= 2, 'a second poll once the first was given up on', 15_000);
   });
 });
 
