@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AccessTokenClaims } from '../delegation/index.js';
 import type { BearerVerifier } from './bearer.js';
-import { heldTimeoutSignal, timedOut } from '../http/held-timeout.js';
+import { heldTimeout, timedOut } from '../http/held-timeout.js';
 
 /** What `reject` says about a token: nothing (accept it), a reason to refuse it, or that no verdict can be given now. */
 export type RevocationVerdict = undefined | { revoked: string } | { unavailable: string; retryAfterSec: number };
@@ -211,7 +211,15 @@ export function createRevocationList(options: RevocationListOptions): Revocation
    * ran out with nothing new.
    */
   const pollOnce = async (stop: AbortSignal, atOnce: boolean): Promise<boolean> => {
-    const at = (endpoint ??= await discover(heldTimeoutSignal(POLL_GRACE_MS, timedOut, stop)));
+    if (endpoint === undefined) {
+      const bound = heldTimeout(POLL_GRACE_MS, timedOut, stop);
+      try {
+        endpoint = await discover(bound.signal);
+      } finally {
+        bound.dispose();
+      }
+    }
+    const at = endpoint;
     let news = false;
     for (let pages = 0; ; pages++) {
       if (pages === maxPages) throw new UnfinishedSync(maxPages, staleAfterSec);
@@ -233,15 +241,17 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     url.searchParams.set('since', String(since));
     if (!full && cursorTag !== undefined) url.searchParams.set('tag', cursorTag);
     url.searchParams.set('wait', String(waitSec));
-    const res = await fetchFn(url, {
-      headers: { Accept: 'application/json' },
-      redirect: 'error',
-      // A server that says nothing well past the hold it promised is taken as gone.
-      // (A timer of its own, not AbortSignal.any() with AbortSignal.timeout(): see src/http/held-timeout.ts.)
-      signal: heldTimeoutSignal(waitSec * 1000 + POLL_GRACE_MS, timedOut, stop),
-    });
-    if (!res.ok) throw new Error(`revocation list: HTTP ${res.status}`);
-    const page = parsePage(await res.json());
+    // A server that says nothing well past the hold it promised is taken as gone. (A timer of its own, not
+    // AbortSignal.any() with AbortSignal.timeout(): see src/http/held-timeout.ts; disposed with the answer read.)
+    const bound = heldTimeout(waitSec * 1000 + POLL_GRACE_MS, timedOut, stop);
+    let page: Page;
+    try {
+      const res = await fetchFn(url, { headers: { Accept: 'application/json' }, redirect: 'error', signal: bound.signal });
+      if (!res.ok) throw new Error(`revocation list: HTTP ${res.status}`);
+      page = parsePage(await res.json());
+    } finally {
+      bound.dispose();
+    }
     const before = cursor;
     const whole = apply(page, since);
     return whole || cursor !== before;

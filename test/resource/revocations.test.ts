@@ -2,6 +2,7 @@
 // that speaks the documented protocol: discovery, long polling, refusal of
 // revoked grants and tokens with no request per check, fail-closed staleness,
 // bounded memory, and start/stop with a fastify server's lifecycle.
+import { getEventListeners } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
@@ -178,6 +179,47 @@ describe('a poll that is never answered', () => {
     await eventually(() => polls() >= 1, 'the first poll');
     // The first poll asks for an answer at once (wait=0): its bound is the 5 s grace.
     await eventually(() => polls() >= 2, 'a second poll once the first was given up on', 15_000);
+  });
+});
+
+describe('polls leave nothing behind', () => {
+  // Found in review (s25new3): each poll's bound (heldTimeoutSignal) left an abort listener on the list's stop signal
+  // for good: 207 after 205 polls, a MaxListenersExceededWarning within seconds, about 2 KB a poll never freed.
+  it('200 polls answered at once leave at most one listener on the stop signal, and no warning', { timeout: 20_000 }, async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    cleanups.push(async () => void process.off('warning', onWarning));
+    const signals: AbortSignal[] = [];
+    const Original = globalThis.AbortController;
+    globalThis.AbortController = class extends Original {
+      constructor() {
+        super();
+        signals.push(this.signal);
+      }
+    } as typeof AbortController;
+    cleanups.push(async () => void (globalThis.AbortController = Original));
+    let polls = 0;
+    const server = createServer((req, res) => {
+      if (req.url?.startsWith('/.well-known/')) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer }));
+        return;
+      }
+      polls++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ cursor: polls, grants: [], tokens: [], stale_after: 30 }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    cleanups.push(async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    const before = signals.length;
+    started(createRevocationList({ issuer, minRetryMs: 10 }));
+    await eventually(() => polls >= 200, '200 polls', 15_000);
+    const stop = signals[before]!;
+    expect(getEventListeners(stop, 'abort').length).toBeLessThanOrEqual(1);
+    expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
   });
 });
 
