@@ -17,7 +17,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { roomForSignIn, type TokenCache } from './cache.js';
 import { CodeRedemption } from './code-redemption.js';
-import { connectAndUse } from './connect.js';
+import { AgentAnswerDeadline, connectAndUse } from './connect.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
 import { ClientError, isClientError, wrongAccount } from './errors.js';
 import { startLoopbackListener, type LoopbackListener } from './loopback.js';
 import { loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
@@ -26,6 +27,9 @@ import { RequestsMet } from './requests-met.js';
 import { retireReplacedSignIns, signInNotKept } from './revocation.js';
 import type { SessionOptions } from './session.js';
 import { TokenResponseNotes } from './token-notes.js';
+
+/** A sign-in's first initialize may hold this many bounded requests (the agent's 401, its resource metadata, the authorization server's, the client's registration or check, and room): its backstop is that many bounds. */
+const SIGN_IN_BACKSTOP_REQUESTS = 6;
 
 /** How long to wait for the browser unless told otherwise. */
 export const DEFAULT_LOGIN_TIMEOUT_MS = 5 * 60_000;
@@ -96,16 +100,22 @@ export async function signInAndUse<T>(
       },
     });
 
-    const first = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
+    // The agent's answer is bounded on its own; the discovery and registration the SDK does after its 401, inside
+    // the same initialize, request by request (boundedFetch), with a wide backstop for the whole (connect.ts).
+    const bound = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const agentAnswer = new AgentAnswerDeadline(options.agentUrl, bound);
+    const first = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: agentAnswer.watch(fetchFn) });
     if (options.scope !== undefined) {
       // Step-up: the agent named the scope it needs, so the authorization asks for exactly that.
       const started = await auth(provider, { serverUrl: new URL(options.agentUrl), scope: options.scope, fetchFn });
       if (started !== 'REDIRECT') throw new ClientError('AUTHORIZATION_FAILED', 'The authorization server did not start a new authorization for the wider scope.');
     } else {
       try {
-        return await connectAndUse(options.clientInfo, first, use, options.requestTimeoutMs);
+        return await connectAndUse(options.clientInfo, first, use, options.requestTimeoutMs, { signal: agentAnswer.signal, backstopMs: bound * SIGN_IN_BACKSTOP_REQUESTS });
       } catch (error) {
         if (!(error instanceof UnauthorizedError)) throw error;
+      } finally {
+        agentAnswer.stop();
       }
     }
     let code: string;
