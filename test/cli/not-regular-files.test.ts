@@ -4,7 +4,7 @@
 // agent-key.json or owner-key.json was "readable by other users (mode 755); make it 0600", and once chmod-ed "cannot
 // be read (EISDIR)"; tokens.json as a directory was chmod-ed 0600 (its x bits taken) before EISDIR was said; a FIFO
 // would be read for ever.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,10 +86,18 @@ describe('config.json as a directory', () => {
 // Found in review (s25new2): the check above refused a pipe named on the command line as "a special file", so
 // `--key <(pass show …)`, `--key /dev/stdin` and `--subject-token-file <(…)`, which worked before, stopped working.
 describe('a pipe named on the command line (--key, --subject-token-file)', () => {
+  const writers: ChildProcess[] = [];
+  afterEach(() => {
+    // A writer whose pipe nobody opened (the command refused it) would wait for ever.
+    for (const writer of writers.splice(0)) writer.kill();
+  });
+
   /** A FIFO at `path` that a child process fills with `text` once it is opened for reading. */
   function pipeAt(path: string, text: string): void {
     expect(spawnSync('mkfifo', ['-m', '600', path]).status).toBe(0);
-    spawn('sh', ['-c', `printf %s "$0" > "$1"`, text, path], { stdio: 'ignore' }).unref();
+    const writer = spawn('sh', ['-c', `printf %s "$0" > "$1"`, text, path], { stdio: 'ignore' });
+    writer.unref();
+    writers.push(writer);
   }
 
   it('agents register --key <pipe> reads the key from it and registers the agent', async () => {
