@@ -182,6 +182,7 @@ describe('constant-time comparison of secrets', () => {
     ['src/agent/as-metadata.ts', /u\.hash === ''/, "a URL's fragment"],
     ['src/authz/password.ts', /actual\.length === expected\.length/, 'lengths of fixed-size scrypt outputs, before timingSafeEqual'],
     ['src/client/loopback.ts', /x\.length === y\.length/, 'lengths, before timingSafeEqual'],
+    ['src/client/session.ts', /error\.code === ErrorCode\.RequestTimeout/, "an MCP error's numeric code against the SDK's named constant (JSON-RPC -32001), no authorization code"],
     ['src/store/audit-chain.ts', /hash\.value !== record\.hash/, 'audit chain integrity, public hashes'],
     ['src/store/audit-chain.ts', /prev\.prevHash === predecessor\.hash/, 'audit chain integrity, public hashes: naming an inserted record'],
     ['src/store/audit-chain.ts', /r\.hash\.startsWith\(keptHead\)/, "audit chain integrity: the head the owner kept (printed by --verify, public) against the chain's hashes"],
