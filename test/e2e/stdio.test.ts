@@ -255,26 +255,38 @@ describe('serve-agent --stdio', () => {
   it('under a DELEGATE_TOKEN that is no delegation (opaque, or JWT-shaped junk), says to replace that token, not to sign in', async () => {
     // Found in review, s25faults: "This call carries no delegation to act under; sign in first.", which changes nothing
     // while the token given comes first (README: put a new token in DELEGATE_TOKEN or remove it).
-    for (const token of ['OPAQUESTDIOTOKzz', 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln']) {
-      const agent = await spawnStdioAgent({ DELEGATE_TOKEN: token });
-      try {
-        for (const name of ['find_slot', 'list_busy']) {
-          const result = await agent.client.callTool({ name, arguments: name === 'find_slot' ? { duration: '30m' } : {} }, undefined, { timeout: 60_000 });
-          const text = (result.content as Array<{ type: string; text: string }>).map((c) => c.text).join('\n');
-          expect(result.isError, text).toBe(true);
-          expect(text).toMatch(/^The token this call carries is not a delegation CalendarAgent can read\. CalendarAgent acts under the token in DELEGATE_TOKEN/);
-          expect(text).toContain('Put a new token in DELEGATE_TOKEN there');
-          expect(text).toContain('or remove DELEGATE_TOKEN to use your stored sign-in');
-          expect(text).not.toContain('sign in first');
-          expect(text).not.toContain(token);
-        }
-        expect(agent.stderr()).not.toContain(token);
-      } finally {
-        await agent.client.close();
+    // The servers run already, as for the test above: a stdio agent that starts them itself needs better-sqlite3,
+    // built for this Node only, and CI runs these tests with the CLI on Node 22 and 24 too.
+    const serve = await startServer(['serve', ...ports], home);
+    try {
+      for (const token of ['OPAQUESTDIOTOKzz', 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln']) {
+        await junkTokenAnswered(token);
       }
-      expect(agent.protocolErrors).toEqual([]);
+    } finally {
+      serve.child.kill('SIGTERM');
+      await serve.done;
     }
   });
+
+  async function junkTokenAnswered(token: string): Promise<void> {
+    const agent = await spawnStdioAgent({ DELEGATE_TOKEN: token });
+    try {
+      for (const name of ['find_slot', 'list_busy']) {
+        const result = await agent.client.callTool({ name, arguments: name === 'find_slot' ? { duration: '30m' } : {} }, undefined, { timeout: 60_000 });
+        const text = (result.content as Array<{ type: string; text: string }>).map((c) => c.text).join('\n');
+        expect(result.isError, text).toBe(true);
+        expect(text).toMatch(/^The token this call carries is not a delegation CalendarAgent can read\. CalendarAgent acts under the token in DELEGATE_TOKEN/);
+        expect(text).toContain('Put a new token in DELEGATE_TOKEN there');
+        expect(text).toContain('or remove DELEGATE_TOKEN to use your stored sign-in');
+        expect(text).not.toContain('sign in first');
+        expect(text).not.toContain(token);
+      }
+      expect(agent.stderr()).not.toContain(token);
+    } finally {
+      await agent.client.close();
+    }
+    expect(agent.protocolErrors).toEqual([]);
+  }
 
   it('brings the servers back when the process that started them exits, and the call succeeds', async () => {
     // review "stdio", finding 1: two stdio agents on one data directory (Claude Desktop and Claude Code); when the one
