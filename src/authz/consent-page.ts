@@ -202,7 +202,7 @@ ${p.limitations.length > 0 ? html`<p class="muted">It promises: ${p.limitations.
  * more permission never widens the others unseen), else from the defaults; each shows the current
  * value beside it, so a widening is the user's own visible choice.
  */
-function limitsBlock(request: AuthorizationRequest, userCalendars: readonly string[], maxDepth: number, agentName: string, before: CurrentLimits | undefined): Html {
+function limitsBlock(request: AuthorizationRequest, userCalendars: readonly string[], maxDepth: number, agentName: string, before: GrantToday | undefined): Html {
   const offer = pageOffer(offeredDetails(request.resource, request.details));
   const parts: Html[] = [html`<h2>Your limits</h2>`];
   if (before) parts.push(html`<p class="muted">They start from what you allowed before. Today it may ${before.summary(agentName)}.</p>`);
@@ -240,7 +240,7 @@ ${offer.calendars ? '' : laterBox(!before || !before.calendars)}
  * What the page says where it has no calendar to tick (the user has none, or none the client asked for): what an Approve
  * allows, the calendars asked within those allowed today on a step-up (untickedCalendars, as consent.ts reads it).
  */
-function noCalendarToTick(asked: readonly string[] | undefined, userCalendars: readonly string[], before: CurrentLimits | undefined): Html {
+function noCalendarToTick(asked: readonly string[] | undefined, userCalendars: readonly string[], before: GrantToday | undefined): Html {
   const allowed = untickedCalendars(asked, before);
   if (allowed?.length === 0) {
     return html`<p class="warn">It asks only for calendars you did not allow it before (${asked!.join(', ')}; today: ${before!.calendars!.join(', ')}), and none of yours is here to choose: approving cannot add them. To allow them, revoke this permission and sign in again.</p>`;
@@ -292,7 +292,8 @@ function widerLimits(request: AuthorizationRequest, grant: GrantRecord): string[
   return [...new Set(out)];
 }
 
-type CurrentLimits = ReturnType<typeof currentLimits>;
+/** What currentLimits says of a grant: its limits (grantLimits, the CurrentLimits readChoices takes) with its end and a summary. */
+type GrantToday = ReturnType<typeof currentLimits>;
 
 /**
  * What an existing grant allows today, for the page to start from and to show: every calendar entry of it (RFC 9396),
