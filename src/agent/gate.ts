@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { isLoopbackName } from '../delegation/index.js';
 import { errorDescription } from '../error-description.js';
-import { BearerError, VerifierUnavailableError, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
+import { BearerError, VerifierUnavailableError, tokenInQuery, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
 
 /**
  * Whether a request's Origin, if it has one, is this server's own: the origin
@@ -37,7 +37,8 @@ export function refuseOrigin(reply: FastifyReply): FastifyReply {
 
 /**
  * Verifies the bearer token for `requiredScopes`, or answers the request with
- * 400/401/403 and the WWW-Authenticate challenge (resource_metadata always;
+ * 400/401/403 and the WWW-Authenticate challenge (400 invalid_request for
+ * access_token in the URL query, whatever the header says) (resource_metadata always;
  * error only when a token was sent, RFC 6750 §3.1; scope on insufficient_scope,
  * and `challengeScope` on a 401 so a client knows what to ask for first) and
  * returns undefined. A verifier that cannot judge now (a stale revocation
@@ -52,6 +53,12 @@ export async function authenticate(
   resourceMetadataUrl: string,
   challengeScope?: string,
 ): Promise<VerifiedBearer | undefined> {
+  // A token in the query is refused before any header is looked at (tokenInQuery: OAuth 2.1 §5.1, RFC 6750 §2).
+  const inQuery = tokenInQuery(req.url);
+  if (inQuery) {
+    await refuseBearer(reply, resourceMetadataUrl, inQuery);
+    return undefined;
+  }
   try {
     return await verify(req.headers.authorization, requiredScopes);
   } catch (err) {

@@ -10,9 +10,10 @@
 // delegation does not reach where the tools read (the calendar moved since it
 // was approved), since only authorizing again mends that. Before that, an
 // MCP-Protocol-Version the SDK does not support is refused with 400 (as the
-// SDK would, but before a scope is judged), a batch must be one the protocol
-// allows, and each message is screened as on stdio (mcp-requests.ts); a
-// refused request is answered under its id. What the SDK's
+// SDK would, but before a scope is judged), a form body carrying the token
+// beside the header is refused as two methods (RFC 6750 §2), a batch must be
+// one the protocol allows, and each message is screened as on stdio
+// (mcp-requests.ts); a refused request is answered under its id. What the SDK's
 // StreamableHTTPServerTransport checked of a POST is checked here, with its
 // status codes and words (Accept, Content-Type, JSON-RPC shape).
 //
@@ -35,7 +36,7 @@ import {
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { AccessTokenClaims } from '../delegation/index.js';
 import { auditRecord, boundedValue, type AuditSink } from '../resource/audit.js';
-import { BearerError, type BearerVerifier } from '../resource/bearer.js';
+import { BearerError, tokenInFormBody, type BearerVerifier } from '../resource/bearer.js';
 import { batchProblem } from './json-rpc-batch.js';
 import { screenMessage } from './mcp-requests.js';
 import { authenticate, authInfoFrom, originAllowed, refuseBearer, refuseOrigin, sendJsonRpcError } from './gate.js';
@@ -136,6 +137,13 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
     // are judged, so no step-up is asked for and no refused call recorded for a request that would be
     // refused anyway); then each tools/call needs its tool's scope.
     scope.addHook('preHandler', async (req, reply) => {
+      // The token was taken from the header (onRequest): the same in a form body too is two methods at once, refused
+      // as such (tokenInFormBody, RFC 6750 §2) rather than as the media type this endpoint does not take (415).
+      const inBody = tokenInFormBody(req.headers['content-type'], req.body);
+      if (inBody) {
+        await refuseBearer(reply, options.resourceMetadataUrl, inBody);
+        return reply;
+      }
       if (req.method !== 'POST' || req.body === UNPARSABLE) return undefined;
       const unsupported = unsupportedVersion(req.body, req.headers['mcp-protocol-version']);
       if (unsupported) return sendJsonRpcError(reply, 400, -32000, unsupported);

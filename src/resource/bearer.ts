@@ -104,6 +104,38 @@ export type BearerVerifier = ((authorization: string | undefined, requiredScopes
   reloadKeys(): Promise<void>;
 };
 
+/**
+ * Why a request with `access_token` in its URI query is refused, or undefined: alone or beside an Authorization
+ * header, the one way a token is taken here (the metadata's bearer_methods_supported is ["header"]). OAuth 2.1
+ * (draft-ietf-oauth-v2-1-16) §5.1: "clients MUST NOT send the access token in a URI query parameter, and resource
+ * servers MUST ignore access tokens in a URI query parameter." Ignoring it used to mean judging the request by its
+ * header alone: a header and a query were answered as the header, the query alone as no token at all (a sign-in
+ * again, the token in the URL still sent). Now the token in the query is never read or verified, and the request is
+ * refused as RFC 6750 §3.1 names such a request: invalid_request, "includes an unsupported parameter ..., uses more
+ * than one method for including an access token", 400; RFC 6750 §2: "Clients MUST NOT use more than one method to
+ * transmit the token in each request". The request logs name the path only (src/http/logging.ts), so the token
+ * reaches no log line here.
+ */
+export function tokenInQuery(url: string): BearerError | undefined {
+  const query = url.indexOf('?');
+  if (query === -1) return undefined;
+  // Names decoded as a client's parser decodes them (access%5Ftoken is access_token); case-sensitive (RFC 6750 §1.1).
+  if (!new URLSearchParams(url.slice(query + 1).split('#')[0]).has('access_token')) return undefined;
+  return new BearerError(400, 'invalid_request', 'The access token is taken from the Authorization header only; a request with access_token in the URL query is refused.');
+}
+
+/**
+ * Why a request whose token was taken from the Authorization header is refused for carrying `access_token` in a
+ * form-encoded body as well (the method of RFC 6750 §2.2, OAuth 2.1 §5.1.2), or undefined: more than one method,
+ * RFC 6750 §2, invalid_request (§3.1). Called only once a header's token was taken: a form body alone is a method
+ * these servers do not support, so that request carries no token and is answered as such (§3.1, no error code).
+ */
+export function tokenInFormBody(contentType: string | undefined, body: unknown): BearerError | undefined {
+  if (typeof body !== 'string' || contentType?.split(';')[0]!.trim().toLowerCase() !== 'application/x-www-form-urlencoded') return undefined;
+  if (!new URLSearchParams(body).has('access_token')) return undefined;
+  return new BearerError(400, 'invalid_request', 'The access token was sent both in the Authorization header and in the request body; send it in the header only.');
+}
+
 /** RFC 6750 §2.1: `Bearer` followed by a b64token. */
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 
