@@ -10,7 +10,7 @@ import { audit } from './audit.js';
 import { recordFromReport } from './audit-report.js';
 import { authenticateClient } from './client-auth.js';
 import type { AuthContext } from './context.js';
-import { InvalidRequestError, UnauthorizedClientError, replyWithError } from './errors.js';
+import { CHALLENGE_EVERY_CLIENT, InvalidRequestError, UnauthorizedClientError, replyWithError } from './errors.js';
 import { required } from './params.js';
 
 export function registerAuditEndpoint(app: FastifyInstance, ctx: AuthContext): void {
@@ -35,7 +35,10 @@ export function registerAuditEndpoint(app: FastifyInstance, ctx: AuthContext): v
       await audit(ctx, await recordFromReport(ctx.store, { ...client, resource }, report as Record<string, unknown>, ctx.now()));
       return reply.code(204).header('Cache-Control', 'no-store').send();
     } catch (err) {
-      return replyWithError(req, reply, err);
+      // As at /introspect (RFC 7662 §2.3): credentials that are invalid or absent get 401 invalid_client with the
+      // Basic challenge, however they were sent. Found in review (s26): a wrong assertion in the body was 400 here and
+      // 401 there. The 400 elsewhere spares a browser-based client a password prompt; only agents report here.
+      return replyWithError(req, reply, err, CHALLENGE_EVERY_CLIENT);
     }
   });
 }

@@ -71,13 +71,20 @@ export interface ClientChallenge {
 }
 
 /**
+ * How the endpoints whose only callers are servers answer a client they could not authenticate: 401 with the Basic
+ * challenge, however the credentials were sent (ClientChallenge.always). /introspect (RFC 7662 §2.3) and /audit,
+ * which agents report to with private_key_jwt in the body; neither is ever opened in a browser.
+ */
+export const CHALLENGE_EVERY_CLIENT: ClientChallenge = Object.freeze({ always: true });
+
+/**
  * RFC 6749 §5.2 (and RFC 7009 §2.2.1 by reference): a client that tried to authenticate with the Authorization
  * header and failed gets 401 with a WWW-Authenticate challenge: Basic, the one HTTP authentication scheme accepted
  * here (client_secret_basic; client_secret_post and private_key_jwt are sent in the body and have no scheme),
  * whatever scheme the header named. Decided here, from the request, so that every endpoint that authenticates
  * clients answers alike. A client that authenticated in the body (a secret or an assertion), or not at all, gets
  * 400 invalid_client: a 401 would need a challenge, and a Basic one could make a browser-based client's user agent
- * ask for a password; except where the endpoint challenges every client (ClientChallenge, /introspect).
+ * ask for a password; except where the endpoint challenges every client (CHALLENGE_EVERY_CLIENT: /introspect, /audit).
  * RFC 6750 §3.1: a refused bearer token (invalid_token) is challenged with the Bearer scheme.
  */
 function challengeFor(req: FastifyRequest, err: OAuthError, clients: ClientChallenge): string | undefined {

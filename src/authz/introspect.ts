@@ -15,7 +15,7 @@ import type { FormBody } from '../http/app.js';
 import { verifyOwnAccessToken } from './access-token.js';
 import { authenticateClient } from './client-auth.js';
 import { nowSec, type AuthContext } from './context.js';
-import { InvalidRequestError, replyWithError } from './errors.js';
+import { CHALLENGE_EVERY_CLIENT, InvalidRequestError, replyWithError } from './errors.js';
 import { required } from './params.js';
 
 export function registerIntrospection(app: FastifyInstance, ctx: AuthContext): void {
@@ -57,7 +57,7 @@ export function registerIntrospection(app: FastifyInstance, ctx: AuthContext): v
       });
     } catch (err) {
       // RFC 7662 §2.3: a caller whose credentials are invalid (or absent) gets 401, with the challenge, however it sent them.
-      return replyWithError(req, reply, err, { always: true });
+      return replyWithError(req, reply, err, CHALLENGE_EVERY_CLIENT);
     }
   });
 }

@@ -70,8 +70,9 @@ describe('agents reporting to the audit log', () => {
     expect((await report(record(), other)).body.error).toBe('unauthorized_client');
     // A public client is refused before it is looked up, as an unknown client_id is (was unauthorized_client: an oracle of which ids exist).
     expect((await postForm(`${authz.issuer}/audit`, { client_id: client, record: record() })).body.error).toBe('invalid_client');
+    // As at /introspect (RFC 7662 §2.3): 401 with the Basic challenge, the credentials being absent.
     const anonymous = await postForm(`${authz.issuer}/audit`, { record: record() });
-    expect(anonymous.status).toBe(400);
+    expect([anonymous.status, anonymous.headers.get('www-authenticate')]).toEqual([401, 'Basic realm="delegate"']);
     expect((await authz.store.listAudit()).length).toBe(before);
   });
 

@@ -4,7 +4,8 @@
 // by reference), not only at /token. A client that did not use the header gets
 // 400 invalid_client: a 401 must carry a challenge (RFC 9110 §15.5.2); except at
 // /introspect, where invalid credentials are 401 with the challenge however they
-// were sent (RFC 7662 §2.3).
+// were sent (RFC 7662 §2.3), and at /audit, answered alike (its callers too are
+// servers: the agents that report to it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { postForm, postJson } from '../support/oauth-flow.js';
@@ -63,8 +64,8 @@ describe('a failed HTTP Basic client authentication', () => {
   });
 
   // RFC 9110 §15.5.2: no 401 without a challenge, so 400 (RFC 6749 §5.2's default) when none is sent; a Basic one
-  // could make a browser-based client's user agent ask for a password. /introspect is answered below.
-  const browserFacing = endpoints.filter(([, path]) => path !== '/introspect');
+  // could make a browser-based client's user agent ask for a password. /introspect and /audit are answered below.
+  const browserFacing = endpoints.filter(([, path]) => path !== '/introspect' && path !== '/audit');
   it.each(browserFacing)('at %s: 400 and no Basic challenge when the client did not use the Authorization header', async (_name, path, params) => {
     for (const body of [{ ...params, client_id: confidential.id, client_secret: 'wrong' }, { ...params, client_id: 'cli_nobody' }, params]) {
       const res = await postForm(`${authz.issuer}${path}`, body);
@@ -110,5 +111,39 @@ describe('invalid client credentials at /introspect, sent in the body or not at 
     expect([ok.status, ok.body]).toEqual([200, { active: false }]);
     const noToken = await postForm(`${authz.issuer}/introspect`, post);
     expect([noToken.status, noToken.body.error, noToken.headers.get('www-authenticate')]).toEqual([400, 'invalid_request', null]);
+  });
+});
+
+// /audit answers as /introspect does: its callers are agents (servers), which send their private_key_jwt in the body.
+// Found in review (s26): wrong credentials in the body were 400 here and 401 with the challenge at /introspect.
+describe('invalid client credentials at /audit, sent in the body or not at all, are answered as at /introspect', () => {
+  const audit = (body: Record<string, string>) => postForm(`${authz.issuer}/audit`, { record: '{}', ...body });
+  const expectChallenged = (res: Awaited<ReturnType<typeof audit>>, what: string) => {
+    expect([what, res.status, res.body.error]).toEqual([what, 401, 'invalid_client']);
+    expect(res.headers.get('www-authenticate'), what).toMatch(/^Basic realm="[^"]+"$/);
+    expect(res.headers.get('cache-control'), what).toMatch(/no-store/);
+  };
+
+  it('a wrong client_secret_post, an unknown client, a client naming itself only, none: 401 invalid_client with the Basic challenge, as at /introspect', async () => {
+    const cases: Array<[string, Record<string, string>]> = [
+      ['wrong secret', { client_id: confidential.id, client_secret: 'wrong' }],
+      ['unknown client', { client_id: 'cli_nobody', client_secret: 'x' }],
+      ['no secret', { client_id: confidential.id }],
+      ['no client', {}],
+    ];
+    for (const [what, body] of cases) {
+      const [atAudit, atIntrospect] = await Promise.all([audit(body), postForm(`${authz.issuer}/introspect`, { token: 'x', ...body })]);
+      expectChallenged(atAudit, what);
+      expect([what, atAudit.status, atAudit.body, atAudit.headers.get('www-authenticate')]).toEqual([what, atIntrospect.status, atIntrospect.body, atIntrospect.headers.get('www-authenticate')]);
+    }
+  });
+
+  it('a replayed client_assertion: 401 invalid_client with the Basic challenge; its first use reaches the record (the control)', async () => {
+    const assertion = await clientAssertion(authz.agent.privateJwk, authz.agent.clientId, authz.issuer);
+    const body = { client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion };
+    const first = await audit(body);
+    // Authenticated: the record itself ({}) is what is refused.
+    expect([first.status, first.body.error]).toEqual([400, 'invalid_request']);
+    expectChallenged(await audit(body), 'replayed assertion');
   });
 });

@@ -23,8 +23,11 @@ beforeAll(async () => {
 afterAll(async () => stack?.close());
 
 /** Each endpoint that takes client authentication, with a request the agent may make there, and its answer when accepted. */
-/** RFC 7662 §2.3: /introspect answers invalid client credentials with 401 (and the challenge); the others with 400 (RFC 6749 §5.2). */
-const refusedStatus = (path: string) => (path === '/introspect' ? 401 : 400);
+/**
+ * RFC 7662 §2.3: /introspect answers invalid client credentials with 401 (and the challenge), and /audit, whose callers
+ * are servers too, alike; the others with 400 (RFC 6749 §5.2).
+ */
+const refusedStatus = (path: string) => (path === '/introspect' || path === '/audit' ? 401 : 400);
 
 const endpoints: Array<{ name: string; path: string; params: () => Record<string, string>; accepted: (res: WireResponse) => void }> = [
   {
@@ -71,7 +74,7 @@ describe.each(endpoints)('client assertion audience at $name', ({ path, params, 
     accepted(res);
   });
 
-  it.each(refusedAudiences)('refuses aud = %s: 400 (401 at /introspect) invalid_client naming the issuer, nothing changed', async (_name, aud) => {
+  it.each(refusedAudiences)('refuses aud = %s: 400 (401 at /introspect and /audit) invalid_client naming the issuer, nothing changed', async (_name, aud) => {
     const { result: res, changed } = await stateChangedBy(stack, () => send(path, params(), aud(path)));
     expect(res.status).toBe(refusedStatus(path));
     expect(res.body.error).toBe('invalid_client');

@@ -83,7 +83,7 @@ describe('introspection requires client authentication (RFC 7662 §2.1). Found i
 // Noticed in fixing the above: /audit took `none` too, then told a public client `unauthorized_client` and an
 // unknown client_id `invalid_client`: the same oracle of which client ids exist.
 describe('the audit endpoint requires client authentication, and answers every client without credentials alike', () => {
-  it('a public client, an unknown client_id and no client at all get the same 400 invalid_client; nothing is appended', async () => {
+  it('a public client, an unknown client_id and no client at all get the same 401 invalid_client with the Basic challenge (as at /introspect); nothing is appended', async () => {
     const record = JSON.stringify({ event: 'tool_call', token: user.accessToken, tool: 'find_slot', outcome: 'ok' });
     const asks: Array<[string, Record<string, string>]> = [
       ['a public client', { record, client_id: user.clientId }],
@@ -94,7 +94,8 @@ describe('the audit endpoint requires client authentication, and answers every c
     expect(changed).toEqual([]);
     for (const [i, [name]] of asks.entries()) {
       const res = answers[i]!;
-      expect([name, res.status, res.body], name).toEqual([name, 400, { error: 'invalid_client', error_description: 'This endpoint requires client authentication.' }]);
+      expect([name, res.status, res.body], name).toEqual([name, 401, { error: 'invalid_client', error_description: 'This endpoint requires client authentication.' }]);
+      expect(res.headers.get('www-authenticate'), name).toBe('Basic realm="delegate"');
     }
   });
 });
