@@ -38,7 +38,7 @@ export function refuseOrigin(reply: FastifyReply): FastifyReply {
 /**
  * Verifies the bearer token for `requiredScopes`, or answers the request with
  * 400/401/403 and the WWW-Authenticate challenge (400 invalid_request for
- * access_token in the URL query, whatever the header says) (resource_metadata always;
+ * access_token in the URL query beside the header) (resource_metadata always;
  * error only when a token was sent, RFC 6750 §3.1; scope on insufficient_scope,
  * and `challengeScope` on a 401 so a client knows what to ask for first) and
  * returns undefined. A verifier that cannot judge now (a stale revocation
@@ -53,8 +53,9 @@ export async function authenticate(
   resourceMetadataUrl: string,
   challengeScope?: string,
 ): Promise<VerifiedBearer | undefined> {
-  // A token in the query is refused before any header is looked at (tokenInQuery: OAuth 2.1 §5.1, RFC 6750 §2).
-  const inQuery = tokenInQuery(req.url);
+  // A token in the query beside the header is two methods, refused before the header's token is verified; a query
+  // alone is ignored (tokenInQuery: OAuth 2.1 §5.1, RFC 6750 §2).
+  const inQuery = tokenInQuery(req.url, req.headers.authorization);
   if (inQuery) {
     await refuseBearer(reply, resourceMetadataUrl, inQuery);
     return undefined;

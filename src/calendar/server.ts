@@ -140,8 +140,8 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   }));
 
   app.get(`${basePath}/freebusy`, async (req, reply) => {
-    // A token in the query is refused whatever the header says (tokenInQuery: OAuth 2.1 §5.1, RFC 6750 §2), never read.
-    const inQuery = tokenInQuery(req.url);
+    // A token in the query beside the header is refused, a query alone ignored (tokenInQuery: OAuth 2.1 §5.1, RFC 6750 §2); never read.
+    const inQuery = tokenInQuery(req.url, req.headers.authorization);
     if (inQuery) return refuse(reply, metadataUrl, inQuery);
     let claims: AccessTokenClaims;
     try {

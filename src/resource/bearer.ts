@@ -105,23 +105,22 @@ export type BearerVerifier = ((authorization: string | undefined, requiredScopes
 };
 
 /**
- * Why a request with `access_token` in its URI query is refused, or undefined: alone or beside an Authorization
- * header, the one way a token is taken here (the metadata's bearer_methods_supported is ["header"]). OAuth 2.1
+ * Why a request with `access_token` in its URI query beside an Authorization header is refused, or undefined. The
+ * header is the one way a token is taken here (the metadata's bearer_methods_supported is ["header"]). OAuth 2.1
  * (draft-ietf-oauth-v2-1-16) §5.1: "clients MUST NOT send the access token in a URI query parameter, and resource
- * servers MUST ignore access tokens in a URI query parameter." Ignoring it used to mean judging the request by its
- * header alone: a header and a query were answered as the header, the query alone as no token at all (a sign-in
- * again, the token in the URL still sent). Now the token in the query is never read or verified, and the request is
- * refused as RFC 6750 §3.1 names such a request: invalid_request, "includes an unsupported parameter ..., uses more
- * than one method for including an access token", 400; RFC 6750 §2: "Clients MUST NOT use more than one method to
- * transmit the token in each request". The request logs name the path only (src/http/logging.ts), so the token
- * reaches no log line here.
+ * servers MUST ignore access tokens in a URI query parameter": a query alone is ignored, and the request answered
+ * as one with no token (401, no error code, RFC 6750 §3.1). Beside a header it is two methods in one request, which
+ * RFC 6750 §2 forbids ("Clients MUST NOT use more than one method to transmit the token in each request") and §3.1
+ * names invalid_request, 400. Found in review (s26): such a request was answered as the header alone (200). The
+ * token in the query is never read or verified; the request logs name the path only (src/http/logging.ts).
  */
-export function tokenInQuery(url: string): BearerError | undefined {
+export function tokenInQuery(url: string, authorization: string | undefined): BearerError | undefined {
+  if (authorization === undefined) return undefined;
   const query = url.indexOf('?');
   if (query === -1) return undefined;
   // Names decoded as a client's parser decodes them (access%5Ftoken is access_token); case-sensitive (RFC 6750 §1.1).
   if (!new URLSearchParams(url.slice(query + 1).split('#')[0]).has('access_token')) return undefined;
-  return new BearerError(400, 'invalid_request', 'The access token is taken from the Authorization header only; a request with access_token in the URL query is refused.');
+  return new BearerError(400, 'invalid_request', 'The access token was sent both in the Authorization header and as access_token in the URL query; send it in the header only.');
 }
 
 /**

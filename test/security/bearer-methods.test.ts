@@ -1,13 +1,13 @@
 // How the two resource servers (CalendarAgent's /mcp, the calendar backend's
 // /freebusy) receive a bearer token, on the real stack with real tokens and
 // the servers' logs captured at trace. The Authorization header is the one
-// method taken: `access_token` in the URI query, alone or beside a header, is
-// refused with 400 invalid_request (OAuth 2.1 draft-16 §5.1: "clients MUST
-// NOT send the access token in a URI query parameter, and resource servers
-// MUST ignore access tokens in a URI query parameter"; RFC 6750 §2: "Clients
-// MUST NOT use more than one method to transmit the token in each request";
-// RFC 6750 §3.1 invalid_request), and the token reaches no log line; so is a
-// form body carrying it beside a header at /mcp. A request with no token at
+// method taken: `access_token` in the URI query alone is ignored (OAuth 2.1
+// draft-16 §5.1: "clients MUST NOT send the access token in a URI query
+// parameter, and resource servers MUST ignore access tokens in a URI query
+// parameter"), so the request is one with no token (401); beside a header it
+// is refused with 400 invalid_request (RFC 6750 §2: "Clients MUST NOT use more
+// than one method to transmit the token in each request"; §3.1), and the token
+// reaches no log line; so is a form body carrying it beside a header at /mcp. A request with no token at
 // all gets a challenge without an error code (RFC 6750 §3.1: "the resource
 // server SHOULD NOT include an error code or other error information"), while
 // its JSON body keeps an RFC error code (test/fuzz asks one of every 4xx).
@@ -52,10 +52,9 @@ function expectInvalidRequest(res: RawResponse, metadataUrl: string, what: strin
 }
 
 describe('access_token in the URI query (OAuth 2.1 §5.1, RFC 6750 §2)', () => {
-  it('at CalendarAgent: beside a good header, alone, encoded, empty, or on the 405 route: 400 invalid_request, never 200', async () => {
+  it('at CalendarAgent: beside a good header, encoded, empty, or on the 405 route: 400 invalid_request, never 200', async () => {
     const cases: Array<[string, string, string | undefined]> = [
       ['header and the same token in the query', `?access_token=${userToken}`, userToken],
-      ['the query alone', `?access_token=${userToken}`, undefined],
       ['a good header, junk in the query', '?access_token=junk', userToken],
       ['the name percent-encoded', `?access%5Ftoken=${userToken}`, userToken],
       ['an empty value among others', '?x=1&access_token=&y=2', userToken],
@@ -64,10 +63,9 @@ describe('access_token in the URI query (OAuth 2.1 §5.1, RFC 6750 §2)', () => 
     expectInvalidRequest(await atMcp(`?access_token=${userToken}`, userToken, '', 'application/json', 'GET'), agentMetadata(), 'GET /mcp');
   });
 
-  it('at the calendar backend: beside a good header, or alone: 400 invalid_request, nothing read or recorded', async () => {
+  it('at the calendar backend: beside a good header: 400 invalid_request, nothing read or recorded', async () => {
     const seq = await lastAuditSeq(stack);
     expectInvalidRequest(await atFreebusy(`&access_token=${calendarToken}`, calendarToken), calendarMetadata(), 'header and query');
-    expectInvalidRequest(await atFreebusy(`&access_token=${calendarToken}`, undefined), calendarMetadata(), 'query alone');
     expectInvalidRequest(await atFreebusy('&access%5Ftoken=junk', calendarToken), calendarMetadata(), 'encoded name, junk value');
     expect(await auditSince(stack, seq)).toEqual([]);
   });
@@ -104,6 +102,8 @@ describe('a request with no authentication at all (RFC 6750 §3.1)', () => {
       ['no header', await atMcp('', undefined)],
       ['another scheme', await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(undefined, { Authorization: 'Basic dXNlcjpwYXNz' }), body: initializeBody })],
       ['GET, no header', await atMcp('', undefined, '', 'application/json', 'GET')],
+      // OAuth 2.1 §5.1: a token in the query is ignored, so the request has none.
+      ['the token in the query alone', await atMcp(`?access_token=${userToken}`, undefined)],
     ] as const) {
       expect([what, res.status, res.headers['www-authenticate']]).toEqual([what, 401, `Bearer resource_metadata="${agentMetadata()}", scope="slots:find"`]);
       expect((res.json() as { error?: unknown }).error, what).toBe('invalid_token');
@@ -114,6 +114,7 @@ describe('a request with no authentication at all (RFC 6750 §3.1)', () => {
     for (const [what, res] of [
       ['no header', await atFreebusy('', undefined)],
       ['another scheme', await rawRequest({ port: stack.ports.calendar, path: '/freebusy?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z', headers: { authorization: 'Basic dXNlcjpwYXNz' } })],
+      ['the token in the query alone', await atFreebusy(`&access_token=${calendarToken}`, undefined)],
     ] as const) {
       expect([what, res.status, res.headers['www-authenticate']]).toEqual([what, 401, `Bearer resource_metadata="${calendarMetadata()}"`]);
       expect((res.json() as { error?: unknown }).error, what).toBe('invalid_token');
