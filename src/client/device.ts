@@ -6,8 +6,9 @@
 // token endpoint at the interval the server sets (slower after slow_down, or
 // an answer of a server in trouble, 5xx, which it survives twice in a row)
 // until they decide, the code expires or --login-timeout passes, whichever
-// comes first. The tokens go into the cache like those of a browser sign-in, into room on disk taken before the device
-// code is asked for (and revoked if they still cannot be saved).
+// comes first. The tokens go into the cache like those of a browser sign-in, into room on disk taken before each poll
+// that may redeem the device code and given back when the answer brings none (and revoked if they still cannot be
+// saved), so that nothing is held on disk while the person decides.
 import { discoverOAuthServerInfo, registerClient } from '@modelcontextprotocol/sdk/client/auth.js';
 import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -81,77 +82,84 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   }
 
   const client = await deviceClient(cache, issuer, metadata, fetchFn);
-  // The room for the tokens before any device code is asked for (and so before one can be redeemed), as a refresh
-  // takes it before spending its refresh token: a full disk stops the sign-in here, with nothing issued.
-  const room = await roomForSignIn(cache);
-  try {
-    const asked = options.now();
-    const device = await postForm<DeviceAuthorizationResponse>(fetchFn, endpoint, {
-      client_id: client.client_id,
-      resource: sentResource,
-      // The scopes to ask for (login keeps and adds, session.ts loginScope); else the server's default for the resource.
-      ...(options.scope !== undefined ? { scope: options.scope } : {}),
-    });
-    const started = options.now();
-    const expiresAt = started + device.expires_in * 1000;
-    const complete = device.verification_uri_complete;
-    // The owner's link is shown: every poll then proves it is the owner's CLI, and the authorization server issues
-    // tokens only if the owner approved (login CSRF; src/authz/owner-proof.ts).
-    const ownerLink = complete !== undefined && ownerLoginApplies(issuer, new URL(complete), options.agentUrl);
-    // It is opened on another device, maybe minutes later (found in review: a 2-minute link while the CLI waited 10), so it
-    // lasts as long as the device code: until the code's expiry counted from before the request, never past the server's.
-    const link = complete
-      ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, agentUrl: options.agentUrl, ownerKeyPath: options.files.ownerKey, now: options.now, until: asked + device.expires_in * 1000 })
-      : device.verification_uri;
-    await options.presentDeviceCode({ link, verificationUri: device.verification_uri, verificationUriComplete: complete, userCode: device.user_code, expiresAt });
+  // A full disk stops the sign-in here, before any device code is asked for: the person is not sent to approve a
+  // sign-in that could not be kept. The room is given back at once: each poll takes its own (below).
+  await (await roomForSignIn(cache)).release();
+  const asked = options.now();
+  const device = await postForm<DeviceAuthorizationResponse>(fetchFn, endpoint, {
+    client_id: client.client_id,
+    resource: sentResource,
+    // The scopes to ask for (login keeps and adds, session.ts loginScope); else the server's default for the resource.
+    ...(options.scope !== undefined ? { scope: options.scope } : {}),
+  });
+  const started = options.now();
+  const expiresAt = started + device.expires_in * 1000;
+  const complete = device.verification_uri_complete;
+  // The owner's link is shown: every poll then proves it is the owner's CLI, and the authorization server issues
+  // tokens only if the owner approved (login CSRF; src/authz/owner-proof.ts).
+  const ownerLink = complete !== undefined && ownerLoginApplies(issuer, new URL(complete), options.agentUrl);
+  // It is opened on another device, maybe minutes later (found in review: a 2-minute link while the CLI waited 10), so it
+  // lasts as long as the device code: until the code's expiry counted from before the request, never past the server's.
+  const link = complete
+    ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, agentUrl: options.agentUrl, ownerKeyPath: options.files.ownerKey, now: options.now, until: asked + device.expires_in * 1000 })
+    : device.verification_uri;
+  await options.presentDeviceCode({ link, verificationUri: device.verification_uri, verificationUriComplete: complete, userCode: device.user_code, expiresAt });
 
-    // --login-timeout bounds the wait as it does for the browser; without it, the code's own lifetime does.
-    const givesUpAt = options.loginTimeoutMs !== undefined ? started + options.loginTimeoutMs : Infinity;
-    let intervalMs = Math.max(1, device.interval ?? 5) * 1000;
-    let troubled = 0;
-    try {
-      for (;;) {
-        await sleep(Math.max(0, Math.min(intervalMs, givesUpAt - options.now())));
-        if (options.now() >= givesUpAt && givesUpAt < expiresAt) throw loginTimedOut(options.loginTimeoutMs!);
-        if (options.now() >= expiresAt) throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
-        const poll: Record<string, string> = { grant_type: GRANT_TYPE_DEVICE_CODE, device_code: device.device_code, client_id: client.client_id, resource: sentResource };
-        // A fresh one each poll: the server spends each assertion's jti.
-        if (ownerLink) poll[OWNER_ASSERTION_PARAMETER] = await ownerTokenAssertion(options.files.ownerKey, metadata.token_endpoint, options.now);
-        const answer = await fetchFn(metadata.token_endpoint, formInit(poll));
-        const body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
-        if (answer.ok) {
-          await saveTokens(cache, room, { issuer, resource, sentResource, info, body, client, now: options.now() }, fetchFn);
-          await retireReplacedSignIns(cache, resource, fetchFn);
-          return;
-        }
-        troubled = serverInTrouble(answer.status, body.error) ? troubled + 1 : 0;
-        if (troubled > 0 && troubled < SERVER_TROUBLE_LIMIT) {
-          intervalMs += 5000; // as for slow_down: a server in trouble is asked less often
-          continue;
-        }
-        switch (body.error) {
-          case 'authorization_pending':
-            continue;
-          case 'slow_down':
-            intervalMs += 5000; // RFC 8628 §3.5
-            continue;
-          case 'access_denied':
-            throw new ClientError('ACCESS_DENIED', 'Access was denied on the device sign-in page.');
-          case 'expired_token':
-            throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
-          default:
-            if (ownerLink) {
-              const refused = wrongAccount(body.error, body.error_description);
-              if (refused) throw refused;
-            }
-            throw new ClientError('AUTHORIZATION_FAILED', `The authorization server answered ${String(body.error ?? `HTTP ${answer.status}`)}${typeof body.error_description === 'string' ? `: ${body.error_description}` : '.'}`);
-        }
+  // --login-timeout bounds the wait as it does for the browser; without it, the code's own lifetime does.
+  const givesUpAt = options.loginTimeoutMs !== undefined ? started + options.loginTimeoutMs : Infinity;
+  let intervalMs = Math.max(1, device.interval ?? 5) * 1000;
+  let troubled = 0;
+  try {
+    for (;;) {
+      await sleep(Math.max(0, Math.min(intervalMs, givesUpAt - options.now())));
+      if (options.now() >= givesUpAt && givesUpAt < expiresAt) throw loginTimedOut(options.loginTimeoutMs!);
+      if (options.now() >= expiresAt) throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
+      const poll: Record<string, string> = { grant_type: GRANT_TYPE_DEVICE_CODE, device_code: device.device_code, client_id: client.client_id, resource: sentResource };
+      // A fresh one each poll: the server spends each assertion's jti.
+      if (ownerLink) poll[OWNER_ASSERTION_PARAMETER] = await ownerTokenAssertion(options.files.ownerKey, metadata.token_endpoint, options.now);
+      // The room for the tokens before the poll that may redeem the device code, as a refresh takes it before
+      // spending its refresh token: with none, nothing is redeemed. Taken for this poll only, and given back unless
+      // its answer was written into it: held for the whole wait (minutes), it was left behind as a temp file by a
+      // Ctrl-C or a SIGTERM meanwhile, which end the process without a word (found in review, s26).
+      const room = await roomForSignIn(cache);
+      let answer: Response;
+      let body: Record<string, unknown>;
+      try {
+        answer = await fetchFn(metadata.token_endpoint, formInit(poll));
+        body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
+        if (answer.ok) await saveTokens(cache, room, { issuer, resource, sentResource, info, body, client, now: options.now() }, fetchFn);
+      } finally {
+        await room.release();
       }
-    } finally {
-      options.loginSettled?.();
+      if (answer.ok) {
+        await retireReplacedSignIns(cache, resource, fetchFn);
+        return;
+      }
+      troubled = serverInTrouble(answer.status, body.error) ? troubled + 1 : 0;
+      if (troubled > 0 && troubled < SERVER_TROUBLE_LIMIT) {
+        intervalMs += 5000; // as for slow_down: a server in trouble is asked less often
+        continue;
+      }
+      switch (body.error) {
+        case 'authorization_pending':
+          continue;
+        case 'slow_down':
+          intervalMs += 5000; // RFC 8628 §3.5
+          continue;
+        case 'access_denied':
+          throw new ClientError('ACCESS_DENIED', 'Access was denied on the device sign-in page.');
+        case 'expired_token':
+          throw new ClientError('LOGIN_TIMEOUT', 'The device code expired before the sign-in was approved. Run the command again for a new code.');
+        default:
+          if (ownerLink) {
+            const refused = wrongAccount(body.error, body.error_description);
+            if (refused) throw refused;
+          }
+          throw new ClientError('AUTHORIZATION_FAILED', `The authorization server answered ${String(body.error ?? `HTTP ${answer.status}`)}${typeof body.error_description === 'string' ? `: ${body.error_description}` : '.'}`);
+      }
     }
   } finally {
-    await room.release();
+    options.loginSettled?.();
   }
 }
 

@@ -3,7 +3,7 @@
 // for is the agent's own (RFC 9728 §3.3), and goes in the token request too
 // (MCP authorization: "in both authorization requests and token requests").
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -151,6 +151,35 @@ describe('device sign-in: the resource indicator', () => {
     expect(deviceRequests[0]).toContain(resource);
     expect(tokenRequests.length).toBeGreaterThan(0);
     for (const request of tokenRequests) expect(request).toContain(resource);
+  });
+});
+
+// Found in review (s26): the room for the tokens (a temp file beside tokens.json) was taken before the device code was
+// asked for and held through the whole wait, so a Ctrl-C or a SIGTERM meanwhile, which end the process without a word,
+// left it behind. Now each poll takes it and gives it back, unless its answer was written into it.
+describe('device sign-in: the room for the tokens', () => {
+  const temps = async () => (await readdir(home)).filter((name) => name.endsWith('.tmp'));
+
+  it('is held by no wait between polls, and is written into at the poll that brings the tokens', async () => {
+    const seen: string[][] = [];
+    let shown: { link: string; userCode: string } | undefined;
+    const base = options(authz.agentUrl, async (prompt) => void (shown = prompt));
+    let waited = 0;
+    await deviceLogin({
+      ...base,
+      // Before the first poll and after its authorization_pending, what the directory holds; approved at the second.
+      sleep: async (ms) => {
+        seen.push(await temps());
+        if (++waited === 2) await approve(shown!.link, shown!.userCode);
+        await base.sleep!(ms);
+      },
+    });
+    const polls = requests.filter((r) => r.startsWith('POST /token') && r.includes('device_code'));
+    expect(polls).toHaveLength(2);
+    expect(seen).toEqual([[], []]);
+    expect(await temps()).toEqual([]);
+    const cache = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { tokens: Record<string, Record<string, { access_token: string }>> };
+    expect(cache.tokens[authz.issuer]?.[authz.agentUrl]?.access_token).toEqual(expect.any(String));
   });
 });
 

@@ -3,6 +3,8 @@
 // "the person" opens it on another browser, confirms the code, approves on
 // the consent page; the CLI, polling, stores the delegation, and find-slot
 // uses it. A denial ends the CLI with exit code 1.
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
@@ -82,6 +84,22 @@ describe('delegate login --device', () => {
     const [stored] = JSON.parse((await runCli(['status', '--json'], home)).stdout).delegations as Array<{ user: string; userName: string | null }>;
     expect(stored!.user).toMatch(/^usr_/);
     expect(stored!.userName).toEqual(expect.stringMatching(/^(?!usr_)./));
+  });
+
+  // Found in review (s26): the room for the tokens, a temp file beside tokens.json, was held from before the code was
+  // asked for until the wait ended, and a signal that ends the process at once (Node's default, no exit event) left it
+  // behind until a later command's sweep. Now it is taken only around each poll.
+  it.each(['SIGINT', 'SIGTERM', 'SIGHUP'] as const)('leaves no temp file in the data directory when %s ends the wait', { timeout: 60_000 }, async (signal) => {
+    const profile = `ended-${signal.toLowerCase()}`;
+    const cli = startCli(['--profile', profile, 'login', '--device', ...ports], home);
+    await cli.loginUrl;
+    while (!cli.stderr().includes('shows the code')) await new Promise((resolve) => setTimeout(resolve, 20));
+    cli.child.kill(signal);
+    const run = await cli.done;
+    expect(run.signal, run.stderr).toBe(signal); // ended by it, as Node does by default
+    const files = (await readdir(home, { recursive: true })).map(String);
+    expect(files).toContain(join('profiles', profile, 'tokens.json')); // the client's registration: this is where the room was
+    expect(files.filter((name) => name.endsWith('.tmp'))).toEqual([]);
   });
 
   it('ends with exit code 1 when the person denies', { timeout: 60_000 }, async () => {
