@@ -3,6 +3,7 @@
 // stream), driven by the SDK's Client: the handshake and a tool call work,
 // the headers the spec asks for are sent, and a refusal comes back as the
 // SDK transport's error with its status, its challenge told to the session.
+import { getEventListeners } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -82,6 +83,34 @@ describe('HttpClientTransport', () => {
     expect(error).toBeInstanceOf(StreamableHTTPError);
     expect((error as StreamableHTTPError).code).toBe(401);
     expect(told).toEqual([[401, 'Bearer error="invalid_token", scope="slots:find"']]);
+  });
+
+  // Found in review (s26): each send's bound kept its listener on the transport's closing signal for its whole 30 s,
+  // answered or not: eleven requests within it printed MaxListenersExceededWarning, and the listeners piled up.
+  it('keeps no listener on its closing signal once each answer is in: a dozen tool calls, no MaxListenersExceededWarning', async () => {
+    const url = await startServer(false);
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => void (warning.name === 'MaxListenersExceededWarning' && warnings.push(warning));
+    process.on('warning', onWarning);
+    const client = new Client({ name: 'test-client', version: '1' }, { capabilities: {} });
+    const transport = new HttpClientTransport(url, { headers: { Authorization: 'Bearer good' }, timeoutMs: 30_000 });
+    const closing = (transport as unknown as { closing: AbortController }).closing.signal;
+    try {
+      await client.connect(transport);
+      for (let i = 0; i < 12; i++) {
+        const result = await client.callTool({ name: 'echo', arguments: { text: String(i) } });
+        expect((result.content as Array<{ text: string }>)[0]!.text).toBe(`echo: ${i}`);
+        expect(getEventListeners(closing, 'abort').length).toBeLessThanOrEqual(1);
+      }
+      expect(seen).toHaveLength(14); // initialize, notifications/initialized, twelve tools/call
+      expect(getEventListeners(closing, 'abort')).toHaveLength(0);
+      // A warning goes out on a later turn of the event loop.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      await client.close();
+    }
   });
 
   it('fails with the connection error when nothing listens', async () => {
