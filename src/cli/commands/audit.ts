@@ -57,22 +57,26 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
     const knownClients = new BoundedMap<string, string | null>(KNOWN_CLIENTS);
     // Written a page at a time as the records are read (found in review, s24: the whole log was held and written as
     // one string, which at 1,000,000 records took 2.9 GB and failed with "Invalid string length"). --json is still
-    // one array, the same bytes as JSON.stringify of the list: "[", the elements with "," between them, "]".
+    // one array, the same bytes as JSON.stringify of the list: "[", the elements with "," between them, "]". The "["
+    // goes out with the first page, once a read has succeeded (found in review, s26: a damaged log printed "[" and
+    // then the error, which a script took for the start of an answer); a read failing after that ends the command
+    // with its one line and exit 1, the array left unclosed, so that no part of it parses as a whole answer.
     const unreadable: Array<{ seq: number; why: string }> = [];
     let listed = 0;
-    if (args.json) await written(io.stdout, '[');
+    let begun = false;
     for await (const page of pages) {
       const names: Names = { users: userNames, clients: await clientNames(store, page, knownClients) };
       // The records as stored, with the names `grants list` shows beside the ids (fields added, none changed);
       // one whose content cannot be read, without its actors and detail and marked `unreadable: true`.
       const text = args.json
-        ? page.map((r, i) => `${listed + i > 0 ? ',' : ''}${JSON.stringify(withNames(r, names))}`).join('')
+        ? `${begun ? '' : '['}${page.map((r, i) => `${listed + i > 0 ? ',' : ''}${JSON.stringify(withNames(r, names))}`).join('')}`
         : page.map((r) => `${r.unreadable === undefined ? line(r, names) : unreadableLine(r)}\n`).join('');
       listed += page.length;
+      begun = true;
       for (const r of page) if (r.unreadable !== undefined) unreadable.push({ seq: r.seq, why: r.unreadable });
       await written(io.stdout, text);
     }
-    if (args.json) await written(io.stdout, ']\n');
+    if (args.json) await written(io.stdout, begun ? ']\n' : '[]\n');
     else if (listed === 0) io.stderr.write('No audit records match.\n');
     // Every other record is listed; the ones that cannot be read are named, and the exit is 1, as --verify's.
     for (const r of unreadable) io.stderr.write(`delegate: Record ${r.seq} cannot be read: ${r.why}\n`);
