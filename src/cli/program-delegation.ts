@@ -132,7 +132,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .command('list')
     .description('List your active grants (--all: revoked and expired ones too).')
     .option('--all', 'include revoked and expired grants')
-    .option('--user <name>', 'another account’s grants (administrator): its name, or its usr_… id (a removed account’s by its id, or by its old name when no account has that name now)')
+    .option('--user <name>', 'another account’s grants (administrator): its name (exactly, else in any case when that names one account), or its usr_… id (a removed account’s by its id, or by its old name when no account has that name now)')
     .option('--json', 'print JSON')
     .addHelpText('after', examples(['delegate grants list', 'delegate grants list --all --json']))
     .action(async (o: { all?: boolean; user?: string; json?: boolean }) => {
@@ -185,7 +185,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       // Choices for help and shell completion; the parser, set after them, also takes a comma list (checked by the command).
       new Option('--event <name>', 'only records of this event (repeatable, or a comma list)').choices(AUDIT_EVENTS).argParser((v: string, p: string[] = []) => [...p, ...v.split(',')]),
     )
-    .option('--user <name>', 'only records for this account: its name, or its usr_… id (a removed account’s by its id, or by its old name when no account has that name now)')
+    .option('--user <name>', 'only records for this account: its name (exactly, else in any case when that names one account), or its usr_… id (a removed account’s by its id, or by its old name when no account has that name now)')
     .option('--since <when>', 'only records since a time (ISO 8601) or a span back from now (30m, 2h, 7d)')
     .option('--until <when>', 'only records until a time (ISO 8601) or a span back from now')
     .option('--json', 'print JSON')
@@ -280,11 +280,12 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
   users
     .command('list')
     .description('List the accounts: name, local owner or not, time zone, active grants, when added and last signed in (never a password).')
+    .option('--all', 'also the accounts users remove retired, shown as "alice (removed)" with when (--json: user_removed_at)')
     .option('--json', 'print JSON')
-    .addHelpText('after', examples(['delegate users list', 'delegate users list --json']))
-    .action(async (o: { json?: boolean }) => {
+    .addHelpText('after', examples(['delegate users list', 'delegate users list --all', 'delegate users list --json']))
+    .action(async (o: { all?: boolean; json?: boolean }) => {
       const { usersListCommand } = await import('./commands/users.js');
-      setExitCode(await usersListCommand({ paths: paths(), json: o.json === true }, io));
+      setExitCode(await usersListCommand({ paths: paths(), json: o.json === true, all: o.all === true }, io));
     });
   users
     .command('remove')

@@ -1177,6 +1177,10 @@ class SqliteStore implements Store {
     return this.all('SELECT * FROM users ORDER BY created_at, name').map(toAccountName);
   }
 
+  async listUsersWithRemoved(): Promise<Array<UserRecord & AccountName>> {
+    return this.all('SELECT * FROM users ORDER BY created_at, name').map((r) => ({ ...toUser(r), ...toAccountName(r) }));
+  }
+
   async lastSignIns(): Promise<Map<string, number>> {
     const rows = this.all("SELECT user_id, MAX(at) AS at FROM audit_log WHERE event = 'sign_in' AND user_id IS NOT NULL GROUP BY user_id");
     return new Map(rows.map((r) => [String(r.user_id), num(r.at)]));

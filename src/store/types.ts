@@ -433,6 +433,8 @@ export interface Store {
    * that does not pass over retired accounts, for what names their ids after them (the audit log, grants).
    */
   listAccountNames(): Promise<AccountName[]>;
+  /** Every account, live and retired, oldest first (`users list --all`): a retired one with the name it had and `removedAt`. */
+  listUsersWithRemoved(): Promise<Array<UserRecord & AccountName>>;
   /** When each account last signed in (its latest `sign_in` audit record), by user id; accounts that never did are absent. */
   lastSignIns(): Promise<Map<string, number>>;
 

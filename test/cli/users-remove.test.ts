@@ -143,6 +143,47 @@ describe('users list', () => {
     expect(text.out).not.toMatch(/scrypt/);
   });
 
+  // Found in review (s26): an account `users remove` retired was seen only through the audit log and grants.
+  it('--all also lists the removed accounts, as "alice (removed)" with when; --json gives them user_removed_at; without it, as before', async () => {
+    const owner = await addOwner();
+    await addAccount('alice');
+    const old = (await userNamed('alice'))!;
+    await withDb((s) => s.appendAudit({ event: 'sign_in', user: old.id, detail: { method: 'password' } }, NOW - 3000));
+    const removedAt = NOW + 5000;
+    expect((await run(['users', 'remove', 'alice', '--yes'], { at: removedAt })).code).toBe(0);
+    await addAccount('alice');
+    const fresh = (await userNamed('alice'))!;
+    const ownerLine = `${owner.name} (local owner)\t${owner.timeZone}\t0 active grants\tadded ${new Date(owner.createdAt).toISOString()}\tnever signed in`;
+    const freshLine = `alice\tEurope/Berlin\t0 active grants\tadded ${new Date(ADDED).toISOString()}\tnever signed in`;
+
+    const live = await run(['users', 'list']);
+    expect([live.code, live.out]).toEqual([0, `${ownerLine}\n${freshLine}\n`]);
+    expect((JSON.parse((await run(['users', 'list', '--json'])).out) as Array<{ id: string }>).map((u) => u.id)).toEqual([owner.id, fresh.id]);
+
+    const all = await run(['users', 'list', '--all']);
+    expect([all.code, all.err]).toEqual([0, '']);
+    // Both alices were added the same second (their order between them is the store's): both are there, the removed
+    // one marked, with its last sign-in and, last, when it was removed.
+    const removedLine = `alice (removed)\tEurope/Berlin\t0 active grants\tadded ${new Date(ADDED).toISOString()}\tlast sign-in ${new Date(NOW - 3000).toISOString()}\tremoved ${new Date(removedAt).toISOString()}`;
+    expect(all.out.split('\n').sort()).toEqual(['', ownerLine, freshLine, removedLine].sort());
+    const json = JSON.parse((await run(['users', 'list', '--all', '--json'])).out) as Array<Record<string, unknown>>;
+    const byId = new Map(json.map((u) => [u.id, u]));
+    expect(json).toHaveLength(3);
+    expect(byId.get(old.id)).toEqual({
+      id: old.id,
+      name: 'alice',
+      owner: false,
+      time_zone: 'Europe/Berlin',
+      active_grants: 0,
+      created_at: new Date(ADDED).toISOString(),
+      last_sign_in_at: new Date(NOW - 3000).toISOString(),
+      user_removed_at: new Date(removedAt).toISOString(),
+    });
+    expect(byId.get(fresh.id)).not.toHaveProperty('user_removed_at');
+    expect(byId.get(owner.id)).not.toHaveProperty('user_removed_at');
+    expect(JSON.stringify(json)).not.toMatch(/scrypt|removed:/);
+  });
+
   it('with nothing set up: no accounts, [] for --json, and no database created', async () => {
     const json = await run(['users', 'list', '--json']);
     expect([json.code, json.out]).toEqual([0, '[]\n']);
@@ -422,5 +463,64 @@ describe('a removed account’s records and grants', () => {
       expect(await userNamed(name)).toBeUndefined();
     }
     expect((await listed('--user', old.id)).lines).toEqual(['user_added  for alice (removed)', 'user_removed  for alice (removed)']);
+  });
+});
+
+// Found in review (s26): `users remove ALICE` removes alice, but `audit --user ALICE` and `grants list --user ALICE`
+// found no account. Both now pick as users remove does: the exact name first, then the one account named so but for
+// case; one matching several but for case, none exactly, is bad usage (exit 2) naming them.
+describe('--user but for case, in audit and grants list', () => {
+  it('ALICE is alice, for audit and grants list alike; the exact spelling is unchanged', async () => {
+    await addAccount('alice');
+    const alice = (await userNamed('alice'))!;
+    const { grant } = await giveHoldings(alice);
+    for (const given of ['alice', 'ALICE', 'Alice']) {
+      const audit = await run(['audit', '--json', '--user', given]);
+      expect([audit.code, audit.err], given).toEqual([0, '']);
+      expect((JSON.parse(audit.out) as Array<{ user: string; event: string }>).map((r) => [r.event, r.user])).toEqual([['user_added', alice.id]]);
+      const grants = await run(['grants', 'list', '--json', '--user', given]);
+      expect([grants.code, grants.err], given).toEqual([0, '']);
+      expect((JSON.parse(grants.out) as Array<{ id: string }>).map((g) => g.id)).toEqual([grant]);
+    }
+    // A name no account has in any case: refused as before.
+    expect((await run(['audit', '--user', 'alicia'])).code).toBe(2);
+    expect((await run(['grants', 'list', '--user', 'alicia'])).code).toBe(1);
+  });
+
+  it('a removed account by its old name in another case; a live one named so but for case comes first', async () => {
+    await addAccount('alice');
+    const old = (await userNamed('alice'))!;
+    expect((await run(['users', 'remove', 'alice', '--yes'], { at: NOW + 5000 })).code).toBe(0);
+    const audit = await run(['audit', '--json', '--user', 'ALICE']);
+    expect([audit.code, audit.err]).toEqual([0, '']);
+    expect(new Set((JSON.parse(audit.out) as Array<{ user: string }>).map((r) => r.user))).toEqual(new Set([old.id]));
+    await addAccount('Alice');
+    const fresh = (await userNamed('Alice'))!;
+    const now = await run(['audit', '--json', '--user', 'ALICE']);
+    expect(now.code).toBe(0);
+    expect(now.err).toBe(`delegate: Alice is the account named so now (${fresh.id}); an account removed earlier had that name too: --user ${old.id} for its records.\n`);
+    expect((JSON.parse(now.out) as Array<{ user: string }>).map((r) => r.user)).toEqual([fresh.id]);
+  });
+
+  it('alice and Alice both stored: the exact name picks one; ALICE is refused as bad usage (exit 2), naming both, for audit and grants list', async () => {
+    await addAccount('alice');
+    const lower = (await userNamed('alice'))!;
+    const db = new Database(resolvePaths(env).db);
+    try {
+      // As the migration that made names unique ignoring case left such a pair (test/store/name-case-migration.test.ts).
+      db.prepare("INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at, case_duplicate) VALUES ('usr_upper', 'Alice', NULL, 0, 'UTC', ?, 1)").run(ADDED + 1);
+    } finally {
+      db.close();
+    }
+    await withDb((s) => s.appendAudit({ event: 'sign_in', user: 'usr_upper', detail: { method: 'password' } }, NOW));
+    const line = `delegate: --user ALICE names 2 accounts but for case: alice (${lower.id}), Alice (usr_upper); give the name exactly as it is spelled, or the id.\n`;
+    for (const args of [['audit'], ['audit', '--json'], ['grants', 'list'], ['grants', 'list', '--json']]) {
+      const refused = await run([...args, '--user', 'ALICE']);
+      expect([refused.code, refused.out, refused.err], args.join(' ')).toEqual([2, '', line]);
+    }
+    const exact = await run(['audit', '--json', '--user', 'Alice']);
+    expect([exact.code, exact.err]).toEqual([0, '']);
+    expect((JSON.parse(exact.out) as Array<{ user: string }>).map((r) => r.user)).toEqual(['usr_upper']);
+    expect((await run(['grants', 'list', '--json', '--user', 'alice'])).code).toBe(0);
   });
 });

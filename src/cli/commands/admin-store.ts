@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { parseWindowBound } from '../../calendar/window.js';
 import type { Paths } from '../../config.js';
 import { CURRENT_SCHEMA_VERSION, openStore, openStoreReadOnly, StoreError, type AccountName, type Store } from '../../store/index.js';
-import { CommandFailed } from '../errors.js';
+import { CommandFailed, UsageError } from '../errors.js';
 
 /**
  * The store for `run`. A command that only reads (`ReadAccess`) still works when
@@ -140,26 +140,53 @@ export interface AccountUse {
  * The account `--user GIVEN` names for the commands that read what accounts did (`audit`, `grants list`), whose
  * records and grants outlive an account removed by `users remove`: the account named so now; else the one with that
  * id, live or retired (the name first, as a name may look like an id); else the one retired account that had that
- * name, which is what an administrator looking into a departed account means. Refused (`use.refuse`): a name or id
- * no account has (`use.none`), and a name that several retired accounts had and none has now (naming their ids).
+ * name, which is what an administrator looking into a departed account means; else, as `users remove` finds an
+ * account (accountToRemove), the one named so but for case (`ALICE` is `alice`; found in review, s26: these two
+ * took the name only as spelled), a live one before a retired one. Refused (`use.refuse`): a name or id no account
+ * has, in any case (`use.none`), and a name that several retired accounts had and none has now (naming their ids);
+ * refused as bad usage (exit 2), naming them: a name that matches several accounts but for case and none exactly.
  * An account named so now is the live one even when retired ones had the name: said on `use.notice`, with their ids.
  */
 export function pickedAccount(given: string, accounts: readonly AccountName[], use: AccountUse): AccountName {
-  const retired = accounts.filter((a) => a.removedAt !== null && a.name === given).sort((a, b) => a.removedAt! - b.removedAt!);
-  const live = accounts.find((a) => a.removedAt === null && a.name === given);
-  if (live) {
+  const exactly = (name: string) => name === given;
+  const butForCase = (name: string) => name.toLowerCase() === given.toLowerCase();
+  const found = liveNamed(exactly) ?? accounts.find((a) => a.id === given) ?? retiredNamed(exactly) ?? liveNamed(butForCase) ?? retiredNamed(butForCase);
+  if (found) return found;
+  throw use.refuse(use.none);
+
+  /** The live account `matches` picks; said on `use.notice` when retired ones match too. */
+  function liveNamed(matches: (name: string) => boolean): AccountName | undefined {
+    const live = accounts.filter((a) => a.removedAt === null && matches(a.name));
+    // Only but for case can two live accounts match: names are unique as spelled (case twins kept from before users_name_nocase).
+    if (live.length > 1) throw severalButForCase(given, live);
+    const account = live[0];
+    if (!account) return undefined;
+    const retired = retiredMatching(matches);
     if (retired.length > 0) {
       const others = retired.length === 1 ? 'an account removed earlier had that name too' : 'accounts removed earlier had that name too';
-      use.notice(`delegate: ${given} is the account named so now (${live.id}); ${others}: ${retired.map((a) => `--user ${a.id}`).join(', ')} for ${retired.length === 1 ? 'its' : 'their'} ${use.what}.\n`);
+      use.notice(`delegate: ${account.name} is the account named so now (${account.id}); ${others}: ${retired.map((a) => `--user ${a.id}`).join(', ')} for ${retired.length === 1 ? 'its' : 'their'} ${use.what}.\n`);
     }
-    return live;
+    return account;
   }
-  const byId = accounts.find((a) => a.id === given);
-  if (byId) return byId;
-  if (retired.length === 1) return retired[0]!;
-  if (retired.length === 0) throw use.refuse(use.none);
-  const which = retired.map((a) => `${a.id} (removed ${new Date(a.removedAt!).toISOString()})`).join(', ');
-  throw use.refuse(`No account is named ${given} now, and ${retired.length} removed accounts were: ${which}; --user takes the id of the one whose ${use.what} you mean.`);
+
+  /** The one retired account `matches` picks; several that had one name are refused, naming their ids. */
+  function retiredNamed(matches: (name: string) => boolean): AccountName | undefined {
+    const retired = retiredMatching(matches);
+    if (retired.length <= 1) return retired[0];
+    if (new Set(retired.map((a) => a.name)).size > 1) throw severalButForCase(given, retired);
+    const which = retired.map((a) => `${a.id} (removed ${new Date(a.removedAt!).toISOString()})`).join(', ');
+    throw use.refuse(`No account is named ${given} now, and ${retired.length} removed accounts were: ${which}; --user takes the id of the one whose ${use.what} you mean.`);
+  }
+
+  function retiredMatching(matches: (name: string) => boolean): AccountName[] {
+    return accounts.filter((a) => a.removedAt !== null && matches(a.name)).sort((a, b) => a.removedAt! - b.removedAt!);
+  }
+}
+
+/** Bad usage: `given` names several accounts but for case, none of them exactly. */
+function severalButForCase(given: string, candidates: readonly AccountName[]): UsageError {
+  const which = candidates.map((a) => `${shownAccount(a.name, a.removedAt !== null)} (${a.id})`).join(', ');
+  return new UsageError(`--user ${given} names ${candidates.length} accounts but for case: ${which}; give the name exactly as it is spelled, or the id.`);
 }
 
 /** An account as a line names it: its name, and `(removed)` after one that `users remove` retired. */

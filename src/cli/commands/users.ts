@@ -19,7 +19,7 @@ import type { GrantRecord, Store, UserRecord } from '../../store/index.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { pipedSecret, secretTypedAtTerminal, typedSecret } from '../secret-input.js';
-import { readOnlyNotice, withStore } from './admin-store.js';
+import { readOnlyNotice, shownAccount, withStore } from './admin-store.js';
 import { shown } from '../shown.js';
 import { isInteractive } from '../terminal.js';
 import { warnIfServedElsewhere } from '../served-elsewhere.js';
@@ -130,12 +130,18 @@ export interface AccountListing {
   created_at: string;
   /** Its latest sign-in on the audit log, or null when it has none. */
   last_sign_in_at: string | null;
+  /** With --all, on an account `users remove` retired: when (its name the one it had). None on a live account. */
+  user_removed_at?: string;
 }
 
-/** `users list [--json]`: every account, oldest first; reads only (a read-only database too, and creates none). */
-export async function usersListCommand(args: { paths: Paths; json: boolean }, io: CliIo): Promise<number> {
+/**
+ * `users list [--all] [--json]`: every account, oldest first, and with --all the ones `users remove` retired too
+ * (found in review, s26: they could be seen only through the audit log and grants); reads only (a read-only
+ * database too, and creates none).
+ */
+export async function usersListCommand(args: { paths: Paths; json: boolean; all: boolean }, io: CliIo): Promise<number> {
   const now = io.now();
-  const listings = await withStore(args.paths, (store) => accountListings(store, now), readOnlyNotice(io));
+  const listings = await withStore(args.paths, (store) => accountListings(store, now, args.all), readOnlyNotice(io));
   if (args.json) {
     io.stdout.write(`${JSON.stringify(listings)}\n`);
     return EXIT_OK;
@@ -144,7 +150,10 @@ export async function usersListCommand(args: { paths: Paths; json: boolean }, io
   for (const a of listings) {
     const grants = `${a.active_grants} active ${a.active_grants === 1 ? 'grant' : 'grants'}`;
     const signIn = a.last_sign_in_at === null ? 'never signed in' : `last sign-in ${a.last_sign_in_at}`;
-    io.stdout.write(shown`${a.name}${a.owner ? ' (local owner)' : ''}\t${a.time_zone}\t${grants}\tadded ${a.created_at}\t${signIn}\n`);
+    // A retired account's removal last, so that every line's first five columns mean the same.
+    const removed = a.user_removed_at !== undefined ? shown`\tremoved ${a.user_removed_at}` : '';
+    const name = shownAccount(a.name, a.user_removed_at !== undefined);
+    io.stdout.write(`${shown`${name}${a.owner ? ' (local owner)' : ''}\t${a.time_zone}\t${grants}\tadded ${a.created_at}\t${signIn}`}${removed}\n`);
   }
   return EXIT_OK;
 }
@@ -154,8 +163,8 @@ function activeAt(grant: GrantRecord, now: number): boolean {
   return grant.revokedAt === null && grant.expiresAt > now;
 }
 
-async function accountListings(store: Store, now: number): Promise<AccountListing[]> {
-  const users = await store.listUsers();
+async function accountListings(store: Store, now: number, removed: boolean): Promise<AccountListing[]> {
+  const users: Array<UserRecord & { removedAt?: number | null }> = removed ? await store.listUsersWithRemoved() : await store.listUsers();
   const signIns = await store.lastSignIns();
   const active = new Map<string, number>();
   for (const g of await store.listGrants()) if (activeAt(g, now)) active.set(g.userId, (active.get(g.userId) ?? 0) + 1);
@@ -169,6 +178,7 @@ async function accountListings(store: Store, now: number): Promise<AccountListin
       active_grants: active.get(u.id) ?? 0,
       created_at: new Date(u.createdAt).toISOString(),
       last_sign_in_at: signedIn === undefined ? null : new Date(signedIn).toISOString(),
+      ...(u.removedAt !== undefined && u.removedAt !== null ? { user_removed_at: new Date(u.removedAt).toISOString() } : {}),
     };
   });
 }
