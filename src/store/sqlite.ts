@@ -632,6 +632,9 @@ function toStoredAudit(r: Row): StoredRecord {
   }
 }
 
+/** Each account's latest `sign_in` record's time (null for one that has none), retired accounts too: Store.lastSignIns. */
+export const LAST_SIGN_INS = "SELECT id AS user_id, (SELECT MAX(at) FROM audit_log WHERE event = 'sign_in' AND user_id = users.id) AS at FROM users";
+
 /** The statement listAudit and auditPages run for `filter`, in chain order. */
 function auditQuery(filter: AuditFilter): { sql: string; params: unknown[] } {
   const where: string[] = [];
@@ -1182,8 +1185,10 @@ class SqliteStore implements Store {
   }
 
   async lastSignIns(): Promise<Map<string, number>> {
-    const rows = this.all("SELECT user_id, MAX(at) AS at FROM audit_log WHERE event = 'sign_in' AND user_id IS NOT NULL GROUP BY user_id");
-    return new Map(rows.map((r) => [String(r.user_id), num(r.at)]));
+    // Account by account, each latest sign-in one seek in audit_log_sign_ins (found in review, s26: grouped over the
+    // log, it was a scan of every record); a database read as it stands from before the index reads the same, scanning.
+    const rows = this.all(LAST_SIGN_INS);
+    return new Map(rows.flatMap((r) => (r.at === null ? [] : [[String(r.user_id), num(r.at)] as const])));
   }
 
   async updateUser(userId: string, changes: { timeZone: string }, record?: { event: AuditEventInput; at: number }): Promise<void> {
