@@ -124,6 +124,25 @@ describe('status', () => {
     expect(JSON.parse(json.out).delegations[0]).toMatchObject({ accessTokenValid: false, renewable: true, usable: true });
   });
 
+  // Found in review (s26): text status exited 1 for a cache it could not open, --json 4; README's row 4 says 4.
+  it('a token cache it cannot open (a directory in its place): exit 4 with or without --json; DELEGATE_TOKEN still speaks for itself', async () => {
+    await mkdir(join(home, 'tokens.json'), { recursive: true });
+    const text = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['status'], text)).toBe(4);
+    expect([text.out, text.err]).toEqual(['', `delegate: The token cache ${join(home, 'tokens.json')} is a directory, not a token cache; move it away.\n`]);
+    const json = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['status', '--json'], json)).toBe(4);
+    expect(JSON.parse(json.out)).toMatchObject({ source: 'none', tokenCacheReadable: false });
+
+    const token = fakeJwt({ sub: 'usr_env', aud: 'http://127.0.0.1:8412/mcp', exp: Date.UTC(2026, 11, 1, 9) / 1000 });
+    const withToken = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
+    expect(await runCli(['status'], withToken), withToken.err).toBe(0);
+    expect(withToken.out).toContain('Using DELEGATE_TOKEN from the environment');
+    const withTokenJson = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
+    expect(await runCli(['status', '--json'], withTokenJson)).toBe(0);
+    expect(JSON.parse(withTokenJson.out)).toMatchObject({ source: 'DELEGATE_TOKEN', tokenCacheReadable: false });
+  });
+
   it('reads the profile’s own cache, and DELEGATE_TOKEN comes first', async () => {
     await writeCache(join(home, 'profiles', 'work', 'tokens.json'), Date.UTC(2026, 11, 1, 8));
     const plain = fakeIo({ DELEGATE_HOME: home });

@@ -119,7 +119,7 @@ describe('status --json on a damaged token cache (found in review: stdout was em
 });
 
 describe('status --json on a token cache that cannot be opened (found in review s15rest: only a damaged one printed the document)', () => {
-  it('a directory where tokens.json should be: one JSON document saying it is one, exit 4, and the text output as before', { timeout: 60_000 }, async () => {
+  it('a directory where tokens.json should be: one JSON document saying it is one, exit 4, and the text output one line, exit 4 too', { timeout: 60_000 }, async () => {
     await rm(cacheFile(), { force: true });
     await mkdir(cacheFile());
     try {
@@ -131,8 +131,9 @@ describe('status --json on a token cache that cannot be opened (found in review 
       expect(doc).toMatchObject({ profile: 'default', source: 'none', tokenCache: cacheFile(), tokenCacheReadable: false, delegations: [] });
       // Said to be a directory (s25faults), not read as a file; its mode untouched.
       expect(doc.tokenCacheError).toBe(`The token cache ${cacheFile()} is a directory, not a token cache; move it away.`);
-      // Without --json, one line on stderr as before (exit 1: the file system, not the sign-in).
-      expectOneLine(await runCli(['status'], home), 1, /The token cache .* is a directory, not a token cache; move it away\./);
+      // Without --json, one line on stderr, and the exit --json gives: README's exit 4 is `status` with no usable
+      // sign-in, "also when the token cache cannot be read" (found in review, s26: it was 1 here).
+      expectOneLine(await runCli(['status'], home), 4, /The token cache .* is a directory, not a token cache; move it away\./);
       expect((await stat(cacheFile())).isDirectory()).toBe(true);
     } finally {
       await rm(cacheFile(), { recursive: true, force: true });
@@ -140,7 +141,7 @@ describe('status --json on a token cache that cannot be opened (found in review 
     }
   });
 
-  it.runIf(process.getuid?.() === 0)('a cache another user owns (0600, read by nobody): one JSON document naming EACCES, exit 4, the file untouched', { timeout: 60_000 }, async () => {
+  it.runIf(process.getuid?.() === 0)('a cache another user owns (0600, read by nobody): one JSON document naming EACCES, exit 4 (and 4 without --json), the file untouched', { timeout: 60_000 }, async () => {
     // A data directory of nobody's holding a tokens.json that root wrote (as after `sudo delegate login`).
     const theirs = await mkdtemp(join(tmpdir(), 'delegate-faults-eacces-'));
     await chmod(theirs, 0o755);
@@ -157,6 +158,8 @@ describe('status --json on a token cache that cannot be opened (found in review 
       expect(doc).toMatchObject({ source: 'none', tokenCache: rootsCache, tokenCacheReadable: false, delegations: [] });
       expect(doc.tokenCacheError).toContain(`Cannot read the token cache ${rootsCache}: `);
       expect(doc.tokenCacheError).toMatch(/EACCES/);
+      // Without --json, one line and the same exit 4 (found in review, s26: it was 1).
+      expectOneLine(await runAsNobody(['status'], nobodysHome), 4, new RegExp(`Cannot read the token cache ${rootsCache.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*EACCES`));
       expect(await readFile(rootsCache)).toEqual(goodCache);
     } finally {
       await rm(theirs, { recursive: true, force: true });

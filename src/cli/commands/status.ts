@@ -6,9 +6,9 @@
 // Exit code 0 when a usable delegation is there, 4 when none is (nothing
 // stored, every stored delegation has ended, or DELEGATE_TOKEN cannot be
 // read or has expired), as `gh auth status` fails when its credential cannot
-// be used. With --json, a token cache that cannot be read (damaged, or not
-// to be opened) is one more such state, told in the document, never an
-// empty stdout. With --agent-url, only that agent's delegations count (found
+// be used. A token cache that cannot be read (damaged, or not to be opened)
+// is one more such state, exit 4 with or without --json (README's exit
+// codes); --json tells it in the document, never an empty stdout. With --agent-url, only that agent's delegations count (found
 // by the URL signed in at, or by the audience of one delegation alone); the
 // port options and --agent-url also go into the `delegate login` it advises.
 import { decodeJwt } from 'jose';
@@ -59,12 +59,10 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     const said = await withProfileLogin(error, args, io);
     // A script reading --json gets the document even so, saying why no sign-in shows, whether the
     // cache is damaged or cannot be opened (EACCES, EISDIR: found in two reviews, stdout was empty).
-    if (args.json) {
-      cacheError = said;
-      stored = [];
-    } else if (!isClientError(error, 'CACHE_CORRUPT')) {
-      throw error;
-    } else if (envToken !== undefined) {
+    // Without --json the same states, the same exit: no usable sign-in, 4, as README's table says (found
+    // in review, s26: one that could not be opened was exit 1 here and 4 with --json); DELEGATE_TOKEN,
+    // which takes precedence over the cache, still speaks for itself.
+    if (args.json || envToken !== undefined) {
       cacheError = said;
       stored = [];
     } else {
