@@ -1,6 +1,6 @@
 // The files delegate reads for what they hold at a fixed place (the agent's and the owner's keys, the token cache,
-// config.json), found to be a directory or a FIFO: one line saying so and to move it away, exit 1, and nothing
-// changed. Found in review (s25faults): a directory named
+// config.json), found to be a directory or a FIFO: one line saying so and to move it away, exit 1 (`status`: 4, no
+// usable sign-in, as README's exit codes say), and nothing changed. Found in review (s25faults): a directory named
 // agent-key.json or owner-key.json was "readable by other users (mode 755); make it 0600", and once chmod-ed "cannot
 // be read (EISDIR)"; tokens.json as a directory was chmod-ed 0600 (its x bits taken) before EISDIR was said; a FIFO
 // would be read for ever.
@@ -62,7 +62,8 @@ describe('a key file that is a directory', () => {
 
 describe('the token cache as a directory', () => {
   it.each([
-    [['status'], 1],
+    // status: exit 4, README's "`status` with no usable sign-in (also when the token cache cannot be read)" (review s26: it was 1).
+    [['status'], 4],
     [['logout'], 1],
   ])('delegate %j: one line, exit %i; the directory keeps its mode', async (argv, code) => {
     const path = join(home, 'tokens.json');
