@@ -297,7 +297,7 @@ describe('users remove', () => {
       db.close();
     }
     const ambiguous = await run(['users', 'remove', 'ALICE', '--yes']);
-    expect([ambiguous.code, ambiguous.err]).toEqual([1, 'delegate: ALICE names alice and Alice but for case: give the name of the one to remove exactly as it is spelled.\n']);
+    expect([ambiguous.code, ambiguous.err]).toEqual([2, 'delegate: ALICE names alice and Alice but for case: give the name of the one to remove exactly as it is spelled.\n']);
     expect((await withDb((s) => s.listUsers())).map((u) => u.name)).toEqual(['alice', 'Alice']);
 
     // The one that held the name in the case-blind index goes; the other takes its place there, so no third spelling can be added.

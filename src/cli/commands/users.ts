@@ -219,8 +219,12 @@ function count(n: number, what: string): string {
   return `${n} ${what}${n === 1 ? '' : 's'}`;
 }
 
-/** A UserError as the command's one line (exit 1); anything else as it is. */
+/**
+ * A UserError as the command's one line (exit 1); a name matching several accounts but for case and none exactly as
+ * bad usage (exit 2), as `audit --user` and `grants list --user` answer it (pickedAccount); anything else as it is.
+ */
 function userFailure(error: unknown): never {
+  if (error instanceof UserError && error.code === 'AMBIGUOUS_NAME') throw new UsageError(error.message);
   throw error instanceof UserError ? new CommandFailed(error.message) : error;
 }
 
