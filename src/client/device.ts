@@ -15,6 +15,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import { OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
 import { TokenCache, emptyCache, roomForSignIn, setSignInTokens, type ReservedCacheWrite, type StoredClient, type TokenCacheData } from './cache.js';
+import { signInHold } from './held-signals.js';
 import { ClientError, foreignResourceMetadata, isClientError, loginTimedOut, wrongAccount } from './errors.js';
 import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CLIENT_METADATA, REGISTERED_REDIRECT_URI, storedTokensFrom } from './provider.js';
@@ -109,6 +110,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   const givesUpAt = options.loginTimeoutMs !== undefined ? started + options.loginTimeoutMs : Infinity;
   let intervalMs = Math.max(1, device.interval ?? 5) * 1000;
   let troubled = 0;
+  const signals = signInHold(options.signInSignals);
   try {
     for (;;) {
       await sleep(Math.max(0, Math.min(intervalMs, givesUpAt - options.now())));
@@ -124,12 +126,20 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
       const room = await roomForSignIn(cache);
       let answer: Response;
       let body: Record<string, unknown>;
+      // From the poll that may redeem the device code until what it brings is saved, an ending signal waits (a second
+      // Ctrl-C does not): ended in between, the process lost an approved sign-in's tokens, issued and never stored
+      // (found in review, s26). Between polls nothing is held, and a signal ends the command at once.
+      signals.hold();
       try {
-        answer = await fetchFn(metadata.token_endpoint, formInit(poll));
-        body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
-        if (answer.ok) await saveTokens(cache, room, { issuer, resource, sentResource, info, body, client, now: options.now() }, fetchFn);
+        try {
+          answer = await fetchFn(metadata.token_endpoint, formInit(poll));
+          body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
+          if (answer.ok) await saveTokens(cache, room, { issuer, resource, sentResource, info, body, client, now: options.now() }, fetchFn);
+        } finally {
+          await room.release();
+        }
       } finally {
-        await room.release();
+        signals.release();
       }
       if (answer.ok) {
         await retireReplacedSignIns(cache, resource, fetchFn);

@@ -37,6 +37,10 @@ export interface SignalHold {
 export const HELD_NOTICE =
   'delegate: Finishing the token refresh in progress, so that your sign-in is kept; the command ends once it is saved. Press Ctrl-C again to end it now.\n';
 
+/** The same, while a sign-in's code is redeemed (a browser's, or a device poll's) and its tokens saved. */
+export const SIGN_IN_HELD_NOTICE =
+  'delegate: Finishing the sign-in in progress, so that the tokens it may bring are saved; the command ends once they are. Press Ctrl-C again to end it now.\n';
+
 /**
  * Writes the notice to stderr, and never fails the command for it. Found in review: on a terminal that had gone
  * (SIGHUP, a dropped SSH session) the write failed with EIO, the error ended the command before the new tokens were
@@ -62,7 +66,7 @@ function ignoreError(): void {}
  * the client gone and carries out no rotation, grant-refresh.ts, unless it already had). SIGTERM (a program) and
  * SIGHUP (the terminal gone) are held without a word.
  */
-export function signalHold(notice: (text: string) => void = noticeOnStderr): SignalHold {
+export function signalHold(notice: (text: string) => void = noticeOnStderr, text: string = HELD_NOTICE): SignalHold {
   let holding = false;
   let arrived: NodeJS.Signals | undefined;
   const stopHolding = () => {
@@ -73,7 +77,7 @@ export function signalHold(notice: (text: string) => void = noticeOnStderr): Sig
   function note(signal: NodeJS.Signals): void {
     if (arrived === undefined) {
       arrived = signal;
-      if (signal === 'SIGINT') notice(HELD_NOTICE);
+      if (signal === 'SIGINT') notice(text);
       return;
     }
     if (signal !== 'SIGINT') return;
@@ -96,4 +100,9 @@ export function signalHold(notice: (text: string) => void = noticeOnStderr): Sig
       if (holdsTaken === 0) for (const then of waiting.splice(0)) process.nextTick(then);
     },
   };
+}
+
+/** The hold a sign-in takes while it redeems its code and saves the tokens (SessionOptions.signInSignals, else a new one). */
+export function signInHold(given?: SignalHold): SignalHold {
+  return given ?? signalHold(noticeOnStderr, SIGN_IN_HELD_NOTICE);
 }

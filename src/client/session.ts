@@ -23,6 +23,7 @@ import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
 import { busyList, FIND_SLOT_TOOL, LIST_BUSY_TOOL, slotSearchResult } from './tool-results.js';
 import { refreshCachedTokens } from './refresh.js';
 import { resendingFetch, type ServersGone } from './servers-gone.js';
+import type { SignalHold } from './held-signals.js';
 import { printableClipped } from '../terminal-text.js';
 
 export { DEFAULT_REQUEST_TIMEOUT_MS, FIND_SLOT_TOOL, LIST_BUSY_TOOL };
@@ -96,6 +97,11 @@ export interface SessionOptions {
    * the refresh, with nothing sent and nothing changed in the cache.
    */
   beforeRefresh?: (issuer: string) => Promise<void>;
+  /**
+   * The hold on ending signals taken while a sign-in redeems its code (the browser's, or a device poll's) and saves
+   * what comes back (held-signals.ts, SIGN_IN_HELD_NOTICE); tests pass one that records. A new one when absent.
+   */
+  signInSignals?: SignalHold;
 }
 
 /** find_slot's search options, as written (docs/internals.md, find_slot). */

@@ -16,6 +16,7 @@ import { OAuthError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { roomForSignIn, type TokenCache } from './cache.js';
+import { signInHold } from './held-signals.js';
 import { CodeRedemption } from './code-redemption.js';
 import { AgentAnswerDeadline, connectAndUse } from './connect.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
@@ -129,6 +130,10 @@ export async function signInAndUse<T>(
     // a full disk stops the sign-in here, with nothing issued.
     const room = await roomForSignIn(cache);
     provider.saveTokensInto(room);
+    // From the code's redemption until its tokens are saved, an ending signal waits (a second Ctrl-C does not): ended
+    // in between, the process lost the tokens, issued and never stored (found in review, s26).
+    const signals = signInHold(options.signInSignals);
+    signals.hold();
     try {
       await first.finishAuth(code);
     } catch (error) {
@@ -140,6 +145,7 @@ export async function signInAndUse<T>(
       throw (ownerLink && error instanceof OAuthError ? wrongAccount(error.errorCode, error.message) : undefined) ?? error;
     } finally {
       await room.release();
+      signals.release();
     }
     listener.finished();
     await retireReplacedSignIns(cache, resource, fetchFn);

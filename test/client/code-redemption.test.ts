@@ -7,6 +7,7 @@
 // ports), with the first redemption failing: the person gets the first answer,
 // exactly one code redemption reaches /token, the authorization server records
 // no code_replay and issues nothing, and the token cache is as it was.
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -212,5 +213,38 @@ describe('a refused authorization code is not presented again', () => {
     );
     expect(redemptions.map((r) => [r.status, r.error])).toEqual([[503, 'temporarily_unavailable']]);
     expect(error).toMatchObject({ errorCode: 'temporarily_unavailable', message: 'Try again later.' });
+  }, 30_000);
+});
+
+// Found in review (s26): a Ctrl-C (or SIGTERM) that came while the code was redeemed ended the process before the
+// tokens were saved: issued, and never stored. The redemption and its save are now held (held-signals.ts).
+describe('ending signals during the redemption', () => {
+  it('are held from before the code is presented until its tokens are saved, then let go', async () => {
+    const events: string[] = [];
+    let held = false;
+    /** Whether the cache holds tokens, read as the hold ends. */
+    const saved = (): boolean => {
+      try {
+        const data = JSON.parse(readFileSync(join(home, 'tokens.json'), 'utf8')) as { tokens: Record<string, Record<string, unknown>> };
+        return Object.values(data.tokens).some((byResource) => Object.keys(byResource).length > 0);
+      } catch {
+        return false;
+      }
+    };
+    const noFault: Fault = async (_body, send) => {
+      events.push(held ? 'redeem (held)' : 'redeem (not held)');
+      return send();
+    };
+    let releasedWith: boolean | undefined;
+    await login({
+      ...options(noFault),
+      signInSignals: {
+        hold: () => void (events.push('hold'), (held = true)),
+        release: () => void ((releasedWith = saved()), events.push('release'), (held = false)),
+      },
+    });
+    expect(events).toEqual(['hold', 'redeem (held)', 'release']);
+    // What the cache held as the hold ended: the tokens.
+    expect(releasedWith).toBe(true);
   }, 30_000);
 });

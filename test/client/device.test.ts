@@ -3,6 +3,7 @@
 // for is the agent's own (RFC 9728 §3.3), and goes in the token request too
 // (MCP authorization: "in both authorization requests and token requests").
 import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -180,6 +181,45 @@ describe('device sign-in: the room for the tokens', () => {
     expect(await temps()).toEqual([]);
     const cache = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as { tokens: Record<string, Record<string, { access_token: string }>> };
     expect(cache.tokens[authz.issuer]?.[authz.agentUrl]?.access_token).toEqual(expect.any(String));
+  });
+});
+
+// Found in review (s26): a Ctrl-C (or SIGTERM) that came while the approving poll was answered ended the process
+// before its tokens were saved: issued, and never stored. Each poll and its save are now held (held-signals.ts).
+describe('device sign-in: ending signals', () => {
+  it('are held from each poll until what it brought is saved, and not between polls', async () => {
+    const events: string[] = [];
+    /** Whether the cache holds the agent's tokens, read as the hold ends. */
+    const saved = () => {
+      try {
+        const cache = JSON.parse(readFileSync(join(home, 'tokens.json'), 'utf8')) as { tokens: Record<string, Record<string, { access_token: string }>> };
+        return cache.tokens[authz.issuer]?.[authz.agentUrl]?.access_token !== undefined;
+      } catch {
+        return false;
+      }
+    };
+    let held = false;
+    let shown: { link: string; userCode: string } | undefined;
+    const base = options(authz.agentUrl, async (prompt) => void (shown = prompt));
+    let waited = 0;
+    await deviceLogin({
+      ...base,
+      signInSignals: {
+        hold: () => void (events.push('hold'), (held = true)),
+        release: () => void (events.push(saved() ? 'release, tokens saved' : 'release, none saved'), (held = false)),
+      },
+      fetchFn: async (input, init) => {
+        const body = init?.body instanceof URLSearchParams ? init.body.toString() : '';
+        if (body.includes('device_code=')) events.push(held ? 'poll (held)' : 'poll (not held)');
+        return recordingFetch(input, init);
+      },
+      sleep: async (ms) => {
+        events.push(held ? 'wait (held)' : 'wait');
+        if (++waited === 2) await approve(shown!.link, shown!.userCode);
+        await base.sleep!(ms);
+      },
+    });
+    expect(events).toEqual(['wait', 'hold', 'poll (held)', 'release, none saved', 'wait', 'hold', 'poll (held)', 'release, tokens saved']);
   });
 });
 

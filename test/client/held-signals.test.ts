@@ -6,15 +6,15 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HELD_NOTICE } from '../../src/client/held-signals.js';
+import { HELD_NOTICE, SIGN_IN_HELD_NOTICE } from '../../src/client/held-signals.js';
 
 const MODULE = join(process.cwd(), 'src', 'client', 'held-signals.ts');
 
 /** A process that holds, raises `signal` at itself, waits 300 ms (the refresh), says "released" on stdout and releases. */
-function holder(signal: NodeJS.Signals, closeStderr: boolean) {
+function holder(signal: NodeJS.Signals, closeStderr: boolean, make = 'signalHold()') {
   const script = `
-    import { signalHold } from ${JSON.stringify(MODULE)};
-    const hold = signalHold();
+    import { signalHold, signInHold } from ${JSON.stringify(MODULE)};
+    const hold = ${make};
     hold.hold();
     process.kill(process.pid, ${JSON.stringify(signal)});
     setTimeout(() => { process.stdout.write('released\\n'); hold.release(); setTimeout(() => process.exit(7), 2000); }, 300);
@@ -36,6 +36,12 @@ describe('held signals', () => {
     const ended = await holder('SIGINT', false);
     expect([ended.signal, ended.stdout]).toEqual(['SIGINT', 'released\n']);
     expect(ended.stderr).toBe(HELD_NOTICE);
+  });
+
+  it("a sign-in's hold (signInHold) says so in its own words", { timeout: 30_000 }, async () => {
+    const ended = await holder('SIGINT', false, 'signInHold()');
+    expect([ended.signal, ended.stdout]).toEqual(['SIGINT', 'released\n']);
+    expect(ended.stderr).toBe(SIGN_IN_HELD_NOTICE);
   });
 
   it('SIGTERM is held without a word', { timeout: 30_000 }, async () => {
