@@ -3,9 +3,10 @@
 // consent decision taken) is a single transaction. The database file is
 // created 0600 inside a 0700 directory; SQLite gives the -wal and -shm files
 // it creates the same mode, and ones left by an earlier run are tightened.
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { accessSync, closeSync, constants, existsSync, openSync, chmodSync, readFileSync, realpathSync, statfsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
 import { makeOwnDirectory } from '../trusted-directory.js';
@@ -43,6 +44,32 @@ import type {
 } from './types.js';
 
 type Row = Record<string, unknown>;
+
+/**
+ * The SQLite driver for the Node.js running: better-sqlite3 13 (installed as better-sqlite3-node22, an optional
+ * dependency that npm installs only on Node 22 or later) where it is there, else better-sqlite3 12. Found in review
+ * (s26node): on Node 24.19 and later, better-sqlite3 12's objects (built on node::ObjectWrap) abort the process with
+ * a native assertion when a garbage collection that no JavaScript started collects one (`Statement::~Statement`,
+ * "Assertion failed: (env) != nullptr", exit 134): README's first command, which runs the servers in its own process,
+ * aborted 15 times in 19 on Node 24.21. 13 is built on Node-API, and requires Node 22; 12 is what runs on Node 20.
+ */
+function sqliteDriver(): { Database: typeof BetterSqlite3; driver: string } {
+  const load = createRequire(import.meta.url);
+  if (Number(process.versions.node.split('.')[0]) >= 22) {
+    try {
+      return { Database: load('better-sqlite3-node22') as typeof BetterSqlite3, driver: 'better-sqlite3-node22' };
+    } catch (error) {
+      // Not installed (node_modules installed by an older Node, or npm told to omit optional dependencies): 12 it is.
+      if ((error as { code?: string }).code !== 'MODULE_NOT_FOUND') throw error;
+    }
+  }
+  return { Database: load('better-sqlite3') as typeof BetterSqlite3, driver: 'better-sqlite3' };
+}
+
+const { Database, driver } = sqliteDriver();
+
+/** The package the store's SQLite driver was loaded from (sqliteDriver), for the tests that check which one runs. */
+export const SQLITE_DRIVER = driver;
 
 export class StoreError extends Error {
   readonly code: 'STORE_OPEN_FAILED' | 'STORE_READ_ONLY' | 'STORE_FULL' | 'STORE_CORRUPT';
@@ -110,7 +137,7 @@ export interface OpenOptions {
  * file found with one of them is refused (STORE_CORRUPT), not set up anew (see emptiedBeside).
  */
 export function openSqliteStore(path: string, options: OpenOptions = {}): Store {
-  let db: Database.Database;
+  let db: BetterSqlite3.Database;
   try {
     const sign = options.setUpBefore && emptiedBeside(path, options.setUpBefore);
     if (sign) throw emptiedDatabase(path, sign);
@@ -174,7 +201,7 @@ class MigrationVetoed {
  * and opened read-only from there.
  */
 export function openSqliteStoreReadOnly(path: string): Store {
-  let db: Database.Database;
+  let db: BetterSqlite3.Database;
   try {
     const real = realpathSync(path);
     if (existsSync(`${real}-wal`)) {
@@ -210,7 +237,7 @@ export function openSqliteStoreReadOnly(path: string): Store {
  * file at that moment (processes opening a new data directory together): so
  * try again, for as long as the busy timeout. Whether WAL is in use.
  */
-function enterWalMode(db: Database.Database): boolean {
+function enterWalMode(db: BetterSqlite3.Database): boolean {
   const deadline = Date.now() + BUSY_TIMEOUT_MS;
   for (;;) {
     try {
@@ -309,7 +336,7 @@ function newerSchema(path: string, version: number): StoreError {
 }
 
 /** Brings the schema up to date; the version this process migrated from, or undefined when it applied none. */
-function migrate(db: Database.Database, path: string): number | undefined {
+function migrate(db: BetterSqlite3.Database, path: string): number | undefined {
   // The version is read inside each IMMEDIATE transaction: processes that open a
   // new database at once (serve-auth, serve-calendar, serve-agent) take turns,
   // and none applies a migration another has just applied.
@@ -402,6 +429,16 @@ export function asStoreError(err: unknown, path: string, use: 'read' | 'write' =
   }
   if (code.startsWith('SQLITE_IOERR') || code === 'EIO') {
     return new StoreError('STORE_OPEN_FAILED', `The database ${path} could not be read or written: the disk failed (${message}).`);
+  }
+  // The driver's native module built for another Node.js (node_modules installed, then Node.js changed, as with nvm):
+  // the database is not at fault (nor named: a command that only looks may not have opened it, but one in memory), and `npm install` with this Node.js brings the driver for it (sqliteDriver). Found
+  // in review (s26node): it said "The database … could not be used: The module … was compiled against a different
+  // Node.js version using NODE_MODULE_VERSION 115".
+  if (code === 'ERR_DLOPEN_FAILED' || /NODE_MODULE_VERSION \d+/.test(message)) {
+    return new StoreError(
+      'STORE_OPEN_FAILED',
+      `The SQLite driver in node_modules (better-sqlite3) was built for another version of Node.js than this one (${process.version}), so no database can be opened. Run \`npm install\` again with this Node.js.`,
+    );
   }
   if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') {
     return new StoreError(
@@ -730,7 +767,7 @@ class SqliteStore implements Store {
    * of them, and a token refresh runs a dozen. The SQL is this file's (a few
    * texts vary by filter), so the bound is only a guard.
    */
-  private readonly statements = new BoundedMap<string, Database.Statement>(256);
+  private readonly statements = new BoundedMap<string, BetterSqlite3.Statement>(256);
 
   /** Statements run that may have changed the database (see `run`). */
   private writes = 0;
@@ -746,7 +783,7 @@ class SqliteStore implements Store {
   private readonly path: string;
 
   constructor(
-    private readonly db: Database.Database,
+    private readonly db: BetterSqlite3.Database,
     wal?: { path: string; sync?: SyncFile },
     path?: string,
   ) {
@@ -823,7 +860,7 @@ class SqliteStore implements Store {
     this.walFile?.close().catch(() => undefined);
   }
 
-  private prepared(sql: string): Database.Statement {
+  private prepared(sql: string): BetterSqlite3.Statement {
     let statement = this.statements.get(sql);
     if (!statement) {
       statement = this.db.prepare(sql);
@@ -832,7 +869,7 @@ class SqliteStore implements Store {
     return statement;
   }
 
-  private run(sql: string, params: Row | unknown[] = {}): Database.RunResult {
+  private run(sql: string, params: Row | unknown[] = {}): BetterSqlite3.RunResult {
     this.writes++;
     return this.guarded(() => this.prepared(sql).run(params as never));
   }
@@ -1086,7 +1123,7 @@ class SqliteStore implements Store {
     return done;
   }
 
-  private dataVersion: Database.Statement | undefined;
+  private dataVersion: BetterSqlite3.Statement | undefined;
 
   async signingKeysStamp(): Promise<string> {
     // PRAGMA data_version changes when another connection (another process: `delegate keys rotate`) commits;
