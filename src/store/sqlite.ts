@@ -669,8 +669,14 @@ function toStoredAudit(r: Row): StoredRecord {
   }
 }
 
-/** Each account's latest `sign_in` record's time (null for one that has none), retired accounts too: Store.lastSignIns. */
-export const LAST_SIGN_INS = "SELECT id AS user_id, (SELECT MAX(at) FROM audit_log WHERE event = 'sign_in' AND user_id = users.id) AS at FROM users";
+/**
+ * Each account's latest `sign_in` record's time (accounts with none have no row), retired accounts too:
+ * Store.lastSignIns. One pass over the partial index audit_log_sign_ins, which holds the sign-ins alone; on a database
+ * read as it stands from before the index, one pass over the log. Found in review (s26new): a search per account, which
+ * the index made cheap, cost a scan of the whole log per account without it (24.5 s for 50 accounts and 500,000
+ * records read-only, against 1.3 s before).
+ */
+export const LAST_SIGN_INS = "SELECT user_id, MAX(at) AS at FROM audit_log WHERE event = 'sign_in' AND user_id IS NOT NULL GROUP BY user_id";
 
 /** The statement listAudit and auditPages run for `filter`, in chain order. */
 function auditQuery(filter: AuditFilter): { sql: string; params: unknown[] } {

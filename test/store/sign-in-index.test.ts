@@ -21,12 +21,22 @@ function planOf(path: string, sql: string): string[] {
 }
 
 describe('the last sign-in of each account', () => {
-  it('is read through audit_log_sign_ins, one search per account: no scan of the audit log', () => {
+  it('is read in one pass over audit_log_sign_ins, which holds the sign-ins alone: no scan of the audit log', () => {
     const path = databaseFile();
     openStore(path).close();
     const plan = planOf(path, LAST_SIGN_INS);
-    expect(plan.some((line) => /^SEARCH audit_log USING COVERING INDEX audit_log_sign_ins \(user_id=\?\)/.test(line)), plan.join(' | ')).toBe(true);
-    expect(plan.filter((line) => /\baudit_log\b/.test(line) && !line.includes('audit_log_sign_ins')), plan.join(' | ')).toEqual([]);
+    expect(plan).toEqual(['SEARCH audit_log USING COVERING INDEX audit_log_sign_ins (user_id>?)']);
+  });
+
+  // Found in review (s26new): a search per account (a correlated subquery) was cheap through the index and cost a
+  // scan of the whole log per account without it, on a database read as it stands (a read-only disk): 24.5 s for 50
+  // accounts and 500,000 records against 1.3 s before the index.
+  it('on a database from before the index (read as it stands): one pass over the log, not one per account', () => {
+    const path = databaseFile();
+    databaseBefore(path, 'audit_log_sign_ins', () => undefined);
+    const plan = planOf(path, LAST_SIGN_INS);
+    expect(plan.filter((line) => /\baudit_log\b/.test(line))).toEqual(['SCAN audit_log']);
+    expect(plan.join(' | ')).not.toMatch(/SUBQUERY/);
   });
 
   it('on a database from before the index: the migration adds it, and the answers are those the log holds', async () => {
