@@ -90,8 +90,10 @@ function endingWithBody(res: Response, end: () => void): Response {
       await reader.cancel(reason);
     },
   });
-  const passed = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
-  // What the constructor cannot set: the SDK names a redirect it did not follow by the answer's url.
-  Object.defineProperties(passed, { url: { value: res.url }, redirected: { value: res.redirected } });
+  const passed = new Response(body, { status: res.status, headers: res.headers });
+  // What the constructor cannot set: the SDK names a redirect it did not follow by the answer's url. Nor the reason
+  // phrase as it came: fetch reads it as UTF-8, and the constructor refuses any character above U+00FF (found in
+  // review, s26new: `404 Не найдено` failed the request with "Cannot convert argument to a ByteString").
+  Object.defineProperties(passed, { url: { value: res.url }, redirected: { value: res.redirected }, statusText: { value: res.statusText } });
   return passed;
 }

@@ -4,7 +4,7 @@
 // whole bound: eleven requests within it printed MaxListenersExceededWarning.
 import { getEventListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { boundedFetch, requestTimedOut } from '../../src/client/bounded-fetch.js';
 
@@ -66,5 +66,29 @@ describe('boundedFetch', () => {
     const reading = res.text().catch((e: unknown) => e);
     long.abort(new Error('closed'));
     expect(await reading).toMatchObject({ message: 'closed' });
+  });
+});
+
+// Found in review (s26new): the answer passed on was rebuilt with the reason phrase as fetch read it (UTF-8), and
+// the Response constructor refuses any character above U+00FF, so `404 Не найдено` failed the request itself
+// ("Cannot convert argument to a ByteString"). RFC 9110 §15.1: a client should ignore the reason phrase's content.
+describe('boundedFetch: a reason phrase beyond Latin-1', () => {
+  it('passes the answer on, its status, body and reason phrase as they came', async () => {
+    const raw = createNetServer((socket) => {
+      socket.once('data', () => {
+        const body = '{"error":"nope"}';
+        socket.end(Buffer.from(`HTTP/1.1 404 Не найдено ✓\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`, 'utf8'));
+      });
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(raw.address() as AddressInfo).port}/mcp`;
+      const plain = await fetch(url);
+      const res = await boundedFetch(fetch, 30_000)(url);
+      expect([res.status, res.statusText, await res.json()]).toEqual([404, plain.statusText, { error: 'nope' }]);
+      await plain.text();
+    } finally {
+      await new Promise((resolve) => raw.close(resolve));
+    }
   });
 });
