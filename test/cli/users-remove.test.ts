@@ -500,6 +500,13 @@ describe('--user but for case, in audit and grants list', () => {
     expect(now.code).toBe(0);
     expect(now.err).toBe(`delegate: Alice is the account named so now (${fresh.id}); an account removed earlier had that name too: --user ${old.id} for its records.\n`);
     expect((JSON.parse(now.out) as Array<{ user: string }>).map((r) => r.user)).toEqual([fresh.id]);
+    // The removed account's own spelling too (found in review, s26new: it read the removed alice's records, while
+    // `users remove alice` acts on Alice, the account that took the name).
+    for (const args of [['audit', '--json'], ['grants', 'list', '--json']]) {
+      const exact = await run([...args, '--user', 'alice']);
+      expect([exact.code, exact.err], args.join(' ')).toEqual([0, `delegate: Alice is the account named so now (${fresh.id}); an account removed earlier had that name too: --user ${old.id} for its ${args[0] === 'audit' ? 'records' : 'grants'}.\n`]);
+    }
+    expect((JSON.parse((await run(['audit', '--json', '--user', 'alice'])).out) as Array<{ user: string }>).map((r) => r.user)).toEqual([fresh.id]);
   });
 
   it('alice and Alice both stored: the exact name picks one; ALICE is refused as bad usage (exit 2), naming both, for audit and grants list', async () => {

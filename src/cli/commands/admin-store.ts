@@ -139,10 +139,10 @@ export interface AccountUse {
 /**
  * The account `--user GIVEN` names for the commands that read what accounts did (`audit`, `grants list`), whose
  * records and grants outlive an account removed by `users remove`: the account named so now; else the one with that
- * id, live or retired (the name first, as a name may look like an id); else the one retired account that had that
- * name, which is what an administrator looking into a departed account means; else, as `users remove` finds an
- * account (accountToRemove), the one named so but for case (`ALICE` is `alice`; found in review, s26: these two
- * took the name only as spelled), a live one before a retired one. Refused (`use.refuse`): a name or id no account
+ * id, live or retired (the name first, as a name may look like an id); else, as `users remove` finds an account
+ * (accountToRemove), the live one named so but for case (`ALICE` is `alice`; found in review, s26: these two took the
+ * name only as spelled); else the one retired account that had that name, which is what an administrator looking
+ * into a departed account means, then the one that had it but for case. Refused (`use.refuse`): a name or id no account
  * has, in any case (`use.none`), and a name that several retired accounts had and none has now (naming their ids);
  * refused as bad usage (exit 2), naming them: a name that matches several accounts but for case and none exactly.
  * An account named so now is the live one even when retired ones had the name: said on `use.notice`, with their ids.
@@ -150,7 +150,10 @@ export interface AccountUse {
 export function pickedAccount(given: string, accounts: readonly AccountName[], use: AccountUse): AccountName {
   const exactly = (name: string) => name === given;
   const butForCase = (name: string) => name.toLowerCase() === given.toLowerCase();
-  const found = liveNamed(exactly) ?? accounts.find((a) => a.id === given) ?? retiredNamed(exactly) ?? liveNamed(butForCase) ?? retiredNamed(butForCase);
+  // A live account named so but for case comes before a retired one named so exactly: names are unique ignoring case,
+  // so the live `Alice` is the account that took `alice`'s name (found in review, s26new: `--user alice` read the
+  // removed alice's records while `users remove alice` removed Alice).
+  const found = liveNamed(exactly) ?? accounts.find((a) => a.id === given) ?? liveNamed(butForCase) ?? retiredNamed(exactly) ?? retiredNamed(butForCase);
   if (found) return found;
   throw use.refuse(use.none);
 
