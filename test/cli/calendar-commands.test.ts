@@ -146,6 +146,27 @@ describe('delegate calendar', () => {
   });
 });
 
+// Found in review (s26race): six `calendar add work …` at once, one added it, one said the name was taken, and four
+// said SQLite's "UNIQUE constraint failed: calendars.user_id, calendars.name": each had looked before another wrote.
+// On a fresh data directory they also raced to set the owner up ("UNIQUE constraint failed: users.is_owner").
+describe('calendar add, several at once with one name, on a fresh data directory', () => {
+  it('sets one owner up and adds the calendar once; every other says the name is taken, in the words a look before would have used', async () => {
+    await writeFile(join(dir, 'work.ics'), EVENT);
+    const runs = await Promise.all(Array.from({ length: 6 }, () => run(['add', 'work', join(dir, 'work.ics')])));
+    const taken = 'delegate: There is already a calendar named "work". To add this one in its place, remove it first (`delegate calendar remove work`), or give this one another name.\n';
+    expect(runs.filter((r) => r.code === 0)).toHaveLength(1);
+    expect(runs.filter((r) => r.code !== 0).map((r) => [r.code, r.err])).toEqual(Array.from({ length: 5 }, () => [1, taken]));
+    const store = openStore(join(dir, 'home', 'delegate.db'));
+    try {
+      const owner = (await store.listUsers()).find((u) => u.isOwner)!;
+      expect((await store.listCalendars(owner.id)).filter((c) => c.name === 'work')).toHaveLength(1);
+      expect((await store.listAudit()).filter((r) => r.event === 'calendar_added' && r.detail.name === 'work')).toHaveLength(1);
+    } finally {
+      store.close();
+    }
+  });
+});
+
 // Found in review (s23local): a private feed's address is a secret to the whole calendar, and `add` took it only as
 // an argument, which every user of this computer can read in /proc/<pid>/cmdline while the command runs.
 describe('a feed’s address is read from stdin, not the command line', () => {

@@ -96,7 +96,15 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
     }
     // A feed's path is often the secret of a private address: the record names the feed without it.
     const detail = { by: 'cli', name: args.name, kind: record.kind, source: url ? redactFeedUrl(url) : record.source };
-    await store.addCalendar(record, { event: { event: 'calendar_added', user: owner.id, detail }, at: io.now() });
+    try {
+      await store.addCalendar(record, { event: { event: 'calendar_added', user: owner.id, detail }, at: io.now() });
+    } catch (error) {
+      // Another process added the name between the look and the write (a calendar's name is UNIQUE per owner, so this
+      // write was refused, and nothing of it was kept): the answer the look would have given, not the database's own
+      // words. Found in review (s26race): six `calendar add work …` at once, four said "UNIQUE constraint failed".
+      if ((await store.listCalendars(owner.id)).some((c) => c.name === args.name)) throw nameTaken(args.name);
+      throw error;
+    }
     if (feedCopy) await store.saveCalendarFeed(feedCopy);
     io.stderr.write(`Added calendar "${args.name}" (${url ? `feed ${redactFeedUrl(url)}` : `file ${record.source}`}). Every calendar counts toward busy time unless find-slot is given --calendar.\n`);
     const unseen = await delegationsNotSeeing(store, owner.id, args.name, io.now());
@@ -248,8 +256,17 @@ async function withOwner<T>(paths: Paths, io: CliIo, start: { demo: boolean }, w
         timeZone: config.timeZone ?? systemTimeZone(io.env),
         createdAt: io.now(),
       };
-      await store.createUser(owner);
-      if (start.demo) await store.addCalendar(demoCalendarOf(owner.id, io.now()));
+      try {
+        await store.createUser(owner);
+        if (start.demo) await store.addCalendar(demoCalendarOf(owner.id, io.now()));
+      } catch (error) {
+        // Another process set the owner up between the look and the write (there is one owner, a UNIQUE index): that
+        // owner it is, with what that process gave it. Found in review (s26): `calendar add`s run at once on a fresh
+        // data directory said SQLite's "UNIQUE constraint failed: users.is_owner".
+        const other = await store.ownerUser();
+        if (!other || other.id === owner.id) throw error;
+        owner = other;
+      }
     }
     return await work(store, owner);
   } finally {
