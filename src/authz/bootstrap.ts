@@ -125,7 +125,15 @@ async function refuseUrlsTaken(store: Store, setup: LocalSetup): Promise<void> {
   }
 }
 
-async function ensureOwner(store: Store, setup: LocalSetup, now: number): Promise<UserRecord> {
+/**
+ * The local owner, set up now if there is none yet: by the servers' first start (with the demo calendar), or by a
+ * command that needs the owner before any server started (`calendar add`, without it). Each change on the audit log
+ * in its own transaction (found in review, s24: the owner, who may sign in without a password, appeared with no
+ * record; `calendar add` set one up so until s26). Another process setting the owner up between the look and the
+ * write (there is one owner: a UNIQUE index) leaves that owner, with what that process gave it. Found in review
+ * (s26): `calendar add`s run at once on a fresh data directory said SQLite's "UNIQUE constraint failed: users.is_owner".
+ */
+export async function ensureOwner(store: Store, setup: { ownerName: string; timeZone: string; demoCalendarPath?: string }, now: number): Promise<UserRecord> {
   const existing = await store.ownerUser();
   if (existing) return existing;
   const owner: UserRecord = {
@@ -136,10 +144,16 @@ async function ensureOwner(store: Store, setup: LocalSetup, now: number): Promis
     timeZone: setup.timeZone,
     createdAt: now,
   };
-  // On the audit log as an administrator's additions are, by `setup` (found in review, s24: the owner, who may sign
-  // in without a password, appeared with no record): each in its change's transaction.
-  await store.createUser(owner, { event: { event: 'user_added', user: owner.id, detail: { by: 'setup', name: owner.name, owner: true } }, at: now });
-  const demo = { id: randomId('cal'), userId: owner.id, name: 'demo', kind: 'file' as const, source: setup.demoCalendarPath, createdAt: now };
-  await store.addCalendar(demo, { event: { event: 'calendar_added', user: owner.id, detail: { by: 'setup', name: demo.name, kind: demo.kind, source: demo.source } }, at: now });
+  try {
+    await store.createUser(owner, { event: { event: 'user_added', user: owner.id, detail: { by: 'setup', name: owner.name, owner: true } }, at: now });
+  } catch (error) {
+    const other = await store.ownerUser();
+    if (!other) throw error;
+    return other;
+  }
+  if (setup.demoCalendarPath !== undefined) {
+    const demo = { id: randomId('cal'), userId: owner.id, name: 'demo', kind: 'file' as const, source: setup.demoCalendarPath, createdAt: now };
+    await store.addCalendar(demo, { event: { event: 'calendar_added', user: owner.id, detail: { by: 'setup', name: demo.name, kind: demo.kind, source: demo.source } }, at: now });
+  }
   return owner;
 }

@@ -281,6 +281,14 @@ describe('on a fresh data directory, only `calendar add` sets up an owner withou
     try {
       // Found in review: `calendar add` named the owner `owner`, the servers' first start the OS user.
       expect((await store.ownerUser())?.name).toBe(userInfo().username || 'owner');
+      // On the audit log as the servers' first start records it (found in review, s26: set up by `calendar add`, the
+      // owner, who may sign in without a password, appeared with no record).
+      const owner = (await store.ownerUser())!;
+      expect((await store.listAudit()).map((r) => [r.event, r.user, r.detail.by])).toEqual([
+        ['user_added', owner.id, 'setup'],
+        ['calendar_added', owner.id, 'cli'],
+      ]);
+      expect((await store.verifyAudit()).ok).toBe(true);
     } finally {
       store.close();
     }

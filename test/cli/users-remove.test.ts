@@ -272,7 +272,7 @@ describe('users remove', () => {
     expect([refused.code, refused.out]).toEqual([1, '']);
     expect(refused.err).toBe(`delegate: ${owner.name} is the local owner, the account of this installation itself, which cannot be removed (\`delegate grants revoke\` ends its delegations).\n`);
     expect(await withDb((s) => s.ownerUser())).toEqual(owner);
-    expect((await withDb((s) => s.listAudit())).map((r) => r.event)).toEqual(['calendar_added']);
+    expect((await withDb((s) => s.listAudit())).map((r) => r.event)).toEqual(['user_added', 'calendar_added']);
   });
 
   it('a name that matches nothing: one line, exit 1, nothing changed (and no database created where there was none)', async () => {

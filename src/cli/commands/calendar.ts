@@ -25,7 +25,7 @@ import type { CliIo } from '../io.js';
 import { pipedSecret, secretTypedAtTerminal, typedSecret } from '../secret-input.js';
 import { shown } from '../shown.js';
 import { NAMELESS_APP, registeredName } from '../../authz/app-name.js';
-import { ownerNameBeside } from '../../authz/users.js';
+import { ensureOwner } from '../../authz/bootstrap.js';
 import { parseCalendarDetail } from '../../delegation/index.js';
 import { instantLine } from '../output.js';
 import { openCommandStore, readOnlyNotice, withStore } from './admin-store.js';
@@ -247,26 +247,9 @@ async function withOwner<T>(paths: Paths, io: CliIo, start: { demo: boolean }, w
     let owner = await store.ownerUser();
     if (!owner) {
       const config = await readUserConfig(paths.config).catch(() => ({ timeZone: undefined }));
-      owner = {
-        id: `usr_${randomBytes(16).toString('base64url')}`,
-        // The name the servers' first start gives the owner (servers.ts bootstrap), whichever comes first.
-        name: await ownerNameBeside(store, systemUserName()),
-        passwordHash: null,
-        isOwner: true,
-        timeZone: config.timeZone ?? systemTimeZone(io.env),
-        createdAt: io.now(),
-      };
-      try {
-        await store.createUser(owner);
-        if (start.demo) await store.addCalendar(demoCalendarOf(owner.id, io.now()));
-      } catch (error) {
-        // Another process set the owner up between the look and the write (there is one owner, a UNIQUE index): that
-        // owner it is, with what that process gave it. Found in review (s26): `calendar add`s run at once on a fresh
-        // data directory said SQLite's "UNIQUE constraint failed: users.is_owner".
-        const other = await store.ownerUser();
-        if (!other || other.id === owner.id) throw error;
-        owner = other;
-      }
+      // The name the servers' first start gives the owner (servers.ts bootstrap), whichever comes first.
+      const setup = { ownerName: systemUserName(), timeZone: config.timeZone ?? systemTimeZone(io.env) };
+      owner = await ensureOwner(store, start.demo ? { ...setup, demoCalendarPath: demoCalendarPath() } : setup, io.now());
     }
     return await work(store, owner);
   } finally {
