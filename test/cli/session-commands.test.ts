@@ -138,6 +138,9 @@ describe('status', () => {
     const withToken = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
     expect(await runCli(['status'], withToken), withToken.err).toBe(0);
     expect(withToken.out).toContain('Using DELEGATE_TOKEN from the environment');
+    // What was found, not "no delegation is stored" (found in review, s26new: the unopenable cache read as an empty one).
+    expect(withToken.out).toContain(`Stored sign-ins cannot be shown: The token cache ${join(home, 'tokens.json')} is a directory, not a token cache; move it away.\n`);
+    expect(withToken.out).not.toContain('no delegation');
     const withTokenJson = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
     expect(await runCli(['status', '--json'], withTokenJson)).toBe(0);
     expect(JSON.parse(withTokenJson.out)).toMatchObject({ source: 'DELEGATE_TOKEN', tokenCacheReadable: false });

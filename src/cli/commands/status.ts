@@ -106,7 +106,11 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   // login refuses while DELEGATE_TOKEN is set, so advice to run it says so (found in review, regress21a: "Run `delegate
   // login`", which then stopped with "first unset DELEGATE_TOKEN").
   const advised = (command: string): string => (env === undefined ? `\`${command}\`` : `\`${command}\` once DELEGATE_TOKEN is unset`);
-  if (stored.length === 0 && ended.length === 0) {
+  if (cacheError !== undefined) {
+    // Beside DELEGATE_TOKEN (without it, the cache's error ended the command above): what was found, not "none is
+    // stored" (found in review, s26new: a cache that could not be opened read as an empty one).
+    lines.push(`Stored sign-ins cannot be shown: ${cacheError}`);
+  } else if (stored.length === 0 && ended.length === 0) {
     const none = `no delegation${args.agentUrl !== undefined ? ` for ${args.agentUrl}` : ''} is stored`;
     const run = advised(await firstLogin(args, io, login));
     // Not "not signed in" beside a token in use: the token speaks for someone.
