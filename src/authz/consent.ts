@@ -9,10 +9,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { calendarDetailFor, formatScope, isDetailSubset, parseCalendarDetail, parseScope, type AuthorizationDetail, type CalendarDetail } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import { uidsSaid } from '../http/listener-owner.js';
-import type { AuditEventInput, AuthRequestRecord, GrantRecord } from '../store/index.js';
+import type { AuditEventInput, AuthRequestRecord, ConsentGrantDecision, GrantRecord } from '../store/index.js';
 import { audit } from './audit.js';
 import { issueCode } from './code.js';
-import { KEEP_EXPIRY, applyChoices, readChoices } from './consent-choices.js';
+import { KEEP_EXPIRY, applyChoices, readChoices, type ChoicesResult } from './consent-choices.js';
 import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId } from './crypto.js';
 import { grantLimits, offeredDetails, pageOffer } from './grant-policy.js';
@@ -82,21 +82,66 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
   // the first place's alone, so another place's entry could be granted more than it asked).
   const calendar = pageOffer(offers);
   const userCalendars = (await ctx.store.listCalendars(pending.userId)).map((c) => c.name);
-  const existing = await ctx.store.activeGrant(pending.userId, pending.clientId, pending.resource, now);
-  const read = readChoices(form, {
-    userCalendars,
-    calendarsShown: pending.calendarsShown,
-    askedCalendars: calendar?.calendars,
-    askedLookahead: calendar?.lookahead_days,
-    maxDepth: ctx.defaultMaxDepth,
-    hasCalendar: calendar !== undefined,
-    ...(existing ? { current: grantLimits(existing) } : {}),
-  });
+  // The choices read against a grant: the page started from the user's current one, on a step-up.
+  const choicesAgainst = (existing: GrantRecord | undefined) =>
+    readChoices(form, {
+      userCalendars,
+      calendarsShown: pending.calendarsShown,
+      askedCalendars: calendar?.calendars,
+      askedLookahead: calendar?.lookahead_days,
+      maxDepth: ctx.defaultMaxDepth,
+      hasCalendar: calendar !== undefined,
+      ...(existing ? { current: grantLimits(existing) } : {}),
+    });
+  // Checked before the request is taken, so that choices that cannot be used leave the page to be sent again.
+  const read = choicesAgainst(await ctx.store.activeGrant(pending.userId, pending.clientId, pending.resource, now));
   if (!read.ok) return sendErrorPage(reply, 400, 'Your choices could not be used', read.reason);
   const taken = await take(ctx, pending, now, 'approve');
   if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
-  const details: AuthorizationDetail[] = offers.map((o) => applyChoices(o, read.choices));
 
+  // The grant is decided again against the one found in the transaction that writes it: another Approve for the same
+  // client (a second consent page of the same app, approved at the same moment) may have written one since the look
+  // above, and this consent then adds to it, as it would have one after the other (found in review, s26: both made a
+  // grant, and `logout` ended one while the other stayed active for 30 days).
+  const key = { userId: taken.userId, clientId: taken.clientId, resource: taken.resource };
+  const saved = await ctx.store.saveConsentGrant(key, now, (existing) => consentGrant(ctx, taken, offers, existing, choicesAgainst(existing), now));
+  if ('refused' in saved) return sendErrorPage(reply, 400, 'Your choices could not be used', `${saved.refused} Start again from the app.`);
+  const { grant } = saved;
+
+  req.log.info({ client: taken.clientId, grant: grant.id }, 'consent approved');
+  return issueCode(
+    reply,
+    ctx,
+    {
+      userId: taken.userId,
+      clientId: taken.clientId,
+      redirectUri: taken.redirectUri,
+      redirectUriGiven: taken.redirectUriGiven !== false,
+      resource: taken.resource,
+      scope: taken.scope,
+      codeChallenge: taken.codeChallenge,
+      state: taken.state,
+      grantId: grant.id,
+    },
+    303,
+  );
+}
+
+/**
+ * What an approval makes of the user's grant to the client for the resource, `existing` when there is one: the
+ * grant to write and its consent record, or the reason the choices do not hold against it. Pure; called in the
+ * store's transaction (Store.saveConsentGrant).
+ */
+function consentGrant(
+  ctx: AuthContext,
+  taken: AuthRequestRecord,
+  offers: readonly CalendarDetail[],
+  existing: GrantRecord | undefined,
+  read: ChoicesResult,
+  now: number,
+): ConsentGrantDecision {
+  if (!read.ok) return { refused: read.reason };
+  const details: AuthorizationDetail[] = offers.map((o) => applyChoices(o, read.choices));
   const grant: GrantRecord = {
     id: existing?.id ?? randomId('grt'),
     userId: taken.userId,
@@ -115,7 +160,10 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
   // they carry the old limits, and resource servers read limits from the token. Found in review: after a
   // narrowing, CalendarAgent went on reading with the user's old token and its cached calendar token.
   const narrowed = existing !== undefined && narrows(existing, grant);
-  const consented = (tokensRevoked: number): AuditEventInput => ({
+  // The grant's change and its consent record commit together (found in review: with the record failing, a
+  // step-up was granted and a narrowing revoked tokens off the record, and the next request got a code
+  // without a consent page). A record that cannot be written leaves the grant as it was; no code is issued.
+  const record = (tokensRevoked: number): AuditEventInput => ({
     event: 'consent',
     user: taken.userId,
     client: taken.clientId,
@@ -139,29 +187,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
         : {}),
     },
   });
-  // The grant's change and its consent record commit together (found in review: with the record failing, a
-  // step-up was granted and a narrowing revoked tokens off the record, and the next request got a code
-  // without a consent page). A record that cannot be written leaves the grant as it was; no code is issued.
-  if (existing) await ctx.store.updateGrant(grant, narrowed ? now : undefined, { now, event: consented });
-  else await ctx.store.createGrant(grant, consented(0));
-
-  req.log.info({ client: taken.clientId, grant: grant.id }, 'consent approved');
-  return issueCode(
-    reply,
-    ctx,
-    {
-      userId: taken.userId,
-      clientId: taken.clientId,
-      redirectUri: taken.redirectUri,
-      redirectUriGiven: taken.redirectUriGiven !== false,
-      resource: taken.resource,
-      scope: taken.scope,
-      codeChallenge: taken.codeChallenge,
-      state: taken.state,
-      grantId: grant.id,
-    },
-    303,
-  );
+  return { grant, ...(narrowed ? { narrowedAt: now } : {}), record };
 }
 
 /**

@@ -26,6 +26,9 @@ import type {
   DeviceAuthorizationRecord,
   DevicePoll,
   ClientRecord,
+  ConsentGrantDecision,
+  ConsentGrantOutcome,
+  GrantKey,
   GrantRecord,
   IssuedTokenRecord,
   RedeemCodeResult,
@@ -544,6 +547,10 @@ function toAuthRequest(r: Row): AuthRequestRecord {
     expiresAt: num(r.expires_at),
   };
 }
+
+/** A user's active grant to a client for a resource (the latest, should there be more than one): activeGrant. */
+const ACTIVE_GRANT = `SELECT * FROM grants WHERE user_id = ? AND client_id = ? AND resource = ? AND revoked_at IS NULL AND expires_at > ?
+  ORDER BY created_at DESC LIMIT 1`;
 
 /** Whether two readings of a grant agree on every limit its tokens carry or are bounded by. */
 function sameLimits(a: GrantRecord, b: GrantRecord): boolean {
@@ -1435,13 +1442,35 @@ class SqliteStore implements Store {
 
   async createGrant(g: GrantRecord, record?: AuditEventInput): Promise<void> {
     this.atomically(() => {
-      this.run(
-        `INSERT INTO grants (id, user_id, client_id, resource, scope, authorization_details, max_depth, created_at, expires_at, revoked_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [g.id, g.userId, g.clientId, g.resource, g.scope, json(g.authorizationDetails), g.maxDepth, g.createdAt, g.expiresAt, g.revokedAt],
-      );
+      this.insertGrant(g);
       // The consent that made the grant, in its transaction: no grant exists off the record.
       if (record) this.appendAuditNow(record, g.createdAt);
+    });
+  }
+
+  private insertGrant(g: GrantRecord): void {
+    this.run(
+      `INSERT INTO grants (id, user_id, client_id, resource, scope, authorization_details, max_depth, created_at, expires_at, revoked_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [g.id, g.userId, g.clientId, g.resource, g.scope, json(g.authorizationDetails), g.maxDepth, g.createdAt, g.expiresAt, g.revokedAt],
+    );
+  }
+
+  async saveConsentGrant(key: GrantKey, now: number, decide: (existing: GrantRecord | undefined) => ConsentGrantDecision): Promise<ConsentGrantOutcome> {
+    // One IMMEDIATE transaction from the look to the write: a second consent for the same user, client and resource
+    // (another process's too) waits for this one and then finds its grant. Found in review (s26): two Approves at
+    // the same moment each read "no grant" before either wrote, and the user was left with two active grants.
+    return this.atomically((): ConsentGrantOutcome => {
+      const found = this.get(ACTIVE_GRANT, [key.userId, key.clientId, key.resource, now]);
+      const existing = found && toGrant(found);
+      const decision = decide(existing);
+      if ('refused' in decision) return decision;
+      const { grant, narrowedAt, record } = decision;
+      let tokensRevoked = 0;
+      if (existing !== undefined && grant.id === existing.id) tokensRevoked = this.changeGrantNow(grant, narrowedAt);
+      else this.insertGrant(grant);
+      this.appendAuditNow(record(tokensRevoked), now);
+      return { grant, tokensRevoked };
     });
   }
 
@@ -1451,11 +1480,7 @@ class SqliteStore implements Store {
   }
 
   async activeGrant(userId: string, clientId: string, resource: string, now: number): Promise<GrantRecord | undefined> {
-    const r = this.get(
-      `SELECT * FROM grants WHERE user_id = ? AND client_id = ? AND resource = ? AND revoked_at IS NULL AND expires_at > ?
-       ORDER BY created_at DESC LIMIT 1`,
-      [userId, clientId, resource, now],
-    );
+    const r = this.get(ACTIVE_GRANT, [userId, clientId, resource, now]);
     return r && toGrant(r);
   }
 
@@ -1469,20 +1494,25 @@ class SqliteStore implements Store {
 
   async updateGrant(g: GrantRecord, narrowedAt?: number, record?: { now: number; event: (tokensRevoked: number) => AuditEventInput }): Promise<number> {
     return this.atomically(() => {
-      const changed = this.run('UPDATE grants SET scope = ?, authorization_details = ?, max_depth = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL', [
-        g.scope,
-        json(g.authorizationDetails),
-        g.maxDepth,
-        g.expiresAt,
-        g.id,
-      ]).changes;
-      // Every token of the grant carries the grant's old limits (exchanged ones included: they have its grant_id).
-      const revoked = changed === 0 || narrowedAt === undefined ? 0 : this.revokeDerived('SELECT jti FROM issued_tokens WHERE grant_id = ?', g.id, narrowedAt);
+      const revoked = this.changeGrantNow(g, narrowedAt);
       // The consent that widened or narrowed the grant, in its transaction (found in review: the grant changed, and
       // its tokens were revoked, with the record failing after): the change and its record commit together.
       if (record) this.appendAuditNow(record.event(revoked), record.now);
       return revoked;
     });
+  }
+
+  /** updateGrant's change, inside a transaction: returns how many tokens a narrowing revoked. */
+  private changeGrantNow(g: GrantRecord, narrowedAt: number | undefined): number {
+    const changed = this.run('UPDATE grants SET scope = ?, authorization_details = ?, max_depth = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL', [
+      g.scope,
+      json(g.authorizationDetails),
+      g.maxDepth,
+      g.expiresAt,
+      g.id,
+    ]).changes;
+    // Every token of the grant carries the grant's old limits (exchanged ones included: they have its grant_id).
+    return changed === 0 || narrowedAt === undefined ? 0 : this.revokeDerived('SELECT jti FROM issued_tokens WHERE grant_id = ?', g.id, narrowedAt);
   }
 
   async revokeGrant(id: string, now: number, reason: string, record?: AuditEventInput): Promise<boolean> {

@@ -185,6 +185,25 @@ export interface GrantRecord {
   revokedAt: number | null;
 }
 
+/** Whose grant to whom for what: a user's grant to a client for a resource, of which one at most is active. */
+export interface GrantKey {
+  userId: string;
+  clientId: string;
+  resource: string;
+}
+
+/**
+ * What a consent makes of the user's active grant (Store.saveConsentGrant): `grant` is written, a new one or, with the
+ * id of the one found, that one changed (with `narrowedAt`, its tokens revoked, as updateGrant does); `record` is its
+ * consent, told how many tokens were revoked. `refused`: the choices do not hold against the grant found (said to the
+ * user); nothing is written.
+ */
+export type ConsentGrantDecision =
+  | { grant: GrantRecord; narrowedAt?: number; record: (tokensRevoked: number) => AuditEventInput }
+  | { refused: string };
+
+export type ConsentGrantOutcome = { grant: GrantRecord; tokensRevoked: number } | { refused: string };
+
 export interface AuthCodeRecord {
   codeHash: string;
   clientId: string;
@@ -493,6 +512,14 @@ export interface Store {
    * same transaction: the grant and its record exist together or not at all.
    */
   createGrant(grant: GrantRecord, record?: AuditEventInput): Promise<void>;
+  /**
+   * A consent's grant, decided and written in one transaction: the user's active grant for `key` is looked up in it
+   * and given to `decide` (synchronous, called once), whose grant is then inserted, or written over the one found (a
+   * step-up merges into it), with its record; so two consents for the same key at the same moment (two consent pages
+   * of one client approved together, in one process or two) end with one grant, as one after the other would, never
+   * two. A refusal writes nothing.
+   */
+  saveConsentGrant(key: GrantKey, now: number, decide: (existing: GrantRecord | undefined) => ConsentGrantDecision): Promise<ConsentGrantOutcome>;
   grantById(id: string): Promise<GrantRecord | undefined>;
   /** The user's active grant to `clientId` for `resource`, if any. */
   activeGrant(userId: string, clientId: string, resource: string, now: number): Promise<GrantRecord | undefined>;
