@@ -15,10 +15,10 @@ import type { FormBody } from '../http/app.js';
 import { issueCode } from './code.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
 import type { AuthContext } from './context.js';
-import { calendarNames, renderConsent } from './consent-page.js';
+import { calendarNames, renderConsent, savePendingRequest } from './consent-page.js';
 import { AGENTS_ONLY, grantCovers, requestedDetails, takesUserTokens } from './grant-policy.js';
 import { redirectToClient } from './redirect.js';
-import { sendErrorPage } from './pages.js';
+import { sendAccountRemovedPage, sendErrorPage } from './pages.js';
 import { InvalidClientError } from './errors.js';
 import { oneTargetOnly, queryParams, readScope } from './params.js';
 import { checkChallenge } from './policy/pkce.js';
@@ -213,7 +213,7 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
   const csrf = randomSecret();
   const id = randomId('req');
   const calendars = await calendarNames(ctx, signedIn.user.id);
-  await ctx.store.createAuthRequest({
+  const saved = await savePendingRequest(ctx, {
     id,
     sessionHash: signedIn.session.idHash,
     userId: signedIn.user.id,
@@ -230,6 +230,7 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
     createdAt: now,
     expiresAt: now + ctx.lifetimes.authRequestSec * 1000,
   });
+  if (!saved) return sendAccountRemovedPage(reply);
   // The owner's CLI signed this sign-in for exactly this request: the one case where the app's identity is known.
   const clientAssured = startedByOwnerFor(signedIn.session, req.url);
   return renderConsent(reply, ctx, { request, user: signedIn.user, requestId: id, csrf, grant, clientAssured, calendars });

@@ -8,7 +8,7 @@
 import type { FastifyReply } from 'fastify';
 import { CALENDAR_DETAIL_TYPE, SCOPE_DESCRIPTIONS, calendarLocations, parseScope, type CalendarDetail } from '../delegation/index.js';
 import { uidsSaid } from '../http/listener-owner.js';
-import type { GrantRecord, UserRecord } from '../store/index.js';
+import { AccountRemovedError, type AuthRequestRecord, type GrantRecord, type UserRecord } from '../store/index.js';
 import { verifyAgentStatement, type AgentVerification } from './agent-statement.js';
 import { appName } from './app-name.js';
 import type { AuthorizationRequest } from './authorize.js';
@@ -44,6 +44,21 @@ export interface ConsentView {
  */
 export async function calendarNames(ctx: AuthContext, userId: string): Promise<string[]> {
   return (await ctx.store.listCalendars(userId)).map((c) => c.name);
+}
+
+/**
+ * Stores the pending request a consent page is for; false, with nothing stored, when `delegate users remove` retired
+ * its account after its session was read (the caller answers with sendAccountRemovedPage). Found in review (s26): a
+ * JSON 500 (server_error).
+ */
+export async function savePendingRequest(ctx: AuthContext, request: AuthRequestRecord): Promise<boolean> {
+  try {
+    await ctx.store.createAuthRequest(request);
+    return true;
+  } catch (err) {
+    if (err instanceof AccountRemovedError) return false;
+    throw err;
+  }
 }
 
 export async function renderConsent(reply: FastifyReply, ctx: AuthContext, view: ConsentView): Promise<FastifyReply> {

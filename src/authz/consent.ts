@@ -9,14 +9,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { calendarDetailFor, formatScope, isDetailSubset, parseCalendarDetail, parseScope, type AuthorizationDetail, type CalendarDetail } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
 import { uidsSaid } from '../http/listener-owner.js';
-import type { AuditEventInput, AuthRequestRecord, ConsentGrantDecision, GrantRecord } from '../store/index.js';
+import { AccountRemovedError, type AuditEventInput, type AuthRequestRecord, type ConsentGrantDecision, type ConsentGrantOutcome, type GrantRecord } from '../store/index.js';
 import { audit } from './audit.js';
 import { issueCode } from './code.js';
 import { KEEP_EXPIRY, applyChoices, readChoices, type ChoicesResult } from './consent-choices.js';
 import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId } from './crypto.js';
 import { grantLimits, offeredDetails, pageOffer } from './grant-policy.js';
-import { sendErrorPage } from './pages.js';
+import { sendAccountRemovedPage, sendErrorPage } from './pages.js';
 import { REDIRECT_LISTENER_FIELD, foreignRedirectListeners, redirectToClient } from './redirect.js';
 import { currentSession } from './session.js';
 
@@ -104,7 +104,15 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
   // above, and this consent then adds to it, as it would have one after the other (found in review, s26: both made a
   // grant, and `logout` ended one while the other stayed active for 30 days).
   const key = { userId: taken.userId, clientId: taken.clientId, resource: taken.resource };
-  const saved = await ctx.store.saveConsentGrant(key, now, (existing) => consentGrant(ctx, taken, offers, existing, choicesAgainst(existing), now));
+  let saved: ConsentGrantOutcome;
+  try {
+    saved = await ctx.store.saveConsentGrant(key, now, (existing) => consentGrant(ctx, taken, offers, existing, choicesAgainst(existing), now));
+  } catch (err) {
+    // Found in review (s26): an Approve as `users remove` retired the account was a JSON 500 (server_error).
+    if (!(err instanceof AccountRemovedError)) throw err;
+    req.log.info({ client: taken.clientId }, 'consent approved, no grant made: the account was removed');
+    return sendAccountRemovedPage(reply);
+  }
   if ('refused' in saved) return sendErrorPage(reply, 400, 'Your choices could not be used', `${saved.refused} Start again from the app.`);
   const { grant } = saved;
 

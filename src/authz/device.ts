@@ -17,7 +17,7 @@ import { canonicalResource, formatScope, isSubset } from '../delegation/index.js
 import type { FormBody } from '../http/app.js';
 import type { ClientRecord, DeviceAuthorizationRecord } from '../store/index.js';
 import { authenticateClient } from './client-auth.js';
-import { calendarNames, renderConsent } from './consent-page.js';
+import { calendarNames, renderConsent, savePendingRequest } from './consent-page.js';
 import { crossSiteRefusal } from './consent.js';
 import { audit } from './audit.js';
 import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
@@ -27,7 +27,7 @@ import { InvalidRequestError, InvalidScopeError, InvalidTargetError, ServerError
 import { DEVICE_CODE_USED, redeemAuthorizationCode } from './grant-code.js';
 import { ownerAsserted } from './owner-proof.js';
 import { AGENTS_ONLY, takesUserTokens } from './grant-policy.js';
-import { sendErrorPage } from './pages.js';
+import { sendAccountRemovedPage, sendErrorPage } from './pages.js';
 import { queryParams, required, scopeParam, singleTarget } from './params.js';
 import { addressKey } from './login.js';
 import { FailureCounter, type RateLimitRule } from './rate-limit.js';
@@ -214,7 +214,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
     const id = randomId('req');
     const codeChallenge = createHash('sha256').update(found.codeVerifier).digest('base64url');
     const calendars = await calendarNames(ctx, signedIn.user.id);
-    await ctx.store.createAuthRequest({
+    const saved = await savePendingRequest(ctx, {
       id,
       sessionHash: signedIn.session.idHash,
       userId: signedIn.user.id,
@@ -230,6 +230,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
       createdAt: now,
       expiresAt: Math.min(found.expiresAt, now + ctx.lifetimes.authRequestSec * 1000),
     });
+    if (!saved) return sendAccountRemovedPage(reply);
     const grant = await ctx.store.activeGrant(signedIn.user.id, found.clientId, found.resource, now);
     return renderConsent(reply, ctx, {
       request: { client: context.client, redirectUri: doneUri, redirectUriGiven: true, state: found.state, resource: context.resource, scope: found.scope, codeChallenge, details: [] },

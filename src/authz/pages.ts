@@ -121,3 +121,11 @@ export function sendErrorPage(reply: FastifyReply, status: number, heading: stri
 <p class="muted">Nothing was shared. You can close this window and try again from the app that sent you here.</p>`,
   );
 }
+
+/**
+ * The page for a request whose account `delegate users remove` retired while the request was on its way (the store
+ * refused what it would have attached to the account: AccountRemovedError). Found in review (s26): a JSON 500.
+ */
+export function sendAccountRemovedPage(reply: FastifyReply): FastifyReply {
+  return sendErrorPage(reply, 400, 'This account was removed', 'It was removed while this request was on its way: nothing was added to it.');
+}

@@ -83,6 +83,21 @@ export class StoreError extends Error {
   }
 }
 
+/**
+ * A write that would attach something new (a grant, a session, an authorization request, a calendar) to an account
+ * `delegate users remove` retired: the database refused it (the triggers of the `removed_at` migration, schema.ts).
+ * Nothing was written. A server that read the account just before the removal answers as for an account that is gone.
+ */
+export class AccountRemovedError extends Error {
+  constructor() {
+    super('the account was removed');
+    this.name = 'AccountRemovedError';
+  }
+}
+
+/** What the `removed_at` migration's triggers say (RAISE(ABORT, …) in schema.ts), by which their refusal is known. */
+const ACCOUNT_REMOVED_TRIGGER = 'the account was removed';
+
 /** How long a registered client that nothing refers to is kept (deleteUnusedClients). */
 export const UNUSED_CLIENT_KEPT_MS = 86_400_000;
 
@@ -894,6 +909,8 @@ class SqliteStore implements Store {
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'string' && /^SQLITE_(FULL|READONLY|IOERR|CORRUPT|NOTADB|CANTOPEN)/.test(code)) throw asStoreError(err, this.path);
+      // Found in review (s26): an Approve that raced `users remove` was a JSON 500 with SQLite's words in the log.
+      if (code === 'SQLITE_CONSTRAINT_TRIGGER' && (err as Error).message === ACCOUNT_REMOVED_TRIGGER) throw new AccountRemovedError();
       throw err;
     }
   }

@@ -478,6 +478,7 @@ export interface Store {
   listResources(): Promise<ResourceRecord[]>;
 
   // Browser sessions and single-use identifiers
+  /** Throws AccountRemovedError, writing nothing, when the session's account was retired (`users remove`). */
   createSession(session: SessionRecord): Promise<void>;
   /**
    * Starts a password sign-in's session and appends its `record`, in one transaction that first finds the account's
@@ -492,6 +493,7 @@ export interface Store {
   useOnce(id: string, expiresAt: number, now: number): Promise<boolean>;
 
   // Authorization requests awaiting consent
+  /** Throws AccountRemovedError, writing nothing, when the request's account was retired (`users remove`) meanwhile. */
   createAuthRequest(request: AuthRequestRecord): Promise<void>;
   /** Returns and deletes the request, atomically, so a decision is taken once. */
   takeAuthRequest(id: string, now: number): Promise<AuthRequestRecord | undefined>;
@@ -509,7 +511,8 @@ export interface Store {
   // Grants
   /**
    * Stores a new grant. `record`, when given, is the consent that made it (appended at the grant's createdAt), in the
-   * same transaction: the grant and its record exist together or not at all.
+   * same transaction: the grant and its record exist together or not at all. Throws AccountRemovedError, writing
+   * nothing, when the grant's account was retired (`users remove`).
    */
   createGrant(grant: GrantRecord, record?: AuditEventInput): Promise<void>;
   /**
@@ -517,7 +520,8 @@ export interface Store {
    * and given to `decide` (synchronous, called once), whose grant is then inserted, or written over the one found (a
    * step-up merges into it), with its record; so two consents for the same key at the same moment (two consent pages
    * of one client approved together, in one process or two) end with one grant, as one after the other would, never
-   * two. A refusal writes nothing.
+   * two. A refusal writes nothing. Throws AccountRemovedError, writing nothing, when the account was retired
+   * meanwhile (`users remove`).
    */
   saveConsentGrant(key: GrantKey, now: number, decide: (existing: GrantRecord | undefined) => ConsentGrantDecision): Promise<ConsentGrantOutcome>;
   grantById(id: string): Promise<GrantRecord | undefined>;
