@@ -40,6 +40,11 @@ export interface StoredTokens {
   authorization_details?: AuthorizationDetail[];
   /** The account signed in, by name, if the server said at sign-in (delegate's `user_name`): another program's text, shown only through printable(). */
   user_name?: string;
+  /**
+   * The client they were issued to (RFC 7591 `client_id`), which alone may refresh or revoke them. Absent in entries
+   * written before it was kept: those were issued to the issuer's stored client, and setClient keeps that true.
+   */
+  client_id?: string;
 }
 
 /**
@@ -348,6 +353,75 @@ export function setSignInTokens(data: TokenCacheData, resource: string, entry: S
       if (replacedBySignIn({ issuer: entry.issuer, resource }, { issuer, resource: other })) forgetEnded(data, issuer, other);
     }
   }
+}
+
+/**
+ * Stores the client registration for the issuer. Tokens issued to the registration it replaces keep that client's id
+ * (StoredTokens.client_id), so that they are still refreshed and revoked as the client they were issued to (clientFor).
+ */
+export function setClient(data: TokenCacheData, issuer: string, client: StoredClient): void {
+  const old = data.clients[issuer];
+  if (old && old.client_id !== client.client_id) {
+    for (const entry of Object.values(data.tokens[issuer] ?? {})) entry.client_id ??= old.client_id;
+  }
+  data.clients[issuer] = client;
+}
+
+/**
+ * The client to refresh or revoke tokens as: the one they were issued to (RFC 6749 §6, RFC 7009 §2.1: the server
+ * refuses another). The issuer's stored registration when it is that one, or when the entry is of an older cache and
+ * names none; otherwise that client by its id alone, as the public client (RFC 7591 `none`) every registration this
+ * CLI makes is. Found in review, s26: two sign-ins at once each registered a client, and the cache kept one's
+ * registration beside the other's tokens, which the next refresh and `logout` then presented as the wrong client.
+ */
+export function clientFor(data: TokenCacheData, issuer: string, entry: StoredTokens): StoredClient | undefined {
+  const stored = data.clients[issuer];
+  if (entry.client_id === undefined || stored?.client_id === entry.client_id) return stored;
+  return { client_id: entry.client_id, issuer };
+}
+
+/**
+ * Stores the tokens of a sign-in with the client they were issued to, in one change (setSignInTokens, setClient):
+ * the last sign-in saved is kept whole, its client with its tokens. Returns the tokens this one replaced when their
+ * grant stands at the server beside the new one's, nothing here holding it any more, and is to be revoked
+ * (revocation.ts revokeReplacedSignIn): those of a sign-in that ran at the same time, issued to a client it registered
+ * itself, or under another grant (the access token's `grant_id`, delegate's JWT) to the same client. Undefined
+ * otherwise: a sign-in again under the same grant replaces tokens the server keeps one grant for.
+ */
+export function setSignInWithClient(data: TokenCacheData, resource: string, entry: StoredTokens, client: StoredClient | undefined): ReplacedSignIn | undefined {
+  const issuer = entry.issuer;
+  const old = tokensFor(data, issuer, resource);
+  const oldClient = old === undefined ? undefined : clientFor(data, issuer, old);
+  const oldGrant = old === undefined ? undefined : grantOf(old.access_token);
+  const newGrant = grantOf(entry.access_token);
+  const apart =
+    oldClient !== undefined && client !== undefined && (oldClient.client_id !== client.client_id || (oldGrant !== undefined && newGrant !== undefined && oldGrant !== newGrant));
+  const replaced = old !== undefined && apart ? { cache: structuredClone(data), issuer, resource, clientId: oldClient!.client_id } : undefined;
+  if (client !== undefined) {
+    setClient(data, issuer, client);
+    entry.client_id = client.client_id;
+  }
+  setSignInTokens(data, resource, entry);
+  return replaced;
+}
+
+/** The grant an access token names (`grant_id`, delegate's JWT: DESIGN.md, Tokens), read, not verified; undefined for another server's opaque token. */
+function grantOf(accessToken: string): string | undefined {
+  const payload = accessToken.split('.')[1];
+  if (payload === undefined) return undefined;
+  try {
+    const grant = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { grant_id?: unknown }).grant_id;
+    return typeof grant === 'string' ? grant : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Tokens a sign-in replaced whose grant stands apart from its own: the cache as it was, and where they were kept in it. */
+export interface ReplacedSignIn extends SignInPlace {
+  cache: TokenCacheData;
+  /** The client they were issued to. */
+  clientId: string;
 }
 
 /** Where a sign-in is kept: the authorization server that issued it, and the agent's URL (the cache's keys). */

@@ -8,7 +8,7 @@ import { decodeJwt } from 'jose';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
-import { TokenCache, damagedCacheNeedsLogin, forgetResource, isExpired, tokensFor, type StoredClient, type StoredTokens, type TokenCacheData } from './cache.js';
+import { TokenCache, clientFor, damagedCacheNeedsLogin, forgetResource, isExpired, tokensFor, type StoredClient, type StoredTokens, type TokenCacheData } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
 import { isErrno } from './private-files.js';
 import { refreshCachedTokens } from './refresh.js';
@@ -144,7 +144,7 @@ function delegationsIn(data: TokenCacheData, at: number): StoredDelegation[] {
   for (const [issuer, byResource] of Object.entries(data.tokens)) {
     for (const [resource, tokens] of Object.entries(byResource)) {
       const claims = readClaims(tokens.access_token);
-      const client = data.clients[issuer] as (StoredClient & { client_name?: string }) | undefined;
+      const client = clientFor(data, issuer, tokens) as (StoredClient & { client_name?: string }) | undefined;
       // Once the refresh token's lifetime is over the delegation has ended: nothing renews it but a new sign-in.
       const renewable = tokens.refresh_token !== undefined && (tokens.refresh_expires_at === undefined || tokens.refresh_expires_at > at);
       const accessValid = tokens.expires_at === undefined || tokens.expires_at > at;

@@ -14,7 +14,7 @@ import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextpro
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import { OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
-import { TokenCache, emptyCache, roomForSignIn, setSignInTokens, type ReservedCacheWrite, type StoredClient, type TokenCacheData } from './cache.js';
+import { TokenCache, emptyCache, roomForSignIn, setClient, setSignInWithClient, type ReplacedSignIn, type ReservedCacheWrite, type StoredClient, type TokenCacheData } from './cache.js';
 import { signInHold } from './held-signals.js';
 import { ClientError, foreignResourceMetadata, isClientError, loginTimedOut, wrongAccount } from './errors.js';
 import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
@@ -23,7 +23,7 @@ import { clientIsUnknown } from './registration-check.js';
 import { RequestsMet } from './requests-met.js';
 import { resendingFetch } from './servers-gone.js';
 import { isUserName } from './token-notes.js';
-import { retireReplacedSignIns, signInNotKept } from './revocation.js';
+import { retireReplacedSignIns, revokeReplacedSignIn, signInNotKept } from './revocation.js';
 import type { SessionOptions } from './session.js';
 
 export const GRANT_TYPE_DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -82,7 +82,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
     throw new ClientError('AUTHORIZATION_FAILED', `The authorization server ${issuer} does not offer the device sign-in (RFC 8628). Use --no-browser or --redirect-port instead.`);
   }
 
-  const client = await deviceClient(cache, issuer, metadata, fetchFn);
+  const { client, forgotten } = await deviceClient(cache, issuer, metadata, fetchFn);
   // A full disk stops the sign-in here, before any device code is asked for: the person is not sent to approve a
   // sign-in that could not be kept. The room is given back at once: each poll takes its own (below).
   await (await roomForSignIn(cache)).release();
@@ -129,12 +129,13 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
       // From the poll that may redeem the device code until what it brings is saved, an ending signal waits (a second
       // Ctrl-C does not): ended in between, the process lost an approved sign-in's tokens, issued and never stored
       // (found in review, s26). Between polls nothing is held, and a signal ends the command at once.
+      let replaced: ReplacedSignIn | undefined;
       signals.hold();
       try {
         try {
           answer = await fetchFn(metadata.token_endpoint, formInit(poll));
           body = (await answer.json().catch(() => ({}))) as Record<string, unknown>;
-          if (answer.ok) await saveTokens(cache, room, { issuer, resource, sentResource, info, body, client, now: options.now() }, fetchFn);
+          if (answer.ok) replaced = await saveTokens(cache, room, { issuer, resource, sentResource, info, body, client, now: options.now() }, fetchFn);
         } finally {
           await room.release();
         }
@@ -142,6 +143,8 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
         signals.release();
       }
       if (answer.ok) {
+        // Tokens of a registration the server has forgotten are dead already: nothing to revoke.
+        await revokeReplacedSignIn(replaced?.clientId === forgotten ? undefined : replaced, fetchFn);
         await retireReplacedSignIns(cache, resource, fetchFn);
         return;
       }
@@ -211,22 +214,25 @@ function resourceToRequest(agentUrl: string, named: string | undefined): string 
   return named;
 }
 
-/** The cached registration if it may use the device grant and the server knows it; else a new one (RFC 7591) that may, cached for next time. */
-async function deviceClient(cache: TokenCache, issuer: string, metadata: Record<string, unknown>, fetchFn: FetchLike): Promise<StoredClient> {
+/**
+ * The cached registration if it may use the device grant and the server knows it; else a new one (RFC 7591) that may,
+ * cached for next time. With the id of the cached one when the server no longer knows it.
+ */
+async function deviceClient(cache: TokenCache, issuer: string, metadata: Record<string, unknown>, fetchFn: FetchLike): Promise<{ client: StoredClient; forgotten?: string }> {
   const cached = (await cache.read()).clients[issuer] as (StoredClient & { grant_types?: string[] }) | undefined;
+  let forgotten: string | undefined;
   // Kept only if the server still knows it (a server whose database was replaced answers invalid_client).
-  if (cached && cached.grant_types?.includes(GRANT_TYPE_DEVICE_CODE) && !(await clientIsUnknown(metadata.token_endpoint as string | undefined, cached, REGISTERED_REDIRECT_URI, fetchFn))) {
-    return cached;
+  if (cached && cached.grant_types?.includes(GRANT_TYPE_DEVICE_CODE)) {
+    if (!(await clientIsUnknown(metadata.token_endpoint as string | undefined, cached, REGISTERED_REDIRECT_URI, fetchFn))) return { client: cached };
+    forgotten = cached.client_id;
   }
   if (typeof metadata.registration_endpoint !== 'string') {
     throw new ClientError('AUTHORIZATION_FAILED', `The authorization server ${issuer} offers no registration, so this CLI cannot use the device sign-in there.`);
   }
   const registered = await registerClient(issuer, { metadata: metadata as never, clientMetadata: { ...CLIENT_METADATA, redirect_uris: [...CLIENT_METADATA.redirect_uris] }, fetchFn });
   const stored: StoredClient = { ...registered, issuer };
-  await cache.update((data) => {
-    data.clients[issuer] = stored;
-  });
-  return stored;
+  await cache.update((data) => setClient(data, issuer, stored));
+  return { client: stored, ...(forgotten !== undefined ? { forgotten } : {}) };
 }
 
 async function saveTokens(
@@ -234,7 +240,7 @@ async function saveTokens(
   room: ReservedCacheWrite,
   at: { issuer: string; resource: string; sentResource: string; info: Awaited<ReturnType<typeof discoverOAuthServerInfo>>; body: Record<string, unknown>; client: StoredClient; now: number },
   fetchFn: FetchLike,
-): Promise<void> {
+): Promise<ReplacedSignIn | undefined> {
   const { body } = at;
   if (typeof body.access_token !== 'string' || typeof body.token_type !== 'string') {
     throw new ClientError('AUTHORIZATION_FAILED', 'The authorization server answered the device sign-in without a token.');
@@ -255,17 +261,18 @@ async function saveTokens(
       ...(isUserName(body.user_name) ? { userName: body.user_name } : {}),
     },
   );
-  const save = (data: TokenCacheData): void => {
+  const save = (data: TokenCacheData): ReplacedSignIn | undefined => {
     data.discovery[at.resource] = {
       authorizationServerUrl: at.issuer,
       ...(at.info.resourceMetadata ? { resourceMetadata: at.info.resourceMetadata } : {}),
       ...(at.info.authorizationServerMetadata ? { authorizationServerMetadata: at.info.authorizationServerMetadata } : {}),
     };
-    data.clients[at.issuer] ??= at.client;
-    setSignInTokens(data, at.resource, entry);
+    // With the client they were issued to, in the same change (found in review, s26: a sign-in running at the same
+    // time stored its own registration in between, and the cache then held these tokens beside that client).
+    return setSignInWithClient(data, at.resource, entry, at.client);
   };
   try {
-    await cache.updateInto(room, save);
+    return await cache.updateInto(room, save);
   } catch (error) {
     if (!isClientError(error, 'CACHE_IO')) throw error;
     // Issued, but not saved all the same: revoked (RFC 7009), not left standing with nothing here to end it.

@@ -8,7 +8,7 @@ import { selectClientAuthMethod, type AddClientAuthentication, type OAuthClientP
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { GRANT_TYPE_AUTHORIZATION_CODE, OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
-import { deleteTokens, setSignInTokens, tokensFor, type ReservedCacheWrite, type StoredTokens, type TokenCache, type TokenCacheData } from './cache.js';
+import { deleteTokens, setClient, setSignInWithClient, tokensFor, type ReplacedSignIn, type ReservedCacheWrite, type StoredClient, type StoredTokens, type TokenCache, type TokenCacheData } from './cache.js';
 import { CodeRedemption } from './code-redemption.js';
 import { ClientError, isClientError } from './errors.js';
 import { pkceRefusal } from './pkce-support.js';
@@ -106,10 +106,15 @@ export class CacheOAuthProvider implements OAuthClientProvider {
   private readonly redemption: CodeRedemption;
   /** Registrations known to their server in this run: checked once, or just made. */
   private readonly checkedClients = new Set<string>();
+  /** Registrations their server no longer knows (clientInformation): tokens issued to them are dead already, and not revoked. */
+  private readonly forgottenClients = new Set<string>();
   /** Why the server discovery found may not be used (pkce-support.ts), said when the SDK next asks for a client. */
   private refusedServer: unknown;
   private tokenRoom: ReservedCacheWrite | undefined;
   private unsaved: TokenCacheData | undefined;
+  /** The registration last handed to the SDK, or saved by it: the client a code is redeemed as, whose tokens these are. */
+  private ownClient: StoredClient | undefined;
+  private replaced: ReplacedSignIn | undefined;
 
   constructor(options: CacheOAuthProviderOptions) {
     this.options = options;
@@ -184,25 +189,31 @@ export class CacheOAuthProvider implements OAuthClientProvider {
     const issuer = this.issuer;
     const client = issuer === undefined ? undefined : this.data.clients[issuer];
     const fetchFn = this.options.checkCachedClient;
+    this.ownClient = client;
     if (issuer === undefined || client === undefined || fetchFn === undefined || this.checkedClients.has(client.client_id)) return client;
     this.checkedClients.add(client.client_id);
     const tokenEndpoint = (this.discoveryState()?.authorizationServerMetadata as { token_endpoint?: string } | undefined)?.token_endpoint;
     if (!(await clientIsUnknown(tokenEndpoint, client, this.redirectUrl, fetchFn))) return client;
     // Forgotten by the server (its database replaced): the SDK registers anew when there is none.
+    this.ownClient = undefined;
+    this.forgottenClients.add(client.client_id);
     await this.change((data) => {
       if (data.clients[issuer]?.client_id === client.client_id) delete data.clients[issuer];
     });
     return undefined;
   }
 
-  /** Stored unchanged, with the SDK's `issuer` stamp, under that issuer: one registration per authorization server. */
+  /**
+   * Stored unchanged, with the SDK's `issuer` stamp, under that issuer: one registration per authorization server
+   * (cache.ts setClient). Saved again with the tokens redeemed as it (saveTokens), since another sign-in running at the
+   * same time may store its own registration in between.
+   */
   async saveClientInformation(info: OAuthClientInformationMixed & { issuer?: string }): Promise<void> {
     const issuer = info.issuer ?? this.issuer;
     if (issuer === undefined) throw new Error('client information to save names no authorization server');
     this.checkedClients.add(info.client_id); // just registered: known
-    await this.change((data) => {
-      data.clients[issuer] = info;
-    });
+    this.ownClient = info;
+    await this.change((data) => setClient(data, issuer, info));
   }
 
   /**
@@ -229,10 +240,15 @@ export class CacheOAuthProvider implements OAuthClientProvider {
       { issuer, resource: this.discoveryState()?.resourceMetadata?.resource ?? this.options.resource, now: this.options.now() },
       this.options.notes?.take(tokens.access_token),
     );
-    const save = (data: TokenCacheData) => setSignInTokens(data, this.options.resource, entry);
+    // With the client they were issued to, in the same change: the cache never holds them beside another sign-in's client.
+    let replaced: ReplacedSignIn | undefined;
+    const save = (data: TokenCacheData) => {
+      replaced = setSignInWithClient(data, this.options.resource, entry, this.ownClient);
+    };
     try {
       if (this.tokenRoom) this.data = await this.options.cache.updateInto(this.tokenRoom, (data) => (save(data), data));
       else await this.change(save);
+      this.replaced = replaced && !this.forgottenClients.has(replaced.clientId) ? replaced : undefined;
     } catch (error) {
       if (isClientError(error, 'CACHE_IO')) {
         const unsaved = structuredClone(this.data);
@@ -256,6 +272,14 @@ export class CacheOAuthProvider implements OAuthClientProvider {
    */
   unsavedSignIn(): TokenCacheData | undefined {
     return this.unsaved;
+  }
+
+  /**
+   * The tokens that the ones saved last replaced, when those were issued to another client (cache.ts
+   * setSignInWithClient): for revocation.ts revokeReplacedSignIn. Undefined otherwise.
+   */
+  replacedSignIn(): ReplacedSignIn | undefined {
+    return this.replaced;
   }
 
   /**

@@ -17,7 +17,7 @@ import { refreshAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InvalidClientError, InvalidGrantError, OAuthError, UnauthorizedClientError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { boundedFetch } from './bounded-fetch.js';
-import { endTokens, isExpired, setTokens, tokensFor, type StoredTokens, type TokenCache } from './cache.js';
+import { clientFor, endTokens, isExpired, setTokens, tokensFor, type StoredTokens, type TokenCache } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
 import { signalHold, type SignalHold } from './held-signals.js';
 import { storedTokensFrom } from './provider.js';
@@ -109,7 +109,8 @@ async function refreshUnderLock(input: RefreshInput, fetchFn: FetchLike, notes: 
     if (!current.refresh_token) return undefined;
 
     const discovery = data.discovery[resource];
-    const client = data.clients[issuer];
+    // As the client they were issued to, which need not be the issuer's stored one (cache.ts clientFor).
+    const client = clientFor(data, issuer, current);
     if (!client || (discovery && discovery.authorizationServerUrl !== issuer)) return undefined;
 
     // The room for what the answer brings, before the refresh token is spent: a full disk stops us here, with nothing sent.
@@ -137,7 +138,7 @@ async function refreshUnderLock(input: RefreshInput, fetchFn: FetchLike, notes: 
       const refused = status === 400 || status === 401;
       if (refused && (error instanceof InvalidGrantError || error instanceof InvalidClientError || error instanceof UnauthorizedClientError)) {
         endTokens(data, issuer, resource, { refused_at: now(), error: error.errorCode, ...(error.message ? { error_description: error.message } : {}) });
-        if (!(error instanceof InvalidGrantError)) delete data.clients[issuer];
+        if (!(error instanceof InvalidGrantError) && data.clients[issuer]?.client_id === client.client_id) delete data.clients[issuer];
         unsavedRefreshes.delete(key);
         await room.write(data);
         return undefined;
@@ -152,6 +153,8 @@ async function refreshUnderLock(input: RefreshInput, fetchFn: FetchLike, notes: 
       // Said at sign-in only: a refresh keeps the name the sign-in stored (the grant, and so its account, is the same).
       userName: extras.userName ?? current.user_name,
     });
+    // Issued to the same client: the next refresh goes as it too.
+    if (current.client_id !== undefined) fresh.client_id = current.client_id;
     const replaced = tokensFor(data, issuer, resource)!;
     setTokens(data, resource, fresh);
     try {

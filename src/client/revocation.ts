@@ -7,7 +7,7 @@
 import { discoverAuthorizationServerMetadata } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource, isAnyLoopbackHost, protectedResourceMetadataUrl } from '../delegation/resource.js';
-import { deleteTokens, endedFor, forgetEnded, replacedBySignIn, tokensFor, type SignInPlace, type StoredClient, type TokenCache, type TokenCacheData } from './cache.js';
+import { clientFor, deleteTokens, endedFor, forgetEnded, replacedBySignIn, tokensFor, type ReplacedSignIn, type SignInPlace, type StoredClient, type TokenCache, type TokenCacheData } from './cache.js';
 import { boundedFetch } from './bounded-fetch.js';
 import { ClientError, certificateErrorCode, networkErrorCode } from './errors.js';
 import { sameIssuer } from './provider.js';
@@ -34,7 +34,7 @@ export class RevocationUnanswered extends Error {
 export async function revokeStoredTokens(data: TokenCacheData, issuer: string, resource: string, fetchFn: FetchLike): Promise<void> {
   const tokens = tokensFor(data, issuer, resource);
   if (!tokens) return;
-  const client = data.clients[issuer] as (StoredClient & { client_secret?: string }) | undefined;
+  const client = clientFor(data, issuer, tokens) as (StoredClient & { client_secret?: string }) | undefined;
   if (!client) throw new Error(`no client registration for ${issuer} is stored`);
   try {
     refuseForeignListener(issuer);
@@ -84,6 +84,21 @@ export async function signInNotKept(error: ClientError, unsaved: TokenCacheData,
     );
   }
   return new ClientError('CACHE_IO', `${error.message} The sign-in was not kept: its tokens were revoked at ${issuer}. Free some space and run the command again.`, { cause: error });
+}
+
+/**
+ * After a sign-in saved its tokens in place of tokens issued to another client (`replaced`, cache.ts
+ * setSignInWithClient), revokes those at their issuer (RFC 7009) as the client they were issued to:
+ * a sign-in that ran at the same time and registered a client of its own, whose grant the server keeps apart from this
+ * one's, and which nothing here holds any more. Found in review, s26: two `delegate login` at once left the one saved
+ * first standing at the server, and `grants list` showed two delegations after `logout`. Within RETIRE_TIMEOUT_MS;
+ * one that cannot be revoked now stands until it ends or `delegate grants revoke` ends it.
+ */
+export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined, fetchFn: FetchLike): Promise<void> {
+  if (replaced === undefined) return;
+  const deadline = AbortSignal.timeout(RETIRE_TIMEOUT_MS);
+  const quick: FetchLike = (url, init) => fetchFn(url, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, deadline]) : deadline });
+  await revokeStoredTokens(replaced.cache, replaced.issuer, replaced.resource, quick).catch(() => undefined);
 }
 
 /**

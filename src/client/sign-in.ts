@@ -15,7 +15,7 @@ import { UnauthorizedError, auth } from '@modelcontextprotocol/sdk/client/auth.j
 import { OAuthError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { roomForSignIn, type TokenCache } from './cache.js';
+import { roomForSignIn, tokensFor, type TokenCache } from './cache.js';
 import { signInHold } from './held-signals.js';
 import { CodeRedemption } from './code-redemption.js';
 import { AgentAnswerDeadline, connectAndUse } from './connect.js';
@@ -25,7 +25,7 @@ import { startLoopbackListener, type LoopbackListener } from './loopback.js';
 import { loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
 import { RequestsMet } from './requests-met.js';
-import { retireReplacedSignIns, signInNotKept } from './revocation.js';
+import { retireReplacedSignIns, revokeReplacedSignIn, signInNotKept } from './revocation.js';
 import type { SessionOptions } from './session.js';
 import { TokenResponseNotes } from './token-notes.js';
 
@@ -148,9 +148,19 @@ export async function signInAndUse<T>(
       signals.release();
     }
     listener.finished();
+    await revokeReplacedSignIn(provider.replacedSignIn(), fetchFn);
     await retireReplacedSignIns(cache, resource, fetchFn);
     const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
-    return await connectAndUse(options.clientInfo, second, use, options.requestTimeoutMs);
+    try {
+      return await connectAndUse(options.clientInfo, second, use, options.requestTimeoutMs);
+    } catch (error) {
+      const replacing = await signInSavedSince(cache, provider, resource);
+      if (!replacing) throw error;
+      // A sign-in that ran at the same time saved its own tokens over these and revoked them (revokeReplacedSignIn):
+      // the one saved last is the sign-in now, and this run goes on with it.
+      const third = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: replacing, fetch: fetchFn });
+      return await connectAndUse(options.clientInfo, third, use, options.requestTimeoutMs);
+    }
   } catch (error) {
     listener.finished(error);
     throw met.unreadable(error) ?? error;
@@ -158,6 +168,19 @@ export async function signInAndUse<T>(
     stopReading.abort();
     await listener.close();
   }
+}
+
+/**
+ * When the tokens this sign-in saved were since replaced in the cache by another sign-in's (two `delegate login` at
+ * once), a provider of the cache as it is now, which presents those and asks for no sign-in; undefined otherwise.
+ */
+async function signInSavedSince(cache: TokenCache, provider: CacheOAuthProvider, resource: string): Promise<CacheOAuthProvider | undefined> {
+  const ours = provider.storedTokens();
+  const issuer = provider.issuer;
+  const data = await cache.read().catch(() => undefined);
+  const kept = data === undefined || issuer === undefined ? undefined : tokensFor(data, issuer, resource);
+  if (ours === undefined || kept === undefined || kept.access_token === ours.access_token || data!.discovery[resource]?.authorizationServerUrl !== issuer) return undefined;
+  return new CacheOAuthProvider({ cache, snapshot: data!, resource, now: cache.now });
 }
 
 /** Reads pasted addresses until one is taken, the browser comes back by itself, or the wait ends. */

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { builtModule } from '../e2e/built.js';
-import { TokenCache, emptyCache, endTokens, isExpired, setSignInTokens, setTokens, tokensFor, type StoredTokens } from '../../src/client/cache.js';
+import { TokenCache, clientFor, emptyCache, endTokens, isExpired, setClient, setSignInTokens, setSignInWithClient, setTokens, tokensFor, type StoredTokens } from '../../src/client/cache.js';
 import { ClientError } from '../../src/client/errors.js';
 
 let dir: string;
@@ -204,6 +204,46 @@ describe('a sign-in and the notes that other delegations ended', () => {
     endTokens(data, LOCAL.issuer, LOCAL.agentUrl, refused);
     setTokens(data, 'http://127.0.0.1:9412/mcp', tokens({ resource: 'http://127.0.0.1:9412/mcp' }));
     expect(data.ended).toEqual({ [LOCAL.issuer]: { [LOCAL.agentUrl]: refused } });
+  });
+});
+
+describe('a sign-in saved with the client its tokens were issued to (found in review, s26: two logins at once)', () => {
+  const issuer = 'http://127.0.0.1:8410';
+  const agent = 'http://127.0.0.1:8412/mcp';
+  const other = 'http://127.0.0.1:8413/mcp';
+  const client = (id: string) => ({ client_id: id, issuer, redirect_uris: ['http://127.0.0.1/callback'] });
+  /** An access token shaped as delegate's (a JWT naming its grant); the signature is never read here. */
+  const jwt = (grant: string) => `e30.${Buffer.from(JSON.stringify({ grant_id: grant })).toString('base64url')}.sig`;
+
+  it('stores the client beside the tokens, and hands back those it replaced when another client holds them, to revoke', () => {
+    const data = emptyCache();
+    setClient(data, issuer, client('cli_a'));
+    setSignInTokens(data, agent, tokens({ access_token: jwt('grt_a') })); // an older cache's entry: no client_id
+    const replaced = setSignInWithClient(data, agent, tokens({ access_token: jwt('grt_b') }), client('cli_b'));
+    expect(data.clients[issuer]!.client_id).toBe('cli_b');
+    expect(tokensFor(data, issuer, agent)!.client_id).toBe('cli_b');
+    expect(replaced).toMatchObject({ issuer, resource: agent, clientId: 'cli_a' });
+    expect(tokensFor(replaced!.cache, issuer, agent)!.access_token).toBe(jwt('grt_a'));
+    expect(clientFor(replaced!.cache, issuer, tokensFor(replaced!.cache, issuer, agent)!)!.client_id).toBe('cli_a');
+  });
+
+  it('hands back the tokens of the same client under another grant, and none under the same grant or of an opaque token', () => {
+    const data = emptyCache();
+    expect(setSignInWithClient(data, agent, tokens({ access_token: jwt('grt_a') }), client('cli_a'))).toBeUndefined();
+    expect(setSignInWithClient(data, agent, tokens({ access_token: jwt('grt_a') }), client('cli_a'))).toBeUndefined();
+    expect(setSignInWithClient(data, agent, tokens({ access_token: jwt('grt_b') }), client('cli_a'))).toMatchObject({ clientId: 'cli_a' });
+    expect(setSignInWithClient(data, agent, tokens({ access_token: 'opaque' }), client('cli_a'))).toBeUndefined();
+  });
+
+  it('keeps tokens of other agents usable: they keep the id of the client they were issued to when another is stored', () => {
+    const data = emptyCache();
+    setClient(data, issuer, client('cli_a'));
+    setSignInTokens(data, other, tokens({ resource: other })); // an older cache's entry, of cli_a
+    setSignInWithClient(data, agent, tokens(), client('cli_b'));
+    const kept = tokensFor(data, issuer, other)!;
+    expect(kept.client_id).toBe('cli_a');
+    expect(clientFor(data, issuer, kept)).toEqual({ client_id: 'cli_a', issuer });
+    expect(clientFor(data, issuer, tokensFor(data, issuer, agent)!)!.client_id).toBe('cli_b');
   });
 });
 

@@ -194,6 +194,7 @@ describe('constant-time comparison of secrets', () => {
     ['src/client/refresh.ts', /current\.access_token === input\.rejectedAccessToken/, "the CLI comparing two of its own tokens, no request involved"],
     ['src/client/revocation.ts', /\)\?\.access_token === old\.access_token/, "the CLI's own cache: the entry it has just revoked is still the one stored, no request involved"],
     ['src/client/revocation.ts', /\)\?\.access_token === tokensFor\(data, old\.issuer, old\.resource\)\?\.access_token/, "the CLI's own cache: the entry a replaced sign-in retired is still the one stored, no request involved"],
+    ['src/client/sign-in.ts', /kept\.access_token === ours\.access_token/, "the CLI's own cache: whether the tokens this sign-in saved are still the ones stored, no request involved"],
     ['src/store/sqlite.ts', /code\.clientId !== issue\.access\.clientId/, "client ids, which are public: the code's client against the client that authenticated"],
     ['src/client/lock.ts', /moved\.nonce === abandonedNonce/, "the CLI's own lock file: which process holds it, no request involved"],
     ['src/client/lock.ts', /holder\.nonce === nonce/, "the CLI's own lock file: which process holds it, no request involved"],
