@@ -62,7 +62,12 @@ endOnStreamError();
 
 // No request of this process (the client's, or its servers') goes to a port of this machine that another user holds.
 guardProcessFetch();
-const code = await runCli(process.argv.slice(2), io);
+// Alive until the command ends, whatever it waits on: undici's fetch leaves no handle of its own while it fails a
+// connection the peer reset at once, so a command waiting only on that (a probe of a port another program of this
+// user holds and drops) ended with Node's exit code 13 for an unsettled top-level await, saying nothing, before the
+// rejection came some 40 ms later (found in review, s26). Every wait in a command is bounded by a timer of its own.
+const alive = setInterval(() => undefined, 2 ** 30);
+const code = await runCli(process.argv.slice(2), io).finally(() => clearInterval(alive));
 // Let buffered output reach pipes, then exit: idle keep-alive sockets and
 // the like must not keep a finished command alive.
 await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));

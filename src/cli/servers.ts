@@ -321,15 +321,27 @@ export function watchDatabase(store: Store, path: string): { replaced: Promise<s
   return { replaced, stop: () => clearInterval(timer) };
 }
 
-/** Listens on host:port, turning a busy port into a message a person can act on. */
-export async function listen(app: FastifyInstance, name: string, host: string, port: number): Promise<void> {
+/**
+ * Listens on host:port, turning a busy port into a message a person can act on. `servedHere`, when given, says whether
+ * what holds the port is this data directory's own server (the authorization server's port: it says which data
+ * directory it runs from), so that the message says so rather than guessing.
+ */
+export async function listen(app: FastifyInstance, name: string, host: string, port: number, servedHere?: () => Promise<boolean>): Promise<void> {
   try {
     await app.listen({ host, port });
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === 'EADDRINUSE') {
       const held = portHeldByAnotherUser(host, port);
-      throw new CommandFailed(held ? `${held}, so the ${name} cannot start: stop that program, or choose another port.` : `Port ${port} is already in use, so the ${name} cannot start. Is delegate serve already running?`);
+      if (held) throw new CommandFailed(`${held}, so the ${name} cannot start: stop that program, or choose another port.`);
+      // Found in review (s26race): `serve` started while a `find-slot` ran the servers in its own process asked "Is
+      // delegate serve already running?", which it was not.
+      if (servedHere && (await servedHere().catch(() => false))) {
+        throw new CommandFailed(
+          `Port ${port} is already in use by this data directory's servers, run by another delegate command (one that started them for itself, such as find-slot, stops them when it ends), so the ${name} cannot start. Run this again once they have stopped, or choose other ports.`,
+        );
+      }
+      throw new CommandFailed(`Port ${port} is already in use, so the ${name} cannot start. Is delegate serve already running?`);
     }
     if (code === 'EACCES') throw new CommandFailed(`The ${name} may not listen on port ${port}.`);
     if (code === 'EADDRNOTAVAIL') throw new CommandFailed(`The ${name} cannot listen on ${host}: no such local address.`);

@@ -12,6 +12,7 @@ import { createLogger } from '../../http/logging.js';
 import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalendarOptions } from '../contracts.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { dataDirectoryAt } from '../stack.js';
 import { whileStarting } from '../start-lock.js';
 import { printable } from '../../terminal-text.js';
 import { agentIdentity, agentMoveNotice, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, storeAudit, watchDatabase } from '../servers.js';
@@ -98,8 +99,10 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
         [await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar],
         [await buildAgent(options.paths, urls, log, storeAudit(store), options.calendarTimeoutMs), 'CalendarAgent', options.ports.agent],
       ];
+      // The authorization server's port first: one taken there by this data directory's own servers is said so.
+      const servedHere = async () => (await dataDirectoryAt(urls.issuer, options.paths.home)) === 'this';
       for (const [app, name, port] of parts) {
-        await listen(app, name, options.host, port);
+        await listen(app, name, options.host, port, started.length === 0 ? servedHere : undefined);
         started.push(app);
       }
     });
