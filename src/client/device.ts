@@ -139,12 +139,16 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
         } finally {
           await room.release();
         }
+        if (answer.ok) {
+          // Before the hold ends, as the browser sign-in does (found in review, s26new2). Tokens of a registration the
+          // server has forgotten are dead already: nothing to revoke.
+          const notRevoked = await revokeReplacedSignIn(replaced?.clientId === forgotten ? undefined : replaced, fetchFn);
+          if (notRevoked !== undefined) options.replacedNotRevoked?.(notRevoked);
+        }
       } finally {
         signals.release();
       }
       if (answer.ok) {
-        // Tokens of a registration the server has forgotten are dead already: nothing to revoke.
-        await revokeReplacedSignIn(replaced?.clientId === forgotten ? undefined : replaced, fetchFn);
         await retireReplacedSignIns(cache, resource, fetchFn);
         return;
       }

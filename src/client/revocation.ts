@@ -92,13 +92,21 @@ export async function signInNotKept(error: ClientError, unsaved: TokenCacheData,
  * a sign-in that ran at the same time and registered a client of its own, whose grant the server keeps apart from this
  * one's, and which nothing here holds any more. Found in review, s26: two `delegate login` at once left the one saved
  * first standing at the server, and `grants list` showed two delegations after `logout`. Within RETIRE_TIMEOUT_MS;
- * one that cannot be revoked now stands until it ends or `delegate grants revoke` ends it.
+ * one that cannot be revoked now stands until it ends or `delegate grants revoke` ends it: the line returned says so.
  */
-export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined, fetchFn: FetchLike): Promise<void> {
-  if (replaced === undefined) return;
+export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined, fetchFn: FetchLike): Promise<string | undefined> {
+  if (replaced === undefined) return undefined;
   const deadline = AbortSignal.timeout(RETIRE_TIMEOUT_MS);
   const quick: FetchLike = (url, init) => fetchFn(url, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, deadline]) : deadline });
-  await revokeStoredTokens(replaced.cache, replaced.issuer, replaced.resource, quick).catch(() => undefined);
+  try {
+    await revokeStoredTokens(replaced.cache, replaced.issuer, replaced.resource, quick);
+    return undefined;
+  } catch (error) {
+    // Said, not swallowed (found in review, s26new2: with the server slow or down, both sign-ins said "Authorized", and
+    // the replaced delegation stood for 30 days with nothing here to end it; RFC 7009 §2.2).
+    const why = error instanceof Error ? error.message : String(error);
+    return `A sign-in made at the same time was replaced by this one, and its delegation could not be revoked at ${replaced.issuer} (${why}): it stays active there until it expires or is revoked there (\`delegate grants list\` and \`delegate grants revoke\` where that server runs).`;
+  }
 }
 
 /**

@@ -102,6 +102,11 @@ export interface SessionOptions {
    * what comes back (held-signals.ts, SIGN_IN_HELD_NOTICE); tests pass one that records. A new one when absent.
    */
   signInSignals?: SignalHold;
+  /**
+   * Told, in one line, that a sign-in made at the same time was replaced by this one and its delegation could not be
+   * revoked (revokeReplacedSignIn), so that the person knows it stands. Without it, nothing is said.
+   */
+  replacedNotRevoked?: (line: string) => void;
 }
 
 /** find_slot's search options, as written (docs/internals.md, find_slot). */

@@ -136,6 +136,10 @@ export async function signInAndUse<T>(
     signals.hold();
     try {
       await first.finishAuth(code);
+      // Before the hold ends: a signal held meanwhile ends the process at its release, and a sign-in replaced by this
+      // one must not be left standing unsaid (found in review, s26new2).
+      const notRevoked = await revokeReplacedSignIn(provider.replacedSignIn(), fetchFn);
+      if (notRevoked !== undefined) options.replacedNotRevoked?.(notRevoked);
     } catch (error) {
       // Issued, but not saved all the same (the cache grew past the room, a read-only remount): revoked, not left standing.
       const unsaved = provider.unsavedSignIn();
@@ -148,7 +152,6 @@ export async function signInAndUse<T>(
       signals.release();
     }
     listener.finished();
-    await revokeReplacedSignIn(provider.replacedSignIn(), fetchFn);
     await retireReplacedSignIns(cache, resource, fetchFn);
     const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
     try {

@@ -141,6 +141,12 @@ describe('status', () => {
     // What was found, not "no delegation is stored" (found in review, s26new: the unopenable cache read as an empty one).
     expect(withToken.out).toContain(`Stored sign-ins cannot be shown: The token cache ${join(home, 'tokens.json')} is a directory, not a token cache; move it away.\n`);
     expect(withToken.out).not.toContain('no delegation');
+    // A damaged one: its advice to sign in holds once DELEGATE_TOKEN is unset (found in review, s26new2: login refuses).
+    await rm(join(home, 'tokens.json'), { recursive: true });
+    await writeFile(join(home, 'tokens.json'), '{bad', { mode: 0o600 });
+    const damaged = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
+    expect(await runCli(['status'], damaged), damaged.err).toBe(0);
+    expect(damaged.out).toContain('is not valid JSON. It was left as it is; `delegate login` keeps it aside and signs in again. (Unset DELEGATE_TOKEN before signing in: while it is set, `delegate login` refuses.)\n');
     const withTokenJson = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
     expect(await runCli(['status', '--json'], withTokenJson)).toBe(0);
     expect(JSON.parse(withTokenJson.out)).toMatchObject({ source: 'DELEGATE_TOKEN', tokenCacheReadable: false });

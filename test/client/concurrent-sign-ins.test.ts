@@ -52,7 +52,7 @@ async function approve(link: string): Promise<void> {
  * A `delegate login` whose registration's answer is held until let go (`register`), and whose sign-in link is held
  * until approved: when the link is shown, its client is registered and saved.
  */
-function startLogin(hold: { agentAfterTokens?: boolean } = {}): { registering: Promise<void>; register: () => void; linkShown: Promise<string>; agentHeld: Promise<void>; letAgentGo: () => void; done: Promise<unknown> } {
+function startLogin(hold: { agentAfterTokens?: boolean; revokeFails?: boolean; events?: string[] } = {}): { registering: Promise<void>; register: () => void; linkShown: Promise<string>; agentHeld: Promise<void>; letAgentGo: () => void; done: Promise<unknown> } {
   let agentHeld!: () => void;
   let letAgentGo!: () => void;
   const held = new Promise<void>((resolve) => (agentHeld = resolve));
@@ -71,6 +71,10 @@ function startLogin(hold: { agentAfterTokens?: boolean } = {}): { registering: P
       agentHeld();
       await agentLetGo;
     }
+    if (new URL(url).pathname === '/revoke') {
+      hold.events?.push('revoke');
+      if (hold.revokeFails) throw new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+    }
     const response = await fetch(url, init);
     if (new URL(url).pathname === '/token' && response.ok) tokensIssued = true;
     if (new URL(url).pathname === '/register') {
@@ -86,6 +90,12 @@ function startLogin(hold: { agentAfterTokens?: boolean } = {}): { registering: P
     loginTimeoutMs: 20_000,
     presentLoginUrl: async (link) => showLink(link),
     fetchFn,
+    ...(hold.events
+      ? {
+          signInSignals: { hold: () => void hold.events!.push('hold'), release: () => void hold.events!.push('release') },
+          replacedNotRevoked: (line: string) => void hold.events!.push(`said: ${line}`),
+        }
+      : {}),
   };
   return { registering: sent, register, linkShown, agentHeld: held, letAgentGo, done: login(options) };
 }
@@ -142,6 +152,29 @@ describe('two sign-ins at once, each with a client of its own', () => {
     expect(result.failed).toEqual([]);
     expect(result.revoked).toEqual([expect.objectContaining({ issuer: authz.issuer, delegationEnded: true })]);
     expect((await authz.store.listGrants()).every((g) => g.revokedAt !== null)).toBe(true);
+  });
+
+  // Found in review (s26new2): with the authorization server slow or down at that moment, both sign-ins said
+  // "Authorized" and the replaced delegation stood for 30 days, unsaid; and a signal held during the redemption ended
+  // the process before the revocation was tried.
+  it('a replaced sign-in that cannot be revoked is said in one line, and its revocation is tried before the hold on signals ends', async () => {
+    const events: string[] = [];
+    const a = startLogin({ revokeFails: true, events });
+    await a.registering;
+    const b = startLogin();
+    await b.registering;
+    a.register();
+    const linkA = await a.linkShown;
+    b.register();
+    const linkB = await b.linkShown;
+    await approve(linkB);
+    await b.done;
+    await approve(linkA);
+    await a.done; // A saved its tokens over B's, and could not revoke B's
+    const said = `said: A sign-in made at the same time was replaced by this one, and its delegation could not be revoked at ${authz.issuer} (cannot reach ${authz.issuer}/revoke (ECONNREFUSED)): it stays active there until it expires or is revoked there (\`delegate grants list\` and \`delegate grants revoke\` where that server runs).`;
+    expect(events).toEqual(['hold', 'revoke', said, 'release']);
+    // It does stand: B's grant is still active, beside A's.
+    expect((await authz.store.listGrants()).filter((g) => g.revokedAt === null)).toHaveLength(2);
   });
 
   it('the sign-in replaced before it used its tokens goes on with the one saved last, which revoked them', async () => {

@@ -310,6 +310,7 @@ async function useAgent<T>(
       // Before the sign-in link, why the person is asked again; without the URLs, so that the link stays the first one printed.
       delegationEndedBeforeSignIn: (reason) =>
         io.stderr.write(`The delegation stored for CalendarAgent has ended: the authorization server refused to renew it (${reason}). Sign in again to go on.\n`),
+      replacedNotRevoked: (line) => io.stderr.write(`delegate: ${line}\n`),
       cacheSetAside: (damaged, keptAs) =>
         io.stderr.write(`The token cache ${damaged} could not be read; it is kept as ${keptAs}, and a new one is written when you sign in.\n`),
     };

@@ -109,7 +109,9 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   if (cacheError !== undefined) {
     // Beside DELEGATE_TOKEN (without it, the cache's error ended the command above): what was found, not "none is
     // stored" (found in review, s26new: a cache that could not be opened read as an empty one).
-    lines.push(`Stored sign-ins cannot be shown: ${cacheError}`);
+    // Its advice to run `delegate login` holds once DELEGATE_TOKEN is unset, as the other lines' (advised): login refuses
+    // while it is set (found in review, s26new2).
+    lines.push(`Stored sign-ins cannot be shown: ${cacheError}${cacheError.includes('`delegate ') ? ' (Unset DELEGATE_TOKEN before signing in: while it is set, `delegate login` refuses.)' : ''}`);
   } else if (stored.length === 0 && ended.length === 0) {
     const none = `no delegation${args.agentUrl !== undefined ? ` for ${args.agentUrl}` : ''} is stored`;
     const run = advised(await firstLogin(args, io, login));
