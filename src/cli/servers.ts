@@ -335,10 +335,11 @@ export async function listen(app: FastifyInstance, name: string, host: string, p
       const held = portHeldByAnotherUser(host, port);
       if (held) throw new CommandFailed(`${held}, so the ${name} cannot start: stop that program, or choose another port.`);
       // Found in review (s26race): `serve` started while a `find-slot` ran the servers in its own process asked "Is
-      // delegate serve already running?", which it was not.
+      // delegate serve already running?", which it was not. Which process runs them is not known here (s26new3: the
+      // first wording named only a command that stops when it ends, for a `delegate serve` too).
       if (servedHere && (await servedHere().catch(() => false))) {
         throw new CommandFailed(
-          `Port ${port} is already in use by this data directory's servers, run by another delegate command (one that started them for itself, such as find-slot, stops them when it ends), so the ${name} cannot start. Run this again once they have stopped, or choose other ports.`,
+          `Port ${port} is already in use by this data directory's servers, so the ${name} cannot start: they run in another delegate process (a \`delegate serve\`, or a command such as find-slot or login that runs them while it lasts). Use those, run this again once they have stopped, or choose other ports.`,
         );
       }
       throw new CommandFailed(`Port ${port} is already in use, so the ${name} cannot start. Is delegate serve already running?`);

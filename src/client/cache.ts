@@ -396,7 +396,7 @@ export function setSignInWithClient(data: TokenCacheData, resource: string, entr
   const newGrant = grantOf(entry.access_token);
   const apart =
     oldClient !== undefined && client !== undefined && (oldClient.client_id !== client.client_id || (oldGrant !== undefined && newGrant !== undefined && oldGrant !== newGrant));
-  const replaced = old !== undefined && apart ? { cache: structuredClone(data), issuer, resource, clientId: oldClient!.client_id } : undefined;
+  const replaced = old !== undefined && apart ? { cache: structuredClone(data), issuer, resource, clientId: oldClient!.client_id, obtainedAt: old.obtained_at } : undefined;
   if (client !== undefined) {
     setClient(data, issuer, client);
     entry.client_id = client.client_id;
@@ -422,6 +422,8 @@ export interface ReplacedSignIn extends SignInPlace {
   cache: TokenCacheData;
   /** The client they were issued to. */
   clientId: string;
+  /** When they were obtained (their entry's obtained_at): saved after this sign-in started, they are of one made at the same time. */
+  obtainedAt: number;
 }
 
 /** Where a sign-in is kept: the authorization server that issued it, and the agent's URL (the cache's keys). */

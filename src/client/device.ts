@@ -59,6 +59,8 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   // A poll left unanswered because the servers went away (with the command that started them) is sent again once they are back: the device code waits in the database.
   const fetchFn: FetchLike = resendingFetch(options.fetchFn ?? fetch, options.serversGone);
   const sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  // A sign-in saved after this moment by another process was made at the same time as this one (revokeReplacedSignIn).
+  const startedAt = options.now();
   const cache = new TokenCache({ files: options.files, now: options.now });
 
   // The SDK's discovery takes a request that failed underneath (nobody listening, a certificate not trusted) for no
@@ -142,7 +144,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
         if (answer.ok) {
           // Before the hold ends, as the browser sign-in does (found in review, s26new2). Tokens of a registration the
           // server has forgotten are dead already: nothing to revoke.
-          const notRevoked = await revokeReplacedSignIn(replaced?.clientId === forgotten ? undefined : replaced, fetchFn);
+          const notRevoked = await revokeReplacedSignIn(replaced?.clientId === forgotten ? undefined : replaced, fetchFn, startedAt);
           if (notRevoked !== undefined) options.replacedNotRevoked?.(notRevoked);
         }
       } finally {

@@ -94,8 +94,12 @@ export async function signInNotKept(error: ClientError, unsaved: TokenCacheData,
  * first standing at the server, and `grants list` showed two delegations after `logout`. Within RETIRE_TIMEOUT_MS;
  * one that cannot be revoked now stands until it ends or `delegate grants revoke` ends it: the line returned says so.
  */
-export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined, fetchFn: FetchLike): Promise<string | undefined> {
-  if (replaced === undefined) return undefined;
+export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined, fetchFn: FetchLike, since: number): Promise<string | undefined> {
+  // Only a sign-in saved after this one started was made at the same time. One stored before is the person's own, which
+  // signing in again replaces: its grant had ended, or this sign-in would have been given that grant (the server keeps
+  // one grant per account, client and agent). Found in review (s26new3): a plain `delegate login` after `grants revoke`
+  // revoked the dead tokens again, held the browser's page 3 s, and said a sign-in "made at the same time" stood.
+  if (replaced === undefined || replaced.obtainedAt < since) return undefined;
   const deadline = AbortSignal.timeout(RETIRE_TIMEOUT_MS);
   const quick: FetchLike = (url, init) => fetchFn(url, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, deadline]) : deadline });
   try {

@@ -47,6 +47,8 @@ export async function signInAndUse<T>(
   baseFetch: FetchLike,
   use: (client: Client) => Promise<T>,
 ): Promise<T> {
+  // A sign-in saved after this moment by another process was made at the same time as this one (revokeReplacedSignIn).
+  const startedAt = options.now();
   const notes = new TokenResponseNotes(options.now);
   // The code is presented once; the token endpoint's first answer is what the person gets.
   const redemption = new CodeRedemption();
@@ -135,23 +137,26 @@ export async function signInAndUse<T>(
     const signals = signInHold(options.signInSignals);
     signals.hold();
     try {
-      await first.finishAuth(code);
+      try {
+        await first.finishAuth(code);
+      } catch (error) {
+        // Issued, but not saved all the same (the cache grew past the room, a read-only remount): revoked, not left standing.
+        const unsaved = provider.unsavedSignIn();
+        if (unsaved && isClientError(error, 'CACHE_IO') && provider.issuer !== undefined) throw await signInNotKept(error, unsaved, provider.issuer, resource, fetchFn);
+        // Otherwise nothing was issued, so there is nothing to store or revoke here. `error` is the token endpoint's
+        // first answer: the provider ended the SDK's retry with it. Another account's approval is said so.
+        throw (ownerLink && error instanceof OAuthError ? wrongAccount(error.errorCode, error.message) : undefined) ?? error;
+      } finally {
+        await room.release();
+      }
+      listener.finished(); // the browser's page says "Signed in" now, not after what follows
       // Before the hold ends: a signal held meanwhile ends the process at its release, and a sign-in replaced by this
       // one must not be left standing unsaid (found in review, s26new2).
-      const notRevoked = await revokeReplacedSignIn(provider.replacedSignIn(), fetchFn);
+      const notRevoked = await revokeReplacedSignIn(provider.replacedSignIn(), fetchFn, startedAt);
       if (notRevoked !== undefined) options.replacedNotRevoked?.(notRevoked);
-    } catch (error) {
-      // Issued, but not saved all the same (the cache grew past the room, a read-only remount): revoked, not left standing.
-      const unsaved = provider.unsavedSignIn();
-      if (unsaved && isClientError(error, 'CACHE_IO') && provider.issuer !== undefined) throw await signInNotKept(error, unsaved, provider.issuer, resource, fetchFn);
-      // Otherwise nothing was issued, so there is nothing to store or revoke here. `error` is the token endpoint's
-      // first answer: the provider ended the SDK's retry with it. Another account's approval is said so.
-      throw (ownerLink && error instanceof OAuthError ? wrongAccount(error.errorCode, error.message) : undefined) ?? error;
     } finally {
-      await room.release();
       signals.release();
     }
-    listener.finished();
     await retireReplacedSignIns(cache, resource, fetchFn);
     const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
     try {

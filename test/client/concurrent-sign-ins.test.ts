@@ -177,6 +177,26 @@ describe('two sign-ins at once, each with a client of its own', () => {
     expect((await authz.store.listGrants()).filter((g) => g.revokedAt === null)).toHaveLength(2);
   });
 
+  // Found in review (s26new3): a plain `delegate login` after the delegation was revoked replaced the stored (dead)
+  // tokens, revoked them again, held the browser's page 3 s, and, with /revoke slow, said a sign-in "made at the same
+  // time" stood. Only a sign-in saved after this one started is one made at the same time.
+  it('signing in again after the delegation ended sends no revocation and says nothing of a sign-in made at the same time', async () => {
+    const first = startLogin();
+    first.register();
+    await approve(await first.linkShown);
+    await first.done;
+    const [grant] = await authz.store.listGrants();
+    await authz.store.revokeGrant(grant!.id, Date.now(), 'test');
+    const events: string[] = [];
+    const again = startLogin({ revokeFails: true, events });
+    again.register();
+    await approve(await again.linkShown);
+    await again.done;
+    expect(events).toEqual(['hold', 'release']);
+    const kept = (await cacheFile()).tokens[authz.issuer]![authz.agentUrl]!;
+    expect((await authz.store.listGrants()).filter((g) => g.revokedAt === null).map((g) => g.clientId)).toEqual([clientOfToken(kept.access_token)]);
+  });
+
   it('the sign-in replaced before it used its tokens goes on with the one saved last, which revoked them', async () => {
     const a = startLogin();
     await a.registering;

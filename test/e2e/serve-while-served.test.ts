@@ -33,8 +33,11 @@ describe('delegate serve on ports already taken', () => {
     const serve = await runCli(['serve', ...ports], home);
     expect([serve.code, serve.stdout]).toEqual([1, '']);
     expect(serve.stderr).toBe(
-      `delegate: Port ${ports[1]} is already in use by this data directory's servers, run by another delegate command (one that started them for itself, such as find-slot, stops them when it ends), so the authorization server cannot start. Run this again once they have stopped, or choose other ports.\n`,
+      `delegate: Port ${ports[1]} is already in use by this data directory's servers, so the authorization server cannot start: they run in another delegate process (a \`delegate serve\`, or a command such as find-slot or login that runs them while it lasts). Use those, run this again once they have stopped, or choose other ports.\n`,
     );
+    // serve-auth alone, on the authorization server's port, says the same (found in review, s26new3: it still asked).
+    const auth = await runCli(['serve-auth', '--port', ports[1]!], home);
+    expect([auth.code, auth.stderr]).toEqual([1, serve.stderr]);
     waiting.child.kill('SIGTERM');
     await waiting.done;
   });

@@ -132,7 +132,9 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
       if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
       trusted = trustedProxies(options.trustProxy, urls.issuer, options.host);
       apps.push(await buildAuth(store, options.paths, urls.issuer, log, { trustProxy: trusted }));
-      await listen(apps[0]!, 'authorization server', options.host, options.port);
+      // What holds its port, if it is this data directory's authorization server, says so (as for `serve`).
+      const own = `http://${options.host.includes(':') ? `[${options.host.replace(/^\[|\]$/g, '')}]` : options.host}:${options.port}`;
+      await listen(apps[0]!, 'authorization server', options.host, options.port, async () => (await dataDirectoryAt(own, options.paths.home)) === 'this');
     });
   } catch (error) {
     await closeAll(apps, store);
