@@ -142,12 +142,16 @@ export interface Urls {
 }
 
 export function urlsFor(ports: Ports, host: string = DEFAULT_HOST): Urls {
-  const h = host.includes(':') ? `[${host}]` : host;
   return {
-    issuer: `http://${h}:${ports.auth}`,
-    calendarUrl: `http://${h}:${ports.calendar}`,
-    agentUrl: `http://${h}:${ports.agent}/mcp`,
+    issuer: httpOrigin(host, ports.auth),
+    calendarUrl: httpOrigin(host, ports.calendar),
+    agentUrl: `${httpOrigin(host, ports.agent)}/mcp`,
   };
+}
+
+/** `http://host:port`, an IPv6 address in brackets: a server's own address on `host` (a --host value, without brackets). */
+export function httpOrigin(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /** The package's root directory (for fixtures shipped with it). */

@@ -2,7 +2,7 @@
 // accepts the connection and never answers cannot hang the CLI, nor hold
 // tokens.lock while it waits (Node's own limit is 300 s for the headers).
 //
-// The bound is a timer of our own (deadlineSignal), not AbortSignal.timeout()
+// The bound is a timer of our own (deadline), not AbortSignal.timeout()
 // joined to the caller's signal with AbortSignal.any(): Node 20's any() holds
 // its sources weakly, and a timeout signal nothing else holds is collected at
 // the next garbage collection and never fires. Loading the MCP SDK makes

@@ -9,7 +9,7 @@
 import type { OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { isAnyLoopbackHost } from '../delegation/resource.js';
-import type { AuthorizationDetail } from '../delegation/tokens.js';
+import { unverifiedPayload, type AuthorizationDetail } from '../delegation/tokens.js';
 import { ClientError, fileErrorText, isClientError } from './errors.js';
 import { acquireFileLock, type FileLockOptions } from './lock.js';
 import { ensurePrivateDir, NotARegularFileError, readPrivateFile, reservePrivateFileReplacement, writePrivateFileAtomic } from './private-files.js';
@@ -407,14 +407,8 @@ export function setSignInWithClient(data: TokenCacheData, resource: string, entr
 
 /** The grant an access token names (`grant_id`, delegate's JWT: DESIGN.md, Tokens), read, not verified; undefined for another server's opaque token. */
 function grantOf(accessToken: string): string | undefined {
-  const payload = accessToken.split('.')[1];
-  if (payload === undefined) return undefined;
-  try {
-    const grant = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { grant_id?: unknown }).grant_id;
-    return typeof grant === 'string' ? grant : undefined;
-  } catch {
-    return undefined;
-  }
+  const grant = unverifiedPayload(accessToken)?.grant_id;
+  return typeof grant === 'string' ? grant : undefined;
 }
 
 /** Tokens a sign-in replaced whose grant stands apart from its own: the cache as it was, and where they were kept in it. */

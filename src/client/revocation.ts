@@ -100,10 +100,8 @@ export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined,
   // one grant per account, client and agent). Found in review (s26new3): a plain `delegate login` after `grants revoke`
   // revoked the dead tokens again, held the browser's page 3 s, and said a sign-in "made at the same time" stood.
   if (replaced === undefined || replaced.obtainedAt < since) return undefined;
-  const deadline = AbortSignal.timeout(RETIRE_TIMEOUT_MS);
-  const quick: FetchLike = (url, init) => fetchFn(url, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, deadline]) : deadline });
   try {
-    await revokeStoredTokens(replaced.cache, replaced.issuer, replaced.resource, quick);
+    await revokeStoredTokens(replaced.cache, replaced.issuer, replaced.resource, withinRetireBound(fetchFn));
     return undefined;
   } catch (error) {
     // Said, not swallowed (found in review, s26new2: with the server slow or down, both sign-ins said "Authorized", and
@@ -140,8 +138,7 @@ export async function retireReplacedSignIns(cache: TokenCache, resource: string,
   if (issuer === undefined || !current) return;
   const signIn = { issuer, resource };
   // What a replaced sign-in needs (its server asked, its revocation) ends within one bound, all of them.
-  const deadline = AbortSignal.timeout(RETIRE_TIMEOUT_MS);
-  const quick: FetchLike = (url, init) => fetchFn(url, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, deadline]) : deadline });
+  const quick = withinRetireBound(fetchFn);
   const others = Object.entries(data.tokens).flatMap(([i, byResource]) => Object.keys(byResource).map((r) => ({ issuer: i, resource: r })));
   const retired = await Promise.all(
     others.map(async (old): Promise<SignInPlace | undefined> => {
@@ -173,6 +170,12 @@ export async function retireReplacedSignIns(cache: TokenCache, resource: string,
 
 /** How long retiring the sign-ins one replaced may take, all together: it must not hold up the sign-in. */
 const RETIRE_TIMEOUT_MS = 3_000;
+
+/** `fetchFn` with every request through it ended RETIRE_TIMEOUT_MS from now, all of them within that one bound, as well as on the caller's own signal. */
+function withinRetireBound(fetchFn: FetchLike): FetchLike {
+  const deadline = AbortSignal.timeout(RETIRE_TIMEOUT_MS);
+  return (url, init) => fetchFn(url, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, deadline]) : deadline });
+}
 /** How much of that reading an agent's metadata may take. */
 const PROBE_TIMEOUT_MS = 1_500;
 

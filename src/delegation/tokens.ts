@@ -78,6 +78,12 @@ export function unverifiedAudience(token: string): UnverifiedAudience {
   return { kind: 'malformed' };
 }
 
+/** A JWT's payload, read, not verified: for display and bookkeeping only; undefined for an opaque token. */
+export function unverifiedPayload(token: string): Record<string, unknown> | undefined {
+  const payload = token.split('.')[1];
+  return payload === undefined ? undefined : jsonObject(payload);
+}
+
 /** A base64url part decoded as a JSON object, or undefined when it is none. */
 function jsonObject(part: string): Record<string, unknown> | undefined {
   try {

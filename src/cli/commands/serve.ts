@@ -4,7 +4,7 @@
 // can run as separate processes that share the data directory. --log-level
 // (or DELEGATE_LOG_LEVEL) sets how much the JSON log lines say.
 import type { FastifyInstance } from 'fastify';
-import { cimdPrivateHostsFromEnv, DEFAULT_PORTS, urlsFor, type Env, type LogLevelName } from '../../config.js';
+import { cimdPrivateHostsFromEnv, DEFAULT_PORTS, httpOrigin, urlsFor, type Env, type LogLevelName } from '../../config.js';
 import { hostIsLoopback, LOOPBACK_PROXIES } from '../args.js';
 import type { Store } from '../../store/index.js';
 import type { Logger } from 'pino';
@@ -84,6 +84,11 @@ function clientDocumentLines(env: Env): string[] {
   return [`client metadata docs  fetched from loopback for ${printable(hosts.join(', '))} (DELEGATE_CIMD_PRIVATE_HOSTS)`];
 }
 
+/** For listen(): whether the authorization server at `issuer` (on the port found taken) is this data directory's own. */
+function servedHereAt(issuer: string, home: string): () => Promise<boolean> {
+  return async () => (await dataDirectoryAt(issuer, home)) === 'this';
+}
+
 export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<number> {
   const urls = urlsFor(options.ports, options.host);
   const log = logger(options.logLevel);
@@ -100,9 +105,8 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
         [await buildAgent(options.paths, urls, log, storeAudit(store), options.calendarTimeoutMs), 'CalendarAgent', options.ports.agent],
       ];
       // The authorization server's port first: one taken there by this data directory's own servers is said so.
-      const servedHere = async () => (await dataDirectoryAt(urls.issuer, options.paths.home)) === 'this';
       for (const [app, name, port] of parts) {
-        await listen(app, name, options.host, port, started.length === 0 ? servedHere : undefined);
+        await listen(app, name, options.host, port, started.length === 0 ? servedHereAt(urls.issuer, options.paths.home) : undefined);
         started.push(app);
       }
     });
@@ -133,8 +137,7 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
       trusted = trustedProxies(options.trustProxy, urls.issuer, options.host);
       apps.push(await buildAuth(store, options.paths, urls.issuer, log, { trustProxy: trusted }));
       // What holds its port, if it is this data directory's authorization server, says so (as for `serve`).
-      const own = `http://${options.host.includes(':') ? `[${options.host.replace(/^\[|\]$/g, '')}]` : options.host}:${options.port}`;
-      await listen(apps[0]!, 'authorization server', options.host, options.port, async () => (await dataDirectoryAt(own, options.paths.home)) === 'this');
+      await listen(apps[0]!, 'authorization server', options.host, options.port, servedHereAt(httpOrigin(options.host, options.port), options.paths.home));
     });
   } catch (error) {
     await closeAll(apps, store);
