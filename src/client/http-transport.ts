@@ -12,7 +12,6 @@
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { deadline } from './bounded-fetch.js';
 import { answerMessages, postMessage, UnexpectedAnswer } from './mcp-post.js';
 import { resendIfUnanswered, type ServersGone } from './servers-gone.js';
 
@@ -64,18 +63,8 @@ export class HttpClientTransport implements Transport {
     const headers: Record<string, string> = { ...this.options.headers };
     if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
     if (this.protocolVersion !== undefined) headers['mcp-protocol-version'] = this.protocolVersion;
-    // A timer of our own for each send, never AbortSignal.any() over AbortSignal.timeout() (see bounded-fetch.ts),
-    // ended once the answer is in, body and all, or the send failed: its listener on `closing`, which lives as long
-    // as the transport, goes with it (found in review, s26: each stayed for the whole bound, and eleven requests
-    // within it printed MaxListenersExceededWarning).
-    const send = async () => {
-      const bound = deadline(this.options.timeoutMs, this.url.href, this.closing.signal);
-      try {
-        return await postMessage(this.url, body, headers, bound.signal);
-      } finally {
-        bound.dispose();
-      }
-    };
+    // Each send bounded on its own, and ended with the transport (postMessage's bound).
+    const send = () => postMessage(this.url, body, headers, this.options.timeoutMs, this.closing.signal);
     let answer;
     try {
       answer = await resendIfUnanswered(send, this.options.serversGone);

@@ -7,6 +7,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { refuseForeignListener } from '../http/listener-owner.js';
+import { deadline } from './bounded-fetch.js';
 
 /** No answer of CalendarAgent comes near this; a bigger one is refused rather than held in memory. */
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
@@ -23,8 +24,21 @@ export interface PostedAnswer {
 /** A body that is not what the transports spec allows (JSON, or an event stream), or too large. */
 export class UnexpectedAnswer extends Error {}
 
-export async function postMessage(url: URL, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<PostedAnswer> {
+export async function postMessage(url: URL, body: string, headers: Record<string, string>, timeoutMs: number, also?: AbortSignal): Promise<PostedAnswer> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`${url.href} is not an http(s) URL.`);
+  // A timer of our own (bounded-fetch.ts's deadline), never AbortSignal.any() over AbortSignal.timeout(), ended once the
+  // answer is in whole or the request failed: its listener on `also` (a transport's closing signal, which lives as long
+  // as the transport) goes with it (found in review, s26: each stayed for the whole bound, and eleven requests within
+  // it printed MaxListenersExceededWarning).
+  const bound = deadline(timeoutMs, url.href, also);
+  try {
+    return await postBounded(url, body, headers, bound.signal);
+  } finally {
+    bound.dispose();
+  }
+}
+
+async function postBounded(url: URL, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<PostedAnswer> {
   refuseForeignListener(url); // before the bearer token leaves
   const all = {
     ...headers,

@@ -5,6 +5,7 @@
 // directory) and exclusive creation (a file appears whole or not at all).
 import { randomBytes } from 'node:crypto';
 import { chmod, link, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { notARegularFile } from '../regular-file.js';
 import { makeOwnDirectory, UntrustedPathError } from '../trusted-directory.js';
@@ -28,8 +29,8 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
  * what another user's link named was chmod-ed and filled). Without root,
  * chmod would fail with EPERM there anyway.
  */
-export async function tightenMode(path: string, mode: number): Promise<void> {
-  const info = await stat(path);
+export async function tightenMode(path: string, mode: number, info?: Stats): Promise<void> {
+  info ??= await stat(path); // a caller that has just looked passes what it saw
   if ((info.mode & 0o077) === 0) return;
   const uid = process.getuid?.();
   if (uid !== undefined && info.uid !== uid) throw new UntrustedPathError(path, `${path} belongs to another user (uid ${info.uid}): it is not made private, nor used.`);
@@ -54,9 +55,10 @@ export class NotARegularFileError extends Error {
  */
 export async function readPrivateFile(path: string, what: string): Promise<string | undefined> {
   try {
-    const kind = notARegularFile(await stat(path), what);
+    const info = await stat(path);
+    const kind = notARegularFile(info, what);
     if (kind !== undefined) throw new NotARegularFileError(path, kind);
-    await tightenMode(path, PRIVATE_FILE_MODE);
+    await tightenMode(path, PRIVATE_FILE_MODE, info);
     return await readFile(path, 'utf8');
   } catch (error) {
     if (isErrno(error, 'ENOENT')) return undefined;

@@ -11,7 +11,7 @@
 // twice and a hung agent is not waited for twice.
 import { canonicalResource } from '../delegation/resource.js';
 import { TokenCache, isExpired, tokensFor } from './cache.js';
-import { deadline, requestTimedOut } from './bounded-fetch.js';
+import { requestTimedOut } from './bounded-fetch.js';
 import { ClientError, noAnswerInTime } from './errors.js';
 import { answerMessages, postMessage } from './mcp-post.js';
 import type { SessionOptions } from './session.js';
@@ -37,13 +37,7 @@ export async function quickToolCall(options: SessionOptions, name: string, args:
   const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
   const post = async (message: Record<string, unknown>) => {
-    const bound = deadline(timeoutMs, url.href);
-    let answer;
-    try {
-      answer = await postMessage(url, JSON.stringify({ jsonrpc: '2.0', ...message }), headers, bound.signal);
-    } finally {
-      bound.dispose(); // the answer is in whole: its timer need not run on
-    }
+    const answer = await postMessage(url, JSON.stringify({ jsonrpc: '2.0', ...message }), headers, timeoutMs);
     if (answer.status < 200 || answer.status > 299) return undefined;
     if (answer.sessionId !== undefined) headers['mcp-session-id'] = answer.sessionId;
     return answerMessages(answer);

@@ -13,7 +13,7 @@ import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot, processEnv } from '../config.js';
 import { freePort } from '../free-port.js';
-import { heldTimeoutSignal, timedOut } from '../http/held-timeout.js';
+import { heldTimeout, timedOut } from '../http/held-timeout.js';
 
 export const CONFORMANCE_PACKAGE = '@modelcontextprotocol/conformance@0.2.0-alpha.12';
 /** The client ID metadata document URL the suite's CIMD scenario expects a client to hold. */
@@ -243,7 +243,7 @@ function describe(error: unknown): string {
  * directory, opens the address it prints, approves on the consent page, and follows the redirect to the suite's callback.
  */
 async function approveAsOwner(home: string, issuer: string, authorizationUrl: URL, stop: AbortSignal): Promise<void> {
-  const signal = heldTimeoutSignal(30_000, timedOut, stop); // not AbortSignal.any() with a timeout: src/http/held-timeout.ts
+  const signal = heldTimeout(30_000, timedOut, stop).signal; // not AbortSignal.any() with a timeout: src/http/held-timeout.ts
   let cookie = '';
   let url = await approveCommandStart(home, issuer, authorizationUrl, signal);
   let page = '';

@@ -33,10 +33,5 @@ export function heldTimeout(ms: number, reason: () => unknown, also?: AbortSigna
   return { signal: controller.signal, dispose };
 }
 
-/** heldTimeout's signal, for a caller that lets it run out: the listener on `also` goes when the timer fires. */
-export function heldTimeoutSignal(ms: number, reason: () => unknown, also?: AbortSignal): AbortSignal {
-  return heldTimeout(ms, reason, also).signal;
-}
-
 /** The reason AbortSignal.timeout() gives: a DOMException named TimeoutError. */
 export const timedOut = (): DOMException => new DOMException('The operation was aborted due to timeout', 'TimeoutError');

@@ -1243,19 +1243,13 @@ class SqliteStore implements Store {
     return removal;
   }
 
-  async listAccountNames(): Promise<AccountName[]> {
-    return this.all('SELECT * FROM users ORDER BY created_at, name').map(toAccountName);
-  }
-
-  async listUsersWithRemoved(): Promise<Array<UserRecord & AccountName>> {
+  async listAccountNames(): Promise<Array<UserRecord & AccountName>> {
     return this.all('SELECT * FROM users ORDER BY created_at, name').map((r) => ({ ...toUser(r), ...toAccountName(r) }));
   }
 
   async lastSignIns(): Promise<Map<string, number>> {
-    // Account by account, each latest sign-in one seek in audit_log_sign_ins (found in review, s26: grouped over the
-    // log, it was a scan of every record); a database read as it stands from before the index reads the same, scanning.
-    const rows = this.all(LAST_SIGN_INS);
-    return new Map(rows.flatMap((r) => (r.at === null ? [] : [[String(r.user_id), num(r.at)] as const])));
+    // One pass over audit_log_sign_ins, or over the log on a database read as it stands from before it (LAST_SIGN_INS).
+    return new Map(this.all(LAST_SIGN_INS).map((r) => [String(r.user_id), num(r.at)] as const));
   }
 
   async updateUser(userId: string, changes: { timeZone: string }, record?: { event: AuditEventInput; at: number }): Promise<void> {

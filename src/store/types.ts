@@ -449,11 +449,10 @@ export interface Store {
   removeUser(userId: string, now: number, records: { grant: (grant: GrantRecord) => AuditEventInput; removal: (removal: UserRemoval) => AuditEventInput }): Promise<UserRemoval | undefined>;
   /**
    * Every account the store holds, live and retired, oldest first, with the name each has or had: the one read
-   * that does not pass over retired accounts, for what names their ids after them (the audit log, grants).
+   * that does not pass over retired accounts, for what names their ids after them (the audit log, grants, `users
+   * list --all`): a retired one with the name it had and `removedAt`.
    */
-  listAccountNames(): Promise<AccountName[]>;
-  /** Every account, live and retired, oldest first (`users list --all`): a retired one with the name it had and `removedAt`. */
-  listUsersWithRemoved(): Promise<Array<UserRecord & AccountName>>;
+  listAccountNames(): Promise<Array<UserRecord & AccountName>>;
   /** When each account last signed in (its latest `sign_in` audit record), by user id; accounts that never did are absent. */
   lastSignIns(): Promise<Map<string, number>>;
 

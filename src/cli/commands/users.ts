@@ -19,7 +19,7 @@ import type { GrantRecord, Store, UserRecord } from '../../store/index.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { pipedSecret, secretTypedAtTerminal, typedSecret } from '../secret-input.js';
-import { readOnlyNotice, shownAccount, withStore } from './admin-store.js';
+import { readOnlyNotice, removedField, shownAccount, withStore } from './admin-store.js';
 import { shown } from '../shown.js';
 import { isInteractive } from '../terminal.js';
 import { warnIfServedElsewhere } from '../served-elsewhere.js';
@@ -164,7 +164,7 @@ function activeAt(grant: GrantRecord, now: number): boolean {
 }
 
 async function accountListings(store: Store, now: number, removed: boolean): Promise<AccountListing[]> {
-  const users: Array<UserRecord & { removedAt?: number | null }> = removed ? await store.listUsersWithRemoved() : await store.listUsers();
+  const users = (await store.listAccountNames()).filter((u) => removed || u.removedAt === null);
   const signIns = await store.lastSignIns();
   const active = new Map<string, number>();
   for (const g of await store.listGrants()) if (activeAt(g, now)) active.set(g.userId, (active.get(g.userId) ?? 0) + 1);
@@ -178,7 +178,7 @@ async function accountListings(store: Store, now: number, removed: boolean): Pro
       active_grants: active.get(u.id) ?? 0,
       created_at: new Date(u.createdAt).toISOString(),
       last_sign_in_at: signedIn === undefined ? null : new Date(signedIn).toISOString(),
-      ...(u.removedAt !== undefined && u.removedAt !== null ? { user_removed_at: new Date(u.removedAt).toISOString() } : {}),
+      ...removedField(u),
     };
   });
 }
