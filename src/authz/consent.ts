@@ -110,6 +110,8 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
   } catch (err) {
     // Found in review (s26): an Approve as `users remove` retired the account was a JSON 500 (server_error).
     if (!(err instanceof AccountRemovedError)) throw err;
+    // The device this Approve claimed gets no code now: it is ended, so that its polls say why at once.
+    if (viaDevice(ctx, taken) && taken.state) await ctx.store.endDeviceOfRemovedAccount(taken.state);
     req.log.info({ client: taken.clientId }, 'consent approved, no grant made: the account was removed');
     return sendAccountRemovedPage(reply);
   }

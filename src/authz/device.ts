@@ -252,6 +252,8 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
     const found = state ? await ctx.store.deviceAuthorizationByState(state, now) : undefined;
     if (!found) return sendErrorPage(reply, 400, 'This request has expired', 'Start again on your device.');
     if (params.iss !== ctx.issuer) return sendErrorPage(reply, 400, 'This answer is not from this server', 'Start again on your device.');
+    // Removed after its Approve, before the browser got here: its device was ended with it (Store.removeUser).
+    if (found.status === 'account_removed') return sendAccountRemovedPage(reply);
     const approved = typeof params.code === 'string' && params.error === undefined;
     const settled = await ctx.store.settleDeviceAuthorization(state, approved ? { status: 'approved', code: params.code as string } : { status: 'denied' }, now);
     if (!settled) return sendErrorPage(reply, 400, 'This request was already answered', 'Return to your device.');
@@ -293,6 +295,11 @@ async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: Form
       throw new DeviceError('access_denied', 'The user denied the request.');
     case 'consumed':
       throw new DeviceError('invalid_grant', DEVICE_CODE_USED);
+    case 'account_removed':
+      // The device's authorization was revoked with the account (`users remove`), as its grants were: invalid_grant
+      // (RFC 8628 §3.5 takes RFC 6749 §5.2's codes), not access_denied (nobody denied it), and at once, not
+      // authorization_pending until the code expires. The CLI shows the description.
+      throw new DeviceError('invalid_grant', 'The account that approved this sign-in was removed.');
     case 'approved': {
       // The request is spent with the code, in the transaction that records the tokens (`device`), so a redemption
       // that fails leaves both for the device's next poll: a grant changed at every reading (500, "try again"), a

@@ -525,7 +525,15 @@ function toResource(r: Row): ResourceRecord {
   };
 }
 
+/**
+ * How a device authorization ended by its account's removal is stored: denied (the status column's CHECK allows no
+ * other word, and a new one would need a migration), with its user code withdrawn as `removed:<device_code_hash>`, as
+ * the sweep withdraws an expired one's (no typed code has a colon), which is how it is told from a denial.
+ */
+const REMOVED_ACCOUNT_USER_CODE = `'removed:' || device_code_hash`;
+
 function toDeviceAuthorization(r: Row): DeviceAuthorizationRecord {
+  const status = String(r.status) as Exclude<DeviceAuthorizationRecord['status'], 'account_removed'>;
   return {
     deviceCodeHash: String(r.device_code_hash),
     userCode: String(r.user_code),
@@ -534,7 +542,7 @@ function toDeviceAuthorization(r: Row): DeviceAuthorizationRecord {
     resource: String(r.resource),
     state: String(r.state),
     codeVerifier: String(r.code_verifier),
-    status: String(r.status) as DeviceAuthorizationRecord['status'],
+    status: status === 'denied' && String(r.user_code).startsWith('removed:') ? 'account_removed' : status,
     code: strOrNull(r.code),
     intervalSec: num(r.interval_sec),
     lastPolledAt: r.last_polled_at === null || r.last_polled_at === undefined ? null : num(r.last_polled_at),
@@ -1222,6 +1230,7 @@ class SqliteStore implements Store {
         }
         const sessionsEnded = this.run('DELETE FROM sessions WHERE user_id = ?', [userId]).changes;
         this.run('DELETE FROM auth_requests WHERE user_id = ?', [userId]);
+        this.endDevicesApprovedBy(userId, now);
         const calendarsRemoved = this.all('SELECT name FROM calendars WHERE user_id = ? ORDER BY created_at, name', [userId]).map((c) => String(c.name));
         this.run('DELETE FROM calendars WHERE user_id = ?', [userId]); // their feeds' copies go with them (ON DELETE CASCADE)
         this.run('UPDATE users SET name = ?, password_hash = NULL, removed_at = ? WHERE id = ?', [`removed:${userId}:${user.name}`, now, userId]);
@@ -1241,6 +1250,22 @@ class SqliteStore implements Store {
     );
     if (removal) this.checkpointAway();
     return removal;
+  }
+
+  /**
+   * Ends (account_removed) the device authorizations `userId` approved whose code is not yet redeemed, the browser at
+   * /device/done or not; call inside removeUser's transaction. A device's code is the one whose PKCE challenge is its
+   * verifier's (device.ts makes the request with it): a code of the account's, unused, for the device's client.
+   */
+  private endDevicesApprovedBy(userId: string, now: number): void {
+    const codes = new Set(this.all('SELECT client_id, code_challenge FROM auth_codes WHERE user_id = ? AND used_at IS NULL', [userId]).map((c) => `${String(c.client_id)} ${String(c.code_challenge)}`));
+    if (codes.size === 0) return;
+    for (const device of this.all(`SELECT device_code_hash, client_id, code_verifier FROM device_authorizations WHERE status = 'approved' AND expires_at > ?`, [now])) {
+      const challenge = createHash('sha256').update(String(device.code_verifier)).digest('base64url');
+      if (codes.has(`${String(device.client_id)} ${challenge}`)) {
+        this.run(`UPDATE device_authorizations SET status = 'denied', code = NULL, user_code = ${REMOVED_ACCOUNT_USER_CODE} WHERE device_code_hash = ?`, [device.device_code_hash]);
+      }
+    }
   }
 
   async listAccountNames(): Promise<Array<UserRecord & AccountName>> {
@@ -2097,6 +2122,10 @@ class SqliteStore implements Store {
       if (settled && row) this.dropDeviceAuthRequests(state, String(row.client_id));
       return settled;
     });
+  }
+
+  async endDeviceOfRemovedAccount(state: string): Promise<void> {
+    this.run(`UPDATE device_authorizations SET status = 'denied', code = NULL, user_code = ${REMOVED_ACCOUNT_USER_CODE} WHERE state = ? AND status = 'approved' AND code IS NULL`, [state]);
   }
 
   async pollDeviceAuthorization(deviceCodeHash: string, clientId: string, now: number): Promise<DevicePoll | undefined> {

@@ -440,7 +440,8 @@ export interface Store {
   /**
    * Retires a named account (`delegate users remove`), all in one transaction: every live grant of it is revoked
    * with its token families and tokens and listed for the resource servers (as revokeGrant does), each with
-   * `records.grant(grant)`; its sessions and pending authorization requests are deleted; its calendars and their
+   * `records.grant(grant)`; its sessions and pending authorization requests are deleted; the device authorizations
+   * it approved whose code is not yet redeemed end (`account_removed`: their polls say so); its calendars and their
    * feeds' copies are deleted securely (as removeCalendar does); the row loses its password and its name (which a
    * new account may then take, with another id) and is marked removed, so that no lookup finds it and nothing new
    * can be attached to it; `records.removal(removal)` is appended last. Undefined, with nothing written, when the
@@ -688,6 +689,12 @@ export interface Store {
    */
   settleDeviceAuthorization(state: string, outcome: { status: 'approved'; code: string } | { status: 'denied' }, now: number): Promise<boolean>;
   /**
+   * Ends the device authorization an Approve claimed (takeDeviceAuthRequest) when its account was removed before the
+   * grant was written (`account_removed`): otherwise it waits for a code that never comes, and its device polls
+   * authorization_pending until the code expires. Nothing happens to one in any other state.
+   */
+  endDeviceOfRemovedAccount(state: string): Promise<void>;
+  /**
    * One poll by the device (RFC 8628 §3.4), atomically: notes its time, says
    * whether it came sooner than the interval allows (and then adds 5 s to the
    * interval, §3.5), and hands out an approved request's code, to each poll the
@@ -712,7 +719,11 @@ export interface DeviceAuthorizationRecord {
   state: string;
   /** PKCE verifier of that request's code, which the server redeems for the device. */
   codeVerifier: string;
-  status: 'pending' | 'approved' | 'denied' | 'consumed';
+  /**
+   * `account_removed`: ended by `delegate users remove` of the account that approved it, before the device redeemed
+   * its code (Store.removeUser, endDeviceOfRemovedAccount); its user code is withdrawn, and its polls say why.
+   */
+  status: 'pending' | 'approved' | 'denied' | 'consumed' | 'account_removed';
   /**
    * The authorization code between the user's approval and the device's next
    * poll (at most the code's lifetime, 60 s), then cleared. It sits in the
@@ -726,6 +737,6 @@ export interface DeviceAuthorizationRecord {
 }
 
 export type DevicePoll =
-  | { status: 'pending' | 'denied' | 'consumed'; tooSoon: boolean; record: DeviceAuthorizationRecord }
+  | { status: 'pending' | 'denied' | 'consumed' | 'account_removed'; tooSoon: boolean; record: DeviceAuthorizationRecord }
   | { status: 'expired'; tooSoon: false; record: DeviceAuthorizationRecord }
   | { status: 'approved'; tooSoon: boolean; record: DeviceAuthorizationRecord; code: string };

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { addUser } from '../../src/authz/index.js';
+import { removeAccount } from '../../src/authz/users.js';
 import { ownerLink, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, hiddenField, parseConsentForm, postForm, postJson, registerDeviceClient as registerDevice } from '../support/oauth-flow.js';
 import { expectStrictPage, queryRows, stateChangedBy } from '../security/stack.js';
@@ -459,6 +460,101 @@ describe('device authorization grant', () => {
       expect((await browser.get(new URL(approved.location!, authz.issuer).href)).status).toBe(200);
       clock += 6_000;
       expect((await poll(clientId, device.device_code)).status).toBe(200);
+    });
+  });
+
+  // Found at stop 27 ("noticed, not touched"): `delegate users remove` as the account's Approve was taken left the
+  // device claimed with no code to come, polling authorization_pending until its code expired; removed before the
+  // browser reached /device/done, the page said "Your device is connected"; removed after, the poll said only that
+  // "the delegation behind this code has ended". Each poll now ends at once with invalid_grant (RFC 8628 §3.5 takes
+  // RFC 6749 §5.2's codes: the device's authorization is revoked with the account) saying why, which the CLI shows.
+  describe('an account removed (delegate users remove) between its approval of a device and the device’s next poll', () => {
+    const database = () => ({ paths: { db: join(authz.home, 'delegate.db') } });
+    const REMOVED = { error: 'invalid_grant', error_description: 'The account that approved this sign-in was removed.' };
+
+    /** `name`, a named account, signed in for a new device's code, with the consent page for it open. */
+    async function consentPageOf(name: string) {
+      const signIn = await account(name);
+      const user = (await authz.store.userByName(name))!;
+      const clientId = await registerDeviceClient();
+      const device = await startDevice(clientId);
+      const { browser, page } = await signIn(device.verification_uri_complete);
+      const confirm = await browser.get(page);
+      expect(confirm.status).toBe(200);
+      const consent = await browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
+      expect(consent.status).toBe(200);
+      const remove = () => removeAccount(authz.store, user, clock, { by: 'cli' });
+      return { clientId, device, browser, form: parseConsentForm(consent.html), user, remove };
+    }
+
+    /** The device's next polls: each ends it at once, saying why, and changes nothing but the poll's own time; no token issued. */
+    async function expectEndedAtOnce(clientId: string, deviceCode: string, userId: string): Promise<void> {
+      for (let i = 0; i < 2; i++) {
+        clock += 6_000;
+        const { result, changed } = await stateChangedBy(database(), () => poll(clientId, deviceCode));
+        expect([result.status, result.body]).toEqual([400, REMOVED]);
+        expect(result.headers.get('cache-control')).toBe('no-store');
+        expect(changed).toEqual(['device_authorizations']);
+      }
+      expect(await authz.store.listAudit({ user: userId, events: ['token_issued'] })).toEqual([]);
+    }
+
+    it('after the browser reached /device/done: the poll says the account was removed, and the code cannot be typed again', async () => {
+      const { clientId, device, browser, form, user, remove } = await consentPageOf('rosa');
+      const approved = await browser.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' });
+      expect(approved.status).toBe(303);
+      expect((await browser.get(new URL(approved.location!, authz.issuer).href)).html).toContain('Your device is connected');
+      const removal = await remove();
+      expect(removal.grantsRevoked).toHaveLength(1);
+      await expectEndedAtOnce(clientId, device.device_code, user.id);
+      // Its user code is withdrawn: nobody can type it to decide that device again.
+      const signIn = await account('sam');
+      const { browser: other, page } = await signIn(device.verification_uri_complete);
+      expect((await other.get(page)).html).toContain('not valid');
+    });
+
+    it('after Approve, before the browser reached /device/done: the page says the account was removed, not "connected"; the poll says so too', async () => {
+      const { clientId, device, browser, form, user, remove } = await consentPageOf('tess');
+      const approved = await browser.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' });
+      expect(approved.status).toBe(303);
+      await remove();
+      const done = await browser.get(new URL(approved.location!, authz.issuer).href);
+      expect(done.status).toBe(400);
+      expect(done.html).toContain('<title>This account was removed</title>');
+      expect(done.html).not.toContain('connected');
+      await expectEndedAtOnce(clientId, device.device_code, user.id);
+    });
+
+    it('as Approve was taken, before its grant was written (the page said the account was removed): the poll says so, not authorization_pending until the code expires', async () => {
+      const { clientId, device, browser, form, user, remove } = await consentPageOf('uma');
+      const store = authz.store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+      const take = store.takeDeviceAuthRequest!;
+      store.takeDeviceAuthRequest = async (...args: unknown[]) => {
+        store.takeDeviceAuthRequest = take;
+        const taken = await take.apply(authz.store, args);
+        await remove();
+        return taken;
+      };
+      try {
+        const approved = await browser.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' });
+        expect(approved.status).toBe(400);
+        expect(approved.html).toContain('<title>This account was removed</title>');
+      } finally {
+        store.takeDeviceAuthRequest = take;
+      }
+      expect(await authz.store.listGrants(user.id)).toEqual([]);
+      await expectEndedAtOnce(clientId, device.device_code, user.id);
+    });
+
+    it('with the consent page open, not yet approved (the control): its Approve is refused, and the device, which no one decided, stays pending for another account', async () => {
+      const { clientId, device, browser, form, user, remove } = await consentPageOf('vic');
+      await remove();
+      const { result: approved, changed } = await stateChangedBy(database(), () => browser.post(`${authz.issuer}/consent`, { ...form, decision: 'approve' }));
+      expect([approved.status, approved.location]).toEqual([400, null]);
+      expect(changed).toEqual([]);
+      expect(await authz.store.listGrants(user.id)).toEqual([]);
+      clock += 6_000;
+      expect((await poll(clientId, device.device_code)).body.error).toBe('authorization_pending');
     });
   });
 

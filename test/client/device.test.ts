@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deviceLogin, type DeviceLoginOptions } from '../../src/client/device.js';
 import { listenAgentFor, startTestAuthz, type TestAuthz } from '../support/authz.js';
-import { addUser } from '../../src/authz/users.js';
+import { addUser, removeAccount } from '../../src/authz/users.js';
 import { Browser, csrfOf, hiddenField, parseConsentForm, postJson } from '../support/oauth-flow.js';
 import { TokenCache } from '../../src/client/cache.js';
 import { CLIENT_METADATA } from '../../src/client/provider.js';
@@ -327,6 +327,33 @@ describe('device sign-in begun with the owner link: another account approves it'
     const late = await fetch(`${authz.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: again });
     expect([late.status, await late.json()]).toEqual([400, { error: 'invalid_grant', error_description: 'The device code was used already.' }]);
     expect((await authz.store.listAudit({ grant: grants[0]!.id })).map((r) => r.event)).not.toContain('code_replay');
+  });
+});
+
+// Found at stop 27: an account removed (`delegate users remove`) after it approved the device, before the device's
+// poll. The sign-in ends at the next poll, in one line that says why; nothing is stored.
+describe('device sign-in: the account that approved it is removed before the poll', () => {
+  it('ends at once (AUTHORIZATION_FAILED) saying the account was removed; nothing stored', async () => {
+    const removed = await addUser(authz.store, { name: 'noor', password: 'noor has a long password', timeZone: 'UTC' }, Date.now());
+    const approveAndRemove = async (userCode: string): Promise<void> => {
+      const browser = new Browser();
+      const next = `/device?user_code=${encodeURIComponent(userCode)}`;
+      const form = await browser.get(`${authz.issuer}/login?next=${encodeURIComponent(next)}`);
+      const signedIn = await browser.post(`${authz.issuer}/login`, { csrf: csrfOf(form.html), next, username: 'noor', password: 'noor has a long password' });
+      const confirm = await browser.get(new URL(signedIn.location!, authz.issuer).href);
+      const consent = await browser.post(`${authz.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
+      const approved = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
+      await browser.get(new URL(approved.location!, authz.issuer).href);
+      await removeAccount(authz.store, removed, Date.now(), { by: 'cli' });
+    };
+    const error = await deviceLogin(options(authz.agentUrl, (prompt) => approveAndRemove(prompt.userCode))).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: 'AUTHORIZATION_FAILED', message: 'The authorization server answered invalid_grant: The account that approved this sign-in was removed.' });
+    expect(requests.filter((r) => r.startsWith('POST /token') && r.includes('device_code'))).toHaveLength(1);
+    const cache = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8').catch(() => '{"tokens":{}}')) as { tokens: Record<string, unknown> };
+    expect(cache.tokens).toEqual({});
   });
 });
 
