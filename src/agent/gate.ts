@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { isLoopbackName } from '../delegation/index.js';
 import { errorDescription } from '../error-description.js';
-import { BearerError, VerifierUnavailableError, tokenInQuery, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
+import { BearerError, VerifierUnavailableError, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
 
 /**
  * Whether a request's Origin, if it has one, is this server's own: the origin
@@ -53,15 +53,8 @@ export async function authenticate(
   resourceMetadataUrl: string,
   challengeScope?: string,
 ): Promise<VerifiedBearer | undefined> {
-  // A token in the query beside the header is two methods, refused before the header's token is verified; a query
-  // alone is ignored (tokenInQuery: OAuth 2.1 §5.1, RFC 6750 §2).
-  const inQuery = tokenInQuery(req.url, req.headers.authorization);
-  if (inQuery) {
-    await refuseBearer(reply, resourceMetadataUrl, inQuery);
-    return undefined;
-  }
   try {
-    return await verify(req.headers.authorization, requiredScopes);
+    return await verify(req, requiredScopes);
   } catch (err) {
     if (err instanceof VerifierUnavailableError) {
       await reply

@@ -13,7 +13,7 @@ import { errorDescription } from '../error-description.js';
 import { createApp, sendError, type AppOptions } from '../http/app.js';
 import { printable } from '../terminal-text.js';
 import { auditLogCannotRecord, auditRecord, unrecordedReadDescription, type AuditSink } from '../resource/audit.js';
-import { BearerError, VerifierUnavailableError, createBearerVerifier, tokenInQuery, wwwAuthenticate, type TokenHeader } from '../resource/bearer.js';
+import { BearerError, VerifierUnavailableError, createBearerVerifier, wwwAuthenticate, type TokenHeader } from '../resource/bearer.js';
 import { calendarLimits, calendarsToRead, checkWindow, permittedCalendars } from '../resource/constraints.js';
 import { attachRevocationList, createRevocationList, type RevocationList } from '../resource/revocations.js';
 import { createBusyCache, type BusyCache } from './busy-cache.js';
@@ -140,12 +140,9 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   }));
 
   app.get(`${basePath}/freebusy`, async (req, reply) => {
-    // A token in the query beside the header is refused, a query alone ignored (tokenInQuery: OAuth 2.1 §5.1, RFC 6750 §2); never read.
-    const inQuery = tokenInQuery(req.url, req.headers.authorization);
-    if (inQuery) return refuse(reply, metadataUrl, inQuery);
     let claims: AccessTokenClaims;
     try {
-      claims = (await verify(req.headers.authorization, [SCOPE_FREEBUSY_READ])).claims;
+      claims = (await verify(req, [SCOPE_FREEBUSY_READ])).claims;
     } catch (err) {
       if (err instanceof BearerError) return refuse(reply, metadataUrl, err);
       if (err instanceof VerifierUnavailableError) return unavailable(reply, err);

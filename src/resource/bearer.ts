@@ -96,7 +96,17 @@ export interface BearerVerifierOptions {
 export const VERIFIED_TOKEN_TTL_MS = 60_000;
 export const DEFAULT_VERIFIED_CACHE_SIZE = 1_000;
 
-export type BearerVerifier = ((authorization: string | undefined, requiredScopes: readonly string[]) => Promise<VerifiedBearer>) & {
+/**
+ * What the verifier reads of a request (a FastifyRequest is one): its Authorization header, and its URL, for a token
+ * in the query beside the header (tokenInQuery). Taken whole, so that no resource server can verify the header and
+ * forget the query.
+ */
+export interface BearerRequest {
+  url: string;
+  headers: { authorization?: string | undefined };
+}
+
+export type BearerVerifier = ((request: BearerRequest, requiredScopes: readonly string[]) => Promise<VerifiedBearer>) & {
   /**
    * Fetches the issuer's JWKS again now, whatever the cooldown (a no-op for keys given in the options): for news
    * that the keys changed, a signing key withdrawn as leaked, so that the key that replaced it is known at once.
@@ -114,7 +124,7 @@ export type BearerVerifier = ((authorization: string | undefined, requiredScopes
  * names invalid_request, 400. Found in review (s26): such a request was answered as the header alone (200). The
  * token in the query is never read or verified; the request logs name the path only (src/http/logging.ts).
  */
-export function tokenInQuery(url: string, authorization: string | undefined): BearerError | undefined {
+function tokenInQuery(url: string, authorization: string | undefined): BearerError | undefined {
   if (authorization === undefined) return undefined;
   const query = url.indexOf('?');
   if (query === -1) return undefined;
@@ -197,7 +207,11 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
     return checked;
   };
 
-  const verify = async (authorization: string | undefined, requiredScopes: readonly string[]): Promise<VerifiedBearer> => {
+  const verify = async (request: BearerRequest, requiredScopes: readonly string[]): Promise<VerifiedBearer> => {
+    const authorization = request.headers.authorization;
+    // Two methods in one request, refused before the header's token is verified; a query alone is ignored.
+    const inQuery = tokenInQuery(request.url, authorization);
+    if (inQuery) throw inQuery;
     if (authorization === undefined || authorization === '') {
       throw new BearerError(401, undefined, 'No bearer token was sent.');
     }

@@ -5,8 +5,11 @@
 // memo is bounded.
 import { describe, expect, it } from 'vitest';
 import { SignJWT, createLocalJWKSet, importJWK, type CryptoKey, type JWTVerifyGetKey } from 'jose';
-import { BearerError, VERIFIED_TOKEN_TTL_MS, createBearerVerifier, type TokenRejection } from '../../src/resource/bearer.js';
+import { BearerError, VERIFIED_TOKEN_TTL_MS, createBearerVerifier, type TokenRejection, type BearerRequest } from '../../src/resource/bearer.js';
 import { es256Key } from '../support/authz.js';
+
+/** A request whose Authorization header carries `token` as a bearer token (what a verifier reads of it). */
+const withBearer = (token: string): BearerRequest => ({ url: '/', headers: { authorization: `Bearer ${token}` } });
 
 const ISSUER = 'https://as.example.test';
 const AUDIENCE = 'http://127.0.0.1:8412/mcp';
@@ -47,25 +50,25 @@ describe('bearer verifier memo', () => {
     let revoked: TokenRejection;
     const verify = createBearerVerifier({ issuer: ISSUER, audience: AUDIENCE, keys, now: () => t, reject: () => revoked });
     const token = await sign('at_1', T0 / 1000 + 90);
-    await verify(`Bearer ${token}`, ['slots:find']);
-    await verify(`Bearer ${token}`, ['slots:find']);
+    await verify(withBearer(token), ['slots:find']);
+    await verify(withBearer(token), ['slots:find']);
     expect(lookups()).toBe(1);
 
     // Scope: judged each time from the remembered claims.
-    expect((await refusalOf(verify(`Bearer ${token}`, ['busy:read']))).code).toBe('insufficient_scope');
+    expect((await refusalOf(verify(withBearer(token), ['busy:read']))).code).toBe('insufficient_scope');
     // Revocation: judged each time.
     revoked = { revoked: 'The grant was revoked.' };
-    expect((await refusalOf(verify(`Bearer ${token}`, ['slots:find']))).message).toBe('The grant was revoked.');
+    expect((await refusalOf(verify(withBearer(token), ['slots:find']))).message).toBe('The grant was revoked.');
     revoked = undefined;
 
     // After the TTL the signature is checked again.
     t = T0 + VERIFIED_TOKEN_TTL_MS + 1;
-    await verify(`Bearer ${token}`, ['slots:find']);
+    await verify(withBearer(token), ['slots:find']);
     expect(lookups()).toBe(2);
 
     // Past exp (90 s), a remembered token is refused as expired.
     t = T0 + 90_000;
-    const expired = await refusalOf(verify(`Bearer ${token}`, ['slots:find']));
+    const expired = await refusalOf(verify(withBearer(token), ['slots:find']));
     expect(expired.code).toBe('invalid_token');
     expect(expired.message).toBe('The token has expired.');
   });
@@ -74,18 +77,18 @@ describe('bearer verifier memo', () => {
     const { keys, sign, lookups } = await setup();
     const verify = createBearerVerifier({ issuer: ISSUER, audience: 'http://127.0.0.1:9999/other', keys, now: () => T0, verifiedCacheSize: 2 });
     const foreign = await sign('at_foreign');
-    await refusalOf(verify(`Bearer ${foreign}`, []));
-    await refusalOf(verify(`Bearer ${foreign}`, []));
+    await refusalOf(verify(withBearer(foreign), []));
+    await refusalOf(verify(withBearer(foreign), []));
     expect(lookups()).toBe(2); // a token for another audience is checked (and refused) each time
 
     const bounded = createBearerVerifier({ issuer: ISSUER, audience: AUDIENCE, keys, now: () => T0, verifiedCacheSize: 2 });
     const [a, b, c] = [await sign('at_a'), await sign('at_b'), await sign('at_c')];
-    for (const token of [a, b, c]) await bounded(`Bearer ${token}`, []);
+    for (const token of [a, b, c]) await bounded(withBearer(token), []);
     const before = lookups();
-    await bounded(`Bearer ${c}`, []);
-    await bounded(`Bearer ${b}`, []);
+    await bounded(withBearer(c), []);
+    await bounded(withBearer(b), []);
     expect(lookups()).toBe(before); // the two most recent are remembered
-    await bounded(`Bearer ${a}`, []);
+    await bounded(withBearer(a), []);
     expect(lookups()).toBe(before + 1); // the oldest was forgotten
   });
 });

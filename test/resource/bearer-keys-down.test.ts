@@ -9,8 +9,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SignJWT, importJWK, type CryptoKey } from 'jose';
-import { VerifierUnavailableError, createBearerVerifier } from '../../src/resource/bearer.js';
+import { VerifierUnavailableError, createBearerVerifier, type BearerRequest } from '../../src/resource/bearer.js';
 import { es256Key } from '../support/authz.js';
+
+/** A request whose Authorization header carries `token` as a bearer token (what a verifier reads of it). */
+const withBearer = (token: string): BearerRequest => ({ url: '/', headers: { authorization: `Bearer ${token}` } });
 
 const AUDIENCE = 'http://127.0.0.1:8412/mcp';
 
@@ -68,7 +71,7 @@ describe('the issuer’s keys cannot be had (down or hanging)', () => {
     as.setMode(mode);
     let clock = Date.now();
     const verify = createBearerVerifier({ issuer: as.issuer, audience: AUDIENCE, now: () => clock, keysTimeoutMs: 300 });
-    const first = await outcome(verify(`Bearer ${as.token}`, []));
+    const first = await outcome(verify(withBearer(as.token), []));
     expect(first).toBeInstanceOf(VerifierUnavailableError);
     expect((first as VerifierUnavailableError).retryAfterSec).toBe(5);
     expect(as.requests).toEqual(['/.well-known/oauth-authorization-server']);
@@ -76,7 +79,7 @@ describe('the issuer’s keys cannot be had (down or hanging)', () => {
     // Ten more, 4.9 s of the resource server's clock later: each refused the same way, the issuer never asked.
     clock += 4_900;
     for (let i = 0; i < 10; i++) {
-      const err = await outcome(verify(`Bearer ${as.token}`, []));
+      const err = await outcome(verify(withBearer(as.token), []));
       expect(err).toBeInstanceOf(VerifierUnavailableError);
     }
     expect(as.requests).toHaveLength(1);
@@ -84,7 +87,7 @@ describe('the issuer’s keys cannot be had (down or hanging)', () => {
     // Once the Retry-After has passed, the issuer is asked again, and when it is back the token is judged.
     clock += 200;
     as.setMode('serve');
-    expect(await outcome(verify(`Bearer ${as.token}`, []))).toBe('verified');
+    expect(await outcome(verify(withBearer(as.token), []))).toBe('verified');
     expect(as.requests).toEqual(['/.well-known/oauth-authorization-server', '/.well-known/oauth-authorization-server', '/jwks']);
   });
 });

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeJwt, decodeProtectedHeader, importJWK, type JWK } from 'jose';
 import type { FastifyInstance } from 'fastify';
 import { describeAgent } from '../../src/authz/agents.js';
-import { createBearerVerifier } from '../../src/resource/bearer.js';
+import { createBearerVerifier, type BearerRequest } from '../../src/resource/bearer.js';
 import { resolvePaths } from '../../src/config.js';
 import { es256Key, listenAgentFor, registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { postForm } from '../support/oauth-flow.js';
@@ -21,6 +21,9 @@ import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { exchange, obtainTokens, type UserTokens } from '../authz/helpers.js';
 import { fakeIo } from '../cli/fake-io.js';
 import { atAgent as atAgentOf, atCalendar as atCalendarOf, expectInvalidToken, issuerSigningKey, refusedSoon, startStack, stateChangedBy, userAndCalendarToken, type Stack, type UserTokens as SecurityUserTokens } from './stack.js';
+
+/** A request whose Authorization header carries `token` as a bearer token (what a verifier reads of it). */
+const withBearer = (token: string): BearerRequest => ({ url: '/', headers: { authorization: `Bearer ${token}` } });
 
 const ACCESS_TOKEN_MS = 600_000;
 
@@ -157,11 +160,11 @@ describe('delegate keys rotate while the servers run', () => {
   it('a token signed before the rotation verifies until it expires; then the old key leaves the JWKS', async () => {
     r.offset.ms = ACCESS_TOKEN_MS - 60_000;
     expect((await jwksKids(r)).sort()).toEqual([rotated.kid, oldKid].sort());
-    await expect(freshVerifier(r)(`Bearer ${before.accessToken}`, [])).resolves.toMatchObject({ claims: { jti: expect.any(String) } });
+    await expect(freshVerifier(r)(withBearer(before.accessToken), [])).resolves.toMatchObject({ claims: { jti: expect.any(String) } });
 
     r.offset.ms = ACCESS_TOKEN_MS + 60_000;
     expect(await jwksKids(r)).toEqual([rotated.kid]);
-    await expect(freshVerifier(r)(`Bearer ${before.accessToken}`, [])).rejects.toMatchObject({ status: 401, code: 'invalid_token' });
+    await expect(freshVerifier(r)(withBearer(before.accessToken), [])).rejects.toMatchObject({ status: 401, code: 'invalid_token' });
   });
 
   it('an agent registered before the rotation still verifies after the old key left the JWKS (its statement was re-signed)', async () => {
