@@ -2,6 +2,7 @@
 // document an MCP client fetches after a 401 to learn which authorization
 // server issues tokens for the agent and which scope to ask for.
 import type { FastifyInstance } from 'fastify';
+import { DATA_DIRECTORY_HEADER } from '../data-directory-id.js';
 import { PRM_WELL_KNOWN, protectedResourceMetadataUrl } from '../delegation/resource.js';
 import { AGENT_SCOPE_POLICY } from './tool-scopes.js';
 
@@ -33,18 +34,25 @@ export function protectedResourceMetadata(resourceUrl: string, issuer: string): 
  * Serves the metadata at its RFC 9728 §3.1 location and, for clients that
  * only try the root (the MCP specification allows either), at the bare
  * well-known path too: this server has a single protected resource.
+ * With `dataDirectoryId` (src/data-directory-id.ts: only for a loopback resource URL), the identity of the data
+ * directory it runs from goes with it in a header, as with the authorization server's metadata, for a serve command of
+ * this machine that finds this port taken (src/cli/servers.ts listen); not listed in Access-Control-Expose-Headers, so
+ * a web page cannot read it.
  */
-export function registerProtectedResourceMetadata(app: FastifyInstance, resourceUrl: string, issuer: string): void {
+export function registerProtectedResourceMetadata(app: FastifyInstance, resourceUrl: string, issuer: string, dataDirectoryId?: string): void {
   const document = protectedResourceMetadata(resourceUrl, issuer);
   const suffixed = new URL(protectedResourceMetadataUrl(resourceUrl)).pathname;
   for (const path of new Set([suffixed, PRM_WELL_KNOWN])) {
-    app.get(path, async (_req, reply) =>
-      reply
-        // Public metadata: browser-based MCP clients may read it from another origin.
-        .header('Access-Control-Allow-Origin', '*')
-        .header('Cache-Control', 'public, max-age=300')
-        .type('application/json')
-        .send(document),
-    );
+    app.get(path, async (_req, reply) => {
+      if (dataDirectoryId !== undefined) reply.header(DATA_DIRECTORY_HEADER, dataDirectoryId);
+      return (
+        reply
+          // Public metadata: browser-based MCP clients may read it from another origin.
+          .header('Access-Control-Allow-Origin', '*')
+          .header('Cache-Control', 'public, max-age=300')
+          .type('application/json')
+          .send(document)
+      );
+    });
   }
 }

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { JWK, JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
 import { canonicalResource, protectedResourceMetadataUrl, type AccessTokenClaims } from '../delegation/index.js';
+import { publishedDataDirectoryId } from '../data-directory-id.js';
 import { createApp, type AppOptions } from '../http/app.js';
 import type { AuditSink } from '../resource/audit.js';
 import { createBearerVerifier, type TokenHeader, type TokenRejection } from '../resource/bearer.js';
@@ -55,6 +56,11 @@ export interface AgentServerOptions {
   trustProxy?: AppOptions['trustProxy'];
   /** Tests and embedders: a token exchanger to use instead of building one. */
   exchanger?: TokenExchanger;
+  /**
+   * The data directory it runs from: with a loopback resource URL, its identity goes with the metadata
+   * (DATA_DIRECTORY_HEADER, src/data-directory-id.ts), as the authorization server's does.
+   */
+  dataDirectory?: string;
 }
 
 export async function buildAgentServer(options: AgentServerOptions): Promise<FastifyInstance> {
@@ -71,7 +77,7 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     // Only as published: by another loopback name, its metadata would name a resource other than the URL used (RFC 9728 §3.3).
     answersOnlyAsPublished: AGENT_RESOURCE_NAME,
   });
-  registerProtectedResourceMetadata(app, resourceUrl, options.issuer);
+  registerProtectedResourceMetadata(app, resourceUrl, options.issuer, await publishedDataDirectoryId(resourceUrl, options.dataDirectory));
 
   const revocations =
     options.revocations === false ? undefined : (options.revocations ?? createRevocationList({ issuer: options.issuer, fetchFn, now, logger: app.log }));

@@ -4,8 +4,7 @@
 // owner's sign-in and consent pages.
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { dataDirectoryId } from '../data-directory-id.js';
-import { isAnyLoopbackHost } from '../delegation/index.js';
+import { publishedDataDirectoryId } from '../data-directory-id.js';
 import { createApp, type AppOptions } from '../http/app.js';
 import { LONGEST_ACCESS_TOKEN_MS, type Store } from '../store/index.js';
 import { registerAuthorize } from './authorize.js';
@@ -95,7 +94,7 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
     cookieName: sessionCookieName(issuer),
     secureCookies: issuer.startsWith('https:'),
     ownerKeyPath: options.ownerKeyPath,
-    dataDirectoryId: options.dataDirectory !== undefined && isAnyLoopbackHost(new URL(issuer).hostname) ? await dataDirectoryId(options.dataDirectory) : undefined,
+    dataDirectoryId: await publishedDataDirectoryId(issuer, options.dataDirectory),
     defaultMaxDepth: options.defaultMaxDepth ?? 2,
     newClients,
     clientDocuments: new ClientDocuments(options.store, now, options.clientDocuments, newClients),

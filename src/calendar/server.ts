@@ -9,6 +9,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import type { JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
 import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
+import { DATA_DIRECTORY_HEADER, publishedDataDirectoryId } from '../data-directory-id.js';
 import { errorDescription } from '../error-description.js';
 import { createApp, sendError, type AppOptions } from '../http/app.js';
 import { printable } from '../terminal-text.js';
@@ -84,6 +85,11 @@ export interface CalendarServerOptions {
   audit?: AuditSink;
   /** Reverse proxies whose X-Forwarded-For names the client (createApp's AppOptions.trustProxy); none by default. */
   trustProxy?: AppOptions['trustProxy'];
+  /**
+   * The data directory it runs from: with a loopback resource URL, its identity goes with the metadata
+   * (DATA_DIRECTORY_HEADER, src/data-directory-id.ts), as the authorization server's does.
+   */
+  dataDirectory?: string;
 }
 
 /** Wire format of `GET /freebusy`. */
@@ -131,13 +137,19 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     reply.header('Cache-Control', 'no-store');
   });
 
-  app.get(metadataPath, async () => ({
-    resource,
-    authorization_servers: [options.issuer],
-    scopes_supported: [SCOPE_FREEBUSY_READ],
-    bearer_methods_supported: ['header'],
-    resource_name: 'delegate calendar backend (free/busy)',
-  }));
+  // Which data directory it runs from, for a serve command of this machine that finds this port taken (src/cli/servers.ts
+  // listen); in a header, as the authorization server's, which a web page cannot read cross-origin.
+  const dataDirectoryId = await publishedDataDirectoryId(resource, options.dataDirectory);
+  app.get(metadataPath, async (_req, reply) => {
+    if (dataDirectoryId !== undefined) reply.header(DATA_DIRECTORY_HEADER, dataDirectoryId);
+    return {
+      resource,
+      authorization_servers: [options.issuer],
+      scopes_supported: [SCOPE_FREEBUSY_READ],
+      bearer_methods_supported: ['header'],
+      resource_name: 'delegate calendar backend (free/busy)',
+    };
+  });
 
   app.get(`${basePath}/freebusy`, async (req, reply) => {
     let claims: AccessTokenClaims;

@@ -226,6 +226,7 @@ export async function buildCalendar(store: Store, paths: Paths, resourceUrl: str
   return buildCalendarServer({
     resourceUrl,
     issuer,
+    dataDirectory: paths.home,
     ...(logger ? { logger } : {}),
     ...(trustProxy ? { trustProxy } : {}),
     calendarsFor: userCalendarsFromStore(store, paths),
@@ -250,6 +251,7 @@ export async function buildAgent(
     calendarUrl: urls.calendarUrl,
     clientId: identity.clientId,
     privateKey: identity.privateJwk,
+    dataDirectory: paths.home,
     ...(logger ? { logger } : {}),
     ...(audit ? { audit } : {}),
     ...(calendarTimeoutMs !== undefined ? { calendarTimeoutMs } : {}),
@@ -321,12 +323,15 @@ export function watchDatabase(store: Store, path: string): { replaced: Promise<s
   return { replaced, stop: () => clearInterval(timer) };
 }
 
+/** The command that runs each part alone, for the line saying that this data directory's servers hold its port. */
+const RUNS_ALONE: Readonly<Record<string, string>> = { 'authorization server': 'serve-auth', 'calendar backend': 'serve-calendar', CalendarAgent: 'serve-agent' };
+
 /**
- * Listens on host:port, turning a busy port into a message a person can act on. `servedHere`, when given, says whether
- * what holds the port is this data directory's own server (the authorization server's port: it says which data
- * directory it runs from), so that the message says so rather than guessing.
+ * Listens on host:port, turning a busy port into a message a person can act on. `heldBy`, when given, says which data
+ * directory what holds the port runs from, as delegate's servers say it (src/data-directory-id.ts): this one's ('this'),
+ * another's ('other'), or not known (undefined), so that the message says so rather than guessing.
  */
-export async function listen(app: FastifyInstance, name: string, host: string, port: number, servedHere?: () => Promise<boolean>): Promise<void> {
+export async function listen(app: FastifyInstance, name: string, host: string, port: number, heldBy?: () => Promise<'this' | 'other' | undefined>): Promise<void> {
   try {
     await app.listen({ host, port });
   } catch (error) {
@@ -336,11 +341,17 @@ export async function listen(app: FastifyInstance, name: string, host: string, p
       if (held) throw new CommandFailed(`${held}, so the ${name} cannot start: stop that program, or choose another port.`);
       // Found in review (s26race): `serve` started while a `find-slot` ran the servers in its own process asked "Is
       // delegate serve already running?", which it was not. Which process runs them is not known here (s26new3: the
-      // first wording named only a command that stops when it ends, for a `delegate serve` too).
-      if (servedHere && (await servedHere().catch(() => false))) {
+      // first wording named only a command that stops when it ends, for a `delegate serve` too); s27ports: serve-agent
+      // and serve-calendar still asked, their servers saying nothing of their data directory.
+      const whose = heldBy ? await heldBy().catch(() => undefined) : undefined;
+      if (whose === 'this') {
+        const alone = RUNS_ALONE[name];
         throw new CommandFailed(
-          `Port ${port} is already in use by this data directory's servers, so the ${name} cannot start: they run in another delegate process (a \`delegate serve\`, or a command such as find-slot or login that runs them while it lasts). Use those, run this again once they have stopped, or choose other ports.`,
+          `Port ${port} is already in use by this data directory's servers, so the ${name} cannot start: they run in another delegate process (a \`delegate serve\`${alone ? ` or \`delegate ${alone}\`` : ''}, or a command such as find-slot or login that runs them while it lasts). Use those, run this again once they have stopped, or choose other ports.`,
         );
+      }
+      if (whose === 'other') {
+        throw new CommandFailed(`Port ${port} is already in use by delegate's servers of another data directory (another DELEGATE_HOME), so the ${name} cannot start. Stop them, or choose other ports.`);
       }
       throw new CommandFailed(`Port ${port} is already in use, so the ${name} cannot start. Is delegate serve already running?`);
     }

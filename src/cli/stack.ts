@@ -10,7 +10,7 @@ import type { Stack, StackOptions } from './contracts.js';
 import { CommandFailed } from './errors.js';
 import { whileStarting } from './start-lock.js';
 import { printableClipped } from '../terminal-text.js';
-import { canonicalResource, isAnyLoopbackHost } from '../delegation/resource.js';
+import { canonicalResource, isAnyLoopbackHost, protectedResourceMetadataUrl } from '../delegation/resource.js';
 import { sameSetupCommandLine } from './commands/mcp-config.js';
 import { DATA_DIRECTORY_HEADER, dataDirectoryId } from '../data-directory-id.js';
 
@@ -35,7 +35,7 @@ type ProbeResult = 'up' | 'down' | 'foreign' | 'silent';
 
 /**
  * What a port answered: nothing (down), no answer in time (silent), or a response, JSON or not, with the data directory
- * identity it sent (the authorization server's DATA_DIRECTORY_HEADER), if any.
+ * identity it sent (the servers' DATA_DIRECTORY_HEADER), if any.
  */
 type Answer = 'down' | 'silent' | { ok: boolean; body: Record<string, unknown> | undefined; dataDirectory?: string };
 
@@ -332,14 +332,35 @@ export async function runsFromOtherDataDirectory(issuer: string, home: string): 
  * before anything is sent.
  */
 export async function dataDirectoryAt(issuer: string, home: string): Promise<'this' | 'other' | undefined> {
+  const url = loopbackHttpUrl(issuer);
+  if (url === undefined || url.pathname !== '/') return undefined;
+  return dataDirectorySaid({ name: 'authorization server', port: Number(url.port || 80), url: `${url.origin}/.well-known/oauth-authorization-server` }, home);
+}
+
+/**
+ * Which data directory the resource server (the calendar backend, CalendarAgent) published at `resourceUrl`, on this
+ * machine's loopback, says it runs from, with its protected resource metadata (RFC 9728): as dataDirectoryAt says for
+ * the authorization server, for a serve command that finds that server's port taken (src/cli/commands/serve.ts).
+ */
+export async function resourceDataDirectoryAt(name: string, resourceUrl: string, home: string): Promise<'this' | 'other' | undefined> {
+  const url = loopbackHttpUrl(resourceUrl);
+  if (url === undefined) return undefined;
+  return dataDirectorySaid({ name, port: Number(url.port || 80), url: protectedResourceMetadataUrl(url.href) }, home);
+}
+
+/** `value` parsed, when it is a plain http URL on this machine's loopback (whose server's identity may be asked for). */
+function loopbackHttpUrl(value: string): URL | undefined {
   let url: URL;
   try {
-    url = new URL(issuer);
+    url = new URL(value);
   } catch {
     return undefined;
   }
-  if (url.protocol !== 'http:' || !isAnyLoopbackHost(url.hostname) || url.pathname !== '/') return undefined;
-  const part: Part = { name: 'authorization server', port: Number(url.port || 80), url: `${url.origin}/.well-known/oauth-authorization-server` };
+  return url.protocol === 'http:' && isAnyLoopbackHost(url.hostname) ? url : undefined;
+}
+
+/** One look at `part`'s metadata: the data directory identity it sends, compared with `home`'s. */
+async function dataDirectorySaid(part: Part, home: string): Promise<'this' | 'other' | undefined> {
   refusedIfForeign(part);
   const [ours, answer] = await Promise.all([dataDirectoryId(home), probeOnce(part, PROBE_TIMEOUTS_MS[0]!)]);
   if (typeof answer !== 'object' || !answer.ok || answer.dataDirectory === undefined) return undefined;
@@ -417,7 +438,7 @@ async function probeOnce(part: Part, timeoutMs: number): Promise<Answer> {
   }
 }
 
-/** The data directory identity a response sent (only the authorization server's metadata sends one). */
+/** The data directory identity a response sent (only the servers' metadata sends one, src/data-directory-id.ts). */
 function dataDirectoryOf(res: Response): { dataDirectory?: string } {
   const sent = res.headers.get(DATA_DIRECTORY_HEADER);
   return sent === null ? {} : { dataDirectory: sent };

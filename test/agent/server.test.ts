@@ -15,6 +15,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { buildAgentServer } from '../../src/agent/server.js';
 import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
+import { dataDirectoryId } from '../../src/data-directory-id.js';
 import { freePort, testIssuer, type TestIssuer } from './support.js';
 import { initializeBody, mcpHeaders, rawRequest } from './http.js';
 import { createLogger } from '../../src/http/logging.js';
@@ -83,6 +84,33 @@ describe('protected resource metadata (RFC 9728)', () => {
       bearer_methods_supported: ['header'],
       resource_name: 'CalendarAgent',
     });
+  });
+
+  // Found in review (s27ports): serve-agent, finding its port taken, could not tell whether this data directory's
+  // servers held it: only the authorization server said which data directory it ran from.
+  it('says which data directory it runs from in a header web pages cannot read, as the authorization server does; at a loopback URL only', async () => {
+    const identity = await loadOrCreateAgentKey(join(dir, 'agent-key.json'));
+    const options = { issuer: ISSUER, calendarUrl: 'http://127.0.0.1:9', clientId: identity.clientId, privateKey: identity.privateJwk, keys: as.keys, revocations: false as const, dataDirectory: dir };
+    const here = await buildAgentServer({ ...options, resourceUrl: 'http://127.0.0.1:8412/mcp' });
+    const published = await buildAgentServer({ ...options, resourceUrl: 'https://agent.example.com/mcp' });
+    try {
+      for (const url of ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource']) {
+        const res = await here.inject({ method: 'GET', url, headers: { host: '127.0.0.1:8412' } });
+        expect(res.statusCode).toBe(200);
+        expect(res.headers['delegate-data-directory']).toBe(await dataDirectoryId(dir));
+        expect(res.headers['access-control-allow-origin']).toBe('*');
+        expect(res.headers['access-control-expose-headers']).toBeUndefined();
+        expect(res.body).not.toContain(dir);
+        // Published at an https URL (a reverse proxy's, whose clients are elsewhere): none, as for an https issuer.
+        const behind = await published.inject({ method: 'GET', url, headers: { host: 'agent.example.com' } });
+        expect(behind.statusCode).toBe(200);
+        expect(behind.headers['delegate-data-directory']).toBeUndefined();
+      }
+      // Without a data directory (an embedder's server, as this file's): none.
+      expect((await rawRequest({ port, path: '/.well-known/oauth-protected-resource' })).headers['delegate-data-directory']).toBeUndefined();
+    } finally {
+      await Promise.all([here.close(), published.close()]);
+    }
   });
 });
 

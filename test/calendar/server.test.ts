@@ -1,12 +1,16 @@
 // The calendar backend through fastify's inject(), with real ES256 access
 // tokens signed here and verified against a local JWKS.
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCalendarServer, type CalendarServerOptions, type UserCalendars } from '../../src/calendar/server.js';
 import { createCalendarLoader } from '../../src/calendar/sources.js';
+import { dataDirectoryId } from '../../src/data-directory-id.js';
 import { AUDIT_LOG_CANNOT_RECORD, unrecordedReadDescription } from '../../src/resource/audit.js';
 import { StoreError } from '../../src/store/index.js';
 
@@ -118,6 +122,29 @@ describe('GET /.well-known/oauth-protected-resource', () => {
       bearer_methods_supported: ['header'],
       resource_name: expect.any(String),
     });
+  });
+
+  // Found in review (s27ports): serve-calendar, finding its port taken, could not tell whether this data directory's
+  // servers held it: only the authorization server said which data directory it ran from.
+  it('says which data directory it runs from in a header web pages cannot read, as the authorization server does; at a loopback URL only', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'delegate-calendar-data-'));
+    const [here, published] = [await build({ dataDirectory: home }), await build({ dataDirectory: home, resourceUrl: 'https://calendar.example.com' })];
+    try {
+      const res = await here.inject({ method: 'GET', url: '/.well-known/oauth-protected-resource' });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['delegate-data-directory']).toBe(await dataDirectoryId(home));
+      expect(res.headers['access-control-expose-headers']).toBeUndefined();
+      expect(res.body).not.toContain(home);
+      // Published at an https URL (a reverse proxy's, whose clients are elsewhere): none, as for an https issuer.
+      const behind = await published.inject({ method: 'GET', url: '/.well-known/oauth-protected-resource' });
+      expect(behind.statusCode).toBe(200);
+      expect(behind.headers['delegate-data-directory']).toBeUndefined();
+      // Without a data directory (an embedder's server): none.
+      expect((await app.inject({ method: 'GET', url: '/.well-known/oauth-protected-resource' })).headers['delegate-data-directory']).toBeUndefined();
+    } finally {
+      await Promise.all([here.close(), published.close()]);
+      await rm(home, { recursive: true, force: true });
+    }
   });
 });
 

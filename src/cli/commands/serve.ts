@@ -12,7 +12,7 @@ import { createLogger } from '../../http/logging.js';
 import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalendarOptions } from '../contracts.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { dataDirectoryAt } from '../stack.js';
+import { dataDirectoryAt, resourceDataDirectoryAt } from '../stack.js';
 import { whileStarting } from '../start-lock.js';
 import { printable } from '../../terminal-text.js';
 import { agentIdentity, agentMoveNotice, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, storeAudit, watchDatabase } from '../servers.js';
@@ -84,9 +84,24 @@ function clientDocumentLines(env: Env): string[] {
   return [`client metadata docs  fetched from loopback for ${printable(hosts.join(', '))} (DELEGATE_CIMD_PRIVATE_HOSTS)`];
 }
 
-/** For listen(): whether the authorization server at `issuer` (on the port found taken) is this data directory's own. */
-function servedHereAt(issuer: string, home: string): () => Promise<boolean> {
-  return async () => (await dataDirectoryAt(issuer, home)) === 'this';
+/** For listen(): which data directory the authorization server at `issuer` (on the port found taken) runs from. */
+function heldByAuthAt(issuer: string, home: string): () => Promise<'this' | 'other' | undefined> {
+  return () => dataDirectoryAt(issuer, home);
+}
+
+/** For listen(): which data directory the calendar backend or CalendarAgent at `resourceUrl` (on the port found taken) runs from. */
+function heldByResourceAt(name: string, resourceUrl: string, home: string): () => Promise<'this' | 'other' | undefined> {
+  return () => resourceDataDirectoryAt(name, resourceUrl, home);
+}
+
+/**
+ * Where serve-calendar and serve-agent ask what holds their port which data directory it runs from: their own URL when
+ * it is a plain http one on that port (CalendarAgent answers only by the name it is published as), else
+ * http://<host>:<port> with its path (published behind an https reverse proxy, it listens there).
+ */
+function onItsPort(published: string, host: string, port: number): string {
+  const url = new URL(published);
+  return url.protocol === 'http:' && Number(url.port || 80) === port ? published : `${httpOrigin(host, port)}${url.pathname}`;
 }
 
 export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<number> {
@@ -99,14 +114,15 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
     await whileStarting(options.paths, () => io.now(), async () => {
       const move = await bootstrap(store, options.paths, urls, io.now());
       if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
-      const parts: Array<[FastifyInstance, string, number]> = [
-        [await buildAuth(store, options.paths, urls.issuer, log), 'authorization server', options.ports.auth],
-        [await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar],
-        [await buildAgent(options.paths, urls, log, storeAudit(store), options.calendarTimeoutMs), 'CalendarAgent', options.ports.agent],
+      const home = options.paths.home;
+      const parts: Array<[FastifyInstance, string, number, () => Promise<'this' | 'other' | undefined>]> = [
+        [await buildAuth(store, options.paths, urls.issuer, log), 'authorization server', options.ports.auth, heldByAuthAt(urls.issuer, home)],
+        [await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar, heldByResourceAt('calendar backend', urls.calendarUrl, home)],
+        [await buildAgent(options.paths, urls, log, storeAudit(store), options.calendarTimeoutMs), 'CalendarAgent', options.ports.agent, heldByResourceAt('CalendarAgent', urls.agentUrl, home)],
       ];
-      // The authorization server's port first: one taken there by this data directory's own servers is said so.
-      for (const [app, name, port] of parts) {
-        await listen(app, name, options.host, port, started.length === 0 ? servedHereAt(urls.issuer, options.paths.home) : undefined);
+      // A port taken by delegate's servers is said to be, and whether they are this data directory's (each says).
+      for (const [app, name, port, heldBy] of parts) {
+        await listen(app, name, options.host, port, heldBy);
         started.push(app);
       }
     });
@@ -137,7 +153,7 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
       trusted = trustedProxies(options.trustProxy, urls.issuer, options.host);
       apps.push(await buildAuth(store, options.paths, urls.issuer, log, { trustProxy: trusted }));
       // What holds its port, if it is this data directory's authorization server, says so (as for `serve`).
-      await listen(apps[0]!, 'authorization server', options.host, options.port, servedHereAt(httpOrigin(options.host, options.port), options.paths.home));
+      await listen(apps[0]!, 'authorization server', options.host, options.port, heldByAuthAt(httpOrigin(options.host, options.port), options.paths.home));
     });
   } catch (error) {
     await closeAll(apps, store);
@@ -216,7 +232,8 @@ export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): P
   const log = logger(options.logLevel);
   try {
     app = await buildCalendar(store, options.paths, options.resourceUrl, options.issuer, log, trusted);
-    await listen(app, 'calendar backend', options.host, options.port);
+    // What holds its port, if it is delegate's, says which data directory it runs from (as for `serve`).
+    await listen(app, 'calendar backend', options.host, options.port, heldByResourceAt('calendar backend', onItsPort(options.resourceUrl, options.host, options.port), options.paths.home));
   } catch (error) {
     await closeAll(app ? [app] : [], store);
     throw error;
@@ -241,7 +258,7 @@ export async function serveAgent(options: ServeAgentOptions, io: CliIo): Promise
     log.close();
   };
   try {
-    await listen(app, 'CalendarAgent', options.host, options.port);
+    await listen(app, 'CalendarAgent', options.host, options.port, heldByResourceAt('CalendarAgent', onItsPort(options.resourceUrl, options.host, options.port), options.paths.home));
   } catch (error) {
     await stop();
     throw error;
