@@ -129,7 +129,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
       let answer: Response;
       let body: Record<string, unknown>;
       // From the poll that may redeem the device code until what it brings is saved, an ending signal waits (a second
-      // Ctrl-C does not): ended in between, the process lost an approved sign-in's tokens, issued and never stored
+      // Ctrl-C or SIGTERM does not): ended in between, the process lost an approved sign-in's tokens, issued and never stored
       // (found in review, s26). Between polls nothing is held, and a signal ends the command at once.
       let replaced: ReplacedSignIn | undefined;
       signals.hold();

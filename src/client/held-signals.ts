@@ -61,26 +61,34 @@ function ignoreError(): void {}
 
 /**
  * A hold on this process's ending signals, not yet taken. A Ctrl-C held (SIGINT: a person at the terminal) is
- * answered with one line on stderr (`notice`), so that it is not met by silence during a slow refresh; a second
- * Ctrl-C ends the process at once, as a person who presses it twice means (the authorization server then finds
- * the client gone and carries out no rotation, grant-refresh.ts, unless it already had). SIGTERM (a program) and
- * SIGHUP (the terminal gone) are held without a word.
+ * answered with one line on stderr (`notice`), so that it is not met by silence during a slow refresh; SIGTERM (a
+ * program) and SIGHUP (the terminal gone) are held without a word. A second SIGINT or SIGTERM, in any mix, ends the
+ * process at once by that second signal (a shell reports 130 or 143), as whoever sends a second one means: before, a
+ * second SIGTERM was held like the first, and a token endpoint that hung kept `kill PID; kill PID` waiting up to the
+ * request timeout (found in review, s27). The authorization server then finds the client gone and carries out no
+ * rotation (grant-refresh.ts), unless it already had. SIGHUP never ends the hold early: it is sent alongside the
+ * others without anyone asking twice (systemd sends a session's processes SIGHUP right after SIGTERM; a shell whose
+ * terminal hung up passes SIGHUP on to its jobs, and the kernel may send the same group another).
  */
 export function signalHold(notice: (text: string) => void = noticeOnStderr, text: string = HELD_NOTICE): SignalHold {
   let holding = false;
+  /** The first signal held: raised again at the release. */
   let arrived: NodeJS.Signals | undefined;
+  /** Whether a SIGINT or SIGTERM came already: the next of either ends the process now. */
+  let asked = false;
   const stopHolding = () => {
     holding = false;
     holdsTaken--;
     for (const signal of HELD) process.off(signal, note);
   };
   function note(signal: NodeJS.Signals): void {
-    if (arrived === undefined) {
-      arrived = signal;
+    arrived ??= signal;
+    if (signal === 'SIGHUP') return;
+    if (!asked) {
+      asked = true;
       if (signal === 'SIGINT') notice(text);
       return;
     }
-    if (signal !== 'SIGINT') return;
     stopHolding();
     process.kill(process.pid, signal);
   }

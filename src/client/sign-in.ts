@@ -132,7 +132,7 @@ export async function signInAndUse<T>(
     // a full disk stops the sign-in here, with nothing issued.
     const room = await roomForSignIn(cache);
     provider.saveTokensInto(room);
-    // From the code's redemption until its tokens are saved, an ending signal waits (a second Ctrl-C does not): ended
+    // From the code's redemption until its tokens are saved, an ending signal waits (a second Ctrl-C or SIGTERM does not): ended
     // in between, the process lost the tokens, issued and never stored (found in review, s26).
     const signals = signInHold(options.signInSignals);
     signals.hold();

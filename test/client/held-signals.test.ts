@@ -10,13 +10,13 @@ import { HELD_NOTICE, SIGN_IN_HELD_NOTICE } from '../../src/client/held-signals.
 
 const MODULE = join(process.cwd(), 'src', 'client', 'held-signals.ts');
 
-/** A process that holds, raises `signal` at itself, waits 300 ms (the refresh), says "released" on stdout and releases. */
-function holder(signal: NodeJS.Signals, closeStderr: boolean, make = 'signalHold()') {
+/** A process that holds, raises `signal` (each of them, in turn) at itself, waits 300 ms (the refresh), says "released" on stdout and releases. */
+function holder(signal: NodeJS.Signals | NodeJS.Signals[], closeStderr: boolean, make = 'signalHold()') {
   const script = `
     import { signalHold, signInHold } from ${JSON.stringify(MODULE)};
     const hold = ${make};
     hold.hold();
-    process.kill(process.pid, ${JSON.stringify(signal)});
+    for (const signal of ${JSON.stringify([signal].flat())}) process.kill(process.pid, signal);
     setTimeout(() => { process.stdout.write('released\\n'); hold.release(); setTimeout(() => process.exit(7), 2000); }, 300);
   `;
   // node itself (tsx as its loader), so that the signal that ends it is the child's own exit status.
@@ -48,6 +48,28 @@ describe('held signals', () => {
     const ended = await holder('SIGTERM', false);
     expect([ended.signal, ended.stdout, ended.stderr]).toEqual(['SIGTERM', 'released\n', '']);
   });
+
+  // Found in review (s27): a second Ctrl-C ended the hold at once, a second SIGTERM did not, so `kill PID; kill PID`
+  // against a hung token endpoint waited out the 30 s request bound.
+  it.each<[NodeJS.Signals[], string]>([
+    [['SIGTERM', 'SIGTERM'], ''],
+    [['SIGINT', 'SIGTERM'], HELD_NOTICE],
+    [['SIGTERM', 'SIGINT'], ''],
+    [['SIGINT', 'SIGINT'], HELD_NOTICE],
+    [['SIGHUP', 'SIGTERM', 'SIGINT'], ''],
+  ])('%j: the second SIGINT or SIGTERM ends the process at once, by that signal', { timeout: 30_000 }, async (signals, notice) => {
+    const ended = await holder(signals, false);
+    expect([ended.code, ended.signal, ended.stdout, ended.stderr]).toEqual([null, signals.at(-1), '', notice]);
+  });
+
+  it.each<[NodeJS.Signals[]]>([[['SIGHUP', 'SIGHUP']], [['SIGTERM', 'SIGHUP']], [['SIGHUP', 'SIGTERM']]])(
+    '%j: SIGHUP, sent alongside the others with nobody asking twice (systemd after SIGTERM, a shell on hang-up), never ends the hold early',
+    { timeout: 30_000 },
+    async (signals) => {
+      const ended = await holder(signals, false);
+      expect([ended.code, ended.signal, ended.stdout, ended.stderr]).toEqual([null, signals[0], 'released\n', '']);
+    },
+  );
 
   it('a notice that cannot be written (stderr gone) does not end the process before the release', { timeout: 30_000 }, async () => {
     const ended = await holder('SIGINT', true);
