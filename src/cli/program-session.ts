@@ -58,7 +58,7 @@ export function registerSessionCommands(program: Command, io: CliIo, setExitCode
   addServerOptions(
     program
       .command('logout')
-      .description('Revoke your stored tokens at the authorization server, then delete them from this computer (with --agent-url, those for that agent only).'),
+      .description('Revoke your stored tokens at the authorization server (and those of a sign-in replaced at the same time whose revocation failed), then delete them from this computer (with --agent-url, those for that agent only).'),
   )
     .addHelpText('after', examples(['delegate logout', 'delegate --profile work logout', 'delegate logout --agent-url https://agent.example.com/mcp']))
     .action(async (options: ServerOptions, command: Command) => {

@@ -62,6 +62,29 @@ export interface EndedDelegation {
   error_description?: string;
 }
 
+/**
+ * A token of a sign-in another replaced (two `delegate login` at once, revocation.ts revokeReplacedSignIn) whose
+ * revocation failed (the authorization server down, or slow): kept, so that `delegate logout` and the next sign-in try
+ * again (RFC 7009), until revoked. Found in review (s27): the line said so and the token was forgotten, a delegation
+ * standing for up to 30 days that nothing here could end. Its refresh token (the delegation's), else its access token.
+ */
+export interface PendingRevocation {
+  issuer: string;
+  /** The agent's URL it was kept under (the cache's key): what `logout --agent-url` selects, and what the line names. */
+  resource: string;
+  /** The client it was issued to, which alone may revoke it (RFC 7009 §2.1). */
+  client_id: string;
+  token: string;
+  token_type_hint: 'refresh_token' | 'access_token';
+  /** The grant its access token named (delegate's `grant_id`), when it did: a sign-in since given that grant keeps it. */
+  grant_id?: string;
+  /** When its revocation first failed (epoch ms). */
+  failed_at: number;
+}
+
+/** The most pending revocations kept: the cache stays bounded, the oldest goes first. Two logins at once leave one. */
+export const PENDING_REVOCATIONS_MAX = 32;
+
 /** A client registration (RFC 7591) or pre-registered client, stamped with its issuer by the SDK. */
 export type StoredClient = OAuthClientInformationMixed & { issuer?: string };
 
@@ -75,6 +98,8 @@ export interface TokenCacheData {
   tokens: Record<string, Record<string, StoredTokens>>;
   /** Delegations whose renewal was refused, per issuer, then per resource; absent when there is none (older caches). */
   ended?: Record<string, Record<string, EndedDelegation>>;
+  /** Tokens of replaced sign-ins still to be revoked; absent when there is none (older caches, which keep it unread). */
+  pending_revocations?: PendingRevocation[];
 }
 
 export interface CacheFiles {
@@ -314,6 +339,12 @@ export function parseCache(text: string, path: string): TokenCacheData {
   }
   // Only a note of why tokens are gone: a malformed one is dropped, never a reason to set the whole cache aside.
   if (value.ended !== undefined && !isEndedSection(value.ended)) delete value.ended;
+  // Each a token to revoke: a malformed one is dropped alone, never the others with it, nor the cache.
+  if (value.pending_revocations !== undefined) {
+    const kept = Array.isArray(value.pending_revocations) ? value.pending_revocations.filter(isPendingRevocation) : [];
+    if (kept.length > 0) value.pending_revocations = kept;
+    else delete value.pending_revocations;
+  }
   return value as unknown as TokenCacheData;
 }
 
@@ -406,7 +437,7 @@ export function setSignInWithClient(data: TokenCacheData, resource: string, entr
 }
 
 /** The grant an access token names (`grant_id`, delegate's JWT: DESIGN.md, Tokens), read, not verified; undefined for another server's opaque token. */
-function grantOf(accessToken: string): string | undefined {
+export function grantOf(accessToken: string): string | undefined {
   const grant = unverifiedPayload(accessToken)?.grant_id;
   return typeof grant === 'string' ? grant : undefined;
 }
@@ -447,6 +478,20 @@ function onThisMachine(issuer: string, agentUrl: string): boolean {
       return false;
     }
   });
+}
+
+/** Keeps a token whose revocation failed, to try again (PendingRevocation); the same token once, the newest PENDING_REVOCATIONS_MAX. */
+export function addPendingRevocation(data: TokenCacheData, pending: PendingRevocation): void {
+  const list = (data.pending_revocations ?? []).filter((p) => p.token !== pending.token);
+  list.push(pending);
+  data.pending_revocations = list.slice(-PENDING_REVOCATIONS_MAX);
+}
+
+/** Forgets the pending revocations of these tokens (revoked now, or given up by `logout`). */
+export function forgetPendingRevocations(data: TokenCacheData, tokens: ReadonlySet<string>): void {
+  const list = (data.pending_revocations ?? []).filter((p) => !tokens.has(p.token));
+  if (list.length > 0) data.pending_revocations = list;
+  else delete data.pending_revocations;
 }
 
 /** Why the delegation for the resource ended, when its renewal was refused since the last sign-in. */
@@ -542,6 +587,16 @@ function isEndedSection(value: unknown): boolean {
           [...e.error].length <= ENDED_ERROR_MAX &&
           (e.error_description === undefined || (typeof e.error_description === 'string' && [...e.error_description].length <= ENDED_DESCRIPTION_MAX)),
       ),
+  );
+}
+
+function isPendingRevocation(value: unknown): value is PendingRevocation {
+  return (
+    isRecord(value) &&
+    ['issuer', 'resource', 'client_id', 'token'].every((name) => typeof value[name] === 'string') &&
+    (value.token_type_hint === 'refresh_token' || value.token_type_hint === 'access_token') &&
+    (value.grant_id === undefined || typeof value.grant_id === 'string') &&
+    typeof value.failed_at === 'number'
   );
 }
 

@@ -8,12 +8,12 @@ import { decodeJwt } from 'jose';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
-import { TokenCache, clientFor, damagedCacheNeedsLogin, forgetResource, isExpired, tokensFor, type StoredClient, type StoredTokens, type TokenCacheData } from './cache.js';
+import { TokenCache, clientFor, damagedCacheNeedsLogin, forgetPendingRevocations, forgetResource, isExpired, tokensFor, type StoredClient, type StoredTokens, type TokenCacheData } from './cache.js';
 import { ClientError, isClientError } from './errors.js';
 import { isErrno } from './private-files.js';
 import { refreshCachedTokens } from './refresh.js';
 import { resendingFetch } from './servers-gone.js';
-import { RevocationUnanswered, revokeStoredTokens } from './revocation.js';
+import { RevocationUnanswered, revokePending, revokeStoredTokens } from './revocation.js';
 import { endedDelegation, ensureDelegation, setAsideDamagedCache, signInEnd, type SessionOptions } from './session.js';
 
 /** A token printed for a script should outlive the script's first requests. */
@@ -127,7 +127,7 @@ export async function storedDelegations(files: { tokenCache: string; tokenLock: 
 export async function storedSignIns(
   files: { tokenCache: string; tokenLock: string },
   now: () => number,
-): Promise<{ delegations: StoredDelegation[]; ended: EndedStoredDelegation[] }> {
+): Promise<{ delegations: StoredDelegation[]; ended: EndedStoredDelegation[]; pending: PendingStoredRevocation[] }> {
   const data = await new TokenCache({ files, now }).read();
   const ended: EndedStoredDelegation[] = [];
   for (const [issuer, byResource] of Object.entries(data.ended ?? {})) {
@@ -136,7 +136,15 @@ export async function storedSignIns(
       ended.push({ issuer, agentUrl: resource, resource, resourceName, refusedAt: refusal.refused_at, error: refusal.error, errorDescription: refusal.error_description });
     }
   }
-  return { delegations: delegationsIn(data, now()), ended };
+  const pending = (data.pending_revocations ?? []).map((p) => ({ issuer: p.issuer, agentUrl: p.resource }));
+  return { delegations: delegationsIn(data, now()), ended, pending };
+}
+
+/** A replaced sign-in's token still to be revoked (cache.ts PendingRevocation), without the token. */
+export interface PendingStoredRevocation {
+  issuer: string;
+  /** The agent's URL it was kept under (the cache's key), as StoredDelegation's. */
+  agentUrl: string;
 }
 
 function delegationsIn(data: TokenCacheData, at: number): StoredDelegation[] {
@@ -188,12 +196,13 @@ export interface LogoutResult {
    * src/authz/revoke.ts). Otherwise only an opaque access token of another server was revoked, and its delegation
    * may stand.
    */
-  revoked: Array<{ issuer: string; resource: string; delegationEnded: boolean; grantId: string | undefined }>;
+  revoked: Array<{ issuer: string; resource: string; delegationEnded: boolean; grantId: string | undefined; replaced?: true }>;
   /**
    * Delegations that could not be revoked, and why; their tokens are removed from this computer all the same.
    * `unanswered`: the authorization server could not be reached (RevocationUnanswered).
+   * `replaced` (here and in `revoked`): a sign-in another replaced, whose revocation had failed then (PendingRevocation).
    */
-  failed: Array<{ issuer: string; resource: string; reason: string; unanswered: boolean }>;
+  failed: Array<{ issuer: string; resource: string; reason: string; unanswered: boolean; replaced?: true }>;
   /**
    * Sign-ins forgotten here without a revocation (`logout --agent-url` only): their delegation is the one another
    * sign-in kept in the cache uses (`heldBy`, the URL signed in at), whose tokens the revocation would end with it.
@@ -212,7 +221,9 @@ export interface LogoutResult {
  * refreshes in between. With `agentUrl`, only what is stored for that agent
  * (`logout --agent-url`): the rest of the cache stays, and so does a
  * delegation a sign-in kept there uses too (sameDelegation): that sign-in is
- * forgotten here, not revoked, which would sign the other out.
+ * forgotten here, not revoked, which would sign the other out. The tokens of
+ * sign-ins another replaced, whose revocation failed then (PendingRevocation),
+ * are revoked too, and forgotten.
  */
 export async function logout(options: { files: { tokenCache: string; tokenLock: string }; now: () => number; fetchFn?: FetchLike; agentUrl?: string }): Promise<LogoutResult> {
   const cache = new TokenCache({ files: options.files, now: options.now });
@@ -238,8 +249,24 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
         }
       }
     }
+    // Sign-ins another replaced whose revocation failed then (cache.ts PendingRevocation): tried again, and forgotten
+    // whatever the answer, as this logout forgets its own; each said, as they are.
+    const tried = new Set<string>();
+    for (const pending of data.pending_revocations ?? []) {
+      if (only !== undefined && pending.resource !== only) continue;
+      tried.add(pending.token);
+      const { issuer, resource } = pending;
+      try {
+        await revokePending(data, pending, fetchFn);
+        const grantId = pending.token_type_hint === 'access_token' ? grantIdOf(pending.token) : undefined;
+        result.revoked.push({ issuer, resource, delegationEnded: pending.token_type_hint === 'refresh_token' || grantId !== undefined, grantId, replaced: true });
+      } catch (error) {
+        result.failed.push({ issuer, resource, reason: error instanceof Error ? error.message : String(error), unanswered: error instanceof RevocationUnanswered, replaced: true });
+      }
+    }
     if (only !== undefined) {
-      result.removed = forgetResource(data, only);
+      result.removed = forgetResource(data, only) || tried.size > 0;
+      forgetPendingRevocations(data, tried);
       if (result.removed) await txn.write(data);
       return result;
     }

@@ -7,7 +7,24 @@
 import { discoverAuthorizationServerMetadata } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource, isAnyLoopbackHost, protectedResourceMetadataUrl } from '../delegation/resource.js';
-import { clientFor, deleteTokens, endedFor, forgetEnded, replacedBySignIn, tokensFor, type ReplacedSignIn, type SignInPlace, type StoredClient, type TokenCache, type TokenCacheData } from './cache.js';
+import {
+  addPendingRevocation,
+  clientFor,
+  deleteTokens,
+  endedFor,
+  forgetEnded,
+  forgetPendingRevocations,
+  grantOf,
+  replacedBySignIn,
+  tokensFor,
+  type PendingRevocation,
+  type ReplacedSignIn,
+  type SignInPlace,
+  type StoredClient,
+  type StoredTokens,
+  type TokenCache,
+  type TokenCacheData,
+} from './cache.js';
 import { boundedFetch } from './bounded-fetch.js';
 import { ClientError, certificateErrorCode, networkErrorCode } from './errors.js';
 import { sameIssuer } from './provider.js';
@@ -34,8 +51,29 @@ export class RevocationUnanswered extends Error {
 export async function revokeStoredTokens(data: TokenCacheData, issuer: string, resource: string, fetchFn: FetchLike): Promise<void> {
   const tokens = tokensFor(data, issuer, resource);
   if (!tokens) return;
-  const client = clientFor(data, issuer, tokens) as (StoredClient & { client_secret?: string }) | undefined;
+  const client = clientFor(data, issuer, tokens);
   if (!client) throw new Error(`no client registration for ${issuer} is stored`);
+  await revokeAt(data, issuer, resource, client, [
+    ...(tokens.refresh_token ? [{ token: tokens.refresh_token, hint: 'refresh_token' }] : []),
+    { token: tokens.access_token, hint: 'access_token' },
+  ], fetchFn);
+}
+
+/**
+ * Revokes a token kept because its revocation failed (cache.ts PendingRevocation) at its issuer, as the client it was
+ * issued to: the issuer's stored registration when it is that one (with its secret, if any), else by its id alone,
+ * as the public client every registration this CLI makes is (clientFor's rule). Throws with the reason when it could
+ * not be revoked; an answer of 200 means it is revoked, or was invalid already (RFC 7009 §2.2): either way, done.
+ */
+export async function revokePending(data: TokenCacheData, pending: PendingRevocation, fetchFn: FetchLike): Promise<void> {
+  const stored = data.clients[pending.issuer];
+  const client = stored?.client_id === pending.client_id ? stored : { client_id: pending.client_id, issuer: pending.issuer };
+  await revokeAt(data, pending.issuer, pending.resource, client, [{ token: pending.token, hint: pending.token_type_hint }], fetchFn);
+}
+
+/** Each of `tokens` revoked at `issuer`'s revocation endpoint as `client`, in turn; throws at the first that is not. */
+async function revokeAt(data: TokenCacheData, issuer: string, resource: string, stored: StoredClient, tokens: Array<{ token: string; hint: string }>, fetchFn: FetchLike): Promise<void> {
+  const client = stored as StoredClient & { client_secret?: string };
   try {
     refuseForeignListener(issuer);
   } catch (error) {
@@ -44,10 +82,7 @@ export async function revokeStoredTokens(data: TokenCacheData, issuer: string, r
   }
   const bounded = boundedFetch(fetchFn, REVOCATION_TIMEOUT_MS);
   const endpoint = await revocationEndpoint(data, issuer, resource, bounded);
-  for (const { token, hint } of [
-    ...(tokens.refresh_token ? [{ token: tokens.refresh_token, hint: 'refresh_token' }] : []),
-    { token: tokens.access_token, hint: 'access_token' },
-  ]) {
+  for (const { token, hint } of tokens) {
     const body = new URLSearchParams({ token, token_type_hint: hint });
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
     if (client.client_secret) {
@@ -92,9 +127,10 @@ export async function signInNotKept(error: ClientError, unsaved: TokenCacheData,
  * a sign-in that ran at the same time and registered a client of its own, whose grant the server keeps apart from this
  * one's, and which nothing here holds any more. Found in review, s26: two `delegate login` at once left the one saved
  * first standing at the server, and `grants list` showed two delegations after `logout`. Within RETIRE_TIMEOUT_MS;
- * one that cannot be revoked now stands until it ends or `delegate grants revoke` ends it: the line returned says so.
+ * one that cannot be revoked now is kept in `cache` (PendingRevocation), where `delegate logout` and the next sign-in
+ * try again (found in review, s27: it was forgotten, and stood until it ended); the line returned says so.
  */
-export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined, fetchFn: FetchLike, since: number): Promise<string | undefined> {
+export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined, fetchFn: FetchLike, since: number, cache: TokenCache): Promise<string | undefined> {
   // Only a sign-in saved after this one started was made at the same time. One stored before is the person's own, which
   // signing in again replaces: its grant had ended, or this sign-in would have been given that grant (the server keeps
   // one grant per account, client and agent). Found in review (s26new3): a plain `delegate login` after `grants revoke`
@@ -107,8 +143,43 @@ export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined,
     // Said, not swallowed (found in review, s26new2: with the server slow or down, both sign-ins said "Authorized", and
     // the replaced delegation stood for 30 days with nothing here to end it; RFC 7009 §2.2).
     const why = error instanceof Error ? error.message : String(error);
+    if (await keepToRevoke(cache, replaced)) {
+      return `A sign-in made at the same time was replaced by this one, and its delegation could not be revoked at ${replaced.issuer} (${why}): it is kept in the token cache, and \`delegate logout\` (or the next sign-in) tries again.`;
+    }
     return `A sign-in made at the same time was replaced by this one, and its delegation could not be revoked at ${replaced.issuer} (${why}): it stays active there until it expires or is revoked there (\`delegate grants list\` and \`delegate grants revoke\` where that server runs).`;
   }
+}
+
+/** Keeps the replaced sign-in's refresh token (else its access token) in the cache as a pending revocation; whether it could. */
+async function keepToRevoke(cache: TokenCache, replaced: ReplacedSignIn): Promise<boolean> {
+  const tokens = tokensFor(replaced.cache, replaced.issuer, replaced.resource);
+  if (tokens === undefined) return false;
+  const pending: PendingRevocation = {
+    issuer: replaced.issuer,
+    resource: replaced.resource,
+    client_id: replaced.clientId,
+    ...(tokens.refresh_token !== undefined ? { token: tokens.refresh_token, token_type_hint: 'refresh_token' } : { token: tokens.access_token, token_type_hint: 'access_token' }),
+    ...(grantOf(tokens.access_token) !== undefined ? { grant_id: grantOf(tokens.access_token)! } : {}),
+    failed_at: cache.now(),
+  };
+  return cache.update((data) => addPendingRevocation(data, pending)).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Tries again the revocations kept pending (PendingRevocation) of sign-ins at `issuer`, within `fetchFn`'s bound, and
+ * forgets each one revoked (a 200: revoked, or invalid already, RFC 7009 §2.2); the others stay for `logout`.
+ */
+async function retryPendingRevocations(cache: TokenCache, data: TokenCacheData, issuer: string, current: StoredTokens, fetchFn: FetchLike): Promise<void> {
+  const mine = (data.pending_revocations ?? []).filter((p) => p.issuer === issuer);
+  // One of the grant this sign-in was given (the server keeps one grant per person, client and agent, and may have
+  // given it the one left standing) is this sign-in's now: forgotten, not revoked, which would end it.
+  const ours = grantOf(current.access_token);
+  const revoked = await Promise.all(mine.map((p) => (ours !== undefined && p.grant_id === ours ? Promise.resolve(p.token) : revokePending(data, p, fetchFn).then(() => p.token, () => undefined))));
+  const done = new Set(revoked.filter((token) => token !== undefined));
+  if (done.size > 0) await cache.update((fresh) => forgetPendingRevocations(fresh, done));
 }
 
 /**
@@ -128,6 +199,8 @@ export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined,
  *   (src/authz/agents.ts registerAgent), so it is asked, not the old URL: an authorization server may serve several
  *   agents (`delegate agents register`), and one of them that answers its metadata with a 5xx, is restarting, stopped
  *   or slow still holds a live delegation (found in review, regress21e: such a failure ended it). See askIssuer.
+ * - the tokens of sign-ins replaced before whose revocation failed (PendingRevocation), at this sign-in's server:
+ *   revoked now, and forgotten; those it still does not take stay for `delegate logout`.
  *
  * All of it within RETIRE_TIMEOUT_MS, so as not to hold up the sign-in.
  */
@@ -140,6 +213,8 @@ export async function retireReplacedSignIns(cache: TokenCache, resource: string,
   // What a replaced sign-in needs (its server asked, its revocation) ends within one bound, all of them.
   const quick = withinRetireBound(fetchFn);
   const others = Object.entries(data.tokens).flatMap(([i, byResource]) => Object.keys(byResource).map((r) => ({ issuer: i, resource: r })));
+  // Revocations a replaced sign-in left pending at this sign-in's server, which answers: tried again beside the rest.
+  const retried = retryPendingRevocations(cache, data, issuer, current, quick).catch(() => undefined);
   const retired = await Promise.all(
     others.map(async (old): Promise<SignInPlace | undefined> => {
       if (old.resource === resource) {
@@ -157,6 +232,7 @@ export async function retireReplacedSignIns(cache: TokenCache, resource: string,
       return (await askIssuer(cache, data, old, signIn, quick)) === 'ended' ? old : undefined;
     }),
   );
+  await retried;
   const gone = retired.filter((old) => old !== undefined);
   if (gone.length === 0) return;
   await cache.update((fresh) => {

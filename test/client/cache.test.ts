@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { builtModule } from '../e2e/built.js';
-import { TokenCache, clientFor, emptyCache, endTokens, isExpired, setClient, setSignInTokens, setSignInWithClient, setTokens, tokensFor, type StoredTokens } from '../../src/client/cache.js';
+import { TokenCache, addPendingRevocation, clientFor, emptyCache, endTokens, forgetPendingRevocations, isExpired, parseCache, PENDING_REVOCATIONS_MAX, setClient, setSignInTokens, setSignInWithClient, setTokens, tokensFor, type PendingRevocation, type StoredTokens } from '../../src/client/cache.js';
 import { ClientError } from '../../src/client/errors.js';
 
 let dir: string;
@@ -244,6 +244,29 @@ describe('a sign-in saved with the client its tokens were issued to (found in re
     expect(kept.client_id).toBe('cli_a');
     expect(clientFor(data, issuer, kept)).toEqual({ client_id: 'cli_a', issuer });
     expect(clientFor(data, issuer, tokensFor(data, issuer, agent)!)!.client_id).toBe('cli_b');
+  });
+});
+
+// Found in review (s27): a replaced sign-in whose revocation failed was forgotten; its token is now kept to revoke later.
+describe('pending revocations (a replaced sign-in whose revocation failed)', () => {
+  const pending = (n: number): PendingRevocation => ({ issuer: 'http://127.0.0.1:1', resource: 'http://127.0.0.1:2/mcp', client_id: `c${n}`, token: `rt${n}`, token_type_hint: 'refresh_token', failed_at: n });
+
+  it('keeps each token once, the newest PENDING_REVOCATIONS_MAX, and forgets those given', () => {
+    const data = emptyCache();
+    for (let n = 0; n < PENDING_REVOCATIONS_MAX + 5; n++) addPendingRevocation(data, pending(n));
+    addPendingRevocation(data, pending(PENDING_REVOCATIONS_MAX + 4));
+    expect(data.pending_revocations!.map((p) => p.token)).toEqual(Array.from({ length: PENDING_REVOCATIONS_MAX }, (_, i) => `rt${i + 5}`));
+    forgetPendingRevocations(data, new Set(data.pending_revocations!.map((p) => p.token)));
+    expect(data).not.toHaveProperty('pending_revocations');
+  });
+
+  it('reads back what it wrote; a malformed entry is dropped alone, never the others nor the cache', () => {
+    const data = emptyCache();
+    addPendingRevocation(data, pending(1));
+    expect(parseCache(JSON.stringify(data), 'tokens.json').pending_revocations).toEqual([pending(1)]);
+    const damaged = { ...data, pending_revocations: [pending(2), { ...pending(3), token: 7 }, 'x', { ...pending(4), token_type_hint: 'id_token' }] };
+    expect(parseCache(JSON.stringify(damaged), 'tokens.json').pending_revocations).toEqual([pending(2)]);
+    expect(parseCache(JSON.stringify({ ...data, pending_revocations: {} }), 'tokens.json')).not.toHaveProperty('pending_revocations');
   });
 });
 

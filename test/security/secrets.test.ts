@@ -198,6 +198,7 @@ describe('constant-time comparison of secrets', () => {
     ['src/store/sqlite.ts', /code\.clientId !== issue\.access\.clientId/, "client ids, which are public: the code's client against the client that authenticated"],
     ['src/client/lock.ts', /moved\.nonce === abandonedNonce/, "the CLI's own lock file: which process holds it, no request involved"],
     ['src/client/lock.ts', /holder\.nonce === nonce/, "the CLI's own lock file: which process holds it, no request involved"],
+    ['src/client/cache.ts', /p\.token !== pending\.token/, "the CLI's own cache: a token kept to revoke is kept once, no request involved"],
   ];
 
   /**

@@ -9,7 +9,9 @@
 // With --agent-url, only that agent's sign-in is revoked and forgotten, and
 // no server of this machine is started for it; a sign-in whose delegation
 // another kept sign-in uses is forgotten without a revocation, which would
-// end that one too.
+// end that one too. The tokens of a sign-in another replaced (two logins at
+// once), kept because their revocation failed then, are revoked and forgotten
+// with the rest, and said as they are.
 import { delegateToken, urlsFor } from '../../config.js';
 import { logout, storedSignIns } from '../../client/credentials.js';
 import { TokenCache } from '../../client/cache.js';
@@ -50,7 +52,7 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   const named = selected?.byAudience ? selected.key : args.agentUrl;
   const notSignedIn = named === undefined ? 'Not signed in' : `Not signed in at ${named}`;
   const forgotten = named === undefined ? `Deleted ${paths.tokenCache}.` : `Forgot the sign-in for ${named} in ${paths.tokenCache}.`;
-  if (!stored.delegations.some((d) => forAgent(d.agentUrl))) {
+  if (!stored.delegations.some((d) => forAgent(d.agentUrl)) && !stored.pending.some((p) => forAgent(p.agentUrl))) {
     // Only the note that a delegation ended (its renewal refused) may be left: nothing to revoke, but the note goes, as a sign-out's cache does.
     const removed = stored.ended.some((d) => forAgent(d.agentUrl)) && (await logout(where)).removed;
     io.stderr.write(removed ? `${notSignedIn}: the stored delegation had ended already, nothing to revoke. ${forgotten}\n` : `${notSignedIn}: nothing to do.\n`);
@@ -63,7 +65,7 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   // And only for the one on the ports it was given (found in review, regress20c: any loopback issuer, such as another
   // stack's on other ports or a remote agent's metadata naming one, set up and started servers on these ports).
   const onThesePorts = urlsFor(args.ports, args.host).issuer;
-  const local = args.agentUrl === undefined && stored.delegations.some((d) => sameOriginOrLoopbackAlias(d.issuer, onThesePorts));
+  const local = args.agentUrl === undefined && [...stored.delegations, ...stored.pending].some((d) => sameOriginOrLoopbackAlias(d.issuer, onThesePorts));
   const servers = local ? new ServersInUse({ paths, ports: args.ports, host: args.host }) : undefined;
   // Why the servers could not be started (another user's program on the agent's port, say) is kept: a revocation at
   // their authorization server that then gets no answer failed for that reason, which is said instead of the
@@ -84,7 +86,11 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   }
   const standing = result.revoked.filter((r) => !r.delegationEnded);
   // The resource and issuer as the deployment's metadata named them: escaped, as status shows them (review regress21e).
-  for (const r of result.revoked) io.stderr.write(shown`Revoked the ${r.delegationEnded ? 'delegation' : 'access token'} for ${r.resource} at ${r.issuer}.\n`);
+  for (const r of result.revoked) {
+    // A sign-in another replaced, whose revocation had failed then (client/cache.ts PendingRevocation).
+    const which = r.replaced ? ' of a sign-in replaced at the same time' : '';
+    io.stderr.write(shown`Revoked the ${r.delegationEnded ? 'delegation' : 'access token'}${which} for ${r.resource} at ${r.issuer}.\n`);
+  }
   // Its revocation would have ended the other sign-in's delegation too, signing it out (client/credentials.ts sameDelegation).
   for (const r of result.kept) {
     io.stderr.write(shown`Kept the delegation${r.grantId === undefined ? '' : ` (grant ${r.grantId})`} at ${r.issuer}: the sign-in for ${r.heldBy} uses it too; \`delegate logout --agent-url ${r.heldBy}\` ends it.\n`);
@@ -94,7 +100,7 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   if (result.failed.length > 0) {
     const unstarted = notStarted instanceof Error ? notStarted.message : undefined;
     const forUnstarted = (f: (typeof result.failed)[number]) => unstarted !== undefined && f.unanswered && sameOriginOrLoopbackAlias(f.issuer, onThesePorts);
-    const what = result.failed.map((f) => `${f.resource} (${forUnstarted(f) ? "delegate's servers could not be started" : f.reason})`).join('; ');
+    const what = result.failed.map((f) => `${f.resource} (${f.replaced ? 'a sign-in replaced at the same time: ' : ''}${forUnstarted(f) ? "delegate's servers could not be started" : f.reason})`).join('; ');
     const why = unstarted !== undefined && result.failed.some(forUnstarted) ? ` ${unstarted}` : '';
     throw new CommandFailed(`The tokens are deleted from this computer, but could not be revoked at the server for ${what}; they stay valid there until they expire.${why}`);
   }
