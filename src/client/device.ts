@@ -151,7 +151,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
         signals.release();
       }
       if (answer.ok) {
-        await retireReplacedSignIns(cache, resource, fetchFn);
+        await retireReplacedSignIns(cache, resource, fetchFn, startedAt);
         return;
       }
       troubled = serverInTrouble(answer.status, body.error) ? troubled + 1 : 0;

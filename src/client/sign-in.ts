@@ -157,7 +157,7 @@ export async function signInAndUse<T>(
     } finally {
       signals.release();
     }
-    await retireReplacedSignIns(cache, resource, fetchFn);
+    await retireReplacedSignIns(cache, resource, fetchFn, startedAt);
     const second = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: fetchFn });
     try {
       return await connectAndUse(options.clientInfo, second, use, options.requestTimeoutMs);

@@ -180,8 +180,9 @@ describe('two sign-ins at once, each with a client of its own', () => {
     await approve(linkA);
     await a.done; // A saved its tokens over B's, and could not revoke B's
     const said = `said: A sign-in made at the same time was replaced by this one, and its delegation could not be revoked at ${authz.issuer} (cannot reach ${authz.issuer}/revoke (ECONNREFUSED)): it is kept in the token cache, and \`delegate logout\` (or the next sign-in) tries again.`;
-    // Tried once more after the hold, with the sign-ins it replaced (retireReplacedSignIns): refused again, still kept.
-    expect(events).toEqual(['hold', 'revoke', said, 'release', 'revoke']);
+    // Not tried again after the hold (retireReplacedSignIns): its server has just failed to take it, and a second try
+    // would only wait out the 3 s bound again (found in review, s27rev1); it is kept for logout or the next sign-in.
+    expect(events).toEqual(['hold', 'revoke', said, 'release']);
     // It does stand: B's grant is still active, beside A's.
     expect((await authz.store.listGrants()).filter((g) => g.revokedAt === null)).toHaveLength(2);
   });
