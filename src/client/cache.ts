@@ -341,7 +341,7 @@ export function parseCache(text: string, path: string): TokenCacheData {
   if (value.ended !== undefined && !isEndedSection(value.ended)) delete value.ended;
   // Each a token to revoke: a malformed one is dropped alone, never the others with it, nor the cache.
   if (value.pending_revocations !== undefined) {
-    const kept = Array.isArray(value.pending_revocations) ? value.pending_revocations.filter(isPendingRevocation) : [];
+    const kept = Array.isArray(value.pending_revocations) ? value.pending_revocations.filter(isPendingRevocation).slice(-PENDING_REVOCATIONS_MAX) : [];
     if (kept.length > 0) value.pending_revocations = kept;
     else delete value.pending_revocations;
   }

@@ -268,6 +268,13 @@ describe('pending revocations (a replaced sign-in whose revocation failed)', () 
     expect(parseCache(JSON.stringify(damaged), 'tokens.json').pending_revocations).toEqual([pending(2)]);
     expect(parseCache(JSON.stringify({ ...data, pending_revocations: {} }), 'tokens.json')).not.toHaveProperty('pending_revocations');
   });
+
+  // Found in review (s27rev1): the bound held only when adding; a file written by hand (or by another program) with
+  // thousands of entries had logout send thousands of revocations.
+  it('reads no more than the newest PENDING_REVOCATIONS_MAX, however many the file holds', () => {
+    const many = { ...emptyCache(), pending_revocations: Array.from({ length: PENDING_REVOCATIONS_MAX + 10 }, (_, n) => pending(n)) };
+    expect(parseCache(JSON.stringify(many), 'tokens.json').pending_revocations!.map((p) => p.token)).toEqual(Array.from({ length: PENDING_REVOCATIONS_MAX }, (_, i) => `rt${i + 10}`));
+  });
 });
 
 describe('isExpired', () => {
