@@ -2,7 +2,7 @@
 // and cannot be swapped by another user, checked before anything is created or chmod-ed, as OpenSSH's StrictModes and
 // gpg's home directory checks do. Found in review (s23local): another user's symbolic link given as DELEGATE_HOME was
 // followed, and the directory it named (any of the owner's, their home itself) was chmod-ed 0700 and filled.
-import { lstatSync, mkdirSync, readlinkSync, type Stats } from 'node:fs';
+import { lstatSync, mkdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
 import { isPrivateGroupOf, readAccountFiles, type AccountFiles } from './private-group.js';
 
@@ -39,12 +39,38 @@ export function refuseUntrustedDirectory(dir: string, what: string, uid: number 
   throw new UntrustedPathError(dir, `The ${what} ${dir} ${describe(problem, problem.at === resolve(dir))}: use a directory of your own (DELEGATE_HOME).`);
 }
 
+/**
+ * Why another user (not root) could change the file at `path` or put another in its place, as a clause ("belongs to
+ * another user (uid 1002)"), or undefined: what refuseUntrustedDirectory finds on its way (a directory or link
+ * another user controls), then the file itself, its links followed, another user's or one that others may write to
+ * (a group's other than this user's private group). For a warning, not a refusal: `calendar add` of a file another
+ * user controls (found in review, s27web). The same few lstat calls, and one stat; nothing on Windows.
+ */
+export function untrustedFileReason(path: string, uid: number | undefined = process.getuid?.()): string | undefined {
+  if (uid === undefined) return undefined;
+  const absolute = resolve(path);
+  const accounts = lazily(readAccountFiles);
+  const problem = untrustedPart(absolute, uid, 0, accounts);
+  if (problem !== undefined) return describe(problem, problem.at === absolute, 'file');
+  let info: Stats;
+  try {
+    info = statSync(absolute);
+  } catch {
+    return undefined;
+  }
+  const mode = `0${(info.mode & 0o7777).toString(8)}`;
+  if (info.uid !== uid && info.uid !== 0) return `belongs to another user (uid ${info.uid}), who could change it`;
+  if ((info.mode & 0o002) !== 0) return `may be written by everyone (mode ${mode})`;
+  if ((info.mode & 0o020) !== 0 && !isPrivateGroupOf(info.gid, uid, accounts())) return `may be written by the users of group ${info.gid} (mode ${mode})`;
+  return undefined;
+}
+
 /** Why `problem` makes the directory (`itself`: the problem is at the directory, not on its way) unsafe. */
-function describe(problem: Problem, itself: boolean): string {
+function describe(problem: Problem, itself: boolean, what: 'directory' | 'file' = 'directory'): string {
   const writable = problem.writableBy === undefined ? '' : ` and others may write to (mode ${problem.mode})`;
   switch (problem.kind) {
     case 'link':
-      return `${itself ? 'is' : `goes through ${problem.at},`} a symbolic link of another user (uid ${problem.owner}), who could point it at any directory`;
+      return `${itself ? 'is' : `goes through ${problem.at},`} a symbolic link of another user (uid ${problem.owner}), who could point it at any ${what}`;
     case 'owner':
       return `belongs to another user (uid ${problem.owner})`;
     case 'foreign':

@@ -27,7 +27,7 @@ export function registerCalendarCommands(program: Command, io: CliIo, setExitCod
   calendar
     .command('add')
     .description(
-      'Add a calendar: a path to an .ics file, or an ICS feed (https or webcal) whose address is read from stdin (with - or no file: piped, or typed unseen at the prompt). It is read once first; one that cannot be read is not added.',
+      'Add a calendar: a path to an .ics file, or an ICS feed (https or webcal) whose address is read from stdin (with - or no file: piped, or typed unseen at the prompt). It is read once first; one that cannot be read is not added. A file another user owns, or that others may write to or replace (its directory theirs or writable by others), is added with a warning.',
     )
     .argument('<name>', 'the name to know it by (for find-slot --calendar)', calendarName)
     .argument(

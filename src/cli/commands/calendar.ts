@@ -30,6 +30,7 @@ import { parseCalendarDetail } from '../../delegation/index.js';
 import { instantLine } from '../output.js';
 import { openCommandStore, readOnlyNotice, withStore } from './admin-store.js';
 import { delegateCommandLine } from './mcp-config.js';
+import { untrustedFileReason } from '../../trusted-directory.js';
 
 export interface CalendarAddArgs {
   name: string;
@@ -107,6 +108,9 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
     }
     if (feedCopy) await store.saveCalendarFeed(feedCopy);
     io.stderr.write(`Added calendar "${args.name}" (${url ? `feed ${redactFeedUrl(url)}` : `file ${record.source}`}). Every calendar counts toward busy time unless find-slot is given --calendar.\n`);
+    // Added all the same (the owner chose it), but said: its busy times are whoever controls it's (found in review, s27web).
+    const untrusted = record.kind === 'file' ? untrustedFileReason(record.source) : undefined;
+    if (untrusted) io.stderr.write(shown`delegate: warning: calendar "${args.name}": the file ${record.source} ${untrusted}: searches would count whatever busy times another user puts there. Keep calendar files in a directory of your own.\n`);
     const unseen = await delegationsNotSeeing(store, owner.id, args.name, io.now());
     if (unseen) io.stderr.write(`${unseen}\n`);
     if (existing.some((c) => c.kind === 'file' && c.source === demoCalendarPath())) {
