@@ -12,6 +12,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/support/delegate-on-path.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',

@@ -13,15 +13,18 @@ import { verificationPageCode } from './bound-pages.js';
 
 const AUTHORIZE_PREFIX = '/authorize?';
 
-/** The command for the page `returnTo` (path and query on this server), or undefined when it is neither an authorization request nor a device's code page. */
-export function approveCommand(issuer: string, returnTo: string): string | undefined {
+/**
+ * The command for the page `returnTo` (path and query on this server), or undefined when it is neither an authorization
+ * request nor a device's code page. `delegate`: what runs delegate in the owner's shell (AuthContext.delegateCommand).
+ */
+export function approveCommand(issuer: string, returnTo: string, delegate = 'delegate'): string | undefined {
   const code = verificationPageCode(returnTo);
   const url = `'${shellQuotable(`${issuer.replace(/\/+$/, '')}${returnTo}`)}'`;
   // A user code alone names no server: approve looks for it at 127.0.0.1, so another address goes in as the page's URL.
   const byCode = code !== undefined && new URL(issuer).hostname !== DEFAULT_HOST ? url : code;
   const target = byCode ?? (returnTo.startsWith(AUTHORIZE_PREFIX) ? url : undefined);
   if (target === undefined) return undefined;
-  return ['delegate', 'approve', ...portOption(issuer), target].join(' ');
+  return [delegate, 'approve', ...portOption(issuer), target].join(' ');
 }
 
 /** `--auth-port N` when the server is not on the port `delegate approve` assumes (the CLI finds it by its port, as `login` does). */

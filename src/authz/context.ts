@@ -69,6 +69,8 @@ export interface AuthContext {
   newClients: RateLimits;
   /** Clients named by the URL of their metadata document (draft-ietf-oauth-client-id-metadata-document). */
   clientDocuments: ClientDocuments;
+  /** What runs delegate in the owner's shell, as the pages' commands start (AuthServerOptions.delegateCommand). */
+  delegateCommand: () => string;
 }
 
 /**

@@ -197,7 +197,7 @@ ${message ? html`<p class="warn">${message}</p>` : ''}
 <div class="actions"><button class="primary" type="submit">Sign in</button></div>
 </form>
 <p class="muted">Signing in lets this browser go on to this one page, for ${Math.round(ctx.lifetimes.authRequestSec / 60)} minutes; anything else asks you to sign in again.</p>
-${ownerSignInHint(ctx.issuer, next)}`;
+${ownerSignInHint(ctx, next)}`;
   return sendPage(reply, status, 'Sign in to continue', body);
 }
 
@@ -212,13 +212,13 @@ export function ownerSignsInByLink(issuer: string): boolean {
  * loopback issuer; at one published at an https URL it stops (exit 1, naming --agent-url), so that page does not say it
  * (found in review, regress20g).
  */
-function ownerSignInHint(issuer: string, next: string): Html | undefined {
+function ownerSignInHint({ issuer, delegateCommand }: Pick<AuthContext, 'issuer' | 'delegateCommand'>, next: string): Html | undefined {
   if (!ownerSignsInByLink(issuer)) return undefined;
   // Another app's request: the command that signs the owner in for this one (`delegate login` makes its own).
-  const approve = approveCommand(issuer, next);
+  const approve = approveCommand(issuer, next, delegateCommand());
   if (approve) return html`<p class="muted">The owner of this computer can also approve this request without a password: run this there.</p>
 <pre><code>${approve}</code></pre>`;
-  return html`<p class="muted">The owner of this computer can also sign in without a password: run <code>delegate login</code> here.</p>`;
+  return html`<p class="muted">The owner of this computer can also sign in without a password: run <code>${delegateCommand()} login</code> here.</p>`;
 }
 
 export function loginRedirect(reply: FastifyReply, req: FastifyRequest): FastifyReply {

@@ -58,7 +58,7 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
     const assertion = params.assertion;
     const next = params.next;
     if (typeof assertion !== 'string' || typeof next !== 'string') {
-      return sendErrorPage(reply, 400, 'This sign-in link is incomplete', 'Run delegate login again to get a new link.');
+      return sendErrorPage(reply, 400, 'This sign-in link is incomplete', `Run ${ctx.delegateCommand()} login again to get a new link.`);
     }
     // Only this server's authorization or device endpoint, as a relative path, may follow the owner's sign-in.
     if (!isReturnPath(next, ['/authorize?', '/device?'])) {
@@ -99,12 +99,12 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
       }
       req.log.info('owner sign-in refused: invalid assertion');
       await refused(req.ip, 'invalid');
-      return sendErrorPage(reply, 403, 'This sign-in link is not valid', 'It has expired or was not made on this computer. Run delegate login again.');
+      return sendErrorPage(reply, 403, 'This sign-in link is not valid', `It has expired or was not made on this computer. Run ${ctx.delegateCommand()} login again.`);
     }
     if (!(await ctx.store.useOnce(`owner-login:${jti}`, exp * 1000, now))) {
       req.log.info('owner sign-in refused: link reused');
       await refused(req.ip, 'reused');
-      return sendErrorPage(reply, 403, 'This sign-in link was already used', 'Each link works once. Run delegate login again.');
+      return sendErrorPage(reply, 403, 'This sign-in link was already used', `Each link works once. Run ${ctx.delegateCommand()} login again.`);
     }
     const owner = await ctx.store.ownerUser();
     if (!owner) return sendErrorPage(reply, 500, 'This server has no owner account', 'Restart delegate to set it up.');

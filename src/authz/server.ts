@@ -21,7 +21,7 @@ import { registerToken } from './token.js';
 import { registerDeviceGrant } from './device.js';
 import { registerIntrospection } from './introspect.js';
 import { registerRevocationList } from './revocation-list.js';
-import { registerLogin } from './login.js';
+import { ownerSignsInByLink, registerLogin } from './login.js';
 import { registerGrantsPage } from './grants-page.js';
 import { registerAuditEndpoint } from './audit-endpoint.js';
 import { ClientDocuments, type ClientDocumentOptions } from './client-documents.js';
@@ -61,6 +61,12 @@ export interface AuthServerOptions {
    * the deadline and the size cap.
    */
   clientDocuments?: ClientDocumentOptions;
+  /**
+   * What runs delegate in the owner's shell, shell-quoted, as the commands the pages tell the owner to run start (e.g.
+   * `node /opt/delegate/bin/delegate`; src/cli/invocation.ts): called when a page shows one. Default `delegate`, and
+   * always at an issuer other than http loopback, whose pages anyone may read.
+   */
+  delegateCommand?: () => string;
 }
 
 /** Endpoints that browser-based clients call cross-origin (no cookies are involved). */
@@ -98,6 +104,9 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
     defaultMaxDepth: options.defaultMaxDepth ?? 2,
     newClients,
     clientDocuments: new ClientDocuments(options.store, now, options.clientDocuments, newClients),
+    // Only on a loopback issuer, whose pages the owner reads on this computer: published at an https URL, the pages
+    // would show anyone this computer's paths (and its owner signs in there by no command).
+    delegateCommand: (ownerSignsInByLink(issuer) ? options.delegateCommand : undefined) ?? (() => 'delegate'),
   };
 
   const app = createApp({ logger: options.logger, extraHosts: options.extraHosts, publicUrl: issuer, trustProxy: options.trustProxy });

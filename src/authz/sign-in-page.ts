@@ -18,20 +18,20 @@ export async function renderSignIn(reply: FastifyReply, ctx: AuthContext, return
   if (!ownerSignsInByLink(ctx.issuer)) {
     const none = html`<h1>Sign in to continue</h1>
 <p>This server has no accounts that sign in with a password yet, so nobody can sign in here.</p>
-<p>Its operator adds one on the computer it runs on, with <code>delegate users add &lt;name&gt;</code>.</p>`;
+<p>Its operator adds one on the computer it runs on, with <code>${ctx.delegateCommand()} users add &lt;name&gt;</code>.</p>`;
     return sendPage(reply, 403, 'Sign in to continue', none);
   }
   // Another app's request (an MCP client's authorization URL, a device's code page): `delegate login` signs in only the
   // CLI's own request, so the page names the command that signs the owner in for this one (found in review, s22mcp).
-  const approve = approveCommand(ctx.issuer, returnTo);
+  const approve = approveCommand(ctx.issuer, returnTo, ctx.delegateCommand());
   const how = approve
     ? html`<p>To approve or deny this request, run this there; it opens a one-time sign-in link for this very request in your browser, and this server then shows you what the app asks for:</p>
 <pre><code>${approve}</code></pre>`
-    : html`<p>Run <code>delegate login</code> there: it opens a one-time sign-in link in your browser, for the request it makes.</p>`;
+    : html`<p>Run <code>${ctx.delegateCommand()} login</code> there: it opens a one-time sign-in link in your browser, for the request it makes.</p>`;
   const body = html`<h1>Sign in to continue</h1>
 <p>This server signs in its owner from the command line, on the computer it runs on.</p>
 ${how}
-<p>To see or revoke the delegations you have given, run <code>delegate grants list</code> there.</p>
+<p>To see or revoke the delegations you have given, run <code>${ctx.delegateCommand()} grants list</code> there.</p>
 <p class="muted">The link works once, only for a few minutes and only for that request, and only the account that owns delegate's data can create one.</p>`;
   return sendPage(reply, 403, 'Sign in to continue', body);
 }

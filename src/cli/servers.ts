@@ -20,6 +20,7 @@ import { CommandFailed } from './errors.js';
 import { portHeldByAnotherUser } from '../http/listener-owner.js';
 import { packageVersion } from './version.js';
 import { printableClipped } from '../terminal-text.js';
+import { delegateCommand as delegateCommandPrefix } from './commands/mcp-config.js';
 
 export interface RunningServer {
   name: string;
@@ -219,7 +220,9 @@ export async function buildAuth(
   extra: Pick<AuthServerOptions, 'sweepIntervalMs' | 'deviceRequestLimit' | 'registrationLimits' | 'clientDocuments' | 'trustProxy'> = {},
 ): Promise<FastifyInstance> {
   const clientDocuments = { privateHosts: cimdPrivateHostsFromEnv(processEnv()), ...extra.clientDocuments };
-  return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, dataDirectory: paths.home, ...(logger ? { logger } : {}), ...extra, clientDocuments });
+  // The commands the sign-in pages show run this very delegate, as the owner's shell can (s27mcp finding 2).
+  const delegateCommand = (): string => delegateCommandPrefix(processEnv());
+  return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, dataDirectory: paths.home, ...(logger ? { logger } : {}), ...extra, clientDocuments, delegateCommand });
 }
 
 export async function buildCalendar(store: Store, paths: Paths, resourceUrl: string, issuer: string, logger?: Logger, trustProxy?: readonly string[]): Promise<FastifyInstance> {

@@ -7,7 +7,8 @@
 // stdout; where to put it, to stderr, with a word against the loopback http
 // entry on a computer shared with other users.
 import { join } from 'node:path';
-import { DEFAULT_PORTS, DEFAULT_PROFILE, packageRoot, pathsEnvironment, urlsFor, type Ports } from '../../config.js';
+import { DEFAULT_PORTS, DEFAULT_PROFILE, packageRoot, pathsEnvironment, processEnv, urlsFor, type Env, type Ports } from '../../config.js';
+import { delegateInvocation } from '../invocation.js';
 import { effectiveProfile } from './agent-access.js';
 import { EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -99,12 +100,21 @@ export function sameSetupCommandLine(args: SameServers, io: Pick<CliIo, 'env'>, 
  * environment already names the data directory: advice a command prints, e.g. `delegate login --agent-port 9412`.
  */
 export function sameShellCommandLine(args: SameServers, io: Pick<CliIo, 'env'>, words: readonly string[]): string {
-  return delegateCommandLine([...words, ...sameSetupFlags(args, io)]);
+  return delegateCommandLine([...words, ...sameSetupFlags(args, io)], io.env);
 }
 
-/** `delegate WORDS…`, each word quoted for a shell as it must be: `delegate calendar remove 'my work'`. */
-export function delegateCommandLine(words: readonly string[]): string {
-  return ['delegate', ...words].map(shellQuote).join(' ');
+/**
+ * `delegate WORDS…`, each word quoted for a shell as it must be: `delegate calendar remove 'my work'`, `delegate` being
+ * what runs this delegate from a shell with `env`'s PATH (src/cli/invocation.ts: `node /…/bin/delegate` when PATH has
+ * no `delegate` of this install). `env` defaults to this process's: the shell that ran the command.
+ */
+export function delegateCommandLine(words: readonly string[], env: Env = processEnv()): string {
+  return [...delegateInvocation(env), ...words].map(shellQuote).join(' ');
+}
+
+/** The start of every command line a hint prints (delegateCommandLine's, without words), e.g. for a server's pages. */
+export function delegateCommand(env: Env = processEnv()): string {
+  return delegateInvocation(env).map(shellQuote).join(' ');
 }
 
 export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<number> {
