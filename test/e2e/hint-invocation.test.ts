@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { Browser, authorizeUrl, pkcePair, registerPublicClient } from '../support/oauth-flow.js';
+import { fakeIo } from '../cli/fake-io.js';
 import { delegateBin } from './built.js';
 import { startCli, startServer, stopServeAndRemove, type Running } from './run.js';
 
@@ -104,5 +105,37 @@ describe('the authorization server’s sign-in page, for an MCP client’s reque
     expect(code).toMatch(new RegExp(`^node ${delegateBin.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} approve --auth-port ${new URL(issuer).port} '`));
     const ran = shell(`cd / && ${code!.split(' approve ')[0]} --version`, bare);
     expect([ran.status, ran.stdout.trim()]).toEqual([0, version]);
+  });
+});
+
+describe('the stdio agent’s `delegate login` (loginCommandLine, what its tool answers name)', () => {
+  it('without `delegate` on PATH: node and the launcher’s path, and that line runs', async () => {
+    const { loginCommandLine } = await import('../../src/cli/commands/mcp-config.js');
+    const home = join(root, 'stdio home');
+    const line = loginCommandLine({ ports: { auth: 18710, calendar: 18711, agent: 18712 } }, fakeIo({ DELEGATE_HOME: home, PATH: bare }));
+    expect(line).toBe(`DELEGATE_HOME='${home}' node ${delegateBin} login --auth-port 18710 --calendar-port 18711 --agent-port 18712`);
+    const ran = shell(`cd / && ${line.replace(/ login .*$/, ' --version')}`, bare);
+    expect([ran.status, ran.stdout.trim()]).toEqual([0, version]);
+  });
+});
+
+describe('an authorization server published at an https URL', () => {
+  it('shows plain `delegate` on its pages, never this computer’s paths, whatever command it was given', async () => {
+    const { buildAuthServer } = await import('../../src/authz/index.js');
+    const { openStore } = await import('../../src/store/index.js');
+    const store = openStore(join(mkdtempSync(join(root, 'https-')), 'delegate.db'));
+    const app = await buildAuthServer({ issuer: 'https://auth.example.com', store, sweepIntervalMs: 0, delegateCommand: () => `node ${delegateBin}` });
+    try {
+      const page = await app.inject({ method: 'GET', url: '/grants', headers: { host: 'auth.example.com' } });
+      expect(page.statusCode).toBe(403);
+      expect(page.body).toContain('<code>delegate users add &lt;name&gt;</code>');
+      expect(page.body).not.toContain(delegateBin);
+      const link = await app.inject({ method: 'GET', url: '/login/owner', headers: { host: 'auth.example.com' } });
+      expect(link.body).toContain('Run delegate login again');
+      expect(link.body).not.toContain(delegateBin);
+    } finally {
+      await app.close();
+      store.close();
+    }
   });
 });
