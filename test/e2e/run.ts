@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { PassThrough } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -255,5 +255,10 @@ export async function stopServeAndRemove(serve: Running | undefined, home: strin
   serve?.child.kill('SIGTERM');
   await serve?.done;
   killLeftovers();
-  if (home !== undefined) await rm(join(home, '..'), { recursive: true, force: true });
+  if (home === undefined) return;
+  // The directory made for the data directory (serveInNewHome), never a shared one above it: a test that gave a data
+  // directory straight under /tmp had this remove /tmp itself, everyone's files in it (found in stop 27).
+  const made = resolve(home, '..');
+  if (made === resolve(tmpdir()) || made === dirname(made)) throw new Error(`stopServeAndRemove: ${made} is not a directory a test made for its data directory; not removed`);
+  await rm(made, { recursive: true, force: true });
 }
