@@ -11,7 +11,6 @@ import { errorDescription } from '../error-description.js';
 import { finishAnswersOnClose } from './graceful-close.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './logging.js';
 import { LOOPBACK_NAMES } from '../delegation/resource.js';
-import { CHECK_INTERVAL_MS, HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS, defaultConnectionLimits, limitConnections, type ConnectionLimits } from './connection-limits.js';
 
 export interface AppOptions {
   /** A pino logger; none (silent) by default. */
@@ -48,10 +47,6 @@ export interface AppOptions {
    * publishes come from its configuration (publicUrl), never from a request.
    */
   trustProxy?: readonly string[];
-  /** How many connections the server holds, and past how many only the owner's (connection-limits.ts); tests set them low. */
-  connectionLimits?: ConnectionLimits;
-  /** How long a connection may take to send its request's headers (connection-limits.ts); tests set it low. */
-  headersTimeoutMs?: number;
 }
 
 declare module 'fastify' {
@@ -81,12 +76,7 @@ const TOO_MANY_PARAMETERS = 'DELEGATE_TOO_MANY_PARAMETERS';
 
 export function createApp(options: AppOptions = {}): FastifyInstance {
   const trustsProxy = options.trustProxy !== undefined && options.trustProxy.length > 0;
-  const headersTimeout = options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   const app: FastifyInstance = Fastify({
-    // Another user's idle connections are closed soon and bounded in number (connection-limits.ts, review s27web).
-    http: { headersTimeout, connectionsCheckingInterval: Math.min(CHECK_INTERVAL_MS, headersTimeout) },
-    requestTimeout: Math.max(REQUEST_TIMEOUT_MS, headersTimeout),
-    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     ...(options.logger ? { loggerInstance: options.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // Large headers are refused by Node itself (16 KiB by default) with 431.
@@ -121,7 +111,6 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
   });
 
   finishAnswersOnClose(app);
-  limitConnections(app.server, options.connectionLimits ?? defaultConnectionLimits());
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     try {

@@ -347,48 +347,6 @@ export function peerStanding(socket: ConnectionEnds, options: { tables?: SocketT
 }
 
 function peerUidIn(tables: SocketTables, socket: ConnectionEnds): number | undefined {
-  return ownersIn(tables)(socket);
-}
-
-/**
- * The owners of connections' other ends from one reading of the tables, for a server that must sort many connections
- * (connection-limits.ts): a reading per connection would be a pass over every socket of the machine each. The lookup
- * says undefined for a peer the reading holds no line for (a connection made after it). Undefined when the tables
- * cannot be read (not Linux).
- */
-export function peerOwnerIndex(options: { tables?: SocketTables } = {}): ((socket: ConnectionEnds) => number | undefined) | undefined {
-  const tables = options.tables ?? (process.platform === 'linux' ? procTables() : undefined);
-  return tables === undefined ? undefined : ownersIn(tables);
-}
-
-/** Looks peers up in `tables`, each table parsed once (into a map by "LOCAL REMOTE"), when first needed. */
-function ownersIn(tables: SocketTables): (socket: ConnectionEnds) => number | undefined {
-  const maps: { tcp?: Map<string, number>; tcp6?: Map<string, number> } = {};
-  const mapOf = (table: 'tcp' | 'tcp6') => {
-    let map = maps[table];
-    if (map !== undefined) return map;
-    map = maps[table] = new Map();
-    for (const line of tables[table].split('\n')) {
-      const fields = line.trim().split(/\s+/);
-      const owner = Number(fields[7]);
-      // Any state but TIME_WAIT, whose line says uid 0 for every socket.
-      if (fields.length >= 8 && fields[3] !== TCP_TIME_WAIT && Number.isInteger(owner)) map.set(`${fields[1]} ${fields[2]}`, owner);
-    }
-    return map;
-  };
-  return (socket) => {
-    const keys = peerKeys(socket);
-    if (keys === undefined) return undefined;
-    for (const table of ['tcp', 'tcp6'] as const) {
-      const owner = keys[table] === undefined ? undefined : mapOf(table).get(keys[table]!);
-      if (owner !== undefined) return owner;
-    }
-    return undefined;
-  };
-}
-
-/** The line a connection's peer socket has in each table, as "LOCAL REMOTE" (the peer's end first). */
-function peerKeys(socket: ConnectionEnds): { tcp?: string; tcp6?: string } | undefined {
   const { localAddress, localPort, remoteAddress, remotePort } = socket;
   if (localAddress === undefined || remoteAddress === undefined || localPort === undefined || remotePort === undefined) return undefined;
   const hexPort = (port: number) => port.toString(16).toUpperCase().padStart(4, '0');
@@ -403,9 +361,18 @@ function peerKeys(socket: ConnectionEnds): { tcp?: string; tcp6?: string } | und
   const peer = forms(remoteAddress);
   const ours = forms(localAddress);
   if (!peer || !ours) return undefined;
-  const out: { tcp?: string; tcp6?: string } = {};
   for (const table of ['tcp', 'tcp6'] as const) {
-    if (peer[table] !== undefined && ours[table] !== undefined) out[table] = `${peer[table]}:${hexPort(remotePort)} ${ours[table]}:${hexPort(localPort)}`;
+    const peerEnd = peer[table];
+    const ourEnd = ours[table];
+    if (peerEnd === undefined || ourEnd === undefined) continue;
+    const wantLocal = `${peerEnd}:${hexPort(remotePort)}`;
+    const wantRemote = `${ourEnd}:${hexPort(localPort)}`;
+    for (const line of tables[table].split('\n')) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 8 || fields[1] !== wantLocal || fields[2] !== wantRemote || fields[3] === TCP_TIME_WAIT) continue;
+      const owner = Number(fields[7]);
+      if (Number.isInteger(owner)) return owner;
+    }
   }
-  return out;
+  return undefined;
 }

@@ -5,7 +5,7 @@
 import { createServer, connect, type Socket } from 'node:net';
 import { endianness } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { peerOwnerIndex, peerStanding, peerUid, type SocketTables } from '../../src/http/listener-owner.js';
+import { peerStanding, peerUid, type SocketTables } from '../../src/http/listener-owner.js';
 
 const HEAD = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
 const line = (local: string, remote: string, state: string, uid: number) =>
@@ -49,13 +49,6 @@ describe.skipIf(endianness() !== 'LE')('the owner of a connection’s other end 
     expect(peerUid(ends, { tables: tables([line('0100007F:9C41', OURS, '01', ME)]) })).toBeUndefined();
     expect(peerUid(ends, { tables: tables([line(PEER, '0100007F:224E', '01', ME)]) })).toBeUndefined();
     expect(peerUid(ends, { tables: tables([line('0200007F:9C40', OURS, '01', ME)]) })).toBeUndefined();
-  });
-
-  it('answers many peers from one reading (peerOwnerIndex), as peerUid does each', () => {
-    const t = tables([line(OURS, PEER, '01', ME), line(PEER, OURS, '01', OTHER), line('0100007F:9C41', OURS, '06', 0), line('0100007F:9C42', OURS, '01', ME)], [line(MAPPED_PEER.replace('9C40', '9C43'), MAPPED_OURS, '01', OTHER)]);
-    const owner = peerOwnerIndex({ tables: t })!;
-    for (const remotePort of [40000, 40001, 40002, 40003, 40004]) expect(owner({ ...ends, remotePort })).toBe(peerUid({ ...ends, remotePort }, { tables: t }));
-    expect([40000, 40001, 40002, 40003, 40004].map((remotePort) => owner({ ...ends, remotePort }))).toEqual([OTHER, undefined, ME, OTHER, undefined]);
   });
 
   it('refuses a peer it cannot find while the tables can be read; says unknown without tables', () => {
