@@ -1,8 +1,8 @@
 // The one request a browser session is good for (see SessionUse in
 // session.ts), written the same way by the sign-in that binds a session and
-// by the pages that check it: a device's code page under its code as this
-// server writes it, and, after a password sign-in, the page it leads to with
-// a random `signin` value that only the browser that signed in was sent.
+// by the pages that check it: the page a sign-in leads to (a device's code
+// page under its code as this server writes it), with a random `signin` value
+// that only the browser that signed in was sent.
 import { randomSecret } from './crypto.js';
 import { queryParams } from './params.js';
 
@@ -37,7 +37,10 @@ export function verificationPageCode(page: string): string | undefined {
  * (cookies are not isolated by port) comes without it, so it opens nothing,
  * not even that page: the page's `next` may have been written by whoever
  * sent the sign-in link (their own authorization request, their device's
- * code). The owner's sign-in link needs none: the CLI signed its `next`.
+ * code). The owner's sign-in link adds one too (owner-login.ts): the CLI
+ * signed its `next`, but that request is public (the app made it, and
+ * `delegate approve` has it on its command line), so a cookie bound to it
+ * alone opened its consent page for whoever else got the cookie.
  */
 export const SIGN_IN_PARAM = 'signin';
 

@@ -1,6 +1,7 @@
 // POST /consent: the user's decision on the consent page. The request must
 // come from the page itself (same-origin, the session that saw the page, its
-// single-use CSRF token); only then is the decision sent to the client. An
+// single-use CSRF token); only then is the decision sent to the client, and
+// the session ends with it (one request, one decision). An
 // approval creates the grant, or widens or narrows the user's existing grant
 // to this client and agent, with the limits chosen on the page, and issues a
 // single-use authorization code; none when another user's program listens at
@@ -18,7 +19,7 @@ import { constantTimeEqual, hashSecret, randomId } from './crypto.js';
 import { grantLimits, offeredDetails, pageOffer } from './grant-policy.js';
 import { sendAccountRemovedPage, sendErrorPage } from './pages.js';
 import { REDIRECT_LISTENER_FIELD, foreignRedirectListeners, redirectToClient } from './redirect.js';
-import { currentSession } from './session.js';
+import { clearSessionCookie, currentSession } from './session.js';
 
 export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
   app.post('/consent', async (req, reply) => {
@@ -35,29 +36,53 @@ export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
     }
 
     const now = ctx.now();
-    // A session bound to one request may decide it: only that request's page could have made a pending request under it.
-    const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { anyBound: true });
     const pending = await ctx.store.authRequestById(requestId, now);
-    if (!signedIn || !pending) {
+    // The session that opened this request may decide it: only that request's page could have made it under that
+    // session. Among the session cookies sent (a planted one may come first), the one of that session.
+    const signedIn = pending && (await currentSession(req, ctx.store, ctx.cookieName, now, { opened: pending.sessionHash }));
+    // CSRF: the decision must come from the session that saw the page (another one is refused as a forgery), with that
+    // page's token.
+    if (pending && !signedIn && (await currentSession(req, ctx.store, ctx.cookieName, now, { anyBound: true }))) {
+      return sendErrorPage(reply, 403, 'This request did not come from the consent page', 'Its security token does not match.');
+    }
+    if (!pending || !signedIn) {
       return sendErrorPage(reply, 400, 'This request has expired', 'The consent page was open too long, or its decision was already taken. Start again from the app.');
     }
-    // CSRF: the decision must come from the session that saw the page, with that page's token.
-    if (pending.sessionHash !== signedIn.session.idHash || !constantTimeEqual(hashSecret(csrf), pending.csrfHash)) {
+    if (!constantTimeEqual(hashSecret(csrf), pending.csrfHash)) {
       return sendErrorPage(reply, 403, 'This request did not come from the consent page', 'Its security token does not match.');
     }
 
     if (decision === 'deny') {
+      if (!(await spendSession(reply, ctx, signedIn.session.idHash))) return decisionTaken(reply);
       const taken = await take(ctx, pending, now, 'deny');
       if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
       await audit(ctx, { event: 'consent', user: taken.userId, client: taken.clientId, resource: taken.resource, detail: { decision: 'denied', scope: taken.scope, ...flowOf(ctx, taken) } });
       req.log.info({ client: taken.clientId }, 'consent denied');
       return redirectToClient(reply, ctx, taken.redirectUri, { error: 'access_denied', error_description: 'The user denied the request.', state: taken.state ?? undefined }, 303);
     }
-    return approve(req, reply, ctx, pending, body, now);
+    return approve(req, reply, ctx, pending, signedIn.session.idHash, body, now);
   });
 }
 
-async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContext, pending: AuthRequestRecord, form: FormBody, now: number): Promise<FastifyReply> {
+/**
+ * Ends the session that is deciding, and clears its cookie, before the decision is taken: one request, one decision.
+ * False when another decision spent it first (two at once). Found in review (s27web): the session stayed good after
+ * a decision for the request it was bound to, and the cookie, sent with the Deny's redirect to the app's listener
+ * (cookies are not isolated by port), opened that request's consent page again for whoever listened there, who
+ * approved it; and a second page of the same session took a second decision (a Deny after an Approve left the
+ * Approve's grant).
+ */
+async function spendSession(reply: FastifyReply, ctx: AuthContext, sessionHash: string): Promise<boolean> {
+  if (!(await ctx.store.deleteSession(sessionHash))) return false;
+  clearSessionCookie(reply, ctx.cookieName, ctx.secureCookies);
+  return true;
+}
+
+function decisionTaken(reply: FastifyReply): FastifyReply {
+  return sendErrorPage(reply, 400, 'This request has expired', 'A decision was already taken in this sign-in. Start again from the app.');
+}
+
+async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContext, pending: AuthRequestRecord, sessionHash: string, form: FormBody, now: number): Promise<FastifyReply> {
   // Looked up again as the code is about to be issued: a program of another user that started listening at a loopback
   // redirect URI after the page was shown (or took the port since) gets no code unless the page named that very user;
   // for `localhost`, on either loopback (s23new). Nothing is taken or changed: the app's page, opened again, says who
@@ -96,6 +121,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
   // Checked before the request is taken, so that choices that cannot be used leave the page to be sent again.
   const read = choicesAgainst(await ctx.store.activeGrant(pending.userId, pending.clientId, pending.resource, now));
   if (!read.ok) return sendErrorPage(reply, 400, 'Your choices could not be used', read.reason);
+  if (!(await spendSession(reply, ctx, sessionHash))) return decisionTaken(reply);
   const taken = await take(ctx, pending, now, 'approve');
   if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
 

@@ -161,7 +161,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
     // Only the person's own visit may spend their wrong codes: otherwise the code is shown to check, and counted when sent.
     if (!openedByThePerson(req)) return renderDeviceEntry(reply, undefined, 200, wellFormedUserCode(typed));
     const page = completeVerificationPath(typed);
-    // The owner's link binds its session to the page; a password sign-in, to the page with its sign-in value.
+    // A sign-in (the owner's link or a password) binds its session to the page with its sign-in value.
     const signIn = readSignIn(query.signin);
     const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: boundRequest(page, signIn) });
     if (!signedIn) return renderSignIn(reply, ctx, page);
@@ -176,7 +176,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
     return renderDeviceConfirm(reply, {
       userCode: found.userCode,
       client: context.client,
-      clientAssured: ownersOwnLink(signedIn, page),
+      clientAssured: ownersOwnLink(signedIn, boundRequest(page, signIn)),
       agentName: context.resource.name,
       csrf: signedIn.csrf,
       ...(signIn ? { signIn } : {}),
@@ -190,8 +190,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
     const now = ctx.now();
     const body = formBody(req);
     const typed = typeof body.user_code === 'string' ? body.user_code : '';
-    // A session may confirm the code it was started for (the owner's link: as the server wrote it into verification_uri_complete;
-    // a password sign-in: with the sign-in value the confirmation form carries).
+    // A session may confirm the code it was started for, with the sign-in value the confirmation form carries.
     const signedIn = await currentSession(req, ctx.store, ctx.cookieName, now, { request: boundRequest(completeVerificationPath(typed), readSignIn(body.signin)) });
     if (!signedIn) return renderSignIn(reply, ctx, completeVerificationPath(typed));
     // Both answers change state (Cancel denies the device): the form must be the one this server showed.
@@ -239,7 +238,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
       csrf,
       grant,
       device: { userCode: found.userCode },
-      clientAssured: ownersOwnLink(signedIn, completeVerificationPath(typed)),
+      clientAssured: ownersOwnLink(signedIn, boundRequest(completeVerificationPath(typed), readSignIn(body.signin))),
       calendars,
     });
   });

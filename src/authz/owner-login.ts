@@ -16,11 +16,11 @@ import type { AuthContext } from './context.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams } from './params.js';
 import { startSession } from './session.js';
-import { constantTimeEqual, hashSecret } from './crypto.js';
+import { constantTimeEqual, hashSecret, randomSecret } from './crypto.js';
 import { addressKey, isReturnPath } from './login.js';
 import { OncePerWindow } from './rate-limit.js';
 import { audit } from './audit.js';
-import { DEVICE_CODE_SEC, verificationPageCode } from './bound-pages.js';
+import { DEVICE_CODE_SEC, verificationPageCode, withSignIn } from './bound-pages.js';
 
 export const OWNER_ASSERTION_ISSUER = 'delegate-cli';
 export const OWNER_ASSERTION_SUBJECT = 'owner';
@@ -109,19 +109,25 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
     const owner = await ctx.store.ownerUser();
     if (!owner) return sendErrorPage(reply, 500, 'This server has no owner account', 'Restart delegate to set it up.');
 
+    // The request the CLI signed this login for, with a new sign-in value that only this browser is sent (in this 303),
+    // as a password sign-in's (bound-pages.ts). Found in review (s27web): bound to `next` alone, which is public (the app
+    // made it; `delegate approve` has it on its command line), the cookie, which the browser sends to every port of this
+    // host (the Deny's redirect to the app's own listener, say), opened that request's consent page again for whoever
+    // got it, who approved it for himself.
+    const target = withSignIn(next, randomSecret());
     await startSession(reply, ctx.store, {
       cookieName: ctx.cookieName,
       userId: owner.id,
       now,
-      // Bound to the one request the CLI signed this login for (see SessionUse), for as long as that request may wait for consent.
+      // Bound to that one request (see SessionUse), for as long as it may wait for consent.
       ttlMs: ctx.lifetimes.authRequestSec * 1000,
       secure: ctx.secureCookies,
-      request: next,
+      request: target,
       signedInBy: approval ? 'owner_approval' : 'owner_link',
     });
     await audit(ctx, { event: 'sign_in', user: owner.id, detail: { method: approval ? 'owner_approval' : 'owner_link' } });
     req.log.info({ user: owner.id }, 'owner signed in');
-    return reply.code(303).header('Cache-Control', 'no-store').header('Location', next).send();
+    return reply.code(303).header('Cache-Control', 'no-store').header('Location', target).send();
   });
 }
 

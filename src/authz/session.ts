@@ -34,46 +34,73 @@ export function sessionCookieName(issuer: string): string {
 
 /** Reads one cookie from a Cookie header (RFC 6265 §5.4), or undefined. */
 export function readCookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
+  return readCookies(header, name, 1)[0];
+}
+
+/** How many values of the session cookie's name a request is looked at for (cookiesNamed). */
+export const SESSION_COOKIES_READ = 4;
+
+/**
+ * Every value of one cookie in a Cookie header, in the order sent, at most `max`. A browser sends several of one name
+ * when they were set for different paths (the more specific first, RFC 6265 §5.4), and any port of this host may set
+ * one (§8.5): a value planted on `Path=/authorize` comes before the session's own.
+ */
+export function readCookies(header: string | undefined, name: string, max: number): string[] {
+  const values: string[] = [];
+  if (!header) return values;
   for (const part of header.split(';')) {
+    if (values.length >= max) break;
     const eq = part.indexOf('=');
     if (eq === -1) continue;
-    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    if (part.slice(0, eq).trim() === name) values.push(part.slice(eq + 1).trim());
   }
-  return undefined;
+  return values;
 }
 
 /**
  * What a route lets a session do. Every session is bound to the one request
- * it was started for (its path and query, kept as a hash): the owner's
- * sign-in link to the request the CLI signed it for, a password sign-in to
- * the page its `next` leads to (one authorization request, one device code,
- * /grants) with a random value in the URL that only that browser was sent
- * (bound-pages.ts). Cookies are not isolated by port, and the owner's link
- * passes through command lines that other users can read: whoever else gets
- * the cookie (or plants one) gets at most the owner's one request, whose code
- * goes to the CLI, and nothing of a password sign-in. A route that says
- * nothing takes no session.
+ * it was started for (its path and query, kept as a hash): the page its
+ * sign-in leads to (one authorization request, one device code, /grants)
+ * with a random `signin` value in the URL that only the browser that signed
+ * in was sent (bound-pages.ts), for the owner's sign-in link as for a
+ * password. Cookies are not isolated by port, and the owner's link passes
+ * through command lines that other users can read: whoever else gets the
+ * cookie (or plants one) comes without that value, and so opens nothing. A
+ * consent decision spends the session (consent.ts): one request, one
+ * decision. A route that says nothing takes no session.
  */
 export interface SessionUse {
   /** The request being made (path and query): a session is good for it when it is the one the session is bound to. */
   request?: string;
   /**
-   * Any session is good, because the route's own check ties it to what the
-   * session began (the consent decision, whose pending request names the
-   * session that opened it) or it gives nothing (sign-out).
+   * The session that opened a pending request (its id's hash): the consent decision, which only that request's page
+   * could have made under it.
    */
+  opened?: string;
+  /** Any session is good, because it gives nothing (sign-out). */
   anyBound?: boolean;
 }
 
+/**
+ * The session this request may use: among the values of the session cookie it carries (at most
+ * SESSION_COOKIES_READ, in the order sent), the first that names a live session good for `use`. Found in review
+ * (s27web): only the first value was read, so one planted on a more specific path, sent first, hid the owner's.
+ */
 export async function currentSession(req: FastifyRequest, store: Store, cookieName: string, now: number, use: SessionUse): Promise<SessionContext | undefined> {
-  const id = readCookie(req.headers.cookie, cookieName);
-  if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
-  const session = await store.sessionByHash(hashSecret(id), now);
-  if (!session) return undefined;
-  if (!use.anyBound && !(use.request !== undefined && boundTo(session, use.request))) return undefined;
-  const user = await store.userById(session.userId);
-  return user && { session, user, csrf: sessionCsrf(id) };
+  for (const id of readCookies(req.headers.cookie, cookieName, SESSION_COOKIES_READ)) {
+    if (!/^[A-Za-z0-9_-]{43}$/.test(id)) continue;
+    const session = await store.sessionByHash(hashSecret(id), now);
+    if (!session || !goodFor(session, use)) continue;
+    const user = await store.userById(session.userId);
+    if (user) return { session, user, csrf: sessionCsrf(id) };
+  }
+  return undefined;
+}
+
+function goodFor(session: SessionRecord, use: SessionUse): boolean {
+  if (use.anyBound) return true;
+  if (use.opened !== undefined) return constantTimeEqual(session.idHash, use.opened);
+  return use.request !== undefined && boundTo(session, use.request);
 }
 
 /** Whether the session is bound to this very request (path and query). */

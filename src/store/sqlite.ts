@@ -1425,8 +1425,8 @@ class SqliteStore implements Store {
     );
   }
 
-  async deleteSession(idHash: string): Promise<void> {
-    this.run('DELETE FROM sessions WHERE id_hash = ?', [idHash]);
+  async deleteSession(idHash: string): Promise<boolean> {
+    return this.run('DELETE FROM sessions WHERE id_hash = ?', [idHash]).changes > 0;
   }
 
   async useOnce(id: string, expiresAt: number, now: number): Promise<boolean> {

@@ -488,7 +488,8 @@ export interface Store {
    */
   startPasswordSession(session: SessionRecord, password: { verified: string; upgraded?: string }, record: { event: AuditEventInput; at: number }): Promise<boolean>;
   sessionByHash(idHash: string, now: number): Promise<SessionRecord | undefined>;
-  deleteSession(idHash: string): Promise<void>;
+  /** True when this call deleted it (so of two calls at once, one): a consent decision spends its session so. */
+  deleteSession(idHash: string): Promise<boolean>;
   /** Records a one-time identifier (a login assertion's or client assertion's jti); false if it was seen before. */
   useOnce(id: string, expiresAt: number, now: number): Promise<boolean>;
 

@@ -50,7 +50,7 @@ async function decide(verificationUriComplete: string, decision: 'approve' | 'de
   const confirm = await browser.follow(await ownerLink(authz, next));
   expect(confirm.status).toBe(200);
   const code = new URL(verificationUriComplete).searchParams.get('user_code')!;
-  const confirmed = await browser.post(`${authz.issuer}/device`, { user_code: code, csrf: hiddenField(confirm.html, 'csrf'), decision: decision === 'cancel' ? 'cancel' : 'continue' });
+  const confirmed = await browser.post(`${authz.issuer}/device`, { user_code: code, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: decision === 'cancel' ? 'cancel' : 'continue' });
   if (decision === 'cancel') return { page: confirmed.html, confirmPage: confirm.html };
   expect(confirmed.status).toBe(200);
   const answer = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(confirmed.html), decision });
@@ -352,7 +352,7 @@ describe('device authorization grant', () => {
     expect(confirm.status).toBe(200);
     for (const csrf of [undefined, 'forged', hiddenField(confirm.html, 'csrf').slice(1)]) {
       for (const decision of ['cancel', 'continue']) {
-        const forged = await browser.post(`${authz.issuer}/device`, { user_code: device.user_code, decision, ...(csrf === undefined ? {} : { csrf }) });
+        const forged = await browser.post(`${authz.issuer}/device`, { user_code: device.user_code, signin: hiddenField(confirm.html, 'signin'), decision, ...(csrf === undefined ? {} : { csrf }) });
         expect(forged.status).toBe(403);
       }
     }
@@ -373,13 +373,14 @@ describe('device authorization grant', () => {
       const confirm = await browser.follow(await ownerLink(authz, device.verification_uri_complete.slice(authz.issuer.length)));
       expect(confirm.status).toBe(200);
       const csrf = hiddenField(confirm.html, 'csrf');
+      const signin = hiddenField(confirm.html, 'signin');
       const forms = [];
       for (let i = 0; i < pages; i++) {
-        const page = await browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf, decision: 'continue' });
+        const page = await browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf, signin, decision: 'continue' });
         expect(page.status).toBe(200);
         forms.push(parseConsentForm(page.html));
       }
-      return { clientId, device, browser, csrf, forms };
+      return { clientId, device, browser, csrf, signin, forms };
     }
     const database = () => ({ paths: { db: join(authz.home, 'delegate.db') } });
     const approvals = async (clientId: string) => (await authz.store.listAudit()).filter((r) => r.event === 'consent' && r.client === clientId && r.detail.decision === 'approved');
@@ -418,8 +419,8 @@ describe('device authorization grant', () => {
     });
 
     it('Cancel at the code, then Approve on a consent page opened before: refused, no grant, nothing changed', async () => {
-      const { clientId, device, browser, csrf, forms } = await openConsentPages(1);
-      const cancelled = await browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf, decision: 'cancel' });
+      const { clientId, device, browser, csrf, signin, forms } = await openConsentPages(1);
+      const cancelled = await browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf, signin, decision: 'cancel' });
       expect(cancelled.html).toContain('Nothing was shared');
       const { result: approved, changed } = await stateChangedBy(database(), () => browser.post(`${authz.issuer}/consent`, { ...forms[0]!, decision: 'approve' }));
       expect([approved.status, approved.location]).toEqual([400, null]);
@@ -431,7 +432,7 @@ describe('device authorization grant', () => {
     });
 
     it('Approve on one page, then Deny on another or Cancel at the code: refused, nothing changed, no denied record; the device gets its tokens', async () => {
-      const { clientId, device, browser, csrf, forms } = await openConsentPages(2);
+      const { clientId, device, browser, csrf, signin, forms } = await openConsentPages(2);
       const approved = await browser.post(`${authz.issuer}/consent`, { ...forms[0]!, decision: 'approve' });
       expect(approved.status).toBe(303);
       // Before the browser reaches /device/done, and after.
@@ -440,8 +441,9 @@ describe('device authorization grant', () => {
         const { result: denied, changed } = await stateChangedBy(database(), () => browser.post(`${authz.issuer}/consent`, { ...forms[1]!, decision: 'deny' }));
         expect([denied.status, denied.location], when).toEqual([400, null]);
         expect(changed, when).toEqual([]);
-        const { result: cancelled, changed: byCancel } = await stateChangedBy(database(), () => browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf, decision: 'cancel' }));
-        expect(cancelled.status, when).toBe(400);
+        const { result: cancelled, changed: byCancel } = await stateChangedBy(database(), () => browser.post(`${authz.issuer}/device`, { user_code: device.user_code, csrf, signin, decision: 'cancel' }));
+        // The Approve spent the session (one request, one decision): the code page asks to sign in again.
+        expect(cancelled.status, when).toBe(403);
         expect(byCancel, when).toEqual([]);
       }
       expect(await approvals(clientId)).toHaveLength(1);

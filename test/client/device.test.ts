@@ -70,7 +70,7 @@ function options(agentUrl: string, presentDeviceCode: DeviceLoginOptions['presen
 async function approve(link: string, userCode: string): Promise<void> {
   const browser = new Browser();
   const confirm = await browser.follow(link);
-  const consent = await browser.post(`${authz.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+  const consent = await browser.post(`${authz.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
   const answer = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
   await browser.get(new URL(answer.location!, authz.issuer).href);
 }
@@ -373,7 +373,7 @@ describe('device sign-in: the owner’s link, opened on another device minutes l
             const browser = new Browser();
             const confirm = await browser.follow(prompt.link);
             if (confirm.status === 200) {
-              const consent = await browser.post(`${authz.issuer}/device`, { user_code: prompt.userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+              const consent = await browser.post(`${authz.issuer}/device`, { user_code: prompt.userCode, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
               const answer = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
               await browser.get(new URL(answer.location!, authz.issuer).href);
             }
@@ -413,7 +413,7 @@ describe('device sign-in: the owner’s link, opened on another device minutes l
         const confirm = await browser.follow(prompt.link);
         expect(confirm.status).toBe(200);
         second = await new Browser().get(prompt.link);
-        const consent = await browser.post(`${authz.issuer}/device`, { user_code: prompt.userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+        const consent = await browser.post(`${authz.issuer}/device`, { user_code: prompt.userCode, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
         const answer = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
         await browser.get(new URL(answer.location!, authz.issuer).href);
       }),

@@ -27,7 +27,7 @@ async function onOtherDevice(link: string, userCode: string, decision: 'approve'
   expect(confirm.status).toBe(200);
   expect(confirm.html).toContain(userCode);
   const issuer = new URL(link).origin;
-  const consent = await browser.post(`${issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+  const consent = await browser.post(`${issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
   expect(consent.status).toBe(200);
   const answer = await browser.post(`${issuer}/consent`, { ...parseConsentForm(consent.html), decision });
   const done = await browser.get(new URL(answer.location!, issuer).href);

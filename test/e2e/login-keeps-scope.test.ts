@@ -47,7 +47,7 @@ async function approveDevice(cli: Running): Promise<void> {
   const confirm = await browser.follow(link);
   expect(confirm.status).toBe(200);
   const issuer = new URL(link).origin;
-  const consent = await browser.post(`${issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+  const consent = await browser.post(`${issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
   expect(consent.status).toBe(200);
   const answer = await browser.post(`${issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
   expect((await browser.get(new URL(answer.location!, issuer).href)).status).toBe(200);

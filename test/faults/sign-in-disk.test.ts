@@ -93,7 +93,7 @@ async function approveDevice(link: string, userCode: string): Promise<void> {
   const browser = new Browser();
   const confirm = await browser.follow(link);
   const at = new URL(link).origin;
-  const consent = await browser.post(`${at}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+  const consent = await browser.post(`${at}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
   const answer = await browser.post(`${at}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
   expect((await browser.get(new URL(answer.location!, at).href)).status).toBe(200);
 }

@@ -346,7 +346,7 @@ describe('where details are not an entry point, they are ignored and reach no to
     const complete = String(device.body.verification_uri_complete);
     const browser = new Browser();
     const confirm = await browser.follow(await ownerLink(stack, complete.slice(stack.issuer.length)));
-    const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
     const decided = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
     await browser.get(new URL(decided.location!, stack.issuer).href);
     const tokens = await postForm(`${stack.issuer}/token`, { grant_type: DEVICE_CODE_GRANT, device_code: String(device.body.device_code), client_id: clientId });

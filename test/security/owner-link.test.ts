@@ -39,13 +39,14 @@ const thiefRequest = async () => {
 };
 
 /** The owner's sign-in link as the CLI makes it, opened by someone else first (curl, as the review did). */
-async function stolen(href: string): Promise<{ thief: Browser; page: { status: number; html: string }; cookie: string }> {
+async function stolen(href: string): Promise<{ thief: Browser; page: { status: number; html: string }; cookie: string; url: string }> {
   const link = await ownerLink(stack, href.slice(stack.issuer.length));
   const thief = new Browser();
   const signedIn = await thief.get(link);
   expect(signedIn.status).toBe(303);
-  const page = await thief.get(new URL(signedIn.location!, stack.issuer).href);
-  return { thief, page, cookie: signedIn.headers.get('set-cookie') ?? '' };
+  const url = new URL(signedIn.location!, stack.issuer).href;
+  const page = await thief.get(url);
+  return { thief, page, cookie: signedIn.headers.get('set-cookie') ?? '', url };
 }
 
 describe('a stolen owner sign-in link for an authorization request', () => {
@@ -54,12 +55,15 @@ describe('a stolen owner sign-in link for an authorization request', () => {
   let cliHref: string;
   let thief: Browser;
   let cookie: string;
+  /** Where the link sent the thief's browser: the CLI's request with the sign-in value the AS added. */
+  let landedAt: string;
   beforeAll(async () => {
     cliClient = await registerPublicClient(stack.issuer, [cliRedirect]);
     cliHref = authorizeUrl(stack.issuer, { clientId: cliClient, redirectUri: cliRedirect, resource: stack.agentUrl, scope: 'slots:find', state: 'cli', challenge: pkcePair().challenge });
     const taken = await stolen(cliHref);
     thief = taken.thief;
     cookie = taken.cookie;
+    landedAt = taken.url;
     // What the link gives: the consent page of the CLI's own request (the control).
     expect(taken.page.status).toBe(200);
     expect(taken.page.html).toContain('name="decision"');
@@ -88,7 +92,7 @@ describe('a stolen owner sign-in link for an authorization request', () => {
   });
 
   it('its one request still sends the code to the CLI’s redirect URI, where only the CLI’s PKCE verifier redeems it (the control)', async () => {
-    const page = await thief.get(cliHref);
+    const page = await thief.get(landedAt);
     expect(page.status).toBe(200);
     const decided = await thief.post(`${stack.issuer}/consent`, { ...parseConsentForm(page.html), decision: 'approve' });
     expect(decided.status).toBe(303);
@@ -163,7 +167,7 @@ describe('a stolen owner sign-in link for a device’s code', () => {
     // The other device is still waiting, and the link's own code still reaches the consent page (the control).
     const polled = await postForm(`${stack.issuer}/token`, { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: String(other.body.device_code), client_id: deviceClient });
     expect(polled.body).toMatchObject({ error: 'authorization_pending' });
-    const confirmed = await thief.post(`${stack.issuer}/device`, { user_code: String(owners.body.user_code), csrf, decision: 'continue' });
+    const confirmed = await thief.post(`${stack.issuer}/device`, { user_code: String(owners.body.user_code), csrf, signin: hiddenField(page.html, 'signin'), decision: 'continue' });
     expect(confirmed.status).toBe(200);
     expect(confirmed.html).toContain('name="decision"');
   });

@@ -180,7 +180,7 @@ describe('where the consent page says the app that asked is (RFC 8628 §5.4, rem
     const browser = new Browser();
     const confirm = await browser.follow(await ownerLink(stack, complete.slice(stack.issuer.length)));
     expect(confirm.status, confirm.html).toBe(200);
-    const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
     expect(consent.status).toBe(200);
     expect(consent.html).toContain('action="/consent"');
     expect(consent.html).not.toContain(HERE);
@@ -263,7 +263,7 @@ describe('a look-alike of delegate’s own CLI (RFC 6749 §10.2; found in review
     const confirm = await browser.follow(await ownerLink(stack, String(device.body.verification_uri_complete).slice(stack.issuer.length)));
     expect(confirm.status).toBe(200);
     expect(confirm.html).not.toContain(UNCHECKED);
-    const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
     expect(consent.status).toBe(200);
     expect(consent.html).not.toContain(UNCHECKED);
     expect(consent.html).toContain(OWN);
@@ -366,10 +366,10 @@ describe('every HTML page: strict CSP, frame-ancestors and X-Frame-Options (clic
     const wrong = await account.browser.get(account.page);
     expect(wrong.status).toBe(400);
     expectStrictPage('device wrong code', wrong);
-    const crossSite = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' }, { origin: 'http://evil.example' });
+    const crossSite = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' }, { origin: 'http://evil.example' });
     expect(crossSite.status).toBe(403);
     expectStrictPage('device cross-site', crossSite);
-    const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    const consent = await browser.post(`${stack.issuer}/device`, { user_code: String(device.body.user_code), csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
     expect(consent.status).toBe(200);
     expectStrictPage('device consent', consent);
     const decided = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'deny' });

@@ -353,7 +353,7 @@ describe('constant-time comparison, over HTTP: the refused values go through con
     const started = await postForm(`${stack.issuer}/device_authorization`, { client_id: deviceClient, resource: stack.agentUrl });
     const { browser: deviceOwner, page: confirm } = await openAsOwner(stack, String(started.body.verification_uri_complete));
     expect(confirm.status).toBe(200);
-    note('device csrf', await compared(forged('device'), () => deviceOwner.post(`${stack.issuer}/device`, { user_code: String(started.body.user_code), csrf: forged('device'), decision: 'cancel' })));
+    note('device csrf', await compared(forged('device'), () => deviceOwner.post(`${stack.issuer}/device`, { user_code: String(started.body.user_code), csrf: forged('device'), signin: hiddenField(confirm.html, 'signin'), decision: 'cancel' })));
     // The grants page's revoke and sign-out, by a named account (the owner's sessions are bound to one request each).
     await addUser(stack.store, { name: 'kim', password: 'kim has a long password', timeZone: 'UTC' }, Date.now());
     const account = new Browser();
@@ -588,7 +588,7 @@ describe('no secret in any log line, nor in the clear in the database', () => {
     secrets.set('device confirmation csrf', hiddenField(confirm.html, 'csrf'));
     // The same link again is refused (single use): the refusal must not echo it either.
     expect((await new Browser().get(`${stack.issuer}/login/owner?assertion=${ownerLink}&next=${next}`)).status).toBe(403);
-    const continued = await owner.post(`${stack.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+    const continued = await owner.post(`${stack.issuer}/device`, { user_code: userCode, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
     expect(continued.status).toBe(200);
     const deviceForm = parseConsentForm(continued.html);
     secrets.set('device consent csrf', String(deviceForm.csrf));

@@ -349,7 +349,7 @@ export async function approvedDevice(stack: Stack): Promise<{ clientId: string; 
   const browser = new Browser();
   const confirm = await browser.follow(await ownerLink(stack, complete!.slice(stack.issuer.length)));
   expect(confirm.status).toBe(200);
-  const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode!, csrf: hiddenField(confirm.html, 'csrf'), decision: 'continue' });
+  const consent = await browser.post(`${stack.issuer}/device`, { user_code: userCode!, csrf: hiddenField(confirm.html, 'csrf'), signin: hiddenField(confirm.html, 'signin'), decision: 'continue' });
   expect(consent.status).toBe(200);
   const approved = await browser.post(`${stack.issuer}/consent`, { ...parseConsentForm(consent.html), decision: 'approve' });
   expect(approved.status).toBe(303);

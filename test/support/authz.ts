@@ -126,12 +126,15 @@ export async function registerTestAgent(authz: TestAuthz, clientId: string, reso
 export async function ownerAssertion(
   ownerJwk: JWK,
   issuer: string,
-  overrides: { expSec?: number; jti?: string; aud?: string; iss?: string; next?: string; /** iat this many seconds from now (exp counts from it) */ iatOffsetSec?: number; /** the key's id in the header, as the CLI names its key */ kid?: string } = {},
+  overrides: { expSec?: number; jti?: string; aud?: string; iss?: string; next?: string; /** signed as `delegate approve` signs its link (another app's request) */ approval?: boolean; /** iat this many seconds from now (exp counts from it) */ iatOffsetSec?: number; /** the key's id in the header, as the CLI names its key */ kid?: string } = {},
 ): Promise<string> {
   const key = (await importJWK(ownerJwk, 'ES256')) as CryptoKey;
   const now = Math.floor(Date.now() / 1000) + (overrides.iatOffsetSec ?? 0);
   // As the CLI signs it: for the one page (`next`) its link continues to.
-  return new SignJWT(overrides.next === undefined ? {} : { next_sha256: createHash('sha256').update(overrides.next, 'utf8').digest('base64url') })
+  return new SignJWT({
+    ...(overrides.next === undefined ? {} : { next_sha256: createHash('sha256').update(overrides.next, 'utf8').digest('base64url') }),
+    ...(overrides.approval ? { approval: true } : {}),
+  })
     .setProtectedHeader(overrides.kid === undefined ? { alg: 'ES256' } : { alg: 'ES256', kid: overrides.kid })
     .setIssuer(overrides.iss ?? 'delegate-cli')
     .setSubject('owner')
