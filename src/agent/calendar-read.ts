@@ -16,10 +16,10 @@ export type CalendarReadDeps = Pick<FindSlotDeps, 'calendarUrl' | 'exchanger' | 
 
 export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string, window: Interval, selection: FreeBusySelection): Promise<CalendarRead> {
   const exchangeRequest = { resource: deps.calendarUrl, scope: SCOPE_FREEBUSY_READ };
-  try {
-    const onward = deps.requestId !== undefined ? { requestId: deps.requestId } : {};
+  const onward = deps.requestId !== undefined ? { requestId: deps.requestId } : {};
+  const read = async () => {
     const calendarToken = await deps.exchanger.exchange(subjectToken, exchangeRequest, onward);
-    const value = await fetchFreeBusy({
+    return fetchFreeBusy({
       ...onward,
       calendarUrl: deps.calendarUrl,
       accessToken: calendarToken.accessToken,
@@ -29,11 +29,23 @@ export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string,
       ...(deps.serversGone ? { serversGone: deps.serversGone } : {}),
       selection,
     });
-    return { ok: true, value };
-  } catch (err) {
-    // A calendar token the backend refuses (revoked, keys rotated) must not be handed out again.
-    if (err instanceof CalendarError && err.code === 'refused') deps.exchanger.forget(subjectToken, exchangeRequest);
-    return { ok: false, message: explainReadFailure(err, deps.logger, deps.reauthorize) };
+  };
+  // At most two reads: a calendar token the backend refuses (revoked, keys rotated) must not be handed out again, and
+  // one fresh exchange says whether the delegation still serves. Found in review s27mcp: over stdio, the first call
+  // after `delegate grants revoke` said only "The calendar refused access", with the cached calendar token, and no
+  // word of signing in; the fresh exchange is refused with the same advice the next call gave.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { ok: true, value: await read() };
+    } catch (err) {
+      const refused = err instanceof CalendarError && err.code === 'refused';
+      if (refused) deps.exchanger.forget(subjectToken, exchangeRequest);
+      if (refused && attempt === 1) {
+        deps.logger?.warn({ code: err.code, status: err.status }, 'calendar refused the exchanged token; exchanging again once');
+        continue;
+      }
+      return { ok: false, message: explainReadFailure(err, deps.logger, deps.reauthorize) };
+    }
   }
 }
 
