@@ -48,6 +48,31 @@ export function withSignIn(page: string, value: string): string {
   return `${page}${page.includes('?') ? '&' : '?'}${SIGN_IN_PARAM}=${value}`;
 }
 
+/**
+ * `page` (a path and query) without any sign-in value, the rest of its query as it was: what the sign-in page names or
+ * sends a password sign-in on to. Found in review (s27rev3): Back or reload after a decision showed the command
+ * `delegate approve '…&signin=…'`, the value live while another sign-in of the same browser was, and once run it was on
+ * a command line every user can read (and signInTarget then added a second).
+ */
+export function withoutSignIn(page: string): string {
+  const at = page.indexOf('?');
+  if (at === -1) return page;
+  const kept = page
+    .slice(at + 1)
+    .split('&')
+    .filter((part) => {
+      const name = part.split('=')[0]!;
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        // Not percent-encoding this server reads as the sign-in value's name: kept as it is.
+      }
+      return decoded !== SIGN_IN_PARAM;
+    });
+  return kept.length === 0 ? page.slice(0, at) : `${page.slice(0, at)}?${kept.join('&')}`;
+}
+
 /** The sign-in value a query or form carries, when it has the shape of one this server makes (randomSecret). */
 export function readSignIn(value: unknown): string | undefined {
   return typeof value === 'string' && /^[A-Za-z0-9_-]{43}$/.test(value) ? value : undefined;

@@ -9,8 +9,11 @@ import type { AuthContext } from './context.js';
 import { ownerSignsInByLink, safeNext, showLoginForm } from './login.js';
 import { html, sendPage } from './pages.js';
 import { approveCommand } from './approve-command.js';
+import { withoutSignIn } from './bound-pages.js';
 
-export async function renderSignIn(reply: FastifyReply, ctx: AuthContext, returnTo: string): Promise<FastifyReply> {
+export async function renderSignIn(reply: FastifyReply, ctx: AuthContext, page: string): Promise<FastifyReply> {
+  // The page as anyone may be told it: a sign-in value it came with is the browser's alone (bound-pages.ts).
+  const returnTo = withoutSignIn(page);
   const accounts = (await ctx.store.listUsers()).some((u) => u.passwordHash !== null);
   if (accounts) return showLoginForm(reply, ctx, safeNext(returnTo), 403);
   // Published at an https URL, the owner's one-time link is not how anyone signs in here (`delegate login` by ports

@@ -48,6 +48,22 @@ describe('the sign-in page names `delegate approve` for this request', () => {
     expect(res.html).not.toContain('Run <code>delegate login</code>');
   });
 
+  // Found in review (s27rev3): Back or reload after a decision showed the command with the page's `signin` value, the
+  // browser's alone, live while another sign-in of the same browser was; run, it sat on a command line every user can
+  // read; and the password form sent the browser on with two.
+  it('names the request without the sign-in value it came with', async () => {
+    const client = await registerPublicClient(authz.issuer);
+    const href = authorizeUrl(authz.issuer, { clientId: client, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's', challenge });
+    const value = 'A'.repeat(43);
+    const res = await new Browser().get(`${href}&signin=${value}&sign%69n=${value}`);
+    expect(res.status).toBe(403);
+    expect(res.html).not.toContain(value);
+    const url = new URL(/'(.*)'/.exec(commandOn(res.html)!)![1]!);
+    expect(url.searchParams.has('signin')).toBe(false);
+    expect(url.searchParams.get('client_id')).toBe(client);
+    expect(url.searchParams.get('state')).toBe('s');
+  });
+
   it('a device’s code page: the user code', async () => {
     const clientId = await registerDeviceClient(authz.issuer);
     const started = await postForm(`${authz.issuer}/device_authorization`, { client_id: clientId, scope: 'slots:find', resource: authz.agentUrl });
