@@ -19,7 +19,7 @@ import { html, sendPage, type Html } from './pages.js';
 import { PasswordChecksBusy, upgradedHash, verifyPassword } from './password.js';
 import { FailureCounter } from './rate-limit.js';
 import { readCookie, startPasswordSession } from './session.js';
-import { signInTarget } from './bound-pages.js';
+import { GRANTS_PATH, signInTarget } from './bound-pages.js';
 import { approveCommand } from './approve-command.js';
 import { queryParams } from './params.js';
 import { isAnyLoopbackHost } from '../delegation/resource.js';
@@ -218,6 +218,11 @@ function ownerSignInHint({ issuer, delegateCommand }: Pick<AuthContext, 'issuer'
   const approve = approveCommand(issuer, next, delegateCommand());
   if (approve) return html`<p class="muted">The owner of this computer can also approve this request without a password: run this there.</p>
 <pre><code>${approve}</code></pre>`;
+  // The grants page: `delegate login` signs in its own request and never opens it; the owner has the command instead
+  // (found in review, s27rev3: this said `delegate login`).
+  if (next.split('?')[0] === GRANTS_PATH) {
+    return html`<p class="muted">The owner of this computer sees and revokes delegations without a password: run <code>${delegateCommand()} grants list</code> here.</p>`;
+  }
   return html`<p class="muted">The owner of this computer can also sign in without a password: run <code>${delegateCommand()} login</code> here.</p>`;
 }
 

@@ -4,6 +4,7 @@
 // request's query holds; and a link signed with the approval claim always gets the consent page, never naming the app
 // as the owner's own, even where the owner's own CLI's link would skip it (a grant covers the request).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addUser } from '../../src/authz/index.js';
 import { ownerLoginUrl, signOwnerAssertion } from '../../src/client/owner-login.js';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { Browser, authorizeUrl, parseConsentForm, pkcePair, postForm, registerDeviceClient, registerPublicClient } from '../support/oauth-flow.js';
@@ -114,5 +115,17 @@ describe('a link signed for another app’s request always shows the consent pag
     const again = await openSigned(request('s3'), true);
     expect([again.res.status, again.res.location]).toEqual([200, null]);
     expect(again.res.html).toContain('Approve');
+  });
+});
+
+// Found in review (s27rev3): the password form for /grants told the owner to run `delegate login`, which signs in its
+// own request and never opens /grants. Last in this file: the account added makes every sign-in page a password form.
+describe('the password form names what the owner runs instead', () => {
+  it('for /grants: `delegate grants list`, not `delegate login`', async () => {
+    await addUser(authz.store, { name: 'alice', password: 'alice has a long password', timeZone: 'UTC' }, Date.now());
+    const res = await new Browser().get(`${authz.issuer}/grants`);
+    expect(res.status).toBe(403);
+    expect(res.html).toContain('<code>delegate grants list</code>');
+    expect(res.html).not.toContain('<code>delegate login</code>');
   });
 });
