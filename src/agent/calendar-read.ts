@@ -7,7 +7,7 @@ import type { FreeBusySelection } from '../calendar/freebusy-query.js';
 import type { Interval } from '../calendar/intervals.js';
 import { SCOPE_FREEBUSY_READ, STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/index.js';
 import { CalendarError, fetchFreeBusy, type FreeBusy } from './calendar-client.js';
-import { TokenExchangeError } from './exchange.js';
+import { TokenExchangeError, type ExchangedToken } from './exchange.js';
 import type { FindSlotDeps } from './tool.js';
 
 export type CalendarRead = { ok: true; value: FreeBusy } | { ok: false; message: string };
@@ -17,8 +17,10 @@ export type CalendarReadDeps = Pick<FindSlotDeps, 'calendarUrl' | 'exchanger' | 
 export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string, window: Interval, selection: FreeBusySelection): Promise<CalendarRead> {
   const exchangeRequest = { resource: deps.calendarUrl, scope: SCOPE_FREEBUSY_READ };
   const onward = deps.requestId !== undefined ? { requestId: deps.requestId } : {};
+  /** The calendar token the last read used. */
+  let handed: ExchangedToken | undefined;
   const read = async () => {
-    const calendarToken = await deps.exchanger.exchange(subjectToken, exchangeRequest, onward);
+    const calendarToken = (handed = await deps.exchanger.exchange(subjectToken, exchangeRequest, onward));
     return fetchFreeBusy({
       ...onward,
       calendarUrl: deps.calendarUrl,
@@ -33,14 +35,17 @@ export async function readBusyTime(deps: CalendarReadDeps, subjectToken: string,
   // At most two reads: a calendar token the backend refuses (revoked, keys rotated) must not be handed out again, and
   // one fresh exchange says whether the delegation still serves. Found in review s27mcp: over stdio, the first call
   // after `delegate grants revoke` said only "The calendar refused access", with the cached calendar token, and no
-  // word of signing in; the fresh exchange is refused with the same advice the next call gave.
+  // word of signing in; the fresh exchange is refused with the same advice the next call gave. Only for a cached token
+  // refused as invalid (401, RFC 6750 §3.1 invalid_token): a token just exchanged, or a 403 (insufficient_scope, which
+  // a token of the same scope cannot mend), is not exchanged again (found in review, s27rev4: a backend refusing every
+  // token got two requests and the AS two exchanges on every call).
   for (let attempt = 1; ; attempt++) {
     try {
       return { ok: true, value: await read() };
     } catch (err) {
       const refused = err instanceof CalendarError && err.code === 'refused';
       if (refused) deps.exchanger.forget(subjectToken, exchangeRequest);
-      if (refused && attempt === 1) {
+      if (refused && attempt === 1 && err.status === 401 && handed?.cached === true) {
         deps.logger?.warn({ code: err.code, status: err.status }, 'calendar refused the exchanged token; exchanging again once');
         continue;
       }

@@ -33,6 +33,8 @@ export interface ExchangedToken {
   expiresAt: number;
   /** The scope granted (the one requested when the server does not say). */
   scope: string;
+  /** Handed out from the cache, exchanged for an earlier call: what the resource may have stopped taking since. */
+  cached?: boolean;
 }
 
 /** How one exchange is asked for, beyond what it asks. */
@@ -120,7 +122,7 @@ export function createTokenExchanger(options: TokenExchangerOptions): TokenExcha
     async exchange(subjectToken, request, context = {}) {
       const key = cacheKey(subjectToken, request);
       const cached = cache.get(key, now());
-      if (cached) return cached;
+      if (cached) return { ...cached, cached: true };
       let pending = inFlight.get(key);
       if (!pending) {
         // Calls that share one in-flight exchange share its id: the first caller's.

@@ -97,7 +97,7 @@ describe('createTokenExchanger', () => {
     const exchanger = createTokenExchanger({ issuer: as.issuer, clientId: agent.clientId, privateKey: agent.privateJwk, now: () => clock });
     const first = await exchanger.exchange('user-token', request);
     clock += 269_000;
-    expect(await exchanger.exchange('user-token', request)).toEqual(first);
+    expect(await exchanger.exchange('user-token', request)).toEqual({ ...first, cached: true });
     expect(as.requests).toHaveLength(1);
     clock += 2_000; // now 29 s before expiry
     const second = await exchanger.exchange('user-token', request);
