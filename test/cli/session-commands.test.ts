@@ -147,6 +147,11 @@ describe('status', () => {
     const damaged = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
     expect(await runCli(['status'], damaged), damaged.err).toBe(0);
     expect(damaged.out).toContain('is not valid JSON. It was left as it is; `delegate login` keeps it aside and signs in again. (Unset DELEGATE_TOKEN before signing in: while it is set, `delegate login` refuses.)\n');
+    // The same with no `delegate` on PATH (`npm install && npx delegate …`): the hint names `node …/bin/delegate`, and the
+    // note stays (found in review, s27rev4: it was added only when the text held "`delegate ").
+    const noPath = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token, PATH: '/usr/bin:/bin' });
+    expect(await runCli(['status'], noPath), noPath.err).toBe(0);
+    expect(noPath.out).toMatch(/It was left as it is; `\S*node\S* \S+\/bin\/delegate login` keeps it aside and signs in again\. \(Unset DELEGATE_TOKEN before signing in: while it is set, `delegate login` refuses\.\)\n/);
     const withTokenJson = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
     expect(await runCli(['status', '--json'], withTokenJson)).toBe(0);
     expect(JSON.parse(withTokenJson.out)).toMatchObject({ source: 'DELEGATE_TOKEN', tokenCacheReadable: false });

@@ -39,6 +39,8 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   const paths = profilePaths(io, args.profile);
   const envToken = delegateToken(io.env);
   let cacheError: string | undefined;
+  /** Whether cacheError advises signing in again (a damaged cache, which `login` keeps aside): see withProfileLogin. */
+  let cacheAdvisesLogin = false;
   let stored: StoredDelegation[];
   let ended: EndedStoredDelegation[] = [];
   let signedInAt = args.agentUrl; // the URL the advice names: the one signed in at, when --agent-url named its audience
@@ -64,6 +66,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     // which takes precedence over the cache, still speaks for itself.
     if (args.json || envToken !== undefined) {
       cacheError = said;
+      cacheAdvisesLogin = advisesLogin(error);
       stored = [];
     } else {
       throw new CommandFailed(said, EXIT_AUTH_REQUIRED);
@@ -111,7 +114,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     // stored" (found in review, s26new: a cache that could not be opened read as an empty one).
     // Its advice to run `delegate login` holds once DELEGATE_TOKEN is unset, as the other lines' (advised): login refuses
     // while it is set (found in review, s26new2).
-    lines.push(`Stored sign-ins cannot be shown: ${cacheError}${cacheError.includes('`delegate ') ? ' (Unset DELEGATE_TOKEN before signing in: while it is set, `delegate login` refuses.)' : ''}`);
+    lines.push(`Stored sign-ins cannot be shown: ${cacheError}${cacheAdvisesLogin ? ' (Unset DELEGATE_TOKEN before signing in: while it is set, `delegate login` refuses.)' : ''}`);
   } else if (stored.length === 0 && ended.length === 0) {
     const none = `no delegation${args.agentUrl !== undefined ? ` for ${args.agentUrl}` : ''} is stored`;
     const run = advised(await firstLogin(args, io, login));
@@ -264,7 +267,16 @@ async function firstLogin(args: StatusArgs, io: CliIo, login: string): Promise<s
 }
 
 /** A damaged cache's finding with that `delegate login` (the client's words name plain `delegate login`); any other error as it is. */
+/**
+ * Whether withProfileLogin's text for `error` advises `delegate login`: decided by the error, not by reading the text
+ * for "`delegate " (found in review, s27rev4: once hints named the command that runs this delegate, such as
+ * `node …/bin/delegate`, the note that login refuses beside DELEGATE_TOKEN was dropped).
+ */
+function advisesLogin(error: ClientError): boolean {
+  return isClientError(error, 'CACHE_CORRUPT') && error.detail !== undefined;
+}
+
 async function withProfileLogin(error: ClientError, args: StatusArgs, io: CliIo): Promise<string> {
-  if (!isClientError(error, 'CACHE_CORRUPT') || error.detail === undefined) return error.message;
+  if (!advisesLogin(error)) return error.message;
   return `${error.detail} It was left as it is; \`${await loginCommand(args, io)}\` keeps it aside and signs in again.`;
 }
