@@ -15,7 +15,7 @@ const known = new Map<string, readonly string[]>();
 
 /**
  * The words that run this delegate from a shell with this environment's PATH: `['delegate']` when PATH's `delegate`
- * is this package's launcher, else `[node, '/abs/bin/delegate']`, node bare when PATH's `node` is the one running
+ * is this package's launcher and PATH's `node` the one running this, else `[node, '/abs/bin/delegate']`, node bare when PATH's `node` is the one running
  * this (`execPath`), else its absolute path. Unquoted: callers quote each word for a shell.
  */
 export function delegateInvocation(env: Env, execPath: string = process.execPath): readonly string[] {
@@ -30,8 +30,11 @@ export function delegateInvocation(env: Env, execPath: string = process.execPath
 
 function invocationFor(path: string, execPath: string): readonly string[] {
   const launcher = join(packageRoot(), 'bin', 'delegate');
-  if (sameFile(onPath('delegate', path), launcher)) return ['delegate'];
-  return [sameFile(onPath('node', path), execPath) ? 'node' : execPath, launcher];
+  const sameNode = sameFile(onPath('node', path), execPath);
+  // The launcher starts with `#!/usr/bin/env node`: bare `delegate` runs under PATH's node, so only when that is this
+  // one (found in review, s27rev4: with another node first on PATH, the hinted command ran under it, or failed).
+  if (sameNode && sameFile(onPath('delegate', path), launcher)) return ['delegate'];
+  return [sameNode ? 'node' : execPath, launcher];
 }
 
 /**

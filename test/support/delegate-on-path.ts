@@ -1,7 +1,7 @@
 // Vitest global setup: the tests run as after `npm link` (README, Install), with this checkout's launcher as
 // `delegate` on PATH, so the hints they read say `delegate …` as the README shows them. The hints' other forms (no
 // `delegate` on PATH, as `npm install && npx delegate …` leaves it) are tested with a PATH of their own, in
-// test/cli/invocation.test.ts.
+// test/cli/invocation.test.ts and test/e2e/hint-invocation.test.ts.
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
