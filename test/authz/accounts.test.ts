@@ -72,8 +72,9 @@ describe('password sign-in', () => {
     // The form says how long and for what a sign-in lasts.
     const form = (await browser.get(`${authz.issuer}/login?next=%2Fgrants`)).html;
     expect(form).toContain('Signing in lets this browser go on to this one page, for 10 minutes');
-    // An http loopback issuer: `delegate login` by ports signs its owner in.
-    expect(form).toContain('run <code>delegate login</code> here');
+    // An http loopback issuer: the owner needs no password there; for /grants, `delegate grants list` is theirs (login
+    // signs in its own request and never opens /grants).
+    expect(form).toContain('run <code>delegate grants list</code> here');
     const res = await signIn(browser, 'alice', 'correct horse battery');
     expect(res.status).toBe(303);
     expect(res.location).toMatch(GRANTS_VIEW);
