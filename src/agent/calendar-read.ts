@@ -83,7 +83,7 @@ export function explainReadFailure(err: unknown, logger: CalendarReadDeps['logge
         // The delegation was approved for the calendar at its old address: only the person can approve the new one,
         // by signing in again (the consent page asks for it). Found in review: nothing said so.
         if (CALENDAR_MOVED.test(err.serverDescription ?? '')) {
-          return `Your delegation does not let CalendarAgent read your calendar's free/busy time${said} ${reauthorize?.() ?? 'Sign in again to approve its new address (with the delegate CLI: `delegate login`).'}`;
+          return `Your delegation does not let CalendarAgent read your calendar's free/busy time${said} ${reauthorize?.() ?? 'Sign in again, from the app that asked, to approve its new address: the consent page asks for it.'}`;
         }
         return `Your delegation does not let CalendarAgent read your calendar's free/busy time${said}`;
       case 'invalid_scope':

@@ -41,9 +41,13 @@ export function nameTaken(name: string, replaceable = true): UserError {
   return new UserError('NAME_TAKEN', `There is already an account named ${name}.`, replaceable ? name : undefined);
 }
 
-/** The refusal of a password for the local owner (OWNER_PASSWORD): it signs in without one. `configFile` as for ownerZoneSetting. */
-export function ownerHasNoPassword(name: string, configFile?: string): UserError {
-  return new UserError('OWNER_PASSWORD', `${name} is the local owner, which signs in with \`delegate login\` and has no password; its time zone is set by ${ownerZoneSetting(configFile)}.`);
+/**
+ * The refusal of a password for the local owner (OWNER_PASSWORD): it signs in without one. `configFile` as for
+ * ownerZoneSetting; `delegate` what runs delegate in the person's shell (the CLI's delegateCommand: found in review,
+ * s27hint, a bare `delegate` where none is on PATH).
+ */
+export function ownerHasNoPassword(name: string, configFile?: string, delegate = 'delegate'): UserError {
+  return new UserError('OWNER_PASSWORD', `${name} is the local owner, which signs in with \`${delegate} login\` and has no password; its time zone is set by ${ownerZoneSetting(configFile)}.`);
 }
 
 /**
@@ -90,7 +94,7 @@ export async function ownerNameBeside(store: Store, name: string): Promise<strin
  */
 export async function addUser(
   store: Store,
-  input: { name: string; password: string; timeZone: string; replace?: boolean; replaceTimeZone?: boolean; configFile?: string },
+  input: { name: string; password: string; timeZone: string; replace?: boolean; replaceTimeZone?: boolean; configFile?: string; delegate?: string },
   now: number,
   record?: { by: string },
 ): Promise<UserRecord & { added: boolean; previousTimeZone?: string }> {
@@ -127,10 +131,10 @@ export async function addUser(
  * (found in review, s23accounts: it said it changed both, and a password would be a second way in), as
  * set-time-zone refuses.
  */
-export function refusalOfPassword(existing: UserRecord | undefined, input: { name: string; replace?: boolean; configFile?: string }): UserError | undefined {
+export function refusalOfPassword(existing: UserRecord | undefined, input: { name: string; replace?: boolean; configFile?: string; delegate?: string }): UserError | undefined {
   if (!existing) return undefined;
   if (!input.replace || existing.name !== input.name) return nameTaken(existing.name, !existing.isOwner);
-  return existing.isOwner ? ownerHasNoPassword(existing.name, input.configFile) : undefined;
+  return existing.isOwner ? ownerHasNoPassword(existing.name, input.configFile, input.delegate) : undefined;
 }
 
 /**
@@ -196,7 +200,7 @@ export async function setUserTimeZone(
  * a database from before names were unique ignoring case may hold `alice` and `Alice`); the local owner
  * (OWNER_REMOVAL: it is the installation's own account, which `delegate login` signs in and the servers set up again).
  */
-export async function accountToRemove(store: Store, name: string): Promise<UserRecord> {
+export async function accountToRemove(store: Store, name: string, delegate = 'delegate'): Promise<UserRecord> {
   const exact = await store.userByName(name);
   const like = exact ? [exact] : (await store.listUsers()).filter((u) => u.name.toLowerCase() === name.toLowerCase());
   if (like.length === 0) throw new UserError('NO_SUCH_ACCOUNT', `There is no account named ${name}.`);
@@ -205,7 +209,7 @@ export async function accountToRemove(store: Store, name: string): Promise<UserR
   }
   const account = like[0]!;
   if (account.isOwner) {
-    throw new UserError('OWNER_REMOVAL', `${account.name} is the local owner, the account of this installation itself, which cannot be removed (\`delegate grants revoke\` ends its delegations).`);
+    throw new UserError('OWNER_REMOVAL', `${account.name} is the local owner, the account of this installation itself, which cannot be removed (\`${delegate} grants revoke\` ends its delegations).`);
   }
   return account;
 }

@@ -20,7 +20,7 @@ import { CommandFailed } from './errors.js';
 import { portHeldByAnotherUser } from '../http/listener-owner.js';
 import { packageVersion } from './version.js';
 import { printableClipped } from '../terminal-text.js';
-import { delegateCommand as delegateCommandPrefix } from './commands/mcp-config.js';
+import { sameDataDelegateCommand } from './commands/mcp-config.js';
 
 export interface RunningServer {
   name: string;
@@ -220,8 +220,10 @@ export async function buildAuth(
   extra: Pick<AuthServerOptions, 'sweepIntervalMs' | 'deviceRequestLimit' | 'registrationLimits' | 'clientDocuments' | 'trustProxy'> = {},
 ): Promise<FastifyInstance> {
   const clientDocuments = { privateHosts: cimdPrivateHostsFromEnv(processEnv()), ...extra.clientDocuments };
-  // The commands the sign-in pages show run this very delegate, as the owner's shell can (s27mcp finding 2).
-  const delegateCommand = (): string => delegateCommandPrefix(processEnv());
+  // The commands the sign-in pages show run this very delegate, as the owner's shell can (s27mcp finding 2), on this
+  // data directory (DELEGATE_HOME or XDG directories when not the default; s27hint). Only at a loopback issuer: at an
+  // https-published one the pages say plain `delegate` (buildAuthServer).
+  const delegateCommand = (): string => sameDataDelegateCommand(processEnv());
   return buildAuthServer({ issuer, store, ownerKeyPath: paths.ownerKey, dataDirectory: paths.home, ...(logger ? { logger } : {}), ...extra, clientDocuments, delegateCommand });
 }
 

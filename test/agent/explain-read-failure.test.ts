@@ -37,9 +37,9 @@ describe('explainReadFailure for a refused token exchange', () => {
   // delegation "does not reach" it, and nothing told the person that signing in again (the consent page) mends it.
   const moved = 'The delegation reaches http://127.0.0.1:8411, not http://127.0.0.1:9411, where the agent now reads the calendar: the calendar moved since it was approved.';
 
-  it('invalid_target for a calendar that moved names the remedy: `delegate login`', () => {
+  it('invalid_target for a calendar that moved names the remedy, signing in again, and no bare command (this agent does not know what runs delegate where the person is)', () => {
     const text = explainReadFailure(new TokenExchangeError('invalid_target', 'refused', moved), undefined);
-    expect(text).toBe(`Your delegation does not let CalendarAgent read your calendar's free/busy time: ${moved} Sign in again to approve its new address (with the delegate CLI: \`delegate login\`).`);
+    expect(text).toBe(`Your delegation does not let CalendarAgent read your calendar's free/busy time: ${moved} Sign in again, from the app that asked, to approve its new address: the consent page asks for it.`);
   });
 
   it('over stdio, the command that signs in again for this setup', () => {

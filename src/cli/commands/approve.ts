@@ -33,6 +33,7 @@ import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { startSpinner, stylesFor, type Spinner } from '../terminal.js';
 import { profilePaths } from './agent-access.js';
+import { delegateCommandLine } from './mcp-config.js';
 
 export interface ApproveArgs {
   ports: Ports;
@@ -172,7 +173,7 @@ async function requireServer(issuer: string): Promise<void> {
     .catch(() => undefined);
   if (metadata?.issuer !== issuer) {
     throw new CommandFailed(
-      `No delegate authorization server answers at ${issuer}: the request can be approved only while the server that it was made at runs (start it with \`delegate serve\`, on the ports the app uses).`,
+      `No delegate authorization server answers at ${issuer}: the request can be approved only while the server that it was made at runs (start it with \`${delegateCommandLine(['serve'])}\`, on the ports the app uses).`,
     );
   }
 }

@@ -14,6 +14,7 @@ import { EXIT_ERROR, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo, OutputStream } from '../io.js';
 import { namedClient, printable } from '../shown.js';
 import { parseSince, pickedAccount, readOnlyNotice, removedField, shownAccount, withStore, type AccountUse } from './admin-store.js';
+import { delegateCommandLine } from './mcp-config.js';
 
 export interface AuditArgs {
   paths: Paths;
@@ -46,7 +47,7 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
       if (args.json) return EXIT_OK;
       io.stdout.write(`The audit log is intact: ${verdict.count} records, head ${verdict.head}${keptHead !== undefined ? `; it holds the head you kept (${keptHead})` : ''}.\n`);
       // The chain shows changes inside it, not a cut tail or a chain rewritten whole: only a head kept elsewhere can.
-      if (keptHead === undefined) io.stderr.write(`Keep this head where whoever can write the log cannot; \`delegate audit --verify --head ${verdict.head}\` then also shows a log cut back or rewritten since.\n`);
+      if (keptHead === undefined) io.stderr.write(`Keep this head where whoever can write the log cannot; \`${delegateCommandLine(['audit', '--verify', '--head', verdict.head], io.env)}\` then also shows a log cut back or rewritten since.\n`);
       return EXIT_OK;
     }
     // Removed accounts too (users remove): the log keeps their records, under the names they had.
@@ -108,7 +109,7 @@ function checkedFilter(args: AuditArgs, now: number): Omit<AuditFilter, 'user'> 
 /** The head --head names, lower-cased; one that is not a head's hex digits, or without --verify, is bad usage. */
 function checkedHead(args: AuditArgs): string | undefined {
   if (args.head === undefined) return undefined;
-  if (!args.verify) throw new UsageError('--head goes with --verify: delegate audit --verify --head <hash>.');
+  if (!args.verify) throw new UsageError(`--head goes with --verify: ${delegateCommandLine(['audit', '--verify', '--head'])} HASH.`);
   const head = args.head.trim().toLowerCase();
   if (!KEPT_HEAD.test(head)) throw new UsageError('--head takes the head an earlier delegate audit --verify printed, or at least its first 8 hex digits.');
   return head;

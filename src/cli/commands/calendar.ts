@@ -18,7 +18,7 @@ import { createFeedLoader, normalizeFeedUrl, redactFeedUrl } from '../../calenda
 import { expandBusy, type ParsedCalendar } from '../../calendar/ics.js';
 import { createCalendarLoader } from '../../calendar/sources.js';
 import { DAY_MS } from '../../calendar/zone.js';
-import { demoCalendarPath, readUserConfig, resolvePaths, systemTimeZone, systemUserName, unknownKeysWarning, type Paths, type UserConfig } from '../../config.js';
+import { demoCalendarPath, readUserConfig, resolvePaths, systemTimeZone, systemUserName, unknownKeysWarning, type Env, type Paths, type UserConfig } from '../../config.js';
 import type { CalendarFeedRecord, CalendarRecord, Store, UserRecord } from '../../store/index.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -111,11 +111,11 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
     // Added all the same (the owner chose it), but said: its busy times are whoever controls it's (found in review, s27web).
     const untrusted = record.kind === 'file' ? untrustedFileReason(record.source) : undefined;
     if (untrusted) io.stderr.write(shown`delegate: warning: calendar "${args.name}": the file ${record.source} ${untrusted}: searches would count whatever busy times another user puts there. Keep calendar files in a directory of your own.\n`);
-    const unseen = await delegationsNotSeeing(store, owner.id, args.name, io.now());
+    const unseen = await delegationsNotSeeing(store, owner.id, args.name, io.now(), io.env);
     if (unseen) io.stderr.write(`${unseen}\n`);
     if (existing.some((c) => c.kind === 'file' && c.source === demoCalendarPath())) {
       const demo = existing.find((c) => c.source === demoCalendarPath())!;
-      io.stderr.write(`The demo calendar "${demo.name}" still counts too; remove it with: delegate calendar remove ${demo.name}\n`);
+      io.stderr.write(`The demo calendar "${demo.name}" still counts too; remove it with: ${delegateCommandLine(['calendar', 'remove', demo.name], io.env)}\n`);
     }
     return EXIT_OK;
   });
@@ -140,13 +140,13 @@ export async function calendarListCommand(args: CalendarListArgs, io: CliIo): Pr
     for (const calendar of calendars) {
       listings.push(calendar.kind === 'url' ? feedListing(calendar, await store.calendarFeed(calendar.id), args.showUrls) : await fileListing(calendar));
     }
-    if (!owner) io.stderr.write('Nothing is set up yet: a new owner starts with the demo calendar, unless their first command is `delegate calendar add`.\n');
+    if (!owner) io.stderr.write(`Nothing is set up yet: a new owner starts with the demo calendar, unless their first command is \`${delegateCommandLine(['calendar', 'add'], io.env)}\`.\n`);
     if (args.json) {
       io.stdout.write(`${JSON.stringify(listings)}\n`);
       return EXIT_OK;
     }
     if (listings.length === 0) {
-      io.stderr.write('No calendars: searches have nothing to check. Add one with: delegate calendar add NAME FILE, or delegate calendar add NAME for a feed (it asks for its address)\n');
+      io.stderr.write(`No calendars: searches have nothing to check. Add one with: ${delegateCommandLine(['calendar', 'add', 'NAME', 'FILE'], io.env)}, or ${delegateCommandLine(['calendar', 'add', 'NAME'], io.env)} for a feed (it asks for its address)\n`);
       return EXIT_OK;
     }
     for (const listing of listings) io.stdout.write(`${listingLines(listing, zone).join('\n')}\n`);
@@ -217,7 +217,7 @@ async function calendarSource(args: CalendarAddArgs, io: CliIo): Promise<Pick<Ca
   const address = text.trim();
   if (address === '' && typed) throw new UsageError(`No feed address was typed: calendar "${args.name}" was not added.`);
   if (address === '') {
-    throw new UsageError('No feed address on standard input: pipe it, on one line, or run the command at a terminal to type it. A calendar file is named instead: `delegate calendar add NAME FILE`.');
+    throw new UsageError(`No feed address on standard input: pipe it, on one line, or run the command at a terminal to type it. A calendar file is named instead: \`${delegateCommandLine(['calendar', 'add', 'NAME', 'FILE'], io.env)}\`.`);
   }
   return { kind: 'url', source: feedUrl(address, `${typed ? 'typed' : 'on standard input'} is not`) };
 }
@@ -233,7 +233,7 @@ async function pipedLine(io: CliIo): Promise<string> {
 function feedUrl(address: string, is: string): string {
   const url = URL_FORM.test(address) ? normalizeFeedUrl(address) : undefined;
   // Found in review (s23new): a file's path piped, as the address once was given, said only "not an http… address".
-  const file = URL_FORM.test(address) ? '' : ' A calendar file is named on the command line instead: `delegate calendar add NAME FILE`.';
+  const file = URL_FORM.test(address) ? '' : ` A calendar file is named on the command line instead: \`${delegateCommandLine(['calendar', 'add', 'NAME', 'FILE'])}\`.`;
   if (!url) throw new UsageError(`The feed address ${is} an http, https or webcal address without credentials ("${redactFeedUrl(address)}").${file}`);
   return url;
 }
@@ -267,7 +267,7 @@ async function withOwner<T>(paths: Paths, io: CliIo, start: { demo: boolean }, w
  * and how to let one see it. A sign-in the grant already covers shows no consent page (grant-policy.ts), so
  * `delegate login` alone does not ask again: the delegation is ended first. Undefined when every one sees it.
  */
-async function delegationsNotSeeing(store: Store, userId: string, calendar: string, now: number): Promise<string | undefined> {
+async function delegationsNotSeeing(store: Store, userId: string, calendar: string, now: number, env: Env): Promise<string | undefined> {
   const grants = (await store.listGrants(userId)).filter((g) => g.revokedAt === null && g.expiresAt > now);
   const named: Array<{ id: string; text: string }> = [];
   for (const grant of grants) {
@@ -281,8 +281,8 @@ async function delegationsNotSeeing(store: Store, userId: string, calendar: stri
     named.push({ id: grant.id, text: shown`${agent} via ${app} (${grant.id}: only ${[...new Set(limits.flat())].join(', ')})` });
   }
   if (named.length === 0) return undefined;
-  const revoke = delegateCommandLine(['grants', 'revoke', named.length === 1 ? named[0]!.id : 'ID']);
-  return `Not seen by ${named.map((n) => n.text).join('; ')}. ${shown`To let one see "${calendar}"`}, end it (\`${revoke}\`) and sign in again (\`delegate login\`, or from its app): the consent page asks again.`;
+  const revoke = delegateCommandLine(['grants', 'revoke', named.length === 1 ? named[0]!.id : 'ID'], env);
+  return `Not seen by ${named.map((n) => n.text).join('; ')}. ${shown`To let one see "${calendar}"`}, end it (\`${revoke}\`) and sign in again (\`${delegateCommandLine(['login'], env)}\`, or from its app): the consent page asks again.`;
 }
 
 /** The demo calendar a new owner starts with (`userId` undefined: an owner not created yet). */

@@ -13,6 +13,7 @@ import type { CliIo } from '../io.js';
 import { shown } from '../shown.js';
 import { withStore } from './admin-store.js';
 import { warnIfServedElsewhere } from '../served-elsewhere.js';
+import { delegateCommandLine } from './mcp-config.js';
 
 export interface RotateKeysArgs {
   paths: Paths;
@@ -22,7 +23,7 @@ export interface RotateKeysArgs {
 }
 
 export async function keysRotateCommand(args: RotateKeysArgs, io: CliIo): Promise<number> {
-  if (!existsSync(args.paths.db)) throw new CommandFailed('There is no signing key to rotate yet: the authorization server creates one when it first starts (delegate serve).');
+  if (!existsSync(args.paths.db)) throw new CommandFailed(`There is no signing key to rotate yet: the authorization server creates one when it first starts (${delegateCommandLine(['serve'], io.env)}).`);
   const at = io.now();
   const result = await withStore(args.paths, async (store) => {
     // The servers of this data directory sign access tokens for DEFAULT_LIFETIMES.accessTokenSec at most.

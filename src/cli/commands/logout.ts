@@ -23,10 +23,11 @@ import { sameOriginOrLoopbackAlias } from '../../delegation/resource.js';
 import { profilePaths, ServersInUse, type AgentAccessArgs } from './agent-access.js';
 import { storedAgentKey } from '../stored-agent.js';
 import { shown } from '../shown.js';
+import { delegateCommandLine } from './mcp-config.js';
 
 export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<number> {
   if (delegateToken(io.env) !== undefined) {
-    throw new CommandFailed('DELEGATE_TOKEN is set, and it is what delegate uses. Unset it first; to sign out its delegation, run `delegate logout` without it.');
+    throw new CommandFailed(`DELEGATE_TOKEN is set, and it is what delegate uses. Unset it first; to sign out its delegation, run \`${delegateCommandLine(['logout'], io.env)}\` without it.`);
   }
   const paths = profilePaths(io, args.profile);
   let stored;
@@ -40,7 +41,7 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     if (keptAs === undefined) return logoutCommand(args, io);
     throw new CommandFailed(
       `The token cache ${paths.tokenCache} could not be read, so none of its tokens could be revoked at the server: they stay valid there until they expire ` +
-        `(\`delegate grants list\` shows what is delegated, \`delegate grants revoke\` ends it). It is kept aside as ${keptAs}; this computer is signed out.`,
+        `(\`${delegateCommandLine(['grants', 'list'], io.env)}\` shows what is delegated, \`${delegateCommandLine(['grants', 'revoke'], io.env)}\` ends it). It is kept aside as ${keptAs}; this computer is signed out.`,
     );
   }
   // With --agent-url, only that agent's sign-in is revoked and forgotten (as `gh auth logout --hostname`); the rest stays.
@@ -93,7 +94,7 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   }
   // Its revocation would have ended the other sign-in's delegation too, signing it out (client/credentials.ts sameDelegation).
   for (const r of result.kept) {
-    io.stderr.write(shown`Kept the delegation${r.grantId === undefined ? '' : ` (grant ${r.grantId})`} at ${r.issuer}: the sign-in for ${r.heldBy} uses it too; \`delegate logout --agent-url ${r.heldBy}\` ends it.\n`);
+    io.stderr.write(shown`Kept the delegation${r.grantId === undefined ? '' : ` (grant ${r.grantId})`} at ${r.issuer}: the sign-in for ${r.heldBy} uses it too; \`${delegateCommandLine(['logout', '--agent-url', r.heldBy], io.env)}\` ends it.\n`);
   }
   if (result.removed) io.stderr.write(`${forgotten}\n`);
   else if (result.revoked.length === 0 && result.failed.length === 0) io.stderr.write(`${notSignedIn}: nothing to do.\n`);

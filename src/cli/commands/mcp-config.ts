@@ -91,8 +91,12 @@ export function loginCommandLine(args: SameServers, io: CliIo, extra: readonly s
 export function sameSetupCommandLine(args: SameServers, io: Pick<CliIo, 'env'>, words: readonly string[]): string {
   // The value quoted, not the whole word: a shell takes `NAME=value` as a setting only when `NAME=` is bare (found in
   // review: `'DELEGATE_HOME=/tmp/a b' delegate login` ran a program of that name).
-  const env = Object.entries(pathsEnvironment(io.env)).map(([k, v]) => `${k}=${shellQuote(v)}`);
-  return [...env, sameShellCommandLine(args, io, words)].join(' ');
+  return [...pathsSettings(io.env), sameShellCommandLine(args, io, words)].join(' ');
+}
+
+/** `NAME=value` for each of pathsEnvironment's variables, the value quoted for a shell, ready to go before a command. */
+function pathsSettings(env: Env): string[] {
+  return Object.entries(pathsEnvironment(env)).map(([k, v]) => `${k}=${shellQuote(v)}`);
 }
 
 /**
@@ -115,6 +119,16 @@ export function delegateCommandLine(words: readonly string[], env: Env = process
 /** The start of every command line a hint prints (delegateCommandLine's, without words), e.g. for a server's pages. */
 export function delegateCommand(env: Env = processEnv()): string {
   return delegateInvocation(env).map(shellQuote).join(' ');
+}
+
+/**
+ * delegateCommand with this data directory (and config file) pinned, as sameSetupCommandLine pins them: for the
+ * commands a server's pages show, which the owner runs in some shell, not necessarily the one that started the
+ * server (found in review, s27hint: with `DELEGATE_HOME=/x/srv delegate serve`, the page's `… approve` run without it
+ * exited 1, "run from another data directory"). Just delegateCommand with the default data directory.
+ */
+export function sameDataDelegateCommand(env: Env = processEnv()): string {
+  return [...pathsSettings(env), delegateCommand(env)].join(' ');
 }
 
 export async function mcpConfigCommand(args: McpConfigArgs, io: CliIo): Promise<number> {

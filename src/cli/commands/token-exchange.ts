@@ -36,6 +36,7 @@ import { readAgentPrivateKey } from '../agent-key.js';
 import { hostIsLoopback } from '../args.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { delegateCommandLine } from './mcp-config.js';
 
 export interface TokenExchangeArgs {
   paths: Paths;
@@ -176,7 +177,7 @@ function noHelperNote(subject: string): string {
   const grant = readGrantId(subject);
   return (
     ' The delegation allows no helper agent (on the consent page: "No — only CalendarAgent itself"). To allow one, end it' +
-    `${grant ? ` (\`delegate grants revoke ${grant}\`)` : ''} and sign in again, choosing "Yes — one helper agent".`
+    `${grant ? ` (\`${delegateCommandLine(['grants', 'revoke', grant])}\`)` : ''} and sign in again, choosing "Yes — one helper agent".`
   );
 }
 
@@ -251,7 +252,7 @@ async function fetchJson(url: string): Promise<Record<string, unknown>> {
  */
 function notAnswered(issuer: string): CommandFailed {
   const what = hostIsLoopback(new URL(issuer).hostname)
-    ? "Start delegate's servers (`delegate serve`), or name the running one with --auth-port or --issuer."
+    ? `Start delegate's servers (\`${delegateCommandLine(['serve'])}\`), or name the running one with --auth-port or --issuer.`
     : 'Check that it runs and that --issuer names it.';
   return new CommandFailed(`The authorization server at ${issuer} did not answer. ${what}`);
 }

@@ -23,7 +23,7 @@ import { readOnlyNotice, removedField, shownAccount, withStore } from './admin-s
 import { shown } from '../shown.js';
 import { isInteractive } from '../terminal.js';
 import { warnIfServedElsewhere } from '../served-elsewhere.js';
-import { delegateCommandLine } from './mcp-config.js';
+import { delegateCommand, delegateCommandLine } from './mcp-config.js';
 
 export async function usersAddCommand(args: { paths: Paths; name: string; timeZone?: string; replace: boolean }, io: CliIo): Promise<number> {
   // A malformed name is bad usage: said before the password is read or the database opened.
@@ -34,7 +34,7 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   const existing = await accountLike(args.paths, args.name);
   const idLike = existing ? undefined : newAccountNameProblem(args.name);
   if (idLike) throw new UsageError(idLike);
-  const refusal = refusalOfPassword(existing, { ...args, configFile: args.paths.config });
+  const refusal = refusalOfPassword(existing, { ...args, configFile: args.paths.config, delegate: delegateCommand(io.env) });
   if (refusal) throw commandFailure(refusal);
   const password = await readPassword(args, io);
   // An account added by another process since that look is refused here, in the same words (addUser: NAME_TAKEN).
@@ -49,6 +49,7 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
         replace: args.replace,
         replaceTimeZone: args.timeZone !== undefined,
         configFile: args.paths.config,
+        delegate: delegateCommand(io.env),
       },
       io.now(),
       { by: 'cli' },
@@ -146,7 +147,7 @@ export async function usersListCommand(args: { paths: Paths; json: boolean; all:
     io.stdout.write(`${JSON.stringify(listings)}\n`);
     return EXIT_OK;
   }
-  if (listings.length === 0) io.stderr.write('No accounts yet: the first `delegate serve` (or login) sets up the local owner; `delegate users add NAME` adds a named one.\n');
+  if (listings.length === 0) io.stderr.write(`No accounts yet: the first \`${delegateCommandLine(['serve'], io.env)}\` (or login) sets up the local owner; \`${delegateCommandLine(['users', 'add', 'NAME'], io.env)}\` adds a named one.\n`);
   for (const a of listings) {
     const grants = `${a.active_grants} active ${a.active_grants === 1 ? 'grant' : 'grants'}`;
     const signIn = a.last_sign_in_at === null ? 'never signed in' : `last sign-in ${a.last_sign_in_at}`;
@@ -195,7 +196,7 @@ export async function usersRemoveCommand(args: { paths: Paths; name: string; yes
   const look = await withStore(
     args.paths,
     async (store) => {
-      const account = await accountToRemove(store, args.name).catch(userFailure);
+      const account = await accountToRemove(store, args.name, delegateCommand(io.env)).catch(userFailure);
       const grants = (await store.listGrants(account.id)).filter((g) => activeAt(g, now)).length;
       return { account, grants, calendars: (await store.listCalendars(account.id)).length };
     },
