@@ -11,7 +11,7 @@ import { CALENDAR_DETAIL_TYPE, canonicalResource, protectedResourceMetadataUrl }
 import { loadOrCreateAgentKey, type AgentIdentity } from '../agent/identity.js';
 import { buildCalendarServer } from '../calendar/server.js';
 import { calendarLoaderFor, userCalendarsFromStore } from './calendar-backend.js';
-import { cimdPrivateHostsFromEnv, demoCalendarPath, processEnv, systemTimeZone, systemUserName, type Paths } from '../config.js';
+import { cimdPrivateHostsFromEnv, demoCalendarPath, processEnv, systemTimeZone, systemUserName, type Env, type Paths } from '../config.js';
 import type { AuditSink } from '../resource/audit.js';
 import { openStore, StoreError, type Store } from '../store/index.js';
 import { openCommandStore, setUpSigns } from './commands/admin-store.js';
@@ -20,7 +20,7 @@ import { CommandFailed } from './errors.js';
 import { portHeldByAnotherUser } from '../http/listener-owner.js';
 import { packageVersion } from './version.js';
 import { printableClipped } from '../terminal-text.js';
-import { sameDataDelegateCommand } from './commands/mcp-config.js';
+import { delegateCommandLine, sameDataDelegateCommand } from './commands/mcp-config.js';
 
 export interface RunningServer {
   name: string;
@@ -83,12 +83,12 @@ export async function bootstrap(
   return agentMove;
 }
 
-/** The line a start that moved CalendarAgent prints on stderr. */
-export function agentMoveNotice(move: AgentMove): string {
+/** The line a start that moved CalendarAgent prints on stderr; `env` the shell's that ran it, whose person reads it. */
+export function agentMoveNotice(move: AgentMove, env: Env = processEnv()): string {
   const ended =
     move.grantsRevoked === 0
       ? 'no delegation was given for the old address'
-      : `${move.grantsRevoked === 1 ? 'the 1 delegation' : `the ${move.grantsRevoked} delegations`} given for the old address ended, and each app asks for approval again (\`delegate audit\` lists them as grant_revoked)`;
+      : `${move.grantsRevoked === 1 ? 'the 1 delegation' : `the ${move.grantsRevoked} delegations`} given for the old address ended, and each app asks for approval again (\`${delegateCommandLine(['audit'], env)}\` lists them as grant_revoked)`;
   return `CalendarAgent moved from ${move.from} to ${move.to}: ${ended}.`;
 }
 

@@ -212,6 +212,12 @@ describe('the CLI’s other hints, without `delegate` on PATH', () => {
     expect(listed.status, listed.stderr).toBe(0);
   });
 
+  it('a start that moved CalendarAgent: the audit command it names', async () => {
+    const { agentMoveNotice } = await import('../../src/cli/servers.js');
+    const notice = agentMoveNotice({ from: 'http://127.0.0.1:1/mcp', to: 'http://127.0.0.1:2/mcp', grantsRevoked: 1 }, { PATH: bare });
+    expect(notice).toContain(`(\`node ${delegateBin} audit\` lists them as grant_revoked)`);
+  });
+
   it('keys rotate before any server ran: the serve command it names', async () => {
     const home = join(mkdtempSync(join(root, 'keys-')), 'home');
     const run = await cli(home, ['keys', 'rotate']);
