@@ -14,7 +14,7 @@ import type { ClientRecord, ResourceRecord, SessionRecord } from '../store/index
 import type { FormBody } from '../http/app.js';
 import { issueCode } from './code.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
-import type { AuthContext } from './context.js';
+import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
 import { calendarNames, renderConsent, savePendingRequest } from './consent-page.js';
 import { AGENTS_ONLY, grantCovers, requestedDetails, takesUserTokens } from './grant-policy.js';
 import { redirectToClient } from './redirect.js';
@@ -53,19 +53,44 @@ export function registerAuthorize(app: FastifyInstance, ctx: AuthContext): void 
       case 'page-error':
         return sendErrorPage(reply, outcome.status, outcome.heading, outcome.detail);
       case 'redirect-error':
-        if (!(await errorMayGoBack(req, ctx, outcome.client, outcome.redirectUri))) {
-          return sendErrorPage(
-            reply,
-            400,
-            'This request cannot be completed',
-            `The app's request was refused (${outcome.error}): ${outcome.description.replace(/\.?$/, '.')} You were not sent on to ${notSentTo(new URL(outcome.redirectUri))}: any site can register as an app here, so this server sends you to one only for a request you can approve, or when you approved that app before.`,
-          );
-        }
-        return redirectToClient(reply, ctx, outcome.redirectUri, { error: outcome.error, error_description: outcome.description, state: outcome.state });
+        return sendRedirectError(req, reply, ctx, outcome);
       case 'ok':
         return showConsentOrSignIn(req, reply, ctx, outcome.request);
     }
   });
+}
+
+/** A refusal after the client and its redirect URI checked out: back to the client when that is safe, else a page. */
+async function sendRedirectError(req: FastifyRequest, reply: FastifyReply, ctx: AuthContext, outcome: Extract<Outcome, { kind: 'redirect-error' }>): Promise<FastifyReply> {
+  if (!(await errorMayGoBack(req, ctx, outcome.client, outcome.redirectUri))) {
+    return sendErrorPage(
+      reply,
+      400,
+      'This request cannot be completed',
+      `The app's request was refused (${outcome.error}): ${outcome.description.replace(/\.?$/, '.')} You were not sent on to ${notSentTo(new URL(outcome.redirectUri))}: any site can register as an app here, so this server sends you to one only for a request you can approve, or when you approved that app before.`,
+    );
+  }
+  return redirectToClient(reply, ctx, outcome.redirectUri, { error: outcome.error, error_description: outcome.description, state: outcome.state });
+}
+
+/** What /authorize says of a request already decided (RFC 6749 §4.1.2.1: invalid_request). */
+const ALREADY_DECIDED = 'This request was already decided; start again from the app.';
+
+/**
+ * The one-time identifier (Store.useOnce) of an authorization request, once decided: its client, state, PKCE challenge
+ * and redirect URI. A request is decided once (Approve, Deny, or a code for a grant that covers it): found in review
+ * (s27rev3, s27web), after an Approve the same request, opened again through a new sign-in (Back shows the sign-in
+ * page naming `delegate approve '<that URL>'`), got a consent page again: a Deny there left the Approve's grant, an
+ * Approve minted a second code. Device-flow requests are not keyed so: a device takes one decision (RFC 8628 §3.3,
+ * consent.ts take).
+ */
+export function decidedRequestKey(r: { clientId: string; state: string | null | undefined; codeChallenge: string; redirectUri: string }): string {
+  return `decided:${hashSecret(JSON.stringify([r.clientId, r.state ?? null, r.codeChallenge, r.redirectUri]))}`;
+}
+
+/** How long a decided request is remembered: as long as a request may wait for its decision. */
+export function decidedRequestExpiry(ctx: AuthContext, now: number): number {
+  return now + ctx.lifetimes.authRequestSec * 1000;
 }
 
 /**
@@ -176,10 +201,14 @@ async function validate(ctx: AuthContext, params: FormBody, requester: string): 
   }
   const details = requestedDetails(one('authorization_details'), resource);
   if (!details.ok) return fail('invalid_authorization_details', `The authorization details are not acceptable: ${details.reason}.`);
+  const codeChallenge = one('code_challenge')!;
+  if (redirectUri !== `${ctx.issuer}${DEVICE_DONE_PATH}` && (await ctx.store.usedAlready(decidedRequestKey({ clientId: client.clientId, state, codeChallenge, redirectUri }), ctx.now()))) {
+    return fail('invalid_request', ALREADY_DECIDED);
+  }
 
   return {
     kind: 'ok',
-    request: { client, redirectUri, redirectUriGiven, state, resource, scope: formatScope(scopes), codeChallenge: one('code_challenge')!, details: details.details },
+    request: { client, redirectUri, redirectUriGiven, state, resource, scope: formatScope(scopes), codeChallenge, details: details.details },
   };
 }
 
@@ -191,6 +220,10 @@ async function showConsentOrSignIn(req: FastifyRequest, reply: FastifyReply, ctx
 
   const grant = await ctx.store.activeGrant(signedIn.user.id, request.client.clientId, request.resource.url, now);
   if (grant && grantCovers(grant, request.resource, parseScope(request.scope), request.details) && identityAssured(req.url, signedIn.session, request)) {
+    // A code for this request decides it: the same request again gets no second one.
+    if (!(await ctx.store.useOnce(decidedRequestKey({ ...request, clientId: request.client.clientId }), decidedRequestExpiry(ctx, now), now))) {
+      return sendRedirectError(req, reply, ctx, { kind: 'redirect-error', client: request.client, redirectUri: request.redirectUri, state: request.state, error: 'invalid_request', description: ALREADY_DECIDED });
+    }
     req.log.info({ client: request.client.clientId, grant: grant.id }, 'covered by an existing grant');
     return issueCode(
       reply,

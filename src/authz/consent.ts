@@ -12,6 +12,7 @@ import type { FormBody } from '../http/app.js';
 import { uidsSaid } from '../http/listener-owner.js';
 import { AccountRemovedError, type AuditEventInput, type AuthRequestRecord, type ConsentGrantDecision, type ConsentGrantOutcome, type GrantRecord } from '../store/index.js';
 import { audit } from './audit.js';
+import { decidedRequestExpiry, decidedRequestKey } from './authorize.js';
 import { issueCode } from './code.js';
 import { KEEP_EXPIRY, applyChoices, readChoices, type ChoicesResult } from './consent-choices.js';
 import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
@@ -56,6 +57,7 @@ export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
       if (!(await spendSession(reply, ctx, signedIn.session.idHash))) return decisionTaken(reply);
       const taken = await take(ctx, pending, now, 'deny');
       if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
+      if (!(await decideOnce(ctx, taken, now))) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
       await audit(ctx, { event: 'consent', user: taken.userId, client: taken.clientId, resource: taken.resource, detail: { decision: 'denied', scope: taken.scope, ...flowOf(ctx, taken) } });
       req.log.info({ client: taken.clientId }, 'consent denied');
       return redirectToClient(reply, ctx, taken.redirectUri, { error: 'access_denied', error_description: 'The user denied the request.', state: taken.state ?? undefined }, 303);
@@ -123,7 +125,7 @@ async function approve(req: FastifyRequest, reply: FastifyReply, ctx: AuthContex
   if (!read.ok) return sendErrorPage(reply, 400, 'Your choices could not be used', read.reason);
   if (!(await spendSession(reply, ctx, sessionHash))) return decisionTaken(reply);
   const taken = await take(ctx, pending, now, 'approve');
-  if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
+  if (!taken || !(await decideOnce(ctx, taken, now))) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
 
   // The grant is decided again against the one found in the transaction that writes it: another Approve for the same
   // client (a second consent page of the same app, approved at the same moment) may have written one since the look
@@ -251,6 +253,14 @@ export function narrows(before: GrantRecord, after: GrantRecord): boolean {
  */
 function take(ctx: AuthContext, pending: AuthRequestRecord, now: number, decision: 'approve' | 'deny'): Promise<AuthRequestRecord | undefined> {
   return viaDevice(ctx, pending) ? ctx.store.takeDeviceAuthRequest(pending.id, now, decision) : ctx.store.takeAuthRequest(pending.id, now);
+}
+
+/**
+ * Records the request as decided (authorize.ts decidedRequestKey): false when it was already, by another page of it
+ * opened under another sign-in. Device-flow requests are decided once with their device (take).
+ */
+async function decideOnce(ctx: AuthContext, taken: AuthRequestRecord, now: number): Promise<boolean> {
+  return viaDevice(ctx, taken) || ctx.store.useOnce(decidedRequestKey(taken), decidedRequestExpiry(ctx, now), now);
 }
 
 /** Whether the device flow made this request (its redirect URI is this server's /device/done). */

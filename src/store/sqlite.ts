@@ -1436,6 +1436,10 @@ class SqliteStore implements Store {
     });
   }
 
+  async usedAlready(id: string, now: number): Promise<boolean> {
+    return this.get('SELECT 1 AS found FROM used_once WHERE id = ? AND expires_at > ?', [id, now]) !== undefined;
+  }
+
   async createAuthRequest(a: AuthRequestRecord): Promise<void> {
     this.run(
       `INSERT INTO auth_requests (id, session_hash, user_id, client_id, redirect_uri, redirect_uri_given, scope, resource, state, code_challenge, authorization_details, calendars_shown, csrf_hash, created_at, expires_at)

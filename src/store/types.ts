@@ -492,6 +492,8 @@ export interface Store {
   deleteSession(idHash: string): Promise<boolean>;
   /** Records a one-time identifier (a login assertion's or client assertion's jti); false if it was seen before. */
   useOnce(id: string, expiresAt: number, now: number): Promise<boolean>;
+  /** Whether a one-time identifier is recorded and not yet expired; records nothing. */
+  usedAlready(id: string, now: number): Promise<boolean>;
 
   // Authorization requests awaiting consent
   /** Throws AccountRemovedError, writing nothing, when the request's account was retired (`users remove`) meanwhile. */

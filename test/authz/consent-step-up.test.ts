@@ -20,7 +20,8 @@ afterAll(async () => authz.close());
 
 async function consentPage(clientId: string, scope: string, extra?: Record<string, string>) {
   const browser = new Browser();
-  const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's', challenge, scope, ...(extra ? { extra } : {}) });
+  // A new request each time, as an app makes one (its own challenge): a request is decided once (authorize.ts).
+  const href = authorizeUrl(authz.issuer, { clientId, redirectUri: REDIRECT, resource: authz.agentUrl, state: 's', challenge: pkcePair().challenge, scope, ...(extra ? { extra } : {}) });
   const page = await signInAndOpenConsent(browser, authz.issuer, authz.ownerJwk, href);
   expect(page.status, page.html.slice(0, 300)).toBe(200);
   return { browser, page };

@@ -68,7 +68,7 @@ afterAll(async () => {
 function withCookie(cookie: string) {
   return async (url: string) => {
     const res = await fetch(url, { headers: { cookie: `${cookieName}=${cookie}` }, redirect: 'manual' });
-    return { status: res.status, html: await res.text() };
+    return { status: res.status, html: await res.text(), location: res.headers.get('location') };
   };
 }
 
@@ -114,9 +114,11 @@ describe('the owner’s session cookie taken by a listener on another loopback p
     expect(seen.filter((s) => s.url.startsWith('/cb?')).at(-1)?.url).toContain('error=access_denied');
     // The cookie is cleared by the decision, so the redirect should carry none; whatever was taken opens nothing.
     const taken = [before!, cookieSeenAt('/cb?')].filter((c): c is string => c !== undefined && c !== '');
+    // The request is decided: it goes back to the app refused (invalid_request), session or none.
     for (const cookie of taken) {
       const { result, changed } = await stateChangedBy(stack, () => withCookie(cookie)(request));
-      expect(result.status).toBe(403);
+      expect(result.status).toBe(302);
+      expect(new URL(result.location!).searchParams.get('error')).toBe('invalid_request');
       expect(result.html).not.toContain('name="decision"');
       expect(changed).toEqual([]);
     }
@@ -179,5 +181,72 @@ describe('a session cookie planted on more specific paths by a page on another l
     expect(landed.searchParams.get('state')).toBe('planted');
     expect(landed.searchParams.get('code')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     await context.close();
+  });
+});
+
+describe('one request, one decision: through a new sign-in too', () => {
+  it('after the Approve, the same request opened again by a new owner link gets no consent page and no code: invalid_request back to the app, the grant as approved', { timeout: 60_000 }, async () => {
+    const client = await registerPublicClient(stack.issuer, [callback.uri]);
+    const request = authorizeUrl(stack.issuer, { clientId: client, redirectUri: callback.uri, resource: stack.agentUrl, scope: 'slots:find', state: 'again', challenge: pkcePair().challenge });
+    const context = await chromium.newContext();
+    const page = await context.newPage();
+    await page.goto(await ownerLink(stack, request.slice(stack.issuer.length), { approval: true }));
+    await Promise.all([page.waitForURL(/\/callback\?/), page.getByRole('button', { name: 'Approve', exact: true }).click()]);
+    expect(callback.received.at(-1)!.searchParams.get('code')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const grants = (await stack.store.listGrants(await ownerId())).filter((g) => g.clientId === client);
+    expect(grants).toHaveLength(1);
+    const from = callback.received.length;
+
+    // Back shows the sign-in page naming `delegate approve '<the same request>'`; the owner runs it (both kinds of link).
+    for (const approval of [true, false]) {
+      const again = await context.newPage();
+      const seenConsent: string[] = [];
+      again.on('response', (r) => {
+        if (new URL(r.url()).pathname === '/authorize') seenConsent.push(String(r.status()));
+      });
+      await Promise.all([again.waitForURL(/\/callback\?/), again.goto(await ownerLink(stack, request.slice(stack.issuer.length), { approval }))]);
+      const landed = callback.received.at(-1)!;
+      expect(landed.searchParams.get('error')).toBe('invalid_request');
+      expect(landed.searchParams.get('error_description')).toContain('already decided');
+      expect(landed.searchParams.get('state')).toBe('again');
+      expect(landed.searchParams.get('iss')).toBe(stack.issuer);
+      expect(landed.searchParams.has('code')).toBe(false);
+      expect(seenConsent).not.toContain('200');
+      await again.close();
+    }
+    expect(callback.received.slice(from).some((u) => u.searchParams.has('code'))).toBe(false);
+    expect((await stack.store.listGrants(await ownerId())).filter((g) => g.clientId === client)).toEqual(grants);
+    const decisions = (await stack.store.listAudit()).filter((r) => r.event === 'consent' && r.client === client).map((r) => r.detail.decision);
+    expect(decisions).toEqual(['approved']);
+    await context.close();
+  });
+
+  it('two consent pages of one request under two sign-ins: the Approve on one, then the Deny on the other is refused; the app got the Approve only', { timeout: 60_000 }, async () => {
+    const client = await registerPublicClient(stack.issuer, [callback.uri]);
+    const request = authorizeUrl(stack.issuer, { clientId: client, redirectUri: callback.uri, resource: stack.agentUrl, scope: 'slots:find', state: 'two-sign-ins', challenge: pkcePair().challenge });
+    const pages = [];
+    for (let i = 0; i < 2; i++) {
+      const context = await chromium.newContext();
+      const page = await context.newPage();
+      await page.goto(await ownerLink(stack, request.slice(stack.issuer.length), { approval: true }));
+      await page.getByRole('button', { name: 'Deny', exact: true }).waitFor();
+      pages.push(page);
+    }
+    const [first, second] = pages;
+    await Promise.all([first!.waitForURL(/\/callback\?/), first!.getByRole('button', { name: 'Approve', exact: true }).click()]);
+    expect(callback.received.at(-1)!.searchParams.get('code')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const from = callback.received.length;
+    const grants = (await stack.store.listGrants(await ownerId())).filter((g) => g.clientId === client);
+    expect(grants).toHaveLength(1);
+
+    const [answer] = await Promise.all([second!.waitForEvent('response', (r) => r.url().endsWith('/consent')), second!.getByRole('button', { name: 'Deny', exact: true }).click()]);
+    await second!.waitForLoadState();
+    expect(answer.status()).toBe(400);
+    expect(await second!.content()).toContain('This request has expired');
+    expect(callback.received.slice(from)).toEqual([]);
+    expect((await stack.store.listGrants(await ownerId())).filter((g) => g.clientId === client)).toEqual(grants);
+    const decisions = (await stack.store.listAudit()).filter((r) => r.event === 'consent' && r.client === client).map((r) => r.detail.decision);
+    expect(decisions).toEqual(['approved']);
+    for (const page of pages) await page.context().close();
   });
 });

@@ -207,8 +207,9 @@ describe('private-use URIs at /authorize: exact match (OAuth 2.1 §2.3.1), never
     expect(callbackParams(error.location!).get('state')).toBe('s');
     expect(callbackParams(error.location!).get('iss')).toBe(stack.issuer);
 
-    // The grant covers the request, but any app on the device may have claimed cursor:, so nina is asked again.
-    const { page: again } = await ninaOpens(request(CURSOR));
+    // The grant covers a new request (its own state; the first one, decided, is refused), but any app on the device
+    // may have claimed cursor:, so nina is asked again.
+    const { page: again } = await ninaOpens(request(CURSOR, (url) => url.searchParams.set('state', 's2')));
     expect(again.status).toBe(200);
     expect(again.location).toBeNull();
     expect(again.html).toContain('name="decision"');
