@@ -4,8 +4,9 @@
 // that would use the servers on its ports compares it with its own (src/cli/stack.ts) before it signs in or writes
 // anything (servers of another data directory trust another owner key, so the owner's sign-in link could only fail
 // there: found in review, regress21a); the calendar backend and CalendarAgent too, so that a serve command that finds
-// their port taken says whether this data directory's own servers hold it (found in review, s27ports). Two spellings of one directory (a symlink, a relative DELEGATE_HOME, a renamed directory) are one
-// identity; it is not a secret (anyone who may stat the directory can work it out), and no path is sent.
+// their port taken says whether this data directory's own servers hold it (found in review, s27ports). Two spellings
+// of one directory (a symlink, a relative DELEGATE_HOME, a renamed directory) are one identity; it is not a secret
+// (anyone who may stat the directory can work it out), and no path is sent.
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { isAnyLoopbackHost } from './delegation/resource.js';

@@ -14,7 +14,7 @@ import type { ClientRecord, ResourceRecord, SessionRecord } from '../store/index
 import type { FormBody } from '../http/app.js';
 import { issueCode } from './code.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
-import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
+import { viaDevice, type AuthContext } from './context.js';
 import { calendarNames, renderConsent, savePendingRequest } from './consent-page.js';
 import { AGENTS_ONLY, grantCovers, requestedDetails, takesUserTokens } from './grant-policy.js';
 import { redirectToClient } from './redirect.js';
@@ -202,7 +202,7 @@ async function validate(ctx: AuthContext, params: FormBody, requester: string): 
   const details = requestedDetails(one('authorization_details'), resource);
   if (!details.ok) return fail('invalid_authorization_details', `The authorization details are not acceptable: ${details.reason}.`);
   const codeChallenge = one('code_challenge')!;
-  if (redirectUri !== `${ctx.issuer}${DEVICE_DONE_PATH}` && (await ctx.store.usedAlready(decidedRequestKey({ clientId: client.clientId, state, codeChallenge, redirectUri }), ctx.now()))) {
+  if (!viaDevice(ctx, { redirectUri }) && (await ctx.store.usedAlready(decidedRequestKey({ clientId: client.clientId, state, codeChallenge, redirectUri }), ctx.now()))) {
     return fail('invalid_request', ALREADY_DECIDED);
   }
 

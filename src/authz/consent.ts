@@ -15,7 +15,7 @@ import { audit } from './audit.js';
 import { decidedRequestExpiry, decidedRequestKey } from './authorize.js';
 import { issueCode } from './code.js';
 import { KEEP_EXPIRY, applyChoices, readChoices, type ChoicesResult } from './consent-choices.js';
-import { DEVICE_DONE_PATH, type AuthContext } from './context.js';
+import { viaDevice, type AuthContext } from './context.js';
 import { constantTimeEqual, hashSecret, randomId } from './crypto.js';
 import { grantLimits, offeredDetails, pageOffer } from './grant-policy.js';
 import { sendAccountRemovedPage, sendErrorPage } from './pages.js';
@@ -56,8 +56,7 @@ export function registerConsent(app: FastifyInstance, ctx: AuthContext): void {
     if (decision === 'deny') {
       if (!(await spendSession(reply, ctx, signedIn.session.idHash))) return decisionTaken(reply);
       const taken = await take(ctx, pending, now, 'deny');
-      if (!taken) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
-      if (!(await decideOnce(ctx, taken, now))) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
+      if (!taken || !(await decideOnce(ctx, taken, now))) return sendErrorPage(reply, 400, 'This request has expired', 'Its decision was already taken.');
       await audit(ctx, { event: 'consent', user: taken.userId, client: taken.clientId, resource: taken.resource, detail: { decision: 'denied', scope: taken.scope, ...flowOf(ctx, taken) } });
       req.log.info({ client: taken.clientId }, 'consent denied');
       return redirectToClient(reply, ctx, taken.redirectUri, { error: 'access_denied', error_description: 'The user denied the request.', state: taken.state ?? undefined }, 303);
@@ -263,10 +262,6 @@ async function decideOnce(ctx: AuthContext, taken: AuthRequestRecord, now: numbe
   return viaDevice(ctx, taken) || ctx.store.useOnce(decidedRequestKey(taken), decidedRequestExpiry(ctx, now), now);
 }
 
-/** Whether the device flow made this request (its redirect URI is this server's /device/done). */
-function viaDevice(ctx: AuthContext, request: AuthRequestRecord): boolean {
-  return request.redirectUri === `${ctx.issuer}${DEVICE_DONE_PATH}`;
-}
 
 /**
  * What a consent record says of the flow: the device flow's approvals say so (found in review: an owner asking "what

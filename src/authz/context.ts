@@ -79,6 +79,11 @@ export interface AuthContext {
  */
 export const DEVICE_DONE_PATH = '/device/done';
 
+/** Whether the device flow made this request: its redirect URI is this server's own DEVICE_DONE_PATH. */
+export function viaDevice(ctx: Pick<AuthContext, 'issuer'>, request: { redirectUri: string }): boolean {
+  return request.redirectUri === `${ctx.issuer}${DEVICE_DONE_PATH}`;
+}
+
 export function endpointsFor(issuer: string): Endpoints {
   return {
     authorization: `${issuer}/authorize`,

@@ -154,12 +154,13 @@ export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined,
 async function keepToRevoke(cache: TokenCache, replaced: ReplacedSignIn): Promise<boolean> {
   const tokens = tokensFor(replaced.cache, replaced.issuer, replaced.resource);
   if (tokens === undefined) return false;
+  const grant = grantOf(tokens.access_token);
   const pending: PendingRevocation = {
     issuer: replaced.issuer,
     resource: replaced.resource,
     client_id: replaced.clientId,
     ...(tokens.refresh_token !== undefined ? { token: tokens.refresh_token, token_type_hint: 'refresh_token' } : { token: tokens.access_token, token_type_hint: 'access_token' }),
-    ...(grantOf(tokens.access_token) !== undefined ? { grant_id: grantOf(tokens.access_token)! } : {}),
+    ...(grant !== undefined ? { grant_id: grant } : {}),
     failed_at: cache.now(),
   };
   return cache.update((data) => addPendingRevocation(data, pending)).then(
