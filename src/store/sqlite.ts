@@ -355,22 +355,18 @@ function newerSchema(path: string, version: number): StoreError {
 
 /** Brings the schema up to date; the version this process migrated from, or undefined when it applied none. */
 function migrate(db: BetterSqlite3.Database, path: string): number | undefined {
-  // The version is read inside each IMMEDIATE transaction: processes that open a
-  // new database at once (serve-auth, serve-calendar, serve-agent) take turns,
-  // and none applies a migration another has just applied.
-  let from: number | undefined;
-  for (;;) {
-    const applied = db.transaction(() => {
-      const version = db.pragma('user_version', { simple: true }) as number;
-      if (version > MIGRATIONS.length) throw newerSchema(path, version);
-      if (version >= MIGRATIONS.length) return false;
-      db.exec(MIGRATIONS[version]!);
-      db.pragma(`user_version = ${version + 1}`);
-      from ??= version;
-      return true;
-    }).immediate();
-    if (!applied) return from;
-  }
+  // Every due migration in one IMMEDIATE transaction, the version read inside it: processes that open a new database
+  // at once (serve-auth, serve-calendar, serve-agent; two `serve` started together) take turns, none applies a
+  // migration another has applied, and none finds a schema half set up. Found by CI: with a transaction for each
+  // migration, a second process took over a new database at schema 2 and said it had upgraded an older one.
+  return db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) throw newerSchema(path, version);
+    if (version >= MIGRATIONS.length) return undefined;
+    for (let next = version; next < MIGRATIONS.length; next++) db.exec(MIGRATIONS[next]!);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+    return version;
+  }).immediate();
 }
 
 /** Room on a disk below which an I/O error is taken for the full disk: a few of SQLite's pages and a -shm chunk (32 KiB). */

@@ -1,6 +1,8 @@
 // Several processes opening a new data directory's database at the same
 // moment (as serve-auth, serve-calendar and serve-agent do when started
-// together) all succeed: the schema's migrations are applied once, in turn.
+// together) all succeed: the schema's migrations are applied once, by one of
+// them, all at once (none finds the schema half set up and takes it for an
+// older database to upgrade: found by CI, two `serve` started together).
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,20 +17,32 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function openInProcess(path: string, startAt: number, setUpBefore: string[] = []): Promise<{ code: number | null; stderr: string }> {
+interface Opened {
+  code: number | null;
+  stderr: string;
+  /** The migrations the process applied, as openStore's `migrated` told them: [from, to]. */
+  migrated: number[][];
+}
+
+function openInProcess(path: string, startAt: number, setUpBefore: string[] = []): Promise<Opened> {
   const script = `
     import { openStore } from ${JSON.stringify(builtModule('store/index.js'))};
     // Start together: wait for the same instant, so the processes race for the fresh file.
     while (Date.now() < ${startAt}) {}
-    const store = openStore(${JSON.stringify(path)}, { setUpBefore: ${JSON.stringify(setUpBefore)} });
+    const store = openStore(${JSON.stringify(path)}, {
+      setUpBefore: ${JSON.stringify(setUpBefore)},
+      migrated: (from, to) => process.stdout.write(JSON.stringify([from, to]) + '\\n'),
+    });
     await store.listResources();
     store.close();
   `;
   return new Promise((resolve) => {
-    const child = spawn(process.env.DELEGATE_E2E_SERVER_NODE || process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.env.DELEGATE_E2E_SERVER_NODE || process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
+    let stdout = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('exit', (code) => resolve({ code, stderr }));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.on('close', (code) => resolve({ code, stderr, migrated: stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as number[]) }));
   });
 }
 
@@ -39,6 +53,7 @@ describe('opening a new database from several processes at once', () => {
     const startAt = Date.now() + 1500;
     const results = await Promise.all(Array.from({ length: PROCESSES }, () => openInProcess(path, startAt)));
     expect(results.map((r) => r.code), results.map((r) => r.stderr).join('\n')).toEqual(Array(PROCESSES).fill(0));
+    expectSetUpOnce(results);
   });
 
   // The database another process has just created is empty for a moment: beside a key (serve-agent writes its own at
@@ -52,5 +67,14 @@ describe('opening a new database from several processes at once', () => {
     const startAt = Date.now() + 1500;
     const results = await Promise.all(Array.from({ length: PROCESSES }, () => openInProcess(path, startAt, [agentKey])));
     expect(results.map((r) => r.code), results.map((r) => r.stderr).join('\n')).toEqual(Array(PROCESSES).fill(0));
+    expectSetUpOnce(results);
   });
 });
+
+/** One process set the new database up, from schema 0 to the current one in one go; no other applied anything. */
+function expectSetUpOnce(results: Opened[]): void {
+  const applied = results.flatMap((r) => r.migrated);
+  expect(applied).toHaveLength(1);
+  expect(applied[0]![0]).toBe(0);
+  expect(applied[0]![1]).toBeGreaterThan(1);
+}
