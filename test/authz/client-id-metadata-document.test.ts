@@ -25,6 +25,9 @@ import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { InMemoryProvider } from '../interop/support.js';
 
+/** expect.poll's wait for held fetches to reach the server: vitest's default of 1 s is short on a loaded machine (s28flake). */
+const POLL = { timeout: 10_000 };
+
 const REDIRECT = 'http://127.0.0.1:33418/oauth/callback';
 let root: string;
 let stack: TestStack;
@@ -393,7 +396,7 @@ describe("one source of requests cannot keep other clients' documents from being
     const documents = new ClientDocuments(stack.store, Date.now, fetching({ timeoutMs: 5_000 }), newClientBudget(limits, Date.now));
     const holder = 'address 203.0.113.66 pages';
     const held = Array.from({ length: MAX_CONCURRENT_FETCHES }, (_, i) => outcome(documents.find(heldDocument(`/held-${i}.json`), holder)));
-    await expect.poll(() => waiting.length).toBe(MAX_FETCHES_PER_SOURCE);
+    await expect.poll(() => waiting.length, POLL).toBe(MAX_FETCHES_PER_SOURCE);
     const firstUse = serveDocument('/first-use.json');
     expect((await documents.find(firstUse, 'address 198.51.100.30'))?.clientId).toBe(firstUse);
     answerHeld(503);
@@ -459,7 +462,7 @@ describe("one source of requests cannot keep other clients' documents from being
     // Found in review (regress20f): 'busy' served the stored client as stored, so a requester that burned its failure
     // budget (or held its 4 permits) used a client whose owner had removed its document, for a day, with no fetch.
     let clock = Date.now();
-    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 300 }), newClientBudget(limits, () => clock));
+    const documents = new ClientDocuments(stack.store, () => clock, fetching({ timeoutMs: 5_000 }), newClientBudget(limits, () => clock));
     const requester = 'address 203.0.113.70';
     const removed = await lapsedClient(documents, '/removed-under-burn.json', () => {}, () => routes.delete('/removed-under-burn.json'));
     const changed = await lapsedClient(documents, '/changed-under-hold.json', () => (clock += 61_000), moved('/changed-under-hold.json'));
@@ -469,7 +472,7 @@ describe("one source of requests cannot keep other clients' documents from being
     await expect(documents.find(removed, requester)).rejects.toThrow(/answered 404, not 200/);
     const holding = Array.from({ length: MAX_FETCHES_PER_SOURCE }, (_, i) => outcome(documents.find(heldDocument(`/held-by-70-${i}.json`), 'address 203.0.113.71')));
     try {
-      await expect.poll(() => waiting.length).toBe(MAX_FETCHES_PER_SOURCE);
+      await expect.poll(() => waiting.length, POLL).toBe(MAX_FETCHES_PER_SOURCE);
       expect((await documents.find(changed, 'address 203.0.113.71'))?.redirectUris).toEqual(['https://new.example/cb']);
     } finally {
       answerHeld(503);
@@ -486,7 +489,7 @@ describe("one source of requests cannot keep other clients' documents from being
     const sources = Array.from({ length: MAX_CONCURRENT_FETCHES / MAX_FETCHES_PER_SOURCE }, (_, s) => `address 2001:db8:${s}::/64`);
     const holding = sources.flatMap((source, s) => Array.from({ length: MAX_FETCHES_PER_SOURCE }, (_, i) => outcome(documents.find(heldDocument(`/siege-${s}-${i}.json`), source))));
     try {
-      await expect.poll(() => waiting.length).toBe(MAX_CONCURRENT_FETCHES);
+      await expect.poll(() => waiting.length, POLL).toBe(MAX_CONCURRENT_FETCHES);
       await expect(documents.find(serveDocument('/new-under-siege.json'), 'address 192.0.2.77')).rejects.toThrow(/too many client metadata documents are being fetched; try again shortly/);
       expect((await documents.find(id, 'address 192.0.2.77'))?.redirectUris).toEqual(['https://new.example/cb']);
     } finally {
@@ -505,7 +508,7 @@ describe("one source of requests cannot keep other clients' documents from being
     paths.slice(0, MAX_REFRESHES_PER_HOST).forEach((path) => routes.set(path, (res) => waiting.push(res)));
     const holding = ids.slice(0, MAX_REFRESHES_PER_HOST).map((id) => outcome(documents.find(id, 'address 203.0.113.72')));
     try {
-      await expect.poll(() => waiting.length).toBe(MAX_REFRESHES_PER_HOST);
+      await expect.poll(() => waiting.length, POLL).toBe(MAX_REFRESHES_PER_HOST);
       await expect(documents.find(ids[MAX_REFRESHES_PER_HOST]!, 'address 192.0.2.78')).rejects.toThrow(/metadata documents on this host are being fetched again; try again shortly/);
     } finally {
       answerHeld(503);

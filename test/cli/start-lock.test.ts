@@ -34,12 +34,17 @@ describe('the start lock', () => {
   it('lets one start at a time: the second runs once the first is done', async () => {
     const order: string[] = [];
     let releaseFirst!: () => void;
+    let firstStarted!: () => void;
+    const started = new Promise<void>((resolve) => (firstStarted = resolve));
     const first = whileStarting(paths, Date.now, async () => {
       order.push('first starts');
-      await new Promise<void>((resolve) => (releaseFirst = resolve));
+      const held = new Promise<void>((resolve) => (releaseFirst = resolve));
+      firstStarted();
+      await held;
       order.push('first listens');
     });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The second only once the first holds the lock (a fixed 50 ms could let the second take it first on a loaded machine: s28flake).
+    await started;
     const second = whileStarting(paths, Date.now, async () => void order.push('second starts'));
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(order).toEqual(['first starts']);

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { approveInBrowser, killLeftovers, startCli, type Run, type Running } from './run.js';
+import { approveInBrowser, deviceUserCode, killLeftovers, startCli, type Run, type Running } from './run.js';
 
 const PROCESSES = 4;
 /** Commands started together while the servers' start is slow, and how slow: longer than the 10 s the others used to wait. */
@@ -60,9 +60,7 @@ function findSlot(): Running {
 
 /** The device sign-in's code, once the CLI has printed it. */
 async function deviceCode(cli: Running): Promise<{ link: string; userCode: string }> {
-  const link = await cli.loginUrl;
-  for (let i = 0; i < 100 && !/shows the code [A-Z]{4}-[A-Z]{4}/.test(cli.stderr()); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-  return { link, userCode: /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(cli.stderr())![1]! };
+  return { link: await cli.loginUrl, userCode: await deviceUserCode(cli) };
 }
 
 /** The person approves the device sign-in on another device (the page's link signs them in). */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { runCli, type Running, serveInNewHome, startCli, stopServeAndRemove } from './run.js';
+import { deviceUserCode, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -69,8 +69,7 @@ describe('delegate login --device', () => {
     const link = await cli.loginUrl;
     expect(link).toContain('/login/owner?assertion=');
     expect(decodeURIComponent(link)).toContain('next=/device?user_code=');
-    await new Promise((resolve) => setTimeout(resolve, 200)); // the rest of the lines
-    const userCode = /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(cli.stderr())![1]!;
+    const userCode = await deviceUserCode(cli);
     expect(cli.stderr()).toContain(`/device?user_code=${userCode}`); // verification_uri_complete
     await onOtherDevice(link, userCode, 'approve');
 
@@ -105,8 +104,7 @@ describe('delegate login --device', () => {
   it('ends with exit code 1 when the person denies', { timeout: 60_000 }, async () => {
     const cli = startCli(['--profile', 'denied', 'login', '--device', ...ports], home);
     const link = await cli.loginUrl;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const userCode = /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(cli.stderr())![1]!;
+    const userCode = await deviceUserCode(cli);
     await onOtherDevice(link, userCode, 'deny');
     const run = await cli.done;
     expect(run.code).toBe(1);

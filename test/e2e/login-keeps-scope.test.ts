@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
 import { builtModule } from './built.js';
-import { approveInBrowser, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove } from './run.js';
+import { approveInBrowser, deviceUserCode, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -41,8 +41,7 @@ async function scopesOf(profile: string[]): Promise<string[]> {
 /** The person on another device: the printed link signs them in onto the code page; they check the code and approve. */
 async function approveDevice(cli: Running): Promise<void> {
   const link = await cli.loginUrl;
-  await new Promise((resolve) => setTimeout(resolve, 200)); // the rest of the lines
-  const userCode = /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(cli.stderr())![1]!;
+  const userCode = await deviceUserCode(cli);
   const browser = new Browser();
   const confirm = await browser.follow(link);
   expect(confirm.status).toBe(200);

@@ -124,6 +124,20 @@ export async function ownerLinkBehind(startUrl: string): Promise<string> {
   return res.headers.get('location')!;
 }
 
+/**
+ * The user code a `login --device` prints on the line after its link, once it is there (the CLI writes the two apart:
+ * a fixed wait of 200 ms before reading it could find it missing on a loaded machine, found in review, s28flake).
+ */
+export async function deviceUserCode(cli: Running): Promise<string> {
+  await cli.loginUrl;
+  const code = /shows the code ([A-Z]{4}-[A-Z]{4})/;
+  for (const deadline = Date.now() + 10_000; !code.test(cli.stderr()); ) {
+    if (Date.now() > deadline || cli.child.exitCode !== null) throw new Error(`no user code printed:\n${cli.stderr()}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return code.exec(cli.stderr())![1]!;
+}
+
 /** The form of the sign-in address the CLI prints and opens for a local owner: its own listener's /start, no secret in it. */
 export const START_URL = /^http:\/\/127\.0\.0\.1:\d+\/start$/;
 

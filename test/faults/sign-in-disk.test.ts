@@ -15,7 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
 import { builtModule } from '../e2e/built.js';
-import { approveInBrowser, killLeftovers, startCli, type Run, type Running } from '../e2e/run.js';
+import { approveInBrowser, deviceUserCode, killLeftovers, startCli, type Run, type Running } from '../e2e/run.js';
 import { fillTmpfs, mountTinyProfile, ready, releaseTinyProfile, tmpfsUnavailable, type TinyProfile } from './support.js';
 
 const unavailable = tmpfsUnavailable();
@@ -154,8 +154,7 @@ describe.skipIf(unavailable !== undefined)('a sign-in whose tokens cannot be sav
     fill(Math.ceil(((await stat(cache)).size + 8192) / 4096) * 4096); // the room for the tokens, none for the lock beside it
     const cli = startCli(['--profile', 'tiny', 'login', '--device', '--no-browser', ...ports], home);
     const link = await cli.loginUrl;
-    await new Promise((resolve) => setTimeout(resolve, 200)); // the rest of the lines
-    await approveDevice(link, /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(cli.stderr())![1]!);
+    await approveDevice(link, await deviceUserCode(cli));
     const run = await cli.done;
     expectOneLine(run, new RegExp(`: the disk is full \\(ENOSPC\\)\\. The sign-in was not kept: its tokens were revoked at ${escaped(issuer)}\\. Free some space`));
     const after = audited('token_issued', 'grant_revoked').slice(before);
