@@ -7,7 +7,7 @@
 import { decodeJwt } from 'jose';
 import { DEFAULT_AGENT_CLIENT_ID } from '../agent/identity.js';
 import type { Paths } from '../config.js';
-import { openStoreReadOnly, type ClientRecord, type Store } from '../store/index.js';
+import { openStoreReadOnly, schemaVersionOf, type ClientRecord, type Store } from '../store/index.js';
 import { CommandFailed } from './errors.js';
 
 /** The issuer an agent's identity statement on record names (for CalendarAgent: where this directory's authorization server was last bound), if any. */
@@ -64,6 +64,9 @@ export async function refuseUpgradeWhileServed(paths: Paths, from: number, to: n
   const { issuer, kids } = recorded;
   if (issuer === undefined) return;
   const served = await servedAs(issuer, paths.home, kids);
+  // Servers of this build migrate the database before they listen: one that started since the schema was read (a new
+  // `serve` started a moment before this command, found in review s28race) has upgraded it, and is no older delegate.
+  if (served !== undefined && (schemaVersionOf(paths.db) ?? from) >= to) return;
   if (served === 'this') {
     throw new CommandFailed(
       `An older delegate (schema ${from}) is serving the data directory ${paths.home}, with its authorization server at ${issuer}; ` +

@@ -201,6 +201,23 @@ export function openSqliteStore(path: string, options: OpenOptions = {}): Store 
   }
 }
 
+/**
+ * The schema version of the database at `path` as it stands now, or undefined when it cannot be read. For a command
+ * that found a migration due and has since waited (refuseUpgradeWhileServed): another process may have applied it.
+ */
+export function schemaVersionOf(path: string): number | undefined {
+  try {
+    const db = new Database(path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    try {
+      return db.pragma('user_version', { simple: true }) as number;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
 /** A caller's beforeMigrate threw: its error is rethrown as it is, not taken for the store's. */
 class MigrationVetoed {
   constructor(readonly reason: unknown) {}
