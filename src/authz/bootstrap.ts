@@ -7,7 +7,7 @@ import type { Store, UserRecord } from '../store/index.js';
 import type { AgentProfile } from './agent-statement.js';
 import { onIssuerOrigin, registerAgent, type AgentMove } from './agents.js';
 import { randomId } from './crypto.js';
-import { ownerNameBeside } from './users.js';
+import { accountNamedLike, ownerNameBeside } from './users.js';
 
 export interface LocalSetup {
   issuer: string;
@@ -132,28 +132,47 @@ async function refuseUrlsTaken(store: Store, setup: LocalSetup): Promise<void> {
  * record; `calendar add` set one up so until s26). Another process setting the owner up between the look and the
  * write (there is one owner: a UNIQUE index) leaves that owner, with what that process gave it. Found in review
  * (s26): `calendar add`s run at once on a fresh data directory said SQLite's "UNIQUE constraint failed: users.is_owner".
+ * Another process taking the name picked for the owner between the look and the write (`delegate users add root`
+ * beside the first `serve`) has the name looked for again (found in review, s28race: `serve` said SQLite's "UNIQUE
+ * constraint failed: users.name", and the next start named the owner `root-owner`).
  */
 export async function ensureOwner(store: Store, setup: { ownerName: string; timeZone: string; demoCalendarPath?: string }, now: number): Promise<UserRecord> {
   const existing = await store.ownerUser();
   if (existing) return existing;
-  const owner: UserRecord = {
-    id: randomId('usr'),
-    name: await ownerNameBeside(store, setup.ownerName),
-    passwordHash: null,
-    isOwner: true,
-    timeZone: setup.timeZone,
-    createdAt: now,
-  };
-  try {
-    await store.createUser(owner, { event: { event: 'user_added', user: owner.id, detail: { by: 'setup', name: owner.name, owner: true } }, at: now });
-  } catch (error) {
-    const other = await store.ownerUser();
-    if (!other) throw error;
-    return other;
-  }
+  const { owner, added } = await addOwner(store, setup, now);
+  if (!added) return owner;
   if (setup.demoCalendarPath !== undefined) {
     const demo = { id: randomId('cal'), userId: owner.id, name: 'demo', kind: 'file' as const, source: setup.demoCalendarPath, createdAt: now };
     await store.addCalendar(demo, { event: { event: 'calendar_added', user: owner.id, detail: { by: 'setup', name: demo.name, kind: demo.kind, source: demo.source } }, at: now });
   }
   return owner;
+}
+
+/** How many names addOwner tries, each taken by another process as it was written, before it gives up. */
+const OWNER_NAME_ATTEMPTS = 5;
+
+/**
+ * Adds the owner under the first name no account has (ownerNameBeside), with its record; or `added: false` with the
+ * owner another process set up meanwhile. A name another process took between the look and the write is looked for
+ * again, a bounded number of times: each retry follows an account added at that very moment.
+ */
+async function addOwner(store: Store, setup: { ownerName: string; timeZone: string }, now: number): Promise<{ owner: UserRecord; added: boolean }> {
+  for (let attempt = 1; ; attempt++) {
+    const owner: UserRecord = {
+      id: randomId('usr'),
+      name: await ownerNameBeside(store, setup.ownerName),
+      passwordHash: null,
+      isOwner: true,
+      timeZone: setup.timeZone,
+      createdAt: now,
+    };
+    try {
+      await store.createUser(owner, { event: { event: 'user_added', user: owner.id, detail: { by: 'setup', name: owner.name, owner: true } }, at: now });
+      return { owner, added: true };
+    } catch (error) {
+      const other = await store.ownerUser();
+      if (other) return { owner: other, added: false };
+      if (attempt >= OWNER_NAME_ATTEMPTS || !(await accountNamedLike(store, owner.name))) throw error;
+    }
+  }
 }

@@ -33,13 +33,15 @@ export interface KeyRing {
 }
 
 /**
- * Loads the signing keys, creating the first one if the store has none. The
+ * Loads the signing keys, creating the first one if the store has none current. The
  * ring re-reads them whenever the store's stamp says they may have changed,
  * so it needs no restart after a rotation; which keys are published is
  * decided at each call, so a retired key leaves the JWKS once its tokens expired.
  */
 export async function loadKeyRing(store: Store, now: () => number, maxTokenLifetimeMs: number): Promise<KeyRing> {
-  if (!(await store.signingKeys()).some((k) => k.retiredAt === null)) await store.addSigningKey(await newSigningKey(now()));
+  // Looked at first, so that a key is generated only when there may be none; added only if there is still none when
+  // written (another process, `serve` beside `agents register` on a new data directory, may add one in between).
+  if (!(await store.signingKeys()).some((k) => k.retiredAt === null)) await store.addSigningKeyIfNone(await newSigningKey(now()));
 
   let stamp: string | undefined;
   let records: SigningKeyRecord[] = [];

@@ -511,6 +511,17 @@ function toUser(r: Row): UserRecord {
   };
 }
 
+function toSigningKey(r: Row): SigningKeyRecord {
+  return {
+    kid: String(r.kid),
+    alg: 'ES256',
+    privateJwk: parse(r.private_jwk),
+    publicJwk: parse(r.public_jwk),
+    createdAt: num(r.created_at),
+    retiredAt: numOrNull(r.retired_at),
+  };
+}
+
 function toClient(r: Row): ClientRecord {
   return {
     clientId: String(r.client_id),
@@ -1116,19 +1127,22 @@ class SqliteStore implements Store {
   }
 
   async signingKeys(): Promise<SigningKeyRecord[]> {
-    return this.all('SELECT * FROM signing_keys ORDER BY created_at DESC').map((r) => ({
-      kid: String(r.kid),
-      alg: 'ES256' as const,
-      privateJwk: parse(r.private_jwk),
-      publicJwk: parse(r.public_jwk),
-      createdAt: num(r.created_at),
-      retiredAt: numOrNull(r.retired_at),
-    }));
+    return this.all('SELECT * FROM signing_keys ORDER BY created_at DESC').map(toSigningKey);
   }
 
-  async addSigningKey(key: SigningKeyRecord): Promise<void> {
-    this.insertSigningKey(key);
+  async addSigningKeyIfNone(key: SigningKeyRecord): Promise<SigningKeyRecord> {
+    // The look and the write in one IMMEDIATE transaction: the first `serve` and an `agents register` (which takes no
+    // start lock) on a new data directory each found no key and each added one, so two were current (found in review,
+    // s28race), and a statement signed with one failed the check against the other (statementKey, "current key only").
+    const current = this.atomically(() => {
+      const row = this.get('SELECT * FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1');
+      if (row) return toSigningKey(row);
+      this.insertSigningKey(key);
+      return undefined;
+    });
+    if (current) return current;
     this.signingKeyWrites++;
+    return key;
   }
 
   private insertSigningKey(key: SigningKeyRecord): void {

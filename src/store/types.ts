@@ -403,7 +403,11 @@ export interface Store {
 
   // Signing keys
   signingKeys(): Promise<SigningKeyRecord[]>;
-  addSigningKey(key: SigningKeyRecord): Promise<void>;
+  /**
+   * Adds `key` as the current signing key unless one is current already (not retired), the look and the write in one
+   * transaction; returns the current key either way. Two processes setting up a new data directory get the same one.
+   */
+  addSigningKeyIfNone(key: SigningKeyRecord): Promise<SigningKeyRecord>;
   /**
    * Writes a rotation, its audit record included, in one transaction. False,
    * with nothing written, when the store changed since the rotation was

@@ -1,0 +1,69 @@
+// The first signing key of a new data directory, added by two processes at once: the first `serve` and an
+// `agents register` (which takes no start lock) each load the key ring, find no current key, and add one. Found in
+// review (s28race): both were added, so two keys were current (both in the JWKS), and an agent statement signed with
+// one failed the consent page's check against the other (statementKey: the current key only). Now the look and the
+// write are one IMMEDIATE transaction (Store.addSigningKeyIfNone), and the second process takes the first one's key.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadKeyRing, newSigningKey, type KeyRing } from '../../src/authz/keys.js';
+import { openStore, type Store } from '../../src/store/index.js';
+
+const NOW = Date.UTC(2026, 11, 7);
+let dir: string;
+let store: Store;
+let other: Store;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'delegate-first-key-race-'));
+  store = openStore(join(dir, 'delegate.db'));
+  other = openStore(join(dir, 'delegate.db')); // another process's connection
+});
+
+afterEach(() => {
+  store.close();
+  other.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const current = async (s: Store) => (await s.signingKeys()).filter((k) => k.retiredAt === null);
+
+describe('two processes loading the key ring of a new data directory at once', () => {
+  it('the second looks before the first adds its key: one current key, which both rings sign with', async () => {
+    let first: KeyRing | undefined;
+    // `store` looks for a current key, and the other process loads its ring (adding the key) before `store` goes on.
+    const raced = new Proxy(store, {
+      get(target, key) {
+        if (key === 'signingKeys') {
+          return async () => {
+            const keys = await target.signingKeys();
+            first ??= await loadKeyRing(other, () => NOW, 600_000);
+            return keys;
+          };
+        }
+        const value = Reflect.get(target, key) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const second = await loadKeyRing(raced, () => NOW, 600_000);
+    expect(first).toBeDefined();
+
+    const keys = await current(store);
+    expect(keys).toHaveLength(1);
+    expect((await first!.current()).kid).toBe(keys[0]!.kid);
+    expect((await second.current()).kid).toBe(keys[0]!.kid);
+    expect((await second.jwks()).keys.map((k) => k.kid)).toEqual([keys[0]!.kid]);
+    expect(await second.statementKey(keys[0]!.kid)).toBeDefined();
+  });
+});
+
+describe('Store.addSigningKeyIfNone', () => {
+  it('adds the key when none is current, and otherwise returns the current one, from either connection', async () => {
+    const a = await newSigningKey(NOW);
+    const b = await newSigningKey(NOW + 1);
+    expect((await other.addSigningKeyIfNone(a)).kid).toBe(a.kid);
+    expect(await store.addSigningKeyIfNone(b)).toEqual(a);
+    expect((await current(store)).map((k) => k.kid)).toEqual([a.kid]);
+  });
+});
