@@ -70,9 +70,10 @@ interface Probed {
  * (commands run in parallel, each finding nothing): the one holding the data
  * directory's start lock (src/cli/start-lock.ts) looks again and starts them;
  * the others wait for the lock or for its servers to answer, and use them.
- * Servers caught half stopped (another command's stack closing) are waited
- * for while they keep changing; if they stop altogether, this process starts
- * its own. Every wait is bounded: past it, what stands in the way is the error.
+ * Servers caught half there (another command's stack closing, a serve command
+ * starting) are waited for while they keep changing, the lock let go between
+ * looks; if they stop altogether, this process starts its own. Every wait is
+ * bounded: past it, what stands in the way is the error.
  */
 export async function ensureStack(options: StackOptions): Promise<Stack> {
   const urls = urlsFor(options.ports, options.host);
@@ -80,38 +81,53 @@ export async function ensureStack(options: StackOptions): Promise<Stack> {
   // A look first, without the lock: servers that run are used at once.
   const first = await probeAll(parts, urls, options.paths.home);
   if (judge(parts, first, true, options) === 'running') return foundStack(urls, first);
+  const settle: Settle = { seen: '', changedAt: 0 };
   let ready: Probed | undefined;
-  return whileStarting(options.paths, Date.now, () => findOrStart(options, urls, parts), {
-    ready: async () => {
-      ready = await probeAll(parts, urls, options.paths.home);
-      return ready.states.every((s) => s === 'up');
-    },
-    started: () => foundStack(urls, ready),
-  });
+  for (;;) {
+    const found = await whileStarting(options.paths, Date.now, () => findOrStart(options, urls, parts, settle), {
+      ready: async () => {
+        ready = await probeAll(parts, urls, options.paths.home);
+        return ready.states.every((s) => s === 'up');
+      },
+      started: () => foundStack(urls, ready),
+    });
+    if (found !== 'settling') return found;
+    // The wait for servers half there is spent without the lock: the one missing may be a serve command that needs it
+    // before it listens (found in review, s28race: serve-auth started just after find-slot sat blocked through the
+    // whole wait, and find-slot then failed naming the authorization server it had kept from starting).
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+  }
 }
 
-/** Under the start lock: the servers running, or ours once none runs. */
-async function findOrStart(options: StackOptions, urls: Urls, parts: Part[]): Promise<Stack> {
-  const cap = Date.now() + SETTLE_CAP_MS;
-  let seen = '';
-  let changedAt = Date.now();
-  for (;;) {
-    const probed = await probeAll(parts, urls, options.paths.home);
-    const states = probed.states;
-    if (states.join() !== seen) [seen, changedAt] = [states.join(), Date.now()];
-    const mayWait = Date.now() < Math.min(changedAt + SETTLE_WAIT_MS, cap);
-    const verdict = judge(parts, probed, mayWait, options);
-    if (verdict === 'running') return foundStack(urls, probed);
-    if (verdict === 'absent') {
-      try {
-        return await startEmbedded(options, urls);
-      } catch (error) {
-        // Something that does not take the start lock (serve-calendar or serve-agent alone, an older delegate) bound a port between our probe and our listen.
-        if (!(error instanceof PortTaken)) throw error;
-        if (!mayWait) throw new CommandFailed(error.message);
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+/** How long servers found half there have stayed as they are: kept across the looks, each taken under the lock. */
+interface Settle {
+  /** When the wait ends whatever changes: SETTLE_CAP_MS after the first look under the lock. */
+  cap?: number;
+  /** The states the last look found, and when they were first found so. */
+  seen: string;
+  changedAt: number;
+}
+
+/**
+ * Under the start lock, one look: the servers running, ours once none runs, or 'settling' when only some answer and
+ * the wait for them (`settle`) is not over; the caller lets go of the lock before it looks again.
+ */
+async function findOrStart(options: StackOptions, urls: Urls, parts: Part[], settle: Settle): Promise<Stack | 'settling'> {
+  const probed = await probeAll(parts, urls, options.paths.home);
+  const states = probed.states.join();
+  settle.cap ??= Date.now() + SETTLE_CAP_MS;
+  if (states !== settle.seen) [settle.seen, settle.changedAt] = [states, Date.now()];
+  const mayWait = Date.now() < Math.min(settle.changedAt + SETTLE_WAIT_MS, settle.cap);
+  const verdict = judge(parts, probed, mayWait, options);
+  if (verdict === 'running') return foundStack(urls, probed);
+  if (verdict === 'settling') return verdict;
+  try {
+    return await startEmbedded(options, urls);
+  } catch (error) {
+    // Something that does not take the start lock (serve-calendar or serve-agent alone, an older delegate) bound a port between our probe and our listen.
+    if (!(error instanceof PortTaken)) throw error;
+    if (!mayWait) throw new CommandFailed(error.message);
+    return 'settling';
   }
 }
 

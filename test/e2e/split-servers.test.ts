@@ -6,7 +6,7 @@
 // --calendar-port over HTTP; `login` called an authorization server started
 // with --issuer http://localhost:<port> another program.
 import { createServer } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -201,6 +201,35 @@ describe('serve-auth restarted while the split calendar backend and CalendarAgen
     expect(agents.stdout).toContain(urls().agent);
     expect(agents.stdout).not.toContain(`:${otherAgent}/mcp`);
   }, 90_000);
+});
+
+// Found in review (s28race): find-slot, finding the calendar backend and CalendarAgent but no authorization server,
+// waited for it (up to 10 s) holding the data directory's start lock, which serve-auth needs before it listens: the
+// serve-auth started meanwhile sat blocked until find-slot gave up, exit 1, naming the authorization server as missing.
+describe('serve-auth started while find-slot waits for it', () => {
+  it('starts at once, and find-slot signs in through it', async () => {
+    await serve(['serve-calendar', '--port', String(ports.calendar), '--auth-url', urls().issuer]);
+    await serve(['serve-agent', '--port', String(ports.agent), '--auth-url', urls().issuer, '--calendar-url', urls().calendar]);
+    const run = startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', '--login-timeout', '20s', ...flags], home);
+    // serve-auth once find-slot waits for the missing server: its start lock seen held (it held it through the whole
+    // wait before the fix), or 3 s at most (since the fix it holds it only for each look).
+    const lockFile = join(home, 'servers.lock');
+    for (const until = Date.now() + 3000; Date.now() < until && run.child.exitCode === null; ) {
+      const holder = await readFile(lockFile, 'utf8').catch(() => '');
+      if (holder.includes(`"pid":${run.child.pid}`)) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const auth = serve(['serve-auth', '--port', String(ports.auth), '--issuer', urls().issuer, '--calendar-url', urls().calendar, '--agent-url', urls().agent]);
+    auth.catch(() => undefined);
+    // Which comes first: serve-auth's ready line, or find-slot's end (exit 1 after its 10 s wait, before the fix).
+    const first = await Promise.race([auth.then(() => 'serve-auth ready'), run.done.then((done) => `find-slot exited ${done.code}: ${done.stderr}`)]);
+    expect(first).toBe('serve-auth ready');
+    await approveInBrowser(await run.loginUrl);
+    const done = await run.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).not.toContain("Some of delegate's servers are running");
+  }, 60_000);
 });
 
 describe('serve-agent over HTTP', () => {
