@@ -1,6 +1,7 @@
 // Finds the authorization server's token endpoint from its RFC 8414 metadata,
 // once, and keeps it: the agent sends the caller's token to that endpoint and
 // nowhere else, so the endpoint must belong to the issuer it trusts.
+import { authorizationServerMetadataUrl } from '../delegation/resource.js';
 import { TokenExchangeError } from './errors.js';
 
 export interface AuthorizationServerEndpoints {
@@ -27,13 +28,6 @@ export function createEndpointDiscovery(options: DiscoveryOptions): () => Promis
     });
     return pending;
   };
-}
-
-/** RFC 8414 §3: the well-known segment goes between the issuer's host and its path. */
-export function authorizationServerMetadataUrl(issuer: string): string {
-  const url = new URL(issuer);
-  const path = url.pathname === '/' ? '' : url.pathname;
-  return `${url.origin}/.well-known/oauth-authorization-server${path}`;
 }
 
 async function discover({ issuer, fetchFn, timeoutMs }: DiscoveryOptions): Promise<AuthorizationServerEndpoints> {

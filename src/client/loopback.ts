@@ -49,10 +49,11 @@ export interface LoopbackListener {
   readonly startUrl: string;
   /**
    * What the callback must carry; set just before the browser is sent to the authorization URL.
-   * `startLink`, when given, makes the link /start sends this user's browser on to (the owner's sign-in link).
+   * `startLink`, when given, makes the link /start sends this user's browser on to (the owner's sign-in link); when
+   * it fails, the sign-in ends with its error (waitForCode).
    */
   expect(context: AuthorizationRequestContext, startLink?: () => Promise<string>): void;
-  /** The authorization code of the one valid callback, or a ClientError saying what went wrong. */
+  /** The authorization code of the one valid callback, or a ClientError saying what went wrong (or why startLink failed). */
   waitForCode(): Promise<string>;
   /**
    * A callback address the person pasted (the browser ran elsewhere), judged
@@ -76,7 +77,8 @@ const SIGNED_IN = 'Signed in. You can close this window and return to the termin
 const NOT_SIGNED_IN = 'Sign-in failed: the sign-in could not be completed. See the terminal for why. You can close this window.';
 const OUTCOME_UNKNOWN = 'The sign-in is being completed. See the terminal for whether it succeeded. You can close this window.';
 
-type Outcome = { ok: true; code: string } | { ok: false; error: ClientError };
+/** The error is a ClientError of the callback, or what stopped /start from making the link (sign-in.ts: the servers could not be brought back). */
+type Outcome = { ok: true; code: string } | { ok: false; error: Error };
 
 /** Starts listening; the returned listener is already bound. */
 export async function startLoopbackListener(options: LoopbackOptions): Promise<LoopbackListener> {
@@ -101,7 +103,8 @@ export async function startLoopbackListener(options: LoopbackOptions): Promise<L
     if (isStart(req, port)) {
       if (notNavigatedHere(req)) return reply(res, 403, NOT_NAVIGATED);
       if (!startLink || outcome !== undefined) return reply(res, 400, 'This sign-in is not waiting for a response. You can close this window.');
-      return void sendOnTo(res, startLink);
+      // A link that cannot be made ends the sign-in with why, which the terminal says: nothing else will make it.
+      return void sendOnTo(res, startLink, (error) => finish({ ok: false, error }));
     }
     const result = judgeCallback(req, port, expected, outcome !== undefined);
     if (result === 'not-found') return reply(res, 404, 'Not found.');
@@ -215,16 +218,17 @@ function closerOf(server: Server): () => Promise<void> {
   };
 }
 
-/** Sends this user's browser on to the owner's link, made now; whether it was made and sent. */
-function sendOnTo(res: ServerResponse, startLink: () => Promise<string>): Promise<boolean> {
+/** Sends this user's browser on to the owner's link, made now; whether it was made and sent. `failed` is told why it was not. */
+function sendOnTo(res: ServerResponse, startLink: () => Promise<string>, failed?: (error: Error) => void): Promise<boolean> {
   return startLink().then(
     (link) => {
       res.writeHead(302, { location: link, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', connection: 'close' });
       res.end();
       return true;
     },
-    () => {
+    (error: unknown) => {
       reply(res, 500, 'The sign-in link could not be made; see the terminal.');
+      failed?.(error instanceof Error ? error : new Error(String(error)));
       return false;
     },
   );

@@ -55,3 +55,24 @@ export function resendingFetch(fetchFn: FetchLike, serversGone: ServersGone | un
   if (serversGone === undefined) return fetchFn;
   return (url, init) => resendIfUnanswered(() => fetchFn(url, init), serversGone);
 }
+
+/**
+ * Before a browser is sent to one of the servers (the owner's link behind the CLI's /start, sign-in.ts): one request
+ * to `url`; when it gets no answer, the servers are brought back and it is sent again, as any request of the session
+ * is. Any answer will do, and a request that fails otherwise (a timeout) is left for the browser to meet; what stands
+ * in the way of bringing them back (serversGone's own failure) is thrown.
+ */
+export async function bringBackIfGone(url: string, fetchFn: FetchLike, serversGone: ServersGone): Promise<void> {
+  let cannot: { error: unknown } | undefined;
+  const gone: ServersGone = () =>
+    serversGone().catch((error: unknown) => {
+      cannot = { error };
+      throw error;
+    });
+  try {
+    const answer = await resendIfUnanswered(() => fetchFn(url, { headers: { accept: 'application/json' } }), gone);
+    await answer.body?.cancel();
+  } catch {
+    if (cannot !== undefined) throw cannot.error;
+  }
+}

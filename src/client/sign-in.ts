@@ -3,7 +3,8 @@
 // authorization server from the agent's 401 (refusing one whose metadata does
 // not list PKCE S256, pkce-support.ts), registers if needed and builds
 // the authorization URL; the user gets the listener's /start, which sends
-// their browser on to the owner's sign-in link (or the plain URL), approves, and the browser brings the code back to the listener;
+// their browser on to the owner's sign-in link (bringing back first servers that went away with another command:
+// servers-gone.ts), or the plain URL; they approve, and the browser brings the code back to the listener;
 // finishAuth() redeems it, once whatever the answer (code-redemption.ts), into room on disk taken before (a full disk
 // redeems nothing; tokens issued and still not saved are revoked), and a new connection uses the new token; only then
 // does the browser's page say "Signed in" (loopback.ts finished). When the
@@ -15,9 +16,11 @@ import { UnauthorizedError, auth } from '@modelcontextprotocol/sdk/client/auth.j
 import { OAuthError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { authorizationServerMetadataUrl } from '../delegation/resource.js';
 import { roomForSignIn, tokensFor, type TokenCache } from './cache.js';
 import { signInHold } from './held-signals.js';
 import { CodeRedemption } from './code-redemption.js';
+import { boundedFetch } from './bounded-fetch.js';
 import { AgentAnswerDeadline, connectAndUse } from './connect.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
 import { ClientError, isClientError, wrongAccount } from './errors.js';
@@ -25,6 +28,7 @@ import { startLoopbackListener, type LoopbackListener } from './loopback.js';
 import { loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
 import { RequestsMet } from './requests-met.js';
+import { bringBackIfGone } from './servers-gone.js';
 import { retireReplacedSignIns, revokeReplacedSignIn, signInNotKept } from './revocation.js';
 import type { SessionOptions } from './session.js';
 import { TokenResponseNotes } from './token-notes.js';
@@ -62,6 +66,7 @@ export async function signInAndUse<T>(
     ...(options.redirectPort !== undefined ? { port: options.redirectPort } : {}),
   });
   const stopReading = new AbortController();
+  const bound = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   try {
     let asked = 0;
     // Set once the owner's link is shown: the code's redemption then proves it is the owner's CLI, and the
@@ -93,7 +98,13 @@ export async function signInAndUse<T>(
           // The owner's link is a bearer credential: it never goes on a command line (xdg-open's, the browser's),
           // which any user can read. The listener's /start, which answers only this user, sends the browser on to it.
           await loadOrCreateOwnerKey(options.files.ownerKey); // a key problem shows now, not in the browser
-          listener.expect(context, () => loginLinkFor({ authorizationUrl: url, issuer: context.issuer, agentUrl: options.agentUrl, ownerKeyPath: options.files.ownerKey, now: options.now }));
+          listener.expect(context, async () => {
+            // The servers may have gone while the person took their time: with the command that started them in its
+            // process (the embedded stack), which has since exited. They are brought back on the same ports before
+            // the browser is sent there, as a device sign-in's poll brings them back (found in review, s28race #2).
+            if (options.serversGone) await bringBackIfGone(authorizationServerMetadataUrl(context.issuer), boundedFetch(options.fetchFn ?? fetch, bound), options.serversGone);
+            return loginLinkFor({ authorizationUrl: url, issuer: context.issuer, agentUrl: options.agentUrl, ownerKeyPath: options.files.ownerKey, now: options.now });
+          });
           await options.presentLoginUrl(listener.startUrl);
         } else {
           listener.expect(context);
@@ -105,7 +116,6 @@ export async function signInAndUse<T>(
 
     // The agent's answer is bounded on its own; the discovery and registration the SDK does after its 401, inside
     // the same initialize, request by request (boundedFetch), with a wide backstop for the whole (connect.ts).
-    const bound = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const agentAnswer = new AgentAnswerDeadline(options.agentUrl, bound);
     const first = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: agentAnswer.watch(fetchFn) });
     if (options.scope !== undefined) {

@@ -117,3 +117,10 @@ export function protectedResourceMetadataUrl(resourceUrl: string): string {
   const path = url.pathname === '/' ? '' : url.pathname;
   return `${url.origin}${PRM_WELL_KNOWN}${path}${url.search}`;
 }
+
+/** Where an authorization server's metadata lives (RFC 8414 §3.1): the well-known segment goes between the issuer's host and its path. */
+export function authorizationServerMetadataUrl(issuer: string): string {
+  const url = new URL(issuer);
+  const path = url.pathname === '/' ? '' : url.pathname;
+  return `${url.origin}/.well-known/oauth-authorization-server${path}`;
+}

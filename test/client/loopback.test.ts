@@ -206,6 +206,20 @@ describe('the /start address of a local owner sign-in', () => {
     expect((await getManual(listener.startUrl)).headers.location).toBe(`${ISSUER}/login/owner?assertion=a2`);
   });
 
+  it('ends the sign-in with why when the link cannot be made (the servers could not be brought back), so that the terminal says it', async () => {
+    // Found in review (s28race #2): /start now first brings back the servers another command took away with it
+    // (sign-in.ts); when that cannot be done, waiting on for the login timeout would help nobody.
+    const l = await listen();
+    const cannot = new Error('Port 8410 on 127.0.0.1 is held by another program.');
+    l.expect({ state: STATE, issuer: ISSUER, requireIss: true }, () => Promise.reject(cannot));
+    const waiting = l.waitForCode().catch((e: unknown) => e);
+    const page = await getManual(l.startUrl);
+    expect(page.status).toBe(500);
+    expect(page.headers.location).toBeUndefined();
+    expect(page.body).toBe('The sign-in link could not be made; see the terminal.\n');
+    expect(await waiting).toBe(cannot);
+  });
+
   it('quotes the server’s error_description as its words, bounded', async () => {
     const l = await listen();
     const waiting = l.waitForCode().catch((e: ClientError) => e);

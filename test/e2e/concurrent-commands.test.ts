@@ -5,7 +5,9 @@
 // embedded stack"). The built CLI, a private DELEGATE_HOME, spare loopback
 // ports; signed in through the owner link and the consent page played by an
 // HTTP client.
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -133,6 +135,52 @@ describe('commands started together, with no server running', () => {
     const run = await within(waiting, 30_000);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain('CalendarAgent');
+  });
+
+  it('a browser sign-in waiting on servers another command started goes on when that command exits', { timeout: 120_000 }, async () => {
+    // Found in review (s28race #2): the second's /start sent the browser to the owner's link on the authorization
+    // server that had gone with the first command (connection refused), and the second waited out its login timeout.
+    // The first starts the servers (nothing runs) and holds them; the second, started once they answer, uses them.
+    const owner = startCli(['--profile', 'first', 'login', '--no-browser', ...ports], home);
+    const ownerLink = await owner.loginUrl;
+    const waiting = startCli(['--profile', 'second', 'find-slot', '--duration', '30m', '--json', '--no-browser', '--login-timeout', '90s', ...ports], home);
+    const waitingLink = await waiting.loginUrl;
+
+    // The first is approved and exits, closing the servers it started, while the second waits for its browser.
+    expect((await approveInBrowser(ownerLink)).callbackStatus).toBe(200);
+    const ownerRun = await within(owner, 30_000);
+    expect(ownerRun.code, ownerRun.stderr).toBe(0);
+    // The person opens the second's printed link now: its /start brings the servers back first.
+    const { callbackStatus } = await approveInBrowser(waitingLink);
+    expect(callbackStatus).toBe(200);
+    const run = await within(waiting, 60_000);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toHaveProperty('start');
+  });
+
+  it('a browser sign-in whose servers went and cannot come back ends at its /start, saying why', { timeout: 120_000 }, async () => {
+    // What stands in the way is said at once, as a command starting the servers says it, and the sign-in ends there:
+    // before, the browser met a refused connection and the command waited out its login timeout.
+    const owner = startCli(['--profile', 'first', 'login', '--no-browser', ...ports], home);
+    const ownerLink = await owner.loginUrl;
+    const waiting = startCli(['--profile', 'second', 'login', '--no-browser', '--login-timeout', '90s', ...ports], home);
+    const waitingLink = await waiting.loginUrl;
+    await approveInBrowser(ownerLink);
+    expect((await within(owner, 30_000)).code).toBe(0);
+    // Another program takes the calendar backend's port once the servers have gone: they cannot be started again.
+    const squatter = createServer((_req, res) => res.writeHead(404).end('not delegate')).listen(Number(ports[3]), '127.0.0.1');
+    await once(squatter, 'listening');
+    try {
+      const start = await new Browser().get(waitingLink);
+      expect(start.status).toBe(500);
+      expect(start.location).toBeNull();
+      const run = await within(waiting, 60_000);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`delegate: Port ${ports[3]} is used by another program`);
+      expect(run.stderr).not.toContain('Gave up waiting');
+    } finally {
+      squatter.close();
+    }
   });
 
   it('find-slot started while the command that started the servers exits still prints the slot', { timeout: 180_000 }, async () => {
