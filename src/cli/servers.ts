@@ -141,7 +141,9 @@ async function refuseSecondAddress(store: Store, paths: Paths, agentClientId: st
   if (published === 'silent' || published.some((kid) => ours.has(kid))) {
     throw new CommandFailed(
       `delegate is already serving the data directory ${paths.home}, with its authorization server at ${issuer} and CalendarAgent at ${agentUrl}` +
-        `${published === 'silent' ? ' (it accepts connections but does not answer)' : ''}. Use the ports it runs on, or stop it before using other ports.`,
+        `${published === 'silent' ? ' (it accepts connections but does not answer)' : ''}. Use the ports it runs on, or stop it before using other ports` +
+        // Found in review (s28race #6): it read as if a `delegate serve` ran when the servers were a find-slot's.
+        ` (a \`delegate serve\`, or a command such as find-slot or login that runs the servers while it lasts).`,
     );
   }
   // Keys that are not ours: the servers on the recorded addresses are another data directory's.

@@ -15,6 +15,7 @@
 // anyway). A request that timed out is never sent again: the server may still
 // be working on it.
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { authorizationServerMetadataUrl } from '../delegation/resource.js';
 
 /**
  * Makes the servers answer again after a request got no answer, or fails with
@@ -56,23 +57,47 @@ export function resendingFetch(fetchFn: FetchLike, serversGone: ServersGone | un
   return (url, init) => resendIfUnanswered(() => fetchFn(url, init), serversGone);
 }
 
+/** How long /start waits for the authorization server's metadata before it sends the browser on anyway: enough to tell refused from answered. */
+export const START_CHECK_TIMEOUT_MS = 1500;
+
 /**
- * Before a browser is sent to one of the servers (the owner's link behind the CLI's /start, sign-in.ts): one request
- * to `url`; when it gets no answer, the servers are brought back and it is sent again, as any request of the session
- * is. Any answer will do, and a request that fails otherwise (a timeout) is left for the browser to meet; what stands
- * in the way of bringing them back (serversGone's own failure) is thrown.
+ * Before a browser is sent to the authorization server at `issuer` (the owner's link behind the CLI's /start,
+ * sign-in.ts): one request for its metadata (RFC 8414), bounded by the caller's `fetchFn` (START_CHECK_TIMEOUT_MS).
+ * - Its own metadata (200, `issuer` as given): the browser goes on.
+ * - No answer (refused, dropped): the servers are brought back (serversGone) and it asks again, as any request of the
+ *   session does; what stands in the way of bringing them back is thrown.
+ * - A program of another user on the port (the CLI's guard refuses to send to it, FOREIGN_LISTENER): thrown, and the
+ *   owner's link never goes there (found in review, s28new: the guard's error was taken for "no answer in time").
+ * - Any other answer (another program of this user, another data directory's server, a server closing): serversGone's
+ *   look at the ports (ensureStack) says what stands there, or brings the servers back (s28new).
+ * - No answer in time (a stopped server): left for the browser to meet.
  */
-export async function bringBackIfGone(url: string, fetchFn: FetchLike, serversGone: ServersGone): Promise<void> {
+export async function bringBackIfGone(issuer: string, fetchFn: FetchLike, serversGone: ServersGone): Promise<void> {
+  const url = authorizationServerMetadataUrl(issuer);
   let cannot: { error: unknown } | undefined;
   const gone: ServersGone = () =>
     serversGone().catch((error: unknown) => {
       cannot = { error };
       throw error;
     });
+  let answer: Response;
   try {
-    const answer = await resendIfUnanswered(() => fetchFn(url, { headers: { accept: 'application/json' } }), gone);
-    await answer.body?.cancel();
-  } catch {
+    answer = await resendIfUnanswered(() => fetchFn(url, { headers: { accept: 'application/json' } }), gone);
+  } catch (error) {
     if (cannot !== undefined) throw cannot.error;
+    const foreign = foreignListener(error);
+    if (foreign !== undefined) throw foreign;
+    return;
   }
+  const body = (await answer.json().catch(() => undefined)) as { issuer?: unknown } | undefined;
+  if (answer.status === 200 && body?.issuer === issuer) return;
+  await serversGone();
+}
+
+/** The error of the CLI's guard against a listener of another user (src/http/listener-owner.ts) among an error's causes, if any. */
+function foreignListener(error: unknown): Error | undefined {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === 'FOREIGN_LISTENER' && e instanceof Error) return e;
+  }
+  return undefined;
 }

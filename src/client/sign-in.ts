@@ -16,7 +16,6 @@ import { UnauthorizedError, auth } from '@modelcontextprotocol/sdk/client/auth.j
 import { OAuthError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { authorizationServerMetadataUrl } from '../delegation/resource.js';
 import { roomForSignIn, tokensFor, type TokenCache } from './cache.js';
 import { signInHold } from './held-signals.js';
 import { CodeRedemption } from './code-redemption.js';
@@ -28,7 +27,8 @@ import { startLoopbackListener, type LoopbackListener } from './loopback.js';
 import { loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
 import { RequestsMet } from './requests-met.js';
-import { bringBackIfGone } from './servers-gone.js';
+import { bringBackIfGone, START_CHECK_TIMEOUT_MS } from './servers-gone.js';
+import { refuseForeignListener } from '../http/listener-owner.js';
 import { retireReplacedSignIns, revokeReplacedSignIn, signInNotKept } from './revocation.js';
 import type { SessionOptions } from './session.js';
 import { TokenResponseNotes } from './token-notes.js';
@@ -102,7 +102,12 @@ export async function signInAndUse<T>(
             // The servers may have gone while the person took their time: with the command that started them in its
             // process (the embedded stack), which has since exited. They are brought back on the same ports before
             // the browser is sent there, as a device sign-in's poll brings them back (found in review, s28race #2).
-            if (options.serversGone) await bringBackIfGone(authorizationServerMetadataUrl(context.issuer), boundedFetch(options.fetchFn ?? fetch, bound), options.serversGone);
+            // Who holds the port is looked up now, before anything is sent there and again before the link is given,
+            // not taken from the fetch guard's note of a moment ago: the servers may have gone since, and another
+            // user's program taken their port (found in review, s28new).
+            refuseForeignListener(context.issuer, { fresh: true });
+            if (options.serversGone) await bringBackIfGone(context.issuer, boundedFetch(options.fetchFn ?? fetch, START_CHECK_TIMEOUT_MS), options.serversGone);
+            refuseForeignListener(context.issuer, { fresh: true });
             return loginLinkFor({ authorizationUrl: url, issuer: context.issuer, agentUrl: options.agentUrl, ownerKeyPath: options.files.ownerKey, now: options.now });
           });
           await options.presentLoginUrl(listener.startUrl);

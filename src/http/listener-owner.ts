@@ -91,9 +91,12 @@ const checkedUntil = new Map<string, number>();
 
 /**
  * Throws ForeignListenerError when the socket listening for `url` on this
- * machine belongs to another user (neither this process's nor root).
+ * machine belongs to another user (neither this process's nor root). A port
+ * found the user's is not looked at again for OURS_FOR_MS, unless `fresh`: for
+ * what goes there once and is worth more than a request (the owner's sign-in
+ * link the CLI's /start sends the browser on with).
  */
-export function refuseForeignListener(url: string | URL, options: ListenerLookup & { now?: number } = {}): void {
+export function refuseForeignListener(url: string | URL, options: ListenerLookup & { now?: number; fresh?: boolean } = {}): void {
   const target = typeof url === 'string' ? new URL(url) : url;
   if (target.protocol !== 'http:') return;
   const host = target.hostname;
@@ -101,7 +104,7 @@ export function refuseForeignListener(url: string | URL, options: ListenerLookup
   const key = `${host}:${port}`;
   const now = options.now ?? Date.now();
   // Cached for a URL found to be the user's, or another machine's (networkInterfaces() is not free either).
-  if (options.tables === undefined && (checkedUntil.get(key) ?? 0) > now) return;
+  if (options.tables === undefined && !options.fresh && (checkedUntil.get(key) ?? 0) > now) return;
   const owner = foreignListenerAt(target, options);
   if (owner !== undefined) {
     checkedUntil.delete(key);

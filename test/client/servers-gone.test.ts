@@ -1,11 +1,14 @@
 // bringBackIfGone, which the CLI's /start runs before it sends the browser to the authorization server (sign-in.ts):
-// one request when the server answers, the servers brought back and the request sent again when it got no answer,
-// what stands in the way of bringing them back thrown, and anything else left for the browser to meet.
+// one request when the authorization server answers with its own metadata; the servers brought back and the request
+// sent again when it got no answer; the look at the ports (serversGone) asked when something else answers; what
+// stands in the way thrown (a program of another user on the port among it); no answer in time left for the browser.
 import { describe, expect, it } from 'vitest';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { bringBackIfGone } from '../../src/client/servers-gone.js';
 
-const METADATA = 'http://127.0.0.1:8410/.well-known/oauth-authorization-server';
+const ISSUER = 'http://127.0.0.1:8410';
+const METADATA = `${ISSUER}/.well-known/oauth-authorization-server`;
+const own = () => new Response(JSON.stringify({ issuer: ISSUER }), { headers: { 'content-type': 'application/json' } });
 
 /** A fetch answering with `answers` in turn (an Error is thrown), recording the URLs asked for. */
 function fetchOf(...answers: Array<Response | Error>): FetchLike & { asked: string[] } {
@@ -26,33 +29,52 @@ function refused(): Error {
 }
 
 describe('bringBackIfGone', () => {
-  it('asks once, and brings nothing back, when the server answers (whatever it answers)', async () => {
-    for (const status of [200, 404, 503]) {
-      const fetchFn = fetchOf(new Response('{}', { status }));
+  it('asks once, and brings nothing back, when the authorization server answers with its own metadata', async () => {
+    const fetchFn = fetchOf(own());
+    let gone = 0;
+    await bringBackIfGone(ISSUER, fetchFn, async () => void gone++);
+    expect(fetchFn.asked).toEqual([METADATA]);
+    expect(gone).toBe(0);
+  });
+
+  // Found in review (s28new): any answer sent the browser on, with the owner's link, to whatever held the port.
+  it('asks the look at the ports (which refuses another program there) when anything else answers', async () => {
+    const others = [new Response('{}', { status: 404 }), new Response('busy', { status: 503 }), new Response(JSON.stringify({ issuer: 'http://127.0.0.1:9999' })), new Response('<html>')];
+    for (const answer of others) {
       let gone = 0;
-      await bringBackIfGone(METADATA, fetchFn, async () => void gone++);
-      expect(fetchFn.asked).toEqual([METADATA]);
-      expect(gone).toBe(0);
+      await bringBackIfGone(ISSUER, fetchOf(answer), async () => void gone++);
+      expect(gone).toBe(1);
     }
+    const there = new Error('Port 8410 is used by another program, not delegate’s authorization server.');
+    await expect(bringBackIfGone(ISSUER, fetchOf(new Response('{}', { status: 404 })), () => Promise.reject(there))).rejects.toBe(there);
+  });
+
+  // Found in review (s28new): the CLI's guard refused to send to another user's program on the port, and that error was
+  // taken for "no answer in time": the browser was sent there with the owner's link.
+  it("throws the guard's refusal of another user's program on the port, bringing nothing back", async () => {
+    const foreign = Object.assign(new Error('Port 8410 on 127.0.0.1 is held by a program of another user of this machine (uid 65534)'), { code: 'FOREIGN_LISTENER' });
+    let gone = 0;
+    await expect(bringBackIfGone(ISSUER, fetchOf(new TypeError('fetch failed', { cause: foreign })), async () => void gone++)).rejects.toBe(foreign);
+    expect(gone).toBe(0);
   });
 
   it('brings the servers back when the request got no answer, and asks again', async () => {
-    const fetchFn = fetchOf(refused(), new Response('{}'));
+    const fetchFn = fetchOf(refused(), own());
     let gone = 0;
-    await bringBackIfGone(METADATA, fetchFn, async () => void gone++);
+    await bringBackIfGone(ISSUER, fetchFn, async () => void gone++);
     expect(gone).toBe(1);
     expect(fetchFn.asked).toEqual([METADATA, METADATA]);
   });
 
   it('throws what stands in the way of bringing them back', async () => {
     const cannot = new Error('The delegate servers on 127.0.0.1 ports 8410… run from another data directory.');
-    await expect(bringBackIfGone(METADATA, fetchOf(refused()), () => Promise.reject(cannot))).rejects.toBe(cannot);
+    await expect(bringBackIfGone(ISSUER, fetchOf(refused()), () => Promise.reject(cannot))).rejects.toBe(cannot);
   });
 
   it('leaves a request that failed otherwise (no answer in time) for the browser to meet, bringing nothing back', async () => {
-    const timedOut = Object.assign(new Error('No answer within 30000 ms.'), { name: 'TimeoutError' });
+    const timedOut = Object.assign(new Error('No answer within 1500 ms.'), { name: 'TimeoutError' });
     let gone = 0;
-    await expect(bringBackIfGone(METADATA, fetchOf(timedOut), async () => void gone++)).resolves.toBeUndefined();
+    await expect(bringBackIfGone(ISSUER, fetchOf(timedOut), async () => void gone++)).resolves.toBeUndefined();
     expect(gone).toBe(0);
   });
 });

@@ -183,6 +183,34 @@ describe('commands started together, with no server running', () => {
     }
   });
 
+  // Found in review (s28new): on the authorization server's own port, any answer sent the browser on there with the
+  // owner's sign-in link, and the command waited out its login timeout.
+  it("a browser sign-in whose authorization server's port another program took ends at its /start; the link never goes there", { timeout: 120_000 }, async () => {
+    const owner = startCli(['--profile', 'first', 'login', '--no-browser', ...ports], home);
+    const ownerLink = await owner.loginUrl;
+    const waiting = startCli(['--profile', 'second', 'login', '--no-browser', '--login-timeout', '90s', ...ports], home);
+    const waitingLink = await waiting.loginUrl;
+    await approveInBrowser(ownerLink);
+    expect((await within(owner, 30_000)).code).toBe(0);
+    const asked: string[] = [];
+    const squatter = createServer((req, res) => {
+      asked.push(req.url ?? '');
+      res.writeHead(404).end('not delegate');
+    }).listen(Number(ports[1]), '127.0.0.1');
+    await once(squatter, 'listening');
+    try {
+      const start = await new Browser().get(waitingLink);
+      expect(start.status).toBe(500);
+      expect(start.location).toBeNull();
+      const run = await within(waiting, 60_000);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`delegate: Port ${ports[1]} is used by another program`);
+      expect(asked.filter((path) => path.startsWith('/login'))).toEqual([]);
+    } finally {
+      squatter.close();
+    }
+  });
+
   it('find-slot started while the command that started the servers exits still prints the slot', { timeout: 180_000 }, async () => {
     await signIn();
     const owner = startCli(['--profile', 'owner', 'login', '--device', ...ports], home);

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NOBODY, asRoot, listenAsNobody, type ForeignListener } from '../support/foreign-listener.js';
 import { freePort } from '../support/ports.js';
-import { killLeftovers, runCli, startServer, storeSignIn } from './run.js';
+import { killLeftovers, runCli, startCli, startServer, storeSignIn } from './run.js';
+import { Browser } from '../support/oauth-flow.js';
 
 /**
  * A server run by `nobody` that answers like delegate's: the AS's metadata
@@ -138,6 +139,28 @@ describe.skipIf(!asRoot)("another user's program on delegate's ports", () => {
 
   // Found in review (s23local): `serve` asked "Is delegate serve already running?" of another user's program, which
   // find-slot names as such; and `login --redirect-port` called the port only "in use".
+  // Found in review (s28new): a browser sign-in's /start, its servers gone, sent the browser on with the owner's link to
+  // this program: the guard's refusal was taken for "no answer in time", or, within 2 s of the servers' last answer,
+  // the guard's note that the port was the user's let the request through.
+  it('gets no owner sign-in link when it takes the authorization server’s port while a browser sign-in waits', { timeout: 60_000 }, async () => {
+    const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
+    const home = join(dir, 'home');
+    const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
+    const serve = await startServer(['serve', ...ports], home);
+    const login = startCli(['login', '--no-browser', '--login-timeout', '60s', ...ports], home);
+    const link = await login.loginUrl;
+    serve.child.kill('SIGTERM');
+    await serve.done;
+    const squatter = await squat(auth, `http://127.0.0.1:${auth}`, `http://127.0.0.1:${agent}/mcp`);
+    const start = await new Browser().get(link);
+    expect(start.status).toBe(500);
+    expect(start.location).toBeNull();
+    const run = await login.done;
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`Port ${auth} on 127.0.0.1 is held by a program of another user of this machine (uid ${NOBODY})`);
+    expect(squatter.requests()).toEqual([]);
+  });
+
   it('is named as another user’s program when `serve` cannot listen on its port', { timeout: 60_000 }, async () => {
     const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
     const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];

@@ -63,7 +63,7 @@ describe('a second start of one data directory on other ports', () => {
     const second = await runCli(['serve', ...b], home);
     expect(second.code).toBe(1);
     expect(second.stderr.trim().split('\n')).toEqual([
-      `delegate: delegate is already serving the data directory ${home}, with its authorization server at http://127.0.0.1:${a[1]} and CalendarAgent at ${agentUrlOf(a)}. Use the ports it runs on, or stop it before using other ports.`,
+      `delegate: delegate is already serving the data directory ${home}, with its authorization server at http://127.0.0.1:${a[1]} and CalendarAgent at ${agentUrlOf(a)}. Use the ports it runs on, or stop it before using other ports (a \`delegate serve\`, or a command such as find-slot or login that runs the servers while it lasts).`,
     ]);
     // The running servers keep their agent's address.
     expect(await agentsList(home)).toContain(agentUrlOf(a));
@@ -104,7 +104,7 @@ describe('a second start of one data directory on other ports', () => {
       const runningPorts = running === both[0] ? a : b;
       const refusedPorts = running === both[0] ? b : a;
       expect(refused.stderr.trim().split('\n')).toEqual([
-        `delegate: delegate is already serving the data directory ${home}, with its authorization server at http://127.0.0.1:${runningPorts[1]} and CalendarAgent at ${agentUrlOf(runningPorts)}. Use the ports it runs on, or stop it before using other ports.`,
+        `delegate: delegate is already serving the data directory ${home}, with its authorization server at http://127.0.0.1:${runningPorts[1]} and CalendarAgent at ${agentUrlOf(runningPorts)}. Use the ports it runs on, or stop it before using other ports (a \`delegate serve\`, or a command such as find-slot or login that runs the servers while it lasts).`,
       ]);
       // CalendarAgent stays bound to the running servers' address, and a sign-in through them finds a slot.
       const agents = await agentsList(home);
