@@ -5,7 +5,7 @@
 // it creates the same mode, and ones left by an earlier run are tightened.
 import type BetterSqlite3 from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { accessSync, closeSync, constants, existsSync, openSync, chmodSync, readFileSync, realpathSync, statfsSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, chmodSync, readFileSync, readSync, realpathSync, statfsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
@@ -204,9 +204,22 @@ export function openSqliteStore(path: string, options: OpenOptions = {}): Store 
 /**
  * The schema version of the database at `path` as it stands now, or undefined when it cannot be read. For a command
  * that found a migration due and has since waited (refuseUpgradeWhileServed): another process may have applied it.
+ * Without a -wal file everything committed is in the database file, whose header holds the version (bytes 60–63,
+ * https://www.sqlite.org/fileformat2.html#user_version_number): read there, so that no -wal or -shm is left behind
+ * (found in review, s28new); with one, SQLite reads it, read-only.
  */
 export function schemaVersionOf(path: string): number | undefined {
   try {
+    const real = realpathSync(path);
+    if (!existsSync(`${real}-wal`)) {
+      const header = Buffer.alloc(100);
+      const fd = openSync(real, 'r');
+      try {
+        return readSync(fd, header, 0, 100, 0) === 100 ? header.readUInt32BE(60) : undefined;
+      } finally {
+        closeSync(fd);
+      }
+    }
     const db = new Database(path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
     try {
       return db.pragma('user_version', { simple: true }) as number;
