@@ -237,7 +237,10 @@ function sendOnTo(res: ServerResponse, startLink: () => Promise<string>, failed?
 export interface StartOnlyListener {
   /** http://127.0.0.1:<port>/start: no secret in it, so it may be printed and opened. */
   readonly startUrl: string;
-  /** Resolves once this user's browser was sent on to the link; rejects with loginTimedOut when none came in time. Closes the listener either way. */
+  /**
+   * Resolves once this user's browser was sent on to the link; rejects with loginTimedOut when none came in time, or
+   * with why the link could not be made. Closes the listener either way.
+   */
   visited(): Promise<void>;
   close(): Promise<void>;
 }
@@ -251,16 +254,21 @@ export async function startOnlyListener(options: LoopbackOptions, startLink: () 
   let port = 0;
   let sent = false;
   let done: () => void = () => {};
-  const visit = new Promise<void>((resolve) => {
+  let failed: (error: Error) => void = () => {};
+  const visit = new Promise<void>((resolve, reject) => {
     done = resolve;
+    failed = reject;
   });
+  visit.catch(() => {}); // read by visited(); a link that could not be made before it is called is not unhandled
   const server = createServer((req, res) => {
     if (peerStanding(req.socket) === 'theirs') return reply(res, 403, 'Forbidden.');
     if (!isStart(req, port)) return reply(res, 404, 'Not found.');
     if (notNavigatedHere(req)) return reply(res, 403, NOT_NAVIGATED);
     if (sent) return reply(res, 400, 'This link was opened already. Run the command again for a new one.');
     sent = true;
-    void sendOnTo(res, startLink).then((ok) => (ok ? done() : (sent = false)));
+    // A link that cannot be made (another user's program on the authorization server's port) ends the command with
+    // why, as the sign-in's /start does (found in review, s28new2: it waited out its timeout saying nothing of it).
+    void sendOnTo(res, startLink, failed).then((ok) => ok && done());
   });
   port = await listen(server, options);
   const close = closerOf(server);

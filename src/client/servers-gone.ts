@@ -16,6 +16,8 @@
 // be working on it.
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { authorizationServerMetadataUrl } from '../delegation/resource.js';
+import { DATA_DIRECTORY_HEADER } from '../data-directory-id.js';
+import { ClientError } from './errors.js';
 
 /**
  * Makes the servers answer again after a request got no answer, or fails with
@@ -63,17 +65,20 @@ export const START_CHECK_TIMEOUT_MS = 1500;
 /**
  * Before a browser is sent to the authorization server at `issuer` (the owner's link behind the CLI's /start,
  * sign-in.ts): one request for its metadata (RFC 8414), bounded by the caller's `fetchFn` (START_CHECK_TIMEOUT_MS).
- * - Its own metadata (200, `issuer` as given): the browser goes on.
+ * - Its own metadata (200, `issuer` as given, and this data directory's identity, `dataDirectory`, where the server
+ *   sends one): the browser goes on.
  * - No answer (refused, dropped): the servers are brought back (serversGone) and it asks again, as any request of the
  *   session does; what stands in the way of bringing them back is thrown.
  * - A program of another user on the port (the CLI's guard refuses to send to it, FOREIGN_LISTENER): thrown, and the
  *   owner's link never goes there (found in review, s28new: the guard's error was taken for "no answer in time").
- * - Any other answer (another program of this user, another data directory's server, a server closing): serversGone's
- *   look at the ports (ensureStack) says what stands there, or brings the servers back (s28new).
+ * - Any other answer (another program of this user, another data directory's server): serversGone's look at the ports
+ *   (ensureStack) says what stands there; servers it takes for this directory's must then answer as the one this
+ *   sign-in began with, or the link, made for that issuer, could only be refused (s28new, s28new2).
  * - No answer in time (a stopped server): left for the browser to meet.
  */
-export async function bringBackIfGone(issuer: string, fetchFn: FetchLike, serversGone: ServersGone): Promise<void> {
+export async function bringBackIfGone(issuer: string, fetchFn: FetchLike, serversGone: ServersGone, dataDirectory?: () => Promise<string | undefined>): Promise<void> {
   const url = authorizationServerMetadataUrl(issuer);
+  const ask = () => fetchFn(url, { headers: { accept: 'application/json' } });
   let cannot: { error: unknown } | undefined;
   const gone: ServersGone = () =>
     serversGone().catch((error: unknown) => {
@@ -82,16 +87,26 @@ export async function bringBackIfGone(issuer: string, fetchFn: FetchLike, server
     });
   let answer: Response;
   try {
-    answer = await resendIfUnanswered(() => fetchFn(url, { headers: { accept: 'application/json' } }), gone);
+    answer = await resendIfUnanswered(ask, gone);
   } catch (error) {
     if (cannot !== undefined) throw cannot.error;
     const foreign = foreignListener(error);
     if (foreign !== undefined) throw foreign;
     return;
   }
-  const body = (await answer.json().catch(() => undefined)) as { issuer?: unknown } | undefined;
-  if (answer.status === 200 && body?.issuer === issuer) return;
+  const ours = await dataDirectory?.();
+  if (await answersAs(answer, issuer, ours)) return;
   await serversGone();
+  if (!(await answersAs(await ask(), issuer, ours))) {
+    throw new ClientError('ISSUER_MISMATCH', `The authorization server on the port of ${issuer} no longer answers as ${issuer}, the one this sign-in began with: nothing was sent to it. Run the command again.`);
+  }
+}
+
+/** Whether `answer` is the metadata of the authorization server `issuer`, of the data directory `ours` where it says which. */
+async function answersAs(answer: Response, issuer: string, ours: string | undefined): Promise<boolean> {
+  const body = (await answer.json().catch(() => undefined)) as { issuer?: unknown } | undefined;
+  const said = answer.headers.get(DATA_DIRECTORY_HEADER);
+  return answer.status === 200 && body?.issuer === issuer && (ours === undefined || said === null || said === ours);
 }
 
 /** The error of the CLI's guard against a listener of another user (src/http/listener-owner.ts) among an error's causes, if any. */

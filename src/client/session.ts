@@ -84,6 +84,8 @@ export interface SessionOptions {
    * once more (servers-gone.ts). Without it, a refused connection is an error.
    */
   serversGone?: ServersGone;
+  /** The identity of this command's data directory (src/data-directory-id.ts), which the servers on its ports send: looked up when needed. */
+  dataDirectoryId?: () => Promise<string | undefined>;
   /**
    * Called before a sign-in starts, before anything of it is written (discovery state, client, owner key): the caller
    * makes sure the servers are its own (find-slot's fast path, which did not look before: src/cli/stack.ts refuses the

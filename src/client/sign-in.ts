@@ -106,7 +106,7 @@ export async function signInAndUse<T>(
             // not taken from the fetch guard's note of a moment ago: the servers may have gone since, and another
             // user's program taken their port (found in review, s28new).
             refuseForeignListener(context.issuer, { fresh: true });
-            if (options.serversGone) await bringBackIfGone(context.issuer, boundedFetch(options.fetchFn ?? fetch, START_CHECK_TIMEOUT_MS), options.serversGone);
+            if (options.serversGone) await bringBackIfGone(context.issuer, boundedFetch(options.fetchFn ?? fetch, START_CHECK_TIMEOUT_MS), options.serversGone, options.dataDirectoryId);
             refuseForeignListener(context.issuer, { fresh: true });
             return loginLinkFor({ authorizationUrl: url, issuer: context.issuer, agentUrl: options.agentUrl, ownerKeyPath: options.files.ownerKey, now: options.now });
           });

@@ -42,11 +42,31 @@ describe('bringBackIfGone', () => {
     const others = [new Response('{}', { status: 404 }), new Response('busy', { status: 503 }), new Response(JSON.stringify({ issuer: 'http://127.0.0.1:9999' })), new Response('<html>')];
     for (const answer of others) {
       let gone = 0;
-      await bringBackIfGone(ISSUER, fetchOf(answer), async () => void gone++);
+      // The look found (or started) this directory's servers: they answer as the issuer the sign-in began with.
+      await bringBackIfGone(ISSUER, fetchOf(answer, own()), async () => void gone++);
       expect(gone).toBe(1);
     }
     const there = new Error('Port 8410 is used by another program, not delegate’s authorization server.');
     await expect(bringBackIfGone(ISSUER, fetchOf(new Response('{}', { status: 404 })), () => Promise.reject(there))).rejects.toBe(there);
+  });
+
+  // Found in review (s28new2): another data directory's server on the port answers with the same issuer.
+  it("asks the look at the ports when the answer names another data directory; one naming this one's, or none, goes on", async () => {
+    const withDirectory = (id: string) => new Response(JSON.stringify({ issuer: ISSUER }), { headers: { 'delegate-data-directory': id } });
+    let gone = 0;
+    await bringBackIfGone(ISSUER, fetchOf(withDirectory('theirs'), own()), async () => void gone++, async () => 'ours');
+    expect(gone).toBe(1);
+    for (const answer of [withDirectory('ours'), own()]) {
+      await bringBackIfGone(ISSUER, fetchOf(answer), async () => void gone++, async () => 'ours');
+    }
+    expect(gone).toBe(1);
+  });
+
+  // Found in review (s28new2): the look at the ports took servers for this directory's whose issuer is not the one the
+  // sign-in began with (split servers restarted as the embedded ones, another issuer): the link could only be refused.
+  it('throws when, after the look at the ports, the server still does not answer as the issuer the sign-in began with', async () => {
+    const other = () => new Response(JSON.stringify({ issuer: 'http://localhost:8410' }));
+    await expect(bringBackIfGone(ISSUER, fetchOf(other(), other()), async () => {})).rejects.toMatchObject({ code: 'ISSUER_MISMATCH' });
   });
 
   // Found in review (s28new): the CLI's guard refused to send to another user's program on the port, and that error was

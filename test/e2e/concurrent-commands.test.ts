@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
-import { approveInBrowser, deviceUserCode, killLeftovers, startCli, type Run, type Running } from './run.js';
+import { approveInBrowser, deviceUserCode, killLeftovers, startCli, startServer, type Run, type Running } from './run.js';
 
 const PROCESSES = 4;
 /** Commands started together while the servers' start is slow, and how slow: longer than the 10 s the others used to wait. */
@@ -208,6 +208,29 @@ describe('commands started together, with no server running', () => {
       expect(asked.filter((path) => path.startsWith('/login'))).toEqual([]);
     } finally {
       squatter.close();
+    }
+  });
+
+  // Found in review (s28new2): another data directory's servers on the same ports answer with the same issuer; its
+  // authorization server got the owner's link (and refused it), and the command waited out its login timeout.
+  it("a browser sign-in whose servers went and another data directory's took their ports ends at its /start, saying so", { timeout: 120_000 }, async () => {
+    const owner = startCli(['--profile', 'first', 'login', '--no-browser', ...ports], home);
+    const ownerLink = await owner.loginUrl;
+    const waiting = startCli(['--profile', 'second', 'login', '--no-browser', '--login-timeout', '90s', ...ports], home);
+    const waitingLink = await waiting.loginUrl;
+    await approveInBrowser(ownerLink);
+    expect((await within(owner, 30_000)).code).toBe(0);
+    const other = await startServer(['serve', ...ports], join(home, '..', 'other-home'));
+    try {
+      const start = await new Browser().get(waitingLink);
+      expect(start.status).toBe(500);
+      expect(start.location).toBeNull();
+      const run = await within(waiting, 60_000);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`run from another data directory than this command's (${home})`);
+    } finally {
+      other.child.kill('SIGTERM');
+      await other.done;
     }
   });
 

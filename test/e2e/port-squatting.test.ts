@@ -161,6 +161,28 @@ describe.skipIf(!asRoot)("another user's program on delegate's ports", () => {
     expect(squatter.requests()).toEqual([]);
   });
 
+  // Found in review (s28new2): `delegate approve`'s /start gave it the owner's link to the request, and approve said
+  // "Signed in for that request" (exit 0).
+  it('gets no owner approval link when it takes the authorization server’s port before `delegate approve`’s /start is opened', { timeout: 60_000 }, async () => {
+    const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
+    const home = join(dir, 'home');
+    const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
+    const serve = await startServer(['serve', ...ports], home);
+    const approve = startCli(['approve', '--no-browser', '--login-timeout', '60s', ...ports, `http://127.0.0.1:${auth}/authorize?client_id=abc&response_type=code`], home);
+    const link = await approve.loginUrl;
+    serve.child.kill('SIGTERM');
+    await serve.done;
+    const squatter = await squat(auth, `http://127.0.0.1:${auth}`, `http://127.0.0.1:${agent}/mcp`);
+    const start = await new Browser().get(link);
+    expect(start.status).toBe(500);
+    expect(start.location).toBeNull();
+    const run = await approve.done;
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`Port ${auth} on 127.0.0.1 is held by a program of another user of this machine (uid ${NOBODY})`);
+    expect(run.stderr).not.toContain('Gave up waiting');
+    expect(squatter.requests()).toEqual([]);
+  });
+
   it('is named as another user’s program when `serve` cannot listen on its port', { timeout: 60_000 }, async () => {
     const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
     const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];

@@ -14,6 +14,7 @@ import { audienceIncludes, canonicalResource, resourceWithin } from '../../deleg
 import { isBearerToken, unverifiedAudience, type UnverifiedAudience } from '../../delegation/tokens.js';
 import { isClientError, isDelegationEnded, networkErrorCode, type ClientError } from '../../client/errors.js';
 import type { ServersGone } from '../../client/servers-gone.js';
+import { dataDirectoryId } from '../../data-directory-id.js';
 import type { SessionOptions } from '../../client/session.js';
 import { loadStack, type Stack, type StackOptions } from '../contracts.js';
 import { parseProfile } from '../args.js';
@@ -302,7 +303,7 @@ async function useAgent<T>(
       files: paths,
       now: () => io.now(),
       clientInfo: { name: 'delegate-cli', version: packageVersion() },
-      ...(serversGone !== undefined ? { serversGone } : {}),
+      ...(serversGone !== undefined ? { serversGone, dataDirectoryId: () => dataDirectoryId(paths.home) } : {}),
       ...checks,
       loginSettled: () => spinner?.stop(),
       // The run goes on with the new tokens; the person learns that the stored sign-in is spent.

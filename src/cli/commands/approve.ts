@@ -23,7 +23,7 @@
 // the browser was sent on.
 import { urlsFor, type Ports } from '../../config.js';
 import { isAnyLoopbackHost } from '../../delegation/resource.js';
-import { foreignListenersAt, uidsSaid } from '../../http/listener-owner.js';
+import { foreignListenersAt, refuseForeignListener, uidsSaid } from '../../http/listener-owner.js';
 import { startOnlyListener } from '../../client/loopback.js';
 import { loadOrCreateOwnerKey, ownerLoginUrl, signOwnerAssertion } from '../../client/owner-login.js';
 import { DEFAULT_LOGIN_TIMEOUT_MS } from '../../client/sign-in.js';
@@ -65,9 +65,12 @@ export async function approveCommand(target: string, args: ApproveArgs, io: CliI
   await requireServer(issuer);
   const key = await loadOrCreateOwnerKey(paths.ownerKey); // a key problem shows now, not in the browser
   const page = new URL(request, issuer);
-  const listener = await startOnlyListener({ timeoutMs: args.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS }, async () =>
-    ownerLoginUrl(issuer, await signOwnerAssertion({ key, issuer, now: () => io.now(), next: request, approval: true }), page),
-  );
+  const listener = await startOnlyListener({ timeoutMs: args.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS }, async () => {
+    // Who holds the server's port is looked up when the link is given, afresh: the server may have stopped since the
+    // command began, and another user's program taken its port (found in review, s28new2: it got the owner's link).
+    refuseForeignListener(issuer, { fresh: true });
+    return ownerLoginUrl(issuer, await signOwnerAssertion({ key, issuer, now: () => io.now(), next: request, approval: true }), page);
+  });
   const styles = stylesFor(io);
   const elsewhere = foreignListenerOfAnswer(page);
   if (elsewhere !== undefined) io.stderr.write(`delegate: ${styles.bold(elsewhere)}\n`);
