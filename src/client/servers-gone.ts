@@ -85,19 +85,26 @@ export async function bringBackIfGone(issuer: string, fetchFn: FetchLike, server
       cannot = { error };
       throw error;
     });
-  let answer: Response;
-  try {
-    answer = await resendIfUnanswered(ask, gone);
-  } catch (error) {
-    if (cannot !== undefined) throw cannot.error;
-    const foreign = foreignListener(error);
-    if (foreign !== undefined) throw foreign;
-    return;
-  }
+  // One look: the answer, or undefined when none came in time (left for the browser to meet); what stands in the way
+  // is thrown. The look after serversGone is the same look (found in review, s28new3: it was a bare request, whose
+  // refusal or slowness ended the sign-in with a bare "fetch failed").
+  const look = async (): Promise<Response | undefined> => {
+    try {
+      return await resendIfUnanswered(ask, gone);
+    } catch (error) {
+      if (cannot !== undefined) throw cannot.error;
+      const foreign = foreignListener(error);
+      if (foreign !== undefined) throw foreign;
+      return undefined;
+    }
+  };
+  const answer = await look();
+  if (answer === undefined) return;
   const ours = await dataDirectory?.();
   if (await answersAs(answer, issuer, ours)) return;
   await serversGone();
-  if (!(await answersAs(await ask(), issuer, ours))) {
+  const again = await look();
+  if (again !== undefined && !(await answersAs(again, issuer, ours))) {
     throw new ClientError('ISSUER_MISMATCH', `The authorization server on the port of ${issuer} no longer answers as ${issuer}, the one this sign-in began with: nothing was sent to it. Run the command again.`);
   }
 }

@@ -69,6 +69,15 @@ describe('bringBackIfGone', () => {
     await expect(bringBackIfGone(ISSUER, fetchOf(other(), other()), async () => {})).rejects.toMatchObject({ code: 'ISSUER_MISMATCH' });
   });
 
+  // Found in review (s28new3): the look after serversGone was a bare request.
+  it('looks again after the look at the ports as it looked first: a refusal brings the servers back, no answer in time is left for the browser', async () => {
+    let gone = 0;
+    await bringBackIfGone(ISSUER, fetchOf(new Response('busy', { status: 503 }), refused(), own()), async () => void gone++);
+    expect(gone).toBe(2);
+    const timedOut = Object.assign(new Error('No answer within 1500 ms.'), { name: 'TimeoutError' });
+    await expect(bringBackIfGone(ISSUER, fetchOf(new Response('busy', { status: 503 }), timedOut), async () => {})).resolves.toBeUndefined();
+  });
+
   // Found in review (s28new): the CLI's guard refused to send to another user's program on the port, and that error was
   // taken for "no answer in time": the browser was sent there with the owner's link.
   it("throws the guard's refusal of another user's program on the port, bringing nothing back", async () => {
