@@ -86,6 +86,30 @@ async function authAnswers(): Promise<boolean> {
   }
 }
 
+/**
+ * A browser sign-in (profile `second`) waiting on the servers another sign-in (profile `first`, which started them)
+ * ran: the first is approved and exits, and its servers go with it.
+ */
+async function waitingWhenServersWent(): Promise<Running> {
+  const owner = startCli(['--profile', 'first', 'login', '--no-browser', ...ports], home);
+  const ownerLink = await owner.loginUrl;
+  const waiting = startCli(['--profile', 'second', 'login', '--no-browser', '--login-timeout', '90s', ...ports], home);
+  await waiting.loginUrl;
+  await approveInBrowser(ownerLink);
+  expect((await within(owner, 30_000)).code).toBe(0);
+  return waiting;
+}
+
+/** The person opens the waiting sign-in's /start: a 500 page with no link, and the command ends with exit 1. */
+async function endedAtStart(waiting: Running): Promise<Run> {
+  const start = await new Browser().get(await waiting.loginUrl);
+  expect(start.status).toBe(500);
+  expect(start.location).toBeNull();
+  const run = await within(waiting, 60_000);
+  expect(run.code).toBe(1);
+  return run;
+}
+
 describe('commands started together, with no server running', () => {
   it(`${MANY} find-slot started together while the first to start the servers is slow (its CalendarAgent listens ${SLOW_LISTEN_MS / 1000} s late): all print the same slot`, { timeout: 180_000 }, async () => {
     // Found in review: on a loaded machine the servers' start took over the 10 s the other commands waited for
@@ -161,21 +185,12 @@ describe('commands started together, with no server running', () => {
   it('a browser sign-in whose servers went and cannot come back ends at its /start, saying why', { timeout: 120_000 }, async () => {
     // What stands in the way is said at once, as a command starting the servers says it, and the sign-in ends there:
     // before, the browser met a refused connection and the command waited out its login timeout.
-    const owner = startCli(['--profile', 'first', 'login', '--no-browser', ...ports], home);
-    const ownerLink = await owner.loginUrl;
-    const waiting = startCli(['--profile', 'second', 'login', '--no-browser', '--login-timeout', '90s', ...ports], home);
-    const waitingLink = await waiting.loginUrl;
-    await approveInBrowser(ownerLink);
-    expect((await within(owner, 30_000)).code).toBe(0);
+    const waiting = await waitingWhenServersWent();
     // Another program takes the calendar backend's port once the servers have gone: they cannot be started again.
     const squatter = createServer((_req, res) => res.writeHead(404).end('not delegate')).listen(Number(ports[3]), '127.0.0.1');
     await once(squatter, 'listening');
     try {
-      const start = await new Browser().get(waitingLink);
-      expect(start.status).toBe(500);
-      expect(start.location).toBeNull();
-      const run = await within(waiting, 60_000);
-      expect(run.code).toBe(1);
+      const run = await endedAtStart(waiting);
       expect(run.stderr).toContain(`delegate: Port ${ports[3]} is used by another program`);
       expect(run.stderr).not.toContain('Gave up waiting');
     } finally {
@@ -186,12 +201,7 @@ describe('commands started together, with no server running', () => {
   // Found in review (s28new): on the authorization server's own port, any answer sent the browser on there with the
   // owner's sign-in link, and the command waited out its login timeout.
   it("a browser sign-in whose authorization server's port another program took ends at its /start; the link never goes there", { timeout: 120_000 }, async () => {
-    const owner = startCli(['--profile', 'first', 'login', '--no-browser', ...ports], home);
-    const ownerLink = await owner.loginUrl;
-    const waiting = startCli(['--profile', 'second', 'login', '--no-browser', '--login-timeout', '90s', ...ports], home);
-    const waitingLink = await waiting.loginUrl;
-    await approveInBrowser(ownerLink);
-    expect((await within(owner, 30_000)).code).toBe(0);
+    const waiting = await waitingWhenServersWent();
     const asked: string[] = [];
     const squatter = createServer((req, res) => {
       asked.push(req.url ?? '');
@@ -199,11 +209,7 @@ describe('commands started together, with no server running', () => {
     }).listen(Number(ports[1]), '127.0.0.1');
     await once(squatter, 'listening');
     try {
-      const start = await new Browser().get(waitingLink);
-      expect(start.status).toBe(500);
-      expect(start.location).toBeNull();
-      const run = await within(waiting, 60_000);
-      expect(run.code).toBe(1);
+      const run = await endedAtStart(waiting);
       expect(run.stderr).toContain(`delegate: Port ${ports[1]} is used by another program`);
       expect(asked.filter((path) => path.startsWith('/login'))).toEqual([]);
     } finally {
@@ -214,19 +220,10 @@ describe('commands started together, with no server running', () => {
   // Found in review (s28new2): another data directory's servers on the same ports answer with the same issuer; its
   // authorization server got the owner's link (and refused it), and the command waited out its login timeout.
   it("a browser sign-in whose servers went and another data directory's took their ports ends at its /start, saying so", { timeout: 120_000 }, async () => {
-    const owner = startCli(['--profile', 'first', 'login', '--no-browser', ...ports], home);
-    const ownerLink = await owner.loginUrl;
-    const waiting = startCli(['--profile', 'second', 'login', '--no-browser', '--login-timeout', '90s', ...ports], home);
-    const waitingLink = await waiting.loginUrl;
-    await approveInBrowser(ownerLink);
-    expect((await within(owner, 30_000)).code).toBe(0);
+    const waiting = await waitingWhenServersWent();
     const other = await startServer(['serve', ...ports], join(home, '..', 'other-home'));
     try {
-      const start = await new Browser().get(waitingLink);
-      expect(start.status).toBe(500);
-      expect(start.location).toBeNull();
-      const run = await within(waiting, 60_000);
-      expect(run.code).toBe(1);
+      const run = await endedAtStart(waiting);
       expect(run.stderr).toContain(`run from another data directory than this command's (${home})`);
     } finally {
       other.child.kill('SIGTERM');

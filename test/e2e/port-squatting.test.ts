@@ -141,42 +141,26 @@ describe.skipIf(!asRoot)("another user's program on delegate's ports", () => {
   // find-slot names as such; and `login --redirect-port` called the port only "in use".
   // Found in review (s28new): a browser sign-in's /start, its servers gone, sent the browser on with the owner's link to
   // this program: the guard's refusal was taken for "no answer in time", or, within 2 s of the servers' last answer,
-  // the guard's note that the port was the user's let the request through.
-  it('gets no owner sign-in link when it takes the authorization server’s port while a browser sign-in waits', { timeout: 60_000 }, async () => {
+  // the guard's note that the port was the user's let the request through. Found in review (s28new2): `delegate
+  // approve`'s /start gave it the owner's link to the request, and approve said "Signed in for that request" (exit 0).
+  it.each([
+    ['sign-in link', 'login', (_auth: number) => ['login']],
+    ['approval link', 'approve', (auth: number) => ['approve', `http://127.0.0.1:${auth}/authorize?client_id=abc&response_type=code`]],
+  ])('gets no owner %s when it takes the authorization server’s port before `%s`’s /start is opened', { timeout: 60_000 }, async (_link, _command, words) => {
     const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
     const home = join(dir, 'home');
     const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
     const serve = await startServer(['serve', ...ports], home);
-    const login = startCli(['login', '--no-browser', '--login-timeout', '60s', ...ports], home);
-    const link = await login.loginUrl;
+    const [command, ...rest] = words(auth);
+    const waiting = startCli([command!, '--no-browser', '--login-timeout', '60s', ...ports, ...rest], home);
+    const link = await waiting.loginUrl;
     serve.child.kill('SIGTERM');
     await serve.done;
     const squatter = await squat(auth, `http://127.0.0.1:${auth}`, `http://127.0.0.1:${agent}/mcp`);
     const start = await new Browser().get(link);
     expect(start.status).toBe(500);
     expect(start.location).toBeNull();
-    const run = await login.done;
-    expect(run.code).toBe(1);
-    expect(run.stderr).toContain(`Port ${auth} on 127.0.0.1 is held by a program of another user of this machine (uid ${NOBODY})`);
-    expect(squatter.requests()).toEqual([]);
-  });
-
-  // Found in review (s28new2): `delegate approve`'s /start gave it the owner's link to the request, and approve said
-  // "Signed in for that request" (exit 0).
-  it('gets no owner approval link when it takes the authorization server’s port before `delegate approve`’s /start is opened', { timeout: 60_000 }, async () => {
-    const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
-    const home = join(dir, 'home');
-    const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
-    const serve = await startServer(['serve', ...ports], home);
-    const approve = startCli(['approve', '--no-browser', '--login-timeout', '60s', ...ports, `http://127.0.0.1:${auth}/authorize?client_id=abc&response_type=code`], home);
-    const link = await approve.loginUrl;
-    serve.child.kill('SIGTERM');
-    await serve.done;
-    const squatter = await squat(auth, `http://127.0.0.1:${auth}`, `http://127.0.0.1:${agent}/mcp`);
-    const start = await new Browser().get(link);
-    expect(start.status).toBe(500);
-    expect(start.location).toBeNull();
-    const run = await approve.done;
+    const run = await waiting.done;
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(`Port ${auth} on 127.0.0.1 is held by a program of another user of this machine (uid ${NOBODY})`);
     expect(run.stderr).not.toContain('Gave up waiting');
