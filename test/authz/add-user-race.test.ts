@@ -2,28 +2,16 @@
 // write (found at stop 21, `delegate users add`): the name is UNIQUE, so the
 // write is refused, and the caller gets the answer the look would have given
 // (NAME_TAKEN, or with `replace` the password set), not the database's words.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { twoConnectionsEachTest } from '../support/two-connections.js';
 import { addUser, UserError } from '../../src/authz/users.js';
 import { verifyPassword } from '../../src/authz/password.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import type { Store } from '../../src/store/index.js';
 
-let dir: string;
 let store: Store;
-let other: Store;
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'delegate-add-user-race-'));
-  store = openStore(join(dir, 'delegate.db'));
-  other = openStore(join(dir, 'delegate.db')); // another process's connection
-});
-
-afterEach(() => {
-  store.close();
-  other.close();
-  rmSync(dir, { recursive: true, force: true });
+let other: Store; // another process's connection
+twoConnectionsEachTest('delegate-add-user-race-', (opened, another) => {
+  [store, other] = [opened, another];
 });
 
 /** `store`, whose createUser lets the other connection add an account of the same name (or `otherName`) first. */

@@ -2,27 +2,15 @@
 // adds an account under the name picked for the owner between the look and the write: `delegate users add root`
 // beside the first `serve` on a new data directory. Found in review (s28race): `serve` stopped on SQLite's "UNIQUE
 // constraint failed: users.name"; now the name is looked for again, as the next start would have.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { twoConnectionsEachTest } from '../support/two-connections.js';
 import { ensureOwner } from '../../src/authz/bootstrap.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import type { Store } from '../../src/store/index.js';
 
-let dir: string;
 let store: Store;
-let other: Store;
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'delegate-owner-name-race-'));
-  store = openStore(join(dir, 'delegate.db'));
-  other = openStore(join(dir, 'delegate.db')); // another process's connection: `delegate users add`
-});
-
-afterEach(() => {
-  store.close();
-  other.close();
-  rmSync(dir, { recursive: true, force: true });
+let other: Store; // another process's connection: `delegate users add`
+twoConnectionsEachTest('delegate-owner-name-race-', (opened, another) => {
+  [store, other] = [opened, another];
 });
 
 /** `store`, whose createUser lets the other connection add an account under the name being written first, for the first `times` writes. */

@@ -3,28 +3,16 @@
 // review (s28race): both were added, so two keys were current (both in the JWKS), and an agent statement signed with
 // one failed the consent page's check against the other (statementKey: the current key only). Now the look and the
 // write are one IMMEDIATE transaction (Store.addSigningKeyIfNone), and the second process takes the first one's key.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { twoConnectionsEachTest } from '../support/two-connections.js';
 import { loadKeyRing, newSigningKey, type KeyRing } from '../../src/authz/keys.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import type { Store } from '../../src/store/index.js';
 
 const NOW = Date.UTC(2026, 11, 7);
-let dir: string;
 let store: Store;
-let other: Store;
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'delegate-first-key-race-'));
-  store = openStore(join(dir, 'delegate.db'));
-  other = openStore(join(dir, 'delegate.db')); // another process's connection
-});
-
-afterEach(() => {
-  store.close();
-  other.close();
-  rmSync(dir, { recursive: true, force: true });
+let other: Store; // another process's connection
+twoConnectionsEachTest('delegate-first-key-race-', (opened, another) => {
+  [store, other] = [opened, another];
 });
 
 const current = async (s: Store) => (await s.signingKeys()).filter((k) => k.retiredAt === null);
