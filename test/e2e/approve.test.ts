@@ -321,3 +321,29 @@ describe('delegate approve refuses what is not this server’s request', () => {
     expect((await cli.done).code).toBe(0);
   });
 });
+
+// Found in review (s28new3): with `serve` stopped after approve printed its /start, the browser was sent on to the
+// refused port and approve said "Signed in for that request" (exit 0).
+describe('delegate approve whose server stopped before its /start was opened', () => {
+  it('ends at /start saying no authorization server answers; the browser is sent nowhere', { timeout: 60_000 }, async () => {
+    const root = await mkdtemp(join(tmpdir(), 'delegate-e2e-approve-stopped-'));
+    try {
+      const auth = await freePort();
+      const own = ['--auth-port', String(auth), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+      const server = await startServer(['serve', ...own], join(root, 'home'));
+      const cli = startCli(['approve', '--no-browser', '--login-timeout', '60s', ...own, `http://127.0.0.1:${auth}/authorize?client_id=abc&response_type=code`], join(root, 'home'));
+      const start = await cli.loginUrl;
+      server.child.kill('SIGTERM');
+      await server.done;
+      const answer = await new Browser().get(start);
+      expect(answer.status).toBe(500);
+      expect(answer.location).toBeNull();
+      const run = await cli.done;
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`No delegate authorization server answers at http://127.0.0.1:${auth}: the request can be approved only while the server that it was made at runs`);
+      expect(run.stderr).not.toContain('Signed in for that request');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -69,6 +69,9 @@ export async function approveCommand(target: string, args: ApproveArgs, io: CliI
     // Who holds the server's port is looked up when the link is given, afresh: the server may have stopped since the
     // command began, and another user's program taken its port (found in review, s28new2: it got the owner's link).
     refuseForeignListener(issuer, { fresh: true });
+    // And the server must still be there: the request lives in it (found in review, s28new3: with `serve` stopped, the
+    // browser was sent to a refused port and approve said "Signed in for that request", exit 0).
+    await requireServer(issuer);
     return ownerLoginUrl(issuer, await signOwnerAssertion({ key, issuer, now: () => io.now(), next: request, approval: true }), page);
   });
   const styles = stylesFor(io);
