@@ -10,6 +10,7 @@
 // agent was waited for until the SDK's own 60 s (found in review, s25faults).
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { heldTimeout, type HeldTimeout } from '../http/held-timeout.js';
+import { causeAmong } from './errors.js';
 
 /** The reason a request bounded here was aborted: `url` gave no full answer within `ms`. Named as AbortSignal.timeout()'s is. */
 export class RequestTimedOut extends Error {
@@ -24,10 +25,7 @@ export class RequestTimedOut extends Error {
 
 /** The RequestTimedOut among an error's causes (node:http wraps the reason in its AbortError), if any. */
 export function requestTimedOut(error: unknown): RequestTimedOut | undefined {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof RequestTimedOut) return e;
-  }
-  return undefined;
+  return causeAmong(error, (e) => e instanceof RequestTimedOut) as RequestTimedOut | undefined;
 }
 
 /**

@@ -190,12 +190,23 @@ export function certificateErrorCode(error: unknown): string | undefined {
   return codeAmong(error, CERTIFICATE_ERROR_CODES);
 }
 
-function codeAmong(error: unknown, codes: ReadonlySet<string>): string | undefined {
+/** The first of an error and its causes (five deep: node:http and undici wrap theirs) that `matches`, if any. */
+export function causeAmong(error: unknown, matches: (cause: unknown) => boolean): unknown {
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && codes.has(code)) return code;
+    if (matches(e)) return e;
   }
   return undefined;
+}
+
+/** The first of `codes` an error or one of its causes carries as its `code`, if any. */
+export function codeAmong(error: unknown, codes: ReadonlySet<string>): string | undefined {
+  const found = causeAmong(error, (cause) => codes.has(codeOf(cause) ?? ''));
+  return found === undefined ? undefined : codeOf(found);
+}
+
+function codeOf(cause: unknown): string | undefined {
+  const code = (cause as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
 }
 
 const FILE_ERROR_WORDS: Record<string, string> = {

@@ -18,7 +18,7 @@ import { InvalidClientError, InvalidGrantError, OAuthError, UnauthorizedClientEr
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { boundedFetch } from './bounded-fetch.js';
 import { clientFor, endTokens, isExpired, setTokens, tokensFor, type StoredTokens, type TokenCache } from './cache.js';
-import { ClientError, isClientError } from './errors.js';
+import { ClientError, codeAmong, isClientError } from './errors.js';
 import { signalHold, type SignalHold } from './held-signals.js';
 import { storedTokensFrom } from './provider.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
@@ -190,11 +190,7 @@ export function refreshSpentNothing(error: unknown): boolean {
   if (!isClientError(error, 'REFRESH_FAILED')) return false;
   const cause = error.cause;
   if (cause instanceof Error && /^HTTP \d{3}:/.test(cause.message)) return true; // as refreshFailure reads it: no OAuth error in the answer
-  for (let e: unknown = cause, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && NOT_CONNECTED_CODES.has(code)) return true;
-  }
-  return false;
+  return codeAmong(cause, NOT_CONNECTED_CODES) !== undefined;
 }
 
 /**

@@ -17,7 +17,7 @@
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { authorizationServerMetadataUrl } from '../delegation/resource.js';
 import { DATA_DIRECTORY_HEADER } from '../data-directory-id.js';
-import { ClientError } from './errors.js';
+import { causeAmong, ClientError, codeAmong } from './errors.js';
 
 /**
  * Makes the servers answer again after a request got no answer, or fails with
@@ -34,11 +34,7 @@ const UNANSWERED_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ER
 
 /** Whether the request failed because the server refused or dropped the connection before answering (anywhere in its causes). */
 export function wasUnanswered(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && UNANSWERED_CODES.has(code)) return true;
-  }
-  return false;
+  return codeAmong(error, UNANSWERED_CODES) !== undefined;
 }
 
 /** `send()`; when it gets no answer and there is someone to tell, the servers brought back and `send()` again, a few times at most. */
@@ -118,8 +114,5 @@ async function answersAs(answer: Response, issuer: string, ours: string | undefi
 
 /** The error of the CLI's guard against a listener of another user (src/http/listener-owner.ts) among an error's causes, if any. */
 function foreignListener(error: unknown): Error | undefined {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if ((e as { code?: unknown }).code === 'FOREIGN_LISTENER' && e instanceof Error) return e;
-  }
-  return undefined;
+  return causeAmong(error, (e) => e instanceof Error && (e as { code?: unknown }).code === 'FOREIGN_LISTENER') as Error | undefined;
 }

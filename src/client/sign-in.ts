@@ -66,7 +66,6 @@ export async function signInAndUse<T>(
     ...(options.redirectPort !== undefined ? { port: options.redirectPort } : {}),
   });
   const stopReading = new AbortController();
-  const bound = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   try {
     let asked = 0;
     // Set once the owner's link is shown: the code's redemption then proves it is the owner's CLI, and the
@@ -121,6 +120,7 @@ export async function signInAndUse<T>(
 
     // The agent's answer is bounded on its own; the discovery and registration the SDK does after its 401, inside
     // the same initialize, request by request (boundedFetch), with a wide backstop for the whole (connect.ts).
+    const bound = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const agentAnswer = new AgentAnswerDeadline(options.agentUrl, bound);
     const first = new StreamableHTTPClientTransport(new URL(options.agentUrl), { authProvider: provider, fetch: agentAnswer.watch(fetchFn) });
     if (options.scope !== undefined) {

@@ -82,6 +82,12 @@ async function ownerId(): Promise<string> {
   return (await stack.store.ownerUser())!.id;
 }
 
+/** A new app (its redirect URI the callback here) and its request for slots:find on CalendarAgent, with `state`. */
+async function newRequest(state: string): Promise<{ client: string; request: string }> {
+  const client = await registerPublicClient(stack.issuer, [callback.uri]);
+  return { client, request: authorizeUrl(stack.issuer, { clientId: client, redirectUri: callback.uri, resource: stack.agentUrl, scope: 'slots:find', state, challenge: pkcePair().challenge }) };
+}
+
 describe('the owner’s session cookie taken by a listener on another loopback port (delegate approve, the app the attacker’s)', () => {
   it('opens nothing, before the decision (taken by a navigation) or after the Deny (taken by its redirect): no consent page, no code, no grant', { timeout: 60_000 }, async () => {
     // The attacker's own request: his client, his listener as its redirect URI, his PKCE challenge.
@@ -130,8 +136,7 @@ describe('the owner’s session cookie taken by a listener on another loopback p
 
 describe('one request, one decision: the session is spent on it', () => {
   it('a Deny on a second page of the same request after the Approve is refused with an error page; the app got the Approve only', { timeout: 60_000 }, async () => {
-    const client = await registerPublicClient(stack.issuer, [callback.uri]);
-    const request = authorizeUrl(stack.issuer, { clientId: client, redirectUri: callback.uri, resource: stack.agentUrl, scope: 'slots:find', state: 'twice', challenge: pkcePair().challenge });
+    const { client, request } = await newRequest('twice');
     const context = await chromium.newContext();
     const first = await context.newPage();
     await first.goto(await ownerLink(stack, request.slice(stack.issuer.length), { approval: true }));
@@ -169,8 +174,7 @@ describe('a session cookie planted on more specific paths by a page on another l
     const planted = (await context.cookies()).filter((c) => c.name === cookieName);
     expect(planted.map((c) => c.path).sort()).toEqual(['/authorize', '/consent']);
 
-    const client = await registerPublicClient(stack.issuer, [callback.uri]);
-    const request = authorizeUrl(stack.issuer, { clientId: client, redirectUri: callback.uri, resource: stack.agentUrl, scope: 'slots:find', state: 'planted', challenge: pkcePair().challenge });
+    const { request } = await newRequest('planted');
     await page.goto(await ownerLink(stack, request.slice(stack.issuer.length)));
     // Chromium sends the planted value (Path=/authorize) before the session's own (Path=/).
     expect((await context.cookies(`${stack.issuer}/authorize`)).filter((c) => c.name === cookieName)).toHaveLength(2);
@@ -186,8 +190,7 @@ describe('a session cookie planted on more specific paths by a page on another l
 
 describe('one request, one decision: through a new sign-in too', () => {
   it('after the Approve, the same request opened again by a new owner link gets no consent page and no code: invalid_request back to the app, the grant as approved', { timeout: 60_000 }, async () => {
-    const client = await registerPublicClient(stack.issuer, [callback.uri]);
-    const request = authorizeUrl(stack.issuer, { clientId: client, redirectUri: callback.uri, resource: stack.agentUrl, scope: 'slots:find', state: 'again', challenge: pkcePair().challenge });
+    const { client, request } = await newRequest('again');
     const context = await chromium.newContext();
     const page = await context.newPage();
     await page.goto(await ownerLink(stack, request.slice(stack.issuer.length), { approval: true }));
@@ -222,8 +225,7 @@ describe('one request, one decision: through a new sign-in too', () => {
   });
 
   it('two consent pages of one request under two sign-ins: the Approve on one, then the Deny on the other is refused; the app got the Approve only', { timeout: 60_000 }, async () => {
-    const client = await registerPublicClient(stack.issuer, [callback.uri]);
-    const request = authorizeUrl(stack.issuer, { clientId: client, redirectUri: callback.uri, resource: stack.agentUrl, scope: 'slots:find', state: 'two-sign-ins', challenge: pkcePair().challenge });
+    const { client, request } = await newRequest('two-sign-ins');
     const pages = [];
     for (let i = 0; i < 2; i++) {
       const context = await chromium.newContext();
