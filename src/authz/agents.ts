@@ -3,12 +3,13 @@
 // bound to the one resource URL it serves (set here and nowhere else), and
 // declares what it reaches downstream on a user's behalf. The authorization
 // server signs a statement of the agent's identity over its metadata and key.
+import { isDeepStrictEqual } from 'node:util';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { GRANT_TYPE_TOKEN_EXCHANGE, canonicalResource, isValidScopeToken, SCOPE_TOKEN_WORDS, sameOriginOrLoopbackAlias, sameResourceOrLoopbackAlias } from '../delegation/index.js';
 import type { AgentSave, ClientRecord, DownstreamAccess, ResourceRecord, Store } from '../store/index.js';
 import { signAgentStatement, verifyAgentStatement, type AgentProfile, type AgentVerification } from './agent-statement.js';
 import { DEFAULT_LIFETIMES } from './context.js';
-import { currentKey, loadKeyRing } from './keys.js';
+import { currentKey, loadKeyRing, type KeyRing } from './keys.js';
 
 export interface AgentRegistration {
   clientId: string;
@@ -63,6 +64,13 @@ export async function registerAgent(
   const recordAs = record && (!record.onlyIfMoved || movedFrom !== undefined) ? record : undefined;
 
   const keys = await loadKeyRing(store, () => now, DEFAULT_LIFETIMES.accessTokenSec * 1000);
+  // Setup's registration of CalendarAgent at every start (bootstrap.ts: "a later start with the same settings changes
+  // nothing"): what is on record already, its statement signed by the current key over the same claims, is left as it
+  // is. Found in review: every `serve` re-signed the statement, one refused for a port in use too. An administrator's
+  // `agents register` (recorded) writes and records as before.
+  if (existing && movedFrom === undefined && (!record || record.onlyIfMoved) && (await registeredAsIs(store, issuer, keys, existing, agent, resourceUrl))) {
+    return { client: existing };
+  }
   const sign = async () => {
     const { kid } = await keys.current();
     return { kid, statement: await signAgentStatement(issuer, keys, { clientId: agent.clientId, resource: resourceUrl, jwks: agent.jwks, profile: agent.profile }, Math.floor(now / 1000)) };
@@ -78,14 +86,7 @@ export async function registerAgent(
     tokenEndpointAuthMethod: 'private_key_jwt',
     jwks: agent.jwks,
     resource: resourceUrl,
-    metadata: {
-      client_name: agent.profile.name,
-      software_id: agent.profile.softwareId,
-      software_version: agent.profile.softwareVersion,
-      token_endpoint_auth_method: 'private_key_jwt',
-      grant_types: [GRANT_TYPE_TOKEN_EXCHANGE],
-      agent_statement: statement,
-    },
+    metadata: { ...agentMetadata(agent.profile), agent_statement: statement },
     createdAt: existing?.createdAt ?? now,
   };
   const grantsRevoked = await store.saveAgent(
@@ -122,6 +123,54 @@ export async function registerAgent(
     await store.updateClient(client);
   }
   return { client, ...(movedFrom !== undefined ? { move: { from: movedFrom, to: resourceUrl, grantsRevoked: grantsRevoked.length } } : {}) };
+}
+
+/**
+ * Whether `existing` and its resource record are what registering `agent` at `resourceUrl` would write, and its
+ * statement verifies, with the current key, for the same profile, key and resource.
+ */
+async function registeredAsIs(store: Store, issuer: string, keys: KeyRing, existing: ClientRecord, agent: AgentRegistration, resourceUrl: string): Promise<boolean> {
+  const { agent_statement: _statement, ...metadata } = existing.metadata;
+  const client = {
+    kind: existing.kind,
+    clientName: existing.clientName,
+    secretHash: existing.secretHash,
+    redirectUris: existing.redirectUris,
+    grantTypes: existing.grantTypes,
+    tokenEndpointAuthMethod: existing.tokenEndpointAuthMethod,
+    jwks: existing.jwks,
+    resource: existing.resource,
+    metadata,
+  };
+  const wanted = {
+    kind: 'agent',
+    clientName: agent.profile.name,
+    secretHash: null,
+    redirectUris: [],
+    grantTypes: [GRANT_TYPE_TOKEN_EXCHANGE],
+    tokenEndpointAuthMethod: 'private_key_jwt',
+    jwks: agent.jwks,
+    resource: resourceUrl,
+    metadata: agentMetadata(agent.profile),
+  };
+  if (!isDeepStrictEqual(client, wanted)) return false;
+  const resource = await store.resourceByUrl(resourceUrl);
+  if (!resource || !isDeepStrictEqual([resource.name, resource.scopes, resource.agentClientId, resource.downstream], [agent.profile.name, agent.scopes, agent.clientId, agent.downstream])) {
+    return false;
+  }
+  const verified = await verifyAgentStatement(issuer, (kid) => keys.statementKey(kid), existing);
+  return verified.ok && verified.agent.resource === resourceUrl && isDeepStrictEqual(verified.agent.profile, agent.profile);
+}
+
+/** The registration metadata an agent's client record holds (RFC 7591 §3.2.1 echo), without its statement. */
+function agentMetadata(profile: AgentProfile): Record<string, unknown> {
+  return {
+    client_name: profile.name,
+    software_id: profile.softwareId,
+    software_version: profile.softwareVersion,
+    token_endpoint_auth_method: 'private_key_jwt',
+    grant_types: [GRANT_TYPE_TOKEN_EXCHANGE],
+  };
 }
 
 /** An agent registered at another URL than the one on record: its old and new URLs, and how many live grants for the old one ended. */

@@ -214,6 +214,55 @@ describe('an agent registered by the operator (registerAgent)', () => {
   });
 });
 
+// Setup registers CalendarAgent at every start (bootstrapLocal, { onlyIfMoved }); found in review: each start re-signed
+// its statement (a new iat), a `serve` refused for a port in use too.
+describe('setup registering an agent that is on record as it is', () => {
+  const setupRecord = { by: 'setup', onlyIfMoved: true };
+  const profile = { name: 'Helper', softwareId: 't', softwareVersion: '1', operator: { name: 'T', contact: 't@example.test' }, description: 'd', limitations: ['none'] };
+  const registration = async (clientId: string, resourceUrl: string) => ({
+    clientId,
+    resourceUrl,
+    scopes: ['agenda:read'],
+    jwks: { keys: [(await es256Key()).publicJwk as Record<string, unknown>] },
+    downstream: [],
+    profile,
+  });
+  const later = (seconds: number) => Date.now() + seconds * 1000;
+
+  it('writes nothing: the statement stays the one signed first', async () => {
+    const agent = await registration('as-it-is', 'http://127.0.0.1:9002/mcp');
+    const first = await registerAgent(authz.store, authz.issuer, agent, later(0), setupRecord);
+    const again = await registerAgent(authz.store, authz.issuer, agent, later(5), setupRecord);
+    expect(again.client.metadata.agent_statement).toBe(first.client.metadata.agent_statement);
+    expect((await authz.store.clientById('as-it-is'))?.metadata.agent_statement).toBe(first.client.metadata.agent_statement);
+  });
+
+  it.each([
+    ['a new software version', 1, (a: Awaited<ReturnType<typeof registration>>) => ({ ...a, profile: { ...a.profile, softwareVersion: '2' } })],
+    ['a new operator contact', 2, (a: Awaited<ReturnType<typeof registration>>) => ({ ...a, profile: { ...a.profile, operator: { name: 'T', contact: 'u@example.test' } } })],
+    ['another scope', 3, (a: Awaited<ReturnType<typeof registration>>) => ({ ...a, scopes: ['agenda:read', 'agenda:write'] })],
+  ])('signs again for %s, and stores it', async (_what, n, change) => {
+    const agent = await registration(`changed-${n}`, `http://127.0.0.1:${9003 + n}/mcp`);
+    const first = await registerAgent(authz.store, authz.issuer, agent, later(0), setupRecord);
+    const changed = change(agent);
+    const again = await registerAgent(authz.store, authz.issuer, changed, later(5), setupRecord);
+    expect(again.client.metadata.agent_statement).not.toBe(first.client.metadata.agent_statement);
+    expect((await authz.store.clientById(agent.clientId))?.metadata.software_version).toBe(changed.profile.softwareVersion);
+    expect((await authz.store.resourceByUrl(agent.resourceUrl))?.scopes).toEqual(changed.scopes);
+  });
+
+  it('signs again when the statement on record does not verify (signed by a key that is not the current one)', async () => {
+    const agent = await registration('unverified', 'http://127.0.0.1:9010/mcp');
+    const first = await registerAgent(authz.store, authz.issuer, agent, later(0), setupRecord);
+    const client = (await authz.store.clientById('unverified'))!;
+    const [header, payload] = String(first.client.metadata.agent_statement).split('.');
+    await authz.store.updateClient({ ...client, metadata: { ...client.metadata, agent_statement: `${header}.${payload}.AAAA` } });
+    const again = await registerAgent(authz.store, authz.issuer, agent, later(5), setupRecord);
+    expect(again.client.metadata.agent_statement).not.toBe(`${header}.${payload}.AAAA`);
+    expect((await authz.store.clientById('unverified'))?.metadata.agent_statement).toBe(again.client.metadata.agent_statement);
+  });
+});
+
 describe('DNS rebinding', () => {
   it('refuses a Host that is not this server', async () => {
     const { request } = await import('node:http');

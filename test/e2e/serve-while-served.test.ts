@@ -10,6 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { killLeftovers, runCli, startCli, startServer } from './run.js';
@@ -41,15 +42,28 @@ function heldElsewhere(port: string, name: string): string {
 
 const flag = (ports: string[], name: string) => ports[ports.indexOf(name) + 1]!;
 
+/** CalendarAgent's identity statement as the data directory in `home` holds it. */
+function agentStatement(home: string): string {
+  const db = new Database(join(home, 'delegate.db'), { readonly: true, fileMustExist: true });
+  try {
+    return String((db.prepare("SELECT json_extract(metadata, '$.agent_statement') AS s FROM clients WHERE kind = 'agent'").get() as { s: string }).s);
+  } finally {
+    db.close();
+  }
+}
+
 describe('delegate serve on ports already taken', () => {
   it("by this data directory's servers, run by a command that started them for itself: says so, exit 1", { timeout: 60_000 }, async () => {
     const home = await newHome();
     const ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
     const waiting = startCli(['login', '--no-browser', ...ports], home);
     await waiting.loginUrl; // its servers answer: it printed where to sign in
+    const statement = agentStatement(home);
     const serve = await runCli(['serve', ...ports], home);
     expect([serve.code, serve.stdout]).toEqual([1, '']);
     expect(serve.stderr).toBe(heldHere(ports[1]!, 'authorization server', 'serve-auth'));
+    // Refused, it changed nothing: not even CalendarAgent's statement signed again (found in review).
+    expect(agentStatement(home)).toBe(statement);
     // serve-auth alone, on the authorization server's port, says the same (found in review, s26new3: it still asked).
     const auth = await runCli(['serve-auth', '--port', ports[1]!], home);
     expect([auth.code, auth.stderr]).toEqual([1, serve.stderr]);
