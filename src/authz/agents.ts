@@ -76,23 +76,12 @@ export async function registerAgent(
     return { kid, statement: await signAgentStatement(issuer, keys, { clientId: agent.clientId, resource: resourceUrl, jwks: agent.jwks, profile: agent.profile }, Math.floor(now / 1000)) };
   };
   let { kid: signedWith, statement } = await sign();
-  const client: ClientRecord = {
-    clientId: agent.clientId,
-    clientName: agent.profile.name,
-    kind: 'agent',
-    secretHash: null,
-    redirectUris: [],
-    grantTypes: [GRANT_TYPE_TOKEN_EXCHANGE],
-    tokenEndpointAuthMethod: 'private_key_jwt',
-    jwks: agent.jwks,
-    resource: resourceUrl,
-    metadata: { ...agentMetadata(agent.profile), agent_statement: statement },
-    createdAt: existing?.createdAt ?? now,
-  };
+  const fields = agentRecords(agent, resourceUrl);
+  const client: ClientRecord = { ...fields.client, metadata: { ...fields.client.metadata, agent_statement: statement }, createdAt: existing?.createdAt ?? now };
   const grantsRevoked = await store.saveAgent(
     {
       client,
-      resource: { url: resourceUrl, name: agent.profile.name, scopes: agent.scopes, agentClientId: agent.clientId, downstream: agent.downstream, createdAt: now },
+      resource: { ...fields.resource, createdAt: now },
       ...(movedFrom !== undefined ? { movedFrom: moveOf(agent.clientId, movedFrom, resourceUrl, recordAs?.by ?? 'administrator') } : {}),
       ...(recordAs
         ? {
@@ -130,46 +119,40 @@ export async function registerAgent(
  * statement verifies, with the current key, for the same profile, key and resource.
  */
 async function registeredAsIs(store: Store, issuer: string, keys: KeyRing, existing: ClientRecord, agent: AgentRegistration, resourceUrl: string): Promise<boolean> {
-  const { agent_statement: _statement, ...metadata } = existing.metadata;
-  const client = {
-    kind: existing.kind,
-    clientName: existing.clientName,
-    secretHash: existing.secretHash,
-    redirectUris: existing.redirectUris,
-    grantTypes: existing.grantTypes,
-    tokenEndpointAuthMethod: existing.tokenEndpointAuthMethod,
-    jwks: existing.jwks,
-    resource: existing.resource,
-    metadata,
-  };
-  const wanted = {
-    kind: 'agent',
-    clientName: agent.profile.name,
-    secretHash: null,
-    redirectUris: [],
-    grantTypes: [GRANT_TYPE_TOKEN_EXCHANGE],
-    tokenEndpointAuthMethod: 'private_key_jwt',
-    jwks: agent.jwks,
-    resource: resourceUrl,
-    metadata: agentMetadata(agent.profile),
-  };
-  if (!isDeepStrictEqual(client, wanted)) return false;
+  const wanted = agentRecords(agent, resourceUrl);
+  const { createdAt: _created, metadata: { agent_statement: _statement, ...metadata }, ...client } = existing;
+  if (!isDeepStrictEqual({ ...client, metadata }, wanted.client)) return false;
   const resource = await store.resourceByUrl(resourceUrl);
-  if (!resource || !isDeepStrictEqual([resource.name, resource.scopes, resource.agentClientId, resource.downstream], [agent.profile.name, agent.scopes, agent.clientId, agent.downstream])) {
-    return false;
-  }
+  if (!resource) return false;
+  const { createdAt: _since, ...onRecord } = resource;
+  if (!isDeepStrictEqual(onRecord, wanted.resource)) return false;
   const verified = await verifyAgentStatement(issuer, (kid) => keys.statementKey(kid), existing);
   return verified.ok && verified.agent.resource === resourceUrl && isDeepStrictEqual(verified.agent.profile, agent.profile);
 }
 
-/** The registration metadata an agent's client record holds (RFC 7591 §3.2.1 echo), without its statement. */
-function agentMetadata(profile: AgentProfile): Record<string, unknown> {
+/** The client record (without its statement) and the resource record that registering `agent` at `resourceUrl` writes, but for their times. */
+function agentRecords(agent: AgentRegistration, resourceUrl: string): { client: Omit<ClientRecord, 'createdAt'>; resource: Omit<ResourceRecord, 'createdAt'> } {
   return {
-    client_name: profile.name,
-    software_id: profile.softwareId,
-    software_version: profile.softwareVersion,
-    token_endpoint_auth_method: 'private_key_jwt',
-    grant_types: [GRANT_TYPE_TOKEN_EXCHANGE],
+    client: {
+      clientId: agent.clientId,
+      clientName: agent.profile.name,
+      kind: 'agent',
+      secretHash: null,
+      redirectUris: [],
+      grantTypes: [GRANT_TYPE_TOKEN_EXCHANGE],
+      tokenEndpointAuthMethod: 'private_key_jwt',
+      jwks: agent.jwks,
+      resource: resourceUrl,
+      // The registration metadata (RFC 7591 §3.2.1 echo).
+      metadata: {
+        client_name: agent.profile.name,
+        software_id: agent.profile.softwareId,
+        software_version: agent.profile.softwareVersion,
+        token_endpoint_auth_method: 'private_key_jwt',
+        grant_types: [GRANT_TYPE_TOKEN_EXCHANGE],
+      },
+    },
+    resource: { url: resourceUrl, name: agent.profile.name, scopes: agent.scopes, agentClientId: agent.clientId, downstream: agent.downstream },
   };
 }
 
