@@ -2,6 +2,7 @@
 // directory (store, keys, bootstrap) and listening on its address. Used by the
 // serve commands and by the embedded stack that find-slot and login start.
 // Imported lazily: nothing here may load on find-slot's fast path.
+import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -60,9 +61,12 @@ export async function bootstrap(
   now: number,
   /** Every URL was given on the command line (serve-auth --issuer, --calendar-url, --agent-url): a move asked for. */
   moveAsked = false,
+  /** The ports the servers are to listen on: one they cannot is refused before anything is set up (refuseUnlistenablePorts). */
+  listenOn?: { host: string; parts: readonly ListenPart[] },
 ): Promise<AgentMove | undefined> {
   const agent = await agentIdentity(paths);
   await refuseSecondAddress(store, paths, agent.clientId, urls, moveAsked);
+  if (listenOn) await refuseUnlistenablePorts(listenOn.host, listenOn.parts);
   const owner = systemUserName();
   const { agentMove } = await bootstrapLocal(
     store,
@@ -333,39 +337,77 @@ export function watchDatabase(store: Store, path: string): { replaced: Promise<s
 /** The command that runs each part alone, for the line saying that this data directory's servers hold its port. */
 const RUNS_ALONE: Readonly<Record<string, string>> = { 'authorization server': 'serve-auth', 'calendar backend': 'serve-calendar', CalendarAgent: 'serve-agent' };
 
+/** Which data directory what holds a port runs from, as delegate's servers say it (src/data-directory-id.ts), or undefined when not known. */
+export type HeldBy = () => Promise<'this' | 'other' | undefined>;
+
 /**
  * Listens on host:port, turning a busy port into a message a person can act on. `heldBy`, when given, says which data
- * directory what holds the port runs from, as delegate's servers say it (src/data-directory-id.ts): this one's ('this'),
- * another's ('other'), or not known (undefined), so that the message says so rather than guessing.
+ * directory what holds the port runs from: this one's ('this'), another's ('other'), or not known (undefined), so that
+ * the message says so rather than guessing.
  */
-export async function listen(app: FastifyInstance, name: string, host: string, port: number, heldBy?: () => Promise<'this' | 'other' | undefined>): Promise<void> {
+export async function listen(app: FastifyInstance, name: string, host: string, port: number, heldBy?: HeldBy): Promise<void> {
   try {
     await app.listen({ host, port });
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code === 'EADDRINUSE') {
-      const held = portHeldByAnotherUser(host, port);
-      if (held) throw new CommandFailed(`${held}, so the ${name} cannot start: stop that program, or choose another port.`);
-      // Found in review (s26race): `serve` started while a `find-slot` ran the servers in its own process asked "Is
-      // delegate serve already running?", which it was not. Which process runs them is not known here (s26new3: the
-      // first wording named only a command that stops when it ends, for a `delegate serve` too); s27ports: serve-agent
-      // and serve-calendar still asked, their servers saying nothing of their data directory.
-      const whose = heldBy ? await heldBy().catch(() => undefined) : undefined;
-      if (whose === 'this') {
-        const alone = RUNS_ALONE[name];
-        throw new CommandFailed(
-          `Port ${port} is already in use by this data directory's servers, so the ${name} cannot start: they run in another delegate process (a \`delegate serve\`${alone ? ` or \`delegate ${alone}\`` : ''}, or a command such as find-slot or login that runs them while it lasts). Use those, run this again once they have stopped, or choose other ports.`,
-        );
-      }
-      if (whose === 'other') {
-        throw new CommandFailed(`Port ${port} is already in use by delegate's servers of another data directory (another DELEGATE_HOME), so the ${name} cannot start. Stop them, or choose other ports.`);
-      }
-      throw new CommandFailed(`Port ${port} is already in use, so the ${name} cannot start. Is delegate serve already running?`);
-    }
-    if (code === 'EACCES') throw new CommandFailed(`The ${name} may not listen on port ${port}.`);
-    if (code === 'EADDRNOTAVAIL') throw new CommandFailed(`The ${name} cannot listen on ${host}: no such local address.`);
-    throw error;
+    throw await listenFailure(error, name, host, port, heldBy);
   }
+}
+
+/** A server part that is to listen: its name in messages, its port, and what to ask when the port is taken. */
+export interface ListenPart {
+  name: string;
+  port: number;
+  heldBy?: HeldBy;
+}
+
+/**
+ * Refuses, as listen would, a port a part could not listen on now, before anything is written: setup (bootstrap) moves
+ * CalendarAgent to a new --agent-port, which ends the delegations given for its old address. Found in review (s29):
+ * `serve --agent-port X` with X taken moved the agent, ended the user's delegation, and only then was refused. Each
+ * port is listened on and let go at once (a connection in that moment is dropped); the servers listen a moment later,
+ * after setup, and a program that takes a port in between is still refused then.
+ */
+export async function refuseUnlistenablePorts(host: string, parts: readonly ListenPart[]): Promise<void> {
+  for (const part of parts) {
+    const probe = createServer((socket) => socket.destroy());
+    try {
+      await new Promise<void>((resolve, reject) => {
+        probe.once('error', reject);
+        probe.listen({ host, port: part.port }, () => resolve());
+      });
+    } catch (error) {
+      throw await listenFailure(error, part.name, host, part.port, part.heldBy);
+    } finally {
+      await new Promise<void>((resolve) => probe.close(() => resolve()));
+    }
+  }
+}
+
+/** What a failed listen on host:port says: the port's holder when it is in use, else why it cannot be listened on. */
+async function listenFailure(error: unknown, name: string, host: string, port: number, heldBy?: HeldBy): Promise<unknown> {
+  const code = (error as { code?: string }).code;
+  if (code === 'EADDRINUSE') {
+    const held = portHeldByAnotherUser(host, port);
+    if (held) return new CommandFailed(`${held}, so the ${name} cannot start: stop that program, or choose another port.`);
+    // Found in review (s26race): `serve` started while a `find-slot` ran the servers in its own process asked "Is
+    // delegate serve already running?", which it was not. Which process runs them is not known here (s26new3: the
+    // first wording named only a command that stops when it ends, for a `delegate serve` too); s27ports: serve-agent
+    // and serve-calendar still asked, their servers saying nothing of their data directory.
+    const whose = heldBy ? await heldBy().catch(() => undefined) : undefined;
+    if (whose === 'this') {
+      const alone = RUNS_ALONE[name];
+      return new CommandFailed(
+        `Port ${port} is already in use by this data directory's servers, so the ${name} cannot start: they run in another delegate process (a \`delegate serve\`${alone ? ` or \`delegate ${alone}\`` : ''}, or a command such as find-slot or login that runs them while it lasts). Use those, run this again once they have stopped, or choose other ports.`,
+      );
+    }
+    if (whose === 'other') {
+      return new CommandFailed(`Port ${port} is already in use by delegate's servers of another data directory (another DELEGATE_HOME), so the ${name} cannot start. Stop them, or choose other ports.`);
+    }
+    return new CommandFailed(`Port ${port} is already in use, so the ${name} cannot start. Is delegate serve already running?`);
+  }
+  if (code === 'EACCES') return new CommandFailed(`The ${name} may not listen on port ${port}.`);
+  if (code === 'EADDRNOTAVAIL') return new CommandFailed(`The ${name} cannot listen on ${host}: no such local address.`);
+  return error;
 }
 
 /** Closes servers in reverse order of starting (CalendarAgent's requests need the other two), each once the answers it has started are sent (src/http/graceful-close.ts); then the store. */

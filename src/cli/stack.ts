@@ -389,23 +389,30 @@ async function startEmbedded(options: StackOptions, urls: Urls): Promise<Stack> 
   const servers = await import('./servers.js');
   const store = await servers.openDataStore(options.paths);
   const started: FastifyInstance[] = [];
+  /** A port found taken, while these servers start, is one another process took: ensureStack looks at it again. */
+  const taken = (error: unknown): unknown => (error instanceof CommandFailed && /already in use/.test(error.message) ? new PortTaken(error.message) : error);
   try {
-    const move = await servers.bootstrap(store, options.paths, urls, Date.now());
+    const ports = [
+      { name: 'authorization server', port: options.ports.auth },
+      { name: 'calendar backend', port: options.ports.calendar },
+      { name: 'CalendarAgent', port: options.ports.agent },
+    ];
+    // Looked at before setup writes anything (a move of CalendarAgent ends delegations), as for serve.
+    const move = await servers.bootstrap(store, options.paths, urls, Date.now(), false, { host: options.host, parts: ports }).catch((error: unknown) => {
+      throw taken(error);
+    });
     if (move) options.notice?.(servers.agentMoveNotice(move));
-    const auth = await servers.buildAuth(store, options.paths, urls.issuer, options.logger);
-    const calendar = await servers.buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, options.logger);
-    const agent = await servers.buildAgent(options.paths, urls, options.logger, servers.storeAudit(store));
-    for (const [app, name, port] of [
-      [auth, 'authorization server', options.ports.auth],
-      [calendar, 'calendar backend', options.ports.calendar],
-      [agent, 'CalendarAgent', options.ports.agent],
-    ] as const) {
+    const apps = [
+      await servers.buildAuth(store, options.paths, urls.issuer, options.logger),
+      await servers.buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, options.logger),
+      await servers.buildAgent(options.paths, urls, options.logger, servers.storeAudit(store)),
+    ];
+    for (const [i, app] of apps.entries()) {
       try {
-        await servers.listen(app, name, options.host, port);
+        await servers.listen(app, ports[i]!.name, options.host, ports[i]!.port);
       } catch (error) {
         await app.close().catch(() => {});
-        if (error instanceof CommandFailed && /already in use/.test(error.message)) throw new PortTaken(error.message);
-        throw error;
+        throw taken(error);
       }
       started.push(app);
     }

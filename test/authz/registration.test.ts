@@ -1,4 +1,5 @@
 // Discovery (RFC 8414, JWKS) and open registration (RFC 7591) from outside.
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerAgent } from '../../src/authz/index.js';
 import { es256Key, startTestAuthz, type TestAuthz } from '../support/authz.js';
@@ -249,6 +250,30 @@ describe('setup registering an agent that is on record as it is', () => {
     expect(again.client.metadata.agent_statement).not.toBe(first.client.metadata.agent_statement);
     expect((await authz.store.clientById(agent.clientId))?.metadata.software_version).toBe(changed.profile.softwareVersion);
     expect((await authz.store.resourceByUrl(agent.resourceUrl))?.scopes).toEqual(changed.scopes);
+  });
+
+  // Found in review (s29): with any one of these three checks left out, the tests above still passed.
+  it('binds the record to a new agent key (agent-key.json replaced)', async () => {
+    const agent = await registration('new-key', 'http://127.0.0.1:9021/mcp');
+    await registerAgent(authz.store, authz.issuer, agent, later(0), setupRecord);
+    const rekeyed = { ...agent, jwks: { keys: [(await es256Key()).publicJwk as Record<string, unknown>] } };
+    await registerAgent(authz.store, authz.issuer, rekeyed, later(5), setupRecord);
+    expect((await authz.store.clientById('new-key'))?.jwks).toEqual(rekeyed.jwks);
+  });
+
+  it('signs for another issuer (another --auth-port)', async () => {
+    const agent = await registration('new-issuer', 'http://127.0.0.1:9022/mcp');
+    await registerAgent(authz.store, 'http://127.0.0.1:9999', agent, later(0), setupRecord);
+    await registerAgent(authz.store, authz.issuer, agent, later(5), setupRecord);
+    expect(decodeJwt(String((await authz.store.clientById('new-issuer'))?.metadata.agent_statement)).iss).toBe(authz.issuer);
+  });
+
+  it('records another downstream (another --calendar-port)', async () => {
+    const calendar = (port: number) => [{ type: 'calendar', resource: `http://127.0.0.1:${port}`, scopes: ['freebusy:read'] }];
+    const agent = { ...(await registration('new-downstream', 'http://127.0.0.1:9023/mcp')), downstream: calendar(9031) };
+    await registerAgent(authz.store, authz.issuer, agent, later(0), setupRecord);
+    await registerAgent(authz.store, authz.issuer, { ...agent, downstream: calendar(9032) }, later(5), setupRecord);
+    expect((await authz.store.resourceByUrl('http://127.0.0.1:9023/mcp'))?.downstream).toEqual(calendar(9032));
   });
 
   it('signs again when the statement on record does not verify (signed by a key that is not the current one)', async () => {

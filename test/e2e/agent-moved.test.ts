@@ -13,13 +13,14 @@
 // touched): the old URL's tokens, never used again, showed as a second
 // delegation, "usable", until `logout`, where `gh auth status` shows only
 // live accounts.
+import { createServer, type Socket } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { builtModule } from './built.js';
-import { approveInBrowser, runCli, startCli, startServer, type Running } from './run.js';
+import { approveInBrowser, loginApproved, runCli, startCli, startServer, type Running } from './run.js';
 import { testNamesEnv } from './tls-proxy.js';
 
 let root: string | undefined;
@@ -68,6 +69,45 @@ describe('CalendarAgent started on another port (a move)', () => {
     // A command that starts the servers itself on the first port moves it back, and says so too.
     const back = await runCli(['find-slot', '--duration', '30m', '--json', ...flags(agent)], home);
     expect(back.stderr).toContain(`CalendarAgent moved from http://127.0.0.1:${other}/mcp to http://127.0.0.1:${agent}/mcp: no delegation was given for the old address.\n`);
+  });
+});
+
+// Found in review (s29): setup ran before the servers listened, so a serve refused for a port in use had moved
+// CalendarAgent already, and ended the user's delegation with it.
+describe('a serve refused for a port in use', () => {
+  it('moves nothing and ends no delegation: serve on a taken --agent-port, and serve-auth on a taken port naming a new agent URL', { timeout: 120_000 }, async () => {
+    root = await mkdtemp(join(tmpdir(), 'delegate-e2e-agent-moved-'));
+    const home = join(root, 'home');
+    const [auth, calendar, agent, taken] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const flags = (authPort: number, agentPort: number) => ['--auth-port', String(authPort), '--calendar-port', String(calendar), '--agent-port', String(agentPort)];
+    serve = await startServer(['serve', ...flags(auth, agent)], home);
+    await loginApproved(flags(auth, agent), home);
+    await stop(serve);
+    serve = undefined;
+    const grants = async () => JSON.parse((await runCli(['grants', 'list', '--json'], home)).stdout) as unknown;
+    const before = await grants();
+    expect(JSON.stringify(before)).toContain(`http://127.0.0.1:${agent}/mcp`);
+
+    // Another program holds the port: it accepts connections and never answers.
+    const held = new Set<Socket>();
+    const holder = createServer((socket) => void held.add(socket));
+    await new Promise<void>((resolve) => holder.listen(taken, '127.0.0.1', resolve));
+    try {
+      const refused = await runCli(['serve', ...flags(auth, taken)], home);
+      expect([refused.code, refused.stdout, refused.stderr]).toEqual([1, '', `delegate: Port ${taken} is already in use, so the CalendarAgent cannot start. Is delegate serve already running?\n`]);
+      const authRefused = await runCli(
+        ['serve-auth', '--port', String(taken), '--issuer', `http://127.0.0.1:${taken}`, '--calendar-url', `http://127.0.0.1:${calendar}`, '--agent-url', `http://127.0.0.1:${auth}/mcp`],
+        home,
+      );
+      expect([authRefused.code, authRefused.stderr]).toEqual([1, `delegate: Port ${taken} is already in use, so the authorization server cannot start. Is delegate serve already running?\n`]);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+    }
+    expect(await grants()).toEqual(before);
+    // And the agent is still bound where it was: a serve on the old ports moves nothing.
+    serve = await startServer(['serve', ...flags(auth, agent)], home);
+    expect(serve.stderr()).not.toContain('CalendarAgent moved');
   });
 });
 

@@ -15,7 +15,7 @@ import type { CliIo } from '../io.js';
 import { dataDirectoryAt, resourceDataDirectoryAt } from '../stack.js';
 import { whileStarting } from '../start-lock.js';
 import { printable } from '../../terminal-text.js';
-import { agentIdentity, agentMoveNotice, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, storeAudit, watchDatabase } from '../servers.js';
+import { agentIdentity, agentMoveNotice, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, type ListenPart, storeAudit, watchDatabase } from '../servers.js';
 
 function logger(level: LogLevelName) {
   return createLogger(level);
@@ -112,16 +112,23 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
   try {
     // From the check of what runs on this data directory until the servers listen, no other process starts any (src/cli/start-lock.ts).
     await whileStarting(options.paths, () => io.now(), async () => {
-      const move = await bootstrap(store, options.paths, urls, io.now());
-      if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
       const home = options.paths.home;
-      const parts: Array<[FastifyInstance, string, number, () => Promise<'this' | 'other' | undefined>]> = [
-        [await buildAuth(store, options.paths, urls.issuer, log), 'authorization server', options.ports.auth, heldByAuthAt(urls.issuer, home)],
-        [await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log), 'calendar backend', options.ports.calendar, heldByResourceAt('calendar backend', urls.calendarUrl, home)],
-        [await buildAgent(options.paths, urls, log, storeAudit(store), options.calendarTimeoutMs), 'CalendarAgent', options.ports.agent, heldByResourceAt('CalendarAgent', urls.agentUrl, home)],
-      ];
       // A port taken by delegate's servers is said to be, and whether they are this data directory's (each says).
-      for (const [app, name, port, heldBy] of parts) {
+      const ports: ListenPart[] = [
+        { name: 'authorization server', port: options.ports.auth, heldBy: heldByAuthAt(urls.issuer, home) },
+        { name: 'calendar backend', port: options.ports.calendar, heldBy: heldByResourceAt('calendar backend', urls.calendarUrl, home) },
+        { name: 'CalendarAgent', port: options.ports.agent, heldBy: heldByResourceAt('CalendarAgent', urls.agentUrl, home) },
+      ];
+      // Looked at before setup writes anything (a move of CalendarAgent ends delegations): a refused serve leaves all as it was.
+      const move = await bootstrap(store, options.paths, urls, io.now(), false, { host: options.host, parts: ports });
+      if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
+      const apps = [
+        await buildAuth(store, options.paths, urls.issuer, log),
+        await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log),
+        await buildAgent(options.paths, urls, log, storeAudit(store), options.calendarTimeoutMs),
+      ];
+      for (const [i, app] of apps.entries()) {
+        const { name, port, heldBy } = ports[i]!;
         await listen(app, name, options.host, port, heldBy);
         started.push(app);
       }
@@ -148,12 +155,13 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
   try {
     await whileStarting(options.paths, () => io.now(), async () => {
       urls = await resourceUrlsFor(store, options);
-      const move = await bootstrap(store, options.paths, urls, io.now(), allUrlsGiven(options));
+      const heldBy = heldByAuthAt(httpOrigin(options.host, options.port), options.paths.home);
+      const move = await bootstrap(store, options.paths, urls, io.now(), allUrlsGiven(options), { host: options.host, parts: [{ name: 'authorization server', port: options.port, heldBy }] });
       if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
       trusted = trustedProxies(options.trustProxy, urls.issuer, options.host);
       apps.push(await buildAuth(store, options.paths, urls.issuer, log, { trustProxy: trusted }));
       // What holds its port, if it is this data directory's authorization server, says so (as for `serve`).
-      await listen(apps[0]!, 'authorization server', options.host, options.port, heldByAuthAt(httpOrigin(options.host, options.port), options.paths.home));
+      await listen(apps[0]!, 'authorization server', options.host, options.port, heldBy);
     });
   } catch (error) {
     await closeAll(apps, store);
