@@ -407,6 +407,9 @@ async function listenFailure(error: unknown, name: string, host: string, port: n
   }
   if (code === 'EACCES') return new CommandFailed(`The ${name} may not listen on port ${port}.`);
   if (code === 'EADDRNOTAVAIL') return new CommandFailed(`The ${name} cannot listen on ${host}: no such local address.`);
+  // Found in review (s29): a link-local IPv6 address without its interface (fe80::1, not fe80::1%eth0) ended with
+  // Node's "listen EINVAL: invalid argument fe80::1:43220".
+  if (code === 'EINVAL') return new CommandFailed(`The ${name} cannot listen on ${host}: the system does not take it as a local address to listen on (a link-local IPv6 address needs its interface, as in fe80::1%eth0).`);
   return error;
 }
 

@@ -10,8 +10,9 @@
 // review: it was refused as no loopback address, then published as typed and
 // answered 421 there).
 import { request } from 'node:http';
+import Database from 'better-sqlite3';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -21,7 +22,7 @@ import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
 import { ownerApproves, redeemCode } from '../support/owner-flow.js';
 import { freePort } from '../support/ports.js';
 import { builtModule } from './built.js';
-import { killLeftovers, startServer, type Running } from './run.js';
+import { killLeftovers, runCli, startServer, type Running } from './run.js';
 
 let root: string | undefined;
 const servers: Running[] = [];
@@ -111,6 +112,32 @@ describe.each([
     for (const [which, url] of Object.entries(metadataPaths(p))) {
       expect((await fetch(url)).status, which).toBe(200);
       expect((await getWithHost(url, 'evil.example')).status, which).toBe(421);
+    }
+  });
+});
+
+// An address that is none of this machine's: one line saying why, exit 1, before anything is set up (the ports are
+// looked at first, src/cli/servers.ts refuseUnlistenablePorts). Found in review (s29): a link-local IPv6 address
+// without its interface ended with Node's "listen EINVAL: invalid argument fe80::1:43220".
+describe('serve-auth on an address it cannot listen on', () => {
+  const published = ['--issuer', 'https://auth.example.test', '--calendar-url', 'https://calendar.example.test', '--agent-url', 'https://agent.example.test/mcp'];
+  const hasIpv6 = Object.values(networkInterfaces()).some((addresses) => addresses?.some((a) => a.family === 'IPv6' && a.internal));
+
+  // fe80::1 only where the machine has IPv6 (an IPv6 loopback); without it, the address is refused otherwise.
+  const cases: Array<[string, string]> = [
+    ['192.0.2.1', 'no such local address.'],
+    ...(hasIpv6 ? [['fe80::1', 'the system does not take it as a local address to listen on (a link-local IPv6 address needs its interface, as in fe80::1%eth0).'] as [string, string]] : []),
+  ];
+  it.each(cases)('%s: says why in one line, exit 1, and sets nothing up', { timeout: 30_000 }, async (host, why) => {
+    root = await mkdtemp(join(tmpdir(), 'delegate-serve-host-'));
+    const home = join(root, 'home');
+    const run = await runCli(['serve-auth', '--host', host, '--port', String(await freePort()), ...published], home);
+    expect([run.code, run.stdout, run.stderr]).toEqual([1, '', `delegate: The authorization server cannot listen on ${host}: ${why}\n`]);
+    const db = new Database(join(home, 'delegate.db'), { readonly: true, fileMustExist: true });
+    try {
+      expect(db.prepare('SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM clients) + (SELECT COUNT(*) FROM audit_log) AS n').get()).toEqual({ n: 0 });
+    } finally {
+      db.close();
     }
   });
 });

@@ -10,6 +10,7 @@
 // on ephemeral loopback ports; the command runs in-process on their data
 // directory, as an administrator would run it. Also: what an agent may read
 // downstream, and what a move to another URL ends (the old URL and its grants).
+import { createServer } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -545,6 +546,19 @@ describe('an agent re-registered at another URL (a move)', () => {
         const now = Date.now();
         const grant = { id: `grt_${crypto.randomUUID()}`, userId: owner.id, clientId: agentId, resource: before.agentUrl, scope: 'slots:find', authorizationDetails: [], maxDepth: 1, createdAt: now, expiresAt: now + 86_400_000, revokedAt: null };
         await store.createGrant(grant);
+        // With the new port taken, the start is refused before it moves anything (found in review, s29: a serve refused
+        // for a port in use had moved the agent and ended this grant; serve, serve-auth and the embedded start pass
+        // their ports to bootstrap).
+        const agentPort = Number(new URL(after.agentUrl).port);
+        const holder = createServer((socket) => socket.destroy());
+        await new Promise<void>((resolve) => holder.listen(agentPort, '127.0.0.1', resolve));
+        try {
+          const listenOn = { host: '127.0.0.1', parts: [{ name: 'CalendarAgent', port: agentPort }] };
+          const refused = await stateChangedBy({ paths }, () => bootstrap(store, paths, after, Date.now(), false, listenOn).then(() => 'set up', (err: Error) => err.message));
+          expect(refused).toEqual({ result: `Port ${agentPort} is already in use, so the CalendarAgent cannot start. Is delegate serve already running?`, changed: [] });
+        } finally {
+          await new Promise<void>((resolve) => holder.close(() => resolve()));
+        }
         // The start says so (found in review, regress18c: the grants ended without a word; the person learnt of it
         // as a new consent page).
         const move = await bootstrap(store, paths, after, Date.now());
