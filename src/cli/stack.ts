@@ -122,7 +122,7 @@ async function findOrStart(options: StackOptions, urls: Urls, parts: Part[], set
   if (verdict === 'running') return foundStack(urls, probed);
   if (verdict === 'settling') return verdict;
   try {
-    return await startEmbedded(options, urls);
+    return await startEmbedded(options, urls, parts);
   } catch (error) {
     // Something that does not take the start lock (serve-calendar or serve-agent alone, an older delegate) bound a port between our probe and our listen.
     if (!(error instanceof PortTaken)) throw error;
@@ -385,20 +385,15 @@ async function dataDirectorySaid(part: Part, home: string): Promise<'this' | 'ot
 
 class PortTaken extends Error {}
 
-async function startEmbedded(options: StackOptions, urls: Urls): Promise<Stack> {
+async function startEmbedded(options: StackOptions, urls: Urls, parts: readonly Part[]): Promise<Stack> {
   const servers = await import('./servers.js');
   const store = await servers.openDataStore(options.paths);
   const started: FastifyInstance[] = [];
   /** A port found taken, while these servers start, is one another process took: ensureStack looks at it again. */
   const taken = (error: unknown): unknown => (error instanceof CommandFailed && /already in use/.test(error.message) ? new PortTaken(error.message) : error);
   try {
-    const ports = [
-      { name: 'authorization server', port: options.ports.auth },
-      { name: 'calendar backend', port: options.ports.calendar },
-      { name: 'CalendarAgent', port: options.ports.agent },
-    ];
     // Looked at before setup writes anything (a move of CalendarAgent ends delegations), as for serve.
-    const move = await servers.bootstrap(store, options.paths, urls, Date.now(), false, { host: options.host, parts: ports }).catch((error: unknown) => {
+    const move = await servers.bootstrap(store, options.paths, urls, Date.now(), false, { host: options.host, parts }).catch((error: unknown) => {
       throw taken(error);
     });
     if (move) options.notice?.(servers.agentMoveNotice(move));
@@ -409,7 +404,7 @@ async function startEmbedded(options: StackOptions, urls: Urls): Promise<Stack> 
     ];
     for (const [i, app] of apps.entries()) {
       try {
-        await servers.listen(app, ports[i]!.name, options.host, ports[i]!.port);
+        await servers.listen(app, parts[i]!.name, options.host, parts[i]!.port);
       } catch (error) {
         await app.close().catch(() => {});
         throw taken(error);
