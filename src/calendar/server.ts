@@ -299,7 +299,21 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
  * client (server mode), and the file's path is this computer's business; `delegate calendar list` names it.
  */
 function fileCalendarProblem(err: CalendarSourceError): string {
-  return `${err.message} Fix the calendar's file (\`delegate calendar list\` shows where it is), or remove the calendar with \`delegate calendar remove ${err.calendar}\`.`;
+  const remove = calendarAsShellWord(err.calendar);
+  const removal = remove === undefined ? '`delegate calendar remove` and its name, quoted' : `\`delegate calendar remove ${remove}\``;
+  return `${err.message} Fix the calendar's file (\`delegate calendar list\` shows where it is), or remove the calendar with ${removal}.`;
+}
+
+/**
+ * A calendar's name as one shell word that an error_description carries as it is (printable ASCII without `"` or
+ * `\`, RFC 6749 §5.2): bare when it needs no quoting, else in single quotes. Undefined for a name that no such word
+ * holds: one with an apostrophe (quoting it needs `"` or `\`), or with a letter outside ASCII (errorDescription
+ * writes `é` as `e`, another name). Names may hold spaces and any letter (`delegate calendar add 'my work' …`): the
+ * bare name was two words, and the advised command failed ("too many arguments").
+ */
+function calendarAsShellWord(name: string): string | undefined {
+  if (/^[A-Za-z0-9_.@+-]+$/.test(name)) return name;
+  return /^[\x20\x21\x23-\x26\x28-\x5b\x5d-\x7e]+$/.test(name) ? `'${name}'` : undefined;
 }
 
 /** 401/403 (or 400) with the RFC 6750 §3 challenge naming our metadata (RFC 9728 §5.1). */

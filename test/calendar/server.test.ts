@@ -33,6 +33,10 @@ const USERS: Record<string, UserCalendars> = {
     ],
   },
   missing: { timeZone: 'Europe/Berlin', calendars: [{ name: 'gone', path: fixture('no-such-calendar.ics') }] },
+  // Names as `delegate calendar add` takes them: spaces, apostrophes and any letter.
+  spaced: { timeZone: 'Europe/Berlin', calendars: [{ name: 'my work', path: fixture('no-such-calendar.ics') }] },
+  apostrophe: { timeZone: 'Europe/Berlin', calendars: [{ name: "Bob's", path: fixture('no-such-calendar.ics') }] },
+  accented: { timeZone: 'Europe/Berlin', calendars: [{ name: 'Café', path: fixture('no-such-calendar.ics') }] },
 };
 
 type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
@@ -216,6 +220,15 @@ describe('GET /freebusy', () => {
     );
     // No path on the wire (the answer may go to a remote client), no stack, no advice to wait.
     expect(missing.body).not.toMatch(/fixtures|no-such-calendar|at .*\.ts|Try again/);
+  });
+
+  // A name with a space was advised bare (`delegate calendar remove my work`: two words, 'too many arguments'). A word
+  // that needs `"` or `\` to quote it, or is written otherwise on the wire (`é` as `e`), is not advised as a command.
+  it('advises removing a calendar by a name the shell reads as one word, or says to quote it', async () => {
+    const described = async (sub: string) => (await freebusy(`Bearer ${await token({ claims: { sub } })}`)).json().error_description as string;
+    expect(await described('spaced')).toMatch(/or remove the calendar with `delegate calendar remove 'my work'`\.$/);
+    expect(await described('apostrophe')).toMatch(/or remove the calendar with `delegate calendar remove` and its name, quoted\.$/);
+    expect(await described('accented')).toMatch(/or remove the calendar with `delegate calendar remove` and its name, quoted\.$/);
   });
 
   it('leaves a broken calendar out and names it when told to skip', async () => {
