@@ -164,7 +164,9 @@ async function validate(ctx: AuthContext, params: FormBody, requester: string): 
   }
 
   // 2. From here on, errors go back to the client.
-  const state = typeof params.state === 'string' ? params.state : undefined;
+  // RFC 6749 §3.1: a parameter sent without a value is as if omitted; `state=` is no state (§4.1.2 returns it only
+  // when present; Appendix A.5: 1*VSCHAR). It came back as `state=` on the code and on every error redirect.
+  const state = typeof params.state === 'string' && params.state !== '' ? params.state : undefined;
   const fail = (error: string, description: string): Outcome => ({ kind: 'redirect-error', client, redirectUri, state, error, description });
   if (repeated) return fail('invalid_request', `The ${repeated} parameter is repeated.`);
   // OpenID Connect Core §3.1.2.6 (and the IANA OAuth Extensions Error registry): each parameter has its own code.

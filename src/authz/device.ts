@@ -136,7 +136,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
       counted = undefined;
       req.log.info({ client: client.clientId }, 'device authorization started');
       const verificationUri = `${ctx.issuer}${VERIFICATION_PATH}`;
-      return reply.header('Cache-Control', 'no-store').send({
+      return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache').send({
         device_code: deviceCode,
         user_code: userCode,
         verification_uri: verificationUri,

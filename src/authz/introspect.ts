@@ -27,7 +27,7 @@ export function registerIntrospection(app: FastifyInstance, ctx: AuthContext): v
       const body = (req.body ?? {}) as FormBody;
       const token = required(body, 'token');
       const { client } = await authenticateClient(req, body, ctx, { requireCredentials: true });
-      const inactive = () => reply.header('Cache-Control', 'no-store').send({ active: false });
+      const inactive = () => reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache').send({ active: false });
 
       const checked = await verifyOwnAccessToken(ctx.issuer, ctx.keys, token, nowSec(ctx));
       if (!checked.ok) return inactive();
@@ -35,7 +35,7 @@ export function registerIntrospection(app: FastifyInstance, ctx: AuthContext): v
       const mayAsk = client.resource !== null && audienceIncludes(claims.aud, client.resource);
       if (!mayAsk) return inactive();
       if ((await ctx.store.tokenStanding(claims.jti, ctx.now())) !== 'active') return inactive();
-      return reply.header('Cache-Control', 'no-store').send({
+      return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache').send({
         active: true,
         iss: claims.iss,
         sub: claims.sub,

@@ -252,6 +252,22 @@ describe('the consent decision', () => {
     expect(params.get('code')).toBeNull();
   });
 
+  // RFC 6749 §3.1: a parameter sent without a value is as if omitted, and §4.1.2 returns state only when the request
+  // had one (found in review s30spec: `state=` came back as `state=` on the code and on the error redirects).
+  it('treats an empty state as none: no state on the code, on Deny or on an error redirect', async () => {
+    const approved = await open({ state: '' });
+    const code = await approved.browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(approved.html), decision: 'approve' });
+    expect(callbackParams(code.location!).get('code')).not.toBeNull();
+    expect(callbackParams(code.location!).has('state')).toBe(false);
+    const denied = await open({ state: '' });
+    const deny = await denied.browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(denied.html), decision: 'deny' });
+    expect(callbackParams(deny.location!).get('error')).toBe('access_denied');
+    expect(callbackParams(deny.location!).has('state')).toBe(false);
+    const refused = await open({ state: '', scope: 'slots:find calendar:write' });
+    expect(callbackParams(refused.location!).get('error')).toBe('invalid_scope');
+    expect(callbackParams(refused.location!).has('state')).toBe(false);
+  });
+
   it('refuses a wrong CSRF token and leaves the request usable', async () => {
     const page = await open({});
     const form = parseConsentForm(page.html);

@@ -35,7 +35,8 @@ function registerDeviceClient(grantTypes?: string[]): Promise<string> {
 async function startDevice(clientId: string) {
   const res = await postForm(`${authz.issuer}/device_authorization`, { client_id: clientId, resource: authz.agentUrl });
   expect(res.status).toBe(200);
-  expect(res.headers.get('cache-control')).toBe('no-store');
+  // RFC 6749 §5.1: the device code is a credential; not to be cached, by HTTP/1.0 caches either (s30spec).
+  expect([res.headers.get('cache-control'), res.headers.get('pragma')]).toEqual(['no-store', 'no-cache']);
   return res.body as { device_code: string; user_code: string; verification_uri: string; verification_uri_complete: string; expires_in: number; interval: number };
 }
 

@@ -589,5 +589,7 @@ async function introspect(token: string, hint?: string): Promise<Record<string, 
     client_assertion: await clientAssertion(authz.agent.privateJwk, authz.agent.clientId, authz.issuer),
   });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
+  // RFC 6749 §5.1: an answer holding a token's claims is not to be cached, by HTTP/1.0 caches either (s30spec).
+  expect([res.headers.get('cache-control'), res.headers.get('pragma')]).toEqual(['no-store', 'no-cache']);
   return res.body;
 }
