@@ -201,8 +201,10 @@ export interface LogoutResult {
    * Delegations that could not be revoked, and why; their tokens are removed from this computer all the same.
    * `unanswered`: the authorization server could not be reached (RevocationUnanswered).
    * `replaced` (here and in `revoked`): a sign-in another replaced, whose revocation had failed then (PendingRevocation).
+   * `grantId` and `clientId`: the delegation its access token named (delegate's `grant_id`) and the client the tokens were
+   * issued to, when known: the grant `delegate logout` can end in this computer's own store when its server is down.
    */
-  failed: Array<{ issuer: string; resource: string; reason: string; unanswered: boolean; replaced?: true }>;
+  failed: Array<{ issuer: string; resource: string; reason: string; unanswered: boolean; replaced?: true; grantId: string | undefined; clientId: string | undefined }>;
   /**
    * Sign-ins forgotten here without a revocation (`logout --agent-url` only): their delegation is the one another
    * sign-in kept in the cache uses (`heldBy`, the URL signed in at), whose tokens the revocation would end with it.
@@ -245,7 +247,8 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
           await revokeStoredTokens(data, issuer, resource, fetchFn);
           result.revoked.push({ issuer, resource, delegationEnded: tokens.refresh_token !== undefined || grantId !== undefined, grantId });
         } catch (error) {
-          result.failed.push({ issuer, resource, reason: error instanceof Error ? error.message : String(error), unanswered: error instanceof RevocationUnanswered });
+          const clientId = clientFor(data, issuer, tokens)?.client_id;
+          result.failed.push({ issuer, resource, reason: error instanceof Error ? error.message : String(error), unanswered: error instanceof RevocationUnanswered, grantId, clientId });
         }
       }
     }
@@ -261,7 +264,8 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
         const grantId = pending.token_type_hint === 'access_token' ? grantIdOf(pending.token) : undefined;
         result.revoked.push({ issuer, resource, delegationEnded: pending.token_type_hint === 'refresh_token' || grantId !== undefined, grantId, replaced: true });
       } catch (error) {
-        result.failed.push({ issuer, resource, reason: error instanceof Error ? error.message : String(error), unanswered: error instanceof RevocationUnanswered, replaced: true });
+        const grantId = pending.grant_id ?? (pending.token_type_hint === 'access_token' ? grantIdOf(pending.token) : undefined);
+        result.failed.push({ issuer, resource, reason: error instanceof Error ? error.message : String(error), unanswered: error instanceof RevocationUnanswered, replaced: true, grantId, clientId: pending.client_id });
       }
     }
     if (only !== undefined) {

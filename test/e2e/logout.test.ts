@@ -6,11 +6,13 @@
 // login/logout cycles leave no active grant behind. Without a refresh token
 // the access token is revoked, which ends its grant too (RFC 7009 on any of a
 // grant's tokens, DESIGN.md), and logout says so.
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, parseConsentForm, postForm } from '../support/oauth-flow.js';
-import { loginApproved, runCli, type Running, serveInNewHome, startCli, stopServeAndRemove, toolsListStatus } from './run.js';
+import { freePort } from '../support/ports.js';
+import { loginApproved, runCli, type Running, serveInNewHome, startCli, startServer, stopServeAndRemove, toolsListStatus } from './run.js';
 
 let home: string;
 let ports: string[];
@@ -160,5 +162,66 @@ describe('logout --agent-url of a sign-in whose delegation another sign-in uses'
     expect(last.code, last.stderr).toBe(0);
     expect(last.stderr).toContain(`Revoked the delegation for ${agentUrl}`);
     expect(await grants()).toEqual([]);
+  });
+});
+
+// Found in review (s30ux): signed in on other ports than the defaults (the embedded servers, none left running), a plain
+// `delegate logout` could not start servers for that stack (regress20c: only on its own ports), deleted the tokens, and
+// left the 30-day delegation standing with no way named to end it. It is this data directory's own authorization
+// server: the grant is ended in its store, as `grants revoke` ends one, and the servers refuse it when they start.
+describe('logout when the sign-in’s servers, on other ports, are not running', () => {
+  it('ends the delegation in this data directory’s store, says so, and the servers refuse the token when they start', { timeout: 60_000 }, async () => {
+    const own = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-logout-down-')), 'home');
+    const other = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+    try {
+      await loginApproved(other, own);
+      const status = JSON.parse((await runCli(['status', '--json', ...other], own)).stdout) as { delegations: Array<{ grantId: string }> };
+      const grant = status.delegations[0]!.grantId;
+      const cached = JSON.parse(await readFile(join(own, 'tokens.json'), 'utf8')) as { tokens: Record<string, Record<string, { access_token: string }>> };
+      const accessToken = Object.values(Object.values(cached.tokens)[0]!)[0]!.access_token;
+
+      const run = await runCli(['logout'], own);
+      expect(run.code, run.stderr).toBe(0);
+      const downAgent = `http://127.0.0.1:${other[5]}/mcp`;
+      expect(run.stderr).toContain(`Revoked the delegation for ${downAgent} in this computer's data directory: its authorization server http://127.0.0.1:${other[1]} is not running`);
+      expect(run.stderr).not.toContain('stay valid');
+      const all = JSON.parse((await runCli(['grants', 'list', '--all', '--json'], own)).stdout) as Array<{ id: string; status: string }>;
+      expect(all.find((g) => g.id === grant)).toMatchObject({ status: 'revoked' });
+      const audit = JSON.parse((await runCli(['audit', '--event', 'grant_revoked', '--json'], own)).stdout) as Array<{ grant: string; detail: { via?: string } }>;
+      expect(audit.filter((r) => r.grant === grant).map((r) => r.detail.via)).toEqual(['logout']);
+
+      // The servers, started again on those ports, refuse the token the sign-in held.
+      const served = await startServer(['serve', ...other], own);
+      try {
+        expect(await toolsListStatus(downAgent, accessToken)).toBe(401);
+      } finally {
+        served.child.kill('SIGTERM');
+        await served.done;
+      }
+    } finally {
+      await rm(dirname(own), { recursive: true, force: true });
+    }
+  });
+
+  it('leaves a delegation of another data directory’s servers as it was, and says it stands', { timeout: 60_000 }, async () => {
+    const own = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-logout-other-')), 'home');
+    const elsewhere = join(dirname(own), 'elsewhere');
+    const other = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+    try {
+      await loginApproved(other, own);
+      // Another data directory, set up by its own servers on ports of their own: its own store, its own issuer.
+      const setUp = await startServer(['serve', '--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())], elsewhere);
+      setUp.child.kill('SIGTERM');
+      await setUp.done;
+      await copyFile(join(own, 'tokens.json'), join(elsewhere, 'tokens.json'));
+      await chmod(join(elsewhere, 'tokens.json'), 0o600);
+      const run = await runCli(['logout'], elsewhere);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toContain('could not be revoked at the server');
+      const all = JSON.parse((await runCli(['grants', 'list', '--json'], own)).stdout) as Array<{ status: string }>;
+      expect(all).toEqual([expect.objectContaining({ status: 'active' })]);
+    } finally {
+      await rm(dirname(own), { recursive: true, force: true });
+    }
   });
 });

@@ -12,14 +12,18 @@
 // end that one too. The tokens of a sign-in another replaced (two logins at
 // once), kept because their revocation failed then, are revoked and forgotten
 // with the rest, and said as they are.
-import { delegateToken, urlsFor } from '../../config.js';
-import { logout, storedSignIns } from '../../client/credentials.js';
+import { existsSync } from 'node:fs';
+import { DEFAULT_AGENT_CLIENT_ID } from '../../agent/identity.js';
+import { delegateToken, urlsFor, type Paths } from '../../config.js';
+import { logout, storedSignIns, type LogoutResult } from '../../client/credentials.js';
 import { TokenCache } from '../../client/cache.js';
 import { isClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { resendingFetch } from '../../client/servers-gone.js';
-import { sameOriginOrLoopbackAlias } from '../../delegation/resource.js';
+import { isAnyLoopbackHost, sameOriginOrLoopbackAlias } from '../../delegation/resource.js';
+import { statementIssuer } from '../served-elsewhere.js';
+import { withStore } from './admin-store.js';
 import { profilePaths, ServersInUse, type AgentAccessArgs } from './agent-access.js';
 import { storedAgentKey } from '../stored-agent.js';
 import { shown } from '../shown.js';
@@ -85,6 +89,10 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   } finally {
     await servers?.close();
   }
+  // A delegation whose authorization server did not answer, when that server is this data directory's own (on other
+  // ports than this command's, so not started for it): ended in the store it keeps, as `grants revoke` ends one.
+  const endedHere = await endInThisStore(paths, result.failed, io);
+  result.failed = result.failed.filter((f) => !endedHere.has(f));
   const standing = result.revoked.filter((r) => !r.delegationEnded);
   // The resource and issuer as the deployment's metadata named them: escaped, as status shows them (review regress21e).
   for (const r of result.revoked) {
@@ -95,6 +103,11 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   // Its revocation would have ended the other sign-in's delegation too, signing it out (client/credentials.ts sameDelegation).
   for (const r of result.kept) {
     io.stderr.write(shown`Kept the delegation${r.grantId === undefined ? '' : ` (grant ${r.grantId})`} at ${r.issuer}: the sign-in for ${r.heldBy} uses it too; \`${delegateCommandLine(['logout', '--agent-url', r.heldBy], io.env)}\` ends it.\n`);
+  }
+  for (const f of endedHere) {
+    io.stderr.write(
+      shown`Revoked the delegation${f.replaced ? ' of a sign-in replaced at the same time' : ''} for ${f.resource} in this computer's data directory: its authorization server ${f.issuer} is not running, and its servers refuse the delegation's tokens when they start.\n`,
+    );
   }
   if (result.removed) io.stderr.write(`${forgotten}\n`);
   else if (result.revoked.length === 0 && result.failed.length === 0) io.stderr.write(`${notSignedIn}: nothing to do.\n`);
@@ -111,4 +124,46 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     throw new CommandFailed(`No refresh token was stored, and the access token does not name its delegation, so the delegation itself may stand at the server for ${what}.`);
   }
   return EXIT_OK;
+}
+
+type Failed = LogoutResult['failed'][number];
+
+/**
+ * The failed revocations, among `failed`, that end in this data directory's store: the authorization server did not
+ * answer, and it is this data directory's own (the issuer CalendarAgent's statement on record names, where its
+ * servers were last bound), and the access token named a grant of the store issued to the same client. Ended there
+ * (revokeGrant, recorded as `grants revoke` records it), as the server itself would have ended it: its revocation list
+ * carries it to the resource servers when they run. Found in review (s30ux): after `login --auth-port 28470 …`, a
+ * plain `delegate logout` (default ports: no servers started for another stack, regress20c) deleted the tokens and
+ * left the 30-day delegation standing, with nothing to end it by but `grants list`. Nothing is opened or created
+ * where there is no database; one that cannot be opened leaves the failures as they are.
+ */
+async function endInThisStore(paths: Paths, failed: readonly Failed[], io: CliIo): Promise<Set<Failed>> {
+  const ended = new Set<Failed>();
+  const candidates = failed.filter((f) => f.unanswered && f.grantId !== undefined && f.clientId !== undefined && onLoopback(f.issuer));
+  if (candidates.length === 0 || !existsSync(paths.db)) return ended;
+  try {
+    await withStore(paths, async (store) => {
+      const ours = statementIssuer(await store.clientById(DEFAULT_AGENT_CLIENT_ID));
+      for (const f of candidates) {
+        if (ours === undefined || !sameOriginOrLoopbackAlias(f.issuer, ours)) continue;
+        const grant = await store.grantById(f.grantId!);
+        if (grant === undefined || grant.clientId !== f.clientId) continue;
+        const record = { event: 'grant_revoked', user: grant.userId, client: grant.clientId, grant: grant.id, resource: grant.resource, detail: { by: 'owner', via: 'logout', reason: 'its authorization server did not answer' } };
+        await store.revokeGrant(grant.id, io.now(), 'revoked at sign-out from the command line', record);
+        ended.add(f);
+      }
+    });
+  } catch {
+    // The store could not be opened or written: the revocation failed, as said below.
+  }
+  return ended;
+}
+
+function onLoopback(issuer: string): boolean {
+  try {
+    return isAnyLoopbackHost(new URL(issuer).hostname);
+  } catch {
+    return false;
+  }
 }
