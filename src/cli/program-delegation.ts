@@ -190,7 +190,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .option('--until <when>', 'only records until a time (ISO 8601) or a span back from now')
     .option('--json', 'print JSON')
     .option('--verify', 'check the hash chain and name the first edited, deleted, inserted or reordered record; prints the head to keep elsewhere')
-    .option('--head <hash>', 'with --verify: a head an earlier --verify printed (at least its first 8 hex digits); the chain must still hold it, or the log was cut or rewritten')
+    .option('--head <hash>', 'with --verify: a head an earlier --verify printed (at least its first 32 hex digits); the chain must still hold it, or the log was cut or rewritten')
     .addHelpText(
       'after',
       examples([

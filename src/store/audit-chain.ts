@@ -119,8 +119,13 @@ export type ChainVerdict =
   | { ok: true; count: number; head: string }
   | { ok: false; seq: number; problem: 'edited' | 'deleted' | 'inserted' | 'reordered' | 'unverifiable' | 'cut'; message: string };
 
-/** A head as kept from an earlier check: a prefix of a record's hash, at least 8 hex digits. */
-export const KEPT_HEAD = /^[0-9a-f]{8,64}$/;
+/**
+ * A head as kept from an earlier check: a prefix of a record's hash, at least 32 hex digits (128 bits). Any record
+ * whose hash starts with it counts, so whoever rewrites the chain may vary a record until its hash does: found in
+ * review (s30attack, medium), 8 digits (32 bits) were matched by a rewritten log after about 6×10^9 SHA-256 tries, 18
+ * minutes on one core. 128 bits are out of reach of that search.
+ */
+export const KEPT_HEAD = /^[0-9a-f]{32,64}$/;
 
 /** A record as read for verification; `unreadable` says why its stored content could not be read back. */
 export type StoredRecord = AuditRecord & { unreadable?: string };

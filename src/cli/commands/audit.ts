@@ -29,7 +29,7 @@ export interface AuditArgs {
   until?: string;
   json: boolean;
   verify: boolean;
-  /** With verify: a head an earlier --verify printed (or a prefix of it, at least 8 hex digits) that the chain must hold. */
+  /** With verify: a head an earlier --verify printed (or a prefix of it, at least 32 hex digits) that the chain must hold. */
   head?: string;
 }
 
@@ -111,7 +111,7 @@ function checkedHead(args: AuditArgs): string | undefined {
   if (args.head === undefined) return undefined;
   if (!args.verify) throw new UsageError(`--head goes with --verify: ${delegateCommandLine(['audit', '--verify', '--head'])} HASH.`);
   const head = args.head.trim().toLowerCase();
-  if (!KEPT_HEAD.test(head)) throw new UsageError('--head takes the head an earlier delegate audit --verify printed, or at least its first 8 hex digits.');
+  if (!KEPT_HEAD.test(head)) throw new UsageError('--head takes the head an earlier delegate audit --verify printed, or at least its first 32 hex digits: fewer can be matched by a rewritten log.');
   return head;
 }
 
