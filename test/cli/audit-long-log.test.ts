@@ -101,9 +101,9 @@ describe('delegate audit over 20,000 records', () => {
   });
 
   it('--verify passes, holds the head, and names a record changed in the middle', async () => {
-    const intact = await audit(home, '--verify', '--head', head.slice(0, 12));
+    const intact = await audit(home, '--verify', '--head', head.slice(0, 32));
     expect(intact.code).toBe(0);
-    expect(intact.io.out).toBe(`The audit log is intact: 20000 records, head ${head}; it holds the head you kept (${head.slice(0, 12)}).\n`);
+    expect(intact.io.out).toBe(`The audit log is intact: 20000 records, head ${head}; it holds the head you kept (${head.slice(0, 32)}).\n`);
     const Database = (await import('better-sqlite3')).default;
     const db = new Database(paths.db);
     db.prepare(`UPDATE audit_log SET detail = '{"jti":"forged"}' WHERE seq = 12345`).run();
