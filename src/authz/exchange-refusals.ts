@@ -2,8 +2,8 @@
 // more than it was delegated (a wider scope, lookahead or target, a deeper
 // chain, a revoked token) is what an auditor looks for. Only refusals after
 // the agent authenticated and its subject token verified are recorded (so the
-// record can name the user, grant and chain), and at most one per subject
-// token, per error code, per minute: an agent repeating a refusal cannot grow
+// record can name the user, grant and chain), and at most one per agent, per
+// subject token, per error code, per minute: an agent repeating a refusal cannot grow
 // the log faster than that (found in review, audit-trail: nothing was recorded).
 import { actorsOf, type AccessTokenClaims } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
@@ -27,13 +27,15 @@ export class ExchangeRefusals {
   }
 
   /**
-   * Appends a `token_exchange_refused` record for `err`, unless one was appended for this subject token and
+   * Appends a `token_exchange_refused` record for `err`, unless one was appended for this agent, subject token and
    * error code within the window, or `err` is no refusal (a server error). A record that cannot be written
-   * fails the request (500), as every record does.
+   * fails the request (500), as every record does. The agent is part of the key: found in review (s30attack), one
+   * agent's refusal on a token hid, for a minute, another's on the same token (a token handed to a helper, then tried
+   * by another agent holding it), whose attempt then left no record naming it.
    */
   async record(ctx: Pick<AuthContext, 'store' | 'now'>, client: ClientRecord, subject: AccessTokenClaims, target: string, body: FormBody, err: unknown): Promise<void> {
     if (!(err instanceof OAuthError) || err instanceof ServerError || err instanceof TooManyRequestsError) return;
-    if (!this.recorded.first(`${subject.jti} ${err.errorCode}`)) return;
+    if (!this.recorded.first(`${client.clientId} ${subject.jti} ${err.errorCode}`)) return;
     await audit(ctx, {
       event: 'token_exchange_refused',
       user: subject.sub,

@@ -53,7 +53,11 @@ export function parseCalendarDetail(value: unknown): { ok: true; detail: Calenda
   }
   if (!stringList(d.actions) || d.actions.length === 0) return { ok: false, reason: 'actions must be a non-empty list' };
   const datatypes = d.datatypes === undefined ? [DATATYPE_FREEBUSY] : d.datatypes;
-  if (!stringList(datatypes) || !datatypes.every((t) => t === DATATYPE_FREEBUSY)) return { ok: false, reason: 'only the freebusy datatype is supported' };
+  // An empty list is refused, as empty locations, actions and calendars are (found in review, s30attack: `datatypes: []`
+  // was issued, a constraint no resource server reads, which then allowed free/busy reads all the same).
+  if (!stringList(datatypes) || datatypes.length === 0 || !datatypes.every((t) => t === DATATYPE_FREEBUSY)) {
+    return { ok: false, reason: 'datatypes must be a non-empty list: only the freebusy datatype is supported' };
+  }
   if (d.calendars !== undefined && (!stringList(d.calendars) || d.calendars.length === 0 || d.calendars.some((c) => c === ''))) {
     return { ok: false, reason: 'calendars must be a non-empty list of calendar names' };
   }

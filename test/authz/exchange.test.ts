@@ -238,6 +238,20 @@ describe('refused exchanges are on the audit log, boundedly', () => {
     expect((await refusals(grant)).map((r) => r.detail.error)).toEqual(['invalid_scope', 'invalid_authorization_details', 'invalid_target']);
   });
 
+  // Found in review (s30attack): the key was the subject token and error code alone, so one agent's refusal hid another
+  // agent's attempt on the same token for a minute: no record named the second agent.
+  it('the same refusal of one token by two agents: a record for each, naming it', async () => {
+    await registerTestAgent(authz, 'helper-refused', 'http://127.0.0.1:9/helper-refused');
+    const other = await registerTestAgent(authz, 'other-refused', 'http://127.0.0.1:9/other-refused');
+    const mine = await tokensWithDepth(1);
+    const grant = String(decodeJwt(mine.accessToken).grant_id);
+    // calendar-agent: a hop beyond the grant's depth; the other agent: a token issued for another resource. Both invalid_request.
+    expect((await exchange(authz, mine.accessToken, { may_act: 'helper-refused' })).body.error).toBe('invalid_request');
+    for (let i = 0; i < 2; i++) expect((await exchange(authz, mine.accessToken, {}, other)).body.error).toBe('invalid_request');
+    const records = await refusals(grant);
+    expect(records.map((r) => [r.client, r.detail.error])).toEqual([['calendar-agent', 'invalid_request'], ['other-refused', 'invalid_request']]);
+  });
+
   it('a revoked subject token: 400 invalid_request, recorded once', async () => {
     const mine = await obtainTokens(authz);
     const grant = String(decodeJwt(mine.accessToken).grant_id);

@@ -39,6 +39,8 @@ const NONCONFORMING: Array<[string, Record<string, unknown>]> = [
   ['calendars as a string', { calendars: 'demo' }],
   ['lookahead_days as a string', { lookahead_days: '14' }],
   ['datatypes as a string', { datatypes: 'freebusy' }],
+  // Found in review (s30attack): issued as asked, a constraint no resource server reads, and free/busy was read all the same.
+  ['datatypes empty', { datatypes: [] }],
   ['actions as an object', { actions: { 'freebusy:read': true } }],
 ];
 
