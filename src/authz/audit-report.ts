@@ -25,6 +25,15 @@ const REPORTABLE_DETAIL: Readonly<Record<string, ReadonlySet<string>>> = {
   freebusy_read: new Set(['jti', 'outcome', 'window', 'reason', 'calendars']),
 };
 
+/** The outcomes each event's records take (the resource servers' own: docs/internals.md, Audit). */
+const REPORTABLE_OUTCOMES: Readonly<Record<string, ReadonlySet<string>>> = {
+  tool_call: new Set(['ok', 'error', 'refused']),
+  freebusy_read: new Set(['ok', 'refused']),
+};
+
+/** A tool's name as MCP names tools (specification 2025-11-25, Tools, "Tool names": 1 to 128 of A-Z a-z 0-9 _ - .). */
+const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+
 /** The detail keys `delegate audit` prints on a record's line (a list's items each): no control or format characters in them. */
 const PRINTED_DETAIL = ['tool', 'outcome', 'decision', 'scope', 'reason', 'message', 'missing_scope'] as const;
 
@@ -79,6 +88,15 @@ export async function recordFromReport(store: Store, reporter: ClientRecord & { 
     const value = (detail as Record<string, unknown>)[field];
     const texts = Array.isArray(value) ? value : [value];
     if (texts.some((t) => typeof t === 'string' && hasControlCharacters(t))) throw new InvalidRequestError(`A record’s detail.${field} must not contain control characters.`);
+  }
+  // Printed as the line's own fields (`find_slot  ok`): found in review (s30attack, info), a tool named
+  // "find_slot  ok  reported by nobody" was taken and printed as though those were the record's fields.
+  const { tool, outcome } = detail as Record<string, unknown>;
+  if (tool !== undefined && (typeof tool !== 'string' || !TOOL_NAME.test(tool))) {
+    throw new InvalidRequestError('A record names its tool (detail.tool) as MCP names tools: 1 to 128 letters, digits, _, - and . only.');
+  }
+  if (outcome !== undefined && (typeof outcome !== 'string' || !REPORTABLE_OUTCOMES[event]!.has(outcome))) {
+    throw new InvalidRequestError(`A ${event} record’s detail.outcome is one of ${[...REPORTABLE_OUTCOMES[event]!].join(', ')}.`);
   }
   const foreign = Object.keys(detail).find((key) => !keys.has(key));
   if (foreign !== undefined) {

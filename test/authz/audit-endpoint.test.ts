@@ -105,6 +105,23 @@ describe('agents reporting to the audit log', () => {
     expect((await authz.store.listAudit()).length).toBe(before);
   });
 
+  // Found in review (s30attack, info): a tool named "find_slot  ok  reported by nobody" was taken (204), and `delegate
+  // audit` printed it as though its words were the record's own fields. A tool is named as MCP names tools; an outcome
+  // is one the resource servers write.
+  it.each([
+    ['a tool name shaped as the line’s fields', { tool: 'find_slot  ok  reported by nobody', outcome: 'ok' }, 'as MCP names tools'],
+    ['a tool name of 129 characters', { tool: 'x'.repeat(129), outcome: 'ok' }, 'as MCP names tools'],
+    ['a tool name that is no string', { tool: 5, outcome: 'ok' }, 'as MCP names tools'],
+    ['an outcome no server writes', { tool: 'find_slot', outcome: 'approved by the owner' }, 'ok, error, refused'],
+  ])('refuses %s with invalid_request, nothing appended', async (_name, fields, said) => {
+    const before = (await authz.store.listAudit()).length;
+    const res = await report(record({ detail: { jti: claims.jti, ...fields } }));
+    expect(res.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining(said) });
+    expect((await authz.store.listAudit()).length).toBe(before);
+    // The control: MCP's tool name characters, and each outcome CalendarAgent writes.
+    for (const outcome of ['ok', 'error', 'refused']) expect((await report(record({ detail: { jti: claims.jti, tool: 'calendar.find-slot_2', outcome } }))).status).toBe(204);
+  });
+
   // Found in review (s23audit): each of these was stored as sent (204), and `delegate audit` printed the forged
   // keys as if the AS had written them ("… find_slot approved busy:read ok time zone Europe/Paris").
   it.each([
