@@ -548,11 +548,31 @@ function cacheFor(options: Pick<SessionOptions, 'files' | 'now'>): TokenCache {
   return new TokenCache({ files: options.files, now: options.now });
 }
 
+/**
+ * What the agent said in the body the SDK quotes (`Streamable HTTP error: Error POSTing to endpoint: {…}`): its OAuth
+ * `error_description` when it sent one (escaped where the CLI prints it, as all of another program's text), else the
+ * SDK's message, on one line. Found
+ * in review (s30ux): a 421 for a URL the agent is not published at printed the SDK's wording and the raw JSON around
+ * "CalendarAgent is published as http://127.0.0.1:8412/mcp; connect to that URL."
+ */
+function agentSaid(error: StreamableHTTPError): string {
+  const body = /^(?:Streamable HTTP error: )?Error POSTing to endpoint: (\{.*\})$/s.exec(error.message)?.[1];
+  if (body !== undefined) {
+    try {
+      const said = (JSON.parse(body) as { error_description?: unknown }).error_description;
+      if (typeof said === 'string' && said.trim() !== '') return oneLine(said);
+    } catch {
+      // Not JSON: the message as the SDK gave it.
+    }
+  }
+  return oneLine(error.message);
+}
+
 /** Errors as the user should read them: what failed and where, never a token. */
 function asClientError(error: unknown, agentUrl: string): unknown {
   if (isClientError(error)) return error;
   if (error instanceof StreamableHTTPError) {
-    return new ClientError('AGENT_UNAVAILABLE', `CalendarAgent at ${agentUrl} answered ${error.code === undefined ? 'unexpectedly' : `HTTP ${error.code}`}: ${oneLine(error.message)}`, {
+    return new ClientError('AGENT_UNAVAILABLE', `CalendarAgent at ${agentUrl} answered ${error.code === undefined ? 'unexpectedly' : `HTTP ${error.code}`}: ${agentSaid(error)}`, {
       cause: error,
     });
   }
