@@ -6,13 +6,24 @@ import { InvalidArgumentError } from 'commander';
 import { readSlotDuration, readSpan } from '../calendar/search-options.js';
 import { coveringWindow, parseWindowBound, parseWindowRequest } from '../calendar/window.js';
 import { canonicalResource, isAnyLoopbackHost } from '../delegation/resource.js';
+import { badPortText, isBadPort } from '../bad-ports.js';
 import { DEFAULT_PORTS, ianaZone, isLogLevel, LOG_LEVELS, logLevelFromEnv, type Env, type LogLevelName, type Ports, urlsFor } from '../config.js';
 import { UsageError } from './errors.js';
 
+/**
+ * A port option (--auth-port, --calendar-port, --agent-port, --port, --redirect-port): a whole number from 1 to 65535,
+ * and not one that browsers and fetch refuse (src/bad-ports.ts; found in review, s30: `serve --auth-port 6665` started
+ * and polled for ever, `login --redirect-port 6667` printed a link Chromium refuses).
+ */
 export function parsePort(value: string): number {
   const port = /^\d+$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new InvalidArgumentError('A port is a whole number from 1 to 65535.');
+  if (isBadPort(port)) throw new InvalidArgumentError(`${capitalized(badPortText(port))}; choose another.`);
   return port;
+}
+
+function capitalized(text: string): string {
+  return `${text.charAt(0).toUpperCase()}${text.slice(1)}`;
 }
 
 /**
@@ -151,6 +162,8 @@ export function parseHttpUrl(value: string): string {
   if (url.search || value.includes('?')) throw new InvalidArgumentError('The URL may not carry a query (RFC 8707 §2: it names a resource or a server).');
   // Found in review (s18): `serve-auth --issuer http://auth.example.com:8410` started and published every endpoint over http.
   if (plainHttpOffLoopback(url.href)) throw new InvalidArgumentError(`Expected an https URL: ${HTTPS_RULE}.`);
+  // As a port option's (parsePort): found in review (s30), `--agent-url http://127.0.0.1:6000/mcp` ended in "fetch failed".
+  if (url.port !== '' && isBadPort(Number(url.port))) throw new InvalidArgumentError(`${capitalized(badPortText(Number(url.port)))}; choose another.`);
   return url.href.replace(/\/+$/, '');
 }
 

@@ -2,7 +2,7 @@
 // options, and runCli(argv, io), which runs one command and returns its exit
 // code instead of exiting (main.ts exits). Each command's module is imported
 // only when that command runs, so `find-slot` never loads the servers.
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Help, Option } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, LOG_LEVELS, resolvePaths, urlsFor, type LogLevelName } from '../config.js';
 import {
   HTTPS_RULE,
@@ -334,7 +334,28 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
   registerCalendarCommands(program, io, setExitCode);
   registerDelegationCommands(program, io, setExitCode);
   sayUsageErrorsInOneLine(program, [program.name()]);
+  helpWithoutNoise(program);
   return program;
+}
+
+/**
+ * Every command's --help without what commander adds that says nothing to the reader: "(default: [])" after a
+ * repeatable option that starts empty (login --scope, busy --calendar, token exchange --constraint), and "(choices:
+ * "busy", "free")" after an option whose value is already spelled `<busy|free>` (--tentative, --on-calendar-error).
+ * Found in review (s30). Only the help: the options parse as before (a repeatable one still starts as [], a choice
+ * outside its list is still refused).
+ */
+function helpWithoutNoise(command: Command): void {
+  command.configureHelp({
+    optionDescription(option: Option): string {
+      const quiet: Partial<Option> = {};
+      if (Array.isArray(option.defaultValue) && option.defaultValue.length === 0) quiet.defaultValue = undefined;
+      if (option.argChoices !== undefined && option.flags.includes(`<${option.argChoices.join('|')}>`)) quiet.argChoices = undefined;
+      const shown = Object.keys(quiet).length === 0 ? option : Object.assign(Object.create(Object.getPrototypeOf(option) as object) as Option, option, quiet);
+      return Help.prototype.optionDescription.call(this, shown);
+    },
+  });
+  for (const sub of command.commands) helpWithoutNoise(sub);
 }
 
 /** Every command's usage errors (commander reports one on the command it was parsing) as usageLine, naming that command's help. */

@@ -10,6 +10,7 @@ import type { Stack, StackOptions } from './contracts.js';
 import { CommandFailed } from './errors.js';
 import { whileStarting } from './start-lock.js';
 import { printableClipped } from '../terminal-text.js';
+import { badPortText } from '../bad-ports.js';
 import { canonicalResource, isAnyLoopbackHost, protectedResourceMetadataUrl } from '../delegation/resource.js';
 import { sameSetupCommandLine } from './commands/mcp-config.js';
 import { DATA_DIRECTORY_HEADER, dataDirectoryId } from '../data-directory-id.js';
@@ -444,8 +445,11 @@ async function probeOnce(part: Part, timeoutMs: number): Promise<Answer> {
   try {
     res = await fetch(part.url, { signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code;
-    if (cause === 'ECONNREFUSED') return 'down';
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    if (cause?.code === 'ECONNREFUSED') return 'down';
+    // Refused by fetch itself, with nothing sent (src/bad-ports.ts): not a server that accepts and does not answer (found
+    // in review, s30). The port options refuse such a port (parsePort); this is for one that came another way.
+    if (cause?.message === 'bad port') throw new CommandFailed(`The ${part.name} cannot be on port ${part.port}: ${badPortText(part.port)}. Choose other ports ${PORT_OPTIONS}.`);
     return 'silent';
   }
   try {

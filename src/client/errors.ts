@@ -4,6 +4,7 @@
 import { NOT_THE_OWNER_DESCRIPTION } from '../delegation/tokens.js';
 import { printableClipped } from '../terminal-text.js';
 import { canonicalResource } from '../delegation/resource.js';
+import { badPortText, isBadPort } from '../bad-ports.js';
 
 export type ClientErrorCode =
   /** tokens.json exists but is not a token cache we can read; it is left untouched. */
@@ -163,9 +164,38 @@ const NETWORK_ERROR_CODES = new Set([
   'EPIPE',
 ]);
 
-/** The system error code (ECONNREFUSED, ENOTFOUND, …) a network failure carries, at most five causes deep; undefined for any other failure. */
+/**
+ * What networkErrorCode names a request that fetch would not send: to a port on the Fetch standard's list of bad ports
+ * (src/bad-ports.ts), which undici refuses with a cause whose message is 'bad port' and which has no code. Chromium's
+ * name for it. Found in review (s30): `--agent-url http://127.0.0.1:6000/mcp` said only "fetch failed", and a server
+ * probed on such a port was said to accept connections and not answer.
+ */
+export const UNSAFE_PORT = 'ERR_UNSAFE_PORT';
+
+/**
+ * The system error code (ECONNREFUSED, ENOTFOUND, …) a network failure carries, at most five causes deep, or
+ * UNSAFE_PORT for a request fetch refused to send; undefined for any other failure.
+ */
 export function networkErrorCode(error: unknown): string | undefined {
-  return codeAmong(error, NETWORK_ERROR_CODES);
+  return codeAmong(error, NETWORK_ERROR_CODES) ?? (causeAmong(error, isBadPortRefusal) === undefined ? undefined : UNSAFE_PORT);
+}
+
+/**
+ * A request to CalendarAgent or its authorization server that fetch refused to send (UNSAFE_PORT), in one line: naming
+ * the port when it is the agent's own, else saying that its authorization server (as the agent's metadata names it) is
+ * on such a port.
+ */
+export function unsafePort(agentUrl: string, cause: unknown): ClientError {
+  const port = Number(new URL(agentUrl).port);
+  const message = isBadPort(port)
+    ? `Cannot reach CalendarAgent at ${agentUrl}: ${badPortText(port)}; it must be served on another port.`
+    : `Cannot reach the authorization server of CalendarAgent at ${agentUrl}: it is on a port that browsers and fetch refuse (a "bad port" in the Fetch standard); it must be served on another port.`;
+  return new ClientError('AGENT_UNAVAILABLE', message, { cause });
+}
+
+/** undici's refusal of a bad port: `TypeError('fetch failed', { cause: Error('bad port') })`. */
+function isBadPortRefusal(cause: unknown): boolean {
+  return cause instanceof Error && cause.message === 'bad port';
 }
 
 /**

@@ -16,7 +16,7 @@ import { SCOPE_FIND_SLOT } from '../delegation/scopes.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
 import { boundedFetch, requestTimedOut } from './bounded-fetch.js';
 import { TokenCache, damagedCacheNeedsLogin, endedFor, isExpired, tokensFor, type StoredTokens } from './cache.js';
-import { ClientError, certificateErrorCode, delegationEnded, foreignResourceMetadata, isClientError, isDelegationEnded, networkErrorCode, noAnswerInTime, refusedResourceOf } from './errors.js';
+import { ClientError, certificateErrorCode, delegationEnded, foreignResourceMetadata, isClientError, isDelegationEnded, networkErrorCode, noAnswerInTime, refusedResourceOf, UNSAFE_PORT, unsafePort } from './errors.js';
 import { connectAndUse } from './connect.js';
 import { HttpClientTransport } from './http-transport.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
@@ -590,6 +590,7 @@ function asClientError(error: unknown, agentUrl: string): unknown {
   const named = refusedResourceOf(error);
   if (named !== undefined) return foreignResourceMetadata(agentUrl, named, error);
   const network = networkErrorCode(error);
+  if (network === UNSAFE_PORT) return unsafePort(agentUrl, error);
   if (network) return new ClientError('AGENT_UNAVAILABLE', `Cannot reach ${agentUrl} or its authorization server (${network}).`, { cause: error });
   // A deployment behind an https reverse proxy with a private CA (found at stop 20: it said only "fetch failed").
   const untrusted = certificateErrorCode(error);

@@ -144,7 +144,7 @@ describe('an agent whose protected resource metadata names a parent of its URL (
     // Obtained two days ago: the access token and the sign-in (a day) have both ended.
     await writeCache({ agentUrl, audience, issuer, revocationEndpoint: `${issuer}/revoke`, now: io.now() - 2 * 86_400_000 });
     expect(await runCli(['status'], io), io.err).toBe(4);
-    expect(io.out).toContain(`sign in again with \`delegate login --agent-url ${agentUrl}\``);
+    expect(io.out).toContain(`sign in again with \`DELEGATE_HOME=${home} delegate login --agent-url ${agentUrl}\``);
     expect(io.out).not.toMatch(/delegate login`|--auth-port/);
   });
 

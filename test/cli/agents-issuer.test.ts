@@ -40,7 +40,7 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
 }
 
 const register = (id: string, ...more: string[]) =>
-  cli('agents', 'register', id, '--url', `http://127.0.0.1:9/${id}`, '--key', keyFile, '--name', 'Helper', '--operator', 'Ops', '--contact', 'ops@example.test', '--description', 'Drafts agendas', ...more);
+  cli('agents', 'register', id, '--url', `http://127.0.0.1:8/${id}`, '--key', keyFile, '--name', 'Helper', '--operator', 'Ops', '--contact', 'ops@example.test', '--description', 'Drafts agendas', ...more);
 
 describe('agents show, with no --auth-port, on a data directory served on other ports', () => {
   it('checks CalendarAgent against the issuer its servers use, and verifies it', async () => {

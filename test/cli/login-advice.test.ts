@@ -52,25 +52,25 @@ describe('status on a damaged token cache', () => {
     await damagedCache(cache);
     const io = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['--profile', 'work', 'status'], io)).toBe(4);
-    expect(io.err).toBe(`delegate: The token cache ${cache} is not valid JSON. It was left as it is; \`delegate login --profile work\` keeps it aside and signs in again.\n`);
+    expect(io.err).toBe(`delegate: The token cache ${cache} is not valid JSON. It was left as it is; \`DELEGATE_HOME=${home} delegate login --profile work\` keeps it aside and signs in again.\n`);
     // The same words in the --json document's tokenCacheError, and under DELEGATE_PROFILE.
     const json = fakeIo({ DELEGATE_HOME: home, DELEGATE_PROFILE: 'work' });
     expect(await runCli(['status', '--json'], json)).toBe(4);
-    expect(JSON.parse(json.out)).toMatchObject({ tokenCacheError: `The token cache ${cache} is not valid JSON. It was left as it is; \`delegate login --profile work\` keeps it aside and signs in again.` });
+    expect(JSON.parse(json.out)).toMatchObject({ tokenCacheError: `The token cache ${cache} is not valid JSON. It was left as it is; \`DELEGATE_HOME=${home} delegate login --profile work\` keeps it aside and signs in again.` });
   });
 
   it('with nothing stored under --profile, the line that says so names that profile too', async () => {
     const io = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['--profile', 'work', 'status'], io)).toBe(4);
-    expect(io.out).toContain('Not signed in: no delegation is stored. Run `delegate login --profile work`.');
+    expect(io.out).toContain(`Not signed in: no delegation is stored. Run \`DELEGATE_HOME=${home} delegate login --profile work\`.`);
   });
 
-  it('the default profile keeps plain `delegate login`', async () => {
+  it('the default profile names no profile', async () => {
     const cache = join(home, 'tokens.json');
     await damagedCache(cache);
     const io = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['status'], io)).toBe(4);
-    expect(io.err).toBe(`delegate: The token cache ${cache} is not valid JSON. It was left as it is; \`delegate login\` keeps it aside and signs in again.\n`);
+    expect(io.err).toBe(`delegate: The token cache ${cache} is not valid JSON. It was left as it is; \`DELEGATE_HOME=${home} delegate login\` keeps it aside and signs in again.\n`);
   });
 });
 
@@ -79,7 +79,7 @@ describe('status with the servers’ ports or CalendarAgent’s URL', () => {
   it('names them in the `delegate login` it advises', async () => {
     const io = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['status', ...flags], io)).toBe(4);
-    expect(io.out).toContain(`Not signed in: no delegation is stored. Run \`delegate login ${flags.join(' ')}\`.`);
+    expect(io.out).toContain(`Not signed in: no delegation is stored. Run \`DELEGATE_HOME=${home} delegate login ${flags.join(' ')}\`.`);
     // An agent given by its URL, by the option or by DELEGATE_AGENT_URL: named as an option, which a shell without that variable reads too.
     for (const [argv, env] of [
       [['status', '--agent-url', 'https://agent.example.com/mcp'], {}],
@@ -87,8 +87,23 @@ describe('status with the servers’ ports or CalendarAgent’s URL', () => {
     ] as const) {
       const remote = fakeIo({ DELEGATE_HOME: home, ...env });
       expect(await runCli(argv, remote)).toBe(4);
-      expect(remote.out).toContain('Not signed in: no delegation for https://agent.example.com/mcp is stored. Run `delegate login --agent-url https://agent.example.com/mcp`.');
+      expect(remote.out).toContain(`Not signed in: no delegation for https://agent.example.com/mcp is stored. Run \`DELEGATE_HOME=${home} delegate login --agent-url https://agent.example.com/mcp\`.`);
     }
+  });
+});
+
+describe('status with the data directory set for that command alone', () => {
+  // Found in review (s30): after `DELEGATE_HOME=$H delegate status`, a one-command setting the shell does not keep, the
+  // advice was `delegate login`, which typed as printed signed in to the default data directory; `token` in the same
+  // place advised `DELEGATE_HOME=$H delegate login`.
+  it('advises the same `delegate login` as token does, data directory and all', async () => {
+    const status = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['status', ...flags], status)).toBe(4);
+    const token = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['token', ...flags], token)).toBe(4);
+    const advised = /Run `(.+?)` first\./.exec(token.err)?.[1];
+    expect(advised).toBe(`DELEGATE_HOME=${home} delegate login ${flags.join(' ')}`);
+    expect(status.out).toContain(`Not signed in: no delegation is stored. Run \`${advised}\`.`);
   });
 });
 

@@ -106,7 +106,7 @@ describe('a pipe named on the command line (--key, --subject-token-file)', () =>
     const key = join(home, 'key.pipe');
     pipeAt(key, JSON.stringify(await exportJWK(publicKey)));
     const io = fakeIo({ DELEGATE_HOME: home });
-    const code = await runCli(['agents', 'register', 'helper', '--url', 'http://127.0.0.1:9/helper', '--key', key, '--name', 'Helper', '--operator', 'Ops', '--contact', 'ops@example.test', '--description', 'Drafts agendas'], io);
+    const code = await runCli(['agents', 'register', 'helper', '--url', 'http://127.0.0.1:8/helper', '--key', key, '--name', 'Helper', '--operator', 'Ops', '--contact', 'ops@example.test', '--description', 'Drafts agendas'], io);
     expect([code, io.err]).toEqual([0, expect.not.stringContaining('special file')]);
     expect(io.out + io.err).toContain('Registered Helper as helper');
   });
@@ -115,7 +115,7 @@ describe('a pipe named on the command line (--key, --subject-token-file)', () =>
     const key = join(home, 'key.d');
     await directoryAt(key, 0o700);
     const io = fakeIo({ DELEGATE_HOME: home });
-    const code = await runCli(['agents', 'register', 'helper', '--url', 'http://127.0.0.1:9/helper', '--key', key, '--name', 'Helper', '--operator', 'Ops', '--contact', 'ops@example.test', '--description', 'Drafts agendas'], io);
+    const code = await runCli(['agents', 'register', 'helper', '--url', 'http://127.0.0.1:8/helper', '--key', key, '--name', 'Helper', '--operator', 'Ops', '--contact', 'ops@example.test', '--description', 'Drafts agendas'], io);
     expect(code).toBe(1);
     expect(io.err).toContain(`delegate: The key file ${key} is a directory, not a key file.`);
   });
@@ -124,7 +124,7 @@ describe('a pipe named on the command line (--key, --subject-token-file)', () =>
     const token = join(home, 'token.pipe');
     pipeAt(token, 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln');
     const io = fakeIo({ DELEGATE_HOME: home });
-    await runCli(['token', 'exchange', '--as', 'helper', '--key', join(home, 'absent.json'), '--subject-token-file', token, '--audience', 'http://127.0.0.1:9/cal', '--auth-port', '9'], io);
+    await runCli(['token', 'exchange', '--as', 'helper', '--key', join(home, 'absent.json'), '--subject-token-file', token, '--audience', 'http://127.0.0.1:8/cal', '--auth-port', '8'], io);
     expect(io.err).not.toContain('special file');
     expect(io.err).not.toContain('token file');
   });

@@ -97,6 +97,31 @@ describe('runCli', () => {
     expect(await help('audit')).toContain('or the URL a client metadata document names it by');
   });
 
+  // Found in review (s30): commander's "(default: [])" after login --scope, busy --calendar and token exchange
+  // --constraint, and `--tentative <busy|free>` followed by "(choices: "busy", "free")".
+  it('says no empty default and no choice its option’s value already spells, in any command’s help; the options parse as before', async () => {
+    const io = fakeIo();
+    const program = buildProgram(io, () => undefined);
+    const helps: string[] = [];
+    const walk = (command: Command) => {
+      helps.push(command.helpInformation());
+      for (const sub of command.commands) walk(sub);
+    };
+    walk(program);
+    const all = helps.join('\n').replace(/\s+/g, ' ');
+    expect(all).not.toContain('default: []');
+    expect(all).not.toContain('choices: "busy", "free"');
+    expect(all).not.toContain('choices: "fail", "skip"');
+    // What says something stays: a choice the value does not spell (--log-level <level>), a default that is one.
+    expect(all).toMatch(/--log-level <level> .*\(choices: "trace", "debug"/);
+    const findSlot = fakeIo();
+    await runCli(['find-slot', '--help'], findSlot);
+    expect(findSlot.out.replace(/\s+/g, ' ')).toContain('--tentative <busy|free> whether tentative events count as busy (default busy, or config.json) --on-calendar-error');
+    const refused = fakeIo();
+    expect(await runCli(['find-slot', '--duration', '30m', '--tentative', 'maybe'], refused)).toBe(2);
+    expect(refused.err).toContain('Allowed choices are busy, free.');
+  });
+
   it('shows examples in the help of every command and command group', async () => {
     const io = fakeIo();
     const paths: string[][] = [];

@@ -105,7 +105,9 @@ describe('status', () => {
     expect(io.out).not.toContain('renewed without you');
     expect(io.out).not.toContain('unless revoked');
     expect(io.out).toMatch(/access token\s+expired at Mon 30 Nov 2026, 08:00 \(UTC\)\n/);
-    expect(io.out).toMatch(/delegation\s+ended Tue 1 Dec 2026, 07:00 \(UTC\); sign in again with `delegate login`\n/);
+    // With the data directory, as token advises it (found in review, s30: the shell that ran status need not have it set).
+    expect(io.out).toMatch(/delegation\s+ended Tue 1 Dec 2026, 07:00 \(UTC\); sign in again with `DELEGATE_HOME=(\S+) delegate login`\n/);
+    expect(/with `DELEGATE_HOME=(\S+) delegate login`/.exec(io.out)?.[1]).toBe(home);
 
     const json = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['status', '--json'], json)).toBe(4);
@@ -146,12 +148,12 @@ describe('status', () => {
     await writeFile(join(home, 'tokens.json'), '{bad', { mode: 0o600 });
     const damaged = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
     expect(await runCli(['status'], damaged), damaged.err).toBe(0);
-    expect(damaged.out).toContain('is not valid JSON. It was left as it is; `delegate login` keeps it aside and signs in again. (Unset DELEGATE_TOKEN before signing in: while it is set, `delegate login` refuses.)\n');
+    expect(damaged.out).toContain(`is not valid JSON. It was left as it is; \`DELEGATE_HOME=${home} delegate login\` keeps it aside and signs in again. (Unset DELEGATE_TOKEN before signing in: while it is set, \`delegate login\` refuses.)\n`);
     // The same with no `delegate` on PATH (`npm install && npx delegate …`): the hint names `node …/bin/delegate`, and the
     // note stays (found in review, s27rev4: it was added only when the text held "`delegate ").
     const noPath = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token, PATH: '/usr/bin:/bin' });
     expect(await runCli(['status'], noPath), noPath.err).toBe(0);
-    expect(noPath.out).toMatch(/It was left as it is; `\S*node\S* \S+\/bin\/delegate login` keeps it aside and signs in again\. \(Unset DELEGATE_TOKEN before signing in: while it is set, `delegate login` refuses\.\)\n/);
+    expect(noPath.out).toMatch(/It was left as it is; `DELEGATE_HOME=\S+ \S*node\S* \S+\/bin\/delegate login` keeps it aside and signs in again\. \(Unset DELEGATE_TOKEN before signing in: while it is set, `delegate login` refuses\.\)\n/);
     const withTokenJson = fakeIo({ DELEGATE_HOME: home, DELEGATE_TOKEN: token });
     expect(await runCli(['status', '--json'], withTokenJson)).toBe(0);
     expect(JSON.parse(withTokenJson.out)).toMatchObject({ source: 'DELEGATE_TOKEN', tokenCacheReadable: false });

@@ -88,7 +88,7 @@ describe('delegate grants', () => {
     const now = Date.now();
     await store.createUser({ id: 'usr_1', name: 'owner', passwordHash: null, isOwner: true, timeZone: 'UTC', createdAt: now });
     await store.createClient({ clientId: 'cli_evil', clientName: `\r${ESC}[2Kgrt_fake\tactive\tCalendarAgent via delegate CLI\n`, kind: 'public', secretHash: null, redirectUris: [], grantTypes: [], tokenEndpointAuthMethod: 'none', jwks: null, resource: null, metadata: {}, createdAt: now });
-    await store.createGrant({ id: 'grt_1', userId: 'usr_1', clientId: 'cli_evil', resource: 'http://127.0.0.1:9/mcp', scope: 'slots:find', authorizationDetails: [], maxDepth: 1, createdAt: now, expiresAt: now + 86_400_000, revokedAt: null });
+    await store.createGrant({ id: 'grt_1', userId: 'usr_1', clientId: 'cli_evil', resource: 'http://127.0.0.1:8/mcp', scope: 'slots:find', authorizationDetails: [], maxDepth: 1, createdAt: now, expiresAt: now + 86_400_000, revokedAt: null });
     store.close();
     const list = fakeIo(undefined, () => now);
     expect(await grantsListCommand({ paths, all: true, json: false }, list)).toBe(0);
@@ -106,15 +106,15 @@ describe('delegate grants', () => {
 // name and id and the fields after them, so the line read first as the honest client's (a consent denied).
 describe('a client name shaped like another client’s line', () => {
   it('is printed in quotes before its own id, in grants list and on its consent in audit', async () => {
-    const forged = 'Claude Desktop (cli_honest)  http://127.0.0.1:9/mcp  denied slots:find  ·';
+    const forged = 'Claude Desktop (cli_honest)  http://127.0.0.1:8/mcp  denied slots:find  ·';
     const store = openStore(paths.db);
     const now = Date.now();
     await store.createUser({ id: 'usr_1', name: 'owner', passwordHash: null, isOwner: true, timeZone: 'UTC', createdAt: now });
     await store.createClient({ clientId: 'cli_forger', clientName: forged, kind: 'public', secretHash: null, redirectUris: [], grantTypes: [], tokenEndpointAuthMethod: 'none', jwks: null, resource: null, metadata: {}, createdAt: now });
-    await store.createGrant({ id: 'grt_1', userId: 'usr_1', clientId: 'cli_forger', resource: 'http://127.0.0.1:9/mcp', scope: 'slots:find', authorizationDetails: [], maxDepth: 1, createdAt: now, expiresAt: now + 86_400_000, revokedAt: null });
-    await store.appendAudit({ event: 'consent', user: 'usr_1', client: 'cli_forger', grant: 'grt_1', resource: 'http://127.0.0.1:9/mcp', detail: { decision: 'approved', scope: 'slots:find' } }, now);
+    await store.createGrant({ id: 'grt_1', userId: 'usr_1', clientId: 'cli_forger', resource: 'http://127.0.0.1:8/mcp', scope: 'slots:find', authorizationDetails: [], maxDepth: 1, createdAt: now, expiresAt: now + 86_400_000, revokedAt: null });
+    await store.appendAudit({ event: 'consent', user: 'usr_1', client: 'cli_forger', grant: 'grt_1', resource: 'http://127.0.0.1:8/mcp', detail: { decision: 'approved', scope: 'slots:find' } }, now);
     store.close();
-    const quoted = '"Claude Desktop (cli_honest)  http://127.0.0.1:9/mcp  denied slots:find  ·" (cli_forger)';
+    const quoted = '"Claude Desktop (cli_honest)  http://127.0.0.1:8/mcp  denied slots:find  ·" (cli_forger)';
     const list = fakeIo(undefined, () => now);
     expect(await grantsListCommand({ paths, all: true, json: false }, list)).toBe(0);
     expect(list.out).toContain(`via ${quoted}\t`);
@@ -149,7 +149,7 @@ describe('a client name shaped like another client’s line', () => {
     const env = { DELEGATE_HOME: home, NO_COLOR: '1' };
     const forged = 'CalendarAgent (calendar-agent)';
     const registered = fakeIo(env, Date.now);
-    const args = ['agents', 'register', 'forger', '--url', 'http://127.0.0.1:9/forger', '--key', keyFile, '--name', forged, '--operator', 'Ops', '--contact', 'ops@example.test', '--description', 'Drafts agendas'];
+    const args = ['agents', 'register', 'forger', '--url', 'http://127.0.0.1:8/forger', '--key', keyFile, '--name', forged, '--operator', 'Ops', '--contact', 'ops@example.test', '--description', 'Drafts agendas'];
     expect(await runCli(args, registered), registered.err).toBe(0);
     const show = fakeIo(env, Date.now);
     expect(await runCli(['agents', 'show', 'forger'], show), show.err).toBe(0);
@@ -161,7 +161,7 @@ describe('a client name shaped like another client’s line', () => {
     store.close();
     const broken = fakeIo(env, Date.now);
     expect(await runCli(['agents', 'show', 'forger'], broken)).toBe(1);
-    expect(broken.out).toBe('"CalendarAgent (calendar-agent)" (forger) at http://127.0.0.1:9/forger\n');
+    expect(broken.out).toBe('"CalendarAgent (calendar-agent)" (forger) at http://127.0.0.1:8/forger\n');
   });
 
   it('has a quote or backslash in it escaped, so its quotes end it', async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkWindowOptions, collectTrustedProxies, hostIsLoopback, parseHttpUrl, parseInstant, parseIssuerUrl, parseListenHost, parseNamedHost, parseTimeZone, parseWait, portsFrom } from '../../src/cli/args.js';
+import { checkWindowOptions, collectTrustedProxies, hostIsLoopback, parseHttpUrl, parseInstant, parseIssuerUrl, parseListenHost, parseNamedHost, parsePort, parseTimeZone, parseWait, portsFrom } from '../../src/cli/args.js';
 import { parseSince } from '../../src/cli/commands/admin-store.js';
 import { trustedProxies } from '../../src/cli/commands/serve.js';
 import { serverArgs } from '../../src/cli/access-options.js';
@@ -177,6 +177,46 @@ describe('ports and the host', () => {
   it('says which port is a default', () => {
     expect(() => portsFrom({ authPort: 8411 })).toThrow('--auth-port and --calendar-port are both 8411 (the default of --calendar-port)');
     expect(portsFrom({ authPort: 31000 })).toEqual({ auth: 31000, calendar: 8411, agent: 8412 });
+  });
+});
+
+// Found in review (s30): a port that browsers and fetch refuse (the Fetch standard's bad ports, src/bad-ports.ts) was
+// taken by every option: `find-slot --auth-port 6665` said the server "accepts connections but does not answer" with
+// nothing there, `serve --auth-port 6665` started and was polled for ever, `login --redirect-port 6667` printed a link
+// Chromium refuses, and `--agent-url http://127.0.0.1:6000/mcp` ended in a bare "fetch failed".
+describe('ports that browsers and fetch refuse', () => {
+  const refusal = (port: number) => `Browsers and fetch refuse port ${port} (a "bad port" in the Fetch standard); choose another.`;
+  it.each([
+    // The other ports spare ones, so that nothing could reach (or start on) the default ports where this was taken.
+    ['find-slot --auth-port 6665', () => ['find-slot', '--duration', '30m', ...ports, '--auth-port', '6665'], '--auth-port', 6665],
+    ['login --redirect-port 10080', () => ['login', '--no-browser', ...ports, '--redirect-port', '10080'], '--redirect-port', 10080],
+    ['login --redirect-port 6667', () => ['login', '--no-browser', ...ports, '--redirect-port', '6667'], '--redirect-port', 6667],
+    ['serve --auth-port 6665', () => ['serve', ...ports, '--auth-port', '6665'], '--auth-port', 6665],
+    ['busy --calendar-port 5060', () => ['busy', ...ports, '--calendar-port', '5060'], '--calendar-port', 5060],
+    ['token --agent-port 6000', () => ['token', ...ports, '--agent-port', '6000'], '--agent-port', 6000],
+    ['serve-agent --port 6669', () => ['serve-agent', '--auth-port', ports[1]!, '--calendar-port', ports[3]!, '--port', '6669'], '--port', 6669],
+    ['find-slot --agent-url on port 6000', () => ['find-slot', '--duration', '30m', '--agent-url', 'http://127.0.0.1:6000/mcp'], '--agent-url', 6000],
+    ['status --agent-url https on port 6697', () => ['status', '--agent-url', 'https://agent.example.com:6697/mcp'], '--agent-url', 6697],
+    ['serve-agent --issuer on port 6666', () => ['serve-agent', '--port', ports[5]!, '--calendar-port', ports[3]!, '--issuer', 'http://127.0.0.1:6666'], '--issuer', 6666],
+    ['serve-calendar --auth-url on port 10080', () => ['serve-calendar', '--port', ports[3]!, '--auth-url', 'http://127.0.0.1:10080'], '--auth-url', 10080],
+  ])('refuses %s with exit code 2, in one line', async (_what, argv, option, port) => {
+    await refused(argv(), option);
+    const io = fakeIo({ DELEGATE_HOME: home });
+    await runCli(argv(), io);
+    expect(io.err).toContain(refusal(port));
+  });
+
+  it('refuses DELEGATE_AGENT_URL on such a port the same way, naming it', async () => {
+    const io = fakeIo({ DELEGATE_HOME: home, DELEGATE_AGENT_URL: 'http://127.0.0.1:6000/mcp' });
+    expect(await runCli(['find-slot', '--duration', '30m'], io)).toBe(2);
+    expect(io.err).toBe(`delegate: DELEGATE_AGENT_URL: ${refusal(6000)}\n`);
+    expect(await readdir(home)).toEqual([]);
+  });
+
+  it('takes the ports beside them, and a URL on its scheme’s default port (the controls)', () => {
+    expect([parsePort('5999'), parsePort('6001'), parsePort('6664'), parsePort('6670'), parsePort('10081'), parsePort('8410')]).toEqual([5999, 6001, 6664, 6670, 10081, 8410]);
+    expect(parseHttpUrl('https://agent.example.com/mcp')).toBe('https://agent.example.com/mcp');
+    expect(parseHttpUrl('http://127.0.0.1:6001/mcp')).toBe('http://127.0.0.1:6001/mcp');
   });
 });
 

@@ -64,7 +64,7 @@ describe('status with DELEGATE_TOKEN set and no sign-in stored', () => {
     expect(status.code).toBe(0);
     expect(status.out).toContain('Using DELEGATE_TOKEN from the environment');
     expect(status.out).not.toContain('Not signed in');
-    expect(status.out).toMatch(/Besides it, no delegation is stored; to sign in and store one, run `delegate login [^`]*` once DELEGATE_TOKEN is unset\.\n/);
+    expect(status.out).toMatch(/Besides it, no delegation is stored; to sign in and store one, run `DELEGATE_HOME=\S+ delegate login [^`]*` once DELEGATE_TOKEN is unset\.\n/);
     // and login says the same
     expect((await run(['login'], { DELEGATE_TOKEN: token })).err).toMatch(/first unset DELEGATE_TOKEN/);
   });
@@ -72,6 +72,6 @@ describe('status with DELEGATE_TOKEN set and no sign-in stored', () => {
   it('without DELEGATE_TOKEN, is not signed in and advises the login alone', async () => {
     const status = await run(['status', '--auth-port', String(await freePort())]);
     expect(status.code).toBe(4);
-    expect(status.out).toMatch(/Not signed in: no delegation is stored\. Run `delegate login [^`]*`\.\n/);
+    expect(status.out).toMatch(/Not signed in: no delegation is stored\. Run `DELEGATE_HOME=\S+ delegate login [^`]*`\.\n/);
   });
 });

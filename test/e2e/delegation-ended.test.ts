@@ -68,7 +68,9 @@ describe('a delegation the authorization server will not renew', () => {
     const status = await runCli(['status'], home);
     expect(status.code).toBe(4);
     expect(status.stdout).toContain(`CalendarAgent at ${agentUrl}`);
-    expect(status.stdout).toMatch(/delegation {8}ended: the authorization server refused to renew it at .+ \(invalid_grant: The delegation behind this token was revoked\.\); sign in again with `delegate login`/);
+    expect(status.stdout).toMatch(/delegation {8}ended: the authorization server refused to renew it at .+ \(invalid_grant: The delegation behind this token was revoked\.\); sign in again with `/);
+    // With the data directory, as token names it (found in review, s30); by the default ports, which status was given.
+    expect(status.stdout).toContain(`; sign in again with \`DELEGATE_HOME=${home} delegate login\`\n`);
     expect(status.stdout).not.toContain('no delegation is stored');
     const json = await runCli(['status', '--json'], home);
     expect(json.code).toBe(4);

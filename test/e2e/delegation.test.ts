@@ -77,10 +77,10 @@ describe('agents', () => {
   });
 
   it('registers a sub-agent bound to its URL, with a statement that verifies', async () => {
-    const reg = await cli('agents', 'register', 'helper', '--url', 'http://127.0.0.1:9/helper', '--key', helperKeyFile, '--name', 'Helper', '--operator', 'Test Ops', '--contact', 'ops@example.test', '--description', 'Checks calendars for a team.', '--limitation', 'Never writes', '--auth-port', ports[1]!);
+    const reg = await cli('agents', 'register', 'helper', '--url', 'http://127.0.0.1:8/helper', '--key', helperKeyFile, '--name', 'Helper', '--operator', 'Test Ops', '--contact', 'ops@example.test', '--description', 'Checks calendars for a team.', '--limitation', 'Never writes', '--auth-port', ports[1]!);
     expect(reg.code, reg.stderr).toBe(0);
     const show = await cli('agents', 'show', 'helper', '--json', '--auth-port', ports[1]!);
-    expect(JSON.parse(show.stdout)).toMatchObject({ client_id: 'helper', verified: true, resource: 'http://127.0.0.1:9/helper' });
+    expect(JSON.parse(show.stdout)).toMatchObject({ client_id: 'helper', verified: true, resource: 'http://127.0.0.1:8/helper' });
   });
 });
 
@@ -181,7 +181,7 @@ describe('grants, exchange chains and the audit log', () => {
     const scope = await cli('token', 'exchange', '--audience', calendarUrl, '--scope', 'freebusy:read calendar:write', ...authArgs());
     expect(scope.code).toBe(1);
     expect(scope.stderr).toMatch(/invalid_scope/);
-    const audience = await cli('token', 'exchange', '--audience', 'http://127.0.0.1:9/elsewhere', ...authArgs());
+    const audience = await cli('token', 'exchange', '--audience', 'http://127.0.0.1:8/elsewhere', ...authArgs());
     expect(audience.stderr).toMatch(/invalid_target/);
   });
 
@@ -254,7 +254,7 @@ describe('grants, exchange chains and the audit log', () => {
     const publicFile = join(home, '..', 'helper2.pub.json');
     await writeFile(privateFile, JSON.stringify(privateKey.export({ format: 'jwk' })), { mode: 0o600 });
     await writeFile(publicFile, JSON.stringify(publicKey.export({ format: 'jwk' })), { mode: 0o644 });
-    const reg = await cli('agents', 'register', 'helper2', '--url', 'http://127.0.0.1:9/helper2', '--key', publicFile, '--name', 'Helper 2', '--operator', 'Test Ops', '--contact', 'ops@example.test', '--description', 'Checks calendars.', '--auth-port', ports[1]!);
+    const reg = await cli('agents', 'register', 'helper2', '--url', 'http://127.0.0.1:8/helper2', '--key', publicFile, '--name', 'Helper 2', '--operator', 'Test Ops', '--contact', 'ops@example.test', '--description', 'Checks calendars.', '--auth-port', ports[1]!);
     expect(reg.code, reg.stderr).toBe(0);
     const handed = await cli('token', 'exchange', '--audience', calendarUrl, '--for', 'helper2', ...authArgs());
     expect(handed.code, handed.stderr).toBe(0);
@@ -269,7 +269,7 @@ describe('grants, exchange chains and the audit log', () => {
     const publicFile = join(home, '..', 'helper3.pub.json');
     await writeFile(privateFile, JSON.stringify(privateKey.export({ format: 'jwk' })), { mode: 0o600 });
     await writeFile(publicFile, JSON.stringify({ ...publicKey.export({ format: 'jwk' }), kid: 'ops-key-1' }), { mode: 0o644 });
-    const reg = await cli('agents', 'register', 'helper3', '--url', 'http://127.0.0.1:9/helper3', '--key', publicFile, '--name', 'Helper 3', '--operator', 'Test Ops', '--contact', 'ops@example.test', '--description', 'Checks calendars.', '--auth-port', ports[1]!);
+    const reg = await cli('agents', 'register', 'helper3', '--url', 'http://127.0.0.1:8/helper3', '--key', publicFile, '--name', 'Helper 3', '--operator', 'Test Ops', '--contact', 'ops@example.test', '--description', 'Checks calendars.', '--auth-port', ports[1]!);
     expect(reg.code, reg.stderr).toBe(0);
     const handed = (await cli('token', 'exchange', '--audience', calendarUrl, '--for', 'helper3', ...authArgs())).stdout.trim();
     const before = stateCounts();

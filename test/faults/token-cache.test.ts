@@ -76,7 +76,7 @@ describe('a damaged token cache, where nobody can sign in', () => {
     const login = `\`DELEGATE_HOME=${home} delegate login ${ports.join(' ')}\``;
     const commands: Array<[string[], string]> = [
       [['find-slot', '--duration', '30m', '--json', ...ports], login],
-      [['status'], '`delegate login`'],
+      [['status'], `\`DELEGATE_HOME=${home} delegate login\``],
       [['token', ...ports], login],
     ];
     for (const [i, [_name, bytes, why]] of damages.entries()) {
@@ -182,7 +182,7 @@ describe('a token cache whose discovery entry is malformed (found in review: sta
     const damaged = Buffer.from(JSON.stringify(good, null, 2));
     const named = new RegExp(`The token cache ${cacheFile().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} has a malformed discovery entry for ${agent!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
     const login = `\`DELEGATE_HOME=${home} delegate login ${ports.join(' ')}\``;
-    for (const [command, advised] of [[['status'], '`delegate login`'], [['token', ...ports], login], [['find-slot', '--duration', '30m', '--json', ...ports], login]] as const) {
+    for (const [command, advised] of [[['status'], `\`DELEGATE_HOME=${home} delegate login\``], [['token', ...ports], login], [['find-slot', '--duration', '30m', '--json', ...ports], login]] as const) {
       await damage(damaged);
       const run = await runCli([...command], home);
       expectOneLine(run, 4, named);

@@ -100,10 +100,12 @@ function pathsSettings(env: Env): string[] {
 }
 
 /**
- * `delegate WORDS…` with the same profile and ports as this process, for the person at the shell that ran it, whose
- * environment already names the data directory: advice a command prints, e.g. `delegate login --agent-port 9412`.
+ * `delegate WORDS…` with the same profile and ports as this process, e.g. `delegate login --agent-port 9412`, without
+ * the data directory: sameSetupCommandLine's, after its settings. Not advice on its own: the shell that ran a command
+ * names its data directory only if it was exported, not for a one-command `DELEGATE_HOME=… delegate status` (found in
+ * review, s30: status advised this, and the login typed as printed signed in to another data directory).
  */
-export function sameShellCommandLine(args: SameServers, io: Pick<CliIo, 'env'>, words: readonly string[]): string {
+function sameShellCommandLine(args: SameServers, io: Pick<CliIo, 'env'>, words: readonly string[]): string {
   return delegateCommandLine([...words, ...sameSetupFlags(args, io)], io.env);
 }
 

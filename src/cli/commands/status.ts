@@ -242,11 +242,15 @@ function envTokenView(token: string): { readable: boolean; audience?: string; us
  * helpers, `status --profile work` said plain `delegate login`, which signs in to the default profile. With the ports
  * or the agent's URL status was given, as every other command's advice (status took no ports until stop 20, so its
  * advice never named them). Every line that advises a sign-in names it (an ended delegation's too, not plain `delegate login`).
+ * And with the data directory (DELEGATE_HOME, or the XDG directories when set), as token, find-slot and busy name it
+ * (sameSetupCommandLine): the shell that ran status has it in its environment only if it was exported, and found in
+ * review (s30), after `DELEGATE_HOME=$H delegate status` the advised `delegate login`, typed as printed, signed in to
+ * the default data directory.
  */
 async function loginCommand(args: StatusArgs, io: CliIo): Promise<string> {
-  const { sameShellCommandLine } = await import('./mcp-config.js');
+  const { sameSetupCommandLine } = await import('./mcp-config.js');
   const where = { ports: args.ports ?? DEFAULT_PORTS, ...(args.agentUrl !== undefined ? { agentUrl: args.agentUrl } : {}) };
-  return sameShellCommandLine({ ...where, ...(args.profile !== undefined ? { profile: args.profile } : {}) }, io, ['login']);
+  return sameSetupCommandLine({ ...where, ...(args.profile !== undefined ? { profile: args.profile } : {}) }, io, ['login']);
 }
 
 /**
