@@ -6,8 +6,10 @@ import type { FastifyBaseLogger } from 'fastify';
 import { createFeedLoader, type FeedCache } from '../calendar/feeds.js';
 import type { UserCalendars } from '../calendar/server.js';
 import { createCalendarLoader, type CalendarLoader, type CalendarRef } from '../calendar/sources.js';
+import { SlotQueryError } from '../calendar/errors.js';
+import type { WorkingHours } from '../calendar/slots.js';
 import { readWorkingHours } from '../calendar/working-hours.js';
-import { ConfigError, unknownKeysWarning, userConfigReader, type Paths } from '../config.js';
+import { ConfigError, unknownKeysWarning, userConfigReader, type Paths, type UserConfig } from '../config.js';
 import type { CalendarRecord, Store } from '../store/index.js';
 
 /** The store as the feed loader's cache. */
@@ -27,6 +29,23 @@ export function calendarLoaderFor(store: Store, options: { now?: () => number } 
 /** A stored calendar as the backend reads it. */
 export function calendarRefOf(calendar: CalendarRecord): CalendarRef {
   return calendar.kind === 'url' ? { name: calendar.name, id: calendar.id, url: calendar.source } : { name: calendar.name, path: calendar.source };
+}
+
+/**
+ * The working hours of the owner's settings (config.json, as readUserConfig read it at `path`) as searches use them,
+ * or none when it names none; what cannot be used throws ConfigError naming it. readUserConfig checks only that the
+ * value is a string or an object: the calendar backend reads it here on every request, and `delegate calendar list`
+ * here too, so that the two say the same problem (found in review, s30: for "mon-fri 25:00-26:00" find-slot said the
+ * settings cannot be used, "`delegate calendar list` shows where it is", and calendar list said nothing).
+ */
+export function ownerWorkingHours(path: string, config: UserConfig): { workingHours?: WorkingHours } {
+  if (config.workingHours === undefined) return {};
+  try {
+    return { workingHours: readWorkingHours(config.workingHours) };
+  } catch (error) {
+    if (error instanceof SlotQueryError) throw new ConfigError(path, error.message);
+    throw error;
+  }
 }
 
 /** The owner's zone is config.json's `timeZone` when it has one, else the stored one: the file is where to set it. */
@@ -64,7 +83,7 @@ export function userCalendarsFromStore(store: Store, paths: Paths): (sub: string
         timeZone: config.timeZone ?? user.timeZone,
         calendars,
         timeZoneMend: OWNER_ZONE_MEND,
-        ...(config.workingHours !== undefined ? { workingHours: readWorkingHours(config.workingHours) } : {}),
+        ...ownerWorkingHours(paths.config, config),
         ...(config.tentative ? { tentative: config.tentative } : {}),
         ...(config.onCalendarError ? { onCalendarError: config.onCalendarError } : {}),
       };

@@ -87,8 +87,9 @@ export function registerSessionCommands(program: Command, io: CliIo, setExitCode
         'The link signs you in for that one request only, once, within 2 minutes; the authorization server then always shows',
         'its consent page. The URL must be on this data directory’s authorization server (found by its port, as `login` finds it,',
         'on the loopback address the URL names: 127.0.0.1, or [::1] for `serve --host ::1`).',
-        'Exit codes: 0 the browser was sent on to the consent page, 1 error (no server there, another data directory, nobody',
-        'opened the link in time), 2 bad usage (a URL of another server or page, DELEGATE_AGENT_URL set).',
+        'Exit codes: 0 the browser was sent on to the consent page, 1 error (no server there, another data directory, a request',
+        'the server does not wait on: a code no device shows, or one it refuses, such as an unknown app; nobody opened the link',
+        'in time), 2 bad usage (a URL of another server or page, DELEGATE_AGENT_URL set).',
       ].join('\n'),
     )
     .action(async (target: string, options: ServerOptions & { browser: boolean; loginTimeout?: number }, command: Command) => {

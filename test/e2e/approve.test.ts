@@ -283,6 +283,48 @@ describe('delegate approve refuses what is not this server’s request', () => {
     }
   });
 
+  // Found in review (s30): a mistyped user code, or the URL of an app the server does not know, got a link, and then
+  // "Signed in for that request. Approve or deny it on the page in your browser" (exit 0) while the page said the code
+  // is not valid, or "Unknown app"; without a browser, the mistyped code waited out --login-timeout.
+  it('a request the server does not wait on (a user code no device shows, an app it does not know, a redirect URI it did not register, a scope the agent does not offer): exit 1, one line saying why, no link', { timeout: 60_000 }, async () => {
+    const { url } = await clientAsksForAuthorization();
+    const wrongRedirect = new URL(url.href);
+    wrongRedirect.searchParams.set('redirect_uri', 'http://127.0.0.1:1/elsewhere');
+    const wrongScope = new URL(url.href);
+    wrongScope.searchParams.set('scope', 'nothing:here');
+    const cases: [string, RegExp][] = [
+      ['BCDF-GHJK', /^delegate: No device sign-in waits with the code BCDF-GHJK at http:\/\/127\.0\.0\.1:\d+: /],
+      [`${issuer}/device?user_code=bcdfghjk`, /^delegate: No device sign-in waits with the code BCDF-GHJK at /],
+      [`${issuer}/authorize?response_type=code&client_id=cli_nope`, /^delegate: Nothing to approve: the authorization server at http:\/\/127\.0\.0\.1:\d+ refuses that request \(Unknown app: The app that sent you here is not registered with this server\.\) Start again from the app\.\n$/],
+      [wrongRedirect.href, /refuses that request \(This sign-in request is not safe to follow: The address the app asked to return you to is not one it registered/],
+      // Refused once the app is known: the answer would go back to the app; here it is said, and not sent.
+      [wrongScope.href, /refuses that request \(invalid_scope: The resource offers only: /],
+    ];
+    for (const [target, said] of cases) {
+      // Bounded: before this was checked, each waited for its link to be opened.
+      const run = await runCli(['approve', '--no-browser', '--login-timeout', '5s', target, ...portOf()], home);
+      expect(run.code, `${target}: ${run.stderr}`).toBe(1);
+      expect(run.stderr.trim().split('\n'), target).toHaveLength(1);
+      expect(run.stderr, target).toMatch(said);
+      expect(run.stderr).not.toMatch(/\/start|Signed in/);
+    }
+  });
+
+  it('a valid authorization URL still gets its link, the check having changed nothing (looked at twice more first): approved, the app gets its code; decided, it is refused before a link', { timeout: 90_000 }, async () => {
+    // The check's look (a GET of /authorize without a session) made no pending request that stands in the real one's way.
+    const { provider, url } = await clientAsksForAuthorization();
+    for (let i = 0; i < 2; i++) expect((await fetch(url, { redirect: 'manual' })).status).toBe(403);
+    const cli = startCli(['approve', '--no-browser', url.href, ...portOf()], home);
+    const { code } = await approveInChromium(await cli.loginUrl, provider.redirectUrl);
+    expect(code).toBeTruthy();
+    expect((await cli.done).code).toBe(0);
+    // Decided, the same request is refused before a link: already decided.
+    const again = await runCli(['approve', '--no-browser', '--login-timeout', '5s', url.href, ...portOf()], home);
+    expect(again.code, again.stderr).toBe(1);
+    expect(again.stderr).toMatch(/refuses that request \(invalid_request: This request was already decided; start again from the app\.\)/);
+    expect(again.stderr).not.toMatch(/\/start/);
+  });
+
   it('the link behind /start works once, for that request only: tampered after signing, or used again, it is refused; /start sends on once', { timeout: 60_000 }, async () => {
     const { url } = await clientAsksForAuthorization();
     const cli = startCli(['approve', '--no-browser', url.href, ...portOf()], home);
@@ -328,10 +370,13 @@ describe('delegate approve whose server stopped before its /start was opened', (
   it('ends at /start saying no authorization server answers; the browser is sent nowhere', { timeout: 60_000 }, async () => {
     const root = await mkdtemp(join(tmpdir(), 'delegate-e2e-approve-stopped-'));
     try {
-      const auth = await freePort();
-      const own = ['--auth-port', String(auth), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+      const [auth, agent] = [await freePort(), await freePort()];
+      const own = ['--auth-port', String(auth), '--calendar-port', String(await freePort()), '--agent-port', String(agent)];
       const server = await startServer(['serve', ...own], join(root, 'home'));
-      const cli = startCli(['approve', '--no-browser', '--login-timeout', '60s', ...own, `http://127.0.0.1:${auth}/authorize?client_id=abc&response_type=code`], join(root, 'home'));
+      // A request the server waits on (one it refuses is refused before any link is given).
+      const stoppedIssuer = `http://127.0.0.1:${auth}`;
+      const request = authorizeUrl(stoppedIssuer, { clientId: await registerPublicClient(stoppedIssuer), redirectUri: 'http://127.0.0.1/callback', resource: `http://127.0.0.1:${agent}/mcp`, state: 's', challenge: pkcePair().challenge });
+      const cli = startCli(['approve', '--no-browser', '--login-timeout', '60s', ...own, request], join(root, 'home'));
       const start = await cli.loginUrl;
       server.child.kill('SIGTERM');
       await server.done;

@@ -64,6 +64,24 @@ describe('local setup errors say what to fix', () => {
     expect(list.stderr).toBe(`delegate: ${join(home, 'config.json')}: "timeZone" must be an IANA time zone such as Europe/Berlin. Searches fail until it is fixed.\n`);
   });
 
+  // Found in review (s30): readUserConfig checks only that workingHours is a string or an object; the backend's reading
+  // of it refused find-slot, naming `delegate calendar list`, and calendar list said nothing (exit 0, empty stderr).
+  it('working hours in config.json that cannot be used: find-slot says so, and calendar list names the problem and the path', async () => {
+    await writeFile(join(home, 'config.json'), JSON.stringify({ workingHours: 'mon-fri 25:00-26:00' }));
+    const run = await findSlot();
+    expect([run.code, run.stdout]).toEqual([1, '']);
+    expect(run.stderr).toMatch(/^delegate: The owner's settings \(config\.json\) cannot be used: Working hours on mon must be .*Fix the file \(`delegate calendar list` shows where it is\)/);
+    // calendar list says the same problem, with the file's path (readWorkingHours' own words, quotes and all).
+    const list = await runCli(['calendar', 'list'], home);
+    expect(list.code).toBe(0);
+    expect(list.stderr).toBe(
+      `delegate: ${join(home, 'config.json')}: Working hours on mon must be "HH:MM" to a later "HH:MM" (at most 24:00), not "25:00"–"26:00". Searches fail until it is fixed.\n`,
+    );
+    // A file that can be used again: nothing said.
+    await writeFile(join(home, 'config.json'), JSON.stringify({ workingHours: 'mon-fri 09:00-17:00' }));
+    expect((await runCli(['calendar', 'list'], home)).stderr).toBe('');
+  });
+
   it('a key config.json does not read is warned about in one line, and the rest of the file is used', async () => {
     await writeFile(join(home, 'config.json'), JSON.stringify({ timeZone: 'Europe/Berlin', tentatve: 'free' }));
     const run = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);

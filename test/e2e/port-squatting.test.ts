@@ -13,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NOBODY, asRoot, listenAsNobody, type ForeignListener } from '../support/foreign-listener.js';
 import { freePort } from '../support/ports.js';
 import { killLeftovers, runCli, startCli, startServer, storeSignIn } from './run.js';
-import { Browser } from '../support/oauth-flow.js';
+import { Browser, authorizeUrl, pkcePair, registerPublicClient } from '../support/oauth-flow.js';
 
 /**
  * A server run by `nobody` that answers like delegate's: the AS's metadata
@@ -144,14 +144,19 @@ describe.skipIf(!asRoot)("another user's program on delegate's ports", () => {
   // the guard's note that the port was the user's let the request through. Found in review (s28new2): `delegate
   // approve`'s /start gave it the owner's link to the request, and approve said "Signed in for that request" (exit 0).
   it.each([
-    ['sign-in link', 'login', (_auth: number) => ['login']],
-    ['approval link', 'approve', (auth: number) => ['approve', `http://127.0.0.1:${auth}/authorize?client_id=abc&response_type=code`]],
+    ['sign-in link', 'login', async (_auth: number, _agent: number) => ['login']],
+    // A request the server waits on (one it refuses is refused before any /start: found in review, s30).
+    ['approval link', 'approve', async (auth: number, agent: number) => {
+      const issuer = `http://127.0.0.1:${auth}`;
+      const clientId = await registerPublicClient(issuer);
+      return ['approve', authorizeUrl(issuer, { clientId, redirectUri: 'http://127.0.0.1/callback', resource: `http://127.0.0.1:${agent}/mcp`, state: 's', challenge: pkcePair().challenge })];
+    }],
   ])('gets no owner %s when it takes the authorization server’s port before `%s`’s /start is opened', { timeout: 60_000 }, async (_link, _command, words) => {
     const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
     const home = join(dir, 'home');
     const ports = ['--auth-port', String(auth), '--calendar-port', String(calendar), '--agent-port', String(agent)];
     const serve = await startServer(['serve', ...ports], home);
-    const [command, ...rest] = words(auth);
+    const [command, ...rest] = await words(auth, agent);
     const waiting = startCli([command!, '--no-browser', '--login-timeout', '60s', ...ports, ...rest], home);
     const link = await waiting.loginUrl;
     serve.child.kill('SIGTERM');

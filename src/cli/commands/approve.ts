@@ -14,14 +14,17 @@
 // the loopback address the URL names (a server started with `serve --host ::1`
 // is at http://[::1]:<port>; found in review, s22new: approve looked only at
 // 127.0.0.1 and refused the command the server's own page printed); anything
-// else is refused before anything is signed (exit 2). The link is
-// signed for exactly that request, with the approval claim, so the server
+// else is refused before anything is signed (exit 2). So is a request the
+// server does not wait on (exit 1, no link): a user code no pending device
+// authorization has, an /authorize request the server refuses (found in
+// review, s30: both got a link and "Signed in for that request", exit 0).
+// The link is signed for exactly that request, with the approval claim, so the server
 // always shows its consent page for it and never names the app as the
 // owner's own command. Like `login`, the link itself never goes on a command
 // line: the browser gets this process's /start, which answers only this user
 // (src/client/loopback.ts). The app gets the answer; this command ends once
 // the browser was sent on.
-import { urlsFor, type Ports } from '../../config.js';
+import { urlsFor, type Paths, type Ports } from '../../config.js';
 import { isAnyLoopbackHost } from '../../delegation/resource.js';
 import { foreignListenersAt, refuseForeignListener, uidsSaid } from '../../http/listener-owner.js';
 import { startOnlyListener } from '../../client/loopback.js';
@@ -32,6 +35,7 @@ import { loadStack } from '../contracts.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { startSpinner, stylesFor, type Spinner } from '../terminal.js';
+import { readOnlyNotice, withStore } from './admin-store.js';
 import { profilePaths } from './agent-access.js';
 import { delegateCommandLine } from './mcp-config.js';
 
@@ -48,6 +52,8 @@ export interface ApproveArgs {
 /** A user code as the authorization server makes them (RFC 8628 §6.1: eight letters), typed in any case, with or without the dash. */
 const USER_CODE = /^[A-Za-z]{4}[- ]?[A-Za-z]{4}$/;
 const METADATA_TIMEOUT_MS = 3000;
+/** /authorize may fetch the app's client metadata document first (client-documents.ts: up to 3 s). */
+const REQUEST_CHECK_TIMEOUT_MS = 10_000;
 
 export async function approveCommand(target: string, args: ApproveArgs, io: CliIo): Promise<number> {
   if (args.agentUrl !== undefined) {
@@ -63,8 +69,9 @@ export async function approveCommand(target: string, args: ApproveArgs, io: CliI
   const { refuseOtherDataDirectoryAt } = await loadStack();
   await refuseOtherDataDirectoryAt({ paths, ports: args.ports, host }, issuer);
   await requireServer(issuer);
-  const key = await loadOrCreateOwnerKey(paths.ownerKey); // a key problem shows now, not in the browser
   const page = new URL(request, issuer);
+  await requireWaitingRequest(page, issuer, paths, io);
+  const key = await loadOrCreateOwnerKey(paths.ownerKey); // a key problem shows now, not in the browser
   const listener = await startOnlyListener({ timeoutMs: args.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS }, async () => {
     // Who holds the server's port is looked up when the link is given, afresh: the server may have stopped since the
     // command began, and another user's program taken its port (found in review, s28new2: it got the owner's link).
@@ -170,6 +177,92 @@ function foreignListenerOfAnswer(page: URL): string | undefined {
 
 function shown(text: string): string {
   return printableClipped(text, 200);
+}
+
+/**
+ * The request is one the server waits on a decision for, or the command stops here (exit 1, one line, no link given).
+ * Found in review (s30): a mistyped user code, or an /authorize URL of an app the server does not know, got a link and
+ * "Signed in for that request. Approve or deny it on the page in your browser" (exit 0) while the page said the code
+ * is not valid, or "Unknown app"; without a browser, a mistyped code waited out --login-timeout. Each look changes
+ * nothing of the request: the /authorize one is the page any browser without a session gets, and a device's is read
+ * from this data directory's database (which the server was found to use), as the administrator's commands read it;
+ * the server tells nobody without a session whether a user code waits (RFC 8628 §5.1: codes must not be guessable).
+ */
+async function requireWaitingRequest(page: URL, issuer: string, paths: Paths, io: CliIo): Promise<void> {
+  const code = page.pathname === '/device' ? page.searchParams.get('user_code') : null;
+  if (code !== null) {
+    const waiting = await withStore(paths, async (store) => store.deviceAuthorizationByUserCode(code, io.now()), readOnlyNotice(io));
+    if (waiting?.status !== 'pending') {
+      throw new CommandFailed(
+        `No device sign-in waits with the code ${code} at ${issuer}: it is mistyped, was answered already, or has expired. Check the code the device shows, or start again on the device.`,
+      );
+    }
+    return;
+  }
+  const refusal = await authorizationRefusal(page);
+  if (refusal !== undefined) {
+    throw new CommandFailed(`Nothing to approve: the authorization server at ${issuer} refuses that request (${printableClipped(refusal, 500)}) Start again from the app.`);
+  }
+}
+
+/**
+ * Why /authorize refuses the request, as it answers a browser without a session, or undefined when it asks that
+ * browser to sign in (403, sign-in-page.ts: the request is valid and waits for the owner) or could not be asked (the
+ * browser then shows what there is). authorize.ts: a request whose app or redirect URI does not check out is a 400
+ * page (its heading and first paragraph say why); one refused after that goes back to the app, a redirect carrying
+ * `error` and `error_description` (RFC 6749 §4.1.2.1), which is not followed here.
+ */
+async function authorizationRefusal(page: URL): Promise<string | undefined> {
+  let res: Response;
+  try {
+    res = await fetch(page, { redirect: 'manual', signal: AbortSignal.timeout(REQUEST_CHECK_TIMEOUT_MS) });
+  } catch {
+    return undefined;
+  }
+  if (res.status >= 300 && res.status < 400) {
+    await res.body?.cancel();
+    const location = res.headers.get('location');
+    let answer: URL;
+    try {
+      answer = new URL(location ?? '', page);
+    } catch {
+      return undefined;
+    }
+    const error = answer.searchParams.get('error');
+    if (error === null) return undefined;
+    return `${error}: ${sentence(answer.searchParams.get('error_description') ?? 'no description')}`;
+  }
+  if (res.status !== 400) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  const text = await res.text().catch(() => '');
+  const heading = pageText(/<h1[^>]*>([\s\S]*?)<\/h1>/i.exec(text)?.[1]);
+  const detail = pageText(/<\/h1>\s*<p[^>]*>([\s\S]*?)<\/p>/i.exec(text)?.[1]);
+  if (heading === '') return 'it answers 400, with no reason given.';
+  return detail === '' ? sentence(heading) : `${heading}: ${sentence(detail)}`;
+}
+
+/** An element's text as one line: tags dropped, the entities pages.ts escapes (and numeric ones) decoded, spaces joined. */
+function pageText(html: string | undefined): string {
+  if (html === undefined) return '';
+  return html
+    .replace(/<[^>]*>/g, '')
+    .replace(/&(#x[0-9a-f]+|#\d+|amp|lt|gt|quot|apos);/gi, (_, name: string) => {
+      const lower = name.toLowerCase();
+      if (lower.startsWith('#')) {
+        const point = lower.startsWith('#x') ? Number.parseInt(lower.slice(2), 16) : Number.parseInt(lower.slice(1), 10);
+        return point <= 0x10ffff ? String.fromCodePoint(point) : '\ufffd';
+      }
+      return ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[lower]!;
+    })
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** `text` ending with a full stop (or its own ? or !). */
+function sentence(text: string): string {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 
 /** The authorization server answers its metadata with this issuer (RFC 8414 §3.3), or the command stops here (exit 1). */

@@ -29,6 +29,7 @@ import { ensureOwner } from '../../authz/bootstrap.js';
 import { parseCalendarDetail } from '../../delegation/index.js';
 import { instantLine } from '../output.js';
 import { openCommandStore, readOnlyNotice, withStore } from './admin-store.js';
+import { ownerWorkingHours } from '../calendar-backend.js';
 import { delegateCommandLine } from './mcp-config.js';
 import { untrustedFileReason } from '../../trusted-directory.js';
 
@@ -128,10 +129,17 @@ export async function calendarListCommand(args: CalendarListArgs, io: CliIo): Pr
   try {
     const owner = await store.ownerUser();
     // The listing does not need the settings, but says what searches will find wrong with them.
+    const unusable = (error: unknown) => io.stderr.write(`delegate: ${error instanceof Error ? error.message : String(error)} Searches fail until it is fixed.\n`);
     const config = await readUserConfig(paths.config).catch((error: unknown): UserConfig => {
-      io.stderr.write(`delegate: ${error instanceof Error ? error.message : String(error)} Searches fail until it is fixed.\n`);
+      unusable(error);
       return {};
     });
+    // Its working hours read as the calendar backend reads them, so that list says what find-slot would refuse.
+    try {
+      ownerWorkingHours(paths.config, config);
+    } catch (error) {
+      unusable(error);
+    }
     const warning = unknownKeysWarning(paths.config, config);
     if (warning) io.stderr.write(`delegate: ${warning}\n`);
     const zone = config.timeZone ?? owner?.timeZone ?? systemTimeZone(io.env);
