@@ -23,6 +23,7 @@ import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { peerStanding, portHeldByAnotherUser } from '../http/listener-owner.js';
 import { ClientError, loginTimedOut } from './errors.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { AuthorizationRequestContext } from './provider.js';
 
 export const CALLBACK_PATH = '/callback';
@@ -332,6 +333,38 @@ function judgeCallback(
   if (url.pathname !== CALLBACK_PATH) return 'not-found';
   if (!expected || done) return 'ignored';
   return judgeParams(url.searchParams, expected);
+}
+
+/**
+ * The error an authorization server answered at once, without a session, for `authorizationUrl`: its redirect to this
+ * request's redirect URI, carrying an `error` for this request (its state and, as promised, its issuer: judgeParams),
+ * which the browser would have brought here after the person's round trip. Undefined when it answered anything else
+ * (the sign-in page a request that waits gets), or could not be asked: the browser then shows what there is. For
+ * delegate's own authorization server on this machine, which saves nothing for a request without a session
+ * (src/authz/authorize.ts). Found in review (s30ux): `login --scope busy:raed` printed a link, and only after the
+ * browser's round trip said invalid_scope.
+ */
+export async function refusedAtOnce(authorizationUrl: URL, expected: AuthorizationRequestContext, fetchFn: FetchLike, timeoutMs: number): Promise<Error | undefined> {
+  const redirectUri = authorizationUrl.searchParams.get('redirect_uri');
+  let location: string | null;
+  try {
+    const res = await fetchFn(authorizationUrl, { redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    await res.body?.cancel();
+    location = res.status >= 300 && res.status < 400 ? res.headers.get('location') : null;
+  } catch {
+    return undefined;
+  }
+  if (location === null || redirectUri === null) return undefined;
+  let answer: URL;
+  try {
+    answer = new URL(location, authorizationUrl);
+  } catch {
+    return undefined;
+  }
+  const to = new URL(redirectUri);
+  if (answer.origin !== to.origin || answer.pathname !== to.pathname || answer.searchParams.get('error') === null) return undefined;
+  const outcome = judgeParams(answer.searchParams, expected);
+  return outcome === 'foreign' || outcome.ok ? undefined : outcome.error;
 }
 
 function judgeParams(params: URLSearchParams, expected: AuthorizationRequestContext): Outcome | 'foreign' {

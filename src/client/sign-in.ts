@@ -23,7 +23,7 @@ import { boundedFetch } from './bounded-fetch.js';
 import { AgentAnswerDeadline, connectAndUse } from './connect.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
 import { ClientError, isClientError, wrongAccount } from './errors.js';
-import { startLoopbackListener, type LoopbackListener } from './loopback.js';
+import { refusedAtOnce, startLoopbackListener, type LoopbackListener } from './loopback.js';
 import { loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
 import { RequestsMet } from './requests-met.js';
@@ -97,6 +97,11 @@ export async function signInAndUse<T>(
           // The owner's link is a bearer credential: it never goes on a command line (xdg-open's, the browser's),
           // which any user can read. The listener's /start, which answers only this user, sends the browser on to it.
           await loadOrCreateOwnerKey(options.files.ownerKey); // a key problem shows now, not in the browser
+          // A request the server refuses at once (a scope the agent does not offer, say) is said now, not after the
+          // browser's round trip. Never asked of another user's program on the server's port.
+          refuseForeignListener(context.issuer, { fresh: true });
+          const refused = await refusedAtOnce(url, context, options.fetchFn ?? fetch, START_CHECK_TIMEOUT_MS);
+          if (refused !== undefined) throw refused;
           listener.expect(context, async () => {
             // The servers may have gone while the person took their time: with the command that started them in its
             // process (the embedded stack), which has since exited. They are brought back on the same ports before

@@ -121,6 +121,7 @@ async function expectLoginRegistersAnew(oldClient: string): Promise<void> {
     'GET /.well-known/oauth-authorization-server',
     'POST /token', // is the cached client known? invalid_client: no
     'POST /register',
+    'GET /authorize', // refused at once (a scope the agent does not offer, say)? no: the link is given
     'POST /token', // the code
   ]);
   expect(await cachedClientId()).not.toBe(oldClient);
@@ -353,7 +354,7 @@ describe('client session', () => {
     await findSlot(options(), { duration: '30m' });
     requests = [];
     await login(options());
-    expect(requests.filter((r) => !r.startsWith('agent'))).toEqual(['GET /.well-known/oauth-authorization-server', 'POST /token', 'POST /token']);
+    expect(requests.filter((r) => !r.startsWith('agent'))).toEqual(['GET /.well-known/oauth-authorization-server', 'POST /token', 'GET /authorize', 'POST /token']);
   });
 
   it('without a way to ask the user, refuses a corrupt cache (authorization required, the file named) and leaves it alone', async () => {

@@ -138,3 +138,16 @@ describe('login, then busy', () => {
     expect(run.stderr).toContain('A scope is a word such as busy:read');
   });
 });
+
+// Found in review (s30ux): a scope the agent does not offer printed a sign-in link, and was refused (invalid_scope)
+// only after the browser's round trip. The authorization server refuses it before any sign-in: said at once, no link.
+describe('login --scope naming a scope the agent does not offer', () => {
+  it('is refused before any link is given: the server’s invalid_scope, exit 1, nothing stored', async () => {
+    const run = await runCli(['login', '--no-browser', '--scope', 'busy:raed', ...ports], home);
+    expect([run.code, run.stdout]).toEqual([1, '']);
+    expect(run.stderr).not.toContain('/start');
+    expect(run.stderr).toContain('delegate: The authorization server answered invalid_scope ("The resource offers only: slots:find busy:read.").');
+    const status = JSON.parse((await runCli(['status', '--json', ...ports], home)).stdout) as { delegations: Array<{ scopes: string[] }> };
+    expect(status.delegations.flatMap((d) => d.scopes)).not.toContain('busy:raed');
+  });
+});
