@@ -9,6 +9,7 @@
 import { chmod, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, parseConsentForm, postForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
@@ -203,6 +204,23 @@ describe('logout when the sign-in’s servers, on other ports, are not running',
     }
   });
 
+  it('says a delegation revoked already (grants revoke) had ended, exit 0, with no second record', { timeout: 60_000 }, async () => {
+    const own = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-logout-ended-')), 'home');
+    const other = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
+    try {
+      await loginApproved(other, own);
+      const grant = (JSON.parse((await runCli(['status', '--json', ...other], own)).stdout) as { delegations: Array<{ grantId: string }> }).delegations[0]!.grantId;
+      expect((await runCli(['grants', 'revoke', grant], own)).code).toBe(0);
+      const run = await runCli(['logout'], own);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toContain(`The delegation for http://127.0.0.1:${other[5]}/mcp had ended already`);
+      const audit = JSON.parse((await runCli(['audit', '--event', 'grant_revoked', '--json'], own)).stdout) as Array<{ grant: string; detail: { via?: string } }>;
+      expect(audit.filter((r) => r.grant === grant).map((r) => r.detail.via)).toEqual(['cli']);
+    } finally {
+      await rm(dirname(own), { recursive: true, force: true });
+    }
+  });
+
   it('leaves a delegation of another data directory’s servers as it was, and says it stands', { timeout: 60_000 }, async () => {
     const own = join(await mkdtemp(join(tmpdir(), 'delegate-e2e-logout-other-')), 'home');
     const elsewhere = join(dirname(own), 'elsewhere');
@@ -213,11 +231,21 @@ describe('logout when the sign-in’s servers, on other ports, are not running',
       const setUp = await startServer(['serve', '--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())], elsewhere);
       setUp.child.kill('SIGTERM');
       await setUp.done;
+      // Its database as an older delegate left it (schema 14): a logout that ends nothing in it upgrades nothing
+      // (found in review, s30fix: it was opened to write, and upgraded, before its issuer was compared).
+      const older = new Database(join(elsewhere, 'delegate.db'));
+      older.exec('DROP INDEX audit_log_sign_ins');
+      older.pragma('user_version = 14');
+      older.close();
       await copyFile(join(own, 'tokens.json'), join(elsewhere, 'tokens.json'));
       await chmod(join(elsewhere, 'tokens.json'), 0o600);
       const run = await runCli(['logout'], elsewhere);
       expect(run.code, run.stderr).toBe(1);
       expect(run.stderr).toContain('could not be revoked at the server');
+      expect(run.stderr).not.toContain('upgraded');
+      const after = new Database(join(elsewhere, 'delegate.db'), { readonly: true });
+      expect(after.pragma('user_version', { simple: true })).toBe(14);
+      after.close();
       const all = JSON.parse((await runCli(['grants', 'list', '--json'], own)).stdout) as Array<{ status: string }>;
       expect(all).toEqual([expect.objectContaining({ status: 'active' })]);
     } finally {

@@ -12,7 +12,7 @@
 // end that one too. The tokens of a sign-in another replaced (two logins at
 // once), kept because their revocation failed then, are revoked and forgotten
 // with the rest, and said as they are.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { DEFAULT_AGENT_CLIENT_ID } from '../../agent/identity.js';
 import { delegateToken, urlsFor, type Paths } from '../../config.js';
 import { logout, storedSignIns, type LogoutResult } from '../../client/credentials.js';
@@ -23,6 +23,7 @@ import type { CliIo } from '../io.js';
 import { resendingFetch } from '../../client/servers-gone.js';
 import { isAnyLoopbackHost, sameOriginOrLoopbackAlias } from '../../delegation/resource.js';
 import { statementIssuer } from '../served-elsewhere.js';
+import { openStoreReadOnly } from '../../store/index.js';
 import { withStore } from './admin-store.js';
 import { profilePaths, ServersInUse, type AgentAccessArgs } from './agent-access.js';
 import { storedAgentKey } from '../stored-agent.js';
@@ -104,9 +105,12 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
   for (const r of result.kept) {
     io.stderr.write(shown`Kept the delegation${r.grantId === undefined ? '' : ` (grant ${r.grantId})`} at ${r.issuer}: the sign-in for ${r.heldBy} uses it too; \`${delegateCommandLine(['logout', '--agent-url', r.heldBy], io.env)}\` ends it.\n`);
   }
-  for (const f of endedHere) {
+  for (const [f, revokedNow] of endedHere) {
+    const which = f.replaced ? ' of a sign-in replaced at the same time' : '';
     io.stderr.write(
-      shown`Revoked the delegation${f.replaced ? ' of a sign-in replaced at the same time' : ''} for ${f.resource} in this computer's data directory: its authorization server ${f.issuer} is not running, and its servers refuse the delegation's tokens when they start.\n`,
+      revokedNow
+        ? shown`Revoked the delegation${which} for ${f.resource} in this computer's data directory: its authorization server ${f.issuer} is not running, and its servers refuse the delegation's tokens when they start.\n`
+        : shown`The delegation${which} for ${f.resource} had ended already (this computer's data directory says so; its authorization server ${f.issuer} is not running).\n`,
     );
   }
   if (result.removed) io.stderr.write(`${forgotten}\n`);
@@ -135,23 +139,36 @@ type Failed = LogoutResult['failed'][number];
  * (revokeGrant, recorded as `grants revoke` records it), as the server itself would have ended it: its revocation list
  * carries it to the resource servers when they run. Found in review (s30ux): after `login --auth-port 28470 …`, a
  * plain `delegate logout` (default ports: no servers started for another stack, regress20c) deleted the tokens and
- * left the 30-day delegation standing, with nothing to end it by but `grants list`. Nothing is opened or created
- * where there is no database; one that cannot be opened leaves the failures as they are.
+ * left the 30-day delegation standing, with nothing to end it by but `grants list`. Whose issuer it is is read from
+ * the database read-only first: it is opened to write (and so set up or upgraded, as every writing command does) only
+ * for a delegation of its own (found in review, s30fix: a sign-in to another stack upgraded this directory's older
+ * database, or set one up in an empty file). One that cannot be opened leaves the failures as they are.
+ * Each one ended maps to whether this revoked it (false: it had ended already).
  */
-async function endInThisStore(paths: Paths, failed: readonly Failed[], io: CliIo): Promise<Set<Failed>> {
-  const ended = new Set<Failed>();
+async function endInThisStore(paths: Paths, failed: readonly Failed[], io: CliIo): Promise<Map<Failed, boolean>> {
+  const ended = new Map<Failed, boolean>();
   const candidates = failed.filter((f) => f.unanswered && f.grantId !== undefined && f.clientId !== undefined && onLoopback(f.issuer));
-  if (candidates.length === 0 || !existsSync(paths.db)) return ended;
+  if (candidates.length === 0 || !existsSync(paths.db) || statSync(paths.db).size === 0) return ended;
+  let ours: string | undefined;
+  try {
+    const store = openStoreReadOnly(paths.db);
+    try {
+      ours = statementIssuer(await store.clientById(DEFAULT_AGENT_CLIENT_ID));
+    } finally {
+      store.close();
+    }
+  } catch {
+    return ended;
+  }
+  const own = candidates.filter((f) => ours !== undefined && sameOriginOrLoopbackAlias(f.issuer, ours));
+  if (own.length === 0) return ended;
   try {
     await withStore(paths, async (store) => {
-      const ours = statementIssuer(await store.clientById(DEFAULT_AGENT_CLIENT_ID));
-      for (const f of candidates) {
-        if (ours === undefined || !sameOriginOrLoopbackAlias(f.issuer, ours)) continue;
+      for (const f of own) {
         const grant = await store.grantById(f.grantId!);
         if (grant === undefined || grant.clientId !== f.clientId) continue;
         const record = { event: 'grant_revoked', user: grant.userId, client: grant.clientId, grant: grant.id, resource: grant.resource, detail: { by: 'owner', via: 'logout', reason: 'its authorization server did not answer' } };
-        await store.revokeGrant(grant.id, io.now(), 'revoked at sign-out from the command line', record);
-        ended.add(f);
+        ended.set(f, await store.revokeGrant(grant.id, io.now(), 'revoked at sign-out from the command line', record));
       }
     });
   } catch {
