@@ -191,7 +191,14 @@ function shown(text: string): string {
 async function requireWaitingRequest(page: URL, issuer: string, paths: Paths, io: CliIo): Promise<void> {
   const code = page.pathname === '/device' ? page.searchParams.get('user_code') : null;
   if (code !== null) {
-    const waiting = await withStore(paths, async (store) => store.deviceAuthorizationByUserCode(code, io.now()), readOnlyNotice(io));
+    let waiting;
+    try {
+      waiting = await withStore(paths, async (store) => store.deviceAuthorizationByUserCode(code, io.now()), readOnlyNotice(io));
+    } catch {
+      // The database cannot be read here (an older delegate serving it, which refuses the upgrade a read would make, say
+      // (review s30fix)): the code is not looked at, and the browser's page says what there is, as before.
+      return;
+    }
     if (waiting?.status !== 'pending') {
       throw new CommandFailed(
         `No device sign-in waits with the code ${code} at ${issuer}: it is mistyped, was answered already, or has expired. Check the code the device shows, or start again on the device.`,
