@@ -11,19 +11,44 @@ import { DEFAULT_PORTS, ianaZone, isLogLevel, LOG_LEVELS, logLevelFromEnv, type 
 import { UsageError } from './errors.js';
 
 /**
- * A port option (--auth-port, --calendar-port, --agent-port, --port, --redirect-port): a whole number from 1 to 65535,
- * and not one that browsers and fetch refuse (src/bad-ports.ts; found in review, s30: `serve --auth-port 6665` started
- * and polled for ever, `login --redirect-port 6667` printed a link Chromium refuses).
+ * A port option (--auth-port, --calendar-port, --agent-port, --redirect-port; the split servers' --port is
+ * parseListenPort's): a whole number from 1 to 65535, and not one that browsers and fetch refuse (src/bad-ports.ts;
+ * found in review, s30: `serve --auth-port 6665` started and polled for ever, `login --redirect-port 6667` printed a
+ * link Chromium refuses).
  */
 export function parsePort(value: string): number {
-  const port = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new InvalidArgumentError('A port is a whole number from 1 to 65535.');
-  if (isBadPort(port)) throw new InvalidArgumentError(`${capitalized(badPortText(port))}; choose another.`);
+  const port = parseListenPort(value);
+  if (isBadPort(port)) throw new InvalidArgumentError(badPortRefusal(port));
   return port;
 }
 
-function capitalized(text: string): string {
-  return `${text.charAt(0).toUpperCase()}${text.slice(1)}`;
+/**
+ * The --port of serve-auth, serve-calendar and serve-agent: a whole number from 1 to 65535. A port browsers and fetch
+ * refuse is judged once the server's own URL is known (refuseBadPortReachedDirectly): behind an https reverse proxy
+ * only the proxy connects to it (found in review, s30fix: `serve-calendar --port 6000 --url https://…` was refused).
+ */
+export function parseListenPort(value: string): number {
+  const port = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new InvalidArgumentError('A port is a whole number from 1 to 65535.');
+  return port;
+}
+
+/**
+ * A split server's --port (parseListenPort) that browsers and fetch refuse, when its own URL (`published`: its --url
+ * or --issuer, else the one it takes by default) is plain http on that port: then clients connect to the port itself,
+ * and none could. Said as parsePort says it, in commander's words for an option's value (exit 2). Behind an https
+ * reverse proxy (an https URL), or an http one on another port, only the proxy connects to it: taken.
+ */
+export function refuseBadPortReachedDirectly(command: string, port: number, published: string): void {
+  const url = new URL(published);
+  if (!isBadPort(port) || url.protocol !== 'http:' || Number(url.port || 80) !== port) return;
+  throw new UsageError(`option '--port <port>' argument '${port}' is invalid. ${badPortRefusal(port)} (see \`delegate ${command} --help\`)`);
+}
+
+/** The refusal of a port that browsers and fetch refuse, the same in every option. */
+function badPortRefusal(port: number): string {
+  const text = badPortText(port);
+  return `${text.charAt(0).toUpperCase()}${text.slice(1)}; choose another.`;
 }
 
 /**
@@ -163,7 +188,7 @@ export function parseHttpUrl(value: string): string {
   // Found in review (s18): `serve-auth --issuer http://auth.example.com:8410` started and published every endpoint over http.
   if (plainHttpOffLoopback(url.href)) throw new InvalidArgumentError(`Expected an https URL: ${HTTPS_RULE}.`);
   // As a port option's (parsePort): found in review (s30), `--agent-url http://127.0.0.1:6000/mcp` ended in "fetch failed".
-  if (url.port !== '' && isBadPort(Number(url.port))) throw new InvalidArgumentError(`${capitalized(badPortText(Number(url.port)))}; choose another.`);
+  if (url.port !== '' && isBadPort(Number(url.port))) throw new InvalidArgumentError(badPortRefusal(Number(url.port)));
   return url.href.replace(/\/+$/, '');
 }
 

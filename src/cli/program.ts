@@ -13,6 +13,7 @@ import {
   parseInstant,
   parseListenHost,
   parseNamedHost,
+  parseListenPort,
   parsePort,
   parseProfile,
   parseSlotDuration,
@@ -21,6 +22,7 @@ import {
   portsFrom,
   type PortOptions,
   parseLogLevel,
+  refuseBadPortReachedDirectly,
   serveLogLevel,
 } from './args.js';
 import { loadServe } from './contracts.js';
@@ -189,7 +191,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
   program
     .command('serve-auth')
     .description('Run the authorization server alone.')
-    .option('--port <port>', `port (default ${DEFAULT_PORTS.auth})`, parsePort)
+    .option('--port <port>', `port (default ${DEFAULT_PORTS.auth})`, parseListenPort)
     .option('--host <host>', 'address to listen on (other than loopback: with --issuer, --calendar-url and --agent-url given as https URLs, as behind an https reverse proxy)', parseListenHost, DEFAULT_HOST)
     .option('--issuer <url>', 'its issuer identifier (default: the one on record in the data directory when it is an https URL, whatever the host and port, or an http URL of this host and port; else http://<host>:<port>)', parseIssuerUrl)
     .option('--calendar-url <url>', `the calendar backend it issues tokens for (default: the one on record in the data directory, else http://<host>:${DEFAULT_PORTS.calendar})`, parseHttpUrl)
@@ -234,7 +236,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         '  delegate serve-calendar --port 8411 --auth-url http://127.0.0.1:8410',
         '  delegate serve-calendar --url https://calendar.example.com --auth-url https://auth.example.com   # behind an https reverse proxy',
       ].join('\n'))
-    .option('--port <port>', `port (default ${DEFAULT_PORTS.calendar})`, parsePort)
+    .option('--port <port>', `port (default ${DEFAULT_PORTS.calendar})`, parseListenPort)
     .option('--host <host>', 'address to listen on (other than loopback: with --url and --auth-url given as https URLs, as behind an https reverse proxy)', parseListenHost, DEFAULT_HOST)
     .option('--url <url>', 'its own URL, as clients reach it and as tokens name it (default http://<host>:<port>; behind an https reverse proxy, the proxy’s https URL)', parseHttpUrl)
     .option('--auth-url <url>', 'the authorization server whose tokens it accepts', parseIssuerUrl)
@@ -248,9 +250,10 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         ['--url', options.url],
         ['--auth-url', issuer],
       ]);
-      const serve = await loadServe();
       const port = options.port ?? DEFAULT_PORTS.calendar;
       const defaults = urlsFor({ ...DEFAULT_PORTS, calendar: port }, options.host);
+      refuseBadPortReachedDirectly('serve-calendar', port, options.url ?? defaults.calendarUrl);
+      const serve = await loadServe();
       const code = await serve.serveCalendar(
         {
           paths: resolvePaths(io.env),
@@ -273,7 +276,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--auth-port <port>', `authorization server port (default ${DEFAULT_PORTS.auth}); over HTTP, the same as --auth-url http://<host>:<port>`, parsePort)
     .option('--calendar-port <port>', `calendar backend port (default ${DEFAULT_PORTS.calendar}); over HTTP, the same as --calendar-url http://<host>:<port>`, parsePort)
     .option('--agent-port <port>', `with --stdio: CalendarAgent’s HTTP port, whose delegation it uses; over HTTP, the same as --port (default ${DEFAULT_PORTS.agent})`, parsePort)
-    .option('--port <port>', `port (default ${DEFAULT_PORTS.agent}; not with --stdio)`, parsePort)
+    .option('--port <port>', `port (default ${DEFAULT_PORTS.agent}; not with --stdio)`, parseListenPort)
     .option('--host <host>', 'address to listen on (other than loopback: with --url, --auth-url and --calendar-url given as https URLs, as behind an https reverse proxy; with --stdio, loopback only)', parseListenHost, DEFAULT_HOST)
     .option('--url <url>', 'its own MCP URL, as clients reach it and as tokens name it (default http://<host>:<port>/mcp; behind an https reverse proxy, the proxy’s https URL; not with --stdio)', parseHttpUrl)
     .option('--auth-url <url>', 'the authorization server (not with --stdio, which takes --auth-port)', parseIssuerUrl)
@@ -312,6 +315,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         ['--auth-url', options.authPort === undefined ? issuer : undefined],
         ['--calendar-url', options.calendarPort === undefined ? calendarUrl : undefined],
       ]);
+      refuseBadPortReachedDirectly('serve-agent', port, options.url ?? defaults.agentUrl);
       const serve = await loadServe();
       const code = await serve.serveAgent(
         {

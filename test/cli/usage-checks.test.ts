@@ -3,8 +3,8 @@
 // line on stderr naming the option, and nothing is written to the data
 // directory.
 import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
@@ -213,6 +213,63 @@ describe('ports that browsers and fetch refuse', () => {
     expect(await readdir(home)).toEqual([]);
   });
 
+  // Found in review (s30fix): a split server behind an https reverse proxy is reached only by the proxy, never by a
+  // browser or fetch, so its --port may be one of them; `serve-calendar --port 6000 --url https://… --auth-url https://…`
+  // worked before the refusal above and then exited 2. Refused still where clients would connect to that port.
+  it('starts serve-calendar on such a --port behind an https reverse proxy, and refuses it without --url', { timeout: 30_000 }, async () => {
+    const port = await freeBadPort();
+    const proxied = ['--url', 'https://127.0.0.1:9443', '--auth-url', 'https://127.0.0.1:9444'];
+    const run = await started(['serve-calendar', '--host', '127.0.0.1', '--port', String(port), ...proxied, '--log-level', 'silent']);
+    try {
+      expect(run.io.err).toContain(`listening on          http://127.0.0.1:${port} (the reverse proxy forwards to it`);
+    } finally {
+      expect(await run.stop()).toBe(0);
+    }
+    await rm(home, { recursive: true, force: true });
+    await mkdir(home);
+    await refused(['serve-calendar', '--port', String(port), '--auth-url', 'https://127.0.0.1:9444'], '--port');
+    const io = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['serve-calendar', '--port', String(port)], io)).toBe(2);
+    expect(io.err).toBe(`delegate: option '--port <port>' argument '${port}' is invalid. ${refusal(port)} (see \`delegate serve-calendar --help\`)\n`);
+  });
+
+  it('starts serve-auth on such a --port behind an https reverse proxy (--issuer, or one on record), and refuses it at an http issuer', { timeout: 30_000 }, async () => {
+    const port = await freeBadPort();
+    // A data directory not set up yet: its issuer would be http://127.0.0.1:<port>, refused before anything is written.
+    await refused(['serve-auth', '--port', String(port)], '--port');
+    for (const argv of [['--issuer', 'https://127.0.0.1:9444'], []]) {
+      // The second start takes the https issuer on record (README: "whatever the host and port").
+      const run = await started(['serve-auth', '--port', String(port), ...argv, '--log-level', 'silent']);
+      try {
+        expect(run.io.err).toContain('authorization server  https://127.0.0.1:9444\n');
+        expect(run.io.err).toContain(`listening on          http://127.0.0.1:${port} `);
+      } finally {
+        expect(await run.stop()).toBe(0);
+      }
+    }
+    // A data directory set up without an issuer on record (serve-calendar opened it): the default http one is refused.
+    const other = await mkdtemp(join(tmpdir(), 'delegate-usage-'));
+    try {
+      const calendar = await started(['serve-calendar', '--port', String(await freePort()), '--log-level', 'silent'], other);
+      expect(await calendar.stop()).toBe(0);
+      const io = fakeIo({ DELEGATE_HOME: other });
+      expect(await runCli(['serve-auth', '--port', String(port)], io)).toBe(2);
+      expect(io.err).toBe(`delegate: option '--port <port>' argument '${port}' is invalid. ${refusal(port)} (see \`delegate serve-auth --help\`)\n`);
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
+  });
+
+  it('starts serve-agent on such a --port behind an https reverse proxy (--url https://…)', { timeout: 30_000 }, async () => {
+    const port = await freeBadPort();
+    const run = await started(['serve-agent', '--port', String(port), '--url', 'https://127.0.0.1:9445/mcp', '--auth-url', 'https://127.0.0.1:9444', '--calendar-url', 'https://127.0.0.1:9443', '--log-level', 'silent']);
+    try {
+      expect(run.io.err).toContain(`listening on          http://127.0.0.1:${port} `);
+    } finally {
+      expect(await run.stop()).toBe(0);
+    }
+  });
+
   it('takes the ports beside them, and a URL on its scheme’s default port (the controls)', () => {
     expect([parsePort('5999'), parsePort('6001'), parsePort('6664'), parsePort('6670'), parsePort('10081'), parsePort('8410')]).toEqual([5999, 6001, 6664, 6670, 10081, 8410]);
     expect(parseHttpUrl('https://agent.example.com/mcp')).toBe('https://agent.example.com/mcp');
@@ -374,6 +431,35 @@ describe('OAuth URLs over plain http on a host that is not loopback', () => {
     }
   });
 });
+
+/** A port that browsers and fetch refuse (src/bad-ports.ts) that is free on 127.0.0.1 now: 6000 unless something holds it. */
+async function freeBadPort(): Promise<number> {
+  for (const port of [6000, 6566, 6679, 10080, 5061, 4190]) {
+    const server = createNetServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen({ host: '127.0.0.1', port }, () => resolve(true));
+    });
+    if (free) {
+      await new Promise((resolve) => server.close(resolve));
+      return port;
+    }
+  }
+  throw new Error('no bad port is free on 127.0.0.1');
+}
+
+/** A serve command run in-process until it says it runs (or ends); stop() interrupts it and gives its exit code. */
+async function started(argv: string[], dataHome = home): Promise<{ io: ReturnType<typeof fakeIo>; stop: () => Promise<number> }> {
+  const io = fakeIo({ DELEGATE_HOME: dataHome });
+  let interrupt: (signal: string) => void = () => undefined;
+  io.untilInterrupted = () => new Promise((resolve) => (interrupt = resolve));
+  const running = runCli(argv, io);
+  let settled = false;
+  void running.finally(() => (settled = true));
+  while (!io.err.includes('Press Ctrl-C') && !settled) await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(io.err, argv.join(' ')).toContain('Press Ctrl-C');
+  return { io, stop: () => (interrupt('SIGTERM'), running) };
+}
 
 /** A loopback server standing in for the authorization server: records every request, answers each one 400. */
 async function recordingIssuer(): Promise<{ issuer: string; requests: Array<{ method: string; url: string; body: string }>; close: () => Promise<void> }> {

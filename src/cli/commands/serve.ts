@@ -3,9 +3,10 @@
 // three; serve-auth, serve-calendar and serve-agent one each, so the parts
 // can run as separate processes that share the data directory. --log-level
 // (or DELEGATE_LOG_LEVEL) sets how much the JSON log lines say.
+import { existsSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { cimdPrivateHostsFromEnv, DEFAULT_PORTS, httpOrigin, urlsFor, type Env, type LogLevelName } from '../../config.js';
-import { hostIsLoopback, LOOPBACK_PROXIES } from '../args.js';
+import { hostIsLoopback, LOOPBACK_PROXIES, refuseBadPortReachedDirectly } from '../args.js';
 import type { Store } from '../../store/index.js';
 import type { Logger } from 'pino';
 import { createLogger } from '../../http/logging.js';
@@ -147,6 +148,9 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
 }
 
 export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<number> {
+  // A --port browsers and fetch refuse is bad usage unless its issuer is no plain http URL on that port (a reverse
+  // proxy's https one, given or on record): judged before anything is written when the data directory has no say.
+  if (options.issuer !== undefined || !existsSync(options.paths.db)) refuseBadPortReachedDirectly('serve-auth', options.port, options.issuer ?? defaultUrls(options).issuer);
   const store = await openDataStore(options.paths);
   const apps: FastifyInstance[] = [];
   let urls = { issuer: options.issuer ?? '', calendarUrl: options.calendarUrl ?? '', agentUrl: options.agentUrl ?? '' };
@@ -155,6 +159,7 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
   try {
     await whileStarting(options.paths, () => io.now(), async () => {
       urls = await resourceUrlsFor(store, options);
+      refuseBadPortReachedDirectly('serve-auth', options.port, urls.issuer);
       const heldBy = heldByAuthAt(httpOrigin(options.host, options.port), options.paths.home);
       const move = await bootstrap(store, options.paths, urls, io.now(), allUrlsGiven(options), { host: options.host, parts: [{ name: 'authorization server', port: options.port, heldBy }] });
       if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
@@ -185,13 +190,18 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
  * the defaults for --host and --port.
  */
 async function resourceUrlsFor(store: Store, options: ServeAuthOptions): Promise<{ issuer: string; calendarUrl: string; agentUrl: string }> {
-  const defaults = urlsFor({ ...DEFAULT_PORTS, auth: options.port }, options.host);
+  const defaults = defaultUrls(options);
   const recorded = allUrlsGiven(options) ? undefined : await recordedBindings(store, (await agentIdentity(options.paths)).clientId);
   return {
     issuer: options.issuer ?? onRecordHere(recorded?.issuer, defaults.issuer, 'this server') ?? defaults.issuer,
     calendarUrl: options.calendarUrl ?? onRecordHere(recorded?.calendarUrl, defaults.calendarUrl, 'its own server') ?? defaults.calendarUrl,
     agentUrl: options.agentUrl ?? onRecordHere(recorded?.agentUrl, defaults.agentUrl, 'its own server') ?? defaults.agentUrl,
   };
+}
+
+/** serve-auth's addresses when nothing gives them: those of --host, with --port for its own. */
+function defaultUrls(options: ServeAuthOptions): { issuer: string; calendarUrl: string; agentUrl: string } {
+  return urlsFor({ ...DEFAULT_PORTS, auth: options.port }, options.host);
 }
 
 /** Whether serve-auth was given every address it runs with: then nothing on record counts, and a move is asked for. */
