@@ -4,9 +4,10 @@
 // directory.
 import { createServer, request } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { checkWindowOptions, collectTrustedProxies, hostIsLoopback, parseHttpUrl, parseInstant, parseIssuerUrl, parseListenHost, parseNamedHost, parsePort, parseTimeZone, parseWait, portsFrom } from '../../src/cli/args.js';
@@ -252,11 +253,30 @@ describe('ports that browsers and fetch refuse', () => {
     try {
       const calendar = await started(['serve-calendar', '--port', String(await freePort()), '--log-level', 'silent'], other);
       expect(await calendar.stop()).toBe(0);
+      // Its database as an older delegate left it (schema 14): the refusal upgrades nothing (found in review, s30fix2:
+      // the issuer on record was read after the store was opened, and so upgraded, or set up in an empty file).
+      const older = new Database(join(other, 'delegate.db'));
+      older.exec('DROP INDEX audit_log_sign_ins');
+      older.pragma('user_version = 14');
+      older.close();
       const io = fakeIo({ DELEGATE_HOME: other });
       expect(await runCli(['serve-auth', '--port', String(port)], io)).toBe(2);
       expect(io.err).toBe(`delegate: option '--port <port>' argument '${port}' is invalid. ${refusal(port)} (see \`delegate serve-auth --help\`)\n`);
+      const after = new Database(join(other, 'delegate.db'), { readonly: true });
+      expect(after.pragma('user_version', { simple: true })).toBe(14);
+      after.close();
     } finally {
       await rm(other, { recursive: true, force: true });
+    }
+    // An empty delegate.db (a first start that stopped before its first write): no database, nothing set up in it.
+    const empty = await mkdtemp(join(tmpdir(), 'delegate-usage-'));
+    try {
+      await writeFile(join(empty, 'delegate.db'), '');
+      expect(await runCli(['serve-auth', '--port', String(port)], fakeIo({ DELEGATE_HOME: empty }))).toBe(2);
+      expect((await stat(join(empty, 'delegate.db'))).size).toBe(0);
+      expect(await readdir(empty)).toEqual(['delegate.db']);
+    } finally {
+      await rm(empty, { recursive: true, force: true });
     }
   });
 

@@ -3,11 +3,11 @@
 // three; serve-auth, serve-calendar and serve-agent one each, so the parts
 // can run as separate processes that share the data directory. --log-level
 // (or DELEGATE_LOG_LEVEL) sets how much the JSON log lines say.
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { cimdPrivateHostsFromEnv, DEFAULT_PORTS, httpOrigin, urlsFor, type Env, type LogLevelName } from '../../config.js';
 import { hostIsLoopback, LOOPBACK_PROXIES, refuseBadPortReachedDirectly } from '../args.js';
-import type { Store } from '../../store/index.js';
+import { openStoreReadOnly, type Store } from '../../store/index.js';
 import type { Logger } from 'pino';
 import { createLogger } from '../../http/logging.js';
 import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalendarOptions } from '../contracts.js';
@@ -16,6 +16,9 @@ import type { CliIo } from '../io.js';
 import { dataDirectoryAt, resourceDataDirectoryAt } from '../stack.js';
 import { whileStarting } from '../start-lock.js';
 import { printable } from '../../terminal-text.js';
+import { isBadPort } from '../../bad-ports.js';
+import { DEFAULT_AGENT_CLIENT_ID } from '../../agent/identity.js';
+import { statementIssuer } from '../served-elsewhere.js';
 import { agentIdentity, agentMoveNotice, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, type ListenPart, storeAudit, watchDatabase } from '../servers.js';
 
 function logger(level: LogLevelName) {
@@ -149,8 +152,12 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
 
 export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<number> {
   // A --port browsers and fetch refuse is bad usage unless its issuer is no plain http URL on that port (a reverse
-  // proxy's https one, given or on record): judged before anything is written when the data directory has no say.
-  if (options.issuer !== undefined || !existsSync(options.paths.db)) refuseBadPortReachedDirectly('serve-auth', options.port, options.issuer ?? defaultUrls(options).issuer);
+  // proxy's https one, given or on record): judged before anything is written, the issuer on record read read-only
+  // (found in review, s30fix2: judged after the store was opened, a refusal had set up an empty delegate.db and
+  // upgraded an older one).
+  if (isBadPort(options.port)) {
+    refuseBadPortReachedDirectly('serve-auth', options.port, options.issuer ?? (await httpsIssuerOnRecord(options.paths)) ?? defaultUrls(options).issuer);
+  }
   const store = await openDataStore(options.paths);
   const apps: FastifyInstance[] = [];
   let urls = { issuer: options.issuer ?? '', calendarUrl: options.calendarUrl ?? '', agentUrl: options.agentUrl ?? '' };
@@ -197,6 +204,26 @@ async function resourceUrlsFor(store: Store, options: ServeAuthOptions): Promise
     calendarUrl: options.calendarUrl ?? onRecordHere(recorded?.calendarUrl, defaults.calendarUrl, 'its own server') ?? defaults.calendarUrl,
     agentUrl: options.agentUrl ?? onRecordHere(recorded?.agentUrl, defaults.agentUrl, 'its own server') ?? defaults.agentUrl,
   };
+}
+
+/**
+ * The https issuer (a reverse proxy's) that CalendarAgent's statement on record names, read read-only: the one issuer
+ * on record that serve-auth keeps wherever it listens (onRecordHere). Undefined for none, an http one, or a database
+ * that is empty or cannot be read so.
+ */
+async function httpsIssuerOnRecord(paths: ServeAuthOptions['paths']): Promise<string | undefined> {
+  try {
+    if (statSync(paths.db).size === 0) return undefined;
+    const store = openStoreReadOnly(paths.db);
+    try {
+      const issuer = statementIssuer(await store.clientById(DEFAULT_AGENT_CLIENT_ID));
+      return issuer !== undefined && new URL(issuer).protocol === 'https:' ? issuer : undefined;
+    } finally {
+      store.close();
+    }
+  } catch {
+    return undefined;
+  }
 }
 
 /** serve-auth's addresses when nothing gives them: those of --host, with --port for its own. */
