@@ -4,6 +4,7 @@
 // they ran) do not see it. Found in review (s22store): `grants revoke` said every token was refused while the running
 // servers kept honouring them. The servers stop by themselves when their database is replaced (watchDatabase in
 // src/cli/servers.ts); this says so at once, and covers servers that do not.
+import { statSync } from 'node:fs';
 import { decodeJwt } from 'jose';
 import { DEFAULT_AGENT_CLIENT_ID } from '../agent/identity.js';
 import type { Paths } from '../config.js';
@@ -17,6 +18,25 @@ export function statementIssuer(client: ClientRecord | undefined): string | unde
   try {
     const { iss } = decodeJwt(statement);
     return typeof iss === 'string' && /^https?:\/\//.test(iss) ? iss : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The issuer CalendarAgent's statement on record names (statementIssuer), read read-only: nothing is set up or
+ * upgraded. Undefined for none, and for a database that is missing, empty (a first start that stopped before its first
+ * write) or cannot be read so. For decisions made before a command opens the store to write (logout, serve-auth).
+ */
+export async function issuerOnRecord(db: string): Promise<string | undefined> {
+  try {
+    if (statSync(db).size === 0) return undefined;
+    const store = openStoreReadOnly(db);
+    try {
+      return statementIssuer(await store.clientById(DEFAULT_AGENT_CLIENT_ID));
+    } finally {
+      store.close();
+    }
   } catch {
     return undefined;
   }

@@ -8,7 +8,7 @@
 // tokens.json.corrupt-<time> (setAsideDamaged).
 import type { OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
-import { isAnyLoopbackHost } from '../delegation/resource.js';
+import { isLoopbackUrl } from '../delegation/resource.js';
 import { unverifiedPayload, type AuthorizationDetail } from '../delegation/tokens.js';
 import { ClientError, fileErrorText, isClientError } from './errors.js';
 import { acquireFileLock, type FileLockOptions } from './lock.js';
@@ -471,13 +471,7 @@ export function replacedBySignIn(signIn: SignInPlace, other: SignInPlace): boole
 
 /** Whether an authorization server and an agent's URL are both on this machine's loopback (the local stack's). */
 function onThisMachine(issuer: string, agentUrl: string): boolean {
-  return [issuer, agentUrl].every((url) => {
-    try {
-      return isAnyLoopbackHost(new URL(url).hostname);
-    } catch {
-      return false;
-    }
-  });
+  return isLoopbackUrl(issuer) && isLoopbackUrl(agentUrl);
 }
 
 /** Keeps a token whose revocation failed, to try again (PendingRevocation); the same token once, the newest PENDING_REVOCATIONS_MAX. */

@@ -73,6 +73,15 @@ export function isAnyLoopbackHost(hostname: string): boolean {
   );
 }
 
+/** Whether `url` (a string, perhaps no URL at all) names a host of this machine's loopback (isAnyLoopbackHost). */
+export function isLoopbackUrl(url: string): boolean {
+  try {
+    return isAnyLoopbackHost(new URL(url).hostname);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Whether two URLs (any spelling canonicalResource takes) are on one origin (RFC 6454: scheme, host, port),
  * counting every loopback host (isAnyLoopbackHost) with the same scheme and port as one: `http://localhost:8410`,

@@ -12,8 +12,6 @@
 // end that one too. The tokens of a sign-in another replaced (two logins at
 // once), kept because their revocation failed then, are revoked and forgotten
 // with the rest, and said as they are.
-import { existsSync, statSync } from 'node:fs';
-import { DEFAULT_AGENT_CLIENT_ID } from '../../agent/identity.js';
 import { delegateToken, urlsFor, type Paths } from '../../config.js';
 import { logout, storedSignIns, type LogoutResult } from '../../client/credentials.js';
 import { TokenCache } from '../../client/cache.js';
@@ -21,9 +19,8 @@ import { isClientError } from '../../client/errors.js';
 import { CommandFailed, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { resendingFetch } from '../../client/servers-gone.js';
-import { isAnyLoopbackHost, sameOriginOrLoopbackAlias } from '../../delegation/resource.js';
-import { statementIssuer } from '../served-elsewhere.js';
-import { openStoreReadOnly } from '../../store/index.js';
+import { isLoopbackUrl, sameOriginOrLoopbackAlias } from '../../delegation/resource.js';
+import { issuerOnRecord } from '../served-elsewhere.js';
 import { withStore } from './admin-store.js';
 import { profilePaths, ServersInUse, type AgentAccessArgs } from './agent-access.js';
 import { storedAgentKey } from '../stored-agent.js';
@@ -147,19 +144,8 @@ type Failed = LogoutResult['failed'][number];
  */
 async function endInThisStore(paths: Paths, failed: readonly Failed[], io: CliIo): Promise<Map<Failed, boolean>> {
   const ended = new Map<Failed, boolean>();
-  const candidates = failed.filter((f) => f.unanswered && f.grantId !== undefined && f.clientId !== undefined && onLoopback(f.issuer));
-  if (candidates.length === 0 || !existsSync(paths.db) || statSync(paths.db).size === 0) return ended;
-  let ours: string | undefined;
-  try {
-    const store = openStoreReadOnly(paths.db);
-    try {
-      ours = statementIssuer(await store.clientById(DEFAULT_AGENT_CLIENT_ID));
-    } finally {
-      store.close();
-    }
-  } catch {
-    return ended;
-  }
+  const candidates = failed.filter((f) => f.unanswered && f.grantId !== undefined && f.clientId !== undefined && isLoopbackUrl(f.issuer));
+  const ours = candidates.length === 0 ? undefined : await issuerOnRecord(paths.db);
   const own = candidates.filter((f) => ours !== undefined && sameOriginOrLoopbackAlias(f.issuer, ours));
   if (own.length === 0) return ended;
   try {
@@ -175,12 +161,4 @@ async function endInThisStore(paths: Paths, failed: readonly Failed[], io: CliIo
     // The store could not be opened or written: the revocation failed, as said below.
   }
   return ended;
-}
-
-function onLoopback(issuer: string): boolean {
-  try {
-    return isAnyLoopbackHost(new URL(issuer).hostname);
-  } catch {
-    return false;
-  }
 }

@@ -3,11 +3,10 @@
 // three; serve-auth, serve-calendar and serve-agent one each, so the parts
 // can run as separate processes that share the data directory. --log-level
 // (or DELEGATE_LOG_LEVEL) sets how much the JSON log lines say.
-import { statSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { cimdPrivateHostsFromEnv, DEFAULT_PORTS, httpOrigin, urlsFor, type Env, type LogLevelName } from '../../config.js';
 import { hostIsLoopback, LOOPBACK_PROXIES, refuseBadPortReachedDirectly } from '../args.js';
-import { openStoreReadOnly, type Store } from '../../store/index.js';
+import type { Store } from '../../store/index.js';
 import type { Logger } from 'pino';
 import { createLogger } from '../../http/logging.js';
 import type { ServeAgentOptions, ServeAllOptions, ServeAuthOptions, ServeCalendarOptions } from '../contracts.js';
@@ -17,8 +16,7 @@ import { dataDirectoryAt, resourceDataDirectoryAt } from '../stack.js';
 import { whileStarting } from '../start-lock.js';
 import { printable } from '../../terminal-text.js';
 import { isBadPort } from '../../bad-ports.js';
-import { DEFAULT_AGENT_CLIENT_ID } from '../../agent/identity.js';
-import { statementIssuer } from '../served-elsewhere.js';
+import { issuerOnRecord } from '../served-elsewhere.js';
 import { agentIdentity, agentMoveNotice, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, type ListenPart, storeAudit, watchDatabase } from '../servers.js';
 
 function logger(level: LogLevelName) {
@@ -212,18 +210,8 @@ async function resourceUrlsFor(store: Store, options: ServeAuthOptions): Promise
  * that is empty or cannot be read so.
  */
 async function httpsIssuerOnRecord(paths: ServeAuthOptions['paths']): Promise<string | undefined> {
-  try {
-    if (statSync(paths.db).size === 0) return undefined;
-    const store = openStoreReadOnly(paths.db);
-    try {
-      const issuer = statementIssuer(await store.clientById(DEFAULT_AGENT_CLIENT_ID));
-      return issuer !== undefined && new URL(issuer).protocol === 'https:' ? issuer : undefined;
-    } finally {
-      store.close();
-    }
-  } catch {
-    return undefined;
-  }
+  const issuer = await issuerOnRecord(paths.db);
+  return issuer?.startsWith('https://') ? issuer : undefined;
 }
 
 /** serve-auth's addresses when nothing gives them: those of --host, with --port for its own. */
