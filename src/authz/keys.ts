@@ -41,7 +41,12 @@ export interface KeyRing {
 export async function loadKeyRing(store: Store, now: () => number, maxTokenLifetimeMs: number): Promise<KeyRing> {
   // Looked at first, so that a key is generated only when there may be none; added only if there is still none when
   // written (another process, `serve` beside `agents register` on a new data directory, may add one in between).
-  if (!(await store.signingKeys()).some((k) => k.retiredAt === null)) await store.addSigningKeyIfNone(await newSigningKey(now()));
+  // The key is on the audit log from its first day, as every rotation is (signing_key_rotated): which key signed the
+  // tokens of a period can be traced (noticed at stop 30: only the keys after a rotation were recorded). Its id only.
+  if (!(await store.signingKeys()).some((k) => k.retiredAt === null)) {
+    const key = await newSigningKey(now());
+    await store.addSigningKeyIfNone(key, { event: 'signing_key_created', detail: { by: 'setup', kid: key.kid } });
+  }
 
   let stamp: string | undefined;
   let records: SigningKeyRecord[] = [];

@@ -27,6 +27,7 @@ export const AUDIT_EVENTS = [
   'client_updated',
   'calendar_added',
   'calendar_removed',
+  'signing_key_created',
   'signing_key_rotated',
 ] as const;
 

@@ -1143,7 +1143,7 @@ class SqliteStore implements Store {
     return this.all('SELECT * FROM signing_keys ORDER BY created_at DESC').map(toSigningKey);
   }
 
-  async addSigningKeyIfNone(key: SigningKeyRecord): Promise<SigningKeyRecord> {
+  async addSigningKeyIfNone(key: SigningKeyRecord, record?: AuditEventInput): Promise<SigningKeyRecord> {
     // The look and the write in one IMMEDIATE transaction: the first `serve` and an `agents register` (which takes no
     // start lock) on a new data directory each found no key and each added one, so two were current (found in review,
     // s28race), and a statement signed with one failed the check against the other (statementKey, "current key only").
@@ -1151,6 +1151,7 @@ class SqliteStore implements Store {
       const row = this.get('SELECT * FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1');
       if (row) return toSigningKey(row);
       this.insertSigningKey(key);
+      if (record) this.appendAuditNow(record, key.createdAt);
       return undefined;
     });
     if (current) return current;

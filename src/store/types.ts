@@ -406,8 +406,9 @@ export interface Store {
   /**
    * Adds `key` as the current signing key unless one is current already (not retired), the look and the write in one
    * transaction; returns the current key either way. Two processes setting up a new data directory get the same one.
+   * `record`, when given, is appended in that transaction when the key is added, and only then.
    */
-  addSigningKeyIfNone(key: SigningKeyRecord): Promise<SigningKeyRecord>;
+  addSigningKeyIfNone(key: SigningKeyRecord, record?: AuditEventInput): Promise<SigningKeyRecord>;
   /**
    * Writes a rotation, its audit record included, in one transaction. False,
    * with nothing written, when the store changed since the rotation was

@@ -295,15 +295,23 @@ describe('admin changes on the audit log', () => {
     const log = await records();
     const thumbprint = await calculateJwkThumbprint({ kty: jwk.kty!, crv: jwk.crv!, x: jwk.x!, y: jwk.y! });
     const detail = { by: 'cli', scopes: ['agenda:write'], downstream: [], key_thumbprints: [thumbprint] };
+    // The first registration on a new data directory made the authorization server's first signing key (it signs the
+    // agent's identity statement): recorded by its id.
+    const store = openStore(resolvePaths(env).db);
+    const [signingKey] = await store.signingKeys().finally(() => store.close());
     expect(log.map((r) => [r.event, r.client, r.resource, r.detail])).toEqual([
+      ['signing_key_created', null, null, { by: 'setup', kid: signingKey!.kid }],
       ['agent_registered', 'helper', 'http://127.0.0.1:9000/mcp', { ...detail, name: 'Helper', replaced: false }],
       ['agent_registered', 'helper', 'http://127.0.0.1:9000/mcp', { ...detail, name: 'Helper 2', replaced: true }],
     ]);
     expect(JSON.stringify(log)).not.toContain(jwk.d!);
     expect(JSON.stringify(log)).not.toContain(jwk.x!);
-    await expectIntact(2);
+    expect(JSON.stringify(log)).not.toContain(String((signingKey!.privateJwk as { d: string }).d));
+    await expectIntact(3);
     // Said to be the CLI's doing, not the agent's.
-    expect((await run(['audit'])).out).toMatch(/#1 {2}agent_registered {2}by cli {2}http:\/\/127\.0\.0\.1:9000\/mcp {2}helper Helper\n/);
+    const printed = (await run(['audit'])).out;
+    expect(printed).toMatch(new RegExp(`#1 {2}signing_key_created {2}by setup {2}key ${signingKey!.kid}\\n`));
+    expect(printed).toMatch(/#2 {2}agent_registered {2}by cli {2}http:\/\/127\.0\.0\.1:9000\/mcp {2}helper Helper\n/);
   });
 
   it('calendar add and remove: calendar_added (a feed without its path) and calendar_removed', async () => {

@@ -536,10 +536,12 @@ describe('an agent re-registered at another URL (a move)', () => {
       try {
         expect(await bootstrap(store, paths, before, Date.now())).toBeUndefined();
         expect(await bootstrap(store, paths, before, Date.now())).toBeUndefined();
-        // Only the owner and its demo calendar, which the first start added (found in review, s24: they had no record).
+        // Only the owner, its demo calendar and the first signing key, which the first start added (found in review,
+        // s24: they had no record; the key since stop 31).
         expect((await store.listAudit()).map((r) => [r.event, r.detail.by])).toEqual([
           ['user_added', 'setup'],
           ['calendar_added', 'setup'],
+          ['signing_key_created', 'setup'],
         ]);
         const owner = (await store.ownerUser())!;
         const agentId = (await store.listClients('agent'))[0]!.clientId;
@@ -569,7 +571,7 @@ describe('an agent re-registered at another URL (a move)', () => {
         expect(await store.resourceByUrl(before.agentUrl)).toBeUndefined();
         expect((await store.resourceByUrl(after.agentUrl))?.agentClientId).toBe(agentId);
         expect((await store.grantById(grant.id))?.revokedAt).not.toBeNull();
-        const records = (await store.listAudit()).slice(2);
+        const records = (await store.listAudit()).slice(3);
         expect(records.map((r) => [r.event, r.grant ?? null, r.resource, r.detail.by])).toEqual([
           ['grant_revoked', grant.id, before.agentUrl, 'setup'],
           ['agent_registered', null, after.agentUrl, 'setup'],

@@ -43,6 +43,23 @@ describe('two processes loading the key ring of a new data directory at once', (
     expect((await second.current()).kid).toBe(keys[0]!.kid);
     expect((await second.jwks()).keys.map((k) => k.kid)).toEqual([keys[0]!.kid]);
     expect(await second.statementKey(keys[0]!.kid)).toBeDefined();
+    // The key added is on the audit log once, by its id, whichever process added it; the one that found it added none.
+    expect(await keyRecords(store)).toEqual([{ by: 'setup', kid: keys[0]!.kid }]);
+  });
+});
+
+/** The details of the signing_key_created records on the audit log. */
+const keyRecords = async (s: Store) => (await s.listAudit()).filter((r) => r.event === 'signing_key_created').map((r) => r.detail);
+
+describe('the first signing key on the audit log', () => {
+  it('is recorded once, by its id and never its key material, and a ring loaded again records nothing', async () => {
+    await loadKeyRing(store, () => NOW, 600_000);
+    await loadKeyRing(other, () => NOW + 1000, 600_000);
+    const [key] = await current(store);
+    expect(await keyRecords(store)).toEqual([{ by: 'setup', kid: key!.kid }]);
+    const [record] = (await store.listAudit()).filter((r) => r.event === 'signing_key_created');
+    expect(record!.at).toBe(NOW);
+    expect(JSON.stringify(record)).not.toContain(String((key!.privateJwk as { d: string }).d));
   });
 });
 

@@ -102,5 +102,11 @@ describe('delegate keys rotate', () => {
     const kid = currentKey(await store.signingKeys())!.kid;
     expect(io.out).toContain(`New signing key ${kid}`);
     expect(io.out).toContain(`The old key ${old} stays published until 2026-12-01T08:10:00.000Z`);
+    // The audit log names both keys, the first one from its creation: which key signed which period's tokens.
+    const audit = fakeIo({ DELEGATE_HOME: dir }, () => now);
+    expect(await runCli(['audit', '--event', 'signing_key_created,signing_key_rotated'], audit)).toBe(0);
+    expect(audit.out).toBe(
+      `2026-12-01T08:00:00.000Z  #1  signing_key_created  by setup  key ${old}\n` + `2026-12-01T08:00:00.000Z  #2  signing_key_rotated  by cli  key ${kid} retiring ${old}\n`,
+    );
   });
 });

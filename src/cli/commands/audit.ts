@@ -226,10 +226,19 @@ function line(r: AuditRecord, names: Names): string {
 
 /**
  * What a record of something added says beside its actors: a registered client's redirect URIs' hosts, its source and its name
- * (a private-use scheme for an app's) and the address it registered from; "owner" for the account setup made.
+ * (a private-use scheme for an app's) and the address it registered from; "owner" for the account setup made; a signing
+ * key's id, and the one a rotation retired or withdrew.
  */
 function added(r: AuditRecord): string[] {
   if (r.event === 'user_added') return r.detail.owner === true ? ['owner'] : [];
+  // A signing key by its id (RFC 7638 thumbprint), as tokens' `kid` names it: which key signed a period's tokens.
+  if (r.event === 'signing_key_created' || r.event === 'signing_key_rotated') {
+    const { kid, previous_kid: previous, withdrawn } = r.detail;
+    return [
+      ...(typeof kid === 'string' ? [`key ${kid}`] : []),
+      ...(typeof previous === 'string' ? [`${withdrawn === true ? 'withdrawing' : 'retiring'} ${previous}`] : []),
+    ];
+  }
   if (r.event !== 'client_registered' && r.event !== 'client_updated') return [];
   const { client_name: name, redirect_uris: uris, source_address: from } = r.detail;
   const hosts = Array.isArray(uris) ? [...new Set(uris.filter((u) => typeof u === 'string').map(redirectHost))] : [];
