@@ -144,7 +144,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
         if (answer.ok) {
           // Before the hold ends, as the browser sign-in does (found in review, s26new2). Tokens of a registration the
           // server has forgotten are dead already: nothing to revoke.
-          const notRevoked = await revokeReplacedSignIn(replaced?.clientId === forgotten ? undefined : replaced, fetchFn, startedAt, cache);
+          const notRevoked = await revokeReplacedSignIn(replaced?.clientId === forgotten ? undefined : replaced, fetchFn, startedAt, cache, options.logoutCommand);
           if (notRevoked !== undefined) options.replacedNotRevoked?.(notRevoked);
         }
       } finally {

@@ -128,9 +128,17 @@ export async function signInNotKept(error: ClientError, unsaved: TokenCacheData,
  * one's, and which nothing here holds any more. Found in review, s26: two `delegate login` at once left the one saved
  * first standing at the server, and `grants list` showed two delegations after `logout`. Within RETIRE_TIMEOUT_MS;
  * one that cannot be revoked now is kept in `cache` (PendingRevocation), where `delegate logout` and the next sign-in
- * try again (found in review, s27: it was forgotten, and stood until it ended); the line returned says so.
+ * try again (found in review, s27: it was forgotten, and stood until it ended); the line returned says so, naming
+ * `logoutCommand`'s line (the CLI's, with this run's profile, ports and data directory; noticed at stop 30: plain
+ * `delegate logout` signed out of the default profile and ports).
  */
-export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined, fetchFn: FetchLike, since: number, cache: TokenCache): Promise<string | undefined> {
+export async function revokeReplacedSignIn(
+  replaced: ReplacedSignIn | undefined,
+  fetchFn: FetchLike,
+  since: number,
+  cache: TokenCache,
+  logoutCommand: () => Promise<string> = async () => 'delegate logout',
+): Promise<string | undefined> {
   // Only a sign-in saved after this one started was made at the same time. One stored before is the person's own, which
   // signing in again replaces: its grant had ended, or this sign-in would have been given that grant (the server keeps
   // one grant per account, client and agent). Found in review (s26new3): a plain `delegate login` after `grants revoke`
@@ -144,7 +152,7 @@ export async function revokeReplacedSignIn(replaced: ReplacedSignIn | undefined,
     // the replaced delegation stood for 30 days with nothing here to end it; RFC 7009 §2.2).
     const why = error instanceof Error ? error.message : String(error);
     if (await keepToRevoke(cache, replaced)) {
-      return `A sign-in made at the same time was replaced by this one, and its delegation could not be revoked at ${replaced.issuer} (${why}): it is kept in the token cache, and \`delegate logout\` (or the next sign-in) tries again.`;
+      return `A sign-in made at the same time was replaced by this one, and its delegation could not be revoked at ${replaced.issuer} (${why}): it is kept in the token cache, and \`${await logoutCommand()}\` (or the next sign-in) tries again.`;
     }
     return `A sign-in made at the same time was replaced by this one, and its delegation could not be revoked at ${replaced.issuer} (${why}): it stays active there until it expires or is revoked there (\`delegate grants list\` and \`delegate grants revoke\` where that server runs).`;
   }

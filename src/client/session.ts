@@ -109,6 +109,8 @@ export interface SessionOptions {
    * revoked (revokeReplacedSignIn), so that the person knows it stands. Without it, nothing is said.
    */
   replacedNotRevoked?: (line: string) => void;
+  /** The command line that signs out of this sign-in, for that line; `delegate logout` without it. */
+  logoutCommand?: () => Promise<string>;
 }
 
 /** find_slot's search options, as written (docs/internals.md, find_slot). */

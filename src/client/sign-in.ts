@@ -172,7 +172,7 @@ export async function signInAndUse<T>(
       listener.finished(); // the browser's page says "Signed in" now, not after what follows
       // Before the hold ends: a signal held meanwhile ends the process at its release, and a sign-in replaced by this
       // one must not be left standing unsaid (found in review, s26new2).
-      const notRevoked = await revokeReplacedSignIn(provider.replacedSignIn(), fetchFn, startedAt, cache);
+      const notRevoked = await revokeReplacedSignIn(provider.replacedSignIn(), fetchFn, startedAt, cache, options.logoutCommand);
       if (notRevoked !== undefined) options.replacedNotRevoked?.(notRevoked);
     } finally {
       signals.release();

@@ -40,6 +40,9 @@ afterEach(async () => {
   await rm(home, { recursive: true, force: true });
 });
 
+/** The sign-out command the CLI names (sameSetupCommandLine: the run's data directory, profile and ports). */
+const logoutLine = () => `DELEGATE_HOME=${home} delegate --profile work logout --auth-port 28470`;
+
 const files = () => ({ tokenCache: join(home, 'tokens.json'), tokenLock: join(home, 'tokens.lock'), ownerKey: join(home, 'owner-key.json') });
 
 async function approve(link: string): Promise<void> {
@@ -98,6 +101,8 @@ function startLogin(hold: { agentAfterTokens?: boolean; revokeFails?: boolean; b
       ? {
           signInSignals: { hold: () => void hold.events!.push('hold'), release: () => void hold.events!.push('release') },
           replacedNotRevoked: (line: string) => void hold.events!.push(`said: ${line}`),
+          // The CLI's, with the run's data directory, profile and ports (sameSetupCommandLine).
+          logoutCommand: async () => logoutLine(),
         }
       : {}),
   };
@@ -179,7 +184,7 @@ describe('two sign-ins at once, each with a client of its own', () => {
     await b.done;
     await approve(linkA);
     await a.done; // A saved its tokens over B's, and could not revoke B's
-    const said = `said: A sign-in made at the same time was replaced by this one, and its delegation could not be revoked at ${authz.issuer} (cannot reach ${authz.issuer}/revoke (ECONNREFUSED)): it is kept in the token cache, and \`delegate logout\` (or the next sign-in) tries again.`;
+    const said = `said: A sign-in made at the same time was replaced by this one, and its delegation could not be revoked at ${authz.issuer} (cannot reach ${authz.issuer}/revoke (ECONNREFUSED)): it is kept in the token cache, and \`${logoutLine()}\` (or the next sign-in) tries again.`;
     // Not tried again after the hold (retireReplacedSignIns): its server has just failed to take it, and a second try
     // would only wait out the 3 s bound again (found in review, s27rev1); it is kept for logout or the next sign-in.
     expect(events).toEqual(['hold', 'revoke', said, 'release']);
@@ -306,7 +311,7 @@ describe('a replaced sign-in whose revocation failed', () => {
   it('is kept in the token cache (0600), and `delegate logout` revokes it and says so', async () => {
     const { events, replaced } = await replacedUnrevoked();
     const said = events.find((e) => e.startsWith('said: '))!;
-    expect(said).toContain('it is kept in the token cache, and `delegate logout` (or the next sign-in) tries again.');
+    expect(said).toContain(`it is kept in the token cache, and \`${logoutLine()}\` (or the next sign-in) tries again.`);
     expect(said).not.toContain(replaced.refreshToken);
     const path = join(home, 'tokens.json');
     expect((await stat(path)).mode & 0o777).toBe(0o600);

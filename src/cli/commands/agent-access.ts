@@ -312,6 +312,7 @@ async function useAgent<T>(
       delegationEndedBeforeSignIn: (reason) =>
         io.stderr.write(`The delegation stored for CalendarAgent has ended: the authorization server refused to renew it (${reason}). Sign in again to go on.\n`),
       replacedNotRevoked: (line) => io.stderr.write(`delegate: ${line}\n`),
+      logoutCommand: async () => (await commandLineFor(args, io))('logout'),
       cacheSetAside: (damaged, keptAs) =>
         io.stderr.write(`The token cache ${damaged} could not be read; it is kept as ${keptAs}, and a new one is written when you sign in.\n`),
     };
