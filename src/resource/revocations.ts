@@ -383,8 +383,15 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       } catch (err) {
         if (stop.aborted) break;
         if (!failing) {
+          // Where it was asked, and the system's code under fetch's "fetch failed" (ECONNREFUSED): noticed at stop 30, a
+          // split server's line said only "fetch failed", naming neither the server nor why.
+          const code = (err as { cause?: { code?: unknown } } | undefined)?.cause?.code;
           options.logger?.warn(
-            { err: { name: (err as Error)?.name, message: (err as Error)?.message }, cursor },
+            {
+              err: { name: (err as Error)?.name, message: (err as Error)?.message, ...(typeof code === 'string' ? { code } : {}) },
+              cursor,
+              url: endpoint ?? `${issuer}/.well-known/oauth-authorization-server`,
+            },
             err instanceof UnfinishedSync ? err.message : 'revocation list poll failed; retrying',
           );
         }

@@ -133,6 +133,26 @@ describe('fail closed', () => {
     for (const poll of [...afterFailure, polls(recovered)[0]!]) expect(poll).toMatch(/[?&]wait=0\b/);
   });
 
+  // Noticed at stop 30: a split server's line said only "fetch failed", naming neither where nor why.
+  it('says where a failed poll was sent and the system error under "fetch failed", once while it keeps failing', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise((resolve) => closed.close(resolve)); // nobody listens there now
+    const warned: Array<{ obj: Record<string, unknown>; msg: string }> = [];
+    const logger = { warn: (obj: object, msg: string) => void warned.push({ obj: obj as Record<string, unknown>, msg }), info: () => {} };
+    const list = started(createRevocationList({ issuer, firstSyncTimeoutMs: 200, minRetryMs: 20, logger }));
+    expect(await list.check(token('grt_x'))).toMatchObject({ unavailable: expect.any(String) });
+    await eventually(async () => warned.length > 0, 'the failed poll is logged');
+    await new Promise((resolve) => setTimeout(resolve, 100)); // more polls fail meanwhile, unsaid
+    expect(warned).toEqual([
+      {
+        obj: { err: { name: 'TypeError', message: 'fetch failed', code: 'ECONNREFUSED' }, cursor: 0, url: `${issuer}/.well-known/oauth-authorization-server` },
+        msg: 'revocation list poll failed; retrying',
+      },
+    ]);
+  });
+
   it('treats an answer that is not the documented document as a failed poll', async () => {
     const list = started(
       createRevocationList({
