@@ -70,3 +70,12 @@ export function joinedLines(text: string): string {
     .filter((line) => line !== '')
     .join(' ');
 }
+
+/**
+ * A server of the stack as a sentence names it: "the authorization server", "the calendar backend", but CalendarAgent
+ * bare, a name (noticed at stop 30: "so the CalendarAgent cannot start"). `start` for the head of a sentence.
+ */
+export function serverNamed(name: string, start = false): string {
+  if (/^[A-Z]/.test(name)) return name;
+  return `${start ? 'The' : 'the'} ${name}`;
+}

@@ -17,7 +17,7 @@ import type { AuditSink } from '../resource/audit.js';
 import { openStore, StoreError, type Store } from '../store/index.js';
 import { openCommandStore, setUpSigns } from './commands/admin-store.js';
 import { statementIssuer } from './served-elsewhere.js';
-import { CommandFailed } from './errors.js';
+import { CommandFailed, serverNamed } from './errors.js';
 import { portHeldByAnotherUser } from '../http/listener-owner.js';
 import { packageVersion } from './version.js';
 import { printableClipped } from '../terminal-text.js';
@@ -388,7 +388,7 @@ async function listenFailure(error: unknown, name: string, host: string, port: n
   const code = (error as { code?: string }).code;
   if (code === 'EADDRINUSE') {
     const held = portHeldByAnotherUser(host, port);
-    if (held) return new CommandFailed(`${held}, so the ${name} cannot start: stop that program, or choose another port.`);
+    if (held) return new CommandFailed(`${held}, so ${serverNamed(name)} cannot start: stop that program, or choose another port.`);
     // Found in review (s26race): `serve` started while a `find-slot` ran the servers in its own process asked "Is
     // delegate serve already running?", which it was not. Which process runs them is not known here (s26new3: the
     // first wording named only a command that stops when it ends, for a `delegate serve` too); s27ports: serve-agent
@@ -397,19 +397,19 @@ async function listenFailure(error: unknown, name: string, host: string, port: n
     if (whose === 'this') {
       const alone = RUNS_ALONE[name];
       return new CommandFailed(
-        `Port ${port} is already in use by this data directory's servers, so the ${name} cannot start: they run in another delegate process (a \`delegate serve\`${alone ? ` or \`delegate ${alone}\`` : ''}, or a command such as find-slot or login that runs them while it lasts). Use those, run this again once they have stopped, or choose other ports.`,
+        `Port ${port} is already in use by this data directory's servers, so ${serverNamed(name)} cannot start: they run in another delegate process (a \`delegate serve\`${alone ? ` or \`delegate ${alone}\`` : ''}, or a command such as find-slot or login that runs them while it lasts). Use those, run this again once they have stopped, or choose other ports.`,
       );
     }
     if (whose === 'other') {
-      return new CommandFailed(`Port ${port} is already in use by delegate's servers of another data directory (another DELEGATE_HOME), so the ${name} cannot start. Stop them, or choose other ports.`);
+      return new CommandFailed(`Port ${port} is already in use by delegate's servers of another data directory (another DELEGATE_HOME), so ${serverNamed(name)} cannot start. Stop them, or choose other ports.`);
     }
-    return new CommandFailed(`Port ${port} is already in use, so the ${name} cannot start. Is delegate serve already running?`);
+    return new CommandFailed(`Port ${port} is already in use, so ${serverNamed(name)} cannot start. Is delegate serve already running?`);
   }
-  if (code === 'EACCES') return new CommandFailed(`The ${name} may not listen on port ${port}.`);
-  if (code === 'EADDRNOTAVAIL') return new CommandFailed(`The ${name} cannot listen on ${host}: no such local address.`);
+  if (code === 'EACCES') return new CommandFailed(`${serverNamed(name, true)} may not listen on port ${port}.`);
+  if (code === 'EADDRNOTAVAIL') return new CommandFailed(`${serverNamed(name, true)} cannot listen on ${host}: no such local address.`);
   // Found in review (s29): a link-local IPv6 address without its interface (fe80::1, not fe80::1%eth0) ended with
   // Node's "listen EINVAL: invalid argument fe80::1:43220".
-  if (code === 'EINVAL') return new CommandFailed(`The ${name} cannot listen on ${host}: the system does not take it as a local address to listen on (a link-local IPv6 address needs its interface, as in fe80::1%eth0).`);
+  if (code === 'EINVAL') return new CommandFailed(`${serverNamed(name, true)} cannot listen on ${host}: the system does not take it as a local address to listen on (a link-local IPv6 address needs its interface, as in fe80::1%eth0).`);
   return error;
 }
 

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { urlsFor, type Urls } from '../config.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
 import type { Stack, StackOptions } from './contracts.js';
-import { CommandFailed } from './errors.js';
+import { CommandFailed, serverNamed } from './errors.js';
 import { whileStarting } from './start-lock.js';
 import { printableClipped } from '../terminal-text.js';
 import { badPortText } from '../bad-ports.js';
@@ -290,11 +290,11 @@ function judge(parts: Part[], probed: Probed, mayWait: boolean, options: StackOp
   }
   if (probed.otherDataDirectory) throw otherDataDirectory(options);
   const [silent] = named('silent');
-  if (silent) throw new CommandFailed(`The ${silent.name} on port ${silent.port} accepts connections but does not answer.`);
+  if (silent) throw new CommandFailed(`${serverNamed(silent.name, true)} on port ${silent.port} accepts connections but does not answer.`);
   if (states.every((s) => s === 'up')) return 'running';
   if (states.every((s) => s === 'down')) return 'absent';
   if (mayWait) return 'settling';
-  const missing = named('down').map((p) => `the ${p.name} (port ${p.port})`);
+  const missing = named('down').map((p) => `${serverNamed(p.name)} (port ${p.port})`);
   throw new CommandFailed(
     `Some of delegate's servers are running but not ${missing.join(' and ')}. Start ${missing.length > 1 ? 'them' : 'it'}, or stop the others and let this command start all three.`,
   );
@@ -449,7 +449,7 @@ async function probeOnce(part: Part, timeoutMs: number): Promise<Answer> {
     if (cause?.code === 'ECONNREFUSED') return 'down';
     // Refused by fetch itself, with nothing sent (src/bad-ports.ts): not a server that accepts and does not answer (found
     // in review, s30). The port options refuse such a port (parsePort); this is for one that came another way.
-    if (cause?.message === 'bad port') throw new CommandFailed(`The ${part.name} cannot be on port ${part.port}: ${badPortText(part.port)}. Choose other ports ${PORT_OPTIONS}.`);
+    if (cause?.message === 'bad port') throw new CommandFailed(`${serverNamed(part.name, true)} cannot be on port ${part.port}: ${badPortText(part.port)}. Choose other ports ${PORT_OPTIONS}.`);
     return 'silent';
   }
   try {

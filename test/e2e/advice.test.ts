@@ -66,14 +66,14 @@ describe('advice that fits the command', () => {
       const two = await runCli(['login', '--no-browser', ...flags], home);
       expect(two.code, two.stderr).toBe(1);
       expect(two.stderr).toBe(
-        `delegate: Some of delegate's servers are running but not the calendar backend (port ${ports.calendar}) and the CalendarAgent (port ${ports.agent}). Start them, or stop the others and let this command start all three.\n`,
+        `delegate: Some of delegate's servers are running but not the calendar backend (port ${ports.calendar}) and CalendarAgent (port ${ports.agent}). Start them, or stop the others and let this command start all three.\n`,
       );
       const calendar = await startServer(['serve-calendar', '--port', String(ports.calendar), '--auth-url', `http://127.0.0.1:${ports.auth}`], home);
       try {
         const one = await runCli(['login', '--no-browser', ...flags], home);
         expect(one.code, one.stderr).toBe(1);
         expect(one.stderr).toBe(
-          `delegate: Some of delegate's servers are running but not the CalendarAgent (port ${ports.agent}). Start it, or stop the others and let this command start all three.\n`,
+          `delegate: Some of delegate's servers are running but not CalendarAgent (port ${ports.agent}). Start it, or stop the others and let this command start all three.\n`,
         );
       } finally {
         calendar.child.kill('SIGTERM');

@@ -94,7 +94,7 @@ describe('a serve refused for a port in use', () => {
     await new Promise<void>((resolve) => holder.listen(taken, '127.0.0.1', resolve));
     try {
       const refused = await runCli(['serve', ...flags(auth, taken)], home);
-      expect([refused.code, refused.stdout, refused.stderr]).toEqual([1, '', `delegate: Port ${taken} is already in use, so the CalendarAgent cannot start. Is delegate serve already running?\n`]);
+      expect([refused.code, refused.stdout, refused.stderr]).toEqual([1, '', `delegate: Port ${taken} is already in use, so CalendarAgent cannot start. Is delegate serve already running?\n`]);
       const authRefused = await runCli(
         ['serve-auth', '--port', String(taken), '--issuer', `http://127.0.0.1:${taken}`, '--calendar-url', `http://127.0.0.1:${calendar}`, '--agent-url', `http://127.0.0.1:${auth}/mcp`],
         home,

@@ -178,7 +178,7 @@ describe.skipIf(!asRoot)("another user's program on delegate's ports", () => {
     await squat(agent, `http://127.0.0.1:${auth}`, `http://127.0.0.1:${agent}/mcp`);
     const serve = await runCli(['serve', ...ports], join(dir, 'home'));
     expect(serve.code, serve.stderr).toBe(1);
-    expect(serve.stderr).toContain(`delegate: Port ${agent} on 127.0.0.1 is held by a program of another user of this machine (uid ${NOBODY}), so the CalendarAgent cannot start: stop that program, or choose another port.`);
+    expect(serve.stderr).toContain(`delegate: Port ${agent} on 127.0.0.1 is held by a program of another user of this machine (uid ${NOBODY}), so CalendarAgent cannot start: stop that program, or choose another port.`);
     expect(serve.stderr).not.toContain('already running');
   });
 

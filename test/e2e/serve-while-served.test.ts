@@ -27,17 +27,17 @@ async function newHome(): Promise<string> {
   return home;
 }
 
-/** The line of a serve command whose part `name` (run alone by `delegate alone`) finds its port taken by this data directory's servers. */
+/** The line of a serve command whose part `name` (as a sentence names it: the authorization server, CalendarAgent; run alone by `delegate alone`) finds its port taken by this data directory's servers. */
 function heldHere(port: string, name: string, alone: string): string {
   return (
-    `delegate: Port ${port} is already in use by this data directory's servers, so the ${name} cannot start: they run in another delegate process ` +
+    `delegate: Port ${port} is already in use by this data directory's servers, so ${name} cannot start: they run in another delegate process ` +
     `(a \`delegate serve\` or \`delegate ${alone}\`, or a command such as find-slot or login that runs them while it lasts). Use those, run this again once they have stopped, or choose other ports.\n`
   );
 }
 
 /** The line of a serve command whose part `name` finds its port taken by delegate's servers of another data directory. */
 function heldElsewhere(port: string, name: string): string {
-  return `delegate: Port ${port} is already in use by delegate's servers of another data directory (another DELEGATE_HOME), so the ${name} cannot start. Stop them, or choose other ports.\n`;
+  return `delegate: Port ${port} is already in use by delegate's servers of another data directory (another DELEGATE_HOME), so ${name} cannot start. Stop them, or choose other ports.\n`;
 }
 
 const flag = (ports: string[], name: string) => ports[ports.indexOf(name) + 1]!;
@@ -61,7 +61,7 @@ describe('delegate serve on ports already taken', () => {
     const statement = agentStatement(home);
     const serve = await runCli(['serve', ...ports], home);
     expect([serve.code, serve.stdout]).toEqual([1, '']);
-    expect(serve.stderr).toBe(heldHere(ports[1]!, 'authorization server', 'serve-auth'));
+    expect(serve.stderr).toBe(heldHere(ports[1]!, 'the authorization server', 'serve-auth'));
     // Refused, it changed nothing: not even CalendarAgent's statement signed again (found in review).
     expect(agentStatement(home)).toBe(statement);
     // serve-auth alone, on the authorization server's port, says the same (found in review, s26new3: it still asked).
@@ -71,7 +71,7 @@ describe('delegate serve on ports already taken', () => {
     const calendarPort = flag(ports, '--calendar-port');
     const agentPort = flag(ports, '--agent-port');
     const calendar = await runCli(['serve-calendar', '--port', calendarPort, '--auth-url', `http://127.0.0.1:${ports[1]}`], home);
-    expect([calendar.code, calendar.stdout, calendar.stderr]).toEqual([1, '', heldHere(calendarPort, 'calendar backend', 'serve-calendar')]);
+    expect([calendar.code, calendar.stdout, calendar.stderr]).toEqual([1, '', heldHere(calendarPort, 'the calendar backend', 'serve-calendar')]);
     const agent = await runCli(['serve-agent', '--port', agentPort, '--auth-port', ports[1]!, '--calendar-port', calendarPort], home);
     expect([agent.code, agent.stdout, agent.stderr]).toEqual([1, '', heldHere(agentPort, 'CalendarAgent', 'serve-agent')]);
     // Published behind an https reverse proxy (--url https://…), it asks on its port all the same.
@@ -92,12 +92,12 @@ describe('delegate serve on ports already taken', () => {
       running.push(await startServer(['serve-calendar', '--port', calendarPort, '--auth-url', issuer], home));
       running.push(await startServer(['serve-agent', '--port', agentPort, '--auth-url', issuer, '--calendar-port', calendarPort], home));
       const calendar = await runCli(['serve-calendar', '--port', calendarPort, '--auth-url', issuer], home);
-      expect([calendar.code, calendar.stdout, calendar.stderr]).toEqual([1, '', heldHere(calendarPort, 'calendar backend', 'serve-calendar')]);
+      expect([calendar.code, calendar.stdout, calendar.stderr]).toEqual([1, '', heldHere(calendarPort, 'the calendar backend', 'serve-calendar')]);
       const agent = await runCli(['serve-agent', '--port', agentPort, '--auth-url', issuer, '--calendar-port', calendarPort], home);
       expect([agent.code, agent.stdout, agent.stderr]).toEqual([1, '', heldHere(agentPort, 'CalendarAgent', 'serve-agent')]);
       // `serve` finds the authorization server's port taken first.
       const serve = await runCli(['serve', '--auth-port', auth, '--calendar-port', calendarPort, '--agent-port', agentPort], home);
-      expect([serve.code, serve.stderr]).toEqual([1, heldHere(auth, 'authorization server', 'serve-auth')]);
+      expect([serve.code, serve.stderr]).toEqual([1, heldHere(auth, 'the authorization server', 'serve-auth')]);
     } finally {
       for (const server of running.reverse()) {
         server.child.kill('SIGTERM');
@@ -114,11 +114,11 @@ describe('delegate serve on ports already taken', () => {
     await waiting.loginUrl;
     try {
       const serve = await runCli(['serve', ...ports], ours);
-      expect([serve.code, serve.stdout, serve.stderr]).toEqual([1, '', heldElsewhere(authPort, 'authorization server')]);
+      expect([serve.code, serve.stdout, serve.stderr]).toEqual([1, '', heldElsewhere(authPort, 'the authorization server')]);
       const auth = await runCli(['serve-auth', '--port', authPort], ours);
       expect([auth.code, auth.stderr]).toEqual([1, serve.stderr]);
       const calendar = await runCli(['serve-calendar', '--port', calendarPort, '--auth-url', `http://127.0.0.1:${authPort}`], ours);
-      expect([calendar.code, calendar.stdout, calendar.stderr]).toEqual([1, '', heldElsewhere(calendarPort, 'calendar backend')]);
+      expect([calendar.code, calendar.stdout, calendar.stderr]).toEqual([1, '', heldElsewhere(calendarPort, 'the calendar backend')]);
       const agent = await runCli(['serve-agent', '--port', agentPort, '--auth-port', authPort, '--calendar-port', calendarPort], ours);
       expect([agent.code, agent.stdout, agent.stderr]).toEqual([1, '', heldElsewhere(agentPort, 'CalendarAgent')]);
     } finally {
@@ -178,7 +178,7 @@ describe('delegate serve on ports already taken', () => {
       const calendar = await runCli(['serve-calendar', '--port', port, ...quiet], home);
       expect([calendar.code, calendar.stderr]).toEqual([1, `delegate: Port ${port} is already in use, so the calendar backend cannot start. Is delegate serve already running?\n`]);
       const agent = await runCli(['serve-agent', '--port', port, ...quiet], home);
-      expect([agent.code, agent.stderr]).toEqual([1, `delegate: Port ${port} is already in use, so the CalendarAgent cannot start. Is delegate serve already running?\n`]);
+      expect([agent.code, agent.stderr]).toEqual([1, `delegate: Port ${port} is already in use, so CalendarAgent cannot start. Is delegate serve already running?\n`]);
     } finally {
       await new Promise((resolve) => squatter.close(resolve));
     }

@@ -557,7 +557,7 @@ describe('an agent re-registered at another URL (a move)', () => {
         try {
           const listenOn = { host: '127.0.0.1', parts: [{ name: 'CalendarAgent', port: agentPort }] };
           const refused = await stateChangedBy({ paths }, () => bootstrap(store, paths, after, Date.now(), false, listenOn).then(() => 'set up', (err: Error) => err.message));
-          expect(refused).toEqual({ result: `Port ${agentPort} is already in use, so the CalendarAgent cannot start. Is delegate serve already running?`, changed: [] });
+          expect(refused).toEqual({ result: `Port ${agentPort} is already in use, so CalendarAgent cannot start. Is delegate serve already running?`, changed: [] });
         } finally {
           await new Promise<void>((resolve) => holder.close(() => resolve()));
         }
