@@ -3,7 +3,7 @@
 // derived from them. Everything else receives these values as arguments.
 import { existsSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { homedir, userInfo } from 'node:os';
+import { userInfo } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BoundedMap } from './bounded-map.js';
@@ -75,11 +75,33 @@ export function resolvePaths(env: Env): Paths {
 }
 
 function xdgDataHome(env: Env): string {
-  return xdgBaseDirectory(env.XDG_DATA_HOME) ?? join(env.HOME || homedir(), '.local', 'share');
+  return xdgBaseDirectory(env.XDG_DATA_HOME) ?? join(userHome(env), '.local', 'share');
 }
 
 function xdgConfigHome(env: Env): string {
-  return xdgBaseDirectory(env.XDG_CONFIG_HOME) ?? join(env.HOME || homedir(), '.config');
+  return xdgBaseDirectory(env.XDG_CONFIG_HOME) ?? join(userHome(env), '.config');
+}
+
+/**
+ * The home directory the default data and configuration directories are under: HOME when it is an absolute path, else
+ * the account's own from the user database. Found in review (s31fault): an empty HOME was taken as is (libuv returns
+ * it), so the data directory was `.local/share/delegate` under whatever directory a command ran in, each its own; and
+ * a user id with no entry in the user database (a container's) failed with "uv_os_homedir returned ENOENT". Neither
+ * gives a home: one line says to set DELEGATE_HOME (which is read before this is asked).
+ */
+function userHome(env: Env): string {
+  const fromEnv = absoluteHome(env.HOME);
+  if (fromEnv !== undefined) return fromEnv;
+  const account = absoluteHome(accountHomeDir());
+  if (account !== undefined) return account;
+  throw new Error(
+    `There is no home directory to keep delegate's data under: HOME is ${env.HOME === undefined ? 'not set' : 'not an absolute path'}, and user id ${process.getuid?.() ?? 'of this process'} has no home in the user database. Set DELEGATE_HOME to a directory of your own.`,
+  );
+}
+
+/** `value` when it is an absolute path (HOME, or the user database's home), else undefined. */
+function absoluteHome(value: string | undefined): string | undefined {
+  return value !== undefined && isAbsolute(value) ? value : undefined;
 }
 
 /**
@@ -106,7 +128,9 @@ function xdgBaseDirectory(value: string | undefined): string | undefined {
 export function pathsEnvironment(env: Env, accountHome: string | undefined = accountHomeDir()): Record<string, string> {
   const home = delegateHome(env);
   if (home !== undefined) return { DELEGATE_HOME: home };
-  const homeMoved = !!env.HOME && (accountHome === undefined || resolve(env.HOME) !== resolve(accountHome));
+  // HOME as userHome takes it: one that is not absolute is not taken, and moves nothing.
+  const ownHome = absoluteHome(env.HOME);
+  const homeMoved = ownHome !== undefined && (accountHome === undefined || resolve(ownHome) !== resolve(accountHome));
   const pinned: Record<string, string> = {};
   if (xdgBaseDirectory(env.XDG_DATA_HOME) !== undefined || homeMoved) pinned.XDG_DATA_HOME = resolve(xdgDataHome(env));
   if (xdgBaseDirectory(env.XDG_CONFIG_HOME) !== undefined || homeMoved) pinned.XDG_CONFIG_HOME = resolve(xdgConfigHome(env));

@@ -242,6 +242,15 @@ describe('mcp-config pins the data directory and config file this shell resolves
     expect(defaults.config).toBe(join(account, '.config', 'delegate', 'config.json'));
   });
 
+  // Found in review (s31fault): an empty HOME was taken as is, so the data directory was .local/share/delegate under
+  // the directory each command ran in; `status` printed that relative path.
+  it('an empty or relative HOME is not taken: the account’s home from the user database, and nothing to pin', async () => {
+    const defaults = resolvePaths({ HOME: account });
+    expect(resolvePaths({ HOME: '' })).toEqual(defaults);
+    expect(resolvePaths({ HOME: 'relhome' })).toEqual(defaults);
+    for (const env of await emittedEnvs({ HOME: '' })) expect(env).toBeUndefined();
+  });
+
   it('XDG_DATA_HOME=/x: status and the emitted entry both use /x/delegate', async () => {
     const status = fakeIo({ HOME: account, XDG_DATA_HOME: '/x' });
     await runCli(['status'], status);
