@@ -27,6 +27,11 @@ import { checkDeliveredAsWritten, impliedRedirectUri, isLoopbackRedirect, matchR
 import { currentSession, startedByOwnerFor } from './session.js';
 import { renderSignIn } from './sign-in-page.js';
 
+/** Why an unknown client_id is refused, and what to do when it is an app this server forgot (its registration lapsed). */
+const UNKNOWN_APP =
+  'The app that sent you here is not registered with this server. If it registered here before, its registration has lapsed: ' +
+  'an app that gets no delegation within a day of registering is forgotten. Remove the app\'s saved sign-in for this server, and connect it again: it registers anew.';
+
 /** A validated authorization request. */
 export interface AuthorizationRequest {
   client: ClientRecord;
@@ -129,7 +134,10 @@ async function validate(ctx: AuthContext, params: FormBody, requester: string): 
     if (!(error instanceof InvalidClientError)) throw error;
     return { kind: 'page-error', status: 400, heading: 'This app could not be verified', detail: error.message };
   }
-  if (!client) return { kind: 'page-error', status: 400, heading: 'Unknown app', detail: 'The app that sent you here is not registered with this server.' };
+  // An app that registered and got no delegation within a day is forgotten (Store.sweep); the MCP SDK's client registers
+  // again only when /token refuses its id, which it never reaches from here (found in review, s31mcp: "Unknown app",
+  // and `approve`'s "Start again from the app", which sent the same id again). The way out is on the page.
+  if (!client) return { kind: 'page-error', status: 400, heading: 'Unknown app', detail: UNKNOWN_APP };
   if (client.kind === 'agent') {
     return { kind: 'page-error', status: 400, heading: 'This app cannot sign you in', detail: 'Agents act only through delegations you give to other apps.' };
   }

@@ -53,6 +53,29 @@ describe('errors before the redirect URI is trusted are shown, not redirected', 
   });
 });
 
+// Found in review (s31mcp): an app that registered, never finished signing in, and came back over a day later (swept,
+// Store.sweep) got "Unknown app" and nothing more; the MCP SDK's client sends its stored id again and again, since it
+// registers anew only when /token refuses it, which it never reaches from here.
+describe('an app this server forgot (registered over a day ago, no delegation)', () => {
+  it('is refused with a page saying its registration lapsed and how to register anew, not redirected', async () => {
+    // A server of its own: the sweep forgets every app registered there, the suite's shared one too.
+    const own = await startTestAuthz();
+    try {
+      const forgotten = await registerPublicClient(own.issuer);
+      await own.store.sweep(Date.now() + 25 * 3_600_000);
+      expect(await own.store.clientById(forgotten)).toBeUndefined();
+      const href = authorizeUrl(own.issuer, { clientId: forgotten, redirectUri: REDIRECT, resource: own.agentUrl, state: 's1', challenge });
+      const res = await signInAndOpenConsent(new Browser(), own.issuer, own.ownerJwk, href);
+      expect([res.status, res.location]).toEqual([400, null]);
+      expect(res.html).toContain('Unknown app');
+      expect(res.html).toContain('If it registered here before, its registration has lapsed: an app that gets no delegation within a day of registering is forgotten.');
+      expect(res.html).toContain('Remove the app&#39;s saved sign-in for this server, and connect it again: it registers anew.');
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('errors after the redirect URI is trusted go back to the client with state and iss', () => {
   it.each([
     ['response_type=token', { responseType: 'token' }, 'unsupported_response_type'],

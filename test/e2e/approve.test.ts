@@ -295,7 +295,7 @@ describe('delegate approve refuses what is not this server’s request', () => {
     const cases: [string, RegExp][] = [
       ['BCDF-GHJK', /^delegate: No device sign-in waits with the code BCDF-GHJK at http:\/\/127\.0\.0\.1:\d+: /],
       [`${issuer}/device?user_code=bcdfghjk`, /^delegate: No device sign-in waits with the code BCDF-GHJK at /],
-      [`${issuer}/authorize?response_type=code&client_id=cli_nope`, /^delegate: Nothing to approve: the authorization server at http:\/\/127\.0\.0\.1:\d+ refuses that request \(Unknown app: The app that sent you here is not registered with this server\.\) Start again from the app\.\n$/],
+      [`${issuer}/authorize?response_type=code&client_id=cli_nope`, /^delegate: Nothing to approve: the authorization server at http:\/\/127\.0\.0\.1:\d+ refuses that request \(Unknown app: The app that sent you here is not registered with this server\. If it registered here before, its registration has lapsed: an app that gets no delegation within a day of registering is forgotten\. Remove the app's saved sign-in for this server, and connect it again: it registers anew\.\) Start again from the app\.\n$/],
       [wrongRedirect.href, /refuses that request \(This sign-in request is not safe to follow: The address the app asked to return you to is not one it registered/],
       // Refused once the app is known: the answer would go back to the app; here it is said, and not sent.
       [wrongScope.href, /refuses that request \(invalid_scope: The resource offers only: /],
