@@ -37,6 +37,8 @@ export interface StackModule {
   publishedAgentUrl(options: Pick<StackOptions, 'ports' | 'host'>): Promise<string | undefined>;
   /** Throws ensureStack's exit-1 finding when the authorization server at `issuer`, on loopback, runs from another data directory; one look, starts nothing. */
   refuseOtherDataDirectoryAt(options: StackOptions, issuer: string): Promise<void>;
+  /** Whether the authorization server at `issuer`, on loopback, says it runs from another data directory than `home`; one look, creates nothing. */
+  runsFromOtherDataDirectory(issuer: string, home: string): Promise<boolean>;
 }
 
 /** `delegate serve`: the three servers in one process until interrupted. */

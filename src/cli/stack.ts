@@ -327,6 +327,8 @@ function otherDataDirectory(options: StackOptions): CommandFailed {
  * the refresh too, which has its own timeout, and the retries probeAll makes for a busy machine held a refresh 13.5 s
  * before it was even sent to a stopped server (seen in CI: test/e2e/refresh-interrupted.test.ts took 178 s, each case
  * waiting out the probe before its refresh left; the case waits 15 s for it).
+ * Also after a command has failed for want of a sign-in that it would advise making at these ports (find-slot's and
+ * busy's fast path, `token`: src/cli/commands/agent-access.ts refuseSignInHere), which such a server would refuse.
  */
 export async function refuseOtherDataDirectoryAt(options: StackOptions, issuer: string): Promise<void> {
   if (await runsFromOtherDataDirectory(issuer, options.paths.home)) throw otherDataDirectory(options);

@@ -70,6 +70,54 @@ describe('a command of another data directory than the servers on its ports', ()
   });
 });
 
+// Found in review (s31fault: the usual cron mistake, cron's DELEGATE_HOME not the one `serve` runs from): with nothing
+// stored and nobody to sign in (no terminal, no --no-browser), find-slot and busy (their fast path) and token never asked
+// the servers anything, and failed with exit 4 advising a `delegate login …` that these servers refuse with exit 1. Now
+// the authorization server is asked, on that failure only, which data directory it runs from.
+describe('a command of another data directory with nothing stored and nobody to sign in', () => {
+  it.each([
+    ['find-slot', 'missing', ['find-slot', '--duration', '30m', '--json']],
+    ['find-slot', 'empty', ['find-slot', '--duration', '30m', '--json']],
+    ['busy', 'missing', ['busy', '--json']],
+    ['busy', 'empty', ['busy', '--json']],
+    ['token', 'missing', ['token']],
+    ['token', 'empty', ['token']],
+  ])('%s (data directory %s) stops with the other data directory line, exit 1, not exit 4 and a login that refuses; writes nothing', { timeout: 30_000 }, async (name, state, args) => {
+    const own = join(others, `nothing-stored-${name}-${state}`);
+    if (state === 'empty') await mkdir(own, { mode: 0o700 });
+    const run = await runCli([...args, ...ports], own);
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr.trim().split('\n')).toEqual([refusal(own)]);
+    if (state === 'missing') expect(existsSync(own)).toBe(false);
+    else expect(readdirSync(own)).toEqual([]);
+  });
+
+  it('status says that the login it advises stops there, and why, still exit 4; writes nothing', { timeout: 30_000 }, async () => {
+    const own = join(others, 'nothing-stored-status');
+    const run = await runCli(['status', ...ports], own);
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stdout).toContain(
+      `It stops with exit 1 while the delegate servers on 127.0.0.1 ports ${portOf('--auth-port')}, ${portOf('--calendar-port')} and ${portOf('--agent-port')} ` +
+        `run from another data directory than this one (${own}): stop them first, or give it other ports (--auth-port, --calendar-port, --agent-port); ` +
+        'or set DELEGATE_HOME to their data directory to use the sign-ins stored there.',
+    );
+    expect(existsSync(own)).toBe(false);
+  });
+
+  it('the servers’ own data directory with nothing stored is told to sign in (exit 4), as before (the control)', { timeout: 30_000 }, async () => {
+    for (const args of [['find-slot', '--duration', '30m'], ['token']]) {
+      const run = await runCli([...args, ...ports], home);
+      expect(run.code, run.stderr).toBe(4);
+      expect(run.stderr).toContain('login --auth-port');
+    }
+    const status = await runCli(['status', ...ports], home);
+    expect(status.code, status.stderr).toBe(4);
+    expect(status.stdout).toContain('Not signed in: no delegation is stored. Run `');
+    expect(status.stdout).not.toContain('another data directory');
+  });
+});
+
 // Found in review (regress21e): with a sign-in stored in its own directory, find-slot (its fast path) and token did not
 // look before a refresh: they sent the directory's refresh token to the other directory's authorization server, which
 // refused it with invalid_client, and on that refusal deleted the stored client and tokens (still good for their own

@@ -164,10 +164,17 @@ export class ServersInUse {
     return this.looking;
   }
 
-  /** ensureStack's exit-1 finding when the servers on the ports are published at an https URL (stack.ts refusePublishedPorts); starts nothing. */
-  async refusePublished(): Promise<void> {
-    const { refusePublishedPorts } = await loadStack();
+  /**
+   * After a failure whose advice names a sign-in at these ports (exit 4): ensureStack's exit-1 finding that such a
+   * sign-in would meet instead, after one look each, starting and creating nothing. The servers published at an https
+   * URL (stack.ts refusePublishedPorts), or an authorization server on the auth port that runs from another data
+   * directory (refuseOtherDataDirectoryAt: found in review, s31fault, a cron job of another DELEGATE_HOME than `serve`'s
+   * was told exit 4 and a `delegate login …` that stops with this very exit 1).
+   */
+  async refuseSignInHere(): Promise<void> {
+    const { refusePublishedPorts, refuseOtherDataDirectoryAt } = await loadStack();
     await refusePublishedPorts(this.options);
+    await refuseOtherDataDirectoryAt(this.options, urlsFor(this.options.ports, this.options.host).issuer);
   }
 
   /** ensureStack's exit-1 finding when the authorization server at `issuer` runs from another data directory (stack.ts refuseOtherDataDirectoryAt); starts nothing. */
@@ -199,12 +206,13 @@ function serversOnPorts(args: AgentAccessArgs, io: CliIo, paths: Paths): Servers
 }
 
 /**
- * Before a failure whose advice names this run's ports (a sign-in by them): exit 1 naming --agent-url instead when the
- * servers on those ports are published at an https URL (stack.ts refusePublishedPorts), as find-slot's fast path says
- * it. Nothing for an agent given by its URL.
+ * Before a failure whose advice names this run's ports (a sign-in by them): exit 1 when that sign-in could not be made
+ * there, as find-slot's fast path says it (ServersInUse.refuseSignInHere): naming --agent-url instead when the servers
+ * on those ports are published at an https URL, or saying that they run from another data directory. Nothing for an
+ * agent given by its URL.
  */
-export async function refusePublishedServers(args: AgentAccessArgs, io: CliIo): Promise<void> {
-  if (args.agentUrl === undefined) await serversOnPorts(args, io, profilePaths(io, args.profile)).refusePublished();
+export async function refuseUnusableServers(args: AgentAccessArgs, io: CliIo): Promise<void> {
+  if (args.agentUrl === undefined) await serversOnPorts(args, io, profilePaths(io, args.profile)).refuseSignInHere();
 }
 
 /**
@@ -242,9 +250,10 @@ export async function withAgentAccess<T>(args: AgentAccessArgs, io: CliIo, work:
         const checks: ServerChecks = { beforeSignIn: async () => void (await servers.ensure()), beforeRefresh: (issuer) => servers.refuseOtherDataDirectory(issuer) };
         return await useAgent(args, io, work, urls, paths, envToken, servers.gone, checks);
       } catch (error) {
-        // Authorization required and nobody to give it: the servers were not asked anything, and the advice names
-        // these ports; servers published at an https URL are named by that URL instead (exit 1, as a probing run says).
-        if (error instanceof CommandFailed && error.exitCode === EXIT_AUTH_REQUIRED) await servers.refusePublished();
+        // Authorization required and nobody to give it: the servers were not asked anything, and the advice names a
+        // sign-in at these ports; where it could not be made (servers published at an https URL, named by that URL, or
+        // servers of another data directory), exit 1 says why instead, as a probing run says it.
+        if (error instanceof CommandFailed && error.exitCode === EXIT_AUTH_REQUIRED) await servers.refuseSignInHere();
         if (!mayMeanNoServers(error)) throw error;
         // Something else answers where the servers should be, or they answer unexpectedly: look as a probing run would,
         // which says what is wrong or starts the embedded stack, and try once more only if it started one.

@@ -2,7 +2,8 @@
 // grant, with which scopes, until when — read from the profile's token cache
 // (or DELEGATE_TOKEN, which takes precedence) without asking any server, but for
 // one brief look at the ports when nothing is stored (servers published at an
-// https URL are signed in at by that URL).
+// https URL are signed in at by that URL; servers of another data directory
+// refuse the sign-in it advises, and it says so).
 // Exit code 0 when a usable delegation is there, 4 when none is (nothing
 // stored, every stored delegation has ended, or DELEGATE_TOKEN cannot be
 // read or has expired), as `gh auth status` fails when its credential cannot
@@ -12,7 +13,7 @@
 // by the URL signed in at, or by the audience of one delegation alone); the
 // port options and --agent-url also go into the `delegate login` it advises.
 import { decodeJwt } from 'jose';
-import { delegateToken, profileFromEnv, systemTimeZone, DEFAULT_HOST, DEFAULT_PORTS, DEFAULT_PROFILE, type Ports } from '../../config.js';
+import { delegateToken, profileFromEnv, systemTimeZone, urlsFor, DEFAULT_HOST, DEFAULT_PORTS, DEFAULT_PROFILE, type Ports } from '../../config.js';
 import { printableClipped } from '../../terminal-text.js';
 import { namedClientClipped, shownClipped, shownItems } from '../shown.js';
 import { storedSignIns, type EndedStoredDelegation, type StoredDelegation } from '../../client/credentials.js';
@@ -117,9 +118,11 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     lines.push(`Stored sign-ins cannot be shown: ${cacheError}${cacheAdvisesLogin ? ' (Unset DELEGATE_TOKEN before signing in: while it is set, `delegate login` refuses.)' : ''}`);
   } else if (stored.length === 0 && ended.length === 0) {
     const none = `no delegation${args.agentUrl !== undefined ? ` for ${args.agentUrl}` : ''} is stored`;
-    const run = advised(await firstLogin(args, io, login));
+    const first = await firstLogin(args, io, login, paths.home);
+    const run = advised(first.login);
     // Not "not signed in" beside a token in use: the token speaks for someone.
-    lines.push(env === undefined ? `Not signed in: ${none}. Run ${run}.` : `Besides it, ${none}; to sign in and store one, run ${run}.`);
+    const line = env === undefined ? `Not signed in: ${none}. Run ${run}.` : `Besides it, ${none}; to sign in and store one, run ${run}.`;
+    lines.push(first.refusedBy === undefined ? line : `${line} ${first.refusedBy}`);
   }
   // A delegation whose renewal the authorization server refused: as `token` and `find-slot` say it, with when.
   for (const d of ended) {
@@ -257,17 +260,32 @@ async function loginCommand(args: StatusArgs, io: CliIo): Promise<string> {
  * The `delegate login` for a first sign-in: by --agent-url at the servers on the ports when they are published at an
  * https URL (stack.ts publishedAgentUrl, one brief look), with the data directory as token and find-slot advise it
  * there; else `login`. Found in review (regress20g): plain status on a deployment's data directory advised `delegate
- * login`, which stops there with exit 1.
+ * login`, which stops there with exit 1. And when the servers on the ports run from another data directory than
+ * `home` (stack.ts runsFromOtherDataDirectory, one look, creating nothing), `refusedBy` says that this login stops
+ * there and what to do: found in review (s31fault), status of a DELEGATE_HOME where nothing is stored advised a
+ * `delegate login …` that the servers of another data directory on its ports refuse with exit 1.
  */
-async function firstLogin(args: StatusArgs, io: CliIo, login: string): Promise<string> {
-  if (args.agentUrl !== undefined) return login;
+async function firstLogin(args: StatusArgs, io: CliIo, login: string, home: string): Promise<{ login: string; refusedBy?: string }> {
+  if (args.agentUrl !== undefined) return { login };
   const { loadStack } = await import('../contracts.js');
   const { sameSetupCommandLine } = await import('./mcp-config.js');
   const ports = args.ports ?? DEFAULT_PORTS;
+  const stack = await loadStack();
   // What answers on the ports does not change what status reports: a port another user holds is no advice.
-  const published = await (await loadStack()).publishedAgentUrl({ ports, host: DEFAULT_HOST }).catch(() => undefined);
-  if (published === undefined) return login;
-  return sameSetupCommandLine({ ports, agentUrl: printableClipped(published, 200), ...(args.profile !== undefined ? { profile: args.profile } : {}) }, io, ['login']);
+  const [published, otherDirectory] = await Promise.all([
+    stack.publishedAgentUrl({ ports, host: DEFAULT_HOST }).catch(() => undefined),
+    stack.runsFromOtherDataDirectory(urlsFor(ports, DEFAULT_HOST).issuer, home).catch(() => false),
+  ]);
+  if (published !== undefined) {
+    return { login: sameSetupCommandLine({ ports, agentUrl: printableClipped(published, 200), ...(args.profile !== undefined ? { profile: args.profile } : {}) }, io, ['login']) };
+  }
+  if (!otherDirectory) return { login };
+  return {
+    login,
+    refusedBy:
+      `It stops with exit 1 while the delegate servers on ${DEFAULT_HOST} ports ${ports.auth}, ${ports.calendar} and ${ports.agent} run from another data directory than this one (${home}): ` +
+      'stop them first, or give it other ports (--auth-port, --calendar-port, --agent-port); or set DELEGATE_HOME to their data directory to use the sign-ins stored there.',
+  };
 }
 
 /** A damaged cache's finding with that `delegate login` (the client's words name plain `delegate login`); any other error as it is. */

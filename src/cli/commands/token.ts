@@ -18,7 +18,7 @@ import {
   nothingStoredFailure,
   profilePaths,
   refreshChecked,
-  refusePublishedServers,
+  refuseUnusableServers,
   withAgentAccess,
   type AgentAccessArgs,
 } from './agent-access.js';
@@ -49,8 +49,9 @@ async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
   } catch (error) {
     // Servers on these ports published at an https URL are reached by that URL, not by a sign-in at the ports that the
     // advice below names (found in review, regress20e: exit 4 and `delegate login --auth-port …`, as find-slot said
-    // before regress20c): checked first, as find-slot's fast path checks (exit 1 naming --agent-url).
-    if (isClientError(error, 'AUTHORIZATION_REQUIRED')) await refusePublishedServers({ ...args, command: TOKEN_WORDS }, io);
+    // before regress20c), and servers of another data directory refuse that sign-in (found in review, s31fault): checked
+    // first, as find-slot's fast path checks (exit 1, naming --agent-url or the other data directory).
+    if (isClientError(error, 'AUTHORIZATION_REQUIRED')) await refuseUnusableServers({ ...args, command: TOKEN_WORDS }, io);
     // A damaged cache is named with the `delegate login` of this run's ports and profile, as withAgentAccess names it.
     if (isDamagedCache(error)) throw await damagedCacheFailure(error, args, io, true);
     // Nothing stored: named the same way (found by the s18 helpers: this alone still said plain `delegate login`).
