@@ -5,14 +5,16 @@
 // changed only under the cross-process lock tokens.lock. A file that is not a
 // cache we can read is refused with a clear error and never overwritten: a
 // command that signs in anew first keeps it aside, whole, as
-// tokens.json.corrupt-<time> (setAsideDamaged).
+// tokens.json.corrupt-<time> (setAsideDamaged). One that a rename cannot
+// replace (a symbolic link, a single file mounted there) is refused before
+// anything is written to it, or spent for it (unreplaceableCache).
 import type { OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { isLoopbackUrl } from '../delegation/resource.js';
 import { unverifiedPayload, type AuthorizationDetail } from '../delegation/tokens.js';
 import { ClientError, fileErrorText, isClientError } from './errors.js';
 import { acquireFileLock, type FileLockOptions } from './lock.js';
-import { ensurePrivateDir, NotARegularFileError, readPrivateFile, reservePrivateFileReplacement, writePrivateFileAtomic } from './private-files.js';
+import { ensurePrivateDir, NotARegularFileError, NotReplaceableError, readPrivateFile, reservePrivateFileReplacement, writePrivateFileAtomic } from './private-files.js';
 import { link, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -273,6 +275,7 @@ export class TokenCache {
       room = await reservePrivateFileReplacement(this.files.tokenCache, Buffer.byteLength(serialize(data)) + RESERVE_MARGIN_BYTES);
     } catch (error) {
       if (isClientError(error)) throw error;
+      if (error instanceof NotReplaceableError) throw unreplaceableCache(error);
       throw new ClientError('CACHE_IO', `Cannot make room to save the token cache ${this.files.tokenCache}: ${fileErrorText(error)}.`, { cause: error });
     }
     return {
@@ -289,6 +292,7 @@ export class TokenCache {
 
   private writeError(error: unknown): unknown {
     if (isClientError(error)) return error;
+    if (error instanceof NotReplaceableError) return unreplaceableCache(error);
     return new ClientError('CACHE_IO', `Cannot write the token cache ${this.files.tokenCache}: ${fileErrorText(error)}.`, { cause: error });
   }
 }
@@ -300,10 +304,36 @@ export class TokenCache {
 export async function roomForSignIn(cache: TokenCache): Promise<HeldCacheRoom> {
   return cache.reserveRoom().catch((error: unknown) => {
     if (!isClientError(error, 'CACHE_IO')) throw error;
+    const unreplaceable = unreplaceableCause(error);
+    if (unreplaceable) throw unreplaceableCache(unreplaceable, 'The sign-in was not completed (nothing was redeemed, so nothing was issued).');
     throw new ClientError('CACHE_IO', `${error.message} The sign-in was not completed (nothing was redeemed, so nothing was issued); free some space and run the command again.`, {
       cause: error,
     });
   });
+}
+
+/**
+ * CACHE_IO for a token cache that a rename cannot replace (NotReplaceableError), in one line: what it is, why it
+ * cannot be saved, `notDone` (what was not done for it: a refresh not sent, a sign-in not redeemed), and the way out.
+ * The cache is saved by renaming a new file over it (atomic, DESIGN.md Storage): over a single file mounted there
+ * (`docker run -v ./tokens.json:…`) the rename fails with EBUSY, and over a symbolic link it would put a file in the
+ * link's place. A directory mounted or linked whole has neither problem.
+ */
+export function unreplaceableCache(cause: NotReplaceableError, notDone?: string): ClientError {
+  const finding =
+    cause.kind === 'mount point'
+      ? `The token cache ${cause.path} is a mount point (a single file mounted there): it cannot be saved, since saving renames a new file over it.`
+      : `The token cache ${cause.path} is a symbolic link: it is not saved through it, since saving renames a new file over it, which would replace the link.`;
+  const wayOut =
+    cause.kind === 'mount point'
+      ? 'Mount the directory that holds it instead, or point DELEGATE_HOME at a directory mounted whole.'
+      : 'Link the directory that holds it instead, or point DELEGATE_HOME at the directory of the file it names.';
+  return new ClientError('CACHE_IO', [finding, notDone, wayOut].filter((part) => part !== undefined).join(' '), { cause, detail: finding });
+}
+
+/** The token cache that a rename cannot replace, behind a CACHE_IO (unreplaceableCache); undefined for any other error. */
+export function unreplaceableCause(error: unknown): NotReplaceableError | undefined {
+  return isClientError(error, 'CACHE_IO') && error.cause instanceof NotReplaceableError ? error.cause : undefined;
 }
 
 /** Parses tokens.json, refusing anything that is not a cache of this version. */

@@ -92,11 +92,25 @@ export function endedReason(ended: { error: string; error_description?: string }
  * renew it. Its detail is the finding alone, for a command that names its own `delegate login` (found in review:
  * `delegate token` said only that nothing was stored); its cause's (DELEGATION_ENDED) the reason alone (endedReason).
  */
-export function delegationEnded(agentUrl: string, issuer: string, ended: { error: string; error_description?: string }): ClientError {
+export function delegationEnded(agentUrl: string, issuer: string, ended: { error: string; error_description?: string }, notSaved?: ClientError): ClientError {
   const reason = endedReason(ended);
   const finding = `The delegation stored for CalendarAgent at ${agentUrl} has ended: the authorization server ${issuer} refused to renew it (${reason})`;
-  const cause = new ClientError('DELEGATION_ENDED', `${finding}.`, { detail: reason });
-  return new ClientError('AUTHORIZATION_REQUIRED', `${finding}. Run \`delegate login\` to sign in again.`, { cause, detail: finding });
+  const cause = new ClientError('DELEGATION_ENDED', `${finding}.`, { detail: reason, ...(notSaved ? { cause: notSaved } : {}) });
+  const error = new ClientError('AUTHORIZATION_REQUIRED', `${finding}. Run \`delegate login\` to sign in again.`, { cause, detail: finding });
+  const unsaid = endedNotNoted(error);
+  return unsaid === undefined ? error : new ClientError('AUTHORIZATION_REQUIRED', `${finding}. ${unsaid} Run \`delegate login\` to sign in again.`, { cause, detail: finding });
+}
+
+/**
+ * When the token cache could not be told that the delegation ended (the write after the refusal failed: refresh.ts
+ * refusalNotSaved), that failure and what it leaves, in a sentence or two to follow the finding; undefined otherwise.
+ * Found in review (s31fault): the failure was all a command said, and `status` still says the sign-in is renewed on
+ * next use, which it cannot know better.
+ */
+export function endedNotNoted(error: ClientError): string | undefined {
+  const notSaved = error.cause instanceof ClientError ? error.cause.cause : undefined;
+  if (!isClientError(notSaved, 'CACHE_IO')) return undefined;
+  return `${notSaved.message} The token cache still holds the ended sign-in: \`delegate status\` shows it as stored until you sign in again.`;
 }
 
 /** Authorization required because the stored delegation ended (delegationEnded). */
@@ -251,6 +265,7 @@ const FILE_ERROR_WORDS: Record<string, string> = {
   EEXIST: 'a file of that name is in the way',
   ENOENT: 'it does not exist',
   EMFILE: 'too many open files',
+  EBUSY: 'it is busy, or a mount point',
 };
 
 /** What went wrong with a file, in a few words and its code (`the disk is full (ENOSPC)`), for a one-line message. */

@@ -2,9 +2,11 @@
 // creating the data directory 0700 (refusing one another user could swap:
 // src/trusted-directory.ts), tightening modes that are looser than
 // 0600/0700, atomic replacement (temp file, fsync, rename, fsync of the
-// directory) and exclusive creation (a file appears whole or not at all).
+// directory) and exclusive creation (a file appears whole or not at all). A
+// file that a rename cannot replace faithfully (a symbolic link, a mount point)
+// is refused before anything is written (refuseUnreplaceable).
 import { randomBytes } from 'node:crypto';
-import { chmod, link, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, link, lstat, open, readFile, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { notARegularFile } from '../regular-file.js';
@@ -74,6 +76,7 @@ export async function readPrivateFile(path: string, what: string): Promise<strin
 export async function writePrivateFileAtomic(path: string, text: string): Promise<void> {
   const dir = dirname(path);
   await ensurePrivateDir(dir);
+  await refuseUnreplaceable(path);
   const temp = tempPathFor(path);
   const handle = await open(temp, 'wx', PRIVATE_FILE_MODE);
   try {
@@ -105,11 +108,15 @@ export interface ReservedReplacement {
  * (writePrivateFileAtomic's temp file, written through and fsynced, so that
  * its blocks are allocated), for when the write that follows must not fail for
  * want of space: what is written then goes over those blocks in place.
- * Throws (ENOSPC…) when the room is not there, having left nothing behind.
+ * Throws (ENOSPC…) when the room is not there, having left nothing behind,
+ * and NotReplaceableError when the rename that commits it could not replace
+ * `path` faithfully (refuseUnreplaceable): found before, not after the step
+ * that cannot be undone.
  */
 export async function reservePrivateFileReplacement(path: string, bytes: number): Promise<ReservedReplacement> {
   const dir = dirname(path);
   await ensurePrivateDir(dir);
+  await refuseUnreplaceable(path);
   await removeAbandonedTemps(path);
   const temp = tempPathFor(path);
   const handle = await open(temp, 'wx', PRIVATE_FILE_MODE);
@@ -149,6 +156,67 @@ export async function reservePrivateFileReplacement(path: string, bytes: number)
     },
     release: giveUp,
   };
+}
+
+/**
+ * `path` cannot be replaced by renaming a file over it, as writePrivateFileAtomic and a reserved replacement do:
+ * `kind` says why.
+ */
+export class NotReplaceableError extends Error {
+  constructor(
+    readonly path: string,
+    readonly kind: 'symbolic link' | 'mount point',
+  ) {
+    super(kind === 'symbolic link' ? `${path} is a symbolic link.` : `${path} is a mount point.`);
+    this.name = 'NotReplaceableError';
+  }
+}
+
+/**
+ * Throws NotReplaceableError when a rename over `path` would not replace what is there as it is meant to: a symbolic
+ * link (lstat: the rename would put a regular file in the link's place, and the file it names would never change), or
+ * a mount point (a single file mounted there, as `docker run -v ./tokens.json:…` does: the rename fails with EBUSY).
+ * Found in review (s31fault): the rename failed after the refresh token was spent, and a symbolic link was silently
+ * replaced by a file. A mount point is one whose file system is not its directory's (st_dev), or that
+ * /proc/self/mountinfo lists (a bind mount from the same file system keeps st_dev); elsewhere than Linux only the first
+ * is seen. Nothing there (ENOENT) is replaceable. Read only on the way to a write, never on a read.
+ */
+export async function refuseUnreplaceable(path: string): Promise<void> {
+  let info: Stats;
+  try {
+    info = await lstat(path);
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return;
+    throw error;
+  }
+  if (info.isSymbolicLink()) throw new NotReplaceableError(path, 'symbolic link');
+  if (info.dev !== (await stat(dirname(path))).dev) throw new NotReplaceableError(path, 'mount point');
+  const points = await mountPoints();
+  if (points.size > 0 && points.has(await realpath(path))) throw new NotReplaceableError(path, 'mount point');
+}
+
+/** The mount points this process sees (/proc/self/mountinfo); none where there is no such file (not Linux). */
+async function mountPoints(): Promise<Set<string>> {
+  let text: string;
+  try {
+    text = await readFile('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return new Set();
+  }
+  return mountPointsIn(text);
+}
+
+/**
+ * The mount points a mountinfo text lists (proc(5): the fifth field of each line), with the kernel's octal escapes of
+ * space, tab, newline and backslash (`\040`, `\011`, `\012`, `\134`) undone.
+ */
+export function mountPointsIn(mountinfo: string): Set<string> {
+  const points = new Set<string>();
+  for (const line of mountinfo.split('\n')) {
+    const field = line.split(' ')[4];
+    if (field !== undefined) points.add(field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
+  }
+  return points;
 }
 
 /**

@@ -13,11 +13,16 @@
 // Ctrl-C, SIGTERM and SIGHUP are held from just before the refresh token is
 // posted until its outcome is written and the lock released (held-signals.ts):
 // a command ended there would leave the spent token behind all the same.
+// A cache that a rename cannot replace at all (a symbolic link, a single file
+// mounted there) is found with the room, so that nothing is sent for it
+// either. A refusal (the delegation ended) that cannot be written is kept in
+// memory the same way: the run says that the delegation ended, and that the
+// cache could not be told (refusalNotSaved).
 import { refreshAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InvalidClientError, InvalidGrantError, OAuthError, UnauthorizedClientError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { boundedFetch } from './bounded-fetch.js';
-import { clientFor, endTokens, isExpired, setTokens, tokensFor, type StoredTokens, type TokenCache } from './cache.js';
+import { clientFor, endedFor, endTokens, isExpired, setTokens, tokensFor, unreplaceableCache, unreplaceableCause, type EndedDelegation, type StoredTokens, type TokenCache } from './cache.js';
 import { ClientError, codeAmong, isClientError } from './errors.js';
 import { signalHold, type SignalHold } from './held-signals.js';
 import { storedTokensFrom } from './provider.js';
@@ -56,7 +61,29 @@ export interface RefreshInput {
 const unsavedRefreshes = new Map<string, { replaced: StoredTokens; fresh: StoredTokens }>();
 
 function unsavedKey(cache: TokenCache, issuer: string, resource: string): string {
-  return JSON.stringify([cache.files.tokenCache, issuer, resource]);
+  return unsavedKeyOf(cache.files.tokenCache, issuer, resource);
+}
+
+function unsavedKeyOf(tokenCache: string, issuer: string, resource: string): string {
+  return JSON.stringify([tokenCache, issuer, resource]);
+}
+
+/**
+ * Refusals (the delegation ended: RFC 6749 §5.2) this process got but could not note in the cache, by cache file,
+ * issuer and resource: the entry refused (still on disk, its refresh token dead), the note, and the write's failure.
+ * Found in review (s31fault): the failure (CACHE_IO) was all the command said, and the next ones posted the dead
+ * refresh token again and said the same, never that the sign-in had ended.
+ */
+const unsavedRefusals = new Map<string, { refused: StoredTokens; ended: EndedDelegation; notSaved: ClientError }>();
+
+/**
+ * A refusal of the entry `stored` that this process could not note in the cache at `tokenCache` (unsavedRefusals):
+ * why the delegation ended, and the write's failure; undefined when there is none, or the cache holds another entry
+ * now (a sign-in since).
+ */
+export function refusalNotSaved(tokenCache: string, issuer: string, resource: string, stored: StoredTokens | undefined): { ended: EndedDelegation; notSaved: ClientError } | undefined {
+  const unsaved = unsavedRefusals.get(unsavedKeyOf(tokenCache, issuer, resource));
+  return unsaved && stored && sameEntry(stored, unsaved.refused) ? unsaved : undefined;
 }
 
 /** Whether the cache's entry is still the one a refresh of this process replaced, in memory only (no other process has written since). */
@@ -88,8 +115,11 @@ async function refreshUnderLock(input: RefreshInput, fetchFn: FetchLike, notes: 
   const { cache, issuer, resource, now } = input;
   return cache.withLock(async (txn) => {
     const data = await txn.read();
-    let current = tokensFor(data, issuer, resource);
-    if (!current) return undefined;
+    let onDisk = tokensFor(data, issuer, resource);
+    if (!onDisk) return undefined;
+    let current = onDisk;
+    // Refused already in this run, and not noted on disk: the refresh token there is dead, and is not posted again.
+    if (refusalNotSaved(cache.files.tokenCache, issuer, resource, onDisk)) return undefined;
     const unsaved = unsavedRefreshes.get(key);
     if (unsaved && sameEntry(current, unsaved.replaced)) {
       // The cache still holds the refresh token this process spent: what replaced it is here, in memory. Try to save it now.
@@ -98,6 +128,7 @@ async function refreshUnderLock(input: RefreshInput, fetchFn: FetchLike, notes: 
       try {
         await txn.write(data);
         unsavedRefreshes.delete(key);
+        onDisk = current;
       } catch (error) {
         if (!isClientError(error, 'CACHE_IO')) throw error;
       }
@@ -116,6 +147,8 @@ async function refreshUnderLock(input: RefreshInput, fetchFn: FetchLike, notes: 
     // The room for what the answer brings, before the refresh token is spent: a full disk stops us here, with nothing sent.
     const room = await txn.reserve(data).catch((error: unknown) => {
       if (!isClientError(error, 'CACHE_IO')) throw error;
+      const unreplaceable = unreplaceableCause(error); // a symbolic link, a mount point: no free space helps
+      if (unreplaceable) throw unreplaceableCache(unreplaceable, 'The access token was not refreshed (nothing was sent).');
       throw new ClientError('CACHE_IO', `${error.message} The access token was not refreshed (nothing was sent); free some space and run the command again.`, { cause: error });
     });
     let response;
@@ -140,7 +173,14 @@ async function refreshUnderLock(input: RefreshInput, fetchFn: FetchLike, notes: 
         endTokens(data, issuer, resource, { refused_at: now(), error: error.errorCode, ...(error.message ? { error_description: error.message } : {}) });
         if (!(error instanceof InvalidGrantError) && data.clients[issuer]?.client_id === client.client_id) delete data.clients[issuer];
         unsavedRefreshes.delete(key);
-        await room.write(data);
+        try {
+          await room.write(data);
+        } catch (failure) {
+          if (!isClientError(failure, 'CACHE_IO')) throw failure;
+          // The refusal is still the finding: the caller that finds no tokens says the delegation ended, and that the
+          // cache could not be told (refusalNotSaved, session.ts endedDelegation), never the write's failure alone.
+          unsavedRefusals.set(key, { refused: onDisk, ended: endedFor(data, issuer, resource)!, notSaved: failure });
+        }
         return undefined;
       }
       throw new ClientError('REFRESH_FAILED', `Could not refresh the access token at ${issuer}: ${refreshFailure(error)}`, { cause: error });

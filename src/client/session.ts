@@ -21,7 +21,7 @@ import { connectAndUse } from './connect.js';
 import { HttpClientTransport } from './http-transport.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
 import { busyList, FIND_SLOT_TOOL, LIST_BUSY_TOOL, slotSearchResult } from './tool-results.js';
-import { refreshCachedTokens } from './refresh.js';
+import { refreshCachedTokens, refusalNotSaved } from './refresh.js';
 import { resendingFetch, type ServersGone } from './servers-gone.js';
 import type { SignalHold } from './held-signals.js';
 import { printableClipped } from '../terminal-text.js';
@@ -498,15 +498,20 @@ async function tryCachedTokens<T>(
 
 /**
  * AUTHORIZATION_REQUIRED saying that the stored delegation for the agent ended, when its renewal was refused since
- * the last sign-in (cache.ts endedFor); undefined when no such refusal is noted, or the cache cannot be read (the
- * caller's own error says so).
+ * the last sign-in (cache.ts endedFor), or refused in this run and not noted, the cache's write having failed (refresh.ts
+ * refusalNotSaved: said too); undefined when there is no such refusal, or the cache cannot be read (the caller's own
+ * error says so).
  */
 export async function endedDelegation(options: Pick<SessionOptions, 'agentUrl' | 'files' | 'now'>): Promise<ClientError | undefined> {
   const resource = resourceOf(options.agentUrl);
   const data = await cacheFor(options).read().catch(() => undefined);
   const issuer = data?.discovery[resource]?.authorizationServerUrl;
-  const ended = data && issuer !== undefined ? endedFor(data, issuer, resource) : undefined;
-  return ended && issuer !== undefined ? delegationEnded(options.agentUrl, issuer, ended) : undefined;
+  if (data === undefined || issuer === undefined) return undefined;
+  const ended = endedFor(data, issuer, resource);
+  if (ended) return delegationEnded(options.agentUrl, issuer, ended);
+  // Refused in this run, but the cache could not be told: said all the same, with why the cache does not say it.
+  const unsaved = refusalNotSaved(options.files.tokenCache, issuer, resource, tokensFor(data, issuer, resource));
+  return unsaved && delegationEnded(options.agentUrl, issuer, unsaved.ended, unsaved.notSaved);
 }
 
 /** DELEGATE_TOKEN in the Authorization header, as it is: the person chose it, so a refusal goes back to them. */

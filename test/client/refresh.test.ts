@@ -11,13 +11,16 @@ import { join } from 'node:path';
 import { createServer } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TokenCache, endedFor, setTokens, tokensFor } from '../../src/client/cache.js';
-import { ClientError, isDelegationEnded } from '../../src/client/errors.js';
+import { ClientError, endedNotNoted, isDelegationEnded } from '../../src/client/errors.js';
 import { storedSignIns, validAccessToken } from '../../src/client/credentials.js';
 import { refreshCachedTokens } from '../../src/client/refresh.js';
 
 /** While set, every write of a cache file fails as on a full disk, even into room reserved before (a file system that allocates on every write). */
 let diskFull = false;
 const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+/** While set, a write into reserved room fails at its rename, as over a file mounted in the cache's place after the room was taken. */
+let renameBusy = false;
+const ebusy = () => Object.assign(new Error("EBUSY: resource busy or locked, rename '.tokens.json.tmp' -> 'tokens.json'"), { code: 'EBUSY' });
 vi.mock('../../src/client/private-files.js', async (importOriginal) => {
   const actual = await importOriginal<typeof import('../../src/client/private-files.js')>();
   return {
@@ -30,9 +33,9 @@ vi.mock('../../src/client/private-files.js', async (importOriginal) => {
       const room = await actual.reservePrivateFileReplacement(path, bytes);
       return {
         commit: async (text: string) => {
-          if (diskFull) {
+          if (diskFull || renameBusy) {
             await room.release();
-            throw enospc();
+            throw diskFull ? enospc() : ebusy();
           }
           return room.commit(text);
         },
@@ -63,6 +66,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   diskFull = false;
+  renameBusy = false;
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -172,6 +176,37 @@ describe('a refresh the authorization server refuses (RFC 6749 §5.2): the deleg
       (data as unknown as { ended: unknown }).ended = { [issuer]: { [resource]: { refused_at: now(), error: 'invalid_grant', error_description: 'A'.repeat(501) } } };
     });
     expect((await cache.read()).ended).toBeUndefined();
+  });
+
+  // Found in review (s31fault): the write after the refusal failed (EBUSY: a file mounted in the cache's place), and
+  // the command said only "Cannot write the token cache", never that the sign-in had ended; the next posted the dead
+  // refresh token again and said the same.
+  it('a refusal the cache cannot be told of: still the ended error, with the write failure said; the dead refresh token is not posted again in this run', async () => {
+    const fetchFn = vi.fn(async () => {
+      renameBusy = true;
+      return Response.json({ error: 'invalid_grant', error_description: 'The refresh token was replayed.' }, { status: 400 });
+    });
+    const first = await refusal(fetchFn);
+    expect(isDelegationEnded(first)).toBe(true);
+    expect(first).toMatchObject({
+      code: 'AUTHORIZATION_REQUIRED',
+      detail: `The delegation stored for CalendarAgent at ${resource} has ended: the authorization server ${issuer} refused to renew it (invalid_grant: The refresh token was replayed.)`,
+    });
+    expect(first!.message).toBe(
+      `${first!.detail}. Cannot write the token cache ${cache.files.tokenCache}: it is busy, or a mount point (EBUSY). ` +
+        'The token cache still holds the ended sign-in: `delegate status` shows it as stored until you sign in again. Run `delegate login` to sign in again.',
+    );
+    expect(endedNotNoted(first!)).toMatch(/^Cannot write the token cache .*\(EBUSY\)\. The token cache still holds the ended sign-in/);
+    // Nothing changed on disk: the refused tokens are still there, and no note.
+    const data = await cache.read();
+    expect(tokensFor(data, issuer, resource)?.refresh_token).toBe('rt-1');
+    expect(data.ended).toBeUndefined();
+    // The same words again in this process, without posting the dead refresh token a second time.
+    const again = await refusal(fetchFn);
+    expect(again?.message).toBe(first!.message);
+    expect(fetchFn).toHaveBeenCalledTimes(1);
+    await expect(refreshCachedTokens({ cache, issuer, resource, now, fetchFn })).resolves.toBeUndefined();
+    expect(fetchFn).toHaveBeenCalledTimes(1);
   });
 
   it('a malformed note is dropped when the cache is read, never a reason to set the cache aside', async () => {

@@ -12,7 +12,7 @@
 import { delegateToken, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
 import { audienceIncludes, canonicalResource, resourceWithin } from '../../delegation/resource.js';
 import { isBearerToken, unverifiedAudience, type UnverifiedAudience } from '../../delegation/tokens.js';
-import { isClientError, isDelegationEnded, networkErrorCode, type ClientError } from '../../client/errors.js';
+import { endedNotNoted, isClientError, isDelegationEnded, networkErrorCode, type ClientError } from '../../client/errors.js';
 import type { ServersGone } from '../../client/servers-gone.js';
 import { dataDirectoryId } from '../../data-directory-id.js';
 import type { SessionOptions } from '../../client/session.js';
@@ -415,7 +415,8 @@ async function endedFailure(error: ClientError & { detail: string }, args: Agent
   const why = neverSignsIn
     ? `this command never signs in. Run \`${command('login')}\` to sign in again.`
     : `nobody is here to sign in again: this is not an interactive terminal. ${(args.noTerminalAdvice ?? NO_TERMINAL_ADVICE)(command)}`;
-  return new CommandFailed(`${error.detail}, and ${why}`, EXIT_AUTH_REQUIRED);
+  const unsaid = endedNotNoted(error);
+  return new CommandFailed(`${error.detail}, and ${why}${unsaid === undefined ? '' : ` ${unsaid}`}`, EXIT_AUTH_REQUIRED);
 }
 
 /**

@@ -1,0 +1,101 @@
+// tokens.json mounted in place, as a single file (Docker's `-v ./tokens.json:…`
+// in CI; here `mount --bind`, which needs root, as CI runs these; elsewhere
+// skipped). Found in review (s31fault): find-slot spent the refresh token,
+// then could not rename the new cache over the mount point (EBUSY): the
+// next commands replayed the spent token (refresh_replay, the family revoked)
+// and said only "Cannot write the token cache". Now the refresh is refused
+// before the refresh token is posted: one line, exit 1, nothing sent, the
+// sign-in as it was; a sign-in stops before its link. The built CLI against
+// `delegate serve`, on loopback.
+import { execFileSync } from 'node:child_process';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { approveInBrowser, runCli, serveInNewHome, startCli, stopServeAndRemove, type Running } from './run.js';
+
+const asRoot = process.getuid?.() === 0;
+
+let home: string;
+let ports: string[];
+let serve: Running;
+let mounted: string | undefined;
+
+beforeEach(async () => {
+  if (!asRoot) return;
+  ({ home, ports, serve } = await serveInNewHome('delegate-e2e-cache-mounted-'));
+  const first = startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', ...ports], home);
+  await approveInBrowser(await first.loginUrl);
+  expect((await first.done).code).toBe(0);
+}, 60_000);
+
+afterEach(async () => {
+  if (!asRoot) return;
+  if (mounted !== undefined) execFileSync('umount', [mounted]);
+  mounted = undefined;
+  await stopServeAndRemove(serve, home);
+});
+
+type CacheFile = { tokens: Record<string, Record<string, { expires_at: number; refresh_token: string }>> };
+
+/** Marks the cached access token expired (the next command refreshes first), through whatever is at `path`; returns the refresh token. */
+async function expireCachedToken(path: string): Promise<string> {
+  const file = JSON.parse(await readFile(path, 'utf8')) as CacheFile;
+  let refreshToken = '';
+  for (const byResource of Object.values(file.tokens)) {
+    for (const entry of Object.values(byResource)) {
+      entry.expires_at = 0;
+      refreshToken = entry.refresh_token;
+    }
+  }
+  await writeFile(path, JSON.stringify(file), { mode: 0o600 });
+  return refreshToken;
+}
+
+describe.skipIf(!asRoot)('tokens.json mounted in place (a single-file bind mount)', () => {
+  it('a refresh is refused before the refresh token is sent: one line, exit 1, the way out; unmounted, the same sign-in goes on', { timeout: 60_000 }, async () => {
+    const tokenCache = join(home, 'tokens.json');
+    const source = join(dirname(home), 'mounted-tokens.json');
+    await copyFile(tokenCache, source);
+    execFileSync('mount', ['--bind', source, tokenCache]);
+    mounted = tokenCache;
+    const refreshToken = await expireCachedToken(tokenCache);
+    const before = await readFile(source, 'utf8');
+
+    for (let run = 0; run < 2; run++) {
+      const findSlot = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
+      expect(findSlot.code, findSlot.stderr).toBe(1);
+      expect(findSlot.stdout).toBe('');
+      expect(findSlot.stderr).toBe(
+        `delegate: The token cache ${tokenCache} is a mount point (a single file mounted there): it cannot be saved, since saving renames a new file over it. ` +
+          'The access token was not refreshed (nothing was sent). Mount the directory that holds it instead, or point DELEGATE_HOME at a directory mounted whole.\n',
+      );
+    }
+    // A sign-in stops before the browser is sent anywhere: its first write (the discovery it keeps) is refused the same way.
+    const login = await runCli(['login', '--no-browser', ...ports], home);
+    expect(login.code, login.stderr).toBe(1);
+    expect(login.stdout).toBe('');
+    expect(login.stderr).toBe(
+      `delegate: The token cache ${tokenCache} is a mount point (a single file mounted there): it cannot be saved, since saving renames a new file over it. ` +
+        'Mount the directory that holds it instead, or point DELEGATE_HOME at a directory mounted whole.\n',
+    );
+    expect(await readFile(source, 'utf8')).toBe(before);
+
+    // Nothing reached the authorization server: no refresh, no replay.
+    const audit = await runCli(['audit', '--json'], home);
+    expect(audit.code, audit.stderr).toBe(0);
+    expect(audit.stdout).not.toContain('token_refreshed');
+    expect(audit.stdout).not.toContain('refresh_replay');
+
+    // The way out taken (the file back in a directory of its own): the refresh token, never spent, renews the sign-in.
+    execFileSync('umount', [tokenCache]);
+    mounted = undefined;
+    await copyFile(source, tokenCache);
+    const after = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], home);
+    expect(after.code, after.stderr).toBe(0);
+    const saved = JSON.parse(await readFile(tokenCache, 'utf8')) as CacheFile;
+    expect(Object.values(Object.values(saved.tokens)[0]!)[0]!.refresh_token).not.toBe(refreshToken);
+    const audited = await runCli(['audit', '--json'], home);
+    expect(audited.stdout).toContain('token_refreshed');
+    expect(audited.stdout).not.toContain('refresh_replay');
+  });
+});
