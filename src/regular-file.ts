@@ -6,11 +6,12 @@ import type { Stats } from 'node:fs';
 
 /**
  * What `info` is when it is no regular file, to follow "<the file> is" ("a directory, not a key file"), or undefined
- * for a regular file (one behind a symbolic link too: stat follows it).
+ * for a regular file (one behind a symbolic link too: stat follows it; lstat does not, and a link is then said to be one).
  */
 export function notARegularFile(info: Stats, what: string, options: { streams?: boolean } = {}): string | undefined {
   if (info.isFile()) return undefined;
   if (info.isDirectory()) return `a directory, not ${what}`;
+  if (info.isSymbolicLink()) return `a symbolic link, not ${what}`;
   return options.streams ? undefined : `a special file (a FIFO, socket or device), not ${what}`;
 }
 

@@ -11,6 +11,7 @@
 import type { Paths } from '../config.js';
 import { acquireFileLock, type HeldLock } from '../client/lock.js';
 import { isClientError } from '../client/errors.js';
+import { NotARegularFileError } from '../client/private-files.js';
 import { CommandFailed } from './errors.js';
 
 /** How long a process waits for another to finish starting the servers before it gives up. */
@@ -21,7 +22,8 @@ const NAME = "the servers' start lock";
  * The start lock, waited for up to `waitMs`; between looks, `ready()` may say
  * the servers another process started now answer, and then the lock is not
  * needed (undefined). Past the wait, a message naming the lock file; a lock
- * file that cannot be made is CACHE_IO naming it.
+ * file that cannot be made, or a path that holds no regular file (a symbolic
+ * link, a FIFO), is CACHE_IO naming it, at once.
  */
 export async function holdStartLock(paths: Pick<Paths, 'home' | 'serversLock'>, now: () => number, options: { waitMs?: number; ready?: () => Promise<boolean>; lookEveryMs?: number } = {}): Promise<HeldLock | undefined> {
   const waitMs = options.waitMs ?? START_WAIT_MS;
@@ -48,7 +50,9 @@ export async function holdStartLock(paths: Pick<Paths, 'home' | 'serversLock'>, 
  * end first). With `ready`, asked between looks, the answer of `started` is
  * taken instead once another process's servers answer. Where no lock file can
  * be made (a full or read-only disk) no other process can hold one either,
- * and `work` runs without it: the store says what it cannot do there.
+ * and `work` runs without it: the store says what it cannot do there. A lock
+ * path holding something else than a regular file (a symbolic link, a FIFO)
+ * is said, not worked around: someone put it there, and is to move it away.
  */
 export async function whileStarting<T>(
   paths: Pick<Paths, 'home' | 'serversLock'>,
@@ -61,7 +65,7 @@ export async function whileStarting<T>(
     lock = await holdStartLock(paths, now, options.ready ? { ready: options.ready } : {});
     if (lock === undefined && options.started) return options.started(); // another process started them meanwhile
   } catch (error) {
-    if (!isClientError(error, 'CACHE_IO')) throw error;
+    if (!isClientError(error, 'CACHE_IO') || error.cause instanceof NotARegularFileError) throw error;
   }
   try {
     return await work();

@@ -17,13 +17,19 @@
 // A lock file without a record (its creator could not write one: a full disk,
 // or it died between open() and write()) is abandoned once it is a few
 // seconds old. A file system error is CACHE_IO, naming the lock file.
+// A lock path that holds no regular file (a symbolic link, a FIFO, a directory)
+// is CACHE_IO at once, saying what it is: delegate never makes one, so no holder
+// will ever remove it. Found in review (s31fault): a dangling symbolic link
+// there was "released meanwhile" at every look, retried with no pause and no
+// look at the clock, a core spun for ever; a FIFO was read for ever.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { link, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { link, lstat, open, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { notARegularFile } from '../regular-file.js';
 import { ClientError, fileErrorText, isClientError } from './errors.js';
-import { PRIVATE_FILE_MODE, ensurePrivateDir, isErrno, processIsAlive } from './private-files.js';
+import { NotARegularFileError, PRIVATE_FILE_MODE, ensurePrivateDir, isErrno, processIsAlive } from './private-files.js';
 
 export interface FileLockOptions {
   /** The lock file, e.g. Paths.tokenLock. */
@@ -79,7 +85,10 @@ const DEFAULT_RETRY_MS = 20;
  */
 export const UNREADABLE_STALE_MS = 5_000;
 
-/** Waits until the lock is ours, breaking it if its holder is gone; CACHE_IO when the lock file cannot be made or read. */
+/**
+ * Waits until the lock is ours, breaking it if its holder is gone; CACHE_IO when the lock file cannot be made or read,
+ * or its path holds something else than a regular file (its cause a NotARegularFileError).
+ */
 export async function acquireFileLock(options: FileLockOptions): Promise<HeldLock> {
   try {
     return await acquire(options);
@@ -97,36 +106,55 @@ async function acquire(options: FileLockOptions): Promise<HeldLock> {
   const isAlive = options.isProcessAlive ?? processIsAlive;
   const isStopped = options.isProcessStopped ?? processIsStopped;
   const deadline = now() + timeoutMs;
+  const record = (): LockRecord => ({ pid: process.pid, host: hostname(), nonce: randomBytes(16).toString('hex'), created: now() });
   await ensurePrivateDir(dirname(path));
 
   for (;;) {
-    const mine: LockRecord = { pid: process.pid, host: hostname(), nonce: randomBytes(16).toString('hex'), created: now() };
+    const mine = record();
     if (await tryCreate(path, mine)) return holding(options, mine.nonce, now, staleAfterMs);
 
+    // Throws for a path that holds no regular file: nothing would ever release it.
     const holder = await readRecord(path);
-    if (holder === 'gone') continue; // released between our attempt and the read
-    const touched = await lastTouched(path);
-    if (touched === undefined) continue; // released meanwhile
-    const untouchedFor = now() - touched;
-    // Asked of /proc only where it decides something (a lock past its age, or the wait over), not at every retry.
-    const stopped = (): boolean => holder !== 'unreadable' && holder.host === hostname() && isStopped(holder.pid);
-    const abandoned =
-      holder === 'unreadable' ? untouchedFor > Math.min(UNREADABLE_STALE_MS, staleAfterMs) : (untouchedFor > staleAfterMs && !stopped()) || holderIsGone(holder, isAlive);
-    if (abandoned) {
-      await breakLock(path, holder === 'unreadable' ? undefined : holder.nonce);
-      continue;
+    const touched = holder === 'gone' ? undefined : await lastTouched(path);
+    // The holder that keeps the lock from us, if this look found one with a record (not released meanwhile, nor broken).
+    let waitingFor: LockRecord | undefined;
+    if (holder !== 'gone' && touched !== undefined) {
+      const untouchedFor = now() - touched;
+      // Asked of /proc only where it decides something (a lock past its age, or the wait over), not at every retry.
+      const abandoned =
+        holder === 'unreadable'
+          ? untouchedFor > Math.min(UNREADABLE_STALE_MS, staleAfterMs)
+          : (untouchedFor > staleAfterMs && !stoppedHere(holder, isStopped)) || holderIsGone(holder, isAlive);
+      if (abandoned) {
+        await breakLock(path, holder === 'unreadable' ? undefined : holder.nonce);
+        const next = record();
+        if (await tryCreate(path, next)) return holding(options, next.nonce, now, staleAfterMs);
+        // Another waiter took it first: waited for as any holder.
+      } else if (holder !== 'unreadable') {
+        waitingFor = holder;
+      }
     }
-    if (now() >= deadline) {
-      const held = `held ${path} for over ${Math.round(timeoutMs / 1000)} s`;
-      throw new ClientError(
-        'LOCK_TIMEOUT',
-        stopped()
-          ? `Process ${(holder as LockRecord).pid}, a suspended delegate (stopped, e.g. with Ctrl-Z), has ${held}: resume it (\`fg\` in its terminal) or end it, then try again.`
-          : `Another delegate process has ${held}; if none is running, delete that file.`,
-      );
-    }
+    // Every way round the loop passes here: a lock released at every look, or broken at every look, cannot keep a
+    // waiter past its wait, nor (with the pause below) spin a core.
+    if (now() >= deadline) throw lockTimedOut(path, timeoutMs, waitingFor !== undefined && stoppedHere(waitingFor, isStopped) ? waitingFor : undefined);
     await sleep(retryMs + Math.floor(Math.random() * retryMs));
   }
+}
+
+/** Past the wait; `stopped`, a holder on this host that is suspended, is named with what to do. */
+function lockTimedOut(path: string, timeoutMs: number, stopped: LockRecord | undefined): ClientError {
+  const held = `held ${path} for over ${Math.round(timeoutMs / 1000)} s`;
+  return new ClientError(
+    'LOCK_TIMEOUT',
+    stopped
+      ? `Process ${stopped.pid}, a suspended delegate (stopped, e.g. with Ctrl-Z), has ${held}: resume it (\`fg\` in its terminal) or end it, then try again.`
+      : `Another delegate process has ${held}; if none is running, delete that file.`,
+  );
+}
+
+/** Whether the holder is a process on this host that is stopped (suspended). */
+function stoppedHere(holder: LockRecord, isStopped: (pid: number) => boolean): boolean {
+  return holder.host === hostname() && isStopped(holder.pid);
 }
 
 /** Runs `work` while holding the lock. */
@@ -192,13 +220,32 @@ async function tryCreate(path: string, record: LockRecord): Promise<boolean> {
   return true;
 }
 
+/**
+ * Opened for reading without following a symbolic link (ELOOP) or waiting for a FIFO's writer: what it is, is then
+ * asked of the handle (fstat), so that what is read is what was looked at.
+ */
+const READ_NOT_FOLLOWING = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+
+/**
+ * The holder's record in the lock file at `path`, 'gone' if there is no file, 'unreadable' if it holds none yet;
+ * NotARegularFileError if the path holds something else than a regular file.
+ */
 async function readRecord(path: string): Promise<LockRecord | 'gone' | 'unreadable'> {
-  let text: string;
+  let handle: FileHandle;
   try {
-    text = await readFile(path, 'utf8');
+    handle = await open(path, READ_NOT_FOLLOWING);
   } catch (error) {
     if (isErrno(error, 'ENOENT')) return 'gone';
-    throw error;
+    // A symbolic link (ELOOP; EMLINK or EFTYPE on BSDs), a socket (ENXIO): said as what it is, else the error.
+    throw (await notALockFile(path)) ?? error;
+  }
+  let text: string;
+  try {
+    const kind = notARegularFile(await handle.stat(), 'a lock file');
+    if (kind !== undefined) throw new NotARegularFileError(path, kind);
+    text = await handle.readFile('utf8');
+  } finally {
+    await handle.close();
   }
   try {
     const value = JSON.parse(text) as Partial<LockRecord>;
@@ -223,6 +270,16 @@ export function processIsStopped(pid: number): boolean {
     return state === 'T' || state === 't';
   } catch {
     return false;
+  }
+}
+
+/** NotARegularFileError if `path` itself (not what a link names) is no regular file, else undefined. */
+async function notALockFile(path: string): Promise<NotARegularFileError | undefined> {
+  try {
+    const kind = notARegularFile(await lstat(path), 'a lock file');
+    return kind === undefined ? undefined : new NotARegularFileError(path, kind);
+  } catch {
+    return undefined; // the open's own error says it
   }
 }
 
@@ -256,7 +313,7 @@ async function breakLock(path: string, abandonedNonce: string | undefined): Prom
 /** When the lock was last touched (its creation or its holder's last beat), or undefined if it is gone. */
 async function lastTouched(path: string): Promise<number | undefined> {
   try {
-    return (await stat(path)).mtimeMs;
+    return (await lstat(path)).mtimeMs;
   } catch (error) {
     if (isErrno(error, 'ENOENT')) return undefined;
     throw error;
@@ -275,7 +332,11 @@ async function releaseIfMine(path: string, nonce: string): Promise<void> {
 /** A file system error on the lock as the person should read it: which file, and what went wrong. */
 function lockError(options: Pick<FileLockOptions, 'path' | 'name'>, error: unknown): unknown {
   if (isClientError(error)) return error;
-  return new ClientError('CACHE_IO', `Cannot use ${options.name ?? "the token cache's lock"} ${options.path}: ${fileErrorText(error)}.`, { cause: error });
+  const name = options.name ?? "the token cache's lock";
+  if (error instanceof NotARegularFileError) {
+    return new ClientError('CACHE_IO', `${name.charAt(0).toUpperCase()}${name.slice(1)} ${error.path} is ${error.kind}; move it away.`, { cause: error });
+  }
+  return new ClientError('CACHE_IO', `Cannot use ${name} ${options.path}: ${fileErrorText(error)}.`, { cause: error });
 }
 
 function defaultSleep(ms: number): Promise<void> {

@@ -2,7 +2,9 @@
 // the directory up and starts servers; a waiter uses the servers another
 // started as soon as they answer, a lock left by a process that died is taken
 // over at once, and a start that never ends is a message naming the file.
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { lstat, mkdir, mkdtemp, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -79,5 +81,29 @@ describe('the start lock', () => {
       `Another delegate process has been starting the servers of the data directory ${paths.home} for over 1 s, and they do not answer yet. If no delegate process is running, delete ${paths.serversLock}.`,
     );
     await holder!.release();
+  });
+});
+
+// Found in review (s31fault): a dangling symbolic link at servers.lock spun a core (`find-slot` with no servers
+// running, 86% CPU until killed); a FIFO there blocked it for ever. Said at once, and not worked around as a lock file
+// that cannot be made is (whileStarting runs without it there): the start does not happen. Awaited, not timed.
+describe('servers.lock that is no regular file', () => {
+  // Ends a read that the code before the fix left waiting on the FIFO for a writer, before the directory goes.
+  afterEach(async () => {
+    const lock = paths.serversLock;
+    if ((await lstat(lock).catch(() => undefined))?.isFIFO()) await (await open(lock, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined))?.close();
+  });
+
+  it.each([
+    ['a dangling symbolic link', async () => void (await symlink(join(root, 'nonexistent-target'), paths.serversLock)), 'a symbolic link, not a lock file'],
+    ['a FIFO', async () => expect(spawnSync('mkfifo', ['-m', '600', paths.serversLock]).status).toBe(0), 'a special file (a FIFO, socket or device), not a lock file'],
+  ])('%s: holdStartLock and whileStarting fail at once, naming it; nothing is started', { timeout: 30_000 }, async (_, make, kind) => {
+    await mkdir(join(root, 'home'), { recursive: true, mode: 0o700 });
+    await make();
+    const said = { code: 'CACHE_IO', message: `The servers' start lock ${paths.serversLock} is ${kind}; move it away.` };
+    await expect(holdStartLock(paths, Date.now, { lookEveryMs: 50, ready: async () => false })).rejects.toMatchObject(said);
+    let started = false;
+    await expect(whileStarting(paths, Date.now, async () => void (started = true), { ready: async () => false })).rejects.toMatchObject(said);
+    expect(started).toBe(false);
   });
 });

@@ -1,12 +1,14 @@
 // The refresh lock: exclusive, broken when its holder is gone or has not
 // touched it for too long (never while its holder lives and works), released
 // only by its holder, and bounded in how long it waits.
-import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, mkdtemp, open, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { acquireFileLock, processIsStopped, withFileLock } from '../../src/client/lock.js';
-import { spawn } from 'node:child_process';
+import { NotARegularFileError } from '../../src/client/private-files.js';
+import { spawn, spawnSync } from 'node:child_process';
 
 let dir: string;
 let path: string;
@@ -196,5 +198,48 @@ describe('acquireFileLock', () => {
     await writeFile(path, JSON.stringify({ pid: process.pid, host: hostname(), nonce: 'someone-else', created: Date.now() }));
     await lock.release();
     expect(JSON.parse(await readFile(path, 'utf8')).nonce).toBe('someone-else');
+  });
+});
+
+// Found in review (s31fault): a dangling symbolic link at tokens.lock (or servers.lock) made open(…, 'wx') fail with
+// EEXIST and the read of the holder's record (following the link) ENOENT, "released meanwhile": retried at once, never
+// reaching the look at the clock, `delegate token` spun a core until killed; a FIFO there was read for ever. No holder
+// will ever remove such a thing: it is said at once, and left where it is. Not timed: each is awaited (a generous test
+// timeout), and the error asserted.
+describe('a lock path that holds no regular file', () => {
+  // Ends a read that the code before the fix left waiting on the FIFO for a writer, before the directory goes.
+  afterEach(async () => {
+    if ((await lstat(path).catch(() => undefined))?.isFIFO()) await (await open(path, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined))?.close();
+  });
+
+  it.each([
+    ['a dangling symbolic link', async () => void (await symlink(join(dir, 'nonexistent-target'), path)), 'a symbolic link, not a lock file'],
+    [
+      'a symbolic link to a lock file of a process that is gone',
+      async () => {
+        await writeFile(join(dir, 'elsewhere.lock'), JSON.stringify({ pid: 999_999, host: hostname(), nonce: 'dead', created: Date.now() }), { mode: 0o600 });
+        await symlink(join(dir, 'elsewhere.lock'), path);
+      },
+      'a symbolic link, not a lock file',
+    ],
+    ['a FIFO', async () => expect(spawnSync('mkfifo', ['-m', '600', path]).status).toBe(0), 'a special file (a FIFO, socket or device), not a lock file'],
+    ['a directory', async () => void (await mkdir(path)), 'a directory, not a lock file'],
+  ])('%s: CACHE_IO at once, saying what it is and to move it away; left as it is', { timeout: 30_000 }, async (_, make, kind) => {
+    await make();
+    const before = await lstat(path);
+    const error = await acquireFileLock({ path, now: Date.now, isProcessAlive: () => false }).then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ code: 'CACHE_IO', message: `The token cache's lock ${path} is ${kind}; move it away.` });
+    expect((error as Error).cause).toBeInstanceOf(NotARegularFileError);
+    const after = await lstat(path);
+    expect([after.ino, after.mode]).toEqual([before.ino, before.mode]);
+    if (after.isSymbolicLink()) expect(await readlink(path)).toMatch(/(nonexistent-target|elsewhere\.lock)$/);
+  });
+
+  it("names the lock it is (the servers' start lock), as a file error on it does", { timeout: 30_000 }, async () => {
+    await symlink(join(dir, 'nonexistent-target'), path);
+    await expect(acquireFileLock({ path, name: "the servers' start lock", now: Date.now, timeoutMs: 1_000 })).rejects.toMatchObject({
+      code: 'CACHE_IO',
+      message: `The servers' start lock ${path} is a symbolic link, not a lock file; move it away.`,
+    });
   });
 });
