@@ -11,8 +11,20 @@ import { MAX_CALENDARS, MAX_LIMIT, readSpan, readWorkingHoursOption, type SpanFi
 import type { WorkingHours } from '../calendar/slots.js';
 import type { Parsed } from '../calendar/window.js';
 
+/**
+ * A span as MCP clients send it: text in the duration syntax (src/calendar/duration.ts), or a whole number of
+ * minutes, as the text `45` is read. Found in review (s31mcp): `{"duration": 30}` was refused by the input schema
+ * ("expected string, received number") while `"45"` was taken and the tool's own message invited `45 (minutes)`.
+ */
+export const minutesOrText = (maxLength: number) => z.union([z.string().min(1).max(maxLength), z.number().int().positive()]);
+
+/** A span given as a number of minutes, as the text the duration readers take (`30` is `"30"`, 30 minutes). */
+export const spanText = (value: string | number): string => (typeof value === 'number' ? String(value) : value);
+
 const span = (what: string) =>
-  z.string().min(1).max(32).optional().describe(`${what} Written like the duration: 15m, 1h30m, 2d or ISO 8601 (PT15M).`);
+  minutesOrText(32)
+    .optional()
+    .describe(`${what} Written like the duration: 15m, 1h30m, 2d, ISO 8601 (PT15M), or a whole number of minutes (15).`);
 
 export const slotOptionsInputShape = {
   within: span('Search from the start of the window (from, default now) for this long, instead of giving `to`, e.g. 3d.'),
@@ -71,7 +83,7 @@ export function readSlotOptions(input: SlotOptionsInput & { to?: string | undefi
   for (const [field, key] of spans) {
     const text = input[field];
     if (text === undefined) continue;
-    const read = readSpan(field, text);
+    const read = readSpan(field, spanText(text));
     if (!read.ok) return read;
     options[key] = read.value;
   }

@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import { DATA_DIRECTORY_HEADER } from '../data-directory-id.js';
 import { PRM_WELL_KNOWN, protectedResourceMetadataUrl } from '../delegation/resource.js';
+import { answerPreflight } from '../http/cors.js';
 import { AGENT_SCOPE_POLICY } from './tool-scopes.js';
 
 export const AGENT_RESOURCE_NAME = 'CalendarAgent';
@@ -38,6 +39,10 @@ export function protectedResourceMetadata(resourceUrl: string, issuer: string): 
  * directory it runs from goes with it in a header, as with the authorization server's metadata, for a serve command of
  * this machine that finds this port taken (src/cli/servers.ts listen); not listed in Access-Control-Expose-Headers, so
  * a web page cannot read it.
+ * Both paths answer a CORS preflight as the authorization server's metadata does (src/http/cors.ts): a browser-based
+ * MCP client fetches this document with an MCP-Protocol-Version header, which a browser sends cross-origin only after
+ * a preflight. Found in review (s31mcp): without one, the fetch failed ("Failed to fetch") and the SDK got through
+ * only by retrying without the header. /mcp itself takes no preflight: a foreign Origin is refused there (gate.ts).
  */
 export function registerProtectedResourceMetadata(app: FastifyInstance, resourceUrl: string, issuer: string, dataDirectoryId?: string): void {
   const document = protectedResourceMetadata(resourceUrl, issuer);
@@ -54,5 +59,6 @@ export function registerProtectedResourceMetadata(app: FastifyInstance, resource
           .send(document)
       );
     });
+    app.options(path, async (_req, reply) => answerPreflight(reply, 'GET, OPTIONS'));
   }
 }

@@ -76,6 +76,9 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
     publicUrl: resourceUrl,
     // Only as published: by another loopback name, its metadata would name a resource other than the URL used (RFC 9728 §3.3).
     answersOnlyAsPublished: AGENT_RESOURCE_NAME,
+    // A client sent to a wrong path (/mcp/, /, /sse) is told the right one. Found in review (s31mcp): the MCP SDK
+    // pointed at http://127.0.0.1:8412/mcp/ got a bare "No such endpoint." where the localhost alias's 421 names the URL.
+    notFoundNames: `${AGENT_RESOURCE_NAME}'s MCP endpoint is ${resourceUrl}.`,
   });
   registerProtectedResourceMetadata(app, resourceUrl, options.issuer, await publishedDataDirectoryId(resourceUrl, options.dataDirectory));
 

@@ -19,7 +19,7 @@ import { readBusyTime } from './calendar-read.js';
 import type { FreeBusySelection } from '../calendar/freebusy-query.js';
 import type { TokenExchanger } from './exchange.js';
 import { coveringWindow, parseWindowRequest, searchWindow } from '../calendar/window.js';
-import { readSlotOptions, slotOptionsInputShape, type SlotOptions } from './find-slot-params.js';
+import { minutesOrText, readSlotOptions, slotOptionsInputShape, spanText, type SlotOptions } from './find-slot-params.js';
 import { boundWindow, calendarsFor, callerDelegation, delegationLimits, isExact, readWindow, withNote } from './delegation.js';
 
 export const FIND_SLOT_TOOL = 'find_slot';
@@ -28,7 +28,7 @@ export const FIND_SLOT_TOOL = 'find_slot';
 export const MAX_SLOTS = 5;
 
 export const findSlotInputShape = {
-  duration: z.string().min(1).max(64).describe('How long the slot must be: 30m, 1h30m, 90m or ISO 8601 (PT45M).'),
+  duration: minutesOrText(64).describe('How long the slot must be: 30m, 1h30m, 90m, ISO 8601 (PT45M), or a whole number of minutes (45).'),
   from: z
     .string()
     .max(64)
@@ -118,7 +118,7 @@ export type FindSlotHandler = (input: FindSlotInput, extra: ToolExtra) => Promis
 export function createFindSlotHandler(deps: FindSlotDeps): FindSlotHandler {
   return async (input, extra) => {
     // Everything the caller can get wrong is checked before any token leaves the agent.
-    const duration = readSlotDuration(input.duration);
+    const duration = readSlotDuration(spanText(input.duration));
     if (!duration.ok) return toolError(duration.message);
     const durationMs = duration.value;
     const parsed = parseWindowRequest(input);

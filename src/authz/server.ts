@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { publishedDataDirectoryId } from '../data-directory-id.js';
 import { createApp, type AppOptions } from '../http/app.js';
+import { answerPreflight } from '../http/cors.js';
 import { LONGEST_ACCESS_TOKEN_MS, type Store } from '../store/index.js';
 import { registerAuthorize } from './authorize.js';
 import { registerConsent } from './consent.js';
@@ -115,14 +116,7 @@ export async function buildAuthServer(options: AuthServerOptions): Promise<Fasti
     const methods = CORS_PATHS.get(path);
     if (methods === undefined) return;
     reply.header('Access-Control-Allow-Origin', '*');
-    if (req.method === 'OPTIONS') {
-      return reply
-        .code(204)
-        .header('Access-Control-Allow-Methods', methods)
-        .header('Access-Control-Allow-Headers', 'Authorization, Content-Type, MCP-Protocol-Version')
-        .header('Access-Control-Max-Age', '600')
-        .send();
-    }
+    if (req.method === 'OPTIONS') return answerPreflight(reply, methods);
   });
   for (const path of CORS_PATHS.keys()) app.options(path, async (_req, reply) => reply.code(204).send());
 

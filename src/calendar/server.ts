@@ -12,6 +12,7 @@ import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '
 import { DATA_DIRECTORY_HEADER, publishedDataDirectoryId } from '../data-directory-id.js';
 import { errorDescription } from '../error-description.js';
 import { createApp, sendError, type AppOptions } from '../http/app.js';
+import { answerPreflight } from '../http/cors.js';
 import { printable } from '../terminal-text.js';
 import { auditLogCannotRecord, auditRecord, unrecordedReadDescription, type AuditSink } from '../resource/audit.js';
 import { BearerError, VerifierUnavailableError, createBearerVerifier, wwwAuthenticate, type TokenHeader } from '../resource/bearer.js';
@@ -140,8 +141,11 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   // Which data directory it runs from, for a serve command of this machine that finds this port taken (src/cli/servers.ts
   // listen); in a header, as the authorization server's, which a web page cannot read cross-origin.
   const dataDirectoryId = await publishedDataDirectoryId(resource, options.dataDirectory);
+  // Public metadata, readable from another origin and preflighted as CalendarAgent's and the authorization server's
+  // metadata are (src/http/cors.ts; found in review, s31mcp: none answered a preflight, and this one no CORS at all).
   app.get(metadataPath, async (_req, reply) => {
     if (dataDirectoryId !== undefined) reply.header(DATA_DIRECTORY_HEADER, dataDirectoryId);
+    reply.header('Access-Control-Allow-Origin', '*');
     return {
       resource,
       authorization_servers: [options.issuer],
@@ -150,6 +154,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
       resource_name: 'delegate calendar backend (free/busy)',
     };
   });
+  app.options(metadataPath, async (_req, reply) => answerPreflight(reply, 'GET, OPTIONS'));
 
   app.get(`${basePath}/freebusy`, async (req, reply) => {
     let claims: AccessTokenClaims;

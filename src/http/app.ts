@@ -39,6 +39,11 @@ export interface AppOptions {
    */
   answersOnlyAsPublished?: string;
   /**
+   * What a 404 for a path that is no endpoint says after "No such endpoint:", for a server that clients find by one
+   * URL (CalendarAgent: "CalendarAgent's MCP endpoint is http://127.0.0.1:8412/mcp."). Without it: "No such endpoint."
+   */
+  notFoundNames?: string;
+  /**
    * The reverse proxies whose `X-Forwarded-For` names the client (IP addresses, CIDR ranges, or `loopback`): a request
    * from one of them counts as from the address the header's entries give, read from the right past each trusted hop
    * (fastify's trustProxy, @fastify/proxy-addr), so `req.ip` and every per-address limit are the client's, not the
@@ -165,10 +170,11 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
       if (route.config?.refusesMethod) refusingRoutes.add(`${method} ${route.url}`);
     }
   });
+  const notFound = options.notFoundNames === undefined ? 'No such endpoint.' : `No such endpoint: ${options.notFoundNames}`;
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0]!;
     const allowed = [...routeMethods].filter((method) => !refusingRoutes.has(`${method} ${path}`) && app.findRoute({ method: method as HTTPMethods, url: path }) !== null).sort();
-    if (allowed.length === 0) return sendError(reply, 404, 'not_found', 'No such endpoint.');
+    if (allowed.length === 0) return sendError(reply, 404, 'not_found', notFound);
     const meant = allowed.filter((method) => method !== 'HEAD' && method !== 'OPTIONS');
     reply.header('Allow', allowed.join(', '));
     return sendError(reply, 405, 'invalid_request', meant.length > 0 ? `Use ${meant.join(' or ')}.` : `This endpoint does not take ${req.method}.`);

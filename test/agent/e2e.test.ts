@@ -95,7 +95,7 @@ async function withClient<T>(token: string, use: (client: Client) => Promise<T>)
   }
 }
 
-const findSlot = (token: string, args: Record<string, string>) =>
+const findSlot = (token: string, args: Record<string, string | number>) =>
   withClient(token, async (client) => (await client.callTool({ name: 'find_slot', arguments: args })) as CallToolResult);
 
 const tokenRequests = () => sent.filter((s) => s.method === 'POST' && s.url === `${authz.issuer}/token`);
@@ -222,6 +222,51 @@ describe('find_slot through the whole delegation path', () => {
     const result = await findSlot(other.accessToken, { duration: '15m' });
     expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
     expect(tokenRequests().length).toBe(exchangesBefore + 1);
+  });
+
+  // Found in review (s31mcp): `{"duration": 30}` was refused by the input schema ("expected string, received number")
+  // while "45" was taken as minutes and the tool's own message invited "45 (minutes)".
+  it('takes a whole number of minutes as the duration, and as a span', async () => {
+    const result = await findSlot(user.accessToken, { duration: 30 });
+    expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+    const out = result.structuredContent as { found: boolean; slots: Array<{ start: string; end: string }> };
+    expect(out.found).toBe(true);
+    for (const slot of out.slots) expect(Date.parse(slot.end) - Date.parse(slot.start)).toBe(30 * 60_000);
+    expect((result.content[0] as { text: string }).text).toMatch(/^First free 30-minute slot: /);
+    // A span too: slots start on multiples of 60 minutes after local midnight.
+    const hourly = await findSlot(user.accessToken, { duration: 45, step: 60 });
+    expect(hourly.isError, JSON.stringify(hourly.content)).toBeFalsy();
+    const starts = (hourly.structuredContent as { slots: Array<{ start: string; end: string }> }).slots;
+    expect(starts.length).toBeGreaterThan(0);
+    for (const slot of starts) {
+      expect(slot.start.slice(14, 16)).toBe('00');
+      expect(Date.parse(slot.end) - Date.parse(slot.start)).toBe(45 * 60_000);
+    }
+  });
+});
+
+// Found in review (s31mcp): a browser page fetching CalendarAgent's metadata with MCP-Protocol-Version failed, the
+// preflight answered 405 with no CORS headers, where the authorization server's metadata answers one.
+describe('CORS preflights for the metadata of all three servers', () => {
+  const corsOf = async (url: string) => {
+    const res = await fetch(url, {
+      method: 'OPTIONS',
+      headers: { Origin: 'http://localhost:16274', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'mcp-protocol-version' },
+    });
+    return { status: res.status, headers: Object.fromEntries([...res.headers].filter(([name]) => name.startsWith('access-control-'))) };
+  };
+
+  it('answers them at the agent and the calendar backend as the authorization server answers for its own', async () => {
+    const as = await corsOf(`${authz.issuer}/.well-known/oauth-authorization-server`);
+    expect(as.status).toBe(204);
+    expect(as.headers['access-control-allow-headers']?.toLowerCase()).toContain('mcp-protocol-version');
+    const agentOrigin = new URL(authz.agentUrl).origin;
+    for (const url of [`${agentOrigin}/.well-known/oauth-protected-resource/mcp`, `${agentOrigin}/.well-known/oauth-protected-resource`, `${authz.calendarUrl}/.well-known/oauth-protected-resource`]) {
+      expect(await corsOf(url), url).toEqual(as);
+      const get = await fetch(url, { headers: { Origin: 'http://localhost:16274', 'MCP-Protocol-Version': '2025-11-25' } });
+      expect(get.status, url).toBe(200);
+      expect(get.headers.get('access-control-allow-origin'), url).toBe('*');
+    }
   });
 });
 

@@ -114,6 +114,88 @@ describe('protected resource metadata (RFC 9728)', () => {
   });
 });
 
+// Found in review (s31mcp): a browser page fetching the metadata with MCP-Protocol-Version (as the MCP SDK sends it) failed
+// ("Failed to fetch"): the preflight got 405 and no CORS headers, where the authorization server's metadata answers one.
+describe('CORS for browser-based MCP clients', () => {
+  const preflight = (path: string) =>
+    rawRequest({
+      port,
+      method: 'OPTIONS',
+      path,
+      headers: { Origin: 'http://localhost:16274', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'mcp-protocol-version' },
+    });
+
+  it.each(['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource'])('answers a preflight for its metadata at %s with 204 and the CORS headers', async (path) => {
+    const res = await preflight(path);
+    expect(res.status).toBe(204);
+    expect(res.headers['access-control-allow-origin']).toBe('*');
+    expect(res.headers['access-control-allow-methods']).toBe('GET, OPTIONS');
+    expect(String(res.headers['access-control-allow-headers']).toLowerCase().split(/,\s*/)).toEqual(expect.arrayContaining(['mcp-protocol-version', 'authorization', 'content-type']));
+    expect(res.headers['access-control-expose-headers']).toBeUndefined();
+    expect(res.text).toBe('');
+    // The request the preflight was for.
+    const get = await rawRequest({ port, path, headers: { Origin: 'http://localhost:16274', 'MCP-Protocol-Version': '2025-11-25' } });
+    expect(get.status).toBe(200);
+    expect(get.headers['access-control-allow-origin']).toBe('*');
+  });
+
+  it('still answers its metadata by another loopback name with the 421 naming its URL, preflight or not', async () => {
+    const res = await rawRequest({
+      port,
+      method: 'OPTIONS',
+      path: '/.well-known/oauth-protected-resource/mcp',
+      headers: { Host: `localhost:${port}`, Origin: 'http://localhost:16274', 'Access-Control-Request-Method': 'GET' },
+    });
+    expect(res.status).toBe(421);
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('adds nothing of CORS to /mcp: a preflight there is the 405 it was, and a foreign Origin is still refused', async () => {
+    const res = await rawRequest({
+      port,
+      method: 'OPTIONS',
+      path: '/mcp',
+      headers: { Origin: 'http://localhost:16274', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization, content-type, mcp-protocol-version' },
+    });
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+    for (const header of Object.keys(res.headers)) expect(header).not.toMatch(/^access-control-/);
+    const foreign = await post(await as.token(), { Origin: 'http://localhost:16274' });
+    expect(foreign.status).toBe(403);
+    expect(foreign.headers['access-control-allow-origin']).toBeUndefined();
+  });
+});
+
+// Found in review (s31mcp): the MCP SDK pointed at /mcp/, / or /sse got a bare "No such endpoint.", where the localhost
+// alias's 421 names the URL to use.
+describe('a path that is no endpoint', () => {
+  it.each([
+    ['POST', '/mcp/'],
+    ['GET', '/'],
+    ['POST', '/'],
+    ['GET', '/sse'],
+    ['POST', '/mcp/mcp'],
+  ])('answers %s %s with 404 naming its MCP endpoint', async (method, path) => {
+    const res = await rawRequest({ port, method, path, headers: mcpHeaders(await as.token()), ...(method === 'POST' ? { body: initializeBody } : {}) });
+    expect(res.status).toBe(404);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.json()).toEqual({ error: 'not_found', error_description: `No such endpoint: CalendarAgent's MCP endpoint is ${resourceUrl}.` });
+  });
+
+  it('is named to the MCP SDK client that connects there', async () => {
+    const client = new Client({ name: 'agent-test', version: '0.0.0' });
+    const wrong = new StreamableHTTPClientTransport(new URL(`${resourceUrl}/`), { requestInit: { headers: { Authorization: `Bearer ${await as.token()}` } } });
+    await expect(client.connect(wrong)).rejects.toThrow(`CalendarAgent's MCP endpoint is ${resourceUrl}.`);
+    await client.close();
+  });
+
+  it('is still 405 with Allow for a method an endpoint does not take', async () => {
+    const res = await rawRequest({ port, method: 'PUT', path: '/mcp', headers: mcpHeaders(await as.token()), body: initializeBody });
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+  });
+});
+
 describe('the bearer gate on /mcp', () => {
   it('answers a request without a token with 401, resource_metadata and the scope to ask for first, and no error code', async () => {
     const res = await post(undefined);
@@ -320,6 +402,10 @@ describe('find_slot through the MCP SDK client', () => {
       expect(tools.map((t) => t.name)).toEqual(['find_slot', 'list_busy']);
       const tool = tools.find((t) => t.name === 'find_slot')!;
       expect(tool.inputSchema.required).toEqual(['duration']);
+      // A whole number of minutes, as the text `45` is read (found in review, s31mcp): the schema and its description say so.
+      const duration = (tool.inputSchema.properties as Record<string, { anyOf?: Array<{ type?: string }>; description?: string }>).duration!;
+      expect(duration.anyOf?.map((s) => s.type)).toEqual(['string', 'integer']);
+      expect(duration.description).toMatch(/whole number of minutes/);
       expect(Object.keys(tool.inputSchema.properties ?? {})).toEqual([
         'duration',
         'from',
@@ -363,12 +449,13 @@ describe('find_slot through the MCP SDK client', () => {
     }
   });
 
-  it('answers arguments that break the schema with a tool error', async () => {
+  // A whole number of minutes is a duration (test/agent/e2e.test.ts); a fraction, zero, or another type is not.
+  it.each([{ duration: 2.5 }, { duration: 0 }, { duration: true }, { duration: '30m', step: -15 }])('answers arguments that break the schema (%j) with a tool error', async (args) => {
     const client = await connect();
     try {
-      const result = (await client.callTool({ name: 'find_slot', arguments: { duration: 30 } })) as CallToolResult;
+      const result = (await client.callTool({ name: 'find_slot', arguments: args })) as CallToolResult;
       expect(result.isError).toBe(true);
-      expect(JSON.stringify(result.content)).toMatch(/duration/);
+      expect(JSON.stringify(result.content)).toMatch('step' in args ? /step/ : /duration/);
     } finally {
       await client.close();
     }

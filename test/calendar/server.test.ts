@@ -115,6 +115,23 @@ function freebusy(authorization: string | undefined, query = 'from=2026-11-30T08
 }
 
 describe('GET /.well-known/oauth-protected-resource', () => {
+  // Found in review (s31mcp): CalendarAgent's metadata answered no preflight, and this one no CORS at all, where the
+  // authorization server's metadata answers both (src/http/cors.ts).
+  it('is readable from another origin, and answers a CORS preflight as the authorization server does for its metadata', async () => {
+    const headers = { origin: 'http://localhost:16274', 'access-control-request-method': 'GET', 'access-control-request-headers': 'mcp-protocol-version' };
+    const res = await app.inject({ method: 'OPTIONS', url: '/.well-known/oauth-protected-resource', headers });
+    expect(res.statusCode).toBe(204);
+    expect(res.headers['access-control-allow-origin']).toBe('*');
+    expect(res.headers['access-control-allow-methods']).toBe('GET, OPTIONS');
+    expect(String(res.headers['access-control-allow-headers']).toLowerCase()).toContain('mcp-protocol-version');
+    const get = await app.inject({ method: 'GET', url: '/.well-known/oauth-protected-resource', headers: { origin: 'http://localhost:16274' } });
+    expect(get.headers['access-control-allow-origin']).toBe('*');
+    // Free/busy itself stays without CORS.
+    const freebusy = await app.inject({ method: 'OPTIONS', url: '/freebusy', headers });
+    expect(freebusy.statusCode).toBe(405);
+    expect(freebusy.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
   it('describes the backend (RFC 9728)', async () => {
     const res = await app.inject({ method: 'GET', url: '/.well-known/oauth-protected-resource' });
     expect(res.statusCode).toBe(200);

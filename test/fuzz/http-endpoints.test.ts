@@ -720,6 +720,14 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
         .map(([method, path, headers]) => ({ method, path, headers })),
     },
     'GET calendar metadata': { server: 'calendar', kind: 'oauth', routes: ['GET /.well-known/oauth-protected-resource'], request: get('/.well-known/oauth-protected-resource', { '?x': [] }, noise) },
+    'OPTIONS calendar metadata (CORS preflight)': {
+      server: 'calendar',
+      kind: 'oauth',
+      routes: ['OPTIONS /.well-known/oauth-protected-resource'],
+      request: fc
+        .tuple(fc.constantFrom('/.well-known/oauth-protected-resource', '/freebusy'), noise)
+        .map(([path, headers]) => ({ method: 'OPTIONS', path, headers: { ...headers, 'access-control-request-method': 'GET' } })),
+    },
     'GET /freebusy': {
       server: 'calendar',
       kind: 'bearer',
@@ -748,6 +756,14 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'GET agent metadata': { server: 'agent', kind: 'oauth', routes: ['GET /.well-known/oauth-protected-resource/mcp'], request: get('/.well-known/oauth-protected-resource/mcp', { '?x': [] }, noise) },
     // The agent also answers at the root of the well-known path (RFC 9728 §3.1 for a resource without a path component).
     'GET agent metadata (root)': { server: 'agent', kind: 'oauth', routes: ['GET /.well-known/oauth-protected-resource'], request: get('/.well-known/oauth-protected-resource', { '?x': [] }, noise) },
+    'OPTIONS agent metadata (CORS preflight)': {
+      server: 'agent',
+      kind: 'oauth',
+      routes: ['OPTIONS /.well-known/oauth-protected-resource/mcp', 'OPTIONS /.well-known/oauth-protected-resource'],
+      request: fc
+        .tuple(fc.constantFrom('/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource', '/mcp'), noise)
+        .map(([path, headers]) => ({ method: 'OPTIONS', path, headers: { ...headers, 'access-control-request-method': 'GET' } })),
+    },
     'POST /mcp (JSON-RPC)': {
       server: 'agent',
       kind: 'mcp',
@@ -904,10 +920,12 @@ const TARGET_NAMES = [
   'OPTIONS (CORS preflight)',
   'any method, any path (auth)',
   'GET calendar metadata',
+  'OPTIONS calendar metadata (CORS preflight)',
   'GET /freebusy',
   'any method, any path (calendar)',
   'GET agent metadata',
   'GET agent metadata (root)',
+  'OPTIONS agent metadata (CORS preflight)',
   'POST /mcp (JSON-RPC)',
   'GET and DELETE /mcp',
 ] as const;
