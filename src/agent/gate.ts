@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { isLoopbackName } from '../delegation/index.js';
 import { errorDescription } from '../error-description.js';
-import { BearerError, VerifierUnavailableError, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
+import { BearerError, ExpiredTokenError, VerifierUnavailableError, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
 
 /**
  * Whether a request's Origin, if it has one, is this server's own: the origin
@@ -40,7 +40,8 @@ export function refuseOrigin(reply: FastifyReply): FastifyReply {
  * 400/401/403 and the WWW-Authenticate challenge (400 invalid_request for
  * access_token in the URL query beside the header) (resource_metadata always;
  * error only when a token was sent, RFC 6750 §3.1; scope on insufficient_scope,
- * and `challengeScope` on a 401 so a client knows what to ask for first) and
+ * and `challengeScope` of the scopes an expired token held (ExpiredTokenError),
+ * else of none, on a 401 so a client knows what to ask for) and
  * returns undefined. A verifier that cannot judge now (a stale revocation
  * list) gets 503 with Retry-After: the request is refused, the token is not
  * declared bad.
@@ -51,7 +52,7 @@ export async function authenticate(
   verify: BearerVerifier,
   requiredScopes: readonly string[],
   resourceMetadataUrl: string,
-  challengeScope?: string,
+  challengeScope?: (held: readonly string[]) => string,
 ): Promise<VerifiedBearer | undefined> {
   try {
     return await verify(req, requiredScopes);
@@ -67,9 +68,12 @@ export async function authenticate(
     }
     let refusal = err instanceof BearerError ? err : new BearerError(401, 'invalid_token', 'The token could not be verified.');
     if (!(err instanceof BearerError)) req.log.warn({ err: { name: (err as Error)?.name } }, 'bearer verification failed unexpectedly');
-    // RFC 6750 §3: a challenge may name the scope needed; the MCP authorization spec asks for it on 401 too.
+    // RFC 6750 §3: a challenge may name the scope needed; the MCP authorization spec asks for it on 401 too. For a
+    // token that is good but expired, what it held too, as a 403's step-up names it: the client's new authorization
+    // then asks for it again, where the initial scope alone would lose it and cost a second consent (found in review,
+    // s31mcp). Any other refused token, or none, names nothing of its own.
     if (refusal.status === 401 && refusal.scope === undefined && challengeScope) {
-      refusal = new BearerError(401, refusal.code, refusal.message, challengeScope);
+      refusal = new BearerError(401, refusal.code, refusal.message, challengeScope(refusal instanceof ExpiredTokenError ? refusal.heldScopes : []));
     }
     await refuseBearer(reply, resourceMetadataUrl, refusal);
     return undefined;

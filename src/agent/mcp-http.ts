@@ -121,7 +121,8 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
     scope.addHook('onRequest', async (req, reply) => {
       if (!originAllowed(req, options.resourceUrl)) return refuseOrigin(reply);
       const initial = options.scopes.initial.join(' ');
-      const bearer = await authenticate(req, reply, options.verify, [], options.resourceMetadataUrl, initial);
+      // A 401 names the initial scope, and with it what an expired token held, as the 403 below names it: re-authorizing loses nothing.
+      const bearer = await authenticate(req, reply, options.verify, [], options.resourceMetadataUrl, (held) => challengeScope(options.scopes, held, options.scopes.initial));
       if (!bearer) return reply; // answered with the challenge
       if (!bearer.scopes.some((s) => options.scopes.supported.includes(s))) {
         const refusal = new BearerError(403, 'insufficient_scope', `The token carries none of this agent's scopes; ask for ${initial}.`, challengeScope(options.scopes, bearer.scopes, options.scopes.initial));

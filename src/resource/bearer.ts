@@ -3,7 +3,7 @@
 // against the authorization server's JWKS, scope checks, and the
 // WWW-Authenticate challenge of RFC 6750 §3 with RFC 9728's resource_metadata.
 import { createHash } from 'node:crypto';
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { BoundedMap } from '../bounded-map.js';
 import { errorDescription } from '../error-description.js';
 import {
@@ -31,6 +31,25 @@ export class BearerError extends Error {
     this.status = status;
     this.code = code;
     this.scope = scope;
+  }
+}
+
+const EXPIRED = 'The token has expired.';
+
+/**
+ * A 401 for a token that has expired and is otherwise one this server would take: signed by a key of the issuer's,
+ * with the typ, iss, claims and audience a valid token has, its grant, jti and key not revoked. `heldScopes` are the
+ * scopes it carried, for a challenge to name again (src/agent/gate.ts): a client that authorizes again for what the
+ * challenge names gets back what it had (found in review, s31mcp: the agent's 401 named slots:find alone, and a
+ * client that had stepped up to busy:read was asked for it a second time, two consents at every expiry).
+ */
+export class ExpiredTokenError extends BearerError {
+  readonly heldScopes: readonly string[];
+
+  constructor(heldScopes: readonly string[]) {
+    super(401, 'invalid_token', EXPIRED);
+    this.name = 'ExpiredTokenError';
+    this.heldScopes = heldScopes;
   }
 }
 
@@ -162,7 +181,23 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
   const verified = new BoundedMap<string, { claims: AccessTokenClaims; header: TokenHeader; until: number }>(options.verifiedCacheSize ?? DEFAULT_VERIFIED_CACHE_SIZE);
   const toleranceMs = (options.clockToleranceSec ?? 0) * 1000;
 
-  /** RFC 9068 validation of the JWT itself: signature, typ, iss, exp/nbf, required claims, audience. */
+  /** Why a token whose signature, typ, iss and times jose accepted is refused all the same, or undefined. */
+  const claimsProblem = (claims: AccessTokenClaims): string | undefined => {
+    const notString = nonStringClaim(claims);
+    if (notString !== undefined) return `The token's ${notString} claim is not a string.`;
+    // A token handed to a sub-agent (RFC 8693 §4.4 may_act) is that agent's subject token for its own exchange,
+    // which names it in the actor chain; used as it is, its calls would be recorded as the hander's. The AS issues
+    // such tokens for its own audience; this also refuses one issued for a resource (by a server before that).
+    if (claims.may_act !== undefined) return 'This token was handed to an agent to exchange at the authorization server (may_act); it is not accepted here.';
+    // RFC 8707 / RFC 9068 §4: a token is only good at the resource it was issued for.
+    if (!audienceIncludes(claims.aud, options.audience)) return 'The token was issued for another resource.';
+    return undefined;
+  };
+
+  /**
+   * RFC 9068 validation of the JWT itself: signature, typ, iss, exp/nbf, required claims, audience. A token that
+   * passes all but exp is thrown as ExpiredClaims, for `verify` to ask the revocation list about.
+   */
   const checkedClaims = async (token: string): Promise<{ claims: AccessTokenClaims; header: TokenHeader }> => {
     // Keyed by a hash, so the cache holds no token in the clear.
     const key = createHash('sha256').update(token).digest('base64url');
@@ -187,24 +222,39 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
       // invalid_token, which RFC 6750 §3.1 keeps for a token that is expired, revoked, malformed or invalid,
       // and which tells a client to throw it away.
       if (err instanceof KeysUnavailableError) throw new VerifierUnavailableError(err.message, KEYS_RETRY_AFTER_SEC);
+      // jose checks exp last (jwt_claims_set.js: after the key, alg and signature, then typ, the required claims,
+      // iss and nbf), and only then throws JWTExpired with the payload: a token it names expired passed all of those.
+      // The checks below are made of it as of a token in time; it is an ExpiredClaims only if it passes them too.
+      // test/security/expired-token-challenge.test.ts pins this, a check at a time.
+      if (err instanceof joseErrors.JWTExpired && err.claim === 'exp' && claimsProblem(err.payload as unknown as AccessTokenClaims) === undefined) {
+        throw new ExpiredClaims(err.payload as unknown as AccessTokenClaims, { kid: String(decodeProtectedHeader(token).kid) });
+      }
       throw new BearerError(401, 'invalid_token', describeJoseError(err));
     }
-    const notString = nonStringClaim(claims);
-    if (notString !== undefined) throw new BearerError(401, 'invalid_token', `The token's ${notString} claim is not a string.`);
-    // A token handed to a sub-agent (RFC 8693 §4.4 may_act) is that agent's subject token for its own exchange,
-    // which names it in the actor chain; used as it is, its calls would be recorded as the hander's. The AS issues
-    // such tokens for its own audience; this also refuses one issued for a resource (by a server before that).
-    if (claims.may_act !== undefined) {
-      throw new BearerError(401, 'invalid_token', 'This token was handed to an agent to exchange at the authorization server (may_act); it is not accepted here.');
-    }
-    // RFC 8707 / RFC 9068 §4: a token is only good at the resource it was issued for.
-    if (!audienceIncludes(claims.aud, options.audience)) {
-      throw new BearerError(401, 'invalid_token', 'The token was issued for another resource.');
-    }
+    const problem = claimsProblem(claims);
+    if (problem !== undefined) throw new BearerError(401, 'invalid_token', problem);
     // Remembered no longer than jwtVerify would accept it (exp plus the tolerance), and at most the TTL.
     const checked = { claims, header };
     verified.set(key, { ...checked, until: Math.min(claims.exp * 1000 + toleranceMs, now() + VERIFIED_TOKEN_TTL_MS) });
     return checked;
+  };
+
+  /**
+   * The 401 for a token that is good but for its expiry: an ExpiredTokenError with its scopes when the `reject` hook
+   * (the revocation list) takes it, else the plain 401. A revoked grant's token, or one the list cannot judge now,
+   * gets nothing of its own named: the challenge would only name scopes (it grants nothing, and the token's holder
+   * can read them in it), but a client that authorizes again after a revocation asks as at first. The list keeps a
+   * revoked grant only until its tokens expire (revocations.ts, prune): after that it cannot tell, and this names them.
+   */
+  const expiredRefusal = async (expired: ExpiredClaims): Promise<BearerError> => {
+    let refusal: TokenRejection;
+    try {
+      refusal = await options.reject?.(expired.claims, expired.header);
+    } catch {
+      refusal = 'unknown';
+    }
+    if (refusal !== undefined) return new BearerError(401, 'invalid_token', EXPIRED);
+    return new ExpiredTokenError(parseScope(expired.claims.scope));
   };
 
   const verify = async (request: BearerRequest, requiredScopes: readonly string[]): Promise<VerifiedBearer> => {
@@ -223,7 +273,9 @@ export function createBearerVerifier(options: BearerVerifierOptions): BearerVeri
     if (!match) throw new BearerError(400, 'invalid_request', 'The Authorization header is not a well-formed bearer token.');
     const token = match[1]!;
 
-    const { claims, header } = await checkedClaims(token);
+    const { claims, header } = await checkedClaims(token).catch(async (err: unknown) => {
+      throw err instanceof ExpiredClaims ? await expiredRefusal(err) : err;
+    });
     // Asked on every request, the verified ones remembered too: a revocation or a withdrawn key counts at once.
     const refusal = await options.reject?.(claims, header);
     if (typeof refusal === 'string') throw new BearerError(401, 'invalid_token', refusal);
@@ -333,9 +385,19 @@ type RemoteKeys = ReturnType<typeof createRemoteJWKSet>;
 
 class NoKidError extends Error {}
 
+/** A token that passed every check but exp, with its claims and the key that signed it (checkedClaims to verify). */
+class ExpiredClaims extends Error {
+  constructor(
+    readonly claims: AccessTokenClaims,
+    readonly header: TokenHeader,
+  ) {
+    super(EXPIRED);
+  }
+}
+
 function describeJoseError(err: unknown): string {
   if (err instanceof NoKidError) return 'The token names no signing key.';
-  if (err instanceof joseErrors.JWTExpired) return 'The token has expired.';
+  if (err instanceof joseErrors.JWTExpired) return EXPIRED;
   // jose reports the typ header parameter (RFC 9068 §2.1, RFC 7515 §4.1.9) as a failed claim, named typ.
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     return err.claim === 'typ' ? "The token's typ header parameter is not acceptable." : `The token's ${err.claim} claim is not acceptable.`;
