@@ -8,10 +8,11 @@
 // sign-in as it was; a sign-in stops before its link. The built CLI against
 // `delegate serve`, on loopback.
 import { execFileSync } from 'node:child_process';
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { approveInBrowser, runCli, serveInNewHome, startCli, stopServeAndRemove, type Running } from './run.js';
+import { expireCachedTokens, type CacheFile } from '../support/cached-tokens.js';
 
 const asRoot = process.getuid?.() === 0;
 
@@ -35,22 +36,6 @@ afterEach(async () => {
   await stopServeAndRemove(serve, home);
 });
 
-type CacheFile = { tokens: Record<string, Record<string, { expires_at: number; refresh_token: string }>> };
-
-/** Marks the cached access token expired (the next command refreshes first), through whatever is at `path`; returns the refresh token. */
-async function expireCachedToken(path: string): Promise<string> {
-  const file = JSON.parse(await readFile(path, 'utf8')) as CacheFile;
-  let refreshToken = '';
-  for (const byResource of Object.values(file.tokens)) {
-    for (const entry of Object.values(byResource)) {
-      entry.expires_at = 0;
-      refreshToken = entry.refresh_token;
-    }
-  }
-  await writeFile(path, JSON.stringify(file), { mode: 0o600 });
-  return refreshToken;
-}
-
 describe.skipIf(!asRoot)('tokens.json mounted in place (a single-file bind mount)', () => {
   it('a refresh is refused before the refresh token is sent: one line, exit 1, the way out; unmounted, the same sign-in goes on', { timeout: 60_000 }, async () => {
     const tokenCache = join(home, 'tokens.json');
@@ -58,7 +43,7 @@ describe.skipIf(!asRoot)('tokens.json mounted in place (a single-file bind mount
     await copyFile(tokenCache, source);
     execFileSync('mount', ['--bind', source, tokenCache]);
     mounted = tokenCache;
-    const refreshToken = await expireCachedToken(tokenCache);
+    const refreshToken = await expireCachedTokens(tokenCache);
     const before = await readFile(source, 'utf8');
 
     for (let run = 0; run < 2; run++) {

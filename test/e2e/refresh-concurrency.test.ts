@@ -4,12 +4,13 @@
 // and its family is not revoked for reuse (a later refresh still works).
 // The processes are the built CLI itself (`delegate find-slot`), against
 // servers started with `delegate serve`.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { approveInBrowser, killLeftovers, runCli, startCli, startServer, type Running } from './run.js';
+import { expireCachedTokens } from '../support/cached-tokens.js';
 
 const PROCESSES = 20;
 let home: string;
@@ -27,19 +28,7 @@ afterEach(async () => {
   await rm(join(home, '..'), { recursive: true, force: true });
 });
 
-async function expireCachedToken(): Promise<string> {
-  const path = join(home, 'tokens.json');
-  const file = JSON.parse(await readFile(path, 'utf8'));
-  let refreshToken = '';
-  for (const byResource of Object.values(file.tokens as Record<string, Record<string, { expires_at: number; refresh_token: string }>>)) {
-    for (const entry of Object.values(byResource)) {
-      entry.expires_at = 0;
-      refreshToken = entry.refresh_token;
-    }
-  }
-  await writeFile(path, JSON.stringify(file), { mode: 0o600 });
-  return refreshToken;
-}
+const expireCachedToken = (): Promise<string> => expireCachedTokens(join(home, 'tokens.json'));
 
 describe('concurrent refresh', () => {
   it(`${PROCESSES} find-slot processes started at once with an expired token all succeed, and the refresh token is spent once`, { timeout: 240_000 }, async () => {

@@ -9,11 +9,12 @@
 // has hung up (src/authz/grant-refresh.ts), which covers kill -9 and the
 // CLI's own request timeout. The built CLI against `delegate serve`, on
 // loopback.
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HELD_NOTICE } from '../../src/client/held-signals.js';
 import { approveInBrowser, runCli, serveInNewHome, startCli, stopServeAndRemove, type Running } from './run.js';
+import { expireCachedTokens, type CacheFile } from '../support/cached-tokens.js';
 
 let home: string;
 let ports: string[];
@@ -33,22 +34,8 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-type CacheFile = { tokens: Record<string, Record<string, { expires_at: number; refresh_token: string }>> };
-
 /** Marks the cached access token expired (the AS still takes it; the CLI will refresh first), and returns the refresh token. */
-async function expireCachedToken(): Promise<string> {
-  const path = join(home, 'tokens.json');
-  const file = JSON.parse(await readFile(path, 'utf8')) as CacheFile;
-  let refreshToken = '';
-  for (const byResource of Object.values(file.tokens)) {
-    for (const entry of Object.values(byResource)) {
-      entry.expires_at = 0;
-      refreshToken = entry.refresh_token;
-    }
-  }
-  await writeFile(path, JSON.stringify(file), { mode: 0o600 });
-  return refreshToken;
-}
+const expireCachedToken = (): Promise<string> => expireCachedTokens(join(home, 'tokens.json'));
 
 async function cachedRefreshToken(): Promise<string> {
   const file = JSON.parse(await readFile(join(home, 'tokens.json'), 'utf8')) as CacheFile;

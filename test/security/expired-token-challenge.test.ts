@@ -15,7 +15,7 @@ import { buildAgentServer } from '../../src/agent/server.js';
 import { initializeBody, mcpHeaders } from '../agent/http.js';
 import { es256Key, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { postForm } from '../support/oauth-flow.js';
-import { atAgent, issuerSigningKey, refusedSoon, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+import { atAgent, claims, issuerSigningKey, refusedSoon, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 
 let stack: Stack;
 let issuerKey: { kid: string; privateJwk: JWK };
@@ -51,15 +51,6 @@ async function sign(payload: JWTPayload, header: Record<string, unknown>, jwk: J
   return new SignJWT(payload).setProtectedHeader({ alg: 'ES256', ...header } as { alg: string }).sign((await importJWK(jwk, 'ES256')) as CryptoKey);
 }
 
-/** A copy of `base` with `changes` applied (undefined removes a claim). */
-function claims(base: JWTPayload, changes: Record<string, unknown> = {}): JWTPayload {
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(changes)) {
-    if (v === undefined) delete out[k];
-    else out[k] = v;
-  }
-  return out as JWTPayload;
-}
 
 /** `base` expired, with `changes`, signed by the AS's key with its kid unless `header` says otherwise. */
 const expiredAsSigned = (base: JWTPayload, changes: Record<string, unknown> = {}, header: Record<string, unknown> = {}) =>

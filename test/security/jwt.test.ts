@@ -17,7 +17,7 @@ import { SignJWT, base64url, decodeJwt, decodeProtectedHeader, exportSPKI, impor
 import { es256Key, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { initializeBody, mcpHeaders, rawRequest } from '../agent/http.js';
 import { Browser, postForm } from '../support/oauth-flow.js';
-import { JWT_BEARER, agentAssertion, exchangeAsAgent, expectExchangeRefusedOnly, expectOwnerLinkRefusedOnly, issuerSigningKey, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
+import { JWT_BEARER, agentAssertion, exchangeAsAgent, expectExchangeRefusedOnly, expectOwnerLinkRefusedOnly, claims, issuerSigningKey, startStack, stateChangedBy, userTokens, type Stack } from './stack.js';
 
 let stack: Stack;
 let issuerKey: { kid: string; privateJwk: JWK; publicJwk: JWK };
@@ -106,14 +106,6 @@ function sha256(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('base64url');
 }
 
-function claims(base: JWTPayload, changes: Record<string, unknown> = {}): JWTPayload {
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(changes)) {
-    if (v === undefined) delete out[k];
-    else out[k] = v;
-  }
-  return out as JWTPayload;
-}
 
 type Forge = (base: JWTPayload) => Promise<string>;
 

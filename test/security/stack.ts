@@ -12,7 +12,7 @@ import { PassThrough } from 'node:stream';
 import Database from 'better-sqlite3';
 import { expect } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { SignJWT, decodeJwt, importJWK, type CryptoKey, type JWK } from 'jose';
+import { SignJWT, decodeJwt, importJWK, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStore, storeAudit } from '../../src/cli/servers.js';
 import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
 import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
@@ -364,4 +364,14 @@ export async function grantOf(stack: Stack, clientId: string): Promise<GrantReco
   const grant = (await stack.store.listGrants()).find((g) => g.clientId === clientId && g.revokedAt === null);
   if (!grant) throw new Error(`no active grant for ${clientId}`);
   return grant;
+}
+
+/** A copy of `base` with `changes` applied (undefined removes a claim): a token's claims as a test forges them. */
+export function claims(base: JWTPayload, changes: Record<string, unknown> = {}): JWTPayload {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === undefined) delete out[k];
+    else out[k] = v;
+  }
+  return out as JWTPayload;
 }
