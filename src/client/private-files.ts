@@ -177,9 +177,9 @@ export class NotReplaceableError extends Error {
  * link (lstat: the rename would put a regular file in the link's place, and the file it names would never change), or
  * a mount point (a single file mounted there, as `docker run -v ./tokens.json:…` does: the rename fails with EBUSY).
  * Found in review (s31fault): the rename failed after the refresh token was spent, and a symbolic link was silently
- * replaced by a file. A mount point is one whose file system is not its directory's (st_dev), or that
- * /proc/self/mountinfo lists (a bind mount from the same file system keeps st_dev); elsewhere than Linux only the first
- * is seen. Nothing there (ENOENT) is replaceable. Read only on the way to a write, never on a read.
+ * replaced by a file. A mount point is one that /proc/self/mountinfo lists (a bind mount from the same file system keeps
+ * st_dev, so that alone would not see it); where that cannot be read (not Linux), one whose file system is not its
+ * directory's (st_dev). Nothing there (ENOENT) is replaceable. Read only on the way to a write, never on a read.
  */
 export async function refuseUnreplaceable(path: string): Promise<void> {
   let info: Stats;
@@ -190,18 +190,24 @@ export async function refuseUnreplaceable(path: string): Promise<void> {
     throw error;
   }
   if (info.isSymbolicLink()) throw new NotReplaceableError(path, 'symbolic link');
-  if (info.dev !== (await stat(dirname(path))).dev) throw new NotReplaceableError(path, 'mount point');
   const points = await mountPoints();
-  if (points.size > 0 && points.has(await realpath(path))) throw new NotReplaceableError(path, 'mount point');
+  if (points !== undefined) {
+    if (points.has(await realpath(path))) throw new NotReplaceableError(path, 'mount point');
+    return;
+  }
+  // Only where the mount table cannot be read: a file whose device is not its directory's. Not where it can: on an
+  // overlayfs whose layers are on different file systems (a tmpfs over a read-only root), a file's st_dev is not its
+  // directory's though nothing is mounted on it (found in review, s31fix: every sign-in there was refused).
+  if (info.dev !== (await stat(dirname(path))).dev) throw new NotReplaceableError(path, 'mount point');
 }
 
-/** The mount points this process sees (/proc/self/mountinfo); none where there is no such file (not Linux). */
-async function mountPoints(): Promise<Set<string>> {
+/** The mount points this process sees (/proc/self/mountinfo); undefined where that cannot be read (not Linux, no /proc). */
+async function mountPoints(): Promise<Set<string> | undefined> {
   let text: string;
   try {
     text = await readFile('/proc/self/mountinfo', 'utf8');
   } catch {
-    return new Set();
+    return undefined;
   }
   return mountPointsIn(text);
 }

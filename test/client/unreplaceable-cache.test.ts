@@ -15,15 +15,23 @@ import { ClientError } from '../../src/client/errors.js';
 import { mountPointsIn, refuseUnreplaceable } from '../../src/client/private-files.js';
 import { refreshCachedTokens } from '../../src/client/refresh.js';
 
-/** What /proc/self/mountinfo reads as, while set; the real file otherwise. */
-let mountinfo: string | undefined;
+/** What /proc/self/mountinfo reads as, while set (null: it cannot be read, as where there is no /proc); the real file otherwise. */
+let mountinfo: string | null | undefined;
+/** A file whose lstat says another device than its directory's, while set (an overlayfs over two file systems does so). */
+let otherDevice: string | undefined;
 vi.mock('node:fs/promises', async (importOriginal) => {
   const actual = await importOriginal<typeof import('node:fs/promises')>();
   const readFileSeen = (async (path: unknown, ...rest: unknown[]) => {
+    if (path === '/proc/self/mountinfo' && mountinfo === null) throw Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });
     if (path === '/proc/self/mountinfo' && mountinfo !== undefined) return mountinfo;
     return (actual.readFile as (...args: unknown[]) => unknown)(path, ...rest);
   }) as typeof actual.readFile;
-  return { ...actual, default: { ...actual, readFile: readFileSeen }, readFile: readFileSeen };
+  const lstatSeen = (async (path: unknown, ...rest: unknown[]) => {
+    const info = await (actual.lstat as (...args: unknown[]) => Promise<import('node:fs').Stats>)(path, ...rest);
+    if (path === otherDevice) info.dev += 1;
+    return info;
+  }) as typeof actual.lstat;
+  return { ...actual, default: { ...actual, readFile: readFileSeen, lstat: lstatSeen }, readFile: readFileSeen, lstat: lstatSeen };
 });
 
 const issuer = 'http://127.0.0.1:8410';
@@ -58,6 +66,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   mountinfo = undefined;
+  otherDevice = undefined;
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -151,6 +160,25 @@ describe('what can be replaced', () => {
   it('no file yet (the first sign-in), or a regular file in a directory of its own', async () => {
     await expect(refuseUnreplaceable(join(dir, 'home', 'absent.json'))).resolves.toBeUndefined();
     mountinfo = ROOT_LINE;
+    await expect(refuseUnreplaceable(cache.files.tokenCache)).resolves.toBeUndefined();
+  });
+
+  // Found in review (s31fix): on an overlayfs whose layers are on different file systems (a tmpfs over a read-only
+  // root), a regular file's st_dev is not its directory's; taken for a mount point, every sign-in there was refused.
+  it("a file whose device is not its directory's, which the mount table does not list: written as ever", async () => {
+    otherDevice = cache.files.tokenCache;
+    mountinfo = ROOT_LINE;
+    await expect(refuseUnreplaceable(cache.files.tokenCache)).resolves.toBeUndefined();
+    const fetchFn = tokenEndpoint();
+    expect((await refreshCachedTokens({ cache, issuer, resource, now, fetchFn }))?.access_token).toBe('at-2');
+    expect(fetchFn).toHaveBeenCalledTimes(1);
+  });
+
+  it("where the mount table cannot be read, a file whose device is not its directory's is taken for a mount point", async () => {
+    otherDevice = cache.files.tokenCache;
+    mountinfo = null;
+    await expect(refuseUnreplaceable(cache.files.tokenCache)).rejects.toMatchObject({ name: 'NotReplaceableError', kind: 'mount point' });
+    otherDevice = undefined;
     await expect(refuseUnreplaceable(cache.files.tokenCache)).resolves.toBeUndefined();
   });
 

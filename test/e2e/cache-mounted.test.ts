@@ -83,4 +83,23 @@ describe.skipIf(!asRoot)('tokens.json mounted in place (a single-file bind mount
     expect(audited.stdout).toContain('token_refreshed');
     expect(audited.stdout).not.toContain('refresh_replay');
   });
+
+  // Found in review (s31fix): the delegation was revoked, then the unlink failed (EBUSY) and the command said only
+  // "Cannot delete …: EBUSY", the revocation unsaid.
+  it('logout revokes, says so, and says the file could not be deleted and why: exit 1', { timeout: 60_000 }, async () => {
+    const tokenCache = join(home, 'tokens.json');
+    const source = join(dirname(home), 'mounted-tokens.json');
+    await copyFile(tokenCache, source);
+    execFileSync('mount', ['--bind', source, tokenCache]);
+    mounted = tokenCache;
+    const logout = await runCli(['logout', ...ports], home);
+    expect(logout.code, logout.stderr).toBe(1);
+    expect(logout.stderr).toMatch(/^Revoked the delegation for http:\/\/127\.0\.0\.1:\d+\/mcp at http:\/\/127\.0\.0\.1:\d+\.\n/);
+    expect(logout.stderr).toContain(
+      `delegate: The token cache ${tokenCache} could not be deleted: it is busy, or a mount point (EBUSY). Delete it yourself (unmount it first if it is a file mounted on its own).\n`,
+    );
+    const grants = await runCli(['grants', 'list', '--all', '--json'], home);
+    expect(grants.code, grants.stderr).toBe(0);
+    expect((JSON.parse(grants.stdout) as Array<{ status: string }>).map((g) => g.status)).toEqual(['revoked']);
+  });
 });

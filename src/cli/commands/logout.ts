@@ -16,7 +16,7 @@ import { delegateToken, urlsFor, type Paths } from '../../config.js';
 import { logout, storedSignIns, type LogoutResult } from '../../client/credentials.js';
 import { TokenCache } from '../../client/cache.js';
 import { isClientError } from '../../client/errors.js';
-import { CommandFailed, EXIT_OK } from '../errors.js';
+import { CommandFailed, EXIT_ERROR, EXIT_OK } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { resendingFetch } from '../../client/servers-gone.js';
 import { isLoopbackUrl, sameOriginOrLoopbackAlias } from '../../delegation/resource.js';
@@ -111,7 +111,10 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     );
   }
   if (result.removed) io.stderr.write(`${forgotten}\n`);
-  else if (result.revoked.length === 0 && result.failed.length === 0) io.stderr.write(`${notSignedIn}: nothing to do.\n`);
+  else if (result.notDeleted !== undefined) {
+    // Said beside what was revoked (above) and what could not be (below): the command fails (exit 1) either way.
+    io.stderr.write(`delegate: The token cache ${paths.tokenCache} could not be deleted: ${result.notDeleted}. Delete it yourself (unmount it first if it is a file mounted on its own).\n`);
+  } else if (result.revoked.length === 0 && result.failed.length === 0) io.stderr.write(`${notSignedIn}: nothing to do.\n`);
   if (result.failed.length > 0) {
     const unstarted = notStarted instanceof Error ? notStarted.message : undefined;
     const forUnstarted = (f: (typeof result.failed)[number]) => unstarted !== undefined && f.unanswered && sameOriginOrLoopbackAlias(f.issuer, onThesePorts);
@@ -124,7 +127,7 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     const what = standing.map((r) => r.resource).join('; ');
     throw new CommandFailed(`No refresh token was stored, and the access token does not name its delegation, so the delegation itself may stand at the server for ${what}.`);
   }
-  return EXIT_OK;
+  return result.notDeleted === undefined ? EXIT_OK : EXIT_ERROR;
 }
 
 type Failed = LogoutResult['failed'][number];
