@@ -95,7 +95,7 @@ function userHome(env: Env): string {
   const account = absoluteHome(accountHomeDir());
   if (account !== undefined) return account;
   throw new Error(
-    `There is no home directory to keep delegate's data under: HOME is ${env.HOME === undefined ? 'not set' : 'not an absolute path'}, and user id ${process.getuid?.() ?? 'of this process'} has no home in the user database. Set DELEGATE_HOME to a directory of your own.`,
+    `There is no home directory to keep delegate's data under: HOME is ${env.HOME === undefined ? 'not set' : 'not an absolute path'}, and user id ${process.getuid?.() ?? 'of this process'} has no home in the user database. Set DELEGATE_HOME to a directory of your own (or both XDG_DATA_HOME and XDG_CONFIG_HOME).`,
   );
 }
 

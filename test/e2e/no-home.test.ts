@@ -17,13 +17,15 @@ describe.skipIf(!asRoot)('no home directory', () => {
     ['HOME unset', {}, 'not set'],
     ['HOME empty', { HOME: '' }, 'not an absolute path'],
     ['HOME relative', { HOME: 'somewhere' }, 'not an absolute path'],
+    // XDG_DATA_HOME alone is not enough: the configuration directory is under the home too (found in review, s31fix).
+    ['HOME unset, XDG_DATA_HOME alone', { XDG_DATA_HOME: '/tmp/delegate-no-home-data' }, 'not set'],
   ] as const)('%s, a uid with no account: one line naming DELEGATE_HOME, exit 1', async (_name, env, why) => {
     for (const command of [['status'], ['find-slot', '--duration', '30m', '--json'], ['calendar', 'list']]) {
       const run = await runCliAs(NO_ACCOUNT, command, env);
       expect([run.code, run.stdout, run.stderr]).toEqual([
         1,
         '',
-        `delegate: There is no home directory to keep delegate's data under: HOME is ${why}, and user id ${NO_ACCOUNT} has no home in the user database. Set DELEGATE_HOME to a directory of your own.\n`,
+        `delegate: There is no home directory to keep delegate's data under: HOME is ${why}, and user id ${NO_ACCOUNT} has no home in the user database. Set DELEGATE_HOME to a directory of your own (or both XDG_DATA_HOME and XDG_CONFIG_HOME).\n`,
       ]);
     }
   });
