@@ -18,8 +18,12 @@ import type { Parsed } from '../calendar/window.js';
  */
 export const minutesOrText = (maxLength: number) => z.union([z.string().min(1).max(maxLength), z.number().int().positive()]);
 
-/** A span given as a number of minutes, as the text the duration readers take (`30` is `"30"`, 30 minutes). */
-export const spanText = (value: string | number): string => (typeof value === 'number' ? String(value) : value);
+/**
+ * A span given as a number of minutes, as the text the duration readers take (`30` is `"30m"`, 30 minutes): with its
+ * unit, so that a message quoting it back reads as what was meant (found in review, s31fix: `{"duration": 1441}` was
+ * told `"1441" is longer than 1d.`).
+ */
+export const spanText = (value: string | number): string => (typeof value === 'number' ? `${value}m` : value);
 
 const span = (what: string) =>
   minutesOrText(32)

@@ -438,6 +438,9 @@ describe('find_slot through the MCP SDK client', () => {
     [{ duration: '30m', timeZone: 'Europe/Atlantis' }, /not an IANA time zone/],
     [{ duration: '30m', from: '2001-01-01T00:00:00Z', to: '2001-01-02T00:00:00Z' }, /already passed/],
     [{ duration: '30m', from: '2030-01-01', to: '2031-01-01' }, /longer than 62 days/],
+    // A number of minutes is quoted back with its unit (found in review, s31fix: `"1441" is longer than 1d.`).
+    [{ duration: 1441 }, /^"1441m" is longer than 1d\./],
+    [{ duration: '30m', within: 100000 }, /"within": "100000m" is longer than 62d\./],
   ])('answers %j with a tool error, not a protocol error', async (args, message) => {
     const client = await connect();
     try {
