@@ -3,7 +3,7 @@
 // completion.test.ts), status read from a crafted cache (and DELEGATE_TOKEN first), the
 // profile's cache, and how the CLI talks to a terminal (interactive or not,
 // spinner, NO_COLOR).
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -124,6 +124,19 @@ describe('status', () => {
     const json = fakeIo({ DELEGATE_HOME: home });
     expect(await runCli(['status', '--json'], json)).toBe(0);
     expect(JSON.parse(json.out).delegations[0]).toMatchObject({ accessTokenValid: false, renewable: true, usable: true });
+  });
+
+  // Found in review (s31fix): with tokens.json a symbolic link, every refresh was refused (nothing sent), and status
+  // said "renewed without you on next use".
+  it('an expired access token in a token cache that is a symbolic link: not promised a renewal, and why', async () => {
+    const now = Date.UTC(2026, 11, 1, 8);
+    const target = join(home, 'elsewhere.json');
+    await writeCache(target, now, { expiresAt: now - 60_000 });
+    await symlink(target, join(home, 'tokens.json'));
+    const io = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
+    await runCli(['status'], io);
+    expect(io.out).not.toContain('renewed without you');
+    expect(io.out).toMatch(/access token\s+expired at Tue 1 Dec 2026, 07:59 \(UTC\); not renewed here: the token cache is a symbolic link, which cannot be saved over \(mount or link its directory instead\)\n/);
   });
 
   // Found in review (s26): text status exited 1 for a cache it could not open, --json 4; README's row 4 says 4.

@@ -25,6 +25,7 @@ import type { CliIo } from '../io.js';
 import { instantLine } from '../output.js';
 import { profilePaths } from './agent-access.js';
 import { storedAgentKey } from '../stored-agent.js';
+import { NotReplaceableError, refuseUnreplaceable } from '../../client/private-files.js';
 
 export interface StatusArgs {
   json: boolean;
@@ -160,12 +161,16 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
       lines.push(`  through it        ${shownItems(actions).join(', ')} at ${shownItems(locations).join(', ')}`);
     }
     const signInAgain = `; sign in again with ${advised(await loginFor(d.agentUrl))}`;
+    // A cache that a rename cannot replace is not renewed (found in review, s31fix: a symbolic link's status said
+    // "renewed without you on next use" while every refresh was refused, nothing sent): said as the refresh says it.
+    const expired = d.expiresAt !== undefined && d.expiresAt <= now;
+    const renewal = expired && d.renewable ? ((await unreplaceable(paths.tokenCache)) ?? '; renewed without you on next use') : undefined;
     const ended = d.delegationEndsAt !== undefined && d.delegationEndsAt <= now;
     if (d.expiresAt !== undefined) {
       lines.push(
         d.expiresAt > now
           ? `  access token      valid until ${instantLine(d.expiresAt, zone)}`
-          : `  access token      expired at ${instantLine(d.expiresAt, zone)}${d.renewable ? '; renewed without you on next use' : ended ? '' : signInAgain}`,
+          : `  access token      expired at ${instantLine(d.expiresAt, zone)}${renewal ?? (ended ? '' : signInAgain)}`,
       );
     }
     if (d.signInEndsAt !== undefined && !ended) {
@@ -301,4 +306,15 @@ function advisesLogin(error: ClientError): boolean {
 async function withProfileLogin(error: ClientError, args: StatusArgs, io: CliIo): Promise<string> {
   if (!advisesLogin(error)) return error.message;
   return `${error.detail} It was left as it is; \`${await loginCommand(args, io)}\` keeps it aside and signs in again.`;
+}
+
+/** Why the token cache at `path` cannot be renewed here (a symbolic link, a mount point: refuseUnreplaceable), as a line's end; else undefined. */
+async function unreplaceable(path: string): Promise<string | undefined> {
+  try {
+    await refuseUnreplaceable(path);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof NotReplaceableError)) return undefined;
+    return `; not renewed here: the token cache is a ${error.kind}, which cannot be saved over (mount or link its directory instead)`;
+  }
 }
