@@ -23,7 +23,12 @@ export const minutesOrText = (maxLength: number) => z.union([z.string().min(1).m
  * unit, so that a message quoting it back reads as what was meant (found in review, s31fix: `{"duration": 1441}` was
  * told `"1441" is longer than 1d.`).
  */
-export const spanText = (value: string | number): string => (typeof value === 'number' ? `${value}m` : value);
+export const spanText = (value: string | number): string => {
+  if (typeof value !== 'number') return value;
+  // Past what milliseconds hold exactly, the bare number: its reader says "longer than", where `…m`'s says "not a
+  // duration" (found in review, s31fix2: {"duration": 200000000000} was told to write a number of minutes).
+  return Number.isSafeInteger(value * 60_000) ? `${value}m` : String(value);
+};
 
 const span = (what: string) =>
   minutesOrText(32)

@@ -8,9 +8,9 @@ import { decodeJwt } from 'jose';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { canonicalResource } from '../delegation/resource.js';
 import type { AuthorizationDetail } from '../delegation/tokens.js';
-import { TokenCache, clientFor, damagedCacheNeedsLogin, forgetPendingRevocations, forgetResource, isExpired, tokensFor, type StoredClient, type StoredTokens, type TokenCacheData } from './cache.js';
+import { TokenCache, clientFor, damagedCacheNeedsLogin, forgetPendingRevocations, forgetResource, isExpired, tokensFor, unreplaceableCache, type StoredClient, type StoredTokens, type TokenCacheData } from './cache.js';
 import { ClientError, fileErrorText, isClientError } from './errors.js';
-import { isErrno } from './private-files.js';
+import { isErrno, NotReplaceableError, refuseUnreplaceable } from './private-files.js';
 import { refreshCachedTokens } from './refresh.js';
 import { resendingFetch } from './servers-gone.js';
 import { RevocationUnanswered, revokePending, revokeStoredTokens } from './revocation.js';
@@ -234,6 +234,12 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
   const fetchFn = options.fetchFn ?? fetch;
   const only = options.agentUrl === undefined ? undefined : resourceKey(options.agentUrl);
   return cache.withLock(async (txn) => {
+    // A cache that a rename cannot replace or an unlink remove (a file mounted on its own, a symbolic link) is refused
+    // before anything is revoked (found in review, s31fix2: revoked, then the cache could not be written or deleted,
+    // and the revocation went unsaid, or status went on showing the revoked sign-in as usable).
+    await refuseUnreplaceable(options.files.tokenCache).catch((error: unknown) => {
+      throw error instanceof NotReplaceableError ? unreplaceableCache(error, 'Nothing was revoked.') : error;
+    });
     const data = await txn.read();
     const result: LogoutResult = { revoked: [], failed: [], kept: [], removed: false };
     for (const [issuer, byResource] of Object.entries(data.tokens)) {

@@ -441,6 +441,8 @@ describe('find_slot through the MCP SDK client', () => {
     // A number of minutes is quoted back with its unit (found in review, s31fix: `"1441" is longer than 1d.`).
     [{ duration: 1441 }, /^"1441m" is longer than 1d\./],
     [{ duration: '30m', within: 100000 }, /"within": "100000m" is longer than 62d\./],
+    // Past what milliseconds hold exactly: still too long, not "not a duration" (found in review, s31fix2).
+    [{ duration: 200000000000 }, /^"200000000000" is longer than 1d\./],
   ])('answers %j with a tool error, not a protocol error', async (args, message) => {
     const client = await connect();
     try {

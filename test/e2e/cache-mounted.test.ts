@@ -84,22 +84,32 @@ describe.skipIf(!asRoot)('tokens.json mounted in place (a single-file bind mount
     expect(audited.stdout).not.toContain('refresh_replay');
   });
 
-  // Found in review (s31fix): the delegation was revoked, then the unlink failed (EBUSY) and the command said only
-  // "Cannot delete …: EBUSY", the revocation unsaid.
-  it('logout revokes, says so, and says the file could not be deleted and why: exit 1', { timeout: 60_000 }, async () => {
+  // Found in review (s31fix, s31fix2): the delegation was revoked, then the unlink (or for --agent-url the write) failed
+  // (EBUSY), and the command said only "Cannot delete …" or the mount-point line, the revocation unsaid; status then went
+  // on showing the revoked sign-in as usable. Now logout is refused before anything is revoked, as a refresh is.
+  it('logout, plain or --agent-url, is refused before anything is revoked: one line, exit 1; unmounted, it signs out', { timeout: 60_000 }, async () => {
     const tokenCache = join(home, 'tokens.json');
     const source = join(dirname(home), 'mounted-tokens.json');
     await copyFile(tokenCache, source);
     execFileSync('mount', ['--bind', source, tokenCache]);
     mounted = tokenCache;
+    const agentUrl = `http://127.0.0.1:${ports[ports.indexOf('--agent-port') + 1]}/mcp`;
+    for (const args of [['logout', ...ports], ['logout', '--agent-url', agentUrl]]) {
+      const logout = await runCli(args, home);
+      expect([logout.code, logout.stdout, logout.stderr], args.join(' ')).toEqual([
+        1,
+        '',
+        `delegate: The token cache ${tokenCache} is a mount point (a single file mounted there): it cannot be saved, since saving renames a new file over it. ` +
+          'Nothing was revoked. Mount the directory that holds it instead, or point DELEGATE_HOME at a directory mounted whole.\n',
+      ]);
+    }
+    const grants = async () => (JSON.parse((await runCli(['grants', 'list', '--all', '--json'], home)).stdout) as Array<{ status: string }>).map((g) => g.status);
+    expect(await grants()).toEqual(['active']);
+
+    execFileSync('umount', [tokenCache]);
+    mounted = undefined;
     const logout = await runCli(['logout', ...ports], home);
-    expect(logout.code, logout.stderr).toBe(1);
-    expect(logout.stderr).toMatch(/^Revoked the delegation for http:\/\/127\.0\.0\.1:\d+\/mcp at http:\/\/127\.0\.0\.1:\d+\.\n/);
-    expect(logout.stderr).toContain(
-      `delegate: The token cache ${tokenCache} could not be deleted: it is busy, or a mount point (EBUSY). Delete it yourself (unmount it first if it is a file mounted on its own).\n`,
-    );
-    const grants = await runCli(['grants', 'list', '--all', '--json'], home);
-    expect(grants.code, grants.stderr).toBe(0);
-    expect((JSON.parse(grants.stdout) as Array<{ status: string }>).map((g) => g.status)).toEqual(['revoked']);
+    expect(logout.code, logout.stderr).toBe(0);
+    expect(await grants()).toEqual(['revoked']);
   });
 });

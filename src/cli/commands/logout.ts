@@ -120,7 +120,9 @@ export async function logoutCommand(args: AgentAccessArgs, io: CliIo): Promise<n
     const forUnstarted = (f: (typeof result.failed)[number]) => unstarted !== undefined && f.unanswered && sameOriginOrLoopbackAlias(f.issuer, onThesePorts);
     const what = result.failed.map((f) => `${f.resource} (${f.replaced ? 'a sign-in replaced at the same time: ' : ''}${forUnstarted(f) ? "delegate's servers could not be started" : f.reason})`).join('; ');
     const why = unstarted !== undefined && result.failed.some(forUnstarted) ? ` ${unstarted}` : '';
-    throw new CommandFailed(`The tokens are deleted from this computer, but could not be revoked at the server for ${what}; they stay valid there until they expire.${why}`);
+    // Not "deleted" when the cache could not be (said above: found in review, s31fix2, two lines that disagreed).
+    const here = result.notDeleted === undefined ? 'The tokens are deleted from this computer, but could not' : `The tokens are still in ${paths.tokenCache} (above), and could not`;
+    throw new CommandFailed(`${here} be revoked at the server for ${what}; they stay valid there until they expire.${why}`);
   }
   if (standing.length > 0) {
     // An opaque access token, of a server other than delegate's: its revocation may end that token alone.
