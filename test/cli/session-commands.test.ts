@@ -134,9 +134,18 @@ describe('status', () => {
     await writeCache(target, now, { expiresAt: now - 60_000 });
     await symlink(target, join(home, 'tokens.json'));
     const io = fakeIo({ DELEGATE_HOME: home, TZ: 'UTC' });
-    await runCli(['status'], io);
+    // No usable sign-in, as `token` and `find-slot` find (exit 1, nothing sent): exit 4, in text and --json alike (s31fix2).
+    expect(await runCli(['status'], io)).toBe(4);
     expect(io.out).not.toContain('renewed without you');
     expect(io.out).toMatch(/access token\s+expired at Tue 1 Dec 2026, 07:59 \(UTC\); not renewed here: the token cache is a symbolic link, which cannot be saved over \(mount or link its directory instead\)\n/);
+    const json = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['status', '--json'], json)).toBe(4);
+    expect(JSON.parse(json.out).delegations[0]).toMatchObject({
+      accessTokenValid: false,
+      renewable: false,
+      usable: false,
+      notRenewedWhy: 'the token cache is a symbolic link, which cannot be saved over (mount or link its directory instead)',
+    });
   });
 
   // Found in review (s26): text status exited 1 for a cache it could not open, --json 4; README's row 4 says 4.

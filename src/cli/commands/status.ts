@@ -43,7 +43,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
   let cacheError: string | undefined;
   /** Whether cacheError advises signing in again (a damaged cache, which `login` keeps aside): see withProfileLogin. */
   let cacheAdvisesLogin = false;
-  let stored: StoredDelegation[];
+  let stored: Shown[];
   let ended: EndedStoredDelegation[] = [];
   let signedInAt = args.agentUrl; // the URL the advice names: the one signed in at, when --agent-url named its audience
   try {
@@ -75,6 +75,12 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     }
   }
   const now = io.now();
+  // A cache that a rename cannot replace (a symbolic link, a file mounted on its own) renews nothing: an expired access
+  // token there is not renewable, nor its sign-in usable, in the text, in --json and in the exit code alike (found in
+  // review, s31fix2: only the text said so, --json said usable, exit 0, and `token` then failed). Looked at only then.
+  const expiredRenewable = (d: Shown) => d.renewable && d.expiresAt !== undefined && d.expiresAt <= now;
+  const notRenewedWhy = stored.some(expiredRenewable) ? await unreplaceable(paths.tokenCache) : undefined;
+  if (notRenewedWhy !== undefined) stored = stored.map((d) => (expiredRenewable(d) ? { ...d, renewable: false, usable: false, notRenewedWhy } : d));
   const source = envToken !== undefined ? 'DELEGATE_TOKEN' : stored.length > 0 ? 'token cache' : 'none';
   const env = envToken !== undefined ? envTokenView(envToken) : undefined;
   const usable = env !== undefined ? env.readable && (env.expiresAt === undefined || Date.parse(env.expiresAt) > now) : stored.some((d) => d.usable);
@@ -164,7 +170,7 @@ export async function statusCommand(args: StatusArgs, io: CliIo): Promise<number
     // A cache that a rename cannot replace is not renewed (found in review, s31fix: a symbolic link's status said
     // "renewed without you on next use" while every refresh was refused, nothing sent): said as the refresh says it.
     const expired = d.expiresAt !== undefined && d.expiresAt <= now;
-    const renewal = expired && d.renewable ? ((await unreplaceable(paths.tokenCache)) ?? '; renewed without you on next use') : undefined;
+    const renewal = expired && d.notRenewedWhy !== undefined ? `; not renewed here: ${d.notRenewedWhy}` : expired && d.renewable ? '; renewed without you on next use' : undefined;
     const ended = d.delegationEndsAt !== undefined && d.delegationEndsAt <= now;
     if (d.expiresAt !== undefined) {
       lines.push(
@@ -193,7 +199,7 @@ function iso(ms: number | undefined): string | undefined {
   return ms === undefined ? undefined : new Date(ms).toISOString();
 }
 
-function jsonView(d: StoredDelegation, now: number) {
+function jsonView(d: Shown, now: number) {
   return {
     agent: d.resourceName ?? null,
     agentUrl: d.agentUrl,
@@ -210,6 +216,7 @@ function jsonView(d: StoredDelegation, now: number) {
     signInEndsAt: iso(d.signInEndsAt) ?? null,
     renewable: d.renewable,
     usable: d.usable,
+    ...(d.notRenewedWhy !== undefined ? { notRenewedWhy: d.notRenewedWhy } : {}),
     authorizationDetails: d.authorizationDetails,
   };
 }
@@ -308,13 +315,16 @@ async function withProfileLogin(error: ClientError, args: StatusArgs, io: CliIo)
   return `${error.detail} It was left as it is; \`${await loginCommand(args, io)}\` keeps it aside and signs in again.`;
 }
 
-/** Why the token cache at `path` cannot be renewed here (a symbolic link, a mount point: refuseUnreplaceable), as a line's end; else undefined. */
+/** A stored delegation as status shows it: with why it is not renewed here, when its cache cannot be saved over. */
+type Shown = StoredDelegation & { notRenewedWhy?: string };
+
+/** Why the token cache at `path` cannot be renewed here (a symbolic link, a mount point: refuseUnreplaceable); else undefined. */
 async function unreplaceable(path: string): Promise<string | undefined> {
   try {
     await refuseUnreplaceable(path);
     return undefined;
   } catch (error) {
     if (!(error instanceof NotReplaceableError)) return undefined;
-    return `; not renewed here: the token cache is a ${error.kind}, which cannot be saved over (mount or link its directory instead)`;
+    return `the token cache is a ${error.kind}, which cannot be saved over (mount or link its directory instead)`;
   }
 }
