@@ -36,13 +36,19 @@ afterEach(async () => {
   await stopServeAndRemove(serve, home);
 });
 
+/** tokens.json copied beside the data directory and that copy bind-mounted in its place, as Docker's `-v ./tokens.json:…` does. */
+async function mountCacheInPlace(): Promise<{ tokenCache: string; source: string }> {
+  const tokenCache = join(home, 'tokens.json');
+  const source = join(dirname(home), 'mounted-tokens.json');
+  await copyFile(tokenCache, source);
+  execFileSync('mount', ['--bind', source, tokenCache]);
+  mounted = tokenCache;
+  return { tokenCache, source };
+}
+
 describe.skipIf(!asRoot)('tokens.json mounted in place (a single-file bind mount)', () => {
   it('a refresh is refused before the refresh token is sent: one line, exit 1, the way out; unmounted, the same sign-in goes on', { timeout: 60_000 }, async () => {
-    const tokenCache = join(home, 'tokens.json');
-    const source = join(dirname(home), 'mounted-tokens.json');
-    await copyFile(tokenCache, source);
-    execFileSync('mount', ['--bind', source, tokenCache]);
-    mounted = tokenCache;
+    const { tokenCache, source } = await mountCacheInPlace();
     const refreshToken = await expireCachedTokens(tokenCache);
     const before = await readFile(source, 'utf8');
 
@@ -88,11 +94,7 @@ describe.skipIf(!asRoot)('tokens.json mounted in place (a single-file bind mount
   // (EBUSY), and the command said only "Cannot delete …" or the mount-point line, the revocation unsaid; status then went
   // on showing the revoked sign-in as usable. Now logout is refused before anything is revoked, as a refresh is.
   it('logout, plain or --agent-url, is refused before anything is revoked: one line, exit 1; unmounted, it signs out', { timeout: 60_000 }, async () => {
-    const tokenCache = join(home, 'tokens.json');
-    const source = join(dirname(home), 'mounted-tokens.json');
-    await copyFile(tokenCache, source);
-    execFileSync('mount', ['--bind', source, tokenCache]);
-    mounted = tokenCache;
+    const { tokenCache } = await mountCacheInPlace();
     const agentUrl = `http://127.0.0.1:${ports[ports.indexOf('--agent-port') + 1]}/mcp`;
     for (const args of [['logout', ...ports], ['logout', '--agent-url', agentUrl]]) {
       const logout = await runCli(args, home);
