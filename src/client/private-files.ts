@@ -192,13 +192,32 @@ export async function refuseUnreplaceable(path: string): Promise<void> {
   if (info.isSymbolicLink()) throw new NotReplaceableError(path, 'symbolic link');
   const points = await mountPoints();
   if (points !== undefined) {
-    if (points.has(await realpath(path))) throw new NotReplaceableError(path, 'mount point');
+    if (await listedAsMounted(await realpath(path), points)) throw new NotReplaceableError(path, 'mount point');
     return;
   }
   // Only where the mount table cannot be read: a file whose device is not its directory's. Not where it can: on an
   // overlayfs whose layers are on different file systems (a tmpfs over a read-only root), a file's st_dev is not its
   // directory's though nothing is mounted on it (found in review, s31fix: every sign-in there was refused).
   if (info.dev !== (await stat(dirname(path))).dev) throw new NotReplaceableError(path, 'mount point');
+}
+
+/**
+ * Whether `real` (a resolved path) is a mount point the table lists: as itself, or under another path to its directory.
+ * A bind mount of the directory (`mount --bind H A`) shows the file mounted on H/tokens.json at A/tokens.json too, where
+ * a rename fails alike (EBUSY), but the table lists only H/tokens.json (found in review, s31fix2): a listed point of the
+ * same name whose directory is this one (device and inode) is this file.
+ */
+async function listedAsMounted(real: string, points: Set<string>): Promise<boolean> {
+  if (points.has(real)) return true;
+  const name = basename(real);
+  const namesakes = [...points].filter((point) => basename(point) === name);
+  if (namesakes.length === 0) return false;
+  const dir = await stat(dirname(real));
+  for (const point of namesakes) {
+    const other = await stat(dirname(point)).catch(() => undefined);
+    if (other !== undefined && other.dev === dir.dev && other.ino === dir.ino) return true;
+  }
+  return false;
 }
 
 /** The mount points this process sees (/proc/self/mountinfo); undefined where that cannot be read (not Linux, no /proc). */

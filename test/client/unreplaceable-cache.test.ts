@@ -174,6 +174,20 @@ describe('what can be replaced', () => {
     expect(fetchFn).toHaveBeenCalledTimes(1);
   });
 
+  // Found in review (s31fix2): `mount --bind H A` with H/tokens.json mounted on its own; DELEGATE_HOME=A. The table
+  // lists only H/tokens.json, and a rename at A/tokens.json fails alike (EBUSY). Here A is a link to the data directory,
+  // which stat sees as the same directory, as it sees a bind mount's.
+  it('a file mounted under another path to its directory (a bind mount of the directory) is taken for a mount point', async () => {
+    const other = join(dir, 'other-path');
+    await symlink(join(dir, 'home'), other);
+    mountinfo = ROOT_LINE + mountLine(join(other, 'tokens.json'));
+    await expect(refuseUnreplaceable(cache.files.tokenCache)).rejects.toMatchObject({ name: 'NotReplaceableError', kind: 'mount point' });
+    // A namesake in another directory is not it.
+    await mkdir(join(dir, 'elsewhere'));
+    mountinfo = ROOT_LINE + mountLine(join(dir, 'elsewhere', 'tokens.json'));
+    await expect(refuseUnreplaceable(cache.files.tokenCache)).resolves.toBeUndefined();
+  });
+
   it("where the mount table cannot be read, a file whose device is not its directory's is taken for a mount point", async () => {
     otherDevice = cache.files.tokenCache;
     mountinfo = null;

@@ -8,7 +8,7 @@
 // sign-in as it was; a sign-in stops before its link. The built CLI against
 // `delegate serve`, on loopback.
 import { execFileSync } from 'node:child_process';
-import { copyFile, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { approveInBrowser, runCli, serveInNewHome, startCli, stopServeAndRemove, type Running } from './run.js';
@@ -29,8 +29,13 @@ beforeEach(async () => {
   expect((await first.done).code).toBe(0);
 }, 60_000);
 
+/** A bind mount of the data directory made by a case, unmounted first. */
+let alias: string | undefined;
+
 afterEach(async () => {
   if (!asRoot) return;
+  if (alias !== undefined) execFileSync('umount', [alias]);
+  alias = undefined;
   if (mounted !== undefined) execFileSync('umount', [mounted]);
   mounted = undefined;
   await stopServeAndRemove(serve, home);
@@ -113,5 +118,24 @@ describe.skipIf(!asRoot)('tokens.json mounted in place (a single-file bind mount
     const logout = await runCli(['logout', ...ports], home);
     expect(logout.code, logout.stderr).toBe(0);
     expect(await grants()).toEqual(['revoked']);
+  });
+
+  // Found in review (s31fix2): with the data directory bind-mounted elsewhere (`mount --bind H A`), the table lists the
+  // file's mount only under H; a command with DELEGATE_HOME=A spent its refresh token, then could not save (EBUSY).
+  it('reached through a bind mount of its directory, a refresh is refused all the same, nothing sent', { timeout: 60_000 }, async () => {
+    await mountCacheInPlace();
+    const other = join(dirname(home), 'alias');
+    await mkdir(other);
+    execFileSync('mount', ['--bind', home, other]);
+    alias = other;
+    await expireCachedTokens(join(other, 'tokens.json'));
+    const findSlot = await runCli(['find-slot', '--duration', '30m', '--json', ...ports], other);
+    expect([findSlot.code, findSlot.stdout], findSlot.stderr).toEqual([1, '']);
+    expect(findSlot.stderr).toBe(
+      `delegate: The token cache ${join(other, 'tokens.json')} is a mount point (a single file mounted there): it cannot be saved, since saving renames a new file over it. ` +
+        'The access token was not refreshed (nothing was sent). Mount the directory that holds it instead, or point DELEGATE_HOME at a directory mounted whole.\n',
+    );
+    const audit = await runCli(['audit', '--json'], home);
+    expect(audit.stdout).not.toContain('token_refreshed');
   });
 });
