@@ -319,7 +319,7 @@ export async function roomForSignIn(cache: TokenCache): Promise<HeldCacheRoom> {
  * (`docker run -v ./tokens.json:…`) the rename fails with EBUSY, and over a symbolic link it would put a file in the
  * link's place. A directory mounted or linked whole has neither problem.
  */
-export function unreplaceableCache(cause: NotReplaceableError, notDone?: string): ClientError {
+export function unreplaceableCache(cause: NotReplaceableError, notDone?: string, wayOutHere?: string): ClientError {
   const finding =
     cause.kind === 'mount point'
       ? `The token cache ${cause.path} is a mount point (a single file mounted there): it cannot be saved, since saving renames a new file over it.`
@@ -328,7 +328,7 @@ export function unreplaceableCache(cause: NotReplaceableError, notDone?: string)
     cause.kind === 'mount point'
       ? 'Mount the directory that holds it instead, or point DELEGATE_HOME at a directory mounted whole.'
       : 'Link the directory that holds it instead, or point DELEGATE_HOME at the directory of the file it names.';
-  return new ClientError('CACHE_IO', [finding, notDone, wayOut].filter((part) => part !== undefined).join(' '), { cause, detail: finding });
+  return new ClientError('CACHE_IO', [finding, notDone, wayOutHere ?? wayOut].filter((part) => part !== undefined).join(' '), { cause, detail: finding });
 }
 
 /** The token cache that a rename cannot replace, behind a CACHE_IO (unreplaceableCache); undefined for any other error. */

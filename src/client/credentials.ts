@@ -238,7 +238,11 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
     // before anything is revoked (found in review, s31fix2: revoked, then the cache could not be written or deleted,
     // and the revocation went unsaid, or status went on showing the revoked sign-in as usable).
     await refuseUnreplaceable(options.files.tokenCache).catch((error: unknown) => {
-      throw error instanceof NotReplaceableError ? unreplaceableCache(error, 'Nothing was revoked.') : error;
+      // The way out for a sign-out: the tokens are in that file, so another data directory has nothing to revoke (found
+      // in review, s31fix3: the refresh's advice, "point DELEGATE_HOME at a directory mounted whole", said "nothing to do").
+      if (!(error instanceof NotReplaceableError)) throw error;
+      const put = error.kind === 'mount point' ? 'Unmount it and put the file back in its directory' : 'Replace the link by the file it names';
+      throw unreplaceableCache(error, 'Nothing was revoked.', `${put}, then sign out again.`);
     });
     const data = await txn.read();
     const result: LogoutResult = { revoked: [], failed: [], kept: [], removed: false };

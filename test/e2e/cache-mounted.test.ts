@@ -107,7 +107,7 @@ describe.skipIf(!asRoot)('tokens.json mounted in place (a single-file bind mount
         1,
         '',
         `delegate: The token cache ${tokenCache} is a mount point (a single file mounted there): it cannot be saved, since saving renames a new file over it. ` +
-          'Nothing was revoked. Mount the directory that holds it instead, or point DELEGATE_HOME at a directory mounted whole.\n',
+          'Nothing was revoked. Unmount it and put the file back in its directory, then sign out again.\n',
       ]);
     }
     const grants = async () => (JSON.parse((await runCli(['grants', 'list', '--all', '--json'], home)).stdout) as Array<{ status: string }>).map((g) => g.status);
