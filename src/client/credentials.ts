@@ -210,7 +210,10 @@ export interface LogoutResult {
    * sign-in kept in the cache uses (`heldBy`, the URL signed in at), whose tokens the revocation would end with it.
    */
   kept: Array<{ issuer: string; resource: string; heldBy: string; grantId: string | undefined }>;
-  /** Why the cache file could not be deleted once its tokens were dealt with (a file mounted on its own: EBUSY), if so. */
+  /**
+   * Why the cache file could not be deleted once its tokens were dealt with, if so (an immutable file: EPERM; one mounted
+   * on its own, or a symbolic link, is refused before anything is revoked).
+   */
   notDeleted?: string;
   /** Whether a cache file was there to remove; for one resource, whether anything of it was stored. */
   removed: boolean;
@@ -291,8 +294,8 @@ export async function logout(options: { files: { tokenCache: string; tokenLock: 
       result.removed = true;
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return result;
-      // What was revoked is said all the same (found in review, s31fix: a tokens.json mounted on its own, which cannot be
-      // unlinked, ended the command with "Cannot delete …: EBUSY", the revocations unsaid).
+      // What was revoked is said all the same (found in review, s31fix: a file that could not be unlinked ended the
+      // command with "Cannot delete …", the revocations unsaid; one mounted on its own is refused above since s31fix2).
       result.notDeleted = fileErrorText(error);
     }
     return result;

@@ -96,9 +96,8 @@ export function delegationEnded(agentUrl: string, issuer: string, ended: { error
   const reason = endedReason(ended);
   const finding = `The delegation stored for CalendarAgent at ${agentUrl} has ended: the authorization server ${issuer} refused to renew it (${reason})`;
   const cause = new ClientError('DELEGATION_ENDED', `${finding}.`, { detail: reason, ...(notSaved ? { cause: notSaved } : {}) });
-  const error = new ClientError('AUTHORIZATION_REQUIRED', `${finding}. Run \`delegate login\` to sign in again.`, { cause, detail: finding });
-  const unsaid = endedNotNoted(error);
-  return unsaid === undefined ? error : new ClientError('AUTHORIZATION_REQUIRED', `${finding}. ${unsaid} Run \`delegate login\` to sign in again.`, { cause, detail: finding });
+  const unsaid = notSaved === undefined ? '' : `${notNoted(notSaved)} `;
+  return new ClientError('AUTHORIZATION_REQUIRED', `${finding}. ${unsaid}Run \`delegate login\` to sign in again.`, { cause, detail: finding });
 }
 
 /**
@@ -109,7 +108,11 @@ export function delegationEnded(agentUrl: string, issuer: string, ended: { error
  */
 export function endedNotNoted(error: ClientError): string | undefined {
   const notSaved = error.cause instanceof ClientError ? error.cause.cause : undefined;
-  if (!isClientError(notSaved, 'CACHE_IO')) return undefined;
+  return isClientError(notSaved, 'CACHE_IO') ? notNoted(notSaved) : undefined;
+}
+
+/** The write that could not note the refusal (`notSaved`), and what that leaves: endedNotNoted's sentences. */
+function notNoted(notSaved: ClientError): string {
   return `${notSaved.message} The token cache still holds the ended sign-in: \`delegate status\` shows it as stored until you sign in again.`;
 }
 
