@@ -38,6 +38,10 @@ const result = await build({
   external: external.flatMap((name) => [name, `${name}/*`]),
   metafile: true,
   legalComments: 'none',
+  // Maps for --debug's stack traces only: bin/delegate turns Node's source maps on under --debug, before the bundle
+  // loads, and otherwise Node never reads them (a comment at each file's end). Positions and names, not the sources.
+  sourcemap: 'linked',
+  sourcesContent: false,
   logLevel: 'warning',
 });
 writeFileSync(`${outdir}/meta.json`, JSON.stringify(result.metafile));
