@@ -3,16 +3,18 @@
 // (`may_act`) to what is no agent, a request naming two targets, a detail
 // for another location than the target, a client_id other than the
 // assertion's, a short assertion jti, a grant the client did not register,
-// a client that is no agent exchanging, and an agent at /authorize. Written
+// a client that is no agent exchanging, an agent at /authorize, and a
+// subject token without aud. Written
 // for the mutation review (s32 M1): each refusal below had no test that
 // failed when its check was dropped (or, for the last ones, shows the layer
 // that refuses the attack all the same). Each is checked on the wire and in
 // the database.
+import { SignJWT, decodeJwt, importJWK, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerTestAgent, type TestAuthz } from '../support/authz.js';
 import { authorizeUrl, pkcePair, postForm, registerPublicClient } from '../support/oauth-flow.js';
 import { ONE_HELPER_AGENT } from '../support/owner-flow.js';
-import { ACCESS_TOKEN_TYPE, JWT_BEARER, REDIRECT, TOKEN_EXCHANGE, agentAssertion, exchangeAsAgent, expectExchangeRefusedOnly, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
+import { ACCESS_TOKEN_TYPE, JWT_BEARER, REDIRECT, TOKEN_EXCHANGE, agentAssertion, claims, exchangeAsAgent, issuerSigningKey, expectExchangeRefusedOnly, startStack, stateChangedBy, userTokens, type Stack, type UserTokens } from './stack.js';
 
 let stack: Stack;
 let user: UserTokens;
@@ -103,5 +105,17 @@ describe('an agent’s client_id at /authorize (agents act only through delegati
     expect(result.status).toBe(400);
     expect(result.headers.get('location')).toBeNull();
     expect(changed).toEqual([]);
+  });
+});
+
+describe('a subject token without aud, signed with the authorization server’s own key', () => {
+  it('is invalid_request at the exchange, nothing issued (the aud claim required; the audience check refuses it too)', async () => {
+    const key = await issuerSigningKey(stack);
+    const forged = await new SignJWT(claims(decodeJwt(user.accessToken), { aud: undefined }))
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: key.kid })
+      .sign((await importJWK(key.privateJwk, 'ES256')) as CryptoKey);
+    const { result, changed } = await stateChangedBy(stack, () => exchangeAsAgent(stack, forged));
+    expectRefused(result, 'invalid_request');
+    await expectExchangeRefusedOnly(stack, changed);
   });
 });
