@@ -1,0 +1,6 @@
+import { AUTHZ_MUTANTS } from './authz.js';
+import { RESOURCE_MUTANTS } from './resource.js';
+import type { Mutant } from './types.js';
+
+export type { Mutant } from './types.js';
+export const ALL_MUTANTS: Mutant[] = [...AUTHZ_MUTANTS, ...RESOURCE_MUTANTS];
