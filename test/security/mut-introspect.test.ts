@@ -3,7 +3,7 @@
 // /introspect against another time than the server's (src/authz/introspect.ts, verifyOwnAccessToken's now),
 // which survived test/security/{tokens,protocol-conformance,client-assertion-audience}.test.ts and
 // test/authz/{token,client-auth-challenge}.test.ts: the store's token standing says only revoked or not.
-import { importJWK, SignJWT, type JWK } from 'jose';
+import { importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { postForm } from '../support/oauth-flow.js';

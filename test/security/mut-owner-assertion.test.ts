@@ -4,7 +4,7 @@
 // good at both), and a subject other than "owner". Kills: owner-proof.ts's `payload.aud !== audience` skipped, and
 // owner-login.ts's `subject: OWNER_ASSERTION_SUBJECT` dropped from verifiedOwnerAssertion; both survived
 // test/security/{owner-link,owner-token-assertion,pages}.test.ts and test/authz/owner-login-refusals.test.ts.
-import { importJWK, SignJWT } from 'jose';
+import { importJWK, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signOwnerTokenAssertion } from '../../src/client/owner-login.js';
 import { ownerCode, redeemCode, startStack, stateChangedBy, type Stack } from './stack.js';
