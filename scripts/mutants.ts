@@ -7,7 +7,7 @@
 // The working tree is never touched: the copy is `git ls-files` into a
 // temporary directory with this node_modules linked in, so an interrupted run
 // leaves nothing behind here.
-//   npm run mutants                       every mutant (about 20 minutes on 2 cores)
+//   npm run mutants                       every mutant (about 35 minutes on 2 cores)
 //   npm run mutants -- --only A01,R07     those
 //   npm run mutants -- --area authz       one file of test/mutants/
 //   npm run mutants -- --list             the list, nothing run

@@ -3,7 +3,7 @@
  * attack through, and the test files that must fail when it is applied.
  */
 export interface Mutant {
-  /** A for the authorization server, R for the resource servers, the HTTP layer and the CLI client, O for the rest; then a number. */
+  /** A for the authorization server, R for the resource servers, the HTTP layer and the CLI client, O for the rest; then the review's own id. */
   id: string;
   area: string;
   /** Relative to the project root. */
