@@ -12,7 +12,8 @@
 //   npm run mutants -- --area authz       one file of test/mutants/
 //   npm run mutants -- --list             the list, nothing run
 // Exit 0 when every mutant was killed; 1 when one survived, or its `from` text
-// is no longer in its file exactly once (the check moved: update the mutant).
+// is no longer in its file exactly once (the check moved: update the mutant),
+// or, where its tests need the build, the mutated source does not build.
 // The copy is built once, unchanged, for the tests that read dist/; a mutant
 // whose tests run the built CLI or import from dist/ is built into it, and the
 // copy built again unchanged after it.
@@ -61,7 +62,7 @@ function scratchCopy(): string {
   return dir;
 }
 
-type Outcome = 'killed' | 'SURVIVED' | 'STALE';
+type Outcome = 'killed' | 'SURVIVED' | 'STALE' | 'NO BUILD';
 
 let running: ChildProcess | undefined;
 
@@ -89,7 +90,8 @@ async function run(dir: string, m: Mutant): Promise<{ outcome: Outcome; detail: 
   if (found !== 1) return { outcome: 'STALE', detail: `its text is in ${m.file} ${found} times, not once` };
   writeFileSync(path, original.replace(m.from, () => m.to));
   try {
-    if (usesBuild(m) && (await command(dir, 'npm', ['run', 'build'])).status !== 0) return { outcome: 'killed', detail: 'the build fails' };
+    // A mutant that does not build proves nothing of the tests (found at stop 32: one counted as killed that way).
+    if (usesBuild(m) && (await command(dir, 'npm', ['run', 'build'])).status !== 0) return { outcome: 'NO BUILD', detail: 'the mutated source does not build: make it a change that compiles' };
     const tests = await command(dir, 'npx', ['vitest', 'run', ...m.tests]);
     // eslint-disable-next-line no-control-regex
     const out = tests.out.replace(/\x1b\[[0-9;]*m/g, '');
@@ -134,5 +136,5 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 const killed = chosen.length - bad;
-console.log(`\n${killed} of ${chosen.length} mutants killed${bad ? `; ${bad} not (SURVIVED: no test caught it; STALE: update the mutant)` : ''}, in ${Math.round((Date.now() - started) / 1000)} s`);
+console.log(`\n${killed} of ${chosen.length} mutants killed${bad ? `; ${bad} not (SURVIVED: no test caught it; STALE, NO BUILD: update the mutant)` : ''}, in ${Math.round((Date.now() - started) / 1000)} s`);
 process.exit(bad ? 1 : 0);
