@@ -88,10 +88,11 @@ async function run(dir: string, m: Mutant): Promise<{ outcome: Outcome; detail: 
   const original = readFileSync(path, 'utf8');
   const found = original.split(m.from).length - 1;
   if (found !== 1) return { outcome: 'STALE', detail: `its text is in ${m.file} ${found} times, not once` };
+  const built = usesBuild(m);
   writeFileSync(path, original.replace(m.from, () => m.to));
   try {
     // A mutant that does not build proves nothing of the tests (found at stop 32: one counted as killed that way).
-    if (usesBuild(m) && (await command(dir, 'npm', ['run', 'build'])).status !== 0) return { outcome: 'NO BUILD', detail: 'the mutated source does not build: make it a change that compiles' };
+    if (built && (await command(dir, 'npm', ['run', 'build'])).status !== 0) return { outcome: 'NO BUILD', detail: 'the mutated source does not build: make it a change that compiles' };
     const tests = await command(dir, 'npx', ['vitest', 'run', ...m.tests]);
     // eslint-disable-next-line no-control-regex
     const out = tests.out.replace(/\x1b\[[0-9;]*m/g, '');
@@ -99,7 +100,7 @@ async function run(dir: string, m: Mutant): Promise<{ outcome: Outcome; detail: 
     return tests.status === 0 ? { outcome: 'SURVIVED', detail: summary } : { outcome: 'killed', detail: summary };
   } finally {
     writeFileSync(path, original);
-    if (usesBuild(m)) await build(dir);
+    if (built) await build(dir);
   }
 }
 
