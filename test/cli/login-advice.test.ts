@@ -155,3 +155,81 @@ describe('a data directory whose name holds a newline, a tab or a format charact
     expect(run.stdout).toBe(odd);
   });
 });
+
+describe('a command that finds no sign-in for its agent, in a profile that holds one for an agent on other ports', () => {
+  // Noticed at stop 30: after `delegate login --auth-port A --calendar-port C --agent-port G`, plain `delegate token`
+  // (and find-slot in a script) advised only a `delegate login` at the default ports, which signs in a second time at
+  // other servers. The sign-in stored is named, with this command run for it by --agent-url (the token cache's key).
+  const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+  /** A token cache, in `dir`, holding a delegation for each agent URL; `ended` ones have no refresh token and an expired access token. */
+  async function storedFor(dir: string, now: number, ...agents: { agentUrl: string; ended?: boolean }[]): Promise<Record<string, string>> {
+    const cache = { version: 1, discovery: {} as Record<string, unknown>, clients: {} as Record<string, unknown>, tokens: {} as Record<string, Record<string, unknown>> };
+    const accessTokens: Record<string, string> = {};
+    for (const [i, { agentUrl, ended }] of agents.entries()) {
+      const issuer = `http://127.0.0.1:${40000 + i}`;
+      cache.discovery[agentUrl] = {
+        authorizationServerUrl: issuer,
+        resourceMetadata: { resource: agentUrl, resource_name: 'CalendarAgent', authorization_servers: [issuer] },
+        authorizationServerMetadata: { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, response_types_supported: ['code'] },
+      };
+      cache.clients[issuer] = { client_id: 'cli_abc', issuer, redirect_uris: ['http://127.0.0.1/callback'] };
+      const access = `${part({ alg: 'ES256', typ: 'at+jwt' })}.${part({ sub: 'usr_owner', client_id: 'cli_abc', grant_id: `grt_${i}`, scope: 'slots:find', aud: agentUrl })}.c2ln`;
+      accessTokens[agentUrl] = access;
+      (cache.tokens[issuer] ??= {})[agentUrl] = {
+        access_token: access,
+        token_type: 'Bearer',
+        ...(ended ? {} : { refresh_token: 'dlg_rt_secret', refresh_expires_at: now + 86_400_000 }),
+        scope: 'slots:find',
+        expires_at: ended ? now - 60_000 : now + 3_600_000,
+        issuer,
+        resource: agentUrl,
+        obtained_at: now - 120_000,
+      };
+    }
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(join(dir, 'tokens.json'), JSON.stringify(cache), { mode: 0o600 });
+    return accessTokens;
+  }
+
+  it('token names it, and the command it advises prints its token', async () => {
+    const other = `http://127.0.0.1:${await freePort()}/mcp`;
+    const io = fakeIo({ DELEGATE_HOME: home });
+    const tokens = await storedFor(home, io.now(), { agentUrl: other });
+    expect(await runCli(['token', ...flags], io)).toBe(4);
+    expect(io.out).toBe('');
+    const agentUrl = `http://127.0.0.1:${flags[5]}/mcp`;
+    expect(io.err).toBe(
+      `delegate: No delegation for CalendarAgent at ${agentUrl} is stored, and this command never signs in. Run \`DELEGATE_HOME=${home} delegate login ${flags.join(' ')}\` first. ` +
+        `This profile holds a sign-in for the agent at ${other}: \`DELEGATE_HOME=${home} delegate token --agent-url ${other}\` uses it.\n`,
+    );
+    // Followed as written (its token is valid: no server is asked), it prints that sign-in's token.
+    const advised = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['token', '--agent-url', other], advised), advised.err).toBe(0);
+    expect(advised.out).toBe(`${tokens[other]}\n`);
+  });
+
+  it('find-slot with no terminal names it too, with its own options and this run’s profile', async () => {
+    const other = `http://127.0.0.1:${await freePort()}/mcp`;
+    const io = fakeIo({ DELEGATE_HOME: home });
+    await storedFor(join(home, 'profiles', 'work'), io.now(), { agentUrl: other });
+    expect(await runCli(['--profile', 'work', 'find-slot', '--duration', '30m', ...flags], io)).toBe(4);
+    expect(io.err).toContain('nobody is here to give it: this is not an interactive terminal.');
+    expect(io.err).toMatch(new RegExp(`This profile holds a sign-in for the agent at ${other.replace(/[.]/g, '\\.')}: \`DELEGATE_HOME=${home} delegate find-slot --duration 30m --agent-url ${other.replace(/[.]/g, '\\.')} --profile work\` uses it\\.\\n$`));
+  });
+
+  it('several are counted and the first is named; one that has ended, and none at all, add nothing', async () => {
+    const [a, b, ended] = [`http://127.0.0.1:${await freePort()}/mcp`, `http://127.0.0.1:${await freePort()}/mcp`, `http://127.0.0.1:${await freePort()}/mcp`];
+    const io = fakeIo({ DELEGATE_HOME: home });
+    await storedFor(home, io.now(), { agentUrl: a }, { agentUrl: b }, { agentUrl: ended, ended: true });
+    expect(await runCli(['token', ...flags], io)).toBe(4);
+    expect(io.err).toContain(
+      ` This profile holds sign-ins for 2 other agents (at ${a}, ${b}; \`delegate status\` lists them): \`DELEGATE_HOME=${home} delegate token --agent-url ${a}\` uses the first.\n`,
+    );
+    expect(io.err).not.toContain(ended);
+    await storedFor(home, io.now(), { agentUrl: ended, ended: true });
+    const none = fakeIo({ DELEGATE_HOME: home });
+    expect(await runCli(['token', ...flags], none)).toBe(4);
+    expect(none.err).toMatch(/first\.\n$/);
+  });
+});

@@ -353,10 +353,11 @@ async function useAgent<T>(
           ? `needs more permission than your delegation gives it${error.detail ? ` (it says: ${error.detail})` : ''}`
           : 'needs your authorization';
         const needs = `CalendarAgent at ${target.agentUrl} ${what}${target.issuer !== undefined ? ` (authorization server ${target.issuer})` : ''}`;
+        const elsewhere = await otherSignIns(args, io, target.agentUrl);
         throw new CommandFailed(
           neverSignsIn
-            ? `${needs}, and this command never signs in. Run \`${command('login')}\` first.`
-            : `${needs}, and nobody is here to give it: this is not an interactive terminal. ${(args.noTerminalAdvice ?? NO_TERMINAL_ADVICE)(command)}`,
+            ? `${needs}, and this command never signs in. Run \`${command('login')}\` first.${elsewhere}`
+            : `${needs}, and nobody is here to give it: this is not an interactive terminal. ${(args.noTerminalAdvice ?? NO_TERMINAL_ADVICE)(command)}${elsewhere}`,
           EXIT_AUTH_REQUIRED,
         );
       }
@@ -401,7 +402,36 @@ export async function nothingStoredFailure(error: ClientError, args: AgentAccess
   if (isDelegationEnded(error)) return endedFailure(error, args, io, true);
   if (error.detail === undefined) return new CommandFailed(error.message, EXIT_AUTH_REQUIRED);
   const login = (await commandLineFor(args, io))('login');
-  return new CommandFailed(`${error.detail.replace(/\.$/, '')}, and this command never signs in. Run \`${login}\` first.`, EXIT_AUTH_REQUIRED);
+  const elsewhere = await otherSignIns(args, io, args.agentUrl ?? urlsFor(args.ports, args.host).agentUrl);
+  return new CommandFailed(`${error.detail.replace(/\.$/, '')}, and this command never signs in. Run \`${login}\` first.${elsewhere}`, EXIT_AUTH_REQUIRED);
+}
+
+/**
+ * Where a command finds no delegation stored for its agent, the usable ones this profile holds for other agents,
+ * with this command run for one of them by its URL (--agent-url, the token cache's key), as ' …' to end the line;
+ * '' when there is none. Noticed at stop 30: `delegate token` after `delegate login --auth-port 9100 --calendar-port
+ * 9101 --agent-port 9102` named only a `delegate login` at the default ports, which signs in a second time, elsewhere.
+ * The calendar backend's port is not in the cache, so the ports cannot be named: the URL reaches the agent whatever
+ * they are (its servers must run). Read only on this failure's path; not for a command that takes no --agent-url.
+ */
+async function otherSignIns(args: AgentAccessArgs, io: CliIo, agentUrl: string): Promise<string> {
+  const { storedDelegations } = await import('../../client/credentials.js');
+  const here = canonicalResource(agentUrl) ?? agentUrl;
+  let urls: string[];
+  try {
+    const stored = await storedDelegations(profilePaths(io, args.profile), () => io.now());
+    if (stored.some((d) => d.agentUrl === here)) return '';
+    urls = [...new Set(stored.filter((d) => d.usable).map((d) => d.agentUrl))];
+  } catch {
+    return ''; // a cache that cannot be read is another failure's, said where it is read
+  }
+  const [first] = urls;
+  if (first === undefined || args.command === undefined) return '';
+  const { sameSetupCommandLine } = await import('./mcp-config.js');
+  const use = sameSetupCommandLine({ ports: args.ports, agentUrl: first, ...(args.profile !== undefined ? { profile: args.profile } : {}) }, io, args.command);
+  const shown = urls.slice(0, 3).map((url) => printableClipped(url, 200));
+  const named = urls.length === 1 ? `a sign-in for the agent at ${shown[0]}` : `sign-ins for ${urls.length} other agents (at ${shown.join(', ')}${urls.length > 3 ? ', …' : ''}; \`delegate status\` lists them)`;
+  return ` This profile holds ${named}: \`${use}\` uses ${urls.length === 1 ? 'it' : 'the first'}.`;
 }
 
 /**

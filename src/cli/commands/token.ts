@@ -55,7 +55,7 @@ async function storedToken(args: AgentAccessArgs, io: CliIo): Promise<string> {
     // A damaged cache is named with the `delegate login` of this run's ports and profile, as withAgentAccess names it.
     if (isDamagedCache(error)) throw await damagedCacheFailure(error, args, io, true);
     // Nothing stored: named the same way (found by the s18 helpers: this alone still said plain `delegate login`).
-    if (isClientError(error, 'AUTHORIZATION_REQUIRED')) throw await nothingStoredFailure(error, args, io);
+    if (isClientError(error, 'AUTHORIZATION_REQUIRED')) throw await nothingStoredFailure(error, { ...args, command: TOKEN_WORDS }, io);
     // Servers on this machine's ports may be looked for (and started); an agent given by its URL is not this machine's.
     if (!refreshSpentNothing(error) || args.agentUrl !== undefined) throw error;
   }
