@@ -9,7 +9,7 @@ import { canonicalResource, protectedResourceMetadataUrl, type AccessTokenClaims
 import { publishedDataDirectoryId } from '../data-directory-id.js';
 import { createApp, type AppOptions } from '../http/app.js';
 import type { AuditSink } from '../resource/audit.js';
-import { createBearerVerifier, type TokenHeader, type TokenRejection } from '../resource/bearer.js';
+import { createBearerVerifier, type TokenHeader } from '../resource/bearer.js';
 import { attachRevocationList, createRevocationList, type RevocationList } from '../resource/revocations.js';
 import type { TokenExchanger } from './exchange.js';
 import { unreachedCalendar } from './delegation.js';
@@ -39,8 +39,6 @@ export interface AgentServerOptions {
   calendarTimeoutMs?: number;
   /** Time allowed for each request to the authorization server. */
   exchangeTimeoutMs?: number;
-  /** A further check on verified tokens, after the revocation list; returns a reason to refuse. */
-  rejectToken?: (claims: AccessTokenClaims) => string | undefined | Promise<string | undefined>;
   /**
    * The revocation list (src/resource/revocations.ts) that refuses revoked
    * grants and tokens; by default one that polls the issuer, started and
@@ -84,15 +82,14 @@ export async function buildAgentServer(options: AgentServerOptions): Promise<Fas
 
   const revocations =
     options.revocations === false ? undefined : (options.revocations ?? createRevocationList({ issuer: options.issuer, fetchFn, now, logger: app.log }));
-  const reject = async (claims: AccessTokenClaims, header: TokenHeader): Promise<TokenRejection> =>
-    (await revocations?.check(claims, header.kid)) ?? (await options.rejectToken?.(claims));
   const verify = createBearerVerifier({
     issuer: options.issuer,
     audience: resourceUrl,
     now,
     fetchFn,
     ...(options.keys ? { keys: options.keys } : {}),
-    reject,
+    // As the calendar backend's (src/calendar/server.ts).
+    ...(revocations ? { reject: (claims: AccessTokenClaims, header: TokenHeader) => revocations.check(claims, header.kid) } : {}),
   });
   if (revocations) attachRevocationList(app, revocations, verify);
   const toolDeps = agentMcpDeps({
