@@ -10,6 +10,7 @@ import { auditLogCannotRecord, auditRecord, boundedValue, saysCannotRecord, type
 import { callerDelegation, missingScopeMessage, type ReauthorizeAdvice } from './delegation.js';
 import type { CallerToken, ToolExtra, ToolLogger } from './tool.js';
 import type { ToolScopePolicy } from './tool-scopes.js';
+import type { AccessTokenClaims } from '../delegation/index.js';
 
 export interface ToolGuardOptions {
   policy: ToolScopePolicy;
@@ -30,39 +31,70 @@ export type ToolHandler<I> = (input: I, extra: ToolExtra) => Promise<CallToolRes
 export function guardTool<I>(tool: string, options: ToolGuardOptions, handler: ToolHandler<I>): ToolHandler<I> {
   const needed = options.policy.tools[tool] ?? [];
   return async (input, extra) => {
+    GUARDED.add(extra);
     const called = await callerDelegation(extra, options.callerToken);
     // No delegation: the tool itself says so; there is nobody to record the call for.
     if (!called.ok) return handler(input, extra);
     const delegation = called.value;
     const refusal = missingScopeMessage(tool, delegation.scopes, needed, options.reauthorize);
     const result = refusal ? errorResult(refusal) : await handler(input, extra);
-    if (!options.audit) return result;
-    const outcome = refusal ? 'refused' : result.isError ? 'error' : 'ok';
-    try {
-      await options.audit(
-        auditRecord('tool_call', delegation.claims, options.resource ?? audienceOf(delegation.claims.aud), {
-          tool,
-          outcome,
-          arguments: boundedValue(input),
-          ...(result.isError ? { message: firstText(result) } : {}),
-        }),
-        options.requestId !== undefined ? { requestId: options.requestId } : undefined,
-      );
-    } catch (err) {
-      options.logger?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'tool call could not be audited');
-      // A full or read-only store is named, and waiting does not mend it (found in review: "Try again shortly" there too;
-      // and the note on a failed call named neither).
-      const cannotRecord = auditLogCannotRecord(err);
-      // Only data must not leave unrecorded. An error or a refusal carries none, and its own message (the backend
-      // down, the permission to ask for) is what the person needs; withholding it left only "try again".
-      if (result.isError) return withNote(result, unrecordedNote(allText(result), cannotRecord));
-      // A record the authorization server refused as it is (400) is refused again: no "try again" (s24).
-      const refused = err instanceof Error && err.name === 'AuditRecordRefusedError' ? err.message : undefined;
-      const why = cannotRecord !== undefined ? `: ${cannotRecord}.` : refused !== undefined ? `: ${refused}` : '. Try again shortly.';
-      return errorResult(`${tool} ran, but the call could not be recorded in the audit log, so its result is withheld${why}`);
-    }
-    return result;
+    return recorded(tool, options, delegation.claims, input, result, refusal ? 'refused' : result.isError ? 'error' : 'ok');
   };
+}
+
+/** The calls the guard has seen (by their request's `extra`, which the MCP server hands the tool as it is). */
+const GUARDED = new WeakSet<ToolExtra>();
+
+/**
+ * A tools/call the MCP layer refused before any tool ran (arguments its input schema refuses, or too many of them),
+ * recorded as a refused call with the refusal, as guardTool records a missing scope; `result`
+ * (that refusal) is what the caller is answered. A call the guard saw is its to record. Found in review (s33audit): a
+ * find_slot whose duration was over 64 characters, sent with a valid token, left no record, though every tool call
+ * at CalendarAgent is on the audit log.
+ */
+export async function recordRefusedBeforeTool(tool: string, options: ToolGuardOptions, input: unknown, extra: ToolExtra, result: CallToolResult): Promise<CallToolResult> {
+  if (GUARDED.has(extra) || !result.isError) return result;
+  const called = await callerDelegation(extra, options.callerToken);
+  return called.ok ? recorded(tool, options, called.value.claims, input, result, 'refused') : result;
+}
+
+/**
+ * `result` once its call is on the audit log (a `tool_call` record with the full actor chain, the grant, the
+ * resource and how it ended); a call that cannot be recorded does not return its data.
+ */
+async function recorded(
+  tool: string,
+  options: ToolGuardOptions,
+  claims: AccessTokenClaims,
+  input: unknown,
+  result: CallToolResult,
+  outcome: 'ok' | 'error' | 'refused',
+): Promise<CallToolResult> {
+  if (!options.audit) return result;
+  try {
+    await options.audit(
+      auditRecord('tool_call', claims, options.resource ?? audienceOf(claims.aud), {
+        tool,
+        outcome,
+        arguments: boundedValue(input),
+        ...(result.isError ? { message: firstText(result) } : {}),
+      }),
+      options.requestId !== undefined ? { requestId: options.requestId } : undefined,
+    );
+  } catch (err) {
+    options.logger?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'tool call could not be audited');
+    // A full or read-only store is named, and waiting does not mend it (found in review: "Try again shortly" there too;
+    // and the note on a failed call named neither).
+    const cannotRecord = auditLogCannotRecord(err);
+    // Only data must not leave unrecorded. An error or a refusal carries none, and its own message (the backend
+    // down, the permission to ask for) is what the person needs; withholding it left only "try again".
+    if (result.isError) return withNote(result, unrecordedNote(allText(result), cannotRecord));
+    // A record the authorization server refused as it is (400) is refused again: no "try again" (s24).
+    const refused = err instanceof Error && err.name === 'AuditRecordRefusedError' ? err.message : undefined;
+    const why = cannotRecord !== undefined ? `: ${cannotRecord}.` : refused !== undefined ? `: ${refused}` : '. Try again shortly.';
+    return errorResult(`${tool} ran, but the call could not be recorded in the audit log, so its result is withheld${why}`);
+  }
+  return result;
 }
 
 /**

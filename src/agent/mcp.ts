@@ -5,7 +5,14 @@
 // call carries and never under one of its own.
 import { randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { InitializeRequestSchema, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CallToolRequestSchema,
+  InitializeRequestSchema,
+  LATEST_PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type CallToolRequest,
+  type CallToolResult,
+} from '@modelcontextprotocol/sdk/types.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { JWK } from 'jose';
 import { z } from 'zod';
@@ -14,7 +21,7 @@ import type { AuditSink } from '../resource/audit.js';
 import { resendingFetch, type ServersGone } from '../client/servers-gone.js';
 import { DEFAULT_CALENDAR_TIMEOUT_MS } from './calendar-client.js';
 import { createTokenExchanger, type TokenExchanger } from './exchange.js';
-import { guardTool, type ToolGuardOptions, type ToolHandler } from './guard.js';
+import { guardTool, recordRefusedBeforeTool, type ToolGuardOptions, type ToolHandler } from './guard.js';
 import type { ReauthorizeAdvice } from './delegation.js';
 import { createListBusyHandler, listBusyInputShape, listBusyOutputShape } from './list-busy.js';
 import { FIND_SLOT_TOOL, createFindSlotHandler, findSlotInputShape, findSlotOutputShape, type CallerToken, type FindSlotDeps, type ToolExtra, type ToolLogger } from './tool.js';
@@ -183,12 +190,22 @@ export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
   const server = new McpServer(AGENT_SERVER_INFO, {
     jsonSchemaValidator: sharedValidator,
     instructions: INSTRUCTIONS,
-    capabilities: CAPABILITIES,
+    // No capabilities here: the SDK would set its tools handlers at once, before they can be wrapped (below); they are
+    // registered once the tools are.
     // The tool takes four short strings; anything much larger is abuse.
     maxToolInputElements: 64,
   });
   const findSlot = perCall(deps, (d) => guardTool(FIND_SLOT_TOOL, guardOptions(d), createFindSlotHandler(d)));
   const listBusy = perCall(deps, (d) => guardTool(LIST_BUSY_TOOL, guardOptions(d), createListBusyHandler(d)));
+  // The SDK sets its tools/call handler at the first registerTool (with no tools capability given to its constructor); it is wrapped as it is set, so that the calls it
+  // refuses before a tool runs are recorded too (recordRefusedBeforeTool). setRequestHandler is public, the handler
+  // is not; the server's own method is back once both tools are registered.
+  const protocol = server.server as unknown as { setRequestHandler: (schema: unknown, handler: SdkToolCallHandler) => void };
+  let wrapped = false;
+  protocol.setRequestHandler = (schema, handler) => {
+    wrapped ||= schema === CallToolRequestSchema;
+    Object.getPrototypeOf(protocol).setRequestHandler.call(protocol, schema, schema === CallToolRequestSchema ? refusalsRecorded(deps, handler) : handler);
+  };
   server.registerTool(
     FIND_SLOT_TOOL,
     {
@@ -215,11 +232,25 @@ export function createAgentMcpServer(deps: AgentMcpDeps): McpServer {
     },
     (input, extra) => listBusy(input, extra),
   );
+  delete (protocol as { setRequestHandler?: unknown }).setRequestHandler;
+  if (!wrapped) throw new Error('The MCP SDK did not set its tools/call handler when the tools were registered: calls it refuses would go unrecorded.');
   // registerTool merges `tools: { listChanged: true }` into the capabilities, whatever the constructor
   // said. The tool list never changes, and stateless /mcp has no stream to send the notification on.
   server.server.registerCapabilities(CAPABILITIES);
   if (deps.callContext) answerInitializeStatelessly(server);
   return server;
+}
+
+type SdkToolCallHandler = (request: CallToolRequest, extra: ToolExtra) => Promise<CallToolResult>;
+
+/** The SDK's tools/call handler, and a refused call's record where the guard of a tool did not make one. */
+function refusalsRecorded(deps: AgentMcpDeps, handler: SdkToolCallHandler): SdkToolCallHandler {
+  return async (request, extra) => {
+    const result = await handler(request, extra);
+    if (!result.isError) return result;
+    const tool = request.params.name.slice(0, 200);
+    return perCall(deps, (d) => (input, ex) => recordRefusedBeforeTool(tool, guardOptions(d), input, ex, result))(request.params.arguments, extra);
+  };
 }
 
 /**

@@ -106,4 +106,40 @@ describe('the resource servers’ audit records, as the CLI wires them', () => {
     expect(JSON.stringify(records)).not.toContain(user.accessToken);
     expect(await store.verifyAudit()).toMatchObject({ ok: true });
   });
+
+  // Found in review (s33audit): a call the MCP layer refused before the tool ran (arguments the tool's input schema
+  // refuses) left no record, though every tool call at CalendarAgent is on the log. (A tool it does not have is a
+  // JSON-RPC error, -32602, not a tool call.)
+  it('a call refused before any tool ran is recorded as refused, with the refusal; a call the tool answered, once', async () => {
+    const user = await userToken();
+    const claims = decodeJwt(user.accessToken);
+    const client = new Client({ name: 'audit-wiring', version: '0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(urls.agentUrl), { requestInit: { headers: { Authorization: `Bearer ${user.accessToken}` } } }));
+    const calls: CallToolResult[] = [];
+    try {
+      for (const [name, args] of [
+        ['find_slot', { duration: '3'.repeat(65) }],
+        ['find_slot', { duration: ['30m'] }],
+        ['find_slot', { duration: '30m', calendars: Array.from({ length: 70 }, (_, i) => `c${i}`) }],
+        ['find_slot', { duration: '30m' }],
+      ] as const) {
+        calls.push((await client.callTool({ name, arguments: args })) as CallToolResult);
+      }
+    } finally {
+      await client.close();
+    }
+    expect(calls.map((c) => Boolean(c.isError))).toEqual([true, true, true, false]);
+    const records = (await store.listAudit({ grant: String(claims.grant_id) })).filter((r) => r.event === 'tool_call');
+    expect(records.map((r) => [r.detail.tool, r.detail.outcome])).toEqual([
+      ['find_slot', 'refused'],
+      ['find_slot', 'refused'],
+      ['find_slot', 'refused'],
+      ['find_slot', 'ok'],
+    ]);
+    for (const record of records) expect(record).toMatchObject({ user: claims.sub, client: user.clientId, resource: urls.agentUrl, actors: [user.clientId, claims.sub] });
+    expect(records[0]!.detail).toMatchObject({ arguments: { duration: expect.stringMatching(/^3+/) }, message: expect.stringContaining('Input validation error') });
+    expect(records[1]!.detail).toMatchObject({ arguments: { duration: ['30m'] }, message: expect.stringContaining('Input validation error') });
+    expect(records[2]!.detail.message).toContain('more than the maximum of 64 elements');
+    expect(await store.verifyAudit()).toMatchObject({ ok: true });
+  });
 });
