@@ -10,6 +10,7 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AccessTokenClaims } from '../delegation/index.js';
 import type { FormBody } from '../http/app.js';
+import { actorsOf } from './audit.js';
 import { verifyOwnAccessToken } from './access-token.js';
 import { authenticateClient } from './client-auth.js';
 import { nowSec, type AuthContext } from './context.js';
@@ -109,6 +110,8 @@ async function revokeAccessToken(ctx: AuthContext, log: FastifyBaseLogger, clien
     client: clientId,
     grant: claims.grant_id,
     resource: String(claims.aud),
+    // Whose token it was, as the exchange that issued it recorded its chain (found in review, s33deleg: `actors: []`).
+    actors: actorsOf(claims),
     detail: { token_type: 'access_token', jti: claims.jti },
   });
   if (revoked) log.info({ client: clientId, jti: claims.jti }, 'access token revoked');

@@ -163,6 +163,9 @@ describe('revoking an access token at /revoke is recorded once, when it revokes 
     for (let i = 0; i < 3; i++) expect((await revoke()).status).toBe(200);
     expect(await authz.store.tokenStanding(jti, Date.now())).toBe('revoked');
     expect((await records('token_revoked', { grant })).map((r) => r.detail)).toEqual([{ token_type: 'access_token', jti }]);
+    // Found in review (s33deleg): the record named no chain (`actors: []`); it names the revoked token's, as its exchange did.
+    expect((await records('token_revoked', { grant }))[0]!.actors).toEqual(['calendar-agent', expect.stringMatching(/^cli_/), decodeJwt(calendarToken).sub]);
+    expect((await records('token_exchanged', { grant })).at(-1)!.actors).toEqual((await records('token_revoked', { grant }))[0]!.actors);
     expect(await records('grant_revoked', { grant })).toEqual([]);
     const { result, changed } = await stateChangedBy(db, revoke);
     expect(result.status).toBe(200);
