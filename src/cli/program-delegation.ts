@@ -186,8 +186,8 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       new Option('--event <name>', 'only records of this event (repeatable, or a comma list)').choices(AUDIT_EVENTS).argParser((v: string, p: string[] = []) => [...p, ...v.split(',')]),
     )
     .option('--user <name>', 'only records for this account: its name (exactly, else in any case when that names one account), or its usr_… id (a removed account’s by its id, or by its old name when no account has that name now)')
-    .option('--since <when>', 'only records since a time (ISO 8601) or a span back from now (30m, 2h, 7d)')
-    .option('--until <when>', 'only records until a time (ISO 8601) or a span back from now')
+    .option('--since <when>', 'only records since a time (ISO 8601; without an offset, UTC, as the lines print it; a date: from its start) or a span back from now (30m, 2h, 7d)')
+    .option('--until <when>', 'only records until a time (ISO 8601; without an offset, UTC; a date: to its end, as find-slot --to reads it) or a span back from now')
     .option('--json', 'print JSON')
     .option('--verify', 'check the hash chain and name the first edited, deleted, inserted or reordered record; prints the head to keep elsewhere')
     .option('--head <hash>', 'with --verify: a head an earlier --verify printed (at least its first 32 hex digits); the chain must still hold it, or the log was cut or rewritten')
@@ -199,7 +199,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
         'delegate audit --event tool_call,freebusy_read --since 1d',
         'delegate audit --client calendar-agent --since 1d',
         'delegate audit --event consent,grant_revoked --user alice',
-        'delegate audit --event sign_in_failed --since 2026-05-01 --until 2026-05-02',
+        'delegate audit --event sign_in_failed --since 2026-05-01 --until 2026-05-02   # 1 and 2 May, UTC',
         'delegate audit --verify',
         'delegate audit --verify --json | jq -r .head >> ~/audit-heads',
         'delegate audit --verify --head "$(tail -1 ~/audit-heads)"',
@@ -218,7 +218,8 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
             ...(o.client ? { clients: o.client } : {}),
             ...(o.event ? { events: o.event } : {}),
             ...(o.user !== undefined ? { user: o.user } : {}),
-            ...(o.since ? { since: o.since } : {}),
+            // An empty --since is bad usage, as an empty --until is (found in review, s33audit: it was dropped, and the whole log listed).
+            ...(o.since !== undefined ? { since: o.since } : {}),
             ...(o.until !== undefined ? { until: o.until } : {}),
           },
           io,

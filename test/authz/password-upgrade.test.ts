@@ -44,8 +44,8 @@ describe('a password hash with the parameters before', () => {
     expect((await signIn('olga', 'olga has a long password')).status).toBe(303);
     expect(await storedHash('olga')).toBe(upgraded);
     expect(await recordsOf('usr_olga')).toEqual([
-      ['sign_in', { method: 'password', rehashed: true }],
-      ['sign_in', { method: 'password' }],
+      ['sign_in', { method: 'password', source: '127.0.0.1', rehashed: true }],
+      ['sign_in', { method: 'password', source: '127.0.0.1' }],
     ]);
     expect((await authz.store.verifyAudit()).ok).toBe(true);
   }, 30_000);

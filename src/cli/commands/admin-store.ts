@@ -5,6 +5,7 @@
 // cannot be written.
 import { existsSync, statSync } from 'node:fs';
 import { parseWindowBound } from '../../calendar/window.js';
+import { DAY_MS } from '../../calendar/zone.js';
 import type { Paths } from '../../config.js';
 import { CURRENT_SCHEMA_VERSION, openStore, openStoreReadOnly, StoreError, type AccountName, type Store } from '../../store/index.js';
 import { CommandFailed, UsageError } from '../errors.js';
@@ -101,7 +102,7 @@ export function setUpSigns(paths: Paths): string[] {
  * an installation that has run (refused when opened). An empty file alone, left by a first start that stopped
  * before its first write, is no database yet, and a reading command does not set one up there.
  */
-function databaseStarted(paths: Paths): boolean {
+export function databaseStarted(paths: Paths): boolean {
   try {
     return statSync(paths.db).size > 0 || setUpSigns(paths).some((file) => existsSync(file));
   } catch {
@@ -205,15 +206,27 @@ export function removedField(account: AccountName | undefined): { user_removed_a
 /**
  * A time given as ISO 8601 or as a span back from now (`2h`, `3d`), in ms since
  * the epoch. The time must be one find-slot's --from would take: Date.parse
- * alone turns 30 February into 2 March.
+ * alone turns 30 February into 2 March. One without an offset (`2026-05-01`,
+ * `2026-05-01T09:00`) is UTC, the zone every audit line prints its time in:
+ * found in review (s33audit), Date.parse read a date-time without an offset in
+ * the process's own zone and a date in UTC, so that under TZ=Asia/Tokyo
+ * `--until 2026-12-08T00:00` listed none of the records `--until
+ * 2026-12-08T00:00Z` listed. As the end of a span (`end`), a date is the end of
+ * that day, its last millisecond (the bound is inclusive), as find-slot's --to
+ * reads a date as the midnight that ends it; as a start, its first.
  */
-export function parseSince(value: string, now: number): number | undefined {
+export function parseSince(value: string, now: number, end = false): number | undefined {
   const text = value.trim();
   const span = /^(\d+)(m|h|d|w)$/.exec(text);
   if (span) return now - Number(span[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[span[2] as 'm' | 'h' | 'd' | 'w'];
-  if (parseWindowBound(text) === undefined) return undefined;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : at;
+  const bound = parseWindowBound(text);
+  if (bound === undefined) return undefined;
+  if (bound.kind === 'instant') return bound.ms;
+  // setUTCFullYear, not Date.UTC, which reads years 0 to 99 as 1900 to 1999.
+  const at = new Date(0);
+  at.setUTCFullYear(bound.year, bound.month - 1, bound.day);
+  at.setUTCHours(bound.hour, bound.minute, bound.second, 0);
+  return bound.dateOnly && end ? at.getTime() + DAY_MS - 1 : at.getTime();
 }
 
 /** Read access for a command, its notice on the command's stderr. */

@@ -7,14 +7,14 @@
 // against a head an earlier check printed and that was kept elsewhere.
 import { BoundedMap } from '../../bounded-map.js';
 import type { Paths } from '../../config.js';
-import { KEPT_HEAD } from '../../store/audit-chain.js';
+import { GENESIS_HASH, KEPT_HEAD } from '../../store/audit-chain.js';
 import type { AccountName, AuditFilter, AuditRecord, StoredRecord, Store } from '../../store/index.js';
 import { AUDIT_EVENTS } from '../audit-events.js';
 import { EXIT_ERROR, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo, OutputStream } from '../io.js';
 import { namedClient, printable } from '../shown.js';
-import { parseSince, pickedAccount, readOnlyNotice, removedField, shownAccount, withStore, type AccountUse } from './admin-store.js';
-import { delegateCommandLine } from './mcp-config.js';
+import { databaseStarted, parseSince, pickedAccount, readOnlyNotice, removedField, shownAccount, withStore, type AccountUse } from './admin-store.js';
+import { delegateCommandLine, sameDataDelegateCommand, shellQuote } from './mcp-config.js';
 
 export interface AuditArgs {
   paths: Paths;
@@ -36,6 +36,7 @@ export interface AuditArgs {
 export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> {
   const filter = checkedFilter(args, io.now());
   const keptHead = checkedHead(args);
+  if (args.verify && !databaseStarted(args.paths)) return noLogToVerify(args, keptHead, io);
   return withStore(args.paths, async (store) => {
     if (args.verify) {
       const verdict = await store.verifyAudit(keptHead);
@@ -47,7 +48,9 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
       if (args.json) return EXIT_OK;
       io.stdout.write(`The audit log is intact: ${verdict.count} records, head ${verdict.head}${keptHead !== undefined ? `; it holds the head you kept (${keptHead})` : ''}.\n`);
       // The chain shows changes inside it, not a cut tail or a chain rewritten whole: only a head kept elsewhere can.
-      if (keptHead === undefined) io.stderr.write(`Keep this head where whoever can write the log cannot; \`${delegateCommandLine(['audit', '--verify', '--head', verdict.head], io.env)}\` then also shows a log cut back or rewritten since.\n`);
+      // The command with this data directory pinned, as login's hints pin it (found in review, s33audit: typed in
+      // another shell, the hint's bare `delegate audit --verify --head …` checked the default data directory's log).
+      if (keptHead === undefined) io.stderr.write(`Keep this head where whoever can write the log cannot; \`${sameDataDelegateCommand(io.env)} ${['audit', '--verify', '--head', verdict.head].map(shellQuote).join(' ')}\` then also shows a log cut back or rewritten since.\n`);
       return EXIT_OK;
     }
     // Removed accounts too (users remove): the log keeps their records, under the names they had.
@@ -85,10 +88,29 @@ export async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> 
   }, readOnlyNotice(io));
 }
 
+/**
+ * `--verify` where the data directory has no database (none yet, or removed): there is no audit log to check. Found
+ * in review (s33audit): `--verify --head` read the empty log a reading command opens in its place and said "The audit
+ * log has been tampered with … Its 0 records", as of a log cut back to nothing. With --head that is still exit 1 (the
+ * head is not there to be held), saying why (--json: `problem: "no_database"`); without it, exit 0 and no head to
+ * keep (--json: the verdict of an empty chain, as before).
+ */
+function noLogToVerify(args: AuditArgs, keptHead: string | undefined, io: CliIo): number {
+  const none = `There is no audit log in ${args.paths.home}: no database there (${args.paths.db}).`;
+  if (keptHead === undefined) {
+    io.stdout.write(args.json ? `${JSON.stringify({ ok: true, count: 0, head: GENESIS_HASH })}\n` : printable(`${none} Nothing to verify.`) + '\n');
+    return EXIT_OK;
+  }
+  const message = `${none} The head you kept (${keptHead}) is from another data directory, or this one's database was moved or removed.`;
+  if (args.json) io.stdout.write(`${JSON.stringify({ ok: false, seq: 0, problem: 'no_database', message })}\n`);
+  else io.stderr.write(`delegate: ${printable(message)}\n`);
+  return EXIT_ERROR;
+}
+
 /** The filters that need no store, checked: a bad one is bad usage (exit 2), before the database is opened. */
 function checkedFilter(args: AuditArgs, now: number): Omit<AuditFilter, 'user'> {
-  const since = timeOption('--since', args.since, now, 'an ISO 8601 time or a span such as 30m, 2h, 7d');
-  const until = timeOption('--until', args.until, now, 'an ISO 8601 time or a span back from now such as 30m, 2h, 7d');
+  const since = timeOption('--since', args.since, now, false, 'an ISO 8601 time (UTC when it has no offset) or a span such as 30m, 2h, 7d');
+  const until = timeOption('--until', args.until, now, true, 'an ISO 8601 time (UTC when it has no offset) or a span back from now such as 30m, 2h, 7d');
   if (since !== undefined && until !== undefined && since > until) throw new UsageError(`--since (${new Date(since).toISOString()}) is after --until (${new Date(until).toISOString()}).`);
   const events = args.events?.map((e) => e.trim());
   const unknown = events?.find((e) => !(AUDIT_EVENTS as readonly string[]).includes(e));
@@ -127,10 +149,13 @@ function unreadableLine(r: StoredRecord): string {
   return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, 'cannot be read'].map(printable).join('  ');
 }
 
-/** A time option read as parseSince reads it, or undefined when not given; one it cannot read is bad usage. */
-function timeOption(flag: string, given: string | undefined, now: number, takes: string): number | undefined {
+/**
+ * A time option read as parseSince reads it (`end`: --until, where a date is the end of that day), or undefined when
+ * not given; one it cannot read, an empty one included, is bad usage.
+ */
+function timeOption(flag: string, given: string | undefined, now: number, end: boolean, takes: string): number | undefined {
   if (given === undefined) return undefined;
-  const at = parseSince(given, now);
+  const at = parseSince(given, now, end);
   if (at === undefined) throw new UsageError(`${flag} takes ${takes}.`);
   return at;
 }
@@ -216,7 +241,7 @@ function line(r: AuditRecord, names: Names): string {
   const reporter = typeof r.detail.reported_by === 'string' ? `reported by ${r.detail.reported_by}` : '';
   // A password reset that also moved the account's time zone says so (found in review: only --json showed it).
   const zone = asWrote && typeof r.detail.timeZone === 'string' ? `time zone ${r.detail.timeZone}` : undefined;
-  const what = [...changed, r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome, zone, ...(asWrote ? added(r) : [])].filter((x) => typeof x === 'string').join(' ');
+  const what = [...changed, r.detail.tool, r.detail.decision, r.detail.scope, r.detail.outcome, zone, ...(asWrote ? [...added(r), ...tokenWays(r)] : [])].filter((x) => typeof x === 'string').join(' ');
   // Every part is stored data, some of it an agent's or a client's word: printed escaped, it cannot forge or erase a line.
   return [new Date(r.at).toISOString(), `#${r.seq}`, r.event, who, chain, reporter, r.grant ?? '', r.resource ?? '', what, consent ? grantChange(r.detail) : why(r.detail)]
     .filter((x) => x !== '')
@@ -245,6 +270,19 @@ function added(r: AuditRecord): string[] {
   // The name last, labelled, and quoted as JSON quotes it: found in review (s24new2), a name holding `" redirect
   // 127.0.0.1:8410 from 10.1.2.3 "` printed raw in quotes showed a redirect host and a source it did not have.
   return [...(hosts.length > 0 ? [`redirect ${hosts.join(',')}`] : []), ...(typeof from === 'string' ? [`from ${from}`] : []), ...(typeof name === 'string' ? [`name ${JSON.stringify(name)}`] : [])];
+}
+
+/**
+ * How a token was issued, where --json alone said it (found in review, s33audit): an exchange that handed the new
+ * token on to a sub-agent (`detail.handed_to`, its may_act, RFC 8693 §4.4) names that agent and the resource it may
+ * exchange the token for (the record's resource is the authorization server then: the token's audience); a refresh of
+ * a refresh token presented again within the grace window (`within_grace`) says so.
+ */
+function tokenWays(r: AuditRecord): string[] {
+  const { handed_to: handedTo, target, within_grace: grace } = r.detail;
+  if (r.event === 'token_exchanged' && typeof handedTo === 'string') return [`handed to ${handedTo}${typeof target === 'string' ? ` for ${target}` : ''}`];
+  if (r.event === 'token_refreshed' && grace === true) return ['within grace'];
+  return [];
 }
 
 /** A redirect URI's host and port, or its scheme when it has none (an app's private-use scheme, RFC 8252 §7.1). */
