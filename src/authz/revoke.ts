@@ -112,7 +112,8 @@ async function revokeAccessToken(ctx: AuthContext, log: FastifyBaseLogger, clien
     resource: String(claims.aud),
     // Whose token it was, as the exchange that issued it recorded its chain (found in review, s33deleg: `actors: []`).
     actors: actorsOf(claims),
-    detail: { token_type: 'access_token', jti: claims.jti },
+    // A token handed on to a sub-agent (may_act) names it, as the hand-off's token_exchanged does.
+    detail: { token_type: 'access_token', jti: claims.jti, ...(typeof claims.may_act?.sub === 'string' ? { handed_to: claims.may_act.sub } : {}) },
   });
   if (revoked) log.info({ client: clientId, jti: claims.jti }, 'access token revoked');
 }

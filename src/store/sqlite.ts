@@ -758,8 +758,17 @@ function auditQuery(filter: AuditFilter): { sql: string; params: unknown[] } {
   // for each record (a record per token issued). The one on sign-ins (audit_log_sign_ins) serves lastSignIns only.
   for (const [column, values] of [['client_id', filter.clients], ['event', filter.events]] as const) {
     if (values === undefined) continue;
-    where.push(values.length === 0 ? '0' : `${column} IN (${values.map(() => '?').join(', ')})`);
-    params.push(...values);
+    const list = values.map(() => '?').join(', ');
+    // A client is also found in the records of a token handed on to it (`detail.handed_to`, only the AS writes it on
+    // these two events): found in review (s33deleg), `--client helper` showed neither the hand-off nor its revocation.
+    where.push(
+      values.length === 0
+        ? '0'
+        : column === 'client_id'
+          ? `(client_id IN (${list}) OR (event IN ('token_exchanged', 'token_revoked') AND json_extract(detail, '$.handed_to') IN (${list})))`
+          : `${column} IN (${list})`,
+    );
+    params.push(...values, ...(column === 'client_id' ? values : []));
   }
   if (filter.user !== undefined) {
     where.push('user_id = ?');

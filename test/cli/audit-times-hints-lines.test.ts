@@ -19,6 +19,8 @@ import { openStore } from '../../src/store/index.js';
 import { registerTestAgent, type TestAuthz } from '../support/authz.js';
 import { ONE_HELPER_AGENT } from '../support/owner-flow.js';
 import { exchangeAsAgent, startStack, userTokens, type Stack } from '../security/stack.js';
+import { clientAssertion } from '../authz/helpers.js';
+import { postForm } from '../support/oauth-flow.js';
 import { fakeIo, type FakeIo } from './fake-io.js';
 
 let home: string;
@@ -238,6 +240,26 @@ describe('the lines of a hand-off and of a refresh within the grace window (foun
       const lines = io.out.split('\n').filter((l) => l !== '');
       expect(lines).toHaveLength(1);
       expect(lines[0]).toContain(`  ${stack.issuer}  freebusy:read handed to audit-helper for ${stack.calendarUrl}`);
+      // Found in review (s33deleg): `--client audit-helper` showed neither the hand-off nor, once CalendarAgent gave the
+      // handed token up (RFC 7009), its revocation; both are found by the agent it was handed to, and name it.
+      const revoked = await postForm(`${stack.issuer}/revoke`, {
+        token: String(hop1.body.access_token),
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await clientAssertion(stack.agent.privateJwk, stack.agent.clientId, stack.issuer),
+      });
+      expect(revoked.status).toBe(200);
+      const byHelper = fakeIo({ DELEGATE_HOME: stack.home }, () => Date.now());
+      expect(await runCli(['audit', '--client', helper.clientId, '--json'], byHelper)).toBe(0);
+      const records = JSON.parse(byHelper.out) as Array<{ event: string; client: string; detail: Record<string, unknown> }>;
+      expect(records.map((r) => [r.event, r.client, r.detail.handed_to])).toEqual([
+        ['token_exchanged', 'calendar-agent', 'audit-helper'],
+        ['token_revoked', 'calendar-agent', 'audit-helper'],
+      ]);
+      // Only its own and those handed to it: the user's client's records (its sign-in, its token) are not the helper's.
+      const mine = fakeIo({ DELEGATE_HOME: stack.home }, () => Date.now());
+      expect(await runCli(['audit', '--json'], mine)).toBe(0);
+      const everything = JSON.parse(mine.out) as Array<{ client: string | null }>;
+      expect(everything.filter((r) => r.client !== 'calendar-agent' && r.client !== helper.clientId).length).toBeGreaterThan(0);
     });
   });
 });
