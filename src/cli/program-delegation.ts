@@ -137,7 +137,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .addHelpText('after', examples(['delegate grants list', 'delegate grants list --all --json']))
     .action(async (o: { all?: boolean; user?: string; json?: boolean }) => {
       const { grantsListCommand } = await import('./commands/grants.js');
-      setExitCode(await grantsListCommand({ paths: paths(), all: o.all === true, json: o.json === true, ...(o.user ? { user: o.user } : {}) }, io));
+      setExitCode(await grantsListCommand({ paths: paths(), all: o.all === true, json: o.json === true, ...(o.user !== undefined ? { user: o.user } : {}) }, io));
     });
   grants
     .command('show')
@@ -269,10 +269,10 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     .addHelpText('after', examples(["printf '%s' \"$PASSWORD\" | delegate users add alice", 'delegate users list', 'delegate users remove alice']));
   users
     .command('add')
-    .description('Add an account; the password is read from stdin (typed at a terminal without being shown, or piped).')
+    .description('Add an account; the password is read from stdin (typed at a terminal without being shown, or piped, less one final line break); one holding a line break or other control character is refused.')
     .argument('<name>', 'the account’s name')
     .option('--time-zone <zone>', 'its IANA time zone (default: this computer’s; with --replace, the account’s new zone)', parseTimeZone)
-    .option('--replace', 'set the password of an existing account (and its zone, with --time-zone)')
+    .option('--replace', 'set the password of an existing account (and its zone, with --time-zone); its delegations stand, and are said')
     .addHelpText('after', examples(['delegate users add carol', "printf '%s' \"$PASSWORD\" | delegate users add alice", 'delegate users add bob < password.txt']))
     .action(async (name: string, o: { timeZone?: string; replace?: boolean }) => {
       const { usersAddCommand } = await import('./commands/users.js');
@@ -280,7 +280,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
     });
   users
     .command('list')
-    .description('List the accounts: name, local owner or not, time zone, active grants, when added and last signed in (never a password).')
+    .description('List the accounts: name, local owner or not, time zone (the local owner’s: config.json’s timeZone when it has one), active grants, when added and last signed in (never a password).')
     .option('--all', 'also the accounts users remove retired, shown as "alice (removed)" with when (--json: user_removed_at)')
     .option('--json', 'print JSON')
     .addHelpText('after', examples(['delegate users list', 'delegate users list --all', 'delegate users list --json']))
@@ -303,7 +303,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
   users
     .command('set-time-zone')
     .description('Change an account’s time zone, and nothing else (its password stays).')
-    .argument('<name>', 'the account’s name')
+    .argument('<name>', 'the account’s name (in any case; exactly, where two differ only in case)')
     .argument('<zone>', 'its new IANA time zone, such as Europe/Berlin or UTC', parseTimeZone)
     .addHelpText('after', examples(['delegate users set-time-zone alice America/New_York']))
     .action(async (name: string, zone: string) => {

@@ -239,10 +239,12 @@ describe('admin changes on the audit log', () => {
     await expectIntact((await records()).length);
   });
 
-  it('users add --replace for an account that does not exist says it was added', async () => {
-    const added = await run(['users', 'add', 'carl', '--replace', '--time-zone', 'Asia/Tokyo'], `${PASSWORD}\n`);
-    expect([added.code, added.err]).toEqual([0, 'Added carl.\n']);
-    expect(await storedZone('carl')).toBe('Asia/Tokyo');
+  // Before s33team, this added carl ("Added carl."): a typo in the name of the account to reset made a new one.
+  // test/cli/users-operator.test.ts has the rest.
+  it('users add --replace for an account that does not exist is refused: exit 1, nothing added or recorded', async () => {
+    const refused = await run(['users', 'add', 'carl', '--replace', '--time-zone', 'Asia/Tokyo'], `${PASSWORD}\n`);
+    expect([refused.code, refused.err]).toEqual([1, 'delegate: There is no account named carl, so --replace has no password to set. To add a new account, leave out --replace: `delegate users add carl`.\n']);
+    expect(await storedZone('carl')).toBeUndefined();
   });
 
   // Found in review (s23accounts): alice and Alice could both be added, while the sign-in rate limit counts failures

@@ -116,11 +116,13 @@ function failed(error: unknown): CommandFailed {
 
 /**
  * The account a command acts for: the one `--user` names (pickedAccount: retired ones included, as what they did
- * stays), else the local owner, undefined on a fresh installation (a reading command creates no owner; serve or
- * login does). `accounts`: the store's listAccountNames.
+ * stays; a blank one is bad usage), else the local owner, undefined on a fresh installation (a reading command
+ * creates no owner; serve or login does). `accounts`: the store's listAccountNames.
  */
 export async function accountFor(store: Store, given: string | undefined, accounts: readonly AccountName[], use: AccountUse): Promise<AccountName | undefined> {
-  if (!given) {
+  // A blank --user is bad usage, as audit --user says (found in review, s33team: it listed the owner's grants).
+  if (given !== undefined && given.trim() === '') throw new UsageError('--user takes an account’s name or a user id (usr_…).');
+  if (given === undefined) {
     const owner = await store.ownerUser();
     return owner && { id: owner.id, name: owner.name, removedAt: null };
   }

@@ -2,20 +2,23 @@
 // users set-time-zone NAME ZONE`, which changes only its zone. The password is
 // read from stdin (never from the command line, where other users could see
 // it in the process list): typed at a terminal without being shown (Ctrl-C
-// cancels), or piped. It is stored only as an scrypt hash. The change is put
-// on the audit log (`user_added`, `password_set` or `time_zone_set`, by cli).
-// With --replace, `--time-zone` also sets the existing account's time zone,
-// and says so; a new password ends the account's browser sessions. A name
-// taken but for case is taken, and the local owner gets no password.
+// cancels), or piped; one holding a control character is refused. It is
+// stored only as an scrypt hash. The change is put on the audit log
+// (`user_added`, `password_set` or `time_zone_set`, by cli). --replace needs
+// an existing account; `--time-zone` then also sets its time zone, and says
+// so; a new password ends the account's browser sessions, and the command says
+// how many delegations stand. A name taken but for case is taken, and the
+// local owner gets no password.
 // `users list [--json]` shows the accounts (never a password hash); `users
 // remove NAME [--yes]` revokes an account's grants, ends its sessions,
 // removes its calendars and retires it, its name free for a new account that
 // inherits none of it (`user_removed`, by cli). It asks first at a terminal;
 // elsewhere it needs --yes.
 import { constantTimeEqual } from '../../authz/crypto.js';
+import { passwordProblem } from '../../authz/password.js';
 import { accountNamedLike, accountToRemove, addUser, newAccountNameProblem, refusalOfPassword, removeAccount, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
-import { systemTimeZone, type Paths } from '../../config.js';
-import type { GrantRecord, Store, UserRecord } from '../../store/index.js';
+import { readUserConfig, systemTimeZone, type Paths } from '../../config.js';
+import type { AccountName, GrantRecord, Store, UserRecord } from '../../store/index.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { pipedSecret, secretTypedAtTerminal, typedSecret } from '../secret-input.js';
@@ -32,6 +35,9 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   // A name taken (or taken but for case, or the owner's with --replace) is said before the password is asked for
   // (found at stop 21: it was asked twice, then refused); addUser refuses the same, in the same words.
   const existing = await accountLike(args.paths, args.name);
+  // --replace sets the password of an account that is there; a name no account has (a typo) is refused, not added
+  // (found in review, s33team: `users add carol2 --replace` said "Added carol2.").
+  if (args.replace && !existing) throw noAccountToReplace(await withStore(args.paths, (store) => store.listAccountNames(), { notice: () => undefined }), args.name, io);
   const idLike = existing ? undefined : newAccountNameProblem(args.name);
   if (idLike) throw new UsageError(idLike);
   const refusal = refusalOfPassword(existing, { ...args, configFile: args.paths.config, delegate: delegateCommand(io.env) });
@@ -39,6 +45,8 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
   const password = await readPassword(args, io);
   // An account added by another process since that look is refused here, in the same words (addUser: NAME_TAKEN).
   const user = await withStore(args.paths, async (store) => {
+    // Looked at again: an account removed by another process while the password was typed is not added back.
+    if (args.replace && !(await accountNamedLike(store, args.name))) throw noAccountToReplace(await store.listAccountNames(), args.name, io);
     const changed = await addUser(
       store,
       // With --replace, a zone named is the account's new zone; none named keeps the one it has.
@@ -57,13 +65,41 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
       throw commandFailure(error);
     });
     await warnIfServedElsewhere(store, args.paths, io.stderr);
-    return changed;
+    const now = io.now();
+    return { ...changed, activeGrants: changed.added ? 0 : (await store.listGrants(changed.id)).filter((g) => activeAt(g, now)).length };
   });
   if (user.added) io.stderr.write(`Added ${args.name}.\n`);
   else if (user.previousTimeZone !== undefined) io.stderr.write(`Set the password of ${args.name}; its time zone is now ${user.timeZone} (was ${user.previousTimeZone}).\n`);
   else if (args.timeZone !== undefined) io.stderr.write(`Set the password of ${args.name}; its time zone stays ${user.timeZone}.\n`);
   else io.stderr.write(`Set the password of ${args.name}.\n`);
+  if (user.activeGrants > 0) io.stderr.write(delegationsStand(user.name, user.activeGrants, io));
   return EXIT_OK;
+}
+
+/**
+ * After a new password: the account's delegations that stand, which a new password does not end (it ends only the
+ * browser sessions), with the commands that list and end them (found in review, s33team: nothing said so, and a
+ * reset after a stolen password left the thief's approvals working unseen).
+ */
+function delegationsStand(name: string, active: number, io: CliIo): string {
+  const them = active === 1 ? 'it' : 'them';
+  return (
+    `${name} has ${count(active, 'active delegation')}, which a new password does not end: ` +
+    `\`${delegateCommandLine(['grants', 'list', '--user', name], io.env)}\` lists ${them}, \`${delegateCommandLine(['grants', 'revoke', 'GRANT_ID'], io.env)}\` ends one.\n`
+  );
+}
+
+/**
+ * The refusal of `users add NAME --replace` when no account has NAME (in any case: one that has it but for case is
+ * NAME_TAKEN, naming it): exit 1, one line, saying how to add it and, when an account that `users remove` retired had
+ * the name (in any case), that one, as a new account inherits none of it.
+ */
+function noAccountToReplace(accounts: readonly AccountName[], name: string, io: CliIo): CommandFailed {
+  const retired = accounts.filter((a) => a.removedAt !== null && a.name.toLowerCase() === name.toLowerCase()).at(-1);
+  const removed = retired ? ` (an account named ${retired.name} was removed at ${new Date(retired.removedAt!).toISOString()})` : '';
+  return new CommandFailed(
+    `There is no account named ${name}${removed}, so --replace has no password to set. To add a new account, leave out --replace: \`${delegateCommandLine(['users', 'add', name], io.env)}\`.`,
+  );
 }
 
 /**
@@ -93,31 +129,61 @@ export async function usersSetTimeZoneCommand(args: { paths: Paths; name: string
   const badName = userNameProblem(args.name);
   if (badName) throw new UsageError(badName);
   const user = await withStore(args.paths, async (store) => {
-    const changed = await setUserTimeZone(store, { name: args.name, timeZone: args.timeZone, configFile: args.paths.config }, io.now(), { by: 'cli' }).catch((error: unknown) => {
+    const account = await accountNamed(store, args.name, 'change').catch(userFailure);
+    const changed = await setUserTimeZone(store, { name: account.name, timeZone: args.timeZone, configFile: args.paths.config }, io.now(), { by: 'cli' }).catch((error: unknown) => {
       throw error instanceof UserError ? new CommandFailed(error.message) : error;
     });
     await warnIfServedElsewhere(store, args.paths, io.stderr);
     return changed;
   });
-  if (user.timeZone === user.previousTimeZone) io.stderr.write(`The time zone of ${args.name} is ${user.timeZone} already; nothing changed.\n`);
-  else io.stderr.write(`The time zone of ${args.name} is now ${user.timeZone} (was ${user.previousTimeZone}).\n`);
+  if (user.timeZone === user.previousTimeZone) io.stderr.write(`The time zone of ${user.name} is ${user.timeZone} already; nothing changed.\n`);
+  else io.stderr.write(`The time zone of ${user.name} is now ${user.timeZone} (was ${user.previousTimeZone}).\n`);
   return EXIT_OK;
 }
 
 /**
+ * The live account `name` names, as `users remove` finds it (accountToRemove): the one named exactly so, else the
+ * one whose name differs only in case (found in review, s33team: `users set-time-zone ALICE` found no account while
+ * `users remove ALICE` found alice). No such account is NO_SUCH_ACCOUNT; two that differ only in case and neither
+ * named exactly, AMBIGUOUS_NAME (bad usage, as userFailure says it). The local owner is found: the command refuses it.
+ */
+async function accountNamed(store: Store, name: string, verb: string): Promise<UserRecord> {
+  const exact = await store.userByName(name);
+  const like = exact ? [exact] : (await store.listUsers()).filter((u) => u.name.toLowerCase() === name.toLowerCase());
+  if (like.length === 0) throw new UserError('NO_SUCH_ACCOUNT', `There is no account named ${name}.`);
+  if (like.length > 1) {
+    throw new UserError('AMBIGUOUS_NAME', `${name} names ${like.map((u) => u.name).join(' and ')} but for case: give the name of the one to ${verb} exactly as it is spelled.`);
+  }
+  return like[0]!;
+}
+
+/**
  * At a terminal, a line typed without echo, then typed again to be sure (as `passwd` asks: a typo no one
- * saw would otherwise become the password); from a pipe, everything (its last line break dropped).
+ * saw would otherwise become the password); from a pipe, everything (its last line break dropped). Either way a
+ * password holding a line break or another control character is refused (exit 1): the sign-in page's password
+ * field cannot type one (found in review, s33team: `printf 'gracepass1\n\n' | delegate users add grace2` added an
+ * account whose password ended in a line break, which no one could sign in with).
  */
 async function readPassword(args: { name: string; replace: boolean }, io: CliIo): Promise<string> {
+  const unchanged = args.replace ? `the password of ${args.name} is unchanged` : `${args.name} was not added`;
+  let password: string;
   if (secretTypedAtTerminal(io)) {
-    const unchanged = args.replace ? `the password of ${args.name} is unchanged` : `${args.name} was not added`;
     const typed = await typedSecret(io, `Password for ${args.name}: `, unchanged);
     const again = await typedSecret(io, `Password for ${args.name}, again: `, unchanged);
     if (!constantTimeEqual(typed, again)) throw new CommandFailed(`The two passwords typed differ: ${unchanged}.`);
-    return typed;
+    password = typed;
+  } else {
+    password = (await pipedSecret(io, 'the password')).replace(/\r?\n$/, '');
   }
-  return (await pipedSecret(io, 'the password')).replace(/\r?\n$/, '');
+  // An obviously weak password (eight tabs) is said as such, by addUser, as before.
+  if (CONTROL_CHARACTER.test(password) && passwordProblem(password, args.name) === undefined) {
+    throw new CommandFailed(`A password may not hold a line break, a tab or another control character, which the sign-in page cannot type (piped, only one final line break is dropped): ${unchanged}.`);
+  }
+  return password;
 }
+
+/** C0 controls (CR, LF and tab among them), DEL and the C1 controls: Unicode's general category Cc. */
+const CONTROL_CHARACTER = /\p{Cc}/u;
 
 /** One account as `users list --json` prints it: no password hash, ever. */
 export interface AccountListing {
@@ -125,6 +191,7 @@ export interface AccountListing {
   name: string;
   /** The local owner: the installation's own account, signed in by `delegate login`. */
   owner: boolean;
+  /** The zone its searches use: the local owner's is config.json's `timeZone` when it has one, else the stored one. */
   time_zone: string;
   /** Its grants neither revoked nor expired. */
   active_grants: number;
@@ -143,6 +210,7 @@ export interface AccountListing {
 export async function usersListCommand(args: { paths: Paths; json: boolean; all: boolean }, io: CliIo): Promise<number> {
   const now = io.now();
   const listings = await withStore(args.paths, (store) => accountListings(store, now, args.all), readOnlyNotice(io));
+  await showOwnerZoneInEffect(listings, args.paths, io);
   if (args.json) {
     io.stdout.write(`${JSON.stringify(listings)}\n`);
     return EXIT_OK;
@@ -157,6 +225,22 @@ export async function usersListCommand(args: { paths: Paths; json: boolean; all:
     io.stdout.write(`${shown`${name}${a.owner ? ' (local owner)' : ''}\t${a.time_zone}\t${grants}\tadded ${a.created_at}\t${signIn}`}${removed}\n`);
   }
   return EXIT_OK;
+}
+
+/**
+ * The local owner's zone as the calendar backend uses it (userCalendarsFromStore): config.json's `timeZone` when it
+ * has one, else the stored one (found in review, s33team: the stored UTC was listed while searches used the file's
+ * zone). A config.json that cannot be used is said in one line, as `calendar list` says it; the stored zone stays.
+ */
+async function showOwnerZoneInEffect(listings: AccountListing[], paths: Paths, io: CliIo): Promise<void> {
+  const owner = listings.find((a) => a.owner && a.user_removed_at === undefined);
+  if (!owner) return;
+  try {
+    const zone = (await readUserConfig(paths.config)).timeZone;
+    if (zone !== undefined) owner.time_zone = zone;
+  } catch (error) {
+    io.stderr.write(`delegate: ${error instanceof Error ? error.message : String(error)} Searches fail until it is fixed.\n`);
+  }
 }
 
 /** Whether a grant is neither revoked nor expired at `now`: what users list counts and users remove revokes. */
