@@ -316,7 +316,7 @@ describe('delegate audit: filters and lines, over the log the real servers wrote
     expect(grants.out).toContain(` via "test client" (${second.clientId})\t`);
   });
 
-  it('says a consent narrowed the grant (what, and the tokens revoked), and why a read was refused', async () => {
+  it('says what a consent changed in the grant (what, and the tokens revoked), and why a read was refused', async () => {
     const lines = (await audit('--client', first.clientId, '--event', 'consent')).out.trim().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[0]).not.toContain('narrowed');
@@ -325,7 +325,8 @@ describe('delegate audit: filters and lines, over the log the real servers wrote
     const n = narrowed.detail.tokens_revoked as number;
     expect(n).toBeGreaterThan(0);
     expect(lines[1]).toContain(`by ${owner.name}  for "test client" (${first.clientId})`);
-    expect(lines[1]).toContain(`approved slots:find busy:read  narrowed (scope slots:find → slots:find busy:read, lookahead 30 → 7 days, ${n} token${n === 1 ? '' : 's'} revoked)`);
+    // A step-up (busy:read added) that also shortened the lookahead: changed, not narrowed (found in review, s33deleg).
+    expect(lines[1]).toContain(`approved slots:find busy:read  changed (scope slots:find → slots:find busy:read, lookahead 30 → 7 days, ${n} token${n === 1 ? '' : 's'} revoked)`);
     const refused = (await audit('--event', 'freebusy_read')).out.trim().split('\n');
     expect(refused).toHaveLength(1);
     expect(refused[0]).toContain(`refused  (${refusal})`);

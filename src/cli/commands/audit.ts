@@ -10,6 +10,7 @@ import type { Paths } from '../../config.js';
 import { GENESIS_HASH, KEPT_HEAD } from '../../store/audit-chain.js';
 import type { AccountName, AuditFilter, AuditRecord, StoredRecord, Store } from '../../store/index.js';
 import { AUDIT_EVENTS } from '../audit-events.js';
+import { calendarDetailFor, isDetailSubset, parseCalendarDetail, parseScope, type AuthorizationDetail } from '../../delegation/index.js';
 import { EXIT_ERROR, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo, OutputStream } from '../io.js';
 import { namedClient, printable } from '../shown.js';
@@ -309,8 +310,10 @@ function why(detail: Record<string, unknown>): string {
 
 /**
  * What a consent changed in a grant that existed before: "narrowed (…)" when
- * it took something back (the tokens issued under the old limits revoked),
- * "changed (…)" otherwise; nothing for a new grant or a refusal.
+ * it only took something back (the tokens issued under the old limits revoked),
+ * "changed (…)" when it allowed anything more (with the tokens revoked, when it
+ * also took something back) or changed nothing it can name; nothing for a new
+ * grant or a refusal.
  */
 function grantChange(detail: Record<string, unknown>): string {
   if (!('previous_scope' in detail)) return '';
@@ -325,9 +328,35 @@ function grantChange(detail: Record<string, unknown>): string {
   }
   if (detail.narrowed === true) {
     const revoked = typeof detail.tokens_revoked === 'number' ? detail.tokens_revoked : 0;
-    return `narrowed (${[...changes, `${revoked} token${revoked === 1 ? '' : 's'} revoked`].join(', ')})`;
+    // Found in review (s33deleg): a step-up that added busy:read and lowered hops 2 → 1 read "narrowed (…)".
+    return `${widens(detail) ? 'changed' : 'narrowed'} (${[...changes, `${revoked} token${revoked === 1 ? '' : 's'} revoked`].join(', ')})`;
   }
   return changes.length > 0 ? `changed (${changes.join(', ')})` : '';
+}
+
+/**
+ * Whether a consent allowed anything the grant did not before (the converse of consent.ts `narrows`, with the scope,
+ * which a step-up adds to): a scope added, a longer chain, a later end, or a calendar entry, at any of its places, that
+ * the previous ones do not cover (a place added, more calendars, a longer lookahead). A member a record does not hold
+ * (an older record's) says nothing either way.
+ */
+function widens(detail: Record<string, unknown>): boolean {
+  const { previous_scope: previousScope, scope, previous_max_depth: previousDepth, max_depth: depth, previous_expires_at: previousEnd, expires_at: end } = detail;
+  if (typeof previousScope === 'string' && typeof scope === 'string') {
+    const before = new Set(parseScope(previousScope));
+    if (parseScope(scope).some((s) => !before.has(s))) return true;
+  }
+  if (typeof previousDepth === 'number' && typeof depth === 'number' && depth > previousDepth) return true;
+  if (typeof previousEnd === 'string' && typeof end === 'string' && Date.parse(end) > Date.parse(previousEnd)) return true;
+  if (!Array.isArray(detail.previous_authorization_details) || !Array.isArray(detail.authorization_details)) return false;
+  const previous = detail.previous_authorization_details as AuthorizationDetail[];
+  return detail.authorization_details.some((raw) => {
+    const now = parseCalendarDetail(raw);
+    return now.ok && now.detail.locations.some((location) => {
+      const old = calendarDetailFor(previous, location);
+      return old === undefined || !isDetailSubset({ ...now.detail, locations: [location] }, old).ok;
+    });
+  });
 }
 
 interface CalendarLimits {
