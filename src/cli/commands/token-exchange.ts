@@ -12,11 +12,14 @@
 // `--access-token-file`. A `--constraint` narrows only what it names: the
 // other limits are the subject token's (read from it unverified; the
 // authorization server judges), so that a limit left out is never asked for
-// as "no limit".
+// as "no limit". With no token given, the stored sign-in's is narrowed: the
+// one for the agent on the ports (--agent-port) or at --agent-url, whose
+// authorization server is then the one it was made at unless one is named.
 import { readFile, stat } from 'node:fs/promises';
 import { decodeJwt } from 'jose';
 import { createClientAssertionSigner } from '../../agent/client-assertion.js';
-import type { Paths } from '../../config.js';
+import { DEFAULT_AGENT_CLIENT_ID } from '../../agent/identity.js';
+import { urlsFor, type Paths } from '../../config.js';
 import { NAMED_ON_THE_COMMAND_LINE, notARegularFile } from '../../regular-file.js';
 import {
   CALENDAR_DETAIL_TYPE,
@@ -33,14 +36,21 @@ import {
   type CalendarDetail,
 } from '../../delegation/index.js';
 import { readAgentPrivateKey } from '../agent-key.js';
-import { hostIsLoopback } from '../args.js';
+import { hostIsLoopback, parseIssuerUrl } from '../args.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
+import type { AgentAccessArgs } from './agent-access.js';
 import { delegateCommandLine } from './mcp-config.js';
 
 export interface TokenExchangeArgs {
   paths: Paths;
+  /** The authorization server: --issuer or --auth-port, else the default (unless signInIssuer names one). */
   issuer: string;
+  /**
+   * With --agent-url and no authorization server named: the one its stored sign-in was made at, if one is stored, to
+   * use instead of `issuer` (the default port's server is not that deployment's). Read after the subject token.
+   */
+  signInIssuer?: () => Promise<string | undefined>;
   audience: string;
   scope?: string;
   constraints: string[];
@@ -53,9 +63,12 @@ export interface TokenExchangeArgs {
   keyFile?: string;
   forAgent?: string;
   json: boolean;
-  /** The caller's stored token for CalendarAgent, when no subject token is given. */
+  /** The caller's stored token for CalendarAgent, when no subject token is given (storedSubjectToken). */
   storedToken: () => Promise<string>;
 }
+
+/** A calendar detail's longest lookahead, as the authorization server reads one (src/delegation/constraints.ts parseCalendarDetail). */
+const MAX_LOOKAHEAD_DAYS = 366;
 
 /** Said when a token is given on the command line: where it is visible to every user of the machine. */
 export const SUBJECT_TOKEN_ON_COMMAND_LINE =
@@ -63,6 +76,7 @@ export const SUBJECT_TOKEN_ON_COMMAND_LINE =
 
 export async function tokenExchangeCommand(args: TokenExchangeArgs, io: CliIo): Promise<number> {
   // Judged first, before any file is read or request sent.
+  if (args.keyFile === undefined && args.as !== DEFAULT_AGENT_CLIENT_ID) throw new UsageError(withoutKey(args.as));
   if (args.subjectToken !== undefined && args.subjectToken !== '-') throw new UsageError(SUBJECT_TOKEN_ON_COMMAND_LINE);
   if (args.subjectToken !== undefined && args.subjectTokenFile !== undefined) throw new UsageError('Give the token to narrow once: --subject-token - or --subject-token-file, not both.');
   const audience = canonicalResource(args.audience);
@@ -75,11 +89,12 @@ export async function tokenExchangeCommand(args: TokenExchangeArgs, io: CliIo): 
   const subject = await subjectToken(args, io);
   const parent = subjectDetail(subject, audience);
   const detail = exchangeDetail(audience, scope, asked, parent);
+  const issuer = (await args.signInIssuer?.()) ?? args.issuer;
   const key = await readAgentPrivateKey(args.keyFile ?? args.paths.agentKey);
-  const sign = createClientAssertionSigner(args.as, key.jwk, args.issuer);
+  const sign = createClientAssertionSigner(args.as, key.jwk, issuer);
 
-  const metadata = await fetchJson(`${args.issuer}/.well-known/oauth-authorization-server`);
-  const tokenEndpoint = typeof metadata.token_endpoint === 'string' ? metadata.token_endpoint : `${args.issuer}/token`;
+  const metadata = await fetchJson(`${issuer}/.well-known/oauth-authorization-server`);
+  const tokenEndpoint = typeof metadata.token_endpoint === 'string' ? metadata.token_endpoint : `${issuer}/token`;
   const body = new URLSearchParams({
     grant_type: GRANT_TYPE_TOKEN_EXCHANGE,
     subject_token: subject,
@@ -98,13 +113,17 @@ export async function tokenExchangeCommand(args: TokenExchangeArgs, io: CliIo): 
   try {
     res = await fetch(tokenEndpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body, signal: AbortSignal.timeout(10_000) });
   } catch {
-    throw notAnswered(args.issuer);
+    throw notAnswered(issuer);
   }
   const answer = (await res.json().catch(() => ({}))) as Record<string, unknown>;
   if (!res.ok) {
     const error = String(answer.error ?? res.status);
     const refused = `The exchange was refused (${error}): ${String(answer.error_description ?? 'no reason given')}`;
     if (error === 'invalid_authorization_details') throw new CommandFailed(`${refused}${wideningNote(asked, parent)}`);
+    // Our authorization server's word for an assertion naming no client that signs with a key (src/authz/client-auth.ts
+    // checkAssertion: no such client, or one that does not authenticate with private_key_jwt), where a key that is not
+    // the agent's is "not valid for this client". Found in review (s33deleg): `--as nosuch` was told to add a kid.
+    if (error === 'invalid_client' && answer.error_description === NO_SUCH_AGENT) throw new CommandFailed(`${refused} ${notRegistered(args.as, issuer, io)}`);
     if (error === 'invalid_client' && key.kidFromThumbprint) {
       throw new CommandFailed(
         `${refused} ${keyName(args)} has no kid, so it was named by its RFC 7638 thumbprint ${key.jwk.kid}; if ${args.as} was registered under another kid, add that kid to the key file.`,
@@ -115,6 +134,22 @@ export async function tokenExchangeCommand(args: TokenExchangeArgs, io: CliIo): 
   }
   io.stdout.write(args.json ? `${JSON.stringify(answer)}\n` : `${String(answer.access_token)}\n`);
   return EXIT_OK;
+}
+
+/**
+ * `--as` another agent than CalendarAgent without `--key`: bad usage, before anything is read or sent. Found in review
+ * (s33deleg): the exchange was signed with CalendarAgent's key in the data directory, under the other agent's name,
+ * and refused by the authorization server as "not valid for this client" (exit 1).
+ */
+function withoutKey(agent: string): string {
+  return `--as ${agent} needs --key FILE, the private key ${agent} was registered with (the data directory's agent key is ${DEFAULT_AGENT_CLIENT_ID}'s, CalendarAgent's).`;
+}
+
+/** invalid_client's description from delegate's authorization server for an assertion naming no agent that signs with a key. */
+const NO_SUCH_AGENT = 'Client authentication failed.';
+
+function notRegistered(agent: string, issuer: string, io: CliIo): string {
+  return `No agent ${agent} that signs with a key is registered at ${issuer}: check --as, or have the agent registered there first (\`${delegateCommandLine(['agents', 'register', '--help'], io.env)}\` says how).`;
 }
 
 /** The limits `--constraint` names, each with the option as given (to name it in a refusal). Nothing else. */
@@ -130,10 +165,20 @@ function parseConstraints(constraints: string[]): AskedConstraints {
     const [key, value] = c.split('=', 2);
     const calendars = key === 'calendars' && value ? value.split(',').map((s) => s.trim()).filter(Boolean) : [];
     if (calendars.length > 0) asked.calendars = { value: calendars, given: c };
-    else if (key === 'lookahead_days' && value && /^\d+$/.test(value)) asked.lookahead_days = { value: Number(value), given: c };
+    else if (key === 'lookahead_days' && value && /^\d+$/.test(value)) asked.lookahead_days = { value: lookaheadDays(value, c), given: c };
     else throw new UsageError(`--constraint takes calendars=NAME[,NAME…] or lookahead_days=N, not ${c}.`);
   }
   return asked;
+}
+
+/**
+ * A lookahead the authorization server can take: 1 to 366 days. Found in review (s33deleg): `lookahead_days=0` was sent
+ * and refused there (exit 1), where README counts a malformed value as bad usage (exit 2), nothing sent.
+ */
+function lookaheadDays(value: string, given: string): number {
+  const days = Number(value);
+  if (days < 1 || days > MAX_LOOKAHEAD_DAYS) throw new UsageError(`--constraint lookahead_days takes a whole number of days from 1 to ${MAX_LOOKAHEAD_DAYS}, not ${given}.`);
+  return days;
 }
 
 /**
@@ -255,4 +300,43 @@ function notAnswered(issuer: string): CommandFailed {
     ? `Start delegate's servers (\`${delegateCommandLine(['serve'])}\`), or name the running one with --auth-port or --issuer.`
     : 'Check that it runs and that --issuer names it.';
   return new CommandFailed(`The authorization server at ${issuer} did not answer. ${what}`);
+}
+
+/**
+ * The stored sign-in's token (for the agent on `access`'s ports, or at its --agent-url) as `delegate token` reads it,
+ * and where none is stored, `token`'s failure: the `delegate login` of this run's data directory, ports and profile, and
+ * a usable sign-in this profile holds for another agent, with this command run for it by --agent-url (nothingStoredFailure).
+ * Found in review (s33deleg): on other ports than the defaults, `token exchange` said only "Run `delegate login` first",
+ * which, followed, signed in at the default ports' servers while the delegation stood at the others.
+ */
+export async function storedSubjectToken(access: AgentAccessArgs, io: CliIo): Promise<string> {
+  const { validAccessToken } = await import('../../client/credentials.js');
+  const { isClientError } = await import('../../client/errors.js');
+  const { damagedCacheFailure, isDamagedCache, nothingStoredFailure, profilePaths, refuseUnusableServers } = await import('./agent-access.js');
+  try {
+    return await validAccessToken({ agentUrl: access.agentUrl ?? urlsFor(access.ports, access.host).agentUrl, files: profilePaths(io, access.profile), now: () => io.now() });
+  } catch (error) {
+    if (!isClientError(error, 'AUTHORIZATION_REQUIRED')) throw error;
+    // As `token` checks first: servers on these ports that a sign-in there could not use (exit 1, saying why).
+    await refuseUnusableServers(access, io);
+    if (isDamagedCache(error)) throw await damagedCacheFailure(error, access, io, true);
+    throw await nothingStoredFailure(error, access, io);
+  }
+}
+
+/**
+ * The authorization server the stored sign-in for the agent at `agentUrl` was made at (the token cache's discovery, as
+ * validAccessToken reads it), when it is an issuer this command can name; undefined when none is stored or the cache
+ * cannot be read (said where the token is read).
+ */
+export async function storedSignInIssuer(agentUrl: string, access: AgentAccessArgs, io: CliIo): Promise<string | undefined> {
+  const { TokenCache } = await import('../../client/cache.js');
+  const { profilePaths } = await import('./agent-access.js');
+  try {
+    const data = await new TokenCache({ files: profilePaths(io, access.profile), now: () => io.now() }).read();
+    const issuer = data.discovery[canonicalResource(agentUrl) ?? agentUrl]?.authorizationServerUrl;
+    return issuer === undefined ? undefined : parseIssuerUrl(issuer);
+  } catch {
+    return undefined;
+  }
 }
