@@ -30,6 +30,17 @@ import { isIanaZone } from './zone.js';
 /** The answer for a user with no calendar at all (404 `no_calendars`): what to do, since there is nothing to check. */
 export const NO_CALENDARS = 'There are no calendars to check: add one with `delegate calendar add NAME FILE`, or `delegate calendar add NAME` for a feed (it asks for its address).';
 
+/**
+ * NO_CALENDARS for a named account (server mode), which cannot add its own: the administrator's command names it with
+ * `--user` (found in review, s33team: it named the command that adds to the owner, so the account's next search said
+ * the same). Its name when a command line and an error_description (RFC 6749 §5.2: printable ASCII) hold it as it
+ * is, else its id (`sub`), which `--user` takes too.
+ */
+export function noCalendarsOf(account: string, sub: string): string {
+  const user = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/.test(account) ? account : sub;
+  return `There are no calendars to check for this account: an administrator adds one with \`delegate calendar add NAME FILE --user ${user}\`, or \`delegate calendar add NAME --user ${user}\` for a feed (it asks for its address).`;
+}
+
 /** A user's calendars and the zone their floating times, all-day events and working hours are read in. */
 export interface UserCalendars {
   timeZone: string;
@@ -47,6 +58,11 @@ export interface UserCalendars {
    * config.json to an IANA time zone such as Europe/Berlin". Without it, the message names no place.
    */
   timeZoneMend?: string;
+  /**
+   * A named account's name (server mode), for the answer when it has no calendar: it names the administrator's
+   * `calendar add … --user` (noCalendarsOf). None for the local owner.
+   */
+  accountName?: string;
 }
 
 export interface CalendarServerOptions {
@@ -234,7 +250,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
       return refuse(reply, metadataUrl, new BearerError(403, 'insufficient_scope', reason));
     }
     // No calendar at all: every slot would look free, an answer nothing was checked for. Say so instead.
-    if (!delegated && covered.length === 0) return sendError(reply, 404, 'no_calendars', NO_CALENDARS);
+    if (!delegated && covered.length === 0) return sendError(reply, 404, 'no_calendars', user.accountName !== undefined ? noCalendarsOf(user.accountName, sub) : NO_CALENDARS);
     const chosen = chooseCalendars(covered, selection.calendars, delegated !== undefined);
     if ('problem' in chosen) return sendError(reply, 400, 'invalid_request', chosen.problem);
     const tentative = selection.tentative ?? user.tentative ?? options.tentative ?? 'busy';

@@ -73,7 +73,7 @@ export function userCalendarsFromStore(store: Store, paths: Paths): (sub: string
     if (!user) return undefined;
     const calendars = (await store.listCalendars(user.id)).map(calendarRefOf);
     // A named account's zone is only the stored one (it has no config.json); an administrator changes it.
-    if (!user.isOwner) return { timeZone: user.timeZone, calendars, timeZoneMend: namedAccountZoneMend(user.name) };
+    if (!user.isOwner) return { timeZone: user.timeZone, calendars, timeZoneMend: namedAccountZoneMend(user.name), accountName: user.name };
     try {
       const config = await readUserConfig();
       const warning = unknownKeysWarning(paths.config, config);

@@ -1,7 +1,7 @@
 // The `delegate calendar` commands (issue 4), registered on the program by
-// one call from program.ts: add, list and remove the local owner's calendars
-// (.ics files and ICS feeds, a feed's secret address read from stdin). Each
-// command's module is imported only when it runs.
+// one call from program.ts: add, list and remove the local owner's calendars,
+// or with --user a named account's (.ics files and ICS feeds, a feed's secret
+// address read from stdin). Each command's module is imported only when it runs.
 import { Command, InvalidArgumentError } from 'commander';
 import type { CliIo } from './io.js';
 
@@ -18,11 +18,26 @@ function calendarName(value: string): string {
   return name;
 }
 
+/** --user on the calendar commands: the administrator's, for a named account (server mode), which cannot add its own. */
+const USER_OPTION = [
+  '--user <name>',
+  'a named account’s calendars instead of the local owner’s (administrator, server mode): its name (exactly, else in any case when that names one account), or its usr_… id',
+] as const;
+
 export function registerCalendarCommands(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
   const calendar = program
     .command('calendar')
     .description('Manage the calendars find-slot reads: .ics files and ICS feed URLs (all count toward busy time).')
-    .addHelpText('after', examples(['delegate calendar add work ~/Calendars/work.ics', 'delegate calendar add google   # a feed: asks for its address', 'delegate calendar list', 'delegate calendar remove demo']));
+    .addHelpText(
+      'after',
+      examples([
+        'delegate calendar add work ~/Calendars/work.ics',
+        'delegate calendar add google   # a feed: asks for its address',
+        'delegate calendar list',
+        'delegate calendar remove demo',
+        'delegate calendar add work /srv/calendars/bob.ics --user bob   # a named account’s',
+      ]),
+    );
 
   calendar
     .command('add')
@@ -35,6 +50,7 @@ export function registerCalendarCommands(program: Command, io: CliIo, setExitCod
       'an .ics file; for a feed, - or nothing: its address (such as the secret iCal address of a Google, Outlook or iCloud calendar) is read from stdin. One given here works too, but other users of this computer can read it in the process list.',
     )
     .option('--no-check', 'add it without reading it first')
+    .option(...USER_OPTION)
     .addHelpText(
       'after',
       examples([
@@ -42,11 +58,12 @@ export function registerCalendarCommands(program: Command, io: CliIo, setExitCod
         'delegate calendar add google        # asks for the feed address, and does not show it',
         'read -rs FEED && printf \'%s\\n\' "$FEED" | delegate calendar add google -',
         'pbpaste | delegate calendar add family -   # the address copied (macOS; wl-paste or xclip -o elsewhere)',
+        'delegate calendar add work /srv/calendars/bob.ics --user bob   # for the named account bob',
       ]),
     )
-    .action(async (name: string, source: string | undefined, options: { check: boolean }) => {
+    .action(async (name: string, source: string | undefined, options: { check: boolean; user?: string }) => {
       const { calendarAddCommand } = await import('./commands/calendar.js');
-      setExitCode(await calendarAddCommand({ name, ...(source !== undefined ? { source } : {}), check: options.check }, io));
+      setExitCode(await calendarAddCommand({ name, ...(source !== undefined ? { source } : {}), check: options.check, ...(options.user !== undefined ? { user: options.user } : {}) }, io));
     });
 
   calendar
@@ -54,19 +71,21 @@ export function registerCalendarCommands(program: Command, io: CliIo, setExitCod
     .description('List the calendars, with when each feed was last fetched and whether its last fetch failed.')
     .option('--json', 'print a JSON array')
     .option('--show-urls', 'show feed URLs in full (they often contain a secret)')
-    .addHelpText('after', examples(['delegate calendar list', 'delegate calendar list --json']))
-    .action(async (options: { json?: boolean; showUrls?: boolean }) => {
+    .option(...USER_OPTION)
+    .addHelpText('after', examples(['delegate calendar list', 'delegate calendar list --json', 'delegate calendar list --user bob']))
+    .action(async (options: { json?: boolean; showUrls?: boolean; user?: string }) => {
       const { calendarListCommand } = await import('./commands/calendar.js');
-      setExitCode(await calendarListCommand({ json: options.json === true, showUrls: options.showUrls === true }, io));
+      setExitCode(await calendarListCommand({ json: options.json === true, showUrls: options.showUrls === true, ...(options.user !== undefined ? { user: options.user } : {}) }, io));
     });
 
   calendar
     .command('remove')
     .description('Remove a calendar (the file itself is left alone; a feed’s cached copy goes with it).')
     .argument('<name>', 'its name, as calendar list shows it')
-    .addHelpText('after', examples(['delegate calendar remove demo']))
-    .action(async (name: string) => {
+    .option(...USER_OPTION)
+    .addHelpText('after', examples(['delegate calendar remove demo', 'delegate calendar remove work --user bob']))
+    .action(async (name: string, options: { user?: string }) => {
       const { calendarRemoveCommand } = await import('./commands/calendar.js');
-      setExitCode(await calendarRemoveCommand({ name }, io));
+      setExitCode(await calendarRemoveCommand({ name, ...(options.user !== undefined ? { user: options.user } : {}) }, io));
     });
 }

@@ -1,14 +1,15 @@
 // `delegate calendar add|list|remove`: the local owner's calendars, managed
-// in the store as an administrator would. A calendar is an .ics file or an
-// ICS feed URL, the feed's read from stdin (piped, or typed unseen), not from
+// in the store as an administrator would, or with `--user` a named account's
+// (server mode: those accounts cannot add their own). A calendar is an .ics
+// file or an ICS feed URL, the feed's read from stdin (piped, or typed unseen), not from
 // the command line that other users can read (one given there is taken, with
 // a warning); `add` reads it once (a feed is fetched and its copy cached)
 // so a calendar that cannot be used is refused at once, with the line at
 // fault. `list` says when each feed was last fetched and whether its last
 // fetch failed. Feed URLs are shown without their path, which is often the
 // secret of a private address, unless asked for. Adding and removing are put
-// on the audit log (`calendar_added`, `calendar_removed`, by cli), a feed
-// named without its path.
+// on the audit log (`calendar_added`, `calendar_removed`, by cli, for the
+// account whose calendar it is), a feed named without its path.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
@@ -28,7 +29,7 @@ import { NAMELESS_APP, registeredName } from '../../authz/app-name.js';
 import { ensureOwner } from '../../authz/bootstrap.js';
 import { parseCalendarDetail } from '../../delegation/index.js';
 import { instantLine } from '../output.js';
-import { openCommandStore, readOnlyNotice, withStore } from './admin-store.js';
+import { openCommandStore, pickedAccount, readOnlyNotice, withStore } from './admin-store.js';
 import { ownerWorkingHours } from '../calendar-backend.js';
 import { delegateCommandLine } from './mcp-config.js';
 import { untrustedFileReason } from '../../trusted-directory.js';
@@ -42,12 +43,22 @@ export interface CalendarAddArgs {
   source?: string;
   /** Read the calendar before adding it (the default). */
   check: boolean;
+  /** `--user`: the account whose calendar it is, by name or id (as `grants list --user`); the local owner without it. */
+  user?: string;
 }
 
 export interface CalendarListArgs {
   json: boolean;
   /** Show feed URLs in full. */
   showUrls: boolean;
+  /** `--user`: whose calendars, by name or id (as `grants list --user`); the local owner's without it. */
+  user?: string;
+}
+
+export interface CalendarRemoveArgs {
+  name: string;
+  /** `--user`: whose calendar, by name or id (as `grants list --user`); the local owner's without it. */
+  user?: string;
 }
 
 /** One calendar as `list --json` prints it. */
@@ -67,16 +78,22 @@ export interface CalendarListing {
 
 export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Promise<number> {
   const paths = resolvePaths(io.env);
-  // A name taken is said before a feed's address is asked for, as `users add` does before the password.
-  if (readsAddress(args) && (await calendarNamed(paths, args.name))) throw nameTaken(args.name);
+  checkUserOption(args.user);
+  // A name taken (or an account --user does not name) is said before a feed's address is asked for, as `users add`
+  // does before the password.
+  if (readsAddress(args) || args.user !== undefined) {
+    const taken = await calendarNamed(paths, args.name, args.user);
+    if (taken) throw nameTaken(args.name, taken.user);
+  }
   const calendar = await calendarSource(args, io);
   const url = calendar.kind === 'url' ? calendar.source : undefined;
-  return withOwner(paths, io, { demo: false }, async (store, owner) => {
-    const existing = await store.listCalendars(owner.id);
-    if (existing.some((c) => c.name === args.name)) throw nameTaken(args.name);
+  return withAccount(paths, io, args.user, { demo: false }, async (store, account) => {
+    const who = args.user !== undefined ? account.name : undefined;
+    const existing = await store.listCalendars(account.id);
+    if (existing.some((c) => c.name === args.name)) throw nameTaken(args.name, who);
     const record: CalendarRecord = {
       id: `cal_${randomBytes(16).toString('base64url')}`,
-      userId: owner.id,
+      userId: account.id,
       name: args.name,
       ...calendar,
       createdAt: io.now(),
@@ -88,7 +105,7 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
       try {
         const calendar = await readOnce(record, io, (copy) => (feedCopy = copy));
         // Expanding is where an endless series would show: a short look ahead catches it now.
-        expandBusy(calendar, { start: io.now(), end: io.now() + 31 * DAY_MS }, { timeZone: owner.timeZone });
+        expandBusy(calendar, { start: io.now(), end: io.now() + 31 * DAY_MS }, { timeZone: account.timeZone });
         // A warning quotes the calendar's text (an unknown TZID): escaped, as every feed's text the CLI prints (found in review, s23feeds).
         for (const warning of calendar.warnings) io.stderr.write(shown`delegate: calendar "${args.name}": ${warning}\n`);
       } catch (error) {
@@ -99,20 +116,21 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
     // A feed's path is often the secret of a private address: the record names the feed without it.
     const detail = { by: 'cli', name: args.name, kind: record.kind, source: url ? redactFeedUrl(url) : record.source };
     try {
-      await store.addCalendar(record, { event: { event: 'calendar_added', user: owner.id, detail }, at: io.now() });
+      await store.addCalendar(record, { event: { event: 'calendar_added', user: account.id, detail }, at: io.now() });
     } catch (error) {
-      // Another process added the name between the look and the write (a calendar's name is UNIQUE per owner, so this
+      // Another process added the name between the look and the write (a calendar's name is UNIQUE per account, so this
       // write was refused, and nothing of it was kept): the answer the look would have given, not the database's own
       // words. Found in review (s26race): six `calendar add work …` at once, four said "UNIQUE constraint failed".
-      if ((await store.listCalendars(owner.id)).some((c) => c.name === args.name)) throw nameTaken(args.name);
+      if ((await store.listCalendars(account.id)).some((c) => c.name === args.name)) throw nameTaken(args.name, who);
       throw error;
     }
     if (feedCopy) await store.saveCalendarFeed(feedCopy);
-    io.stderr.write(`Added calendar "${args.name}" (${url ? `feed ${redactFeedUrl(url)}` : `file ${record.source}`}). Every calendar counts toward busy time unless find-slot is given --calendar.\n`);
-    // Added all the same (the owner chose it), but said: its busy times are whoever controls it's (found in review, s27web).
+    const whose = who !== undefined ? shown` for ${who}` : '';
+    io.stderr.write(`Added calendar "${args.name}"${whose} (${url ? `feed ${redactFeedUrl(url)}` : `file ${record.source}`}). Every calendar counts toward busy time unless find-slot is given --calendar.\n`);
+    // Added all the same (the administrator chose it), but said: its busy times are whoever controls it's (found in review, s27web).
     const untrusted = record.kind === 'file' ? untrustedFileReason(record.source) : undefined;
     if (untrusted) io.stderr.write(shown`delegate: warning: calendar "${args.name}": the file ${record.source} ${untrusted}: searches would count whatever busy times another user puts there. Keep calendar files in a directory of your own.\n`);
-    const unseen = await delegationsNotSeeing(store, owner.id, args.name, io.now(), io.env);
+    const unseen = await delegationsNotSeeing(store, account, args.name, io.now(), io.env);
     if (unseen) io.stderr.write(`${unseen}\n`);
     if (existing.some((c) => c.kind === 'file' && c.source === demoCalendarPath())) {
       const demo = existing.find((c) => c.source === demoCalendarPath())!;
@@ -124,37 +142,30 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
 
 export async function calendarListCommand(args: CalendarListArgs, io: CliIo): Promise<number> {
   const paths = resolvePaths(io.env);
+  checkUserOption(args.user);
   // Only looks: with no owner yet, nothing is created (the first start gives the owner the demo calendar).
   const store = await openCommandStore(paths, readOnlyNotice(io), io.stderr);
   try {
-    const owner = await store.ownerUser();
-    // The listing does not need the settings, but says what searches will find wrong with them.
-    const unusable = (error: unknown) => io.stderr.write(`delegate: ${error instanceof Error ? error.message : String(error)} Searches fail until it is fixed.\n`);
-    const config = await readUserConfig(paths.config).catch((error: unknown): UserConfig => {
-      unusable(error);
-      return {};
-    });
-    // Its working hours read as the calendar backend reads them, so that list says what find-slot would refuse.
-    try {
-      ownerWorkingHours(paths.config, config);
-    } catch (error) {
-      unusable(error);
-    }
-    const warning = unknownKeysWarning(paths.config, config);
-    if (warning) io.stderr.write(`delegate: ${warning}\n`);
-    const zone = config.timeZone ?? owner?.timeZone ?? systemTimeZone(io.env);
-    const calendars = owner ? await store.listCalendars(owner.id) : [demoCalendarOf(undefined, io.now())];
+    const account = args.user !== undefined ? await accountOption(store, args.user) : await store.ownerUser();
+    // The owner's settings (config.json) are the owner's alone: a named account's searches do not read them.
+    const config = account === undefined || account.isOwner ? await ownerSettings(paths, io) : {};
+    const zone = config.timeZone ?? account?.timeZone ?? systemTimeZone(io.env);
+    const calendars = account ? await store.listCalendars(account.id) : [demoCalendarOf(undefined, io.now())];
     const listings: CalendarListing[] = [];
     for (const calendar of calendars) {
       listings.push(calendar.kind === 'url' ? feedListing(calendar, await store.calendarFeed(calendar.id), args.showUrls) : await fileListing(calendar));
     }
-    if (!owner) io.stderr.write(`Nothing is set up yet: a new owner starts with the demo calendar, unless their first command is \`${delegateCommandLine(['calendar', 'add'], io.env)}\`.\n`);
+    if (!account) io.stderr.write(`Nothing is set up yet: a new owner starts with the demo calendar, unless their first command is \`${delegateCommandLine(['calendar', 'add'], io.env)}\`.\n`);
     if (args.json) {
       io.stdout.write(`${JSON.stringify(listings)}\n`);
       return EXIT_OK;
     }
     if (listings.length === 0) {
-      io.stderr.write(`No calendars: searches have nothing to check. Add one with: ${delegateCommandLine(['calendar', 'add', 'NAME', 'FILE'], io.env)}, or ${delegateCommandLine(['calendar', 'add', 'NAME'], io.env)} for a feed (it asks for its address)\n`);
+      const user = args.user !== undefined && account ? ['--user', account.name] : [];
+      const whose = user.length > 0 ? shown` for ${account!.name}` : '';
+      io.stderr.write(
+        `No calendars${whose}: searches have nothing to check. Add one with: ${delegateCommandLine(['calendar', 'add', 'NAME', 'FILE', ...user], io.env)}, or ${delegateCommandLine(['calendar', 'add', 'NAME', ...user], io.env)} for a feed (it asks for its address)\n`,
+      );
       return EXIT_OK;
     }
     for (const listing of listings) io.stdout.write(`${listingLines(listing, zone).join('\n')}\n`);
@@ -164,37 +175,91 @@ export async function calendarListCommand(args: CalendarListArgs, io: CliIo): Pr
   }
 }
 
-export async function calendarRemoveCommand(args: { name: string }, io: CliIo): Promise<number> {
+export async function calendarRemoveCommand(args: CalendarRemoveArgs, io: CliIo): Promise<number> {
   const paths = resolvePaths(io.env);
+  checkUserOption(args.user);
   // With no owner yet, the one calendar there is to remove is the demo calendar a new owner starts with.
-  if (args.name !== 'demo' && !existsSync(paths.db)) throw new CommandFailed(`No calendar named "${args.name}"; the calendars are "demo".`);
-  return withOwner(paths, io, { demo: true }, async (store, owner) => {
-    const removal = { event: { event: 'calendar_removed', user: owner.id, detail: { by: 'cli', name: args.name } }, at: io.now() } as const;
-    if (!(await store.removeCalendar(owner.id, args.name, removal))) {
-      const names = (await store.listCalendars(owner.id)).map((c) => `"${c.name}"`);
-      throw new CommandFailed(`No calendar named "${args.name}"; the calendars are ${names.length > 0 ? names.join(', ') : 'none'}.`);
+  if (args.user === undefined && args.name !== 'demo' && !existsSync(paths.db)) throw new CommandFailed(`No calendar named "${args.name}"; the calendars are "demo".`);
+  return withAccount(paths, io, args.user, { demo: true }, async (store, account) => {
+    const whose = args.user !== undefined ? shown` of ${account.name}` : '';
+    const removal = { event: { event: 'calendar_removed', user: account.id, detail: { by: 'cli', name: args.name } }, at: io.now() } as const;
+    if (!(await store.removeCalendar(account.id, args.name, removal))) {
+      const names = (await store.listCalendars(account.id)).map((c) => `"${c.name}"`);
+      throw new CommandFailed(`No calendar named "${args.name}"${whose}; the calendars${whose} are ${names.length > 0 ? names.join(', ') : 'none'}.`);
     }
-    io.stderr.write(`Removed calendar "${args.name}".\n`);
+    io.stderr.write(`Removed calendar "${args.name}"${whose}.\n`);
     return EXIT_OK;
   });
 }
 
-/** That there is a calendar named `name` already, and what to do about it (found in review, regress21a): there is no replacing in place, so remove it first. */
-function nameTaken(name: string): CommandFailed {
-  const remove = delegateCommandLine(['calendar', 'remove', name]);
-  return new CommandFailed(`There is already a calendar named "${name}". To add this one in its place, remove it first (\`${remove}\`), or give this one another name.`);
+/**
+ * That there is a calendar named `name` already, and what to do about it (found in review, regress21a): there is no
+ * replacing in place, so remove it first; `user`: the account `--user` named, whose calendar it is.
+ */
+function nameTaken(name: string, user: string | undefined): CommandFailed {
+  const remove = delegateCommandLine(['calendar', 'remove', name, ...(user !== undefined ? ['--user', user] : [])]);
+  const whose = user !== undefined ? shown` of ${user}` : '';
+  return new CommandFailed(`There is already a calendar named "${name}"${whose}. To add this one in its place, remove it first (\`${remove}\`), or give this one another name.`);
 }
 
-/** Whether the owner has a calendar named `name`: a look only, which creates no database and no owner. */
-async function calendarNamed(paths: Paths, name: string): Promise<boolean> {
+/**
+ * Whether the account (`--user`, else the owner) has a calendar named `name` (with the name `--user` goes by then):
+ * a look only, which creates no database and no owner. An account `--user` does not name is refused here.
+ */
+async function calendarNamed(paths: Paths, name: string, user: string | undefined): Promise<{ user: string | undefined } | undefined> {
   return withStore(
     paths,
     async (store) => {
-      const owner = await store.ownerUser();
-      return owner !== undefined && (await store.listCalendars(owner.id)).some((c) => c.name === name);
+      const account = user !== undefined ? await accountOption(store, user) : await store.ownerUser();
+      const taken = account !== undefined && (await store.listCalendars(account.id)).some((c) => c.name === name);
+      return taken ? { user: user !== undefined ? account.name : undefined } : undefined;
     },
     { notice: () => undefined },
   );
+}
+
+/** `--user` given empty is bad usage (exit 2), as for `audit --user`. */
+function checkUserOption(user: string | undefined): void {
+  if (user !== undefined && user.trim() === '') throw new UsageError('--user takes an account’s name or a user id (usr_…).');
+}
+
+/**
+ * The live account `--user GIVEN` names, as `grants list --user` and `audit --user` find it (pickedAccount: by name,
+ * by id, then but for case); the local owner's name or id names the owner. Refused with one line (exit 1, as
+ * `grants list --user`): a name or id no account has, and a removed account, whose calendars went with it (its id,
+ * or a name only a removed account had).
+ */
+async function accountOption(store: Store, given: string): Promise<UserRecord> {
+  const accounts = await store.listAccountNames();
+  // No notice of removed accounts that had the name too: they have no calendars, so the live one is the one meant.
+  const use = { what: 'calendars', none: shown`--user: there is no account named ${given}, nor with that id.`, refuse: (message: string) => new CommandFailed(message), notice: () => undefined };
+  const picked = pickedAccount(given, accounts, use);
+  const account = accounts.find((a) => a.id === picked.id)!;
+  if (account.removedAt !== null) {
+    throw new CommandFailed(shown`--user ${given}: the account ${account.name} (${account.id}) was removed, and its calendars with it; a removed account has none.`);
+  }
+  return account;
+}
+
+/**
+ * The owner's settings (config.json) as searches read them, what cannot be used said on stderr: `list` does not need
+ * them, but says what searches will find wrong with them. Unreadable ones count as none.
+ */
+async function ownerSettings(paths: Paths, io: CliIo): Promise<UserConfig> {
+  const unusable = (error: unknown) => io.stderr.write(`delegate: ${error instanceof Error ? error.message : String(error)} Searches fail until it is fixed.\n`);
+  const config = await readUserConfig(paths.config).catch((error: unknown): UserConfig => {
+    unusable(error);
+    return {};
+  });
+  // Its working hours read as the calendar backend reads them, so that list says what find-slot would refuse.
+  try {
+    ownerWorkingHours(paths.config, config);
+  } catch (error) {
+    unusable(error);
+  }
+  const warning = unknownKeysWarning(paths.config, config);
+  if (warning) io.stderr.write(`delegate: ${warning}\n`);
+  return config;
 }
 
 /** Whether `add` reads a feed's address from stdin: given `-`, or nothing. */
@@ -247,15 +312,17 @@ function feedUrl(address: string, is: string): string {
 }
 
 /**
- * Runs `work` on the store with the local owner, creating the owner on a
- * machine where no server has started yet: for `calendar add` without the
- * demo calendar (these are their own calendars), otherwise with it, as the
- * servers' first start does (README: "A new owner starts with the demo
- * calendar, unless their first command is `calendar add`").
+ * Runs `work` on the store with the account `--user` names (`user`, accountOption), else with the local owner,
+ * creating the owner on a machine where no server has started yet: for `calendar add` without the demo calendar
+ * (these are their own calendars), otherwise with it, as the servers' first start does (README: "A new owner starts
+ * with the demo calendar, unless their first command is `calendar add`"). With `--user`, nothing is set up: with no
+ * database yet, there is no account to name.
  */
-async function withOwner<T>(paths: Paths, io: CliIo, start: { demo: boolean }, work: (store: Store, owner: UserRecord) => Promise<T>): Promise<T> {
+async function withAccount<T>(paths: Paths, io: CliIo, user: string | undefined, start: { demo: boolean }, work: (store: Store, account: UserRecord) => Promise<T>): Promise<T> {
+  if (user !== undefined && !existsSync(paths.db)) throw new CommandFailed(shown`--user: there is no account named ${user}, nor with that id.`);
   const store = await openCommandStore(paths, 'write', io.stderr);
   try {
+    if (user !== undefined) return await work(store, await accountOption(store, user));
     let owner = await store.ownerUser();
     if (!owner) {
       const config = await readUserConfig(paths.config).catch(() => ({ timeZone: undefined }));
@@ -275,8 +342,8 @@ async function withOwner<T>(paths: Paths, io: CliIo, start: { demo: boolean }, w
  * and how to let one see it. A sign-in the grant already covers shows no consent page (grant-policy.ts), so
  * `delegate login` alone does not ask again: the delegation is ended first. Undefined when every one sees it.
  */
-async function delegationsNotSeeing(store: Store, userId: string, calendar: string, now: number, env: Env): Promise<string | undefined> {
-  const grants = (await store.listGrants(userId)).filter((g) => g.revokedAt === null && g.expiresAt > now);
+async function delegationsNotSeeing(store: Store, account: UserRecord, calendar: string, now: number, env: Env): Promise<string | undefined> {
+  const grants = (await store.listGrants(account.id)).filter((g) => g.revokedAt === null && g.expiresAt > now);
   const named: Array<{ id: string; text: string }> = [];
   for (const grant of grants) {
     const limits = grant.authorizationDetails.flatMap((d) => {
@@ -290,7 +357,9 @@ async function delegationsNotSeeing(store: Store, userId: string, calendar: stri
   }
   if (named.length === 0) return undefined;
   const revoke = delegateCommandLine(['grants', 'revoke', named.length === 1 ? named[0]!.id : 'ID'], env);
-  return `Not seen by ${named.map((n) => n.text).join('; ')}. ${shown`To let one see "${calendar}"`}, end it (\`${revoke}\`) and sign in again (\`${delegateCommandLine(['login'], env)}\`, or from its app): the consent page asks again.`;
+  // A named account signs in from its app, as itself: `delegate login` here would sign the owner in.
+  const again = account.isOwner ? `sign in again (\`${delegateCommandLine(['login'], env)}\`, or from its app)` : shown`${account.name} signs in again from its app`;
+  return `Not seen by ${named.map((n) => n.text).join('; ')}. ${shown`To let one see "${calendar}"`}, end it (\`${revoke}\`) and ${again}: the consent page asks again.`;
 }
 
 /** The demo calendar a new owner starts with (`userId` undefined: an owner not created yet). */
