@@ -231,8 +231,12 @@ describe('malformed JSON-RPC and batch abuse on /mcp (JSON-RPC 2.0 error codes)'
     const { result: res, changed: junkChanged } = await stateChangedBy(stack, () => post(junk));
     expect(res.status).toBe(200);
     expect(res.json()).toMatchObject({ id: 8, result: { isError: true } });
-    // Refused by the tool's argument check, before any exchange or calendar read: nothing recorded.
-    expect(junkChanged).toEqual([]);
+    // Refused by the tool's argument check, before any exchange or calendar read: no token, no read; only the refused
+    // call's record (review s33audit: every tool call is on the log), its arguments bounded.
+    expect(junkChanged).toEqual(['audit_log']);
+    const record = (await stack.store.listAudit()).at(-1)!;
+    expect(record).toMatchObject({ event: 'tool_call', detail: { tool: 'find_slot', outcome: 'refused' } });
+    expect(JSON.stringify(record.detail).length).toBeLessThan(4_096);
     await allUp();
   });
 
