@@ -4,6 +4,7 @@
 // a cut tail, an appended record or a chain rewritten with new hashes: only a
 // head kept elsewhere (`keptHead`) can. Pure: hashing only, no I/O.
 import { createHash } from 'node:crypto';
+import { printableClipped } from '../terminal-text.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -117,7 +118,42 @@ export function recordHash(prevHash: string, content: AuditContent): string {
 
 export type ChainVerdict =
   | { ok: true; count: number; head: string }
-  | { ok: false; seq: number; problem: 'edited' | 'deleted' | 'inserted' | 'reordered' | 'unverifiable' | 'cut'; message: string };
+  | { ok: false; seq: number; problem: 'edited' | 'deleted' | 'inserted' | 'reordered' | 'unverifiable' | 'cut'; message: string }
+  /** Triggers in the database act on the log (their names); `chain` is what the chain itself shows. */
+  | { ok: false; problem: 'trigger'; triggers: string[]; chain: ChainVerdict; message: string };
+
+/** A trigger in the database that acts on the audit log, as SQLite's schema holds it. */
+export interface AuditTrigger {
+  name: string;
+  /** Its CREATE TRIGGER statement. */
+  sql: string;
+}
+
+/**
+ * The chain's verdict with the triggers that act on the log, which delegate makes none of. A trigger can keep a
+ * record off the log or take it out as it is written, and the next record then takes its seq and links to its
+ * predecessor: the chain stays intact, so only the trigger itself shows it (found in review, s33audit). The store
+ * refuses a change whose record does not stay as written (SqliteStore.insertAudit); a delegate from before that
+ * did not, so records may be missing from the time the trigger was added.
+ */
+export function withAuditTriggers(chain: ChainVerdict, triggers: readonly AuditTrigger[]): ChainVerdict {
+  if (triggers.length === 0) return chain;
+  // Names and statements are text from whoever added them: escaped and clipped before they reach a terminal.
+  const named = triggers.map((t) => `${printableClipped(t.name, 64)} (${printableClipped(t.sql.replace(/\s+/g, ' '), 200)})`).join('; ');
+  const drop = triggers.map((t) => `DROP TRIGGER "${printableClipped(t.name, 64).replace(/"/g, '""')}";`).join(' ');
+  const itself = chain.ok ? `The chain itself is intact (${chain.count} record${chain.count === 1 ? '' : 's'}, head ${chain.head}), which does not show records kept off it.` : `The chain itself: ${chain.message}`;
+  const these = triggers.length === 1 ? 'a trigger' : `${triggers.length} triggers`;
+  return {
+    ok: false,
+    problem: 'trigger',
+    triggers: triggers.map((t) => t.name),
+    chain,
+    message:
+      `The database holds ${these} acting on the audit log, which delegate never makes: ${named}. ` +
+      `Such a trigger can keep records off the log or take them out as they are written, which the chain cannot show: records may be missing from the time ${triggers.length === 1 ? 'it was' : 'they were'} added. ` +
+      `Find who added ${triggers.length === 1 ? 'it' : 'them'}, then drop ${triggers.length === 1 ? 'it' : 'them'} (${drop}). ${itself}`,
+  };
+}
 
 /**
  * A head as kept from an earlier check: a prefix of a record's hash, at least 32 hex digits (128 bits). Any record
@@ -172,6 +208,10 @@ export function verifyChainOf(records: Iterable<StoredRecord>, keptHead: string 
     count++;
     const expectedSeq = prev ? prev.seq + 1 : 1;
     const expectedPrev = prev ? prev.hash : GENESIS_HASH;
+    // Records are read by seq, which is unique: a seq below the next one expected is one below 1, before the chain's
+    // start. Found in review (s33audit): a record put in at seq 0, following the start with its own hash right, was
+    // reported as "Record 1 is missing" while record 1 was there, intact.
+    if (record.seq < expectedSeq) return beforeStart(record, prev, also());
     if (record.prevHash !== expectedPrev) {
       const predecessor = findByHash(record.prevHash);
       // A record put in after `predecessor`: the one before this, following the same predecessor as this does.
@@ -185,13 +225,18 @@ export function verifyChainOf(records: Iterable<StoredRecord>, keptHead: string 
       if (record.seq !== expectedSeq) {
         return { ok: false, seq: expectedSeq, problem: 'deleted', message: `Record ${expectedSeq} is missing: the chain goes from ${prev ? `record ${prev.seq}` : 'its start'} to record ${record.seq}.${also()}` };
       }
-      return { ok: false, seq: prev?.seq ?? record.seq, problem: 'edited', message: `Record ${prev?.seq ?? record.seq} was changed: the next record does not follow from it.${also()}` };
+      if (prev) return brokenLink(record, prev, also());
+      return { ok: false, seq: record.seq, problem: 'edited', message: `Record ${record.seq} was changed: it does not follow from the chain's start.${also()}` };
     }
     const hash = hashOf(record);
     if ('problem' in hash) {
       unverifiable.push({ seq: record.seq, text: `Record ${record.seq} cannot be verified: ${hash.problem}` });
     } else if (hash.value !== record.hash) {
-      return { ok: false, seq: record.seq, problem: 'edited', message: `Record ${record.seq} was changed after it was written.${also()}` };
+      // Its link is its predecessor's stored hash, which verified: so either this record was changed, or its
+      // predecessor was replaced with a hash made anew and this record's link changed to match. Found in review
+      // (s33audit): record 37 forged that way, with record 38 relinked, was reported as record 38 alone.
+      const or = prev ? `, or record ${prev.seq} was replaced (its hash made anew) together with record ${record.seq}'s link to it: the chain cannot tell which` : '';
+      return { ok: false, seq: record.seq, problem: 'edited', message: `Record ${record.seq} was changed after it was written${or}.${also()}` };
     }
     if (record.seq !== expectedSeq) {
       return { ok: false, seq: expectedSeq, problem: 'deleted', message: `Record ${expectedSeq} is missing.${also()}` };
@@ -207,6 +252,49 @@ export function verifyChainOf(records: Iterable<StoredRecord>, keptHead: string 
     return { ok: false, seq: count, problem: 'cut', message: `No record has the head you kept (${keptHead}): the log was cut back before it or rewritten. Its ${count} records end at head ${head}.` };
   }
   return { ok: true, count, head };
+}
+
+/**
+ * The verdict on a record that does not follow from its predecessor `prev`, which verified against its own content,
+ * though its number is the next and nothing else in the log has the hash it follows. Its own hash tells which changed:
+ * right, it is as written (link included), so the record it followed was replaced by `prev` with a hash made anew;
+ * wrong, it was changed, its link or `prev` too. Found in review (s33audit): a link changed alone was reported as its
+ * predecessor changed.
+ */
+function brokenLink(record: StoredRecord, prev: ChainLink, also: string): ChainVerdict {
+  const hash = ownHash(record);
+  if ('own' in hash && hash.own) {
+    return { ok: false, seq: prev.seq, problem: 'edited', message: `Record ${prev.seq} was replaced (its hash made anew): record ${record.seq}, as written, follows another record ${prev.seq}.${also}` };
+  }
+  const message =
+    'own' in hash
+      ? `Record ${record.seq} was changed after it was written, and does not follow from record ${prev.seq}: its link was changed, or record ${prev.seq} was replaced as well.`
+      : `Record ${record.seq} does not follow from record ${prev.seq}: record ${prev.seq} was replaced (its hash made anew), or record ${record.seq}'s link to it was changed. Record ${record.seq} cannot be verified itself: ${hash.problem}`;
+  return { ok: false, seq: record.seq, problem: 'edited', message: `${message}${also}` };
+}
+
+/**
+ * The verdict on a record whose seq is below the chain's start (1): delegate writes none there. Its hash its own (made
+ * for that seq, whatever it links to), someone else made it; not, it was put in, or changed (renumbered) since.
+ */
+function beforeStart(record: StoredRecord, prev: ChainLink | undefined, also: string): ChainVerdict {
+  const where = prev ? `it comes after record ${prev.seq}` : 'the chain starts at record 1, and delegate writes no record below it';
+  const hash = ownHash(record);
+  const madeFor = 'own' in hash && hash.own;
+  return {
+    ok: false,
+    seq: record.seq,
+    problem: 'inserted',
+    message: `Record ${record.seq} was ${madeFor ? 'inserted' : 'inserted, or changed'}: ${where}.${also}`,
+  };
+}
+
+/** Whether a record's stored hash is the hash of its content and link, or why it cannot be hashed. */
+function ownHash(record: StoredRecord): { own: boolean } | { problem: string } {
+  const hash = hashOf(record);
+  if ('problem' in hash) return hash;
+  if (hash.value !== record.hash) return { own: false };
+  return { own: true };
 }
 
 function hashOf(record: StoredRecord): { value: string } | { problem: string } {

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { basename, dirname } from 'node:path';
 import { BoundedMap } from '../bounded-map.js';
 import { makeOwnDirectory } from '../trusted-directory.js';
-import { GENESIS_HASH, prepareContent, preparedHash, verifyChainOf, type AuditRecord, type ChainVerdict, type PreparedContent, type StoredRecord } from './audit-chain.js';
+import { GENESIS_HASH, prepareContent, preparedHash, verifyChainOf, withAuditTriggers, type AuditRecord, type AuditTrigger, type ChainVerdict, type PreparedContent, type StoredRecord } from './audit-chain.js';
 import { MIGRATIONS, READABLE_FROM_VERSION } from './schema.js';
 import { fileSync, GroupSync, type SyncFile } from './wal-sync.js';
 import type {
@@ -792,6 +792,30 @@ function* mapped<T, U>(items: Iterable<T>, f: (item: T) => U): Generator<U> {
   for (const item of items) yield f(item);
 }
 
+/**
+ * The triggers that act on the audit log: on its table, or on another whose statements name it (a trigger can change
+ * a table only by naming it, in any of SQLite's quotings, which all hold the name). delegate's own triggers (schema.ts)
+ * are on other tables and name it nowhere.
+ */
+const AUDIT_LOG_TRIGGERS =
+  "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND (lower(tbl_name) = 'audit_log' OR instr(lower(sql), 'audit_log') > 0) ORDER BY name";
+
+/** An audit record as inserted: its seq, and its other columns in the INSERT's order, to read it back by (confirmKept). */
+interface WrittenAudit {
+  seq: number;
+  event: string;
+  columns: unknown[];
+}
+
+/** The database dropped or changed an audit record as it was written: the transaction fails, nothing of it is made. */
+function recordNotKept(path: string, record: WrittenAudit): StoreError {
+  return new StoreError(
+    'STORE_CORRUPT',
+    `The database ${path} did not keep the audit record it was given (record ${record.seq}, ${record.event}): something in it (a trigger, or a table ` +
+      'made anew) drops or changes records as they are written, so the change it records was not made. `delegate audit --verify` names such a trigger.',
+  );
+}
+
 /** An audit record ready to be written: everything but its place in the chain, serialized. */
 interface PreparedAudit {
   content: Omit<AuditRecord, 'seq' | 'prevHash' | 'hash'>;
@@ -995,10 +1019,31 @@ class SqliteStore implements Store {
     }
   }
 
-  /** Runs `fn` as one IMMEDIATE transaction (the write lock taken up front, so two processes cannot interleave). */
+  /**
+   * Runs `fn` as one IMMEDIATE transaction (the write lock taken up front, so two processes cannot interleave). The
+   * audit records it wrote are read back before it commits: a change commits only with its record there as written.
+   */
   private atomically<T>(fn: () => T): T {
-    return this.guarded(() => this.db.transaction(fn).immediate());
+    return this.guarded(() =>
+      this.db
+        .transaction((): T => {
+          // Inside another (a savepoint): the outermost reads back, once everything of it is written.
+          if (this.recordsWritten !== undefined) return fn();
+          this.recordsWritten = [];
+          try {
+            const result = fn();
+            for (const record of this.recordsWritten) this.confirmKept(record);
+            return result;
+          } finally {
+            this.recordsWritten = undefined;
+          }
+        })
+        .immediate(),
+    );
   }
+
+  /** The audit records the transaction under way (atomically) wrote, read back before it commits; none outside one. */
+  private recordsWritten: WrittenAudit[] | undefined;
 
   /** Audit records waiting for the next group commit (see appendAudit). */
   private pendingAudit: Array<{ event: AuditEventInput; now: number; resolve: (r: AuditRecord) => void; reject: (e: unknown) => void }> = [];
@@ -1051,19 +1096,45 @@ class SqliteStore implements Store {
     return this.insertAudit(prepareAudit(event, now));
   }
 
-  /** Writes a prepared record at the chain's head; call inside a transaction. */
+  /**
+   * Writes a prepared record at the chain's head; call inside a transaction. Throws, failing it, unless the record is
+   * written and stays as written until it commits. Found in review (s33audit): a trigger added to audit_log by someone
+   * who can write delegate.db (BEFORE INSERT … RAISE(IGNORE), or AFTER INSERT … DELETE the new row) let `grants
+   * revoke` revoke with no record, its seq reused by the next one, and the chain intact.
+   */
   private insertAudit(row: PreparedAudit): AuditRecord {
     const last = this.get('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
     const seq = last ? num(last.seq) + 1 : 1;
     const prevHash = last ? String(last.hash) : GENESIS_HASH;
     const hash = preparedHash(prevHash, seq, row.canonical);
     const { content } = row;
-    this.run(
+    const written: WrittenAudit = {
+      seq,
+      event: content.event,
+      columns: [content.at, content.event, content.user, content.client, content.grant, content.resource, row.actorsJson, row.detailJson, prevHash, hash],
+    };
+    const { changes } = this.run(
       `INSERT INTO audit_log (seq, at, event, user_id, client_id, grant_id, resource, actors, detail, prev_hash, hash)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [seq, content.at, content.event, content.user, content.client, content.grant, content.resource, row.actorsJson, row.detailJson, prevHash, hash],
+      [seq, ...written.columns],
     );
+    // None inserted: a trigger's RAISE(IGNORE), an INSTEAD OF trigger on a view put in its place, or an ON CONFLICT
+    // IGNORE on a table made anew, any of which a plain INSERT would otherwise take in silence.
+    if (changes !== 1) throw recordNotKept(this.path, written);
+    // An AFTER INSERT trigger, or one on a table written later in the transaction, may still take it out or change it.
+    if (this.recordsWritten) this.recordsWritten.push(written);
+    else this.confirmKept(written);
     return { seq, ...content, prevHash, hash };
+  }
+
+  /** Throws unless `record` is in the log as it was written (every column, by the primary key: one lookup). */
+  private confirmKept(record: WrittenAudit): void {
+    const kept = this.get(
+      `SELECT 1 AS kept FROM audit_log WHERE seq = ? AND at IS ? AND event IS ? AND user_id IS ? AND client_id IS ? AND grant_id IS ?
+         AND resource IS ? AND actors IS ? AND detail IS ? AND prev_hash IS ? AND hash IS ?`,
+      [record.seq, ...record.columns],
+    );
+    if (!kept) throw recordNotKept(this.path, record);
   }
 
   async listAudit(filter: AuditFilter = {}): Promise<StoredRecord[]> {
@@ -1102,7 +1173,10 @@ class SqliteStore implements Store {
       const r = this.get('SELECT seq, prev_hash, hash FROM audit_log WHERE hash = ? ORDER BY seq DESC LIMIT 1', [hash]);
       return r && { seq: num(r.seq), prevHash: String(r.prev_hash), hash: String(r.hash) };
     };
-    return verifyChainOf(mapped(rows, toStoredAudit), keptHead, byHash);
+    // Any trigger that names the audit log, which delegate makes none of, is tampering the chain cannot show (found in
+    // review, s33audit: one dropped every grant_revoked record as it was written, and the chain stayed intact).
+    const triggers = this.all(AUDIT_LOG_TRIGGERS).map((r): AuditTrigger => ({ name: String(r.name), sql: String(r.sql ?? '') }));
+    return withAuditTriggers(verifyChainOf(mapped(rows, toStoredAudit), keptHead, byHash), triggers);
   }
 
   async revocationsSince(cursor: number, now: number, limit?: number): Promise<RevocationPage> {
