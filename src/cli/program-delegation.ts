@@ -178,7 +178,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
   program
     .command('audit')
     .description(
-      'Show who acted for whom, through which chain, on what, and when; --verify checks that no record inside the hash chain was changed, removed, inserted or moved (a cut tail or a rewritten chain shows only against a head kept elsewhere: --head).',
+      'Show who acted for whom, through which chain, on what, and when; --verify checks that no record inside the hash chain was changed, removed, inserted or moved, and that no trigger in the database acts on the log (a cut tail or a rewritten chain shows only against a head kept elsewhere: --head).',
     )
     .option('--grant <id>', 'only records of this grant')
     .option('--client <id>', 'only records of this client: an agent’s id, a client’s cli_…, or the URL a client metadata document names it by (repeatable)', collect)
