@@ -3,51 +3,30 @@
 // a find_slot call at CalendarAgent (`tool_call`) and the calendar read it
 // made (`freebusy_read`), each with its actor chain and grant, between the
 // authorization server's own events, and the chain still verifies.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStore, storeAudit } from '../../src/cli/servers.js';
-import { resolvePaths, type Paths } from '../../src/config.js';
+import type { Paths } from '../../src/config.js';
 import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
 import type { Store } from '../../src/store/index.js';
 import { Browser, authorizeUrl, callbackParams, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
-import { freePort } from '../support/ports.js';
+import { startCliServers, type CliServers } from '../support/cli-servers.js';
 
 const REDIRECT = 'http://127.0.0.1:43123/callback';
-let home: string;
+let servers: CliServers;
 let paths: Paths;
 let store: Store;
-let apps: FastifyInstance[] = [];
-let urls: { issuer: string; calendarUrl: string; agentUrl: string };
+let urls: CliServers['urls'];
 
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'delegate-audit-wiring-'));
-  paths = resolvePaths({ DELEGATE_HOME: home });
-  store = await openDataStore(paths);
-  const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
-  urls = { issuer: `http://127.0.0.1:${auth}`, calendarUrl: `http://127.0.0.1:${calendar}`, agentUrl: `http://127.0.0.1:${agent}/mcp` };
-  await bootstrap(store, paths, urls, Date.now());
-  const parts: Array<[FastifyInstance, number]> = [
-    [await buildAuth(store, paths, urls.issuer), auth],
-    [await buildCalendar(store, paths, urls.calendarUrl, urls.issuer), calendar],
-    [await buildAgent(paths, urls, undefined, storeAudit(store)), agent],
-  ];
-  for (const [app, port] of parts) {
-    await app.listen({ port, host: '127.0.0.1' });
-    apps.push(app);
-  }
+  servers = await startCliServers('delegate-audit-wiring-');
+  ({ paths, store, urls } = servers);
 });
 
 afterAll(async () => {
-  await closeAll(apps, store);
-  apps = [];
-  await rm(home, { recursive: true, force: true });
+  await servers?.close();
 });
 
 async function userToken(): Promise<{ clientId: string; accessToken: string }> {

@@ -8,10 +8,8 @@
 // bob's calendar is refused. Found in review (s33team): `calendar add` always
 // added to the owner, so bob's search said "add one with `delegate calendar
 // add NAME FILE`" for ever.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -19,12 +17,11 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { noCalendarsOf } from '../../src/calendar/server.js';
 import { runCli } from '../../src/cli/program.js';
-import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStore, storeAudit } from '../../src/cli/servers.js';
-import { resolvePaths, type Paths } from '../../src/config.js';
+import type { Paths } from '../../src/config.js';
 import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
 import type { Store } from '../../src/store/index.js';
 import { Browser, authorizeUrl, callbackParams, csrfOf, parseConsentForm, pkcePair, postForm, registerPublicClient, signInAndOpenConsent } from '../support/oauth-flow.js';
-import { freePort } from '../support/ports.js';
+import { startCliServers, type CliServers } from '../support/cli-servers.js';
 import { fakeIo } from '../cli/fake-io.js';
 
 // bob's account and sign-in hash a password: scrypt at N=2^12 here (test/support/cheap-scrypt.ts).
@@ -33,34 +30,19 @@ vi.mock('node:crypto', async (original) => (await import('../support/cheap-scryp
 const REDIRECT = 'http://127.0.0.1:43124/callback';
 const PASSWORD = 'bob has a long password';
 const DAY_MS = 86_400_000;
+let servers: CliServers;
 let home: string;
 let paths: Paths;
 let store: Store;
-let apps: FastifyInstance[] = [];
-let urls: { issuer: string; calendarUrl: string; agentUrl: string };
+let urls: CliServers['urls'];
 
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'delegate-named-calendar-'));
-  paths = resolvePaths({ DELEGATE_HOME: home });
-  store = await openDataStore(paths);
-  const [auth, calendar, agent] = [await freePort(), await freePort(), await freePort()];
-  urls = { issuer: `http://127.0.0.1:${auth}`, calendarUrl: `http://127.0.0.1:${calendar}`, agentUrl: `http://127.0.0.1:${agent}/mcp` };
-  await bootstrap(store, paths, urls, Date.now());
-  const parts: Array<[FastifyInstance, number]> = [
-    [await buildAuth(store, paths, urls.issuer), auth],
-    [await buildCalendar(store, paths, urls.calendarUrl, urls.issuer), calendar],
-    [await buildAgent(paths, urls, undefined, storeAudit(store)), agent],
-  ];
-  for (const [app, port] of parts) {
-    await app.listen({ port, host: '127.0.0.1' });
-    apps.push(app);
-  }
+  servers = await startCliServers('delegate-named-calendar-');
+  ({ home, paths, store, urls } = servers);
 });
 
 afterAll(async () => {
-  await closeAll(apps, store);
-  apps = [];
-  await rm(home, { recursive: true, force: true });
+  await servers?.close();
 });
 
 /** `delegate …args` in-process on the servers' data directory, as an administrator would run it beside them. */
