@@ -17,7 +17,7 @@ import { OWNER_ASSERTION_PARAMETER } from '../delegation/tokens.js';
 import { TokenCache, emptyCache, roomForSignIn, setClient, setSignInWithClient, type ReplacedSignIn, type ReservedCacheWrite, type StoredClient, type TokenCacheData } from './cache.js';
 import { signInHold } from './held-signals.js';
 import { ClientError, foreignResourceMetadata, isClientError, loginTimedOut, wrongAccount } from './errors.js';
-import { loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
+import { DataDirectoriesSaid, loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CLIENT_METADATA, REGISTERED_REDIRECT_URI, storedTokensFrom } from './provider.js';
 import { clientIsUnknown } from './registration-check.js';
 import { RequestsMet } from './requests-met.js';
@@ -68,7 +68,9 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   // deployment that was down, or whose certificate was not trusted, "publishes no metadata"). A document its schemas
   // refuse is said in one line with its address (requests-met.ts).
   const met = new RequestsMet();
-  const info = await discoverOAuthServerInfo(options.agentUrl, { fetchFn: met.observe(fetchFn) }).catch((error: unknown) => {
+  // Which data directory the authorization server runs from, as its metadata says on the way (the owner's link is for this one's alone).
+  const said = new DataDirectoriesSaid();
+  const info = await discoverOAuthServerInfo(options.agentUrl, { fetchFn: met.observe(said.observe(fetchFn)) }).catch((error: unknown) => {
     throw met.unreadable(error) ?? error;
   });
   const unreached = met.unreached;
@@ -99,12 +101,15 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<void> {
   const expiresAt = started + device.expires_in * 1000;
   const complete = device.verification_uri_complete;
   // The owner's link is shown: every poll then proves it is the owner's CLI, and the authorization server issues
-  // tokens only if the owner approved (login CSRF; src/authz/owner-proof.ts).
-  const ownerLink = complete !== undefined && ownerLoginApplies(issuer, new URL(complete), options.agentUrl);
+  // tokens only if the owner approved (login CSRF; src/authz/owner-proof.ts). Only at the authorization server of this
+  // data directory, as its metadata says: one of another (a colleague's `serve`, reached by --agent-url) refused every
+  // poll's assertion after the person had approved there with their own account (found in review, s33team).
+  const serverDataDirectory = complete !== undefined ? await said.of(issuer, options.files.ownerKey) : undefined;
+  const ownerLink = complete !== undefined && ownerLoginApplies(issuer, new URL(complete), options.agentUrl, serverDataDirectory);
   // It is opened on another device, maybe minutes later (found in review: a 2-minute link while the CLI waited 10), so it
   // lasts as long as the device code: until the code's expiry counted from before the request, never past the server's.
   const link = complete
-    ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, agentUrl: options.agentUrl, ownerKeyPath: options.files.ownerKey, now: options.now, until: asked + device.expires_in * 1000 })
+    ? await loginLinkFor({ authorizationUrl: new URL(complete), issuer, agentUrl: options.agentUrl, serverDataDirectory, ownerKeyPath: options.files.ownerKey, now: options.now, until: asked + device.expires_in * 1000 })
     : device.verification_uri;
   await options.presentDeviceCode({ link, verificationUri: device.verification_uri, verificationUriComplete: complete, userCode: device.user_code, expiresAt });
 

@@ -3,10 +3,15 @@
 // signing a short-lived, single-use assertion with the private key in
 // owner-key.json (ES256, 0600 in the 0700 data directory), and sends the
 // browser to <issuer>/login/owner, which signs the owner in and continues to
-// the authorization request.
+// the authorization request. Only at an authorization server that says it
+// runs from this data directory (DATA_DIRECTORY_HEADER with its metadata): it
+// alone trusts the key in this directory's owner-key.json.
 import { createHash, randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { DATA_DIRECTORY_HEADER, dataDirectoryId } from '../data-directory-id.js';
 import { SIGNING_ALG, isAnyLoopbackHost } from '../delegation/index.js';
 import { notARegularFile } from '../regular-file.js';
 import { ClientError } from './errors.js';
@@ -171,15 +176,65 @@ export function ownerLoginUrl(issuer: string, assertion: string, authorizationUr
 }
 
 /**
+ * What an authorization server said of the data directory it runs from (DATA_DIRECTORY_HEADER, which delegate's servers
+ * send with their metadata at a loopback URL), compared with the one that holds this CLI's owner key: `this`, `other`,
+ * or undefined when it said nothing.
+ */
+export type ServerDataDirectory = 'this' | 'other' | undefined;
+
+/**
+ * The data directory identities that the servers a sign-in meets send with their metadata, noted by origin as the
+ * sign-in's own discovery requests pass (its fetch, observed): no request of its own.
+ */
+export class DataDirectoriesSaid {
+  private readonly said = new Map<string, string>();
+
+  observe(fetchFn: FetchLike): FetchLike {
+    return async (url, init) => {
+      const res = await fetchFn(url, init);
+      const sent = res.headers.get(DATA_DIRECTORY_HEADER);
+      if (sent !== null) {
+        try {
+          this.said.set(new URL(res.url || String(url)).origin, sent);
+        } catch {
+          // not a URL: nothing noted
+        }
+      }
+      return res;
+    };
+  }
+
+  /** What the authorization server `issuer` said of its data directory, compared with the one that holds `ownerKeyPath`. */
+  async of(issuer: string, ownerKeyPath: string): Promise<ServerDataDirectory> {
+    let origin: string;
+    try {
+      origin = new URL(issuer).origin;
+    } catch {
+      return undefined;
+    }
+    const sent = this.said.get(origin);
+    if (sent === undefined) return undefined;
+    return sent === (await dataDirectoryId(dirname(ownerKeyPath))) ? 'this' : 'other';
+  }
+}
+
+/**
  * Whether the owner link applies: the authorization server runs on this
  * machine (a loopback issuer, where it can share the data directory's key),
  * the authorization URL is on it, and so is the agent signed in for: an agent
  * elsewhere whose metadata names an authorization server on this machine's
  * loopback gets no owner's link and no owner key made for it (found in
- * review, regress20c). Elsewhere the plain authorization URL is opened and
- * the server signs the user in its own way.
+ * review, regress20c). And the server said it runs from this data directory
+ * (`serverDataDirectory`, DataDirectoriesSaid): one of another data directory
+ * (a colleague's `serve` on this computer, reached by --agent-url) trusts
+ * another owner key, and refused the link, or a device sign-in's assertions
+ * after the person had approved (found in review, s33team); one that says
+ * nothing is not known to be this directory's. Otherwise the plain
+ * authorization URL is opened and the server signs the user in its own way
+ * (a named account's password).
  */
-export function ownerLoginApplies(issuer: string, authorizationUrl: URL, agentUrl: string): boolean {
+export function ownerLoginApplies(issuer: string, authorizationUrl: URL, agentUrl: string, serverDataDirectory: ServerDataDirectory): boolean {
+  if (serverDataDirectory !== 'this') return false;
   let origin: URL;
   let agent: URL;
   try {
@@ -197,6 +252,8 @@ export interface LoginLinkInput {
   issuer: string;
   /** The agent signed in for: the owner's link applies only when it is on this machine too (ownerLoginApplies). */
   agentUrl: string;
+  /** What the authorization server said of its data directory: the owner's link applies only for `this` (ownerLoginApplies). */
+  serverDataDirectory: ServerDataDirectory;
   ownerKeyPath: string;
   now: () => number;
   /** For a device's code page (verification_uri_complete): when its device code expires (epoch ms), which the link lasts until. */
@@ -205,7 +262,7 @@ export interface LoginLinkInput {
 
 /** The URL to show and open: the owner's sign-in link when it applies, else the authorization URL itself. */
 export async function loginLinkFor(input: LoginLinkInput): Promise<string> {
-  if (!ownerLoginApplies(input.issuer, input.authorizationUrl, input.agentUrl)) return input.authorizationUrl.href;
+  if (!ownerLoginApplies(input.issuer, input.authorizationUrl, input.agentUrl, input.serverDataDirectory)) return input.authorizationUrl.href;
   const key = await loadOrCreateOwnerKey(input.ownerKeyPath);
   const assertion = await signOwnerAssertion({
     key,

@@ -24,7 +24,7 @@ import { AgentAnswerDeadline, connectAndUse } from './connect.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './quick-call.js';
 import { ClientError, isClientError, wrongAccount } from './errors.js';
 import { refusedAtOnce, startLoopbackListener, type LoopbackListener } from './loopback.js';
-import { loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
+import { DataDirectoriesSaid, loadOrCreateOwnerKey, loginLinkFor, ownerLoginApplies, ownerTokenAssertion } from './owner-login.js';
 import { CacheOAuthProvider } from './provider.js';
 import { RequestsMet } from './requests-met.js';
 import { bringBackIfGone, START_CHECK_TIMEOUT_MS } from './servers-gone.js';
@@ -58,7 +58,9 @@ export async function signInAndUse<T>(
   const redemption = new CodeRedemption();
   // An answer the SDK's schemas refuse is said with the address it came from, a server not reached as such (requests-met.ts).
   const met = new RequestsMet();
-  const fetchFn = met.observe(redemption.observe(notes.observe(baseFetch)));
+  // Which data directory the authorization server runs from, as its metadata says on the way (the owner's link is for this one's alone).
+  const said = new DataDirectoriesSaid();
+  const fetchFn = met.observe(said.observe(redemption.observe(notes.observe(baseFetch))));
   // Bound before anything can send the browser to it (RFC 8252 §7.3).
   const listener = await startLoopbackListener({
     timeoutMs: options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
@@ -92,7 +94,11 @@ export async function signInAndUse<T>(
         if (++asked > 1) {
           throw new ClientError('AUTHORIZATION_FAILED', 'CalendarAgent refused the token the authorization server has just issued.');
         }
-        ownerLink = ownerLoginApplies(context.issuer, url, options.agentUrl);
+        // Only at the authorization server of this data directory, as its metadata (fetched by this discovery) says: one
+        // of another (a colleague's `serve`, reached by --agent-url) signs its users in with their own accounts, and
+        // no owner key is made for it (found in review, s33team).
+        const serverDataDirectory = await said.of(context.issuer, options.files.ownerKey);
+        ownerLink = ownerLoginApplies(context.issuer, url, options.agentUrl, serverDataDirectory);
         if (ownerLink) {
           // The owner's link is a bearer credential: it never goes on a command line (xdg-open's, the browser's),
           // which any user can read. The listener's /start, which answers only this user, sends the browser on to it.
@@ -112,7 +118,7 @@ export async function signInAndUse<T>(
             refuseForeignListener(context.issuer, { fresh: true });
             if (options.serversGone) await bringBackIfGone(context.issuer, boundedFetch(options.fetchFn ?? fetch, START_CHECK_TIMEOUT_MS), options.serversGone, options.dataDirectoryId);
             refuseForeignListener(context.issuer, { fresh: true });
-            return loginLinkFor({ authorizationUrl: url, issuer: context.issuer, agentUrl: options.agentUrl, ownerKeyPath: options.files.ownerKey, now: options.now });
+            return loginLinkFor({ authorizationUrl: url, issuer: context.issuer, agentUrl: options.agentUrl, serverDataDirectory, ownerKeyPath: options.files.ownerKey, now: options.now });
           });
           await options.presentLoginUrl(listener.startUrl);
         } else {

@@ -9,7 +9,7 @@
 // no code_replay and issues nothing, and the token cache is as it was.
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -39,7 +39,7 @@ beforeEach(async () => {
   authz = await startTestAuthz({ calendarPort: (calendar.address() as { port: number }).port });
   agent = await listenAgentFor(authz);
   home = await mkdtemp(join(tmpdir(), 'delegate-code-redemption-'));
-  await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
+  await authz.shareDataDirectory(home);
 });
 
 afterEach(async () => {

@@ -4,7 +4,7 @@
 // out, and `logout` could not revoke. Here the order is driven, not raced: A registers, B registers, B saves its tokens,
 // then A saves its. Real authorization server, CalendarAgent and calendar on ephemeral loopback ports, the real store.
 import type { Server } from 'node:http';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -30,7 +30,7 @@ beforeEach(async () => {
   authz = await startTestAuthz({ calendarPort: (calendar.address() as { port: number }).port });
   agent = await listenAgentFor(authz, Date.now);
   home = await mkdtemp(join(tmpdir(), 'delegate-concurrent-sign-ins-'));
-  await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
+  await authz.shareDataDirectory(home);
 });
 
 afterEach(async () => {
@@ -271,9 +271,9 @@ describe('a replaced sign-in whose revocation failed', () => {
 
   /** Stops the authorization server (its listener closed: connections refused). */
   const stopAuthz = async () => void (await authz.app.close());
-  /** Starts it again on its port, with the same store and keys. */
+  /** Starts it again on its port, with the same store and keys, saying it runs from the CLI's data directory (shareDataDirectory). */
   async function startAuthzAgain(): Promise<void> {
-    const app = await buildAuthServer({ issuer: authz.issuer, store: authz.store, ownerKeyPath: join(authz.home, 'owner-key.json'), now: Date.now });
+    const app = await buildAuthServer({ issuer: authz.issuer, store: authz.store, ownerKeyPath: join(authz.home, 'owner-key.json'), dataDirectory: home, now: Date.now });
     await app.listen({ port: Number(new URL(authz.issuer).port), host: '127.0.0.1' });
     restarted.push(app);
   }

@@ -4,7 +4,7 @@
 // (MCP authorization: "in both authorization requests and token requests").
 import { createServer, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -34,7 +34,7 @@ beforeEach(async () => {
   authz = await startTestAuthz({ now });
   agent = await listenAgentFor(authz, Date.now);
   home = await mkdtemp(join(tmpdir(), 'delegate-device-'));
-  await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
+  await authz.shareDataDirectory(home);
 });
 
 afterEach(async () => {
@@ -86,7 +86,7 @@ describe('device sign-in: a cached client the server has forgotten', () => {
     await authz.close();
     authz = await startTestAuthz({ now, port: Number(new URL(authz.issuer).port), agentPort: Number(new URL(authz.agentUrl).port), calendarPort: Number(new URL(authz.calendarUrl).port) });
     agent = await listenAgentFor(authz, Date.now);
-    await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
+    await authz.shareDataDirectory(home);
 
     requests = [];
     await deviceLogin(options(authz.agentUrl, async (prompt) => void approve(prompt.link, prompt.userCode)));

@@ -74,7 +74,7 @@ describe('login link', () => {
   const authorizationUrl = new URL(`${ISSUER}/authorize?response_type=code&client_id=c&state=s&resource=${encodeURIComponent('http://127.0.0.1:8412/mcp')}`);
 
   it('is <issuer>/login/owner with the assertion and next = the authorization path and query', async () => {
-    const link = new URL(await loginLinkFor({ authorizationUrl, issuer: ISSUER, agentUrl: AGENT, ownerKeyPath: keyPath, now }));
+    const link = new URL(await loginLinkFor({ authorizationUrl, issuer: ISSUER, agentUrl: AGENT, serverDataDirectory: 'this', ownerKeyPath: keyPath, now }));
     expect(`${link.origin}${link.pathname}`).toBe(`${ISSUER}/login/owner`);
     expect(link.searchParams.get('next')).toBe(`${authorizationUrl.pathname}${authorizationUrl.search}`);
     const key = await loadOrCreateOwnerKey(keyPath);
@@ -86,10 +86,10 @@ describe('login link', () => {
   // 127.0.0.2 (`serve-auth --host 127.0.0.2`) or ::ffff:127.0.0.1 got the plain URL, and the owner no way to sign in.
   it('applies to an authorization server on any loopback address, for a URL on its origin only', () => {
     for (const issuer of ['http://127.0.0.2:8410', 'http://[::ffff:127.0.0.1]:8410', 'http://localhost:8410', 'http://[::1]:8410']) {
-      expect(ownerLoginApplies(issuer, new URL(`${new URL(issuer).origin}/authorize?client_id=c`), AGENT), issuer).toBe(true);
+      expect(ownerLoginApplies(issuer, new URL(`${new URL(issuer).origin}/authorize?client_id=c`), AGENT, 'this'), issuer).toBe(true);
     }
-    expect(ownerLoginApplies('http://127.0.0.2:8410', new URL('http://127.0.0.1:8410/authorize?client_id=c'), AGENT)).toBe(false);
-    expect(ownerLoginApplies('http://[::ffff:10.0.0.1]:8410', new URL('http://[::ffff:10.0.0.1]:8410/authorize?client_id=c'), AGENT)).toBe(false);
+    expect(ownerLoginApplies('http://127.0.0.2:8410', new URL('http://127.0.0.1:8410/authorize?client_id=c'), AGENT, 'this')).toBe(false);
+    expect(ownerLoginApplies('http://[::ffff:10.0.0.1]:8410', new URL('http://[::ffff:10.0.0.1]:8410/authorize?client_id=c'), AGENT, 'this')).toBe(false);
   });
 
   // Found in review (regress20c): an agent published elsewhere whose metadata names an authorization server on this
@@ -97,17 +97,17 @@ describe('login link', () => {
   it('is the plain authorization URL for an agent that is not on this machine, whatever authorization server it names', async () => {
     const local = new URL('http://127.0.0.1:8410/authorize?client_id=c');
     for (const agent of ['https://evil.example.test/mcp', 'http://192.0.2.7:8412/mcp']) {
-      expect(ownerLoginApplies('http://127.0.0.1:8410', local, agent), agent).toBe(false);
-      expect(await loginLinkFor({ authorizationUrl: local, issuer: 'http://127.0.0.1:8410', agentUrl: agent, ownerKeyPath: keyPath, now })).toBe(local.href);
+      expect(ownerLoginApplies('http://127.0.0.1:8410', local, agent, 'this'), agent).toBe(false);
+      expect(await loginLinkFor({ authorizationUrl: local, issuer: 'http://127.0.0.1:8410', agentUrl: agent, serverDataDirectory: 'this', ownerKeyPath: keyPath, now })).toBe(local.href);
     }
     await expect(stat(keyPath)).rejects.toThrow(); // no owner key made for it
-    expect(ownerLoginApplies('http://127.0.0.1:8410', local, 'http://[::1]:8412/mcp')).toBe(true);
+    expect(ownerLoginApplies('http://127.0.0.1:8410', local, 'http://[::1]:8412/mcp', 'this')).toBe(true);
   });
 
   it('is the plain authorization URL when the server is not on this machine', async () => {
     const remote = new URL('https://as.example.com/authorize?client_id=c');
-    expect(ownerLoginApplies('https://as.example.com', remote, AGENT)).toBe(false);
-    expect(await loginLinkFor({ authorizationUrl: remote, issuer: 'https://as.example.com', agentUrl: AGENT, ownerKeyPath: keyPath, now })).toBe(remote.href);
+    expect(ownerLoginApplies('https://as.example.com', remote, AGENT, 'this')).toBe(false);
+    expect(await loginLinkFor({ authorizationUrl: remote, issuer: 'https://as.example.com', agentUrl: AGENT, serverDataDirectory: 'this', ownerKeyPath: keyPath, now })).toBe(remote.href);
     await expect(stat(keyPath)).rejects.toThrow(); // no key created for nothing
   });
 });

@@ -32,7 +32,7 @@ beforeEach(async () => {
   authz = await startTestAuthz({ calendarPort });
   agent = await listenAgentFor(authz, Date.now);
   home = await mkdtemp(join(tmpdir(), 'delegate-revocation-'));
-  await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
+  await authz.shareDataDirectory(home);
 });
 
 afterEach(async () => {
@@ -159,7 +159,7 @@ describe('revoking stored tokens at their issuer (RFC 7009 §2)', () => {
     others.push(second);
     await agent!.close();
     agent = await listenAgentFor(second, Date.now);
-    await writeFile(join(home, 'owner-key.json'), JSON.stringify(second.ownerJwk), { mode: 0o600 });
+    await second.shareDataDirectory(home);
 
     const summary = await login(options());
     expect(summary.issuer).toBe(second.issuer);
@@ -175,7 +175,7 @@ describe('revoking stored tokens at their issuer (RFC 7009 §2)', () => {
     others.push(second);
     await agent!.close();
     agent = await listenAgentFor(second, Date.now);
-    await writeFile(join(home, 'owner-key.json'), JSON.stringify(second.ownerJwk), { mode: 0o600 });
+    await second.shareDataDirectory(home);
     await authz.app.close(); // the first server is gone
 
     await login(options());

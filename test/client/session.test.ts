@@ -33,7 +33,7 @@ beforeEach(async () => {
   agent = await listenAgentFor(authz, now);
   home = await mkdtemp(join(tmpdir(), 'delegate-session-'));
   // The CLI and the AS share the owner's key through the data directory.
-  await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
+  await authz.shareDataDirectory(home);
 });
 
 afterEach(async () => {
@@ -276,7 +276,7 @@ describe('client session', () => {
     const calendarPort = Number(new URL(authz.calendarUrl).port);
     authz = await startTestAuthz({ calendarPort, now, port: Number(new URL(authz.issuer).port), agentPort: Number(new URL(authz.agentUrl).port) });
     agent = await listenAgentFor(authz, now);
-    await writeFile(join(home, 'owner-key.json'), JSON.stringify(authz.ownerJwk), { mode: 0o600 });
+    await authz.shareDataDirectory(home);
 
     await expectLoginRegistersAnew(oldClient);
   });

@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/ports.js';
 import { builtModule } from './built.js';
-import { killLeftovers, ownerLinkBehind, runCli, startCli } from './run.js';
+import { killLeftovers, runCli, startCli } from './run.js';
 
 /** What the fake authorization server publishes: RFC 8414 metadata with these methods (absent: no field), OpenID metadata without jwks_uri, or nothing. */
 type Published = { oauth: string[] | 'absent' } | 'openid-without-jwks' | 'nothing';
@@ -142,8 +142,9 @@ describe('an authorization server that does not say it takes PKCE with S256', ()
   it('one that lists S256 among others: the sign-in goes on, the link shown (control)', async () => {
     const { agentUrl, issuer, asked } = await fakes({ oauth: ['plain', 'S256'] });
     const cli = startCli(['login', '--no-browser', '--login-timeout', '3s', '--agent-url', agentUrl], home);
-    // A loopback issuer: the CLI shows its own /start, which sends the browser on to the owner's link for the request.
-    const onward = decodeURIComponent(await ownerLinkBehind(await cli.loginUrl));
+    // A loopback issuer that does not say it runs from this data directory (no Delegate-Data-Directory header): the
+    // authorization URL itself, not the owner's link behind the CLI's /start (found in review, s33team).
+    const onward = decodeURIComponent(await cli.loginUrl);
     expect(onward.startsWith(`${issuer}/`)).toBe(true);
     expect(onward).toContain('/authorize?');
     expect(onward).toContain('code_challenge_method=S256');

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { Logger } from 'pino';
 import { buildAgentServer } from '../../src/agent/server.js';
+import { DATA_DIRECTORY_HEADER, dataDirectoryId } from '../../src/data-directory-id.js';
 import { bootstrapLocal, buildAuthServer, type AuthServerOptions, type Lifetimes } from '../../src/authz/index.js';
 import type { RevocationList } from '../../src/resource/revocations.js';
 import { openStore, type Store } from '../../src/store/index.js';
@@ -25,6 +26,11 @@ export interface TestAuthz {
   ownerJwk: JWK;
   agent: { clientId: string; privateJwk: JWK };
   ownerId: string;
+  /**
+   * The CLI's data directory `home` is this server's, as `serve` shares one: the owner key is written into it (0600),
+   * and the server's metadata says it runs from it (DATA_DIRECTORY_HEADER), so that the CLI signs in there as the owner.
+   */
+  shareDataDirectory(home: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -83,6 +89,12 @@ export async function startTestAuthz(options: TestAuthzOptions = {}): Promise<Te
   );
   options.beforeListen?.(home);
   const app = await buildAuthServer({ issuer, store, ownerKeyPath: join(home, 'owner-key.json'), now, lifetimes: options.lifetimes, ...(options.logger ? { logger: options.logger } : {}), ...(options.registrationLimits ? { registrationLimits: options.registrationLimits } : {}), ...(options.clientDocuments ? { clientDocuments: options.clientDocuments } : {}), ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}) });
+  // What the metadata says of the data directory: the one a test shares with the CLI (shareDataDirectory), once it does.
+  let sharedDataDirectory: string | undefined;
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (sharedDataDirectory !== undefined && request.url.startsWith('/.well-known/')) reply.header(DATA_DIRECTORY_HEADER, sharedDataDirectory);
+    return payload;
+  });
   await app.listen({ port, host: '127.0.0.1' });
   return {
     issuer,
@@ -94,6 +106,10 @@ export async function startTestAuthz(options: TestAuthzOptions = {}): Promise<Te
     ownerJwk: owner.privateJwk,
     agent: { clientId: 'calendar-agent', privateJwk: agentKey.privateJwk },
     ownerId: ownerUser.id,
+    shareDataDirectory: async (clientHome) => {
+      writeFileSync(join(clientHome, 'owner-key.json'), JSON.stringify(owner.privateJwk), { mode: 0o600 });
+      sharedDataDirectory = await dataDirectoryId(clientHome);
+    },
     close: async () => {
       await app.close();
       store.close();
