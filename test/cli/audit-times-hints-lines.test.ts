@@ -153,6 +153,19 @@ describe('--verify: the head to keep, and a data directory with no database (fou
     return { settings, words };
   }
 
+  // Found in review (s33audit): a filter beside --verify was dropped in silence, and the whole log said intact.
+  it.each([
+    [['--user', 'usr_1'], '--user'],
+    [['--event', 'tool_call', '--since', '1d'], '--event or --since'],
+    [['--grant', 'grt_1', '--client', 'cli_1', '--until', '2026-12-09'], '--grant or --client or --until'],
+  ])('--verify with %j is bad usage (exit 2), one line naming the filters, nothing printed', async (filters, named) => {
+    const refused = await audit('--verify', ...filters);
+    expect([refused.code, refused.out]).toEqual([2, '']);
+    expect(refused.err).toBe(`delegate: --verify checks the whole hash chain, so it takes no ${named}: run \`delegate audit --verify\` alone.\n`);
+    // The control: alone, it checks and says intact.
+    expect((await audit('--verify')).code).toBe(0);
+  });
+
   it('the hint pins this data directory: typed in a shell without DELEGATE_HOME, it checks this log and holds the head', async () => {
     const verified = await audit('--verify');
     expect(verified.code).toBe(0);

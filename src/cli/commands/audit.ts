@@ -131,6 +131,21 @@ function checkedFilter(args: AuditArgs, now: number): Omit<AuditFilter, 'user'> 
 
 /** The head --head names, lower-cased; one that is not a head's hex digits, or without --verify, is bad usage. */
 function checkedHead(args: AuditArgs): string | undefined {
+  // --verify checks the whole chain: a filter beside it would be dropped in silence (found in review, s33audit: `audit
+  // --verify --user bob` said the whole log was intact, as if it had checked bob's records alone).
+  const filters = (
+    [
+      ['--grant', args.grant],
+      ['--client', args.clients],
+      ['--event', args.events],
+      ['--user', args.user],
+      ['--since', args.since],
+      ['--until', args.until],
+    ] as const
+  ).filter(([, value]) => value !== undefined);
+  if (args.verify && filters.length > 0) {
+    throw new UsageError(`--verify checks the whole hash chain, so it takes no ${filters.map(([flag]) => flag).join(' or ')}: run \`${delegateCommandLine(['audit', '--verify'])}\` alone.`);
+  }
   if (args.head === undefined) return undefined;
   if (!args.verify) throw new UsageError(`--head goes with --verify: ${delegateCommandLine(['audit', '--verify', '--head'])} HASH.`);
   const head = args.head.trim().toLowerCase();
