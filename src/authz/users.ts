@@ -153,7 +153,8 @@ async function setPassword(
   const refused = refusalOfPassword(existing, input);
   if (refused) throw refused;
   const zoneChanges = input.replaceTimeZone === true && input.timeZone !== existing.timeZone;
-  const detail = record && { by: record.by, name: existing.name, ...(zoneChanges ? { timeZone: input.timeZone } : {}) };
+  // The zone it had too, as time_zone_set records it (found in review, s33team: only the new one was recorded).
+  const detail = record && { by: record.by, name: existing.name, ...(zoneChanges ? { timeZone: input.timeZone, previousTimeZone: existing.timeZone } : {}) };
   // The change, its record and the end of the account's sessions in one transaction (found in review: with the
   // record failing, the change stood off the log; s23accounts: a cookie from before the new password still worked).
   await store.setPassword(

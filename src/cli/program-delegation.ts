@@ -187,7 +187,7 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       new Option('--event <name>', 'only records of this event (repeatable, or a comma list)').choices(AUDIT_EVENTS).argParser((v: string, p: string[] = []) => [...p, ...v.split(',')]),
     )
     .option('--user <name>', 'only records for this account: its name (exactly, else in any case when that names one account), or its usr_… id (a removed account’s by its id, or by its old name when no account has that name now)')
-    .option('--since <when>', 'only records since a time (ISO 8601; without an offset, UTC, as the lines print it; a date: from its start) or a span back from now (30m, 2h, 7d)')
+    .option('--since <when>', 'only records since a time (ISO 8601; without an offset, UTC, as the lines print it; a date: from its start) or a span back from now (90s, 30m, 2h, 7d)')
     .option('--until <when>', 'only records until a time (ISO 8601; without an offset, UTC; a date: to its end, as find-slot --to reads it) or a span back from now')
     .option('--json', 'print JSON')
     .option('--verify', 'check the hash chain and name the first edited, deleted, inserted or reordered record; prints the head to keep elsewhere')

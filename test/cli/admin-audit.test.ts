@@ -119,7 +119,7 @@ describe('admin changes on the audit log', () => {
     expect(await storedZone('bob')).toBe('America/New_York');
     expect((await records()).map((r) => [r.event, r.detail])).toEqual([
       ['user_added', { by: 'cli', name: 'bob' }],
-      ['password_set', { by: 'cli', name: 'bob', timeZone: 'America/New_York' }],
+      ['password_set', { by: 'cli', name: 'bob', timeZone: 'America/New_York', previousTimeZone: 'Europe/Berlin' }],
       ['password_set', { by: 'cli', name: 'bob' }],
       ['password_set', { by: 'cli', name: 'bob' }],
     ]);

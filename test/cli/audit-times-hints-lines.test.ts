@@ -116,6 +116,15 @@ describe('--since and --until without an offset are UTC, as the lines print (fou
     expect(parseSince('2026-02-30', 0)).toBeUndefined();
     expect(parseSince('2026-12-08T24:00', 0)).toBeUndefined();
   });
+
+  // Found in review (s33audit): spans took m, h, d and w only, while --login-timeout takes seconds.
+  it('parseSince: a span of seconds, as of minutes and the rest', () => {
+    const now = Date.UTC(2026, 11, 8, 12);
+    expect(parseSince('90s', now)).toBe(now - 90_000);
+    expect(parseSince('30m', now)).toBe(now - 1_800_000);
+    expect(parseSince('1w', now)).toBe(now - 604_800_000);
+    expect(parseSince('5y', now)).toBeUndefined();
+  });
 });
 
 describe('an empty --since is bad usage, as an empty --until is (found in review, s33audit: it listed the whole log)', () => {

@@ -219,8 +219,9 @@ export function removedField(account: AccountName | undefined): { user_removed_a
  */
 export function parseSince(value: string, now: number, end = false): number | undefined {
   const text = value.trim();
-  const span = /^(\d+)(m|h|d|w)$/.exec(text);
-  if (span) return now - Number(span[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[span[2] as 'm' | 'h' | 'd' | 'w'];
+  // Seconds too, as --login-timeout takes them (found in review, s33audit: `--since 30s` was refused).
+  const span = /^(\d+)(s|m|h|d|w)$/.exec(text);
+  if (span) return now - Number(span[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[span[2] as 's' | 'm' | 'h' | 'd' | 'w'];
   const bound = parseWindowBound(text);
   if (bound === undefined) return undefined;
   if (bound.kind === 'instant') return bound.ms;
