@@ -84,7 +84,7 @@ export function serverArgs(options: ServerOptions, globals: GlobalOptions, env?:
 }
 
 /** DELEGATE_AGENT_URL, judged as --agent-url is (https, or http on loopback; no query, credentials or fragment). */
-function agentUrlFromEnvChecked(env: Env): string | undefined {
+export function agentUrlFromEnvChecked(env: Env): string | undefined {
   const value = agentUrlFromEnv(env);
   if (value === undefined) return undefined;
   try {

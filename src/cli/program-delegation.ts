@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORTS, resolvePaths, urlsFor } from '../config.js';
 import { parseHttpUrl, parseInstant, parseIssuerUrl, parsePort, parseTimeZone, portsFrom, type PortOptions } from './args.js';
 import { calendarOption } from './slot-options.js';
-import { accessArgs, addAccessOptions, type AccessOptions, type GlobalOptions } from './access-options.js';
+import { accessArgs, addAccessOptions, agentUrlFromEnvChecked, type AccessOptions, type GlobalOptions } from './access-options.js';
 import { AUDIT_EVENTS } from './audit-events.js';
 import { isValidScopeToken, SCOPE_TOKEN_WORDS } from '../delegation/scopes.js';
 import { UsageError } from './errors.js';
@@ -345,13 +345,15 @@ export function registerDelegationCommands(program: Command, io: CliIo, setExitC
       // `token` has its own port options (and --agent-url); whichever command parsed them, use them.
       const o = { ...command.optsWithGlobals<Record<string, unknown> & IssuerOptions>(), ...own };
       const ports = portsFrom(o as PortOptions);
-      const agentUrl = typeof o.agentUrl === 'string' ? o.agentUrl : undefined;
       // --agent-url names the agent whose stored sign-in is narrowed (found in review, s33deleg: taken, and ignored);
       // beside a port of the servers on this machine it names two places for one agent, as for `token`.
       const portGiven = o.agentPort !== undefined ? '--agent-port' : o.calendarPort !== undefined ? '--calendar-port' : undefined;
-      if (agentUrl !== undefined && portGiven !== undefined) {
+      if (typeof o.agentUrl === 'string' && portGiven !== undefined) {
         throw new UsageError(`--agent-url names CalendarAgent by its URL, and ${portGiven} delegate's servers on this machine; give one of them.`);
       }
+      // Else DELEGATE_AGENT_URL, as `token` takes it, unless a port names the agent on this machine (noticed in review,
+      // s33deleg: `token` honoured it and `token exchange` did not).
+      const agentUrl = typeof o.agentUrl === 'string' ? o.agentUrl : portGiven === undefined ? agentUrlFromEnvChecked(io.env) : undefined;
       // The global --profile too, as every other command (noticed at stop 19: only DELEGATE_PROFILE counted here).
       const profile = typeof o.profile === 'string' ? o.profile : undefined;
       const audience = String(o.audience);

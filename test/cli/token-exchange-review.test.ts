@@ -219,6 +219,28 @@ describe('the stored sign-in, with none for the agent on this run’s ports', ()
     expect(r.err).toMatch(/this command never signs in\. Run `DELEGATE_HOME=\S+ delegate login --agent-port \d+` first\.\n$/);
   });
 
+  // Noticed in review (s33deleg): `token` took DELEGATE_AGENT_URL, `token exchange` did not.
+  it('takes DELEGATE_AGENT_URL as --agent-url, unless a port option names the agent on this machine', async () => {
+    const other = `http://127.0.0.1:${await freePort()}/mcp`;
+    const calendar = `http://127.0.0.1:${await freePort()}`;
+    const stored = await signedIn(other, as.issuer);
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    await writeFile(join(home, 'agent-key.json'), JSON.stringify({ ...(await exportJWK(privateKey)), kid: 'agent-1' }), { mode: 0o600 });
+    const io = fakeIo({ DELEGATE_HOME: home, DELEGATE_AGENT_URL: other });
+    expect(await runCli(['token', 'exchange', '--audience', calendar, '--scope', 'freebusy:read'], io)).toBe(1);
+    expect(io.err).toBe('delegate: The exchange was refused (invalid_request): recorded\n');
+    const posted = as.requests.filter((q) => q.method === 'POST').map((q) => new URLSearchParams(q.body));
+    expect(posted.map((p) => p.get('subject_token'))).toEqual([stored]);
+    // With --agent-port, the agent on this machine's port: nothing stored for it, exit 4, nothing sent.
+    const ported = fakeIo({ DELEGATE_HOME: home, DELEGATE_AGENT_URL: other });
+    expect(await runCli(['token', 'exchange', '--audience', calendar, '--agent-port', String(await freePort())], ported)).toBe(4);
+    expect(as.requests.filter((q) => q.method === 'POST')).toHaveLength(1);
+    // A value that is no agent URL is bad usage, as for `token`.
+    const bad = fakeIo({ DELEGATE_HOME: home, DELEGATE_AGENT_URL: 'ftp://x' });
+    expect(await runCli(['token', 'exchange', '--audience', calendar], bad)).toBe(2);
+    expect(bad.err).toMatch(/^delegate: DELEGATE_AGENT_URL: /);
+  });
+
   it('--agent-url beside --agent-port or --calendar-port is bad usage, nothing read or sent', async () => {
     await badUsage(exchange('--agent-url', 'https://agent.example.com/mcp', '--agent-port', '9102'), '--agent-port');
     await badUsage(exchange('--agent-url', 'https://agent.example.com/mcp', '--calendar-port', '9101'), '--calendar-port');
