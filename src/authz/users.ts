@@ -202,17 +202,27 @@ export async function setUserTimeZone(
  * (OWNER_REMOVAL: it is the installation's own account, which `delegate login` signs in and the servers set up again).
  */
 export async function accountToRemove(store: Store, name: string, delegate = 'delegate'): Promise<UserRecord> {
-  const exact = await store.userByName(name);
-  const like = exact ? [exact] : (await store.listUsers()).filter((u) => u.name.toLowerCase() === name.toLowerCase());
-  if (like.length === 0) throw new UserError('NO_SUCH_ACCOUNT', `There is no account named ${name}.`);
-  if (like.length > 1) {
-    throw new UserError('AMBIGUOUS_NAME', `${name} names ${like.map((u) => u.name).join(' and ')} but for case: give the name of the one to remove exactly as it is spelled.`);
-  }
-  const account = like[0]!;
+  const account = await liveAccountNamed(store, name, 'remove');
   if (account.isOwner) {
     throw new UserError('OWNER_REMOVAL', `${account.name} is the local owner, the account of this installation itself, which cannot be removed (\`${delegate} grants revoke\` ends its delegations).`);
   }
   return account;
+}
+
+/**
+ * The live account `name` names: the one named exactly so, else the one whose name differs only in case. No such
+ * account is NO_SUCH_ACCOUNT; two that differ only in case and neither named exactly (a database from before names
+ * were unique ignoring case), AMBIGUOUS_NAME, asking for the name of the one to `verb` as it is spelled. The local
+ * owner is found too: the caller decides what it may do to it.
+ */
+export async function liveAccountNamed(store: Store, name: string, verb: string): Promise<UserRecord> {
+  const exact = await store.userByName(name);
+  const like = exact ? [exact] : (await store.listUsers()).filter((u) => u.name.toLowerCase() === name.toLowerCase());
+  if (like.length === 0) throw new UserError('NO_SUCH_ACCOUNT', `There is no account named ${name}.`);
+  if (like.length > 1) {
+    throw new UserError('AMBIGUOUS_NAME', `${name} names ${like.map((u) => u.name).join(' and ')} but for case: give the name of the one to ${verb} exactly as it is spelled.`);
+  }
+  return like[0]!;
 }
 
 /**

@@ -121,12 +121,17 @@ function failed(error: unknown): CommandFailed {
  */
 export async function accountFor(store: Store, given: string | undefined, accounts: readonly AccountName[], use: AccountUse): Promise<AccountName | undefined> {
   // A blank --user is bad usage, as audit --user says (found in review, s33team: it listed the owner's grants).
-  if (given !== undefined && given.trim() === '') throw new UsageError('--user takes an account’s name or a user id (usr_…).');
+  refuseBlankUser(given);
   if (given === undefined) {
     const owner = await store.ownerUser();
     return owner && { id: owner.id, name: owner.name, removedAt: null };
   }
   return pickedAccount(given, accounts, use);
+}
+
+/** `--user` given empty or blank: bad usage (exit 2), the same line for every command that takes it. */
+export function refuseBlankUser(given: string | undefined): void {
+  if (given !== undefined && given.trim() === '') throw new UsageError('--user takes an account’s name or a user id (usr_…).');
 }
 
 /** How a command refuses an account `--user` does not name, and where it says what else the name named. */
@@ -150,7 +155,7 @@ export interface AccountUse {
  * refused as bad usage (exit 2), naming them: a name that matches several accounts but for case and none exactly.
  * An account named so now is the live one even when retired ones had the name: said on `use.notice`, with their ids.
  */
-export function pickedAccount(given: string, accounts: readonly AccountName[], use: AccountUse): AccountName {
+export function pickedAccount<A extends AccountName>(given: string, accounts: readonly A[], use: AccountUse): A {
   const exactly = (name: string) => name === given;
   const butForCase = (name: string) => name.toLowerCase() === given.toLowerCase();
   // A live account named so but for case comes before a retired one named so exactly: names are unique ignoring case,
@@ -161,7 +166,7 @@ export function pickedAccount(given: string, accounts: readonly AccountName[], u
   throw use.refuse(use.none);
 
   /** The live account `matches` picks; said on `use.notice` when retired ones match too. */
-  function liveNamed(matches: (name: string) => boolean): AccountName | undefined {
+  function liveNamed(matches: (name: string) => boolean): A | undefined {
     const live = accounts.filter((a) => a.removedAt === null && matches(a.name));
     // Only but for case can two live accounts match: names are unique as spelled (case twins kept from before users_name_nocase).
     if (live.length > 1) throw severalButForCase(given, live);
@@ -176,7 +181,7 @@ export function pickedAccount(given: string, accounts: readonly AccountName[], u
   }
 
   /** The one retired account `matches` picks; several that had one name are refused, naming their ids. */
-  function retiredNamed(matches: (name: string) => boolean): AccountName | undefined {
+  function retiredNamed(matches: (name: string) => boolean): A | undefined {
     const retired = retiredMatching(matches);
     if (retired.length <= 1) return retired[0];
     if (new Set(retired.map((a) => a.name)).size > 1) throw severalButForCase(given, retired);
@@ -184,7 +189,7 @@ export function pickedAccount(given: string, accounts: readonly AccountName[], u
     throw use.refuse(`No account is named ${given} now, and ${retired.length} removed accounts were: ${which}; --user takes the id of the one whose ${use.what} you mean.`);
   }
 
-  function retiredMatching(matches: (name: string) => boolean): AccountName[] {
+  function retiredMatching(matches: (name: string) => boolean): A[] {
     return accounts.filter((a) => a.removedAt !== null && matches(a.name)).sort((a, b) => a.removedAt! - b.removedAt!);
   }
 }

@@ -14,7 +14,7 @@ import { calendarDetailFor, isDetailSubset, parseCalendarDetail, parseScope, typ
 import { EXIT_ERROR, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo, OutputStream } from '../io.js';
 import { namedClient, printable } from '../shown.js';
-import { databaseStarted, parseSince, pickedAccount, readOnlyNotice, removedField, shownAccount, withStore, type AccountUse } from './admin-store.js';
+import { databaseStarted, parseSince, pickedAccount, readOnlyNotice, refuseBlankUser, removedField, shownAccount, withStore, type AccountUse } from './admin-store.js';
 import { delegateCommandLine, sameDataDelegateCommand, shellQuote } from './mcp-config.js';
 
 export interface AuditArgs {
@@ -119,7 +119,7 @@ function checkedFilter(args: AuditArgs, now: number): Omit<AuditFilter, 'user'> 
   if (args.grant !== undefined && args.grant.trim() === '') throw new UsageError('--grant takes a grant id (grt_…), as grants list shows it.');
   const clients = args.clients?.map((c) => c.trim());
   if (clients?.some((c) => c === '')) throw new UsageError('--client takes a client id: an agent’s (calendar-agent), a client’s (cli_…) or a metadata-document client’s URL, as audit and grants show shows it.');
-  if (args.user !== undefined && args.user.trim() === '') throw new UsageError('--user takes an account’s name or a user id (usr_…).');
+  refuseBlankUser(args.user);
   return {
     ...(args.grant ? { grant: args.grant } : {}),
     ...(clients ? { clients } : {}),

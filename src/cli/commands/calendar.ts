@@ -29,7 +29,7 @@ import { NAMELESS_APP, registeredName } from '../../authz/app-name.js';
 import { ensureOwner } from '../../authz/bootstrap.js';
 import { parseCalendarDetail } from '../../delegation/index.js';
 import { instantLine } from '../output.js';
-import { openCommandStore, pickedAccount, readOnlyNotice, withStore } from './admin-store.js';
+import { openCommandStore, pickedAccount, readOnlyNotice, refuseBlankUser, withStore } from './admin-store.js';
 import { ownerWorkingHours } from '../calendar-backend.js';
 import { delegateCommandLine } from './mcp-config.js';
 import { untrustedFileReason } from '../../trusted-directory.js';
@@ -78,7 +78,7 @@ export interface CalendarListing {
 
 export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Promise<number> {
   const paths = resolvePaths(io.env);
-  checkUserOption(args.user);
+  refuseBlankUser(args.user);
   // A name taken (or an account --user does not name) is said before a feed's address is asked for, as `users add`
   // does before the password.
   if (readsAddress(args) || args.user !== undefined) {
@@ -142,7 +142,7 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
 
 export async function calendarListCommand(args: CalendarListArgs, io: CliIo): Promise<number> {
   const paths = resolvePaths(io.env);
-  checkUserOption(args.user);
+  refuseBlankUser(args.user);
   // Only looks: with no owner yet, nothing is created (the first start gives the owner the demo calendar).
   const store = await openCommandStore(paths, readOnlyNotice(io), io.stderr);
   try {
@@ -177,7 +177,7 @@ export async function calendarListCommand(args: CalendarListArgs, io: CliIo): Pr
 
 export async function calendarRemoveCommand(args: CalendarRemoveArgs, io: CliIo): Promise<number> {
   const paths = resolvePaths(io.env);
-  checkUserOption(args.user);
+  refuseBlankUser(args.user);
   // With no owner yet, the one calendar there is to remove is the demo calendar a new owner starts with.
   if (args.user === undefined && args.name !== 'demo' && !existsSync(paths.db)) throw new CommandFailed(`No calendar named "${args.name}"; the calendars are "demo".`);
   return withAccount(paths, io, args.user, { demo: true }, async (store, account) => {
@@ -218,11 +218,6 @@ async function calendarNamed(paths: Paths, name: string, user: string | undefine
   );
 }
 
-/** `--user` given empty is bad usage (exit 2), as for `audit --user`. */
-function checkUserOption(user: string | undefined): void {
-  if (user !== undefined && user.trim() === '') throw new UsageError('--user takes an account’s name or a user id (usr_…).');
-}
-
 /**
  * The live account `--user GIVEN` names, as `grants list --user` and `audit --user` find it (pickedAccount: by name,
  * by id, then but for case); the local owner's name or id names the owner. Refused with one line (exit 1, as
@@ -233,8 +228,7 @@ async function accountOption(store: Store, given: string): Promise<UserRecord> {
   const accounts = await store.listAccountNames();
   // No notice of removed accounts that had the name too: they have no calendars, so the live one is the one meant.
   const use = { what: 'calendars', none: shown`--user: there is no account named ${given}, nor with that id.`, refuse: (message: string) => new CommandFailed(message), notice: () => undefined };
-  const picked = pickedAccount(given, accounts, use);
-  const account = accounts.find((a) => a.id === picked.id)!;
+  const account = pickedAccount(given, accounts, use);
   if (account.removedAt !== null) {
     throw new CommandFailed(shown`--user ${given}: the account ${account.name} (${account.id}) was removed, and its calendars with it; a removed account has none.`);
   }

@@ -16,7 +16,7 @@
 // elsewhere it needs --yes.
 import { constantTimeEqual } from '../../authz/crypto.js';
 import { passwordProblem } from '../../authz/password.js';
-import { accountNamedLike, accountToRemove, addUser, newAccountNameProblem, refusalOfPassword, removeAccount, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
+import { accountNamedLike, accountToRemove, addUser, liveAccountNamed, newAccountNameProblem, refusalOfPassword, removeAccount, setUserTimeZone, userNameProblem, UserError } from '../../authz/users.js';
 import { readUserConfig, systemTimeZone, type Paths } from '../../config.js';
 import type { AccountName, GrantRecord, Store, UserRecord } from '../../store/index.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
@@ -129,7 +129,8 @@ export async function usersSetTimeZoneCommand(args: { paths: Paths; name: string
   const badName = userNameProblem(args.name);
   if (badName) throw new UsageError(badName);
   const user = await withStore(args.paths, async (store) => {
-    const account = await accountNamed(store, args.name, 'change').catch(userFailure);
+    // Found as `users remove` finds it (found in review, s33team: `users set-time-zone ALICE` found no account).
+    const account = await liveAccountNamed(store, args.name, 'change').catch(userFailure);
     const changed = await setUserTimeZone(store, { name: account.name, timeZone: args.timeZone, configFile: args.paths.config }, io.now(), { by: 'cli' }).catch((error: unknown) => {
       throw error instanceof UserError ? new CommandFailed(error.message) : error;
     });
@@ -139,22 +140,6 @@ export async function usersSetTimeZoneCommand(args: { paths: Paths; name: string
   if (user.timeZone === user.previousTimeZone) io.stderr.write(`The time zone of ${user.name} is ${user.timeZone} already; nothing changed.\n`);
   else io.stderr.write(`The time zone of ${user.name} is now ${user.timeZone} (was ${user.previousTimeZone}).\n`);
   return EXIT_OK;
-}
-
-/**
- * The live account `name` names, as `users remove` finds it (accountToRemove): the one named exactly so, else the
- * one whose name differs only in case (found in review, s33team: `users set-time-zone ALICE` found no account while
- * `users remove ALICE` found alice). No such account is NO_SUCH_ACCOUNT; two that differ only in case and neither
- * named exactly, AMBIGUOUS_NAME (bad usage, as userFailure says it). The local owner is found: the command refuses it.
- */
-async function accountNamed(store: Store, name: string, verb: string): Promise<UserRecord> {
-  const exact = await store.userByName(name);
-  const like = exact ? [exact] : (await store.listUsers()).filter((u) => u.name.toLowerCase() === name.toLowerCase());
-  if (like.length === 0) throw new UserError('NO_SUCH_ACCOUNT', `There is no account named ${name}.`);
-  if (like.length > 1) {
-    throw new UserError('AMBIGUOUS_NAME', `${name} names ${like.map((u) => u.name).join(' and ')} but for case: give the name of the one to ${verb} exactly as it is spelled.`);
-  }
-  return like[0]!;
 }
 
 /**
