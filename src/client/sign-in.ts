@@ -92,7 +92,13 @@ export async function signInAndUse<T>(
       ownerAssertion: async (tokenEndpoint) => (ownerLink ? ownerTokenAssertion(options.files.ownerKey, tokenEndpoint.href, options.now) : undefined),
       onAuthorizationUrl: async (url, context) => {
         if (++asked > 1) {
-          throw new ClientError('AUTHORIZATION_FAILED', 'CalendarAgent refused the token the authorization server has just issued.');
+          // Any MCP server reached by --agent-url, not only CalendarAgent. The sign-in stays stored: an agent that
+          // cannot check tokens for a moment (its authorization server's keys out of reach) takes it once it can.
+          throw new ClientError(
+            'AUTHORIZATION_FAILED',
+            `The agent at ${options.agentUrl} refused the token the authorization server has just issued for it. ` +
+              `The sign-in stays stored, for when the agent takes it; \`delegate logout --agent-url ${options.agentUrl}\` revokes it.`,
+          );
         }
         // Only at the authorization server of this data directory, as its metadata (fetched by this discovery) says: one
         // of another (a colleague's `serve`, reached by --agent-url) signs its users in with their own accounts, and
