@@ -108,6 +108,9 @@ export async function addUser(
   const passwordHash = await hashPassword(input.password);
   const existing = await accountNamedLike(store, input.name);
   if (existing) return setPassword(store, existing, passwordHash, input, now, record);
+  // `replace` sets the password of an account that is there: one removed by another process while the password was
+  // hashed is not added back under its name (noticed in review, s33team).
+  if (input.replace) throw new UserError('NO_SUCH_ACCOUNT', `There is no account named ${input.name}, so there is no password to set.`);
   const idLike = newAccountNameProblem(input.name);
   if (idLike) throw new UserError('INVALID_NAME', idLike);
   const user: UserRecord = { id: randomId('usr'), name: input.name, passwordHash, isOwner: false, timeZone: input.timeZone, createdAt: now };

@@ -61,7 +61,9 @@ export async function usersAddCommand(args: { paths: Paths; name: string; timeZo
       },
       io.now(),
       { by: 'cli' },
-    ).catch((error: unknown) => {
+    ).catch(async (error: unknown) => {
+      // Removed by another process while the password was hashed: said as the look above says it.
+      if (error instanceof UserError && error.code === 'NO_SUCH_ACCOUNT') throw noAccountToReplace(await store.listAccountNames(), args.name, io);
       throw commandFailure(error);
     });
     await warnIfServedElsewhere(store, args.paths, io.stderr);
