@@ -20,7 +20,7 @@ import { expandBusy, type ParsedCalendar } from '../../calendar/ics.js';
 import { createCalendarLoader } from '../../calendar/sources.js';
 import { DAY_MS } from '../../calendar/zone.js';
 import { demoCalendarPath, readUserConfig, resolvePaths, systemTimeZone, systemUserName, unknownKeysWarning, type Env, type Paths, type UserConfig } from '../../config.js';
-import type { CalendarFeedRecord, CalendarRecord, Store, UserRecord } from '../../store/index.js';
+import { AccountRemovedError, type CalendarFeedRecord, type CalendarRecord, type Store, type UserRecord } from '../../store/index.js';
 import { CommandFailed, EXIT_OK, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { pipedSecret, secretTypedAtTerminal, typedSecret } from '../secret-input.js';
@@ -122,6 +122,9 @@ export async function calendarAddCommand(args: CalendarAddArgs, io: CliIo): Prom
       // write was refused, and nothing of it was kept): the answer the look would have given, not the database's own
       // words. Found in review (s26race): six `calendar add work …` at once, four said "UNIQUE constraint failed".
       if ((await store.listCalendars(account.id)).some((c) => c.name === args.name)) throw nameTaken(args.name, who);
+      // The account was removed by another command after it was looked up (a feed's first read takes a while): the
+      // database refused the write, and nothing was added (noticed in review, s33team).
+      if (error instanceof AccountRemovedError) throw new CommandFailed(shown`${account.name} was removed (by another command) while the calendar was being added; the calendar was not added.`);
       throw error;
     }
     if (feedCopy) await store.saveCalendarFeed(feedCopy);
