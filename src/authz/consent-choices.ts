@@ -14,7 +14,7 @@ export const DEFAULT_EXPIRY_DAYS = 30;
 export const DEPTH_CHOICES = [1, 2] as const;
 
 /**
- * The consent form's checkbox "Calendars you add later": ticked, with every listed calendar, the grant names no
+ * The consent form's checkbox "Calendars added later": ticked, with every listed calendar, the grant names no
  * calendars (all of them, now and later); unticked, or with a listed calendar unticked, or with the user's calendars
  * no longer the ones listed, it names exactly the ones ticked. Found in review (s23deleg):
  * every box ticked stored "all", so a calendar added afterwards was read under tokens issued before, on a page
@@ -76,7 +76,7 @@ export function readChoices(
   const picked = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
   const later = form[LATER_CALENDARS.name];
   // A client that named its calendars is never given the ones added later: the page offers no such box for it.
-  if (later !== undefined && (later !== LATER_CALENDARS.value || offer.askedCalendars !== undefined)) return { ok: false, reason: 'Calendars you add later were not offered.' };
+  if (later !== undefined && (later !== LATER_CALENDARS.value || offer.askedCalendars !== undefined)) return { ok: false, reason: 'Calendars added later were not offered.' };
   const offered = (names: readonly string[]) => (offer.askedCalendars ? names.filter((c) => offer.askedCalendars!.includes(c)) : [...names]);
   // The ticks are read against the list the page showed, kept with the request, never against the calendars there
   // are at Approve (found in review, s23new: "work" unticked, then removed before Approve, left "demo" the only

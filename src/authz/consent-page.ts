@@ -263,9 +263,9 @@ function noCalendarToTick(asked: readonly string[] | undefined, userCalendars: r
   if (userCalendars.length > 0 && asked) {
     // Found in review: this said "You have no calendars yet" to a user who has some, when none had a name asked for.
     const names = allowed!.length === asked.length ? 'with those names' : `named ${allowed!.join(', ')}`;
-    return html`<p class="muted">It asks only for calendars you do not have (${asked.join(', ')}): it will see none of yours (${userCalendars.join(', ')}), only ones you add later ${names}.</p>`;
+    return html`<p class="muted">It asks only for calendars you do not have (${asked.join(', ')}): it will see none of yours (${userCalendars.join(', ')}), only ones added later ${names}.</p>`;
   }
-  return html`<p class="muted">You have no calendars yet; it may look at ${allowed ? html`the ones you add later named ${allowed.join(', ')}` : 'every calendar you add later'}.</p>`;
+  return html`<p class="muted">You have no calendars yet; it may look at ${allowed ? html`the ones added later named ${allowed.join(', ')}` : 'every calendar added later'}.</p>`;
 }
 
 /**
@@ -276,8 +276,8 @@ function noCalendarToTick(asked: readonly string[] | undefined, userCalendars: r
  */
 function laterBox(ticked: boolean): Html {
   // On a line of its own, below a rule: beside the calendars it read as one more calendar's name.
-  return html`<label class="apart"><input type="checkbox" name="${LATER_CALENDARS.name}" value="${LATER_CALENDARS.value}"${ticked ? html` checked` : ''}> Calendars you add later</label>
-<p class="muted">Ticked, with every calendar above ticked too, it may also look at calendars you add from now on, without asking you again. Otherwise it sees only the calendars ticked above.</p>`;
+  return html`<label class="apart"><input type="checkbox" name="${LATER_CALENDARS.name}" value="${LATER_CALENDARS.value}"${ticked ? html` checked` : ''}> Calendars added later</label>
+<p class="muted">Ticked, with every calendar above ticked too, it may also look at calendars added from now on, without asking you again. Otherwise it sees only the calendars ticked above.</p>`;
 }
 
 /**
@@ -341,9 +341,9 @@ function currentLimits(grant: GrantRecord, timeZone: string) {
   };
 }
 
-/** "the calendar demo", "the calendars demo, work" or "all your calendars, including ones you add later". */
+/** "the calendar demo", "the calendars demo, work" or "all your calendars, including ones added later". */
 function calendarsSaid(d: CalendarDetail): string {
-  return d.calendars ? `the calendar${d.calendars.length === 1 ? '' : 's'} ${d.calendars.join(', ')}` : 'all your calendars, including ones you add later';
+  return d.calendars ? `the calendar${d.calendars.length === 1 ? '' : 's'} ${d.calendars.join(', ')}` : 'all your calendars, including ones added later';
 }
 
 /** Whether two entries allow the same calendars and lookahead. */

@@ -35,7 +35,7 @@ export function instantLine(ms: number, timeZone: string): string {
 }
 
 /** A calendar detail without a `calendars` member, as the consent page says it (src/authz/consent-page.ts). */
-const ALL_CALENDARS = 'all your calendars, including ones you add later';
+const ALL_CALENDARS = 'all your calendars, including ones added later';
 
 /**
  * What a login authorized: the agent, each scope in words, what it may do downstream, until when. Every value but the

@@ -1,4 +1,4 @@
-// readChoices: the calendars a consent form posts, and "Calendars you add later"
+// readChoices: the calendars a consent form posts, and "Calendars added later"
 // as a choice of its own. Found in review (s23deleg): every listed box ticked
 // stored a grant with no `calendars` member ("all"), so a calendar added
 // afterwards was read under tokens issued before, on a page that never said so.
@@ -41,7 +41,7 @@ describe('readChoices: which calendars', () => {
   });
 
   it('"later" for a request that named its calendars is refused: such a client never gets later ones', () => {
-    expect(calendarsOf({ calendars: ['work'], ...LATER }, { askedCalendars: ['work'] })).toEqual({ refused: 'Calendars you add later were not offered.' });
+    expect(calendarsOf({ calendars: ['work'], ...LATER }, { askedCalendars: ['work'] })).toEqual({ refused: 'Calendars added later were not offered.' });
     expect(calendarsOf({ calendars: ['work'] }, { askedCalendars: ['work'] })).toEqual({ calendars: ['work'] });
   });
 
@@ -80,7 +80,7 @@ describe('readChoices: against the calendars the page listed', () => {
     expect(calendarsOf({ ...LATER }, { calendarsShown: ['work', 'secret'], userCalendars: [] })).toEqual({ refused: 'Choose at least one calendar the agent may look at.' });
   });
 
-  it('a page that listed none ("every calendar you add later") keeps its meaning when one is added before Approve', () => {
+  it('a page that listed none ("every calendar added later") keeps its meaning when one is added before Approve', () => {
     expect(calendarsOf({}, { calendarsShown: [], userCalendars: ['work'] })).toEqual({ calendars: undefined });
   });
 

@@ -1,6 +1,6 @@
 // Approve reads the calendar boxes against the list the consent page showed, kept with its pending request, not
 // against the calendars the user has by the time of Approve. Found in review (s23new): the page listed demo and work
-// with "Calendars you add later" preset; the person unticked work, then removed it (`delegate calendar remove work`)
+// with "Calendars added later" preset; the person unticked work, then removed it (`delegate calendar remove work`)
 // before Approve; the form's calendars=demo&calendars_later=yes then ticked every calendar left, and the grant named
 // no calendars (all, later ones too), so a `work` added back was read.
 import { afterAll, beforeAll, expect, it } from 'vitest';

@@ -46,8 +46,8 @@ describe('a consent page for calendars the user does not have', () => {
 
 // Found in review (s23deleg): every listed calendar ticked stored "all", calendars added later included, though only a
 // step-up page ever said so. It is a box of its own now, preset only where nothing narrower was asked or allowed.
-describe('"Calendars you add later" on the consent page', () => {
-  const LATER_BOX = /<label class="apart"><input type="checkbox" name="calendars_later" value="yes"( checked)?> Calendars you add later<\/label>/;
+describe('"Calendars added later" on the consent page', () => {
+  const LATER_BOX = /<label class="apart"><input type="checkbox" name="calendars_later" value="yes"( checked)?> Calendars added later<\/label>/;
 
   it('a first consent for a request naming no calendars offers it, ticked', async () => {
     const client = await registerPublicClient(authz.issuer);
@@ -64,7 +64,7 @@ describe('"Calendars you add later" on the consent page', () => {
     // Nor does a crafted form get it.
     const res = await browser.post(`${authz.issuer}/consent`, { ...parseConsentForm(page.html), calendars_later: 'yes', decision: 'approve' });
     expect(res.status).toBe(400);
-    expect(res.html).toContain('Calendars you add later were not offered.');
+    expect(res.html).toContain('Calendars added later were not offered.');
     expect(await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now())).toBeUndefined();
   });
 
@@ -75,7 +75,7 @@ describe('"Calendars you add later" on the consent page', () => {
     expect((await authz.store.activeGrant(authz.ownerId, client, authz.agentUrl, Date.now()))!.authorizationDetails[0]).not.toHaveProperty('calendars');
     const again = await consentPage(client, 'slots:find busy:read');
     expect(LATER_BOX.exec(again.page.html)?.[1]).toBe(' checked');
-    expect(again.page.html).toContain('Today it may look at all your calendars, including ones you add later,');
+    expect(again.page.html).toContain('Today it may look at all your calendars, including ones added later,');
   });
 
   it('a step-up leaves it unticked under a grant that names its calendars, even with all of them ticked', async () => {
@@ -100,7 +100,7 @@ describe('a consent page for a user with no calendar yet', () => {
       const client = await registerPublicClient(bare.issuer);
       const href = authorizeUrl(bare.issuer, { clientId: client, redirectUri: REDIRECT, resource: bare.agentUrl, state: 's', challenge, scope: 'slots:find' });
       const page = await signInAndOpenConsent(new Browser(), bare.issuer, bare.ownerJwk, href);
-      expect(page.html).toContain('You have no calendars yet; it may look at every calendar you add later.');
+      expect(page.html).toContain('You have no calendars yet; it may look at every calendar added later.');
     } finally {
       await bare.close();
     }

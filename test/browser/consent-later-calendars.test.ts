@@ -1,4 +1,4 @@
-// "Calendars you add later" on the consent page, in headless Chromium against
+// "Calendars added later" on the consent page, in headless Chromium against
 // the three servers built as the CLI builds them. Found in review (s23deleg):
 // with every listed calendar ticked, Approve stored a grant with no calendar
 // limit, so a calendar added afterwards (`delegate calendar add medical …`)
@@ -65,7 +65,7 @@ afterAll(async () => {
 });
 
 /**
- * A new client's first consent in Chromium: the box "Calendars you add later" is checked as the page presets it,
+ * A new client's first consent in Chromium: the box "Calendars added later" is checked as the page presets it,
  * then set to `later`, and Approve clicked; the code is redeemed and the access token exchanged as CalendarAgent.
  */
 async function consent(later: boolean) {
@@ -74,7 +74,7 @@ async function consent(later: boolean) {
   const href = authorizeUrl(stack.issuer, { clientId, redirectUri: callbackUri, resource: stack.agentUrl, scope: 'slots:find', state: 'later-state', challenge });
   const page = await browser.newPage();
   await page.goto(await ownerLink(stack, href.slice(stack.issuer.length)));
-  const box = page.getByRole('checkbox', { name: 'Calendars you add later' });
+  const box = page.getByRole('checkbox', { name: 'Calendars added later' });
   const preset = await box.isChecked({ timeout: 5_000 });
   const listed = await Promise.all(['demo', 'work'].map((name) => page.getByRole('checkbox', { name, exact: true }).isChecked()));
   mkdirSync('test-artifacts', { recursive: true });
@@ -100,7 +100,7 @@ function freebusy(token: string, calendar: string) {
 
 const grantIds: Record<'names' | 'later', string> = { names: '', later: '' };
 
-describe('"Calendars you add later" on the consent page, in Chromium', () => {
+describe('"Calendars added later" on the consent page, in Chromium', () => {
   it('unticked: the grant and its tokens name the calendars ticked; one added afterwards is refused at the backend, and `calendar add` says so', async () => {
     const approved = await consent(false);
     grantIds.names = approved.grantId;

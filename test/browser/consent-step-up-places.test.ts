@@ -86,8 +86,8 @@ describe('a step-up consent for one more scope, approved as the page presets it'
     const text = await page.locator('body').innerText();
     expect(text).toContain('Today it may look at the calendar demo, 7 days ahead, with no helper agent but helper');
     // What an Approve allows, in words: the page has no box to tick.
-    expect(text).toContain('You have no calendars yet; it may look at the ones you add later named demo.');
-    expect(text).not.toContain('every calendar you add later');
+    expect(text).toContain('You have no calendars yet; it may look at the ones added later named demo.');
+    expect(text).not.toContain('every calendar added later');
     await approveAsPreset(page);
     const grant = (await stack.store.grantById(grantId))!;
     expect(grant.scope).toBe('slots:find helper:use');
@@ -104,9 +104,9 @@ describe('a step-up consent for one more scope, approved as the page presets it'
     const page = await stepUp('hana', clientId);
     const text = await page.locator('body').innerText();
     // Two places on one host: each by origin and path, no longer "(at 127.0.0.1:10)" twice.
-    expect(text).toContain(`look at all your calendars, including ones you add later, 30 days ahead (at ${TEAM_A}) and the calendar demo, 7 days ahead (at ${TEAM_B})`);
+    expect(text).toContain(`look at all your calendars, including ones added later, 30 days ahead (at ${TEAM_A}) and the calendar demo, 7 days ahead (at ${TEAM_B})`);
     expect(text).not.toContain('(at 127.0.0.1:10)');
-    expect(text).toContain('You have no calendars yet; it may look at the ones you add later named demo.');
+    expect(text).toContain('You have no calendars yet; it may look at the ones added later named demo.');
     await approveAsPreset(page);
     const grant = (await stack.store.grantById(grantId))!;
     expect(grant.authorizationDetails).toEqual([

@@ -50,8 +50,8 @@ describe('authorization summary', () => {
   it('says plainly that a delegation naming no calendars reaches all of them, those added later too', () => {
     const unlimited = summaryLines();
     const through = unlimited.findIndex((l) => l.startsWith('  - through it'));
-    expect(unlimited[through + 1]).toBe('    all your calendars, including ones you add later');
-    expect(summaryLines({}, { lookahead_days: 30 }).join('\n')).toContain('    all your calendars, including ones you add later; at most 30 days ahead');
+    expect(unlimited[through + 1]).toBe('    all your calendars, including ones added later');
+    expect(summaryLines({}, { lookahead_days: 30 }).join('\n')).toContain('    all your calendars, including ones added later; at most 30 days ahead');
     expect(summaryLines({}, { calendars: ['work'] }).join('\n')).not.toContain('all your calendars');
   });
 

@@ -209,7 +209,7 @@ describe('several calendar entries in one authorization request (RFC 9396 ยง2, ย
     const { browser, page } = await openAsOwner(stack, request(twoPlacesAgent, [asked], challenge));
     expect(page.status, page.html.slice(0, 300)).toBe(200);
     const form = parseConsentForm(page.html);
-    expect(form.calendars_later).toBeUndefined(); // no "Calendars you add later": the entry named its calendars
+    expect(form.calendars_later).toBeUndefined(); // no "Calendars added later": the entry named its calendars
     expect(form.lookahead_days).toBe('7');
     const decided = await browser.post(`${stack.issuer}/consent`, { ...form, decision: 'approve' });
     const code = callbackParams(decided.location!).get('code');
@@ -255,7 +255,7 @@ describe('several calendar entries in one authorization request (RFC 9396 ยง2, ย
       const { page } = await openAsOwner(stack, href);
       expect(page.status, page.html.slice(0, 300)).toBe(200);
       const [first, second] = placed();
-      expect(page.html).toContain(`Today it may look at all your calendars, including ones you add later, 30 days ahead ${first} and the calendar demo, 7 days ahead ${second}, with`);
+      expect(page.html).toContain(`Today it may look at all your calendars, including ones added later, 30 days ahead ${first} and the calendar demo, 7 days ahead ${second}, with`);
       expect(page.html).toContain('Look up to 90 days ahead (today: 7 days)');
       expect(page.html).not.toContain('(today: 30 days)');
       // One set of limits for both places: from the narrower, so that Approve as preset widens neither.

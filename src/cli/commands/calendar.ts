@@ -335,7 +335,7 @@ async function withAccount<T>(paths: Paths, io: CliIo, user: string | undefined,
 
 /**
  * The line that names the owner's active delegations that will not see a calendar just added: those whose grant
- * names its calendars (chosen on the consent page with "Calendars you add later" unticked, or asked so by the app),
+ * names its calendars (chosen on the consent page with "Calendars added later" unticked, or asked so by the app),
  * and how to let one see it. A sign-in the grant already covers shows no consent page (grant-policy.ts), so
  * `delegate login` alone does not ask again: the delegation is ended first. Undefined when every one sees it.
  */
