@@ -28,7 +28,8 @@ function humanClock(wall: number): string {
  * A slot for people, in `timeZone`, with an en dash between the times:
  * "Tue 1 Dec 2026, 11:45–12:15 (Europe/Berlin)". A slot that ends on a later
  * date names both dates: "Tue 1 Dec 2026, 23:45 – Wed 2 Dec 2026, 00:15 (Europe/Berlin)";
- * one that ends exactly at the next midnight counts as the same day ("23:30–00:00").
+ * one that ends exactly at the next midnight counts as the same day ("23:30–00:00"), and a
+ * whole day is written "00:00–24:00".
  */
 export function formatSlotHuman(slot: Interval, timeZone: string): string {
   const startWall = toWall(slot.start, timeZone);
@@ -36,8 +37,10 @@ export function formatSlotHuman(slot: Interval, timeZone: string): string {
   // The last instant of the slot decides its day: a slot is half-open.
   const lastWall = toWall(Math.max(slot.start, slot.end - 1), timeZone);
   const sameDay = humanDate(startWall) === humanDate(lastWall);
+  // A whole day ends at 24:00 (ISO 8601's end of day): "00:00–00:00" read as nothing at all (found in review, s34privacy).
+  const endClock = sameDay && slot.end > slot.start && humanClock(startWall) === '00:00' && humanClock(endWall) === '00:00' ? '24:00' : humanClock(endWall);
   const range = sameDay
-    ? `${humanDate(startWall)}, ${humanClock(startWall)}–${humanClock(endWall)}`
+    ? `${humanDate(startWall)}, ${humanClock(startWall)}–${endClock}`
     : `${humanDate(startWall)}, ${humanClock(startWall)} – ${humanDate(endWall)}, ${humanClock(endWall)}`;
   return `${range} (${timeZone})`;
 }

@@ -43,7 +43,7 @@ describe('fixtures/owner.ics', () => {
     expect(day(2026, 3, 12)).toEqual(['09:30–09:45', '10:00–11:00', '12:00–13:00', '14:00–14:30', '15:00–15:30']); // …to Thursday
     expect(day(2025, 12, 24)).toEqual(['12:00–17:00']); // a Wednesday, but no standup on Christmas Eve
     expect(day(2026, 2, 5)).toEqual(['08:00–09:00', '09:30–09:45', '10:00–11:00', '12:00–13:00', '14:00–14:30', '16:00–17:00']); // the UTC call
-    expect(day(2026, 5, 20)).toEqual(['00:00–00:00']); // the offsite: the whole day…
+    expect(day(2026, 5, 20)).toEqual(['00:00–24:00']); // the offsite: the whole day…
     expect(expandBusy(owner, { start: at(2026, 5, 19), end: at(2026, 5, 23) }, { timeZone: ZONE })).toContainEqual({ start: at(2026, 5, 20), end: at(2026, 5, 22) }); // …both days
     expect(day(2026, 4, 22)).toEqual(['09:30–09:45', '11:00–17:00']); // a Wednesday: the tentative demo counts as busy, up to lunch
     expect(day(2026, 9, 16)).toEqual(['09:30–09:45', '12:00–17:00']); // the cancelled workshop is free

@@ -19,6 +19,13 @@ describe('formatSlotHuman', () => {
     const start = utc(2026, 11, 1, 22, 30);
     expect(formatSlotHuman({ start, end: start + 30 * MIN }, 'Europe/Berlin')).toBe('Tue 1 Dec 2026, 23:30–00:00 (Europe/Berlin)');
   });
+  it('writes a whole day as 00:00–24:00, not 00:00–00:00, on a day of 23 hours too (found in review, s34privacy)', () => {
+    expect(formatSlotHuman({ start: utc(2026, 11, 10), end: utc(2026, 11, 11) }, 'UTC')).toBe('Thu 10 Dec 2026, 00:00–24:00 (UTC)');
+    // 29 March 2026 in Berlin: 00:00 CET to 00:00 CEST the next day is 23 hours.
+    expect(formatSlotHuman({ start: utc(2026, 2, 28, 23), end: utc(2026, 2, 29, 22) }, 'Europe/Berlin')).toBe('Sun 29 Mar 2026, 00:00–24:00 (Europe/Berlin)');
+    // Two whole days name both dates, as before.
+    expect(formatSlotHuman({ start: utc(2026, 11, 10), end: utc(2026, 11, 12) }, 'UTC')).toBe('Thu 10 Dec 2026, 00:00 – Sat 12 Dec 2026, 00:00 (UTC)');
+  });
   it('reads the clock of the zone asked for', () => {
     const start = utc(2026, 11, 1, 10, 45);
     expect(formatSlotHuman({ start, end: start + 30 * MIN }, 'America/New_York')).toBe('Tue 1 Dec 2026, 05:45–06:15 (America/New_York)');
