@@ -120,10 +120,21 @@ ${returnTo}
 <button type="submit" name="decision" value="deny">Deny</button>
 </div>
 </form>`;
-  // CSP form-action covers the redirect after the form: the site's origin, or for an app's own scheme, whose URLs have
-  // no origin ("null"), the scheme itself (CSP scheme-source; the registered scheme is RFC 3986's letters only).
+  return sendPage(reply, 200, `Allow ${agentName} to act for you?`, body, [formActionFor(redirect)]);
+}
+
+/**
+ * What CSP form-action must list for the browser to follow the redirect after the consent form to `redirect`: its
+ * origin; for an app's own scheme, whose URLs have no origin ("null"), the scheme itself (CSP scheme-source; the
+ * registered scheme is RFC 3986's letters only); and for an IPv6 literal (`http://[::1]:PORT`, a loopback redirect
+ * RFC 8252 §7.3 names), its scheme too, since CSP's host-source has no form for one: listed as an origin, Chromium
+ * dropped it as invalid and blocked the redirect, so the app never got its code (found in review, s34interop). The
+ * form itself posts only to this server ('self'); where the browser goes next is the registered URI the server chose.
+ */
+function formActionFor(redirect: URL): string {
   const scheme = privateUseScheme(redirect);
-  return sendPage(reply, 200, `Allow ${agentName} to act for you?`, body, [scheme === undefined ? redirect.origin : `${scheme}:`]);
+  if (scheme !== undefined) return `${scheme}:`;
+  return redirect.hostname.startsWith('[') ? redirect.protocol : redirect.origin;
 }
 
 /**

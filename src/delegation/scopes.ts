@@ -11,7 +11,9 @@ export const SCOPE_BUSY_READ = 'busy:read';
 
 /** What each scope lets the holder do, in words for the consent page. */
 export const SCOPE_DESCRIPTIONS = lookupTable<string>({
-  [SCOPE_FIND_SLOT]: 'Find free time in your calendar',
+  // Free time is busy time's complement: an app that searches all day, minute by minute, learns when you are busy
+  // (found in review, s34privacy). Said here, so that busy:read is not taken for what keeps that hidden.
+  [SCOPE_FIND_SLOT]: 'Find free time in your calendar (the free times found show when you are busy)',
   [SCOPE_FREEBUSY_READ]: 'See when you are busy, but not what your events are (no titles, places or people)',
   [SCOPE_BUSY_READ]: 'List the times you are busy, without saying what your events are (no titles, places or people)',
 });

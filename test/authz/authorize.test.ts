@@ -216,7 +216,7 @@ describe('the consent page', () => {
     expect(res.status).toBe(200);
     expect(res.html).toContain('test client');
     expect(res.html).toContain('CalendarAgent');
-    expect(res.html).toContain('Find free time in your calendar');
+    expect(res.html).toContain('Find free time in your calendar (the free times found show when you are busy)');
     expect(res.html).toContain('See when you are busy');
     expect(res.html).toMatch(/<button[^>]*value="approve">Approve<\/button>/);
     expect(res.html).toMatch(/<button[^>]*value="deny">Deny<\/button>/);
@@ -477,7 +477,7 @@ describe('consent is asked again only when a request widens the grant', () => {
     const page = await signInAndOpenConsent(new Browser(), authz.issuer, authz.ownerJwk, href);
     expect(page.status).toBe(200);
     expect(page.html).toContain('It asks to also be able to');
-    expect(page.html).toMatch(/You already allowed it to<\/h2><ul><li>Find free time in your calendar/);
+    expect(page.html).toMatch(/You already allowed it to<\/h2><ul><li>Find free time in your calendar \(the free times found show when you are busy\)<\/li>/);
   });
 });
 

@@ -39,7 +39,7 @@ describe('authorization summary', () => {
   it('names the agent, the scopes in words, the downstream access and the end of the delegation', () => {
     const text = summaryLines({}, {}, 'Europe/Berlin').join('\n');
     expect(text).toContain('CalendarAgent (http://127.0.0.1:8412/mcp)');
-    expect(text).toContain('Find free time in your calendar [slots:find]');
+    expect(text).toContain('Find free time in your calendar (the free times found show when you are busy) [slots:find]');
     expect(text).toContain('at http://127.0.0.1:8411');
     expect(text).toContain('[freebusy:read]');
     expect(text).toContain(`Until ${instantLine(Date.UTC(2026, 11, 31, 10), 'Europe/Berlin')}`);

@@ -44,7 +44,7 @@ describe('step-up', () => {
     expect(page.status).toBe(200);
     expect(page.html).toContain('It asks to also be able to');
     expect(page.html).toContain('List the times you are busy');
-    expect(page.html).toMatch(/You already allowed it to<\/h2><ul><li>Find free time in your calendar<\/li><\/ul>/);
+    expect(page.html).toMatch(/You already allowed it to<\/h2><ul><li>Find free time in your calendar \(the free times found show when you are busy\)<\/li><\/ul>/);
     const answer = await browser.post(new URL('/consent', page.url).href, { ...parseConsentForm(page.html), decision: 'approve' });
     expect((await browser.get(answer.location!)).status).toBe(200);
     const run = await busy.done;
