@@ -668,7 +668,10 @@ export interface Store {
   calendarFeed(calendarId: string): Promise<CalendarFeedRecord | undefined>;
   /** Whether a feed's record is kept (false once its calendar is removed), without reading its copy. */
   hasCalendarFeed(calendarId: string): Promise<boolean>;
-  /** Records a feed's copy and fetch outcome; nothing happens when its calendar was removed meanwhile. */
+  /**
+   * Records a feed's copy and fetch outcome; nothing happens when its calendar was removed meanwhile. A copy replaced by
+   * a different one is zeroed, and the WAL checkpointed so that it does not keep the old one (SECURITY.md).
+   */
   saveCalendarFeed(feed: CalendarFeedRecord): Promise<void>;
 
   /**
