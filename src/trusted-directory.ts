@@ -89,6 +89,25 @@ export function makeOwnDirectory(dir: string, what: string): void {
   refuseUntrustedDirectory(dir, what);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   refuseUntrustedDirectory(dir, what);
+  refuseSharedDirectory(dir, what);
+}
+
+/**
+ * A directory everyone may write to, or a sticky one, is a shared place (/tmp itself, a team's drop directory), not
+ * one to keep private files in: the callers would chmod it 0700 next, and so take it from everyone else. Found at
+ * stop 34: as root, `DELEGATE_HOME=/tmp` made the machine's /tmp 0700, and every other user's program then failed
+ * in it. Refused, its mode left as it is; a directory of one's own that others may only read is still tightened.
+ */
+function refuseSharedDirectory(dir: string, what: string): void {
+  if (process.getuid?.() === undefined) return;
+  const mode = statSync(dir).mode;
+  if ((mode & 0o1002) === 0) return;
+  const shown = `0${(mode & 0o7777).toString(8)}`;
+  throw new UntrustedPathError(
+    dir,
+    `The ${what} ${dir} is a shared directory (mode ${shown}: ${(mode & 0o002) !== 0 ? 'everyone may write to it' : 'sticky, as /tmp is'}), so it is neither made private nor used: ` +
+      `use a directory of your own inside it (DELEGATE_HOME=${resolve(dir, 'delegate')}).`,
+  );
 }
 
 interface Problem {
