@@ -114,8 +114,16 @@ function* instanceSteps(calendar: ParsedCalendar, window: Interval, options: Exp
     if (work.steps.spend(1)) yield;
   }
   for (const period of calendar.freeBusy) {
-    const start = instantOf(period.start, options.timeZone);
-    keep({ start, end: endOf(period.end, period.start, start, options.timeZone), availability: period.availability });
+    let instance: EventInstance;
+    try {
+      const start = instantOf(period.start, options.timeZone);
+      instance = { start, end: endOf(period.end, period.start, start, options.timeZone), availability: period.availability };
+    } catch (err) {
+      // As for a series: a time ical.js cannot convert (in a zone the file defines) is this calendar's fault.
+      if (err instanceof CalendarSourceError) throw err;
+      throw new CalendarSourceError('ERR_ICS_VALUE', calendar.name, 'A FREEBUSY period could not be read.');
+    }
+    keep(instance);
     if (work.steps.spend(1)) yield;
   }
   return out;

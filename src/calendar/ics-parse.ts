@@ -118,37 +118,53 @@ function* parseSteps(raw: string, name: string): Steps<ParsedCalendar> {
   const masters = new Map<string, EventSeries>();
   const series: EventSeries[] = [];
   const overridesByUid = new Map<string, InstanceOverride[]>();
-  for (const spans of text.calendars) {
-    // Time zones first: an event may refer to one defined after it.
-    const zones = new Map<string, ICAL.Timezone>();
-    for (const span of spans.components) {
-      if (span.name !== 'VTIMEZONE') continue;
-      const zone = new ICAL.Component(parse(linesOf(text, span)));
-      const tzid = zone.getFirstPropertyValue('tzid');
-      // A VTIMEZONE without TZID cannot be referred to.
-      if (typeof tzid === 'string') addZone(zones, zone, tzid);
-      else warnings.push(`line ${span.line}: ignored a VTIMEZONE without TZID`);
-      if (counter.spend(span.size)) yield;
-    }
-    const calendar = new ZoneCalendar(parse(spans.own.map((i) => text.lines[i]!)), zones);
-    for (const span of spans.components) {
-      if (span.name === 'VTIMEZONE') continue;
-      const component = new ICAL.Component(parse(linesOf(text, span)), calendar);
-      if (counter.spend(span.size)) yield;
-      if (component.name === 'vfreebusy') for (const period of reader.freeBusyPeriods(component, span)) reader.freeBusy.push(period);
-      if (component.name !== 'vevent') continue;
-      const uid = reader.text(component, 'uid');
-      if (component.hasProperty('recurrence-id')) {
-        const override = reader.override(component, span);
-        // Without a UID it belongs to no series: an event of its own.
-        if (uid === undefined) series.push(standalone(undefined, override));
-        else appendTo(overridesByUid, uid, override);
-        continue;
+  /** The component being read, for an error of ical.js that none of the checks saw coming. */
+  let reading: ComponentSpan | undefined;
+  try {
+    for (const spans of text.calendars) {
+      reading = undefined;
+      // Time zones first: an event may refer to one defined after it.
+      const zones = new Map<string, ICAL.Timezone>();
+      for (const span of spans.components) {
+        if (span.name !== 'VTIMEZONE') continue;
+        reading = span;
+        const zone = new ICAL.Component(parse(linesOf(text, span)));
+        const tzid = zone.getFirstPropertyValue('tzid');
+        // A VTIMEZONE without TZID cannot be referred to.
+        if (typeof tzid === 'string') addZone(zones, zone, tzid);
+        else warnings.push(`line ${span.line}: ignored a VTIMEZONE without TZID`);
+        if (counter.spend(span.size)) yield;
       }
-      const entry = reader.series(component, span, uid);
-      series.push(entry);
-      if (uid !== undefined && !masters.has(uid)) masters.set(uid, entry);
+      reading = undefined;
+      const calendar = new ZoneCalendar(parse(spans.own.map((i) => text.lines[i]!)), zones);
+      for (const span of spans.components) {
+        if (span.name === 'VTIMEZONE') continue;
+        reading = span;
+        const component = new ICAL.Component(parse(linesOf(text, span)), calendar);
+        if (counter.spend(span.size)) yield;
+        if (component.name === 'vfreebusy') for (const period of reader.freeBusyPeriods(component, span)) reader.freeBusy.push(period);
+        if (component.name !== 'vevent') continue;
+        const uid = reader.text(component, 'uid');
+        if (component.hasProperty('recurrence-id')) {
+          const override = reader.override(component, span);
+          // Without a UID it belongs to no series: an event of its own.
+          if (uid === undefined) series.push(standalone(undefined, override));
+          else appendTo(overridesByUid, uid, override);
+          continue;
+        }
+        const entry = reader.series(component, span, uid);
+        series.push(entry);
+        if (uid !== undefined && !masters.has(uid)) masters.set(uid, entry);
+      }
     }
+  } catch (err) {
+    // Whatever ical.js throws outside EventReader#read is this calendar's fault too, not the server's (review
+    // s34privacy: an offset it could not read, met when an event's DTEND was compared with its DTSTART, was a 500 for
+    // every search, skip or not). As a CalendarSourceError it names the calendar and the component's line, `calendar
+    // add` refuses it, a skipped calendar is skipped and a feed's refusal is remembered; ical.js's words, which may
+    // quote the file, go to the owner only.
+    if (err instanceof CalendarSourceError) throw err;
+    throw new CalendarSourceError('ERR_ICS_VALUE', name, `This ${componentWord(reading)} cannot be read.`, reading?.line, plain(err));
   }
   for (const [uid, overrides] of overridesByUid) {
     const master = masters.get(uid);
@@ -157,6 +173,22 @@ function* parseSteps(raw: string, name: string): Steps<ParsedCalendar> {
     else for (const o of overrides) series.push(standalone(uid, o));
   }
   return { name, series, freeBusy: reader.freeBusy, warnings };
+}
+
+/** How a reason names a component: RFC 5545's words for those read, never the file's own name for one. */
+function componentWord(span: ComponentSpan | undefined): string {
+  switch (span?.name) {
+    case undefined:
+      return 'calendar';
+    case 'VEVENT':
+      return 'event';
+    case 'VTIMEZONE':
+      return 'time zone';
+    case 'VFREEBUSY':
+      return 'free/busy component';
+    default:
+      return 'component';
+  }
 }
 
 /** Adds `item` to the list under `key`, in place (a copy per item would make n items cost n²). */

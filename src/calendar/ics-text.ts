@@ -2,9 +2,9 @@
 // unfolded (RFC 5545 §3.1) with the physical line each starts on, the
 // component structure checked (every BEGIN has its END), two repairs for what
 // real producers write (Exchange's TZID quoted together with the value; dates
-// without VALUE=DATE), and the values ical.js would silently misread checked
-// (recurrence rules, dates, durations), and the rules of time zones bounded
-// (ics-zone-rules.ts). Errors name the calendar, the property and the line,
+// without VALUE=DATE), and the values ical.js would silently misread or fail
+// on checked (recurrence rules, dates, durations, a time zone's offsets), and
+// the rules of time zones bounded (ics-zone-rules.ts). Errors name the calendar, the property and the line,
 // never the file's text (a value, a component name outside RFC 5545's): that
 // goes apart, for the owner (CalendarSourceError#quoted).
 // Pure. The read is a generator that yields every few thousand lines, so that
@@ -256,7 +256,8 @@ function checkSize(calendars: readonly CalendarSpan[], calendar: string): void {
 
 /**
  * Refuses a VTIMEZONE whose observance rule ical.js should not be given (on
- * the rule's line), and zones that would cost ical.js more than a zone or a
+ * the rule's line) or whose observance has a value ical.js cannot read (an
+ * offset, a VALUE= type: observancePropertyProblem), and zones that would cost ical.js more than a zone or a
  * calendar may (ics-zone-rules.ts). ical.js expands every component directly
  * inside a VTIMEZONE that has DTSTART and offsets, whatever its name.
  */
@@ -276,6 +277,8 @@ function* checkZones(lines: readonly ContentLine[], calendars: readonly Calendar
         if ('problem' in cost) throw new CalendarSourceError('ERR_ICS_RULE', calendar, cost.problem, cost.line);
         work += cost.work;
       } else if (depth === 1) {
+        const problem = observancePropertyProblem(cl);
+        if (problem) throw new CalendarSourceError('ERR_ICS_VALUE', calendar, problem.reason, cl.line, problem.quoted);
         const { value } = split(cl.text);
         if (cl.name === 'DTSTART') observance.dtstart ??= value;
         else if (cl.name === 'RRULE') observance.rules.push({ value, line: cl.line });
@@ -289,6 +292,48 @@ function* checkZones(lines: readonly ContentLine[], calendars: readonly Calendar
       throw new CalendarSourceError('ERR_ICS_TOO_LARGE', calendar, reason, span.line);
     }
   }
+}
+
+/**
+ * The value types ical.js is given for the properties of a time zone's
+ * observance that it reads itself, when it works out the zone's changes. It
+ * reads no value of another type there without failing (DTSTART or RRULE of
+ * VALUE=TEXT: a TypeError) or reading a wrong offset without a word
+ * (TZOFFSETTO;VALUE=TEXT: no offset at all, the zone's events gone).
+ */
+const OBSERVANCE_VALUE_TYPES: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['DTSTART', new Set(['DATE-TIME', 'DATE'])],
+  ['RDATE', new Set(['DATE-TIME', 'DATE', 'PERIOD'])],
+  ['RRULE', new Set(['RECUR'])],
+  ['TZOFFSETFROM', new Set(['UTC-OFFSET'])],
+  ['TZOFFSETTO', new Set(['UTC-OFFSET'])],
+]);
+
+/**
+ * RFC 5545 §3.3.14 UTC-OFFSET: a sign, hours and minutes, and seconds if any
+ * (`-0500`, `+013045`). "-0000" and "-000000" are not allowed.
+ */
+const UTC_OFFSET = /^[+-]([01]\d|2[0-3])[0-5]\d(?:[0-5]\d|60)?$/;
+
+/**
+ * What is wrong with a property of a STANDARD or DAYLIGHT block that ical.js
+ * reads when a time in the zone is converted, outside any step that could name
+ * the line (found in review s34privacy: `TZOFFSETFROM:LEAKTZOFF` threw ical.js's
+ * "Could not extract integer" from the first event in the zone, a 500 for every
+ * search, whatever on_calendar_error said). A value ical.js cannot read, and a
+ * VALUE= of a type it does not expect, are refused here, on their line.
+ */
+function observancePropertyProblem(cl: ContentLine): SourceProblem | undefined {
+  const types = OBSERVANCE_VALUE_TYPES.get(cl.name);
+  if (!types) return undefined;
+  const { params, value } = split(cl.text);
+  const written = /(?:^|;)VALUE=([^;:]*)/i.exec(params)?.[1];
+  if (written !== undefined && !types.has(written.toUpperCase())) {
+    return { reason: `${cl.name} in a time zone's STANDARD or DAYLIGHT block is not of a type it may have.`, quoted: `VALUE=${written}` };
+  }
+  if (cl.name !== 'TZOFFSETFROM' && cl.name !== 'TZOFFSETTO') return undefined;
+  if (UTC_OFFSET.test(value) && !/^-0{4}(?:00)?$/.test(value)) return undefined;
+  return { reason: `${cl.name} is not a UTC offset (+hhmm or -hhmm).`, quoted: `"${value}"` };
 }
 
 /** What is wrong with a value ical.js would misread without a word, if anything. */

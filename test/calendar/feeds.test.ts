@@ -271,6 +271,24 @@ describe('an ICS feed', () => {
     expect(cache.records.get('cal_11')).toMatchObject({ body: FIRST, etag: '"good1"', error: null });
   });
 
+  // Found in review s34privacy: ical.js's Error for an offset it could not read was no CalendarSourceError, so the
+  // loader remembered nothing: every search fetched the feed again, and `calendar list` showed no error.
+  it('without a copy, remembers a feed refused for a time zone offset that is not one: reads within the interval do not fetch it', async () => {
+    const zone = ['BEGIN:VTIMEZONE', 'TZID:Office', 'BEGIN:STANDARD', 'DTSTART:19701025T030000', 'TZOFFSETFROM:LEAKTZOFF', 'TZOFFSETTO:+0100', 'END:STANDARD', 'END:VTIMEZONE'];
+    const body = FIRST.replace('BEGIN:VEVENT', [...zone, 'BEGIN:VEVENT'].join('\r\n')).replace('DTSTART:20261201T100000Z', 'DTSTART;TZID=Office:20261201T100000\r\nDTEND;TZID=Office:20261201T110000');
+    const { host, cache, feeds, ref } = hostedFeed('cal_16', body, '"tz1"', 5 * MINUTE);
+    const refusal = async () => (await feeds.load(ref).catch((e: unknown) => e)) as CalendarSourceError;
+    const first = await refusal();
+    expect(first).toBeInstanceOf(CalendarSourceError);
+    expect([first.code, first.message, first.quoted]).toEqual(['ERR_ICS_VALUE', 'Calendar "team", line 8: TZOFFSETFROM is not a UTC offset (+hhmm or -hhmm).', '"LEAKTZOFF"']);
+    for (let i = 0; i < 4; i++) {
+      host.now += 30_000;
+      expect(await refusal()).toMatchObject({ code: 'ERR_ICS_VALUE', message: first.message });
+    }
+    expect(requests).toEqual([{}]);
+    expect(cache.records.get('cal_16')).toMatchObject({ body: null, error: 'line 8: TZOFFSETFROM is not a UTC offset (+hhmm or -hhmm).' });
+  });
+
   it('without a copy or validators, fetches a refused feed again once per interval, and a feed too large once too', async () => {
     handler = (_req, res) => res.writeHead(200, { 'Content-Type': 'text/calendar' }).end(FIRST.replace('DTSTART:20261201T100000Z\r\n', ''));
     let now = Date.UTC(2026, 10, 30, 8);

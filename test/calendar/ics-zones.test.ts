@@ -181,3 +181,53 @@ describe('a calendar of many time zones', () => {
     expect(new Date(instantOf(parseCalendar(text, 'c').series[0]!.master.start, 'UTC')).toISOString()).toBe('2026-12-07T07:00:00.000Z');
   });
 });
+
+// Found in review s34privacy: ical.js reads an observance's offsets, DTSTART and RRULE only when it first converts a
+// time in the zone, outside every step that names a line; `TZOFFSETFROM:LEAKTZOFF` threw its plain Error ("Could not
+// extract integer from …") out of the parse, a 500 for every search. In zoneFeed, the observance's DTSTART is line 7,
+// RRULE 8, TZOFFSETFROM 9, TZOFFSETTO 10.
+describe('a time zone observance with a value ical.js cannot read', () => {
+  const observance = (replace: [string, string]) => standard('19700101T000000', 'FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU').map((l) => (l.startsWith(replace[0]) ? replace[1] : l));
+  it.each([
+    ['TZOFFSETFROM', 'TZOFFSETFROM:LEAKTZOFF', 9, '"LEAKTZOFF"'],
+    ['TZOFFSETTO', 'TZOFFSETTO:LEAK', 10, '"LEAK"'],
+    ['TZOFFSETTO', 'TZOFFSETTO:+01:00', 10, '"+01:00"'],
+    ['TZOFFSETTO', 'TZOFFSETTO:0100', 10, '"0100"'],
+    ['TZOFFSETTO', 'TZOFFSETTO:+2400', 10, '"+2400"'],
+    ['TZOFFSETTO', 'TZOFFSETTO:+0160', 10, '"+0160"'],
+    ['TZOFFSETTO', 'TZOFFSETTO:+0100,+0200', 10, '"+0100,+0200"'],
+    ['TZOFFSETFROM', 'TZOFFSETFROM:-0000', 9, '"-0000"'],
+    ['TZOFFSETTO', 'TZOFFSETTO;VALUE=TEXT:+0100', 10, 'VALUE=TEXT'],
+    ['DTSTART', 'DTSTART;VALUE=TEXT:19700101T000000', 7, 'VALUE=TEXT'],
+    ['DTSTART', 'DTSTART;VALUE=PERIOD:19700101T000000/PT1H', 7, 'VALUE=PERIOD'],
+    ['RRULE', 'RRULE;VALUE=TEXT:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU', 8, 'VALUE=TEXT'],
+  ])('%s as in %s is refused with ERR_ICS_VALUE on its line; the message quotes nothing of it', (property, line, at, quoted) => {
+    const err = sourceError(() => parseCalendar(zoneFeed(observance([property, line])), 'c'));
+    expect([err.code, err.line, err.quoted]).toEqual(['ERR_ICS_VALUE', at, quoted]);
+    expect(err.message).toMatch(new RegExp(`^Calendar "c", line ${at}: ${property} `));
+    expect(err.message).not.toContain(quoted.replaceAll('"', ''));
+  });
+
+  it('reads offsets as RFC 5545 writes them: with seconds, +0000, -0500, and VALUE=UTC-OFFSET', () => {
+    // ical.js drops an offset's seconds (no zone has had any since 1972).
+    for (const [from, to, utc] of [['+0100', '+013045', '2026-12-07T08:30:00.000Z'], ['-0500', '-0500', '2026-12-07T15:00:00.000Z'], ['+0000', '+0000', '2026-12-07T10:00:00.000Z']] as const) {
+      const text = zoneFeed(observance(['TZOFFSETTO', `TZOFFSETTO;VALUE=UTC-OFFSET:${to}`]).map((l) => (l.startsWith('TZOFFSETFROM') ? `TZOFFSETFROM:${from}` : l)));
+      expect(new Date(instantOf(parseCalendar(text, 'c').series[0]!.master.start, 'UTC')).toISOString()).toBe(utc);
+    }
+  });
+
+  it('whatever ical.js throws outside the reads that name a property is the calendar\'s error, on the component\'s line', () => {
+    vi.spyOn(ICAL.Timezone.prototype, 'utcOffset').mockImplementation(() => {
+      throw new Error('Could not extract integer from "EA"');
+    });
+    // Read at parse: DTEND compared with DTSTART, both in the zone (the event's BEGIN is line 13).
+    const err = sourceError(() => parseCalendar(zoneFeed(standard('19700101T000000', 'FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU'), '20261207T100000', ['DTEND;TZID=Evil:20261207T110000']).replace('DURATION:PT1H\r\n', ''), 'c'));
+    expect([err.code, err.message, err.quoted]).toEqual(['ERR_ICS_VALUE', 'Calendar "c", line 13: This event cannot be read.', 'Could not extract integer from "EA"']);
+    // Read at expansion: a FREEBUSY period in the zone.
+    const busy = zoneFeed(standard('19700101T000000', 'FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU'))
+      .replace(/BEGIN:VEVENT[\s\S]*END:VEVENT\r\n/, 'BEGIN:VFREEBUSY\r\nUID:f\r\nFREEBUSY;TZID=Evil:20261207T100000/PT1H\r\nEND:VFREEBUSY\r\n');
+    const calendar = parseCalendar(busy, 'c');
+    const late = sourceError(() => expandBusy(calendar, { start: Date.UTC(2026, 11, 7), end: Date.UTC(2026, 11, 8) }, { timeZone: 'UTC' }));
+    expect([late.code, late.message]).toEqual(['ERR_ICS_VALUE', 'Calendar "c": A FREEBUSY period could not be read.']);
+  });
+});

@@ -125,6 +125,17 @@ describe('delegate calendar', () => {
     expect((await run(['list'])).out).toContain('(the file is missing)');
   });
 
+  // Found in review s34privacy: it said only `delegate: Could not extract integer from "EA"` (ical.js's words, met when
+  // the event's time was read in the zone), naming neither the calendar nor the line.
+  it('refuses a calendar whose time zone has an offset that is not one, naming the calendar, the line and the text', async () => {
+    const bad = join(dir, 'tzoff.ics');
+    const zone = ['BEGIN:VTIMEZONE', 'TZID:Office', 'BEGIN:STANDARD', 'DTSTART:19701025T030000', 'TZOFFSETFROM:LEAKTZOFF', 'TZOFFSETTO:+0100', 'END:STANDARD', 'END:VTIMEZONE'];
+    await writeFile(bad, EVENT.replace('BEGIN:VEVENT', [...zone, 'BEGIN:VEVENT'].join('\r\n')).replace('DTSTART:20261202T100000Z', 'DTSTART;TZID=Office:20261202T100000\r\nDTEND;TZID=Office:20261202T110000'));
+    const refused = await run(['add', 'btzoff', bad]);
+    expect([refused.code, refused.err]).toEqual([1, 'delegate: Calendar "btzoff", line 8: TZOFFSETFROM is not a UTC offset (+hhmm or -hhmm): "LEAKTZOFF". The calendar was not added.\n']);
+    expect(JSON.parse((await run(['list', '--json'])).out)).toEqual([]);
+  });
+
   it('refuses a second calendar of the same name, a bad name, an address that is not http(s), and removing one that is not there', async () => {
     await writeFile(join(dir, 'work.ics'), EVENT);
     expect((await run(['add', 'work', join(dir, 'work.ics')])).code).toBe(0);

@@ -246,6 +246,43 @@ describe('a broken line of a calendar file (review s23deleg): what leaves the ba
   });
 });
 
+describe('a time zone whose offset is not one (review s34privacy)', () => {
+  // ical.js read the offset only when an event's time was converted in the zone, outside every step that names a line:
+  // its Error ("Could not extract integer from …", quoting the file) was a 500 server_error for every search, skip or
+  // not, and went to the log at error level.
+  const text = [
+    'BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//delegate tests//EN',
+    'BEGIN:VTIMEZONE', 'TZID:Office', 'BEGIN:STANDARD', 'DTSTART:19701025T030000', 'TZOFFSETFROM:LEAKTZOFF', 'TZOFFSETTO:+0100', 'END:STANDARD', 'END:VTIMEZONE',
+    'BEGIN:VEVENT', 'UID:z1@test', 'DTSTAMP:20261101T000000Z', 'DTSTART;TZID=Office:20261130T100000', 'DTEND;TZID=Office:20261130T110000', 'SUMMARY:private', 'END:VEVENT',
+    'END:VCALENDAR', '',
+  ].join('\r\n');
+
+  it('is the calendar\'s error naming the line (500 invalid_configuration, or skipped), and only the debug log quotes the file', async () => {
+    await writeFile(join(dir, 'tzoff.ics'), text);
+    const lines: string[] = [];
+    const stream = new PassThrough();
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => lines.push(...chunk.split('\n').filter(Boolean)));
+    const app = await backend({
+      calendarsFor: async () => ({ timeZone: 'Europe/Berlin', calendars: [{ name: 'work', path: join(dir, 'work.ics') }, { name: 'btzoff', path: join(dir, 'tzoff.ics') }] }),
+      logger: createLogger('debug', stream),
+    });
+    const bearer = await token({});
+    const where = 'line 8: TZOFFSETFROM is not a UTC offset (+hhmm or -hhmm).';
+    const failing = await freebusy(app, bearer, today);
+    expect([failing.statusCode, failing.json()]).toMatchObject([500, { error: 'invalid_configuration', calendar: 'btzoff', error_description: expect.stringContaining(`Calendar 'btzoff', ${where}`) }]);
+    const skipping = await freebusy(app, bearer, `${today}&on_calendar_error=skip`);
+    expect(skipping.statusCode).toBe(200);
+    expect(skipping.json()).toMatchObject({ busy: [{ start: '2026-11-30T10:00:00Z', end: '2026-11-30T11:00:00Z' }], skipped: [{ calendar: 'btzoff', error_description: `Calendar "btzoff", ${where}` }] });
+    for (const res of [failing, skipping]) expect(res.body).not.toMatch(/LEAK/i);
+    // Above debug, no line of the log quotes the file; at debug, the owner's line does.
+    const above = lines.filter((l) => JSON.parse(l).level > 20);
+    expect(above.some((l) => JSON.parse(l).msg === 'calendar unavailable')).toBe(true);
+    expect(above.filter((l) => /LEAK|extract integer/i.test(l))).toEqual([]);
+    expect(lines.some((l) => /LEAKTZOFF/.test(l) && JSON.parse(l).msg === 'calendar unavailable: its text at fault')).toBe(true);
+  });
+});
+
 describe('the audit log', () => {
   it('records each read with the full actor chain, the grant and the calendars read', async () => {
     const app = await backend();
