@@ -311,7 +311,9 @@ const OBSERVANCE_VALUE_TYPES: ReadonlyMap<string, ReadonlySet<string>> = new Map
 
 /**
  * RFC 5545 §3.3.14 UTC-OFFSET: a sign, hours and minutes, and seconds if any
- * (`-0500`, `+013045`). "-0000" and "-000000" are not allowed.
+ * (`-0500`, `+013045`). RFC 5545 does not allow "-0000" or "-000000", but its
+ * meaning is plain and ical.js reads it as zero: a calendar that writes it is
+ * read, not refused whole for it.
  */
 const UTC_OFFSET = /^[+-]([01]\d|2[0-3])[0-5]\d(?:[0-5]\d|60)?$/;
 
@@ -332,7 +334,7 @@ function observancePropertyProblem(cl: ContentLine): SourceProblem | undefined {
     return { reason: `${cl.name} in a time zone's STANDARD or DAYLIGHT block is not of a type it may have.`, quoted: `VALUE=${written}` };
   }
   if (cl.name !== 'TZOFFSETFROM' && cl.name !== 'TZOFFSETTO') return undefined;
-  if (UTC_OFFSET.test(value) && !/^-0{4}(?:00)?$/.test(value)) return undefined;
+  if (UTC_OFFSET.test(value)) return undefined;
   return { reason: `${cl.name} is not a UTC offset (+hhmm or -hhmm).`, quoted: `"${value}"` };
 }
 
