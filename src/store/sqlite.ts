@@ -1939,7 +1939,11 @@ class SqliteStore implements Store {
     // grant's tokens, and `next`, recorded after it, lived on with the old limits. Such a token is not recorded.
     const unchanged = sameLimits(toGrant(grant), next.grant);
     const retried = numOrNull(r.retried_at) !== null;
-    if (previous.usedAt !== null && now - previous.usedAt <= graceMs && previous.expiresAt > now && !retried) {
+    // The grace is for an answer that was lost; once the family has moved on (a token of it spent since this one was),
+    // that answer got through, to the client or to a thief, and this presentation is a replay (found in review,
+    // s34interop: RT1→RT2, RT2→RT3, then RT1 again within the window got a fresh pair).
+    const movedOn = () => this.get('SELECT 1 AS moved FROM refresh_tokens WHERE family_id = ? AND token_hash <> ? AND used_at IS NOT NULL AND used_at >= ? LIMIT 1', [previous.familyId, tokenHash, previous.usedAt]) !== undefined;
+    if (previous.usedAt !== null && now - previous.usedAt <= graceMs && previous.expiresAt > now && !retried && !movedOn()) {
       // A client whose answer was lost retries once (or two refreshes race): it gets tokens of the same family. Once
       // only, and the family is marked forked so that its next rotation supersedes the other unused token: a thief
       // racing the client inside the window is still found out (RFC 9700 §4.14.2; found in review, s24bcp: every

@@ -604,7 +604,8 @@ export interface Store {
    * Rotates a refresh token in one transaction: the presented one is spent and
    * `next` (of the same family) takes its place. A token already spent is a
    * replay, and its whole family is revoked (RFC 9700 §4.14.2), unless it was
-   * spent less than `graceMs` ago and not retried yet: once, a client whose
+   * spent less than `graceMs` ago, not retried yet, and no token of the family
+   * spent since (the family moved on: the answer was not lost): once, a client whose
    * answer was lost (or two near-simultaneous refreshes) gets a new token of
    * the family; the family's next rotation supersedes every other unused
    * token of it, and presenting a superseded token is a replay too. So no two

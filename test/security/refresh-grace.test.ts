@@ -147,3 +147,24 @@ describe('a spent refresh token presented again within the grace window', () => 
     expect(await replaysOf(theirFamily)).toEqual([]);
   });
 });
+
+// Found in review (s34interop, with oauth4webapi): the window is for an answer that was lost. RT1→RT2, then RT2→RT3,
+// then RT1 again within 5 s got a fresh pair; RT2's use shows RT1's answer got through (to the client or a thief).
+describe('a spent refresh token presented again within the window after the family moved on', () => {
+  it('is a replay: invalid_grant, the family revoked (RT3 too), recorded as spent', async () => {
+    const signIn = await obtainTokens(authz);
+    const family = familyOf(signIn.accessToken);
+    const second = await refresh(signIn.refreshToken, signIn.clientId);
+    clock += 500;
+    const third = await refresh(String(second.body.refresh_token), signIn.clientId);
+    clock += 500;
+    expect([second.status, third.status]).toEqual([200, 200]);
+    const again = await refresh(signIn.refreshToken, signIn.clientId);
+    expect([again.status, again.body.error, again.body.refresh_token]).toEqual([400, 'invalid_grant', undefined]);
+    expect(familyRevoked(family)).toBe(true);
+    expect((await replaysOf(family)).map((r) => r.detail.presented)).toEqual(['spent']);
+    expect((await refresh(String(third.body.refresh_token), signIn.clientId)).body.error).toBe('invalid_grant');
+    // The control, a retry before the family moved on, is 'once, by a client whose answer was lost' above.
+  });
+
+});
