@@ -129,6 +129,9 @@ export const REVOCATION_KEPT_AFTER_EXPIRY_MS = 86_400_000;
 export const TOKEN_SWEEP_BATCH = 2_000;
 const TOKEN_SWEEP_MAX_BATCHES = 1_000;
 
+/** The size, in bytes, the -wal is cut back to when it starts again (journal_size_limit): about SQLite's own checkpoint interval of 1,000 pages. */
+export const WAL_SIZE_LIMIT = 4 * 1024 * 1024;
+
 /** How long a statement waits for another process's lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -185,6 +188,11 @@ export function openSqliteStore(path: string, options: OpenOptions = {}): Store 
     // thousand pages, still sync on the thread that runs them.) A file system
     // that refuses WAL gets FULL, each commit synced by SQLite.
     db.pragma(wal ? 'synchronous = NORMAL' : 'synchronous = FULL');
+    // Once a checkpoint has copied the whole WAL back, the next commit that starts it again cuts the file to this
+    // size (https://www.sqlite.org/pragma.html#pragma_journal_size_limit): without it the -wal stays as large as it
+    // ever grew (found in review, s34year: 18.6 MB behind a paused `delegate audit`, kept after the reader left).
+    // A setting of this connection; every connection that writes opens the database here.
+    if (wal) db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
     db.pragma('foreign_keys = ON');
     const from = migrate(db, path);
     if (from !== undefined) options.migrated?.(from, MIGRATIONS.length);
@@ -745,10 +753,59 @@ function toStoredAudit(r: Row): StoredRecord {
  */
 export const LAST_SIGN_INS = "SELECT user_id, MAX(at) AS at FROM audit_log WHERE event = 'sign_in' AND user_id IS NOT NULL GROUP BY user_id";
 
-/** The statement listAudit and auditPages run for `filter`, in chain order. */
-function auditQuery(filter: AuditFilter): { sql: string; params: unknown[] } {
+/**
+ * The records' seqs that `filter`'s times bound, as SQL (`since`, `until`): from the first record in the window to the
+ * last, found through the index on time (audit_log_by_time) in a read of the window's entries alone. Found in review
+ * (s34year): `WHERE at >= ? ORDER BY seq` scanned the whole log (131 ms for a day of 388,748 records, 9 ms through the
+ * index), and reading through the index in time order would sort every record it finds before the first is handed
+ * out. The bounds are only bounds: the times are still checked on each record, so a record written while the clock
+ * stood behind an earlier one's is listed exactly when it was before; a log whose early records carry times past the
+ * window's start (a clock set ahead for a while) is read from the first of them, as it was read whole before.
+ */
+function auditTimeWindow(filter: AuditFilter): { where: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
+  if (filter.since !== undefined) {
+    where.push('at >= ?');
+    params.push(filter.since);
+  }
+  if (filter.until !== undefined) {
+    where.push('at <= ?');
+    params.push(filter.until);
+  }
+  return { where: where.join(' AND '), params };
+}
+
+/**
+ * SQL for the first (`MIN`, with `since`) or last (`MAX`, with `until`) seq of a record in `filter`'s time window, with
+ * its parameters; none without that end (the log's own first or last record bounds it then). `+seq`: a MIN or MAX of
+ * the key itself is read by walking the table from its end until a record matches, for a recent --since the whole log.
+ */
+function auditSeqBound(filter: AuditFilter, end: 'MIN' | 'MAX'): { sql: string; params: unknown[] } | undefined {
+  if ((end === 'MIN' ? filter.since : filter.until) === undefined) return undefined;
+  const window = auditTimeWindow(filter);
+  return { sql: `SELECT ${end}(+seq) FROM audit_log WHERE ${window.where}`, params: window.params };
+}
+
+/**
+ * The statement listAudit and auditPages run for `filter`, in chain order. `seqs`: only records after `seqs.after` up
+ * to `seqs.upTo` (auditPages' pages, the time window's bounds read once), with at most `limit` rows; without it, the
+ * time window's bounds are read by the statement itself.
+ */
+export function auditQuery(filter: AuditFilter, seqs?: { after: number; upTo: number; limit: number }): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (seqs) {
+    where.push('seq > ?', 'seq <= ?');
+    params.push(seqs.after, seqs.upTo);
+  } else {
+    for (const [end, op] of [['MIN', '>='], ['MAX', '<=']] as const) {
+      const bound = auditSeqBound(filter, end);
+      if (!bound) continue;
+      where.push(`seq ${op} (${bound.sql})`);
+      params.push(...bound.params);
+    }
+  }
   if (filter.grant !== undefined) {
     where.push('grant_id = ?');
     params.push(filter.grant);
@@ -774,17 +831,35 @@ function auditQuery(filter: AuditFilter): { sql: string; params: unknown[] } {
     where.push('user_id = ?');
     params.push(filter.user);
   }
+  // `+at`: the times checked on each record read in seq order, not an index to read them by (which would sort them).
   if (filter.since !== undefined) {
-    where.push('at >= ?');
+    where.push('+at >= ?');
     params.push(filter.since);
   }
   if (filter.until !== undefined) {
-    where.push('at <= ?');
+    where.push('+at <= ?');
     params.push(filter.until);
   }
-  const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq${filter.limit ? ' LIMIT ?' : ''}`;
-  if (filter.limit) params.push(filter.limit);
+  const limit = seqs ? seqs.limit : filter.limit;
+  const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq${limit ? ' LIMIT ?' : ''}`;
+  if (limit) params.push(limit);
   return { sql, params };
+}
+
+/**
+ * What auditPages reads from, in one read: the head of the log (the last record when the listing starts) and the time
+ * window's first and last records' seqs (null when no record is in it).
+ */
+function auditRange(filter: AuditFilter): { sql: string; params: unknown[] } {
+  const columns = ['(SELECT MAX(seq) FROM audit_log) AS head'];
+  const params: unknown[] = [];
+  for (const [end, name] of [['MIN', 'first'], ['MAX', 'last']] as const) {
+    const bound = auditSeqBound(filter, end);
+    if (!bound) continue;
+    columns.push(`(${bound.sql}) AS ${name}`);
+    params.push(...bound.params);
+  }
+  return { sql: `SELECT ${columns.join(', ')}`, params };
 }
 
 /** Each of `items` as `f` makes it, one at a time. */
@@ -1143,25 +1218,34 @@ class SqliteStore implements Store {
   }
 
   /**
-   * listAudit's records read through one statement's iterator (one read transaction, so one snapshot), handed out
-   * `pageSize` at a time: a log of millions is never held whole (found in review, s24: `audit --json` held every
-   * record, 2.9 GB and "Invalid string length" at 1,000,000). Its own statement, not the cache's: a cached one
-   * would be busy for every other caller while the iteration lasts.
+   * listAudit's records, handed out `pageSize` at a time: a log of millions is never held whole (found in review, s24:
+   * `audit --json` held every record, 2.9 GB and "Invalid string length" at 1,000,000). Each page is a read of its
+   * own, of the records after the last one handed out: no snapshot is held between pages, so a listing its reader has
+   * paused (`delegate audit | less`) does not stop checkpoints from starting the WAL again. Found in review (s34year):
+   * read through one statement, it did, and with `serve` running the -wal grew to 18.6 MB (4.1 MB without the
+   * reader). The listing is still the one a single snapshot taken at its start gives: records are only ever appended,
+   * with seqs after the head it reads first, and no page reads past that head.
    */
   async *auditPages(filter: AuditFilter = {}, pageSize = 1000): AsyncGenerator<StoredRecord[]> {
     // An async generator is not wrapped by the constructor: the failure and the sync barrier of a durable read, here.
     if (this.failure) throw this.failure;
     await this.durable();
-    const { sql, params } = auditQuery(filter);
-    const rows = this.guardedRows(() => this.db.prepare(sql).iterate(...params) as IterableIterator<Row>);
-    let page: StoredRecord[] = [];
-    for (const row of rows) {
-      page.push(toStoredAudit(row));
-      if (page.length < pageSize) continue;
+    const range = auditRange(filter);
+    const bounds = this.get(range.sql, range.params);
+    if (!bounds || bounds.head === null || bounds.first === null) return;
+    let after = bounds.first === undefined ? 0 : num(bounds.first) - 1;
+    const upTo = bounds.last === undefined ? num(bounds.head) : num(bounds.last);
+    const size = Math.max(1, Math.floor(pageSize));
+    let left = filter.limit ? filter.limit : Infinity;
+    while (after < upTo && left > 0) {
+      if (this.failure) throw this.failure;
+      const { sql, params } = auditQuery(filter, { after, upTo, limit: Math.min(size, left) });
+      const page = this.all(sql, params).map(toStoredAudit);
+      if (page.length === 0) return;
       yield page;
-      page = [];
+      after = page[page.length - 1]!.seq;
+      left -= page.length;
     }
-    if (page.length > 0) yield page;
   }
 
   async verifyAudit(keptHead?: string): Promise<ChainVerdict> {

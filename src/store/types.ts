@@ -381,7 +381,10 @@ export interface Store {
   appendAudit(event: AuditEventInput, now: number): Promise<AuditRecord>;
   /** The records that match, in chain order; one whose content cannot be read back is listed with `unreadable` set. */
   listAudit(filter?: AuditFilter): Promise<StoredRecord[]>;
-  /** listAudit's records, `pageSize` (default 1,000) at a time, read from one snapshot as they are asked for: a long log is never held whole. */
+  /**
+   * listAudit's records, `pageSize` (default 1,000) at a time, each page read as it is asked for: a long log is never held
+   * whole, and no read is held open between pages. The records are those one snapshot taken at the start would give.
+   */
   auditPages(filter?: AuditFilter, pageSize?: number): AsyncIterable<StoredRecord[]>;
   /**
    * Checks the whole chain, record by record; names the first edited, deleted, inserted or reordered record. With `keptHead` (a hash,
