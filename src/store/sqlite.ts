@@ -762,18 +762,18 @@ export const LAST_SIGN_INS = "SELECT user_id, MAX(at) AS at FROM audit_log WHERE
  * stood behind an earlier one's is listed exactly when it was before; a log whose early records carry times past the
  * window's start (a clock set ahead for a while) is read from the first of them, as it was read whole before.
  */
-function auditTimeWindow(filter: AuditFilter): { where: string; params: unknown[] } {
+function auditTimeWindow(filter: AuditFilter, column: 'at' | '+at' = 'at'): { where: string[]; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   if (filter.since !== undefined) {
-    where.push('at >= ?');
+    where.push(`${column} >= ?`);
     params.push(filter.since);
   }
   if (filter.until !== undefined) {
-    where.push('at <= ?');
+    where.push(`${column} <= ?`);
     params.push(filter.until);
   }
-  return { where: where.join(' AND '), params };
+  return { where, params };
 }
 
 /**
@@ -784,7 +784,7 @@ function auditTimeWindow(filter: AuditFilter): { where: string; params: unknown[
 function auditSeqBound(filter: AuditFilter, end: 'MIN' | 'MAX'): { sql: string; params: unknown[] } | undefined {
   if ((end === 'MIN' ? filter.since : filter.until) === undefined) return undefined;
   const window = auditTimeWindow(filter);
-  return { sql: `SELECT ${end}(+seq) FROM audit_log WHERE ${window.where}`, params: window.params };
+  return { sql: `SELECT ${end}(+seq) FROM audit_log WHERE ${window.where.join(' AND ')}`, params: window.params };
 }
 
 /**
@@ -832,14 +832,9 @@ export function auditQuery(filter: AuditFilter, seqs?: { after: number; upTo: nu
     params.push(filter.user);
   }
   // `+at`: the times checked on each record read in seq order, not an index to read them by (which would sort them).
-  if (filter.since !== undefined) {
-    where.push('+at >= ?');
-    params.push(filter.since);
-  }
-  if (filter.until !== undefined) {
-    where.push('+at <= ?');
-    params.push(filter.until);
-  }
+  const times = auditTimeWindow(filter, '+at');
+  where.push(...times.where);
+  params.push(...times.params);
   const limit = seqs ? seqs.limit : filter.limit;
   const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq${limit ? ' LIMIT ?' : ''}`;
   if (limit) params.push(limit);
