@@ -683,9 +683,10 @@ export interface Store {
    * authorizations and deletes them a day after they expired; deletes refresh tokens, access tokens and token
    * families a day after nothing can use them (a family's spent refresh tokens stay while it has a live one, so a
    * late replay still ends it; a token stays while one exchanged from it does; docs/storage.md); deletes
-   * registered clients unused a day after registering.
+   * registered clients unused a day after registering. An abort of `signal` ends it between two of its transactions
+   * (a backlog of tokens is deleted in several).
    */
-  sweep(now: number): Promise<void>;
+  sweep(now: number, signal?: AbortSignal): Promise<void>;
 
   // issue 5: device authorization grant (RFC 8628)
   /**

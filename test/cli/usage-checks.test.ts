@@ -256,7 +256,7 @@ describe('ports that browsers and fetch refuse', () => {
       // Its database as an older delegate left it (schema 14): the refusal upgrades nothing (found in review, s30fix2:
       // the issuer on record was read after the store was opened, and so upgraded, or set up in an empty file).
       const older = new Database(join(other, 'delegate.db'));
-      older.exec('DROP INDEX audit_log_sign_ins');
+      older.exec('DROP INDEX audit_log_sign_ins; DROP INDEX refresh_tokens_by_family_expiry; CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id)');
       older.pragma('user_version = 14');
       older.close();
       const io = fakeIo({ DELEGATE_HOME: other });

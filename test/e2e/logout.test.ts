@@ -234,7 +234,7 @@ describe('logout when the sign-in’s servers, on other ports, are not running',
       // Its database as an older delegate left it (schema 14): a logout that ends nothing in it upgrades nothing
       // (found in review, s30fix: it was opened to write, and upgraded, before its issuer was compared).
       const older = new Database(join(elsewhere, 'delegate.db'));
-      older.exec('DROP INDEX audit_log_sign_ins');
+      older.exec('DROP INDEX audit_log_sign_ins; DROP INDEX refresh_tokens_by_family_expiry; CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id)');
       older.pragma('user_version = 14');
       older.close();
       await copyFile(join(own, 'tokens.json'), join(elsewhere, 'tokens.json'));
