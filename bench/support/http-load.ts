@@ -3,8 +3,13 @@
 // fastify's own benchmarks use) keeps keep-alive connections busy, each
 // sending one request after another, for `seconds` or until `amount` answers.
 // Two kinds of job:
-// - `refresh`: one connection per token family, each POSTing the refresh
-//   grant for its own family. With `rotate`, each 200 answer's refresh_token
+// - `refresh`: as many connections as token families, each request POSTing
+//   the refresh grant for a family that has no request in flight (taken from
+//   a queue as the request is built, put back when its answer is read:
+//   autocannon's context lives for one request, not for a connection, so
+//   handing families out by context gave two requests in flight one family,
+//   each with the token it read, a replay the server's grace window used to
+//   hide). With `rotate`, each 200 answer's refresh_token
 //   is that family's next request's (rotation, as a client must), and the run
 //   must be given an `amount`: a run cut off by time drops the answers still
 //   in flight, whose refresh tokens the server has already rotated, and the
@@ -102,7 +107,8 @@ async function main(): Promise<void> {
   if (job.kind === 'refresh') {
     if (job.rotate && job.amount === undefined) throw new Error('a rotating run needs an amount, not a duration (see the top of http-load.ts)');
     const own = (families = job.families.map((f) => ({ ...f })));
-    let next = 0;
+    // The families with no request in flight, in the order they came back (each connection has one request in flight).
+    const idle = [...own];
     type Context = { family?: (typeof own)[number] };
     connections = own.length;
     request = {
@@ -110,16 +116,20 @@ async function main(): Promise<void> {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       setupRequest: (req: Record<string, unknown>, context: Context) => {
         sent();
-        const family = (context.family ??= own[next++ % own.length]!);
+        const family = (context.family ??= idle.shift());
+        if (!family) throw new Error('every token family has a request in flight: more requests than families');
         const body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: family.refreshToken, client_id: family.clientId });
         return { ...req, body: body.toString() };
       },
       onResponse: (status: number, body: string, context: Context) => {
         answered();
+        const family = context.family;
         const answer = parsed(body);
-        if (status !== 200 || typeof answer.access_token !== 'string') return refuse(status, answer);
+        const good = status === 200 && typeof answer.access_token === 'string';
+        if (good && job.rotate && family) family.refreshToken = String(answer.refresh_token);
+        if (family) idle.push(family);
+        if (!good) return refuse(status, answer);
         ok++;
-        if (job.rotate && context.family) context.family.refreshToken = String(answer.refresh_token);
       },
     };
   } else {
