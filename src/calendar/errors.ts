@@ -134,6 +134,15 @@ export class CalendarSourceError extends CalendarError {
   }
 }
 
+/**
+ * `err` itself when it is already a calendar's error, else the one `code`, `reason`, `line` and `quoted` make: what
+ * ical.js throws on a calendar's text is that calendar's fault, not the server's (it names the calendar and the line,
+ * `calendar add` refuses it, a skipped calendar is skipped, a feed's refusal is remembered).
+ */
+export function asCalendarSourceError(err: unknown, code: CalendarSourceErrorCode, calendar: string, reason: string, line?: number, quoted?: string): CalendarSourceError {
+  return err instanceof CalendarSourceError ? err : new CalendarSourceError(code, calendar, reason, line, quoted);
+}
+
 /** A slot query that cannot be answered as asked (a bug in the caller or bad user input). */
 export class SlotQueryError extends CalendarError {
   declare readonly code: SlotQueryErrorCode;

@@ -6,7 +6,7 @@
 // answer. Pure; the servers use the cooperative form, which lets the event
 // loop run between steps, so that a big calendar holds no other request.
 import ICAL from 'ical.js';
-import { CalendarSourceError } from './errors.js';
+import { asCalendarSourceError, CalendarSourceError } from './errors.js';
 import { EMPTY_PERIOD, periodRuleIterator } from './ics-periods.js';
 import type { EventEnd, EventSeries, EventTiming, Availability, ParsedCalendar, InstanceOverride } from './ics-parse.js';
 import { dateOf, instantOf, wallOf, wallZoneOf, type CalendarTime } from './ics-time.js';
@@ -105,10 +105,8 @@ function* instanceSteps(calendar: ParsedCalendar, window: Interval, options: Exp
     try {
       instances = yield* expandSeries(series, window, options, work);
     } catch (err) {
-      // Whatever ical.js throws on a rule it cannot iterate is this calendar's fault, not the server's: as a
-      // CalendarSourceError it names the event's line, `calendar add` refuses it and a skipped calendar is skipped.
-      if (err instanceof CalendarSourceError) throw err;
-      throw new CalendarSourceError('ERR_ICS_RULE', calendar.name, 'This recurring event could not be expanded.', series.master.line);
+      // Whatever ical.js throws on a rule it cannot iterate is this calendar's fault, on the event's line.
+      throw asCalendarSourceError(err, 'ERR_ICS_RULE', calendar.name, 'This recurring event could not be expanded.', series.master.line);
     }
     instances.forEach(keep);
     if (work.steps.spend(1)) yield;
@@ -120,8 +118,7 @@ function* instanceSteps(calendar: ParsedCalendar, window: Interval, options: Exp
       instance = { start, end: endOf(period.end, period.start, start, options.timeZone), availability: period.availability };
     } catch (err) {
       // As for a series: a time ical.js cannot convert (in a zone the file defines) is this calendar's fault.
-      if (err instanceof CalendarSourceError) throw err;
-      throw new CalendarSourceError('ERR_ICS_VALUE', calendar.name, 'A FREEBUSY period could not be read.');
+      throw asCalendarSourceError(err, 'ERR_ICS_VALUE', calendar.name, 'A FREEBUSY period could not be read.');
     }
     keep(instance);
     if (work.steps.spend(1)) yield;

@@ -6,7 +6,7 @@
 // cooperatively (parseCalendarCooperatively), in steps of a few milliseconds:
 // one component at most per step, whose size the text layer bounds.
 import ICAL from 'ical.js';
-import { CalendarSourceError } from './errors.js';
+import { asCalendarSourceError, CalendarSourceError } from './errors.js';
 import { datePartsSatisfiable } from './ics-rules.js';
 import { readIcsText, type ComponentSpan, type ContentLine, type IcsText } from './ics-text.js';
 import { dateOf, instantOf, zoneRuleOf, type CalendarTime } from './ics-time.js';
@@ -163,8 +163,7 @@ function* parseSteps(raw: string, name: string): Steps<ParsedCalendar> {
     // every search, skip or not). As a CalendarSourceError it names the calendar and the component's line, `calendar
     // add` refuses it, a skipped calendar is skipped and a feed's refusal is remembered; ical.js's words, which may
     // quote the file, go to the owner only.
-    if (err instanceof CalendarSourceError) throw err;
-    throw new CalendarSourceError('ERR_ICS_VALUE', name, `This ${componentWord(reading)} cannot be read.`, reading?.line, plain(err));
+    throw asCalendarSourceError(err, 'ERR_ICS_VALUE', name, `This ${componentWord(reading)} cannot be read.`, reading?.line, plain(err));
   }
   for (const [uid, overrides] of overridesByUid) {
     const master = masters.get(uid);
@@ -328,10 +327,9 @@ class EventReader {
     try {
       return fn();
     } catch (err) {
-      if (err instanceof CalendarSourceError) throw err;
       // ical.js's words may quote the rule's text (`invalid WKST value "…"`): for the owner only.
       const reason = code === 'ERR_ICS_RULE' ? 'This recurrence rule cannot be used.' : `${property} cannot be read.`;
-      throw new CalendarSourceError(code, this.calendar, reason, this.lineOf(span, property), code === 'ERR_ICS_RULE' ? plain(err) : undefined);
+      throw asCalendarSourceError(err, code, this.calendar, reason, this.lineOf(span, property), code === 'ERR_ICS_RULE' ? plain(err) : undefined);
     }
   }
 

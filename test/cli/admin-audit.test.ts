@@ -15,6 +15,7 @@ import { hashWithCost } from '../authz/password-hashes.js';
 import { runCli } from '../../src/cli/program.js';
 import { resolvePaths } from '../../src/config.js';
 import { openStore, type AuditRecord } from '../../src/store/index.js';
+import { addCaseTwin } from '../support/case-twin.js';
 import { fakeIo, type FakeIo } from './fake-io.js';
 import { failAuditRecords } from '../support/fail-audit.js';
 
@@ -267,12 +268,7 @@ describe('admin changes on the audit log', () => {
     expect((await run(['users', 'add', 'alice'], `${PASSWORD}\n`)).code).toBe(0);
     // Added before names were unique ignoring case: as the migration that made them so left it (case_duplicate, left
     // out of the index; test/store/name-case-migration.test.ts migrates such a database).
-    const db = new Database(resolvePaths(env).db);
-    try {
-      db.prepare("INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at, case_duplicate) VALUES ('usr_upper', 'Alice', NULL, 0, 'UTC', ?, 1)").run(Date.UTC(2026, 11, 1, 9));
-    } finally {
-      db.close();
-    }
+    addCaseTwin(resolvePaths(env).db, 'Alice', Date.UTC(2026, 11, 1, 9));
     const replaced = await run(['users', 'add', 'Alice', '--replace'], 'another long secret password\n');
     expect([replaced.code, replaced.err]).toEqual([0, 'Set the password of Alice.\n']);
     expect(await verifyPassword('another long secret password', (await storedUser('Alice'))?.passwordHash)).toBe(true);

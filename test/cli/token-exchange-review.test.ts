@@ -4,8 +4,6 @@
 // `--as` another agent without `--key` is bad usage, nothing sent; an agent the authorization server does not know is
 // said to be not registered (not to be registered "under another kid"); a lookahead outside 1–366 days is bad usage,
 // nothing sent. No request reaches an authorization server where none should: a recording stand-in counts them.
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,29 +12,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { runCli } from '../../src/cli/program.js';
 import { registerTestAgent, startTestAuthz, type TestAuthz } from '../support/authz.js';
 import { freePort } from '../support/ports.js';
+import { recordingIssuer } from '../support/recording-issuer.js';
 import { fakeIo, type FakeIo } from './fake-io.js';
-
-interface Recorded {
-  method: string;
-  url: string;
-  body: string;
-}
-
-/** An authorization server stand-in that records every request and refuses each (400 invalid_request "recorded"). */
-async function recordingIssuer(): Promise<{ issuer: string; requests: Recorded[]; close: () => Promise<void> }> {
-  const requests: Recorded[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
-    req.on('end', () => {
-      requests.push({ method: req.method ?? '', url: req.url ?? '', body });
-      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request', error_description: 'recorded' }));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { issuer: `http://127.0.0.1:${port}`, requests, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
 
 const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 const TOKEN = `${part({ alg: 'ES256', typ: 'at+jwt' })}.${part({ sub: 'usr_x', aud: 'http://127.0.0.1:8412/mcp' })}.c2ln`;

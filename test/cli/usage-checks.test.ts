@@ -2,8 +2,8 @@
 // server or sends a request: a bad value is bad usage (exit 2), said in one
 // line on stderr naming the option, and nothing is written to the data
 // directory.
-import { createServer, request } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { request } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { trustedProxies } from '../../src/cli/commands/serve.js';
 import { serverArgs } from '../../src/cli/access-options.js';
 import { runCli } from '../../src/cli/program.js';
 import { freePort } from '../support/ports.js';
+import { recordingIssuer } from '../support/recording-issuer.js';
 import { fakeIo } from './fake-io.js';
 
 let home: string;
@@ -479,22 +480,6 @@ async function started(argv: string[], dataHome = home): Promise<{ io: ReturnTyp
   while (!io.err.includes('Press Ctrl-C') && !settled) await new Promise((resolve) => setTimeout(resolve, 20));
   expect(io.err, argv.join(' ')).toContain('Press Ctrl-C');
   return { io, stop: () => (interrupt('SIGTERM'), running) };
-}
-
-/** A loopback server standing in for the authorization server: records every request, answers each one 400. */
-async function recordingIssuer(): Promise<{ issuer: string; requests: Array<{ method: string; url: string; body: string }>; close: () => Promise<void> }> {
-  const requests: Array<{ method: string; url: string; body: string }> = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
-    req.on('end', () => {
-      requests.push({ method: req.method ?? '', url: req.url ?? '', body });
-      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request', error_description: 'recorded' }));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { issuer: `http://127.0.0.1:${port}`, requests, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 // Found in review: `--subject-token <token>` took the bearer token itself as a command-line value, which another user

@@ -7,12 +7,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { verifyPassword } from '../../src/authz/password.js';
 import { runCli } from '../../src/cli/program.js';
 import { resolvePaths } from '../../src/config.js';
 import { openStore, type AuditRecord, type Store, type UserRecord } from '../../src/store/index.js';
+import { addCaseTwin } from '../support/case-twin.js';
 import { fakeIo, type FakeIo } from './fake-io.js';
 
 // Several accounts a test (each users add hashes a password): scrypt at N=2^12 here (test/support/cheap-scrypt.ts).
@@ -242,12 +242,7 @@ describe('users set-time-zone finds an account but for case, as users remove doe
     expect(ownerLike.err).toMatch(new RegExp(`^delegate: ${owner.name} is the local owner, whose time zone is set by 'timeZone' in its config file `));
     await addAccount('bob');
     // Two names differing only in case, kept from before names were unique ignoring case (as admin-audit.test.ts makes them).
-    const db = new Database(resolvePaths(env).db);
-    try {
-      db.prepare("INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at, case_duplicate) VALUES ('usr_upper', 'Bob', NULL, 0, 'UTC', ?, 1)").run(NOW + 1);
-    } finally {
-      db.close();
-    }
+    addCaseTwin(resolvePaths(env).db, 'Bob', NOW + 1);
     const twins = await run(['users', 'set-time-zone', 'BOB', 'Europe/Paris']);
     expect([twins.code, twins.err]).toEqual([2, 'delegate: BOB names bob and Bob but for case: give the name of the one to change exactly as it is spelled.\n']);
     const exact = await run(['users', 'set-time-zone', 'Bob', 'Europe/Paris']);

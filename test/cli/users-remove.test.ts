@@ -16,6 +16,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
 import { resolvePaths } from '../../src/config.js';
 import { openStore, type Store, type UserRecord } from '../../src/store/index.js';
+import { addCaseTwin } from '../support/case-twin.js';
 import { fakeIo, type FakeIo } from './fake-io.js';
 import { failAuditRecords } from '../support/fail-audit.js';
 
@@ -289,13 +290,8 @@ describe('users remove', () => {
 
   it('alice and Alice both stored (from before names were unique ignoring case): the exact name picks one; a name matching both but neither exactly is refused, naming both', async () => {
     await addAccount('alice');
-    const db = new Database(resolvePaths(env).db);
-    try {
-      // As the migration that made names unique ignoring case left such a pair (test/store/name-case-migration.test.ts).
-      db.prepare("INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at, case_duplicate) VALUES ('usr_upper', 'Alice', NULL, 0, 'UTC', ?, 1)").run(ADDED + 1);
-    } finally {
-      db.close();
-    }
+    // As the migration that made names unique ignoring case left such a pair (test/store/name-case-migration.test.ts).
+    addCaseTwin(resolvePaths(env).db, 'Alice', ADDED + 1);
     const ambiguous = await run(['users', 'remove', 'ALICE', '--yes']);
     expect([ambiguous.code, ambiguous.err]).toEqual([2, 'delegate: ALICE names alice and Alice but for case: give the name of the one to remove exactly as it is spelled.\n']);
     expect((await withDb((s) => s.listUsers())).map((u) => u.name)).toEqual(['alice', 'Alice']);
@@ -512,13 +508,8 @@ describe('--user but for case, in audit and grants list', () => {
   it('alice and Alice both stored: the exact name picks one; ALICE is refused as bad usage (exit 2), naming both, for audit and grants list', async () => {
     await addAccount('alice');
     const lower = (await userNamed('alice'))!;
-    const db = new Database(resolvePaths(env).db);
-    try {
-      // As the migration that made names unique ignoring case left such a pair (test/store/name-case-migration.test.ts).
-      db.prepare("INSERT INTO users (id, name, password_hash, is_owner, time_zone, created_at, case_duplicate) VALUES ('usr_upper', 'Alice', NULL, 0, 'UTC', ?, 1)").run(ADDED + 1);
-    } finally {
-      db.close();
-    }
+    // As the migration that made names unique ignoring case left such a pair (test/store/name-case-migration.test.ts).
+    addCaseTwin(resolvePaths(env).db, 'Alice', ADDED + 1);
     await withDb((s) => s.appendAudit({ event: 'sign_in', user: 'usr_upper', detail: { method: 'password' } }, NOW));
     const line = `delegate: --user ALICE names 2 accounts but for case: alice (${lower.id}), Alice (usr_upper); give the name exactly as it is spelled, or the id.\n`;
     for (const args of [['audit'], ['audit', '--json'], ['grants', 'list'], ['grants', 'list', '--json']]) {

@@ -15,13 +15,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser as Chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium } from '../browser/chromium.js';
+import { approveDeviceWithPassword, launchChromium, signInWithPasswordAndApprove } from '../browser/chromium.js';
 import { Browser, hiddenField, parseConsentForm } from '../support/oauth-flow.js';
 import { freePort } from '../support/ports.js';
 import { builtModule } from './built.js';
 import { START_URL, addAccount, approveInBrowser, deviceUserCode, killLeftovers, ownerLinkBehind, runCli, startCli, startServer, type Running } from './run.js';
 
 const PASSWORD = 'alice has a long password';
+const ALICE = { name: 'alice', password: PASSWORD };
 /** Bounds each sign-in (the old code waited for the browser's whole 5 minutes). */
 const LOGIN_TIMEOUT = ['--login-timeout', '90s'];
 
@@ -56,47 +57,6 @@ afterAll(async () => {
   if (root !== undefined) await rm(root, { recursive: true, force: true });
 });
 
-/** Alice at the browser: the authorization server's own sign-in page, her name and password, then Approve; ends on the CLI's loopback callback. */
-async function signInAsAliceAndApprove(link: string): Promise<void> {
-  const context = await chromium.newContext();
-  try {
-    const page = await context.newPage();
-    await page.goto(link);
-    await page.fill('input[name=username]', 'alice');
-    await page.fill('input[name=password]', PASSWORD);
-    const approve = page.getByRole('button', { name: 'Approve', exact: true });
-    await Promise.all([approve.waitFor(), page.getByRole('button', { name: 'Sign in', exact: true }).click()]);
-    await expect(page.locator('body').innerText()).resolves.toContain('signed in as alice');
-    await Promise.all([page.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\/callback\?/), approve.click()]);
-    await expect(page.locator('body').innerText()).resolves.toContain('You can close this window');
-  } finally {
-    await context.close();
-  }
-}
-
-/** Alice with the device code's link: Continue on the code's page, sign in as alice, Continue again, Approve, until "Your device is connected". */
-async function approveDeviceAsAlice(link: string): Promise<void> {
-  const context = await chromium.newContext();
-  try {
-    const page = await context.newPage();
-    await page.goto(link);
-    for (let step = 0; step < 8; step++) {
-      const text = await page.locator('body').innerText();
-      if (text.includes('Your device is connected')) return;
-      const button = async (name: string) => page.getByRole('button', { name, exact: true }).click();
-      await Promise.all([
-        page.waitForEvent('framenavigated'),
-        (await page.locator('input[name=username]').count()) > 0
-          ? page.fill('input[name=username]', 'alice').then(() => page.fill('input[name=password]', PASSWORD)).then(() => button('Sign in'))
-          : text.includes('Approve') ? button('Approve') : button('Continue'),
-      ]);
-    }
-    throw new Error(`the device sign-in did not end: ${await page.locator('body').innerText()}`);
-  } finally {
-    await context.close();
-  }
-}
-
 /** The account name of the one delegation `profile` stores in `home` for the agent (status --json). */
 async function storedUser(home: string, profile: string): Promise<string | null | undefined> {
   const status = await runCli(['--profile', profile, 'status', '--json', '--agent-url', agentUrl], home);
@@ -112,7 +72,7 @@ describe('a colleague of another data directory, login --agent-url at the operat
     const link = await cli.loginUrl;
     expect(`${new URL(link).origin}${new URL(link).pathname}`).toBe(`${issuer}/device`);
     await deviceUserCode(cli);
-    await approveDeviceAsAlice(link);
+    await approveDeviceWithPassword(chromium, link, ALICE);
     const run = await cli.done;
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain(`Authorized CalendarAgent (${agentUrl}) to act for you, as signed in at ${issuer}`);
@@ -126,7 +86,7 @@ describe('a colleague of another data directory, login --agent-url at the operat
     expect(link).not.toMatch(START_URL);
     expect(`${new URL(link).origin}${new URL(link).pathname}`).toBe(`${issuer}/authorize`);
     expect(new URL(link).searchParams.get('resource')).toBe(agentUrl);
-    await signInAsAliceAndApprove(link);
+    await signInWithPasswordAndApprove(chromium, link, ALICE);
     const run = await cli.done;
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain(`Authorized CalendarAgent (${agentUrl}) to act for you, as signed in at ${issuer}`);

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/index.js';
-import { launchChromium } from '../browser/chromium.js';
+import { approveDeviceWithPassword, launchChromium, signInWithPasswordAndApprove } from '../browser/chromium.js';
 import { freePort } from '../support/ports.js';
 import { repoRoot } from './built.js';
 import { addAccount, killLeftovers, startCli, startServer, storeSignIn, type Run, type Running } from './run.js';
@@ -35,6 +35,7 @@ import {
 } from './tls-proxy.js';
 
 const PASSWORD = 'alice has a long password';
+const ALICE = { name: 'alice', password: PASSWORD };
 /** The sign-in already in the client's token cache, for servers on this machine's ports (none runs there). */
 const LOCAL_ACCESS_TOKEN = 'local-stack-access-token';
 const LOCAL_REFRESH_TOKEN = 'local-stack-refresh-token';
@@ -131,47 +132,6 @@ async function printedLink(cli: Running): Promise<string> {
   throw new Error(`no sign-in link printed:\n${cli.stderr()}`);
 }
 
-/** The person at the browser: the authorization server's own sign-in page (a named account), then Approve; ends on the CLI's loopback callback. */
-async function signInAndApprove(link: string): Promise<void> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  try {
-    const page = await context.newPage();
-    await page.goto(link);
-    await page.fill('input[name=username]', 'alice');
-    await page.fill('input[name=password]', PASSWORD);
-    const approve = page.getByRole('button', { name: 'Approve', exact: true });
-    await Promise.all([approve.waitFor(), page.getByRole('button', { name: 'Sign in', exact: true }).click()]);
-    await expect(page.locator('body').innerText()).resolves.toContain('signed in as alice');
-    await Promise.all([page.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\/callback\?/), approve.click()]);
-    await expect(page.locator('body').innerText()).resolves.toContain('You can close this window');
-  } finally {
-    await context.close();
-  }
-}
-
-/** The person with the device code's link: Continue on the code's page, sign in as the named account, Continue again, Approve. */
-async function approveDevice(link: string): Promise<void> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  try {
-    const page = await context.newPage();
-    await page.goto(link);
-    for (let step = 0; step < 8; step++) {
-      const text = await page.locator('body').innerText();
-      if (text.includes('Your device is connected')) return;
-      const button = async (name: string) => page.getByRole('button', { name, exact: true }).click();
-      await Promise.all([
-        page.waitForEvent('framenavigated'),
-        (await page.locator('input[name=username]').count()) > 0
-          ? page.fill('input[name=username]', 'alice').then(() => page.fill('input[name=password]', PASSWORD)).then(() => button('Sign in'))
-          : text.includes('Approve') ? button('Approve') : button('Continue'),
-      ]);
-    }
-    throw new Error(`the device sign-in did not end: ${await page.locator('body').innerText()}`);
-  } finally {
-    await context.close();
-  }
-}
-
 describe('find-slot --agent-url against a deployment behind https reverse proxies', () => {
   it('says so when the deployment’s certificate is not trusted here (it said only "fetch failed")', async () => {
     const untrusted = await startCli(['find-slot', '--duration', '30m', '--json', '--no-browser', '--agent-url', agentUrl], clientHome, { env: testNamesEnv() }).done;
@@ -188,7 +148,7 @@ describe('find-slot --agent-url against a deployment behind https reverse proxie
     expect(new URL(link).origin).toBe(auth.url);
     expect(new URL(link).pathname).toBe('/authorize');
     expect(new URL(link).searchParams.get('resource')).toBe(agentUrl);
-    await signInAndApprove(link);
+    await signInWithPasswordAndApprove(browser, link, ALICE);
     const first = await cli.done;
     expect(first.code, first.stderr).toBe(0);
     const slot = JSON.parse(first.stdout) as { start: string; end: string; timeZone: string };
@@ -243,7 +203,7 @@ describe('find-slot --agent-url against a deployment behind https reverse proxie
     const cli = client(['--profile', 'away', 'login', '--device', '--agent-url', agentUrl]);
     const link = await printedLink(cli);
     expect(new URL(link).origin).toBe(auth.url); // the device page itself, no owner's link
-    await approveDevice(link);
+    await approveDeviceWithPassword(browser, link, ALICE);
     const login = await cli.done;
     expect(login.code, login.stderr).toBe(0);
     expect(login.stdout).toContain(agentUrl);
