@@ -16,11 +16,15 @@
 // each: what the agent keeps per token or client meets new keys every round)
 // and new SDK clients and transports, and CalendarAgent's heap after a forced
 // GC (it runs with --expose-gc) before the first round and after each. The
-// first round is a warm-up; the verdict is the slope of that heap against the
+// first round is a warm-up, which also passes LOAD_FILL_TOKENS (default: the
+// agent's exchanged-token cache's capacity and 10 % more) distinct tokens
+// through the agent, one call each, so that what it keeps per token has
+// reached its bound; the verdict is the slope of that heap against the
 // calls of the rounds after it (bench/support/heap-verdict.ts: at most
 // MAX_BYTES_PER_CALL, and no PASS below MIN_JUDGED_CALLS calls). Fails (exit
 // 1) on any error, on a MISS, or when the rounds are too short to judge.
 // Tokens live 10 minutes: keep the whole run shorter.
+import { DEFAULT_EXCHANGE_CACHE_CAPACITY } from '../src/agent/exchange.js';
 import { MAX_BYTES_PER_CALL, MIN_JUDGED_CALLS, heapVerdict } from './support/heap-verdict.js';
 import { percentile, signInClients, throughput, type LoadResult } from './support/mcp-load.js';
 import { report } from './support/measure.js';
@@ -32,13 +36,14 @@ const CLIENTS = positive('LOAD_CLIENTS', 50);
 const SECONDS = positive('LOAD_SECONDS', 30);
 const ROUNDS = positive('LOAD_ROUNDS', 3);
 const ROUND_SECONDS = positive('LOAD_ROUND_SECONDS', 10);
+const FILL_TOKENS = Math.round(positive('LOAD_FILL_TOKENS', Math.ceil(DEFAULT_EXCHANGE_CACHE_CAPACITY * 1.1), true));
 
-function positive(name: string, fallback: number): number {
+function positive(name: string, fallback: number, zeroAllowed = false): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) {
-    console.error(`${name} must be a positive number, not ${raw}.`);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed)) {
+    console.error(`${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number, not ${raw}.`);
     process.exit(2);
   }
   return value;
@@ -95,13 +100,18 @@ try {
 
   console.log(
     `\nmemory across runs: ${ROUNDS} rounds of ${ROUND_SECONDS} s, each with ${CLIENTS} clients signed in anew (registration, grant, token) and new SDK clients; ` +
-      'CalendarAgent heap used after a forced GC; round 1 is a warm-up, the rounds after it are judged',
+      `CalendarAgent heap used after a forced GC; round 1 is a warm-up, which also passes ${FILL_TOKENS} more distinct tokens through the agent ` +
+      `(its exchanged-token cache holds ${DEFAULT_EXCHANGE_CACHE_CAPACITY}), one call each; the rounds after it are judged`,
   );
   const phase = await memoryRounds({
     target: stack,
     clients: CLIENTS,
     rounds: ROUNDS,
     roundSeconds: ROUND_SECONDS,
+    fill: FILL_TOKENS,
+    // On a slower or busier machine a round of ROUND_SECONDS makes fewer calls: the judged rounds go on until they
+    // have made MIN_JUDGED_CALLS between them, for at most six times as long.
+    judged: { minCalls: ROUNDS > 1 ? Math.ceil(MIN_JUDGED_CALLS / (ROUNDS - 1)) : 0, capSeconds: ROUND_SECONDS * 6 },
     read: async () => {
       const reading = await stack.agent.memory({ gc: true });
       if (!reading.collected) throw new Error('CalendarAgent did not run with --expose-gc');

@@ -34,3 +34,22 @@ it('each of 2 rounds signs in CLIENTS new clients, whose tokens the agent exchan
     expect(result.ok).toBeGreaterThanOrEqual(CLIENTS);
   }
 }, 60_000);
+
+it('the warm-up round also passes `fill` more distinct tokens through the agent, each exchanged once and finding a slot', async () => {
+  const { authz } = stack;
+  const exchanges = async () => (await authz.store.listAudit()).filter((r) => r.event === 'token_exchanged').length;
+  const FILL = 7; // more than the clients, so that families are refreshed more than once each
+  const phase = await memoryRounds({
+    target: { issuer: authz.issuer, agentUrl: authz.agentUrl, ownerJwk: authz.ownerJwk },
+    clients: CLIENTS,
+    rounds: 2,
+    roundSeconds: 0.2,
+    fill: FILL,
+    read: exchanges,
+  });
+  const counts = [phase.before, ...phase.rounds.map((r) => r.after)];
+  expect(counts.slice(1).map((n, i) => n - counts[i]!)).toEqual([CLIENTS + FILL, CLIENTS]);
+  const audit = await authz.store.listAudit();
+  expect(audit.filter((r) => r.event === 'token_refreshed')).toHaveLength(FILL);
+  expect(audit.filter((r) => r.event === 'refresh_replay')).toEqual([]);
+}, 60_000);

@@ -36,10 +36,10 @@ async function bareRoute(name: string, toolResult: unknown): Promise<string> {
   return out.trim();
 }
 
-async function callFor(url: string, seconds: number) {
+async function callFor(url: string, seconds: number, more?: { minCalls: number; capSeconds: number }) {
   const clients = await Promise.all([0, 1].map((i) => connectMcp(url, undefined, `c${i}`)));
   try {
-    return await runCalls(clients, 'find_slot', { duration: '30m' }, seconds);
+    return await runCalls(clients, 'find_slot', { duration: '30m' }, seconds, undefined, more);
   } finally {
     await Promise.all(clients.map((c) => c.close()));
   }
@@ -61,4 +61,16 @@ it('a slot found is an ok call, with its latency', async () => {
   expect(result.errors).toBe(0);
   expect(result.ok).toBe(result.calls);
   expect(result.latenciesMs).toHaveLength(result.ok);
+}, 30_000);
+
+it('goes on past its seconds until minCalls calls are made (a slow machine judges as many calls), and stops at capSeconds', async () => {
+  const slot = { start: '2026-12-08T09:00:00+00:00', end: '2026-12-08T09:30:00+00:00', timeZone: 'UTC' };
+  const url = await bareRoute('found-more', { content: [{ type: 'text', text: 'First free slot' }], structuredContent: { found: true, ...slot, slots: [slot] } });
+  // 0 seconds: without minCalls no call is made at all; with it, at least 40 (the two clients finish the calls in flight).
+  expect((await callFor(url, 0)).calls).toBe(0);
+  const more = await callFor(url, 0, { minCalls: 40, capSeconds: 20 });
+  expect(more.calls).toBeGreaterThanOrEqual(40);
+  expect(more.calls).toBeLessThanOrEqual(41);
+  // The cap ends it before minCalls when the calls do not come.
+  expect((await callFor(url, 0, { minCalls: 1_000_000_000, capSeconds: 0 })).calls).toBe(0);
 }, 30_000);
