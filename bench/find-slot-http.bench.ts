@@ -32,6 +32,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { httpLoad, type HttpLoadResult } from './support/http-load.js';
 import { connectMcp, percentile, runCalls, signInClients, type LoadResult } from './support/mcp-load.js';
 import { report } from './support/measure.js';
+import { exit } from './support/on-signal.js';
 import { procCpuSeconds, startStack } from './support/stack.js';
 
 const CLIENTS = Number(process.env.BENCH_HTTP_CLIENTS ?? 10);
@@ -131,8 +132,9 @@ try {
     eachServerCpu().forEach((seconds, i) => (serverCpu[i]! += seconds - before[i]!));
     cpu.agentClient += ownCpu() - own;
   }
+  // Ok calls only (a slot found): a failed call is no throughput, and its latency is not a call's.
   const total = (runs: LoadResult[]) => ({
-    calls: runs.reduce((n, r) => n + r.calls, 0),
+    calls: runs.reduce((n, r) => n + r.ok, 0),
     seconds: runs.reduce((n, r) => n + r.seconds, 0),
     errors: runs.reduce((n, r) => n + r.errors, 0),
     latencies: runs.flatMap((r) => r.latenciesMs),
@@ -186,4 +188,4 @@ try {
   await stack.close();
   rmSync(scratch, { recursive: true, force: true });
 }
-process.exit(ok ? 0 : 1);
+exit(ok ? 0 : 1);

@@ -2,8 +2,9 @@
 // each resource server refuse every token derived from it? On the real
 // authorization server, calendar backend and CalendarAgent on loopback ports,
 // each round consents to a new grant, derives its tokens (the user's, a
-// refreshed one, the calendar tokens exchanged from both), revokes it, and
-// asks both servers about every token until they all are refused. Two ways of
+// refreshed one, the calendar tokens exchanged from both), checks that each
+// server accepts its tokens, revokes the grant, and asks both servers about
+// every token until they all are refused as revoked. Two ways of
 // revoking: the grant in the store (as `delegate grants revoke` does, maybe
 // from another process) and RFC 7009 on the refresh token at the AS.
 // Target (issue 3): at most 1 s. Prints, per resource server and way of

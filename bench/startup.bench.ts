@@ -9,6 +9,8 @@
 // BENCH_RUNS (default 20) and BENCH_WARMUPS (default 3) change the counts;
 // BENCH_COMPARE_BIN=<path to another build's bin/delegate> (e.g. an older
 // commit's, built) times that one too, against the same servers and token.
+// SIGTERM or Ctrl-C stops `delegate serve` and removes the data directory
+// before the benchmark exits (at the end of the run being timed).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,6 +21,7 @@ import { delegateBin, repoRoot } from '../test/e2e/built.js';
 import { approveInBrowser, killLeftovers, startCli } from '../test/e2e/run.js';
 import { freePort } from '../test/support/ports.js';
 import { formatMs, median, report } from './support/measure.js';
+import { betweenRuns, cleanUpOnSignal } from './support/on-signal.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const WARMUPS = Number(process.env.BENCH_WARMUPS ?? 3);
@@ -67,6 +70,13 @@ const dir = await mkdtemp(join(tmpdir(), 'delegate-bench-startup-'));
 const home = join(dir, 'home');
 const ports = ['--auth-port', String(await freePort()), '--calendar-port', String(await freePort()), '--agent-port', String(await freePort())];
 const serve = startCli(['serve', ...ports], home);
+const stop = async () => {
+  serve.child.kill('SIGTERM');
+  await Promise.race([serve.done, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+  killLeftovers();
+  await rm(dir, { recursive: true, force: true });
+};
+const release = cleanUpOnSignal(stop);
 try {
   const deadline = Date.now() + SERVE_TIMEOUT_MS;
   while (!serve.stderr().includes('Press Ctrl-C')) {
@@ -91,12 +101,15 @@ try {
   const compare = process.env.BENCH_COMPARE_BIN;
   if (compare) variants.push({ name: `  same, ${compare}`, args: [compare, ...findSlot], check: isSlotJson });
   const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  console.log(`delegate serve ready (pid ${serve.child.pid}, data directory ${dir}), token cached; timing`);
   for (let round = 0; round < WARMUPS + RUNS; round++) {
     // Rotate the order each round, so that no variant always follows the same one.
     for (let i = 0; i < variants.length; i++) {
       const variant = variants[(round + i) % variants.length]!;
       const ms = timeRun(variant, env);
       if (round >= WARMUPS) times.get(variant.name)!.push(ms);
+      // Between runs (never during one), a turn of the event loop: a SIGTERM's cleanup runs there.
+      await betweenRuns();
     }
   }
 
@@ -112,8 +125,6 @@ try {
   console.log(`start-up: whole processes, median and p90 of ${RUNS} runs each after ${WARMUPS} warm-ups, interleaved; servers running, token cached`);
   report(rows);
 } finally {
-  serve.child.kill('SIGTERM');
-  await Promise.race([serve.done, new Promise((resolve) => setTimeout(resolve, 5_000))]);
-  killLeftovers();
-  await rm(dir, { recursive: true, force: true });
+  release();
+  await stop();
 }

@@ -108,7 +108,10 @@ try {
   const refreshRound = async (seconds: number): Promise<Rate> => {
     const amount = lastRate > 0 ? Math.round(lastRate * seconds) : CLIENTS * 20;
     const result = await httpLoad({ kind: 'refresh', url: `${authz.issuer}/token`, amount, rotate: true, families: chains() });
-    result.families!.forEach((f, i) => (families[i]!.refreshToken = f.refreshToken));
+    // A family whose request got no answer is not in the result (the AS may have spent its token): it sits out the rest.
+    const now = new Map(result.families!.map((f) => [f.clientId, f.refreshToken]));
+    families.splice(0, families.length, ...families.filter((f) => now.has(f.clientId)));
+    for (const family of families) family.refreshToken = now.get(family.clientId)!;
     firstError ??= result.firstError;
     latency = result.latency;
     lastRate = result.ok / result.seconds;

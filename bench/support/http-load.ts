@@ -13,14 +13,18 @@
 //   is that family's next request's (rotation, as a client must), and the run
 //   must be given an `amount`: a run cut off by time drops the answers still
 //   in flight, whose refresh tokens the server has already rotated, and the
-//   next round would replay the spent ones. Without `rotate` every request
-//   repeats the family's current refresh token (for a route that answers a
-//   recorded response). The result carries the families' refresh tokens as
-//   they are now, so that the next round carries on from them.
+//   next round would replay the spent ones. For the same reason a connection
+//   whose request times out or fails is closed (autocannon would reconnect
+//   and go on), and a family whose request got no answer is left out of the
+//   result: the server may have spent its token. Without `rotate` every
+//   request repeats the family's current refresh token (for a route that
+//   answers a recorded response). The result carries the families' refresh
+//   tokens as they are now, so that the next round carries on from them.
 // - `json-rpc`: `connections` connections POSTing the same JSON-RPC request
-//   (MCP's Streamable HTTP without a session), each with its own bearer
-//   token from `tokens` (none when it is empty); an answer counts when it is
-//   a 200 with a `result` that is not a tool error.
+//   (MCP's Streamable HTTP without a session), each connection with its own
+//   bearer token from `tokens` for all its requests (none when it is empty);
+//   an answer counts when it is a 200 with a `result` that is not a tool
+//   error.
 // Run as a child process: `http-load.ts` with the job as JSON on stdin;
 // prints the result as JSON on stdout.
 import { spawn } from 'node:child_process';
@@ -33,6 +37,8 @@ interface LoadBounds {
   amount?: number;
   /** run this long. */
   seconds?: number;
+  /** How long a request may go unanswered before autocannon counts a timeout (seconds, at least 1; 10 by default). */
+  timeoutSeconds?: number;
 }
 
 export interface RefreshLoadJob extends LoadBounds {
@@ -53,7 +59,7 @@ export type HttpLoadJob = RefreshLoadJob | JsonRpcLoadJob;
 export interface HttpLoadResult {
   /** 200 answers whose body held an access_token. */
   ok: number;
-  /** Other answers, socket errors and timeouts. */
+  /** Other answers, socket errors and timeouts (each once). */
   errors: number;
   firstError?: string;
   /**
@@ -65,14 +71,23 @@ export interface HttpLoadResult {
   latency: { p50: number; p99: number };
   /** CPU time (user + system) this load generator used, in seconds. */
   cpuSeconds: number;
-  /** A refresh job's families, their refresh tokens as they are now. */
+  /**
+   * A refresh job's families, their refresh tokens as they are now; with `rotate`, only those whose last request was
+   * answered (the others may hold a token the server has spent).
+   */
   families?: RefreshLoadJob['families'];
 }
 
 interface AutocannonResult {
+  /** Socket errors and timeouts (autocannon counts a timeout here and again in `timeouts`). */
   errors: number;
-  timeouts: number;
   latency: { p50: number; p99: number };
+}
+/** One connection of autocannon's (its `setupClient` hook gets each). */
+interface AutocannonClient {
+  on(event: 'timeout' | 'connError', listener: () => void): void;
+  setHeaders(headers: Record<string, string>): void;
+  destroy(): void;
 }
 type Autocannon = (options: Record<string, unknown>, done: (err: unknown, result: AutocannonResult) => void) => unknown;
 
@@ -104,11 +119,15 @@ async function main(): Promise<void> {
   let connections: number;
   let request: Record<string, unknown>;
   let families: RefreshLoadJob['families'] | undefined;
+  let answeredFamilies = () => families;
+  let setupClient: ((client: AutocannonClient) => void) | undefined;
   if (job.kind === 'refresh') {
     if (job.rotate && job.amount === undefined) throw new Error('a rotating run needs an amount, not a duration (see the top of http-load.ts)');
     const own = (families = job.families.map((f) => ({ ...f })));
     // The families with no request in flight, in the order they came back (each connection has one request in flight).
     const idle = [...own];
+    // Taken for a request whose answer has not been read.
+    const inFlight = new Set<(typeof own)[number]>();
     type Context = { family?: (typeof own)[number] };
     connections = own.length;
     request = {
@@ -117,7 +136,11 @@ async function main(): Promise<void> {
       setupRequest: (req: Record<string, unknown>, context: Context) => {
         sent();
         const family = (context.family ??= idle.shift());
-        if (!family) throw new Error('every token family has a request in flight: more requests than families');
+        // None idle: a connection's request timed out and autocannon, reconnecting, builds the next one before it
+        // reports the timeout; that request is never sent (setupClient closes the connection first). Should one go
+        // out, it spends no token: the server refuses it, and it counts as an error.
+        if (!family) return { ...req, body: 'grant_type=refresh_token' };
+        inFlight.add(family);
         const body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: family.refreshToken, client_id: family.clientId });
         return { ...req, body: body.toString() };
       },
@@ -127,26 +150,39 @@ async function main(): Promise<void> {
         const answer = parsed(body);
         const good = status === 200 && typeof answer.access_token === 'string';
         if (good && job.rotate && family) family.refreshToken = String(answer.refresh_token);
-        if (family) idle.push(family);
+        if (family) {
+          inFlight.delete(family);
+          idle.push(family);
+        }
         if (!good) return refuse(status, answer);
         ok++;
       },
     };
+    // A request with no answer (a timeout, a socket error): autocannon reconnects and carries on, but the server may
+    // have spent that family's token, and its answer is lost. The connection stops there (closed before the request
+    // autocannon has just built for it is sent), and the family is not handed back.
+    setupClient = (client) => {
+      client.on('timeout', () => {
+        firstError ??= `no answer within ${job.timeoutSeconds ?? 10} s`;
+        client.destroy();
+      });
+      client.on('connError', () => {
+        firstError ??= 'a socket error';
+        client.destroy();
+      });
+    };
+    answeredFamilies = () => (job.rotate ? own.filter((f) => !inFlight.has(f)) : own);
   } else {
     let next = 0;
-    type Context = { token?: string | null };
     connections = job.connections;
-    const body = JSON.stringify(job.body);
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
     request = {
       method: 'POST',
-      body,
-      setupRequest: (req: Record<string, unknown>, context: Context) => {
+      headers,
+      body: JSON.stringify(job.body),
+      setupRequest: (req: Record<string, unknown>) => {
         sent();
-        const token = (context.token ??= job.tokens.length > 0 ? job.tokens[next++ % job.tokens.length]! : null);
-        return {
-          ...req,
-          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        };
+        return req;
       },
       onResponse: (status: number, text: string) => {
         answered();
@@ -156,22 +192,33 @@ async function main(): Promise<void> {
         ok++;
       },
     };
+    // One token per connection, for all its requests: autocannon's context lives for one request, not a connection.
+    if (job.tokens.length > 0) {
+      setupClient = (client) => client.setHeaders({ ...headers, authorization: `Bearer ${job.tokens[next++ % job.tokens.length]!}` });
+    }
   }
   const cpuBefore = process.cpuUsage();
   const result = await new Promise<AutocannonResult>((resolve, reject) => {
     autocannon(
-      { url: job.url, connections, ...(job.amount !== undefined ? { amount: job.amount } : { duration: job.seconds }), requests: [request] },
+      {
+        url: job.url,
+        connections,
+        ...(job.amount !== undefined ? { amount: job.amount } : { duration: job.seconds }),
+        ...(job.timeoutSeconds !== undefined ? { timeout: job.timeoutSeconds } : {}),
+        ...(setupClient ? { setupClient } : {}),
+        requests: [request],
+      },
       (err, res) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(res)),
     );
   });
   const out: HttpLoadResult = {
     ok,
-    errors: refused + result.errors + result.timeouts,
+    errors: refused + result.errors,
     ...(firstError ? { firstError } : {}),
     seconds: firstAt === undefined ? 0 : (lastAt - firstAt) / 1000,
     latency: { p50: result.latency.p50, p99: result.latency.p99 },
     cpuSeconds: ((used) => (used.user + used.system) / 1e6)(process.cpuUsage(cpuBefore)),
-    ...(families ? { families } : {}),
+    ...(families ? { families: answeredFamilies()! } : {}),
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }

@@ -3,7 +3,8 @@
 // owner's sign-in link, /authorize, the consent form, /token with PKCE), the
 // SDK's Client over StreamableHTTPClientTransport carrying each one's bearer
 // token, and a loop that keeps every client calling a tool, one call at a
-// time each, until a deadline, recording each call's latency and outcome.
+// time each, until a deadline, recording each call's outcome and each
+// successful call's latency.
 import { performance } from 'node:perf_hooks';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -51,46 +52,82 @@ export async function connectMcp(url: string, token: string | undefined, name: s
 }
 
 export interface LoadResult {
+  /** Calls made: answered or not. */
   calls: number;
+  /** Calls answered with the tool's success shape (`isOk`); the only ones throughput and latencies count. */
+  ok: number;
+  /** calls − ok: a throw, an isError result, or an answer without the success shape. */
   errors: number;
   /** The first few error messages, for the report (never a token). */
   errorSamples: string[];
   seconds: number;
+  /** The latency of each ok call, in milliseconds. */
   latenciesMs: number[];
+}
+
+/** find_slot's success shape (src/agent/tool.ts): structured content saying a slot was found. */
+export function foundSlot(result: Record<string, unknown>): boolean {
+  const structured = result.structuredContent as { found?: unknown } | undefined;
+  return typeof structured === 'object' && structured !== null && structured.found === true;
+}
+
+/** Ok calls per second. */
+export function throughput(result: LoadResult): number {
+  return result.seconds > 0 ? result.ok / result.seconds : 0;
 }
 
 /**
  * Every client calls `tool` with `args` one call after another until
- * `seconds` have passed; all clients at once. A call is an error when it
- * throws or answers with isError.
+ * `seconds` have passed; all clients at once. A call is ok when it answers,
+ * not with isError, and `isOk` holds for its result (by default find_slot's
+ * success shape: a failed call, answered fast, must not count as throughput).
  */
-export async function runCalls(clients: readonly Client[], tool: string, args: Record<string, unknown>, seconds: number): Promise<LoadResult> {
+export async function runCalls(
+  clients: readonly Client[],
+  tool: string,
+  args: Record<string, unknown>,
+  seconds: number,
+  isOk: (result: Record<string, unknown>) => boolean = foundSlot,
+  /** Go on past `seconds` until this many calls are made, for at most `capSeconds` in all (a slow machine's round still judges as many calls). */
+  more: { minCalls: number; capSeconds: number } = { minCalls: 0, capSeconds: seconds },
+): Promise<LoadResult> {
   const latenciesMs: number[] = [];
   const errorSamples: string[] = [];
+  let calls = 0;
   let errors = 0;
+  const failed = (why: string) => {
+    errors++;
+    if (errorSamples.length < 5) errorSamples.push(why.slice(0, 200));
+  };
   const started = performance.now();
   const deadline = started + seconds * 1000;
+  const cap = started + Math.max(seconds, more.capSeconds) * 1000;
+  const goOn = () => {
+    const now = performance.now();
+    return now < deadline || (calls < more.minCalls && now < cap);
+  };
   await Promise.all(
     clients.map(async (client) => {
-      while (performance.now() < deadline) {
+      while (goOn()) {
         const t0 = performance.now();
+        calls++;
         try {
           const result = await client.callTool({ name: tool, arguments: args });
-          latenciesMs.push(performance.now() - t0);
+          const ms = performance.now() - t0;
           if (result.isError) {
-            errors++;
-            const text = (result.content as Array<{ type: string; text?: string }>).find((c) => c.type === 'text')?.text ?? 'tool error';
-            if (errorSamples.length < 5) errorSamples.push(text.slice(0, 200));
+            failed((result.content as Array<{ type: string; text?: string }>).find((c) => c.type === 'text')?.text ?? 'tool error');
+          } else if (!isOk(result)) {
+            failed(`an answer without the success shape: ${JSON.stringify(result.structuredContent ?? null)}`);
+          } else {
+            latenciesMs.push(ms);
           }
         } catch (error) {
-          latenciesMs.push(performance.now() - t0);
-          errors++;
-          if (errorSamples.length < 5) errorSamples.push(String((error as Error)?.message ?? error).slice(0, 200));
+          failed(String((error as Error)?.message ?? error));
         }
       }
     }),
   );
-  return { calls: latenciesMs.length, errors, errorSamples, seconds: (performance.now() - started) / 1000, latenciesMs };
+  return { calls, ok: latenciesMs.length, errors, errorSamples, seconds: (performance.now() - started) / 1000, latenciesMs };
 }
 
 /** The p-th percentile (0–100) by the nearest-rank method. */

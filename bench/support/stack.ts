@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { JWK } from 'jose';
 import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
 import { freePort } from '../../test/support/ports.js';
+import { cleanUpOnSignal } from './on-signal.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
@@ -48,7 +49,7 @@ export interface BenchStack {
   auth: ServerProcess;
   calendar: ServerProcess;
   agent: ServerProcess;
-  /** Stops the three (SIGINT, then SIGKILL after 5 s) and removes the data directory. */
+  /** Stops the three (SIGINT, then SIGKILL after 5 s) and removes the data directory; SIGTERM or SIGINT to this process does the same, then exits. */
   close(): Promise<void>;
 }
 
@@ -65,10 +66,16 @@ export async function startStack(options: StackOptions = {}): Promise<BenchStack
   const calendarUrl = `http://127.0.0.1:${calendarPort}`;
   const agentUrl = `http://127.0.0.1:${agentPort}/mcp`;
   const children: Child[] = [];
-  const close = async () => {
-    for (const child of [...children].reverse()) await child.stop();
-    rmSync(home, { recursive: true, force: true });
-  };
+  // Once: a signal's cleanup and the benchmark's own `finally` may both call it.
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      release();
+      for (const child of [...children].reverse()) await child.stop();
+      rmSync(home, { recursive: true, force: true });
+    })());
+  // SIGTERM or Ctrl-C while the benchmark runs: the servers stop and the data directory goes, as in `close`.
+  const release = cleanUpOnSignal(close);
   try {
     // The AS first: it bootstraps the data directory (owner, resources, CalendarAgent's key and registration).
     const auth = startChild('authorization server', home, ['serve-auth', '--port', String(authPort), '--calendar-url', calendarUrl, '--agent-url', agentUrl], false);

@@ -147,18 +147,36 @@ export interface RevocationDelay {
   calendarAnswers: Answer[];
 }
 
+/** What a resource server says to a token of a revoked grant (src/resource/revocations.ts): a 401 that names the revocation. */
+export function refusedAsRevoked(answer: Answer): boolean {
+  return answer.status === 401 && /revoked/.test(answer.error_description ?? '');
+}
+
 /**
- * Revokes, then asks each resource server about every token derived from the
- * grant, over and over, until it refuses them all. Throws when a server still
- * accepts one after `giveUpMs` (a revocation that never arrives).
+ * Checks that each resource server accepts every token derived from the
+ * grant (throws otherwise: a token it never accepted would "measure" how fast
+ * it is refused for something else), revokes, then asks each server about
+ * every token, over and over, until it refuses them all as revoked. Throws
+ * on a 401 for any other reason, and when a server still accepts one after
+ * `giveUpMs` (a revocation that never arrives).
  */
 export async function measureRevocationDelay(stack: RevocationStack, tokens: DerivedTokens, kind: RevocationKind, giveUpMs = 10_000): Promise<RevocationDelay> {
   const { authz } = stack;
-  const until = async (ask: (token: string) => Promise<Answer>, list: string[], started: number, name: string) => {
+  const servers = [
+    { name: 'agent', ask: (t: string) => askAgent(authz, t), list: tokens.atAgent },
+    { name: 'calendar backend', ask: (t: string) => askCalendar(authz, t), list: tokens.atCalendar },
+  ] as const;
+  for (const { name, ask, list } of servers) {
+    const answers = await Promise.all(list.map(ask));
+    if (!answers.every((a) => a.status === 200)) throw new Error(`the ${name} did not accept every token before the revocation: ${JSON.stringify(answers)}`);
+  }
+  const until = async (ask: (token: string) => Promise<Answer>, list: readonly string[], started: number, name: string) => {
     for (;;) {
       const answers = await Promise.all(list.map(ask));
       const elapsed = performance.now() - started;
-      if (answers.every((a) => a.status === 401)) return { ms: elapsed, answers };
+      if (answers.every(refusedAsRevoked)) return { ms: elapsed, answers };
+      const other = answers.find((a) => a.status === 401 && !refusedAsRevoked(a));
+      if (other) throw new Error(`the ${name} refused a token for another reason than the revocation: ${JSON.stringify(other)}`);
       if (elapsed > giveUpMs) throw new Error(`the ${name} still accepts a revoked token after ${giveUpMs} ms: ${JSON.stringify(answers)}`);
       // Everything runs in this process: leave the servers room to work between rounds of questions.
       await new Promise((resolve) => setTimeout(resolve, 2));
@@ -171,11 +189,8 @@ export async function measureRevocationDelay(stack: RevocationStack, tokens: Der
     const res = await postForm(`${authz.issuer}/revoke`, { token: tokens.refreshToken, token_type_hint: 'refresh_token', client_id: tokens.clientId });
     if (res.status !== 200) throw new Error(`revocation: HTTP ${res.status} ${JSON.stringify(res.body)}`);
   }
-  const [agent, calendar] = await Promise.all([
-    until((t) => askAgent(authz, t), tokens.atAgent, started, 'agent'),
-    until((t) => askCalendar(authz, t), tokens.atCalendar, started, 'calendar backend'),
-  ]);
-  return { kind, agentMs: agent.ms, calendarMs: calendar.ms, agentAnswers: agent.answers, calendarAnswers: calendar.answers };
+  const [agent, calendar] = await Promise.all(servers.map(({ name, ask, list }) => until(ask, list, started, name)));
+  return { kind, agentMs: agent!.ms, calendarMs: calendar!.ms, agentAnswers: agent!.answers, calendarAnswers: calendar!.answers };
 }
 
 export function describeDelay(d: RevocationDelay): string {
