@@ -154,7 +154,8 @@ describe('a refused value of 63 KB repeated in the refusal', () => {
   /** The reason on the refusal's log line written after `from` lines, and the line's length. */
   async function loggedRefusal(from: number): Promise<{ reason: unknown; length: number }> {
     const line = await vi.waitFor(() => {
-      const found = logged.logLines.slice(from).find((l) => (JSON.parse(l) as { msg?: string }).msg === 'oauth request refused');
+      // On the refusal's access line (src/http/app.ts, noteRefusal).
+      const found = logged.logLines.slice(from).find((l) => (JSON.parse(l) as { msg?: string; reason?: unknown }).msg === 'request completed' && (JSON.parse(l) as { reason?: unknown }).reason !== undefined);
       if (found === undefined) throw new Error('no refusal logged yet');
       return found;
     });
@@ -189,7 +190,7 @@ describe('a refused value of 63 KB repeated in the refusal', () => {
     expect(metadata).toBe(200);
     expect(changed).toEqual([]);
     const refusal = await loggedRefusal(from);
-    expect(refusal.reason).toBe(`The grant type ${start}… ${says}`);
+    expect(refusal.reason).toBe(`The grant type ${start}... ${says}`); // as the body says it
     expect(refusal.length).toBeLessThan(1000);
     await allUp(logged);
   });
