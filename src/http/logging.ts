@@ -1,6 +1,6 @@
 // Structured request logs (pino, through fastify) that cannot leak secrets:
 // requests are logged by path only, never with their query string (which can
-// carry codes, login assertions and states), with the client's address
+// carry codes, login assertions and states) or an absolute-form target's user information, with the client's address
 // (`remoteAddress`, fastify's req.ip), and credential-bearing headers
 // and fields are redacted by configuration (the lists in src/delegation/secrets.ts, applied to every
 // line the logger writes), not by the care of whoever writes a log call.
@@ -73,9 +73,21 @@ export function createLogger(level: LogLevel, stream: DestinationStream = proces
   );
 }
 
-/** A URL's path without its query string or fragment. */
+/**
+ * A request target's path without its query string or fragment. A target in absolute form
+ * (`http://user:pass@host/token`, RFC 9112 §3.2.2) gives its path alone: it may carry user information (found in
+ * review, s35logs: logged as sent, on the line of the 421 it is answered with before it is read as its origin form).
+ * One that does not parse is cut as a path is, and the line's censor takes any user information out of it.
+ */
 export function pathOnly(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
+  if (!url.startsWith('/')) {
+    try {
+      return new URL(url).pathname;
+    } catch {
+      // Not a URL (`*`, an authority): cut below.
+    }
+  }
   const cut = url.search(/[?#]/);
   return cut === -1 ? url : url.slice(0, cut);
 }

@@ -471,6 +471,44 @@ describe('Host lines and absolute-form targets (RFC 9112 §3.2)', () => {
   });
 });
 
+// Found in review (s35logs): the target is answered 421 before it is read as its origin form, and its access line
+// (and the line on arrival) named it as sent, credentials and all.
+describe('an absolute-form target with credentials in it, logged', () => {
+  let logged: Stack;
+  beforeAll(async () => {
+    logged = await startStack({ logs: true, logLevel: 'debug' });
+  });
+  afterAll(async () => logged?.close());
+
+  it.each(['auth', 'calendar', 'agent'] as const)('the %s server logs the path alone: no user name or password, no query', async (which) => {
+    const port = logged.ports[which];
+    const path = { auth: '/token', calendar: '/freebusy', agent: '/mcp' }[which];
+    const from = logged.logLines.length;
+    for (const target of [`http://alice:SECRET-PW@127.0.0.1:${port}${path}?code=SECRET-CODE`, `http://alice:SECRET-PW@evil.example${path}`]) {
+      const res = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`));
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (c: string) => (text += c));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(res).toMatch(/^HTTP\/1\.1 421 /);
+      const id = /x-request-id: (\S+)/i.exec(res)![1];
+      const lines = await vi.waitFor(() => {
+        const found = logged.logLines.slice(from).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reqId === id);
+        if (found.length < 2) throw new Error('not logged yet');
+        return found;
+      });
+      expect(lines.map((l) => [l.msg, (l.req as { path?: string }).path])).toEqual([
+        ['incoming request', path],
+        ['request completed', path],
+      ]);
+    }
+    expect(logged.logLines.slice(from).join('\n')).not.toMatch(/alice|SECRET/);
+  });
+});
+
 describe('DNS rebinding and CSRF: a foreign Origin', () => {
   it.each(['http://evil.example', 'null', 'http://127.0.0.1:1'])('on /mcp, Origin %s is 403 with a JSON-RPC error, nothing runs', async (origin) => {
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'find_slot', arguments: { duration: '30m' } } });
