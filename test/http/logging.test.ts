@@ -345,6 +345,26 @@ describe('access lines', () => {
     expect(JSON.stringify(lines)).not.toContain('not-logged');
   });
 
+  // Found in review (s35logs): a 500's access line was at info like any other, so alerting on level missed it.
+  it('at error for a 5xx (the server failed), at info for a 4xx (the client did)', async () => {
+    const { createApp, sendError } = await import('../../src/http/app.js');
+    const out = capture();
+    const app = createApp({ logger: createLogger('info', out.stream) });
+    app.get('/broken', async () => {
+      throw new Error('the calendar file is broken');
+    });
+    app.get('/unavailable', async (_req, reply) => sendError(reply, 503, 'temporarily_unavailable', 'Try again shortly.'));
+    app.get('/refused', async (_req, reply) => sendError(reply, 403, 'insufficient_scope', 'Not yours.'));
+    await app.ready();
+    const levels: Record<string, unknown> = {};
+    for (const path of ['/broken', '/unavailable', '/refused', '/nowhere']) {
+      const res = await app.inject({ method: 'GET', url: path, headers: { host: '127.0.0.1' } });
+      levels[`${path} ${res.statusCode}`] = out.lines().find((l) => l.reqId === res.headers['x-request-id'] && l.msg === 'request completed')?.level;
+    }
+    await app.close();
+    expect(levels).toEqual({ '/broken 500': 50, '/unavailable 503': 50, '/refused 403': 30, '/nowhere 404': 30 });
+  });
+
   it('at debug, also the line on arrival', async () => {
     const { lines } = await linesAt('debug');
     expect(lines.map((l) => l.msg)).toEqual(['incoming request', 'request completed']);
