@@ -12,6 +12,7 @@ import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '
 import { DATA_DIRECTORY_HEADER, publishedDataDirectoryId } from '../data-directory-id.js';
 import { errorDescription } from '../error-description.js';
 import { createApp, sendError, type AppOptions } from '../http/app.js';
+import { delegationLogFields } from '../http/logging.js';
 import { answerPreflight } from '../http/cors.js';
 import { printable } from '../terminal-text.js';
 import { auditLogCannotRecord, auditRecord, unrecordedReadDescription, type AuditSink } from '../resource/audit.js';
@@ -187,6 +188,8 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     // URL turned it into an agent's resource, and a public client's token then read it); read without a detail it
     // would have no lookahead, calendar or window limit at all. An unlimited detail is never implied: refused as
     // invalid_token (RFC 6750 §3.1), with the challenge like any other.
+    // Who asked, on the access line (found in review, s35logs: a /freebusy line named no one).
+    req.accessLog = { ...req.accessLog, ...delegationLogFields(claims) };
     if (typeof claims.act?.sub !== 'string') {
       return refuse(reply, metadataUrl, new BearerError(401, 'invalid_token', 'The token names no agent acting for the user (act); only a token exchanged by an agent is accepted here.'));
     }

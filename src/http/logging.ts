@@ -92,6 +92,46 @@ export function pathOnly(url: string | undefined): string | undefined {
   return cut === -1 ? url : url.slice(0, cut);
 }
 
+/** What a verified access token's claims give a resource server's access line: who (never the token, nor its jti). */
+export interface DelegationLogFields {
+  user: string;
+  client: string;
+  grant: string;
+  /** The agent acting (`act.sub`, RFC 8693 §4.1), for an exchanged token. */
+  actor?: string;
+}
+
+/** The fields an access line names a request's delegation by, from its verified token's claims (RFC 9068 `sub`, `client_id`, delegate's `grant_id`, `act`). */
+export function delegationLogFields(claims: { sub: string; client_id: string; grant_id: string; act?: { sub: string } }): DelegationLogFields {
+  return { user: claims.sub, client: claims.client_id, grant: claims.grant_id, ...(typeof claims.act?.sub === 'string' ? { actor: claims.act.sub } : {}) };
+}
+
+/** At most this many of a batch's methods and tools, each at most MAX_LOGGED_NAME characters, on an access line. */
+const MAX_LOGGED_CALLS = 10;
+const MAX_LOGGED_NAME = 64;
+
+/**
+ * What a JSON-RPC body gives an access line (CalendarAgent's /mcp): its `method`, and for a tools/call its `tool`,
+ * never its arguments; for a batch, arrays of them. What the client wrote, so bounded: names cut, a batch's lists
+ * too. Nothing for a body that holds no method.
+ */
+export function jsonRpcLogFields(body: unknown): { method?: string | string[]; tool?: string | string[] } {
+  const name = (value: unknown) => (typeof value === 'string' ? value.slice(0, MAX_LOGGED_NAME) : undefined);
+  const read = (message: unknown) => {
+    if (typeof message !== 'object' || message === null) return {};
+    const { method, params } = message as { method?: unknown; params?: { name?: unknown } };
+    return { method: name(method), tool: method === 'tools/call' && typeof params === 'object' && params !== null ? name(params.name) : undefined };
+  };
+  if (!Array.isArray(body)) {
+    const { method, tool } = read(body);
+    return { ...(method !== undefined ? { method } : {}), ...(tool !== undefined ? { tool } : {}) };
+  }
+  const calls = body.slice(0, MAX_LOGGED_CALLS).map(read);
+  const methods = calls.flatMap((c) => (c.method !== undefined ? [c.method] : []));
+  const tools = calls.flatMap((c) => (c.tool !== undefined ? [c.tool] : []));
+  return { ...(methods.length > 0 ? { method: methods } : {}), ...(tools.length > 0 ? { tool: tools } : {}) };
+}
+
 export const REQUEST_ID_HEADER = 'x-request-id';
 
 /** The header that carries `requestId` on an onward request (none without one), so the next server's log line of it carries the same id. */

@@ -1,7 +1,9 @@
 // Refusals on the access line (found in review, s35logs): CalendarAgent's and the calendar backend's 401/403/400, and
 // the authorization server's refusal pages, were logged as `request completed` with a status only. Each refusal's
 // access line, the one with the response's X-Request-Id, now names its RFC error code and its reason, as the body
-// does, and no token. The three servers as the CLI builds them, logging at info.
+// does, and no token. And who made the request: the user, client, grant and actor a verified token names, and what
+// an /mcp request asked. The three servers as the CLI builds them, logging at info.
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postForm } from '../support/oauth-flow.js';
 import { initializeBody, mcpHeaders, rawRequest, type RawResponse } from '../agent/http.js';
@@ -64,5 +66,39 @@ describe('refusals on the access line', () => {
     expect(line).toMatchObject({ error: 'invalid_request', reason: expect.stringContaining('This sign-in link is incomplete') });
     const refused = await rawRequest({ port: stack.ports.auth, method: 'POST', path: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=password' });
     expectLogged(refused, 400, undefined, []);
+  });
+});
+
+// Found in review (s35logs): /mcp and /freebusy lines named no user, client or grant, and a find_slot that failed
+// (200, isError) looked like a tools/list; a refused /token request named no client.
+describe('who made the request, on the access line', () => {
+  it('one find_slot: the agent’s /mcp line names the user, client, grant, method and tool; the backend’s /freebusy line (same id) the user, grant and actor', async () => {
+    const id = `who-${Math.random().toString(36).slice(2, 10)}`;
+    const call = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'find_slot', arguments: { duration: '30m' } } });
+    const res = await rawRequest({ port: stack.ports.agent, method: 'POST', path: '/mcp', headers: mcpHeaders(user.accessToken, { 'mcp-protocol-version': '2025-06-18', 'x-request-id': id }), body: call });
+    expect(res.status).toBe(200);
+    const failed = (res.json() as { result?: { isError?: boolean } }).result?.isError === true;
+    const lines = stack.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reqId === id && l.msg === 'request completed');
+    const at = (path: string) => lines.find((l) => (l.req as { path: string }).path === path);
+    expect(at('/mcp')).toMatchObject({ user: decodeJwt(user.accessToken).sub, client: user.clientId, grant: user.grantId, method: 'tools/call', tool: 'find_slot', res: { statusCode: 200 } });
+    expect(at('/mcp')!.tool_error).toBe(failed ? true : undefined);
+    expect(at('/mcp')!.actor).toBeUndefined(); // the client's own token: no agent acts yet
+    expect(at('/freebusy')).toMatchObject({ user: decodeJwt(user.accessToken).sub, grant: user.grantId, actor: stack.agent.clientId });
+    expect(JSON.stringify(lines)).not.toContain(user.accessToken.split('.')[1]!);
+    expect(JSON.stringify(at('/mcp'))).not.toContain('30m'); // never the arguments
+  });
+
+  it('a find_slot that failed (200, isError) says so: tool_error', async () => {
+    const res = await mcp(user.accessToken); // no duration: the tool answers with an error result
+    expect(res.status).toBe(200);
+    expect((res.json() as { result: { isError: boolean } }).result.isError).toBe(true);
+    expect(accessLine(res)).toMatchObject({ method: 'tools/call', tool: 'find_slot', tool_error: true, grant: user.grantId });
+  });
+
+  it('a refused refresh names the client that asked', async () => {
+    const refused = await postForm(`${stack.issuer}/token`, { grant_type: 'refresh_token', refresh_token: 'dlg_rt_not-a-real-one', client_id: user.clientId });
+    expect(refused.status).toBe(400);
+    const line = stack.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request completed' && (l.req as { path: string }).path === '/token').at(-1);
+    expect(line).toMatchObject({ client: user.clientId, grant_type: 'refresh_token', error: 'invalid_grant', res: { statusCode: 400 } });
   });
 });
