@@ -149,6 +149,10 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   if (revocations) attachRevocationList(app, revocations, verify);
   const loader = options.loader ?? createCalendarLoader();
   const busyCache = options.busyCache ?? createBusyCache();
+  // The feeds whose last good copy stands in, by user and feed (in memory only: never logged), with that copy's
+  // fetchedAt: one warning a failure streak, not one a read (found in review, s35logs: a feed that was down left no
+  // line at all, only `stale` in the answers). Cleared when the feed is read fresh again.
+  const staleWarned = new Map<string, number>();
 
   // Free/busy is personal and changes: no response of this server may be stored (RFC 9111 §5.2.2.5).
   app.addHook('onRequest', async (_req, reply) => {
@@ -267,6 +271,13 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         const parsed = await loader.load(calendar);
         busy.push(...(await busyCache.busy(parsed, window, { timeZone: user.timeZone, tentative })));
         const old = loader.staleness?.(calendar);
+        const feedKey = `${sub}\u0000${'url' in calendar ? calendar.url : calendar.name}`;
+        if (!old) staleWarned.delete(feedKey);
+        else if (staleWarned.get(feedKey) !== old.fetchedAt) {
+          staleWarned.set(feedKey, old.fetchedAt);
+          // The calendar's name, never its URL (a feed's URL may carry a secret); the reason names no URL (feeds.ts).
+          req.log.warn({ calendar: old.calendar, fetchedAt: toUtcIso(old.fetchedAt), reason: old.reason }, 'calendar feed unavailable: its last good copy stands in');
+        }
         // Not an error response, so not held to RFC 6749 §5.2: the message reaches the person as written, but a
         // feed's text in it (ESC, a bare CR, OSC … BEL) would act on their terminal: controls are shown as escapes.
         // The calendar's name too (found by the s18 helpers): `calendar add` refuses controls in one, a store written otherwise need not.
