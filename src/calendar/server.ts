@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
 import { DATA_DIRECTORY_HEADER, publishedDataDirectoryId } from '../data-directory-id.js';
 import { errorDescription } from '../error-description.js';
-import { createApp, sendError, type AppOptions } from '../http/app.js';
+import { createApp, noteRefusal, sendError, type AppOptions } from '../http/app.js';
 import { delegationLogFields } from '../http/logging.js';
 import { answerPreflight } from '../http/cors.js';
 import { printable } from '../terminal-text.js';
@@ -294,6 +294,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         }
         if ('path' in calendar) {
           // A file on this computer: only its owner can mend it.
+          noteRefusal(req, 'invalid_configuration', fileCalendarProblem(err));
           return reply
             .code(500)
             .type('application/json')
@@ -301,6 +302,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         }
         // A feed with no good copy yet: its next fetch may succeed, and says when it will be made (RFC 9110 §10.2.3).
         if (err.retryAfterSec !== undefined) reply.header('Retry-After', String(err.retryAfterSec));
+        noteRefusal(req, 'calendar_unavailable', err.message);
         return reply
           .code(502)
           .type('application/json')

@@ -9,6 +9,7 @@ import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type CryptoKey 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCalendarServer } from '../../src/calendar/server.js';
 import { parseCalendar } from '../../src/calendar/ics.js';
+import { CalendarSourceError } from '../../src/calendar/errors.js';
 import type { StaleFeed } from '../../src/calendar/feeds.js';
 import { createLogger } from '../../src/http/logging.js';
 
@@ -17,6 +18,7 @@ const CALENDAR_URL = 'http://127.0.0.1:8411';
 const NOW = Date.UTC(2022, 6, 1);
 const FEED_URL = 'https://calendar.example/team.ics?key=FEED-SECRET';
 const feed = { name: 'team', id: 'cal_feed', url: FEED_URL };
+const newFeed = { name: 'new', id: 'cal_new', url: 'https://calendar.example/new.ics' };
 const text = `BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:f\r\nDTSTART:20220705T200000Z\r\nDURATION:PT30M\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n`;
 
 let key: CryptoKey;
@@ -33,27 +35,33 @@ beforeAll(async () => {
   app = await buildCalendarServer({
     resourceUrl: CALENDAR_URL,
     issuer: ISSUER,
-    calendarsFor: async () => ({ timeZone: 'UTC', calendars: [feed] }),
+    calendarsFor: async (sub) => ({ timeZone: 'UTC', calendars: [sub === 'waiting' ? newFeed : feed] }),
     now: () => NOW,
     keys: createLocalJWKSet({ keys: [publicJwk] }),
     revocations: false,
     logger: createLogger('info', new Writable({ write: (chunk, _e, done) => ((logged += String(chunk)), done()) })),
-    loader: { load: async () => parsed, staleness: () => stale },
+    loader: {
+      load: async (ref) => {
+        if (ref.name === 'new') throw new CalendarSourceError('ERR_CALENDAR_UNREADABLE', 'new', 'The feed could not be fetched: the server answered HTTP 503.');
+        return parsed;
+      },
+      staleness: (ref) => (ref.name === 'team' ? stale : undefined),
+    },
   });
 });
 afterAll(async () => app?.close());
 
-async function search(): Promise<number> {
+async function search(sub = 'owner'): Promise<{ statusCode: number; headers: Record<string, unknown>; json: () => unknown }> {
   const iat = Math.floor(NOW / 1000);
   const token = await new SignJWT({
-    iss: ISSUER, sub: 'owner', aud: CALENDAR_URL, client_id: 'calendar-agent', scope: 'freebusy:read', iat, exp: iat + 300, jti: randomUUID(), grant_id: 'grt_1',
+    iss: ISSUER, sub, aud: CALENDAR_URL, client_id: 'calendar-agent', scope: 'freebusy:read', iat, exp: iat + 300, jti: randomUUID(), grant_id: 'grt_1',
     act: { sub: 'calendar-agent' },
     authorization_details: [{ type: 'calendar', locations: [CALENDAR_URL], actions: ['freebusy:read'], datatypes: ['freebusy'] }],
   })
     .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
     .sign(key);
   const res = await app.inject({ method: 'GET', url: '/freebusy?from=2022-07-01T00:00:00Z&to=2022-07-10T00:00:00Z', headers: { authorization: `Bearer ${token}`, host: '127.0.0.1:8411' } });
-  return res.statusCode;
+  return res;
 }
 
 const warnings = () =>
@@ -65,22 +73,35 @@ const warnings = () =>
 
 describe('a feed that is down while its last good copy stands in', () => {
   it('is warned of once a failure streak, by name, with when its copy is from and why; never its URL', async () => {
-    expect(await search()).toBe(200);
+    expect((await search()).statusCode).toBe(200);
     expect(warnings()).toEqual([]);
     stale = { calendar: 'team', fetchedAt: Date.UTC(2022, 5, 30, 12), reason: 'The feed could not be fetched: the server did not answer.' };
-    expect(await search()).toBe(200);
-    expect(await search()).toBe(200);
+    expect((await search()).statusCode).toBe(200);
+    expect((await search()).statusCode).toBe(200);
     expect(warnings()).toEqual([
       expect.objectContaining({ calendar: 'team', fetchedAt: '2022-06-30T12:00:00Z', reason: 'The feed could not be fetched: the server did not answer.', reqId: expect.any(String) }),
     ]);
     // Back, then down again: a new streak, a new warning.
     stale = undefined;
-    expect(await search()).toBe(200);
+    expect((await search()).statusCode).toBe(200);
     stale = { calendar: 'team', fetchedAt: Date.UTC(2022, 6, 1), reason: 'The feed could not be fetched: the server answered HTTP 503.' };
-    expect(await search()).toBe(200);
-    expect(await search()).toBe(200);
+    expect((await search()).statusCode).toBe(200);
+    expect((await search()).statusCode).toBe(200);
     expect(warnings().map((w) => w.fetchedAt)).toEqual(['2022-06-30T12:00:00Z', '2022-07-01T00:00:00Z']);
     expect(logged).not.toContain('calendar.example');
     expect(logged).not.toContain('FEED-SECRET');
+  });
+
+  // The 502 of a feed with no good copy yet is a refusal like any other on its access line (item 1 of the review).
+  it('a feed with no good copy yet: the 502’s access line names calendar_unavailable and why', async () => {
+    const res = await search('waiting');
+    expect(res.statusCode).toBe(502);
+    const body = res.json() as { error: string; error_description: string };
+    const line = logged
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.reqId === res.headers['x-request-id'] && l.msg === 'request completed');
+    expect(line).toMatchObject({ level: 50, error: 'calendar_unavailable', reason: body.error_description });
   });
 });
