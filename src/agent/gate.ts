@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { isLoopbackName } from '../delegation/index.js';
 import { errorDescription } from '../error-description.js';
-import { noteRefusal } from '../http/app.js';
+import { noteRefusal } from '../http/refusal-log.js';
 import { BearerError, ExpiredTokenError, VerifierUnavailableError, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
 
 /**

@@ -5,7 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/tokens.js';
 import { errorDescription } from '../error-description.js';
-import { noteRefusal } from '../http/app.js';
+import { noteRefusal } from '../http/refusal-log.js';
 import type { StoreError } from '../store/index.js';
 import {
   InvalidClientError,

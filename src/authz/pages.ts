@@ -3,7 +3,7 @@
 // framing refused (CSP frame-ancestors and X-Frame-Options), never cached.
 import { createHash } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
-import { noteRefusal } from '../http/app.js';
+import { noteRefusal } from '../http/refusal-log.js';
 
 const STYLE = `
 :root { color-scheme: light dark; --fg: #1d2330; --muted: #5b6475; --bg: #f6f7f9; --card: #fff; --line: #dfe3ea; --accent: #1f6feb; --warn: #9a6700; }

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { errorDescription } from '../error-description.js';
-import { censorShapedSecrets } from '../delegation/secrets.js';
+import { noteRefusal } from './refusal-log.js';
 import { finishAnswersOnClose } from './graceful-close.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './logging.js';
 import { LOOPBACK_NAMES } from '../delegation/resource.js';
@@ -250,15 +250,7 @@ function answerClientError(app: FastifyInstance, err: NodeJS.ErrnoException, soc
   socket.destroy();
 }
 
-/**
- * Puts a refusal's `error` (its RFC code) and `reason` (its error_description as sent) on the request's access line
- * (found in review, s35logs: the resource servers' refusals and the AS's pages were logged as a status alone). The
- * reason may repeat what the client sent, up to the body limit: it is bounded as the description is (found in
- * review, regress21c), shaped credentials censored before the cut, which could leave a token too short to be known.
- */
-export function noteRefusal(req: FastifyRequest, error: string, description: string): void {
-  req.accessLog = { ...req.accessLog, error, reason: errorDescription(censorShapedSecrets(description)) };
-}
+export { noteRefusal };
 
 /** An error response with an RFC 6749 §5.2-style body (its description in the characters §5.2 allows), noted on the access line; never cached. */
 export function sendError(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
