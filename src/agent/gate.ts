@@ -7,6 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { isLoopbackName } from '../delegation/index.js';
 import { errorDescription } from '../error-description.js';
+import { noteRefusal } from '../http/refusal-log.js';
 import { BearerError, ExpiredTokenError, VerifierUnavailableError, wwwAuthenticate, type BearerVerifier, type VerifiedBearer } from '../resource/bearer.js';
 
 /**
@@ -58,6 +59,7 @@ export async function authenticate(
     return await verify(req, requiredScopes);
   } catch (err) {
     if (err instanceof VerifierUnavailableError) {
+      noteRefusal(req, 'temporarily_unavailable', err.message);
       await reply
         .code(503)
         .header('Retry-After', String(err.retryAfterSec))
@@ -80,8 +82,9 @@ export async function authenticate(
   }
 }
 
-/** Answers with a bearer refusal: its status, the RFC 6750 §3 / RFC 9728 challenge and an RFC-style body. */
+/** Answers with a bearer refusal: its status, the RFC 6750 §3 / RFC 9728 challenge and an RFC-style body; its error and reason on the access line. */
 export async function refuseBearer(reply: FastifyReply, resourceMetadataUrl: string, refusal: BearerError): Promise<void> {
+  noteRefusal(reply.request, refusal.code ?? 'invalid_token', refusal.message);
   await reply
     .code(refusal.status)
     .header('WWW-Authenticate', wwwAuthenticate(resourceMetadataUrl, refusal))

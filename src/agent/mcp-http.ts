@@ -42,6 +42,7 @@ import { screenMessage } from './mcp-requests.js';
 import { authenticate, authInfoFrom, originAllowed, refuseBearer, refuseOrigin, sendJsonRpcError } from './gate.js';
 import { challengeScope, missingToolScopes, toolScopes, type ToolScopePolicy } from './tool-scopes.js';
 import { McpPostTransport } from './mcp-post-transport.js';
+import { delegationLogFields, jsonRpcLogFields } from '../http/logging.js';
 import type { ToolExtra } from './tool.js';
 
 export interface McpHttpOptions {
@@ -130,6 +131,8 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
         return reply;
       }
       (req.raw as AuthenticatedRequest).auth = authInfoFrom(bearer, options.resourceUrl);
+      // Who asked, on the access line (found in review, s35logs: an /mcp line named no one).
+      req.accessLog = { ...req.accessLog, ...delegationLogFields(bearer.claims) };
       return undefined;
     });
 
@@ -146,6 +149,8 @@ export async function registerMcpEndpoint(app: FastifyInstance, options: McpHttp
         return reply;
       }
       if (req.method !== 'POST' || req.body === UNPARSABLE) return undefined;
+      // What was asked, on the access line: the method, and a tools/call's tool (never its arguments).
+      req.accessLog = { ...req.accessLog, ...jsonRpcLogFields(req.body) };
       const unsupported = unsupportedVersion(req.body, req.headers['mcp-protocol-version']);
       if (unsupported) return sendJsonRpcError(reply, 400, -32000, unsupported);
       if (Array.isArray(req.body)) {
@@ -324,6 +329,8 @@ async function answerPost(req: FastifyRequest, reply: FastifyReply, transport: M
     });
     const answers = await posted.answers;
     answered = true;
+    // A tool that failed answers 200 with isError (MCP tools spec): the access line says so, or it reads as a success.
+    if (answers.some(isToolError)) req.accessLog = { ...req.accessLog, tool_error: true };
     // A batch is answered with an array, even of one (JSON-RPC 2.0 §6; found in review, regress19d: a bare object).
     return send(answers.length === 0 ? 202 : 200, answers.length === 0 ? undefined : answers.length === 1 && !Array.isArray(req.body) ? answers[0] : answers);
   } catch (err) {
@@ -331,6 +338,12 @@ async function answerPost(req: FastifyRequest, reply: FastifyReply, transport: M
     if (!reply.raw.headersSent) refuse(500, -32603, 'Internal error');
     return reply;
   }
+}
+
+/** Whether a JSON-RPC answer is a tool's result marked as an error. */
+function isToolError(answer: unknown): boolean {
+  const result = (answer as { result?: { isError?: unknown } } | undefined)?.result;
+  return typeof result === 'object' && result !== null && result.isError === true;
 }
 
 /** A header's lines joined with ", " as the Fetch API joins them (Node keeps only the first Content-Type). */

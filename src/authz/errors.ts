@@ -4,8 +4,8 @@
 // Cache-Control: no-store; the internal reason is logged, never sent.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { STORE_CORRUPT_DESCRIPTION, STORE_FULL_DESCRIPTION, STORE_READ_ONLY_DESCRIPTION } from '../delegation/tokens.js';
-import { clippedMessage, errorDescription } from '../error-description.js';
-import { censorShapedSecrets } from '../delegation/secrets.js';
+import { errorDescription } from '../error-description.js';
+import { noteRefusal } from '../http/refusal-log.js';
 import type { StoreError } from '../store/index.js';
 import {
   InvalidClientError,
@@ -99,6 +99,8 @@ export function sendOAuthError(reply: FastifyReply, err: OAuthError, clients: Cl
   const challenge = challengeFor(reply.request, err, clients);
   if (challenge) reply.header('WWW-Authenticate', challenge);
   const body = err.toResponseObject();
+  // The error and its reason on the access line.
+  noteRefusal(reply.request, body.error, err.message);
   if (body.error_description !== undefined) body.error_description = errorDescription(body.error_description);
   return reply
     .code(statusFor(err, challenge !== undefined))
@@ -131,9 +133,7 @@ function cannotWrite(err: unknown): { error: StoreError; description: string } |
 /** Turns anything thrown by a handler into an OAuth error response; unexpected errors become server_error and are logged. */
 export function replyWithError(req: FastifyRequest, reply: FastifyReply, err: unknown, clients: ClientChallenge = {}): FastifyReply {
   if (err instanceof OAuthError) {
-    // The reason may repeat what the client sent, up to the body limit: bounded as the description is (found in
-    // review, regress21c). Credentials are censored before the cut, which could leave a token too short to be known.
-    req.log.info({ error: err.errorCode, reason: clippedMessage(censorShapedSecrets(err.message)) }, 'oauth request refused');
+    // Logged on the request's access line (sendOAuthError, noteRefusal), as every refusal of the three servers is.
     return sendOAuthError(reply, err, clients);
   }
   const storeProblem = cannotWrite(err);

@@ -15,7 +15,7 @@ import { audit } from './audit.js';
 import { crossSiteRefusal } from './consent.js';
 import type { AuthContext } from './context.js';
 import { constantTimeEqual, randomSecret } from './crypto.js';
-import { html, sendPage, type Html } from './pages.js';
+import { html, notePageRefusal, sendPage, type Html } from './pages.js';
 import { PasswordChecksBusy, upgradedHash, verifyPassword } from './password.js';
 import { FailureCounter } from './rate-limit.js';
 import { readCookie, startPasswordSession } from './session.js';
@@ -199,6 +199,8 @@ ${message ? html`<p class="warn">${message}</p>` : ''}
 </form>
 <p class="muted">Signing in lets this browser go on to this one page, for ${Math.round(ctx.lifetimes.authRequestSec / 60)} minutes; anything else asks you to sign in again.</p>
 ${ownerSignInHint(ctx, next)}`;
+  // A refused sign-in (a cross-site post, an expired form, a wrong password, too many attempts) on the access line.
+  if (status >= 400 && message !== undefined) notePageRefusal(reply, status, message);
   return sendPage(reply, status, 'Sign in to continue', body);
 }
 

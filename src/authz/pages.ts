@@ -3,6 +3,7 @@
 // framing refused (CSP frame-ancestors and X-Frame-Options), never cached.
 import { createHash } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
+import { noteRefusal } from '../http/refusal-log.js';
 
 const STYLE = `
 :root { color-scheme: light dark; --fg: #1d2330; --muted: #5b6475; --bg: #f6f7f9; --card: #fff; --line: #dfe3ea; --accent: #1f6feb; --warn: #9a6700; }
@@ -112,6 +113,7 @@ ${body}
 
 /** An error shown in the browser when the client's redirect URI cannot be trusted (RFC 6749 §4.1.2.1). */
 export function sendErrorPage(reply: FastifyReply, status: number, heading: string, detail: string): FastifyReply {
+  notePageRefusal(reply, status, `${heading}: ${detail}`);
   return sendPage(
     reply,
     status,
@@ -120,6 +122,15 @@ export function sendErrorPage(reply: FastifyReply, status: number, heading: stri
 <p>${detail}</p>
 <p class="muted">Nothing was shared. You can close this window and try again from the app that sent you here.</p>`,
   );
+}
+
+/**
+ * A page's refusal on the access line, as the JSON refusals' (noteRefusal): a page has no RFC error code, so the one
+ * RFC 6749 §4.1.2.1 gives its status (the one a redirect from /authorize would carry), and what the page says as the reason.
+ */
+export function notePageRefusal(reply: FastifyReply, status: number, says: string): void {
+  const error = status === 403 ? 'access_denied' : status === 404 ? 'not_found' : status === 429 || status === 503 ? 'temporarily_unavailable' : status >= 500 ? 'server_error' : 'invalid_request';
+  noteRefusal(reply.request, error, says);
 }
 
 /**

@@ -11,7 +11,8 @@ import type { Logger } from 'pino';
 import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
 import { DATA_DIRECTORY_HEADER, publishedDataDirectoryId } from '../data-directory-id.js';
 import { errorDescription } from '../error-description.js';
-import { createApp, sendError, type AppOptions } from '../http/app.js';
+import { createApp, noteRefusal, sendError, type AppOptions } from '../http/app.js';
+import { delegationLogFields } from '../http/logging.js';
 import { answerPreflight } from '../http/cors.js';
 import { printable } from '../terminal-text.js';
 import { auditLogCannotRecord, auditRecord, unrecordedReadDescription, type AuditSink } from '../resource/audit.js';
@@ -148,6 +149,10 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   if (revocations) attachRevocationList(app, revocations, verify);
   const loader = options.loader ?? createCalendarLoader();
   const busyCache = options.busyCache ?? createBusyCache();
+  // The feeds whose last good copy stands in, by user and feed (in memory only: never logged), with that copy's
+  // fetchedAt: one warning a failure streak, not one a read (found in review, s35logs: a feed that was down left no
+  // line at all, only `stale` in the answers). Cleared when the feed is read fresh again.
+  const staleWarned = new Map<string, number>();
 
   // Free/busy is personal and changes: no response of this server may be stored (RFC 9111 §5.2.2.5).
   app.addHook('onRequest', async (_req, reply) => {
@@ -187,6 +192,8 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
     // URL turned it into an agent's resource, and a public client's token then read it); read without a detail it
     // would have no lookahead, calendar or window limit at all. An unlimited detail is never implied: refused as
     // invalid_token (RFC 6750 §3.1), with the challenge like any other.
+    // Who asked, on the access line (found in review, s35logs: a /freebusy line named no one).
+    req.accessLog = { ...req.accessLog, ...delegationLogFields(claims) };
     if (typeof claims.act?.sub !== 'string') {
       return refuse(reply, metadataUrl, new BearerError(401, 'invalid_token', 'The token names no agent acting for the user (act); only a token exchanged by an agent is accepted here.'));
     }
@@ -264,6 +271,13 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         const parsed = await loader.load(calendar);
         busy.push(...(await busyCache.busy(parsed, window, { timeZone: user.timeZone, tentative })));
         const old = loader.staleness?.(calendar);
+        const feedKey = `${sub}\u0000${'url' in calendar ? calendar.url : calendar.name}`;
+        if (!old) staleWarned.delete(feedKey);
+        else if (staleWarned.get(feedKey) !== old.fetchedAt) {
+          staleWarned.set(feedKey, old.fetchedAt);
+          // The calendar's name, never its URL (a feed's URL may carry a secret); the reason names no URL (feeds.ts).
+          req.log.warn({ calendar: old.calendar, fetchedAt: toUtcIso(old.fetchedAt), reason: old.reason }, 'calendar feed unavailable: its last good copy stands in');
+        }
         // Not an error response, so not held to RFC 6749 §5.2: the message reaches the person as written, but a
         // feed's text in it (ESC, a bare CR, OSC … BEL) would act on their terminal: controls are shown as escapes.
         // The calendar's name too (found by the s18 helpers): `calendar add` refuses controls in one, a store written otherwise need not.
@@ -280,6 +294,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         }
         if ('path' in calendar) {
           // A file on this computer: only its owner can mend it.
+          noteRefusal(req, 'invalid_configuration', fileCalendarProblem(err));
           return reply
             .code(500)
             .type('application/json')
@@ -287,6 +302,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
         }
         // A feed with no good copy yet: its next fetch may succeed, and says when it will be made (RFC 9110 §10.2.3).
         if (err.retryAfterSec !== undefined) reply.header('Retry-After', String(err.retryAfterSec));
+        noteRefusal(req, 'calendar_unavailable', err.message);
         return reply
           .code(502)
           .type('application/json')

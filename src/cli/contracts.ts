@@ -11,6 +11,11 @@ export interface StackOptions {
   ports: Ports;
   host: string;
   logger?: Logger;
+  /**
+   * Without a logger: the level the embedded servers, if this command starts them, log at to `delegate.log` in the
+   * data directory (DELEGATE_LOG_LEVEL; src/cli/server-log.ts). Neither: they log nothing.
+   */
+  logLevel?: LogLevelName;
   /** Told a line for the person when starting the servers here changed something they should know (CalendarAgent moved). */
   notice?: (line: string) => void;
   /**

@@ -4,11 +4,13 @@
 // command works on a fresh machine. The servers' code is imported only then,
 // by the one process holding the data directory's start lock.
 import type { FastifyInstance } from 'fastify';
+import { join } from 'node:path';
 import { urlsFor, type Urls } from '../config.js';
 import { ForeignListenerError, refuseForeignListener } from '../http/listener-owner.js';
 import type { Stack, StackOptions } from './contracts.js';
 import { CommandFailed, serverNamed } from './errors.js';
 import { whileStarting } from './start-lock.js';
+import { openServerLog, SERVER_LOG_FILE, type ServerLog } from './server-log.js';
 import { printableClipped } from '../terminal-text.js';
 import { badPortText } from '../bad-ports.js';
 import { canonicalResource, isAnyLoopbackHost, protectedResourceMetadataUrl } from '../delegation/resource.js';
@@ -392,6 +394,16 @@ async function startEmbedded(options: StackOptions, urls: Urls, parts: readonly 
   const servers = await import('./servers.js');
   const store = await servers.openDataStore(options.paths);
   const started: FastifyInstance[] = [];
+  // The data directory exists once the store is open.
+  let log: ServerLog | undefined;
+  try {
+    log = options.logger === undefined && options.logLevel !== undefined && options.logLevel !== 'silent' ? await openServerLog(options.paths.home, options.logLevel) : undefined;
+  } catch (error) {
+    await servers.closeAll([], store);
+    throw new CommandFailed(`The servers' log ${join(options.paths.home, SERVER_LOG_FILE)} cannot be opened: ${(error as Error).message}`);
+  }
+  const logger = options.logger ?? log?.logger;
+  const closeLog = () => log?.close();
   /** A port found taken, while these servers start, is one another process took: ensureStack looks at it again. */
   const taken = (error: unknown): unknown => (error instanceof CommandFailed && /already in use/.test(error.message) ? new PortTaken(error.message) : error);
   try {
@@ -401,9 +413,10 @@ async function startEmbedded(options: StackOptions, urls: Urls, parts: readonly 
     });
     if (move) options.notice?.(servers.agentMoveNotice(move));
     const apps = [
-      await servers.buildAuth(store, options.paths, urls.issuer, options.logger),
-      await servers.buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, options.logger),
-      await servers.buildAgent(options.paths, urls, options.logger, servers.storeAudit(store)),
+      // Each server's lines name it, as under `serve` (src/cli/commands/serve.ts).
+      await servers.buildAuth(store, options.paths, urls.issuer, logger?.child({ server: 'auth' })),
+      await servers.buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, logger?.child({ server: 'calendar' })),
+      await servers.buildAgent(options.paths, urls, logger?.child({ server: 'agent' }), servers.storeAudit(store)),
     ];
     for (const [i, app] of apps.entries()) {
       try {
@@ -416,9 +429,17 @@ async function startEmbedded(options: StackOptions, urls: Urls, parts: readonly 
     }
   } catch (error) {
     await servers.closeAll(started, store);
+    closeLog();
     throw error;
   }
-  return { embedded: true, urls, close: () => servers.closeAll(started, store) };
+  return {
+    embedded: true,
+    urls,
+    close: async () => {
+      await servers.closeAll(started, store);
+      closeLog();
+    },
+  };
 }
 
 /** `part`, once it is known that no other user of this machine holds its port (else the command stops, nothing sent). */

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { errorDescription } from '../error-description.js';
+import { noteRefusal } from './refusal-log.js';
 import { finishAnswersOnClose } from './graceful-close.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './logging.js';
 import { LOOPBACK_NAMES } from '../delegation/resource.js';
@@ -156,7 +157,10 @@ export function createApp(options: AppOptions = {}): FastifyInstance {
 
   app.decorateRequest('accessLog', null);
   app.addHook('onResponse', async (req, reply) => {
-    req.log.info({ ...req.accessLog, req, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    // A 5xx is the server's failure, for an operator's alerting on level: at error. A 4xx is the client's, at info.
+    const line = { ...req.accessLog, req, res: reply, responseTime: reply.elapsedTime };
+    if (reply.statusCode >= 500) req.log.error(line, 'request completed');
+    else req.log.info(line, 'request completed');
   });
 
   // RFC 9110 §15.5.6: a path that is an endpoint, asked with a method it does not take (GET /token), is 405
@@ -246,8 +250,11 @@ function answerClientError(app: FastifyInstance, err: NodeJS.ErrnoException, soc
   socket.destroy();
 }
 
-/** An error response with an RFC 6749 §5.2-style body (its description in the characters §5.2 allows); never cached. */
+export { noteRefusal };
+
+/** An error response with an RFC 6749 §5.2-style body (its description in the characters §5.2 allows), noted on the access line; never cached. */
 export function sendError(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
+  noteRefusal(reply.request, error, description);
   return reply
     .code(status)
     .header('Cache-Control', 'no-store')

@@ -1,6 +1,6 @@
 // Structured request logs (pino, through fastify) that cannot leak secrets:
 // requests are logged by path only, never with their query string (which can
-// carry codes, login assertions and states), with the client's address
+// carry codes, login assertions and states) or an absolute-form target's user information, with the client's address
 // (`remoteAddress`, fastify's req.ip), and credential-bearing headers
 // and fields are redacted by configuration (the lists in src/delegation/secrets.ts, applied to every
 // line the logger writes), not by the care of whoever writes a log call.
@@ -73,11 +73,63 @@ export function createLogger(level: LogLevel, stream: DestinationStream = proces
   );
 }
 
-/** A URL's path without its query string or fragment. */
+/**
+ * A request target's path without its query string or fragment. A target in absolute form
+ * (`http://user:pass@host/token`, RFC 9112 §3.2.2) gives its path alone: it may carry user information (found in
+ * review, s35logs: logged as sent, on the line of the 421 it is answered with before it is read as its origin form).
+ * One that does not parse is cut as a path is, and the line's censor takes any user information out of it.
+ */
 export function pathOnly(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
+  if (!url.startsWith('/')) {
+    try {
+      return new URL(url).pathname;
+    } catch {
+      // Not a URL (`*`, an authority): cut below.
+    }
+  }
   const cut = url.search(/[?#]/);
   return cut === -1 ? url : url.slice(0, cut);
+}
+
+/** What a verified access token's claims give a resource server's access line: who (never the token, nor its jti). */
+export interface DelegationLogFields {
+  user: string;
+  client: string;
+  grant: string;
+  /** The agent acting (`act.sub`, RFC 8693 §4.1), for an exchanged token. */
+  actor?: string;
+}
+
+/** The fields an access line names a request's delegation by, from its verified token's claims (RFC 9068 `sub`, `client_id`, delegate's `grant_id`, `act`). */
+export function delegationLogFields(claims: { sub: string; client_id: string; grant_id: string; act?: { sub: string } }): DelegationLogFields {
+  return { user: claims.sub, client: claims.client_id, grant: claims.grant_id, ...(typeof claims.act?.sub === 'string' ? { actor: claims.act.sub } : {}) };
+}
+
+/** At most this many of a batch's methods and tools, each at most MAX_LOGGED_NAME characters, on an access line. */
+const MAX_LOGGED_CALLS = 10;
+const MAX_LOGGED_NAME = 64;
+
+/**
+ * What a JSON-RPC body gives an access line (CalendarAgent's /mcp): its `method`, and for a tools/call its `tool`,
+ * never its arguments; for a batch, arrays of them. What the client wrote, so bounded: names cut, a batch's lists
+ * too. Nothing for a body that holds no method.
+ */
+export function jsonRpcLogFields(body: unknown): { method?: string | string[]; tool?: string | string[] } {
+  const name = (value: unknown) => (typeof value === 'string' ? value.slice(0, MAX_LOGGED_NAME) : undefined);
+  const read = (message: unknown) => {
+    if (typeof message !== 'object' || message === null) return {};
+    const { method, params } = message as { method?: unknown; params?: { name?: unknown } };
+    return { method: name(method), tool: method === 'tools/call' && typeof params === 'object' && params !== null ? name(params.name) : undefined };
+  };
+  if (!Array.isArray(body)) {
+    const { method, tool } = read(body);
+    return { ...(method !== undefined ? { method } : {}), ...(tool !== undefined ? { tool } : {}) };
+  }
+  const calls = body.slice(0, MAX_LOGGED_CALLS).map(read);
+  const methods = calls.flatMap((c) => (c.method !== undefined ? [c.method] : []));
+  const tools = calls.flatMap((c) => (c.tool !== undefined ? [c.tool] : []));
+  return { ...(methods.length > 0 ? { method: methods } : {}), ...(tools.length > 0 ? { tool: tools } : {}) };
 }
 
 export const REQUEST_ID_HEADER = 'x-request-id';

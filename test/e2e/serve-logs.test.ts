@@ -62,6 +62,9 @@ describe('delegate serve --log-level', () => {
     expect(incoming.map((l) => l.req?.path)).toEqual(expect.arrayContaining(['/mcp', '/login/owner', '/authorize', '/token']));
     for (const line of incoming) expect(line.reqId).toEqual(expect.any(String));
     expect(lines.some((l) => l.reqId === 'e2e-request-1' && l.msg === 'request completed')).toBe(true);
+    // The three servers share stderr: each line names its server (found in review, s35logs).
+    const servers = (path: string) => new Set(incoming.filter((l) => l.req?.path === path).map((l) => (l as { server?: string }).server));
+    expect([servers('/mcp'), servers('/authorize'), servers('/token')]).toEqual([new Set(['agent']), new Set(['auth']), new Set(['auth'])]);
     for (const secret of [BEARER, CODE, ASSERTION, VERIFIER]) expect(stderr).not.toContain(secret);
     // Node's process warnings (a deprecated fastify option once printed three) are noise in a user's terminal.
     expect(stderr).not.toMatch(NODE_WARNING);

@@ -140,6 +140,32 @@ describe('redaction by configuration', () => {
     expect(out.text()).not.toContain(SECRET);
     expect(out.lines().map((l) => (l.req as { path: string }).path)).toEqual(['/callback', '/login/owner', '/authorize']);
   });
+
+  // Found in review (s35logs): an absolute-form target was logged as sent, user information and all, and a field
+  // holding a redirect's URL with its code as written.
+  it('logs an absolute-form target by its path, and cuts user information and credential parameters out of any text', () => {
+    const out = capture();
+    const log = createLogger('trace', out.stream);
+    log.info({ req: { method: 'GET', url: `http://alice:${SECRET}@127.0.0.1:8410/token?code=${SECRET}` } }, 'incoming request');
+    log.info({ req: { method: 'GET', url: `http://alice:${SECRET}@[bad/token` } }, 'unparsable');
+    log.info(
+      { location: `http://127.0.0.1:5555/cb?state=s1&code=${SECRET}&iss=x`, url: `https://bob:${SECRET}@feed.example/cal.ics`, form: `a=1&client_secret=${SECRET}`, note: `see ?Refresh-Token=${SECRET};x=2` },
+      `redirected to http://u:${SECRET}@h/cb?access_token=${SECRET}`,
+    );
+    expect(out.text()).not.toContain(SECRET);
+    const [target, unparsable, fields] = out.lines();
+    expect((target!.req as { path: string }).path).toBe('/token');
+    expect((unparsable!.req as { path: string }).path).toBe(`http://${REDACTION_CENSOR}@[bad/token`);
+    expect(fields).toMatchObject({
+      location: `http://127.0.0.1:5555/cb?state=s1&code=${REDACTION_CENSOR}&iss=x`,
+      url: `https://${REDACTION_CENSOR}@feed.example/cal.ics`,
+      form: `a=1&client_secret=${REDACTION_CENSOR}`,
+      note: `see ?Refresh-Token=${REDACTION_CENSOR};x=2`,
+      msg: `redirected to http://${REDACTION_CENSOR}@h/cb?access_token=${REDACTION_CENSOR}`,
+    });
+    // The controls: an address with no user information, other parameters, an e-mail address are as they were.
+    expect(redactLine('{"msg":"http://127.0.0.1:8410/x?state=1&next=%2F a@b.example"}\n')).toBe('{"msg":"http://127.0.0.1:8410/x?state=1&next=%2F a@b.example"}\n');
+  });
 });
 
 // Found in review (regress21c, high): the JWT pattern began a match at every `eyJ` and read on to the end of its
@@ -154,6 +180,14 @@ describe('redaction in time linear in the line', () => {
     ['a run of eyJ, a dot and a segment (a dot short of a JWT)', `${run}.x`],
   ])('leaves %s, 384 KiB holding no credential, as it was', (_name, msg) => {
     expect(redactLine(line(msg))).toBe(line(msg));
+  });
+
+  it.each([
+    ['a run of ://', '://'.repeat(128 * 1024)],
+    ['a run of &a', '&a'.repeat(192 * 1024)],
+    ['a run of x://@', 'x://@'.repeat(64 * 1024)],
+  ])('cuts URL credentials from %s in one pass', (_name, msg) => {
+    expect(redactLine(line(msg)).length).toBeGreaterThanOrEqual(line(msg).length);
   });
 
   it('censors JWTs (with the base64url run each begins in) and refresh tokens, however many', () => {
@@ -309,6 +343,26 @@ describe('access lines', () => {
     expect(lines[0]).toMatchObject({ reqId: res.headers['x-request-id'], req: { method: 'GET', path: '/ping' }, res: { statusCode: 200 } });
     expect(lines[0]!.responseTime).toEqual(expect.any(Number));
     expect(JSON.stringify(lines)).not.toContain('not-logged');
+  });
+
+  // Found in review (s35logs): a 500's access line was at info like any other, so alerting on level missed it.
+  it('at error for a 5xx (the server failed), at info for a 4xx (the client did)', async () => {
+    const { createApp, sendError } = await import('../../src/http/app.js');
+    const out = capture();
+    const app = createApp({ logger: createLogger('info', out.stream) });
+    app.get('/broken', async () => {
+      throw new Error('the calendar file is broken');
+    });
+    app.get('/unavailable', async (_req, reply) => sendError(reply, 503, 'temporarily_unavailable', 'Try again shortly.'));
+    app.get('/refused', async (_req, reply) => sendError(reply, 403, 'insufficient_scope', 'Not yours.'));
+    await app.ready();
+    const levels: Record<string, unknown> = {};
+    for (const path of ['/broken', '/unavailable', '/refused', '/nowhere']) {
+      const res = await app.inject({ method: 'GET', url: path, headers: { host: '127.0.0.1' } });
+      levels[`${path} ${res.statusCode}`] = out.lines().find((l) => l.reqId === res.headers['x-request-id'] && l.msg === 'request completed')?.level;
+    }
+    await app.close();
+    expect(levels).toEqual({ '/broken 500': 50, '/unavailable 503': 50, '/refused 403': 30, '/nowhere 404': 30 });
   });
 
   it('at debug, also the line on arrival', async () => {

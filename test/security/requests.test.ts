@@ -154,7 +154,8 @@ describe('a refused value of 63 KB repeated in the refusal', () => {
   /** The reason on the refusal's log line written after `from` lines, and the line's length. */
   async function loggedRefusal(from: number): Promise<{ reason: unknown; length: number }> {
     const line = await vi.waitFor(() => {
-      const found = logged.logLines.slice(from).find((l) => (JSON.parse(l) as { msg?: string }).msg === 'oauth request refused');
+      // On the refusal's access line (src/http/app.ts, noteRefusal).
+      const found = logged.logLines.slice(from).find((l) => (JSON.parse(l) as { msg?: string; reason?: unknown }).msg === 'request completed' && (JSON.parse(l) as { reason?: unknown }).reason !== undefined);
       if (found === undefined) throw new Error('no refusal logged yet');
       return found;
     });
@@ -189,7 +190,7 @@ describe('a refused value of 63 KB repeated in the refusal', () => {
     expect(metadata).toBe(200);
     expect(changed).toEqual([]);
     const refusal = await loggedRefusal(from);
-    expect(refusal.reason).toBe(`The grant type ${start}… ${says}`);
+    expect(refusal.reason).toBe(`The grant type ${start}... ${says}`); // as the body says it
     expect(refusal.length).toBeLessThan(1000);
     await allUp(logged);
   });
@@ -467,6 +468,44 @@ describe('Host lines and absolute-form targets (RFC 9112 §3.2)', () => {
     expect(origin.status).toBe(absolute.status);
     expect(JSON.parse(absolute.body).error).toBe(JSON.parse(origin.body).error);
     expect(JSON.parse(absolute.body).error).toBe('invalid_grant'); // the device poll's answer for an unknown code
+  });
+});
+
+// Found in review (s35logs): the target is answered 421 before it is read as its origin form, and its access line
+// (and the line on arrival) named it as sent, credentials and all.
+describe('an absolute-form target with credentials in it, logged', () => {
+  let logged: Stack;
+  beforeAll(async () => {
+    logged = await startStack({ logs: true, logLevel: 'debug' });
+  });
+  afterAll(async () => logged?.close());
+
+  it.each(['auth', 'calendar', 'agent'] as const)('the %s server logs the path alone: no user name or password, no query', async (which) => {
+    const port = logged.ports[which];
+    const path = { auth: '/token', calendar: '/freebusy', agent: '/mcp' }[which];
+    const from = logged.logLines.length;
+    for (const target of [`http://alice:SECRET-PW@127.0.0.1:${port}${path}?code=SECRET-CODE`, `http://alice:SECRET-PW@evil.example${path}`]) {
+      const res = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`));
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (c: string) => (text += c));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(res).toMatch(/^HTTP\/1\.1 421 /);
+      const id = /x-request-id: (\S+)/i.exec(res)![1];
+      const lines = await vi.waitFor(() => {
+        const found = logged.logLines.slice(from).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reqId === id);
+        if (found.length < 2) throw new Error('not logged yet');
+        return found;
+      });
+      expect(lines.map((l) => [l.msg, (l.req as { path?: string }).path])).toEqual([
+        ['incoming request', path],
+        ['request completed', path],
+      ]);
+    }
+    expect(logged.logLines.slice(from).join('\n')).not.toMatch(/alice|SECRET/);
   });
 });
 

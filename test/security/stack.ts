@@ -17,7 +17,7 @@ import { bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, openDataStor
 import { loadOrCreateOwnerKey } from '../../src/client/owner-login.js';
 import { loadOrCreateAgentKey } from '../../src/agent/identity.js';
 import { resolvePaths, type Paths } from '../../src/config.js';
-import { createLogger } from '../../src/http/logging.js';
+import { createLogger, type LogLevel } from '../../src/http/logging.js';
 import type { GrantRecord, Store } from '../../src/store/index.js';
 import { Browser, DEVICE_CODE_GRANT, hiddenField, parseConsentForm, postForm, registerDeviceClient, type WireResponse } from '../support/oauth-flow.js';
 import { ownerLink } from '../support/authz.js';
@@ -46,8 +46,8 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-/** `home`: a data directory to use (one on a tmpfs the test mounted, say) instead of a new one under the system's temp. */
-export async function startStack(options: { logs?: boolean; home?: string } = {}): Promise<Stack> {
+/** `logs`: capture every line, at `logLevel` (trace by default). `home`: a data directory to use (one on a tmpfs the test mounted, say) instead of a new one under the system's temp. */
+export async function startStack(options: { logs?: boolean; logLevel?: LogLevel; home?: string } = {}): Promise<Stack> {
   const home = options.home ?? (await mkdtemp(join(tmpdir(), 'delegate-sec-')));
   const paths = resolvePaths({ DELEGATE_HOME: home });
   const store = await openDataStore(paths);
@@ -60,7 +60,7 @@ export async function startStack(options: { logs?: boolean; home?: string } = {}
     const stream = new PassThrough();
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => logLines.push(...chunk.split('\n').filter(Boolean)));
-    return createLogger('trace', stream);
+    return createLogger(options.logLevel ?? 'trace', stream);
   };
   const apps: FastifyInstance[] = [];
   const parts: Array<[FastifyInstance, number]> = [

@@ -24,6 +24,13 @@ function logger(level: LogLevelName) {
 }
 
 /**
+ * Which server a line is from, as its serve command names it (`server: "auth" | "calendar" | "agent"`) on every line
+ * it writes: `serve`'s three share one stderr (found in review, s35logs: their lines could not be told apart but by path).
+ */
+type ServerName = 'auth' | 'calendar' | 'agent';
+const serverLog = (log: Logger, server: ServerName): Logger => log.child({ server });
+
+/**
  * Waits for Ctrl-C, then stops everything that was started. With `watched`, a process holding the store stops too
  * when its database is replaced or removed (watchDatabase): one fatal log line naming it, then exit 1 with that line.
  */
@@ -125,9 +132,9 @@ export async function serveAll(options: ServeAllOptions, io: CliIo): Promise<num
       const move = await bootstrap(store, options.paths, urls, io.now(), false, { host: options.host, parts: ports });
       if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
       const apps = [
-        await buildAuth(store, options.paths, urls.issuer, log),
-        await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, log),
-        await buildAgent(options.paths, urls, log, storeAudit(store), options.calendarTimeoutMs),
+        await buildAuth(store, options.paths, urls.issuer, serverLog(log, 'auth')),
+        await buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, serverLog(log, 'calendar')),
+        await buildAgent(options.paths, urls, serverLog(log, 'agent'), storeAudit(store), options.calendarTimeoutMs),
       ];
       for (const [i, app] of apps.entries()) {
         const { name, port, heldBy } = ports[i]!;
@@ -169,7 +176,7 @@ export async function serveAuth(options: ServeAuthOptions, io: CliIo): Promise<n
       const move = await bootstrap(store, options.paths, urls, io.now(), allUrlsGiven(options), { host: options.host, parts: [{ name: 'authorization server', port: options.port, heldBy }] });
       if (move) io.stderr.write(`${agentMoveNotice(move)}\n`);
       trusted = trustedProxies(options.trustProxy, urls.issuer, options.host);
-      apps.push(await buildAuth(store, options.paths, urls.issuer, log, { trustProxy: trusted }));
+      apps.push(await buildAuth(store, options.paths, urls.issuer, serverLog(log, 'auth'), { trustProxy: trusted }));
       // What holds its port, if it is this data directory's authorization server, says so (as for `serve`).
       await listen(apps[0]!, 'authorization server', options.host, options.port, heldBy);
     });
@@ -264,7 +271,7 @@ export async function serveCalendar(options: ServeCalendarOptions, io: CliIo): P
   const trusted = trustedProxies(options.trustProxy, options.resourceUrl, options.host);
   const log = logger(options.logLevel);
   try {
-    app = await buildCalendar(store, options.paths, options.resourceUrl, options.issuer, log, trusted);
+    app = await buildCalendar(store, options.paths, options.resourceUrl, options.issuer, serverLog(log, 'calendar'), trusted);
     // What holds its port, if it is delegate's, says which data directory it runs from (as for `serve`).
     await listen(app, 'calendar backend', options.host, options.port, heldByResourceAt('calendar backend', onItsPort(options.resourceUrl, options.host, options.port), options.paths.home));
   } catch (error) {
@@ -285,7 +292,7 @@ export async function serveAgent(options: ServeAgentOptions, io: CliIo): Promise
   const log = lazyStoreAudit(options.paths);
   const urls = { issuer: options.issuer, calendarUrl: options.calendarUrl, agentUrl: options.resourceUrl };
   const trusted = trustedProxies(options.trustProxy, options.resourceUrl, options.host);
-  const app = await buildAgent(options.paths, urls, logger(options.logLevel), log.audit, options.calendarTimeoutMs, trusted);
+  const app = await buildAgent(options.paths, urls, serverLog(logger(options.logLevel), 'agent'), log.audit, options.calendarTimeoutMs, trusted);
   const stop = async () => {
     await closeAll([app]);
     log.close();
