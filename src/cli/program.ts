@@ -84,7 +84,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         '  delegate login --device',
         '  delegate status --json',
         '',
-        'Environment: DELEGATE_TOKEN (used before any stored sign-in), DELEGATE_PROFILE, DELEGATE_HOME, DELEGATE_AGENT_URL (--agent-url), DELEGATE_LOG_LEVEL (the serve commands), DELEGATE_CIMD_PRIVATE_HOSTS (serve, serve-auth), NO_COLOR.',
+        'Environment: DELEGATE_TOKEN (used before any stored sign-in), DELEGATE_PROFILE, DELEGATE_HOME, DELEGATE_AGENT_URL (--agent-url), DELEGATE_LOG_LEVEL (the serve commands; a command that starts the servers itself: their log, delegate.log in the data directory), DELEGATE_CIMD_PRIVATE_HOSTS (serve, serve-auth), NO_COLOR.',
         'Exit codes: 0 ok, 1 error, 2 bad usage, 3 no free slot found, 4 authorization required.',
       ].join('\n'),
     );

@@ -39,4 +39,13 @@ describe('DELEGATE_LOG_LEVEL with the embedded servers', () => {
     expect(lines.find((l) => l.msg === 'request completed' && (l.req as { path?: string }).path === '/mcp' && l.tool === 'find_slot')).toMatchObject({ server: 'agent', level: 30 });
     expect(lines.some((l) => (l.req as { path?: string } | undefined)?.path === '/freebusy' && l.server === 'calendar')).toBe(true);
   }, 60_000);
+
+  it('with a value that is no level, find-slot says so in one line on stderr and goes on; its servers log nothing', async () => {
+    await rm(join(home, 'delegate.log'), { force: true });
+    const run = await startCli(['find-slot', '--duration', '30m', '--json', ...ports], home, { env: { DELEGATE_LOG_LEVEL: 'verbose' } }).done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ start: expect.any(String) });
+    expect(run.stderr).toBe('delegate: warning: DELEGATE_LOG_LEVEL=verbose is not a log level (trace, debug, info, warn, error, fatal, silent); servers this command starts itself log nothing.\n');
+    expect(existsSync(join(home, 'delegate.log'))).toBe(false);
+  }, 60_000);
 });

@@ -9,7 +9,7 @@
 // spinner on a terminal and, when the browser may be elsewhere, a prompt for
 // the address it ended on. With nobody to ask (no terminal, no --no-browser)
 // it never waits: it fails at once with exit code 4 and a hint.
-import { delegateToken, isLogLevel, logLevelFromEnv, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
+import { delegateToken, isLogLevel, LOG_LEVELS, logLevelFromEnv, profileFromEnv, resolvePaths, urlsFor, withProfile, type Paths, type Ports, type Urls } from '../../config.js';
 import { audienceIncludes, canonicalResource, resourceWithin } from '../../delegation/resource.js';
 import { isBearerToken, unverifiedAudience, type UnverifiedAudience } from '../../delegation/tokens.js';
 import { endedNotNoted, isClientError, isDelegationEnded, networkErrorCode, type ClientError } from '../../client/errors.js';
@@ -203,8 +203,12 @@ export interface AgentWhere {
 function serversOnPorts(args: AgentAccessArgs, io: CliIo, paths: Paths): ServersInUse {
   const rerun = args.command === undefined ? undefined : { words: args.command, env: io.env, ...(args.profile !== undefined ? { profile: args.profile } : {}) };
   // DELEGATE_LOG_LEVEL: the embedded servers, if this command starts them, log to a file (src/cli/server-log.ts). A
-  // value that is no level is the serve commands' usage error; here, where no server is asked for, it logs nothing.
+  // value that is no level is the serve commands' usage error; here, where no server is asked for, it is said in one
+  // line and the servers log nothing: the command goes on.
   const level = logLevelFromEnv(io.env);
+  if (level !== undefined && !isLogLevel(level)) {
+    io.stderr.write(`delegate: warning: DELEGATE_LOG_LEVEL=${level.slice(0, 40)} is not a log level (${LOG_LEVELS.join(', ')}); servers this command starts itself log nothing.\n`);
+  }
   const logLevel = level !== undefined && isLogLevel(level) ? { logLevel: level } : {};
   return new ServersInUse({ paths, ports: args.ports, host: args.host, notice: (line) => io.stderr.write(`${line}\n`), ...logLevel, ...(rerun !== undefined ? { rerun } : {}) });
 }
