@@ -304,7 +304,11 @@ async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: Form
       // that fails leaves both for the device's next poll: a grant changed at every reading (500, "try again"), a
       // full or read-only store (500). Found in review (s21): the poll spent the request first, and was handed it
       // back only after the grant-changed race, so after a full disk its next poll was "used already".
-      const code = { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: poll.record.resource };
+      // A poll may name the resource it wants (RFC 8707 §2); one other than the request's is invalid_target, as at the
+      // code and refresh grants, and the code is left unspent for the device's next poll (redeemAuthorizationCode checks
+      // it before it redeems). Found in review (s35fuzz): the poll's resource was ignored, so resource=the calendar
+      // backend, urn:x or another site got 200 with a token for the agent.
+      const code = { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: body.resource ?? poll.record.resource };
       const tokens = await redeemAuthorizationCode(ctx, client, code, { byOwner, grantType: GRANT_TYPE_DEVICE_CODE, device: deviceCodeHash });
       req.log.info({ client: client.clientId }, 'device authorization redeemed');
       return tokens;
