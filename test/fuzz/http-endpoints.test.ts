@@ -35,6 +35,7 @@ import type { GrantRecord } from '../../src/store/index.js';
 import { postForm, postJson } from '../support/oauth-flow.js';
 import { openConsent, runAuthorizationFlow, startTestStack, type FlowSecrets, type OpenConsent, type TestStack } from '../support/stack.js';
 import {
+  ERROR_CODES,
   FUZZ_RUNS,
   checkAnswer,
   describeRequest,
@@ -90,6 +91,8 @@ interface Target {
   /** The routes (`METHOD path`, as fastify registered them on this target's server) the target sends its requests to. */
   routes: readonly string[];
   request: fc.Arbitrary<FuzzRequest>;
+  /** The error codes its endpoint may answer (support.ts ERROR_CODES); by default the class's own. */
+  codes?: ReadonlySet<string>;
   /** /authorize: a redirect to the client with `error` is a refusal (RFC 6749 §4.1.2.1). Elsewhere a redirect is the page's answer. */
   redirectErrorIsRefusal?: boolean;
   /**
@@ -500,6 +503,7 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /device_authorization': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.deviceAuthorization,
       routes: ['POST /device_authorization'],
       request: post('/device_authorization', formBody({ client_id: [k.device.clientId, ...clientIds], resource: resources, '?scope': scopes }), noise),
     },
@@ -568,6 +572,7 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /token authorization_code': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.token,
       routes: ['POST /token'],
       request: post(
         '/token',
@@ -578,12 +583,14 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /token refresh_token': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.token,
       routes: ['POST /token'],
       request: post('/token', formBody({ grant_type: [GRANT_REFRESH], refresh_token: [k.spareRefresh.refreshToken], '?scope': scopes, '?resource': resources, ...publicClient, client_id: [k.spareRefresh.clientId, ...clientIds] }), noise),
     },
     'POST /token token-exchange': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.token,
       routes: ['POST /token'],
       request: (() => {
         const exchange: Fields = {
@@ -608,12 +615,14 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /token device_code': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.token,
       routes: ['POST /token'],
       request: post('/token', formBody({ grant_type: [GRANT_DEVICE], device_code: [k.device.deviceCode, 'x'], client_id: [k.device.clientId, ...clientIds] }), noise),
     },
     'POST /token other grant types': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.token,
       routes: ['POST /token'],
       request: post(
         '/token',
@@ -624,6 +633,7 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /register': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.register,
       routes: ['POST /register'],
       request: post(
         '/register',
@@ -658,13 +668,15 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /revoke': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.revoke,
       routes: ['POST /revoke'],
       request: post('/revoke', formBody({ token: tokens, '?token_type_hint': ['access_token', 'refresh_token', 'id_token'], ...publicClient, client_id: [k.spareRefresh.clientId, ...clientIds] }), noise),
     },
-    'POST /introspect': { server: 'auth', kind: 'oauth', routes: ['POST /introspect'], request: post('/introspect', formBody({ token: tokens, '?token_type_hint': ['access_token'], ...agentClient }), noise) },
+    'POST /introspect': { server: 'auth', kind: 'oauth', codes: ERROR_CODES.introspect, routes: ['POST /introspect'], request: post('/introspect', formBody({ token: tokens, '?token_type_hint': ['access_token'], ...agentClient }), noise) },
     'GET /revocations': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.revocations,
       routes: ['GET /revocations'],
       // A positive wait is a long poll (up to 30 s) by design: it is kept to 10 ms here so the run stays bounded.
       request: get('/revocations', { '?since': ['0', '1', '-1', '1.5', '99999999999', '1e3', ''], '?wait': ['0', '-1', 'NaN', 'Infinity', '0.01'] }, noise).map((r) => ({
@@ -675,6 +687,7 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /audit': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.audit,
       routes: ['POST /audit'],
       request: post(
         '/audit',
@@ -1048,7 +1061,7 @@ describe('fuzzing every HTTP endpoint', () => {
         const context = describeRequest(request);
         const app = target.server === 'auth' ? known.stack.auth : target.server === 'calendar' ? known.stack.calendar : known.stack.agent;
         const unknownRoute = !hasRoute(app, request.method, request.path.split('?')[0]!);
-        checkAnswer(target.kind, answer, request.method, context, unknownRoute);
+        checkAnswer(target.kind, answer, request.method, context, unknownRoute, target.codes);
         const refused = answer.status >= 400 || (target.redirectErrorIsRefusal === true && isRefusal(answer));
         target.settle?.(answer, refused);
         if (prepared.mustRefuse !== undefined) expect(refused, `${answer.status} for a request that must be refused (${prepared.mustRefuse}): ${context}\nanswer: ${answer.text.slice(0, 300)}`).toBe(true);
@@ -1062,7 +1075,7 @@ describe('fuzzing every HTTP endpoint', () => {
         const seqAgain = reader.lastAuditSeq();
         const again = await send(origin, request);
         const contextAgain = `the same request again: ${context}`;
-        checkAnswer(target.kind, again, request.method, contextAgain, unknownRoute);
+        checkAnswer(target.kind, again, request.method, contextAgain, unknownRoute, target.codes);
         expect(again.status, `${again.status} for ${contextAgain}\nanswer: ${again.text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
         checkNoChange(beforeAgain, seqAgain, again, signedAssertion, contextAgain);
       }),
