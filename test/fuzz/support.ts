@@ -99,7 +99,10 @@ export function valueOf(plausible: readonly string[]): fc.Arbitrary<string> {
 /**
  * A request's parameters by name, each with its plausible values; a name
  * starting with `?` is optional (left out of a well-formed request half the
- * time). The first value of a field is the one a correct client would send.
+ * time), one starting with `~` is a mistake (a parameter a correct client
+ * does not send, such as a public client's client_secret: in one well-formed
+ * request of eight). The first value of a field is the one a correct client
+ * would send.
  */
 export type Fields = Record<string, readonly string[]>;
 
@@ -116,18 +119,38 @@ export function paramsOf(fields: Fields): fc.Arbitrary<Pairs> {
   return fc.oneof({ weight: 3, arbitrary: mutated(fields) }, { weight: 1, arbitrary: chaotic(fields) });
 }
 
-function fieldList(fields: Fields): Array<{ name: string; optional: boolean; plausible: readonly string[] }> {
-  return Object.entries(fields).map(([key, plausible]) => ({ name: key.replace(/^\?/, ''), optional: key.startsWith('?'), plausible }));
+function fieldList(fields: Fields): Array<{ name: string; optional: boolean; mistake: boolean; plausible: readonly string[] }> {
+  return Object.entries(fields).map(([key, plausible]) => ({ name: key.replace(/^[?~]/, ''), optional: key.startsWith('?'), mistake: key.startsWith('~'), plausible }));
 }
 
 function wellFormed(fields: Fields): fc.Arbitrary<Pairs> {
-  const parts = fieldList(fields).map(({ name, optional, plausible }) => {
+  const parts = fieldList(fields).map(({ name, optional, mistake, plausible }) => {
     // Mostly the first value (the one a correct client sends), else another plausible one.
     const value = plausible.length === 0 ? junk() : plausible.length === 1 ? fc.constant(plausible[0]!) : fc.oneof({ weight: 3, arbitrary: fc.constant(plausible[0]!) }, { weight: 1, arbitrary: fc.constantFrom(...plausible.slice(1)) });
     const present = value.map((v) => [[name, v]] as Pairs);
+    if (mistake) return fc.oneof({ weight: 7, arbitrary: fc.constant([] as Pairs) }, { weight: 1, arbitrary: present });
     return optional ? fc.oneof(present, fc.constant([] as Pairs)) : present;
   });
   return fc.tuple(...parts).map((p) => p.flat());
+}
+
+/**
+ * The request a correct client sends (every field but the mistakes, each with its first value), with at most one
+ * thing wrong: a field given another of its plausible values, or left out, or a mistake added. Such a request
+ * passes every check but the one that field is for, so a check that went missing shows (a wrong redirect_uri with a
+ * live code and the right verifier).
+ */
+export function nearlyRight(fields: Fields): fc.Arbitrary<Pairs> {
+  const list = fieldList(fields);
+  const right: Pairs = list.filter((f) => !f.mistake && f.plausible.length > 0).map((f) => [f.name, f.plausible[0]!]);
+  // Another value is the likelier change: it is what gets past the parser to the check.
+  const changes = list.flatMap(({ name, mistake, plausible }): Array<fc.WeightedArbitrary<Pairs>> => {
+    if (mistake) return plausible.length > 0 ? [{ weight: 1, arbitrary: fc.constantFrom(...plausible).map((v): Pairs => [...right, [name, v]]) }] : [];
+    const others = plausible.slice(1);
+    const without = { weight: 1, arbitrary: fc.constant(right.filter(([k]) => k !== name)) };
+    return others.length > 0 ? [without, { weight: 3, arbitrary: fc.constantFrom(...others).map((v): Pairs => right.map(([k, old]) => [k, k === name ? v : old])) }] : [without];
+  });
+  return fc.oneof({ weight: 2, arbitrary: fc.constant(right) }, ...changes);
 }
 
 type Mutation = { kind: 'drop' | 'repeat' | 'junk'; at: number; value: string } | { kind: 'extra'; at: number; value: string; name: string };
