@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CustomOAuthError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { canonicalResource, formatScope, isSubset } from '../delegation/index.js';
-import type { FormBody } from '../http/app.js';
+import { ACTS_ON_GET, type FormBody } from '../http/app.js';
 import type { ClientRecord, DeviceAuthorizationRecord } from '../store/index.js';
 import { authenticateClient } from './client-auth.js';
 import { calendarNames, renderConsent, savePendingRequest } from './consent-page.js';
@@ -153,7 +153,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
 
   // The verification page: the code, then sign in for that code, then confirm it. Typing the code
   // needs no session: a session is good for one code only (see SessionUse), so it is started for the code typed.
-  app.get(VERIFICATION_PATH, async (req, reply) => {
+  app.get(VERIFICATION_PATH, ACTS_ON_GET, async (req, reply) => {
     const now = ctx.now();
     const query = queryParams(req.url);
     const typed = query.user_code;
@@ -244,7 +244,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
   });
 
   // Where the consent page sends the browser: the decision is kept for the device's next poll.
-  app.get(DEVICE_DONE_PATH, async (req, reply) => {
+  app.get(DEVICE_DONE_PATH, ACTS_ON_GET, async (req, reply) => {
     const params = queryParams(req.url);
     const state = typeof params.state === 'string' ? params.state : '';
     const now = ctx.now();

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
 import { DATA_DIRECTORY_HEADER, publishedDataDirectoryId } from '../data-directory-id.js';
 import { errorDescription } from '../error-description.js';
-import { createApp, sendError, type AppOptions } from '../http/app.js';
+import { ACTS_ON_GET, createApp, sendError, type AppOptions } from '../http/app.js';
 import { answerPreflight } from '../http/cors.js';
 import { printable } from '../terminal-text.js';
 import { auditLogCannotRecord, auditRecord, unrecordedReadDescription, type AuditSink } from '../resource/audit.js';
@@ -172,7 +172,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   });
   app.options(metadataPath, async (_req, reply) => answerPreflight(reply, 'GET, OPTIONS'));
 
-  app.get(`${basePath}/freebusy`, async (req, reply) => {
+  app.get(`${basePath}/freebusy`, ACTS_ON_GET, async (req, reply) => {
     let claims: AccessTokenClaims;
     try {
       claims = (await verify(req, [SCOPE_FREEBUSY_READ])).claims;
