@@ -1014,7 +1014,7 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
       kind: 'mcp',
       routes: ['GET /mcp', 'DELETE /mcp'],
       request: fc
-        .tuple(fc.constantFrom('GET', 'DELETE', 'PUT'), fc.oneof(fc.constant({ authorization: `Bearer ${k.flow.accessToken}`, accept: 'text/event-stream' }), noise))
+        .tuple(fc.constantFrom('GET', 'DELETE', 'PUT', 'HEAD'), fc.oneof(fc.constant({ authorization: `Bearer ${k.flow.accessToken}`, accept: 'text/event-stream' }), noise))
         .map(([method, headers]) => ({ method, path: '/mcp', headers })),
     },
   };
