@@ -30,16 +30,39 @@ export type ToolHandler<I> = (input: I, extra: ToolExtra) => Promise<CallToolRes
 
 export function guardTool<I>(tool: string, options: ToolGuardOptions, handler: ToolHandler<I>): ToolHandler<I> {
   const needed = options.policy.tools[tool] ?? [];
+  const run = (input: I, extra: ToolExtra) => withoutCrash(tool, options.logger, () => handler(input, extra));
   return async (input, extra) => {
     GUARDED.add(extra);
     const called = await callerDelegation(extra, options.callerToken);
     // No delegation: the tool itself says so; there is nobody to record the call for.
-    if (!called.ok) return handler(input, extra);
+    if (!called.ok) return run(input, extra);
     const delegation = called.value;
     const refusal = missingScopeMessage(tool, delegation.scopes, needed, options.reauthorize);
-    const result = refusal ? errorResult(refusal) : await handler(input, extra);
+    const result = refusal ? errorResult(refusal) : await run(input, extra);
     return recorded(tool, options, delegation.claims, input, result, refusal ? 'refused' : result.isError ? 'error' : 'ok');
   };
+}
+
+/** What a caller is told when a tool crashed: fixed, so that nothing of the exception (which may quote the input) leaves the agent. */
+export const INTERNAL_TOOL_ERROR = 'The tool failed with an internal error. It was logged at CalendarAgent; try again later, or report it.';
+
+/**
+ * The handler's result, or INTERNAL_TOOL_ERROR when it threw. The tools answer every failure they know of (bad input,
+ * a refused exchange, the calendar down) with an error result of their own (tool.ts, list-busy.ts): what throws is a
+ * fault of the agent's code, not something the caller can mend. Found in review (s35fuzz): the SDK turned the
+ * exception into an ordinary error result carrying its raw message, so a crash read as a tool error and its text
+ * went to the caller. It is logged at error level by name, code and stack frames, without its message, which may
+ * quote the caller's arguments (a time zone, a date); the audit record says `error` with the fixed text.
+ */
+async function withoutCrash(tool: string, logger: ToolLogger | undefined, call: () => Promise<CallToolResult>): Promise<CallToolResult> {
+  try {
+    return await call();
+  } catch (err) {
+    const { name, code, stack } = (err ?? {}) as { name?: unknown; code?: unknown; stack?: unknown };
+    const frames = typeof stack === 'string' ? stack.split('\n').filter((line) => /^\s+at /.test(line)).map((line) => line.trim()) : [];
+    logger?.error({ tool, err: { name: typeof name === 'string' ? name : typeof err, ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}), frames } }, 'tool crashed');
+    return errorResult(INTERNAL_TOOL_ERROR);
+  }
 }
 
 /** The calls the guard has seen (by their request's `extra`, which the MCP server hands the tool as it is). */

@@ -153,7 +153,7 @@ function perCall<I>(deps: AgentMcpDeps, build: (deps: AgentMcpDeps) => ToolHandl
     if (context) return build({ ...deps, ...context })(input, extra);
     const requestId = randomUUID();
     const logger = deps.logger;
-    const forCall: AgentMcpDeps = { ...deps, requestId, ...(logger ? { logger: { warn: (obj, msg) => logger.warn({ ...obj, reqId: requestId }, msg) } } : {}) };
+    const forCall: AgentMcpDeps = { ...deps, requestId, ...(logger ? { logger: { warn: (obj, msg) => logger.warn({ ...obj, reqId: requestId }, msg), error: (obj, msg) => logger.error({ ...obj, reqId: requestId }, msg) } } : {}) };
     return build(forCall)(input, extra);
   };
 }

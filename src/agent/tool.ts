@@ -85,6 +85,7 @@ export const bearerCallerToken: CallerToken = (extra) => extra.authInfo?.token;
 /** Minimal logger surface (pino and fastify's logger both fit). */
 export interface ToolLogger {
   warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
 }
 
 export interface FindSlotDeps {

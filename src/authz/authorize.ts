@@ -11,7 +11,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { canonicalResource, formatScope, isSubset, parseScope, type CalendarDetail } from '../delegation/index.js';
 import type { ClientRecord, ResourceRecord, SessionRecord } from '../store/index.js';
-import type { FormBody } from '../http/app.js';
+import { ACTS_ON_GET, type FormBody } from '../http/app.js';
 import { issueCode } from './code.js';
 import { hashSecret, randomId, randomSecret } from './crypto.js';
 import { viaDevice, type AuthContext } from './context.js';
@@ -52,7 +52,7 @@ type Outcome =
   | { kind: 'ok'; request: AuthorizationRequest };
 
 export function registerAuthorize(app: FastifyInstance, ctx: AuthContext): void {
-  app.get('/authorize', async (req, reply) => {
+  app.get('/authorize', ACTS_ON_GET, async (req, reply) => {
     const outcome = await validate(ctx, queryParams(req.url), requestSource(req, ctx.issuer));
     switch (outcome.kind) {
       case 'page-error':

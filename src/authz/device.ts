@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CustomOAuthError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { canonicalResource, formatScope, isSubset } from '../delegation/index.js';
-import type { FormBody } from '../http/app.js';
+import { ACTS_ON_GET, type FormBody } from '../http/app.js';
 import type { ClientRecord, DeviceAuthorizationRecord } from '../store/index.js';
 import { authenticateClient } from './client-auth.js';
 import { calendarNames, renderConsent, savePendingRequest } from './consent-page.js';
@@ -153,7 +153,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
 
   // The verification page: the code, then sign in for that code, then confirm it. Typing the code
   // needs no session: a session is good for one code only (see SessionUse), so it is started for the code typed.
-  app.get(VERIFICATION_PATH, async (req, reply) => {
+  app.get(VERIFICATION_PATH, ACTS_ON_GET, async (req, reply) => {
     const now = ctx.now();
     const query = queryParams(req.url);
     const typed = query.user_code;
@@ -244,7 +244,7 @@ export function registerDeviceGrant(app: FastifyInstance, ctx: AuthContext, devi
   });
 
   // Where the consent page sends the browser: the decision is kept for the device's next poll.
-  app.get(DEVICE_DONE_PATH, async (req, reply) => {
+  app.get(DEVICE_DONE_PATH, ACTS_ON_GET, async (req, reply) => {
     const params = queryParams(req.url);
     const state = typeof params.state === 'string' ? params.state : '';
     const now = ctx.now();
@@ -304,7 +304,11 @@ async function deviceCodeGrant(ctx: AuthContext, req: FastifyRequest, body: Form
       // that fails leaves both for the device's next poll: a grant changed at every reading (500, "try again"), a
       // full or read-only store (500). Found in review (s21): the poll spent the request first, and was handed it
       // back only after the grant-changed race, so after a full disk its next poll was "used already".
-      const code = { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: poll.record.resource };
+      // A poll may name the resource it wants (RFC 8707 §2); one other than the request's is invalid_target, as at the
+      // code and refresh grants, and the code is left unspent for the device's next poll (redeemAuthorizationCode checks
+      // it before it redeems). Found in review (s35fuzz): the poll's resource was ignored, so resource=the calendar
+      // backend, urn:x or another site got 200 with a token for the agent.
+      const code = { code: poll.code, redirect_uri: doneUri, code_verifier: poll.record.codeVerifier, resource: body.resource ?? poll.record.resource };
       const tokens = await redeemAuthorizationCode(ctx, client, code, { byOwner, grantType: GRANT_TYPE_DEVICE_CODE, device: deviceCodeHash });
       req.log.info({ client: client.clientId }, 'device authorization redeemed');
       return tokens;

@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { calculateJwkThumbprint, decodeProtectedHeader, errors, exportJWK, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { SIGNING_ALG } from '../delegation/index.js';
+import { ACTS_ON_GET } from '../http/app.js';
 import type { AuthContext } from './context.js';
 import { sendErrorPage } from './pages.js';
 import { queryParams } from './params.js';
@@ -53,7 +54,7 @@ export function registerOwnerLogin(app: FastifyInstance, ctx: AuthContext): void
     if (!recorded.first(`${addressKey(ip)} ${reason}`)) return;
     await audit(ctx, { event: 'sign_in_failed', detail: { method: 'owner_link', reason, source: ip } });
   };
-  app.get('/login/owner', async (req, reply) => {
+  app.get('/login/owner', ACTS_ON_GET, async (req, reply) => {
     const params = queryParams(req.url);
     const assertion = params.assertion;
     const next = params.next;

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { SCOPE_FREEBUSY_READ, canonicalResource, type AccessTokenClaims } from '../delegation/index.js';
 import { DATA_DIRECTORY_HEADER, publishedDataDirectoryId } from '../data-directory-id.js';
 import { errorDescription } from '../error-description.js';
-import { createApp, noteRefusal, sendError, type AppOptions } from '../http/app.js';
+import { ACTS_ON_GET, createApp, noteRefusal, sendError, type AppOptions } from '../http/app.js';
 import { delegationLogFields } from '../http/logging.js';
 import { answerPreflight } from '../http/cors.js';
 import { printable } from '../terminal-text.js';
@@ -177,7 +177,7 @@ export async function buildCalendarServer(options: CalendarServerOptions): Promi
   });
   app.options(metadataPath, async (_req, reply) => answerPreflight(reply, 'GET, OPTIONS'));
 
-  app.get(`${basePath}/freebusy`, async (req, reply) => {
+  app.get(`${basePath}/freebusy`, ACTS_ON_GET, async (req, reply) => {
     let claims: AccessTokenClaims;
     try {
       claims = (await verify(req, [SCOPE_FREEBUSY_READ])).claims;

@@ -76,6 +76,15 @@ declare module 'fastify' {
 /** A parsed form body: a repeated parameter becomes an array, so handlers can refuse it. */
 export type FormBody = Record<string, string | string[]>;
 
+/**
+ * The options of a GET route whose handler acts (signs in, settles a device, issues a code, counts a typed code,
+ * records a read): no automatic HEAD route, so HEAD is 405 with `Allow: GET` and does nothing. fastify answers HEAD
+ * by running the GET handler; a link scanner or prefetcher sends HEAD, and a safe method must not spend a one-time
+ * link (RFC 9110 §9.2.1, §9.3.2). Found in review (s35fuzz): HEAD /login/owner with a fresh owner link signed in
+ * (303, Set-Cookie), spent the link and wrote the audit log; HEAD /freebusy recorded a read.
+ */
+export const ACTS_ON_GET = { exposeHeadRoute: false } as const;
+
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 
 const TOO_MANY_PARAMETERS = 'DELEGATE_TOO_MANY_PARAMETERS';

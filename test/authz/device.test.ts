@@ -712,6 +712,28 @@ describe('device requests and polls that must change nothing (review dcr-device,
     });
   });
 
+  // RFC 8707 §2.2: the code and refresh grants answer a resource other than the request's with invalid_target.
+  describe('a poll naming another resource than the device request’s (found in review s35fuzz: 200 with a token for the agent)', () => {
+    it.each([
+      ['the calendar backend', () => authz.calendarUrl],
+      ['urn:x', () => 'urn:x'],
+      ['another site', () => 'https://evil.example/'],
+    ])('%s: invalid_target, no token, only the poll’s time recorded (the code not spent); the device then gets its tokens for the agent', async (_name, resource) => {
+      const clientId = await registerDeviceClient();
+      const device = await startDevice(clientId);
+      await decide(device.verification_uri_complete, 'approve');
+      const { result, changed } = await stateChangedBy(database(), () => postForm(`${authz.issuer}/token`, { grant_type: DEVICE_GRANT, device_code: device.device_code, client_id: clientId, resource: resource() }));
+      expect([result.status, result.body.error]).toEqual([400, 'invalid_target']);
+      expect(result.body.access_token).toBeUndefined();
+      // Every poll is remembered, whatever its answer (RFC 8628 §3.5, slow_down): nothing else.
+      expect(changed).toEqual(['device_authorizations']);
+      clock += 6_000;
+      const tokens = await postForm(`${authz.issuer}/token`, { grant_type: DEVICE_GRANT, device_code: device.device_code, client_id: clientId, resource: authz.agentUrl });
+      expect(tokens.status).toBe(200);
+      expect(decodeJwt(String(tokens.body.access_token)).aud).toBe(authz.agentUrl);
+    });
+  });
+
   describe('expired device authorizations (found in review: never deleted, their state and PKCE verifier kept in the clear)', () => {
     it('are blanked by the first sweep after they expire, still answered expired_token for a day, then deleted', async () => {
       const clientId = await registerDeviceClient();

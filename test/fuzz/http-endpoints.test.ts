@@ -14,12 +14,17 @@
 // handler; a request that must be refused (no session token, another site's
 // Origin, someone else's grant, a spent assertion, a wrong iss) fails the run
 // if it is not, and what works once (Target.once) is refused the second time.
+// The code, refresh, consent and device-code targets get a live code, refresh
+// token, consent page and approved device each run, and must see a success and
+// a refusal past authentication. A GET is sent as HEAD in a quarter of the
+// runs, and a HEAD changes nothing. Each endpoint answers only the error codes
+// its RFC defines (support.ts ERROR_CODES).
 // Every route the servers registered is some target's, by method and path.
 // After all of it, each server still answers.
 // FUZZ_RUNS sets the runs per endpoint (60 by default; FUZZ_RUNS=5000 for a
 // long run); FUZZ_SEED replays a failure's seed.
 import type { FastifyInstance } from 'fastify';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import fc from 'fast-check';
 import { SignJWT, importJWK } from 'jose';
@@ -31,10 +36,12 @@ import { completeVerificationPath, withSignIn } from '../../src/authz/bound-page
 import { sessionCookieName, sessionCsrf } from '../../src/authz/session.js';
 import { startLoopbackListener } from '../../src/client/loopback.js';
 import { loadOrCreateOwnerKey, signOwnerAssertion } from '../../src/client/owner-login.js';
+import { canonicalResource } from '../../src/delegation/index.js';
 import type { GrantRecord } from '../../src/store/index.js';
 import { postForm, postJson } from '../support/oauth-flow.js';
 import { openConsent, runAuthorizationFlow, startTestStack, type FlowSecrets, type OpenConsent, type TestStack } from '../support/stack.js';
 import {
+  ERROR_CODES,
   FUZZ_RUNS,
   checkAnswer,
   describeRequest,
@@ -46,6 +53,7 @@ import {
   jsonBody,
   junk,
   jwtLike,
+  nearlyRight,
   noiseHeaders,
   paramsOf,
   send,
@@ -90,6 +98,8 @@ interface Target {
   /** The routes (`METHOD path`, as fastify registered them on this target's server) the target sends its requests to. */
   routes: readonly string[];
   request: fc.Arbitrary<FuzzRequest>;
+  /** The error codes its endpoint may answer (support.ts ERROR_CODES); by default the class's own. */
+  codes?: ReadonlySet<string>;
   /** /authorize: a redirect to the client with `error` is a refusal (RFC 6749 §4.1.2.1). Elsewhere a redirect is the page's answer. */
   redirectErrorIsRefusal?: boolean;
   /**
@@ -105,6 +115,15 @@ interface Target {
   once?: boolean;
   /** After the answer: a successful logout ended its session, a locked-out user is replaced. */
   settle?: (answer: Answer, refused: boolean) => void;
+  /**
+   * What shows that the runs get through (checked when FUZZ_RUNS >= 30): at least one answer is a success, and at
+   * least one a refusal past the client's (or the session's) authentication, for a reason other than a replay.
+   * Found in review (s35fuzz): the code target's code was spent before the first run, and most runs stopped at
+   * client authentication.
+   */
+  reaches?: { success(answer: Answer): boolean; deep(answer: Answer): boolean };
+  /** A device's poll: it is remembered whatever its answer (RFC 8628 §3.5), so a refused one may change device_authorizations. */
+  polls?: boolean;
 }
 
 interface Prepared {
@@ -138,6 +157,13 @@ const PH = {
   wrongState: 'FUZZ-WRONG-DEVICE-STATE',
   ownerAssertion: 'FUZZ-OWNER-ASSERTION',
   wrongOwnerAssertion: 'FUZZ-WRONG-OWNER-ASSERTION',
+  code: 'FUZZ-CODE',
+  wrongCode: 'FUZZ-WRONG-CODE',
+  refreshToken: 'FUZZ-REFRESH-TOKEN',
+  wrongRefreshToken: 'FUZZ-WRONG-REFRESH-TOKEN',
+  deviceCode: 'FUZZ-DEVICE-CODE',
+  wrongDeviceCode: 'FUZZ-WRONG-DEVICE-CODE',
+  consentRequest: 'FUZZ-CONSENT-REQUEST',
 } as const;
 
 /** Replaces placeholders in the request's path, header values and (text) body. */
@@ -185,7 +211,8 @@ function ownerLoginNext(next: string): boolean {
 function pageForm(fields: Fields, choices: Record<string, readonly string[]> = {}): fc.Arbitrary<Pick<FuzzRequest, 'headers' | 'body'>> {
   // `choices`: a field the page's form itself sends with one of several values (a button's).
   const exact = fc
-    .tuple(...Object.entries(fields).map(([name, values]) => fc.constantFrom(...(choices[name] ?? [values[0]!])).map((value) => [name, value] as [string, string])))
+    // A field's name without its `?` (found in s35fuzz: the exact form sent `?expires_days`, so no optional field was read).
+    .tuple(...Object.entries(fields).map(([key, values]) => fc.constantFrom(...(choices[key] ?? [values[0]!])).map((value) => [key.replace(/^[?~]/, ''), value] as [string, string])))
     .map((pairs) => ({ headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: toQuery(pairs).slice(1) }));
   return fc.oneof({ weight: 1, arbitrary: exact }, { weight: 2, arbitrary: formBody(fields) });
 }
@@ -237,6 +264,14 @@ interface Fixtures {
   newDevice(): Promise<{ userCode: string; state: string }>;
   /** An owner login assertion signed now. */
   newOwnerAssertion(next: string): Promise<string>;
+  /** A live authorization code of k.spare's client and grant, for its redirect URI, PKCE verifier and the agent. */
+  newCode(): Promise<string>;
+  /** A live refresh token of k.spareRefresh's client, in a family of its own (a new code of its, redeemed). */
+  newRefreshToken(): Promise<string>;
+  /** A consent page left open: its browser's Cookie header, the session (its cookie and the form's CSRF token) and the request id. */
+  newConsent(): Promise<{ cookieHeader: string; session: Session; request: string }>;
+  /** A device authorization of k.device's client that the owner approved (its code attached, as /device/done does): its device_code. */
+  newApprovedDevice(): Promise<string>;
 }
 
 /** A session's cookie (name=id) with its CSRF token, as the server derives it from the session id (the pages that show it differ by session). */
@@ -278,8 +313,34 @@ async function buildFixtures(k: Known): Promise<Fixtures> {
     if (res.status !== 303 || !cookie) throw new Error(`the owner link gave no session (${res.status})`);
     return sessionOf(cookie);
   };
-  const consentCookie = k.consent.cookieHeader.split(';').map((part) => part.trim()).find((pair) => pair.startsWith(`${cookieName}=`));
+  const sessionCookieOf = (cookieHeader: string) => cookieHeader.split(';').map((part) => part.trim()).find((pair) => pair.startsWith(`${cookieName}=`));
+  const consentCookie = sessionCookieOf(k.consent.cookieHeader);
   if (!consentCookie) throw new Error('the consent browser has no session cookie');
+  // Codes written to the store as the consent page writes them (code.ts issueCode): the approval's pages are fuzzed by
+  // their own targets, and a code minted through them would cost four requests a run.
+  const mintCode = async (c: { clientId: string; grantId: string; redirectUri: string; verifier: string; scope: string }): Promise<string> => {
+    const code = randomSecret();
+    const now = Date.now();
+    await store.createAuthCode({
+      codeHash: hashSecret(code),
+      clientId: c.clientId,
+      redirectUri: c.redirectUri,
+      redirectUriGiven: true,
+      codeChallenge: createHash('sha256').update(c.verifier).digest('base64url'),
+      resource: agentUrl,
+      scope: c.scope,
+      grantId: c.grantId,
+      userId: template.userId,
+      familyId: randomId('fam'),
+      createdAt: now,
+      expiresAt: now + 60_000,
+      usedAt: null,
+    });
+    return code;
+  };
+  const spareCode = { clientId: k.spare.clientId, grantId: grantOf(k.spare.accessToken), redirectUri: k.spare.redirectUri, verifier: k.spare.verifier, scope: 'slots:find busy:read' };
+  const refreshCode = { clientId: k.spareRefresh.clientId, grantId: grantOf(k.spareRefresh.accessToken), redirectUri: k.spareRefresh.redirectUri, verifier: k.spareRefresh.verifier, scope: 'slots:find busy:read' };
+  const deviceGrant = await copyGrant({ clientId: k.device.clientId, scope: 'slots:find' });
   const accountSignIn = randomSecret();
   const account = { userId: await newUser() };
   const accountSession = await newSession(account.userId, withSignIn('/grants', accountSignIn));
@@ -314,7 +375,78 @@ async function buildFixtures(k: Known): Promise<Fixtures> {
       return { userCode, state: record.state };
     },
     newOwnerAssertion,
+    newCode: () => mintCode(spareCode),
+    newRefreshToken: async () => {
+      const code = await mintCode(refreshCode);
+      const redeemed = await postForm(`${issuer}/token`, { grant_type: GRANT_CODE, code, redirect_uri: refreshCode.redirectUri, client_id: refreshCode.clientId, code_verifier: refreshCode.verifier, resource: agentUrl });
+      if (redeemed.status !== 200) throw new Error(`the code for a refresh token was refused: ${redeemed.status} ${JSON.stringify(redeemed.body)}`);
+      return String(redeemed.body.refresh_token);
+    },
+    newConsent: async () => {
+      const open = await openConsent(stack);
+      const cookie = sessionCookieOf(open.cookieHeader);
+      if (!cookie) throw new Error('the consent browser has no session cookie');
+      return { cookieHeader: open.cookieHeader, session: { cookie, csrf: open.form.csrf }, request: open.form.request };
+    },
+    newApprovedDevice: async () => {
+      const started = await postForm(`${issuer}/device_authorization`, { client_id: k.device.clientId, resource: agentUrl, scope: 'slots:find' });
+      if (started.status !== 200) throw new Error(`device authorization failed: ${started.status} ${JSON.stringify(started.body)}`);
+      const record = await store.deviceAuthorizationByUserCode(String(started.body.user_code), Date.now());
+      if (!record) throw new Error('the device authorization is not in the store');
+      const code = await mintCode({ clientId: k.device.clientId, grantId: deviceGrant, redirectUri: `${issuer}/device/done`, verifier: record.codeVerifier, scope: record.scope });
+      if (!(await store.settleDeviceAuthorization(record.state, { status: 'approved', code }, Date.now()))) throw new Error('the device authorization could not be approved');
+      return String(started.body.device_code);
+    },
   };
+}
+
+/** The grant a flow's access token was issued under. */
+function grantOf(accessToken: string): string {
+  return String((JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString()) as { grant_id: string }).grant_id);
+}
+
+/** A request's body as the server reads it, form or JSON object (the pages take both), as fields; any other body: none. */
+function formOf(request: FuzzRequest): URLSearchParams {
+  if (typeof request.body !== 'string') return new URLSearchParams();
+  if (!(request.headers['content-type'] ?? '').startsWith('application/json')) return new URLSearchParams(request.body);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(request.body);
+  } catch {
+    return new URLSearchParams();
+  }
+  const fields = new URLSearchParams();
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return fields;
+  for (const [name, value] of Object.entries(parsed)) for (const one of [value].flat()) fields.append(name, String(one));
+  return fields;
+}
+
+/** Whether the form carries `name` once, with this value. */
+function sole(form: URLSearchParams, name: string, value: string): boolean {
+  const values = form.getAll(name);
+  return values.length === 1 && values[0] === value;
+}
+
+/** Whether the form names a resource other than `resource` (RFC 8707 §2: invalid_target). */
+function otherResource(form: URLSearchParams, resource: string): boolean {
+  return form.getAll('resource').some((value) => canonicalResource(value) !== resource);
+}
+
+/** A /token refusal past the client's authentication, and not for a replay: the grant's own checks ran. */
+function pastClientAuthentication(answer: Answer): boolean {
+  const body = /"error":"([a-z_]+)"(?:,"error_description":"([^"]*)")?/.exec(answer.text);
+  return answer.status === 400 && !!body && ['invalid_grant', 'invalid_target', 'invalid_scope', 'authorization_pending', 'slow_down', 'access_denied', 'expired_token'].includes(body[1]!) && !/already used|used already/.test(body[2] ?? '');
+}
+
+const TOKEN_REACHES = { success: (answer: Answer) => answer.status === 200, deep: pastClientAuthentication };
+
+/**
+ * A /token form: in half the runs the request a correct client sends with at most one thing wrong (nearlyRight), so
+ * that the grant's own checks are reached; else formBody's mutations and garbage.
+ */
+function tokenForm(fields: Fields): fc.Arbitrary<Pick<FuzzRequest, 'headers' | 'body'>> {
+  const nearly = nearlyRight(fields).map((pairs) => ({ headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: toQuery(pairs).slice(1) }));
+  return fc.oneof({ weight: 1, arbitrary: nearly }, { weight: 1, arbitrary: formBody(fields) });
 }
 
 /** The page the fuzz run's spare owner assertions are signed for. */
@@ -351,10 +483,17 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
   const tokens = [k.spareRefresh.refreshToken, k.spareRefresh.accessToken, k.spare.code];
   const noise = noiseHeaders({ basic: [`${k.spare.clientId}:`, 'calendar-agent:x', `${k.spare.clientId}:${'y'.repeat(40)}`] });
   const withSession = noiseHeaders({ cookie: k.consent.cookieHeader });
-  // A public client names itself; an agent authenticates with private_key_jwt (RFC 7523).
-  const publicClient: Fields = { client_id: clientIds, '?client_secret': ['x'], '?client_assertion': k.agentAssertions };
+  // A public client names itself; an agent authenticates with private_key_jwt (RFC 7523). A public client's secret or
+  // assertion is a mistake, in one well-formed request of eight (with one half of the runs each, most runs stopped at
+  // client authentication; review s35fuzz).
+  const publicClient: Fields = { client_id: clientIds, '~client_secret': ['x'], '~client_assertion': k.agentAssertions };
   const agentClient: Fields = { client_assertion_type: [JWT_BEARER, 'urn:x'], client_assertion: [FRESH_AGENT_ASSERTION, ...k.agentAssertions], '?client_id': ['calendar-agent', k.spare.clientId] };
   const challenge = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+  /** A consent form field's values: the page's preset one first (when it has one), then `wrong`. */
+  const preset = (name: string, wrong: string[]): string[] => {
+    const first = [k.consent.form[name] ?? []].flat()[0];
+    return first === undefined ? wrong : [first, ...wrong.filter((value) => value !== first)];
+  };
 
   return {
     'GET /.well-known/oauth-authorization-server': { server: 'auth', kind: 'oauth', routes: ['GET /.well-known/oauth-authorization-server'], request: get('/.well-known/oauth-authorization-server', { '?x': [] }, noise) },
@@ -388,19 +527,39 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
       server: 'auth',
       kind: 'page',
       routes: ['POST /consent'],
+      once: true,
+      // The form of a consent page opened for this run (its request id, its session's CSRF token, and the limits as
+      // the page presets them): the page's form exactly in a third of the runs, Approve or Deny; else mutated. A
+      // request once decided is decided (RFC 6749 §10.12); review s35fuzz: the fixed page was spent by the first run.
       request: post(
         '/consent',
-        formBody({
-          request: [k.consent.form.request, `${k.consent.form.request}x`],
-          csrf: [k.consent.form.csrf, `${k.consent.form.csrf.slice(0, -1)}A`],
-          decision: ['approve', 'deny', 'cancel', 'APPROVE'],
-          '?expires_days': ['1', '30', '0', '-1', '1e9', '2.5'],
-          '?max_depth': ['0', '1', '2', '99', '-1'],
-          '?lookahead_days': ['1', '7', '366', '100000', '0'],
-          '?calendars': ['demo', 'nope', ''],
-        }),
-        withSession,
+        pageForm(
+          {
+            request: [PH.consentRequest, `${PH.consentRequest}x`, k.consent.form.request],
+            csrf: [PH.csrf, PH.wrongCsrf, k.consent.form.csrf, 'x'],
+            decision: ['approve', 'deny', 'cancel', 'APPROVE'],
+            // The limits as the page presets them first (a consent page for a new client presets the same), then wrong ones.
+            '?expires_days': preset('expires_days', ['1', '30', '0', '-1', '1e9', '2.5', 'keep']),
+            '?max_depth': preset('max_depth', ['0', '1', '2', '99', '-1']),
+            '?lookahead_days': preset('lookahead_days', ['1', '7', '366', '100000', '0']),
+            '?calendars': preset('calendars', ['demo', 'nope', '']),
+            '?calendars_later': preset('calendars_later', ['yes', 'no']),
+          },
+          { decision: ['approve', 'deny'] },
+        ),
+        formPostHeaders(issuer, PH.cookie),
       ),
+      prepare: async (generated) => {
+        const consent = await fx.newConsent();
+        const request = fill(generated, { consentRequest: consent.request, csrf: consent.session.csrf, wrongCsrf: altered(consent.session.csrf), cookie: consent.cookieHeader });
+        const mustRefuse = csrfRefusal(request, consent.session, issuer) ?? (formOf(request).getAll('request').includes(consent.request) ? undefined : 'it names no pending consent request of its session');
+        return { request, ...(mustRefuse ? { mustRefuse } : {}) };
+      },
+      reaches: {
+        success: (answer) => answer.status === 303 && /[?&]code=/.test(answer.headers.get('location') ?? ''),
+        // Past the session and its CSRF token: the person's decision (Deny) or their choices read and refused.
+        deep: (answer) => (answer.status === 303 && /[?&]error=access_denied/.test(answer.headers.get('location') ?? '')) || /<h1>Your choices could not be used/.test(answer.text),
+      },
     },
     'GET /login/owner': {
       server: 'auth',
@@ -500,6 +659,7 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /device_authorization': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.deviceAuthorization,
       routes: ['POST /device_authorization'],
       request: post('/device_authorization', formBody({ client_id: [k.device.clientId, ...clientIds], resource: resources, '?scope': scopes }), noise),
     },
@@ -568,22 +728,62 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /token authorization_code': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.token,
       routes: ['POST /token'],
+      once: true,
+      // A live code each run (review s35fuzz: k.spare.code, redeemed by the flow that made it, made every run a replay);
+      // an altered one, and that spent one, in the others.
       request: post(
         '/token',
-        formBody({ grant_type: [GRANT_CODE], code: [k.spare.code], redirect_uri: redirectUris, code_verifier: [k.spare.verifier, 'x'.repeat(43)], '?resource': resources, ...publicClient }),
+        tokenForm({ grant_type: [GRANT_CODE], code: [PH.code, PH.wrongCode, k.spare.code], redirect_uri: redirectUris, code_verifier: [k.spare.verifier, 'x'.repeat(43)], '?resource': resources, ...publicClient, client_id: [k.spare.clientId, ...clientIds] }),
         noise,
       ),
+      prepare: async (generated) => {
+        const code = await fx.newCode();
+        const request = fill(generated, { code, wrongCode: altered(code) });
+        const form = formOf(request);
+        // RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 8707 §2.2: the code is bound to its redirect URI, verifier and resource.
+        const mustRefuse = !sole(form, 'code', code)
+          ? 'its code is not the live one'
+          : !sole(form, 'redirect_uri', k.spare.redirectUri)
+            ? "its redirect_uri is not the code's"
+            : !sole(form, 'code_verifier', k.spare.verifier)
+              ? "its code_verifier is not the code's"
+              : otherResource(form, agentUrl)
+                ? "its resource is not the code's"
+                : undefined;
+        return { request, ...(mustRefuse ? { mustRefuse } : {}) };
+      },
+      reaches: TOKEN_REACHES,
     },
     'POST /token refresh_token': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.token,
       routes: ['POST /token'],
-      request: post('/token', formBody({ grant_type: [GRANT_REFRESH], refresh_token: [k.spareRefresh.refreshToken], '?scope': scopes, '?resource': resources, ...publicClient, client_id: [k.spareRefresh.clientId, ...clientIds] }), noise),
+      // A live refresh token each run, in a family of its own (review s35fuzz: the one fixed token was rotated by the
+      // first success, and 2 runs of 500 got past it). Not `once`: the same refresh again within 5 s is honoured by
+      // design (the grace window, docs/internals.md), and only a later one is a replay.
+      request: post(
+        '/token',
+        tokenForm({ grant_type: [GRANT_REFRESH], refresh_token: [PH.refreshToken, PH.wrongRefreshToken], '?scope': scopes, '?resource': resources, ...publicClient, client_id: [k.spareRefresh.clientId, ...clientIds] }),
+        noise,
+      ),
+      prepare: async (generated) => {
+        const token = await fx.newRefreshToken();
+        const request = fill(generated, { refreshToken: token, wrongRefreshToken: altered(token) });
+        const form = formOf(request);
+        // RFC 6749 §6: no scope beyond the token's; RFC 8707 §2.2: no other resource.
+        const wider = form.getAll('scope').some((scope) => scope.split(' ').some((s) => s !== '' && s !== 'slots:find' && s !== 'busy:read'));
+        const mustRefuse = !sole(form, 'refresh_token', token) ? 'its refresh token is not the live one' : otherResource(form, agentUrl) ? "its resource is not the token's" : wider ? "it asks for a scope beyond the token's" : undefined;
+        return { request, ...(mustRefuse ? { mustRefuse } : {}) };
+      },
+      reaches: TOKEN_REACHES,
     },
     'POST /token token-exchange': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.token,
       routes: ['POST /token'],
       request: (() => {
         const exchange: Fields = {
@@ -608,12 +808,30 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /token device_code': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.token,
       routes: ['POST /token'],
-      request: post('/token', formBody({ grant_type: [GRANT_DEVICE], device_code: [k.device.deviceCode, 'x'], client_id: [k.device.clientId, ...clientIds] }), noise),
+      once: true,
+      polls: true,
+      // A device authorization the owner approved, each run (review s35fuzz: the one fixed device was never approved);
+      // an altered device code, and the pending one, in the others.
+      request: post(
+        '/token',
+        tokenForm({ grant_type: [GRANT_DEVICE], device_code: [PH.deviceCode, PH.wrongDeviceCode, k.device.deviceCode], '?resource': resources, ...publicClient, client_id: [k.device.clientId, ...clientIds] }),
+        noise,
+      ),
+      prepare: async (generated) => {
+        const deviceCode = await fx.newApprovedDevice();
+        const request = fill(generated, { deviceCode, wrongDeviceCode: altered(deviceCode) });
+        const form = formOf(request);
+        const mustRefuse = !sole(form, 'device_code', deviceCode) ? 'its device code is not the approved one' : otherResource(form, agentUrl) ? "its resource is not the device request's" : undefined;
+        return { request, ...(mustRefuse ? { mustRefuse } : {}) };
+      },
+      reaches: TOKEN_REACHES,
     },
     'POST /token other grant types': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.token,
       routes: ['POST /token'],
       request: post(
         '/token',
@@ -624,6 +842,7 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /register': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.register,
       routes: ['POST /register'],
       request: post(
         '/register',
@@ -658,13 +877,15 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /revoke': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.revoke,
       routes: ['POST /revoke'],
       request: post('/revoke', formBody({ token: tokens, '?token_type_hint': ['access_token', 'refresh_token', 'id_token'], ...publicClient, client_id: [k.spareRefresh.clientId, ...clientIds] }), noise),
     },
-    'POST /introspect': { server: 'auth', kind: 'oauth', routes: ['POST /introspect'], request: post('/introspect', formBody({ token: tokens, '?token_type_hint': ['access_token'], ...agentClient }), noise) },
+    'POST /introspect': { server: 'auth', kind: 'oauth', codes: ERROR_CODES.introspect, routes: ['POST /introspect'], request: post('/introspect', formBody({ token: tokens, '?token_type_hint': ['access_token'], ...agentClient }), noise) },
     'GET /revocations': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.revocations,
       routes: ['GET /revocations'],
       // A positive wait is a long poll (up to 30 s) by design: it is kept to 10 ms here so the run stays bounded.
       request: get('/revocations', { '?since': ['0', '1', '-1', '1.5', '99999999999', '1e3', ''], '?wait': ['0', '-1', 'NaN', 'Infinity', '0.01'] }, noise).map((r) => ({
@@ -675,6 +896,7 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
     'POST /audit': {
       server: 'auth',
       kind: 'oauth',
+      codes: ERROR_CODES.audit,
       routes: ['POST /audit'],
       request: post(
         '/audit',
@@ -792,7 +1014,7 @@ function targets(k: Known, fx: Fixtures): Record<string, Target> {
       kind: 'mcp',
       routes: ['GET /mcp', 'DELETE /mcp'],
       request: fc
-        .tuple(fc.constantFrom('GET', 'DELETE', 'PUT'), fc.oneof(fc.constant({ authorization: `Bearer ${k.flow.accessToken}`, accept: 'text/event-stream' }), noise))
+        .tuple(fc.constantFrom('GET', 'DELETE', 'PUT', 'HEAD'), fc.oneof(fc.constant({ authorization: `Bearer ${k.flow.accessToken}`, accept: 'text/event-stream' }), noise))
         .map(([method, headers]) => ({ method, path: '/mcp', headers })),
     },
   };
@@ -957,6 +1179,8 @@ describe('fuzzing every HTTP endpoint', () => {
   let known: Known;
   let all: Record<string, Target>;
   let reader: ReturnType<typeof stateReader>;
+  /** `server HEAD path` of every HEAD a run sent. */
+  const sentHead = new Set<string>();
 
   beforeAll(async () => {
     // No timed sweep of expired rows: a long run (FUZZ_RUNS) outlasts its 10 minutes, and the sweep's deletions would read as a refused request's change.
@@ -997,7 +1221,8 @@ describe('fuzzing every HTTP endpoint', () => {
         expect(app.hasRoute({ method: method as 'GET', url }), `${server}: ${route} read from printRoutes is not a route`).toBe(true);
       }
       const named = new Set(Object.values(all).filter((t) => t.server === server).flatMap((t) => t.routes));
-      // fastify's automatic HEAD runs the GET route's handler; a preflight route is named by the OPTIONS target.
+      // fastify's automatic HEAD runs the GET route's handler: covered by the target of the GET route, which sends
+      // HEAD in a share of its runs (checked by 'sent HEAD to every HEAD route' after the targets).
       const covered = (route: string) => named.has(route) || (route.startsWith('HEAD ') && named.has(`GET ${route.slice(5)}`));
       expect(registered.filter((route) => !covered(route)), `${server}: routes no target fuzzes`).toEqual([]);
       expect([...named].filter((route) => !registered.includes(route)), `${server}: targets name routes it does not have`).toEqual([]);
@@ -1006,12 +1231,12 @@ describe('fuzzing every HTTP endpoint', () => {
   });
 
   /** A refused request changed nothing but what is changed by design (see the top of this file). */
-  function checkNoChange(before: Record<string, string>, seq: number, answer: Answer, signedAssertion: boolean, context: string): void {
+  function checkNoChange(before: Record<string, string>, seq: number, answer: Answer, signedAssertion: boolean, context: string, poll = false): void {
     const after = reader.snapshot();
     const added = reader.auditSince(seq);
     const replay = added.some((row) => REPLAY_EVENTS.has(row.event));
     const changed = Object.keys({ ...before, ...after }).filter((table) => before[table] !== after[table]);
-    const polled = /"error":"(authorization_pending|slow_down|access_denied|expired_token)"/.test(answer.text);
+    const polled = poll || /"error":"(authorization_pending|slow_down|access_denied|expired_token)"/.test(answer.text);
     const unexpected = changed.filter((table) => {
       if (replay && REPLAY_TABLES.has(table)) return false;
       // RFC 7523 §3: an assertion that authenticated the client is spent (its jti remembered)
@@ -1021,15 +1246,20 @@ describe('fuzzing every HTTP endpoint', () => {
       if (polled && table === 'device_authorizations') return false;
       return !(table === 'audit_log' && added.length > 0 && added.every((row) => designedAudit(row) || REPLAY_EVENTS.has(row.event)));
     });
-    expect(unexpected, `a refused request (${answer.status}) changed ${unexpected.join(', ')}: ${context}\nanswer: ${answer.text.slice(0, 300)}`).toEqual([]);
+    expect(unexpected, `a refused request, or a HEAD, (${answer.status}) changed ${unexpected.join(', ')}: ${context}\nanswer: ${answer.text.slice(0, 300)}`).toEqual([]);
   }
 
   it.each(TARGET_NAMES)('%s', async (name) => {
     const target = all[name]!;
     const origin = target.server === 'auth' ? known.stack.urls.issuer : target.server === 'calendar' ? known.stack.urls.calendarUrl : new URL(known.stack.urls.agentUrl).origin;
     const statuses = new Map<string, number>();
+    const reached = { success: 0, deep: 0 };
+    // A GET is sent as HEAD in one run of four (RFC 9110 §9.3.2: GET without the body), through the same prepare,
+    // must-refuse and once-only checks; and a HEAD, answered or not, changes nothing but a designed record (a safe
+    // method; found in review s35fuzz: HEAD was counted as covered and never sent, and HEAD /login/owner signed in).
     await fc.assert(
-      fc.asyncProperty(target.request, async (generated) => {
+      fc.asyncProperty(target.request, fc.nat(3), async (asGenerated, headChance) => {
+        const generated = asGenerated.method === 'GET' && headChance === 0 ? { ...asGenerated, method: 'HEAD' } : asGenerated;
         const body = generated.body;
         const freshAssertion = typeof body === 'string' && body.includes(FRESH_AGENT_ASSERTION);
         const withAssertion = typeof body === 'string' && freshAssertion ? { ...generated, body: body.replaceAll(FRESH_AGENT_ASSERTION, (await agentAssertions(known.stack, 1))[0]!) } : generated;
@@ -1045,16 +1275,19 @@ describe('fuzzing every HTTP endpoint', () => {
         const code = /"error":"([a-z_]+)"/.exec(answer.text)?.[1] ?? /<h1>([^<]{1,40})/.exec(answer.text)?.[1];
         const label = process.env.FUZZ_STATS === '2' ? `${answer.status} ${answer.text.slice(0, 120)}` : `${answer.status}${code ? `:${code}` : ''}`;
         statuses.set(label, (statuses.get(label) ?? 0) + 1);
+        if (target.reaches?.success(answer)) reached.success++;
+        if (target.reaches?.deep(answer)) reached.deep++;
         const context = describeRequest(request);
         const app = target.server === 'auth' ? known.stack.auth : target.server === 'calendar' ? known.stack.calendar : known.stack.agent;
         const unknownRoute = !hasRoute(app, request.method, request.path.split('?')[0]!);
-        checkAnswer(target.kind, answer, request.method, context, unknownRoute);
+        checkAnswer(target.kind, answer, request.method, context, unknownRoute, target.codes);
+        if (request.method === 'HEAD') sentHead.add(`${target.server} HEAD ${request.path.split('?')[0]!}`);
         const refused = answer.status >= 400 || (target.redirectErrorIsRefusal === true && isRefusal(answer));
         target.settle?.(answer, refused);
         if (prepared.mustRefuse !== undefined) expect(refused, `${answer.status} for a request that must be refused (${prepared.mustRefuse}): ${context}\nanswer: ${answer.text.slice(0, 300)}`).toBe(true);
-        if (refused) {
-          checkNoChange(before, seq, answer, signedAssertion, context);
-          return;
+        if (refused || request.method === 'HEAD') {
+          checkNoChange(before, seq, answer, signedAssertion, context, target.polls);
+          if (refused) return;
         }
         if (!target.once) return;
         // It worked once: the very same request again must be refused, and change nothing.
@@ -1062,14 +1295,26 @@ describe('fuzzing every HTTP endpoint', () => {
         const seqAgain = reader.lastAuditSeq();
         const again = await send(origin, request);
         const contextAgain = `the same request again: ${context}`;
-        checkAnswer(target.kind, again, request.method, contextAgain, unknownRoute);
+        checkAnswer(target.kind, again, request.method, contextAgain, unknownRoute, target.codes);
         expect(again.status, `${again.status} for ${contextAgain}\nanswer: ${again.text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
-        checkNoChange(beforeAgain, seqAgain, again, signedAssertion, contextAgain);
+        checkNoChange(beforeAgain, seqAgain, again, signedAssertion, contextAgain, target.polls);
       }),
       fuzzParams(),
     );
-    if (process.env.FUZZ_STATS) console.log(`${name}: ${[...statuses].sort(([a], [b]) => a.localeCompare(b)).map(([status, n]) => `${status}×${n}`).join(' ')}`);
+    const seen = [...statuses].sort(([a], [b]) => a.localeCompare(b)).map(([status, n]) => `${status}×${n}`).join(' ');
+    if (process.env.FUZZ_STATS) console.log(`${name}: ${seen}`);
+    if (target.reaches && FUZZ_RUNS >= 30) {
+      expect(reached.success, `no run of ${name} succeeded: ${seen}`).toBeGreaterThan(0);
+      expect(reached.deep, `no run of ${name} got past authentication to be refused there: ${seen}`).toBeGreaterThan(0);
+    }
   }, fuzzTimeout());
+
+  it('sent HEAD to every HEAD route the servers registered', () => {
+    if (FUZZ_RUNS < 30) return;
+    const apps = { auth: known.stack.auth, calendar: known.stack.calendar, agent: known.stack.agent } as const;
+    const heads = Object.entries(apps).flatMap(([server, app]) => registeredRoutes(app).filter((route) => route.startsWith('HEAD ')).map((route) => `${server} ${route}`));
+    expect(heads.filter((route) => !sentHead.has(route)), 'HEAD routes no run sent HEAD to').toEqual([]);
+  });
 
   it('leaves all three servers answering', async () => {
     const { issuer, calendarUrl, agentUrl } = known.stack.urls;
@@ -1077,6 +1322,44 @@ describe('fuzzing every HTTP endpoint', () => {
       expect((await fetch(url)).status, url).toBe(200);
     }
   });
+});
+
+// The fuzz stack above turns the request limits off (a long run starts thousands of device requests and
+// registrations). Here the device request limit as shipped (DEVICE_REQUEST_LIMIT, 30 a source in 10 minutes):
+// generated device requests until the limit answers, each answer checked as above, and the limit's 429 held to what
+// docs/internals.md ships: too_many_requests, Retry-After, no-store (found in review s35fuzz: the fuzz never met it,
+// and its check did not know the code).
+describe('fuzzing /device_authorization with the request limit as shipped', () => {
+  let stack: TestStack;
+  let clientId: string;
+
+  beforeAll(async () => {
+    stack = await startTestStack({ sweep: false });
+    clientId = (await pendingDevice(stack)).clientId;
+  }, 30_000);
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('answers every request, the limit with a 429 that says when to come back', async () => {
+    const { issuer, agentUrl } = stack.urls;
+    const statuses = new Map<string, number>();
+    const request = post('/device_authorization', tokenForm({ client_id: [clientId, 'x'], resource: [agentUrl, 'urn:x'], '?scope': ['slots:find', 'openid'] }), noiseHeaders());
+    const sendOne = async (generated: FuzzRequest): Promise<Answer> => {
+      const answer = await send(issuer, generated);
+      const label = `${answer.status}${/"error":"([a-z_]+)"/.exec(answer.text)?.[1] ? `:${/"error":"([a-z_]+)"/.exec(answer.text)![1]}` : ''}`;
+      statuses.set(label, (statuses.get(label) ?? 0) + 1);
+      checkAnswer('oauth', answer, generated.method, describeRequest(generated), false, ERROR_CODES.deviceAuthorization);
+      return answer;
+    };
+    await fc.assert(fc.asyncProperty(request, async (generated) => void (await sendOne(generated))), fuzzParams());
+    // Then the right request until the limit answers (a refused request is not counted: at most the limit's 30 more).
+    const right: FuzzRequest = { method: 'POST', path: '/device_authorization', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: toQuery([['client_id', clientId], ['resource', agentUrl]]).slice(1) };
+    for (let i = 0; i <= 30 && (statuses.get('429:too_many_requests') ?? 0) === 0; i++) await sendOne(right);
+    if (process.env.FUZZ_STATS) console.log(`device_authorization as shipped: ${[...statuses].map(([status, n]) => `${status}×${n}`).join(' ')}`);
+    expect(statuses.get('429:too_many_requests') ?? 0, 'the limit never answered').toBeGreaterThan(0);
+  }, fuzzTimeout());
 });
 
 /** One request over a raw socket: any method, the path as given (no normalization), a chosen Host or none. */

@@ -16,6 +16,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INTERNAL_TOOL_ERROR } from '../../src/agent/guard.js';
 import { runAuthorizationFlow, startTestStack, type FlowSecrets, type TestStack } from '../support/stack.js';
 import { FUZZ_RUNS, designedAudit, fuzzParams, fuzzTimeout, stateReader } from './support.js';
 import { findSlotArgs, listBusyArgs, toolCall } from './tool-args.js';
@@ -34,6 +35,29 @@ type Outcome = 'ok' | 'tool error' | 'rejected input' | 'json-rpc error';
 const REFUSED_BEFORE_THE_TOOL = /^MCP error -32602: (Input validation error: |Invalid arguments for tool )/s;
 
 const TOOLS = ['find_slot', 'list_busy'];
+
+/**
+ * What a crash inside a tool looks like to the caller: the guard's fixed text (src/agent/guard.ts), or, had it not
+ * caught the exception, the SDK's result carrying the exception's own message (a JavaScript engine's wording, or an
+ * error class's name). A tool's own errors say what to change; neither of these ever passes as one (found in review
+ * s35fuzz: any isError was counted as a tool error, so a TypeError thrown by find_slot passed).
+ */
+const CRASHED = new RegExp(
+  [
+    INTERNAL_TOOL_ERROR.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+    'Cannot read propert(y|ies) of',
+    'Cannot set propert(y|ies) of',
+    'is not a function',
+    'is not iterable',
+    'is not defined',
+    'is not a constructor',
+    'Maximum call stack size exceeded',
+    'Invalid time value',
+    'Invalid array length',
+    '\\b(TypeError|RangeError|ReferenceError|SyntaxError|EvalError|URIError|AggregateError)\\b',
+    '\\bat [\\w.<>]+ \\(',
+  ].join('|'),
+);
 
 /**
  * The window refusals a tool can only give once the calendar has answered: a window written as wall-clock times
@@ -92,6 +116,7 @@ describe('fuzzing the MCP tools through the SDK client', () => {
       if (result.isError) {
         message = result.content.map((c) => (c.type === 'text' ? c.text : '')).join(' ');
         expect(message.trim().length, `an error result without a message for ${name} ${JSON.stringify(args)}`).toBeGreaterThan(0);
+        expect(message, `the tool crashed for ${name} ${JSON.stringify(args).slice(0, 300)}`).not.toMatch(CRASHED);
       }
       outcome = !result.isError ? 'ok' : REFUSED_BEFORE_THE_TOOL.test(message) ? 'rejected input' : 'tool error';
     } catch (error) {

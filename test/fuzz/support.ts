@@ -6,10 +6,13 @@
 // - oauth (/token, /register, /revoke, /introspect, /device_authorization,
 //   /revocations, /audit, metadata, unknown routes, and any request the shared
 //   fastify plumbing refuses: Host, content type, body size, JSON syntax):
-//   `application/json`, an object whose `error` is one of the codes the OAuth
-//   RFCs define (RFC 6749 §4.1.2.1 and §5.2, RFC 7009 §2.2.1, RFC 7591 §3.2.2,
-//   RFC 8628 §3.5, RFC 8693 §2.2.2, RFC 8707 §2, RFC 9396 §5, RFC 6750 §3.1),
-//   with an optional string `error_description`, and `Cache-Control: no-store`.
+//   `application/json`, an object whose `error` is one of the codes the RFC
+//   of that endpoint defines (ERROR_CODES: RFC 6749 §5.2, RFC 8707 §2,
+//   RFC 8628 §3.5, RFC 8693 §2.2.2 at /token; RFC 7009 §2.2.1 at /revoke;
+//   RFC 7591 §3.2.2 at /register; RFC 7662 §2.3 at /introspect; the
+//   plumbing's invalid_request anywhere; too_many_requests only on a 429 with
+//   Retry-After), with an optional string `error_description`, and
+//   `Cache-Control: no-store`.
 // - a request no route matches (any class; the caller says so, from fastify's
 //   own `hasRoute`): 404 with this project's `not_found` body (no RFC defines
 //   a code for a path that is no endpoint; docs/internals.md), `no-store`; or
@@ -96,7 +99,10 @@ export function valueOf(plausible: readonly string[]): fc.Arbitrary<string> {
 /**
  * A request's parameters by name, each with its plausible values; a name
  * starting with `?` is optional (left out of a well-formed request half the
- * time). The first value of a field is the one a correct client would send.
+ * time), one starting with `~` is a mistake (a parameter a correct client
+ * does not send, such as a public client's client_secret: in one well-formed
+ * request of eight). The first value of a field is the one a correct client
+ * would send.
  */
 export type Fields = Record<string, readonly string[]>;
 
@@ -113,18 +119,38 @@ export function paramsOf(fields: Fields): fc.Arbitrary<Pairs> {
   return fc.oneof({ weight: 3, arbitrary: mutated(fields) }, { weight: 1, arbitrary: chaotic(fields) });
 }
 
-function fieldList(fields: Fields): Array<{ name: string; optional: boolean; plausible: readonly string[] }> {
-  return Object.entries(fields).map(([key, plausible]) => ({ name: key.replace(/^\?/, ''), optional: key.startsWith('?'), plausible }));
+function fieldList(fields: Fields): Array<{ name: string; optional: boolean; mistake: boolean; plausible: readonly string[] }> {
+  return Object.entries(fields).map(([key, plausible]) => ({ name: key.replace(/^[?~]/, ''), optional: key.startsWith('?'), mistake: key.startsWith('~'), plausible }));
 }
 
 function wellFormed(fields: Fields): fc.Arbitrary<Pairs> {
-  const parts = fieldList(fields).map(({ name, optional, plausible }) => {
+  const parts = fieldList(fields).map(({ name, optional, mistake, plausible }) => {
     // Mostly the first value (the one a correct client sends), else another plausible one.
     const value = plausible.length === 0 ? junk() : plausible.length === 1 ? fc.constant(plausible[0]!) : fc.oneof({ weight: 3, arbitrary: fc.constant(plausible[0]!) }, { weight: 1, arbitrary: fc.constantFrom(...plausible.slice(1)) });
     const present = value.map((v) => [[name, v]] as Pairs);
+    if (mistake) return fc.oneof({ weight: 7, arbitrary: fc.constant([] as Pairs) }, { weight: 1, arbitrary: present });
     return optional ? fc.oneof(present, fc.constant([] as Pairs)) : present;
   });
   return fc.tuple(...parts).map((p) => p.flat());
+}
+
+/**
+ * The request a correct client sends (every field but the mistakes, each with its first value), with at most one
+ * thing wrong: a field given another of its plausible values, or left out, or a mistake added. Such a request
+ * passes every check but the one that field is for, so a check that went missing shows (a wrong redirect_uri with a
+ * live code and the right verifier).
+ */
+export function nearlyRight(fields: Fields): fc.Arbitrary<Pairs> {
+  const list = fieldList(fields);
+  const right: Pairs = list.filter((f) => !f.mistake && f.plausible.length > 0).map((f) => [f.name, f.plausible[0]!]);
+  // Another value is the likelier change: it is what gets past the parser to the check.
+  const changes = list.flatMap(({ name, mistake, plausible }): Array<fc.WeightedArbitrary<Pairs>> => {
+    if (mistake) return plausible.length > 0 ? [{ weight: 1, arbitrary: fc.constantFrom(...plausible).map((v): Pairs => [...right, [name, v]]) }] : [];
+    const others = plausible.slice(1);
+    const without = { weight: 1, arbitrary: fc.constant(right.filter(([k]) => k !== name)) };
+    return others.length > 0 ? [without, { weight: 3, arbitrary: fc.constantFrom(...others).map((v): Pairs => right.map(([k, old]) => [k, k === name ? v : old])) }] : [without];
+  });
+  return fc.oneof({ weight: 2, arbitrary: fc.constant(right) }, ...changes);
 }
 
 type Mutation = { kind: 'drop' | 'repeat' | 'junk'; at: number; value: string } | { kind: 'extra'; at: number; value: string; name: string };
@@ -339,36 +365,44 @@ export function designedAudit(row: { event: string; detail: string }): boolean {
 
 export type EndpointClass = 'oauth' | 'page' | 'bearer' | 'mcp';
 
-/** Error codes defined by the OAuth RFCs (see the top of this file), and this server's not_found for an unknown route. */
-export const OAUTH_ERROR_CODES = new Set([
-  'invalid_request',
-  'invalid_client',
-  'invalid_grant',
-  'unauthorized_client',
-  'unsupported_grant_type',
-  'invalid_scope',
-  'access_denied',
-  'unsupported_response_type',
-  'server_error',
-  'temporarily_unavailable',
-  'unsupported_token_type',
-  'invalid_redirect_uri',
-  'invalid_client_metadata',
-  'invalid_software_statement',
-  'unapproved_software_statement',
-  'authorization_pending',
-  'slow_down',
-  'expired_token',
-  'invalid_target',
-  'invalid_authorization_details',
-  'invalid_token',
-  'insufficient_scope',
-]);
+/**
+ * The error codes each endpoint may answer, from the RFC that defines it (found in review s35fuzz: any of 22 codes
+ * passed anywhere, so /revoke answering invalid_target, a code RFC 7009 does not give it, went unseen). Every set
+ * holds `invalid_request`, the code of the shared fastify plumbing's refusals (Host, content type, body size, JSON
+ * syntax, a method the path does not take: src/http/app.ts), which any route may answer.
+ */
+const PLUMBING = ['invalid_request'] as const;
+/** RFC 6749 §5.2: a client's authentication, or its right to the grant, refused. */
+const CLIENT = ['invalid_client', 'unauthorized_client'] as const;
+/** This project's 429 (docs/internals.md: the registration and device request limits), with Retry-After: see checkTooMany. */
+const TOO_MANY = 'too_many_requests';
+export const ERROR_CODES = {
+  /** Metadata, JWKS, protected resource metadata, CORS preflights: nothing of their own to refuse. */
+  plumbing: new Set<string>(PLUMBING),
+  /**
+   * /token: RFC 6749 §5.2; RFC 8707 §2 invalid_target; RFC 8628 §3.5 (the device grant's polls); RFC 8693 §2.2.2
+   * (the exchange: RFC 6749's codes and invalid_target); RFC 9396 §6.2 invalid_authorization_details (the exchange's
+   * details, SECURITY.md).
+   */
+  token: new Set<string>([...PLUMBING, ...CLIENT, 'invalid_grant', 'unsupported_grant_type', 'invalid_scope', 'invalid_target', 'authorization_pending', 'slow_down', 'access_denied', 'expired_token', 'invalid_authorization_details']),
+  /** /revoke: RFC 7009 §2.2.1, RFC 6749 §5.2's client errors and unsupported_token_type. */
+  revoke: new Set<string>([...PLUMBING, ...CLIENT, 'unsupported_token_type']),
+  /** /introspect: RFC 7662 §2.3, the client's authentication refused (RFC 6749 §5.2) or a malformed request. */
+  introspect: new Set<string>([...PLUMBING, 'invalid_client']),
+  /** /register: RFC 7591 §3.2.2, and the registration limit (docs/internals.md). */
+  register: new Set<string>([...PLUMBING, 'invalid_redirect_uri', 'invalid_client_metadata', 'invalid_software_statement', 'unapproved_software_statement', TOO_MANY]),
+  /** /device_authorization: RFC 8628 §3.2 takes RFC 6749 §5.2's codes; RFC 8707 §2 invalid_target; the device request limit. */
+  deviceAuthorization: new Set<string>([...PLUMBING, ...CLIENT, 'invalid_scope', 'invalid_target', TOO_MANY]),
+  /** POST /audit (this project's, docs/internals.md): the agent's authentication, and a report only an agent may send. */
+  audit: new Set<string>([...PLUMBING, ...CLIENT]),
+  /** GET /revocations (this project's): a malformed cursor or wait. */
+  revocations: new Set<string>(PLUMBING),
+  /** RFC 6750 §3.1: a bearer-protected resource (the calendar's /freebusy, the agent's /mcp before the body is read). */
+  bearer: new Set<string>([...PLUMBING, 'invalid_token', 'insufficient_scope']),
+} as const;
 
 /** This project's code for a request no route matches (src/http/app.ts's not-found handler): 404 only, and only there. */
 const UNKNOWN_ROUTE_CODES: ReadonlySet<string> = new Set(['not_found']);
-
-const BEARER_ERROR_CODES = new Set(['invalid_request', 'invalid_token', 'insufficient_scope']);
 
 function json(answer: Answer): unknown {
   try {
@@ -378,7 +412,7 @@ function json(answer: Answer): unknown {
   }
 }
 
-function isOAuthErrorBody(answer: Answer, codes: ReadonlySet<string> = OAUTH_ERROR_CODES): boolean {
+function isOAuthErrorBody(answer: Answer, codes: ReadonlySet<string>): boolean {
   if (!answer.headers.get('content-type')?.startsWith('application/json')) return false;
   const body = json(answer) as { error?: unknown; error_description?: unknown } | undefined;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
@@ -449,9 +483,10 @@ function checkDescriptions(answer: Answer, context: string): void {
 /**
  * Asserts no 5xx, the class's error body on every 4xx (see the top of this file), and every error_description's characters.
  * `unknownRoute`: no route of the server matches the request's method and path (fastify's hasRoute), so its 404 is the
- * not-found handler's.
+ * not-found handler's. `codes`: the error codes the endpoint may answer (ERROR_CODES; for an oauth endpoint, only the
+ * plumbing's invalid_request unless given).
  */
-export function checkAnswer(kind: EndpointClass, answer: Answer, method: string, context: string, unknownRoute = false): void {
+export function checkAnswer(kind: EndpointClass, answer: Answer, method: string, context: string, unknownRoute = false, codes?: ReadonlySet<string>): void {
   expect(answer.status, `5xx for ${context}\n${answer.text.slice(0, 500)}`).toBeLessThan(500);
   checkDescriptions(answer, context);
   if (answer.status < 400) return;
@@ -462,6 +497,7 @@ export function checkAnswer(kind: EndpointClass, answer: Answer, method: string,
   // A HEAD answer has no body by definition (RFC 9110 §9.3.2); its status was checked.
   if (method === 'HEAD') return;
   const where = `${answer.status} for ${context}\nanswer: ${answer.headers.get('content-type')} ${answer.text.slice(0, 400)}`;
+  checkTooMany(answer, where);
   if (unknownRoute && answer.status === 404) {
     expect(isOAuthErrorBody(answer, UNKNOWN_ROUTE_CODES), `no not_found body for a request no route matches: ${where}`).toBe(true);
     expect(answer.headers.get('cache-control'), `error not no-store: ${where}`).toMatch(/no-store/);
@@ -469,20 +505,33 @@ export function checkAnswer(kind: EndpointClass, answer: Answer, method: string,
   }
   switch (kind) {
     case 'oauth':
-      expect(isOAuthErrorBody(answer), `no RFC error body: ${where}`).toBe(true);
+      expect(isOAuthErrorBody(answer, codes ?? ERROR_CODES.plumbing), `no RFC error body with one of this endpoint's codes (${[...(codes ?? ERROR_CODES.plumbing)].join(' ')}): ${where}`).toBe(true);
       expect(answer.headers.get('cache-control'), `error not no-store: ${where}`).toMatch(/no-store/);
       return;
     case 'page':
-      expect(isErrorPage(answer) || isOAuthErrorBody(answer), `no error page: ${where}`).toBe(true);
+      expect(isErrorPage(answer) || isOAuthErrorBody(answer, codes ?? ERROR_CODES.plumbing), `no error page: ${where}`).toBe(true);
       return;
     case 'bearer':
-      expect(isOAuthErrorBody(answer, answer.status === 421 || answer.status === 413 || answer.status === 415 ? OAUTH_ERROR_CODES : BEARER_ERROR_CODES), `no RFC 6750 body: ${where}`).toBe(true);
+      expect(isOAuthErrorBody(answer, codes ?? ERROR_CODES.bearer), `no RFC 6750 body: ${where}`).toBe(true);
       if (answer.status === 401) expect(answer.headers.get('www-authenticate'), `no challenge: ${where}`).toMatch(/^Bearer /);
       return;
     case 'mcp':
       if (isJsonRpcError(answer)) return;
-      expect(isOAuthErrorBody(answer), `neither JSON-RPC error nor bearer refusal: ${where}`).toBe(true);
+      expect(isOAuthErrorBody(answer, codes ?? ERROR_CODES.bearer), `neither JSON-RPC error nor bearer refusal: ${where}`).toBe(true);
       if (answer.status === 401) expect(answer.headers.get('www-authenticate'), `no challenge: ${where}`).toMatch(/^Bearer /);
       return;
   }
+}
+
+/**
+ * The shipped limits' answer (docs/internals.md: registration, device requests): too_many_requests only on a 429,
+ * which says when to come back (RFC 6585 §4, Retry-After) and is not cached; a 429 with a JSON body says
+ * too_many_requests. The sign-in and device pages' own 429 (the form again, with its reason) is a page.
+ */
+function checkTooMany(answer: Answer, where: string): void {
+  const error = (json(answer) as { error?: unknown } | undefined)?.error;
+  if (error !== TOO_MANY && !(answer.status === 429 && typeof error === 'string')) return;
+  expect([answer.status, error], `too_many_requests only on a 429, and a 429 says too_many_requests: ${where}`).toEqual([429, TOO_MANY]);
+  expect(answer.headers.get('retry-after'), `a 429 with no Retry-After: ${where}`).toMatch(/^\d+$/);
+  expect(answer.headers.get('cache-control'), `a 429 not no-store: ${where}`).toMatch(/no-store/);
 }
