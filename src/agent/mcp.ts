@@ -153,7 +153,8 @@ function perCall<I>(deps: AgentMcpDeps, build: (deps: AgentMcpDeps) => ToolHandl
     if (context) return build({ ...deps, ...context })(input, extra);
     const requestId = randomUUID();
     const logger = deps.logger;
-    const forCall: AgentMcpDeps = { ...deps, requestId, ...(logger ? { logger: { warn: (obj, msg) => logger.warn({ ...obj, reqId: requestId }, msg), error: (obj, msg) => logger.error({ ...obj, reqId: requestId }, msg) } } : {}) };
+    const tagged = (level: keyof ToolLogger) => (obj: object, msg: string) => logger![level]({ ...obj, reqId: requestId }, msg);
+    const forCall: AgentMcpDeps = { ...deps, requestId, ...(logger ? { logger: { warn: tagged('warn'), error: tagged('error') } } : {}) };
     return build(forCall)(input, extra);
   };
 }

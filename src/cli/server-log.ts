@@ -10,6 +10,15 @@ import type { LogLevelName } from '../config.js';
 
 export const SERVER_LOG_FILE = 'delegate.log';
 
+/**
+ * Which server a line is from (`server: "auth" | "calendar" | "agent"`) on every line it writes, under `serve` and
+ * the embedded stack alike: the three share one stream (found in review, s35logs: their lines could not be told
+ * apart but by path).
+ */
+export function serverLog(log: Logger, server: 'auth' | 'calendar' | 'agent'): Logger {
+  return log.child({ server });
+}
+
 export interface ServerLog {
   logger: Logger;
   close(): void;

@@ -10,7 +10,7 @@ import { ForeignListenerError, refuseForeignListener } from '../http/listener-ow
 import type { Stack, StackOptions } from './contracts.js';
 import { CommandFailed, serverNamed } from './errors.js';
 import { whileStarting } from './start-lock.js';
-import { openServerLog, SERVER_LOG_FILE, type ServerLog } from './server-log.js';
+import { openServerLog, SERVER_LOG_FILE, serverLog, type ServerLog } from './server-log.js';
 import { printableClipped } from '../terminal-text.js';
 import { badPortText } from '../bad-ports.js';
 import { canonicalResource, isAnyLoopbackHost, protectedResourceMetadataUrl } from '../delegation/resource.js';
@@ -414,9 +414,9 @@ async function startEmbedded(options: StackOptions, urls: Urls, parts: readonly 
     if (move) options.notice?.(servers.agentMoveNotice(move));
     const apps = [
       // Each server's lines name it, as under `serve` (src/cli/commands/serve.ts).
-      await servers.buildAuth(store, options.paths, urls.issuer, logger?.child({ server: 'auth' })),
-      await servers.buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, logger?.child({ server: 'calendar' })),
-      await servers.buildAgent(options.paths, urls, logger?.child({ server: 'agent' }), servers.storeAudit(store)),
+      await servers.buildAuth(store, options.paths, urls.issuer, logger && serverLog(logger, 'auth')),
+      await servers.buildCalendar(store, options.paths, urls.calendarUrl, urls.issuer, logger && serverLog(logger, 'calendar')),
+      await servers.buildAgent(options.paths, urls, logger && serverLog(logger, 'agent'), servers.storeAudit(store)),
     ];
     for (const [i, app] of apps.entries()) {
       try {

@@ -259,8 +259,6 @@ function answerClientError(app: FastifyInstance, err: NodeJS.ErrnoException, soc
   socket.destroy();
 }
 
-export { noteRefusal };
-
 /** An error response with an RFC 6749 §5.2-style body (its description in the characters §5.2 allows), noted on the access line; never cached. */
 export function sendError(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
   noteRefusal(reply.request, error, description);

@@ -17,18 +17,12 @@ import { whileStarting } from '../start-lock.js';
 import { printable } from '../../terminal-text.js';
 import { isBadPort } from '../../bad-ports.js';
 import { issuerOnRecord } from '../served-elsewhere.js';
+import { serverLog } from '../server-log.js';
 import { agentIdentity, agentMoveNotice, bootstrap, buildAgent, buildAuth, buildCalendar, closeAll, lazyStoreAudit, listen, openDataStore, recordedBindings, type ListenPart, storeAudit, watchDatabase } from '../servers.js';
 
 function logger(level: LogLevelName) {
   return createLogger(level);
 }
-
-/**
- * Which server a line is from, as its serve command names it (`server: "auth" | "calendar" | "agent"`) on every line
- * it writes: `serve`'s three share one stderr (found in review, s35logs: their lines could not be told apart but by path).
- */
-type ServerName = 'auth' | 'calendar' | 'agent';
-const serverLog = (log: Logger, server: ServerName): Logger => log.child({ server });
 
 /**
  * Waits for Ctrl-C, then stops everything that was started. With `watched`, a process holding the store stops too
